@@ -1,0 +1,244 @@
+"""Tape-based reverse-mode autograd.
+
+Each differentiable op is a ``Function`` subclass with ``forward`` and
+``backward`` side by side (see gt/ops). ``Function.apply`` runs the forward on
+engine arrays and, when grad mode is on and an input requires grad, records the
+op on the output tensor (its ``grad_fn``) and on the tape.
+``Tensor.backward()`` walks the recorded graph in reverse topological order,
+accumulating gradients, then frees it.
+"""
+
+import collections
+import functools
+import weakref
+
+from gt.backend import B
+
+_grad_enabled = True
+# Weak references to recently recorded ops, for gt.debug.print_tape(); cleared by backward.
+tape = collections.deque(maxlen=4096)
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager and decorator that turns gradient recording on or off."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+        self.prev = None
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+        return False
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with self.__class__(self.mode):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Record nothing on the tape: ``with gt.no_grad(): ...`` or ``@gt.no_grad()``.
+
+    Also usable as a bare decorator: ``@gt.no_grad``.
+    """
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if callable(func):
+            self.__init__()
+            return self(func)
+        return self
+
+    def __init__(self, func=None):
+        super().__init__(False)
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class enable_grad(set_grad_enabled):
+    """Turn recording back on inside a ``no_grad`` region."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class Function:
+    """One differentiable op. Subclasses write ``forward(*arrays, **kw) -> array`` and
+    ``backward(grad) -> tuple of grads`` (one per positional input, ``None`` where
+    there is none), both on engine arrays. Non-tensor positional inputs (Python
+    scalars) are passed through as constants.
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "saved", "released", "out_shape", "__weakref__")
+
+    def save(self, *values):
+        self.saved = values
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from gt.tensor import Tensor
+
+        ctx = cls()
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = _grad_enabled and any(needs)
+        ctx.needs_input_grad = needs
+        out = ctx.forward(*arrays, **kwargs)
+        result = Tensor._wrap(out, requires_grad=record)
+        if record:
+            ctx.inputs = args
+            ctx.released = False
+            ctx.out_shape = result.shape
+            result._ctx = ctx
+            tape.append(weakref.ref(ctx))
+        return result
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``, undoing numpy broadcasting (leading axes and size-1 axes)."""
+    gshape = tuple(grad.shape)
+    if gshape == tuple(shape):
+        return grad
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
+    )
+    if axes:
+        grad = B.sum(grad, axis=axes, keepdims=True)
+    if lead:
+        grad = B.reshape(grad, tuple(shape))
+    return B.reshape(grad, tuple(shape)) if tuple(grad.shape) != tuple(shape) else grad
+
+
+def _topological_order(root):
+    """Nodes reachable from ``root`` through recorded ops, inputs before outputs (iterative DFS)."""
+    from gt.tensor import Tensor
+
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None and not ctx.released:
+            for parent in ctx.inputs:
+                if isinstance(parent, Tensor) and parent.requires_grad and id(parent) not in seen:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() called on a tensor that does not require grad and has no grad_fn: "
+            "create the inputs with requires_grad=True, and do not compute it under gt.no_grad()"
+        )
+    if grad is None:
+        if root.numel() != 1:
+            raise RuntimeError(
+                f"backward() without a gradient is only defined for scalar outputs; this tensor has shape "
+                f"{root.shape}: call .sum() or .mean() first, or pass backward(grad) with that shape"
+            )
+        seed = B.ones(root.shape, root.dtype)
+    else:
+        from gt.tensor import Tensor
+
+        seed = grad._data if isinstance(grad, Tensor) else B.asarray(grad, dtype=root.dtype)
+        if tuple(seed.shape) != root.shape:
+            raise ValueError(f"backward(grad): grad has shape {tuple(seed.shape)} but the tensor has shape {root.shape}")
+        seed = B.copy(seed)  # the caller keeps theirs; ours may end up as a leaf's .grad
+
+    if root._ctx is not None and root._ctx.released:
+        raise RuntimeError(_FREED)
+
+    order = _topological_order(root)
+    grads = {id(root): seed}
+    # How often each array has been handed out in this pass: a leaf may keep an array as its
+    # .grad without a copy only if nothing else holds it (users mutate .grad in place).
+    handed = collections.Counter({id(seed): 1})
+    for node in reversed(order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        handed[id(g)] -= 1  # popped: the pass itself no longer holds it
+        ctx = node._ctx
+        if ctx is None or node._retains_grad:
+            _accumulate_leaf(node, g, handed)
+            if ctx is None:
+                continue
+        if ctx.released:
+            raise RuntimeError(_FREED)
+        input_grads = ctx.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, pg in zip(ctx.inputs, input_grads):
+            if pg is None or not getattr(parent, "requires_grad", False):
+                continue
+            if tuple(pg.shape) != parent.shape:
+                pg = unbroadcast(pg, parent.shape)
+            if pg.dtype != parent._data.dtype:
+                pg = B.astype(pg, parent.dtype)
+            handed[id(pg)] += 1
+            prev = grads.get(id(parent))
+            grads[id(parent)] = pg if prev is None else prev + pg
+        if not retain_graph:
+            ctx.saved = None
+            ctx.inputs = ()
+            ctx.released = True
+    tape.clear()
+
+
+def _accumulate_leaf(node, g, handed):
+    from gt.tensor import Tensor
+
+    if node.grad is None:
+        owned = handed[id(g)] == 0 and not B.is_view(g)
+        node.grad = Tensor._wrap(g if owned else B.copy(g), requires_grad=False)
+    else:
+        node.grad._data += g  # the leaf owns its .grad array, so in place is safe
+
+
+_FREED = (
+    "trying to backward through a graph a second time (its saved values were freed by the first "
+    "backward); call backward(retain_graph=True) the first time if you need to"
+)

@@ -1,0 +1,131 @@
+"""Tensor creation: from data, constants, ranges and random draws (float32 unless told otherwise)."""
+
+from gt import backend, dtypes
+from gt.backend import B
+from gt.tensor import Tensor, _shape_args
+
+
+def _new(arr, requires_grad):
+    backend.mark_tensor_created()
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _dims(shape):
+    shape = _shape_args(shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"negative dimension in shape {shape}")
+    return shape
+
+
+def _float(dtype):
+    return dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors).
+
+    Python floats give float32; numpy arrays keep their dtype unless ``dtype`` says otherwise.
+    """
+    src = data._data if isinstance(data, Tensor) else data
+    return _new(B.asarray(src, dtype=dtype, copy=True), requires_grad)
+
+
+def from_numpy(array, requires_grad=False):
+    """A tensor sharing memory with the numpy array ``array`` (its dtype is kept)."""
+    if type(array).__module__ != "numpy" or not hasattr(array, "dtype") or not hasattr(array, "shape"):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return _new(B.asarray(array), requires_grad)
+
+
+def zeros(*shape, dtype=None, requires_grad=False):
+    return _new(B.zeros(_dims(shape), _float(dtype)), requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False):
+    return _new(B.ones(_dims(shape), _float(dtype)), requires_grad)
+
+
+def empty(*shape, dtype=None, requires_grad=False):
+    return _new(B.empty(_dims(shape), _float(dtype)), requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False):
+    shape = (shape,) if isinstance(shape, int) else shape
+    if dtype is None and isinstance(fill_value, bool):
+        dtype = dtypes.bool_
+    elif dtype is None and isinstance(fill_value, int):
+        dtype = dtypes.int64
+    return _new(B.full(_dims(shape), fill_value, _float(dtype)), requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+    """``[start, stop)`` in steps of ``step``; int64 for int arguments, float32 otherwise."""
+    if stop is None:
+        start, stop = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be zero")
+    if dtype is None:
+        dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, stop, step)) else dtypes.default_float
+    return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad)
+
+
+def linspace(start, stop, steps, dtype=None, requires_grad=False):
+    if steps < 1:
+        raise ValueError(f"linspace: steps must be at least 1, got {steps}")
+    step = (stop - start) / (steps - 1) if steps > 1 else 0.0
+    values = B.arange(0, steps, 1, dtypes.float64) * step + start
+    return _new(B.astype(values, _float(dtype)), requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    m = n if m is None else m
+    arr = B.zeros((n, m), _float(dtype))
+    idx = B.arange(0, min(n, m), 1, dtypes.int64)
+    arr[idx, idx] = 1
+    return _new(arr, requires_grad)
+
+
+def manual_seed(seed):
+    """Seed gt's random generator: the same seed gives the same ``randn``/``rand``/dropout draws."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
+    B.manual_seed(seed)
+
+
+def randn(*shape, dtype=None, requires_grad=False):
+    """Standard normal samples of the given shape (float32 by default)."""
+    return _new(B.randn(_dims(shape), _float(dtype)), requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad=False):
+    """Uniform samples in [0, 1) of the given shape (float32 by default)."""
+    return _new(B.rand(_dims(shape), _float(dtype)), requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None):
+    """Random integers in ``[low, high)`` (int64)."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    arr = B.randint(low, high, _dims(size))
+    return _new(arr if dtype is None else B.astype(arr, dtype), False)
+
+
+def randperm(n):
+    return _new(B.astype(B.permutation(n), dtypes.int64), False)

@@ -1,0 +1,67 @@
+"""gt's dtypes: plain named values that each engine maps to its own native dtype.
+
+    >>> gt.zeros(2, dtype=gt.float64).dtype
+    gt.float64
+"""
+
+
+class DType:
+    """A tensor element type. Compares equal to its name and to numpy/torch dtypes of that name."""
+
+    __slots__ = ("name", "is_floating_point")
+
+    def __init__(self, name, is_floating_point):
+        self.name = name
+        self.is_floating_point = is_floating_point
+
+    def __repr__(self):
+        return f"gt.{self.name}"
+
+    def __eq__(self, other):
+        if isinstance(other, DType):
+            return self.name == other.name
+        try:
+            return self.name == to_dtype(other).name
+        except TypeError:
+            return False
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+float32 = DType("float32", True)
+float64 = DType("float64", True)
+int64 = DType("int64", False)
+int32 = DType("int32", False)
+bool_ = DType("bool", False)
+float16 = DType("float16", True)
+bfloat16 = DType("bfloat16", True)
+
+_BY_NAME = {d.name: d for d in (float32, float64, int64, int32, bool_, float16, bfloat16)}
+_ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_}
+
+default_float = float32
+
+
+def to_dtype(value):
+    """Turn a gt dtype, a name ("float32"), a Python type, or a numpy/torch dtype into a gt DType."""
+    if isinstance(value, DType):
+        return value
+    if value is float:
+        return default_float
+    if value is int:
+        return int64
+    if value is bool:
+        return bool_
+    name = value if isinstance(value, str) else getattr(value, "name", None) or getattr(value, "__name__", None)
+    if isinstance(value, str) is False and name is None:
+        name = str(value)
+    if isinstance(name, str):
+        name = name.replace("torch.", "")
+        if name in _BY_NAME:
+            return _BY_NAME[name]
+        if name in _ALIASES:
+            return _ALIASES[name]
+    raise TypeError(
+        f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.int64, gt.int32, gt.bool"
+    )

@@ -1,0 +1,61 @@
+"""Free functions over several tensors (``gt.cat``, ``gt.stack``) and function forms of tensor methods."""
+
+from gt.ops import shape as shape_ops
+from gt.ops._shapes import normalize_axis
+from gt.tensor import Tensor, _operand, _pick, matmul, where  # noqa: F401  (re-exported)
+
+
+def _tensors(tensors, op):
+    tensors = [t if isinstance(t, Tensor) else _operand(t, op) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    if not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"{op}: expected tensors or arrays, got a Python scalar")
+    return tensors
+
+
+def cat(tensors, axis=0, *, dim=None):
+    """Join tensors along an existing axis; every other axis must match."""
+    tensors = _tensors(tensors, "cat")
+    first = tensors[0]
+    axis = normalize_axis(_pick(axis, dim), first.ndim, "cat")
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != first.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, first.shape)) if j != axis):
+            raise ValueError(
+                f"cat: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; "
+                f"all dims except axis {axis} must match"
+            )
+    return shape_ops.Cat.apply(*tensors, axis=axis)
+
+
+concatenate = cat
+
+
+def stack(tensors, axis=0, *, dim=None):
+    """Join same-shape tensors along a new axis."""
+    tensors = _tensors(tensors, "stack")
+    first = tensors[0]
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape != first.shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; all must match")
+    axis = _pick(axis, dim)
+    if not -first.ndim - 1 <= axis <= first.ndim:
+        raise IndexError(f"stack: axis {axis} is out of range for {first.ndim + 1} dimensions")
+    return shape_ops.Stack.apply(*tensors, axis=axis % (first.ndim + 1))
+
+
+def _method(name):
+    def fn(x, *args, **kwargs):
+        x = x if isinstance(x, Tensor) else Tensor._wrap(_operand(x, name)._data)
+        return getattr(x, name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__doc__ = f"``gt.{name}(x, ...)`` is ``x.{name}(...)``."
+    return fn
+
+
+_METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "sum",
+            "mean", "var", "std", "max", "min", "argmax", "argmin", "reshape", "flatten", "permute", "transpose",
+            "unsqueeze", "squeeze", "expand", "split", "chunk", "clip", "clamp", "maximum", "minimum", "pow")
+for _name in _METHODS:
+    globals()[_name] = _method(_name)

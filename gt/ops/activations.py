@@ -1,0 +1,92 @@
+"""Activations and the numerically stable softmax family."""
+
+import math
+
+from gt.autograd import Function
+from gt.backend import B
+
+
+class Relu(Function):
+    def forward(self, x):
+        mask = x > 0
+        self.save(mask)
+        return x * mask
+
+    def backward(self, g):
+        return (g * self.saved[0],)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        out = B.sigmoid(x)
+        self.save(out)
+        return out
+
+    def backward(self, g):
+        out = self.saved[0]
+        return (g * out * (1 - out),)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        out = B.tanh(x)
+        self.save(out)
+        return out
+
+    def backward(self, g):
+        out = self.saved[0]
+        return (g * (1 - out * out),)
+
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class Gelu(Function):
+    """``x * Phi(x)`` with the exact normal CDF (torch's default), or its tanh approximation."""
+
+    def forward(self, x, approximate="none"):
+        self.approximate = approximate
+        if approximate == "tanh":
+            inner = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
+            t = B.tanh(inner)
+            self.save(x, t)
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + B.erf(x * _INV_SQRT2))
+        self.save(x, cdf)
+        return x * cdf
+
+    def backward(self, g):
+        x, s = self.saved
+        if self.approximate == "tanh":
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return (g * (0.5 * (1 + s) + 0.5 * x * (1 - s * s) * dinner),)
+        pdf = _INV_SQRT_2PI * B.exp(-0.5 * x * x)
+        return (g * (s + x * pdf),)
+
+
+class Softmax(Function):
+    def forward(self, x, axis):
+        self.axis = axis
+        e = B.exp(x - B.max(x, axis=axis, keepdims=True))
+        out = e / B.sum(e, axis=axis, keepdims=True)
+        self.save(out)
+        return out
+
+    def backward(self, g):
+        out = self.saved[0]
+        return (out * (g - B.sum(g * out, axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis):
+        self.axis = axis
+        shifted = x - B.max(x, axis=axis, keepdims=True)
+        out = shifted - B.log(B.sum(B.exp(shifted), axis=axis, keepdims=True))
+        self.save(out)
+        return out
+
+    def backward(self, g):
+        out = self.saved[0]
+        return (g - B.exp(out) * B.sum(g, axis=self.axis, keepdims=True),)

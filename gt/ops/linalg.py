@@ -1,0 +1,102 @@
+"""matmul (numpy semantics, batched) and the fused ``linear`` / ``layer_norm`` ops.
+Backwards are BLAS calls on transposed views; no input copies."""
+
+from gt.autograd import Function, unbroadcast
+from gt.backend import B
+
+
+def _swap(x):
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return B.transpose(x, axes)
+
+
+class Matmul(Function):
+    def forward(self, a, b):
+        self.save(a, b)
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.saved
+        na, nb = self.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if na else None), (g * a if nb else None)
+        # Treat vectors as matrices so one rule covers every case, then undo it.
+        a2 = B.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        b2 = B.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = B.reshape(g2, tuple(g2.shape[:-1]) + (1, g2.shape[-1]))
+        if b.ndim == 1:
+            g2 = B.reshape(g2, tuple(g2.shape) + (1,))
+        ga = gb = None
+        if na:
+            ga = B.reshape(unbroadcast(g2 @ _swap(b2), tuple(a2.shape)), tuple(a.shape))
+        if nb:
+            if b2.ndim == 2 and a2.ndim > 2:
+                # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
+                k, n = b2.shape
+                gb = _swap(B.reshape(a2, (-1, k))) @ B.reshape(g2, (-1, n))
+            else:
+                gb = unbroadcast(_swap(a2) @ g2, tuple(b2.shape))
+            gb = B.reshape(gb, tuple(b.shape))
+        return ga, gb
+
+
+class Linear(Function):
+    """``y = x @ weight.T + bias`` for x of shape (..., in), weight (out, in), bias (out,).
+    Leading axes are flattened so each direction is a single gemm."""
+
+    def forward(self, x, weight, bias=None):
+        self.in_shape = tuple(x.shape)
+        x2 = B.reshape(x, (-1, x.shape[-1]))
+        self.save(x2, weight, bias is not None)
+        out = x2 @ _swap(weight)
+        if bias is not None:
+            out += bias
+        return B.reshape(out, self.in_shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g):
+        x2, weight, has_bias = self.saved
+        nx, nw = self.needs_input_grad[:2]
+        nb = has_bias and self.needs_input_grad[2]
+        g2 = B.reshape(g, (-1, g.shape[-1]))
+        gx = B.reshape(g2 @ weight, self.in_shape) if nx else None
+        gw = _swap(g2) @ x2 if nw else None
+        gb = B.sum(g2, axis=0) if nb else None
+        return gx, gw, gb
+
+
+class LayerNorm(Function):
+    """Normalise over the last ``n`` axes: ``(x - mean) / sqrt(var + eps) * weight + bias``
+    (biased variance, as torch)."""
+
+    def forward(self, x, weight, bias, n_axes=1, eps=1e-5):
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        mean = B.mean(x, axis=axes, keepdims=True)
+        xc = x - mean
+        var = B.mean(xc * xc, axis=axes, keepdims=True)
+        rstd = 1.0 / B.sqrt(var + eps)
+        xhat = xc * rstd
+        self.axes = axes
+        self.save(xhat, rstd, weight)
+        out = xhat
+        if weight is not None:
+            out = out * weight
+        if bias is not None:
+            out = out + bias
+        return out
+
+    def backward(self, g):
+        xhat, rstd, weight = self.saved
+        nx, nw, nb = self.needs_input_grad
+        lead = tuple(range(g.ndim - len(self.axes)))
+        gw = B.sum(g * xhat, axis=lead) if nw else None
+        gb = B.sum(g, axis=lead) if nb else None
+        gx = None
+        if nx:
+            gxhat = g * weight if weight is not None else g
+            m1 = B.mean(gxhat, axis=self.axes, keepdims=True)
+            m2 = B.mean(gxhat * xhat, axis=self.axes, keepdims=True)
+            gx = rstd * (gxhat - m1 - xhat * m2)
+        return gx, gw, gb

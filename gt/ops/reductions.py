@@ -1,0 +1,65 @@
+"""Reductions over ``axis=None | int | tuple`` with ``keepdims``. ``axis`` arrives normalised
+(None or a sorted tuple of non-negative axes; see gt.ops._shapes.normalize_axes)."""
+
+from gt.autograd import Function
+from gt.backend import B
+from gt.ops._shapes import numel
+
+
+def _keepdims_shape(shape, axis):
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.in_shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
+        return B.sum(x, axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = B.reshape(g, _keepdims_shape(self.in_shape, self.axis))
+        return (B.broadcast_to(g, self.in_shape),)
+
+
+class Mean(Function):
+    def forward(self, x, axis=None, keepdims=False):
+        self.in_shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
+        return B.mean(x, axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        shape = _keepdims_shape(self.in_shape, self.axis)
+        count = numel(self.in_shape) // max(numel(shape), 1) if numel(self.in_shape) else 1
+        if not self.keepdims:
+            g = B.reshape(g, shape)
+        return (B.broadcast_to(g / count, self.in_shape),)
+
+
+class _Extremum(Function):
+    """max/min: the gradient goes to the positions that hold the extremum, split evenly among ties."""
+
+    reduce = None
+
+    def forward(self, x, axis=None, keepdims=False):
+        out = getattr(B, self.reduce)(x, axis=axis, keepdims=True)
+        self.axis, self.keepdims = axis, keepdims
+        self.save(x, out)
+        return out if keepdims else B.reshape(out, tuple(n for i, n in enumerate(x.shape)
+                                                        if axis is not None and i not in axis))
+
+    def backward(self, g):
+        x, out = self.saved
+        if not self.keepdims:
+            g = B.reshape(g, tuple(out.shape))
+        hit = x == out
+        count = B.sum(hit, axis=self.axis, keepdims=True)
+        return (g * hit / count,)
+
+
+class Max(_Extremum):
+    reduce = "max"
+
+
+class Min(_Extremum):
+    reduce = "min"

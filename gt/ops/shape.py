@@ -1,0 +1,70 @@
+"""Layout ops: reshape, permute, expand, indexing, concatenation. Forwards return views
+where the engine can (reshape of contiguous data, permute, expand)."""
+
+from gt.autograd import Function
+from gt.backend import B
+
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.in_shape = tuple(x.shape)
+        return B.reshape(x, shape)
+
+    def backward(self, g):
+        return (B.reshape(g, self.in_shape),)
+
+
+class Permute(Function):
+    def forward(self, x, axes):
+        self.inverse = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
+        return B.transpose(x, axes)
+
+    def backward(self, g):
+        return (B.transpose(g, self.inverse),)
+
+
+class Expand(Function):
+    def forward(self, x, shape):
+        return B.broadcast_to(x, shape)
+
+    def backward(self, g):
+        return (g,)  # the engine sums it back to the input's shape
+
+
+class GetItem(Function):
+    """``x[index]``; the backward scatters (adds, for repeated indices) into zeros."""
+
+    def forward(self, x, index):
+        self.in_shape, self.index = tuple(x.shape), index
+        self.dtype = B.dtype_of(x)
+        return x[index]
+
+    def backward(self, g):
+        full = B.zeros(self.in_shape, self.dtype)
+        return (B.index_add(full, self.index, g),)
+
+
+class Cat(Function):
+    def forward(self, *xs, axis=0):
+        self.axis = axis
+        self.offsets = []
+        total = 0
+        for x in xs[:-1]:
+            total += x.shape[axis]
+            self.offsets.append(total)
+        return B.concatenate(xs, axis)
+
+    def backward(self, g):
+        return tuple(B.split(g, self.offsets, self.axis))
+
+
+class Stack(Function):
+    def forward(self, *xs, axis=0):
+        self.axis = axis
+        return B.stack(xs, axis)
+
+    def backward(self, g):
+        n = g.shape[self.axis]
+        parts = B.split(g, list(range(1, n)), self.axis)
+        shape = tuple(s for i, s in enumerate(g.shape) if i != self.axis)
+        return tuple(B.reshape(p, shape) for p in parts)
