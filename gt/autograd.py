@@ -107,10 +107,12 @@ class Function:
         ctx = cls()
         arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _grad_enabled and any(needs)
         ctx.needs_input_grad = needs
         out = ctx.forward(*arrays, **kwargs)
-        result = Tensor._wrap(out, requires_grad=record)
+        result = Tensor._wrap(out)
+        # only float results carry gradients (a cast to int64 ends the graph, as in torch)
+        record = _grad_enabled and any(needs) and result.dtype.is_floating_point
+        result._requires_grad = record
         if record:
             ctx.inputs = args
             ctx.released = False
@@ -186,26 +188,31 @@ def backward(root, grad=None, retain_graph=False):
         seed = grad._data if isinstance(grad, Tensor) else B.asarray(grad, dtype=root.dtype)
         if tuple(seed.shape) != root.shape:
             raise ValueError(f"backward(grad): grad has shape {tuple(seed.shape)} but the tensor has shape {root.shape}")
-        seed = B.copy(seed)  # the caller keeps theirs; ours may end up as a leaf's .grad
+        # A copy in the root's dtype: the caller keeps theirs; ours may end up as a leaf's .grad.
+        seed = B.astype(seed, root.dtype) if B.dtype_of(seed) != root.dtype else B.copy(seed)
 
     if root._ctx is not None and root._ctx.released:
         raise RuntimeError(_FREED)
 
     order = _topological_order(root)
     grads = {id(root): seed}
-    # How often each array has been handed out in this pass: a leaf may keep an array as its
-    # .grad without a copy only if nothing else holds it (users mutate .grad in place).
-    handed = collections.Counter({id(seed): 1})
+    # How many entries of ``grads`` hold each array (by id; every entry is counted in and out, so
+    # an id reused by a new array starts from zero). A leaf may keep the array it is handed as its
+    # .grad without a copy only when no entry still holds it and it is no view (of another
+    # gradient, or a broadcast): users mutate .grad in place (zero_(), +=), which must not change
+    # another leaf's gradient.
+    held = collections.Counter({id(seed): 1})
     for node in reversed(order):
         g = grads.pop(id(node), None)
         if g is None:
             continue
-        handed[id(g)] -= 1  # popped: the pass itself no longer holds it
+        _release(held, g)
         ctx = node._ctx
-        if ctx is None or node._retains_grad:
-            _accumulate_leaf(node, g, handed)
-            if ctx is None:
-                continue
+        if ctx is None:
+            _accumulate_leaf(node, g, held)
+            continue
+        if node._retains_grad:
+            _accumulate_leaf(node, g, None)  # g also flows on into ctx.backward: always a copy
         if ctx.released:
             raise RuntimeError(_FREED)
         input_grads = ctx.backward(g)
@@ -218,9 +225,12 @@ def backward(root, grad=None, retain_graph=False):
                 pg = unbroadcast(pg, parent.shape)
             if pg.dtype != parent._data.dtype:
                 pg = B.astype(pg, parent.dtype)
-            handed[id(pg)] += 1
             prev = grads.get(id(parent))
-            grads[id(parent)] = pg if prev is None else prev + pg
+            if prev is not None:
+                _release(held, prev)
+                pg = prev + pg  # out of place: prev may be a view that other entries share
+            grads[id(parent)] = pg
+            held[id(pg)] += 1
         if not retain_graph:
             ctx.saved = None
             ctx.inputs = ()
@@ -228,11 +238,20 @@ def backward(root, grad=None, retain_graph=False):
     tape.clear()
 
 
-def _accumulate_leaf(node, g, handed):
+def _release(held, arr):
+    key = id(arr)
+    held[key] -= 1
+    if held[key] <= 0:
+        del held[key]
+
+
+def _accumulate_leaf(node, g, held):
+    """Add ``g`` into ``node.grad``. ``held`` (None: always copy) tells whether the pass still
+    holds ``g`` elsewhere; only an array nobody else holds becomes the .grad without a copy."""
     from gt.tensor import Tensor
 
     if node.grad is None:
-        owned = handed[id(g)] == 0 and not B.is_view(g)
+        owned = held is not None and id(g) not in held and B.is_array(g) and not B.is_view(g)
         node.grad = Tensor._wrap(g if owned else B.copy(g), requires_grad=False)
     else:
         node.grad._data += g  # the leaf owns its .grad array, so in place is safe

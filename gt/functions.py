@@ -14,11 +14,11 @@ def _tensors(tensors, op):
     return tensors
 
 
-def cat(tensors, axis=0, *, dim=None):
+def cat(tensors, axis=None, *, dim=None):
     """Join tensors along an existing axis; every other axis must match."""
     tensors = _tensors(tensors, "cat")
     first = tensors[0]
-    axis = normalize_axis(_pick(axis, dim), first.ndim, "cat")
+    axis = normalize_axis(_pick(axis, dim, default=0), first.ndim, "cat")
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != first.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, first.shape)) if j != axis):
             raise ValueError(
@@ -31,14 +31,14 @@ def cat(tensors, axis=0, *, dim=None):
 concatenate = cat
 
 
-def stack(tensors, axis=0, *, dim=None):
+def stack(tensors, axis=None, *, dim=None):
     """Join same-shape tensors along a new axis."""
     tensors = _tensors(tensors, "stack")
     first = tensors[0]
     for i, t in enumerate(tensors[1:], 1):
         if t.shape != first.shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; all must match")
-    axis = _pick(axis, dim)
+    axis = _pick(axis, dim, default=0)
     if not -first.ndim - 1 <= axis <= first.ndim:
         raise IndexError(f"stack: axis {axis} is out of range for {first.ndim + 1} dimensions")
     return shape_ops.Stack.apply(*tensors, axis=axis % (first.ndim + 1))

@@ -16,19 +16,24 @@ from gt.ops import linalg, reductions, shape as shape_ops
 from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, numel
 
 
-def _pick(axis, dim, name="axis"):
-    if dim is not None:
-        if axis is not None:
-            raise TypeError(f"pass {name} or dim, not both")
+def _pick(axis, dim, name="axis", default=None):
+    """The axis from ``axis`` (numpy's name) or ``dim`` (torch's); ``default`` when neither is given.
+
+    Functions whose axis has a default must declare ``axis=None`` and pass the default here, so
+    that ``x.softmax(dim=0)`` is not mistaken for passing both."""
+    if dim is None:
+        return default if axis is None else axis
+    if axis is None or axis == dim or axis == default:
         return dim
-    return axis
+    raise TypeError(f"pass {name} or dim, not both (got {name}={axis!r}, dim={dim!r})")
 
 
 def _scalar(value):
-    """Plain Python numbers stay Python numbers so they never widen a float32 tensor."""
+    """Plain Python numbers stay Python numbers so they never widen a float32 tensor; numpy
+    scalars (``np.float64(0.5)``, a subclass of float) become Python numbers too."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, numbers.Number) and not isinstance(value, (int, float)):
+    if isinstance(value, numbers.Number) and type(value) not in (int, float):
         return value.item() if hasattr(value, "item") else float(value)
     return value
 
@@ -80,6 +85,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, arr, requires_grad=False):
+        if not B.is_array(arr):  # engines may return scalars (a full sum); a tensor always holds an array
+            arr = B.asarray(arr)
         t = object.__new__(cls)
         t._data, t._ctx, t.grad, t._retains_grad, t._requires_grad = arr, None, None, False, requires_grad
         return t
@@ -465,11 +472,13 @@ class Tensor:
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         return act.Gelu.apply(self, approximate=approximate)
 
-    def softmax(self, axis=-1, *, dim=None):
-        return act.Softmax.apply(self, normalize_axis(_pick(axis, dim), self.ndim, "softmax"))
+    def softmax(self, axis=None, *, dim=None):
+        """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably."""
+        return act.Softmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
 
-    def log_softmax(self, axis=-1, *, dim=None):
-        return act.LogSoftmax.apply(self, normalize_axis(_pick(axis, dim), self.ndim, "log_softmax"))
+    def log_softmax(self, axis=None, *, dim=None):
+        """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable)."""
+        return act.LogSoftmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor)."""
@@ -560,6 +569,8 @@ class Tensor:
 
     def unsqueeze(self, axis=None, *, dim=None):
         axis = _pick(axis, dim)
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(f"unsqueeze: axis must be an int, got {axis!r}")
         if not -self.ndim - 1 <= axis <= self.ndim:
             raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor with {self.ndim} dimension(s)")
         axis = axis % (self.ndim + 1)
@@ -586,9 +597,9 @@ class Tensor:
     def expand_as(self, other):
         return self.expand(*other.shape)
 
-    def split(self, split_size, axis=0, *, dim=None):
+    def split(self, split_size, axis=None, *, dim=None):
         """Pieces of ``split_size`` along ``axis`` (the last may be smaller), or of the sizes in a list."""
-        axis = normalize_axis(_pick(axis, dim), self.ndim, "split")
+        axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "split")
         n = self.shape[axis]
         if isinstance(split_size, int):
             if split_size <= 0:
@@ -605,11 +616,11 @@ class Tensor:
             start += size
         return tuple(out)
 
-    def chunk(self, chunks, axis=0, *, dim=None):
+    def chunk(self, chunks, axis=None, *, dim=None):
         """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the axis is short), like torch."""
         if chunks <= 0:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-        axis = normalize_axis(_pick(axis, dim), self.ndim, "chunk")
+        axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "chunk")
         n = self.shape[axis]
         return self.split(max(-(-n // chunks), 1), axis)
 

@@ -1,1 +1,28 @@
-"""Neural-network modules (filled in below)."""
+"""Neural-network layers with PyTorch's conventions: ``Module``, ``Parameter``, layers,
+containers, ``functional`` (as ``F``) and ``init``.
+
+    >>> from gt import nn
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> loss = nn.functional.cross_entropy(model(gt.randn(5, 4)), [0, 1, 1, 0, 1])
+    >>> loss.backward()
+"""
+
+from gt.nn import functional, init
+from gt.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from gt.nn.attention import MultiHeadAttention
+from gt.nn.containers import ModuleDict, ModuleList, Sequential
+from gt.nn.dropout import Dropout
+from gt.nn.embedding import Embedding
+from gt.nn.linear import Identity, Linear
+from gt.nn.losses import CrossEntropyLoss, MSELoss
+from gt.nn.module import IncompatibleKeys, Module
+from gt.nn.normalization import LayerNorm
+from gt.nn.parameter import Parameter
+from gt.nn.transformer import FeedForward, TransformerBlock
+
+# Module-level functions, as in the public gt (nn.relu(x), nn.mse_loss(a, b), ...)
+from gt.nn.functional import (cross_entropy, gelu, log_softmax, mse_loss, relu, sigmoid,  # noqa: E402
+                              softmax, tanh)
+
+from gt.nn import utils  # noqa: E402  (clip_grad_norm_)
+from gt.optim.sgd import SGD  # noqa: E402  (from gt.nn import SGD, as in the public gt)

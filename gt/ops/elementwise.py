@@ -46,6 +46,8 @@ class Div(Function):
 
 
 class Pow(Function):
+    """``a ** b``; either side may be a Python number (``x ** 2``, ``2 ** x``)."""
+
     def forward(self, a, b):
         out = a ** b
         self.save(a, b, out)
@@ -54,10 +56,28 @@ class Pow(Function):
     def backward(self, g):
         a, b, out = self.saved
         na, nb = self.needs_input_grad
-        ga = g * b * a ** (b - 1) if na else None
-        # d(a**b)/db = a**b * log(a); where a == 0 the limit is 0 (for b > 0)
-        gb = g * B.where(a > 0, out * B.log(B.where(a > 0, a, 1)), 0) if nb else None
+        ga = gb = None
+        if na:
+            if _is_number(b) and b == 0:
+                ga = B.zeros(tuple(g.shape), B.dtype_of(g))  # x ** 0 is constant, also at x == 0
+            else:
+                # where an exponent array is 0 use a ** 0: the term is then 0 * 1, even at a == 0 (as torch)
+                ga = g * b * a ** ((b if _is_number(b) else B.where(b == 0, 1, b)) - 1)
+        if nb:
+            if _is_number(a):  # 2 ** x: compute log(2) in the output's dtype
+                a = B.full((), a, B.dtype_of(out))
+            # d(a**b)/db = a**b * log(a): 0 at a == 0 for b >= 0 (the limit), nan for a < 0 (as torch)
+            pos = a > 0
+            dlog = B.where(pos, out * B.log(B.where(pos, a, 1)), _NAN)
+            gb = g * B.where((a == 0) & (b >= 0), 0, dlog)
         return ga, gb
+
+
+_NAN = float("nan")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float))
 
 
 class Neg(Function):
@@ -119,6 +139,8 @@ class Maximum(Function):
 
 
 class Minimum(Function):
+    """Ties split the gradient evenly between both inputs, as torch does."""
+
     def forward(self, a, b):
         self.save(a, b)
         return B.minimum(a, b)
@@ -129,9 +151,11 @@ class Minimum(Function):
 
 
 def _split_by_choice(g, first_wins, tie, needs):
-    share = first_wins + 0.5 * tie
-    ga = g * share if needs[0] else None
-    gb = g * (1 - share) if needs[1] else None
+    """``g`` to the input that was chosen, half to each on a tie; masks select, so the
+    gradients stay in ``g``'s dtype (no float64 share array)."""
+    half = g * 0.5
+    ga = B.where(first_wins, g, B.where(tie, half, 0)) if needs[0] else None
+    gb = B.where(first_wins, 0, B.where(tie, half, g)) if needs[1] else None
     return ga, gb
 
 

@@ -89,7 +89,7 @@ class LayerNorm(Function):
 
     def backward(self, g):
         xhat, rstd, weight = self.saved
-        nx, nw, nb = self.needs_input_grad
+        nx, nw, nb = self.needs_input_grad[:3]  # n_axes and eps may come positionally
         lead = tuple(range(g.ndim - len(self.axes)))
         gw = B.sum(g * xhat, axis=lead) if nw else None
         gb = B.sum(g, axis=lead) if nb else None

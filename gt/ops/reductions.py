@@ -53,8 +53,8 @@ class _Extremum(Function):
         if not self.keepdims:
             g = B.reshape(g, tuple(out.shape))
         hit = x == out
-        count = B.sum(hit, axis=self.axis, keepdims=True)
-        return (g * hit / count,)
+        count = B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))  # in x's dtype, not int64
+        return (B.where(hit, g / count, 0),)
 
 
 class Max(_Extremum):

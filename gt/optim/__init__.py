@@ -1,1 +1,13 @@
-"""Optimizers."""
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules, updating parameters in place.
+
+    >>> opt = gt.optim.AdamW(gt.optim.decay_groups(model.parameters(), 0.1), lr=3e-4)
+    >>> sched = gt.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
+    >>> loss.backward(); opt.step(); opt.zero_grad(); sched.step()
+"""
+
+from gt.optim import lr_scheduler
+from gt.optim.adam import Adam, AdamW
+from gt.optim.optimizer import Optimizer, decay_groups
+from gt.optim.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "decay_groups"]

@@ -1,0 +1,206 @@
+"""Stateless layer functions and losses: ``from gt.nn import functional as F``.
+
+Each takes gt tensors (numpy arrays and lists are accepted where a tensor is read)
+and returns a gt tensor recorded on the tape.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.creation import arange, rand
+from gt.ops import linalg
+from gt.tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _tensor(x, fn, what="input"):
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return Tensor._wrap(B.asarray(x))
+    except TypeError as exc:
+        raise TypeError(f"{fn}: {what} must be a gt.Tensor or array-like, got {type(x).__name__}: {exc}") from None
+
+
+def _reduce(loss, reduction, fn):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+# ---- activations ------------------------------------------------------------------------
+def relu(x):
+    """max(x, 0), elementwise."""
+    return _tensor(x, "relu").relu()
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x) (exact normal CDF), or its tanh approximation with ``approximate='tanh'``."""
+    return _tensor(x, "gelu").gelu(approximate=approximate)
+
+
+def sigmoid(x):
+    return _tensor(x, "sigmoid").sigmoid()
+
+
+def tanh(x):
+    return _tensor(x, "tanh").tanh()
+
+
+def softmax(x, axis=None, *, dim=None):
+    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users; default -1), computed stably."""
+    return _tensor(x, "softmax").softmax(axis, dim=dim)
+
+
+def log_softmax(x, axis=None, *, dim=None):
+    """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable for large logits)."""
+    return _tensor(x, "log_softmax").log_softmax(axis, dim=dim)
+
+
+# ---- layers -----------------------------------------------------------------------------
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias``: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    x, weight = _tensor(x, "linear"), _tensor(weight, "linear", "weight")
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
+                         f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
+    if bias is not None:
+        bias = _tensor(bias, "linear", "bias")
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    return linalg.Linear.apply(x, weight, bias)
+
+
+def _normalized_shape(normalized_shape):
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in shape):
+        raise ValueError(f"normalized_shape must be a positive int or a non-empty tuple of them, "
+                         f"got {normalized_shape!r}")
+    return shape
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing ``normalized_shape`` axes (biased variance, as torch), then
+    scale by ``weight`` and shift by ``bias`` (both of shape ``normalized_shape``)."""
+    x, shape = _tensor(x, "layer_norm"), _normalized_shape(normalized_shape)
+    if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"layer_norm: {name} must have shape {shape}, got {t.shape}")
+    return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p), so the expected
+    value is unchanged; the identity when not ``training`` or ``p == 0``. Masks come from gt's
+    random generator (``gt.manual_seed`` makes them reproducible)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+    x = _tensor(x, "dropout")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
+    keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
+    return x * keep
+
+
+def embedding(indices, weight):
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` (any shape) ->
+    (*indices.shape, dim). The gradient adds up into the rows that were picked."""
+    idx = _class_indices(indices, "embedding", "indices")
+    n = weight.shape[0]
+    _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
+    return weight[idx]
+
+
+def one_hot(indices, num_classes=-1, dtype=dtypes.float32):
+    """(..., ) integer classes -> (..., num_classes) float32 one-hot rows (no gradient).
+    ``num_classes=-1`` means max(indices) + 1."""
+    idx = _class_indices(indices, "one_hot", "indices")
+    if num_classes == -1:
+        num_classes = int(idx.max().item()) + 1 if idx.numel() else 0
+    _check_range(idx, num_classes, "one_hot", "class", f"num_classes={num_classes}", ValueError)
+    return (idx.unsqueeze(-1) == arange(num_classes)).to(dtype)
+
+
+# ---- losses -------------------------------------------------------------------------------
+def _class_indices(indices, fn, what):
+    idx = _tensor(indices, fn, what)
+    if idx.dtype.is_floating_point or idx.dtype == dtypes.bool_:
+        raise TypeError(f"{fn}: {what} must be integer class indices (int64/int32), got {idx.dtype!r}"
+                        + ("; class probabilities are not supported" if fn in ("cross_entropy", "nll_loss") else ""))
+    return idx
+
+
+def _check_range(idx, n, fn, what, limit, exc):
+    if idx.numel() == 0:
+        return
+    lo, hi = int(idx.min().item()), int(idx.max().item())
+    if lo < 0 or hi >= n:
+        bad = lo if lo < 0 else hi
+        raise exc(f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})")
+
+
+def nll_loss(log_probs, target, reduction="mean"):
+    """Negative log-likelihood: ``-log_probs[i, target[i]]`` for log_probs (N, C), target (N,) ints."""
+    log_probs = _tensor(log_probs, "nll_loss")
+    target = _class_indices(target, "nll_loss", "target")
+    return _pick_class(log_probs, target, reduction, "nll_loss")
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Softmax cross-entropy: logits (N, C) float, target (N,) integer classes in [0, C).
+
+    ``reduction='mean'`` (default) averages over N, ``'sum'`` adds, ``'none'`` gives (N,).
+
+        >>> F.cross_entropy(gt.zeros(2, 4), [0, 3]).item()   # log(4)
+        1.3862943649291992
+    """
+    logits = _tensor(logits, "cross_entropy", "logits")
+    target = _class_indices(target, "cross_entropy", "target")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"cross_entropy: logits must be floating point, got {logits.dtype!r}")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}; "
+                         "flatten extra axes first, e.g. logits.reshape(-1, C) and target.reshape(-1)")
+    return _pick_class(logits.log_softmax(-1), target, reduction, "cross_entropy")
+
+
+def _pick_class(log_probs, target, reduction, fn):
+    if log_probs.ndim != 2:
+        raise ValueError(f"{fn}: expected input of shape (N, C), got {log_probs.shape}")
+    n, c = log_probs.shape
+    if target.shape != (n,):
+        raise ValueError(f"{fn}: target must have shape ({n},) for input of shape {log_probs.shape}, "
+                         f"got {target.shape}")
+    _check_range(target, c, fn, "target", f"{c} classes", IndexError)
+    picked = log_probs[arange(n), target]  # (N,) gather; its backward scatters into (N, C)
+    return _reduce(-picked, reduction, fn)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error ``(input - target) ** 2``. The shapes must match exactly: a
+    mismatch is an error, not a silent broadcast (torch only warns)."""
+    input, target = _tensor(input, "mse_loss"), _tensor(target, "mse_loss", "target")
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ; "
+                         "reshape one of them (broadcasting here is almost always a bug)")
+    diff = input - target
+    return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def l1_loss(input, target, reduction="mean"):
+    """Mean absolute error; the shapes must match exactly, as in ``mse_loss``."""
+    input, target = _tensor(input, "l1_loss"), _tensor(target, "l1_loss", "target")
+    if input.shape != target.shape:
+        raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
+    return _reduce((input - target).abs(), reduction, "l1_loss")

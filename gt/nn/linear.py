@@ -1,0 +1,65 @@
+"""``Linear`` (weight stored (out, in), as PyTorch) and ``Identity``."""
+
+import math
+
+from gt import dtypes
+from gt.creation import empty
+from gt.nn import init
+from gt.nn.functional import _tensor
+from gt.nn.module import Module
+from gt.nn.parameter import Parameter
+from gt.ops import linalg
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``: (..., in_features) -> (..., out_features).
+
+    ``weight`` has shape (out_features, in_features) and ``bias`` (out_features,), both
+    drawn from U(-1/sqrt(in_features), 1/sqrt(in_features)) as in PyTorch, so state dicts
+    move between gt and torch without reshuffling.
+
+        >>> fc = nn.Linear(40000, 256)
+        >>> fc(gt.randn(8, 40000)).shape
+        (8, 256)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None):
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative int, got {n!r}")
+        self.in_features, self.out_features = in_features, out_features
+        dtype = dtypes.default_float if dtype is None else dtype
+        self.weight = Parameter(empty(out_features, in_features, dtype=dtype))
+        if bias:
+            self.bias = Parameter(empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # kaiming_uniform_(a=sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        x = _tensor(x, "Linear")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.extra_repr()}): input of shape {x.shape} does not end in "
+                             f"in_features={self.in_features} (expected shape (..., {self.in_features}))")
+        return linalg.Linear.apply(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder where a layer is optional)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x

@@ -1,0 +1,307 @@
+"""``Module``: the base class of every layer, with PyTorch's conventions.
+
+Attributes that are ``Parameter``s or ``Module``s register themselves on
+assignment, so ``named_parameters()`` and ``state_dict()`` find every weight at
+every depth under dotted names (``blocks.0.attn.q_proj.weight``).
+"""
+
+import collections
+
+from gt import dtypes
+from gt.backend import B
+from gt.nn import state
+from gt.nn.parameter import Parameter
+from gt.nn.state import IncompatibleKeys  # noqa: F401  (re-exported)
+from gt.tensor import Tensor
+
+
+class Module:
+    """Base class for layers and models: subclass it, assign layers and ``Parameter``s in
+    ``__init__``, and write ``forward``. Calling the module calls ``forward``.
+
+        >>> class MLP(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+        ...     def forward(self, x):                      # x: (N, 4) -> (N, 2)
+        ...         return self.fc2(self.fc1(x).relu())
+        >>> [name for name, _ in MLP().named_parameters()]
+        ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
+    """
+
+    def __init__(self):
+        d = self.__dict__
+        d["training"] = True
+        d["_parameters"] = collections.OrderedDict()
+        d["_buffers"] = collections.OrderedDict()
+        d["_non_persistent_buffers"] = set()
+        d["_modules"] = collections.OrderedDict()
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward() in the subclass")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- registration ----------------------------------------------------------------
+    def _registry(self, kind):
+        reg = self.__dict__.get(kind)
+        if reg is None:
+            raise AttributeError(f"cannot assign {kind[1:]} before Module.__init__() call "
+                                 f"(call super().__init__() first in {type(self).__name__}.__init__)")
+        return reg
+
+    def _check_name(self, name, kind):
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name must be a str, got {type(name).__name__}")
+        if name == "" or "." in name:
+            raise KeyError(f"{kind} name can't be empty or contain '.', got {name!r}")
+        if hasattr(self, name) and not any(name in self.__dict__.get(r, ())
+                                           for r in ("_parameters", "_buffers", "_modules")):
+            raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
+
+    def register_parameter(self, name, param):
+        """Add ``param`` (a ``Parameter`` or ``None``) under ``name``."""
+        params = self._registry("_parameters")
+        self._check_name(name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r} "
+                            "(gt.nn.Parameter or None expected)")
+        params[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a tensor that is state but not a parameter (e.g. fixed positional encodings).
+
+        Persistent buffers are saved in ``state_dict()``; ``persistent=False`` ones are not.
+        """
+        buffers = self._registry("_buffers")
+        self._check_name(name, "buffer")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign {type(tensor).__name__} as buffer {name!r} (gt.Tensor or None expected)")
+        buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+
+    def add_module(self, name, module):
+        """Add a child module (or ``None``) under ``name``; the same as ``self.name = module``."""
+        modules = self._registry("_modules")
+        self._check_name(name, "module")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        modules[name] = module
+
+    register_module = add_module
+
+    def _forget(self, name, keep=None):
+        # ``keep``: the registry being assigned into, so a re-assigned name keeps its place (order)
+        for reg in ("_parameters", "_buffers", "_modules"):
+            if reg != keep:
+                self.__dict__.get(reg, {}).pop(name, None)
+        self.__dict__.pop(name, None)
+        self.__dict__.get("_non_persistent_buffers", set()).discard(name)
+
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if isinstance(value, Parameter):
+            self._registry("_parameters")
+            self._forget(name, keep="_parameters")
+            self.register_parameter(name, value)
+        elif name in d.get("_parameters", ()):
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                                "(gt.nn.Parameter or None expected)")
+            d["_parameters"][name] = None
+        elif isinstance(value, Module):
+            self._registry("_modules")
+            self._forget(name, keep="_modules")
+            d["_modules"][name] = value
+        elif name in d.get("_modules", ()):
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
+                                "(gt.nn.Module or None expected)")
+            d["_modules"][name] = None
+        elif name in d.get("_buffers", ()):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (gt.Tensor or None expected)")
+            d["_buffers"][name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails: registered entries live in the three dicts.
+        d = self.__dict__
+        for reg in ("_parameters", "_buffers", "_modules"):
+            if name in d.get(reg, ()):
+                return d[reg][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        if any(name in self.__dict__.get(r, ()) for r in ("_parameters", "_buffers", "_modules")):
+            self._forget(name)
+        else:
+            object.__delattr__(self, name)
+
+    # ---- traversal -----------------------------------------------------------------------
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """``(dotted_name, module)`` for this module and every descendant, depth first."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
+
+    def children(self):
+        for _, child in self.named_children():
+            yield child
+
+    def _named_members(self, kind, prefix, recurse, remove_duplicate=True):
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        seen = set()
+        for mod_prefix, mod in mods:
+            for name, value in mod.__dict__[kind].items():
+                if value is None or (remove_duplicate and id(value) in seen):
+                    continue
+                seen.add(id(value))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """``(dotted_name, Parameter)`` pairs; a parameter shared by two layers comes once."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def get_submodule(self, target):
+        """The module at dotted path ``target`` (``""`` is this module)."""
+        mod = self
+        for part in target.split(".") if target else []:
+            if part not in mod._modules or mod._modules[part] is None:
+                raise AttributeError(f"{type(mod).__name__} has no submodule {part!r} (looking up {target!r})")
+            mod = mod._modules[part]
+        return mod
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every child (recursively), then on this module; returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def num_parameters(self, trainable_only=False):
+        """How many scalar weights the module holds (shared parameters counted once)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ---- modes and gradients -------------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode on this module and every descendant (Dropout is active in it)."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (Dropout is the identity); the same as ``train(False)``."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Clear the ``.grad`` of every parameter, in every child module too."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.zero_()
+
+    def to(self, dtype):
+        """Cast floating-point parameters and buffers to ``dtype`` in place (the same Parameter
+        objects, so an optimizer built before still holds them); returns self."""
+        dtype = dtypes.to_dtype(dtype)
+        if not dtype.is_floating_point:
+            raise TypeError(f"Module.to: expected a floating point dtype, got {dtype!r}")
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.is_floating_point and t.dtype != dtype:
+                t._data = B.astype(t._data, dtype)
+                if t.grad is not None:
+                    t.grad._data = B.astype(t.grad._data, dtype)
+        return self
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    # ---- state dict ----------------------------------------------------------------------
+    def state_dict(self, prefix="", keep_vars=False):
+        """An OrderedDict ``dotted_name -> numpy array`` (a copy) of every parameter and
+        persistent buffer, in torch's order. ``keep_vars=True`` gives the tensors themselves."""
+        return state.save(self, prefix, keep_vars)
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values (numpy arrays, gt tensors or torch tensors) into the parameters and
+        buffers in place, cast to each one's dtype.
+
+        Everything is checked before anything is written: one ``RuntimeError`` lists every
+        missing key, unexpected key and shape mismatch, and the module is left untouched.
+        With ``strict=False`` missing and unexpected keys are allowed (shape mismatches are
+        not). Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, like torch.
+        """
+        return state.load(self, state_dict, strict)
+
+    # ---- repr ------------------------------------------------------------------------------
+    def extra_repr(self):
+        """The text inside this module's parentheses in ``repr`` (override in layers)."""
+        return ""
+
+    def __repr__(self):
+        n = self.num_parameters()
+        count = f"  # {n:,} parameters" if n else ""
+        extra = self.extra_repr()
+        children = [f"({name}): {_indent(repr(m))}" for name, m in self._modules.items()]
+        if not children:
+            return f"{type(self).__name__}({extra}){count}"
+        lines = (extra.split("\n") if extra else []) + children
+        return f"{type(self).__name__}({count}\n  " + "\n  ".join(lines) + "\n)"
+
+    def __dir__(self):
+        extra = [k for r in ("_parameters", "_buffers", "_modules") for k in self.__dict__.get(r, ())]
+        return sorted(set(super().__dir__()) | set(extra))
+
+
+def _indent(text, spaces=2):
+    lines = text.split("\n")
+    return "\n".join(lines[:1] + [" " * spaces + line for line in lines[1:]])

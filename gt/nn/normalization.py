@@ -1,0 +1,46 @@
+"""``LayerNorm`` over the trailing axes, with a learnable scale and shift."""
+
+from gt import dtypes
+from gt.creation import ones, zeros
+from gt.nn import functional as F
+from gt.nn.module import Module
+from gt.nn.parameter import Parameter
+
+
+class LayerNorm(Module):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last ``len(normalized_shape)``
+    axes (biased variance, as PyTorch). ``weight`` starts at ones and ``bias`` at zeros,
+    both of shape ``normalized_shape``.
+
+        >>> ln = nn.LayerNorm(256)
+        >>> ln(gt.randn(8, 10, 256)).shape
+        (8, 10, 256)
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
+        super().__init__()
+        self.normalized_shape = F._normalized_shape(normalized_shape)
+        if not eps > 0:
+            raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = dtypes.default_float if dtype is None else dtype
+        if elementwise_affine:
+            self.weight = Parameter(ones(*self.normalized_shape, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+        if elementwise_affine and bias:
+            self.bias = Parameter(zeros(*self.normalized_shape, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        x = F._tensor(x, "LayerNorm")
+        n = len(self.normalized_shape)
+        if x.ndim < n or x.shape[x.ndim - n:] != self.normalized_shape:
+            raise ValueError(f"LayerNorm({self.extra_repr()}): input of shape {x.shape} does not end in "
+                             f"normalized_shape {self.normalized_shape}")
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

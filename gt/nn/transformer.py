@@ -1,0 +1,60 @@
+"""The position-wise ``FeedForward`` network and the pre-norm ``TransformerBlock``."""
+
+from gt.nn.activation import GELU, ReLU
+from gt.nn.attention import MultiHeadAttention
+from gt.nn.dropout import Dropout
+from gt.nn.linear import Linear
+from gt.nn.module import Module
+from gt.nn.normalization import LayerNorm
+
+_ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
+
+
+class FeedForward(Module):
+    """``fc2(dropout(activation(fc1(x))))``: (..., D) -> (..., F) -> (..., D).
+
+        >>> ff = nn.FeedForward(64, 256, activation="gelu")
+        >>> ff(gt.randn(2, 10, 64)).shape
+        (2, 10, 64)
+    """
+
+    def __init__(self, embed_dim, ff_dim, dropout=0.0, activation="relu", dtype=None):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"FeedForward: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.fc1 = Linear(embed_dim, ff_dim, dtype=dtype)
+        self.act = _ACTIVATIONS[activation]()
+        self.dropout = Dropout(dropout)
+        self.fc2 = Linear(ff_dim, embed_dim, dtype=dtype)
+
+    def forward(self, x):
+        return self.fc2(self.dropout(self.act(self.fc1(x))))
+
+
+class TransformerBlock(Module):
+    """Pre-norm transformer block: x (B, T, D) -> (B, T, D).
+
+        x = x + dropout(attn(ln1(x)))
+        x = x + dropout(ff(ln2(x)))
+
+    ``attn`` is a ``MultiHeadAttention(D, num_heads, dropout, causal=causal)`` and ``ff`` a
+    ``FeedForward(D, ff_dim, dropout, activation)``; the state-dict keys are ``ln1.*``,
+    ``attn.{q,k,v,out}_proj.*``, ``ln2.*`` and ``ff.fc1.*``/``ff.fc2.*``.
+
+        >>> block = nn.TransformerBlock(64, num_heads=4, ff_dim=256, causal=True)
+        >>> block(gt.randn(2, 10, 64)).shape
+        (2, 10, 64)
+    """
+
+    def __init__(self, embed_dim, num_heads, ff_dim, dropout=0.0, causal=False, activation="relu", dtype=None):
+        super().__init__()
+        self.ln1 = LayerNorm(embed_dim, dtype=dtype)
+        self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, causal=causal, dtype=dtype)
+        self.ln2 = LayerNorm(embed_dim, dtype=dtype)
+        self.ff = FeedForward(embed_dim, ff_dim, dropout=dropout, activation=activation, dtype=dtype)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x, attn_mask=None):
+        x = x + self.dropout(self.attn(self.ln1(x), attn_mask=attn_mask))
+        x = x + self.dropout(self.ff(self.ln2(x)))
+        return x

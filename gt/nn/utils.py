@@ -1,0 +1,68 @@
+"""Gradient clipping, in place on the parameters' ``.grad`` (torch's ``nn.utils`` semantics)."""
+
+import math
+
+from gt import autograd
+from gt.backend import B
+from gt.tensor import Tensor
+
+
+def _grads(parameters):
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def _norm(arr, norm_type):
+    """The ``norm_type`` vector norm of all of ``arr``'s elements, as a 0-d engine array."""
+    if norm_type == math.inf:
+        return B.max(B.abs(arr))
+    if norm_type == 2.0:
+        flat = B.reshape(arr, (-1,))  # a view for contiguous grads; the dot product is one BLAS pass
+        return B.sqrt(B.matmul(flat, flat))
+    return B.sum(B.abs(arr) ** norm_type) ** (1.0 / norm_type)
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Scale all gradients together so that their total norm is at most ``max_norm``.
+
+    The total norm is the ``norm_type`` norm of all gradients as if concatenated into one vector
+    (``float('inf')`` for the max-abs norm). When it exceeds ``max_norm``, every gradient is
+    multiplied in place by ``max_norm / (total_norm + 1e-6)``. Parameters whose ``.grad`` is None
+    are skipped. Returns the total norm (before clipping) as a 0-d tensor. ``foreach`` is accepted
+    for torch compatibility and ignored.
+
+        >>> loss.backward()
+        >>> norm = gt.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    """
+    norm_type = float(norm_type)
+    if not (norm_type == math.inf or norm_type > 0):
+        raise ValueError(f"clip_grad_norm_: norm_type must be positive or inf, got {norm_type!r}")
+    grads = [g for g in _grads(parameters) if g.numel() > 0]
+    if not grads:
+        return Tensor._wrap(B.zeros((), "float32"))
+    norms = B.stack([B.asarray(_norm(g._data, norm_type)) for g in grads], 0)
+    total = B.asarray(_norm(norms, norm_type))
+    if error_if_nonfinite and not B.all(B.isfinite(total)):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is non-finite "
+            f"({B.item(total)}), so it cannot be clipped; pass error_if_nonfinite=False to scale the "
+            "gradients by it anyway"
+        )
+    coef = max_norm / (total + 1e-6)  # in the gradients' dtype, as torch computes it
+    if not coef >= 1.0:  # `not >=` so that a nan norm propagates into the grads, as in torch
+        with autograd.no_grad():
+            for g in grads:
+                g.mul_(coef)
+    return Tensor._wrap(total)
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every gradient element to ``[-clip_value, clip_value]``, in place.
+
+        >>> gt.nn.utils.clip_grad_value_(model.parameters(), clip_value=0.5)
+    """
+    clip_value = float(clip_value)
+    with autograd.no_grad():
+        for g in _grads(parameters):
+            g.copy_(Tensor._wrap(B.clip(g._data, -clip_value, clip_value)))

@@ -1,0 +1,56 @@
+"""Adam and AdamW (decoupled weight decay), with torch's bias-corrected update."""
+
+import math
+
+from gt.creation import zeros_like
+from gt.optim.optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam: running means of the gradient (``exp_avg``) and its square (``exp_avg_sq``).
+
+    ``p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with ``bc = 1 - beta ** step`` counted per
+    parameter; ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, as torch's Adam).
+
+        >>> opt = gt.optim.Adam(params, lr=1e-3)
+        >>> loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def _init_state(self, p, state, group):
+        state["step"] = 0
+        state["exp_avg"] = zeros_like(p)
+        state["exp_avg_sq"] = zeros_like(p)
+
+    def _update(self, p, grad, state, group):
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        state["step"] += 1
+        step = state["step"]
+        if weight_decay != 0:
+            if self.decoupled_weight_decay:
+                p.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad + weight_decay * p  # a new tensor: p.grad itself is left as backward made it
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        denom = v.sqrt().div_(math.sqrt(bias_correction2)).add_(eps)  # one temporary, then in place
+        p.addcdiv_(m, denom, value=-lr / bias_correction1)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step.
+
+        >>> opt = gt.optim.AdamW(params, lr=3e-4, weight_decay=0.1)
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

@@ -1,0 +1,241 @@
+"""The optimizer base class: it walks the parameters and their state; subclasses write the math.
+
+A subclass writes two small methods, both on one parameter and both in place:
+
+- ``_init_state(p, state, group)``: fill ``state`` (a dict) the first time ``p`` has a gradient;
+- ``_update(p, grad, state, group)``: change ``p`` (and ``state``) in place.
+
+``state_dict()`` uses torch's layout, so checkpoints read the same way in both frameworks.
+"""
+
+import numbers
+
+from gt import autograd
+from gt.backend import B
+from gt.tensor import Tensor
+
+# Hyperparameters the base class checks in every group (a subclass may check more).
+_NON_NEGATIVE = ("lr", "momentum", "dampening", "weight_decay", "eps")
+
+
+class Optimizer:
+    """Base class of gt's optimizers: ``param_groups``, ``state``, ``step()``, ``zero_grad()``.
+
+    ``params`` is an iterable of tensors, or of dicts ``{'params': [...], **hyperparameters}``
+    (one per group; missing hyperparameters come from ``defaults``).
+
+        >>> w = gt.randn(3, requires_grad=True)
+        >>> opt = gt.optim.SGD([w], lr=0.1)
+        >>> (w * w).sum().backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}  # parameter -> its state dict (tensors hash by identity)
+        self.param_groups = []
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of tensors or of dicts, got a single tensor; pass [tensor]")
+        if isinstance(params, dict):
+            raise TypeError("params must be an iterable of tensors or of dicts, got a dict; pass [dict]")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])
+
+    # ---- parameter groups ------------------------------------------------------------
+    def add_param_group(self, param_group):
+        """Add a group of parameters with its own hyperparameters (defaults fill the rest).
+
+            >>> opt.add_param_group({'params': [head_w], 'lr': 1e-2})
+        """
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("a parameter group needs a 'params' entry")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError("parameters must be given in an ordered collection (list or tuple), not a set: "
+                            "their order indexes the optimizer state")
+        params = list(params)
+        seen = set()
+        for i, p in enumerate(params):
+            _check_param(p, i)
+            if id(p) in seen:
+                raise ValueError(f"parameter {i} (shape {p.shape}) appears twice in the same parameter group")
+            seen.add(id(p))
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        if taken & seen:
+            raise ValueError("some parameters appear in more than one parameter group")
+        group = dict(param_group, params=params)
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group):
+        """Reject hyperparameters that cannot be right, naming the value. Subclasses may add checks."""
+        name = type(self).__name__
+        for key in _NON_NEGATIVE:
+            if key not in group:
+                continue
+            value = group[key]
+            if not _is_number(value):
+                raise TypeError(f"{name}: {key} must be a number, got {value!r}")
+            if not value >= 0:  # also catches nan
+                raise ValueError(f"{name}: invalid {key} {value!r}: it must be >= 0")
+        if "betas" in group:
+            betas = group["betas"]
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(_is_number(b) for b in betas):
+                raise TypeError(f"{name}: betas must be a pair of numbers, got {betas!r}")
+            for i, beta in enumerate(betas):
+                if not 0.0 <= beta < 1.0:
+                    raise ValueError(f"{name}: invalid beta{i + 1} {beta!r} in betas={tuple(betas)}: "
+                                     "it must be in [0, 1)")
+
+    # ---- the walk ----------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Drop every parameter's gradient (``set_to_none=True``) or fill it with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+    @autograd.no_grad()
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place. Returns ``closure()`` if given.
+
+        ``closure`` re-evaluates the model and returns the loss (run with gradients on).
+        """
+        loss = None
+        if closure is not None:
+            with autograd.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {}
+                    self._init_state(p, state, group)
+                self._update(p, p.grad, state, group)
+        return loss
+
+    def _init_state(self, p, state, group):
+        """Fill ``state`` for ``p`` before its first update (nothing by default)."""
+
+    def _update(self, p, grad, state, group):
+        raise NotImplementedError(f"{type(self).__name__} must implement _update(p, grad, state, group)")
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self):
+        """A copy of the optimizer's state in torch's layout.
+
+        ``{'state': {index: {name: array or int}}, 'param_groups': [{**hyperparameters, 'params': [index]}]}``;
+        parameters are numbered in group order; arrays are numpy copies.
+
+            >>> ckpt = opt.state_dict(); opt2.load_state_dict(ckpt)
+        """
+        index, groups = {}, []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        state = {}
+        for p, s in self.state.items():
+            if s and id(p) in index:
+                state[index[id(p)]] = {k: _export(v) for k, v in s.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore state and hyperparameters saved by ``state_dict()``.
+
+        Groups must match in number and size, and every saved array the shape of its parameter;
+        otherwise a ValueError says what differs and nothing is loaded.
+        """
+        try:
+            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        except (KeyError, TypeError):
+            raise ValueError("load_state_dict expects a dict with 'state' and 'param_groups' entries") from None
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter group(s), "
+                             f"this optimizer has {len(self.param_groups)}")
+        by_index, groups = {}, []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"parameter group {i}: the loaded state dict has {len(saved['params'])} "
+                                 f"parameters, this optimizer has {len(group['params'])}")
+            by_index.update(zip(saved["params"], group["params"]))
+            new_group = dict(saved, params=group["params"])
+            self._check_group(new_group)
+            groups.append(new_group)
+        state = {}
+        for key, saved in saved_state.items():
+            p = by_index.get(int(key))
+            if p is None:
+                raise ValueError(f"loaded state has an entry for parameter {key}, which no group lists")
+            state[p] = {name: _import(value, p, key, name) for name, value in saved.items()}
+        # Everything converted and checked: only now replace the live state.
+        self.state = state
+        self.param_groups[:] = groups
+
+
+def decay_groups(params, weight_decay):
+    """Two parameter groups, nanoGPT's habit: weight decay on >= 2-D tensors (matrices, embeddings),
+    none on 1-D ones (biases, norm gains). Tensors that do not require grad are left out.
+
+        >>> opt = gt.optim.AdamW(gt.optim.decay_groups(model.parameters(), 0.1), lr=3e-4)
+    """
+    params = [params] if isinstance(params, Tensor) else [p for p in params if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_param(p, i):
+    if not isinstance(p, Tensor):
+        raise TypeError(f"an optimizer can only optimize gt tensors, but parameter {i} is a {type(p).__name__}")
+    if not p.is_leaf:
+        raise ValueError(f"cannot optimize a non-leaf tensor (parameter {i}, shape {p.shape}, grad_fn={p.grad_fn}); "
+                         "use .detach().requires_grad_() to make a leaf")
+    if not p.requires_grad:
+        raise ValueError(f"parameter {i} (shape {p.shape}) does not require grad; create it with "
+                         "requires_grad=True or leave it out of the optimizer")
+
+
+def _export(value):
+    if isinstance(value, Tensor):
+        return B.to_numpy(B.copy(value._data))  # a copy: later steps must not change a saved checkpoint
+    return value
+
+
+def _import(value, p, index, name):
+    # 'step' is a count (torch saves it as a 0-d tensor); every other array is shaped like its parameter.
+    if name == "step":
+        return int(value.item() if hasattr(value, "item") else value)
+    if not hasattr(value, "shape"):
+        return value
+    shape = tuple(value.shape)
+    if shape != p.shape:
+        raise ValueError(f"loaded state '{name}' of parameter {index} has shape {shape}, the parameter has {p.shape}")
+    data = value._data if isinstance(value, Tensor) else value
+    return Tensor._wrap(B.asarray(data, dtype=p.dtype, copy=True))

@@ -1,0 +1,40 @@
+"""Stochastic gradient descent, with optional momentum, Nesterov momentum and weight decay."""
+
+from gt.optim.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """``p -= lr * g`` (plain gradient descent when ``momentum=0``), with torch's semantics.
+
+    With momentum: ``buf = momentum * buf + (1 - dampening) * g`` (``buf`` starts as the first
+    gradient), then ``p -= lr * buf`` (Nesterov: ``p -= lr * (g + momentum * buf)``).
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient first.
+
+        >>> opt = gt.optim.SGD(params, lr=0.1, momentum=0.9)
+        >>> loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening == 0, got "
+                             f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+
+    def _update(self, p, grad, state, group):
+        momentum, weight_decay = group["momentum"], group["weight_decay"]
+        if weight_decay != 0:
+            grad = grad + weight_decay * p  # a new tensor: p.grad itself is left as backward made it
+        if momentum != 0:
+            # The buffer is made on first use (not in _init_state) so momentum can be switched on later.
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.clone()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        p.add_(grad, alpha=-group["lr"])

@@ -1,0 +1,224 @@
+"""The one comparison helper behind gt's op tests.
+
+Two checks, both driven by a plain function of tensors, so the same lambda can
+be checked against finite differences and against torch:
+
+``check_grad(fn, *arrays)``
+    runs ``fn`` on float64 gt tensors that require grad, backpropagates a random
+    upstream gradient (so non-scalar outputs are covered), and compares every
+    input's ``.grad`` with central finite differences of
+    ``sum(fn(*inputs) * upstream)``.
+
+``compare_with_torch(gt_fn, torch_fn, *arrays, dtype="float64")``
+    runs the computation in gt and in torch on the same values, and compares the
+    forward result and every input gradient (rtol 1e-5 in float64, 1e-4 in
+    float32). Skips the test with a clear reason when torch is not installed.
+
+Inputs are numpy arrays (or anything ``np.asarray`` accepts). Floating arrays
+become inputs that require grad; integer and boolean arrays (indices, masks,
+conditions) become constant tensors, passed to ``fn`` in the same position.
+``fn`` may return one tensor or a tuple/list of tensors (e.g. ``split``).
+
+    >>> from helpers import check_grad, compare_with_torch, randn
+    >>> a, b = randn(3, 4), randn(4)
+    >>> check_grad(lambda x, y: x * y, a, b)
+    >>> compare_with_torch(lambda x, y: x * y, None, a, b, dtype="float32")
+
+tests/ has no ``__init__.py``: pytest puts this folder on ``sys.path``, so test
+files import it as ``from helpers import ...``.
+"""
+
+import numpy as np
+import pytest
+
+import gt
+
+__all__ = ["check_grad", "compare_with_torch", "randn", "positive", "nonzero", "distinct", "TOLERANCES",
+           "torch_or_skip"]
+
+# (rtol, atol) for compare_with_torch. atol only matters for values near zero.
+TOLERANCES = {"float64": (1e-5, 1e-8), "float32": (1e-4, 1e-5)}
+
+
+# ---- test inputs ---------------------------------------------------------------------------
+def randn(*shape, seed=0, scale=1.0):
+    """Reproducible float64 standard-normal array of ``shape`` (``randn()`` is a 0-d array)."""
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+
+def positive(*shape, seed=0, low=0.5, high=2.0):
+    """Reproducible float64 array with values in ``[low, high)`` (for log, sqrt, pow bases)."""
+    return np.random.default_rng(seed).uniform(low, high, shape)
+
+
+def nonzero(*shape, seed=0, low=0.5, high=2.0):
+    """Values in ``[low, high)`` with random signs: away from 0 (divisors, abs, relu kinks)."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def distinct(*shape, seed=0, gap=0.1):
+    """A shuffled array whose values are pairwise at least ``gap`` apart (no ties for max/min)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    values = (np.arange(n) - n // 2) * gap  # multiples of gap: add gap / 2 to another array to avoid ties
+    return rng.permutation(values).reshape(shape)
+
+
+# ---- shared plumbing -----------------------------------------------------------------------
+def _is_float(arr):
+    return arr.dtype.kind == "f"
+
+
+def _as_tuple(out):
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _upstream(outputs, seed):
+    """One random upstream gradient per output, float64, shaped like the output."""
+    rng = np.random.default_rng(seed + 1000)
+    return [rng.standard_normal(tuple(o.shape)) for o in outputs]
+
+
+def _gt_inputs(arrays, dtype, requires_grad):
+    out = []
+    for arr in arrays:
+        if _is_float(arr):
+            out.append(gt.tensor(arr, dtype=dtype, requires_grad=requires_grad))
+        else:
+            out.append(gt.tensor(arr))
+    return out
+
+
+def _seed_backward_gt(outputs, ups, dtype):
+    """Backpropagate ``ups`` into gt ``outputs``: ``backward(grad)`` for one output (the
+    non-scalar path itself); a scalar ``sum(o * u)`` when ``fn`` returned several."""
+    if len(outputs) == 1:
+        outputs[0].backward(gt.tensor(ups[0], dtype=outputs[0].dtype))
+        return
+    total = None
+    for o, u in zip(outputs, ups):
+        if not o.requires_grad:
+            continue
+        term = (o * gt.tensor(u, dtype=o.dtype)).sum()
+        total = term if total is None else total + term
+    total.backward()
+
+
+def _fail_context(what, i, arr):
+    return f"{what} of input {i} (shape {arr.shape})"
+
+
+# ---- finite differences --------------------------------------------------------------------
+def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, wrt=None):
+    """Compare gt's gradients of ``fn`` with central finite differences, in float64.
+
+    ``fn(*tensors)`` returns a tensor (or a tuple/list of tensors); the scalar
+    differentiated is ``sum(output * upstream)`` for a random ``upstream`` of the
+    output's shape. ``wrt`` (indices) limits which float inputs require grad; by
+    default all of them do. Also checks each gradient's shape and dtype (float64).
+
+    Keep inputs small (tens of elements) and away from kinks (relu at 0, ties in
+    max, clip bounds): the numerical derivative is one Python loop per element.
+    Returns the forward output (a tuple when ``fn`` returned several).
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    arrays = [a.astype(np.float64) if _is_float(a) else a for a in arrays]
+    wrt = [i for i, a in enumerate(arrays) if _is_float(a)] if wrt is None else list(wrt)
+
+    inputs = []
+    for i, arr in enumerate(arrays):
+        if i in wrt:
+            inputs.append(gt.tensor(arr, dtype=gt.float64, requires_grad=True))
+        else:
+            inputs.append(gt.tensor(arr) if not _is_float(arr) else gt.tensor(arr, dtype=gt.float64))
+    outputs = _as_tuple(fn(*inputs))
+    ups = _upstream(outputs, seed)
+    for o in outputs:
+        assert o.dtype == gt.float64 or not o.dtype.is_floating_point, f"output dtype {o.dtype}, expected gt.float64"
+    _seed_backward_gt(list(outputs), ups, gt.float64)
+
+    def objective(values):
+        with gt.no_grad():
+            outs = _as_tuple(fn(*[gt.tensor(v) for v in values]))  # float64 arrays stay float64
+        return sum(float(np.sum(np.asarray(o.numpy(), dtype=np.float64) * u)) for o, u in zip(outs, ups))
+
+    for i in wrt:
+        analytic = inputs[i].grad
+        assert analytic is not None, f"input {i} requires grad but got no .grad"
+        assert analytic.shape == arrays[i].shape, (
+            f"{_fail_context('grad', i, arrays[i])} has shape {analytic.shape}")
+        assert analytic.dtype == gt.float64, f"{_fail_context('grad', i, arrays[i])} has dtype {analytic.dtype}"
+        numeric = np.zeros(arrays[i].shape)
+        values = [a.copy() for a in arrays]
+        flat, nflat = values[i].reshape(-1), numeric.reshape(-1)  # views: write through
+        for k in range(flat.size):
+            orig = flat[k]
+            flat[k] = orig + eps
+            f_plus = objective(values)
+            flat[k] = orig - eps
+            f_minus = objective(values)
+            flat[k] = orig
+            nflat[k] = (f_plus - f_minus) / (2 * eps)
+        np.testing.assert_allclose(analytic.numpy(), numeric, rtol=rtol, atol=atol,
+                                   err_msg=f"{_fail_context('gradient', i, arrays[i])} vs finite differences")
+    return outputs if len(outputs) > 1 else outputs[0]
+
+
+# ---- torch -----------------------------------------------------------------------------------
+def torch_or_skip():
+    """The torch module, or skip the calling test with a clear reason."""
+    return pytest.importorskip("torch", reason="torch is not installed: the gt-vs-torch comparisons are skipped "
+                                               "(pip install torch==2.13.0 to run them)")
+
+
+def compare_with_torch(gt_fn, torch_fn, *arrays, dtype="float64", rtol=None, atol=None, seed=0, grad=True):
+    """Run ``gt_fn`` on gt tensors and ``torch_fn`` on torch tensors made from the same ``arrays``
+    (float arrays cast to ``dtype``, requiring grad), and compare outputs and input gradients.
+
+    ``torch_fn=None`` runs ``gt_fn`` on the torch tensors too (for code both APIs share, like
+    ``lambda a, b: (a @ b).relu()``). Tolerances default to ``TOLERANCES[dtype]``. Also checks
+    that output and gradient dtypes match torch's. ``grad=False`` compares the forward only.
+    Returns ``(gt_outputs, torch_outputs)``.
+    """
+    torch = torch_or_skip()
+    dtype = gt.float64.name if dtype in (gt.float64, "float64") else gt.float32.name if dtype in (
+        gt.float32, "float32") else str(dtype)
+    d_rtol, d_atol = TOLERANCES[dtype]
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    torch_fn = gt_fn if torch_fn is None else torch_fn
+    np_dtype = np.dtype(dtype)
+    arrays = [np.asarray(a) for a in arrays]
+    arrays = [a.astype(np_dtype) if _is_float(a) else a for a in arrays]
+
+    g_in = _gt_inputs(arrays, getattr(gt, dtype), requires_grad=grad)
+    t_in = [torch.tensor(a, requires_grad=grad and _is_float(a)) for a in arrays]
+    g_out = _as_tuple(gt_fn(*g_in))
+    t_out = _as_tuple(torch_fn(*t_in))
+    assert len(g_out) == len(t_out), f"gt returned {len(g_out)} outputs, torch {len(t_out)}"
+    for k, (g, t) in enumerate(zip(g_out, t_out)):
+        assert g.shape == tuple(t.shape), f"output {k}: gt shape {g.shape}, torch shape {tuple(t.shape)}"
+        assert g.dtype.name == str(t.dtype).replace("torch.", ""), f"output {k}: gt {g.dtype}, torch {t.dtype}"
+        np.testing.assert_allclose(g.numpy(), t.detach().numpy(), rtol=rtol, atol=atol,
+                                   err_msg=f"output {k}: gt vs torch forward ({dtype})")
+    if not grad:
+        return g_out, t_out
+
+    ups = _upstream(g_out, seed)
+    diff_t = [(t, u) for t, u in zip(t_out, ups) if t.requires_grad]
+    if not diff_t:
+        return g_out, t_out
+    _seed_backward_gt(list(g_out), ups, getattr(gt, dtype))
+    torch.autograd.backward([t for t, _ in diff_t], [torch.tensor(u, dtype=t.dtype) for t, u in diff_t])
+    for i, (arr, g, t) in enumerate(zip(arrays, g_in, t_in)):
+        if not _is_float(arr):
+            continue
+        if t.grad is None:
+            assert g.grad is None or not np.any(g.grad.numpy()), f"input {i}: gt has a gradient, torch none"
+            continue
+        assert g.grad is not None, f"{_fail_context('grad', i, arr)}: torch has a gradient, gt none"
+        assert g.grad.dtype.name == dtype, f"{_fail_context('grad', i, arr)}: dtype {g.grad.dtype}, expected {dtype}"
+        np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol,
+                                   err_msg=f"{_fail_context('gradient', i, arr)}: gt vs torch ({dtype})")
+    return g_out, t_out

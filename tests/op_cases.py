@@ -1,0 +1,302 @@
+"""The table of differentiable-op cases shared by test_ops_grad.py (finite differences)
+and test_ops_torch.py (torch autograd).
+
+Each ``Case`` is one op on one set of inputs: a gt function, the same computation
+in torch (``None`` where the gt lambda runs on torch tensors unchanged), and the
+input arrays (float arrays require grad; int/bool arrays are constants such as
+indices, masks and conditions). ``op`` names the differentiable op it covers, so
+the tests can assert that every op in gt/ops has cases.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import gt
+from gt.ops import linalg
+from helpers import distinct, nonzero, positive, randn
+
+
+class _LazyTorch:
+    """``T.nn.functional.gelu`` imports torch on first use, so this table loads without torch."""
+
+    def __getattr__(self, name):
+        import torch
+
+        return getattr(torch, name)
+
+
+T = _LazyTorch()
+
+
+@dataclass
+class Case:
+    id: str
+    op: str
+    gt_fn: object
+    torch_fn: object
+    inputs: tuple
+    grad_kw: dict = field(default_factory=dict)   # extra check_grad arguments (eps, rtol)
+    torch_kw: dict = field(default_factory=dict)  # extra compare_with_torch arguments
+
+
+CASES = []
+
+
+def case(id, op, gt_fn, *inputs, torch_fn=None, grad_kw=None, torch_kw=None):
+    CASES.append(Case(f"{op}-{id}", op, gt_fn, torch_fn, tuple(inputs), grad_kw or {}, torch_kw or {}))
+
+
+def _s(shape):
+    return "x".join(map(str, shape)) or "scalar"
+
+
+# ---- elementwise, broadcasting -----------------------------------------------------------
+BROADCAST = [((3, 4), (3, 4)), ((3, 4), (4,)), ((4,), (3, 4)), ((2, 1, 3), (1, 4, 3)), ((), (2, 3)),
+             ((2, 3), ()), ((4, 1), (1, 5))]
+
+for sa, sb in BROADCAST:
+    tag = f"{_s(sa)}_{_s(sb)}"
+    case(tag, "Add", lambda a, b: a + b, randn(*sa, seed=1), randn(*sb, seed=2))
+    case(tag, "Sub", lambda a, b: a - b, randn(*sa, seed=1), randn(*sb, seed=2))
+    case(tag, "Mul", lambda a, b: a * b, randn(*sa, seed=1), randn(*sb, seed=2))
+    case(tag, "Div", lambda a, b: a / b, randn(*sa, seed=1), nonzero(*sb, seed=2))
+    case(tag, "Pow", lambda a, b: a ** b, positive(*sa, seed=1), randn(*sb, seed=2))
+    case(tag, "Maximum", lambda a, b: gt.maximum(a, b), distinct(*sa, seed=1), distinct(*sb, seed=2) + 0.05,
+         torch_fn=lambda a, b: T.maximum(a, b))
+    case(tag, "Minimum", lambda a, b: a.minimum(b), distinct(*sa, seed=1), distinct(*sb, seed=2) + 0.05)
+
+X = randn(3, 4, seed=3)
+XP = positive(3, 4, seed=3)
+XN = nonzero(3, 4, seed=3)
+case("scalar_right", "Add", lambda a: a + 2.5, X)
+case("scalar_left", "Add", lambda a: 2.5 + a, X)
+case("scalar_right", "Sub", lambda a: a - 1.5, X)
+case("scalar_left", "Sub", lambda a: 3.0 - a, X)
+case("scalar_right", "Mul", lambda a: a * -2, X)
+case("scalar_left", "Mul", lambda a: 0.5 * a, X)
+case("self", "Mul", lambda a: a * a, X)
+case("scalar_right", "Div", lambda a: a / 3, X)
+case("scalar_left", "Div", lambda a: 2 / a, XN)
+case("square", "Pow", lambda a: a ** 2, X)
+case("cube", "Pow", lambda a: a ** 3, X)
+case("zero", "Pow", lambda a: a ** 0, X)
+case("sqrt", "Pow", lambda a: a ** 0.5, XP)
+case("negative_float", "Pow", lambda a: a ** -1.5, XP)
+case("method", "Pow", lambda a: a.pow(2.5), XP)
+case("function", "Pow", lambda a, b: gt.pow(a, b), XP, randn(4, seed=4), torch_fn=lambda a, b: T.pow(a, b))
+case("rpow", "Pow", lambda a: 2.0 ** a, X)
+case("rpow_half", "Pow", lambda a: 0.5 ** a, X)
+case("scalar", "Maximum", lambda a: a.maximum(0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(min=0.03))
+case("scalar", "Minimum", lambda a: gt.minimum(a, 0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(max=0.03))
+
+UNARY = [(), (5,), (3, 4), (2, 3, 4)]
+for shape in UNARY:
+    tag = _s(shape)
+    case(tag, "Neg", lambda a: -a, randn(*shape, seed=5))
+    case(tag, "Abs", lambda a: a.abs(), nonzero(*shape, seed=5))
+    case(tag, "Exp", lambda a: a.exp(), randn(*shape, seed=5))
+    case(tag, "Log", lambda a: a.log(), positive(*shape, seed=5))
+    case(tag, "Sqrt", lambda a: a.sqrt(), positive(*shape, seed=5))
+    case(tag, "Relu", lambda a: a.relu(), nonzero(*shape, seed=5))
+    case(tag, "Sigmoid", lambda a: a.sigmoid(), randn(*shape, seed=5, scale=2))
+    case(tag, "Tanh", lambda a: a.tanh(), randn(*shape, seed=5, scale=2))
+    case(tag, "Gelu", lambda a: a.gelu(), randn(*shape, seed=5, scale=2),
+         torch_fn=lambda a: T.nn.functional.gelu(a))
+    case(f"tanh_{tag}", "Gelu", lambda a: a.gelu(approximate="tanh"), randn(*shape, seed=5, scale=2),
+         torch_fn=lambda a: T.nn.functional.gelu(a, approximate="tanh"))
+case("abs_function", "Abs", lambda a: gt.abs(a), XN, torch_fn=lambda a: T.abs(a))
+case("builtin_abs", "Abs", lambda a: abs(a), XN)
+case("functions", "Exp", lambda a: gt.log(gt.exp(a) + gt.sqrt(a * a + 1.0)), X,
+     torch_fn=lambda a: T.log(T.exp(a) + T.sqrt(a * a + 1.0)))
+case("wide_range", "Gelu", lambda a: a.gelu(), np.linspace(-6, 6, 25), torch_fn=lambda a: T.nn.functional.gelu(a))
+case("wide_range", "Sigmoid", lambda a: a.sigmoid(), np.linspace(-30, 30, 25))
+
+# clip: values are multiples of 0.1, bounds sit halfway between two of them (no kinks)
+XC = distinct(3, 5, seed=6)
+case("both", "Clip", lambda a: a.clip(-0.25, 0.35), XC, torch_fn=lambda a: a.clamp(-0.25, 0.35))
+case("min_only", "Clip", lambda a: a.clip(min=-0.15), XC, torch_fn=lambda a: a.clamp(min=-0.15))
+case("max_only", "Clip", lambda a: a.clip(max=0.05), XC, torch_fn=lambda a: a.clamp(max=0.05))
+case("clamp_function", "Clip", lambda a: gt.clamp(a, -0.45, 0.45), XC, torch_fn=lambda a: T.clamp(a, -0.45, 0.45))
+
+COND = randn(3, 4, seed=7) > 0
+case("same_shape", "Where", lambda c, a, b: gt.where(c, a, b), COND, randn(3, 4, seed=1), randn(3, 4, seed=2),
+     torch_fn=lambda c, a, b: T.where(c, a, b))
+case("broadcast", "Where", lambda c, a, b: gt.where(c, a, b), COND[0], randn(3, 4, seed=1), randn(3, 1, seed=2),
+     torch_fn=lambda c, a, b: T.where(c, a, b))
+case("scalar_other", "Where", lambda c, a: gt.where(c, a, 0.0), COND, randn(3, 4, seed=1),
+     torch_fn=lambda c, a: T.where(c, a, 0.0))
+case("masked_fill", "Where", lambda c, a: a.masked_fill(c, -1.0), COND, randn(3, 4, seed=1))
+
+# ---- softmax family -----------------------------------------------------------------------
+for shape, axis in [((5,), 0), ((3, 4), -1), ((2, 3, 4), -1), ((2, 3, 4), 0), ((2, 3, 4), 1)]:
+    tag = f"{_s(shape)}_axis{axis}"
+    case(tag, "Softmax", lambda a, ax=axis: a.softmax(ax), randn(*shape, seed=8, scale=2),
+         torch_fn=lambda a, ax=axis: a.softmax(ax))
+    case(tag, "LogSoftmax", lambda a, ax=axis: a.log_softmax(axis=ax), randn(*shape, seed=8, scale=2),
+         torch_fn=lambda a, ax=axis: a.log_softmax(dim=ax))
+case("dim_keyword", "Softmax", lambda a: gt.softmax(a, dim=0), randn(3, 4, seed=8),
+     torch_fn=lambda a: T.softmax(a, dim=0))
+case("huge", "Softmax", lambda a: a.softmax(-1), randn(3, 4, seed=8) + 1000.0, torch_fn=lambda a: a.softmax(-1))
+case("huge", "LogSoftmax", lambda a: a.log_softmax(-1), randn(3, 4, seed=8) * 100 + 1000.0,
+     torch_fn=lambda a: a.log_softmax(-1))
+
+# ---- reductions ---------------------------------------------------------------------------
+XR = randn(2, 3, 4, seed=9)
+XD = distinct(2, 3, 4, seed=9)
+AXES = [None, 0, -1, 1, (0, 2), (-1, -3)]
+
+
+def _dims(axis, ndim=3):
+    return tuple(range(ndim)) if axis is None else axis
+
+
+for axis in AXES:
+    for keep in (False, True):
+        tag = f"axis{axis}_keep{keep}".replace(" ", "")
+        case(tag, "Sum", lambda a, ax=axis, k=keep: a.sum(axis=ax, keepdims=k), XR,
+             torch_fn=lambda a, ax=axis, k=keep: a.sum(dim=ax, keepdim=k))
+        case(tag, "Mean", lambda a, ax=axis, k=keep: a.mean(axis=ax, keepdims=k), XR,
+             torch_fn=lambda a, ax=axis, k=keep: a.mean(dim=ax, keepdim=k))
+        case(tag, "Max", lambda a, ax=axis, k=keep: a.max(axis=ax, keepdims=k), XD,
+             torch_fn=lambda a, ax=axis, k=keep: T.amax(a, dim=_dims(ax), keepdim=k))
+        case(tag, "Min", lambda a, ax=axis, k=keep: a.min(axis=ax, keepdims=k), XD,
+             torch_fn=lambda a, ax=axis, k=keep: T.amin(a, dim=_dims(ax), keepdim=k))
+        for ddof in (0, 1):
+            case(f"{tag}_ddof{ddof}", "var", lambda a, ax=axis, k=keep, d=ddof: a.var(axis=ax, keepdims=k, ddof=d),
+                 XR, torch_fn=lambda a, ax=axis, k=keep, d=ddof: a.var(dim=ax, keepdim=k, correction=d))
+        case(tag, "std", lambda a, ax=axis, k=keep: a.std(axis=ax, keepdims=k), XR,
+             torch_fn=lambda a, ax=axis, k=keep: a.std(dim=ax, keepdim=k, correction=0))
+case("dim_keepdim", "Sum", lambda a: a.sum(dim=-1, keepdim=True), XR)
+case("function", "Sum", lambda a: gt.sum(a, 1), XR, torch_fn=lambda a: T.sum(a, 1))
+case("function", "Mean", lambda a: gt.mean(a, axis=(0, 1)), XR, torch_fn=lambda a: T.mean(a, dim=(0, 1)))
+case("scalar_input", "Sum", lambda a: a.sum(), randn(seed=9))
+case("max_function", "Max", lambda a: gt.max(a), XD, torch_fn=lambda a: a.max())
+case("unbiased", "var", lambda a: a.var(1, unbiased=True), XR, torch_fn=lambda a: a.var(1, unbiased=True))
+
+# ---- layout -------------------------------------------------------------------------------
+X3 = randn(2, 3, 4, seed=10)
+X1 = randn(2, 1, 3, 1, seed=10)
+case("6x4", "Reshape", lambda a: a.reshape(6, 4), X3)
+case("minus1", "Reshape", lambda a: a.reshape(-1), X3)
+case("tuple_minus1", "Reshape", lambda a: a.reshape((4, -1)), X3)
+case("inner_minus1", "Reshape", lambda a: a.reshape(2, -1, 2), X3)
+case("scalar", "Reshape", lambda a: a.reshape(1, 1), randn(seed=10))
+case("view", "Reshape", lambda a: a.view(3, 8), X3)
+case("flatten", "Reshape", lambda a: a.flatten(), X3)
+case("flatten1", "Reshape", lambda a: a.flatten(1), X3)
+case("function", "Reshape", lambda a: gt.reshape(a, (12, 2)), X3, torch_fn=lambda a: T.reshape(a, (12, 2)))
+case("unsqueeze0", "Reshape", lambda a: a.unsqueeze(0), X3)
+case("unsqueeze-1", "Reshape", lambda a: a.unsqueeze(-1), X3)
+case("unsqueeze2", "Reshape", lambda a: a.unsqueeze(dim=2), X3)
+case("unsqueeze_scalar", "Reshape", lambda a: a.unsqueeze(0), randn(seed=10))
+case("squeeze_all", "Reshape", lambda a: a.squeeze(), X1)
+case("squeeze1", "Reshape", lambda a: a.squeeze(1), X1)
+case("squeeze-1", "Reshape", lambda a: a.squeeze(axis=-1), X1)
+case("squeeze_not_1", "Reshape", lambda a: a.squeeze(0) * 1.0, X1)
+case("squeeze_tuple", "Reshape", lambda a: a.squeeze((1, 3)), X1)
+case("201", "Permute", lambda a: a.permute(2, 0, 1), X3)
+case("negative", "Permute", lambda a: a.permute(-1, 0, 1), X3)
+case("tuple", "Permute", lambda a: a.permute((1, 2, 0)), X3)
+case("transpose02", "Permute", lambda a: a.transpose(0, 2), X3)
+case("transpose_negative", "Permute", lambda a: a.transpose(-1, -3), X3)
+case("transpose_no_args", "Permute", lambda a: a.transpose(), X3, torch_fn=lambda a: a.transpose(-2, -1))
+case("T", "Permute", lambda a: a.T, X3, torch_fn=lambda a: a.permute(2, 1, 0))
+case("T_2d", "Permute", lambda a: a.T, randn(3, 4))
+case("mT", "Permute", lambda a: a.mT, X3)
+case("size1_axis", "Expand", lambda a: a.expand(2, 3, 4), randn(2, 1, 4, seed=11))
+case("new_leading", "Expand", lambda a: a.expand(2, 3, 5), randn(3, 1, seed=11))
+case("minus1", "Expand", lambda a: a.expand(-1, 3, -1), randn(2, 1, 4, seed=11))
+case("from_scalar", "Expand", lambda a: a.expand(2, 3), randn(seed=11))
+case("expand_as", "Expand", lambda a, b: a.expand_as(b) * b, randn(1, 4, seed=11), randn(3, 4, seed=12))
+
+case("axis0", "Cat", lambda a, b, c: gt.cat([a, b, c]), randn(2, 3, seed=1), randn(1, 3, seed=2), randn(4, 3, seed=3),
+     torch_fn=lambda a, b, c: T.cat([a, b, c]))
+case("axis1", "Cat", lambda a, b: gt.cat((a, b), axis=1), randn(2, 1, seed=1), randn(2, 3, seed=2),
+     torch_fn=lambda a, b: T.cat((a, b), dim=1))
+case("axis-1", "Cat", lambda a, b: gt.cat([a, b], dim=-1), randn(2, 3, 1, seed=1), randn(2, 3, 2, seed=2),
+     torch_fn=lambda a, b: T.cat([a, b], dim=-1))
+case("concatenate", "Cat", lambda a, b: gt.concatenate([a, b]), randn(2, 3, seed=1), randn(2, 3, seed=2),
+     torch_fn=lambda a, b: T.cat([a, b]))
+for axis in (0, 1, -1):
+    case(f"axis{axis}", "Stack", lambda a, b, c, ax=axis: gt.stack([a, b, c], axis=ax),
+         randn(2, 3, seed=1), randn(2, 3, seed=2), randn(2, 3, seed=3),
+         torch_fn=lambda a, b, c, ax=axis: T.stack([a, b, c], dim=ax))
+case("scalars", "Stack", lambda a, b: gt.stack([a, b]), randn(seed=1), randn(seed=2),
+     torch_fn=lambda a, b: T.stack([a, b]))
+XS = randn(5, 4, seed=13)
+case("size2_axis0", "GetItem", lambda a: a.split(2), XS, torch_fn=lambda a: a.split(2))
+case("size3_axis-1", "GetItem", lambda a: a.split(3, axis=-1), XS, torch_fn=lambda a: a.split(3, dim=-1))
+case("sizes_list", "GetItem", lambda a: a.split([1, 3], dim=1), XS, torch_fn=lambda a: a.split([1, 3], dim=1))
+case("chunk3", "GetItem", lambda a: a.chunk(3), XS, torch_fn=lambda a: a.chunk(3))
+case("chunk2_axis1", "GetItem", lambda a: gt.chunk(a, 2, axis=1), XS, torch_fn=lambda a: T.chunk(a, 2, dim=1))
+
+# ---- indexing -----------------------------------------------------------------------------
+XI = randn(4, 5, seed=14)
+YI = randn(3, 4, 5, seed=15)
+MASK = randn(4, 5, seed=16) > 0
+case("int", "GetItem", lambda a: a[1], XI)
+case("negative_int", "GetItem", lambda a: a[-1], XI)
+case("int_int", "GetItem", lambda a: a[-1, -2], XI)
+case("slice", "GetItem", lambda a: a[1:3], XI)
+case("column", "GetItem", lambda a: a[:, -2], XI)
+case("step_none", "GetItem", lambda a: a[None, 1:, ::2], XI)
+case("negative_slice", "GetItem", lambda a: a[-3:-1, :-1], XI)
+case("ellipsis", "GetItem", lambda a: a[..., 0], YI)
+case("int_ellipsis_none", "GetItem", lambda a: a[1, ..., None], YI)
+case("repeated_array", "GetItem", lambda a: a[[0, 2, 0, 0]], XI)
+case("negative_array", "GetItem", lambda a: a[[-1, 0, -1]], XI)
+case("slice_array", "GetItem", lambda a: a[:, [1, 1, 3]], XI)
+case("two_arrays", "GetItem", lambda a: a[[0, 1, 3, 1], [2, 2, 0, 2]], XI)
+case("2d_index", "GetItem", lambda a: a[np.array([[0, 1], [1, 1]])], XI,
+     torch_fn=lambda a: a[T.tensor([[0, 1], [1, 1]])])
+case("int_array", "GetItem", lambda a: a[1, [0, 0, 2]], XI)
+case("split_arrays", "GetItem", lambda a: a[[0, 0, 2], :, [1, 2, 4]], YI)
+case("slice_array_slice", "GetItem", lambda a: a[:, [1, 1], 1:3], YI)
+case("ellipsis_none_array", "GetItem", lambda a: a[..., None, [0, 0]], YI)
+case("tensor_index", "GetItem", lambda a, i: a[i], XI, np.array([3, 3, 0]))
+case("bool_mask", "GetItem", lambda a, m: a[m], XI, MASK)
+case("bool_mask_rows", "GetItem", lambda a, m: a[m], YI, MASK[:3, :4])
+case("slice_bool_mask", "GetItem", lambda a, m: a[:, m], YI, MASK[0, :4])
+case("bool_list_mask", "GetItem", lambda a: a[[True, False, True, True]], XI)
+
+# ---- linear algebra -----------------------------------------------------------------------
+MATMUL = [((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)), ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)),
+          ((5, 2, 3), (5, 3, 4)), ((3,), (2, 3, 4)), ((2, 4, 2, 3), (3,)), ((4, 1, 2, 3), (1, 5, 3, 2)),
+          ((2, 3, 2, 3), (2, 3, 3, 4)), ((1, 2, 3), (4, 3, 2))]
+for sa, sb in MATMUL:
+    case(f"{_s(sa)}_{_s(sb)}", "Matmul", lambda a, b: a @ b, randn(*sa, seed=17), randn(*sb, seed=18))
+case("function", "Matmul", lambda a, b: gt.matmul(a, b), randn(2, 3, seed=17), randn(3, 2, seed=18),
+     torch_fn=lambda a, b: T.matmul(a, b))
+case("method", "Matmul", lambda a, b: a.matmul(b), randn(2, 3, seed=17), randn(3, 2, seed=18))
+case("issue_example", "Matmul", lambda x, w: (x @ w).relu().mean(axis=-1, keepdims=True),
+     randn(4, 3, seed=17), randn(3, 5, seed=18), torch_fn=lambda x, w: (x @ w).relu().mean(dim=-1, keepdim=True))
+
+for xs in [(5, 3), (2, 5, 3), (3,)]:
+    case(_s(xs), "Linear", lambda x, w, b: linalg.Linear.apply(x, w, b), randn(*xs, seed=19), randn(4, 3, seed=20),
+         randn(4, seed=21), torch_fn=lambda x, w, b: T.nn.functional.linear(x, w, b))
+case("no_bias", "Linear", lambda x, w: linalg.Linear.apply(x, w), randn(2, 5, 3, seed=19), randn(4, 3, seed=20),
+     torch_fn=lambda x, w: T.nn.functional.linear(x, w))
+case("4x6", "LayerNorm", lambda x, w, b: linalg.LayerNorm.apply(x, w, b), randn(4, 6, seed=22),
+     1 + randn(6, seed=23, scale=0.1), randn(6, seed=24),
+     torch_fn=lambda x, w, b: T.nn.functional.layer_norm(x, (6,), w, b))
+case("2x3x6", "LayerNorm", lambda x, w, b: linalg.LayerNorm.apply(x, w, b, eps=1e-3), randn(2, 3, 6, seed=22),
+     1 + randn(6, seed=23, scale=0.1), randn(6, seed=24),
+     torch_fn=lambda x, w, b: T.nn.functional.layer_norm(x, (6,), w, b, eps=1e-3))
+case("two_axes", "LayerNorm", lambda x, w, b: linalg.LayerNorm.apply(x, w, b, n_axes=2), randn(2, 3, 6, seed=22),
+     1 + randn(3, 6, seed=23, scale=0.1), randn(3, 6, seed=24),
+     torch_fn=lambda x, w, b: T.nn.functional.layer_norm(x, (3, 6), w, b))
+case("no_affine", "LayerNorm", lambda x: linalg.LayerNorm.apply(x, None, None), randn(3, 5, seed=22),
+     torch_fn=lambda x: T.nn.functional.layer_norm(x, (5,)))
+
+# ---- dtype cast ---------------------------------------------------------------------------
+# float32 rounding limits finite differences: a linear function with a wide step is exact enough.
+case("roundtrip", "Cast", lambda a: (a.to(gt.float32) * 3.0).to(gt.float64), randn(3, 4, seed=25),
+     torch_fn=lambda a: (a.to(T.float32) * 3.0).to(T.float64), grad_kw={"eps": 1e-2, "rtol": 1e-4, "atol": 1e-5},
+     torch_kw={"rtol": 1e-6, "atol": 1e-6})
+case("double_float", "Cast", lambda a: a.float().double() * a, randn(3, seed=25),
+     torch_fn=lambda a: a.float().double() * a, grad_kw={"eps": 1e-2, "rtol": 1e-4, "atol": 1e-4},
+     torch_kw={"rtol": 1e-6, "atol": 1e-6})
+
+CASE_IDS = [c.id for c in CASES]
+OPS_COVERED = sorted({c.op for c in CASES})
