@@ -24,28 +24,44 @@ def is_grad_enabled():
 
 
 class set_grad_enabled:
-    """Context manager and decorator that turns gradient recording on or off."""
+    """Turn gradient recording on or off, as torch does: called on its own it takes effect at
+    once (``gt.set_grad_enabled(False)``); as a context manager it restores the previous mode
+    on exit; as a decorator it applies to each call of the function only."""
 
     def __init__(self, mode=True):
+        global _grad_enabled
         self.mode = bool(mode)
-        self.prev = None
+        self.prev = _grad_enabled
+        self._saved = []  # one entry per active `with`, so one instance may be entered re-entrantly
+        if type(self) is set_grad_enabled:  # no_grad / enable_grad act only when entered
+            _grad_enabled = self.mode
 
     def __enter__(self):
         global _grad_enabled
-        self.prev = _grad_enabled
+        # set_grad_enabled captured the mode before switching it in __init__
+        self._saved.append(self.prev if type(self) is set_grad_enabled and not self._saved else _grad_enabled)
         _grad_enabled = self.mode
         return self
 
     def __exit__(self, *exc):
         global _grad_enabled
-        _grad_enabled = self.prev
+        _grad_enabled = self._saved.pop()
         return False
 
     def __call__(self, func):
+        global _grad_enabled
+        if type(self) is set_grad_enabled:
+            _grad_enabled = self.prev  # decorating a function does not switch the mode now
+        mode = self.mode
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with self.__class__(self.mode):
+            global _grad_enabled
+            prev, _grad_enabled = _grad_enabled, mode
+            try:
                 return func(*args, **kwargs)
+            finally:
+                _grad_enabled = prev
 
         return wrapper
 
@@ -66,17 +82,9 @@ class no_grad(set_grad_enabled):
     def __init__(self, func=None):
         super().__init__(False)
 
-    def __call__(self, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return func(*args, **kwargs)
-
-        return wrapper
-
 
 class enable_grad(set_grad_enabled):
-    """Turn recording back on inside a ``no_grad`` region."""
+    """Turn recording back on inside a ``no_grad`` region (context manager or decorator)."""
 
     def __init__(self):
         super().__init__(True)
@@ -130,19 +138,18 @@ class Function:
 
 
 def unbroadcast(grad, shape):
-    """Sum ``grad`` down to ``shape``, undoing numpy broadcasting (leading axes and size-1 axes)."""
-    gshape = tuple(grad.shape)
-    if gshape == tuple(shape):
+    """Sum ``grad`` down to ``shape``, undoing numpy broadcasting (leading axes and size-1 axes).
+    The result is a fresh array (no view), so a leaf can keep it as its .grad without a copy."""
+    shape = tuple(shape)
+    if tuple(grad.shape) == shape:
         return grad
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
-    )
-    if axes:
-        grad = B.sum(grad, axis=axes, keepdims=True)
-    if lead:
-        grad = B.reshape(grad, tuple(shape))
-    return B.reshape(grad, tuple(shape)) if tuple(grad.shape) != tuple(shape) else grad
+    lead = grad.ndim - len(shape)
+    if lead > 0:
+        grad = B.sum(grad, axis=tuple(range(lead)))
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if ones:
+        grad = B.sum(grad, axis=ones, keepdims=True)
+    return grad if tuple(grad.shape) == shape else B.reshape(grad, shape)
 
 
 def _topological_order(root):

@@ -40,7 +40,8 @@ def stack(tensors, axis=None, *, dim=None):
             raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; all must match")
     axis = _pick(axis, dim, default=0)
     if not -first.ndim - 1 <= axis <= first.ndim:
-        raise IndexError(f"stack: axis {axis} is out of range for {first.ndim + 1} dimensions")
+        raise IndexError(f"stack: axis {axis} is out of range for the {first.ndim + 1} dimension(s) of the result "
+                         f"(inputs of shape {first.shape})")
     return shape_ops.Stack.apply(*tensors, axis=axis % (first.ndim + 1))
 
 

@@ -54,7 +54,35 @@ def _binary(op_cls, name, a, b):
     a, b = _operand(a, name), _operand(b, name)
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         broadcast_shape(name, a.shape, b.shape)
+    a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
     return op_cls.apply(a, b)
+
+
+def _is_int_tensor(x):
+    return isinstance(x, Tensor) and not x.dtype.is_floating_point
+
+
+def _promote_ints(a, b, true_div=False):
+    """torch's promotion where it differs from numpy's: an integer or bool tensor meeting a float
+    tensor takes that tensor's dtype, and meeting a Python float (or divided) the default float
+    (float32). numpy would give float64, silently widening everything computed from it."""
+    a_int, b_int = _is_int_tensor(a), _is_int_tensor(b)
+    if not (a_int or b_int):
+        return a, b
+    if a_int and b_int:
+        target = dtypes.default_float if true_div else None
+    else:
+        other = b if a_int else a
+        if isinstance(other, Tensor):
+            target = other.dtype
+        elif isinstance(other, float) or (true_div and not isinstance(other, bool)):
+            target = dtypes.default_float
+        else:
+            target = None  # int tensor with a Python int or bool: numpy's integer result is right
+    if target is None:
+        return a, b
+    cast = [Tensor._wrap(B.astype(x._data, target)) if _is_int_tensor(x) else x for x in (a, b)]
+    return cast[0], cast[1]
 
 
 class Tensor:
@@ -160,6 +188,12 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
+
+    def __iter__(self):
+        """Iterate over axis 0 (each item a differentiable slice), like torch."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     # ---- conversion ---------------------------------------------------------------
     def numpy(self):
@@ -494,7 +528,9 @@ class Tensor:
         return self._reduce(reductions.Sum, "sum", axis, keepdims, dim, keepdim)
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
-        return self._reduce(reductions.Mean, "mean", axis, keepdims, dim, keepdim)
+        """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
+        x = self if self.dtype.is_floating_point else self.to(dtypes.default_float)
+        return x._reduce(reductions.Mean, "mean", axis, keepdims, dim, keepdim)
 
     def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
         """Largest values over ``axis`` (values only, as numpy; use ``argmax`` for positions)."""
@@ -549,6 +585,8 @@ class Tensor:
             return self.reshape(1)
         s = normalize_axis(start_dim, self.ndim, "flatten")
         e = normalize_axis(end_dim, self.ndim, "flatten")
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def permute(self, *axes):
@@ -646,7 +684,7 @@ def _index_part(part):
     if isinstance(part, Tensor):
         return part._data
     if isinstance(part, list):
-        return B.asarray(part)
+        return B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
     return part
 
 
@@ -655,9 +693,9 @@ def _shape_args(args):
         args = tuple(args[0])
     shape = tuple(args)
     for s in shape:
-        if not isinstance(s, int) or isinstance(s, bool):
+        if isinstance(s, bool) or not hasattr(s, "__index__"):
             raise TypeError(f"shape entries must be ints, got {s!r} in {shape}")
-    return shape
+    return tuple(s.__index__() for s in shape)  # numpy integers (np.prod(...)) become plain ints
 
 
 def _infer_shape(op, current, target):
@@ -691,8 +729,13 @@ def matmul(a, b):
             f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the first) "
             f"!= {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)"
         )
+    a, b = _promote_ints(a, b)
     if a.ndim > 2 or b.ndim > 2:
-        broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+        try:
+            broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+        except ValueError as exc:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: the batch dims {a.shape[:-2]} and "
+                             f"{b.shape[:-2]} cannot be broadcast together ({exc})") from None
     return linalg.Matmul.apply(a, b)
 
 

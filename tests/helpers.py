@@ -19,10 +19,12 @@ become inputs that require grad; integer and boolean arrays (indices, masks,
 conditions) become constant tensors, passed to ``fn`` in the same position.
 ``fn`` may return one tensor or a tuple/list of tensors (e.g. ``split``).
 
-    >>> from helpers import check_grad, compare_with_torch, randn
-    >>> a, b = randn(3, 4), randn(4)
-    >>> check_grad(lambda x, y: x * y, a, b)
-    >>> compare_with_torch(lambda x, y: x * y, None, a, b, dtype="float32")
+    from helpers import check_grad, compare_with_torch, randn
+
+    a, b = randn(3, 4, seed=1), randn(4, seed=2)          # (3, 4) * (4,): broadcasting
+    check_grad(lambda x, y: x * y, a, b)                  # raises AssertionError on a mismatch
+    compare_with_torch(lambda x, y: x * y, None, a, b, dtype="float32")
+    compare_with_torch(lambda x: x.sum(axis=0), lambda x: x.sum(dim=0), a)
 
 tests/ has no ``__init__.py``: pytest puts this folder on ``sys.path``, so test
 files import it as ``from helpers import ...``.
@@ -90,7 +92,7 @@ def _gt_inputs(arrays, dtype, requires_grad):
     return out
 
 
-def _seed_backward_gt(outputs, ups, dtype):
+def _seed_backward_gt(outputs, ups):
     """Backpropagate ``ups`` into gt ``outputs``: ``backward(grad)`` for one output (the
     non-scalar path itself); a scalar ``sum(o * u)`` when ``fn`` returned several."""
     if len(outputs) == 1:
@@ -136,7 +138,7 @@ def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, wrt=None):
     ups = _upstream(outputs, seed)
     for o in outputs:
         assert o.dtype == gt.float64 or not o.dtype.is_floating_point, f"output dtype {o.dtype}, expected gt.float64"
-    _seed_backward_gt(list(outputs), ups, gt.float64)
+    _seed_backward_gt(list(outputs), ups)
 
     def objective(values):
         with gt.no_grad():
@@ -209,7 +211,7 @@ def compare_with_torch(gt_fn, torch_fn, *arrays, dtype="float64", rtol=None, ato
     diff_t = [(t, u) for t, u in zip(t_out, ups) if t.requires_grad]
     if not diff_t:
         return g_out, t_out
-    _seed_backward_gt(list(g_out), ups, getattr(gt, dtype))
+    _seed_backward_gt(list(g_out), ups)
     torch.autograd.backward([t for t, _ in diff_t], [torch.tensor(u, dtype=t.dtype) for t, u in diff_t])
     for i, (arr, g, t) in enumerate(zip(arrays, g_in, t_in)):
         if not _is_float(arr):

@@ -117,6 +117,10 @@ XC = distinct(3, 5, seed=6)
 case("both", "Clip", lambda a: a.clip(-0.25, 0.35), XC, torch_fn=lambda a: a.clamp(-0.25, 0.35))
 case("min_only", "Clip", lambda a: a.clip(min=-0.15), XC, torch_fn=lambda a: a.clamp(min=-0.15))
 case("max_only", "Clip", lambda a: a.clip(max=0.05), XC, torch_fn=lambda a: a.clamp(max=0.05))
+case("tensor_bounds", "Clip", lambda a, lo, hi: a.clip(lo, hi), XC, np.full(5, -0.25), distinct(3, 1, seed=7) + 0.05,
+     torch_fn=lambda a, lo, hi: a.clamp(lo, hi))
+case("tensor_min", "Clip", lambda a, lo: a.clip(min=lo), XC, distinct(5, seed=8) * 0.5 + 0.025,
+     torch_fn=lambda a, lo: a.clamp(min=lo))
 case("clamp_function", "Clip", lambda a: gt.clamp(a, -0.45, 0.45), XC, torch_fn=lambda a: T.clamp(a, -0.45, 0.45))
 
 COND = randn(3, 4, seed=7) > 0

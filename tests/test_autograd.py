@@ -190,6 +190,28 @@ def test_no_grad_decorators():
         assert not (a * 1.0).requires_grad
     assert gt.is_grad_enabled()
 
+    @gt.enable_grad()
+    def on(x):
+        return x * 2.0
+
+    with gt.no_grad():
+        assert on(a).requires_grad and not gt.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_call_and_reentrant_no_grad():
+    try:
+        gt.set_grad_enabled(False)  # like torch: takes effect at once
+        assert not gt.is_grad_enabled()
+    finally:
+        gt.set_grad_enabled(True)
+    assert gt.is_grad_enabled()
+    ng = gt.no_grad()
+    with ng:
+        with ng:
+            pass
+        assert not gt.is_grad_enabled()
+    assert gt.is_grad_enabled()
+
 
 # ---- in-place updates -----------------------------------------------------------------------
 def test_inplace_update_under_no_grad_keeps_the_array():
@@ -293,6 +315,15 @@ def test_broadcast_and_view_grads_are_writable_copies():
         t.grad.zero_()  # would raise on a read-only broadcast view
 
 
+def test_parameter_grads_are_owned_without_extra_copies():
+    """The usual parameter paths (x @ W, + bias, broadcasting) hand each leaf a fresh array."""
+    x = gt.randn(4, 5, 3)
+    w, b, s = gt.randn(3, 2, requires_grad=True), gt.randn(2, requires_grad=True), gt.randn(1, 5, 1, requires_grad=True)
+    ((x @ w) + b + x.sum(-1, keepdims=True) * s).sum().backward()
+    for t in (w, b, s):
+        assert t.grad.numpy().base is None and t.grad.numpy().flags.writeable
+
+
 def test_retained_grad_does_not_alias_leaf_grads():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     y = a + b
@@ -393,8 +424,15 @@ def test_dtypes():
     assert repr(gt.float32) == "gt.float32"
     assert (gt.randn(2) * 2.0).dtype == gt.float32  # Python scalars never widen
     assert (gt.randn(2) * np.float64(2.0)).dtype == gt.float32  # nor do numpy scalars
-    assert (gt.arange(3) * 2).dtype == gt.int64
-    assert (gt.arange(3) / 2).dtype.is_floating_point
+    assert (gt.arange(3) * 2).dtype == gt.int64 and (gt.arange(3) + gt.arange(3)).dtype == gt.int64
+    # integers meeting floats compute in float32 (torch's rule), never silently in float64
+    assert (gt.arange(3) * 0.5).dtype == gt.float32 and (0.5 * gt.arange(3)).dtype == gt.float32
+    assert (gt.arange(3) / 2).dtype == gt.float32 and (gt.arange(3) / gt.arange(1, 4)).dtype == gt.float32
+    assert (gt.arange(3) + gt.randn(3)).dtype == gt.float32
+    assert (gt.arange(3) + gt.randn(3, dtype=gt.float64)).dtype == gt.float64
+    assert (gt.tensor([True, False]) * 1.5).dtype == gt.float32
+    assert (gt.arange(6).reshape(2, 3) @ gt.randn(3, 2)).dtype == gt.float32
+    np.testing.assert_allclose((gt.arange(3) / 2).numpy(), [0.0, 0.5, 1.0])
 
 
 def test_print_is_readable():

@@ -168,11 +168,16 @@ def test_index_out_of_range():
     (lambda t: t.unsqueeze(3), "unsqueeze"), (lambda t: t.unsqueeze(-4), "unsqueeze"),
     (lambda t: t.flatten(3), "flatten"), (lambda t: t.split(1, axis=2), "split"),
     (lambda t: t.chunk(2, dim=-3), "chunk"), (lambda t: gt.cat([t, t], axis=2), "cat"),
-    (lambda t: gt.stack([t, t], axis=3), "stack"), (lambda t: t.size(2), "size"),
+    (lambda t: t.size(2), "size"),
 ])
 def test_bad_axis(call, name):
-    with raises(IndexError, name, "2 dimension"):
+    with raises(IndexError, name, "axis", "2 dimension"):
         call(gt.randn(3, 4))
+
+
+def test_bad_stack_axis():
+    with raises(IndexError, "stack", "axis 3", "3 dimension", "(3, 4)"):
+        gt.stack([gt.randn(3, 4), gt.randn(3, 4)], axis=3)
 
 
 def test_bad_permutation():
@@ -200,3 +205,9 @@ def test_other_bad_arguments():
         gt.randn(4).split(0)
     with raises(ValueError, "ambiguous", "(2,)"):
         bool(gt.randn(2))
+    with raises(ValueError, "flatten", "(2, 3, 4)"):
+        gt.randn(2, 3, 4).flatten(2, 1)
+    with raises(TypeError, "0-d"):
+        list(gt.tensor(5.0))
+    with raises(TypeError, "unsqueeze", "None"):
+        gt.randn(2).unsqueeze()

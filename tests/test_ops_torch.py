@@ -49,6 +49,8 @@ def test_kinks_like_torch(dtype):
     compare_with_torch(lambda t: t.clip(-1.0, 1.0), lambda t: t.clamp(-1.0, 1.0), x, dtype=dtype)
     compare_with_torch(lambda t: t.clip(min=0.0), lambda t: t.clamp(min=0.0), x, dtype=dtype)
     compare_with_torch(lambda t: t.clip(max=0.0), lambda t: t.clamp(max=0.0), x, dtype=dtype)
+    lo, hi = np.array([-1.0, 0.5, 0.0, 1.0, 3.0]), np.array([1.0, -0.5, 0.0, 1.0, 2.5])  # incl. low > high, ties
+    compare_with_torch(lambda t, a, b: t.clip(a, b), lambda t, a, b: t.clamp(a, b), x, lo, hi, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -57,10 +57,14 @@ class NumpyEngine:
         try:
             arr = np.array(data, copy=True) if copy else np.asarray(data)
         except ValueError as exc:
-            raise TypeError(f"cannot make a tensor from {_describe(data)}: {exc}") from None
+            raise TypeError(f"cannot make a tensor from {_describe(data)}: ragged nested sequences "
+                            f"(rows of different lengths) or non-numeric data ({exc})") from None
         if arr.dtype == object:
-            raise TypeError(f"cannot make a tensor from {_describe(data)}: ragged or non-numeric data")
-        if arr.dtype.kind in "USV" or arr.dtype.kind not in "biuf":
+            raise TypeError(f"cannot make a tensor from {_describe(data)}: ragged or non-numeric data (objects)")
+        if arr.dtype.kind in "US":
+            raise TypeError(f"cannot make a tensor from {_describe(data)}: strings (numpy dtype {arr.dtype}) "
+                            "are not numbers")
+        if arr.dtype.kind not in "biuf":
             raise TypeError(
                 f"cannot make a tensor from {_describe(data)} (numpy dtype {arr.dtype}): expected numbers or booleans"
             )
@@ -192,7 +196,8 @@ class NumpyEngine:
     matmul = staticmethod(np.matmul)
 
     def reshape(self, x, shape):
-        return np.reshape(x, shape)
+        # the same array when nothing changes: a fresh gradient stays a non-view a leaf can own
+        return x if isinstance(x, np.ndarray) and x.shape == tuple(shape) else np.reshape(x, shape)
 
     def transpose(self, x, axes):
         return np.transpose(x, axes)

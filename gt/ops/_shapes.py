@@ -16,8 +16,9 @@ def broadcast_shape(op, a, b):
 
 def normalize_axis(axis, ndim, op):
     """One axis as a non-negative int; negative axes count from the end."""
-    if not isinstance(axis, int) or isinstance(axis, bool):
+    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    axis = axis.__index__()  # numpy integers too
     if not -max(ndim, 1) <= axis < max(ndim, 1):
         raise IndexError(f"{op}: axis {axis} is out of range for a tensor with {ndim} dimension(s)")
     return axis % max(ndim, 1)
@@ -27,7 +28,7 @@ def normalize_axes(axis, ndim, op):
     """``None`` (all axes) or a sorted tuple of distinct non-negative axes."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if hasattr(axis, "__index__") else tuple(axis)
     out = tuple(sorted(normalize_axis(a, ndim, op) for a in axes))
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis!r}")

@@ -160,7 +160,8 @@ def _split_by_choice(g, first_wins, tie, needs):
 
 
 class Clip(Function):
-    """Gradient passes where ``low <= x <= high`` (inclusive, like torch.clamp)."""
+    """``min(max(x, low), high)``; each bound is None, a number or an array. The gradient passes to
+    x where ``low <= x <= high`` (inclusive) and to an array bound where it was taken, as torch.clamp."""
 
     def forward(self, x, low=None, high=None):
         self.save(x, low, high)
@@ -168,12 +169,19 @@ class Clip(Function):
 
     def backward(self, g):
         x, low, high = self.saved
+        nx, nlow, nhigh = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
         inside = True
         if low is not None:
             inside = x >= low
         if high is not None:
             inside = inside & (x <= high)
-        return (g * inside,)
+        gx = g * inside if nx else None
+        glow = ghigh = None
+        if nlow:  # low wins where x is below it, unless it is above high (then high wins)
+            glow = B.where((x < low) & (low < high) if high is not None else x < low, g, 0)
+        if nhigh:
+            ghigh = B.where((x > high) | (high < low) if low is not None else x > high, g, 0)
+        return gx, glow, ghigh
 
 
 class Where(Function):
