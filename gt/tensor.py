@@ -6,36 +6,16 @@ ops in gt/ops; this class checks arguments, names axes (``axis``/``keepdims``,
 or torch's ``dim``/``keepdim``) and turns Python values into op inputs.
 """
 
-import numbers
-
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
-from gt.ops import linalg, reductions, shape as shape_ops
+from gt.ops import linalg, reductions
 from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, numel
-
-
-def _pick(axis, dim, name="axis", default=None):
-    """The axis from ``axis`` (numpy's name) or ``dim`` (torch's); ``default`` when neither is given.
-
-    Functions whose axis has a default must declare ``axis=None`` and pass the default here, so
-    that ``x.softmax(dim=0)`` is not mistaken for passing both."""
-    if dim is None:
-        return default if axis is None else axis
-    if axis is None or axis == dim or axis == default:
-        return dim
-    raise TypeError(f"pass {name} or dim, not both (got {name}={axis!r}, dim={dim!r})")
-
-
-def _scalar(value):
-    """Plain Python numbers stay Python numbers so they never widen a float32 tensor; numpy
-    scalars (``np.float64(0.5)``, a subclass of float) become Python numbers too."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Number) and type(value) not in (int, float):
-        return value.item() if hasattr(value, "item") else float(value)
-    return value
+from gt import tensor_inplace, tensor_layout
+from gt._args import _pick, _scalar  # noqa: F401  (re-exported)
+from gt.tensor_inplace import InplaceMethods
+from gt.tensor_layout import LayoutMethods, _index, _infer_shape, _shape_args  # noqa: F401  (re-exported)
 
 
 def _operand(value, op):
@@ -85,7 +65,7 @@ def _promote_ints(a, b, true_div=False):
     return cast[0], cast[1]
 
 
-class Tensor:
+class Tensor(InplaceMethods, LayoutMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -279,109 +259,6 @@ class Tensor:
     def contiguous(self):
         return self
 
-    # ---- in-place updates (outside the tape) ---------------------------------------------
-    def _check_inplace(self, what):
-        if autograd.is_grad_enabled() and self.requires_grad:
-            raise RuntimeError(
-                f"{what}: a tensor that requires grad cannot be modified in place while gradients are "
-                "recorded; wrap the update in `with gt.no_grad():`"
-            )
-
-    def _inplace_value(self, other, op):
-        value = _scalar(other)
-        if isinstance(value, Tensor):
-            value = value._data
-        elif not isinstance(value, (int, float, bool)):
-            value = B.asarray(value)
-        if not isinstance(value, (int, float, bool)):
-            out = broadcast_shape(op, self.shape, tuple(value.shape))
-            if out != self.shape:
-                raise ValueError(f"{op}: a value of shape {tuple(value.shape)} cannot be written into shape {self.shape}")
-        return value
-
-    def _iop(self, other, op, name):
-        if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
-            if self.is_leaf and self.requires_grad:
-                self._check_inplace(f"`{name}`")
-            # A non-leaf (or a non-grad tensor meeting a grad one) is rebound out of place, so the
-            # tape stays correct: `x += y` then means `x = x + y`.
-            return op(self, other)
-        value = self._inplace_value(other, name)
-        if name == "+=":
-            self._data += value
-        elif name == "-=":
-            self._data -= value
-        elif name == "*=":
-            self._data *= value
-        else:
-            self._data /= value
-        return self
-
-    def __iadd__(self, other):
-        return self._iop(other, Tensor.__add__, "+=")
-
-    def __isub__(self, other):
-        return self._iop(other, Tensor.__sub__, "-=")
-
-    def __imul__(self, other):
-        return self._iop(other, Tensor.__mul__, "*=")
-
-    def __itruediv__(self, other):
-        return self._iop(other, Tensor.__truediv__, "/=")
-
-    def add_(self, other, alpha=1):
-        self._check_inplace("add_")
-        value = self._inplace_value(other, "add_")
-        self._data += value if alpha == 1 else value * alpha
-        return self
-
-    def sub_(self, other, alpha=1):
-        return self.add_(other, alpha=-alpha)
-
-    def mul_(self, other):
-        self._check_inplace("mul_")
-        self._data *= self._inplace_value(other, "mul_")
-        return self
-
-    def div_(self, other):
-        self._check_inplace("div_")
-        self._data /= self._inplace_value(other, "div_")
-        return self
-
-    def addcmul_(self, t1, t2, value=1):
-        """``self += value * t1 * t2``, in place."""
-        self._check_inplace("addcmul_")
-        self._data += self._inplace_value(t1, "addcmul_") * self._inplace_value(t2, "addcmul_") * value
-        return self
-
-    def addcdiv_(self, t1, t2, value=1):
-        """``self += value * t1 / t2``, in place."""
-        self._check_inplace("addcdiv_")
-        self._data += self._inplace_value(t1, "addcdiv_") / self._inplace_value(t2, "addcdiv_") * value
-        return self
-
-    def copy_(self, src):
-        self._check_inplace("copy_")
-        self._data[...] = self._inplace_value(src, "copy_")
-        return self
-
-    def fill_(self, value):
-        self._check_inplace("fill_")
-        self._data[...] = value
-        return self
-
-    def zero_(self):
-        """Set every element to 0, in place (e.g. ``param.grad.zero_()``)."""
-        return self.fill_(0)
-
-    def __setitem__(self, index, value):
-        self._check_inplace("item assignment")
-        value = value._data if isinstance(value, Tensor) else _scalar(value)
-        try:
-            self._data[_index(index)] = value
-        except IndexError as exc:
-            raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
-
     # ---- arithmetic ----------------------------------------------------------------
     def __add__(self, other):
         return _binary(ew.Add, "add", self, other)
@@ -572,148 +449,8 @@ class Tensor:
     def any(self):
         return B.any(self._data)
 
-    # ---- layout ----------------------------------------------------------------------
-    def reshape(self, *shape):
-        """A tensor with the same data in a new shape (a view where possible); one entry may be -1."""
-        target = _infer_shape("reshape", self.shape, _shape_args(shape))
-        return self if target == self.shape else shape_ops.Reshape.apply(self, target)
-
-    view = reshape
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        if self.ndim == 0:
-            return self.reshape(1)
-        s = normalize_axis(start_dim, self.ndim, "flatten")
-        e = normalize_axis(end_dim, self.ndim, "flatten")
-        if s > e:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
-        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
-
-    def permute(self, *axes):
-        axes = _shape_args(axes)
-        if sorted(normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
-        axes = tuple(normalize_axis(a, self.ndim, "permute") for a in axes)
-        return shape_ops.Permute.apply(self, axes)
-
-    def transpose(self, a=-2, b=-1):
-        """Swap axes ``a`` and ``b`` (with no arguments: the last two)."""
-        if self.ndim < 2 and (a, b) == (-2, -1):
-            return self
-        axes = list(range(self.ndim))
-        a, b = normalize_axis(a, self.ndim, "transpose"), normalize_axis(b, self.ndim, "transpose")
-        axes[a], axes[b] = axes[b], axes[a]
-        return shape_ops.Permute.apply(self, tuple(axes))
-
-    def unsqueeze(self, axis=None, *, dim=None):
-        axis = _pick(axis, dim)
-        if not isinstance(axis, int) or isinstance(axis, bool):
-            raise TypeError(f"unsqueeze: axis must be an int, got {axis!r}")
-        if not -self.ndim - 1 <= axis <= self.ndim:
-            raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor with {self.ndim} dimension(s)")
-        axis = axis % (self.ndim + 1)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
-
-    def squeeze(self, axis=None, *, dim=None):
-        """Drop size-1 axes (all of them, or only ``axis``; an axis of another size is left as is, like torch)."""
-        axes = normalize_axes(_pick(axis, dim), self.ndim, "squeeze")
-        keep = [n for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
-        return self.reshape(tuple(keep))
-
-    def expand(self, *sizes):
-        """Broadcast to a larger shape without copying; -1 keeps an axis's size."""
-        sizes = _shape_args(sizes)
-        lead = len(sizes) - self.ndim
-        if lead < 0:
-            raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (fewer dimensions)")
-        target = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
-        for i, n in enumerate(self.shape):
-            if n != 1 and n != target[i + lead]:
-                raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (axis {i}: {n} vs {target[i + lead]})")
-        return self if target == self.shape else shape_ops.Expand.apply(self, target)
-
-    def expand_as(self, other):
-        return self.expand(*other.shape)
-
-    def split(self, split_size, axis=None, *, dim=None):
-        """Pieces of ``split_size`` along ``axis`` (the last may be smaller), or of the sizes in a list."""
-        axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "split")
-        n = self.shape[axis]
-        if isinstance(split_size, int):
-            if split_size <= 0:
-                raise ValueError(f"split: split_size must be positive, got {split_size}")
-            sizes = [min(split_size, n - s) for s in range(0, n, split_size)]
-        else:
-            sizes = list(split_size)
-            if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but axis {axis} has size {n}")
-        out, start = [], 0
-        for size in sizes:
-            index = (slice(None),) * axis + (slice(start, start + size),)
-            out.append(self[index])
-            start += size
-        return tuple(out)
-
-    def chunk(self, chunks, axis=None, *, dim=None):
-        """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the axis is short), like torch."""
-        if chunks <= 0:
-            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-        axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "chunk")
-        n = self.shape[axis]
-        return self.split(max(-(-n // chunks), 1), axis)
-
-    def __getitem__(self, index):
-        index = _index(index)
-        try:
-            return shape_ops.GetItem.apply(self, index)
-        except IndexError as exc:
-            raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
-
     def matmul(self, other):
         return matmul(self, other)
-
-
-def _index(index):
-    """Tensors and lists inside an index become engine arrays (gathers and boolean masks)."""
-    if isinstance(index, tuple):
-        return tuple(_index_part(p) for p in index)
-    return _index_part(index)
-
-
-def _index_part(part):
-    if isinstance(part, Tensor):
-        return part._data
-    if isinstance(part, list):
-        return B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
-    return part
-
-
-def _shape_args(args):
-    if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        args = tuple(args[0])
-    shape = tuple(args)
-    for s in shape:
-        if isinstance(s, bool) or not hasattr(s, "__index__"):
-            raise TypeError(f"shape entries must be ints, got {s!r} in {shape}")
-    return tuple(s.__index__() for s in shape)  # numpy integers (np.prod(...)) become plain ints
-
-
-def _infer_shape(op, current, target):
-    total = numel(current)
-    if target.count(-1) > 1:
-        raise ValueError(f"{op}: only one dimension can be -1, got {target}")
-    if any(s < -1 for s in target):
-        raise ValueError(f"{op}: invalid shape {target}")
-    if -1 in target:
-        known = numel(s for s in target if s != -1)
-        if known == 0 or total % known:
-            raise ValueError(f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target}")
-        target = tuple(total // known if s == -1 else s for s in target)
-    if numel(target) != total:
-        raise ValueError(
-            f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target} ({numel(target)} elements)"
-        )
-    return target
 
 
 def matmul(a, b):
@@ -748,3 +485,6 @@ def where(condition, a, b):
         if isinstance(x, Tensor):
             shape = broadcast_shape("where", shape, x.shape)
     return ew.Where.apply(cond, a, b)
+
+
+tensor_inplace.Tensor = tensor_layout.Tensor = Tensor

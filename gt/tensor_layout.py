@@ -1,0 +1,155 @@
+"""Layout methods of a tensor: reshape, permute, expand, split, indexing.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor.py once the class exists.
+"""
+
+from gt import dtypes
+from gt._args import _pick
+from gt.backend import B
+from gt.ops import shape as shape_ops
+from gt.ops._shapes import normalize_axes, normalize_axis, numel
+
+Tensor = None  # gt.Tensor, bound by gt/tensor.py
+
+
+class LayoutMethods:
+    __slots__ = ()
+
+    def reshape(self, *shape):
+        """A tensor with the same data in a new shape (a view where possible); one entry may be -1."""
+        target = _infer_shape("reshape", self.shape, _shape_args(shape))
+        return self if target == self.shape else shape_ops.Reshape.apply(self, target)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s = normalize_axis(start_dim, self.ndim, "flatten")
+        e = normalize_axis(end_dim, self.ndim, "flatten")
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+
+    def permute(self, *axes):
+        axes = _shape_args(axes)
+        if sorted(normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+        axes = tuple(normalize_axis(a, self.ndim, "permute") for a in axes)
+        return shape_ops.Permute.apply(self, axes)
+
+    def transpose(self, a=-2, b=-1):
+        """Swap axes ``a`` and ``b`` (with no arguments: the last two)."""
+        if self.ndim < 2 and (a, b) == (-2, -1):
+            return self
+        axes = list(range(self.ndim))
+        a, b = normalize_axis(a, self.ndim, "transpose"), normalize_axis(b, self.ndim, "transpose")
+        axes[a], axes[b] = axes[b], axes[a]
+        return shape_ops.Permute.apply(self, tuple(axes))
+
+    def unsqueeze(self, axis=None, *, dim=None):
+        axis = _pick(axis, dim)
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(f"unsqueeze: axis must be an int, got {axis!r}")
+        if not -self.ndim - 1 <= axis <= self.ndim:
+            raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor with {self.ndim} dimension(s)")
+        axis = axis % (self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def squeeze(self, axis=None, *, dim=None):
+        """Drop size-1 axes (all of them, or only ``axis``; an axis of another size is left as is, like torch)."""
+        axes = normalize_axes(_pick(axis, dim), self.ndim, "squeeze")
+        keep = [n for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
+        return self.reshape(tuple(keep))
+
+    def expand(self, *sizes):
+        """Broadcast to a larger shape without copying; -1 keeps an axis's size."""
+        sizes = _shape_args(sizes)
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (fewer dimensions)")
+        target = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+        for i, n in enumerate(self.shape):
+            if n != 1 and n != target[i + lead]:
+                raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (axis {i}: {n} vs {target[i + lead]})")
+        return self if target == self.shape else shape_ops.Expand.apply(self, target)
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def split(self, split_size, axis=None, *, dim=None):
+        """Pieces of ``split_size`` along ``axis`` (the last may be smaller), or of the sizes in a list."""
+        axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "split")
+        n = self.shape[axis]
+        if isinstance(split_size, int):
+            if split_size <= 0:
+                raise ValueError(f"split: split_size must be positive, got {split_size}")
+            sizes = [min(split_size, n - s) for s in range(0, n, split_size)]
+        else:
+            sizes = list(split_size)
+            if sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but axis {axis} has size {n}")
+        out, start = [], 0
+        for size in sizes:
+            index = (slice(None),) * axis + (slice(start, start + size),)
+            out.append(self[index])
+            start += size
+        return tuple(out)
+
+    def chunk(self, chunks, axis=None, *, dim=None):
+        """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the axis is short), like torch."""
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "chunk")
+        n = self.shape[axis]
+        return self.split(max(-(-n // chunks), 1), axis)
+
+    def __getitem__(self, index):
+        index = _index(index)
+        try:
+            return shape_ops.GetItem.apply(self, index)
+        except IndexError as exc:
+            raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
+
+
+def _index(index):
+    """Tensors and lists inside an index become engine arrays (gathers and boolean masks)."""
+    if isinstance(index, tuple):
+        return tuple(_index_part(p) for p in index)
+    return _index_part(index)
+
+
+def _index_part(part):
+    if isinstance(part, Tensor):
+        return part._data
+    if isinstance(part, list):
+        return B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
+    return part
+
+
+def _shape_args(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    shape = tuple(args)
+    for s in shape:
+        if isinstance(s, bool) or not hasattr(s, "__index__"):
+            raise TypeError(f"shape entries must be ints, got {s!r} in {shape}")
+    return tuple(s.__index__() for s in shape)  # numpy integers (np.prod(...)) become plain ints
+
+
+def _infer_shape(op, current, target):
+    total = numel(current)
+    if target.count(-1) > 1:
+        raise ValueError(f"{op}: only one dimension can be -1, got {target}")
+    if any(s < -1 for s in target):
+        raise ValueError(f"{op}: invalid shape {target}")
+    if -1 in target:
+        known = numel(s for s in target if s != -1)
+        if known == 0 or total % known:
+            raise ValueError(f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target}")
+        target = tuple(total // known if s == -1 else s for s in target)
+    if numel(target) != total:
+        raise ValueError(
+            f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target} ({numel(target)} elements)"
+        )
+    return target
