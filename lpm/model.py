@@ -1,0 +1,195 @@
+"""The Pixel Transformer: a transformer whose tokens are whole images.
+
+A sequence of S grayscale images of H x W pixels is S tokens of P = H*W values each:
+
+    images (B, S, H, W) -> flatten (B, S, P) -> embed Linear(P, D) -> + positional encodings
+    -> num_layers pre-norm TransformerBlocks -> LayerNorm -> mean over S -> head Linear(D, C)
+
+    >>> model = PixelTransformer(img_size=16, embed_dim=32, num_heads=4, num_layers=2,
+    ...                          ff_dim=64, num_classes=4, max_seq_len=8)
+    >>> model(gt.randn(2, 5, 16, 16)).shape
+    (2, 4)
+
+The state-dict keys and shapes are a public interface with PyTorch layouts (see the class
+docstring); the building blocks are gt.nn's and are re-exported here for code written
+against the seed project (``from lpm.model import PixelTransformer, TransformerBlock``).
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import gt
+from gt import nn
+from gt.nn import FeedForward, LayerNorm, MultiHeadAttention, TransformerBlock  # noqa: F401  (re-exported)
+
+__all__ = ["PixelTransformer", "PixelTransformerConfig", "sinusoidal_encoding",
+           "LayerNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock"]
+
+POS_ENCODINGS = ("sinusoidal", "learned")
+ACTIVATIONS = ("relu", "gelu")
+
+
+@dataclass(frozen=True)
+class PixelTransformerConfig:
+    """Hyperparameters of a ``PixelTransformer``; checked on creation.
+
+        >>> PixelTransformerConfig(embed_dim=30, num_heads=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: PixelTransformer: embed_dim (30) must be divisible by num_heads (4)
+    """
+
+    img_size: int = 200        # images are img_size x img_size; a token has img_size**2 values
+    embed_dim: int = 256       # D, the width of the residual stream
+    num_heads: int = 4
+    num_layers: int = 4
+    ff_dim: int = 1024         # F, the hidden width of each feed-forward network
+    num_classes: int = 10      # C
+    max_seq_len: int = 32      # the longest image sequence the model accepts
+    dropout: float = 0.0
+    pos_encoding: str = "sinusoidal"   # or "learned" (a trainable (max_seq_len, D) table)
+    activation: str = "relu"           # of the feed-forward networks; or "gelu"
+
+    def __post_init__(self):
+        for name in ("img_size", "embed_dim", "num_heads", "ff_dim", "num_classes", "max_seq_len"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("num_layers", self.num_layers, minimum=0)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"PixelTransformer: embed_dim ({self.embed_dim}) must be divisible by "
+                             f"num_heads ({self.num_heads})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"PixelTransformer: dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"PixelTransformer: pos_encoding must be one of {POS_ENCODINGS}, "
+                             f"got {self.pos_encoding!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"PixelTransformer: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"PixelTransformer: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def sinusoidal_encoding(max_seq_len, dim):
+    """The original Transformer's fixed encodings as a (max_seq_len, dim) float32 tensor:
+    ``PE[pos, 2i] = sin(pos / 10000**(2i/dim))``, ``PE[pos, 2i+1] = cos(pos / 10000**(2i/dim))``.
+
+        >>> pe = sinusoidal_encoding(4, 6)
+        >>> pe.shape, pe[0].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+        ((4, 6), True)
+    """
+    # A constant table built once, in float64 Python math, then stored as float32.
+    rows = []
+    for pos in range(max_seq_len):
+        row = []
+        for j in range(dim):
+            angle = pos / 10000 ** ((j - j % 2) / dim)   # j - j % 2 is the "2i" shared by a sin/cos pair
+            row.append(math.sin(angle) if j % 2 == 0 else math.cos(angle))
+        rows.append(row)
+    return gt.tensor(rows, dtype=gt.float32)
+
+
+class PixelTransformer(nn.Module):
+    """Classifies sequences of images: (B, S, H, W) or (B, S, H*W) -> logits (B, num_classes).
+
+    Accepts gt tensors or numpy arrays (converted to float32). State dict (D = embed_dim,
+    P = img_size**2, F = ff_dim, C = num_classes)::
+
+        embed.weight (D, P)   embed.bias (D)
+        pos_embedding (max_seq_len, D)                      only with pos_encoding="learned"
+        blocks.{i}.ln1.weight (D)   blocks.{i}.ln1.bias (D)
+        blocks.{i}.attn.{q_proj,k_proj,v_proj,out_proj}.weight (D, D)  .bias (D)
+        blocks.{i}.ln2.weight (D)   blocks.{i}.ln2.bias (D)
+        blocks.{i}.ff.fc1.weight (F, D)  .fc1.bias (F)  .fc2.weight (D, F)  .fc2.bias (D)
+        norm.weight (D)   norm.bias (D)
+        head.weight (C, D)   head.bias (C)
+
+    The fixed sinusoidal table is a non-persistent buffer: not in the state dict. With
+    ``dropout > 0`` dropout also acts on the embedded tokens (nanoGPT's habit) and inside each
+    block; at the default 0 the model is exactly the pipeline above.
+
+        >>> model = PixelTransformer(img_size=8, embed_dim=16, num_heads=2, num_layers=1,
+        ...                          ff_dim=32, num_classes=3, pos_encoding="learned")
+        >>> list(model.state_dict())[:3]     # the model's own parameter first, as in torch
+        ['pos_embedding', 'embed.weight', 'embed.bias']
+    """
+
+    def __init__(self, img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024,
+                 num_classes=10, max_seq_len=32, dropout=0.0, pos_encoding="sinusoidal", activation="relu"):
+        super().__init__()
+        self.config = cfg = PixelTransformerConfig(img_size, embed_dim, num_heads, num_layers, ff_dim,
+                                                   num_classes, max_seq_len, dropout, pos_encoding, activation)
+        D = cfg.embed_dim
+        self.embed = nn.Linear(cfg.img_size ** 2, D)
+        if cfg.pos_encoding == "learned":
+            # nanoGPT's init for position tables: N(0, 0.02^2)
+            self.pos_embedding = nn.Parameter(gt.randn(cfg.max_seq_len, D) * 0.02)
+        else:
+            self.register_buffer("pos_encoding", sinusoidal_encoding(cfg.max_seq_len, D), persistent=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([
+            TransformerBlock(D, cfg.num_heads, cfg.ff_dim, dropout=cfg.dropout, activation=cfg.activation)
+            for _ in range(cfg.num_layers)])
+        self.norm = LayerNorm(D)
+        self.head = nn.Linear(D, cfg.num_classes)
+
+    @classmethod
+    def from_config(cls, config):
+        """Build a model from a ``PixelTransformerConfig``."""
+        return cls(**asdict(config))
+
+    def forward(self, images):
+        x = self.check_input(images)
+        B, S, P = x.shape
+        pos = self.pos_embedding if self.config.pos_encoding == "learned" else self.pos_encoding
+        x = self.embed(x) + pos[:S]        # (B, S, P) @ (P, D) -> (B, S, D), + (S, D) broadcast
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)                   # (B, S, D): x + attn(ln1(x)), then x + ff(ln2(x))
+        x = self.norm(x).mean(axis=1)      # (B, S, D) -> (B, D)
+        return self.head(x)                # (B, D) -> (B, C)
+
+    def check_input(self, images):
+        """Validate ``images`` and return them as a float (B, S, P) gt tensor; ValueError if bad.
+
+        Everything is checked before any compute: the number of axes, the image size, an empty
+        batch or sequence, a sequence longer than ``max_seq_len``, and non-finite pixels.
+        """
+        cfg = self.config
+        x = images if isinstance(images, gt.Tensor) else gt.tensor(images, dtype=gt.float32)
+        P = cfg.img_size ** 2
+        if x.ndim == 4:
+            if tuple(x.shape[2:]) != (cfg.img_size, cfg.img_size):
+                raise ValueError(f"PixelTransformer: expected images of {cfg.img_size}x{cfg.img_size} pixels, "
+                                 f"got input of shape {x.shape} (images of {x.shape[2]}x{x.shape[3]})")
+        elif x.ndim == 3:
+            if x.shape[2] != P:
+                raise ValueError(f"PixelTransformer: flattened images must have img_size**2 = {P} values, "
+                                 f"got input of shape {x.shape}")
+        else:
+            raise ValueError(f"PixelTransformer: expected input of shape (batch, seq, {cfg.img_size}, "
+                             f"{cfg.img_size}) or (batch, seq, {P}), got {x.ndim} dimension(s): {x.shape}")
+        B, S = x.shape[:2]
+        if B == 0:
+            raise ValueError(f"PixelTransformer: empty batch (input of shape {x.shape})")
+        if S == 0:
+            raise ValueError(f"PixelTransformer: empty image sequence (input of shape {x.shape})")
+        if S > cfg.max_seq_len:
+            raise ValueError(f"PixelTransformer: sequence of {S} images is longer than max_seq_len="
+                             f"{cfg.max_seq_len}")
+        if not x.dtype.is_floating_point:
+            x = x.to(gt.float32)
+        with gt.no_grad():
+            # max and min are NaN if any pixel is NaN, and infinite if any is infinite
+            lo, hi = x.min().item(), x.max().item()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"PixelTransformer: images contain non-finite pixel values (min {lo}, max {hi})")
+        return x.reshape(B, S, P)          # (B, S, H, W) -> (B, S, P); a view when already flat
+
+    def extra_repr(self):
+        c = self.config
+        return (f"img_size={c.img_size}, embed_dim={c.embed_dim}, num_heads={c.num_heads}, "
+                f"num_layers={c.num_layers}, ff_dim={c.ff_dim}, num_classes={c.num_classes}, "
+                f"max_seq_len={c.max_seq_len}, pos_encoding={c.pos_encoding!r}")

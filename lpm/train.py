@@ -1,0 +1,319 @@
+"""Training the Pixel Transformer on moving-blob sequences: the loop behind ``python train.py``.
+
+Readable top to bottom: the options (``TrainConfig``, ``build_parser``), the data
+(``make_datasets``), one batch (``get_batch``), the loss, the optimizer, ``evaluate`` and
+``train``, then ``main``. Each helper is importable on its own for tests and notebooks:
+
+    >>> from lpm.train import TrainConfig, train
+    >>> result = train(TrainConfig(samples=32, seq_len=4, img_size=16, embed_dim=16, num_heads=2,
+    ...                            ff_dim=32, epochs=2, batch_size=8), log=lambda line: None)
+    >>> len(result["losses"])
+    2
+"""
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+import gt
+from gt import nn
+from lpm.data import NUM_CLASSES, make_moving_blobs, train_eval_split
+from lpm.model import PixelTransformer
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LOSSES = ("mse", "ce")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run; the defaults are the ``python train.py`` run.
+
+    The defaults reach >= 80% held-out accuracy in well under a minute on a 2-core CPU with
+    plain gradient descent (SGD, no momentum).
+    """
+
+    # data
+    samples: int = 600          # image sequences generated (train + held out)
+    seq_len: int = 8            # images per sequence
+    img_size: int = 200         # pixels per side
+    noise: float = 0.3          # amplitude of the uniform pixel noise
+    eval_split: float = 0.2     # held-out fraction
+    # model
+    embed_dim: int = 128
+    num_heads: int = 4
+    num_layers: int = 1
+    ff_dim: int = 256
+    pos_encoding: str = "sinusoidal"
+    # optimization
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float | None = None     # None: default_lr(optimizer, batch_size)
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "ce"
+    seed: int = 0
+    progress: bool = True       # a tqdm bar inside each epoch, when stdout is a terminal
+
+
+# ---- options ------------------------------------------------------------------------------
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(prog="train.py"):
+    """The command-line interface; every flag maps to a ``TrainConfig`` field."""
+    d = TrainConfig()
+    p = _OneLineParser(prog=prog, description=(
+        "Train the Pixel Transformer (a transformer whose tokens are whole images) to tell the direction "
+        "of a blob moving across noisy image sequences, and report held-out accuracy."))
+
+    def flag(group, name, help, **kw):
+        dest = name[2:].replace("-", "_")
+        group.add_argument(name, default=getattr(d, dest), help=help + " (default: %(default)s)", **kw)
+
+    data = p.add_argument_group("data")
+    flag(data, "--samples", "number of image sequences to generate", type=int)
+    flag(data, "--seq-len", "images per sequence", type=int)
+    flag(data, "--img-size", "image side in pixels (images are square)", type=int)
+    flag(data, "--noise", "amplitude of the uniform pixel noise, in [0, 1)", type=float)
+    flag(data, "--eval-split", "fraction of the sequences held out for evaluation, in (0, 1)", type=float)
+    model = p.add_argument_group("model")
+    flag(model, "--embed-dim", "width D of the residual stream", type=int)
+    flag(model, "--num-heads", "attention heads (must divide --embed-dim)", type=int)
+    flag(model, "--num-layers", "transformer blocks", type=int)
+    flag(model, "--ff-dim", "hidden width of each feed-forward network", type=int)
+    flag(model, "--pos-encoding", "fixed sinusoidal positional encodings, or a learned table",
+         choices=("sinusoidal", "learned"))
+    opt = p.add_argument_group("optimization")
+    flag(opt, "--epochs", "passes over the training sequences", type=int)
+    flag(opt, "--batch-size", "sequences per step", type=int)
+    opt.add_argument("--lr", type=float, default=None,
+                     help="learning rate (default: 0.1 * batch size / 16 for sgd, 1e-3 for adam and adamw)")
+    flag(opt, "--optimizer", "sgd is plain gradient descent unless --momentum is set", choices=OPTIMIZERS)
+    flag(opt, "--momentum", "SGD momentum, in [0, 1)", type=float)
+    flag(opt, "--weight-decay", "weight decay, on matrices only (not on biases and norm gains)", type=float)
+    flag(opt, "--loss", "ce: cross-entropy; mse: mean squared error against one-hot targets", choices=LOSSES)
+    flag(opt, "--seed", "seeds the data, the initial weights and the batch order (same seed, same losses)",
+         type=int)
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (it only shows when stdout is a terminal and tqdm is installed)")
+    return p
+
+
+def parse_args(argv=None, parser=None):
+    """Parse and check the command line into a ``TrainConfig``; bad values exit with status 2."""
+    parser = parser or build_parser()
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    problems = check_config(cfg)
+    if problems:
+        parser.error(problems[0])
+    return cfg
+
+
+def check_config(cfg):
+    """Every problem with ``cfg`` as a message naming the flag (an empty list if none).
+
+        >>> check_config(TrainConfig(batch_size=0))
+        ['--batch-size must be >= 1, got 0']
+    """
+    problems = []
+    minimums = dict(samples=2, seq_len=1, img_size=4, embed_dim=1, num_heads=1, num_layers=0,
+                    ff_dim=1, epochs=1, batch_size=1, seed=0)
+    for name, low in minimums.items():
+        value = getattr(cfg, name)
+        if value < low:
+            problems.append(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if cfg.embed_dim >= 1 and cfg.num_heads >= 1 and cfg.embed_dim % cfg.num_heads:
+        problems.append(f"--embed-dim ({cfg.embed_dim}) must be divisible by --num-heads ({cfg.num_heads})")
+    if not 0.0 < cfg.eval_split < 1.0:
+        problems.append(f"--eval-split must be in (0, 1), got {cfg.eval_split}")
+    if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        problems.append(f"--lr must be a positive number, got {cfg.lr}")
+    if not 0.0 <= cfg.momentum < 1.0:
+        problems.append(f"--momentum must be in [0, 1), got {cfg.momentum}")
+    if cfg.momentum and cfg.optimizer != "sgd":
+        problems.append(f"--momentum applies to --optimizer sgd only (got --optimizer {cfg.optimizer})")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        problems.append(f"--weight-decay must be >= 0, got {cfg.weight_decay}")
+    if not 0.0 <= cfg.noise < 1.0:
+        problems.append(f"--noise must be in [0, 1), got {cfg.noise}")
+    return problems
+
+
+# ---- data ---------------------------------------------------------------------------------
+def make_datasets(cfg):
+    """``(train_images, train_labels), (eval_images, eval_labels)``, centred.
+
+    Pixels are shifted by the training set's mean pixel value. Left in [0, 1], every frame
+    shares a large constant component that dominates the embedding's gradient and forces a
+    much smaller learning rate on plain gradient descent.
+    """
+    images, labels = make_moving_blobs(cfg.samples, seq_len=cfg.seq_len, img_size=cfg.img_size,
+                                       seed=cfg.seed, noise=cfg.noise)
+    # The samples come in random order: hold out the last ones, as views (the default data
+    # set is 768 MB; a shuffled copy would double that).
+    (x_train, y_train), (x_eval, y_eval) = train_eval_split(images, labels, cfg.eval_split, shuffle=False)
+    images -= np.float32(x_train.mean(dtype=np.float64))   # in place, through both views
+    return (x_train, y_train), (x_eval, y_eval)
+
+
+def get_batch(images, labels, idx):
+    """The sequences at positions ``idx`` as gt tensors: images (B, S, H, W) float32, labels (B,) int64.
+
+        >>> x, y = get_batch(np.zeros((5, 2, 4, 4), np.float32), np.arange(5), [0, 3])
+        >>> x.shape, y.tolist()
+        ((2, 2, 4, 4), [0, 3])
+    """
+    return gt.from_numpy(np.ascontiguousarray(images[idx])), gt.from_numpy(np.asarray(labels[idx]))
+
+
+# ---- loss, optimizer, evaluation --------------------------------------------------------
+def compute_loss(logits, targets, kind, num_classes):
+    """``ce``: cross-entropy on class indices; ``mse``: mean squared error against one-hot rows."""
+    if kind == "ce":
+        return nn.functional.cross_entropy(logits, targets)
+    return nn.mse_loss(logits, nn.functional.one_hot(targets, num_classes))
+
+
+def default_lr(optimizer, batch_size):
+    """The learning rate used when none is given. For SGD it grows with the batch size (the
+    linear scaling rule): 0.1 at the default 16 sequences per step, 0.0125 at 2, where a
+    larger step makes plain gradient descent diverge. Adam and AdamW: 1e-3.
+
+        >>> default_lr("sgd", 16), default_lr("sgd", 2), default_lr("adam", 16)
+        (0.1, 0.0125, 0.001)
+    """
+    return 0.1 * batch_size / 16 if optimizer == "sgd" else 1e-3
+
+
+def make_optimizer(model, cfg):
+    """The optimizer ``cfg`` names. With weight decay, two parameter groups (nanoGPT's habit):
+    decay on >= 2-D parameters (matrices), none on biases and norm gains."""
+    params = list(model.parameters())
+    lr = cfg.lr if cfg.lr is not None else default_lr(cfg.optimizer, cfg.batch_size)
+    if cfg.weight_decay > 0:
+        params = gt.optim.decay_groups(params, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return gt.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adam":
+        return gt.optim.Adam(params, lr=lr)
+    return gt.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def evaluate(model, images, labels, batch_size=64, loss="ce"):
+    """``(mean loss, accuracy)`` of ``model`` on the given sequences, in eval mode, without a tape."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with gt.no_grad():
+        for start in range(0, len(labels), batch_size):
+            x, y = get_batch(images, labels, np.arange(start, min(start + batch_size, len(labels))))
+            logits = model(x)
+            total_loss += compute_loss(logits, y, loss, model.config.num_classes).item() * len(y)
+            correct += int((logits.argmax(axis=-1) == y).sum().item())
+    model.train(was_training)
+    return total_loss / len(labels), correct / len(labels)
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+def _progress(total, desc, enabled):
+    """A tqdm bar when asked for, stdout is a terminal and tqdm is installed; else None."""
+    if not (enabled and sys.stdout.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+
+
+# ---- the loop -----------------------------------------------------------------------------
+def train(cfg, log=print, data=None):
+    """Generate data, build the model and optimizer, train, and return what happened:
+
+    ``{"losses", "train_accs", "eval_accs", "eval_acc", "parameters", "seconds", "samples_per_s",
+    "model", "config"}`` (the first three per epoch). ``log`` receives each output line; ``data``
+    may pass ready-made ``make_datasets`` output. Raises ``NonFiniteLoss`` naming the epoch and step.
+    """
+    t0 = time.perf_counter()
+    (x_train, y_train), (x_eval, y_eval) = data if data is not None else make_datasets(cfg)
+    gt.manual_seed(cfg.seed)
+    model = PixelTransformer(img_size=cfg.img_size, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
+                             num_layers=cfg.num_layers, ff_dim=cfg.ff_dim, num_classes=NUM_CLASSES,
+                             max_seq_len=max(32, cfg.seq_len), pos_encoding=cfg.pos_encoding)
+    optimizer = make_optimizer(model, cfg)
+    lr = optimizer.param_groups[0]["lr"]
+    n_params = model.num_parameters()
+    log(f"Data: {len(y_train)} training + {len(y_eval)} held-out sequences of {cfg.seq_len} "
+        f"{cfg.img_size}x{cfg.img_size} images, {NUM_CLASSES} classes (direction of motion)")
+    log(f"Model: {n_params:,} parameters (embed_dim={cfg.embed_dim}, num_layers={cfg.num_layers}, "
+        f"num_heads={cfg.num_heads}, ff_dim={cfg.ff_dim}); optimizer {cfg.optimizer}, lr {lr:g}, "
+        f"loss {cfg.loss}")
+
+    order_rng = np.random.default_rng(cfg.seed + 1)   # batch order, independent of the data draw
+    n, bs = len(y_train), cfg.batch_size
+    steps = (n + bs - 1) // bs
+    width = max(2, len(str(cfg.epochs)))
+    losses, train_accs, eval_accs = [], [], []
+    t_train = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = order_rng.permutation(n)
+        total_loss, correct = 0.0, 0
+        bar = _progress(steps, f"epoch {epoch}", cfg.progress)
+        for step in range(steps):
+            x, y = get_batch(x_train, y_train, perm[step * bs:(step + 1) * bs])
+            logits = model(x)                                  # (B, C)
+            loss = compute_loss(logits, y, cfg.loss, NUM_CLASSES)
+            value = loss.item()
+            if not math.isfinite(value):
+                if bar is not None:
+                    bar.close()
+                raise NonFiniteLoss(f"loss is {value} at epoch {epoch}, step {step + 1}/{steps}: "
+                                    f"try a smaller --lr (now {lr:g})")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += value * len(y)
+            correct += int((logits.argmax(axis=-1) == y).sum().item())
+            if bar is not None:
+                bar.set_postfix(loss=f"{value:.4f}")
+                bar.update()
+        if bar is not None:
+            bar.close()
+        _, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss)
+        losses.append(total_loss / n)
+        train_accs.append(correct / n)
+        eval_accs.append(eval_acc)
+        log(f"Epoch {epoch:{width}d}/{cfg.epochs}: Loss = {losses[-1]:.4f}, Acc = {100 * train_accs[-1]:.2f}%, "
+            f"Held-out Acc = {100 * eval_acc:.2f}%")
+    t_end = time.perf_counter()
+    seconds, train_seconds = t_end - t0, t_end - t_train
+    samples_per_s = cfg.epochs * n / train_seconds
+    log(f"Done in {seconds:.1f} s (setup {t_train - t0:.1f} s, training {train_seconds:.1f} s, "
+        f"{samples_per_s:.1f} samples/s), {n_params:,} parameters. "
+        f"Held-out accuracy: {100 * eval_accs[-1]:.2f}% on {len(y_eval)} sequences")
+    return dict(losses=losses, train_accs=train_accs, eval_accs=eval_accs, eval_acc=eval_accs[-1],
+                parameters=n_params, seconds=seconds, samples_per_s=samples_per_s, model=model,
+                config=asdict(cfg))
+
+
+def main(argv=None):
+    """``python train.py [flags]``: parse, train, print one line per epoch and a summary."""
+    cfg = parse_args(argv)
+    try:
+        train(cfg)
+    except NonFiniteLoss as exc:
+        print(f"train.py: stopped: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,154 @@
+"""The Pixel Transformer against a PyTorch reference of the same architecture.
+
+The reference below is written from torch primitives (pre-norm blocks with separate
+q/k/v/out projections, ReLU feed-forward, LayerNorm eps 1e-5, the original Transformer's
+sinusoid). Loaded with the gt model's ``state_dict()`` it must give the same logits and
+the same gradient for every parameter, within 1e-4 relative in float32.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import gt
+from gt import nn
+from lpm.model import PixelTransformer
+
+torch = pytest.importorskip("torch", reason="torch is not installed: the gt-vs-torch Pixel Transformer "
+                                            "comparisons are skipped (pip install torch==2.13.0)")
+tnn = torch.nn
+
+RTOL = 1e-4
+
+
+class TorchAttention(tnn.Module):
+    def __init__(self, D, H):
+        super().__init__()
+        self.H = H
+        self.q_proj, self.k_proj = tnn.Linear(D, D), tnn.Linear(D, D)
+        self.v_proj, self.out_proj = tnn.Linear(D, D), tnn.Linear(D, D)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        hd = D // self.H
+        q = self.q_proj(x).view(B, T, self.H, hd).transpose(1, 2)     # (B, H, T, hd)
+        k = self.k_proj(x).view(B, T, self.H, hd).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.H, hd).transpose(1, 2)
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hd), dim=-1)   # (B, H, T, T)
+        return self.out_proj((att @ v).transpose(1, 2).reshape(B, T, D))
+
+
+class TorchFeedForward(tnn.Module):
+    def __init__(self, D, F):
+        super().__init__()
+        self.fc1, self.fc2 = tnn.Linear(D, F), tnn.Linear(F, D)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class TorchBlock(tnn.Module):
+    def __init__(self, D, H, F):
+        super().__init__()
+        self.ln1, self.attn = tnn.LayerNorm(D, eps=1e-5), TorchAttention(D, H)
+        self.ln2, self.ff = tnn.LayerNorm(D, eps=1e-5), TorchFeedForward(D, F)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.ff(self.ln2(x))
+
+
+class TorchPixelTransformer(tnn.Module):
+    def __init__(self, img_size, D, H, L, F, C, max_seq_len, learned):
+        super().__init__()
+        self.embed = tnn.Linear(img_size * img_size, D)
+        if learned:
+            self.pos_embedding = tnn.Parameter(torch.zeros(max_seq_len, D))
+        else:
+            pos = torch.arange(max_seq_len, dtype=torch.float64)[:, None]
+            two_i = torch.arange(0, D, 2, dtype=torch.float64)[None, :]
+            angle = pos / 10000 ** (two_i / D)
+            pe = torch.zeros(max_seq_len, D, dtype=torch.float64)
+            pe[:, 0::2] = torch.sin(angle)
+            pe[:, 1::2] = torch.cos(angle)[:, :D // 2]
+            self.register_buffer("pos_encoding", pe.float(), persistent=False)
+        self.blocks = tnn.ModuleList([TorchBlock(D, H, F) for _ in range(L)])
+        self.norm = tnn.LayerNorm(D, eps=1e-5)
+        self.head = tnn.Linear(D, C)
+
+    def forward(self, images):
+        B, S = images.shape[:2]
+        x = images.reshape(B, S, -1)                                      # (B, S, P)
+        pos = self.pos_embedding if hasattr(self, "pos_embedding") else self.pos_encoding
+        x = self.embed(x) + pos[:S]                                       # (B, S, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(dim=1))                        # (B, C)
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b|: the error relative to the tensor's scale."""
+    scale = float(np.max(np.abs(b)))
+    return float(np.max(np.abs(a - b))) / (scale if scale > 0 else 1.0)
+
+
+def compare(cfg, batch, seq, learned=False, seed=0):
+    gt.manual_seed(seed)
+    model = PixelTransformer(**cfg, pos_encoding="learned" if learned else "sinusoidal")
+    if learned:  # the default N(0, 0.02^2) table barely moves the embeddings; make it count
+        with gt.no_grad():
+            model.pos_embedding.copy_(gt.randn(*model.pos_embedding.shape))
+    ref = TorchPixelTransformer(cfg["img_size"], cfg["embed_dim"], cfg["num_heads"], cfg["num_layers"],
+                                cfg["ff_dim"], cfg["num_classes"], cfg["max_seq_len"], learned)
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()}, strict=True)
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, seq, cfg["img_size"], cfg["img_size"]), dtype=np.float32)
+    y = rng.integers(0, cfg["num_classes"], size=batch)
+
+    logits = model(x)
+    nn.functional.cross_entropy(logits, gt.tensor(y)).backward()
+    t_logits = ref(torch.from_numpy(x))
+    tnn.functional.cross_entropy(t_logits, torch.from_numpy(y)).backward()
+
+    assert rel_err(logits.numpy(), t_logits.detach().numpy()) < RTOL
+    grads = {name: p.grad.numpy() for name, p in model.named_parameters()}
+    t_grads = {name: p.grad.numpy() for name, p in ref.named_parameters()}
+    assert set(grads) == set(t_grads)
+    # The k_proj bias adds q . b_k to every score of a query, which softmax ignores: its true
+    # gradient is exactly 0 and both frameworks return rounding noise (~1e-10). Such tensors
+    # are compared against the scale of the whole model's gradient instead of their own.
+    scale = max(float(np.max(np.abs(g))) for g in t_grads.values())
+    worst = {}
+    for name, g in grads.items():
+        ref_g = t_grads[name]
+        if np.max(np.abs(ref_g)) < 1e-6 * scale:
+            assert "k_proj.bias" in name, f"unexpected zero gradient for {name}"
+            worst[name] = float(np.max(np.abs(g - ref_g))) / scale
+        else:
+            worst[name] = rel_err(g, ref_g)
+    bad = {k: v for k, v in worst.items() if not v < RTOL}
+    assert not bad, f"gradients differ from torch beyond {RTOL} relative: {bad}"
+    return worst
+
+
+SMALL = dict(img_size=12, embed_dim=32, num_heads=4, num_layers=2, ff_dim=64, num_classes=5, max_seq_len=8)
+
+
+@pytest.mark.parametrize("learned", [False, True], ids=["sinusoidal", "learned"])
+def test_small_config_matches_torch(learned):
+    worst = compare(SMALL, batch=3, seq=5, learned=learned)
+    assert len(worst) == 2 + 16 * 2 + 4 + learned   # embed, 2 blocks of 16, norm and head (, pos)
+
+
+def test_odd_embedding_width_matches_torch():
+    compare(dict(SMALL, embed_dim=30, num_heads=3), batch=2, seq=3)
+
+
+def test_default_config_matches_torch():
+    # The issue's default model: 200x200 images, D 256, 4 layers, 4 heads, F 1024, batch 2.
+    cfg = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024, num_classes=10,
+               max_seq_len=32)
+    worst = compare(cfg, batch=2, seq=3)
+    assert worst["embed.weight"] < RTOL and worst["head.weight"] < RTOL
