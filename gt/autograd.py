@@ -268,3 +268,15 @@ _FREED = (
     "trying to backward through a graph a second time (its saved values were freed by the first "
     "backward); call backward(retain_graph=True) the first time if you need to"
 )
+
+
+def zero_grads(params, set_to_none=True):
+    """Clear the ``.grad`` of each tensor in ``params``: drop it (``set_to_none``) or fill it with zeros.
+    Shared by ``Module.zero_grad`` and ``Optimizer.zero_grad``."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.zero_()

@@ -7,7 +7,7 @@ every depth under dotted names (``blocks.0.attn.q_proj.weight``).
 
 import collections
 
-from gt import dtypes
+from gt import autograd, dtypes
 from gt.backend import B
 from gt.nn import state
 from gt.nn.parameter import Parameter
@@ -238,13 +238,7 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         """Clear the ``.grad`` of every parameter, in every child module too."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.zero_()
+        autograd.zero_grads(self.parameters(), set_to_none)
 
     def to(self, dtype):
         """Cast floating-point parameters and buffers to ``dtype`` in place (the same Parameter

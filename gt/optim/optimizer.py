@@ -107,14 +107,7 @@ class Optimizer:
     # ---- the walk ----------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         """Drop every parameter's gradient (``set_to_none=True``) or fill it with zeros."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.zero_()
+        autograd.zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     @autograd.no_grad()
     def step(self, closure=None):
