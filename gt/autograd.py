@@ -13,6 +13,8 @@ import functools
 import weakref
 
 from gt.backend import B
+from gt.sharding import layout
+from gt.sharding.layout import Placed
 
 _grad_enabled = True
 # Weak references to recently recorded ops, for gt.debug.print_tape(); cleared by backward.
@@ -112,8 +114,17 @@ class Function:
     def apply(cls, *args, **kwargs):
         from gt.tensor import Tensor
 
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                if a._placed is not None:  # sharded or partial over the mesh
+                    from gt.sharding.dispatch import dispatch
+
+                    return dispatch(cls, args, kwargs)
+                arrays.append(a._array)
+            else:
+                arrays.append(a)
         ctx = cls()
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx.needs_input_grad = needs
         out = ctx.forward(*arrays, **kwargs)
@@ -222,20 +233,29 @@ def backward(root, grad=None, retain_graph=False):
             _accumulate_leaf(node, g, None)  # g also flows on into ctx.backward: always a copy
         if ctx.released:
             raise RuntimeError(_FREED)
-        input_grads = ctx.backward(g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
+        fitted = False
+        input_grads = None
+        if not isinstance(ctx, Function) or isinstance(g, Placed):
+            input_grads = backward_placed(ctx, g, ctx.inputs)  # sharded: grads come in shape and dtype
+            fitted = input_grads is not None
+            if not fitted:
+                g = layout.materialize(g)
+        if not fitted:
+            input_grads = ctx.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
         for parent, pg in zip(ctx.inputs, input_grads):
             if pg is None or not getattr(parent, "requires_grad", False):
                 continue
-            if tuple(pg.shape) != parent.shape:
-                pg = unbroadcast(pg, parent.shape)
-            if pg.dtype != parent._data.dtype:
-                pg = B.astype(pg, parent.dtype)
+            if not fitted:
+                if tuple(pg.shape) != parent.shape:
+                    pg = unbroadcast(pg, parent.shape)
+                if B.dtype_of(pg) != parent.dtype:
+                    pg = B.astype(pg, parent.dtype)
             prev = grads.get(id(parent))
             if prev is not None:
                 _release(held, prev)
-                pg = prev + pg  # out of place: prev may be a view that other entries share
+                pg = layout.add(prev, pg)  # out of place: prev may be a view that other entries share
             grads[id(parent)] = pg
             held[id(pg)] += 1
         if not retain_graph:
@@ -243,6 +263,12 @@ def backward(root, grad=None, retain_graph=False):
             ctx.inputs = ()
             ctx.released = True
     tape.clear()
+
+
+def backward_placed(ctx, g, inputs):
+    from gt.sharding.dispatch import backward_placed as impl
+
+    return impl(ctx, g, inputs)
 
 
 def _release(held, arr):
@@ -257,11 +283,43 @@ def _accumulate_leaf(node, g, held):
     holds ``g`` elsewhere; only an array nobody else holds becomes the .grad without a copy."""
     from gt.tensor import Tensor
 
+    if node._placed is not None or isinstance(g, Placed):
+        _accumulate_placed(node, g, held)
+        return
     if node.grad is None:
         owned = held is not None and id(g) not in held and B.is_array(g) and not B.is_view(g)
         node.grad = Tensor._wrap(g if owned else B.copy(g), requires_grad=False)
     else:
         node.grad._data += g  # the leaf owns its .grad array, so in place is safe
+
+
+def _accumulate_placed(node, g, held):
+    """``_accumulate_leaf`` where the leaf or its gradient is spread over the mesh: the gradient
+    takes the leaf's placement. A replicated parameter's partial gradient is all-reduced here,
+    once per backward, after every contribution has been summed."""
+    from gt.tensor import Tensor
+
+    target = node.placement
+    if node._placed is None:  # replicated leaf
+        if isinstance(g, Placed):
+            shared = held is None or id(g) in held
+            if shared:
+                g = Placed(g.shards, g.placement, g.shape, owned=False)
+            arr = layout.materialize(g)  # a fresh array, or the first share that we own
+        else:
+            arr = B.copy(g)
+        if node.grad is None:
+            node.grad = Tensor._wrap(arr, requires_grad=False)
+        else:
+            node.grad._data += arr
+        return
+    value = layout.convert(g, target, node._placed.sizes)
+    shards = [B.copy(s) for s in (value.shards if isinstance(value, Placed) else [value])]
+    if node.grad is None:
+        node.grad = Tensor._from_value(Placed(shards, target, node.shape))
+    else:
+        for mine, extra in zip(node.grad._placed.shards, shards):
+            mine += extra
 
 
 _FREED = (

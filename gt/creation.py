@@ -2,11 +2,19 @@
 
 from gt import backend, dtypes
 from gt.backend import B
+from gt.sharding import layout
+from gt.sharding.mesh import get_mesh
+from gt.sharding.placement import Shard
 from gt.tensor import Tensor, _shape_args
 
 
-def _new(arr, requires_grad):
+def _new(arr, requires_grad, data=True):
+    """A tensor of ``arr``. On a mesh of several devices, data (``data=True``, not requiring grad,
+    axis 0 at least as long as the mesh) is sharded along axis 0; the rest is replicated."""
     backend.mark_tensor_created()
+    mesh = get_mesh()
+    if data and mesh.size > 1 and not requires_grad and arr.ndim >= 1 and arr.shape[0] >= mesh.size:
+        return Tensor._from_value(layout.shard(arr, 0))
     t = Tensor._wrap(arr)
     if requires_grad:
         t.requires_grad_(True)
@@ -61,16 +69,27 @@ def full(shape, fill_value, dtype=None, requires_grad=False):
     return _new(B.full(_dims(shape), fill_value, _float(dtype)), requires_grad)
 
 
+def _like(t, arr, requires_grad):
+    """A new tensor laid out over the mesh as ``t`` is (optimizer state follows its parameter)."""
+    backend.mark_tensor_created()
+    p = t._placed
+    if p is not None and isinstance(p.placement, Shard):
+        out = Tensor._from_value(layout.shard(arr, p.placement.axis, p.sizes))
+    else:
+        out = Tensor._wrap(arr)
+    return out.requires_grad_(True) if requires_grad else out
+
+
 def zeros_like(t, dtype=None, requires_grad=False):
-    return zeros(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return _like(t, B.zeros(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
-    return ones(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return _like(t, B.ones(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return _like(t, full(t.shape, fill_value, dtype=dtype or t.dtype).replicate()._array, requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
@@ -81,7 +100,7 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
         raise ValueError("arange: step must not be zero")
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, stop, step)) else dtypes.default_float
-    return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad)
+    return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad, data=False)
 
 
 def linspace(start, stop, steps, dtype=None, requires_grad=False):
@@ -89,7 +108,7 @@ def linspace(start, stop, steps, dtype=None, requires_grad=False):
         raise ValueError(f"linspace: steps must be at least 1, got {steps}")
     step = (stop - start) / (steps - 1) if steps > 1 else 0.0
     values = B.arange(0, steps, 1, dtypes.float64) * step + start
-    return _new(B.astype(values, _float(dtype)), requires_grad)
+    return _new(B.astype(values, _float(dtype)), requires_grad, data=False)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
@@ -97,7 +116,7 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     arr = B.zeros((n, m), _float(dtype))
     idx = B.arange(0, min(n, m), 1, dtypes.int64)
     arr[idx, idx] = 1
-    return _new(arr, requires_grad)
+    return _new(arr, requires_grad, data=False)
 
 
 def manual_seed(seed):

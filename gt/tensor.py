@@ -1,6 +1,7 @@
 """``gt.Tensor``: the user-facing array with autograd.
 
-A tensor holds an engine array (``_data``) and, when it was computed by a
+A tensor holds an engine array (``_data``; sharded over the mesh: a ``Placed`` value, see
+gt/sharding) and, when it was computed by a
 recorded op, that op (``_ctx``, shown as ``grad_fn``). Math goes through the
 ops in gt/ops; this class checks arguments, names axes (``axis``/``keepdims``,
 or torch's ``dim``/``keepdim``) and turns Python values into op inputs.
@@ -16,6 +17,11 @@ from gt import tensor_inplace, tensor_layout
 from gt._args import _pick, _scalar  # noqa: F401  (re-exported)
 from gt.tensor_inplace import InplaceMethods
 from gt.tensor_layout import LayoutMethods, _index, _infer_shape, _shape_args  # noqa: F401  (re-exported)
+from gt.sharding import layout
+from gt.sharding.dispatch import map_local, redistribute
+from gt.sharding.layout import Placed
+from gt.sharding.mesh import get_mesh
+from gt.sharding.placement import Replicate, Shard
 
 
 def _operand(value, op):
@@ -61,7 +67,7 @@ def _promote_ints(a, b, true_div=False):
             target = None  # int tensor with a Python int or bool: numpy's integer result is right
     if target is None:
         return a, b
-    cast = [Tensor._wrap(B.astype(x._data, target)) if _is_int_tensor(x) else x for x in (a, b)]
+    cast = [x.to(target) if _is_int_tensor(x) else x for x in (a, b)]
     return cast[0], cast[1]
 
 
@@ -75,7 +81,9 @@ class Tensor(InplaceMethods, LayoutMethods):
         array([[2., 4.]], dtype=float32)
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad", "_ctx", "_retains_grad", "__weakref__")
+    # A tensor holds one engine array (``_array``) or, when sharded or partial over the mesh, a
+    # ``Placed`` (``_placed``: per-device arrays, placement, global shape); never both.
+    __slots__ = ("_array", "_placed", "_requires_grad", "grad", "_ctx", "_retains_grad", "__weakref__")
     __array_ufunc__ = None  # numpy defers `ndarray + tensor` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, requires_grad=False):
@@ -83,7 +91,7 @@ class Tensor(InplaceMethods, LayoutMethods):
                    requires_grad)
 
     def _init(self, arr, requires_grad=False):
-        self._data = arr
+        self._array, self._placed = arr, None
         self._ctx = None
         self.grad = None
         self._retains_grad = False
@@ -96,21 +104,72 @@ class Tensor(InplaceMethods, LayoutMethods):
         if not B.is_array(arr):  # engines may return scalars (a full sum); a tensor always holds an array
             arr = B.asarray(arr)
         t = object.__new__(cls)
-        t._data, t._ctx, t.grad, t._retains_grad, t._requires_grad = arr, None, None, False, requires_grad
+        t._array, t._placed, t._ctx, t.grad, t._retains_grad, t._requires_grad = \
+            arr, None, None, None, False, requires_grad
         return t
+
+    @classmethod
+    def _from_value(cls, value, requires_grad=False):
+        """A tensor of a plain engine array or of a ``Placed`` (sharded or partial) value."""
+        if not isinstance(value, Placed):
+            return cls._wrap(value, requires_grad)
+        t = cls._wrap(value.shards[0], requires_grad)
+        t._array, t._placed = None, value
+        return t
+
+    # The whole array. For a sharded or partial tensor reading it gathers (a collective) and
+    # writing it replaces the shards with one replicated array.
+    @property
+    def _data(self):
+        p = self._placed
+        return self._array if p is None else layout.materialize(p)
+
+    @_data.setter
+    def _data(self, arr):
+        self._array, self._placed = arr, None
+
+    @property
+    def _value(self):
+        """The engine array, or the ``Placed`` value of a sharded tensor (no gather)."""
+        p = self._placed
+        return self._array if p is None else p
+
+    # ---- placement over the device mesh (GT_AUTO_SHARD) -----------------------------------
+    @property
+    def placement(self):
+        """``Shard(axis)``, ``Replicate()`` or ``Partial()``: how the values lie on the mesh."""
+        p = self._placed
+        return Replicate() if p is None else p.placement
+
+    def shard(self, axis=0):
+        """This tensor split along ``axis`` over the devices of the mesh (differentiable; uneven
+        splits allowed). On a one-device mesh it is the tensor itself."""
+        axis = normalize_axis(axis, self.ndim, "shard")
+        if self.ndim == 0:
+            raise ValueError("shard: a 0-d tensor has no axis to split")
+        if get_mesh().size == 1 or self.placement == Shard(axis):
+            return self
+        return redistribute(self, Shard(axis))
+
+    def replicate(self):
+        """This tensor whole on every device (differentiable; gathers or sums as needed)."""
+        return self if self._placed is None else redistribute(self, Replicate())
 
     # ---- attributes --------------------------------------------------------------
     @property
     def shape(self):
-        return tuple(self._data.shape)
+        p = self._placed
+        return tuple(self._array.shape) if p is None else p.shape
 
     @property
     def dtype(self):
-        return B.dtype_of(self._data)
+        p = self._placed
+        return B.dtype_of(self._array if p is None else p.shards[0])
 
     @property
     def ndim(self):
-        return self._data.ndim
+        p = self._placed
+        return self._array.ndim if p is None else len(p.shape)
 
     @property
     def device(self):
@@ -135,7 +194,7 @@ class Tensor(InplaceMethods, LayoutMethods):
     @property
     def data(self):
         """The same values, detached from the graph (shares memory)."""
-        return Tensor._wrap(self._data)
+        return Tensor._from_value(self._value)
 
     @data.setter
     def data(self, value):
@@ -225,6 +284,8 @@ class Tensor(InplaceMethods, LayoutMethods):
             extra = f", grad_fn=<{self._ctx.name}Backward>"
         elif self.requires_grad:
             extra = ", requires_grad=True"
+        if self._placed is not None:
+            extra += f", placement={self.placement!r}"
         return f"tensor({B.format(self._data)}, shape={self.shape}, dtype={self.dtype!r}{extra})"
 
     # ---- autograd ------------------------------------------------------------------
@@ -251,10 +312,15 @@ class Tensor(InplaceMethods, LayoutMethods):
 
     def detach(self):
         """The same values (shared memory), cut from the graph."""
-        return Tensor._wrap(self._data)
+        return Tensor._from_value(self._value)
 
     def clone(self):
-        return self + 0 if self.requires_grad and autograd.is_grad_enabled() else Tensor._wrap(B.copy(self._data))
+        if self.requires_grad and autograd.is_grad_enabled():
+            return self + 0
+        p = self._placed
+        if p is None:
+            return Tensor._wrap(B.copy(self._array))
+        return Tensor._from_value(Placed([B.copy(s) for s in p.shards], p.placement, p.shape))
 
     def contiguous(self):
         return self
@@ -310,8 +376,11 @@ class Tensor(InplaceMethods, LayoutMethods):
         other = _operand(other, name)
         if isinstance(other, Tensor):
             broadcast_shape(name, self.shape, other.shape)
-            other = other._data
-        return Tensor._wrap(fn(self._data, other))
+            if self._placed is None and other._placed is None:
+                return Tensor._wrap(fn(self._array, other._array))
+        elif self._placed is None:
+            return Tensor._wrap(fn(self._array, other))
+        return map_local(fn, (self, other))
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b, "eq")
@@ -332,7 +401,9 @@ class Tensor(InplaceMethods, LayoutMethods):
         return self._compare(other, lambda a, b: a >= b, "ge")
 
     def __invert__(self):
-        return Tensor._wrap(B.logical_not(self._data))
+        if self._placed is None:
+            return Tensor._wrap(B.logical_not(self._array))
+        return map_local(B.logical_not, (self,))
 
     def __and__(self, other):
         return self._compare(other, lambda a, b: a & b, "and")
@@ -435,7 +506,16 @@ class Tensor(InplaceMethods, LayoutMethods):
         axis = _pick(axis, dim)
         if axis is not None:
             axis = normalize_axis(axis, self.ndim, name)
-        return Tensor._wrap(fn(self._data, axis=axis, keepdims=bool(keepdims or keepdim)))
+        keep = bool(keepdims or keepdim)
+        p = self._placed
+        if p is not None and isinstance(p.placement, Shard) and axis is not None and axis != p.placement.axis:
+            a = p.placement.axis
+            out = [fn(s, axis=axis, keepdims=keep) for s in p.shards]
+            kept = a if keep or a < axis else a - 1
+            shape = list(out[0].shape)
+            shape[kept] = self.shape[a]
+            return Tensor._from_value(Placed(out, Shard(kept), tuple(shape)))
+        return Tensor._wrap(fn(self._data, axis=axis, keepdims=keep))
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
         return self._arg(B.argmax, "argmax", axis, keepdims, dim, keepdim)

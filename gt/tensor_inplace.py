@@ -7,6 +7,8 @@ from gt import autograd
 from gt._args import _scalar
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
+from gt.sharding import layout
+from gt.sharding.placement import Shard
 from gt.tensor_layout import _index
 
 Tensor = None  # gt.Tensor, bound by gt/tensor.py
@@ -25,14 +27,30 @@ class InplaceMethods:
     def _inplace_value(self, other, op):
         value = _scalar(other)
         if isinstance(value, Tensor):
-            value = value._data
+            value = value._value if self._placed is not None else value._data
         elif not isinstance(value, (int, float, bool)):
             value = B.asarray(value)
         if not isinstance(value, (int, float, bool)):
-            out = broadcast_shape(op, self.shape, tuple(value.shape))
+            out = broadcast_shape(op, self.shape, layout.shape_of(value))
             if out != self.shape:
-                raise ValueError(f"{op}: a value of shape {tuple(value.shape)} cannot be written into shape {self.shape}")
+                raise ValueError(f"{op}: a value of shape {layout.shape_of(value)} cannot be written into "
+                                 f"shape {self.shape}")
         return value
+
+    def _update(self, fn, *values):
+        """``fn(array, *values)`` updates the array in place; on a sharded tensor it runs on each
+        shard with the matching pieces of the values (a partial tensor is summed first)."""
+        p = self._placed
+        if p is not None and not isinstance(p.placement, Shard):
+            self._data = layout.materialize(p)
+            p = None
+        if p is None:
+            fn(self._array, *[layout.materialize(v) if isinstance(v, layout.Placed) else v for v in values])
+            return self
+        pieces = [layout.cut_like(v, p) for v in values]
+        for d, shard in enumerate(p.shards):
+            fn(shard, *[piece[d] for piece in pieces])
+        return self
 
     def _iop(self, other, op, name):
         if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
@@ -41,16 +59,7 @@ class InplaceMethods:
             # A non-leaf (or a non-grad tensor meeting a grad one) is rebound out of place, so the
             # tape stays correct: `x += y` then means `x = x + y`.
             return op(self, other)
-        value = self._inplace_value(other, name)
-        if name == "+=":
-            self._data += value
-        elif name == "-=":
-            self._data -= value
-        elif name == "*=":
-            self._data *= value
-        else:
-            self._data /= value
-        return self
+        return self._update(_IOPS[name], self._inplace_value(other, name))
 
     def __iadd__(self, other):
         return self._iop(other, Tensor.__add__, "+=")
@@ -67,43 +76,40 @@ class InplaceMethods:
     def add_(self, other, alpha=1):
         self._check_inplace("add_")
         value = self._inplace_value(other, "add_")
-        self._data += value if alpha == 1 else value * alpha
-        return self
+        if alpha == 1:
+            return self._update(_iadd, value)
+        return self._update(lambda a, v: _iadd(a, v * alpha), value)
 
     def sub_(self, other, alpha=1):
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other):
         self._check_inplace("mul_")
-        self._data *= self._inplace_value(other, "mul_")
-        return self
+        return self._update(_imul, self._inplace_value(other, "mul_"))
 
     def div_(self, other):
         self._check_inplace("div_")
-        self._data /= self._inplace_value(other, "div_")
-        return self
+        return self._update(_idiv, self._inplace_value(other, "div_"))
 
     def addcmul_(self, t1, t2, value=1):
         """``self += value * t1 * t2``, in place."""
         self._check_inplace("addcmul_")
-        self._data += self._inplace_value(t1, "addcmul_") * self._inplace_value(t2, "addcmul_") * value
-        return self
+        return self._update(lambda a, x, y: _iadd(a, x * y * value),
+                            self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"))
 
     def addcdiv_(self, t1, t2, value=1):
         """``self += value * t1 / t2``, in place."""
         self._check_inplace("addcdiv_")
-        self._data += self._inplace_value(t1, "addcdiv_") / self._inplace_value(t2, "addcdiv_") * value
-        return self
+        return self._update(lambda a, x, y: _iadd(a, x / y * value),
+                            self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"))
 
     def copy_(self, src):
         self._check_inplace("copy_")
-        self._data[...] = self._inplace_value(src, "copy_")
-        return self
+        return self._update(_assign, self._inplace_value(src, "copy_"))
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        self._data[...] = value
-        return self
+        return self._update(_assign, value)
 
     def zero_(self):
         """Set every element to 0, in place (e.g. ``param.grad.zero_()``)."""
@@ -112,7 +118,43 @@ class InplaceMethods:
     def __setitem__(self, index, value):
         self._check_inplace("item assignment")
         value = value._data if isinstance(value, Tensor) else _scalar(value)
+        if self._placed is not None:
+            # written whole, then cut again: item assignment on a sharded tensor is rare
+            placement, sizes = self.placement, self._placed.sizes
+            whole = self._data
+            self._setitem(whole, index, value)
+            if isinstance(placement, Shard):
+                self._placed, self._array = layout.shard(whole, placement.axis, sizes), None
+            else:
+                self._data = whole
+            return
+        self._setitem(self._array, index, value)
+
+    def _setitem(self, arr, index, value):
         try:
-            self._data[_index(index)] = value
+            arr[_index(index)] = value
         except IndexError as exc:
             raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
+
+
+def _iadd(a, v):
+    a += v
+
+
+def _isub(a, v):
+    a -= v
+
+
+def _imul(a, v):
+    a *= v
+
+
+def _idiv(a, v):
+    a /= v
+
+
+def _assign(a, v):
+    a[...] = v
+
+
+_IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}

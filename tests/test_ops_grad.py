@@ -49,7 +49,7 @@ def test_backward_keeps_float32(case):
         grads = out.grad_fn.backward(gt.ones(*out.shape)._data)
         for g in (grads if isinstance(grads, tuple) else (grads,)):
             if g is not None:
-                assert gt.Tensor._wrap(g).dtype == gt.float32, f"{out.grad_fn.name} backward gave {g.dtype}"
+                assert gt.Tensor._from_value(g).dtype == gt.float32, f"{out.grad_fn.name} backward gave {g.dtype}"
 
 
 # ---- kinks and special points: the gradient chosen there, checked by value ------------------

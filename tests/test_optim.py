@@ -142,7 +142,7 @@ def test_zero_grad():
     grad_arrays = [p.grad._data for p in params]
     opt.zero_grad(set_to_none=False)
     for p, arr in zip(params, grad_arrays):
-        assert p.grad._data is arr and not arr.any()
+        assert p.grad._value is arr  # updated in place and not arr.any()
     opt.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -425,7 +425,7 @@ def _grads_params(seed=5, scale=1.0):
 def test_clip_grad_norm_matches_numpy(norm_type, max_norm):
     params = _grads_params()
     grads = [p.grad.numpy().copy() for p in params[:2]]
-    arrays = [p.grad._data for p in params[:2]]
+    arrays = [p.grad._value for p in params[:2]]  # the array, or the shards' holder
     flat = np.concatenate([g.ravel() for g in grads])
     expected = np.abs(flat).max() if norm_type == math.inf else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
     total = clip_grad_norm_(params, max_norm, norm_type=norm_type)
@@ -433,7 +433,7 @@ def test_clip_grad_norm_matches_numpy(norm_type, max_norm):
     np.testing.assert_allclose(total.item(), expected, rtol=1e-12)
     coef = min(max_norm / (expected + 1e-6), 1.0)
     for p, g, arr in zip(params, grads, arrays):
-        assert p.grad._data is arr
+        assert p.grad._value is arr  # updated in place
         np.testing.assert_allclose(p.grad.numpy(), g * coef, rtol=1e-12)
     assert params[2].grad is None
 
@@ -454,8 +454,8 @@ def test_clip_grad_norm_edge_cases():
 def test_clip_grad_value():
     params = _grads_params(scale=3.0)
     grads = [p.grad.numpy().copy() for p in params[:2]]
-    arrays = [p.grad._data for p in params[:2]]
+    arrays = [p.grad._value for p in params[:2]]  # the array, or the shards' holder
     clip_grad_value_(params, 1.5)
     for p, g, arr in zip(params, grads, arrays):
-        assert p.grad._data is arr
+        assert p.grad._value is arr  # updated in place
         np.testing.assert_array_equal(p.grad.numpy(), np.clip(g, -1.5, 1.5))

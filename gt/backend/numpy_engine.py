@@ -90,6 +90,9 @@ class NumpyEngine:
     def is_view(self, arr):
         return arr.base is not None
 
+    def is_contiguous(self, arr):
+        return arr.flags.c_contiguous
+
     def copy(self, arr):
         return arr.copy()
 

@@ -78,6 +78,8 @@ class Module:
         self._check_name(name, "buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign {type(tensor).__name__} as buffer {name!r} (gt.Tensor or None expected)")
+        if tensor is not None and tensor._placed is not None:
+            tensor = tensor.detach().replicate()  # module state lives whole on every device, like parameters
         buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)

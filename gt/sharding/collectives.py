@@ -1,0 +1,92 @@
+"""Collectives between the devices of the mesh, each one counted.
+
+On virtual CPU devices a "transfer" is a copy in host memory; on accelerators (the torch
+engine) these become device-to-device copies. Every call adds to ``counts`` (by name) so tests
+can assert how many collectives a training step performs.
+"""
+
+import collections
+import contextlib
+
+from gt.backend import B
+
+counts = collections.Counter()
+
+
+@contextlib.contextmanager
+def count_collectives():
+    """``with count_collectives() as c: ...``: ``c`` is a Counter of the collectives run inside,
+    e.g. ``{"all_reduce": 13, "all_gather": 1}``."""
+    before = counts.copy()
+    seen = collections.Counter()
+    try:
+        yield seen
+    finally:
+        seen.update(counts - before)
+
+
+def split(arr, axis, sizes):
+    """Views of ``arr``'s consecutive blocks of ``sizes`` along ``axis`` (no copy, no collective)."""
+    out, start = [], 0
+    lead = (slice(None),) * axis
+    for s in sizes:
+        out.append(arr[lead + (slice(start, start + s),)])
+        start += s
+    return out
+
+
+def all_gather(shards, axis):
+    """Concatenate per-device blocks along ``axis`` into the whole array (one copy)."""
+    counts["all_gather"] += 1
+    return B.concatenate(list(shards), axis)
+
+
+# Blocks of this many elements are summed across devices while they sit in cache, so a
+# reduction of n arrays reads each once and writes the result once.
+_CHUNK = 1 << 16
+
+
+def all_reduce(shards, owned=False):
+    """Sum of per-device arrays of one shape. With ``owned`` the first array is overwritten with
+    the sum (no new buffer); otherwise the result is a fresh array."""
+    counts["all_reduce"] += 1
+    return sum_arrays(shards, owned)
+
+
+def sum_arrays(shards, owned=False):
+    shards = list(shards)
+    first = shards[0]
+    if len(shards) == 1:
+        return first if owned else B.copy(first)
+    out = first if owned and B.is_array(first) and not B.is_view(first) else None
+    if out is None:
+        out = shards[0] + shards[1]
+        rest = shards[2:]
+    else:
+        rest = shards[1:]
+    if not rest:
+        return out
+    flat_out = B.reshape(out, (-1,))
+    flats = [B.reshape(s, (-1,)) if B.is_array(s) and B.is_contiguous(s) else None for s in rest]
+    if any(f is None for f in flats) or flat_out.shape[0] <= _CHUNK:
+        for s in rest:
+            out += s
+        return out
+    n = flat_out.shape[0]
+    for start in range(0, n, _CHUNK):
+        block = flat_out[start:start + _CHUNK]
+        for f in flats:
+            block += f[start:start + _CHUNK]
+    return out
+
+
+def reduce_scatter(shards, axis, sizes, owned=False):
+    """Sum of per-device arrays, then each device keeps its block along ``axis``."""
+    counts["reduce_scatter"] += 1
+    return split(sum_arrays(shards, owned), axis, sizes)
+
+
+def broadcast(arr, n):
+    """One array to every device. On a shared-memory mesh the devices read the same buffer."""
+    counts["broadcast"] += 1
+    return [arr] * n

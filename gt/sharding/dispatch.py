@@ -1,0 +1,221 @@
+"""Running a differentiable op on sharded tensors.
+
+``dispatch`` asks the op's propagation rule (gt/sharding/rules.py) how to lay the inputs out
+and what placement the output gets, moves the inputs there, and runs the op's own forward once
+per device on that device's arrays, each with its own context. The backward runs the op's own
+backward per device the same way; the gradient of each input comes out in a placement that
+follows from the forward's (a sharded input gets a sharded gradient, a replicated input a
+partial one that is summed once, at the leaf). Ops with no local rule gather their inputs
+(``Redistribute``) and run unsharded: correct before fast.
+
+Redistribution is the identity on values, so its gradient is the gradient unchanged; the
+placement it arrives in is converted wherever it is next used.
+"""
+
+import weakref
+
+from gt import autograd
+from gt.autograd import Function, unbroadcast
+from gt.backend import B
+from gt.sharding import layout
+from gt.sharding.layout import Placed
+from gt.sharding.mesh import get_mesh
+from gt.sharding.placement import Partial, Replicate, Shard
+
+
+class Plan:
+    """A rule's answer: ``targets[i]`` is ``(placement, sizes)`` for tensor input i (None for
+    non-tensors), ``out`` the output placement, ``local(d, args, kwargs)`` rewrites the op's
+    arguments for device d (global shapes and indices become local ones)."""
+
+    __slots__ = ("targets", "out", "local")
+
+    def __init__(self, targets, out, local=None):
+        self.targets, self.out, self.local = targets, out, local
+
+
+class ShardedNode:
+    """The tape entry of an op that ran per device: one op context per device."""
+
+    __slots__ = ("cls", "ctxs", "inputs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
+                 "released", "__weakref__")
+
+    @property
+    def name(self):
+        return self.cls.__name__
+
+    # autograd frees a node by setting ``saved = None``: here that drops the per-device contexts
+    @property
+    def saved(self):
+        return self.ctxs or None
+
+    @saved.setter
+    def saved(self, value):
+        if value is None:
+            self.ctxs = ()
+
+    def __repr__(self):
+        return f"<{self.name}Backward (sharded, {self.out})>"
+
+    def backward(self, g):
+        out = self.out
+        if isinstance(out, Shard):
+            g_loc = layout.to_locals(g, out, self.out_sizes)
+        elif isinstance(out, Partial):
+            g_loc = layout.to_locals(g, Replicate())  # every device's share needs the whole gradient
+        else:
+            g_loc = layout.to_locals(g, Replicate())
+        per_device = []
+        for ctx, gd in zip(self.ctxs, g_loc):
+            grads = ctx.backward(gd)
+            per_device.append(grads if isinstance(grads, tuple) else (grads,))
+        seen = {id(a) for a in g_loc}
+        results = []
+        for i, inp in enumerate(self.inputs):
+            parts = [grads[i] if i < len(grads) else None for grads in per_device]
+            if parts[0] is None or not getattr(inp, "requires_grad", False):
+                results.append(None)
+                continue
+            parts = [_fit(p, shape[i], dtype[i]) for p, shape, dtype in zip(parts, self.in_shapes, self.in_dtypes)]
+            first = parts[0]
+            owned = B.is_array(first) and not B.is_view(first) and id(first) not in seen
+            seen.update(id(p) for p in parts)
+            target = self.targets[i][0]
+            if isinstance(target, Shard):
+                results.append(Placed(parts, target, inp.shape, owned=owned))
+            elif isinstance(target, Partial):
+                results.append(first)  # d(sum of shares)/d(share) is the same on every device
+            else:
+                results.append(Placed(parts, Partial(), inp.shape, owned=owned))
+        return tuple(results)
+
+
+def _fit(grad, shape, dtype):
+    if tuple(grad.shape) != tuple(shape):
+        grad = unbroadcast(grad, shape)
+    if B.dtype_of(grad) != dtype:
+        grad = B.astype(grad, dtype)
+    return grad
+
+
+class Redistribute:
+    """Tape entry of a layout change (gather, reduce, reshard): values unchanged, so is the gradient."""
+
+    __slots__ = ("inputs", "released", "target", "saved", "__weakref__")
+    name = "Redistribute"
+
+    def __repr__(self):
+        return f"<RedistributeBackward ({self.target})>"
+
+    def backward(self, g):
+        return (g,)
+
+
+def redistribute(t, target, sizes=None):
+    """``t`` laid out as ``target`` (differentiable); ``t`` itself is unchanged."""
+    from gt.tensor import Tensor
+
+    value = layout.convert(t._value, target, sizes)
+    out = Tensor._from_value(value)
+    if t.requires_grad and autograd.is_grad_enabled():
+        node = Redistribute()
+        node.inputs, node.released, node.target = (t,), False, target
+        out._requires_grad = True
+        out._ctx = node
+        autograd.tape.append(weakref.ref(node))
+    return out
+
+
+def dispatch(cls, args, kwargs):
+    """Run ``cls`` (a Function) on arguments of which at least one tensor is sharded or partial."""
+    from gt.sharding import rules
+    from gt.tensor import Tensor
+
+    plan = rules.plan_for(cls, args, kwargs)
+    if plan is None:  # no local rule: gather everything and run unsharded
+        gathered = [redistribute(a, Replicate()) if isinstance(a, Tensor) and a._placed is not None else a
+                    for a in args]
+        return cls.apply(*gathered, **kwargs)
+    if not isinstance(plan, Plan):
+        return plan  # the rule computed the result from other ops (e.g. mean = sum / count)
+
+    n = get_mesh().size
+    local_inputs = []
+    for a, target in zip(args, plan.targets):
+        if isinstance(a, Tensor):
+            local_inputs.append(layout.to_locals(a._value, target[0], target[1]))
+        else:
+            local_inputs.append([a] * n)
+    needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+    ctxs, outs, in_shapes, in_dtypes = [], [], [], []
+    for d in range(n):
+        largs = [vals[d] for vals in local_inputs]
+        lkw = kwargs
+        if plan.local is not None:
+            largs, lkw = plan.local(d, largs, kwargs)
+        ctx = cls()
+        ctx.needs_input_grad = needs
+        outs.append(ctx.forward(*largs, **lkw))
+        ctxs.append(ctx)
+        in_shapes.append([tuple(x.shape) if B.is_array(x) else None for x in largs])
+        in_dtypes.append([B.dtype_of(x) if B.is_array(x) else None for x in largs])
+    outs = [o if B.is_array(o) else B.asarray(o) for o in outs]
+    out_p = plan.out
+    shape = list(outs[0].shape)
+    if isinstance(out_p, Shard):
+        shape[out_p.axis] = sum(o.shape[out_p.axis] for o in outs)
+    result = Tensor._from_value(Placed(outs, out_p, tuple(shape)) if not isinstance(out_p, Replicate) else outs[0])
+    record = autograd.is_grad_enabled() and any(needs) and result.dtype.is_floating_point
+    if record:
+        node = ShardedNode()
+        node.cls, node.ctxs, node.inputs, node.targets = cls, ctxs, args, plan.targets
+        node.out, node.released = out_p, False
+        node.out_sizes = [o.shape[out_p.axis] for o in outs] if isinstance(out_p, Shard) else None
+        node.in_shapes, node.in_dtypes = in_shapes, in_dtypes
+        result._requires_grad = True
+        result._ctx = node
+        autograd.tape.append(weakref.ref(node))
+    return result
+
+
+def backward_placed(ctx, g, inputs):
+    """Input gradients of a node whose incoming gradient ``g`` is a ``Placed`` value, or of a
+    sharded node. Each result is already in its input's shape and dtype."""
+    if isinstance(ctx, (ShardedNode, Redistribute)):
+        return ctx.backward(g)
+    # An op that ran unsharded (on replicated inputs). Its backward is linear in g, so a partial
+    # gradient is handled share by share; any other layout is gathered first.
+    if isinstance(g, Placed) and isinstance(g.placement, Partial):
+        per_share = []
+        for s in g.shards:
+            grads = ctx.backward(s)
+            per_share.append(grads if isinstance(grads, tuple) else (grads,))
+        results = []
+        for i, inp in enumerate(inputs):
+            parts = [grads[i] if i < len(grads) else None for grads in per_share]
+            if parts[0] is None or not getattr(inp, "requires_grad", False):
+                results.append(None)
+                continue
+            dtype = inp.dtype
+            parts = [_fit(p, inp.shape, dtype) for p in parts]
+            results.append(Placed(parts, Partial(), inp.shape, owned=False))
+        return tuple(results)
+    return None  # caller materializes g and takes the plain path
+
+
+def map_local(fn, args):
+    """A non-differentiable elementwise function (comparisons, logical ops) of tensors some of
+    which are sharded: computed per device under the elementwise rule, gathered if none fits."""
+    from gt.sharding import rules
+    from gt.tensor import Tensor
+
+    plan = rules.elementwise(None, args, {})
+    if plan is None:
+        return Tensor._wrap(fn(*[a._data if isinstance(a, Tensor) else a for a in args]))
+    n = get_mesh().size
+    inputs = [layout.to_locals(a._value, *t) if isinstance(a, Tensor) else [a] * n for a, t in zip(args, plan.targets)]
+    outs = [fn(*[vals[d] for vals in inputs]) for d in range(n)]
+    axis = plan.out.axis
+    shape = list(outs[0].shape)
+    shape[axis] = sum(o.shape[axis] for o in outs)
+    return Tensor._from_value(Placed(outs, plan.out, tuple(shape)))

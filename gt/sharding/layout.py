@@ -1,0 +1,134 @@
+"""``Placed``: a value spread over the mesh (per-device arrays, a placement, the global shape),
+and the moves between layouts. A plain engine array stands for a replicated value: on a
+shared-memory mesh every device reads the same buffer.
+
+Tensors hold a ``Placed`` when they are sharded or partial; gradients flowing through a
+sharded graph are ``Placed`` or plain arrays, and ``add`` sums any two of them.
+"""
+
+from gt.backend import B
+from gt.sharding import collectives as C
+from gt.sharding.mesh import get_mesh
+from gt.sharding.placement import Partial, Replicate, Shard, even_sizes
+
+
+class Placed:
+    __slots__ = ("shards", "placement", "shape", "owned")
+
+    def __init__(self, shards, placement, shape, owned=False):
+        self.shards = list(shards)
+        self.placement = placement
+        self.shape = tuple(shape)
+        self.owned = owned  # the first shard is a fresh buffer nobody else holds (reductions may reuse it)
+
+    @property
+    def sizes(self):
+        """Block sizes along the shard axis (None unless sharded)."""
+        if not isinstance(self.placement, Shard):
+            return None
+        a = self.placement.axis
+        return [s.shape[a] for s in self.shards]
+
+    @property
+    def dtype(self):
+        return B.dtype_of(self.shards[0])
+
+    def __repr__(self):
+        return f"Placed({self.placement}, shape={self.shape}, sizes={self.sizes})"
+
+
+def placement_of(value):
+    return value.placement if isinstance(value, Placed) else Replicate()
+
+
+def shape_of(value):
+    return value.shape if isinstance(value, Placed) else tuple(value.shape)
+
+
+def sizes_of(value):
+    return value.sizes if isinstance(value, Placed) else None
+
+
+def shard(arr, axis, sizes=None):
+    """A plain array cut into blocks along ``axis`` (views, no copy): ``Placed`` with ``Shard(axis)``."""
+    n = get_mesh().size
+    sizes = even_sizes(arr.shape[axis], n) if sizes is None else sizes
+    return Placed(C.split(arr, axis, sizes), Shard(axis), tuple(arr.shape))
+
+
+def materialize(value):
+    """The whole value as one plain array (all-gather a shard, all-reduce a partial)."""
+    if not isinstance(value, Placed):
+        return value
+    p = value.placement
+    if isinstance(p, Shard):
+        return C.all_gather(value.shards, p.axis)
+    if isinstance(p, Partial):
+        return C.all_reduce(value.shards, owned=value.owned)
+    return value.shards[0]
+
+
+def to_locals(value, target, sizes=None):
+    """Per-device arrays holding ``value`` in the ``target`` placement (``sizes``: the blocks of a
+    ``Shard`` target; default even). Moves only what it must: slicing a replicated value is free."""
+    n = get_mesh().size
+    shape = shape_of(value)
+    if isinstance(target, Shard) and sizes is None:
+        sizes = even_sizes(shape[target.axis], n)
+    src = placement_of(value)
+    if isinstance(value, Placed):
+        if src == target and (sizes is None or value.sizes == list(sizes)):
+            return value.shards
+        if isinstance(src, Partial) and isinstance(target, Shard):
+            return C.reduce_scatter(value.shards, target.axis, sizes, owned=value.owned)
+        value = materialize(value)
+    # value is plain (replicated) from here
+    if isinstance(target, Replicate):
+        return [value] * n
+    if isinstance(target, Shard):
+        return C.split(value, target.axis, sizes)
+    zeros = B.zeros(tuple(value.shape), B.dtype_of(value))
+    return [value] + [zeros] * (n - 1)  # Partial: the value on one device, zeros elsewhere
+
+
+def convert(value, target, sizes=None):
+    """``value`` in the ``target`` placement: a plain array for Replicate, else a ``Placed``."""
+    if isinstance(target, Replicate):
+        return materialize(value)
+    if isinstance(value, Placed) and value.placement == target and (sizes is None or value.sizes == list(sizes)):
+        return value
+    shards = to_locals(value, target, sizes)
+    return Placed(shards, target, shape_of(value), owned=False)
+
+
+def add(a, b):
+    """The sum of two values of one shape in any placements (gradient accumulation)."""
+    if not isinstance(a, Placed) and not isinstance(b, Placed):
+        return a + b
+    if not isinstance(a, Placed):
+        a, b = b, a
+    pa, pb = a.placement, placement_of(b)
+    if isinstance(b, Placed) and pa == pb and a.sizes == b.sizes:
+        return Placed([x + y for x, y in zip(a.shards, b.shards)], pa, a.shape, owned=True)
+    if not isinstance(b, Placed) and isinstance(pa, Partial):
+        return Placed([a.shards[0] + b] + a.shards[1:], pa, a.shape, owned=True)
+    if not isinstance(b, Placed) and isinstance(pa, Shard):
+        return Placed([x + y for x, y in zip(a.shards, C.split(b, pa.axis, a.sizes))], pa, a.shape, owned=True)
+    if isinstance(pa, Shard):  # keep the shard layout when the other side can be moved into it
+        return Placed([x + y for x, y in zip(a.shards, to_locals(b, pa, a.sizes))], pa, a.shape, owned=True)
+    return materialize(a) + materialize(b)
+
+
+def cut_like(value, placed):
+    """Per-device pieces of ``value`` (a number, a plain array or a ``Placed``) that line up with
+    the shards of ``placed`` under broadcasting: cut along the shard axis where ``value`` spans
+    it, whole where it broadcasts along it."""
+    n = len(placed.shards)
+    if not (B.is_array(value) or isinstance(value, Placed)):
+        return [value] * n
+    axis, nd = placed.placement.axis, len(placed.shape)
+    vshape = shape_of(value)
+    j = axis - (nd - len(vshape))
+    if j < 0 or (vshape[j] == 1 and placed.shape[axis] != 1):
+        return to_locals(value, Replicate())
+    return to_locals(value, Shard(j), placed.sizes)

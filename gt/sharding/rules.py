@@ -1,0 +1,371 @@
+"""Propagation rules: for each op of gt/ops, how sharded inputs map to a sharded output.
+
+A rule gets the op's arguments (tensors carry their placement) and returns a ``Plan`` (the
+layout each tensor input must have, the output placement, and how to turn global arguments
+into per-device ones), a finished result computed from other ops, or None: no local rule, so
+the inputs are gathered and the op runs unsharded (always correct).
+
+The rules, in short: elementwise ops keep the shard (inputs that broadcast along it are used
+whole); matmul and linear keep a shard of a batch or row axis, and a contraction over the
+sharded axis gives ``Partial``; reductions over other axes keep the shard, a sum or mean over it
+gives ``Partial``; reshape, permute, expand and indexing follow the sharded axis; a few linear
+ops (add, scale, reshape, permute, sum) keep ``Partial`` inputs partial, everything else sums
+them first.
+"""
+
+from gt.backend import B
+from gt.ops import activations as act
+from gt.ops import elementwise as ew
+from gt.ops import linalg, reductions
+from gt.ops import shape as sh
+from gt.ops._shapes import numel
+from gt.sharding.dispatch import Plan
+from gt.sharding.layout import sizes_of
+from gt.sharding.placement import Partial, Replicate, Shard, offsets
+
+REP = (Replicate(), None)
+PART = (Partial(), None)
+
+
+def _is_tensor(x):
+    from gt.tensor import Tensor
+
+    return isinstance(x, Tensor)
+
+
+def _shard_axis(t):
+    p = t.placement
+    return p.axis if isinstance(p, Shard) else None
+
+
+def _sizes(t):
+    return sizes_of(t._value)
+
+
+def plan_for(cls, args, kwargs):
+    rule = RULES.get(cls)
+    return None if rule is None else rule(cls, args, kwargs)
+
+
+# ---- elementwise ------------------------------------------------------------------------
+def _broadcast(shapes):
+    nd = max((len(s) for s in shapes), default=0)
+    out = [1] * nd
+    for s in shapes:
+        for i, n in enumerate(s):
+            j = i + nd - len(s)
+            if n != 1:
+                out[j] = n
+    return tuple(out)
+
+
+def _keeps_partial(cls, args):
+    """Whether ``cls`` on these arguments is linear in its partial inputs, so it may run on each
+    device's share and stay partial: sum of shares in, sum of shares out."""
+    tensors = [a for a in args if _is_tensor(a)]
+    partial = [a.placement.is_partial() for a in tensors]
+    if cls in (ew.Add, ew.Sub):
+        return all(partial) and len(tensors) == len(args)  # a constant would be added once per device
+    if cls is ew.Neg:
+        return True
+    if cls is ew.Mul:
+        return sum(partial) == 1 and all(a.placement.is_replicate() or a.placement.is_partial() for a in tensors)
+    if cls is ew.Div:
+        return _is_tensor(args[0]) and args[0].placement.is_partial() and sum(partial) == 1 \
+            and not (_is_tensor(args[1]) and not args[1].placement.is_replicate())
+    return False
+
+
+def elementwise(cls, args, kwargs, skip=()):
+    """Broadcasting ops: the output is sharded where a sharded input spans the output's axis;
+    other inputs are cut the same way along that axis, or used whole where they broadcast.
+    ``skip``: output axes that must not be sharded (a softmax's axis)."""
+    if any(B.is_array(a) and a.ndim > 0 for a in args):
+        return None  # raw arrays (e.g. clip bounds) broadcast against the whole tensor
+    tensors = [a for a in args if _is_tensor(a)]
+    if any(t.placement.is_partial() for t in tensors):
+        if _keeps_partial(cls, args):
+            return Plan([(PART if t.placement.is_partial() else REP) if _is_tensor(t) else None for t in args],
+                        Partial())
+        # otherwise partial inputs are summed first (to_locals does it) and act as replicated
+    out_shape = _broadcast([t.shape for t in tensors])
+    nd = len(out_shape)
+    axis = sizes = None
+    for t in tensors:
+        a = _shard_axis(t)
+        if a is None:
+            continue
+        k = a + nd - t.ndim
+        if t.shape[a] == out_shape[k] and k not in skip:
+            axis, sizes = k, _sizes(t)
+            break
+    if axis is None:
+        return None
+    targets = []
+    for x in args:
+        if not _is_tensor(x):
+            targets.append(None)
+            continue
+        j = axis - (nd - x.ndim)
+        if j < 0 or (x.shape[j] == 1 and out_shape[axis] != 1):
+            targets.append(REP)
+        else:
+            targets.append((Shard(j), sizes))
+    return Plan(targets, Shard(axis))
+
+
+def softmax_like(cls, args, kwargs):
+    x, axis = args[0], args[1] if len(args) > 1 else kwargs.get("axis")
+    return elementwise(cls, args, kwargs, skip=(axis,))
+
+
+# ---- reductions -------------------------------------------------------------------------
+def _reduce_args(args, kwargs):
+    x = args[0]
+    axis = args[1] if len(args) > 1 else kwargs.get("axis")
+    keepdims = args[2] if len(args) > 2 else kwargs.get("keepdims", False)
+    return x, axis, keepdims
+
+
+def _kept_axis(a, axes, keepdims):
+    return a if keepdims else a - sum(1 for r in axes if r < a)
+
+
+def reduction(cls, args, kwargs):
+    x, axes, keepdims = _reduce_args(args, kwargs)
+    if x.placement.is_partial():
+        return Plan([PART] + [None] * (len(args) - 1), Partial()) if cls in (reductions.Sum, reductions.Mean) else None
+    a = _shard_axis(x)
+    if axes is not None and a not in axes:
+        return Plan([(Shard(a), _sizes(x))] + [None] * (len(args) - 1), Shard(_kept_axis(a, axes, keepdims)))
+    if cls is reductions.Sum:
+        return Plan([(Shard(a), _sizes(x))] + [None] * (len(args) - 1), Partial())
+    if cls is reductions.Mean:
+        count = numel(x.shape) if axes is None else numel(x.shape[r] for r in axes)
+        return reductions.Sum.apply(x, axes, keepdims) * (1.0 / count) if count else None
+    return None  # max/min over the sharded axis: gathered (ties make a local rule subtle)
+
+
+# ---- layout -----------------------------------------------------------------------------
+def reshape(cls, args, kwargs):
+    x, shape = args[0], tuple(args[1])
+    if x.placement.is_partial():
+        return Plan([PART, None], Partial())
+    a, sizes = _shard_axis(x), _sizes(x)
+    before = numel(x.shape[:a])
+    inner = numel(x.shape[a + 1:])
+    for k in range(len(shape)):
+        if numel(shape[:k]) != before:
+            continue
+        rest = numel(shape[k + 1:])
+        if rest == 0:
+            continue
+        new_sizes = [s * inner // rest for s in sizes]
+        if all(s * inner == n * rest for s, n in zip(sizes, new_sizes)):
+            def local(d, largs, kw, k=k, new_sizes=new_sizes):
+                return [largs[0], shape[:k] + (new_sizes[d],) + shape[k + 1:]], kw
+            return Plan([(Shard(a), sizes), None], Shard(k), local)
+    return None
+
+
+def permute(cls, args, kwargs):
+    x, axes = args[0], tuple(args[1])
+    if x.placement.is_partial():
+        return Plan([PART, None], Partial())
+    a = _shard_axis(x)
+    return Plan([(Shard(a), _sizes(x)), None], Shard(axes.index(a)))
+
+
+def expand(cls, args, kwargs):
+    x, shape = args[0], tuple(args[1])
+    if x.placement.is_partial():
+        return Plan([PART, None], Partial())
+    a, sizes = _shard_axis(x), _sizes(x)
+    k = a + len(shape) - x.ndim
+    if x.shape[a] != shape[k]:
+        return None
+
+    def local(d, largs, kw):
+        return [largs[0], shape[:k] + (sizes[d],) + shape[k + 1:]], kw
+    return Plan([(Shard(a), sizes), None], Shard(k), local)
+
+
+def cat(cls, args, kwargs):
+    axis = kwargs.get("axis", 0)
+    return _stacked(args, kwargs, lambda a: a if a != axis else None, lambda a: a)
+
+
+def stack(cls, args, kwargs):
+    axis = kwargs.get("axis", 0)
+    return _stacked(args, kwargs, lambda a: a, lambda a: a if a < axis else a + 1)
+
+
+def _stacked(args, kwargs, allowed, out_axis):
+    """cat/stack: local when every input is cut the same way along an axis that is not joined."""
+    lead = next((t for t in args if _is_tensor(t) and isinstance(t.placement, Shard)), None)
+    if lead is None or any(_is_tensor(t) and t.placement.is_partial() for t in args):
+        return None
+    a, sizes = lead.placement.axis, _sizes(lead)
+    if allowed(a) is None:
+        return None
+    return Plan([(Shard(a), sizes) if _is_tensor(t) else None for t in args], Shard(out_axis(a)))
+
+
+def getitem(cls, args, kwargs):
+    x, index = args[0], args[1]
+    if x.placement.is_partial():
+        return Plan([PART, None], Partial())
+    parts = _expand_index(index, x.ndim)
+    if parts is None:
+        return None
+    a, sizes = _shard_axis(x), _sizes(x)
+    arrays = [p for p in parts if B.is_array(p)]
+    if len(arrays) > 1 or (arrays and any(_is_int(p) for p in parts)):
+        return None  # numpy's rules for several advanced indices move axes around: gather
+    # the sharded axis's position in the output, and the axis it indexes
+    pos, dim = 0, 0
+    entry = where = None
+    for i, p in enumerate(parts):
+        if p is None:
+            pos += 1
+            continue
+        if dim == a:
+            entry, where = p, i
+            break
+        if isinstance(p, slice):
+            pos += 1
+        elif B.is_array(p):
+            pos += p.ndim if p.dtype != bool else 1
+            dim += p.ndim - 1 if p.dtype == bool else 0
+        dim += 1
+    if not isinstance(entry, slice):
+        return None  # an int or an array on the sharded axis: gathered
+    start, stop, step = entry.indices(x.shape[a])
+    if step < 0:
+        return None
+    locals_, out_sizes = [], []
+    for off, n in zip(offsets(sizes), sizes):
+        # global positions start, start+step, ... below stop that fall in [off, off+n)
+        first = start if start >= off else start + -(-(off - start) // step) * step
+        last = min(stop, off + n)
+        count = max(0, -(-(last - first) // step)) if first < last else 0
+        lo = first - off
+        locals_.append(slice(lo, lo + count * step if count else lo, step) if count else slice(0, 0))
+        out_sizes.append(count)
+
+    def local(d, largs, kw):
+        idx = list(parts)
+        idx[where] = locals_[d]
+        return [largs[0], tuple(idx)], kw
+    return Plan([(Shard(a), sizes), None], Shard(pos), local)
+
+
+def _is_int(p):
+    return isinstance(p, int) and not isinstance(p, bool)
+
+
+def _expand_index(index, ndim):
+    """The index as one entry per axis (plus None for new axes), Ellipsis filled with slices;
+    None when it holds something this rule does not follow (booleans, arrays of bools over
+    several axes)."""
+    parts = list(index) if isinstance(index, tuple) else [index]
+    used = 0
+    for p in parts:
+        if p is None or p is Ellipsis:
+            continue
+        if isinstance(p, bool):
+            return None
+        if B.is_array(p) and p.dtype == bool:
+            if p.ndim != 1:
+                return None
+            used += 1
+        else:
+            used += 1
+    ellipses = [i for i, p in enumerate(parts) if p is Ellipsis]
+    if len(ellipses) > 1:
+        return None
+    fill = [slice(None)] * (ndim - used)
+    if ellipses:
+        i = ellipses[0]
+        parts = parts[:i] + fill + parts[i + 1:]
+    else:
+        parts = parts + fill
+    return parts
+
+
+# ---- linear algebra ---------------------------------------------------------------------
+def matmul(cls, args, kwargs):
+    a, b = args
+    if a.ndim < 2 or b.ndim < 2:
+        return None
+    pa, pb = a.placement, b.placement
+    if pa.is_partial() or pb.is_partial():
+        if pa.is_partial() and pb.is_replicate():
+            return Plan([PART, REP], Partial())
+        if pb.is_partial() and pa.is_replicate():
+            return Plan([REP, PART], Partial())
+        return None
+    nd = max(a.ndim, b.ndim)
+    out_batch = _broadcast([a.shape[:-2], b.shape[:-2]])
+    # the first sharded operand decides
+    if isinstance(pa, Shard):
+        ax, sizes = pa.axis, _sizes(a)
+        if ax == a.ndim - 1:  # contraction axis: b must be cut the same way along its rows
+            return Plan([(pa, sizes), (Shard(b.ndim - 2), sizes)], Partial())
+        if ax == a.ndim - 2:  # rows
+            return Plan([(pa, sizes), REP], Shard(nd - 2))
+        return _batch_plan(a, b, ax, sizes, nd, out_batch, first=True)
+    ax, sizes = pb.axis, _sizes(b)
+    if ax == b.ndim - 1:  # columns
+        return Plan([REP, (pb, sizes)], Shard(nd - 1))
+    if ax == b.ndim - 2:
+        return Plan([(Shard(a.ndim - 1), sizes), (pb, sizes)], Partial())
+    return _batch_plan(b, a, ax, sizes, nd, out_batch, first=False)
+
+
+def _batch_plan(s, other, ax, sizes, nd, out_batch, first):
+    """A shard of a batch axis of ``s``: ``other`` is cut the same way along its matching axis,
+    or used whole where it has none or broadcasts."""
+    k = ax + nd - s.ndim
+    if s.shape[ax] != out_batch[k]:
+        return None  # a size-1 axis that broadcasts
+    j = k - (nd - other.ndim)
+    if j < 0 or other.shape[j] == 1:
+        t_other = REP
+    else:
+        t_other = (Shard(j), sizes)
+    targets = [(Shard(ax), sizes), t_other] if first else [t_other, (Shard(ax), sizes)]
+    return Plan(targets, Shard(k))
+
+
+def linear(cls, args, kwargs):
+    x = args[0]
+    a = _shard_axis(x)
+    if x.placement.is_partial() or a is None or a == x.ndim - 1:
+        return None
+    if any(_is_tensor(t) and not t.placement.is_replicate() for t in args[1:]):
+        return None
+    return Plan([(Shard(a), _sizes(x))] + [REP if _is_tensor(t) else None for t in args[1:]], Shard(a))
+
+
+def layer_norm(cls, args, kwargs):
+    x = args[0]
+    n_axes = args[3] if len(args) > 3 else kwargs.get("n_axes", 1)
+    a = _shard_axis(x)
+    if x.placement.is_partial() or a is None or a >= x.ndim - n_axes:
+        return None
+    if any(_is_tensor(t) and not t.placement.is_replicate() for t in args[1:3]):
+        return None
+    return Plan([(Shard(a), _sizes(x))] + [REP if _is_tensor(t) else None for t in args[1:]], Shard(a))
+
+
+RULES = {cls: elementwise for cls in (
+    ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
+    ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu)}
+RULES.update({
+    act.Softmax: softmax_like, act.LogSoftmax: softmax_like,
+    reductions.Sum: reduction, reductions.Mean: reduction, reductions.Max: reduction, reductions.Min: reduction,
+    sh.Reshape: reshape, sh.Permute: permute, sh.Expand: expand, sh.GetItem: getitem,
+    sh.Cat: cat, sh.Stack: stack,
+    linalg.Matmul: matmul, linalg.Linear: linear, linalg.LayerNorm: layer_norm,
+})
