@@ -122,7 +122,7 @@ class Tensor(InplaceMethods, LayoutMethods):
     @property
     def _data(self):
         p = self._placed
-        return self._array if p is None else layout.materialize(p)
+        return self._array if p is None else layout.materialize(p, view_ok=True)
 
     @_data.setter
     def _data(self, arr):

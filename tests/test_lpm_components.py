@@ -201,7 +201,7 @@ model = PixelTransformer(img_size=8, embed_dim=16, num_heads=2, num_layers=1, ff
 x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
 logits = model(x)
 logits.sum().backward()
-print(json.dumps({"logits": logits.numpy().tolist(), "grad": float(model.embed.weight.grad.numpy().sum())}))
+print(json.dumps({"logits": logits.numpy().tolist(), "grad": model.embed.weight.grad.numpy().tolist()}))
 """
 
 
@@ -222,4 +222,4 @@ def test_model_without_auto_sharding(auto_shard):
     assert logits.shape == (2, 3)
     np.testing.assert_allclose(np.array(result["logits"]), logits.numpy(), rtol=1e-6)
     logits.sum().backward()
-    assert result["grad"] == pytest.approx(float(model.embed.weight.grad.numpy().sum()), rel=1e-5)
+    np.testing.assert_allclose(np.array(result["grad"]), model.embed.weight.grad.numpy(), rtol=1e-5, atol=1e-7)

@@ -90,6 +90,28 @@ class NumpyEngine:
     def is_view(self, arr):
         return arr.base is not None
 
+    def join_views(self, arrays, axis):
+        """One view over consecutive blocks that already lie next to each other in memory (the
+        shards of one array, cut along ``axis``), or None when they do not."""
+        first = arrays[0]
+        base = first.base if first.base is not None else first
+        step = first.strides[axis]
+        start = first.__array_interface__["data"][0]
+        offset = 0
+        for a in arrays:
+            if a.size:
+                if (a.strides != first.strides or (a.base if a.base is not None else a) is not base
+                        or a.__array_interface__["data"][0] != start + offset * step):
+                    return None
+            if a.shape[:axis] != first.shape[:axis] or a.shape[axis + 1:] != first.shape[axis + 1:]:
+                return None
+            offset += a.shape[axis]
+        if not first.size:
+            return None
+        shape = first.shape[:axis] + (offset,) + first.shape[axis + 1:]
+        return np.lib.stride_tricks.as_strided(first, shape=shape, strides=first.strides,
+                                               writeable=first.flags.writeable)
+
     def is_contiguous(self, arr):
         return arr.flags.c_contiguous
 

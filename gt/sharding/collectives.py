@@ -61,6 +61,8 @@ def sum_arrays(shards, owned=False):
     out = first if owned and B.is_array(first) and not B.is_view(first) else None
     if out is None:
         out = shards[0] + shards[1]
+        if not B.is_array(out):  # numpy gives a scalar for 0-d operands
+            out = B.asarray(out)
         rest = shards[2:]
     else:
         rest = shards[1:]

@@ -38,7 +38,7 @@ class ShardedNode:
     """The tape entry of an op that ran per device: one op context per device."""
 
     __slots__ = ("cls", "ctxs", "inputs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
-                 "released", "__weakref__")
+                 "out_shape", "released", "__weakref__")
 
     @property
     def name(self):
@@ -101,7 +101,7 @@ def _fit(grad, shape, dtype):
 class Redistribute:
     """Tape entry of a layout change (gather, reduce, reshard): values unchanged, so is the gradient."""
 
-    __slots__ = ("inputs", "released", "target", "saved", "__weakref__")
+    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "__weakref__")
     name = "Redistribute"
 
     def __repr__(self):
@@ -119,7 +119,7 @@ def redistribute(t, target, sizes=None):
     out = Tensor._from_value(value)
     if t.requires_grad and autograd.is_grad_enabled():
         node = Redistribute()
-        node.inputs, node.released, node.target = (t,), False, target
+        node.inputs, node.released, node.target, node.out_shape = (t,), False, target, t.shape
         out._requires_grad = True
         out._ctx = node
         autograd.tape.append(weakref.ref(node))
@@ -169,7 +169,7 @@ def dispatch(cls, args, kwargs):
     if record:
         node = ShardedNode()
         node.cls, node.ctxs, node.inputs, node.targets = cls, ctxs, args, plan.targets
-        node.out, node.released = out_p, False
+        node.out, node.released, node.out_shape = out_p, False, result.shape
         node.out_sizes = [o.shape[out_p.axis] for o in outs] if isinstance(out_p, Shard) else None
         node.in_shapes, node.in_dtypes = in_shapes, in_dtypes
         result._requires_grad = True

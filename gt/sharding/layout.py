@@ -56,12 +56,19 @@ def shard(arr, axis, sizes=None):
     return Placed(C.split(arr, axis, sizes), Shard(axis), tuple(arr.shape))
 
 
-def materialize(value):
-    """The whole value as one plain array (all-gather a shard, all-reduce a partial)."""
+def materialize(value, view_ok=False):
+    """The whole value as one plain array (all-gather a shard, all-reduce a partial). With
+    ``view_ok``, shards that are adjacent blocks of one host array (data from ``from_numpy``,
+    and views of it) are joined without a copy, so the result shares their memory."""
     if not isinstance(value, Placed):
         return value
     p = value.placement
     if isinstance(p, Shard):
+        if view_ok and get_mesh().shared_memory and hasattr(B, "join_views"):
+            whole = B.join_views(value.shards, p.axis)
+            if whole is not None:
+                C.counts["all_gather"] += 1
+                return whole
         return C.all_gather(value.shards, p.axis)
     if isinstance(p, Partial):
         return C.all_reduce(value.shards, owned=value.owned)
