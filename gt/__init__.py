@@ -19,7 +19,8 @@ from gt.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softma
                           sum, mean, var, std, max, min, argmax, argmin, reshape, flatten, permute,
                           transpose, unsqueeze, squeeze, expand, split, chunk, clip, clamp, maximum,
                           minimum, pow)
-from gt import debug
+from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
+from gt import debug, sharding
 from gt import nn, optim
 
 long = int64

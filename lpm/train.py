@@ -13,6 +13,7 @@ Readable top to bottom: the options (``TrainConfig``, ``build_parser``), the dat
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ import numpy as np
 
 import gt
 from gt import nn
+from gt.sharding import get_mesh, use_mesh
 from lpm.data import NUM_CLASSES, make_moving_blobs, train_eval_split
 from lpm.model import PixelTransformer
 
@@ -58,6 +60,7 @@ class TrainConfig:
     loss: str = "ce"
     seed: int = 0
     progress: bool = True       # a tqdm bar inside each epoch, when stdout is a terminal
+    shard: bool = True          # GT_AUTO_SHARD on: every local device holds a slice of each batch
 
 
 # ---- options ------------------------------------------------------------------------------
@@ -105,6 +108,10 @@ def build_parser(prog="train.py"):
          type=int)
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (it only shows when stdout is a terminal and tqdm is installed)")
+    p.add_argument("--no-shard", dest="shard", action="store_false",
+                   help="one device only: GT_AUTO_SHARD stays off (by default it is on, so every local GPU, "
+                        "or the GT_DEVICES virtual devices, holds a slice of each batch; an explicit "
+                        "GT_AUTO_SHARD=0 also turns it off)")
     return p
 
 
@@ -246,6 +253,9 @@ def train(cfg, log=print, data=None):
     "model", "config"}`` (the first three per epoch). ``log`` receives each output line; ``data``
     may pass ready-made ``make_datasets`` output. Raises ``NonFiniteLoss`` naming the epoch and step.
     """
+    if not cfg.shard and get_mesh().size > 1:
+        with use_mesh(1):  # the mesh was fixed before this call (e.g. in a notebook): leave it aside
+            return train(cfg, log, data)
     t0 = time.perf_counter()
     (x_train, y_train), (x_eval, y_eval) = data if data is not None else make_datasets(cfg)
     gt.manual_seed(cfg.seed)
@@ -255,6 +265,9 @@ def train(cfg, log=print, data=None):
     optimizer = make_optimizer(model, cfg)
     lr = optimizer.param_groups[0]["lr"]
     n_params = model.num_parameters()
+    mesh = get_mesh()
+    log(f"Devices: {mesh.describe()}, engine {gt.get_backend()}"
+        + (", each batch split along its first axis" if mesh.size > 1 else ""))
     log(f"Data: {len(y_train)} training + {len(y_eval)} held-out sequences of {cfg.seq_len} "
         f"{cfg.img_size}x{cfg.img_size} images, {NUM_CLASSES} classes (direction of motion)")
     log(f"Model: {n_params:,} parameters (embed_dim={cfg.embed_dim}, num_layers={cfg.num_layers}, "
@@ -312,6 +325,12 @@ def train(cfg, log=print, data=None):
 def main(argv=None):
     """``python train.py [flags]``: parse, train, print one line per epoch and a summary."""
     cfg = parse_args(argv)
+    # Sharding is on by default, as in the seed project, so that a multi-GPU box uses every GPU
+    # with no setting; an explicit GT_AUTO_SHARD (e.g. 0) in the environment wins.
+    if cfg.shard:
+        os.environ.setdefault("GT_AUTO_SHARD", "1")
+    else:
+        os.environ["GT_AUTO_SHARD"] = "0"
     try:
         train(cfg)
     except NonFiniteLoss as exc:

@@ -311,6 +311,11 @@ def matmul(cls, args, kwargs):
     if isinstance(pa, Shard):
         ax, sizes = pa.axis, _sizes(a)
         if ax == a.ndim - 1:  # contraction axis: b must be cut the same way along its rows
+            if 0 in sizes and a.ndim > 2 and b.ndim == 2:
+                # A device with an empty contraction block would run Matmul.backward on a
+                # (..., 0) @ (0, m) product, whose x@W fast path reshapes to (-1, 0) and fails
+                # (gt/ops/linalg.py): gather instead (only when the axis is shorter than the mesh).
+                return None
             return Plan([(pa, sizes), (Shard(b.ndim - 2), sizes)], Partial())
         if ax == a.ndim - 2:  # rows
             return Plan([(pa, sizes), REP], Shard(nd - 2))
@@ -319,6 +324,8 @@ def matmul(cls, args, kwargs):
     if ax == b.ndim - 1:  # columns
         return Plan([REP, (pb, sizes)], Shard(nd - 1))
     if ax == b.ndim - 2:
+        if 0 in sizes and a.ndim > 2 and b.ndim == 2:
+            return None  # an empty contraction block: see above
         return Plan([(Shard(a.ndim - 1), sizes), (pb, sizes)], Partial())
     return _batch_plan(b, a, ax, sizes, nd, out_batch, first=False)
 

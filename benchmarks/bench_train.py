@@ -1,0 +1,452 @@
+"""One training step of the default Pixel Transformer, gt against PyTorch eager, side by side.
+
+    python benchmarks/bench_train.py            # the full run (about a minute on 2 cores)
+    python benchmarks/bench_train.py --json     # the same figures as one JSON object
+    python benchmarks/bench_train.py --quick    # a few steps: proves the benchmark runs (CI)
+
+Both frameworks get the same model (``PixelTransformer()``: 200x200 images, embed_dim 256,
+4 layers, 4 heads, ff 1024, 10 classes), the same weights (gt's state dict loaded into the
+PyTorch reference in benchmarks/torch_reference.py) and the same batches, in one process,
+one gt step then one torch step, repeated. A step is what a user writes:
+
+    gt:     loss = F.cross_entropy(model(x), y); loss.backward(); opt.step(); opt.zero_grad()
+    torch:  opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
+
+with ``SGD(lr=0.01)`` (plain gradient descent) on both sides. Reported per config:
+
+- ms/step, min and median over the timed steps (after warm-up), and gt/torch (of the medians);
+- GFLOP/s of the whole step: the model's matmul FLOPs counted analytically (forward; backward
+  = 2x forward, less the embedding's input gradient, which neither side computes since the
+  images need no gradient) over the median step time, and that as a share of the sgemm peak
+  measured in this run (the faster of numpy's and torch's 2048^3 float32 gemm);
+- forward-only inference (``no_grad``, eval mode) images/s at batch 16 x 8 images;
+- peak memory of a training run (16 x 8, a few steps), each framework in a fresh subprocess:
+  VmHWM (the kernel's resident high-water mark) after training minus VmRSS before the model
+  is built, with the high-water mark reset (/proc/self/clear_refs) after imports and data
+  are in place, so library import footprints (torch's is ~10x numpy's) do not count.
+  Without /proc it falls back to ru_maxrss.
+
+torch is optional: without it the gt figures are printed alone with a line on how to
+install it (``pip install torch==2.13.0``).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024, num_classes=10,
+             max_seq_len=32)
+CONFIGS = {"seed": (2, 4), "large": (16, 8)}
+FORWARD = (16, 8)
+LR = 0.01
+TORCH_HINT = "torch is not installed: only gt's figures are shown. For the comparison: pip install torch==2.13.0"
+
+TARGETS = [  # (key, description, comparison, target)
+    ("seed_ratio", "seed step time, gt / torch", "<=", 0.5),
+    ("large_ratio", "large step time, gt / torch", "<=", 0.6),
+    ("large_peak_share", "large step, share of sgemm peak (gt)", ">=", 0.6),
+    ("forward_ratio", "forward images/s at batch 16, gt / torch", ">=", 1.2),
+    ("memory_ratio", "peak memory of a training run, gt / torch", "<=", 1.2),
+]
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---- FLOPs -------------------------------------------------------------------------------
+def matmul_flops(batch, seq, img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024,
+                 num_classes=10, **_):
+    """Multiply-adds x 2 of every matmul in one forward pass, by layer kind."""
+    N, P, D, F, C = batch * seq, img_size ** 2, embed_dim, ff_dim, num_classes
+    embed = 2 * N * P * D
+    per_layer = (4 * 2 * N * D * D          # q, k, v, out projections
+                 + 2 * 2 * batch * seq * seq * D   # q @ k.T and att @ v over all heads
+                 + 2 * 2 * N * D * F)       # fc1 and fc2
+    head = 2 * batch * D * C
+    return {"embed": embed, "blocks": num_layers * per_layer, "head": head,
+            "forward": embed + num_layers * per_layer + head}
+
+
+def train_flops(batch, seq, **model):
+    """Forward + backward: backward is two gemms per forward gemm (input and weight gradients),
+    except the embedding's input gradient, which is not needed (the images need no gradient)."""
+    f = matmul_flops(batch, seq, **model)
+    return 3 * f["forward"] - f["embed"]
+
+
+# ---- sgemm peak ----------------------------------------------------------------------------
+def sgemm_peak(n, reps, torch_too):
+    """Best GFLOP/s of an n x n x n float32 gemm: numpy (gt's engine) and, if present, torch."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    flop = 2.0 * n ** 3
+    res = {}
+    np.matmul(a, b, out=out)
+    best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(reps))
+    res["numpy"] = flop / best / 1e9
+    if torch_too:
+        import torch
+
+        ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
+        torch.matmul(ta, tb, out=tout)
+        best = min(_timed(lambda: torch.matmul(ta, tb, out=tout)) for _ in range(reps))
+        res["torch"] = flop / best / 1e9
+    res["peak"] = max(res.values())
+    res["size"] = n
+    return res
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# ---- the two models ------------------------------------------------------------------------
+def build_gt(seed=0):
+    import gt
+    from lpm.model import PixelTransformer
+
+    gt.manual_seed(seed)
+    model = PixelTransformer(**MODEL)
+    opt = gt.optim.SGD(model.parameters(), lr=LR)
+    return model, opt
+
+
+def build_torch(gt_model=None):
+    import torch
+    from torch_reference import TorchPixelTransformer
+
+    torch.manual_seed(0)
+    model = TorchPixelTransformer(**MODEL)
+    if gt_model is not None:
+        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in gt_model.state_dict().items()},
+                              strict=True)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    return model, opt
+
+
+def make_batches(batch, seq, count=2, seed=0):
+    rng = np.random.default_rng(seed)
+    s = MODEL["img_size"]
+    return [(rng.random((batch, seq, s, s), dtype=np.float32),
+             rng.integers(0, MODEL["num_classes"], size=batch).astype(np.int64)) for _ in range(count)]
+
+
+def gt_step_fn(model, opt):
+    import gt
+    from gt.nn import functional as F
+
+    def step(x, y):
+        loss = F.cross_entropy(model(gt.from_numpy(x)), gt.from_numpy(y))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    return step
+
+
+def torch_step_fn(model, opt):
+    import torch
+    from torch.nn import functional as F
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def gt_forward_fn(model):
+    import gt
+
+    def fwd(x):
+        with gt.no_grad():
+            return model(gt.from_numpy(x))
+
+    return fwd
+
+
+def torch_forward_fn(model):
+    import torch
+
+    def fwd(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x))
+
+    return fwd
+
+
+def interleaved(fns, batches, warmup, steps):
+    """Time each function on the same batches, alternating between them: {name: [seconds]}."""
+    times = {name: [] for name in fns}
+    for i in range(warmup + steps):
+        args = batches[i % len(batches)]
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(*args)
+            dt = time.perf_counter() - t0
+            if i >= warmup:
+                times[name].append(dt)
+    return times
+
+
+def summary(seconds):
+    return {"min_ms": 1e3 * min(seconds), "median_ms": 1e3 * statistics.median(seconds), "steps": len(seconds)}
+
+
+# ---- memory (a fresh process per framework) -------------------------------------------------
+def _proc_status(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0  # kB -> MiB
+    except OSError:
+        return None
+    return None
+
+
+def memory_child(framework, batch, seq, steps):
+    """Runs in a subprocess: train a few steps, print the peak resident memory as JSON."""
+    import resource
+
+    batches = make_batches(batch, seq, count=1)
+    if framework == "gt":
+        import gt  # noqa: F401
+    else:
+        import torch  # noqa: F401
+    method = "VmHWM - VmRSS"
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the high-water mark to the current resident size
+    except OSError:
+        method = "ru_maxrss - VmRSS"
+    base = _proc_status("VmRSS")
+    if framework == "gt":
+        model, opt = build_gt()
+        step = gt_step_fn(model, opt)
+    else:
+        model, opt = build_torch()
+        step = torch_step_fn(model, opt)
+    for _ in range(steps):
+        step(*batches[0])
+    peak = _proc_status("VmHWM") if method.startswith("VmHWM") else None
+    if peak is None or base is None:
+        method = "ru_maxrss"
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        base = base or 0.0
+    print(json.dumps({"framework": framework, "baseline_mib": base, "peak_mib": peak,
+                      "train_mib": peak - base, "method": method}))
+
+
+def measure_memory(framework, batch, seq, steps):
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework,
+           "--mem-batch", str(batch), "--mem-seq", str(seq), "--mem-steps", str(steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- the run -------------------------------------------------------------------------------
+def run(quick=False, steps=None, warmup=None, memory=True, log=print):
+    torch_ok = have_torch()
+    if not torch_ok:
+        log(TORCH_HINT)
+    steps = steps or (2 if quick else 20)
+    warmup = warmup if warmup is not None else (1 if quick else 3)
+    import gt
+
+    threads = {"cpu_count": os.cpu_count()}
+    if torch_ok:
+        import torch
+
+        threads["torch"] = torch.get_num_threads()
+    result = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": platform.python_version(), "numpy": np.__version__,
+        "torch": (torch.__version__ if torch_ok else None),
+        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+        "quick": quick, "model": MODEL, "lr": LR, "threads": threads,
+        "gt_devices": gt.sharding.get_mesh().size if hasattr(gt, "sharding") else 1,
+    }
+    log(f"sgemm peak ...")
+    peak = sgemm_peak(1024 if quick else 2048, 3 if quick else 7, torch_ok)
+    result["sgemm_gflops"] = peak
+
+    model, opt = build_gt()
+    fns = {"gt": gt_step_fn(model, opt)}
+    if torch_ok:
+        tmodel, topt = build_torch(model)
+        fns["torch"] = torch_step_fn(tmodel, topt)
+
+    result["configs"] = {}
+    for name, (batch, seq) in CONFIGS.items():
+        log(f"{name} (batch {batch}, seq {seq}) ...")
+        batches = make_batches(batch, seq)
+        # the same first step on both sides: the losses must agree (a check that both run one model)
+        first = {k: float(fn(*batches[0]).item()) for k, fn in fns.items()}
+        times = interleaved(fns, batches, max(warmup - 1, 0), steps)
+        flop = train_flops(batch, seq, **MODEL)
+        entry = {"batch": batch, "seq": seq, "train_gflop": flop / 1e9, "first_loss": first}
+        for k, ts in times.items():
+            s = summary(ts)
+            s["gflops"] = flop / (s["median_ms"] / 1e3) / 1e9
+            s["peak_share"] = s["gflops"] / peak["peak"]
+            entry[k] = s
+        if torch_ok:
+            entry["ratio"] = entry["gt"]["median_ms"] / entry["torch"]["median_ms"]
+            entry["ratio_min"] = entry["gt"]["min_ms"] / entry["torch"]["min_ms"]
+            entry["loss_rel_diff"] = abs(first["gt"] - first["torch"]) / abs(first["torch"])
+        result["configs"][name] = entry
+    if torch_ok:  # both sides took the same SGD steps on the same batches: the weights must agree
+        w, tw = model.embed.weight.numpy(), tmodel.embed.weight.detach().numpy()
+        result["embed_weight_rel_diff"] = float(np.max(np.abs(w - tw)) / np.max(np.abs(tw)))
+
+    batch, seq = FORWARD
+    log(f"forward (batch {batch}, seq {seq}) ...")
+    model.eval()
+    ffns = {"gt": gt_forward_fn(model)}
+    if torch_ok:
+        tmodel.eval()
+        ffns["torch"] = torch_forward_fn(tmodel)
+    batches = [(x,) for x, _ in make_batches(batch, seq)]
+    times = interleaved(ffns, batches, warmup, steps)
+    fwd = {"batch": batch, "seq": seq, "images": batch * seq}
+    for k, ts in times.items():
+        s = summary(ts)
+        s["images_per_s"] = batch * seq / (s["median_ms"] / 1e3)
+        fwd[k] = s
+    if torch_ok:
+        fwd["ratio"] = fwd["gt"]["images_per_s"] / fwd["torch"]["images_per_s"]
+    result["forward"] = fwd
+    del model, opt, fns, ffns
+    if torch_ok:
+        del tmodel, topt
+
+    if memory:
+        batch, seq = CONFIGS["large"]
+        mem_steps = 2 if quick else 5
+        log(f"memory (fresh process per framework, batch {batch}, seq {seq}, {mem_steps} steps) ...")
+        mem = {"batch": batch, "seq": seq, "steps": mem_steps, "gt": measure_memory("gt", batch, seq, mem_steps)}
+        if torch_ok:
+            mem["torch"] = measure_memory("torch", batch, seq, mem_steps)
+            mem["ratio"] = mem["gt"]["train_mib"] / mem["torch"]["train_mib"]
+        mem["method"] = mem["gt"]["method"]
+        result["memory"] = mem
+
+    values = {}
+    if torch_ok:
+        values["seed_ratio"] = result["configs"]["seed"]["ratio"]
+        values["large_ratio"] = result["configs"]["large"]["ratio"]
+        values["forward_ratio"] = result["forward"]["ratio"]
+        if memory:
+            values["memory_ratio"] = result["memory"]["ratio"]
+    values["large_peak_share"] = result["configs"]["large"]["gt"]["peak_share"]
+    result["targets"] = [
+        {"key": key, "figure": text, "value": values.get(key), "target": f"{cmp} {target}",
+         "met": None if values.get(key) is None else
+         (values[key] <= target if cmp == "<=" else values[key] >= target)}
+        for key, text, cmp, target in TARGETS]
+    return result
+
+
+def render(r):
+    lines = [f"{r['date']}  {r['machine']}  python {r['python']}, numpy {r['numpy']}, torch {r['torch']}",
+             f"command: {r['command']}",
+             "sgemm peak ({0}^3 float32): ".format(r["sgemm_gflops"]["size"])
+             + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in r["sgemm_gflops"].items() if k not in ("size",)),
+             ""]
+    torch_ok = r["torch"] is not None
+    head = "| config | framework | min ms | median ms | gt/torch | GFLOP/s | share of peak |"
+    lines += [head, "|---|---|---:|---:|---:|---:|---:|"]
+    for name, c in r["configs"].items():
+        label = f"{name} ({c['batch']}x{c['seq']}, {c['train_gflop']:.2f} GFLOP)"
+        for k in ("gt", "torch"):
+            if k not in c:
+                continue
+            s = c[k]
+            ratio = f"{c['ratio']:.2f}" if torch_ok and k == "gt" else ""
+            lines.append(f"| {label} | {k} | {s['min_ms']:.1f} | {s['median_ms']:.1f} | {ratio} | "
+                         f"{s['gflops']:.1f} | {100 * s['peak_share']:.0f}% |")
+    f = r["forward"]
+    for k in ("gt", "torch"):
+        if k in f:
+            ratio = f"{f['ratio']:.2f}" if torch_ok and k == "gt" else ""
+            lines.append(f"| forward ({f['batch']}x{f['seq']}, no_grad) | {k} | {f[k]['min_ms']:.1f} | "
+                         f"{f[k]['median_ms']:.1f} | {ratio} | {f[k]['images_per_s']:.0f} images/s | |")
+    if torch_ok:
+        lines.append("")
+        lines.append("first-step loss gt vs torch (rel. diff): "
+                     + ", ".join(f"{n} {c['loss_rel_diff']:.1e}" for n, c in r["configs"].items())
+                     + f"; embed.weight after all steps: {r['embed_weight_rel_diff']:.1e}")
+    if "memory" in r:
+        m = r["memory"]
+        lines.append("")
+        lines.append(f"peak memory of a training run ({m['batch']}x{m['seq']}, {m['steps']} steps, fresh process, "
+                     f"{m['method']}):")
+        for k in ("gt", "torch"):
+            if k in m:
+                lines.append(f"  {k:5s} {m[k]['train_mib']:7.1f} MiB  (process peak {m[k]['peak_mib']:.1f} MiB, "
+                             f"{m[k]['baseline_mib']:.1f} MiB after imports and data)")
+        if "ratio" in m:
+            lines.append(f"  gt/torch {m['ratio']:.2f}")
+    lines.append("")
+    lines.append("| target | value | goal | met |")
+    lines.append("|---|---:|---|---|")
+    for t in r["targets"]:
+        v = "n/a" if t["value"] is None else f"{t['value']:.2f}"
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "NO")
+        lines.append(f"| {t['figure']} | {v} | {t['target']} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--quick", action="store_true", help="a few steps only: proves the benchmark runs (CI)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 2)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per config (default 3; quick 1)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--memory-child", choices=("gt", "torch"), help=argparse.SUPPRESS)
+    p.add_argument("--mem-batch", type=int, default=16, help=argparse.SUPPRESS)
+    p.add_argument("--mem-seq", type=int, default=8, help=argparse.SUPPRESS)
+    p.add_argument("--mem-steps", type=int, default=5, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.mem_batch, args.mem_seq, args.mem_steps)
+        return 0
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result = run(quick=args.quick, steps=args.steps, warmup=args.warmup, memory=not args.no_memory, log=log)
+    print(json.dumps(result, indent=2) if args.json else "\n" + render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The Pixel Transformer written the way a PyTorch user writes it, for the benchmarks.
+
+Same architecture and state-dict keys as ``lpm.model.PixelTransformer`` (pre-norm blocks with
+separate q/k/v/out projections, ReLU feed-forward, LayerNorm eps 1e-5, the original
+Transformer's sinusoid as a non-persistent buffer), built from ``torch.nn`` modules, so
+``load_state_dict`` of a gt model's ``state_dict()`` gives the same function.
+Importing this module imports torch; callers check that torch is installed first.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, D, H):
+        super().__init__()
+        self.H = H
+        self.q_proj, self.k_proj = nn.Linear(D, D), nn.Linear(D, D)
+        self.v_proj, self.out_proj = nn.Linear(D, D), nn.Linear(D, D)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        hd = D // self.H
+        q = self.q_proj(x).view(B, T, self.H, hd).transpose(1, 2)     # (B, H, T, hd)
+        k = self.k_proj(x).view(B, T, self.H, hd).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.H, hd).transpose(1, 2)
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hd), dim=-1)   # (B, H, T, T)
+        return self.out_proj((att @ v).transpose(1, 2).reshape(B, T, D))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, D, F):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(D, F), nn.Linear(F, D)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, D, H, F):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(D, eps=1e-5), Attention(D, H)
+        self.ln2, self.ff = nn.LayerNorm(D, eps=1e-5), FeedForward(D, F)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.ff(self.ln2(x))
+
+
+class TorchPixelTransformer(nn.Module):
+    def __init__(self, img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024,
+                 num_classes=10, max_seq_len=32):
+        super().__init__()
+        D = embed_dim
+        self.embed = nn.Linear(img_size * img_size, D)
+        pos = torch.arange(max_seq_len, dtype=torch.float64)[:, None]
+        two_i = torch.arange(0, D, 2, dtype=torch.float64)[None, :]
+        angle = pos / 10000 ** (two_i / D)
+        pe = torch.zeros(max_seq_len, D, dtype=torch.float64)
+        pe[:, 0::2] = torch.sin(angle)
+        pe[:, 1::2] = torch.cos(angle)[:, :D // 2]
+        self.register_buffer("pos_encoding", pe.float(), persistent=False)
+        self.blocks = nn.ModuleList([Block(D, num_heads, ff_dim) for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(D, eps=1e-5)
+        self.head = nn.Linear(D, num_classes)
+
+    def forward(self, images):
+        B, S = images.shape[:2]
+        x = images.reshape(B, S, -1)                                      # (B, S, P)
+        x = self.embed(x) + self.pos_encoding[:S]                         # (B, S, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(dim=1))                        # (B, C)
