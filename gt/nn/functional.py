@@ -8,7 +8,7 @@ from gt import dtypes
 from gt.backend import B
 from gt.creation import arange, rand
 from gt.ops import linalg
-from gt.tensor import Tensor
+from gt.tensor import Tensor, where
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -183,7 +183,11 @@ def _pick_class(log_probs, target, reduction, fn):
         raise ValueError(f"{fn}: target must have shape ({n},) for input of shape {log_probs.shape}, "
                          f"got {target.shape}")
     _check_range(target, c, fn, "target", f"{c} classes", IndexError)
-    picked = log_probs[arange(n), target]  # (N,) gather; its backward scatters into (N, C)
+    # (N,): each row's entry at its target class. A mask and a row sum rather than an index
+    # gather: it stays local when the batch is sharded over the mesh (rows are never gathered),
+    # the backward is the same scatter, and where() keeps a -inf elsewhere in the row out of it.
+    hit = target.unsqueeze(-1) == arange(c)
+    picked = where(hit, log_probs, 0.0).sum(-1)
     return _reduce(-picked, reduction, fn)
 
 

@@ -13,7 +13,9 @@ ops (add, scale, reshape, permute, sum) keep ``Partial`` inputs partial, everyth
 them first.
 """
 
+from gt import autograd
 from gt.backend import B
+from gt.sharding import collectives as C
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg, reductions
@@ -66,7 +68,7 @@ def _keeps_partial(cls, args):
     partial = [a.placement.is_partial() for a in tensors]
     if cls in (ew.Add, ew.Sub):
         return all(partial) and len(tensors) == len(args)  # a constant would be added once per device
-    if cls is ew.Neg:
+    if cls in (ew.Neg, act.Relu):
         return True
     if cls is ew.Mul:
         return sum(partial) == 1 and all(a.placement.is_replicate() or a.placement.is_partial() for a in tensors)
@@ -143,7 +145,25 @@ def reduction(cls, args, kwargs):
     if cls is reductions.Mean:
         count = numel(x.shape) if axes is None else numel(x.shape[r] for r in axes)
         return reductions.Sum.apply(x, axes, keepdims) * (1.0 / count) if count else None
-    return None  # max/min over the sharded axis: gathered (ties make a local rule subtle)
+    if not (x.requires_grad and autograd.is_grad_enabled()):
+        return _extremum_no_grad(cls, x, axes, keepdims)
+    return None  # max/min over the sharded axis with a gradient: gathered (ties make a local rule subtle)
+
+
+def _extremum_no_grad(cls, x, axes, keepdims):
+    """max/min over the sharded axis, nothing to differentiate: each device reduces its block,
+    then only those small results are gathered and reduced once more."""
+    from gt.tensor import Tensor
+
+    reduce = B.max if cls is reductions.Max else B.min
+    p = x._placed
+    a = p.placement.axis
+    blocks = [reduce(s, axis=axes, keepdims=True) for s in p.shards if s.shape[a]]
+    if not blocks:
+        return None  # every block is empty: the gathered op raises numpy's error
+    blocks = [b if B.is_array(b) else B.asarray(b) for b in blocks]
+    joined = C.all_gather(blocks, a)
+    return Tensor._wrap(reduce(joined, axis=axes, keepdims=keepdims))
 
 
 # ---- layout -----------------------------------------------------------------------------
