@@ -11,18 +11,35 @@ import contextlib
 from gt.backend import B
 
 counts = collections.Counter()
+# Elements moved, by collective: lets tests tell a gather of a few numbers from one of activations.
+volume = collections.Counter()
+
+
+class Tally(collections.Counter):
+    """Collectives counted by name (``c["all_reduce"]``); ``c.elements_moved[name]`` is how many
+    array elements they carried in total."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements_moved = collections.Counter()
 
 
 @contextlib.contextmanager
 def count_collectives():
     """``with count_collectives() as c: ...``: ``c`` is a Counter of the collectives run inside,
-    e.g. ``{"all_reduce": 13, "all_gather": 1}``."""
-    before = counts.copy()
-    seen = collections.Counter()
+    e.g. ``{"all_reduce": 13, "all_gather": 1}``; ``c.elements_moved`` their sizes."""
+    before, moved = counts.copy(), volume.copy()
+    seen = Tally()
     try:
         yield seen
     finally:
         seen.update(counts - before)
+        seen.elements_moved.update(volume - moved)
+
+
+def _count(name, arrays):
+    counts[name] += 1
+    volume[name] += sum(int(a.size) for a in arrays)
 
 
 def split(arr, axis, sizes):
@@ -37,7 +54,7 @@ def split(arr, axis, sizes):
 
 def all_gather(shards, axis):
     """Concatenate per-device blocks along ``axis`` into the whole array (one copy)."""
-    counts["all_gather"] += 1
+    _count("all_gather", shards)
     return B.concatenate(list(shards), axis)
 
 
@@ -49,7 +66,7 @@ _CHUNK = 1 << 16
 def all_reduce(shards, owned=False):
     """Sum of per-device arrays of one shape. With ``owned`` the first array is overwritten with
     the sum (no new buffer); otherwise the result is a fresh array."""
-    counts["all_reduce"] += 1
+    _count("all_reduce", shards)
     return sum_arrays(shards, owned)
 
 
@@ -84,11 +101,11 @@ def sum_arrays(shards, owned=False):
 
 def reduce_scatter(shards, axis, sizes, owned=False):
     """Sum of per-device arrays, then each device keeps its block along ``axis``."""
-    counts["reduce_scatter"] += 1
+    _count("reduce_scatter", shards)
     return split(sum_arrays(shards, owned), axis, sizes)
 
 
 def broadcast(arr, n):
     """One array to every device. On a shared-memory mesh the devices read the same buffer."""
-    counts["broadcast"] += 1
+    _count("broadcast", [arr])
     return [arr] * n
