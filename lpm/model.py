@@ -26,6 +26,7 @@ __all__ = ["PixelTransformer", "PixelTransformerConfig", "sinusoidal_encoding",
            "LayerNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock"]
 
 POS_ENCODINGS = ("sinusoidal", "learned")
+POS_INIT_STD = 0.02  # nanoGPT's init for position tables: N(0, 0.02^2)
 ACTIVATIONS = ("relu", "gelu")
 
 
@@ -124,8 +125,7 @@ class PixelTransformer(nn.Module):
         D = cfg.embed_dim
         self.embed = nn.Linear(cfg.img_size ** 2, D)
         if cfg.pos_encoding == "learned":
-            # nanoGPT's init for position tables: N(0, 0.02^2)
-            self.pos_embedding = nn.Parameter(gt.randn(cfg.max_seq_len, D) * 0.02)
+            self.pos_embedding = nn.Parameter(gt.randn(cfg.max_seq_len, D) * POS_INIT_STD)
         else:
             self.register_buffer("pos_encoding", sinusoidal_encoding(cfg.max_seq_len, D), persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
