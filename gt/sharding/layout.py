@@ -103,9 +103,14 @@ def convert(value, target, sizes=None):
     if isinstance(target, Replicate):
         return materialize(value)
     if isinstance(value, Placed) and value.placement == target and (sizes is None or value.sizes == list(sizes)):
-        return value
-    shards = to_locals(value, target, sizes)
-    return Placed(shards, target, shape_of(value), owned=False)
+        shards = value.shards
+    else:
+        shards = to_locals(value, target, sizes)
+    # numpy gives scalars, not 0-d arrays, for arithmetic on 0-d operands; a scalar shard cannot
+    # be updated in place, so a 0-d Partial leaf's .grad lost every later backward's contribution
+    if not all(B.is_array(s) for s in shards):
+        return Placed([B.asarray(s) for s in shards], target, shape_of(value), owned=False)
+    return value if shards is getattr(value, "shards", None) else Placed(shards, target, shape_of(value), owned=False)
 
 
 def add(a, b):

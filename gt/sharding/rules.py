@@ -68,7 +68,7 @@ def _keeps_partial(cls, args):
     partial = [a.placement.is_partial() for a in tensors]
     if cls in (ew.Add, ew.Sub):
         return all(partial) and len(tensors) == len(args)  # a constant would be added once per device
-    if cls in (ew.Neg, act.Relu):
+    if cls is ew.Neg:
         return True
     if cls is ew.Mul:
         return sum(partial) == 1 and all(a.placement.is_replicate() or a.placement.is_partial() for a in tensors)
