@@ -258,8 +258,16 @@ def getitem(cls, args, kwargs):
             pos += p.ndim if p.dtype != bool else 1
             dim += p.ndim - 1 if p.dtype == bool else 0
         dim += 1
+    if _is_int(entry) and not arrays and -x.shape[a] <= entry < x.shape[a]:
+        # one position of the sharded axis: its owner keeps a 1-long slice, only that piece is
+        # gathered (not the whole tensor), and the axis is then dropped
+        i = entry % x.shape[a]
+        sliced = list(parts)
+        sliced[where] = slice(i, i + 1)
+        piece = sh.GetItem.apply(x, tuple(sliced)).replicate()
+        return sh.GetItem.apply(piece, (slice(None),) * pos + (0,))
     if not isinstance(entry, slice):
-        return None  # an int or an array on the sharded axis: gathered
+        return None  # an integer array on the sharded axis: gathered
     start, stop, step = entry.indices(x.shape[a])
     if step < 0:
         return None
