@@ -12,10 +12,11 @@ Redistribution is the identity on values, so its gradient is the gradient unchan
 placement it arrives in is converted wherever it is next used.
 """
 
+import collections
 import weakref
 
 from gt import autograd
-from gt.autograd import Function, unbroadcast
+from gt.autograd import unbroadcast
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -69,17 +70,26 @@ class ShardedNode:
         for ctx, gd in zip(self.ctxs, g_loc):
             grads = ctx.backward(gd)
             per_device.append(grads if isinstance(grads, tuple) else (grads,))
-        seen = {id(a) for a in g_loc}
-        results = []
+        fitted = []
         for i, inp in enumerate(self.inputs):
             parts = [grads[i] if i < len(grads) else None for grads in per_device]
             if parts[0] is None or not getattr(inp, "requires_grad", False):
+                fitted.append(None)
+                continue
+            fitted.append([_fit(p, shape[i], dtype[i]) for p, shape, dtype in zip(parts, self.in_shapes, self.in_dtypes)])
+        # A first share may be reused as the buffer of a sum (all-reduce) only if no other
+        # gradient here, and not the incoming gradient, holds the same array (e.g. add's (g, g)).
+        uses = collections.Counter(id(a) for a in g_loc)
+        for parts in fitted:
+            if parts is not None:
+                uses.update({id(p) for p in parts})
+        results = []
+        for i, (inp, parts) in enumerate(zip(self.inputs, fitted)):
+            if parts is None:
                 results.append(None)
                 continue
-            parts = [_fit(p, shape[i], dtype[i]) for p, shape, dtype in zip(parts, self.in_shapes, self.in_dtypes)]
             first = parts[0]
-            owned = B.is_array(first) and not B.is_view(first) and id(first) not in seen
-            seen.update(id(p) for p in parts)
+            owned = B.is_array(first) and not B.is_view(first) and uses[id(first)] == 1
             target = self.targets[i][0]
             if isinstance(target, Shard):
                 results.append(Placed(parts, target, inp.shape, owned=owned))

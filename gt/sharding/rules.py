@@ -117,7 +117,7 @@ def elementwise(cls, args, kwargs, skip=()):
 
 
 def softmax_like(cls, args, kwargs):
-    x, axis = args[0], args[1] if len(args) > 1 else kwargs.get("axis")
+    axis = args[1] if len(args) > 1 else kwargs.get("axis")
     return elementwise(cls, args, kwargs, skip=(axis,))
 
 
