@@ -4,8 +4,12 @@
     >>> model = PixelTransformer(img_size=16, embed_dim=32, num_heads=4, num_layers=1,
     ...                          ff_dim=64, num_classes=4)
 
-``lpm.model`` holds the model, ``lpm.data`` the synthetic moving-blob sequences and
-``lpm.train`` the training loop behind ``python train.py``.
+``lpm.model`` holds the model, ``lpm.train`` the training loop behind ``python train.py``
+and ``lpm train``. Data: ``lpm.data`` (synthetic moving blobs), ``lpm.digits`` (moving
+handwritten digits), ``lpm.files`` (the user's own sequences), ``lpm.datasets`` (what they
+share, and ``load_data``). Around training: ``lpm.checkpoint`` (safetensors checkpoints,
+atomic writes, resume), ``lpm.plots`` (``--plot``), ``lpm.inference`` and ``lpm.cli`` (the
+``lpm`` command: train, evaluate, predict).
 """
 
 from lpm.model import PixelTransformer, PixelTransformerConfig

@@ -1,8 +1,10 @@
-"""Training the Pixel Transformer on moving-blob sequences: the loop behind ``python train.py``.
+"""Training the Pixel Transformer: the loop behind ``python train.py`` and ``lpm train``.
 
 Readable top to bottom: the options (``TrainConfig``, ``build_parser``), the data
-(``make_datasets``), one batch (``get_batch``), the loss, the optimizer, ``evaluate`` and
-``train``, then ``main``. Each helper is importable on its own for tests and notebooks:
+(``make_datasets``; the data sets themselves live in ``lpm.datasets``), one batch
+(``get_batch``), the loss, the optimizer, ``evaluate``, ``train`` (checkpoints and exact resume
+through ``lpm.resume``; the file format lives in ``lpm.checkpoint``), then ``main``. Each
+helper is importable on its own for tests and notebooks:
 
     >>> from lpm.train import TrainConfig, train
     >>> result = train(TrainConfig(samples=32, seq_len=4, img_size=16, embed_dim=16, num_heads=2,
@@ -12,6 +14,7 @@ Readable top to bottom: the options (``TrainConfig``, ``build_parser``), the dat
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -23,11 +26,15 @@ import numpy as np
 import gt
 from gt import nn
 from gt.sharding import get_mesh, use_mesh
-from lpm.data import NUM_CLASSES, make_moving_blobs, train_eval_split
+from lpm.checkpoint import CheckpointError
+from lpm.data import DIRECTIONS
+from lpm.datasets import DATASETS, Data, DataError, load_data
 from lpm.model import PixelTransformer
+from lpm.resume import Checkpointer, RunState, generator
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -39,6 +46,9 @@ class TrainConfig:
     """
 
     # data
+    dataset: str = "blobs"      # a generated data set (DATASETS), unless `data` names files
+    data: str | None = None     # the user's own sequences: a folder of class folders, or an .npz
+    skip_bad: bool = False      # skip (and count) unreadable sequences in `data` instead of stopping
     samples: int = 600          # image sequences generated (train + held out)
     seq_len: int = 8            # images per sequence
     img_size: int = 200         # pixels per side
@@ -57,8 +67,14 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.0
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"   # or "cosine": from lr down to 0 over all steps
     loss: str = "ce"
     seed: int = 0
+    # checkpoints and output
+    checkpoint_dir: str | None = None   # where checkpoints go (every epoch and at the end)
+    resume: bool = False        # continue from checkpoint_dir's latest checkpoint
+    save_every: int = 0         # also save every N steps inside an epoch (0: at epoch ends only)
+    plot: str | None = None     # a folder for the loss/accuracy curves and attention plots
     progress: bool = True       # a tqdm bar inside each epoch, when stdout is a terminal
     shard: bool = True          # GT_AUTO_SHARD on: every local device holds a slice of each batch
 
@@ -75,15 +91,25 @@ def build_parser(prog="train.py"):
     """The command-line interface; every flag maps to a ``TrainConfig`` field."""
     d = TrainConfig()
     p = _OneLineParser(prog=prog, description=(
-        "Train the Pixel Transformer (a transformer whose tokens are whole images) to tell the direction "
-        "of a blob moving across noisy image sequences, and report held-out accuracy."))
+        "Train the Pixel Transformer (a transformer whose tokens are whole images) on image sequences "
+        "and report held-out accuracy. By default: tell the direction of a blob moving across noisy "
+        "frames; --dataset digits: moving handwritten digits; --data PATH: your own sequences."))
 
     def flag(group, name, help, **kw):
         dest = name[2:].replace("-", "_")
         group.add_argument(name, default=getattr(d, dest), help=help + " (default: %(default)s)", **kw)
 
     data = p.add_argument_group("data")
-    flag(data, "--samples", "number of image sequences to generate", type=int)
+    flag(data, "--dataset", "generated data: blobs (direction of a moving blob), digits (a moving handwritten "
+         "digit, scikit-learn's scans; needs the data extra), digits-majority (the digit shown in most frames)",
+         choices=DATASETS)
+    data.add_argument("--data", metavar="PATH", default=None, help=(
+        "train on your own sequences instead: PATH/<class>/<sequence>/<frame>.png|jpg, PATH/<class>/<sequence>.npy "
+        "(frames, H, W), or one .npz with images (N, frames, H, W) and labels (N,); frames become grayscale "
+        "--img-size squares and sequences are padded or cut to --seq-len"))
+    data.add_argument("--skip-bad", action="store_true",
+                      help="skip unreadable or corrupt sequences in --data (they are counted) instead of stopping")
+    flag(data, "--samples", "number of image sequences to generate (blobs, digits)", type=int)
     flag(data, "--seq-len", "images per sequence", type=int)
     flag(data, "--img-size", "image side in pixels (images are square)", type=int)
     flag(data, "--noise", "amplitude of the uniform pixel noise, in [0, 1)", type=float)
@@ -103,9 +129,23 @@ def build_parser(prog="train.py"):
     flag(opt, "--optimizer", "sgd is plain gradient descent unless --momentum is set", choices=OPTIMIZERS)
     flag(opt, "--momentum", "SGD momentum, in [0, 1)", type=float)
     flag(opt, "--weight-decay", "weight decay, on matrices only (not on biases and norm gains)", type=float)
+    flag(opt, "--lr-schedule", "constant, or cosine: from --lr down to 0 over the whole run", choices=LR_SCHEDULES)
     flag(opt, "--loss", "ce: cross-entropy; mse: mean squared error against one-hot targets", choices=LOSSES)
     flag(opt, "--seed", "seeds the data, the initial weights and the batch order (same seed, same losses)",
          type=int)
+    out = p.add_argument_group("checkpoints and output")
+    out.add_argument("--checkpoint-dir", metavar="DIR", default=None, help=(
+        "save checkpoints here every epoch and at the end (safetensors weights and optimizer state, a JSON "
+        "file with the rest; DIR/latest.json and DIR/best.json name the latest and the best by held-out "
+        "accuracy)"))
+    out.add_argument("--resume", action="store_true",
+                     help="continue the run saved in --checkpoint-dir from its latest checkpoint, with the "
+                          "same data order and random draws (--epochs may grow)")
+    flag(out, "--save-every", "also save a checkpoint every N optimizer steps inside an epoch (0: only at "
+         "epoch ends)", type=int)
+    out.add_argument("--plot", metavar="DIR", default=None,
+                     help="write loss and accuracy curves and attention maps of held-out samples here as PNG "
+                          "(needs matplotlib: the plot extra)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (it only shows when stdout is a terminal and tqdm is installed)")
     p.add_argument("--no-shard", dest="shard", action="store_false",
@@ -133,7 +173,7 @@ def check_config(cfg):
     """
     problems = []
     minimums = dict(samples=2, seq_len=1, img_size=4, embed_dim=1, num_heads=1, num_layers=0,
-                    ff_dim=1, epochs=1, batch_size=1, seed=0)
+                    ff_dim=1, epochs=1, batch_size=1, seed=0, save_every=0)
     for name, low in minimums.items():
         value = getattr(cfg, name)
         if value < low:
@@ -152,7 +192,35 @@ def check_config(cfg):
         problems.append(f"--weight-decay must be >= 0, got {cfg.weight_decay}")
     if not 0.0 <= cfg.noise < 1.0:
         problems.append(f"--noise must be in [0, 1), got {cfg.noise}")
+    if cfg.data and cfg.dataset != "blobs":
+        problems.append(f"--data and --dataset are alternatives: got --data {cfg.data} and --dataset {cfg.dataset}")
+    if cfg.dataset.startswith("digits") and cfg.img_size < 8:
+        problems.append(f"--dataset {cfg.dataset} needs --img-size >= 8, got {cfg.img_size}")
+    if cfg.dataset == "digits-majority" and cfg.seq_len < 3:
+        problems.append(f"--dataset digits-majority needs --seq-len >= 3 (a majority and a minority digit), "
+                        f"got {cfg.seq_len}")
+    if (cfg.resume or cfg.save_every) and not cfg.checkpoint_dir:
+        problems.append(f"--{'resume' if cfg.resume else 'save-every'} needs --checkpoint-dir")
+    if cfg.skip_bad and not cfg.data:
+        problems.append("--skip-bad applies to --data only")
+    if cfg.checkpoint_dir and os.path.exists(cfg.checkpoint_dir) and not os.path.isdir(cfg.checkpoint_dir):
+        problems.append(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder")
     return problems
+
+
+def missing_packages(cfg):
+    """Optional packages this run needs but cannot import, as install hints (checked before training)."""
+    needs = []
+    if cfg.dataset.startswith("digits"):
+        needs.append(("sklearn", "scikit-learn", "data", "--dataset " + cfg.dataset))
+    if cfg.data and not str(cfg.data).endswith(".npz"):
+        needs.append(("PIL", "pillow", "data", "--data with image files"))
+    if cfg.checkpoint_dir:
+        needs.append(("safetensors", "safetensors", None, "--checkpoint-dir"))
+    if cfg.plot:
+        needs.append(("matplotlib", "matplotlib", "plot", "--plot"))
+    return [f"{why} needs {pkg}: pip install " + (f"'lpm[{extra}]' or pip install {pkg}" if extra else pkg)
+            for module, pkg, extra, why in needs if importlib.util.find_spec(module) is None]
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -161,19 +229,25 @@ def make_datasets(cfg):
 
     Pixels are shifted by the training set's mean pixel value. Left in [0, 1], every frame
     shares a large constant component that dominates the embedding's gradient and forces a
-    much smaller learning rate on plain gradient descent.
+    much smaller learning rate on plain gradient descent. ``lpm.datasets.load_data(cfg)`` gives
+    the same with the class names and the offset.
     """
-    images, labels = make_moving_blobs(cfg.samples, seq_len=cfg.seq_len, img_size=cfg.img_size,
-                                       seed=cfg.seed, noise=cfg.noise)
-    # The samples come in random order: hold out the last ones, as views (the default data
-    # set is 768 MB; a shuffled copy would double that).
-    (x_train, y_train), (x_eval, y_eval) = train_eval_split(images, labels, cfg.eval_split, shuffle=False)
-    images -= np.float32(x_train.mean(dtype=np.float64))   # in place, through both views
-    return (x_train, y_train), (x_eval, y_eval)
+    data = load_data(cfg)
+    return (data.train_images, data.train_labels), (data.eval_images, data.eval_labels)
+
+
+def _as_data(data):
+    """``train(data=...)`` takes a ``Data`` or ``make_datasets``' pair of pairs (the blob classes)."""
+    if isinstance(data, Data):
+        return data
+    (x_train, y_train), (x_eval, y_eval) = data
+    return Data(x_train, np.asarray(y_train), x_eval, np.asarray(y_eval), DIRECTIONS, "direction of motion")
 
 
 def get_batch(images, labels, idx):
     """The sequences at positions ``idx`` as gt tensors: images (B, S, H, W) float32, labels (B,) int64.
+
+    ``images`` is an array or a lazy ``lpm.datasets.SequenceDataset``, which reads only these sequences.
 
         >>> x, y = get_batch(np.zeros((5, 2, 4, 4), np.float32), np.arange(5), [0, 3])
         >>> x.shape, y.tolist()
@@ -215,6 +289,13 @@ def make_optimizer(model, cfg):
     return gt.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
+def make_scheduler(optimizer, cfg, total_steps):
+    """The ``--lr-schedule``: None (constant), or cosine decay to 0, stepped after every optimizer step."""
+    if cfg.lr_schedule == "constant":
+        return None
+    return gt.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+
+
 def evaluate(model, images, labels, batch_size=64, loss="ce"):
     """``(mean loss, accuracy)`` of ``model`` on the given sequences, in eval mode, without a tape."""
     was_training = model.training
@@ -234,7 +315,7 @@ class NonFiniteLoss(RuntimeError):
     """Training stopped because the loss became NaN or infinite."""
 
 
-def _progress(total, desc, enabled):
+def _progress(total, desc, enabled, unit="batch"):
     """A tqdm bar when asked for, stdout is a terminal and tqdm is installed; else None."""
     if not (enabled and sys.stdout.isatty()):
         return None
@@ -242,89 +323,140 @@ def _progress(total, desc, enabled):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, leave=False, unit=unit, dynamic_ncols=True)
 
 
 # ---- the loop -----------------------------------------------------------------------------
 def train(cfg, log=print, data=None):
-    """Generate data, build the model and optimizer, train, and return what happened:
+    """Load the data, build the model and optimizer, train, and return what happened:
 
-    ``{"losses", "train_accs", "eval_accs", "eval_acc", "parameters", "seconds", "samples_per_s",
-    "model", "config"}`` (the first three per epoch). ``log`` receives each output line; ``data``
-    may pass ready-made ``make_datasets`` output. Raises ``NonFiniteLoss`` naming the epoch and step.
+    ``{"losses", "train_accs", "eval_losses", "eval_accs", "eval_acc", "parameters", "seconds",
+    "samples_per_s", "model", "config", "data", "checkpoint", "plots"}`` (the first four per epoch).
+    ``log`` receives each output line; ``data`` may pass a ready ``lpm.datasets.Data`` or
+    ``make_datasets`` output. With ``cfg.checkpoint_dir`` a checkpoint is saved after every
+    epoch (and every ``cfg.save_every`` steps); ``cfg.resume`` continues the run saved there.
+    Raises ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept),
+    ``DataError`` for bad data and ``CheckpointError`` for a checkpoint that does not fit.
     """
     if not cfg.shard and get_mesh().size > 1:
         with use_mesh(1):  # the mesh was fixed before this call (e.g. in a notebook): leave it aside
             return train(cfg, log, data)
     t0 = time.perf_counter()
-    (x_train, y_train), (x_eval, y_eval) = data if data is not None else make_datasets(cfg)
+    data = _as_data(data) if data is not None else load_data(cfg, progress=lambda n, desc: _progress(
+        n, desc, cfg.progress, unit="sequence"))
+    x_train, y_train, x_eval, y_eval = data.train_images, data.train_labels, data.eval_images, data.eval_labels
+    num_classes = data.num_classes
     gt.manual_seed(cfg.seed)
     model = PixelTransformer(img_size=cfg.img_size, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads,
-                             num_layers=cfg.num_layers, ff_dim=cfg.ff_dim, num_classes=NUM_CLASSES,
+                             num_layers=cfg.num_layers, ff_dim=cfg.ff_dim, num_classes=num_classes,
                              max_seq_len=max(32, cfg.seq_len), pos_encoding=cfg.pos_encoding)
     optimizer = make_optimizer(model, cfg)
+    n, bs = len(y_train), cfg.batch_size
+    steps = (n + bs - 1) // bs
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps)
     lr = optimizer.param_groups[0]["lr"]
     n_params = model.num_parameters()
     mesh = get_mesh()
     log(f"Devices: {mesh.describe()}, engine {gt.get_backend()}"
         + (", each batch split along its first axis" if mesh.size > 1 else ""))
     log(f"Data: {len(y_train)} training + {len(y_eval)} held-out sequences of {cfg.seq_len} "
-        f"{cfg.img_size}x{cfg.img_size} images, {NUM_CLASSES} classes (direction of motion)")
+        f"{cfg.img_size}x{cfg.img_size} images, {num_classes} classes ({data.description})")
+    for note in data.notes:
+        log(f"Note: {note}")
     log(f"Model: {n_params:,} parameters (embed_dim={cfg.embed_dim}, num_layers={cfg.num_layers}, "
-        f"num_heads={cfg.num_heads}, ff_dim={cfg.ff_dim}); optimizer {cfg.optimizer}, lr {lr:g}, "
-        f"loss {cfg.loss}")
+        f"num_heads={cfg.num_heads}, ff_dim={cfg.ff_dim}); optimizer {cfg.optimizer}, lr {lr:g}"
+        + (f" ({cfg.lr_schedule})" if scheduler is not None else "") + f", loss {cfg.loss}")
 
     order_rng = np.random.default_rng(cfg.seed + 1)   # batch order, independent of the data draw
-    n, bs = len(y_train), cfg.batch_size
-    steps = (n + bs - 1) // bs
+    state = RunState()
+    saver = Checkpointer(cfg, model, optimizer, scheduler, data, log) if cfg.checkpoint_dir else None
+    restored = saver.restore() if saver is not None else None
+    if restored is not None:
+        state, order_state = restored
+        order_rng = generator(order_state)
     width = max(2, len(str(cfg.epochs)))
-    losses, train_accs, eval_accs = [], [], []
+    samples_run = 0               # in this process (a resumed run starts part way)
     t_train = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
         model.train()
+        epoch_order = order_rng.bit_generator.state   # a mid-epoch checkpoint resumes from here
         perm = order_rng.permutation(n)
-        total_loss, correct = 0.0, 0
         bar = _progress(steps, f"epoch {epoch}", cfg.progress)
-        for step in range(steps):
+        if bar is not None and state.step_in_epoch:
+            bar.update(state.step_in_epoch)
+        for step in range(state.step_in_epoch, steps):
             x, y = get_batch(x_train, y_train, perm[step * bs:(step + 1) * bs])
             logits = model(x)                                  # (B, C)
-            loss = compute_loss(logits, y, cfg.loss, NUM_CLASSES)
+            loss = compute_loss(logits, y, cfg.loss, num_classes)
             value = loss.item()
             if not math.isfinite(value):
                 if bar is not None:
                     bar.close()
-                raise NonFiniteLoss(f"loss is {value} at epoch {epoch}, step {step + 1}/{steps}: "
-                                    f"try a smaller --lr (now {lr:g})")
+                raise NonFiniteLoss(f"loss is {value} at epoch {epoch}, step {step + 1}/{steps}: try a smaller "
+                                    f"--lr (now {optimizer.param_groups[0]['lr']:g})"
+                                    + (f"; {saver.describe_last()}" if saver is not None else ""))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total_loss += value * len(y)
-            correct += int((logits.argmax(axis=-1) == y).sum().item())
+            if scheduler is not None:
+                scheduler.step()
+            state.step, state.step_in_epoch = state.step + 1, step + 1
+            state.loss_sum += value * len(y)
+            state.correct += int((logits.argmax(axis=-1) == y).sum().item())
+            samples_run += len(y)
             if bar is not None:
                 bar.set_postfix(loss=f"{value:.4f}")
                 bar.update()
+            if saver is not None and cfg.save_every and state.step % cfg.save_every == 0 and step + 1 < steps:
+                saver.save(state, epoch_order)
         if bar is not None:
             bar.close()
-        _, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss)
-        losses.append(total_loss / n)
-        train_accs.append(correct / n)
-        eval_accs.append(eval_acc)
-        log(f"Epoch {epoch:{width}d}/{cfg.epochs}: Loss = {losses[-1]:.4f}, Acc = {100 * train_accs[-1]:.2f}%, "
-            f"Held-out Acc = {100 * eval_acc:.2f}%")
+        eval_loss, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss)
+        state.losses.append(state.loss_sum / n)
+        state.train_accs.append(state.correct / n)
+        state.eval_losses.append(eval_loss)
+        state.eval_accs.append(eval_acc)
+        state.epoch, state.step_in_epoch, state.loss_sum, state.correct = epoch, 0, 0.0, 0
+        best = eval_acc > state.best_eval_acc
+        if best:
+            state.best_eval_acc, state.best_epoch = eval_acc, epoch
+        log(f"Epoch {epoch:{width}d}/{cfg.epochs}: Loss = {state.losses[-1]:.4f}, "
+            f"Acc = {100 * state.train_accs[-1]:.2f}%, Held-out Acc = {100 * eval_acc:.2f}%")
+        if saver is not None:
+            saver.save(state, order_rng.bit_generator.state, best=best)
     t_end = time.perf_counter()
+    plots = []
+    if cfg.plot:
+        from lpm.plots import save_plots
+
+        plots = save_plots(cfg.plot, state, model, data)
+        log(f"Plots: {', '.join(plots)}")
+    if saver is not None and saver.last is not None:
+        log(f"Checkpoints: {cfg.checkpoint_dir} (latest: {os.path.basename(saver.last[0])}; best held-out "
+            f"accuracy {100 * state.best_eval_acc:.2f}% at epoch {state.best_epoch})")
     seconds, train_seconds = t_end - t0, t_end - t_train
-    samples_per_s = cfg.epochs * n / train_seconds
+    samples_per_s = samples_run / train_seconds if samples_run else 0.0
+    eval_acc = state.eval_accs[-1] if state.eval_accs else float("nan")
     log(f"Done in {seconds:.1f} s (setup {t_train - t0:.1f} s, training {train_seconds:.1f} s, "
         f"{samples_per_s:.1f} samples/s), {n_params:,} parameters. "
-        f"Held-out accuracy: {100 * eval_accs[-1]:.2f}% on {len(y_eval)} sequences")
-    return dict(losses=losses, train_accs=train_accs, eval_accs=eval_accs, eval_acc=eval_accs[-1],
-                parameters=n_params, seconds=seconds, samples_per_s=samples_per_s, model=model,
-                config=asdict(cfg))
+        f"Held-out accuracy: {100 * eval_acc:.2f}% on {len(y_eval)} sequences")
+    return dict(losses=state.losses, train_accs=state.train_accs, eval_losses=state.eval_losses,
+                eval_accs=state.eval_accs, eval_acc=eval_acc, parameters=n_params, seconds=seconds,
+                samples_per_s=samples_per_s, model=model, config=asdict(cfg), data=data,
+                checkpoint=saver.last[0] if saver is not None and saver.last else None, plots=plots)
 
 
-def main(argv=None):
-    """``python train.py [flags]``: parse, train, print one line per epoch and a summary."""
-    cfg = parse_args(argv)
+def main(argv=None, prog="train.py"):
+    """``python train.py [flags]`` (or ``lpm train``): parse, train, print one line per epoch and a summary.
+
+    Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit, a non-finite loss),
+    2 invalid options. Messages go to stderr as one ``prog: ...`` line (or a few, listing problems).
+    """
+    parser = build_parser(prog)
+    cfg = parse_args(argv, parser)
+    missing = missing_packages(cfg)
+    if missing:
+        parser.error(missing[0])
     # Sharding is on by default, as in the seed project, so that a multi-GPU box uses every GPU
     # with no setting; an explicit GT_AUTO_SHARD (e.g. 0) in the environment wins.
     if cfg.shard:
@@ -334,5 +466,8 @@ def main(argv=None):
     try:
         train(cfg)
     except NonFiniteLoss as exc:
-        print(f"train.py: stopped: {exc}", file=sys.stderr)
+        print(f"{prog}: stopped: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (DataError, CheckpointError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(1)

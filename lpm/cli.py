@@ -1,0 +1,201 @@
+"""The ``lpm`` command (installed by ``pip install``; ``python -m lpm.cli`` runs it too).
+
+    lpm train [options]                              # what python train.py runs (lpm train --help)
+    lpm evaluate --checkpoint DIR [--best] [--dataset NAME | --data PATH [--all]]
+                                                     # accuracy and a confusion matrix
+    lpm predict --checkpoint DIR [--best] [--top K | --json] FILES...
+                                                     # class probabilities for each sequence
+
+``--checkpoint`` takes a run's ``--checkpoint-dir`` (its latest checkpoint, or its best with
+``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+USAGE = """usage: lpm {train,evaluate,predict} ...
+
+  lpm train [options]            train the Pixel Transformer (same options as python train.py)
+  lpm evaluate --checkpoint DIR  accuracy and confusion matrix on held-out data
+  lpm predict --checkpoint DIR FILES...
+                                 class probabilities for each sequence in FILES
+
+'lpm COMMAND --help' describes each command's options.
+"""
+
+
+def main(argv=None):
+    """Entry point of the ``lpm`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from lpm.train import main as train_main
+
+        train_main(rest, prog="lpm train")
+        return 0
+    if command == "evaluate":
+        return _run(evaluate_command, rest, "lpm evaluate")
+    if command == "predict":
+        return _run(predict_command, rest, "lpm predict")
+    print(f"lpm: error: unknown command {command!r}: expected train, evaluate or predict (see lpm --help)",
+          file=sys.stderr)
+    return 2
+
+
+def _run(command, argv, prog):
+    from lpm.checkpoint import CheckpointError
+    from lpm.datasets import DataError
+
+    try:
+        return command(argv, prog)
+    except (CheckpointError, DataError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser(prog, description):
+    from lpm.train import _OneLineParser
+
+    p = _OneLineParser(prog=prog, description=description)
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run's --checkpoint-dir (its latest checkpoint) or one checkpoint folder")
+    p.add_argument("--best", action="store_true", help="use the run's best checkpoint by held-out accuracy")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (default: %(default)s)")
+    return p
+
+
+# ---- lpm evaluate -----------------------------------------------------------------------------
+def evaluate_command(argv, prog="lpm evaluate"):
+    from lpm.datasets import DATASETS, DataError, load_data
+    from lpm.inference import confusion_matrix, format_confusion, load_model, predict_proba
+
+    p = _parser(prog, "Accuracy and confusion matrix of a trained model. By default on the held-out part of "
+                      "the data it was trained on (rebuilt from the checkpoint's options).")
+    p.add_argument("--dataset", choices=DATASETS, help="evaluate on this generated data set's held-out part")
+    p.add_argument("--data", metavar="PATH", help="evaluate on these sequences (same layouts as training); "
+                                                   "their held-out part unless --all")
+    p.add_argument("--all", action="store_true", help="with --data: every sequence in PATH (a separate test set)")
+    p.add_argument("--samples", type=int, help="with a generated data set: how many sequences to generate")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable sequences in --data (counted)")
+    args = p.parse_args(argv)
+    if args.dataset and args.data:
+        p.error(f"--data and --dataset are alternatives: got --data {args.data} and --dataset {args.dataset}")
+    if args.all and not args.data:
+        p.error("--all applies to --data only")
+    model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
+    names, offset = _checkpoint_classes(ckpt)
+    cfg = dict(ckpt.meta.get("train_config") or {})
+    if args.data:
+        cfg.update(data=args.data, dataset="blobs", skip_bad=args.skip_bad)
+    elif args.dataset:
+        cfg.update(data=None, dataset=args.dataset)
+    if args.samples is not None:
+        cfg["samples"] = args.samples
+    cfg.update(img_size=model.config.img_size)
+    if args.all:
+        from lpm import files
+
+        images = files.open_dataset(args.data, cfg.get("seq_len", 8), model.config.img_size, skip_bad=args.skip_bad)
+        labels, data_names, what = images.labels, images.class_names, f"all {len(images)} sequences in {args.data}"
+        current = 0.0
+    else:
+        data = load_data(cfg)
+        images, labels, data_names = data.eval_images, data.eval_labels, data.class_names
+        what = f"{len(labels)} held-out sequences ({data.description})"
+        current = data.pixel_offset
+    labels = _match_classes(labels, data_names, names)
+    images = _with_offset(images, current, offset)
+    probs = predict_proba(model, images, args.batch_size)
+    preds = probs.argmax(axis=1)
+    if len(labels) == 0:
+        raise DataError("no sequences to evaluate")
+    loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-300)).mean())
+    correct = int((preds == labels).sum())
+    progress = ckpt.meta.get("progress") or {}
+    print(f"Checkpoint: {ckpt.path} (epoch {progress.get('epoch')}, step {progress.get('step')})")
+    print(f"Data: {what}")
+    print(f"Accuracy: {100 * correct / len(labels):.2f}% ({correct}/{len(labels)}), cross-entropy {loss:.4f}")
+    print("Confusion matrix (rows: true class, columns: predicted class):")
+    print(format_confusion(confusion_matrix(labels, preds, len(names)), names))
+    return 0
+
+
+def _checkpoint_classes(ckpt):
+    from lpm.inference import checkpoint_data
+
+    names, offset, _, _ = checkpoint_data(ckpt)
+    return names, offset
+
+
+def _match_classes(labels, data_names, model_names):
+    """Labels renumbered from the data's classes to the model's, by name; DataError for unknown classes."""
+    from lpm.datasets import DataError
+
+    data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
+    if data_names == model_names:
+        return np.asarray(labels)
+    unknown = [n for n in data_names if n not in model_names]
+    if unknown:
+        raise DataError(f"classes the model was not trained on: {', '.join(unknown)} (it knows: "
+                        f"{', '.join(model_names)})")
+    mapping = np.array([model_names.index(n) for n in data_names])
+    return mapping[np.asarray(labels)]
+
+
+class _Shifted:
+    """Sequences with the pixel offset the model was trained with, whatever offset they carry now."""
+
+    def __init__(self, images, shift):
+        self.images, self.shift = images, np.float32(shift)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index] - self.shift
+
+
+def _with_offset(images, current, wanted):
+    """``images`` centred by ``wanted`` (the checkpoint's offset) instead of ``current``."""
+    if hasattr(images, "offset"):             # a lazy data set applies its offset when read
+        images.offset = wanted
+        return images
+    return _Shifted(images, wanted - current) if wanted != current else images
+
+
+# ---- lpm predict ------------------------------------------------------------------------------
+def predict_command(argv, prog="lpm predict"):
+    from lpm.inference import checkpoint_data, load_model, predict_proba, read_inputs
+
+    p = _parser(prog, "Class probabilities for each sequence: a folder of frames, an .npy (frames, H, W) or an "
+                      ".npz of sequences, read as in training (grayscale, resized, padded or cut).")
+    p.add_argument("files", nargs="+", metavar="FILES", help="sequences: frame folders, .npy or .npz files")
+    p.add_argument("--top", type=int, default=3, help="classes to print per sequence, most likely first "
+                                                      "(0: all; default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per sequence with every probability")
+    args = p.parse_args(argv)
+    if args.top < 0:
+        p.error(f"--top must be >= 0, got {args.top}")
+    model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
+    names, offset, seq_len, img_size = checkpoint_data(ckpt)
+    inputs = read_inputs(args.files, seq_len, img_size)
+    images = np.stack([frames for _, frames in inputs]) - np.float32(offset)
+    probs = predict_proba(model, images, args.batch_size)
+    k = len(names) if args.top == 0 else min(args.top, len(names))
+    for (name, _), p_row in zip(inputs, probs):
+        order = np.argsort(-p_row, kind="stable")
+        if args.json:
+            print(json.dumps({"input": name, "prediction": names[order[0]],
+                              "probabilities": {n: round(float(v), 6) for n, v in zip(names, p_row)}}))
+        else:
+            print(f"{name}: " + ", ".join(f"{names[c]} {100 * p_row[c]:.1f}%" for c in order[:k]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

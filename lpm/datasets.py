@@ -1,0 +1,204 @@
+"""Labelled image-sequence data sets for LPM, and the one entry point training uses.
+
+Every data set here holds ``N`` sequences of ``seq_len`` grayscale ``img_size x img_size``
+frames with one class label each, and behaves like the array ``images`` of shape
+``(N, seq_len, img_size, img_size)``: ``dataset[indices]`` returns float32 frames for the
+given sequences, so the training loop indexes a lazy data set and an in-memory array the
+same way. Frames are read, converted and resized only when indexed, so a data set larger
+than memory can train.
+
+``load_data(config)`` picks the data a run asked for (``config.dataset`` / ``config.data``):
+
+- ``blobs`` (the default): ``lpm.data``'s synthetic moving blobs, in memory;
+- ``digits`` / ``digits-majority``: moving handwritten digits (``lpm.digits``);
+- ``--data PATH``: the user's own files (``lpm.files``).
+
+    >>> data = load_data(dict(dataset="blobs", samples=8, seq_len=3, img_size=16, eval_split=0.25))
+    >>> data.train_images.shape, data.eval_images.shape, data.class_names
+    ((6, 3, 16, 16), (2, 3, 16, 16), ('right', 'left', 'down', 'up'))
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DATASETS = ("blobs", "digits", "digits-majority")
+
+
+class DataError(ValueError):
+    """The data cannot be used as it is; the message names the file or value and what was expected."""
+
+
+class SequenceDataset:
+    """Base of the lazy data sets: ``len``, ``labels`` (N,) int64, ``class_names`` and indexing.
+
+    ``dataset[i]`` is one sequence (seq_len, H, W); ``dataset[indices]`` (a list or int array)
+    is (len(indices), seq_len, H, W); both float32 with ``offset`` subtracted (the training
+    set's mean pixel: centring keeps plain gradient descent stable). Subclasses implement
+    ``_load(i) -> (seq_len, H, W) float32`` for one sequence (read-only for the caller: it may
+    be a view of a cache).
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __init__(self, labels, class_names, seq_len, img_size):
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.class_names = tuple(class_names)
+        self.seq_len, self.img_size = int(seq_len), int(img_size)
+        self.offset = 0.0
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def shape(self):
+        """``(N, seq_len, img_size, img_size)``, as the equivalent array would have."""
+        return (len(self), self.seq_len, self.img_size, self.img_size)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self[[index]][0]
+        if isinstance(index, slice):
+            index = np.arange(len(self))[index]
+        index = np.asarray(index)
+        if index.ndim != 1 or index.dtype.kind not in "iu":
+            raise TypeError(f"{type(self).__name__}: index with an int, a slice or a 1-D int array, "
+                            f"got {index.dtype} array of shape {index.shape}")
+        n = len(self)
+        out = np.empty((len(index), self.seq_len, self.img_size, self.img_size), np.float32)
+        for row, i in enumerate(index):
+            if not -n <= i < n:
+                raise IndexError(f"{type(self).__name__}: sequence {i} out of range for {n} sequences")
+            out[row] = self._load(int(i) % n)
+        if self.offset:
+            out -= np.float32(self.offset)
+        return out
+
+    def _load(self, i):
+        raise NotImplementedError
+
+    def subset(self, indices):
+        """The sequences at ``indices`` as a data set (no data is copied)."""
+        return Subset(self, indices)
+
+    def mean_pixel(self, max_sequences=64):
+        """The mean pixel of (at most) the first ``max_sequences`` sequences, before ``offset``:
+        deterministic, so a resumed run centres exactly as the original did."""
+        n = min(len(self), max_sequences)
+        saved, self.offset = self.offset, 0.0
+        try:
+            return float(self[np.arange(n)].mean(dtype=np.float64))
+        finally:
+            self.offset = saved
+
+
+class Subset(SequenceDataset):
+    """Some sequences of another data set, by index; the labels follow."""
+
+    def __init__(self, parent, indices):
+        self.parent, self.indices = parent, np.asarray(indices, dtype=np.int64)
+        super().__init__(parent.labels[self.indices], parent.class_names, parent.seq_len, parent.img_size)
+
+    def _load(self, i):
+        return self.parent._load(int(self.indices[i]))
+
+    def describe(self, i):
+        return self.parent.describe(int(self.indices[i])) if hasattr(self.parent, "describe") else f"sequence {i}"
+
+
+@dataclass
+class Data:
+    """What a run trains and evaluates on. ``*_images`` are arrays or ``SequenceDataset``s of
+    shape (N, seq_len, H, W), ``*_labels`` int64 (N,). ``pixel_offset`` was subtracted from every
+    pixel (``predict`` must do the same); ``notes`` are lines worth printing (skipped files, ...)."""
+
+    train_images: object
+    train_labels: np.ndarray
+    eval_images: object
+    eval_labels: np.ndarray
+    class_names: tuple
+    description: str                  # what the label means, for the log
+    pixel_offset: float = 0.0
+    notes: list = field(default_factory=list)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def _get(config, name, default=None):
+    return config.get(name, default) if isinstance(config, dict) else getattr(config, name, default)
+
+
+def load_data(config, progress=None):
+    """The ``Data`` a run asks for. ``config`` is a ``TrainConfig`` or a dict with its field names
+    (``dataset``, ``data``, ``samples``, ``seq_len``, ``img_size``, ``noise``, ``eval_split``,
+    ``seed``, ``skip_bad``). ``progress(total, desc)`` may return a progress bar for the pass that
+    checks the user's files. Raises ``DataError`` for bad data, naming the file."""
+    path, name = _get(config, "data"), _get(config, "dataset", "blobs")
+    seq_len, img_size, seed = _get(config, "seq_len", 8), _get(config, "img_size", 200), _get(config, "seed", 0)
+    eval_split = _get(config, "eval_split", 0.2)
+    if path:
+        from lpm import files
+
+        dataset = files.open_dataset(path, seq_len=seq_len, img_size=img_size,
+                                     skip_bad=_get(config, "skip_bad", False), progress=progress)
+        train_idx, eval_idx = stratified_split(dataset.labels, eval_split, seed)
+        return _centred(dataset.subset(train_idx), dataset.subset(eval_idx), dataset.class_names,
+                        f"class = folder name under {path}" if not str(path).endswith(".npz")
+                        else f"labels from {path}", dataset.notes)
+    if name in ("digits", "digits-majority"):
+        from lpm import digits
+
+        train, held_out = digits.moving_digits(_get(config, "samples", 600), seq_len=seq_len, img_size=img_size,
+                                               task="majority" if name == "digits-majority" else "digit",
+                                               eval_split=eval_split, seed=seed,
+                                               noise=_get(config, "noise", digits.DEFAULT_NOISE))
+        return _centred(train, held_out, train.class_names, digits.describe_task(train.task, seq_len))
+    if name != "blobs":
+        raise DataError(f"unknown dataset {name!r}: expected one of {DATASETS} (or --data PATH)")
+    from lpm.data import DIRECTIONS, make_moving_blobs, train_eval_split
+
+    images, labels = make_moving_blobs(_get(config, "samples", 600), seq_len=seq_len, img_size=img_size,
+                                       seed=seed, noise=_get(config, "noise", 0.3))
+    # The samples come in random order: hold out the last ones, as views (the default data
+    # set is 768 MB; a shuffled copy would double that).
+    (x_train, y_train), (x_eval, y_eval) = train_eval_split(images, labels, eval_split, shuffle=False)
+    offset = float(np.float32(x_train.mean(dtype=np.float64)))
+    images -= np.float32(offset)                   # in place, through both views
+    return Data(x_train, y_train, x_eval, y_eval, DIRECTIONS, "direction of motion", offset)
+
+
+def _centred(train, held_out, class_names, description, notes=()):
+    offset = train.mean_pixel()
+    train.offset = held_out.offset = offset
+    return Data(train, train.labels, held_out, held_out.labels, tuple(class_names), description, offset,
+                list(notes))
+
+
+def stratified_split(labels, eval_split, seed=0):
+    """``(train_indices, eval_indices)``: ``eval_split`` of each class held out (at least one
+    sequence of every class with two or more, so each class is seen on both sides when it
+    can be), chosen with a seeded generator. Both index arrays are sorted.
+
+        >>> tr, ev = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.25)
+        >>> len(tr), len(ev), sorted(set(np.array([0, 0, 0, 0, 1, 1, 1, 1])[ev].tolist()))
+        (6, 2, [0, 1])
+    """
+    labels = np.asarray(labels)
+    if not 0.0 < eval_split < 1.0:
+        raise ValueError(f"stratified_split: eval_split must be in (0, 1), got {eval_split}")
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = int(round(len(members) * eval_split))
+        k = min(max(k, 1 if len(members) >= 2 else 0), len(members) - 1)
+        held.append(rng.permutation(members)[:k])
+    held = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    if len(held) == 0:
+        raise DataError(f"cannot hold out {eval_split:.0%} of {len(labels)} sequences: every class has only one; "
+                        f"add sequences or use a larger --eval-split")
+    train = np.setdiff1d(np.arange(len(labels)), held)
+    return train, held

@@ -1,0 +1,85 @@
+"""Using a trained model: load it from a checkpoint, read sequences as training did, predict, score.
+
+    >>> model, ckpt = load_model("runs/digits")                    # the latest checkpoint
+    >>> probs = predict_proba(model, preprocess(frames, ckpt))     # (N, num_classes)
+    >>> confusion_matrix(labels, probs.argmax(1), model.config.num_classes)
+"""
+
+import os
+
+import numpy as np
+
+import gt
+from lpm.checkpoint import CheckpointError, load_into, read_checkpoint
+from lpm.model import PixelTransformer, PixelTransformerConfig
+
+
+def load_model(path, which="latest"):
+    """``(model in eval mode, Checkpoint)`` from a checkpoint folder or a run's folder (its
+    ``which`` checkpoint: "latest" or "best"). ``CheckpointError`` if it cannot be used."""
+    ckpt = read_checkpoint(path, which)
+    try:
+        config = PixelTransformerConfig(**ckpt.meta["model_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt.path}: unusable model_config ({exc})") from None
+    model = PixelTransformer.from_config(config)
+    load_into(ckpt, model)
+    model.eval()
+    return model, ckpt
+
+
+def checkpoint_data(ckpt):
+    """What the checkpoint says about its data: ``(class_names, pixel_offset, seq_len, img_size)``."""
+    data, train = ckpt.meta.get("data") or {}, ckpt.meta.get("train_config") or {}
+    names = data.get("class_names") or [str(c) for c in range(ckpt.meta["model_config"]["num_classes"])]
+    return (tuple(names), float(data.get("pixel_offset", 0.0)), int(train.get("seq_len", 8)),
+            int(ckpt.meta["model_config"]["img_size"]))
+
+
+def predict_proba(model, images, batch_size=32):
+    """Class probabilities (N, C) float64 for ``images`` (N, S, H, W): an array or a lazy data set."""
+    out = []
+    with gt.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = np.ascontiguousarray(images[np.arange(start, min(start + batch_size, len(images)))])
+            logits = model(gt.from_numpy(batch)).numpy().astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)          # stable softmax
+            p = np.exp(logits)
+            out.append(p / p.sum(axis=1, keepdims=True))
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """(C, C) counts: row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
+    return cm
+
+
+def format_confusion(cm, class_names):
+    """The confusion matrix as aligned text, with the class names on both axes."""
+    names = [str(n) for n in class_names]
+    width = max(max(len(n) for n in names), len(str(int(cm.max()) if cm.size else 0)), 3)
+    lines = [" " * (width + 2) + " ".join(n[:width].rjust(width) for n in names) + "   <- predicted"]
+    for name, row in zip(names, cm):
+        lines.append(name[:width].rjust(width) + "  " + " ".join(str(int(v)).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
+def read_inputs(paths, seq_len, img_size):
+    """``[(name, frames (seq_len, img_size, img_size) float32 in [0, 1])]`` for each input: a folder
+    of frames, an .npy sequence, or an .npz (each of its sequences, named ``file.npz[i]``)."""
+    from lpm import files
+
+    out = []
+    for path in paths:
+        if os.path.isfile(path) and path.endswith(".npz"):
+            dataset = files.NpzSequences(path, seq_len, img_size, labelled=False)
+            out += [(f"{path}[{i}]", dataset._read(i)) for i in range(len(dataset))]
+        elif os.path.isdir(path) or path.endswith(".npy"):
+            if not os.path.exists(path):
+                raise files.DataError(f"{path}: no such file or folder")
+            out.append((path, files.read_sequence(path, seq_len, img_size)))
+        else:
+            raise files.DataError(f"{path}: expected a folder of frames, an .npy sequence or an .npz file")
+    return out
