@@ -13,7 +13,8 @@ from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from gt.backend import set_backend, get_backend
 from gt.tensor import Tensor, matmul, where
 from gt.creation import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like,
-                         arange, linspace, eye, manual_seed, randn, rand, randint, randperm)
+                         arange, linspace, eye, manual_seed, get_rng_state, set_rng_state, randn, rand,
+                         randint, randperm)
 from gt.functions import cat, concatenate, stack
 from gt.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softmax, log_softmax,  # noqa: A004
                           sum, mean, var, std, max, min, argmax, argmin, reshape, flatten, permute,

@@ -126,6 +126,24 @@ def manual_seed(seed):
     B.manual_seed(seed)
 
 
+def get_rng_state():
+    """The state of gt's random generator as a JSON-serialisable dict (torch's name).
+
+    Save it with a checkpoint; ``set_rng_state`` on it makes the following ``randn``/``rand``/
+    dropout/init draws the same as they would have been.
+
+        >>> state = gt.get_rng_state(); a = gt.randn(3)
+        >>> gt.set_rng_state(state); bool((gt.randn(3) == a).all())
+        True
+    """
+    return B.get_rng_state()
+
+
+def set_rng_state(state):
+    """Restore gt's random generator from a ``get_rng_state()`` dict; ValueError if it is not one."""
+    B.set_rng_state(state)
+
+
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard normal samples of the given shape (float32 by default)."""
     return _new(B.randn(_dims(shape), _float(dtype)), requires_grad)

@@ -6,6 +6,7 @@ in-place ``+=``) on engine arrays, which numpy and torch arrays both support.
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -28,6 +29,11 @@ class NumpyEngine:
 
     def __init__(self):
         self.rng = np.random.default_rng()
+        self._pool = {}          # (shape, dtype) -> arrays nobody else holds, ready for reuse
+        self._pool_bytes = 0
+        self._scratch = {}       # dtype -> the block buffer of add_scaled_
+        probe = np.empty(0)      # held by this one local only: what recycle() sees for a sole owner
+        self._sole_refs = self.recycle(probe, _count=True)
 
     # ---- dtypes and conversion -------------------------------------------------
     def native_dtype(self, dtype):
@@ -217,6 +223,89 @@ class NumpyEngine:
     def any(self, x):
         return bool(np.any(x))
 
+    # ---- reusable buffers for large arrays ----------------------------------------------
+    # Arrays above glibc's mmap threshold (32 MiB at most; the default model's embedding weight
+    # gradient is 41 MB) are mapped afresh on every allocation and fault their pages in on the
+    # first write, at about 1 ms per 10 MB, then unmapped when freed; smaller ones from the top
+    # of the heap often fault too, after malloc trims it. A buffer that nobody holds
+    # any more can be given back with ``recycle`` and is handed out again by ``empty_reused``
+    # for the same shape and dtype, so a training loop writes each step's weight gradient into
+    # pages that are already mapped. Contents of a reused buffer are undefined (like ``empty``).
+    POOL_MIN_BYTES = 1 << 20          # smaller arrays mostly come from malloc's free lists
+    POOL_MAX_BYTES = 1 << 30          # never keep more than this parked
+    POOL_PER_KEY = 64                 # arrays of one shape and dtype
+
+    def recycle(self, arr, _count=False):
+        """Park ``arr`` for reuse if the caller's one local variable is its only reference (no
+        other tensor, view or user holds it) and it is large; True if it was taken. The caller
+        must not use ``arr`` afterwards."""
+        refs = sys.getrefcount(arr)
+        if _count:
+            return refs
+        if (refs != self._sole_refs or type(arr) is not np.ndarray or arr.base is not None
+                or arr.nbytes < self.POOL_MIN_BYTES or not arr.flags.c_contiguous or not arr.flags.writeable):
+            return False
+        key = (arr.shape, arr.dtype)
+        parked = self._pool.setdefault(key, [])
+        if len(parked) >= self.POOL_PER_KEY or self._pool_bytes + arr.nbytes > self.POOL_MAX_BYTES:
+            return False
+        parked.append(arr)
+        self._pool_bytes += arr.nbytes
+        return True
+
+    def empty_reused(self, shape, dtype):
+        """An uninitialised array of ``shape``: a recycled one when there is one, else a new one."""
+        native = np.dtype(self.native_dtype(dtype)) if not isinstance(dtype, np.dtype) else dtype
+        parked = self._pool.get((tuple(shape), native))
+        if parked:
+            arr = parked.pop()
+            self._pool_bytes -= arr.nbytes
+            return arr
+        return np.empty(shape, native)
+
+    def clear_pool(self):
+        """Free every parked buffer."""
+        self._pool.clear()
+        self._pool_bytes = 0
+
+    def matmul_reused(self, a, b):
+        """``a @ b`` for 2-D ``a`` and ``b``, written into a recycled buffer when one of the
+        result's shape is parked (large results only: the weight gradients of big layers)."""
+        shape = (a.shape[0], b.shape[1])
+        dtype = np.result_type(a, b)
+        if shape[0] * shape[1] * dtype.itemsize < self.POOL_MIN_BYTES:
+            return a @ b
+        return np.matmul(a, b, out=self.empty_reused(shape, dtype))
+
+    # ---- fused in-place updates ------------------------------------------------------------
+    UPDATE_CHUNK = 1 << 18            # elements per block: the 1 MiB scratch stays in cache
+
+    def add_scaled_(self, target, value, alpha):
+        """``target += alpha * value`` in place, without a full-size temporary: block by block
+        through a small scratch buffer, so the update reads ``value`` and reads and writes
+        ``target`` once each (``target += value * alpha`` also writes and re-reads a fresh
+        temporary as large as ``target``, faulting in its pages). The product is rounded to
+        target's dtype first, exactly as in that expression, so the results are the same.
+        Anything but two C-contiguous arrays of one shape and dtype takes the plain expression.
+        (A second thread does not help: the update is bound by memory bandwidth, not the core.)"""
+        if (type(target) is not np.ndarray or type(value) is not np.ndarray or not isinstance(alpha, (int, float))
+                or target.shape != value.shape or target.dtype != value.dtype
+                or not target.flags.c_contiguous or not value.flags.c_contiguous
+                or target.size < 2 * self.UPDATE_CHUNK or np.may_share_memory(target, value)):
+            target += value * alpha
+            return target
+        t, v = target.reshape(-1), value.reshape(-1)
+        n, chunk = t.size, self.UPDATE_CHUNK
+        scratch = self._scratch.get(t.dtype)
+        if scratch is None or scratch.size != chunk:  # kept: a fresh 1 MiB would fault in each time
+            scratch = self._scratch[t.dtype] = np.empty(chunk, t.dtype)
+        for s in range(0, n, chunk):
+            e = min(s + chunk, n)
+            b = scratch[:e - s]
+            np.multiply(v[s:e], alpha, out=b)
+            np.add(t[s:e], b, out=t[s:e])
+        return target
+
     # ---- linear algebra and layout -------------------------------------------------
     matmul = staticmethod(np.matmul)
 
@@ -250,6 +339,26 @@ class NumpyEngine:
         else:
             target[index] += values
         return target
+
+    # ---- random generator state (checkpoints) -----------------------------------------
+    def get_rng_state(self):
+        """The generator's state as a JSON-serialisable dict (numpy's ``bit_generator.state``)."""
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state):
+        """Continue from a state ``get_rng_state`` returned; a fresh generator, so nothing else
+        holding the old one sees its draws change."""
+        name = state.get("bit_generator") if isinstance(state, dict) else None
+        bit_generator = getattr(np.random, name, None) if isinstance(name, str) else None
+        if not (isinstance(bit_generator, type) and issubclass(bit_generator, np.random.BitGenerator)):
+            raise ValueError(f"set_rng_state: expected a dict with a numpy 'bit_generator' name (e.g. 'PCG64'), "
+                             f"got {_describe(state)}")
+        bg = bit_generator()
+        try:
+            bg.state = state      # numpy checks the rest of the dict
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"set_rng_state: not a valid {name} state ({exc}): {_describe(state)}") from None
+        self.rng = np.random.Generator(bg)
 
 
 def _has_int_array(index):
