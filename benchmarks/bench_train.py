@@ -1,13 +1,24 @@
 """One training step of the default Pixel Transformer, gt against PyTorch eager, side by side.
 
-    python benchmarks/bench_train.py            # the full run (about a minute on 2 cores)
+    python benchmarks/bench_train.py            # the full run (about 30 s on 2 cores)
     python benchmarks/bench_train.py --json     # the same figures as one JSON object
     python benchmarks/bench_train.py --quick    # a few steps: proves the benchmark runs (CI)
 
 Both frameworks get the same model (``PixelTransformer()``: 200x200 images, embed_dim 256,
 4 layers, 4 heads, ff 1024, 10 classes), the same weights (gt's state dict loaded into the
 PyTorch reference in benchmarks/torch_reference.py) and the same batches, in one process,
-one gt step then one torch step, repeated. A step is what a user writes:
+taking turns. Two ways of taking turns are timed, and both are reported:
+
+- ``blocks`` (the headline figures and the targets): each framework runs 5 consecutive steps,
+  then the other, and so on; the first step of each block is not timed. This is how each
+  framework runs in a real training loop.
+- ``alternate``: one gt step, one torch step, and so on. Here each framework's step starts
+  while the other's idle worker threads are still spinning (OpenBLAS's and OpenMP's threads
+  busy-wait for a while after a parallel region), and on 2 cores they take a core from the
+  step that runs: PyTorch loses about half its speed this way, gt a little. Shown for
+  comparison with figures taken that way; it measures the two runtimes colliding.
+
+A step is what a user writes:
 
     gt:     loss = F.cross_entropy(model(x), y); loss.backward(); opt.step(); opt.zero_grad()
     torch:  opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
@@ -15,10 +26,14 @@ one gt step then one torch step, repeated. A step is what a user writes:
 with ``SGD(lr=0.01)`` (plain gradient descent) on both sides. Reported per config:
 
 - ms/step, min and median over the timed steps (after warm-up), and gt/torch (of the medians);
+- the losses of every timed step on both sides (they must agree: both train one model on the
+  same batches) and the largest relative difference of the embedding weights at the end;
 - GFLOP/s of the whole step: the model's matmul FLOPs counted analytically (forward; backward
   = 2x forward, less the embedding's input gradient, which neither side computes since the
   images need no gradient) over the median step time, and that as a share of the sgemm peak
   measured in this run (the faster of numpy's and torch's 2048^3 float32 gemm);
+- minor page faults per step (median): first touches of freshly mapped memory, about 4 KiB
+  and a fraction of a microsecond each, the cost of allocating large buffers afresh;
 - forward-only inference (``no_grad``, eval mode) images/s at batch 16 x 8 images;
 - peak memory of a training run (16 x 8, a few steps), each framework in a fresh subprocess:
   VmHWM (the kernel's resident high-water mark) after training minus VmRSS before the model
@@ -203,18 +218,45 @@ def torch_forward_fn(model):
     return fwd
 
 
-def interleaved(fns, batches, warmup, steps):
-    """Time each function on the same batches, alternating between them: {name: [seconds]}."""
+BLOCK = 5
+
+
+def take_turns(fns, batches, warmup, steps, block, keep=lambda out: out):
+    """Time each function on the same sequence of batches, taking turns: ``block`` consecutive
+    calls of one (the first of each block untimed when ``block`` > 1), then the next, until each
+    has ``steps`` timed calls after ``warmup`` untimed ones. Returns ({name: [seconds]},
+    {name: [keep(result) of each timed call]}, {name: [minor page faults of each timed call]});
+    ``keep`` runs outside the timed region."""
     times = {name: [] for name in fns}
-    for i in range(warmup + steps):
-        args = batches[i % len(batches)]
+    results = {name: [] for name in fns}
+    faults = {name: [] for name in fns}
+    done = {name: 0 for name in fns}  # calls so far: the index of the next batch
+    while any(len(t) < steps for t in times.values()):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(*args)
-            dt = time.perf_counter() - t0
-            if i >= warmup:
-                times[name].append(dt)
-    return times
+            for j in range(block + (block > 1)):
+                if len(times[name]) >= steps:
+                    break
+                args = batches[done[name] % len(batches)]
+                f0 = _minor_faults()
+                t0 = time.perf_counter()
+                out = fn(*args)
+                dt = time.perf_counter() - t0
+                f1 = _minor_faults()
+                done[name] += 1
+                if done[name] > warmup and (block == 1 or j > 0):
+                    times[name].append(dt)
+                    faults[name].append(f1 - f0)
+                    results[name].append(keep(out))
+    return times, results, faults
+
+
+def _minor_faults():
+    """Minor page faults of this process so far (first touches of freshly mapped memory)."""
+    try:
+        import resource
+    except ImportError:  # not on Linux/Unix: no figure
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def summary(seconds):
@@ -266,11 +308,21 @@ def memory_child(framework, batch, seq, steps):
                       "train_mib": peak - base, "method": method}))
 
 
-def measure_memory(framework, batch, seq, steps):
-    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework,
-           "--mem-batch", str(batch), "--mem-seq", str(seq), "--mem-steps", str(steps)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def measure_memory(frameworks, batch, seq, steps):
+    """{framework: figures}, each from its own fresh process (run side by side: resident memory
+    is per process, so they do not disturb each other's figures)."""
+    procs = {}
+    for fw in frameworks:
+        cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", fw,
+               "--mem-batch", str(batch), "--mem-seq", str(seq), "--mem-steps", str(steps)]
+        procs[fw] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    out = {}
+    for fw, proc in procs.items():
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory measurement of {fw} failed:\n{stderr}")
+        out[fw] = json.loads(stdout.strip().splitlines()[-1])
+    return out
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -278,7 +330,7 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     torch_ok = have_torch()
     if not torch_ok:
         log(TORCH_HINT)
-    steps = steps or (2 if quick else 20)
+    steps = steps or (1 if quick else 20)
     warmup = warmup if warmup is not None else (1 if quick else 3)
     import gt
 
@@ -294,10 +346,11 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         "torch": (torch.__version__ if torch_ok else None),
         "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "quick": quick, "model": MODEL, "lr": LR, "threads": threads,
-        "gt_devices": gt.sharding.get_mesh().size if hasattr(gt, "sharding") else 1,
+        "gt_devices": gt.sharding.get_mesh().size,
     }
-    log(f"sgemm peak ...")
-    peak = sgemm_peak(1024 if quick else 2048, 3 if quick else 7, torch_ok)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    log("sgemm peak ...")
+    peak = sgemm_peak(512 if quick else 2048, 2 if quick else 7, torch_ok)
     result["sgemm_gflops"] = peak
 
     model, opt = build_gt()
@@ -310,20 +363,24 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     for name, (batch, seq) in CONFIGS.items():
         log(f"{name} (batch {batch}, seq {seq}) ...")
         batches = make_batches(batch, seq)
-        # the same first step on both sides: the losses must agree (a check that both run one model)
-        first = {k: float(fn(*batches[0]).item()) for k, fn in fns.items()}
-        times = interleaved(fns, batches, max(warmup - 1, 0), steps)
         flop = train_flops(batch, seq, **MODEL)
-        entry = {"batch": batch, "seq": seq, "train_gflop": flop / 1e9, "first_loss": first}
-        for k, ts in times.items():
-            s = summary(ts)
-            s["gflops"] = flop / (s["median_ms"] / 1e3) / 1e9
-            s["peak_share"] = s["gflops"] / peak["peak"]
-            entry[k] = s
-        if torch_ok:
-            entry["ratio"] = entry["gt"]["median_ms"] / entry["torch"]["median_ms"]
-            entry["ratio_min"] = entry["gt"]["min_ms"] / entry["torch"]["min_ms"]
-            entry["loss_rel_diff"] = abs(first["gt"] - first["torch"]) / abs(first["torch"])
+        entry = {"batch": batch, "seq": seq, "train_gflop": flop / 1e9}
+        for mode, block in (("blocks", BLOCK), ("alternate", 1)):
+            times, losses, faults = take_turns(fns, batches, warmup, steps, block,
+                                               keep=lambda loss: float(loss.item()))
+            res = {}
+            for k, ts in times.items():
+                res[k] = summary(ts)
+                res[k]["page_faults"] = int(statistics.median(faults[k]))
+                res[k]["gflops"] = flop / (res[k]["median_ms"] / 1e3) / 1e9
+                res[k]["peak_share"] = res[k]["gflops"] / peak["peak"]
+            if torch_ok:
+                res["ratio"] = res["gt"]["median_ms"] / res["torch"]["median_ms"]
+                res["ratio_min"] = res["gt"]["min_ms"] / res["torch"]["min_ms"]
+                # step i of each side ran on the same batch from the same weights
+                res["loss_rel_diff"] = max(abs(a - b) / abs(b) for a, b in zip(losses["gt"], losses["torch"]))
+            entry[mode] = res
+        entry.update(entry["blocks"])  # the headline figures
         result["configs"][name] = entry
     if torch_ok:  # both sides took the same SGD steps on the same batches: the weights must agree
         w, tw = model.embed.weight.numpy(), tmodel.embed.weight.detach().numpy()
@@ -334,33 +391,44 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     model.eval()
     ffns = {"gt": gt_forward_fn(model)}
     if torch_ok:
+        import torch
+
+        # the same weights again (training let them drift apart by float rounding), so the logits agree
+        tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
         tmodel.eval()
         ffns["torch"] = torch_forward_fn(tmodel)
     batches = [(x,) for x, _ in make_batches(batch, seq)]
-    times = interleaved(ffns, batches, warmup, steps)
     fwd = {"batch": batch, "seq": seq, "images": batch * seq}
-    for k, ts in times.items():
-        s = summary(ts)
-        s["images_per_s"] = batch * seq / (s["median_ms"] / 1e3)
-        fwd[k] = s
-    if torch_ok:
-        fwd["ratio"] = fwd["gt"]["images_per_s"] / fwd["torch"]["images_per_s"]
+    for mode, block in (("blocks", BLOCK), ("alternate", 1)):
+        times, outs, faults = take_turns(ffns, batches, warmup, steps, block, keep=lambda out: out.numpy())
+        res = {}
+        for k, ts in times.items():
+            res[k] = summary(ts)
+            res[k]["page_faults"] = int(statistics.median(faults[k]))
+            res[k]["images_per_s"] = batch * seq / (res[k]["median_ms"] / 1e3)
+        if torch_ok:
+            res["ratio"] = res["gt"]["images_per_s"] / res["torch"]["images_per_s"]
+            res["logits_rel_diff"] = max(float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+                                         for a, b in zip(outs["gt"], outs["torch"]))
+        fwd[mode] = res
+    fwd.update(fwd["blocks"])
     result["forward"] = fwd
     del model, opt, fns, ffns
     if torch_ok:
         del tmodel, topt
 
     if memory:
-        batch, seq = CONFIGS["large"]
-        mem_steps = 2 if quick else 5
+        batch, seq = CONFIGS["seed" if quick else "large"]
+        mem_steps = 1 if quick else 5
         log(f"memory (fresh process per framework, batch {batch}, seq {seq}, {mem_steps} steps) ...")
-        mem = {"batch": batch, "seq": seq, "steps": mem_steps, "gt": measure_memory("gt", batch, seq, mem_steps)}
+        mem = {"batch": batch, "seq": seq, "steps": mem_steps}
+        mem.update(measure_memory(["gt", "torch"] if torch_ok else ["gt"], batch, seq, mem_steps))
         if torch_ok:
-            mem["torch"] = measure_memory("torch", batch, seq, mem_steps)
             mem["ratio"] = mem["gt"]["train_mib"] / mem["torch"]["train_mib"]
         mem["method"] = mem["gt"]["method"]
         result["memory"] = mem
 
+    result["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")]
     values = {}
     if torch_ok:
         values["seed_ratio"] = result["configs"]["seed"]["ratio"]
@@ -369,43 +437,60 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         if memory:
             values["memory_ratio"] = result["memory"]["ratio"]
     values["large_peak_share"] = result["configs"]["large"]["gt"]["peak_share"]
+    alternate = {}  # the same figures from the step-by-step alternation, for comparison
+    if torch_ok:
+        alternate["seed_ratio"] = result["configs"]["seed"]["alternate"]["ratio"]
+        alternate["large_ratio"] = result["configs"]["large"]["alternate"]["ratio"]
+        alternate["forward_ratio"] = result["forward"]["alternate"]["ratio"]
+    alternate["large_peak_share"] = result["configs"]["large"]["alternate"]["gt"]["peak_share"]
+
+    def met(value, cmp, target):
+        return None if value is None else (value <= target if cmp == "<=" else value >= target)
+
     result["targets"] = [
         {"key": key, "figure": text, "value": values.get(key), "target": f"{cmp} {target}",
-         "met": None if values.get(key) is None else
-         (values[key] <= target if cmp == "<=" else values[key] >= target)}
+         "met": met(values.get(key), cmp, target),
+         "value_alternate": alternate.get(key), "met_alternate": met(alternate.get(key), cmp, target)}
         for key, text, cmp, target in TARGETS]
     return result
 
 
 def render(r):
-    lines = [f"{r['date']}  {r['machine']}  python {r['python']}, numpy {r['numpy']}, torch {r['torch']}",
-             f"command: {r['command']}",
-             "sgemm peak ({0}^3 float32): ".format(r["sgemm_gflops"]["size"])
-             + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in r["sgemm_gflops"].items() if k not in ("size",)),
-             ""]
     torch_ok = r["torch"] is not None
-    head = "| config | framework | min ms | median ms | gt/torch | GFLOP/s | share of peak |"
-    lines += [head, "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [f"{r['date']}  {r['machine']}  python {r['python']}, numpy {r['numpy']}, torch {r['torch']}",
+             f"command: {r['command']}   load average before/after: {r['loadavg'][0]:.2f} / {r['loadavg'][1]:.2f}",
+             "sgemm peak ({0}^3 float32): ".format(r["sgemm_gflops"]["size"])
+             + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in r["sgemm_gflops"].items() if k != "size"),
+             "", "Taking turns in blocks of 5 steps (the headline figures):", ""]
+    lines += ["| config | framework | min ms | median ms | gt/torch | GFLOP/s | share of peak | page faults |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, c in r["configs"].items():
         label = f"{name} ({c['batch']}x{c['seq']}, {c['train_gflop']:.2f} GFLOP)"
         for k in ("gt", "torch"):
-            if k not in c:
-                continue
-            s = c[k]
-            ratio = f"{c['ratio']:.2f}" if torch_ok and k == "gt" else ""
-            lines.append(f"| {label} | {k} | {s['min_ms']:.1f} | {s['median_ms']:.1f} | {ratio} | "
-                         f"{s['gflops']:.1f} | {100 * s['peak_share']:.0f}% |")
+            if k in c:
+                s = c[k]
+                ratio = f"{c['ratio']:.2f}" if torch_ok and k == "gt" else ""
+                lines.append(f"| {label} | {k} | {s['min_ms']:.1f} | {s['median_ms']:.1f} | {ratio} | "
+                             f"{s['gflops']:.1f} | {100 * s['peak_share']:.0f}% | {s['page_faults']} |")
     f = r["forward"]
     for k in ("gt", "torch"):
         if k in f:
             ratio = f"{f['ratio']:.2f}" if torch_ok and k == "gt" else ""
             lines.append(f"| forward ({f['batch']}x{f['seq']}, no_grad) | {k} | {f[k]['min_ms']:.1f} | "
-                         f"{f[k]['median_ms']:.1f} | {ratio} | {f[k]['images_per_s']:.0f} images/s | |")
+                         f"{f[k]['median_ms']:.1f} | {ratio} (images/s) | {f[k]['images_per_s']:.0f} images/s | | "
+                         f"{f[k]['page_faults']} |")
     if torch_ok:
+        lines += ["", "Alternating every step (each step starts while the other runtime's threads still spin):", "",
+                  "| config | gt median ms | torch median ms | gt/torch |", "|---|---:|---:|---:|"]
+        for name, c in list(r["configs"].items()) + [("forward", r["forward"])]:
+            a = c["alternate"]
+            lines.append(f"| {name} | {a['gt']['median_ms']:.1f} | {a['torch']['median_ms']:.1f} | {a['ratio']:.2f} |")
         lines.append("")
-        lines.append("first-step loss gt vs torch (rel. diff): "
-                     + ", ".join(f"{n} {c['loss_rel_diff']:.1e}" for n, c in r["configs"].items())
-                     + f"; embed.weight after all steps: {r['embed_weight_rel_diff']:.1e}")
+        lines.append("agreement, gt vs torch (largest relative difference): losses of every timed step "
+                     + ", ".join(f"{n} {max(c['blocks']['loss_rel_diff'], c['alternate']['loss_rel_diff']):.1e}"
+                                 for n, c in r["configs"].items())
+                     + f"; forward logits {r['forward']['logits_rel_diff']:.1e}"
+                     + f"; embed.weight after all steps {r['embed_weight_rel_diff']:.1e}")
     if "memory" in r:
         m = r["memory"]
         lines.append("")
@@ -417,13 +502,13 @@ def render(r):
                              f"{m[k]['baseline_mib']:.1f} MiB after imports and data)")
         if "ratio" in m:
             lines.append(f"  gt/torch {m['ratio']:.2f}")
-    lines.append("")
-    lines.append("| target | value | goal | met |")
-    lines.append("|---|---:|---|---|")
+    lines += ["", "| target | value (blocks) | goal | met | value if alternating every step |",
+              "|---|---:|---|---|---:|"]
     for t in r["targets"]:
         v = "n/a" if t["value"] is None else f"{t['value']:.2f}"
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "NO")
-        lines.append(f"| {t['figure']} | {v} | {t['target']} | {met} |")
+        alt = "" if t["value_alternate"] is None else f"{t['value_alternate']:.2f}"
+        lines.append(f"| {t['figure']} | {v} | {t['target']} | {met} | {alt} |")
     return "\n".join(lines)
 
 

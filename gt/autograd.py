@@ -330,11 +330,21 @@ _FREED = (
 
 def zero_grads(params, set_to_none=True):
     """Clear the ``.grad`` of each tensor in ``params``: drop it (``set_to_none``) or fill it with zeros.
-    Shared by ``Module.zero_grad`` and ``Optimizer.zero_grad``."""
+    Shared by ``Module.zero_grad`` and ``Optimizer.zero_grad``. A dropped gradient that nobody
+    else holds (no reference to the tensor, its array or a view of it) goes back to the engine
+    (``B.recycle``), which hands the buffer out again for the next gradient of that shape: large
+    fresh allocations page-fault. ``p.grad`` is None afterwards either way, as in torch."""
     for p in params:
-        if p.grad is None:
+        g = p.grad
+        if g is None:
             continue
-        if set_to_none:
-            p.grad = None
-        else:
-            p.grad.zero_()
+        if not set_to_none:
+            g.zero_()
+            continue
+        p.grad = None
+        if g._placed is None:
+            arr = g._array
+            alive = weakref.ref(g)
+            del g
+            if alive() is None:  # the tensor is gone: only `arr` here and whoever holds the array remain
+                B.recycle(arr)

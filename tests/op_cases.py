@@ -293,6 +293,24 @@ case("two_axes", "LayerNorm", lambda x, w, b: linalg.LayerNorm.apply(x, w, b, n_
 case("no_affine", "LayerNorm", lambda x: linalg.LayerNorm.apply(x, None, None), randn(3, 5, seed=22),
      torch_fn=lambda x: T.nn.functional.layer_norm(x, (5,)))
 
+
+def _torch_attention(q, k, v, heads, causal):
+    b, t, d = q.shape
+    qh, kh, vh = (a.reshape(b, t, heads, d // heads).transpose(1, 2) for a in (q, k, v))
+    scores = qh @ kh.transpose(-2, -1) * (1.0 / (d // heads) ** 0.5)
+    if causal:
+        scores = scores.masked_fill(T.ones(t, t, dtype=T.bool).triu(1), float("-inf"))
+    return (scores.softmax(-1) @ vh).transpose(1, 2).reshape(b, t, d)
+
+
+for (b, t, d, heads), causal in [((2, 3, 4, 2), False), ((2, 3, 4, 2), True), ((1, 4, 6, 3), True),
+                                 ((3, 1, 2, 1), False)]:
+    case(f"{b}x{t}x{d}_h{heads}{'_causal' if causal else ''}", "Attention",
+         lambda q, k, v, h=heads, c=causal, s=1.0 / (d // heads) ** 0.5:
+             linalg.Attention.apply(q, k, v, num_heads=h, scale=s, causal=c),
+         randn(b, t, d, seed=26), randn(b, t, d, seed=27), randn(b, t, d, seed=28),
+         torch_fn=lambda q, k, v, h=heads, c=causal: _torch_attention(q, k, v, h, c))
+
 # ---- dtype cast ---------------------------------------------------------------------------
 # float32 rounding limits finite differences: a linear function with a wide step is exact enough.
 case("roundtrip", "Cast", lambda a: (a.to(gt.float32) * 3.0).to(gt.float64), randn(3, 4, seed=25),

@@ -8,6 +8,7 @@ from gt.creation import arange
 from gt.nn import functional as F
 from gt.nn.linear import Linear
 from gt.nn.module import Module
+from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor
 
@@ -55,9 +56,14 @@ class MultiHeadAttention(Module):
                              f"(batch, seq, {self.embed_dim}), got {x.shape}")
         Bsz, T, D = x.shape
         H, hd = self.num_heads, self.head_dim
-        q = self.q_proj(x).reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
-        k = self.k_proj(x).reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
-        v = self.v_proj(x).reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)       # (B, T, D) each
+        if attn_mask is None and not need_weights and (self.dropout == 0 or not self.training):
+            # The same computation as below as one op (one tape entry instead of a dozen).
+            out = linalg.Attention.apply(q, k, v, num_heads=H, scale=1.0 / math.sqrt(hd), causal=self.causal)
+            return self.out_proj(out)
+        q = q.reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
+        k = k.reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
+        v = v.reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))     # (B, H, T, T)
 
         blocked, additive = self._masks(attn_mask, (Bsz, H, T, T))

@@ -1,4 +1,4 @@
-"""matmul (numpy semantics, batched) and the fused ``linear`` / ``layer_norm`` ops.
+"""matmul (numpy semantics, batched) and the fused ``linear`` / ``layer_norm`` / ``attention`` ops.
 Backwards are BLAS calls on transposed views; no input copies."""
 
 from gt.autograd import Function, unbroadcast
@@ -36,7 +36,7 @@ class Matmul(Function):
             if b2.ndim == 2 and a2.ndim > 2:
                 # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
                 k, n = b2.shape
-                gb = _swap(B.reshape(a2, (-1, k))) @ B.reshape(g2, (-1, n))
+                gb = B.matmul_reused(_swap(B.reshape(a2, (-1, k))), B.reshape(g2, (-1, n)))
             else:
                 gb = unbroadcast(_swap(a2) @ g2, tuple(b2.shape))
             gb = B.reshape(gb, tuple(b.shape))
@@ -62,7 +62,8 @@ class Linear(Function):
         nb = has_bias and self.needs_input_grad[2]
         g2 = B.reshape(g, (-1, g.shape[-1]))
         gx = B.reshape(g2 @ weight, self.in_shape) if nx else None
-        gw = _swap(g2) @ x2 if nw else None
+        # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
+        gw = B.matmul_reused(_swap(g2), x2) if nw else None
         gb = B.sum(g2, axis=0) if nb else None
         return gx, gw, gb
 
@@ -100,3 +101,53 @@ class LayerNorm(Function):
             m2 = B.mean(gxhat * xhat, axis=self.axes, keepdims=True)
             gx = rstd * (gxhat - m1 - xhat * m2)
         return gx, gw, gb
+
+
+class Attention(Function):
+    """Multi-head scaled dot-product self-attention on projected inputs, fused into one op:
+    q, k, v (B, T, D) -> (B, T, D), with ``num_heads`` heads of D // num_heads.
+
+    The arithmetic is that of the composed ops it replaces (reshape and permute each input to
+    (B, H, T, hd), ``softmax((q @ k^T) * scale)`` with ``scale = 1/sqrt(hd)``, ``@ v``, permute and
+    reshape back), forward and backward, call for call, so each output and input gradient is the
+    same to the bit; one tape entry instead of a dozen (the layout steps are views here, not
+    recorded ops). ``causal=True`` blocks key j > query i (a score of -inf, as ``masked_fill``).
+    ``num_heads``, ``scale`` and ``causal`` are keyword arguments."""
+
+    def forward(self, q, k, v, num_heads, scale, causal=False):
+        b, t, d = q.shape
+        hd = d // num_heads
+        qh, kh, vh = (B.transpose(B.reshape(a, (b, t, num_heads, hd)), (0, 2, 1, 3)) for a in (q, k, v))
+        scores = (qh @ _swap(kh)) * scale                              # (B, H, T, T)
+        if causal:
+            blocked = B.arange(0, t, 1, "int64")
+            blocked = blocked[:, None] < blocked[None, :]
+            scores = B.where(blocked, float("-inf"), scores)
+            self.blocked = blocked
+        else:
+            self.blocked = None
+        e = B.exp(scores - B.max(scores, axis=-1, keepdims=True))
+        w = e / B.sum(e, axis=-1, keepdims=True)                       # the softmax, as act.Softmax
+        self.scale, self.shape = scale, (b, t, d)
+        self.save(qh, kh, vh, w)
+        return B.reshape(B.transpose(w @ vh, (0, 2, 1, 3)), (b, t, d))
+
+    def backward(self, g):
+        qh, kh, vh, w = self.saved
+        b, t, d = self.shape
+        h = qh.shape[1]
+        nq, nk, nv = self.needs_input_grad[:3]
+        gh = B.transpose(B.reshape(g, (b, t, h, d // h)), (0, 2, 1, 3))   # (B, H, T, hd)
+        gw = gh @ _swap(vh)                                            # d/d(weights)
+        gv = _swap(w) @ gh if nv else None
+        gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
+        if self.blocked is not None:
+            gs = B.where(self.blocked, 0, gs)
+        gs = gs * self.scale
+        gq = gs @ kh if nq else None
+        gk = _swap(_swap(qh) @ gs) if nk else None                   # as Matmul's backward, then the transpose's
+
+        def back(x):
+            return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))
+
+        return back(gq), back(gk), back(gv)

@@ -1,0 +1,102 @@
+"""The benchmarks run and print what they promise. No timings are checked: a benchmark is not a test.
+
+Each script runs once in its quick mode in a subprocess, and the structure of its JSON output
+is checked (every figure present, of the right kind).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+
+
+def run_json(script, *args):
+    done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--quick", "--json", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def test_flop_count_of_the_default_model():
+    sys.path.insert(0, BENCH)
+    try:
+        from bench_train import matmul_flops, train_flops
+    finally:
+        sys.path.remove(BENCH)
+    f = matmul_flops(16, 8)
+    assert f["embed"] == 2 * 128 * 40000 * 256
+    assert f["forward"] == f["embed"] + f["blocks"] + f["head"]
+    assert train_flops(16, 8) == 3 * f["forward"] - f["embed"]
+
+
+def test_bench_train_quick_json():
+    r = run_json("bench_train.py")
+    torch_ok = r["torch"] is not None
+    assert r["quick"] is True
+    assert _is_number(r["sgemm_gflops"]["peak"]) and r["sgemm_gflops"]["peak"] > 0
+    assert set(r["configs"]) == {"seed", "large"}
+    for name, (batch, seq) in {"seed": (2, 4), "large": (16, 8)}.items():
+        c = r["configs"][name]
+        assert (c["batch"], c["seq"]) == (batch, seq)
+        assert c["train_gflop"] > 0
+        for k in ["gt"] + (["torch"] if torch_ok else []):
+            s = c[k]
+            assert s["steps"] >= 1
+            assert 0 < s["min_ms"] <= s["median_ms"]
+            assert _is_number(s["gflops"]) and _is_number(s["peak_share"])
+        if torch_ok:
+            assert _is_number(c["ratio"]) and _is_number(c["ratio_min"])
+            assert c["loss_rel_diff"] < 1e-4  # both sides ran the same model on the same batch
+    f = r["forward"]
+    assert f["images"] == f["batch"] * f["seq"] == 128
+    assert f["gt"]["images_per_s"] > 0
+    m = r["memory"]
+    assert m["gt"]["train_mib"] > 0 and m["method"]
+    if torch_ok:
+        assert f["torch"]["images_per_s"] > 0 and _is_number(f["ratio"])
+        assert m["torch"]["train_mib"] > 0 and _is_number(m["ratio"])
+        assert r["embed_weight_rel_diff"] < 1e-3
+    keys = [t["key"] for t in r["targets"]]
+    assert keys == ["seed_ratio", "large_ratio", "large_peak_share", "forward_ratio", "memory_ratio"]
+    for t in r["targets"]:
+        assert t["met"] in (True, False, None)
+
+
+def test_bench_train_without_torch_says_how_to_install(tmp_path):
+    # a `torch` that fails to import shadows the real one
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('no torch here')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_train.py"), "--quick", "--json",
+                           "--no-memory", "--steps", "1", "--warmup", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "pip install torch==2.13.0" in done.stderr
+    r = json.loads(done.stdout)
+    assert r["torch"] is None and "torch" not in r["configs"]["seed"]
+    assert r["configs"]["large"]["gt"]["median_ms"] > 0
+
+
+def test_bench_startup_quick_json():
+    r = run_json("bench_startup.py")
+    assert set(r["workloads"]) == {"import", "seed_workload"}
+    for w in r["workloads"].values():
+        assert 0 < w["min_s"] <= w["median_s"]
+        assert w["met"] in (True, False)
+        assert w["command"].startswith("python")
+
+
+@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py"])
+def test_help(script):
+    done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--quick" in done.stdout and "--json" in done.stdout
