@@ -95,7 +95,16 @@ def test_bench_startup_quick_json():
         assert w["command"].startswith("python")
 
 
-@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py"])
+def test_bench_sharding_quick_json():
+    (row,) = run_json("bench_sharding.py")
+    assert row["devices"] == 4 and row["same_loss"] is True
+    for side in ("one_device", "sharded"):
+        assert 0 < row[side]["min_ms"] <= row[side]["median_ms"]
+    assert row["one_device"]["collectives"] == {}
+    assert row["sharded"]["collectives"]["all_reduce"] >= 1
+
+
+@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py"])
 def test_help(script):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
