@@ -1,12 +1,13 @@
 """The Pixel Transformer against a PyTorch reference of the same architecture.
 
-The reference below is written from torch primitives (pre-norm blocks with separate
+The reference (benchmarks/torch_reference.py's blocks, and a model class below) is written from torch primitives (pre-norm blocks with separate
 q/k/v/out projections, ReLU feed-forward, LayerNorm eps 1e-5, the original Transformer's
 sinusoid). Loaded with the gt model's ``state_dict()`` it must give the same logits and
 the same gradient for every parameter, within 1e-4 relative in float32.
 """
 
-import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,44 +20,11 @@ torch = pytest.importorskip("torch", reason="torch is not installed: the gt-vs-t
                                             "comparisons are skipped (pip install torch==2.13.0)")
 tnn = torch.nn
 
+# The blocks of the benchmark's PyTorch reference (one definition for both)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from torch_reference import Block as TorchBlock  # noqa: E402
+
 RTOL = 1e-4
-
-
-class TorchAttention(tnn.Module):
-    def __init__(self, D, H):
-        super().__init__()
-        self.H = H
-        self.q_proj, self.k_proj = tnn.Linear(D, D), tnn.Linear(D, D)
-        self.v_proj, self.out_proj = tnn.Linear(D, D), tnn.Linear(D, D)
-
-    def forward(self, x):
-        B, T, D = x.shape
-        hd = D // self.H
-        q = self.q_proj(x).view(B, T, self.H, hd).transpose(1, 2)     # (B, H, T, hd)
-        k = self.k_proj(x).view(B, T, self.H, hd).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.H, hd).transpose(1, 2)
-        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hd), dim=-1)   # (B, H, T, T)
-        return self.out_proj((att @ v).transpose(1, 2).reshape(B, T, D))
-
-
-class TorchFeedForward(tnn.Module):
-    def __init__(self, D, F):
-        super().__init__()
-        self.fc1, self.fc2 = tnn.Linear(D, F), tnn.Linear(F, D)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-
-
-class TorchBlock(tnn.Module):
-    def __init__(self, D, H, F):
-        super().__init__()
-        self.ln1, self.attn = tnn.LayerNorm(D, eps=1e-5), TorchAttention(D, H)
-        self.ln2, self.ff = tnn.LayerNorm(D, eps=1e-5), TorchFeedForward(D, F)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln1(x))
-        return x + self.ff(self.ln2(x))
 
 
 class TorchPixelTransformer(tnn.Module):
