@@ -52,17 +52,20 @@ class Block(nn.Module):
 
 class TorchPixelTransformer(nn.Module):
     def __init__(self, img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024,
-                 num_classes=10, max_seq_len=32):
+                 num_classes=10, max_seq_len=32, pos_encoding="sinusoidal"):
         super().__init__()
         D = embed_dim
         self.embed = nn.Linear(img_size * img_size, D)
-        pos = torch.arange(max_seq_len, dtype=torch.float64)[:, None]
-        two_i = torch.arange(0, D, 2, dtype=torch.float64)[None, :]
-        angle = pos / 10000 ** (two_i / D)
-        pe = torch.zeros(max_seq_len, D, dtype=torch.float64)
-        pe[:, 0::2] = torch.sin(angle)
-        pe[:, 1::2] = torch.cos(angle)[:, :D // 2]
-        self.register_buffer("pos_encoding", pe.float(), persistent=False)
+        if pos_encoding == "learned":
+            self.pos_embedding = nn.Parameter(torch.zeros(max_seq_len, D))  # values come from load_state_dict
+        else:
+            pos = torch.arange(max_seq_len, dtype=torch.float64)[:, None]
+            two_i = torch.arange(0, D, 2, dtype=torch.float64)[None, :]
+            angle = pos / 10000 ** (two_i / D)
+            pe = torch.zeros(max_seq_len, D, dtype=torch.float64)
+            pe[:, 0::2] = torch.sin(angle)
+            pe[:, 1::2] = torch.cos(angle)[:, :D // 2]
+            self.register_buffer("pos_encoding", pe.float(), persistent=False)
         self.blocks = nn.ModuleList([Block(D, num_heads, ff_dim) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(D, eps=1e-5)
         self.head = nn.Linear(D, num_classes)
@@ -70,7 +73,8 @@ class TorchPixelTransformer(nn.Module):
     def forward(self, images):
         B, S = images.shape[:2]
         x = images.reshape(B, S, -1)                                      # (B, S, P)
-        x = self.embed(x) + self.pos_encoding[:S]                         # (B, S, D)
+        pos = self.pos_embedding if hasattr(self, "pos_embedding") else self.pos_encoding
+        x = self.embed(x) + pos[:S]                                       # (B, S, D)
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x).mean(dim=1))                        # (B, C)

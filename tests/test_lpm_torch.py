@@ -1,6 +1,6 @@
 """The Pixel Transformer against a PyTorch reference of the same architecture.
 
-The reference (benchmarks/torch_reference.py's blocks, and a model class below) is written from torch primitives (pre-norm blocks with separate
+The reference (benchmarks/torch_reference.py) is written from torch primitives (pre-norm blocks with separate
 q/k/v/out projections, ReLU feed-forward, LayerNorm eps 1e-5, the original Transformer's
 sinusoid). Loaded with the gt model's ``state_dict()`` it must give the same logits and
 the same gradient for every parameter, within 1e-4 relative in float32.
@@ -20,39 +20,11 @@ torch = pytest.importorskip("torch", reason="torch is not installed: the gt-vs-t
                                             "comparisons are skipped (pip install torch==2.13.0)")
 tnn = torch.nn
 
-# The blocks of the benchmark's PyTorch reference (one definition for both)
+# The benchmark's PyTorch reference model (one definition for both)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from torch_reference import Block as TorchBlock  # noqa: E402
+from torch_reference import TorchPixelTransformer  # noqa: E402
 
 RTOL = 1e-4
-
-
-class TorchPixelTransformer(tnn.Module):
-    def __init__(self, img_size, D, H, L, F, C, max_seq_len, learned):
-        super().__init__()
-        self.embed = tnn.Linear(img_size * img_size, D)
-        if learned:
-            self.pos_embedding = tnn.Parameter(torch.zeros(max_seq_len, D))
-        else:
-            pos = torch.arange(max_seq_len, dtype=torch.float64)[:, None]
-            two_i = torch.arange(0, D, 2, dtype=torch.float64)[None, :]
-            angle = pos / 10000 ** (two_i / D)
-            pe = torch.zeros(max_seq_len, D, dtype=torch.float64)
-            pe[:, 0::2] = torch.sin(angle)
-            pe[:, 1::2] = torch.cos(angle)[:, :D // 2]
-            self.register_buffer("pos_encoding", pe.float(), persistent=False)
-        self.blocks = tnn.ModuleList([TorchBlock(D, H, F) for _ in range(L)])
-        self.norm = tnn.LayerNorm(D, eps=1e-5)
-        self.head = tnn.Linear(D, C)
-
-    def forward(self, images):
-        B, S = images.shape[:2]
-        x = images.reshape(B, S, -1)                                      # (B, S, P)
-        pos = self.pos_embedding if hasattr(self, "pos_embedding") else self.pos_encoding
-        x = self.embed(x) + pos[:S]                                       # (B, S, D)
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.norm(x).mean(dim=1))                        # (B, C)
 
 
 def rel_err(a, b):
@@ -67,8 +39,7 @@ def compare(cfg, batch, seq, learned=False, seed=0):
     if learned:  # the default N(0, 0.02^2) table barely moves the embeddings; make it count
         with gt.no_grad():
             model.pos_embedding.copy_(gt.randn(*model.pos_embedding.shape))
-    ref = TorchPixelTransformer(cfg["img_size"], cfg["embed_dim"], cfg["num_heads"], cfg["num_layers"],
-                                cfg["ff_dim"], cfg["num_classes"], cfg["max_seq_len"], learned)
+    ref = TorchPixelTransformer(**cfg, pos_encoding="learned" if learned else "sinusoidal")
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()}, strict=True)
 
     rng = np.random.default_rng(seed)
