@@ -163,6 +163,15 @@ def unbroadcast(grad, shape):
     return grad if tuple(grad.shape) == shape else B.reshape(grad, shape)
 
 
+def fit_grad(grad, shape, dtype):
+    """``grad`` summed back to ``shape`` (undoing broadcasting) and cast to ``dtype``, as its input."""
+    if tuple(grad.shape) != tuple(shape):
+        grad = unbroadcast(grad, shape)
+    if B.dtype_of(grad) != dtype:
+        grad = B.astype(grad, dtype)
+    return grad
+
+
 def _topological_order(root):
     """Nodes reachable from ``root`` through recorded ops, inputs before outputs (iterative DFS)."""
     from gt.tensor import Tensor
@@ -248,10 +257,7 @@ def backward(root, grad=None, retain_graph=False):
             if pg is None or not getattr(parent, "requires_grad", False):
                 continue
             if not fitted:
-                if tuple(pg.shape) != parent.shape:
-                    pg = unbroadcast(pg, parent.shape)
-                if B.dtype_of(pg) != parent.dtype:
-                    pg = B.astype(pg, parent.dtype)
+                pg = fit_grad(pg, parent.shape, parent.dtype)
             prev = grads.get(id(parent))
             if prev is not None:
                 _release(held, prev)

@@ -16,7 +16,7 @@ import collections
 import weakref
 
 from gt import autograd
-from gt.autograd import unbroadcast
+from gt.autograd import fit_grad as _fit
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -62,9 +62,7 @@ class ShardedNode:
         out = self.out
         if isinstance(out, Shard):
             g_loc = layout.to_locals(g, out, self.out_sizes)
-        elif isinstance(out, Partial):
-            g_loc = layout.to_locals(g, Replicate())  # every device's share needs the whole gradient
-        else:
+        else:  # a partial output: every device's share needs the whole gradient
             g_loc = layout.to_locals(g, Replicate())
         per_device = []
         for ctx, gd in zip(self.ctxs, g_loc):
@@ -100,12 +98,6 @@ class ShardedNode:
         return tuple(results)
 
 
-def _fit(grad, shape, dtype):
-    if tuple(grad.shape) != tuple(shape):
-        grad = unbroadcast(grad, shape)
-    if B.dtype_of(grad) != dtype:
-        grad = B.astype(grad, dtype)
-    return grad
 
 
 class Redistribute:

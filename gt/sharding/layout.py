@@ -102,15 +102,13 @@ def convert(value, target, sizes=None):
     """``value`` in the ``target`` placement: a plain array for Replicate, else a ``Placed``."""
     if isinstance(target, Replicate):
         return materialize(value)
-    if isinstance(value, Placed) and value.placement == target and (sizes is None or value.sizes == list(sizes)):
-        shards = value.shards
-    else:
-        shards = to_locals(value, target, sizes)
+    same = isinstance(value, Placed) and value.placement == target and (sizes is None or value.sizes == list(sizes))
+    shards = value.shards if same else to_locals(value, target, sizes)
     # numpy gives scalars, not 0-d arrays, for arithmetic on 0-d operands; a scalar shard cannot
-    # be updated in place, so a 0-d Partial leaf's .grad lost every later backward's contribution
-    if not all(B.is_array(s) for s in shards):
-        return Placed([B.asarray(s) for s in shards], target, shape_of(value), owned=False)
-    return value if shards is getattr(value, "shards", None) else Placed(shards, target, shape_of(value), owned=False)
+    # be updated in place, so a 0-d Partial leaf's .grad would lose every later backward's contribution
+    if same and all(B.is_array(s) for s in shards):
+        return value
+    return Placed([s if B.is_array(s) else B.asarray(s) for s in shards], target, shape_of(value), owned=False)
 
 
 def add(a, b):
