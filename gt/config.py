@@ -11,8 +11,9 @@ def _flag(name, default=False):
 
 
 def backend_name():
-    """GT_BACKEND: which array engine to use (default ``numpy``)."""
-    return os.environ.get("GT_BACKEND", "numpy").strip().lower() or "numpy"
+    """GT_BACKEND: which array engine to use, ``numpy`` or ``torch`` (None when unset: the
+    backend picks, see gt.backend)."""
+    return os.environ.get("GT_BACKEND", "").strip().lower() or None
 
 
 def verbose():

@@ -124,6 +124,8 @@ def _index_part(part):
         return part._data
     if isinstance(part, list):
         return B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
+    if hasattr(part, "__array__") and not B.is_array(part):
+        return B.asarray(part)   # a numpy index array on the torch engine
     return part
 
 

@@ -27,6 +27,8 @@ def step(fc, x):
 
 
 @pytest.mark.parametrize("zero", ["optimizer", "module"])
+@pytest.mark.skipif(B.name != "numpy", reason="the buffer pool is the numpy engine's; torch's caching allocator "
+                    "reuses freed blocks itself")
 def test_a_dropped_gradient_buffer_is_reused(zero):
     fc, opt, x = make()
     step(fc, x)
@@ -117,7 +119,11 @@ def test_sgd_fast_path_matches_the_update_rule():
     step(fc, x)
     w, g = fc.weight.numpy().copy(), fc.weight.grad.numpy().copy()
     opt.step()
-    np.testing.assert_array_equal(fc.weight.numpy(), w + g * np.float32(-0.1))
+    if B.name == "numpy":
+        np.testing.assert_array_equal(fc.weight.numpy(), w + g * np.float32(-0.1))
+    else:  # torch's add_(g, alpha=-0.1) fuses the multiply-add: one rounding of the product apart
+        ulp = float(np.spacing(np.float32(np.abs(w).max() + 0.1 * np.abs(g).max())))
+        np.testing.assert_allclose(fc.weight.numpy(), w + g * np.float32(-0.1), rtol=0, atol=ulp)
 
 
 @pytest.mark.parametrize("causal", [False, True])

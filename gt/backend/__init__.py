@@ -3,10 +3,18 @@
 Everything above this package does tensor math through ``B`` (the current
 engine) or through Python operators on engine arrays, never by importing numpy
 or torch itself. The engine is chosen once, before the first tensor exists:
-``GT_BACKEND=numpy`` (default) or ``gt.set_backend("numpy")``.
+``GT_BACKEND=numpy|torch`` or ``gt.set_backend("torch")``. When neither names one, the
+engine is numpy, except that ``GT_AUTO_SHARD=1`` on a machine with CUDA GPUs picks torch (the
+only engine that can use them).
 """
 
+import importlib.util
+import os
+
 from gt import config
+
+ENGINES = ("numpy", "torch")
+TORCH_INSTALL = "pip install 'lpm[torch]'  (or: pip install torch)"
 
 
 class _EngineProxy:
@@ -20,7 +28,7 @@ class _EngineProxy:
     def __getattr__(self, name):
         engine = object.__getattribute__(self, "_engine")
         if engine is None:
-            engine = _load(config.backend_name())
+            engine = _load(config.backend_name() or _automatic())
             object.__setattr__(self, "_engine", engine)
         return getattr(engine, name)
 
@@ -34,7 +42,29 @@ def _load(name):
         from gt.backend.numpy_engine import NumpyEngine
 
         return NumpyEngine()
-    raise ValueError(f"unknown backend {name!r}: expected 'numpy' (the torch engine is not built yet)")
+    if name == "torch":
+        if importlib.util.find_spec("torch") is None:
+            raise ImportError(f"gt's torch engine needs PyTorch, which is not installed: {TORCH_INSTALL}")
+        from gt.backend.torch_engine import TorchEngine
+
+        return TorchEngine()
+    raise ValueError(f"unknown gt backend {name!r}: expected one of {', '.join(map(repr, ENGINES))} "
+                     "(GT_BACKEND or gt.set_backend)")
+
+
+def _automatic():
+    """numpy, unless GT_AUTO_SHARD=1 and CUDA GPUs are present (then torch). torch is imported
+    only where an NVIDIA driver is installed, so CPU machines start as fast as before."""
+    if config.auto_shard() and _nvidia_driver() and importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch"
+    return "numpy"
+
+
+def _nvidia_driver():
+    return os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidia0")
 
 
 def set_backend(name):
@@ -45,7 +75,9 @@ def set_backend(name):
             f"gt.set_backend({name!r}) called after tensors were created with the "
             f"{object.__getattribute__(B, '_engine').name!r} engine; call it before the first tensor"
         )
-    object.__setattr__(B, "_engine", _load(name))
+    if not isinstance(name, str):
+        raise TypeError(f"gt.set_backend(name): expected a name, one of {ENGINES}, got {name!r}")
+    object.__setattr__(B, "_engine", _load(name.strip().lower()))
 
 
 def get_backend():

@@ -5,6 +5,7 @@ method here; ops also use Python operators (``+ - * / ** @``, comparisons,
 in-place ``+=``) on engine arrays, which numpy and torch arrays both support.
 """
 
+import contextlib
 import math
 import sys
 
@@ -50,6 +51,38 @@ class NumpyEngine:
 
     def is_array(self, value):
         return isinstance(value, np.ndarray)
+
+    def numel(self, arr):
+        return arr.size
+
+    # ---- devices: the host is the only one --------------------------------------------
+    supports_bfloat16 = False
+
+    @contextlib.contextmanager
+    def on_device(self, device):
+        yield
+
+    def to_device(self, arr, device):
+        return arr
+
+    def device_of(self, arr):
+        return "cpu"
+
+    @staticmethod
+    def cuda_device_count():
+        return 0
+
+    def synchronize(self):
+        pass
+
+    def from_numpy(self, host):
+        return host
+
+    def as_torch(self, arr):
+        """The array as a torch tensor sharing its memory (what torch.distributed sends)."""
+        import torch
+
+        return torch.from_numpy(arr)
 
     def asarray(self, data, dtype=None, copy=False):
         """Engine array from Python data, a numpy array, or anything exposing ``__array__``/``.numpy()``.

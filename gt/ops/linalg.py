@@ -14,7 +14,7 @@ def _swap(x):
 class Matmul(Function):
     def forward(self, a, b):
         self.save(a, b)
-        return a @ b
+        return B.matmul(a, b)
 
     def backward(self, g):
         a, b = self.saved
@@ -31,14 +31,14 @@ class Matmul(Function):
             g2 = B.reshape(g2, tuple(g2.shape) + (1,))
         ga = gb = None
         if na:
-            ga = B.reshape(unbroadcast(g2 @ _swap(b2), tuple(a2.shape)), tuple(a.shape))
+            ga = B.reshape(unbroadcast(B.matmul(g2, _swap(b2)), tuple(a2.shape)), tuple(a.shape))
         if nb:
             if b2.ndim == 2 and a2.ndim > 2:
                 # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
                 k, n = b2.shape
                 gb = B.matmul_reused(_swap(B.reshape(a2, (-1, k))), B.reshape(g2, (-1, n)))
             else:
-                gb = unbroadcast(_swap(a2) @ g2, tuple(b2.shape))
+                gb = unbroadcast(B.matmul(_swap(a2), g2), tuple(b2.shape))
             gb = B.reshape(gb, tuple(b.shape))
         return ga, gb
 
@@ -51,7 +51,7 @@ class Linear(Function):
         self.in_shape = tuple(x.shape)
         x2 = B.reshape(x, (-1, x.shape[-1]))
         self.save(x2, weight, bias is not None)
-        out = x2 @ _swap(weight)
+        out = B.matmul(x2, _swap(weight))
         if bias is not None:
             out += bias
         return B.reshape(out, self.in_shape[:-1] + (weight.shape[0],))
@@ -61,7 +61,7 @@ class Linear(Function):
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
         g2 = B.reshape(g, (-1, g.shape[-1]))
-        gx = B.reshape(g2 @ weight, self.in_shape) if nx else None
+        gx = B.reshape(B.matmul(g2, weight), self.in_shape) if nx else None
         # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
         gw = B.matmul_reused(_swap(g2), x2) if nw else None
         gb = B.sum(g2, axis=0) if nb else None
@@ -118,7 +118,7 @@ class Attention(Function):
         b, t, d = q.shape
         hd = d // num_heads
         qh, kh, vh = (B.transpose(B.reshape(a, (b, t, num_heads, hd)), (0, 2, 1, 3)) for a in (q, k, v))
-        scores = (qh @ _swap(kh)) * scale                              # (B, H, T, T)
+        scores = B.matmul(qh, _swap(kh)) * scale                              # (B, H, T, T)
         if causal:
             blocked = B.arange(0, t, 1, "int64")
             blocked = blocked[:, None] < blocked[None, :]
@@ -130,7 +130,7 @@ class Attention(Function):
         w = e / B.sum(e, axis=-1, keepdims=True)                       # the softmax, as act.Softmax
         self.scale, self.shape = scale, (b, t, d)
         self.save(qh, kh, vh, w)
-        return B.reshape(B.transpose(w @ vh, (0, 2, 1, 3)), (b, t, d))
+        return B.reshape(B.transpose(B.matmul(w, vh), (0, 2, 1, 3)), (b, t, d))
 
     def backward(self, g):
         qh, kh, vh, w = self.saved
@@ -138,14 +138,14 @@ class Attention(Function):
         h = qh.shape[1]
         nq, nk, nv = self.needs_input_grad[:3]
         gh = B.transpose(B.reshape(g, (b, t, h, d // h)), (0, 2, 1, 3))   # (B, H, T, hd)
-        gw = gh @ _swap(vh)                                            # d/d(weights)
-        gv = _swap(w) @ gh if nv else None
+        gw = B.matmul(gh, _swap(vh))                                          # d/d(weights)
+        gv = B.matmul(_swap(w), gh) if nv else None
         gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
         if self.blocked is not None:
             gs = B.where(self.blocked, 0, gs)
         gs = gs * self.scale
-        gq = gs @ kh if nq else None
-        gk = _swap(_swap(qh) @ gs) if nk else None                   # as Matmul's backward, then the transpose's
+        gq = B.matmul(gs, kh) if nq else None
+        gk = _swap(B.matmul(_swap(qh), gs)) if nk else None                   # as Matmul's backward, then the transpose's
 
         def back(x):
             return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))

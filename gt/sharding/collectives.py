@@ -39,7 +39,7 @@ def count_collectives():
 
 def _count(name, arrays):
     counts[name] += 1
-    volume[name] += sum(int(a.size) for a in arrays)
+    volume[name] += sum(int(B.numel(a)) for a in arrays)
 
 
 def split(arr, axis, sizes):

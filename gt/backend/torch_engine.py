@@ -1,0 +1,386 @@
+"""The torch engine: gt's arrays are ``torch.Tensor`` (on the CPU or on CUDA GPUs).
+
+The same primitives as the numpy engine, with numpy's semantics where the two libraries differ
+(``axis``/``keepdims``, ``split`` at indices, scatter-add with repeated indices, dtype promotion
+in ``matmul``), so ops above this layer run unchanged. torch's own autograd is never used: gt
+records its own tape, and these tensors never require grad.
+
+Arrays are created on the *current device* (``on_device``): the sharding layer runs each
+device's share of an op inside ``with B.on_device("cuda:i")``, so a buffer an op allocates lands
+next to that device's inputs, and every op is queued on that GPU's stream without waiting for
+the host.
+
+Random numbers come from the same host generator as the numpy engine (numpy's PCG64), then move
+to the device: one seed gives the same weights and data on every engine and device, and
+checkpoints carry one RNG state format. Draws are made at initialisation and for data; a
+training step of the default model draws none.
+"""
+
+import contextlib
+
+import numpy as np
+import torch
+
+from gt import dtypes
+from gt.backend.numpy_engine import NumpyEngine
+
+_NATIVE = {
+    dtypes.float32: torch.float32,
+    dtypes.float64: torch.float64,
+    dtypes.int64: torch.int64,
+    dtypes.int32: torch.int32,
+    dtypes.bool_: torch.bool,
+    dtypes.float16: torch.float16,
+    dtypes.bfloat16: torch.bfloat16,
+}
+_FROM_NATIVE = {v: k for k, v in _NATIVE.items()}
+
+
+def _dim(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+class TorchEngine:
+    name = "torch"
+    supports_bfloat16 = True
+
+    def __init__(self, device="cpu"):
+        self.device = str(device)
+        self._host = NumpyEngine()        # parsing of Python data, and the random generator
+
+    # ---- devices -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def on_device(self, device):
+        """New arrays inside the block are made on ``device`` (e.g. ``"cuda:1"``)."""
+        prev, self.device = self.device, str(device)
+        try:
+            yield
+        finally:
+            self.device = prev
+
+    def to_device(self, arr, device):
+        """``arr`` on ``device``: the same array when it is there already. Queued without a host
+        sync (``non_blocking``) between GPUs."""
+        device = torch.device(device)
+        return arr if arr.device == device else arr.to(device, non_blocking=True)
+
+    def device_of(self, arr):
+        return str(arr.device)
+
+    @staticmethod
+    def cuda_device_count():
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+    def synchronize(self):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    # ---- dtypes and conversion -------------------------------------------------------------
+    def native_dtype(self, dtype):
+        dtype = dtypes.to_dtype(dtype)
+        if dtype not in _NATIVE:
+            raise TypeError(f"dtype {dtype!r} is not supported by the torch engine")
+        return _NATIVE[dtype]
+
+    def dtype_of(self, arr):
+        try:
+            return _FROM_NATIVE[arr.dtype]
+        except (KeyError, AttributeError):
+            raise TypeError(f"unsupported array dtype {getattr(arr, 'dtype', type(arr).__name__)}: "
+                            "expected float32, float64, int64, int32 or bool") from None
+
+    def is_array(self, value):
+        return isinstance(value, torch.Tensor)
+
+    def numel(self, arr):
+        return arr.numel()
+
+    def asarray(self, data, dtype=None, copy=False):
+        """Engine array from Python data, a numpy array, a torch tensor, or anything numpy reads.
+
+        The same dtype rules as the numpy engine (Python floats become float32, ints int64).
+        A numpy array or CPU tensor of the right dtype is shared, not copied, on the CPU.
+        """
+        if isinstance(data, torch.Tensor):
+            arr = data.detach()
+            if arr.dtype not in _FROM_NATIVE:
+                arr = arr.to(torch.int64 if not arr.is_floating_point() else torch.float32)
+            if dtype is not None:
+                arr = arr.to(self.native_dtype(dtype))
+            elif arr.dtype == torch.float16:
+                arr = arr.to(torch.float32)
+            arr = self.to_device(arr, self.device)
+            return arr.clone() if copy and arr.data_ptr() == data.data_ptr() else arr
+        host = self._host.asarray(data, dtype=dtype, copy=copy)
+        return self.from_numpy(host)
+
+    def from_numpy(self, host):
+        if not host.flags.writeable or any(s < 0 for s in host.strides):
+            host = host.copy()            # torch shares only writeable arrays with positive strides
+        arr = torch.from_numpy(host)
+        return arr if self.device == "cpu" else arr.to(self.device)
+
+    def to_numpy(self, arr):
+        if arr.dtype == torch.bfloat16:
+            arr = arr.to(torch.float32)
+        return arr.detach().cpu().numpy()
+
+    def as_torch(self, arr):
+        """The array as a torch tensor (itself): what torch.distributed sends."""
+        return arr
+
+    def astype(self, arr, dtype):
+        native = self.native_dtype(dtype)
+        return arr if arr.dtype == native else arr.to(native)
+
+    def is_view(self, arr):
+        return arr._base is not None
+
+    def join_views(self, arrays, axis):
+        """One view over consecutive blocks that lie next to each other in one storage (the
+        shards of one CPU array, cut along ``axis``), or None when they do not."""
+        first = arrays[0]
+        if first.numel() == 0 or first.device.type != "cpu":
+            return None
+        storage = first.untyped_storage().data_ptr()
+        step = first.stride(axis) * first.element_size()
+        start, offset = first.data_ptr(), 0
+        for a in arrays:
+            if a.numel():
+                if (a.stride() != first.stride() or a.untyped_storage().data_ptr() != storage
+                        or a.data_ptr() != start + offset * step or a.dtype != first.dtype):
+                    return None
+            if a.shape[:axis] != first.shape[:axis] or a.shape[axis + 1:] != first.shape[axis + 1:]:
+                return None
+            offset += a.shape[axis]
+        shape = tuple(first.shape[:axis]) + (offset,) + tuple(first.shape[axis + 1:])
+        return first.as_strided(shape, first.stride(), first.storage_offset())
+
+    def is_contiguous(self, arr):
+        return arr.is_contiguous()
+
+    def copy(self, arr):
+        return arr.clone()
+
+    def format(self, arr):
+        return self._host.format(self.to_numpy(arr))
+
+    def item(self, arr):
+        return arr.item()
+
+    def tolist(self, arr):
+        return arr.tolist()
+
+    # ---- creation and randomness -------------------------------------------------------------
+    def zeros(self, shape, dtype):
+        return torch.zeros(shape, dtype=self.native_dtype(dtype), device=self.device)
+
+    def ones(self, shape, dtype):
+        return torch.ones(shape, dtype=self.native_dtype(dtype), device=self.device)
+
+    def full(self, shape, value, dtype):
+        return torch.full(shape, value, dtype=self.native_dtype(dtype), device=self.device)
+
+    def empty(self, shape, dtype):
+        return torch.empty(shape, dtype=self.native_dtype(dtype), device=self.device)
+
+    def arange(self, start, stop, step, dtype):
+        return torch.arange(start, stop, step, dtype=self.native_dtype(dtype), device=self.device)
+
+    def _drawn(self, host, dtype):
+        return self.from_numpy(host) if dtype is None else self.astype(self.from_numpy(host), dtype)
+
+    def manual_seed(self, seed):
+        self._host.manual_seed(seed)
+
+    def randn(self, shape, dtype):
+        return self._drawn(self._host.randn(shape, _host_float(dtype)), dtype)
+
+    def rand(self, shape, dtype):
+        return self._drawn(self._host.rand(shape, _host_float(dtype)), dtype)
+
+    def uniform(self, shape, low, high, dtype):
+        return self._drawn(self._host.uniform(shape, low, high, _host_float(dtype)), dtype)
+
+    def randint(self, low, high, shape):
+        return self._drawn(self._host.randint(low, high, shape), None)
+
+    def permutation(self, n):
+        return self._drawn(np.asarray(self._host.permutation(n), dtype=np.int64), None)
+
+    def get_rng_state(self):
+        return self._host.get_rng_state()
+
+    def set_rng_state(self, state):
+        self._host.set_rng_state(state)
+
+    # ---- elementwise ---------------------------------------------------------------------------
+    exp = staticmethod(torch.exp)
+    log = staticmethod(torch.log)
+    sqrt = staticmethod(torch.sqrt)
+    tanh = staticmethod(torch.tanh)
+    abs = staticmethod(torch.abs)
+    sign = staticmethod(torch.sign)
+    isfinite = staticmethod(torch.isfinite)
+    logical_not = staticmethod(torch.logical_not)
+    sigmoid = staticmethod(torch.sigmoid)
+
+    def erf(self, x):
+        return torch.special.erf(x)
+
+    def _tensor(self, value, like):
+        return value if isinstance(value, torch.Tensor) else torch.as_tensor(value, device=like.device)
+
+    def maximum(self, a, b):
+        if not isinstance(b, torch.Tensor):
+            return torch.clamp(a, min=b)
+        if not isinstance(a, torch.Tensor):
+            return torch.clamp(b, min=a)
+        return torch.maximum(a, b)
+
+    def minimum(self, a, b):
+        if not isinstance(b, torch.Tensor):
+            return torch.clamp(a, max=b)
+        if not isinstance(a, torch.Tensor):
+            return torch.clamp(b, max=a)
+        return torch.minimum(a, b)
+
+    def where(self, cond, x, y):
+        if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
+            # two Python numbers: numpy's result dtype (a float anywhere gives gt's default float)
+            dtype = torch.float32 if isinstance(x, float) or isinstance(y, float) else \
+                torch.bool if isinstance(x, bool) and isinstance(y, bool) else torch.int64
+            x = torch.as_tensor(x, dtype=dtype, device=cond.device)
+        return torch.where(cond, x, y)
+
+    def clip(self, x, low, high):
+        return torch.clamp(x, low, high)
+
+    # ---- reductions ------------------------------------------------------------------------------
+    def sum(self, x, axis=None, keepdims=False):
+        if axis is None and not keepdims:
+            return torch.sum(x)
+        return torch.sum(x, dim=_dim(axis), keepdim=keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        if not (x.is_floating_point() or x.is_complex()):
+            x = x.to(torch.float64)       # numpy's mean of integers is float64
+        if axis is None and not keepdims:
+            return torch.mean(x)
+        return torch.mean(x, dim=_dim(axis), keepdim=keepdims)
+
+    def _extreme(self, fn, x, axis, keepdims, name):
+        if x.numel() == 0:
+            raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
+        if axis is None:
+            out = fn(x)
+            return out.reshape((1,) * x.ndim) if keepdims else out
+        return fn(x, dim=_dim(axis), keepdim=keepdims)
+
+    def max(self, x, axis=None, keepdims=False):
+        return self._extreme(torch.amax, x, axis, keepdims, "maximum")
+
+    def min(self, x, axis=None, keepdims=False):
+        return self._extreme(torch.amin, x, axis, keepdims, "minimum")
+
+    def _arg(self, fn, x, axis, keepdims):
+        if x.numel() == 0:
+            raise ValueError("attempt to get argmax/argmin of an empty sequence")
+        if axis is None:
+            out = fn(x)
+            return out.reshape((1,) * x.ndim) if keepdims else out
+        return fn(x, dim=axis, keepdim=keepdims)
+
+    def argmax(self, x, axis=None, keepdims=False):
+        return self._arg(torch.argmax, x, axis, keepdims)
+
+    def argmin(self, x, axis=None, keepdims=False):
+        return self._arg(torch.argmin, x, axis, keepdims)
+
+    def all(self, x):
+        return bool(torch.all(x))
+
+    def any(self, x):
+        return bool(torch.any(x))
+
+    # ---- buffers and fused updates -------------------------------------------------------------
+    # torch's caching allocator already hands freed blocks back out (on the CPU too, large
+    # blocks come from its own pool), so there is nothing to park.
+    def recycle(self, arr):
+        return False
+
+    def empty_reused(self, shape, dtype):
+        return self.empty(shape, dtype)
+
+    def clear_pool(self):
+        pass
+
+    def matmul_reused(self, a, b):
+        return self.matmul(a, b)
+
+    def add_scaled_(self, target, value, alpha):
+        """``target += alpha * value`` in place, one fused kernel."""
+        if isinstance(value, torch.Tensor) and isinstance(alpha, (int, float)) and value.dtype == target.dtype:
+            return target.add_(value, alpha=alpha)
+        target += value * alpha
+        return target
+
+    # ---- linear algebra and layout ---------------------------------------------------------------
+    def matmul(self, a, b):
+        if a.dtype != b.dtype:            # numpy promotes; torch's matmul insists on one dtype
+            common = torch.promote_types(a.dtype, b.dtype)
+            a, b = a.to(common), b.to(common)
+        return torch.matmul(a, b)
+
+    def reshape(self, x, shape):
+        return x if tuple(x.shape) == tuple(shape) else torch.reshape(x, tuple(shape))
+
+    def transpose(self, x, axes):
+        return x.permute(tuple(axes))
+
+    def broadcast_to(self, x, shape):
+        return torch.broadcast_to(x, tuple(shape))
+
+    def concatenate(self, arrays, axis):
+        return torch.cat(list(arrays), dim=axis)
+
+    def stack(self, arrays, axis):
+        return torch.stack(list(arrays), dim=axis)
+
+    def split(self, x, indices, axis):
+        if isinstance(indices, int):
+            if x.shape[axis] % indices:
+                raise ValueError("array split does not result in an equal division")
+            return list(torch.tensor_split(x, indices, dim=axis))
+        return list(torch.tensor_split(x, list(indices), dim=axis))
+
+    def ascontiguous(self, x):
+        return x.contiguous()
+
+    # ---- indexing ----------------------------------------------------------------------------------
+    def index_add(self, target, index, values):
+        """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""
+        if not _has_int_array(index):
+            target[index] += values
+            return target
+        # positions of the selected elements in target's flat storage, for any mix of index kinds
+        flat = torch.arange(target.numel(), device=target.device).reshape(target.shape)[index]
+        values = torch.broadcast_to(self._tensor(values, target).to(target.dtype), flat.shape)
+        if target.is_contiguous():
+            target.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
+        else:
+            dense = target.contiguous()
+            dense.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
+            target.copy_(dense)
+        return target
+
+
+def _has_int_array(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, torch.Tensor) and not p.is_floating_point() and p.dtype != torch.bool for p in parts)
+
+
+def _host_float(dtype):
+    """The host dtype to draw in: a float the numpy engine can hold (bfloat16 is drawn in float32)."""
+    dtype = dtypes.to_dtype(dtype)
+    return dtypes.float32 if dtype in (dtypes.bfloat16, dtypes.float16) else dtype
