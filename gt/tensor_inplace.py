@@ -132,7 +132,7 @@ class InplaceMethods:
 
     def _setitem(self, arr, index, value):
         try:
-            arr[_index(index)] = value
+            B.setitem(arr, _index(index), value)
         except IndexError as exc:
             raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
 

@@ -365,6 +365,14 @@ class NumpyEngine:
         return np.ascontiguousarray(x)
 
     # ---- indexing ------------------------------------------------------------------
+    def is_bool(self, arr):
+        return arr.dtype == np.bool_
+
+    def getitem(self, x, index):
+        return x[index]
+
+    def setitem(self, x, index, value):
+        x[index] = value
     def index_add(self, target, index, values):
         """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""
         if _has_int_array(index):

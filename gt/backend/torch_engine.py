@@ -270,7 +270,7 @@ class TorchEngine:
         return torch.mean(x, dim=_dim(axis), keepdim=keepdims)
 
     def _extreme(self, fn, x, axis, keepdims, name):
-        if x.numel() == 0:
+        if _reduces_empty(x, axis):
             raise ValueError(f"zero-size array to reduction operation {name} which has no identity")
         if axis is None:
             out = fn(x)
@@ -284,7 +284,7 @@ class TorchEngine:
         return self._extreme(torch.amin, x, axis, keepdims, "minimum")
 
     def _arg(self, fn, x, axis, keepdims):
-        if x.numel() == 0:
+        if _reduces_empty(x, axis):
             raise ValueError("attempt to get argmax/argmin of an empty sequence")
         if axis is None:
             out = fn(x)
@@ -358,8 +358,31 @@ class TorchEngine:
         return x.contiguous()
 
     # ---- indexing ----------------------------------------------------------------------------------
+    def is_bool(self, arr):
+        return arr.dtype == torch.bool
+
+    def getitem(self, x, index):
+        """``x[index]`` with numpy's rules, negative slice steps included (torch has none: the
+        axes they walk backwards are flipped first)."""
+        flips, index = _numpy_index(x, index)
+        return (torch.flip(x, flips) if flips else x)[index]
+
+    def setitem(self, x, index, value):
+        flips, index = _numpy_index(x, index)
+        if not flips:
+            x[index] = value
+            return
+        flipped = torch.flip(x, flips)
+        flipped[index] = value
+        x.copy_(torch.flip(flipped, flips))
+
     def index_add(self, target, index, values):
         """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""
+        flips, index = _numpy_index(target, index)
+        if flips:
+            flipped = self.index_add(torch.flip(target, flips), index, values)
+            target.copy_(torch.flip(flipped, flips))
+            return target
         if not _has_int_array(index):
             target[index] += values
             return target
@@ -373,6 +396,56 @@ class TorchEngine:
             dense.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
             target.copy_(dense)
         return target
+
+
+def _numpy_index(x, index):
+    """``index`` made to select what numpy would, as (axes to flip first, index for torch).
+
+    - Negative slice steps (``x[::-1]``), which torch lacks: those axes are flipped and the
+      slice walks the flipped axis forwards.
+    - An int next to an index array counts as an array index in numpy (so ``x[1, :, [0, 2]]``
+      puts the indexed axis first); torch treats it as a plain int. It becomes a 1-element
+      array, which broadcasts against the others to numpy's shape.
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) > 1 and any(isinstance(p, torch.Tensor) and p.ndim >= 1 and p.dtype != torch.bool
+                              for p in parts) and any(_is_int(p) for p in parts):
+        dev = next(p.device for p in parts if isinstance(p, torch.Tensor))
+        parts = tuple(torch.tensor([p], dtype=torch.int64, device=dev) if _is_int(p) else p for p in parts)
+        index = parts
+    if not any(isinstance(p, slice) and p.step is not None and p.step < 0 for p in parts):
+        return [], index
+    used = sum(0 if p is None or p is Ellipsis else
+               (p.ndim if isinstance(p, torch.Tensor) and p.dtype == torch.bool else 1) for p in parts)
+    flips, out, dim = [], [], 0
+    for p in parts:
+        if p is Ellipsis:
+            dim += x.ndim - used
+        elif p is None:
+            pass
+        elif isinstance(p, slice) and p.step is not None and p.step < 0:
+            n = x.shape[dim]
+            start, stop, step = p.indices(n)
+            count = len(range(start, stop, step))
+            first = n - 1 - start                   # where `start` lands in the flipped axis
+            p = slice(first, first + count * -step, -step) if count else slice(0, 0)
+            flips.append(dim)
+            dim += 1
+        else:
+            dim += p.ndim if isinstance(p, torch.Tensor) and p.dtype == torch.bool else 1
+        out.append(p)
+    return flips, tuple(out)
+
+
+def _is_int(p):
+    return isinstance(p, int) and not isinstance(p, bool)
+
+
+def _reduces_empty(x, axis):
+    if axis is None:
+        return x.numel() == 0
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    return any(x.shape[a] == 0 for a in axes)
 
 
 def _has_int_array(index):

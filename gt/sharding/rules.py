@@ -255,8 +255,8 @@ def getitem(cls, args, kwargs):
         if isinstance(p, slice):
             pos += 1
         elif B.is_array(p):
-            pos += p.ndim if p.dtype != bool else 1
-            dim += p.ndim - 1 if p.dtype == bool else 0
+            pos += 1 if B.is_bool(p) else p.ndim
+            dim += p.ndim - 1 if B.is_bool(p) else 0
         dim += 1
     if _is_int(entry) and not arrays and -x.shape[a] <= entry < x.shape[a]:
         # one position of the sharded axis: its owner keeps a 1-long slice, only that piece is
@@ -303,7 +303,7 @@ def _expand_index(index, ndim):
             continue
         if isinstance(p, bool):
             return None
-        if B.is_array(p) and p.dtype == bool:
+        if B.is_array(p) and B.is_bool(p):
             if p.ndim != 1:
                 return None
             used += 1
