@@ -11,6 +11,7 @@
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
 from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from gt.backend import set_backend, get_backend
+from gt.amp import autocast, is_autocast_enabled
 from gt.tensor import Tensor, matmul, where
 from gt.creation import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like,
                          arange, linspace, eye, manual_seed, get_rng_state, set_rng_state, randn, rand,
@@ -23,6 +24,7 @@ from gt.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softma
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding
 from gt import nn, optim
+from gt import distributed  # torch.distributed is imported only for more than one process
 
 long = int64
 double = float64

@@ -332,6 +332,13 @@ class TorchEngine:
             a, b = a.to(common), b.to(common)
         return torch.matmul(a, b)
 
+    def matmul_lowp(self, a, b, dtype):
+        """``a @ b`` with both inputs rounded to ``dtype`` (bfloat16), accumulated in float32 by
+        the kernel, the result in the inputs' float dtype (see gt.amp)."""
+        low = self.native_dtype(dtype)
+        out = torch.matmul(a.to(low), b.to(low))
+        return out.to(torch.promote_types(a.dtype, b.dtype))
+
     def reshape(self, x, shape):
         return x if tuple(x.shape) == tuple(shape) else torch.reshape(x, tuple(shape))
 

@@ -1,8 +1,15 @@
 """matmul (numpy semantics, batched) and the fused ``linear`` / ``layer_norm`` / ``attention`` ops.
-Backwards are BLAS calls on transposed views; no input copies."""
+Backwards are BLAS calls on transposed views; no input copies. Under ``gt.autocast`` the
+products (forward and backward) run in bfloat16; each op records that choice in its forward."""
 
+from gt import amp
 from gt.autograd import Function, unbroadcast
 from gt.backend import B
+
+
+def _mm(a, b, low):
+    """``a @ b``, in the autocast dtype ``low`` when it is set (the result back in float32)."""
+    return B.matmul(a, b) if low is None else B.matmul_lowp(a, b, low)
 
 
 def _swap(x):
@@ -14,7 +21,8 @@ def _swap(x):
 class Matmul(Function):
     def forward(self, a, b):
         self.save(a, b)
-        return B.matmul(a, b)
+        self.low = amp.matmul_dtype(a, b)
+        return _mm(a, b, self.low)
 
     def backward(self, g):
         a, b = self.saved
@@ -31,14 +39,15 @@ class Matmul(Function):
             g2 = B.reshape(g2, tuple(g2.shape) + (1,))
         ga = gb = None
         if na:
-            ga = B.reshape(unbroadcast(B.matmul(g2, _swap(b2)), tuple(a2.shape)), tuple(a.shape))
+            ga = B.reshape(unbroadcast(_mm(g2, _swap(b2), self.low), tuple(a2.shape)), tuple(a.shape))
         if nb:
             if b2.ndim == 2 and a2.ndim > 2:
                 # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
                 k, n = b2.shape
-                gb = B.matmul_reused(_swap(B.reshape(a2, (-1, k))), B.reshape(g2, (-1, n)))
+                a_rows, g_rows = _swap(B.reshape(a2, (-1, k))), B.reshape(g2, (-1, n))
+                gb = B.matmul_reused(a_rows, g_rows) if self.low is None else _mm(a_rows, g_rows, self.low)
             else:
-                gb = unbroadcast(B.matmul(_swap(a2), g2), tuple(b2.shape))
+                gb = unbroadcast(_mm(_swap(a2), g2, self.low), tuple(b2.shape))
             gb = B.reshape(gb, tuple(b.shape))
         return ga, gb
 
@@ -51,7 +60,8 @@ class Linear(Function):
         self.in_shape = tuple(x.shape)
         x2 = B.reshape(x, (-1, x.shape[-1]))
         self.save(x2, weight, bias is not None)
-        out = B.matmul(x2, _swap(weight))
+        self.low = amp.matmul_dtype(x2, weight)
+        out = _mm(x2, _swap(weight), self.low)
         if bias is not None:
             out += bias
         return B.reshape(out, self.in_shape[:-1] + (weight.shape[0],))
@@ -61,9 +71,9 @@ class Linear(Function):
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
         g2 = B.reshape(g, (-1, g.shape[-1]))
-        gx = B.reshape(B.matmul(g2, weight), self.in_shape) if nx else None
+        gx = B.reshape(_mm(g2, weight, self.low), self.in_shape) if nx else None
         # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
-        gw = B.matmul_reused(_swap(g2), x2) if nw else None
+        gw = (B.matmul_reused(_swap(g2), x2) if self.low is None else _mm(_swap(g2), x2, self.low)) if nw else None
         gb = B.sum(g2, axis=0) if nb else None
         return gx, gw, gb
 
@@ -118,7 +128,8 @@ class Attention(Function):
         b, t, d = q.shape
         hd = d // num_heads
         qh, kh, vh = (B.transpose(B.reshape(a, (b, t, num_heads, hd)), (0, 2, 1, 3)) for a in (q, k, v))
-        scores = B.matmul(qh, _swap(kh)) * scale                              # (B, H, T, T)
+        self.low = low = amp.matmul_dtype(q, k, v)
+        scores = _mm(qh, _swap(kh), low) * scale                              # (B, H, T, T)
         if causal:
             blocked = B.arange(0, t, 1, "int64")
             blocked = blocked[:, None] < blocked[None, :]
@@ -130,7 +141,7 @@ class Attention(Function):
         w = e / B.sum(e, axis=-1, keepdims=True)                       # the softmax, as act.Softmax
         self.scale, self.shape = scale, (b, t, d)
         self.save(qh, kh, vh, w)
-        return B.reshape(B.transpose(B.matmul(w, vh), (0, 2, 1, 3)), (b, t, d))
+        return B.reshape(B.transpose(_mm(w, vh, low), (0, 2, 1, 3)), (b, t, d))
 
     def backward(self, g):
         qh, kh, vh, w = self.saved
@@ -138,14 +149,15 @@ class Attention(Function):
         h = qh.shape[1]
         nq, nk, nv = self.needs_input_grad[:3]
         gh = B.transpose(B.reshape(g, (b, t, h, d // h)), (0, 2, 1, 3))   # (B, H, T, hd)
-        gw = B.matmul(gh, _swap(vh))                                          # d/d(weights)
-        gv = B.matmul(_swap(w), gh) if nv else None
+        low = self.low
+        gw = _mm(gh, _swap(vh), low)                                          # d/d(weights)
+        gv = _mm(_swap(w), gh, low) if nv else None
         gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
         if self.blocked is not None:
             gs = B.where(self.blocked, 0, gs)
         gs = gs * self.scale
-        gq = B.matmul(gs, kh) if nq else None
-        gk = _swap(B.matmul(_swap(qh), gs)) if nk else None                   # as Matmul's backward, then the transpose's
+        gq = _mm(gs, kh, low) if nq else None
+        gk = _swap(_mm(_swap(qh), gs, low)) if nk else None                   # as Matmul's backward, then the transpose's
 
         def back(x):
             return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))

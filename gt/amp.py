@@ -1,0 +1,77 @@
+"""Mixed precision: ``gt.autocast("bfloat16")`` runs matrix products in bfloat16.
+
+    >>> with gt.autocast("bfloat16"):        # the torch engine (GT_BACKEND=torch)
+    ...     loss = loss_fn(model(x), y)
+    >>> loss.backward()                        # outside: the backward repeats the forward's choice
+
+Inside the block, every ``matmul``, ``Linear`` and the attention's two products take float32
+inputs in bfloat16 and accumulate in float32; their backward products do the same. Everything
+else stays float32: parameters, gradients, the optimizer's state, reductions (softmax, layer
+norm, losses, sums). float64 inputs are never lowered.
+
+One difference from ``torch.autocast``: a product's *result* is handed on in float32, not
+bfloat16. Tensors keep the dtype the user gave them, so the same model code works with and
+without autocast, on every engine and every device; the price is that activations are stored in
+float32 (no memory saving), while the products, where the time goes, run in bfloat16.
+
+The numpy engine has no bfloat16 arithmetic, so autocast there is a clear error rather than a
+silent float32 run.
+"""
+
+from gt import dtypes
+
+_LOW = {"bfloat16": dtypes.bfloat16, "bf16": dtypes.bfloat16}
+_active = []          # the dtypes of the open autocast blocks, innermost last (None: disabled)
+
+
+class autocast:
+    """``with gt.autocast("bfloat16"): ...`` (also a decorator). ``enabled=False`` turns it off
+    inside an enclosing block. The dtype may be ``"bfloat16"``, ``"bf16"`` or ``gt.bfloat16``."""
+
+    def __init__(self, dtype="bfloat16", enabled=True):
+        name = dtype.name if isinstance(dtype, dtypes.DType) else dtype
+        if not isinstance(name, str) or name.lower() not in _LOW:
+            raise ValueError(f"gt.autocast: unsupported dtype {dtype!r}; expected 'bfloat16' (gt.bfloat16)")
+        if not isinstance(enabled, bool):
+            raise TypeError(f"gt.autocast: enabled must be True or False, got {enabled!r}")
+        self.dtype, self.enabled = _LOW[name.lower()], enabled
+
+    def __enter__(self):
+        if self.enabled:
+            from gt.backend import B
+
+            if not B.supports_bfloat16:
+                raise RuntimeError(
+                    f"gt.autocast('bfloat16') needs an engine with bfloat16 arithmetic; the {B.name} engine "
+                    "has none. Use the torch engine: GT_BACKEND=torch (pip install 'lpm[torch]')")
+        _active.append(self.dtype if self.enabled else None)
+        return self
+
+    def __exit__(self, *exc):
+        _active.pop()
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with autocast(self.dtype, self.enabled):
+                return fn(*args, **kwargs)
+        return wrapped
+
+
+def is_autocast_enabled():
+    return bool(_active) and _active[-1] is not None
+
+
+def matmul_dtype(*arrays):
+    """The dtype a product of ``arrays`` runs in under the current autocast: bfloat16 when a
+    block is open and every input is float32, else None (the inputs' own dtype)."""
+    if not _active or _active[-1] is None:
+        return None
+    from gt.backend import B
+
+    if all(a is None or B.dtype_of(a) == dtypes.float32 for a in arrays):
+        return _active[-1]
+    return None

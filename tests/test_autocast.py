@@ -1,0 +1,130 @@
+"""gt.autocast("bfloat16"): products in bfloat16, everything else float32; training converges."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gt
+from gt import nn
+from gt.backend import B
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+torch_engine = pytest.mark.skipif(B.name != "torch", reason="bfloat16 needs the torch engine: this runs in "
+                                  "the GT_BACKEND=torch pass of the suite")
+
+
+def bf16(a):
+    """float32 values rounded to bfloat16 (round to nearest even), still stored as float32."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+@torch_engine
+def test_matmul_runs_on_bfloat16_inputs_and_returns_float32():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 64)).astype(np.float32), rng.standard_normal((64, 3)).astype(np.float32)
+    x, w = gt.tensor(a, requires_grad=True), gt.tensor(b, requires_grad=True)
+    with gt.autocast("bfloat16"):
+        assert gt.is_autocast_enabled()
+        y = x @ w
+    assert not gt.is_autocast_enabled()
+    assert y.dtype == gt.float32
+    exact = bf16(a).astype(np.float64) @ bf16(b).astype(np.float64)
+    np.testing.assert_allclose(y.numpy(), bf16(exact.astype(np.float32)), rtol=1e-2, atol=1e-2)
+    assert not np.allclose(y.numpy(), a @ b, rtol=1e-5, atol=0)     # the float32 product differs
+    g = rng.standard_normal((5, 3)).astype(np.float32)
+    y.backward(gt.tensor(g))                                         # backward outside the block
+    assert x.grad.dtype == w.grad.dtype == gt.float32
+    np.testing.assert_allclose(x.grad.numpy(), bf16(g).astype(np.float64) @ bf16(b).T.astype(np.float64),
+                               rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(w.grad.numpy(), bf16(a).T.astype(np.float64) @ bf16(g).astype(np.float64),
+                               rtol=2e-2, atol=2e-2)
+
+
+@torch_engine
+def test_linear_and_attention_match_torch_autocast():
+    torch = pytest.importorskip("torch")
+    gt.manual_seed(1)
+    attn = nn.MultiHeadAttention(32, num_heads=4)
+    x = gt.randn(2, 6, 32)
+    with gt.autocast("bfloat16"):
+        ours = attn(x).numpy()
+    plain = attn(x).numpy()
+    err_low, err_plain = np.abs(ours - plain).max(), 0.0
+    assert 1e-4 < err_low < 5e-2        # rounded, but close
+    assert err_plain == 0.0
+    lin = nn.Linear(32, 8)
+    with gt.autocast("bfloat16"):
+        y = lin(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = torch.nn.functional.linear(torch.from_numpy(x.numpy()), torch.from_numpy(lin.weight.numpy()),
+                                         torch.from_numpy(lin.bias.numpy()))
+    np.testing.assert_allclose(y.numpy(), ref.float().numpy(), rtol=2e-2, atol=2e-2)
+
+
+@torch_engine
+def test_parameters_gradients_and_float64_stay_as_they_are():
+    lin = nn.Linear(16, 4)
+    x64 = gt.randn(3, 16, dtype=gt.float64)
+    w64 = gt.randn(16, 4, dtype=gt.float64)
+    plain = (x64 @ w64).numpy()
+    with gt.autocast("bfloat16"):
+        np.testing.assert_array_equal((x64 @ w64).numpy(), plain)   # never lowered
+        lin(gt.randn(3, 16)).sum().backward()
+        with gt.autocast(enabled=False):
+            assert not gt.is_autocast_enabled()
+            y = gt.randn(2, 16) @ gt.randn(16, 2)
+        assert gt.is_autocast_enabled()
+    assert lin.weight.dtype == lin.weight.grad.dtype == gt.float32
+    assert y.dtype == gt.float32
+
+
+@torch_engine
+def test_autocast_is_a_decorator_too():
+    @gt.autocast("bf16")
+    def f(a, b):
+        return a @ b, gt.is_autocast_enabled()
+
+    a, b = gt.randn(4, 8), gt.randn(8, 2)
+    out, inside = f(a, b)
+    assert inside and not gt.is_autocast_enabled()
+    assert not np.array_equal(out.numpy(), (a @ b).numpy())
+
+
+def test_bad_dtype_is_a_clear_error():
+    with pytest.raises(ValueError, match="unsupported dtype 'float8'; expected 'bfloat16'"):
+        gt.autocast("float8")
+    with pytest.raises(TypeError, match="enabled must be True or False"):
+        gt.autocast("bfloat16", enabled="yes")
+
+
+@pytest.mark.skipif(B.name != "numpy", reason="the numpy engine's error")
+def test_numpy_engine_says_to_use_torch():
+    with pytest.raises(RuntimeError, match="the numpy engine has none. Use the torch engine: GT_BACKEND=torch"):
+        with gt.autocast("bfloat16"):
+            pass
+    assert not gt.is_autocast_enabled()
+
+
+def test_training_with_bfloat16_converges_on_cpu():
+    """The blob-direction task of ``python train.py``, small, trained with and without autocast
+    on the torch engine (a fresh process, whatever engine this suite runs on)."""
+    pytest.importorskip("torch")
+    code = ("import json, sys; from lpm.train import TrainConfig, train; "
+            "cfg = dict(samples=240, seq_len=6, img_size=32, embed_dim=32, num_heads=4, ff_dim=64, epochs=6, "
+            "batch_size=16, progress=False); "
+            "runs = [train(TrainConfig(**cfg, autocast=a), log=lambda line: None) for a in (None, 'bfloat16')]; "
+            "print(json.dumps([[r['losses'], r['eval_accuracy']] for r in runs]))")
+    env = dict(os.environ, GT_BACKEND="torch", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    (losses32, acc32), (losses16, acc16) = json.loads(done.stdout)
+    assert losses16[-1] < 0.5 * losses16[0]          # it learns
+    assert acc16 >= 0.8 and acc16 >= acc32 - 0.1      # about as well as float32
+    assert losses16 != losses32                        # and it did run in bfloat16
