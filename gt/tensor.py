@@ -173,7 +173,9 @@ class Tensor(InplaceMethods, LayoutMethods):
 
     @property
     def device(self):
-        return B.device
+        """Where the values live: ``"cpu"``, or ``"cuda:i"`` (a sharded tensor: its first block's device)."""
+        p = self._placed
+        return B.device_of(self._array if p is None else p.shards[0])
 
     @property
     def requires_grad(self):

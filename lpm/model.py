@@ -182,6 +182,10 @@ class PixelTransformer(nn.Module):
         if not x.dtype.is_floating_point:
             x = x.to(gt.float32)
         x = x.reshape(B, S, P)             # (B, S, H, W) -> (B, S, P); a view when already flat
+        if not x.device.startswith("cpu"):
+            # On a GPU, reading the verdict back would stall the host every step (no .item()
+            # inside a step): the pixels are not checked there; a non-finite loss still is.
+            return x
         with gt.no_grad():
             # One pass over the pixels: the sum of each image (a BLAS matrix-vector product, a third
             # of the time of reading min and max) is finite only if its pixels are, as NaN and inf

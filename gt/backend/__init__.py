@@ -32,6 +32,14 @@ class _EngineProxy:
             object.__setattr__(self, "_engine", engine)
         return getattr(engine, name)
 
+    def __setattr__(self, name, value):
+        setattr(getattr(self, "_engine_loaded"), name, value)
+
+    @property
+    def _engine_loaded(self):
+        self.name  # noqa: B018  (loads the engine)
+        return object.__getattribute__(self, "_engine")
+
 
 B = _EngineProxy()
 _tensors_created = False
@@ -68,16 +76,20 @@ def _nvidia_driver():
 
 
 def set_backend(name):
-    """Select the array engine by name. Must be called before the first tensor is created."""
-    if _tensors_created and object.__getattribute__(B, "_engine") is not None \
-            and object.__getattribute__(B, "_engine").name != name:
-        raise RuntimeError(
-            f"gt.set_backend({name!r}) called after tensors were created with the "
-            f"{object.__getattribute__(B, '_engine').name!r} engine; call it before the first tensor"
-        )
+    """Select the array engine: ``"numpy"`` or ``"torch"``. Must be called before the first
+    tensor is created (the same name again later is allowed and changes nothing)."""
     if not isinstance(name, str):
         raise TypeError(f"gt.set_backend(name): expected a name, one of {ENGINES}, got {name!r}")
-    object.__setattr__(B, "_engine", _load(name.strip().lower()))
+    name = name.strip().lower()
+    current = object.__getattribute__(B, "_engine")
+    if current is not None and current.name == name:
+        return
+    if _tensors_created and current is not None:
+        raise RuntimeError(
+            f"gt.set_backend({name!r}) called after tensors were created with the "
+            f"{current.name!r} engine; call it before the first tensor"
+        )
+    object.__setattr__(B, "_engine", _load(name))
 
 
 def get_backend():

@@ -1,14 +1,18 @@
 """Collectives between the devices of the mesh, each one counted.
 
-On virtual CPU devices a "transfer" is a copy in host memory; on accelerators (the torch
-engine) these become device-to-device copies. Every call adds to ``counts`` (by name) so tests
-can assert how many collectives a training step performs.
+On virtual CPU devices a "transfer" is a copy in host memory, or nothing at all where every
+device reads the same buffer. On GPUs (the torch engine) the blocks are copied between devices
+with ``non_blocking`` copies, which the engine queues on the GPUs' streams without waiting for
+the host; results of gathers and reductions land on the mesh's home device (device 0). Every
+call adds to ``counts`` (by name) so tests can assert how many collectives a training step
+performs.
 """
 
 import collections
 import contextlib
 
 from gt.backend import B
+from gt.sharding.mesh import get_mesh
 
 counts = collections.Counter()
 # Elements moved, by collective: lets tests tell a gather of a few numbers from one of activations.
@@ -43,19 +47,40 @@ def _count(name, arrays):
 
 
 def split(arr, axis, sizes):
-    """Views of ``arr``'s consecutive blocks of ``sizes`` along ``axis`` (no copy, no collective)."""
+    """``arr``'s consecutive blocks of ``sizes`` along ``axis``, block i on device i: views on a
+    shared-memory mesh (no copy, no collective), else each block copied to its device."""
     out, start = [], 0
     lead = (slice(None),) * axis
     for s in sizes:
         out.append(arr[lead + (slice(start, start + s),)])
         start += s
+    mesh = get_mesh()
+    if not mesh.shared_memory:
+        out = [B.to_device(block, dev) for block, dev in zip(out, mesh.devices)]
     return out
+
+
+def home(arrays):
+    """The arrays on the mesh's home device (they are already there on a shared-memory mesh)."""
+    mesh = get_mesh()
+    if mesh.shared_memory:
+        return list(arrays)
+    return [B.to_device(a, mesh.home) if B.is_array(a) else a for a in arrays]
+
+
+def replicas(arr, n):
+    """``arr`` on each of the ``n`` devices: the same buffer on a shared-memory mesh (not a
+    collective), a counted broadcast of copies on GPUs."""
+    mesh = get_mesh()
+    if mesh.shared_memory or not B.is_array(arr):
+        return [arr] * n
+    return broadcast(arr, n)
 
 
 def all_gather(shards, axis):
     """Concatenate per-device blocks along ``axis`` into the whole array (one copy)."""
     _count("all_gather", shards)
-    return B.concatenate(list(shards), axis)
+    return B.concatenate(home(shards), axis)
 
 
 # Blocks of this many elements are summed across devices while they sit in cache, so a
@@ -71,7 +96,7 @@ def all_reduce(shards, owned=False):
 
 
 def sum_arrays(shards, owned=False):
-    shards = list(shards)
+    shards = home(shards)
     first = shards[0]
     if len(shards) == 1:
         return first if owned else B.copy(first)
@@ -108,4 +133,7 @@ def reduce_scatter(shards, axis, sizes, owned=False):
 def broadcast(arr, n):
     """One array to every device. On a shared-memory mesh the devices read the same buffer."""
     _count("broadcast", [arr])
-    return [arr] * n
+    mesh = get_mesh()
+    if mesh.shared_memory:
+        return [arr] * n
+    return [B.to_device(arr, dev) for dev in mesh.devices[:n]]

@@ -13,15 +13,24 @@ placement it arrives in is converted wherever it is next used.
 """
 
 import collections
+import contextlib
 import weakref
 
 from gt import autograd
 from gt.autograd import fit_grad as _fit
 from gt.backend import B
+from gt.sharding import collectives as C
 from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
+
+
+def on_device(d):
+    """The context for device ``d``'s share of an op: arrays the op allocates land on that GPU.
+    Nothing to switch on a shared-memory (CPU) mesh."""
+    mesh = get_mesh()
+    return contextlib.nullcontext() if mesh.shared_memory else B.on_device(mesh.devices[d])
 
 
 class Plan:
@@ -65,8 +74,9 @@ class ShardedNode:
         else:  # a partial output: every device's share needs the whole gradient
             g_loc = layout.to_locals(g, Replicate())
         per_device = []
-        for ctx, gd in zip(self.ctxs, g_loc):
-            grads = ctx.backward(gd)
+        for d, (ctx, gd) in enumerate(zip(self.ctxs, g_loc)):
+            with on_device(d):
+                grads = ctx.backward(gd)
             per_device.append(grads if isinstance(grads, tuple) else (grads,))
         fitted = []
         for i, inp in enumerate(self.inputs):
@@ -157,7 +167,8 @@ def dispatch(cls, args, kwargs):
             largs, lkw = plan.local(d, largs, kwargs)
         ctx = cls()
         ctx.needs_input_grad = needs
-        outs.append(ctx.forward(*largs, **lkw))
+        with on_device(d):
+            outs.append(ctx.forward(*largs, **lkw))
         ctxs.append(ctx)
         in_shapes.append([tuple(x.shape) if B.is_array(x) else None for x in largs])
         in_dtypes.append([B.dtype_of(x) if B.is_array(x) else None for x in largs])
@@ -189,7 +200,7 @@ def backward_placed(ctx, g, inputs):
     # gradient is handled share by share; any other layout is gathered first.
     if isinstance(g, Placed) and isinstance(g.placement, Partial):
         per_share = []
-        for s in g.shards:
+        for s in C.home(g.shards):   # the op's saved values are on the home device
             grads = ctx.backward(s)
             per_share.append(grads if isinstance(grads, tuple) else (grads,))
         results = []
@@ -216,7 +227,10 @@ def map_local(fn, args):
         return Tensor._wrap(fn(*[a._data if isinstance(a, Tensor) else a for a in args]))
     n = get_mesh().size
     inputs = [layout.to_locals(a._value, *t) if isinstance(a, Tensor) else [a] * n for a, t in zip(args, plan.targets)]
-    outs = [fn(*[vals[d] for vals in inputs]) for d in range(n)]
+    outs = []
+    for d in range(n):
+        with on_device(d):
+            outs.append(fn(*[vals[d] for vals in inputs]))
     axis = plan.out.axis
     shape = list(outs[0].shape)
     shape[axis] = sum(o.shape[axis] for o in outs)

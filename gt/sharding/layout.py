@@ -91,11 +91,18 @@ def to_locals(value, target, sizes=None):
         value = materialize(value)
     # value is plain (replicated) from here
     if isinstance(target, Replicate):
-        return [value] * n
+        return C.replicas(value, n)
     if isinstance(target, Shard):
         return C.split(value, target.axis, sizes)
-    zeros = B.zeros(tuple(value.shape), B.dtype_of(value))
-    return [value] + [zeros] * (n - 1)  # Partial: the value on one device, zeros elsewhere
+    # Partial: the value on one device, zeros elsewhere
+    mesh = get_mesh()
+    if mesh.shared_memory:
+        return [value] + [B.zeros(tuple(value.shape), B.dtype_of(value))] * (n - 1)
+    zeros = []
+    for dev in mesh.devices[1:n]:
+        with B.on_device(dev):
+            zeros.append(B.zeros(tuple(value.shape), B.dtype_of(value)))
+    return [C.home([value])[0]] + zeros
 
 
 def convert(value, target, sizes=None):
