@@ -14,7 +14,9 @@ from gt import nn
 from lpm.model import PixelTransformer
 
 
-def run(steps=5, model=None, batch=2, seq=4, lr=0.05, autocast=None, classes=10, seed=0):
+def run(steps=5, model=None, batch=2, seq=4, lr=0.05, autocast=None, classes=10, seed=0, no_sync=False):
+    """``no_sync``: the steps after the first run under torch's CUDA sync check, which raises on
+    any operation that makes the host wait for a GPU (the loss is read after the last step)."""
     gt.manual_seed(seed)
     net = PixelTransformer(**(model or {}))
     img = net.config.img_size
@@ -23,7 +25,12 @@ def run(steps=5, model=None, batch=2, seq=4, lr=0.05, autocast=None, classes=10,
     y = gt.from_numpy(rng.integers(0, classes, batch))
     opt = gt.optim.SGD(net.parameters(), lr=lr)
     losses = []
-    for _ in range(steps):
+    for i in range(steps):
+        if no_sync and i == 1:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
         if autocast:
             with gt.autocast(autocast):
                 loss = nn.functional.cross_entropy(net(x), y)
@@ -32,9 +39,15 @@ def run(steps=5, model=None, batch=2, seq=4, lr=0.05, autocast=None, classes=10,
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
+        losses.append(loss if no_sync else loss.item())
+    if no_sync:
+        import torch
+
+        torch.cuda.set_sync_debug_mode("default")
+        losses = [v.item() for v in losses]
     sums = {k: float(np.abs(v.astype(np.float64)).sum()) for k, v in net.state_dict().items()}
-    return {"engine": gt.get_backend(), "losses": losses, "param_abs_sums": sums}
+    return {"engine": gt.get_backend(), "device": net.embed.weight.device, "mesh": gt.get_mesh().describe(),
+            "losses": losses, "param_abs_sums": sums}
 
 
 if __name__ == "__main__":

@@ -229,7 +229,11 @@ class TorchEngine:
         return torch.special.erf(x)
 
     def _tensor(self, value, like):
-        return value if isinstance(value, torch.Tensor) else torch.as_tensor(value, device=like.device)
+        if isinstance(value, torch.Tensor):
+            return value
+        if isinstance(value, (int, float, bool)):   # filled on the device: no copy from the host
+            return torch.full((), value, dtype=like.dtype, device=like.device)
+        return torch.as_tensor(value, device=like.device)
 
     def maximum(self, a, b):
         if not isinstance(b, torch.Tensor):
@@ -250,7 +254,7 @@ class TorchEngine:
             # two Python numbers: numpy's result dtype (a float anywhere gives gt's default float)
             dtype = torch.float32 if isinstance(x, float) or isinstance(y, float) else \
                 torch.bool if isinstance(x, bool) and isinstance(y, bool) else torch.int64
-            x = torch.as_tensor(x, dtype=dtype, device=cond.device)
+            x = torch.full((), x, dtype=dtype, device=cond.device)
         return torch.where(cond, x, y)
 
     def clip(self, x, low, high):
