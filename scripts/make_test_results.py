@@ -1,10 +1,11 @@
 """Run the test suite and write TEST_RESULTS.md from what it reports.
 
-    python scripts/make_test_results.py            # runs the README's two passes, writes TEST_RESULTS.md
+    python scripts/make_test_results.py            # runs the README's four passes, writes TEST_RESULTS.md
     python scripts/make_test_results.py -- -k nn   # extra arguments go to pytest
 
-The README's test command runs the suite twice: on one device, then with every batch
-sharded over 4 virtual devices (``GT_DEVICES=4``); both passes are reported.
+The README's test command runs the suite four times: on the numpy engine on one device and
+with every batch sharded over 4 virtual devices (``GT_DEVICES=4``), then on the torch engine
+(``GT_BACKEND=torch``) on one device and on 2 virtual devices; every pass is reported.
 
 The document is only ever written from a real run: counts, durations and
 per-file results come from pytest's JUnit XML report.
@@ -43,7 +44,10 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
-PASSES = [("one device", {}), ("sharded over 4 virtual devices", {"GT_DEVICES": "4"})]
+PASSES = [("numpy engine, one device", {}),
+          ("numpy engine, sharded over 4 virtual devices", {"GT_DEVICES": "4"}),
+          ("torch engine (CPU), one device", {"GT_BACKEND": "torch"}),
+          ("torch engine (CPU), sharded over 2 virtual devices", {"GT_BACKEND": "torch", "GT_DEVICES": "2"})]
 
 
 def run(pytest_args, env_extra):

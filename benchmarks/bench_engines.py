@@ -1,0 +1,114 @@
+"""The engines side by side: the default PixelTransformer's SGD training step on the numpy
+engine, the torch engine on the CPU (float32 and ``gt.autocast("bfloat16")``), and on every
+CUDA GPU present (1 GPU, then all of them with GT_AUTO_SHARD=1).
+
+    python benchmarks/bench_engines.py                  # batches 2x4 and 16x8
+    python benchmarks/bench_engines.py --quick --json
+
+Each engine runs in its own fresh process (the engine is chosen once per process), one after
+another, so they never share the cores. Times are per step: forward, backward and update, with
+the loss read back (``.item()``) as a training loop does, which also waits for the GPU.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def worker(batch, seq, steps, warmup, model_kw, autocast):
+    import numpy as np
+
+    import gt
+    from gt import nn
+    from lpm.model import PixelTransformer
+
+    img = model_kw.get("img_size", 200)
+    rng = np.random.default_rng(0)
+    gt.manual_seed(0)
+    model = PixelTransformer(**model_kw)
+    x = gt.from_numpy(rng.standard_normal((batch, seq, img, img), dtype=np.float32))
+    y = gt.from_numpy(rng.integers(0, 10, batch))
+    opt = gt.optim.SGD(model.parameters(), lr=0.01)
+    times, losses = [], []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        if autocast:
+            with gt.autocast(autocast):
+                loss = nn.functional.cross_entropy(model(x), y)
+        else:
+            loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1],
+                mesh=gt.get_mesh().describe(), engine=gt.get_backend())
+
+
+def run(env, **kw):
+    """``worker(**kw)`` in a fresh process with ``env`` (GT_* variables of this one dropped)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GT_")}
+    code = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'benchmarks')!r}); "
+            f"from bench_engines import worker; print(json.dumps(worker(**{kw!r})))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(base, **env), capture_output=True,
+                          text=True, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"{env}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return json.loads(done.stdout)
+
+
+def setups():
+    """(name, environment, autocast) of each engine and device to time on this machine."""
+    out = [("numpy", {"GT_BACKEND": "numpy"}, None)]
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: only the numpy engine is timed (pip install torch==2.13.0)", file=sys.stderr)
+        return out
+    out += [("torch cpu", {"GT_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}, None),
+            ("torch cpu bf16", {"GT_BACKEND": "torch", "CUDA_VISIBLE_DEVICES": ""}, "bfloat16")]
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus:
+        out += [("1 gpu", {"GT_BACKEND": "torch"}, None), ("1 gpu bf16", {"GT_BACKEND": "torch"}, "bfloat16")]
+    if gpus > 1:
+        out += [(f"{gpus} gpus", {"GT_BACKEND": "torch", "GT_AUTO_SHARD": "1"}, None)]
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a small model and 2 steps: proves the script runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--steps", type=int, default=10)
+    args = p.parse_args(argv)
+    if args.quick:
+        configs, steps, warmup, kw = [(8, 2)], 2, 1, dict(img_size=16, embed_dim=16, num_heads=2, num_layers=1, ff_dim=32)
+    else:
+        configs, steps, warmup, kw = [(2, 4), (16, 8)], args.steps, 3, {}
+    rows = []
+    for batch, seq in configs:
+        for name, env, autocast in setups():
+            r = run(env, batch=batch, seq=seq, steps=steps, warmup=warmup, model_kw=kw, autocast=autocast)
+            rows.append(dict(setup=name, batch=batch, seq=seq, **r))
+    for r in rows:
+        ref = next(q for q in rows if q["setup"] == "numpy" and q["batch"] == r["batch"] and q["seq"] == r["seq"])
+        r["vs_numpy"] = r["median_ms"] / ref["median_ms"]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'setup':<16} {'batch x seq':>11} {'median ms':>10} {'min ms':>8} {'vs numpy':>9}  devices")
+    for r in rows:
+        print(f"{r['setup']:<16} {r['batch']:>5} x {r['seq']:<3} {r['median_ms']:>10.1f} {r['min_ms']:>8.1f} "
+              f"{r['vs_numpy']:>9.2f}  {r['mesh']}")
+
+
+if __name__ == "__main__":
+    main()
