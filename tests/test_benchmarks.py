@@ -105,7 +105,23 @@ def test_bench_sharding_quick_json():
     assert row["sharded"]["collectives"]["all_reduce"] >= 1
 
 
-@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py"])
+def test_bench_engines_quick_json():
+    rows = run_json("bench_engines.py")
+    setups = [r["setup"] for r in rows]
+    assert setups[0] == "numpy" and rows[0]["vs_numpy"] == 1.0
+    try:
+        import torch  # noqa: F401
+        assert {"torch cpu", "torch cpu bf16"} <= set(setups)
+    except ImportError:
+        assert setups == ["numpy"]
+    for r in rows:
+        assert 0 < r["min_ms"] <= r["median_ms"] and r["engine"] == ("numpy" if r["setup"] == "numpy" else "torch")
+    cpu = {r["setup"]: r["final_loss"] for r in rows}
+    if "torch cpu" in cpu:   # the same seed, the same training on both engines
+        assert abs(cpu["torch cpu"] - cpu["numpy"]) <= 1e-5 * max(1.0, abs(cpu["numpy"]))
+
+
+@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py", "bench_engines.py"])
 def test_help(script):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
