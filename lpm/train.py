@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import gt
+import gt.distributed as dist
 from gt import nn
 from gt.sharding import get_mesh, use_mesh
 from lpm.checkpoint import CheckpointError
@@ -296,19 +297,27 @@ def make_scheduler(optimizer, cfg, total_steps):
     return gt.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
 
 
-def evaluate(model, images, labels, batch_size=64, loss="ce"):
-    """``(mean loss, accuracy)`` of ``model`` on the given sequences, in eval mode, without a tape."""
+def evaluate(model, images, labels, batch_size=64, loss="ce", distributed=False):
+    """``(mean loss, accuracy)`` of ``model`` on the given sequences, in eval mode, without a tape.
+
+    ``distributed``: in a multi-process run (``gt.distributed``) each process evaluates its
+    contiguous share and the sums are all-reduced, so every process gets the figures of the
+    whole set (every process must call it)."""
+    n = len(labels)
+    start, stop = dist.split_range(n) if distributed else (0, n)
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
     with gt.no_grad():
-        for start in range(0, len(labels), batch_size):
-            x, y = get_batch(images, labels, np.arange(start, min(start + batch_size, len(labels))))
+        for first in range(start, stop, batch_size):
+            x, y = get_batch(images, labels, np.arange(first, min(first + batch_size, stop)))
             logits = model(x)
             total_loss += compute_loss(logits, y, loss, model.config.num_classes).item() * len(y)
             correct += int((logits.argmax(axis=-1) == y).sum().item())
     model.train(was_training)
-    return total_loss / len(labels), correct / len(labels)
+    if distributed and dist.get_world_size() > 1:
+        total_loss, correct = dist.all_reduce_sum([total_loss, correct])
+    return total_loss / n, correct / n
 
 
 class NonFiniteLoss(RuntimeError):
@@ -326,6 +335,21 @@ def _progress(total, desc, enabled, unit="batch"):
     return tqdm(total=total, desc=desc, leave=False, unit=unit, dynamic_ncols=True)
 
 
+def _quiet(line):
+    """The ``log`` of processes other than rank 0: one process prints."""
+
+
+def _check_same_start(state, cfg):
+    """Stop every process (a CheckpointError) unless all start at the same step, i.e. resumed from
+    the same checkpoint. A collective, so also the barrier that keeps rank 0 from writing its
+    first checkpoint before every process has looked for one."""
+    high, minus_low = dist.all_reduce([state.step, -state.step], op="max")
+    if high != -minus_low:
+        raise CheckpointError(f"the processes start at different steps ({-minus_low:.0f} to {high:.0f}): every "
+                              f"process must see the same --checkpoint-dir {cfg.checkpoint_dir} (on several "
+                              "machines, a shared folder)")
+
+
 # ---- the loop -----------------------------------------------------------------------------
 def train(cfg, log=print, data=None):
     """Load the data, build the model and optimizer, train, and return what happened:
@@ -337,13 +361,23 @@ def train(cfg, log=print, data=None):
     epoch (and every ``cfg.save_every`` steps); ``cfg.resume`` continues the run saved there.
     Raises ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept),
     ``DataError`` for bad data and ``CheckpointError`` for a checkpoint that does not fit.
+
+    Data parallel over processes once ``gt.distributed.init()`` has joined a group of them
+    (``main`` does, under torchrun): every process builds the same data and model, computes the
+    loss on its contiguous slice of each global batch (``--batch-size`` sequences, as in one
+    process) and the gradients are all-reduced, weighted by each slice's share of the batch, so
+    the run computes what one process would. Only rank 0 logs and writes files.
     """
+    world, main_process = dist.get_world_size(), dist.is_main_process()
+    if not main_process:
+        log = _quiet
     if not cfg.shard and get_mesh().size > 1:
         with use_mesh(1):  # the mesh was fixed before this call (e.g. in a notebook): leave it aside
             return train(cfg, log, data)
     t0 = time.perf_counter()
+    show_progress = cfg.progress and main_process
     data = _as_data(data) if data is not None else load_data(cfg, progress=lambda n, desc: _progress(
-        n, desc, cfg.progress, unit="sequence"))
+        n, desc, show_progress, unit="sequence"))
     x_train, y_train, x_eval, y_eval = data.train_images, data.train_labels, data.eval_images, data.eval_labels
     num_classes = data.num_classes
     gt.manual_seed(cfg.seed)
@@ -358,7 +392,8 @@ def train(cfg, log=print, data=None):
     n_params = model.num_parameters()
     mesh = get_mesh()
     log(f"Devices: {mesh.describe()}, engine {gt.get_backend()}"
-        + (", each batch split along its first axis" if mesh.size > 1 else ""))
+        + (f", {world} processes ({dist.get_backend()})" if world > 1 else "")
+        + (", each batch split along its first axis" if mesh.size > 1 or world > 1 else ""))
     log(f"Data: {len(y_train)} training + {len(y_eval)} held-out sequences of {cfg.seq_len} "
         f"{cfg.img_size}x{cfg.img_size} images, {num_classes} classes ({data.description})")
     for note in data.notes:
@@ -374,6 +409,9 @@ def train(cfg, log=print, data=None):
     if restored is not None:
         state, order_state = restored
         order_rng = generator(order_state)
+    writer = saver if main_process else None   # every process restores; rank 0 alone writes
+    if world > 1:
+        _check_same_start(state, cfg)
     width = max(2, len(str(cfg.epochs)))
     samples_run = 0               # in this process (a resumed run starts part way)
     t_train = time.perf_counter()
@@ -381,14 +419,21 @@ def train(cfg, log=print, data=None):
         model.train()
         epoch_order = order_rng.bit_generator.state   # a mid-epoch checkpoint resumes from here
         perm = order_rng.permutation(n)
-        bar = _progress(steps, f"epoch {epoch}", cfg.progress)
+        bar = _progress(steps, f"epoch {epoch}", show_progress)
         if bar is not None and state.step_in_epoch:
             bar.update(state.step_in_epoch)
         for step in range(state.step_in_epoch, steps):
-            x, y = get_batch(x_train, y_train, perm[step * bs:(step + 1) * bs])
-            logits = model(x)                                  # (B, C)
-            loss = compute_loss(logits, y, cfg.loss, num_classes)
-            value = loss.item()
+            batch = perm[step * bs:(step + 1) * bs]
+            lo, hi = dist.split_range(len(batch))             # this process's slice (all of it in one)
+            loss, value, correct = None, 0.0, 0
+            if hi > lo:
+                x, y = get_batch(x_train, y_train, batch[lo:hi])
+                logits = model(x)                              # (b, C)
+                loss = compute_loss(logits, y, cfg.loss, num_classes)
+                value, correct = loss.item(), int((logits.argmax(axis=-1) == y).sum().item())
+            if world > 1:   # the whole batch's mean loss and correct count, the same in every process
+                loss_sum, correct = dist.all_reduce_sum([value * (hi - lo), correct])
+                value, correct = loss_sum / len(batch), round(correct)
             if not math.isfinite(value):
                 if bar is not None:
                     bar.close()
@@ -396,22 +441,26 @@ def train(cfg, log=print, data=None):
                                     f"--lr (now {optimizer.param_groups[0]['lr']:g})"
                                     + (f"; {saver.describe_last()}" if saver is not None else ""))
             optimizer.zero_grad()
-            loss.backward()
+            if loss is not None:
+                loss.backward()
+            if world > 1:   # every process: the gradient of the whole batch's mean loss
+                dist.all_reduce_grads(model.parameters(), weight=(hi - lo) / len(batch))
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             state.step, state.step_in_epoch = state.step + 1, step + 1
-            state.loss_sum += value * len(y)
-            state.correct += int((logits.argmax(axis=-1) == y).sum().item())
-            samples_run += len(y)
+            state.loss_sum += value * len(batch)
+            state.correct += correct
+            samples_run += len(batch)
             if bar is not None:
                 bar.set_postfix(loss=f"{value:.4f}")
                 bar.update()
-            if saver is not None and cfg.save_every and state.step % cfg.save_every == 0 and step + 1 < steps:
-                saver.save(state, epoch_order)
+            if writer is not None and cfg.save_every and state.step % cfg.save_every == 0 and step + 1 < steps:
+                writer.save(state, epoch_order)
         if bar is not None:
             bar.close()
-        eval_loss, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss)
+        eval_loss, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss,
+                                       distributed=True)
         state.losses.append(state.loss_sum / n)
         state.train_accs.append(state.correct / n)
         state.eval_losses.append(eval_loss)
@@ -422,17 +471,17 @@ def train(cfg, log=print, data=None):
             state.best_eval_acc, state.best_epoch = eval_acc, epoch
         log(f"Epoch {epoch:{width}d}/{cfg.epochs}: Loss = {state.losses[-1]:.4f}, "
             f"Acc = {100 * state.train_accs[-1]:.2f}%, Held-out Acc = {100 * eval_acc:.2f}%")
-        if saver is not None:
-            saver.save(state, order_rng.bit_generator.state, best=best)
+        if writer is not None:
+            writer.save(state, order_rng.bit_generator.state, best=best)
     t_end = time.perf_counter()
     plots = []
-    if cfg.plot:
+    if cfg.plot and main_process:
         from lpm.plots import save_plots
 
         plots = save_plots(cfg.plot, state, model, data)
         log(f"Plots: {', '.join(plots)}")
-    if saver is not None and saver.last is not None:
-        log(f"Checkpoints: {cfg.checkpoint_dir} (latest: {os.path.basename(saver.last[0])}; best held-out "
+    if writer is not None and writer.last is not None:
+        log(f"Checkpoints: {cfg.checkpoint_dir} (latest: {os.path.basename(writer.last[0])}; best held-out "
             f"accuracy {100 * state.best_eval_acc:.2f}% at epoch {state.best_epoch})")
     seconds, train_seconds = t_end - t0, t_end - t_train
     samples_per_s = samples_run / train_seconds if samples_run else 0.0
@@ -449,8 +498,10 @@ def train(cfg, log=print, data=None):
 def main(argv=None, prog="train.py"):
     """``python train.py [flags]`` (or ``lpm train``): parse, train, print one line per epoch and a summary.
 
-    Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit, a non-finite loss),
-    2 invalid options. Messages go to stderr as one ``prog: ...`` line (or a few, listing problems).
+    Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit, a non-finite loss,
+    a bad torchrun environment), 2 invalid options. Messages go to stderr as one ``prog: ...`` line
+    (or a few, listing problems). Under torchrun (WORLD_SIZE > 1) the processes train together,
+    data parallel (see ``train``); rank 0 prints.
     """
     parser = build_parser(prog)
     cfg = parse_args(argv, parser)
@@ -464,10 +515,20 @@ def main(argv=None, prog="train.py"):
     else:
         os.environ["GT_AUTO_SHARD"] = "0"
     try:
-        train(cfg)
-    except NonFiniteLoss as exc:
-        print(f"{prog}: stopped: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except (DataError, CheckpointError) as exc:
+        dist.init()
+    except (ValueError, ImportError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(1)
+    # the error lines of rank 0; other processes name themselves (their errors may be their own)
+    who = prog if dist.is_main_process() else f"{prog} (rank {dist.get_rank()})"
+    try:
+        train(cfg)
+    except NonFiniteLoss as exc:   # every process sees the same loss: rank 0 tells
+        if dist.is_main_process():
+            print(f"{prog}: stopped: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (DataError, CheckpointError) as exc:
+        print(f"{who}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        dist.destroy()
