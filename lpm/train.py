@@ -14,6 +14,7 @@ helper is importable on its own for tests and notebooks:
 """
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import os
@@ -78,6 +79,7 @@ class TrainConfig:
     plot: str | None = None     # a folder for the loss/accuracy curves and attention plots
     progress: bool = True       # a tqdm bar inside each epoch, when stdout is a terminal
     shard: bool = True          # GT_AUTO_SHARD on: every local device holds a slice of each batch
+    autocast: str | None = None  # "bfloat16": matrix products in bfloat16 (gt.autocast; the torch engine)
 
 
 # ---- options ------------------------------------------------------------------------------
@@ -149,6 +151,9 @@ def build_parser(prog="train.py"):
                           "(needs matplotlib: the plot extra)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (it only shows when stdout is a terminal and tqdm is installed)")
+    p.add_argument("--autocast", choices=("bfloat16",), default=None,
+                   help="mixed precision: matrix products in bfloat16, everything else float32 (gt.autocast; "
+                        "needs the torch engine: GT_BACKEND=torch, chosen by itself on a GPU machine)")
     p.add_argument("--no-shard", dest="shard", action="store_false",
                    help="one device only: GT_AUTO_SHARD stays off (by default it is on, so every local GPU, "
                         "or the GT_DEVICES virtual devices, holds a slice of each batch; an explicit "
@@ -428,8 +433,9 @@ def train(cfg, log=print, data=None):
             loss, value, correct = None, 0.0, 0
             if hi > lo:
                 x, y = get_batch(x_train, y_train, batch[lo:hi])
-                logits = model(x)                              # (b, C)
-                loss = compute_loss(logits, y, cfg.loss, num_classes)
+                with gt.autocast(cfg.autocast) if cfg.autocast else contextlib.nullcontext():
+                    logits = model(x)                          # (b, C)
+                    loss = compute_loss(logits, y, cfg.loss, num_classes)
                 value, correct = loss.item(), int((logits.argmax(axis=-1) == y).sum().item())
             if world > 1:   # the whole batch's mean loss and correct count, the same in every process
                 loss_sum, correct = dist.all_reduce_sum([value * (hi - lo), correct])
@@ -514,6 +520,9 @@ def main(argv=None, prog="train.py"):
         os.environ.setdefault("GT_AUTO_SHARD", "1")
     else:
         os.environ["GT_AUTO_SHARD"] = "0"
+    if cfg.autocast and not gt.backend.B.supports_bfloat16:
+        parser.error(f"--autocast {cfg.autocast} needs the torch engine (the {gt.get_backend()} engine has no "
+                     "bfloat16): GT_BACKEND=torch, with pip install 'lpm[torch]'")
     try:
         dist.init()
     except (ValueError, ImportError) as exc:

@@ -116,15 +116,15 @@ def test_training_with_bfloat16_converges_on_cpu():
     on the torch engine (a fresh process, whatever engine this suite runs on)."""
     pytest.importorskip("torch")
     code = ("import json, sys; from lpm.train import TrainConfig, train; "
-            "cfg = dict(samples=240, seq_len=6, img_size=32, embed_dim=32, num_heads=4, ff_dim=64, epochs=6, "
-            "batch_size=16, progress=False); "
+            "cfg = dict(samples=240, seq_len=6, img_size=32, embed_dim=32, num_heads=4, ff_dim=64, epochs=8, "
+            "batch_size=16, optimizer='adam', lr=3e-3, progress=False); "
             "runs = [train(TrainConfig(**cfg, autocast=a), log=lambda line: None) for a in (None, 'bfloat16')]; "
-            "print(json.dumps([[r['losses'], r['eval_accuracy']] for r in runs]))")
+            "print(json.dumps([[r['losses'], r['eval_acc']] for r in runs]))")
     env = dict(os.environ, GT_BACKEND="torch", OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     (losses32, acc32), (losses16, acc16) = json.loads(done.stdout)
-    assert losses16[-1] < 0.5 * losses16[0]          # it learns
+    assert losses16[-1] < 0.1 * losses16[0]          # it learns
     assert acc16 >= 0.8 and acc16 >= acc32 - 0.1      # about as well as float32
     assert losses16 != losses32                        # and it did run in bfloat16
