@@ -18,9 +18,9 @@ def _batches(batch, seq, img, classes, steps, seed=0):
              rng.integers(0, classes, batch)) for _ in range(steps)]
 
 
-def _train(n_devices, model_kw, batches, lr=0.05, optimizer="sgd"):
+def _train(n_devices, model_kw, batches, lr=0.05, optimizer="sgd", copies=False):
     """Losses and final parameters of a few optimizer steps on ``n_devices`` virtual devices."""
-    with use_mesh(n_devices):
+    with use_mesh(n_devices, copies=copies):
         gt.manual_seed(0)
         model = PixelTransformer(**model_kw)
         params = list(model.parameters())
@@ -53,6 +53,21 @@ def test_training_on_4_devices_equals_one_device(pos_encoding, batch):
         scale = float(np.abs(params1[name]).max()) or 1.0
         np.testing.assert_allclose(params4[name], params1[name], rtol=1e-5, atol=1e-6 * scale, err_msg=name)
     assert not np.allclose(params1["embed.weight"], _train(1, kw, batches[:1])[1]["embed.weight"])  # it trained
+
+
+@pytest.mark.parametrize("n_devices", [2, 3])
+def test_devices_without_shared_memory_train_as_one_device(n_devices):
+    """The paths data takes between GPUs (each replica its own copy, results brought home, each
+    device's buffers made on that device), run on virtual CPU devices that do not share memory."""
+    batches = _batches(6, 5, 12, 5, steps=3)
+    losses1, params1 = _train(1, SMALL, batches)
+    with count_collectives() as c:
+        losses_n, params_n = _train(n_devices, SMALL, batches, copies=True)
+    assert c["broadcast"] > 0          # replicated parameters go to every device
+    np.testing.assert_allclose(losses_n, losses1, rtol=1e-5)
+    for name in params1:
+        scale = float(np.abs(params1[name]).max()) or 1.0
+        np.testing.assert_allclose(params_n[name], params1[name], rtol=1e-5, atol=1e-6 * scale, err_msg=name)
 
 
 @pytest.mark.parametrize("n_devices", [2, 3])

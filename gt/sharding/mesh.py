@@ -25,16 +25,17 @@ class Mesh:
     ``cuda:first`` to ``cuda:first+size-1``, each holding its own copy of replicated tensors;
     device 0 of the mesh is the *home* device, where replicated tensors and parameters live)."""
 
-    __slots__ = ("size", "kind", "virtual", "first")
+    __slots__ = ("size", "kind", "virtual", "first", "copies")
 
-    def __init__(self, size, kind="cpu", virtual=False, first=0):
+    def __init__(self, size, kind="cpu", virtual=False, first=0, copies=False):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"a mesh needs a positive number of devices, got {size!r}")
         self.size, self.kind, self.virtual, self.first = size, kind, virtual, first
+        self.copies = copies   # virtual CPU devices that move data as separate GPUs would (tests)
 
     @property
     def shared_memory(self):
-        return self.kind == "cpu"
+        return self.kind == "cpu" and not self.copies
 
     @property
     def devices(self):
@@ -125,14 +126,16 @@ def gpu_workers(n):
 
 
 @contextlib.contextmanager
-def use_mesh(n):
+def use_mesh(n, copies=False):
     """Run a block on ``n`` virtual CPU devices, then restore the previous mesh. For tests that
-    compare 1, 2, 3 and 4 devices in one process; tensors made inside must not be used outside."""
+    compare 1, 2, 3 and 4 devices in one process; tensors made inside must not be used outside.
+    ``copies=True``: the devices do not share memory, so data takes the paths it takes between
+    GPUs (replicas broadcast, results brought to the home device, per-device allocation)."""
     global _mesh
     from gt.backend import B
 
     prev, prev_device = get_mesh(), B.device
-    _mesh = Mesh(n, "cpu", virtual=n > 1)
+    _mesh = Mesh(n, "cpu", virtual=n > 1, copies=copies)
     B.device = "cpu"
     try:
         yield _mesh
