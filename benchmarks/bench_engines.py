@@ -21,11 +21,26 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def sgd_step(model, opt, x, y, autocast=None):
+    """One training step: forward (under ``gt.autocast(autocast)`` when given), cross-entropy,
+    backward, update. Returns the loss tensor (not read back: that is the caller's choice)."""
+    import contextlib
+
+    import gt
+    from gt import nn
+
+    with gt.autocast(autocast) if autocast else contextlib.nullcontext():
+        loss = nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def worker(batch, seq, steps, warmup, model_kw, autocast):
     import numpy as np
 
     import gt
-    from gt import nn
     from lpm.model import PixelTransformer
 
     img = model_kw.get("img_size", 200)
@@ -38,15 +53,7 @@ def worker(batch, seq, steps, warmup, model_kw, autocast):
     times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        if autocast:
-            with gt.autocast(autocast):
-                loss = nn.functional.cross_entropy(model(x), y)
-        else:
-            loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+        losses.append(sgd_step(model, opt, x, y, autocast).item())
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1],

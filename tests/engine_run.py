@@ -5,13 +5,16 @@ engine (GT_BACKEND) starts from nothing; prints the losses and parameter checksu
 """
 
 import json
+import os
 import sys
 
 import numpy as np
 
 import gt
-from gt import nn
 from lpm.model import PixelTransformer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from bench_engines import sgd_step  # noqa: E402  (the benchmark's step: one definition)
 
 
 def run(steps=5, model=None, batch=2, seq=4, lr=0.05, autocast=None, classes=10, seed=0, no_sync=False):
@@ -31,14 +34,7 @@ def run(steps=5, model=None, batch=2, seq=4, lr=0.05, autocast=None, classes=10,
 
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("error")
-        if autocast:
-            with gt.autocast(autocast):
-                loss = nn.functional.cross_entropy(net(x), y)
-        else:
-            loss = nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = sgd_step(net, opt, x, y, autocast)
         losses.append(loss if no_sync else loss.item())
     if no_sync:
         import torch
