@@ -22,7 +22,7 @@ from gt.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softma
                           transpose, unsqueeze, squeeze, expand, split, chunk, clip, clamp, maximum,
                           minimum, pow)
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
-from gt import debug, sharding
+from gt import checks, debug, sharding
 from gt import nn, optim
 from gt import distributed  # torch.distributed is imported only for more than one process
 

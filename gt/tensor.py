@@ -7,7 +7,7 @@ ops in gt/ops; this class checks arguments, names axes (``axis``/``keepdims``,
 or torch's ``dim``/``keepdim``) and turns Python values into op inputs.
 """
 
-from gt import autograd, dtypes
+from gt import autograd, checks, dtypes
 from gt.backend import B
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
@@ -238,7 +238,8 @@ class Tensor(InplaceMethods, LayoutMethods):
 
     # ---- conversion ---------------------------------------------------------------
     def numpy(self):
-        """The values as a numpy array (shares memory with the tensor on the numpy engine)."""
+        """The values as a numpy array (shares memory with the tensor on the CPU)."""
+        checks.flush()
         return B.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
@@ -248,9 +249,11 @@ class Tensor(InplaceMethods, LayoutMethods):
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
+        checks.flush()
         return B.item(self._data)
 
     def tolist(self):
+        checks.flush()
         return B.tolist(self._data)
 
     def __float__(self):

@@ -182,9 +182,13 @@ class PixelTransformer(nn.Module):
         if not x.dtype.is_floating_point:
             x = x.to(gt.float32)
         x = x.reshape(B, S, P)             # (B, S, H, W) -> (B, S, P); a view when already flat
-        if not x.device.startswith("cpu"):
-            # On a GPU, reading the verdict back would stall the host every step (no .item()
-            # inside a step): the pixels are not checked there; a non-finite loss still is.
+        if gt.checks.deferred():
+            # On GPUs the verdict stays on the device until the host next reads a value (a
+            # training step must not wait for the GPU): min and max, NaN-propagating, decide.
+            with gt.no_grad():
+                lo, hi = x.min(), x.max()
+                gt.checks.require((lo > -math.inf) & (hi < math.inf), ValueError, lambda: (
+                    f"PixelTransformer: images contain non-finite pixel values (min {lo.item()}, max {hi.item()})"))
             return x
         with gt.no_grad():
             # One pass over the pixels: the sum of each image (a BLAS matrix-vector product, a third

@@ -4,7 +4,7 @@ Each takes gt tensors (numpy arrays and lists are accepted where a tensor is rea
 and returns a gt tensor recorded on the tape.
 """
 
-from gt import dtypes
+from gt import checks, dtypes
 from gt.backend import B
 from gt.creation import arange, rand
 from gt.ops import linalg
@@ -144,10 +144,13 @@ def _class_indices(indices, fn, what):
 def _check_range(idx, n, fn, what, limit, exc):
     if idx.numel() == 0:
         return
-    lo, hi = int(idx.min().item()), int(idx.max().item())
-    if lo < 0 or hi >= n:
-        bad = lo if lo < 0 else hi
-        raise exc(f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})")
+    lo, hi = idx.min(), idx.max()
+
+    def message():
+        bad = int(lo.item()) if lo.item() < 0 else int(hi.item())
+        return f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})"
+
+    checks.require((lo >= 0) & (hi < n), exc, message)   # on a GPU, at the next host read
 
 
 def nll_loss(log_probs, target, reduction="mean"):

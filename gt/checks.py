@@ -1,0 +1,40 @@
+"""Checks of values (an index out of range, a non-finite pixel) that never stall a GPU.
+
+Reading a verdict back to the host makes the host wait for the device, and a training step
+on GPUs must not wait (every GPU would idle while Python catches up). So on a CPU mesh a
+check runs at once, and on a GPU mesh it is computed on the device and queued: the host
+raises it at the next point where it reads values anyway (``Tensor.item()``, ``.numpy()``,
+``.tolist()``, ``bool()``), with the same message. This is CUDA's device-side assert, but with
+gt's error type and message, and nothing is lost: the error still names the bad value.
+
+    >>> checks.require(ok, IndexError, lambda: f"target {bad()} is out of range")
+"""
+
+from gt.sharding.mesh import get_mesh
+
+_pending = []
+
+
+def deferred():
+    """Whether checks are queued (a GPU mesh) rather than run at once (the CPU)."""
+    return get_mesh().kind != "cpu"
+
+
+def require(ok, error, message):
+    """Raise ``error(message())`` unless ``ok`` (a one-element bool tensor) holds; at once on
+    the CPU, at the next host read on a GPU. ``message`` is called only on failure."""
+    if deferred():
+        _pending.append((ok, error, message))
+    elif not ok.item():
+        raise error(message())
+
+
+def flush():
+    """Raise the first failed queued check, if any (called by every host read)."""
+    if not _pending:
+        return
+    queued = list(_pending)
+    _pending.clear()            # before reading: the reads below flush nothing again
+    for ok, error, message in queued:
+        if not ok.item():
+            raise error(message())

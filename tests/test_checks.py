@@ -1,0 +1,57 @@
+"""Value checks on GPUs wait for the next host read instead of stalling the device; the error
+and its message are the same as on the CPU. (Deferral is switched on here by hand: this
+machine's mesh is the CPU, where checks run at once.)"""
+
+import numpy as np
+import pytest
+
+import gt
+from gt import checks, nn
+from lpm.model import PixelTransformer
+
+
+@pytest.fixture
+def on_gpu(monkeypatch):
+    monkeypatch.setattr(checks, "deferred", lambda: True)
+    yield
+    checks._pending.clear()
+
+
+def test_on_the_cpu_a_bad_target_raises_at_once():
+    with pytest.raises(IndexError, match=r"cross_entropy: target 7 is out of range for 4 classes \(valid: 0..3\)"):
+        nn.functional.cross_entropy(gt.zeros(2, 4), gt.tensor([1, 7]))
+    assert not checks._pending
+
+
+def test_on_a_gpu_a_bad_target_raises_at_the_next_host_read(on_gpu):
+    loss = nn.functional.cross_entropy(gt.zeros(2, 4, requires_grad=True), gt.tensor([-2, 1]))  # queued
+    assert len(checks._pending) == 1
+    with pytest.raises(IndexError, match=r"cross_entropy: target -2 is out of range for 4 classes"):
+        loss.item()
+    assert not checks._pending
+    assert np.isfinite(loss.item())            # reported once
+
+
+@pytest.mark.parametrize("read", ["item", "numpy", "tolist", "bool"])
+def test_every_host_read_reports_queued_checks(on_gpu, read):
+    nn.functional.one_hot(gt.tensor([0, 5]), num_classes=3)
+    x = gt.ones(1)
+    with pytest.raises(ValueError, match="one_hot: class 5 is out of range for num_classes=3"):
+        {"item": x.item, "numpy": x.numpy, "tolist": x.tolist, "bool": lambda: bool(x)}[read]()
+
+
+def test_good_values_pass_silently(on_gpu):
+    loss = nn.functional.cross_entropy(gt.zeros(2, 4), gt.tensor([0, 3]))
+    assert abs(loss.item() - np.log(4)) < 1e-6
+    assert not checks._pending
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")   # the forward runs on the inf
+def test_non_finite_pixels_on_a_gpu_raise_at_the_loss_read(on_gpu):
+    gt.manual_seed(0)
+    model = PixelTransformer(img_size=8, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3)
+    images = np.zeros((2, 3, 8, 8), np.float32)
+    images[1, 2, 4, 4] = np.inf
+    loss = nn.functional.cross_entropy(model(images), gt.tensor([0, 1]))    # no error yet
+    with pytest.raises(ValueError, match=r"non-finite pixel values \(min 0.0, max inf\)"):
+        loss.item()
