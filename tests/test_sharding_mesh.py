@@ -205,3 +205,53 @@ def test_no_shard_inside_a_process_whose_mesh_is_fixed():
         b = train(TrainConfig(**{**cfg.__dict__, "shard": False}), log=lines.append)
     assert lines[0].startswith("Devices: 4 device(s)") and any(line.startswith("Devices: 1 device(s)") for line in lines)
     np.testing.assert_allclose(a["losses"], b["losses"], rtol=1e-5)
+
+
+# ---- GPU machines (resolved from a GPU count: no GPU needed to test the choice) ------------------
+@pytest.mark.parametrize("env,gpus,expected", [
+    ({}, 4, "1 device(s) (cuda:0)"),                                   # torch on a GPU box: cuda:0
+    ({"GT_AUTO_SHARD": "1"}, 4, "4 device(s) (cuda:0, cuda:1, cuda:2, cuda:3)"),
+    ({"GT_AUTO_SHARD": "0"}, 4, "1 device(s) (cuda:0)"),
+    ({"GT_AUTO_SHARD": "1", "GT_DEVICES": "2"}, 4, "2 device(s) (cpu, virtual)"),   # tests on a GPU box
+    ({"GT_AUTO_SHARD": "1"}, 0, "1 device(s) (cpu)"),
+    # torchrun with 2 processes on a 4-GPU machine: each process takes its half
+    ({"GT_AUTO_SHARD": "1", "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "1"}, 4, "2 device(s) (cuda:2, cuda:3)"),
+    ({"LOCAL_WORLD_SIZE": "4", "LOCAL_RANK": "3"}, 4, "1 device(s) (cuda:3)"),
+])
+def test_mesh_on_a_gpu_machine(monkeypatch, env, gpus, expected):
+    from gt.sharding import mesh
+
+    for name in ("GT_AUTO_SHARD", "GT_DEVICES", "LOCAL_WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(mesh, "_requested", None)
+    m = mesh._resolve(gpus)
+    assert m.describe() == expected
+    assert m.shared_memory == (m.kind == "cpu")
+    assert m.home == m.devices[0]
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    from gt.sharding import mesh
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.delenv("GT_DEVICES", raising=False)
+    monkeypatch.setattr(mesh, "_requested", None)
+    with pytest.raises(RuntimeError, match=r"4 processes on this machine \(LOCAL_WORLD_SIZE\) but only 2 GPU"):
+        mesh._resolve(2)
+
+
+@pytest.mark.parametrize("driver,cuda,expected", [(False, False, "numpy"), (True, False, "numpy"),
+                                                  (True, True, "torch")])
+def test_auto_shard_picks_torch_only_where_cuda_works(monkeypatch, driver, cuda, expected):
+    torch = pytest.importorskip("torch")
+    from gt import backend
+
+    monkeypatch.setenv("GT_AUTO_SHARD", "1")
+    monkeypatch.setattr(backend, "_nvidia_driver", lambda: driver)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert backend._automatic() == expected
+    monkeypatch.setenv("GT_AUTO_SHARD", "0")
+    assert backend._automatic() == "numpy"

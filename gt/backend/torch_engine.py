@@ -45,8 +45,8 @@ class TorchEngine:
     name = "torch"
     supports_bfloat16 = True
 
-    def __init__(self, device="cpu"):
-        self.device = str(device)
+    def __init__(self, device=None):
+        self._device = None if device is None else str(device)
         self._host = NumpyEngine()        # parsing of Python data, and the random generator
         self._pool = {}                   # (shape, dtype) -> CPU tensors nobody else holds
         self._pool_bytes = 0
@@ -54,6 +54,23 @@ class TorchEngine:
         self._sole_refs = self.recycle(probe, _count=True)
 
     # ---- devices -----------------------------------------------------------------------
+    @property
+    def device(self):
+        """Where new arrays go: the mesh's home device (``cuda:0`` on a GPU machine), or the
+        device of the op share running now. The first ask fixes the mesh, so that even the very
+        first array is made where the mesh will want it."""
+        if self._device is None:
+            from gt.sharding.mesh import get_mesh
+
+            get_mesh()                      # sets self.device to the mesh's home device
+            if self._device is None:
+                self._device = "cpu"
+        return self._device
+
+    @device.setter
+    def device(self, value):
+        self._device = str(value)
+
     @contextlib.contextmanager
     def on_device(self, device):
         """New arrays inside the block are made on ``device`` (e.g. ``"cuda:1"``)."""
