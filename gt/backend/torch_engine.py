@@ -471,10 +471,15 @@ def _numpy_index(x, index):
       array, which broadcasts against the others to numpy's shape.
     """
     parts = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(p, torch.Tensor) and p.device != x.device for p in parts):
+        # an index array follows the array it indexes (one device's block of a sharded tensor
+        # is indexed with the index its op was given, made on the home device)
+        parts = tuple(p.to(x.device) if isinstance(p, torch.Tensor) else p for p in parts)
+        index = parts if isinstance(index, tuple) else parts[0]
     if len(parts) > 1 and any(isinstance(p, torch.Tensor) and p.ndim >= 1 and p.dtype != torch.bool
                               for p in parts) and any(_is_int(p) for p in parts):
         dev = next(p.device for p in parts if isinstance(p, torch.Tensor))
-        parts = tuple(torch.tensor([p], dtype=torch.int64, device=dev) if _is_int(p) else p for p in parts)
+        parts = tuple(torch.full((1,), p, dtype=torch.int64, device=dev) if _is_int(p) else p for p in parts)
         index = parts
     if not any(isinstance(p, slice) and p.step is not None and p.step < 0 for p in parts):
         return [], index
