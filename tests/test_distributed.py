@@ -383,3 +383,17 @@ def test_train_script_names_a_bad_environment():
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("train.py: error: gt.distributed: RANK='1' is set but WORLD_SIZE is not"), \
         done.stderr
+
+
+@needs_torch
+def test_torchrun_itself_runs_train_py():
+    """The launcher users run (``torchrun``, i.e. ``python -m torch.distributed.run``): its agent
+    starts the two workers; rank 0 alone prints, once."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={free_port()}", "train.py", *TINY, "--samples", "24", "--epochs", "1",
+               "--batch-size", "8"]
+    done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert sum(bool(DEVICES_LINE.match(line)) for line in lines) == 1, done.stdout
+    assert [EPOCH_LINE.match(line).group(1) for line in lines if EPOCH_LINE.match(line)] == ["1"], done.stdout
