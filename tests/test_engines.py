@@ -100,3 +100,12 @@ def test_numpy_interop_shares_memory_on_the_cpu():
     a[0, 0] = 42.0
     assert t[0, 0].item() == 42.0
     assert np.shares_memory(t.numpy(), a)
+
+
+def test_switching_engine_before_the_first_tensor_asks_for_the_mesh_again():
+    pytest.importorskip("torch")
+    code = ("import gt; first = gt.get_mesh(); gt.set_backend('torch'); "
+            "print(gt.get_mesh() is not first, gt.get_backend(), gt.zeros(2).device)")
+    done = _python(["-c", code], GT_BACKEND="numpy")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "torch", "cpu"]

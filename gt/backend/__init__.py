@@ -90,6 +90,9 @@ def set_backend(name):
             f"{current.name!r} engine; call it before the first tensor"
         )
     object.__setattr__(B, "_engine", _load(name))
+    from gt.sharding import mesh
+
+    mesh._mesh = None   # a mesh asked for before (gt.get_mesh()) was fixed for the old engine's devices
 
 
 def get_backend():
