@@ -112,7 +112,8 @@ def sum_arrays(shards, owned=False):
         return out
     flat_out = B.reshape(out, (-1,))
     flats = [B.reshape(s, (-1,)) if B.is_array(s) and B.is_contiguous(s) else None for s in rest]
-    if any(f is None for f in flats) or flat_out.shape[0] <= _CHUNK:
+    # (on GPUs a whole-array add per device: blocks would only multiply kernel launches)
+    if any(f is None for f in flats) or flat_out.shape[0] <= _CHUNK or not get_mesh().shared_memory:
         for s in rest:
             out += s
         return out
