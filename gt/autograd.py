@@ -269,6 +269,21 @@ def backward(root, grad=None, retain_graph=False):
             ctx.inputs = ()
             ctx.released = True
     tape.clear()
+    if _after_backward:
+        hooks = list(_after_backward)
+        _after_backward.clear()
+        for fn in hooks:
+            fn()
+
+
+_after_backward = []   # callbacks for the end of the next backward() (gt.distributed's gradient sync)
+
+
+def call_after_backward(fn):
+    """Run ``fn()`` once, when the next ``backward()`` has filled every ``.grad`` (registering the
+    same callable twice before then runs it once)."""
+    if fn not in _after_backward:
+        _after_backward.append(fn)
 
 
 def backward_placed(ctx, g, inputs):

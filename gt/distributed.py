@@ -27,9 +27,13 @@ Without the torchrun environment (``WORLD_SIZE`` unset or 1) everything here is 
 a world of one process, and torch is never imported: ``import gt`` stays fast and torch optional.
 """
 
+import contextlib
 import datetime
 import os
 from collections import namedtuple
+
+from gt import autograd
+from gt.nn.module import Module
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 BUCKET_CAP_MB = 25   # gradients are all-reduced in buckets of about this size (DDP's default)
@@ -342,3 +346,50 @@ def all_reduce_grads(params, weight=None, bucket_cap_mb=BUCKET_CAP_MB):
                     at += k
             else:
                 at += sum(numels)
+
+
+# ---- the module wrapper -------------------------------------------------------------------------
+class DistributedDataParallel(Module):
+    """``model = DistributedDataParallel(model)``: data parallel training across processes, as
+    ``torch.nn.parallel.DistributedDataParallel``. The forward is the wrapped module's; the
+    ``backward()`` that follows it ends with the gradients of the module's parameters averaged
+    over all processes (``all_reduce_grads``, in buckets), so every process takes the same
+    optimizer step. Each process feeds its own part of the global batch (``split_range``).
+
+    Each process weighs ``1 / world_size``, as in torch: that is exactly the global batch's mean
+    loss when every process has as many samples; with uneven parts call
+    ``all_reduce_grads(params, weight=local / global)`` after ``backward()`` instead (train.py
+    does). ``no_sync()``: forwards inside it leave their gradients local (gradient
+    accumulation); the next forward outside it syncs everything accumulated. ``module`` is the
+    wrapped model and state_dict keys carry torch's ``module.`` prefix. In a one-process world it
+    changes nothing.
+    """
+
+    def __init__(self, module, bucket_cap_mb=BUCKET_CAP_MB):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel wraps a gt.nn.Module, got {type(module).__name__}")
+        self.module = module
+        self.bucket_cap_mb = bucket_cap_mb
+        self._sync = True
+
+    def forward(self, *args, **kwargs):
+        out = self.module(*args, **kwargs)
+        if self._sync and autograd.is_grad_enabled():
+            autograd.call_after_backward(self._reduce_grads)
+        return out
+
+    def _reduce_grads(self):
+        all_reduce_grads(self.module.parameters(), bucket_cap_mb=self.bucket_cap_mb)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Forwards inside the block keep their gradients in this process (no communication)."""
+        previous, self._sync = self._sync, False
+        try:
+            yield
+        finally:
+            self._sync = previous
+
+
+DDP = DistributedDataParallel

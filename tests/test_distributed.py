@@ -164,8 +164,33 @@ if get_mesh().size > 1:          # a parameter sharded over this process's devic
     assert s.grad.placement == gt.Shard(0)
     np.testing.assert_allclose(s.grad.numpy(), w[0] * gs[0] + w[1] * gs[1], rtol=1e-6)
 
-dist.barrier()
 tdist.all_reduce = all_reduce
+
+# the module wrapper: the backward after its forward averages the gradients over the processes
+from gt import nn
+gt.manual_seed(0)
+net = nn.Linear(6, 2)
+ddp = dist.DistributedDataParallel(net)
+assert list(ddp.state_dict()) == ["module.weight", "module.bias"]
+xs = [rng.standard_normal((4, 6)).astype(np.float32) for _ in range(2)]
+
+def alone(x):                    # the gradient of the loss on x, computed in this process only
+    ref = nn.Linear(6, 2)
+    ref.load_state_dict(net.state_dict())
+    (ref(gt.from_numpy(x)) ** 2).mean().backward()
+    return ref.weight.grad.numpy()
+
+g0, g1 = alone(xs[0]), alone(xs[1])
+(ddp(gt.from_numpy(xs[r])) ** 2).mean().backward()
+np.testing.assert_allclose(net.weight.grad.numpy(), (g0 + g1) / 2, rtol=1e-5)
+net.zero_grad()
+with ddp.no_sync():              # accumulate locally, then one synced backward
+    (ddp(gt.from_numpy(xs[r])) ** 2).mean().backward()
+np.testing.assert_allclose(net.weight.grad.numpy(), [g0, g1][r], rtol=1e-5)
+(ddp(gt.from_numpy(xs[1 - r])) ** 2).mean().backward()
+np.testing.assert_allclose(net.weight.grad.numpy(), g0 + g1, rtol=1e-5)
+
+dist.barrier()
 print("collectives ok", r, file=sys.stderr)
 
 from lpm.train import main
@@ -397,3 +422,39 @@ def test_torchrun_itself_runs_train_py():
     lines = done.stdout.splitlines()
     assert sum(bool(DEVICES_LINE.match(line)) for line in lines) == 1, done.stdout
     assert [EPOCH_LINE.match(line).group(1) for line in lines if EPOCH_LINE.match(line)] == ["1"], done.stdout
+
+
+def test_ddp_in_one_process_is_the_module(fresh):
+    from gt import nn
+
+    gt.manual_seed(0)
+    net = nn.Linear(5, 3)
+    ddp = dist.DistributedDataParallel(net)
+    x = gt.randn(4, 5)
+    (ddp(x) ** 2).sum().backward()
+    expected = net.weight.grad.numpy().copy()
+    net.zero_grad()
+    (net(x) ** 2).sum().backward()
+    np.testing.assert_array_equal(net.weight.grad.numpy(), expected)
+    assert ddp.module is net and [n for n, _ in ddp.named_parameters()] == ["module.weight", "module.bias"]
+    with ddp.no_sync():
+        assert ddp._sync is False
+    assert ddp._sync is True
+    with pytest.raises(TypeError, match="wraps a gt.nn.Module, got function"):
+        dist.DistributedDataParallel(lambda x: x)
+
+
+def test_after_backward_callbacks_run_once_at_the_end_of_the_next_backward():
+    from gt import autograd
+
+    w = gt.ones(3, requires_grad=True)
+    seen = []
+
+    def hook():
+        seen.append(None if w.grad is None else w.grad.numpy().copy())
+
+    autograd.call_after_backward(hook)
+    autograd.call_after_backward(hook)          # the same callable: once
+    (w * 2).sum().backward()
+    (w * 2).sum().backward()
+    assert len(seen) == 1 and seen[0].tolist() == [2.0, 2.0, 2.0]   # grads were filled first
