@@ -72,12 +72,6 @@ class NumpyEngine:
     def cuda_device_count():
         return 0
 
-    def synchronize(self):
-        pass
-
-    def from_numpy(self, host):
-        return host
-
     def as_torch(self, arr):
         """The array as a torch tensor sharing its memory (what torch.distributed sends)."""
         import torch
@@ -373,6 +367,7 @@ class NumpyEngine:
 
     def setitem(self, x, index, value):
         x[index] = value
+
     def index_add(self, target, index, values):
         """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""
         if _has_int_array(index):

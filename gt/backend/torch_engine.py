@@ -93,10 +93,6 @@ class TorchEngine:
     def cuda_device_count():
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
-    def synchronize(self):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
     # ---- dtypes and conversion -------------------------------------------------------------
     def native_dtype(self, dtype):
         dtype = dtypes.to_dtype(dtype)

@@ -7,9 +7,12 @@ from gt.autograd import Function, unbroadcast
 from gt.backend import B
 
 
-def _mm(a, b, low):
-    """``a @ b``, in the autocast dtype ``low`` when it is set (the result back in float32)."""
-    return B.matmul(a, b) if low is None else B.matmul_lowp(a, b, low)
+def _mm(a, b, low, reuse=False):
+    """``a @ b``, in the autocast dtype ``low`` when it is set (the result back in float32).
+    ``reuse``: a weight gradient, written into a recycled buffer (see NumpyEngine.recycle)."""
+    if low is not None:
+        return B.matmul_lowp(a, b, low)
+    return B.matmul_reused(a, b) if reuse else B.matmul(a, b)
 
 
 def _swap(x):
@@ -45,7 +48,7 @@ class Matmul(Function):
                 # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
                 k, n = b2.shape
                 a_rows, g_rows = _swap(B.reshape(a2, (-1, k))), B.reshape(g2, (-1, n))
-                gb = B.matmul_reused(a_rows, g_rows) if self.low is None else _mm(a_rows, g_rows, self.low)
+                gb = _mm(a_rows, g_rows, self.low, reuse=True)
             else:
                 gb = unbroadcast(_mm(_swap(a2), g2, self.low), tuple(b2.shape))
             gb = B.reshape(gb, tuple(b.shape))
@@ -73,7 +76,7 @@ class Linear(Function):
         g2 = B.reshape(g, (-1, g.shape[-1]))
         gx = B.reshape(_mm(g2, weight, self.low), self.in_shape) if nx else None
         # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
-        gw = (B.matmul_reused(_swap(g2), x2) if self.low is None else _mm(_swap(g2), x2, self.low)) if nw else None
+        gw = _mm(_swap(g2), x2, self.low, reuse=True) if nw else None
         gb = B.sum(g2, axis=0) if nb else None
         return gx, gw, gb
 
@@ -129,7 +132,7 @@ class Attention(Function):
         hd = d // num_heads
         qh, kh, vh = (B.transpose(B.reshape(a, (b, t, num_heads, hd)), (0, 2, 1, 3)) for a in (q, k, v))
         self.low = low = amp.matmul_dtype(q, k, v)
-        scores = _mm(qh, _swap(kh), low) * scale                              # (B, H, T, T)
+        scores = _mm(qh, _swap(kh), low) * scale                       # (B, H, T, T)
         if causal:
             blocked = B.arange(0, t, 1, "int64")
             blocked = blocked[:, None] < blocked[None, :]
@@ -150,14 +153,14 @@ class Attention(Function):
         nq, nk, nv = self.needs_input_grad[:3]
         gh = B.transpose(B.reshape(g, (b, t, h, d // h)), (0, 2, 1, 3))   # (B, H, T, hd)
         low = self.low
-        gw = _mm(gh, _swap(vh), low)                                          # d/d(weights)
+        gw = _mm(gh, _swap(vh), low)                                   # d/d(weights)
         gv = _mm(_swap(w), gh, low) if nv else None
         gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
         if self.blocked is not None:
             gs = B.where(self.blocked, 0, gs)
         gs = gs * self.scale
         gq = _mm(gs, kh, low) if nq else None
-        gk = _swap(_mm(_swap(qh), gs, low)) if nk else None                   # as Matmul's backward, then the transpose's
+        gk = _swap(_mm(_swap(qh), gs, low)) if nk else None          # as Matmul's backward, then the transpose's
 
         def back(x):
             return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))

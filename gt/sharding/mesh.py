@@ -14,6 +14,7 @@ Device handling lives here only; the rest of gt asks ``get_mesh()``.
 """
 
 import contextlib
+import os
 import sys
 
 from gt import config
@@ -90,8 +91,6 @@ def _resolve(gpus):
 def _local_gpus(gpus):
     """(first GPU, how many) of this process: all of them, or its share when torchrun starts
     several processes on this machine."""
-    import os
-
     procs = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
     rank = int(os.environ.get("LOCAL_RANK") or 0)
     if procs <= 1:
