@@ -33,12 +33,8 @@ class _EngineProxy:
         return getattr(engine, name)
 
     def __setattr__(self, name, value):
-        setattr(getattr(self, "_engine_loaded"), name, value)
-
-    @property
-    def _engine_loaded(self):
-        self.name  # noqa: B018  (loads the engine)
-        return object.__getattribute__(self, "_engine")
+        self.name  # noqa: B018  (loads the engine, like any read)
+        setattr(object.__getattribute__(self, "_engine"), name, value)
 
 
 B = _EngineProxy()
