@@ -43,9 +43,19 @@ TIMEOUT = 120
 
 # ---- launching -----------------------------------------------------------------------------------
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """``n`` different ports free now (bound together, so never the same one twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def child_env(**extra):
@@ -193,8 +203,13 @@ np.testing.assert_allclose(net.weight.grad.numpy(), g0 + g1, rtol=1e-5)
 dist.barrier()
 print("collectives ok", r, file=sys.stderr)
 
+import os
+
 from lpm.train import main
-for argv in json.loads(sys.argv[1]):
+runs = json.loads(sys.argv[1])
+for i, argv in enumerate(runs["argvs"]):
+    if i:   # a new group on a fresh port: one being closed by the last group resets connections
+        os.environ["MASTER_PORT"] = str(runs["ports"][i - 1])
     main(argv)                   # the first init() is a no-op: the group is up; main ends with destroy()
     assert not dist.is_initialized() and dist.get_world_size() == 1
 """
@@ -211,10 +226,11 @@ def runs(tmp_path_factory):
     argvs = [EVEN + ["--checkpoint-dir", d["dp_even"]],
              ODD + ["--epochs", "2", "--checkpoint-dir", d["dp_odd"]],
              ODD + ["--resume", "--checkpoint-dir", d["dp_odd"]]]
+    port, *ports = free_ports(len(argvs))
     groups = {
         "ref_even": one_process(tmp, "ref_even", ["train.py", *EVEN, "--checkpoint-dir", d["ref_even"]]),
         "ref_odd": one_process(tmp, "ref_odd", ["train.py", *ODD, "--checkpoint-dir", d["ref_odd"]]),
-        "dp": by_hand(tmp, "dp", ["-c", WORKER, json.dumps(argvs)], free_port()),
+        "dp": by_hand(tmp, "dp", ["-c", WORKER, json.dumps({"argvs": argvs, "ports": ports})], port),
     }
     out = {name: group.wait() for name, group in groups.items()}
     out["dirs"] = d
