@@ -22,9 +22,24 @@ from gt.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softma
                           transpose, unsqueeze, squeeze, expand, split, chunk, clip, clamp, maximum,
                           minimum, pow)
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
-from gt import checks, debug, sharding
+from gt import checks, debug, sharding, signal
+from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
 from gt import nn, optim
 from gt import distributed  # torch.distributed is imported only for more than one process
+
+signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
+
+
+def connect(address=None):
+    """The public gt's client connects to a server that drives worker processes. Here there is
+    none to connect to: one process drives every local device (GT_AUTO_SHARD=1, GT_DEVICES=N),
+    and torchrun with gt.distributed spans machines."""
+    raise RuntimeError(
+        f"gt.connect({address!r}): this gt has no server to connect to; one process drives every local "
+        "device (GT_AUTO_SHARD=1 for all GPUs, GT_DEVICES=N for N virtual CPU devices), and several "
+        "machines run under torchrun with gt.distributed (see the README's 'several machines'); "
+        "remove the gt.connect call")
+
 
 long = int64
 double = float64

@@ -17,8 +17,16 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 
 _grad_enabled = True
-# Weak references to recently recorded ops, for gt.debug.print_tape(); cleared by backward.
+# (op, output) weak references of recently recorded ops, for gt.debug; cleared by backward.
 tape = collections.deque(maxlen=4096)
+# How many ops each device of the mesh ran (its share of a sharded op counts once), for
+# gt.debug.get_worker_stats(); an op on unsharded tensors runs on the home device, 0.
+ops_run = collections.Counter()
+
+
+def put_on_tape(ctx, result):
+    """Put a recorded op and the tensor it made on the debugging tape."""
+    tape.append((weakref.ref(ctx), weakref.ref(result)))
 
 
 def is_grad_enabled():
@@ -124,6 +132,7 @@ class Function:
                 arrays.append(a._array)
             else:
                 arrays.append(a)
+        ops_run[0] += 1
         ctx = cls()
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx.needs_input_grad = needs
@@ -137,7 +146,7 @@ class Function:
             ctx.released = False
             ctx.out_shape = result.shape
             result._ctx = ctx
-            tape.append(weakref.ref(ctx))
+            put_on_tape(ctx, result)
         return result
 
     @property

@@ -1,6 +1,10 @@
-"""Environment variables gt reads, in one place, with typed helpers."""
+"""gt's configuration: the environment variables it reads, in one place, with typed helpers; and
+the sharding hints of the public gt's signal API (GT_CONFIG, ``gt.load_config``)."""
 
+import dataclasses
+import json
 import os
+import typing
 
 
 def _flag(name, default=False):
@@ -10,10 +14,20 @@ def _flag(name, default=False):
     return value.strip().lower() not in ("0", "false", "no", "off")
 
 
+# The public gt calls its torch engine "pytorch"; both names select the torch engine here.
+ENGINE_ALIASES = {"pytorch": "torch"}
+
+
+def engine_name(name):
+    """An engine name as the backend knows it: lower case, aliases resolved ("pytorch" -> "torch")."""
+    name = name.strip().lower()
+    return ENGINE_ALIASES.get(name, name)
+
+
 def backend_name():
-    """GT_BACKEND: which array engine to use, ``numpy`` or ``torch`` (None when unset: the
-    backend picks, see gt.backend)."""
-    return os.environ.get("GT_BACKEND", "").strip().lower() or None
+    """GT_BACKEND: which array engine to use, ``numpy`` or ``torch`` (``pytorch`` too, the public
+    gt's spelling); None when unset: the backend picks, see gt.backend."""
+    return engine_name(os.environ.get("GT_BACKEND", "")) or None
 
 
 def verbose():
@@ -41,3 +55,159 @@ def devices():
     if n < 1:
         raise ValueError(f"GT_DEVICES must be a positive integer (the number of virtual devices), got {value!r}")
     return n
+
+
+def config_path():
+    """GT_CONFIG: a sharding-hint file (YAML or JSON) to load on first use; None when unset."""
+    return os.environ.get("GT_CONFIG", "").strip() or None
+
+
+# ---- sharding hints by name: the public gt's signal configuration ----------------------------
+# A YAML file maps signal names to hints (``name: {shard: {axis: 1}}``); code names its scopes
+# with ``gt.signal.context(name)`` (see gt/signal.py). Here a hint chooses the placement of the
+# tensors made in the scope on the mesh; one process drives every device, so the hints that
+# steer the public gt's worker processes (``workers``, ``backward``, ``compile``) are read,
+# kept, and have no effect.
+
+@dataclasses.dataclass
+class ShardConfig:
+    """How tensors of a signal lie on the mesh: ``Shard(axis)``, or whole on every device when
+    ``replicated``. ``workers`` (which of the public gt's worker processes) has no effect here."""
+    axis: int = 0
+    workers: typing.Optional[list] = None
+    replicated: bool = False
+
+
+@dataclasses.dataclass
+class SignalConfig:
+    """The hints of one signal name: ``shard``; ``backward_signal`` and ``compile`` are kept for
+    the public gt's API and have no effect here."""
+    shard: typing.Optional[ShardConfig] = None
+    backward_signal: typing.Optional[str] = None
+    compile: bool = False
+
+    def ignored(self):
+        """The hints this project cannot act on, by name."""
+        names = []
+        if self.shard is not None and self.shard.workers is not None:
+            names.append("workers")
+        if self.backward_signal is not None:
+            names.append("backward")
+        if self.compile:
+            names.append("compile")
+        return names
+
+
+_SIGNAL_KEYS = ("shard", "backward", "compile")
+_SHARD_KEYS = ("axis", "workers", "replicated")
+
+
+def _parse_signal(name, entry, source):
+    where = f"{source}: signal {name!r}"
+    if entry is None:
+        return SignalConfig()
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a mapping with keys {', '.join(_SIGNAL_KEYS)}, got {entry!r}")
+    unknown = sorted(set(entry) - set(_SIGNAL_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(_SIGNAL_KEYS)}")
+    shard = entry.get("shard")
+    if shard is not None:
+        if not isinstance(shard, dict) or set(shard) - set(_SHARD_KEYS):
+            raise ValueError(f"{where}: shard must be a mapping with keys {', '.join(_SHARD_KEYS)}, got {shard!r}")
+        axis = shard.get("axis", 0)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ValueError(f"{where}: shard.axis must be an integer axis, got {axis!r}")
+        workers = shard.get("workers")
+        if workers is not None and not (isinstance(workers, list) and all(isinstance(w, int) for w in workers)):
+            raise ValueError(f"{where}: shard.workers must be a list of integers or null, got {workers!r}")
+        shard = ShardConfig(axis=axis, workers=workers, replicated=bool(shard.get("replicated", False)))
+    backward = entry.get("backward")
+    if backward is not None and not isinstance(backward, str):
+        raise ValueError(f"{where}: backward must be a signal name, got {backward!r}")
+    return SignalConfig(shard=shard, backward_signal=backward, compile=bool(entry.get("compile", False)))
+
+
+class Config:
+    """The signal hints in use: ``signals`` maps names to ``SignalConfig``."""
+
+    def __init__(self):
+        self.signals = {}
+        self.path = None
+
+    def load(self, path):
+        """Add the signals of a YAML (or ``.json``) file; an error names the file and the entry."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"gt config file {path!r} does not exist (from gt.load_config or GT_CONFIG)")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if path.lower().endswith(".json"):
+            raw = json.loads(text) if text.strip() else None
+        else:
+            try:
+                import yaml
+            except ImportError:
+                raise ImportError(f"reading the YAML config {path!r} needs PyYAML: pip install pyyaml "
+                                  "(or write the config as .json)") from None
+            try:
+                raw = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"gt config file {path!r} is not valid YAML: {exc}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"gt config file {path!r}: expected a mapping of signal names, got {type(raw).__name__}")
+        parsed = {str(name): _parse_signal(name, entry, path) for name, entry in raw.items()}
+        self.signals.update(parsed)
+        self.path = path
+
+    def get_signal(self, name):
+        return self.signals.get(name)
+
+    def has_signal(self, name):
+        return name in self.signals
+
+    def register_signal(self, name, config):
+        if not isinstance(config, SignalConfig):
+            raise TypeError(f"register_signal({name!r}, ...): expected a gt.SignalConfig, got {type(config).__name__}")
+        self.signals[name] = config
+
+    def load_from_env(self, env_var="GT_CONFIG"):
+        path = os.environ.get(env_var, "").strip()
+        if path:
+            self.load(path)
+
+    def clear(self):
+        self.signals.clear()
+        self.path = None
+
+
+_config = Config()
+_env_loaded = False
+
+
+def get_config():
+    """The signal hints in use (GT_CONFIG is read on the first call)."""
+    global _env_loaded
+    if not _env_loaded:
+        _env_loaded = True
+        path = config_path()
+        if path:
+            _config.load(path)
+    return _config
+
+
+def load_config(path):
+    """Load signal hints from a YAML or JSON file (``gt.load_config('sharding.yaml')``)."""
+    get_config().load(path)
+
+
+def get_signal_config(name):
+    """The ``SignalConfig`` of ``name``, or None when no hint names it."""
+    return get_config().get_signal(name)
+
+
+def register_config(name, config):
+    """Add one signal's hints from Python: ``gt.register_config('layer1', SignalConfig(shard=ShardConfig(axis=1)))``."""
+    get_config().register_signal(name, config)

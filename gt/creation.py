@@ -1,6 +1,6 @@
 """Tensor creation: from data, constants, ranges and random draws (float32 unless told otherwise)."""
 
-from gt import backend, dtypes
+from gt import backend, dtypes, signal
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.mesh import get_mesh
@@ -10,9 +10,15 @@ from gt.tensor import Tensor, _shape_args
 
 def _new(arr, requires_grad, data=True):
     """A tensor of ``arr``. On a mesh of several devices, data (``data=True``, not requiring grad,
-    axis 0 at least as long as the mesh) is sharded along axis 0; the rest is replicated."""
+    axis 0 at least as long as the mesh) is sharded along axis 0; the rest is replicated. Inside
+    a ``gt.signal.context`` whose hint names a layout, data takes that layout (gt/signal.py)."""
     backend.mark_tensor_created()
     mesh = get_mesh()
+    hint = signal.placement_hint() if data and not requires_grad else None
+    if hint is not None and -arr.ndim <= hint.axis < arr.ndim:
+        if hint.replicated or mesh.size == 1:
+            return Tensor._wrap(arr)
+        return Tensor._from_value(layout.shard(arr, hint.axis % arr.ndim))
     if data and mesh.size > 1 and not requires_grad and arr.ndim >= 1 and arr.shape[0] >= mesh.size:
         return Tensor._from_value(layout.shard(arr, 0))
     t = Tensor._wrap(arr)

@@ -28,6 +28,16 @@ class DType:
     def __hash__(self):
         return hash(self.name)
 
+    @property
+    def dtype(self):
+        """The numpy dtype of this name, so numpy takes gt's dtypes where it takes its own
+        (``np.zeros(3, dtype=gt.float32)``, as with the public gt, whose dtypes are names)."""
+        if self.name == "bfloat16":
+            raise TypeError("gt.bfloat16 has no numpy dtype (numpy has no bfloat16); use gt.float32")
+        import numpy  # numpy is always installed; imported here only so the dtype table stays engine-free
+
+        return numpy.dtype(self.name)
+
 
 float32 = DType("float32", True)
 float64 = DType("float64", True)

@@ -7,16 +7,19 @@ ops in gt/ops; this class checks arguments, names axes (``axis``/``keepdims``,
 or torch's ``dim``/``keepdim``) and turns Python values into op inputs.
 """
 
+import warnings
+
 from gt import autograd, checks, dtypes
 from gt.backend import B
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg, reductions
 from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, numel
-from gt import tensor_inplace, tensor_layout
+from gt import tensor_inplace, tensor_layout, tensor_numpy
 from gt._args import _pick, _scalar  # noqa: F401  (re-exported)
 from gt.tensor_inplace import InplaceMethods
 from gt.tensor_layout import LayoutMethods, _index, _infer_shape, _shape_args  # noqa: F401  (re-exported)
+from gt.tensor_numpy import NumpyMethods, no_out
 from gt.sharding import layout
 from gt.sharding.dispatch import map_local, redistribute
 from gt.sharding.layout import Placed
@@ -71,7 +74,10 @@ def _promote_ints(a, b, true_div=False):
     return cast[0], cast[1]
 
 
-class Tensor(InplaceMethods, LayoutMethods):
+_next_id = 0
+
+
+class Tensor(InplaceMethods, LayoutMethods, NumpyMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -83,8 +89,7 @@ class Tensor(InplaceMethods, LayoutMethods):
 
     # A tensor holds one engine array (``_array``) or, when sharded or partial over the mesh, a
     # ``Placed`` (``_placed``: per-device arrays, placement, global shape); never both.
-    __slots__ = ("_array", "_placed", "_requires_grad", "grad", "_ctx", "_retains_grad", "__weakref__")
-    __array_ufunc__ = None  # numpy defers `ndarray + tensor` to Tensor.__radd__
+    __slots__ = ("_array", "_placed", "_requires_grad", "_grad", "_ctx", "_retains_grad", "_id", "__weakref__")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self._init(B.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype, copy=True),
@@ -93,7 +98,7 @@ class Tensor(InplaceMethods, LayoutMethods):
     def _init(self, arr, requires_grad=False):
         self._array, self._placed = arr, None
         self._ctx = None
-        self.grad = None
+        self._grad = None
         self._retains_grad = False
         self._requires_grad = False
         if requires_grad:
@@ -104,7 +109,7 @@ class Tensor(InplaceMethods, LayoutMethods):
         if not B.is_array(arr):  # engines may return scalars (a full sum); a tensor always holds an array
             arr = B.asarray(arr)
         t = object.__new__(cls)
-        t._array, t._placed, t._ctx, t.grad, t._retains_grad, t._requires_grad = \
+        t._array, t._placed, t._ctx, t._grad, t._retains_grad, t._requires_grad = \
             arr, None, None, None, False, requires_grad
         return t
 
@@ -194,6 +199,35 @@ class Tensor(InplaceMethods, LayoutMethods):
         return self._ctx
 
     @property
+    def grad(self):
+        """The gradient accumulated by ``backward()`` (a tensor of this shape), or None.
+
+        Only leaves get one, as in torch; a computed tensor keeps its gradient only after
+        ``retain_grad()``. (``_grad`` is the same attribute, the public gt's spelling.)"""
+        if self._ctx is not None and not self._retains_grad and self._grad is None:
+            warnings.warn("the .grad of a tensor computed by an op (not a leaf) is not kept by backward(), "
+                          "so it is None: call t.retain_grad() before backward() to keep it, or read the "
+                          ".grad of the leaf tensors (parameters, inputs with requires_grad=True)",
+                          UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+
+    @property
+    def id(self):
+        """A number that names this tensor for as long as the program runs (never reused, unlike
+        Python's ``id()``); ``gt.debug.get_tape()`` lists ops by these numbers."""
+        try:
+            return self._id
+        except AttributeError:
+            global _next_id
+            _next_id += 1
+            self._id = _next_id
+            return _next_id
+
+    @property
     def data(self):
         """The same values, detached from the graph (shares memory)."""
         return Tensor._from_value(self._value)
@@ -207,7 +241,12 @@ class Tensor(InplaceMethods, LayoutMethods):
 
     @property
     def T(self):
-        return self.permute(*reversed(range(self.ndim)))
+        """The last two axes swapped (the same as ``mT``); a 0-d or 1-d tensor unchanged.
+
+        This is the public gt's rule, which gt code relies on (``q @ k.T`` on (batch, seq, dim)
+        tensors). On 2-d tensors it is also torch's and numpy's; on 3 or more dims torch
+        deprecates ``.T`` and numpy reverses every axis: write ``permute`` for that."""
+        return self.transpose(-2, -1) if self.ndim >= 2 else self
 
     @property
     def mT(self):
@@ -236,16 +275,7 @@ class Tensor(InplaceMethods, LayoutMethods):
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
 
-    # ---- conversion ---------------------------------------------------------------
-    def numpy(self):
-        """The values as a numpy array (shares memory with the tensor on the CPU)."""
-        checks.flush()
-        return B.to_numpy(self._data)
-
-    def __array__(self, dtype=None, copy=None):
-        arr = self.numpy()
-        return arr if dtype is None else arr.astype(dtype)
-
+    # ---- conversion (numpy's side: gt/tensor_numpy.py) ------------------------------
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
@@ -472,28 +502,37 @@ class Tensor(InplaceMethods, LayoutMethods):
         return where(mask, value, self)
 
     # ---- reductions ----------------------------------------------------------------
-    def _reduce(self, op_cls, name, axis, keepdims, dim, keepdim):
+    # Reductions take numpy's names (axis, keepdims) and torch's (dim, keepdim), and numpy's
+    # dtype= and out=None, which np.mean(t) / np.sum(t) pass on (see gt/tensor_numpy.py).
+    def _reduce(self, op_cls, name, axis, keepdims, dim, keepdim, dtype=None, out=None):
+        no_out(out, name)
         axes = normalize_axes(_pick(axis, dim), self.ndim, name)
         keep = bool(keepdims or keepdim)
-        return op_cls.apply(self, axes, keep)
+        x = self if dtype is None else self.to(dtype)
+        return op_cls.apply(x, axes, keep)
 
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
-        return self._reduce(reductions.Sum, "sum", axis, keepdims, dim, keepdim)
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
+        return self._reduce(reductions.Sum, "sum", axis, keepdims, dim, keepdim, dtype, out)
 
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
         """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
-        x = self if self.dtype.is_floating_point else self.to(dtypes.default_float)
-        return x._reduce(reductions.Mean, "mean", axis, keepdims, dim, keepdim)
+        x = self if self.dtype.is_floating_point or dtype is not None else self.to(dtypes.default_float)
+        return x._reduce(reductions.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
         """Largest values over ``axis`` (values only, as numpy; use ``argmax`` for positions)."""
-        return self._reduce(reductions.Max, "max", axis, keepdims, dim, keepdim)
+        return self._reduce(reductions.Max, "max", axis, keepdims, dim, keepdim, out=out)
 
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
-        return self._reduce(reductions.Min, "min", axis, keepdims, dim, keepdim)
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        return self._reduce(reductions.Min, "min", axis, keepdims, dim, keepdim, out=out)
 
-    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None):
+    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
+            dtype=None, out=None):
         """Variance over ``axis``; ``ddof=0`` (biased, numpy's default). torch's ``unbiased``/``correction`` work too."""
+        no_out(out, "var")
+        if dtype is not None:
+            return self.to(dtype).var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
+                                      correction=correction)
         if correction is not None:
             ddof = correction
         elif unbiased is not None:
@@ -504,8 +543,10 @@ class Tensor(InplaceMethods, LayoutMethods):
         centered = self - self.mean(axes, keepdims=True)
         return (centered * centered).sum(axes, keepdims=keep) / max(count - ddof, 0)
 
-    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None):
-        return self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction).sqrt()
+    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
+            dtype=None, out=None):
+        return self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
+                        dtype=dtype, out=out).sqrt()
 
     def _arg(self, fn, name, axis, keepdims, dim, keepdim):
         axis = _pick(axis, dim)
@@ -522,17 +563,29 @@ class Tensor(InplaceMethods, LayoutMethods):
             return Tensor._from_value(Placed(out, Shard(kept), tuple(shape)))
         return Tensor._wrap(fn(self._data, axis=axis, keepdims=keep))
 
-    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        no_out(out, "argmax")
         return self._arg(B.argmax, "argmax", axis, keepdims, dim, keepdim)
 
-    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        no_out(out, "argmin")
         return self._arg(B.argmin, "argmin", axis, keepdims, dim, keepdim)
 
-    def all(self):
-        return B.all(self._data)
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        """Whether every element is true (non-zero): a bool, or a bool tensor over ``axis``."""
+        no_out(out, "all")
+        axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "all"), bool(keepdims or keepdim)
+        if axes is None and not keep:
+            return B.all(self._data)
+        return ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
 
-    def any(self):
-        return B.any(self._data)
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        """Whether some element is true (non-zero): a bool, or a bool tensor over ``axis``."""
+        no_out(out, "any")
+        axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "any"), bool(keepdims or keepdim)
+        if axes is None and not keep:
+            return B.any(self._data)
+        return ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0
 
     def matmul(self, other):
         return matmul(self, other)
@@ -572,4 +625,4 @@ def where(condition, a, b):
     return ew.Where.apply(cond, a, b)
 
 
-tensor_inplace.Tensor = tensor_layout.Tensor = Tensor
+tensor_inplace.Tensor = tensor_layout.Tensor = tensor_numpy.Tensor = Tensor

@@ -20,8 +20,9 @@ class InplaceMethods:
     def _check_inplace(self, what):
         if autograd.is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
-                f"{what}: a tensor that requires grad cannot be modified in place while gradients are "
-                "recorded; wrap the update in `with gt.no_grad():`"
+                f"{what}: a tensor that requires grad (a parameter) cannot be changed in place while "
+                "gradients are recorded, as in PyTorch (the public gt allowed it); write the update under "
+                "no_grad: `with gt.no_grad(): param -= lr * param.grad`"
             )
 
     def _inplace_value(self, other, op):

@@ -112,6 +112,25 @@ case("functions", "Exp", lambda a: gt.log(gt.exp(a) + gt.sqrt(a * a + 1.0)), X,
 case("wide_range", "Gelu", lambda a: a.gelu(), np.linspace(-6, 6, 25), torch_fn=lambda a: T.nn.functional.gelu(a))
 case("wide_range", "Sigmoid", lambda a: a.sigmoid(), np.linspace(-30, 30, 25))
 
+# binary cross-entropy of logits: differentiable in the logits, the targets and pos_weight
+_BCE = "BinaryCrossEntropyWithLogits"
+_XB, _YB = randn(4, 3, seed=7, scale=3), positive(4, 3, seed=8, low=0.0, high=1.0)
+_XB[0, 0] = 0.0   # the kink of |x| and max(-x, 0), where a composition of them gets the gradient wrong
+case("none", _BCE, lambda x, y: gt.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none"),
+     _XB, _YB, torch_fn=lambda x, y: T.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none"))
+_PW = positive(3, seed=9)   # a constant, as torch has it
+case("pos_weight", _BCE,
+     lambda x, y: gt.nn.functional.binary_cross_entropy_with_logits(x, y, pos_weight=_PW, reduction="sum"),
+     _XB, _YB, torch_fn=lambda x, y: T.nn.functional.binary_cross_entropy_with_logits(
+         x, y, pos_weight=T.tensor(_PW, dtype=x.dtype), reduction="sum"))
+case("weight_mean", _BCE,
+     lambda x, y: gt.nn.functional.binary_cross_entropy_with_logits(x, y, weight=np.arange(3.0)),
+     _XB, _YB, torch_fn=lambda x, y: T.nn.functional.binary_cross_entropy_with_logits(
+         x, y, weight=T.arange(3.0, dtype=x.dtype)))
+case("wide_range", _BCE, lambda x, y: gt.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none"),
+     np.linspace(-30, 30, 25), positive(25, seed=10, low=0.0, high=1.0),
+     torch_fn=lambda x, y: T.nn.functional.binary_cross_entropy_with_logits(x, y, reduction="none"))
+
 # clip: values are multiples of 0.1, bounds sit halfway between two of them (no kinks)
 XC = distinct(3, 5, seed=6)
 case("both", "Clip", lambda a: a.clip(-0.25, 0.35), XC, torch_fn=lambda a: a.clamp(-0.25, 0.35))
@@ -205,7 +224,7 @@ case("tuple", "Permute", lambda a: a.permute((1, 2, 0)), X3)
 case("transpose02", "Permute", lambda a: a.transpose(0, 2), X3)
 case("transpose_negative", "Permute", lambda a: a.transpose(-1, -3), X3)
 case("transpose_no_args", "Permute", lambda a: a.transpose(), X3, torch_fn=lambda a: a.transpose(-2, -1))
-case("T", "Permute", lambda a: a.T, X3, torch_fn=lambda a: a.permute(2, 1, 0))
+case("T", "Permute", lambda a: a.T, X3, torch_fn=lambda a: a.mT)   # gt's .T: the last two axes
 case("T_2d", "Permute", lambda a: a.T, randn(3, 4))
 case("mT", "Permute", lambda a: a.mT, X3)
 case("size1_axis", "Expand", lambda a: a.expand(2, 3, 4), randn(2, 1, 4, seed=11))

@@ -76,7 +76,7 @@ def set_backend(name):
     tensor is created (the same name again later is allowed and changes nothing)."""
     if not isinstance(name, str):
         raise TypeError(f"gt.set_backend(name): expected a name, one of {ENGINES}, got {name!r}")
-    name = name.strip().lower()
+    name = config.engine_name(name)
     current = object.__getattribute__(B, "_engine")
     if current is not None and current.name == name:
         return

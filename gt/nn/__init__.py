@@ -14,15 +14,15 @@ from gt.nn.containers import ModuleDict, ModuleList, Sequential
 from gt.nn.dropout import Dropout
 from gt.nn.embedding import Embedding
 from gt.nn.linear import Identity, Linear
-from gt.nn.losses import CrossEntropyLoss, MSELoss
+from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from gt.nn.module import IncompatibleKeys, Module
 from gt.nn.normalization import LayerNorm
 from gt.nn.parameter import Parameter
 from gt.nn.transformer import FeedForward, TransformerBlock
 
 # Module-level functions, as in the public gt (nn.relu(x), nn.mse_loss(a, b), ...)
-from gt.nn.functional import (cross_entropy, gelu, log_softmax, mse_loss, relu, sigmoid,  # noqa: E402
-                              softmax, tanh)
+from gt.nn.functional import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402
+                              cross_entropy, gelu, log_softmax, mse_loss, relu, sigmoid, softmax, tanh)
 
 from gt.nn import utils  # noqa: E402  (clip_grad_norm_)
 from gt.optim.sgd import SGD  # noqa: E402  (from gt.nn import SGD, as in the public gt)

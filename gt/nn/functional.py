@@ -5,9 +5,10 @@ and returns a gt tensor recorded on the tape.
 """
 
 from gt import checks, dtypes
+from gt.autograd import is_grad_enabled
 from gt.backend import B
 from gt.creation import arange, rand
-from gt.ops import linalg
+from gt.ops import activations, linalg
 from gt.tensor import Tensor, where
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -203,6 +204,64 @@ def mse_loss(input, target, reduction="mean"):
                          "reshape one of them (broadcasting here is almost always a bug)")
     diff = input - target
     return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def _same_shape(input, target, fn):
+    if input.shape != target.shape:
+        raise ValueError(f"{fn}: target shape {target.shape} differs from input shape {input.shape}; "
+                         "they must match (as in torch)")
+    if not input.dtype.is_floating_point:
+        raise TypeError(f"{fn}: input must be floating point, got {input.dtype!r}")
+
+
+def _float_like(t, like):
+    """Targets (0/1 ints, bools) and weights (a float64 numpy array) in the input's float dtype,
+    so they never widen a float32 loss."""
+    return t if t.dtype == like.dtype else t.to(like.dtype)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """``-w * [y * log(x) + (1 - y) * log(1 - x)]`` for probabilities ``input`` x in [0, 1] and
+    targets y of the same shape; each log is clamped at -100 as in torch, so x = 0 or 1 gives a
+    finite loss. ``weight`` broadcasts against the input. For logits, use
+    ``binary_cross_entropy_with_logits`` (stable, and faster).
+
+        >>> F.binary_cross_entropy(gt.tensor([0.5]), gt.tensor([1.0])).item()   # log(2)
+        0.6931471824645996
+    """
+    input = _tensor(input, "binary_cross_entropy")
+    target = _float_like(_tensor(target, "binary_cross_entropy", "target"), input)
+    _same_shape(input, target, "binary_cross_entropy")
+    if input.numel():
+        checks.require((input.min() >= 0) & (input.max() <= 1), ValueError, lambda: (
+            "binary_cross_entropy: input must be probabilities in [0, 1], got values from "
+            f"{input.min().item():g} to {input.max().item():g}; for logits use binary_cross_entropy_with_logits"))
+    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+    if weight is not None:
+        loss = loss * _float_like(_tensor(weight, "binary_cross_entropy", "weight"), input)
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed from the logits
+    without forming the sigmoid (no overflow for large logits). ``weight`` broadcasts against the
+    input; ``pos_weight`` (e.g. (C,) for (N, C) logits) weighs the positive term, as in torch.
+
+        >>> F.binary_cross_entropy_with_logits(gt.zeros(2), gt.tensor([0.0, 1.0])).item()   # log(2)
+        0.6931471824645996
+    """
+    input = _tensor(input, "binary_cross_entropy_with_logits")
+    target = _float_like(_tensor(target, "binary_cross_entropy_with_logits", "target"), input)
+    _same_shape(input, target, "binary_cross_entropy_with_logits")
+    if pos_weight is not None:
+        pos_weight = _float_like(_tensor(pos_weight, "binary_cross_entropy_with_logits", "pos_weight"), input)
+        if pos_weight.requires_grad and is_grad_enabled():
+            raise ValueError("binary_cross_entropy_with_logits: pos_weight cannot require grad (it is a constant, "
+                             "as in torch); pass pos_weight.detach()")
+    loss = activations.BinaryCrossEntropyWithLogits.apply(input, target, pos_weight)
+    if weight is not None:
+        loss = loss * _float_like(_tensor(weight, "binary_cross_entropy_with_logits", "weight"), input)
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
 def l1_loss(input, target, reduction="mean"):

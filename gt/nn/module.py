@@ -6,6 +6,7 @@ every depth under dotted names (``blocks.0.attn.q_proj.weight``).
 """
 
 import collections
+import weakref
 
 from gt import autograd, dtypes
 from gt.backend import B
@@ -13,6 +14,72 @@ from gt.nn import state
 from gt.nn.parameter import Parameter
 from gt.nn.state import IncompatibleKeys  # noqa: F401  (re-exported)
 from gt.tensor import Tensor
+
+
+class ParameterRegistry(collections.OrderedDict):
+    """``module._parameters``: torch's ordered dict ``name -> Parameter``, which also takes the
+    public gt's way of registering weights, as a list::
+
+        self.gamma = gt.ones(dim, requires_grad=True)
+        self._parameters.extend([self.gamma, self.beta])
+
+    ``append``/``extend`` register each tensor under the name of the attribute that holds it
+    (``gamma``), else ``param_<i>``. The tensor itself becomes the ``Parameter`` (the same
+    object, so ``self.gamma``, the optimizer and any other reference all see one tensor).
+    """
+
+    def __init__(self, module=None):
+        super().__init__()
+        self._owner = None if module is None else weakref.ref(module)
+
+    def append(self, tensor):
+        module = self._owner() if self._owner is not None else None
+        if module is None:
+            raise RuntimeError("_parameters.append: this registry belongs to no module")
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"_parameters.append: expected a gt.Tensor, got {type(tensor).__name__}")
+        if any(p is tensor for p in self.values()):
+            return
+        if not tensor.is_leaf:
+            raise ValueError("_parameters.append: only a leaf tensor can be a parameter, this one was computed "
+                             f"by {tensor.grad_fn.name}; create it with gt.zeros/gt.randn(..., requires_grad=True) "
+                             "or pass t.detach().requires_grad_()")
+        if tensor._placed is not None:
+            tensor._data = tensor._data   # parameters live whole on every device (replicated)
+        if not isinstance(tensor, Parameter):
+            tensor.__class__ = Parameter   # same slots, so the object itself becomes the parameter
+        name = next((k for k, v in module.__dict__.items() if v is tensor and not k.startswith("_")), None)
+        if name is None:
+            i = len(self)
+            while f"param_{i}" in self or hasattr(module, f"param_{i}"):
+                i += 1
+            name = f"param_{i}"
+        else:
+            del module.__dict__[name]   # from now on the attribute is served from the registry
+        module.register_parameter(name, tensor)
+
+    def extend(self, tensors):
+        for t in tensors:
+            self.append(t)
+        return self
+
+    def __iadd__(self, tensors):
+        return self.extend(tensors)
+
+
+class Parameters(list):
+    """What ``Module.parameters()`` returns: a list (``len``, indexing, iterating again, as the
+    public gt's) that ``next()`` also steps through, as torch's generator
+    (``next(model.parameters()).dtype``)."""
+
+    __slots__ = ("_cursor",)
+
+    def __next__(self):
+        try:
+            cursor = self._cursor
+        except AttributeError:
+            cursor = self._cursor = iter(list.__iter__(self))
+        return next(cursor)
 
 
 class Module:
@@ -32,7 +99,7 @@ class Module:
     def __init__(self):
         d = self.__dict__
         d["training"] = True
-        d["_parameters"] = collections.OrderedDict()
+        d["_parameters"] = ParameterRegistry(self)
         d["_buffers"] = collections.OrderedDict()
         d["_non_persistent_buffers"] = set()
         d["_modules"] = collections.OrderedDict()
@@ -189,8 +256,9 @@ class Module:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        """Every parameter (shared ones once), in registration order, as a list that also
+        works with ``next()``; see ``Parameters``."""
+        return Parameters(p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)

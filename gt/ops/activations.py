@@ -90,3 +90,30 @@ class LogSoftmax(Function):
     def backward(self, g):
         out = self.saved[0]
         return (g - B.exp(out) * B.sum(g, axis=self.axis, keepdims=True),)
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """Elementwise ``-[pw * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]`` of logits ``x``
+    and targets ``y``, with torch's ``pos_weight`` ``pw`` (None: 1). Written as
+    ``(1 - y) * x + (1 + (pw - 1) * y) * softplus(-x)``, where ``softplus(-x)`` is
+    ``log(1 + exp(-|x|)) + max(-x, 0)``: no exp of a positive number, so large logits never
+    overflow, and the gradient in x is ``(1 + (pw - 1) * y) * sigmoid(x) - pw * y`` everywhere
+    (a composition of abs and max would get it wrong at x == 0)."""
+
+    def forward(self, x, y, pos_weight=None):
+        sp = B.log(1 + B.exp(-B.abs(x))) + B.maximum(-x, 0)
+        self.save(x, y, pos_weight, sp)
+        if pos_weight is None:
+            return (1 - y) * x + sp
+        return (1 - y) * x + (1 + (pos_weight - 1) * y) * sp
+
+    def backward(self, g):
+        x, y, pw, sp = self.saved
+        nx, ny = self.needs_input_grad[:2]
+        gx = gy = None
+        if nx:
+            s = B.sigmoid(x)
+            gx = g * (s - y) if pw is None else g * ((1 + (pw - 1) * y) * s - pw * y)
+        if ny:
+            gy = g * -x if pw is None else g * ((pw - 1) * sp - x)
+        return gx, gy, None   # pos_weight is a constant, as in torch

@@ -14,7 +14,6 @@ placement it arrives in is converted wherever it is next used.
 
 import collections
 import contextlib
-import weakref
 
 from gt import autograd
 from gt.autograd import fit_grad as _fit
@@ -134,7 +133,7 @@ def redistribute(t, target, sizes=None):
         node.inputs, node.released, node.target, node.out_shape = (t,), False, target, t.shape
         out._requires_grad = True
         out._ctx = node
-        autograd.tape.append(weakref.ref(node))
+        autograd.put_on_tape(node, out)
     return out
 
 
@@ -167,6 +166,7 @@ def dispatch(cls, args, kwargs):
             largs, lkw = plan.local(d, largs, kwargs)
         ctx = cls()
         ctx.needs_input_grad = needs
+        autograd.ops_run[d] += 1
         with on_device(d):
             outs.append(ctx.forward(*largs, **lkw))
         ctxs.append(ctx)
@@ -187,7 +187,7 @@ def dispatch(cls, args, kwargs):
         node.in_shapes, node.in_dtypes = in_shapes, in_dtypes
         result._requires_grad = True
         result._ctx = node
-        autograd.tape.append(weakref.ref(node))
+        autograd.put_on_tape(node, result)
     return result
 
 

@@ -1,0 +1,125 @@
+"""Named scopes that choose where tensors lie on the mesh: the public gt's signal API.
+
+    gt.load_config("sharding.yaml")          # features: {shard: {axis: 1}}   (or GT_CONFIG=...)
+    with gt.signal.context("features"):
+        x = gt.randn(128, 64)                # made as Shard(1) over the mesh
+    y = gt.signal.tensor(x, "features")      # an existing tensor laid out by the hint (differentiable)
+
+What a hint does here: ``shard: {axis: k}`` makes the data tensors created in the scope
+(``gt.randn``, ``gt.from_numpy``, ``gt.zeros``, ...) ``Shard(k)``; ``replicated: true`` makes them
+whole on every device. Ops in the scope place their results by gt's propagation rules, as
+everywhere. Tensors that require grad (parameters) stay replicated, and a tensor with no axis k
+keeps its default placement. One process drives every device here, so the hints that steer the
+public gt's worker processes (``workers``, ``backward``, ``compile``) have no effect;
+``GT_VERBOSE=1`` says so, once. A name with no hint is a scope that changes nothing.
+"""
+
+import contextlib
+import sys
+import threading
+
+from gt import config
+from gt.tensor import Tensor
+
+_local = threading.local()
+_said_ignored = False
+
+
+class SignalScope:
+    """One active scope: its name and the name its backward pass would use (kept, no effect)."""
+
+    __slots__ = ("name", "backward_name", "hint")
+
+    def __init__(self, name, backward_name=None):
+        self.name, self.backward_name = name, backward_name
+        cfg = config.get_signal_config(name)
+        self.hint = None if cfg is None else cfg.shard
+        _note_ignored(name, ([] if cfg is None else cfg.ignored()) + (["backward"] if backward_name else []))
+
+    def __repr__(self):
+        extra = f", backward={self.backward_name!r}" if self.backward_name else ""
+        return f"SignalScope({self.name!r}{extra})"
+
+
+def _stack():
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+def _note_ignored(name, hints):
+    global _said_ignored
+    if hints and not _said_ignored and config.verbose():
+        _said_ignored = True
+        print(f"gt: signal {name!r}: hint(s) {', '.join(hints)} have no effect here (one process drives every "
+              "device of the mesh; hints choose only where tensors lie); said once", file=sys.stderr)
+
+
+def _check_name(name, fn):
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"gt.signal.{fn}: the signal name must be a non-empty str, got {name!r}")
+
+
+def placement_hint():
+    """The ``ShardConfig`` of the innermost active scope that has one, or None (the usual case)."""
+    stack = getattr(_local, "stack", None)
+    if stack:
+        for scope in reversed(stack):
+            if scope.hint is not None:
+                return scope.hint
+    return None
+
+
+def current_signal():
+    """The name of the innermost active scope, or None."""
+    stack = getattr(_local, "stack", None)
+    return stack[-1].name if stack else None
+
+
+def current_backward_signal():
+    stack = getattr(_local, "stack", None)
+    return stack[-1].backward_name if stack else None
+
+
+@contextlib.contextmanager
+def context(name, backward=None):
+    """``with gt.signal.context(name):`` data tensors made inside lie as ``name``'s hint says."""
+    enter(name, backward)
+    try:
+        yield
+    finally:
+        _stack().pop()
+
+
+signal = context   # the public gt's older name: gt.signal.signal(name)
+
+
+def enter(name, backward=None):
+    """Open the scope ``name`` without a ``with`` block; close it with ``exit(name)``."""
+    _check_name(name, "enter")
+    _stack().append(SignalScope(name, backward))
+
+
+def exit(name):  # noqa: A001  (the public gt's name)
+    """Close the innermost scope, which must be ``name``."""
+    stack = _stack()
+    if not stack:
+        raise RuntimeError(f"gt.signal.exit({name!r}): no signal scope is open")
+    if stack[-1].name != name:
+        raise RuntimeError(f"gt.signal.exit({name!r}): the innermost open scope is {stack[-1].name!r}; "
+                           "close scopes in the reverse order of opening them")
+    stack.pop()
+
+
+def tensor(t, name, backward_name=None):
+    """``t`` laid out as the hint of ``name`` says (``t.shard(k)`` or ``t.replicate()``, both
+    differentiable: gradients flow back to ``t``); ``t`` itself when no hint names a layout."""
+    _check_name(name, "tensor")
+    if not isinstance(t, Tensor):
+        raise TypeError(f"gt.signal.tensor: expected a gt.Tensor, got {type(t).__name__}")
+    cfg = config.get_signal_config(name)
+    _note_ignored(name, ([] if cfg is None else cfg.ignored()) + (["backward"] if backward_name else []))
+    if cfg is None or cfg.shard is None:
+        return t
+    return t.replicate() if cfg.shard.replicated else t.shard(cfg.shard.axis)
