@@ -112,6 +112,14 @@ case("functions", "Exp", lambda a: gt.log(gt.exp(a) + gt.sqrt(a * a + 1.0)), X,
 case("wide_range", "Gelu", lambda a: a.gelu(), np.linspace(-6, 6, 25), torch_fn=lambda a: T.nn.functional.gelu(a))
 case("wide_range", "Sigmoid", lambda a: a.sigmoid(), np.linspace(-30, 30, 25))
 
+# binary cross-entropy of probabilities and, below, of logits: differentiable in both arguments
+case("none", "BinaryCrossEntropy", lambda x, y: gt.nn.functional.binary_cross_entropy(x, y, reduction="none"),
+     positive(4, 3, seed=11, low=0.05, high=0.95), positive(4, 3, seed=12, low=0.0, high=1.0),
+     torch_fn=lambda x, y: T.nn.functional.binary_cross_entropy(x, y, reduction="none"))
+case("mean", "BinaryCrossEntropy", lambda x, y: gt.nn.functional.binary_cross_entropy(x, y),
+     positive(6, seed=13, low=0.01, high=0.99), positive(6, seed=14, low=0.0, high=1.0),
+     torch_fn=lambda x, y: T.nn.functional.binary_cross_entropy(x, y))
+
 # binary cross-entropy of logits: differentiable in the logits, the targets and pos_weight
 _BCE = "BinaryCrossEntropyWithLogits"
 _XB, _YB = randn(4, 3, seed=7, scale=3), positive(4, 3, seed=8, low=0.0, high=1.0)

@@ -236,7 +236,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         checks.require((input.min() >= 0) & (input.max() <= 1), ValueError, lambda: (
             "binary_cross_entropy: input must be probabilities in [0, 1], got values from "
             f"{input.min().item():g} to {input.max().item():g}; for logits use binary_cross_entropy_with_logits"))
-    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+    loss = activations.BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * _float_like(_tensor(weight, "binary_cross_entropy", "weight"), input)
     return _reduce(loss, reduction, "binary_cross_entropy")

@@ -92,6 +92,30 @@ class LogSoftmax(Function):
         return (g - B.exp(out) * B.sum(g, axis=self.axis, keepdims=True),)
 
 
+def _clamped_log(x):
+    """max(log(x), -100) without ever taking log(0) (torch's clamp of BCE's logs)."""
+    pos = x > 0
+    return B.where(pos, B.maximum(B.log(B.where(pos, x, 1)), -100), -100)
+
+
+class BinaryCrossEntropy(Function):
+    """Elementwise ``-[y * log(x) + (1 - y) * log(1 - x)]`` of probabilities ``x`` and targets
+    ``y``, each log clamped at -100 as in torch (x = 0 or 1 gives a finite loss). The gradient in
+    x is torch's ``(x - y) / max(x (1 - x), 1e-12)``, finite at 0 and 1 too."""
+
+    def forward(self, x, y):
+        lx, l1x = _clamped_log(x), _clamped_log(1 - x)
+        self.save(x, y, lx, l1x)
+        return -(y * lx + (1 - y) * l1x)
+
+    def backward(self, g):
+        x, y, lx, l1x = self.saved
+        nx, ny = self.needs_input_grad
+        gx = g * (x - y) / B.maximum(x * (1 - x), 1e-12) if nx else None
+        gy = g * (l1x - lx) if ny else None
+        return gx, gy
+
+
 class BinaryCrossEntropyWithLogits(Function):
     """Elementwise ``-[pw * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]`` of logits ``x``
     and targets ``y``, with torch's ``pos_weight`` ``pw`` (None: 1). Written as

@@ -407,7 +407,7 @@ def attention(cls, args, kwargs):
 RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
-    act.BinaryCrossEntropyWithLogits)}
+    act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits)}
 RULES.update({
     act.Softmax: softmax_like, act.LogSoftmax: softmax_like,
     reductions.Sum: reduction, reductions.Mean: reduction, reductions.Max: reduction, reductions.Min: reduction,
