@@ -7,8 +7,8 @@
                                                      # class probabilities for each sequence
 
 ``--checkpoint`` takes a run's ``--checkpoint-dir`` (its latest checkpoint, or its best with
-``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options.
-"""
+``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options
+or GT_* variables (checked as ``train.py`` checks them, by ``lpm.options``)."""
 
 import json
 import sys

@@ -10,11 +10,13 @@
 The layouts may be mixed in one folder: a class is a folder name or an .npz class name, and the
 classes of a folder are numbered in sorted order of their names; an .npz's sequences join the
 class folder of the same name. Extensions are compared in any case (``GOOD.NPZ``). At most
-``MAX_CLASSES`` classes. Frames become grayscale in [0, 1] (8-bit values / 255, 16-bit / 65535, floats as they
-are; colour through Pillow's luma weights) and are resized to ``img_size x img_size`` with
-Pillow (bilinear, antialiased when shrinking). A sequence with fewer than ``seq_len`` frames
-is padded by repeating its last frame; a longer one keeps its first ``seq_len`` frames; the
-data set's ``notes`` say how many were changed.
+``MAX_CLASSES`` classes.
+
+Frames become grayscale in [0, 1] (8-bit values / 255, 16-bit / 65535, floats as they are;
+colour through Pillow's luma weights) and are resized to ``img_size x img_size`` with Pillow
+(bilinear, antialiased when shrinking); frames without pixels (a (5, 0, 20) array) are refused.
+A sequence with fewer than ``seq_len`` frames is padded by repeating its last frame; a longer
+one keeps its first ``seq_len`` frames; the data set's ``notes`` say how many were changed.
 
 Nothing executes code from a file: arrays are read with ``allow_pickle=False``.
 
@@ -299,7 +301,8 @@ class FileSequences(_Checked):
                                 f"<sequence>.npy files)")
         super().__init__(labels, classes, seq_len, img_size)
         self.paths = paths
-        self.ignored = [f"ignored {ignored} file(s) that are neither sequence folders nor .npy files"] if ignored else []
+        note = f"ignored {ignored} file(s) that are neither sequence folders nor .npy files"
+        self.ignored = [note] if ignored else []
         self.lengths = []
         for p in paths:
             try:
@@ -393,8 +396,8 @@ class MixedSequences(_Checked):
     def __init__(self, root, parts):
         self.root, self.parts = root, parts
         names = sorted({str(n) for part in parts for n in part.class_names})
-        labels = [np.array([names.index(str(n)) for n in part.class_names], np.int64)[part.labels]
-                  for part in parts]
+        number = {name: c for c, name in enumerate(names)}
+        labels = [np.array([number[str(n)] for n in part.class_names], np.int64)[part.labels] for part in parts]
         super().__init__(np.concatenate(labels), names, parts[0].seq_len, parts[0].img_size)
         self._part = np.repeat(np.arange(len(parts)), [len(part) for part in parts])
         self._local = np.concatenate([np.arange(len(part)) for part in parts])

@@ -1,7 +1,7 @@
 """How much memory a run, or a model from a checkpoint, needs: estimated before anything is allocated.
 
-A run whose sizes cannot fit (``--img-size 30000``: a 40-billion-value embedding; ``--samples
-100000000``: 128 TB of frames) is refused with the figure and the memory the machine has, instead
+A run whose sizes cannot fit (``--img-size 30000``: an embedding of 115 billion weights;
+``--samples 100000000``: 128 TB of frames) is refused with the figure and the memory the machine has, instead
 of failing with an allocation error minutes later. The estimate is rough but counts what
 dominates, all float32 (4 bytes a value):
 
@@ -145,7 +145,8 @@ def model_config(config, num_classes=10):
 
 def run_problem(config, available=None):
     """A one-line refusal if the training run ``config`` (a ``TrainConfig``) cannot fit in memory, else None."""
-    model = model_config(config)
+    blobs_data = not config.data and config.dataset == "blobs"
+    model = model_config(config, num_classes=len(blobs.DIRECTIONS) if blobs_data else 10)   # files: not known yet
     # A batch never holds more sequences than there are (files: not known yet); the held-out pass
     # after each epoch reads batches of at least EVAL_BATCH sequences (lpm.train.train).
     n = None if config.data else config.samples

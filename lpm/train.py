@@ -490,7 +490,8 @@ def main(argv=None, prog="train.py"):
     """``python train.py [flags]`` (or ``lpm train``): parse, train, print one line per epoch and a summary.
 
     Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit, a non-finite loss,
-    a bad torchrun environment), 2 invalid options. Messages go to stderr as one ``prog: ...`` line
+    a bad torchrun environment), 2 invalid options, GT_* variables or a run too large for the
+    memory available (all checked before any work). Messages go to stderr as one ``prog: ...`` line
     (or a few, listing problems). Under torchrun (WORLD_SIZE > 1) the processes train together,
     data parallel (see ``train``); rank 0 prints.
     """
