@@ -1,65 +1,124 @@
-"""gt's configuration: the environment variables it reads, in one place, with typed helpers; and
-the sharding hints of the public gt's signal API (GT_CONFIG, ``gt.load_config``)."""
+"""gt's configuration: the environment variables it reads, in one place, with typed helpers;
+and the sharding hints of the public gt's signal API (GT_CONFIG, ``gt.load_config``).
+
+Each helper checks its variable and raises ``EnvironmentVariableError`` (a ``ValueError``)
+naming the variable, the value and what is expected; ``environment_problems()`` runs every
+helper, so a command line can refuse a bad environment in one line before doing any work.
+An unset or blank variable means "not set".
+
+    >>> import os
+    >>> os.environ["GT_DEVICES"] = "abc"
+    >>> environment_problems()
+    ["GT_DEVICES must be a positive integer (the number of virtual CPU devices), got 'abc'"]
+    >>> del os.environ["GT_DEVICES"]
+"""
 
 import dataclasses
 import json
 import os
 import typing
 
+# GT_BACKEND: each accepted spelling and the engine it names (gt.backend's engines).
+# "pytorch" is the public gt's name of its torch engine.
+BACKENDS = {"numpy": "numpy", "torch": "torch", "pytorch": "torch"}
+# The spellings of a yes/no variable (GT_AUTO_SHARD, GT_VERBOSE), compared lower-case.
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
 
-def _flag(name, default=False):
+
+class EnvironmentVariableError(ValueError):
+    """An environment variable gt reads holds a value gt cannot use."""
+
+
+def _get(name):
     value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() not in ("0", "false", "no", "off")
+    return None if value is None or value.strip() == "" else value.strip()
 
 
-# The public gt calls its torch engine "pytorch"; both names select the torch engine here.
-ENGINE_ALIASES = {"pytorch": "torch"}
+def _flag(name):
+    value = _get(name)
+    if value is None:
+        return None
+    if value.lower() in TRUE:
+        return True
+    if value.lower() in FALSE:
+        return False
+    raise EnvironmentVariableError(f"{name} must be 1 or 0 (or true/false, yes/no, on/off), got {value!r}")
 
 
 def engine_name(name):
-    """An engine name as the backend knows it: lower case, aliases resolved ("pytorch" -> "torch")."""
+    """An engine name as the backend knows it: lower case, aliases resolved ("pytorch" -> "torch");
+    a name that is no engine's comes back as it is (the backend's error names it)."""
     name = name.strip().lower()
-    return ENGINE_ALIASES.get(name, name)
+    return BACKENDS.get(name, name)
 
 
 def backend_name():
     """GT_BACKEND: which array engine to use, ``numpy`` or ``torch`` (``pytorch`` too, the public
     gt's spelling); None when unset: the backend picks, see gt.backend."""
-    return engine_name(os.environ.get("GT_BACKEND", "")) or None
+    value = _get("GT_BACKEND")
+    if value is None:
+        return None
+    if value.lower() not in BACKENDS:
+        raise EnvironmentVariableError(f"unknown gt backend {value!r}: expected one of "
+                                       f"{', '.join(map(repr, BACKENDS))} (GT_BACKEND, gt's array engine)")
+    return BACKENDS[value.lower()]
 
 
 def verbose():
     """GT_VERBOSE=1: print what gt detected and chose."""
-    return _flag("GT_VERBOSE")
+    return bool(_flag("GT_VERBOSE"))
 
 
 def auto_shard():
     """GT_AUTO_SHARD: True/False when set, None when unset (so that an explicit 0 can win)."""
-    value = os.environ.get("GT_AUTO_SHARD")
-    if value is None or value.strip() == "":
-        return None
     return _flag("GT_AUTO_SHARD")
 
 
 def devices():
     """GT_DEVICES=N: how many virtual CPU devices to shard over (None when unset)."""
-    value = os.environ.get("GT_DEVICES")
-    if value is None or value.strip() == "":
+    value = _get("GT_DEVICES")
+    if value is None:
         return None
     try:
         n = int(value)
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"GT_DEVICES must be a positive integer (the number of virtual devices), got {value!r}")
+        raise EnvironmentVariableError(f"GT_DEVICES must be a positive integer (the number of virtual CPU "
+                                       f"devices), got {value!r}")
     return n
 
 
 def config_path():
     """GT_CONFIG: a sharding-hint file (YAML or JSON) to load on first use; None when unset."""
-    return os.environ.get("GT_CONFIG", "").strip() or None
+    path = _get("GT_CONFIG")
+    if path is not None and not os.path.isfile(path):
+        raise EnvironmentVariableError(f"GT_CONFIG names {path!r}, which is not a file (a YAML or JSON file of "
+                                       "sharding hints is expected)")
+    return path
+
+
+READERS = (backend_name, devices, auto_shard, verbose, config_path)
+
+
+def environment_problems():
+    """One message per GT_* variable that holds a value gt cannot use (an empty list if none)."""
+    problems = []
+    for read in READERS:
+        try:
+            read()
+        except EnvironmentVariableError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def check_environment():
+    """Raise ``EnvironmentVariableError`` for the first GT_* variable gt cannot use. gt calls it
+    when it starts (the first tensor), so a bad value is reported there, whatever reads it later."""
+    problems = environment_problems()
+    if problems:
+        raise EnvironmentVariableError(problems[0])
 
 
 # ---- sharding hints by name: the public gt's signal configuration ----------------------------

@@ -9,7 +9,8 @@ and ``lpm train``. Data: ``lpm.data`` (synthetic moving blobs), ``lpm.digits`` (
 handwritten digits), ``lpm.files`` (the user's own sequences), ``lpm.datasets`` (what they
 share, and ``load_data``). Around training: ``lpm.checkpoint`` (safetensors checkpoints,
 atomic writes, resume), ``lpm.plots`` (``--plot``), ``lpm.inference`` and ``lpm.cli`` (the
-``lpm`` command: train, evaluate, predict).
+``lpm`` command: train, evaluate, predict), ``lpm.options`` (the checks every command line
+shares) and ``lpm.memory`` (what a run needs, checked before it starts).
 """
 
 from lpm.model import PixelTransformer, PixelTransformerConfig

@@ -7,11 +7,12 @@
                                                      # class probabilities for each sequence
 
 ``--checkpoint`` takes a run's ``--checkpoint-dir`` (its latest checkpoint, or its best with
-``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options.
-"""
+``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options
+or GT_* variables (checked as ``train.py`` checks them, by ``lpm.options``)."""
 
 import json
 import sys
+from dataclasses import asdict
 
 import numpy as np
 
@@ -59,14 +60,28 @@ def _run(command, argv, prog):
 
 
 def _parser(prog, description):
-    from lpm.train import _OneLineParser
+    from lpm.options import OneLineParser
 
-    p = _OneLineParser(prog=prog, description=description)
+    p = OneLineParser(prog=prog, description=description)
     p.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="a run's --checkpoint-dir (its latest checkpoint) or one checkpoint folder")
     p.add_argument("--best", action="store_true", help="use the run's best checkpoint by held-out accuracy")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (default: %(default)s)")
     return p
+
+
+def _parse(p, argv, **minimums):
+    """Parse ``argv`` and check it as ``train.py`` checks its options (``lpm.options``): the
+    environment, then each ``name=low`` minimum. Exit 2 with one line on the first problem."""
+    from lpm.options import at_least, check_environment, problems
+
+    args = p.parse_args(argv)
+    check_environment(p)
+    bad = problems(*(at_least(f"--{name.replace('_', '-')}", getattr(args, name), low)
+                     for name, low in minimums.items()))
+    if bad:
+        p.error(bad[0])
+    return args
 
 
 # ---- lpm evaluate -----------------------------------------------------------------------------
@@ -82,7 +97,7 @@ def evaluate_command(argv, prog="lpm evaluate"):
     p.add_argument("--all", action="store_true", help="with --data: every sequence in PATH (a separate test set)")
     p.add_argument("--samples", type=int, help="with a generated data set: how many sequences to generate")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable sequences in --data (counted)")
-    args = p.parse_args(argv)
+    args = _parse(p, argv, batch_size=1, samples=2)
     if args.dataset and args.data:
         p.error(f"--data and --dataset are alternatives: got --data {args.data} and --dataset {args.dataset}")
     if args.all and not args.data:
@@ -97,6 +112,7 @@ def evaluate_command(argv, prog="lpm evaluate"):
     if args.samples is not None:
         cfg["samples"] = args.samples
     cfg.update(img_size=model.config.img_size)
+    _check_memory(p, cfg, args, model)
     if args.all:
         from lpm import files
 
@@ -125,6 +141,19 @@ def evaluate_command(argv, prog="lpm evaluate"):
     return 0
 
 
+def _check_memory(p, cfg, args, model):
+    """Refuse (exit 2) data that cannot fit in what memory the loaded model leaves."""
+    from lpm import memory
+
+    seq_len = cfg.get("seq_len", 8)
+    batch = min(args.batch_size, cfg.get("samples", 600))
+    too_large = memory.too_large({"data": 0 if args.all else memory.data_bytes(cfg),
+                                  "a batch": memory.batch_bytes(asdict(model.config), batch, seq_len, training=False)},
+                                 "this evaluation", "use fewer --samples or a smaller --batch-size")
+    if too_large:
+        p.refuse(too_large)
+
+
 def _checkpoint_classes(ckpt):
     from lpm.inference import checkpoint_data
 
@@ -134,15 +163,15 @@ def _checkpoint_classes(ckpt):
 
 def _match_classes(labels, data_names, model_names):
     """Labels renumbered from the data's classes to the model's, by name; DataError for unknown classes."""
-    from lpm.datasets import DataError
+    from lpm.datasets import DataError, short_list
 
     data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
     if data_names == model_names:
         return np.asarray(labels)
     unknown = [n for n in data_names if n not in model_names]
     if unknown:
-        raise DataError(f"classes the model was not trained on: {', '.join(unknown)} (it knows: "
-                        f"{', '.join(model_names)})")
+        raise DataError(f"classes the model was not trained on: {short_list(unknown)} (it knows: "
+                        f"{short_list(model_names, 20)})")
     mapping = np.array([model_names.index(n) for n in data_names])
     return mapping[np.asarray(labels)]
 
@@ -178,9 +207,7 @@ def predict_command(argv, prog="lpm predict"):
     p.add_argument("--top", type=int, default=3, help="classes to print per sequence, most likely first "
                                                       "(0: all; default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per sequence with every probability")
-    args = p.parse_args(argv)
-    if args.top < 0:
-        p.error(f"--top must be >= 0, got {args.top}")
+    args = _parse(p, argv, batch_size=1, top=0)
     model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
     names, offset, seq_len, img_size = checkpoint_data(ckpt)
     inputs = read_inputs(args.files, seq_len, img_size)

@@ -86,6 +86,17 @@ def make_moving_blobs(num_samples, seq_len=8, img_size=200, seed=0, noise=0.3, b
     return images, labels
 
 
+def memory_bytes(num_samples, seq_len=8, img_size=200, chunk=32):
+    """Bytes ``make_moving_blobs`` allocates: every frame (float32), and per chunk of sequences
+    the uint8 noise draw and its float32 product.
+
+        >>> memory_bytes(600, 8, 200) / 2**20      # the default data set, in MiB
+        781.25
+    """
+    frame = img_size * img_size
+    return num_samples * seq_len * frame * 4 + min(chunk, num_samples) * seq_len * frame * 5
+
+
 def train_eval_split(images, labels, eval_split=0.2, seed=0, shuffle=True):
     """Split into ``(train_images, train_labels), (eval_images, eval_labels)``.
 

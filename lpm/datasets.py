@@ -25,8 +25,27 @@ import numpy as np
 DATASETS = ("blobs", "digits", "digits-majority")
 
 
+MAX_CLASSES = 10_000    # a data set's classes: the model's head and lpm evaluate's confusion matrix grow with them
+
+
 class DataError(ValueError):
     """The data cannot be used as it is; the message names the file or value and what was expected."""
+
+
+def has_extension(path, extension):
+    """Whether the file name ``path`` ends with ``extension`` (".npz"), in any case: ``GOOD.NPZ`` is an .npz."""
+    return str(path).lower().endswith(extension)
+
+
+def short_list(items, limit=5):
+    """``items`` as text for a one-line message: the first ``limit`` and how many more.
+
+        >>> short_list(range(100))
+        '0, 1, 2, 3, 4 and 95 more'
+    """
+    items = [str(item) for item in items]
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 class SequenceDataset:
@@ -146,7 +165,7 @@ def load_data(config, progress=None):
                                      skip_bad=_get(config, "skip_bad", False), progress=progress)
         train_idx, eval_idx = stratified_split(dataset.labels, eval_split, seed)
         return _centred(dataset.subset(train_idx), dataset.subset(eval_idx), dataset.class_names,
-                        f"class = folder name under {path}" if not str(path).endswith(".npz")
+                        f"class = folder name under {path}" if not has_extension(path, ".npz")
                         else f"labels from {path}", dataset.notes)
     if name in ("digits", "digits-majority"):
         from lpm import digits

@@ -88,6 +88,17 @@ def moving_digits(num_samples, seq_len=8, img_size=200, task="digit", eval_split
     return train, held_out
 
 
+def memory_bytes(img_size, scans=1797):
+    """Bytes the moving digits keep, whatever the number of sequences: the ``scans`` upscaled
+    digits and the noise bank (float32); the frames are drawn when a batch needs them.
+
+        >>> round(memory_bytes(200) / 2**20)       # MiB at 200x200
+        185
+    """
+    d = max(4, int(round(img_size * DIGIT_FRACTION)))
+    return (scans * d * d + NOISE_BANK * img_size * img_size) * 4
+
+
 class MovingDigits(SequenceDataset):
     """Moving-digit sequences rendered on access. Attributes (N sequences, S frames):
     ``sources`` (N, S) index of the scan shown in each frame, ``positions`` (N, S, 2) top-left

@@ -4,15 +4,19 @@
   one folder of frames per sequence, frames in name order with numbers compared as numbers
   (``frame2`` before ``frame10``);
 - ``PATH/<class>/<sequence>.npy``: one array per sequence, (frames, H, W) or (frames, H, W, C);
-- ``PATH.npz``: ``images`` (N, frames, H, W) and ``labels`` (N,) integers, optionally
-  ``class_names`` (K,) strings.
+- ``PATH.npz``, or ``.npz`` files in the folder PATH: ``images`` (N, frames, H, W) and ``labels``
+  (N,) integers, optionally ``class_names`` (K,) strings (else the classes are named "0".."K-1").
 
-Both folder layouts may be mixed; a class is a folder name, classes are numbered in sorted
-order. Frames become grayscale in [0, 1] (8-bit values / 255, 16-bit / 65535, floats as they
-are; colour through Pillow's luma weights) and are resized to ``img_size x img_size`` with
-Pillow (bilinear, antialiased when shrinking). A sequence with fewer than ``seq_len`` frames
-is padded by repeating its last frame; a longer one keeps its first ``seq_len`` frames; the
-data set's ``notes`` say how many were changed.
+The layouts may be mixed in one folder: a class is a folder name or an .npz class name, and the
+classes of a folder are numbered in sorted order of their names; an .npz's sequences join the
+class folder of the same name. Extensions are compared in any case (``GOOD.NPZ``). At most
+``MAX_CLASSES`` classes.
+
+Frames become grayscale in [0, 1] (8-bit values / 255, 16-bit / 65535, floats as they are;
+colour through Pillow's luma weights) and are resized to ``img_size x img_size`` with Pillow
+(bilinear, antialiased when shrinking); frames without pixels (a (5, 0, 20) array) are refused.
+A sequence with fewer than ``seq_len`` frames is padded by repeating its last frame; a longer
+one keeps its first ``seq_len`` frames; the data set's ``notes`` say how many were changed.
 
 Nothing executes code from a file: arrays are read with ``allow_pickle=False``.
 
@@ -29,7 +33,7 @@ import zipfile
 
 import numpy as np
 
-from lpm.datasets import DataError, SequenceDataset
+from lpm.datasets import MAX_CLASSES, DataError, SequenceDataset, has_extension, short_list
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CACHE_BYTES = 1 << 30
@@ -46,12 +50,34 @@ def open_dataset(path, seq_len=8, img_size=200, skip_bad=False, cache_bytes=CACH
     if not os.path.exists(path):
         raise DataError(f"--data {path}: no such file or folder")
     if os.path.isfile(path):
-        if not path.endswith(".npz"):
+        if not has_extension(path, ".npz"):
             raise DataError(f"--data {path}: expected a folder of class folders or an .npz file")
         dataset = NpzSequences(path, seq_len, img_size)
     else:
-        dataset = FileSequences(path, seq_len, img_size)
+        dataset = open_folder(path, seq_len, img_size)
     dataset.check(skip_bad, progress, cache_bytes)
+    return dataset
+
+
+def open_folder(root, seq_len=8, img_size=200):
+    """The sequences of a folder (not yet checked): its class folders and its .npz files, together."""
+    entries = sorted(n for n in os.listdir(root) if not n.startswith("."))
+    folders = [n for n in entries if os.path.isdir(os.path.join(root, n))]
+    archives = [n for n in entries if n not in folders and has_extension(n, ".npz")]
+    others = len(entries) - len(folders) - len(archives)
+    if not folders and not archives:
+        raise DataError(f"--data {root}: no class folders (expected {root}/<class>/<sequence>/<frame>.png "
+                        f"or {root}/<class>/<sequence>.npy) and no .npz file")
+    parts = [FileSequences(root, seq_len, img_size)] if folders else []
+    parts += [NpzSequences(os.path.join(root, n), seq_len, img_size) for n in archives]
+    dataset = parts[0] if len(parts) == 1 else MixedSequences(root, parts)
+    notes = list(dataset.notes)
+    if archives and folders:
+        notes.append(f"read {sum(len(p) for p in parts[1:])} sequence(s) from {short_list(archives)} beside "
+                     f"the class folders (classes matched by name)")
+    if others:
+        notes.append(f"ignored {others} file(s) in {root} that are neither class folders nor .npz files")
+    dataset.notes = notes
     return dataset
 
 
@@ -63,7 +89,7 @@ def natural_key(name):
 
 def frame_files(folder):
     """The image files of a sequence folder, in name order."""
-    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+    names = [n for n in os.listdir(folder) if has_extension(n, IMAGE_EXTENSIONS) and not n.startswith(".")]
     return [os.path.join(folder, n) for n in sorted(names, key=natural_key)]
 
 
@@ -134,6 +160,9 @@ def prepare(frames, seq_len, img_size, source):
     """Raw frames (S, H, W[, C]) -> (seq_len, img_size, img_size) float32; DataError if empty or non-finite."""
     if len(frames) == 0:
         raise DataError(f"{source}: the sequence has no frames")
+    if frames.ndim >= 3 and 0 in frames.shape[1:3]:
+        raise DataError(f"{source}: frames of {frames.shape[2]}x{frames.shape[1]} pixels (shape {frames.shape}): "
+                        f"an image needs at least one pixel")
     frames = fit_length(frames, seq_len)       # before converting: only the kept frames are read
     out = np.stack([resize(f, img_size) for f in to_gray(frames, source)])
     if not np.isfinite(out).all():
@@ -157,7 +186,7 @@ def read_sequence(path, seq_len, img_size):
             raise DataError(f"{path}: no image files (expected {', '.join(IMAGE_EXTENSIONS)})")
         files = files[:seq_len]                   # frames past seq_len would be cut anyway
         return prepare(np.stack(_same_size([read_image(f) for f in files], files)), seq_len, img_size, path)
-    if path.endswith(".npy"):
+    if has_extension(path, ".npy"):
         return prepare(load_npy(path), seq_len, img_size, path)
     raise DataError(f"{path}: expected a folder of frames or an .npy file")
 
@@ -232,8 +261,10 @@ def check_classes(labels, class_names, source):
     counts = np.bincount(labels, minlength=len(class_names)) if len(labels) else np.zeros(len(class_names), int)
     empty = [class_names[c] for c in range(len(class_names)) if counts[c] == 0]
     if empty:
-        raise DataError(f"{source}: class(es) without any sequence: {', '.join(map(str, empty))} "
+        raise DataError(f"{source}: {len(empty)} class(es) without any sequence: {short_list(empty)} "
                         f"(every class needs at least one; remove the class or add sequences)")
+    if len(class_names) > MAX_CLASSES:
+        raise DataError(f"{source}: {len(class_names)} classes; at most {MAX_CLASSES} are supported")
     if len(class_names) < 2:
         raise DataError(f"{source}: only one class ({class_names[0] if class_names else 'none'}): "
                         f"classification needs at least two")
@@ -259,7 +290,7 @@ class FileSequences(_Checked):
             found = 0
             for entry in entries:
                 full = os.path.join(folder, entry)
-                if os.path.isdir(full) or entry.endswith(".npy"):
+                if os.path.isdir(full) or has_extension(entry, ".npy"):
                     paths.append(full)
                     labels.append(c)
                     found += 1
@@ -270,14 +301,15 @@ class FileSequences(_Checked):
                                 f"<sequence>.npy files)")
         super().__init__(labels, classes, seq_len, img_size)
         self.paths = paths
-        notes = [f"ignored {ignored} file(s) that are neither sequence folders nor .npy files"] if ignored else []
-        lengths = []
+        note = f"ignored {ignored} file(s) that are neither sequence folders nor .npy files"
+        self.ignored = [note] if ignored else []
+        self.lengths = []
         for p in paths:
             try:
-                lengths.append(sequence_length(p))
+                self.lengths.append(sequence_length(p))
             except DataError:
-                lengths.append(seq_len)             # the check pass reports it
-        self.notes = notes + length_notes(lengths, seq_len)
+                self.lengths.append(seq_len)        # the check pass reports it
+        self.notes = self.ignored + length_notes(self.lengths, seq_len)
 
     def _read(self, i):
         return read_sequence(self.paths[i], self.seq_len, self.img_size)
@@ -331,15 +363,18 @@ class NpzSequences(_Checked):
         if images.ndim not in (4, 5):
             raise DataError(f"{path}: images must have shape (N, frames, H, W) or (N, frames, H, W, C), "
                             f"got {images.shape}")
+        if 0 in images.shape[2:4]:
+            raise DataError(f"{path}: images of shape {images.shape} have no pixels (H and W must be >= 1)")
         if labelled:
             labels = check_labels(labels, len(images), names, path)
-            k = len(names) if names is not None else int(labels.max()) + 1
+            k = len(names) if names is not None else int(labels.max()) + 1    # <= len(labels): checked
             class_names = [str(n) for n in names] if names is not None else [str(c) for c in range(k)]
         else:                                  # sequences to predict: no labels needed
             labels, class_names = np.zeros(len(images), np.int64), ("unlabelled",)
         super().__init__(labels, class_names, seq_len, img_size)
         self._images = images
-        self.notes = length_notes(np.full(len(images), images.shape[1]), seq_len)
+        self.ignored, self.lengths = [], np.full(len(images), images.shape[1])
+        self.notes = length_notes(self.lengths, seq_len)
         self._rows = np.arange(len(images))
 
     def _read(self, i):
@@ -354,8 +389,35 @@ class NpzSequences(_Checked):
         return f"{self.root}: images[{self._rows[i]}]"
 
 
+class MixedSequences(_Checked):
+    """The sequences of several layouts in one folder (its class folders and its .npz files):
+    classes are matched by name and numbered in sorted order of their names."""
+
+    def __init__(self, root, parts):
+        self.root, self.parts = root, parts
+        names = sorted({str(n) for part in parts for n in part.class_names})
+        number = {name: c for c, name in enumerate(names)}
+        labels = [np.array([number[str(n)] for n in part.class_names], np.int64)[part.labels] for part in parts]
+        super().__init__(np.concatenate(labels), names, parts[0].seq_len, parts[0].img_size)
+        self._part = np.repeat(np.arange(len(parts)), [len(part) for part in parts])
+        self._local = np.concatenate([np.arange(len(part)) for part in parts])
+        self.notes = ([note for part in parts for note in part.ignored]
+                      + length_notes(np.concatenate([part.lengths for part in parts]), self.seq_len))
+
+    def _read(self, i):
+        return self.parts[self._part[i]]._read(int(self._local[i]))
+
+    def _keep(self, rows):
+        self._part, self._local, self.labels = self._part[rows], self._local[rows], self.labels[rows]
+
+    def describe(self, i):
+        return self.parts[self._part[i]].describe(int(self._local[i]))
+
+
 def check_labels(labels, n, names, source):
-    """Labels as int64 (n,), each in [0, K) (K = len(names), else any non-negative int); DataError otherwise."""
+    """Labels as int64 (n,), each in [0, K); DataError otherwise. K = len(names) (at most
+    ``MAX_CLASSES``); without names K = the largest label + 1, which must not exceed the number of
+    sequences (every class needs one), so a stray huge label never makes millions of classes."""
     if labels.ndim != 1 or len(labels) != n:
         raise DataError(f"{source}: labels must have shape ({n},) to match images, got {labels.shape}")
     if labels.dtype.kind not in "iu":
@@ -364,9 +426,17 @@ def check_labels(labels, n, names, source):
     if n == 0:
         raise DataError(f"{source}: no sequences (images has length 0)")
     k = len(names) if names is not None else None
-    bad = np.flatnonzero((labels < 0) | ((labels >= k) if k is not None else False))
+    if k is not None and k > MAX_CLASSES:
+        raise DataError(f"{source}: {k} class_names; at most {MAX_CLASSES} classes are supported")
+    if k is None:      # classes 0..max label: no more classes than sequences (nor than MAX_CLASSES)
+        bound = min(n, MAX_CLASSES)
+        bad = np.flatnonzero((labels < 0) | (labels >= bound))
+        expected = (f"class indices 0..{bound - 1} (without class_names there are at most as many classes as "
+                    f"sequences, {n}" + (f", and at most {MAX_CLASSES}" if n > MAX_CLASSES else "") + ")")
+    else:
+        bad = np.flatnonzero((labels < 0) | (labels >= k))
+        expected = f"0..{k - 1} ({k} class_names)"
     if len(bad):
-        expected = f"0..{k - 1} ({k} class_names)" if k is not None else "non-negative class indices"
         raise DataError(f"{source}: label(s) out of range: {labels[bad[0]]} at position {bad[0]}"
                         + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + f"; expected {expected}")
     return labels

@@ -6,10 +6,12 @@
 """
 
 import os
+from dataclasses import asdict
 
 import numpy as np
 
 import gt
+from lpm import memory
 from lpm.checkpoint import CheckpointError, load_into, read_checkpoint
 from lpm.model import PixelTransformer, PixelTransformerConfig
 
@@ -22,6 +24,12 @@ def load_model(path, which="latest"):
         config = PixelTransformerConfig(**ckpt.meta["model_config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {ckpt.path}: unusable model_config ({exc})") from None
+    too_large = memory.too_large({"parameters": memory.model_bytes(asdict(config))},
+                                 f"checkpoint {ckpt.path}: its model ({memory.parameter_count(**asdict(config)):,} "
+                                 f"parameters, img_size {config.img_size}, embed_dim {config.embed_dim})",
+                                 "is model_config in checkpoint.json the one the weights were trained with?")
+    if too_large:
+        raise CheckpointError(too_large)
     model = PixelTransformer.from_config(config)
     load_into(ckpt, model)
     model.eval()
@@ -73,10 +81,10 @@ def read_inputs(paths, seq_len, img_size):
 
     out = []
     for path in paths:
-        if os.path.isfile(path) and path.endswith(".npz"):
+        if os.path.isfile(path) and files.has_extension(path, ".npz"):
             dataset = files.NpzSequences(path, seq_len, img_size, labelled=False)
             out += [(f"{path}[{i}]", dataset._read(i)) for i in range(len(dataset))]
-        elif os.path.isdir(path) or path.endswith(".npy"):
+        elif os.path.isdir(path) or files.has_extension(path, ".npy"):
             if not os.path.exists(path):
                 raise files.DataError(f"{path}: no such file or folder")
             out.append((path, files.read_sequence(path, seq_len, img_size)))

@@ -95,7 +95,10 @@ def sinusoidal_encoding(max_seq_len, dim):
 class PixelTransformer(nn.Module):
     """Classifies sequences of images: (B, S, H, W) or (B, S, H*W) -> logits (B, num_classes).
 
-    Accepts gt tensors or numpy arrays (converted to float32). State dict (D = embed_dim,
+    Accepts gt tensors or numpy arrays of floating-point pixels (numpy arrays are converted to
+    float32). Integer or boolean images (e.g. uint8 in 0-255) are refused with a ``TypeError``, as
+    a PyTorch model refuses them: scale them first, ``images.astype(np.float32) / 255``, as
+    torchvision's ``ToTensor`` does. State dict (D = embed_dim,
     P = img_size**2, F = ff_dim, C = num_classes)::
 
         embed.weight (D, P)   embed.bias (D)
@@ -154,11 +157,20 @@ class PixelTransformer(nn.Module):
     def check_input(self, images):
         """Validate ``images`` and return them as a float (B, S, P) gt tensor; ValueError if bad.
 
-        Everything is checked before any compute: the number of axes, the image size, an empty
-        batch or sequence, a sequence longer than ``max_seq_len``, and non-finite pixels.
+        Everything is checked before any compute: the dtype (floating point), the number of axes,
+        the image size, an empty batch or sequence, a sequence longer than ``max_seq_len``, and
+        non-finite pixels.
         """
         cfg = self.config
-        x = images if isinstance(images, gt.Tensor) else gt.tensor(images, dtype=gt.float32)
+        x = images if isinstance(images, gt.Tensor) else gt.tensor(images)   # integers stay integers
+        if not x.dtype.is_floating_point:
+            # A guess at the range (255? 65535? already 0/1?) would train silently on wrong pixels.
+            source = getattr(images, "dtype", x.dtype)
+            raise TypeError(f"PixelTransformer: expected floating-point images (pixels in [0, 1]), got {source} "
+                            f"values; scale integer images first, e.g. images.astype(np.float32) / 255 for uint8 "
+                            f"(as torchvision's ToTensor does)")
+        if not isinstance(images, gt.Tensor) and x.dtype != gt.float32:
+            x = x.to(gt.float32)
         P = cfg.img_size ** 2
         if x.ndim == 4:
             if tuple(x.shape[2:]) != (cfg.img_size, cfg.img_size):
@@ -179,8 +191,6 @@ class PixelTransformer(nn.Module):
         if S > cfg.max_seq_len:
             raise ValueError(f"PixelTransformer: sequence of {S} images is longer than max_seq_len="
                              f"{cfg.max_seq_len}")
-        if not x.dtype.is_floating_point:
-            x = x.to(gt.float32)
         x = x.reshape(B, S, P)             # (B, S, H, W) -> (B, S, P); a view when already flat
         if gt.checks.deferred():
             # On GPUs the verdict stays on the device until the host next reads a value (a

@@ -13,7 +13,6 @@ helper is importable on its own for tests and notebooks:
     2
 """
 
-import argparse
 import contextlib
 import importlib.util
 import math
@@ -30,8 +29,10 @@ from gt import nn
 from gt.sharding import get_mesh, use_mesh
 from lpm.checkpoint import CheckpointError
 from lpm.data import DIRECTIONS
-from lpm.datasets import DATASETS, Data, DataError, load_data
+from lpm.datasets import DATASETS, Data, DataError, has_extension, load_data
+from lpm.memory import run_problem
 from lpm.model import PixelTransformer
+from lpm.options import OneLineParser, at_least, check_environment, non_negative, positive, within
 from lpm.resume import Checkpointer, RunState, generator
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -83,17 +84,10 @@ class TrainConfig:
 
 
 # ---- options ------------------------------------------------------------------------------
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (no usage block), status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser(prog="train.py"):
     """The command-line interface; every flag maps to a ``TrainConfig`` field."""
     d = TrainConfig()
-    p = _OneLineParser(prog=prog, description=(
+    p = OneLineParser(prog=prog, description=(
         "Train the Pixel Transformer (a transformer whose tokens are whole images) on image sequences "
         "and report held-out accuracy. By default: tell the direction of a blob moving across noisy "
         "frames; --dataset digits: moving handwritten digits; --data PATH: your own sequences."))
@@ -177,27 +171,16 @@ def check_config(cfg):
         >>> check_config(TrainConfig(batch_size=0))
         ['--batch-size must be >= 1, got 0']
     """
-    problems = []
     minimums = dict(samples=2, seq_len=1, img_size=4, embed_dim=1, num_heads=1, num_layers=0,
                     ff_dim=1, epochs=1, batch_size=1, seed=0, save_every=0)
-    for name, low in minimums.items():
-        value = getattr(cfg, name)
-        if value < low:
-            problems.append(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    problems = [at_least(f"--{name.replace('_', '-')}", getattr(cfg, name), low) for name, low in minimums.items()]
     if cfg.embed_dim >= 1 and cfg.num_heads >= 1 and cfg.embed_dim % cfg.num_heads:
         problems.append(f"--embed-dim ({cfg.embed_dim}) must be divisible by --num-heads ({cfg.num_heads})")
-    if not 0.0 < cfg.eval_split < 1.0:
-        problems.append(f"--eval-split must be in (0, 1), got {cfg.eval_split}")
-    if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        problems.append(f"--lr must be a positive number, got {cfg.lr}")
-    if not 0.0 <= cfg.momentum < 1.0:
-        problems.append(f"--momentum must be in [0, 1), got {cfg.momentum}")
+    problems += [within("--eval-split", cfg.eval_split, 0, 1), positive("--lr", cfg.lr),
+                 within("--momentum", cfg.momentum, 0, 1, closed_low=True)]
     if cfg.momentum and cfg.optimizer != "sgd":
         problems.append(f"--momentum applies to --optimizer sgd only (got --optimizer {cfg.optimizer})")
-    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
-        problems.append(f"--weight-decay must be >= 0, got {cfg.weight_decay}")
-    if not 0.0 <= cfg.noise < 1.0:
-        problems.append(f"--noise must be in [0, 1), got {cfg.noise}")
+    problems += [non_negative("--weight-decay", cfg.weight_decay), within("--noise", cfg.noise, 0, 1, closed_low=True)]
     if cfg.data and cfg.dataset != "blobs":
         problems.append(f"--data and --dataset are alternatives: got --data {cfg.data} and --dataset {cfg.dataset}")
     if cfg.dataset.startswith("digits") and cfg.img_size < 8:
@@ -211,7 +194,7 @@ def check_config(cfg):
         problems.append("--skip-bad applies to --data only")
     if cfg.checkpoint_dir and os.path.exists(cfg.checkpoint_dir) and not os.path.isdir(cfg.checkpoint_dir):
         problems.append(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder")
-    return problems
+    return [p for p in problems if p]
 
 
 def missing_packages(cfg):
@@ -219,12 +202,14 @@ def missing_packages(cfg):
     needs = []
     if cfg.dataset.startswith("digits"):
         needs.append(("sklearn", "scikit-learn", "data", "--dataset " + cfg.dataset))
-    if cfg.data and not str(cfg.data).endswith(".npz"):
+    if cfg.data and not has_extension(cfg.data, ".npz"):
         needs.append(("PIL", "pillow", "data", "--data with image files"))
     if cfg.checkpoint_dir:
         needs.append(("safetensors", "safetensors", None, "--checkpoint-dir"))
     if cfg.plot:
         needs.append(("matplotlib", "matplotlib", "plot", "--plot"))
+    if gt.config.backend_name() == "torch":
+        needs.append(("torch", "torch", "torch", "GT_BACKEND=torch"))
     return [f"{why} needs {pkg}: pip install " + (f"'lpm[{extra}]' or pip install {pkg}" if extra else pkg)
             for module, pkg, extra, why in needs if importlib.util.find_spec(module) is None]
 
@@ -505,15 +490,20 @@ def main(argv=None, prog="train.py"):
     """``python train.py [flags]`` (or ``lpm train``): parse, train, print one line per epoch and a summary.
 
     Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit, a non-finite loss,
-    a bad torchrun environment), 2 invalid options. Messages go to stderr as one ``prog: ...`` line
+    a bad torchrun environment), 2 invalid options, GT_* variables or a run too large for the
+    memory available (all checked before any work). Messages go to stderr as one ``prog: ...`` line
     (or a few, listing problems). Under torchrun (WORLD_SIZE > 1) the processes train together,
     data parallel (see ``train``); rank 0 prints.
     """
     parser = build_parser(prog)
     cfg = parse_args(argv, parser)
+    check_environment(parser)       # GT_BACKEND, GT_DEVICES, ...: before anything reads them
     missing = missing_packages(cfg)
     if missing:
         parser.error(missing[0])
+    too_large = run_problem(cfg)    # before any data or weight is allocated
+    if too_large:
+        parser.refuse(too_large)
     # Sharding is on by default, as in the seed project, so that a multi-GPU box uses every GPU
     # with no setting; an explicit GT_AUTO_SHARD (e.g. 0) in the environment wins.
     if cfg.shard:

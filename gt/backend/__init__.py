@@ -28,6 +28,7 @@ class _EngineProxy:
     def __getattr__(self, name):
         engine = object.__getattribute__(self, "_engine")
         if engine is None:
+            config.check_environment()   # gt starts here: every GT_* variable is checked, once
             engine = _load(config.backend_name() or _automatic())
             object.__setattr__(self, "_engine", engine)
         return getattr(engine, name)

@@ -1,0 +1,71 @@
+"""What every lpm command line checks before any work, with the same helpers and messages:
+``python train.py`` and ``lpm train`` (``lpm.train``), ``lpm evaluate`` and ``lpm predict``
+(``lpm.cli``).
+
+A bad option or environment variable is one line on stderr, ``PROG: error: ...``, naming the
+value and what was expected, and exit status 2 (argparse's convention). Each check returns a
+message, or None when the value is fine, so a command can list every problem:
+
+    >>> [m for m in (at_least("--batch-size", 0, 1), within("--eval-split", 0.5, 0, 1)) if m]
+    ['--batch-size must be >= 1, got 0']
+"""
+
+import argparse
+import math
+
+from gt import config
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def refuse(self, message):
+        """Exit 2 with ``message`` as one line, for problems ``--help`` does not explain (the
+        environment, the machine's memory)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def at_least(flag, value, low):
+    """``flag`` must be an int >= ``low`` (None: not given, fine)."""
+    if value is not None and value < low:
+        return f"{flag} must be >= {low}, got {value}"
+    return None
+
+
+def within(flag, value, low, high, closed_low=False):
+    """``flag`` must lie in (low, high), or [low, high) with ``closed_low``; NaN never does."""
+    if value is None:
+        return None
+    if not ((low <= value if closed_low else low < value) and value < high):
+        return f"{flag} must be in {'[' if closed_low else '('}{low:g}, {high:g}), got {value}"
+    return None
+
+
+def positive(flag, value):
+    """``flag`` must be a finite number > 0 (None: not given, fine)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        return f"{flag} must be a positive number, got {value}"
+    return None
+
+
+def non_negative(flag, value):
+    """``flag`` must be a finite number >= 0."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        return f"{flag} must be >= 0, got {value}"
+    return None
+
+
+def problems(*messages):
+    """The messages that are not None, in order."""
+    return [m for m in messages if m]
+
+
+def check_environment(parser):
+    """Refuse (exit 2, one line) a GT_* environment variable gt cannot use (``gt.config``),
+    before anything is imported or loaded that would read it."""
+    bad = config.environment_problems()
+    if bad:
+        parser.refuse(bad[0] + " (in the environment)")
