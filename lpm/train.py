@@ -18,10 +18,7 @@ import contextlib
 import importlib.util
 import math
 import os
-import shlex
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -34,6 +31,7 @@ from gt.sharding import get_mesh, use_mesh
 from lpm.checkpoint import CheckpointError, find_checkpoint
 from lpm.data import DIRECTIONS
 from lpm.datasets import DATASETS, Data, DataError, load_data
+from lpm.interrupt import StopOnCtrlC, TrainingInterrupted, resume_command
 from lpm.model import PixelTransformer
 from lpm.outputs import OutputError, output_problems
 from lpm.resume import Checkpointer, RunState, SaveFailed, generator, run_folder_problem
@@ -333,46 +331,11 @@ class NonFiniteLoss(RuntimeError):
     """Training stopped because the loss (training or held-out) or the weights became NaN or infinite."""
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped by Ctrl-C (SIGINT): the message says where; ``checkpoint`` is the folder
-    to resume from (None without one). A ``KeyboardInterrupt``, so code that handles those still does."""
-
-    def __init__(self, message, checkpoint=None):
-        super().__init__(message)
-        self.checkpoint = checkpoint
-
-
-class _Interrupt:
-    """Ctrl-C during training, in a context. The first SIGINT only sets ``requested``: the loop
-    stops at the next step boundary, where the state is whole and a checkpoint resumes exactly.
-    It also restores the previous handler, so a second Ctrl-C interrupts at once. Off in a
-    multi-process run (every process must stop at the same step), off the main thread, and where
-    SIGINT is not Python's default (ignored in a background job, or handled by the caller)."""
-
-    def __init__(self, enabled):
-        self.requested, self.previous = False, None
-        self.enabled = (enabled and threading.current_thread() is threading.main_thread()
-                        and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-
-    def __enter__(self):
-        if self.enabled:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self.previous)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
 def _position(state, cfg, steps):
     """Where a run stands, for messages: ``in epoch 2/8 after step 3/5 (step 8 in all)``."""
     if state.step_in_epoch:
-        return f"in epoch {state.epoch + 1}/{cfg.epochs} after step {state.step_in_epoch}/{steps} (step {state.step} in all)"
+        return (f"in epoch {state.epoch + 1}/{cfg.epochs} after step {state.step_in_epoch}/{steps} "
+                f"(step {state.step} in all)")
     return f"after epoch {state.epoch}/{cfg.epochs} (step {state.step} in all)"
 
 
@@ -476,7 +439,7 @@ def train(cfg, log=print, data=None):
         _check_same_start(state, cfg)
     width = max(2, len(str(cfg.epochs)))
     samples_run = 0               # in this process (a resumed run starts part way)
-    bar, interrupt = None, _Interrupt(enabled=world == 1)
+    bar, interrupt = None, StopOnCtrlC(enabled=world == 1)
 
     def diverged(what, where):
         if bar is not None:
@@ -598,21 +561,6 @@ def train(cfg, log=print, data=None):
                 eval_accs=state.eval_accs, eval_acc=eval_acc, parameters=n_params, seconds=seconds,
                 samples_per_s=samples_per_s, model=model, config=asdict(cfg), data=data,
                 checkpoint=saver.last[0] if saver is not None and saver.last else None, plots=plots)
-
-
-def resume_command(argv, prog="train.py"):
-    """The command line that continues a run started with ``argv``: the same options, plus
-    ``--resume`` (``python train.py ... --resume``, or ``lpm train ... --resume``).
-
-        >>> resume_command(["--epochs", "20", "--checkpoint-dir", "runs/my run"])
-        "python train.py --epochs 20 --checkpoint-dir 'runs/my run' --resume"
-    """
-    if prog == "train.py":
-        script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
-        launcher = ["python", script]
-    else:
-        launcher = prog.split()
-    return shlex.join([*launcher, *argv, *([] if "--resume" in argv else ["--resume"])])
 
 
 def main(argv=None, prog="train.py"):

@@ -237,9 +237,9 @@ def test_a_diverging_run_stops_with_one_line(tmp_path, lr, with_checkpoints):
     done = run_train(*ONE_STEP, "--lr", lr, *extra)
     assert done.returncode == 1
     assert_clean(done.stderr, 1)
+    ending = "; no checkpoint was saved yet$" if extra else "$"
     assert re.match(r"^train\.py: stopped: held-out loss is (nan|inf) at the end of epoch 1 \(step 1\): try a "
-                    rf"smaller --lr \(now {re.escape(f'{float(lr):g}')}\)" + ("; no checkpoint was saved yet$" if extra else "$"),
-                    done.stderr.strip()), done.stderr
+                    rf"smaller --lr \(now {re.escape(f'{float(lr):g}')}\)" + ending, done.stderr.strip()), done.stderr
     assert "Epoch " not in done.stdout       # no accuracy line computed from NaN logits
     assert (tmp_path / "photo.txt").read_text() == "keep me"
     if with_checkpoints:
@@ -267,8 +267,9 @@ def test_divergence_is_caught_without_numpy_warnings(tmp_path, lr):
                       checkpoint_dir=str(tmp_path / "run"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(NonFiniteLoss, match=rf"^held-out loss is (nan|inf) at the end of epoch 1 \(step 1\): "
-                                                rf"try a smaller --lr \(now {re.escape(f'{lr:g}')}\); no checkpoint was saved yet$"):
+        with pytest.raises(NonFiniteLoss, match=rf"^held-out loss is (nan|inf) at the end of epoch 1 \(step 1\): try "
+                                                rf"a smaller --lr \(now {re.escape(f'{lr:g}')}\); no checkpoint was "
+                                                rf"saved yet$"):
             train(cfg, log=quiet)
     assert [str(w.message) for w in caught] == []
     assert not (tmp_path / "run").exists() or os.listdir(tmp_path / "run") == []
@@ -279,7 +280,8 @@ def test_a_checkpoint_with_non_finite_values_is_never_written(tmp_path):
     opt = train_mod.gt.optim.SGD(model.parameters(), lr=0.1)
     good = save_checkpoint(tmp_path, model, opt, {"progress": {"epoch": 1, "step": 4}})
     with pytest.raises(ckpt_mod.CheckpointError, match="NaN or infinite numbers in its metadata"):
-        save_checkpoint(tmp_path, model, opt, {"progress": {"epoch": 2, "step": 8}, "metrics": {"eval_loss": float("nan")}})
+        save_checkpoint(tmp_path, model, opt, {"progress": {"epoch": 2, "step": 8},
+                                               "metrics": {"eval_loss": float("nan")}})
     state = model.state_dict()
     state["head.bias"] = np.full_like(state["head.bias"], np.inf)
     model.load_state_dict(state)
@@ -426,7 +428,8 @@ def test_data_paths_spelled_differently_are_the_same_data(tmp_path, monkeypatch)
     train(TrainConfig(**{**cfg, "data": str(tmp_path / "same" / "data.npz")}, epochs=3, resume=True), log=lines.append)
     assert any(line.startswith("Resumed from run/epoch0002") for line in lines)
     shutil.copy(tmp_path / "clips" / "data.npz", tmp_path / "copy.npz")
-    with pytest.raises(ckpt_mod.CheckpointError, match=r"--data: '\S+/same/data\.npz' in the checkpoint, 'copy\.npz' now"):
+    with pytest.raises(ckpt_mod.CheckpointError,
+                       match=r"--data: '\S+/same/data\.npz' in the checkpoint, 'copy\.npz' now"):
         train(TrainConfig(**{**cfg, "data": "copy.npz"}, epochs=4, resume=True), log=quiet)
 
 
@@ -472,7 +475,8 @@ def test_a_damaged_latest_checkpoint_names_the_intact_best_and_how_to_resume(tmp
     assert "model.safetensors: contents do not match the SHA-256" in lines[1]
     pointers = os.path.join(run, "best.json"), os.path.join(run, "latest.json")
     assert lines[2] == (f"the best checkpoint {best} (epoch 1, step 4) is intact: to resume from it, copy "
-                        f"{pointers[0]} over {pointers[1]} (cp {pointers[0]} {pointers[1]}) and run again with --resume")
+                        f"{pointers[0]} over {pointers[1]} (cp {pointers[0]} {pointers[1]}) and run again with "
+                        "--resume")
     shutil.copy(*pointers)                          # as the message says
     main([*args, "--epochs", "3", "--resume"])
     out = capsys.readouterr().out
