@@ -15,8 +15,14 @@ step, and two small pointer files: ``DIR/latest.json`` and ``DIR/best.json`` (be
 accuracy) name the folder to use. Writing is atomic at every level: the files go into a
 temporary folder (each flushed and fsync'ed), which is renamed into place, and only then is a
 pointer replaced (temporary file, fsync, ``os.replace``). A crash or a full disk at any moment
-leaves the previous pointers naming complete checkpoints; folders no pointer names are removed
-after each save.
+leaves the previous pointers naming complete checkpoints.
+
+After each save, checkpoint folders no pointer names and leftovers of interrupted saves are
+removed, but only what this module wrote: each folder it creates holds a marker file
+(``.lpm-checkpoint``, naming the folder) from its first moment, and a folder is removed only if
+it carries that marker and holds nothing but checkpoint files. A user's own
+``epoch2024-step1/photo.txt``, ``.tmp-mycache/`` or ``notes.json.tmp-1`` stays, and so do
+checkpoint folders written before the marker existed (they are read as before).
 
 Reading never executes code from the file (safetensors and JSON only, no pickle) and checks
 everything before anything is loaded: a foreign, truncated or corrupted checkpoint is a
@@ -32,7 +38,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 
 import numpy as np
 
@@ -40,7 +45,11 @@ FORMAT = "lpm-checkpoint"
 VERSION = 1
 MODEL_FILE, OPTIMIZER_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "checkpoint.json"
 POINTERS = ("latest", "best")
+MARKER = ".lpm-checkpoint"      # inside every folder this module creates: the licence to remove it
 _FOLDER = re.compile(r"^epoch\d+-step\d+(-\d+)?$")
+_TEMP_FOLDER = re.compile(r"^\.tmp-(epoch\d+-step\d+(?:-\d+)?)-\d+-[0-9a-f]{8}$")
+_TEMP_POINTER = re.compile(r"^(latest|best)\.json\.tmp-\d+$")
+_OWN_FILES = {MARKER, MODEL_FILE, OPTIMIZER_FILE, META_FILE}
 
 
 class CheckpointError(ValueError):
@@ -72,34 +81,46 @@ def _safetensors():
 def save_checkpoint(root, model, optimizer, meta, best=False):
     """Write a checkpoint of ``model`` and ``optimizer`` with ``meta`` (a JSON-serialisable dict;
     ``meta['progress']['epoch'/'step']`` name the folder) under ``root``, point ``latest.json``
-    at it (and ``best.json`` when ``best``), and remove folders no pointer names. Returns its path."""
+    at it (and ``best.json`` when ``best``), and remove the checkpoint folders this module wrote
+    that no pointer names. Returns its path.
+
+    Refuses (``CheckpointError``, nothing written) weights or optimizer state that are not
+    finite, and NaN or infinite numbers in ``meta``: a checkpoint is something to resume from."""
     st = _safetensors()
+    model_state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    opt_arrays, opt_meta = flatten_optimizer_state(optimizer.state_dict()) if optimizer is not None else ({}, None)
+    bad = [k for k, v in (*model_state.items(), *opt_arrays.items()) if not np.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"not saving a checkpoint with non-finite values (in {', '.join(bad[:3])}"
+                              + (f" and {len(bad) - 3} more" if len(bad) > 3 else "") + ")")
+    blobs = {MODEL_FILE: st.save(model_state), OPTIMIZER_FILE: st.save(opt_arrays)}
+    meta = dict(meta, format=FORMAT, version=VERSION, optimizer=opt_meta,
+                files={f: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for f, b in blobs.items()})
+    meta.pop("checksum", None)
+    try:                           # strict JSON: NaN has no place in a checkpoint
+        meta["checksum"] = _checksum(meta)
+        text = json.dumps(meta, indent=1, allow_nan=False)
+    except ValueError:
+        raise CheckpointError(f"not saving a checkpoint with NaN or infinite numbers in its metadata "
+                              f"(metrics: {meta.get('metrics')})") from None
+
     os.makedirs(root, exist_ok=True)
     progress = meta.get("progress", {})
     name = f"epoch{int(progress.get('epoch', 0)):04d}-step{int(progress.get('step', 0)):08d}"
     taken, n = set(os.listdir(root)), 1
-    while name in taken:                        # never replace a folder a pointer may still name
+    while name in taken:                        # never replace a folder a pointer (or a user) may still name
         name, n = re.sub(r"(-\d+)?$", f"-{n}", name, count=1), n + 1
-
-    opt_arrays, opt_meta = flatten_optimizer_state(optimizer.state_dict()) if optimizer is not None else ({}, None)
-    blobs = {MODEL_FILE: st.save({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}),
-             OPTIMIZER_FILE: st.save(opt_arrays)}
-    meta = dict(meta, format=FORMAT, version=VERSION, optimizer=opt_meta,
-                files={f: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for f, b in blobs.items()})
-    meta.pop("checksum", None)
-    meta["checksum"] = _checksum(meta)
-    text = json.dumps(meta, indent=1, allow_nan=False)     # strict JSON: NaN has no place in a checkpoint
-
     tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(tmp)                               # the usual permissions (mkdtemp's are owner-only)
     try:
-        for fname, data in [*blobs.items(), (META_FILE, text.encode())]:
+        marker = json.dumps({"format": FORMAT, "folder": name}).encode()
+        for fname, data in [(MARKER, marker), *blobs.items(), (META_FILE, text.encode())]:
             _write_synced(os.path.join(tmp, fname), data)
         _fsync_dir(tmp)
         final = os.path.join(root, name)
         os.rename(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_own_folder(tmp, name, empty_too=True)
         raise
     _fsync_dir(root)
     pointer = {"checkpoint": name, "epoch": progress.get("epoch"), "step": progress.get("step"),
@@ -112,8 +133,11 @@ def save_checkpoint(root, model, optimizer, meta, best=False):
 
 
 def _publish(root, which, pointer):
-    """Atomically replace ``root/<which>.json``."""
+    """Atomically replace ``root/<which>.json``; never a file of that name that is not a pointer."""
     path = os.path.join(root, which + ".json")
+    if os.path.lexists(path) and _read_pointer(root, which) is None:
+        raise CheckpointError(f"{path} is not a checkpoint pointer: not replacing it (move it away, or choose "
+                              f"another --checkpoint-dir)")
     tmp = f"{path}.tmp-{os.getpid()}"
     _write_synced(tmp, json.dumps(pointer).encode())
     os.replace(tmp, path)
@@ -142,14 +166,71 @@ def _fsync_dir(path):
 
 
 def _clean(root):
-    """Remove checkpoint folders no pointer names, and temporary leftovers of interrupted saves."""
+    """Remove the checkpoint folders this module wrote that no pointer names, and the leftovers of
+    interrupted saves (temporary folders and pointer files). Anything else stays."""
     keep = {_read_pointer(root, which) for which in POINTERS}
     for entry in os.listdir(root):
-        full = os.path.join(root, entry)
-        if entry.startswith(".tmp-") or (_FOLDER.match(entry) and entry not in keep):
-            shutil.rmtree(full, ignore_errors=True)
-        elif ".json.tmp-" in entry:
-            os.remove(full)
+        full, temp = os.path.join(root, entry), _TEMP_FOLDER.match(entry)
+        if temp:
+            _remove_own_folder(full, temp.group(1), empty_too=True)
+        elif _FOLDER.match(entry) and entry not in keep:
+            _remove_own_folder(full, entry)
+        elif _TEMP_POINTER.match(entry) and _is_own_pointer_file(full):
+            _remove_quietly(full)
+
+
+def _remove_own_folder(path, name, empty_too=False):
+    """Remove ``path`` if this module wrote it: a real folder whose marker names ``name`` and which
+    holds nothing but checkpoint files (or, ``empty_too``, an empty temporary folder: a save cut
+    short before its marker). Anything else is left as it is."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        return
+    try:
+        entries = set(os.listdir(path))
+        if (entries or not empty_too) and not _own_marker(os.path.join(path, MARKER), name):
+            return                       # a user's folder, or one written before the marker existed
+    except OSError:
+        return
+    if not entries <= _OWN_FILES or not all(os.path.isfile(os.path.join(path, e)) for e in entries):
+        return                           # something else inside: not ours to remove
+    for entry in sorted(entries - {MARKER}) + [MARKER] * (MARKER in entries):   # the marker last
+        if not _remove_quietly(os.path.join(path, entry)):
+            return
+    try:
+        os.rmdir(path)                   # fails, harmlessly, if anything appeared meanwhile
+    except OSError:
+        pass
+
+
+def _own_marker(path, name):
+    try:
+        with open(path, "rb") as f:
+            marker = json.loads(f.read(4096).decode())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == FORMAT and marker.get("folder") == name
+
+
+def _is_own_pointer_file(path):
+    """A pointer's temporary file as ``_publish`` writes it: empty (cut short) or a pointer."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4096)
+        pointer = json.loads(data.decode()) if data else {"checkpoint": "epoch0-step0"}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(pointer, dict) and isinstance(pointer.get("checkpoint"), str) \
+        and bool(_FOLDER.match(pointer["checkpoint"]))
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        return False
+    return True
 
 
 def _read_pointer(root, which):

@@ -20,6 +20,10 @@ from lpm.checkpoint import CheckpointError, find_checkpoint, load_into, read_che
 RESUMABLE = ("epochs", "checkpoint_dir", "resume", "save_every", "plot", "progress", "shard")
 
 
+class SaveFailed(CheckpointError):
+    """A checkpoint could not be written (a full disk, a folder gone); the previous one stays."""
+
+
 @dataclass
 class RunState:
     """Where a run is and what it measured; saved in every checkpoint and restored by ``--resume``."""
@@ -52,14 +56,20 @@ class Checkpointer:
             "model_config": asdict(self.model.config),
             "train_config": asdict(self.cfg),
             "data": {"class_names": list(self.data.class_names), "pixel_offset": self.data.pixel_offset,
-                     "description": self.data.description},
+                     "description": self.data.description,
+                     # --data as a resolved path: `--data pngs` and `--data ./pngs/` are the same data
+                     "path": os.path.realpath(self.cfg.data) if self.cfg.data else None},
             "progress": asdict(state),
             "rng": {"gt": gt.get_rng_state(), "order": order_state},
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "metrics": {"eval_acc": state.eval_accs[-1] if state.eval_accs else None,
                         "train_loss": state.losses[-1] if state.losses else None},
         }
-        path = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best)
+        try:
+            path = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best)
+        except OSError as exc:
+            raise SaveFailed(f"cannot write a checkpoint in {self.cfg.checkpoint_dir} ({exc.strerror or exc}); "
+                             f"{self.describe_last()}") from None
         self.last = (path, state.epoch, state.step)
         return path
 
@@ -67,15 +77,17 @@ class Checkpointer:
         """``(RunState, order_state)`` of the latest checkpoint, loaded into the model, optimizer,
         scheduler and gt's generator; None to start afresh. Refuses a checkpoint of another run."""
         cfg = self.cfg
-        folder = find_checkpoint(cfg.checkpoint_dir) if os.path.isdir(cfg.checkpoint_dir) else None
-        if folder is None:
+        problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
+        if problem:
+            raise CheckpointError(problem)
+        if not os.path.isdir(cfg.checkpoint_dir) or find_checkpoint(cfg.checkpoint_dir) is None:
             if cfg.resume:
                 self.log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
             return None
-        if not cfg.resume:
-            raise CheckpointError(f"{cfg.checkpoint_dir} already holds a run (latest: {folder}): pass --resume to "
-                                  f"continue it, or choose another --checkpoint-dir")
-        ckpt = read_checkpoint(cfg.checkpoint_dir)
+        try:
+            ckpt = read_checkpoint(cfg.checkpoint_dir)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}\n{intact_alternative(cfg.checkpoint_dir)}") from None
         problems = self.mismatches(ckpt.meta)
         if problems:
             raise CheckpointError(f"checkpoint {ckpt.path} is from another configuration:\n  "
@@ -101,6 +113,11 @@ class Checkpointer:
         """The options that differ between this run and the checkpoint's, one line each."""
         saved, now = meta.get("train_config") or {}, asdict(self.cfg)
         allowed = set(RESUMABLE) - ({"epochs"} if self.cfg.lr_schedule != "constant" else set())
+        if self.cfg.data and isinstance(saved.get("data"), str):
+            # the same folder or file, however it is spelled (older checkpoints: resolved from here)
+            saved_path = (meta.get("data") or {}).get("path") or os.path.realpath(saved["data"])
+            if saved_path == os.path.realpath(self.cfg.data):
+                allowed.add("data")
         problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
                     for k in now if k not in allowed and saved.get(k, "(absent)") != now[k]]
         names = (meta.get("data") or {}).get("class_names")
@@ -113,6 +130,49 @@ class Checkpointer:
             return "no checkpoint was saved yet"
         path, epoch, step = self.last
         return f"the last good checkpoint stays: {path} (epoch {epoch}, step {step})"
+
+
+def run_folder_problem(checkpoint_dir, resume):
+    """Why a run cannot start in ``checkpoint_dir``, or None; cheap (only the pointers are read),
+    so it is checked before any data is loaded: the folder holds a run and ``resume`` is off, or
+    its ``latest.json`` / ``best.json`` are not checkpoint pointers (saving would replace them)."""
+    if not os.path.isdir(checkpoint_dir):
+        return None
+    try:
+        latest = find_checkpoint(checkpoint_dir)
+    except CheckpointError as exc:              # latest.json is not a pointer
+        return f"{exc}\n{intact_alternative(checkpoint_dir)}" if resume else \
+            f"{exc}: not replacing it (move it away, or choose another --checkpoint-dir)"
+    if latest is not None and not resume:
+        return (f"{checkpoint_dir} already holds a run (latest: {latest}): pass --resume to continue it, "
+                f"or choose another --checkpoint-dir")
+    try:
+        find_checkpoint(checkpoint_dir, "best")
+    except CheckpointError as exc:
+        return f"{exc}: not replacing it (move it away, or choose another --checkpoint-dir)"
+    return None
+
+
+def intact_alternative(checkpoint_dir):
+    """A line for when the latest checkpoint cannot be used: the best one, if it is another and
+    intact, and how to resume from it; else that none is left."""
+    try:
+        latest = find_checkpoint(checkpoint_dir)
+    except CheckpointError:
+        latest = None
+    try:
+        best = find_checkpoint(checkpoint_dir, "best")
+        if best is not None and best != latest:
+            ckpt = read_checkpoint(best)
+            progress = ckpt.meta.get("progress") or {}
+            pointers = os.path.join(checkpoint_dir, "best.json"), os.path.join(checkpoint_dir, "latest.json")
+            return (f"the best checkpoint {best} (epoch {progress.get('epoch')}, step {progress.get('step')}) "
+                    f"is intact: to resume from it, copy {pointers[0]} over {pointers[1]} "
+                    f"(cp {pointers[0]} {pointers[1]}) and run again with --resume")
+    except CheckpointError:
+        pass
+    return (f"no other intact checkpoint in {checkpoint_dir}: start a new run (without --resume, "
+            f"or in another --checkpoint-dir)")
 
 
 def generator(state):

@@ -27,13 +27,15 @@ import gt
 import gt.distributed as dist
 from gt import nn
 from gt.sharding import get_mesh, use_mesh
-from lpm.checkpoint import CheckpointError
+from lpm.checkpoint import CheckpointError, find_checkpoint
 from lpm.data import DIRECTIONS
 from lpm.datasets import DATASETS, Data, DataError, has_extension, load_data
+from lpm.interrupt import StopOnCtrlC, TrainingInterrupted, resume_command
 from lpm.memory import run_problem
 from lpm.model import PixelTransformer
 from lpm.options import OneLineParser, at_least, check_environment, non_negative, positive, within
-from lpm.resume import Checkpointer, RunState, generator
+from lpm.outputs import OutputError, output_problems
+from lpm.resume import Checkpointer, RunState, SaveFailed, generator, run_folder_problem
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
@@ -311,7 +313,19 @@ def evaluate(model, images, labels, batch_size=64, loss="ce", distributed=False)
 
 
 class NonFiniteLoss(RuntimeError):
-    """Training stopped because the loss became NaN or infinite."""
+    """Training stopped because the loss (training or held-out) or the weights became NaN or infinite."""
+
+
+def _position(state, cfg, steps):
+    """Where a run stands, for messages: ``in epoch 2/8 after step 3/5 (step 8 in all)``."""
+    if state.step_in_epoch:
+        return (f"in epoch {state.epoch + 1}/{cfg.epochs} after step {state.step_in_epoch}/{steps} "
+                f"(step {state.step} in all)")
+    return f"after epoch {state.epoch}/{cfg.epochs} (step {state.step} in all)"
+
+
+def _finite(model):
+    return all(np.isfinite(v).all() for v in model.state_dict().values())
 
 
 def _progress(total, desc, enabled, unit="batch"):
@@ -349,8 +363,11 @@ def train(cfg, log=print, data=None):
     ``log`` receives each output line; ``data`` may pass a ready ``lpm.datasets.Data`` or
     ``make_datasets`` output. With ``cfg.checkpoint_dir`` a checkpoint is saved after every
     epoch (and every ``cfg.save_every`` steps); ``cfg.resume`` continues the run saved there.
-    Raises ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept),
-    ``DataError`` for bad data and ``CheckpointError`` for a checkpoint that does not fit.
+    Raises ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept; none with
+    non-finite values is written), ``DataError`` for bad data, ``CheckpointError`` for a
+    checkpoint that does not fit or cannot be written, ``OutputError`` for an output folder that
+    cannot be written (checked before the data is loaded) and ``TrainingInterrupted`` on Ctrl-C
+    (the first lets the step in progress finish and saves there; a second stops at once).
 
     Data parallel over processes once ``gt.distributed.init()`` has joined a group of them
     (``main`` does, under torchrun): every process builds the same data and model, computes the
@@ -364,6 +381,9 @@ def train(cfg, log=print, data=None):
     if not cfg.shard and get_mesh().size > 1:
         with use_mesh(1):  # the mesh was fixed before this call (e.g. in a notebook): leave it aside
             return train(cfg, log, data)
+    problems = output_problems(cfg)
+    if problems:
+        raise OutputError(problems[0])
     t0 = time.perf_counter()
     show_progress = cfg.progress and main_process
     data = _as_data(data) if data is not None else load_data(cfg, progress=lambda n, desc: _progress(
@@ -404,72 +424,114 @@ def train(cfg, log=print, data=None):
         _check_same_start(state, cfg)
     width = max(2, len(str(cfg.epochs)))
     samples_run = 0               # in this process (a resumed run starts part way)
-    t_train = time.perf_counter()
-    for epoch in range(state.epoch + 1, cfg.epochs + 1):
-        model.train()
-        epoch_order = order_rng.bit_generator.state   # a mid-epoch checkpoint resumes from here
-        perm = order_rng.permutation(n)
-        bar = _progress(steps, f"epoch {epoch}", show_progress)
-        if bar is not None and state.step_in_epoch:
-            bar.update(state.step_in_epoch)
-        for step in range(state.step_in_epoch, steps):
-            batch = perm[step * bs:(step + 1) * bs]
-            lo, hi = dist.split_range(len(batch))             # this process's slice (all of it in one)
-            loss, value, correct = None, 0.0, 0
-            if hi > lo:
-                x, y = get_batch(x_train, y_train, batch[lo:hi])
-                with gt.autocast(cfg.autocast) if cfg.autocast else contextlib.nullcontext():
-                    logits = model(x)                          # (b, C)
-                    loss = compute_loss(logits, y, cfg.loss, num_classes)
-                value, correct = loss.item(), int((logits.argmax(axis=-1) == y).sum().item())
-            if world > 1:   # the whole batch's mean loss and correct count, the same in every process
-                loss_sum, correct = dist.all_reduce_sum([value * (hi - lo), correct])
-                value, correct = loss_sum / len(batch), round(correct)
-            if not math.isfinite(value):
-                if bar is not None:
-                    bar.close()
-                raise NonFiniteLoss(f"loss is {value} at epoch {epoch}, step {step + 1}/{steps}: try a smaller "
-                                    f"--lr (now {optimizer.param_groups[0]['lr']:g})"
-                                    + (f"; {saver.describe_last()}" if saver is not None else ""))
-            optimizer.zero_grad()
-            if loss is not None:
-                loss.backward()
-            if world > 1:   # every process: the gradient of the whole batch's mean loss
-                dist.all_reduce_grads(model.parameters(), weight=(hi - lo) / len(batch))
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            state.step, state.step_in_epoch = state.step + 1, step + 1
-            state.loss_sum += value * len(batch)
-            state.correct += correct
-            samples_run += len(batch)
-            if bar is not None:
-                bar.set_postfix(loss=f"{value:.4f}")
-                bar.update()
-            if writer is not None and cfg.save_every and state.step % cfg.save_every == 0 and step + 1 < steps:
-                writer.save(state, epoch_order)
+    bar, interrupt = None, StopOnCtrlC(enabled=world == 1)
+
+    def diverged(what, where):
         if bar is not None:
             bar.close()
-        eval_loss, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss,
-                                       distributed=True)
-        state.losses.append(state.loss_sum / n)
-        state.train_accs.append(state.correct / n)
-        state.eval_losses.append(eval_loss)
-        state.eval_accs.append(eval_acc)
-        state.epoch, state.step_in_epoch, state.loss_sum, state.correct = epoch, 0, 0.0, 0
-        best = eval_acc > state.best_eval_acc
-        if best:
-            state.best_eval_acc, state.best_epoch = eval_acc, epoch
-        log(f"Epoch {epoch:{width}d}/{cfg.epochs}: Loss = {state.losses[-1]:.4f}, "
-            f"Acc = {100 * state.train_accs[-1]:.2f}%, Held-out Acc = {100 * eval_acc:.2f}%")
+        return NonFiniteLoss(f"{what} at {where}: try a smaller --lr (now {optimizer.param_groups[0]['lr']:g})"
+                             + (f"; {saver.describe_last()}" if saver is not None else ""))
+
+    def save(order_state, where, best=False):
+        # every process checks (their weights are the same), so all stop together
+        if saver is not None and not _finite(model):
+            raise diverged("the weights are no longer finite", where)
         if writer is not None:
-            writer.save(state, order_rng.bit_generator.state, best=best)
+            writer.save(state, order_state, best=best)
+
+    def interrupted(order_state=None):
+        """Ctrl-C: stop here; ``order_state`` given, this is a step boundary, saved so that
+        --resume continues exactly from it (else the last checkpoint stays)."""
+        if bar is not None:
+            bar.close()
+        where = _position(state, cfg, steps)
+        if order_state is not None and writer is not None:
+            if writer.last is None or writer.last[2] != state.step:
+                save(order_state, where)
+            return TrainingInterrupted(f"interrupted {where}; checkpoint: {writer.last[0]}", writer.last[0])
+        if saver is None:
+            return TrainingInterrupted(f"interrupted {where}; nothing was saved (no --checkpoint-dir)")
+        return TrainingInterrupted(f"interrupted {where}; {saver.describe_last()}", saver.last and saver.last[0])
+
+    t_train = time.perf_counter()
+    try:
+        # A diverging run overflows: it is caught below as a non-finite loss, so numpy's own
+        # warnings about it would only repeat the news, several lines long.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), interrupt:
+            for epoch in range(state.epoch + 1, cfg.epochs + 1):
+                model.train()
+                epoch_order = order_rng.bit_generator.state   # a mid-epoch checkpoint resumes from here
+                perm = order_rng.permutation(n)
+                bar = _progress(steps, f"epoch {epoch}", show_progress)
+                if bar is not None and state.step_in_epoch:
+                    bar.update(state.step_in_epoch)
+                for step in range(state.step_in_epoch, steps):
+                    batch = perm[step * bs:(step + 1) * bs]
+                    lo, hi = dist.split_range(len(batch))             # this process's slice (all of it in one)
+                    loss, value, correct = None, 0.0, 0
+                    if hi > lo:
+                        x, y = get_batch(x_train, y_train, batch[lo:hi])
+                        with gt.autocast(cfg.autocast) if cfg.autocast else contextlib.nullcontext():
+                            logits = model(x)                          # (b, C)
+                            loss = compute_loss(logits, y, cfg.loss, num_classes)
+                        value, correct = loss.item(), int((logits.argmax(axis=-1) == y).sum().item())
+                    if world > 1:   # the whole batch's mean loss and correct count, the same in every process
+                        loss_sum, correct = dist.all_reduce_sum([value * (hi - lo), correct])
+                        value, correct = loss_sum / len(batch), round(correct)
+                    if not math.isfinite(value):
+                        raise diverged(f"loss is {value}", f"epoch {epoch}, step {step + 1}/{steps}")
+                    optimizer.zero_grad()
+                    if loss is not None:
+                        loss.backward()
+                    if world > 1:   # every process: the gradient of the whole batch's mean loss
+                        dist.all_reduce_grads(model.parameters(), weight=(hi - lo) / len(batch))
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    state.step, state.step_in_epoch = state.step + 1, step + 1
+                    state.loss_sum += value * len(batch)
+                    state.correct += correct
+                    samples_run += len(batch)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{value:.4f}")
+                        bar.update()
+                    if step + 1 < steps:          # the epoch's last step ends with its evaluation and save
+                        if cfg.save_every and state.step % cfg.save_every == 0:
+                            save(epoch_order, f"epoch {epoch}, step {step + 1}/{steps}")
+                        if interrupt.requested:
+                            raise interrupted(epoch_order)
+                if bar is not None:
+                    bar.close()
+                eval_loss, eval_acc = evaluate(model, x_eval, y_eval, batch_size=max(bs, 32), loss=cfg.loss,
+                                               distributed=True)
+                if not math.isfinite(eval_loss):
+                    raise diverged(f"held-out loss is {eval_loss}", f"the end of epoch {epoch} (step {state.step})")
+                state.losses.append(state.loss_sum / n)
+                state.train_accs.append(state.correct / n)
+                state.eval_losses.append(eval_loss)
+                state.eval_accs.append(eval_acc)
+                state.epoch, state.step_in_epoch, state.loss_sum, state.correct = epoch, 0, 0.0, 0
+                best = eval_acc > state.best_eval_acc
+                if best:
+                    state.best_eval_acc, state.best_epoch = eval_acc, epoch
+                log(f"Epoch {epoch:{width}d}/{cfg.epochs}: Loss = {state.losses[-1]:.4f}, "
+                    f"Acc = {100 * state.train_accs[-1]:.2f}%, Held-out Acc = {100 * eval_acc:.2f}%")
+                save(order_rng.bit_generator.state, f"the end of epoch {epoch} (step {state.step})", best=best)
+                if interrupt.requested and epoch < cfg.epochs:
+                    raise interrupted(order_rng.bit_generator.state)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:       # a second Ctrl-C, or one in a multi-process run: at once
+        raise interrupted() from None
     t_end = time.perf_counter()
     plots = []
     if cfg.plot and main_process:
         from lpm.plots import save_plots
 
-        plots = save_plots(cfg.plot, state, model, data)
+        try:
+            plots = save_plots(cfg.plot, state, model, data)
+        except OSError as exc:     # e.g. a full disk: the checkpoints, if any, are written already
+            raise OutputError(f"cannot write the plots in {cfg.plot} ({exc.strerror or exc})") from None
         log(f"Plots: {', '.join(plots)}")
     if writer is not None and writer.last is not None:
         log(f"Checkpoints: {cfg.checkpoint_dir} (latest: {os.path.basename(writer.last[0])}; best held-out "
@@ -489,18 +551,27 @@ def train(cfg, log=print, data=None):
 def main(argv=None, prog="train.py"):
     """``python train.py [flags]`` (or ``lpm train``): parse, train, print one line per epoch and a summary.
 
-    Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit, a non-finite loss,
-    a bad torchrun environment), 2 invalid options, GT_* variables or a run too large for the
-    memory available (all checked before any work). Messages go to stderr as one ``prog: ...`` line
-    (or a few, listing problems). Under torchrun (WORLD_SIZE > 1) the processes train together,
-    data parallel (see ``train``); rank 0 prints.
+    Exit status: 0 done, 1 stopped (bad data, a checkpoint that does not fit or cannot be
+    written, a non-finite loss, a bad torchrun environment), 2 invalid options, GT_* variables,
+    output folders that cannot be written or a run too large for the memory available (all
+    checked before any data is loaded), 130 interrupted (Ctrl-C; with a checkpoint folder, the
+    ``--resume`` command that continues is printed). Messages go to stderr as one ``prog: ...``
+    line (or a few, listing problems). Under torchrun (WORLD_SIZE > 1) the processes train
+    together, data parallel (see ``train``); rank 0 prints.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     cfg = parse_args(argv, parser)
     check_environment(parser)       # GT_BACKEND, GT_DEVICES, ...: before anything reads them
     missing = missing_packages(cfg)
     if missing:
         parser.error(missing[0])
+    problems = output_problems(cfg)
+    if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
+        problems.append(run_folder_problem(cfg.checkpoint_dir, False))
+    problems = [p for p in problems if p]
+    if problems:                 # not an option's spelling: no "see --help"
+        parser.refuse(problems[0])
     too_large = run_problem(cfg)    # before any data or weight is allocated
     if too_large:
         parser.refuse(too_large)
@@ -526,8 +597,25 @@ def main(argv=None, prog="train.py"):
         if dist.is_main_process():
             print(f"{prog}: stopped: {exc}", file=sys.stderr)
         sys.exit(1)
-    except (DataError, CheckpointError) as exc:
+    except (DataError, CheckpointError, OutputError) as exc:
         print(f"{who}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, SaveFailed):
+            _print_resume(cfg, argv, prog, "to continue once it can be written")
         sys.exit(1)
+    except KeyboardInterrupt as exc:     # TrainingInterrupted says where; before training, nothing to say
+        if dist.is_main_process():
+            print(f"{prog}: {exc if isinstance(exc, TrainingInterrupted) else 'interrupted'}", file=sys.stderr)
+            _print_resume(cfg, argv, prog, "to continue")
+        sys.exit(130)
     finally:
         dist.destroy()
+
+
+def _print_resume(cfg, argv, prog, why):
+    """The ``--resume`` command, on stderr, when ``cfg.checkpoint_dir`` holds a checkpoint."""
+    try:
+        holds = cfg.checkpoint_dir and os.path.isdir(cfg.checkpoint_dir) and find_checkpoint(cfg.checkpoint_dir)
+    except CheckpointError:
+        holds = False
+    if holds:
+        print(f"{prog}: {why}: {resume_command(argv, prog)}", file=sys.stderr)

@@ -372,8 +372,11 @@ class TorchEngine:
 
     def add_scaled_(self, target, value, alpha):
         """``target += alpha * value`` in place, one fused kernel."""
-        if isinstance(value, torch.Tensor) and isinstance(alpha, (int, float)) and value.dtype == target.dtype:
+        if (isinstance(value, torch.Tensor) and isinstance(alpha, (int, float)) and value.dtype == target.dtype
+                and (not target.is_floating_point() or abs(alpha) <= torch.finfo(target.dtype).max)):
             return target.add_(value, alpha=alpha)
+        # an alpha beyond the dtype's range (a diverging --lr 1e308) is refused by add_; as in
+        # numpy, the product overflows to inf instead, which the caller sees as a non-finite loss
         target += value * alpha
         return target
 

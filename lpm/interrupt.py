@@ -1,0 +1,69 @@
+"""Ctrl-C during training: stop at a step boundary, say where, and how to continue.
+
+``StopOnCtrlC`` turns the first SIGINT into a request the training loop reads between steps,
+where the run's state is whole, so the checkpoint saved there resumes exactly (bit for bit, as
+an uninterrupted run); the loop then raises ``TrainingInterrupted``. ``resume_command`` is the
+command line that continues such a run.
+
+    >>> with StopOnCtrlC(enabled=True) as ctrl_c:
+    ...     for step in range(steps):
+    ...         train_step()
+    ...         if ctrl_c.requested:
+    ...             raise TrainingInterrupted(f"interrupted after step {step + 1}")
+"""
+
+import shlex
+import signal
+import sys
+import threading
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT): the message says where; ``checkpoint`` is the folder
+    to resume from (None without one). A ``KeyboardInterrupt``, so code that handles those still does."""
+
+    def __init__(self, message, checkpoint=None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+class StopOnCtrlC:
+    """Ctrl-C during training, in a context. The first SIGINT only sets ``requested``: the loop
+    stops at the next step boundary, where the state is whole and a checkpoint resumes exactly.
+    It also restores the previous handler, so a second Ctrl-C interrupts at once. Off in a
+    multi-process run (every process must stop at the same step), off the main thread, and where
+    SIGINT is not Python's default (ignored in a background job, or handled by the caller)."""
+
+    def __init__(self, enabled):
+        self.requested, self.previous = False, None
+        self.enabled = (enabled and threading.current_thread() is threading.main_thread()
+                        and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    def __enter__(self):
+        if self.enabled:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def resume_command(argv, prog="train.py"):
+    """The command line that continues a run started with ``argv``: the same options, plus
+    ``--resume`` (``python train.py ... --resume``, or ``lpm train ... --resume``).
+
+        >>> resume_command(["--epochs", "20", "--checkpoint-dir", "runs/my run"])
+        "python train.py --epochs 20 --checkpoint-dir 'runs/my run' --resume"
+    """
+    if prog == "train.py":
+        script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+        launcher = ["python", script]
+    else:
+        launcher = prog.split()
+    return shlex.join([*launcher, *argv, *([] if "--resume" in argv else ["--resume"])])

@@ -1,0 +1,52 @@
+"""Where a training run writes (``--checkpoint-dir``, ``--plot``), checked before any work starts.
+
+A folder that cannot be written (a path under a regular file, no permission, a read-only file
+system) would otherwise surface as an ``OSError`` after the first epoch, or after the whole run.
+Each folder is probed by creating, and at once removing, a small file in it (or in the nearest
+folder that exists, where it would be created): permission bits, ACLs, read-only mounts and
+root-squashed network folders all answer that test truthfully, where ``os.access`` does not.
+
+    >>> writable_problem("/etc/passwd/runs")
+    '/etc/passwd is a file, not a folder'
+"""
+
+import os
+import tempfile
+
+OUTPUTS = (("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
+
+
+class OutputError(ValueError):
+    """An output folder that cannot be written."""
+
+
+def writable_problem(path):
+    """Why the folder ``path`` (existing or to be created) cannot be written, or None."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):            # the nearest existing folder, where it would be made
+        if os.path.islink(probe):
+            return f"{probe} is a broken link"
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return f"{probe} is a file, not a folder"
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".lpm-write-check-")
+    except OSError as exc:
+        return f"cannot write in {probe} ({exc.strerror or exc})"
+    os.close(fd)
+    os.remove(tmp)
+    return None
+
+
+def output_problems(cfg):
+    """One message per output folder of ``cfg`` (a ``TrainConfig``) that cannot be written."""
+    problems = []
+    for field, flag in OUTPUTS:
+        path = getattr(cfg, field, None)
+        problem = writable_problem(path) if path else None
+        if problem:
+            problems.append(f"{flag} {path}: {problem}")
+    return problems
