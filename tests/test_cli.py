@@ -146,9 +146,10 @@ def test_pyproject_declares_the_command_and_the_extras():
 # ---- train.py options -------------------------------------------------------------------------------
 def test_defaults_are_the_original_run():
     args = build_parser().parse_args([])
-    assert (args.dataset, args.data, args.checkpoint_dir, args.resume, args.plot, args.lr_schedule,
-            args.save_every) == ("blobs", None, None, False, None, "constant", 0)
-    assert TrainConfig(**vars(args)) == TrainConfig()
+    assert (args.dataset, args.data, args.checkpoint_dir, args.resume, args.plot,
+            args.save_every) == ("blobs", None, None, False, None, 0)
+    cfg = TrainConfig(**vars(args))
+    assert cfg == TrainConfig() and cfg.lr_schedule == "constant"
 
 
 def test_bad_options_and_data_exit_with_one_line(capsys, tmp_path, monkeypatch):

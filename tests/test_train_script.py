@@ -12,7 +12,7 @@ import pytest
 import gt
 from lpm.data import NUM_CLASSES
 from lpm.model import PixelTransformer
-from lpm.train import (TrainConfig, _progress, build_parser, check_config, default_lr, evaluate, get_batch,
+from lpm.train import (ADAPTIVE_LR, TrainConfig, _progress, build_parser, check_config, default_lr, evaluate, get_batch,
                        make_datasets, make_optimizer, parse_args, train)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,7 +181,7 @@ def test_optimizer_groups_and_default_lr():
     assert matrices["weight_decay"] == 0.1 and vectors["weight_decay"] == 0.0
     assert all(p.ndim >= 2 for p in matrices["params"]) and all(p.ndim < 2 for p in vectors["params"])
     assert len(matrices["params"]) + len(vectors["params"]) == len(list(model.parameters()))
-    assert default_lr("sgd", 2) == 0.0125 and default_lr("adam", 64) == 1e-3
+    assert default_lr("sgd", 2) == 0.0125 and default_lr("adam", 64) == default_lr("adamw", 2) == ADAPTIVE_LR
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch):
