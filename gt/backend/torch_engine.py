@@ -45,8 +45,9 @@ class TorchEngine:
     name = "torch"
     supports_bfloat16 = True
 
-    def __init__(self, device=None):
+    def __init__(self, device=None, home=None):
         self._device = None if device is None else str(device)
+        self._home = home                 # () -> the device the first array goes to (the mesh's home)
         self._host = NumpyEngine()        # parsing of Python data, and the random generator
         self._pool = {}                   # (shape, dtype) -> CPU tensors nobody else holds
         self._pool_bytes = 0
@@ -60,11 +61,7 @@ class TorchEngine:
         device of the op share running now. The first ask fixes the mesh, so that even the very
         first array is made where the mesh will want it."""
         if self._device is None:
-            from gt.sharding.mesh import get_mesh
-
-            get_mesh()                      # sets self.device to the mesh's home device
-            if self._device is None:
-                self._device = "cpu"
+            self._device = "cpu" if self._home is None else str(self._home())
         return self._device
 
     @device.setter
