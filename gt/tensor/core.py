@@ -1,83 +1,37 @@
 """``gt.Tensor``: the user-facing array with autograd.
 
 A tensor holds an engine array (``_data``; sharded over the mesh: a ``Placed`` value, see
-gt/sharding) and, when it was computed by a
-recorded op, that op (``_ctx``, shown as ``grad_fn``). Math goes through the
-ops in gt/ops; this class checks arguments, names axes (``axis``/``keepdims``,
-or torch's ``dim``/``keepdim``) and turns Python values into op inputs.
+gt/sharding) and, when it was computed by a recorded op, that op (``_ctx``, shown as
+``grad_fn``). Math goes through the ops in gt/ops; the methods check arguments, name axes
+(``axis``/``keepdims``, or torch's ``dim``/``keepdim``) and turn Python values into op inputs.
+This module holds the class and its attributes; its methods come from the mixins beside it:
+arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
+indexing), inplace.py (``add_``, ``+=``, item assignment) and numpy_interop.py.
 """
 
 import warnings
 
-from gt import autograd, checks, dtypes
+from gt import autograd, dtypes
 from gt.backend import B
-from gt.ops import activations as act
 from gt.ops import elementwise as ew
-from gt.ops import linalg, reductions
-from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, numel
-from gt import tensor_inplace, tensor_layout, tensor_numpy
-from gt._args import _pick, _scalar  # noqa: F401  (re-exported)
-from gt.tensor_inplace import InplaceMethods
-from gt.tensor_layout import LayoutMethods, _index, _infer_shape, _shape_args  # noqa: F401  (re-exported)
-from gt.tensor_numpy import NumpyMethods, no_out
+from gt.ops._shapes import normalize_axis, numel
 from gt.sharding import layout
-from gt.sharding.dispatch import map_local, redistribute
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Replicate, Shard
-
-
-def _operand(value, op):
-    if isinstance(value, Tensor):
-        return value
-    value = _scalar(value)
-    if isinstance(value, (int, float, bool)):
-        return value
-    try:
-        return Tensor._wrap(B.asarray(value))
-    except TypeError as exc:
-        raise TypeError(f"{op}: unsupported operand {type(value).__name__}: {exc}") from None
-
-
-def _binary(op_cls, name, a, b):
-    a, b = _operand(a, name), _operand(b, name)
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        broadcast_shape(name, a.shape, b.shape)
-    a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
-    return op_cls.apply(a, b)
-
-
-def _is_int_tensor(x):
-    return isinstance(x, Tensor) and not x.dtype.is_floating_point
-
-
-def _promote_ints(a, b, true_div=False):
-    """torch's promotion where it differs from numpy's: an integer or bool tensor meeting a float
-    tensor takes that tensor's dtype, and meeting a Python float (or divided) the default float
-    (float32). numpy would give float64, silently widening everything computed from it."""
-    a_int, b_int = _is_int_tensor(a), _is_int_tensor(b)
-    if not (a_int or b_int):
-        return a, b
-    if a_int and b_int:
-        target = dtypes.default_float if true_div else None
-    else:
-        other = b if a_int else a
-        if isinstance(other, Tensor):
-            target = other.dtype
-        elif isinstance(other, float) or (true_div and not isinstance(other, bool)):
-            target = dtypes.default_float
-        else:
-            target = None  # int tensor with a Python int or bool: numpy's integer result is right
-    if target is None:
-        return a, b
-    cast = [x.to(target) if _is_int_tensor(x) else x for x in (a, b)]
-    return cast[0], cast[1]
-
+from gt.tensor import arithmetic, checks, dispatch, inplace, numpy_interop, reductions, rules
+from gt.tensor import shape as shape_methods
+from gt.tensor.arithmetic import ArithmeticMethods
+from gt.tensor.dispatch import redistribute
+from gt.tensor.inplace import InplaceMethods
+from gt.tensor.numpy_interop import NumpyMethods
+from gt.tensor.reductions import ReductionMethods
+from gt.tensor.shape import ShapeMethods
 
 _next_id = 0
 
 
-class Tensor(InplaceMethods, LayoutMethods, NumpyMethods):
+class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, InplaceMethods, NumpyMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -275,7 +229,7 @@ class Tensor(InplaceMethods, LayoutMethods, NumpyMethods):
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
 
-    # ---- conversion (numpy's side: gt/tensor_numpy.py) ------------------------------
+    # ---- conversion (numpy's side: numpy_interop.py) ---------------------------------
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
@@ -360,269 +314,11 @@ class Tensor(InplaceMethods, LayoutMethods, NumpyMethods):
     def contiguous(self):
         return self
 
-    # ---- arithmetic ----------------------------------------------------------------
-    def __add__(self, other):
-        return _binary(ew.Add, "add", self, other)
 
-    def __radd__(self, other):
-        return _binary(ew.Add, "add", other, self)
-
-    def __sub__(self, other):
-        return _binary(ew.Sub, "sub", self, other)
-
-    def __rsub__(self, other):
-        return _binary(ew.Sub, "sub", other, self)
-
-    def __mul__(self, other):
-        return _binary(ew.Mul, "mul", self, other)
-
-    def __rmul__(self, other):
-        return _binary(ew.Mul, "mul", other, self)
-
-    def __truediv__(self, other):
-        return _binary(ew.Div, "div", self, other)
-
-    def __rtruediv__(self, other):
-        return _binary(ew.Div, "div", other, self)
-
-    def __pow__(self, other):
-        return _binary(ew.Pow, "pow", self, other)
-
-    def __rpow__(self, other):
-        return _binary(ew.Pow, "pow", other, self)
-
-    def __matmul__(self, other):
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return matmul(other, self)
-
-    def __neg__(self):
-        return ew.Neg.apply(self)
-
-    def __abs__(self):
-        return ew.Abs.apply(self)
-
-    def __pos__(self):
-        return self
-
-    # comparisons: no gradient, boolean results
-    def _compare(self, other, fn, name):
-        other = _operand(other, name)
-        if isinstance(other, Tensor):
-            broadcast_shape(name, self.shape, other.shape)
-            if self._placed is None and other._placed is None:
-                return Tensor._wrap(fn(self._array, other._array))
-        elif self._placed is None:
-            return Tensor._wrap(fn(self._array, other))
-        return map_local(fn, (self, other))
-
-    def __eq__(self, other):
-        return self._compare(other, lambda a, b: a == b, "eq")
-
-    def __ne__(self, other):
-        return self._compare(other, lambda a, b: a != b, "ne")
-
-    def __lt__(self, other):
-        return self._compare(other, lambda a, b: a < b, "lt")
-
-    def __le__(self, other):
-        return self._compare(other, lambda a, b: a <= b, "le")
-
-    def __gt__(self, other):
-        return self._compare(other, lambda a, b: a > b, "gt")
-
-    def __ge__(self, other):
-        return self._compare(other, lambda a, b: a >= b, "ge")
-
-    def __invert__(self):
-        if self._placed is None:
-            return Tensor._wrap(B.logical_not(self._array))
-        return map_local(B.logical_not, (self,))
-
-    def __and__(self, other):
-        return self._compare(other, lambda a, b: a & b, "and")
-
-    def __or__(self, other):
-        return self._compare(other, lambda a, b: a | b, "or")
-
-    def pow(self, exponent):
-        return self ** exponent
-
-    def exp(self):
-        return ew.Exp.apply(self)
-
-    def log(self):
-        return ew.Log.apply(self)
-
-    def sqrt(self):
-        return ew.Sqrt.apply(self)
-
-    def abs(self):
-        return ew.Abs.apply(self)
-
-    def maximum(self, other):
-        return _binary(ew.Maximum, "maximum", self, other)
-
-    def minimum(self, other):
-        return _binary(ew.Minimum, "minimum", self, other)
-
-    def clip(self, min=None, max=None):
-        """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
-        if min is None and max is None:
-            raise ValueError("clip: give at least one of min and max")
-        return ew.Clip.apply(self, _scalar(min), _scalar(max))
-
-    clamp = clip
-
-    def relu(self):
-        return act.Relu.apply(self)
-
-    def sigmoid(self):
-        return act.Sigmoid.apply(self)
-
-    def tanh(self):
-        return act.Tanh.apply(self)
-
-    def gelu(self, approximate="none"):
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        return act.Gelu.apply(self, approximate=approximate)
-
-    def softmax(self, axis=None, *, dim=None):
-        """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably."""
-        return act.Softmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
-
-    def log_softmax(self, axis=None, *, dim=None):
-        """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable)."""
-        return act.LogSoftmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
-
-    def masked_fill(self, mask, value):
-        """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor)."""
-        return where(mask, value, self)
-
-    # ---- reductions ----------------------------------------------------------------
-    # Reductions take numpy's names (axis, keepdims) and torch's (dim, keepdim), and numpy's
-    # dtype= and out=None, which np.mean(t) / np.sum(t) pass on (see gt/tensor_numpy.py).
-    def _reduce(self, op_cls, name, axis, keepdims, dim, keepdim, dtype=None, out=None):
-        no_out(out, name)
-        axes = normalize_axes(_pick(axis, dim), self.ndim, name)
-        keep = bool(keepdims or keepdim)
-        x = self if dtype is None else self.to(dtype)
-        return op_cls.apply(x, axes, keep)
-
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
-        return self._reduce(reductions.Sum, "sum", axis, keepdims, dim, keepdim, dtype, out)
-
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
-        """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
-        x = self if self.dtype.is_floating_point or dtype is not None else self.to(dtypes.default_float)
-        return x._reduce(reductions.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
-
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        """Largest values over ``axis`` (values only, as numpy; use ``argmax`` for positions)."""
-        return self._reduce(reductions.Max, "max", axis, keepdims, dim, keepdim, out=out)
-
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        return self._reduce(reductions.Min, "min", axis, keepdims, dim, keepdim, out=out)
-
-    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
-            dtype=None, out=None):
-        """Variance over ``axis``; ``ddof=0`` (biased, numpy's default). torch's ``unbiased``/``correction`` work too."""
-        no_out(out, "var")
-        if dtype is not None:
-            return self.to(dtype).var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
-                                      correction=correction)
-        if correction is not None:
-            ddof = correction
-        elif unbiased is not None:
-            ddof = 1 if unbiased else 0
-        axes = normalize_axes(_pick(axis, dim), self.ndim, "var")
-        keep = bool(keepdims or keepdim)
-        count = self.numel() if axes is None else numel(self.shape[a] for a in axes)
-        centered = self - self.mean(axes, keepdims=True)
-        return (centered * centered).sum(axes, keepdims=keep) / max(count - ddof, 0)
-
-    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
-            dtype=None, out=None):
-        return self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
-                        dtype=dtype, out=out).sqrt()
-
-    def _arg(self, fn, name, axis, keepdims, dim, keepdim):
-        axis = _pick(axis, dim)
-        if axis is not None:
-            axis = normalize_axis(axis, self.ndim, name)
-        keep = bool(keepdims or keepdim)
-        p = self._placed
-        if p is not None and isinstance(p.placement, Shard) and axis is not None and axis != p.placement.axis:
-            a = p.placement.axis
-            out = [fn(s, axis=axis, keepdims=keep) for s in p.shards]
-            kept = a if keep or a < axis else a - 1
-            shape = list(out[0].shape)
-            shape[kept] = self.shape[a]
-            return Tensor._from_value(Placed(out, Shard(kept), tuple(shape)))
-        return Tensor._wrap(fn(self._data, axis=axis, keepdims=keep))
-
-    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        no_out(out, "argmax")
-        return self._arg(B.argmax, "argmax", axis, keepdims, dim, keepdim)
-
-    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        no_out(out, "argmin")
-        return self._arg(B.argmin, "argmin", axis, keepdims, dim, keepdim)
-
-    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        """Whether every element is true (non-zero): a bool, or a bool tensor over ``axis``."""
-        no_out(out, "all")
-        axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "all"), bool(keepdims or keepdim)
-        if axes is None and not keep:
-            return B.all(self._data)
-        return ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
-
-    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        """Whether some element is true (non-zero): a bool, or a bool tensor over ``axis``."""
-        no_out(out, "any")
-        axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "any"), bool(keepdims or keepdim)
-        if axes is None and not keep:
-            return B.any(self._data)
-        return ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0
-
-    def matmul(self, other):
-        return matmul(self, other)
-
-
-def matmul(a, b):
-    """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
-    a, b = _operand(a, "matmul"), _operand(b, "matmul")
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: 0-d tensors cannot be multiplied with @")
-    k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
-    if a.shape[-1] != k_b:
-        raise ValueError(
-            f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the first) "
-            f"!= {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)"
-        )
-    a, b = _promote_ints(a, b)
-    if a.ndim > 2 or b.ndim > 2:
-        try:
-            broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
-        except ValueError as exc:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: the batch dims {a.shape[:-2]} and "
-                             f"{b.shape[:-2]} cannot be broadcast together ({exc})") from None
-    return linalg.Matmul.apply(a, b)
-
-
-def where(condition, a, b):
-    """Elements of ``a`` where ``condition`` is True, else of ``b`` (broadcasting; differentiable in a and b)."""
-    cond = condition if isinstance(condition, Tensor) else Tensor._wrap(B.asarray(condition))
-    a, b = _operand(a, "where"), _operand(b, "where")
-    shape = cond.shape
-    for x in (a, b):
-        if isinstance(x, Tensor):
-            shape = broadcast_shape("where", shape, x.shape)
-    return ew.Where.apply(cond, a, b)
-
-
-tensor_inplace.Tensor = tensor_layout.Tensor = tensor_numpy.Tensor = Tensor
+# The modules of this package that need the class, and cannot import this module (it imports
+# them), get it here, once it exists.
+for _module in (arithmetic, dispatch, inplace, numpy_interop, reductions, rules, shape_methods):
+    _module.Tensor = Tensor
+# Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
+# through what is registered here (Function.apply runs on every op, so these are plain globals there).
+autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)
