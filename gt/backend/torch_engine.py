@@ -415,7 +415,6 @@ class TorchEngine(TorchIndexing):
         return x.contiguous()
 
 
-
 def _sole_storage(arr):
     """Whether no other tensor (a view) or numpy array shares ``arr``'s memory. The storage
     object made to ask holds one use itself; without torch's counter, assume it is shared."""

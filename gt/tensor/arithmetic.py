@@ -64,7 +64,6 @@ def _promote_ints(a, b, true_div=False):
     return cast[0], cast[1]
 
 
-
 class ArithmeticMethods:
     __slots__ = ()
 
