@@ -43,11 +43,11 @@ class SignalScope:
         return f"SignalScope({self.name!r}{extra})"
 
 
-def _note_ignored(name, hints):
+def _note_ignored(name, ignored):
     global _said_ignored
-    if hints and not _said_ignored and config.verbose():
+    if ignored and not _said_ignored and config.verbose():
         _said_ignored = True
-        print(f"gt: signal {name!r}: hint(s) {', '.join(hints)} have no effect here (one process drives every "
+        print(f"gt: signal {name!r}: hint(s) {', '.join(ignored)} have no effect here (one process drives every "
               "device of the mesh; hints choose only where tensors lie); said once", file=sys.stderr)
 
 
