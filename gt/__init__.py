@@ -6,6 +6,10 @@
     >>> (x @ w).relu().mean().backward()
     >>> w.grad.shape
     (16, 4)
+
+This module is the package face: it gathers the public names of every layer (README "Layout":
+the layers, top to bottom, and who may import whom; `lint-imports` checks them), and no module
+of gt imports it.
 """
 
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
@@ -13,16 +17,17 @@ from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from gt.backend import set_backend, get_backend
 from gt.amp import autocast, is_autocast_enabled
 from gt.tensor import Tensor, matmul, where
-from gt.creation import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like,
-                         arange, linspace, eye, manual_seed, get_rng_state, set_rng_state, randn, rand,
-                         randint, randperm)
-from gt.functions import cat, concatenate, stack
-from gt.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softmax, log_softmax,  # noqa: A004
-                          sum, mean, var, std, max, min, argmax, argmin, reshape, flatten, permute,
-                          transpose, unsqueeze, squeeze, expand, split, chunk, clip, clamp, maximum,
-                          minimum, pow)
+from gt.tensor import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like,
+                       arange, linspace, eye, manual_seed, get_rng_state, set_rng_state, randn, rand,
+                       randint, randperm)
+from gt.tensor import cat, concatenate, stack
+from gt.tensor.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu, softmax, log_softmax,  # noqa: A004
+                                 sum, mean, var, std, max, min, argmax, argmin, reshape, flatten, permute,
+                                 transpose, unsqueeze, squeeze, expand, split, chunk, clip, clamp, maximum,
+                                 minimum, pow)
+from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
-from gt import checks, debug, sharding, signal
+from gt import debug, sharding, signal
 from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
 from gt import nn, optim
 from gt import distributed  # torch.distributed is imported only for more than one process

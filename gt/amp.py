@@ -18,7 +18,10 @@ The numpy engine has no bfloat16 arithmetic, so autocast there is a clear error 
 silent float32 run.
 """
 
+import functools
+
 from gt import dtypes
+from gt.backend import B
 
 _LOW = {"bfloat16": dtypes.bfloat16, "bf16": dtypes.bfloat16}
 _active = []          # the dtypes of the open autocast blocks, innermost last (None: disabled)
@@ -38,8 +41,6 @@ class autocast:
 
     def __enter__(self):
         if self.enabled:
-            from gt.backend import B
-
             if not B.supports_bfloat16:
                 raise RuntimeError(
                     f"gt.autocast('bfloat16') needs an engine with bfloat16 arithmetic; the {B.name} engine "
@@ -52,8 +53,6 @@ class autocast:
         return False
 
     def __call__(self, fn):
-        import functools
-
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with autocast(self.dtype, self.enabled):
@@ -70,8 +69,6 @@ def matmul_dtype(*arrays):
     block is open and every input is float32, else None (the inputs' own dtype)."""
     if not _active or _active[-1] is None:
         return None
-    from gt.backend import B
-
     if all(a is None or B.dtype_of(a) == dtypes.float32 for a in arrays):
         return _active[-1]
     return None

@@ -6,6 +6,10 @@ engine arrays and, when grad mode is on and an input requires grad, records the
 op on the output tensor (its ``grad_fn``) and on the tape.
 ``Tensor.backward()`` walks the recorded graph in reverse topological order,
 accumulating gradients, then frees it.
+
+This layer sits below the tensor layer (gt/tensor) and never imports it: the tensor layer
+registers, when it is imported, the tensor class (results are made with ``Tensor._wrap``) and
+how an op runs on tensors sharded over the mesh (``set_tensor_hooks``).
 """
 
 import collections
@@ -22,6 +26,20 @@ tape = collections.deque(maxlen=4096)
 # How many ops each device of the mesh ran (its share of a sharded op counts once), for
 # gt.debug.get_worker_stats(); an op on unsharded tensors runs on the home device, 0.
 ops_run = collections.Counter()
+
+# Registered by the tensor layer (gt/tensor/core.py) through set_tensor_hooks: the tensor class,
+# ``_dispatch(cls, args, kwargs)`` (an op on inputs sharded over the mesh) and
+# ``_backward_placed(ctx, g, inputs)`` (input gradients of such an op, or of a gradient spread
+# over the mesh; None: take the plain path). Plain globals: Function.apply reads them on every op.
+Tensor = None
+_dispatch = None
+_backward_placed = None
+
+
+def set_tensor_hooks(tensor_class, dispatch, backward_placed):
+    """Register the tensor layer's class and sharded dispatch (called once, by gt/tensor/core.py)."""
+    global Tensor, _dispatch, _backward_placed
+    Tensor, _dispatch, _backward_placed = tensor_class, dispatch, backward_placed
 
 
 def put_on_tape(ctx, result):
@@ -120,15 +138,11 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from gt.tensor import Tensor
-
         arrays = []
         for a in args:
             if isinstance(a, Tensor):
                 if a._placed is not None:  # sharded or partial over the mesh
-                    from gt.sharding.dispatch import dispatch
-
-                    return dispatch(cls, args, kwargs)
+                    return _dispatch(cls, args, kwargs)
                 arrays.append(a._array)
             else:
                 arrays.append(a)
@@ -183,8 +197,6 @@ def fit_grad(grad, shape, dtype):
 
 def _topological_order(root):
     """Nodes reachable from ``root`` through recorded ops, inputs before outputs (iterative DFS)."""
-    from gt.tensor import Tensor
-
     order, seen = [], set()
     stack = [(root, False)]
     while stack:
@@ -219,8 +231,6 @@ def backward(root, grad=None, retain_graph=False):
             )
         seed = B.ones(root.shape, root.dtype)
     else:
-        from gt.tensor import Tensor
-
         seed = grad._data if isinstance(grad, Tensor) else B.asarray(grad, dtype=root.dtype)
         if tuple(seed.shape) != root.shape:
             raise ValueError(f"backward(grad): grad has shape {tuple(seed.shape)} but the tensor has shape {root.shape}")
@@ -254,7 +264,7 @@ def backward(root, grad=None, retain_graph=False):
         fitted = False
         input_grads = None
         if not isinstance(ctx, Function) or isinstance(g, Placed):
-            input_grads = backward_placed(ctx, g, ctx.inputs)  # sharded: grads come in shape and dtype
+            input_grads = _backward_placed(ctx, g, ctx.inputs)  # sharded: grads come in shape and dtype
             fitted = input_grads is not None
             if not fitted:
                 g = layout.materialize(g)
@@ -295,12 +305,6 @@ def call_after_backward(fn):
         _after_backward.append(fn)
 
 
-def backward_placed(ctx, g, inputs):
-    from gt.sharding.dispatch import backward_placed as impl
-
-    return impl(ctx, g, inputs)
-
-
 def _release(held, arr):
     key = id(arr)
     held[key] -= 1
@@ -311,8 +315,6 @@ def _release(held, arr):
 def _accumulate_leaf(node, g, held):
     """Add ``g`` into ``node.grad``. ``held`` (None: always copy) tells whether the pass still
     holds ``g`` elsewhere; only an array nobody else holds becomes the .grad without a copy."""
-    from gt.tensor import Tensor
-
     if node._placed is not None or isinstance(g, Placed):
         _accumulate_placed(node, g, held)
         return
@@ -327,8 +329,6 @@ def _accumulate_placed(node, g, held):
     """``_accumulate_leaf`` where the leaf or its gradient is spread over the mesh: the gradient
     takes the leaf's placement. A replicated parameter's partial gradient is all-reduced here,
     once per backward, after every contribution has been summed."""
-    from gt.tensor import Tensor
-
     target = node.placement
     if node._placed is None:  # replicated leaf
         if isinstance(g, Placed):

@@ -33,7 +33,11 @@ import os
 from collections import namedtuple
 
 from gt import autograd
+from gt.backend import TORCH_INSTALL, B
 from gt.nn.module import Module
+from gt.sharding.layout import Placed, materialize
+from gt.sharding.placement import Partial
+from gt.tensor import Tensor
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 BUCKET_CAP_MB = 25   # gradients are all-reduced in buckets of about this size (DDP's default)
@@ -93,12 +97,11 @@ def read_env(environ=None):
 
 
 def _torch():
+    # torch is optional: imported only for a world of more than one process
     try:
         import torch
         import torch.distributed as tdist
     except ImportError:
-        from gt.backend import TORCH_INSTALL
-
         raise ImportError("gt.distributed: more than one process (WORLD_SIZE > 1) runs on torch.distributed, "
                           f"and PyTorch is not installed: {TORCH_INSTALL}") from None
     if not tdist.is_available():
@@ -108,8 +111,6 @@ def _torch():
 
 def default_backend():
     """"nccl" when gt's engine is torch and CUDA GPUs are present, else "gloo" (imports torch)."""
-    from gt.backend import B
-
     torch, _ = _torch()
     return "nccl" if B.name == "torch" and torch.cuda.is_available() else "gloo"
 
@@ -246,11 +247,6 @@ def all_reduce_sum(value):
 def _grad_arrays(p, create):
     """The engine arrays holding ``p.grad`` (one per shard of a sharded parameter); zeros are
     made for a missing gradient when ``create``, else None is returned for it."""
-    from gt.backend import B
-    from gt.sharding.layout import Placed, materialize
-    from gt.sharding.placement import Partial
-    from gt.tensor import Tensor
-
     g = p.grad
     if g is None:
         if not create:
@@ -275,8 +271,6 @@ def _buckets(params, cap_bytes):
     gets a bucket of its own), in parameter order: ``[(torch dtype, [(param, numels)])]``.
     Decided by the parameters alone (not by which have gradients), so every process makes the
     same buckets and issues the same collectives."""
-    from gt.backend import B
-
     buckets, open_ = [], {}
     for p in params:
         views = [B.as_torch(a) for a in _param_arrays(p)]
@@ -315,8 +309,6 @@ def all_reduce_grads(params, weight=None, bucket_cap_mb=BUCKET_CAP_MB):
                 for arr in _grad_arrays(p, create=False) or ():
                     arr *= weight
         return
-    from gt.backend import B
-
     torch, tdist = _torch()
     device = _comm_device(torch)
     for dtype, members in _buckets(params, bucket_cap_mb * 2**20):

@@ -12,16 +12,18 @@ everywhere. Tensors that require grad (parameters) stay replicated, and a tensor
 keeps its default placement. One process drives every device here, so the hints that steer the
 public gt's worker processes (``workers``, ``backward``, ``compile``) have no effect;
 ``GT_VERBOSE=1`` says so, once. A name with no hint is a scope that changes nothing.
+
+The stack of open scopes lives in the tensor layer (gt/tensor/hints.py), which creates tensors;
+this module is the public face that opens and closes them.
 """
 
 import contextlib
 import sys
-import threading
 
 from gt import config
-from gt.tensor import Tensor
+from gt.tensor import Tensor, hints
+from gt.tensor.hints import placement_hint  # noqa: F401  (public: gt.signal.placement_hint)
 
-_local = threading.local()
 _said_ignored = False
 
 
@@ -41,18 +43,11 @@ class SignalScope:
         return f"SignalScope({self.name!r}{extra})"
 
 
-def _stack():
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
-
-
-def _note_ignored(name, hints):
+def _note_ignored(name, ignored):
     global _said_ignored
-    if hints and not _said_ignored and config.verbose():
+    if ignored and not _said_ignored and config.verbose():
         _said_ignored = True
-        print(f"gt: signal {name!r}: hint(s) {', '.join(hints)} have no effect here (one process drives every "
+        print(f"gt: signal {name!r}: hint(s) {', '.join(ignored)} have no effect here (one process drives every "
               "device of the mesh; hints choose only where tensors lie); said once", file=sys.stderr)
 
 
@@ -61,24 +56,14 @@ def _check_name(name, fn):
         raise TypeError(f"gt.signal.{fn}: the signal name must be a non-empty str, got {name!r}")
 
 
-def placement_hint():
-    """The ``ShardConfig`` of the innermost active scope that has one, or None (the usual case)."""
-    stack = getattr(_local, "stack", None)
-    if stack:
-        for scope in reversed(stack):
-            if scope.hint is not None:
-                return scope.hint
-    return None
-
-
 def current_signal():
     """The name of the innermost active scope, or None."""
-    stack = getattr(_local, "stack", None)
+    stack = hints.scopes()
     return stack[-1].name if stack else None
 
 
 def current_backward_signal():
-    stack = getattr(_local, "stack", None)
+    stack = hints.scopes()
     return stack[-1].backward_name if stack else None
 
 
@@ -89,7 +74,7 @@ def context(name, backward=None):
     try:
         yield
     finally:
-        _stack().pop()
+        hints.scopes().pop()
 
 
 signal = context   # the public gt's older name: gt.signal.signal(name)
@@ -98,12 +83,12 @@ signal = context   # the public gt's older name: gt.signal.signal(name)
 def enter(name, backward=None):
     """Open the scope ``name`` without a ``with`` block; close it with ``exit(name)``."""
     _check_name(name, "enter")
-    _stack().append(SignalScope(name, backward))
+    hints.scopes().append(SignalScope(name, backward))
 
 
 def exit(name):  # noqa: A001  (the public gt's name)
     """Close the innermost scope, which must be ``name``."""
-    stack = _stack()
+    stack = hints.scopes()
     if not stack:
         raise RuntimeError(f"gt.signal.exit({name!r}): no signal scope is open")
     if stack[-1].name != name:

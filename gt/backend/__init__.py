@@ -41,8 +41,29 @@ class _EngineProxy:
 B = _EngineProxy()
 _tensors_created = False
 
+# Set by the layer above (the device mesh, gt/sharding/mesh.py) when it is imported, so that the
+# backend never imports it: ``_home_device()`` names the device new arrays go to before any op
+# share chose one (asking fixes the mesh), and every function in ``_engine_changed`` runs after
+# ``set_backend`` replaced the engine (a mesh fixed for the old engine's devices is dropped).
+_home_device = None
+_engine_changed = []
+
+
+def set_device_hooks(home_device, engine_changed):
+    """Register the mesh's two hooks (see above); called once, by gt/sharding/mesh.py."""
+    global _home_device
+    _home_device = home_device
+    if engine_changed not in _engine_changed:
+        _engine_changed.append(engine_changed)
+
+
+def _home():
+    return "cpu" if _home_device is None else _home_device()
+
 
 def _load(name):
+    # Each engine module is imported only when it is chosen: it imports its array library, and
+    # `import gt` imports neither numpy nor torch (start-up time; torch is optional).
     if name == "numpy":
         from gt.backend.numpy_engine import NumpyEngine
 
@@ -52,7 +73,7 @@ def _load(name):
             raise ImportError(f"gt's torch engine needs PyTorch, which is not installed: {TORCH_INSTALL}")
         from gt.backend.torch_engine import TorchEngine
 
-        return TorchEngine()
+        return TorchEngine(home=_home)
     raise ValueError(f"unknown gt backend {name!r}: expected one of {', '.join(map(repr, ENGINES))} "
                      "(GT_BACKEND or gt.set_backend)")
 
@@ -87,9 +108,8 @@ def set_backend(name):
             f"{current.name!r} engine; call it before the first tensor"
         )
     object.__setattr__(B, "_engine", _load(name))
-    from gt.sharding import mesh
-
-    mesh._mesh = None   # a mesh asked for before (gt.get_mesh()) was fixed for the old engine's devices
+    for fn in _engine_changed:
+        fn()
 
 
 def get_backend():

@@ -24,6 +24,7 @@ import torch
 
 from gt import dtypes
 from gt.backend.numpy_engine import NumpyEngine
+from gt.backend.torch_indexing import TorchIndexing
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -41,12 +42,13 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine:
+class TorchEngine(TorchIndexing):
     name = "torch"
     supports_bfloat16 = True
 
-    def __init__(self, device=None):
+    def __init__(self, device=None, home=None):
         self._device = None if device is None else str(device)
+        self._home = home                 # () -> the device the first array goes to (the mesh's home)
         self._host = NumpyEngine()        # parsing of Python data, and the random generator
         self._pool = {}                   # (shape, dtype) -> CPU tensors nobody else holds
         self._pool_bytes = 0
@@ -60,11 +62,7 @@ class TorchEngine:
         device of the op share running now. The first ask fixes the mesh, so that even the very
         first array is made where the mesh will want it."""
         if self._device is None:
-            from gt.sharding.mesh import get_mesh
-
-            get_mesh()                      # sets self.device to the mesh's home device
-            if self._device is None:
-                self._device = "cpu"
+            self._device = "cpu" if self._home is None else str(self._home())
         return self._device
 
     @device.setter
@@ -419,90 +417,6 @@ class TorchEngine:
     def ascontiguous(self, x):
         return x.contiguous()
 
-    # ---- indexing ----------------------------------------------------------------------------------
-    def is_bool(self, arr):
-        return arr.dtype == torch.bool
-
-    def getitem(self, x, index):
-        """``x[index]`` with numpy's rules, negative slice steps included (torch has none: the
-        axes they walk backwards are flipped first)."""
-        flips, index = _numpy_index(x, index)
-        return (torch.flip(x, flips) if flips else x)[index]
-
-    def setitem(self, x, index, value):
-        flips, index = _numpy_index(x, index)
-        if not flips:
-            x[index] = value
-            return
-        flipped = torch.flip(x, flips)
-        flipped[index] = value
-        x.copy_(torch.flip(flipped, flips))
-
-    def index_add(self, target, index, values):
-        """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""
-        flips, index = _numpy_index(target, index)
-        if flips:
-            flipped = self.index_add(torch.flip(target, flips), index, values)
-            target.copy_(torch.flip(flipped, flips))
-            return target
-        if not _has_int_array(index):
-            target[index] += values
-            return target
-        # positions of the selected elements in target's flat storage, for any mix of index kinds
-        flat = torch.arange(target.numel(), device=target.device).reshape(target.shape)[index]
-        values = torch.broadcast_to(self._tensor(values, target).to(target.dtype), flat.shape)
-        if target.is_contiguous():
-            target.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
-        else:
-            dense = target.contiguous()
-            dense.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
-            target.copy_(dense)
-        return target
-
-
-def _numpy_index(x, index):
-    """``index`` made to select what numpy would, as (axes to flip first, index for torch).
-
-    - Negative slice steps (``x[::-1]``), which torch lacks: those axes are flipped and the
-      slice walks the flipped axis forwards.
-    - An int next to an index array counts as an array index in numpy (so ``x[1, :, [0, 2]]``
-      puts the indexed axis first); torch treats it as a plain int. It becomes a 1-element
-      array, which broadcasts against the others to numpy's shape.
-    """
-    parts = index if isinstance(index, tuple) else (index,)
-    if any(isinstance(p, torch.Tensor) and p.device != x.device for p in parts):
-        # an index array follows the array it indexes (one device's block of a sharded tensor
-        # is indexed with the index its op was given, made on the home device)
-        parts = tuple(p.to(x.device) if isinstance(p, torch.Tensor) else p for p in parts)
-        index = parts if isinstance(index, tuple) else parts[0]
-    if len(parts) > 1 and any(isinstance(p, torch.Tensor) and p.ndim >= 1 and p.dtype != torch.bool
-                              for p in parts) and any(_is_int(p) for p in parts):
-        dev = next(p.device for p in parts if isinstance(p, torch.Tensor))
-        parts = tuple(torch.full((1,), p, dtype=torch.int64, device=dev) if _is_int(p) else p for p in parts)
-        index = parts
-    if not any(isinstance(p, slice) and p.step is not None and p.step < 0 for p in parts):
-        return [], index
-    used = sum(0 if p is None or p is Ellipsis else
-               (p.ndim if isinstance(p, torch.Tensor) and p.dtype == torch.bool else 1) for p in parts)
-    flips, out, dim = [], [], 0
-    for p in parts:
-        if p is Ellipsis:
-            dim += x.ndim - used
-        elif p is None:
-            pass
-        elif isinstance(p, slice) and p.step is not None and p.step < 0:
-            n = x.shape[dim]
-            start, stop, step = p.indices(n)
-            count = len(range(start, stop, step))
-            first = n - 1 - start                   # where `start` lands in the flipped axis
-            p = slice(first, first + count * -step, -step) if count else slice(0, 0)
-            flips.append(dim)
-            dim += 1
-        else:
-            dim += p.ndim if isinstance(p, torch.Tensor) and p.dtype == torch.bool else 1
-        out.append(p)
-    return flips, tuple(out)
-
 
 def _sole_storage(arr):
     """Whether no other tensor (a view) or numpy array shares ``arr``'s memory. The storage
@@ -513,20 +427,11 @@ def _sole_storage(arr):
     return count(arr.untyped_storage()._cdata) == 2
 
 
-def _is_int(p):
-    return isinstance(p, int) and not isinstance(p, bool)
-
-
 def _reduces_empty(x, axis):
     if axis is None:
         return x.numel() == 0
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     return any(x.shape[a] == 0 for a in axes)
-
-
-def _has_int_array(index):
-    parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, torch.Tensor) and not p.is_floating_point() and p.dtype != torch.bool for p in parts)
 
 
 def _host_float(dtype):

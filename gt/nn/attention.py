@@ -4,13 +4,12 @@ import math
 
 from gt import dtypes
 from gt.backend import B
-from gt.creation import arange
 from gt.nn import functional as F
 from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape
-from gt.tensor import Tensor
+from gt.tensor import Tensor, arange
 
 
 class MultiHeadAttention(Module):

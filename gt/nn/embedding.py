@@ -1,10 +1,10 @@
 """``Embedding``: a lookup table of learnable vectors, indexed by integer ids."""
 
 from gt import dtypes
-from gt.creation import randn
 from gt.nn import functional as F
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
+from gt.tensor import randn
 
 
 class Embedding(Module):

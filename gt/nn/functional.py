@@ -4,12 +4,11 @@ Each takes gt tensors (numpy arrays and lists are accepted where a tensor is rea
 and returns a gt tensor recorded on the tape.
 """
 
-from gt import checks, dtypes
+from gt import dtypes
 from gt.autograd import is_grad_enabled
 from gt.backend import B
-from gt.creation import arange, rand
 from gt.ops import activations, linalg
-from gt.tensor import Tensor, where
+from gt.tensor import Tensor, arange, checks, rand, where
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -9,8 +9,7 @@ Every draw comes from gt's random generator, so ``gt.manual_seed`` makes it repr
 import math
 
 from gt import autograd
-from gt.creation import rand, randn
-from gt.tensor import Tensor
+from gt.tensor import Tensor, rand, randn
 
 
 def _fill(tensor, values):

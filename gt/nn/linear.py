@@ -3,12 +3,12 @@
 import math
 
 from gt import dtypes
-from gt.creation import empty
 from gt.nn import init
 from gt.nn.functional import _tensor
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
 from gt.ops import linalg
+from gt.tensor import empty
 
 
 class Linear(Module):

@@ -1,10 +1,10 @@
 """``LayerNorm`` over the trailing axes, with a learnable scale and shift."""
 
 from gt import dtypes
-from gt.creation import ones, zeros
 from gt.nn import functional as F
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
+from gt.tensor import ones, zeros
 
 
 class LayerNorm(Module):

@@ -2,7 +2,7 @@
 
 import math
 
-from gt.creation import zeros_like
+from gt.tensor import zeros_like
 from gt.optim.optimizer import Optimizer
 
 

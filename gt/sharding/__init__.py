@@ -7,8 +7,9 @@
     >>> (x @ w).sum().backward()          # w.grad: one all-reduce, then replicated
 
 Rooms: ``mesh`` (which devices), ``placement`` (Shard/Replicate/Partial), ``collectives``
-(counted moves between devices), ``layout`` (values spread over the mesh), ``rules`` (how
-each op propagates placements) and ``dispatch`` (running an op per device, and its backward).
+(counted moves between devices) and ``layout`` (values spread over the mesh). How each op
+propagates placements, and runs per device, sits above the ops, in the tensor layer
+(gt/tensor/rules.py, gt/tensor/dispatch.py).
 """
 
 from gt.sharding.collectives import count_collectives

@@ -17,7 +17,8 @@ import contextlib
 import os
 import sys
 
-from gt import config
+from gt import backend, config
+from gt.backend import B
 
 
 class Mesh:
@@ -67,14 +68,27 @@ def get_mesh():
     """The mesh in use; the first call decides it (from gpu_workers(), GT_DEVICES, GT_AUTO_SHARD)."""
     global _mesh
     if _mesh is None:
-        from gt.backend import B
-
         _mesh = _resolve(B.cuda_device_count())
         B.device = _mesh.home          # where new arrays go, outside per-device work
         if config.verbose():
             doing = "sharding batch axis" if _mesh.size > 1 else "not sharding"
             print(f"GT_AUTO_SHARD: Detected {_mesh.describe()}, engine {B.name}, {doing}", file=sys.stderr)
     return _mesh
+
+
+def _home_device():
+    return get_mesh().home
+
+
+def _forget():
+    """The engine changed (``gt.set_backend``): the next ``get_mesh()`` decides again, for its devices."""
+    global _mesh
+    _mesh = None
+
+
+# The backend asks the mesh where the first array goes, and tells it when the engine changes,
+# through these hooks: the backend sits below the mesh and never imports it.
+backend.set_device_hooks(home_device=_home_device, engine_changed=_forget)
 
 
 def _resolve(gpus):
@@ -131,8 +145,6 @@ def use_mesh(n, copies=False):
     ``copies=True``: the devices do not share memory, so data takes the paths it takes between
     GPUs (replicas broadcast, results brought to the home device, per-device allocation)."""
     global _mesh
-    from gt.backend import B
-
     prev, prev_device = get_mesh(), B.device
     _mesh = Mesh(n, "cpu", virtual=n > 1, copies=copies)
     B.device = "cpu"

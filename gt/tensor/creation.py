@@ -1,20 +1,22 @@
 """Tensor creation: from data, constants, ranges and random draws (float32 unless told otherwise)."""
 
-from gt import backend, dtypes, signal
+from gt import backend, dtypes
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Shard
-from gt.tensor import Tensor, _shape_args
+from gt.tensor import hints
+from gt.tensor.core import Tensor
+from gt.tensor.shape import _shape_args
 
 
 def _new(arr, requires_grad, data=True):
     """A tensor of ``arr``. On a mesh of several devices, data (``data=True``, not requiring grad,
     axis 0 at least as long as the mesh) is sharded along axis 0; the rest is replicated. Inside
-    a ``gt.signal.context`` whose hint names a layout, data takes that layout (gt/signal.py)."""
+    a ``gt.signal.context`` whose hint names a layout, data takes that layout (hints.py)."""
     backend.mark_tensor_created()
     mesh = get_mesh()
-    hint = signal.placement_hint() if data and not requires_grad else None
+    hint = hints.placement_hint() if data and not requires_grad else None
     if hint is not None and -arr.ndim <= hint.axis < arr.ndim:
         if hint.replicated or mesh.size == 1:
             return Tensor._wrap(arr)

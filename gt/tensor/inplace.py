@@ -1,17 +1,17 @@
 """In-place updates of a tensor's values, outside the tape (``w -= lr * w.grad`` under ``gt.no_grad()``).
 
-Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor.py once the class exists.
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
 from gt import autograd
-from gt._args import _scalar
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
 from gt.sharding.placement import Shard
-from gt.tensor_layout import _index
+from gt.tensor._args import _scalar
+from gt.tensor.shape import _index
 
-Tensor = None  # gt.Tensor, bound by gt/tensor.py
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 
 class InplaceMethods:

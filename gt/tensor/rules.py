@@ -15,23 +15,33 @@ them first.
 
 from gt import autograd
 from gt.backend import B
-from gt.sharding import collectives as C
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg, reductions
 from gt.ops import shape as sh
 from gt.ops._shapes import numel
-from gt.sharding.dispatch import Plan
+from gt.sharding import collectives as C
 from gt.sharding.layout import sizes_of
 from gt.sharding.placement import Partial, Replicate, Shard, offsets
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
 
 REP = (Replicate(), None)
 PART = (Partial(), None)
 
 
-def _is_tensor(x):
-    from gt.tensor import Tensor
+class Plan:
+    """A rule's answer: ``targets[i]`` is ``(placement, sizes)`` for tensor input i (None for
+    non-tensors), ``out`` the output placement, ``local(d, args, kwargs)`` rewrites the op's
+    arguments for device d (global shapes and indices become local ones)."""
 
+    __slots__ = ("targets", "out", "local")
+
+    def __init__(self, targets, out, local=None):
+        self.targets, self.out, self.local = targets, out, local
+
+
+def _is_tensor(x):
     return isinstance(x, Tensor)
 
 
@@ -153,8 +163,6 @@ def reduction(cls, args, kwargs):
 def _extremum_no_grad(cls, x, axes, keepdims):
     """max/min over the sharded axis, nothing to differentiate: each device reduces its block,
     then only those small results are gathered and reduced once more."""
-    from gt.tensor import Tensor
-
     reduce = B.max if cls is reductions.Max else B.min
     p = x._placed
     a = p.placement.axis

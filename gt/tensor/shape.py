@@ -1,18 +1,18 @@
-"""Layout methods of a tensor: reshape, permute, expand, split, indexing.
+"""Shape methods of a tensor: reshape, permute, expand, split, indexing (the ops of gt/ops/shape.py).
 
-Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor.py once the class exists.
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
 from gt import dtypes
-from gt._args import _pick
+from gt.tensor._args import _pick
 from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel
 
-Tensor = None  # gt.Tensor, bound by gt/tensor.py
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 
-class LayoutMethods:
+class ShapeMethods:
     __slots__ = ()
 
     def reshape(self, *shape):

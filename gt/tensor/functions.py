@@ -2,7 +2,9 @@
 
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis
-from gt.tensor import Tensor, _operand, _pick, matmul, where  # noqa: F401  (re-exported)
+from gt.tensor._args import _pick
+from gt.tensor.arithmetic import _operand
+from gt.tensor.core import Tensor
 
 
 def _tensors(tensors, op):

@@ -1,6 +1,6 @@
 """Running a differentiable op on sharded tensors.
 
-``dispatch`` asks the op's propagation rule (gt/sharding/rules.py) how to lay the inputs out
+``dispatch`` asks the op's propagation rule (rules.py) how to lay the inputs out
 and what placement the output gets, moves the inputs there, and runs the op's own forward once
 per device on that device's arrays, each with its own context. The backward runs the op's own
 backward per device the same way; the gradient of each input comes out in a placement that
@@ -23,6 +23,10 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
+from gt.tensor import rules
+from gt.tensor.rules import Plan
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
 
 
 def on_device(d):
@@ -30,17 +34,6 @@ def on_device(d):
     Nothing to switch on a shared-memory (CPU) mesh."""
     mesh = get_mesh()
     return contextlib.nullcontext() if mesh.shared_memory else B.on_device(mesh.devices[d])
-
-
-class Plan:
-    """A rule's answer: ``targets[i]`` is ``(placement, sizes)`` for tensor input i (None for
-    non-tensors), ``out`` the output placement, ``local(d, args, kwargs)`` rewrites the op's
-    arguments for device d (global shapes and indices become local ones)."""
-
-    __slots__ = ("targets", "out", "local")
-
-    def __init__(self, targets, out, local=None):
-        self.targets, self.out, self.local = targets, out, local
 
 
 class ShardedNode:
@@ -107,8 +100,6 @@ class ShardedNode:
         return tuple(results)
 
 
-
-
 class Redistribute:
     """Tape entry of a layout change (gather, reduce, reshard): values unchanged, so is the gradient."""
 
@@ -124,8 +115,6 @@ class Redistribute:
 
 def redistribute(t, target, sizes=None):
     """``t`` laid out as ``target`` (differentiable); ``t`` itself is unchanged."""
-    from gt.tensor import Tensor
-
     value = layout.convert(t._value, target, sizes)
     out = Tensor._from_value(value)
     if t.requires_grad and autograd.is_grad_enabled():
@@ -139,9 +128,6 @@ def redistribute(t, target, sizes=None):
 
 def dispatch(cls, args, kwargs):
     """Run ``cls`` (a Function) on arguments of which at least one tensor is sharded or partial."""
-    from gt.sharding import rules
-    from gt.tensor import Tensor
-
     plan = rules.plan_for(cls, args, kwargs)
     if plan is None:  # no local rule: gather everything and run unsharded
         gathered = [redistribute(a, Replicate()) if isinstance(a, Tensor) and a._placed is not None else a
@@ -219,9 +205,6 @@ def backward_placed(ctx, g, inputs):
 def map_local(fn, args):
     """A non-differentiable elementwise function (comparisons, logical ops) of tensors some of
     which are sharded: computed per device under the elementwise rule, gathered if none fits."""
-    from gt.sharding import rules
-    from gt.tensor import Tensor
-
     plan = rules.elementwise(None, args, {})
     if plan is None:
         return Tensor._wrap(fn(*[a._data if isinstance(a, Tensor) else a for a in args]))

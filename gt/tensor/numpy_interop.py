@@ -13,14 +13,15 @@ Code written for the public gt calls numpy on tensors (``np.mean(t.data)``,
   requires grad is refused there, as torch refuses ``.numpy()`` on it: the result would leave
   the graph without a word.
 
-Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor.py once the class exists.
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
-from gt import autograd, checks
-from gt._args import _scalar
+from gt import autograd
 from gt.backend import B
+from gt.tensor import checks
+from gt.tensor._args import _scalar
 
-Tensor = None  # gt.Tensor, bound by gt/tensor.py
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 # numpy ufunc name -> gt's op; operands are tensors or Python numbers by then (see _operand)
 _UFUNCS = {

@@ -1,0 +1,246 @@
+"""Arithmetic, comparisons and elementwise math of a tensor (``a + b``, ``a < b``, ``x.exp()``,
+``x.softmax()``), and ``matmul`` and ``where``: Python values turned into op inputs, shapes checked,
+integer tensors promoted as torch does, then the ops of gt/ops.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops import activations as act
+from gt.ops import elementwise as ew
+from gt.ops import linalg
+from gt.ops._shapes import broadcast_shape, normalize_axis
+from gt.tensor._args import _pick, _scalar
+from gt.tensor.dispatch import map_local
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+def _operand(value, op):
+    if isinstance(value, Tensor):
+        return value
+    value = _scalar(value)
+    if isinstance(value, (int, float, bool)):
+        return value
+    try:
+        return Tensor._wrap(B.asarray(value))
+    except TypeError as exc:
+        raise TypeError(f"{op}: unsupported operand {type(value).__name__}: {exc}") from None
+
+
+def _binary(op_cls, name, a, b):
+    a, b = _operand(a, name), _operand(b, name)
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        broadcast_shape(name, a.shape, b.shape)
+    a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
+    return op_cls.apply(a, b)
+
+
+def _is_int_tensor(x):
+    return isinstance(x, Tensor) and not x.dtype.is_floating_point
+
+
+def _promote_ints(a, b, true_div=False):
+    """torch's promotion where it differs from numpy's: an integer or bool tensor meeting a float
+    tensor takes that tensor's dtype, and meeting a Python float (or divided) the default float
+    (float32). numpy would give float64, silently widening everything computed from it."""
+    a_int, b_int = _is_int_tensor(a), _is_int_tensor(b)
+    if not (a_int or b_int):
+        return a, b
+    if a_int and b_int:
+        target = dtypes.default_float if true_div else None
+    else:
+        other = b if a_int else a
+        if isinstance(other, Tensor):
+            target = other.dtype
+        elif isinstance(other, float) or (true_div and not isinstance(other, bool)):
+            target = dtypes.default_float
+        else:
+            target = None  # int tensor with a Python int or bool: numpy's integer result is right
+    if target is None:
+        return a, b
+    cast = [x.to(target) if _is_int_tensor(x) else x for x in (a, b)]
+    return cast[0], cast[1]
+
+
+class ArithmeticMethods:
+    __slots__ = ()
+
+    def __add__(self, other):
+        return _binary(ew.Add, "add", self, other)
+
+    def __radd__(self, other):
+        return _binary(ew.Add, "add", other, self)
+
+    def __sub__(self, other):
+        return _binary(ew.Sub, "sub", self, other)
+
+    def __rsub__(self, other):
+        return _binary(ew.Sub, "sub", other, self)
+
+    def __mul__(self, other):
+        return _binary(ew.Mul, "mul", self, other)
+
+    def __rmul__(self, other):
+        return _binary(ew.Mul, "mul", other, self)
+
+    def __truediv__(self, other):
+        return _binary(ew.Div, "div", self, other)
+
+    def __rtruediv__(self, other):
+        return _binary(ew.Div, "div", other, self)
+
+    def __pow__(self, other):
+        return _binary(ew.Pow, "pow", self, other)
+
+    def __rpow__(self, other):
+        return _binary(ew.Pow, "pow", other, self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __neg__(self):
+        return ew.Neg.apply(self)
+
+    def __abs__(self):
+        return ew.Abs.apply(self)
+
+    def __pos__(self):
+        return self
+
+    # comparisons: no gradient, boolean results
+    def _compare(self, other, fn, name):
+        other = _operand(other, name)
+        if isinstance(other, Tensor):
+            broadcast_shape(name, self.shape, other.shape)
+            if self._placed is None and other._placed is None:
+                return Tensor._wrap(fn(self._array, other._array))
+        elif self._placed is None:
+            return Tensor._wrap(fn(self._array, other))
+        return map_local(fn, (self, other))
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b, "eq")
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b, "ne")
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b, "lt")
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b, "le")
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b, "gt")
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b, "ge")
+
+    def __invert__(self):
+        if self._placed is None:
+            return Tensor._wrap(B.logical_not(self._array))
+        return map_local(B.logical_not, (self,))
+
+    def __and__(self, other):
+        return self._compare(other, lambda a, b: a & b, "and")
+
+    def __or__(self, other):
+        return self._compare(other, lambda a, b: a | b, "or")
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def exp(self):
+        return ew.Exp.apply(self)
+
+    def log(self):
+        return ew.Log.apply(self)
+
+    def sqrt(self):
+        return ew.Sqrt.apply(self)
+
+    def abs(self):
+        return ew.Abs.apply(self)
+
+    def maximum(self, other):
+        return _binary(ew.Maximum, "maximum", self, other)
+
+    def minimum(self, other):
+        return _binary(ew.Minimum, "minimum", self, other)
+
+    def clip(self, min=None, max=None):
+        """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
+        if min is None and max is None:
+            raise ValueError("clip: give at least one of min and max")
+        return ew.Clip.apply(self, _scalar(min), _scalar(max))
+
+    clamp = clip
+
+    def relu(self):
+        return act.Relu.apply(self)
+
+    def sigmoid(self):
+        return act.Sigmoid.apply(self)
+
+    def tanh(self):
+        return act.Tanh.apply(self)
+
+    def gelu(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return act.Gelu.apply(self, approximate=approximate)
+
+    def softmax(self, axis=None, *, dim=None):
+        """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably."""
+        return act.Softmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
+
+    def log_softmax(self, axis=None, *, dim=None):
+        """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable)."""
+        return act.LogSoftmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor)."""
+        return where(mask, value, self)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+
+def matmul(a, b):
+    """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
+    a, b = _operand(a, "matmul"), _operand(b, "matmul")
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: 0-d tensors cannot be multiplied with @")
+    k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    if a.shape[-1] != k_b:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the first) "
+            f"!= {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)"
+        )
+    a, b = _promote_ints(a, b)
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+        except ValueError as exc:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: the batch dims {a.shape[:-2]} and "
+                             f"{b.shape[:-2]} cannot be broadcast together ({exc})") from None
+    return linalg.Matmul.apply(a, b)
+
+
+def where(condition, a, b):
+    """Elements of ``a`` where ``condition`` is True, else of ``b`` (broadcasting; differentiable in a and b)."""
+    cond = condition if isinstance(condition, Tensor) else Tensor._wrap(B.asarray(condition))
+    a, b = _operand(a, "where"), _operand(b, "where")
+    shape = cond.shape
+    for x in (a, b):
+        if isinstance(x, Tensor):
+            shape = broadcast_shape("where", shape, x.shape)
+    return ew.Where.apply(cond, a, b)
+

@@ -1,0 +1,324 @@
+"""``gt.Tensor``: the user-facing array with autograd.
+
+A tensor holds an engine array (``_data``; sharded over the mesh: a ``Placed`` value, see
+gt/sharding) and, when it was computed by a recorded op, that op (``_ctx``, shown as
+``grad_fn``). Math goes through the ops in gt/ops; the methods check arguments, name axes
+(``axis``/``keepdims``, or torch's ``dim``/``keepdim``) and turn Python values into op inputs.
+This module holds the class and its attributes; its methods come from the mixins beside it:
+arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
+indexing), inplace.py (``add_``, ``+=``, item assignment) and numpy_interop.py.
+"""
+
+import warnings
+
+from gt import autograd, dtypes
+from gt.backend import B
+from gt.ops import elementwise as ew
+from gt.ops._shapes import normalize_axis, numel
+from gt.sharding import layout
+from gt.sharding.layout import Placed
+from gt.sharding.mesh import get_mesh
+from gt.sharding.placement import Replicate, Shard
+from gt.tensor import arithmetic, checks, dispatch, inplace, numpy_interop, reductions, rules
+from gt.tensor import shape as shape_methods
+from gt.tensor.arithmetic import ArithmeticMethods
+from gt.tensor.dispatch import redistribute
+from gt.tensor.inplace import InplaceMethods
+from gt.tensor.numpy_interop import NumpyMethods
+from gt.tensor.reductions import ReductionMethods
+from gt.tensor.shape import ShapeMethods
+
+_next_id = 0
+
+
+class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, InplaceMethods, NumpyMethods):
+    """An n-dimensional array that records differentiable ops for ``backward()``.
+
+    Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
+
+        >>> w = gt.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> (w * w).sum().backward(); w.grad.numpy()
+        array([[2., 4.]], dtype=float32)
+    """
+
+    # A tensor holds one engine array (``_array``) or, when sharded or partial over the mesh, a
+    # ``Placed`` (``_placed``: per-device arrays, placement, global shape); never both.
+    __slots__ = ("_array", "_placed", "_requires_grad", "_grad", "_ctx", "_retains_grad", "_id", "__weakref__")
+
+    def __init__(self, data, dtype=None, requires_grad=False):
+        self._init(B.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype, copy=True),
+                   requires_grad)
+
+    def _init(self, arr, requires_grad=False):
+        self._array, self._placed = arr, None
+        self._ctx = None
+        self._grad = None
+        self._retains_grad = False
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, arr, requires_grad=False):
+        if not B.is_array(arr):  # engines may return scalars (a full sum); a tensor always holds an array
+            arr = B.asarray(arr)
+        t = object.__new__(cls)
+        t._array, t._placed, t._ctx, t._grad, t._retains_grad, t._requires_grad = \
+            arr, None, None, None, False, requires_grad
+        return t
+
+    @classmethod
+    def _from_value(cls, value, requires_grad=False):
+        """A tensor of a plain engine array or of a ``Placed`` (sharded or partial) value."""
+        if not isinstance(value, Placed):
+            return cls._wrap(value, requires_grad)
+        t = cls._wrap(value.shards[0], requires_grad)
+        t._array, t._placed = None, value
+        return t
+
+    # The whole array. For a sharded or partial tensor reading it gathers (a collective) and
+    # writing it replaces the shards with one replicated array.
+    @property
+    def _data(self):
+        p = self._placed
+        return self._array if p is None else layout.materialize(p, view_ok=True)
+
+    @_data.setter
+    def _data(self, arr):
+        self._array, self._placed = arr, None
+
+    @property
+    def _value(self):
+        """The engine array, or the ``Placed`` value of a sharded tensor (no gather)."""
+        p = self._placed
+        return self._array if p is None else p
+
+    # ---- placement over the device mesh (GT_AUTO_SHARD) -----------------------------------
+    @property
+    def placement(self):
+        """``Shard(axis)``, ``Replicate()`` or ``Partial()``: how the values lie on the mesh."""
+        p = self._placed
+        return Replicate() if p is None else p.placement
+
+    def shard(self, axis=0):
+        """This tensor split along ``axis`` over the devices of the mesh (differentiable; uneven
+        splits allowed). On a one-device mesh it is the tensor itself."""
+        axis = normalize_axis(axis, self.ndim, "shard")
+        if self.ndim == 0:
+            raise ValueError("shard: a 0-d tensor has no axis to split")
+        if get_mesh().size == 1 or self.placement == Shard(axis):
+            return self
+        return redistribute(self, Shard(axis))
+
+    def replicate(self):
+        """This tensor whole on every device (differentiable; gathers or sums as needed)."""
+        return self if self._placed is None else redistribute(self, Replicate())
+
+    # ---- attributes --------------------------------------------------------------
+    @property
+    def shape(self):
+        p = self._placed
+        return tuple(self._array.shape) if p is None else p.shape
+
+    @property
+    def dtype(self):
+        p = self._placed
+        return B.dtype_of(self._array if p is None else p.shards[0])
+
+    @property
+    def ndim(self):
+        p = self._placed
+        return self._array.ndim if p is None else len(p.shape)
+
+    @property
+    def device(self):
+        """Where the values live: ``"cpu"``, or ``"cuda:i"`` (a sharded tensor: its first block's device)."""
+        p = self._placed
+        return B.device_of(self._array if p is None else p.shards[0])
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    @property
+    def grad(self):
+        """The gradient accumulated by ``backward()`` (a tensor of this shape), or None.
+
+        Only leaves get one, as in torch; a computed tensor keeps its gradient only after
+        ``retain_grad()``. (``_grad`` is the same attribute, the public gt's spelling.)"""
+        if self._ctx is not None and not self._retains_grad and self._grad is None:
+            warnings.warn("the .grad of a tensor computed by an op (not a leaf) is not kept by backward(), "
+                          "so it is None: call t.retain_grad() before backward() to keep it, or read the "
+                          ".grad of the leaf tensors (parameters, inputs with requires_grad=True)",
+                          UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
+
+    @property
+    def id(self):
+        """A number that names this tensor for as long as the program runs (never reused, unlike
+        Python's ``id()``); ``gt.debug.get_tape()`` lists ops by these numbers."""
+        try:
+            return self._id
+        except AttributeError:
+            global _next_id
+            _next_id += 1
+            self._id = _next_id
+            return _next_id
+
+    @property
+    def data(self):
+        """The same values, detached from the graph (shares memory)."""
+        return Tensor._from_value(self._value)
+
+    @data.setter
+    def data(self, value):
+        new = value._data if isinstance(value, Tensor) else B.asarray(value)
+        if tuple(new.shape) != self.shape:
+            raise ValueError(f"data: new value has shape {tuple(new.shape)}, the tensor has {self.shape}")
+        self._data = new
+
+    @property
+    def T(self):
+        """The last two axes swapped (the same as ``mT``); a 0-d or 1-d tensor unchanged.
+
+        This is the public gt's rule, which gt code relies on (``q @ k.T`` on (batch, seq, dim)
+        tensors). On 2-d tensors it is also torch's and numpy's; on 3 or more dims torch
+        deprecates ``.T`` and numpy reverses every axis: write ``permute`` for that."""
+        return self.transpose(-2, -1) if self.ndim >= 2 else self
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        return numel(self.shape)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[normalize_axis(dim, self.ndim, "size")]
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        """Iterate over axis 0 (each item a differentiable slice), like torch."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    # ---- conversion (numpy's side: numpy_interop.py) ---------------------------------
+    def item(self):
+        if self.numel() != 1:
+            raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
+        checks.flush()
+        return B.item(self._data)
+
+    def tolist(self):
+        checks.flush()
+        return B.tolist(self._data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def to(self, dtype):
+        """A copy of this tensor with another dtype (differentiable between float dtypes)."""
+        dtype = dtypes.to_dtype(dtype)
+        return self if dtype == self.dtype else ew.Cast.apply(self, dtype)
+
+    astype = to
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def __repr__(self):
+        extra = ""
+        if self._ctx is not None:
+            extra = f", grad_fn=<{self._ctx.name}Backward>"
+        elif self.requires_grad:
+            extra = ", requires_grad=True"
+        if self._placed is not None:
+            extra += f", placement={self.placement!r}"
+        return f"tensor({B.format(self._data)}, shape={self.shape}, dtype={self.dtype!r}{extra})"
+
+    # ---- autograd ------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
+
+        ``grad`` is required when the tensor is not a scalar (same shape as the tensor).
+        The graph is freed afterwards unless ``retain_graph=True``.
+        """
+        autograd.backward(self, grad, retain_graph)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError(f"only floating point tensors can require gradients, this one is {self.dtype!r}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        self._retains_grad = True
+        return self
+
+    def detach(self):
+        """The same values (shared memory), cut from the graph."""
+        return Tensor._from_value(self._value)
+
+    def clone(self):
+        if self.requires_grad and autograd.is_grad_enabled():
+            return self + 0
+        p = self._placed
+        if p is None:
+            return Tensor._wrap(B.copy(self._array))
+        return Tensor._from_value(Placed([B.copy(s) for s in p.shards], p.placement, p.shape))
+
+    def contiguous(self):
+        return self
+
+
+# The modules of this package that need the class, and cannot import this module (it imports
+# them), get it here, once it exists.
+for _module in (arithmetic, dispatch, inplace, numpy_interop, reductions, rules, shape_methods):
+    _module.Tensor = Tensor
+# Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
+# through what is registered here (Function.apply runs on every op, so these are plain globals there).
+autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)

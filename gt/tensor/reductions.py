@@ -1,0 +1,106 @@
+"""Reductions of a tensor: ``sum``, ``mean``, ``max``, ``min``, ``var``, ``std``, ``argmax``,
+``argmin``, ``all``, ``any``.
+
+They take numpy's names (``axis``, ``keepdims``) and torch's (``dim``, ``keepdim``), and numpy's
+``dtype=`` and ``out=None``, which ``np.mean(t)`` / ``np.sum(t)`` pass on (see numpy_interop.py).
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops import reductions as reduction_ops
+from gt.ops._shapes import normalize_axes, normalize_axis, numel
+from gt.sharding.layout import Placed
+from gt.sharding.placement import Shard
+from gt.tensor._args import _pick
+from gt.tensor.numpy_interop import no_out
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+class ReductionMethods:
+    __slots__ = ()
+
+    def _reduce(self, op_cls, name, axis, keepdims, dim, keepdim, dtype=None, out=None):
+        no_out(out, name)
+        axes = normalize_axes(_pick(axis, dim), self.ndim, name)
+        keep = bool(keepdims or keepdim)
+        x = self if dtype is None else self.to(dtype)
+        return op_cls.apply(x, axes, keep)
+
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
+        return self._reduce(reduction_ops.Sum, "sum", axis, keepdims, dim, keepdim, dtype, out)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
+        """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
+        x = self if self.dtype.is_floating_point or dtype is not None else self.to(dtypes.default_float)
+        return x._reduce(reduction_ops.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
+
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        """Largest values over ``axis`` (values only, as numpy; use ``argmax`` for positions)."""
+        return self._reduce(reduction_ops.Max, "max", axis, keepdims, dim, keepdim, out=out)
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        return self._reduce(reduction_ops.Min, "min", axis, keepdims, dim, keepdim, out=out)
+
+    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
+            dtype=None, out=None):
+        """Variance over ``axis``; ``ddof=0`` (biased, numpy's default). torch's ``unbiased``/``correction`` work too."""
+        no_out(out, "var")
+        if dtype is not None:
+            return self.to(dtype).var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
+                                      correction=correction)
+        if correction is not None:
+            ddof = correction
+        elif unbiased is not None:
+            ddof = 1 if unbiased else 0
+        axes = normalize_axes(_pick(axis, dim), self.ndim, "var")
+        keep = bool(keepdims or keepdim)
+        count = self.numel() if axes is None else numel(self.shape[a] for a in axes)
+        centered = self - self.mean(axes, keepdims=True)
+        return (centered * centered).sum(axes, keepdims=keep) / max(count - ddof, 0)
+
+    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
+            dtype=None, out=None):
+        return self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
+                        dtype=dtype, out=out).sqrt()
+
+    def _arg(self, fn, name, axis, keepdims, dim, keepdim):
+        axis = _pick(axis, dim)
+        if axis is not None:
+            axis = normalize_axis(axis, self.ndim, name)
+        keep = bool(keepdims or keepdim)
+        p = self._placed
+        if p is not None and isinstance(p.placement, Shard) and axis is not None and axis != p.placement.axis:
+            a = p.placement.axis
+            out = [fn(s, axis=axis, keepdims=keep) for s in p.shards]
+            kept = a if keep or a < axis else a - 1
+            shape = list(out[0].shape)
+            shape[kept] = self.shape[a]
+            return Tensor._from_value(Placed(out, Shard(kept), tuple(shape)))
+        return Tensor._wrap(fn(self._data, axis=axis, keepdims=keep))
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        no_out(out, "argmax")
+        return self._arg(B.argmax, "argmax", axis, keepdims, dim, keepdim)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        no_out(out, "argmin")
+        return self._arg(B.argmin, "argmin", axis, keepdims, dim, keepdim)
+
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        """Whether every element is true (non-zero): a bool, or a bool tensor over ``axis``."""
+        no_out(out, "all")
+        axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "all"), bool(keepdims or keepdim)
+        if axes is None and not keep:
+            return B.all(self._data)
+        return ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
+
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        """Whether some element is true (non-zero): a bool, or a bool tensor over ``axis``."""
+        no_out(out, "any")
+        axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "any"), bool(keepdims or keepdim)
+        if axes is None and not keep:
+            return B.any(self._data)
+        return ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0
