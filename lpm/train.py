@@ -325,28 +325,7 @@ def main(argv=None, prog="train.py"):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     cfg = parse_args(argv, parser)
-    check_environment(parser)       # GT_BACKEND, GT_DEVICES, ...: before anything reads them
-    missing = missing_packages(cfg)
-    if missing:
-        parser.error(missing[0])
-    problems = output_problems(cfg)
-    if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
-        problems.append(run_folder_problem(cfg.checkpoint_dir, False))
-    problems = [p for p in problems if p]
-    if problems:                 # not an option's spelling: no "see --help"
-        parser.refuse(problems[0])
-    too_large = run_problem(cfg)    # before any data or weight is allocated
-    if too_large:
-        parser.refuse(too_large)
-    # Sharding is on by default, as in the seed project, so that a multi-GPU box uses every GPU
-    # with no setting; an explicit GT_AUTO_SHARD (e.g. 0) in the environment wins.
-    if cfg.shard:
-        os.environ.setdefault("GT_AUTO_SHARD", "1")
-    else:
-        os.environ["GT_AUTO_SHARD"] = "0"
-    if cfg.autocast and not gt.backend.B.supports_bfloat16:
-        parser.error(f"--autocast {cfg.autocast} needs the torch engine (the {gt.get_backend()} engine has no "
-                     "bfloat16): GT_BACKEND=torch, with pip install 'lpm[torch]'")
+    check_before_work(cfg, parser)
     try:
         dist.init()
     except (ValueError, ImportError) as exc:
@@ -372,6 +351,33 @@ def main(argv=None, prog="train.py"):
         sys.exit(130)
     finally:
         dist.destroy()
+
+
+def check_before_work(cfg, parser):
+    """Refuse (exit 2, one line) what would fail later: the environment, missing packages, output
+    folders that cannot be written and a run too large for memory; then set GT_AUTO_SHARD."""
+    check_environment(parser)       # GT_BACKEND, GT_DEVICES, ...: before anything reads them
+    missing = missing_packages(cfg)
+    if missing:
+        parser.error(missing[0])
+    problems = output_problems(cfg)
+    if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
+        problems.append(run_folder_problem(cfg.checkpoint_dir, False))
+    problems = [p for p in problems if p]
+    if problems:                 # not an option's spelling: no "see --help"
+        parser.refuse(problems[0])
+    too_large = run_problem(cfg)    # before any data or weight is allocated
+    if too_large:
+        parser.refuse(too_large)
+    # Sharding is on by default, as in the seed project, so that a multi-GPU box uses every GPU
+    # with no setting; an explicit GT_AUTO_SHARD (e.g. 0) in the environment wins.
+    if cfg.shard:
+        os.environ.setdefault("GT_AUTO_SHARD", "1")
+    else:
+        os.environ["GT_AUTO_SHARD"] = "0"
+    if cfg.autocast and not gt.backend.B.supports_bfloat16:
+        parser.error(f"--autocast {cfg.autocast} needs the torch engine (the {gt.get_backend()} engine has no "
+                     "bfloat16): GT_BACKEND=torch, with pip install 'lpm[torch]'")
 
 
 def _print_resume(cfg, argv, prog, why):
