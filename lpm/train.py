@@ -1,11 +1,12 @@
 """Training the Pixel Transformer: the loop behind ``python train.py`` and ``lpm train``.
 
-Readable top to bottom: the options (``TrainConfig`` and the command line generated from
-it live in ``lpm.config``), the data
-(``make_datasets``; the data sets themselves live in ``lpm.data``), one batch
-(``get_batch``), the loss, the optimizer, ``evaluate``, ``train`` (checkpoints and exact resume
-through ``lpm.resume``; the file format lives in ``lpm.checkpoint``), then ``main``. Each
-helper is importable on its own for tests and notebooks:
+Readable top to bottom, like nanoGPT's train.py: the data (``make_datasets``; the data sets
+live in ``lpm.data``), one batch (``get_batch``), the loss, the optimizer, ``evaluate``, then
+``train``: ``setup``, for each epoch ``train_epoch`` (``train_step`` by step) and ``end_epoch``
+(held-out figures, log line, checkpoint), and ``summary``; then ``main``. The options
+(``TrainConfig`` and the command line generated from it) live in ``lpm.config``; what a run
+holds between steps (``Run``) in ``lpm.run``; checkpoints and exact resume in ``lpm.resume``
+and ``lpm.checkpoint``. Each helper is importable on its own for tests and notebooks:
 
     >>> from lpm.train import TrainConfig, train
     >>> result = train(TrainConfig(samples=32, seq_len=4, img_size=16, embed_dim=16, num_heads=2,
