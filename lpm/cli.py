@@ -163,7 +163,7 @@ def _checkpoint_classes(ckpt):
 
 def _match_classes(labels, data_names, model_names):
     """Labels renumbered from the data's classes to the model's, by name; DataError for unknown classes."""
-    from lpm.data import DataError, short_list
+    from lpm.data.base import DataError, short_list
 
     data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
     if data_names == model_names:
