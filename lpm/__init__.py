@@ -5,9 +5,9 @@
     ...                          ff_dim=64, num_classes=4)
 
 ``lpm.model`` holds the model, ``lpm.train`` the training loop behind ``python train.py``
-and ``lpm train``. Data: ``lpm.data`` (synthetic moving blobs), ``lpm.digits`` (moving
-handwritten digits), ``lpm.files`` (the user's own sequences), ``lpm.datasets`` (what they
-share, and ``load_data``). Around training: ``lpm.checkpoint`` (safetensors checkpoints,
+and ``lpm train``. Data: the package ``lpm.data`` (``load_data``; ``blobs``: synthetic
+moving blobs, ``digits``: moving handwritten digits, ``files`` and ``frames``: the user's own
+sequences, ``base``: what they share). Around training: ``lpm.checkpoint`` (safetensors checkpoints,
 atomic writes, resume), ``lpm.plots`` (``--plot``), ``lpm.inference`` and ``lpm.cli`` (the
 ``lpm`` command: train, evaluate, predict), ``lpm.options`` (the checks every command line
 shares) and ``lpm.memory`` (what a run needs, checked before it starts).

@@ -50,7 +50,7 @@ def main(argv=None):
 
 def _run(command, argv, prog):
     from lpm.checkpoint import CheckpointError
-    from lpm.datasets import DataError
+    from lpm.data import DataError
 
     try:
         return command(argv, prog)
@@ -86,7 +86,7 @@ def _parse(p, argv, **minimums):
 
 # ---- lpm evaluate -----------------------------------------------------------------------------
 def evaluate_command(argv, prog="lpm evaluate"):
-    from lpm.datasets import DATASETS, DataError, load_data
+    from lpm.data import DATASETS, DataError, load_data
     from lpm.inference import confusion_matrix, format_confusion, load_model, predict_proba
 
     p = _parser(prog, "Accuracy and confusion matrix of a trained model. By default on the held-out part of "
@@ -114,7 +114,7 @@ def evaluate_command(argv, prog="lpm evaluate"):
     cfg.update(img_size=model.config.img_size)
     _check_memory(p, cfg, args, model)
     if args.all:
-        from lpm import files
+        from lpm.data import files
 
         images = files.open_dataset(args.data, cfg.get("seq_len", 8), model.config.img_size, skip_bad=args.skip_bad)
         labels, data_names, what = images.labels, images.class_names, f"all {len(images)} sequences in {args.data}"
@@ -163,7 +163,7 @@ def _checkpoint_classes(ckpt):
 
 def _match_classes(labels, data_names, model_names):
     """Labels renumbered from the data's classes to the model's, by name; DataError for unknown classes."""
-    from lpm.datasets import DataError, short_list
+    from lpm.data.base import DataError, short_list
 
     data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
     if data_names == model_names:

@@ -77,7 +77,7 @@ def format_confusion(cm, class_names):
 def read_inputs(paths, seq_len, img_size):
     """``[(name, frames (seq_len, img_size, img_size) float32 in [0, 1])]`` for each input: a folder
     of frames, an .npy sequence, or an .npz (each of its sequences, named ``file.npz[i]``)."""
-    from lpm import files
+    from lpm.data import files
 
     out = []
     for path in paths:

@@ -8,10 +8,10 @@ dominates, all float32 (4 bytes a value):
 - the model: its parameters (the formula of ``parameter_count``, exact); when training, their
   gradients, the optimizer's state (Adam and AdamW: two running means; SGD with momentum: one
   buffer) and the weight-sized temporaries of the update (Adam: two; SGD with weight decay: one);
-- the data that is kept in memory (``lpm.data.memory_bytes``: every generated blob frame;
-  ``lpm.digits.memory_bytes``: the upscaled scans and the noise bank, the frames themselves are
+- the data that is kept in memory (``lpm.data.blobs.memory_bytes``: every generated blob frame;
+  ``lpm.data.digits.memory_bytes``: the upscaled scans and the noise bank, the frames themselves are
   drawn per batch). Files read with ``--data`` are not counted: at most 1 GiB of decoded frames
-  is kept (``lpm.files.CACHE_BYTES``), a larger set is read from disk batch by batch, and the
+  is kept (``lpm.data.files.CACHE_BYTES``), a larger set is read from disk batch by batch, and the
   folder is not listed before the run starts;
 - one batch: its frames (twice: gathered from the data set, then as the model's input) and the
   activations the tape keeps for the backward (per block about 16 tensors of (S, D), 3 of (S, F)
@@ -25,8 +25,7 @@ now (``available_bytes``); where the platform does not say, nothing is refused.
 
 import os
 
-from lpm import data as blobs
-from lpm import digits
+from lpm.data import blobs, digits
 
 FLOAT_BYTES = 4
 EVAL_BATCH = 32                # evaluation batches hold at least this many sequences (lpm.train)
@@ -129,7 +128,7 @@ def _get(config, name, default=None):
 def data_bytes(config):
     """Bytes the data of a run keeps in memory (``config``: a ``TrainConfig`` or a dict of its fields)."""
     if _get(config, "data"):
-        return 0                      # files: at most lpm.files.CACHE_BYTES, see the module docstring
+        return 0                      # files: at most lpm.data.files.CACHE_BYTES, see the module docstring
     img_size, seq_len = _get(config, "img_size", 200), _get(config, "seq_len", 8)
     if str(_get(config, "dataset", "blobs")).startswith("digits"):
         return digits.memory_bytes(img_size)

@@ -16,7 +16,7 @@ against the seed project (``from lpm.model import PixelTransformer, TransformerB
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 
 import gt
 from gt import nn
@@ -73,6 +73,25 @@ def _check_int(name, value, minimum):
         raise ValueError(f"PixelTransformer: {name} must be an int >= {minimum}, got {value!r}")
 
 
+def _config(config, args, overrides):
+    """The ``PixelTransformerConfig`` of ``PixelTransformer(config=None, *args, **overrides)``:
+    ``config`` (or the defaults) with ``overrides``; hyperparameters given by position (the
+    field order: ``img_size, embed_dim, ...``) are accepted too, as ``nn.Module`` users expect."""
+    if config is not None and not isinstance(config, PixelTransformerConfig):
+        config, args = None, (config, *args)       # PixelTransformer(200, 256, ...): img_size first
+    names = [f.name for f in fields(PixelTransformerConfig)]
+    if len(args) > len(names):
+        raise TypeError(f"PixelTransformer takes at most {len(names)} hyperparameters by position, got {len(args)}")
+    for name, value in zip(names, args):
+        if name in overrides:
+            raise TypeError(f"PixelTransformer got multiple values for {name!r}")
+        overrides[name] = value
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise TypeError(f"PixelTransformer got an unexpected keyword argument {unknown[0]!r}")
+    return replace(config or PixelTransformerConfig(), **overrides)
+
+
 def sinusoidal_encoding(max_seq_len, dim):
     """The original Transformer's fixed encodings as a (max_seq_len, dim) float32 tensor:
     ``PE[pos, 2i] = sin(pos / 10000**(2i/dim))``, ``PE[pos, 2i+1] = cos(pos / 10000**(2i/dim))``.
@@ -94,6 +113,10 @@ def sinusoidal_encoding(max_seq_len, dim):
 
 class PixelTransformer(nn.Module):
     """Classifies sequences of images: (B, S, H, W) or (B, S, H*W) -> logits (B, num_classes).
+
+    ``PixelTransformer(config=None, **overrides)``: the hyperparameters of a
+    ``PixelTransformerConfig`` (its defaults without one), each field overridable by keyword,
+    e.g. ``PixelTransformer(img_size=16, embed_dim=32)``.
 
     Accepts gt tensors or numpy arrays of floating-point pixels (numpy arrays are converted to
     float32). Integer or boolean images (e.g. uint8 in 0-255) are refused with a ``TypeError``, as
@@ -120,11 +143,9 @@ class PixelTransformer(nn.Module):
         ['pos_embedding', 'embed.weight', 'embed.bias']
     """
 
-    def __init__(self, img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024,
-                 num_classes=10, max_seq_len=32, dropout=0.0, pos_encoding="sinusoidal", activation="relu"):
+    def __init__(self, config=None, *args, **overrides):
         super().__init__()
-        self.config = cfg = PixelTransformerConfig(img_size, embed_dim, num_heads, num_layers, ff_dim,
-                                                   num_classes, max_seq_len, dropout, pos_encoding, activation)
+        self.config = cfg = _config(config, args, overrides)
         D = cfg.embed_dim
         self.embed = nn.Linear(cfg.img_size ** 2, D)
         if cfg.pos_encoding == "learned":
@@ -140,8 +161,8 @@ class PixelTransformer(nn.Module):
 
     @classmethod
     def from_config(cls, config):
-        """Build a model from a ``PixelTransformerConfig``."""
-        return cls(**asdict(config))
+        """Build a model from a ``PixelTransformerConfig`` (the same as ``PixelTransformer(config)``)."""
+        return cls(config)
 
     def forward(self, images):
         x = self.check_input(images)

@@ -28,7 +28,7 @@ def save_plots(out_dir, history, model, data, samples=3):
     """Write ``curves.png`` and ``attention.png`` into ``out_dir``; return their paths.
 
     ``history`` has per-epoch ``losses``, ``eval_losses``, ``train_accs``, ``eval_accs`` (a
-    ``RunState`` or a dict); ``data`` is an ``lpm.datasets.Data`` (its held-out sequences are shown).
+    ``RunState`` or a dict); ``data`` is an ``lpm.data.Data`` (its held-out sequences are shown).
     """
     os.makedirs(out_dir, exist_ok=True)
     curves = plot_curves(history, os.path.join(out_dir, "curves.png"))

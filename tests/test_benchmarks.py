@@ -38,6 +38,7 @@ def test_flop_count_of_the_default_model():
     assert train_flops(16, 8) == 3 * f["forward"] - f["embed"]
 
 
+@pytest.mark.slow
 def test_bench_train_quick_json():
     r = run_json("bench_train.py")
     torch_ok = r["torch"] is not None
@@ -71,6 +72,7 @@ def test_bench_train_quick_json():
         assert t["met"] in (True, False, None)
 
 
+@pytest.mark.slow
 def test_bench_train_without_torch_says_how_to_install(tmp_path):
     # a `torch` that fails to import shadows the real one
     (tmp_path / "torch").mkdir()
@@ -87,6 +89,7 @@ def test_bench_train_without_torch_says_how_to_install(tmp_path):
     assert r["configs"]["large"]["gt"]["median_ms"] > 0
 
 
+@pytest.mark.slow
 def test_bench_startup_quick_json():
     r = run_json("bench_startup.py")
     assert set(r["workloads"]) == {"import", "seed_workload"}
@@ -96,6 +99,7 @@ def test_bench_startup_quick_json():
         assert w["command"].startswith("python")
 
 
+@pytest.mark.slow
 def test_bench_sharding_quick_json():
     (row,) = run_json("bench_sharding.py")
     assert row["devices"] == 4 and row["same_loss"] is True
@@ -105,6 +109,7 @@ def test_bench_sharding_quick_json():
     assert row["sharded"]["collectives"]["all_reduce"] >= 1
 
 
+@pytest.mark.slow
 def test_bench_engines_quick_json():
     rows = run_json("bench_engines.py")
     setups = [r["setup"] for r in rows]

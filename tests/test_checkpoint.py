@@ -16,15 +16,12 @@ import gt
 import lpm.checkpoint as ckpt_mod
 import lpm.train as train_mod
 from lpm.checkpoint import CheckpointError, find_checkpoint, load_into, read_checkpoint, save_checkpoint
-from lpm.model import PixelTransformer
 from lpm.train import NonFiniteLoss, TrainConfig, train
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None,
                                 reason="safetensors is not installed (a dependency: pip install -e .)")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = dict(img_size=8, samples=40, seq_len=3, embed_dim=8, num_heads=2, ff_dim=16, batch_size=8,
-             progress=False)
 # The flags of a small run for subprocesses: 5 steps per epoch, a checkpoint every 2 steps.
 RUN = ["--img-size", "16", "--samples", "48", "--seq-len", "4", "--embed-dim", "16", "--num-heads", "2",
        "--ff-dim", "32", "--batch-size", "8", "--epochs", "3", "--optimizer", "adam", "--save-every", "2"]
@@ -32,12 +29,6 @@ RUN = ["--img-size", "16", "--samples", "48", "--seq-len", "4", "--embed-dim", "
 
 def quiet(*args):
     pass
-
-
-def small_model(seed, **kw):
-    gt.manual_seed(seed)
-    return PixelTransformer(**{**dict(img_size=8, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16,
-                                      num_classes=3), **kw})
 
 
 def adam_after_steps(model, steps=2):
@@ -76,7 +67,7 @@ def test_rng_state_round_trips_through_json():
 
 
 # ---- round trip ---------------------------------------------------------------------------------
-def test_round_trip_is_exact(tmp_path):
+def test_round_trip_is_exact(small_model, tmp_path):
     model = small_model(0)
     opt = adam_after_steps(model)
     gt.manual_seed(9)
@@ -107,7 +98,7 @@ def test_round_trip_is_exact(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
-def test_pytorch_reads_the_weights(tmp_path):
+def test_pytorch_reads_the_weights(small_model, tmp_path):
     from safetensors.torch import load_file
 
     model = small_model(0)
@@ -118,14 +109,14 @@ def test_pytorch_reads_the_weights(tmp_path):
 
 
 # ---- refusing bad checkpoints -------------------------------------------------------------------
-def saved_run(tmp_path):
+def saved_run(tmp_path, small_model):
     model = small_model(0)
     opt = adam_after_steps(model)
     return save_checkpoint(tmp_path, model, opt, {"progress": {"epoch": 1, "step": 2}}), model, opt
 
 
-def test_truncated_or_corrupted_checkpoint_is_refused_and_nothing_loads(tmp_path):
-    path, model, opt = saved_run(tmp_path)
+def test_truncated_or_corrupted_checkpoint_is_refused_and_nothing_loads(small_model, tmp_path):
+    path, model, opt = saved_run(tmp_path, small_model)
     weights = os.path.join(path, "model.safetensors")
     data = open(weights, "rb").read()
     target = small_model(3)
@@ -160,8 +151,8 @@ def test_truncated_or_corrupted_checkpoint_is_refused_and_nothing_loads(tmp_path
     assert state_equal(target_opt.state_dict()["state"][0], before_opt["state"][0])
 
 
-def test_foreign_checkpoint_lists_every_mismatch_and_loads_nothing(tmp_path):
-    saved_run(tmp_path)
+def test_foreign_checkpoint_lists_every_mismatch_and_loads_nothing(small_model, tmp_path):
+    saved_run(tmp_path, small_model)
     ck = read_checkpoint(str(tmp_path))
     wider = small_model(4, embed_dim=12, num_classes=4)
     before = wider.state_dict()
@@ -173,25 +164,25 @@ def test_foreign_checkpoint_lists_every_mismatch_and_loads_nothing(tmp_path):
     assert state_equal(wider.state_dict(), before)
 
 
-def test_resume_with_other_options_is_refused(tmp_path):
-    cfg = TrainConfig(**SMALL, epochs=1, checkpoint_dir=str(tmp_path))
+def test_resume_with_other_options_is_refused(small_run, tmp_path):
+    cfg = TrainConfig(**small_run, epochs=1, checkpoint_dir=str(tmp_path))
     train(cfg, log=quiet)
     with pytest.raises(CheckpointError, match="already holds a run.*--resume"):
         train(cfg, log=quiet)
-    other = TrainConfig(**{**SMALL, "embed_dim": 16, "lr": 0.5}, epochs=2, checkpoint_dir=str(tmp_path), resume=True)
+    other = TrainConfig(**{**small_run, "embed_dim": 16, "lr": 0.5}, epochs=2, checkpoint_dir=str(tmp_path), resume=True)
     with pytest.raises(CheckpointError) as err:
         train(other, log=quiet)
     assert "--embed-dim: 8 in the checkpoint, 16 now" in str(err.value)
     assert "--lr: None in the checkpoint, 0.5 now" in str(err.value)
     lines = []
-    fresh = TrainConfig(**SMALL, epochs=1, checkpoint_dir=str(tmp_path / "new"), resume=True)
+    fresh = TrainConfig(**small_run, epochs=1, checkpoint_dir=str(tmp_path / "new"), resume=True)
     train(fresh, log=lines.append)
     assert any(line.startswith("No checkpoint in") for line in lines)
 
 
 # ---- atomic saves -------------------------------------------------------------------------------
-def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    first, model, opt = saved_run(tmp_path)
+def test_a_failed_save_keeps_the_previous_checkpoint(small_model, tmp_path, monkeypatch):
+    first, model, opt = saved_run(tmp_path, small_model)
     real_write = ckpt_mod._write_synced
     calls = []
 
@@ -221,8 +212,8 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert find_checkpoint(str(tmp_path), "best") == third
 
 
-def test_best_checkpoint_is_kept_beside_the_latest(tmp_path):
-    result = train(TrainConfig(**SMALL, epochs=4, lr=0.5, checkpoint_dir=str(tmp_path)), log=quiet)
+def test_best_checkpoint_is_kept_beside_the_latest(small_run, tmp_path):
+    result = train(TrainConfig(**small_run, epochs=4, lr=0.5, checkpoint_dir=str(tmp_path)), log=quiet)
     best_epoch = int(np.argmax(result["eval_accs"])) + 1
     best = read_checkpoint(str(tmp_path), "best")
     assert best.meta["progress"]["epoch"] == best_epoch
@@ -275,7 +266,7 @@ def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
 
 
 # ---- non-finite loss ----------------------------------------------------------------------------
-def test_nan_stops_training_and_the_last_good_checkpoint_stays(tmp_path, monkeypatch):
+def test_nan_stops_training_and_the_last_good_checkpoint_stays(small_run, tmp_path, monkeypatch):
     real_loss, calls = train_mod.compute_loss, [0]
 
     def loss_going_nan(logits, targets, kind, num_classes):
@@ -285,7 +276,7 @@ def test_nan_stops_training_and_the_last_good_checkpoint_stays(tmp_path, monkeyp
         return loss * float("nan") if calls[0] == 8 else loss
 
     monkeypatch.setattr(train_mod, "compute_loss", loss_going_nan)
-    cfg = TrainConfig(**SMALL, epochs=3, checkpoint_dir=str(tmp_path))
+    cfg = TrainConfig(**small_run, epochs=3, checkpoint_dir=str(tmp_path))
     with pytest.raises(NonFiniteLoss) as err:
         train(cfg, log=quiet)
     message = str(err.value)

@@ -7,8 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from lpm import digits, files
-from lpm.datasets import DataError, load_data, stratified_split
+from lpm.data import digits, files, frames
+from lpm.data import DataError, load_data, stratified_split
 
 needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
                                    reason="scikit-learn is not installed (the data extra: pip install 'lpm[data]')")
@@ -229,6 +229,6 @@ def test_npz_never_unpickles(tmp_path):
 
 def test_natural_frame_order():
     names = ["f10.png", "f2.png", "f1.png", "g.png"]
-    assert sorted(names, key=files.natural_key) == ["f1.png", "f2.png", "f10.png", "g.png"]
-    assert files.fit_length(np.arange(3), 5).tolist() == [0, 1, 2, 2, 2]
-    assert files.fit_length(np.arange(6), 4).tolist() == [0, 1, 2, 3]
+    assert sorted(names, key=frames.natural_key) == ["f1.png", "f2.png", "f10.png", "g.png"]
+    assert frames.fit_length(np.arange(3), 5).tolist() == [0, 1, 2, 2, 2]
+    assert frames.fit_length(np.arange(6), 4).tolist() == [0, 1, 2, 3]

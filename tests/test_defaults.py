@@ -4,8 +4,9 @@ value equals another data set's default."""
 
 import pytest
 
+from lpm.config import ADAPTIVE_LR, DATASET_DEFAULTS
 from lpm.model import PixelTransformer
-from lpm.train import ADAPTIVE_LR, DATASET_DEFAULTS, TrainConfig, build_parser, main, make_optimizer, parse_args
+from lpm.train import TrainConfig, build_parser, main, make_optimizer, parse_args
 
 TUNED = ("samples", "epochs", "lr_schedule")
 
@@ -17,7 +18,7 @@ def lr_of(cfg):
 
 
 def test_every_dataset_has_defaults_and_the_bare_command_is_unchanged():
-    from lpm.datasets import DATASETS
+    from lpm.data import DATASETS
 
     assert set(DATASET_DEFAULTS) == set(DATASETS)
     cfg = parse_args([])

@@ -14,10 +14,11 @@ import pytest
 
 import gt
 from gt import config
-from lpm import cli, files, memory, options
+from lpm import cli, memory, options
+from lpm.data import files
 from lpm.checkpoint import _checksum
 from lpm.data import make_moving_blobs
-from lpm.datasets import MAX_CLASSES, DataError, short_list
+from lpm.data.base import MAX_CLASSES, DataError, short_list
 from lpm.model import PixelTransformer
 from lpm.train import TrainConfig, main, parse_args, train
 

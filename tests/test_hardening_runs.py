@@ -23,7 +23,6 @@ import lpm.outputs as outputs_mod
 import lpm.train as train_mod
 from lpm.checkpoint import MARKER, find_checkpoint, read_checkpoint, save_checkpoint
 from lpm.data import make_moving_blobs
-from lpm.model import PixelTransformer
 from lpm.outputs import writable_problem
 from lpm.train import NonFiniteLoss, TrainConfig, TrainingInterrupted, main, resume_command, train
 
@@ -31,8 +30,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None,
                                 reason="safetensors is not installed (a dependency: pip install -e .)")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = dict(img_size=8, samples=40, seq_len=3, embed_dim=8, num_heads=2, ff_dim=16, batch_size=8,
-             progress=False)       # 32 training sequences: 4 steps per epoch
 TINY = ["--img-size", "8", "--samples", "40", "--seq-len", "3", "--embed-dim", "8", "--num-heads", "2",
         "--ff-dim", "16", "--batch-size", "8", "--no-progress"]
 # One step per epoch (16 training sequences): at --lr 1e30 that step's loss is finite, the weights
@@ -97,11 +94,7 @@ def exit_status(argv):
 
 
 # ---- 1. the checkpoint folder removes only what it wrote -------------------------------------------
-def small_model():
-    return PixelTransformer(img_size=8, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3)
-
-
-def test_saving_removes_only_the_checkpoints_it_wrote(tmp_path):
+def test_saving_removes_only_the_checkpoints_it_wrote(small_model, tmp_path):
     files = user_files(tmp_path)
     model = small_model()
     opt = train_mod.gt.optim.SGD(model.parameters(), lr=0.1)
@@ -127,7 +120,7 @@ def test_saving_removes_only_the_checkpoints_it_wrote(tmp_path):
                                                      "optimizer.safetensors"])
 
 
-def test_checkpoints_written_before_the_marker_are_read_and_never_removed(tmp_path):
+def test_checkpoints_written_before_the_marker_are_read_and_never_removed(small_model, tmp_path):
     model = small_model()
     opt = train_mod.gt.optim.SGD(model.parameters(), lr=0.1)
     old = save_checkpoint(tmp_path, model, opt, {"progress": {"epoch": 1, "step": 4}})
@@ -200,14 +193,14 @@ def test_a_folder_even_root_cannot_write_exits_2(monkeypatch, as_cli, capsys):
     assert re.match(r"^train\.py: error: --plot /sys/lpm-plots: cannot write in /sys \(.+\)$", err.strip())
 
 
-def test_a_read_only_file_system_is_named(tmp_path, monkeypatch):
+def test_a_read_only_file_system_is_named(small_run, tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(outputs_mod.tempfile, "mkstemp", read_only)
     assert writable_problem(str(tmp_path / "a" / "b")) == f"cannot write in {tmp_path} ({os.strerror(errno.EROFS)})"
     with pytest.raises(outputs_mod.OutputError, match=r"^--checkpoint-dir .*: cannot write in .*Read-only"):
-        train(TrainConfig(**SMALL, checkpoint_dir=str(tmp_path / "run")), log=quiet)
+        train(TrainConfig(**small_run, checkpoint_dir=str(tmp_path / "run")), log=quiet)
     assert os.listdir(tmp_path) == []
 
 
@@ -262,8 +255,8 @@ def test_a_run_diverging_after_a_checkpoint_keeps_it(tmp_path):
 
 
 @pytest.mark.parametrize("lr", [1e30, 1e308])
-def test_divergence_is_caught_without_numpy_warnings(tmp_path, lr):
-    cfg = TrainConfig(**{**SMALL, "samples": 20, "batch_size": 16}, epochs=3, lr=lr,
+def test_divergence_is_caught_without_numpy_warnings(small_run, tmp_path, lr):
+    cfg = TrainConfig(**{**small_run, "samples": 20, "batch_size": 16}, epochs=3, lr=lr,
                       checkpoint_dir=str(tmp_path / "run"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -275,7 +268,7 @@ def test_divergence_is_caught_without_numpy_warnings(tmp_path, lr):
     assert not (tmp_path / "run").exists() or os.listdir(tmp_path / "run") == []
 
 
-def test_a_checkpoint_with_non_finite_values_is_never_written(tmp_path):
+def test_a_checkpoint_with_non_finite_values_is_never_written(small_model, tmp_path):
     model = small_model()
     opt = train_mod.gt.optim.SGD(model.parameters(), lr=0.1)
     good = save_checkpoint(tmp_path, model, opt, {"progress": {"epoch": 1, "step": 4}})
@@ -357,11 +350,11 @@ def sigint_at_steps(monkeypatch, *steps):
     monkeypatch.setattr(train_mod.gt.optim.Adam, "step", step)
 
 
-def test_ctrl_c_finishes_the_step_saves_it_and_resuming_equals_an_uninterrupted_run(tmp_path, monkeypatch, as_cli):
-    cfg = TrainConfig(**SMALL, epochs=3, optimizer="adam", lr=0.01)
+def test_ctrl_c_finishes_the_step_saves_it_and_resuming_equals_an_uninterrupted_run(small_run, tmp_path, monkeypatch, as_cli):
+    cfg = TrainConfig(**small_run, epochs=3, optimizer="adam", lr=0.01)
     whole = train(cfg, log=quiet)
     sigint_at_steps(monkeypatch, 6)                # epoch 2, its 2nd step
-    stopped = TrainConfig(**SMALL, epochs=3, optimizer="adam", lr=0.01, checkpoint_dir=str(tmp_path))
+    stopped = TrainConfig(**small_run, epochs=3, optimizer="adam", lr=0.01, checkpoint_dir=str(tmp_path))
     with pytest.raises(TrainingInterrupted) as info:
         train(stopped, log=quiet)
     path = str(tmp_path / "epoch0001-step00000006")
@@ -377,9 +370,9 @@ def test_ctrl_c_finishes_the_step_saves_it_and_resuming_equals_an_uninterrupted_
         np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
 
 
-def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, as_cli):
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(small_run, tmp_path, monkeypatch, as_cli):
     sigint_at_steps(monkeypatch, 6, 6)             # the second arrives inside the step the first lets finish
-    cfg = TrainConfig(**SMALL, epochs=3, optimizer="adam", lr=0.01, checkpoint_dir=str(tmp_path))
+    cfg = TrainConfig(**small_run, epochs=3, optimizer="adam", lr=0.01, checkpoint_dir=str(tmp_path))
     with pytest.raises(TrainingInterrupted) as info:
         train(cfg, log=quiet)
     assert str(info.value) == ("interrupted in epoch 2/3 after step 1/4 (step 5 in all); the last good checkpoint "
@@ -413,12 +406,12 @@ def test_the_resume_command_keeps_every_option_as_typed():
 
 
 # ---- 5. resume details ---------------------------------------------------------------------------
-def test_data_paths_spelled_differently_are_the_same_data(tmp_path, monkeypatch):
+def test_data_paths_spelled_differently_are_the_same_data(small_run, tmp_path, monkeypatch):
     images, labels = make_moving_blobs(24, seq_len=3, img_size=8, seed=0)
     (tmp_path / "clips").mkdir()
     np.savez(tmp_path / "clips" / "data.npz", images=images, labels=labels)
     monkeypatch.chdir(tmp_path)
-    cfg = dict(SMALL, samples=24, data="clips/data.npz", checkpoint_dir="run")
+    cfg = dict(small_run, samples=24, data="clips/data.npz", checkpoint_dir="run")
     train(TrainConfig(**cfg, epochs=1), log=quiet)
     lines = []
     train(TrainConfig(**{**cfg, "data": "./clips/../clips/data.npz"}, epochs=2, resume=True), log=lines.append)
@@ -433,13 +426,13 @@ def test_data_paths_spelled_differently_are_the_same_data(tmp_path, monkeypatch)
         train(TrainConfig(**{**cfg, "data": "copy.npz"}, epochs=4, resume=True), log=quiet)
 
 
-def test_a_folder_given_with_a_trailing_slash_resumes(tmp_path, monkeypatch):
+def test_a_folder_given_with_a_trailing_slash_resumes(small_run, tmp_path, monkeypatch):
     images, labels = make_moving_blobs(24, seq_len=3, img_size=8, seed=0)
     for i, (seq, label) in enumerate(zip(images, labels)):
         os.makedirs(tmp_path / "seqs" / f"class{label}", exist_ok=True)
         np.save(tmp_path / "seqs" / f"class{label}" / f"s{i}.npy", seq)
     monkeypatch.chdir(tmp_path)
-    cfg = dict(SMALL, samples=24, checkpoint_dir="run")
+    cfg = dict(small_run, samples=24, checkpoint_dir="run")
     train(TrainConfig(**cfg, data="seqs", epochs=1), log=quiet)
     lines = []
     train(TrainConfig(**cfg, data="./seqs/", epochs=2, resume=True), log=lines.append)

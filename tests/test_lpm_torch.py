@@ -72,17 +72,14 @@ def compare(cfg, batch, seq, learned=False, seed=0):
     return worst
 
 
-SMALL = dict(img_size=12, embed_dim=32, num_heads=4, num_layers=2, ff_dim=64, num_classes=5, max_seq_len=8)
-
-
 @pytest.mark.parametrize("learned", [False, True], ids=["sinusoidal", "learned"])
-def test_small_config_matches_torch(learned):
-    worst = compare(SMALL, batch=3, seq=5, learned=learned)
+def test_small_config_matches_torch(small_model_config, learned):
+    worst = compare(small_model_config, batch=3, seq=5, learned=learned)
     assert len(worst) == 2 + 16 * 2 + 4 + learned   # embed, 2 blocks of 16, norm and head (, pos)
 
 
-def test_odd_embedding_width_matches_torch():
-    compare(dict(SMALL, embed_dim=30, num_heads=3), batch=2, seq=3)
+def test_odd_embedding_width_matches_torch(small_model_config):
+    compare(dict(small_model_config, embed_dim=30, num_heads=3), batch=2, seq=3)
 
 
 def test_default_config_matches_torch():

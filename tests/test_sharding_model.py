@@ -9,9 +9,6 @@ from gt import nn
 from gt.sharding import Partial, Replicate, Shard, count_collectives, use_mesh
 from lpm.model import PixelTransformer
 
-SMALL = dict(img_size=12, embed_dim=32, num_heads=4, num_layers=2, ff_dim=64, num_classes=5, max_seq_len=8)
-
-
 def _batches(batch, seq, img, classes, steps, seed=0):
     rng = np.random.default_rng(seed)
     return [(rng.standard_normal((batch, seq, img, img)).astype(np.float32),
@@ -40,8 +37,8 @@ def _train(n_devices, model_kw, batches, lr=0.05, optimizer="sgd", copies=False)
 
 @pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned"])
 @pytest.mark.parametrize("batch", [8, 6, 5])  # even and uneven splits over 4 devices
-def test_training_on_4_devices_equals_one_device(pos_encoding, batch):
-    kw = dict(SMALL, pos_encoding=pos_encoding)
+def test_training_on_4_devices_equals_one_device(small_model_config, pos_encoding, batch):
+    kw = dict(small_model_config, pos_encoding=pos_encoding)
     batches = _batches(batch, 5, 12, 5, steps=5)
     losses1, params1 = _train(1, kw, batches)
     losses4, params4 = _train(4, kw, batches)
@@ -56,13 +53,13 @@ def test_training_on_4_devices_equals_one_device(pos_encoding, batch):
 
 
 @pytest.mark.parametrize("n_devices", [2, 3])
-def test_devices_without_shared_memory_train_as_one_device(n_devices):
+def test_devices_without_shared_memory_train_as_one_device(small_model_config, n_devices):
     """The paths data takes between GPUs (each replica its own copy, results brought home, each
     device's buffers made on that device), run on virtual CPU devices that do not share memory."""
     batches = _batches(6, 5, 12, 5, steps=3)
-    losses1, params1 = _train(1, SMALL, batches)
+    losses1, params1 = _train(1, small_model_config, batches)
     with count_collectives() as c:
-        losses_n, params_n = _train(n_devices, SMALL, batches, copies=True)
+        losses_n, params_n = _train(n_devices, small_model_config, batches, copies=True)
     assert c["broadcast"] > 0          # replicated parameters go to every device
     np.testing.assert_allclose(losses_n, losses1, rtol=1e-5)
     for name in params1:
@@ -71,10 +68,10 @@ def test_devices_without_shared_memory_train_as_one_device(n_devices):
 
 
 @pytest.mark.parametrize("n_devices", [2, 3])
-def test_training_with_momentum_on_2_and_3_devices(n_devices):
+def test_training_with_momentum_on_2_and_3_devices(small_model_config, n_devices):
     # (not Adam: the key bias gets a gradient that is zero up to rounding, which Adam's
     # normalisation turns into full-size steps of either sign)
-    kw = dict(SMALL, pos_encoding="learned", dropout=0.0)
+    kw = dict(small_model_config, pos_encoding="learned", dropout=0.0)
     batches = _batches(7, 4, 12, 5, steps=3, seed=1)
     losses1, params1 = _train(1, kw, batches, optimizer="momentum")
     lossesn, paramsn = _train(n_devices, kw, batches, optimizer="momentum")
@@ -94,50 +91,48 @@ def test_default_model_five_steps_on_4_devices():
         np.testing.assert_allclose(params4[name], params1[name], rtol=1e-5, atol=1e-6 * scale, err_msg=name)
 
 
-def test_placements_in_a_training_step():
+def test_placements_in_a_training_step(small_model_config, mesh4):
     """Parameters replicated, activations sharded along the batch, the loss partial until read,
     gradients replicated after backward."""
-    with use_mesh(4):
-        gt.manual_seed(0)
-        model = PixelTransformer(**SMALL)
-        x = gt.from_numpy(_batches(8, 5, 12, 5, 1)[0][0])
-        y = gt.tensor([0, 1, 2, 3, 4, 0, 1, 2])
-        assert all(p.placement == Replicate() for p in model.parameters())
-        tokens = model.embed(x.reshape(8, 5, 144))
-        assert tokens.placement == Shard(0)
-        h = model.blocks[0](tokens)
-        assert h.placement == Shard(0) and h.shape == (8, 5, 32)
-        logits = model(x)
-        assert logits.placement == Shard(0)
-        loss = nn.functional.cross_entropy(logits, y)
-        assert loss.placement == Partial()
-        loss.backward()
-        for name, p in model.named_parameters():
-            assert p.grad is not None and p.grad.placement == Replicate(), name
+    gt.manual_seed(0)
+    model = PixelTransformer(**small_model_config)
+    x = gt.from_numpy(_batches(8, 5, 12, 5, 1)[0][0])
+    y = gt.tensor([0, 1, 2, 3, 4, 0, 1, 2])
+    assert all(p.placement == Replicate() for p in model.parameters())
+    tokens = model.embed(x.reshape(8, 5, 144))
+    assert tokens.placement == Shard(0)
+    h = model.blocks[0](tokens)
+    assert h.placement == Shard(0) and h.shape == (8, 5, 32)
+    logits = model(x)
+    assert logits.placement == Shard(0)
+    loss = nn.functional.cross_entropy(logits, y)
+    assert loss.placement == Partial()
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.placement == Replicate(), name
 
 
-def test_one_all_reduce_per_parameter_gradient_and_no_activation_gathers():
+def test_one_all_reduce_per_parameter_gradient_and_no_activation_gathers(small_model_config, mesh4):
     """Counts the collectives of one training step, so that a regression which gathers the
     batch (or all-reduces a gradient twice) is caught."""
-    with use_mesh(4):
-        gt.manual_seed(0)
-        model = PixelTransformer(**dict(SMALL, pos_encoding="learned"))
-        opt = gt.optim.SGD(model.parameters(), lr=0.1)
-        x, y = _batches(8, 5, 12, 5, 1)[0]
-        with count_collectives() as c:
-            xb, yb = gt.from_numpy(x), gt.from_numpy(y)
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        n_params = len(list(model.parameters()))
-        assert c["all_reduce"] == n_params, dict(c)  # one per parameter gradient, none for the loss yet
-        assert c["reduce_scatter"] == 0 and c["broadcast"] == 0
-        # a few scalars are gathered for the input checks (min/max of pixels and labels); never activations
-        assert c.elements_moved["all_gather"] <= 4 * 4, dict(c.elements_moved)
-        with count_collectives() as c:
-            loss.item()
-        assert dict(c) == {"all_reduce": 1}  # the partial loss is summed when it is read
+    gt.manual_seed(0)
+    model = PixelTransformer(**dict(small_model_config, pos_encoding="learned"))
+    opt = gt.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _batches(8, 5, 12, 5, 1)[0]
+    with count_collectives() as c:
+        xb, yb = gt.from_numpy(x), gt.from_numpy(y)
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    n_params = len(list(model.parameters()))
+    assert c["all_reduce"] == n_params, dict(c)  # one per parameter gradient, none for the loss yet
+    assert c["reduce_scatter"] == 0 and c["broadcast"] == 0
+    # a few scalars are gathered for the input checks (min/max of pixels and labels); never activations
+    assert c.elements_moved["all_gather"] <= 4 * 4, dict(c.elements_moved)
+    with count_collectives() as c:
+        loss.item()
+    assert dict(c) == {"all_reduce": 1}  # the partial loss is summed when it is read
 
 
 def test_partial_gradient_is_reduced_once_however_often_a_parameter_is_used():

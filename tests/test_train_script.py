@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import gt
+from lpm.config import ADAPTIVE_LR, check_config, default_lr
 from lpm.data import NUM_CLASSES
 from lpm.model import PixelTransformer
-from lpm.train import (ADAPTIVE_LR, TrainConfig, _progress, build_parser, check_config, default_lr, evaluate, get_batch,
-                       make_datasets, make_optimizer, parse_args, train)
+from lpm.run import progress_bar as _progress
+from lpm.train import TrainConfig, build_parser, evaluate, get_batch, make_datasets, make_optimizer, parse_args, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small enough to run in a fraction of a second, large enough for plain SGD to learn: with

@@ -29,7 +29,7 @@ kept in memory: any number of sequences costs almost no memory.
 
 import numpy as np
 
-from lpm.datasets import DataError, SequenceDataset, stratified_split
+from lpm.data.base import DataError, SequenceDataset, stratified_split
 
 TASKS = ("digit", "majority")
 CLASS_NAMES = tuple(str(d) for d in range(10))
