@@ -134,14 +134,24 @@ def render(name, env_extra, proc, tree, files, skips, failures, slow, pytest_arg
     return lines
 
 
+def import_contracts():
+    """The README's first step, ``lint-imports``: its verdict line and exit status."""
+    proc = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True)
+    verdict = next((line for line in reversed(proc.stdout.splitlines()) if line.startswith("Contracts:")),
+                   "(no verdict printed)")
+    return ["", "## Import contracts", "", f"- Command: `lint-imports` (exit status {proc.returncode}): {verdict}"], \
+        proc.returncode
+
+
 def main():
     args = sys.argv[1:]
     if args and args[0] == "--":
         args = args[1:]
     lines, status = None, 0
+    contracts, status = import_contracts()
     for name, env_extra in PASSES:
         proc, started, tree = run(args, env_extra)
-        lines = lines or header(started)
+        lines = lines or header(started) + contracts
         lines += render(name, env_extra, proc, tree, *summarise(tree), args)
         status = status or proc.returncode
         print(name + ":", proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "(no pytest output)")
