@@ -1,4 +1,4 @@
-"""Array engines behind one narrow interface.
+"""Array engines behind one narrow interface (``Engine``, gt/backend/engine.py).
 
 Everything above this package does tensor math through ``B`` (the current
 engine) or through Python operators on engine arrays, never by importing numpy

@@ -1,8 +1,8 @@
 """The numpy engine: gt's default array engine, on the CPU.
 
-Arrays are plain ``numpy.ndarray``. Every primitive the ops layer needs is a
-method here; ops also use Python operators (``+ - * / ** @``, comparisons,
-in-place ``+=``) on engine arrays, which numpy and torch arrays both support.
+Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface
+(gt/backend/engine.py, where each is documented) is a method here, the optional
+fast paths included: pooled buffers for large gradients and a blocked fused update.
 """
 
 import contextlib
@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from gt import dtypes
+from gt.backend.engine import Engine
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -24,7 +25,7 @@ _NATIVE = {
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
-class NumpyEngine:
+class NumpyEngine(Engine):
     name = "numpy"
     device = "cpu"
 

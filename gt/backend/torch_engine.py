@@ -1,8 +1,8 @@
 """The torch engine: gt's arrays are ``torch.Tensor`` (on the CPU or on CUDA GPUs).
 
-The same primitives as the numpy engine, with numpy's semantics where the two libraries differ
-(``axis``/``keepdims``, ``split`` at indices, scatter-add with repeated indices, dtype promotion
-in ``matmul``), so ops above this layer run unchanged. torch's own autograd is never used: gt
+The primitives of the ``Engine`` interface (gt/backend/engine.py) with numpy's semantics where
+the two libraries differ (``axis``/``keepdims``, ``split`` at indices, scatter-add with repeated
+indices, dtype promotion in ``matmul``), so ops above this layer run unchanged. torch's own autograd is never used: gt
 records its own tape, and these tensors never require grad.
 
 Arrays are created on the *current device* (``on_device``): the sharding layer runs each
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from gt import dtypes
+from gt.backend.engine import Engine
 from gt.backend.numpy_engine import NumpyEngine
 from gt.backend.torch_indexing import TorchIndexing
 
@@ -42,7 +43,7 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine(TorchIndexing):
+class TorchEngine(TorchIndexing, Engine):
     name = "torch"
     supports_bfloat16 = True
 
