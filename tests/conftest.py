@@ -5,11 +5,35 @@ A test asks for one by name (``def test_x(small_run): train(TrainConfig(**small_
 call gets a fresh copy, so a test may change what it gets.
 """
 
+import os
+
 import pytest
 
 import gt
 from gt.sharding import get_mesh, use_mesh
 from lpm.model import PixelTransformer
+
+# CI runs the suite four times: numpy on one device, GT_DEVICES=4, GT_BACKEND=torch, and torch on
+# GT_DEVICES=2. A test whose answer no GT_* variable of this process can change runs once, not four
+# times: `first_pass` marks one that starts its own processes with their own settings (or compares
+# the two engines itself): it runs in the pass with neither variable set. `own_mesh` marks one that
+# picks every mesh it uses with use_mesh(n): GT_DEVICES would only repeat it, so it is skipped in the
+# passes that set GT_DEVICES (and still runs on both engines).
+_DEVICES_FROM_ENV = os.environ.get("GT_DEVICES", "").strip() not in ("", "1")
+_OTHER_ENGINE = os.environ.get("GT_BACKEND", "").strip().lower() not in ("", "numpy")
+FIRST_PASS = not (_DEVICES_FROM_ENV or _OTHER_ENGINE)
+
+
+def pytest_collection_modifyitems(config, items):
+    first = pytest.mark.skip(reason="the same in every pass (own processes and GT_* settings): runs in the "
+                                    "pass without GT_DEVICES/GT_BACKEND")
+    mesh = pytest.mark.skip(reason="chooses its own meshes (use_mesh): runs in the passes without GT_DEVICES")
+    for item in items:
+        if not FIRST_PASS and item.get_closest_marker("first_pass"):
+            item.add_marker(first)
+        elif _DEVICES_FROM_ENV and item.get_closest_marker("own_mesh"):
+            item.add_marker(mesh)
+
 
 # A training run of a few milliseconds: 32 training sequences of 3 8x8 frames, 4 steps per epoch.
 SMALL_RUN = dict(img_size=8, samples=40, seq_len=3, embed_dim=8, num_heads=2, ff_dim=16, batch_size=8,

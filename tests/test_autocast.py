@@ -111,6 +111,7 @@ def test_numpy_engine_says_to_use_torch():
     assert not gt.is_autocast_enabled()
 
 
+@pytest.mark.first_pass
 def test_training_with_bfloat16_converges_on_cpu():
     """The blob-direction task of ``python train.py``, small, trained with and without autocast
     on the torch engine (a fresh process, whatever engine this suite runs on)."""

@@ -13,6 +13,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
+# The scripts run in their own processes and compare the engines themselves.
+pytestmark = pytest.mark.first_pass
 
 
 def run_json(script, *args):

@@ -329,6 +329,7 @@ def fresh(monkeypatch):
     dist.destroy()
 
 
+@pytest.mark.first_pass
 def test_init_without_environment_is_a_world_of_one_and_imports_no_torch():
     code = ("import sys, gt; w = gt.distributed.init(); assert w == gt.distributed.World(0, 1, 0, None), w; "
             "assert gt.distributed.init() is w and gt.distributed.get_world_size() == 1; "
@@ -418,6 +419,7 @@ def test_missing_torch_says_how_to_install(fresh):
     assert not dist.is_initialized()
 
 
+@pytest.mark.first_pass
 def test_train_script_names_a_bad_environment():
     done = subprocess.run([sys.executable, "train.py", *EVEN], cwd=ROOT, env=child_env(RANK="1"),
                           capture_output=True, text=True, timeout=60)
@@ -426,6 +428,7 @@ def test_train_script_names_a_bad_environment():
         done.stderr
 
 
+@pytest.mark.first_pass
 @needs_torch
 def test_torchrun_itself_runs_train_py():
     """The launcher users run (``torchrun``, i.e. ``python -m torch.distributed.run``): its agent

@@ -30,6 +30,7 @@ def _train(engine, **kw):
     return out
 
 
+@pytest.mark.first_pass
 def test_default_model_trains_the_same_on_numpy_and_torch():
     """Five SGD steps of the default PixelTransformer (13.4M parameters, 200x200 images)."""
     pytest.importorskip("torch")
@@ -45,6 +46,7 @@ def test_gt_backend_selects_the_engine():
     assert gt.get_backend() == B.name
 
 
+@pytest.mark.first_pass
 def test_unknown_backend_is_a_clear_error():
     done = _python(["-c", "import gt; gt.zeros(1)"], GT_BACKEND="jax")
     assert done.returncode != 0
@@ -61,6 +63,7 @@ def test_set_backend_after_the_first_tensor_is_refused():
         gt.set_backend(other)
 
 
+@pytest.mark.first_pass
 def test_torch_engine_without_torch_says_how_to_install():
     # torch cannot be found: find_spec is made to say so
     code = ("import importlib.util, sys; real = importlib.util.find_spec\n"
@@ -72,6 +75,7 @@ def test_torch_engine_without_torch_says_how_to_install():
         in done.stderr
 
 
+@pytest.mark.first_pass
 def test_auto_shard_without_a_gpu_keeps_numpy_and_does_not_import_torch():
     code = "import sys, gt; gt.zeros(2); print(gt.get_backend(), 'torch' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GT_")}
@@ -83,6 +87,7 @@ def test_auto_shard_without_a_gpu_keeps_numpy_and_does_not_import_torch():
     assert done.stdout.split() == ["numpy", "False"]
 
 
+@pytest.mark.first_pass
 def test_same_seed_same_numbers_on_both_engines():
     pytest.importorskip("torch")
     code = ("import gt, json; gt.manual_seed(7); "
@@ -102,6 +107,7 @@ def test_numpy_interop_shares_memory_on_the_cpu():
     assert np.shares_memory(t.numpy(), a)
 
 
+@pytest.mark.first_pass
 def test_switching_engine_before_the_first_tensor_asks_for_the_mesh_again():
     pytest.importorskip("torch")
     code = ("import gt; first = gt.get_mesh(); gt.set_backend('torch'); "

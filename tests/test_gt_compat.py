@@ -26,9 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="compares with PyTorch: pip install torch==2.13.0")
 # A test that starts its own process with its own GT_* settings gives the same answer in every
-# pass of the suite; it runs in the first (numpy, one device) pass only.
-first_pass_only = pytest.mark.skipif(bool(os.environ.get("GT_DEVICES") or os.environ.get("GT_BACKEND")),
-                                     reason="runs its own process with its own GT_* settings: first pass only")
+# pass of the suite; it runs in the first (numpy, one device) pass only (tests/conftest.py).
+first_pass_only = pytest.mark.first_pass
 
 
 def _close(gt_grads, torch_grads, rtol=1e-5):

@@ -27,9 +27,8 @@ TINY = ["--img-size", "8", "--seq-len", "2", "--embed-dim", "8", "--num-heads", 
         "--epochs", "1", "--batch-size", "4", "--no-progress"]
 GiB = 1 << 30
 # A subprocess's exit status and stderr do not depend on the engine or on sharding: those run once,
-# in the plain pass of the suite.
-plain_pass_only = pytest.mark.skipif(bool(os.environ.get("GT_DEVICES") or os.environ.get("GT_BACKEND")),
-                                     reason="same in every pass: runs in the pass without GT_DEVICES/GT_BACKEND")
+# in the plain pass of the suite (tests/conftest.py).
+plain_pass_only = pytest.mark.first_pass
 gt.get_backend()   # gt's engine is fixed before any test below changes GT_* in this process
 
 

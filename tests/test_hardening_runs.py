@@ -37,9 +37,8 @@ TINY = ["--img-size", "8", "--samples", "40", "--seq-len", "3", "--embed-dim", "
 ONE_STEP = ["--img-size", "8", "--samples", "20", "--seq-len", "3", "--embed-dim", "8", "--num-heads", "2",
             "--ff-dim", "16", "--batch-size", "16", "--epochs", "3", "--no-progress"]
 # Behaviour of the command line itself, which neither the engine nor sharding changes: the
-# subprocess tests run in the plain pass of the suite only.
-cli_only = pytest.mark.skipif(bool(os.environ.get("GT_DEVICES") or os.environ.get("GT_BACKEND")),
-                              reason="command-line behaviour, the same on every engine: tested in the plain pass")
+# subprocess tests run in the plain pass of the suite only (tests/conftest.py).
+cli_only = pytest.mark.first_pass
 
 
 def quiet(*args):

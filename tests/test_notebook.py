@@ -32,17 +32,9 @@ def test_notebook_is_committed_without_outputs():
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def _first_pass_only():
-    """The notebook's behaviour does not depend on the engine or the device count; it runs in the
-    suite's first pass (numpy engine, one device) only, to keep the other passes short."""
-    others = {k: os.environ[k] for k, first in (("GT_DEVICES", "1"), ("GT_BACKEND", "numpy"))
-              if os.environ.get(k, first) != first}
-    if others:
-        pytest.skip(f"the notebook runs in the numpy, one-device pass of the suite only (here {others})")
-
-
+# The notebook's behaviour depends on neither the engine nor the device count (tests/conftest.py).
+@pytest.mark.first_pass
 def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-    _first_pass_only()
     nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[test]')")
     pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install -e '.[test]')")
     # A kernelspec of its own, first on JUPYTER_PATH, so the kernel is this interpreter (with this

@@ -33,6 +33,7 @@ def _python(code, **env_overrides):
     ({"GT_AUTO_SHARD": "0", "GT_DEVICES": "4"}, 1),   # an explicit 0 wins
     ({"GT_AUTO_SHARD": "1"}, 1),                      # numpy engine: the CPU is the one local device
 ])
+@pytest.mark.first_pass
 def test_mesh_from_the_environment(env, expected):
     done = _python("import gt; print(gt.get_mesh().size, gt.randn(8, 2).placement)", **env)
     assert done.returncode == 0, done.stderr
@@ -41,6 +42,7 @@ def test_mesh_from_the_environment(env, expected):
     assert placement.strip() == ("Shard(0)" if expected > 1 else "Replicate()")
 
 
+@pytest.mark.first_pass
 def test_gpu_workers_before_the_first_tensor():
     done = _python("import gt; gt.gpu_workers(4); x = gt.randn(10, 3); "
                    "print(x.placement, [s.shape[0] for s in x._placed.shards])")
@@ -48,6 +50,7 @@ def test_gpu_workers_before_the_first_tensor():
     assert done.stdout.strip() == "Shard(0) [3, 3, 2, 2]"
 
 
+@pytest.mark.first_pass
 def test_gpu_workers_after_the_first_tensor_is_a_clear_error():
     done = _python("import gt; gt.randn(2); gt.gpu_workers(4)")
     assert done.returncode != 0
@@ -55,6 +58,7 @@ def test_gpu_workers_after_the_first_tensor_is_a_clear_error():
     assert "before creating any tensor" in done.stderr
 
 
+@pytest.mark.first_pass
 @pytest.mark.parametrize("bad", ["0", "-2", "four"])
 def test_bad_gt_devices_names_the_value(bad):
     done = _python("import gt; gt.randn(2)", GT_DEVICES=bad)
@@ -68,6 +72,7 @@ def test_gpu_workers_rejects_bad_counts():
             gt.gpu_workers(bad)
 
 
+@pytest.mark.first_pass
 def test_verbose_reports_devices_and_engine():
     done = _python("import gt; gt.randn(4, 4)", GT_VERBOSE="1", GT_AUTO_SHARD="1", GT_DEVICES="4")
     assert done.returncode == 0, done.stderr
@@ -178,6 +183,7 @@ def _losses(text):
     return [float(v) for v in re.findall(r"Loss = ([0-9.]+)", text)]
 
 
+@pytest.mark.first_pass
 def test_train_script_shards_by_default_and_matches_one_device():
     env = {k: v for k, v in os.environ.items() if not k.startswith("GT_")}
     sharded = subprocess.run(_RUN, cwd=ROOT, env=dict(env, GT_DEVICES="4"), capture_output=True, text=True,

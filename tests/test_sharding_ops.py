@@ -43,6 +43,8 @@ TOLERANCE = {"Cast": (1e-6, 1e-6)}
 
 _REFERENCE = {}
 
+pytestmark = pytest.mark.own_mesh   # every mesh chosen with use_mesh (tests/conftest.py)
+
 
 def _arrays(case):
     arrays = [np.asarray(a) for a in case.inputs]

@@ -18,6 +18,8 @@ from gt.sharding.mesh import get_mesh, use_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
 from helpers import randn
 
+pytestmark = pytest.mark.own_mesh   # every mesh chosen with use_mesh (tests/conftest.py)
+
 N_DEVICES = (2, 3, 4)
 # "_leaf": the laid-out tensor is itself the leaf requiring grad (otherwise a replicated leaf is
 # laid out by a differentiable shard()/partial construction)
@@ -89,7 +91,6 @@ SMALL_INDICES = [
     ("bool_rows", np.array([True, False, True]), ANY, S1),
     ("reverse_cols", np.s_[:, ::-1], S0, ANY),
 ]
-
 
 def partial_of(t, n, seed=0):
     """A ``Partial`` tensor with the value of ``t``: random shares over the mesh, summed by

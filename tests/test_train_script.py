@@ -65,6 +65,7 @@ def test_same_seed_same_losses_bit_for_bit():
     assert a["losses"] != c["losses"]
 
 
+@pytest.mark.first_pass
 def test_same_seed_same_output_from_the_script():
     args = TINY + ["--epochs", "2", "--seed", "7"]
     first, second = run_train(*args), run_train(*args)
@@ -91,6 +92,7 @@ def test_other_options_train(extra):
     assert result["losses"][-1] < result["losses"][0]
 
 
+@pytest.mark.first_pass
 def test_help_documents_every_flag():
     done = run_train("--help")
     assert done.returncode == 0
@@ -120,6 +122,7 @@ def test_help_documents_every_flag():
     (["--loss", "l1"], "invalid choice"),
     (["--epochs", "ten"], "invalid int value"),
 ])
+@pytest.mark.first_pass
 def test_invalid_flags_exit_2_with_one_line(args, message):
     done = run_train(*args)
     assert done.returncode == 2
@@ -130,6 +133,7 @@ def test_invalid_flags_exit_2_with_one_line(args, message):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.first_pass
 def test_non_finite_loss_stops_with_the_step():
     done = run_train(*TINY, "--lr", "1e30", "--epochs", "2")
     assert done.returncode == 1
