@@ -51,7 +51,7 @@ def print_tape(tensor=None, file=None):
     """Print the recorded ops: those ``tensor`` depends on (inputs first), or, with no argument,
     every op recorded since the last ``backward()``. Returns the number of ops printed."""
     if tensor is not None:
-        nodes = [n for n in autograd._topological_order(tensor) if n._ctx is not None] if tensor.requires_grad else []
+        nodes = [n for n in autograd.topological_order(tensor) if n._ctx is not None] if tensor.requires_grad else []
         ctxs = [n._ctx for n in nodes]
     else:
         ctxs = [ctx for ctx, _ in _recorded()]

@@ -1,8 +1,6 @@
 """Stochastic gradient descent, with optional momentum, Nesterov momentum and weight decay."""
 
-from gt.backend import B
 from gt.optim.optimizer import Optimizer
-from gt.tensor import Tensor
 
 
 class SGD(Optimizer):
@@ -28,13 +26,9 @@ class SGD(Optimizer):
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
 
     def _update(self, p, grad, state, group):
-        momentum, weight_decay = group["momentum"], group["weight_decay"]
-        buf = state.get("momentum_buffer")
-        if p._placed is None and grad._placed is None and (buf is None or buf._placed is None):
-            self._update_arrays(p, grad, buf, state, group)
-            return
-        if weight_decay != 0:
-            grad = grad + weight_decay * p  # a new tensor: p.grad itself is left as backward made it
+        momentum = group["momentum"]
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * p  # a new tensor: p.grad itself is left as backward made it
         if momentum != 0:
             # The buffer is made on first use (not in _init_state) so momentum can be switched on later.
             buf = state.get("momentum_buffer")
@@ -43,27 +37,4 @@ class SGD(Optimizer):
             else:
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.add_(grad, alpha=-group["lr"])
-
-    @staticmethod
-    def _update_arrays(p, grad, buf, state, group):
-        """``_update`` on whole engine arrays, each step as the tensor code above computes it (the
-        same operations in the same order, so the same values), with the scaled additions fused
-        (``B.add_scaled_``): no temporary as large as the parameter, which for a big weight is
-        a fresh allocation whose pages fault in every step."""
-        momentum, weight_decay, dampening = group["momentum"], group["weight_decay"], group["dampening"]
-        g = grad._array
-        if weight_decay != 0:
-            g = g + weight_decay * p._array
-        if momentum != 0:
-            if buf is None:
-                buf = state["momentum_buffer"] = Tensor._wrap(B.copy(g))
-            else:
-                b = buf._array
-                b *= momentum
-                if dampening == 0:
-                    b += g  # add_(g, alpha=1) adds g itself
-                else:
-                    B.add_scaled_(b, g, 1 - dampening)
-            g = g + momentum * buf._array if group["nesterov"] else buf._array
-        B.add_scaled_(p._array, g, -group["lr"])
+        p.add_(grad, alpha=-group["lr"])  # Tensor.add_: the engine's fused scaled addition

@@ -75,11 +75,14 @@ class InplaceMethods:
         return self._iop(other, Tensor.__truediv__, "/=")
 
     def add_(self, other, alpha=1):
+        """``self += alpha * other``, in place. The optimizers' updates all come through here: a
+        scaled addition takes the engine's fused path (``B.add_scaled_``: no temporary as large
+        as the tensor), with the product rounded to ``self``'s dtype as ``self += other * alpha``."""
         self._check_inplace("add_")
         value = self._inplace_value(other, "add_")
         if alpha == 1:
             return self._update(_iadd, value)
-        return self._update(lambda a, v: _iadd(a, v * alpha), value)
+        return self._update(lambda a, v: B.add_scaled_(a, v, alpha), value)
 
     def sub_(self, other, alpha=1):
         return self.add_(other, alpha=-alpha)

@@ -1,0 +1,19 @@
+"""Tape-based reverse-mode autograd, one module per concern:
+
+- ``function``: ``Function`` (one differentiable op: forward and backward side by side), grad
+  mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``), the hooks the tensor layer registers,
+  and the debugging tape;
+- ``backward``: the walk of the recorded graph that ``Tensor.backward()`` runs;
+- ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them).
+
+This layer sits below the tensor layer (gt/tensor) and never imports it.
+"""
+
+from gt.autograd.backward import backward, call_after_backward, topological_order
+from gt.autograd.buffers import zero_grads
+from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,
+                                  put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
+
+__all__ = ["Function", "backward", "call_after_backward", "enable_grad", "fit_grad", "is_grad_enabled",
+           "no_grad", "ops_run", "put_on_tape", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",
+           "unbroadcast", "zero_grads"]

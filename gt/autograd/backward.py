@@ -1,0 +1,113 @@
+"""The tape walk: ``Tensor.backward()`` visits the recorded graph in reverse topological order,
+runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.grad`` and frees
+the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
+"""
+
+from gt.autograd import function
+from gt.autograd.buffers import PendingGrads, accumulate
+from gt.autograd.function import Function, fit_grad, tape
+from gt.backend import B
+from gt.sharding import layout
+from gt.sharding.layout import Placed
+
+_FREED = (
+    "trying to backward through a graph a second time (its saved values were freed by the first "
+    "backward); call backward(retain_graph=True) the first time if you need to"
+)
+_after_backward = []   # callbacks for the end of the next backward() (gt.distributed's gradient sync)
+
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
+    pending = PendingGrads(root, _seed(root, grad))
+    for node in reversed(topological_order(root)):
+        g = pending.pop(node)
+        if g is None:
+            continue
+        ctx = node._ctx
+        if ctx is None:
+            pending.to_leaf(node, g)
+            continue
+        if node._retains_grad:
+            accumulate(node, g)  # g also flows on into ctx.backward: always a copy
+        if ctx.released:
+            raise RuntimeError(_FREED)
+        for parent, parent_grad in _input_grads(ctx, g):
+            pending.add(parent, parent_grad)
+        if not retain_graph:
+            ctx.saved, ctx.inputs, ctx.released = None, (), True
+    tape.clear()
+    hooks = list(_after_backward)
+    _after_backward.clear()
+    for fn in hooks:
+        fn()
+
+
+def call_after_backward(fn):
+    """Run ``fn()`` once, when the next ``backward()`` has filled every ``.grad`` (registering the
+    same callable twice before then runs it once)."""
+    if fn not in _after_backward:
+        _after_backward.append(fn)
+
+
+def _seed(root, grad):
+    """The gradient the walk starts from: ones for a scalar, else ``grad`` checked and copied."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() called on a tensor that does not require grad and has no grad_fn: "
+            "create the inputs with requires_grad=True, and do not compute it under gt.no_grad()"
+        )
+    if root._ctx is not None and root._ctx.released:
+        raise RuntimeError(_FREED)
+    if grad is None:
+        if root.numel() != 1:
+            raise RuntimeError(
+                f"backward() without a gradient is only defined for scalar outputs; this tensor has shape "
+                f"{root.shape}: call .sum() or .mean() first, or pass backward(grad) with that shape"
+            )
+        return B.ones(root.shape, root.dtype)
+    seed = grad._data if isinstance(grad, function.Tensor) else B.asarray(grad, dtype=root.dtype)
+    if tuple(seed.shape) != root.shape:
+        raise ValueError(f"backward(grad): grad has shape {tuple(seed.shape)} but the tensor has shape {root.shape}")
+    # A copy in the root's dtype: the caller keeps theirs; ours may end up as a leaf's .grad.
+    return B.astype(seed, root.dtype) if B.dtype_of(seed) != root.dtype else B.copy(seed)
+
+
+def _input_grads(ctx, g):
+    """``(input, its gradient)`` for each input of ``ctx`` that requires grad and gets one, in the
+    input's shape and dtype. An op run over the mesh, or a gradient spread over it, goes through
+    the tensor layer's sharded backward; when that declines, the gradient is gathered first."""
+    grads = None
+    if not isinstance(ctx, Function) or isinstance(g, Placed):
+        grads = function._backward_placed(ctx, g, ctx.inputs)  # sharded: already in shape and dtype
+        if grads is None:
+            g = layout.materialize(g)
+    fitted = grads is not None
+    if not fitted:
+        grads = ctx.backward(g)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+    return [(parent, pg if fitted else fit_grad(pg, parent.shape, parent.dtype))
+            for parent, pg in zip(ctx.inputs, grads)
+            if pg is not None and getattr(parent, "requires_grad", False)]
+
+
+def topological_order(root):
+    """Nodes reachable from ``root`` through recorded ops, inputs before outputs (iterative DFS)."""
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None and not ctx.released:
+            for parent in ctx.inputs:
+                if isinstance(parent, function.Tensor) and parent.requires_grad and id(parent) not in seen:
+                    stack.append((parent, False))
+    return order

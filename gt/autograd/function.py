@@ -1,0 +1,191 @@
+"""Differentiable ops and when they are recorded: ``Function``, grad mode, the debugging tape.
+
+Each differentiable op is a ``Function`` subclass with ``forward`` and ``backward`` side by
+side (see gt/ops). ``Function.apply`` runs the forward on engine arrays and, when grad mode is
+on and an input requires grad, records the op on the output tensor (its ``grad_fn``) and on the
+tape. gt/autograd/backward.py walks what was recorded.
+
+This layer sits below the tensor layer (gt/tensor) and never imports it: the tensor layer
+registers, when it is imported, the tensor class (results are made with ``Tensor._wrap``) and
+how an op runs on tensors sharded over the mesh (``set_tensor_hooks``).
+"""
+
+import collections
+import functools
+import weakref
+
+from gt.backend import B
+
+_grad_enabled = True
+# (op, output) weak references of recently recorded ops, for gt.debug; cleared by backward.
+tape = collections.deque(maxlen=4096)
+# How many ops each device of the mesh ran (its share of a sharded op counts once), for
+# gt.debug.get_worker_stats(); an op on unsharded tensors runs on the home device, 0.
+ops_run = collections.Counter()
+
+# Registered by the tensor layer (gt/tensor/core.py) through set_tensor_hooks: the tensor class,
+# ``_dispatch(cls, args, kwargs)`` (an op on inputs sharded over the mesh) and
+# ``_backward_placed(ctx, g, inputs)`` (input gradients of such an op, or of a gradient spread
+# over the mesh; None: take the plain path). Plain globals: Function.apply reads them on every op.
+Tensor = None
+_dispatch = None
+_backward_placed = None
+
+
+def set_tensor_hooks(tensor_class, dispatch, backward_placed):
+    """Register the tensor layer's class and sharded dispatch (called once, by gt/tensor/core.py)."""
+    global Tensor, _dispatch, _backward_placed
+    Tensor, _dispatch, _backward_placed = tensor_class, dispatch, backward_placed
+
+
+def put_on_tape(ctx, result):
+    """Put a recorded op and the tensor it made on the debugging tape."""
+    tape.append((weakref.ref(ctx), weakref.ref(result)))
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Turn gradient recording on or off, as torch does: called on its own it takes effect at
+    once (``gt.set_grad_enabled(False)``); as a context manager it restores the previous mode
+    on exit; as a decorator it applies to each call of the function only."""
+
+    def __init__(self, mode=True):
+        global _grad_enabled
+        self.mode = bool(mode)
+        self.prev = _grad_enabled
+        self._saved = []  # one entry per active `with`, so one instance may be entered re-entrantly
+        if type(self) is set_grad_enabled:  # no_grad / enable_grad act only when entered
+            _grad_enabled = self.mode
+
+    def __enter__(self):
+        global _grad_enabled
+        # set_grad_enabled captured the mode before switching it in __init__
+        self._saved.append(self.prev if type(self) is set_grad_enabled and not self._saved else _grad_enabled)
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._saved.pop()
+        return False
+
+    def __call__(self, func):
+        global _grad_enabled
+        if type(self) is set_grad_enabled:
+            _grad_enabled = self.prev  # decorating a function does not switch the mode now
+        mode = self.mode
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            global _grad_enabled
+            prev, _grad_enabled = _grad_enabled, mode
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _grad_enabled = prev
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Record nothing on the tape: ``with gt.no_grad(): ...`` or ``@gt.no_grad()``.
+
+    Also usable as a bare decorator: ``@gt.no_grad``.
+    """
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if callable(func):
+            self.__init__()
+            return self(func)
+        return self
+
+    def __init__(self, func=None):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turn recording back on inside a ``no_grad`` region (context manager or decorator)."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class Function:
+    """One differentiable op. Subclasses write ``forward(*arrays, **kw) -> array`` and
+    ``backward(grad) -> tuple of grads`` (one per positional input, ``None`` where
+    there is none), both on engine arrays. Non-tensor positional inputs (Python
+    scalars) are passed through as constants.
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "saved", "released", "out_shape", "__weakref__")
+
+    def save(self, *values):
+        self.saved = values
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                if a._placed is not None:  # sharded or partial over the mesh
+                    return _dispatch(cls, args, kwargs)
+                arrays.append(a._array)
+            else:
+                arrays.append(a)
+        ops_run[0] += 1
+        ctx = cls()
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx.needs_input_grad = needs
+        out = ctx.forward(*arrays, **kwargs)
+        result = Tensor._wrap(out)
+        # only float results carry gradients (a cast to int64 ends the graph, as in torch)
+        record = _grad_enabled and any(needs) and result.dtype.is_floating_point
+        result._requires_grad = record
+        if record:
+            ctx.inputs = args
+            ctx.released = False
+            ctx.out_shape = result.shape
+            result._ctx = ctx
+            put_on_tape(ctx, result)
+        return result
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``, undoing numpy broadcasting (leading axes and size-1 axes).
+    The result is a fresh array (no view), so a leaf can keep it as its .grad without a copy."""
+    shape = tuple(shape)
+    if tuple(grad.shape) == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    if lead > 0:
+        grad = B.sum(grad, axis=tuple(range(lead)))
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if ones:
+        grad = B.sum(grad, axis=ones, keepdims=True)
+    return grad if tuple(grad.shape) == shape else B.reshape(grad, shape)
+
+
+def fit_grad(grad, shape, dtype):
+    """``grad`` summed back to ``shape`` (undoing broadcasting) and cast to ``dtype``, as its input."""
+    if tuple(grad.shape) != tuple(shape):
+        grad = unbroadcast(grad, shape)
+    if B.dtype_of(grad) != dtype:
+        grad = B.astype(grad, dtype)
+    return grad
