@@ -202,7 +202,9 @@ def test_sharded_float32_stays_float32(case):
                 inputs.append(place[0][1](i, t, a))
             outputs = _as_tuple(case.gt_fn(*inputs))
             for o in outputs:
-                if case.op != "Cast":
+                # int64 outputs are positions (a sort's indices): their dtype is checked against
+                # the 1-device run by test_sharded_op_matches_one_device
+                if case.op != "Cast" and o.dtype != gt.int64:
                     assert o.dtype == gt.float32, f"{layout}: output dtype {o.dtype}"
             _backward(list(outputs), _upstream(outputs, seed=0))
             for leaf in leaves:
