@@ -169,9 +169,9 @@ def test_multinomial_is_reproducible_from_the_seed():
     ([0.5, -0.1], {}, "must be non-negative, got -0.1"),
     ([0.5, float("inf")], {}, "must be finite, got inf"),
     ([0.5, float("nan")], {}, "must be finite, got nan"),
-    ([[1.0, 1.0], [0.0, 0.0]], {}, "row 1 of the probabilities sums to 0"),
+    ([[1.0, 1.0], [0.0, 0.0]], {}, "a row of the probabilities sums to 0"),
     ([0.5, 0.5], {"num_samples": 3}, "cannot draw num_samples=3 without replacement from 2 categories"),
-    ([0.5, 0.0, 0.5], {"num_samples": 3}, "row 0 has 2 non-zero probabilities, fewer than num_samples=3"),
+    ([0.5, 0.0, 0.5], {"num_samples": 3}, "a row has 2 non-zero probabilities, fewer than num_samples=3"),
     ([0.5, 0.5], {"num_samples": 0}, "num_samples must be a positive int, got 0"),
     ([[[0.5]]], {}, r"1-D \(V,\) or 2-D \(B, V\).*got shape \(1, 1, 1\)"),
 ])

@@ -59,17 +59,14 @@ def _check_distribution(p, num_samples, replacement):
         raise ValueError(f"multinomial: probabilities must be finite, got {bad}")
     if (p < 0).any():
         raise ValueError(f"multinomial: probabilities must be non-negative, got {p[p < 0][0]}")
-    sums = p.sum(axis=1)
-    if (sums <= 0).any():
-        row = int(np.argmax(sums <= 0))
-        raise ValueError(f"multinomial: row {row} of the probabilities sums to 0; every row needs a "
-                         "positive probability")
+    # (no row numbers: a sharded tensor's blocks are checked one by one, each counting from 0)
+    if (p.sum(axis=1) <= 0).any():
+        raise ValueError("multinomial: a row of the probabilities sums to 0; every row needs a positive probability")
     if not replacement:
         if num_samples > p.shape[1]:
             raise ValueError(f"multinomial: cannot draw num_samples={num_samples} without replacement from "
                              f"{p.shape[1]} categories")
         nonzero = (p > 0).sum(axis=1)
         if (nonzero < num_samples).any():
-            row = int(np.argmax(nonzero < num_samples))
-            raise ValueError(f"multinomial: row {row} has {nonzero[row]} non-zero probabilities, fewer than "
+            raise ValueError(f"multinomial: a row has {nonzero.min()} non-zero probabilities, fewer than "
                              f"num_samples={num_samples} drawn without replacement")
