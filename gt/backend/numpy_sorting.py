@@ -41,7 +41,12 @@ class NumpySorting:
             keys = self.rng.standard_exponential(p.shape)
             with np.errstate(divide="ignore"):
                 keys = np.where(p > 0, keys / p, np.inf)
-            return np.argsort(keys, axis=1, kind="stable")[:, :num_samples].astype(np.int64)
+            if num_samples == 1:
+                return np.argmin(keys, axis=1)[:, None].astype(np.int64)
+            # the num_samples smallest keys, then in order of their keys (the order of the draws)
+            first = np.argpartition(keys, num_samples - 1, axis=1)[:, :num_samples]
+            order = np.argsort(np.take_along_axis(keys, first, 1), axis=1, kind="stable")
+            return np.take_along_axis(first, order, 1).astype(np.int64)
         cdf = np.cumsum(p, axis=1)
         u = self.rng.random((p.shape[0], num_samples)) * cdf[:, -1:]
         # the last category that can be drawn: u * total rounding up to total must not pass it
