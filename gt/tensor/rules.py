@@ -8,9 +8,9 @@ the inputs are gathered and the op runs unsharded (always correct).
 The rules, in short: elementwise ops keep the shard (inputs that broadcast along it are used
 whole); matmul and linear keep a shard of a batch or row axis, and a contraction over the
 sharded axis gives ``Partial``; reductions over other axes keep the shard, a sum or mean over it
-gives ``Partial``; reshape, permute, expand and indexing follow the sharded axis; a few linear
-ops (add, scale, reshape, permute, sum) keep ``Partial`` inputs partial, everything else sums
-them first.
+gives ``Partial``; sorts' gathers and cumsum along another axis keep the shard; reshape, permute,
+expand and indexing follow the sharded axis; a few linear ops (add, scale, reshape, permute, sum)
+keep ``Partial`` inputs partial, everything else sums them first.
 """
 
 from gt import autograd
