@@ -25,6 +25,7 @@ from gt.tensor.functions import (exp, log, sqrt, abs, relu, sigmoid, tanh, gelu,
                                  sum, mean, var, std, max, min, argmax, argmin, reshape, flatten, permute,
                                  transpose, unsqueeze, squeeze, expand, split, chunk, clip, clamp, maximum,
                                  minimum, pow)
+from gt.tensor.functions import sort, argsort, topk, cumsum, multinomial
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal

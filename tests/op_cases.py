@@ -338,6 +338,22 @@ for (b, t, d, heads), causal in [((2, 3, 4, 2), False), ((2, 3, 4, 2), True), ((
          randn(b, t, d, seed=26), randn(b, t, d, seed=27), randn(b, t, d, seed=28),
          torch_fn=lambda q, k, v, h=heads, c=causal: _torch_attention(q, k, v, h, c))
 
+# ---- sorting and running sums -------------------------------------------------------------
+# distinct values: no ties, so the chosen positions (and torch's) are unambiguous
+XT = distinct(2, 3, 4, seed=29)
+for axis, desc in ((-1, False), (0, True), (1, True)):
+    case(f"sort_axis{axis}_desc{desc}", "TakeAlongAxis", lambda a, ax=axis, d=desc: a.sort(ax, descending=d), XT)
+for axis in (-1, 1):
+    case(f"topk2_axis{axis}", "TakeAlongAxis", lambda a, ax=axis: a.topk(2, dim=ax), XT)
+case("smallest_function", "TakeAlongAxis", lambda a: gt.topk(a, 3, dim=1, largest=False), XT,
+     torch_fn=lambda a: T.topk(a, 3, dim=1, largest=False))
+case("sort_function_1d", "TakeAlongAxis", lambda a: gt.sort(a, descending=True), distinct(6, seed=30),
+     torch_fn=lambda a: T.sort(a, descending=True))
+for axis in (-1, 0):
+    case(f"axis{axis}", "Cumsum", lambda a, ax=axis: a.cumsum(ax), XT)
+case("function_1d", "Cumsum", lambda a: gt.cumsum(a, 0), randn(5, seed=32), torch_fn=lambda a: T.cumsum(a, 0))
+case("then_mul", "Cumsum", lambda a, b: (a * b).cumsum(dim=-1), randn(3, 4, seed=33), randn(4, seed=34))
+
 # ---- dtype cast ---------------------------------------------------------------------------
 # float32 rounding limits finite differences: a linear function with a wide step is exact enough.
 case("roundtrip", "Cast", lambda a: (a.to(gt.float32) * 3.0).to(gt.float64), randn(3, 4, seed=25),

@@ -355,6 +355,42 @@ class Engine(abc.ABC):
         """``target[index] += values`` in place, repeated int indices adding up (scatter-add); returns ``target``."""
         raise NotImplementedError
 
+    # ---- sorting, scans and sampling (gt/backend/numpy_sorting.py, torch_sorting.py) --------
+    @abc.abstractmethod
+    def argsort(self, x, axis, descending=False):
+        """int64 positions that sort ``x`` along the int ``axis``, always stably: equal values keep
+        the order of their positions (first position first), descending sorts included; NaN sorts
+        as the largest value, as in torch."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def cumsum(self, x, axis):
+        """Running sums of ``x`` along the int ``axis``; floats keep their dtype, bools and
+        integers sum in int64 (torch's rule)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def take_along_axis(self, x, indices, axis):
+        """``x`` gathered at the int64 ``indices`` along ``axis`` (numpy's take_along_axis,
+        torch's gather): ``indices`` has ``x``'s number of axes."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def put_along_axis(self, target, indices, values, axis):
+        """``target`` written in place at ``indices`` along ``axis`` with ``values`` (an array of
+        ``indices``' shape or a Python number); the inverse of ``take_along_axis`` for indices
+        that are distinct along the axis. Returns ``target``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def multinomial(self, probs, num_samples, replacement):
+        """int64 ``(rows, num_samples)`` category indices drawn from the engine's random generator,
+        each row of the 2-D float ``probs`` a distribution up to scale (rows need not sum to 1);
+        without ``replacement`` a row's indices are distinct. ValueError, naming the value, for
+        a probability that is negative, inf or nan, a row summing to 0, or more draws without
+        replacement than a row has categories of non-zero probability."""
+        raise NotImplementedError
+
     # ---- optional fast paths: working defaults, overridden where an engine does better -------
     def matmul_lowp(self, a, b, dtype):
         """``a @ b`` with both inputs rounded to the low-precision gt ``dtype`` (bfloat16), the result

@@ -13,6 +13,7 @@ import numpy as np
 
 from gt import dtypes
 from gt.backend.engine import Engine
+from gt.backend.numpy_sorting import NumpySorting
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -25,7 +26,7 @@ _NATIVE = {
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
-class NumpyEngine(Engine):
+class NumpyEngine(NumpySorting, Engine):
     name = "numpy"
     device = "cpu"
 

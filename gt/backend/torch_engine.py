@@ -26,6 +26,7 @@ from gt import dtypes
 from gt.backend.engine import Engine
 from gt.backend.numpy_engine import NumpyEngine
 from gt.backend.torch_indexing import TorchIndexing
+from gt.backend.torch_sorting import TorchSorting
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -43,7 +44,7 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine(TorchIndexing, Engine):
+class TorchEngine(TorchIndexing, TorchSorting, Engine):
     name = "torch"
     supports_bfloat16 = True
 

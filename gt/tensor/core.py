@@ -6,7 +6,8 @@ gt/sharding) and, when it was computed by a recorded op, that op (``_ctx``, show
 (``axis``/``keepdims``, or torch's ``dim``/``keepdim``) and turn Python values into op inputs.
 This module holds the class and its attributes; its methods come from the mixins beside it:
 arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
-indexing), inplace.py (``add_``, ``+=``, item assignment) and numpy_interop.py.
+indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace.py (``add_``,
+``+=``, item assignment) and numpy_interop.py.
 """
 
 import warnings
@@ -27,11 +28,13 @@ from gt.tensor.inplace import InplaceMethods
 from gt.tensor.numpy_interop import NumpyMethods
 from gt.tensor.reductions import ReductionMethods
 from gt.tensor.shape import ShapeMethods
+from gt.tensor import sorting
+from gt.tensor.sorting import SortingMethods
 
 _next_id = 0
 
 
-class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, InplaceMethods, NumpyMethods):
+class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -317,7 +320,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, InplaceMethods, 
 
 # The modules of this package that need the class, and cannot import this module (it imports
 # them), get it here, once it exists.
-for _module in (arithmetic, dispatch, inplace, numpy_interop, reductions, rules, shape_methods):
+for _module in (arithmetic, dispatch, inplace, numpy_interop, reductions, rules, shape_methods, sorting):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

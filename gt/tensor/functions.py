@@ -59,6 +59,7 @@ def _method(name):
 
 _METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "sum",
             "mean", "var", "std", "max", "min", "argmax", "argmin", "reshape", "flatten", "permute", "transpose",
-            "unsqueeze", "squeeze", "expand", "split", "chunk", "clip", "clamp", "maximum", "minimum", "pow")
+            "unsqueeze", "squeeze", "expand", "split", "chunk", "clip", "clamp", "maximum", "minimum", "pow",
+            "sort", "argsort", "topk", "cumsum", "multinomial")
 for _name in _METHODS:
     globals()[_name] = _method(_name)

@@ -8,9 +8,9 @@ the inputs are gathered and the op runs unsharded (always correct).
 The rules, in short: elementwise ops keep the shard (inputs that broadcast along it are used
 whole); matmul and linear keep a shard of a batch or row axis, and a contraction over the
 sharded axis gives ``Partial``; reductions over other axes keep the shard, a sum or mean over it
-gives ``Partial``; reshape, permute, expand and indexing follow the sharded axis; a few linear
-ops (add, scale, reshape, permute, sum) keep ``Partial`` inputs partial, everything else sums
-them first.
+gives ``Partial``; sorts' gathers and cumsum along another axis keep the shard; reshape, permute,
+expand and indexing follow the sharded axis; a few linear ops (add, scale, reshape, permute, sum)
+keep ``Partial`` inputs partial, everything else sums them first.
 """
 
 from gt import autograd
@@ -19,6 +19,7 @@ from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg, reductions
 from gt.ops import shape as sh
+from gt.ops import sorting
 from gt.ops._shapes import numel
 from gt.sharding import collectives as C
 from gt.sharding.layout import sizes_of
@@ -129,6 +130,11 @@ def elementwise(cls, args, kwargs, skip=()):
 def softmax_like(cls, args, kwargs):
     axis = args[1] if len(args) > 1 else kwargs.get("axis")
     return elementwise(cls, args, kwargs, skip=(axis,))
+
+
+def along_axis(cls, args, kwargs):
+    """Sorts' gathers and running sums (called with ``axis=``): a shard of another axis stays."""
+    return elementwise(cls, args, kwargs, skip=(kwargs["axis"],))
 
 
 # ---- reductions -------------------------------------------------------------------------
@@ -418,6 +424,7 @@ RULES = {cls: elementwise for cls in (
     act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits)}
 RULES.update({
     act.Softmax: softmax_like, act.LogSoftmax: softmax_like,
+    sorting.TakeAlongAxis: along_axis, sorting.Cumsum: along_axis,
     reductions.Sum: reduction, reductions.Mean: reduction, reductions.Max: reduction, reductions.Min: reduction,
     sh.Reshape: reshape, sh.Permute: permute, sh.Expand: expand, sh.GetItem: getitem,
     sh.Cat: cat, sh.Stack: stack,

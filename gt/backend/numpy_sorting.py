@@ -1,0 +1,77 @@
+"""Sorting, scans and sampling of the numpy engine (mixed into ``NumpyEngine``).
+
+Sorts are always stable (numpy's ``kind="stable"``, a radix or merge sort): equal values keep
+the order of their positions, for ascending and descending sorts alike, so ties never depend
+on the algorithm. ``multinomial`` draws from the engine's generator (``self.rng``), which the
+torch engine shares, so one seed gives the same samples on both engines.
+"""
+
+import numpy as np
+
+
+class NumpySorting:
+    def argsort(self, x, axis, descending=False):
+        if not descending:
+            return np.argsort(x, axis=axis, kind="stable").astype(np.int64, copy=False)
+        # a stable descending sort: sort the reversed axis ascending and reverse the result, so
+        # among equal values the first position still comes first (negating would overflow ints)
+        n = x.shape[axis]
+        rev = np.flip(np.argsort(np.flip(x, axis), axis=axis, kind="stable"), axis)
+        return (n - 1 - rev).astype(np.int64, copy=False)
+
+    def cumsum(self, x, axis):
+        integral = x.dtype.kind in "biu"
+        return np.cumsum(x, axis=axis, dtype=np.int64 if integral else x.dtype)
+
+    def take_along_axis(self, x, indices, axis):
+        return np.take_along_axis(x, indices, axis)
+
+    def put_along_axis(self, target, indices, values, axis):
+        np.put_along_axis(target, indices, values, axis)
+        return target
+
+    def multinomial(self, probs, num_samples, replacement):
+        """``num_samples`` category indices per row of the 2-D ``probs`` (int64, rows x samples)."""
+        p = np.asarray(probs, dtype=np.float64)
+        _check_distribution(p, num_samples, replacement)
+        if not replacement:
+            # Exponential races (Efraimidis-Spirakis): the categories with the smallest E_i / p_i,
+            # E_i ~ Exp(1), are a draw without replacement, each next one chosen in proportion to
+            # the probability left, as torch does; zero probabilities get an infinite key.
+            keys = self.rng.standard_exponential(p.shape)
+            with np.errstate(divide="ignore"):
+                keys = np.where(p > 0, keys / p, np.inf)
+            if num_samples == 1:
+                return np.argmin(keys, axis=1)[:, None].astype(np.int64)
+            # the num_samples smallest keys, then in order of their keys (the order of the draws)
+            first = np.argpartition(keys, num_samples - 1, axis=1)[:, :num_samples]
+            order = np.argsort(np.take_along_axis(keys, first, 1), axis=1, kind="stable")
+            return np.take_along_axis(first, order, 1).astype(np.int64)
+        cdf = np.cumsum(p, axis=1)
+        u = self.rng.random((p.shape[0], num_samples)) * cdf[:, -1:]
+        # the last category that can be drawn: u * total rounding up to total must not pass it
+        last = p.shape[1] - 1 - np.argmax(p[:, ::-1] > 0, axis=1)
+        out = np.empty((p.shape[0], num_samples), np.int64)
+        for r in range(p.shape[0]):          # one vectorised search per row, not per sample
+            out[r] = np.minimum(np.searchsorted(cdf[r], u[r], side="right"), last[r])
+        return out
+
+
+def _check_distribution(p, num_samples, replacement):
+    """torch's checks of a multinomial's rows, as one-line errors naming the bad value."""
+    if not np.isfinite(p).all():
+        bad = p[~np.isfinite(p)][0]
+        raise ValueError(f"multinomial: probabilities must be finite, got {bad}")
+    if (p < 0).any():
+        raise ValueError(f"multinomial: probabilities must be non-negative, got {p[p < 0][0]}")
+    # (no row numbers: a sharded tensor's blocks are checked one by one, each counting from 0)
+    if (p.sum(axis=1) <= 0).any():
+        raise ValueError("multinomial: a row of the probabilities sums to 0; every row needs a positive probability")
+    if not replacement:
+        if num_samples > p.shape[1]:
+            raise ValueError(f"multinomial: cannot draw num_samples={num_samples} without replacement from "
+                             f"{p.shape[1]} categories")
+        nonzero = (p > 0).sum(axis=1)
+        if (nonzero < num_samples).any():
+            raise ValueError(f"multinomial: a row has {nonzero.min()} non-zero probabilities, fewer than "
+                             f"num_samples={num_samples} drawn without replacement")

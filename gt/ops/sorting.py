@@ -1,0 +1,35 @@
+"""Ops along one axis: the values a sort or top-k picked (``TakeAlongAxis``), and running sums
+(``Cumsum``). ``axis`` arrives as a non-negative int (gt/ops/_shapes.normalize_axis); the
+positions a sort chooses are computed without a gradient (``B.argsort``) and passed in as an
+int64 tensor, so sort, argsort and topk share this one differentiable op."""
+
+from gt.autograd import Function
+from gt.backend import B
+
+
+class TakeAlongAxis(Function):
+    """``x`` gathered at ``indices`` along ``axis``; indices distinct along the axis (a sort's or
+    top-k's), so the backward puts each gradient back at the one position it came from."""
+
+    def forward(self, x, indices, axis):
+        self.in_shape, self.dtype, self.axis = tuple(x.shape), B.dtype_of(x), axis
+        self.save(indices)
+        return B.take_along_axis(x, indices, axis)
+
+    def backward(self, g):
+        (indices,) = self.saved
+        full = B.zeros(self.in_shape, self.dtype)
+        return (B.put_along_axis(full, indices, g, self.axis), None)
+
+
+class Cumsum(Function):
+    """Running sums along ``axis``. Each input adds to every sum from its position on, so its
+    gradient is the sum of the output gradients from there to the end: a reversed cumsum."""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        return B.cumsum(x, axis)
+
+    def backward(self, g):
+        flip = (slice(None),) * self.axis + (slice(None, None, -1),)
+        return (B.getitem(B.cumsum(B.getitem(g, flip), self.axis), flip),)
