@@ -16,7 +16,6 @@ them first.
 from gt import autograd
 from gt.backend import B
 from gt.ops import activations as act
-from gt.ops import attention as attn
 from gt.ops import elementwise as ew
 from gt.ops import linalg, reductions
 from gt.ops import shape as sh
@@ -403,52 +402,6 @@ def layer_norm(cls, args, kwargs):
     return Plan([(Shard(a), _sizes(x))] + [REP if _is_tensor(t) else None for t in args[1:]], Shard(a))
 
 
-def attention(cls, args, kwargs):
-    """Fused attention on q, k, v (B, T, D) and a mask broadcasting to (B, H, L, S): independent
-    per sequence, so a batch shard stays local (inputs without the batch axis, or with a size-1
-    one, are used whole); a shard of the sequence or feature axis is gathered (keys span the
-    sequence)."""
-    qkv = args[:3]
-    if any(t.placement.is_partial() for t in args if _is_tensor(t)):
-        return None
-    lead = next((t for t in qkv if isinstance(t.placement, Shard)), None)
-    if lead is None or lead.placement.axis != 0 or any(t.shape[0] != lead.shape[0] for t in qkv):
-        return None
-    sizes = _sizes(lead)
-    targets = [(Shard(0), sizes)] * 3
-    for m in args[3:]:
-        full = _is_tensor(m) and m.ndim == 4 and m.shape[0] == lead.shape[0]
-        targets.append((Shard(0), sizes) if full else REP if _is_tensor(m) else None)
-    return Plan(targets, Shard(0))
-
-
-def sdpa(cls, args, kwargs):
-    """Attention on split heads (..., L, E): a shard of a leading (batch or head) axis stays
-    local, the other inputs cut the same way or used whole where they broadcast along it."""
-    tensors = [t for t in args if _is_tensor(t)]
-    if any(t.placement.is_partial() for t in tensors):
-        return None
-    lead_shape = _broadcast([t.shape[:-2] for t in tensors])
-    nd = len(lead_shape)
-    axis = sizes = None
-    for t in tensors:
-        a = _shard_axis(t)
-        k = None if a is None else a + nd - (t.ndim - 2)   # the output's axis
-        if a is not None and a < t.ndim - 2 and t.shape[a] == lead_shape[k]:
-            axis, sizes = k, _sizes(t)
-            break
-    if axis is None:
-        return None
-    targets = []
-    for x in args:
-        j = axis - (nd - x.ndim + 2) if _is_tensor(x) else None
-        if j is None:
-            targets.append(None)
-        else:
-            targets.append(REP if j < 0 or x.shape[j] == 1 else (Shard(j), sizes))
-    return Plan(targets, Shard(axis))
-
-
 RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
@@ -459,5 +412,5 @@ RULES.update({
     sh.Reshape: reshape, sh.Permute: permute, sh.Expand: expand, sh.GetItem: getitem,
     sh.Cat: cat, sh.Stack: stack,
     linalg.Matmul: matmul, linalg.Linear: linear, linalg.LayerNorm: layer_norm,
-    attn.Attention: attention, attn.ScaledDotProductAttention: sdpa,
 })
+# the fused attention ops' rules: attention_rules.py (it adds them to this table)
