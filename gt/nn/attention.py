@@ -77,7 +77,7 @@ class MultiHeadAttention(Module):
         k, v = self._keys_values(x, context, cache)                 # (B, S, D) each
         S = k.shape[1]
         offset = S - L if self.causal else None   # the new queries are the last L of the S positions
-        mask = self._mask(attn_mask, key_padding_mask, (Bsz, H, L, S), offset)
+        mask = self._mask(attn_mask, key_padding_mask, (Bsz, H, L, S), offset, q.dtype)
         if not need_weights and (self.dropout == 0 or not self.training):
             # The same computation as below as one op (one tape entry instead of a dozen).
             out = attention.Attention.apply(q, k, v, mask, num_heads=H, scale=1.0 / math.sqrt(hd), causal=offset)
@@ -117,10 +117,10 @@ class MultiHeadAttention(Module):
             return cache._cross_kv(self, context)
         return cache._append(self, self.k_proj(x), self.v_proj(x))
 
-    def _mask(self, attn_mask, key_padding_mask, scores_shape, offset):
+    def _mask(self, attn_mask, key_padding_mask, scores_shape, offset, dtype):
         """One mask for the fused op, checked against scores_shape (B, H, L, S): bool (True =
-        blocked) or float (added), or None. A bool and a float mask are joined as torch does:
-        the bool one becomes -inf."""
+        blocked) or float (added, in ``dtype``), or None. A bool and a float mask are joined as
+        torch does: the bool one becomes -inf."""
         Bsz, _, L, S = scores_shape
         masks = []
         if attn_mask is not None:
@@ -140,6 +140,7 @@ class MultiHeadAttention(Module):
         mask = None
         for m in masks:
             m = where(m, float("-inf"), 0.0) if m.dtype == dtypes.bool_ else m
+            m = m if m.dtype == dtype else m.to(dtype)     # a float64 numpy mask must not widen float32 scores
             mask = m if mask is None else mask + m
         return mask
 

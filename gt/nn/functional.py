@@ -283,21 +283,21 @@ def _check_targets(target, c, ignore_index, fn):
     (the check itself is then queued, see gt.tensor.checks)."""
     if target.numel() == 0:
         return False
-    lo, hi = target.min(), target.max()
+
+    def wrong():
+        return ((target < 0) | (target >= c)) & (target != ignore_index)
 
     def message():
-        wrong = target[((target < 0) | (target >= c)) & (target != ignore_index)]
-        return (f"{fn}: target {int(wrong[0].item())} is out of range for {c} classes (valid: 0..{c - 1}); "
-                f"ignore_index is {ignore_index}")
+        return (f"{fn}: target {int(target[wrong()][0].item())} is out of range for {c} classes "
+                f"(valid: 0..{c - 1}); ignore_index is {ignore_index}")
 
     if checks.deferred():
-        bad = ((target < 0) | (target >= c)) & (target != ignore_index)
-        checks.require(bad.to(dtypes.int64).sum() == 0, IndexError, message)   # a tensor: nothing read now
+        checks.require(wrong().to(dtypes.int64).sum() == 0, IndexError, message)   # a tensor: nothing read now
         return None
-    lo, hi = int(lo.item()), int(hi.item())
+    lo, hi = int(target.min().item()), int(target.max().item())
     if 0 <= lo and hi < c:      # every target is a class: ignored only if ignore_index is one too
         return bool((target == ignore_index).any()) if 0 <= ignore_index < c else False
-    if not lo <= ignore_index <= hi or bool((((target < 0) | (target >= c)) & (target != ignore_index)).any()):
+    if not lo <= ignore_index <= hi or bool(wrong().any()):
         raise IndexError(message())
     return True
 
