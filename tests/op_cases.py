@@ -378,6 +378,9 @@ case("broadcast_causal", "ScaledDotProductAttention",
      randn(2, 4, 4, seed=30), randn(1, 3, 4, seed=31), randn(3, 2, seed=32),
      torch_fn=lambda q, k, v: _torch_sdpa(q, k, v, causal=0))
 
+case("2x3_repeats", "Embedding", lambda w, i: gt.nn.functional.embedding(i, w), randn(5, 3, seed=33),
+     np.array([[1, 4, 1], [0, 2, 4]]), torch_fn=lambda w, i: T.nn.functional.embedding(i, w))
+
 # ---- dtype cast ---------------------------------------------------------------------------
 # float32 rounding limits finite differences: a linear function with a wide step is exact enough.
 case("roundtrip", "Cast", lambda a: (a.to(gt.float32) * 3.0).to(gt.float64), randn(3, 4, seed=25),

@@ -48,7 +48,7 @@ def _decode(model, prompt, context, steps, chunk=1):
             logits = model(new, context, cache)
             seen.append(logits.numpy())
         assert cache.seq_len == idx.shape[1] and len(cache) == idx.shape[1]
-    return idx, np.concatenate(seen, axis=1)
+    return idx, np.concatenate(seen, axis=1), cache
 
 
 def _full(model, idx, context):
@@ -62,7 +62,7 @@ def test_cached_decoding_gives_the_logits_of_the_full_prefix(chunk):
     model = TinyDecoder().eval()
     prompt = gt.tensor(np.random.default_rng(1).integers(0, VOCAB, (3, 2)))
     context = gt.randn(3, 5, D)
-    idx, cached = _decode(model, prompt, context, steps=6, chunk=chunk)
+    idx, cached, _ = _decode(model, prompt, context, steps=6, chunk=chunk)
     # running the whole sequence at once sees the same tokens: each position's logits agree
     np.testing.assert_allclose(cached, _full(model, idx, context), rtol=1e-5, atol=1e-5)
     # and step by step, each prefix on its own (what decoding without a cache does)
@@ -100,13 +100,16 @@ def test_cached_decoding_on_a_sharded_batch_matches_one_device():
         p, c = gt.tensor(prompt), gt.tensor(context)
         if get_mesh().size > 1:
             p, c = p.shard(0), c.shard(0)
-        idx, logits = _decode(model, p, c, steps=5)
-        return idx.numpy(), logits
+        idx, logits, cache = _decode(model, p, c, steps=5)
+        return idx.numpy(), logits, cache
 
     with use_mesh(1):
-        ref_idx, ref = run()
+        ref_idx, ref, _ = run()
     with use_mesh(4):
-        idx, got = run()
+        idx, got, cache = run()
+    # every layer's cached keys and values stay split over the batch, from the token ids on
+    for entry in list(cache._self_entries.values()) + list(cache._cross_entries.values()):
+        assert entry[-1].placement == entry[-2].placement == Shard(0)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 

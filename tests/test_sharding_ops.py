@@ -27,6 +27,7 @@ import pytest
 
 import gt
 from gt.ops import attention, linalg
+from gt.ops import shape as shape_ops
 from gt.sharding.collectives import count_collectives
 from gt.sharding.mesh import get_mesh, use_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
@@ -336,6 +337,8 @@ PLACEMENT_CASES = {
                                 Shard(0)),
     "sdpa_head_shard": (lambda: [_data(2, 7, 3, 4, axis=1), _data(2, 7, 5, 4, axis=1), _param(5, 3)],
                         lambda q, k, v: attention.ScaledDotProductAttention.apply(q, k, v), Shard(1)),
+    "embedding_sharded_index": (lambda: [_param(10, 4), gt.tensor(np.arange(21).reshape(7, 3) % 10)],
+                                lambda w, i: shape_ops.Embedding.apply(w, i), Shard(0)),   # F.embedding also checks the range
     # reductions: over other axes keep the shard, over the sharded axis give Partial
     "sum_sharded_axis": (lambda: [_data(7, 5)], lambda x: x.sum(0), Partial()),
     "sum_all": (lambda: [_data(7, 5)], lambda x: x.sum(), Partial()),

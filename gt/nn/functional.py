@@ -10,6 +10,7 @@ from gt import dtypes
 from gt.autograd import is_grad_enabled
 from gt.backend import B
 from gt.ops import activations, attention, linalg
+from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor, arange, checks, rand, where
 
@@ -181,7 +182,7 @@ def embedding(indices, weight):
     idx = _class_indices(indices, "embedding", "indices")
     n = weight.shape[0]
     _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
-    return weight[idx]
+    return shape_ops.Embedding.apply(weight, idx)
 
 
 def one_hot(indices, num_classes=-1, dtype=dtypes.float32):

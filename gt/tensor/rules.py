@@ -413,4 +413,4 @@ RULES.update({
     sh.Cat: cat, sh.Stack: stack,
     linalg.Matmul: matmul, linalg.Linear: linear, linalg.LayerNorm: layer_norm,
 })
-# the fused attention ops' rules: attention_rules.py (it adds them to this table)
+# the rules of the fused attention ops and the embedding lookup: model_rules.py (it adds them here)

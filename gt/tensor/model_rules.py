@@ -1,12 +1,15 @@
-"""Propagation rules of the fused attention ops (gt/ops/attention.py), kept beside rules.py's
-table, which this module extends when it is imported (by dispatch.py).
+"""Propagation rules of the ops models are built from beyond rules.py's: the fused attention
+ops (gt/ops/attention.py) and the embedding lookup. This module adds them to rules.py's table
+when it is imported (by dispatch.py).
 
 Attention is independent per sequence and per head: a shard of a batch (or head) axis stays
 local, the other inputs are cut the same way or used whole where they broadcast along it; a
-shard of the sequence or feature axis is gathered (keys span the sequence).
+shard of the sequence or feature axis is gathered (keys span the sequence). A lookup picks the
+rows of its shard of the indices from the whole table on each device.
 """
 
 from gt.ops import attention as attn
+from gt.ops import shape as sh
 from gt.sharding.placement import Shard
 from gt.tensor import rules
 from gt.tensor.rules import REP, Plan, _broadcast, _is_tensor, _shard_axis, _sizes
@@ -58,4 +61,14 @@ def sdpa(cls, args, kwargs):
     return Plan(targets, Shard(axis))
 
 
-rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa})
+def embedding(cls, args, kwargs):
+    """``weight[indices]`` with sharded indices and a replicated table: each device looks up its
+    shard; the table's gradient comes out partial (summed once, at the leaf)."""
+    weight, idx = args[0], args[1]
+    a = _shard_axis(idx) if _is_tensor(idx) else None
+    if a is None or not (_is_tensor(weight) and weight.placement.is_replicate()):
+        return None
+    return Plan([REP, (Shard(a), _sizes(idx))], Shard(a))
+
+
+rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding})
