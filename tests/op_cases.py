@@ -362,7 +362,8 @@ def _torch_sdpa(q, k, v, mask=None, causal=None, heads=None):
 
 
 MASK_BLOCKED = np.array([[False, True, False, True, False], [True] * 5, [False] * 4 + [True]])   # (3, 5)
-case("cross_2x3x4_s5_h2", "Attention", lambda q, k, v: attention.Attention.apply(q, k, v, num_heads=2, scale=0.5 ** 0.5),
+case("cross_2x3x4_s5_h2", "Attention",
+     lambda q, k, v: attention.Attention.apply(q, k, v, num_heads=2, scale=0.5 ** 0.5),
      randn(2, 3, 4, seed=26), randn(2, 5, 4, seed=27), randn(2, 5, 4, seed=28),
      torch_fn=lambda q, k, v: _torch_sdpa(q, k, v, heads=2))
 case("float_mask_causal", "Attention",

@@ -62,4 +62,5 @@ class KVCache:
         return entry[2], entry[3]
 
     def __repr__(self):
-        return f"KVCache(seq_len={self.seq_len}, self_attention={len(self._self_entries)}, cross_attention={len(self._cross_entries)})"
+        return (f"KVCache(seq_len={self.seq_len}, self_attention={len(self._self_entries)}, "
+                f"cross_attention={len(self._cross_entries)})")
