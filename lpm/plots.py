@@ -71,8 +71,8 @@ def attention_weights(model, images):
     for block in model.blocks:
         attn = block.attn
 
-        def forward(x, attn_mask=None, need_weights=False, _forward=attn.forward):
-            out, weights = _forward(x, attn_mask=attn_mask, need_weights=True)
+        def forward(x, *args, need_weights=False, _forward=attn.forward, **kwargs):
+            out, weights = _forward(x, *args, need_weights=True, **kwargs)
             captured.append(weights.numpy())
             return out
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import gt
-from gt.ops import linalg
+from gt.ops import attention, linalg
 from helpers import distinct, nonzero, positive, randn
 
 
@@ -334,7 +334,7 @@ for (b, t, d, heads), causal in [((2, 3, 4, 2), False), ((2, 3, 4, 2), True), ((
                                  ((3, 1, 2, 1), False)]:
     case(f"{b}x{t}x{d}_h{heads}{'_causal' if causal else ''}", "Attention",
          lambda q, k, v, h=heads, c=causal, s=1.0 / (d // heads) ** 0.5:
-             linalg.Attention.apply(q, k, v, num_heads=h, scale=s, causal=c),
+             attention.Attention.apply(q, k, v, num_heads=h, scale=s, causal=0 if c else None),
          randn(b, t, d, seed=26), randn(b, t, d, seed=27), randn(b, t, d, seed=28),
          torch_fn=lambda q, k, v, h=heads, c=causal: _torch_attention(q, k, v, h, c))
 
@@ -353,6 +353,49 @@ for axis in (-1, 0):
     case(f"axis{axis}", "Cumsum", lambda a, ax=axis: a.cumsum(ax), XT)
 case("function_1d", "Cumsum", lambda a: gt.cumsum(a, 0), randn(5, seed=32), torch_fn=lambda a: T.cumsum(a, 0))
 case("then_mul", "Cumsum", lambda a, b: (a * b).cumsum(dim=-1), randn(3, 4, seed=33), randn(4, seed=34))
+
+
+def _torch_sdpa(q, k, v, mask=None, causal=None, heads=None):
+    """torch's math for attention.ScaledDotProductAttention (and Attention with ``heads``): a bool
+    mask is True where blocked, ``causal`` the offset of the first query."""
+    if heads is not None:
+        q, k, v = (a.reshape(a.shape[0], a.shape[1], heads, -1).transpose(1, 2) for a in (q, k, v))
+    scores = q @ k.transpose(-2, -1) * (1.0 / q.shape[-1] ** 0.5)
+    blocked = None
+    if causal is not None:
+        i, j = T.arange(q.shape[-2]) + causal, T.arange(k.shape[-2])
+        blocked = i[:, None] < j[None, :]
+    if mask is not None and mask.dtype == T.bool:
+        blocked = mask if blocked is None else blocked | mask
+    elif mask is not None:
+        scores = scores + mask
+    if blocked is not None:
+        scores = scores.masked_fill(blocked, float("-inf"))
+    w = scores.softmax(-1).nan_to_num(0.0)                  # a query with no key: zeros, as torch's sdpa
+    out = w @ v
+    return out if heads is None else out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1)
+
+
+MASK_BLOCKED = np.array([[False, True, False, True, False], [True] * 5, [False] * 4 + [True]])   # (3, 5)
+case("cross_2x3x4_s5_h2", "Attention",
+     lambda q, k, v: attention.Attention.apply(q, k, v, num_heads=2, scale=0.5 ** 0.5),
+     randn(2, 3, 4, seed=26), randn(2, 5, 4, seed=27), randn(2, 5, 4, seed=28),
+     torch_fn=lambda q, k, v: _torch_sdpa(q, k, v, heads=2))
+case("float_mask_causal", "Attention",
+     lambda q, k, v, m: attention.Attention.apply(q, k, v, m, num_heads=2, scale=0.5 ** 0.5, causal=2),
+     randn(2, 3, 4, seed=26), randn(2, 5, 4, seed=27), randn(2, 5, 4, seed=28), randn(2, 1, 3, 5, seed=29),
+     torch_fn=lambda q, k, v, m: _torch_sdpa(q, k, v, m, causal=2, heads=2))
+case("bool_mask_empty_row", "ScaledDotProductAttention",
+     lambda q, k, v, m: attention.ScaledDotProductAttention.apply(q, k, v, m, scale=0.5),
+     randn(2, 2, 3, 4, seed=30), randn(2, 2, 5, 4, seed=31), randn(2, 2, 5, 3, seed=32), MASK_BLOCKED,
+     torch_fn=lambda q, k, v, m: _torch_sdpa(q, k, v, m))
+case("broadcast_causal", "ScaledDotProductAttention",
+     lambda q, k, v: attention.ScaledDotProductAttention.apply(q, k, v, scale=0.5, causal=0),
+     randn(2, 4, 4, seed=30), randn(1, 3, 4, seed=31), randn(3, 2, seed=32),
+     torch_fn=lambda q, k, v: _torch_sdpa(q, k, v, causal=0))
+
+case("2x3_repeats", "Embedding", lambda w, i: gt.nn.functional.embedding(i, w), randn(5, 3, seed=33),
+     np.array([[1, 4, 1], [0, 2, 4]]), torch_fn=lambda w, i: T.nn.functional.embedding(i, w))
 
 # ---- dtype cast ---------------------------------------------------------------------------
 # float32 rounding limits finite differences: a linear function with a wide step is exact enough.

@@ -128,7 +128,26 @@ def test_bench_engines_quick_json():
         assert abs(cpu["torch cpu"] - cpu["numpy"]) <= 1e-5 * max(1.0, abs(cpu["numpy"]))
 
 
-@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py", "bench_engines.py"])
+@pytest.mark.slow
+def test_bench_kv_cache_quick_json():
+    r = run_json("bench_kv_cache.py")
+    assert r["quick"] is True and r["config"]["new_tokens"] >= 1
+    for way in ("cache", "no_cache"):
+        assert 0 < r[way]["min_s"] <= r[way]["median_s"] and r[way]["tokens_per_s"] > 0
+    assert _is_number(r["speedup"]) and r["cpu"] and r["engine"] in ("numpy", "torch")
+    # the cached and the uncached decoding agree (a figure of the benchmark, not a timing)
+    assert r["same_tokens"] is True and r["max_logit_diff"] < 1e-4
+
+
+def test_bench_kv_cache_rejects_bad_repeats():
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_kv_cache.py"), "--repeats", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--repeats must be at least 1, got 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py", "bench_engines.py",
+                                    "bench_kv_cache.py"])
 def test_help(script):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 
 import gt
-from gt.ops import linalg
+from gt.ops import attention, linalg
+from gt.ops import shape as shape_ops
 from gt.sharding.collectives import count_collectives
 from gt.sharding.mesh import get_mesh, use_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
@@ -327,6 +328,20 @@ PLACEMENT_CASES = {
                Shard(0)),
     "layer_norm": (lambda: [_data(7, 5), _param(5), _param(5)], lambda x, w, b: linalg.LayerNorm.apply(x, w, b),
                    Shard(0)),
+    "attention_replicated_context": (lambda: [_data(7, 3, 4), _param(7, 5, 4), _param(7, 5, 4, seed=1)],
+                                     lambda q, k, v: attention.Attention.apply(q, k, v, num_heads=2, scale=0.5),
+                                     Shard(0)),
+    "attention_sharded_mask": (lambda: [_data(7, 3, 4), _data(7, 5, 4), _data(7, 5, 4, seed=1), _data(7, 1, 3, 5)],
+                               lambda q, k, v, m: attention.Attention.apply(q, k, v, m, num_heads=2, scale=0.5),
+                               Shard(0)),
+    "sdpa_batch_broadcast_kv": (lambda: [_data(7, 2, 3, 4), _param(2, 5, 4), _param(5, 3), _param(3, 5)],
+                                lambda q, k, v, m: attention.ScaledDotProductAttention.apply(q, k, v, m, causal=0),
+                                Shard(0)),
+    "sdpa_head_shard": (lambda: [_data(2, 7, 3, 4, axis=1), _data(2, 7, 5, 4, axis=1), _param(5, 3)],
+                        lambda q, k, v: attention.ScaledDotProductAttention.apply(q, k, v), Shard(1)),
+    "embedding_sharded_index": (lambda: [_param(10, 4), gt.tensor(np.arange(21).reshape(7, 3) % 10)],
+                                # (F.embedding also checks the range: a few scalars gathered)
+                                lambda w, i: shape_ops.Embedding.apply(w, i), Shard(0)),
     # reductions: over other axes keep the shard, over the sharded axis give Partial
     "sum_sharded_axis": (lambda: [_data(7, 5)], lambda x: x.sum(0), Partial()),
     "sum_all": (lambda: [_data(7, 5)], lambda x: x.sum(), Partial()),

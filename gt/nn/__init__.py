@@ -13,6 +13,7 @@ from gt.nn.attention import MultiHeadAttention
 from gt.nn.containers import ModuleDict, ModuleList, Sequential
 from gt.nn.dropout import Dropout
 from gt.nn.embedding import Embedding
+from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Identity, Linear
 from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from gt.nn.module import IncompatibleKeys, Module

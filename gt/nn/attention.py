@@ -1,31 +1,41 @@
-"""Multi-head self-attention with separate q/k/v/out projections."""
+"""Multi-head attention with separate q/k/v/out projections: self-attention, cross-attention
+over another sequence, and step-by-step decoding with a ``KVCache``."""
 
 import math
 
 from gt import dtypes
 from gt.backend import B
 from gt.nn import functional as F
+from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Linear
 from gt.nn.module import Module
-from gt.ops import linalg
+from gt.ops import attention
 from gt.ops._shapes import broadcast_shape
-from gt.tensor import Tensor, arange
+from gt.tensor import Tensor, arange, where
 
 
 class MultiHeadAttention(Module):
-    """Self-attention over a sequence: x (B, T, D) -> (B, T, D), D = ``embed_dim``.
+    """Attention of a sequence x (B, L, D) over itself, or over ``context`` (B, S, D):
+    -> (B, L, D), D = ``embed_dim``. Queries come from x, keys and values from ``context``
+    when it is given (cross-attention), else from x.
 
     ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` are ``Linear(D, D)`` layers (their
     names are the state-dict keys). Each of the ``num_heads`` heads attends with
-    ``softmax(q @ k.T / sqrt(D / num_heads))``. ``causal=True`` stops position i from
-    attending to any j > i.
+    ``softmax(q @ k.T / sqrt(D / num_heads))``. ``causal=True`` (self-attention only) stops
+    position i from attending to any j > i.
 
-    ``attn_mask`` (optional, in ``forward``) follows ``torch.nn.MultiheadAttention``: a bool
-    mask where True means "may NOT attend", or a float mask added to the scores; shape
-    (T, T) or anything that broadcasts to (B, num_heads, T, T).
+    The masks in ``forward`` follow ``torch.nn.MultiheadAttention`` (batch_first=True):
+    ``attn_mask`` is a bool mask where True means "may NOT attend", or a float mask added to
+    the scores, of shape (L, S) or anything that broadcasts to (B, num_heads, L, S);
+    ``key_padding_mask`` (B, S) is True at padding keys (or float, added). Note that
+    ``F.scaled_dot_product_attention`` reads a bool mask the other way round (True = takes
+    part), as torch's does.
 
         >>> attn = nn.MultiHeadAttention(64, num_heads=4, causal=True)
         >>> attn(gt.randn(2, 10, 64)).shape
+        (2, 10, 64)
+        >>> cross = nn.MultiHeadAttention(64, num_heads=4)
+        >>> cross(gt.randn(2, 10, 64), context=gt.randn(2, 7, 64)).shape
         (2, 10, 64)
     """
 
@@ -46,65 +56,120 @@ class MultiHeadAttention(Module):
         self.v_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
 
-    def forward(self, x, attn_mask=None, need_weights=False):
-        """x (B, T, D) -> out (B, T, D); with ``need_weights=True``, (out, weights (B, H, T, T))
-        where ``weights`` are the attention probabilities that were used (after dropout)."""
-        x = F._tensor(x, "MultiHeadAttention")
-        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(f"MultiHeadAttention(embed_dim={self.embed_dim}): expected input of shape "
-                             f"(batch, seq, {self.embed_dim}), got {x.shape}")
-        Bsz, T, D = x.shape
+    def forward(self, x, context=None, attn_mask=None, key_padding_mask=None, need_weights=False, cache=None):
+        """x (B, L, D) [, context (B, S, D)] -> out (B, L, D); with ``need_weights=True``,
+        (out, weights (B, H, L, S)) where ``weights`` are the attention probabilities that were
+        used (after dropout). With a ``KVCache``, the keys and values of earlier calls are
+        reused: self-attention appends the new positions' keys and values to the cached ones
+        (x holds only the new positions), cross-attention projects ``context`` once."""
+        x = self._checked(x, "input")
+        Bsz, L, D = x.shape
+        if context is not None:
+            context = self._checked(context, "context")
+            if context.shape[0] != Bsz:
+                raise ValueError(f"MultiHeadAttention: context has batch size {context.shape[0]}, "
+                                 f"the input {Bsz}; they must match")
+            if self.causal:
+                raise ValueError("MultiHeadAttention: causal=True masks self-attention; cross-attention over "
+                                 "a context has no order to mask (use a module with causal=False)")
         H, hd = self.num_heads, self.head_dim
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)       # (B, T, D) each
-        if attn_mask is None and not need_weights and (self.dropout == 0 or not self.training):
+        q = self.q_proj(x)                                           # (B, L, D)
+        k, v = self._keys_values(x, context, cache)                 # (B, S, D) each
+        S = k.shape[1]
+        offset = S - L if self.causal else None   # the new queries are the last L of the S positions
+        mask = self._mask(attn_mask, key_padding_mask, (Bsz, H, L, S), offset, q.dtype)
+        if not need_weights and (self.dropout == 0 or not self.training):
             # The same computation as below as one op (one tape entry instead of a dozen).
-            out = linalg.Attention.apply(q, k, v, num_heads=H, scale=1.0 / math.sqrt(hd), causal=self.causal)
+            out = attention.Attention.apply(q, k, v, mask, num_heads=H, scale=1.0 / math.sqrt(hd), causal=offset)
             return self.out_proj(out)
-        q = q.reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
-        k = k.reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
-        v = v.reshape(Bsz, T, H, hd).permute(0, 2, 1, 3)  # (B, H, T, hd)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))     # (B, H, T, T)
-
-        blocked, additive = self._masks(attn_mask, (Bsz, H, T, T))
-        if blocked is not None:
-            scores = scores.masked_fill(blocked, float("-inf"))  # exp(-inf) = 0: no weight, no gradient
-        if additive is not None:
-            scores = scores + additive
-        weights = F.dropout(scores.softmax(-1), self.dropout, self.training)  # (B, H, T, T)
-        out = (weights @ v).permute(0, 2, 1, 3).reshape(Bsz, T, D)  # (B, H, T, hd) -> (B, T, H*hd)
+        q = q.reshape(Bsz, L, H, hd).permute(0, 2, 1, 3)  # (B, H, L, hd)
+        k = k.reshape(Bsz, S, H, hd).permute(0, 2, 1, 3)  # (B, H, S, hd)
+        v = v.reshape(Bsz, S, H, hd).permute(0, 2, 1, 3)  # (B, H, S, hd)
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))     # (B, H, L, S)
+        if offset is not None and offset < S - 1:
+            i = arange(offset, offset + L)
+            scores = scores.masked_fill(i.unsqueeze(1) < arange(S).unsqueeze(0), float("-inf"))
+        if mask is not None and mask.dtype == dtypes.bool_:
+            scores = scores.masked_fill(mask, float("-inf"))  # exp(-inf) = 0: no weight, no gradient
+        elif mask is not None:
+            scores = scores + mask
+        weights = F.dropout(scores.softmax(-1), self.dropout, self.training)  # (B, H, L, S)
+        out = (weights @ v).permute(0, 2, 1, 3).reshape(Bsz, L, D)  # (B, H, L, hd) -> (B, L, H*hd)
         out = self.out_proj(out)
         return (out, weights) if need_weights else out
 
-    def _masks(self, attn_mask, scores_shape):
-        """(bool mask of blocked pairs or None, float mask to add or None), checked against scores_shape."""
-        T = scores_shape[-1]
-        blocked = additive = None
-        if self.causal:
-            i = arange(T)
-            blocked = i.unsqueeze(1) < i.unsqueeze(0)  # (T, T): True where key j is after query i
+    def _checked(self, x, what):
+        x = F._tensor(x, "MultiHeadAttention", what)
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"MultiHeadAttention(embed_dim={self.embed_dim}): expected {what} of shape "
+                             f"(batch, seq, {self.embed_dim}), got {x.shape}")
+        return x
+
+    def _keys_values(self, x, context, cache):
+        """Projected keys and values (B, S, D): of x (appended to the cached ones) or of context
+        (projected once per context while a cache holds them)."""
+        if cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"MultiHeadAttention: cache must be a gt.nn.KVCache, got {type(cache).__name__}")
+        if cache is None:
+            src = x if context is None else context
+            return self.k_proj(src), self.v_proj(src)
+        if context is not None:
+            return cache._cross_kv(self, context)
+        return cache._append(self, self.k_proj(x), self.v_proj(x))
+
+    def _mask(self, attn_mask, key_padding_mask, scores_shape, offset, dtype):
+        """One mask for the fused op, checked against scores_shape (B, H, L, S): bool (True =
+        blocked) or float (added, in ``dtype``), or None. A bool and a float mask are joined as
+        torch does: the bool one becomes -inf."""
+        Bsz, _, L, S = scores_shape
+        masks = []
         if attn_mask is not None:
-            mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(B.asarray(attn_mask))
-            shape_ok = mask.ndim <= 4
-            if shape_ok:
-                try:
-                    shape_ok = broadcast_shape("attn_mask", mask.shape, scores_shape) == scores_shape
-                except ValueError:
-                    shape_ok = False
-            if not shape_ok:
-                raise ValueError(f"MultiHeadAttention: attn_mask of shape {mask.shape} does not broadcast to the "
-                                 f"attention scores (batch, heads, T, T) = {scores_shape}; use (T, T) = ({T}, {T})")
-            if mask.dtype == dtypes.bool_:
-                blocked = mask if blocked is None else (mask | blocked)
-            elif mask.dtype.is_floating_point:
-                additive = mask
-            else:
-                raise TypeError(f"MultiHeadAttention: attn_mask must be bool (True = may not attend) or float "
-                                f"(added to the scores), got {mask.dtype!r}")
-        if blocked is not None and (((~blocked).sum(-1)) == 0).any():
+            masks.append(self._as_mask(attn_mask, "attn_mask", scores_shape, f"(L, S) = ({L}, {S})"))
+        if key_padding_mask is not None:
+            pad = self._as_mask(key_padding_mask, "key_padding_mask", (Bsz, S), f"(batch, S) = ({Bsz}, {S})")
+            if pad.shape != (Bsz, S):
+                raise ValueError(f"MultiHeadAttention: key_padding_mask must have shape (batch, S) = ({Bsz}, {S}), "
+                                 f"got {pad.shape}")
+            masks.append(pad.reshape(Bsz, 1, 1, S))  # (B, 1, 1, S): the same keys for every head and query
+        if not masks:
+            return None
+        if all(m.dtype == dtypes.bool_ for m in masks):
+            mask = masks[0] if len(masks) == 1 else masks[0] | masks[1]
+            self._check_some_key(mask, L, S, offset)
+            return mask
+        mask = None
+        for m in masks:
+            m = where(m, float("-inf"), 0.0) if m.dtype == dtypes.bool_ else m
+            m = m if m.dtype == dtype else m.to(dtype)     # a float64 numpy mask must not widen float32 scores
+            mask = m if mask is None else mask + m
+        return mask
+
+    @staticmethod
+    def _as_mask(mask, name, shape, hint):
+        mask = mask if isinstance(mask, Tensor) else Tensor._wrap(B.asarray(mask))
+        shape_ok = mask.ndim <= len(shape)
+        if shape_ok:
+            try:
+                shape_ok = broadcast_shape(name, mask.shape, shape) == shape
+            except ValueError:
+                shape_ok = False
+        if not shape_ok:
+            raise ValueError(f"MultiHeadAttention: {name} of shape {mask.shape} does not broadcast to "
+                             f"{shape}; use {hint}")
+        if mask.dtype != dtypes.bool_ and not mask.dtype.is_floating_point:
+            raise TypeError(f"MultiHeadAttention: {name} must be bool (True = may not attend) or float "
+                            f"(added to the scores), got {mask.dtype!r}")
+        return mask
+
+    @staticmethod
+    def _check_some_key(blocked, L, S, offset):
+        if offset is not None and offset < S - 1:
+            i = arange(offset, offset + L)
+            blocked = blocked | (i.unsqueeze(1) < arange(S).unsqueeze(0))
+        if ((~blocked).sum(-1) == 0).any():
             # softmax over an empty set of keys is 0/0: refuse instead of returning NaN
             raise ValueError("MultiHeadAttention: the attention mask blocks every key for some query; "
                              "each query must be allowed to attend to at least one position")
-        return blocked, additive
 
     def extra_repr(self):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "

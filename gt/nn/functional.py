@@ -4,10 +4,14 @@ Each takes gt tensors (numpy arrays and lists are accepted where a tensor is rea
 and returns a gt tensor recorded on the tape.
 """
 
+import math
+
 from gt import dtypes
 from gt.autograd import is_grad_enabled
 from gt.backend import B
-from gt.ops import activations, linalg
+from gt.ops import activations, attention, linalg
+from gt.ops import shape as shape_ops
+from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor, arange, checks, rand, where
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -113,13 +117,72 @@ def dropout(x, p=0.5, training=True):
     return x * keep
 
 
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """``softmax(query @ key^T * scale + mask) @ value`` as torch's function of that name:
+    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); leading axes
+    broadcast. One fused op, forward and backward (L and S may differ).
+
+    ``attn_mask`` broadcasts to (..., L, S): a bool mask is True where a query MAY attend
+    (torch's convention here; ``nn.MultiHeadAttention``'s bool masks are the other way round,
+    as torch's), a float mask is added to the scores (and gets a gradient). ``is_causal=True``
+    lets query i see keys j <= i (torch's ``tril`` of the (L, S) matrix, top-left aligned).
+    ``scale`` defaults to 1/sqrt(E). A query whose keys are all masked gets zeros, as in torch.
+    ``dropout_p`` drops attention weights on every call (as torch's function; pass 0 to evaluate).
+
+        >>> q, kv = gt.randn(2, 4, 10, 16), gt.randn(2, 4, 7, 16)     # (B, heads, L/S, E)
+        >>> F.scaled_dot_product_attention(q, kv, kv).shape
+        (2, 4, 10, 16)
+    """
+    fn = "scaled_dot_product_attention"
+    q, k, v = (_tensor(t, fn, name) for t, name in ((query, "query"), (key, "key"), (value, "value")))
+    if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
+                         f"{q.shape}, {k.shape}, {v.shape}")
+    lead = broadcast_shape(fn, broadcast_shape(fn, q.shape[:-2], k.shape[:-2]), v.shape[:-2])
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0 <= dropout_p <= 1:
+        raise ValueError(f"{fn}: dropout_p has to be between 0 and 1, got {dropout_p!r}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    L, S = q.shape[-2], k.shape[-2]
+    mask = None
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{fn}: pass attn_mask or is_causal=True, not both (as torch)")
+    if attn_mask is not None:
+        mask = _tensor(attn_mask, fn, "attn_mask")
+        try:
+            ok = broadcast_shape(fn, mask.shape, lead + (L, S)) == lead + (L, S)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{fn}: attn_mask of shape {mask.shape} does not broadcast to the scores "
+                             f"(..., L, S) = {lead + (L, S)}")
+        if mask.dtype == dtypes.bool_:
+            mask = ~mask                                   # the op takes True = blocked
+        elif mask.dtype.is_floating_point:
+            mask = mask if mask.dtype == q.dtype else mask.to(q.dtype)
+        else:
+            raise TypeError(f"{fn}: attn_mask must be bool (True = may attend) or float (added), got {mask.dtype!r}")
+        while mask.ndim < 2:
+            mask = mask.unsqueeze(0)
+    if dropout_p == 0:
+        return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),
+                                                         causal=0 if is_causal else None)
+    # dropout needs the weights themselves: the same computation from separate ops
+    scores = (q @ k.transpose(-2, -1)) * float(scale)                  # (..., L, S)
+    if is_causal:
+        scores = scores.masked_fill(arange(L).unsqueeze(1) < arange(S).unsqueeze(0), float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == dtypes.bool_ else scores + mask
+    return dropout(scores.softmax(-1), dropout_p) @ v
+
+
 def embedding(indices, weight):
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` (any shape) ->
     (*indices.shape, dim). The gradient adds up into the rows that were picked."""
     idx = _class_indices(indices, "embedding", "indices")
     n = weight.shape[0]
     _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
-    return weight[idx]
+    return shape_ops.Embedding.apply(weight, idx)
 
 
 def one_hot(indices, num_classes=-1, dtype=dtypes.float32):
@@ -160,32 +223,95 @@ def nll_loss(log_probs, target, reduction="mean"):
     return _pick_class(log_probs, target, reduction, "nll_loss")
 
 
-def cross_entropy(logits, target, reduction="mean"):
-    """Softmax cross-entropy: logits (N, C) float, target (N,) integer classes in [0, C).
+def cross_entropy(logits, target, reduction="mean", ignore_index=-100, label_smoothing=0.0):
+    """Softmax cross-entropy, as torch's: logits (N, C) or (N, C, d1, ...) float, target (N,) or
+    (N, d1, ...) integer classes in [0, C).
 
-    ``reduction='mean'`` (default) averages over N, ``'sum'`` adds, ``'none'`` gives (N,).
+    Targets equal to ``ignore_index`` add nothing (their loss is 0 with ``reduction='none'``)
+    and ``'mean'`` averages over the other targets only (NaN when every target is ignored, as
+    in torch). ``label_smoothing`` = e mixes the one-hot target with the uniform distribution:
+    the loss is ``(1 - e) * nll + e * mean over classes of -log p``. ``reduction='sum'`` adds,
+    ``'none'`` gives (N, d1, ...).
 
         >>> F.cross_entropy(gt.zeros(2, 4), [0, 3]).item()   # log(4)
         1.3862943649291992
+        >>> F.cross_entropy(gt.zeros(3, 4), [0, -100, 3], label_smoothing=0.1).item()
+        1.3862943649291992
     """
-    logits = _tensor(logits, "cross_entropy", "logits")
-    target = _class_indices(target, "cross_entropy", "target")
+    fn = "cross_entropy"
+    logits = _tensor(logits, fn, "logits")
+    target = _class_indices(target, fn, "target")
     if not logits.dtype.is_floating_point:
-        raise TypeError(f"cross_entropy: logits must be floating point, got {logits.dtype!r}")
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}; "
-                         "flatten extra axes first, e.g. logits.reshape(-1, C) and target.reshape(-1)")
-    return _pick_class(logits.log_softmax(-1), target, reduction, "cross_entropy")
+        raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+            or not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+    if logits.ndim < 2:
+        raise ValueError(f"{fn}: logits must have shape (N, C) or (N, C, d1, ...), got {logits.shape}")
+    c = logits.shape[1]
+    expected = (logits.shape[0],) + logits.shape[2:]
+    if target.shape != expected:
+        raise ValueError(f"{fn}: target must have shape {expected} for logits of shape {logits.shape} "
+                         f"((N, C) or (N, C, d1, ...)), got {target.shape}")
+    if logits.ndim > 2:
+        logits = logits.permute(0, *range(2, logits.ndim), 1)          # (N, d1, ..., C): classes last
+    ignored = _check_targets(target, c, ignore_index, fn)
+    log_probs = logits.log_softmax(-1)
+    if ignored is False and label_smoothing == 0 and log_probs.ndim == 2:
+        return _pick_class(log_probs, target, reduction, fn, checked=True)   # every target counts
+    keep = target != ignore_index                                               # (N, d1, ...)
+    hit = (target.unsqueeze(-1) == arange(c)) & keep.unsqueeze(-1)               # an ignored row picks nothing
+    nll = -where(hit, log_probs, 0.0).sum(-1)                                     # (N, d1, ...)
+    loss = nll
+    if label_smoothing:
+        smooth = where(keep, -log_probs.sum(-1), 0.0)
+        loss = nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
+    if reduction != "mean":
+        return _reduce(loss, reduction, fn)
+    count = keep.sum().to(loss.dtype)
+    # NaN when every target is ignored (torch's 0 / 0), without dividing by zero: no warning,
+    # and a zero gradient, as torch's
+    return where(count > 0, loss.sum() / count.maximum(1.0), float("nan"))
 
 
-def _pick_class(log_probs, target, reduction, fn):
+def _check_targets(target, c, ignore_index, fn):
+    """Raise IndexError for a target outside [0, C) other than ``ignore_index``. Returns whether
+    some target is ``ignore_index``, or None where knowing would make the host wait for a GPU
+    (the check itself is then queued, see gt.tensor.checks)."""
+    if target.numel() == 0:
+        return False
+
+    def wrong():
+        return ((target < 0) | (target >= c)) & (target != ignore_index)
+
+    def message():
+        return (f"{fn}: target {int(target[wrong()][0].item())} is out of range for {c} classes "
+                f"(valid: 0..{c - 1}); ignore_index is {ignore_index}")
+
+    if checks.deferred():
+        checks.require(wrong().to(dtypes.int64).sum() == 0, IndexError, message)   # a tensor: nothing read now
+        return None
+    lo, hi = int(target.min().item()), int(target.max().item())
+    if 0 <= lo and hi < c:      # every target is a class: ignored only if ignore_index is one too
+        return bool((target == ignore_index).any()) if 0 <= ignore_index < c else False
+    if not lo <= ignore_index <= hi or bool(wrong().any()):
+        raise IndexError(message())
+    return True
+
+
+def _pick_class(log_probs, target, reduction, fn, checked=False):
     if log_probs.ndim != 2:
         raise ValueError(f"{fn}: expected input of shape (N, C), got {log_probs.shape}")
     n, c = log_probs.shape
     if target.shape != (n,):
         raise ValueError(f"{fn}: target must have shape ({n},) for input of shape {log_probs.shape}, "
                          f"got {target.shape}")
-    _check_range(target, c, fn, "target", f"{c} classes", IndexError)
+    if not checked:
+        _check_range(target, c, fn, "target", f"{c} classes", IndexError)
     # (N,): each row's entry at its target class. A mask and a row sum rather than an index
     # gather: it stays local when the batch is sharded over the mesh (rows are never gathered),
     # the backward is the same scatter, and where() keeps a -inf elsewhere in the row out of it.

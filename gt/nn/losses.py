@@ -5,14 +5,21 @@ from gt.nn.module import Module
 
 
 class CrossEntropyLoss(Module):
-    """``F.cross_entropy(logits (N, C), target (N,) ints)`` as a module."""
+    """``F.cross_entropy(logits (N, C) or (N, C, d1, ...), target)`` as a module, with the same
+    options (``reduction``, ``ignore_index``, ``label_smoothing``).
 
-    def __init__(self, reduction="mean"):
+        >>> criterion = nn.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
+        >>> criterion(gt.zeros(3, 5), [0, 2, 4]).item()   # log(5), averaged over the 2 kept targets
+        1.6094378232955933
+    """
+
+    def __init__(self, reduction="mean", ignore_index=-100, label_smoothing=0.0):
         super().__init__()
-        self.reduction = reduction
+        self.reduction, self.ignore_index, self.label_smoothing = reduction, ignore_index, label_smoothing
 
     def forward(self, logits, target):
-        return F.cross_entropy(logits, target, reduction=self.reduction)
+        return F.cross_entropy(logits, target, reduction=self.reduction, ignore_index=self.ignore_index,
+                               label_smoothing=self.label_smoothing)
 
 
 class MSELoss(Module):

@@ -34,27 +34,53 @@ class FeedForward(Module):
 class TransformerBlock(Module):
     """Pre-norm transformer block: x (B, T, D) -> (B, T, D).
 
-        x = x + dropout(attn(ln1(x)))
+        x = x + dropout(attn(ln1(x)))                      # self-attention, causal if asked
+        x = x + dropout(cross_attn(ln_cross(x), context))  # only with cross_attention=True
         x = x + dropout(ff(ln2(x)))
 
     ``attn`` is a ``MultiHeadAttention(D, num_heads, dropout, causal=causal)`` and ``ff`` a
     ``FeedForward(D, ff_dim, dropout, activation)``; the state-dict keys are ``ln1.*``,
-    ``attn.{q,k,v,out}_proj.*``, ``ln2.*`` and ``ff.fc1.*``/``ff.fc2.*``.
+    ``attn.{q,k,v,out}_proj.*``, ``ln2.*`` and ``ff.fc1.*``/``ff.fc2.*``, plus
+    ``ln_cross.*`` and ``cross_attn.*`` with ``cross_attention=True`` (a decoder block over
+    the output of an encoder, ``context`` (B, S, D), which ``forward`` then requires).
 
         >>> block = nn.TransformerBlock(64, num_heads=4, ff_dim=256, causal=True)
         >>> block(gt.randn(2, 10, 64)).shape
         (2, 10, 64)
+        >>> dec = nn.TransformerBlock(64, 4, 256, causal=True, cross_attention=True)
+        >>> dec(gt.randn(2, 10, 64), context=gt.randn(2, 49, 64)).shape
+        (2, 10, 64)
     """
 
-    def __init__(self, embed_dim, num_heads, ff_dim, dropout=0.0, causal=False, activation="relu", dtype=None):
+    def __init__(self, embed_dim, num_heads, ff_dim, dropout=0.0, causal=False, activation="relu", dtype=None,
+                 cross_attention=False):
         super().__init__()
         self.ln1 = LayerNorm(embed_dim, dtype=dtype)
         self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, causal=causal, dtype=dtype)
+        self.cross_attention = bool(cross_attention)
+        if self.cross_attention:
+            self.ln_cross = LayerNorm(embed_dim, dtype=dtype)
+            self.cross_attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, dtype=dtype)
         self.ln2 = LayerNorm(embed_dim, dtype=dtype)
         self.ff = FeedForward(embed_dim, ff_dim, dropout=dropout, activation=activation, dtype=dtype)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x, attn_mask=None):
-        x = x + self.dropout(self.attn(self.ln1(x), attn_mask=attn_mask))
+    def forward(self, x, attn_mask=None, context=None, key_padding_mask=None, context_key_padding_mask=None,
+                cache=None):
+        """``attn_mask`` and ``key_padding_mask`` (True = may not attend / padding, as in
+        ``torch.nn.MultiheadAttention``) go to the self-attention, ``context_key_padding_mask``
+        (B, S) to the cross-attention; ``cache`` (a ``KVCache``) is passed to both attentions
+        (see ``KVCache``: x then holds only the new positions)."""
+        if context is not None and not self.cross_attention:
+            raise ValueError("TransformerBlock: context was given but the block has no cross-attention "
+                             "(create it with cross_attention=True)")
+        if context is None and self.cross_attention:
+            raise ValueError("TransformerBlock(cross_attention=True): forward needs context (batch, S, embed_dim)")
+        extra = {k: v for k, v in (("key_padding_mask", key_padding_mask), ("cache", cache)) if v is not None}
+        x = x + self.dropout(self.attn(self.ln1(x), attn_mask=attn_mask, **extra))
+        if self.cross_attention:
+            h = self.cross_attn(self.ln_cross(x), context=context, key_padding_mask=context_key_padding_mask,
+                                cache=cache)
+            x = x + self.dropout(h)
         x = x + self.dropout(self.ff(self.ln2(x)))
         return x

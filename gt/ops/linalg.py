@@ -1,4 +1,4 @@
-"""matmul (numpy semantics, batched) and the fused ``linear`` / ``layer_norm`` / ``attention`` ops.
+"""matmul (numpy semantics, batched) and the fused ``linear`` / ``layer_norm`` ops (attention: attention.py).
 Backwards are BLAS calls on transposed views; no input copies. Under ``gt.autocast`` the
 products (forward and backward) run in bfloat16; each op records that choice in its forward."""
 
@@ -114,55 +114,3 @@ class LayerNorm(Function):
             m2 = B.mean(gxhat * xhat, axis=self.axes, keepdims=True)
             gx = rstd * (gxhat - m1 - xhat * m2)
         return gx, gw, gb
-
-
-class Attention(Function):
-    """Multi-head scaled dot-product self-attention on projected inputs, fused into one op:
-    q, k, v (B, T, D) -> (B, T, D), with ``num_heads`` heads of D // num_heads.
-
-    The arithmetic is that of the composed ops it replaces (reshape and permute each input to
-    (B, H, T, hd), ``softmax((q @ k^T) * scale)`` with ``scale = 1/sqrt(hd)``, ``@ v``, permute and
-    reshape back), forward and backward, call for call, so each output and input gradient is the
-    same to the bit; one tape entry instead of a dozen (the layout steps are views here, not
-    recorded ops). ``causal=True`` blocks key j > query i (a score of -inf, as ``masked_fill``).
-    ``num_heads``, ``scale`` and ``causal`` are keyword arguments."""
-
-    def forward(self, q, k, v, num_heads, scale, causal=False):
-        b, t, d = q.shape
-        hd = d // num_heads
-        qh, kh, vh = (B.transpose(B.reshape(a, (b, t, num_heads, hd)), (0, 2, 1, 3)) for a in (q, k, v))
-        self.low = low = amp.matmul_dtype(q, k, v)
-        scores = _mm(qh, _swap(kh), low) * scale                       # (B, H, T, T)
-        if causal:
-            blocked = B.arange(0, t, 1, "int64")
-            blocked = blocked[:, None] < blocked[None, :]
-            scores = B.where(blocked, float("-inf"), scores)
-            self.blocked = blocked
-        else:
-            self.blocked = None
-        e = B.exp(scores - B.max(scores, axis=-1, keepdims=True))
-        w = e / B.sum(e, axis=-1, keepdims=True)                       # the softmax, as act.Softmax
-        self.scale, self.shape = scale, (b, t, d)
-        self.save(qh, kh, vh, w)
-        return B.reshape(B.transpose(_mm(w, vh, low), (0, 2, 1, 3)), (b, t, d))
-
-    def backward(self, g):
-        qh, kh, vh, w = self.saved
-        b, t, d = self.shape
-        h = qh.shape[1]
-        nq, nk, nv = self.needs_input_grad[:3]
-        gh = B.transpose(B.reshape(g, (b, t, h, d // h)), (0, 2, 1, 3))   # (B, H, T, hd)
-        low = self.low
-        gw = _mm(gh, _swap(vh), low)                                   # d/d(weights)
-        gv = _mm(_swap(w), gh, low) if nv else None
-        gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
-        if self.blocked is not None:
-            gs = B.where(self.blocked, 0, gs)
-        gs = gs * self.scale
-        gq = _mm(gs, kh, low) if nq else None
-        gk = _swap(_mm(_swap(qh), gs, low)) if nk else None          # as Matmul's backward, then the transpose's
-
-        def back(x):
-            return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))
-
-        return back(gq), back(gk), back(gv)

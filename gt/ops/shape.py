@@ -44,6 +44,20 @@ class GetItem(Function):
         return (B.index_add(full, self.index, g),)
 
 
+class Embedding(Function):
+    """``weight[indices]``: rows of a table (V, D) picked by integer indices of any shape ->
+    (*indices.shape, D). The indices are an input of the op (not a constant inside an index
+    expression), so indices sharded over the mesh pick their rows on each device. The backward
+    scatters (adds, for repeated indices) into zeros, as GetItem's."""
+
+    def forward(self, weight, indices):
+        self.in_shape, self.dtype, self.indices = tuple(weight.shape), B.dtype_of(weight), indices
+        return B.getitem(weight, indices)
+
+    def backward(self, g):
+        return B.index_add(B.zeros(self.in_shape, self.dtype), self.indices, g), None
+
+
 class Cat(Function):
     def forward(self, *xs, axis=0):
         self.axis = axis

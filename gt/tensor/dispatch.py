@@ -23,6 +23,7 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
+from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
 from gt.tensor import rules
 from gt.tensor.rules import Plan
 

@@ -408,16 +408,6 @@ def layer_norm(cls, args, kwargs):
     return Plan([(Shard(a), _sizes(x))] + [REP if _is_tensor(t) else None for t in args[1:]], Shard(a))
 
 
-def attention(cls, args, kwargs):
-    """Fused self-attention on q, k, v (B, T, D): independent per sequence, so a batch shard
-    stays local; a shard of the sequence or feature axis is gathered (keys span the sequence)."""
-    q = next((t for t in args[:3] if isinstance(t.placement, Shard)), None)
-    if q is None or any(t.placement.is_partial() for t in args[:3]) or q.placement.axis != 0:
-        return None
-    sizes = _sizes(q)
-    return Plan([(Shard(0), sizes)] * 3 + [None] * (len(args) - 3), Shard(0))
-
-
 RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
@@ -428,5 +418,6 @@ RULES.update({
     reductions.Sum: reduction, reductions.Mean: reduction, reductions.Max: reduction, reductions.Min: reduction,
     sh.Reshape: reshape, sh.Permute: permute, sh.Expand: expand, sh.GetItem: getitem,
     sh.Cat: cat, sh.Stack: stack,
-    linalg.Matmul: matmul, linalg.Linear: linear, linalg.LayerNorm: layer_norm, linalg.Attention: attention,
+    linalg.Matmul: matmul, linalg.Linear: linear, linalg.LayerNorm: layer_norm,
 })
+# the rules of the fused attention ops and the embedding lookup: model_rules.py (it adds them here)

@@ -1,0 +1,128 @@
+"""Fused scaled dot-product attention: ``softmax(q @ k^T * scale + mask) @ v`` as one op.
+
+``Attention`` works on projected inputs with the heads still merged, (B, L, D) queries and
+(B, S, D) keys and values (what ``nn.MultiHeadAttention`` has); ``ScaledDotProductAttention``
+on inputs already split into heads, (..., L, E), (..., S, E), (..., S, Ev) (what
+``F.scaled_dot_product_attention`` gets). Both share one forward and one backward, so the
+query length L and the key length S may differ (cross-attention, decoding with a cache).
+
+The arithmetic is that of the composed ops it replaces (``(q @ k^T) * scale``, the mask, a
+stable softmax, ``@ v``), forward and backward, call for call, so outputs and gradients are
+the same to the bit; one tape entry instead of a dozen (the layout steps are views here, not
+recorded ops). Under ``gt.autocast`` the products run in bfloat16, as in linalg.py.
+
+The optional ``mask`` input broadcasts to the scores (..., L, S): a bool mask is True where a
+query may NOT attend (a score of -inf, as ``masked_fill``), a float mask is added to the scores
+(and gets a gradient). ``causal=n`` (an int) blocks key j for query i when j > i + n: 0 is
+torch's ``is_causal`` (``tril`` of the (L, S) matrix), S - L aligns the last query with the last
+key (decoding with a cache). A query whose keys are all blocked gets zero weights (torch's
+``scaled_dot_product_attention`` does the same) instead of 0/0.
+"""
+
+from gt import amp
+from gt.autograd import Function, unbroadcast
+from gt.backend import B
+from gt.ops.linalg import _mm, _swap
+
+
+def _causal_blocked(n_q, n_k, offset):
+    """(L, S) bool, True where key j comes after query i's position ``offset + i``; None if none does."""
+    if offset >= n_k - 1:   # even the first query sees every key
+        return None
+    i = B.arange(offset, offset + n_q, 1, "int64")
+    j = B.arange(0, n_k, 1, "int64")
+    return i[:, None] < j[None, :]
+
+
+def _forward(ctx, qh, kh, vh, mask, scale, causal):
+    """Attention weights and output on split heads (..., L, E); saves what ``_backward`` needs."""
+    ctx.low = low = amp.matmul_dtype(qh, kh, vh)
+    scores = _mm(qh, _swap(kh), low) * scale                       # (..., L, S)
+    blocked = None if causal is None else _causal_blocked(qh.shape[-2], kh.shape[-2], causal)
+    has_bias = mask is not None and not B.is_bool(mask)
+    if has_bias:
+        scores = scores + mask
+    elif mask is not None:
+        blocked = mask if blocked is None else (blocked | mask)
+    if blocked is not None:
+        scores = B.where(blocked, float("-inf"), scores)
+    top = B.max(scores, axis=-1, keepdims=True)
+    guard = mask is not None     # only a mask can leave a query without keys (causal never does)
+    if guard:
+        top = B.where(B.isfinite(top), top, 0.0)                   # an all -inf row: exp gives 0, not nan
+    e = B.exp(scores - top)
+    total = B.sum(e, axis=-1, keepdims=True)
+    if guard:
+        total = B.where(total == 0, 1.0, total)
+    w = e / total                                                  # the softmax, as act.Softmax
+    ctx.blocked, ctx.scale = blocked, scale
+    ctx.mask_shape = tuple(mask.shape) if has_bias else None
+    ctx.save(qh, kh, vh, w)
+    return _mm(w, vh, low)
+
+
+def _backward(ctx, gh, needs):
+    """Gradients of q, k, v (split heads) and of a float mask, for the output's gradient ``gh``."""
+    qh, kh, vh, w = ctx.saved
+    nq, nk, nv, nm = needs
+    low = ctx.low
+    gw = _mm(gh, _swap(vh), low)                                   # d/d(weights)
+    gv = _mm(_swap(w), gh, low) if nv else None
+    gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
+    if ctx.blocked is not None:
+        gs = B.where(ctx.blocked, 0, gs)
+    gm = unbroadcast(gs, ctx.mask_shape) if nm and ctx.mask_shape is not None else None
+    gs = gs * ctx.scale
+    gq = _mm(gs, kh, low) if nq else None
+    gk = _swap(_mm(_swap(qh), gs, low)) if nk else None          # as Matmul's backward, then the transpose's
+    return gq, gk, gv, gm
+
+
+def _needs(ctx):
+    needs = tuple(ctx.needs_input_grad) + (False,) * 4
+    return needs[:4]
+
+
+class Attention(Function):
+    """Multi-head attention on projected inputs: q (B, L, D), k and v (B, S, D) -> (B, L, D),
+    with ``num_heads`` heads of D // num_heads. ``mask`` (optional) broadcasts to
+    (B, num_heads, L, S); ``num_heads``, ``scale`` and ``causal`` (None, or the offset described
+    in the module docstring) are keyword arguments."""
+
+    def forward(self, q, k, v, mask=None, num_heads=1, scale=1.0, causal=None):
+        b, n_q, d = q.shape
+        hd = d // num_heads
+
+        def heads(a):   # (B, T, D) -> (B, H, T, hd), a view
+            return B.transpose(B.reshape(a, (b, a.shape[1], num_heads, hd)), (0, 2, 1, 3))
+
+        self.shape, self.k_len = (b, n_q, d), k.shape[1]
+        out = _forward(self, heads(q), heads(k), heads(v), mask, scale, causal)
+        return B.reshape(B.transpose(out, (0, 2, 1, 3)), (b, n_q, d))
+
+    def backward(self, g):
+        b, n_q, d = self.shape
+        h = self.saved[0].shape[1]
+        gh = B.transpose(B.reshape(g, (b, n_q, h, d // h)), (0, 2, 1, 3))   # (B, H, L, hd)
+        gq, gk, gv, gm = _backward(self, gh, _needs(self))
+
+        def back(x, t):
+            return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))
+
+        return back(gq, n_q), back(gk, self.k_len), back(gv, self.k_len), gm
+
+
+class ScaledDotProductAttention(Function):
+    """``softmax(q @ k^T * scale + mask) @ v`` on q (..., L, E), k (..., S, E), v (..., S, Ev)
+    -> (..., L, Ev); leading axes broadcast as in matmul. ``scale`` and ``causal`` are keyword
+    arguments (see the module docstring)."""
+
+    def forward(self, q, k, v, mask=None, scale=1.0, causal=None):
+        self.shapes = (tuple(q.shape), tuple(k.shape), tuple(v.shape))
+        return _forward(self, q, k, v, mask, scale, causal)
+
+    def backward(self, g):
+        gq, gk, gv, gm = _backward(self, g, _needs(self))
+        sq, sk, sv = self.shapes
+        return (None if gq is None else unbroadcast(gq, sq), None if gk is None else unbroadcast(gk, sk),
+                None if gv is None else unbroadcast(gv, sv), gm)

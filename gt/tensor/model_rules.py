@@ -1,0 +1,74 @@
+"""Propagation rules of the ops models are built from beyond rules.py's: the fused attention
+ops (gt/ops/attention.py) and the embedding lookup. This module adds them to rules.py's table
+when it is imported (by dispatch.py).
+
+Attention is independent per sequence and per head: a shard of a batch (or head) axis stays
+local, the other inputs are cut the same way or used whole where they broadcast along it; a
+shard of the sequence or feature axis is gathered (keys span the sequence). A lookup picks the
+rows of its shard of the indices from the whole table on each device.
+"""
+
+from gt.ops import attention as attn
+from gt.ops import shape as sh
+from gt.sharding.placement import Shard
+from gt.tensor import rules
+from gt.tensor.rules import REP, Plan, _broadcast, _is_tensor, _shard_axis, _sizes
+
+
+def attention(cls, args, kwargs):
+    """Fused attention on q, k, v (B, T, D) and a mask broadcasting to (B, H, L, S): independent
+    per sequence, so a batch shard stays local (inputs without the batch axis, or with a size-1
+    one, are used whole); a shard of the sequence or feature axis is gathered (keys span the
+    sequence)."""
+    qkv = args[:3]
+    if any(t.placement.is_partial() for t in args if _is_tensor(t)):
+        return None
+    lead = next((t for t in qkv if isinstance(t.placement, Shard)), None)
+    if lead is None or lead.placement.axis != 0 or any(t.shape[0] != lead.shape[0] for t in qkv):
+        return None
+    sizes = _sizes(lead)
+    targets = [(Shard(0), sizes)] * 3
+    for m in args[3:]:
+        full = _is_tensor(m) and m.ndim == 4 and m.shape[0] == lead.shape[0]
+        targets.append((Shard(0), sizes) if full else REP if _is_tensor(m) else None)
+    return Plan(targets, Shard(0))
+
+
+def sdpa(cls, args, kwargs):
+    """Attention on split heads (..., L, E): a shard of a leading (batch or head) axis stays
+    local, the other inputs cut the same way or used whole where they broadcast along it."""
+    tensors = [t for t in args if _is_tensor(t)]
+    if any(t.placement.is_partial() for t in tensors):
+        return None
+    lead_shape = _broadcast([t.shape[:-2] for t in tensors])
+    nd = len(lead_shape)
+    axis = sizes = None
+    for t in tensors:
+        a = _shard_axis(t)
+        k = None if a is None else a + nd - (t.ndim - 2)   # the output's axis
+        if a is not None and a < t.ndim - 2 and t.shape[a] == lead_shape[k]:
+            axis, sizes = k, _sizes(t)
+            break
+    if axis is None:
+        return None
+    targets = []
+    for x in args:
+        j = axis - (nd - x.ndim + 2) if _is_tensor(x) else None
+        if j is None:
+            targets.append(None)
+        else:
+            targets.append(REP if j < 0 or x.shape[j] == 1 else (Shard(j), sizes))
+    return Plan(targets, Shard(axis))
+
+
+def embedding(cls, args, kwargs):
+    """``weight[indices]`` with sharded indices and a replicated table: each device looks up its
+    shard; the table's gradient comes out partial (summed once, at the leaf)."""
+    weight, idx = args[0], args[1]
+    a = _shard_axis(idx) if _is_tensor(idx) else None
+    if a is None or not (_is_tensor(weight) and weight.placement.is_replicate()):
+        return None
+    return Plan([REP, (Shard(a), _sizes(idx))], Shard(a))
+
+
+rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding})
