@@ -16,8 +16,8 @@ The polynomial's float32 coefficients are a least-squares fit to M(a) (a + 2) on
 float32 unit in the last place); Phi(x) = 1 - Phi(-x) for x > 0. Computing the small tail
 Phi(-a) directly, rather than 1 + erf(x / sqrt 2), keeps its relative accuracy for negative x,
 where 1 + erf cancels (torch's float32 GELU is 0 for x below about -5.5). ``exp(-a*a/2)`` is
-corrected for the rounding of ``a*a``, which would otherwise cost up to 50 units in the last
-place near the underflow: a * a is split exactly (Veltkamp) into its float32 value and the rest.
+corrected for the rounding of ``a*a`` to float32, which would otherwise cost up to 50 units in
+the last place near the underflow.
 """
 
 import math
@@ -30,7 +30,7 @@ _INV_SQRT_2PI_64 = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _C, _K = _F(3.5), _F(2.0)
 _CLIP = _F(20.0)              # exp(-200) is 0 in float32: Phi(-a) underflows well before
-_SPLIT = _F(4097.0)           # 2**12 + 1: splits a float32 into two 12-bit halves
+CHUNK = 16384                 # values per chunk: 64 KiB for each of the few temporaries
 # highest degree first (Horner)
 _COEFFS = tuple(_F(c) for c in (
     0.00035482322, 0.00060090906, -0.0025933373, -0.0027720302, 0.022107897, -0.028053237,
@@ -51,41 +51,56 @@ def _gelu_with_grad32(x):
 
     NaN stays NaN; +inf gives (inf, 1); -inf gives (nan, nan) as torch's ``gelu`` does.
     """
-    shape, x = np.shape(x), np.atleast_1d(x)         # in-place passes below need arrays, not scalars
-    a = np.minimum(np.abs(x), _CLIP)                 # NaN propagates
-    e = _exp_minus_half_square(a)                    # exp(-a*a/2), to float32 rounding
-    q = (a - _C) / (a + _C)
-    m = np.full_like(a, _COEFFS[0])
-    for c in _COEFFS[1:]:
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out, grad = np.empty_like(flat), np.empty_like(flat)
+    # About 40 passes over the values: run on chunks small enough to stay in the CPU's cache
+    # between passes, in scratch arrays made once (fresh temporaries per pass cost page faults).
+    n = min(CHUNK, flat.size)
+    scratch = (np.empty((4, n), np.float32), np.empty(n, np.float64), np.empty(n, bool))
+    for start in range(0, flat.size, CHUNK):
+        part = slice(start, start + CHUNK)
+        _gelu_chunk(flat[part], out[part], grad[part], scratch)
+    return out.reshape(np.shape(x)), grad.reshape(np.shape(x))
+
+
+def _gelu_chunk(x, out, grad, scratch):
+    k = x.size
+    (a, e, q, m), y64, positive = scratch[0][:, :k], scratch[1][:k], scratch[2][:k]
+    np.abs(x, out=a)
+    np.minimum(a, _CLIP, out=a)                       # NaN propagates
+    # e = exp(-a*a/2), the rounding of a*a/2 to float32 corrected to first order: a float32 has
+    # 24 bits, so a*a/2 is exact in float64, and r, what float32 drops, gives exp(-y) (1 - r).
+    np.multiply(a, a, out=y64, dtype=np.float64)
+    y64 *= 0.5
+    np.copyto(q, y64, casting="same_kind")            # y = fl32(a*a/2)
+    y64 -= q                                          # r, a fraction of y's last place
+    np.negative(q, out=e)
+    np.exp(e, out=e)
+    np.multiply(e, y64, out=m, dtype=np.float32)
+    e -= m
+    # Mills' ratio: m = M(a) (a + 2) by Horner in q = (a - 3.5) / (a + 3.5)
+    np.subtract(a, _C, out=q)
+    np.add(a, _C, out=m)
+    q /= m
+    np.multiply(q, _COEFFS[0], out=m)
+    m += _COEFFS[1]
+    for c in _COEFFS[2:]:
         m *= q
         m += c
-    pdf = e * _INV_SQRT_2PI
-    cdf = pdf * m
-    cdf /= a + _K                                     # Phi(-|x|)
-    np.subtract(_F(1), cdf, out=cdf, where=x > 0)     # Phi(x) = 1 - Phi(-x) on the positive side
-    pdf *= x
-    pdf += cdf                                        # the derivative: Phi(x) + x phi(x)
-    return (x * cdf).reshape(shape), pdf.reshape(shape)
-
-
-def _exp_minus_half_square(a):
-    """``exp(-a*a/2)`` for 0 <= a <= 20 with the rounding of ``a*a/2`` corrected to first order."""
-    t = a * _SPLIT
-    hi = t - (t - a)                                 # a's leading 12 bits; hi * hi and hi * lo are exact
-    lo = a - hi
-    y = a * a
-    y *= _F(0.5)                                      # fl(a*a/2)
-    r = hi * hi
-    r *= _F(0.5)
-    r -= y                                            # exact (Sterbenz): the rest of a*a/2 is
-    r += hi * lo                                      # r + hi*lo + lo*lo/2, a fraction of y's last place
-    lo *= lo
-    lo *= _F(0.5)
-    r += lo
-    e = np.exp(-y)
-    r *= e
-    e -= r                                            # exp(-(y + r)) = exp(-y) (1 - r)
-    return e
+    e *= _INV_SQRT_2PI                                # phi(a)
+    m *= e
+    a += _K
+    m /= a                                            # Phi(-|x|)
+    # Phi(x) = 1 - Phi(-x) on the positive side, as arithmetic: a masked ufunc or np.where costs
+    # more here than all the passes above together. Both ways round once, as 1 - p would.
+    np.greater(x, 0, out=positive)
+    np.multiply(positive, _F(-2), out=a, dtype=np.float32)
+    a += _F(1)
+    m *= a                                            # -p where x > 0, p elsewhere
+    m += positive                                     # Phi(x)
+    np.multiply(x, m, out=out)
+    np.multiply(e, x, out=grad)
+    grad += m                                         # the derivative: Phi(x) + x phi(x)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
