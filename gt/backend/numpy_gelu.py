@@ -31,6 +31,7 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _C, _K = _F(3.5), _F(2.0)
 _CLIP = _F(20.0)              # exp(-200) is 0 in float32: Phi(-a) underflows well before
 CHUNK = 16384                 # values per chunk: 64 KiB for each of the few temporaries
+_CLIP_ROW = np.full(CHUNK, _CLIP)
 # highest degree first (Horner)
 _COEFFS = tuple(_F(c) for c in (
     0.00035482322, 0.00060090906, -0.0025933373, -0.0027720302, 0.022107897, -0.028053237,
@@ -56,7 +57,7 @@ def _gelu_with_grad32(x):
     # About 40 passes over the values: run on chunks small enough to stay in the CPU's cache
     # between passes, in scratch arrays made once (fresh temporaries per pass cost page faults).
     n = min(CHUNK, flat.size)
-    scratch = (np.empty((4, n), np.float32), np.empty(n, np.float64), np.empty(n, bool))
+    scratch = (np.empty((5, n), np.float32), np.empty(n, np.float64))
     for start in range(0, flat.size, CHUNK):
         part = slice(start, start + CHUNK)
         _gelu_chunk(flat[part], out[part], grad[part], scratch)
@@ -65,19 +66,18 @@ def _gelu_with_grad32(x):
 
 def _gelu_chunk(x, out, grad, scratch):
     k = x.size
-    (a, e, q, m), y64, positive = scratch[0][:, :k], scratch[1][:k], scratch[2][:k]
+    (a, e, q, m, positive), y64 = scratch[0][:, :k], scratch[1][:k]
     np.abs(x, out=a)
-    np.minimum(a, _CLIP, out=a)                       # NaN propagates
+    np.minimum(a, _CLIP_ROW[:k], out=a)               # NaN propagates (an array: faster than a scalar)
     # e = exp(-a*a/2), the rounding of a*a/2 to float32 corrected to first order: a float32 has
-    # 24 bits, so a*a/2 is exact in float64, and r, what float32 drops, gives exp(-y) (1 - r).
-    np.multiply(a, a, out=y64, dtype=np.float64)
-    y64 *= 0.5
-    np.copyto(q, y64, casting="same_kind")            # y = fl32(a*a/2)
-    y64 -= q                                          # r, a fraction of y's last place
-    np.negative(q, out=e)
-    np.exp(e, out=e)
+    # 24 bits, so -a*a/2 is exact in float64, and r, what float32 drops, gives exp(-y) (1 - r).
+    np.multiply(a, _F(-0.5), out=q)
+    np.multiply(a, q, out=y64, dtype=np.float64)      # -a*a/2, exact
+    np.copyto(q, y64, casting="same_kind")            # -y = fl32(-a*a/2)
+    y64 -= q                                          # -r, a fraction of y's last place
+    np.exp(q, out=e)
     np.multiply(e, y64, out=m, dtype=np.float32)
-    e -= m
+    e += m                                            # exp(-y) (1 - r)
     # Mills' ratio: m = M(a) (a + 2) by Horner in q = (a - 3.5) / (a + 3.5)
     np.subtract(a, _C, out=q)
     np.add(a, _C, out=m)
@@ -93,8 +93,8 @@ def _gelu_chunk(x, out, grad, scratch):
     m /= a                                            # Phi(-|x|)
     # Phi(x) = 1 - Phi(-x) on the positive side, as arithmetic: a masked ufunc or np.where costs
     # more here than all the passes above together. Both ways round once, as 1 - p would.
-    np.greater(x, 0, out=positive)
-    np.multiply(positive, _F(-2), out=a, dtype=np.float32)
+    np.greater(x, 0, out=positive)                    # 1.0 where x > 0, else 0.0
+    np.multiply(positive, _F(-2), out=a)
     a += _F(1)
     m *= a                                            # -p where x > 0, p elsewhere
     m += positive                                     # Phi(x)
