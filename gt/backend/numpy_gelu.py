@@ -15,7 +15,7 @@ The polynomial's float32 coefficients are a least-squares fit to M(a) (a + 2) on
 (beyond, Phi(-a) is below float32's smallest value), with relative error 1.2e-8 (0.2 of a
 float32 unit in the last place); Phi(x) = 1 - Phi(-x) for x > 0. Computing the small tail
 Phi(-a) directly, rather than 1 + erf(x / sqrt 2), keeps its relative accuracy for negative x,
-where 1 + erf cancels (torch's float32 GELU is 0 for x below about -5.5). ``exp(-a*a/2)`` is
+where 1 + erf cancels (torch's float32 GELU is 0 for x below about -5.6). ``exp(-a*a/2)`` is
 corrected for the rounding of ``a*a`` to float32, which would otherwise cost up to 50 units in
 the last place near the underflow.
 """
@@ -50,7 +50,7 @@ def gelu_with_grad(x):
 def _gelu_with_grad32(x):
     """``(x * Phi(x), Phi(x) + x * phi(x))`` for a float32 array ``x``: GELU and its derivative.
 
-    NaN stays NaN; +inf gives (inf, 1); -inf gives (nan, nan) as torch's ``gelu`` does.
+    NaN stays NaN; +inf gives (inf, nan) and -inf (nan, nan), as torch's gelu and its gradient do.
     """
     flat = np.ascontiguousarray(x).reshape(-1)
     out, grad = np.empty_like(flat), np.empty_like(flat)
