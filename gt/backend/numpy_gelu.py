@@ -72,12 +72,14 @@ def _gelu_chunk(x, out, grad, scratch):
     np.minimum(a, _CLIP_ROW[:k], out=a)               # NaN propagates (an array: faster than a scalar)
     # e = exp(-a*a/2), the rounding of a*a/2 to float32 corrected to first order: a float32 has
     # 24 bits, so -a*a/2 is exact in float64, and r, what float32 drops, gives exp(-y) (1 - r).
-    np.multiply(a, _F(-0.5), out=q)
-    np.multiply(a, q, out=y64, dtype=np.float64)      # -a*a/2, exact
+    np.copyto(y64, a)
+    y64 *= y64
+    y64 *= -0.5                                       # -a*a/2, exact
     np.copyto(q, y64, casting="same_kind")            # -y = fl32(-a*a/2)
     y64 -= q                                          # -r, a fraction of y's last place
     np.exp(q, out=e)
-    np.multiply(e, y64, out=m, dtype=np.float32)
+    np.copyto(m, y64, casting="same_kind")
+    m *= e
     e += m                                            # exp(-y) (1 - r)
     # Mills' ratio: m = M(a) (a + 2) by Horner in q = (a - 3.5) / (a + 3.5)
     np.subtract(a, _C, out=q)
