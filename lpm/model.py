@@ -5,6 +5,9 @@ A sequence of S grayscale images of H x W pixels is S tokens of P = H*W values e
     images (B, S, H, W) -> flatten (B, S, P) -> embed Linear(P, D) -> + positional encodings
     -> num_layers pre-norm TransformerBlocks -> LayerNorm -> mean over S -> head Linear(D, C)
 
+``encode`` stops before the mean: (B, S, D) features, so the model can serve as the image encoder
+of another model; ``pool="none"`` and ``head=None`` shape what ``forward`` returns.
+
     >>> model = PixelTransformer(img_size=16, embed_dim=32, num_heads=4, num_layers=2,
     ...                          ff_dim=64, num_classes=4, max_seq_len=8)
     >>> model(gt.randn(2, 5, 16, 16)).shape
@@ -28,6 +31,8 @@ __all__ = ["PixelTransformer", "PixelTransformerConfig", "sinusoidal_encoding",
 POS_ENCODINGS = ("sinusoidal", "learned")
 POS_INIT_STD = 0.02  # nanoGPT's init for position tables: N(0, 0.02^2)
 ACTIVATIONS = ("relu", "gelu")
+POOLS = ("mean", "none")       # forward's reduction of the S token features
+HEADS = ("linear", None)       # forward's head: Linear(D, C), or none (forward returns the features)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class PixelTransformerConfig:
     dropout: float = 0.0
     pos_encoding: str = "sinusoidal"   # or "learned" (a trainable (max_seq_len, D) table)
     activation: str = "relu"           # of the feed-forward networks; or "gelu"
+    pool: str = "mean"                 # "mean" over the S tokens, or "none": per-token outputs (B, S, ...)
+    head: str | None = "linear"        # a Linear(D, num_classes) head, or None: forward returns features
 
     def __post_init__(self):
         for name in ("img_size", "embed_dim", "num_heads", "ff_dim", "num_classes", "max_seq_len"):
@@ -66,6 +73,10 @@ class PixelTransformerConfig:
                              f"got {self.pos_encoding!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"PixelTransformer: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not isinstance(self.pool, str) or self.pool not in POOLS:
+            raise ValueError(f"PixelTransformer: pool must be one of {POOLS}, got {self.pool!r}")
+        if self.head is not None and (not isinstance(self.head, str) or self.head not in HEADS):
+            raise ValueError(f"PixelTransformer: head must be 'linear' or None, got {self.head!r}")
 
 
 def _check_int(name, value, minimum):
@@ -114,6 +125,11 @@ def sinusoidal_encoding(max_seq_len, dim):
 class PixelTransformer(nn.Module):
     """Classifies sequences of images: (B, S, H, W) or (B, S, H*W) -> logits (B, num_classes).
 
+    ``forward(x)`` is ``head(pool(encode(x)))``: ``encode`` gives the (B, S, D) token features
+    after the final LayerNorm; ``pool`` averages them over S (``pool="mean"``, the default) or
+    keeps them (``pool="none"``); ``head`` is the Linear(D, C) classifier, absent with
+    ``head=None``, where ``forward`` returns the pooled features, (B, D) or (B, S, D).
+
     ``PixelTransformer(config=None, **overrides)``: the hyperparameters of a
     ``PixelTransformerConfig`` (its defaults without one), each field overridable by keyword,
     e.g. ``PixelTransformer(img_size=16, embed_dim=32)``.
@@ -131,7 +147,7 @@ class PixelTransformer(nn.Module):
         blocks.{i}.ln2.weight (D)   blocks.{i}.ln2.bias (D)
         blocks.{i}.ff.fc1.weight (F, D)  .fc1.bias (F)  .fc2.weight (D, F)  .fc2.bias (D)
         norm.weight (D)   norm.bias (D)
-        head.weight (C, D)   head.bias (C)
+        head.weight (C, D)   head.bias (C)                 not with head=None
 
     The fixed sinusoidal table is a non-persistent buffer: not in the state dict. With
     ``dropout > 0`` dropout also acts on the embedded tokens (nanoGPT's habit) and inside each
@@ -157,7 +173,7 @@ class PixelTransformer(nn.Module):
             TransformerBlock(D, cfg.num_heads, cfg.ff_dim, dropout=cfg.dropout, activation=cfg.activation)
             for _ in range(cfg.num_layers)])
         self.norm = LayerNorm(D)
-        self.head = nn.Linear(D, cfg.num_classes)
+        self.head = nn.Linear(D, cfg.num_classes) if cfg.head == "linear" else None
 
     @classmethod
     def from_config(cls, config):
@@ -165,6 +181,12 @@ class PixelTransformer(nn.Module):
         return cls(config)
 
     def forward(self, images):
+        x = self.pool(self.encode(images))
+        return x if self.head is None else self.head(x)    # (B, D) -> (B, C)
+
+    def encode(self, images):
+        """The token features of ``images`` (checked as ``forward`` checks them): (B, S, D), after the
+        transformer blocks and the final LayerNorm, before any pooling or head."""
         x = self.check_input(images)
         B, S, P = x.shape
         pos = self.pos_embedding if self.config.pos_encoding == "learned" else self.pos_encoding
@@ -172,8 +194,11 @@ class PixelTransformer(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)                   # (B, S, D): x + attn(ln1(x)), then x + ff(ln2(x))
-        x = self.norm(x).mean(axis=1)      # (B, S, D) -> (B, D)
-        return self.head(x)                # (B, D) -> (B, C)
+        return self.norm(x)
+
+    def pool(self, features):
+        """``features`` (B, S, D) reduced as the ``pool`` option says: the mean over S -> (B, D), or as they are."""
+        return features.mean(axis=1) if self.config.pool == "mean" else features
 
     def check_input(self, images):
         """Validate ``images`` and return them as a float (B, S, P) gt tensor; ValueError if bad.
@@ -247,4 +272,5 @@ class PixelTransformer(nn.Module):
         c = self.config
         return (f"img_size={c.img_size}, embed_dim={c.embed_dim}, num_heads={c.num_heads}, "
                 f"num_layers={c.num_layers}, ff_dim={c.ff_dim}, num_classes={c.num_classes}, "
-                f"max_seq_len={c.max_seq_len}, pos_encoding={c.pos_encoding!r}")
+                f"max_seq_len={c.max_seq_len}, pos_encoding={c.pos_encoding!r}"
+                + (f", pool={c.pool!r}" if c.pool != "mean" else "") + (", head=None" if c.head is None else ""))

@@ -222,6 +222,13 @@ class Engine(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def gelu_with_grad(self, x):
+        """``(gelu(x), d gelu / dx)`` elementwise for the exact GELU ``x * Phi(x)`` (Phi the standard
+        normal CDF): the derivative is ``Phi(x) + x * phi(x)``. One primitive for both, as they share
+        the costly part, each engine's fastest way to float32 accuracy."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def abs(self, x):
         """``|x|`` elementwise."""
         raise NotImplementedError

@@ -6,13 +6,13 @@ fast paths included: pooled buffers for large gradients and a blocked fused upda
 """
 
 import contextlib
-import math
 import sys
 
 import numpy as np
 
 from gt import dtypes
 from gt.backend.engine import Engine
+from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
 from gt.backend.numpy_sorting import NumpySorting
 
 _NATIVE = {
@@ -227,6 +227,9 @@ class NumpyEngine(NumpySorting, Engine):
     def erf(self, x):
         return _erf(x)
 
+    def gelu_with_grad(self, x):
+        return _gelu_with_grad(x)
+
     # ---- reductions ----------------------------------------------------------------
     def sum(self, x, axis=None, keepdims=False):
         return np.sum(x, axis=axis, keepdims=keepdims)
@@ -407,33 +410,3 @@ def _has_int_array(index):
 def _describe(data):
     text = repr(data)
     return f"{type(data).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
-
-
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-
-
-def _erf(x):
-    """erf to float64 precision, vectorised: a positive-term series for |x| <= 2.5 and
-    the continued fraction of erfc beyond (numpy has no erf of its own)."""
-    xd = np.asarray(x, dtype=np.float64)
-    ax = np.abs(xd)
-    out = np.empty_like(xd)
-    small = ax <= 2.5
-    if small.any():
-        s = xd[small]
-        s2 = 2.0 * s * s
-        term = s.copy()
-        total = s.copy()
-        for n in range(1, 70):  # terms fall below 1e-17 of the sum well before n = 70 for |x| <= 2.5
-            term *= s2 / (2 * n + 1)
-            total += term
-        out[small] = _TWO_OVER_SQRT_PI * np.exp(-s * s) * total
-    large = ~small
-    if large.any():
-        a = ax[large]
-        frac = a.copy()
-        for k in range(60, 0, -1):
-            frac = a + (k / 2.0) / frac
-        erfc = np.exp(-a * a) / math.sqrt(math.pi) / frac
-        out[large] = np.sign(xd[large]) * (1.0 - erfc)
-    return out.astype(x.dtype, copy=False)

@@ -246,6 +246,10 @@ class TorchEngine(TorchIndexing, TorchSorting, Engine):
     def erf(self, x):
         return torch.special.erf(x)
 
+    def gelu_with_grad(self, x):
+        # torch's own kernels: the values and gradients of torch.nn.functional.gelu, bit for bit
+        return torch.nn.functional.gelu(x), torch.ops.aten.gelu_backward(torch.ones_like(x), x)
+
     def _tensor(self, value, like):
         if isinstance(value, torch.Tensor):
             return value

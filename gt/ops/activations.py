@@ -38,13 +38,14 @@ class Tanh(Function):
         return (g * (1 - out * out),)
 
 
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 class Gelu(Function):
-    """``x * Phi(x)`` with the exact normal CDF (torch's default), or its tanh approximation."""
+    """``x * Phi(x)`` with the exact normal CDF (torch's default), or its tanh approximation.
+
+    The exact form keeps only its derivative for the backward pass, computed with the values by
+    the engine (``B.gelu_with_grad``), which shares the normal density between the two."""
 
     def forward(self, x, approximate="none"):
         self.approximate = approximate
@@ -53,17 +54,16 @@ class Gelu(Function):
             t = B.tanh(inner)
             self.save(x, t)
             return 0.5 * x * (1 + t)
-        cdf = 0.5 * (1 + B.erf(x * _INV_SQRT2))
-        self.save(x, cdf)
-        return x * cdf
+        out, grad = B.gelu_with_grad(x)
+        self.save(grad)
+        return out
 
     def backward(self, g):
-        x, s = self.saved
         if self.approximate == "tanh":
+            x, t = self.saved
             dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return (g * (0.5 * (1 + s) + 0.5 * x * (1 - s * s) * dinner),)
-        pdf = _INV_SQRT_2PI * B.exp(-0.5 * x * x)
-        return (g * (s + x * pdf),)
+            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
+        return (g * self.saved[0],)
 
 
 class Softmax(Function):

@@ -6,6 +6,8 @@
 - ``digits`` / ``digits-majority``: moving handwritten digits (``lpm.data.digits``);
 - ``--data PATH``: the user's own files (``lpm.data.files``, one sequence: ``lpm.data.frames``).
 
+``lpm.data.mnist.load(split)`` gives 5,000 real MNIST digits (offline) and their fixed held-out split.
+
 What they share lives in ``lpm.data.base``. The blob task's names are also here, where the
 README's examples import them (``from lpm.data import make_moving_blobs``).
 
@@ -16,7 +18,7 @@ README's examples import them (``from lpm.data import make_moving_blobs``).
 
 import numpy as np
 
-from lpm.data import digits, files
+from lpm.data import digits, files, mnist  # noqa: F401  (lpm.data.mnist.load)
 from lpm.data.base import DATASETS, MAX_CLASSES, Data, DataError, has_extension, stratified_split
 from lpm.data.blobs import DIRECTIONS, NUM_CLASSES, make_moving_blobs, train_eval_split
 
