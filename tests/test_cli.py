@@ -139,7 +139,7 @@ def test_pyproject_declares_the_command_and_the_extras():
     assert project["scripts"]["lpm"] == "lpm.cli:main"
     assert any(d.startswith("safetensors") for d in project["dependencies"])
     extras = project["optional-dependencies"]
-    assert {d.split(">")[0] for d in extras["data"]} == {"scikit-learn", "pillow"}
+    assert {d.split(">")[0] for d in extras["data"]} == {"scikit-learn", "pillow", "mlxtend"}
     assert [d.split(">")[0] for d in extras["plot"]] == ["matplotlib"]
 
 
