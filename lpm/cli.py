@@ -51,11 +51,17 @@ def main(argv=None):
 def _run(command, argv, prog):
     from lpm.checkpoint import CheckpointError
     from lpm.data import DataError
+    from lpm.outputs import silence_stdout
 
     try:
-        return command(argv, prog)
+        status = command(argv, prog)
+        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's flush at exit
+        return status
     except (CheckpointError, DataError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:     # stdout's reader went away (| head): stop without a word
+        silence_stdout()
         return 1
 
 

@@ -11,6 +11,7 @@ root-squashed network folders all answer that test truthfully, where ``os.access
 """
 
 import os
+import sys
 import tempfile
 
 OUTPUTS = (("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
@@ -50,3 +51,13 @@ def output_problems(cfg):
         if problem:
             problems.append(f"{flag} {path}: {problem}")
     return problems
+
+
+def silence_stdout():
+    """Point stdout at /dev/null once its reader has gone (``python train.py | head``), so the
+    interpreter's flush at exit raises no second ``BrokenPipeError`` (the recipe of Python's
+    documentation for SIGPIPE). The caller then exits with status 1, quietly, as ``head``
+    asked for no more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

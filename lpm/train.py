@@ -36,7 +36,7 @@ from lpm.interrupt import TrainingInterrupted, resume_command
 from lpm.memory import model_config, run_problem
 from lpm.model import PixelTransformer
 from lpm.options import check_environment
-from lpm.outputs import OutputError, output_problems
+from lpm.outputs import OutputError, output_problems, silence_stdout
 from lpm.resume import SaveFailed, run_folder_problem
 from lpm.run import NonFiniteLoss, Run, progress_bar
 
@@ -336,6 +336,7 @@ def main(argv=None, prog="train.py"):
     who = prog if dist.is_main_process() else f"{prog} (rank {dist.get_rank()})"
     try:
         train(cfg)
+        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's flush at exit
     except NonFiniteLoss as exc:   # every process sees the same loss: rank 0 tells
         if dist.is_main_process():
             print(f"{prog}: stopped: {exc}", file=sys.stderr)
@@ -344,6 +345,9 @@ def main(argv=None, prog="train.py"):
         print(f"{who}: error: {exc}", file=sys.stderr)
         if isinstance(exc, SaveFailed):
             _print_resume(cfg, argv, prog, "to continue once it can be written")
+        sys.exit(1)
+    except BrokenPipeError:     # stdout's reader went away (| head): stop without a word, as cat would
+        silence_stdout()
         sys.exit(1)
     except KeyboardInterrupt as exc:     # TrainingInterrupted says where; before training, nothing to say
         if dist.is_main_process():

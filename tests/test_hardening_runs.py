@@ -310,6 +310,39 @@ def interrupt_after(proc, pattern):
 
 
 @cli_only
+@pytest.mark.parametrize("command, unbuffered", [(["train.py"], "1"), (["train.py"], None),
+                                                 (["-m", "lpm.cli", "train"], None)],
+                         ids=["train.py-unbuffered", "train.py-buffered", "lpm-train-buffered"])
+def test_a_reader_that_goes_away_stops_the_run_without_a_traceback(command, unbuffered):
+    """``python train.py | head``: once the reader has gone, the next write of stdout fails; the
+    run stops with status 1 and says nothing (no traceback, no "Exception ignored" at exit).
+    Unbuffered, the first line meets the closed pipe; buffered, the flush at the end does."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    proc = subprocess.Popen([sys.executable, *command, *TINY, "--epochs", "1"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()   # the reader is gone before the first line
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert stderr == ""
+
+
+@cli_only
+def test_lpm_evaluate_stops_quietly_too_when_its_reader_goes_away(tmp_path):
+    trained = subprocess.run([sys.executable, "train.py", *TINY, "--epochs", "1", "--checkpoint-dir",
+                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 0, trained.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-m", "lpm.cli", "evaluate", "--checkpoint", str(tmp_path)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert stderr == ""
+
+
+@cli_only
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command_that_works(tmp_path):
     (tmp_path / "photo.txt").write_text("keep me")
     args = [os.path.join(ROOT, "train.py"), *TINY, "--epochs", "100000", "--checkpoint-dir", "my run"]
