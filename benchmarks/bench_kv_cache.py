@@ -13,7 +13,6 @@ tokens; the largest difference of their logits is printed with the timings.
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -22,6 +21,7 @@ import numpy as np
 import gt
 from gt import nn
 from gt.backend import B
+from machine import cpu_name   # benchmarks/machine.py, beside this script
 
 
 class Decoder(nn.Module):
@@ -55,17 +55,6 @@ def generate(model, prompt, context, new_tokens, use_cache):
             idx = gt.cat([idx, nxt], dim=1)
             inp = nxt if use_cache else idx
     return idx.numpy(), np.stack(steps, 1)
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(cfg, repeats):

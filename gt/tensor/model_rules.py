@@ -12,7 +12,7 @@ from gt.ops import attention as attn
 from gt.ops import shape as sh
 from gt.sharding.placement import Shard
 from gt.tensor import rules
-from gt.tensor.rules import REP, Plan, _broadcast, _is_tensor, _shard_axis, _sizes
+from gt.tensor.rules import REP, Plan, _is_tensor, _shard_axis, _sizes
 
 
 def attention(cls, args, kwargs):
@@ -37,28 +37,9 @@ def attention(cls, args, kwargs):
 def sdpa(cls, args, kwargs):
     """Attention on split heads (..., L, E): a shard of a leading (batch or head) axis stays
     local, the other inputs cut the same way or used whole where they broadcast along it."""
-    tensors = [t for t in args if _is_tensor(t)]
-    if any(t.placement.is_partial() for t in tensors):
+    if any(t.placement.is_partial() for t in args if _is_tensor(t)):
         return None
-    lead_shape = _broadcast([t.shape[:-2] for t in tensors])
-    nd = len(lead_shape)
-    axis = sizes = None
-    for t in tensors:
-        a = _shard_axis(t)
-        k = None if a is None else a + nd - (t.ndim - 2)   # the output's axis
-        if a is not None and a < t.ndim - 2 and t.shape[a] == lead_shape[k]:
-            axis, sizes = k, _sizes(t)
-            break
-    if axis is None:
-        return None
-    targets = []
-    for x in args:
-        j = axis - (nd - x.ndim + 2) if _is_tensor(x) else None
-        if j is None:
-            targets.append(None)
-        else:
-            targets.append(REP if j < 0 or x.shape[j] == 1 else (Shard(j), sizes))
-    return Plan(targets, Shard(axis))
+    return rules.broadcast_plan(args, core=2)
 
 
 def embedding(cls, args, kwargs):

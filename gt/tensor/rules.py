@@ -101,14 +101,24 @@ def elementwise(cls, args, kwargs, skip=()):
             return Plan([(PART if t.placement.is_partial() else REP) if _is_tensor(t) else None for t in args],
                         Partial())
         # otherwise partial inputs are summed first (to_locals does it) and act as replicated
-    out_shape = _broadcast([t.shape for t in tensors])
+    return broadcast_plan(args, skip=skip)
+
+
+def broadcast_plan(args, core=0, skip=()):
+    """The plan of an op that broadcasts its tensor inputs against each other over all but their
+    last ``core`` axes (0: every axis, as elementwise ops; 2: the leading axes of attention's
+    (..., L, E) inputs): the output is sharded where a sharded input spans one of the output's
+    broadcast axes (``skip``: output axes that must not be); the other inputs are cut the same
+    way, or used whole where they broadcast along it. None where no input is so sharded."""
+    tensors = [a for a in args if _is_tensor(a)]
+    out_shape = _broadcast([t.shape[:t.ndim - core] for t in tensors])
     nd = len(out_shape)
     axis = sizes = None
     for t in tensors:
         a = _shard_axis(t)
-        if a is None:
+        if a is None or a >= t.ndim - core:
             continue
-        k = a + nd - t.ndim
+        k = a + nd - (t.ndim - core)
         if t.shape[a] == out_shape[k] and k not in skip:
             axis, sizes = k, _sizes(t)
             break
@@ -119,7 +129,7 @@ def elementwise(cls, args, kwargs, skip=()):
         if not _is_tensor(x):
             targets.append(None)
             continue
-        j = axis - (nd - x.ndim)
+        j = axis - (nd - (x.ndim - core))
         if j < 0 or (x.shape[j] == 1 and out_shape[axis] != 1):
             targets.append(REP)
         else:
