@@ -20,7 +20,8 @@ import typing
 
 # GT_BACKEND: each accepted spelling and the engine it names (gt.backend's engines).
 # "pytorch" is the public gt's name of its torch engine.
-BACKENDS = {"numpy": "numpy", "torch": "torch", "pytorch": "torch"}
+# "auto": the faster engine for this machine (gt.backend.choose_automatic says which and why).
+BACKENDS = {"numpy": "numpy", "torch": "torch", "pytorch": "torch", "auto": "auto"}
 # The spellings of a yes/no variable (GT_AUTO_SHARD, GT_VERBOSE), compared lower-case.
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
@@ -55,7 +56,7 @@ def engine_name(name):
 
 def backend_name():
     """GT_BACKEND: which array engine to use, ``numpy`` or ``torch`` (``pytorch`` too, the public
-    gt's spelling); None when unset: the backend picks, see gt.backend."""
+    gt's spelling), or ``auto`` (the faster one here); None when unset: see gt.backend."""
     value = _get("GT_BACKEND")
     if value is None:
         return None
@@ -90,6 +91,22 @@ def devices():
     return n
 
 
+def num_threads():
+    """GT_NUM_THREADS: how many threads the engine's math library uses, a positive integer, or
+    ``auto`` (the default: every free core, one on a busy machine; see gt.backend.threads)."""
+    value = _get("GT_NUM_THREADS")
+    if value is None or value.lower() == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise EnvironmentVariableError(f"GT_NUM_THREADS must be a positive integer or 'auto' (the threads "
+                                       f"of gt's math library), got {value!r}")
+    return n
+
+
 def config_path():
     """GT_CONFIG: a sharding-hint file (YAML or JSON) to load on first use; None when unset."""
     path = _get("GT_CONFIG")
@@ -99,7 +116,7 @@ def config_path():
     return path
 
 
-READERS = (backend_name, devices, auto_shard, verbose, config_path)
+READERS = (backend_name, devices, auto_shard, verbose, config_path, num_threads)
 
 
 def environment_problems():

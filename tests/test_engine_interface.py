@@ -17,7 +17,7 @@ from gt.backend.numpy_engine import NumpyEngine
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIRED = sorted(Engine.__abstractmethods__)
 OPTIONAL = ("supports_bfloat16", "matmul_lowp", "join_views", "recycle", "empty_reused", "clear_pool",
-            "matmul_reused", "add_scaled_")
+            "matmul_reused", "add_scaled_", "addmm_", "get_num_threads", "set_num_threads")
 
 
 def _engine_classes():
@@ -102,12 +102,13 @@ def test_an_engine_missing_a_primitive_cannot_be_made_and_is_told_which():
 class _Plain(NumpyEngine):
     """The numpy engine with every optional fast path left to Engine's default."""
 
-    join_views, recycle, empty_reused, clear_pool, matmul_reused, add_scaled_ = (
+    join_views, recycle, empty_reused, clear_pool, matmul_reused, add_scaled_, addmm_ = (
         Engine.join_views, Engine.recycle, Engine.empty_reused, Engine.clear_pool, Engine.matmul_reused,
-        Engine.add_scaled_)
+        Engine.add_scaled_, Engine.addmm_)
 
     def __init__(self):
         self.rng = np.random.default_rng()     # no pool: nothing here is recycled
+        self._blas, self._threads = False, None
 
 
 def test_the_default_fast_paths_give_the_engines_results():
@@ -117,8 +118,21 @@ def test_the_default_fast_paths_give_the_engines_results():
     target = rng.standard_normal(3 * NumpyEngine.UPDATE_CHUNK).astype(np.float32)
     value = rng.standard_normal(target.size).astype(np.float32)
     a, b = fast.add_scaled_(target.copy(), value, -0.37), plain.add_scaled_(target.copy(), value, -0.37)
-    np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(b, target + np.float32(-0.37) * value)
+    # the BLAS axpy fuses the multiply and the add (one rounding, as torch's add_(alpha=)): as
+    # close to the exact result as the default, or closer
+    exact = target.astype(np.float64) + np.float64(np.float32(-0.37)) * value.astype(np.float64)
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert np.abs(a - exact).max() <= np.abs(b - exact).max()
+    blocked = NumpyEngine()
+    blocked._blas = False                  # as where numpy's BLAS cannot be called: the blocked loop
+    np.testing.assert_array_equal(blocked.add_scaled_(target.copy(), value, -0.37), b)
+    w = rng.standard_normal((64, 300)).astype(np.float32)
+    g, h = rng.standard_normal((64, 40)).astype(np.float32), rng.standard_normal((40, 300)).astype(np.float32)
+    for a_, b_ in [(g, h), (np.asfortranarray(g), h), (g, np.asfortranarray(h)), (h.T.copy().T.T, g.T.copy().T.T)]:
+        c = w if a_.shape[0] == 64 else np.ascontiguousarray(w.T)
+        np.testing.assert_allclose(fast.addmm_(c.copy(), a_, b_, -0.1), plain.addmm_(c.copy(), a_, b_, -0.1),
+                                   rtol=1e-6, atol=1e-6)
     x = rng.standard_normal((600, 50)).astype(np.float32)
     y = rng.standard_normal((50, 700)).astype(np.float32)
     np.testing.assert_array_equal(plain.matmul_reused(x, y), fast.matmul_reused(x, y))

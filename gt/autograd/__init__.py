@@ -4,16 +4,19 @@
   mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``), the hooks the tensor layer registers,
   and the debugging tape;
 - ``backward``: the walk of the recorded graph that ``Tensor.backward()`` runs;
-- ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them).
+- ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them);
+- ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward).
 
 This layer sits below the tensor layer (gt/tensor) and never imports it.
 """
 
 from gt.autograd.backward import backward, call_after_backward, topological_order
 from gt.autograd.buffers import zero_grads
+from gt.autograd.hooks import register_fused_update, register_post_accumulate_grad_hook
 from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 
 __all__ = ["Function", "backward", "call_after_backward", "enable_grad", "fit_grad", "is_grad_enabled",
-           "no_grad", "ops_run", "put_on_tape", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",
+           "no_grad", "ops_run", "put_on_tape", "register_fused_update",
+           "register_post_accumulate_grad_hook", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",
            "unbroadcast", "zero_grads"]

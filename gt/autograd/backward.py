@@ -3,7 +3,7 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import function
+from gt.autograd import function, hooks
 from gt.autograd.buffers import PendingGrads, accumulate
 from gt.autograd.function import Function, fit_grad, tape
 from gt.backend import B
@@ -20,26 +20,34 @@ _after_backward = []   # callbacks for the end of the next backward() (gt.distri
 def backward(root, grad=None, retain_graph=False):
     """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
     pending = PendingGrads(root, _seed(root, grad))
-    for node in reversed(topological_order(root)):
+    order = topological_order(root)
+    # leaves with post-accumulate hooks (an optimizer stepping in the backward: gt/autograd/hooks.py)
+    with_hooks = hooks.active()
+    fused = hooks.fused_plan(order) if with_hooks else None
+    for node in reversed(order):
         g = pending.pop(node)
         if g is None:
             continue
         ctx = node._ctx
         if ctx is None:
             pending.to_leaf(node, g)
+            if with_hooks:
+                hooks.after_accumulate(node)
             continue
         if node._retains_grad:
             accumulate(node, g)  # g also flows on into ctx.backward: always a copy
         if ctx.released:
             raise RuntimeError(_FREED)
+        if fused and id(ctx) in fused:
+            ctx.fused = fused[id(ctx)]     # read (and dropped) by the op's backward
         for parent, parent_grad in _input_grads(ctx, g):
             pending.add(parent, parent_grad)
         if not retain_graph:
             ctx.saved, ctx.inputs, ctx.released = None, (), True
     tape.clear()
-    hooks = list(_after_backward)
+    callbacks = list(_after_backward)
     _after_backward.clear()
-    for fn in hooks:
+    for fn in callbacks:
         fn()
 
 

@@ -123,6 +123,12 @@ class Function:
 
     __slots__ = ("inputs", "needs_input_grad", "saved", "released", "out_shape", "__weakref__")
 
+    # Inputs whose whole gradient is one product that may be written straight into a leaf by
+    # plain gradient descent in the backward (gt/autograd/hooks.py). An op listing some reads
+    # ``self.fused`` ({input index: (alpha, leaf array)}, set by the walk, absent or None when
+    # not fusing) in its backward: where it applies the update, it returns None for that input.
+    fusable = ()
+
     def save(self, *values):
         self.saved = values
 

@@ -18,9 +18,16 @@ TORCH_INSTALL = "pip install 'lpm[torch]'  (or: pip install torch)"
 
 
 class _EngineProxy:
-    """Forwards attribute access to the engine in use, so ``from gt.backend import B`` never goes stale."""
+    """Forwards attribute access to the engine in use, so ``from gt.backend import B`` never goes stale.
 
-    __slots__ = ("_engine",)
+    An engine method, once looked up, is kept in the proxy's own ``__dict__``: later reads of
+    ``B.matmul`` are plain attribute reads that never reach ``__getattr__`` (a Python call per
+    engine primitive was a fifth of the interpreter calls of a small model's step). The cache
+    holds callables only (plain values such as ``B.device`` change and are always forwarded),
+    is emptied when ``set_backend`` swaps the engine, and forgets a name set or deleted through
+    the proxy (``monkeypatch.setattr(B, ...)`` in tests)."""
+
+    __slots__ = ("_engine", "__dict__")
 
     def __init__(self):
         object.__setattr__(self, "_engine", None)
@@ -31,11 +38,19 @@ class _EngineProxy:
             config.check_environment()   # gt starts here: every GT_* variable is checked, once
             engine = _load(config.backend_name() or _automatic())
             object.__setattr__(self, "_engine", engine)
-        return getattr(engine, name)
+        value = getattr(engine, name)
+        if callable(value) and not name.startswith("__"):
+            self.__dict__[name] = value
+        return value
 
     def __setattr__(self, name, value):
         self.name  # noqa: B018  (loads the engine, like any read)
+        self.__dict__.pop(name, None)
         setattr(object.__getattribute__(self, "_engine"), name, value)
+
+    def __delattr__(self, name):
+        self.__dict__.pop(name, None)
+        delattr(object.__getattribute__(self, "_engine"), name)
 
 
 B = _EngineProxy()
@@ -108,8 +123,23 @@ def set_backend(name):
             f"{current.name!r} engine; call it before the first tensor"
         )
     object.__setattr__(B, "_engine", _load(name))
+    B.__dict__.clear()  # methods cached from the old engine
     for fn in _engine_changed:
         fn()
+
+
+def set_num_threads(n):
+    """Fix how many threads the engine's math library uses (``torch.set_num_threads``'s name),
+    or pass ``"auto"`` for the default: every free core, one on a busy machine
+    (gt/backend/threads.py). ``GT_NUM_THREADS`` sets the same from the environment."""
+    if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"gt.set_num_threads(n): expected a positive int or 'auto', got {n!r}")
+    B.set_num_threads(n)
+
+
+def get_num_threads():
+    """How many threads the engine's math library uses now."""
+    return B.get_num_threads()
 
 
 def get_backend():

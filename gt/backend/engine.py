@@ -429,8 +429,22 @@ class Engine(abc.ABC):
         return self.matmul(a, b)
 
     def add_scaled_(self, target, value, alpha):
-        """``target += alpha * value`` in place (the SGD update), the product rounded to ``target``'s
-        dtype as in that expression; returns ``target``."""
+        """``target += alpha * value`` in place (the SGD update); returns ``target``. The
+        engines' fast versions may fuse the multiply and the add (one rounding, as torch's
+        ``add_(value, alpha=)``), so results may differ from this default in the last bit."""
         target += value * alpha
         return target
+
+    def addmm_(self, target, a, b, alpha):
+        """``target += alpha * (a @ b)`` in place, for 2-D arrays (plain gradient descent fused
+        into the backward: ``W -= lr * dY^T X`` with no gradient buffer); returns ``target``."""
+        return self.add_scaled_(target, self.matmul(a, b), alpha)
+
+    def get_num_threads(self):
+        """How many threads the engine's math library uses now (see gt/backend/threads.py)."""
+        return 1
+
+    def set_num_threads(self, n):
+        """Fix the library's thread count at ``n`` (an int >= 1), or ``"auto"``: adapt it to the
+        machine's load (the default; gt/backend/threads.py)."""
 

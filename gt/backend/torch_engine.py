@@ -24,7 +24,9 @@ import torch
 
 from gt import dtypes
 from gt.backend.engine import Engine
+from gt import config
 from gt.backend.numpy_engine import NumpyEngine
+from gt.backend.threads import ThreadPolicy
 from gt.backend.torch_indexing import TorchIndexing
 from gt.backend.torch_sorting import TorchSorting
 
@@ -56,6 +58,10 @@ class TorchEngine(TorchIndexing, TorchSorting, Engine):
         self._pool_bytes = 0
         probe = torch.empty(0)
         self._sole_refs = self.recycle(probe, _count=True)
+        # torch's intra-op pool collapses on a busy machine as OpenBLAS's does (gt/backend/threads.py)
+        wanted = config.num_threads()
+        self._threads = ThreadPolicy(torch.get_num_threads, torch.set_num_threads,
+                                     fixed=None if wanted == "auto" else wanted)
 
     # ---- devices -----------------------------------------------------------------------
     @property
@@ -385,7 +391,22 @@ class TorchEngine(TorchIndexing, TorchSorting, Engine):
         return target
 
     # ---- linear algebra and layout ---------------------------------------------------------------
+    def get_num_threads(self):
+        return torch.get_num_threads()
+
+    def set_num_threads(self, n):
+        self._threads.set_fixed(n)
+
+    def addmm_(self, target, a, b, alpha):
+        """``target += alpha * (a @ b)`` in one kernel (``Tensor.addmm_``)."""
+        if (isinstance(alpha, (int, float)) and a.dtype == b.dtype == target.dtype
+                and abs(alpha) <= torch.finfo(target.dtype).max):
+            self._threads.tick()
+            return target.addmm_(a, b, alpha=alpha)
+        return self.add_scaled_(target, self.matmul(a, b), alpha)
+
     def matmul(self, a, b):
+        self._threads.tick()
         if a.dtype != b.dtype:            # numpy promotes; torch's matmul insists on one dtype
             common = torch.promote_types(a.dtype, b.dtype)
             a, b = a.to(common), b.to(common)

@@ -57,7 +57,11 @@ class Matmul(Function):
 
 class Linear(Function):
     """``y = x @ weight.T + bias`` for x of shape (..., in), weight (out, in), bias (out,).
-    Leading axes are flattened so each direction is a single gemm."""
+    Leading axes are flattened so each direction is a single gemm. The weight's gradient may be
+    fused with plain gradient descent (``weight -= lr * dY^T X`` in one gemm; see
+    gt/autograd/hooks.py), after the input's gradient has read the old weight."""
+
+    fusable = (1,)
 
     def forward(self, x, weight, bias=None):
         self.in_shape = tuple(x.shape)
@@ -75,6 +79,11 @@ class Linear(Function):
         nb = has_bias and self.needs_input_grad[2]
         g2 = B.reshape(g, (-1, g.shape[-1]))
         gx = B.reshape(_mm(g2, weight, self.low), self.in_shape) if nx else None
+        plan = self.__dict__.pop("fused", None)
+        step = plan.get(1) if plan and nw and self.low is None else None
+        if step is not None and step[1] is weight:
+            B.addmm_(weight, _swap(g2), x2, step[0])   # the update itself: no gradient buffer
+            nw = False
         # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
         gw = _mm(_swap(g2), x2, self.low, reuse=True) if nw else None
         gb = B.sum(g2, axis=0) if nb else None

@@ -14,12 +14,15 @@ class Adam(Optimizer):
 
         >>> opt = gt.optim.Adam(params, lr=1e-3)
         >>> loss.backward(); opt.step(); opt.zero_grad()
+
+    ``in_backward=True``: each parameter is updated inside ``loss.backward()`` as soon as its
+    gradient is complete (see ``gt.optim.SGD``).
     """
 
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, in_backward=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), in_backward)
 
     def _init_state(self, p, state, group):
         state["step"] = 0
@@ -52,5 +55,5 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, in_backward=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward)

@@ -9,11 +9,15 @@ A subclass writes two small methods, both on one parameter and both in place:
 """
 
 import numbers
+import weakref
 
 from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 
+# id(parameter) -> the in_backward optimizer that updates it (two would update it twice). An
+# optimizer holds its parameters, so while it lives the id names the same tensor.
+_OWNER = weakref.WeakValueDictionary()
 # Hyperparameters the base class checks in every group (a subclass may check more).
 _NON_NEGATIVE = ("lr", "momentum", "dampening", "weight_decay", "eps")
 
@@ -29,10 +33,15 @@ class Optimizer:
         >>> (w * w).sum().backward(); opt.step(); opt.zero_grad()
     """
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, in_backward=False):
         self.defaults = dict(defaults)
         self.state = {}  # parameter -> its state dict (tensors hash by identity)
         self.param_groups = []
+        if not isinstance(in_backward, bool):
+            raise TypeError(f"{type(self).__name__}: in_backward must be True or False, got {in_backward!r}")
+        self.in_backward = in_backward
+        self._group_of = {}  # id(parameter) -> its group (in_backward: the hook's lookup)
+        self._handles = []   # in_backward: the hooks registered on the parameters
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of tensors or of dicts, got a single tensor; pass [tensor]")
         if isinstance(params, dict):
@@ -83,6 +92,9 @@ class Optimizer:
             group.setdefault(key, value)
         self._check_group(group)
         self.param_groups.append(group)
+        if self.in_backward:
+            for p in params:
+                self._step_in_backward(p, group)
 
     def _check_group(self, group):
         """Reject hyperparameters that cannot be right, naming the value. Subclasses may add checks."""
@@ -104,6 +116,34 @@ class Optimizer:
                     raise ValueError(f"{name}: invalid beta{i + 1} {beta!r} in betas={tuple(betas)}: "
                                      "it must be in [0, 1)")
 
+    # ---- stepping inside the backward (in_backward=True) --------------------------------------
+    def _step_in_backward(self, p, group):
+        """Update ``p`` from its post-accumulate-grad hook, then drop its gradient; plain
+        gradient descent may instead be fused into the product that makes the gradient."""
+        if _OWNER.get(id(p)) is not None:
+            raise ValueError(f"a parameter of shape {p.shape} is already updated in the backward by another "
+                             "optimizer; a parameter may have only one in_backward optimizer")
+        if not self._handles:   # the first one: when this optimizer is dropped, its hooks go too
+            weakref.finalize(self, _remove_hooks, self._handles)
+        _OWNER[id(p)] = self
+        self._group_of[id(p)] = group
+        self._handles.append(p.register_post_accumulate_grad_hook(_InBackward(self)))
+        alpha = self._fused_alpha(id(p), weakref.ref(self))
+        if alpha is not None:
+            autograd.register_fused_update(p, alpha)
+
+    def _fused_alpha(self, key, optimizer):
+        """A callable giving the scale of a fused update ``p += alpha * grad`` of the parameter
+        whose id is ``key`` (None: never fused). ``optimizer`` is a weak reference to self: the
+        callable must not keep the optimizer alive. Optimizers whose update is plain gradient
+        descent in some settings override this."""
+        return None
+
+    def _step_one(self, p):
+        with autograd.no_grad():
+            self._update_one(p, self._group_of[id(p)])
+        autograd.zero_grads([p])   # the gradient is spent: no parameter's gradient outlives its update
+
     # ---- the walk ----------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         """Drop every parameter's gradient (``set_to_none=True``) or fill it with zeros."""
@@ -113,22 +153,28 @@ class Optimizer:
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place. Returns ``closure()`` if given.
 
-        ``closure`` re-evaluates the model and returns the loss (run with gradients on).
+        ``closure`` re-evaluates the model and returns the loss (run with gradients on). With
+        ``in_backward=True`` the updates happened in ``backward()`` already and ``step()``
+        changes nothing (a loop written for the usual order runs unchanged).
         """
         loss = None
         if closure is not None:
             with autograd.enable_grad():
                 loss = closure()
+        if self.in_backward:
+            return loss
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {}
-                    self._init_state(p, state, group)
-                self._update(p, p.grad, state, group)
+                if p.grad is not None:
+                    self._update_one(p, group)
         return loss
+
+    def _update_one(self, p, group):
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {}
+            self._init_state(p, state, group)
+        self._update(p, p.grad, state, group)
 
     def _init_state(self, p, state, group):
         """Fill ``state`` for ``p`` before its first update (nothing by default)."""
@@ -187,6 +233,27 @@ class Optimizer:
         # Everything converted and checked: only now replace the live state.
         self.state = state
         self.param_groups[:] = groups
+        for group in groups:
+            self._group_of.update((id(p), group) for p in group["params"])
+
+
+def _remove_hooks(handles):
+    for handle in handles:
+        handle.remove()
+
+
+class _InBackward:
+    """A parameter's post-accumulate-grad hook that steps its optimizer. It holds the optimizer
+    weakly: the hook registry must not keep an optimizer (and its state) alive after the user
+    dropped it; a dropped optimizer's parameters are then left alone, gradients and all."""
+
+    def __init__(self, optimizer):
+        self._optimizer = weakref.ref(optimizer)
+
+    def __call__(self, p):
+        optimizer = self._optimizer()
+        if optimizer is not None:
+            optimizer._step_one(p)
 
 
 def decay_groups(params, weight_decay):

@@ -12,12 +12,34 @@ class SGD(Optimizer):
 
         >>> opt = gt.optim.SGD(params, lr=0.1, momentum=0.9)
         >>> loss.backward(); opt.step(); opt.zero_grad()
+
+    ``in_backward=True`` (torch's "optimizer in backward"): ``loss.backward()`` itself updates
+    each parameter as soon as its gradient is complete and then drops that gradient, so
+    ``p.grad`` stays None and ``step()``/``zero_grad()`` change nothing. For plain gradient
+    descent (no momentum, no weight decay) a Linear weight used once in the graph is updated
+    by the very product that would have made its gradient (``W -= lr * dY^T X``, one gemm),
+    so its gradient is never written to memory. Not for code that reads or clips ``p.grad``,
+    accumulates gradients over several backwards, or backwards twice through one graph.
+
+        >>> opt = gt.optim.SGD(model.parameters(), lr=0.1, in_backward=True)
+        >>> loss.backward()          # the parameters are updated here
     """
 
-    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 in_backward=False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, in_backward)
+
+    def _fused_alpha(self, key, optimizer):
+        def alpha():  # asked at each backward: a scheduler may have changed lr, or momentum been set
+            opt = optimizer()
+            group = opt._group_of.get(key) if opt is not None else None
+            if group is None or group["momentum"] != 0 or group["weight_decay"] != 0:
+                return None
+            return -group["lr"]
+
+        return alpha
 
     def _check_group(self, group):
         super()._check_group(group)

@@ -297,6 +297,12 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         self._requires_grad = bool(requires_grad)
         return self
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Run ``hook(self)`` during each ``backward()``, as soon as this leaf's ``.grad`` holds
+        its whole gradient (torch's name and semantics). Returns a handle; ``handle.remove()``
+        unregisters. An optimizer can step from here (``SGD(..., in_backward=True)`` does)."""
+        return autograd.register_post_accumulate_grad_hook(self, hook)
+
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         self._retains_grad = True

@@ -1,0 +1,134 @@
+"""numpy's own BLAS library, called directly for the two things numpy cannot ask it for.
+
+numpy links a BLAS (OpenBLAS in the PyPI wheels, MKL or another in some distributions) but
+exposes only the product ``a @ b``. Two kernels of that same library matter to training:
+
+- ``axpy`` (``y += alpha * x``): the SGD update. numpy's ``y += alpha * x`` runs on one core;
+  the BLAS kernel uses every thread of the BLAS pool on large vectors and one fused
+  multiply-add per element (one rounding, as torch's ``add_(x, alpha=)``).
+- ``gemm`` with ``beta`` (``C = alpha * A @ B + beta * C``, in place): plain gradient descent
+  fused into the backward writes ``W -= lr * dY^T X`` into the weight, with no gradient
+  buffer at all.
+
+The library is the one numpy already loaded (found with threadpoolctl, a well-kept library
+that also sets its thread count), so there is one thread pool, not two. ``find()`` returns
+None where the library or its symbols cannot be found (no threadpoolctl, a BLAS whose symbol
+names are unknown, no ``/proc``-style loader information): callers then take numpy's path,
+which gives the same results up to rounding.
+"""
+
+import ctypes
+import itertools
+
+import numpy as np
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_PREFIXES = ("", "scipy_")
+_SUFFIXES = ("", "64_", "_64")
+_KERNELS = {np.dtype(np.float32): ("cblas_saxpy", "cblas_sgemm", ctypes.c_float),
+            np.dtype(np.float64): ("cblas_daxpy", "cblas_dgemm", ctypes.c_double)}
+_MIN_AXPY = 1 << 16        # below this the ctypes call costs more than numpy's own loop
+
+
+class Blas:
+    """The kernels of one loaded BLAS library (see the module docstring)."""
+
+    def __init__(self, controller, symbols, int_type):
+        self.controller = controller          # threadpoolctl's handle: thread count, version
+        self._symbols = symbols                # dtype -> (axpy, gemm, scalar ctype)
+        self._int = int_type
+        self.name = f"{controller.internal_api} {controller.version or ''}".strip()
+
+    # ---- threads -----------------------------------------------------------------------------
+    def get_num_threads(self):
+        return self.controller.get_num_threads()
+
+    def set_num_threads(self, n):
+        self.controller.set_num_threads(int(n))
+
+    # ---- kernels -----------------------------------------------------------------------------
+    def axpy(self, alpha, x, y):
+        """``y += alpha * x`` in place; False (nothing done) unless ``x`` and ``y`` are
+        C-contiguous arrays of one shape and a dtype the library has, and large enough."""
+        kernels = self._symbols.get(y.dtype)
+        if (kernels is None or x.dtype != y.dtype or x.shape != y.shape or y.size < _MIN_AXPY
+                or not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable)):
+            return False
+        axpy = kernels[0]
+        axpy(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        return True
+
+    def gemm_(self, c, a, b, alpha, beta=1.0):
+        """``c = alpha * a @ b + beta * c`` in place for 2-D arrays; False (nothing done) when a
+        layout or dtype does not fit the kernel (the caller then computes it with numpy)."""
+        kernels = self._symbols.get(c.dtype)
+        if kernels is None or a.dtype != c.dtype or b.dtype != c.dtype or not c.flags.writeable:
+            return False
+        (m, k), (k2, n) = a.shape, b.shape
+        if c.shape != (m, n) or k != k2 or 0 in (m, n, k):
+            return False
+        if c.strides[1] != c.itemsize:                      # c column-major: c^T = b^T a^T
+            if c.strides[0] != c.itemsize:
+                return False
+            return self.gemm_(c.T, b.T, a.T, alpha, beta)
+        la, lb = _operand(a), _operand(b)
+        if la is None or lb is None or np.may_share_memory(c, a) or np.may_share_memory(c, b):
+            return False
+        gemm = kernels[1]
+        gemm(_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, a.ctypes.data, la[1],
+             b.ctypes.data, lb[1], beta, c.ctypes.data, c.strides[0] // c.itemsize)
+        return True
+
+
+def _operand(x):
+    """(transpose flag, leading dimension) of a 2-D operand as a row-major BLAS matrix, or None
+    when neither axis has unit stride (the kernel would need a copy)."""
+    size = x.itemsize
+    rows, cols = x.shape
+    if x.strides[1] == size or cols == 1:
+        ld = x.strides[0] // size if rows > 1 else cols
+        return (_NO_TRANS, max(ld, cols, 1)) if x.strides[0] % size == 0 else None
+    if x.strides[0] == size or rows == 1:
+        ld = x.strides[1] // size if cols > 1 else rows
+        return (_TRANS, max(ld, rows, 1)) if x.strides[1] % size == 0 else None
+    return None
+
+
+def find():
+    """The ``Blas`` of the library numpy uses, or None (see the module docstring)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    np.ones((2, 2)) @ np.ones((2, 2))          # the library is loaded lazily by some builds
+    try:
+        controllers = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    except Exception:                          # threadpoolctl could not inspect this process
+        return None
+    for controller in controllers:
+        found = _symbols(controller)
+        if found is not None:
+            return Blas(controller, *found)
+    return None
+
+
+def _symbols(controller):
+    lib = getattr(controller, "dynlib", None)
+    if lib is None:
+        return None
+    for prefix, suffix in itertools.product(_PREFIXES, _SUFFIXES):
+        # 64-bit integer arguments for the ILP64 builds (numpy's wheels: scipy_openblas64_)
+        n = ctypes.c_int64 if suffix else ctypes.c_int
+        table = {}
+        for dtype, (axpy, gemm, scalar) in _KERNELS.items():
+            f, g = (getattr(lib, f"{prefix}{name}{suffix}", None) for name in (axpy, gemm))
+            if f is None or g is None:
+                break
+            ptr, enum = ctypes.c_void_p, ctypes.c_int
+            f.argtypes = [n, scalar, ptr, n, ptr, n]
+            g.argtypes = [enum, enum, enum, n, n, n, scalar, ptr, n, ptr, n, scalar, ptr, n]
+            f.restype = g.restype = None
+            table[dtype] = (f, g, scalar)
+        else:
+            return table, n
+    return None

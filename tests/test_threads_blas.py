@@ -1,0 +1,168 @@
+"""The thread policy (all free cores, one on a busy machine; gt.set_num_threads) and the direct
+calls into numpy's BLAS (axpy, gemm with beta) that the numpy engine's fast paths use."""
+
+import os
+
+import numpy as np
+import pytest
+
+import gt
+from gt import config
+from gt.backend import B, blas, threads
+from gt.backend.threads import ThreadPolicy
+
+
+class FakeLibrary:
+    def __init__(self, n=2):
+        self.n, self.history = n, []
+
+    def get(self):
+        return self.n
+
+    def set(self, n):
+        self.n = n
+        self.history.append(n)
+
+
+def _policy(loads, start=2, cores=2, fixed=None):
+    lib, readings = FakeLibrary(start), iter(loads)
+    policy = ThreadPolicy(lib.get, lib.set, others=lambda: next(readings), cores=cores, fixed=fixed)
+    return policy, lib
+
+
+def _tick(policy):
+    policy._next = 0.0     # as if INTERVAL had passed
+    policy.tick()
+
+
+def test_a_busy_machine_gets_one_thread_and_a_quiet_one_every_core_back():
+    policy, lib = _policy([0, 2, 0, 0, 0, 0])
+    _tick(policy)
+    assert lib.n == 2 and lib.history == []           # quiet: the library's own choice
+    _tick(policy)
+    assert lib.n == 1                                 # two busy threads elsewhere on 2 cores
+    _tick(policy)
+    _tick(policy)
+    assert lib.n == 1                                 # the busy reading is still in the window
+    _tick(policy)
+    assert lib.n == 2 and lib.history == [1, 2]       # WINDOW quiet readings later
+
+
+def test_the_count_never_exceeds_what_the_library_started_with_nor_drops_below_one():
+    policy, lib = _policy([0, 9], start=2, cores=8)
+    _tick(policy)
+    assert lib.n == 2
+    _tick(policy)
+    assert lib.n == 1
+    policy, lib = _policy([3], start=8, cores=8)
+    _tick(policy)
+    assert lib.n == 5
+
+
+def test_readings_are_taken_at_most_every_interval():
+    policy, lib = _policy([0, 5])
+    policy.tick()
+    policy.tick()            # within INTERVAL: no second reading
+    assert lib.n == 2
+
+
+def test_a_fixed_count_is_kept_until_auto_again():
+    policy, lib = _policy([5, 0, 0, 0], fixed=2)
+    _tick(policy)
+    assert lib.n == 2
+    policy.set_fixed("auto")
+    _tick(policy)
+    assert lib.n == 1
+    policy.set_fixed(2)
+    assert lib.n == 2
+
+
+def test_without_proc_the_library_keeps_its_choice():
+    policy, lib = _policy([None])
+    _tick(policy)
+    assert lib.n == 2 and policy.fixed == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc on this system")
+def test_runnable_others_reads_the_machine():
+    others = threads.runnable_others()
+    assert isinstance(others, int) and others >= 0
+
+
+def test_set_num_threads_reaches_the_library():
+    before = gt.get_num_threads()
+    try:
+        gt.set_num_threads(1)
+        assert gt.get_num_threads() == 1
+        if B.name == "numpy" and blas.find() is not None:
+            threadpoolctl = pytest.importorskip("threadpoolctl")
+            info = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+            assert any(lib["num_threads"] == 1 for lib in info)
+    finally:
+        gt.set_num_threads(before)
+        gt.set_num_threads("auto")
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "two", True])
+def test_set_num_threads_rejects_what_is_no_thread_count(bad):
+    with pytest.raises(ValueError, match="positive int or 'auto'"):
+        gt.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("value, expected", [(None, "auto"), ("auto", "auto"), ("AUTO", "auto"), ("3", 3)])
+def test_gt_num_threads_is_read(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("GT_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("GT_NUM_THREADS", value)
+    assert config.num_threads() == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_a_bad_gt_num_threads_is_named(monkeypatch, value):
+    monkeypatch.setenv("GT_NUM_THREADS", value)
+    assert any(f"GT_NUM_THREADS must be a positive integer or 'auto'" in p and repr(value) in p
+               for p in config.environment_problems())
+
+
+# ---- numpy's BLAS, called directly ------------------------------------------------------------
+lib = blas.find()
+needs_blas = pytest.mark.skipif(lib is None, reason="numpy's BLAS cannot be called directly here")
+
+
+@needs_blas
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["CCC", "FCC", "CFC", "FFF", "CCF"])
+def test_gemm_into_c_matches_numpy_for_every_layout(dtype, layout):
+    rng = np.random.default_rng(0)
+    la, lb, lc = layout
+    a = np.asarray(rng.standard_normal((37, 23)), dtype, order=la)
+    b = np.asarray(rng.standard_normal((23, 41)), dtype, order=lb)
+    c = np.asarray(rng.standard_normal((37, 41)), dtype, order=lc)
+    expected = c - 0.5 * (a @ b)
+    assert lib.gemm_(c, a, b, -0.5, 1.0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
+
+
+@needs_blas
+def test_gemm_declines_what_it_cannot_do_without_touching_c():
+    a, b = np.ones((4, 3), np.float32), np.ones((3, 5), np.float32)
+    c = np.zeros((4, 5), np.float32)
+    assert not lib.gemm_(c, a.astype(np.float64), b, 1.0)        # mixed dtypes
+    assert not lib.gemm_(c, np.ones((4, 6), np.float32)[:, ::2], b, 1.0)   # no unit stride
+    assert not lib.gemm_(c[:, :4], a, b, 1.0)                  # wrong output shape
+    assert not lib.gemm_(c, c[:, :3], b, 1.0)                  # output overlaps an input
+    np.testing.assert_array_equal(c, 0)
+
+
+@needs_blas
+def test_axpy_is_a_fused_multiply_add_on_large_vectors_only():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(1 << 17).astype(np.float32)
+    x = rng.standard_normal(y.size).astype(np.float32)
+    exact = y.astype(np.float64) + np.float64(np.float32(0.3)) * x
+    assert lib.axpy(0.3, x, y)
+    np.testing.assert_array_equal(y, exact.astype(np.float32))  # one rounding: the exact sum, rounded
+    assert not lib.axpy(0.3, x[:100], y[:100])                  # small: numpy's own loop is cheaper
+    assert not lib.axpy(0.3, x[::2], y[::2])                    # not contiguous
