@@ -187,10 +187,13 @@ class PixelTransformer(nn.Module):
     def encode(self, images):
         """The token features of ``images`` (checked as ``forward`` checks them): (B, S, D), after the
         transformer blocks and the final LayerNorm, before any pooling or head."""
-        x = self.check_input(images)
+        x = self.check_input(images, finite=False)
         B, S, P = x.shape
         pos = self.pos_embedding if self.config.pos_encoding == "learned" else self.pos_encoding
-        x = self.embed(x) + pos[:S]        # (B, S, P) @ (P, D) -> (B, S, D), + (S, D) broadcast
+        tokens = self.embed(x)             # (B, S, P) @ (P, D) -> (B, S, D)
+        if not gt.checks.deferred():
+            self._check_finite(x, tokens)
+        x = tokens + pos[:S]               # + (S, D) broadcast
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)                   # (B, S, D): x + attn(ln1(x)), then x + ff(ln2(x))
@@ -200,12 +203,14 @@ class PixelTransformer(nn.Module):
         """``features`` (B, S, D) reduced as the ``pool`` option says: the mean over S -> (B, D), or as they are."""
         return features.mean(axis=1) if self.config.pool == "mean" else features
 
-    def check_input(self, images):
+    def check_input(self, images, finite=True):
         """Validate ``images`` and return them as a float (B, S, P) gt tensor; ValueError if bad.
 
         Everything is checked before any compute: the dtype (floating point), the number of axes,
         the image size, an empty batch or sequence, a sequence longer than ``max_seq_len``, and
-        non-finite pixels.
+        (``finite=True``) non-finite pixels. ``forward`` passes ``finite=False`` and checks the
+        pixels on the embedding's output instead, which is finite exactly when they are
+        (``_check_finite``): no extra pass over the images.
         """
         cfg = self.config
         x = images if isinstance(images, gt.Tensor) else gt.tensor(images)   # integers stay integers
@@ -246,17 +251,27 @@ class PixelTransformer(nn.Module):
                 gt.checks.require((lo > -math.inf) & (hi < math.inf), ValueError, lambda: (
                     f"PixelTransformer: images contain non-finite pixel values (min {lo.item()}, max {hi.item()})"))
             return x
-        with gt.no_grad():
-            # One pass over the pixels: the sum of each image (a BLAS matrix-vector product, a third
-            # of the time of reading min and max) is finite only if its pixels are, as NaN and inf
-            # propagate. Where one is not (a bad pixel, or huge pixels overflowing the sum), min and
-            # max decide: they are NaN or infinite exactly when some pixel is.
-            if not math.isfinite((x @ self._ones(P, x.dtype)).abs().max().item()):
-                lo, hi = x.min().item(), x.max().item()
-                if not (math.isfinite(lo) and math.isfinite(hi)):
-                    raise ValueError(f"PixelTransformer: images contain non-finite pixel values "
-                                     f"(min {lo}, max {hi})")
+        if finite:
+            # One pass over the pixels: the sum of each image (a BLAS matrix-vector product, a
+            # third of the time of reading min and max) is finite only if its pixels are.
+            with gt.no_grad():
+                self._check_finite(x, x @ self._ones(P, x.dtype))
         return x
+
+    @staticmethod
+    def _check_finite(x, mixed):
+        """ValueError if ``x`` (B, S, P) holds a non-finite pixel. ``mixed`` is a linear map of
+        the pixels (an image sum, the embedding's output): NaN and inf propagate through products
+        and sums (even ``inf * 0`` is NaN), so it is finite whenever the pixels are, and a
+        non-finite pixel makes it non-finite. Where it is not finite (a bad pixel, or huge pixels
+        or weights overflowing), min and max decide: they are NaN or infinite exactly when some
+        pixel is."""
+        with gt.no_grad():
+            if math.isfinite(mixed.abs().max().item()):
+                return
+            lo, hi = x.min().item(), x.max().item()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"PixelTransformer: images contain non-finite pixel values (min {lo}, max {hi})")
 
     def _ones(self, n, dtype):
         """A (n, 1) column of ones, made once per dtype, whole on every device (so the image

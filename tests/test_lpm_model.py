@@ -174,13 +174,19 @@ def test_bad_shapes_raise_before_any_compute(shape, match):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_pixels_raise(bad):
     model = small_model()
+    assert model.check_input(images(2, 3, 8, 8)).shape == (2, 3, 64)
     x = images(2, 3, 8, 8)
     x[1, 2, 3, 4] = bad
-    model.embed.forward = None  # any compute would fail with a TypeError, not the ValueError below
+    # The pixels are checked on the embedding's output (finite exactly when they are): nothing
+    # after the embedding runs; any block would fail with a TypeError, not the ValueError below.
+    for block in model.blocks:
+        block.forward = None
     with pytest.raises(ValueError, match="non-finite"):
         model(x)
     with pytest.raises(ValueError, match="non-finite"):
         model(gt.from_numpy(x))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.check_input(x)                # on its own: before any compute
 
 
 @pytest.mark.parametrize("kwargs, match", [
