@@ -172,6 +172,15 @@ case("huge", "Softmax", lambda a: a.softmax(-1), randn(3, 4, seed=8) + 1000.0, t
 case("huge", "LogSoftmax", lambda a: a.log_softmax(-1), randn(3, 4, seed=8) * 100 + 1000.0,
      torch_fn=lambda a: a.log_softmax(-1))
 
+# softmax cross-entropy of logits and class indices (a constant): F.cross_entropy's one op
+_TGT = np.array([2, 0, 3, 3, 1])
+for red in ("mean", "sum", "none"):
+    case(red, "SoftmaxCrossEntropy", lambda x, r=red: gt.nn.functional.cross_entropy(x, _TGT, reduction=r),
+         randn(5, 4, seed=11, scale=2),
+         torch_fn=lambda x, r=red: T.nn.functional.cross_entropy(x, T.tensor(_TGT), reduction=r))
+case("huge", "SoftmaxCrossEntropy", lambda x: gt.nn.functional.cross_entropy(x, _TGT[:3]),
+     randn(3, 4, seed=12) * 100 + 1000.0, torch_fn=lambda x: T.nn.functional.cross_entropy(x, T.tensor(_TGT[:3])))
+
 # ---- reductions ---------------------------------------------------------------------------
 XR = randn(2, 3, 4, seed=9)
 XD = distinct(2, 3, 4, seed=9)

@@ -13,8 +13,7 @@ also use Python operators (``+ - * / ** @``, comparisons, in-place ``+=``) on en
 with numpy's broadcasting and dtype promotion, so an engine's array type must support them.
 
 The engines keep their methods as plain class attributes (``exp = staticmethod(np.exp)``):
-the interface adds no call layer, and ``B.exp`` is the library's function itself.
-"""
+no call layer, ``B.exp`` is the library's function itself."""
 
 import abc
 
@@ -435,16 +434,17 @@ class Engine(abc.ABC):
         target += value * alpha
         return target
 
+    def exp_(self, x):
+        """``exp(x)``, possibly written over ``x`` (a fresh array of the caller's)."""
+        return self.exp(x)
+
     def addmm_(self, target, a, b, alpha):
-        """``target += alpha * (a @ b)`` in place, for 2-D arrays (plain gradient descent fused
-        into the backward: ``W -= lr * dY^T X`` with no gradient buffer); returns ``target``."""
+        """``target += alpha * (a @ b)`` in place for 2-D arrays (SGD fused into the backward)."""
         return self.add_scaled_(target, self.matmul(a, b), alpha)
 
     def get_num_threads(self):
-        """How many threads the engine's math library uses now (see gt/backend/threads.py)."""
+        """How many threads the engine's math library uses now (gt/backend/threads.py)."""
         return 1
 
     def set_num_threads(self, n):
-        """Fix the library's thread count at ``n`` (an int >= 1), or ``"auto"``: adapt it to the
-        machine's load (the default; gt/backend/threads.py)."""
-
+        """Fix the library's thread count at ``n`` (an int >= 1), or ``"auto"``: follow the load."""

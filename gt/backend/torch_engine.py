@@ -17,7 +17,6 @@ training step of the default model draws none.
 """
 
 import contextlib
-import sys
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from gt.backend.engine import Engine
 from gt import config
 from gt.backend.numpy_engine import NumpyEngine
 from gt.backend.threads import ThreadPolicy
+from gt.backend.torch_buffers import TorchBuffers
 from gt.backend.torch_indexing import TorchIndexing
 from gt.backend.torch_sorting import TorchSorting
 
@@ -46,7 +46,7 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine(TorchIndexing, TorchSorting, Engine):
+class TorchEngine(TorchBuffers, TorchIndexing, TorchSorting, Engine):
     name = "torch"
     supports_bfloat16 = True
 
@@ -335,76 +335,7 @@ class TorchEngine(TorchIndexing, TorchSorting, Engine):
     def any(self, x):
         return bool(torch.any(x))
 
-    # ---- buffers and fused updates -------------------------------------------------------------
-    # On GPUs torch's caching allocator hands freed blocks back out. On the CPU it does not: a
-    # large gradient is unmapped when freed and page-faults in afresh each step (about 4 ms for
-    # the default model's 41 MB embedding gradient), so CPU buffers go through the same pool as
-    # the numpy engine's (see NumpyEngine.recycle), with the same limits.
-    POOL_MIN_BYTES, POOL_MAX_BYTES, POOL_PER_KEY = (NumpyEngine.POOL_MIN_BYTES, NumpyEngine.POOL_MAX_BYTES,
-                                                    NumpyEngine.POOL_PER_KEY)
-
-    def recycle(self, arr, _count=False):
-        """Park a CPU tensor for reuse if the caller's one local variable is its only reference:
-        no other Python reference, and no view, numpy array or tensor sharing its storage."""
-        refs = sys.getrefcount(arr)
-        if _count:
-            return refs
-        if (refs != self._sole_refs or type(arr) is not torch.Tensor or arr.device.type != "cpu"
-                or arr._base is not None or not arr.is_contiguous() or arr.storage_offset()
-                or arr.numel() * arr.element_size() < self.POOL_MIN_BYTES or not _sole_storage(arr)):
-            return False
-        nbytes = arr.numel() * arr.element_size()
-        parked = self._pool.setdefault((tuple(arr.shape), arr.dtype), [])
-        if len(parked) >= self.POOL_PER_KEY or self._pool_bytes + nbytes > self.POOL_MAX_BYTES:
-            return False
-        parked.append(arr)
-        self._pool_bytes += nbytes
-        return True
-
-    def empty_reused(self, shape, dtype):
-        native = dtype if isinstance(dtype, torch.dtype) else self.native_dtype(dtype)
-        parked = self._pool.get((tuple(shape), native)) if self.device == "cpu" else None
-        if parked:
-            arr = parked.pop()
-            self._pool_bytes -= arr.numel() * arr.element_size()
-            return arr
-        return torch.empty(tuple(shape), dtype=native, device=self.device)
-
-    def clear_pool(self):
-        self._pool.clear()
-        self._pool_bytes = 0
-
-    def matmul_reused(self, a, b):
-        """``a @ b`` for 2-D ``a`` and ``b``, into a recycled CPU buffer when one is parked."""
-        if a.dtype != b.dtype or a.device.type != "cpu" or a.shape[0] * b.shape[1] * a.element_size() < self.POOL_MIN_BYTES:
-            return self.matmul(a, b)
-        return torch.matmul(a, b, out=self.empty_reused((a.shape[0], b.shape[1]), a.dtype))
-
-    def add_scaled_(self, target, value, alpha):
-        """``target += alpha * value`` in place, one fused kernel."""
-        if (isinstance(value, torch.Tensor) and isinstance(alpha, (int, float)) and value.dtype == target.dtype
-                and (not target.is_floating_point() or abs(alpha) <= torch.finfo(target.dtype).max)):
-            return target.add_(value, alpha=alpha)
-        # an alpha beyond the dtype's range (a diverging --lr 1e308) is refused by add_; as in
-        # numpy, the product overflows to inf instead, which the caller sees as a non-finite loss
-        target += value * alpha
-        return target
-
     # ---- linear algebra and layout ---------------------------------------------------------------
-    def get_num_threads(self):
-        return torch.get_num_threads()
-
-    def set_num_threads(self, n):
-        self._threads.set_fixed(n)
-
-    def addmm_(self, target, a, b, alpha):
-        """``target += alpha * (a @ b)`` in one kernel (``Tensor.addmm_``)."""
-        if (isinstance(alpha, (int, float)) and a.dtype == b.dtype == target.dtype
-                and abs(alpha) <= torch.finfo(target.dtype).max):
-            self._threads.tick()
-            return target.addmm_(a, b, alpha=alpha)
-        return self.add_scaled_(target, self.matmul(a, b), alpha)
-
     def matmul(self, a, b):
         self._threads.tick()
         if a.dtype != b.dtype:            # numpy promotes; torch's matmul insists on one dtype
@@ -443,15 +374,6 @@ class TorchEngine(TorchIndexing, TorchSorting, Engine):
 
     def ascontiguous(self, x):
         return x.contiguous()
-
-
-def _sole_storage(arr):
-    """Whether no other tensor (a view) or numpy array shares ``arr``'s memory. The storage
-    object made to ask holds one use itself; without torch's counter, assume it is shared."""
-    count = getattr(torch._C, "_storage_Use_Count", None)
-    if count is None:
-        return False
-    return count(arr.untyped_storage()._cdata) == 2
 
 
 def _reduces_empty(x, axis):

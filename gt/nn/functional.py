@@ -260,9 +260,9 @@ def cross_entropy(logits, target, reduction="mean", ignore_index=-100, label_smo
     if logits.ndim > 2:
         logits = logits.permute(0, *range(2, logits.ndim), 1)          # (N, d1, ..., C): classes last
     ignored = _check_targets(target, c, ignore_index, fn)
+    if ignored is False and label_smoothing == 0 and logits.ndim == 2:   # every target counts:
+        return _reduce(activations.SoftmaxCrossEntropy.apply(logits, target), reduction, fn)   # one op
     log_probs = logits.log_softmax(-1)
-    if ignored is False and label_smoothing == 0 and log_probs.ndim == 2:
-        return _pick_class(log_probs, target, reduction, fn, checked=True)   # every target counts
     keep = target != ignore_index                                               # (N, d1, ...)
     hit = (target.unsqueeze(-1) == arange(c)) & keep.unsqueeze(-1)               # an ignored row picks nothing
     nll = -where(hit, log_probs, 0.0).sum(-1)                                     # (N, d1, ...)

@@ -141,3 +141,28 @@ class BinaryCrossEntropyWithLogits(Function):
         if ny:
             gy = g * -x if pw is None else g * ((pw - 1) * sp - x)
         return gx, gy, None   # pos_weight is a constant, as in torch
+
+
+class SoftmaxCrossEntropy(Function):
+    """Per-row cross-entropy of logits (N, C) and integer targets (N,) in [0, C): ``logsumexp(x_i)
+    - x_i[t_i]`` -> (N,), one op instead of log_softmax, a class mask and a row sum. The forward
+    keeps the softmax it computes on the way (one array as large as the logits, written in
+    place), so the backward is ``(softmax - onehot(t)) * g``: two passes, no temporary."""
+
+    def forward(self, x, target):
+        n = x.shape[0]
+        rows = B.arange(0, n, 1, "int64")
+        top = B.max(x, axis=-1, keepdims=True)
+        shifted = x - top
+        picked = B.getitem(shifted, (rows, target))                      # (N,)
+        e = B.exp_(shifted)
+        total = B.sum(e, axis=-1, keepdims=True)
+        e /= total                                                       # the softmax, in place
+        self.save(e, rows, target)
+        return B.reshape(B.log(total), (n,)) - picked
+
+    def backward(self, g):
+        probs, rows, target = self.saved
+        gx = probs * B.reshape(g, (-1, 1))
+        B.setitem(gx, (rows, target), B.getitem(gx, (rows, target)) - g)  # minus onehot(t) * g
+        return gx, None

@@ -37,7 +37,10 @@ def _causal_blocked(n_q, n_k, offset):
 def _forward(ctx, qh, kh, vh, mask, scale, causal):
     """Attention weights and output on split heads (..., L, E); saves what ``_backward`` needs."""
     ctx.low = low = amp.matmul_dtype(qh, kh, vh)
-    scores = _mm(qh, _swap(kh), low) * scale                       # (..., L, S)
+    # In-place steps below work on arrays this function made (never an input): the same values
+    # as the composed ops, fewer temporaries as large as the scores.
+    scores = _mm(qh, _swap(kh), low)                               # (..., L, S)
+    scores *= scale
     blocked = None if causal is None else _causal_blocked(qh.shape[-2], kh.shape[-2], causal)
     has_bias = mask is not None and not B.is_bool(mask)
     if has_bias:
@@ -50,11 +53,13 @@ def _forward(ctx, qh, kh, vh, mask, scale, causal):
     guard = mask is not None     # only a mask can leave a query without keys (causal never does)
     if guard:
         top = B.where(B.isfinite(top), top, 0.0)                   # an all -inf row: exp gives 0, not nan
-    e = B.exp(scores - top)
+    scores -= top
+    e = B.exp_(scores)
     total = B.sum(e, axis=-1, keepdims=True)
     if guard:
         total = B.where(total == 0, 1.0, total)
-    w = e / total                                                  # the softmax, as act.Softmax
+    e /= total
+    w = e                                                          # the softmax, as act.Softmax
     ctx.blocked, ctx.scale = blocked, scale
     ctx.mask_shape = tuple(mask.shape) if has_bias else None
     ctx.save(qh, kh, vh, w)
@@ -66,13 +71,18 @@ def _backward(ctx, gh, needs):
     qh, kh, vh, w = ctx.saved
     nq, nk, nv, nm = needs
     low = ctx.low
-    gw = _mm(gh, _swap(vh), low)                                   # d/d(weights)
+    gw = _mm(gh, _swap(vh), low)                                   # d/d(weights), a fresh array
     gv = _mm(_swap(w), gh, low) if nv else None
-    gs = w * (gw - B.sum(gw * w, axis=-1, keepdims=True))          # through the softmax
+    gw -= B.sum(gw * w, axis=-1, keepdims=True)                    # through the softmax:
+    gw *= w                                                        # w * (gw - sum(gw * w)), in place
+    gs = gw
     if ctx.blocked is not None:
         gs = B.where(ctx.blocked, 0, gs)
     gm = unbroadcast(gs, ctx.mask_shape) if nm and ctx.mask_shape is not None else None
-    gs = gs * ctx.scale
+    if gm is gs:
+        gs = gs * ctx.scale
+    else:
+        gs *= ctx.scale
     gq = _mm(gs, kh, low) if nq else None
     gk = _swap(_mm(_swap(qh), gs, low)) if nk else None          # as Matmul's backward, then the transpose's
     return gq, gk, gv, gm

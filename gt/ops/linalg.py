@@ -15,6 +15,11 @@ def _mm(a, b, low, reuse=False):
     return B.matmul_reused(a, b) if reuse else B.matmul(a, b)
 
 
+def _iadd(out, value):
+    out += value
+    return out
+
+
 def _swap(x):
     axes = list(range(x.ndim))
     axes[-1], axes[-2] = axes[-2], axes[-1]
@@ -100,14 +105,15 @@ class LayerNorm(Function):
         xc = x - mean
         var = B.mean(xc * xc, axis=axes, keepdims=True)
         rstd = 1.0 / B.sqrt(var + eps)
-        xhat = xc * rstd
+        xc *= rstd                 # in place on arrays made here: the values of xc * rstd, one
+        xhat = xc                  # temporary as large as x fewer
         self.axes = axes
         self.save(xhat, rstd, weight)
         out = xhat
         if weight is not None:
             out = out * weight
         if bias is not None:
-            out = out + bias
+            out = out + bias if out is xhat or B.dtype_of(bias) != B.dtype_of(out) else _iadd(out, bias)
         return out
 
     def backward(self, g):
@@ -121,5 +127,11 @@ class LayerNorm(Function):
             gxhat = g * weight if weight is not None else g
             m1 = B.mean(gxhat, axis=self.axes, keepdims=True)
             m2 = B.mean(gxhat * xhat, axis=self.axes, keepdims=True)
-            gx = rstd * (gxhat - m1 - xhat * m2)
+            if weight is None:
+                gx = rstd * (gxhat - m1 - xhat * m2)
+            else:                  # gxhat is ours: the same arithmetic in place
+                gxhat -= m1
+                gxhat -= xhat * m2
+                gxhat *= rstd
+                gx = gxhat
         return gx, gw, gb

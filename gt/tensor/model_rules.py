@@ -5,9 +5,11 @@ when it is imported (by dispatch.py).
 Attention is independent per sequence and per head: a shard of a batch (or head) axis stays
 local, the other inputs are cut the same way or used whole where they broadcast along it; a
 shard of the sequence or feature axis is gathered (keys span the sequence). A lookup picks the
-rows of its shard of the indices from the whole table on each device.
+rows of its shard of the indices from the whole table on each device. Softmax cross-entropy is
+independent per row.
 """
 
+from gt.ops import activations as act
 from gt.ops import attention as attn
 from gt.ops import shape as sh
 from gt.sharding.placement import Shard
@@ -52,4 +54,17 @@ def embedding(cls, args, kwargs):
     return Plan([REP, (Shard(a), _sizes(idx))], Shard(a))
 
 
-rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding})
+def rows(cls, args, kwargs):
+    """An op independent per row of its inputs' first axis (softmax cross-entropy): logits and
+    targets sharded along it stay local, and so does the per-row result."""
+    lead = args[0]
+    if not all(_is_tensor(t) and _shard_axis(t) == 0 and t.shape[0] == lead.shape[0] for t in args[:2]):
+        return None
+    if any(t.placement.is_partial() for t in args[:2]):
+        return None
+    sizes = _sizes(lead)
+    return Plan([(Shard(0), sizes), (Shard(0), sizes)], Shard(0))
+
+
+rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding,
+                    act.SoftmaxCrossEntropy: rows})

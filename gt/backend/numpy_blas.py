@@ -1,0 +1,121 @@
+"""The numpy engine's calls into its BLAS: products (each one lets the thread policy look at
+the machine's load), the fused updates (``add_scaled_``: axpy; ``addmm_``: gemm with beta) and
+the thread count (gt/backend/blas.py, gt/backend/threads.py); and the fast scatter-add of rows.
+A mixin of ``NumpyEngine``, which owns ``_blas``, ``_threads``, ``_scratch`` and the buffer pool.
+"""
+
+import numpy as np
+
+from gt import config
+from gt.backend import blas
+from gt.backend.threads import ThreadPolicy
+
+
+class NumpyBlas:
+    # ---- fused in-place updates ------------------------------------------------------------
+    UPDATE_CHUNK = 1 << 18            # elements per block: the 1 MiB scratch stays in cache
+
+    def add_scaled_(self, target, value, alpha):
+        """``target += alpha * value`` in place, without a full-size temporary. Large float
+        arrays go to the BLAS's ``axpy`` (every thread of the library, one fused multiply-add
+        per element, as torch's ``add_(value, alpha=)``). Otherwise, block by block through a
+        small scratch buffer, so the update reads ``value`` and reads and writes ``target`` once
+        each (``target += value * alpha`` also writes and re-reads a fresh temporary as large as
+        ``target``, faulting in its pages); there the product is rounded to target's dtype
+        first, exactly as in that expression. Anything but two C-contiguous arrays of one shape
+        and dtype takes the plain expression."""
+        if (type(target) is not np.ndarray or type(value) is not np.ndarray or not isinstance(alpha, (int, float))
+                or target.shape != value.shape or target.dtype != value.dtype
+                or not target.flags.c_contiguous or not value.flags.c_contiguous
+                or target.size < 2 * self.UPDATE_CHUNK or np.may_share_memory(target, value)):
+            target += value * alpha
+            return target
+        lib = self._library()
+        if lib is not None and abs(alpha) <= np.finfo(target.dtype).max and lib.axpy(alpha, value, target):
+            return target
+        t, v = target.reshape(-1), value.reshape(-1)
+        n, chunk = t.size, self.UPDATE_CHUNK
+        scratch = self._scratch.get(t.dtype)
+        if scratch is None or scratch.size != chunk:  # kept: a fresh 1 MiB would fault in each time
+            scratch = self._scratch[t.dtype] = np.empty(chunk, t.dtype)
+        for s in range(0, n, chunk):
+            e = min(s + chunk, n)
+            b = scratch[:e - s]
+            np.multiply(v[s:e], alpha, out=b)
+            np.add(t[s:e], b, out=t[s:e])
+        return target
+
+    def exp_(self, x):
+        if type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable:
+            return np.exp(x, out=x)
+        return np.exp(x)
+
+    def addmm_(self, target, a, b, alpha):
+        """``target += alpha * (a @ b)``: one BLAS gemm with ``beta=1`` writing into ``target``
+        where the library and the layouts allow it, else the product then ``add_scaled_``."""
+        lib = self._library()
+        if (lib is not None and type(target) is np.ndarray and isinstance(alpha, (int, float))
+                and abs(alpha) <= np.finfo(target.dtype).max and lib.gemm_(target, a, b, alpha, 1.0)):
+            return target
+        return self.add_scaled_(target, self.matmul(a, b), alpha)
+
+    # ---- threads ---------------------------------------------------------------------------
+    def _library(self):
+        """numpy's BLAS (None where gt cannot call it), found once; its ThreadPolicy starts then."""
+        if self._blas is None:
+            self._blas = blas.find() or False
+            if self._blas:
+                self._threads = ThreadPolicy(self._blas.get_num_threads, self._blas.set_num_threads,
+                                             fixed=None if config.num_threads() == "auto" else config.num_threads())
+        if self._threads is not None:
+            self._threads.tick()
+        return self._blas or None
+
+    def get_num_threads(self):
+        lib = self._library()
+        return lib.get_num_threads() if lib is not None else 1
+
+    def set_num_threads(self, n):
+        if self._library() is not None:
+            self._threads.set_fixed(n)
+
+    def matmul_reused(self, a, b):
+        """``a @ b`` for 2-D ``a`` and ``b``, written into a recycled buffer when one of the
+        result's shape is parked (large results only: the weight gradients of big layers)."""
+        shape = (a.shape[0], b.shape[1])
+        dtype = np.result_type(a, b)
+        if shape[0] * shape[1] * dtype.itemsize < self.POOL_MIN_BYTES:
+            return self.matmul(a, b)
+        self._tick()
+        return np.matmul(a, b, out=self.empty_reused(shape, dtype))
+
+    def matmul(self, a, b):
+        self._tick()
+        return np.matmul(a, b)
+
+    def _tick(self):
+        """Before a BLAS product: let the thread policy look at the machine's load."""
+        threads = self._threads
+        if threads is not None:
+            threads.tick()
+        elif self._blas is None:
+            self._library()
+
+
+
+def add_rows(target, index, values):
+    """``np.add.at(target, index, values)`` for rows of ``target`` picked by one integer array
+    (an embedding's or a gather's gradient), several times faster: the indices sorted (stably,
+    so equal ones keep their order), each run of equal ones summed with one ``reduceat``, then
+    one fancy-indexed add of distinct rows. The sums may round differently from one-by-one
+    adds (a few ulps of the largest)."""
+    flat = index.reshape(-1)
+    flat = np.where(flat < 0, flat + target.shape[0], flat)    # -1 and n-1 are one row
+    rows = values.reshape((flat.size,) + target.shape[1:])
+    if flat.size == 0:
+        return target
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    target[ordered[starts]] += np.add.reduceat(rows[order], starts, axis=0)
+    return target
