@@ -1,6 +1,6 @@
 """One training step of the default Pixel Transformer, gt against PyTorch eager, side by side.
 
-    python benchmarks/bench_train.py            # the full run (about 30 s on 2 cores)
+    python benchmarks/bench_train.py            # the full run (about a minute on 2 quiet cores)
     python benchmarks/bench_train.py --json     # the same figures as one JSON object
     python benchmarks/bench_train.py --quick    # a few steps: proves the benchmark runs (CI)
 
@@ -39,7 +39,15 @@ with ``SGD(lr=0.01)`` (plain gradient descent) on both sides. Reported per confi
   VmHWM (the kernel's resident high-water mark) after training minus VmRSS before the model
   is built, with the high-water mark reset (/proc/self/clear_refs) after imports and data
   are in place, so library import footprints (torch's is ~10x numpy's) do not count.
-  Without /proc it falls back to ru_maxrss.
+  Without /proc it falls back to ru_maxrss;
+- the small-decoder step (small_decoder.py): a 0.87M-parameter causal decoder over 256 codes,
+  batch 64 x 49 tokens, ``AdamW(lr=1e-3)``, gt.nn against the same model in PyTorch
+  (``TorchDecoder`` in torch_reference.py) with the same weights, in blocks;
+- the seed step and the small-decoder step under load (under_load.py): timed again in blocks
+  beside two busy processes; the slowdown is loaded / quiet (the quiet medians above), for
+  each framework, and gt's slowdown over torch's.
+
+The header names the CPU and each framework's BLAS and threads (machine.py).
 
 torch is optional: without it the gt figures are printed alone with a line on how to
 install it (``pip install torch==2.13.0``).
@@ -64,7 +72,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from machine import cpu_name, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
-from small_decoder import measure_decoder  # noqa: E402
+from small_decoder import DECODER, DECODER_BATCH, measure_decoder  # noqa: E402
 from timing import BLOCK, summary, take_turns, timed  # noqa: E402
 from under_load import slowdowns  # noqa: E402
 
@@ -72,6 +80,7 @@ MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024
              max_seq_len=32)
 CONFIGS = {"seed": (2, 4), "large": (16, 8)}
 FORWARD = (16, 8)
+QUICK_DECODER_BATCH = 8   # --quick: the same decoder on 8 sequences instead of 64 (the CI budget)
 LR = 0.01
 TORCH_HINT = "torch is not installed: only gt's figures are shown. For the comparison: pip install torch==2.13.0"
 
@@ -376,15 +385,17 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     if torch_ok:
         tmodel.train()
 
-    log("small decoder (batch 64, seq 49, AdamW) ...")
-    result["decoder"], dfns, dbatches = measure_decoder(warmup, steps, torch_ok)
+    dbatch = QUICK_DECODER_BATCH if quick else DECODER_BATCH
+    log(f"small decoder (batch {dbatch}, seq {DECODER['seq']}, AdamW) ...")
+    result["decoder"], dfns, dbatches = measure_decoder(warmup, steps, torch_ok, dbatch)
 
-    load_steps = 1 if quick else min(steps, 10)
+    # --quick: one step of each, the steps already warm (a proof that it runs, for CI)
+    load_steps, load_warmup, load_block = (1, 0, 1) if quick else (min(steps, 10), warmup, BLOCK)
     log(f"under load (2 busy processes; seed step and small-decoder step, {load_steps} steps each) ...")
     quiet = {"seed": {k: result["configs"]["seed"][k]["median_ms"] for k in fns},
              "decoder": {k: result["decoder"][k]["median_ms"] for k in dfns}}
     result["under_load"] = slowdowns({"seed": (fns, make_batches(*CONFIGS["seed"])), "decoder": (dfns, dbatches)},
-                                     quiet, warmup, load_steps)
+                                     quiet, load_warmup, load_steps, block=load_block)
     del model, opt, fns, ffns, dfns
     if torch_ok:
         del tmodel, topt
@@ -511,7 +522,8 @@ def render_decoder(r):
         if k in d:
             ratio = f"{d['ratio']:.2f}" if "ratio" in d and k == "gt" else ""
             lines.append(f"| {k} | {d[k]['min_ms']:.1f} | {d[k]['median_ms']:.1f} | {ratio} |")
-    lines += ["", f"Under load ({load['busy_processes']} busy processes beside the benchmark), blocks of 5 steps:", "",
+    how = "one step each (--quick)" if r["quick"] else "blocks of 5 steps"
+    lines += ["", f"Under load ({load['busy_processes']} busy processes beside the benchmark), {how}:", "",
               "| step | framework | quiet median ms | loaded median ms | slowdown | gt slowdown / torch's |",
               "|---|---|---:|---:|---:|---:|"]
     for figure, label in (("seed", "seed (2x4)"), ("decoder", "small decoder")):
@@ -528,7 +540,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few steps only: proves the benchmark runs (CI)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 2)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 1); under load at most 10")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per config (default 3; quick 1)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-child", choices=("gt", "torch"), help=argparse.SUPPRESS)

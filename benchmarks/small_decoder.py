@@ -44,12 +44,12 @@ def parameter_count(model):
     return sum(int(np.prod(p.shape)) for p in model.parameters())
 
 
-def decoder_batches(count=2, seed=1):
+def decoder_batches(batch=DECODER_BATCH, count=2, seed=1):
     """``count`` batches of (inputs (B, T), next codes (B, T)), int64."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
-        codes = rng.integers(0, DECODER["vocab"], size=(DECODER_BATCH, DECODER["seq"] + 1)).astype(np.int64)
+        codes = rng.integers(0, DECODER["vocab"], size=(batch, DECODER["seq"] + 1)).astype(np.int64)
         out.append((np.ascontiguousarray(codes[:, :-1]), np.ascontiguousarray(codes[:, 1:])))
     return out
 
@@ -97,17 +97,17 @@ def torch_decoder_step(model, opt):
     return step
 
 
-def measure_decoder(warmup, steps, torch_ok):
-    """Time the step of both decoders in blocks on the same batches, from the same weights.
-    Returns (figures, {framework: step function}, batches): the step functions and batches
+def measure_decoder(warmup, steps, torch_ok, batch=DECODER_BATCH):
+    """Time the step of both decoders in blocks on the same batches (``batch`` sequences each;
+    the benchmark's quick mode uses fewer), from the same weights. Returns (figures, {framework: step function}, batches): the step functions and batches
     are reused by the measurement under load."""
     model, opt = build_gt_decoder()
     fns = {"gt": gt_decoder_step(model, opt)}
     if torch_ok:
         fns["torch"] = torch_decoder_step(*build_torch_decoder(model))
-    batches = decoder_batches()
+    batches = decoder_batches(batch)
     times, losses, _ = take_turns(fns, batches, warmup, steps, BLOCK, keep=lambda loss: float(loss.item()))
-    entry = dict(DECODER, batch=DECODER_BATCH, lr=DECODER_LR, optimizer="AdamW",
+    entry = dict(DECODER, batch=batch, lr=DECODER_LR, optimizer="AdamW",
                  parameters=parameter_count(model))
     for k, ts in times.items():
         entry[k] = summary(ts)

@@ -1,9 +1,11 @@
-"""The Pixel Transformer written the way a PyTorch user writes it, for the benchmarks.
+"""The benchmarks' models written the way a PyTorch user writes them: the Pixel Transformer
+and (``TorchDecoder``) the small decoder of small_decoder.py.
 
 Same architecture and state-dict keys as ``lpm.model.PixelTransformer`` (pre-norm blocks with
 separate q/k/v/out projections, ReLU feed-forward, LayerNorm eps 1e-5, the original
 Transformer's sinusoid as a non-persistent buffer), built from ``torch.nn`` modules, so
-``load_state_dict`` of a gt model's ``state_dict()`` gives the same function.
+``load_state_dict`` of a gt model's ``state_dict()`` gives the same function; likewise
+``TorchDecoder`` for small_decoder.py's ``GtDecoder``.
 Importing this module imports torch; callers check that torch is installed first.
 """
 

@@ -79,15 +79,16 @@ def alive(pid):
     return True
 
 
-def slowdowns(workloads, quiet, warmup, steps, busy=2):
-    """Time each workload's step functions in blocks (as the quiet figures were taken) beside
-    ``busy`` spinning processes. ``workloads``: {figure: ({framework: step}, batches)};
+def slowdowns(workloads, quiet, warmup, steps, busy=2, block=BLOCK):
+    """Time each workload's step functions in blocks of ``block`` (as the quiet figures were
+    taken; 1 for a single call each, as the benchmark's quick mode does) beside ``busy``
+    spinning processes. ``workloads``: {figure: ({framework: step}, batches)};
     ``quiet``: {figure: {framework: quiet median ms}}. Returns {figure: {framework:
     {quiet_ms, loaded_ms, loaded_min_ms, slowdown}, "gt_vs_torch": gt's slowdown / torch's}}."""
     out = {}
     with busy_processes(busy):
         for figure, (fns, batches) in workloads.items():
-            times, _, _ = take_turns(fns, batches, warmup, steps, BLOCK, keep=lambda loss: None)
+            times, _, _ = take_turns(fns, batches, warmup, steps, block, keep=lambda loss: None)
             res = {}
             for k, ts in times.items():
                 s = summary(ts)
