@@ -80,6 +80,7 @@ MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024
              max_seq_len=32)
 CONFIGS = {"seed": (2, 4), "large": (16, 8)}
 FORWARD = (16, 8)
+BUSY_LOAD = 0.5   # load average per core before the run above which the machine counts as busy
 QUICK_DECODER_BATCH = 8   # --quick: the same decoder on 8 sequences instead of 64 (the CI budget)
 LR = 0.01
 TORCH_HINT = "torch is not installed: only gt's figures are shown. For the comparison: pip install torch==2.13.0"
@@ -412,6 +413,9 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         result["memory"] = mem
 
     result["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")]
+    # Other work already running: the "quiet" figures were not quiet, and the slowdowns under
+    # load compare a busy machine with a busier one.
+    result["busy_before"] = bool(load_before > BUSY_LOAD * (os.cpu_count() or 1))
     values = {}
     if torch_ok:
         values["seed_ratio"] = result["configs"]["seed"]["ratio"]
@@ -452,6 +456,9 @@ def render(r):
     lines = [f"{r['date']}  {r['machine']}  python {r['python']}, numpy {r['numpy']}, torch {r['torch']}",
              f"command: {r['command']}   load average before/after: {r['loadavg'][0]:.2f} / {r['loadavg'][1]:.2f}",
              f"cpu: {r['cpu']}; gt engine: {r['gt_engine']}",
+             *(["WARNING: the machine was busy before the run (load average "
+                f"{r['loadavg'][0]:.2f} on {r['threads']['cpu_count']} cores): the quiet figures are not quiet, "
+                "the ratios and slowdowns are unreliable"] if r["busy_before"] else []),
              f"blas: {r['blas']['numpy']}",
              f"      {r['blas']['torch'] or 'torch not installed'}",
              "sgemm peak ({0}^3 float32): ".format(r["sgemm_gflops"]["size"])

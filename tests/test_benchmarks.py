@@ -89,6 +89,7 @@ def test_bench_train_quick_json():
 
 def _check_header_decoder_and_load(r, torch_ok):
     assert isinstance(r["cpu"], str) and r["cpu"]
+    assert r["busy_before"] is (r["loadavg"][0] > 0.5 * os.cpu_count())
     assert r["gt_engine"] in ("numpy", "torch")
     assert r["blas"]["numpy"].startswith("numpy ") and "threads" in r["blas"]["numpy"]
     if torch_ok:
