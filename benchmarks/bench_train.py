@@ -1,6 +1,6 @@
 """One training step of the default Pixel Transformer, gt against PyTorch eager, side by side.
 
-    python benchmarks/bench_train.py            # the full run (about 30 s on 2 cores)
+    python benchmarks/bench_train.py            # the full run (about a minute on 2 quiet cores)
     python benchmarks/bench_train.py --json     # the same figures as one JSON object
     python benchmarks/bench_train.py --quick    # a few steps: proves the benchmark runs (CI)
 
@@ -39,7 +39,15 @@ with ``SGD(lr=0.01)`` (plain gradient descent) on both sides. Reported per confi
   VmHWM (the kernel's resident high-water mark) after training minus VmRSS before the model
   is built, with the high-water mark reset (/proc/self/clear_refs) after imports and data
   are in place, so library import footprints (torch's is ~10x numpy's) do not count.
-  Without /proc it falls back to ru_maxrss.
+  Without /proc it falls back to ru_maxrss;
+- the small-decoder step (small_decoder.py): a 0.87M-parameter causal decoder over 256 codes,
+  batch 64 x 49 tokens, ``AdamW(lr=1e-3)``, gt.nn against the same model in PyTorch
+  (``TorchDecoder`` in torch_reference.py) with the same weights, in blocks;
+- the seed step and the small-decoder step under load (under_load.py): timed again in blocks
+  beside two busy processes; the slowdown is loaded / quiet (the quiet medians above), for
+  each framework, and gt's slowdown over torch's.
+
+The header names the CPU and each framework's BLAS and threads (machine.py).
 
 torch is optional: without it the gt figures are printed alone with a line on how to
 install it (``pip install torch==2.13.0``).
@@ -53,7 +61,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -64,19 +71,31 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from machine import cpu_name, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
+from small_decoder import DECODER, DECODER_BATCH, measure_decoder  # noqa: E402
+from timing import BLOCK, summary, take_turns, timed  # noqa: E402
+from under_load import slowdowns  # noqa: E402
+
 MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024, num_classes=10,
              max_seq_len=32)
 CONFIGS = {"seed": (2, 4), "large": (16, 8)}
 FORWARD = (16, 8)
+BUSY_LOAD = 0.5   # load average per core before the run above which the machine counts as busy
+QUICK_DECODER_BATCH = 8   # --quick: the same decoder on 8 sequences instead of 64 (the CI budget)
 LR = 0.01
 TORCH_HINT = "torch is not installed: only gt's figures are shown. For the comparison: pip install torch==2.13.0"
 
-TARGETS = [  # (key, description, comparison, target)
-    ("seed_ratio", "seed step time, gt / torch", "<=", 0.5),
-    ("large_ratio", "large step time, gt / torch", "<=", 0.6),
-    ("large_peak_share", "large step, share of sgemm peak (gt)", ">=", 0.6),
-    ("forward_ratio", "forward images/s at batch 16, gt / torch", ">=", 1.2),
+TARGETS = [  # (key, description, comparison, target); target None: shown for information
+    ("seed_ratio", "seed step time (2x4), gt / torch", "<=", 0.6),
+    ("large_ratio", "large step time (16x8), gt / torch", "<=", 0.9),
+    ("forward_ratio", "forward images/s at batch 16x8, gt / torch", ">=", 1.0),
+    ("decoder_ratio", "small-decoder step time, gt / torch", "<=", 1.0),
     ("memory_ratio", "peak memory of a training run, gt / torch", "<=", 1.2),
+    ("load_seed_slowdown", "seed step under 2 busy processes, gt slowdown", "<=", 3.0),
+    ("load_decoder_slowdown", "small-decoder step under 2 busy processes, gt slowdown", "<=", 3.0),
+    ("load_seed_vs_torch", "seed step under load, gt slowdown / torch slowdown", "<=", 1.0),
+    ("load_decoder_vs_torch", "small-decoder step under load, gt slowdown / torch slowdown", "<=", 1.0),
+    ("large_peak_share", "large step, share of sgemm peak (gt)", None, None),
 ]
 
 
@@ -119,24 +138,18 @@ def sgemm_peak(n, reps, torch_too):
     flop = 2.0 * n ** 3
     res = {}
     np.matmul(a, b, out=out)
-    best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(reps))
+    best = min(timed(lambda: np.matmul(a, b, out=out)) for _ in range(reps))
     res["numpy"] = flop / best / 1e9
     if torch_too:
         import torch
 
         ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
         torch.matmul(ta, tb, out=tout)
-        best = min(_timed(lambda: torch.matmul(ta, tb, out=tout)) for _ in range(reps))
+        best = min(timed(lambda: torch.matmul(ta, tb, out=tout)) for _ in range(reps))
         res["torch"] = flop / best / 1e9
     res["peak"] = max(res.values())
     res["size"] = n
     return res
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 # ---- the two models ------------------------------------------------------------------------
@@ -216,51 +229,6 @@ def torch_forward_fn(model):
             return model(torch.from_numpy(x))
 
     return fwd
-
-
-BLOCK = 5
-
-
-def take_turns(fns, batches, warmup, steps, block, keep=lambda out: out):
-    """Time each function on the same sequence of batches, taking turns: ``block`` consecutive
-    calls of one (the first of each block untimed when ``block`` > 1), then the next, until each
-    has ``steps`` timed calls after ``warmup`` untimed ones. Returns ({name: [seconds]},
-    {name: [keep(result) of each timed call]}, {name: [minor page faults of each timed call]});
-    ``keep`` runs outside the timed region."""
-    times = {name: [] for name in fns}
-    results = {name: [] for name in fns}
-    faults = {name: [] for name in fns}
-    done = {name: 0 for name in fns}  # calls so far: the index of the next batch
-    while any(len(t) < steps for t in times.values()):
-        for name, fn in fns.items():
-            for j in range(block + (block > 1)):
-                if len(times[name]) >= steps:
-                    break
-                args = batches[done[name] % len(batches)]
-                f0 = _minor_faults()
-                t0 = time.perf_counter()
-                out = fn(*args)
-                dt = time.perf_counter() - t0
-                f1 = _minor_faults()
-                done[name] += 1
-                if done[name] > warmup and (block == 1 or j > 0):
-                    times[name].append(dt)
-                    faults[name].append(f1 - f0)
-                    results[name].append(keep(out))
-    return times, results, faults
-
-
-def _minor_faults():
-    """Minor page faults of this process so far (first touches of freshly mapped memory)."""
-    try:
-        import resource
-    except ImportError:  # not on Linux/Unix: no figure
-        return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def summary(seconds):
-    return {"min_ms": 1e3 * min(seconds), "median_ms": 1e3 * statistics.median(seconds), "steps": len(seconds)}
 
 
 # ---- memory (a fresh process per framework) -------------------------------------------------
@@ -346,7 +314,8 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         "torch": (torch.__version__ if torch_ok else None),
         "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "quick": quick, "model": MODEL, "lr": LR, "threads": threads,
-        "gt_devices": gt.sharding.get_mesh().size,
+        "gt_devices": gt.sharding.get_mesh().size, "gt_engine": gt.get_backend(),
+        "cpu": cpu_name(), "blas": {"numpy": numpy_blas(), "torch": torch_parallel() if torch_ok else None},
     }
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     log("sgemm peak ...")
@@ -413,7 +382,22 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         fwd[mode] = res
     fwd.update(fwd["blocks"])
     result["forward"] = fwd
-    del model, opt, fns, ffns
+    model.train()
+    if torch_ok:
+        tmodel.train()
+
+    dbatch = QUICK_DECODER_BATCH if quick else DECODER_BATCH
+    log(f"small decoder (batch {dbatch}, seq {DECODER['seq']}, AdamW) ...")
+    result["decoder"], dfns, dbatches = measure_decoder(warmup, steps, torch_ok, dbatch)
+
+    # --quick: one step of each, the steps already warm (a proof that it runs, for CI)
+    load_steps, load_warmup, load_block = (1, 0, 1) if quick else (min(steps, 10), warmup, BLOCK)
+    log(f"under load (2 busy processes; seed step and small-decoder step, {load_steps} steps each) ...")
+    quiet = {"seed": {k: result["configs"]["seed"][k]["median_ms"] for k in fns},
+             "decoder": {k: result["decoder"][k]["median_ms"] for k in dfns}}
+    result["under_load"] = slowdowns({"seed": (fns, make_batches(*CONFIGS["seed"])), "decoder": (dfns, dbatches)},
+                                     quiet, load_warmup, load_steps, block=load_block)
+    del model, opt, fns, ffns, dfns
     if torch_ok:
         del tmodel, topt
 
@@ -429,6 +413,9 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         result["memory"] = mem
 
     result["loadavg"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")]
+    # Other work already running: the "quiet" figures were not quiet, and the slowdowns under
+    # load compare a busy machine with a busier one.
+    result["busy_before"] = bool(load_before > BUSY_LOAD * (os.cpu_count() or 1))
     values = {}
     if torch_ok:
         values["seed_ratio"] = result["configs"]["seed"]["ratio"]
@@ -437,6 +424,13 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         if memory:
             values["memory_ratio"] = result["memory"]["ratio"]
     values["large_peak_share"] = result["configs"]["large"]["gt"]["peak_share"]
+    load = result["under_load"]
+    for figure in ("seed", "decoder"):
+        values[f"load_{figure}_slowdown"] = load[figure]["gt"]["slowdown"]
+        if torch_ok:
+            values[f"load_{figure}_vs_torch"] = load[figure]["gt_vs_torch"]
+    if torch_ok:
+        values["decoder_ratio"] = result["decoder"]["ratio"]
     alternate = {}  # the same figures from the step-by-step alternation, for comparison
     if torch_ok:
         alternate["seed_ratio"] = result["configs"]["seed"]["alternate"]["ratio"]
@@ -445,10 +439,12 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     alternate["large_peak_share"] = result["configs"]["large"]["alternate"]["gt"]["peak_share"]
 
     def met(value, cmp, target):
-        return None if value is None else (value <= target if cmp == "<=" else value >= target)
+        if value is None or target is None:
+            return None
+        return value <= target if cmp == "<=" else value >= target
 
     result["targets"] = [
-        {"key": key, "figure": text, "value": values.get(key), "target": f"{cmp} {target}",
+        {"key": key, "figure": text, "value": values.get(key), "target": None if target is None else f"{cmp} {target}",
          "met": met(values.get(key), cmp, target),
          "value_alternate": alternate.get(key), "met_alternate": met(alternate.get(key), cmp, target)}
         for key, text, cmp, target in TARGETS]
@@ -459,6 +455,12 @@ def render(r):
     torch_ok = r["torch"] is not None
     lines = [f"{r['date']}  {r['machine']}  python {r['python']}, numpy {r['numpy']}, torch {r['torch']}",
              f"command: {r['command']}   load average before/after: {r['loadavg'][0]:.2f} / {r['loadavg'][1]:.2f}",
+             f"cpu: {r['cpu']}; gt engine: {r['gt_engine']}",
+             *(["WARNING: the machine was busy before the run (load average "
+                f"{r['loadavg'][0]:.2f} on {r['threads']['cpu_count']} cores): the quiet figures are not quiet, "
+                "the ratios and slowdowns are unreliable"] if r["busy_before"] else []),
+             f"blas: {r['blas']['numpy']}",
+             f"      {r['blas']['torch'] or 'torch not installed'}",
              "sgemm peak ({0}^3 float32): ".format(r["sgemm_gflops"]["size"])
              + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in r["sgemm_gflops"].items() if k != "size"),
              "", "Taking turns in blocks of 5 steps (the headline figures):", ""]
@@ -479,6 +481,7 @@ def render(r):
             lines.append(f"| forward ({f['batch']}x{f['seq']}, no_grad) | {k} | {f[k]['min_ms']:.1f} | "
                          f"{f[k]['median_ms']:.1f} | {ratio} (images/s) | {f[k]['images_per_s']:.0f} images/s | | "
                          f"{f[k]['page_faults']} |")
+    lines += render_decoder(r)
     if torch_ok:
         lines += ["", "Alternating every step (each step starts while the other runtime's threads still spin):", "",
                   "| config | gt median ms | torch median ms | gt/torch |", "|---|---:|---:|---:|"]
@@ -490,7 +493,8 @@ def render(r):
                      + ", ".join(f"{n} {max(c['blocks']['loss_rel_diff'], c['alternate']['loss_rel_diff']):.1e}"
                                  for n, c in r["configs"].items())
                      + f"; forward logits {r['forward']['logits_rel_diff']:.1e}"
-                     + f"; embed.weight after all steps {r['embed_weight_rel_diff']:.1e}")
+                     + f"; embed.weight after all steps {r['embed_weight_rel_diff']:.1e}"
+                     + f"; small decoder losses {r['decoder']['loss_rel_diff']:.1e}")
     if "memory" in r:
         m = r["memory"]
         lines.append("")
@@ -507,16 +511,43 @@ def render(r):
     for t in r["targets"]:
         v = "n/a" if t["value"] is None else f"{t['value']:.2f}"
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "NO")
+        if t["target"] is None:
+            t, met = dict(t, target="(information)"), ""
         alt = "" if t["value_alternate"] is None else f"{t['value_alternate']:.2f}"
         lines.append(f"| {t['figure']} | {v} | {t['target']} | {met} | {alt} |")
     return "\n".join(lines)
+
+
+def render_decoder(r):
+    """The small-decoder step and the steps under load, as table rows."""
+    d, load = r["decoder"], r["under_load"]
+    lines = ["", f"Small decoder ({d['parameters'] / 1e6:.2f}M parameters: D{d['dim']}, {d['layers']} layers, "
+                 f"{d['heads']} heads, ff {d['ff_dim']}, {d['vocab']} codes; batch {d['batch']} x {d['seq']}, "
+                 f"{d['optimizer']}(lr={d['lr']:g})), blocks of 5 steps:", "",
+             "| framework | min ms | median ms | gt/torch |", "|---|---:|---:|---:|"]
+    for k in ("gt", "torch"):
+        if k in d:
+            ratio = f"{d['ratio']:.2f}" if "ratio" in d and k == "gt" else ""
+            lines.append(f"| {k} | {d[k]['min_ms']:.1f} | {d[k]['median_ms']:.1f} | {ratio} |")
+    how = "one step each (--quick)" if r["quick"] else "blocks of 5 steps"
+    lines += ["", f"Under load ({load['busy_processes']} busy processes beside the benchmark), {how}:", "",
+              "| step | framework | quiet median ms | loaded median ms | slowdown | gt slowdown / torch's |",
+              "|---|---|---:|---:|---:|---:|"]
+    for figure, label in (("seed", "seed (2x4)"), ("decoder", "small decoder")):
+        f = load[figure]
+        for k in ("gt", "torch"):
+            if k in f:
+                vs = f"{f['gt_vs_torch']:.2f}" if "gt_vs_torch" in f and k == "gt" else ""
+                lines.append(f"| {label} | {k} | {f[k]['quiet_ms']:.1f} | {f[k]['loaded_ms']:.1f} | "
+                             f"{f[k]['slowdown']:.2f}x | {vs} |")
+    return lines
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quick", action="store_true", help="a few steps only: proves the benchmark runs (CI)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 2)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 1); under load at most 10")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per config (default 3; quick 1)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--memory-child", choices=("gt", "torch"), help=argparse.SUPPRESS)

@@ -1,9 +1,11 @@
-"""The Pixel Transformer written the way a PyTorch user writes it, for the benchmarks.
+"""The benchmarks' models written the way a PyTorch user writes them: the Pixel Transformer
+and (``TorchDecoder``) the small decoder of small_decoder.py.
 
 Same architecture and state-dict keys as ``lpm.model.PixelTransformer`` (pre-norm blocks with
 separate q/k/v/out projections, ReLU feed-forward, LayerNorm eps 1e-5, the original
 Transformer's sinusoid as a non-persistent buffer), built from ``torch.nn`` modules, so
-``load_state_dict`` of a gt model's ``state_dict()`` gives the same function.
+``load_state_dict`` of a gt model's ``state_dict()`` gives the same function; likewise
+``TorchDecoder`` for small_decoder.py's ``GtDecoder``.
 Importing this module imports torch; callers check that torch is installed first.
 """
 
@@ -78,3 +80,39 @@ class TorchPixelTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x).mean(dim=1))                        # (B, C)
+
+
+class CausalBlock(nn.Module):
+    """A pre-norm decoder block as PyTorch users write it today: q/k/v/out projections and
+    ``F.scaled_dot_product_attention(is_causal=True)`` (the fused kernel), ReLU feed-forward."""
+
+    def __init__(self, D, H, F):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(D, eps=1e-5), Attention(D, H)
+        self.ln2, self.ff = nn.LayerNorm(D, eps=1e-5), FeedForward(D, F)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        a, H = self.attn, self.attn.H
+        h = self.ln1(x)
+        q, k, v = (p(h).view(B, T, H, D // H).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
+        att = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)     # (B, H, T, hd)
+        x = x + a.out_proj(att.transpose(1, 2).reshape(B, T, D))
+        return x + self.ff(self.ln2(x))
+
+
+class TorchDecoder(nn.Module):
+    """The small decoder of benchmarks/small_decoder.py (same state-dict keys as its gt model):
+    token and learned position embeddings, causal blocks, final LayerNorm, head to the codes."""
+
+    def __init__(self, vocab, dim, layers, heads, ff_dim, seq):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(vocab, dim), nn.Embedding(seq, dim)
+        self.blocks = nn.ModuleList([CausalBlock(dim, heads, ff_dim) for _ in range(layers)])
+        self.ln, self.head = nn.LayerNorm(dim, eps=1e-5), nn.Linear(dim, vocab)
+
+    def forward(self, idx):
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))

@@ -6,8 +6,10 @@ is checked (every figure present, of the right kind).
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -68,10 +70,54 @@ def test_bench_train_quick_json():
         assert f["torch"]["images_per_s"] > 0 and _is_number(f["ratio"])
         assert m["torch"]["train_mib"] > 0 and _is_number(m["ratio"])
         assert r["embed_weight_rel_diff"] < 1e-3
+    _check_header_decoder_and_load(r, torch_ok)
     keys = [t["key"] for t in r["targets"]]
-    assert keys == ["seed_ratio", "large_ratio", "large_peak_share", "forward_ratio", "memory_ratio"]
+    assert keys == ["seed_ratio", "large_ratio", "forward_ratio", "decoder_ratio", "memory_ratio",
+                    "load_seed_slowdown", "load_decoder_slowdown", "load_seed_vs_torch", "load_decoder_vs_torch",
+                    "large_peak_share"]
     for t in r["targets"]:
         assert t["met"] in (True, False, None)
+        if torch_ok:
+            assert _is_number(t["value"]) and (t["met"] is None) == (t["target"] is None)
+    info = next(t for t in r["targets"] if t["key"] == "large_peak_share")
+    assert info["target"] is None and info["met"] is None
+    goals = {t["key"]: t["target"] for t in r["targets"]}
+    assert goals["seed_ratio"] == "<= 0.6" and goals["large_ratio"] == "<= 0.9" and goals["forward_ratio"] == ">= 1.0"
+    assert goals["decoder_ratio"] == "<= 1.0" and goals["memory_ratio"] == "<= 1.2"
+    assert goals["load_seed_slowdown"] == goals["load_decoder_slowdown"] == "<= 3.0"
+
+
+def _check_header_decoder_and_load(r, torch_ok):
+    assert isinstance(r["cpu"], str) and r["cpu"]
+    assert r["busy_before"] is (r["loadavg"][0] > 0.5 * os.cpu_count())
+    assert r["gt_engine"] in ("numpy", "torch")
+    assert r["blas"]["numpy"].startswith("numpy ") and "threads" in r["blas"]["numpy"]
+    if torch_ok:
+        assert r["blas"]["torch"].startswith("torch ") and "intra-op threads" in r["blas"]["torch"]
+    else:
+        assert r["blas"]["torch"] is None
+    d = r["decoder"]
+    # token 256x128 + positions 49x128, 4 blocks of (2 LayerNorms, 4 projections 128x128, ff 128-512-128),
+    # final LayerNorm, head 128 -> 256
+    block = 2 * 2 * 128 + 4 * (128 * 128 + 128) + (128 * 512 + 512) + (512 * 128 + 128)
+    assert d["parameters"] == 256 * 128 + 49 * 128 + 4 * block + 2 * 128 + (128 * 256 + 256) == 865408
+    # --quick trains the same decoder on 8 sequences a batch instead of 64
+    assert (d["batch"], d["seq"], d["vocab"], d["optimizer"], d["lr"]) == (8, 49, 256, "AdamW", 1e-3)
+    for k in ["gt"] + (["torch"] if torch_ok else []):
+        assert d[k]["steps"] >= 1 and 0 < d[k]["min_ms"] <= d[k]["median_ms"]
+    if torch_ok:
+        assert _is_number(d["ratio"])
+        assert d["loss_rel_diff"] < 1e-4   # the same decoder, weights and batches on both sides
+    load = r["under_load"]
+    assert load["busy_processes"] == 2
+    for figure in ("seed", "decoder"):
+        f = load[figure]
+        for k in ["gt"] + (["torch"] if torch_ok else []):
+            assert f[k]["steps"] >= 1 and f[k]["quiet_ms"] > 0 and f[k]["loaded_ms"] > 0
+            assert f[k]["slowdown"] == pytest.approx(f[k]["loaded_ms"] / f[k]["quiet_ms"])
+        assert f["gt"]["quiet_ms"] == (r["configs"]["seed"] if figure == "seed" else d)["gt"]["median_ms"]
+        if torch_ok:
+            assert f["gt_vs_torch"] == pytest.approx(f["gt"]["slowdown"] / f["torch"]["slowdown"])
 
 
 @pytest.mark.slow
@@ -89,6 +135,8 @@ def test_bench_train_without_torch_says_how_to_install(tmp_path):
     r = json.loads(done.stdout)
     assert r["torch"] is None and "torch" not in r["configs"]["seed"]
     assert r["configs"]["large"]["gt"]["median_ms"] > 0
+    _check_header_decoder_and_load(r, torch_ok=False)
+    assert "torch" not in r["decoder"] and "gt_vs_torch" not in r["under_load"]["seed"]
 
 
 @pytest.mark.slow
@@ -152,3 +200,49 @@ def test_help(script):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--quick" in done.stdout and "--json" in done.stdout
+
+
+def _under_load():
+    sys.path.insert(0, BENCH)
+    try:
+        import under_load
+    finally:
+        sys.path.remove(BENCH)
+    return under_load
+
+
+def test_busy_processes_are_stopped_even_on_an_error():
+    under_load = _under_load()
+    with pytest.raises(RuntimeError, match="inside"):
+        with under_load.busy_processes(2, settle_s=0) as pids:
+            assert len(pids) == 2 and all(under_load.alive(p) for p in pids)
+            raise RuntimeError("inside the block")
+    assert not any(under_load.alive(p) for p in pids)
+
+
+def test_busy_processes_leave_by_themselves_when_the_benchmark_is_killed():
+    # the parent dies without cleaning up (as on SIGKILL): the spinners notice and exit
+    under_load = _under_load()
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from under_load import busy_processes\n"
+            "with busy_processes(2, settle_s=0) as pids:\n    print(*pids, flush=True); os._exit(1)")
+    done = subprocess.run([sys.executable, "-c", code, BENCH], capture_output=True, text=True, timeout=30)
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(under_load.alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(under_load.alive(p) for p in pids)
+
+
+def test_gpu_check_script_is_valid_bash():
+    done = subprocess.run(["bash", "-n", os.path.join(BENCH, "gpu_check.sh")], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has nvidia-smi: the script would run")
+def test_gpu_check_says_there_is_no_gpu():
+    done = subprocess.run(["bash", os.path.join(BENCH, "gpu_check.sh")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("gpu_check: nvidia-smi not found: this machine has no NVIDIA driver, "
+                                   "so no CUDA GPU to check")

@@ -1,0 +1,57 @@
+"""Timing helpers of the benchmarks: frameworks taking turns on the same batches."""
+
+import statistics
+import time
+
+
+def timed(fn):
+    """Seconds one call of ``fn()`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+BLOCK = 5  # steps of one framework before the other takes its turn (the first untimed)
+
+
+def take_turns(fns, batches, warmup, steps, block, keep=lambda out: out):
+    """Time each function on the same sequence of batches, taking turns: ``block`` consecutive
+    calls of one (the first of each block untimed when ``block`` > 1), then the next, until each
+    has ``steps`` timed calls after ``warmup`` untimed ones. Returns ({name: [seconds]},
+    {name: [keep(result) of each timed call]}, {name: [minor page faults of each timed call]});
+    ``keep`` runs outside the timed region."""
+    times = {name: [] for name in fns}
+    results = {name: [] for name in fns}
+    faults = {name: [] for name in fns}
+    done = {name: 0 for name in fns}  # calls so far: the index of the next batch
+    while any(len(t) < steps for t in times.values()):
+        for name, fn in fns.items():
+            for j in range(block + (block > 1)):
+                if len(times[name]) >= steps:
+                    break
+                args = batches[done[name] % len(batches)]
+                f0 = _minor_faults()
+                t0 = time.perf_counter()
+                out = fn(*args)
+                dt = time.perf_counter() - t0
+                f1 = _minor_faults()
+                done[name] += 1
+                if done[name] > warmup and (block == 1 or j > 0):
+                    times[name].append(dt)
+                    faults[name].append(f1 - f0)
+                    results[name].append(keep(out))
+    return times, results, faults
+
+
+def _minor_faults():
+    """Minor page faults of this process so far (first touches of freshly mapped memory)."""
+    try:
+        import resource
+    except ImportError:  # not on Linux/Unix: no figure
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def summary(seconds):
+    """Min and median (ms) and the count of a list of step times (seconds)."""
+    return {"min_ms": 1e3 * min(seconds), "median_ms": 1e3 * statistics.median(seconds), "steps": len(seconds)}
