@@ -83,11 +83,14 @@ FORWARD = (16, 8)
 BUSY_LOAD = 0.5   # load average per core before the run above which the machine counts as busy
 QUICK_DECODER_BATCH = 8   # --quick: the same decoder on 8 sequences instead of 64 (the CI budget)
 LR = 0.01
+IN_BACKWARD = "gt in_backward"   # the gt step with SGD(..., in_backward=True), as train.py runs it
 TORCH_HINT = "torch is not installed: only gt's figures are shown. For the comparison: pip install torch==2.13.0"
 
 TARGETS = [  # (key, description, comparison, target); target None: shown for information
     ("seed_ratio", "seed step time (2x4), gt / torch", "<=", 0.6),
+    ("seed_ratio_in_backward", "seed step time (2x4), gt in_backward / torch", "<=", 0.6),
     ("large_ratio", "large step time (16x8), gt / torch", "<=", 0.9),
+    ("large_ratio_in_backward", "large step time (16x8), gt in_backward / torch", "<=", 0.9),
     ("forward_ratio", "forward images/s at batch 16x8, gt / torch", ">=", 1.0),
     ("decoder_ratio", "small-decoder step time, gt / torch", "<=", 1.0),
     ("memory_ratio", "peak memory of a training run, gt / torch", "<=", 1.2),
@@ -153,13 +156,13 @@ def sgemm_peak(n, reps, torch_too):
 
 
 # ---- the two models ------------------------------------------------------------------------
-def build_gt(seed=0):
+def build_gt(seed=0, in_backward=False):
     import gt
     from lpm.model import PixelTransformer
 
     gt.manual_seed(seed)
     model = PixelTransformer(**MODEL)
-    opt = gt.optim.SGD(model.parameters(), lr=LR)
+    opt = gt.optim.SGD(model.parameters(), lr=LR, in_backward=in_backward)
     return model, opt
 
 
@@ -327,6 +330,9 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     if torch_ok:
         tmodel, topt = build_torch(model)
         fns["torch"] = torch_step_fn(tmodel, topt)
+    # the same user code with SGD(..., in_backward=True): what train.py runs
+    ib_model, ib_opt = build_gt(in_backward=True)
+    fns[IN_BACKWARD] = gt_step_fn(ib_model, ib_opt)
 
     result["configs"] = {}
     for name, (batch, seq) in CONFIGS.items():
@@ -346,6 +352,9 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
             if torch_ok:
                 res["ratio"] = res["gt"]["median_ms"] / res["torch"]["median_ms"]
                 res["ratio_min"] = res["gt"]["min_ms"] / res["torch"]["min_ms"]
+                res["ratio_in_backward"] = res[IN_BACKWARD]["median_ms"] / res["torch"]["median_ms"]
+                res["in_backward_loss_rel_diff"] = max(abs(a - b) / abs(b)
+                                                       for a, b in zip(losses[IN_BACKWARD], losses["torch"]))
                 # step i of each side ran on the same batch from the same weights
                 res["loss_rel_diff"] = max(abs(a - b) / abs(b) for a, b in zip(losses["gt"], losses["torch"]))
             entry[mode] = res
@@ -393,6 +402,7 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     # --quick: one step of each, the steps already warm (a proof that it runs, for CI)
     load_steps, load_warmup, load_block = (1, 0, 1) if quick else (min(steps, 10), warmup, BLOCK)
     log(f"under load (2 busy processes; seed step and small-decoder step, {load_steps} steps each) ...")
+    del fns[IN_BACKWARD], ib_model, ib_opt
     quiet = {"seed": {k: result["configs"]["seed"][k]["median_ms"] for k in fns},
              "decoder": {k: result["decoder"][k]["median_ms"] for k in dfns}}
     result["under_load"] = slowdowns({"seed": (fns, make_batches(*CONFIGS["seed"])), "decoder": (dfns, dbatches)},
@@ -420,6 +430,8 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     if torch_ok:
         values["seed_ratio"] = result["configs"]["seed"]["ratio"]
         values["large_ratio"] = result["configs"]["large"]["ratio"]
+        values["seed_ratio_in_backward"] = result["configs"]["seed"]["ratio_in_backward"]
+        values["large_ratio_in_backward"] = result["configs"]["large"]["ratio_in_backward"]
         values["forward_ratio"] = result["forward"]["ratio"]
         if memory:
             values["memory_ratio"] = result["memory"]["ratio"]
@@ -435,6 +447,8 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     if torch_ok:
         alternate["seed_ratio"] = result["configs"]["seed"]["alternate"]["ratio"]
         alternate["large_ratio"] = result["configs"]["large"]["alternate"]["ratio"]
+        alternate["seed_ratio_in_backward"] = result["configs"]["seed"]["alternate"]["ratio_in_backward"]
+        alternate["large_ratio_in_backward"] = result["configs"]["large"]["alternate"]["ratio_in_backward"]
         alternate["forward_ratio"] = result["forward"]["alternate"]["ratio"]
     alternate["large_peak_share"] = result["configs"]["large"]["alternate"]["gt"]["peak_share"]
 
@@ -468,10 +482,11 @@ def render(r):
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, c in r["configs"].items():
         label = f"{name} ({c['batch']}x{c['seq']}, {c['train_gflop']:.2f} GFLOP)"
-        for k in ("gt", "torch"):
+        for k in ("gt", IN_BACKWARD, "torch"):
             if k in c:
                 s = c[k]
-                ratio = f"{c['ratio']:.2f}" if torch_ok and k == "gt" else ""
+                ratio = (f"{c['ratio']:.2f}" if k == "gt" else f"{c['ratio_in_backward']:.2f}") \
+                    if torch_ok and k != "torch" else ""
                 lines.append(f"| {label} | {k} | {s['min_ms']:.1f} | {s['median_ms']:.1f} | {ratio} | "
                              f"{s['gflops']:.1f} | {100 * s['peak_share']:.0f}% | {s['page_faults']} |")
     f = r["forward"]
@@ -488,10 +503,15 @@ def render(r):
         for name, c in list(r["configs"].items()) + [("forward", r["forward"])]:
             a = c["alternate"]
             lines.append(f"| {name} | {a['gt']['median_ms']:.1f} | {a['torch']['median_ms']:.1f} | {a['ratio']:.2f} |")
+            if IN_BACKWARD in a:
+                lines.append(f"| {name}, gt in_backward | {a[IN_BACKWARD]['median_ms']:.1f} | "
+                             f"{a['torch']['median_ms']:.1f} | {a['ratio_in_backward']:.2f} |")
         lines.append("")
         lines.append("agreement, gt vs torch (largest relative difference): losses of every timed step "
                      + ", ".join(f"{n} {max(c['blocks']['loss_rel_diff'], c['alternate']['loss_rel_diff']):.1e}"
                                  for n, c in r["configs"].items())
+                     + "; the same with gt in_backward "
+                     + ", ".join(f"{n} {c['blocks']['in_backward_loss_rel_diff']:.1e}" for n, c in r["configs"].items())
                      + f"; forward logits {r['forward']['logits_rel_diff']:.1e}"
                      + f"; embed.weight after all steps {r['embed_weight_rel_diff']:.1e}"
                      + f"; small decoder losses {r['decoder']['loss_rel_diff']:.1e}")

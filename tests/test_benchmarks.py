@@ -53,7 +53,7 @@ def test_bench_train_quick_json():
         c = r["configs"][name]
         assert (c["batch"], c["seq"]) == (batch, seq)
         assert c["train_gflop"] > 0
-        for k in ["gt"] + (["torch"] if torch_ok else []):
+        for k in ["gt", "gt in_backward"] + (["torch"] if torch_ok else []):
             s = c[k]
             assert s["steps"] >= 1
             assert 0 < s["min_ms"] <= s["median_ms"]
@@ -61,6 +61,7 @@ def test_bench_train_quick_json():
         if torch_ok:
             assert _is_number(c["ratio"]) and _is_number(c["ratio_min"])
             assert c["loss_rel_diff"] < 1e-4  # both sides ran the same model on the same batch
+            assert _is_number(c["ratio_in_backward"]) and c["in_backward_loss_rel_diff"] < 1e-4
     f = r["forward"]
     assert f["images"] == f["batch"] * f["seq"] == 128
     assert f["gt"]["images_per_s"] > 0
@@ -72,7 +73,8 @@ def test_bench_train_quick_json():
         assert r["embed_weight_rel_diff"] < 1e-3
     _check_header_decoder_and_load(r, torch_ok)
     keys = [t["key"] for t in r["targets"]]
-    assert keys == ["seed_ratio", "large_ratio", "forward_ratio", "decoder_ratio", "memory_ratio",
+    assert keys == ["seed_ratio", "seed_ratio_in_backward", "large_ratio", "large_ratio_in_backward",
+                    "forward_ratio", "decoder_ratio", "memory_ratio",
                     "load_seed_slowdown", "load_decoder_slowdown", "load_seed_vs_torch", "load_decoder_vs_torch",
                     "large_peak_share"]
     for t in r["targets"]:
@@ -83,6 +85,7 @@ def test_bench_train_quick_json():
     assert info["target"] is None and info["met"] is None
     goals = {t["key"]: t["target"] for t in r["targets"]}
     assert goals["seed_ratio"] == "<= 0.6" and goals["large_ratio"] == "<= 0.9" and goals["forward_ratio"] == ">= 1.0"
+    assert goals["seed_ratio_in_backward"] == "<= 0.6" and goals["large_ratio_in_backward"] == "<= 0.9"
     assert goals["decoder_ratio"] == "<= 1.0" and goals["memory_ratio"] == "<= 1.2"
     assert goals["load_seed_slowdown"] == goals["load_decoder_slowdown"] == "<= 3.0"
 
