@@ -25,7 +25,8 @@ from lpm.interrupt import TrainingInterrupted, resume_command
 from lpm.options import OneLineParser, at_least, check_environment, non_negative, positive, problems, within
 from lpm.outputs import silence_stdout, writable_problem
 from lpm.ppt import figures
-from lpm.ppt.data import load_codebook, tokens_of
+from lpm.ppt.codebook import PatchCodebook
+from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import NonFiniteLoss, read_ppt_checkpoint, WrongKind
@@ -189,4 +190,118 @@ def evaluate_command(argv, prog):
         print(text)
         print(f"({args.per_class} samples of each digit and {args.unconditional} unconditional ones, "
               f"{time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+# ---- generate ------------------------------------------------------------------------------------
+def generate_command(argv, prog):
+    p = _checkpoint_parser(prog, "New digits from a trained model, as a .png grid or a .npy array (N, 28, 28) "
+                                 "float32 in [0, 1]; with --complete, the rest of given digits' top halves.")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write: FILE.png (a grid) or FILE.npy")
+    p.add_argument("--num", type=int, help="digits to draw (default 64); with --complete: completions of each "
+                                           "digit (default 1; the .npy is then (N, num, 28, 28))")
+    p.add_argument("--digit", type=int, help="draw this digit (0-9); default: unconditional")
+    p.add_argument("--complete", metavar="FILE.npy", help="digits (N, 28, 28) or (28, 28) in [0, 1] whose top "
+                                                          "rows of patches (half the grid, rounded down) are kept")
+    p.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="decode without the key/value cache (the same digits, slower)")
+    args = p.parse_args(argv)
+    check_environment(p)
+    bad = _sampling_problems(args) + problems(at_least("--num", args.num, 1))
+    if args.digit is not None and not 0 <= args.digit <= 9:
+        bad.append(f"--digit must be a digit from 0 to 9, got {args.digit}")
+    if args.guidance is not None and args.digit is None and not args.complete:
+        bad.append("--guidance needs --digit (it steers towards a class)")
+    if os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
+        bad.append(f"--out must end in .png or .npy, got {args.out}")
+    if bad:
+        p.error(bad[0])
+    refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
+    if refused:
+        p.refuse(f"--out {args.out}: {refused}")
+    given = _read_complete(p, args.complete) if args.complete else None
+    model, _ = _load(p, args)
+    t0, options = time.perf_counter(), dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                           guidance=args.guidance, seed=args.seed, use_cache=args.cache)
+    if given is None:
+        num = args.num or 64
+        images = model.generate(num, digit=args.digit, **options)
+        what = f"{num} digits" + (f" ({args.digit})" if args.digit is not None else "")
+    else:
+        images, what = _complete(model, given, args.num or 1, args.digit, options)
+    seconds = time.perf_counter() - t0
+    _write(args.out, images, given, args.digit)
+    print(f"Wrote {args.out}: {what} in {seconds:.1f} s "
+          f"({images.size // 28 // 28 * model.config.tokens_per_image / seconds:.0f} tokens/s"
+          f"{'' if args.cache else ', no cache'})")
+    return 0
+
+
+def _read_complete(p, path):
+    """The digits of ``--complete``, (N, 28, 28) float32 in [0, 1]; exit 2 with one line otherwise."""
+    try:
+        images = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        p.refuse(f"--complete {path}: cannot read it as a .npy array ({exc})")
+    images = images[None] if images.ndim == 2 else images
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
+        p.refuse(f"--complete {path}: expected digits of shape (N, 28, 28) or (28, 28), got {images.shape}")
+    if images.dtype.kind not in "fiu" or not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        p.refuse(f"--complete {path}: expected float pixels in [0, 1], got {images.dtype} from "
+                 f"{images.min()} to {images.max()}")
+    return images.astype(np.float32)
+
+
+def _complete(model, given, num, digit, options):
+    """Completions (N, num, 28, 28) of the top rows of ``given`` (N, 28, 28)."""
+    codebook_tokens = tokens_of_images(model, given)
+    g = model.config.grid
+    prefix = np.repeat(codebook_tokens[:, :(g // 2) * g], num, axis=0)                   # (N * num, n)
+    digits = None if digit is None else digit
+    images = model.generate(len(prefix), digit=digits, prefix=prefix, **options)
+    return images.reshape(len(given), num, *images.shape[1:]), \
+        f"{num} completion(s) of each of {len(given)} digits from their top {(g // 2) * model.config.patch_size} rows"
+
+
+def tokens_of_images(model, images):
+    """``images`` (N, 28, 28) as the tokens of the model's codebook."""
+    return PatchCodebook(model.codebook.numpy(), model.config.patch_size).encode(images)
+
+
+def _write(path, images, given, digit):
+    if path.lower().endswith(".npy"):
+        tmp = f"{path}.tmp-{os.getpid()}.npy"
+        np.save(tmp, images.astype(np.float32))
+        os.replace(tmp, path)
+    elif given is not None:
+        figures.save_completions(given, images, path, title="original, top rows given, completions")
+    else:
+        cols = min(len(images), 10 if digit is not None else 8)
+        figures.save_grid(images, path, cols)
+
+
+# ---- codebook ------------------------------------------------------------------------------------
+def codebook_command(argv, prog):
+    p = OneLineParser(prog=prog, description="Fit the k-means patch codebook on MNIST's training digits and save "
+                                             "it (safetensors); prints the held-out reconstruction PSNR.")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write it (e.g. runs/ppt/codebook.safetensors)")
+    p.add_argument("--patch-size", type=int, default=4, help="side of a patch; must divide 28 (default: 4)")
+    p.add_argument("--codes", type=int, default=256, help="number of codes (default: 256)")
+    p.add_argument("--limit", type=int, help="fit on at most this many training digits")
+    p.add_argument("--seed", type=int, default=0, help="k-means seed (default: 0)")
+    args = p.parse_args(argv)
+    check_environment(p)
+    bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
+                   at_least("--limit", args.limit, 1), at_least("--seed", args.seed, 0))
+    if not bad and 28 % args.patch_size:
+        bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {args.patch_size}"]
+    if bad:
+        p.error(bad[0])
+    refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
+    if refused:
+        p.refuse(f"--out {args.out}: {refused}")
+    t0 = time.perf_counter()
+    data = load_tokens(None, args.patch_size, args.codes, args.limit, args.seed, log=print)
+    data.codebook.save(args.out)
+    print(f"Wrote {args.out} in {time.perf_counter() - t0:.1f} s")
     return 0

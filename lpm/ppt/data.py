@@ -73,9 +73,21 @@ def load_tokens(codebook_path=None, patch_size=4, num_codes=256, limit=None, see
     else:
         codebook = PatchCodebook.fit(train_x, patch_size=patch_size, num_codes=num_codes, seed=seed)
         if codebook_path:
+            os.makedirs(os.path.dirname(os.path.abspath(codebook_path)), exist_ok=True)
             codebook.save(codebook_path)
         log(f"Codebook: fitted {num_codes} codes of {patch_size}x{patch_size} patches on {len(train_y)} training "
             f"digits" + (f", saved to {codebook_path}" if codebook_path else "")
             + f"; held-out PSNR {codebook.psnr(heldout_x):.2f} dB")
+    return TokenData(codebook, train_x, train_y, codebook.encode(train_x), heldout_x, heldout_y,
+                     codebook.encode(heldout_x))
+
+
+def tokens_of(model, limit=None):
+    """The MNIST split (cut to ``limit`` as in training) as ``TokenData``, tokenised with the codebook
+    a trained ``model`` holds (so evaluation needs no codebook file)."""
+    if not model.has_codebook:
+        raise DataError("the model holds no codebook (not a trained Pixel Prediction Transformer)")
+    codebook = PatchCodebook(model.codebook.numpy(), model.config.patch_size)
+    train_x, train_y, heldout_x, heldout_y = load_images(limit)
     return TokenData(codebook, train_x, train_y, codebook.encode(train_x), heldout_x, heldout_y,
                      codebook.encode(heldout_x))

@@ -21,6 +21,10 @@ KIND = "ppt"
 RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress", "codebook")
 
 
+class WrongKind(CheckpointError):
+    """A checkpoint of another model (an LPM checkpoint where a PPT one is needed)."""
+
+
 class NonFiniteLoss(RuntimeError):
     """Training stopped because the loss or the held-out bits became NaN or infinite."""
 
@@ -48,7 +52,7 @@ def read_ppt_checkpoint(path, which="latest"):
     """``read_checkpoint`` that refuses (``CheckpointError``) a checkpoint of another model kind."""
     ckpt = read_checkpoint(path, which)
     if checkpoint_kind(ckpt.meta) != KIND:
-        raise CheckpointError(f"{ckpt.path} is a checkpoint of another model ({checkpoint_kind(ckpt.meta)}, a "
+        raise WrongKind(f"{ckpt.path} is a checkpoint of another model ({checkpoint_kind(ckpt.meta)}, a "
                               f"Pixel Transformer), not of a Pixel Prediction Transformer: use lpm evaluate/predict "
                               f"for it, or give the --checkpoint-dir of an lpm ppt train run")
     return ckpt

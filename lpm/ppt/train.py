@@ -23,6 +23,7 @@ import numpy as np
 
 import gt
 from gt import nn
+from gt.sharding import get_mesh
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
 from lpm.ppt import figures
 from lpm.ppt.data import load_tokens
@@ -95,7 +96,7 @@ class Trainer:
         self.store = Store(cfg, self.model, self.optimizer, self.scheduler, log) if cfg.checkpoint_dir else None
         self.interrupt, self.bar, self.tokens_run = StopOnCtrlC(enabled=True), None, 0
         log(f"Data: {n} training + {len(self.data.heldout_labels)} held-out MNIST digits, {T} tokens each; "
-            f"Devices: {gt.sharding.get_mesh().describe()}, engine {gt.get_backend()}")
+            f"Devices: {get_mesh().describe()}, engine {gt.get_backend()}")
         log(f"Model: {self.model.num_parameters():,} parameters (embed_dim={cfg.embed_dim}, num_layers="
             f"{cfg.num_layers}, num_heads={cfg.num_heads}, ff_dim={cfg.ff_dim}); optimizer {cfg.optimizer}, "
             f"lr {self.optimizer.param_groups[0]['lr']:g} (cosine), batch {cfg.batch_size}, {cfg.epochs} epochs")
