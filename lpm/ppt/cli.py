@@ -90,6 +90,7 @@ def train_command(argv, prog):
                          "codebook.safetensors)", "limit": "use at most this many training and held-out digits",
              "lr": "learning rate (default: 2e-3 for adamw, 0.1 for sgd), cosine decay to 0",
              "uncond_prob": "share of training sequences that start with 'no class'",
+             "threads": "BLAS threads (default: 1, the fastest on a busy 2-core machine)",
              "plot": "folder for curves.png and a sample grid per epoch (needs matplotlib)"}
     for f in fields(PPTTrainConfig):
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
@@ -110,7 +111,7 @@ def train_command(argv, prog):
                    at_least("--codes", cfg.codes, 2), at_least("--limit", cfg.limit, 2), positive("--lr", cfg.lr),
                    non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
                    within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
-                   at_least("--seed", cfg.seed, 0))
+                   at_least("--seed", cfg.seed, 0), at_least("--threads", cfg.threads, 1))
     if not bad and cfg.embed_dim % cfg.num_heads:
         bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
     if not bad and 28 % cfg.patch_size:

@@ -14,6 +14,7 @@ exactly, as LPM's does (``lpm.ppt.store``).
     ...                               epochs=1, batch_size=8, progress=False), log=lambda line: None)
 """
 
+import contextlib
 import math
 import os
 import time
@@ -45,7 +46,7 @@ class PPTTrainConfig:
     patch_size: int = 4
     codes: int = 256
     limit: int | None = None        # at most this many training and held-out digits (small runs)
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 32
     lr: float | None = None         # DEFAULT_LR of the optimizer
     optimizer: str = "adamw"
@@ -58,6 +59,7 @@ class PPTTrainConfig:
     dropout: float = 0.0
     uncond_prob: float = 0.1        # share of sequences trained with "no class"
     seed: int = 0
+    threads: int = 1                # BLAS threads (see train())
     plot: str | None = None
     progress: bool = True
 
@@ -194,6 +196,25 @@ def train(cfg, log=print):
     "baselines", "seconds", "tokens_per_s", "checkpoint"}``. Raises ``NonFiniteLoss``,
     ``TrainingInterrupted`` (Ctrl-C; saved at the step boundary with a checkpoint folder),
     ``lpm.data.base.DataError`` and ``lpm.checkpoint.CheckpointError``."""
+    with blas_threads(cfg.threads):
+        return _train(cfg, log)
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """At most ``n`` BLAS threads inside (threadpoolctl, which scikit-learn brings; without it, no
+    limit). This model's products are small (batch x 49 rows of 128): on a 2-core machine shared
+    with other work, one thread ran a training step 4x faster than two that wait for each other."""
+    try:
+        from threadpoolctl import threadpool_limits    # optional: comes with scikit-learn
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=n):
+        yield
+
+
+def _train(cfg, log):
     run = Trainer(cfg, log)
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), run.interrupt:
