@@ -62,7 +62,9 @@ def test_decode_places_each_code_in_its_patch(book):
 
 def test_round_trip_of_the_codebook_own_images(book):
     tokens = np.random.default_rng(0).integers(0, 64, size=(5, 49))
-    np.testing.assert_array_equal(book.encode(np.clip(book.decode(tokens), 0, 1)), tokens)
+    images = book.decode(tokens)
+    assert images.min() >= 0 and images.max() <= 1
+    np.testing.assert_array_equal(book.encode(images), tokens)
 
 
 def test_psnr_of_held_out_digits(book, digits):
@@ -87,6 +89,12 @@ def test_empty_codes_are_moved_onto_the_worst_fitted_patches():
     np.testing.assert_array_equal(moved[2:], patches[[4, 1]])   # the worst fitted first: [.5, .5], [.2, 0]
     assert np.bincount(nearest_code(patches, moved), minlength=4).min() >= 1
     assert _reseed_empty(patches, moved) is None
+
+
+def test_codes_are_pixels_in_0_1(book):
+    assert book.vectors.min() >= 0 and book.vectors.max() <= 1
+    with pytest.raises(ValueError, match=r"vectors must be in \[0, 1\]"):
+        PatchCodebook(book.vectors - 1e-6, 4)
 
 
 def test_save_and_load_round_trip(book, digits, tmp_path):

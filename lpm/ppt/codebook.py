@@ -41,8 +41,9 @@ class PatchCodebook:
         if vectors.ndim != 2 or vectors.shape[1] != patch_size * patch_size or vectors.shape[0] < 2:
             raise ValueError(f"PatchCodebook: vectors must be (num_codes >= 2, {patch_size * patch_size}) "
                              f"for patch_size {patch_size}, got shape {vectors.shape}")
-        if not np.all(np.isfinite(vectors)):
-            raise ValueError("PatchCodebook: vectors must be finite, got NaN or inf")
+        if not (np.all(np.isfinite(vectors)) and vectors.min() >= 0 and vectors.max() <= 1):
+            raise ValueError(f"PatchCodebook: vectors must be in [0, 1] (so decoded images are), got values "
+                             f"from {np.nanmin(vectors)} to {np.nanmax(vectors)}")
         self.patch_size = int(patch_size)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.num_codes = self.vectors.shape[0]
@@ -78,7 +79,7 @@ class PatchCodebook:
         return nearest_code(patches, self.vectors).reshape(-1, self.tokens_per_image)
 
     def decode(self, tokens):
-        """Images (N, 28, 28) float32: each token replaced by its code's patch."""
+        """Images (N, 28, 28) float32 in [0, 1]: each token replaced by its code's patch."""
         tokens = np.asarray(tokens)
         if tokens.ndim != 2 or tokens.shape[1] != self.tokens_per_image or not np.issubdtype(tokens.dtype, np.integer):
             raise ValueError(f"PatchCodebook.decode: tokens must be integers of shape (N, {self.tokens_per_image}), "
@@ -164,7 +165,8 @@ def _kmeans_no_dead_codes(unique, counts, num_codes, seed):
     init, weights = "k-means++", counts.astype(np.float32)
     for _ in range(_MAX_REFITS):
         kmeans = KMeans(num_codes, init=init, n_init=1, random_state=seed).fit(unique, sample_weight=weights)
-        centres = kmeans.cluster_centers_.astype(np.float32)
+        # means of pixels in [0, 1] lie in [0, 1], but not always after rounding (-3e-6 seen on MNIST)
+        centres = np.clip(kmeans.cluster_centers_, 0.0, 1.0).astype(np.float32)
         init = _reseed_empty(unique, centres)
         if init is None:
             return centres
