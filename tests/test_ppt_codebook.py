@@ -111,6 +111,8 @@ def test_load_rejects_a_missing_file_and_other_files(tmp_path):
     from safetensors.numpy import save_file
     with pytest.raises(CodebookError, match="no such file"):
         PatchCodebook.load(str(tmp_path / "none.safetensors"))
+    with pytest.raises(CodebookError, match="a folder, not a codebook file"):
+        PatchCodebook.load(str(tmp_path))
     (tmp_path / "text.safetensors").write_text("not a codebook")
     with pytest.raises(CodebookError, match="not a safetensors file"):
         PatchCodebook.load(str(tmp_path / "text.safetensors"))
@@ -141,6 +143,8 @@ def test_bad_images_and_tokens(book):
                             (np.full((1, 28, 28), np.nan, np.float32), "finite")):
         with pytest.raises(ValueError, match=message):
             book.encode(images)
+    with pytest.raises(ValueError, match="at least one image"):
+        book.psnr(np.zeros((0, 28, 28), np.float32))
     with pytest.raises(ValueError, match="fewer than num_codes=64"):
         PatchCodebook.fit(np.zeros((3, 28, 28), np.float32), num_codes=64)
     with pytest.raises(ValueError, match=r"shape \(N, 49\)"):

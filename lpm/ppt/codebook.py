@@ -95,6 +95,8 @@ class PatchCodebook:
         """Reconstruction PSNR in dB of ``images`` through the codebook, peak 1.0:
         10 log10(1 / MSE), the mean squared error over every pixel of every image."""
         images = _check_images(images, "PatchCodebook.psnr")
+        if len(images) == 0:
+            raise ValueError("PatchCodebook.psnr: images must hold at least one image, got none")
         mse = float(np.mean((self.decode(self.encode(images)) - images) ** 2, dtype=np.float64))
         return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
@@ -120,7 +122,8 @@ class PatchCodebook:
         """The codebook saved at ``path``; ``CodebookError`` (one line) if it is missing or not a codebook."""
         from safetensors import safe_open       # as lpm.checkpoint: only saving and loading need it
         if not os.path.isfile(path):
-            raise CodebookError(f"codebook {path}: no such file")
+            raise CodebookError(f"codebook {path}: " + ("a folder, not a codebook file" if os.path.isdir(path)
+                                                         else "no such file"))
         try:
             with safe_open(path, framework="numpy") as f:
                 metadata, keys = f.metadata() or {}, set(f.keys())
