@@ -99,7 +99,7 @@ def test_codes_are_pixels_in_0_1(book):
 
 def test_save_and_load_round_trip(book, digits, tmp_path):
     path = tmp_path / "codebook.safetensors"
-    book.save(str(path))
+    book.save(path)                                  # a pathlib.Path or a str
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codebook.safetensors"]     # no temporary left
     loaded = PatchCodebook.load(str(path))
     np.testing.assert_array_equal(loaded.vectors, book.vectors)

@@ -105,6 +105,7 @@ class PatchCodebook:
         from safetensors.numpy import save      # as lpm.checkpoint: only saving and loading need it
         data = save({"vectors": self.vectors, "patch_size": np.array([self.patch_size], dtype=np.int64)},
                     metadata={"format": FORMAT})
+        path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
         try:
             with open(tmp, "wb") as f:
@@ -121,6 +122,7 @@ class PatchCodebook:
     def load(cls, path):
         """The codebook saved at ``path``; ``CodebookError`` (one line) if it is missing or not a codebook."""
         from safetensors import safe_open       # as lpm.checkpoint: only saving and loading need it
+        path = os.fspath(path)
         if not os.path.isfile(path):
             raise CodebookError(f"codebook {path}: " + ("a folder, not a codebook file" if os.path.isdir(path)
                                                          else "no such file"))
