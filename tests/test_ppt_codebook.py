@@ -62,7 +62,9 @@ def test_decode_places_each_code_in_its_patch(book):
 
 def test_round_trip_of_the_codebook_own_images(book):
     tokens = np.random.default_rng(0).integers(0, 64, size=(5, 49))
-    np.testing.assert_array_equal(book.encode(np.clip(book.decode(tokens), 0, 1)), tokens)
+    images = book.decode(tokens)
+    assert images.min() >= 0 and images.max() <= 1
+    np.testing.assert_array_equal(book.encode(images), tokens)
 
 
 def test_psnr_of_held_out_digits(book, digits):
@@ -74,9 +76,9 @@ def test_psnr_of_held_out_digits(book, digits):
     assert 16.0 < psnr < 40.0         # blank images would give ~11 dB; 4x4/64 codes reconstruct far better
 
 
-def test_same_seed_same_codebook(book, digits):
-    again = PatchCodebook.fit(digits[0], patch_size=4, num_codes=64, seed=0)
-    np.testing.assert_array_equal(again.vectors, book.vectors)
+def test_same_seed_same_codebook(digits):
+    first, again = (PatchCodebook.fit(digits[0][::3], patch_size=4, num_codes=16, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(again.vectors, first.vectors)
 
 
 def test_empty_codes_are_moved_onto_the_worst_fitted_patches():
@@ -89,9 +91,15 @@ def test_empty_codes_are_moved_onto_the_worst_fitted_patches():
     assert _reseed_empty(patches, moved) is None
 
 
+def test_codes_are_pixels_in_0_1(book):
+    assert book.vectors.min() >= 0 and book.vectors.max() <= 1
+    with pytest.raises(ValueError, match=r"vectors must be in \[0, 1\]"):
+        PatchCodebook(book.vectors - 1e-6, 4)
+
+
 def test_save_and_load_round_trip(book, digits, tmp_path):
     path = tmp_path / "codebook.safetensors"
-    book.save(str(path))
+    book.save(path)                                  # a pathlib.Path or a str
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codebook.safetensors"]     # no temporary left
     loaded = PatchCodebook.load(str(path))
     np.testing.assert_array_equal(loaded.vectors, book.vectors)
@@ -103,6 +111,8 @@ def test_load_rejects_a_missing_file_and_other_files(tmp_path):
     from safetensors.numpy import save_file
     with pytest.raises(CodebookError, match="no such file"):
         PatchCodebook.load(str(tmp_path / "none.safetensors"))
+    with pytest.raises(CodebookError, match="a folder, not a codebook file"):
+        PatchCodebook.load(str(tmp_path))
     (tmp_path / "text.safetensors").write_text("not a codebook")
     with pytest.raises(CodebookError, match="not a safetensors file"):
         PatchCodebook.load(str(tmp_path / "text.safetensors"))
@@ -133,6 +143,8 @@ def test_bad_images_and_tokens(book):
                             (np.full((1, 28, 28), np.nan, np.float32), "finite")):
         with pytest.raises(ValueError, match=message):
             book.encode(images)
+    with pytest.raises(ValueError, match="at least one image"):
+        book.psnr(np.zeros((0, 28, 28), np.float32))
     with pytest.raises(ValueError, match="fewer than num_codes=64"):
         PatchCodebook.fit(np.zeros((3, 28, 28), np.float32), num_codes=64)
     with pytest.raises(ValueError, match=r"shape \(N, 49\)"):

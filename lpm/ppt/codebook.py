@@ -2,7 +2,7 @@
 
 Patches are non-overlapping p x p squares taken in row-major order (left to right, then top to
 bottom). The codes are the k-means centres of every training patch (scikit-learn's ``KMeans``,
-one initialisation, a fixed seed), and every code is used on the training patches: a code left
+one initialisation, a fixed seed; run on the distinct patches weighted by their counts), and every code is used on the training patches: a code left
 without patches is moved onto the worst-fitted patch and k-means refit, until none is empty.
 The codebook is stored as safetensors (never a pickle), written atomically.
 
@@ -41,8 +41,9 @@ class PatchCodebook:
         if vectors.ndim != 2 or vectors.shape[1] != patch_size * patch_size or vectors.shape[0] < 2:
             raise ValueError(f"PatchCodebook: vectors must be (num_codes >= 2, {patch_size * patch_size}) "
                              f"for patch_size {patch_size}, got shape {vectors.shape}")
-        if not np.all(np.isfinite(vectors)):
-            raise ValueError("PatchCodebook: vectors must be finite, got NaN or inf")
+        if not (np.all(np.isfinite(vectors)) and vectors.min() >= 0 and vectors.max() <= 1):
+            raise ValueError(f"PatchCodebook: vectors must be in [0, 1] (so decoded images are), got values "
+                             f"from {np.nanmin(vectors)} to {np.nanmax(vectors)}")
         self.patch_size = int(patch_size)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.num_codes = self.vectors.shape[0]
@@ -64,11 +65,13 @@ class PatchCodebook:
         if isinstance(num_codes, bool) or not isinstance(num_codes, (int, np.integer)) or num_codes < 2:
             raise ValueError(f"PatchCodebook.fit: num_codes must be an integer >= 2, got {num_codes!r}")
         patches = to_patches(_check_images(images, "PatchCodebook.fit"), patch_size)
-        unique = np.unique(patches, axis=0)
+        # k-means of the distinct patches weighted by their counts has the same objective as k-means
+        # of every patch, at a third of the work: 62% of the 196,000 MNIST training patches are blank
+        unique, counts = np.unique(patches, axis=0, return_counts=True)
         if len(unique) < num_codes:
             raise ValueError(f"PatchCodebook.fit: the images hold {len(unique)} distinct {patch_size}x{patch_size} "
                              f"patches, fewer than num_codes={num_codes}")
-        return cls(_kmeans_no_dead_codes(patches, unique, int(num_codes), seed), patch_size)
+        return cls(_kmeans_no_dead_codes(unique, counts, int(num_codes), seed), patch_size)
 
     def encode(self, images):
         """Tokens (N, tokens_per_image) int64: the nearest code of each patch, row-major order."""
@@ -76,7 +79,7 @@ class PatchCodebook:
         return nearest_code(patches, self.vectors).reshape(-1, self.tokens_per_image)
 
     def decode(self, tokens):
-        """Images (N, 28, 28) float32: each token replaced by its code's patch."""
+        """Images (N, 28, 28) float32 in [0, 1]: each token replaced by its code's patch."""
         tokens = np.asarray(tokens)
         if tokens.ndim != 2 or tokens.shape[1] != self.tokens_per_image or not np.issubdtype(tokens.dtype, np.integer):
             raise ValueError(f"PatchCodebook.decode: tokens must be integers of shape (N, {self.tokens_per_image}), "
@@ -92,6 +95,8 @@ class PatchCodebook:
         """Reconstruction PSNR in dB of ``images`` through the codebook, peak 1.0:
         10 log10(1 / MSE), the mean squared error over every pixel of every image."""
         images = _check_images(images, "PatchCodebook.psnr")
+        if len(images) == 0:
+            raise ValueError("PatchCodebook.psnr: images must hold at least one image, got none")
         mse = float(np.mean((self.decode(self.encode(images)) - images) ** 2, dtype=np.float64))
         return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
@@ -100,6 +105,7 @@ class PatchCodebook:
         from safetensors.numpy import save      # as lpm.checkpoint: only saving and loading need it
         data = save({"vectors": self.vectors, "patch_size": np.array([self.patch_size], dtype=np.int64)},
                     metadata={"format": FORMAT})
+        path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
         try:
             with open(tmp, "wb") as f:
@@ -116,8 +122,10 @@ class PatchCodebook:
     def load(cls, path):
         """The codebook saved at ``path``; ``CodebookError`` (one line) if it is missing or not a codebook."""
         from safetensors import safe_open       # as lpm.checkpoint: only saving and loading need it
+        path = os.fspath(path)
         if not os.path.isfile(path):
-            raise CodebookError(f"codebook {path}: no such file")
+            raise CodebookError(f"codebook {path}: " + ("a folder, not a codebook file" if os.path.isdir(path)
+                                                         else "no such file"))
         try:
             with safe_open(path, framework="numpy") as f:
                 metadata, keys = f.metadata() or {}, set(f.keys())
@@ -155,13 +163,15 @@ def nearest_code(patches, vectors):
     return out
 
 
-def _kmeans_no_dead_codes(patches, unique, num_codes, seed):
-    """k-means centres (K, d) float32 of ``patches`` with every centre nearest to some patch."""
-    from sklearn.cluster import KMeans      # here, not at the top: importing sklearn costs about a second
-    init = "k-means++"
+def _kmeans_no_dead_codes(unique, counts, num_codes, seed):
+    """k-means centres (K, d) float32 of the distinct patches ``unique`` weighted by ``counts``,
+    with every centre the nearest of some patch."""
+    from sklearn.cluster import KMeans      # here, not at the top: importing sklearn costs seconds
+    init, weights = "k-means++", counts.astype(np.float32)
     for _ in range(_MAX_REFITS):
-        centres = KMeans(num_codes, init=init, n_init=1, random_state=seed).fit(patches).cluster_centers_
-        centres = centres.astype(np.float32)
+        kmeans = KMeans(num_codes, init=init, n_init=1, random_state=seed).fit(unique, sample_weight=weights)
+        # means of pixels in [0, 1] lie in [0, 1], but not always after rounding (-3e-6 seen on MNIST)
+        centres = np.clip(kmeans.cluster_centers_, 0.0, 1.0).astype(np.float32)
         init = _reseed_empty(unique, centres)
         if init is None:
             return centres
