@@ -129,7 +129,7 @@ def train_command(argv, prog):
     refused = [r for r in refused if r]
     if refused:
         p.refuse(refused[0])
-    train(cfg)
+    train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
 
 
@@ -202,6 +202,7 @@ def generate_command(argv, prog):
     p.add_argument("--num", type=int, help="digits to draw (default 64); with --complete: completions of each "
                                            "digit (default 1; the .npy is then (N, num, 28, 28))")
     p.add_argument("--digit", type=int, help="draw this digit (0-9); default: unconditional")
+    p.add_argument("--each-digit", action="store_true", help="draw --num of each digit, one row per digit")
     p.add_argument("--complete", metavar="FILE.npy", help="digits (N, 28, 28) or (28, 28) in [0, 1] whose top "
                                                           "rows of patches (half the grid, rounded down) are kept")
     p.add_argument("--no-cache", dest="cache", action="store_false",
@@ -211,8 +212,10 @@ def generate_command(argv, prog):
     bad = _sampling_problems(args) + problems(at_least("--num", args.num, 1))
     if args.digit is not None and not 0 <= args.digit <= 9:
         bad.append(f"--digit must be a digit from 0 to 9, got {args.digit}")
-    if args.guidance is not None and args.digit is None and not args.complete:
-        bad.append("--guidance needs --digit (it steers towards a class)")
+    if args.guidance is not None and args.digit is None and not args.each_digit:
+        bad.append("--guidance needs --digit or --each-digit (it steers towards a class)")
+    if args.each_digit and (args.digit is not None or args.complete):
+        bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
     if os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
         bad.append(f"--out must end in .png or .npy, got {args.out}")
     if bad:
@@ -224,14 +227,18 @@ def generate_command(argv, prog):
     model, _ = _load(p, args)
     t0, options = time.perf_counter(), dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                            guidance=args.guidance, seed=args.seed, use_cache=args.cache)
-    if given is None:
+    if args.each_digit:
+        num = args.num or 8
+        images = model.generate(10 * num, digit=np.repeat(np.arange(10), num), **options)
+        what = f"{num} of each digit"
+    elif given is None:
         num = args.num or 64
         images = model.generate(num, digit=args.digit, **options)
         what = f"{num} digits" + (f" ({args.digit})" if args.digit is not None else "")
     else:
         images, what = _complete(model, given, args.num or 1, args.digit, options)
     seconds = time.perf_counter() - t0
-    _write(args.out, images, given, args.digit)
+    _write(args.out, images, given, args.digit, args.num or 8 if args.each_digit else None)
     print(f"Wrote {args.out}: {what} in {seconds:.1f} s "
           f"({images.size // 28 // 28 * model.config.tokens_per_image / seconds:.0f} tokens/s"
           f"{'' if args.cache else ', no cache'})")
@@ -244,9 +251,10 @@ def _read_complete(p, path):
         images = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         p.refuse(f"--complete {path}: cannot read it as a .npy array ({exc})")
+    shape = images.shape
     images = images[None] if images.ndim == 2 else images
     if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
-        p.refuse(f"--complete {path}: expected digits of shape (N, 28, 28) or (28, 28), got {images.shape}")
+        p.refuse(f"--complete {path}: expected digits of shape (N, 28, 28) or (28, 28), got {shape}")
     if images.dtype.kind not in "fiu" or not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
         p.refuse(f"--complete {path}: expected float pixels in [0, 1], got {images.dtype} from "
                  f"{images.min()} to {images.max()}")
@@ -269,16 +277,17 @@ def tokens_of_images(model, images):
     return PatchCodebook(model.codebook.numpy(), model.config.patch_size).encode(images)
 
 
-def _write(path, images, given, digit):
+def _write(path, images, given, digit, per_row):
     if path.lower().endswith(".npy"):
         tmp = f"{path}.tmp-{os.getpid()}.npy"
         np.save(tmp, images.astype(np.float32))
         os.replace(tmp, path)
     elif given is not None:
         figures.save_completions(given, images, path, title="original, top rows given, completions")
+    elif per_row:
+        figures.save_grid(images, path, per_row, row_labels=range(10))
     else:
-        cols = min(len(images), 10 if digit is not None else 8)
-        figures.save_grid(images, path, cols)
+        figures.save_grid(images, path, min(len(images), 10 if digit is not None else 8))
 
 
 # ---- codebook ------------------------------------------------------------------------------------
