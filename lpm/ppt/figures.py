@@ -51,13 +51,13 @@ def save_grid(images, path, cols, title=None, row_labels=None):
     return path
 
 
-def save_completions(originals, completed, path, title=None):
-    """For each digit: the original, its top half alone, and completions (completed: (N, k, H, W)),
-    one row per digit, as a PNG at ``path``."""
+def save_completions(originals, completed, rows_given, path, title=None):
+    """For each digit: the original, its top ``rows_given`` pixel rows alone, and completions
+    (completed: (N, k, H, W)), one row per digit, as a PNG at ``path``."""
     originals, completed = np.asarray(originals), np.asarray(completed)
     n, k = completed.shape[:2]
     half = originals.copy()
-    half[:, originals.shape[1] // 2:] = 0.0
+    half[:, rows_given:] = 0.0
     rows = np.concatenate([originals[:, None], half[:, None], completed], axis=1)    # (N, 2 + k, H, W)
     return save_grid(rows.reshape(-1, *originals.shape[1:]), path, 2 + k, title=title)
 
