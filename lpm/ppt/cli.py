@@ -19,16 +19,14 @@ from dataclasses import fields
 
 import numpy as np
 
-import gt
 from lpm.checkpoint import CheckpointError, load_into
 from lpm.data.base import DataError
 from lpm.interrupt import TrainingInterrupted, resume_command
 from lpm.options import OneLineParser, at_least, check_environment, non_negative, positive, problems, within
 from lpm.outputs import silence_stdout, writable_problem
-from lpm.ppt import figures
-from lpm.ppt.codebook import PatchCodebook
 from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
+from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import NonFiniteLoss, read_ppt_checkpoint, WrongKind
 from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, blas_threads, train
@@ -248,10 +246,12 @@ def generate_command(argv, prog):
         images = model.generate(num, digit=args.digit, **options)
         what = f"{num} digits" + (f" ({args.digit})" if args.digit is not None else "")
     else:
-        images, given_tokens, what = _complete(model, given, args.num or 1, args.digit, options)
+        images, given_tokens = complete(model, given, args.num or 1, args.digit, **options)
+        what = (f"{args.num or 1} completion(s) of each of {len(given)} digits from their top "
+                f"{rows_given(model)} rows")
     seconds = time.perf_counter() - t0
     drawn = len(images.reshape(-1, 28, 28)) * model.config.tokens_per_image - given_tokens
-    _write(args.out, images, given, args.digit, args.num or 8 if args.each_digit else None, _rows_given(model))
+    write_images(args.out, images, given, args.digit, args.num or 8 if args.each_digit else None, rows_given(model))
     print(f"Wrote {args.out}: {what} in {seconds:.1f} s "
           f"({drawn / seconds:.0f} tokens/s"
           f"{'' if args.cache else ', no cache'})")
@@ -259,52 +259,11 @@ def generate_command(argv, prog):
 
 
 def _read_complete(p, path):
-    """The digits of ``--complete``, (N, 28, 28) float32 in [0, 1]; exit 2 with one line otherwise."""
+    """The digits of ``--complete`` (``generate.read_digits``); exit 2 with one line if they are not."""
     try:
-        images = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        p.refuse(f"--complete {path}: cannot read it as a .npy array ({exc})")
-    shape = images.shape
-    images = images[None] if images.ndim == 2 else images
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
-        p.refuse(f"--complete {path}: expected digits of shape (N, 28, 28) or (28, 28), got {shape}")
-    if images.dtype.kind not in "fiu" or not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        p.refuse(f"--complete {path}: expected float pixels in [0, 1], got {images.dtype} from "
-                 f"{images.min()} to {images.max()}")
-    return images.astype(np.float32)
-
-
-def _complete(model, given, num, digit, options):
-    """Completions (N, num, 28, 28) of the top rows of ``given`` (N, 28, 28), how many tokens were
-    given, and what was done (for the log)."""
-    g = model.config.grid
-    prefix = np.repeat(tokens_of_images(model, given)[:, :(g // 2) * g], num, axis=0)          # (N * num, n)
-    images = model.generate(len(prefix), digit=digit, prefix=prefix, **options)
-    return images.reshape(len(given), num, *images.shape[1:]), prefix.size, \
-        f"{num} completion(s) of each of {len(given)} digits from their top {_rows_given(model)} rows"
-
-
-def _rows_given(model):
-    return (model.config.grid // 2) * model.config.patch_size
-
-
-def tokens_of_images(model, images):
-    """``images`` (N, 28, 28) as the tokens of the model's codebook."""
-    return PatchCodebook(model.codebook.numpy(), model.config.patch_size).encode(images)
-
-
-def _write(path, images, given, digit, per_row, rows_given):
-    if path.lower().endswith(".npy"):
-        tmp = f"{path}.tmp-{os.getpid()}.npy"
-        np.save(tmp, images.astype(np.float32))
-        os.replace(tmp, path)
-    elif given is not None:
-        figures.save_completions(given, images, rows_given, path,
-                                 title=f"original, its top {rows_given} rows (given), completions")
-    elif per_row:
-        figures.save_grid(images, path, per_row, row_labels=range(10))
-    else:
-        figures.save_grid(images, path, min(len(images), 10 if digit is not None else 8))
+        return read_digits(path)
+    except ValueError as exc:
+        p.refuse(f"--complete {path}: {exc}")
 
 
 # ---- codebook ------------------------------------------------------------------------------------

@@ -241,7 +241,7 @@ class PixelPredictionTransformer(nn.Module):
 
     def _tokens(self, tokens, what, min_len):
         t = tokens if isinstance(tokens, gt.Tensor) else gt.tensor(np.asarray(tokens))
-        T, K = self.config.tokens_per_image, self.config.num_codes
+        T = self.config.tokens_per_image
         if t.ndim != 2 or not min_len <= t.shape[1] <= T:
             raise ValueError(f"PixelPredictionTransformer: {what} must have shape (batch, n) with "
                              f"{min_len} <= n <= {T}, got {t.shape}")
