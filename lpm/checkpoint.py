@@ -12,10 +12,11 @@ A checkpoint is a folder holding three files:
 
 A run's checkpoint folder (``--checkpoint-dir DIR``) holds such folders, named by epoch and
 step, and small pointer files: ``DIR/latest.json`` and ``DIR/best.json`` (best held-out
-accuracy) name the folder to use (``DIR/final.json`` too, for runs that mark their last epoch). Writing is atomic at every level: the files go into a
-temporary folder (each flushed and fsync'ed), which is renamed into place, and only then is a
-pointer replaced (temporary file, fsync, ``os.replace``). A crash or a full disk at any moment
-leaves the previous pointers naming complete checkpoints.
+accuracy) name the folder to use (and ``DIR/final.json``, in runs that mark their last epoch).
+Writing is atomic at every level: the files go into a temporary folder (each flushed and
+fsync'ed), which is renamed into place, and only then is a pointer replaced (temporary file,
+fsync, ``os.replace``). A crash or a full disk at any moment leaves the previous pointers
+naming complete checkpoints.
 
 After each save, checkpoint folders no pointer names and leftovers of interrupted saves are
 removed, but only what this module wrote: each folder it creates holds a marker file
@@ -81,8 +82,8 @@ def _safetensors():
 def save_checkpoint(root, model, optimizer, meta, best=False, final=False):
     """Write a checkpoint of ``model`` and ``optimizer`` with ``meta`` (a JSON-serialisable dict;
     ``meta['progress']['epoch'/'step']`` name the folder) under ``root``, point ``latest.json``
-    at it (and ``best.json`` when ``best``, ``final.json`` when ``final``: a run's last epoch), and remove the checkpoint folders this module wrote
-    that no pointer names. Returns its path.
+    at it (and ``best.json`` when ``best``, ``final.json`` when ``final``: a run's last epoch),
+    and remove the checkpoint folders this module wrote that no pointer names. Returns its path.
 
     Refuses (``CheckpointError``, nothing written) weights or optimizer state that are not
     finite, and NaN or infinite numbers in ``meta``: a checkpoint is something to resume from."""
@@ -117,8 +118,8 @@ def save_checkpoint(root, model, optimizer, meta, best=False, final=False):
         for fname, data in [(MARKER, marker), *blobs.items(), (META_FILE, text.encode())]:
             _write_synced(os.path.join(tmp, fname), data)
         _fsync_dir(tmp)
-        final = os.path.join(root, name)
-        os.rename(tmp, final)
+        folder = os.path.join(root, name)
+        os.rename(tmp, folder)
     except BaseException:
         _remove_own_folder(tmp, name, empty_too=True)
         raise
@@ -131,7 +132,7 @@ def save_checkpoint(root, model, optimizer, meta, best=False, final=False):
     if final:
         _publish(root, "final", pointer)
     _clean(root)
-    return final
+    return folder
 
 
 def _publish(root, which, pointer):

@@ -67,6 +67,7 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, mon
     cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "cut"), **TINY_RUN)
     with pytest.raises(TrainingInterrupted, match="in epoch 2 after step 1/3"):
         train(cfg, log=quiet)
+    assert not (tmp_path / "cut" / "final.json").exists()      # only the last epoch's checkpoint is final
     monkeypatch.setattr(Trainer, "step", step)
     resumed = train(PPTTrainConfig(**{**vars(cfg), "resume": True}), log=quiet)
     assert resumed["state"].losses == whole["state"].losses
