@@ -208,3 +208,27 @@ def test_bad_forward_input():
         model(np.zeros((2, 9), np.float32), np.array([0, 1]))
     with pytest.raises(ValueError, match="divisible"):
         PixelPredictionTransformer(embed_dim=30, num_heads=4)
+
+
+@pytest.mark.own_mesh
+def test_a_batch_sharded_over_four_devices_matches_one_device():
+    from gt.sharding import Shard, use_mesh
+
+    tokens, classes = batch(n=8)
+    results = {}
+    for devices in (1, 4):
+        with use_mesh(devices):
+            model = tiny().train()
+            t, c = gt.tensor(tokens), gt.tensor(classes)
+            if devices > 1:
+                t, c = t.shard(0), c.shard(0)
+            logits = model(t, c)
+            if devices > 1:
+                assert logits.placement == Shard(0)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, TINY["num_codes"]), t.reshape(-1))
+            loss.backward()
+            results[devices] = (logits.numpy(), model.head.weight.grad.numpy(),
+                                model.eval().generate_tokens(8, digit=np.arange(8) % 3, guidance=2.0, seed=5))
+    np.testing.assert_allclose(results[4][0], results[1][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(results[4][1], results[1][1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(results[4][2], results[1][2])
