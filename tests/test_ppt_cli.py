@@ -76,6 +76,13 @@ def test_bad_train_options(capsys, argv, message):
 
 
 @pytest.mark.first_pass
+def test_more_codes_than_the_digits_have_patches_is_one_line(capsys, tmp_path):
+    assert main(["train", "--limit", "2", "--codes", "256", "--checkpoint-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fewer than num_codes=256" in err
+
+
+@pytest.mark.first_pass
 def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
     status, err = refused(capsys, ["train", "--checkpoint-dir", run_dir])
     assert status == 2 and "already holds a run" in err

@@ -12,6 +12,7 @@ before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 1
 """
 
 import contextlib
+import importlib.util
 import os
 import sys
 import time
@@ -122,6 +123,8 @@ def train_command(argv, prog):
         bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {cfg.patch_size}"]
     if not bad and cfg.resume and not cfg.checkpoint_dir:
         bad = ["--resume needs --checkpoint-dir (the run to continue)"]
+    if not bad and cfg.plot and importlib.util.find_spec("matplotlib") is None:
+        bad = ["--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib"]
     if bad:
         p.error(bad[0])
     outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
@@ -225,6 +228,8 @@ def generate_command(argv, prog):
         bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
     if os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
         bad.append(f"--out must end in .png or .npy, got {args.out}")
+    elif args.out.lower().endswith(".png") and importlib.util.find_spec("matplotlib") is None:
+        bad.append("--out *.png needs matplotlib (pip install 'lpm[plot]'); or write an .npy")
     if bad:
         p.error(bad[0])
     refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))

@@ -71,7 +71,10 @@ def load_tokens(codebook_path=None, patch_size=4, num_codes=256, limit=None, see
         log(f"Codebook: {codebook_path} ({num_codes} codes of {patch_size}x{patch_size} patches); "
             f"held-out PSNR {codebook.psnr(heldout_x):.2f} dB")
     else:
-        codebook = PatchCodebook.fit(train_x, patch_size=patch_size, num_codes=num_codes, seed=seed)
+        try:
+            codebook = PatchCodebook.fit(train_x, patch_size=patch_size, num_codes=num_codes, seed=seed)
+        except ValueError as exc:           # e.g. fewer distinct patches than codes in a small --limit
+            raise DataError(str(exc)) from None
         if codebook_path:
             os.makedirs(os.path.dirname(os.path.abspath(codebook_path)), exist_ok=True)
             codebook.save(codebook_path)

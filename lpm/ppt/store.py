@@ -18,7 +18,7 @@ from lpm.resume import generator, run_folder_problem
 
 KIND = "ppt"
 # Options a resumed run may change: they do not change what the run computes.
-RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress", "codebook")
+RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress")
 
 
 class WrongKind(CheckpointError):

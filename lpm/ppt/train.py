@@ -25,6 +25,7 @@ import numpy as np
 import gt
 from gt import nn
 from gt.sharding import get_mesh
+from lpm.checkpoint import CheckpointError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
 from lpm.ppt import figures
 from lpm.ppt.data import load_tokens
@@ -106,6 +107,9 @@ class Trainer:
             restored = self.store.restore()
             if restored is not None:
                 self.state, self.order_rng = restored
+                if not np.array_equal(self.model.codebook.numpy(), self.data.codebook.vectors):
+                    raise CheckpointError(f"{cfg.codebook_path()} is not the codebook the run in {cfg.checkpoint_dir} "
+                                          f"was trained with: put that one back to resume")
         self.t_train = time.perf_counter()
 
     def epoch(self, epoch):
