@@ -158,7 +158,8 @@ def _checkpoint_parser(prog, description):
 
 def _sampling_problems(args):
     return problems(at_least("--seed", args.seed, 0), positive("--temperature", args.temperature),
-                    at_least("--top-k", args.top_k, 1), within("--top-p", args.top_p, 0, 1.000001),
+                    at_least("--top-k", args.top_k, 1),
+                    None if args.top_p is None or 0 < args.top_p <= 1 else f"--top-p must be in (0, 1], got {args.top_p}",
                     None if args.guidance is None or np.isfinite(args.guidance)
                     else f"--guidance must be a finite number, got {args.guidance}")
 
