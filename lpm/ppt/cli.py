@@ -159,7 +159,8 @@ def _checkpoint_parser(prog, description):
 def _sampling_problems(args):
     return problems(at_least("--seed", args.seed, 0), positive("--temperature", args.temperature),
                     at_least("--top-k", args.top_k, 1),
-                    None if args.top_p is None or 0 < args.top_p <= 1 else f"--top-p must be in (0, 1], got {args.top_p}",
+                    None if args.top_p is None or 0 < args.top_p <= 1
+                    else f"--top-p must be in (0, 1], got {args.top_p}",
                     None if args.guidance is None or np.isfinite(args.guidance)
                     else f"--guidance must be a finite number, got {args.guidance}")
 
@@ -208,7 +209,7 @@ def evaluate_command(argv, prog):
 # ---- generate ------------------------------------------------------------------------------------
 def generate_command(argv, prog):
     p = _checkpoint_parser(prog, "New digits from a trained model, as a .png grid or a .npy array (N, 28, 28) "
-                                 "float32 in [0, 1]; with --complete, the rest of given digits' top halves.")
+                                 "float32 in [0, 1]; with --complete, given digits drawn on from their top rows.")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write: FILE.png (a grid) or FILE.npy")
     p.add_argument("--num", type=int, help="digits to draw (default 64); with --complete: completions of each "
                                            "digit (default 1; the .npy is then (N, num, 28, 28))")
@@ -276,7 +277,8 @@ def _read_complete(p, path):
 def codebook_command(argv, prog):
     p = OneLineParser(prog=prog, description="Fit the k-means patch codebook on MNIST's training digits and save "
                                              "it (safetensors); prints the held-out reconstruction PSNR.")
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write it (e.g. runs/ppt/codebook.safetensors)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="where to write it (e.g. runs/ppt/codebook.safetensors)")
     p.add_argument("--patch-size", type=int, default=4, help="side of a patch; must divide 28 (default: 4)")
     p.add_argument("--codes", type=int, default=256, help="number of codes (default: 256)")
     p.add_argument("--limit", type=int, help="fit on at most this many training digits")
