@@ -171,12 +171,12 @@ def test_guidance_zero_is_unconditional_and_one_is_conditional():
 def test_generate_decodes_through_the_models_codebook():
     rng = np.random.default_rng(0)
     vectors = rng.random((11, 4)).astype(np.float32)
-    model = tiny(codebook=vectors)
+    model = tiny(codebook=vectors, **GEN)
     images = model.generate(4, digit=1, seed=0)
     tokens = model.generate_tokens(4, digit=1, seed=0)
-    assert images.shape == (4, 6, 6) and images.dtype == np.float32
+    assert images.shape == (4, 4, 4) and images.dtype == np.float32      # a 2x2 grid of 2x2 patches
     np.testing.assert_array_equal(images[0, :2, :2], vectors[tokens[0, 0]].reshape(2, 2))
-    np.testing.assert_array_equal(images[0, 4:, 2:4], vectors[tokens[0, 7]].reshape(2, 2))
+    np.testing.assert_array_equal(images[0, 2:, :2], vectors[tokens[0, 2]].reshape(2, 2))
     with pytest.raises(ValueError, match="holds no codebook"):
         tiny().generate(2)
 
