@@ -157,21 +157,30 @@ class PixelPredictionTransformer(nn.Module):
             gt.manual_seed(seed)
         was_training = self.training
         self.eval()
-        cache, class_ids, n = (nn.KVCache() if use_cache else None), gt.tensor(classes), prefix.shape[1]
-        while n < T:
+        try:
+            self._decode(tokens, gt.tensor(classes), prefix.shape[1], num if guided else None, guidance,
+                         dict(temperature=temperature, top_k=top_k, top_p=top_p), use_cache)
+        finally:
+            self.train(was_training)
+        return tokens[:num]
+
+    def _decode(self, tokens, class_ids, n, guided_rows, guidance, options, use_cache):
+        """Fill ``tokens`` (B, T) from column ``n`` on, one step per token; with ``guided_rows``,
+        rows ``guided_rows:`` are the same sequences without a class, and each step samples from
+        the guided logits of the first ``guided_rows`` and writes the draw into both halves."""
+        cache = nn.KVCache() if use_cache else None
+        while n < tokens.shape[1]:
             if cache is None or cache.seq_len == 0:       # the start token and every token so far
                 logits = self._logits(class_ids, gt.tensor(tokens[:, :n]), cache)
             else:                                          # the last token only, over the cached keys
                 logits = self._logits(class_ids, gt.tensor(tokens[:, n - 1:n]), cache)
             last = logits[:, -1]                                                  # (B, K)
-            if guided:
-                cond, uncond = last[:num], last[num:]
+            if guided_rows:
+                cond, uncond = last[:guided_rows], last[guided_rows:]
                 last = uncond + (cond - uncond) * float(guidance)
-            ids = sampling.sample(last, temperature=temperature, top_k=top_k, top_p=top_p).numpy()
-            tokens[:, n] = np.concatenate([ids, ids]) if guided else ids
+            ids = sampling.sample(last, **options).numpy()
+            tokens[:, n] = np.concatenate([ids, ids]) if guided_rows else ids
             n += 1
-        self.train(was_training)
-        return tokens[:num]
 
     def generate(self, num, digit=None, temperature=1.0, top_k=None, top_p=None, guidance=None, seed=None,
                  prefix=None, use_cache=True):
