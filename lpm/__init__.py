@@ -10,9 +10,11 @@ moving blobs, ``digits``: moving handwritten digits, ``files`` and ``frames``: t
 sequences, ``base``: what they share). Around training: ``lpm.checkpoint`` (safetensors checkpoints,
 atomic writes, resume), ``lpm.plots`` (``--plot``), ``lpm.inference`` and ``lpm.cli`` (the
 ``lpm`` command: train, evaluate, predict), ``lpm.options`` (the checks every command line
-shares) and ``lpm.memory`` (what a run needs, checked before it starts).
+shares) and ``lpm.memory`` (what a run needs, checked before it starts). ``lpm.ppt`` is the
+Pixel Prediction Transformer (``PixelPredictionTransformer``: digits generated patch by patch).
 """
 
 from lpm.model import PixelTransformer, PixelTransformerConfig
+from lpm.ppt.model import PixelPredictionTransformer
 
-__all__ = ["PixelTransformer", "PixelTransformerConfig"]
+__all__ = ["PixelTransformer", "PixelTransformerConfig", "PixelPredictionTransformer"]

@@ -11,11 +11,12 @@ A checkpoint is a folder holding three files:
   and SHA-256 of both safetensors files and a checksum of itself.
 
 A run's checkpoint folder (``--checkpoint-dir DIR``) holds such folders, named by epoch and
-step, and two small pointer files: ``DIR/latest.json`` and ``DIR/best.json`` (best held-out
-accuracy) name the folder to use. Writing is atomic at every level: the files go into a
-temporary folder (each flushed and fsync'ed), which is renamed into place, and only then is a
-pointer replaced (temporary file, fsync, ``os.replace``). A crash or a full disk at any moment
-leaves the previous pointers naming complete checkpoints.
+step, and small pointer files: ``DIR/latest.json`` and ``DIR/best.json`` (best held-out
+accuracy) name the folder to use (and ``DIR/final.json``, in runs that mark their last epoch).
+Writing is atomic at every level: the files go into a temporary folder (each flushed and
+fsync'ed), which is renamed into place, and only then is a pointer replaced (temporary file,
+fsync, ``os.replace``). A crash or a full disk at any moment leaves the previous pointers
+naming complete checkpoints.
 
 After each save, checkpoint folders no pointer names and leftovers of interrupted saves are
 removed, but only what this module wrote: each folder it creates holds a marker file
@@ -44,11 +45,11 @@ import numpy as np
 FORMAT = "lpm-checkpoint"
 VERSION = 1
 MODEL_FILE, OPTIMIZER_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "checkpoint.json"
-POINTERS = ("latest", "best")
+POINTERS = ("latest", "best", "final")
 MARKER = ".lpm-checkpoint"      # inside every folder this module creates: the licence to remove it
 _FOLDER = re.compile(r"^epoch\d+-step\d+(-\d+)?$")
 _TEMP_FOLDER = re.compile(r"^\.tmp-(epoch\d+-step\d+(?:-\d+)?)-\d+-[0-9a-f]{8}$")
-_TEMP_POINTER = re.compile(r"^(latest|best)\.json\.tmp-\d+$")
+_TEMP_POINTER = re.compile(r"^(latest|best|final)\.json\.tmp-\d+$")
 _OWN_FILES = {MARKER, MODEL_FILE, OPTIMIZER_FILE, META_FILE}
 
 
@@ -78,11 +79,11 @@ def _safetensors():
 
 
 # ---- writing -------------------------------------------------------------------------------------
-def save_checkpoint(root, model, optimizer, meta, best=False):
+def save_checkpoint(root, model, optimizer, meta, best=False, final=False):
     """Write a checkpoint of ``model`` and ``optimizer`` with ``meta`` (a JSON-serialisable dict;
     ``meta['progress']['epoch'/'step']`` name the folder) under ``root``, point ``latest.json``
-    at it (and ``best.json`` when ``best``), and remove the checkpoint folders this module wrote
-    that no pointer names. Returns its path.
+    at it (and ``best.json`` when ``best``, ``final.json`` when ``final``: a run's last epoch),
+    and remove the checkpoint folders this module wrote that no pointer names. Returns its path.
 
     Refuses (``CheckpointError``, nothing written) weights or optimizer state that are not
     finite, and NaN or infinite numbers in ``meta``: a checkpoint is something to resume from."""
@@ -117,8 +118,8 @@ def save_checkpoint(root, model, optimizer, meta, best=False):
         for fname, data in [(MARKER, marker), *blobs.items(), (META_FILE, text.encode())]:
             _write_synced(os.path.join(tmp, fname), data)
         _fsync_dir(tmp)
-        final = os.path.join(root, name)
-        os.rename(tmp, final)
+        folder = os.path.join(root, name)
+        os.rename(tmp, folder)
     except BaseException:
         _remove_own_folder(tmp, name, empty_too=True)
         raise
@@ -128,8 +129,10 @@ def save_checkpoint(root, model, optimizer, meta, best=False):
     _publish(root, "latest", pointer)
     if best:
         _publish(root, "best", pointer)
+    if final:
+        _publish(root, "final", pointer)
     _clean(root)
-    return final
+    return folder
 
 
 def _publish(root, which, pointer):

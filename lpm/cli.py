@@ -5,6 +5,7 @@
                                                      # accuracy and a confusion matrix
     lpm predict --checkpoint DIR [--best] [--top K | --json] FILES...
                                                      # class probabilities for each sequence
+    lpm ppt train|evaluate|generate|codebook ...     # the Pixel Prediction Transformer (lpm.ppt.cli)
 
 ``--checkpoint`` takes a run's ``--checkpoint-dir`` (its latest checkpoint, or its best with
 ``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options
@@ -16,12 +17,14 @@ from dataclasses import asdict
 
 import numpy as np
 
-USAGE = """usage: lpm {train,evaluate,predict} ...
+USAGE = """usage: lpm {train,evaluate,predict,ppt} ...
 
   lpm train [options]            train the Pixel Transformer (same options as python train.py)
   lpm evaluate --checkpoint DIR  accuracy and confusion matrix on held-out data
   lpm predict --checkpoint DIR FILES...
                                  class probabilities for each sequence in FILES
+  lpm ppt {train,evaluate,generate,codebook} ...
+                                 the Pixel Prediction Transformer: digits drawn patch by patch
 
 'lpm COMMAND --help' describes each command's options.
 """
@@ -43,7 +46,11 @@ def main(argv=None):
         return _run(evaluate_command, rest, "lpm evaluate")
     if command == "predict":
         return _run(predict_command, rest, "lpm predict")
-    print(f"lpm: error: unknown command {command!r}: expected train, evaluate or predict (see lpm --help)",
+    if command == "ppt":
+        from lpm.ppt.cli import main as ppt_main
+
+        return ppt_main(rest)
+    print(f"lpm: error: unknown command {command!r}: expected train, evaluate, predict or ppt (see lpm --help)",
           file=sys.stderr)
     return 2
 

