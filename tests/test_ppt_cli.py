@@ -69,7 +69,9 @@ def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs must be >= 1, got 0"), (["--patch-size", "5"], "--patch-size must divide 28"),
     (["--embed-dim", "30"], "divisible by --num-heads"), (["--optimizer", "lbfgs"], "invalid choice"),
-    (["--resume"], "--resume needs --checkpoint-dir")])
+    (["--resume"], "--resume needs --checkpoint-dir"),
+    (["--threads", "0"], "--threads must be a positive integer or 'auto', got '0'"),
+    (["--threads", "many"], "--threads must be a positive integer or 'auto', got 'many'")])
 def test_bad_train_options(capsys, argv, message):
     status, err = refused(capsys, ["train"] + argv)
     assert status == 2 and message in err

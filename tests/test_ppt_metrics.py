@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lpm.data import mnist
-from lpm.ppt.baselines import baseline_bits
+from lpm.ppt.baselines import _cross_validated, baseline_bits
 from lpm.ppt.judge import (DigitJudge, class_entropy_bits, diversity_ratio, format_sample_quality, nearest_distance,
                            sample_quality)
 
@@ -22,7 +22,7 @@ def bits(*probabilities):
 def test_baselines_of_a_tiny_case_by_hand():
     train = np.array([[0, 1, 2], [0, 1, 1], [2, 2, 2]])
     heldout = np.array([[0, 1, 2], [2, 2, 1]])
-    got = baseline_bits(train, heldout, 3)
+    got = baseline_bits(train, heldout, 3, alpha=1.0)
     # add-one counts: unigram (2+1, 3+1, 4+1)/12; positions 0, 1, 2: (3, 1, 2)/6, (1, 3, 2)/6, (1, 2, 3)/6;
     # after 0: (1, 3, 1)/5, after 1: (1, 2, 2)/5, after 2: (1, 1, 3)/5
     expected = {"uniform": np.log2(3),
@@ -52,7 +52,7 @@ def test_baselines_against_counting_token_by_token():
             costs["position"].append(position[i, token] / position[i].sum())
             costs["bigram"].append(bigram[row[i - 1], token] / bigram[row[i - 1]].sum() if i
                                    else position[0, token] / position[0].sum())
-    got = baseline_bits(train, heldout, k)
+    got = baseline_bits(train, heldout, k, alpha=1.0)
     for key, probabilities in costs.items():
         assert got[key] == pytest.approx(bits(*probabilities), rel=1e-12), key
 
@@ -60,11 +60,32 @@ def test_baselines_against_counting_token_by_token():
 def test_a_predictable_sequence_costs_less_under_the_richer_models():
     # every image is 0, 1, 2, 3: positions and bigrams know it; the unigram does not
     train = np.tile(np.arange(4), (50, 1))
-    got = baseline_bits(train, train[:5], 8)
+    got = baseline_bits(train, train[:5], 8, alpha=1.0)
     assert got["uniform"] == 3.0
     assert got["position"] == pytest.approx(bits(51 / 58), rel=1e-12)
     assert got["bigram"] == pytest.approx(bits(51 / 58), rel=1e-12)
     assert got["unigram"] == pytest.approx(bits(51 / 208), rel=1e-12)
+
+
+def test_the_default_smoothing_is_chosen_on_the_training_tokens_only():
+    rng = np.random.default_rng(1)
+    # bigram-structured tokens: token i+1 is token i plus 0 or 1 (mod 16)
+    start = rng.integers(0, 16, size=(200, 1))
+    tokens = (start + np.cumsum(rng.integers(0, 2, size=(200, 12)), axis=1)) % 16
+    train, heldout = tokens[:150], tokens[150:]
+    chosen = baseline_bits(train, heldout, 16)
+    fixed = {a: baseline_bits(train, heldout, 16, alpha=a) for a in (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)}
+    # the chosen alpha is one of the grid's, and with this much data a small one: better than add-one
+    assert any(chosen["bigram"] == pytest.approx(f["bigram"], rel=1e-12) for f in fixed.values())
+    assert chosen["bigram"] < fixed[1.0]["bigram"]
+    # the held-out tokens do not take part in the choice: whatever they are, the alpha is the one
+    # cross-validation picked on the training tokens
+    alpha = _cross_validated("bigram", train, 16)
+    assert alpha < 1.0
+    for held in (heldout, heldout[:10], rng.integers(0, 16, size=(20, 12))):
+        assert baseline_bits(train, held, 16)["bigram"] == baseline_bits(train, held, 16, alpha=alpha)["bigram"]
+    with pytest.raises(ValueError, match="alpha must be a positive number or None, got 0"):
+        baseline_bits(train, heldout, 16, alpha=0)
 
 
 @pytest.mark.parametrize("train, heldout, k, message", [

@@ -9,6 +9,8 @@ import os
 import numpy as np
 import pytest
 
+import gt
+
 from lpm.checkpoint import read_checkpoint
 from lpm.interrupt import TrainingInterrupted
 from lpm.ppt import train as ppt_train
@@ -100,9 +102,10 @@ def test_plot_writes_curves_and_a_sample_grid(tmp_path):
     assert sorted(os.listdir(tmp_path / "plots")) == ["curves.png", "samples_epoch1.png"]
 
 
-def test_blas_threads_are_limited_inside_and_restored():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    before = [i["num_threads"] for i in threadpoolctl.threadpool_info()]
+def test_blas_threads_are_fixed_inside_and_the_policy_restored():
     with ppt_train.blas_threads(1):
-        assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info())
-    assert [i["num_threads"] for i in threadpoolctl.threadpool_info()] == before
+        assert gt.get_num_threads() == 1
+    policy = getattr(object.__getattribute__(gt.backend.B, "_engine"), "_threads", None)
+    assert policy is None or policy.fixed is None or policy.fixed == policy.current   # adapting again
+    with ppt_train.blas_threads("auto"):           # "auto": the policy is left alone
+        assert gt.get_num_threads() >= 1

@@ -11,7 +11,6 @@ Bad options, files and environment variables are one line on stderr and exit sta
 before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 130.
 """
 
-import contextlib
 import importlib.util
 import os
 import sys
@@ -30,7 +29,7 @@ from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import NonFiniteLoss, read_ppt_checkpoint, WrongKind
-from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, blas_threads, train
+from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, train
 from lpm.resume import run_folder_problem
 
 USAGE = """usage: lpm ppt {train,evaluate,generate,codebook} ...
@@ -63,9 +62,7 @@ def main(argv):
         return 2
     prog = f"lpm ppt {command}"
     try:
-        # generation's products are smaller still than training's (see blas_threads); train sets its own
-        with blas_threads(1) if command != "train" else contextlib.nullcontext():
-            status = commands[command](rest, prog)
+        status = commands[command](rest, prog)
         sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's flush at exit
         return status
     except NonFiniteLoss as exc:
@@ -85,6 +82,18 @@ def main(argv):
 
 
 # ---- train --------------------------------------------------------------------------------------
+def _threads_problem(cfg):
+    """None, with ``cfg.threads`` made an int or left "auto"; else the one-line problem."""
+    value = str(cfg.threads).strip().lower()
+    if value == "auto":
+        cfg.threads = "auto"
+        return None
+    if value.isdigit() and int(value) >= 1:
+        cfg.threads = int(value)
+        return None
+    return f"--threads must be a positive integer or 'auto', got {cfg.threads!r}"
+
+
 def train_command(argv, prog):
     defaults = PPTTrainConfig()
     p = OneLineParser(prog=prog, description="Train the Pixel Prediction Transformer on MNIST's codebook tokens "
@@ -95,7 +104,7 @@ def train_command(argv, prog):
                          "codebook.safetensors)", "limit": "use at most this many training and held-out digits",
              "lr": "learning rate (default: 2e-3 for adamw, 0.1 for sgd), cosine decay to 0",
              "uncond_prob": "share of training sequences that start with 'no class'",
-             "threads": "BLAS threads (default: 1, the fastest on a busy 2-core machine)",
+             "threads": "BLAS threads, or 'auto' (the default: every free core, one on a busy machine)",
              "plot": "folder for curves.png and a sample grid per epoch (needs matplotlib)"}
     for f in fields(PPTTrainConfig):
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
@@ -116,7 +125,7 @@ def train_command(argv, prog):
                    at_least("--codes", cfg.codes, 2), at_least("--limit", cfg.limit, 2), positive("--lr", cfg.lr),
                    non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
                    within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
-                   at_least("--seed", cfg.seed, 0), at_least("--threads", cfg.threads, 1))
+                   at_least("--seed", cfg.seed, 0), _threads_problem(cfg))
     if not bad and cfg.embed_dim % cfg.num_heads:
         bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
     if not bad and 28 % cfg.patch_size:

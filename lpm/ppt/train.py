@@ -60,7 +60,7 @@ class PPTTrainConfig:
     dropout: float = 0.0
     uncond_prob: float = 0.1        # share of sequences trained with "no class"
     seed: int = 0
-    threads: int = 1                # BLAS threads (see train())
+    threads: int | str = "auto"     # BLAS threads: "auto" (gt's policy) or a fixed count (see blas_threads)
     plot: str | None = None
     progress: bool = True
 
@@ -206,16 +206,18 @@ def train(cfg, log=print):
 
 @contextlib.contextmanager
 def blas_threads(n):
-    """At most ``n`` BLAS threads inside (threadpoolctl, which scikit-learn brings; without it, no
-    limit). This model's products are small (batch x 49 rows of 128): on a 2-core machine shared
-    with other work, one thread ran a training step 4x faster than two that wait for each other."""
-    try:
-        from threadpoolctl import threadpool_limits    # optional: comes with scikit-learn
-    except ImportError:
+    """``gt.set_num_threads(n)`` inside, gt's adaptive policy again after. ``"auto"`` (the default)
+    leaves the policy at work: every free core on a quiet machine, one on a busy one, where
+    this model's small products (batch x 49 rows of 128) ran 4x faster on one thread than on
+    two that waited for each other."""
+    if n == "auto":
         yield
         return
-    with threadpool_limits(limits=n):
+    gt.set_num_threads(n)
+    try:
         yield
+    finally:
+        gt.set_num_threads("auto")
 
 
 def _train(cfg, log):
