@@ -36,16 +36,26 @@ def _tick(policy):
 
 
 def test_a_busy_machine_gets_one_thread_and_a_quiet_one_every_core_back():
-    policy, lib = _policy([0, 2, 0, 0, 0, 0])
-    _tick(policy)
+    policy, lib = _policy([0, 0, 0, 2, 0, 2, 2, 0, 0])
+    for _ in range(3):
+        _tick(policy)
     assert lib.n == 2 and lib.history == []           # quiet: the library's own choice
     _tick(policy)
-    assert lib.n == 1                                 # two busy threads elsewhere on 2 cores
+    assert lib.n == 2                                 # one busy reading among quiet ones: a blip
     _tick(policy)
     _tick(policy)
-    assert lib.n == 1                                 # the busy reading is still in the window
+    assert lib.n == 1                                 # two busy threads elsewhere, twice in three readings
     _tick(policy)
-    assert lib.n == 2 and lib.history == [1, 2]       # WINDOW quiet readings later
+    assert lib.n == 1
+    _tick(policy)
+    _tick(policy)
+    assert lib.n == 2 and lib.history == [1, 2]       # quiet again
+
+
+def test_load_from_the_start_switches_at_once():
+    policy, lib = _policy([2, 2])
+    _tick(policy)
+    assert lib.n == 1
 
 
 def test_the_count_never_exceeds_what_the_library_started_with_nor_drops_below_one():

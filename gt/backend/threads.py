@@ -10,9 +10,10 @@ step with OpenBLAS's two threads measured 7x slower than the same step with one 
 many threads of *other* processes are runnable right now (Linux: ``/proc/loadavg`` counts all
 runnable threads, ``/proc/self/task/*/stat`` says which of them are ours) and gives the
 library the cores left free, at least one, at most what it had at start (so
-``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` still cap it). It takes the smallest count of
-the last ``WINDOW`` readings: a process that comes and goes briefly costs a product some
-speed for a moment, while two threads fighting for one core would cost the whole step.
+``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` still cap it). It takes the median of the last
+``WINDOW`` readings: a thread that runs for an instant (a system daemon, a ``ps``) is ignored
+(the smallest of the readings put the BLAS on one thread for 0.3 s at each such blip, a good
+part of a small model's step), while two readings of lasting load switch within 0.2 s.
 
 ``gt.set_num_threads(n)`` (or ``GT_NUM_THREADS=n``) fixes the count instead, as
 ``torch.set_num_threads`` does; ``gt.set_num_threads("auto")`` returns to adapting. Without
@@ -24,7 +25,7 @@ import os
 import time
 
 INTERVAL = 0.1        # seconds between two readings of the machine's load
-WINDOW = 3            # readings whose smallest free-core count decides
+WINDOW = 3            # readings whose median free-core count decides
 
 
 def _usable_cores():
@@ -91,7 +92,8 @@ class ThreadPolicy:
             self.fixed = self.current   # nothing to read: keep the library's choice for good
             return
         self._free.append(self.cores - others)
-        self._apply(max(1, min(self.start, min(self._free))))
+        free = sorted(self._free)[(len(self._free) - 1) // 2]   # the median (the lower one of two)
+        self._apply(max(1, min(self.start, free)))
 
     def _apply(self, n):
         if n != self.current:
