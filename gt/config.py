@@ -91,11 +91,14 @@ def devices():
     return n
 
 
-def num_threads():
+def num_threads(default="auto"):
     """GT_NUM_THREADS: how many threads the engine's math library uses, a positive integer, or
-    ``auto`` (the default: every free core, one on a busy machine; see gt.backend.threads)."""
+    ``auto`` (every free core, one on a busy machine; see gt.backend.threads); ``default`` when
+    unset (the numpy engine's is ``auto``, the torch engine's None: torch's own fixed count)."""
     value = _get("GT_NUM_THREADS")
-    if value is None or value.lower() == "auto":
+    if value is None:
+        return default
+    if value.lower() == "auto":
         return "auto"
     try:
         n = int(value)

@@ -7,9 +7,15 @@ call gets a fresh copy, so a test may change what it gets.
 
 import os
 
-import pytest
+# Runs that must repeat bit for bit (same seed, resume == uninterrupted) need one thread count
+# throughout: by default the numpy engine's follows the machine's load (gt/backend/threads.py),
+# and OpenBLAS adds a product's terms in another order on one thread than on two.
+os.environ.setdefault("GT_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                            else os.cpu_count() or 1))
 
-import gt
+import pytest  # noqa: E402
+
+import gt  # noqa: E402
 from gt.sharding import get_mesh, use_mesh
 from lpm.model import PixelTransformer
 

@@ -58,10 +58,13 @@ class TorchEngine(TorchBuffers, TorchIndexing, TorchSorting, Engine):
         self._pool_bytes = 0
         probe = torch.empty(0)
         self._sole_refs = self.recycle(probe, _count=True)
-        # torch's intra-op pool collapses on a busy machine as OpenBLAS's does (gt/backend/threads.py)
-        wanted = config.num_threads()
+        # torch's intra-op pool collapses on a busy machine as OpenBLAS's does (gt/backend/threads.py),
+        # but PyTorch users expect its fixed count (and runs that repeat bit for bit): adapting is
+        # opt-in here, GT_NUM_THREADS=auto or gt.set_num_threads("auto")
+        wanted = config.num_threads(default=None)
         self._threads = ThreadPolicy(torch.get_num_threads, torch.set_num_threads,
-                                     fixed=None if wanted == "auto" else wanted)
+                                     fixed=torch.get_num_threads() if wanted is None else
+                                     None if wanted == "auto" else wanted)
 
     # ---- devices -----------------------------------------------------------------------
     @property

@@ -206,10 +206,10 @@ def train(cfg, log=print):
 
 @contextlib.contextmanager
 def blas_threads(n):
-    """``gt.set_num_threads(n)`` inside, gt's adaptive policy again after. ``"auto"`` (the default)
-    leaves the policy at work: every free core on a quiet machine, one on a busy one, where
-    this model's small products (batch x 49 rows of 128) ran 4x faster on one thread than on
-    two that waited for each other."""
+    """``gt.set_num_threads(n)`` inside, the setting of ``GT_NUM_THREADS`` (by default gt's
+    adaptive policy) again after. ``"auto"`` (the default) changes nothing: the policy gives
+    every free core on a quiet machine and one on a busy one, where this model's small products
+    (batch x 49 rows of 128) ran 4x faster on one thread than on two that waited for each other."""
     if n == "auto":
         yield
         return
@@ -217,7 +217,7 @@ def blas_threads(n):
     try:
         yield
     finally:
-        gt.set_num_threads("auto")
+        gt.set_num_threads(gt.config.num_threads())
 
 
 def _train(cfg, log):
