@@ -79,16 +79,8 @@ def auto_shard():
 def devices():
     """GT_DEVICES=N: how many virtual CPU devices to shard over (None when unset)."""
     value = _get("GT_DEVICES")
-    if value is None:
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise EnvironmentVariableError(f"GT_DEVICES must be a positive integer (the number of virtual CPU "
-                                       f"devices), got {value!r}")
-    return n
+    return None if value is None else _positive_int(
+        value, "GT_DEVICES must be a positive integer (the number of virtual CPU devices)")
 
 
 def num_threads(default="auto"):
@@ -100,13 +92,17 @@ def num_threads(default="auto"):
         return default
     if value.lower() == "auto":
         return "auto"
+    return _positive_int(value, "GT_NUM_THREADS must be a positive integer or 'auto' (the threads of gt's "
+                                "math library)")
+
+
+def _positive_int(value, message):
     try:
         n = int(value)
     except ValueError:
         n = 0
     if n < 1:
-        raise EnvironmentVariableError(f"GT_NUM_THREADS must be a positive integer or 'auto' (the threads "
-                                       f"of gt's math library), got {value!r}")
+        raise EnvironmentVariableError(f"{message}, got {value!r}")
     return n
 
 
