@@ -73,12 +73,9 @@ def _run(command, argv, prog):
 
 
 def _parser(prog, description):
-    from lpm.options import OneLineParser
+    from lpm.options import checkpoint_parser
 
-    p = OneLineParser(prog=prog, description=description)
-    p.add_argument("--checkpoint", required=True, metavar="DIR",
-                   help="a run's --checkpoint-dir (its latest checkpoint) or one checkpoint folder")
-    p.add_argument("--best", action="store_true", help="use the run's best checkpoint by held-out accuracy")
+    p = checkpoint_parser(prog, description, "use the run's best checkpoint by held-out accuracy")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (default: %(default)s)")
     return p
 

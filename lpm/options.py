@@ -69,3 +69,13 @@ def check_environment(parser):
     bad = config.environment_problems()
     if bad:
         parser.refuse(bad[0] + " (in the environment)")
+
+
+def checkpoint_parser(prog, description, best):
+    """A parser with the options every command that reads a trained run takes: ``--checkpoint
+    DIR`` and ``--best`` (``best``: what the run's best checkpoint is best by, for the help)."""
+    p = OneLineParser(prog=prog, description=description)
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run's --checkpoint-dir (its latest checkpoint) or one checkpoint folder")
+    p.add_argument("--best", action="store_true", help=best)
+    return p

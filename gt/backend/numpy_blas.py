@@ -65,8 +65,8 @@ class NumpyBlas:
         if self._blas is None:
             self._blas = blas.find() or False
             if self._blas:
-                self._threads = ThreadPolicy(self._blas.get_num_threads, self._blas.set_num_threads,
-                                             fixed=None if config.num_threads() == "auto" else config.num_threads())
+                self._threads = ThreadPolicy.from_setting(self._blas.get_num_threads, self._blas.set_num_threads,
+                                                          config.num_threads())
         if self._threads is not None:
             self._threads.tick()
         return self._blas or None
@@ -100,7 +100,6 @@ class NumpyBlas:
             threads.tick()
         elif self._blas is None:
             self._library()
-
 
 
 def add_rows(target, index, values):

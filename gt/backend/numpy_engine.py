@@ -376,4 +376,3 @@ def _has_int_array(index):
 def _describe(data):
     text = repr(data)
     return f"{type(data).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
-

@@ -70,6 +70,14 @@ class ThreadPolicy:
         if fixed is not None:
             self.set_fixed(fixed)
 
+    @classmethod
+    def from_setting(cls, get, set, setting):
+        """The policy a ``GT_NUM_THREADS`` value asks for (``gt.config.num_threads``): ``"auto"``
+        adapts, an int fixes that count, None keeps the library's own count fixed."""
+        if setting == "auto":
+            return cls(get, set)
+        return cls(get, set, fixed=get() if setting is None else setting)
+
     def set_fixed(self, n):
         """Fix the count at ``n`` (an int >= 1), or ``"auto"`` to adapt again."""
         if n == "auto":

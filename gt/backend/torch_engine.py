@@ -21,9 +21,8 @@ import contextlib
 import numpy as np
 import torch
 
-from gt import dtypes
+from gt import config, dtypes
 from gt.backend.engine import Engine
-from gt import config
 from gt.backend.numpy_engine import NumpyEngine
 from gt.backend.threads import ThreadPolicy
 from gt.backend.torch_buffers import TorchBuffers
@@ -61,10 +60,8 @@ class TorchEngine(TorchBuffers, TorchIndexing, TorchSorting, Engine):
         # torch's intra-op pool collapses on a busy machine as OpenBLAS's does (gt/backend/threads.py),
         # but PyTorch users expect its fixed count (and runs that repeat bit for bit): adapting is
         # opt-in here, GT_NUM_THREADS=auto or gt.set_num_threads("auto")
-        wanted = config.num_threads(default=None)
-        self._threads = ThreadPolicy(torch.get_num_threads, torch.set_num_threads,
-                                     fixed=torch.get_num_threads() if wanted is None else
-                                     None if wanted == "auto" else wanted)
+        self._threads = ThreadPolicy.from_setting(torch.get_num_threads, torch.set_num_threads,
+                                                  config.num_threads(default=None))
 
     # ---- devices -----------------------------------------------------------------------
     @property

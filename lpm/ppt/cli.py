@@ -22,7 +22,8 @@ import numpy as np
 from lpm.checkpoint import CheckpointError, load_into
 from lpm.data.base import DataError
 from lpm.interrupt import TrainingInterrupted, resume_command
-from lpm.options import OneLineParser, at_least, check_environment, non_negative, positive, problems, within
+from lpm.options import (OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive,
+                         problems, within)
 from lpm.outputs import silence_stdout, writable_problem
 from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
@@ -151,10 +152,7 @@ def train_command(argv, prog):
 
 # ---- evaluate ------------------------------------------------------------------------------------
 def _checkpoint_parser(prog, description):
-    p = OneLineParser(prog=prog, description=description)
-    p.add_argument("--checkpoint", required=True, metavar="DIR",
-                   help="a run's --checkpoint-dir (its latest checkpoint) or one checkpoint folder")
-    p.add_argument("--best", action="store_true", help="the run's best checkpoint (held-out bits/token)")
+    p = checkpoint_parser(prog, description, "the run's best checkpoint (held-out bits/token)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples (default: 0)")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default: 1.0)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
