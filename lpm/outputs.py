@@ -1,4 +1,5 @@
-"""Where a training run writes (``--checkpoint-dir``, ``--plot``), checked before any work starts.
+"""Where a training run writes (``--checkpoint-dir``, ``--plot``), checked before any work starts;
+and what it shows on the terminal (``progress_bar``).
 
 A folder that cannot be written (a path under a regular file, no permission, a read-only file
 system) would otherwise surface as an ``OSError`` after the first epoch, or after the whole run.
@@ -61,3 +62,14 @@ def silence_stdout():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def progress_bar(total, desc, enabled, unit="batch"):
+    """A tqdm bar when asked for, stdout is a terminal and tqdm is installed; else None."""
+    if not (enabled and sys.stdout.isatty()):
+        return None
+    try:
+        from tqdm import tqdm     # optional (the progress extra): absent, there is no bar
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, leave=False, unit=unit, dynamic_ncols=True)

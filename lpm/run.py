@@ -3,7 +3,6 @@
 ``lpm.train`` drives it; one epoch at a time.
 """
 
-import sys
 import time
 
 import numpy as np
@@ -94,17 +93,6 @@ class Run:
 
 def _finite(model):
     return all(np.isfinite(v).all() for v in model.state_dict().values())
-
-
-def progress_bar(total, desc, enabled, unit="batch"):
-    """A tqdm bar when asked for, stdout is a terminal and tqdm is installed; else None."""
-    if not (enabled and sys.stdout.isatty()):
-        return None
-    try:
-        from tqdm import tqdm     # optional (the progress extra): absent, there is no bar
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, unit=unit, dynamic_ncols=True)
 
 
 def _quiet(line):

@@ -36,9 +36,9 @@ from lpm.interrupt import TrainingInterrupted, resume_command
 from lpm.memory import model_config, run_problem
 from lpm.model import PixelTransformer
 from lpm.options import check_environment
-from lpm.outputs import OutputError, output_problems, silence_stdout
+from lpm.outputs import OutputError, output_problems, progress_bar, silence_stdout
 from lpm.resume import SaveFailed, run_folder_problem
-from lpm.run import NonFiniteLoss, Run, progress_bar
+from lpm.run import NonFiniteLoss, Run
 
 # ---- data ---------------------------------------------------------------------------------
 def make_datasets(cfg):

@@ -13,7 +13,7 @@ import gt
 from lpm.config import ADAPTIVE_LR, check_config, default_lr
 from lpm.data import NUM_CLASSES
 from lpm.model import PixelTransformer
-from lpm.run import progress_bar as _progress
+from lpm.outputs import progress_bar as _progress
 from lpm.train import TrainConfig, build_parser, evaluate, get_batch, make_datasets, make_optimizer, parse_args, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,6 @@ bits/token, ``final.json`` the one after the last epoch. The JSON says ``"kind":
 LPM checkpoint is told apart (and refused) before any weight is read.
 """
 
-import sys
 from dataclasses import asdict, dataclass, field
 
 import gt
@@ -114,14 +113,3 @@ class Store:
                  + (f", {state.step_in_epoch} step(s) into epoch {state.epoch + 1}" if state.step_in_epoch else "")
                  + f", step {state.step}")
         return state, order
-
-
-def progress_bar(total, desc, enabled):
-    """A tqdm bar when asked for, stdout is a terminal and tqdm is installed; else None."""
-    if not (enabled and sys.stdout.isatty()):
-        return None
-    try:
-        from tqdm import tqdm     # optional (the progress extra): absent, there is no bar
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)

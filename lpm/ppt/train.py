@@ -27,11 +27,12 @@ from gt import nn
 from gt.sharding import get_mesh
 from lpm.checkpoint import CheckpointError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
+from lpm.outputs import progress_bar
 from lpm.ppt import figures
 from lpm.ppt.data import load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
-from lpm.ppt.store import NonFiniteLoss, RunState, Store, progress_bar
+from lpm.ppt.store import NonFiniteLoss, RunState, Store
 
 OPTIMIZERS = ("adamw", "sgd")
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.1}
