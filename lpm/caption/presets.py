@@ -1,0 +1,26 @@
+"""Each task's training defaults: what ``lpm caption train --task NAME`` runs when no option
+changes it. ``model`` holds ``PixelLLMConfig`` fields, ``train`` the run's (``CaptionTrainConfig``).
+
+A command-line option given explicitly wins over the preset; ``--data`` (the user's own pairs)
+starts from ``DIGIT_STRINGS``'s model and training defaults, with the image size read from the data.
+"""
+
+# 1 to 4 MNIST digits on a 28x112 canvas; captions of at most 4 words out of 10 (+ 4 specials).
+# 7x7 patches: 4 x 16 = 64 image tokens, each digit about 4 columns of them.
+DIGIT_STRINGS = {
+    "model": dict(image_size=(28, 112), patch_size=(7, 7), vision_embed_dim=64, vision_num_layers=2,
+                  vision_num_heads=4, text_embed_dim=64, text_num_layers=2, text_num_heads=4, ff_mult=4,
+                  max_seq_len=8, dropout=0.0),
+    "train": dict(samples=20000, val_samples=1000, epochs=4, batch_size=64, lr=2e-3, warmup=200,
+                  weight_decay=0.05, grad_clip=1.0, blind_fraction=0.1),
+}
+
+# The sequences of --dataset digits (task "digit"): 8 frames, each one whole-frame token of LPM.
+MOVING_DIGITS = {
+    "model": dict(encoder="lpm", seq_len=8, frame_size=32, lpm_embed_dim=64, lpm_num_layers=2, lpm_num_heads=4,
+                  text_embed_dim=64, text_num_layers=2, text_num_heads=4, ff_mult=4, max_seq_len=10, dropout=0.0),
+    "train": dict(samples=3000, val_samples=500, epochs=6, batch_size=32, lr=1e-3, warmup=100,
+                  weight_decay=0.05, grad_clip=1.0, blind_fraction=0.1),
+}
+
+PRESETS = {"digit-strings": DIGIT_STRINGS, "moving-digits": MOVING_DIGITS}
