@@ -126,3 +126,37 @@ def test_cache_keeps_the_batch_shard():
         (_, keys, values), = cache._self_entries.values()
         assert keys.shape == values.shape == (8, 3, D)
         assert keys.placement == out.placement == Shard(0)
+
+
+def test_reorder_continues_the_chosen_rows():
+    # beam search's step: row b of the next batch continues row index[b] of this one
+    gt.manual_seed(0)
+    model = TinyDecoder().eval()
+    ids = np.random.default_rng(3).integers(0, VOCAB, (3, 5))
+    context = gt.randn(1, 4, D)[gt.tensor([0, 0, 0])]       # one image's rows, as for its beams
+    index = np.array([2, 2, 0])
+    cache = nn.KVCache()
+    with gt.no_grad():
+        model(gt.tensor(ids[:, :3]), context, cache)
+        cache.reorder(index)
+        cache.reorder(gt.tensor([0, 1, 2]))                  # the identity: nothing changes
+        got = model(gt.tensor(ids[index, 3:]), context, cache).numpy()
+        want = model(gt.tensor(np.concatenate([ids[index, :3], ids[index, 3:]], axis=1)), context).numpy()
+    np.testing.assert_allclose(got, want[:, 3:], rtol=1e-5, atol=1e-5)
+    assert cache.seq_len == 5
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        cache.reorder([0, 3, 1])
+    with pytest.raises(ValueError, match="1-D int row ids"):
+        cache.reorder([[0, 1, 2]])
+
+
+def test_reuse_computes_once_per_source():
+    calls, cache = [], nn.KVCache()
+    owner, a, b = object(), gt.ones(2, 3), gt.ones(2, 3)
+    double = lambda x: calls.append(1) or x * 2                       # noqa: E731
+    assert cache.reuse(owner, a, double) is cache.reuse(owner, a, double) and len(calls) == 1
+    np.testing.assert_array_equal(cache.reuse(owner, b, double).numpy(), np.full((2, 3), 2.0))
+    assert len(calls) == 2                                          # another source tensor: computed anew
+    cache.reset()
+    cache.reuse(owner, b, double)
+    assert len(calls) == 3

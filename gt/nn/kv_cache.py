@@ -1,6 +1,7 @@
 """``KVCache``: the keys and values a decoder has already computed, reused step after step."""
 
-from gt.tensor import cat
+from gt import dtypes
+from gt.tensor import Tensor, cat, tensor
 
 
 class KVCache:
@@ -31,6 +32,7 @@ class KVCache:
     def __init__(self):
         self._self_entries = {}    # id(layer) -> [layer, keys (B, S, D), values (B, S, D)]
         self._cross_entries = {}   # id(layer) -> [layer, context, keys, values]
+        self._reused = {}          # id(owner) -> [owner, source, value]: see reuse
 
     @property
     def seq_len(self):
@@ -44,6 +46,30 @@ class KVCache:
         """Forget everything (start a new sequence with the same object)."""
         self._self_entries.clear()
         self._cross_entries.clear()
+        self._reused.clear()
+
+    def reorder(self, index):
+        """Keep, for each row b of the batch, the cached keys and values of row ``index[b]``
+        (beam search: each new beam continues the beam it was chosen from). ``index`` (B',) int
+        ids of rows; B' may differ from B. The context-derived entries (cross-attention, ``reuse``)
+        are kept as they are: the beams of one image share its context rows."""
+        index = index if isinstance(index, Tensor) else tensor(index, dtype=dtypes.int64)
+        if index.ndim != 1 or index.dtype not in (dtypes.int64, dtypes.int32):
+            raise ValueError(f"KVCache.reorder: index must be 1-D int row ids, got {index.dtype!r} {index.shape}")
+        for entry in self._self_entries.values():
+            rows = entry[1].shape[0]
+            if index.numel() and (int(index.min()) < 0 or int(index.max()) >= rows):
+                raise ValueError(f"KVCache.reorder: index holds a row outside [0, {rows})")
+            entry[1], entry[2] = entry[1][index], entry[2][index]
+
+    def reuse(self, owner, source, compute):
+        """``compute(source)``, computed on the first call for ``owner`` and reused while the same
+        ``source`` tensor comes back (e.g. a decoder's projection of the image features)."""
+        entry = self._reused.get(id(owner))
+        if entry is None or entry[1] is not source:
+            entry = [owner, source, compute(source)]
+            self._reused[id(owner)] = entry
+        return entry[2]
 
     def _append(self, layer, k, v):
         """The layer's keys and values with the new ones (B, L, D) appended: (B, S + L, D)."""
