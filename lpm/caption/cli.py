@@ -196,7 +196,8 @@ def predict_command(argv, prog):
     check_environment(p)
     bad = problems(at_least("--num-beams", args.num_beams, 1), positive("--temperature", args.temperature),
                    at_least("--top-k", args.top_k, 1), at_least("--seed", args.seed, 0),
-                   None if args.top_p is None or 0 < args.top_p <= 1 else f"--top-p must be in (0, 1], got {args.top_p}")
+                   None if args.top_p is None or 0 < args.top_p <= 1
+                   else f"--top-p must be in (0, 1], got {args.top_p}")
     if args.sample and args.num_beams > 1:
         bad.append(f"--sample and --num-beams {args.num_beams} are alternatives: sample, or search with beams")
     if bad:
