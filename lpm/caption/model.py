@@ -23,6 +23,7 @@ import numpy as np
 import gt
 from gt import nn
 from gt.nn import init
+from lpm.caption import search
 from lpm.model import PixelTransformer
 
 EMBED_INIT_STD = 0.02      # GPT-2's (and nanoGPT's) init of embedding and position tables
@@ -325,9 +326,69 @@ class PixelLLM(nn.Module):
             weights = self.decoder.cross_attention_weights(input_ids, self.encode_images(images))
             return weights.mean(1).numpy()
 
+    @gt.no_grad()
+    def generate(self, images, max_length=100, temperature=1.0, do_sample=False, top_k=None, top_p=None, num_beams=1,
+                 length_penalty=1.0, early_stopping=False, no_repeat_ngram_size=0, repetition_penalty=1.0,
+                 num_return_sequences=1, use_cache=True, return_scores=False):
+        """Captions of ``images`` as token ids: int64 numpy (B * num_return_sequences, T), each row
+        ``<bos>``, the caption, ``<eos>`` (unless cut at ``max_length``), then ``<pad>``; an
+        image's rows follow each other (beam search: best first). The options are Hugging Face's
+        (see ``lpm.caption.decoding.GenerationConfig``); ``max_length`` counts the ``<bos>`` and
+        is capped at what the decoder reads, ``max_seq_len + 1``. ``return_scores``: also the
+        beams' scores (B * num_return_sequences,) (beam search only). Sampling draws from gt's
+        generator: seed it with ``gt.manual_seed``. Every step runs with the key/value cache
+        (``use_cache=False``: the whole sequence again each step, with the same result)."""
+        options = dict(max_length=max_length, temperature=temperature, do_sample=do_sample, top_k=top_k, top_p=top_p,
+                       num_beams=num_beams, length_penalty=length_penalty, early_stopping=early_stopping,
+                       no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
+                       num_return_sequences=num_return_sequences, use_cache=use_cache)
+        search.check_options(**options)
+        if return_scores and num_beams == 1:
+            raise ValueError("generate: return_scores needs beam search (num_beams > 1)")
+        cfg = self.config
+        was_training = self.training
+        self.eval()
+        try:
+            context = self.encode_images(images)
+            rows = num_beams if num_beams > 1 else num_return_sequences
+            if rows > 1:    # each image's features once per beam (or sample), computed once
+                context = context[gt.tensor(np.repeat(np.arange(context.shape[0]), rows))]
+            step = _Step(self, context, use_cache)
+            ids = np.full((context.shape[0], 1), cfg.bos_id, np.int64)
+            ends = dict(eos_id=cfg.eos_id, pad_id=cfg.pad_id, max_length=min(max_length, cfg.max_seq_len + 1),
+                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+            if num_beams == 1:
+                return search.sample_search(step, ids, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                                            top_p=top_p, **ends)
+            out, scores = search.beam_search(step, step.reorder, ids, num_beams, length_penalty=length_penalty,
+                                             early_stopping=early_stopping,
+                                             num_return_sequences=num_return_sequences, **ends)
+            return (out, scores) if return_scores else out
+        finally:
+            self.train(was_training)
+
     def extra_repr(self):
         c = self.config
         return f"encoder={c.encoder!r}, vocab_size={c.vocab_size}, max_seq_len={c.max_seq_len}"
+
+
+class _Step:
+    """``step(ids) -> logits (N, V)`` of the next token after ``ids`` (N, t) for ``lpm.caption.search``:
+    with a cache, only the columns the cache has not seen are run."""
+
+    def __init__(self, model, context, use_cache):
+        self.model, self.context = model, context
+        self.cache = nn.KVCache() if use_cache else None
+
+    def __call__(self, ids):
+        if self.cache is None:
+            return self.model.decode(gt.tensor(ids), self.context)[:, -1]
+        new = gt.tensor(np.ascontiguousarray(ids[:, self.cache.seq_len:]))
+        return self.model.decode(new, self.context, self.cache)[:, -1]
+
+    def reorder(self, rows):
+        if self.cache is not None:
+            self.cache.reorder(gt.tensor(rows))
 
 
 def check_images(images, channels, size):
