@@ -10,6 +10,8 @@ import pytest
 
 import gt
 from gt.sharding import Shard, use_mesh
+from lpm.caption.evaluate import caption_images, evaluate_captions
+from lpm.caption.metrics import caption_metrics
 from lpm.caption.store import NonFiniteLoss
 from lpm.caption.train import CaptionTrainConfig, prepare, train
 from lpm.caption.trainer import PixelLLMTrainer, warmup_cosine
@@ -30,13 +32,19 @@ def quiet(line):
     pass
 
 
-def test_a_tiny_run_learns_checkpoints_and_reports_the_baselines(tmp_path):
-    lines = []
-    result = train(CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **TINY), log=lines.append)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny run with its checkpoints: ``(result, folder, log lines)``."""
+    folder, lines = tmp_path_factory.mktemp("caption") / "run", []
+    result = train(CaptionTrainConfig(checkpoint_dir=str(folder), **TINY), log=lines.append)
+    return result, folder, lines
+
+
+def test_a_tiny_run_learns_checkpoints_and_reports_the_baselines(tiny_run):
+    result, folder, lines = tiny_run
     state = result["state"]
     assert state.step == 6 and state.val_steps == [3, 6]
     assert state.val_losses[-1] < state.val_losses[0] < np.log(len(result["vocab"]))    # learning, better than uniform
-    folder = tmp_path / "run"
     ckpt = read_checkpoint(str(folder))
     assert ckpt.meta["kind"] == "caption" and ckpt.meta["task"] == "digit-strings" and ckpt.meta["blind"] is False
     assert json.loads(ckpt.meta["vocab"])["words"][:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -52,11 +60,8 @@ def test_a_tiny_run_learns_checkpoints_and_reports_the_baselines(tmp_path):
     assert any(line.startswith("Held-out captions (12 images") for line in lines)
 
 
-def test_the_shuffled_row_scores_the_greedy_captions_against_other_images_references(tmp_path):
-    from lpm.caption.evaluate import caption_images, evaluate_captions
-    from lpm.caption.metrics import caption_metrics
-
-    result = train(CaptionTrainConfig(**TINY), log=quiet)
+def test_the_shuffled_row_scores_the_greedy_captions_against_other_images_references(tiny_run):
+    result = tiny_run[0]
     run = prepare(CaptionTrainConfig(**TINY), log=quiet)
     batches, vocab = run["val_batches"], result["vocab"]
     table = evaluate_captions(result["model"], None, vocab, batches, list(run["train"].captions), num_beams=1, seed=3)
@@ -67,8 +72,8 @@ def test_the_shuffled_row_scores_the_greedy_captions_against_other_images_refere
     assert "blind (image zeroed)" not in table
 
 
-def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, monkeypatch):
-    whole = train(CaptionTrainConfig(checkpoint_dir=str(tmp_path / "whole"), **TINY), log=quiet)
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, monkeypatch, tiny_run):
+    whole = tiny_run[0]
     calls = {"n": 0}
     step = PixelLLMTrainer.step
 
@@ -92,9 +97,8 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, mon
         np.testing.assert_array_equal(value, want[name], err_msg=name)
 
 
-def test_resume_refuses_changed_options(tmp_path):
-    cfg = CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **TINY)
-    train(cfg, log=quiet)
+def test_resume_refuses_changed_options(tiny_run):
+    cfg = CaptionTrainConfig(checkpoint_dir=str(tiny_run[1]), **TINY)
     with pytest.raises(Exception, match="--lr: 0.01 in the checkpoint, 0.02 now"):
         train(CaptionTrainConfig(**{**vars(cfg), "resume": True, "lr": 0.02}), log=quiet)
 
