@@ -2,13 +2,16 @@
 image-caption pairs (ImageTextDataset, read_images)."""
 
 import collections
+import json
 
 import numpy as np
 import pytest
 
+from lpm.caption.dataset import ImageTextDataset, held_out_split, read_images
 from lpm.caption.tasks import NUMBER_WORDS, TASKS, digit_strings, paste_digits
 from lpm.caption.vocab import SimpleVocabulary
 from lpm.data import mnist
+from lpm.data.base import DataError
 
 pytestmark = pytest.mark.first_pass      # numpy, scikit-learn and Pillow only: no GT_* setting changes the answers
 
@@ -145,3 +148,105 @@ def test_digit_strings_bad_arguments():
         digit_strings("held-out", 4)
     with pytest.raises(ValueError, match="num_samples must be a positive integer, got 0"):
         digit_strings("train", 0)
+
+
+# --- the user's own pairs (ImageTextDataset) and the images to caption (read_images) ---------------
+
+def write_pairs(folder, entries, name="pairs.json"):
+    path = folder / name
+    path.write_text(json.dumps(entries))
+    return path
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """A 4x6 8-bit .png, a 4x6 float .npy and a 4x6 uint16 .npy in tmp_path/images; their expected pixels."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    png = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    Image.fromarray(png).save(folder / "a.png")
+    floats = np.linspace(0, 1, 24, dtype=np.float32).reshape(4, 6)
+    np.save(folder / "b.npy", floats)
+    np.save(folder / "c.npy", np.full((4, 6), 65535, np.uint16))
+    return {"a.png": png / np.float32(255), "b.npy": floats, "c.npy": np.ones((4, 6), np.float32)}
+
+
+def test_image_text_dataset_reads_pngs_and_arrays(tmp_path, image_files):
+    path = write_pairs(tmp_path, [{"image": "a.png", "caption": "one two"},
+                                  {"image": "b.npy", "caption": "Three"},
+                                  {"image": str(tmp_path / "images" / "c.npy"), "caption": "four"}])
+    pairs = ImageTextDataset(path, image_root=tmp_path / "images")
+    assert len(pairs) == 3 and pairs.image_shape == (4, 6)
+    images, captions = pairs.batch([2, 0])
+    assert images.dtype == np.float32 and captions == ["four", "one two"]
+    np.testing.assert_allclose(images[1], image_files["a.png"], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(pairs.batch([1])[0][0], image_files["b.npy"])
+    np.testing.assert_array_equal(images[0], image_files["c.npy"])
+    train, held_out = held_out_split(pairs, fraction=0.34, seed=0)
+    assert (len(train), len(held_out)) == (2, 1)
+    assert sorted(train.captions + held_out.captions) == sorted(pairs.captions)
+    assert held_out_split(pairs, fraction=0.34, seed=0)[1].captions == held_out.captions
+
+
+def test_image_root_defaults_to_the_json_files_folder(tmp_path, image_files):
+    path = write_pairs(tmp_path / "images", [{"image": "b.npy", "caption": "x"}, {"image": "c.npy", "caption": "y"}])
+    assert ImageTextDataset(path, image_size=(4, 6)).captions == ["x", "y"]
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"image": "a.png", "caption": "x"}, "expected a JSON list .* got dict"),
+    ([], "got an empty list"),
+    ([{"image": "a.png"}], "entry 0: missing key\\(s\\) 'caption'"),
+    ([{"image": "a.png", "caption": "x"}, "b.npy"], "entry 1: a str; each entry is"),
+    ([{"image": "a.png", "caption": "x"}, {"image": "gone.png", "caption": "y"}], "entry 1 .*gone.png\\): no such image"),
+    ([{"image": "a.png", "caption": "x"}, {"image": "b.npy", "caption": "  "}], "entry 1 .*b.npy\\): empty caption"),
+    ([{"image": "a.png", "caption": "x"}, {"image": "wide.npy", "caption": "y"}],
+     "entry 1 .*wide.npy\\): image of shape \\(4, 7\\); expected \\(4, 6\\) \\(the size of entry 0's image\\)"),
+    ([{"image": "bad.png", "caption": "x"}], "entry 0 .*bad.png\\): cannot read the image"),
+    ([{"image": "a.txt", "caption": "x"}], "entry 0 .*a.txt\\): expected an image file"),
+    ([{"image": "batch.npy", "caption": "x"}], "must be 2-D \\(H, W\\), got an array of shape \\(2, 4, 6\\)"),
+])
+def test_bad_pairs_are_one_clear_error(tmp_path, image_files, entries, message):
+    folder = tmp_path / "images"
+    np.save(folder / "wide.npy", np.zeros((4, 7), np.float32))
+    np.save(folder / "batch.npy", np.zeros((2, 4, 6), np.float32))
+    (folder / "bad.png").write_bytes(b"not a png")
+    (folder / "a.txt").write_text("x")
+    with pytest.raises(DataError, match=message):
+        ImageTextDataset(write_pairs(folder, entries))
+
+
+def test_bad_json_files_and_sizes(tmp_path, image_files):
+    with pytest.raises(DataError, match="no such file"):
+        ImageTextDataset(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("[{")
+    with pytest.raises(DataError, match="broken.json: cannot read the JSON"):
+        ImageTextDataset(tmp_path / "broken.json")
+    path = write_pairs(tmp_path / "images", [{"image": "b.npy", "caption": "x"}])
+    with pytest.raises(DataError, match="image of shape \\(4, 6\\); expected \\(5, 5\\) \\(--image-size\\)"):
+        ImageTextDataset(path, image_size=5)
+    with pytest.raises(DataError, match="--image-root .*nowhere: no such folder"):
+        ImageTextDataset(path, image_root=tmp_path / "nowhere")
+    with pytest.raises(DataError, match="at least 2 pairs"):
+        held_out_split(ImageTextDataset(path))
+
+
+def test_read_images_takes_images_and_batches(tmp_path, image_files):
+    folder = tmp_path / "images"
+    batch = np.random.default_rng(0).random((3, 4, 6)).astype(np.float32)
+    np.save(folder / "batch.npy", batch)
+    files = [folder / "a.png", folder / "batch.npy", folder / "b.npy"]
+    images, sources = read_images(files, (4, 6))
+    assert images.shape == (5, 4, 6) and images.dtype == np.float32
+    assert sources == [(str(files[0]), 0), (str(files[1]), 0), (str(files[1]), 1), (str(files[1]), 2),
+                       (str(files[2]), 0)]
+    np.testing.assert_array_equal(images[1:4], batch)
+    np.testing.assert_allclose(images[0], image_files["a.png"], atol=1e-7)
+    np.save(folder / "wrong.npy", np.zeros((2, 28, 100), np.float32))
+    with pytest.raises(DataError, match=r"wrong.npy: shape \(2, 28, 100\); expected an image \(28, 112\) "
+                                        r"or a batch \(N, 28, 112\)"):
+        read_images([folder / "wrong.npy"], (28, 112))
+    with pytest.raises(DataError, match="gone.npy: no such file"):
+        read_images([folder / "gone.npy"], (4, 6))
