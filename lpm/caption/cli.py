@@ -16,7 +16,7 @@ from dataclasses import fields
 
 import gt
 from gt.backend import B
-from lpm.caption.dataset import DatasetError, ImageTextDataset, read_images
+from lpm.caption.dataset import ImageTextDataset, read_images
 from lpm.caption.decoding import GenerationConfig
 from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
 from lpm.caption.presets import PRESETS
@@ -24,6 +24,7 @@ from lpm.caption.store import NonFiniteLoss, blind_dir
 from lpm.caption.train import CaptionTrainConfig, load_captions, resolve, train
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
+from lpm.data.base import DataError
 from lpm.options import OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive, \
     problems, within
 from lpm.outputs import writable_problem
@@ -135,7 +136,7 @@ def _data_problem(cfg):
         return f"--data {cfg.data}: no such file (expected a JSON list of {{\"image\", \"caption\"}})"
     try:
         ImageTextDataset(cfg.data, image_root=cfg.image_root)
-    except DatasetError as exc:
+    except DataError as exc:
         return f"--data {cfg.data}: {exc}"
     return None
 
@@ -208,7 +209,7 @@ def predict_command(argv, prog):
     model, vocab, _ = _load(p, args)
     try:
         images, sources = read_images(args.files, tuple(model.config.image_size))
-    except DatasetError as exc:
+    except DataError as exc:
         p.refuse(str(exc))
     config = GenerationConfig(max_length=model.config.max_seq_len, num_beams=args.num_beams, do_sample=args.sample,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
@@ -217,6 +218,7 @@ def predict_command(argv, prog):
     if args.json:
         print(json.dumps([{"file": f, "index": i, "caption": c} for (f, i), c in zip(sources, captions)], indent=1))
     else:
+        batches = {f for f, i in sources if i > 0}           # files of several images: each row named
         for (f, i), c in zip(sources, captions):
-            print(f"{f}[{i}]: {c}" if i is not None else f"{f}: {c}")
+            print(f"{f}[{i}]: {c}" if f in batches else f"{f}: {c}")
     return 0

@@ -19,11 +19,10 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 import gt
 from gt.sharding import get_mesh
-from lpm.caption import presets
+from lpm.caption import figures, presets
+from lpm.caption.dataset import ImageTextDataset, held_out_split
 from lpm.caption.evaluate import evaluate_captions, report_lines
 from lpm.caption.model import PixelLLM, PixelLLMConfig
 from lpm.caption.store import blind_dir
@@ -103,8 +102,6 @@ def model_config(cfg, vocab, image_shape, longest):
 def load_captions(cfg, log):
     """``(train, held_out, description)``: two ``CaptionData`` sets."""
     if cfg.data:
-        from lpm.caption.dataset import ImageTextDataset, held_out_split
-
         pairs = ImageTextDataset(cfg.data, image_root=cfg.image_root)
         train, held_out = held_out_split(pairs, seed=cfg.seed)
         return train, held_out, f"{len(pairs)} image-caption pairs of {cfg.data}"
@@ -171,8 +168,6 @@ def train(cfg, log=print):
     for line in report_lines(table, len(run["held_out"]), cfg.num_beams):
         log(line)
     if cfg.plot:
-        from lpm.caption import figures
-
         paths = figures.run_figures(cfg.plot, state, model, run["vocab"], run["held_out"])
         log(f"Figures: {', '.join(paths)}")
     seconds = time.perf_counter() - t0
@@ -181,5 +176,3 @@ def train(cfg, log=print):
     return dict(model=model, blind=blind, state=state, table=table, vocab=run["vocab"], held_out=run["held_out"],
                 seconds=seconds, config=asdict(cfg), checkpoint=trainer.store.last if trainer.store else None)
 
-
-__all__ = ["CaptionTrainConfig", "train", "prepare", "resolve", "np"]
