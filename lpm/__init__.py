@@ -11,10 +11,12 @@ sequences, ``base``: what they share). Around training: ``lpm.checkpoint`` (safe
 atomic writes, resume), ``lpm.plots`` (``--plot``), ``lpm.inference`` and ``lpm.cli`` (the
 ``lpm`` command: train, evaluate, predict), ``lpm.options`` (the checks every command line
 shares) and ``lpm.memory`` (what a run needs, checked before it starts). ``lpm.ppt`` is the
-Pixel Prediction Transformer (``PixelPredictionTransformer``: digits generated patch by patch).
+Pixel Prediction Transformer (``PixelPredictionTransformer``: digits generated patch by patch),
+``lpm.caption`` the Pixel LLM (``PixelLLM``: an image encoder and a text decoder that write captions).
 """
 
 from lpm.model import PixelTransformer, PixelTransformerConfig
+from lpm.caption.model import PixelLLM, PixelLLMConfig
 from lpm.ppt.model import PixelPredictionTransformer
 
-__all__ = ["PixelTransformer", "PixelTransformerConfig", "PixelPredictionTransformer"]
+__all__ = ["PixelTransformer", "PixelTransformerConfig", "PixelPredictionTransformer", "PixelLLM", "PixelLLMConfig"]

@@ -71,6 +71,41 @@ def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
     assert status == 2 and message in err
 
 
+def write_pairs(folder, captions, shape=(8, 8)):
+    """A --data JSON of one .npy image per caption (the last image missing when asked): its path."""
+    entries = []
+    for i, caption in enumerate(captions):
+        np.save(folder / f"{i}.npy", np.full(shape, i / len(captions), np.float32))
+        entries.append({"image": f"{i}.npy", "caption": caption})
+    (folder / "pairs.json").write_text(json.dumps(entries))
+    return str(folder / "pairs.json")
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "entry 5"), ("empty", "entry 2"), ("size", "entry 3")])
+def test_bad_data_is_one_line_before_any_work(capsys, tmp_path, problem, message):
+    captions = [f"a pair {i}" for i in range(6)]
+    if problem == "empty":
+        captions[2] = "  "
+    data = write_pairs(tmp_path, captions)
+    if problem == "missing":
+        os.remove(tmp_path / "5.npy")
+    if problem == "size":
+        np.save(tmp_path / "3.npy", np.zeros((8, 9), np.float32))
+    status, err = refused(capsys, ["train", "--data", data, "--checkpoint-dir", str(tmp_path / "run"), *TINY])
+    assert status == 2 and message in err and f"--data {data}" in err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_own_pairs_train_and_unknown_words_are_counted(capsys, tmp_path):
+    data = write_pairs(tmp_path, [f"pair number{i}" for i in range(10)])
+    argv = [a for a in TINY if a not in ("--patch-size", "28")] + ["--patch-size", "4"]
+    assert main(["train", "--data", data, "--checkpoint-dir", str(tmp_path / "run"), *argv]) == 0
+    out = capsys.readouterr().out
+    assert "warning: 1 held-out word(s) outside the training vocabulary read as <unk>" in out
+    assert "Held-out captions (1 images" in out
+
+
 def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
     status, err = refused(capsys, ["train", "--checkpoint-dir", run_dir, *TINY])
     assert status == 2 and "already holds a run" in err
