@@ -94,6 +94,8 @@ def model_config(cfg, vocab, image_shape, longest):
                     fields[target] = value
     if fields.get("encoder", "vit") == "vit":
         fields["image_size"] = tuple(image_shape[-2:])
+    else:                                                   # frame sequences (S, H, W), square frames
+        fields["seq_len"], fields["frame_size"] = int(image_shape[0]), int(image_shape[-1])
     fields["max_seq_len"] = max(fields.get("max_seq_len", 0), longest)
     return PixelLLMConfig(vocab_size=len(vocab), pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
                           **fields)
