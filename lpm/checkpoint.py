@@ -79,11 +79,12 @@ def _safetensors():
 
 
 # ---- writing -------------------------------------------------------------------------------------
-def save_checkpoint(root, model, optimizer, meta, best=False, final=False):
+def save_checkpoint(root, model, optimizer, meta, best=False, final=False, keep=()):
     """Write a checkpoint of ``model`` and ``optimizer`` with ``meta`` (a JSON-serialisable dict;
     ``meta['progress']['epoch'/'step']`` name the folder) under ``root``, point ``latest.json``
     at it (and ``best.json`` when ``best``, ``final.json`` when ``final``: a run's last epoch),
-    and remove the checkpoint folders this module wrote that no pointer names. Returns its path.
+    and remove the checkpoint folders this module wrote that no pointer names and ``keep`` (folder
+    names: the older checkpoints a run keeps, e.g. its last n) does not list. Returns its path.
 
     Refuses (``CheckpointError``, nothing written) weights or optimizer state that are not
     finite, and NaN or infinite numbers in ``meta``: a checkpoint is something to resume from."""
@@ -131,8 +132,16 @@ def save_checkpoint(root, model, optimizer, meta, best=False, final=False):
         _publish(root, "best", pointer)
     if final:
         _publish(root, "final", pointer)
-    _clean(root)
+    _clean(root, keep)
     return folder
+
+
+def checkpoint_folders(root):
+    """The names of the checkpoint folders in ``root``, oldest first (their names sort by epoch and step)."""
+    try:
+        return sorted(e for e in os.listdir(root) if _FOLDER.match(e) and os.path.isdir(os.path.join(root, e)))
+    except OSError:
+        return []
 
 
 def _publish(root, which, pointer):
@@ -168,10 +177,11 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _clean(root):
-    """Remove the checkpoint folders this module wrote that no pointer names, and the leftovers of
-    interrupted saves (temporary folders and pointer files). Anything else stays."""
-    keep = {_read_pointer(root, which) for which in POINTERS}
+def _clean(root, keep=()):
+    """Remove the checkpoint folders this module wrote that no pointer names and ``keep`` does not
+    list, and the leftovers of interrupted saves (temporary folders and pointer files). Anything
+    else stays."""
+    keep = {_read_pointer(root, which) for which in POINTERS} | {os.path.basename(k) for k in keep}
     for entry in os.listdir(root):
         full, temp = os.path.join(root, entry), _TEMP_FOLDER.match(entry)
         if temp:

@@ -6,6 +6,7 @@
     lpm predict --checkpoint DIR [--best] [--top K | --json] FILES...
                                                      # class probabilities for each sequence
     lpm ppt train|evaluate|generate|codebook ...     # the Pixel Prediction Transformer (lpm.ppt.cli)
+    lpm caption train|evaluate|predict ...           # the Pixel LLM: captions of images (lpm.caption.cli)
 
 ``--checkpoint`` takes a run's ``--checkpoint-dir`` (its latest checkpoint, or its best with
 ``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options
@@ -17,7 +18,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-USAGE = """usage: lpm {train,evaluate,predict,ppt} ...
+USAGE = """usage: lpm {train,evaluate,predict,ppt,caption} ...
 
   lpm train [options]            train the Pixel Transformer (same options as python train.py)
   lpm evaluate --checkpoint DIR  accuracy and confusion matrix on held-out data
@@ -25,6 +26,8 @@ USAGE = """usage: lpm {train,evaluate,predict,ppt} ...
                                  class probabilities for each sequence in FILES
   lpm ppt {train,evaluate,generate,codebook} ...
                                  the Pixel Prediction Transformer: digits drawn patch by patch
+  lpm caption {train,evaluate,predict} ...
+                                 the Pixel LLM: an image encoder and a text decoder that write captions
 
 'lpm COMMAND --help' describes each command's options.
 """
@@ -50,7 +53,12 @@ def main(argv=None):
         from lpm.ppt.cli import main as ppt_main
 
         return ppt_main(rest)
-    print(f"lpm: error: unknown command {command!r}: expected train, evaluate, predict or ppt (see lpm --help)",
+    if command == "caption":
+        from lpm.caption.cli import main as caption_main
+
+        return caption_main(rest)
+    print(f"lpm: error: unknown command {command!r}: expected train, evaluate, predict, ppt or caption "
+          f"(see lpm --help)",
           file=sys.stderr)
     return 2
 

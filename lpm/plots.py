@@ -16,12 +16,21 @@ import numpy as np
 import gt
 
 
-def _figure(**kw):
+def new_figure(**kw):
+    """A matplotlib ``Figure`` (no pyplot); RuntimeError with the install line where matplotlib is absent."""
     try:
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure     # optional: the plot extra
     except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib") from None
+        raise RuntimeError("pictures need matplotlib: pip install 'lpm[plot]' or pip install matplotlib") from None
     return Figure(**kw)
+
+
+
+def save_png(fig, path, dpi=110):
+    """Write ``fig`` to ``path`` atomically (a temporary file renamed into place)."""
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
 
 
 def save_plots(out_dir, history, model, data, samples=3):
@@ -45,7 +54,7 @@ def _get(history, name):
 
 def plot_curves(history, path):
     """Loss (left) and accuracy in % (right) per epoch, training and held-out; saved as PNG at ``path``."""
-    fig = _figure(figsize=(10, 4), layout="constrained")
+    fig = new_figure(figsize=(10, 4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
     epochs = np.arange(1, len(_get(history, "losses")) + 1)
     loss_ax.plot(epochs, _get(history, "losses"), "o-", label="training")
@@ -100,7 +109,7 @@ def plot_attention(model, images, labels, class_names, path, pixel_offset=0.0):
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     cols = S + L
-    fig = _figure(figsize=(1.3 * S + 2.2 * L, 1.6 * B + 0.4), layout="constrained")
+    fig = new_figure(figsize=(1.3 * S + 2.2 * L, 1.6 * B + 0.4), layout="constrained")
     grid = fig.add_gridspec(B, cols, width_ratios=[1] * S + [1.8] * L)
     for b in range(B):
         pred = int(probs[b].argmax())

@@ -183,3 +183,109 @@ def generator(state):
     bg = bit_generator()
     bg.state = state
     return np.random.Generator(bg)
+
+
+# ---- the model family's runs: checkpoints that name their model kind ------------------------------
+MODEL_NAMES = {"lpm": "a Pixel Transformer", "ppt": "a Pixel Prediction Transformer", "caption": "a Pixel LLM"}
+
+
+class WrongKind(CheckpointError):
+    """A checkpoint of another model (e.g. an LPM checkpoint where a Pixel LLM one is needed)."""
+
+
+def checkpoint_kind(meta):
+    """The model a checkpoint holds: its ``"kind"`` (``"ppt"``, ``"caption"``), ``"lpm"`` when absent."""
+    return meta.get("kind", "lpm")
+
+
+def read_kind_checkpoint(path, kind, advice, which="latest"):
+    """``read_checkpoint`` that refuses (``WrongKind``, its message ending in ``advice``: which
+    command the user wants) a checkpoint of another model kind than ``kind``."""
+    ckpt = read_checkpoint(path, which)
+    found = checkpoint_kind(ckpt.meta)
+    if found != kind:
+        raise WrongKind(f"{ckpt.path} is a checkpoint of another model ({found}, {MODEL_NAMES.get(found, found)}), "
+                        f"not of {MODEL_NAMES.get(kind, kind)}: {advice}")
+    return ckpt
+
+
+class KindStore:
+    """Saves a run of one model kind to ``cfg.checkpoint_dir`` and restores it (``cfg.resume``).
+
+    A subclass names its ``kind``, its ``RunState`` class (``state_type``, a dataclass), the
+    options a resumed run may change (``resumable``) and what its checkpoints add (``extra_meta``);
+    ``cfg`` is a dataclass with ``checkpoint_dir`` and ``resume``. A checkpoint holds the model,
+    the optimizer, the schedule, gt's generator and the batch-order generator's state. The state
+    has ``epoch``, ``step_in_epoch`` and ``step``; ``cfg`` has ``epochs``."""
+
+    kind, state_type, resumable, advice = None, None, ("checkpoint_dir", "resume"), ""
+
+    def __init__(self, cfg, model, optimizer, scheduler, log):
+        self.cfg, self.model, self.optimizer, self.scheduler, self.log = cfg, model, optimizer, scheduler, log
+        self.last = None        # path of the newest checkpoint on disk
+
+    def extra_meta(self, state):
+        """What this kind's checkpoints hold besides the common parts (``metrics``, a vocabulary...)."""
+        return {}
+
+    def progress_of(self, state):
+        """``state`` as JSON-ready numbers (JSON has no infinity: override where a field may be one)."""
+        return asdict(state)
+
+    def state_of(self, progress):
+        return self.state_type(**progress)
+
+    def save(self, state, order_state, best=False, final=False, keep=()):
+        """Write a checkpoint (``best``/``final``: point those at it too; ``keep``: older checkpoint
+        folders to keep besides the pointed ones); returns its path."""
+        meta = {"kind": self.kind, "model_config": self.model.config.to_dict() if hasattr(self.model.config, "to_dict")
+                else asdict(self.model.config), "train_config": asdict(self.cfg), "progress": self.progress_of(state),
+                "rng": {"gt": gt.get_rng_state(), "order": order_state},
+                "scheduler": self.scheduler.state_dict(), **self.extra_meta(state)}
+        try:
+            self.last = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best,
+                                        final=final, keep=keep)
+        except OSError as exc:
+            raise SaveFailed(f"cannot write a checkpoint in {self.cfg.checkpoint_dir} "
+                             f"({exc.strerror or exc}); the last one stays: {self.last}") from None
+        return self.last
+
+    def restore(self):
+        """``(state, order generator, checkpoint)`` of the latest checkpoint, loaded into the model,
+        optimizer, schedule and gt's generator; None to start afresh."""
+        cfg = self.cfg
+        problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
+        if problem:
+            raise CheckpointError(problem)
+        if find_checkpoint(cfg.checkpoint_dir) is None:
+            if cfg.resume:
+                self.log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
+            return None
+        ckpt = read_kind_checkpoint(cfg.checkpoint_dir, self.kind, self.advice)
+        saved, now = ckpt.meta.get("train_config") or {}, asdict(cfg)
+        problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
+                    for k in now if k not in self.resumable and saved.get(k, "(absent)") != now[k]]
+        if problems:
+            raise CheckpointError(f"checkpoint {ckpt.path} is from another configuration:\n  " + "\n  ".join(problems)
+                                  + "\nresume with the options it was saved with, or start a new run in another "
+                                    "--checkpoint-dir")
+        state, order = self.load(ckpt)
+        self.log(f"Resumed from {ckpt.path}: epoch {state.epoch}/{cfg.epochs} done"
+                 + (f", {state.step_in_epoch} step(s) into epoch {state.epoch + 1}" if state.step_in_epoch else "")
+                 + f", step {state.step}")
+        return state, order, ckpt
+
+    def load(self, ckpt):
+        """Load ``ckpt`` (a ``Checkpoint`` of this kind) into the model, optimizer, schedule and gt's
+        generator; returns ``(state, order generator)``. Nothing changes if it does not fit."""
+        try:
+            state = self.state_of(dict(ckpt.meta["progress"]))
+            rng, order = ckpt.meta["rng"]["gt"], generator(ckpt.meta["rng"]["order"])
+            schedule = dict(ckpt.meta["scheduler"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {ckpt.path}: malformed progress or random state ({exc})") from None
+        load_into(ckpt, self.model, self.optimizer)
+        gt.set_rng_state(rng)
+        self.scheduler.load_state_dict(schedule)
+        self.last = ckpt.path
+        return state, order

@@ -13,18 +13,16 @@ before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 1
 
 import importlib.util
 import os
-import sys
 import time
 from dataclasses import fields
 
 import numpy as np
 
-from lpm.checkpoint import CheckpointError, load_into
-from lpm.data.base import DataError
-from lpm.interrupt import TrainingInterrupted, resume_command
+from lpm.checkpoint import load_into
+from lpm.commands import dispatch
 from lpm.options import (OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive,
                          problems, within)
-from lpm.outputs import silence_stdout, writable_problem
+from lpm.outputs import writable_problem
 from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
@@ -51,35 +49,9 @@ DEFAULT_GUIDANCE = 2.0
 
 def main(argv):
     """``lpm ppt COMMAND ...``; returns the exit status."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE, end="")
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
     commands = {"train": train_command, "evaluate": evaluate_command, "generate": generate_command,
                 "codebook": codebook_command}
-    if command not in commands:
-        print(f"lpm ppt: error: unknown command {command!r}: expected train, evaluate, generate or codebook "
-              f"(see lpm ppt --help)", file=sys.stderr)
-        return 2
-    prog = f"lpm ppt {command}"
-    try:
-        status = commands[command](rest, prog)
-        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's flush at exit
-        return status
-    except NonFiniteLoss as exc:
-        print(f"{prog}: stopped: {exc}", file=sys.stderr)
-        return 1
-    except (CheckpointError, DataError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        silence_stdout()
-        return 1
-    except KeyboardInterrupt as exc:
-        print(f"{prog}: {exc if isinstance(exc, TrainingInterrupted) else 'interrupted'}", file=sys.stderr)
-        if isinstance(exc, TrainingInterrupted) and exc.checkpoint:
-            print(f"{prog}: to continue: {resume_command(rest, prog)}", file=sys.stderr)
-        return 130
+    return dispatch(argv, "ppt", commands, USAGE, stopped=(NonFiniteLoss,))
 
 
 # ---- train --------------------------------------------------------------------------------------

@@ -10,13 +10,7 @@ import os
 
 import numpy as np
 
-
-def _figure(**kw):
-    try:
-        from matplotlib.figure import Figure     # optional: the plot extra
-    except ImportError:
-        raise RuntimeError("pictures need matplotlib: pip install 'lpm[plot]' or pip install matplotlib") from None
-    return Figure(**kw)
+from lpm.plots import new_figure, save_png
 
 
 def tile(images, cols):
@@ -35,7 +29,8 @@ def save_grid(images, path, cols, title=None, row_labels=None):
     """A grid of digits (N, H, W) in [0, 1], ``cols`` per row, as a PNG at ``path``."""
     grid = tile(images, cols)
     rows = -(-len(images) // cols)
-    fig = _figure(figsize=(max(3.0, 0.45 * cols + 0.6), 0.45 * rows + (0.5 if title else 0.2)), layout="constrained")
+    fig = new_figure(figsize=(max(3.0, 0.45 * cols + 0.6), 0.45 * rows + (0.5 if title else 0.2)),
+                     layout="constrained")
     ax = fig.subplots()
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
@@ -47,7 +42,7 @@ def save_grid(images, path, cols, title=None, row_labels=None):
         ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_png(fig, path)
     return path
 
 
@@ -64,7 +59,7 @@ def save_completions(originals, completed, rows_given, path, title=None):
 
 def save_curves(state, path):
     """Training and held-out bits/token per epoch (a ``lpm.ppt.store.RunState``), as a PNG."""
-    fig = _figure(figsize=(6, 4), layout="constrained")
+    fig = new_figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     epochs = np.arange(1, len(state.losses) + 1)
     ax.plot(epochs, state.losses, "o-", label="training")
@@ -72,7 +67,7 @@ def save_curves(state, path):
     ax.set(xlabel="epoch", ylabel="bits/token", title="Next-token cross-entropy")
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_png(fig, path)
     return path
 
 
@@ -84,9 +79,3 @@ def epoch_figures(folder, state, model, epoch, seed=0, per_digit=8):
     return [save_curves(state, os.path.join(folder, "curves.png")),
             save_grid(images, os.path.join(folder, f"samples_epoch{epoch}.png"), per_digit,
                       title=f"epoch {epoch}: samples, one row per digit", row_labels=range(C))]
-
-
-def _save(fig, path):
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)

