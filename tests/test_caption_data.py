@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lpm.caption.dataset import ImageTextDataset, held_out_split, read_images
-from lpm.caption.tasks import NUMBER_WORDS, TASKS, digit_strings, paste_digits
+from lpm.caption.tasks import NUMBER_WORDS, TASKS, describe_motion, digit_strings, paste_digits
 from lpm.caption.vocab import SimpleVocabulary
 from lpm.data import mnist
 from lpm.data.base import DataError
@@ -250,3 +250,42 @@ def test_read_images_takes_images_and_batches(tmp_path, image_files):
         read_images([folder / "wrong.npy"], (28, 112))
     with pytest.raises(DataError, match="gone.npy: no such file"):
         read_images([folder / "gone.npy"], (4, 6))
+
+
+# --- moving-digits --------------------------------------------------------------------------------
+
+def test_describe_motion_names_the_first_leg_as_drawn():
+    path = lambda *rows_cols: np.array(rows_cols)          # (S, 2): (row, column) per frame
+    positions = np.stack([
+        path((5, 5), (4, 6), (3, 7), (2, 8)),              # rows fall: up; columns rise: right
+        path((0, 9), (1, 8), (2, 7), (1, 6)),              # down, left; the bounce back up is the second leg
+        path((3, 3), (3, 3), (3, 2), (3, 1)),              # no row change: left only
+        path((3, 3), (3, 3), (4, 3), (5, 3)),              # down only, after two still frames
+        path((2, 2), (2, 2), (2, 2), (2, 2)),              # never moves
+    ])
+    assert describe_motion(positions, [7, 8, 0, 3, 2]) == [
+        "a seven moving up and right", "an eight moving down and left", "a zero moving left",
+        "a three moving down", "a two standing still"]
+
+
+def test_moving_digits_captions_follow_the_sequences():
+    train, held_out = TASKS["moving-digits"](24, 8, seed=1, seq_len=4, img_size=40)
+    assert (len(train), len(held_out)) == (24, 8)
+    assert train.image_shape == held_out.image_shape == (4, 40, 40)
+    frames, captions = held_out.batch([0, 3])
+    assert frames.shape == (2, 4, 40, 40) and frames.dtype == np.float32
+    assert captions == [held_out.captions[0], held_out.captions[3]]
+    for data in (train, held_out):
+        for caption, label, pos in zip(data.captions, data.images.labels, data.images.positions):
+            words = caption.split()
+            assert words[1] == NUMBER_WORDS[label]
+            # where a digit moves monotonically by 2+ pixels on both axes, the caption says which way
+            steps = np.diff(pos, axis=0)
+            if (np.abs(pos[-1] - pos[0]) >= 2).all() and (steps * np.sign(pos[-1] - pos[0]) >= 0).all():
+                expected = ("up" if pos[-1, 0] < pos[0, 0] else "down", "left" if pos[-1, 1] < pos[0, 1] else "right")
+                assert words[3:] == [expected[0], "and", expected[1]], (caption, pos)
+    # the held-out sequences show only held-out scans
+    assert not set(train.images.sources.ravel().tolist()) & set(held_out.images.sources.ravel().tolist())
+    again = TASKS["moving-digits"](24, 8, seed=1, seq_len=4, img_size=40)
+    assert again[1].captions == held_out.captions
+    np.testing.assert_array_equal(again[1].batch([0, 1])[0], held_out.batch([0, 1])[0])

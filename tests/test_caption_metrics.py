@@ -1,10 +1,12 @@
 """lpm.caption.metrics against cases worked out by hand."""
 
+import importlib.util
 import math
+import sys
 
 import pytest
 
-from lpm.caption.metrics import (bleu4, caption_metrics, cer, cider_d, exact_match, format_metrics,
+from lpm.caption.metrics import (bleu4, caption_metrics, cer, cider_d, exact_match, format_metrics, missing_packages,
                                  most_frequent_caption, wer)
 
 pytestmark = pytest.mark.first_pass      # pure Python, sacrebleu and jiwer: no GT_* setting changes the answers
@@ -86,3 +88,13 @@ def test_bad_inputs():
         wer(["a", "b"], ["a", " "])
     with pytest.raises(ValueError, match="no captions to score"):
         bleu4([], [])
+
+
+def test_a_missing_metric_library_is_a_clear_error(monkeypatch):
+    assert missing_packages() == []
+    monkeypatch.setitem(sys.modules, "jiwer", None)          # what an uninstalled package looks like to import
+    with pytest.raises(RuntimeError, match=r"caption metrics need jiwer: pip install 'lpm\[caption\]'"):
+        wer(["a"], ["a"])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert missing_packages() == [f"caption metrics need {n}: pip install 'lpm[caption]' or pip install {n}"
+                                  for n in ("sacrebleu", "jiwer")]

@@ -16,15 +16,28 @@ vocabulary's view of a caption). Scales, as each metric is usually printed:
 """
 
 import collections
+import importlib
+import importlib.util
 import math
-
-import jiwer
-import sacrebleu
 
 CIDER_SIGMA = 6.0        # the Gaussian length penalty's width, in words (coco-caption's CIDEr-D)
 CIDER_N = 4              # n-grams of 1 to 4 words
 METRICS = ("exact_match", "cer", "wer", "bleu4", "cider_d")
 HEADERS = {"exact_match": "exact match", "cer": "CER", "wer": "WER", "bleu4": "BLEU-4", "cider_d": "CIDEr-D"}
+
+
+def missing_packages():
+    """Install hints for the metric libraries that cannot be imported (check before any work)."""
+    return [f"caption metrics need {name}: pip install 'lpm[caption]' or pip install {name}"
+            for name in ("sacrebleu", "jiwer") if importlib.util.find_spec(name) is None]
+
+
+def _library(name):
+    """sacrebleu or jiwer, imported when a metric needs it: both are optional (the ``caption`` extra)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise RuntimeError(f"caption metrics need {name}: pip install 'lpm[caption]' or pip install {name}") from None
 
 
 def normalize(text):
@@ -55,13 +68,13 @@ def exact_match(preds, refs):
 def cer(preds, refs):
     """Character error rate over the corpus (jiwer): character edits / reference characters."""
     preds, refs = _pairs(preds, refs)
-    return float(jiwer.cer(reference=[r[0] for r in refs], hypothesis=preds))
+    return float(_library("jiwer").cer(reference=[r[0] for r in refs], hypothesis=preds))
 
 
 def wer(preds, refs):
     """Word error rate over the corpus (jiwer): word edits / reference words."""
     preds, refs = _pairs(preds, refs)
-    return float(jiwer.wer(reference=[r[0] for r in refs], hypothesis=preds))
+    return float(_library("jiwer").wer(reference=[r[0] for r in refs], hypothesis=preds))
 
 
 def bleu4(preds, refs):
@@ -69,7 +82,7 @@ def bleu4(preds, refs):
     preds, refs = _pairs(preds, refs)
     # sacrebleu takes reference streams: stream j holds every item's j-th reference (None where missing)
     streams = [[r[j] if j < len(r) else None for r in refs] for j in range(max(len(r) for r in refs))]
-    return float(sacrebleu.corpus_bleu(preds, streams).score)
+    return float(_library("sacrebleu").corpus_bleu(preds, streams).score)
 
 
 def _ngrams(text):
@@ -106,6 +119,8 @@ def cider_d(preds, refs):
         score = 0.0
         for counts in item:
             ref, ref_norm = vector(counts)
+            # coco-caption counts lengths in bigrams (words - 1): the same difference for non-empty
+            # captions, and an empty candidate scores 0 either way
             delta = len(pred.split()) - sum(c for g, c in counts.items() if len(g) == 1)
             sims = [0.0] * CIDER_N
             for g, v in hyp.items():

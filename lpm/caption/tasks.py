@@ -6,7 +6,8 @@
 - ``moving-digits``: the sequences of ``--dataset digits`` (task ``digit``), captioned from their
   generation plan: ``"a seven moving up and left"``.
 
-``TASKS[name](samples, val_samples, seed=0) -> (train, held_out)``, two ``CaptionData`` sets.
+``TASKS[name](samples, val_samples, seed=0) -> (train, held_out)``, two ``CaptionData`` sets
+(``moving-digits`` also takes ``seq_len`` and ``img_size``).
 
     >>> train, held_out = TASKS["digit-strings"](8, 4, seed=0)
     >>> train.batch([0, 1])[0].shape, len(held_out), train.image_shape
@@ -26,6 +27,7 @@ MAX_DIGITS = 4             # digits on one canvas: 1 to 4
 MAX_SHIFT = 4              # each digit moves by a random shift in [-4, 4] pixels from x = 28 * i
 SIDE = mnist.SIDE          # 28
 CANVAS = (SIDE, SIDE * MAX_DIGITS)   # (28, 112)
+MOVING_FRAME = 32          # moving-digits frames: 32x32 (the digit 26 pixels wide, 6 pixels of room to move)
 
 
 @dataclass
@@ -123,4 +125,48 @@ def digit_strings_task(samples, val_samples, seed=0):
     return digit_strings("train", samples, seed), digit_strings("test", val_samples, seed)
 
 
-TASKS = {"digit-strings": digit_strings_task}
+def moving_digits_captions(num_samples, seq_len=8, img_size=MOVING_FRAME, seed=0, eval_split=0.2):
+    """``(train, held_out)``: the sequences of ``lpm.data.digits.moving_digits`` (task "digit"),
+    ``num_samples`` in all, ``eval_split`` of them held out (drawn from held-out scans only, as
+    ``moving_digits`` does), each captioned from its plan by ``describe_motion``.
+    ``images[indices]`` renders the frames: (B, seq_len, img_size, img_size) float32."""
+    parts = moving_digits(num_samples, seq_len=seq_len, img_size=img_size, task="digit", eval_split=eval_split,
+                          seed=seed)
+    shape = (seq_len, img_size, img_size)
+    return tuple(CaptionData(part, describe_motion(part.positions, part.labels), shape, f"moving-digits ({side})")
+                 for part, side in zip(parts, ("training scans", "held-out scans")))
+
+
+def describe_motion(positions, labels):
+    """Captions of moving digits from their plan: positions (N, S, 2) (row, column of the digit's
+    corner in each frame, as drawn) and digit labels (N,) -> ``"a seven moving up and left"``.
+
+    Along each axis the caption names the direction of the digit's first move of at least one
+    pixel: the first leg, before any bounce off an edge, as the frames show it (so the caption is
+    a function of what is drawn). An axis along which the digit never moves a whole pixel is not
+    named (``"an eight moving left"``); a digit that does not move at all is ``"a two standing still"``.
+    """
+    steps = np.diff(np.asarray(positions), axis=1)                               # (N, S-1, 2)
+    moved = steps != 0
+    first = np.take_along_axis(steps, moved.argmax(axis=1)[:, None, :], axis=1)[:, 0, :]   # (N, 2)
+    sign = np.sign(first) * moved.any(axis=1)
+    vertical = np.array(["up", "", "down"])[sign[:, 0] + 1]
+    horizontal = np.array(["left", "", "right"])[sign[:, 1] + 1]
+    captions = []
+    for label, v, h in zip(np.asarray(labels).tolist(), vertical.tolist(), horizontal.tolist()):
+        digit = NUMBER_WORDS[label]
+        motion = " and ".join(w for w in (v, h) if w)
+        captions.append(f"{'an' if digit == 'eight' else 'a'} {digit} "
+                        + (f"moving {motion}" if motion else "standing still"))
+    return captions
+
+
+def moving_digits_task(samples, val_samples, seed=0, seq_len=8, img_size=MOVING_FRAME):
+    """``(train, held_out)`` of ``samples`` and ``val_samples`` captioned moving-digit sequences; the
+    scans are split in the same proportion (``moving_digits``'s ``eval_split``)."""
+    total = samples + val_samples
+    return moving_digits_captions(total, seq_len=seq_len, img_size=img_size, seed=seed,
+                                  eval_split=val_samples / total)
+
+
+TASKS = {"digit-strings": digit_strings_task, "moving-digits": moving_digits_task}
