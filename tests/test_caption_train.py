@@ -128,6 +128,16 @@ def test_warmup_then_cosine_to_zero():
     assert f(8) == pytest.approx(0.5) and f(12) == pytest.approx(0.0)
 
 
+def test_autocast_bfloat16_trains_on_an_engine_that_has_it_and_is_refused_elsewhere():
+    cfg = CaptionTrainConfig(**{**TINY, "steps": 2, "autocast": "bfloat16"})
+    if not gt.backend.B.supports_bfloat16:
+        with pytest.raises(ValueError, match="--autocast bfloat16 needs the torch engine"):
+            train(cfg, log=quiet)
+        return
+    state = train(cfg, log=quiet)["state"]
+    assert state.step == 2 and np.isfinite(state.val_losses[-1]) and state.val_losses[-1] < np.log(14)
+
+
 @pytest.mark.own_mesh
 def test_training_on_four_devices_equals_one():
     losses = {}
@@ -140,3 +150,21 @@ def test_training_on_four_devices_equals_one():
                 assert gt.tensor(images).placement == Shard(0)       # the batch is split over the devices
             losses[n] = [trainer.step(images, ids) for _ in range(3)]
     np.testing.assert_allclose(losses[4], losses[1], rtol=1e-5)
+
+
+@pytest.mark.first_pass
+def test_plot_writes_curves_and_the_examples_with_each_words_attention(tmp_path, tiny_run):
+    pytest.importorskip("matplotlib")
+    from lpm.caption import figures
+
+    result = tiny_run[0]
+    model, vocab, held_out = result["model"], result["vocab"], result["held_out"]
+    images, _ = held_out.batch(np.arange(3))
+    found = figures.attention_over_image(model, images, vocab)
+    greedy = caption_images(model, images, vocab)
+    for (words, maps), caption in zip(found, greedy):
+        assert " ".join(words) == caption and maps.shape == (len(words), 4)     # 4 patches of 28x28
+        np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
+    paths = figures.run_figures(str(tmp_path / "plots"), result["state"], model, vocab, held_out, count=3)
+    assert [os.path.basename(p) for p in paths] == ["curves.png", "examples.png"]
+    assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)

@@ -185,8 +185,6 @@ class PixelLLMTrainer:
                  f"{figures['exact_match']:.1%}")
         if self.store is not None:
             self.save_checkpoint("best" if best else "latest")
-        if self.model.training is False:
-            self.model.train()
 
     # ---- validation and checkpoints ---------------------------------------------------------------
     def validate(self):
