@@ -289,3 +289,11 @@ def test_moving_digits_captions_follow_the_sequences():
     again = TASKS["moving-digits"](24, 8, seed=1, seq_len=4, img_size=40)
     assert again[1].captions == held_out.captions
     np.testing.assert_array_equal(again[1].batch([0, 1])[0], held_out.batch([0, 1])[0])
+
+
+@pytest.mark.parametrize("task", ["digit-strings", "moving-digits"])
+def test_task_sizes_must_be_positive(task):
+    with pytest.raises(ValueError, match="val_samples must be a positive integer, got 0"):
+        TASKS[task](4, 0)
+    with pytest.raises(ValueError, match="samples must be a positive integer, got -1"):
+        TASKS[task](-1, 4)
