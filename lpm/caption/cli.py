@@ -19,6 +19,7 @@ from gt.backend import B
 from lpm.caption.dataset import ImageTextDataset, read_images
 from lpm.caption.decoding import GenerationConfig
 from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
+from lpm.caption.metrics import missing_packages
 from lpm.caption.presets import PRESETS
 from lpm.caption.store import NonFiniteLoss, blind_dir
 from lpm.caption.train import CaptionTrainConfig, load_captions, resolve, train
@@ -102,7 +103,7 @@ def _train_problems(cfg):
         bad.append("--resume needs --checkpoint-dir (the run to continue)")
     if cfg.plot and importlib.util.find_spec("matplotlib") is None:
         bad.append("--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib")
-    return bad
+    return bad + missing_packages()
 
 
 def train_command(argv, prog):
@@ -158,7 +159,7 @@ def evaluate_command(argv, prog):
     p.add_argument("--limit", type=int, help="score only the first N held-out images")
     args = p.parse_args(argv)
     check_environment(p)
-    bad = problems(at_least("--num-beams", args.num_beams, 1), at_least("--limit", args.limit, 1))
+    bad = problems(at_least("--num-beams", args.num_beams, 1), at_least("--limit", args.limit, 1)) + missing_packages()
     if bad:
         p.error(bad[0])
     model, vocab, ckpt = _load(p, args)
