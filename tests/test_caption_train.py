@@ -112,7 +112,7 @@ def test_a_diverging_run_stops_and_keeps_no_bad_checkpoint(tmp_path):
 
 
 def test_save_total_limit_keeps_the_newest_and_the_best(tmp_path):
-    cfg = CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY, "val_interval": 1,
+    cfg = CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY, "checkpoint_interval": 1,
                                                                        "save_total_limit": 2})
     result = train(cfg, log=quiet)
     best = json.loads((tmp_path / "run" / "best.json").read_text())["checkpoint"]
@@ -165,6 +165,6 @@ def test_plot_writes_curves_and_the_examples_with_each_words_attention(tmp_path,
     for (words, maps), caption in zip(found, greedy):
         assert " ".join(words) == caption and maps.shape == (len(words), 4)     # 4 patches of 28x28
         np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
-    paths = figures.run_figures(str(tmp_path / "plots"), result["state"], model, vocab, held_out, count=3)
+    paths = figures.run_figures(str(tmp_path / "plots"), result["state"], model, vocab, held_out, count=2)
     assert [os.path.basename(p) for p in paths] == ["curves.png", "examples.png"]
     assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)

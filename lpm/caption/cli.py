@@ -166,16 +166,15 @@ def evaluate_command(argv, prog):
     saved = {k: v for k, v in (ckpt.meta.get("train_config") or {}).items() if k in CAPTION_FIELDS}
     cfg = resolve(CaptionTrainConfig(**saved))
     train_set, held_out, _ = load_captions(cfg, print)
-    blind = None
-    run_dir = os.path.dirname(ckpt.path)
-    if os.path.isdir(blind_dir(run_dir)):
+    blind, run_dir, is_blind = None, os.path.dirname(ckpt.path), bool(ckpt.meta.get("blind"))
+    if os.path.isdir(blind_dir(run_dir)) and not is_blind:
         blind, _, _ = load_trained(blind_dir(run_dir))
     batches = CaptionBatches(held_out, vocab, 250, model.config.max_seq_len)
     table = evaluate_captions(model, blind, vocab, batches, list(train_set.captions), num_beams=args.num_beams,
-                              limit=args.limit, seed=cfg.seed)
+                              limit=args.limit, seed=cfg.seed, model_is_blind=is_blind)
     progress = ckpt.meta.get("progress") or {}
-    print(f"Checkpoint: {ckpt.path} (step {progress.get('step')}); blind baseline: "
-          f"{blind_dir(run_dir) if blind is not None else 'none'}")
+    print(f"Checkpoint: {ckpt.path} (step {progress.get('step')}" + ("; a blind baseline: its images zeroed)" if
+          is_blind else f"); blind baseline: {blind_dir(run_dir) if blind is not None else 'none'}"))
     print("\n".join(report_lines(table, min(args.limit or len(held_out), len(held_out)), args.num_beams)))
     return 0
 
@@ -207,7 +206,7 @@ def predict_command(argv, prog):
     missing = [f for f in args.files if not os.path.isfile(f)]
     if missing:
         p.refuse(f"{missing[0]}: no such file")
-    model, vocab, _ = _load(p, args)
+    model, vocab, ckpt = _load(p, args)
     try:
         images, sources = read_images(args.files, tuple(model.config.image_size))
     except DataError as exc:
@@ -215,7 +214,7 @@ def predict_command(argv, prog):
     config = GenerationConfig(max_length=model.config.max_seq_len, num_beams=args.num_beams, do_sample=args.sample,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     gt.manual_seed(args.seed)
-    captions = caption_images(model, images, vocab, config)
+    captions = caption_images(model, images, vocab, config, blind=bool(ckpt.meta.get("blind")))
     if args.json:
         print(json.dumps([{"file": f, "index": i, "caption": c} for (f, i), c in zip(sources, captions)], indent=1))
     else:
