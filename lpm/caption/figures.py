@@ -71,7 +71,7 @@ def save_examples(model, vocab, images, path, references=None):
     cols = 1 + max(1, max(len(words) for words, _ in found))
     vit = model.config.encoder == "vit"
     aspect = images.shape[-1] / images.shape[-2] if vit else 1.0
-    fig = new_figure(figsize=(min(2.0 * aspect, 4) * cols * 0.8 + 0.5, 1.25 * len(images) + 0.4),
+    fig = new_figure(figsize=(max(6.0, min(2.0 * aspect, 4) * cols * 0.8 + 0.5), 1.25 * len(images) + 0.4),
                      layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(images), cols, squeeze=False))
     for r, (image, (words, maps)) in enumerate(zip(images, found)):
