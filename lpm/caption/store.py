@@ -18,7 +18,7 @@ from lpm.resume import KindStore, read_kind_checkpoint
 KIND = "caption"
 BLIND_FOLDER = "blind"
 # Options a resumed run may change: they do not change what the run computes.
-RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress", "save_total_limit", "threads")
+RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress", "save_total_limit", "checkpoint_interval", "num_beams")
 ADVICE = "give the --checkpoint-dir of an lpm caption train run (lpm evaluate/predict and lpm ppt read the others)"
 
 
