@@ -205,6 +205,7 @@ def test_image_root_defaults_to_the_json_files_folder(tmp_path, image_files):
     ([{"image": "a.png", "caption": "x"}, {"image": "wide.npy", "caption": "y"}],
      "entry 1 .*wide.npy\\): image of shape \\(4, 7\\); expected \\(4, 6\\) \\(the size of entry 0's image\\)"),
     ([{"image": "bad.png", "caption": "x"}], "entry 0 .*bad.png\\): cannot read the image"),
+    ([{"image": "cut.npy", "caption": "x"}], "entry 0 .*cut.npy\\): cannot read the array"),
     ([{"image": "a.txt", "caption": "x"}], "entry 0 .*a.txt\\): expected an image file"),
     ([{"image": "batch.npy", "caption": "x"}], "must be 2-D \\(H, W\\), got an array of shape \\(2, 4, 6\\)"),
 ])
@@ -213,6 +214,7 @@ def test_bad_pairs_are_one_clear_error(tmp_path, image_files, entries, message):
     np.save(folder / "wide.npy", np.zeros((4, 7), np.float32))
     np.save(folder / "batch.npy", np.zeros((2, 4, 6), np.float32))
     (folder / "bad.png").write_bytes(b"not a png")
+    (folder / "cut.npy").write_bytes((folder / "b.npy").read_bytes()[:100])
     (folder / "a.txt").write_text("x")
     with pytest.raises(DataError, match=message):
         ImageTextDataset(write_pairs(folder, entries))

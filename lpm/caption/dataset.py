@@ -41,8 +41,8 @@ class ImageTextDataset:
     def __init__(self, json_path, image_root=None, image_size=None):
         json_path = os.fspath(json_path)
         entries = read_entries(json_path)
-        root = os.path.dirname(os.path.abspath(json_path)) if image_root is None else os.fspath(image_root)
-        if not os.path.isdir(root):
+        root = os.path.dirname(json_path) if image_root is None else os.fspath(image_root)
+        if root and not os.path.isdir(root):
             raise DataError(f"--image-root {root}: no such folder")
         shape = _expected_shape(image_size)
         source = "--image-size" if shape is not None else "the size of entry 0's image"
@@ -163,18 +163,23 @@ def read_array(path, where):
     """An .npy array (H, W) or (N, H, W) as float32 (integers scaled by their range), or an image
     file via Pillow (H, W); other .npy shapes come back as they are, for the caller to refuse."""
     if has_extension(path, ".npy"):
-        array = load_npy(path)
+        array = _named(load_npy, path, where)
         if array.dtype.kind not in "biuf":
             raise DataError(f"{where}: expected numeric pixels, got dtype {array.dtype}")
         if array.ndim == 2:
             return to_gray(array[None], where)[0]
         return to_gray(array, where) if array.ndim == 3 else np.asarray(array, np.float32)
     if has_extension(path, IMAGE_EXTENSIONS):
-        try:
-            return read_image(path)
-        except DataError as exc:           # its message names the file; add the entry
-            raise DataError(str(exc) if where == path else f"{where}: {str(exc).split(': ', 1)[1]}") from None
+        return _named(read_image, path, where)
     raise DataError(f"{where}: expected an image file ({', '.join(IMAGE_EXTENSIONS)}) or an .npy array")
+
+
+def _named(read, path, where):
+    """``read(path)``, its DataError (which names the file) naming ``where`` (the entry) instead."""
+    try:
+        return read(path)
+    except DataError as exc:
+        raise DataError(str(exc) if where == path else f"{where}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def _checked(array, where):
