@@ -97,6 +97,19 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, mon
         np.testing.assert_array_equal(value, want[name], err_msg=name)
 
 
+def test_load_checkpoint_gives_a_fresh_trainer_the_run(tiny_run):
+    result, folder, _ = tiny_run
+    run = prepare(CaptionTrainConfig(**TINY), log=quiet)
+    trainer = PixelLLMTrainer(run["model"], run["cfg"], run["train_batches"], run["val_batches"], log=quiet)
+    ckpt = trainer.load_checkpoint(str(folder))
+    assert ckpt.meta["progress"]["step"] == trainer.state.step == 6 and trainer.state.val_exact == \
+        result["state"].val_exact
+    want = result["model"].state_dict()
+    for name, value in run["model"].state_dict().items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)
+    assert trainer.validate()["loss"] == pytest.approx(result["state"].val_losses[-1], rel=1e-6)
+
+
 def test_resume_refuses_changed_options(tiny_run):
     cfg = CaptionTrainConfig(checkpoint_dir=str(tiny_run[1]), **TINY)
     with pytest.raises(Exception, match="--lr: 0.01 in the checkpoint, 0.02 now"):
