@@ -56,10 +56,10 @@ class KVCache:
         index = index if isinstance(index, Tensor) else tensor(index, dtype=dtypes.int64)
         if index.ndim != 1 or index.dtype not in (dtypes.int64, dtypes.int32):
             raise ValueError(f"KVCache.reorder: index must be 1-D int row ids, got {index.dtype!r} {index.shape}")
+        rows = next((k.shape[0] for _, k, _ in self._self_entries.values()), None)
+        if rows is not None and index.numel() and (int(index.min()) < 0 or int(index.max()) >= rows):
+            raise ValueError(f"KVCache.reorder: index holds a row outside [0, {rows})")
         for entry in self._self_entries.values():
-            rows = entry[1].shape[0]
-            if index.numel() and (int(index.min()) < 0 or int(index.max()) >= rows):
-                raise ValueError(f"KVCache.reorder: index holds a row outside [0, {rows})")
             entry[1], entry[2] = entry[1][index], entry[2][index]
 
     def reuse(self, owner, source, compute):
