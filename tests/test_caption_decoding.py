@@ -224,3 +224,16 @@ def test_bad_calls():
         generate_caption(model, images()[:, :4])
     with pytest.raises(TypeError, match="GenerationConfig"):
         generate_caption(model, images(), dict(num_beams=2))
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_the_image_side_is_computed_once_per_generation(num_beams):
+    model = tiny()
+    calls = []
+    block = model.decoder.blocks[-1]
+    for name, layer in (("encoder", model.encoder), ("k_proj", block.cross_attn.k_proj),
+                        ("v_proj", block.cross_attn.v_proj)):
+        layer.forward = lambda x, _f=layer.forward, _n=name: calls.append((_n, x.shape[0])) or _f(x)
+    model.generate(images(2), max_length=6, num_beams=num_beams)
+    # the images encoded once, their keys and values projected once, for every beam's row at once
+    assert calls == [("encoder", 2), ("k_proj", 2 * num_beams), ("v_proj", 2 * num_beams)]

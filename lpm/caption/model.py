@@ -249,8 +249,10 @@ class LanguageDecoder(nn.Module):
         """``attention_mask`` (B, cached + L): 1/True at tokens, 0/False at padding keys (Hugging
         Face's convention); with right padding (captions) it changes no row that is a token."""
         x, context = self._embed(input_ids, context, cache)
-        pad = None if attention_mask is None else gt.tensor(np.asarray(attention_mask)) == 0
-        extra = {} if pad is None else {"key_padding_mask": pad}
+        extra = {}
+        if attention_mask is not None:
+            mask = attention_mask if isinstance(attention_mask, gt.Tensor) else gt.tensor(np.asarray(attention_mask))
+            extra["key_padding_mask"] = mask == 0
         for block in self.blocks:
             ctx = context if block.cross_attention else None
             x = block(x, context=ctx, cache=cache, **extra)
