@@ -72,6 +72,7 @@ class CaptionTrainConfig:
 
 
 def preset_of(cfg):
+    """The preset of ``cfg.task`` (``--data`` runs start from digit-strings')."""
     return presets.PRESETS[cfg.task] if cfg.task in presets.PRESETS else presets.DIGIT_STRINGS
 
 
