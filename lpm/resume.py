@@ -270,10 +270,14 @@ class KindStore:
                                   + "\nresume with the options it was saved with, or start a new run in another "
                                     "--checkpoint-dir")
         state, order = self.load(ckpt)
-        self.log(f"Resumed from {ckpt.path}: epoch {state.epoch}/{cfg.epochs} done"
-                 + (f", {state.step_in_epoch} step(s) into epoch {state.epoch + 1}" if state.step_in_epoch else "")
-                 + f", step {state.step}")
+        self.log(f"Resumed from {ckpt.path}: {self.where(state)}")
         return state, order, ckpt
+
+    def where(self, state):
+        """Where a restored run stands, for the log."""
+        return (f"epoch {state.epoch}/{self.cfg.epochs} done"
+                + (f", {state.step_in_epoch} step(s) into epoch {state.epoch + 1}" if state.step_in_epoch else "")
+                + f", step {state.step}")
 
     def load(self, ckpt):
         """Load ``ckpt`` (a ``Checkpoint`` of this kind) into the model, optimizer, schedule and gt's

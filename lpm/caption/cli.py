@@ -84,9 +84,17 @@ def _train_parser(prog):
         else:
             choices = {"task": list(PRESETS), "autocast": ["bfloat16"]}.get(f.name)
             p.add_argument(flag, type=types.get(f.name, int), default=f.default, choices=choices,
-                           help=HELPS.get(f.name, "(default: the task's)" if f.default is None else
+                           help=HELPS.get(f.name, _preset_help(f.name) if f.default is None else
                                           f"(default: {f.default})"))
     return p
+
+
+def _preset_help(name):
+    """``(default: the task's: 4 for digit-strings, 6 for moving-digits)`` from the presets."""
+    key = {"num_heads": "text_num_heads"}.get(name, name)
+    values = [f"{part[key]} for {task}" for task, preset in PRESETS.items() for part in preset.values()
+              if key in part]
+    return f"(default: the task's: {', '.join(values)})" if values else "(default: the task's)"
 
 
 def _train_problems(cfg):

@@ -71,6 +71,9 @@ class CaptionStore(KindStore):
                 "metrics": {"val_exact": state.val_exact[-1] if state.val_exact else None,
                             "eval_acc": state.val_exact[-1] if state.val_exact else None}}
 
+    def where(self, state):
+        return f"step {state.step}/{self.cfg.steps} ({state.step_in_epoch} step(s) into epoch {state.epoch + 1})"
+
     def save(self, state, order_state, best=False, final=False, keep=()):
         limit = self.cfg.save_total_limit
         older = checkpoint_folders(self.cfg.checkpoint_dir)

@@ -72,6 +72,7 @@ class CaptionTrainConfig:
 
 
 def preset_of(cfg):
+    """The preset of ``cfg.task`` (``--data`` runs start from digit-strings')."""
     return presets.PRESETS[cfg.task] if cfg.task in presets.PRESETS else presets.DIGIT_STRINGS
 
 
@@ -138,7 +139,7 @@ def train_blind(run, log):
     cfg = run["cfg"]
     steps = max(1, math.ceil(cfg.blind_fraction * cfg.steps))
     blind_cfg = dataclasses.replace(cfg, checkpoint_dir=blind_dir(cfg.checkpoint_dir) if cfg.checkpoint_dir
-                                    else None, plot=None, val_interval=steps, checkpoint_interval=None,
+                                    else None, plot=None, steps=steps, val_interval=steps, checkpoint_interval=None,
                                     save_total_limit=1)
     gt.manual_seed(cfg.seed + 2)
     model = PixelLLM(run["config"])
