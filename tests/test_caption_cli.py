@@ -61,6 +61,8 @@ def refused(capsys, argv):
     (["train", "--blind-fraction", "1.5"], "--blind-fraction must be in (0, 1), got 1.5"),
     (["train", "--autocast", "bfloat16"], "--autocast bfloat16 needs an engine with bfloat16 arithmetic"),
     (["train", "--data", "no/such.json"], "--data no/such.json: no such file"),
+    (["train", "--patch-size", "5"], "image_size (28, 112) must be a whole number of patches of patch_size (5, 5)"),
+    (["train", "--vision-embed-dim", "30"], "vision_embed_dim (30) must be divisible by vision_num_heads (4)"),
     (["evaluate", "--checkpoint", "x", "--num-beams", "0"], "--num-beams must be >= 1, got 0"),
     (["predict", "--checkpoint", "x", "a.npy", "--num-beams", "0"], "--num-beams must be >= 1, got 0"),
     (["predict", "--checkpoint", "x", "a.npy", "--top-p", "0"], "--top-p must be in (0, 1], got 0.0"),
@@ -82,7 +84,8 @@ def write_pairs(folder, captions, shape=(8, 8)):
 
 
 @pytest.mark.parametrize("problem, message", [
-    ("missing", "entry 5"), ("empty", "entry 2"), ("size", "entry 3")])
+    ("missing", "entry 5"), ("empty", "entry 2"), ("size", "entry 3"),
+    ("patches", "image_size (8, 8) must be a whole number of patches of patch_size (28, 28)")])
 def test_bad_data_is_one_line_before_any_work(capsys, tmp_path, problem, message):
     captions = [f"a pair {i}" for i in range(6)]
     if problem == "empty":

@@ -22,7 +22,7 @@ from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained
 from lpm.caption.metrics import missing_packages
 from lpm.caption.presets import PRESETS
 from lpm.caption.store import NonFiniteLoss, blind_dir
-from lpm.caption.train import CaptionTrainConfig, load_captions, resolve, train
+from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, resolve, train
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
@@ -130,8 +130,7 @@ def train_command(argv, prog):
     if cfg.checkpoint_dir:
         refused += [run_folder_problem(cfg.checkpoint_dir, cfg.resume),
                     run_folder_problem(blind_dir(cfg.checkpoint_dir), cfg.resume)]
-    if cfg.data:
-        refused.append(_data_problem(cfg))
+    refused.append(_data_problem(cfg) if cfg.data else config_problem(cfg))
     refused = [r for r in refused if r]
     if refused:
         p.refuse(refused[0])
@@ -140,14 +139,16 @@ def train_command(argv, prog):
 
 
 def _data_problem(cfg):
-    """The first problem of ``--data`` (a missing image, an empty caption...), or None."""
+    """The first problem of ``--data`` (a missing image, an empty caption...) or of the model options
+    for its images, or None."""
     if not os.path.isfile(cfg.data):
         return f"--data {cfg.data}: no such file (expected a JSON list of {{\"image\", \"caption\"}})"
     try:
-        ImageTextDataset(cfg.data, image_root=cfg.image_root)
+        pairs = ImageTextDataset(cfg.data, image_root=cfg.image_root)
     except DataError as exc:
         return f"--data {cfg.data}: {exc}"
-    return None
+    problem = config_problem(cfg, pairs.image_shape)
+    return f"--data {cfg.data}: its images do not fit the model: {problem}" if problem else None
 
 
 # ---- evaluate and predict -----------------------------------------------------------------------

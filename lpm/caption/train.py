@@ -26,7 +26,7 @@ from lpm.caption.dataset import ImageTextDataset, held_out_split
 from lpm.caption.evaluate import evaluate_captions, report_lines
 from lpm.caption.model import PixelLLM, PixelLLMConfig
 from lpm.caption.store import blind_dir
-from lpm.caption.tasks import TASKS
+from lpm.caption.tasks import CANVAS, TASKS
 from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
 
@@ -85,6 +85,28 @@ def resolve(cfg):
 
 def model_config(cfg, vocab, image_shape, longest):
     """The ``PixelLLMConfig`` of a run: the preset's model, the options given, the data's image size."""
+    return PixelLLMConfig(vocab_size=len(vocab), pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
+                          **model_fields(cfg, image_shape, longest))
+
+
+def config_problem(cfg, image_shape=None):
+    """Why the model options of ``cfg`` cannot make a model for images of ``image_shape`` (default:
+    the task's), as one line; None if they can. Cheap: checked before any data is made."""
+    if image_shape is None:
+        model = preset_of(cfg)["model"]
+        image_shape = CANVAS if model.get("encoder", "vit") == "vit" else \
+            (model["seq_len"], model["frame_size"], model["frame_size"])
+    try:
+        PixelLLMConfig(vocab_size=8, **model_fields(resolve(cfg), image_shape, 4))
+    except ValueError as exc:
+        given = [f"--{name.replace('_', '-')} {getattr(cfg, name)}" for name in MODEL_OPTIONS
+                 if getattr(cfg, name) is not None]
+        return f"{exc} (model options given: {', '.join(given) or 'none'})"
+    return None
+
+
+def model_fields(cfg, image_shape, longest):
+    """The ``PixelLLMConfig`` fields of a run but the vocabulary's."""
     fields = dict(preset_of(cfg)["model"])
     heads = {"num_heads": ("vision_num_heads", "text_num_heads", "lpm_num_heads")}
     for name in MODEL_OPTIONS:
@@ -98,8 +120,7 @@ def model_config(cfg, vocab, image_shape, longest):
     else:                                                   # frame sequences (S, H, W), square frames
         fields["seq_len"], fields["frame_size"] = int(image_shape[0]), int(image_shape[-1])
     fields["max_seq_len"] = max(fields.get("max_seq_len", 0), longest)
-    return PixelLLMConfig(vocab_size=len(vocab), pad_id=vocab.pad_id, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
-                          **fields)
+    return fields
 
 
 def load_captions(cfg, log):
