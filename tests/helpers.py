@@ -224,3 +224,13 @@ def compare_with_torch(gt_fn, torch_fn, *arrays, dtype="float64", rtol=None, ato
         np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol,
                                    err_msg=f"{_fail_context('gradient', i, arr)}: gt vs torch ({dtype})")
     return g_out, t_out
+
+
+def refused(capsys, main, argv):
+    """``main(argv)``'s exit status and its stderr, which must be one line (a command that
+    refuses its input, as ``lpm ppt`` and ``lpm caption`` do)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return exc.value.code, err

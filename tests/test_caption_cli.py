@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gt
+from helpers import refused
 from lpm.caption.cli import main
 from lpm.checkpoint import save_checkpoint
 from lpm.model import PixelTransformer
@@ -43,14 +44,6 @@ def other_checkpoints(tmp_path_factory):
     return folders
 
 
-def refused(capsys, argv):
-    """``lpm caption ARGV``'s exit status and its stderr, which must be one line."""
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return exc.value.code, err
-
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--num-beams", "0"], "--num-beams must be >= 1, got 0"),
@@ -69,7 +62,7 @@ def refused(capsys, argv):
     (["predict", "--checkpoint", "x", "a.npy", "--sample", "--num-beams", "3"], "--sample and --num-beams 3"),
 ])
 def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
-    status, err = refused(capsys, argv)
+    status, err = refused(capsys, main, argv)
     assert status == 2 and message in err
 
 
@@ -95,7 +88,7 @@ def test_bad_data_is_one_line_before_any_work(capsys, tmp_path, problem, message
         os.remove(tmp_path / "5.npy")
     if problem == "size":
         np.save(tmp_path / "3.npy", np.zeros((8, 9), np.float32))
-    status, err = refused(capsys, ["train", "--data", data, "--checkpoint-dir", str(tmp_path / "run"), *TINY])
+    status, err = refused(capsys, main, ["train", "--data", data, "--checkpoint-dir", str(tmp_path / "run"), *TINY])
     assert status == 2 and message in err and f"--data {data}" in err
     assert not os.path.exists(tmp_path / "run")
 
@@ -110,7 +103,7 @@ def test_own_pairs_train_and_unknown_words_are_counted(capsys, tmp_path):
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
-    status, err = refused(capsys, ["train", "--checkpoint-dir", run_dir, *TINY])
+    status, err = refused(capsys, main, ["train", "--checkpoint-dir", run_dir, *TINY])
     assert status == 2 and "already holds a run" in err
 
 
@@ -131,7 +124,7 @@ def test_train_evaluate_predict(capsys, tmp_path, run_dir):
 def test_predict_refuses_an_image_of_the_wrong_size(capsys, tmp_path, run_dir):
     bad = tmp_path / "small.npy"
     np.save(bad, np.zeros((28, 28), np.float32))
-    status, err = refused(capsys, ["predict", "--checkpoint", run_dir, str(bad)])
+    status, err = refused(capsys, main, ["predict", "--checkpoint", run_dir, str(bad)])
     assert status == 2 and "small.npy" in err and "(28, 28)" in err and "(28, 112)" in err
 
 
@@ -140,7 +133,7 @@ def test_a_checkpoint_of_another_model_is_refused(capsys, tmp_path, other_checkp
     np.save(image, np.zeros((28, 112), np.float32))
     for kind, folder in other_checkpoints.items():
         for argv in (["evaluate", "--checkpoint", folder], ["predict", "--checkpoint", folder, str(image)]):
-            status, err = refused(capsys, argv)
+            status, err = refused(capsys, main, argv)
             assert status == 2 and f"a checkpoint of another model ({kind}" in err
 
 

@@ -11,6 +11,7 @@ import pytest
 import gt
 from lpm.checkpoint import save_checkpoint
 from lpm.model import PixelTransformer
+from helpers import refused
 from lpm.ppt.cli import main
 from lpm.ppt.train import PPTTrainConfig, train
 
@@ -38,14 +39,6 @@ def lpm_checkpoint(tmp_path_factory):
     return folder
 
 
-def refused(capsys, argv):
-    """``lpm ppt ARGV``'s exit status and its stderr, which must be one line."""
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return exc.value.code, err
-
 
 @pytest.mark.first_pass
 @pytest.mark.parametrize("argv, message", [
@@ -61,7 +54,7 @@ def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
     argv = argv[:1] + ["--checkpoint", str(tmp_path / "none")] + argv[1:]
     if argv[0] == "generate" and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out.png")]
-    status, err = refused(capsys, argv)
+    status, err = refused(capsys, main, argv)
     assert status == 2 and message in err
 
 
@@ -73,7 +66,7 @@ def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
     (["--threads", "0"], "--threads must be a positive integer or 'auto', got '0'"),
     (["--threads", "many"], "--threads must be a positive integer or 'auto', got 'many'")])
 def test_bad_train_options(capsys, argv, message):
-    status, err = refused(capsys, ["train"] + argv)
+    status, err = refused(capsys, main, ["train"] + argv)
     assert status == 2 and message in err
 
 
@@ -86,7 +79,7 @@ def test_more_codes_than_the_digits_have_patches_is_one_line(capsys, tmp_path):
 
 @pytest.mark.first_pass
 def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
-    status, err = refused(capsys, ["train", "--checkpoint-dir", run_dir])
+    status, err = refused(capsys, main, ["train", "--checkpoint-dir", run_dir])
     assert status == 2 and "already holds a run" in err
 
 
@@ -95,7 +88,7 @@ def test_a_run_folder_is_not_overwritten_without_resume(capsys, run_dir):
 def test_a_complete_file_of_the_wrong_shape(capsys, tmp_path, run_dir, shape):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros(shape, np.float32))
-    status, err = refused(capsys, ["generate", "--checkpoint", run_dir, "--complete", str(bad),
+    status, err = refused(capsys, main, ["generate", "--checkpoint", run_dir, "--complete", str(bad),
                                    "--out", str(tmp_path / "c.png")])
     assert status == 2 and f"expected digits of shape (N, 28, 28) or (28, 28), got {shape}" in err
 
