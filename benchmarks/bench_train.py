@@ -73,7 +73,7 @@ if HERE not in sys.path:
 
 from machine import cpu_name, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
 from small_decoder import DECODER, DECODER_BATCH, measure_decoder  # noqa: E402
-from timing import BLOCK, summary, take_turns, timed  # noqa: E402
+from timing import BLOCK, gt_train_step, summary, take_turns, timed, torch_train_step  # noqa: E402
 from under_load import slowdowns  # noqa: E402
 
 MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024, num_classes=10,
@@ -186,34 +186,6 @@ def make_batches(batch, seq, count=2, seed=0):
              rng.integers(0, MODEL["num_classes"], size=batch).astype(np.int64)) for _ in range(count)]
 
 
-def gt_step_fn(model, opt):
-    import gt
-    from gt.nn import functional as F
-
-    def step(x, y):
-        loss = F.cross_entropy(model(gt.from_numpy(x)), gt.from_numpy(y))
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-
-    return step
-
-
-def torch_step_fn(model, opt):
-    import torch
-    from torch.nn import functional as F
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
-
-
 def gt_forward_fn(model):
     import gt
 
@@ -264,10 +236,10 @@ def memory_child(framework, batch, seq, steps):
     base = _proc_status("VmRSS")
     if framework == "gt":
         model, opt = build_gt()
-        step = gt_step_fn(model, opt)
+        step = gt_train_step(model, opt)
     else:
         model, opt = build_torch()
-        step = torch_step_fn(model, opt)
+        step = torch_train_step(model, opt)
     for _ in range(steps):
         step(*batches[0])
     peak = _proc_status("VmHWM") if method.startswith("VmHWM") else None
@@ -326,13 +298,13 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     result["sgemm_gflops"] = peak
 
     model, opt = build_gt()
-    fns = {"gt": gt_step_fn(model, opt)}
+    fns = {"gt": gt_train_step(model, opt)}
     if torch_ok:
         tmodel, topt = build_torch(model)
-        fns["torch"] = torch_step_fn(tmodel, topt)
+        fns["torch"] = torch_train_step(tmodel, topt)
     # the same user code with SGD(..., in_backward=True): what train.py runs
     ib_model, ib_opt = build_gt(in_backward=True)
-    fns[IN_BACKWARD] = gt_step_fn(ib_model, ib_opt)
+    fns[IN_BACKWARD] = gt_train_step(ib_model, ib_opt)
 
     result["configs"] = {}
     for name, (batch, seq) in CONFIGS.items():

@@ -16,8 +16,7 @@ import numpy as np
 
 import gt
 from gt import nn
-from gt.nn import functional as F
-from timing import BLOCK, summary, take_turns   # benchmarks/timing.py, beside this module
+from timing import BLOCK, gt_train_step, summary, take_turns, torch_train_step   # benchmarks/timing.py, beside this module
 
 DECODER = dict(vocab=256, dim=128, layers=4, heads=4, ff_dim=512, seq=49)
 DECODER_BATCH = 64
@@ -70,41 +69,14 @@ def build_torch_decoder(gt_model):
     return model, torch.optim.AdamW(model.parameters(), lr=DECODER_LR)
 
 
-def gt_decoder_step(model, opt):
-    def step(x, y):
-        logits = model(gt.from_numpy(x))
-        loss = F.cross_entropy(logits.reshape(-1, DECODER["vocab"]), gt.from_numpy(y).reshape(-1))
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-
-    return step
-
-
-def torch_decoder_step(model, opt):
-    import torch
-    from torch.nn import functional as TF
-
-    def step(x, y):
-        opt.zero_grad()
-        logits = model(torch.from_numpy(x))
-        loss = TF.cross_entropy(logits.reshape(-1, DECODER["vocab"]), torch.from_numpy(y).reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
-
-
 def measure_decoder(warmup, steps, torch_ok, batch=DECODER_BATCH):
     """Time the step of both decoders in blocks on the same batches (``batch`` sequences each;
     the benchmark's quick mode uses fewer), from the same weights. Returns (figures, {framework: step function}, batches): the step functions and batches
     are reused by the measurement under load."""
     model, opt = build_gt_decoder()
-    fns = {"gt": gt_decoder_step(model, opt)}
+    fns = {"gt": gt_train_step(model, opt, flat=True)}
     if torch_ok:
-        fns["torch"] = torch_decoder_step(*build_torch_decoder(model))
+        fns["torch"] = torch_train_step(*build_torch_decoder(model), flat=True)
     batches = decoder_batches(batch)
     times, losses, _ = take_turns(fns, batches, warmup, steps, BLOCK, keep=lambda loss: float(loss.item()))
     entry = dict(DECODER, batch=batch, lr=DECODER_LR, optimizer="AdamW",

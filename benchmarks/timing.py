@@ -55,3 +55,40 @@ def _minor_faults():
 def summary(seconds):
     """Min and median (ms) and the count of a list of step times (seconds)."""
     return {"min_ms": 1e3 * min(seconds), "median_ms": 1e3 * statistics.median(seconds), "steps": len(seconds)}
+
+
+def gt_train_step(model, opt, flat=False):
+    """One gt training step as a user writes it: loss, ``backward``, ``step``, ``zero_grad``.
+    ``flat``: logits (B, T, V) and targets (B, T) are scored as B*T rows (a decoder)."""
+    import gt
+    from gt.nn import functional as F
+
+    def step(x, y):
+        logits, target = model(gt.from_numpy(x)), gt.from_numpy(y)
+        if flat:
+            logits, target = logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
+        loss = F.cross_entropy(logits, target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+
+    return step
+
+
+def torch_train_step(model, opt, flat=False):
+    """The same step in PyTorch, in PyTorch's order (``zero_grad`` first)."""
+    import torch
+    from torch.nn import functional as F
+
+    def step(x, y):
+        opt.zero_grad()
+        logits, target = model(torch.from_numpy(x)), torch.from_numpy(y)
+        if flat:
+            logits, target = logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
+        loss = F.cross_entropy(logits, target)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
