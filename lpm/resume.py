@@ -24,14 +24,26 @@ class SaveFailed(CheckpointError):
     """A checkpoint could not be written (a full disk, a folder gone); the previous one stays."""
 
 
+class NonFiniteLoss(RuntimeError):
+    """Training stopped because the loss (training or held-out) or the weights became NaN or
+    infinite (every model kind's runs: lpm, lpm ppt, lpm caption)."""
+
+
 @dataclass
-class RunState:
-    """Where a run is and what it measured; saved in every checkpoint and restored by ``--resume``."""
+class RunPosition:
+    """Where a run is, the part every model kind's run state shares (saved in every checkpoint)."""
 
     epoch: int = 0              # epochs completed
     step: int = 0               # optimizer steps taken in all
     step_in_epoch: int = 0      # steps taken in the epoch in progress (0 between epochs)
-    loss_sum: float = 0.0       # sums over the epoch in progress: its training loss and accuracy
+    loss_sum: float = 0.0       # the running training-loss sum (each kind says over what)
+
+
+@dataclass
+class RunState(RunPosition):
+    """Where a run is and what it measured; saved in every checkpoint and restored by ``--resume``.
+    ``loss_sum`` and ``correct`` sum over the epoch in progress."""
+
     correct: int = 0
     losses: list = field(default_factory=list)        # per completed epoch: training loss,
     train_accs: list = field(default_factory=list)    # training accuracy,

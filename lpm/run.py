@@ -10,11 +10,7 @@ import numpy as np
 import gt.distributed as dist
 from lpm.checkpoint import CheckpointError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
-from lpm.resume import Checkpointer, RunState, generator
-
-
-class NonFiniteLoss(RuntimeError):
-    """Training stopped because the loss (training or held-out) or the weights became NaN or infinite."""
+from lpm.resume import Checkpointer, NonFiniteLoss, RunState, generator  # noqa: F401 (NonFiniteLoss: lpm.train's)
 
 
 class Run:

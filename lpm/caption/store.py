@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass, field
 
 from lpm.checkpoint import checkpoint_folders
-from lpm.resume import KindStore, read_kind_checkpoint
+# NonFiniteLoss is imported for lpm.caption's cli and trainer
+from lpm.resume import KindStore, NonFiniteLoss, RunPosition, read_kind_checkpoint  # noqa: F401
 
 KIND = "caption"
 BLIND_FOLDER = "blind"
@@ -22,18 +23,11 @@ RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress", "save_total_limit",
 ADVICE = "give the --checkpoint-dir of an lpm caption train run (lpm evaluate/predict and lpm ppt read the others)"
 
 
-class NonFiniteLoss(RuntimeError):
-    """Training stopped because the loss became NaN or infinite."""
-
-
 @dataclass
-class CaptionRunState:
-    """Where a run is and what it measured, saved in every checkpoint."""
+class CaptionRunState(RunPosition):
+    """Where a run is and what it measured, saved in every checkpoint; ``loss_sum``: the sum of
+    batch losses (nats per token) since the last validation."""
 
-    epoch: int = 0                # epochs completed
-    step: int = 0                 # optimizer steps in all
-    step_in_epoch: int = 0        # steps of the epoch in progress (0 between epochs)
-    loss_sum: float = 0.0         # since the last validation: sum of batch losses (nats per token)
     loss_steps: int = 0           # and how many batches
     val_steps: list = field(default_factory=list)         # per validation: the step,
     train_losses: list = field(default_factory=list)      # mean training loss since the one before,

@@ -11,25 +11,19 @@ LPM checkpoint is told apart (and refused) before any weight is read.
 
 from dataclasses import asdict, dataclass, field
 
-from lpm.resume import KindStore, WrongKind, read_kind_checkpoint  # noqa: F401 (WrongKind: for lpm.ppt.cli)
+# NonFiniteLoss and WrongKind are imported for lpm.ppt.cli and lpm.ppt.train
+from lpm.resume import KindStore, NonFiniteLoss, RunPosition, WrongKind, read_kind_checkpoint  # noqa: F401
 
 KIND = "ppt"
 # Options a resumed run may change: they do not change what the run computes.
 RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress")
 
 
-class NonFiniteLoss(RuntimeError):
-    """Training stopped because the loss or the held-out bits became NaN or infinite."""
-
-
 @dataclass
-class RunState:
-    """Where a run is and what it measured (bits per token), saved in every checkpoint."""
+class RunState(RunPosition):
+    """Where a run is and what it measured (bits per token), saved in every checkpoint;
+    ``loss_sum``: the epoch in progress's sum of batch loss (nats) x batch size."""
 
-    epoch: int = 0                # epochs completed
-    step: int = 0                 # optimizer steps in all
-    step_in_epoch: int = 0        # steps of the epoch in progress (0 between epochs)
-    loss_sum: float = 0.0         # the epoch in progress: sum of batch loss (nats) x batch size
     losses: list = field(default_factory=list)      # per completed epoch: training bits/token
     eval_bits: list = field(default_factory=list)   # and held-out bits/token
     best_bits: float = float("inf")
