@@ -234,3 +234,10 @@ def refused(capsys, main, argv):
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     return exc.value.code, err
+
+
+def assert_same_weights(model, reference):
+    """Every entry of ``model``'s state dict equals ``reference``'s, bit for bit (named on failure)."""
+    want = reference.state_dict()
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, want[name], err_msg=name)

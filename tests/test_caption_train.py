@@ -10,6 +10,7 @@ import pytest
 
 import gt
 from gt.sharding import Shard, use_mesh
+from helpers import assert_same_weights
 from lpm.caption.evaluate import caption_images, evaluate_captions
 from lpm.caption.metrics import caption_metrics
 from lpm.caption.store import NonFiniteLoss
@@ -92,9 +93,7 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, mon
     resumed = train(CaptionTrainConfig(**{**vars(cfg), "resume": True}), log=quiet)
     assert resumed["state"].val_losses == whole["state"].val_losses
     assert resumed["state"].train_losses == whole["state"].train_losses
-    want = whole["model"].state_dict()
-    for name, value in resumed["model"].state_dict().items():
-        np.testing.assert_array_equal(value, want[name], err_msg=name)
+    assert_same_weights(resumed["model"], whole["model"])
 
 
 def test_load_checkpoint_gives_a_fresh_trainer_the_run(tiny_run):
@@ -104,9 +103,7 @@ def test_load_checkpoint_gives_a_fresh_trainer_the_run(tiny_run):
     ckpt = trainer.load_checkpoint(str(folder))
     assert ckpt.meta["progress"]["step"] == trainer.state.step == 6 and trainer.state.val_exact == \
         result["state"].val_exact
-    want = result["model"].state_dict()
-    for name, value in run["model"].state_dict().items():
-        np.testing.assert_array_equal(value, want[name], err_msg=name)
+    assert_same_weights(run["model"], result["model"])
     assert trainer.validate()["loss"] == pytest.approx(result["state"].val_losses[-1], rel=1e-6)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gt
-
+from helpers import assert_same_weights
 from lpm.checkpoint import read_checkpoint
 from lpm.interrupt import TrainingInterrupted
 from lpm.ppt import train as ppt_train
@@ -74,9 +74,7 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, mon
     resumed = train(PPTTrainConfig(**{**vars(cfg), "resume": True}), log=quiet)
     assert resumed["state"].losses == whole["state"].losses
     assert resumed["state"].eval_bits == whole["state"].eval_bits
-    want = whole["model"].state_dict()
-    for name, value in resumed["model"].state_dict().items():
-        np.testing.assert_array_equal(value, want[name], err_msg=name)
+    assert_same_weights(resumed["model"], whole["model"])
 
 
 def test_resume_refuses_changed_options(tmp_path):
