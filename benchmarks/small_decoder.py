@@ -39,10 +39,6 @@ class GtDecoder(nn.Module):
         return self.head(self.ln(x))
 
 
-def parameter_count(model):
-    return sum(int(np.prod(p.shape)) for p in model.parameters())
-
-
 def decoder_batches(batch=DECODER_BATCH, count=2, seed=1):
     """``count`` batches of (inputs (B, T), next codes (B, T)), int64."""
     rng = np.random.default_rng(seed)
@@ -80,7 +76,7 @@ def measure_decoder(warmup, steps, torch_ok, batch=DECODER_BATCH):
     batches = decoder_batches(batch)
     times, losses, _ = take_turns(fns, batches, warmup, steps, BLOCK, keep=lambda loss: float(loss.item()))
     entry = dict(DECODER, batch=batch, lr=DECODER_LR, optimizer="AdamW",
-                 parameters=parameter_count(model))
+                 parameters=model.num_parameters())
     for k, ts in times.items():
         entry[k] = summary(ts)
     if torch_ok:

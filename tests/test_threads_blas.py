@@ -176,3 +176,12 @@ def test_axpy_is_a_fused_multiply_add_on_large_vectors_only():
     np.testing.assert_array_equal(y, exact.astype(np.float32))  # one rounding: the exact sum, rounded
     assert not lib.axpy(0.3, x[:100], y[:100])                  # small: numpy's own loop is cheaper
     assert not lib.axpy(0.3, x[::2], y[::2])                    # not contiguous
+
+
+@pytest.mark.parametrize("dtype", [gt.int64, gt.int32])
+def test_scaled_addition_of_a_large_integer_tensor_stays_exact(dtype):
+    """Integer tensors big enough for the BLAS path take the plain arithmetic (BLAS is for floats)."""
+    n = 600_000
+    t = gt.zeros(n, dtype=dtype)
+    t.add_(gt.ones(n, dtype=dtype), alpha=2)
+    np.testing.assert_array_equal(t.numpy(), np.full(n, 2))

@@ -31,7 +31,8 @@ class NumpyBlas:
             target += value * alpha
             return target
         lib = self._library()
-        if lib is not None and abs(alpha) <= np.finfo(target.dtype).max and lib.axpy(alpha, value, target):
+        if (lib is not None and target.dtype.kind == "f" and abs(alpha) <= np.finfo(target.dtype).max
+                and lib.axpy(alpha, value, target)):
             return target
         t, v = target.reshape(-1), value.reshape(-1)
         n, chunk = t.size, self.UPDATE_CHUNK
@@ -55,9 +56,10 @@ class NumpyBlas:
         where the library and the layouts allow it, else the product then ``add_scaled_``."""
         lib = self._library()
         if (lib is not None and type(target) is np.ndarray and isinstance(alpha, (int, float))
-                and abs(alpha) <= np.finfo(target.dtype).max and lib.gemm_(target, a, b, alpha, 1.0)):
+                and target.dtype.kind == "f" and abs(alpha) <= np.finfo(target.dtype).max
+                and lib.gemm_(target, a, b, alpha, 1.0)):
             return target
-        return self.add_scaled_(target, self.matmul(a, b), alpha)
+        return self.add_scaled_(target, np.matmul(a, b), alpha)
 
     # ---- threads ---------------------------------------------------------------------------
     def _library(self):
@@ -86,20 +88,12 @@ class NumpyBlas:
         dtype = np.result_type(a, b)
         if shape[0] * shape[1] * dtype.itemsize < self.POOL_MIN_BYTES:
             return self.matmul(a, b)
-        self._tick()
+        self._library()    # the thread policy looks at the machine's load before a BLAS product
         return np.matmul(a, b, out=self.empty_reused(shape, dtype))
 
     def matmul(self, a, b):
-        self._tick()
+        self._library()    # the thread policy looks at the machine's load before a BLAS product
         return np.matmul(a, b)
-
-    def _tick(self):
-        """Before a BLAS product: let the thread policy look at the machine's load."""
-        threads = self._threads
-        if threads is not None:
-            threads.tick()
-        elif self._blas is None:
-            self._library()
 
 
 def add_rows(target, index, values):

@@ -303,15 +303,14 @@ def _check_targets(target, c, ignore_index, fn):
     return True
 
 
-def _pick_class(log_probs, target, reduction, fn, checked=False):
+def _pick_class(log_probs, target, reduction, fn):
     if log_probs.ndim != 2:
         raise ValueError(f"{fn}: expected input of shape (N, C), got {log_probs.shape}")
     n, c = log_probs.shape
     if target.shape != (n,):
         raise ValueError(f"{fn}: target must have shape ({n},) for input of shape {log_probs.shape}, "
                          f"got {target.shape}")
-    if not checked:
-        _check_range(target, c, fn, "target", f"{c} classes", IndexError)
+    _check_range(target, c, fn, "target", f"{c} classes", IndexError)
     # (N,): each row's entry at its target class. A mask and a row sum rather than an index
     # gather: it stays local when the batch is sharded over the mesh (rows are never gathered),
     # the backward is the same scatter, and where() keeps a -inf elsewhere in the row out of it.

@@ -77,7 +77,8 @@ class InplaceMethods:
     def add_(self, other, alpha=1):
         """``self += alpha * other``, in place. The optimizers' updates all come through here: a
         scaled addition takes the engine's fused path (``B.add_scaled_``: no temporary as large
-        as the tensor), with the product rounded to ``self``'s dtype as ``self += other * alpha``."""
+        as the tensor), where the multiply and the add may be fused with one rounding (as torch's
+        ``add_(alpha=)``; BLAS axpy on large numpy arrays)."""
         self._check_inplace("add_")
         value = self._inplace_value(other, "add_")
         if alpha == 1:

@@ -60,8 +60,6 @@ def rows(cls, args, kwargs):
     lead = args[0]
     if not all(_is_tensor(t) and _shard_axis(t) == 0 and t.shape[0] == lead.shape[0] for t in args[:2]):
         return None
-    if any(t.placement.is_partial() for t in args[:2]):
-        return None
     sizes = _sizes(lead)
     return Plan([(Shard(0), sizes), (Shard(0), sizes)], Shard(0))
 
