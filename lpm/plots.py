@@ -66,7 +66,7 @@ def plot_curves(history, path):
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.savefig(path, dpi=100)
+    save_png(fig, path, dpi=100)
     return path
 
 
@@ -132,5 +132,5 @@ def plot_attention(model, images, labels, class_names, path, pixel_offset=0.0):
             fig.colorbar(im, ax=ax, shrink=0.8)
     if L == 0:
         fig.suptitle("(the model has no transformer block: no attention to show)", fontsize=8)
-    fig.savefig(path, dpi=100)
+    save_png(fig, path, dpi=100)
     return path

@@ -263,7 +263,7 @@ class KindStore:
         return self.last
 
     def restore(self):
-        """``(state, order generator, checkpoint)`` of the latest checkpoint, loaded into the model,
+        """``(state, order generator)`` of the latest checkpoint, loaded into the model,
         optimizer, schedule and gt's generator; None to start afresh."""
         cfg = self.cfg
         problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
@@ -283,7 +283,7 @@ class KindStore:
                                     "--checkpoint-dir")
         state, order = self.load(ckpt)
         self.log(f"Resumed from {ckpt.path}: {self.where(state)}")
-        return state, order, ckpt
+        return state, order
 
     def where(self, state):
         """Where a restored run stands, for the log."""

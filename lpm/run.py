@@ -10,7 +10,7 @@ import numpy as np
 import gt.distributed as dist
 from lpm.checkpoint import CheckpointError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
-from lpm.resume import Checkpointer, NonFiniteLoss, RunState, generator  # noqa: F401 (NonFiniteLoss: lpm.train's)
+from lpm.resume import Checkpointer, NonFiniteLoss, RunState, generator
 
 
 class Run:

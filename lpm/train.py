@@ -38,7 +38,8 @@ from lpm.model import PixelTransformer
 from lpm.options import check_environment
 from lpm.outputs import OutputError, output_problems, progress_bar, silence_stdout
 from lpm.resume import SaveFailed, run_folder_problem
-from lpm.run import NonFiniteLoss, Run
+from lpm.resume import NonFiniteLoss
+from lpm.run import Run
 
 # ---- data ---------------------------------------------------------------------------------
 def make_datasets(cfg):

@@ -13,7 +13,7 @@ from gt.sharding import Shard, use_mesh
 from helpers import assert_same_weights
 from lpm.caption.evaluate import caption_images, evaluate_captions
 from lpm.caption.metrics import caption_metrics
-from lpm.caption.store import NonFiniteLoss
+from lpm.resume import NonFiniteLoss
 from lpm.caption.train import CaptionTrainConfig, prepare, train
 from lpm.caption.trainer import PixelLLMTrainer, warmup_cosine
 from lpm.checkpoint import checkpoint_folders, read_checkpoint

@@ -15,7 +15,7 @@ from lpm.checkpoint import read_checkpoint
 from lpm.interrupt import TrainingInterrupted
 from lpm.ppt import train as ppt_train
 from lpm.ppt.evaluate import bits_per_token
-from lpm.ppt.store import NonFiniteLoss
+from lpm.resume import NonFiniteLoss
 from lpm.ppt.train import PPTTrainConfig, Trainer, train
 
 pytest.importorskip("sklearn", reason="the codebook needs scikit-learn (pip install -e '.[data]')")

@@ -21,7 +21,7 @@ from lpm.caption.decoding import GenerationConfig
 from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
 from lpm.caption.metrics import missing_packages
 from lpm.caption.presets import PRESETS
-from lpm.caption.store import NonFiniteLoss, blind_dir
+from lpm.caption.store import blind_dir
 from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, resolve, train
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
@@ -29,7 +29,7 @@ from lpm.data.base import DataError
 from lpm.options import OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive, \
     problems, within
 from lpm.outputs import writable_problem
-from lpm.resume import WrongKind, run_folder_problem
+from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
 USAGE = """usage: lpm caption {train,evaluate,predict} ...
 

@@ -41,15 +41,12 @@ def caption_images(model, images, vocab, config=None, batch_size=250, blind=Fals
     """Captions (strings) of ``images`` (N, ...) float32 by ``model``, ``config`` a ``GenerationConfig``
     (default: greedy); ``blind``: the images zeroed, as the blind baseline was trained."""
     config = config or GenerationConfig(max_length=model.config.max_seq_len)
-    was_training, out = model.training, []
-    model.eval()
-    with gt.no_grad():
-        for first in range(0, len(images), batch_size):
-            chunk = np.asarray(images[first:first + batch_size], dtype=np.float32)
-            if blind:
-                chunk = np.zeros_like(chunk)
-            out += [vocab.decode(ids) for ids in generate_caption(model, gt.tensor(chunk), config)]
-    model.train(was_training)
+    out = []    # generate runs in eval mode without recording and puts the mode back
+    for first in range(0, len(images), batch_size):
+        chunk = np.asarray(images[first:first + batch_size], dtype=np.float32)
+        if blind:
+            chunk = np.zeros_like(chunk)
+        out += [vocab.decode(ids) for ids in generate_caption(model, gt.tensor(chunk), config)]
     return out
 
 

@@ -43,8 +43,7 @@ def attention_over_image(model, images, vocab):
     images = np.asarray(images, dtype=np.float32)
     was_training = model.training
     model.eval()
-    with gt.no_grad():
-        ids = generate_caption(model, gt.tensor(images), GenerationConfig(max_length=model.config.max_seq_len))
+    ids = generate_caption(model, gt.tensor(images), GenerationConfig(max_length=model.config.max_seq_len))
     out = []
     for image, row in zip(images, ids):
         inputs = np.array([[model.config.bos_id, *row]], dtype=np.int64)

@@ -13,8 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from lpm.checkpoint import checkpoint_folders
-# NonFiniteLoss is imported for lpm.caption's cli and trainer
-from lpm.resume import KindStore, NonFiniteLoss, RunPosition, read_kind_checkpoint  # noqa: F401
+from lpm.resume import KindStore, RunPosition, read_kind_checkpoint
 
 KIND = "caption"
 BLIND_FOLDER = "blind"
@@ -68,8 +67,8 @@ class CaptionStore(KindStore):
     def where(self, state):
         return f"step {state.step}/{self.cfg.steps} ({state.step_in_epoch} step(s) into epoch {state.epoch + 1})"
 
-    def save(self, state, order_state, best=False, final=False, keep=()):
+    def save(self, state, order_state, best=False, final=False):
         limit = self.cfg.save_total_limit
         older = checkpoint_folders(self.cfg.checkpoint_dir)
-        keep = list(keep) + (older if limit is None else older[max(0, len(older) - (limit - 1)):] if limit > 1 else [])
+        keep = older if limit is None else older[max(0, len(older) - (limit - 1)):] if limit > 1 else []
         return super().save(state, order_state, best=best, final=final, keep=keep)

@@ -172,7 +172,7 @@ def train_blind(run, log):
 
 def train(cfg, log=print):
     """Run ``cfg`` (a ``CaptionTrainConfig``); returns ``{"model", "blind", "state", "table", "vocab",
-    "held_out", "seconds", "config"}``. Raises ``lpm.caption.store.NonFiniteLoss``,
+    "held_out", "seconds", "config"}``. Raises ``lpm.resume.NonFiniteLoss``,
     ``lpm.interrupt.TrainingInterrupted`` and ``lpm.checkpoint.CheckpointError``."""
     t0 = time.perf_counter()
     run = prepare(cfg, log)

@@ -22,9 +22,10 @@ import gt
 from gt import nn
 from lpm.caption.decoding import GenerationConfig, generate_caption
 from lpm.caption.metrics import exact_match
-from lpm.caption.store import CaptionRunState, CaptionStore, NonFiniteLoss, read_caption_checkpoint
+from lpm.caption.store import CaptionRunState, CaptionStore, read_caption_checkpoint
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
 from lpm.outputs import progress_bar
+from lpm.resume import NonFiniteLoss
 
 
 class CaptionBatches:
@@ -89,7 +90,7 @@ class PixelLLMTrainer:
             self.store = CaptionStore(cfg, model, self.optimizer, self.scheduler, log, train_dataloader.vocab, info)
             restored = self.store.restore()
             if restored is not None:
-                self.state, self.order_rng, _ = restored
+                self.state, self.order_rng = restored
 
     # ---- the loop ----------------------------------------------------------------------------------
     def train(self):

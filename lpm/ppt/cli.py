@@ -27,9 +27,9 @@ from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
-from lpm.ppt.store import NonFiniteLoss, read_ppt_checkpoint, WrongKind
+from lpm.ppt.store import read_ppt_checkpoint
 from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, train
-from lpm.resume import run_folder_problem
+from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
 USAGE = """usage: lpm ppt {train,evaluate,generate,codebook} ...
 

@@ -11,8 +11,7 @@ LPM checkpoint is told apart (and refused) before any weight is read.
 
 from dataclasses import asdict, dataclass, field
 
-# NonFiniteLoss and WrongKind are imported for lpm.ppt.cli and lpm.ppt.train
-from lpm.resume import KindStore, NonFiniteLoss, RunPosition, WrongKind, read_kind_checkpoint  # noqa: F401
+from lpm.resume import KindStore, RunPosition, read_kind_checkpoint
 
 KIND = "ppt"
 # Options a resumed run may change: they do not change what the run computes.
@@ -48,10 +47,6 @@ class Store(KindStore):
     def state_of(self, progress):
         progress["best_bits"] = float("inf") if progress.get("best_bits") is None else progress["best_bits"]
         return RunState(**progress)
-
-    def restore(self):
-        restored = super().restore()
-        return None if restored is None else restored[:2]
 
 
 def read_ppt_checkpoint(path, which="latest"):

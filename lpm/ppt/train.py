@@ -32,7 +32,8 @@ from lpm.ppt import figures
 from lpm.ppt.data import load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
-from lpm.ppt.store import NonFiniteLoss, RunState, Store
+from lpm.ppt.store import RunState, Store
+from lpm.resume import NonFiniteLoss
 
 OPTIMIZERS = ("adamw", "sgd")
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.1}
