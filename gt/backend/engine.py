@@ -16,6 +16,7 @@ The engines keep their methods as plain class attributes (``exp = staticmethod(n
 no call layer, ``B.exp`` is the library's function itself."""
 
 import abc
+import math
 
 
 class Engine(abc.ABC):
@@ -218,6 +219,17 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def erf(self, x):
         """The error function elementwise, to the precision of ``x``'s dtype."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def relu(self, x):
+        """``max(x, 0)`` elementwise (NaN stays NaN), one pass over ``x``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def relu_backward(self, grad, out):
+        """``grad`` where ``out = relu(x)`` is positive, 0 elsewhere: ReLU's gradient read from its
+        output, which the next op keeps anyway (nothing extra is saved)."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -433,6 +445,49 @@ class Engine(abc.ABC):
         ``add_(value, alpha=)``), so results may differ from this default in the last bit."""
         target += value * alpha
         return target
+
+    def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
+                   decoupled):
+        """One Adam (``decoupled=False``) or AdamW step of one parameter, in place on ``param``,
+        ``exp_avg`` and ``exp_avg_sq`` (same shape and dtype as ``grad``); ``step`` counts from 1.
+        torch's arithmetic: ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
+        ``param -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with ``bc = 1 - beta ** step``.
+        This default is the optimizer's tensor arithmetic, operation for operation, on arrays
+        (no tensor dispatch per operation); an engine with a fused kernel overrides it."""
+        if weight_decay != 0:
+            if decoupled:
+                param *= 1 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * param
+        exp_avg *= beta1
+        self.add_scaled_(exp_avg, grad, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += grad * grad * (1 - beta2)
+        denom = self.sqrt(exp_avg_sq)
+        denom /= math.sqrt(1 - beta2 ** step)
+        denom += eps
+        param += exp_avg / denom * (-lr / (1 - beta1 ** step))
+        return param
+
+    def layer_norm_fused(self, x, weight, bias, n_axes, eps):
+        """``(out, state)`` of layer norm over the last ``n_axes`` axes of ``x`` (``weight`` and
+        ``bias`` of those axes' shape, or None) in one kernel, or None where the engine has none
+        (the op then composes it); ``state`` is what ``layer_norm_fused_backward`` reads."""
+        return None
+
+    def layer_norm_fused_backward(self, grad, x, weight, bias, state, n_axes, needs):
+        """``(grad x, grad weight, grad bias)``, None where ``needs`` (three bools) says not needed."""
+        raise NotImplementedError(f"the {self.name} engine has no fused layer norm")
+
+    def attention_fused(self, q, k, v, scale, causal):
+        """``(out, state)`` of ``softmax(q @ k^T * scale) @ v`` on heads (B, H, L, E), (B, H, S, E),
+        (B, H, S, E), key j blocked for query i > j when ``causal``, in one kernel; or None where
+        the engine has none (the op then composes it)."""
+        return None
+
+    def attention_fused_backward(self, grad, q, k, v, state, scale, causal):
+        """``(grad q, grad k, grad v)`` of ``attention_fused``."""
+        raise NotImplementedError(f"the {self.name} engine has no fused attention")
 
     def exp_(self, x):
         """``exp(x)``, possibly written over ``x`` (a fresh array of the caller's)."""

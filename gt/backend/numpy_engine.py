@@ -230,6 +230,12 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
     def erf(self, x):
         return _erf(x)
 
+    def relu(self, x):
+        return np.maximum(x, x.dtype.type(0))
+
+    def relu_backward(self, grad, out):
+        return grad * (out > 0)
+
     def gelu_with_grad(self, x):
         return _gelu_with_grad(x)
 

@@ -26,6 +26,7 @@ from gt.backend.engine import Engine
 from gt.backend.numpy_engine import NumpyEngine
 from gt.backend.threads import ThreadPolicy
 from gt.backend.torch_buffers import TorchBuffers
+from gt.backend.torch_kernels import TorchKernels
 from gt.backend.torch_indexing import TorchIndexing
 from gt.backend.torch_sorting import TorchSorting
 
@@ -45,7 +46,7 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine(TorchBuffers, TorchIndexing, TorchSorting, Engine):
+class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engine):
     name = "torch"
     supports_bfloat16 = True
 
@@ -251,6 +252,13 @@ class TorchEngine(TorchBuffers, TorchIndexing, TorchSorting, Engine):
 
     def erf(self, x):
         return torch.special.erf(x)
+
+    def relu(self, x):
+        return torch.relu(x)
+
+    def relu_backward(self, grad, out):
+        # the kernel of torch.relu's own backward, one pass, no mask or cast
+        return torch.ops.aten.threshold_backward(grad, out, 0)
 
     def gelu_with_grad(self, x):
         # torch's own kernels: the values and gradients of torch.nn.functional.gelu, bit for bit

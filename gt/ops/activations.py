@@ -8,12 +8,12 @@ from gt.backend import B
 
 class Relu(Function):
     def forward(self, x):
-        mask = x > 0
-        self.save(mask)
-        return x * mask
+        out = B.relu(x)
+        self.save(out)
+        return out
 
     def backward(self, g):
-        return (g * self.saved[0],)
+        return (B.relu_backward(g, self.saved[0]),)
 
 
 class Sigmoid(Function):

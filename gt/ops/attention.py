@@ -37,6 +37,14 @@ def _causal_blocked(n_q, n_k, offset):
 def _forward(ctx, qh, kh, vh, mask, scale, causal):
     """Attention weights and output on split heads (..., L, E); saves what ``_backward`` needs."""
     ctx.low = low = amp.matmul_dtype(qh, kh, vh)
+    ctx.kernel = None
+    if mask is None and causal in (None, 0) and low is None:
+        fused = B.attention_fused(qh, kh, vh, scale, causal == 0)   # one kernel where the engine has it
+        if fused is not None:
+            out, ctx.kernel = fused
+            ctx.blocked, ctx.scale, ctx.causal, ctx.mask_shape = None, scale, causal == 0, None
+            ctx.save(qh, kh, vh, None)
+            return out
     # In-place steps below work on arrays this function made (never an input): the same values
     # as the composed ops, fewer temporaries as large as the scores.
     scores = _mm(qh, _swap(kh), low)                               # (..., L, S)
@@ -70,6 +78,9 @@ def _backward(ctx, gh, needs):
     """Gradients of q, k, v (split heads) and of a float mask, for the output's gradient ``gh``."""
     qh, kh, vh, w = ctx.saved
     nq, nk, nv, nm = needs
+    if ctx.kernel is not None:
+        gq, gk, gv = B.attention_fused_backward(gh, qh, kh, vh, ctx.kernel, ctx.scale, ctx.causal)
+        return (gq if nq else None), (gk if nk else None), (gv if nv else None), None
     low = ctx.low
     gw = _mm(gh, _swap(vh), low)                                   # d/d(weights), a fresh array
     gv = _mm(_swap(w), gh, low) if nv else None

@@ -2,6 +2,7 @@
 
 import math
 
+from gt.backend import B
 from gt.tensor import zeros_like
 from gt.optim.optimizer import Optimizer
 
@@ -33,12 +34,17 @@ class Adam(Optimizer):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         state["step"] += 1
         step = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        if all(t._placed is None for t in (p, grad, m, v)):
+            # whole arrays: one engine call (B.adam_step_: the arithmetic below, or a fused kernel)
+            B.adam_step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
+                         self.decoupled_weight_decay)
+            return
         if weight_decay != 0:
             if self.decoupled_weight_decay:
                 p.mul_(1 - lr * weight_decay)
             else:
                 grad = grad + weight_decay * p  # a new tensor: p.grad itself is left as backward made it
-        m, v = state["exp_avg"], state["exp_avg_sq"]
         m.mul_(beta1).add_(grad, alpha=1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1 ** step
