@@ -392,9 +392,12 @@ def test_causal_attention_never_looks_ahead():
     np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, rtol=1e-5)
     x2 = x.copy()
     x2[:, 4:] += 10.0                                               # change the last two tokens
-    out2 = attn(gt.tensor(x2))
-    np.testing.assert_array_equal(out2.numpy()[:, :4], out.numpy()[:, :4])
-    assert not np.allclose(out2.numpy()[:, 4:], out.numpy()[:, 4:])
+    for need_weights in (True, False):        # the weights' path, and the fused kernel where the engine has one
+        before = attn(gt.tensor(x), need_weights=need_weights)
+        after = attn(gt.tensor(x2), need_weights=need_weights)
+        before, after = (before[0], after[0]) if need_weights else (before, after)
+        np.testing.assert_array_equal(after.numpy()[:, :4], before.numpy()[:, :4])
+        assert not np.allclose(after.numpy()[:, 4:], before.numpy()[:, 4:])
     # a bool mask with True above the diagonal (= may not attend) is the same as causal=True
     plain = nn.MultiHeadAttention(8, 2)
     plain.load_state_dict(attn.state_dict())

@@ -2,8 +2,8 @@
 
 An engine subclasses ``Engine`` and defines each *required* primitive (an abstract method here:
 an engine that leaves one out cannot be instantiated, and the error names it). The *optional*
-fast paths (joined views, reused buffers, fused updates, low-precision products) have working
-defaults below, written from the required primitives; an engine overrides them where its
+fast paths (joined views, reused buffers, fused updates and kernels, low-precision products)
+have working defaults in gt/backend/engine_defaults.py, written from the required primitives; an engine overrides them where its
 library does better. So a new engine is this file read top to bottom as a checklist.
 
 Conventions for every primitive: "array" means the engine's own array type (``is_array``); a
@@ -16,10 +16,11 @@ The engines keep their methods as plain class attributes (``exp = staticmethod(n
 no call layer, ``B.exp`` is the library's function itself."""
 
 import abc
-import math
+
+from gt.backend.engine_defaults import FastPaths
 
 
-class Engine(abc.ABC):
+class Engine(FastPaths, abc.ABC):
     """Base class of gt's array engines (see the module docstring)."""
 
     # ---- identity and devices -------------------------------------------------------------
@@ -228,8 +229,8 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def relu_backward(self, grad, out):
-        """``grad`` where ``out = relu(x)`` is positive, 0 elsewhere: ReLU's gradient read from its
-        output, which the next op keeps anyway (nothing extra is saved)."""
+        """``grad`` where ``out = relu(x)`` is not <= 0 (positive or NaN, as torch), 0 elsewhere:
+        ReLU's gradient read from its output, which the next op keeps anyway (nothing extra is saved)."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -408,98 +409,3 @@ class Engine(abc.ABC):
         a probability that is negative, inf or nan, a row summing to 0, or more draws without
         replacement than a row has categories of non-zero probability."""
         raise NotImplementedError
-
-    # ---- optional fast paths: working defaults, overridden where an engine does better -------
-    def matmul_lowp(self, a, b, dtype):
-        """``a @ b`` with both inputs rounded to the low-precision gt ``dtype`` (bfloat16), the result
-        back in the inputs' float dtype. Available where ``supports_bfloat16`` (autocast checks it)."""
-        if not self.supports_bfloat16:
-            raise TypeError(f"the {self.name} engine has no {dtype} arithmetic (supports_bfloat16 is False)")
-        out = self.matmul(self.astype(a, dtype), self.astype(b, dtype))
-        return self.astype(out, self.dtype_of(a))
-
-    def join_views(self, arrays, axis):
-        """One view over ``arrays`` (the shards of one array, cut along ``axis``) when they lie next
-        to each other in one buffer, else None; the default never finds one (callers then copy)."""
-        return None
-
-    def recycle(self, arr):
-        """Offer ``arr`` for reuse by ``empty_reused`` when the caller's local is its only reference;
-        True if it was taken (the caller must not use ``arr`` again). The default keeps nothing."""
-        return False
-
-    def empty_reused(self, shape, dtype):
-        """Like ``empty``, but may hand out a buffer ``recycle`` took (contents undefined)."""
-        return self.empty(shape, dtype)
-
-    def clear_pool(self):
-        """Free every buffer ``recycle`` holds."""
-
-    def matmul_reused(self, a, b):
-        """``a @ b`` for 2-D ``a`` and ``b``, possibly written into a recycled buffer (weight gradients)."""
-        return self.matmul(a, b)
-
-    def add_scaled_(self, target, value, alpha):
-        """``target += alpha * value`` in place (the SGD update); returns ``target``. The
-        engines' fast versions may fuse the multiply and the add (one rounding, as torch's
-        ``add_(value, alpha=)``), so results may differ from this default in the last bit."""
-        target += value * alpha
-        return target
-
-    def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-                   decoupled):
-        """One Adam (``decoupled=False``) or AdamW step of one parameter, in place on ``param``,
-        ``exp_avg`` and ``exp_avg_sq`` (same shape and dtype as ``grad``); ``step`` counts from 1.
-        torch's arithmetic: ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
-        ``param -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with ``bc = 1 - beta ** step``.
-        This default is the optimizer's tensor arithmetic, operation for operation, on arrays
-        (no tensor dispatch per operation); an engine with a fused kernel overrides it."""
-        if weight_decay != 0:
-            if decoupled:
-                param *= 1 - lr * weight_decay
-            else:
-                grad = grad + weight_decay * param
-        exp_avg *= beta1
-        self.add_scaled_(exp_avg, grad, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += grad * grad * (1 - beta2)
-        denom = self.sqrt(exp_avg_sq)
-        denom /= math.sqrt(1 - beta2 ** step)
-        denom += eps
-        param += exp_avg / denom * (-lr / (1 - beta1 ** step))
-        return param
-
-    def layer_norm_fused(self, x, weight, bias, n_axes, eps):
-        """``(out, state)`` of layer norm over the last ``n_axes`` axes of ``x`` (``weight`` and
-        ``bias`` of those axes' shape, or None) in one kernel, or None where the engine has none
-        (the op then composes it); ``state`` is what ``layer_norm_fused_backward`` reads."""
-        return None
-
-    def layer_norm_fused_backward(self, grad, x, weight, bias, state, n_axes, needs):
-        """``(grad x, grad weight, grad bias)``, None where ``needs`` (three bools) says not needed."""
-        raise NotImplementedError(f"the {self.name} engine has no fused layer norm")
-
-    def attention_fused(self, q, k, v, scale, causal):
-        """``(out, state)`` of ``softmax(q @ k^T * scale) @ v`` on heads (B, H, L, E), (B, H, S, E),
-        (B, H, S, E), key j blocked for query i > j when ``causal``, in one kernel; or None where
-        the engine has none (the op then composes it)."""
-        return None
-
-    def attention_fused_backward(self, grad, q, k, v, state, scale, causal):
-        """``(grad q, grad k, grad v)`` of ``attention_fused``."""
-        raise NotImplementedError(f"the {self.name} engine has no fused attention")
-
-    def exp_(self, x):
-        """``exp(x)``, possibly written over ``x`` (a fresh array of the caller's)."""
-        return self.exp(x)
-
-    def addmm_(self, target, a, b, alpha):
-        """``target += alpha * (a @ b)`` in place for 2-D arrays (SGD fused into the backward)."""
-        return self.add_scaled_(target, self.matmul(a, b), alpha)
-
-    def get_num_threads(self):
-        """How many threads the engine's math library uses now (gt/backend/threads.py)."""
-        return 1
-
-    def set_num_threads(self, n):
-        """Fix the library's thread count at ``n`` (an int >= 1), or ``"auto"``: follow the load."""

@@ -231,10 +231,13 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
         return _erf(x)
 
     def relu(self, x):
-        return np.maximum(x, x.dtype.type(0))
+        # out= keeps a 0-d input an array (a ufunc alone returns a numpy scalar for it)
+        return np.maximum(x, x.dtype.type(0), out=np.empty_like(x))
 
     def relu_backward(self, grad, out):
-        return grad * (out > 0)
+        passes = np.less_equal(out, 0, out=np.empty(np.shape(out), bool))
+        np.logical_not(passes, out=passes)     # torch's rule: a NaN output passes its gradient on
+        return np.multiply(grad, passes, out=np.empty_like(grad))
 
     def gelu_with_grad(self, x):
         return _gelu_with_grad(x)

@@ -23,7 +23,9 @@ class TorchKernels:
     def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
                    decoupled):
         # torch.optim's fused Adam/AdamW kernel: the values of torch.optim.Adam/AdamW bit for bit
-        if not _floating(param, grad, exp_avg, exp_avg_sq) or param.device.type not in ("cpu", "cuda"):
+        # the kernel walks the four arrays in memory order: all four must be laid out alike
+        if (not _floating(param, grad, exp_avg, exp_avg_sq) or param.device.type not in ("cpu", "cuda")
+                or not all(a.is_contiguous() for a in (param, grad, exp_avg, exp_avg_sq))):
             return super().adam_step_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps,
                                       weight_decay, decoupled)
         fused = torch._fused_adamw_ if decoupled else torch._fused_adam_
@@ -31,6 +33,12 @@ class TorchKernels:
               lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False,
               maximize=False)
         return param
+
+    def matmul_bias(self, a, b, bias):
+        # addmm: the bias is the gemm's C (beta=1), no second pass over the output
+        if a.dtype != b.dtype or bias.dtype != a.dtype or not a.is_floating_point():
+            return super().matmul_bias(a, b, bias)
+        return torch.addmm(bias, a, b)
 
     def layer_norm_fused(self, x, weight, bias, n_axes, eps):
         shape = tuple(x.shape[x.ndim - n_axes:])

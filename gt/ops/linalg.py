@@ -73,9 +73,12 @@ class Linear(Function):
         x2 = B.reshape(x, (-1, x.shape[-1]))
         self.save(x2, weight, bias is not None)
         self.low = amp.matmul_dtype(x2, weight)
-        out = _mm(x2, _swap(weight), self.low)
-        if bias is not None:
-            out += bias
+        if bias is not None and self.low is None:
+            out = B.matmul_bias(x2, _swap(weight), bias)
+        else:
+            out = _mm(x2, _swap(weight), self.low)
+            if bias is not None:
+                out += bias
         return B.reshape(out, self.in_shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):

@@ -106,8 +106,13 @@ def diversity_ratio(samples, labels, real, real_labels):
 
 def nearest_distance(images, references):
     """(M,) float64: the L2 distance of each image to its nearest image of ``references``."""
-    from sklearn.metrics import pairwise_distances_argmin_min     # chunked over rows: bounded memory
-    return pairwise_distances_argmin_min(_flat(images).astype(np.float64), _flat(references).astype(np.float64))[1]
+    from sklearn.metrics import pairwise_distances_argmin     # chunked over rows: bounded memory
+    a, b = _flat(images).astype(np.float64), _flat(references).astype(np.float64)
+    # sklearn finds the nearest with |a|^2 - 2 a.b + |b|^2, whose rounding depends on the BLAS
+    # (an exact copy came out 1e-8 away with OpenBLAS on AVX-512); the distance itself is
+    # measured directly, so a copy is at 0 on every machine
+    nearest = pairwise_distances_argmin(a, b)
+    return np.linalg.norm(a - b[nearest], axis=1)
 
 
 def format_sample_quality(d):

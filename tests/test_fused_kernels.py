@@ -1,0 +1,641 @@
+"""The engines' fast paths: fused layer norm and attention (the torch engine's kernels) give the
+values and gradients of the composed ops; attention with a mask or a causal offset other than 0
+keeps the composed path and torch's answers; Adam/AdamW's one engine call per parameter
+(``B.adam_step_``: torch's fused kernel on the torch engine) gives torch.optim's parameters, and
+the engine's default is the optimizer's tensor arithmetic bit for bit; ReLU (``B.relu``,
+``B.relu_backward``) against torch; glibc malloc's tuning at start-up (gt/backend/allocator.py),
+reported by GT_VERBOSE and left alone when the user chose the allocator's settings.
+
+On the numpy engine the "fused" and the composed runs both compose (the engine has no kernel);
+on the torch engine the tests check that the kernel was used."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gt
+from gt import nn
+from gt.backend import B, allocator
+from gt.backend.engine import Engine
+from gt.nn import functional as F
+from gt.ops import attention
+from gt.sharding import use_mesh
+from helpers import randn, torch_or_skip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HAS_KERNELS = B.name == "torch"     # the engine with fused layer norm and attention kernels
+
+# fused against composed: the kernels sum in another order, so float rounding apart
+CLOSE = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
+
+
+def _spy(monkeypatch, name):
+    """Wrap ``B.<name>``; returns a list that gets, per call, whether the engine answered (not None)."""
+    answered = []
+    real = getattr(B, name)
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(B, name, spy)
+    return answered
+
+
+def _run(fn, arrays, up, dtype, grad=None):
+    """``fn`` on gt tensors made from ``arrays`` (cast to ``dtype``; those flagged in ``grad``, by
+    default all, require grad), backpropagating ``up``; returns the output and every input's
+    gradient (None where it has none) as numpy arrays."""
+    grad = [True] * len(arrays) if grad is None else grad
+    inputs = [gt.tensor(np.asarray(a, dtype=dtype), requires_grad=g) for a, g in zip(arrays, grad)]
+    out = fn(*inputs)
+    out.backward(gt.tensor(np.asarray(up, dtype=dtype)))
+    return [out.numpy()] + [None if t.grad is None else t.grad.numpy() for t in inputs]
+
+
+def _assert_all_close(got, want, dtype, what):
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        name = "output" if i == 0 else f"gradient of input {i - 1}"
+        if w is None:
+            assert g is None, f"{what}: {name} is not None"
+            continue
+        assert g is not None, f"{what}: {name} is None"
+        assert g.shape == w.shape, f"{what}: {name} has shape {g.shape}, expected {w.shape}"
+        np.testing.assert_allclose(g, w, err_msg=f"{what}: {name}", **CLOSE[dtype])
+
+
+def _fused_and_composed(monkeypatch, kernel, fn, arrays, up, dtype, grad=None):
+    """Run ``fn`` as the engine chooses (the kernel where it has one), then with ``B.<kernel>``
+    answering None (the composed op); asserts that both agree, and that the kernel was asked and,
+    on the torch engine, answered. Returns the first run's results."""
+    answered = _spy(monkeypatch, kernel)
+    fused = _run(fn, arrays, up, dtype, grad)
+    assert answered, f"B.{kernel} was not called"
+    assert all(answered) == HAS_KERNELS and any(answered) == HAS_KERNELS, (
+        f"B.{kernel} answered {answered} on the {B.name} engine")
+    monkeypatch.setattr(B, kernel, lambda *args, **kwargs: None)
+    composed = _run(fn, arrays, up, dtype, grad)
+    _assert_all_close(fused, composed, dtype, f"fused vs composed {kernel}")
+    return fused
+
+
+# ---- layer norm ------------------------------------------------------------------------------
+# (input shape, normalized_shape, weight, bias, input transposed in and out, input requires grad)
+LAYER_NORM_CASES = {
+    "weight_and_bias": ((4, 6, 8), (8,), True, True, False, True),
+    "weight_only": ((4, 6, 8), (8,), True, False, False, True),
+    "no_affine": ((4, 6, 8), (8,), False, False, False, True),
+    "two_axes": ((4, 6, 8), (6, 8), True, True, False, True),
+    "strided_input_and_grad": ((4, 8, 6), (8,), True, True, True, True),
+    "frozen_input": ((4, 6, 8), (8,), True, True, False, False),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(LAYER_NORM_CASES))
+def test_layer_norm_kernel_matches_composed(name, dtype, monkeypatch):
+    shape, normalized, has_w, has_b, strided, grad_x = LAYER_NORM_CASES[name]
+    x = randn(*shape, seed=1, scale=2.0) + 0.5
+    arrays, grad = [x], [grad_x]
+    if has_w:
+        arrays.append(randn(*normalized, seed=2) + 1.0)
+        grad.append(True)
+    if has_b:
+        arrays.append(randn(*normalized, seed=3))
+        grad.append(True)
+
+    def fn(x, *wb):
+        w = wb[0] if has_w else None
+        b = wb[-1] if has_b else None
+        if strided:    # a transposed view in, and the output transposed back: strided gradient too
+            return F.layer_norm(x.transpose(-1, -2), normalized, w, b).transpose(-1, -2)
+        return F.layer_norm(x, normalized, w, b)
+
+    answered_backward = _spy(monkeypatch, "layer_norm_fused_backward") if HAS_KERNELS else None
+    fused = _fused_and_composed(monkeypatch, "layer_norm_fused", fn, arrays, randn(*shape, seed=4), dtype, grad)
+    if HAS_KERNELS:
+        assert answered_backward and all(answered_backward)
+    if not grad_x:
+        assert fused[1] is None
+
+
+@pytest.mark.parametrize("affine,bias", [(True, True), (True, False), (False, False)])
+def test_layer_norm_module_matches_torch_and_composed(affine, bias, monkeypatch):
+    torch = torch_or_skip()
+    gt.manual_seed(0)
+    ln = nn.LayerNorm(8, elementwise_affine=affine, bias=bias)
+    ref = torch.nn.LayerNorm(8, elementwise_affine=affine, bias=bias)
+    with gt.no_grad():
+        for i, p in enumerate(ln.parameters()):
+            p.copy_(gt.tensor(randn(8, seed=10 + i).astype(np.float32)))
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in ln.state_dict().items()})
+    x, up = randn(3, 5, 8, seed=1).astype(np.float32), randn(3, 5, 8, seed=2).astype(np.float32)
+
+    def run():
+        for p in ln.parameters():
+            p.grad = None
+        gx = gt.tensor(x, requires_grad=True)
+        out = ln(gx)
+        out.backward(gt.tensor(up))
+        return [out.numpy(), gx.grad.numpy()] + [p.grad.numpy() for p in ln.parameters()]
+
+    answered = _spy(monkeypatch, "layer_norm_fused")
+    fused = run()
+    assert answered and all(answered) == HAS_KERNELS
+    tx = torch.tensor(x, requires_grad=True)
+    expected = ref(tx)
+    expected.backward(torch.from_numpy(up))
+    want = [expected.detach().numpy(), tx.grad.numpy()] + [p.grad.numpy() for p in ref.parameters()]
+    assert len(fused) == len(want) == 2 + affine + bias
+    for got, w in zip(fused, want):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(B, "layer_norm_fused", lambda *args, **kwargs: None)
+    _assert_all_close(run(), fused, "float32", "composed vs fused LayerNorm module")
+
+
+# ---- attention -------------------------------------------------------------------------------
+# (q, k, v shapes (B, H, L/S, E), is_causal, output transposed: a strided gradient into the op)
+SDPA_CASES = {
+    "self": ((2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 4), False, False),
+    "causal_L_eq_S": ((2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 4), True, False),
+    "cross_L3_S6": ((2, 2, 3, 4), (2, 2, 6, 4), (2, 2, 6, 4), False, False),
+    "causal_L3_S6": ((2, 2, 3, 4), (2, 2, 6, 4), (2, 2, 6, 4), True, False),
+    "causal_L6_S3": ((2, 2, 6, 4), (2, 2, 3, 4), (2, 2, 3, 4), True, False),
+    "self_strided_grad": ((2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 4), False, True),
+    "causal_strided_grad": ((1, 2, 7, 8), (1, 2, 7, 8), (1, 2, 7, 8), True, True),
+    # longer than the kernel's blocks of queries (32 and more) and keys (512 and more)
+    "causal_long": ((1, 2, 70, 16), (1, 2, 70, 16), (1, 2, 70, 16), True, False),
+    "cross_long": ((1, 1, 40, 8), (1, 1, 600, 8), (1, 1, 600, 8), False, False),
+    "causal_long_L40_S600": ((1, 1, 40, 8), (1, 1, 600, 8), (1, 1, 600, 8), True, False),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(SDPA_CASES))
+def test_sdpa_kernel_matches_composed_and_torch(name, dtype, monkeypatch):
+    torch = torch_or_skip()
+    sq, sk, sv, causal, transposed = SDPA_CASES[name]
+    arrays = [randn(*sq, seed=1), randn(*sk, seed=2), randn(*sv, seed=3)]
+    out_shape = sq[:-1] + sv[-1:]
+    up = randn(*(out_shape[:-2] + out_shape[:-3:-1] if transposed else out_shape), seed=4)
+
+    def fn(sdpa, q, k, v):
+        out = sdpa(q, k, v, is_causal=causal)
+        return out.transpose(-2, -1) if transposed else out
+
+    fused = _fused_and_composed(monkeypatch, "attention_fused",
+                                lambda *t: fn(F.scaled_dot_product_attention, *t), arrays, up, dtype)
+    t_in = [torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+    t_out = fn(torch.nn.functional.scaled_dot_product_attention, *t_in)
+    t_out.backward(torch.tensor(up.astype(dtype)))
+    want = [t_out.detach().numpy()] + [t.grad.numpy() for t in t_in]
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    for i, (g, w) in enumerate(zip(fused, want)):
+        np.testing.assert_allclose(g, w, err_msg=f"{name}: {'output' if i == 0 else f'grad {i - 1}'} vs torch",
+                                   **tol)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_multi_head_attention_kernel_matches_composed(causal, monkeypatch):
+    """nn.MultiHeadAttention runs the Attention op on heads that are strided views of (B, L, D)."""
+    gt.manual_seed(0)
+    attn = nn.MultiHeadAttention(8, 2, causal=causal)
+    x, c, up = randn(2, 5, 8, seed=1), randn(2, 7, 8, seed=2), randn(2, 5, 8, seed=3)
+    params = list(attn.parameters())
+
+    def fn(x, c):
+        return attn(x) if causal else attn(x, context=c)
+
+    def run():
+        for p in params:
+            p.grad = None
+        res = _run(fn, [x, c], up, "float32")
+        return res + [p.grad.numpy() for p in params]
+
+    answered = _spy(monkeypatch, "attention_fused")
+    fused = run()
+    assert answered and all(answered) == HAS_KERNELS
+    monkeypatch.setattr(B, "attention_fused", lambda *args, **kwargs: None)
+    composed = run()
+    if causal:   # self-attention: the context is not used
+        assert fused[2] is None and composed[2] is None
+    _assert_all_close(fused, composed, "float32", "MultiHeadAttention fused vs composed")
+
+
+def _reference_attention(q, k, v, blocked, scale):
+    """softmax(q k^T * scale, blocked -> -inf) v in float64 numpy; an all-blocked row gives 0."""
+    s = np.einsum("...le,...se->...ls", q, k) * scale
+    s = np.where(blocked, -np.inf, s)
+    top = np.max(s, axis=-1, keepdims=True)
+    e = np.exp(s - np.where(np.isfinite(top), top, 0.0))
+    total = e.sum(-1, keepdims=True)
+    return np.einsum("...ls,...se->...le", e / np.where(total == 0, 1.0, total), v)
+
+
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_causal_offset_takes_the_composed_path(offset, monkeypatch):
+    """causal=n (n > 0: decoding with a cache; 2 = S - L aligns the last query with the last key)
+    blocks key j for query i when j > i + n."""
+    torch = torch_or_skip()
+    answered = _spy(monkeypatch, "attention_fused")
+    L, S, scale = 4, 6, 0.4
+    q, k, v, up = randn(2, 2, L, 4, seed=1), randn(2, 2, S, 4, seed=2), randn(2, 2, S, 3, seed=3), \
+        randn(2, 2, L, 3, seed=4)
+    blocked = np.arange(L)[:, None] + offset < np.arange(S)[None, :]
+    got = _run(lambda q, k, v: attention.ScaledDotProductAttention.apply(q, k, v, None, scale=scale, causal=offset),
+               [q, k, v], up, "float64")
+    assert answered == []      # a causal offset other than 0: the kernel is not even asked
+    np.testing.assert_allclose(got[0], _reference_attention(q, k, v, blocked, scale), rtol=1e-10, atol=1e-12)
+    t_in = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    t_out = torch.nn.functional.scaled_dot_product_attention(*t_in, attn_mask=torch.from_numpy(~blocked),
+                                                             scale=scale)
+    t_out.backward(torch.from_numpy(up))
+    for i, (g, w) in enumerate(zip(got, [t_out.detach().numpy()] + [t.grad.numpy() for t in t_in])):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11, err_msg=f"{'output' if i == 0 else f'grad {i - 1}'}")
+
+
+def test_decoding_with_a_cache_matches_the_whole_sequence(monkeypatch):
+    """Causal self-attention over a cache (offset S - L > 0, composed) gives the outputs of the
+    whole sequence at once (offset 0: the kernel on the torch engine)."""
+    gt.manual_seed(0)
+    attn = nn.MultiHeadAttention(8, 2, causal=True)
+    x = gt.tensor(randn(2, 6, 8, seed=1).astype(np.float32))
+    answered = _spy(monkeypatch, "attention_fused")
+    with gt.no_grad():
+        whole = attn(x).numpy()
+        assert answered and all(answered) == HAS_KERNELS
+        cache = nn.KVCache()
+        first = attn(x[:, :2], cache=cache).numpy()
+        calls = len(answered)
+        rest = attn(x[:, 2:], cache=cache).numpy()      # 4 queries over 6 keys: offset 2
+        assert len(answered) == calls                   # not asked: the composed path
+    np.testing.assert_allclose(np.concatenate([first, rest], axis=1), whole, rtol=1e-5, atol=1e-6)
+
+
+MASKS = {
+    "bool": np.array([[True, False, True, True, False], [False] * 4 + [True], [True] * 5]),
+    "float": randn(2, 1, 3, 5, seed=9),
+}
+
+
+@pytest.mark.parametrize("name", list(MASKS))
+def test_masked_attention_takes_the_composed_path_and_matches_torch(name, monkeypatch):
+    torch = torch_or_skip()
+    answered = _spy(monkeypatch, "attention_fused")
+    mask = MASKS[name]
+    arrays = [randn(2, 2, 3, 4, seed=1), randn(2, 2, 5, 4, seed=2), randn(2, 2, 5, 4, seed=3)]
+    up = randn(2, 2, 3, 4, seed=4)
+    got = _run(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), arrays, up, "float64")
+    assert answered == []
+    t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    t_out = torch.nn.functional.scaled_dot_product_attention(*t_in, attn_mask=torch.from_numpy(mask))
+    t_out.backward(torch.from_numpy(up))
+    for i, (g, w) in enumerate(zip(got, [t_out.detach().numpy()] + [t.grad.numpy() for t in t_in])):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11, err_msg=f"{'output' if i == 0 else f'grad {i - 1}'}")
+
+
+@pytest.mark.skipif(B.name != "torch", reason="autocast needs the torch engine (bfloat16)")
+def test_attention_under_autocast_takes_the_composed_path(monkeypatch):
+    answered = _spy(monkeypatch, "attention_fused")
+    q, k, v = (gt.tensor(randn(2, 2, 5, 4, seed=s).astype(np.float32)) for s in (1, 2, 3))
+    with gt.autocast("bfloat16"):
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert answered == []
+    blocked = np.arange(5)[:, None] < np.arange(5)[None, :]
+    expected = _reference_attention(*(t.numpy().astype(np.float64) for t in (q, k, v)), blocked, 0.5)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=0.05, atol=0.05)   # bfloat16 products
+
+
+# ---- Adam / AdamW ----------------------------------------------------------------------------
+ADAM_STEPS = 5
+ADAM_CASES = [
+    ("Adam", dict(lr=0.02, betas=(0.85, 0.995), eps=1e-8)),
+    ("Adam", dict(lr=0.02, betas=(0.85, 0.995), eps=1e-6, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.02, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)),
+    ("AdamW", dict(lr=0.02, betas=(0.85, 0.995), eps=1e-8, weight_decay=0.1)),
+]
+ADAM_TOL = {np.float32: dict(rtol=1e-6, atol=1e-7), np.float64: dict(rtol=1e-12, atol=1e-14)}
+
+
+def _adam_data(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = [(6, 5), (5,), (3, 4, 2)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(ADAM_STEPS)]
+    return init, grads
+
+
+def _adam_gt(name, kw, init, grads):
+    """gt's optimizer ``name`` over ``grads``; returns the final parameters (numpy) and whether any
+    step took the tensor path (a sharded gradient: data tensors on a mesh of several devices)
+    instead of the engine's ``B.adam_step_``."""
+    params = [gt.tensor(a.copy(), requires_grad=True) for a in init]
+    opt = getattr(gt.optim, name)(params, **kw)
+    tensor_path = False
+    for step_grads in grads:
+        given = [gt.tensor(g.copy()) for g in step_grads]
+        for p, g in zip(params, given):
+            p.grad = g
+            tensor_path |= p._placed is not None or g._placed is not None
+        opt.step()
+        for g, want in zip(given, step_grads):   # the step leaves the gradient as it was
+            np.testing.assert_array_equal(g.numpy(), want)
+    assert all(opt.state[p]["step"] == len(grads) for p in params)
+    return [p.numpy() for p in params], tensor_path
+
+
+def _adam_torch(torch, name, kw, init, grads, **extra):
+    params = [torch.tensor(a.copy(), requires_grad=True) for a in init]
+    opt = getattr(torch.optim, name)(params, **kw, **extra)
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = torch.tensor(g.copy())
+        opt.step()
+    return [p.detach().numpy() for p in params]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,kw", ADAM_CASES)
+def test_adam_matches_torch_on_the_same_gradients(name, kw, dtype):
+    torch = torch_or_skip()
+    init, grads = _adam_data(dtype)
+    ours, _ = _adam_gt(name, kw, init, grads)
+    theirs = _adam_torch(torch, name, kw, init, grads)
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, err_msg=f"parameter {i}", **ADAM_TOL[dtype])
+        assert not np.allclose(a, init[i])
+
+
+@pytest.mark.parametrize("name,kw", ADAM_CASES)
+def test_adam_is_torch_fused_adam_bit_for_bit_on_the_torch_engine(name, kw):
+    """gt/backend/torch_kernels.py: torch.optim's fused kernel, so its values exactly."""
+    if B.name != "torch":
+        pytest.skip("the fused Adam kernel is the torch engine's")
+    torch = torch_or_skip()
+    init, grads = _adam_data(np.float32, seed=1)
+    ours, tensor_path = _adam_gt(name, kw, init, grads)
+    if tensor_path:
+        pytest.skip("gradients sharded over GT_DEVICES take the tensor path (tested above)")
+    theirs = _adam_torch(torch, name, kw, init, grads, fused=True)
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}")
+
+
+@pytest.mark.parametrize("layout", ["gradient_of_a_transpose", "transposed_parameter"])
+@pytest.mark.parametrize("name,kw", ADAM_CASES[::3])
+def test_adam_on_strided_arrays_matches_torch(name, kw, layout):
+    """A parameter used through ``w.T`` (tied weights) gets a transposed gradient on the torch
+    engine; a parameter may itself be a transposed array (with a row-major gradient). The update
+    is elementwise all the same."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(5)
+    w0 = rng.standard_normal((5, 4)).astype(np.float32)
+    x0 = rng.standard_normal((3, 4)).astype(np.float32)
+    if layout == "transposed_parameter":
+        w0 = w0.T        # (4, 5), column-major: gt.tensor keeps that layout on the torch engine
+
+    def train(fw, w):
+        opt = getattr(fw.optim, name)([w], **kw)
+        x = fw.tensor(x0)
+        for _ in range(ADAM_STEPS):
+            opt.zero_grad()
+            y = x @ w.T if layout == "gradient_of_a_transpose" else x @ w
+            (y ** 2).sum().backward()
+            opt.step()
+        return w
+
+    ours = train(gt, gt.tensor(w0, requires_grad=True)).numpy()
+    theirs = train(torch, torch.tensor(w0, requires_grad=True)).detach().numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decoupled,weight_decay", [(False, 0.0), (False, 0.1), (True, 0.0), (True, 0.1)])
+def test_engine_default_adam_step_is_the_tensor_arithmetic(decoupled, weight_decay, dtype):
+    """``Engine.adam_step_`` (the default, whatever the engine overrides) on the engine's arrays
+    against the tensor arithmetic of gt/optim/adam.py's sharded path, written out here: bit for bit."""
+    lr, b1, b2, eps = 0.02, 0.85, 0.995, 1e-6
+    init, grads = _adam_data(dtype, seed=2)
+    p0, g_steps = init[0], [g[0] for g in grads]
+
+    p, m, v = (B.asarray(a, copy=True) for a in (p0, np.zeros_like(p0), np.zeros_like(p0)))
+    for step, g in enumerate(g_steps, 1):
+        g_arr = B.asarray(g, copy=True)
+        assert Engine.adam_step_(B, p, g_arr, m, v, step, lr, b1, b2, eps, weight_decay, decoupled) is p
+        np.testing.assert_array_equal(B.to_numpy(g_arr), g)      # the gradient is left as it was
+
+    tp, tm, tv = gt.tensor(p0.copy()), gt.tensor(np.zeros_like(p0)), gt.tensor(np.zeros_like(p0))
+    for step, g in enumerate(g_steps, 1):
+        grad = gt.tensor(g.copy())
+        if weight_decay != 0:
+            if decoupled:
+                tp.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad + weight_decay * tp
+        tm.mul_(b1).add_(grad, alpha=1 - b1)
+        tv.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = tv.sqrt().div_(math.sqrt(1 - b2 ** step)).add_(eps)
+        tp.addcdiv_(tm, denom, value=-lr / (1 - b1 ** step))
+
+    for what, arr, t in (("param", p, tp), ("exp_avg", m, tm), ("exp_avg_sq", v, tv)):
+        got = B.to_numpy(arr)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, t.numpy(), err_msg=what)
+
+
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("name,kw", ADAM_CASES)
+def test_optimizer_engine_call_equals_its_tensor_path(name, kw):
+    """The optimizer on whole arrays (one ``B.adam_step_`` call) and with gradients sharded over
+    two devices (the tensor path): bit for bit where the call is the engine default (numpy)."""
+    init, grads = _adam_data(np.float64, seed=3)
+    whole, tensor_path = _adam_gt(name, kw, init, grads)
+    assert not tensor_path
+    with use_mesh(2):
+        placed, tensor_path = _adam_gt(name, kw, init, grads)
+    assert tensor_path
+    for i, (a, b) in enumerate(zip(whole, placed)):
+        if B.name == "numpy":
+            np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}")
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"parameter {i}")
+
+
+# ---- ReLU ------------------------------------------------------------------------------------
+RELU_X = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [-0.0, 1e-30, -1e-30, 7.25, -7.25], [0.0, 0.0, 1.0, -1.0, 2.0]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("how", ["method", "functional", "module", "after_an_op"])
+def test_relu_values_and_gradients_match_torch(how, dtype):
+    torch = torch_or_skip()
+    x, up = RELU_X.astype(dtype), randn(*RELU_X.shape, seed=1).astype(dtype)
+    fns = {"method": lambda fw, t: t.relu(), "after_an_op": lambda fw, t: (t * 2 - 1).relu() * 3,
+           "functional": lambda fw, t: fw.nn.functional.relu(t), "module": lambda fw, t: fw.nn.ReLU()(t)}
+    gx = gt.tensor(x, requires_grad=True)
+    out = fns[how](gt, gx)
+    out.backward(gt.tensor(up))
+    tx = torch.tensor(x, requires_grad=True)
+    t_out = fns[how](torch, tx)
+    t_out.backward(torch.from_numpy(up))
+    assert out.dtype == getattr(gt, dtype) and gx.grad.dtype == getattr(gt, dtype)
+    np.testing.assert_array_equal(out.numpy(), t_out.detach().numpy())
+    np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
+    if how == "method":   # zeros and negatives get no gradient; positives get the upstream one
+        np.testing.assert_array_equal(gx.grad.numpy(), np.where(x > 0, up, 0))
+        assert (out.numpy() >= 0).all()
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_relu_of_integers_keeps_the_dtype(dtype):
+    torch = torch_or_skip()
+    x = np.array([[-3, 0, 2], [5, -1, 0]], dtype=dtype)
+    out = gt.tensor(x).relu()
+    assert out.dtype == getattr(gt, dtype)
+    expected = torch.relu(torch.from_numpy(x)).numpy()
+    assert out.numpy().dtype == expected.dtype
+    np.testing.assert_array_equal(out.numpy(), expected)
+    np.testing.assert_array_equal(out.numpy(), np.maximum(x, 0))
+
+
+def test_relu_keeps_nan_and_infinities():
+    x = gt.tensor(np.array([np.nan, -np.inf, np.inf, -1.0, 1.0], np.float32))
+    out = x.relu().numpy()
+    assert np.isnan(out[0])
+    np.testing.assert_array_equal(out[1:], [0.0, np.inf, 0.0, 1.0])
+
+
+def test_relu_gradient_at_nan_is_torchs():
+    """torch's ReLU passes the gradient on where its output is NaN (threshold_backward: out <= 0
+    is False); gt does the same on every engine."""
+    torch = torch_or_skip()
+    x0 = np.array([np.nan, -1.0, 2.0], np.float32)
+    x = gt.tensor(x0, requires_grad=True)
+    x.relu().sum().backward()
+    t = torch.tensor(x0, requires_grad=True)
+    torch.relu(t).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])
+
+
+def test_relu_engine_primitives():
+    x = B.asarray(np.array([-1.5, 0.0, 2.0, -0.0, 3.5], np.float32))
+    out = B.relu(x)
+    np.testing.assert_array_equal(B.to_numpy(out), [0.0, 0.0, 2.0, 0.0, 3.5])
+    np.testing.assert_array_equal(B.to_numpy(x), [-1.5, 0.0, 2.0, -0.0, 3.5])     # not in place
+    g = B.asarray(np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32))
+    np.testing.assert_array_equal(B.to_numpy(B.relu_backward(g, out)), [0.0, 0.0, 3.0, 0.0, 5.0])
+    np.testing.assert_array_equal(B.to_numpy(g), [1.0, 2.0, 3.0, 4.0, 5.0])
+
+
+# ---- glibc malloc (gt/backend/allocator.py) --------------------------------------------------
+_USER_CHOICES = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "1073741824",
+                 "MALLOC_TOP_PAD_": "0", "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1073741824"}
+
+
+def _glibc():
+    import platform
+
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
+glibc_only = pytest.mark.skipif(not _glibc(), reason="gt tunes glibc's malloc only: this is not Linux with glibc")
+
+
+def _python(code, **env_overrides):
+    """``python -c code`` in a fresh process, with no GT_* or malloc setting of this one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GT_") and k not in _USER_CHOICES}
+    env.update(OMP_NUM_THREADS="1", **env_overrides)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _malloc_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("gt malloc:")]
+
+
+@pytest.mark.first_pass
+@glibc_only
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_verbose_reports_the_tuning_once(engine):
+    if engine == "torch":
+        torch_or_skip()
+    code = ("import gt\nfrom gt.backend import allocator\ngt.zeros(1)\nfirst = allocator.keep_freed_memory()\n"
+            "assert allocator.keep_freed_memory() is first\nprint(first)")
+    done = _python(code, GT_VERBOSE="1", GT_BACKEND=engine)
+    lines = _malloc_lines(done.stderr)
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("gt malloc: glibc "), lines
+    assert lines[0] == f"gt malloc: {done.stdout.strip()}"
+    assert "32 MiB" in lines[0]
+
+
+@pytest.mark.first_pass
+@glibc_only
+@pytest.mark.parametrize("variable", list(_USER_CHOICES))
+def test_a_user_setting_leaves_malloc_alone(variable):
+    done = _python("import gt\ngt.zeros(1)", GT_VERBOSE="1", **{variable: _USER_CHOICES[variable]})
+    assert _malloc_lines(done.stderr) == [f"gt malloc: left as {variable} sets it"], done.stderr
+
+
+@pytest.mark.first_pass
+def test_quiet_without_gt_verbose():
+    done = _python("import gt\ngt.zeros(1)")
+    assert _malloc_lines(done.stderr) == []
+
+
+# mallinfo2's hblks counts the blocks malloc gave their own mmap: an 8 MiB block gets one under
+# glibc's default threshold (128 KiB, fixed once a MALLOC_* variable is set), none once gt raised it
+_MMAPPED_BLOCKS = """
+import ctypes
+import gt
+gt.zeros(1)
+libc = ctypes.CDLL(None)
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+before = libc.mallinfo2().hblks
+block = libc.malloc(8 << 20)
+after = libc.mallinfo2().hblks
+libc.free(block)
+print(after - before)
+"""
+
+
+@pytest.mark.first_pass
+@glibc_only
+def test_blocks_below_32_mib_come_from_the_heap():
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("glibc older than 2.33: no mallinfo2")
+    assert _python(_MMAPPED_BLOCKS).stdout.strip() == "0"
+    assert _python(_MMAPPED_BLOCKS, MALLOC_TRIM_THRESHOLD_="1073741824").stdout.strip() == "1"
+
+
+@pytest.mark.first_pass
+def test_tune_changes_nothing_off_linux_or_when_the_user_chose(monkeypatch):
+    """``_tune`` returns before touching malloc in both cases, so it can run in this process."""
+    monkeypatch.setattr(allocator.sys, "platform", "darwin")
+    assert allocator._tune() == "left as it is (not Linux)"
+    monkeypatch.setattr(allocator.sys, "platform", "linux")
+    for name in _USER_CHOICES:
+        monkeypatch.setenv(name, _USER_CHOICES[name])
+    assert allocator._tune() == "left as MALLOC_MMAP_THRESHOLD_ sets it"
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    assert allocator._tune() == "left as MALLOC_TRIM_THRESHOLD_ sets it"
+    # and once decided, the answer is kept
+    assert allocator.keep_freed_memory() is allocator.keep_freed_memory()
