@@ -3,23 +3,20 @@ values and gradients of the composed ops; attention with a mask or a causal offs
 keeps the composed path and torch's answers; Adam/AdamW's one engine call per parameter
 (``B.adam_step_``: torch's fused kernel on the torch engine) gives torch.optim's parameters, and
 the engine's default is the optimizer's tensor arithmetic bit for bit; ReLU (``B.relu``,
-``B.relu_backward``) against torch; glibc malloc's tuning at start-up (gt/backend/allocator.py),
-reported by GT_VERBOSE and left alone when the user chose the allocator's settings.
+``B.relu_backward``) against torch.
 
 On the numpy engine the "fused" and the composed runs both compose (the engine has no kernel);
 on the torch engine the tests check that the kernel was used."""
 
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import gt
 from gt import nn
-from gt.backend import B, allocator
+from gt.backend import B
 from gt.backend.engine import Engine
 from gt.nn import functional as F
 from gt.ops import attention
@@ -533,109 +530,3 @@ def test_relu_engine_primitives():
     g = B.asarray(np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32))
     np.testing.assert_array_equal(B.to_numpy(B.relu_backward(g, out)), [0.0, 0.0, 3.0, 0.0, 5.0])
     np.testing.assert_array_equal(B.to_numpy(g), [1.0, 2.0, 3.0, 4.0, 5.0])
-
-
-# ---- glibc malloc (gt/backend/allocator.py) --------------------------------------------------
-_USER_CHOICES = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "1073741824",
-                 "MALLOC_TOP_PAD_": "0", "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1073741824"}
-
-
-def _glibc():
-    import platform
-
-    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-
-
-glibc_only = pytest.mark.skipif(not _glibc(), reason="gt tunes glibc's malloc only: this is not Linux with glibc")
-
-
-def _python(code, **env_overrides):
-    """``python -c code`` in a fresh process, with no GT_* or malloc setting of this one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GT_") and k not in _USER_CHOICES}
-    env.update(OMP_NUM_THREADS="1", **env_overrides)
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done
-
-
-def _malloc_lines(stderr):
-    return [line for line in stderr.splitlines() if line.startswith("gt malloc:")]
-
-
-@pytest.mark.first_pass
-@glibc_only
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_verbose_reports_the_tuning_once(engine):
-    if engine == "torch":
-        torch_or_skip()
-    code = ("import gt\nfrom gt.backend import allocator\ngt.zeros(1)\nfirst = allocator.keep_freed_memory()\n"
-            "assert allocator.keep_freed_memory() is first\nprint(first)")
-    done = _python(code, GT_VERBOSE="1", GT_BACKEND=engine)
-    lines = _malloc_lines(done.stderr)
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("gt malloc: glibc "), lines
-    assert lines[0] == f"gt malloc: {done.stdout.strip()}"
-    assert "32 MiB" in lines[0]
-
-
-@pytest.mark.first_pass
-@glibc_only
-@pytest.mark.parametrize("variable", list(_USER_CHOICES))
-def test_a_user_setting_leaves_malloc_alone(variable):
-    done = _python("import gt\ngt.zeros(1)", GT_VERBOSE="1", **{variable: _USER_CHOICES[variable]})
-    assert _malloc_lines(done.stderr) == [f"gt malloc: left as {variable} sets it"], done.stderr
-
-
-@pytest.mark.first_pass
-def test_quiet_without_gt_verbose():
-    done = _python("import gt\ngt.zeros(1)")
-    assert _malloc_lines(done.stderr) == []
-
-
-# mallinfo2's hblks counts the blocks malloc gave their own mmap: an 8 MiB block gets one under
-# glibc's default threshold (128 KiB, fixed once a MALLOC_* variable is set), none once gt raised it
-_MMAPPED_BLOCKS = """
-import ctypes
-import gt
-gt.zeros(1)
-libc = ctypes.CDLL(None)
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc.mallinfo2.restype = Info
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-before = libc.mallinfo2().hblks
-block = libc.malloc(8 << 20)
-after = libc.mallinfo2().hblks
-libc.free(block)
-print(after - before)
-"""
-
-
-@pytest.mark.first_pass
-@glibc_only
-def test_blocks_below_32_mib_come_from_the_heap():
-    import ctypes
-
-    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
-        pytest.skip("glibc older than 2.33: no mallinfo2")
-    assert _python(_MMAPPED_BLOCKS).stdout.strip() == "0"
-    assert _python(_MMAPPED_BLOCKS, MALLOC_TRIM_THRESHOLD_="1073741824").stdout.strip() == "1"
-
-
-@pytest.mark.first_pass
-def test_tune_changes_nothing_off_linux_or_when_the_user_chose(monkeypatch):
-    """``_tune`` returns before touching malloc in both cases, so it can run in this process."""
-    monkeypatch.setattr(allocator.sys, "platform", "darwin")
-    assert allocator._tune() == "left as it is (not Linux)"
-    monkeypatch.setattr(allocator.sys, "platform", "linux")
-    for name in _USER_CHOICES:
-        monkeypatch.setenv(name, _USER_CHOICES[name])
-    assert allocator._tune() == "left as MALLOC_MMAP_THRESHOLD_ sets it"
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    assert allocator._tune() == "left as MALLOC_TRIM_THRESHOLD_ sets it"
-    # and once decided, the answer is kept
-    assert allocator.keep_freed_memory() is allocator.keep_freed_memory()

@@ -13,7 +13,6 @@ import os
 import sys
 
 from gt import config
-from gt.backend import allocator
 
 ENGINES = ("numpy", "torch")   # and "auto": the faster of the two here (choose_automatic)
 TORCH_INSTALL = "pip install 'lpm[torch]'  (or: pip install torch)"
@@ -83,9 +82,6 @@ def _load(name):
     # Each engine module is imported only when it is chosen: it imports its array library, and
     # `import gt` imports neither numpy nor torch (start-up time; torch is optional).
     name = _resolve_auto(name)
-    malloc = allocator.keep_freed_memory()
-    if config.verbose():
-        print(f"gt malloc: {malloc}", file=sys.stderr)
     if name == "numpy":
         from gt.backend.numpy_engine import NumpyEngine
 
