@@ -9,7 +9,6 @@ On the numpy engine the "fused" and the composed runs both compose (the engine h
 on the torch engine the tests check that the kernel was used."""
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ from gt.ops import attention
 from gt.sharding import use_mesh
 from helpers import randn, torch_or_skip
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAS_KERNELS = B.name == "torch"     # the engine with fused layer norm and attention kernels
 
 # fused against composed: the kernels sum in another order, so float rounding apart
