@@ -86,7 +86,7 @@ def devices():
 def num_threads(default="auto"):
     """GT_NUM_THREADS: how many threads the engine's math library uses, a positive integer, or
     ``auto`` (every free core, one on a busy machine; see gt.backend.threads); ``default`` when
-    unset (the numpy engine's is ``auto``, the torch engine's None: torch's own fixed count)."""
+    unset (``auto``: both engines adapt; None would keep the library's own count fixed)."""
     value = _get("GT_NUM_THREADS")
     if value is None:
         return default

@@ -54,6 +54,7 @@ class TorchBuffers:
         """``a @ b`` for 2-D ``a`` and ``b``, into a recycled CPU buffer when one is parked."""
         if a.dtype != b.dtype or a.device.type != "cpu" or a.shape[0] * b.shape[1] * a.element_size() < self.POOL_MIN_BYTES:
             return self.matmul(a, b)
+        self._threads.tick()
         return torch.matmul(a, b, out=self.empty_reused((a.shape[0], b.shape[1]), a.dtype))
 
     def add_scaled_(self, target, value, alpha):

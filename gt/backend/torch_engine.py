@@ -59,10 +59,11 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
         probe = torch.empty(0)
         self._sole_refs = self.recycle(probe, _count=True)
         # torch's intra-op pool collapses on a busy machine as OpenBLAS's does (gt/backend/threads.py),
-        # but PyTorch users expect its fixed count (and runs that repeat bit for bit): adapting is
-        # opt-in here, GT_NUM_THREADS=auto or gt.set_num_threads("auto")
+        # so the count adapts here too unless GT_NUM_THREADS fixes it: beside two busy processes
+        # the small decoder's step (benchmarks/small_decoder.py) took 11.9x its quiet time with
+        # torch's fixed two threads and 2.5x adapting, on a 2-core Xeon
         self._threads = ThreadPolicy.from_setting(torch.get_num_threads, torch.set_num_threads,
-                                                  config.num_threads(default=None))
+                                                  config.num_threads())
 
     # ---- devices -----------------------------------------------------------------------
     @property
