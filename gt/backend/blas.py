@@ -38,6 +38,7 @@ class Blas:
         self._symbols = symbols                # dtype -> (axpy, gemm, scalar ctype)
         self._int = int_type
         self.name = f"{controller.internal_api} {controller.version or ''}".strip()
+        self.architecture = getattr(controller, "architecture", None)   # OpenBLAS's kernel set, e.g. "SkylakeX"
 
     # ---- threads -----------------------------------------------------------------------------
     def get_num_threads(self):

@@ -100,18 +100,30 @@ class NumpyBlas:
         row-major weight and ``a`` has fewer rows than ``b`` has columns, the product is asked
         for as ``(W @ a.T).T``: the same BLAS call with its two sides swapped, which OpenBLAS
         runs much faster for few rows (measured on a 2-core Xeon, numpy 2.4.6 / OpenBLAS
-        0.3.31: 8 x 40,000 x 256 in 1.7 ms against 2.9 ms, 128 x 40,000 x 256 in 9.9 against
-        10.9 ms, 128 x 256 x 1024 in 0.20 against 0.24 ms; slower for tall inputs, which keep
-        the usual call) and to the same bits (each output is the same dot product). The result
-        is then column-major (a transposed view); a reshape to 3-D copies it, a few us."""
-        self._library()
+        0.3.31 with its SkylakeX kernels: 8 x 40,000 x 256 in 1.7 ms against 2.9 ms,
+        128 x 40,000 x 256 in 9.9 against 10.9 ms, 128 x 256 x 1024 in 0.20 against 0.24 ms;
+        slower for tall inputs, which keep the usual call) and to the same bits (each output is
+        the same dot product). Only where it was measured: an Intel CPU with OpenBLAS's SkylakeX
+        kernels (``_swap_few_rows``). The result is then column-major (a transposed view); a
+        reshape to 3-D copies it, a few us."""
+        lib = self._library()
         if (a.ndim == 2 and b.ndim == 2 and a.shape[0] < b.shape[1] and b.flags.f_contiguous
-                and not b.flags.c_contiguous and a.dtype == b.dtype):
+                and not b.flags.c_contiguous and a.dtype == b.dtype and self._swap_few_rows(lib)):
             out = np.matmul(b.T, a.T).T
         else:
             out = np.matmul(a, b)
         out += bias
         return out
+
+    def _swap_few_rows(self, lib):
+        """Whether ``matmul_bias`` may swap the product's sides: decided once, by the CPU's vendor
+        and the kernels OpenBLAS loaded for it."""
+        if self._swap is None:
+            from gt.backend import _cpu_flags    # the package's reading of /proc/cpuinfo
+
+            self._swap = (lib is not None and lib.architecture == "SkylakeX"
+                          and _cpu_flags()[1] == "GenuineIntel")
+        return self._swap
 
 
 def add_rows(target, index, values):
