@@ -227,7 +227,7 @@ def test_bad_json_files_and_sizes(tmp_path, image_files):
     with pytest.raises(DataError, match="broken.json: cannot read the JSON"):
         ImageTextDataset(tmp_path / "broken.json")
     path = write_pairs(tmp_path / "images", [{"image": "b.npy", "caption": "x"}])
-    with pytest.raises(DataError, match="image of shape \\(4, 6\\); expected \\(5, 5\\) \\(--image-size\\)"):
+    with pytest.raises(DataError, match="image of shape \\(4, 6\\); expected \\(5, 5\\) \\(image_size=\\(5, 5\\)\\)"):
         ImageTextDataset(path, image_size=5)
     with pytest.raises(DataError, match="--image-root .*nowhere: no such folder"):
         ImageTextDataset(path, image_root=tmp_path / "nowhere")

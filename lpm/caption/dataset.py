@@ -45,7 +45,7 @@ class ImageTextDataset:
         if root and not os.path.isdir(root):
             raise DataError(f"--image-root {root}: no such folder")
         shape = _expected_shape(image_size)
-        source = "--image-size" if shape is not None else "the size of entry 0's image"
+        source = f"image_size={shape}" if shape is not None else "the size of entry 0's image"
         images, self.paths, self.captions = [], [], []
         for i, (image, caption) in enumerate(entries):
             path = image if os.path.isabs(image) else os.path.join(root, image)
