@@ -273,7 +273,12 @@ class KindStore:
             if cfg.resume:
                 self.log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
             return None
-        ckpt = read_kind_checkpoint(cfg.checkpoint_dir, self.kind, self.advice)
+        try:
+            ckpt = read_kind_checkpoint(cfg.checkpoint_dir, self.kind, self.advice)
+        except WrongKind:
+            raise
+        except CheckpointError as exc:     # damaged: say whether an older intact one can be resumed
+            raise CheckpointError(f"{exc}\n{intact_alternative(cfg.checkpoint_dir)}") from None
         saved, now = ckpt.meta.get("train_config") or {}, asdict(cfg)
         problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
                     for k in now if k not in self.resumable and saved.get(k, "(absent)") != now[k]]

@@ -84,6 +84,24 @@ def test_resume_refuses_changed_options(tmp_path):
         train(PPTTrainConfig(**{**vars(cfg), "resume": True, "lr": 0.01}), log=quiet)
 
 
+def test_a_damaged_latest_checkpoint_says_what_is_left(tmp_path):
+    """As ``lpm train``'s resume: the error names the damage and whether an intact checkpoint is left."""
+    from lpm.checkpoint import CheckpointError, find_checkpoint
+
+    cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY_RUN, "epochs": 1})
+    train(cfg, log=quiet)
+    weights = os.path.join(find_checkpoint(cfg.checkpoint_dir), "model.safetensors")
+    data = bytearray(open(weights, "rb").read())
+    data[-3] ^= 0xFF
+    open(weights, "wb").write(bytes(data))
+    with pytest.raises(CheckpointError) as info:
+        train(PPTTrainConfig(**{**vars(cfg), "resume": True, "epochs": 2}), log=quiet)
+    message = str(info.value)
+    assert "is damaged" in message and "model.safetensors: contents do not match the SHA-256" in message
+    assert message.endswith(f"no other intact checkpoint in {cfg.checkpoint_dir}: start a new run (without "
+                            "--resume, or in another --checkpoint-dir)")
+
+
 def test_a_diverging_run_stops_naming_where(tmp_path):
     cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY_RUN, "lr": 1e30})
     with pytest.raises(NonFiniteLoss, match=r"at epoch \d, step \d/3: try a smaller --lr"):
