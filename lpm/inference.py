@@ -12,14 +12,19 @@ import numpy as np
 
 import gt
 from lpm import memory
-from lpm.checkpoint import CheckpointError, load_into, read_checkpoint
+from lpm.checkpoint import CheckpointError, load_into
 from lpm.model import PixelTransformer, PixelTransformerConfig
+from lpm.resume import read_kind_checkpoint
+
+# what a user who gave another model's checkpoint to lpm evaluate/predict wants instead
+ADVICE = ("use lpm ppt evaluate/generate for a Pixel Prediction Transformer, lpm caption evaluate/predict for "
+          "a Pixel LLM, or give the --checkpoint of an lpm train run")
 
 
 def load_model(path, which="latest"):
     """``(model in eval mode, Checkpoint)`` from a checkpoint folder or a run's folder (its
     ``which`` checkpoint: "latest" or "best"). ``CheckpointError`` if it cannot be used."""
-    ckpt = read_checkpoint(path, which)
+    ckpt = read_kind_checkpoint(path, "lpm", ADVICE, which)
     try:
         config = PixelTransformerConfig(**ckpt.meta["model_config"])
     except (KeyError, TypeError, ValueError) as exc:

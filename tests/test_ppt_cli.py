@@ -103,6 +103,20 @@ def test_a_checkpoint_of_another_model_is_refused_by_the_real_command(tmp_path, 
         assert "Traceback" not in done.stderr and not os.path.exists(tmp_path / "x.npy")
 
 
+@pytest.mark.first_pass
+def test_lpm_evaluate_and_predict_refuse_this_checkpoint_naming_the_command_to_use(tmp_path, run_dir):
+    """The other way round: the Pixel Transformer's commands given a Pixel Prediction Transformer."""
+    image = tmp_path / "x.npy"
+    np.save(image, np.zeros((4, 8, 8), np.float32))
+    for command in (["evaluate"], ["predict", str(image)]):
+        done = subprocess.run([sys.executable, "-m", "lpm.cli", *command, "--checkpoint", run_dir],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "is a checkpoint of another model (ppt, a Pixel Prediction Transformer)" in done.stderr
+        assert "use lpm ppt evaluate/generate" in done.stderr
+
+
 def test_evaluate_prints_bits_and_the_baselines(capsys, run_dir):
     assert main(["evaluate", "--checkpoint", run_dir]) == 0
     out = capsys.readouterr().out
