@@ -34,11 +34,11 @@ class TorchIndexing:
         if not _has_int_array(index):
             target[index] += values
             return target
+        values = self._tensor(values, target).to(target.dtype)
         if isinstance(index, torch.Tensor) and index.dtype in (torch.int64, torch.int32) and target.ndim >= 1:
             # rows picked by one integer array (an embedding's gradient): one index_add_ over rows
             rows = index.reshape(-1).to(torch.int64)
             rows = torch.where(rows < 0, rows + target.shape[0], rows)     # numpy's -1 is the last row
-            values = self._tensor(values, target).to(target.dtype)
             shape = tuple(index.shape) + tuple(target.shape[1:])
             if tuple(values.shape) != shape:
                 values = torch.broadcast_to(values, shape)
@@ -46,7 +46,7 @@ class TorchIndexing:
             return target
         # positions of the selected elements in target's flat storage, for any mix of index kinds
         flat = torch.arange(target.numel(), device=target.device).reshape(target.shape)[index]
-        values = torch.broadcast_to(self._tensor(values, target).to(target.dtype), flat.shape)
+        values = torch.broadcast_to(values, flat.shape)
         if target.is_contiguous():
             target.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
         else:
