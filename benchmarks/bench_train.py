@@ -71,6 +71,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from gt.backend import memory as gt_memory  # noqa: E402
 from machine import cpu_name, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
 from small_decoder import DECODER, DECODER_BATCH, measure_decoder  # noqa: E402
 from timing import BLOCK, gt_train_step, summary, take_turns, timed, torch_train_step  # noqa: E402
@@ -261,6 +262,8 @@ def measure_memory(frameworks, batch, seq, steps):
     for fw in frameworks:
         cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", fw,
                "--mem-batch", str(batch), "--mem-seq", str(seq), "--mem-steps", str(steps)]
+        if gt_memory.retained_limit() is not None:
+            cmd.append("--retain-freed-memory")
         procs[fw] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     out = {}
     for fw, proc in procs.items():
@@ -294,6 +297,9 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         "quick": quick, "model": MODEL, "lr": LR, "threads": threads,
         "gt_devices": gt.sharding.get_mesh().size, "gt_engine": gt.get_backend(),
         "cpu": cpu_name(), "blas": {"numpy": numpy_blas(), "torch": torch_parallel() if torch_ok else None},
+        "allocator": ("glibc's defaults" if gt_memory.retained_limit() is None else
+                      f"freed memory retained up to {gt_memory.retained_limit() >> 20} MiB "
+                      "(gt.retain_freed_memory(), as lpm's commands run; both frameworks)"),
     }
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     log("sgemm peak ...")
@@ -444,7 +450,7 @@ def render(r):
     torch_ok = r["torch"] is not None
     lines = [f"{r['date']}  {r['machine']}  python {r['python']}, numpy {r['numpy']}, torch {r['torch']}",
              f"command: {r['command']}   load average before/after: {r['loadavg'][0]:.2f} / {r['loadavg'][1]:.2f}",
-             f"cpu: {r['cpu']}; gt engine: {r['gt_engine']}",
+             f"cpu: {r['cpu']}; gt engine: {r['gt_engine']}; allocator: {r['allocator']}",
              *(["WARNING: the machine was busy before the run (load average "
                 f"{r['loadavg'][0]:.2f} on {r['threads']['cpu_count']} cores): the quiet figures are not quiet, "
                 "the ratios and slowdowns are unreliable"] if r["busy_before"] else []),
@@ -545,11 +551,18 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 1); under load at most 10")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per config (default 3; quick 1)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--retain-freed-memory", action="store_true",
+                   help="call gt.retain_freed_memory() first, as lpm's commands do (process-wide: both "
+                        "frameworks then keep their freed memory; default: glibc's defaults)")
     p.add_argument("--memory-child", choices=("gt", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--mem-batch", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--mem-seq", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--mem-steps", type=int, default=5, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.retain_freed_memory:
+        import gt
+
+        gt.retain_freed_memory()
     if args.memory_child:
         memory_child(args.memory_child, args.mem_batch, args.mem_seq, args.mem_steps)
         return 0

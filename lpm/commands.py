@@ -8,6 +8,7 @@ line that continues the run when a checkpoint was saved.
 
 import sys
 
+import gt
 from lpm.checkpoint import CheckpointError
 from lpm.data.base import DataError
 from lpm.interrupt import TrainingInterrupted, resume_command
@@ -27,6 +28,8 @@ def dispatch(argv, family, commands, usage, stopped=()):
               f"(see lpm {family} --help)", file=sys.stderr)
         return 2
     prog = f"lpm {family} {command}"
+    # The command owns its process: freed memory stays for the next step (gt/backend/memory.py)
+    gt.retain_freed_memory()
     try:
         status = commands[command](rest, prog)
         sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's flush at exit

@@ -332,6 +332,8 @@ def main(argv=None, prog="train.py"):
     parser = build_parser(prog)
     cfg = parse_args(argv, parser)
     check_before_work(cfg, parser)
+    # The script owns its process: freed memory stays for the next step (gt/backend/memory.py)
+    gt.retain_freed_memory()
     try:
         dist.init()
     except (ValueError, ImportError) as exc:

@@ -47,6 +47,7 @@ def test_bench_train_quick_json():
     r = run_json("bench_train.py")
     torch_ok = r["torch"] is not None
     assert r["quick"] is True
+    assert r["allocator"] == "glibc's defaults"     # as a user's own process has it
     assert _is_number(r["sgemm_gflops"]["peak"]) and r["sgemm_gflops"]["peak"] > 0
     assert set(r["configs"]) == {"seed", "large"}
     for name, (batch, seq) in {"seed": (2, 4), "large": (16, 8)}.items():
