@@ -317,6 +317,11 @@ for xs in [(5, 3), (2, 5, 3), (3,)]:
          randn(4, seed=21), torch_fn=lambda x, w, b: T.nn.functional.linear(x, w, b))
 case("no_bias", "Linear", lambda x, w: linalg.Linear.apply(x, w), randn(2, 5, 3, seed=19), randn(4, 3, seed=20),
      torch_fn=lambda x, w: T.nn.functional.linear(x, w))
+for xs in [(5, 3), (2, 5, 3)]:   # Linear then ReLU as one op
+    case(_s(xs), "LinearRelu", lambda x, w, b: linalg.LinearRelu.apply(x, w, b), randn(*xs, seed=19),
+         randn(4, 3, seed=20), randn(4, seed=21), torch_fn=lambda x, w, b: T.relu(T.nn.functional.linear(x, w, b)))
+case("no_bias", "LinearRelu", lambda x, w: linalg.LinearRelu.apply(x, w), randn(2, 5, 3, seed=19),
+     randn(4, 3, seed=20), torch_fn=lambda x, w: T.relu(T.nn.functional.linear(x, w)))
 case("4x6", "LayerNorm", lambda x, w, b: linalg.LayerNorm.apply(x, w, b), randn(4, 6, seed=22),
      1 + randn(6, seed=23, scale=0.1), randn(6, seed=24),
      torch_fn=lambda x, w, b: T.nn.functional.layer_norm(x, (6,), w, b))

@@ -280,3 +280,4 @@ def test_sharded_cross_attention_matches_one_device(context_layout):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=what)
     for n in ref[4]:
         np.testing.assert_allclose(got[4][n], ref[4][n], rtol=1e-5, atol=1e-6, err_msg=n)
+

@@ -228,6 +228,11 @@ class Engine(FastPaths, abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def relu_(self, x):
+        """``relu(x)`` written into ``x`` itself (an array the caller made and owns); returns ``x``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def relu_backward(self, grad, out):
         """``grad`` where ``out = relu(x)`` is not <= 0 (positive or NaN, as torch), 0 elsewhere:
         ReLU's gradient read from its output, which the next op keeps anyway (nothing extra is saved)."""

@@ -235,6 +235,9 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
         # out= keeps a 0-d input an array (a ufunc alone returns a numpy scalar for it)
         return np.maximum(x, x.dtype.type(0), out=np.empty_like(x))
 
+    def relu_(self, x):
+        return np.maximum(x, x.dtype.type(0), out=x)
+
     def relu_backward(self, grad, out):
         passes = np.less_equal(out, 0, out=np.empty(np.shape(out), bool))
         np.logical_not(passes, out=passes)     # torch's rule: a NaN output passes its gradient on

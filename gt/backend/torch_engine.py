@@ -257,6 +257,9 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
     def relu(self, x):
         return torch.relu(x)
 
+    def relu_(self, x):
+        return x.relu_()
+
     def relu_backward(self, grad, out):
         # the kernel of torch.relu's own backward, one pass, no mask or cast
         return torch.ops.aten.threshold_backward(grad, out, 0)

@@ -45,11 +45,15 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        return linalg.Linear.apply(self._checked(x), self.weight, self.bias)
+
+    def _checked(self, x):
+        """``x`` as a tensor whose last axis is ``in_features``; ValueError naming the shape if not."""
         x = _tensor(x, "Linear")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.extra_repr()}): input of shape {x.shape} does not end in "
                              f"in_features={self.in_features} (expected shape (..., {self.in_features}))")
-        return linalg.Linear.apply(x, self.weight, self.bias)
+        return x
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -6,6 +6,7 @@ from gt.nn.dropout import Dropout
 from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.nn.normalization import LayerNorm
+from gt.ops import linalg
 
 _ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
 
@@ -28,7 +29,12 @@ class FeedForward(Module):
         self.fc2 = Linear(ff_dim, embed_dim, dtype=dtype)
 
     def forward(self, x):
-        return self.fc2(self.dropout(self.act(self.fc1(x))))
+        if type(self.act) is ReLU and type(self.fc1) is Linear:
+            # one op: the ReLU overwrites fc1's fresh output (one (..., F) array less per step)
+            h = linalg.LinearRelu.apply(self.fc1._checked(x), self.fc1.weight, self.fc1.bias)
+        else:
+            h = self.act(self.fc1(x))
+        return self.fc2(self.dropout(h))
 
 
 class TransformerBlock(Module):

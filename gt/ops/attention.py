@@ -108,24 +108,47 @@ class Attention(Function):
     """Multi-head attention on projected inputs: q (B, L, D), k and v (B, S, D) -> (B, L, D),
     with ``num_heads`` heads of D // num_heads. ``mask`` (optional) broadcasts to
     (B, num_heads, L, S); ``num_heads``, ``scale`` and ``causal`` (None, or the offset described
-    in the module docstring) are keyword arguments."""
+    in the module docstring) are keyword arguments. ``packed=True``: self-attention whose q, k
+    and v are one (B, L, 3D) input, side by side along the last axis (``k`` and ``v`` None);
+    its gradient comes back as one (B, L, 3D) array."""
 
-    def forward(self, q, k, v, mask=None, num_heads=1, scale=1.0, causal=None):
-        b, n_q, d = q.shape
-        hd = d // num_heads
+    def forward(self, q, k, v, mask=None, num_heads=1, scale=1.0, causal=None, packed=False):
+        self.packed = packed
+        if packed:
+            # Self-attention whose queries, keys and values come from one product (B, L, 3D),
+            # side by side; k and v are None. The heads are views of it.
+            b, n_q, d = q.shape[0], q.shape[1], q.shape[2] // 3
+            parts = B.reshape(q, (b, n_q, 3, num_heads, d // num_heads))
+            qh, kh, vh = (B.transpose(parts[:, :, i], (0, 2, 1, 3)) for i in range(3))
+            self.shape, self.k_len = (b, n_q, d), n_q
+        else:
+            b, n_q, d = q.shape
+            hd = d // num_heads
 
-        def heads(a):   # (B, T, D) -> (B, H, T, hd), a view
-            return B.transpose(B.reshape(a, (b, a.shape[1], num_heads, hd)), (0, 2, 1, 3))
+            def heads(a):   # (B, T, D) -> (B, H, T, hd), a view
+                return B.transpose(B.reshape(a, (b, a.shape[1], num_heads, hd)), (0, 2, 1, 3))
 
-        self.shape, self.k_len = (b, n_q, d), k.shape[1]
-        out = _forward(self, heads(q), heads(k), heads(v), mask, scale, causal)
+            qh, kh, vh = heads(q), heads(k), heads(v)
+            self.shape, self.k_len = (b, n_q, d), k.shape[1]
+        out = _forward(self, qh, kh, vh, mask, scale, causal)
         return B.reshape(B.transpose(out, (0, 2, 1, 3)), (b, n_q, d))
 
     def backward(self, g):
         b, n_q, d = self.shape
         h = self.saved[0].shape[1]
         gh = B.transpose(B.reshape(g, (b, n_q, h, d // h)), (0, 2, 1, 3))   # (B, H, L, hd)
-        gq, gk, gv, gm = _backward(self, gh, _needs(self))
+        needs = _needs(self)
+        if self.packed:
+            needs = (needs[0],) * 3 + needs[3:]
+        gq, gk, gv, gm = _backward(self, gh, needs)
+        if self.packed and needs[0]:
+            # the three gradients written side by side: the packed product's gradient (B, L, 3D)
+            packed = B.empty((b, n_q, 3, h, d // h), B.dtype_of(gq))
+            for i, x in enumerate((gq, gk, gv)):
+                packed[:, :, i] = B.transpose(x, (0, 2, 1, 3))
+            return B.reshape(packed, (b, n_q, 3 * d)), None, None, gm
+        if self.packed:
+            return None, None, None, gm
 
         def back(x, t):
             return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))

@@ -22,14 +22,14 @@ def attention(cls, args, kwargs):
     per sequence, so a batch shard stays local (inputs without the batch axis, or with a size-1
     one, are used whole); a shard of the sequence or feature axis is gathered (keys span the
     sequence)."""
-    qkv = args[:3]
+    qkv = [t for t in args[:3] if _is_tensor(t)]     # k and v are None when packed with q
     if any(t.placement.is_partial() for t in args if _is_tensor(t)):
         return None
     lead = next((t for t in qkv if isinstance(t.placement, Shard)), None)
     if lead is None or lead.placement.axis != 0 or any(t.shape[0] != lead.shape[0] for t in qkv):
         return None
     sizes = _sizes(lead)
-    targets = [(Shard(0), sizes)] * 3
+    targets = [(Shard(0), sizes) if _is_tensor(t) else None for t in args[:3]]
     for m in args[3:]:
         full = _is_tensor(m) and m.ndim == 4 and m.shape[0] == lead.shape[0]
         targets.append((Shard(0), sizes) if full else REP if _is_tensor(m) else None)

@@ -428,6 +428,6 @@ RULES.update({
     reductions.Sum: reduction, reductions.Mean: reduction, reductions.Max: reduction, reductions.Min: reduction,
     sh.Reshape: reshape, sh.Permute: permute, sh.Expand: expand, sh.GetItem: getitem,
     sh.Cat: cat, sh.Stack: stack,
-    linalg.Matmul: matmul, linalg.Linear: linear, linalg.LayerNorm: layer_norm,
+    linalg.Matmul: matmul, linalg.Linear: linear, linalg.LinearRelu: linear, linalg.LayerNorm: layer_norm,
 })
 # the rules of the fused attention ops and the embedding lookup: model_rules.py (it adds them here)
