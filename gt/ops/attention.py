@@ -141,14 +141,12 @@ class Attention(Function):
         if self.packed:
             needs = (needs[0],) * 3 + needs[3:]
         gq, gk, gv, gm = _backward(self, gh, needs)
-        if self.packed and needs[0]:
-            # the three gradients written side by side: the packed product's gradient (B, L, 3D)
-            packed = B.empty((b, n_q, 3, h, d // h), B.dtype_of(gq))
-            for i, x in enumerate((gq, gk, gv)):
-                packed[:, :, i] = B.transpose(x, (0, 2, 1, 3))
-            return B.reshape(packed, (b, n_q, 3 * d)), None, None, gm
         if self.packed:
-            return None, None, None, gm
+            if not needs[0]:
+                return None, None, None, gm
+            # the three gradients side by side: the packed product's gradient (B, L, 3D)
+            heads = [B.transpose(x, (0, 2, 1, 3)) for x in (gq, gk, gv)]
+            return B.reshape(B.stack(heads, 2), (b, n_q, 3 * d)), None, None, gm
 
         def back(x, t):
             return None if x is None else B.reshape(B.transpose(x, (0, 2, 1, 3)), (b, t, d))
