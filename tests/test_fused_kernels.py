@@ -530,9 +530,9 @@ def test_relu_engine_primitives():
     np.testing.assert_array_equal(B.to_numpy(g), [1.0, 2.0, 3.0, 4.0, 5.0])
 
 
-# ---- a Linear's product with its bias (B.matmul_bias) ----------------------------------------
+# ---- a Linear layer's forward (B.linear) ------------------------------------------------------
 @pytest.mark.parametrize("rows,inputs,outputs", [(8, 512, 256), (3, 1000, 64), (1, 40, 300), (64, 128, 32)])
-def test_matmul_bias_is_the_product_plus_bias_to_the_bit(rows, inputs, outputs):
+def test_linear_is_the_product_plus_bias_to_the_bit(rows, inputs, outputs):
     """Whatever way the engine asks its BLAS (the numpy engine swaps the product's sides for few
     rows on Intel's OpenBLAS kernels: the same dot products), the values are those of
     ``x @ W.T + b`` on the numpy engine, bit for bit, and to rounding on torch's addmm."""
@@ -540,12 +540,12 @@ def test_matmul_bias_is_the_product_plus_bias_to_the_bit(rows, inputs, outputs):
     x = rng.standard_normal((rows, inputs)).astype(np.float32)
     w = rng.standard_normal((outputs, inputs)).astype(np.float32)
     b = rng.standard_normal(outputs).astype(np.float32)
-    wt = B.transpose(B.asarray(w), (1, 0))
-    got = B.to_numpy(B.matmul_bias(B.asarray(x), wt, B.asarray(b)))
+    got = B.to_numpy(B.linear(B.asarray(x), B.asarray(w), B.asarray(b)))
     expected = x @ w.T + b
     scale = float(np.abs(expected).max())     # sums of hundreds of products: rounding grows with them
     if B.name == "numpy":
         np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(B.to_numpy(B.linear(B.asarray(x), B.asarray(w), None)), x @ w.T)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * scale)
     # and through the layer, with a 3-D input whose reshape may copy a column-major product
@@ -555,3 +555,32 @@ def test_matmul_bias_is_the_product_plus_bias_to_the_bit(rows, inputs, outputs):
         lin.bias.copy_(gt.tensor(b))
     out = lin(gt.tensor(x.reshape(1, rows, inputs))).numpy()
     np.testing.assert_allclose(out, expected.reshape(1, rows, outputs), rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("shape", [(40,), (6, 40), (2, 3, 40), (2, 3, 2, 40), (0, 40)])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_flattens_the_leading_axes_into_one_product(shape, layout, with_bias):
+    """Any number of leading axes, contiguous or a strided view, with or without a bias: the
+    values of one product over the flattened rows, to the bit (on torch: one addmm, or mm, of
+    the rows, whichever way the engine reaches it)."""
+    rng = np.random.default_rng(len(shape))
+    full = rng.standard_normal(shape[:-1] + (2 * shape[-1],)).astype(np.float32)
+    x_np = np.ascontiguousarray(full[..., :shape[-1]]) if layout == "contiguous" else full[..., ::2]
+    w_np = rng.standard_normal((7, shape[-1])).astype(np.float32)
+    b_np = rng.standard_normal(7).astype(np.float32) if with_bias else None
+    x = B.asarray(x_np) if layout == "contiguous" else B.asarray(full)[..., ::2]
+    w = B.asarray(w_np)
+    b = None if b_np is None else B.asarray(b_np)
+    got = B.to_numpy(B.linear(x, w, b))
+    assert got.shape == shape[:-1] + (7,)
+    rows = np.ascontiguousarray(x_np).reshape(-1, shape[-1])
+    if B.name == "torch":
+        import torch
+
+        t_rows, t_w = torch.from_numpy(rows), torch.from_numpy(w_np)
+        ref = torch.mm(t_rows, t_w.t()) if b_np is None else torch.addmm(torch.from_numpy(b_np), t_rows, t_w.t())
+        expected = ref.numpy().reshape(shape[:-1] + (7,))
+    else:
+        expected = (rows @ w_np.T + (0 if b_np is None else b_np)).reshape(shape[:-1] + (7,))
+    np.testing.assert_array_equal(got, expected)

@@ -246,6 +246,52 @@ def test_load_state_dict_non_strict():
         m.load_state_dict([("embed.weight", np.zeros((4, 3)))])
 
 
+def test_registries_and_attributes_stay_one_through_every_change():
+    """A registered parameter, buffer or child is also a plain attribute (a forward reads it
+    without ``__getattr__``); changing a registry directly, as torch code does, changes the
+    attribute with it."""
+    m = Tiny()
+    assert m.embed is m._modules["embed"] and m.embed.weight is m.embed._parameters["weight"]
+    assert m.running is m._buffers["running"]
+    new = nn.Linear(3, 4)
+    m._modules["embed"] = new
+    assert m.embed is new
+    w = nn.Parameter(gt.zeros(4, 3))
+    new._parameters["weight"] = w
+    assert new.weight is w and [p for p in new.parameters()][0] is w
+    del new._parameters["bias"]
+    with pytest.raises(AttributeError, match="no attribute 'bias'"):
+        new.bias
+    new._parameters.update(bias=nn.Parameter(gt.ones(4)))
+    assert new.bias.numpy().tolist() == [1.0] * 4
+    new._parameters.pop("bias")
+    assert not hasattr(new, "bias")
+    m._buffers.clear()
+    assert not hasattr(m, "running") and "running" not in m.state_dict()
+    m.embed = None
+    assert m.embed is None and m._modules["embed"] is None
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_module_owns_its_registries(how):
+    """copy.deepcopy and pickle give a module whose weights are its own: registering on the copy
+    (the public gt's ``_parameters.append``) changes the copy, never the original."""
+    import copy
+    import pickle
+
+    m = Tiny()
+    c = copy.deepcopy(m) if how == "deepcopy" else pickle.loads(pickle.dumps(m))
+    x = gt.randn(2, 3)
+    np.testing.assert_array_equal(c.embed(x).numpy(), m.embed(x).numpy())
+    assert c.embed.weight is not m.embed.weight and c.embed.weight is c.embed._parameters["weight"]
+    with gt.no_grad():
+        c.embed.weight.add_(1.0)
+    assert not np.array_equal(c.embed.weight.numpy(), m.embed.weight.numpy())
+    c.gamma = gt.ones(4, requires_grad=True)
+    c._parameters.append(c.gamma)
+    assert "gamma" in dict(c.named_parameters()) and "gamma" not in dict(m.named_parameters())
+
+
 def test_repr_shows_structure_and_parameter_counts():
     block = nn.TransformerBlock(16, 4, 32)
     text = repr(block)

@@ -140,29 +140,30 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        arrays = []
+        # Runs on every op: one pass over the inputs, no generator, and the float check of the
+        # result only when there is something to record (a small model's step is bound by this).
+        arrays, needs = [], []
         for a in args:
             if isinstance(a, Tensor):
                 if a._placed is not None:  # sharded or partial over the mesh
                     return _dispatch(cls, args, kwargs)
                 arrays.append(a._array)
+                needs.append(a._requires_grad)
             else:
                 arrays.append(a)
+                needs.append(False)
         ops_run[0] += 1
         ctx = cls()
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        ctx.needs_input_grad = needs
-        out = ctx.forward(*arrays, **kwargs)
-        result = Tensor._wrap(out)
+        ctx.needs_input_grad = needs = tuple(needs)
+        result = Tensor._wrap(ctx.forward(*arrays, **kwargs))
         # only float results carry gradients (a cast to int64 ends the graph, as in torch)
-        record = _grad_enabled and any(needs) and result.dtype.is_floating_point
-        result._requires_grad = record
-        if record:
+        if _grad_enabled and True in needs and result.dtype.is_floating_point:
+            result._requires_grad = True
             ctx.inputs = args
             ctx.released = False
             ctx.out_shape = result.shape
             result._ctx = ctx
-            put_on_tape(ctx, result)
+            tape.append((weakref.ref(ctx), weakref.ref(result)))   # put_on_tape, inlined
         return result
 
     @property

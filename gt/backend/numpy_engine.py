@@ -37,7 +37,7 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
         self._pool_bytes = 0
         self._scratch = {}       # dtype -> the block buffer of add_scaled_
         self._blas = None        # numpy's BLAS library (gt/backend/blas.py), found on first use
-        self._swap = None        # whether a Linear product may swap its sides (NumpyBlas.matmul_bias)
+        self._swap = None        # whether a Linear product may swap its sides (NumpyBlas.linear)
         self._threads = None     # its ThreadPolicy
         probe = np.empty(0)      # held by this one local only: what recycle() sees for a sole owner
         self._sole_refs = self.recycle(probe, _count=True)

@@ -95,10 +95,15 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     x, shape = _tensor(x, "layer_norm"), _normalized_shape(normalized_shape)
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
+    _check_affine("layer_norm", shape, weight, bias)
+    return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
+
+
+def _check_affine(fn, shape, weight, bias):
+    """ValueError unless ``weight`` and ``bias`` (each a tensor or None) have shape ``shape``."""
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != shape:
-            raise ValueError(f"layer_norm: {name} must have shape {shape}, got {t.shape}")
-    return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
+            raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
 
 
 def dropout(x, p=0.5, training=True):

@@ -8,7 +8,7 @@ from gt.nn.functional import _tensor
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
 from gt.ops import linalg
-from gt.tensor import empty
+from gt.tensor import Tensor, empty
 
 
 class Linear(Module):
@@ -49,8 +49,10 @@ class Linear(Module):
 
     def _checked(self, x):
         """``x`` as a tensor whose last axis is ``in_features``; ValueError naming the shape if not."""
-        x = _tensor(x, "Linear")
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        if not isinstance(x, Tensor):
+            x = _tensor(x, "Linear")
+        shape = x.shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.extra_repr()}): input of shape {x.shape} does not end in "
                              f"in_features={self.in_features} (expected shape (..., {self.in_features}))")
         return x

@@ -16,7 +16,70 @@ from gt.nn.state import IncompatibleKeys  # noqa: F401  (re-exported)
 from gt.tensor import Tensor
 
 
-class ParameterRegistry(collections.OrderedDict):
+class Members(collections.OrderedDict):
+    """One of a module's three registries (``_parameters``, ``_buffers``, ``_modules``): an ordered
+    dict ``name -> value``, as torch's, that also keeps each entry as a plain attribute of its
+    module. ``self.weight`` in a forward is then an instance-dict read (0.02 us) instead of a
+    ``__getattr__`` call through the registries (0.53 us; a forward of the default model reads
+    157 of them, a training step of a small model more). The registry stays the truth: every
+    way of changing it (``m._modules["fc"] = ...``, ``del``, ``pop``, ``update``, ``clear``)
+    updates the attribute, and ``Module.__getattr__`` still answers from it. Pickled and
+    deep-copied without its owner; ``Module.__setstate__`` gives the copy its own."""
+
+    _owner = None   # a weak reference to the module; None for a copy not yet owned
+
+    def __init__(self, module=None):
+        super().__init__()
+        self._owner = None if module is None else weakref.ref(module)
+
+    def _attributes(self):
+        module = self._owner() if self._owner is not None else None
+        return None if module is None else module.__dict__
+
+    def __setitem__(self, name, value):
+        super().__setitem__(name, value)
+        attributes = self._attributes()
+        if attributes is not None:
+            attributes[name] = value
+
+    def __delitem__(self, name):
+        super().__delitem__(name)
+        self._forget(name)
+
+    def pop(self, name, *default):
+        had = name in self
+        value = super().pop(name, *default)
+        if had:
+            self._forget(name)
+        return value
+
+    def popitem(self, last=True):
+        name, value = super().popitem(last)
+        self._forget(name)
+        return name, value
+
+    def _forget(self, name):
+        attributes = self._attributes()
+        if attributes is not None:
+            attributes.pop(name, None)
+
+    def clear(self):
+        attributes = self._attributes()
+        if attributes is not None:
+            for name in self:
+                attributes.pop(name, None)
+        super().clear()
+
+    def __reduce__(self):
+        return type(self), (), None, None, iter(self.items())
+
+    def own(self, module):
+        """Make ``module`` the owner (after a copy or unpickling) and its attributes the entries."""
+        self._owner = weakref.ref(module)
+        module.__dict__.update(self)
+
+
+class ParameterRegistry(Members):
     """``module._parameters``: torch's ordered dict ``name -> Parameter``, which also takes the
     public gt's way of registering weights, as a list::
 
@@ -27,10 +90,6 @@ class ParameterRegistry(collections.OrderedDict):
     (``gamma``), else ``param_<i>``. The tensor itself becomes the ``Parameter`` (the same
     object, so ``self.gamma``, the optimizer and any other reference all see one tensor).
     """
-
-    def __init__(self, module=None):
-        super().__init__()
-        self._owner = None if module is None else weakref.ref(module)
 
     def append(self, tensor):
         module = self._owner() if self._owner is not None else None
@@ -48,7 +107,9 @@ class ParameterRegistry(collections.OrderedDict):
             tensor._data = tensor._data   # parameters live whole on every device (replicated)
         if not isinstance(tensor, Parameter):
             tensor.__class__ = Parameter   # same slots, so the object itself becomes the parameter
-        name = next((k for k, v in module.__dict__.items() if v is tensor and not k.startswith("_")), None)
+        registered = set().union(*(module.__dict__[r] for r in ("_parameters", "_buffers", "_modules")))
+        name = next((k for k, v in module.__dict__.items()
+                     if v is tensor and not k.startswith("_") and k not in registered), None)
         if name is None:
             i = len(self)
             while f"param_{i}" in self or hasattr(module, f"param_{i}"):
@@ -100,9 +161,9 @@ class Module:
         d = self.__dict__
         d["training"] = True
         d["_parameters"] = ParameterRegistry(self)
-        d["_buffers"] = collections.OrderedDict()
+        d["_buffers"] = Members(self)
         d["_non_persistent_buffers"] = set()
-        d["_modules"] = collections.OrderedDict()
+        d["_modules"] = Members(self)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward() in the subclass")
@@ -198,8 +259,17 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
+    def __setstate__(self, state):
+        # a copy (copy.deepcopy, pickle) of a module: its registries are its own, not the original's
+        self.__dict__.update(state)
+        for kind in ("_parameters", "_buffers", "_modules"):
+            registry = state.get(kind)
+            if isinstance(registry, Members):
+                registry.own(self)
+
     def __getattr__(self, name):
-        # Only called when normal lookup fails: registered entries live in the three dicts.
+        # Only called when normal lookup fails: registered entries live in the three dicts (and,
+        # through Members, as attributes; this answers for a registry that lost its owner).
         d = self.__dict__
         for reg in ("_parameters", "_buffers", "_modules"):
             if name in d.get(reg, ()):

@@ -4,7 +4,8 @@ from gt import dtypes
 from gt.nn import functional as F
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
-from gt.tensor import ones, zeros
+from gt.ops import linalg
+from gt.tensor import Tensor, ones, zeros
 
 
 class LayerNorm(Module):
@@ -35,12 +36,18 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        x = F._tensor(x, "LayerNorm")
-        n = len(self.normalized_shape)
-        if x.ndim < n or x.shape[x.ndim - n:] != self.normalized_shape:
+        # F.layer_norm's checks, once, with this layer in the message (a module call is on every
+        # step of every model: it goes to the op directly rather than through the function)
+        if not isinstance(x, Tensor):
+            x = F._tensor(x, "LayerNorm")
+        shape = self.normalized_shape
+        xs = x.shape
+        if xs[len(xs) - len(shape):] != shape or len(xs) < len(shape):
             raise ValueError(f"LayerNorm({self.extra_repr()}): input of shape {x.shape} does not end in "
                              f"normalized_shape {self.normalized_shape}")
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        weight, bias = self.weight, self.bias
+        F._check_affine("LayerNorm", shape, weight, bias)
+        return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

@@ -69,24 +69,22 @@ class Linear(Function):
     fusable = (1,)
 
     def forward(self, x, weight, bias=None):
-        self.in_shape = tuple(x.shape)
-        x2 = B.reshape(x, (-1, x.shape[-1]))
-        self.save(x2, weight, bias is not None)
-        self.low = amp.matmul_dtype(x2, weight)
-        if bias is not None and self.low is None:
-            out = B.matmul_bias(x2, _swap(weight), bias)
-        else:
-            out = _mm(x2, _swap(weight), self.low)
-            if bias is not None:
-                out += bias
-        return B.reshape(out, self.in_shape[:-1] + (weight.shape[0],))
+        self.save(x, weight, bias is not None)
+        self.low = low = amp.matmul_dtype(x, weight)
+        if low is None:
+            return B.linear(x, weight, bias)
+        out = _mm(B.reshape(x, (-1, x.shape[-1])), _swap(weight), low)
+        if bias is not None:
+            out += bias
+        return B.reshape(out, tuple(x.shape[:-1]) + (weight.shape[0],))
 
     def backward(self, g):
-        x2, weight, has_bias = self.saved[:3]
+        x, weight, has_bias = self.saved[:3]
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
         g2 = B.reshape(g, (-1, g.shape[-1]))
-        gx = B.reshape(_mm(g2, weight, self.low), self.in_shape) if nx else None
+        x2 = B.reshape(x, (-1, x.shape[-1]))
+        gx = B.reshape(_mm(g2, weight, self.low), tuple(x.shape)) if nx else None
         plan = self.__dict__.pop("fused", None)
         step = plan.get(1) if plan and nw and self.low is None else None
         if step is not None and step[1] is weight:
