@@ -85,23 +85,31 @@ def _input_grads(ctx, g):
     """``(input, its gradient)`` for each input of ``ctx`` that requires grad and gets one, in the
     input's shape and dtype. An op run over the mesh, or a gradient spread over it, goes through
     the tensor layer's sharded backward; when that declines, the gradient is gathered first."""
-    grads = None
     if not isinstance(ctx, Function) or isinstance(g, Placed):
         grads = function._backward_placed(ctx, g, ctx.inputs)  # sharded: already in shape and dtype
-        if grads is None:
-            g = layout.materialize(g)
-    fitted = grads is not None
-    if not fitted:
-        grads = ctx.backward(g)
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-    return [(parent, pg if fitted else fit_grad(pg, parent.shape, parent.dtype))
-            for parent, pg in zip(ctx.inputs, grads)
-            if pg is not None and getattr(parent, "requires_grad", False)]
+        if grads is not None:
+            return [(parent, pg) for parent, pg in zip(ctx.inputs, grads)
+                    if pg is not None and getattr(parent, "requires_grad", False)]
+        g = layout.materialize(g)
+    grads = ctx.backward(g)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    out = []
+    for parent, pg in zip(ctx.inputs, grads):
+        if pg is None or not getattr(parent, "requires_grad", False):
+            continue
+        arr = parent._array
+        # most gradients already match their input: compare the engine's own shape and dtype
+        # (fit_grad's gt-level comparison is several Python calls, at every input of every op)
+        if arr is None or pg.shape != arr.shape or pg.dtype != arr.dtype:
+            pg = fit_grad(pg, parent.shape, parent.dtype)
+        out.append((parent, pg))
+    return out
 
 
 def topological_order(root):
     """Nodes reachable from ``root`` through recorded ops, inputs before outputs (iterative DFS)."""
+    Tensor = function.Tensor
     order, seen = [], set()
     stack = [(root, False)]
     while stack:
@@ -109,13 +117,14 @@ def topological_order(root):
         if expanded:
             order.append(node)
             continue
-        if id(node) in seen:
+        key = id(node)
+        if key in seen:
             continue
-        seen.add(id(node))
+        seen.add(key)
         stack.append((node, True))
         ctx = node._ctx
         if ctx is not None and not ctx.released:
             for parent in ctx.inputs:
-                if isinstance(parent, function.Tensor) and parent.requires_grad and id(parent) not in seen:
+                if isinstance(parent, Tensor) and parent._requires_grad and id(parent) not in seen:
                     stack.append((parent, False))
     return order

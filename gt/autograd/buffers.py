@@ -11,7 +11,6 @@ allocations page-fault. A sharded gradient (``Placed``) says with ``owned`` whet
 share is a fresh buffer that a reduction may reuse.
 """
 
-import collections
 import weakref
 
 from gt.autograd import function
@@ -27,7 +26,7 @@ class PendingGrads:
 
     def __init__(self, root, seed):
         self._grads = {id(root): seed}
-        self._held = collections.Counter({id(seed): 1})
+        self._held = {id(seed): 1}   # a plain dict: a Counter's __delitem__ is a Python call
 
     def pop(self, node):
         """The summed gradient of ``node`` (None if none reached it), no longer held here."""
@@ -44,7 +43,8 @@ class PendingGrads:
             self._release(prev)
             g = layout.add(prev, g)
         self._grads[id(node)] = g
-        self._held[id(g)] += 1
+        held = self._held
+        held[id(g)] = held.get(id(g), 0) + 1
 
     def to_leaf(self, node, g):
         """Accumulate ``g`` into the leaf's ``.grad``, without a copy when nothing else holds it."""
@@ -52,9 +52,12 @@ class PendingGrads:
 
     def _release(self, arr):
         key = id(arr)
-        self._held[key] -= 1
-        if self._held[key] <= 0:
-            del self._held[key]
+        held = self._held
+        n = held[key] - 1
+        if n > 0:
+            held[key] = n
+        else:
+            del held[key]
 
 
 def accumulate(node, g, shared=True):
