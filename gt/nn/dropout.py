@@ -2,6 +2,7 @@
 
 from gt.nn import functional as F
 from gt.nn.module import Module
+from gt.tensor import Tensor
 
 
 class Dropout(Module):
@@ -20,6 +21,8 @@ class Dropout(Module):
         self.p = p
 
     def forward(self, x):
+        if (self.p == 0 or not self.training) and isinstance(x, Tensor):
+            return x   # the identity, without F.dropout's checks (a block calls this twice a step)
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):
