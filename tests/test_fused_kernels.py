@@ -463,6 +463,38 @@ def test_optimizer_engine_call_equals_its_tensor_path(name, kw):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"parameter {i}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,kw", ADAM_CASES)
+def test_one_call_for_all_parameters_equals_one_call_each(name, kw, dtype, monkeypatch):
+    """``step()`` updates the parameters of one step count in one ``B.adam_steps_`` call; the
+    values are those of one ``B.adam_step_`` per parameter, bit for bit, also when the
+    parameters' step counts differ (one skips a step: no gradient) and the dtypes are mixed."""
+    init, grads = _adam_data(dtype, seed=5)
+    init.append(np.linspace(-1, 1, 7).astype(np.float32 if dtype == np.float64 else np.float64))
+    for step_grads in grads:
+        step_grads.append(np.cos(np.arange(7.0) + len(step_grads)).astype(init[-1].dtype))
+
+    def run(batched):
+        calls = []
+        if not batched:   # the engine's list call, taken apart into one call per parameter
+            monkeypatch.setattr(B, "adam_steps_", lambda ps, gs, ms, vs, *rest: [
+                calls.append(B.adam_step_(p, g, m, v, *rest)) for p, g, m, v in zip(ps, gs, ms, vs)])
+        params = [gt.tensor(a.copy(), requires_grad=True) for a in init]
+        opt = getattr(gt.optim, name)(params, **kw)
+        for i, step_grads in enumerate(grads):
+            for j, (p, g) in enumerate(zip(params, step_grads)):
+                p.grad = None if (i == 1 and j == 0) else gt.tensor(g.copy())
+            opt.step()
+        monkeypatch.undo()
+        assert [opt.state[p]["step"] for p in params] == [len(grads) - 1] + [len(grads)] * (len(params) - 1)
+        return [p.numpy() for p in params], calls
+
+    (batched, _), (one_by_one, calls) = run(True), run(False)
+    assert calls    # the second run did go through one call per parameter
+    for i, (a, b) in enumerate(zip(batched, one_by_one)):
+        np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}")
+
+
 # ---- ReLU ------------------------------------------------------------------------------------
 RELU_X = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [-0.0, 1e-30, -1e-30, 7.25, -7.25], [0.0, 0.0, 1.0, -1.0, 2.0]])
 

@@ -79,6 +79,14 @@ class FastPaths:
         param += exp_avg / denom * (-lr / (1 - beta1 ** step))
         return param
 
+    def adam_steps_(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled):
+        """``adam_step_`` for several parameters at one ``step``: four lists of arrays, one entry
+        per parameter. One call per optimizer step, so an engine with a multi-tensor kernel
+        launches it once; this default takes them one by one."""
+        for arrays in zip(params, grads, exp_avgs, exp_avg_sqs):
+            self.adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+
     def layer_norm_fused(self, x, weight, bias, n_axes, eps):
         """``(out, state)`` of layer norm over the last ``n_axes`` axes of ``x`` (``weight`` and
         ``bias`` of those axes' shape, or None) in one kernel, or None where the engine has none

@@ -28,20 +28,45 @@ def _floating(*arrays):
     return True
 
 
+def _adam_kernel_takes(arrays):
+    """Whether torch's fused Adam kernel can update (param, grad, exp_avg, exp_avg_sq): floats of
+    one dtype on one CPU or CUDA device, all contiguous (the kernel pairs elements by memory order)."""
+    return (_floating(*arrays) and arrays[0].device.type in ("cpu", "cuda")
+            and all(a.is_contiguous() for a in arrays))
+
+
+def _fused_adam(members, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """torch.optim's fused Adam/AdamW kernel on ``members`` ((param, grad, exp_avg, exp_avg_sq)
+    tuples of one dtype and device) at ``step``: the values of torch.optim.Adam/AdamW bit for bit."""
+    fused = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    lists = [list(a) for a in zip(*members)]
+    # the kernel only reads the step count: one tensor serves every parameter
+    steps = [torch.tensor(float(step), device=members[0][0].device)] * len(members)
+    fused(*lists, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
+          amsgrad=False, maximize=False)
+
+
 class TorchKernels:
     def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
                    decoupled):
-        # torch.optim's fused Adam/AdamW kernel: the values of torch.optim.Adam/AdamW bit for bit
-        # the kernel walks the four arrays in memory order: all four must be laid out alike
-        if (not _floating(param, grad, exp_avg, exp_avg_sq) or param.device.type not in ("cpu", "cuda")
-                or not all(a.is_contiguous() for a in (param, grad, exp_avg, exp_avg_sq))):
-            return super().adam_step_(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps,
-                                      weight_decay, decoupled)
-        fused = torch._fused_adamw_ if decoupled else torch._fused_adam_
-        fused([param], [grad], [exp_avg], [exp_avg_sq], [], [torch.tensor(float(step), device=param.device)],
-              lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False,
-              maximize=False)
+        arrays = (param, grad, exp_avg, exp_avg_sq)
+        if not _adam_kernel_takes(arrays):
+            return super().adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+        _fused_adam([arrays], step, lr, beta1, beta2, eps, weight_decay, decoupled)
         return param
+
+    def adam_steps_(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled):
+        # one launch of the fused kernel for every parameter of one dtype and device, as
+        # torch.optim's fused=True (the same values as one launch each)
+        groups = {}
+        for arrays in zip(params, grads, exp_avgs, exp_avg_sqs):
+            if _adam_kernel_takes(arrays):
+                groups.setdefault((arrays[0].dtype, arrays[0].device), []).append(arrays)
+            else:
+                super().adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+        for members in groups.values():
+            _fused_adam(members, step, lr, beta1, beta2, eps, weight_decay, decoupled)
 
     def linear(self, x, weight, bias):
         # F.linear: on a contiguous input (and any 2-D one) aten flattens the leading axes and

@@ -164,17 +164,24 @@ class Optimizer:
         if self.in_backward:
             return loss
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update_one(p, group)
+            self._update_group([p for p in group["params"] if p.grad is not None], group)
         return loss
 
-    def _update_one(self, p, group):
+    def _update_group(self, params, group):
+        """Update ``params`` (those of ``group`` that have a gradient); one at a time by default,
+        an optimizer with a multi-parameter engine call overrides it."""
+        for p in params:
+            self._update_one(p, group)
+
+    def _state_of(self, p, group):
         state = self.state.get(p)
         if state is None:
             state = self.state[p] = {}
             self._init_state(p, state, group)
-        self._update(p, p.grad, state, group)
+        return state
+
+    def _update_one(self, p, group):
+        self._update(p, p.grad, self._state_of(p, group), group)
 
     def _init_state(self, p, state, group):
         """Fill ``state`` for ``p`` before its first update (nothing by default)."""
