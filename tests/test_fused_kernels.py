@@ -463,6 +463,7 @@ def test_optimizer_engine_call_equals_its_tensor_path(name, kw):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"parameter {i}")
 
 
+@pytest.mark.own_mesh
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,kw", ADAM_CASES)
 def test_one_call_for_all_parameters_equals_one_call_each(name, kw, dtype, monkeypatch):
@@ -489,7 +490,8 @@ def test_one_call_for_all_parameters_equals_one_call_each(name, kw, dtype, monke
         assert [opt.state[p]["step"] for p in params] == [len(grads) - 1] + [len(grads)] * (len(params) - 1)
         return [p.numpy() for p in params], calls
 
-    (batched, _), (one_by_one, calls) = run(True), run(False)
+    with use_mesh(1):   # whole arrays: the engine calls (sharded ones take the tensor path)
+        (batched, _), (one_by_one, calls) = run(True), run(False)
     assert calls    # the second run did go through one call per parameter
     for i, (a, b) in enumerate(zip(batched, one_by_one)):
         np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}")
