@@ -163,7 +163,7 @@ class Function:
             ctx.released = False
             ctx.out_shape = result.shape
             result._ctx = ctx
-            tape.append((weakref.ref(ctx), weakref.ref(result)))   # put_on_tape, inlined
+            put_on_tape(ctx, result)
         return result
 
     @property

@@ -86,15 +86,12 @@ class TorchKernels:
 
     def layer_norm_fused(self, x, weight, bias, n_axes, eps):
         shape = x.shape[x.ndim - n_axes:]
-        if weight is not None and bias is not None:
-            if not _floating(x, weight, bias) or weight.shape != shape or bias.shape != shape:
-                return None
-        else:
-            given = [t for t in (weight, bias) if t is not None]
-            if not _floating(x, *given) or any(t.shape != shape for t in given):
-                return None
-        if x.numel() == 0:
+        given = [t for t in (weight, bias) if t is not None]
+        if not _floating(x, *given) or x.numel() == 0:
             return None
+        for t in given:
+            if t.shape != shape:
+                return None
         out, mean, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
         return out, (mean, rstd)
 
