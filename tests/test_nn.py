@@ -292,6 +292,24 @@ def test_a_copied_module_owns_its_registries(how):
     assert "gamma" in dict(c.named_parameters()) and "gamma" not in dict(m.named_parameters())
 
 
+def test_a_shallow_copy_shares_its_registries_as_in_torch():
+    """copy.copy shares the registries with the original (torch's modules do the same): a layer
+    assigned on either is what both of them see."""
+    import copy
+
+    m = Tiny()
+    c = copy.copy(m)
+    assert c._modules is m._modules and c.embed is m.embed
+    new = nn.Linear(3, 4)
+    m.embed = new
+    assert m.embed is new and c.embed is new
+    other = nn.Linear(3, 4)
+    c.embed = other
+    assert m.embed is other and c.embed is other
+    del m.scale
+    assert not hasattr(m, "scale") and not hasattr(c, "scale")
+
+
 def test_repr_shows_structure_and_parameter_counts():
     block = nn.TransformerBlock(16, 4, 32)
     text = repr(block)

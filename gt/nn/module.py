@@ -23,23 +23,27 @@ class Members(collections.OrderedDict):
     ``__getattr__`` call through the registries (0.53 us; a forward of the default model reads
     157 of them, a training step of a small model more). The registry stays the truth: every
     way of changing it (``m._modules["fc"] = ...``, ``del``, ``pop``, ``update``, ``clear``)
-    updates the attribute, and ``Module.__getattr__`` still answers from it. Pickled and
-    deep-copied without its owner; ``Module.__setstate__`` gives the copy its own."""
+    updates the attribute, and ``Module.__getattr__`` still answers from it. A shallow copy
+    (``copy.copy``) shares the registries with its original, as torch's does, and both see every
+    change; a deep copy or an unpickled module gets registries of its own (``Module.__setstate__``
+    makes it their owner)."""
 
-    _owner = None   # a weak reference to the module; None for a copy not yet owned
+    _owners = ()   # weak references to the modules whose attributes mirror this registry
 
     def __init__(self, module=None):
         super().__init__()
-        self._owner = None if module is None else weakref.ref(module)
+        self._owners = () if module is None else (weakref.ref(module),)
 
-    def _attributes(self):
-        module = self._owner() if self._owner is not None else None
-        return None if module is None else module.__dict__
+    def owner(self):
+        """The module this registry belongs to (the first one alive), or None."""
+        return next((m for m in (r() for r in self._owners) if m is not None), None)
+
+    def _attribute_dicts(self):
+        return [m.__dict__ for m in (r() for r in self._owners) if m is not None]
 
     def __setitem__(self, name, value):
         super().__setitem__(name, value)
-        attributes = self._attributes()
-        if attributes is not None:
+        for attributes in self._attribute_dicts():
             attributes[name] = value
 
     def __delitem__(self, name):
@@ -59,13 +63,11 @@ class Members(collections.OrderedDict):
         return name, value
 
     def _forget(self, name):
-        attributes = self._attributes()
-        if attributes is not None:
+        for attributes in self._attribute_dicts():
             attributes.pop(name, None)
 
     def clear(self):
-        attributes = self._attributes()
-        if attributes is not None:
+        for attributes in self._attribute_dicts():
             for name in self:
                 attributes.pop(name, None)
         super().clear()
@@ -74,8 +76,9 @@ class Members(collections.OrderedDict):
         return type(self), (), None, None, iter(self.items())
 
     def own(self, module):
-        """Make ``module`` the owner (after a copy or unpickling) and its attributes the entries."""
-        self._owner = weakref.ref(module)
+        """Add ``module`` to the owners (a copy, or an unpickled module) and its attributes the entries."""
+        alive = tuple(r for r in self._owners if r() is not None and r() is not module)
+        self._owners = alive + (weakref.ref(module),)
         module.__dict__.update(self)
 
 
@@ -92,7 +95,7 @@ class ParameterRegistry(Members):
     """
 
     def append(self, tensor):
-        module = self._owner() if self._owner is not None else None
+        module = self.owner()
         if module is None:
             raise RuntimeError("_parameters.append: this registry belongs to no module")
         if not isinstance(tensor, Tensor):
