@@ -85,24 +85,26 @@ def _input_grads(ctx, g):
     """``(input, its gradient)`` for each input of ``ctx`` that requires grad and gets one, in the
     input's shape and dtype. An op run over the mesh, or a gradient spread over it, goes through
     the tensor layer's sharded backward; when that declines, the gradient is gathered first."""
+    grads = None
     if not isinstance(ctx, Function) or isinstance(g, Placed):
         grads = function._backward_placed(ctx, g, ctx.inputs)  # sharded: already in shape and dtype
-        if grads is not None:
-            return [(parent, pg) for parent, pg in zip(ctx.inputs, grads)
-                    if pg is not None and getattr(parent, "requires_grad", False)]
-        g = layout.materialize(g)
-    grads = ctx.backward(g)
-    if not isinstance(grads, tuple):
-        grads = (grads,)
+        if grads is None:
+            g = layout.materialize(g)
+    fitted = grads is not None
+    if not fitted:
+        grads = ctx.backward(g)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
     out = []
     for parent, pg in zip(ctx.inputs, grads):
         if pg is None or not getattr(parent, "requires_grad", False):
             continue
-        arr = parent._array
-        # most gradients already match their input: compare the engine's own shape and dtype
-        # (fit_grad's gt-level comparison is several Python calls, at every input of every op)
-        if arr is None or pg.shape != arr.shape or pg.dtype != arr.dtype:
-            pg = fit_grad(pg, parent.shape, parent.dtype)
+        if not fitted:
+            # most gradients already match their input: compare the engine's own shape and dtype
+            # (fit_grad's gt-level comparison is several Python calls, at every input of every op)
+            arr = parent._array
+            if arr is None or pg.shape != arr.shape or pg.dtype != arr.dtype:
+                pg = fit_grad(pg, parent.shape, parent.dtype)
         out.append((parent, pg))
     return out
 

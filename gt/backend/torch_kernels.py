@@ -71,7 +71,7 @@ class TorchKernels:
     def linear(self, x, weight, bias):
         # F.linear: on a contiguous input (and any 2-D one) aten flattens the leading axes and
         # runs one addmm with the bias as the gemm's C (beta=1, no second pass over the output),
-        # as written out below; one call instead of four (a small layer: 3.0 against 9.4 us)
+        # as written out below: one call instead of reshape, transpose, addmm and view
         if (x.dtype != weight.dtype or not x.is_floating_point()
                 or (bias is not None and bias.dtype != x.dtype)):
             return super().linear(x, weight, bias)

@@ -74,13 +74,13 @@ class MultiHeadAttention(Module):
                                  "a context has no order to mask (use a module with causal=False)")
         H, hd = self.num_heads, self.head_dim
         fused = not need_weights and (self.dropout == 0 or not self.training)
-        packed = fused and context is None and cache is None and self._packable(Bsz * L)
-        if packed:
+        packed = self._packed_weights(Bsz * L) if fused and context is None and cache is None else None
+        if packed is not None:
             # One product for q, k and v, (B, L, 3D), from the three weights stacked: one gemm
             # three times as wide beats three (3136 x 128 rows into 384: 1.21 against 1.39 ms on
             # a 2-core Xeon), and x's gradient is one gemm (1.08 ms) where three and two sums of
             # (B, L, D) took 1.36. The same weights and state dict; values to float rounding.
-            qkv = linalg.Linear.apply(x, *self._packed_weights())
+            qkv = linalg.Linear.apply(x, *packed)
             S, dtype = L, qkv.dtype
         else:
             q = self.q_proj(x)                                       # (B, L, D)
@@ -90,9 +90,9 @@ class MultiHeadAttention(Module):
         mask = self._mask(attn_mask, key_padding_mask, (Bsz, H, L, S), offset, dtype)
         if fused:
             # The same computation as below as one op (one tape entry instead of a dozen).
-            inputs = (qkv, None, None) if packed else (q, k, v)
+            inputs = (q, k, v) if packed is None else (qkv, None, None)
             out = attention.Attention.apply(*inputs, mask, num_heads=H, scale=1.0 / math.sqrt(hd), causal=offset,
-                                            packed=packed)
+                                            packed=packed is not None)
             return self.out_proj(out)
         q = q.reshape(Bsz, L, H, hd).permute(0, 2, 1, 3)  # (B, H, L, hd)
         k = k.reshape(Bsz, S, H, hd).permute(0, 2, 1, 3)  # (B, H, S, hd)
@@ -112,21 +112,19 @@ class MultiHeadAttention(Module):
 
     PACK_ROWS = 8   # rows per embed_dim from which q, k and v come from one packed product
 
-    def _packable(self, rows):
-        """Whether q, k and v may come from one packed product: three plain ``Linear`` layers
-        (not a subclass that changes what they compute) alike in bias and dtype, and ``rows``
-        (batch x length) at least ``PACK_ROWS`` x D. Packing copies the three (D, D) weights each
-        call, and their gradients back out of the packed one: it pays only where the products
-        are many times larger (the seed step of benchmarks/bench_train.py, 8 rows of D 256, took
-        25.2-25.7 ms unpacked and 26.5-28.3 ms packed; the small decoder's 3136 rows of D 128
-        gain)."""
+    def _packed_weights(self, rows):
+        """The q, k and v projections' weights stacked (3D, D) and biases (3D,) or None, when q, k
+        and v may come from one packed product; else None. They may when the three are plain
+        ``Linear`` layers (not a subclass that changes what they compute) alike in bias and
+        dtype, and ``rows`` (batch x length) is at least ``PACK_ROWS`` x D. Packing copies the three
+        (D, D) weights each call, and their gradients back out of the packed one: it pays only
+        where the products are many times larger (the seed step of benchmarks/bench_train.py, 8
+        rows of D 256, took 25.2-25.7 ms unpacked and 26.5-28.3 ms packed; the small decoder's
+        3136 rows of D 128 gain)."""
         projs = (self.q_proj, self.k_proj, self.v_proj)
-        return (rows >= self.PACK_ROWS * self.embed_dim and all(type(p) is Linear for p in projs)
-                and len({(p.bias is None, p.weight.dtype) for p in projs}) == 1)
-
-    def _packed_weights(self):
-        """The q, k and v projections' weights stacked (3D, D), and biases (3D,) or None."""
-        projs = (self.q_proj, self.k_proj, self.v_proj)
+        if (rows < self.PACK_ROWS * self.embed_dim or not all(type(p) is Linear for p in projs)
+                or len({(p.bias is None, p.weight.dtype) for p in projs}) != 1):
+            return None
         weight = cat([p.weight for p in projs], axis=0)
         bias = None if projs[0].bias is None else cat([p.bias for p in projs], axis=0)
         return weight, bias

@@ -83,8 +83,8 @@ class Linear(Function):
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
         g2 = B.reshape(g, (-1, g.shape[-1]))
-        x2 = B.reshape(x, (-1, x.shape[-1]))
         gx = B.reshape(_mm(g2, weight, self.low), tuple(x.shape)) if nx else None
+        x2 = B.reshape(x, (-1, x.shape[-1])) if nw else None   # a copy where x is strided
         plan = self.__dict__.pop("fused", None)
         step = plan.get(1) if plan and nw and self.low is None else None
         if step is not None and step[1] is weight:

@@ -39,7 +39,7 @@ class Adam(Optimizer):
         for p in params:
             state, grad = self._state_of(p, group), p.grad
             m, v = state["exp_avg"], state["exp_avg_sq"]
-            if p._placed is None and grad._placed is None and m._placed is None and v._placed is None:
+            if _whole(p, grad, m, v):
                 state["step"] += 1
                 by_step.setdefault(state["step"], []).append((p._array, grad._array, m._array, v._array))
             else:
@@ -54,7 +54,7 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        if all(t._placed is None for t in (p, grad, m, v)):
+        if _whole(p, grad, m, v):
             # whole arrays: one engine call (B.adam_step_: the arithmetic below, or a fused kernel)
             B.adam_step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
                          self.decoupled_weight_decay)
@@ -82,3 +82,9 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, in_backward=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward)
+
+
+def _whole(*tensors):
+    """Whether every tensor holds its whole array (none is spread over the mesh): the engine's
+    Adam step takes them; sharded ones take the tensor arithmetic."""
+    return all(t._placed is None for t in tensors)

@@ -30,18 +30,13 @@ def _operand(value, op):
 
 
 def _binary(op_cls, name, a, b):
+    a, b = _operand(a, name), _operand(b, name)
     if isinstance(a, Tensor) and isinstance(b, Tensor):
-        # the common case first (two float tensors, often of one shape): no promotion to decide
         sa, sb = a.shape, b.shape
         if sa != sb:
             broadcast_shape(name, sa, sb)
         if a.dtype.is_floating_point and b.dtype.is_floating_point:
-            return op_cls.apply(a, b)
-        a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
-        return op_cls.apply(a, b)
-    a, b = _operand(a, name), _operand(b, name)
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        broadcast_shape(name, a.shape, b.shape)
+            return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
     return op_cls.apply(a, b)
 
