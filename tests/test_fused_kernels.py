@@ -497,6 +497,58 @@ def test_one_call_for_all_parameters_equals_one_call_each(name, kw, dtype, monke
         np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}")
 
 
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("lr", [0.1, 3e-3])
+def test_sgd_one_call_for_all_parameters_equals_add_one_by_one(lr, monkeypatch):
+    """Plain SGD's ``step()`` updates the whole parameters in one ``B.add_scaled_foreach_`` call,
+    to the bits of ``p.add_(grad, alpha=-lr)`` per parameter (what it replaced), with float32 and
+    float64 parameters (one large enough for the engines' fused update), one without a gradient
+    and one whose gradient has another dtype (that one goes one by one); sharded parameters
+    and momentum take the one-by-one path."""
+    rng = np.random.default_rng(11)
+    init = [rng.standard_normal(s).astype(d) for s, d in
+            (((3, 4), np.float32), ((600, 1000), np.float32), ((5,), np.float64), ((2, 3), np.float32),
+             ((4,), np.float32))]
+    grads = [[rng.standard_normal(a.shape).astype(a.dtype) for a in init] for _ in range(3)]
+    for step_grads in grads:
+        step_grads[3] = step_grads[3].astype(np.float64)     # another dtype than its parameter
+
+    def run(how, mesh=1, momentum=0.0):
+        calls = []
+        real = B.add_scaled_foreach_
+        monkeypatch.setattr(B, "add_scaled_foreach_", lambda ts, vs, a: (calls.append(len(ts)), real(ts, vs, a)))
+        with use_mesh(mesh):
+            params = [gt.tensor(a.copy(), requires_grad=True) for a in init]
+            opt = gt.optim.SGD(params, lr=lr, momentum=momentum)
+            for i, step_grads in enumerate(grads):
+                for j, (p, g) in enumerate(zip(params, step_grads)):
+                    p.grad = None if (i == 1 and j == 0) else gt.tensor(g.copy())
+                if how == "step":
+                    opt.step()
+                else:   # the update one parameter at a time, as a user writes it
+                    with gt.no_grad():
+                        for p in params:
+                            if p.grad is not None:
+                                p.add_(p.grad, alpha=-lr)
+            out = [p.numpy() for p in params]
+        monkeypatch.undo()
+        return out, calls
+
+    batched, calls = run("step")
+    assert calls == [4, 3, 4]          # every whole parameter with a same-dtype gradient, one call a step
+    one_by_one, no_calls = run("add_")
+    assert no_calls == []
+    for i, (a, b) in enumerate(zip(batched, one_by_one)):
+        assert a.dtype == init[i].dtype
+        np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}")
+    sharded, calls = run("step", mesh=2)
+    assert calls == []
+    for i, (a, b) in enumerate(zip(sharded, one_by_one)):
+        np.testing.assert_array_equal(a, b, err_msg=f"parameter {i}, sharded")
+    _, calls = run("step", momentum=0.9)
+    assert calls == []
+
+
 # ---- ReLU ------------------------------------------------------------------------------------
 RELU_X = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0], [-0.0, 1e-30, -1e-30, 7.25, -7.25], [0.0, 0.0, 1.0, -1.0, 2.0]])
 

@@ -56,6 +56,14 @@ class FastPaths:
         target += value * alpha
         return target
 
+    def add_scaled_foreach_(self, targets, values, alpha):
+        """``add_scaled_`` for several pairs (two lists of arrays, each pair of one shape and
+        dtype): plain gradient descent over a model's parameters in one call per optimizer step,
+        so an engine with a multi-tensor kernel launches it once; this default takes them one by
+        one."""
+        for target, value in zip(targets, values):
+            self.add_scaled_(target, value, alpha)
+
     def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
                    decoupled):
         """One Adam (``decoupled=False``) or AdamW step of one parameter, in place on ``param``,

@@ -4,7 +4,7 @@ import math
 
 from gt.backend import B
 from gt.tensor import zeros_like
-from gt.optim.optimizer import Optimizer
+from gt.optim.optimizer import Optimizer, _whole
 
 
 class Adam(Optimizer):
@@ -82,9 +82,3 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, in_backward=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward)
-
-
-def _whole(*tensors):
-    """Whether every tensor holds its whole array (none is spread over the mesh): the engine's
-    Adam step takes them; sharded ones take the tensor arithmetic."""
-    return all(t._placed is None for t in tensors)

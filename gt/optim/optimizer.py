@@ -274,6 +274,12 @@ def decay_groups(params, weight_decay):
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
+def _whole(*tensors):
+    """Whether every tensor holds its whole array (none is spread over the mesh): the engine's
+    multi-parameter updates take them; sharded ones take the tensor arithmetic."""
+    return all(t._placed is None for t in tensors)
+
+
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 

@@ -1,6 +1,7 @@
 """Stochastic gradient descent, with optional momentum, Nesterov momentum and weight decay."""
 
-from gt.optim.optimizer import Optimizer
+from gt.backend import B
+from gt.optim.optimizer import Optimizer, _whole
 
 
 class SGD(Optimizer):
@@ -46,6 +47,26 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening == 0, got "
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+
+    def _update_group(self, params, group):
+        # Plain gradient descent on parameters held whole: one engine call for all of them
+        # (B.add_scaled_foreach_, torch's multi-tensor add_ on the torch engine), the same
+        # update as p.add_(grad, alpha=-lr) one by one; anything else one by one.
+        if group["momentum"] != 0 or group["weight_decay"] != 0:
+            return super()._update_group(params, group)
+        targets, values = [], []
+        for p in params:
+            grad = p.grad
+            if _whole(p, grad):
+                target, value = p._array, grad._array
+                if value.shape == target.shape and value.dtype == target.dtype:
+                    self._state_of(p, group)    # as one by one: every updated parameter has its entry
+                    targets.append(target)
+                    values.append(value)
+                    continue
+            self._update_one(p, group)
+        if targets:
+            B.add_scaled_foreach_(targets, values, -group["lr"])
 
     def _update(self, p, grad, state, group):
         momentum = group["momentum"]
