@@ -127,3 +127,138 @@ def test_a_sharded_batch_through_the_fused_layers_matches_one_device():
     np.testing.assert_allclose(got[1], ref[1], rtol=1e-5, atol=1e-6)
     for n in ref[2]:     # sums over 4 shards instead of one gemm: rounding of the largest (about 5)
         np.testing.assert_allclose(got[2][n], ref[2][n], rtol=1e-5, atol=1e-5, err_msg=n)
+
+
+# ---- a whole block in one kernel, for inference ----------------------------------------------
+def _spy_encoder_layer(monkeypatch):
+    """Record each call of ``B.encoder_layer_fused``: True where the engine answered."""
+    from gt.backend import B
+
+    answered, real = [], B.encoder_layer_fused
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(B, "encoder_layer_fused", spy)
+    return answered
+
+
+def _op_by_op(block, x, monkeypatch):
+    """The block's output through its ops (the engine's one-kernel layer switched off)."""
+    from gt.backend import B
+
+    with monkeypatch.context() as m:
+        m.setattr(B, "encoder_layer_fused", lambda *a, **k: None)
+        with gt.no_grad():
+            return block(x).numpy()
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inference_block_in_one_kernel_matches_its_ops(activation, dtype, monkeypatch):
+    """In eval mode under ``no_grad`` a ``TransformerBlock`` runs as one engine kernel (the
+    torch engine's native encoder layer; the numpy engine has none and runs the ops): the
+    values of its ops to float rounding."""
+    from gt.backend import B
+
+    gt.manual_seed(4)
+    block = nn.TransformerBlock(16, 4, 40, dropout=0.1, activation=activation, dtype=dtype).eval()
+    with gt.no_grad():   # norms that are not the identity, so their weights are read
+        for ln in (block.ln1, block.ln2):
+            ln.weight.copy_(gt.tensor(1 + 0.3 * _rand(16, seed=7).astype(dtype)))
+            ln.bias.copy_(gt.tensor(0.2 * _rand(16, seed=8).astype(dtype)))
+    x = gt.tensor(_rand(3, 7, 16, seed=9).astype(dtype))
+    ref = _op_by_op(block, x, monkeypatch)
+    answered = _spy_encoder_layer(monkeypatch)
+    with gt.no_grad():
+        out = block(x)
+    assert answered == [B.name == "torch"]
+    assert out.dtype == getattr(gt, dtype) and out.shape == (3, 7, 16) and not out.requires_grad
+    if B.name == "torch":
+        tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(out.numpy(), ref, **tol)
+    else:
+        np.testing.assert_array_equal(out.numpy(), ref)
+    # a whole model: the PixelTransformer's eval forward, one kernel per block
+    from lpm import PixelTransformer
+
+    gt.manual_seed(5)
+    model = PixelTransformer(img_size=6, embed_dim=16, num_heads=4, num_layers=2, ff_dim=32, num_classes=3).eval()
+    images = gt.tensor(_rand(2, 3, 6, 6, seed=10))
+    ref = _op_by_op(model, images, monkeypatch)
+    answered.clear()
+    with gt.no_grad():
+        got = model(images).numpy()
+    assert answered == [B.name == "torch"] * 2
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.own_mesh
+def test_inference_block_only_where_nothing_is_recorded_and_the_ops_are_plain(monkeypatch):
+    """The one-kernel block is asked for only when its ops would record nothing and compute what
+    the kernel computes: not while training with gradients or with active dropout, not for a
+    causal or masked attention, tanh GELU, a swapped layer or instance forward, autocast or a
+    sharded input."""
+    from gt.backend import B
+    from gt.sharding import use_mesh
+
+    gt.manual_seed(6)
+    x_np = _rand(4, 5, 16, seed=11)
+
+    def calls(block, x=None, grad=False, **kw):
+        answered = _spy_encoder_layer(monkeypatch)
+        x = gt.tensor(x_np) if x is None else x
+        if grad:
+            out = block(x, **kw)
+        else:
+            with gt.no_grad():
+                out = block(x, **kw)
+        monkeypatch.undo()
+        return len(answered), out
+
+    block = nn.TransformerBlock(16, 4, 32)
+    n, out = calls(block, grad=True)                  # training: the tape records the ops
+    assert n == 0 and out.requires_grad
+    assert calls(block)[0] == 1                       # train mode without dropout, nothing recorded
+    frozen = nn.TransformerBlock(16, 4, 32).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    assert calls(frozen, grad=True)[0] == 1           # frozen weights, plain input: nothing to record
+    n, out = calls(frozen, x=gt.tensor(x_np, requires_grad=True), grad=True)
+    assert n == 0 and out.requires_grad               # a gradient wanted for the input
+    assert calls(nn.TransformerBlock(16, 4, 32, dropout=0.1))[0] == 0        # dropout active
+    assert calls(nn.TransformerBlock(16, 4, 32, dropout=0.1).eval())[0] == 1
+    assert calls(nn.TransformerBlock(16, 4, 32, causal=True).eval())[0] == 0
+    mask = gt.tensor(np.triu(np.ones((5, 5), bool), 1))
+    assert calls(block.eval(), attn_mask=mask)[0] == 0
+    assert calls(block, key_padding_mask=gt.tensor(np.zeros((4, 5), bool)))[0] == 0
+    tanh = nn.TransformerBlock(16, 4, 32, activation="gelu").eval()
+    tanh.ff.act = nn.GELU(approximate="tanh")
+    assert calls(tanh)[0] == 0
+
+    class Shifted(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    swapped = nn.TransformerBlock(16, 4, 32).eval()
+    shifted = Shifted(32, 16)
+    shifted.load_state_dict(swapped.ff.fc2.state_dict())
+    swapped.ff.fc2 = shifted
+    n, out = calls(swapped)
+    assert n == 0
+    swapped.ff.fc2 = nn.Linear(32, 16)
+    swapped.ff.fc2.load_state_dict(shifted.state_dict())
+    np.testing.assert_allclose(out.numpy(), calls(swapped)[1].numpy() + 1.0, rtol=1e-5, atol=1e-5)
+    peeked = nn.TransformerBlock(16, 4, 32).eval()   # a forward replaced on an instance, as lpm.plots does
+    seen = []
+    peeked.attn.forward = lambda *a, _f=peeked.attn.forward, **k: seen.append(1) or _f(*a, **k)
+    assert calls(peeked)[0] == 0 and seen == [1]
+    if B.supports_bfloat16:
+        with gt.autocast("bfloat16"):
+            assert calls(block)[0] == 0
+    with use_mesh(2):
+        gt.manual_seed(6)
+        sharded = nn.TransformerBlock(16, 4, 32).eval()
+        assert calls(sharded, x=gt.tensor(x_np).shard(0))[0] == 0

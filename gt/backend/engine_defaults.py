@@ -115,6 +115,17 @@ class FastPaths:
         """``(grad q, grad k, grad v)`` of ``attention_fused``."""
         raise NotImplementedError(f"the {self.name} engine has no fused attention")
 
+    def encoder_layer_fused(self, x, num_heads, qkv_weights, qkv_biases, out_weight, out_bias, ln1_weight,
+                            ln1_bias, ln2_weight, ln2_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, eps,
+                            gelu):
+        """A pre-norm transformer encoder layer for inference in one kernel, or None where the
+        engine has none (the caller then runs its ops): x (B, T, D) -> ``h = x + attn(ln1(x))``,
+        then ``h + fc2(act(fc1(ln2(h))))``; self-attention of ``num_heads`` heads without a mask
+        whose q, k and v projections have the weights ``qkv_weights`` (three (D, D)) and biases
+        ``qkv_biases`` (three (D,)), ReLU (exact GELU when ``gelu``), both norms with ``eps``.
+        No gradient: only for a forward that records nothing."""
+        return None
+
     def exp_(self, x):
         """``exp(x)``, possibly written over ``x`` (a fresh array of the caller's)."""
         return self.exp(x)

@@ -13,6 +13,7 @@ Values agree with the composed ops to float rounding (the kernels sum in another
 import torch
 
 _linear = torch.nn.functional.linear
+_encoder_layer = getattr(torch, "_transformer_encoder_layer_fwd", None)   # a private op: absent, the ops run
 
 
 def _floating(*arrays):
@@ -114,3 +115,19 @@ class TorchKernels:
         out, logsumexp = state
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
             grad, q, k, v, out, logsumexp, 0.0, causal, attn_mask=None, scale=scale)
+
+    def encoder_layer_fused(self, x, num_heads, qkv_weights, qkv_biases, out_weight, out_bias, ln1_weight,
+                            ln1_bias, ln2_weight, ln2_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, eps,
+                            gelu):
+        # torch's native encoder layer (what nn.TransformerEncoderLayer runs in eval mode): one
+        # C++ call for the dozen ops of a block, on the CPU (the one device it is tested on here)
+        rest = (out_weight, out_bias, ln1_weight, ln1_bias, ln2_weight, ln2_bias, fc1_weight, fc1_bias, fc2_weight,
+                fc2_bias)
+        if (_encoder_layer is None or x.device.type != "cpu" or x.ndim != 3 or x.numel() == 0
+                or not _floating(x, *qkv_weights, *qkv_biases, *rest)):
+            return None
+        with torch.no_grad():
+            # the q, k and v weights stacked, as the kernel takes them: a copy of 3 x (D, D) a call
+            return _encoder_layer(x, x.shape[2], num_heads, torch.cat(qkv_weights), torch.cat(qkv_biases), out_weight,
+                                  out_bias, gelu, True, eps, ln1_weight, ln1_bias, ln2_weight, ln2_bias, fc1_weight,
+                                  fc1_bias, fc2_weight, fc2_bias, None, None)

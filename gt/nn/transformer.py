@@ -1,5 +1,7 @@
 """The position-wise ``FeedForward`` network and the pre-norm ``TransformerBlock``."""
 
+from gt import amp, autograd
+from gt.backend import B
 from gt.nn.activation import GELU, ReLU
 from gt.nn.attention import MultiHeadAttention
 from gt.nn.dropout import Dropout
@@ -7,6 +9,7 @@ from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.nn.normalization import LayerNorm
 from gt.ops import linalg
+from gt.tensor import Tensor
 
 _ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
 
@@ -82,6 +85,10 @@ class TransformerBlock(Module):
                              "(create it with cross_attention=True)")
         if context is None and self.cross_attention:
             raise ValueError("TransformerBlock(cross_attention=True): forward needs context (batch, S, embed_dim)")
+        if attn_mask is None and key_padding_mask is None and cache is None and not self.cross_attention:
+            out = self._inference_layer(x)
+            if out is not None:
+                return out
         extra = {k: v for k, v in (("key_padding_mask", key_padding_mask), ("cache", cache)) if v is not None}
         x = x + self.dropout(self.attn(self.ln1(x), attn_mask=attn_mask, **extra))
         if self.cross_attention:
@@ -90,3 +97,51 @@ class TransformerBlock(Module):
             x = x + self.dropout(h)
         x = x + self.dropout(self.ff(self.ln2(x)))
         return x
+
+    def _inference_layer(self, x):
+        """The whole block as one engine kernel (``B.encoder_layer_fused``: torch's native encoder
+        layer on the torch engine, what ``torch.nn.TransformerEncoderLayer`` runs in eval mode),
+        or None to run it op by op. Only where nothing is recorded (no gradient wanted of x or of
+        any parameter), no dropout is active, the attention is neither causal nor masked, and the
+        block is made of gt's own layers with every bias and norm weight (a subclass, a swapped
+        layer or a forward replaced on an instance may compute something else), whole arrays (not
+        sharded) outside autocast. The
+        values are those of the ops to float rounding (another summation order: 1.6e-7 relative
+        in float32, 3e-16 in float64); on a 2-core EPYC it took a block of the default
+        PixelTransformer (16 x 8 tokens, D 256) from about 2.6-3.4 ms to 2.2-2.9 ms."""
+        if not isinstance(x, Tensor) or x._placed is not None or x.ndim != 3:
+            return None
+        attn, ff, ln1, ln2 = self.attn, self.ff, self.ln1, self.ln2
+        if (type(attn) is not MultiHeadAttention or type(ff) is not FeedForward or type(ln1) is not LayerNorm
+                or type(ln2) is not LayerNorm or type(self.dropout) is not Dropout or attn.causal
+                or type(ff.fc1) is not Linear or type(ff.fc2) is not Linear or type(ff.dropout) is not Dropout
+                or type(attn.out_proj) is not Linear or ln1.eps != ln2.eps or x.shape[-1] != attn.embed_dim):
+            return None
+        act = ff.act
+        if type(act) is GELU:
+            if act.approximate != "none":
+                return None
+        elif type(act) is not ReLU:
+            return None
+        if self.training and (self.dropout.p or attn.dropout or ff.dropout.p):
+            return None
+        projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+        if any(type(p) is not Linear or p.bias is None for p in projs):
+            return None
+        for m in (attn, ff, ln1, ln2, act, ff.fc1, ff.fc2, attn.out_proj) + projs:
+            if "forward" in m.__dict__:   # a forward replaced on the instance (to look inside, as lpm.plots does)
+                return None
+        params = (attn.out_proj.weight, attn.out_proj.bias, ln1.weight, ln1.bias, ln2.weight, ln2.bias,
+                  ff.fc1.weight, ff.fc1.bias, ff.fc2.weight, ff.fc2.bias)
+        every = params + tuple(t for p in projs for t in (p.weight, p.bias))
+        for p in every:
+            if p is None or p._placed is not None:
+                return None
+        if autograd.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in every)):
+            return None
+        arrays = [x._array] + [t._array for p in projs for t in (p.weight, p.bias)] + [p._array for p in params]
+        if amp.matmul_dtype(*arrays) is not None:
+            return None
+        out = B.encoder_layer_fused(arrays[0], attn.num_heads, arrays[1:7:2], arrays[2:7:2], *arrays[7:], ln1.eps,
+                                    type(act) is GELU)
+        return None if out is None else Tensor._wrap(out)
