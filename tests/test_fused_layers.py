@@ -262,3 +262,27 @@ def test_inference_block_only_where_nothing_is_recorded_and_the_ops_are_plain(mo
         gt.manual_seed(6)
         sharded = nn.TransformerBlock(16, 4, 32).eval()
         assert calls(sharded, x=gt.tensor(x_np).shard(0))[0] == 0
+
+
+def test_linear_relu_hands_its_gradient_buffer_to_the_next_layer():
+    """``LinearRelu``'s backward returns the ReLU's gradient (held by nobody after the products)
+    to the engine's pool, and the next one of that shape is written into it: large gradients
+    are not fresh pages at each layer. Values stay those of Linear then ReLU."""
+    from gt.backend import B
+
+    shape = (4, 128, 600)          # 1.2 MB of float32: above both engines' pool threshold
+    B.clear_pool()
+    for seed in (0, 1):
+        x_np, w_np, b_np = _rand(4, 128, 64, seed=seed), _rand(600, 64, seed=seed + 2), _rand(600, seed=seed + 4)
+        g_np = _rand(*shape, seed=seed + 6)
+        got, ref = [], []
+        for fused, into in ((True, got), (False, ref)):
+            x, w, b = (gt.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+            out = linalg.LinearRelu.apply(x, w, b) if fused else linalg.Linear.apply(x, w, b).relu()
+            out.backward(gt.tensor(g_np))
+            into += [x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
+            if fused:    # (the plain ReLU's backward below takes the parked buffer out again)
+                assert any(tuple(k[0]) == shape and v for k, v in B._pool.items()), "parked"
+        for a, r, what in zip(got, ref, ("d/dx", "d/dweight", "d/dbias")):
+            np.testing.assert_array_equal(a, r, err_msg=f"{what}, call {seed}")
+    B.clear_pool()

@@ -239,9 +239,14 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
         return np.maximum(x, x.dtype.type(0), out=x)
 
     def relu_backward(self, grad, out):
-        passes = np.less_equal(out, 0, out=np.empty(np.shape(out), bool))
+        # into parked buffers where there are (LinearRelu hands its gradient back after use)
+        passes = np.less_equal(out, 0, out=self.empty_reused(np.shape(out), np.dtype(bool)))
         np.logical_not(passes, out=passes)     # torch's rule: a NaN output passes its gradient on
-        return np.multiply(grad, passes, out=np.empty_like(grad))
+        if np.shape(grad) != np.shape(out) or not isinstance(grad, np.ndarray):
+            return np.multiply(grad, passes, out=np.empty_like(grad))
+        result = np.multiply(grad, passes, out=self.empty_reused(grad.shape, grad.dtype))
+        self.recycle(passes)
+        return result
 
     def gelu_with_grad(self, x):
         return _gelu_with_grad(x)

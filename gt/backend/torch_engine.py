@@ -261,7 +261,11 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
         return x.relu_()
 
     def relu_backward(self, grad, out):
-        # the kernel of torch.relu's own backward, one pass, no mask or cast
+        # the kernel of torch.relu's own backward, one pass, no mask or cast; into a parked buffer
+        # where one is (LinearRelu hands its gradient back after use: no fresh pages each layer)
+        if grad.shape == out.shape and grad.dtype == out.dtype and grad.device.type == "cpu":
+            return torch.ops.aten.threshold_backward.grad_input(
+                grad, out, 0, grad_input=self.empty_reused(grad.shape, grad.dtype))
         return torch.ops.aten.threshold_backward(grad, out, 0)
 
     def gelu_with_grad(self, x):

@@ -160,4 +160,7 @@ class LinearRelu(Linear):
         return out
 
     def backward(self, g):
-        return super().backward(B.relu_backward(g, self.saved[3]))
+        g = B.relu_backward(g, self.saved[3])
+        grads = super().backward(g)
+        B.recycle(g)   # read by the products above and held by nobody now: the next layer's buffer
+        return grads
