@@ -155,12 +155,20 @@ def _op_by_op(block, x, monkeypatch):
             return block(x).numpy()
 
 
+@pytest.mark.own_mesh
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inference_block_in_one_kernel_matches_its_ops(activation, dtype, monkeypatch):
-    """In eval mode under ``no_grad`` a ``TransformerBlock`` runs as one engine kernel (the
-    torch engine's native encoder layer; the numpy engine has none and runs the ops): the
-    values of its ops to float rounding."""
+    """In eval mode under ``no_grad`` a ``TransformerBlock`` on one device runs as one engine
+    kernel (the torch engine's native encoder layer; the numpy engine has none and runs the
+    ops): the values of its ops to float rounding. (Sharded: the next test.)"""
+    from gt.sharding import use_mesh
+
+    with use_mesh(1):
+        _inference_block_matches_its_ops(activation, dtype, monkeypatch)
+
+
+def _inference_block_matches_its_ops(activation, dtype, monkeypatch):
     from gt.backend import B
 
     gt.manual_seed(4)
