@@ -77,8 +77,9 @@ class TorchBuffers:
     def add_scaled_foreach_(self, targets, values, alpha):
         """``add_scaled_`` for several pairs in one multi-tensor call (``torch._foreach_add_``, as
         ``torch.optim.SGD(foreach=True)``): on the CPU it runs ``add_`` pair by pair in C++, the
-        same bits as one call each, without a Python round trip per parameter (70 of them cost
-        a small model's step about 3 ms on a 2-core EPYC)."""
+        same bits as one call each, without a Python round trip per parameter (one ``add_`` each
+        took the Pixel Transformer's 70 parameters 3.9 ms a step in cProfile, 1.6 of them in the
+        kernels, on a 2-core EPYC)."""
         if (isinstance(alpha, (int, float)) and targets
                 and all(v.dtype == t.dtype and t.is_floating_point() and abs(alpha) <= torch.finfo(t.dtype).max
                         for t, v in zip(targets, values))):

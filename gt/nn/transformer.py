@@ -105,9 +105,8 @@ class TransformerBlock(Module):
         any parameter), no dropout is active, the attention is neither causal nor masked, and the
         block is made of gt's own layers with every bias and norm weight (a subclass, a swapped
         layer or a forward replaced on an instance may compute something else), whole arrays (not
-        sharded) outside autocast. The
-        values are those of the ops to float rounding (another summation order: 1.6e-7 relative
-        in float32, 3e-16 in float64). On a 2-core EPYC a block of the default PixelTransformer
+        sharded) outside autocast. The values are those of the ops to float rounding (another
+        summation order: 1.6e-7 relative in float32, 3e-16 in float64). On a 2-core EPYC a block of the default PixelTransformer
         (16 x 8 tokens, D 256) took 1.70-2.46 ms this way against 1.86-2.99 ms through its ops
         (9 alternating runs), and the model's forward went from 0.97x to 1.00-1.05x PyTorch's."""
         recording = autograd.is_grad_enabled()
