@@ -241,3 +241,19 @@ def assert_same_weights(model, reference):
     want = reference.state_dict()
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+def spy_engine(monkeypatch, name):
+    """Wrap ``B.<name>``; returns a list that gets, per call, whether the engine answered (not None)."""
+    from gt.backend import B
+
+    answered = []
+    real = getattr(B, name)
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(B, name, spy)
+    return answered

@@ -20,26 +20,12 @@ from gt.backend.engine import Engine
 from gt.nn import functional as F
 from gt.ops import attention
 from gt.sharding import use_mesh
-from helpers import randn, torch_or_skip
+from helpers import randn, spy_engine as _spy, torch_or_skip
 
 HAS_KERNELS = B.name == "torch"     # the engine with fused layer norm and attention kernels
 
 # fused against composed: the kernels sum in another order, so float rounding apart
 CLOSE = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
-
-
-def _spy(monkeypatch, name):
-    """Wrap ``B.<name>``; returns a list that gets, per call, whether the engine answered (not None)."""
-    answered = []
-    real = getattr(B, name)
-
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        answered.append(out is not None)
-        return out
-
-    monkeypatch.setattr(B, name, spy)
-    return answered
 
 
 def _run(fn, arrays, up, dtype, grad=None):

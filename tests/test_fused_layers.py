@@ -8,6 +8,7 @@ import pytest
 import gt
 from gt import nn
 from gt.ops import linalg
+from helpers import spy_engine
 
 
 def _rand(*shape, seed=0):
@@ -130,21 +131,6 @@ def test_a_sharded_batch_through_the_fused_layers_matches_one_device():
 
 
 # ---- a whole block in one kernel, for inference ----------------------------------------------
-def _spy_encoder_layer(monkeypatch):
-    """Record each call of ``B.encoder_layer_fused``: True where the engine answered."""
-    from gt.backend import B
-
-    answered, real = [], B.encoder_layer_fused
-
-    def spy(*args, **kwargs):
-        out = real(*args, **kwargs)
-        answered.append(out is not None)
-        return out
-
-    monkeypatch.setattr(B, "encoder_layer_fused", spy)
-    return answered
-
-
 def _op_by_op(block, x, monkeypatch):
     """The block's output through its ops (the engine's one-kernel layer switched off)."""
     from gt.backend import B
@@ -179,7 +165,7 @@ def _inference_block_matches_its_ops(activation, dtype, monkeypatch):
             ln.bias.copy_(gt.tensor(0.2 * _rand(16, seed=8).astype(dtype)))
     x = gt.tensor(_rand(3, 7, 16, seed=9).astype(dtype))
     ref = _op_by_op(block, x, monkeypatch)
-    answered = _spy_encoder_layer(monkeypatch)
+    answered = spy_engine(monkeypatch, "encoder_layer_fused")
     with gt.no_grad():
         out = block(x)
     assert answered == [B.name == "torch"]
@@ -216,7 +202,7 @@ def test_inference_block_only_where_nothing_is_recorded_and_the_ops_are_plain(mo
     x_np = _rand(4, 5, 16, seed=11)
 
     def calls(block, x=None, grad=False, **kw):
-        answered = _spy_encoder_layer(monkeypatch)
+        answered = spy_engine(monkeypatch, "encoder_layer_fused")
         x = gt.tensor(x_np) if x is None else x
         if grad:
             out = block(x, **kw)

@@ -121,13 +121,21 @@ class MultiHeadAttention(Module):
         where the products are many times larger (the seed step of benchmarks/bench_train.py, 8
         rows of D 256, took 25.2-25.7 ms unpacked and 26.5-28.3 ms packed; the small decoder's
         3136 rows of D 128 gain)."""
-        projs = (self.q_proj, self.k_proj, self.v_proj)
-        if (rows < self.PACK_ROWS * self.embed_dim or not all(type(p) is Linear for p in projs)
-                or len({(p.bias is None, p.weight.dtype) for p in projs}) != 1):
+        projs = self._plain_projections()
+        if rows < self.PACK_ROWS * self.embed_dim or projs is None:
             return None
         weight = cat([p.weight for p in projs], axis=0)
         bias = None if projs[0].bias is None else cat([p.bias for p in projs], axis=0)
         return weight, bias
+
+    def _plain_projections(self):
+        """``(q_proj, k_proj, v_proj)`` when the three are plain ``Linear`` layers (not a subclass
+        that changes what they compute) alike in bias and dtype, so one stacked product may
+        stand for them; else None."""
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        if not all(type(p) is Linear for p in projs) or len({(p.bias is None, p.weight.dtype) for p in projs}) != 1:
+            return None
+        return projs
 
     def _checked(self, x, what):
         x = F._tensor(x, "MultiHeadAttention", what)

@@ -126,8 +126,8 @@ class TransformerBlock(Module):
             return None
         if self.training and (self.dropout.p or attn.dropout or ff.dropout.p):
             return None
-        projs = (attn.q_proj, attn.k_proj, attn.v_proj)
-        if any(type(p) is not Linear or p.bias is None for p in projs):
+        projs = attn._plain_projections()
+        if projs is None or projs[0].bias is None or amp.is_autocast_enabled():
             return None
         for m in (attn, ff, ln1, ln2, act, ff.fc1, ff.fc2, attn.out_proj) + projs:
             if "forward" in m.__dict__:   # a forward replaced on the instance (to look inside, as lpm.plots does)
@@ -141,8 +141,6 @@ class TransformerBlock(Module):
         if recording and any(p.requires_grad for p in every):
             return None
         arrays = [x._array] + [t._array for p in projs for t in (p.weight, p.bias)] + [p._array for p in params]
-        if amp.matmul_dtype(*arrays) is not None:
-            return None
         out = B.encoder_layer_fused(arrays[0], attn.num_heads, arrays[1:7:2], arrays[2:7:2], *arrays[7:], ln1.eps,
                                     type(act) is GELU)
         return None if out is None else Tensor._wrap(out)
