@@ -602,6 +602,66 @@ def test_relu_engine_primitives():
     np.testing.assert_array_equal(B.to_numpy(g), [1.0, 2.0, 3.0, 4.0, 5.0])
 
 
+# ---- masking the scores in place (B.masked_fill_) ---------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_masked_fill_is_where_and_writes_over_its_input(dtype):
+    """The engines fill in place (no second array as large as the scores); the values are those
+    of ``where(mask, value, x)``, -0.0 and nan included, for a mask broadcast over leading axes."""
+    x_np = randn(3, 2, 4, 5, seed=7).astype(dtype)
+    x_np[0, 0, 0, :2] = [-0.0, np.nan]
+    mask = np.arange(4)[:, None] < np.arange(5)[None, :]                 # (4, 5): causal-style
+    for value in (float("-inf"), 0.0):
+        expected = np.where(mask, value, x_np)
+        x = B.asarray(x_np.copy())
+        out = B.masked_fill_(x, B.asarray(mask), value)
+        got = B.to_numpy(out)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(got, expected)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))     # -0.0 kept where not masked
+        assert B.to_numpy(x) is got or np.array_equal(B.to_numpy(x), expected)   # written over x
+        # the default of the interface (where, a new array) gives the same bits
+        np.testing.assert_array_equal(B.to_numpy(Engine.masked_fill_(B, B.asarray(x_np.copy()), B.asarray(mask),
+                                                                      value)), expected)
+
+
+def test_masked_fill_with_a_mask_larger_than_its_input_broadcasts_both():
+    """A mask with more leading axes than ``x`` cannot be written into ``x``: the result is
+    ``where``'s, of the broadcast shape, and ``x`` is left as it was."""
+    x_np = randn(4, 5, seed=8).astype(np.float32)
+    mask = randn(2, 4, 5, seed=9) > 0
+    x = B.asarray(x_np.copy())
+    got = B.to_numpy(B.masked_fill_(x, B.asarray(mask), 0.0))
+    np.testing.assert_array_equal(got, np.where(mask, np.float32(0.0), x_np))
+    np.testing.assert_array_equal(B.to_numpy(x), x_np)
+
+
+@pytest.mark.parametrize("case", ["causal", "bool_mask", "causal_offset"])
+def test_composed_attention_gives_the_same_bits_with_the_in_place_fill(case, monkeypatch):
+    """The composed attention (the numpy engine's path, and the torch engine's with a mask or a
+    causal offset) masks its scores and their gradient in place: outputs and gradients are the
+    bits of the same arithmetic with ``where``."""
+    q, k, v, up = randn(2, 3, 6, 4, seed=1), randn(2, 3, 6, 4, seed=2), randn(2, 3, 6, 4, seed=3), \
+        randn(2, 3, 6, 4, seed=4)
+    mask = randn(1, 3, 6, 6, seed=5) > 0.5
+    kwargs = {"causal": dict(causal=0), "bool_mask": dict(mask=mask), "causal_offset": dict(causal=1)}[case]
+    monkeypatch.setattr(B, "attention_fused", lambda *args, **kw: None)   # the composed path on both engines
+
+    def fn(q, k, v):
+        m = kwargs.get("mask")
+        return attention.ScaledDotProductAttention.apply(q, k, v, None if m is None else gt.tensor(m), scale=0.5,
+                                                         causal=kwargs.get("causal"))
+
+    calls = _spy(monkeypatch, "masked_fill_")
+    filled = _run(fn, [q, k, v], up, "float32")
+    assert len(calls) == 2                                               # the scores, then their gradient
+    default = Engine.masked_fill_.__get__(object.__getattribute__(B, "_engine"))
+    monkeypatch.setattr(B, "masked_fill_", default)                      # where: a new array each time
+    composed = _run(fn, [q, k, v], up, "float32")
+    for got, want in zip(filled, composed):
+        np.testing.assert_array_equal(got, want)
+    assert np.isfinite(filled[0]).all()
+
+
 # ---- a Linear layer's forward (B.linear) ------------------------------------------------------
 @pytest.mark.parametrize("rows,inputs,outputs", [(8, 512, 256), (3, 1000, 64), (1, 40, 300), (64, 128, 32)])
 def test_linear_is_the_product_plus_bias_to_the_bit(rows, inputs, outputs):

@@ -130,6 +130,12 @@ class FastPaths:
         """``exp(x)``, possibly written over ``x`` (a fresh array of the caller's)."""
         return self.exp(x)
 
+    def masked_fill_(self, x, mask, value):
+        """``where(mask, value, x)``: ``value`` (a Python number) wherever the bool array ``mask``
+        (broadcast to ``x``'s shape) holds, possibly written over ``x`` (a fresh float array of
+        the caller's); the engines write in place, with no second array as large as ``x``."""
+        return self.where(mask, value, x)
+
     def addmm_(self, target, a, b, alpha):
         """``target += alpha * (a @ b)`` in place for 2-D arrays (SGD fused into the backward)."""
         return self.add_scaled_(target, self.matmul(a, b), alpha)

@@ -56,7 +56,7 @@ def _forward(ctx, qh, kh, vh, mask, scale, causal):
     elif mask is not None:
         blocked = mask if blocked is None else (blocked | mask)
     if blocked is not None:
-        scores = B.where(blocked, float("-inf"), scores)
+        scores = B.masked_fill_(scores, blocked, float("-inf"))   # scores is ours (made above)
     top = B.max(scores, axis=-1, keepdims=True)
     guard = mask is not None     # only a mask can leave a query without keys (causal never does)
     if guard:
@@ -88,7 +88,7 @@ def _backward(ctx, gh, needs):
     gw *= w                                                        # w * (gw - sum(gw * w)), in place
     gs = gw
     if ctx.blocked is not None:
-        gs = B.where(ctx.blocked, 0, gs)
+        gs = B.masked_fill_(gs, ctx.blocked, 0.0)                  # gw, made above
     gm = unbroadcast(gs, ctx.mask_shape) if nm and ctx.mask_shape is not None else None
     if gm is gs:
         gs = gs * ctx.scale
