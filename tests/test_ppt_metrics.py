@@ -8,8 +8,8 @@ import pytest
 
 from lpm.data import mnist
 from lpm.ppt.baselines import _cross_validated, baseline_bits
-from lpm.ppt.judge import (DigitJudge, class_entropy_bits, diversity_ratio, format_sample_quality, nearest_distance,
-                           sample_quality)
+from lpm.ppt.judge import (DigitJudge, class_entropy_bits, diversity_ratio, format_sample_quality, memorisation_ratio,
+                           nearest_distance, sample_quality)
 
 pytestmark = pytest.mark.first_pass      # numpy and scikit-learn only: no GT_* setting changes the answers
 
@@ -157,6 +157,7 @@ def test_conditional_accuracy_and_entropy_by_hand():
     assert got["judge_heldout_accuracy"] == 1.0
     assert got["conditional_accuracy"] == 0.5
     assert got["unconditional_entropy_bits"] == pytest.approx(np.log2(10), rel=1e-12)   # one of each digit
+    assert np.isnan(got["memorisation_ratio"])    # held-out digits are the training digits: 0 / 0
     assert class_entropy_bits([4] * 7) == 0.0
     assert class_entropy_bits([1, 1, 2, 2]) == pytest.approx(1.0)
     assert class_entropy_bits([1, 2, 3, 3]) == pytest.approx(1.5)
@@ -178,6 +179,9 @@ def test_memorisation_by_hand():
     got = sample_quality(judge, flat_images([0.25, 0.5]), np.array([2, 5]), flat_images([0.9]), train,
                          heldout, np.array([1, 2, 5]))
     assert got["memorisation_ratio"] == pytest.approx(7.0 / 5.6)             # samples' median: 7 (of 7, 14, 2.8)
+    assert memorisation_ratio(flat_images([0.25]), train, train) == float("inf")   # held-out copies, samples not
+    assert memorisation_ratio(train, train, heldout) == 0.0
+    assert np.isnan(memorisation_ratio(np.zeros((0, 28, 28), np.float32), train, heldout))
 
 
 def test_empty_kinds_of_samples_give_nan_and_the_format_says_so(real):

@@ -78,8 +78,7 @@ def sample_quality(judge, cond_samples, cond_labels, uncond_samples, train_image
         "conditional_accuracy": float(np.mean(judge.predict(cond) == cond_labels)) if len(cond) else float("nan"),
         "unconditional_entropy_bits": class_entropy_bits(judge.predict(uncond)),
         "diversity_ratio": diversity_ratio(cond, cond_labels, heldout, heldout_labels),
-        "memorisation_ratio": (float(np.median(nearest_distance(samples, train))
-                                     / np.median(nearest_distance(heldout, train))) if len(samples) else float("nan")),
+        "memorisation_ratio": memorisation_ratio(samples, train, heldout),
     }
 
 
@@ -102,6 +101,19 @@ def diversity_ratio(samples, labels, real, real_labels):
         if len(mine) >= 2 and len(theirs) >= 2:
             ratios.append(pdist(mine).mean() / pdist(theirs).mean())
     return float(np.mean(ratios)) if ratios else float("nan")
+
+
+def memorisation_ratio(samples, train, heldout):
+    """The median distance of ``samples`` to their nearest training image over the same median for
+    the real ``heldout`` digits. NaN where it is undefined: no samples, or held-out digits that are
+    all copies of training images (a median of 0) while the samples are too; infinite where only
+    the held-out digits are."""
+    if len(samples) == 0:
+        return float("nan")
+    mine, real = float(np.median(nearest_distance(samples, train))), float(np.median(nearest_distance(heldout, train)))
+    if real == 0.0:
+        return float("nan") if mine == 0.0 else float("inf")
+    return mine / real
 
 
 def nearest_distance(images, references):
