@@ -51,13 +51,6 @@ class NumpyBlas:
             return np.exp(x, out=x)
         return np.exp(x)
 
-    def masked_fill_(self, x, mask, value):
-        if (type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable
-                and np.broadcast_shapes(x.shape, mask.shape) == x.shape):
-            np.copyto(x, value, where=mask)    # one pass; np.where would write a second (x.shape) array
-            return x
-        return self.where(mask, value, x)
-
     def addmm_(self, target, a, b, alpha):
         """``target += alpha * (a @ b)``: one BLAS gemm with ``beta=1`` writing into ``target``
         where the library and the layouts allow it, else the product then ``add_scaled_``."""

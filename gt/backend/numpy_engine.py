@@ -238,6 +238,13 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
     def relu_(self, x):
         return np.maximum(x, x.dtype.type(0), out=x)
 
+    def masked_fill_(self, x, mask, value):
+        if (type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable
+                and np.broadcast_shapes(x.shape, mask.shape) == x.shape):
+            np.copyto(x, value, where=mask)    # one pass; np.where would write a second (x.shape) array
+            return x
+        return self.where(mask, value, x)
+
     def relu_backward(self, grad, out):
         # into parked buffers where there are (LinearRelu hands its gradient back after use)
         passes = np.less_equal(out, 0, out=self.empty_reused(np.shape(out), np.dtype(bool)))

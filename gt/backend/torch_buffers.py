@@ -97,11 +97,6 @@ class TorchBuffers:
     def exp_(self, x):
         return x.exp_() if x.is_floating_point() else torch.exp(x)
 
-    def masked_fill_(self, x, mask, value):
-        if x.is_floating_point() and torch.broadcast_shapes(x.shape, mask.shape) == x.shape:
-            return x.masked_fill_(mask, value)
-        return self.where(mask, value, x)
-
     def addmm_(self, target, a, b, alpha):
         """``target += alpha * (a @ b)`` in one kernel (``Tensor.addmm_``)."""
         if (isinstance(alpha, (int, float)) and a.dtype == b.dtype == target.dtype

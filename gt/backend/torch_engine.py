@@ -260,6 +260,11 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
     def relu_(self, x):
         return x.relu_()
 
+    def masked_fill_(self, x, mask, value):
+        if x.is_floating_point() and torch.broadcast_shapes(x.shape, mask.shape) == x.shape:
+            return x.masked_fill_(mask, value)
+        return self.where(mask, value, x)
+
     def relu_backward(self, grad, out):
         # the kernel of torch.relu's own backward, one pass, no mask or cast; into a parked buffer
         # where one is (LinearRelu hands its gradient back after use: no fresh pages each layer)
