@@ -1,12 +1,13 @@
-"""The engines' fast paths: fused layer norm and attention (the torch engine's kernels) give the
+"""The engines' fast paths: fused layer norm and attention (each engine's kernels) give the
 values and gradients of the composed ops; attention with a mask or a causal offset other than 0
 keeps the composed path and torch's answers; Adam/AdamW's one engine call per parameter
 (``B.adam_step_``: torch's fused kernel on the torch engine) gives torch.optim's parameters, and
 the engine's default is the optimizer's tensor arithmetic bit for bit; ReLU (``B.relu``,
 ``B.relu_backward``) against torch.
 
-On the numpy engine the "fused" and the composed runs both compose (the engine has no kernel);
-on the torch engine the tests check that the kernel was used."""
+Both engines have the layer norm and attention kernels (numpy: gt/backend/numpy_kernels.py;
+torch: torch's own); the tests check that the kernel was used, then compare it with the ops'
+composed path (the kernel answering None)."""
 
 import math
 
@@ -21,8 +22,6 @@ from gt.nn import functional as F
 from gt.ops import attention
 from gt.sharding import use_mesh
 from helpers import randn, spy_engine as _spy, torch_or_skip
-
-HAS_KERNELS = B.name == "torch"     # the engine with fused layer norm and attention kernels
 
 # fused against composed: the kernels sum in another order, so float rounding apart
 CLOSE = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
@@ -53,13 +52,12 @@ def _assert_all_close(got, want, dtype, what):
 
 def _fused_and_composed(monkeypatch, kernel, fn, arrays, up, dtype, grad=None):
     """Run ``fn`` as the engine chooses (the kernel where it has one), then with ``B.<kernel>``
-    answering None (the composed op); asserts that both agree, and that the kernel was asked and,
-    on the torch engine, answered. Returns the first run's results."""
+    answering None (the composed op); asserts that both agree, and that the kernel was asked and
+    answered. Returns the first run's results."""
     answered = _spy(monkeypatch, kernel)
     fused = _run(fn, arrays, up, dtype, grad)
     assert answered, f"B.{kernel} was not called"
-    assert all(answered) == HAS_KERNELS and any(answered) == HAS_KERNELS, (
-        f"B.{kernel} answered {answered} on the {B.name} engine")
+    assert all(answered), f"B.{kernel} answered {answered} on the {B.name} engine"
     monkeypatch.setattr(B, kernel, lambda *args, **kwargs: None)
     composed = _run(fn, arrays, up, dtype, grad)
     _assert_all_close(fused, composed, dtype, f"fused vs composed {kernel}")
@@ -98,10 +96,9 @@ def test_layer_norm_kernel_matches_composed(name, dtype, monkeypatch):
             return F.layer_norm(x.transpose(-1, -2), normalized, w, b).transpose(-1, -2)
         return F.layer_norm(x, normalized, w, b)
 
-    answered_backward = _spy(monkeypatch, "layer_norm_fused_backward") if HAS_KERNELS else None
+    answered_backward = _spy(monkeypatch, "layer_norm_fused_backward")
     fused = _fused_and_composed(monkeypatch, "layer_norm_fused", fn, arrays, randn(*shape, seed=4), dtype, grad)
-    if HAS_KERNELS:
-        assert answered_backward and all(answered_backward)
+    assert answered_backward and all(answered_backward)
     if not grad_x:
         assert fused[1] is None
 
@@ -128,7 +125,7 @@ def test_layer_norm_module_matches_torch_and_composed(affine, bias, monkeypatch)
 
     answered = _spy(monkeypatch, "layer_norm_fused")
     fused = run()
-    assert answered and all(answered) == HAS_KERNELS
+    assert answered and all(answered)
     tx = torch.tensor(x, requires_grad=True)
     expected = ref(tx)
     expected.backward(torch.from_numpy(up))
@@ -201,12 +198,44 @@ def test_multi_head_attention_kernel_matches_composed(causal, monkeypatch):
 
     answered = _spy(monkeypatch, "attention_fused")
     fused = run()
-    assert answered and all(answered) == HAS_KERNELS
+    assert answered and all(answered)
     monkeypatch.setattr(B, "attention_fused", lambda *args, **kwargs: None)
     composed = run()
     if causal:   # self-attention: the context is not used
         assert fused[2] is None and composed[2] is None
     _assert_all_close(fused, composed, "float32", "MultiHeadAttention fused vs composed")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_self_attention_kernel_writes_the_packed_gradient(causal, monkeypatch):
+    """Self-attention over enough rows takes q, k and v from one packed product; the kernel's
+    backward then answers the packed (B, L, 3D) gradient itself (``packed=True``), which must be
+    the composed op's three gradients side by side."""
+    gt.manual_seed(0)
+    attn = nn.MultiHeadAttention(16, 4, causal=causal)
+    x, up = randn(4, 32, 16, seed=1), randn(4, 32, 16, seed=2)      # 128 rows = PACK_ROWS x D: packed
+    params = list(attn.parameters())
+
+    def run():
+        for p in params:
+            p.grad = None
+        return _run(attn, [x], up, "float32") + [p.grad.numpy() for p in params]
+
+    shapes = []
+    real = B.attention_fused_backward
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        shapes.append((kwargs.get("packed", False), tuple(out.shape) if kwargs.get("packed") else None))
+        return out
+
+    monkeypatch.setattr(B, "attention_fused_backward", spy)
+    fused = run()
+    assert shapes == [(True, (4, 32, 48))]
+    monkeypatch.setattr(B, "attention_fused", lambda *args, **kwargs: None)
+    composed = run()
+    assert len(shapes) == 1                       # the composed path never asks the kernel
+    _assert_all_close(fused, composed, "float32", "packed attention: kernel vs composed")
 
 
 def _reference_attention(q, k, v, blocked, scale):
@@ -243,14 +272,14 @@ def test_causal_offset_takes_the_composed_path(offset, monkeypatch):
 
 def test_decoding_with_a_cache_matches_the_whole_sequence(monkeypatch):
     """Causal self-attention over a cache (offset S - L > 0, composed) gives the outputs of the
-    whole sequence at once (offset 0: the kernel on the torch engine)."""
+    whole sequence at once (offset 0: the engine's kernel)."""
     gt.manual_seed(0)
     attn = nn.MultiHeadAttention(8, 2, causal=True)
     x = gt.tensor(randn(2, 6, 8, seed=1).astype(np.float32))
     answered = _spy(monkeypatch, "attention_fused")
     with gt.no_grad():
         whole = attn(x).numpy()
-        assert answered and all(answered) == HAS_KERNELS
+        assert answered and all(answered)
         cache = nn.KVCache()
         first = attn(x[:, :2], cache=cache).numpy()
         calls = len(answered)

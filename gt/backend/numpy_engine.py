@@ -2,7 +2,8 @@
 
 Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface
 (gt/backend/engine.py, where each is documented) is a method here, the optional
-fast paths included: pooled buffers for large gradients and a blocked fused update.
+fast paths included: pooled buffers for large gradients, a blocked fused update, and fused
+layer norm and attention kernels (numpy_kernels.py).
 """
 
 import contextlib
@@ -14,6 +15,7 @@ from gt import dtypes
 from gt.backend.engine import Engine
 from gt.backend.numpy_blas import NumpyBlas, add_rows
 from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
+from gt.backend.numpy_kernels import NumpyKernels
 from gt.backend.numpy_sorting import NumpySorting
 
 _NATIVE = {
@@ -27,7 +29,7 @@ _NATIVE = {
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
-class NumpyEngine(NumpyBlas, NumpySorting, Engine):
+class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
     name = "numpy"
     device = "cpu"
 
@@ -39,6 +41,7 @@ class NumpyEngine(NumpyBlas, NumpySorting, Engine):
         self._blas = None        # numpy's BLAS library (gt/backend/blas.py), found on first use
         self._swap = None        # whether a Linear product may swap its sides (NumpyBlas.linear)
         self._threads = None     # its ThreadPolicy
+        self._ones = {}          # dtype -> a vector of ones, the row sums' gemv operand (NumpyKernels)
         probe = np.empty(0)      # held by this one local only: what recycle() sees for a sole owner
         self._sole_refs = self.recycle(probe, _count=True)
 

@@ -111,10 +111,14 @@ class TorchKernels:
             q, k, v, 0.0, causal, attn_mask=None, scale=scale)
         return out, (out, logsumexp)
 
-    def attention_fused_backward(self, grad, q, k, v, state, scale, causal):
+    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False):
         out, logsumexp = state
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+        grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
             grad, q, k, v, out, logsumexp, 0.0, causal, attn_mask=None, scale=scale)
+        if not packed:
+            return grads
+        b, _, n, _ = q.shape
+        return torch.stack([g.transpose(1, 2) for g in grads], 2).reshape(b, n, -1)
 
     def encoder_layer_fused(self, x, num_heads, qkv_weights, qkv_biases, out_weight, out_bias, ln1_weight,
                             ln1_bias, ln2_weight, ln2_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, eps,

@@ -140,6 +140,10 @@ class Attention(Function):
         needs = _needs(self)
         if self.packed:
             needs = (needs[0],) * 3 + needs[3:]
+            if self.kernel is not None:   # the engine writes the packed gradient itself (no mask here)
+                packed = B.attention_fused_backward(gh, *self.saved[:3], self.kernel, self.scale, self.causal,
+                                                    packed=True) if needs[0] else None
+                return packed, None, None, None
         gq, gk, gv, gm = _backward(self, gh, needs)
         if self.packed:
             if not needs[0]:
