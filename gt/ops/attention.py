@@ -6,10 +6,13 @@ on inputs already split into heads, (..., L, E), (..., S, E), (..., S, Ev) (what
 ``F.scaled_dot_product_attention`` gets). Both share one forward and one backward, so the
 query length L and the key length S may differ (cross-attention, decoding with a cache).
 
-The arithmetic is that of the composed ops it replaces (``(q @ k^T) * scale``, the mask, a
-stable softmax, ``@ v``), forward and backward, call for call, so outputs and gradients are
-the same to the bit; one tape entry instead of a dozen (the layout steps are views here, not
-recorded ops). Under ``gt.autocast`` the products run in bfloat16, as in linalg.py.
+Without a mask, with no causal offset other than 0 and outside autocast, the engine's kernel
+runs it (``B.attention_fused``: torch's CPU flash attention, or the numpy engine's
+gt/backend/numpy_kernels.py), with the values of the composed arithmetic to float rounding.
+Otherwise the arithmetic is that of the composed ops it replaces (``(q @ k^T) * scale``, the
+mask, a stable softmax, ``@ v``), forward and backward, call for call, so outputs and gradients
+are the same to the bit. Either way one tape entry instead of a dozen (the layout steps are
+views here, not recorded ops). Under ``gt.autocast`` the products run in bfloat16, as in linalg.py.
 
 The optional ``mask`` input broadcasts to the scores (..., L, S): a bool mask is True where a
 query may NOT attend (a score of -inf, as ``masked_fill``), a float mask is added to the scores

@@ -98,7 +98,9 @@ class Linear(Function):
 
 class LayerNorm(Function):
     """Normalise over the last ``n`` axes: ``(x - mean) / sqrt(var + eps) * weight + bias``
-    (biased variance, as torch)."""
+    (biased variance, as torch). One engine kernel where the engine has one for the dtype
+    (``B.layer_norm_fused``: torch's ``native_layer_norm``, the numpy engine's in
+    gt/backend/numpy_kernels.py), else composed here; the same values to float rounding."""
 
     def forward(self, x, weight, bias, n_axes=1, eps=1e-5):
         axes = tuple(range(x.ndim - n_axes, x.ndim))
