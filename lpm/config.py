@@ -6,13 +6,12 @@ help, choices and check, and the command line (``build_parser``) and its validat
     ['--batch-size must be >= 1, got 0']
 """
 
-import importlib.util
 import os
 from dataclasses import dataclass, field, fields
 
 import gt
 from lpm.data import DATASETS, has_extension
-from lpm.options import OneLineParser, at_least, non_negative, positive, within
+from lpm.options import OneLineParser, at_least, missing_package, non_negative, positive, within
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
@@ -247,8 +246,7 @@ def missing_packages(cfg):
         needs.append(("matplotlib", "matplotlib", "plot", "--plot"))
     if gt.config.backend_name() == "torch":
         needs.append(("torch", "torch", "torch", "GT_BACKEND=torch"))
-    return [f"{why} needs {pkg}: pip install " + (f"'lpm[{extra}]' or pip install {pkg}" if extra else pkg)
-            for module, pkg, extra, why in needs if importlib.util.find_spec(module) is None]
+    return [hint for hint in (missing_package(*need) for need in needs) if hint]
 
 
 def default_lr(optimizer, batch_size, dataset="blobs"):

@@ -11,6 +11,7 @@ message, or None when the value is fine, so a command can list every problem:
 """
 
 import argparse
+import importlib.util
 import math
 
 from gt import config
@@ -56,6 +57,20 @@ def non_negative(flag, value):
     if value is not None and not (math.isfinite(value) and value >= 0):
         return f"{flag} must be >= 0, got {value}"
     return None
+
+
+def missing_package(module, package, extra, why):
+    """The install hint for an optional package that ``why`` (an option, a feature) needs and
+    that cannot be imported, or None when it can: one wording for every command.
+
+        >>> missing_package("math", "math", None, "--x") is None
+        True
+        >>> missing_package("no_such_module_here", "matplotlib", "plot", "--plot")
+        "--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib"
+    """
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return f"{why} needs {package}: pip install " + (f"'lpm[{extra}]' or pip install {package}" if extra else package)
 
 
 def problems(*messages):

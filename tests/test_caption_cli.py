@@ -66,6 +66,15 @@ def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
     assert status == 2 and message in err
 
 
+def test_plot_without_matplotlib_is_refused_with_the_install_line(capsys, tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    status, err = refused(capsys, main, ["train", "--plot", str(tmp_path / "plots")])
+    assert status == 2 and "--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib" in err
+    assert err.count("\n") == 1 and not (tmp_path / "plots").exists()
+
+
 def write_pairs(folder, captions, shape=(8, 8)):
     """A --data JSON of one .npy image per caption (the last image missing when asked): its path."""
     entries = []

@@ -58,6 +58,22 @@ def test_bad_options_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
     assert status == 2 and message in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--plot", "PLOTS"], "--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib"),
+    (["generate", "--checkpoint", "none", "--digit", "3", "--out", "OUT.png"],
+     "--out *.png needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib; or write an .npy"),
+])
+def test_pictures_without_matplotlib_are_refused_with_the_install_line(capsys, tmp_path, monkeypatch, argv, message):
+    """The wording of every lpm command (lpm.options.missing_package), before any work."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    argv = [str(tmp_path / a) if a in ("PLOTS", "OUT.png", "none") else a for a in argv]
+    status, err = refused(capsys, main, argv)
+    assert status == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "PLOTS").exists()
+
+
 @pytest.mark.first_pass
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs must be >= 1, got 0"), (["--patch-size", "5"], "--patch-size must divide 28"),

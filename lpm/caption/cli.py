@@ -9,7 +9,6 @@ Bad options, files and environment variables are one line on stderr and exit sta
 before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 130.
 """
 
-import importlib.util
 import json
 import os
 from dataclasses import fields
@@ -26,8 +25,8 @@ from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions,
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
-from lpm.options import OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive, \
-    problems, within
+from lpm.options import OneLineParser, at_least, check_environment, checkpoint_parser, missing_package, \
+    non_negative, positive, problems, within
 from lpm.outputs import writable_problem
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
@@ -109,8 +108,9 @@ def _train_problems(cfg):
         bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
     if cfg.resume and not cfg.checkpoint_dir:
         bad.append("--resume needs --checkpoint-dir (the run to continue)")
-    if cfg.plot and importlib.util.find_spec("matplotlib") is None:
-        bad.append("--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib")
+    no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
+    if no_plot:
+        bad.append(no_plot)
     return bad + missing_packages()
 
 

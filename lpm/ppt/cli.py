@@ -11,7 +11,6 @@ Bad options, files and environment variables are one line on stderr and exit sta
 before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 130.
 """
 
-import importlib.util
 import os
 import time
 from dataclasses import fields
@@ -20,8 +19,8 @@ import numpy as np
 
 from lpm.checkpoint import load_into
 from lpm.commands import dispatch
-from lpm.options import (OneLineParser, at_least, check_environment, checkpoint_parser, non_negative, positive,
-                         problems, within)
+from lpm.options import (OneLineParser, at_least, check_environment, checkpoint_parser, missing_package,
+                         non_negative, positive, problems, within)
 from lpm.outputs import writable_problem
 from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
@@ -105,8 +104,9 @@ def train_command(argv, prog):
         bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {cfg.patch_size}"]
     if not bad and cfg.resume and not cfg.checkpoint_dir:
         bad = ["--resume needs --checkpoint-dir (the run to continue)"]
-    if not bad and cfg.plot and importlib.util.find_spec("matplotlib") is None:
-        bad = ["--plot needs matplotlib: pip install 'lpm[plot]' or pip install matplotlib"]
+    no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
+    if not bad and no_plot:
+        bad = [no_plot]
     if bad:
         p.error(bad[0])
     outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
@@ -209,8 +209,8 @@ def generate_command(argv, prog):
         bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
     if os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
         bad.append(f"--out must end in .png or .npy, got {args.out}")
-    elif args.out.lower().endswith(".png") and importlib.util.find_spec("matplotlib") is None:
-        bad.append("--out *.png needs matplotlib (pip install 'lpm[plot]'); or write an .npy")
+    elif args.out.lower().endswith(".png") and (no_png := missing_package("matplotlib", "matplotlib", "plot", "--out *.png")):
+        bad.append(no_png + "; or write an .npy")
     if bad:
         p.error(bad[0])
     refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
