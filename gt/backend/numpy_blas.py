@@ -46,11 +46,6 @@ class NumpyBlas:
             np.add(t[s:e], b, out=t[s:e])
         return target
 
-    def exp_(self, x):
-        if type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable:
-            return np.exp(x, out=x)
-        return np.exp(x)
-
     def addmm_(self, target, a, b, alpha):
         """``target += alpha * (a @ b)``: one BLAS gemm with ``beta=1`` writing into ``target``
         where the library and the layouts allow it, else the product then ``add_scaled_``."""

@@ -241,6 +241,11 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
     def relu_(self, x):
         return np.maximum(x, x.dtype.type(0), out=x)
 
+    def exp_(self, x):
+        if type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable:
+            return np.exp(x, out=x)
+        return np.exp(x)
+
     def masked_fill_(self, x, mask, value):
         if (type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable
                 and np.broadcast_shapes(x.shape, mask.shape) == x.shape):
