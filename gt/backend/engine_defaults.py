@@ -101,8 +101,9 @@ class FastPaths:
         (the op then composes it); ``state`` is what ``layer_norm_fused_backward`` reads."""
         return None
 
-    def layer_norm_fused_backward(self, grad, x, weight, bias, state, n_axes, needs):
-        """``(grad x, grad weight, grad bias)``, None where ``needs`` (three bools) says not needed."""
+    def layer_norm_fused_backward(self, grad, weight, bias, state, n_axes, needs):
+        """``(grad x, grad weight, grad bias)``, None where ``needs`` (three bools) says not needed.
+        The input x is not passed again: ``state`` holds whatever of it the kernel needs."""
         raise NotImplementedError(f"the {self.name} engine has no fused layer norm")
 
     def attention_fused(self, q, k, v, scale, causal):

@@ -84,10 +84,10 @@ class NumpyKernels:
             np.copyto(out, xhat)                       # never the saved xhat itself: the caller owns out
         if bias is not None:
             out += bias.reshape(-1)
-        return out.reshape(x.shape), (xhat, rstd)
+        return out.reshape(x.shape), (xhat, rstd, x.shape)   # xhat, not x, is what the backward reads
 
-    def layer_norm_fused_backward(self, grad, x, weight, bias, state, n_axes, needs):
-        xhat, rstd = state
+    def layer_norm_fused_backward(self, grad, weight, bias, state, n_axes, needs):
+        xhat, rstd, shape = state
         nx, nw, nb = needs
         n, d = xhat.shape
         g = np.asarray(grad, dtype=xhat.dtype).reshape(n, d)
@@ -107,7 +107,7 @@ class NumpyKernels:
             np.multiply(xhat, m2[:, None], out=gxhat)
             gx -= gxhat
             gx *= rstd[:, None]
-            gx = gx.reshape(x.shape)
+            gx = gx.reshape(shape)
         self.recycle(gxhat)
         return gx, gw, gb
 

@@ -94,10 +94,10 @@ class TorchKernels:
             if t.shape != shape:
                 return None
         out, mean, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
-        return out, (mean, rstd)
+        return out, (x, mean, rstd)
 
-    def layer_norm_fused_backward(self, grad, x, weight, bias, state, n_axes, needs):
-        mean, rstd = state
+    def layer_norm_fused_backward(self, grad, weight, bias, state, n_axes, needs):
+        x, mean, rstd = state
         shape = tuple(x.shape[x.ndim - n_axes:])
         return torch.ops.aten.native_layer_norm_backward(grad, x, shape, mean, rstd, weight, bias, list(needs))
 

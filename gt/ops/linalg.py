@@ -108,8 +108,8 @@ class LayerNorm(Function):
         fused = B.layer_norm_fused(x, weight, bias, n_axes, eps)   # one kernel where the engine has it
         if fused is not None:
             out, state = fused
-            self.kernel = state
-            self.save(x, weight, bias)
+            self.kernel = state    # what the engine's backward reads (x itself only where it needs it)
+            self.save(weight, bias)
             return out
         self.kernel = None
         mean = B.mean(x, axis=axes, keepdims=True)
@@ -129,8 +129,8 @@ class LayerNorm(Function):
     def backward(self, g):
         nx, nw, nb = self.needs_input_grad[:3]  # n_axes and eps may come positionally
         if self.kernel is not None:
-            x, weight, bias = self.saved
-            return B.layer_norm_fused_backward(g, x, weight, bias, self.kernel, len(self.axes),
+            weight, bias = self.saved
+            return B.layer_norm_fused_backward(g, weight, bias, self.kernel, len(self.axes),
                                                (nx, nw and weight is not None, nb and bias is not None))
         xhat, rstd, weight = self.saved
         lead = tuple(range(g.ndim - len(self.axes)))
