@@ -666,8 +666,8 @@ def test_masked_fill_with_a_mask_larger_than_its_input_broadcasts_both():
 
 @pytest.mark.parametrize("case", ["causal", "bool_mask", "causal_offset"])
 def test_composed_attention_gives_the_same_bits_with_the_in_place_fill(case, monkeypatch):
-    """The composed attention (the numpy engine's path, and the torch engine's with a mask or a
-    causal offset) masks its scores and their gradient in place: outputs and gradients are the
+    """The composed attention (both engines' path with a mask or a causal offset other than 0,
+    and without a kernel) masks its scores and their gradient in place: outputs and gradients are the
     bits of the same arithmetic with ``where``."""
     q, k, v, up = randn(2, 3, 6, 4, seed=1), randn(2, 3, 6, 4, seed=2), randn(2, 3, 6, 4, seed=3), \
         randn(2, 3, 6, 4, seed=4)

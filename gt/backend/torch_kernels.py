@@ -6,7 +6,7 @@ torch ships fused CPU kernels for the pieces of a transformer step: Adam/AdamW's
 instead of once per composed op, and runs in one call instead of a Python call per op: on the
 benchmarks' small decoder (benchmarks/small_decoder.py) the fused layer norm and attention took
 a step from 100 ms to 86 ms on a 2-core Xeon. A mixin of ``TorchEngine``; each method answers None (or defers to the engine's
-default) where its kernel does not apply, and the ops layer then composes the op as on numpy.
+default) where its kernel does not apply, and the ops layer then composes the op.
 Values agree with the composed ops to float rounding (the kernels sum in another order).
 """
 
