@@ -123,9 +123,9 @@ class NumpyKernels:
         blocked = None
         if causal and n_k > 1:                         # key j after query i (torch's is_causal: tril)
             blocked = np.arange(n_q)[:, None] < np.arange(n_k)[None, :]
-            np.copyto(w, -np.inf, where=blocked)
+            self.masked_fill_(w, blocked, -np.inf)
         w -= w.max(axis=-1, keepdims=True)
-        np.exp(w, out=w)
+        self.exp_(w)
         w /= (w @ self._ones_vector(n_k, w.dtype))[..., None]
         if q.ndim == 4:
             # (B, H, L, Ev) as a view of a (B, L, H, Ev) array: merging the heads back is free
@@ -152,7 +152,7 @@ class NumpyKernels:
         gw *= w                                                          # w * (gw - sum(gw * w))
         self.recycle(t)
         if blocked is not None:
-            np.copyto(gw, 0, where=blocked)
+            self.masked_fill_(gw, blocked, 0.0)
         gw *= scale
         gq = np.matmul(gw, k, out=into[0])
         gk = np.matmul(np.swapaxes(gw, -1, -2), q, out=into[1])

@@ -209,8 +209,10 @@ def generate_command(argv, prog):
         bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
     if os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
         bad.append(f"--out must end in .png or .npy, got {args.out}")
-    elif args.out.lower().endswith(".png") and (no_png := missing_package("matplotlib", "matplotlib", "plot", "--out *.png")):
-        bad.append(no_png + "; or write an .npy")
+    elif args.out.lower().endswith(".png"):
+        no_png = missing_package("matplotlib", "matplotlib", "plot", "--out *.png")
+        if no_png:
+            bad.append(no_png + "; or write an .npy")
     if bad:
         p.error(bad[0])
     refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
