@@ -65,6 +65,30 @@ def test_the_torch_engine_reuses_small_weight_gradients_too():
     B.clear_pool()
 
 
+@pytest.mark.parametrize("k", [1, 8, 16, 32])
+def test_a_weight_gradient_of_few_rows_is_the_whole_product(k):
+    """The torch engine writes a big weight gradient of at most 16 rows in blocks of its output
+    rows (MKL zeroes the whole output first, then adds into it); every block is written, also
+    into a recycled buffer that held other numbers, and the values are the product's. On the
+    numpy engine the same call is one product."""
+    rng = np.random.default_rng(k)
+    g = B.asarray(rng.standard_normal((k, 256)).astype(np.float32))
+    x = B.asarray(rng.standard_normal((k, 40000)).astype(np.float32))
+    exact = B.to_numpy(g).astype(np.float64).T @ B.to_numpy(x).astype(np.float64)
+    for _ in range(2):
+        out = B.matmul_reused(B.transpose(g, (1, 0)), x)
+        got = B.to_numpy(out)
+        assert got.shape == (256, 40000)
+        np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+        B.to_numpy(out)[...] = np.nan           # what the next call gets from the pool, if parked
+        B.recycle(out)
+    if B.name == "torch":
+        from gt.backend.torch_buffers import _blocks_pay
+
+        assert _blocks_pay(B.transpose(g, (1, 0)), x) is (k <= 16)
+    B.clear_pool()
+
+
 @pytest.mark.parametrize("hold", ["tensor", "array", "view", "data"])
 def test_a_gradient_the_user_holds_is_never_overwritten(hold):
     fc, opt, x = make()
