@@ -748,3 +748,31 @@ def test_linear_flattens_the_leading_axes_into_one_product(shape, layout, with_b
     else:
         expected = (rows @ w_np.T + (0 if b_np is None else b_np)).reshape(shape[:-1] + (7,))
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_sums_of_a_big_matrix_are_the_sums(layout, dtype):
+    """``B.sum(x, axis=0)`` of a big float matrix (a Linear's bias gradient) is the column sums,
+    as close to the exact ones as numpy's; NaN and infinities propagate as in a sum; other
+    shapes, axes and dtypes give numpy's own answer."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3136, 384)).astype(dtype)
+    x = np.asfortranarray(x) if layout == "F" else x
+    exact = x.astype(np.float64).sum(axis=0)
+    got = B.to_numpy(B.sum(B.asarray(x), axis=0))
+    assert got.shape == (384,) and got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got, exact, rtol=0, atol=tol * np.abs(x).sum(axis=0).max())
+    y = x.copy()
+    y[5, 0], y[7, 1], y[9, 2], y[11, 2] = np.nan, np.inf, np.inf, -np.inf
+    with np.errstate(invalid="ignore"):               # inf - inf, as numpy's own sum says
+        sums = B.to_numpy(B.sum(B.asarray(y), axis=0))
+    assert np.isnan(sums[0]) and sums[1] == np.inf and np.isnan(sums[2]) and np.isfinite(sums[3:]).all()
+    for other in (x[:, :3], x.astype(np.int64) if dtype == np.float64 else x[::2]):
+        np.testing.assert_allclose(B.to_numpy(B.sum(B.asarray(other), axis=0)), np.sum(other, axis=0), rtol=0,
+                                   atol=tol * np.abs(other).sum(axis=0).max())
+    kept = B.to_numpy(B.sum(B.asarray(x), axis=0, keepdims=True))
+    if B.name == "numpy":                              # not a column sum by the product: numpy's bits
+        np.testing.assert_array_equal(kept, np.sum(x, axis=0, keepdims=True))
+    np.testing.assert_allclose(kept[0], got, rtol=0, atol=tol * np.abs(x).sum(axis=0).max())

@@ -27,6 +27,7 @@ _NATIVE = {
     dtypes.float16: np.float16,
 }
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
@@ -267,7 +268,18 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
         return _gelu_with_grad(x)
 
     # ---- reductions ----------------------------------------------------------------
+    # Column sums of a big float matrix (a Linear's bias gradient, summed over the rows of a
+    # batch) as a BLAS product with a vector of ones, as the layer norm kernel sums: on a 2-core
+    # EPYC (OpenBLAS 0.3.31, caches flushed) (3136, 512) took 0.27 ms against np.sum's 0.58,
+    # (3136, 384) 0.20 against 0.38, (3136, 128) 0.16 against 0.19; numpy adds the rows one
+    # after another along axis 0 (no pairwise sum there), and the product was as close to the
+    # float64 sums (8e-7 relative against 1e-6 to 2e-6).
+    COLUMN_SUM_MIN = 1 << 14
+
     def sum(self, x, axis=None, keepdims=False):
+        if (axis == 0 and not keepdims and type(x) is np.ndarray and x.ndim == 2 and x.dtype in _BLAS_FLOATS
+                and x.size >= self.COLUMN_SUM_MIN and x.shape[0] > 1 and (x.flags.c_contiguous or x.flags.f_contiguous)):
+            return self._ones_vector(x.shape[0], x.dtype) @ x
         return np.sum(x, axis=axis, keepdims=keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
