@@ -61,7 +61,8 @@ class TorchBuffers:
         self._pool_bytes = 0
 
     def matmul_reused(self, a, b):
-        """``a @ b`` for 2-D ``a`` and ``b``, into a recycled CPU buffer when one is parked."""
+        """``a @ b`` for 2-D ``a`` and ``b``, into a recycled CPU buffer when one is parked; a big
+        product of few inner rows block by block (``_blocks_pay``)."""
         if a.dtype != b.dtype or a.device.type != "cpu" or a.shape[0] * b.shape[1] * a.element_size() < self.POOL_MIN_BYTES:
             return self.matmul(a, b)
         self._threads.tick()
