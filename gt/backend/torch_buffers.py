@@ -126,9 +126,11 @@ def _blocks_pay(a, b):
     MKL 2024.2, caches flushed between calls) (256, k) @ (k, 40000) took 4.1 ms instead of
     6.2-6.5 at k = 4, 5.4-5.7 instead of 7.2-8.3 at k = 8, 6.6-7.1 instead of 7.4-8.3 at
     k = 16, and was slower at k = 32 (10.1-10.3 against 9.3 ms: the right side no longer stays
-    in the cache), so blocks are used up to k = 16. The default model's seed step (2 x 4) took
-    1.0-3.5 ms less in each of 8 rounds, A/B in one process (27.7-32.6 against 30.5-33.7 ms).
-    Each output element is the same length-k dot product either way."""
+    in the cache), so blocks are used up to k = 16 with a right side of at most 3 MiB. The
+    default model's seed step (2 x 4) was 0.8 ms less in the median of 40 paired rounds (blocks
+    faster in 30) and 1.4 ms less with freed memory retained (31 of 40), A/B in one process.
+    Each output element is the same length-k dot product either way (the same bits here, for
+    k = 1 to 17)."""
     k, item = a.shape[1], a.element_size()
     return (k <= 16 and a.device.type == "cpu" and a.is_floating_point()
             and k * b.shape[1] * item <= 3 << 20 and a.shape[0] * b.shape[1] * item >= 8 << 20)
