@@ -15,7 +15,7 @@ from gt import dtypes
 from gt.backend.engine import Engine
 from gt.backend.numpy_blas import NumpyBlas, add_rows
 from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
-from gt.backend.numpy_kernels import NumpyKernels
+from gt.backend.numpy_kernels import FLOATS, NumpyKernels
 from gt.backend.numpy_sorting import NumpySorting
 
 _NATIVE = {
@@ -27,7 +27,6 @@ _NATIVE = {
     dtypes.float16: np.float16,
 }
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
-_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
@@ -277,7 +276,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
     COLUMN_SUM_MIN = 1 << 14
 
     def sum(self, x, axis=None, keepdims=False):
-        if (axis == 0 and not keepdims and type(x) is np.ndarray and x.ndim == 2 and x.dtype in _BLAS_FLOATS
+        if (axis == 0 and not keepdims and type(x) is np.ndarray and x.ndim == 2 and x.dtype in FLOATS
                 and x.size >= self.COLUMN_SUM_MIN and x.shape[0] > 1 and (x.flags.c_contiguous or x.flags.f_contiguous)):
             return self._ones_vector(x.shape[0], x.dtype) @ x
         return np.sum(x, axis=axis, keepdims=keepdims)

@@ -31,9 +31,11 @@ not apply (another dtype, mismatched shapes, an empty array), and the ops layer 
 the op.
 """
 
+import math
+
 import numpy as np
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))   # the dtypes of the kernels (and of numpy's BLAS)
 
 
 def _floating(*arrays):
@@ -42,7 +44,7 @@ def _floating(*arrays):
     for a in arrays:
         if a is None:
             continue
-        if type(a) is not np.ndarray or a.dtype not in _FLOATS or (dtype is not None and a.dtype != dtype):
+        if type(a) is not np.ndarray or a.dtype not in FLOATS or (dtype is not None and a.dtype != dtype):
             return False
         dtype = a.dtype
     return dtype is not None
@@ -65,7 +67,7 @@ class NumpyKernels:
         shape = x.shape[x.ndim - n_axes:]
         if any(p is not None and p.shape != shape for p in (weight, bias)):
             return None
-        d = x.size // int(np.prod(x.shape[:x.ndim - n_axes], dtype=np.int64))
+        d = math.prod(shape)
         rows = x.reshape(-1, d)                        # a copy only where x is strided
         ones = self._ones_vector(d, x.dtype)
         mean = rows @ ones
