@@ -14,6 +14,7 @@ share is a fresh buffer that a reduction may reuse.
 import weakref
 
 from gt.autograd import function
+from gt.autograd.deferred import LowRank, materialized
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -41,7 +42,7 @@ class PendingGrads:
         prev = self._grads.get(id(node))
         if prev is not None:
             self._release(prev)
-            g = layout.add(prev, g)
+            g = layout.add(materialized(prev), materialized(g))
         self._grads[id(node)] = g
         held = self._held
         held[id(g)] = held.get(id(g), 0) + 1
@@ -62,7 +63,13 @@ class PendingGrads:
 
 def accumulate(node, g, shared=True):
     """Add ``g`` into ``node.grad``; ``shared`` (the default: copy) says whether someone else
-    still holds ``g``. The leaf owns its ``.grad`` array afterwards."""
+    still holds ``g``. The leaf owns its ``.grad`` array afterwards. A ``LowRank`` gradient
+    (gt/autograd/deferred.py) is kept as it is by a leaf with no gradient yet."""
+    if type(g) is LowRank:
+        if node._grad_value is None and node._grad_factors is None:
+            node._grad_factors = g
+            return
+        g, shared = g.materialize(), False
     if node._placed is not None or isinstance(g, Placed):
         _accumulate_placed(node, g, shared)
     elif node.grad is None:
@@ -102,8 +109,15 @@ def zero_grads(params, set_to_none=True):
     """Clear the ``.grad`` of each tensor in ``params``: drop it (``set_to_none``) or fill it with
     zeros. Shared by ``Module.zero_grad`` and ``Optimizer.zero_grad``. A dropped gradient that
     nobody else holds (no reference to the tensor, its array or a view of it) goes back to the
-    engine (``B.recycle``). ``p.grad`` is None afterwards either way, as in torch."""
+    engine (``B.recycle``). ``p.grad`` is None afterwards either way, as in torch. A gradient
+    still held as factors is dropped without being made (zeros in its place when not
+    ``set_to_none``)."""
     for p in params:
+        if p._grad_factors is not None:
+            p._grad_factors = None
+            if not set_to_none:
+                p.grad = function.Tensor._wrap(B.zeros(p.shape, p.dtype), requires_grad=False)
+            continue
         g = p.grad
         if g is None:
             continue

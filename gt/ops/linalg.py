@@ -3,7 +3,7 @@ Backwards are BLAS calls on transposed views; no input copies. Under ``gt.autoca
 products (forward and backward) run in bfloat16; each op records that choice in its forward."""
 
 from gt import amp
-from gt.autograd import Function, unbroadcast
+from gt.autograd import Function, deferred, unbroadcast
 from gt.backend import B
 
 
@@ -90,10 +90,21 @@ class Linear(Function):
         if step is not None and step[1] is weight:
             B.addmm_(weight, _swap(g2), x2, step[0])   # the update itself: no gradient buffer
             nw = False
-        # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
-        gw = _mm(_swap(g2), x2, self.low, reuse=True) if nw else None
+        if nw and deferred.plain and self.low is None and self._defers(g2, x2, weight):
+            gw = deferred.LowRank(g2, x2)              # made only if read (gt/autograd/deferred.py)
+        else:
+            # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
+            gw = _mm(_swap(g2), x2, self.low, reuse=True) if nw else None
         gb = B.sum(g2, axis=0) if nb else None
         return gx, gw, gb
+
+    def _defers(self, g2, x2, weight):
+        """Whether the weight's gradient is left as its factors: a whole leaf, one dtype, and
+        few rows for a big weight (``deferred.worth``)."""
+        leaf = self.inputs[1]
+        return (leaf._ctx is None and leaf._placed is None and weight.ndim == 2
+                and B.dtype_of(g2) == B.dtype_of(x2) == B.dtype_of(weight)
+                and deferred.worth(x2.shape[0], weight.shape[0], weight.shape[1]))
 
 
 class LayerNorm(Function):

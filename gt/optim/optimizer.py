@@ -164,7 +164,9 @@ class Optimizer:
         if self.in_backward:
             return loss
         for group in self.param_groups:
-            self._update_group([p for p in group["params"] if p.grad is not None], group)
+            # asking for the tensors that hold a gradient leaves one held as factors unmade
+            self._update_group([p for p in group["params"]
+                                if p._grad_value is not None or p._grad_factors is not None], group)
         return loss
 
     def _update_group(self, params, group):

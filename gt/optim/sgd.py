@@ -51,11 +51,19 @@ class SGD(Optimizer):
     def _update_group(self, params, group):
         # Plain gradient descent on parameters held whole: one engine call for all of them
         # (B.add_scaled_foreach_, torch's multi-tensor add_ on the torch engine), the same
-        # update as p.add_(grad, alpha=-lr) one by one; anything else one by one.
+        # update as p.add_(grad, alpha=-lr) one by one, except a gradient still held as factors,
+        # which is applied by one gemm; anything else one by one.
         if group["momentum"] != 0 or group["weight_decay"] != 0:
             return super()._update_group(params, group)
         targets, values = [], []
         for p in params:
+            factors = p._grad_factors
+            if factors is not None and p._placed is None:
+                # a gradient held as its two factors (gt/autograd/deferred.py): the update is one
+                # gemm into the weight, and the gradient is never written
+                self._state_of(p, group)
+                factors.add_to(p._array, -group["lr"])
+                continue
             grad = p.grad
             if _whole(p, grad):
                 target, value = p._array, grad._array

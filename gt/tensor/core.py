@@ -46,7 +46,10 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     # A tensor holds one engine array (``_array``) or, when sharded or partial over the mesh, a
     # ``Placed`` (``_placed``: per-device arrays, placement, global shape); never both.
-    __slots__ = ("_array", "_placed", "_requires_grad", "_grad", "_ctx", "_retains_grad", "_id", "__weakref__")
+    # ``_grad_value`` is the ``.grad`` tensor; ``_grad_factors`` a weight gradient still held as its
+    # two factors (gt/autograd/deferred.py), made into ``_grad_value`` when ``.grad`` is read.
+    __slots__ = ("_array", "_placed", "_requires_grad", "_grad_value", "_grad_factors", "_ctx", "_retains_grad",
+                 "_id", "__weakref__")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self._init(B.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype, copy=True),
@@ -55,7 +58,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     def _init(self, arr, requires_grad=False):
         self._array, self._placed = arr, None
         self._ctx = None
-        self._grad = None
+        self._grad_value = self._grad_factors = None
         self._retains_grad = False
         self._requires_grad = False
         if requires_grad:
@@ -66,8 +69,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         if not B.is_array(arr):  # engines may return scalars (a full sum); a tensor always holds an array
             arr = B.asarray(arr)
         t = object.__new__(cls)
-        t._array, t._placed, t._ctx, t._grad, t._retains_grad, t._requires_grad = \
-            arr, None, None, None, False, requires_grad
+        t._array, t._placed, t._ctx, t._grad_value, t._grad_factors, t._retains_grad, t._requires_grad = \
+            arr, None, None, None, None, False, requires_grad
         return t
 
     @classmethod
@@ -160,17 +163,32 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         """The gradient accumulated by ``backward()`` (a tensor of this shape), or None.
 
         Only leaves get one, as in torch; a computed tensor keeps its gradient only after
-        ``retain_grad()``. (``_grad`` is the same attribute, the public gt's spelling.)"""
-        if self._ctx is not None and not self._retains_grad and self._grad is None:
+        ``retain_grad()``. (``_grad`` is the same attribute, the public gt's spelling.)
+        A big weight gradient of few rows may be held as its two factors until it is first
+        read here (gt/autograd/deferred.py): it is made then, and kept."""
+        if self._grad_factors is not None:
+            return self._grad
+        if self._ctx is not None and not self._retains_grad and self._grad_value is None:
             warnings.warn("the .grad of a tensor computed by an op (not a leaf) is not kept by backward(), "
                           "so it is None: call t.retain_grad() before backward() to keep it, or read the "
                           ".grad of the leaf tensors (parameters, inputs with requires_grad=True)",
                           UserWarning, stacklevel=2)
-        return self._grad
+        return self._grad_value
 
     @grad.setter
     def grad(self, value):
-        self._grad = value
+        self._grad_value, self._grad_factors = value, None
+
+    @property
+    def _grad(self):
+        factors = self._grad_factors
+        if factors is not None:
+            self._grad_value, self._grad_factors = Tensor._wrap(factors.materialize()), None
+        return self._grad_value
+
+    @_grad.setter
+    def _grad(self, value):
+        self._grad_value, self._grad_factors = value, None
 
     @property
     def id(self):

@@ -1,0 +1,69 @@
+"""A big weight gradient of few rows, kept as its two factors until someone reads it.
+
+A Linear's weight gradient is one product, ``dY^T X``: (out, k) times (k, in), where k is the
+number of rows of the batch. With few rows and a big weight (the Pixel Transformer's
+(256, 40,000) embedding at a batch of 2 x 4 images: k = 8) the product is 41 MB written to
+memory and read back by the optimizer, while its two factors are 1.3 MB. So the backward walk
+may leave such a leaf holding the factors (a ``LowRank``) instead of the product:
+
+- ``leaf.grad`` (and ``leaf._grad``) makes the product the first time it is read, with the same
+  engine call the backward would have made (so the same bits), and keeps it from then on; the
+  factors are dropped. Every reader of ``.grad`` (optimizers, clipping, hooks, user code) sees
+  an ordinary tensor, as in torch.
+- Plain gradient descent (``SGD`` without momentum or weight decay) applies ``W -= lr * dY^T X``
+  as one gemm into the weight (``B.addmm_``, as ``SGD(in_backward=True)`` does inside the
+  backward), so the gradient is never written; ``.grad`` still reads the gradient afterwards.
+  The update is rounded once instead of twice: 1e-7 relative to the two-step update.
+- ``zero_grad()`` drops the factors.
+
+Only where it clearly pays: a leaf that is not spread over the mesh, a gradient of at least
+``MIN_ELEMENTS`` values whose factors are at most ``1 / RATIO`` of it, outside autocast, and only
+in the walk's own call of an op's backward (``plain``), never in the sharded dispatch, which
+needs arrays. A second gradient for the same leaf (a weight used twice, or a second backward
+without ``zero_grad``) makes the product and adds as usual.
+"""
+
+from gt.backend import B
+
+MIN_ELEMENTS = 1 << 20     # 4 MiB of float32: below it the product stays in the caches anyway
+RATIO = 16                 # the factors at most 1/16 of the product: a 256 x 40,000 weight, k <= 15
+
+# True only while the backward walk runs an op's own backward on plain arrays (gt/autograd/backward.py).
+plain = False
+
+
+class LowRank:
+    """``rows_g^T @ rows_x``: a weight gradient as its two factors, each (k, n) and owned here
+    (copies: the arrays the backward had may be reused or changed before anyone reads them)."""
+
+    __slots__ = ("rows_g", "rows_x")
+
+    def __init__(self, rows_g, rows_x):
+        self.rows_g, self.rows_x = B.copy(rows_g), B.copy(rows_x)
+
+    @property
+    def shape(self):
+        return (self.rows_g.shape[1], self.rows_x.shape[1])
+
+    @property
+    def dtype(self):
+        return self.rows_x.dtype
+
+    def materialize(self):
+        """The gradient as an engine array, made as the backward makes it (``Linear.backward``)."""
+        return B.matmul_reused(B.transpose(self.rows_g, (1, 0)), self.rows_x)
+
+    def add_to(self, target, alpha):
+        """``target += alpha * gradient`` in place, in one gemm where the engine has one."""
+        B.addmm_(target, B.transpose(self.rows_g, (1, 0)), self.rows_x, alpha)
+
+
+def worth(rows, out_features, in_features):
+    """Whether a weight gradient of ``rows`` rows for an (out, in) weight is kept as factors."""
+    size = out_features * in_features
+    return size >= MIN_ELEMENTS and rows * (out_features + in_features) * RATIO <= size
+
+
+def materialized(g):
+    """``g`` as an engine array (a ``LowRank`` made into its product)."""
+    return g.materialize() if type(g) is LowRank else g
