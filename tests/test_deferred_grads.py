@@ -12,7 +12,7 @@ from gt import nn
 from gt.autograd import deferred
 from gt.sharding import get_mesh
 
-# A 4 MiB weight (deferred.MIN_ELEMENTS values) and 4 rows: factors 1/32 of the gradient.
+# A 4 MiB weight and 4 rows: the factors are 1/32 of the gradient.
 IN, OUT, ROWS = 8192, 128, 4
 
 
@@ -51,7 +51,8 @@ def reference_grad(fc, x):
 def test_the_rule_keeps_factors_only_for_big_weights_of_few_rows():
     assert deferred.worth(8, 256, 40_000)              # the Pixel Transformer's embedding at 2 x 4 images
     assert not deferred.worth(128, 256, 40_000)        # 16 x 8 images: the factors are half the gradient
-    assert not deferred.worth(8, 256, 1024)            # a small weight: its gradient stays in the caches
+    assert deferred.worth(8, 1024, 256)                # a block's feed-forward weight at 2 x 4 images
+    assert not deferred.worth(8, 64, 64)               # a small weight (below deferred.MIN_ELEMENTS)
     assert not deferred.worth(3136, 512, 128)          # a decoder's rows
 
 
