@@ -74,7 +74,8 @@ if HERE not in sys.path:
 from gt.backend import memory as gt_memory  # noqa: E402
 from machine import cpu_name, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
 from small_decoder import DECODER, DECODER_BATCH, measure_decoder  # noqa: E402
-from timing import BLOCK, gt_train_step, summary, take_turns, timed, torch_train_step  # noqa: E402
+from timing import (BLOCK, gt_train_step, summary, take_turns, timed, torch_threads,  # noqa: E402
+                    torch_train_step, with_torch_threads)
 from under_load import slowdowns  # noqa: E402
 
 MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024, num_classes=10,
@@ -204,7 +205,7 @@ def torch_forward_fn(model):
         with torch.no_grad():
             return model(torch.from_numpy(x))
 
-    return fwd
+    return with_torch_threads(fwd)
 
 
 # ---- memory (a fresh process per framework) -------------------------------------------------
@@ -287,7 +288,7 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
     if torch_ok:
         import torch
 
-        threads["torch"] = torch.get_num_threads()
+        threads["torch"] = torch_threads()   # read before gt runs anything: PyTorch's own count
     result = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",

@@ -76,8 +76,46 @@ def gt_train_step(model, opt, flat=False):
     return step
 
 
+_torch_threads = []   # PyTorch's own intra-op thread count, read once (torch_threads)
+
+
+def torch_threads():
+    """The intra-op thread count PyTorch chose for itself, read the first time this is called
+    (the benchmark calls it before gt has run anything)."""
+    if not _torch_threads:
+        import torch
+
+        _torch_threads.append(torch.get_num_threads())
+    return _torch_threads[0]
+
+
+def with_torch_threads(fn):
+    """``fn`` (a PyTorch step) run with PyTorch's own thread count (``torch_threads``), the count
+    found before it put back afterwards. gt's torch engine shares torch's one thread pool, and
+    its thread policy lowers the count on a busy machine (gt/backend/threads.py): without this,
+    PyTorch's steps beside it would run with gt's choice, and "PyTorch's slowdown under load"
+    would be that of PyTorch with gt's policy instead of PyTorch eager as its users run it. On
+    the numpy engine gt leaves torch's count alone, and this changes nothing."""
+    import torch
+
+    own = torch_threads()
+
+    def run(*args):
+        found = torch.get_num_threads()
+        if found != own:
+            torch.set_num_threads(own)
+        try:
+            return fn(*args)
+        finally:
+            if found != own:
+                torch.set_num_threads(found)
+
+    return run
+
+
 def torch_train_step(model, opt, flat=False):
-    """The same step in PyTorch, in PyTorch's order (``zero_grad`` first)."""
+    """The same step in PyTorch, in PyTorch's order (``zero_grad`` first), with PyTorch's own
+    thread count (``with_torch_threads``)."""
     import torch
     from torch.nn import functional as F
 
@@ -91,4 +129,4 @@ def torch_train_step(model, opt, flat=False):
         opt.step()
         return loss
 
-    return step
+    return with_torch_threads(step)

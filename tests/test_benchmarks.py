@@ -215,6 +215,31 @@ def _under_load():
     return under_load
 
 
+def test_pytorch_steps_run_with_pytorchs_own_thread_count():
+    """gt's torch engine lowers torch's one thread count on a busy machine; the PyTorch steps
+    beside it must run with the count PyTorch chose for itself, and leave gt's in place."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, BENCH)
+    try:
+        import timing
+    finally:
+        sys.path.remove(BENCH)
+    before = torch.get_num_threads()
+    try:
+        own = timing.torch_threads()
+        seen = []
+        step = timing.with_torch_threads(lambda x: seen.append((x, torch.get_num_threads())) or x)
+        torch.set_num_threads(max(1, own - 1) if own > 1 else 2)      # as gt's policy might have set it
+        gts = torch.get_num_threads()
+        assert step(7) == 7 and seen == [(7, own)]
+        assert torch.get_num_threads() == gts                            # gt's count put back
+        with pytest.raises(ZeroDivisionError):
+            timing.with_torch_threads(lambda: 1 / 0)()
+        assert torch.get_num_threads() == gts                            # also after an error
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_busy_processes_are_stopped_even_on_an_error():
     under_load = _under_load()
     with pytest.raises(RuntimeError, match="inside"):
