@@ -9,7 +9,9 @@ class SGD(Optimizer):
 
     With momentum: ``buf = momentum * buf + (1 - dampening) * g`` (``buf`` starts as the first
     gradient), then ``p -= lr * buf`` (Nesterov: ``p -= lr * (g + momentum * buf)``).
-    ``weight_decay`` adds ``weight_decay * p`` to the gradient first.
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient first. Plain gradient descent applies
+    a big weight gradient of few rows that the backward left as its two factors
+    (gt/autograd/deferred.py) as one gemm into the weight, without making the gradient.
 
         >>> opt = gt.optim.SGD(params, lr=0.1, momentum=0.9)
         >>> loss.backward(); opt.step(); opt.zero_grad()

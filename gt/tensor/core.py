@@ -181,6 +181,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @property
     def _grad(self):
+        """``grad`` in the public gt's spelling (without the warning for a non-leaf)."""
         factors = self._grad_factors
         if factors is not None:
             self._grad_value, self._grad_factors = Tensor._wrap(factors.materialize()), None
