@@ -248,3 +248,32 @@ def test_the_pixel_transformer_embedding_is_deferred_at_the_seed_batch(small_mod
     for k in params:
         np.testing.assert_allclose(params[k], params2[k], rtol=1e-5, atol=1e-6 * np.abs(params2[k]).max() + 1e-7,
                                    err_msg=k)
+
+
+def test_plain_sgd_takes_factors_up_to_the_size_of_the_gradient(no_deferral):
+    """Factors half the size of the gradient: kept for a weight that plain SGD steps (it applies
+    them as they are), not for one that Adam or SGD with momentum steps (they make the product)."""
+    def build(opt_cls, **kwargs):
+        gt.manual_seed(0)
+        fc = nn.Linear(1024, 1024)                 # 256 rows: factors 256 x 2048, half of 1024 x 1024
+        return fc, opt_cls(fc.parameters(), lr=0.01, **kwargs), gt.randn(256, 1024)
+
+    def step(fc, opt, x):
+        loss_of(fc, x).backward()
+        held = held_as_factors(fc.weight)
+        opt.step()
+        opt.zero_grad()
+        return held, fc.weight.numpy().copy()
+
+    one_device = get_mesh().size == 1
+    held, w = step(*build(gt.optim.SGD))
+    assert held == one_device
+    for opt_cls, kwargs in ((gt.optim.Adam, {}), (gt.optim.SGD, dict(momentum=0.9))):
+        assert not step(*build(opt_cls, **kwargs))[0]
+    fc, opt, x = build(gt.optim.SGD)
+    opt.param_groups[0]["momentum"] = 0.9           # switched on later: the product again
+    assert not step(fc, opt, x)[0]
+
+    no_deferral()
+    _, w2 = step(*build(gt.optim.SGD))
+    np.testing.assert_allclose(w, w2, rtol=1e-6, atol=1e-6 * np.abs(w2).max())

@@ -1,5 +1,8 @@
 """Stochastic gradient descent, with optional momentum, Nesterov momentum and weight decay."""
 
+import weakref
+
+from gt.autograd import deferred
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
 
@@ -33,6 +36,14 @@ class SGD(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov)
         super().__init__(params, defaults, in_backward)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        if not self.in_backward:
+            # the backward may then leave a bigger weight gradient as factors (gt/autograd/deferred.py)
+            group, optimizer = self.param_groups[-1], weakref.ref(self)
+            for p in group["params"]:
+                deferred.expect_plain_steps(p, _plain_now(optimizer, group))
 
     def _fused_alpha(self, key, optimizer):
         def alpha():  # asked at each backward: a scheduler may have changed lr, or momentum been set
@@ -91,3 +102,8 @@ class SGD(Optimizer):
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.add_(grad, alpha=-group["lr"])  # Tensor.add_: the engine's fused scaled addition
+
+
+def _plain_now(optimizer, group):
+    """Whether ``group`` of ``optimizer`` (held weakly) is plain gradient descent now."""
+    return lambda: optimizer() is not None and group["momentum"] == 0 and group["weight_decay"] == 0
