@@ -78,11 +78,15 @@ class LowRank:
         B.addmm_(target, B.transpose(self.rows_g, (1, 0)), self.rows_x, alpha)
 
 
-def worth(rows, out_features, in_features, plain=False):
+def worth(rows, out_features, in_features, leaf=None):
     """Whether a weight gradient of ``rows`` rows for an (out, in) weight is kept as factors;
-    ``plain``: the weight is stepped by plain gradient descent (``steps_plainly``)."""
+    ``leaf``, the weight: asked whether plain gradient descent steps it (``steps_plainly``) only
+    when its factors are over ``1 / RATIO`` of the gradient."""
     size = out_features * in_features
-    return size >= MIN_ELEMENTS and rows * (out_features + in_features) * (PLAIN_RATIO if plain else RATIO) <= size
+    factors = rows * (out_features + in_features)
+    if size < MIN_ELEMENTS or factors * PLAIN_RATIO > size:
+        return False
+    return factors * RATIO <= size or (leaf is not None and steps_plainly(leaf))
 
 
 def expect_plain_steps(leaf, asks):

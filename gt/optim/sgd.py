@@ -49,7 +49,7 @@ class SGD(Optimizer):
         def alpha():  # asked at each backward: a scheduler may have changed lr, or momentum been set
             opt = optimizer()
             group = opt._group_of.get(key) if opt is not None else None
-            if group is None or group["momentum"] != 0 or group["weight_decay"] != 0:
+            if group is None or not _plain(group):
                 return None
             return -group["lr"]
 
@@ -66,7 +66,7 @@ class SGD(Optimizer):
         # (B.add_scaled_foreach_, torch's multi-tensor add_ on the torch engine), the same
         # update as p.add_(grad, alpha=-lr) one by one, except a gradient still held as factors,
         # which is applied by one gemm; anything else one by one.
-        if group["momentum"] != 0 or group["weight_decay"] != 0:
+        if not _plain(group):
             return super()._update_group(params, group)
         targets, values = [], []
         for p in params:
@@ -104,6 +104,11 @@ class SGD(Optimizer):
         p.add_(grad, alpha=-group["lr"])  # Tensor.add_: the engine's fused scaled addition
 
 
+def _plain(group):
+    """Whether ``group`` is plain gradient descent (no momentum, no weight decay)."""
+    return group["momentum"] == 0 and group["weight_decay"] == 0
+
+
 def _plain_now(optimizer, group):
     """Whether ``group`` of ``optimizer`` (held weakly) is plain gradient descent now."""
-    return lambda: optimizer() is not None and group["momentum"] == 0 and group["weight_decay"] == 0
+    return lambda: optimizer() is not None and _plain(group)
