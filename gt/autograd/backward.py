@@ -3,7 +3,7 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import deferred, function, hooks
+from gt.autograd import deferred, function, hooks, versions
 from gt.autograd.buffers import PendingGrads, accumulate
 from gt.autograd.function import Function, fit_grad, tape
 from gt.backend import B
@@ -92,6 +92,7 @@ def _input_grads(ctx, g):
             g = layout.materialize(g)
     fitted = grads is not None
     if not fitted:
+        versions.check(ctx)
         deferred.plain = True      # this op's own backward on plain arrays may defer a weight gradient
         try:
             grads = ctx.backward(g)

@@ -121,7 +121,7 @@ class Function:
     scalars) are passed through as constants.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "saved", "released", "out_shape", "__weakref__")
+    __slots__ = ("inputs", "needs_input_grad", "saved", "saved_versions", "released", "out_shape", "__weakref__")
 
     # Inputs whose whole gradient is one product that may be written straight into a leaf by
     # plain gradient descent in the backward (gt/autograd/hooks.py). An op listing some reads
@@ -130,7 +130,11 @@ class Function:
     fusable = ()
 
     def save(self, *values):
+        """Keep ``values`` (engine arrays, or anything else) for the backward, with the versions
+        of the arrays: the walk raises if one is changed in place before then
+        (gt/autograd/versions.py)."""
         self.saved = values
+        self.saved_versions = B.versions_of(values)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError

@@ -5,7 +5,9 @@ engine overrides one where its library does better (a fused kernel, a reused buf
 call). ``Engine`` inherits these; nothing else should.
 """
 
+import functools
 import math
+import weakref
 
 
 class FastPaths:
@@ -143,9 +145,82 @@ class FastPaths:
         """``target += alpha * (a @ b)`` in place for 2-D arrays (SGD fused into the backward)."""
         return self.add_scaled_(target, self.matmul(a, b), alpha)
 
+    # ---- version counters (gt/autograd/versions.py) ------------------------------------------
+    # Each memory owner counts its in-place changes and remembers the generation (a count of all
+    # changes, anywhere) of its latest one. ``Function.save`` keeps only the generation: one int,
+    # whatever it saves; the backward compares it with the generation now, and looks at the
+    # arrays one by one only when something changed in between (in a training loop, never).
+    counts_inplace_ops = False
+    """Whether the library's own in-place ops count themselves (torch's do): gt then bumps a
+    version only where it writes without one (an optimizer's fused kernel)."""
+
+    def memory_owner(self, arr):
+        """The object whose version counts the changes of ``arr``'s memory: views of one array
+        share it (torch's rule: a change through a view is a change of the array). The default
+        counts each array on its own."""
+        return arr
+
+    def version_of(self, arr):
+        """How many times ``arr``'s memory was changed in place through gt (``bump_version``)."""
+        entry = self._version_entry(arr)
+        return 0 if entry is None else entry[1]
+
+    def versions_of(self, values):
+        """A token of the versions of the arrays among ``values`` now, for ``changed_since``."""
+        return self._generation
+
+    def changed_since(self, values, token):
+        """The first array among ``values`` changed in place since ``versions_of`` gave ``token``,
+        as ``(index, version now, version then or None where unknown)``; None if there is none."""
+        if token == self._generation:
+            return None
+        for i, value in enumerate(values):
+            if self.is_array(value):
+                entry = self._version_entry(value)
+                if entry is not None and entry[2] > token:
+                    return i, entry[1], None
+        return None
+
+    def bump_version(self, arr):
+        """Count one in-place change of ``arr``'s memory (every view of it sees the new version)."""
+        owner = self.memory_owner(arr)
+        key = id(owner)
+        counts = self._versions
+        entry = counts.get(key)
+        if entry is None:
+            # forgotten when its array is freed (the weak reference's callback runs then, before
+            # another object can take the id), so an entry found by id is always its owner's
+            entry = counts[key] = [weakref.ref(owner, functools.partial(_forget, counts, key)), 0, 0]
+        self._generation += 1
+        entry[1] += 1
+        entry[2] = self._generation
+
+    def bump_versions(self, arrays):
+        """``bump_version`` of each of ``arrays`` (an optimizer's parameters, one call a step)."""
+        for arr in arrays:
+            self.bump_version(arr)
+
+    def _version_entry(self, arr):
+        """``[weak reference to the owner, changes, generation of the latest]`` or None."""
+        return self._versions.get(id(self.memory_owner(arr)))
+
+    @property
+    def _versions(self):
+        counts = self.__dict__.get("_version_counts")
+        if counts is None:
+            counts = self.__dict__["_version_counts"] = {}
+        return counts
+
+    _generation = 0
+
     def get_num_threads(self):
         """How many threads the engine's math library uses now (gt/backend/threads.py)."""
         return 1
 
     def set_num_threads(self, n):
         """Fix the library's thread count at ``n`` (an int >= 1), or ``"auto"``: follow the load."""
+
+
+def _forget(counts, key, ref):
+    if counts.get(key, (None,))[0] is ref:
+        del counts[key]

@@ -74,6 +74,29 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
     def to_device(self, arr, device):
         return arr
 
+    # ---- version counters (gt/autograd/versions.py) ------------------------------------------
+    def memory_owner(self, arr):
+        # numpy points a view's ``base`` at the array that owns the memory (it never chains views)
+        base = arr.base
+        return base if isinstance(base, np.ndarray) else arr
+
+    def bump_versions(self, arrays):
+        # every parameter after every step: the default's loop, with the common case inlined
+        counts = self._versions
+        generation = self._generation
+        for arr in arrays:
+            base = arr.base
+            entry = counts.get(id(base if isinstance(base, np.ndarray) else arr))
+            if entry is None:
+                self._generation = generation
+                self.bump_version(arr)
+                generation = self._generation
+                continue
+            generation += 1
+            entry[1] += 1
+            entry[2] = generation
+        self._generation = generation
+
     def device_of(self, arr):
         return "cpu"
 

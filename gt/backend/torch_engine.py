@@ -65,7 +65,29 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
         self._threads = ThreadPolicy.from_setting(torch.get_num_threads, torch.set_num_threads,
                                                   config.num_threads())
 
-    # ---- devices -----------------------------------------------------------------------
+    # ---- version counters (gt/autograd/versions.py): torch's own ---------------------------------
+    # torch counts in-place changes per storage (views share the count) and its in-place ops bump
+    # it; gt bumps it too where it writes without such an op (the fused optimizer kernels do not)
+    counts_inplace_ops = True
+
+    def version_of(self, arr):
+        return arr._version
+
+    def versions_of(self, values):
+        return tuple(v._version if isinstance(v, torch.Tensor) else None for v in values)
+
+    def changed_since(self, values, token):
+        for i, (value, was) in enumerate(zip(values, token)):
+            if was is not None and value._version != was:
+                return i, value._version, was
+        return None
+
+    def bump_version(self, arr):
+        torch.autograd.graph.increment_version(arr)
+
+    def bump_versions(self, arrays):
+        torch.autograd.graph.increment_version(list(arrays))
+
     @property
     def device(self):
         """Where new arrays go: the mesh's home device (``cuda:0`` on a GPU machine), or the

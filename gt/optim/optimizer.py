@@ -14,6 +14,7 @@ import weakref
 from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
+from gt.tensor.inplace import bump_versions
 
 # id(parameter) -> the in_backward optimizer that updates it (two would update it twice). An
 # optimizer holds its parameters, so while it lives the id names the same tensor.
@@ -142,6 +143,7 @@ class Optimizer:
     def _step_one(self, p):
         with autograd.no_grad():
             self._update_one(p, self._group_of[id(p)])
+        p._bump_version()
         autograd.zero_grads([p])   # the gradient is spent: no parameter's gradient outlives its update
 
     # ---- the walk ----------------------------------------------------------------------
@@ -165,8 +167,9 @@ class Optimizer:
             return loss
         for group in self.param_groups:
             # asking for the tensors that hold a gradient leaves one held as factors unmade
-            self._update_group([p for p in group["params"]
-                                if p._grad_value is not None or p._grad_factors is not None], group)
+            params = [p for p in group["params"] if p._grad_value is not None or p._grad_factors is not None]
+            self._update_group(params, group)
+            bump_versions(params)     # a graph that saved them before this step can no longer backward
         return loss
 
     def _update_group(self, params, group):

@@ -67,6 +67,8 @@ class ShardedNode:
         else:  # a partial output: every device's share needs the whole gradient
             g_loc = layout.to_locals(g, Replicate())
         per_device = []
+        for ctx in self.ctxs:
+            autograd.check_saved_versions(ctx, share=True)
         for d, (ctx, gd) in enumerate(zip(self.ctxs, g_loc)):
             with on_device(d):
                 grads = ctx.backward(gd)
@@ -187,6 +189,7 @@ def backward_placed(ctx, g, inputs):
     # gradient is handled share by share; any other layout is gathered first.
     if isinstance(g, Placed) and isinstance(g.placement, Partial):
         per_share = []
+        autograd.check_saved_versions(ctx)
         for s in C.home(g.shards):   # the op's saved values are on the home device
             grads = ctx.backward(s)
             per_share.append(grads if isinstance(grads, tuple) else (grads,))

@@ -47,11 +47,33 @@ class InplaceMethods:
             p = None
         if p is None:
             fn(self._array, *[layout.materialize(v) if isinstance(v, layout.Placed) else v for v in values])
+            if not B.counts_inplace_ops:
+                B.bump_version(self._array)
             return self
         pieces = [layout.cut_like(v, p) for v in values]
         for d, shard in enumerate(p.shards):
             fn(shard, *[piece[d] for piece in pieces])
+        if not B.counts_inplace_ops:
+            self._bump_version()
         return self
+
+    @property
+    def _version(self):
+        """How many times this tensor's values (or those of a tensor it is a view of) were changed
+        in place, as torch's ``Tensor._version``; a backward that saved them checks it."""
+        p = self._placed
+        return B.version_of(self._array) if p is None else max(B.version_of(s) for s in _distinct_memory(p.shards))
+
+    def _bump_version(self):
+        """Count an in-place change of this tensor's values made without ``_update`` (an
+        optimizer's fused kernels): a backward that saved them before then raises
+        (gt/autograd/versions.py)."""
+        p = self._placed
+        if p is None:
+            B.bump_version(self._array)
+        else:
+            for shard in _distinct_memory(p.shards):   # shards may be views of one buffer: one change
+                B.bump_version(shard)
 
     def _iop(self, other, op, name):
         if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
@@ -128,18 +150,40 @@ class InplaceMethods:
             placement, sizes = self.placement, self._placed.sizes
             whole = self._data
             self._setitem(whole, index, value)
+            if not B.counts_inplace_ops:
+                B.bump_version(whole)     # it may be a view over the shards' own buffer
             if isinstance(placement, Shard):
                 self._placed, self._array = layout.shard(whole, placement.axis, sizes), None
             else:
                 self._data = whole
             return
         self._setitem(self._array, index, value)
+        if not B.counts_inplace_ops:
+            B.bump_version(self._array)
 
     def _setitem(self, arr, index, value):
         try:
             B.setitem(arr, _index(index), value)
         except IndexError as exc:
             raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
+
+
+def bump_versions(tensors):
+    """Count an in-place change of each of ``tensors`` (``_bump_version``), in one engine call."""
+    arrays = []
+    for t in tensors:
+        p = t._placed
+        if p is None:
+            arrays.append(t._array)
+        else:
+            arrays.extend(_distinct_memory(p.shards))
+    B.bump_versions(arrays)
+
+
+def _distinct_memory(arrays):
+    """``arrays`` with one of each group that shares a memory owner (the shards of one buffer)."""
+    owners = {id(B.memory_owner(a)): a for a in arrays}
+    return list(owners.values())
 
 
 def _iadd(a, v):
