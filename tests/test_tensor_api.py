@@ -216,3 +216,61 @@ def test_misc_methods():
     assert x.to(gt.float32) is x
     assert gt.exp(gt.tensor([0.0])).item() == 1.0
     assert gt.eye(2).tolist() == [[1.0, 0.0], [0.0, 1.0]] and gt.linspace(0, 1, 3).tolist() == [0.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("a_kind", ["f32", "f64", "i64", "bool", "float", "int", "pybool"])
+@pytest.mark.parametrize("b_kind", ["f32", "f64", "i64", "bool", "float", "int", "pybool"])
+def test_where_takes_torchs_dtype_and_values(a_kind, b_kind):
+    """``gt.where`` promotes as ``torch.where`` does: an int or bool tensor meeting a float gives
+    float32 (or the float tensor's dtype), two Python floats float32; numpy would give float64."""
+    torch = pytest.importorskip("torch", reason="compares with torch.where")
+    rng = np.random.default_rng(0)
+    values = {"f32": rng.standard_normal(4).astype(np.float32), "f64": rng.standard_normal(4),
+              "i64": np.arange(-2, 2), "bool": np.array([True, False, False, True]),
+              "float": 0.5, "int": 3, "pybool": True}
+    mask = np.array([True, False, True, False])
+
+    def operand(kind, lib):
+        v = values[kind]
+        if not isinstance(v, np.ndarray):
+            return v
+        return gt.from_numpy(v.copy()) if lib is gt else torch.from_numpy(v.copy())
+
+    ours = gt.where(gt.from_numpy(mask), operand(a_kind, gt), operand(b_kind, gt))
+    theirs = torch.where(torch.from_numpy(mask), operand(a_kind, torch), operand(b_kind, torch))
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+_INTS = np.arange(-2, 3)
+_MASK = np.array([True, False, True, False, True])
+# (gt program, torch program) on an int64 tensor x and a bool mask m
+_INT_INPUTS = {
+    "exp": (lambda x, m: x.exp(), None),
+    "log": (lambda x, m: (x.abs() + 1).log(), None),
+    "sqrt": (lambda x, m: x.abs().sqrt(), None),
+    "sigmoid": (lambda x, m: x.sigmoid(), None),
+    "tanh": (lambda x, m: x.tanh(), None),
+    "sigmoid of a mask": (lambda x, m: m.sigmoid(), None),
+    "softmax": (lambda x, m: x.softmax(-1), lambda x, m: x.softmax(-1, dtype=x.new_empty(0).float().dtype)),
+    "relu keeps the integers": (lambda x, m: x.relu(), None),
+    "clamp to floats": (lambda x, m: x.clamp(-0.5, 0.5), None),
+    "clamp to ints": (lambda x, m: x.clamp(-1, 1), None),
+    "clamp, min only": (lambda x, m: x.clamp(min=0.5), None),
+    "masked_fill of a float into ints": (lambda x, m: x.masked_fill(m, -1.7), None),
+    "masked_fill of a float into a mask": (lambda x, m: m.masked_fill(m, 0.5), None),
+    "masked_fill of an int into floats": (lambda x, m: (x * 1.0).masked_fill(m, 2), None),
+}
+
+
+@pytest.mark.parametrize("name", list(_INT_INPUTS))
+def test_integer_inputs_take_torchs_dtypes(name):
+    """Floating functions of integer or bool tensors give float32 as in torch (numpy would give
+    float64; gt's own kernels would have kept the integers: ``sigmoid`` of ints as 0 and 1), and
+    ``masked_fill`` keeps the tensor's dtype."""
+    torch = pytest.importorskip("torch", reason="compares with torch")
+    ours_fn, theirs_fn = _INT_INPUTS[name]
+    ours = ours_fn(gt.from_numpy(_INTS.copy()), gt.from_numpy(_MASK.copy()))
+    theirs = (theirs_fn or ours_fn)(torch.from_numpy(_INTS.copy()), torch.from_numpy(_MASK.copy()))
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)

@@ -41,6 +41,13 @@ def _binary(op_cls, name, a, b):
     return op_cls.apply(a, b)
 
 
+def _floating(x):
+    """``x``, or ``x`` in the default float dtype where it is an integer or bool tensor: torch's
+    floating functions (``exp``, ``sigmoid``, ``softmax``...) give float32 there, where numpy's
+    give float64, and gt's own kernels would keep the integers (``sigmoid`` of ints as 0 and 1)."""
+    return x if x.dtype.is_floating_point else x.to(dtypes.default_float)
+
+
 def _is_int_tensor(x):
     return isinstance(x, Tensor) and not x.dtype.is_floating_point
 
@@ -160,13 +167,13 @@ class ArithmeticMethods:
         return self ** exponent
 
     def exp(self):
-        return ew.Exp.apply(self)
+        return ew.Exp.apply(_floating(self))
 
     def log(self):
-        return ew.Log.apply(self)
+        return ew.Log.apply(_floating(self))
 
     def sqrt(self):
-        return ew.Sqrt.apply(self)
+        return ew.Sqrt.apply(_floating(self))
 
     def abs(self):
         return ew.Abs.apply(self)
@@ -181,7 +188,11 @@ class ArithmeticMethods:
         """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
-        return ew.Clip.apply(self, _scalar(min), _scalar(max))
+        low, high = _scalar(min), _scalar(max)
+        x = self
+        if not self.dtype.is_floating_point and any(isinstance(b, float) for b in (low, high)):
+            x = self.to(dtypes.default_float)    # torch: an int tensor clamped to a float gives float32
+        return ew.Clip.apply(x, low, high)
 
     clamp = clip
 
@@ -189,26 +200,33 @@ class ArithmeticMethods:
         return act.Relu.apply(self)
 
     def sigmoid(self):
-        return act.Sigmoid.apply(self)
+        return act.Sigmoid.apply(_floating(self))
 
     def tanh(self):
-        return act.Tanh.apply(self)
+        return act.Tanh.apply(_floating(self))
 
     def gelu(self, approximate="none"):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        return act.Gelu.apply(self, approximate=approximate)
+        return act.Gelu.apply(_floating(self), approximate=approximate)
 
     def softmax(self, axis=None, *, dim=None):
         """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably."""
-        return act.Softmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
+        return act.Softmax.apply(_floating(self), normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
 
     def log_softmax(self, axis=None, *, dim=None):
         """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable)."""
-        return act.LogSoftmax.apply(self, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
+        return act.LogSoftmax.apply(_floating(self), normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
 
     def masked_fill(self, mask, value):
-        """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor)."""
+        """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor).
+        The result has this tensor's dtype, as in torch (0.5 into an int64 tensor is 0)."""
+        value = _scalar(value)
+        if isinstance(value, Tensor):
+            if value.dtype != self.dtype:
+                value = value.to(self.dtype)
+        elif not self.dtype.is_floating_point:
+            value = Tensor._wrap(B.asarray(value, dtype=self.dtype))
         return where(mask, value, self)
 
     def matmul(self, other):
@@ -242,6 +260,14 @@ def where(condition, a, b):
     """Elements of ``a`` where ``condition`` is True, else of ``b`` (broadcasting; differentiable in a and b)."""
     cond = condition if isinstance(condition, Tensor) else Tensor._wrap(B.asarray(condition))
     a, b = _operand(a, "where"), _operand(b, "where")
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        a, b = _promote_ints(a, b)    # an int tensor meeting a float: float32 or the tensor's dtype
+    else:
+        # two Python numbers: torch's dtype (a float among them: the default float), where numpy's
+        # would be float64; the second then follows the first as a weak scalar
+        kind = (dtypes.default_float if any(isinstance(x, float) for x in (a, b))
+                else dtypes.bool_ if isinstance(a, bool) and isinstance(b, bool) else dtypes.int64)
+        a = Tensor._wrap(B.asarray(a, dtype=kind))
     shape = cond.shape
     for x in (a, b):
         if isinstance(x, Tensor):
