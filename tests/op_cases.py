@@ -141,6 +141,12 @@ case("wide_range", _BCE, lambda x, y: gt.nn.functional.binary_cross_entropy_with
 
 # clip: values are multiples of 0.1, bounds sit halfway between two of them (no kinks)
 XC = distinct(3, 5, seed=6)
+# rounding: values between two multiples of 0.1 and never on an integer or a half (no steps)
+XR = XC * 7 + 0.05
+for _how in ("floor", "ceil", "trunc", "round", "sign"):
+    case(_how, "Rounding", lambda a, h=_how: getattr(a, h)() * a, XR)
+case("norm", "Norm2", lambda a: a.norm(), XC)
+case("norm_dim_keep", "Norm2", lambda a: a.norm(dim=1, keepdim=True), XC)
 case("both", "Clip", lambda a: a.clip(-0.25, 0.35), XC, torch_fn=lambda a: a.clamp(-0.25, 0.35))
 case("min_only", "Clip", lambda a: a.clip(min=-0.15), XC, torch_fn=lambda a: a.clamp(min=-0.15))
 case("max_only", "Clip", lambda a: a.clip(max=0.05), XC, torch_fn=lambda a: a.clamp(max=0.05))

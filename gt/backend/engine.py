@@ -256,6 +256,27 @@ class Engine(FastPaths, abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def floor(self, x):
+        """The largest integer not above each float element, in ``x``'s dtype (inf and NaN stay,
+        here and in ``ceil``, ``trunc``, ``round``)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def ceil(self, x):
+        """The smallest integer not below each float element."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def trunc(self, x):
+        """Each float element rounded toward zero."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def round(self, x):
+        """Each float element rounded to the nearest integer, halves to even."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def maximum(self, a, b):
         """The larger of ``a`` and ``b`` elementwise; either may be a Python number."""
         raise NotImplementedError

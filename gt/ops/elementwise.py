@@ -202,3 +202,15 @@ class Cast(Function):
 
     def backward(self, g):
         return (B.astype(g, self.saved[0]),)
+
+
+class Rounding(Function):
+    """``floor``, ``ceil``, ``trunc``, ``round`` or ``sign`` (``how``): piecewise constant, so the
+    gradient is zero wherever it is defined, as torch's (zeros, not no gradient at all)."""
+
+    def forward(self, x, how):
+        out = getattr(B, how)(x)
+        return B.where(x == x, out, 0) if how == "sign" else out     # torch's sign of NaN is 0
+
+    def backward(self, g):
+        return (B.zeros(tuple(g.shape), B.dtype_of(g)), None)

@@ -63,3 +63,21 @@ class Max(_Extremum):
 
 class Min(_Extremum):
     reduce = "min"
+
+
+class Norm2(Function):
+    """The 2-norm ``sqrt(sum(x * x))`` over ``axis`` (a tuple, or None: all). Its gradient is
+    ``x / norm``, and 0 where the norm is 0 (torch's choice; the composed ops would give NaN)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        out = B.sqrt(B.sum(x * x, axis=axis, keepdims=True))
+        self.axis, self.keepdims = axis, keepdims
+        self.save(x, out)
+        return out if keepdims else B.reshape(out, tuple(n for i, n in enumerate(x.shape)
+                                                        if axis is not None and i not in axis))
+
+    def backward(self, g):
+        x, out = self.saved
+        if not self.keepdims:
+            g = B.reshape(g, tuple(out.shape))
+        return (B.where(out == 0, 0, x * (g / B.where(out == 0, 1, out))),)

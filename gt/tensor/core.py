@@ -7,7 +7,8 @@ gt/sharding) and, when it was computed by a recorded op, that op (``_ctx``, show
 This module holds the class and its attributes; its methods come from the mixins beside it:
 arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
 indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace.py (``add_``,
-``+=``, item assignment) and numpy_interop.py.
+``+=``, item assignment), numpy_interop.py and extra_methods.py (``//``, ``%``, ``floor``,
+``logsumexp``, ``norm``, ``repeat``, ``tril``, ``new_zeros``...).
 """
 
 import warnings
@@ -20,10 +21,11 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Replicate, Shard
-from gt.tensor import arithmetic, checks, dispatch, inplace, numpy_interop, reductions, rules
+from gt.tensor import arithmetic, checks, dispatch, extra_methods, inplace, numpy_interop, reductions, rules
 from gt.tensor import shape as shape_methods
 from gt.tensor.arithmetic import ArithmeticMethods
 from gt.tensor.dispatch import redistribute
+from gt.tensor.extra_methods import ExtraMethods
 from gt.tensor.inplace import InplaceMethods
 from gt.tensor.numpy_interop import NumpyMethods
 from gt.tensor.reductions import ReductionMethods
@@ -34,7 +36,8 @@ from gt.tensor.sorting import SortingMethods
 _next_id = 0
 
 
-class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods):
+class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
+             ExtraMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -345,7 +348,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
 # The modules of this package that need the class, and cannot import this module (it imports
 # them), get it here, once it exists.
-for _module in (arithmetic, dispatch, inplace, numpy_interop, reductions, rules, shape_methods, sorting):
+for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
+                sorting):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

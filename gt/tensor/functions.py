@@ -60,6 +60,10 @@ def _method(name):
 _METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "sum",
             "mean", "var", "std", "max", "min", "argmax", "argmin", "reshape", "flatten", "permute", "transpose",
             "unsqueeze", "squeeze", "expand", "split", "chunk", "clip", "clamp", "maximum", "minimum", "pow",
-            "sort", "argsort", "topk", "cumsum", "multinomial")
+            "sort", "argsort", "topk", "cumsum", "multinomial",
+            # extra_methods.py
+            "floor_divide", "remainder", "floor", "ceil", "trunc", "round", "sign", "isnan", "isinf", "isfinite",
+            "logical_not", "logical_and", "logical_or", "amax", "amin", "logsumexp", "norm", "tril", "triu", "flip",
+            "outer", "bmm", "square", "reciprocal", "rsqrt", "clamp_min", "clamp_max", "lerp")
 for _name in _METHODS:
     globals()[_name] = _method(_name)

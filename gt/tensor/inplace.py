@@ -147,15 +147,15 @@ class InplaceMethods:
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare
-            placement, sizes = self.placement, self._placed.sizes
+            placement, sizes, before = self.placement, self._placed.sizes, self._version
             whole = self._data
             self._setitem(whole, index, value)
-            if not B.counts_inplace_ops:
-                B.bump_version(whole)     # it may be a view over the shards' own buffer
             if isinstance(placement, Shard):
                 self._placed, self._array = layout.shard(whole, placement.axis, sizes), None
             else:
                 self._data = whole
+            while self._version <= before:   # the values may lie in new memory: its count goes on from ours
+                self._bump_version()
             return
         self._setitem(self._array, index, value)
         if not B.counts_inplace_ops:

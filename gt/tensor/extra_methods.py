@@ -1,0 +1,232 @@
+"""torch's tensor methods that gt makes from its own ops: ``//`` and ``%``, rounding, ``isnan``,
+``amax``, ``logsumexp``, ``norm``, ``repeat``, ``tril``, ``flip``, ``new_zeros``, ``lerp``...
+Their values, dtypes and gradients are torch's (tests/test_extra_methods.py runs each beside
+torch); where torch has no gradient (``//``, the comparisons) none is recorded here either.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+import math
+
+from gt import autograd, dtypes
+from gt.backend import B
+from gt.ops import elementwise as ew
+from gt.ops import reductions as reduction_ops
+from gt.ops._shapes import normalize_axes
+from gt.tensor._args import _pick, _scalar
+from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+def _sizes(size, name):
+    """A shape from ``(2, 3)``, ``[2, 3]`` or the varargs ``2, 3`` (torch takes all three)."""
+    if len(size) == 1 and not hasattr(size[0], "__index__"):
+        size = tuple(size[0])
+    if not all(hasattr(n, "__index__") and int(n) >= 0 for n in size):
+        raise ValueError(f"{name}: expected sizes that are non-negative ints, got {size!r}")
+    return tuple(int(n) for n in size)
+
+
+class ExtraMethods:
+    __slots__ = ()
+
+    # ---- integer division and remainder ---------------------------------------------------------
+    def __floordiv__(self, other):
+        """``floor(self / other)`` (torch's ``floor_divide``): ints stay ints; no gradient, as torch
+        has none (recorded nowhere, so ``backward`` through it finds no graph)."""
+        a, b = _promote_ints(self, _operand(other, "//"))
+        with autograd.no_grad():
+            out = Tensor._wrap(a._data // (b._data if isinstance(b, Tensor) else b))
+        return out
+
+    def __rfloordiv__(self, other):
+        return Tensor._wrap(B.asarray(other)).__floordiv__(self)    # a Python int is int64, a float float32
+
+    floor_divide = __floordiv__
+
+    def __mod__(self, other):
+        """The remainder with the divisor's sign (Python's and torch's ``remainder``): ``self -
+        other * floor(self / other)``; gradients 1 and ``-floor(self / other)``, as torch's."""
+        other = _operand(other, "%")
+        if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
+                and not isinstance(other, float):
+            with autograd.no_grad():       # integers: exact, and nothing to differentiate
+                return Tensor._wrap(self._data % (other._data if isinstance(other, Tensor) else other))
+        a, b = _promote_ints(self, other)
+        return a - b * (a / b).detach().floor()
+
+    def __rmod__(self, other):
+        return Tensor._wrap(B.asarray(other)).__mod__(self)
+
+    remainder = __mod__
+
+    # ---- rounding: a zero gradient, as torch's ------------------------------------------------
+    def _rounding(self, how):
+        if not self.dtype.is_floating_point:
+            return self.clone() if how != "sign" else ew.Rounding.apply(self, how)
+        return ew.Rounding.apply(self, how)
+
+    def floor(self):
+        return self._rounding("floor")
+
+    def ceil(self):
+        return self._rounding("ceil")
+
+    def trunc(self):
+        return self._rounding("trunc")
+
+    def round(self, decimals=0):
+        """Round to the nearest integer (halves to even, as torch), or to ``decimals`` places."""
+        if decimals == 0:
+            return self._rounding("round")
+        scale = 10.0 ** decimals
+        return (self * scale)._rounding("round") / scale
+
+    def sign(self):
+        return self._rounding("sign")
+
+    # ---- tests of values (bool tensors, no gradient) ----------------------------------------
+    def isnan(self):
+        return self != self
+
+    def isinf(self):
+        return self.abs() == math.inf if self.dtype.is_floating_point else self != self
+
+    def isfinite(self):
+        with autograd.no_grad():
+            return Tensor._wrap(B.isfinite(self._data))
+
+    def logical_not(self):
+        return self == 0
+
+    def logical_and(self, other):
+        return (self != 0) & (_operand(other, "logical_and") != 0)
+
+    def logical_or(self, other):
+        return (self != 0) | (_operand(other, "logical_or") != 0)
+
+    # ---- reductions ---------------------------------------------------------------------------
+    def amax(self, dim=(), keepdim=False):
+        """The largest values over ``dim`` (an int, a tuple; ``()``: all), the gradient split
+        evenly among ties (torch's ``amax``)."""
+        return self.max(None if dim == () else dim, keepdims=keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return self.min(None if dim == () else dim, keepdims=keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""
+        x = _floating(self)
+        axes = normalize_axes(dim, x.ndim, "logsumexp")
+        shift = x.detach().amax(axes if axes is not None else (), keepdim=True)
+        shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
+        out = (x - shift).exp().sum(axes, keepdims=True).log() + shift
+        if keepdim:
+            return out
+        return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """The vector ``p``-norm over ``dim`` (None: every element): 2 (or ``"fro"``), 1, ``inf``,
+        ``-inf`` or any other positive number; the 2-norm's gradient is 0 where it is 0 (torch's)."""
+        x = _floating(self)
+        axes = normalize_axes(dim, x.ndim, "norm")
+        if p in (2, "fro"):
+            return reduction_ops.Norm2.apply(x, axes, bool(keepdim))
+        if p == math.inf or p == -math.inf:
+            a = x.abs()
+            return a.max(axes, keepdims=keepdim) if p > 0 else a.min(axes, keepdims=keepdim)
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not p > 0:
+            raise ValueError(f"norm: p must be 'fro', inf, -inf or a positive number, got {p!r}")
+        if p == 1:
+            return x.abs().sum(axes, keepdims=keepdim)
+        return (x.abs() ** p).sum(axes, keepdims=keepdim) ** (1.0 / p)
+
+    # ---- shapes -------------------------------------------------------------------------------
+    def repeat(self, *sizes):
+        """This tensor tiled ``sizes`` times along each axis (torch's ``repeat``: leading new axes
+        where ``sizes`` is longer than the shape); differentiable."""
+        sizes = _sizes(sizes, "repeat")
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: {len(sizes)} repeat counts for a tensor of {self.ndim} dims "
+                             f"(shape {self.shape}): give at least one count per dim")
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        interleaved = tuple(n for pair in zip((1,) * len(shape), shape) for n in pair)
+        tiled = tuple(n for pair in zip(sizes, shape) for n in pair)
+        return self.reshape(interleaved).expand(tiled).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+    def _triangle(self, diagonal, lower, name):
+        if self.ndim < 2:
+            raise ValueError(f"{name}: expected a tensor of at least 2 dims, got shape {self.shape}")
+        rows, cols = self.shape[-2:]
+        offset = Tensor._wrap(B.arange(0, rows, 1, dtypes.int64)).reshape(rows, 1) - \
+            Tensor._wrap(B.arange(0, cols, 1, dtypes.int64)).reshape(1, cols)
+        keep = offset >= -diagonal if lower else offset <= -diagonal
+        return where(keep, self, 0)
+
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two axes (``diagonal`` above the main one kept too)."""
+        return self._triangle(diagonal, True, "tril")
+
+    def triu(self, diagonal=0):
+        return self._triangle(diagonal, False, "triu")
+
+    def flip(self, dims):
+        """The elements in reverse order along ``dims`` (an int or a tuple)."""
+        axes = normalize_axes(dims, self.ndim, "flip")
+        return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
+
+    # ---- products and blends --------------------------------------------------------------------
+    def outer(self, other):
+        """``self[i] * other[j]`` for two 1-D tensors."""
+        other = _operand(other, "outer")
+        if self.ndim != 1 or not isinstance(other, Tensor) or other.ndim != 1:
+            raise ValueError(f"outer: expected two 1-D tensors, got shapes {self.shape} and "
+                             f"{getattr(other, 'shape', other)}")
+        return self.reshape(-1, 1) * other.reshape(1, -1)
+
+    def bmm(self, other):
+        """Batched matrix product of (b, n, m) and (b, m, p) tensors (no broadcasting, as torch)."""
+        other = _operand(other, "bmm")
+        if self.ndim != 3 or not isinstance(other, Tensor) or other.ndim != 3 or self.shape[0] != other.shape[0]:
+            raise ValueError(f"bmm: expected two 3-D tensors with the same batch size, got shapes {self.shape} "
+                             f"and {getattr(other, 'shape', other)}")
+        return self @ other
+
+    def square(self):
+        return self * self
+
+    def reciprocal(self):
+        return 1.0 / _floating(self)
+
+    def rsqrt(self):
+        return 1.0 / _floating(self).sqrt()
+
+    def clamp_min(self, min):
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):
+        return self.clamp(max=max)
+
+    def lerp(self, end, weight):
+        """``self + weight * (end - self)``."""
+        return self + _scalar(weight) * (_operand(end, "lerp") - self)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    # ---- new tensors in this tensor's dtype ---------------------------------------------------
+    def new_zeros(self, *size, dtype=None):
+        return Tensor._wrap(B.zeros(_sizes(size, "new_zeros"), dtype or self.dtype))
+
+    def new_ones(self, *size, dtype=None):
+        return Tensor._wrap(B.ones(_sizes(size, "new_ones"), dtype or self.dtype))
+
+    def new_empty(self, *size, dtype=None):
+        return Tensor._wrap(B.empty(_sizes(size, "new_empty"), dtype or self.dtype))
+
+    def new_full(self, size, fill_value, dtype=None):
+        return Tensor._wrap(B.full(_sizes((size,), "new_full"), fill_value, dtype or self.dtype))
+
+    def new_tensor(self, data, dtype=None):
+        return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True))

@@ -1,0 +1,166 @@
+"""torch's tensor methods that gt composes from its own ops (gt/tensor/extra_methods.py), each
+run beside torch: values, dtypes, shapes and, where torch has them, gradients."""
+
+import math
+
+import numpy as np
+import pytest
+
+import gt
+from tests.helpers import compare_with_torch, torch_or_skip
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((3, 4)) * 3
+Y = RNG.uniform(0.5, 2.0, (3, 4)) * np.sign(RNG.standard_normal((3, 4)))
+V = RNG.standard_normal(4)
+W = RNG.standard_normal(5)
+M = RNG.standard_normal((2, 3, 4))
+N = RNG.standard_normal((2, 4, 5))
+
+# name -> (function of gt or torch tensors, inputs); the same code runs on both
+DIFFERENTIABLE = {
+    "remainder by a tensor": (lambda a, b: a % b, (X, Y)),
+    "remainder by a number": (lambda a: a % 1.5, (X,)),
+    "remainder method": (lambda a, b: a.remainder(b), (X, Y)),
+    "floor": (lambda a: a.floor() * a, (X,)),
+    "ceil": (lambda a: a.ceil() + a, (X,)),
+    "trunc": (lambda a: a.trunc() * 2, (X,)),
+    "round": (lambda a: a.round() - a, (X,)),
+    "round to 2 decimals": (lambda a: a.round(decimals=2), (X,)),
+    "sign": (lambda a: a.sign() * a, (X,)),
+    "amax over a dim": (lambda a: a.amax(1), (X,)),
+    "amax over two dims, kept": (lambda a: a.amax((0, 2), keepdim=True), (M,)),
+    "amin of all": (lambda a: a.amin(), (X,)),
+    "amax with ties splits the gradient": (lambda a: a.amax(1), (np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]),)),
+    "logsumexp": (lambda a: a.logsumexp(1), (X,)),
+    "logsumexp over two dims, kept": (lambda a: a.logsumexp((1, 2), keepdim=True), (M * 30,)),
+    "norm": (lambda a: a.norm(), (X,)),
+    "norm over a dim": (lambda a: a.norm(dim=1), (X,)),
+    "norm 1": (lambda a: a.norm(p=1, dim=0), (X,)),
+    "norm inf": (lambda a: a.norm(p=math.inf, dim=1), (X,)),
+    "norm 3": (lambda a: a.norm(p=3, dim=1, keepdim=True), (X,)),
+    "norm of a zero row": (lambda a: a.norm(dim=1), (np.array([[0.0, 0.0], [3.0, 4.0]]),)),
+    "repeat": (lambda a: a.repeat(2, 3), (X,)),
+    "repeat with a new axis": (lambda a: a.repeat(2, 1, 2), (V,)),
+    "tril": (lambda a: a.tril(), (X,)),
+    "tril above the diagonal": (lambda a: a.tril(1), (M,)),
+    "triu below the diagonal": (lambda a: a.triu(-1), (X,)),
+    "flip": (lambda a: a.flip(1), (M,)),
+    "flip two dims": (lambda a: a.flip((0, 2)), (M,)),
+    "outer": (lambda a, b: a.outer(b), (V, W)),
+    "bmm": (lambda a, b: a.bmm(b), (M, N)),
+    "square": (lambda a: a.square(), (X,)),
+    "reciprocal": (lambda a: a.reciprocal(), (Y,)),
+    "rsqrt": (lambda a: a.abs().rsqrt(), (Y,)),
+    "clamp_min": (lambda a: a.clamp_min(0.5), (X,)),
+    "clamp_max": (lambda a: a.clamp_max(0.5), (X,)),
+    "lerp": (lambda a, b: a.lerp(b, 0.25), (X, Y)),
+}
+
+
+@pytest.mark.parametrize("name", list(DIFFERENTIABLE))
+def test_values_and_gradients_are_torchs(name):
+    fn, arrays = DIFFERENTIABLE[name]
+    compare_with_torch(fn, None, *arrays)
+
+
+def test_a_number_divided_by_a_tensor():
+    """``5.0 % t``: torch has no gradient for the divisor there (its backward raises); gt's is
+    ``-floor(5 / t)``, against its formula here."""
+    compare_with_torch(lambda b: 5.0 % b, None, Y, grad=False)
+    compare_with_torch(lambda b: 7.0 // b, None, Y, grad=False)
+    b = gt.tensor(Y, requires_grad=True)
+    (5.0 % b).sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), -np.floor(5.0 / Y))
+
+
+@pytest.mark.parametrize("name", ["floor", "logsumexp", "norm", "tril", "flip", "outer", "bmm", "lerp",
+                                  "remainder", "square", "amax"])
+def test_the_function_forms_are_the_methods(name):
+    torch = torch_or_skip()
+    args = {"floor": (X,), "logsumexp": (X, 1), "norm": (X,), "tril": (X,), "flip": (X, (0,)), "outer": (V, W),
+            "bmm": (M, N), "lerp": (X, Y, 0.5), "remainder": (X, Y), "square": (X,), "amax": (X, 1)}[name]
+    ours = getattr(gt, name)(*[gt.tensor(a) if isinstance(a, np.ndarray) else a for a in args])
+    theirs = getattr(torch, name)(*[torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+INTS = np.array([-7, -3, 0, 2, 7])
+INT_PROGRAMS = {
+    "int // int": lambda L, a: a // 2,
+    "int // negative int": lambda L, a: a // -3,
+    "int // float": lambda L, a: a // 2.5,
+    "float // int tensor": lambda L, a: 7.5 // (a.abs() + 1),
+    "int // int tensor": lambda L, a: 7 // (a.abs() + 1),
+    "floor_divide": lambda L, a: a.floor_divide(3),
+    "int % int": lambda L, a: a % 3,
+    "int % negative int": lambda L, a: a % -3,
+    "int % float": lambda L, a: a % 2.5,
+    "int % int tensor": lambda L, a: 17 % (a.abs() + 1),
+    "floor of ints": lambda L, a: a.floor(),
+    "sign of ints": lambda L, a: a.sign(),
+    "isnan of ints": lambda L, a: a.isnan(),
+    "logical_not": lambda L, a: a.logical_not(),
+    "logical_and": lambda L, a: a.logical_and(a > 0),
+    "logical_or": lambda L, a: a.logical_or(a > 2),
+    "tril of ints": lambda L, a: a.reshape(1, 5).repeat(3, 1).tril(),
+    "type_as": lambda L, a: a.type_as(L.zeros(1)),
+    "new_zeros": lambda L, a: a.new_zeros(2, 3),
+    "new_ones from a tuple": lambda L, a: a.new_ones((2,)),
+    "new_full": lambda L, a: a.new_full((2, 2), 7),
+    "new_tensor": lambda L, a: a.new_tensor([1, 2]),
+    "new_empty shape and dtype": lambda L, a: a.new_empty(3, 2).shape[0] + a.new_zeros(0),
+    "amax of ints": lambda L, a: a.amax(),
+}
+
+
+@pytest.mark.parametrize("name", list(INT_PROGRAMS))
+def test_integer_tensors_as_in_torch(name):
+    torch = torch_or_skip()
+    program = INT_PROGRAMS[name]
+    ours = program(gt, gt.from_numpy(INTS.copy()))
+    theirs = program(torch, torch.from_numpy(INTS.copy()))
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+SPECIAL = np.array([0.5, 1.5, 2.5, -0.5, -1.5, math.inf, -math.inf, math.nan, -0.0, 3.7, -3.7])
+
+
+@pytest.mark.parametrize("name", ["floor", "ceil", "trunc", "round", "sign", "isnan", "isinf", "isfinite"])
+def test_rounding_and_tests_of_special_values(name):
+    """Halves round to even, infinities and NaN pass through the rounding, as in torch."""
+    torch = torch_or_skip()
+    ours = getattr(gt.tensor(SPECIAL.astype(np.float32)), name)()
+    theirs = getattr(torch.tensor(SPECIAL.astype(np.float32)), name)()
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_floor_division_records_no_gradient_as_torch_has_none():
+    x = gt.randn(3, requires_grad=True)
+    y = x // 0.5
+    assert not y.requires_grad
+    z = (x.floor() * 0 + x).sum()        # floor's gradient is zero, not absent
+    z.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(3, np.float32))
+
+
+def test_logsumexp_of_infinities_is_torchs():
+    torch = torch_or_skip()
+    rows = np.array([[-math.inf, -math.inf], [math.inf, 1.0], [-math.inf, 0.0]], np.float32)
+    np.testing.assert_array_equal(gt.tensor(rows).logsumexp(1).numpy(), torch.tensor(rows).logsumexp(1).numpy())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: x.repeat(2), "at least one count per dim"),
+    (lambda x: x.repeat(2, -1), "non-negative ints"),
+    (lambda x: x.norm(p=0), "p must be"),
+    (lambda x: x.reshape(-1).tril(), "at least 2 dims"),
+    (lambda x: x.outer(x), "two 1-D tensors"),
+    (lambda x: x.bmm(x), "two 3-D tensors"),
+])
+def test_bad_arguments_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(gt.randn(3, 4))
