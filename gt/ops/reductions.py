@@ -36,13 +36,12 @@ class Mean(Function):
         return (B.broadcast_to(g / count, self.in_shape),)
 
 
-class _Extremum(Function):
-    """max/min: the gradient goes to the positions that hold the extremum, split evenly among ties."""
-
-    reduce = None
+class _SavedReduction(Function):
+    """A reduction whose backward reads its input and its output (kept with the reduced axes):
+    subclasses give ``kept(x, axis)`` and ``grad(x, out, g)``, ``g`` shaped as ``out``."""
 
     def forward(self, x, axis=None, keepdims=False):
-        out = getattr(B, self.reduce)(x, axis=axis, keepdims=True)
+        out = self.kept(x, axis)
         self.axis, self.keepdims = axis, keepdims
         self.save(x, out)
         return out if keepdims else B.reshape(out, tuple(n for i, n in enumerate(x.shape)
@@ -52,9 +51,21 @@ class _Extremum(Function):
         x, out = self.saved
         if not self.keepdims:
             g = B.reshape(g, tuple(out.shape))
+        return (self.grad(x, out, g),)
+
+
+class _Extremum(_SavedReduction):
+    """max/min: the gradient goes to the positions that hold the extremum, split evenly among ties."""
+
+    reduce = None
+
+    def kept(self, x, axis):
+        return getattr(B, self.reduce)(x, axis=axis, keepdims=True)
+
+    def grad(self, x, out, g):
         hit = x == out
         count = B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))  # in x's dtype, not int64
-        return (B.where(hit, g / count, 0),)
+        return B.where(hit, g / count, 0)
 
 
 class Max(_Extremum):
@@ -65,19 +76,12 @@ class Min(_Extremum):
     reduce = "min"
 
 
-class Norm2(Function):
+class Norm2(_SavedReduction):
     """The 2-norm ``sqrt(sum(x * x))`` over ``axis`` (a tuple, or None: all). Its gradient is
     ``x / norm``, and 0 where the norm is 0 (torch's choice; the composed ops would give NaN)."""
 
-    def forward(self, x, axis=None, keepdims=False):
-        out = B.sqrt(B.sum(x * x, axis=axis, keepdims=True))
-        self.axis, self.keepdims = axis, keepdims
-        self.save(x, out)
-        return out if keepdims else B.reshape(out, tuple(n for i, n in enumerate(x.shape)
-                                                        if axis is not None and i not in axis))
+    def kept(self, x, axis):
+        return B.sqrt(B.sum(x * x, axis=axis, keepdims=True))
 
-    def backward(self, g):
-        x, out = self.saved
-        if not self.keepdims:
-            g = B.reshape(g, tuple(out.shape))
-        return (B.where(out == 0, 0, x * (g / B.where(out == 0, 1, out))),)
+    def grad(self, x, out, g):
+        return B.where(out == 0, 0, x * (g / B.where(out == 0, 1, out)))
