@@ -8,14 +8,14 @@ containers, ``functional`` (as ``F``) and ``init``.
 """
 
 from gt.nn import functional, init
-from gt.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from gt.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from gt.nn.attention import MultiHeadAttention
 from gt.nn.containers import ModuleDict, ModuleList, Sequential
 from gt.nn.dropout import Dropout
 from gt.nn.embedding import Embedding
 from gt.nn.kv_cache import KVCache
-from gt.nn.linear import Identity, Linear
-from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from gt.nn.linear import Flatten, Identity, Linear, Unflatten
+from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from gt.nn.module import IncompatibleKeys, Module
 from gt.nn.normalization import LayerNorm
 from gt.nn.parameter import Parameter

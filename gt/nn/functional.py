@@ -55,6 +55,32 @@ def tanh(x):
     return _tensor(x, "tanh").tanh()
 
 
+def silu(x):
+    """``x * sigmoid(x)`` (swish), elementwise."""
+    x = _tensor(x, "silu")
+    return x * x.sigmoid()
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` where positive, ``negative_slope * x`` elsewhere."""
+    x = _tensor(x, "leaky_relu")
+    return where(x > 0, x, x * negative_slope)
+
+
+def elu(x, alpha=1.0):
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (the exponential of the
+    negative part only, so large inputs do not overflow where they are not used)."""
+    x = _tensor(x, "elu")
+    return where(x > 0, x, (x.clamp(max=0.0).exp() - 1) * alpha)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta * x)) / beta``, and ``x`` itself where ``beta * x > threshold`` (torch's),
+    as ``max(z, 0) + log(1 + exp(-|z|))``: no overflow for large inputs."""
+    z = _tensor(x, "softplus") * beta
+    return where(z > threshold, z, z.clamp(min=0.0) + ((-z.abs()).exp() + 1).log()) / beta
+
+
 def softmax(x, axis=None, *, dim=None):
     """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users; default -1), computed stably."""
     return _tensor(x, "softmax").softmax(axis, dim=dim)

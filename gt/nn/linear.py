@@ -1,4 +1,4 @@
-"""``Linear`` (weight stored (out, in), as PyTorch) and ``Identity``."""
+"""``Linear`` (weight stored (out, in), as PyTorch), ``Identity``, ``Flatten`` and ``Unflatten``."""
 
 import math
 
@@ -69,3 +69,38 @@ class Identity(Module):
 
     def forward(self, x):
         return x
+
+
+class Flatten(Module):
+    """Axes ``start_dim`` to ``end_dim`` merged into one (torch's defaults: all but the batch axis)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Axis ``dim`` split into ``unflattened_size`` (its product must be the axis' length)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        dim = self.dim % x.ndim if -x.ndim <= self.dim < x.ndim else self.dim
+        if not 0 <= dim < x.ndim:
+            raise IndexError(f"Unflatten: dim {self.dim} is out of range for a tensor of {x.ndim} dims")
+        sizes = list(self.unflattened_size)
+        if -1 not in sizes and math.prod(sizes) != x.shape[dim]:
+            raise ValueError(f"Unflatten: sizes {self.unflattened_size} do not multiply to the length "
+                             f"{x.shape[dim]} of dim {self.dim} (shape {x.shape})")
+        return x.reshape(x.shape[:dim] + tuple(sizes) + x.shape[dim + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

@@ -22,15 +22,23 @@ class CrossEntropyLoss(Module):
                                label_smoothing=self.label_smoothing)
 
 
-class MSELoss(Module):
-    """``F.mse_loss(input, target)`` as a module (shapes must match exactly)."""
+class _Loss(Module):
+    """A loss function of (input, target) with only ``reduction`` to set, as a module."""
+
+    function = None
 
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = reduction
 
     def forward(self, input, target):
-        return F.mse_loss(input, target, reduction=self.reduction)
+        return type(self).function(input, target, reduction=self.reduction)
+
+
+class MSELoss(_Loss):
+    """``F.mse_loss(input, target)`` as a module (shapes must match exactly)."""
+
+    function = staticmethod(F.mse_loss)
 
 
 class BCELoss(Module):
@@ -54,3 +62,15 @@ class BCEWithLogitsLoss(Module):
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
+
+
+class L1Loss(_Loss):
+    """``F.l1_loss(input, target)`` as a module (shapes must match exactly)."""
+
+    function = staticmethod(F.l1_loss)
+
+
+class NLLLoss(_Loss):
+    """``F.nll_loss(log_probs (N, C), target (N,))`` as a module."""
+
+    function = staticmethod(F.nll_loss)
