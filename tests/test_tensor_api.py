@@ -274,3 +274,20 @@ def test_integer_inputs_take_torchs_dtypes(name):
     theirs = (theirs_fn or ours_fn)(torch.from_numpy(_INTS.copy()), torch.from_numpy(_MASK.copy()))
     assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_empty_axes_softmax_as_torch_and_extrema_named():
+    """A softmax over an empty axis is the empty tensor (torch's answer), with its gradient;
+    the max of no element is an error that says so (numpy's names its ufunc)."""
+    torch = pytest.importorskip("torch", reason="compares with torch")
+    for axis in (0, 1):
+        x = gt.zeros(0, 3, requires_grad=True)
+        for fn in ("softmax", "log_softmax"):
+            ours, theirs = getattr(x, fn)(axis), getattr(torch.zeros(0, 3), fn)(axis)
+            assert ours.shape == tuple(theirs.shape)
+            ours.sum().backward()
+            assert x.grad.shape == (0, 3)
+    assert gt.zeros(0, 3).max(1).shape == tuple(torch.zeros(0, 3).amax(1).shape) == (0,)
+    for call in (lambda: gt.zeros(0, 3).max(0), lambda: gt.zeros(0, 3).min(), lambda: gt.zeros(2, 0).amax(1)):
+        with pytest.raises(ValueError, match="is over no element"):
+            call()

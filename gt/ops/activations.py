@@ -69,6 +69,9 @@ class Gelu(Function):
 class Softmax(Function):
     def forward(self, x, axis):
         self.axis = axis
+        if 0 in x.shape:            # nothing to normalise (torch's answer: the empty tensor)
+            self.save(x)
+            return B.copy(x)
         e = B.exp(x - B.max(x, axis=axis, keepdims=True))
         out = e / B.sum(e, axis=axis, keepdims=True)
         self.save(out)
@@ -82,6 +85,9 @@ class Softmax(Function):
 class LogSoftmax(Function):
     def forward(self, x, axis):
         self.axis = axis
+        if 0 in x.shape:
+            self.save(x)
+            return B.copy(x)
         shifted = x - B.max(x, axis=axis, keepdims=True)
         out = shifted - B.log(B.sum(B.exp(shifted), axis=axis, keepdims=True))
         self.save(out)

@@ -39,10 +39,22 @@ class ReductionMethods:
 
     def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
         """Largest values over ``axis`` (values only, as numpy; use ``argmax`` for positions)."""
+        self._nonempty("max", _pick(axis, dim))
         return self._reduce(reduction_ops.Max, "max", axis, keepdims, dim, keepdim, out=out)
 
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+        self._nonempty("min", _pick(axis, dim))
         return self._reduce(reduction_ops.Min, "min", axis, keepdims, dim, keepdim, out=out)
+
+    def _nonempty(self, name, axis):
+        """An extremum over no element has no value: say so (numpy's error names its ufunc)."""
+        if 0 not in self.shape:
+            return
+        axes = normalize_axes(axis, self.ndim, name)
+        if axes is None or any(self.shape[a] == 0 for a in axes):
+            where = "of all elements" if axes is None else f"over axis {axis}"
+            raise ValueError(f"{name}: the {name} {where} of a tensor of shape {self.shape} is over no "
+                             "element (an empty axis); torch raises too")
 
     def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
