@@ -62,3 +62,84 @@ def test_unflatten_names_a_bad_size():
         nn.Unflatten(1, (5, 2))(gt.zeros(2, 12))
     with pytest.raises(IndexError, match="out of range"):
         nn.Unflatten(3, (2, 6))(gt.zeros(2, 12))
+
+
+A = RNG.standard_normal((4, 5)) * 2
+B_ = RNG.standard_normal((4, 5)) * 2
+P = RNG.dirichlet(np.ones(5), size=4)
+P[0, 1] = 0.0                        # a zero target probability: its term is 0, not NaN
+P[0] /= P[0].sum()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name, ours, theirs", [
+    ("smooth_l1", lambda a, b, r: F.smooth_l1_loss(a, b, r),
+     lambda a, b, r: __import__("torch").nn.functional.smooth_l1_loss(a, b, reduction=r)),
+    ("smooth_l1 beta", lambda a, b, r: F.smooth_l1_loss(a, b, r, beta=0.5),
+     lambda a, b, r: __import__("torch").nn.functional.smooth_l1_loss(a, b, reduction=r, beta=0.5)),
+    ("smooth_l1 beta 0", lambda a, b, r: F.smooth_l1_loss(a, b, r, beta=0.0),
+     lambda a, b, r: __import__("torch").nn.functional.smooth_l1_loss(a, b, reduction=r, beta=0.0)),
+    ("huber", lambda a, b, r: F.huber_loss(a, b, r),
+     lambda a, b, r: __import__("torch").nn.functional.huber_loss(a, b, reduction=r)),
+    ("huber delta", lambda a, b, r: F.huber_loss(a, b, r, delta=2.5),
+     lambda a, b, r: __import__("torch").nn.functional.huber_loss(a, b, reduction=r, delta=2.5)),
+])
+def test_regression_losses_are_torchs(name, ours, theirs, reduction):
+    torch_or_skip()
+    compare_with_torch(lambda a, b: ours(a, b, reduction), lambda a, b: theirs(a, b, reduction), A, B_)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "batchmean", "sum", "none"])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_is_torchs(reduction, log_target):
+    torch = torch_or_skip()
+    log_q = np.log(RNG.dirichlet(np.ones(5), size=4))
+    target = np.log(np.where(P > 0, P, 1e-3)) if log_target else np.where(P > 0, P, 1e-3)
+
+    def ours(x, t):
+        return F.kl_div(x, t, reduction=reduction, log_target=log_target)
+
+    def theirs(x, t):
+        return torch.nn.functional.kl_div(x, t, reduction=reduction, log_target=log_target)
+
+    compare_with_torch(ours, theirs, log_q, target)
+    if not log_target:
+        # a target probability of 0 adds 0 (torch's xlogy); the gradient in the input stays finite
+        # (in the target it is -inf there: torch gives NaN, gt 0)
+        compare_with_torch(ours, theirs, log_q, P, grad=False)
+        x = gt.tensor(log_q, requires_grad=True)
+        ours(x, gt.tensor(P)).sum().backward()
+        assert np.isfinite(x.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("name, ours, theirs", [
+    ("normalize", lambda a: F.normalize(a), lambda a: __import__("torch").nn.functional.normalize(a)),
+    ("normalize p=1 dim 0", lambda a: F.normalize(a, p=1, dim=0),
+     lambda a: __import__("torch").nn.functional.normalize(a, p=1, dim=0)),
+    ("normalize a zero row", lambda a: F.normalize(a * (np.arange(4) > 0)[:, None]),
+     lambda a: __import__("torch").nn.functional.normalize(a * __import__("torch").tensor(np.arange(4) > 0)[:, None])),
+])
+def test_normalize_is_torchs(name, ours, theirs):
+    torch_or_skip()
+    compare_with_torch(ours, theirs, A)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cosine_similarity_is_torchs(dim):
+    torch = torch_or_skip()
+    compare_with_torch(lambda a, b: F.cosine_similarity(a, b, dim=dim),
+                       lambda a, b: torch.nn.functional.cosine_similarity(a, b, dim=dim), A, B_)
+    # broadcasting one row against many
+    compare_with_torch(lambda a, b: F.cosine_similarity(a, b), lambda a, b: torch.nn.functional.cosine_similarity(a, b),
+                       A, B_[:1])
+
+
+def test_bad_loss_options_are_named():
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        F.smooth_l1_loss(gt.zeros(3), gt.zeros(3), beta=-1.0)
+    with pytest.raises(ValueError, match="delta must be > 0"):
+        F.huber_loss(gt.zeros(3), gt.zeros(3), delta=0.0)
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.kl_div(gt.zeros(3), gt.zeros(3), reduction="average")
+    with pytest.raises(ValueError, match="differ"):
+        F.huber_loss(gt.zeros(3), gt.zeros(4))

@@ -1,0 +1,35 @@
+"""A user's arguments to the ``gt.nn`` functions as tensors, with errors that name the function:
+any tensor input (``as_tensor``), class indices (``class_indices``, ``check_range``)."""
+
+from gt import dtypes
+from gt.backend import B
+from gt.tensor import Tensor, checks
+
+
+def as_tensor(x, fn, what="input"):
+    if isinstance(x, Tensor):
+        return x
+    try:
+        return Tensor._wrap(B.asarray(x))
+    except TypeError as exc:
+        raise TypeError(f"{fn}: {what} must be a gt.Tensor or array-like, got {type(x).__name__}: {exc}") from None
+
+
+def class_indices(indices, fn, what):
+    idx = as_tensor(indices, fn, what)
+    if idx.dtype.is_floating_point or idx.dtype == dtypes.bool_:
+        raise TypeError(f"{fn}: {what} must be integer class indices (int64/int32), got {idx.dtype!r}"
+                        + ("; class probabilities are not supported" if fn in ("cross_entropy", "nll_loss") else ""))
+    return idx
+
+
+def check_range(idx, n, fn, what, limit, exc):
+    if idx.numel() == 0:
+        return
+    lo, hi = idx.min(), idx.max()
+
+    def message():
+        bad = int(lo.item()) if lo.item() < 0 else int(hi.item())
+        return f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})"
+
+    checks.require((lo >= 0) & (hi < n), exc, message)   # on a GPU, at the next host read
