@@ -143,3 +143,56 @@ def test_bad_loss_options_are_named():
         F.kl_div(gt.zeros(3), gt.zeros(3), reduction="average")
     with pytest.raises(ValueError, match="differ"):
         F.huber_loss(gt.zeros(3), gt.zeros(4))
+
+
+def _mixture(lib):
+    """A module with a ParameterList and a ParameterDict, written once for gt and torch."""
+    nn_ = lib.nn
+
+    class Mixture(nn_.Module):
+        def __init__(self):
+            super().__init__()
+            self.scales = nn_.ParameterList([lib.ones(3), lib.ones(3) * 2])
+            self.scales.append(nn_.Parameter(lib.ones(3) * 3))
+            self.shifts = nn_.ParameterDict({"a": lib.zeros(3)})
+            self.shifts["b"] = lib.ones(3)
+
+        def forward(self, x):
+            for s in self.scales:
+                x = x * s
+            return x + self.shifts["a"] + self.shifts["b"]
+
+    return Mixture()
+
+
+def test_parameter_containers_register_as_torchs():
+    torch = torch_or_skip()
+    ours, theirs = _mixture(gt), _mixture(torch)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()] == \
+        ["scales.0", "scales.1", "scales.2", "shifts.a", "shifts.b"]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(type(p) is nn.Parameter for p in ours.parameters())
+    assert len(ours.scales) == 3 and ours.scales[-1].shape == (3,) and len(ours.scales[1:]) == 2
+    assert "a" in ours.shifts and list(ours.shifts.keys()) == ["a", "b"]
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(gt.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy())
+    # a step of gradient descent moves every parameter as torch's does
+    for model, lib in ((ours, gt), (theirs, torch)):
+        opt = lib.optim.SGD(model.parameters(), lr=0.1)
+        model(lib.tensor(x)).sum().backward()
+        opt.step()
+    for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6, err_msg=name)
+    # and the state loads into a fresh one
+    fresh = _mixture(gt)
+    fresh.load_state_dict(ours.state_dict())
+    np.testing.assert_array_equal(fresh.scales[2].numpy(), ours.scales[2].numpy())
+
+
+def test_parameter_containers_name_bad_entries():
+    with pytest.raises(TypeError, match="expected a gt.nn.Parameter or a tensor"):
+        nn.ParameterList([3.0])
+    with pytest.raises(IndexError, match="out of range for ParameterList of length 1"):
+        nn.ParameterList([gt.zeros(1)])[2]
+    with pytest.raises(NotImplementedError, match="ParameterDict has no forward"):
+        nn.ParameterDict()(gt.zeros(1))

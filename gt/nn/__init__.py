@@ -10,7 +10,7 @@ containers, ``functional`` (as ``F``) and ``init``.
 from gt.nn import functional, init
 from gt.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from gt.nn.attention import MultiHeadAttention
-from gt.nn.containers import ModuleDict, ModuleList, Sequential
+from gt.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from gt.nn.dropout import Dropout
 from gt.nn.embedding import Embedding
 from gt.nn.kv_cache import KVCache

@@ -1,15 +1,27 @@
-"""Containers that hold child modules: ``Sequential``, ``ModuleList``, ``ModuleDict``."""
+"""Containers that hold child modules (``Sequential``, ``ModuleList``, ``ModuleDict``) or
+parameters (``ParameterList``, ``ParameterDict``)."""
 
 import collections
 import collections.abc
 
 from gt.nn.module import Module
+from gt.nn.parameter import Parameter
+from gt.tensor import Tensor
 
 
 def _check_module(value, where):
     if not isinstance(value, Module):
         raise TypeError(f"{where}: expected a gt.nn.Module, got {type(value).__name__}")
     return value
+
+
+def _position(idx, n, kind):
+    """``idx`` as a position in a list container of ``n`` entries (negative counts from the end)."""
+    if not isinstance(idx, int) or isinstance(idx, bool):
+        raise TypeError(f"{kind} indices must be integers or slices, not {type(idx).__name__}")
+    if not -n <= idx < n:
+        raise IndexError(f"index {idx} is out of range for {kind} of length {n}")
+    return idx % n
 
 
 class ModuleList(Module):
@@ -27,12 +39,7 @@ class ModuleList(Module):
             self.extend(modules)
 
     def _index(self, idx):
-        n = len(self._modules)
-        if not isinstance(idx, int) or isinstance(idx, bool):
-            raise TypeError(f"{type(self).__name__} indices must be integers or slices, not {type(idx).__name__}")
-        if not -n <= idx < n:
-            raise IndexError(f"index {idx} is out of range for {type(self).__name__} of length {n}")
-        return idx % n
+        return _position(idx, len(self._modules), type(self).__name__)
 
     def __getitem__(self, idx):
         mods = list(self._modules.values())
@@ -121,45 +128,124 @@ class Sequential(ModuleList):
         return x
 
 
-class ModuleDict(Module):
-    """A dict of modules, registered under their keys (which must be strings without dots)."""
+class _NamedEntries(Module):
+    """A dict view of one of the module's registries (``_modules`` or ``_parameters``): the keys
+    are the entries' names (strings without dots); subclasses check what goes in."""
 
-    def __init__(self, modules=None):
+    _registry_name = None
+
+    def __init__(self, entries=None):
         super().__init__()
-        if modules is not None:
-            self.update(modules)
+        if entries is not None:
+            self.update(entries)
+
+    @property
+    def _entries(self):
+        return self.__dict__[self._registry_name]
 
     def __getitem__(self, key):
-        return self._modules[key]
+        return self._entries[key]
+
+    def __delitem__(self, key):
+        del self._entries[key]
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __contains__(self, key):
+        return key in self._entries
+
+    def keys(self):
+        return self._entries.keys()
+
+    def values(self):
+        return self._entries.values()
+
+    def items(self):
+        return self._entries.items()
+
+    def update(self, entries):
+        items = entries.items() if isinstance(entries, collections.abc.Mapping) else entries
+        for key, value in items:
+            self[key] = value
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); look its entries up in the parent's "
+                                  "forward()")
+
+
+class ModuleDict(_NamedEntries):
+    """A dict of modules, registered under their keys (which must be strings without dots)."""
+
+    _registry_name = "_modules"
 
     def __setitem__(self, key, module):
         self.add_module(key, _check_module(module, f"ModuleDict[{key!r}] = ..."))
 
-    def __delitem__(self, key):
-        del self._modules[key]
+
+def _as_parameter(value, where):
+    """A ``Parameter`` as it is, a tensor or array made one (torch's containers do the same)."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor) or hasattr(value, "__array__") or isinstance(value, (list, tuple)):
+        return Parameter(value)
+    raise TypeError(f"{where}: expected a gt.nn.Parameter or a tensor, got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """A list of parameters, registered as ``"0"``, ``"1"``, ... (so ``parameters()`` and
+    ``state_dict()`` find them); tensors put in become ``Parameter``s, as in torch.
+
+        >>> weights = nn.ParameterList([gt.zeros(2), gt.ones(3)])
+        >>> [name for name, _ in weights.named_parameters()]
+        ['0', '1']
+    """
+
+    def __init__(self, values=None):
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def _index(self, idx):
+        return _position(idx, len(self._parameters), "ParameterList")
+
+    def __getitem__(self, idx):
+        values = list(self._parameters.values())
+        return ParameterList(values[idx]) if isinstance(idx, slice) else values[self._index(idx)]
+
+    def __setitem__(self, idx, value):
+        self.register_parameter(str(self._index(idx)), _as_parameter(value, f"ParameterList[{idx}] = ..."))
 
     def __len__(self):
-        return len(self._modules)
+        return len(self._parameters)
 
     def __iter__(self):
-        return iter(self._modules)
+        return iter(self._parameters.values())
 
-    def __contains__(self, key):
-        return key in self._modules
+    def __iadd__(self, values):
+        return self.extend(values)
 
-    def keys(self):
-        return self._modules.keys()
+    def append(self, value):
+        self.register_parameter(str(len(self)), _as_parameter(value, "ParameterList.append"))
+        return self
 
-    def values(self):
-        return self._modules.values()
-
-    def items(self):
-        return self._modules.items()
-
-    def update(self, modules):
-        items = modules.items() if isinstance(modules, collections.abc.Mapping) else modules
-        for key, m in items:
-            self[key] = m
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError("ModuleDict has no forward(); look modules up in the parent's forward()")
+        raise NotImplementedError("ParameterList has no forward(); use its parameters in the parent's forward()")
+
+
+class ParameterDict(_NamedEntries):
+    """A dict of parameters, registered under their keys (strings without dots); tensors put
+    in become ``Parameter``s, as in torch."""
+
+    _registry_name = "_parameters"
+
+    def __setitem__(self, key, value):
+        self.register_parameter(key, _as_parameter(value, f"ParameterDict[{key!r}] = ..."))
