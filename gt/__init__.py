@@ -30,6 +30,9 @@ from gt.tensor.functions import sort, argsort, topk, cumsum, multinomial
 from gt.tensor.functions import (floor_divide, remainder, floor, ceil, trunc, round, sign, isnan, isinf,  # noqa: A004
                                  isfinite, logical_not, logical_and, logical_or, amax, amin, logsumexp, norm, tril,
                                  triu, flip, outer, bmm, square, reciprocal, rsqrt, clamp_min, clamp_max, lerp)
+from gt.tensor.functions import (add, sub, mul, div, true_divide, neg, negative, mm, mv, dot, swapaxes, movedim,
+                                 moveaxis, tile, broadcast_to, narrow, unbind, roll, index_select, gather,
+                                 count_nonzero, nan_to_num, frac, log2, log10, allclose, equal)
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal

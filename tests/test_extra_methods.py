@@ -55,6 +55,34 @@ DIFFERENTIABLE = {
     "clamp_min": (lambda a: a.clamp_min(0.5), (X,)),
     "clamp_max": (lambda a: a.clamp_max(0.5), (X,)),
     "lerp": (lambda a, b: a.lerp(b, 0.25), (X, Y)),
+    "add with alpha": (lambda a, b: a.add(b, alpha=2.5), (X, Y)),
+    "sub with alpha": (lambda a, b: a.sub(b, alpha=0.5), (X, Y)),
+    "mul, div": (lambda a, b: a.mul(b).div(b.abs() + 1), (X, Y)),
+    "neg": (lambda a: a.neg() * a, (X,)),
+    "mm": (lambda a, b: a.mm(b.T), (X, Y)),
+    "mv": (lambda a, v: a.mv(v), (X, V)),
+    "dot": (lambda v, w: v.dot(w), (V, V * 2)),
+    "t": (lambda a: a.t() * 2, (X,)),
+    "view_as": (lambda a, b: a.view_as(b) * b, (X, Y.reshape(2, 6))),
+    "expand_as": (lambda v, a: v.expand_as(a) * a, (V, X)),
+    "broadcast_to": (lambda v: v.broadcast_to((3, 4)) * 2, (V,)),
+    "movedim": (lambda a: a.movedim(0, 2), (M,)),
+    "movedim of two": (lambda a: a.movedim((0, 1), (2, 0)), (M,)),
+    "swapaxes": (lambda a: a.swapaxes(0, 2), (M,)),
+    "tile": (lambda a: a.tile((2, 1, 2)), (X,)),
+    "narrow": (lambda a: a.narrow(1, 1, 2), (M,)),
+    "narrow from the end": (lambda a: a.narrow(-1, -3, 2), (M,)),
+    "unbind": (lambda a: a.unbind(1), (M,)),
+    "roll": (lambda a: a.roll(1, 1), (M,)),
+    "roll two dims": (lambda a: a.roll((-1, 2), (0, 2)), (M,)),
+    "roll flattened": (lambda a: a.roll(5), (X,)),
+    "index_select with repeats": (lambda a, i: a.index_select(1, i), (X, np.array([3, 0, 3]))),
+    "gather with repeats": (lambda a, i: a.gather(1, i), (X, np.array([[0, 0, 3], [1, 2, 2], [3, 3, 3]]))),
+    "gather along dim 0, a smaller index": (lambda a, i: a.gather(0, i), (X, np.array([[2, 0], [2, 1]]))),
+    "frac": (lambda a: a.frac(), (X,)),
+    "log2": (lambda a: a.abs().log2(), (Y,)),
+    "log10": (lambda a: a.abs().log10(), (Y,)),
+    "nan_to_num": (lambda a: (a.log()).nan_to_num(nan=-1.0), (X,)),
 }
 
 
@@ -111,6 +139,12 @@ INT_PROGRAMS = {
     "new_tensor": lambda L, a: a.new_tensor([1, 2]),
     "new_empty shape and dtype": lambda L, a: a.new_empty(3, 2).shape[0] + a.new_zeros(0),
     "amax of ints": lambda L, a: a.amax(),
+    "count_nonzero": lambda L, a: a.count_nonzero(),
+    "count_nonzero over a dim": lambda L, a: a.reshape(1, 5).count_nonzero(1),
+    "int, bool, half": lambda L, a: a.bool().int() + a.half().int(),
+    "nan_to_num of floats": lambda L, a: L.tensor([math.nan, math.inf, -math.inf, 1.0]).nan_to_num(),
+    "nan_to_num with values": lambda L, a: L.tensor([math.nan, math.inf, -math.inf]).nan_to_num(1.0, 2.0, -3.0),
+    "gt.add of ints": lambda L, a: L.add(a, a, alpha=3),
 }
 
 
@@ -163,4 +197,31 @@ def test_logsumexp_of_infinities_is_torchs():
 ])
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
+        call(gt.randn(3, 4))
+
+
+def test_comparisons_of_whole_tensors_are_torchs():
+    torch = torch_or_skip()
+    pairs = [([1.0, math.inf], [1.0000001, math.inf]), ([1.0, math.nan], [1.0, math.nan]), ([1.0, 2.0], [1.0, 2.1]),
+             ([0.0, -math.inf], [1e-9, -math.inf]), ([1.0, math.inf], [1.0, -math.inf])]
+    for a, b in pairs:
+        for kw in ({}, {"equal_nan": True}, {"rtol": 0.1}):
+            assert gt.allclose(gt.tensor(a), gt.tensor(b), **kw) == torch.allclose(torch.tensor(a), torch.tensor(b), **kw)
+        assert gt.equal(gt.tensor(a), gt.tensor(b)) == torch.equal(torch.tensor(a), torch.tensor(b))
+    assert not gt.equal(gt.ones(2), gt.ones(3))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: x.mm(x.reshape(-1)), "mm: expected two 2-D tensors"),
+    (lambda x: x.dot(x), "dot: expected two 1-D tensors"),
+    (lambda x: x.reshape(2, 2, 3).t(), "at most 2 dims"),
+    (lambda x: x.narrow(1, 3, 2), "do not fit"),
+    (lambda x: x.gather(1, gt.tensor([0, 1])), "integer tensor of 2 dims"),
+    (lambda x: x.gather(1, gt.zeros(4, 1, dtype=gt.int64)), "larger than the input"),
+    (lambda x: x.index_select(0, gt.tensor([[0]])), "1-D integer tensor"),
+    (lambda x: x.movedim((0, 0), (1, 0)), "distinct axes"),
+    (lambda x: x.roll((1, 2), 0), "2 shifts for 1 dims"),
+])
+def test_bad_arguments_of_the_spellings_are_named(call, message):
+    with pytest.raises((ValueError, IndexError), match=message):
         call(gt.randn(3, 4))

@@ -292,6 +292,15 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     def long(self):
         return self.to(dtypes.int64)
 
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def bool(self):
+        return self.to(dtypes.bool_)
+
     def __repr__(self):
         extra = ""
         if self._ctx is not None:

@@ -12,11 +12,16 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
+from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes
 from gt.tensor._args import _pick, _scalar
 from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+# what nan_to_num puts for inf and -inf by default, as torch: the dtype's largest finite value
+_LARGEST = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+            "float64": 1.7976931348623157e308}
 
 
 def _sizes(size, name):
@@ -214,6 +219,187 @@ class ExtraMethods:
 
     def type_as(self, other):
         return self.to(other.dtype)
+
+    # ---- torch's other spellings ------------------------------------------------------------
+    def add(self, other, alpha=1):
+        """``self + alpha * other``."""
+        return self + (other if alpha == 1 else _operand(other, "add") * alpha)
+
+    def sub(self, other, alpha=1):
+        return self - (other if alpha == 1 else _operand(other, "sub") * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    true_divide = divide = div
+    multiply, subtract = mul, sub
+
+    def neg(self):
+        return -self
+
+    negative = neg
+
+    def mm(self, other):
+        """The product of two 2-D tensors (no broadcasting, as torch)."""
+        other = _operand(other, "mm")
+        if self.ndim != 2 or not isinstance(other, Tensor) or other.ndim != 2:
+            raise ValueError(f"mm: expected two 2-D tensors, got shapes {self.shape} and {getattr(other, 'shape', other)}")
+        return self @ other
+
+    def mv(self, vec):
+        vec = _operand(vec, "mv")
+        if self.ndim != 2 or not isinstance(vec, Tensor) or vec.ndim != 1:
+            raise ValueError(f"mv: expected a 2-D and a 1-D tensor, got shapes {self.shape} and {getattr(vec, 'shape', vec)}")
+        return self @ vec
+
+    def dot(self, other):
+        other = _operand(other, "dot")
+        if self.ndim != 1 or not isinstance(other, Tensor) or other.shape != self.shape:
+            raise ValueError(f"dot: expected two 1-D tensors of one length, got shapes {self.shape} and "
+                             f"{getattr(other, 'shape', other)}")
+        return (self * other).sum()
+
+    def t(self):
+        """The transpose of a tensor of at most 2 dims (torch's ``t``)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; use transpose or mT")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def broadcast_to(self, shape):
+        return self.expand(*_sizes((shape,), "broadcast_to"))
+
+    def swapaxes(self, axis0, axis1):
+        return self.transpose(axis0, axis1)
+
+    swapdims = swapaxes
+
+    def movedim(self, source, destination):
+        """Axis ``source`` moved to position ``destination`` (ints, or tuples of them)."""
+        src = [s % self.ndim for s in ((source,) if isinstance(source, int) else source)]
+        dst = [d % self.ndim for d in ((destination,) if isinstance(destination, int) else destination)]
+        if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+            raise ValueError(f"movedim: source {source!r} and destination {destination!r} must be distinct axes, "
+                             "as many of each")
+        order = [a for a in range(self.ndim) if a not in src]
+        for d, s in sorted(zip(dst, src)):
+            order.insert(d, s)
+        return self.permute(*order)
+
+    moveaxis = movedim
+
+    def tile(self, *dims):
+        dims = _sizes(dims, "tile")
+        return self.repeat(*((1,) * (self.ndim - len(dims)) + dims))
+
+    def narrow(self, dim, start, length):
+        """``length`` elements of axis ``dim`` from ``start`` (a view in torch; here a slice)."""
+        dim = dim % self.ndim
+        n = self.shape[dim]
+        start = start + n if start < 0 else start
+        if not (0 <= start and length >= 0 and start + length <= n):
+            raise IndexError(f"narrow: start {start} and length {length} do not fit the {n} elements of dim {dim}")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    def unbind(self, dim=0):
+        """The slices along ``dim``, as a tuple (each without that axis)."""
+        dim = dim % self.ndim
+        return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
+
+    def roll(self, shifts, dims=None):
+        """Elements shifted along ``dims`` (None: the flattened tensor) by ``shifts``, wrapping round."""
+        if dims is None:
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+        shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        if len(shifts) != len(dims):
+            raise ValueError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+        out = self
+        for shift, dim in zip(shifts, dims):
+            n = self.shape[dim]
+            k = shift % n if n else 0
+            if k:
+                head = (slice(None),) * (dim % self.ndim)
+                out = shape_ops.Cat.apply(out[head + (slice(n - k, None),)], out[head + (slice(0, n - k),)],
+                                          axis=dim % self.ndim)
+        return out
+
+    def index_select(self, dim, index):
+        """The entries of axis ``dim`` at the integer positions ``index`` (1-D); differentiable,
+        repeated positions adding up in the backward."""
+        index = _operand(index, "index_select")
+        if not isinstance(index, Tensor) or index.ndim != 1 or index.dtype.is_floating_point:
+            raise ValueError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
+        return self[(slice(None),) * (dim % self.ndim) + (index,)]
+
+    def gather(self, dim, index):
+        """``out[i][j][k] = self[i][index[i][j][k]][k]`` for ``dim=1`` (torch's ``gather``): ``index``
+        has this tensor's number of dims and, off ``dim``, sizes no larger than its own;
+        differentiable, repeated positions adding up in the backward."""
+        index = _operand(index, "gather")
+        if not isinstance(index, Tensor) or index.ndim != self.ndim or index.dtype.is_floating_point:
+            raise ValueError(f"gather: index must be an integer tensor of {self.ndim} dims, got "
+                             f"{getattr(index, 'shape', index)!r}")
+        dim = dim % self.ndim
+        if any(i > n for a, (i, n) in enumerate(zip(index.shape, self.shape)) if a != dim):
+            raise ValueError(f"gather: index of shape {index.shape} is larger than the input {self.shape} off dim {dim}")
+        parts = []
+        for a in range(self.ndim):
+            if a == dim:
+                parts.append(index)
+            else:
+                shape = [1] * self.ndim
+                shape[a] = index.shape[a]
+                parts.append(Tensor._wrap(B.arange(0, index.shape[a], 1, dtypes.int64)).reshape(*shape))
+        return self[tuple(parts)]
+
+    def count_nonzero(self, dim=None):
+        return (self != 0).to(dtypes.int64).sum(dim)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        """NaN, inf and -inf replaced (by default with 0 and the dtype's largest and smallest values)."""
+        if not self.dtype.is_floating_point:
+            return self.clone()
+        big = _LARGEST[self.dtype.name]
+        out = where(self != self, nan, self)
+        out = where(out == math.inf, big if posinf is None else posinf, out)
+        return where(out == -math.inf, -big if neginf is None else neginf, out)
+
+    def frac(self):
+        return self - self.trunc().detach()
+
+    def log2(self):
+        return _floating(self).log() / math.log(2.0)
+
+    def log10(self):
+        return _floating(self).log() / math.log(10.0)
+
+    def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+        """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool)."""
+        other = _operand(other, "allclose")
+        with autograd.no_grad():
+            other = other if isinstance(other, Tensor) else Tensor._wrap(B.asarray(other))
+            finite = self.isfinite() & other.isfinite()
+            a, b = where(finite, self, 0), where(finite, other, 0)       # no inf - inf to warn about
+            close = (finite & ((a - b).abs() <= atol + rtol * b.abs())) | (self == other)   # ==: equal infinities
+            if equal_nan:
+                close = close | (self.isnan() & (other != other))
+            return bool(close.all())
+
+    def equal(self, other):
+        """Whether ``other`` has this shape and the same elements (a Python bool)."""
+        other = _operand(other, "equal")
+        return isinstance(other, Tensor) and other.shape == self.shape and bool((self == other).all())
 
     # ---- new tensors in this tensor's dtype ---------------------------------------------------
     def new_zeros(self, *size, dtype=None):

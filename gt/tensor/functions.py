@@ -64,6 +64,9 @@ _METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "sof
             # extra_methods.py
             "floor_divide", "remainder", "floor", "ceil", "trunc", "round", "sign", "isnan", "isinf", "isfinite",
             "logical_not", "logical_and", "logical_or", "amax", "amin", "logsumexp", "norm", "tril", "triu", "flip",
-            "outer", "bmm", "square", "reciprocal", "rsqrt", "clamp_min", "clamp_max", "lerp")
+            "outer", "bmm", "square", "reciprocal", "rsqrt", "clamp_min", "clamp_max", "lerp", "add", "sub", "mul",
+            "div", "true_divide", "neg", "negative", "mm", "mv", "dot", "swapaxes", "movedim", "moveaxis", "tile",
+            "broadcast_to", "narrow", "unbind", "roll", "index_select", "gather", "count_nonzero", "nan_to_num",
+            "frac", "log2", "log10", "allclose", "equal")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
