@@ -18,7 +18,8 @@ from gt.backend import set_backend, get_backend, set_num_threads, get_num_thread
 from gt.backend.memory import retain_freed_memory
 from gt.amp import autocast, is_autocast_enabled
 from gt.tensor import Tensor, matmul, where
-from gt.tensor import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like,
+from gt.tensor import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like, empty_like,
+                       randn_like, rand_like,
                        arange, linspace, eye, manual_seed, get_rng_state, set_rng_state, randn, rand,
                        randint, randperm)
 from gt.tensor import cat, concatenate, stack
@@ -33,6 +34,7 @@ from gt.tensor.functions import (floor_divide, remainder, floor, ceil, trunc, ro
 from gt.tensor.functions import (add, sub, mul, div, true_divide, neg, negative, mm, mv, dot, swapaxes, movedim,
                                  moveaxis, tile, broadcast_to, narrow, unbind, roll, index_select, gather,
                                  count_nonzero, nan_to_num, frac, log2, log10, allclose, equal)
+from gt.tensor.functions import is_tensor, is_floating_point, numel, var_mean, std_mean
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal

@@ -225,3 +225,31 @@ def test_comparisons_of_whole_tensors_are_torchs():
 def test_bad_arguments_of_the_spellings_are_named(call, message):
     with pytest.raises((ValueError, IndexError), match=message):
         call(gt.randn(3, 4))
+
+
+def test_whole_tensor_functions_are_torchs():
+    torch = torch_or_skip()
+    x, t = gt.tensor(X), torch.tensor(X)
+    for dim in (None, 0, 1):
+        for fn in ("var_mean", "std_mean"):
+            ours, theirs = getattr(gt, fn)(x, dim), getattr(torch, fn)(t, dim)
+            for a, b in zip(ours, theirs):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
+    ours, theirs = gt.var_mean(x, 1, keepdim=True, correction=0), torch.var_mean(t, 1, keepdim=True, correction=0)
+    np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-12)
+    assert gt.is_tensor(x) and not gt.is_tensor(X) and gt.numel(x) == torch.numel(t) == 12
+    assert gt.is_floating_point(x) and not gt.is_floating_point(gt.arange(3))
+
+
+@pytest.mark.parametrize("fn", ["randn_like", "rand_like", "empty_like"])
+def test_like_creation_keeps_shape_and_dtype(fn):
+    for x in (gt.zeros(2, 3), gt.zeros(4, dtype=gt.float64)):
+        out = getattr(gt, fn)(x)
+        assert out.shape == x.shape and out.dtype == x.dtype and not out.requires_grad
+    assert getattr(gt, fn)(gt.zeros(2), requires_grad=True).requires_grad
+    if fn != "empty_like":
+        with pytest.raises(TypeError, match="need a float dtype"):
+            getattr(gt, fn)(gt.arange(3))
+        gt.manual_seed(0)
+        a = getattr(gt, fn)(gt.zeros(1000))
+        assert (0.8 < a.std().item() < 1.2) if fn == "randn_like" else (0 <= a.min().item() and a.max().item() < 1)

@@ -100,6 +100,27 @@ def full_like(t, fill_value, dtype=None, requires_grad=False):
     return _like(t, full(t.shape, fill_value, dtype=dtype or t.dtype).replicate()._array, requires_grad)
 
 
+def empty_like(t, dtype=None, requires_grad=False):
+    return _like(t, B.empty(t.shape, _float(dtype or t.dtype)), requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    """Standard normal samples shaped as ``t``, in ``t``'s float dtype (torch refuses integer ones)."""
+    return _like(t, B.randn(t.shape, _float(_floating_dtype(dtype or t.dtype, "randn_like"))), requires_grad)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    """Uniform samples in [0, 1) shaped as ``t``, in ``t``'s float dtype."""
+    return _like(t, B.rand(t.shape, _float(_floating_dtype(dtype or t.dtype, "rand_like"))), requires_grad)
+
+
+def _floating_dtype(dtype, fn):
+    dtype = dtypes.to_dtype(dtype)
+    if not dtype.is_floating_point:
+        raise TypeError(f"{fn}: samples need a float dtype, got {dtype!r} (pass dtype=gt.float32)")
+    return dtype
+
+
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     """``[start, stop)`` in steps of ``step``; int64 for int arguments, float32 otherwise."""
     if stop is None:

@@ -70,3 +70,26 @@ _METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "sof
             "frac", "log2", "log10", "allclose", "equal")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
+
+
+def is_tensor(obj):
+    """Whether ``obj`` is a gt tensor."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(t):
+    return t.dtype.is_floating_point
+
+
+def numel(t):
+    return t.numel()
+
+
+def var_mean(x, dim=None, keepdim=False, *, correction=1):
+    """``(var, mean)`` over ``dim``; torch's default ``correction=1`` (unbiased), as ``torch.var_mean``."""
+    return x.var(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
+
+
+def std_mean(x, dim=None, keepdim=False, *, correction=1):
+    """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
+    return x.std(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
