@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gt
-from tests.helpers import compare_with_torch, torch_or_skip
+from helpers import compare_with_torch, torch_or_skip
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((3, 4)) * 3

@@ -7,7 +7,7 @@ import pytest
 import gt
 from gt import nn
 from gt.nn import functional as F
-from tests.helpers import compare_with_torch, torch_or_skip
+from helpers import compare_with_torch, torch_or_skip
 
 RNG = np.random.default_rng(3)
 # both signs, away from the kinks at 0, and large values that would overflow exp in float32

@@ -10,7 +10,7 @@ import pytest
 import gt
 from gt import nn
 from gt.sharding import Shard, use_mesh
-from tests.helpers import torch_or_skip
+from helpers import torch_or_skip
 
 MODIFIED = "modified by an inplace operation"
 # torch's engine knows the version an op saved; numpy's knows that it changed since (one int a save)
