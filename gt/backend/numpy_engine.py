@@ -80,23 +80,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
         base = arr.base
         return base if isinstance(base, np.ndarray) else arr
 
-    def bump_versions(self, arrays):
-        # every parameter after every step: the default's loop, with the common case inlined
-        counts = self._versions
-        generation = self._generation
-        for arr in arrays:
-            base = arr.base
-            entry = counts.get(id(base if isinstance(base, np.ndarray) else arr))
-            if entry is None:
-                self._generation = generation
-                self.bump_version(arr)
-                generation = self._generation
-                continue
-            generation += 1
-            entry[1] += 1
-            entry[2] = generation
-        self._generation = generation
-
     def device_of(self, arr):
         return "cpu"
 

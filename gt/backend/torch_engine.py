@@ -88,6 +88,7 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
     def bump_versions(self, arrays):
         torch.autograd.graph.increment_version(list(arrays))
 
+    # ---- devices -----------------------------------------------------------------------
     @property
     def device(self):
         """Where new arrays go: the mesh's home device (``cuda:0`` on a GPU machine), or the

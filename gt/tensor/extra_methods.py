@@ -41,9 +41,7 @@ class ExtraMethods:
         """``floor(self / other)`` (torch's ``floor_divide``): ints stay ints; no gradient, as torch
         has none (recorded nowhere, so ``backward`` through it finds no graph)."""
         a, b = _promote_ints(self, _operand(other, "//"))
-        with autograd.no_grad():
-            out = Tensor._wrap(a._data // (b._data if isinstance(b, Tensor) else b))
-        return out
+        return Tensor._wrap(a._data // (b._data if isinstance(b, Tensor) else b))
 
     def __rfloordiv__(self, other):
         return Tensor._wrap(B.asarray(other)).__floordiv__(self)    # a Python int is int64, a float float32
@@ -56,8 +54,8 @@ class ExtraMethods:
         other = _operand(other, "%")
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
-            with autograd.no_grad():       # integers: exact, and nothing to differentiate
-                return Tensor._wrap(self._data % (other._data if isinstance(other, Tensor) else other))
+            # integers: exact, and nothing to differentiate
+            return Tensor._wrap(self._data % (other._data if isinstance(other, Tensor) else other))
         a, b = _promote_ints(self, other)
         return a - b * (a / b).detach().floor()
 
@@ -68,8 +66,8 @@ class ExtraMethods:
 
     # ---- rounding: a zero gradient, as torch's ------------------------------------------------
     def _rounding(self, how):
-        if not self.dtype.is_floating_point:
-            return self.clone() if how != "sign" else ew.Rounding.apply(self, how)
+        if not self.dtype.is_floating_point and how != "sign":
+            return self.clone()          # integers are already whole (torch returns a copy)
         return ew.Rounding.apply(self, how)
 
     def floor(self):
@@ -99,8 +97,7 @@ class ExtraMethods:
         return self.abs() == math.inf if self.dtype.is_floating_point else self != self
 
     def isfinite(self):
-        with autograd.no_grad():
-            return Tensor._wrap(B.isfinite(self._data))
+        return Tensor._wrap(B.isfinite(self._data))
 
     def logical_not(self):
         return self == 0

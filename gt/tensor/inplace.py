@@ -68,12 +68,7 @@ class InplaceMethods:
         """Count an in-place change of this tensor's values made without ``_update`` (an
         optimizer's fused kernels): a backward that saved them before then raises
         (gt/autograd/versions.py)."""
-        p = self._placed
-        if p is None:
-            B.bump_version(self._array)
-        else:
-            for shard in _distinct_memory(p.shards):   # shards may be views of one buffer: one change
-                B.bump_version(shard)
+        bump_versions([self])
 
     def _iop(self, other, op, name):
         if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
@@ -176,7 +171,7 @@ def bump_versions(tensors):
         if p is None:
             arrays.append(t._array)
         else:
-            arrays.extend(_distinct_memory(p.shards))
+            arrays.extend(_distinct_memory(p.shards))   # shards may be views of one buffer: one change
     B.bump_versions(arrays)
 
 
