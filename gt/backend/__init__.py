@@ -24,8 +24,8 @@ class _EngineProxy:
     An engine method, once looked up, is kept in the proxy's own ``__dict__``: later reads of
     ``B.matmul`` are plain attribute reads that never reach ``__getattr__`` (a Python call per
     engine primitive was a fifth of the interpreter calls of a small model's step). The cache
-    holds callables only (plain values such as ``B.device`` change and are always forwarded),
-    is emptied when ``set_backend`` swaps the engine, and forgets a name set or deleted through
+    holds callables and the engine's fixed facts (``_FIXED``); other plain values such as
+    ``B.device`` change and are always forwarded. It is emptied when ``set_backend`` swaps the engine, and forgets a name set or deleted through
     the proxy (``monkeypatch.setattr(B, ...)`` in tests)."""
 
     __slots__ = ("_engine", "__dict__")
@@ -41,7 +41,7 @@ class _EngineProxy:
             object.__setattr__(self, "_engine", engine)
             self.__dict__.clear()
         value = getattr(engine, name)
-        if callable(value) and not name.startswith("__"):
+        if (callable(value) and not name.startswith("__")) or name in _FIXED:
             self.__dict__[name] = value
         return value
 
@@ -55,6 +55,8 @@ class _EngineProxy:
         delattr(object.__getattribute__(self, "_engine"), name)
 
 
+# plain values that an engine never changes, read on hot paths (every in-place update asks)
+_FIXED = frozenset({"counts_inplace_ops"})
 B = _EngineProxy()
 _tensors_created = False
 
