@@ -35,6 +35,13 @@ from gt.tensor.functions import (add, sub, mul, div, true_divide, neg, negative,
                                  moveaxis, tile, broadcast_to, narrow, unbind, roll, index_select, gather,
                                  count_nonzero, nan_to_num, frac, log2, log10, allclose, equal)
 from gt.tensor.functions import is_tensor, is_floating_point, numel, var_mean, std_mean
+from gt.tensor.functions import (sin, cos, tan, asin, acos, atan, arcsin, arccos, arctan, sinh, cosh, asinh, acosh,
+                                 atanh, arcsinh, arccosh, arctanh, sinc, deg2rad, rad2deg, log1p, expm1, exp2, erf,
+                                 erfc, erfinv, logit, prod, cumprod)
+from gt.tensor.math_methods import xlogy, atan2, arctan2, hypot, logaddexp
+from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
+                                 masked_select, masked_scatter, nonzero, argwhere, unique, unique_consecutive, bincount)
+from gt.tensor.index_methods import einsum, searchsorted, bucketize
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal

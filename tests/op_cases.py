@@ -417,6 +417,22 @@ case("broadcast_causal", "ScaledDotProductAttention",
 case("2x3_repeats", "Embedding", lambda w, i: gt.nn.functional.embedding(i, w), randn(5, 3, seed=33),
      np.array([[1, 4, 1], [0, 2, 4]]), torch_fn=lambda w, i: T.nn.functional.embedding(i, w))
 
+# ---- torch's math functions, prod, cumprod (gt/ops/math_functions.py) ---------------------
+# XC: multiples of 0.1 in [-0.7, 0.7], one of them 0: inside every domain below, the logit clamp
+# bounds (0.05, 0.95) between two values; the products and running products pass a zero
+case("trig", "MathFunction", lambda a: a.sin() * a.cos() + a.tan() + a.asin() - a.acos() * a.atan(), XC)
+case("hyperbolic", "MathFunction", lambda a: a.sinh() + a.cosh() * a.asinh() + a.atanh() + (a + 1.8).acosh(), XC)
+case("exp_log_sinc", "MathFunction", lambda a: a.log1p() + a.expm1() * a.exp2() + a.sinc() * 3, XC)
+case("erf", "MathFunction", lambda a: a.erf() + a.erfc() * a.erfinv(), XC)
+case("eps", "Logit", lambda a: (a * 0.6 + 0.5).logit() + (a + 0.5).logit(eps=0.05), XC)
+case("broadcast", "BinaryMathFunction", lambda a, b: a.atan2(b) + a.hypot(b) * a.logaddexp(b) + a.xlogy(b.abs()),
+     randn(3, 4, seed=40), nonzero(4, seed=41))
+case("dim_and_all", "Prod", lambda a: a.prod(1) * a[:, :2].prod(), XC * 2)
+case("dims_kept", "Prod", lambda a: a.prod((0, 2), keepdim=True), XR + 1,
+     torch_fn=lambda a: a.prod(2, keepdim=True).prod(0, keepdim=True))
+case("dim1", "Cumprod", lambda a: a.cumprod(1), XC * 2)
+case("dim0_negative", "Cumprod", lambda a: a.cumprod(-3), XR)
+
 # ---- dtype cast ---------------------------------------------------------------------------
 # float32 rounding limits finite differences: a linear function with a wide step is exact enough.
 case("roundtrip", "Cast", lambda a: (a.to(gt.float32) * 3.0).to(gt.float64), randn(3, 4, seed=25),

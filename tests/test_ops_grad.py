@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import gt
 from gt.autograd import Function
-from gt.ops import activations, attention, elementwise, linalg, reductions, shape, sorting
+from gt.ops import activations, attention, elementwise, linalg, math_functions, reductions, shape, sorting
 from helpers import check_grad, distinct, randn
 from op_cases import CASES, OPS_COVERED
 
@@ -24,7 +24,7 @@ def test_gradient_matches_finite_differences(case):
 
 
 def _op_classes():
-    for module in (elementwise, activations, reductions, shape, linalg, sorting, attention):
+    for module in (elementwise, activations, reductions, shape, linalg, sorting, attention, math_functions):
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and issubclass(obj, Function) and obj is not Function \
                     and obj.__module__ == module.__name__ and not name.startswith("_"):

@@ -291,3 +291,11 @@ def test_empty_axes_softmax_as_torch_and_extrema_named():
     for call in (lambda: gt.zeros(0, 3).max(0), lambda: gt.zeros(0, 3).min(), lambda: gt.zeros(2, 0).amax(1)):
         with pytest.raises(ValueError, match="is over no element"):
             call()
+
+
+@pytest.mark.parametrize("name", ["exp", "sin", "sum", "floor"])
+def test_function_forms_refuse_a_python_number_with_a_clear_error(name):
+    # torch.exp(2.0) is a TypeError too; an array or a list is taken as a tensor
+    with pytest.raises(TypeError, match=rf"gt\.{name}\(\): argument 'input' must be a tensor or an array, not float"):
+        getattr(gt, name)(2.0)
+    assert getattr(gt, name)([0.5, 1.5]).shape == ((2,) if name != "sum" else ())

@@ -5,7 +5,9 @@
   and the debugging tape;
 - ``backward``: the walk of the recorded graph that ``Tensor.backward()`` runs;
 - ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them);
-- ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward).
+- ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward);
+- ``grad_hooks``: torch's tensor hooks (``Tensor.register_hook``), run by the walk;
+- ``rebind``: in-place changes of tensors in the graph (which version of a tensor each op read).
 
 This layer sits below the tensor layer (gt/tensor) and never imports it.
 """

@@ -3,7 +3,7 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import deferred, function, hooks, versions
+from gt.autograd import deferred, function, grad_hooks, hooks, rebind, versions
 from gt.autograd.buffers import PendingGrads, accumulate
 from gt.autograd.function import Function, fit_grad, tape
 from gt.backend import B
@@ -24,10 +24,18 @@ def backward(root, grad=None, retain_graph=False):
     # leaves with post-accumulate hooks (an optimizer stepping in the backward: gt/autograd/hooks.py)
     with_hooks = hooks.active()
     fused = hooks.fused_plan(order) if with_hooks else None
+    tensor_hooks = grad_hooks.table()   # Tensor.register_hook's (gt/autograd/grad_hooks.py)
     for node in reversed(order):
         g = pending.pop(node)
         if g is None:
             continue
+        if tensor_hooks and id(node) in tensor_hooks:
+            g = grad_hooks.run(node, g)
+            if node._ctx is None:
+                accumulate(node, g)   # a copy: a hook may keep the gradient it saw
+                if with_hooks:
+                    hooks.after_accumulate(node)
+                continue
         ctx = node._ctx
         if ctx is None:
             pending.to_leaf(node, g)
@@ -119,6 +127,7 @@ def topological_order(root):
     Tensor = function.Tensor
     order, seen = [], set()
     stack = [(root, False)]
+    changed = rebind.active()   # tensors changed in place: each op reads the versions of its time
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -131,6 +140,8 @@ def topological_order(root):
         stack.append((node, True))
         ctx = node._ctx
         if ctx is not None and not ctx.released:
+            if changed:
+                rebind.resolve(ctx)
             for parent in ctx.inputs:
                 if isinstance(parent, Tensor) and parent._requires_grad and id(parent) not in seen:
                     stack.append((parent, False))

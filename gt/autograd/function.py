@@ -39,8 +39,22 @@ def set_tensor_hooks(tensor_class, dispatch, backward_placed):
 
 
 def put_on_tape(ctx, result):
-    """Put a recorded op and the tensor it made on the debugging tape."""
+    """Put a recorded op and the tensor it made on the debugging tape, stamped with the epoch
+    (gt/autograd/rebind.py: which version of a tensor changed in place since it read)."""
+    ctx.epoch = _epoch
     tape.append((weakref.ref(ctx), weakref.ref(result)))
+
+
+# Counts the in-place changes recorded on the tape (gt/autograd/rebind.py); every op recorded
+# carries the count of its time, so the walk knows which version of a changed tensor it read.
+_epoch = 0
+
+
+def new_epoch():
+    """Start a new epoch (an in-place change of a tensor in the graph); returns its number."""
+    global _epoch
+    _epoch += 1
+    return _epoch
 
 
 def is_grad_enabled():
@@ -121,7 +135,8 @@ class Function:
     scalars) are passed through as constants.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "saved", "saved_versions", "released", "out_shape", "__weakref__")
+    __slots__ = ("inputs", "needs_input_grad", "saved", "saved_versions", "released", "out_shape", "epoch",
+                 "__weakref__")
 
     # Inputs whose whole gradient is one product that may be written straight into a leaf by
     # plain gradient descent in the backward (gt/autograd/hooks.py). An op listing some reads

@@ -24,6 +24,8 @@ learning rate may change) and returns None when fusing is not allowed now.
 
 import weakref
 
+from gt.autograd import grad_hooks
+
 # id(leaf) -> [hooks] and id(leaf) -> alpha(). Keyed by id (a tensor's == is elementwise, so it
 # cannot key a WeakKeyDictionary); a weak reference drops a dead leaf's entries.
 _hooks = {}
@@ -108,7 +110,8 @@ def fused_plan(order):
     plan = {}
     for key, (ctx, i, leaf) in where.items():
         if (uses[key] != 1 or i not in getattr(ctx, "fusable", ()) or leaf._placed is not None
-                or leaf.grad is not None or len(_hooks.get(key, ())) != 1):
+                or leaf.grad is not None or len(_hooks.get(key, ())) != 1
+                or key in grad_hooks.table()):   # a tensor hook must see the gradient
             continue
         alpha = _fused[key]()
         if alpha is not None:

@@ -18,10 +18,14 @@ no call layer, ``B.exp`` is the library's function itself."""
 import abc
 
 from gt.backend.engine_defaults import FastPaths
+from gt.backend.engine_math import MathPrimitives
+from gt.backend.engine_scatter import ScatterPrimitives
 
 
-class Engine(FastPaths, abc.ABC):
-    """Base class of gt's array engines (see the module docstring)."""
+class Engine(FastPaths, ScatterPrimitives, MathPrimitives, abc.ABC):
+    """Base class of gt's array engines (see the module docstring); the primitives of einsum,
+    scatters and index searches are declared in gt/backend/engine_scatter.py, those of torch's
+    math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py."""
 
     # ---- identity and devices -------------------------------------------------------------
     @property

@@ -6,6 +6,7 @@ call). ``Engine`` inherits these; nothing else should.
 """
 
 import functools
+import itertools
 import math
 import weakref
 
@@ -131,6 +132,56 @@ class FastPaths:
         No gradient: only for a forward that records nothing."""
         return None
 
+    # ---- sliding windows: convolution and pooling (gt/ops/conv.py) ------------------------------
+    def windows(self, x, kernel, stride, dilation):
+        """The sliding windows over the last ``len(kernel)`` axes of ``x`` (..., *size): an array
+        (..., *out, *kernel) whose element [..., o, k] is ``x[..., o * stride + k * dilation]``
+        along each of those axes, ``out = (size - dilation * (kernel - 1) - 1) // stride + 1``
+        (``kernel``, ``stride``, ``dilation``: tuples of positive ints, one per axis, and each
+        window inside ``x``). Read-only; a view where the engine can make one (numpy's and
+        torch's strides); this default stacks one strided slice per kernel offset (a copy)."""
+        lead = x.ndim - len(kernel)
+        out = _window_counts(tuple(x.shape[lead:]), kernel, stride, dilation)
+        pieces = [self.getitem(x, _window_slice(lead, offset, out, stride, dilation))
+                  for offset in itertools.product(*(range(k) for k in kernel))]
+        stacked = self.stack(pieces, x.ndim)                          # (..., *out, prod(kernel))
+        return self.reshape(stacked, tuple(x.shape[:lead]) + out + tuple(kernel))
+
+    def fold_windows(self, cols, size, stride, dilation):
+        """The adjoint of ``windows``: ``cols`` (..., *out, *kernel) added back into a new array
+        (..., *size) of zeros, each value where ``windows`` read it (overlaps add up): the
+        gradient of the windows' input. One strided scatter-add per kernel offset."""
+        nd = len(size)
+        kernel, out = tuple(cols.shape[cols.ndim - nd:]), tuple(cols.shape[cols.ndim - 2 * nd:cols.ndim - nd])
+        lead = cols.ndim - 2 * nd
+        target = self.zeros(tuple(cols.shape[:lead]) + tuple(size), self.dtype_of(cols))
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            part = self.getitem(cols, (Ellipsis,) + offset)           # (..., *out)
+            self.index_add(target, _window_slice(lead, offset, out, stride, dilation), part)
+        return target
+
+    def conv_fused(self, x, weight, bias, stride, padding, dilation, groups):
+        """A convolution's output in one engine kernel, or None where the engine has none (the
+        op then composes it from ``windows`` and ``matmul``): x (N, C, *size), weight
+        (O, C / groups, *kernel), bias (O,) or None, ``stride``, ``dilation`` and ``padding``
+        (zeros on both sides, the same amount) one int per spatial axis -> (N, O, *out)."""
+        return None
+
+    def conv_fused_backward(self, grad, x, weight, stride, padding, dilation, groups, needs):
+        """``(grad x, grad weight, grad bias)`` of ``conv_fused``, None where ``needs`` (three
+        bools) says not needed."""
+        raise NotImplementedError(f"the {self.name} engine has no fused convolution")
+
+    def max_pool_fused(self, x, kernel, stride, padding, dilation, ceil_mode):
+        """``(out, state)`` of a max pooling over the last ``len(kernel)`` axes of x (..., *size)
+        in one kernel (``padding`` one int per axis on both sides, ``ceil_mode`` as torch's), or
+        None where the engine has none (the op then composes it from ``windows``)."""
+        return None
+
+    def max_pool_fused_backward(self, grad, x, state, kernel, stride, padding, dilation, ceil_mode):
+        """The gradient of x of ``max_pool_fused`` (``state`` is what it returned)."""
+        raise NotImplementedError(f"the {self.name} engine has no fused max pooling")
+
     def exp_(self, x):
         """``exp(x)``, possibly written over ``x`` (a fresh array of the caller's)."""
         return self.exp(x)
@@ -219,6 +270,18 @@ class FastPaths:
 
     def set_num_threads(self, n):
         """Fix the library's thread count at ``n`` (an int >= 1), or ``"auto"``: follow the load."""
+
+
+def _window_counts(size, kernel, stride, dilation):
+    """How many windows fit along each axis (``windows``'s ``out``)."""
+    return tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(size, kernel, stride, dilation))
+
+
+def _window_slice(lead, offset, out, stride, dilation):
+    """The index of the elements every window reads at kernel ``offset``: one strided slice per
+    windowed axis, after ``lead`` whole axes."""
+    return (slice(None),) * lead + tuple(slice(k * d, k * d + s * (n - 1) + 1, s)
+                                         for k, n, s, d in zip(offset, out, stride, dilation))
 
 
 def _forget(counts, key, ref):

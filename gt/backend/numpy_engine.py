@@ -16,7 +16,10 @@ from gt.backend.engine import Engine
 from gt.backend.numpy_blas import NumpyBlas, add_rows
 from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
 from gt.backend.numpy_kernels import FLOATS, NumpyKernels
+from gt.backend.numpy_math import NumpyMath
+from gt.backend.numpy_scatter import NumpyScatter
 from gt.backend.numpy_sorting import NumpySorting
+from gt.backend.numpy_windows import NumpyWindows
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -29,7 +32,7 @@ _NATIVE = {
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
-class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, Engine):
+class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, Engine):
     name = "numpy"
     device = "cpu"
 

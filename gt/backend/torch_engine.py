@@ -27,8 +27,11 @@ from gt.backend.numpy_engine import NumpyEngine
 from gt.backend.threads import ThreadPolicy
 from gt.backend.torch_buffers import TorchBuffers
 from gt.backend.torch_kernels import TorchKernels
+from gt.backend.torch_math import TorchMath
 from gt.backend.torch_indexing import TorchIndexing
+from gt.backend.torch_scatter import TorchScatter
 from gt.backend.torch_sorting import TorchSorting
+from gt.backend.torch_windows import TorchWindows
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -46,7 +49,7 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engine):
+class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath, Engine):
     name = "torch"
     supports_bfloat16 = True
 
@@ -69,6 +72,11 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Engin
     # torch counts in-place changes per storage (views share the count) and its in-place ops bump
     # it; gt bumps it too where it writes without such an op (the fused optimizer kernels do not)
     counts_inplace_ops = True
+
+    def memory_owner(self, arr):
+        # torch points a view's ``_base`` at the tensor that owns the storage (never at a view)
+        base = arr._base
+        return arr if base is None else base
 
     def version_of(self, arr):
         return arr._version

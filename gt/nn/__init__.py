@@ -10,6 +10,8 @@ containers, ``functional`` (as ``F``) and ``init``.
 from gt.nn import functional, init
 from gt.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from gt.nn.attention import MultiHeadAttention
+from gt.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from gt.nn.conv import Conv1d, Conv2d, Conv3d
 from gt.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from gt.nn.dropout import Dropout
 from gt.nn.embedding import Embedding
@@ -17,8 +19,14 @@ from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Flatten, Identity, Linear, Unflatten
 from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from gt.nn.module import IncompatibleKeys, Module
+from gt.nn.multihead_attention import MultiheadAttention
+from gt.nn.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,  # noqa: F401
+                           ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d, ReplicationPad1d,
+                           ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d)
 from gt.nn.normalization import LayerNorm
 from gt.nn.parameter import Parameter
+from gt.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
+                              MaxPool2d)
 from gt.nn.transformer import FeedForward, TransformerBlock
 
 # Module-level functions, as in the public gt (nn.relu(x), nn.mse_loss(a, b), ...)

@@ -6,6 +6,7 @@ import math
 from gt import dtypes
 from gt.backend import B
 from gt.nn import functional as F
+from gt.nn.hooks import has_hooks
 from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Linear
 from gt.nn.module import Module
@@ -135,6 +136,8 @@ class MultiHeadAttention(Module):
         projs = (self.q_proj, self.k_proj, self.v_proj)
         if not all(type(p) is Linear for p in projs) or len({(p.bias is None, p.weight.dtype) for p in projs}) != 1:
             return None
+        if has_hooks(*projs):
+            return None   # a packed product skips their __call__, and so their forward hooks
         return projs
 
     def _checked(self, x, what):

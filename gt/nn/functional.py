@@ -12,6 +12,9 @@ from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                                   cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
+                                  batch_norm, conv1d, conv2d, conv3d, max_pool1d, max_pool2d)
+from gt.nn.padding import pad  # noqa: F401  (F.pad, torch's padding modes)
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape

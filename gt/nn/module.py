@@ -11,6 +11,8 @@ import weakref
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.nn import state
+from gt.nn.hooks import ModuleHooks
+from gt.nn.lookup import ModuleLookup
 from gt.nn.parameter import Parameter
 from gt.nn.state import IncompatibleKeys  # noqa: F401  (re-exported)
 from gt.tensor import Tensor
@@ -146,9 +148,9 @@ class Parameters(list):
         return next(cursor)
 
 
-class Module:
+class Module(ModuleHooks, ModuleLookup):
     """Base class for layers and models: subclass it, assign layers and ``Parameter``s in
-    ``__init__``, and write ``forward``. Calling the module calls ``forward``.
+    ``__init__``, and write ``forward``. Calling the module calls ``forward`` (and its hooks: hooks.py).
 
         >>> class MLP(nn.Module):
         ...     def __init__(self):
@@ -167,12 +169,10 @@ class Module:
         d["_buffers"] = Members(self)
         d["_non_persistent_buffers"] = set()
         d["_modules"] = Members(self)
+        d.update(self._new_hook_dicts())   # torch's dicts of forward hooks (gt/nn/hooks.py)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward() in the subclass")
-
-    def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
 
     # ---- registration ----------------------------------------------------------------
     def _registry(self, kind):

@@ -5,6 +5,7 @@ from gt.backend import B
 from gt.nn.activation import GELU, ReLU
 from gt.nn.attention import MultiHeadAttention
 from gt.nn.dropout import Dropout
+from gt.nn.hooks import has_hooks
 from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.nn.normalization import LayerNorm
@@ -32,7 +33,7 @@ class FeedForward(Module):
         self.fc2 = Linear(ff_dim, embed_dim, dtype=dtype)
 
     def forward(self, x):
-        if type(self.act) is ReLU and type(self.fc1) is Linear:
+        if type(self.act) is ReLU and type(self.fc1) is Linear and not has_hooks(self.fc1, self.act):
             # one op: the ReLU overwrites fc1's fresh output (one (..., F) array less per step)
             h = linalg.LinearRelu.apply(self.fc1._checked(x), self.fc1.weight, self.fc1.bias)
         else:
@@ -129,8 +130,8 @@ class TransformerBlock(Module):
         projs = attn._plain_projections()
         if projs is None or projs[0].bias is None or amp.is_autocast_enabled():
             return None
-        for m in (attn, ff, ln1, ln2, act, ff.fc1, ff.fc2, attn.out_proj) + projs:
-            if "forward" in m.__dict__:   # a forward replaced on the instance (to look inside, as lpm.plots does)
+        for m in (attn, ff, ln1, ln2, act, ff.fc1, ff.fc2, attn.out_proj, ff.dropout, self.dropout) + projs:
+            if "forward" in m.__dict__ or has_hooks(m):   # replaced or hooked (to look inside, as lpm.plots does)
                 return None
         params = (attn.out_proj.weight, attn.out_proj.bias, ln1.weight, ln1.bias, ln2.weight, ln2.bias,
                   ff.fc1.weight, ff.fc1.bias, ff.fc2.weight, ff.fc2.bias)

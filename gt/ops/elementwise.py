@@ -23,7 +23,10 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
-        self.save(a, b)
+        # each factor is read only for the other's gradient, so only that is kept (as torch): a
+        # tensor scaled by a constant may then be changed in place before the backward
+        na, nb = self.needs_input_grad
+        self.save(a if nb else None, b if na else None)
         return a * b
 
     def backward(self, g):
@@ -34,7 +37,7 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        self.save(a, b)
+        self.save(a if self.needs_input_grad[1] else None, b)   # a only for b's gradient, as torch
         return a / b
 
     def backward(self, g):

@@ -15,6 +15,7 @@ from gt.tensor._args import _pick, _scalar
 from gt.tensor.dispatch import map_local
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+_ALONE = object()  # where(condition) with neither a nor b given
 
 
 def _operand(value, op):
@@ -256,9 +257,14 @@ def matmul(a, b):
     return linalg.Matmul.apply(a, b)
 
 
-def where(condition, a, b):
-    """Elements of ``a`` where ``condition`` is True, else of ``b`` (broadcasting; differentiable in a and b)."""
+def where(condition, a=_ALONE, b=_ALONE):
+    """Elements of ``a`` where ``condition`` is True, else of ``b`` (broadcasting; differentiable in a and b).
+    ``where(condition)`` alone is ``condition.nonzero(as_tuple=True)``, as torch's."""
     cond = condition if isinstance(condition, Tensor) else Tensor._wrap(B.asarray(condition))
+    if a is _ALONE or b is _ALONE:
+        if a is not b:
+            raise TypeError("where: give both a and b, or neither (where(condition) is condition.nonzero(as_tuple=True))")
+        return cond.nonzero(as_tuple=True)
     a, b = _operand(a, "where"), _operand(b, "where")
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         a, b = _promote_ints(a, b)    # an int tensor meeting a float: float32 or the tensor's dtype

@@ -8,7 +8,10 @@ This module holds the class and its attributes; its methods come from the mixins
 arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
 indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace.py (``add_``,
 ``+=``, item assignment), numpy_interop.py and extra_methods.py (``//``, ``%``, ``floor``,
-``logsumexp``, ``norm``, ``repeat``, ``tril``, ``new_zeros``...).
+``logsumexp``, ``norm``, ``repeat``, ``tril``, ``new_zeros``...), scatter_methods.py
+(``scatter``, ``scatter_reduce``, ``index_add``, ``masked_scatter``...) and index_methods.py
+(``nonzero``, ``unique``, ``bincount``; ``gt.einsum``, ``gt.searchsorted``); grad_methods.py
+(``register_hook``); in-place changes recorded on the tape live in inplace_grad.py.
 """
 
 import warnings
@@ -32,12 +35,20 @@ from gt.tensor.reductions import ReductionMethods
 from gt.tensor.shape import ShapeMethods
 from gt.tensor import sorting
 from gt.tensor.sorting import SortingMethods
+from gt.tensor import index_methods, scatter_methods
+from gt.tensor.index_methods import IndexMethods
+from gt.tensor.scatter_methods import ScatterMethods
+from gt.tensor import math_methods
+from gt.tensor.math_methods import MathMethods
+from gt.autograd import rebind
+from gt.tensor import inplace_grad
+from gt.tensor.grad_methods import GradMethods
 
 _next_id = 0
 
 
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
-             ExtraMethods):
+             ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -358,8 +369,11 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 # The modules of this package that need the class, and cannot import this module (it imports
 # them), get it here, once it exists.
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
-                sorting):
+                sorting, math_methods, index_methods, scatter_methods):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).
 autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)
+# In-place changes recorded on the tape (inplace_grad.py); the walk asks this layer what is a view.
+inplace_grad.Tensor = Tensor
+rebind.set_view_test(inplace_grad.view_base)

@@ -23,6 +23,7 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
+from gt.tensor import conv_rules  # noqa: F401  (adds the convolution and pooling rules to rules.RULES)
 from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
 from gt.tensor import rules
 from gt.tensor.rules import Plan
@@ -41,7 +42,7 @@ class ShardedNode:
     """The tape entry of an op that ran per device: one op context per device."""
 
     __slots__ = ("cls", "ctxs", "inputs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
-                 "out_shape", "released", "__weakref__")
+                 "out_shape", "released", "epoch", "__weakref__")
 
     @property
     def name(self):
@@ -106,7 +107,7 @@ class ShardedNode:
 class Redistribute:
     """Tape entry of a layout change (gather, reduce, reshard): values unchanged, so is the gradient."""
 
-    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "__weakref__")
+    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "epoch", "__weakref__")
     name = "Redistribute"
 
     def __repr__(self):

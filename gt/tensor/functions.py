@@ -49,7 +49,11 @@ def stack(tensors, axis=None, *, dim=None):
 
 def _method(name):
     def fn(x, *args, **kwargs):
-        x = x if isinstance(x, Tensor) else Tensor._wrap(_operand(x, name)._data)
+        if not isinstance(x, Tensor):
+            x = _operand(x, name)
+            if not isinstance(x, Tensor):   # a Python number: torch refuses it too
+                raise TypeError(f"gt.{name}(): argument 'input' must be a tensor or an array, "
+                                f"not {type(x).__name__} ({x!r}); use gt.tensor({x!r})")
         return getattr(x, name)(*args, **kwargs)
 
     fn.__name__ = name
@@ -68,6 +72,13 @@ _METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "sof
             "div", "true_divide", "neg", "negative", "mm", "mv", "dot", "swapaxes", "movedim", "moveaxis", "tile",
             "broadcast_to", "narrow", "unbind", "roll", "index_select", "gather", "count_nonzero", "nan_to_num",
             "frac", "log2", "log10", "allclose", "equal")
+# math_methods.py (its binary functions, gt.atan2 and the others, are its own: a number may come first)
+_METHODS += ("sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "asinh",
+             "acosh", "atanh", "arcsinh", "arccosh", "arctanh", "sinc", "deg2rad", "rad2deg", "log1p", "expm1",
+             "exp2", "erf", "erfc", "erfinv", "logit", "prod", "cumprod")
+# scatter_methods.py and index_methods.py (gt.einsum, gt.searchsorted, gt.bucketize are index_methods' own)
+_METHODS += ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill", "masked_select",
+             "masked_scatter", "nonzero", "argwhere", "unique", "unique_consecutive", "bincount")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
 

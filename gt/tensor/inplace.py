@@ -1,4 +1,6 @@
-"""In-place updates of a tensor's values, outside the tape (``w -= lr * w.grad`` under ``gt.no_grad()``).
+"""In-place updates of a tensor's values: outside the tape (``w -= lr * w.grad`` under
+``gt.no_grad()``), and, while gradients are recorded, on tensors of the graph as torch records
+them (``y[0] = z``, ``y.add_(1)``: gt/tensor/inplace_grad.py).
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
@@ -8,6 +10,7 @@ from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
 from gt.sharding.placement import Shard
+from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
 from gt.tensor.shape import _index
 
@@ -18,12 +21,13 @@ class InplaceMethods:
     __slots__ = ()
 
     def _check_inplace(self, what):
+        """For an in-place method that is not recorded on the tape: refuse a tensor that requires
+        grad while gradients are recorded (a leaf with torch's error)."""
         if autograd.is_grad_enabled() and self.requires_grad:
-            raise RuntimeError(
-                f"{what}: a tensor that requires grad (a parameter) cannot be changed in place while "
-                "gradients are recorded, as in PyTorch (the public gt allowed it); write the update under "
-                "no_grad: `with gt.no_grad(): param -= lr * param.grad`"
-            )
+            if self.is_leaf:
+                raise RuntimeError(f"{inplace_grad.LEAF} ({what}: {inplace_grad.HINT})")
+            raise RuntimeError(f"{what} is not recorded on the tape, so it cannot change a tensor that requires grad "
+                               f"while gradients are recorded: {inplace_grad.HINT}")
 
     def _inplace_value(self, other, op):
         value = _scalar(other)
@@ -71,12 +75,8 @@ class InplaceMethods:
         bump_versions([self])
 
     def _iop(self, other, op, name):
-        if autograd.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
-            if self.is_leaf and self.requires_grad:
-                self._check_inplace(f"`{name}`")
-            # A non-leaf (or a non-grad tensor meeting a grad one) is rebound out of place, so the
-            # tape stays correct: `x += y` then means `x = x + y`.
-            return op(self, other)
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+            return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
         return self._update(_IOPS[name], self._inplace_value(other, name))
 
     def __iadd__(self, other):
@@ -96,7 +96,9 @@ class InplaceMethods:
         scaled addition takes the engine's fused path (``B.add_scaled_``: no temporary as large
         as the tensor), where the multiply and the add may be fused with one rounding (as torch's
         ``add_(alpha=)``; BLAS axpy on large numpy arrays)."""
-        self._check_inplace("add_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+            add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
+            return inplace_grad.rebase(self, "add_", add, other, same_shape=True)
         value = self._inplace_value(other, "add_")
         if alpha == 1:
             return self._update(_iadd, value)
@@ -106,31 +108,37 @@ class InplaceMethods:
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other):
-        self._check_inplace("mul_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+            return inplace_grad.rebase(self, "mul_", lambda x, o: x * o, other, reads_self=True, same_shape=True)
         return self._update(_imul, self._inplace_value(other, "mul_"))
 
     def div_(self, other):
-        self._check_inplace("div_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+            return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
         return self._update(_idiv, self._inplace_value(other, "div_"))
 
     def addcmul_(self, t1, t2, value=1):
         """``self += value * t1 * t2``, in place."""
-        self._check_inplace("addcmul_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
+            return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x * y * value),
                             self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"))
 
     def addcdiv_(self, t1, t2, value=1):
         """``self += value * t1 / t2``, in place."""
-        self._check_inplace("addcdiv_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
+            return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x / y * value),
                             self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"))
 
     def copy_(self, src):
-        self._check_inplace("copy_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (src,)):
+            return inplace_grad.assign(self, Ellipsis, src, "copy_")
         return self._update(_assign, self._inplace_value(src, "copy_"))
 
     def fill_(self, value):
-        self._check_inplace("fill_")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
+            return inplace_grad.assign(self, Ellipsis, value, "fill_")
         return self._update(_assign, value)
 
     def zero_(self):
@@ -138,7 +146,9 @@ class InplaceMethods:
         return self.fill_(0)
 
     def __setitem__(self, index, value):
-        self._check_inplace("item assignment")
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
+            inplace_grad.assign(self, _index(index), value)
+            return
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare

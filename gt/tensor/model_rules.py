@@ -1,16 +1,17 @@
 """Propagation rules of the ops models are built from beyond rules.py's: the fused attention
-ops (gt/ops/attention.py) and the embedding lookup. This module adds them to rules.py's table
+ops (gt/ops/attention.py), the embedding lookup and ``F.pad``. This module adds them to rules.py's table
 when it is imported (by dispatch.py).
 
 Attention is independent per sequence and per head: a shard of a batch (or head) axis stays
 local, the other inputs are cut the same way or used whole where they broadcast along it; a
 shard of the sequence or feature axis is gathered (keys span the sequence). A lookup picks the
 rows of its shard of the indices from the whole table on each device. Softmax cross-entropy is
-independent per row.
+independent per row. A pad keeps the shard of a dim it does not pad.
 """
 
 from gt.ops import activations as act
 from gt.ops import attention as attn
+from gt.ops import padding
 from gt.ops import shape as sh
 from gt.sharding.placement import Shard
 from gt.tensor import rules
@@ -64,5 +65,11 @@ def rows(cls, args, kwargs):
     return Plan([(Shard(0), sizes), (Shard(0), sizes)], Shard(0))
 
 
+def pad(cls, args, kwargs):
+    """``F.pad``: a shard of a dim that is not padded stays (each device pads its block); a padded
+    dim's shard is gathered (its edges come from the neighbours' blocks)."""
+    return rules.elementwise(cls, args, kwargs, skip=tuple(dim for dim, _, _ in kwargs["pads"]))
+
+
 rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding,
-                    act.SoftmaxCrossEntropy: rows})
+                    act.SoftmaxCrossEntropy: rows, padding.Pad: pad})

@@ -18,6 +18,7 @@ from gt.backend import B
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg, reductions
+from gt.ops import math_functions as mf
 from gt.ops import shape as sh
 from gt.ops import sorting
 from gt.ops._shapes import numel
@@ -174,6 +175,13 @@ def reduction(cls, args, kwargs):
     if not (x.requires_grad and autograd.is_grad_enabled()):
         return _extremum_no_grad(cls, x, axes, keepdims)
     return None  # max/min over the sharded axis with a gradient: gathered (ties make a local rule subtle)
+
+
+def off_shard_reduction(cls, args, kwargs):
+    """prod: over other axes the shard stays; over the sharded axis the input is gathered."""
+    x, axes, _ = _reduce_args(args, kwargs)
+    a = _shard_axis(x)
+    return None if a is None or axes is None or a in axes else reduction(cls, args, kwargs)
 
 
 def _extremum_no_grad(cls, x, axes, keepdims):
@@ -421,10 +429,10 @@ def layer_norm(cls, args, kwargs):
 RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
-    act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits)}
+    act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits, mf.MathFunction, mf.BinaryMathFunction, mf.Logit)}
 RULES.update({
     act.Softmax: softmax_like, act.LogSoftmax: softmax_like,
-    sorting.TakeAlongAxis: along_axis, sorting.Cumsum: along_axis,
+    sorting.TakeAlongAxis: along_axis, sorting.Cumsum: along_axis, mf.Cumprod: along_axis, mf.Prod: off_shard_reduction,
     reductions.Sum: reduction, reductions.Mean: reduction, reductions.Max: reduction, reductions.Min: reduction,
     sh.Reshape: reshape, sh.Permute: permute, sh.Expand: expand, sh.GetItem: getitem,
     sh.Cat: cat, sh.Stack: stack,

@@ -1,0 +1,131 @@
+"""torch's tensor hooks: ``t.register_hook(hook)`` runs ``hook(grad)`` when a backward has the
+gradient with respect to ``t``, and a tensor it returns takes the gradient's place.
+
+When they run (gt/autograd/backward.py, as torch): on a computed tensor, once every use of it has
+sent its part of the gradient (the walk visits a tensor after all the ops that read it) and before
+that gradient flows into the op that made the tensor; what ``retain_grad()`` keeps is the gradient
+after the hooks, whatever the order they were registered in. On a leaf, before the gradient is
+added to ``.grad`` (the hooks' result is what is added), and so before the leaf's
+post-accumulate-grad hooks (gt/autograd/hooks.py). Several hooks run in the order they were
+registered, each on the result of the one before. A hook runs with recording off (as torch's
+backward without ``create_graph``) and sees a gt tensor of the tensor's shape: on a mesh, its
+gradient as it lies there (sharded, or partial: summed when read).
+
+Registered hooks are kept by ``id(tensor)`` (a tensor's ``==`` is elementwise, so it cannot key a
+``WeakKeyDictionary``), with a weak reference that drops them with the tensor. A backward with no
+hooks anywhere pays one test per tensor it visits: is the (empty) table empty.
+"""
+
+import weakref
+
+from gt.autograd import function
+from gt.autograd.deferred import materialized
+from gt.sharding.layout import Placed
+
+# id(tensor) -> its _Entry
+_hooks = {}
+
+
+class _Entry:
+    """One tensor's hooks, in registration order, and the key they are kept under."""
+
+    __slots__ = ("key", "ref", "hooks")
+
+    def __init__(self, tensor, hooks):
+        self.hooks = hooks
+        self.attach(tensor)
+
+    def attach(self, tensor):
+        self.key = key = id(tensor)
+        self.ref = weakref.ref(tensor, lambda ref, key=key: _drop(key, ref))
+        _hooks[key] = self
+
+
+def _drop(key, ref):
+    entry = _hooks.get(key)
+    if entry is not None and entry.ref is ref:
+        del _hooks[key]
+
+
+class RemovableHandle:
+    """What ``Tensor.register_hook`` returns: ``handle.remove()`` unregisters the hook (also on
+    leaving ``with handle:``); removing twice does nothing."""
+
+    def __init__(self, entry, hook):
+        self._entry, self._hook = entry, hook
+
+    def remove(self):
+        entry = self._entry
+        for i, h in enumerate(entry.hooks):
+            if h is self._hook:   # `is`: the same callable registered twice is two registrations
+                del entry.hooks[i]
+                break
+        if not entry.hooks:
+            _drop(entry.key, entry.ref)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
+def register_hook(tensor, hook):
+    """Run ``hook(grad)`` whenever a backward computes the gradient with respect to ``tensor``
+    (see the module docstring); returns a ``RemovableHandle``."""
+    if not callable(hook):
+        raise TypeError(f"register_hook expects a callable, got {hook!r}")
+    if not tensor.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    entry = _hooks.get(id(tensor))
+    if entry is None or entry.ref() is not tensor:
+        entry = _Entry(tensor, [])
+    entry.hooks.append(hook)
+    return RemovableHandle(entry, hook)
+
+
+def table():
+    """The registry the walk consults (``id(tensor) in table()``); empty when no hook exists."""
+    return _hooks
+
+
+def move(tensor, to):
+    """Hand ``tensor``'s hooks to ``to``: an in-place change makes ``to`` stand for the values the
+    hooks were registered on (gt/autograd/rebind.py), and torch's hooks stay with those."""
+    entry = _hooks.get(id(tensor))
+    if entry is not None and entry.ref() is tensor:
+        del _hooks[entry.key]
+        entry.attach(to)
+
+
+def run(tensor, grad):
+    """``grad`` (an engine array, a ``Placed`` or a gradient kept as factors) after ``tensor``'s
+    hooks: each hook gets a gt tensor and may return a replacement of the same shape and dtype."""
+    value = materialized(grad)
+    if isinstance(value, Placed) and value.owned:
+        # reading a partial value may sum into its first share when that is a buffer nobody else
+        # holds; the hooks see it (and may keep it), so from here on it is shared
+        value = Placed(value.shards, value.placement, value.shape, owned=False)
+    with function.no_grad():
+        for hook in list(_hooks[id(tensor)].hooks):
+            g = function.Tensor._from_value(value)
+            out = hook(g)
+            if out is None:
+                continue
+            if not isinstance(out, function.Tensor):
+                raise TypeError(f"expected a tensor or None, but hook {_name(hook)} returned {type(out).__name__!r}")
+            if out.shape != g.shape:
+                raise RuntimeError(f"hook {_name(hook)} has changed the size of value (was {g.shape}, got {out.shape})")
+            if out.dtype != g.dtype:
+                raise RuntimeError(f"hook {_name(hook)} has changed the type of value (was {g.dtype!r} got "
+                                   f"{out.dtype!r})")
+            value = out._value
+    if isinstance(value, Placed) and value.owned:   # the hook's result, which it may keep as well
+        value = Placed(value.shards, value.placement, value.shape, owned=False)
+    return value
+
+
+def _name(hook):
+    return repr(getattr(hook, "__name__", type(hook).__name__))
+

@@ -1,0 +1,167 @@
+"""In-place changes of tensors in the graph, as torch records them (a tensor's history "rebased").
+
+``y.add_(1)`` or ``y[0] = z`` on a tensor that requires grad (or with a value that does) is
+recorded by the tensor layer (gt/tensor/inplace_grad.py) as an op whose input is ``old``, a new
+tensor standing for ``y``'s values before the change (it takes over ``y``'s ``grad_fn``); the
+result is written into ``y``'s memory and its op becomes ``y``'s ``grad_fn``. ``y`` stays the
+same object: later ops read the new values and send their gradients through the change.
+
+Ops recorded before the change also name ``y`` as an input, but read the values of then: their
+gradients belong to ``old``. Each op carries the epoch it was recorded in (``put_on_tape``); a
+change starts a new epoch once it is written (``changed``), and before a backward walks an op,
+``resolve`` gives it, for each input changed since it was recorded, the version of that input it
+read.
+
+Views: an op that read a view of ``y`` (``v = y[1]``) taken before the change, but ran after it,
+read the new values through ``v``, as in torch. ``resolve`` then gives it a copy of the view's
+ops applied to ``y``'s version of its time (torch regenerates the view's ``grad_fn`` the same
+way). What is a view is the tensor layer's to say (``set_view_test``): a tensor sharing memory
+with an input of the op that made it. An in-place change of a view itself is recorded there, as
+a change of the tensor it is a view of.
+
+Nothing here costs anything while no tensor of the graph was changed in place: the walk calls
+``resolve`` only while ``active()``.
+"""
+
+import copy
+import weakref
+
+from gt.autograd import function
+from gt.backend import B
+
+# id(changed tensor) -> [weak reference, [(epoch of the change, weak reference to old), ...] in the
+# order of the changes]. Nothing here holds a tensor: an old lives as long as the op of the change
+# that reads it (once a backward frees that op, the ops before it are freed too, and nothing can
+# walk them again), and a global table that held it would keep whole graphs alive.
+_changed = {}
+# id(old) -> (weak reference to old, weak reference to the changed tensor, epoch of the change)
+_olds = {}
+# id(memory owner) -> (weak reference to it, epoch): the memory of tensors that did not require grad
+# until a change wrote a value that does into them. gt records no view of a tensor that does not
+# require grad, so a view of it taken before such a change cannot follow it (torch's does):
+# ``resolve`` refuses an op that read one after the change, rather than drop its gradient.
+_woken = {}
+# ``view_base(t)``: the input of t's op that t is a view of, or None (registered by gt/tensor)
+_view_base = None
+
+
+def set_view_test(view_base):
+    """Register the tensor layer's ``view_base(tensor) -> tensor or None``."""
+    global _view_base
+    _view_base = view_base
+
+
+def active():
+    return bool(_changed)
+
+
+def changed(tensor, old, epoch):
+    """Record that ``tensor`` was changed in place at ``epoch`` (``new_epoch()``, taken once the new
+    values are written): ops recorded before it, those that computed the change included, read
+    ``old``; ops recorded from then on read the new values."""
+    key = id(tensor)
+    entry = _changed.get(key)
+    if entry is None or entry[0]() is not tensor:
+        entry = _changed[key] = [weakref.ref(tensor, lambda _, key=key: _changed.pop(key, None)), []]
+    okey = id(old)
+    old_ref = weakref.ref(old, lambda _, key=okey: _olds.pop(key, None))
+    entry[1].append((epoch, old_ref))
+    _olds[okey] = (old_ref, entry[0], epoch)
+    if tensor._requires_grad and not old._requires_grad:
+        for arr in _arrays(tensor):
+            owner = B.memory_owner(arr)
+            wkey = id(owner)
+            if wkey not in _woken or _woken[wkey][0]() is not owner:
+                _woken[wkey] = (weakref.ref(owner, lambda _, key=wkey: _woken.pop(key, None)), epoch)
+
+
+def version_at(tensor, epoch):
+    """The tensor that stands for ``tensor``'s values as an op recorded at ``epoch`` read them."""
+    entry = _changed.get(id(tensor))
+    if entry is None or entry[0]() is not tensor:
+        return tensor
+    for when, old_ref in entry[1]:
+        old = old_ref()
+        if epoch < when and old is not None:
+            return old
+    return tensor
+
+
+def resolve(ctx):
+    """Give ``ctx`` (an op about to be walked) the versions of its inputs it read (see the module
+    docstring), rewriting ``ctx.inputs`` once for all."""
+    Tensor = function.Tensor
+    epoch = getattr(ctx, "epoch", 0)
+    inputs = ctx.inputs
+    new = None
+    for i, p in enumerate(inputs):
+        if not isinstance(p, Tensor):
+            continue
+        if not p._requires_grad:
+            if _woken and p._ctx is None:
+                _refuse_unfollowed_view(p, epoch)
+            continue
+        q = version_at(p, epoch)
+        if q._ctx is not None:
+            q = _reviewed(q, epoch)
+        if q is not p:
+            if new is None:
+                new = list(inputs)
+            new[i] = q
+    if new is not None:
+        ctx.inputs = tuple(new)
+
+
+def _reviewed(p, epoch):
+    """``p``, or, where ``p`` is a view of a tensor taken before a change that came before
+    ``epoch``, the same view ops applied to that tensor's version at ``epoch``."""
+    chain, q = [], p
+    while q._ctx is not None and not q._ctx.released:
+        base = _view_base(q)
+        if base is None:
+            break
+        chain.append((q, base))
+        q = base
+    if not chain:
+        return p
+    read = version_at(q, getattr(chain[-1][0]._ctx, "epoch", 0))   # what the view was taken of
+    info = _olds.get(id(read))
+    if info is None or info[0]() is not read or epoch < info[2]:
+        return p   # no change between the view and ``epoch``: its ops made the values read
+    target = info[1]()
+    if target is None:
+        raise RuntimeError("a view was taken of a tensor that was then changed in place, and read afterwards; the "
+                           "changed tensor is gone, so that gradient has nowhere to go: keep the tensor, or take "
+                           "the view after the change")
+    root = version_at(target, epoch)
+    for view, base in reversed(chain):
+        ctx = copy.copy(view._ctx)
+        ctx.inputs = tuple(root if x is base else x for x in view._ctx.inputs)
+        ctx.epoch = epoch
+        root = function.Tensor._from_value(view._value, requires_grad=True)
+        root._ctx = ctx
+    return root
+
+
+def _refuse_unfollowed_view(p, epoch):
+    """Raise if ``p`` (read by an op of ``epoch``, and recording nothing) is a view of memory that a
+    value requiring grad was written into before ``epoch`` (see ``_woken``)."""
+    for arr in _arrays(p):
+        if not B.is_view(arr):
+            continue
+        owner = B.memory_owner(arr)
+        entry = _woken.get(id(owner))
+        if entry is not None and entry[0]() is owner and epoch >= entry[1]:
+            break
+    else:
+        return
+    raise RuntimeError(
+        "an op read a view of a tensor that did not require grad, taken before a value that requires grad was "
+        "written into that tensor in place: gt records no view of a tensor that does not require grad, so this "
+        "one cannot follow the write (torch's would), and its gradient would be lost. Take the view after the "
+        "write, or write into a tensor that requires grad from the start")
+
+
+def _arrays(t):
+    p = t._placed
+    return (t._array,) if p is None else p.shards

@@ -1,0 +1,57 @@
+"""The engine primitives of torch's elementwise math functions, products and quiet float errors
+(declared here, inherited by ``Engine``; gt/backend/engine.py's conventions hold).
+
+One primitive, ``elementwise_math(name, x, y=None)``, covers the whole fixed set of functions
+below instead of one primitive per function: the functions differ only in which library
+function they call, both engines implement them in a few lines (a name -> function table; the
+torch engine calls torch's function of that name), and a new engine sees the whole set in one
+place. The names are torch's. Each function computes in its input's dtype, gives NaN outside
+its domain (``asin(2)``, ``log1p(-2)``), and never warns.
+"""
+
+import abc
+
+UNARY = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+         "log1p", "expm1", "exp2", "erf", "erfc", "erfinv", "sinc", "logit")
+"""The unary functions of ``elementwise_math``: torch's of these names (``torch.special``'s for
+``erf``, ``erfc``, ``erfinv``). ``sinc(x)`` is ``sin(pi x) / (pi x)`` and 1 at 0; ``logit(x)``
+is ``log(x / (1 - x))`` (no clamp: callers clamp for torch's ``eps``); ``erf`` is ``B.erf``."""
+
+BINARY = ("atan2", "hypot", "logaddexp", "xlogy")
+"""The binary functions of ``elementwise_math`` (inputs broadcast): ``atan2(y, x)`` the angle of
+the point (x, y); ``hypot(a, b)`` ``sqrt(a**2 + b**2)`` without overflow; ``logaddexp(a, b)``
+``log(exp(a) + exp(b))`` without overflow; ``xlogy(x, y)`` ``x * log(y)``, 0 where x is 0 unless
+y is NaN (torch's rule)."""
+
+
+class MathPrimitives(abc.ABC):
+    @abc.abstractmethod
+    def elementwise_math(self, name, x, y=None):
+        """The function ``name`` of ``UNARY`` on the float array ``x``, or of ``BINARY`` on the
+        float arrays ``x`` and ``y`` (same dtype; they broadcast), in that dtype: NaN outside the
+        function's domain, inf at its poles, never a warning. ValueError naming an unknown ``name``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def prod(self, x, axis=None, keepdims=False):
+        """The product of ``x`` over ``axis`` (1 over no element); floats keep their dtype, bools
+        and integers multiply in int64 (torch's rule)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def cumprod(self, x, axis):
+        """Running products of ``x`` along the int ``axis``; floats keep their dtype, bools and
+        integers multiply in int64 (torch's rule)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def quiet_float_errors(self):
+        """Context manager: arithmetic on arrays inside the block gives inf and NaN silently, as
+        torch does, where numpy warns (division by zero, overflow, invalid values). For ops whose
+        results and gradients are inf or NaN by definition at some inputs (``asin(2)``)."""
+        raise NotImplementedError
+
+
+def unknown(name):
+    """The error of ``elementwise_math`` for a name outside ``UNARY`` and ``BINARY``."""
+    return ValueError(f"elementwise_math: unknown function {name!r}; expected one of {UNARY + BINARY}")

@@ -1,0 +1,16 @@
+"""The numpy engine's sliding windows (convolution and pooling, gt/ops/conv.py): a strided view
+of the input instead of the default's copy of one slice per kernel offset. Mixed into
+``NumpyEngine``; ``fold_windows`` and the convolution kernels keep the defaults
+(gt/backend/engine_defaults.py): the ops compose them from ``windows`` and ``matmul``."""
+
+from numpy.lib.stride_tricks import as_strided
+
+
+class NumpyWindows:
+    def windows(self, x, kernel, stride, dilation):
+        lead = x.ndim - len(kernel)
+        size, steps = x.shape[lead:], x.strides[lead:]
+        out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(size, kernel, stride, dilation))
+        strides = (x.strides[:lead] + tuple(t * s for t, s in zip(steps, stride))
+                   + tuple(t * d for t, d in zip(steps, dilation)))
+        return as_strided(x, x.shape[:lead] + out + tuple(kernel), strides, writeable=False)

@@ -1,0 +1,286 @@
+"""Convolution, pooling and batch norm functions of ``gt.nn.functional`` (``F.conv2d``,
+``F.max_pool2d``, ``F.batch_norm``, ...), with torch's names, arguments and checks. Inputs are
+(N, C, *size) with 1 or 2 spatial axes (3 for ``conv3d``), or unbatched (C, *size) as torch.
+The ops themselves are gt/ops/conv.py and gt/ops/batch_norm.py."""
+
+from gt import autograd, dtypes
+from gt.nn.inputs import as_tensor as _tensor
+from gt.ops import batch_norm as bn_ops
+from gt.ops import conv as conv_ops
+from gt.tensor import arange
+
+
+def _ints(value, nd, fn, name, low):
+    """``value`` (an int, or a sequence of ``nd`` ints) as a tuple of ``nd`` ints, each >= ``low``."""
+    try:
+        out = (value.__index__(),) * nd if not isinstance(value, bool) and hasattr(value, "__index__") else tuple(value)
+    except TypeError:
+        out = ()
+    if (len(out) != nd or any(isinstance(v, bool) or not hasattr(v, "__index__") for v in out)
+            or any(v < low for v in out)):
+        raise ValueError(f"{fn}: {name} must be an int or a tuple of {nd} ints, each at least {low}, "
+                         f"got {value!r}")
+    return tuple(v.__index__() for v in out)
+
+
+def _spatial_input(fn, x, nd):
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{fn}: expected a {nd + 1}-D (unbatched) or {nd + 2}-D (batched) input, "
+                         f"got input of shape {x.shape}")
+
+
+# ---- convolution ------------------------------------------------------------------------------
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution (cross-correlation, as torch): input (N, C, L) or (C, L), weight
+    (out_channels, C / groups, k), bias (out_channels,) -> (N, out_channels, L_out).
+    ``padding``: an int, a 1-tuple, ``"valid"`` (none) or ``"same"`` (output length = input
+    length; stride 1 only). See ``conv2d``."""
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as torch): input (N, C, H, W) or unbatched (C, H, W),
+    weight (out_channels, C / groups, kH, kW), bias (out_channels,) or None ->
+    (N, out_channels, H_out, W_out), ``H_out = (H + 2 * pad - dilation * (kH - 1) - 1) // stride + 1``.
+    ``stride``, ``padding``, ``dilation``: an int or a pair; ``padding`` also ``"valid"`` (none)
+    or ``"same"`` (output size = input size, stride 1 only; an odd total puts the extra row
+    and column after, as torch). ``groups`` splits the channels into independent convolutions.
+
+        >>> F.conv2d(gt.randn(8, 3, 28, 28), gt.randn(16, 3, 3, 3), padding=1).shape
+        (8, 16, 28, 28)
+    """
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution: input (N, C, D, H, W) or (C, D, H, W), weight (out_channels, C / groups,
+    kD, kH, kW). See ``conv2d``."""
+    return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
+    x, weight = _tensor(input, fn), _tensor(weight, fn, "weight")
+    bias = None if bias is None else _tensor(bias, fn, "bias")
+    _spatial_input(fn, x, nd)
+    if weight.ndim != nd + 2:
+        raise ValueError(f"{fn}: weight must be {nd + 2}-D (out_channels, in_channels / groups, *kernel), "
+                         f"got shape {weight.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{fn}: input ({x.dtype!r}) and {name} ({t.dtype!r}) must have the same dtype")
+    if x.dtype == dtypes.bool_:
+        raise TypeError(f"{fn}: bool input is not supported")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    stride, dilation = _ints(stride, nd, fn, "stride", 1), _ints(dilation, nd, fn, "dilation", 1)
+    kernel = weight.shape[2:]
+    pads = _conv_padding(fn, padding, nd, kernel, stride, dilation)
+    batched, given = x.ndim == nd + 2, x.shape
+    if not batched:
+        x = x.unsqueeze(0)
+    c, o = x.shape[1], weight.shape[0]
+    if o % groups:
+        raise ValueError(f"{fn}: weight of shape {weight.shape} has {o} output channels, not divisible by "
+                         f"groups={groups}")
+    if weight.shape[1] * groups != c:
+        raise ValueError(f"{fn}: given groups={groups}, weight of shape {weight.shape} expects an input with "
+                         f"{weight.shape[1] * groups} channels, but the input of shape {given} has "
+                         f"{c} channels")
+    if bias is not None and bias.shape != (o,):
+        raise ValueError(f"{fn}: bias must have shape ({o},), got {bias.shape}")
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
+    reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    if any(r > n for r, n in zip(reach, padded)):
+        raise ValueError(f"{fn}: the kernel (size {kernel}, dilation {dilation}: it spans {reach}) can't be larger "
+                         f"than the padded input (size {padded}; input of shape {given})")
+    out = conv_ops.Conv.apply(x, weight, bias, stride=stride, padding=pads, dilation=dilation, groups=groups)
+    return out if batched else out.squeeze(0)
+
+
+def _conv_padding(fn, padding, nd, kernel, stride, dilation):
+    """``padding`` as one (before, after) pair per spatial axis."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions "
+                                 f"(stride={stride})")
+            totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ValueError(f"{fn}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+    return tuple((p, p) for p in _ints(padding, nd, fn, "padding", 0))
+
+
+# ---- pooling ----------------------------------------------------------------------------------
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """The largest value of each window: (N, C, L) or (C, L) -> (..., L_out). See ``max_pool2d``."""
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """The largest value of each (kH, kW) window: (N, C, H, W) or (C, H, W) -> (..., H_out, W_out),
+    ``H_out = (H + 2 * padding - dilation * (kH - 1) - 1) // stride + 1`` (rounded up with
+    ``ceil_mode``, except that no window may start in the right padding, as torch).
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most
+    half the dilated kernel) counts as -inf. The gradient goes to the first largest value of each
+    window, as torch's CPU kernel. ``return_indices=True`` is not supported (gt has no max_unpool).
+
+        >>> F.max_pool2d(gt.randn(8, 16, 28, 28), 2).shape
+        (8, 16, 14, 14)
+    """
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _max_pool(fn, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    x = _tensor(input, fn)
+    if return_indices:
+        raise NotImplementedError(f"{fn}: return_indices=True is not supported (gt has no max_unpool)")
+    if x.dtype == dtypes.bool_:
+        raise TypeError(f"{fn}: bool input is not supported")
+    kernel, stride, pads, dilation, _ = _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
+    return conv_ops.MaxPool.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation,
+                                  ceil_mode=bool(ceil_mode))
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """The mean of each window: (N, C, L) or (C, L) -> (..., L_out). See ``avg_pool2d``."""
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """The mean of each (kH, kW) window: (N, C, H, W) or (C, H, W) -> (..., H_out, W_out), sizes
+    as ``max_pool2d``'s. ``padding`` (at most half the kernel) counts as zeros, and in the divisor
+    where ``count_include_pad`` (the window clipped to the padded input; without it, to the input).
+    ``divisor_override`` divides every window's sum by that number instead. Float input only
+    (torch also averages integers, rounding toward zero)."""
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _avg_pool(fn, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    x = _tensor(input, fn)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    kernel, stride, pads, _, _ = _pool_geometry(fn, nd, x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(divisor_override, int)
+                                         or divisor_override == 0):
+        raise ValueError(f"{fn}: divisor_override must be a non-zero int, got {divisor_override!r}")
+    return conv_ops.AvgPool.apply(x, kernel=kernel, stride=stride, padding=pads,
+                                  count_include_pad=bool(count_include_pad), divisor_override=divisor_override)
+
+
+def _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """``(kernel, stride, pads, dilation, out)`` of a pooling: ``pads`` one (before, after) pair per
+    axis (after includes what ``ceil_mode``'s last window needs), ``out`` the output size."""
+    _spatial_input(fn, x, nd)
+    kernel = _ints(kernel_size, nd, fn, "kernel_size", 1)
+    empty = isinstance(stride, (tuple, list)) and len(stride) == 0          # torch's default too
+    stride = kernel if stride is None or empty else _ints(stride, nd, fn, "stride", 1)
+    pad, dilation = _ints(padding, nd, fn, "padding", 0), _ints(dilation, nd, fn, "dilation", 1)
+    size, pads, out = x.shape[x.ndim - nd:], [], []
+    for n, k, s, p, d in zip(size, kernel, stride, pad, dilation):
+        if p > (d * (k - 1) + 1) // 2:
+            raise ValueError(f"{fn}: padding should be at most half of the (dilated) kernel size, got padding={pad}, "
+                             f"kernel_size={kernel} and dilation={dilation}")
+        span = d * (k - 1) + 1
+        o = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (o - 1) * s >= n + p:    # torch's rule: no window starts in the right padding
+            o -= 1
+        if o < 1:
+            raise ValueError(f"{fn}: input of shape {x.shape} is too small for kernel_size={kernel}, stride={stride}, "
+                             f"padding={pad}, dilation={dilation}: the output size would be {o}")
+        pads.append((p, max(p, (o - 1) * s + span - n - p)))
+        out.append(o)
+    return kernel, stride, tuple(pads), dilation, tuple(out)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """The mean over ``output_size`` windows covering the last axis: (N, C, L) or (C, L) ->
+    (..., output_size); window i spans [floor(i L / out), ceil((i + 1) L / out)), as torch."""
+    return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """The mean over an ``output_size`` grid of windows covering the input: (N, C, H, W) or
+    (C, H, W) -> (..., oH, oW); row window i spans [floor(i H / oH), ceil((i + 1) H / oH)) (so
+    windows may overlap where oH does not divide H), as torch. ``output_size``: an int, a pair,
+    or a pair with None (that axis keeps its size).
+
+        >>> F.adaptive_avg_pool2d(gt.randn(8, 64, 7, 7), 1).shape
+        (8, 64, 1, 1)
+    """
+    return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def _adaptive_avg_pool(fn, nd, input, output_size):
+    x = _tensor(input, fn)
+    _spatial_input(fn, x, nd)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    size = x.shape[x.ndim - nd:]
+    given = (output_size,) * nd if output_size is None or hasattr(output_size, "__index__") else output_size
+    if isinstance(given, (tuple, list)) and len(given) == nd:     # None: that axis keeps its size
+        given = tuple(n if o is None else o for n, o in zip(size, given))
+    try:
+        out = _ints(given, nd, fn, "output_size", 1)
+    except ValueError:
+        raise ValueError(f"{fn}: output_size must be an int or a tuple of {nd} ints (or None), each at least 1, "
+                         f"got {output_size!r}") from None
+    if all(n % o == 0 for n, o in zip(size, out)):
+        kernel = tuple(n // o for n, o in zip(size, out))
+        return conv_ops.AvgPool.apply(x, kernel=kernel, stride=kernel, padding=((0, 0),) * nd)
+    # windows of different sizes: the mean as a product with an averaging matrix per axis
+    # (row i holds 1 / (window size) over window i), x (..., H, W) -> P_H @ x @ P_W^T
+    if nd == 2:
+        x = _averaging(size[0], out[0], x.dtype) @ x
+    return x @ _averaging(size[-1], out[-1], x.dtype).transpose(0, 1)
+
+
+def _averaging(n, o, dtype):
+    """(o, n): row i is 1 / (its window's size) over adaptive window i of an axis of length n."""
+    i, j = arange(o).unsqueeze(1), arange(n).unsqueeze(0)
+    start, end = (i * n) // o, ((i + 1) * n + o - 1) // o
+    return ((j >= start) & (j < end)).to(dtype) / (end - start).to(dtype)
+
+
+# ---- batch norm -------------------------------------------------------------------------------
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalise each channel (axis 1) of input (N, C, *rest) over every other axis:
+    ``(x - mean) / sqrt(var + eps) * weight + bias``, ``weight``/``bias``/running stats (C,).
+
+    ``training``: mean and (biased) variance of this batch, and ``running_mean``/``running_var``
+    (where given) move toward them in place, ``running = (1 - momentum) * running + momentum *
+    batch`` with the batch's unbiased variance, as torch. Otherwise the running statistics are used.
+    """
+    fn = "batch_norm"
+    x = _tensor(input, fn)
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: expected an input (N, C, ...) with at least 2 dims, got shape {x.shape}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    c = x.shape[1]
+    given = {"running_mean": running_mean, "running_var": running_var, "weight": weight, "bias": bias}
+    for name, t in given.items():
+        given[name] = t = None if t is None else _tensor(t, fn, name)
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
+                             f"{x.shape}), got {t.shape}")
+    running_mean, running_var, weight, bias = given.values()
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{fn}: running_mean and running_var must be given when not training")
+        return bn_ops.BatchNorm.apply(x, weight, bias, running_mean, running_var, eps=eps, training=False)
+    n = x.numel() // c if c else 0
+    if n <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    with autograd.no_grad():
+        mean = x.mean(dim=axes)
+        var = x.var(dim=axes, correction=0)
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(mean * momentum)
+        if running_var is not None:
+            running_var.mul_(1 - momentum).add_(var * (momentum * n / (n - 1)))
+    return bn_ops.BatchNorm.apply(x, weight, bias, mean, var, eps=eps, training=True)

@@ -1,0 +1,174 @@
+"""Forward hooks on modules, with torch's semantics: ``register_forward_pre_hook`` and
+``register_forward_hook`` on every ``Module``, each returning a ``RemovableHandle``.
+
+    >>> seen = []
+    >>> with model.fc1.register_forward_hook(lambda m, args, out: seen.append(out.shape)):
+    ...     model(x)                                  # the hook runs while the handle is open
+    >>> seen
+    [(8, 32)]
+
+A module without hooks pays two attribute reads per call for them (``__call__`` tests its two
+dicts, empty, and calls ``forward``). The dicts are instance attributes under torch's names
+(``_forward_pre_hooks``, ``_forward_hooks``, ...), made by ``Module.__init__``: a shallow copy
+shares them with its original, ``copy.deepcopy`` copies them (the copy keeps its hooks; a handle
+removes a hook from the module it came from only), and ``state_dict()`` never sees them.
+"""
+
+import collections
+import types
+import warnings
+import weakref
+
+_NO_HOOKS = types.MappingProxyType({})
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+
+
+class RemovableHandle:
+    """What a ``register_*_hook`` returns: ``remove()`` takes the hook off again (a second call does
+    nothing); as a context manager it removes the hook on leaving the ``with`` block. torch's
+    ``torch.utils.hooks.RemovableHandle``, with its attributes (``id``, ``hooks_dict_ref``)."""
+
+    next_id = 0
+
+    def __init__(self, hooks_dict, *, extra_dict=None):
+        self.hooks_dict_ref = weakref.ref(hooks_dict)
+        self.id = RemovableHandle.next_id
+        RemovableHandle.next_id += 1
+        extras = [extra_dict] if isinstance(extra_dict, dict) else list(extra_dict or ())
+        self.extra_dict_ref = tuple(weakref.ref(d) for d in extras)
+
+    def remove(self):
+        for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
+            d = ref()
+            if d is not None:
+                d.pop(self.id, None)
+
+    def __getstate__(self):
+        return self.hooks_dict_ref(), self.id, tuple(ref() for ref in self.extra_dict_ref)
+
+    def __setstate__(self, state):
+        hooks, self.id, extras = state
+        # a handle copied without its dict (it was gone) refers to a dead one, as torch's
+        self.hooks_dict_ref = weakref.ref(collections.OrderedDict() if hooks is None else hooks)
+        self.extra_dict_ref = tuple(weakref.ref(d) for d in extras if d is not None)
+        RemovableHandle.next_id = max(RemovableHandle.next_id, self.id + 1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class ModuleHooks:
+    """The hook half of ``Module``: ``__call__``, and the registration of forward hooks."""
+
+    # Read where an instance has no dicts of its own (a module unpickled from before they existed):
+    _forward_pre_hooks = _forward_pre_hooks_with_kwargs = _NO_HOOKS
+    _forward_hooks = _forward_hooks_with_kwargs = _forward_hooks_always_called = _NO_HOOKS
+
+    def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
+        return self.forward(*args, **kwargs)
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Run ``hook(module, args)`` before every ``forward``; a value it returns other than None
+        replaces ``args`` (a non-tuple becomes a 1-tuple). With ``with_kwargs=True`` it is
+        ``hook(module, args, kwargs)`` and may return ``(args, kwargs)``. ``prepend=True`` runs it
+        before the hooks already registered. Returns a ``RemovableHandle``."""
+        hooks = self._hook_dicts(hook, "register_forward_pre_hook")
+        handle = RemovableHandle(hooks["_forward_pre_hooks"], extra_dict=hooks["_forward_pre_hooks_with_kwargs"])
+        hooks["_forward_pre_hooks"][handle.id] = hook
+        if with_kwargs:
+            hooks["_forward_pre_hooks_with_kwargs"][handle.id] = True
+        if prepend:
+            hooks["_forward_pre_hooks"].move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """Run ``hook(module, args, output)`` after every ``forward`` (``args`` as the pre-hooks left
+        them); a value it returns other than None replaces the output. With ``with_kwargs=True`` it
+        is ``hook(module, args, kwargs, output)``. ``always_call=True`` runs it even when
+        ``forward`` (or a hook) raised, with ``output`` None, before the error propagates (an
+        error of the hook itself is then only warned about). ``prepend=True`` runs it first.
+        Returns a ``RemovableHandle``."""
+        hooks = self._hook_dicts(hook, "register_forward_hook")
+        handle = RemovableHandle(hooks["_forward_hooks"], extra_dict=[hooks["_forward_hooks_with_kwargs"],
+                                                                      hooks["_forward_hooks_always_called"]])
+        hooks["_forward_hooks"][handle.id] = hook
+        if with_kwargs:
+            hooks["_forward_hooks_with_kwargs"][handle.id] = True
+        if always_call:
+            hooks["_forward_hooks_always_called"][handle.id] = True
+        if prepend:
+            hooks["_forward_hooks"].move_to_end(handle.id, last=False)
+        return handle
+
+    @staticmethod
+    def _new_hook_dicts():
+        """Fresh (empty) hook dicts under torch's names, for ``Module.__init__``: instance attributes
+        from the start, so a shallow copy shares them with its original, as torch's."""
+        return {name: collections.OrderedDict() for name in _HOOK_DICTS}
+
+    def _hook_dicts(self, hook, fn):
+        if not callable(hook):
+            raise TypeError(f"{fn}: hook must be callable, got {type(hook).__name__}")
+        d = self.__dict__
+        for name in _HOOK_DICTS:
+            if name not in d:
+                d[name] = collections.OrderedDict()
+        return {name: d[name] for name in _HOOK_DICTS}
+
+    def _call_with_hooks(self, args, kwargs):
+        """torch's ``Module._call_impl`` for forward hooks: pre-hooks, ``forward``, hooks, and the
+        ``always_call`` hooks that have not run yet when any of them raises."""
+        ran, result = set(), None
+        try:
+            args, kwargs = self._run_pre_hooks(args, kwargs)
+            result = self.forward(*args, **kwargs)
+            always = self._forward_hooks_always_called
+            for hook_id, hook in tuple(self._forward_hooks.items()):
+                if hook_id in always:
+                    ran.add(hook_id)
+                out = self._run_hook(hook_id, hook, args, kwargs, result)
+                result = result if out is None else out
+            return result
+        except Exception:
+            for hook_id, hook in tuple(self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called and hook_id not in ran:
+                    try:
+                        out = self._run_hook(hook_id, hook, args, kwargs, result)
+                        result = result if out is None else out
+                    except Exception as e:
+                        warnings.warn("module forward hook with ``always_call=True`` raised an exception that was "
+                                      f"silenced as another error was raised in forward: {e}", stacklevel=2)
+            raise
+
+    def _run_pre_hooks(self, args, kwargs):
+        with_kwargs = self._forward_pre_hooks_with_kwargs
+        for hook_id, hook in tuple(self._forward_pre_hooks.items()):
+            if hook_id in with_kwargs:
+                out = hook(self, args, kwargs)
+                if out is not None:
+                    if not (isinstance(out, tuple) and len(out) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                                           f"but got {out!r}.")
+                    args, kwargs = out
+            else:
+                out = hook(self, args)
+                if out is not None:
+                    args = out if isinstance(out, tuple) else (out,)
+        return args, kwargs
+
+    def _run_hook(self, hook_id, hook, args, kwargs, result):
+        if hook_id in self._forward_hooks_with_kwargs:
+            return hook(self, args, kwargs, result)
+        return hook(self, args, result)
+
+
+def has_hooks(*modules):
+    """True when any of ``modules`` has a forward hook: a fused path that computes several layers
+    in one op (skipping their ``__call__``) must then run them one by one, so the hooks see each."""
+    return any(m._forward_pre_hooks or m._forward_hooks for m in modules)

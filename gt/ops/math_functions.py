@@ -1,0 +1,226 @@
+"""torch's elementwise math functions, ``prod`` and ``cumprod``, each with torch's gradient.
+
+The values come from one engine primitive, ``B.elementwise_math(name, ...)`` (its fixed set of
+names: gt/backend/engine_math.py), so one op class serves every unary function and one every
+binary one; each function's derivative sits in a table beside the forward that uses it. The
+derivatives are torch's formulas, written where torch's lose accuracy to be exact instead:
+``1 / sqrt((1 - x) (1 + x))`` for asin (``1 - x*x`` cancels near 1), a series for sinc's near 0.
+
+Outside a function's domain the value and gradient are NaN and at its poles inf, as torch's,
+and never a numpy warning: forward and backward run inside ``B.quiet_float_errors()``.
+"""
+
+import math
+
+from gt.autograd import Function
+from gt.backend import B
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
+
+
+def _f(name, x):
+    return B.elementwise_math(name, x)
+
+
+# d/du sin(u) / u = sum over k >= 1 of (-1)**k 2k u**(2k - 1) / (2k + 1)!: ten terms reach float64's
+# precision for |u| < 1 (the next is below 1e-20 of the sum)
+_SINC_SERIES = tuple((-1) ** k * 2 * k / math.factorial(2 * k + 1) for k in range(10, 0, -1))
+
+
+def _sinc_derivative(x, y):
+    """d/dx sin(pi x) / (pi x) = pi (u cos u - sin u) / u**2 at u = pi x, 0 at 0 (torch's). The
+    difference cancels for small u (torch's float32 gradient is 0.3% off at x = 0.01), so below
+    |u| = 1 the Taylor series, and from there the formula (a few units of rounding off)."""
+    u = x * math.pi
+    u2 = u * u
+    series = _SINC_SERIES[0]
+    for c in _SINC_SERIES[1:]:
+        series = series * u2 + c
+    small = B.abs(u) < 1
+    safe = B.where(small, 1, u)                  # no 0 / 0 where the series is used
+    formula = (safe * _f("cos", safe) - _f("sin", safe)) / (safe * safe)
+    return B.where(small, series * u, formula) * math.pi
+
+
+# name -> dy/dx from the input x and the output y, torch's derivative of each function
+_DERIVATIVES = {
+    "sin": lambda x, y: _f("cos", x),
+    "cos": lambda x, y: -_f("sin", x),
+    "tan": lambda x, y: 1 + y * y,
+    "asin": lambda x, y: 1 / B.sqrt((1 - x) * (1 + x)),
+    "acos": lambda x, y: -1 / B.sqrt((1 - x) * (1 + x)),
+    "atan": lambda x, y: 1 / (1 + x * x),
+    "sinh": lambda x, y: _f("cosh", x),
+    "cosh": lambda x, y: _f("sinh", x),
+    "asinh": lambda x, y: 1 / B.sqrt(x * x + 1),
+    "acosh": lambda x, y: 1 / B.sqrt((x - 1) * (x + 1) + 0.0),     # + 0.0: -0 at x = -1 is +0 (inf, as torch)
+    "atanh": lambda x, y: 1 / ((1 - x) * (1 + x)),
+    "log1p": lambda x, y: 1 / (1 + x),
+    "expm1": lambda x, y: y + 1,
+    "exp2": lambda x, y: y * math.log(2.0),
+    "erf": lambda x, y: _TWO_OVER_SQRT_PI * B.exp(-x * x),
+    "erfc": lambda x, y: -_TWO_OVER_SQRT_PI * B.exp(-x * x),
+    "erfinv": lambda x, y: _HALF_SQRT_PI * B.exp(y * y),
+    "sinc": _sinc_derivative,
+}
+
+
+class MathFunction(Function):
+    """``y = f(x)`` elementwise for ``f`` the function ``name`` of ``_DERIVATIVES``; the gradient
+    is ``g * f'(x)``."""
+
+    def forward(self, x, name):
+        self.fn = name
+        with B.quiet_float_errors():
+            y = B.elementwise_math(name, x)
+        self.save(x, y)
+        return y
+
+    def backward(self, g):
+        x, y = self.saved
+        with B.quiet_float_errors():
+            return g * _DERIVATIVES[self.fn](x, y), None
+
+
+class Logit(Function):
+    """``log(z / (1 - z))`` with ``z`` the input clamped to ``[eps, 1 - eps]`` (None: not
+    clamped). The gradient is torch's: ``1 / (x (1 - x))`` inside the bounds and 0 outside
+    with ``eps``; without it, NaN outside [0, 1]."""
+
+    def forward(self, x, eps=None):
+        self.eps = eps
+        self.save(x)
+        with B.quiet_float_errors():
+            return B.elementwise_math("logit", x if eps is None else B.clip(x, eps, 1 - eps))
+
+    def backward(self, g):
+        (x,) = self.saved
+        lo, hi = (0, 1) if self.eps is None else (self.eps, 1 - self.eps)
+        with B.quiet_float_errors():
+            outside = (x < lo) | (x > hi)                # (NaN is neither: its gradient is NaN)
+            return (B.where(outside, math.nan if self.eps is None else 0, g / (x * (1 - x))),)
+
+
+def _atan2_grads(g, a, b, out):
+    # (b / h) / h: no overflow or underflow of a*a + b*b (where torch's gradient turns to 0)
+    h = B.elementwise_math("hypot", a, b)
+    h = B.where(h == 0, 1, h)        # the origin, where a = b = 0: gradients 0, as torch's
+    return g * ((b / h) / h), g * (-(a / h) / h)
+
+
+def _xlogy_grads(g, a, b, out):
+    # d/dx x log(y) = log(y), taken as 0 where x is 0 and y <= 0 (torch's choice); d/dy = x / y
+    dx = B.where((a == 0) & (b <= 0), 0, B.elementwise_math("xlogy", g, b))
+    return dx, g * a / b
+
+
+# name -> (gradient of a, gradient of b) from the output gradient g, the inputs and the output
+_BINARY_GRADIENTS = {
+    "atan2": _atan2_grads,
+    "hypot": lambda g, a, b, out: (g * a / out, g * b / out),
+    "logaddexp": lambda g, a, b, out: (g * B.sigmoid(a - b), g * B.sigmoid(b - a)),
+    "xlogy": _xlogy_grads,
+}
+
+
+class BinaryMathFunction(Function):
+    """``out = f(a, b)`` elementwise (broadcasting) for ``f`` the function ``name`` of
+    ``_BINARY_GRADIENTS``; gradients in both inputs."""
+
+    def forward(self, a, b, name):
+        self.fn = name
+        with B.quiet_float_errors():
+            out = B.elementwise_math(name, a, b)
+        self.save(a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved
+        with B.quiet_float_errors():
+            ga, gb = _BINARY_GRADIENTS[self.fn](g, a, b, out)
+        na, nb = self.needs_input_grad[:2]
+        return (ga if na else None), (gb if nb else None), None
+
+
+def _reversed(x, axis):
+    return B.getitem(x, (slice(None),) * axis + (slice(None, None, -1),))
+
+
+def _shifted(x, axis, ones_first):
+    """``x`` moved one step along ``axis``, a 1 entering at the start (``ones_first``) or the end:
+    inclusive running products made exclusive."""
+    n = x.shape[axis]
+    head = (slice(None),) * axis
+    one = B.ones(tuple(x.shape[:axis]) + (1,) + tuple(x.shape[axis + 1:]), B.dtype_of(x))
+    if ones_first:
+        return B.concatenate([one, B.getitem(x, head + (slice(0, n - 1),))], axis)
+    return B.concatenate([B.getitem(x, head + (slice(1, n),)), one], axis)
+
+
+class Prod(Function):
+    """The product over ``axis`` (None or a sorted tuple, gt.ops._shapes.normalize_axes). The
+    gradient of each element is the product of the others, made from running products from both
+    ends (no division: exact with any number of zeros, as torch's)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+        with B.quiet_float_errors():             # overflow to inf, as torch, silently
+            out = B.prod(x, axis=axis, keepdims=True)
+        self.save(x)
+        if keepdims:
+            return out
+        return B.reshape(out, tuple(n for i, n in enumerate(x.shape) if axis is not None and i not in axis))
+
+    def backward(self, g):
+        (x,) = self.saved
+        shape = tuple(x.shape)
+        axes = tuple(range(len(shape))) if self.axis is None else self.axis
+        kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
+        g = B.reshape(g, kept)
+        if 0 in shape:
+            return (B.zeros(shape, B.dtype_of(x)),)
+        # the reduced axes last and joined into one of length n: (..., n)
+        rest = tuple(i for i in range(len(shape)) if i not in axes)
+        order = rest + axes
+        flat = B.reshape(B.transpose(x, order), tuple(shape[i] for i in rest) + (-1,))
+        last = len(rest)
+        with B.quiet_float_errors():
+            before = _shifted(B.cumprod(flat, last), last, True)                       # x[0] ... x[i-1]
+            after = _reversed(_shifted(B.cumprod(_reversed(flat, last), last), last, True), last)  # x[i+1] ...
+            others = B.reshape(before * after, tuple(shape[i] for i in order))
+        inverse = tuple(order.index(i) for i in range(len(shape)))
+        return (g * B.transpose(others, inverse),)
+
+
+class Cumprod(Function):
+    """Running products along ``axis``. Before the first zero of a slice the gradient is torch's
+    ``reversed_cumsum(g * out) / x``; at the first zero it is the product of the entries before
+    it times the sum of ``g * (running product after it)`` up to the second zero; after the first
+    zero it is 0 (every product there holds that zero and the element itself)."""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        with B.quiet_float_errors():
+            out = B.cumprod(x, axis)
+        self.save(x, out)
+        return out
+
+    def backward(self, g):
+        x, out = self.saved
+        ax = self.axis
+        if x.shape[ax] <= 1:
+            return (g,)
+        zeros_so_far = B.cumsum(x == 0, ax)
+        before = zeros_so_far == 0
+        with B.quiet_float_errors():
+            kept = B.where(before, g * out, 0)
+            grad = B.where(before, _reversed(B.cumsum(_reversed(kept, ax), ax), ax) / B.where(before, x, 1), 0)
+            if B.all(before):
+                return (grad,)
+            first = (x == 0) & (zeros_so_far == 1)
+            between = (zeros_so_far == 1) & B.logical_not(first)
+            after_zero = B.cumprod(B.where(between, x, 1), ax)        # x[z+1] ... x[j] for j up to the 2nd zero
+            total = B.sum(B.where(zeros_so_far == 1, g * after_zero, 0), axis=ax, keepdims=True)
+            head = B.prod(B.where(before, x, 1), axis=ax, keepdims=True)    # x[0] ... x[z-1]
+            return (B.where(first, total * head, grad),)

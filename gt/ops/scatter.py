@@ -1,0 +1,146 @@
+"""Writes at integer positions, with their gradients (torch's formulas): ``scatter``,
+``scatter_reduce`` (``scatter_add`` is its sum), ``index_add`` and ``index_copy``.
+
+Arguments arrive checked by the tensor layer (gt/tensor/scatter_methods.py): ``dim`` a
+non-negative int, ``index`` int64 and in range, shapes fitting, one dtype. For the scatters,
+``index`` has the tensor's number of axes and may be smaller than the tensor off ``dim`` and
+smaller than ``src`` everywhere: only the part of ``src`` it covers is read (``_covered``),
+and only the part of the tensor it reaches is written (``_reached``).
+"""
+
+from gt.autograd import Function
+from gt.backend import B
+
+# what an element is set to before the scattered values are reduced into it (include_self=False)
+_START = {"sum": 0, "mean": 0, "prod": 1}
+
+
+def _covered(src, index):
+    """The part of ``src`` that ``index`` covers: its leading ``index.shape`` (a view)."""
+    return B.getitem(src, tuple(slice(0, n) for n in index.shape))
+
+
+def _reached(target, index, dim):
+    """The part of ``target`` that ``index`` reaches: all of ``dim``, ``index``'s sizes off it (a view)."""
+    return B.getitem(target, tuple(slice(None) if a == dim else slice(0, n) for a, n in enumerate(index.shape)))
+
+
+def _padded(part, shape, dtype):
+    """``part`` (the gradient of the covered part of ``src``) in a zero array of ``shape``."""
+    if tuple(part.shape) == tuple(shape):
+        return part
+    full = B.zeros(tuple(shape), dtype)
+    B.setitem(full, tuple(slice(0, n) for n in part.shape), part)
+    return full
+
+
+class Scatter(Function):
+    """``x`` with ``src`` (an array, or a Python number for every position) written at
+    ``index`` along ``dim``; the gradient of ``x`` is zero where it was overwritten, that of
+    ``src`` is the output gradient read back at ``index`` (torch's ``scatter``)."""
+
+    def forward(self, x, index, src, dim):
+        self.dim, self.src_shape = dim, tuple(src.shape) if B.is_array(src) else None
+        self.save(index)
+        out = B.copy(x)
+        B.put_along_axis(_reached(out, index, dim), index,
+                         src if self.src_shape is None else _covered(src, index), dim)
+        return out
+
+    def backward(self, g):
+        (index,) = self.saved
+        gx = gsrc = None
+        if self.needs_input_grad[0]:
+            gx = B.copy(g)
+            B.put_along_axis(_reached(gx, index, self.dim), index, 0, self.dim)
+        if self.src_shape is not None and self.needs_input_grad[2]:
+            taken = B.take_along_axis(_reached(g, index, self.dim), index, self.dim)
+            gsrc = _padded(taken, self.src_shape, B.dtype_of(g))
+        return gx, None, gsrc
+
+
+class ScatterReduce(Function):
+    """``x`` with each element of ``src`` reduced into it at ``index`` along ``dim``: ``reduce``
+    is ``"sum"``, ``"mean"``, ``"amax"``, ``"amin"`` or ``"prod"`` (no gradient: the tensor
+    layer refuses it where one would be recorded); ``include_self=False`` leaves the old values
+    of the positions that receive some value out of their reduction."""
+
+    def forward(self, x, index, src, dim, reduce, include_self):
+        self.dim, self.reduce, self.include_self = dim, reduce, include_self
+        self.src_shape, dtype = tuple(src.shape), B.dtype_of(x)
+        src = _covered(src, index)
+        out = B.copy(x)
+        reached = _reached(out, index, dim)
+        if not include_self:
+            B.put_along_axis(reached, index, _START[reduce] if reduce in _START else src, dim)
+        B.scatter_reduce_(reached, dim, index, src, "sum" if reduce == "mean" else reduce)
+        counts = None
+        if reduce == "mean":
+            counts = B.full(tuple(x.shape), 1 if include_self else 0, dtype)
+            B.scatter_reduce_(_reached(counts, index, dim), dim, index, B.ones(tuple(index.shape), dtype), "sum")
+            counts = counts + (counts == 0)          # a position nothing reached keeps its value
+            out = out / counts if dtype.is_floating_point else out // counts   # integers: floor, as torch
+        self.save(index, x, src, out, counts)
+        return out
+
+    def backward(self, g):
+        index, x, src, out, counts = self.saved
+        dim, dtype = self.dim, B.dtype_of(g)
+        if self.reduce == "sum":
+            gx = gd = g
+        elif self.reduce == "mean":
+            gx = gd = g / counts
+        else:
+            # ties share the gradient evenly; as torch, the old value counts among the ties even
+            # where include_self=False left it out (its own gradient is then zeroed below)
+            self_won = B.astype(x == out, dtype)
+            src_won = B.astype(src == B.take_along_axis(_reached(out, index, dim), index, dim), dtype)
+            winners = B.copy(self_won)
+            B.scatter_reduce_(_reached(winners, index, dim), dim, index, src_won, "sum")
+            gd = g / winners
+            gx = self_won * gd
+        gsrc = B.take_along_axis(_reached(gd, index, dim), index, dim)
+        if self.reduce in ("amax", "amin"):
+            gsrc = src_won * gsrc
+        if not self.include_self:
+            gx = B.copy(gx)
+            B.put_along_axis(_reached(gx, index, dim), index, 0, dim)
+        return gx, None, _padded(gsrc, self.src_shape, dtype)
+
+
+class IndexAdd(Function):
+    """``x`` plus ``alpha * source`` added at the positions ``index`` (1-D) along ``dim``,
+    repeated positions adding up (torch's ``index_add``)."""
+
+    def forward(self, x, index, source, dim, alpha):
+        self.where, self.alpha = _along(dim, index), alpha
+        out = B.copy(x)
+        return B.index_add(out, self.where, source if alpha == 1 else source * alpha)
+
+    def backward(self, g):
+        picked = B.getitem(g, self.where) if self.needs_input_grad[2] else None
+        return g, None, picked if picked is None or self.alpha == 1 else picked * self.alpha
+
+
+class IndexCopy(Function):
+    """``x`` with the slices ``source`` written at the positions ``index`` (1-D, distinct) along
+    ``dim`` (torch's ``index_copy``)."""
+
+    def forward(self, x, index, source, dim):
+        self.where = _along(dim, index)
+        out = B.copy(x)
+        B.setitem(out, self.where, source)
+        return out
+
+    def backward(self, g):
+        gx = None
+        if self.needs_input_grad[0]:
+            gx = B.copy(g)
+            B.setitem(gx, self.where, 0)
+        return gx, None, B.getitem(g, self.where) if self.needs_input_grad[2] else None
+
+
+def _along(dim, index):
+    """The engine index that picks the positions ``index`` along ``dim`` (dim 0: the array
+    itself, the engines' fast path for rows)."""
+    return index if dim == 0 else (slice(None),) * dim + (index,)

@@ -1,0 +1,36 @@
+"""Autograd methods of a tensor with torch's names: ``register_hook``, ``retains_grad``.
+
+Mixed into ``gt.Tensor``. The hooks themselves live in gt/autograd/grad_hooks.py, where the
+backward walk runs them.
+"""
+
+from gt.autograd import grad_hooks
+
+
+class GradMethods:
+    __slots__ = ()
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` each time a backward computes the gradient with respect to this
+        tensor (``grad``: a tensor of this shape); a tensor the hook returns replaces the
+        gradient. Returns a handle: ``handle.remove()`` unregisters the hook.
+
+        On a computed tensor the hook sees the gradient summed over every use of the tensor,
+        before it flows into the op that made it; what it returns flows on, and is what
+        ``retain_grad()`` keeps. On a leaf it sees the gradient of this backward before it is
+        added to ``.grad``, and what it returns is added. Several hooks run in the order they
+        were registered. After an in-place change of the tensor, the hooks registered before it
+        see the gradient of the values before the change, as in torch.
+
+            >>> x = gt.tensor([1.0, 2.0], requires_grad=True)
+            >>> h = x.register_hook(lambda g: g * 10)
+            >>> (x * x).sum().backward(); x.grad.numpy()
+            array([20., 40.], dtype=float32)
+            >>> h.remove()
+        """
+        return grad_hooks.register_hook(self, hook)
+
+    @property
+    def retains_grad(self):
+        """True for a computed tensor whose ``.grad`` is kept by ``backward()`` (``retain_grad()``)."""
+        return self._retains_grad and self._ctx is not None

@@ -1,0 +1,260 @@
+"""Positions and counts of values, as torch computes them: ``nonzero`` (``argwhere``, and
+``gt.where(cond)``), ``unique``, ``unique_consecutive``, ``bincount``, ``gt.searchsorted``,
+``gt.bucketize``; and ``gt.einsum``. All but ``einsum`` give integers and record no gradient
+(torch has none either; its ``bincount`` raises in the backward, gt's records nothing).
+
+Where gt differs from torch:
+
+- ``unique`` and ``unique_consecutive`` work on the flattened tensor only (``dim=None``);
+  another ``dim`` raises. ``unique`` always sorts (``sorted=False`` gives the sorted values,
+  as torch does on the CPU).
+- ``searchsorted`` where the sorted sequence holds NaN: the numpy engine puts a value before
+  the first NaN, where torch goes past it (NaN values themselves land at the end in both).
+- ``einsum`` of bool operands, and of int32 ones: the result's dtype is torch's (int64 where
+  torch sums a subscript that only one operand has, else the operands' own), but bool operands
+  that torch cannot contract (its matrix product has no bool kernel) are refused with a
+  TypeError, and a few mixes torch refuses (bool operands of which one is summed alone) gt
+  computes in int64.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+import collections
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops import einsum as einsum_ops
+from gt.tensor.arithmetic import _operand
+from gt.tensor.scatter_methods import index_tensor
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+def _flag(value, name, op):
+    if not isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def _results(values, extra):
+    """torch's return: the values alone, or a tuple with the extras asked for."""
+    extra = [Tensor._wrap(e) for e in extra if e is not None]
+    return (values, *extra) if extra else values
+
+
+class IndexMethods:
+    __slots__ = ()
+
+    def nonzero(self, *, as_tuple=False):
+        """int64 ``(count, ndim)``: the position of each non-zero element (NaN counts), one per
+        row in row-major order; ``as_tuple=True``: one 1-D tensor per dim instead.
+
+            >>> gt.tensor([[0.0, 1.5], [2.0, 0.0]]).nonzero().tolist()
+            [[0, 1], [1, 0]]
+        """
+        if _flag(as_tuple, "as_tuple", "nonzero"):
+            if self.ndim == 0:
+                return (Tensor._wrap(B.nonzero(B.reshape(self._data, (1,))))[:, 0],)
+            found = Tensor._wrap(B.nonzero(self._data))
+            return tuple(found[:, a] for a in range(self.ndim))
+        return Tensor._wrap(B.nonzero(self._data))
+
+    def argwhere(self):
+        """``nonzero()``: int64 ``(count, ndim)`` positions of the non-zero elements."""
+        return self.nonzero()
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        """The distinct values of the flattened tensor, sorted (each NaN its own value, as in
+        torch); with ``return_inverse`` also each element's position among them (int64, this
+        tensor's shape), with ``return_counts`` how often each occurs (int64). Only ``dim=None``.
+
+            >>> values, counts = gt.tensor([3, 1, 3]).unique(return_counts=True)
+            >>> values.tolist(), counts.tolist()
+            ([1, 3], [1, 2])
+        """
+        _flag(sorted, "sorted", "unique")
+        _no_dim(dim, "unique")
+        values, inverse, counts = B.unique(self._data, _flag(return_inverse, "return_inverse", "unique"),
+                                           _flag(return_counts, "return_counts", "unique"))
+        return _results(Tensor._wrap(values), (inverse, counts))
+
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        """The flattened tensor with each run of equal neighbours kept once (NaNs never equal);
+        ``return_inverse`` and ``return_counts`` as in ``unique``. Only ``dim=None``.
+
+            >>> gt.tensor([1, 1, 2, 1]).unique_consecutive().tolist()
+            [1, 2, 1]
+        """
+        _no_dim(dim, "unique_consecutive")
+        _flag(return_inverse, "return_inverse", "unique_consecutive")
+        _flag(return_counts, "return_counts", "unique_consecutive")
+        flat = B.reshape(self._data, (-1,))
+        n = flat.shape[0]
+        starts = B.ones((n,), dtypes.bool_)
+        if n > 1:
+            B.setitem(starts, slice(1, None), B.getitem(flat, slice(1, None)) != B.getitem(flat, slice(0, n - 1)))
+        inverse = B.reshape(B.cumsum(starts, 0) - 1, tuple(self.shape)) if return_inverse else None
+        counts = None
+        if return_counts:
+            first = B.reshape(B.nonzero(starts), (-1,))
+            ends = B.concatenate([B.getitem(first, slice(1, None)), B.full((1,), n, dtypes.int64)], 0)
+            counts = ends - first
+        return _results(Tensor._wrap(B.getitem(flat, starts)), (inverse, counts))
+
+    def bincount(self, weights=None, minlength=0):
+        """How often each int ``0, 1, ..., max`` occurs in this 1-D tensor of non-negative ints
+        (int64, at least ``minlength`` long); with ``weights`` (1-D, one per element) their sums
+        instead, in the weights' float dtype (integer weights: float64, as torch).
+
+            >>> gt.tensor([0, 1, 1, 3]).bincount().tolist()
+            [1, 2, 0, 1]
+        """
+        if self.dtype not in (dtypes.int64, dtypes.int32) or self.ndim != 1:
+            raise TypeError(f"bincount: expected a 1-D tensor of non-negative ints, got a {self.dtype.name} tensor "
+                            f"of shape {self.shape}")
+        if isinstance(minlength, bool) or not isinstance(minlength, int) or minlength < 0:
+            raise ValueError(f"bincount: minlength must be a non-negative int, got {minlength!r}")
+        lowest, highest = (int(self.min().item()), int(self.max().item())) if self.numel() else (0, -1)
+        if lowest < 0:
+            raise ValueError(f"bincount: expected non-negative ints, got {lowest}")
+        if weights is None:
+            dtype, values = dtypes.int64, B.ones((self.numel(),), dtypes.int64)
+        else:
+            weights = _operand(weights, "bincount")
+            if not isinstance(weights, Tensor) or weights.shape != self.shape:
+                raise ValueError(f"bincount: weights must be 1-D with one value per element {self.shape}, got "
+                                 f"{getattr(weights, 'shape', weights)!r}")
+            dtype = weights.dtype if weights.dtype.is_floating_point else dtypes.float64
+            values = B.astype(weights._data, dtype)
+        out = B.zeros((max(minlength, highest + 1),), dtype)
+        return Tensor._wrap(B.scatter_reduce_(out, 0, self.to(dtypes.int64)._data, values, "sum"))
+
+
+def _no_dim(dim, op):
+    if dim is not None:
+        raise NotImplementedError(f"{op}: gt takes dim=None only (the flattened tensor), got dim={dim!r}")
+
+
+def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
+    """int64 positions where ``values`` would go into ``sorted_sequence`` (sorted along its last
+    dim) to keep it sorted: the first such place, or the last with ``right=True`` (or
+    ``side="right"``). A 1-D sequence serves ``values`` of any shape (a number gives a 0-d
+    result); an N-D one needs ``values`` with the same leading ``N-1`` sizes. ``sorter``
+    (int64, the sequence's shape) sorts an unsorted sequence first; ``out_int32``: int32.
+
+        >>> gt.searchsorted(gt.tensor([1.0, 3.0, 5.0]), gt.tensor([3.0, 6.0])).tolist()
+        [1, 3]
+    """
+    if side not in (None, "left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    if side == "left" and right:
+        raise ValueError(f"searchsorted: side={side!r} and right={right!r} contradict each other; give one of them")
+    seq, values = _operand(sorted_sequence, "searchsorted"), _operand(values, "searchsorted")
+    if not isinstance(seq, Tensor) or seq.ndim == 0:
+        raise ValueError(f"searchsorted: sorted_sequence must be a tensor of at least 1 dim, got {seq!r}")
+    values = values if isinstance(values, Tensor) else Tensor._wrap(B.asarray(values))
+    if seq.ndim > 1 and seq.shape[:-1] != values.shape[:-1]:
+        raise ValueError(f"searchsorted: sorted_sequence must be 1-D or share all but the last dim with values, "
+                         f"got shapes {seq.shape} and {values.shape}")
+    if sorter is not None:
+        seq = seq.gather(-1, index_tensor(sorter, "searchsorted"))
+    seq, values = seq.detach(), values.detach()
+    common = _search_dtype(seq.dtype, values.dtype)
+    found = B.searchsorted(B.astype(seq._data, common), B.astype(values._data, common), bool(right or side == "right"))
+    out = Tensor._wrap(found)
+    return out.to(dtypes.int32) if out_int32 else out
+
+
+def _search_dtype(a, b):
+    """One dtype in which to compare the sequence and the values: a float where either is one
+    (the wider float where both are), else int64."""
+    floats = [d for d in (a, b) if d.is_floating_point]
+    if not floats:
+        return dtypes.int64
+    return dtypes.float64 if dtypes.float64 in floats else floats[0]
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """For each element of ``input``, the index of its bucket among the 1-D ascending
+    ``boundaries``: ``searchsorted(boundaries, input, right=right)``.
+
+        >>> gt.bucketize(gt.tensor([0.5, 2.0, 9.0]), gt.tensor([1.0, 2.0, 3.0])).tolist()
+        [0, 1, 3]
+    """
+    boundaries = _operand(boundaries, "bucketize")
+    if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
+        raise ValueError(f"bucketize: boundaries must be a 1-D tensor, got shape {getattr(boundaries, 'shape', ())}")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+def einsum(*args):
+    """The Einstein sum of tensors, as torch's ``einsum(equation, *operands)``: subscripts per
+    operand, ``->`` and the output's (without it: the subscripts seen once, in alphabetical
+    order), ``...`` for the remaining dims (broadcast), a subscript repeated in one operand
+    for its diagonal. Operands as a list are taken too, and torch's sublist form
+    (``einsum(a, [0, 1], b, [1, 2], [0, 2])``). The operands share one dtype (as torch);
+    differentiable in each float operand.
+
+        >>> a, b = gt.ones(2, 3), gt.ones(3, 4)
+        >>> gt.einsum("ij,jk->ik", a, b).shape, gt.einsum("ii", gt.eye(3)).item()
+        ((2, 4), 3.0)
+    """
+    if not args:
+        raise TypeError("einsum(): expected an equation and at least one operand")
+    if isinstance(args[0], str):
+        equation, operands = args[0], args[1:]
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = tuple(operands[0])
+    else:
+        equation, operands = _sublist_equation(args)
+    if not operands:
+        raise ValueError(f"einsum(): expected at least one operand (equation {equation!r})")
+    tensors = [_operand(o, "einsum") for o in operands]
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"einsum(): operand {k} must be a tensor, got {t!r} (equation {equation!r})")
+        if t.dtype != tensors[0].dtype:
+            raise TypeError(f"einsum(): operand {k} is {t.dtype.name} but operand 0 is {tensors[0].dtype.name}; "
+                            f"the operands must share one dtype, as in torch (convert with .to()) "
+                            f"(equation {equation!r})")
+    spec = einsum_ops.parse(equation, [t.shape for t in tensors])
+    return einsum_ops.Einsum.apply(*_einsum_dtype(tensors, spec, equation), spec=spec)
+
+
+def _einsum_dtype(tensors, spec, equation):
+    """The operands in the dtype torch computes in: its own, except that bool and int32 operands
+    are widened to int64 where a subscript is summed within one operand alone (torch sums it
+    with ``sum``, which widens them)."""
+    dtype = tensors[0].dtype
+    if dtype not in (dtypes.bool_, dtypes.int32):
+        return tensors
+    seen = collections.Counter(c for letters in spec.inputs for c in set(letters))
+    if any(seen[c] == 1 and c not in spec.output for c in seen):
+        return [t.to(dtypes.int64) for t in tensors]
+    if dtype == dtypes.bool_ and any(n > 1 and c not in spec.output for c, n in seen.items()):
+        raise TypeError(f"einsum(): bool operands cannot be multiplied and summed over a shared subscript "
+                        f"(torch has no bool matrix product); convert them with .long() (equation {equation!r})")
+    return tensors
+
+
+def _sublist_equation(args):
+    """torch's sublist form ``(op, [0, 1], op, [1, 2], [0, 2])`` as an equation and operands:
+    subscript ints 0-25 are a-z, 26-51 A-Z, ``...`` is Ellipsis."""
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+    def term(sublist):
+        if not isinstance(sublist, (list, tuple)):
+            raise TypeError(f"einsum(): expected a list of subscripts after each operand, got {sublist!r}")
+        out = []
+        for s in sublist:
+            if s is Ellipsis:
+                out.append("...")
+            elif isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 52:
+                out.append(letters[s])
+            else:
+                raise ValueError(f"einsum(): subscripts in a sublist must be ints in [0, 52) or ..., got {s!r}")
+        return "".join(out)
+
+    operands, inputs = args[0:len(args) - len(args) % 2:2], args[1::2][:len(args) // 2]
+    equation = ",".join(term(s) for s in inputs) + ("->" + term(args[-1]) if len(args) % 2 else "")
+    return equation, operands

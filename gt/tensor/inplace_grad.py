@@ -1,0 +1,240 @@
+"""In-place changes recorded on the tape, as torch records them: ``y[0] = z``, ``y.add_(1)``,
+``y *= w``, ``y.copy_(z)``... on a tensor that requires grad, or with a value that does, while
+gradients are recorded (gt/tensor/inplace.py sends them here; under ``no_grad`` they stay plain
+writes).
+
+``rebase(t, what, compute, *values)`` computes the new values out of place, as recorded ops, from
+``old``: a new tensor that takes over ``t``'s ``grad_fn`` and stands for its values before the
+change. The result is written into ``t``'s own memory (views, aliases and version counters see
+the change: a backward that saved the old values raises, as in torch) and its op becomes ``t``'s
+``grad_fn``. Ops recorded before the change send their gradients to ``old`` and views of ``t``
+taken before it follow ``t`` (gt/autograd/rebind.py). Item assignment, ``copy_`` and ``fill_``
+write straight into ``t`` (``IndexPut``: no copy of ``t``); arithmetic that reads ``t`` again in
+its backward (``mul_``, ``div_``) computes from a copy, as torch saves ``self`` for those.
+
+An in-place change of a view of a tensor in the graph (``y[1].add_(1)``, ``y[i] += z``) changes
+that tensor too, as in torch: the view's new values are written through to it (``WriteView``)
+and the view becomes its view ops applied to the changed tensor. Views made by indexing,
+``reshape``/``view``, ``permute``/``transpose`` are written through; where gt cannot follow torch,
+it refuses with an error instead of giving a wrong gradient: a view made by another op (an
+expanded tensor, a view made over the mesh); a value that requires grad written into a view of a
+tensor that does not require grad (gt records no view of such a tensor; torch would make the
+tensor require grad); and, in the backward, an op that read such a view taken before a value
+requiring grad was written into its tensor (gt/autograd/rebind.py).
+
+Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor/core.py.
+"""
+
+import copy
+import weakref
+
+from gt.autograd import grad_hooks, rebind
+from gt.autograd.function import new_epoch
+from gt.backend import B
+from gt.ops._shapes import broadcast_shape
+from gt.ops import shape as shape_ops
+from gt.ops.inplace import IndexPut, WriteView
+from gt.sharding import layout
+from gt.tensor._args import _scalar
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+# The ops that made a tensor by a recorded in-place change: their output shares its input's
+# memory because it *is* that memory, written; it is no view.
+_written = weakref.WeakSet()
+
+LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
+VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
+HINT = ("change it under no_grad, as an optimizer does: `with gt.no_grad(): param -= lr * param.grad`, or change a "
+        "copy (x = x.clone())")
+
+
+def records(t, values):
+    """Whether an in-place change of ``t`` by ``values`` goes on the tape while gradients are
+    recorded (the caller asks ``is_grad_enabled()`` first: an optimizer's step under ``no_grad``
+    pays that one call); raises torch's error for a leaf that requires grad."""
+    if t._requires_grad:
+        if t._ctx is None:
+            raise RuntimeError(f"{LEAF} ({HINT})")
+        return True
+    return any(isinstance(v, Tensor) and v._requires_grad for v in values)
+
+
+def rebase(t, what, compute, *values, reads_self=False, same_shape=False):
+    """Record ``t <- compute(old, *values)`` in place (see the module docstring); returns ``t``.
+    ``reads_self``: the backward of ``compute`` reads ``old``'s values, so it gets a copy.
+    ``same_shape``: each value must broadcast to ``t``'s shape (arithmetic; an item assignment's
+    value is checked by the write)."""
+    _check(t, what, values, same_shape)
+    chain = _view_chain(t, what)
+    old = _old_version(t)
+    src = old.clone() if reads_self or any(v is t for v in values) else old
+    new = compute(src, *[src if v is t else v for v in values])
+    if new.dtype != t.dtype:
+        new = new.to(t.dtype)             # an in-place change keeps the tensor's dtype, as torch
+    if t._placed is None and new._placed is None and new._array is t._array:
+        if not B.counts_inplace_ops:      # written in place by the op (IndexPut)
+            B.bump_version(t._array)
+    else:
+        t._update(_assign, new._value)
+    if chain:
+        _write_through(new, chain, old)
+    else:
+        if new._ctx is not None:
+            _written.add(new._ctx)
+        t._ctx, t._requires_grad = new._ctx, new._requires_grad
+        rebind.changed(t, old, new_epoch())
+    for v in values:   # a value read from t (y[i] = y[j]) reads its version of before: say so now, so
+        if isinstance(v, Tensor) and v._ctx is not None and not v._ctx.released:   # t's op -> v -> t is no cycle
+            rebind.resolve(v._ctx)
+    return t
+
+
+def _old_version(t):
+    """A new tensor standing for ``t``'s values before a change (the same memory, ``t``'s
+    ``grad_fn`` and hooks): what the ops recorded so far read."""
+    old = Tensor._from_value(t._value)
+    old._ctx, old._requires_grad = t._ctx, t._requires_grad
+    grad_hooks.move(t, old)              # torch's hooks stay with the values they were registered on
+    return old
+
+
+def _write_through(new, chain, old_view):
+    """The view at the bottom of ``chain`` (``(view, the tensor it is a view of, its replay)``
+    from the view up) holds ``new``'s values: record the change of the tensor at the top
+    (``WriteView``) and make every view of the chain a view of the changed tensor (torch
+    regenerates them the same way). ``old_view``: the changed view's version of before."""
+    links = [link for _, _, link in reversed(chain)]   # from the top down
+
+    def replay(a):
+        for forward, _ in links:
+            a = forward(a)
+        return a
+
+    def embed(h):
+        for _, backward in reversed(links):
+            h = backward(h)
+        return h
+
+    top = chain[-1][1]
+    old = _old_version(top)
+    out = WriteView.apply(old, new, replay, embed)
+    top._ctx, top._requires_grad = out._ctx, True
+    _written.add(out._ctx)
+    epoch = new_epoch()
+    rebind.changed(top, old, epoch)
+    _reattach(chain, epoch, old_view)
+
+
+def _reattach(chain, epoch, old_view=None):
+    """Make each view of ``chain`` read the current version of the tensor above it from ``epoch``
+    on (its view op again, stamped ``epoch``); ops recorded before read the versions of before
+    (``old_view``: the bottom view's, when already taken)."""
+    olds = []
+    for i, (view, _, _) in enumerate(chain):
+        old = old_view if i == 0 and old_view is not None else _old_version(view)
+        view._ctx = copy.copy(old._ctx)
+        view._ctx.epoch = epoch
+        view._ctx.previous = old     # rebind holds versions weakly: this op keeps the one before it
+        view._requires_grad = True
+        rebind.changed(view, old, epoch)
+        olds.append(old)
+    for old in olds:                 # their ops read the tensors above as they were: no cycle through them
+        rebind.resolve(old._ctx)
+
+
+def _view_chain(t, what):
+    """``[(view, the tensor it is a view of, (replay, embed)), ...]`` from ``t`` up to a tensor
+    that is no view; empty when ``t`` is none. A view taken before a change of what it views is
+    first made to follow it. Raises where gt cannot write through the view."""
+    chain, q = [], t
+    while (base := view_base(q)) is not None:
+        link = _link(q._ctx)
+        if link is None:
+            raise RuntimeError(
+                f"{what}: this tensor is a view of another tensor in the graph (made by {q._ctx!r}), and gt writes "
+                "in place only through views made on one device by indexing, reshape, view, permute or transpose "
+                "(torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
+                "base[index] + value), or change a copy (v = v.clone())")
+        chain.append((q, base, link))
+        q = base
+    if any(rebind.version_at(above, view._ctx.epoch) is not above for view, above, _ in chain):
+        _reattach(chain, new_epoch())
+    return chain
+
+
+def _link(ctx):
+    """``(forward, backward)`` of a view op on plain arrays, or None where gt cannot replay it (an
+    expanded tensor, which repeats positions; a view made over the mesh)."""
+    kind = type(ctx)
+    if kind not in (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute):
+        return None
+    ctx = copy.copy(ctx)
+    ctx.inputs = ()      # replaying it needs no tensor: no cycle through the changed tensor's op
+    ctx.__dict__.pop("previous", None)
+    if kind is shape_ops.GetItem:
+        def forward(a):
+            return B.getitem(a, ctx.index)
+    elif kind is shape_ops.Reshape:
+        def forward(a):
+            return B.reshape(a, ctx.out_shape)
+    else:
+        axes = tuple(sorted(range(len(ctx.inverse)), key=ctx.inverse.__getitem__))   # Permute's own
+
+        def forward(a):
+            return B.transpose(a, axes)
+    return forward, lambda h: ctx.backward(h)[0]
+
+
+def assign(t, index, value, what="item assignment"):
+    """``t[index] = value`` recorded on the tape (``index`` already in engine terms)."""
+    if not isinstance(value, Tensor):
+        value = _scalar(value)
+        if not isinstance(value, (int, float, bool)):
+            value = B.asarray(value)
+    try:
+        return rebase(t, what, lambda x, v: IndexPut.apply(x, v, index), value, same_shape=index is Ellipsis)
+    except IndexError as exc:
+        raise IndexError(f"{exc} (tensor of shape {t.shape})") from None
+
+
+def view_base(t):
+    """The input of ``t``'s op that ``t`` is a view of (shares memory with), or None."""
+    ctx = t._ctx
+    if ctx is None or ctx.released or ctx in _written:
+        return None
+    mine = _memory(t)
+    for p in ctx.inputs:
+        if isinstance(p, Tensor) and p is not t and not mine.isdisjoint(_memory(p)):
+            return p
+    return None
+
+
+def _memory(t):
+    p = t._placed
+    return {id(B.memory_owner(a)) for a in ((t._array,) if p is None else p.shards)}
+
+
+def _check(t, what, values, same_shape):
+    if not t.dtype.is_floating_point:
+        raise RuntimeError(f"{what}: a value that requires grad cannot be written into a tensor of dtype {t.dtype!r}: "
+                           "only floating point tensors carry gradients")
+    root = t
+    while (up := view_base(root)) is not None:
+        root = up
+    if root is not t and root._ctx is None and root._requires_grad:
+        raise RuntimeError(f"{VIEW_OF_LEAF} ({HINT})")
+    if t._ctx is None and t._placed is None and B.is_view(t._array):
+        raise RuntimeError(
+            f"{what}: a value that requires grad cannot be written into a view of another tensor that does not "
+            "require grad (torch would make that tensor require grad; gt cannot): write into that tensor itself, or "
+            "into a copy (v = v.clone())")
+    if same_shape:
+        for v in values:
+            shape = layout.shape_of(v._value if isinstance(v, Tensor) else v) if not isinstance(v, (int, float)) else ()
+            if broadcast_shape(what, t.shape, shape) != t.shape:
+                raise ValueError(f"{what}: a value of shape {shape} cannot be written into shape {t.shape}")
+
+
+def _assign(a, v):
+    a[...] = v

@@ -1,0 +1,248 @@
+"""torch's elementwise math functions, ``prod`` and ``cumprod`` as tensor methods: ``x.sin()``,
+``x.atan2(y)``, ``x.logit(eps=1e-6)``, ``x.prod(dim=1)``... and the function forms of the binary
+ones (``gt.atan2(y, x)``). The ops and their gradients are in gt/ops/math_functions.py.
+
+Every function keeps the shape of its input (binary ones: the broadcast shape of both). Integer
+and bool tensors become float32 first, as in torch; values outside a function's domain are NaN
+(``asin(2)``), at its poles inf (``atanh(1)``), as in torch, without warnings.
+
+Where gt differs from torch: the binary functions take a Python number on either side (torch's
+``atan2``, ``hypot`` and ``logaddexp`` want two tensors, and refuse two integer tensors that gt
+turns into float32); ``prod`` takes ``dim=None`` (all elements, with ``keepdim`` too) and a
+tuple of dims, where torch takes one int.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+import math
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops import math_functions as mf
+from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis
+from gt.tensor._args import _pick, _scalar
+from gt.tensor.arithmetic import _floating, _operand, _promote_ints
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+_WIDTH = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
+
+
+def _same_float(a, b):
+    """Two float tensors in torch's common dtype: the wider one's, where a 0-d tensor (a wrapped
+    number) yields to a tensor with dims (float16 with bfloat16: float32)."""
+    if a.dtype == b.dtype:
+        return a, b
+    if (a.ndim == 0) != (b.ndim == 0):
+        target = b.dtype if a.ndim == 0 else a.dtype
+    else:
+        wa, wb = _WIDTH[a.dtype.name], _WIDTH[b.dtype.name]
+        target = a.dtype if wa > wb else b.dtype if wb > wa else dtypes.float32
+    return a.to(target), b.to(target)
+
+
+def binary_math(name, a, b):
+    """``name`` (gt/backend/engine_math.BINARY) of ``a`` and ``b``: tensors, arrays or numbers
+    (at least one tensor or array), broadcast together, in torch's float dtype."""
+    a, b = _operand(a, name), _operand(b, name)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{name}: expected at least one tensor, got {type(a).__name__} and {type(b).__name__}")
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        broadcast_shape(name, a.shape, b.shape)
+    a, b = _promote_ints(a, b)
+    a, b = (_floating(x) if isinstance(x, Tensor) else x for x in (a, b))
+    # a number takes the tensor's dtype (torch's "weak" scalar), as a 0-d tensor both engines take
+    if not isinstance(a, Tensor):
+        a = Tensor._wrap(B.full((), float(a), b.dtype))
+    elif not isinstance(b, Tensor):
+        b = Tensor._wrap(B.full((), float(b), a.dtype))
+    a, b = _same_float(a, b)
+    return mf.BinaryMathFunction.apply(a, b, name)
+
+
+def xlogy(input, other):
+    """``input * log(other)``, 0 where ``input`` is 0 (unless ``other`` is NaN), as ``torch.xlogy``;
+    either may be a number. Shapes broadcast.
+
+        >>> gt.xlogy(gt.tensor([0.0, 2.0]), gt.tensor([0.0, 1.0])).tolist()
+        [0.0, 0.0]
+    """
+    return binary_math("xlogy", input, other)
+
+
+def atan2(input, other):
+    """The angle of the point ``(other, input)`` in radians, in [-pi, pi] (``torch.atan2``)."""
+    return binary_math("atan2", input, other)
+
+
+def hypot(input, other):
+    """``sqrt(input**2 + other**2)`` without overflow (``torch.hypot``)."""
+    return binary_math("hypot", input, other)
+
+
+def logaddexp(input, other):
+    """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``)."""
+    return binary_math("logaddexp", input, other)
+
+
+arctan2 = atan2
+
+
+class MathMethods:
+    __slots__ = ()
+
+    def _math(self, name):
+        return mf.MathFunction.apply(_floating(self), name)
+
+    # ---- trigonometric and hyperbolic ---------------------------------------------------------
+    def sin(self):
+        """Sine elementwise (radians).
+
+            >>> gt.tensor([0.0, math.pi / 2]).sin().tolist()
+            [0.0, 1.0]
+        """
+        return self._math("sin")
+
+    def cos(self):
+        """Cosine elementwise (radians)."""
+        return self._math("cos")
+
+    def tan(self):
+        """Tangent elementwise (radians)."""
+        return self._math("tan")
+
+    def asin(self):
+        """Arcsine elementwise, in [-pi/2, pi/2]; NaN outside [-1, 1]."""
+        return self._math("asin")
+
+    def acos(self):
+        """Arccosine elementwise, in [0, pi]; NaN outside [-1, 1]."""
+        return self._math("acos")
+
+    def atan(self):
+        """Arctangent elementwise, in (-pi/2, pi/2)."""
+        return self._math("atan")
+
+    def sinh(self):
+        """Hyperbolic sine elementwise."""
+        return self._math("sinh")
+
+    def cosh(self):
+        """Hyperbolic cosine elementwise."""
+        return self._math("cosh")
+
+    def asinh(self):
+        """Inverse hyperbolic sine elementwise."""
+        return self._math("asinh")
+
+    def acosh(self):
+        """Inverse hyperbolic cosine elementwise; NaN below 1."""
+        return self._math("acosh")
+
+    def atanh(self):
+        """Inverse hyperbolic tangent elementwise; +-inf at +-1, NaN beyond."""
+        return self._math("atanh")
+
+    arcsin, arccos, arctan = asin, acos, atan
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def sinc(self):
+        """``sin(pi x) / (pi x)``, 1 at 0 (torch's normalised sinc); its gradient is 0 at 0."""
+        return self._math("sinc")
+
+    def deg2rad(self):
+        """Degrees to radians: ``x * pi / 180``."""
+        return _floating(self) * (math.pi / 180.0)
+
+    def rad2deg(self):
+        """Radians to degrees: ``x * 180 / pi``."""
+        return _floating(self) * (180.0 / math.pi)
+
+    # ---- exponentials, logarithms and error functions ---------------------------------------
+    def log1p(self):
+        """``log(1 + x)``, exact for small x; -inf at -1, NaN below."""
+        return self._math("log1p")
+
+    def expm1(self):
+        """``exp(x) - 1``, exact for small x."""
+        return self._math("expm1")
+
+    def exp2(self):
+        """``2 ** x`` elementwise."""
+        return self._math("exp2")
+
+    def erf(self):
+        """The error function ``2 / sqrt(pi) * integral of exp(-t**2) from 0 to x``."""
+        return self._math("erf")
+
+    def erfc(self):
+        """``1 - erf(x)``, without its cancellation for large x (``erfc(10)`` is 2.1e-45, not 0)."""
+        return self._math("erfc")
+
+    def erfinv(self):
+        """The inverse of erf: +-inf at +-1, NaN outside [-1, 1]."""
+        return self._math("erfinv")
+
+    def logit(self, eps=None):
+        """``log(p / (1 - p))``, the inverse of sigmoid, with ``p`` this tensor clamped to
+        ``[eps, 1 - eps]`` when ``eps`` is given (a negative ``eps`` clamps nothing, as torch).
+        Without ``eps``: +-inf at 1 and 0, NaN outside [0, 1]; with it the gradient is 0 where
+        the clamp bites."""
+        eps = _scalar(eps)
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))):
+            raise TypeError(f"logit: eps must be a number or None, got {eps!r}")
+        return mf.Logit.apply(_floating(self), eps=None if eps is None or eps < 0 else float(eps))
+
+    # ---- binary -------------------------------------------------------------------------------
+    def xlogy(self, other):
+        """``self * log(other)``, 0 where ``self`` is 0: see ``gt.xlogy``. Shapes broadcast."""
+        return binary_math("xlogy", self, other)
+
+    def atan2(self, other):
+        """The angle of the point ``(other, self)``: see ``gt.atan2``. Shapes broadcast."""
+        return binary_math("atan2", self, other)
+
+    arctan2 = atan2
+
+    def hypot(self, other):
+        """``sqrt(self**2 + other**2)`` without overflow. Shapes broadcast."""
+        return binary_math("hypot", self, other)
+
+    def logaddexp(self, other):
+        """``log(exp(self) + exp(other))`` without overflow. Shapes broadcast."""
+        return binary_math("logaddexp", self, other)
+
+    # ---- products -------------------------------------------------------------------------------
+    def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=False):
+        """The product over ``dim`` (None: every element; an int or a tuple), keeping reduced dims
+        with ``keepdim``; ``dtype`` casts first. Integers and bools multiply in int64, as torch.
+        The gradient of each element is the product of the others (exact with zeros).
+
+            >>> gt.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(1).tolist()
+            [2.0, 12.0]
+        """
+        x = self if dtype is None else self.to(dtype)
+        keep = bool(keepdim or keepdims)
+        dim = _pick(axis, dim)
+        if not (dim is None or hasattr(dim, "__index__") or isinstance(dim, (tuple, list))):
+            raise TypeError(f"prod: dim must be an int, a tuple of ints or None, got {dim!r}")
+        axes = normalize_axes(dim, x.ndim, "prod")
+        if x.ndim == 0:                 # torch takes dim 0 or -1 of a 0-d tensor: the tensor itself
+            return x.reshape(1).prod(0).reshape(())
+        return mf.Prod.apply(x, axes, keep)
+
+    def cumprod(self, dim=None, *, dtype=None, axis=None):
+        """Running products along ``dim`` (required, as in torch): ``(x0, x0 x1, x0 x1 x2, ...)``.
+        Integers and bools multiply in int64; ``dtype`` casts first. Exact gradients with zeros.
+
+            >>> gt.tensor([1, 2, 3]).cumprod(0).tolist()
+            [1, 2, 6]
+        """
+        if dim is None and axis is None:
+            raise TypeError("cumprod: dim is required (the axis to multiply along), e.g. x.cumprod(dim=-1)")
+        x = self if dtype is None else self.to(dtype)
+        dim = _pick(axis, dim)
+        if x.ndim == 0:
+            normalize_axis(dim, 0, "cumprod")
+            return x.reshape(1).cumprod(0).reshape(())
+        return mf.Cumprod.apply(x, axis=normalize_axis(dim, x.ndim, "cumprod"))

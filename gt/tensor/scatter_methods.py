@@ -1,0 +1,287 @@
+"""torch's writes at integer positions and masks, with torch's values, dtypes and gradients:
+``scatter``, ``scatter_add``, ``scatter_reduce``, ``index_add``, ``index_copy``, ``index_fill``,
+``masked_scatter``, ``masked_select``, and the in-place forms (``scatter_`` ...).
+
+Index tensors are int64 (int32 is taken too, as torch takes it for most of these) and every
+index is checked: one out of range is an IndexError naming it and the size, as torch's
+(``index_fill`` alone takes negative indices, counting from the end, as torch's does). With
+repeated positions, ``scatter`` and ``index_copy`` keep one of the values (which one is not
+specified, as in torch); ``scatter_add``, ``scatter_reduce`` and ``index_add`` reduce them all.
+The in-place forms work outside the tape only (under ``gt.no_grad()``, or on tensors that
+need no gradient): where one would be recorded they raise and name the out-of-place form.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import autograd, dtypes
+from gt.backend import B
+from gt.ops import scatter as scatter_ops
+from gt.ops._shapes import broadcast_shape, normalize_axis
+from gt.tensor import checks
+from gt.tensor._args import _scalar
+from gt.tensor.arithmetic import _operand, where
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _describe(value):
+    return f"a {value.dtype.name} tensor of shape {value.shape}" if isinstance(value, Tensor) else repr(value)
+
+
+def index_tensor(index, op, vector=False):
+    """``index`` as an int64 tensor (no gradient); TypeError naming it when it is not integers,
+    ValueError when ``vector`` and it has more than one dim."""
+    index = _operand(index, op)
+    if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
+        raise TypeError(f"{op}: index must be an int64 tensor, got {_describe(index)}")
+    if vector and index.ndim > 1:
+        raise ValueError(f"{op}: index must be a 1-D tensor (or 0-d), got shape {index.shape}")
+    return index.detach().to(dtypes.int64)
+
+
+def check_range(index, size, dim, op, negative=False):
+    """IndexError naming the first index outside ``[0, size)`` (``negative``: ``[-size, size)``),
+    raised at once on the CPU and at the next read of values on a GPU (gt/tensor/checks.py)."""
+    if index.numel() == 0:
+        return
+    low = -size if negative else 0
+    lo, hi = index.min(), index.max()
+
+    def message():
+        bad = lo.item() if lo.item() < low else hi.item()
+        return f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}"
+
+    checks.require((lo >= low) & (hi < size), IndexError, message)
+
+
+def _same_dtype(x, other, name, op):
+    if other.dtype != x.dtype:
+        raise TypeError(f"{op}: {name} has dtype {other.dtype.name} but the tensor has {x.dtype.name}; "
+                        f"they must match (convert one with .to())")
+
+
+def _fill_value(x, value):
+    """A Python number as the tensor's dtype stores it (torch's cast: 7.9 into int64 is 7)."""
+    value = _scalar(value)
+    if x.dtype == dtypes.bool_:
+        return bool(value)
+    return value if x.dtype.is_floating_point else int(value)
+
+
+class ScatterMethods:
+    __slots__ = ()
+
+    def _as_1d(self, op, dim, *args, **kwargs):
+        """``op`` on this 0-d tensor seen as 1-D (torch treats it as one element), back to 0-d."""
+        normalize_axis(dim, 0, op)
+        parts = [a.reshape(-1) if isinstance(a, Tensor) else a for a in args]
+        return getattr(self.reshape(1), op)(0, *parts, **kwargs).reshape(())
+
+    def _scatter_args(self, dim, index, src, op):
+        """``(dim, index, src)`` checked as torch checks a scatter's arguments."""
+        dim = normalize_axis(dim, self.ndim, op)
+        index = index_tensor(index, op)
+        if index.ndim != self.ndim:
+            raise ValueError(f"{op}: index must have the tensor's number of dims ({self.ndim}), got shape {index.shape}")
+        if isinstance(src, Tensor):
+            if src.ndim != self.ndim:
+                raise ValueError(f"{op}: src must have the tensor's number of dims ({self.ndim}), got shape {src.shape}")
+            _same_dtype(self, src, "src", op)
+        src_shape = src.shape if isinstance(src, Tensor) else index.shape
+        if any(i > s or (a != dim and i > n) for a, (i, s, n) in enumerate(zip(index.shape, src_shape, self.shape))):
+            raise ValueError(f"{op}: index of shape {index.shape} must be no larger than src {src_shape} and, "
+                             f"apart from dim {dim}, no larger than the tensor {self.shape}")
+        check_range(index, self.shape[dim] if self.ndim else 1, dim, op)
+        return dim, index, src
+
+    def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        """A copy with ``src[i][j]`` written at ``[index[i][j]][j]`` for ``dim=0`` (and so on along
+        other dims), or the number ``value`` at every indexed position; differentiable in this
+        tensor and ``src``. ``index`` (int64, this tensor's number of dims) may be smaller than
+        ``src`` and, off ``dim``, than this tensor.
+
+            >>> gt.zeros(2, 3).scatter(1, gt.tensor([[2], [0]]), 1.0).tolist()
+            [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+        """
+        if reduce is not None:
+            raise TypeError("scatter: reduce= is deprecated in torch and not taken by gt; "
+                            "use scatter_reduce(dim, index, src, reduce) instead")
+        if (src is None) == (value is None):
+            raise TypeError("scatter: give src (a tensor or a number) or value, one of them")
+        src = _operand(value if src is None else src, "scatter")
+        index = _operand(index, "scatter")
+        if isinstance(src, Tensor) and src.ndim == 0 and getattr(index, "ndim", 0) > 0:
+            src = src.item()                  # torch takes a 0-d src as the value to write
+        if self.ndim == 0:
+            return self._as_1d("scatter", dim, index, src)
+        dim, index, src = self._scatter_args(dim, index, src, "scatter")
+        return scatter_ops.Scatter.apply(self, index, src if isinstance(src, Tensor) else _fill_value(self, src),
+                                         dim=dim)
+
+    def scatter_add(self, dim, index, src):
+        """A copy with every ``src[i][j]`` added at ``[index[i][j]][j]`` for ``dim=0``, repeated
+        positions summing up; differentiable in this tensor and ``src``.
+
+            >>> gt.zeros(3).scatter_add(0, gt.tensor([0, 2, 0]), gt.tensor([1.0, 2.0, 3.0])).tolist()
+            [4.0, 0.0, 2.0]
+        """
+        return self.scatter_reduce(dim, index, src, "sum")
+
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        """A copy with every ``src[i][j]`` reduced into ``[index[i][j]][j]`` (``dim=0``) by
+        ``reduce``: ``"sum"``, ``"prod"``, ``"mean"``, ``"amax"`` or ``"amin"``; with
+        ``include_self=False`` the positions that receive values forget their own. Integer
+        means round down, as torch's. Differentiable for all but ``"prod"`` (which gt refuses
+        where a gradient would be recorded); a max or a min splits its gradient evenly among
+        the tied values, and, as torch, counts the tensor's own value among them even where
+        ``include_self=False`` leaves it out.
+
+            >>> gt.tensor([0.0, 5.0]).scatter_reduce(0, gt.tensor([0, 0, 1]), gt.tensor([1.0, 3.0, 2.0]), "amax").tolist()
+            [3.0, 5.0]
+        """
+        if reduce not in REDUCTIONS:
+            raise ValueError(f"scatter_reduce: reduce must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduce!r}")
+        if not isinstance(include_self, bool):
+            raise TypeError(f"scatter_reduce: include_self must be True or False, got {include_self!r}")
+        op = "scatter_add" if reduce == "sum" and include_self else "scatter_reduce"
+        src = _operand(src, op)
+        if not isinstance(src, Tensor):
+            raise TypeError(f"{op}: src must be a tensor, got {src!r}")
+        if self.ndim == 0:
+            return self._as_1d("scatter_reduce", dim, index, src, reduce, include_self=include_self)
+        dim, index, src = self._scatter_args(dim, index, src, op)
+        if reduce == "mean" and self.dtype == dtypes.bool_:
+            raise TypeError("scatter_reduce: reduce='mean' of bool tensors is not defined (as in torch); "
+                            "convert them to a number dtype first")
+        if reduce == "prod" and autograd.is_grad_enabled() and (self.requires_grad or src.requires_grad):
+            raise RuntimeError("scatter_reduce: reduce='prod' has no gradient in gt; compute it under gt.no_grad() "
+                               "or on tensors that do not require grad")
+        return scatter_ops.ScatterReduce.apply(self, index, src, dim=dim, reduce=reduce, include_self=include_self)
+
+    def _index_args(self, dim, index, source, op):
+        """``(dim, index, source)`` of the ``index_*`` ops checked as torch checks them."""
+        dim = normalize_axis(dim, self.ndim, op)
+        index = index_tensor(index, op, vector=True).reshape(-1)
+        source = _operand(source, op)
+        if not isinstance(source, Tensor):
+            raise TypeError(f"{op}: source must be a tensor, got {source!r}")
+        _same_dtype(self, source, "source", op)
+        want = self.shape[:dim] + (index.shape[0],) + self.shape[dim + 1:]
+        if source.shape != want:
+            raise ValueError(f"{op}: source of shape {source.shape} must have the tensor's shape {self.shape} with "
+                             f"dim {dim} of size {index.shape[0]} (the number of indices), that is {want}")
+        check_range(index, self.shape[dim], dim, op)
+        return dim, index, source
+
+    def index_add(self, dim, index, source, *, alpha=1):
+        """A copy with ``alpha * source`` added at the positions ``index`` (1-D) along ``dim``:
+        ``out[:, index[i]] += alpha * source[:, i]`` for ``dim=1``, repeated positions adding
+        up; differentiable in this tensor and ``source``. On integer tensors ``alpha`` is cut
+        to an int, as torch's.
+
+            >>> gt.zeros(2, 3).index_add(1, gt.tensor([0, 0]), gt.ones(2, 2)).tolist()
+            [[2.0, 0.0, 0.0], [2.0, 0.0, 0.0]]
+        """
+        if self.ndim == 0:
+            return self._as_1d("index_add", dim, index, _operand(source, "index_add"), alpha=alpha)
+        dim, index, source = self._index_args(dim, index, source, "index_add")
+        alpha = _fill_value(self, alpha)
+        return scatter_ops.IndexAdd.apply(self, index, source, dim=dim, alpha=alpha)
+
+    def index_copy(self, dim, index, source):
+        """A copy with the slices of ``source`` written at the positions ``index`` (1-D) along
+        ``dim``: ``out[:, index[i]] = source[:, i]`` for ``dim=1``; differentiable in this
+        tensor and ``source``."""
+        if self.ndim == 0:
+            return self._as_1d("index_copy", dim, index, _operand(source, "index_copy"))
+        dim, index, source = self._index_args(dim, index, source, "index_copy")
+        return scatter_ops.IndexCopy.apply(self, index, source, dim=dim)
+
+    def index_fill(self, dim, index, value):
+        """A copy with ``value`` (a number, or a 0-d tensor: differentiable in it too) at the
+        positions ``index`` (1-D; negative ones count from the end) along ``dim``.
+
+            >>> gt.zeros(2, 3).index_fill(1, gt.tensor([0, -1]), 7.0).tolist()
+            [[7.0, 0.0, 7.0], [7.0, 0.0, 7.0]]
+        """
+        dim = normalize_axis(dim, self.ndim, "index_fill")
+        index = index_tensor(index, "index_fill", vector=True).reshape(-1)
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise ValueError(f"index_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+        size = self.shape[dim] if self.ndim else 1
+        check_range(index, size, dim, "index_fill", negative=True)
+        hit = B.zeros((size,), dtypes.bool_)
+        B.setitem(hit, index._data, True)
+        shape = tuple(size if a == dim else 1 for a in range(self.ndim))
+        return self.masked_fill(Tensor._wrap(B.reshape(hit, shape)), value)
+
+    def masked_select(self, mask):
+        """The elements where the bool ``mask`` is True (both broadcast to one shape), as a 1-D
+        tensor in row-major order; differentiable.
+
+            >>> gt.tensor([[1.0, 2.0], [3.0, 4.0]]).masked_select(gt.tensor([True, False])).tolist()
+            [1.0, 3.0]
+        """
+        x, mask = self._masked(mask, "masked_select")
+        return x[mask]
+
+    def masked_scatter(self, mask, source):
+        """A copy with the elements of ``source``, in row-major order, written where the bool
+        ``mask`` is True (this tensor and ``mask`` broadcast to one shape; ``source`` needs at
+        least as many elements as ``mask`` has True values); differentiable in both tensors.
+
+            >>> gt.zeros(4).masked_scatter(gt.tensor([True, False, True, False]), gt.tensor([1.0, 2.0])).tolist()
+            [1.0, 0.0, 2.0, 0.0]
+        """
+        x, mask = self._masked(mask, "masked_scatter")
+        source = _operand(source, "masked_scatter")
+        if not isinstance(source, Tensor):
+            raise TypeError(f"masked_scatter: source must be a tensor, got {source!r}")
+        _same_dtype(self, source, "source", "masked_scatter")
+        count = int(mask.sum().item())
+        if source.numel() < count:
+            raise ValueError(f"masked_scatter: source has {source.numel()} elements, fewer than the {count} True "
+                             "values of the mask")
+        if count == 0:
+            return x.clone()
+        # the k-th True value of the mask takes source's k-th element
+        order = (mask.reshape(-1).to(dtypes.int64).cumsum(0) - 1).clamp(min=0).reshape(mask.shape)
+        return where(mask, source.reshape(-1)[order], x)
+
+    def _masked(self, mask, op):
+        mask = _operand(mask, op)
+        if not isinstance(mask, Tensor) or mask.dtype != dtypes.bool_:
+            raise TypeError(f"{op}: mask must be a bool tensor, got {_describe(mask)}")
+        shape = broadcast_shape(op, self.shape, mask.shape)
+        return self.expand(*shape), mask.expand(*shape)
+
+    # ---- in place, outside the tape ---------------------------------------------------------
+    def _written(self, op, out):
+        self._check_inplace(op)
+        if autograd.is_grad_enabled() and out.requires_grad:
+            raise RuntimeError(f"{op}: gt changes tensors in place only outside the tape; while gradients are "
+                               f"recorded write x = x.{op[:-1]}(...) instead")
+        return self.copy_(out)
+
+    def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+        return self._written("scatter_", self.scatter(dim, index, src, value, reduce=reduce))
+
+    def scatter_add_(self, dim, index, src):
+        return self._written("scatter_add_", self.scatter_add(dim, index, src))
+
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+        return self._written("scatter_reduce_", self.scatter_reduce(dim, index, src, reduce, include_self=include_self))
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._written("index_add_", self.index_add(dim, index, source, alpha=alpha))
+
+    def index_copy_(self, dim, index, source):
+        return self._written("index_copy_", self.index_copy(dim, index, source))
+
+    def index_fill_(self, dim, index, value):
+        return self._written("index_fill_", self.index_fill(dim, index, value))
+
+    def masked_scatter_(self, mask, source):
+        return self._written("masked_scatter_", self.masked_scatter(mask, source))
