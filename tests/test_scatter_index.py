@@ -222,16 +222,59 @@ def test_in_place_forms_change_the_tensor(name):
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
 
 
-def test_in_place_forms_refuse_the_tape():
+# in-place forms on the tape: ``y = x * 1.5`` changed in place; ``w``, read before the change, keeps
+# the old values, and the gradients reach x and the value through both (the same code runs on torch)
+def _changed(x, write):
+    y = x * 1.5
+    w = y.exp()
+    write(y)
+    return w, y * 2
+
+
+ON_TAPE = {
+    "scatter_": lambda x, i, s: _changed(x, lambda y: y.scatter_(0, i, s[:2])),
+    "scatter_ a number": lambda x, i, s: _changed(x, lambda y: y.scatter_(0, i, 2.5)),
+    "scatter_add_": lambda x, i, s: _changed(x, lambda y: y.scatter_add_(0, i, s[:2])),
+    "scatter_reduce_ mean": lambda x, i, s: _changed(x, lambda y: y.scatter_reduce_(0, i, s[:2], "mean")),
+    "scatter_reduce_ amax, include_self=False": lambda x, i, s: _changed(
+        x, lambda y: y.scatter_reduce_(0, i, s[:2], "amax", include_self=False)),
+    "index_add_": lambda x, i, s: _changed(x, lambda y: y.index_add_(0, i[0, :2], s[:2], alpha=-2.0)),
+    "index_copy_": lambda x, i, s: _changed(x, lambda y: y.index_copy_(0, i[0, 1:3], s[:2])),
+    "index_fill_": lambda x, i, s: _changed(x, lambda y: y.index_fill_(1, i[0, :2], -7.0)),
+    "index_fill_ with a 0-d tensor": lambda x, i, s: _changed(x, lambda y: y.index_fill_(1, i[0, :2], s[0, 0])),
+    "masked_scatter_": lambda x, i, s: _changed(x, lambda y: y.masked_scatter_(x > 0, s)),
+    "into a tensor that needs no gradient": lambda x, i, s: _changed(x.detach(), lambda y: y.index_add_(0, i[0, :2], s[:2])),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(ON_TAPE))
+def test_in_place_forms_on_the_tape_are_torchs(name, dtype):
+    compare_with_torch(ON_TAPE[name], None, X, DUPS[:, :4] if "add" in name or "reduce" in name else PERM, S[:3, :4],
+                       dtype=dtype)
+
+
+def test_in_place_forms_on_the_tape_against_finite_differences():
+    check_grad(ON_TAPE["scatter_add_"], X, DUPS[:, :4], S[:3, :4])
+
+
+def test_in_place_forms_refuse_a_leaf_that_requires_grad():
     x = gt.tensor(X, requires_grad=True)
-    with pytest.raises(RuntimeError, match="scatter_"):
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operat"
+                                           "ion.*scatter_"):
         x.scatter_(1, gt.tensor([[0]] * 3), 1.0)
-    src = gt.tensor(X, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"index_add_: gt changes tensors in place only outside the tape.*x.index_add"):
-        gt.zeros(3, 4, dtype=gt.float64).index_add_(0, gt.tensor([0, 1, 2]), src)
+    with pytest.raises(RuntimeError, match="leaf Variable.*index_add_"):
+        x.index_add_(0, gt.tensor([0, 1, 2]), gt.tensor(X))
     with gt.no_grad():
-        y = gt.zeros(3, 4, dtype=gt.float64).index_add_(0, gt.tensor([0, 1, 2]), src)
+        y = gt.zeros(3, 4, dtype=gt.float64).index_add_(0, gt.tensor([0, 1, 2]), x)
     np.testing.assert_array_equal(y.numpy(), X)
+    assert not y.requires_grad
+
+
+def test_in_place_forms_refuse_an_integer_tensor_on_the_tape():
+    with pytest.raises(RuntimeError, match="index_add_: a value that requires grad cannot be written into a tensor "
+                                           "of dtype"):
+        gt.zeros(3, dtype=gt.int64).index_add_(0, gt.tensor([0]), gt.ones(1, requires_grad=True))
 
 
 def test_function_forms_are_the_methods():

@@ -4,6 +4,7 @@
   mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``), the hooks the tensor layer registers,
   and the debugging tape;
 - ``backward``: the walk of the recorded graph that ``Tensor.backward()`` runs;
+- ``gradients``: ``grad`` (torch's ``torch.autograd.grad``), the same walk returning gradients;
 - ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them);
 - ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward);
 - ``grad_hooks``: torch's tensor hooks (``Tensor.register_hook``), run by the walk;
@@ -14,12 +15,14 @@ This layer sits below the tensor layer (gt/tensor) and never imports it.
 
 from gt.autograd.backward import backward, call_after_backward, topological_order
 from gt.autograd.buffers import zero_grads
+from gt.autograd.gradients import grad
 from gt.autograd.hooks import register_fused_update, register_post_accumulate_grad_hook
 from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
 
-__all__ = ["Function", "backward", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "is_grad_enabled",
+__all__ = ["Function", "backward", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",
+           "is_grad_enabled",
            "no_grad", "ops_run", "put_on_tape", "register_fused_update",
            "register_post_accumulate_grad_hook", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",
            "unbroadcast", "zero_grads"]

@@ -4,7 +4,7 @@ the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
 from gt.autograd import deferred, function, grad_hooks, hooks, rebind, versions
-from gt.autograd.buffers import PendingGrads, accumulate
+from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
 from gt.backend import B
 from gt.sharding import layout
@@ -20,25 +20,44 @@ _after_backward = []   # callbacks for the end of the next backward() (gt.distri
 def backward(root, grad=None, retain_graph=False):
     """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
     pending = PendingGrads(root, _seed(root, grad))
-    order = topological_order(root)
+    walk(topological_order(root), pending, retain_graph)
+    tape.clear()
+    callbacks = list(_after_backward)
+    _after_backward.clear()
+    for fn in callbacks:
+        fn()
+
+
+def walk(order, pending, retain_graph, capture=None):
+    """Run the backward of the ops of ``order`` (``topological_order``), outputs first, from the
+    gradients in ``pending``, freeing each op walked unless ``retain_graph``. Without ``capture``,
+    fill the leaves' ``.grad`` (``backward``). With ``capture`` (a set of tensor ids: the inputs of
+    ``gt.autograd.grad``), return ``{id: gradient}`` of those reached instead, touching no leaf's
+    ``.grad`` and running only the ops on a path to one of them, as torch does."""
     # leaves with post-accumulate hooks (an optimizer stepping in the backward: gt/autograd/hooks.py)
-    with_hooks = hooks.active()
+    with_hooks = capture is None and hooks.active()
     fused = hooks.fused_plan(order) if with_hooks else None
     tensor_hooks = grad_hooks.table()   # Tensor.register_hook's (gt/autograd/grad_hooks.py)
+    runs = None if capture is None else _on_paths(order, capture)
+    got = {}
     for node in reversed(order):
         g = pending.pop(node)
         if g is None:
             continue
-        if tensor_hooks and id(node) in tensor_hooks:
+        hooked = tensor_hooks and id(node) in tensor_hooks
+        if hooked:
             g = grad_hooks.run(node, g)
-            if node._ctx is None:
-                accumulate(node, g)   # a copy: a hook may keep the gradient it saw
-                if with_hooks:
-                    hooks.after_accumulate(node)
-                continue
         ctx = node._ctx
-        if ctx is None:
-            pending.to_leaf(node, g)
+        if runs is not None:
+            if id(node) in capture:
+                got[id(node)] = detached(node, g)   # ours: g may flow on, or a hook keep it
+            if id(node) not in runs:
+                continue
+        elif ctx is None:
+            if hooked:
+                accumulate(node, g)   # a copy: a hook may keep the gradient it saw
+            else:
+                pending.to_leaf(node, g)
             if with_hooks:
                 hooks.after_accumulate(node)
             continue
@@ -52,11 +71,19 @@ def backward(root, grad=None, retain_graph=False):
             pending.add(parent, parent_grad)
         if not retain_graph:
             ctx.saved, ctx.inputs, ctx.released = None, (), True
-    tape.clear()
-    callbacks = list(_after_backward)
-    _after_backward.clear()
-    for fn in callbacks:
-        fn()
+    return got
+
+
+def _on_paths(order, capture):
+    """The ids of the nodes of ``order`` whose op leads to a tensor of ``capture``: the only ops
+    ``gt.autograd.grad`` runs (and frees). A freed op is counted in, so that the walk raises."""
+    useful, runs = set(capture), set()
+    for node in order:     # inputs before outputs
+        ctx = node._ctx
+        if ctx is not None and (ctx.released or any(id(p) in useful for p in ctx.inputs)):
+            runs.add(id(node))
+            useful.add(id(node))
+    return runs
 
 
 def call_after_backward(fn):
@@ -122,11 +149,12 @@ def _input_grads(ctx, g):
     return out
 
 
-def topological_order(root):
-    """Nodes reachable from ``root`` through recorded ops, inputs before outputs (iterative DFS)."""
+def topological_order(root, others=()):
+    """Nodes reachable from ``root`` (and ``others``) through recorded ops, inputs before outputs
+    (iterative DFS)."""
     Tensor = function.Tensor
     order, seen = [], set()
-    stack = [(root, False)]
+    stack = [(r, False) for r in reversed((root, *others))]
     changed = rebind.active()   # tensors changed in place: each op reads the versions of its time
     while stack:
         node, expanded = stack.pop()

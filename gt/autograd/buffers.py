@@ -79,6 +79,20 @@ def accumulate(node, g, shared=True):
         node.grad._data += g  # the leaf owns its .grad array, so in place is safe
 
 
+def detached(node, g):
+    """``g`` as a gradient of ``node`` that nobody else holds, as ``accumulate`` would make
+    ``node.grad`` of it (``gt.autograd.grad``'s results): a new engine array in the node's
+    shape, or, for a tensor spread over the mesh, a ``Placed`` in its placement."""
+    g = materialized(g)
+    if isinstance(g, Placed):
+        g = Placed(g.shards, g.placement, g.shape, owned=False)   # the walk may still read its shares
+    if node._placed is None:
+        return B.copy(layout.materialize(g))
+    value = layout.convert(g, node.placement, node._placed.sizes)
+    shards = [B.copy(s) for s in (value.shards if isinstance(value, Placed) else [value])]
+    return Placed(shards, node.placement, node.shape)
+
+
 def _accumulate_placed(node, g, shared):
     """``accumulate`` where the leaf or its gradient is spread over the mesh: the gradient takes
     the leaf's placement. A replicated parameter's partial gradient is all-reduced here, once

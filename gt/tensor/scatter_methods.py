@@ -7,8 +7,9 @@ index is checked: one out of range is an IndexError naming it and the size, as t
 (``index_fill`` alone takes negative indices, counting from the end, as torch's does). With
 repeated positions, ``scatter`` and ``index_copy`` keep one of the values (which one is not
 specified, as in torch); ``scatter_add``, ``scatter_reduce`` and ``index_add`` reduce them all.
-The in-place forms work outside the tape only (under ``gt.no_grad()``, or on tensors that
-need no gradient): where one would be recorded they raise and name the out-of-place form.
+The in-place forms are recorded on the tape as torch records them (gt/tensor/inplace_grad.py):
+``y = x * 2; y.index_add_(0, i, z)`` sends gradients to ``x`` and ``z``; on a leaf that requires
+grad they raise torch's error while gradients are recorded.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
@@ -17,7 +18,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import scatter as scatter_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
-from gt.tensor import checks
+from gt.tensor import checks, inplace_grad
 from gt.tensor._args import _scalar
 from gt.tensor.arithmetic import _operand, where
 
@@ -257,31 +258,42 @@ class ScatterMethods:
         shape = broadcast_shape(op, self.shape, mask.shape)
         return self.expand(*shape), mask.expand(*shape)
 
-    # ---- in place, outside the tape ---------------------------------------------------------
-    def _written(self, op, out):
-        self._check_inplace(op)
-        if autograd.is_grad_enabled() and out.requires_grad:
-            raise RuntimeError(f"{op}: gt changes tensors in place only outside the tape; while gradients are "
-                               f"recorded write x = x.{op[:-1]}(...) instead")
-        return self.copy_(out)
+    # ---- in place: on the tape as torch records them (gt/tensor/inplace_grad.py) -----------
+    def _written(self, op, compute, values, reads_self=False):
+        """``self <- compute(self, *values)`` in place: recorded on the tape where ``self`` or a
+        tensor of ``values`` requires grad (``reads_self``: ``compute``'s backward reads the old
+        values of ``self``, so it gets a copy), a plain write otherwise."""
+        if autograd.is_grad_enabled():
+            if self.requires_grad and self.is_leaf:
+                self._check_inplace(op)       # torch's refusal, naming the method
+            if inplace_grad.records(self, values):
+                return inplace_grad.rebase(self, op, compute, *values, reads_self=reads_self)
+        return self.copy_(compute(self, *values))
 
     def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
-        return self._written("scatter_", self.scatter(dim, index, src, value, reduce=reduce))
+        values = [v for v in (src, value) if isinstance(v, Tensor)]
+        if len(values) == 1 and src is None:
+            return self._written("scatter_", lambda x, v: x.scatter(dim, index, value=v, reduce=reduce), values)
+        if values:
+            return self._written("scatter_", lambda x, s: x.scatter(dim, index, s, value, reduce=reduce), values)
+        return self._written("scatter_", lambda x: x.scatter(dim, index, src, value, reduce=reduce), ())
 
     def scatter_add_(self, dim, index, src):
-        return self._written("scatter_add_", self.scatter_add(dim, index, src))
+        return self._written("scatter_add_", lambda x, s: x.scatter_add(dim, index, s), (src,), reads_self=True)
 
     def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
-        return self._written("scatter_reduce_", self.scatter_reduce(dim, index, src, reduce, include_self=include_self))
+        return self._written("scatter_reduce_", lambda x, s: x.scatter_reduce(dim, index, s, reduce,
+                                                                             include_self=include_self),
+                             (src,), reads_self=True)
 
     def index_add_(self, dim, index, source, *, alpha=1):
-        return self._written("index_add_", self.index_add(dim, index, source, alpha=alpha))
+        return self._written("index_add_", lambda x, s: x.index_add(dim, index, s, alpha=alpha), (source,))
 
     def index_copy_(self, dim, index, source):
-        return self._written("index_copy_", self.index_copy(dim, index, source))
+        return self._written("index_copy_", lambda x, s: x.index_copy(dim, index, s), (source,))
 
     def index_fill_(self, dim, index, value):
-        return self._written("index_fill_", self.index_fill(dim, index, value))
+        return self._written("index_fill_", lambda x, v: x.index_fill(dim, index, v), (value,))
 
     def masked_scatter_(self, mask, source):
-        return self._written("masked_scatter_", self.masked_scatter(mask, source))
+        return self._written("masked_scatter_", lambda x, s: x.masked_scatter(mask, s), (source,))

@@ -1,0 +1,100 @@
+"""``gt.autograd.grad``: the gradients of outputs with respect to chosen tensors, returned rather
+than accumulated into ``.grad`` (torch's ``torch.autograd.grad``).
+
+It runs the same walk as ``backward()`` (gt/autograd/backward.py), told which tensors to capture:
+only the ops on a path from the outputs to those tensors run (and are freed), no leaf's ``.grad``
+changes, no post-accumulate-grad hook or fused optimizer update runs, and a weight gradient kept
+as factors (gt/autograd/deferred.py) is made into its product. Tensor hooks (``register_hook``)
+run as in a backward, and ``retain_grad()`` tensors on those paths get their ``.grad`` as in torch.
+"""
+
+from gt.autograd import function
+from gt.autograd.backward import _seed, topological_order, walk
+from gt.autograd.buffers import PendingGrads
+from gt.backend import B
+
+_USED = "appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior."
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``: a tuple, one tensor per input, of
+    that input's shape and dtype (on a mesh, its placement), summed over the outputs.
+
+    ``outputs``, ``inputs``: a tensor or a sequence of them; inputs may be leaves or computed
+    tensors. ``grad_outputs``: the gradient to start from for each output (a tensor of its shape,
+    or None, which means ones and is allowed for a one-element output only). An input no output
+    depends on raises, unless ``allow_unused`` (then its gradient is None, or zeros with
+    ``materialize_grads``). ``retain_graph`` (default: ``create_graph``) keeps the ops walked for
+    another backward. Unlike torch, ``create_graph=True`` is refused: gt's backward functions
+    compute on engine arrays, so a gradient cannot itself be differentiated.
+
+        >>> x = gt.tensor([1.0, 2.0], requires_grad=True)
+        >>> gt.autograd.grad((x * x).sum(), x)[0].tolist()
+        [2.0, 4.0]
+    """
+    Tensor = function.Tensor
+    if create_graph:
+        raise NotImplementedError(
+            "grad(create_graph=True): gt records no graph of a backward (its ops' backward functions compute on "
+            "engine arrays, not on recorded tensors), so higher-order gradients are not available")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
+                         "allow_unused=False.")
+    outputs, inputs = _tensors(outputs, "outputs"), _tensors(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    seeds = _seeds(outputs, grad_outputs)
+    pending = PendingGrads(outputs[0], seeds[0])
+    for out, seed in zip(outputs[1:], seeds[1:]):
+        pending.add(out, seed)      # an output given twice gets both gradients, as in torch
+    order = topological_order(outputs[0], outputs[1:])
+    got = walk(order, pending, create_graph if retain_graph is None else retain_graph, {id(t) for t in inputs})
+    function.tape.clear()
+    result = []
+    for i, t in enumerate(inputs):
+        g = got.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"The differentiated Tensor at index {i} {_USED}" if len(inputs) > 1 else
+                               f"One of the differentiated Tensors {_USED}")
+        if g is None:
+            result.append(Tensor._wrap(B.zeros(t.shape, t.dtype)) if materialize_grads else None)
+        else:
+            result.append(Tensor._from_value(g))
+    return tuple(result)
+
+
+def _tensors(value, name):
+    """``value`` (a tensor or a sequence of them) as a list of tensors; TypeError otherwise."""
+    Tensor = function.Tensor
+    items = [value] if isinstance(value, Tensor) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(t, Tensor) for t in items):
+        raise TypeError(f"grad(): {name} must be a tensor or a sequence of tensors, got {value!r}")
+    return list(items)
+
+
+def _seeds(outputs, grad_outputs):
+    """The gradient each output starts from, checked as torch checks ``grad_outputs``."""
+    Tensor = function.Tensor
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    seeds = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        if g is None and out.numel() != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs (output {i} has shape "
+                               f"{out.shape}: pass grad_outputs with that shape)")
+        if g is not None and tuple(getattr(g, "shape", ())) != out.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and "
+                               f"output[{i}] has a shape of {out.shape}.")
+        seeds.append(_seed(out, g))
+    return seeds
