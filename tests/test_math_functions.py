@@ -276,3 +276,15 @@ def test_sharded_inputs_stay_sharded(n):
             out.sum().backward()
             np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-6, err_msg=name)
             np.testing.assert_allclose(leaf.grad.numpy(), want_grad, rtol=1e-6, err_msg=name)
+
+
+def test_log_and_sqrt_at_the_edges_of_their_domain_are_silent_as_torchs():
+    # log(0) = -inf, log(-1) = nan, sqrt(-1) = nan and their gradients: values, never a numpy warning
+    x = gt.tensor([0.0, -1.0, 4.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = x.log() + x.sqrt()
+        y.sum().backward()
+    values, grads = y.numpy(), x.grad.numpy()
+    assert values[0] == -np.inf and np.isnan(values[1]) and values[2] == pytest.approx(np.log(4.0) + 2.0)
+    assert np.isinf(grads[0]) and np.isnan(grads[1]) and grads[2] == pytest.approx(0.25 + 0.25)

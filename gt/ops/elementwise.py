@@ -111,22 +111,27 @@ class Exp(Function):
 
 
 class Log(Function):
+    # log(0) = -inf and log(-1) = nan by definition, silently as torch (numpy would warn)
     def forward(self, a):
         self.save(a)
-        return B.log(a)
+        with B.quiet_float_errors():
+            return B.log(a)
 
     def backward(self, g):
-        return (g / self.saved[0],)
+        with B.quiet_float_errors():
+            return (g / self.saved[0],)
 
 
 class Sqrt(Function):
     def forward(self, a):
-        out = B.sqrt(a)
+        with B.quiet_float_errors():
+            out = B.sqrt(a)
         self.save(out)
         return out
 
     def backward(self, g):
-        return (g / (2 * self.saved[0]),)
+        with B.quiet_float_errors():
+            return (g / (2 * self.saved[0]),)
 
 
 class Maximum(Function):
