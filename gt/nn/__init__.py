@@ -12,6 +12,7 @@ from gt.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Si
 from gt.nn.attention import MultiHeadAttention
 from gt.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from gt.nn.conv import Conv1d, Conv2d, Conv3d
+from gt.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from gt.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from gt.nn.dropout import Dropout
 from gt.nn.embedding import Embedding

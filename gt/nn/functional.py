@@ -14,6 +14,7 @@ from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_wit
                                   cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
                                   batch_norm, conv1d, conv2d, conv3d, max_pool1d, max_pool2d)
+from gt.nn.conv_transpose_functions import conv_transpose1d, conv_transpose2d, conv_transpose3d  # noqa: F401
 from gt.nn.padding import pad  # noqa: F401  (F.pad, torch's padding modes)
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops

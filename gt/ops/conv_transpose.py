@@ -1,0 +1,92 @@
+"""Transposed convolution over the trailing spatial axes of (N, C_in, *size) arrays (1, 2 or 3
+of them): the adjoint of a convolution's input gradient, built from the same primitives as
+gt/ops/conv.py. Its forward is a convolution's input gradient (columns from one batched product,
+put back where a convolution's windows read them: ``B.fold_windows``), its input gradient is a
+convolution (``B.windows`` of the zero-padded output gradient, one batched product) and its
+weight gradient is a convolution's weight gradient with the input and output swapped. An engine
+with its own convolution kernel (``B.conv_fused``: torch's) runs those three as that kernel's
+backward, forward and backward (float32 and float64, every ``output_padding`` below its stride).
+Arguments arrive checked and normalised by gt/nn/conv_transpose_functions.py: ``stride``,
+``padding``, ``output_padding`` and ``dilation`` one int per spatial axis."""
+
+from gt import dtypes
+from gt.autograd import Function
+from gt.backend import B
+from gt.backend.engine_defaults import FastPaths
+from gt.ops._shapes import numel
+from gt.ops.conv import _swap, _unpad, _window_axes_last, pad_constant
+
+
+class ConvTranspose(Function):
+    """Transposed convolution of x (N, C_in, *size) with weight (C_in, C_out / groups, *kernel),
+    plus bias (C_out,) -> (N, C_out, *out), ``out = (size - 1) * stride - 2 * padding +
+    dilation * (kernel - 1) + output_padding + 1``. Saves x and the weight."""
+
+    def forward(self, x, weight, bias=None, stride=(1,), padding=(0,), output_padding=(0,), dilation=(1,),
+                groups=1):
+        nd, n, c = len(stride), x.shape[0], x.shape[1]
+        size, kernel = tuple(x.shape[2:]), tuple(weight.shape[2:])
+        out = tuple((s - 1) * st - 2 * p + d * (k - 1) + op + 1
+                    for s, st, p, d, k, op in zip(size, stride, padding, dilation, kernel, output_padding))
+        pads = tuple((p, p) for p in padding)
+        padded = tuple(o + 2 * p for o, p in zip(out, padding))
+        self.geometry = (size, out, stride, pads, dilation, groups)
+        o = weight.shape[1] * groups
+        self.fused = _fused(x, stride, output_padding)
+        if self.fused:
+            # the engine's convolution kernel run backward: only the shape of its input is read
+            zeros = B.broadcast_to(B.zeros((), B.dtype_of(x)), (n, o) + out)
+            y, _, _ = B.conv_fused_backward(x, zeros, weight, stride, padding, dilation, groups, (True, False, False))
+            if bias is not None:
+                y = y + B.reshape(bias, (o,) + (1,) * nd)
+            self.save(x, weight, bias is not None)
+            return y
+        k = weight.shape[1] * numel(kernel)                                        # C_out / groups * K
+        w2 = B.reshape(weight, (groups, c // groups, k))
+        x2 = B.reshape(x, (n, groups, c // groups, numel(size)))
+        cols = B.matmul(_swap(w2), x2)                                             # (N, groups, C_out/g * K, L)
+        cols = B.transpose(B.reshape(cols, (n, o) + kernel + size), _window_axes_last(nd))   # (N, C_out, *size, *K)
+        y = _unpad(B.fold_windows(cols, padded, stride, dilation), out, pads)
+        if bias is not None:
+            y = y + B.reshape(bias, (o,) + (1,) * nd)
+        self.save(x, weight, bias is not None)
+        return y
+
+    def backward(self, g):
+        size, out, stride, pads, dilation, groups = self.geometry
+        x, weight, has_bias = self.saved
+        nd, n, c, o = len(stride), g.shape[0], x.shape[1], g.shape[1]
+        kernel = tuple(weight.shape[2:])
+        if self.fused:
+            padding = tuple(lo for lo, _ in pads)
+            needs = self.needs_input_grad
+            gx = B.conv_fused(g, weight, None, stride, padding, dilation, groups) if needs[0] else None
+            gw = (B.conv_fused_backward(x, g, weight, stride, padding, dilation, groups, (False, True, False))[1]
+                  if needs[1] else None)
+            gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim))) if has_bias and needs[2] else None
+            return gx, gw, gb
+        k = weight.shape[1] * numel(kernel)
+        win = B.windows(pad_constant(g, pads, 0), kernel, stride, dilation)         # (N, C_out, *out', *K)
+        # out' exceeds size where output_padding >= stride (allowed below dilation): those windows
+        # read only the output padding, which no input value reached
+        win = B.getitem(win, (slice(None), slice(None)) + tuple(slice(0, s) for s in size))
+        cols = B.reshape(B.transpose(win, _window_axes_last(nd)), (n, groups, k, numel(size)))
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = B.matmul(B.reshape(weight, (groups, c // groups, k)), cols)       # (N, groups, C_in/g, L)
+            gx = B.reshape(gx, (n, c) + size)
+        if self.needs_input_grad[1]:
+            x2 = B.reshape(x, (n, groups, c // groups, numel(size)))
+            gw = B.reshape(B.sum(B.matmul(x2, _swap(cols)), axis=0), tuple(weight.shape))
+        if has_bias and self.needs_input_grad[2]:
+            gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim)))
+        return gx, gw, gb
+
+
+def _fused(x, stride, output_padding):
+    """Whether the engine's own convolution kernel runs it: an engine that has one (torch's), float32
+    or float64 values, and every ``output_padding`` below its stride (so that a convolution of the
+    output has the input's size, which the kernel's backward needs)."""
+    if B.dtype_of(x) not in (dtypes.float32, dtypes.float64) or any(op >= s for op, s in zip(output_padding, stride)):
+        return False
+    return getattr(B.conv_fused_backward, "__func__", None) is not FastPaths.conv_fused_backward
