@@ -15,6 +15,59 @@ from gt.tensor import empty
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+def check_channels(name, in_channels, out_channels, groups):
+    """Positive channel counts and groups, both counts divisible by groups (every conv layer's check)."""
+    for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"{name}: {what} must be a positive int, got {n!r}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
+                         f"divisible by groups ({groups})")
+
+
+def add_parameters(module, weight_shape, out_channels, bias, dtype):
+    """``module.weight`` of ``weight_shape`` and ``module.bias`` (out_channels,) or None, initialised."""
+    dtype = dtypes.default_float if dtype is None else dtype
+    module.weight = Parameter(empty(*weight_shape, dtype=dtype))
+    if bias:
+        module.bias = Parameter(empty(out_channels, dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+    module.reset_parameters()
+
+
+def init_parameters(module):
+    """torch's (_ConvNd's, for convolutions and transposed ones alike): kaiming_uniform_(a=sqrt(5)),
+    i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the bias from the same range; fan_in read off the
+    weight as for any tensor (in_channels / groups * prod(kernel) for a convolution, out_channels /
+    groups * prod(kernel) for a transposed one)."""
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(module.weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(module.bias, -bound, bound)
+
+
+def conv_repr(m):
+    """torch's ``extra_repr`` of a convolution or a transposed one: what differs from the defaults."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    if m.padding != (0,) * m._nd:
+        s += f", padding={m.padding}"
+    if m.dilation != (1,) * m._nd:
+        s += f", dilation={m.dilation}"
+    if getattr(m, "output_padding", (0,) * m._nd) != (0,) * m._nd:
+        s += f", output_padding={m.output_padding}"
+    if m.groups != 1:
+        s += f", groups={m.groups}"
+    if m.bias is None:
+        s += ", bias=False"
+    if m.padding_mode != "zeros":
+        s += f", padding_mode={m.padding_mode}"
+    return s
+
+
 class _ConvNd(Module):
     """The parts every convolution layer shares; subclasses set ``_nd`` and ``_function``."""
 
@@ -24,14 +77,7 @@ class _ConvNd(Module):
                  bias=True, padding_mode="zeros", dtype=None):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-                raise ValueError(f"{name}: {what} must be a positive int, got {n!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
+        check_channels(name, in_channels, out_channels, groups)
         self.kernel_size = CF._ints(kernel_size, nd, name, "kernel_size", 1)
         self.stride = CF._ints(stride, nd, name, "stride", 1)
         self.dilation = CF._ints(dilation, nd, name, "dilation", 1)
@@ -45,22 +91,10 @@ class _ConvNd(Module):
                              f"padding_mode={padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding_mode = padding_mode
-        dtype = dtypes.default_float if dtype is None else dtype
-        self.weight = Parameter(empty(out_channels, in_channels // groups, *self.kernel_size, dtype=dtype))
-        if bias:
-            self.bias = Parameter(empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_parameters(self, (out_channels, in_channels // groups, *self.kernel_size), out_channels, bias, dtype)
 
     def reset_parameters(self):
-        # torch's: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the
-        # bias from the same range; fan_in = in_channels / groups * prod(kernel_size)
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init_parameters(self)
 
     def forward(self, x):
         if self.padding_mode == "zeros":
@@ -79,18 +113,7 @@ class _ConvNd(Module):
         return tuple(v for pair in reversed(pairs) for v in pair)
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * self._nd:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * self._nd:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        return conv_repr(self)
 
 
 class Conv1d(_ConvNd):

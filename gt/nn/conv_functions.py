@@ -58,13 +58,15 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
-def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
+def _operands(fn, nd, input, weight, bias, groups, weight_layout):
+    """``(x, weight, bias)`` as tensors, checked: a (C, *spatial) or (N, C, *spatial) input, an
+    ``nd + 2``-D weight laid out as ``weight_layout`` says, one dtype, not bool, groups >= 1.
+    Shared by the convolutions and the transposed ones (gt/nn/conv_transpose_functions.py)."""
     x, weight = _tensor(input, fn), _tensor(weight, fn, "weight")
     bias = None if bias is None else _tensor(bias, fn, "bias")
     _spatial_input(fn, x, nd)
     if weight.ndim != nd + 2:
-        raise ValueError(f"{fn}: weight must be {nd + 2}-D (out_channels, in_channels / groups, *kernel), "
-                         f"got shape {weight.shape}")
+        raise ValueError(f"{fn}: weight must be {nd + 2}-D {weight_layout}, got shape {weight.shape}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != x.dtype:
             raise TypeError(f"{fn}: input ({x.dtype!r}) and {name} ({t.dtype!r}) must have the same dtype")
@@ -72,6 +74,11 @@ def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
         raise TypeError(f"{fn}: bool input is not supported")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    return x, weight, bias
+
+
+def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
+    x, weight, bias = _operands(fn, nd, input, weight, bias, groups, "(out_channels, in_channels / groups, *kernel)")
     stride, dilation = _ints(stride, nd, fn, "stride", 1), _ints(dilation, nd, fn, "dilation", 1)
     kernel = weight.shape[2:]
     pads = _conv_padding(fn, padding, nd, kernel, stride, dilation)

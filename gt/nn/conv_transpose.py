@@ -3,15 +3,11 @@ convolutions with PyTorch's parameters (``weight`` (in_channels, out_channels / 
 *kernel_size), ``bias`` (out_channels,)), initialisation and attributes, so state dicts move
 between gt and torch as they are."""
 
-import math
-
-from gt import dtypes
 from gt.nn import conv_transpose_functions as CTF
-from gt.nn import init
+from gt.nn.conv import add_parameters, check_channels, conv_repr, init_parameters
 from gt.nn.conv_functions import _ints
+from gt.nn.inputs import as_tensor
 from gt.nn.module import Module
-from gt.nn.parameter import Parameter
-from gt.tensor import empty
 
 
 class _ConvTransposeNd(Module):
@@ -23,14 +19,7 @@ class _ConvTransposeNd(Module):
                  bias=True, dilation=1, padding_mode="zeros", dtype=None):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-                raise ValueError(f"{name}: {what} must be a positive int, got {n!r}")
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
-            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
+        check_channels(name, in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(f'{name}: only "zeros" padding mode is supported, got padding_mode={padding_mode!r}')
         if isinstance(padding, str):
@@ -46,30 +35,17 @@ class _ConvTransposeNd(Module):
                              f"output_padding={self.output_padding}, stride={self.stride}, dilation={self.dilation}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.padding_mode = padding_mode
-        dtype = dtypes.default_float if dtype is None else dtype
-        self.weight = Parameter(empty(in_channels, out_channels // groups, *self.kernel_size, dtype=dtype))
-        if bias:
-            self.bias = Parameter(empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_parameters(self, (in_channels, out_channels // groups, *self.kernel_size), out_channels, bias, dtype)
 
     def reset_parameters(self):
-        # torch's (_ConvNd's, shared with ConvTranspose): kaiming_uniform_(a=sqrt(5)) and the bias
-        # from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); fan_in read off the weight as for any tensor,
-        # so here it is out_channels / groups * prod(kernel_size)
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init_parameters(self)
 
     def forward(self, input, output_size=None):
         """``output_size`` (the output's spatial size, optionally with its leading N and C) picks
         the ``output_padding`` that gives it, as torch; None uses ``self.output_padding``."""
         output_padding = self.output_padding
         if output_size is not None:
-            output_padding = self._output_padding(CTF._tensor(input, type(self).__name__), output_size)
+            output_padding = self._output_padding(as_tensor(input, type(self).__name__), output_size)
         return self._function(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
                               self.dilation)
 
@@ -92,18 +68,7 @@ class _ConvTransposeNd(Module):
         return tuple(pads)
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * self._nd:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * self._nd:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * self._nd:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return conv_repr(self)
 
 
 class ConvTranspose1d(_ConvTransposeNd):

@@ -2,9 +2,7 @@
 arguments and checks. Inputs are (N, C_in, *size) or unbatched (C_in, *size), as torch. The op
 itself is gt/ops/conv_transpose.py."""
 
-from gt import dtypes
-from gt.nn.conv_functions import _ints, _spatial_input
-from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.conv_functions import _ints, _operands
 from gt.ops import conv_transpose as ops
 
 
@@ -40,19 +38,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
-    x, weight = _tensor(input, fn), _tensor(weight, fn, "weight")
-    bias = None if bias is None else _tensor(bias, fn, "bias")
-    _spatial_input(fn, x, nd)
-    if weight.ndim != nd + 2:
-        raise ValueError(f"{fn}: weight must be {nd + 2}-D (in_channels, out_channels / groups, *kernel), "
-                         f"got shape {weight.shape}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{fn}: input ({x.dtype!r}) and {name} ({t.dtype!r}) must have the same dtype")
-    if x.dtype == dtypes.bool_:
-        raise TypeError(f"{fn}: bool input is not supported")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    x, weight, bias = _operands(fn, nd, input, weight, bias, groups, "(in_channels, out_channels / groups, *kernel)")
     if isinstance(padding, str):
         raise ValueError(f"{fn}: padding must be an int or a tuple of {nd} ints, got {padding!r} (string padding "
                          f"is not supported for transposed convolutions, as torch)")
