@@ -13,6 +13,7 @@ import gt
 from gt.backend import B
 from gt.backend.engine import Engine
 from gt.backend.engine_defaults import FastPaths
+from gt.backend.numpy_block_cache import BlockCache
 from gt.backend.numpy_engine import NumpyEngine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,7 +21,7 @@ REQUIRED = sorted(Engine.__abstractmethods__)
 OPTIONAL = ("supports_bfloat16", "matmul_lowp", "join_views", "recycle", "empty_reused", "clear_pool",
             "matmul_reused", "linear", "add_scaled_", "add_scaled_foreach_", "addmm_", "adam_step_", "adam_steps_", "layer_norm_fused",
             "layer_norm_fused_backward", "attention_fused", "attention_fused_backward", "encoder_layer_fused", "exp_",
-            "masked_fill_",
+            "masked_fill_", "add", "subtract", "multiply",
             "get_num_threads", "set_num_threads")
 
 
@@ -113,6 +114,7 @@ class _Plain(NumpyEngine):
     def __init__(self):
         self.rng = np.random.default_rng()     # no pool: nothing here is recycled
         self._blas, self._threads = False, None
+        self.blocks = BlockCache(min_bytes=1 << 62)   # nor cached: every array is plain np.empty
 
 
 def test_the_default_fast_paths_give_the_engines_results():

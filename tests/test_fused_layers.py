@@ -276,7 +276,10 @@ def test_linear_relu_hands_its_gradient_buffer_to_the_next_layer():
             out.backward(gt.tensor(g_np))
             into += [x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
             if fused:    # (the plain ReLU's backward below takes the parked buffer out again)
-                assert any(tuple(k[0]) == shape and v for k, v in B._pool.items()), "parked"
+                if B.name == "numpy":    # every large array's memory returns to the block cache
+                    assert B.blocks.holds(int(np.prod(shape)) * 4), "parked"
+                else:
+                    assert any(tuple(k[0]) == shape and v for k, v in B._pool.items()), "parked"
         for a, r, what in zip(got, ref, ("d/dx", "d/dweight", "d/dbias")):
             np.testing.assert_array_equal(a, r, err_msg=f"{what}, call {seed}")
     B.clear_pool()

@@ -37,6 +37,20 @@ class FastPaths:
     def clear_pool(self):
         """Free every buffer ``recycle`` holds."""
 
+    def add(self, a, b):
+        """``a + b`` (broadcasting; either may be a Python number). An engine may put the result
+        in memory it keeps (the numpy engine's block cache): the ops of the hot path (a residual
+        sum, the loss) call these three instead of the operators."""
+        return a + b
+
+    def subtract(self, a, b):
+        """``a - b``, as ``add``."""
+        return a - b
+
+    def multiply(self, a, b):
+        """``a * b``, as ``add``."""
+        return a * b
+
     def linear(self, x, weight, bias):
         """A Linear layer's forward, ``x @ weight.T + bias``: x (..., in), weight (out, in), bias
         (out,) or None -> (..., out), the leading axes flattened into one 2-D product. One engine

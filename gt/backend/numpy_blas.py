@@ -77,17 +77,19 @@ class NumpyBlas:
             self._threads.set_fixed(n)
 
     def matmul_reused(self, a, b):
-        """``a @ b`` for 2-D ``a`` and ``b``, written into a recycled buffer when one of the
-        result's shape is parked (large results only: the weight gradients of big layers)."""
-        shape = (a.shape[0], b.shape[1])
-        dtype = np.result_type(a, b)
-        if shape[0] * shape[1] * dtype.itemsize < self.POOL_MIN_BYTES:
-            return self.matmul(a, b)
-        self._library()    # the thread policy looks at the machine's load before a BLAS product
-        return np.matmul(a, b, out=self.empty_reused(shape, dtype))
+        """``a @ b`` for 2-D ``a`` and ``b``: every product's result is in the block cache here."""
+        return self.matmul(a, b)
 
     def matmul(self, a, b):
         self._library()    # the thread policy looks at the machine's load before a BLAS product
+        # a product of arrays into the engine's block cache (numpy_engine.py); numpy's own call
+        # for vectors, and for shapes that do not match (numpy's error)
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim >= 2 and b.ndim >= 2:
+            try:
+                shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+            except ValueError:
+                return np.matmul(a, b)
+            return np.matmul(a, b, out=self.blocks.empty(shape, np.result_type(a, b)))
         return np.matmul(a, b)
 
     def linear(self, x, weight, bias):
@@ -106,11 +108,12 @@ class NumpyBlas:
         3-D copies it, a few us."""
         lib = self._library()
         x2 = x.reshape(-1, x.shape[-1])
+        dtype = np.result_type(x2, weight)   # the output in the engine's block cache (numpy_engine.py)
         if (x2.shape[0] < weight.shape[0] and weight.ndim == 2 and weight.flags.c_contiguous
                 and not weight.flags.f_contiguous and x.dtype == weight.dtype and self._swap_few_rows(lib)):
-            out = np.matmul(weight, x2.T).T
+            out = np.matmul(weight, x2.T, out=self.blocks.empty((weight.shape[0], x2.shape[0]), dtype)).T
         else:
-            out = np.matmul(x2, weight.T)
+            out = np.matmul(x2, weight.T, out=self.blocks.empty((x2.shape[0], weight.shape[0]), dtype))
         if bias is not None:
             out += bias
         shape = x.shape[:-1] + (weight.shape[0],)

@@ -2,8 +2,8 @@
 
 Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface
 (gt/backend/engine.py, where each is documented) is a method here, the optional
-fast paths included: pooled buffers for large gradients, a blocked fused update, and fused
-layer norm and attention kernels (numpy_kernels.py).
+fast paths included: a cache of large arrays' memory (numpy_block_cache.py), a blocked fused
+update, and fused layer norm and attention kernels (numpy_kernels.py).
 """
 
 import contextlib
@@ -14,6 +14,7 @@ import numpy as np
 from gt import dtypes
 from gt.backend.engine import Engine
 from gt.backend.numpy_blas import NumpyBlas, add_rows
+from gt.backend.numpy_block_cache import BlockCache
 from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
 from gt.backend.numpy_kernels import FLOATS, NumpyKernels
 from gt.backend.numpy_math import NumpyMath
@@ -38,8 +39,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
 
     def __init__(self):
         self.rng = np.random.default_rng()
-        self._pool = {}          # (shape, dtype) -> arrays nobody else holds, ready for reuse
-        self._pool_bytes = 0
+        self.blocks = BlockCache()   # large arrays' memory, kept for the next ones (numpy_block_cache.py)
         self._scratch = {}       # dtype -> the block buffer of add_scaled_
         self._blas = None        # numpy's BLAS library (gt/backend/blas.py), found on first use
         self._swap = None        # whether a Linear product may swap its sides (NumpyBlas.linear)
@@ -139,7 +139,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return arr if arr.dtype == native else arr.astype(native)
 
     def is_view(self, arr):
-        return arr.base is not None
+        # an array of the block cache is a view of its block's memoryview, and owns it all the same
+        base = arr.base
+        return base is not None and not (type(base) is memoryview and self.blocks.owns(arr))
 
     def join_views(self, arrays, axis):
         """One view over consecutive blocks that already lie next to each other in memory (the
@@ -190,7 +192,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return np.full(shape, value, self.native_dtype(dtype))
 
     def empty(self, shape, dtype):
-        return np.empty(shape, self.native_dtype(dtype))
+        return self.blocks.empty(tuple(shape), np.dtype(self.native_dtype(dtype)))
 
     def arange(self, start, stop, step, dtype):
         return np.arange(start, stop, step, dtype=self.native_dtype(dtype))
@@ -249,7 +251,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
 
     def relu(self, x):
         # out= keeps a 0-d input an array (a ufunc alone returns a numpy scalar for it)
-        return np.maximum(x, x.dtype.type(0), out=np.empty_like(x))
+        return np.maximum(x, x.dtype.type(0), out=self.blocks.empty(x.shape, x.dtype))
 
     def relu_(self, x):
         return np.maximum(x, x.dtype.type(0), out=x)
@@ -315,50 +317,58 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     def any(self, x):
         return bool(np.any(x))
 
-    # ---- reusable buffers for large arrays ----------------------------------------------
-    # Arrays above glibc's mmap threshold (32 MiB at most; the default model's embedding weight
-    # gradient is 41 MB) are mapped afresh on every allocation and fault their pages in on the
-    # first write, at about 1 ms per 10 MB, then unmapped when freed; smaller ones from the top
-    # of the heap often fault too, after malloc trims it. A buffer that nobody holds
-    # any more can be given back with ``recycle`` and is handed out again by ``empty_reused``
-    # for the same shape and dtype, so a training loop writes each step's weight gradient into
-    # pages that are already mapped. Contents of a reused buffer are undefined (like ``empty``).
-    POOL_MIN_BYTES = 1 << 20          # smaller arrays mostly come from malloc's free lists
-    POOL_MAX_BYTES = 1 << 30          # never keep more than this parked
-    POOL_PER_KEY = 64                 # arrays of one shape and dtype
+    # ---- reusable memory for large arrays ----------------------------------------------
+    # Arrays of 256 KiB and more that the engine makes itself (``empty``, ``empty_reused``, the
+    # products, the fused kernels' outputs) come from ``self.blocks`` (numpy_block_cache.py):
+    # their memory goes back there when they die, and the next array gets it with its pages
+    # mapped, instead of malloc giving it back to the kernel and the next step faulting it in.
+    # ``recycle`` adds what numpy itself allocated: an array nobody else holds joins the free
+    # blocks. Contents of reused memory are undefined (like ``empty``).
 
     def recycle(self, arr, _count=False):
-        """Park ``arr`` for reuse if the caller's one local variable is its only reference (no
-        other tensor, view or user holds it) and it is large; True if it was taken. The caller
-        must not use ``arr`` afterwards."""
+        """Give ``arr``'s memory to the block cache if the caller's one local variable is its only
+        reference (no other tensor, view or user holds it) and it is large; True if it was taken
+        (or, for an array of the cache, will come back when the caller drops it). The caller must
+        not use ``arr`` afterwards."""
         refs = sys.getrefcount(arr)
         if _count:
             return refs
-        if (refs != self._sole_refs or type(arr) is not np.ndarray or arr.base is not None
-                or arr.nbytes < self.POOL_MIN_BYTES or not arr.flags.c_contiguous or not arr.flags.writeable):
+        if (refs != self._sole_refs or type(arr) is not np.ndarray or arr.nbytes < self.blocks.min_bytes
+                or not arr.flags.c_contiguous or not arr.flags.writeable):
             return False
-        key = (arr.shape, arr.dtype)
-        parked = self._pool.setdefault(key, [])
-        if len(parked) >= self.POOL_PER_KEY or self._pool_bytes + arr.nbytes > self.POOL_MAX_BYTES:
-            return False
-        parked.append(arr)
-        self._pool_bytes += arr.nbytes
-        return True
+        if arr.base is None:
+            return self.blocks.adopt(arr)
+        return self.blocks.owns(arr)
 
     def empty_reused(self, shape, dtype):
-        """An uninitialised array of ``shape``: a recycled one when there is one, else a new one."""
-        native = np.dtype(self.native_dtype(dtype)) if not isinstance(dtype, np.dtype) else dtype
-        parked = self._pool.get((tuple(shape), native))
-        if parked:
-            arr = parked.pop()
-            self._pool_bytes -= arr.nbytes
-            return arr
-        return np.empty(shape, native)
+        """An uninitialised array of ``shape``, in memory the block cache kept when there is some."""
+        native = dtype if isinstance(dtype, np.dtype) else np.dtype(self.native_dtype(dtype))
+        return self.blocks.empty(tuple(shape), native)
 
     def clear_pool(self):
-        """Free every parked buffer."""
-        self._pool.clear()
-        self._pool_bytes = 0
+        """Free the block cache's free memory."""
+        self.blocks.clear()
+
+    def add(self, a, b):
+        return self._into_block(np.add, a, b)
+
+    def subtract(self, a, b):
+        return self._into_block(np.subtract, a, b)
+
+    def multiply(self, a, b):
+        return self._into_block(np.multiply, a, b)
+
+    def _into_block(self, ufunc, a, b):
+        # two arrays, one of them large: the result in the block cache (finding its shape and
+        # dtype costs a few us, paid back only there); anything else as the operator does it
+        if type(a) is np.ndarray and type(b) is np.ndarray and max(a.nbytes, b.nbytes) >= self.blocks.min_bytes:
+            try:
+                shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                return ufunc(a, b)       # numpy's own error
+            dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
+            return ufunc(a, b, out=self.blocks.empty(shape, dtype))
+        return ufunc(a, b)
 
     # ---- linear algebra and layout -------------------------------------------------
     def reshape(self, x, shape):

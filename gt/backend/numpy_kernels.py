@@ -72,8 +72,10 @@ class NumpyKernels:
         ones = self._ones_vector(d, x.dtype)
         mean = rows @ ones
         mean /= d
-        xhat = rows - mean[:, None]
-        out = xhat * xhat                              # the squares, then (reused) the output
+        # both from the engine's block cache (numpy_engine.py): freed at the step's end, they come
+        # back with their pages mapped instead of faulting in afresh at the next step
+        xhat = np.subtract(rows, mean[:, None], out=self.blocks.empty(rows.shape, rows.dtype))
+        out = np.multiply(xhat, xhat, out=self.blocks.empty(rows.shape, rows.dtype))   # squares, then the output
         var = out @ ones
         var /= d
         var += eps
@@ -104,7 +106,7 @@ class NumpyKernels:
             wd = w / d
             m1 = g @ wd                                # mean(g * w) along each row
             m2 = gxhat @ wd                            # mean(g * w * xhat)
-            gx = g * w
+            gx = np.multiply(g, w, out=self.blocks.empty(g.shape, g.dtype))
             gx -= m1[:, None]
             np.multiply(xhat, m2[:, None], out=gxhat)
             gx -= gxhat
@@ -120,7 +122,8 @@ class NumpyKernels:
                 or v.shape[-2] != k.shape[-2] or 0 in v.shape):
             return None
         n_q, n_k = q.shape[-2], k.shape[-2]
-        w = np.matmul(q, np.swapaxes(k, -1, -2))       # the scores, then the weights, in place
+        # the scores, then the weights, in place
+        w = np.matmul(q, np.swapaxes(k, -1, -2), out=self.blocks.empty(q.shape[:-1] + (n_k,), np.result_type(q, k)))
         w *= scale
         blocked = None
         if causal and n_k > 1:                         # key j after query i (torch's is_causal: tril)
@@ -132,7 +135,7 @@ class NumpyKernels:
         if q.ndim == 4:
             # (B, H, L, Ev) as a view of a (B, L, H, Ev) array: merging the heads back is free
             b, h = q.shape[:2]
-            out = np.empty((b, n_q, h, v.shape[-1]), w.dtype).transpose(0, 2, 1, 3)
+            out = self.blocks.empty((b, n_q, h, v.shape[-1]), w.dtype).transpose(0, 2, 1, 3)
             np.matmul(w, v, out=out)
         else:
             out = np.matmul(w, v)
@@ -144,7 +147,7 @@ class NumpyKernels:
         if packed:
             # the three gradients are written where the packed input has q, k and v: no stacking
             b, h, n, e = q.shape
-            whole = np.empty((b, n, 3, h, e), w.dtype)
+            whole = self.blocks.empty((b, n, 3, h, e), w.dtype)
             into = tuple(whole[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
         # two temporaries as large as the weights, parked after use
         gw = np.matmul(grad, np.swapaxes(v, -1, -2), out=self.empty_reused(w.shape, w.dtype))   # d/d(weights)

@@ -7,24 +7,24 @@ import sys
 
 import torch
 
-from gt.backend.numpy_engine import NumpyEngine
-
 
 class TorchBuffers:
     # ---- buffers and fused updates -------------------------------------------------------------
     # On GPUs torch's caching allocator hands freed blocks back out. On the CPU it does not: a
     # large gradient is unmapped when freed and page-faults in afresh each step (about 4 ms for
     # the default model's 41 MB embedding gradient), so CPU buffers go through the same pool as
-    # the numpy engine's (see NumpyEngine.recycle). Smaller ones too, from 16 KiB: weight
+    # the numpy engine's recycled arrays (NumpyEngine.recycle). Smaller ones too, from 16 KiB: weight
     # gradients are made late in the backward, at the top of glibc's heap, and freed together by
     # zero_grad(); freed, they leave a free block at the top large enough for glibc to give back
     # to the kernel, and the next backward faults it in again. Parked, the top stays in use: the
     # small decoder of benchmarks/small_decoder.py (D 128, weight gradients of 64-256 KiB) went
     # from 5,800-12,900 page faults a step to none, and its step from 1.07-1.10x PyTorch's to
-    # 0.99-1.01x, with glibc's default settings (2-core Xeon). The numpy engine's faults come
-    # from elsewhere (large activations mapped and unmapped): its limit stays at 1 MiB.
+    # 0.99-1.01x, with glibc's default settings (2-core Xeon). The numpy engine keeps the
+    # memory of all its large arrays (gt/backend/numpy_block_cache.py), activations included;
+    # torch allocates its tensors' memory itself, so here only what gt hands back is kept.
     POOL_MIN_BYTES = 1 << 14
-    POOL_MAX_BYTES, POOL_PER_KEY = NumpyEngine.POOL_MAX_BYTES, NumpyEngine.POOL_PER_KEY
+    POOL_MAX_BYTES = 1 << 30          # never keep more than this parked
+    POOL_PER_KEY = 64                 # tensors of one shape and dtype
     # A weight gradient of a few rows (the default model's embedding at batch 2 x 4: (256, 8) @
     # (8, 40000)) is written in blocks of about this many bytes of the output: see _blocks_pay.
     BLOCK_BYTES = 4 << 20

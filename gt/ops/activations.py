@@ -159,7 +159,7 @@ class SoftmaxCrossEntropy(Function):
         n = x.shape[0]
         rows = B.arange(0, n, 1, "int64")
         top = B.max(x, axis=-1, keepdims=True)
-        shifted = x - top
+        shifted = B.subtract(x, top)
         picked = B.getitem(shifted, (rows, target))                      # (N,)
         e = B.exp_(shifted)
         total = B.sum(e, axis=-1, keepdims=True)
@@ -169,6 +169,6 @@ class SoftmaxCrossEntropy(Function):
 
     def backward(self, g):
         probs, rows, target = self.saved
-        gx = probs * B.reshape(g, (-1, 1))
+        gx = B.multiply(probs, B.reshape(g, (-1, 1)))
         B.setitem(gx, (rows, target), B.getitem(gx, (rows, target)) - g)  # minus onehot(t) * g
         return gx, None

@@ -55,7 +55,7 @@ class ConvTranspose(Function):
     def backward(self, g):
         size, out, stride, pads, dilation, groups = self.geometry
         x, weight, has_bias = self.saved
-        nd, n, c, o = len(stride), g.shape[0], x.shape[1], g.shape[1]
+        nd, n, c = len(stride), g.shape[0], x.shape[1]
         kernel = tuple(weight.shape[2:])
         if self.fused:
             padding = tuple(lo for lo, _ in pads)
