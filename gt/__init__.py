@@ -38,6 +38,8 @@ from gt.tensor.functions import is_tensor, is_floating_point, numel, var_mean, s
 from gt.tensor.functions import (sin, cos, tan, asin, acos, atan, arcsin, arccos, arctan, sinh, cosh, asinh, acosh,
                                  atanh, arcsinh, arccosh, arctanh, sinc, deg2rad, rad2deg, log1p, expm1, exp2, erf,
                                  erfc, erfinv, logit, prod, cumprod)
+from gt.tensor.functions import (eq, ne, lt, le, gt, ge, not_equal, greater, greater_equal, less, less_equal,
+                                 logical_xor, absolute, fix, sgn)
 from gt.tensor.math_methods import xlogy, atan2, arctan2, hypot, logaddexp
 from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
                                  masked_select, masked_scatter, nonzero, argwhere, unique, unique_consecutive, bincount)

@@ -11,7 +11,8 @@ indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace
 ``logsumexp``, ``norm``, ``repeat``, ``tril``, ``new_zeros``...), scatter_methods.py
 (``scatter``, ``scatter_reduce``, ``index_add``, ``masked_scatter``...) and index_methods.py
 (``nonzero``, ``unique``, ``bincount``; ``gt.einsum``, ``gt.searchsorted``); grad_methods.py
-(``register_hook``); in-place changes recorded on the tape live in inplace_grad.py.
+(``register_hook``); inplace_math.py (``exp_``, ``clamp_``, ``lt_``, ``normal_``..., and the
+comparisons as methods); in-place changes recorded on the tape live in inplace_grad.py.
 """
 
 import warnings
@@ -43,12 +44,14 @@ from gt.tensor.math_methods import MathMethods
 from gt.autograd import rebind
 from gt.tensor import inplace_grad
 from gt.tensor.grad_methods import GradMethods
+from gt.tensor import inplace_math
+from gt.tensor.inplace_math import InplaceMathMethods
 
 _next_id = 0
 
 
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
-             ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods):
+             ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -369,7 +372,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 # The modules of this package that need the class, and cannot import this module (it imports
 # them), get it here, once it exists.
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
-                sorting, math_methods, index_methods, scatter_methods):
+                sorting, math_methods, index_methods, scatter_methods, inplace_math):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

@@ -79,6 +79,9 @@ _METHODS += ("sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "a
 # scatter_methods.py and index_methods.py (gt.einsum, gt.searchsorted, gt.bucketize are index_methods' own)
 _METHODS += ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill", "masked_select",
              "masked_scatter", "nonzero", "argwhere", "unique", "unique_consecutive", "bincount")
+# inplace_math.py: the comparisons and aliases torch has as functions (torch.lt, torch.absolute...)
+_METHODS += ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_equal", "less", "less_equal",
+             "logical_xor", "absolute", "fix", "sgn")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
 

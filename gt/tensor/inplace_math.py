@@ -1,0 +1,202 @@
+"""torch's in-place forms of the math methods (``x.exp_()``, ``x.clamp_(0, 1)``, ``x.pow_(2)``,
+``x.lt_(y)``...), the comparison methods they need (``x.lt(y)``, ``x.eq(y)``...), the random fills
+(``normal_``, ``uniform_``, ``bernoulli_``, ``exponential_``) and ``detach_``.
+
+Each in-place form is its out-of-place method written back into the tensor's memory: under
+``no_grad``, or on a tensor outside the graph, a plain write; on a tensor of the graph, recorded
+as torch records it (``inplace_grad.rebase``: earlier uses keep the old values, views follow the
+change, the gradient flows through the op). As in torch, the result must fit the tensor's dtype:
+a float result is refused for an integer tensor (torch's message), and the comparisons and
+logical ops write 0 and 1 in the tensor's own dtype.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import autograd, dtypes
+from gt.backend import B
+from gt.tensor import inplace_grad
+from gt.tensor._args import _scalar
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+# each ``name_`` below is ``name`` written back in place
+ARITHMETIC = ("abs", "absolute", "neg", "negative", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
+              "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh",
+              "tanh", "asinh", "acosh", "atanh", "arcsinh", "arccosh", "arctanh", "sigmoid", "relu", "erf", "erfc",
+              "erfinv", "floor", "ceil", "trunc", "fix", "round", "frac", "sign", "sgn", "reciprocal", "square",
+              "sinc", "deg2rad", "rad2deg", "logit", "nan_to_num", "clamp", "clip", "clamp_min", "clamp_max", "pow",
+              "lerp", "atan2", "arctan2", "hypot", "xlogy", "remainder", "true_divide", "divide", "multiply",
+              "subtract", "floor_divide", "masked_fill", "tril", "triu", "cumsum", "cumprod")
+# these write 0/1 in the tensor's dtype, whatever it is (torch's ``lt_`` and the others)
+LOGICAL = ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_equal", "less", "less_equal",
+           "logical_not", "logical_and", "logical_or", "logical_xor")
+
+_TORCH_NAMES = {dtypes.float32: "Float", dtypes.float64: "Double", dtypes.float16: "Half",
+                dtypes.bfloat16: "BFloat16", dtypes.int64: "Long", dtypes.int32: "Int", dtypes.bool_: "Bool"}
+
+
+class InplaceMathMethods:
+    __slots__ = ()
+
+    # ---- the comparisons as methods (torch's names; the operators are arithmetic.py's) ----
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    not_equal, greater, greater_equal, less, less_equal = ne, gt, ge, lt, le
+
+    def logical_xor(self, other):
+        return (self != 0) != (_scalar(other) != 0)
+
+    # ---- aliases torch has ----
+    def absolute(self):
+        return self.abs()
+
+    def fix(self):
+        return self.trunc()
+
+    def sgn(self):
+        """``sign`` (gt has no complex numbers, for which torch's ``sgn`` differs)."""
+        return self.sign()
+
+    # ---- random fills, in place ----
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Fill with draws from N(``mean``, ``std``^2), from gt's generator (``gt.manual_seed``)."""
+        _no_generator(generator, "normal_")
+        _positive(std, "normal_", "std", zero=True)
+        return _fill(self, "normal_", lambda shape, dt: B.randn(shape, dt) * std + mean)
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None, **kwargs):
+        """Fill with draws from U(``a``, ``b``) (torch's ``from``/``to`` also accepted by name)."""
+        _no_generator(generator, "uniform_")
+        a, b = kwargs.pop("from", a), kwargs.pop("to", b)
+        if kwargs:
+            raise TypeError(f"uniform_() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        if not a <= b:
+            raise ValueError(f"uniform_: expects a <= b (from <= to), got a={a!r}, b={b!r}")
+        return _fill(self, "uniform_", lambda shape, dt: B.rand(shape, dt) * (b - a) + a)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        """Fill with 1 with probability ``p`` (a number or a tensor that broadcasts), else 0."""
+        _no_generator(generator, "bernoulli_")
+        if isinstance(p, Tensor):
+            if p.requires_grad:
+                raise ValueError("bernoulli_: p must not require grad (the draws have no gradient)")
+            lo, hi = (float(p.min()), float(p.max())) if p.numel() else (0.0, 1.0)
+            prob = p._data
+        else:
+            lo = hi = prob = float(p)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"bernoulli_: expects 0 <= p <= 1, got p from {lo} to {hi}")
+        return _fill(self, "bernoulli_", lambda shape, dt: B.astype(B.rand(shape, dtypes.float64) < prob, dt),
+                     floats_only=False)
+
+    def exponential_(self, lambd=1.0, *, generator=None):
+        """Fill with draws from the exponential distribution of rate ``lambd``."""
+        _no_generator(generator, "exponential_")
+        _positive(lambd, "exponential_", "lambd")
+        return _fill(self, "exponential_",
+                     lambda shape, dt: B.astype(-B.log(1.0 - B.rand(shape, dtypes.float64)) / lambd, dt))
+
+    def detach_(self):
+        """Make this tensor a leaf that does not require grad, in place (torch's ``detach_``):
+        what it was computed from gets no gradient through it any more."""
+        if inplace_grad.view_base(self) is not None:
+            raise RuntimeError("detach_: this tensor is a view of another tensor in the graph; use detach() "
+                               "(out of place) instead, as torch asks")
+        self._ctx = None
+        self._requires_grad = False
+        return self
+
+
+def _inplace_method(name, logical):
+    def method(self, *args, **kwargs):
+        return _write_back(self, name, logical, args, kwargs)
+
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = (f"``{name}`` written into this tensor in place (torch's ``Tensor.{name}_``); returns it. "
+                      + ("0 and 1 in the tensor's own dtype." if logical else "The result keeps the tensor's dtype."))
+    return method
+
+
+for _name in ARITHMETIC:
+    setattr(InplaceMathMethods, f"{_name}_", _inplace_method(_name, False))
+for _name in LOGICAL:
+    setattr(InplaceMathMethods, f"{_name}_", _inplace_method(_name, True))
+
+
+def _write_back(t, name, logical, args, kwargs):
+    what = f"{name}_"
+
+    def compute(x, *values):
+        out = getattr(x, name)(*values, **kwargs)
+        if out.dtype != t.dtype:
+            if not (logical or _fits(out.dtype, t.dtype)):
+                raise RuntimeError(f"{what}: result type {_TORCH_NAMES.get(out.dtype, out.dtype)} can't be cast to "
+                                   f"the desired output type {_TORCH_NAMES.get(t.dtype, t.dtype)}")
+            out = out.to(t.dtype)
+        return out
+
+    if autograd.is_grad_enabled() and inplace_grad.records(t, args):
+        if logical:       # 0/1 have no gradient: the new values are written as constants
+            return inplace_grad.assign(t, Ellipsis, compute(t.detach(), *args), what)
+        at = [i for i, a in enumerate(args) if isinstance(a, Tensor)]   # what the tape sees (x.pow_(x) too)
+
+        def from_values(x, *tensors):
+            full = list(args)
+            for i, v in zip(at, tensors):
+                full[i] = v
+            return compute(x, *full)
+
+        return inplace_grad.rebase(t, what, from_values, *[args[i] for i in at], reads_self=True, same_shape=True)
+    with autograd.no_grad():
+        new = compute(t, *args)
+    if new.shape != t.shape:
+        raise ValueError(f"{what}: the result has shape {new.shape}, which cannot be written into shape {t.shape}")
+    return t._update(_assign, new._value)
+
+
+def _fits(result, target):
+    """Whether an in-place op of ``result`` dtype may write into a ``target`` tensor (torch: an
+    integer or bool result into a float tensor, bool into an integer one; not float into integer)."""
+    if target.is_floating_point:
+        return True
+    return result == dtypes.bool_ or (not result.is_floating_point and target != dtypes.bool_)
+
+
+def _fill(t, what, draw, floats_only=True):
+    if floats_only and not t.dtype.is_floating_point:
+        raise TypeError(f"{what}: expects a floating point tensor, got dtype {t.dtype!r}")
+    values = draw(t.shape, t.dtype)
+    if autograd.is_grad_enabled() and inplace_grad.records(t, ()):
+        return inplace_grad.assign(t, Ellipsis, Tensor._wrap(values), what)
+    return t._update(_assign, values)
+
+
+def _no_generator(generator, what):
+    if generator is not None:
+        raise TypeError(f"{what}: gt has one generator (gt.manual_seed); generator= must be None, "
+                        f"got {type(generator).__name__}")
+
+
+def _positive(value, what, name, zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
+        raise ValueError(f"{what}: expects {name} {'>= 0' if zero else '> 0'}, got {value!r}")
+
+
+def _assign(a, v):
+    a[...] = v

@@ -1,0 +1,222 @@
+"""torch's in-place math methods (``x.exp_()``, ``x.clamp_(0, 1)``, ``x.lt_(y)``...), the
+comparison methods, the random fills and ``detach_`` (gt/tensor/inplace_math.py), each beside
+torch: the values written, the tensor returned, its dtype kept, the gradients when the change is
+recorded on the tape, and the errors."""
+
+import numpy as np
+import pytest
+
+import gt
+from gt.tensor.inplace_math import ARITHMETIC, LOGICAL
+
+torch = pytest.importorskip("torch")
+
+DOMAIN = {  # where each op is defined and smooth (the default: -2..2)
+    **dict.fromkeys(("log", "log2", "log10", "log1p", "sqrt", "rsqrt", "reciprocal", "pow"), (0.5, 2.0)),
+    **dict.fromkeys(("asin", "acos", "atanh", "arcsin", "arccos", "arctanh", "erfinv"), (-0.8, 0.8)),
+    **dict.fromkeys(("acosh", "arccosh"), (1.5, 3.0)),
+    "logit": (0.2, 0.8),
+}
+SHAPE = (3, 4)
+
+
+def _other(seed, low=0.5, high=2.0):
+    return np.random.default_rng(seed).uniform(low, high, SHAPE)
+
+
+def _args(name, to):
+    """The arguments of ``name`` (besides self), made by ``to`` (gt.tensor or torch.tensor) from
+    numpy arrays; ``None`` when the op takes none."""
+    mask = np.random.default_rng(9).random(SHAPE) < 0.4
+    table = {
+        "clamp": (-0.5, 0.5), "clip": (-0.5, 0.5), "clamp_min": (0.1,), "clamp_max": (0.2,), "pow": (to(_other(1)),),
+        "lerp": (to(_other(2)), 0.3), "atan2": (to(_other(3)),), "arctan2": (to(_other(3)),),
+        "hypot": (to(_other(4)),), "xlogy": (to(_other(5)),), "remainder": (1.3,), "true_divide": (to(_other(6)),),
+        "divide": (to(_other(6)),), "multiply": (to(_other(7)),), "subtract": (to(_other(8)),),
+        "floor_divide": (0.7,), "masked_fill": (to(mask), 0.5), "triu": (1,), "cumsum": (0,), "cumprod": (1,),
+        "round": (), "tril": (),
+    }
+    return table.get(name, ())
+
+
+def _values(name, seed=0):
+    low, high = DOMAIN.get(name, (-2.0, 2.0))
+    return np.random.default_rng(seed).uniform(low, high, SHAPE)
+
+
+@pytest.mark.parametrize("name", ARITHMETIC)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_in_place_arithmetic_writes_torchs_values(name, dtype):
+    v = _values(name).astype(dtype)
+    x = gt.tensor(v)
+    got = getattr(x, f"{name}_")(*_args(name, lambda a: gt.tensor(a.astype(dtype) if isinstance(a, np.ndarray)
+                                                                    and a.dtype.kind == "f" else a)))
+    t = torch.tensor(v)
+    getattr(t, f"{name}_")(*_args(name, lambda a: torch.tensor(a.astype(dtype) if a.dtype.kind == "f" else a)))
+    assert got is x and x.dtype == getattr(gt, dtype) and x.shape == SHAPE
+    np.testing.assert_allclose(x.numpy(), t.numpy(), rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-6)
+
+
+GRAD_OTHER = ("pow", "lerp", "atan2", "arctan2", "hypot", "xlogy", "true_divide", "divide", "multiply", "subtract")
+
+
+@pytest.mark.parametrize("name", [n for n in ARITHMETIC if n != "floor_divide"])
+def test_in_place_arithmetic_on_the_tape_gives_torchs_gradients(name):
+    """``y = a * 1.5; y.<name>_(...)``: a's gradient (and the other operand's) as torch's for the
+    same op out of place (torch has no in-place derivative for some, asinh_ among them)."""
+    v = _values(name) / 1.5
+    w = np.random.default_rng(1).standard_normal(SHAPE)
+    grads = []
+    for lib, make in ((gt, lambda a, g=False: gt.tensor(a, requires_grad=g, dtype=gt.float64)),
+                      (torch, lambda a, g=False: torch.tensor(a, requires_grad=g, dtype=torch.float64))):
+        a = make(v, True)
+        args = _args(name, lambda arr: make(arr, name in GRAD_OTHER) if arr.dtype.kind == "f" else make(arr).bool()
+                     if lib is torch else gt.tensor(arr))
+        y = a * 1.5
+        if lib is gt:
+            assert getattr(y, f"{name}_")(*args) is y
+        else:
+            y = getattr(y, name)(*args)
+        (y * make(w)).sum().backward()
+        other = [p.grad for p in args if hasattr(p, "requires_grad") and p.requires_grad]
+        grads.append([a.grad] + other)
+    for g, t in zip(*grads):
+        np.testing.assert_allclose(g.numpy(), t.numpy(force=True), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("name", LOGICAL)
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_comparisons_in_place_write_zeros_and_ones_in_the_tensors_dtype(name, dtype):
+    rng = np.random.default_rng(2)
+    v, o = rng.integers(-2, 3, SHAPE).astype(dtype), rng.integers(-2, 3, SHAPE).astype(dtype)
+    args = () if name == "logical_not" else (o,)
+    x = gt.tensor(v)
+    assert getattr(x, f"{name}_")(*[gt.tensor(a) for a in args]) is x
+    t = torch.tensor(v)
+    getattr(t, f"{name}_")(*[torch.tensor(a) for a in args])
+    assert x.dtype == getattr(gt, dtype)
+    np.testing.assert_array_equal(x.numpy(), t.numpy())
+    if name != "logical_not":     # the out-of-place method and the gt. function: torch's bools
+        np.testing.assert_array_equal(getattr(gt.tensor(v), name)(gt.tensor(o)).numpy(),
+                                      getattr(torch.tensor(v), name)(torch.tensor(o)).numpy())
+        zero = torch.tensor(0) if name.startswith("logical") else 0   # torch's logical ops want a tensor
+        np.testing.assert_array_equal(getattr(gt, name)(gt.tensor(v), 0).numpy(),
+                                      getattr(torch, name)(torch.tensor(v), zero).numpy())
+
+
+def test_a_comparison_in_place_on_the_tape_cuts_the_gradient_as_torch():
+    a = gt.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = a * 2
+    y.gt_(0)
+    (y * 3).sum().backward()
+    np.testing.assert_array_equal(y.numpy(), [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+def test_aliases_and_logical_xor():
+    v = np.array([-1.5, 0.0, 2.5])
+    for name in ("absolute", "fix", "sgn"):
+        np.testing.assert_array_equal(getattr(gt.tensor(v), name)().numpy(), getattr(torch.tensor(v), name)().numpy())
+        np.testing.assert_array_equal(getattr(gt, name)(gt.tensor(v)).numpy(), getattr(torch, name)(torch.tensor(v)).numpy())
+    np.testing.assert_array_equal(gt.tensor(v).logical_xor(gt.tensor([1.0, 1.0, 0.0])).numpy(),
+                                  torch.tensor(v).logical_xor(torch.tensor([1.0, 1.0, 0.0])).numpy())
+
+
+def test_an_earlier_use_keeps_the_old_values_and_a_view_follows():
+    a = gt.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    ta = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    out = []
+    for x in (a, ta):
+        y = x * 1.0
+        before = y * 2                  # read before the change
+        view = y[1:]
+        y.exp_()
+        (before.sum() + (view * view).sum()).backward()
+        out.append((view.detach().numpy().copy() if x is ta else view.numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-6)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-6)
+
+
+def test_in_place_math_on_a_view_changes_the_base_under_no_grad():
+    x = gt.tensor([[1.0, 4.0], [9.0, 16.0]])
+    x[1].sqrt_()
+    np.testing.assert_array_equal(x.numpy(), [[1.0, 4.0], [3.0, 4.0]])
+
+
+def test_errors_are_torchs():
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+        gt.tensor([1, 4]).sqrt_()
+    with pytest.raises(RuntimeError) as theirs:
+        torch.tensor([1, 4]).sqrt_()
+    assert "result type Float can't be cast to the desired output type Long" in str(theirs.value)
+    assert gt.tensor([1, -4]).abs_().tolist() == [1, 4]                         # int results keep int
+    leaf = gt.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        leaf.exp_()
+    with gt.no_grad():
+        leaf.exp_()                                                             # as an optimizer would
+    np.testing.assert_allclose(leaf.numpy(), np.exp([1.0, 2.0]), rtol=1e-6)
+    with pytest.raises(ValueError, match="cannot be written into shape"):
+        gt.tensor([1.0, 2.0]).pow_(gt.ones(3, 2))
+
+
+@pytest.mark.parametrize("fill, args, mean, std", [
+    ("normal_", (1.0, 2.0), 1.0, 2.0),
+    ("uniform_", (-1.0, 3.0), 1.0, 4.0 / np.sqrt(12)),
+    ("bernoulli_", (0.3,), 0.3, np.sqrt(0.21)),
+    ("exponential_", (2.0,), 0.5, 0.5),
+])
+def test_random_fills_draw_torchs_distributions_from_gts_generator(fill, args, mean, std):
+    n = 200_000
+    x = gt.empty(n)
+    assert getattr(x, fill)(*args) is x and x.dtype == gt.float32 and x.shape == (n,)
+    got = x.numpy().astype(np.float64)
+    # the sample mean and spread within 6 standard errors of the distribution's
+    assert abs(got.mean() - mean) < 6 * std / np.sqrt(n)
+    assert abs(got.std() - std) < 0.02 * std
+    t = getattr(torch.empty(n, dtype=torch.float64), fill)(*args).numpy()
+    assert abs(got.mean() - t.mean()) < 8 * std / np.sqrt(n)
+    gt.manual_seed(5)
+    first = getattr(gt.empty(64), fill)(*args).numpy()
+    gt.manual_seed(5)
+    np.testing.assert_array_equal(getattr(gt.empty(64), fill)(*args).numpy(), first)
+
+
+def test_random_fills_check_their_arguments():
+    with pytest.raises(ValueError, match="std >= 0"):
+        gt.empty(3).normal_(0.0, -1.0)
+    with pytest.raises(ValueError, match="a <= b"):
+        gt.empty(3).uniform_(2.0, 1.0)
+    with pytest.raises(ValueError, match="0 <= p <= 1"):
+        gt.empty(3).bernoulli_(1.5)
+    with pytest.raises(ValueError, match="lambd > 0"):
+        gt.empty(3).exponential_(0.0)
+    with pytest.raises(TypeError, match="floating point"):
+        gt.zeros(3, dtype=gt.int64).normal_()
+    with pytest.raises(TypeError, match="generator"):
+        gt.empty(3).normal_(generator=object())
+    assert gt.empty(4).uniform_(**{"from": 2.0, "to": 2.0}).tolist() == [2.0] * 4
+    b = gt.zeros(1000, dtype=gt.int64).bernoulli_(gt.full((1000,), 1.0))
+    assert b.dtype == gt.int64 and b.tolist() == [1] * 1000
+    w = gt.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        w.normal_()
+    with gt.no_grad():
+        w.normal_()                       # weight initialisation, as torch code does it
+    assert w.requires_grad and w.is_leaf
+
+
+def test_detach_in_place_stops_the_gradient():
+    a = gt.tensor([1.0, 2.0], requires_grad=True)
+    h = a * 3
+    assert h.detach_() is h and not h.requires_grad and h.is_leaf
+    (h * a).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [3.0, 6.0])     # through a only, as torch
+    ta = torch.tensor([1.0, 2.0], requires_grad=True)
+    th = ta * 3
+    th.detach_()
+    (th * ta).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+    m = gt.ones(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="view"):
+        (m * 2)[0].detach_()
