@@ -174,6 +174,21 @@ def torch_or_skip():
                                                "(pip install torch==2.13.0 to run them)")
 
 
+def run_beside_torch(program, ints, exact=True):
+    """Run ``program(library, tensor)`` with gt on ``gt.from_numpy(ints)`` and with torch on the same
+    values; the results must have torch's dtype and shape, and its values (to the bit when
+    ``exact``, else to 1e-6 relative). For programs of integer tensors, which have no gradient."""
+    torch = torch_or_skip()
+    ours = program(gt, gt.from_numpy(ints.copy()))
+    theirs = program(torch, torch.from_numpy(ints.copy()))
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+    assert ours.shape == tuple(theirs.shape)
+    if exact:
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    else:
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
 def compare_with_torch(gt_fn, torch_fn, *arrays, dtype="float64", rtol=None, atol=None, seed=0, grad=True):
     """Run ``gt_fn`` on gt tensors and ``torch_fn`` on torch tensors made from the same ``arrays``
     (float arrays cast to ``dtype``, requiring grad), and compare outputs and input gradients.

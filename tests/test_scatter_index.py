@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gt
-from helpers import check_grad, compare_with_torch, torch_or_skip
+from helpers import check_grad, compare_with_torch, run_beside_torch, torch_or_skip
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((3, 4))
@@ -128,13 +128,7 @@ INT_PROGRAMS = {
 
 @pytest.mark.parametrize("name", list(INT_PROGRAMS))
 def test_integer_programs_as_in_torch(name):
-    torch = torch_or_skip()
-    program = INT_PROGRAMS[name]
-    ours = program(gt, gt.from_numpy(INTS.copy()))
-    theirs = program(torch, torch.from_numpy(INTS.copy()))
-    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
-    assert ours.shape == tuple(theirs.shape)
-    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    run_beside_torch(INT_PROGRAMS[name], INTS)
 
 
 SORTED = np.array([-1.0, 0.0, 0.0, 2.5, 7.0])
