@@ -220,3 +220,27 @@ def test_detach_in_place_stops_the_gradient():
     m = gt.ones(2, 3, requires_grad=True)
     with pytest.raises(RuntimeError, match="view"):
         (m * 2)[0].detach_()
+
+
+def test_sharded_tensors_change_in_place_as_unsharded_ones():
+    # on a mesh of several devices (GT_DEVICES=N) the tensors are split over it; on one, shard() is a no-op
+    v = np.random.default_rng(4).uniform(0.5, 2.0, (8, 3))
+    programs = [lambda t: t.sqrt_(), lambda t: t.clamp_(0.7, 1.5), lambda t: t.pow_(t), lambda t: t.lt_(1.0),
+                lambda t: t.masked_fill_(t > 1.2, 0.0), lambda t: t.lerp_(t * 0 + 1.0, 0.25)]
+    for program in programs:
+        want = program(gt.tensor(v))
+        s = gt.tensor(v).shard(0)
+        got = program(s)
+        assert got is s
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+        a, b = gt.tensor(v, requires_grad=True), gt.tensor(v, requires_grad=True)
+        y, z = a * 1.0, b.shard(0) * 1.0
+        program(y), program(z)
+        (y * y).sum().backward()
+        (z * z).sum().backward()
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-12)
+    with gt.no_grad():
+        gt.manual_seed(3)
+        s = gt.empty(8, 3).shard(0).normal_()
+        gt.manual_seed(3)
+        np.testing.assert_array_equal(s.numpy(), gt.empty(8, 3).normal_().numpy())
