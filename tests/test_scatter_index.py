@@ -181,6 +181,29 @@ def test_unique_as_in_torch(name, which):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+SLICES = {
+    "int rows": np.array([[1, 2, 1], [3, 4, 3], [1, 2, 1], [0, 0, 0], [3, 4, 3]]),
+    "float 3-D": np.array([[[0.5, 1.0], [0.5, 1.0]], [[-2.0, 0.0], [0.5, 1.0]], [[0.5, 1.0], [0.5, 1.0]]]),
+    "one row": np.array([[7, 7, 7]]),
+    "bool": np.array([[True, False], [True, False], [False, False]]),
+}
+
+
+@pytest.mark.parametrize("which", ["unique", "unique_consecutive"])
+@pytest.mark.parametrize("name", list(SLICES))
+def test_unique_slices_along_a_dim_as_in_torch(name, which):
+    torch = torch_or_skip()
+    x = SLICES[name]
+    for dim in range(-x.ndim, x.ndim):
+        ours = getattr(gt.tensor(x), which)(dim=dim, return_inverse=True, return_counts=True)
+        theirs = getattr(torch.tensor(x), which)(dim=dim, return_inverse=True, return_counts=True)
+        for a, b in zip(ours, theirs):
+            assert a.dtype.name == str(b.dtype).split(".")[-1] and a.shape == tuple(b.shape), dim
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        plain = getattr(gt, which)(gt.tensor(x), dim=dim)
+        np.testing.assert_array_equal(plain.numpy(), theirs[0].numpy())
+
+
 def test_where_of_a_condition_alone_is_nonzero_as_tuple():
     torch = torch_or_skip()
     for x in (X > 0, np.array(2.0), np.array(0.0), np.zeros((0, 3))):
@@ -325,8 +348,9 @@ def test_function_forms_are_the_methods():
     (lambda x: x.masked_scatter(x > -10, x[0]), ValueError,
      "masked_scatter: source has 4 elements, fewer than the 12 True values of the mask"),
     (lambda x: x.masked_scatter(x > 0, x.long()), TypeError, "masked_scatter: source has dtype int64"),
-    (lambda x: x.unique(dim=0), NotImplementedError, "unique: gt takes dim=None only"),
-    (lambda x: x.unique_consecutive(dim=1), NotImplementedError, "unique_consecutive: gt takes dim=None only"),
+    (lambda x: x.unique(dim=2), IndexError, r"unique: dim must be an int in \[-2, 1\]"),
+    (lambda x: x.unique_consecutive(dim=1.0), IndexError, "unique_consecutive: dim must be an int"),
+    (lambda x: x.sum().unique(dim=0), IndexError, "a 0-d tensor has no dim 0"),
     (lambda x: x.unique(return_counts=1), TypeError, "return_counts must be True or False"),
     (lambda x: x.nonzero(as_tuple=None), TypeError, "as_tuple must be True or False"),
     (lambda x: x.bincount(), TypeError, r"bincount: expected a 1-D tensor of non-negative ints, got a float32 tensor"),

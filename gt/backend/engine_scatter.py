@@ -42,11 +42,13 @@ class ScatterPrimitives(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def unique(self, x, return_inverse, return_counts):
+    def unique(self, x, return_inverse, return_counts, dim=None):
         """``(values, inverse, counts)`` of the flattened ``x``: its distinct values sorted
         ascending (each NaN distinct from every other, as in torch), then, where asked for,
         int64 ``inverse`` of ``x``'s shape (each element's position in ``values``) and int64
-        ``counts`` (how often each value occurs); None where not asked for."""
+        ``counts`` (how often each value occurs); None where not asked for. With ``dim`` (a
+        non-negative axis): the distinct slices along it, in lexicographic order, ``inverse``
+        and ``counts`` of length ``x.shape[dim]``."""
         raise NotImplementedError
 
     @abc.abstractmethod

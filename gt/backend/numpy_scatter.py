@@ -47,9 +47,10 @@ class NumpyScatter:
     def nonzero(self, x):
         return np.argwhere(x).astype(np.int64, copy=False)
 
-    def unique(self, x, return_inverse, return_counts):
-        values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True, equal_nan=False)
-        return (values, inverse.reshape(x.shape).astype(np.int64, copy=False) if return_inverse else None,
+    def unique(self, x, return_inverse, return_counts, dim=None):
+        values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True, equal_nan=False, axis=dim)
+        shape = x.shape if dim is None else (x.shape[dim],)
+        return (values, inverse.reshape(shape).astype(np.int64, copy=False) if return_inverse else None,
                 counts.astype(np.int64, copy=False) if return_counts else None)
 
     def searchsorted(self, sorted_sequence, values, right):

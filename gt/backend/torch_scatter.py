@@ -17,8 +17,8 @@ class TorchScatter:
     def nonzero(self, x):
         return torch.nonzero(x)
 
-    def unique(self, x, return_inverse, return_counts):
-        values, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True)
+    def unique(self, x, return_inverse, return_counts, dim=None):
+        values, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True, dim=dim)
         return values, inverse if return_inverse else None, counts if return_counts else None
 
     def searchsorted(self, sorted_sequence, values, right):

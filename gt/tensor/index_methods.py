@@ -5,9 +5,9 @@
 
 Where gt differs from torch:
 
-- ``unique`` and ``unique_consecutive`` work on the flattened tensor only (``dim=None``);
-  another ``dim`` raises. ``unique`` always sorts (``sorted=False`` gives the sorted values,
-  as torch does on the CPU).
+- ``unique`` always sorts (``sorted=False`` gives the sorted values, as torch does on the
+  CPU). ``unique``/``unique_consecutive`` along a ``dim`` whose slices are empty (another dim
+  of size 0) give one empty slice, all of them being equal; torch raises there.
 - ``searchsorted`` where the sorted sequence holds NaN: the numpy engine puts a value before
   the first NaN, where torch goes past it (NaN values themselves land at the end in both).
 - ``einsum`` of bool operands, and of int32 ones: the result's dtype is torch's (int64 where
@@ -24,6 +24,7 @@ import collections
 from gt import dtypes
 from gt.backend import B
 from gt.ops import einsum as einsum_ops
+from gt.ops._shapes import numel
 from gt.tensor.arithmetic import _operand
 from gt.tensor.scatter_methods import index_tensor
 
@@ -66,40 +67,66 @@ class IndexMethods:
     def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
         """The distinct values of the flattened tensor, sorted (each NaN its own value, as in
         torch); with ``return_inverse`` also each element's position among them (int64, this
-        tensor's shape), with ``return_counts`` how often each occurs (int64). Only ``dim=None``.
+        tensor's shape), with ``return_counts`` how often each occurs (int64). With ``dim``: the
+        distinct slices along ``dim`` in lexicographic order, and ``inverse``/``counts`` of
+        length ``shape[dim]``.
 
             >>> values, counts = gt.tensor([3, 1, 3]).unique(return_counts=True)
             >>> values.tolist(), counts.tolist()
             ([1, 3], [1, 2])
         """
         _flag(sorted, "sorted", "unique")
-        _no_dim(dim, "unique")
+        axis = self._unique_dim(dim, "unique")
         values, inverse, counts = B.unique(self._data, _flag(return_inverse, "return_inverse", "unique"),
-                                           _flag(return_counts, "return_counts", "unique"))
+                                           _flag(return_counts, "return_counts", "unique"), axis)
         return _results(Tensor._wrap(values), (inverse, counts))
 
     def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
         """The flattened tensor with each run of equal neighbours kept once (NaNs never equal);
-        ``return_inverse`` and ``return_counts`` as in ``unique``. Only ``dim=None``.
+        ``return_inverse`` and ``return_counts`` as in ``unique``. With ``dim``: runs of equal
+        slices along ``dim``.
 
             >>> gt.tensor([1, 1, 2, 1]).unique_consecutive().tolist()
             [1, 2, 1]
         """
-        _no_dim(dim, "unique_consecutive")
+        axis = self._unique_dim(dim, "unique_consecutive")
         _flag(return_inverse, "return_inverse", "unique_consecutive")
         _flag(return_counts, "return_counts", "unique_consecutive")
-        flat = B.reshape(self._data, (-1,))
-        n = flat.shape[0]
+        # the slices along the axis as rows (the flattened tensor: one value a row)
+        moved = B.reshape(self._data, (-1, 1)) if axis is None else B.transpose(
+            self._data, (axis,) + tuple(a for a in range(self.ndim) if a != axis))
+        rows = B.reshape(moved, (moved.shape[0], numel(moved.shape[1:])))   # (-1 is ambiguous when empty)
+        n = rows.shape[0]
         starts = B.ones((n,), dtypes.bool_)
         if n > 1:
-            B.setitem(starts, slice(1, None), B.getitem(flat, slice(1, None)) != B.getitem(flat, slice(0, n - 1)))
-        inverse = B.reshape(B.cumsum(starts, 0) - 1, tuple(self.shape)) if return_inverse else None
+            differs = B.getitem(rows, slice(1, None)) != B.getitem(rows, slice(0, n - 1))
+            B.setitem(starts, slice(1, None), B.sum(differs, axis=1) > 0)   # any element of the slice differs
+        shape = tuple(self.shape) if axis is None else (n,)
+        inverse = B.reshape(B.cumsum(starts, 0) - 1, shape) if return_inverse else None
         counts = None
         if return_counts:
             first = B.reshape(B.nonzero(starts), (-1,))
             ends = B.concatenate([B.getitem(first, slice(1, None)), B.full((1,), n, dtypes.int64)], 0)
             counts = ends - first
-        return _results(Tensor._wrap(B.getitem(flat, starts)), (inverse, counts))
+        kept = B.getitem(moved, starts)
+        if axis is not None:
+            back = list(range(1, self.ndim))
+            back.insert(axis, 0)
+            kept = B.transpose(kept, tuple(back))
+        else:
+            kept = B.reshape(kept, (-1,))
+        return _results(Tensor._wrap(kept), (inverse, counts))
+
+    def _unique_dim(self, dim, op):
+        """``dim`` as a non-negative axis, or None (the flattened tensor)."""
+        if dim is None:
+            return None
+        if isinstance(dim, bool) or not isinstance(dim, int) or not -max(self.ndim, 1) <= dim < max(self.ndim, 1):
+            raise IndexError(f"{op}: dim must be an int in [-{max(self.ndim, 1)}, {max(self.ndim, 1) - 1}] for a "
+                             f"tensor of shape {self.shape}, got {dim!r}")
+        if self.ndim == 0:
+            raise IndexError(f"{op}: a 0-d tensor has no dim {dim}; use dim=None")
+        return dim % self.ndim
 
     def bincount(self, weights=None, minlength=0):
         """How often each int ``0, 1, ..., max`` occurs in this 1-D tensor of non-negative ints
@@ -128,11 +155,6 @@ class IndexMethods:
             values = B.astype(weights._data, dtype)
         out = B.zeros((max(minlength, highest + 1),), dtype)
         return Tensor._wrap(B.scatter_reduce_(out, 0, self.to(dtypes.int64)._data, values, "sum"))
-
-
-def _no_dim(dim, op):
-    if dim is not None:
-        raise NotImplementedError(f"{op}: gt takes dim=None only (the flattened tensor), got dim={dim!r}")
 
 
 def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
