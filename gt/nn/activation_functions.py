@@ -1,0 +1,275 @@
+"""torch's elementwise activation functions beyond relu/gelu/softmax, and their in-place forms:
+``F.relu6``, ``F.hardtanh``, ``F.selu``, ``F.logsigmoid``, ``F.prelu``, ``F.rrelu``, ... (re-exported
+by gt/nn/functional.py).
+
+Each is composed from differentiable tensor ops, so gradients come from the tape. Where torch's
+function has a kink (0, a threshold, a clamp bound) the ``where`` conditions are chosen so that the
+gradient there is torch's (e.g. 0 at hardtanh's bounds, where ``clamp``'s would be 1). An
+``inplace=True`` call writes the result into the input with ``copy_`` (recorded on the tape, as
+torch's in-place activations) and returns the input. Inputs of any shape; outputs have the input's
+shape and dtype.
+"""
+
+import warnings
+
+from gt.nn.inputs import as_tensor as _tensor
+from gt.tensor import rand, where
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _apply(x, inplace, fn):
+    """``fn(x)``, or ``x`` overwritten with it when ``inplace`` (torch's in-place activations). The
+    in-place result is computed from a copy of ``x`` when ``x`` is on the tape: the values its
+    backward saved are then not the ones overwritten (gt saves no memory by ``inplace=True``)."""
+    if not inplace:
+        return fn(x)
+    return x.copy_(fn(x.clone() if x.requires_grad else x))
+
+
+def _floating(x, fn):
+    """TypeError unless ``x`` is floating point (torch has no integer kernel for ``fn``)."""
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype!r} (torch: \"{fn}\" is not "
+                        f"implemented for integer tensors)")
+    return x
+
+
+def _exp_neg_abs(x):
+    """``exp(-|x|)``, in (0, 1]: no overflow, and (being a ``where`` of ``x`` and ``-x``) a gradient
+    of ``-sign(x)`` that is -1 at x == 0, so the stable softplus forms below get torch's slope there."""
+    return where(x < 0, x, -x).exp()
+
+
+# ---- relu family --------------------------------------------------------------------------
+def relu(input, inplace=False):
+    """max(x, 0), elementwise (gradient 0 at x == 0, as torch)."""
+    x = _tensor(input, "relu")
+    return _apply(x, inplace, lambda x: x.relu())
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """``x`` where positive, ``negative_slope * x`` elsewhere (slope ``negative_slope`` at 0, as torch)."""
+    x = _tensor(input, "leaky_relu")
+    return _apply(x, inplace, lambda x: where(x > 0, x, x * negative_slope))
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (the exponential of the negative part
+    only, so large inputs do not overflow where they are not used)."""
+    x = _tensor(input, "elu")
+    return _apply(x, inplace, lambda x: where(x > 0, x, (x.clamp(max=0.0).exp() - 1) * alpha))
+
+
+def silu(input, inplace=False):
+    """``x * sigmoid(x)`` (swish), elementwise."""
+    x = _tensor(input, "silu")
+    return _apply(x, inplace, lambda x: x * x.sigmoid())
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """``x`` clamped to ``[min_val, max_val]``; the gradient is 1 strictly inside and 0 at and beyond
+    the bounds (torch's). Integer inputs stay integer (the bounds truncated to ints, as torch)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val cannot be greater than max_val, got min_val={min_val}, max_val={max_val}")
+    x = _tensor(input, "hardtanh")
+    if not x.dtype.is_floating_point:
+        return _apply(x, inplace, lambda x: x.clamp(int(min_val), int(max_val)))
+    lo, hi = float(min_val), float(max_val)
+    return _apply(x, inplace, lambda x: where(x <= lo, lo, where(x >= hi, hi, x)))
+
+
+def relu6(input, inplace=False):
+    """``min(max(x, 0), 6)``: ``hardtanh(x, 0, 6)`` (gradient 0 at 0 and 6, as torch)."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """``x`` where ``x > threshold``, else ``value`` (NaN stays NaN, as torch)."""
+    x = _tensor(input, "threshold")
+    fill = float(value) if x.dtype.is_floating_point else int(value)
+    return _apply(x, inplace, lambda x: where(x <= threshold, fill, x))
+
+
+_threshold = threshold   # for threshold_, whose argument has the function's name (as torch's)
+
+
+def prelu(input, weight):
+    """``x`` where positive, ``weight * x`` elsewhere, ``weight`` (num_parameters,) of size 1 or one
+    slope per channel (dim 1 of ``input``; a 0-d or 1-d input has one channel). Both get gradients."""
+    x, w = _tensor(input, "prelu"), _tensor(weight, "prelu", "weight")
+    if w.ndim > 1:
+        raise ValueError(f"prelu: expected `weight` to be a scalar or 1D tensor, but got: ndim = {w.ndim}")
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if w.numel() != 1 and w.numel() != channels:
+        raise ValueError(f"prelu: mismatch of parameter numbers and input channel size. Found parameter numbers = "
+                         f"{w.numel()} and channel size = {channels} (input of shape {x.shape})")
+    # (C,) -> (C, 1, ..., 1): one slope per channel, broadcast over the axes after dim 1
+    w = w.reshape(()) if w.numel() == 1 else w.reshape((channels,) + (1,) * (x.ndim - 2))
+    return where(x > 0, x, w * x)
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """Randomized leaky ReLU: while ``training``, each non-positive element gets its own slope drawn
+    uniformly from ``[lower, upper)`` by gt's generator (``gt.manual_seed``; not torch's stream, so
+    the draws differ from torch's); otherwise the fixed slope ``(lower + upper) / 2``, as torch."""
+    if lower > upper:
+        raise ValueError(f"rrelu: lower bound should be less than or equal to the upper bound, got lower={lower}, "
+                         f"upper={upper}")
+    x = _floating(_tensor(input, "rrelu"), "rrelu")
+    if not training:
+        return leaky_relu(x, (lower + upper) / 2, inplace)
+    slopes = rand(*x.shape, dtype=x.dtype) * (upper - lower) + lower
+    return _apply(x, inplace, lambda x: where(x > 0, x, x * slopes))
+
+
+# ---- smooth and exponential ---------------------------------------------------------------
+def selu(input, inplace=False):
+    """``scale * elu(x, alpha)`` with torch's constants (alpha ~ 1.6733, scale ~ 1.0507)."""
+    x = _floating(_tensor(input, "selu"), "selu")
+    return _apply(x, inplace, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``; ``alpha`` must not be 0."""
+    if alpha == 0:
+        raise ValueError("celu: alpha cannot be 0 for CELU")
+    x = _floating(_tensor(input, "celu"), "celu")
+    return _apply(x, inplace, lambda x: where(x > 0, x, ((x / alpha).clamp(max=0.0).exp() - 1) * alpha))
+
+
+def logsigmoid(input):
+    """``log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))``: finite for any finite ``x`` (no exp of
+    a positive number), gradient ``sigmoid(-x)`` everywhere (0.5 at 0, as torch)."""
+    x = _floating(_tensor(input, "logsigmoid"), "logsigmoid")
+    return where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p()
+
+
+def mish(input, inplace=False):
+    """``x * tanh(softplus(x))``, with softplus as ``max(x, 0) + log(1 + exp(-|x|))`` (no overflow)."""
+    x = _floating(_tensor(input, "mish"), "mish")
+    return _apply(x, inplace, lambda x: x * (where(x < 0, 0.0, x) + _exp_neg_abs(x).log1p()).tanh())
+
+
+def hardsigmoid(input, inplace=False):
+    """``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3 (gradient 1/6 strictly between, else 0)."""
+    x = _floating(_tensor(input, "hardsigmoid"), "hardsigmoid")
+    return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x / 6 + 0.5)))
+
+
+def hardswish(input, inplace=False):
+    """``x * relu6(x + 3) / 6``; the gradient is torch's: 0 up to -3, ``x / 3 + 0.5`` strictly
+    between -3 and 3, 1 from 3 on."""
+    x = _floating(_tensor(input, "hardswish"), "hardswish")
+    # ``x * 0`` below -3 rather than 0: -inf gives NaN there, as torch's ``x * relu6(x + 3) / 6``
+    return _apply(x, inplace, lambda x: where(x <= -3, x * 0.0, where(x < 3, x * (x + 3) / 6, x)))
+
+
+def softsign(input):
+    """``x / (1 + |x|)`` (float32 for an integer input, as torch)."""
+    x = _tensor(input, "softsign")
+    return x / (x.abs() + 1)
+
+
+def tanhshrink(input):
+    """``x - tanh(x)``."""
+    x = _tensor(input, "tanhshrink")
+    return x - x.tanh()
+
+
+def _lambd(lambd, fn):
+    if not lambd >= 0:
+        raise ValueError(f"{fn}: lambda must be greater or equal to 0, but found to be {lambd}")
+    return float(lambd)
+
+
+def softshrink(input, lambd=0.5):
+    """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, 0 between (inclusive: the gradient
+    is 0 at +-lambd, as torch); ``lambd >= 0``. NaN stays NaN."""
+    lambd = _lambd(lambd, "softshrink")
+    x = _floating(_tensor(input, "softshrink"), "softshrink")
+    return where((x >= -lambd) & (x <= lambd), 0.0, where(x > 0, x - lambd, x + lambd))
+
+
+def hardshrink(input, lambd=0.5):
+    """``x`` where ``|x| > lambd``, else 0 (gradient 0 at +-lambd, as torch). NaN stays NaN. torch
+    accepts a negative ``lambd`` here (every element is kept) and so does gt."""
+    x = _floating(_tensor(input, "hardshrink"), "hardshrink")
+    return where((x >= -lambd) & (x <= lambd), 0.0, x)
+
+
+# ---- along a dim ----------------------------------------------------------------------------
+def glu(input, dim=-1):
+    """Gated linear unit: ``a * sigmoid(b)`` where ``a, b`` are the two halves of ``input`` along
+    ``dim`` (..., 2n, ...) -> (..., n, ...)."""
+    x = _floating(_tensor(input, "glu"), "glu")
+    if x.ndim == 0:
+        raise ValueError("glu does not support scalars because halving size must be even")
+    if not -x.ndim <= dim < x.ndim:
+        raise IndexError(f"glu: dim {dim} is out of range for a tensor of {x.ndim} dims "
+                         f"(expected to be in range of [{-x.ndim}, {x.ndim - 1}])")
+    d = dim % x.ndim
+    if x.shape[d] % 2:
+        raise ValueError(f"glu: halving dimension must be even, but dimension {d} is size {x.shape[d]}")
+    a, b = x.split(x.shape[d] // 2, d)
+    return a * b.sigmoid()
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """``softmax(-x)`` along ``dim``; ``dtype`` casts the input first. ``dim=None`` picks torch's
+    implicit (deprecated) dim, with its warning: 0 for 0-, 1- and 3-d inputs, else 1."""
+    x = _tensor(input, "softmin")
+    if dtype is not None:
+        x = x.to(dtype)
+    if dim is None:
+        warnings.warn("Implicit dimension choice for softmin has been deprecated. Change the call to include "
+                      "dim=X as an argument.", UserWarning, stacklevel=_stacklevel)
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    if x.ndim == 0:   # softmax of a 0-d tensor fails on the torch engine: go through shape (1,)
+        if dim not in (0, -1):
+            raise IndexError(f"softmin: dim {dim} is out of range for a 0-d tensor "
+                             f"(expected to be in range of [-1, 0])")
+        return (-x).reshape(1).softmax(0).reshape(())
+    return (-x).softmax(dim)
+
+
+# ---- in-place forms (torch's F.relu_ and the others) ------------------------------------------
+def relu_(input):
+    """``relu(input)``, written into ``input`` (returned)."""
+    return relu(input, inplace=True)
+
+
+def elu_(input, alpha=1.0):
+    """``elu(input, alpha)``, written into ``input`` (returned)."""
+    return elu(input, alpha, inplace=True)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    """``leaky_relu(input, negative_slope)``, written into ``input`` (returned)."""
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    """``hardtanh(input, min_val, max_val)``, written into ``input`` (returned)."""
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def threshold_(input, threshold, value):
+    """``threshold(input, threshold, value)``, written into ``input`` (returned)."""
+    return _threshold(input, threshold, value, inplace=True)
+
+
+def selu_(input):
+    """``selu(input)``, written into ``input`` (returned)."""
+    return selu(input, inplace=True)
+
+
+def celu_(input, alpha=1.0):
+    """``celu(input, alpha)``, written into ``input`` (returned)."""
+    return celu(input, alpha, inplace=True)
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    """``rrelu(input, lower, upper, training)``, written into ``input`` (returned)."""
+    return rrelu(input, lower, upper, training, inplace=True)
