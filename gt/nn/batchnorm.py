@@ -1,4 +1,4 @@
-"""``BatchNorm1d`` and ``BatchNorm2d``: per-channel normalisation with batch statistics while
+"""``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d``: per-channel normalisation with batch statistics while
 training and running averages when evaluating, with torch's parameters and buffers (``weight``,
 ``bias``, ``running_mean``, ``running_var``, ``num_batches_tracked``), so state dicts move
 between gt and torch as they are."""
@@ -114,3 +114,16 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, x):
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__}: expected 4D input (got {x.ndim}D input of shape {x.shape})")
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over (N, C, D, H, W) inputs, per channel C (statistics over N, D, H and W). See
+    ``BatchNorm1d``.
+
+        >>> nn.BatchNorm3d(4)(gt.randn(2, 4, 3, 8, 8)).shape
+        (2, 4, 3, 8, 8)
+    """
+
+    def _check_input_dim(self, x):
+        if x.ndim != 5:
+            raise ValueError(f"{type(self).__name__}: expected 5D input (got {x.ndim}D input of shape {x.shape})")

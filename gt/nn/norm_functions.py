@@ -1,0 +1,173 @@
+"""torch's remaining normalisation functions: ``F.group_norm``, ``F.instance_norm``,
+``F.rms_norm`` and ``F.local_response_norm``.
+
+Group and instance norm are batch norm in disguise: viewed as (1, N * groups, rest), each
+group (or instance) is one "channel" of a batch of one, so both go through the fused batch norm
+op (gt/ops/batch_norm.py) and share its train-mode gradient. RMS and local response norm are
+short compositions of differentiable tensor ops.
+
+Where gt differs from torch: bad arguments raise ValueError (TypeError for an integer input)
+where torch raises RuntimeError or NotImplementedError from its kernels, and ``size <= 0`` for
+local response norm is refused up front; ``rms_norm`` also takes an int ``normalized_shape``
+(torch's function wants a list, its module takes an int too).
+"""
+
+from gt import autograd
+from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.padding import pad
+from gt.ops import batch_norm as bn_ops
+
+# torch.finfo(dtype).eps: rms_norm's default eps (no numpy above the backend to ask)
+_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920928955078125e-07, "float16": 0.0009765625,
+        "bfloat16": 0.0078125}
+
+
+def _float_input(input, fn, min_dims):
+    x = _tensor(input, fn)
+    if x.ndim < min_dims:
+        raise ValueError(f"{fn}: expected an input (N, C, *) with at least {min_dims} dims, got shape {x.shape}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    return x
+
+
+def _vectors(fn, c, x, **tensors):
+    """Each given tensor (weight, bias, running stats) as a gt tensor of shape (C,), C = dim 1 of x."""
+    out = []
+    for name, t in tensors.items():
+        t = None if t is None else _tensor(t, fn, name)
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
+                             f"{x.shape}), got {t.shape}")
+        out.append(t)
+    return out
+
+
+def _standardize(x, rows, eps):
+    """x normalised over each of ``rows`` equal slices of its values, through the batch norm op
+    on the (1, rows, per_row) view; returns (out shaped as x, mean (rows,), biased var (rows,))."""
+    per_row = x.numel() // rows if rows else 0
+    view = x.reshape(1, rows, per_row)                                # (1, rows, per_row)
+    with autograd.no_grad():
+        mean, var = view.mean(dim=(0, 2)), view.var(dim=(0, 2), correction=0)
+    return bn_ops.BatchNorm.apply(view, None, None, mean, var, eps=eps, training=True).reshape(x.shape), mean, var
+
+
+def _scale_shift(out, weight, bias):
+    shape = (1, out.shape[1]) + (1,) * (out.ndim - 2)                # (C,) broadcast over (N, C, *)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Split the C channels of input (N, C, *) into ``num_groups`` groups of consecutive channels
+    and normalise each sample's group over its channels and positions (biased variance):
+    ``(x - mean) / sqrt(var + eps) * weight + bias``, ``weight`` and ``bias`` (C,) or None.
+
+        >>> F.group_norm(gt.randn(8, 6, 5, 5), 3).shape
+        (8, 6, 5, 5)
+    """
+    fn = "group_norm"
+    x = _float_input(input, fn, 2)
+    n, c = x.shape[:2]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups <= 0 or c % num_groups:
+        raise ValueError(f"{fn}: expected the channels (dim 1 of input of shape {x.shape}) to be divisible by "
+                         f"num_groups, a positive int, got num_groups={num_groups!r}")
+    weight, bias = _vectors(fn, c, x, weight=weight, bias=bias)
+    if x.numel() == 0:                       # nothing to normalise (torch returns the empty shape too)
+        return _scale_shift(x * 1, weight, bias)
+    return _scale_shift(_standardize(x, n * num_groups, eps)[0], weight, bias)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalise each channel of each sample of input (N, C, *) over its positions:
+    ``(x - mean) / sqrt(var + eps) * weight + bias``; ``weight``, ``bias`` and the running
+    statistics (C,) or None.
+
+    ``use_input_stats``: the sample's own mean and (biased) variance, and ``running_mean`` /
+    ``running_var`` (where given) move in place toward their averages over the batch
+    (``running = (1 - momentum) * running + momentum * batch``, unbiased variance, as torch).
+    Otherwise the running statistics normalise every sample.
+
+        >>> F.instance_norm(gt.randn(8, 3, 16)).shape
+        (8, 3, 16)
+    """
+    fn = "instance_norm"
+    x = _float_input(input, fn, 2)
+    n, c = x.shape[:2]
+    running_mean, running_var, weight, bias = _vectors(fn, c, x, running_mean=running_mean,
+                                                       running_var=running_var, weight=weight, bias=bias)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{fn}: running_mean and running_var must be given when use_input_stats is False")
+        return bn_ops.BatchNorm.apply(x, weight, bias, running_mean, running_var, eps=eps, training=False)
+    m = x.numel() // (n * c) if n * c else 0
+    if m <= 1 and n * c:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {x.shape}")
+    if x.numel() == 0:
+        return _scale_shift(x * 1, weight, bias)
+    out, mean, var = _standardize(x, n * c, eps)
+    with autograd.no_grad():
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(mean.reshape(n, c).mean(dim=0) * momentum)
+        if running_var is not None:
+            running_var.mul_(1 - momentum).add_(var.reshape(n, c).mean(dim=0) * (momentum * m / (m - 1)))
+    return _scale_shift(out, weight, bias)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``x / sqrt(mean(x ** 2) + eps) * weight`` over the trailing ``normalized_shape`` dims;
+    ``weight`` of shape ``normalized_shape`` or None; ``eps=None`` is the input dtype's machine
+    epsilon (torch's ``finfo(dtype).eps``). Computed in the input's dtype (torch computes float16
+    and bfloat16 in float32).
+
+        >>> F.rms_norm(gt.randn(4, 10, 64), (64,)).shape
+        (4, 10, 64)
+    """
+    fn = "rms_norm"
+    x = _float_input(input, fn, 0)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in shape):
+        raise ValueError(f"{fn}: normalized_shape must be a positive int or a non-empty tuple of them, "
+                         f"got {normalized_shape!r}")
+    if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"{fn}: expected input with trailing shape {shape} (normalized_shape), got input "
+                         f"of shape {x.shape}")
+    if weight is not None:
+        weight = _tensor(weight, fn, "weight")
+        if weight.shape != shape:
+            raise ValueError(f"{fn}: weight must have shape {shape} (normalized_shape), got {weight.shape}")
+    eps = _EPS[x.dtype.name] if eps is None else eps
+    out = x * ((x * x).mean(dim=tuple(range(-len(shape), 0)), keepdim=True) + eps).rsqrt()
+    return out if weight is None else out * weight
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Divide each value of input (N, C, *) by ``(k + alpha * mean(x ** 2)) ** beta``, the mean
+    taken over a window of ``size`` neighbouring channels (``size // 2`` before, ``(size - 1) // 2``
+    after, zeros past the edges, always divided by ``size``), as torch's.
+
+        >>> F.local_response_norm(gt.randn(2, 16, 8, 8), size=5).shape
+        (2, 16, 8, 8)
+    """
+    fn = "local_response_norm"
+    x = _tensor(input, fn)
+    if x.ndim < 3:
+        raise ValueError(f"{fn}: expected 3D or higher dimensionality input (got {x.ndim} dimensions, "
+                         f"shape {x.shape})")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"{fn}: size must be a positive int (channels in the window), got {size!r}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    if x.numel() == 0:
+        return x * 1
+    c = x.shape[1]
+    padded = pad(x * x, (0, 0) * (x.ndim - 2) + (size // 2, (size - 1) // 2))   # (N, C + size - 1, *)
+    window = padded[:, 0:c]
+    for j in range(1, size):                 # one slice per window offset: size ops, not per element
+        window = window + padded[:, j:j + c]
+    return x / (window * (alpha / size) + k) ** beta
