@@ -45,6 +45,12 @@ class MathPrimitives(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def qr(self, x):
+        """The reduced QR decomposition ``(q, r)`` of the float 2-D array ``x`` (m, n): q (m, k)
+        with orthonormal columns, r (k, n) upper triangular, k = min(m, n); ``x``'s dtype."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def quiet_float_errors(self):
         """Context manager: arithmetic on arrays inside the block gives inf and NaN silently, as
         torch does, where numpy warns (division by zero, overflow, invalid values). For ops whose

@@ -115,3 +115,6 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     fan = _fan(tensor, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
     return normal_(tensor, 0.0, std)
+
+
+from gt.nn.init_extra import dirac_, eye_, orthogonal_, trunc_normal_  # noqa: E402, F401

@@ -5,6 +5,7 @@ import math
 from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
+from gt.nn.convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
 
 
 def _grads(parameters):

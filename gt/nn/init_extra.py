@@ -1,0 +1,101 @@
+"""More of ``torch.nn.init``: ``orthogonal_``, ``trunc_normal_``, ``eye_`` and ``dirac_``, in place
+and outside the tape. Random draws come from gt's generator (``gt.manual_seed``)."""
+
+import math
+
+from gt import autograd
+from gt.backend import B
+from gt.tensor import Tensor, arange, eye, randn, zeros
+
+
+def _target(tensor, fn):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{fn}: expected a gt.Tensor or nn.Parameter, got {type(tensor).__name__}")
+    if not tensor.dtype.is_floating_point:
+        raise TypeError(f"{fn}: expected a floating point tensor, got {tensor.dtype!r}")
+    return tensor
+
+
+def _fill(tensor, values):
+    with autograd.no_grad():
+        tensor.copy_(values)
+    return tensor
+
+
+def orthogonal_(tensor, gain=1.0):
+    """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al., 2013), as torch's: the Q
+    of the QR decomposition of a normal matrix (rows = shape[0], cols = the rest flattened), its
+    signs fixed so that R's diagonal is positive. Rows (or columns, whichever are fewer) are
+    orthonormal: Q^T Q = I for a tall matrix, Q Q^T = I for a wide one.
+
+        >>> w = nn.init.orthogonal_(gt.empty(4, 3))       # (w.T @ w) is the 3x3 identity
+    """
+    _target(tensor, "orthogonal_")
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got shape "
+                         f"{tensor.shape}")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = randn(rows, cols, dtype=tensor.dtype)
+    tall = flat if rows >= cols else flat.transpose(0, 1)                 # (max, min)
+    q, r = (Tensor._wrap(m) for m in B.qr(tall._data))                    # (max, min), (min, min)
+    signs = (r * eye(r.shape[0], dtype=r.dtype)).sum(0).sign()           # diag(r): R's diagonal made positive
+    q = q * signs
+    q = q if rows >= cols else q.transpose(0, 1)
+    return _fill(tensor, q.reshape(tensor.shape) * gain)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Fill with N(mean, std**2) samples truncated to [a, b] (inverse-CDF sampling, as torch's:
+    a uniform draw between the CDF values at a and b, mapped through erfinv, then clamped).
+
+        >>> w = nn.init.trunc_normal_(gt.empty(3, 5), std=0.02, a=-0.04, b=0.04)
+    """
+    _target(tensor, "trunc_normal_")
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a!r}, b={b!r}")
+    if not std > 0:
+        raise ValueError(f"trunc_normal_: std must be positive, got {std!r}")
+
+    def cdf(x):
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    with autograd.no_grad():
+        u = zeros(*tensor.shape, dtype=tensor.dtype).uniform_(2 * lo - 1, 2 * hi - 1)
+        values = (u.erfinv() * (std * math.sqrt(2.0)) + mean).clamp(min=a, max=b)
+    return _fill(tensor, values)
+
+
+def eye_(tensor):
+    """Fill the 2-D ``tensor`` with the identity (ones on the main diagonal of a rectangle too).
+
+        >>> nn.init.eye_(gt.empty(2, 3))
+    """
+    _target(tensor, "eye_")
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only tensors with 2 dimensions are supported, got shape {tensor.shape}")
+    rows, cols = tensor.shape
+    return _fill(tensor, (arange(rows).unsqueeze(1) == arange(cols)).to(tensor.dtype))
+
+
+def dirac_(tensor, groups=1):
+    """Fill a conv weight (out, in, *kernel) with the Dirac delta, as torch's: output channel
+    ``g * out_per_group + d`` copies input channel ``d`` (for d < min(out_per_group, in)) at the
+    kernel's centre (index k // 2 on each axis), so a convolution with it is the identity.
+
+        >>> nn.init.dirac_(gt.empty(4, 2, 3, 3), groups=2)
+    """
+    _target(tensor, "dirac_")
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only tensors with 3, 4, or 5 dimensions are supported, got shape {tensor.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or tensor.shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups, got groups={groups!r}")
+    out, cin, kernel = tensor.shape[0], tensor.shape[1], tensor.shape[2:]
+    per_group = out // groups
+    hit = (arange(out) % per_group).unsqueeze(1) == arange(cin)        # (out, in): channel d -> d per group
+    for k in kernel:                                                    # (out, in, ..., k): the centre only
+        hit = hit.unsqueeze(-1) & (arange(k) == k // 2)
+    return _fill(tensor, hit.to(tensor.dtype))

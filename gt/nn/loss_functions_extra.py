@@ -1,0 +1,251 @@
+"""torch's remaining loss functions (``F.poisson_nll_loss``, ``F.margin_ranking_loss``, ...) and
+``F.pairwise_distance``, composed from differentiable tensor ops so gradients come for free.
+
+Each loss takes ``reduction`` ``"mean"``, ``"sum"`` or ``"none"``, as torch's."""
+
+import math
+
+from gt.autograd import no_grad
+from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.inputs import check_range as _check_range
+from gt.nn.loss_functions import _reduce
+from gt.tensor import arange, where
+
+
+def _float_input(x, fn, what="input"):
+    x = _tensor(x, fn, what)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{fn}: {what} must be floating point, got {x.dtype!r}")
+    return x
+
+
+def _like(t, like, fn, what):
+    """``t`` (tensor, array or number) as a tensor in ``like``'s float dtype."""
+    t = _tensor(t, fn, what)
+    return t if t.dtype == like.dtype else t.to(like.dtype)
+
+
+def _same_shape(a, b, fn, names=("input", "target")):
+    if a.shape != b.shape:
+        raise ValueError(f"{fn}: {names[1]} shape {b.shape} differs from {names[0]} shape {a.shape}; "
+                         "they must match")
+
+
+def _softplus(z):
+    """``log(1 + exp(z))`` as ``max(z, 0) + log1p(exp(-|z|))``: no overflow for large ``z``."""
+    return z.clamp(min=0.0) + (-z.abs()).exp().log1p()
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+    """Poisson negative log-likelihood of ``target`` counts: ``exp(input) - target * input`` for
+    log-rates (``log_input=True``), else ``input - target * log(input + eps)``. ``full`` adds
+    Stirling's term ``t log t - t + 0.5 log(2 pi t)`` where ``t > 1``. input, target: any same shape.
+
+        >>> F.poisson_nll_loss(gt.zeros(3), gt.ones(3)).item()   # exp(0) - 1 * 0
+        1.0
+    """
+    fn = "poisson_nll_loss"
+    input = _float_input(input, fn)
+    target = _like(target, input, fn, "target")
+    _same_shape(input, target, fn)
+    loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
+    if full:
+        big = target > 1
+        t = where(big, target, 1.0)                     # log of 1 where the term is dropped: no NaN
+        loss = loss + where(big, t * t.log() - t + 0.5 * (t * (2 * math.pi)).log(), 0.0)
+    return _reduce(loss, reduction, fn)
+
+
+def _gaussian_var(var, input, fn):
+    """``var`` as a tensor that broadcasts against ``input`` in torch's accepted shapes."""
+    if isinstance(var, (int, float)) and not isinstance(var, bool):
+        if var < 0:
+            raise ValueError(f"{fn}: var has negative entry/entries (got {var!r})")
+        return _like(float(var), input, fn, "var").expand(*input.shape)
+    var = _like(var, input, fn, "var")
+    if var.numel() and bool((var < 0).any()):
+        raise ValueError(f"{fn}: var has negative entry/entries (min {var.min().item():g})")
+    if var.shape == input.shape:
+        return var
+    if var.shape == input.shape[:-1]:                   # one variance per row: homoscedastic
+        return var.unsqueeze(-1)
+    if var.ndim == input.ndim and sum(v for i, v in zip(input.shape, var.shape) if i != v) == 1:
+        return var                                      # one axis of size 1 that broadcasts
+    raise ValueError(f"{fn}: var is of incorrect size: {var.shape} for input {input.shape} (expected "
+                     f"{input.shape}, {input.shape[:-1]}, or the input's shape with one axis of size 1)")
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """Gaussian negative log-likelihood ``0.5 * (log(var) + (input - target)**2 / var)`` (plus
+    ``0.5 * log(2 pi)`` with ``full``), as torch's. ``var``: the input's shape, that shape without
+    its last axis, that shape with one axis of size 1, or a non-negative float. var is clamped at
+    ``eps`` for the value only: its gradient passes through the clamp, as in torch.
+
+        >>> F.gaussian_nll_loss(gt.zeros(2), gt.zeros(2), gt.ones(2)).item()
+        0.0
+    """
+    fn = "gaussian_nll_loss"
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{fn}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')")
+    input = _float_input(input, fn)
+    target = _like(target, input, fn, "target")
+    var = _gaussian_var(var, input, fn)
+    with no_grad():
+        lift = var.clamp(min=eps) - var                 # torch clamps in place under no_grad
+    var = var + lift
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction, fn)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
+    """``max(0, -target * (input1 - input2) + margin)``, target +1 (input1 should rank higher) or
+    -1; the three broadcast against each other, as in torch.
+
+        >>> F.margin_ranking_loss(gt.tensor([1.0]), gt.tensor([0.0]), gt.tensor([1.0])).item()
+        0.0
+    """
+    fn = "margin_ranking_loss"
+    x1 = _float_input(input1, fn, "input1")
+    x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
+    if not x1.ndim == x2.ndim == y.ndim:
+        raise ValueError(f"{fn}: input1, input2 and target must have the same number of dimensions, got "
+                         f"{x1.shape}, {x2.shape} and {y.shape}")
+    return _reduce((-y * (x1 - x2) + margin).clamp(min=0.0), reduction, fn)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
+    """``input`` where target is 1 and ``max(0, margin - input)`` where it is -1 (torch's formula:
+    other target values get both terms). input and target broadcast.
+
+        >>> F.hinge_embedding_loss(gt.tensor([0.3, 0.3]), gt.tensor([1, -1])).item()   # (0.3 + 0.7) / 2
+        0.5
+    """
+    fn = "hinge_embedding_loss"
+    x = _float_input(input, fn)
+    y = _like(target, x, fn, "target")
+    return _reduce(where(y != 1, (margin - x).clamp(min=0.0), 0.0) + where(y != -1, x, 0.0), reduction, fn)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
+    """``1 - cos(x1, x2)`` where target is 1, ``max(0, cos(x1, x2) - margin)`` where it is -1;
+    input1, input2 (N, D) with target (N,), or (D,) with a 0-d target. cos uses torch's
+    ``sqrt((|x1|^2 + 1e-12) * (|x2|^2 + 1e-12))`` denominator.
+
+        >>> F.cosine_embedding_loss(gt.ones(1, 3), gt.ones(1, 3), gt.tensor([1])).item()
+        0.0
+    """
+    fn = "cosine_embedding_loss"
+    x1 = _float_input(input1, fn, "input1")
+    x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
+    if x1.shape != x2.shape or x1.ndim not in (1, 2) or y.shape != x1.shape[:-1]:
+        raise ValueError(f"{fn}: expected input1 and input2 of one shape (N, D) with target (N,), or (D,) "
+                         f"with a 0-d target; got {x1.shape}, {x2.shape} and {y.shape}")
+    d = x1.ndim - 1
+    cos = (x1 * x2).sum(d) / (((x1 * x1).sum(d) + 1e-12) * ((x2 * x2).sum(d) + 1e-12)).sqrt()
+    loss = where(y == 1, 1 - cos, 0.0) + where(y == -1, (cos - margin).clamp(min=0.0), 0.0)
+    return _reduce(loss, reduction, fn)
+
+
+def soft_margin_loss(input, target, reduction="mean"):
+    """``log(1 + exp(-target * input))``, target +1 or -1, input and target of one shape.
+    Computed stably: where torch's ``log1p(exp(.))`` overflows to inf, gt gives the finite value.
+
+        >>> F.soft_margin_loss(gt.zeros(2), gt.tensor([1.0, -1.0])).item()   # log(2)
+        0.6931471824645996
+    """
+    fn = "soft_margin_loss"
+    x = _float_input(input, fn)
+    y = _like(target, x, fn, "target")
+    _same_shape(x, y, fn)
+    return _reduce(_softplus(-y * x), reduction, fn)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
+    """The mean over the C classes of ``-[y log sigmoid(x) + (1 - y) log sigmoid(-x)]`` (times
+    ``weight`` (C,) if given): input and target (N, C) or (C,), target 0 or 1 -> (N,) or ().
+
+        >>> F.multilabel_soft_margin_loss(gt.zeros(1, 2), gt.tensor([[1, 0]])).item()   # log(2)
+        0.6931471824645996
+    """
+    fn = "multilabel_soft_margin_loss"
+    x = _float_input(input, fn)
+    y = _like(target, x, fn, "target")
+    _same_shape(x, y, fn)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"{fn}: expected input of shape (N, C) or (C,), got {x.shape}")
+    loss = y * _softplus(-x) + (1 - y) * _softplus(x)
+    if weight is not None:
+        loss = loss * _like(weight, x, fn, "weight")
+    return _reduce(loss.sum(-1) / max(x.shape[-1], 1), reduction, fn)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """The multi-class hinge loss: for each row, ``sum over j != y of w[y] * max(0, margin -
+    x[y] + x[j]) ** p / C``; input (N, C) or (C,), target (N,) or 0-d class indices, p 1 or 2.
+
+        >>> F.multi_margin_loss(gt.tensor([[0.1, 0.2, 0.4]]), gt.tensor([2])).item()   # (0.7 + 0.8) / 3
+        0.5
+    """
+    fn = "multi_margin_loss"
+    if p not in (1, 2) or isinstance(p, bool):
+        raise ValueError(f"{fn}: only p == 1 and p == 2 are supported, got {p!r}")
+    x = _float_input(input, fn)
+    y = _tensor(target, fn, "target")
+    if y.dtype.is_floating_point or x.ndim not in (1, 2) or y.shape != x.shape[:-1]:
+        raise ValueError(f"{fn}: expected input (N, C) with integer target (N,), or (C,) with a 0-d target; "
+                         f"got {x.shape} and {y.shape} ({y.dtype!r})")
+    c = x.shape[-1]
+    _check_range(y, c, fn, "target", f"{c} classes", IndexError)       # on a GPU: at the next host read
+    hit = y.unsqueeze(-1) == arange(c)                   # (N, C): the target's column
+    x_y = where(hit, x, 0.0).sum(-1, keepdims=True)      # (N, 1)
+    z = margin - x_y + x
+    term = where(z > 0, z, 0.0)                           # torch's kernel test: a NaN term counts as 0
+    term = term if p == 1 else term * term
+    if weight is not None:
+        w = _like(weight, x, fn, "weight")
+        if w.shape != (c,):
+            raise ValueError(f"{fn}: weight must have shape ({c},), got {w.shape}")
+        term = term * where(hit, w, 0.0).sum(-1, keepdims=True)
+    return _reduce(where(hit, 0.0, term).sum(-1) / c, reduction, fn)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """``||x1 - x2 + eps||_p`` over the last axis (x1 and x2 broadcast), as torch's: (N, D) and
+    (N, D) -> (N,). ``p`` is a positive number or inf (torch also takes 0; gt does not).
+
+        >>> F.pairwise_distance(gt.zeros(2, 3), gt.ones(2, 3)).shape
+        (2,)
+    """
+    fn = "pairwise_distance"
+    a = _float_input(x1, fn, "x1")
+    b = _like(x2, a, fn, "x2")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
+        raise ValueError(f"{fn}: p must be a positive number or inf, got {p!r}")
+    diff = a - b + eps
+    if diff.ndim == 0:
+        raise ValueError(f"{fn}: expected x1 and x2 with at least one dimension, got {a.shape} and {b.shape}")
+    return diff.norm(p, dim=-1, keepdim=keepdim)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"):
+    """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` with ``d`` the
+    ``pairwise_distance`` of order ``p``; ``swap`` uses ``min(d(a, n), d(p, n))`` as the negative
+    distance. All three (N, D) or (D,).
+
+        >>> F.triplet_margin_loss(gt.zeros(1, 2), gt.zeros(1, 2), gt.ones(1, 2) * 3).item()
+        0.0
+    """
+    fn = "triplet_margin_loss"
+    a = _float_input(anchor, fn, "anchor")
+    pos, neg = _like(positive, a, fn, "positive"), _like(negative, a, fn, "negative")
+    if not a.ndim == pos.ndim == neg.ndim or a.ndim not in (1, 2):
+        raise ValueError(f"{fn}: anchor, positive and negative must all be (N, D) or all (D,), got "
+                         f"{a.shape}, {pos.shape} and {neg.shape}")
+    if not margin > 0:
+        raise ValueError(f"{fn}: margin must be greater than 0, got {margin!r}")
+    d_pos, d_neg = pairwise_distance(a, pos, p, eps), pairwise_distance(a, neg, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(pos, neg, p, eps))
+    return _reduce((margin + d_pos - d_neg).clamp(min=0.0), reduction, fn)
