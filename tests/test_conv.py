@@ -323,8 +323,6 @@ POOL_ERRORS = [
     (lambda: F.avg_pool2d(gt.zeros(1, 1, 6, 6), 3, padding=2), ValueError, r"avg_pool2d: padding should be at most"),
     (lambda: F.max_pool2d(gt.zeros(1, 1, 2, 2), 3), ValueError,
      r"input of shape \(1, 1, 2, 2\) is too small for kernel_size=\(3, 3\).* output size would be 0"),
-    (lambda: F.max_pool2d(gt.zeros(1, 1, 4, 4), 2, return_indices=True), NotImplementedError,
-     r"return_indices=True is not supported"),
     (lambda: F.max_pool2d(gt.zeros(1, 1, 1, 4, 4), 2), ValueError,
      r"expected a 3-D \(unbatched\) or 4-D \(batched\) input, got input of shape \(1, 1, 1, 4, 4\)"),
     (lambda: F.max_pool2d(gt.zeros(1, 1, 4, 4), (2, 2, 2)), ValueError,

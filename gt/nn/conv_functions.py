@@ -1,10 +1,12 @@
 """Convolution, pooling and batch norm functions of ``gt.nn.functional`` (``F.conv2d``,
 ``F.max_pool2d``, ``F.batch_norm``, ...), with torch's names, arguments and checks. Inputs are
-(N, C, *size) with 1 or 2 spatial axes (3 for ``conv3d``), or unbatched (C, *size) as torch.
-The ops themselves are gt/ops/conv.py and gt/ops/batch_norm.py."""
+(N, C, *size) with 1 or 2 spatial axes (3 for ``conv3d`` and the 3-d pools of
+gt/nn/pooling_functions.py), or unbatched (C, *size) as torch. The ops themselves are
+gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 
 from gt import autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
 from gt.tensor import arange
@@ -131,7 +133,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     ``ceil_mode``, except that no window may start in the right padding, as torch).
     ``stride`` defaults to ``kernel_size``; ``padding`` (at most
     half the dilated kernel) counts as -inf. The gradient goes to the first largest value of each
-    window, as torch's CPU kernel. ``return_indices=True`` is not supported (gt has no max_unpool).
+    window, as torch's CPU kernel. ``return_indices=True`` returns ``(values, indices)``, the
+    indices int64 flat positions within each input plane, as torch's (for ``F.max_unpool2d``).
 
         >>> F.max_pool2d(gt.randn(8, 16, 28, 28), 2).shape
         (8, 16, 14, 14)
@@ -141,11 +144,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def _max_pool(fn, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     x = _tensor(input, fn)
-    if return_indices:
-        raise NotImplementedError(f"{fn}: return_indices=True is not supported (gt has no max_unpool)")
     if x.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: bool input is not supported")
-    kernel, stride, pads, dilation, _ = _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
+    kernel, stride, pads, dilation, out = _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
+    if return_indices:
+        return max_with_indices(x, nd, ("regular", kernel, stride, tuple(lo for lo, _ in pads), dilation, out))
     return conv_ops.MaxPool.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation,
                                   ceil_mode=bool(ceil_mode))
 
@@ -226,6 +229,22 @@ def _adaptive_avg_pool(fn, nd, input, output_size):
     _spatial_input(fn, x, nd)
     if not x.dtype.is_floating_point:
         raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    size, out = x.shape[x.ndim - nd:], _adaptive_size(fn, nd, x, output_size)
+    if all(n % o == 0 for n, o in zip(size, out)):
+        kernel = tuple(n // o for n, o in zip(size, out))
+        return conv_ops.AvgPool.apply(x, kernel=kernel, stride=kernel, padding=((0, 0),) * nd)
+    # windows of different sizes: the mean as a product with an averaging matrix per axis
+    # (row i holds 1 / (window size) over window i), x (..., H, W) -> P_H @ x @ P_W^T
+    if nd == 3:                                    # (..., D, H, W) -> (..., W, H, D) @ P_D^T, and back
+        x = (x.transpose(-3, -1) @ _averaging(size[0], out[0], x.dtype).transpose(0, 1)).transpose(-3, -1)
+    if nd >= 2:
+        x = _averaging(size[-2], out[-2], x.dtype) @ x
+    return x @ _averaging(size[-1], out[-1], x.dtype).transpose(0, 1)
+
+
+def _adaptive_size(fn, nd, x, output_size):
+    """``output_size`` of an adaptive pooling of x (..., *size) as ``nd`` ints >= 1, a None
+    keeping that axis's size."""
     size = x.shape[x.ndim - nd:]
     given = (output_size,) * nd if output_size is None or hasattr(output_size, "__index__") else output_size
     if isinstance(given, (tuple, list)) and len(given) == nd:     # None: that axis keeps its size
@@ -235,14 +254,7 @@ def _adaptive_avg_pool(fn, nd, input, output_size):
     except ValueError:
         raise ValueError(f"{fn}: output_size must be an int or a tuple of {nd} ints (or None), each at least 1, "
                          f"got {output_size!r}") from None
-    if all(n % o == 0 for n, o in zip(size, out)):
-        kernel = tuple(n // o for n, o in zip(size, out))
-        return conv_ops.AvgPool.apply(x, kernel=kernel, stride=kernel, padding=((0, 0),) * nd)
-    # windows of different sizes: the mean as a product with an averaging matrix per axis
-    # (row i holds 1 / (window size) over window i), x (..., H, W) -> P_H @ x @ P_W^T
-    if nd == 2:
-        x = _averaging(size[0], out[0], x.dtype) @ x
-    return x @ _averaging(size[-1], out[-1], x.dtype).transpose(0, 1)
+    return out
 
 
 def _averaging(n, o, dtype):

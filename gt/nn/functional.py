@@ -15,7 +15,24 @@ from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_wit
 from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
                                   batch_norm, conv1d, conv2d, conv3d, max_pool1d, max_pool2d)
 from gt.nn.conv_transpose_functions import conv_transpose1d, conv_transpose2d, conv_transpose3d  # noqa: F401
+from gt.nn.pooling_functions import (adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: F401
+                                     adaptive_max_pool1d_with_indices, adaptive_max_pool2d,
+                                     adaptive_max_pool2d_with_indices, adaptive_max_pool3d,
+                                     adaptive_max_pool3d_with_indices, avg_pool3d, max_pool1d_with_indices,
+                                     max_pool2d_with_indices, max_pool3d, max_pool3d_with_indices, max_unpool1d,
+                                     max_unpool2d, max_unpool3d)
 from gt.nn.padding import pad  # noqa: F401  (F.pad, torch's padding modes)
+from gt.nn.loss_functions_extra import (cosine_embedding_loss, gaussian_nll_loss, hinge_embedding_loss,  # noqa: F401
+                                        margin_ranking_loss, multi_margin_loss, multilabel_soft_margin_loss,
+                                        pairwise_distance, poisson_nll_loss, soft_margin_loss, triplet_margin_loss)
+from gt.nn.dropout_functions import alpha_dropout, dropout1d, dropout2d, dropout3d  # noqa: F401
+from gt.nn.norm_functions import group_norm, instance_norm, local_response_norm, rms_norm  # noqa: F401
+from gt.nn.fold import fold, pixel_shuffle, pixel_unshuffle, unfold  # noqa: F401
+from gt.nn.resample import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401
+from gt.nn.activation_functions import (celu, celu_, elu, elu_, glu, hardshrink, hardsigmoid, hardswish,  # noqa: F401
+                                       hardtanh, hardtanh_, leaky_relu, leaky_relu_, logsigmoid, mish, prelu, relu,
+                                       relu6, relu_, rrelu, rrelu_, selu, selu_, silu, softmin, softshrink, softsign,
+                                       tanhshrink, threshold, threshold_)
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape
@@ -23,11 +40,6 @@ from gt.tensor import arange, rand, where
 
 
 # ---- activations ------------------------------------------------------------------------
-def relu(x):
-    """max(x, 0), elementwise."""
-    return _tensor(x, "relu").relu()
-
-
 def gelu(x, approximate="none"):
     """x * Phi(x) (exact normal CDF), or its tanh approximation with ``approximate='tanh'``."""
     return _tensor(x, "gelu").gelu(approximate=approximate)
@@ -41,30 +53,12 @@ def tanh(x):
     return _tensor(x, "tanh").tanh()
 
 
-def silu(x):
-    """``x * sigmoid(x)`` (swish), elementwise."""
-    x = _tensor(x, "silu")
-    return x * x.sigmoid()
-
-
-def leaky_relu(x, negative_slope=0.01):
-    """``x`` where positive, ``negative_slope * x`` elsewhere."""
-    x = _tensor(x, "leaky_relu")
-    return where(x > 0, x, x * negative_slope)
-
-
-def elu(x, alpha=1.0):
-    """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (the exponential of the
-    negative part only, so large inputs do not overflow where they are not used)."""
-    x = _tensor(x, "elu")
-    return where(x > 0, x, (x.clamp(max=0.0).exp() - 1) * alpha)
-
-
 def softplus(x, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta * x)) / beta``, and ``x`` itself where ``beta * x > threshold`` (torch's),
     as ``max(z, 0) + log(1 + exp(-|z|))``: no overflow for large inputs."""
     z = _tensor(x, "softplus") * beta
-    return where(z > threshold, z, z.clamp(min=0.0) + ((-z.abs()).exp() + 1).log()) / beta
+    # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
+    return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
 
 
 def softmax(x, axis=None, *, dim=None):
