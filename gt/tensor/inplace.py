@@ -45,6 +45,8 @@ class InplaceMethods:
     def _update(self, fn, *values):
         """``fn(array, *values)`` updates the array in place; on a sharded tensor it runs on each
         shard with the matching pieces of the values (a partial tensor is summed first)."""
+        if inplace_grad.copies_of_shard_rows:
+            inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
         p = self._placed
         if p is not None and not isinstance(p.placement, Shard):
             self._data = layout.materialize(p)
@@ -146,6 +148,8 @@ class InplaceMethods:
         return self.fill_(0)
 
     def __setitem__(self, index, value):
+        if inplace_grad.copies_of_shard_rows:
+            inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             inplace_grad.assign(self, _index(index), value)
             return

@@ -49,10 +49,34 @@ HINT = ("change it under no_grad, as an optimizer does: `with gt.no_grad(): para
         "copy (x = x.clone())")
 
 
+# ``x[i]`` of a tensor sharded along the axis ``i`` indexes is a copy of the owner's row, not a
+# view (the row lives on one device; the result on the home device): an in-place change of it
+# would silently leave ``x`` as it was, so it is refused. id -> weak reference, kept by
+# ``mark_copy_of_shard_row`` (gt/tensor/rules.py); tensors compare elementwise, so no WeakSet.
+copies_of_shard_rows = {}
+
+
+def mark_copy_of_shard_row(t):
+    key = id(t)
+    copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key: copies_of_shard_rows.pop(k, None))
+
+
+def refuse_copy_of_shard_row(t, what):
+    """Raise for an in-place change of a tensor ``mark_copy_of_shard_row`` marked."""
+    ref = copies_of_shard_rows.get(id(t))
+    if ref is not None and ref() is t:
+        raise RuntimeError(
+            f"{what}: this tensor is x[i] of a tensor x sharded along that dim, a copy of one device's row rather "
+            "than a view, so changing it in place would leave x unchanged; write into x instead "
+            "(x[i] = new values), or change a copy made on purpose (x[i].clone())")
+
+
 def records(t, values):
     """Whether an in-place change of ``t`` by ``values`` goes on the tape while gradients are
     recorded (the caller asks ``is_grad_enabled()`` first: an optimizer's step under ``no_grad``
     pays that one call); raises torch's error for a leaf that requires grad."""
+    if copies_of_shard_rows:
+        refuse_copy_of_shard_row(t, "an in-place change")
     if t._requires_grad:
         if t._ctx is None:
             raise RuntimeError(f"{LEAF} ({HINT})")

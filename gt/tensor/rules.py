@@ -25,6 +25,7 @@ from gt.ops._shapes import numel
 from gt.sharding import collectives as C
 from gt.sharding.layout import sizes_of
 from gt.sharding.placement import Partial, Replicate, Shard, offsets
+from gt.tensor import inplace_grad
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
 
@@ -297,7 +298,9 @@ def getitem(cls, args, kwargs):
         sliced = list(parts)
         sliced[where] = slice(i, i + 1)
         piece = sh.GetItem.apply(x, tuple(sliced)).replicate()
-        return sh.GetItem.apply(piece, (slice(None),) * pos + (0,))
+        row = sh.GetItem.apply(piece, (slice(None),) * pos + (0,))
+        inplace_grad.mark_copy_of_shard_row(row)    # no view of x: changing it in place is refused
+        return row
     if not isinstance(entry, slice):
         return None  # an integer array on the sharded axis: gathered
     start, stop, step = entry.indices(x.shape[a])
