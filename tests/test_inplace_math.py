@@ -158,6 +158,8 @@ def test_a_row_of_a_tensor_sharded_along_it_is_a_copy_and_refuses_in_place_chang
             change(row)
     x[1] = x[1].sqrt()                                   # what the message suggests
     np.testing.assert_array_equal(x.numpy()[1], [3.0, 4.0])
+    x[3] += 1                                            # Python writes x[3] back: allowed, and x changes
+    np.testing.assert_array_equal(x.numpy()[3], [4.0, 5.0])
     row = x[2].clone()
     row.add_(1)                                          # a copy made on purpose
     np.testing.assert_array_equal(row.numpy(), [2.0, 3.0])

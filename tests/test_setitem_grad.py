@@ -361,7 +361,8 @@ def test_an_expanded_view_is_refused_as_in_torch():
 def test_what_gt_cannot_write_is_refused_with_a_clear_error():
     z = gt.tensor(ARRAYS["z"], requires_grad=True)
     base = gt.zeros(4, 3)
-    with pytest.raises(RuntimeError, match="into a view of another tensor that does not require grad"):
+    # (base[0] of a base sharded over the mesh is a copy of one device's row: refused for that)
+    with pytest.raises(RuntimeError, match="into a view of another tensor that does not require grad|one device's row"):
         base[0].copy_(z)                 # torch makes base require grad; gt records no view of it
     base[0] = z                          # what the message suggests
     w = gt.tensor(ARRAYS["w"][0, :2], requires_grad=True)

@@ -42,10 +42,11 @@ class InplaceMethods:
                                  f"shape {self.shape}")
         return value
 
-    def _update(self, fn, *values):
+    def _update(self, fn, *values, check=True):
         """``fn(array, *values)`` updates the array in place; on a sharded tensor it runs on each
-        shard with the matching pieces of the values (a partial tensor is summed first)."""
-        if inplace_grad.copies_of_shard_rows:
+        shard with the matching pieces of the values (a partial tensor is summed first).
+        ``check=False``: skip refusing a copy of a sharded tensor's row (``x[i] += v`` writes back)."""
+        if check and inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
         p = self._placed
         if p is not None and not isinstance(p.placement, Shard):
@@ -77,9 +78,11 @@ class InplaceMethods:
         bump_versions([self])
 
     def _iop(self, other, op, name):
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+        # no refusal of a copy of a sharded tensor's row here: ``x[i] += v`` is Python's
+        # ``t = x[i]; t += v; x[i] = t``, which writes the result back
+        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,), check=False):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
-        return self._update(_IOPS[name], self._inplace_value(other, name))
+        return self._update(_IOPS[name], self._inplace_value(other, name), check=False)
 
     def __iadd__(self, other):
         return self._iop(other, Tensor.__add__, "+=")

@@ -71,11 +71,12 @@ def refuse_copy_of_shard_row(t, what):
             "(x[i] = new values), or change a copy made on purpose (x[i].clone())")
 
 
-def records(t, values):
+def records(t, values, check=True):
     """Whether an in-place change of ``t`` by ``values`` goes on the tape while gradients are
     recorded (the caller asks ``is_grad_enabled()`` first: an optimizer's step under ``no_grad``
-    pays that one call); raises torch's error for a leaf that requires grad."""
-    if copies_of_shard_rows:
+    pays that one call); raises torch's error for a leaf that requires grad. ``check=False``:
+    ``x[i] += v`` (Python writes the result back with ``x[i] = ...``), allowed on a copy of a row."""
+    if check and copies_of_shard_rows:
         refuse_copy_of_shard_row(t, "an in-place change")
     if t._requires_grad:
         if t._ctx is None:
@@ -100,7 +101,7 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False):
         if not B.counts_inplace_ops:      # written in place by the op (IndexPut)
             B.bump_version(t._array)
     else:
-        t._update(_assign, new._value)
+        t._update(_assign, new._value, check=False)
     if chain:
         _write_through(new, chain, old)
     else:
