@@ -247,3 +247,18 @@ def test_like_creation_keeps_shape_and_dtype(fn):
         gt.manual_seed(0)
         a = getattr(gt, fn)(gt.zeros(1000))
         assert (0.8 < a.std().item() < 1.2) if fn == "randn_like" else (0 <= a.min().item() and a.max().item() < 1)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "amax", "amin", "logsumexp", "softmax", "log_softmax", "argmax",
+                                  "argmin", "prod", "cumsum"])
+def test_a_0d_tensor_reduces_over_dim_0_or_minus_1_as_in_torch(name):
+    """torch takes dim 0 or -1 of a 0-d tensor as its one element; numpy has no such axis."""
+    torch = torch_or_skip()
+    for dim in (0, -1):
+        ours, theirs = getattr(gt.tensor(2.5), name)(dim), getattr(torch.tensor(2.5), name)(dim)
+        assert ours.shape == tuple(theirs.shape) == ()
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    assert gt.tensor(2.5).sum(0, keepdim=True).shape == torch.tensor(2.5).sum(0, keepdim=True).shape
+    assert float(gt.tensor(2.5).var(0)) == 0.0       # gt's var defaults to ddof=0 (numpy's); torch's gives NaN
+    with pytest.raises(IndexError, match="out of range"):
+        getattr(gt.tensor(2.5), name)(1)

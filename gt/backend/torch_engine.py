@@ -433,7 +433,7 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
 
 
 def _reduces_empty(x, axis):
-    if axis is None:
+    if axis is None or x.ndim == 0:     # torch takes dim 0 or -1 of a 0-d tensor as its one element
         return x.numel() == 0
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     return any(x.shape[a] == 0 for a in axes)

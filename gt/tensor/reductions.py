@@ -25,6 +25,8 @@ class ReductionMethods:
     def _reduce(self, op_cls, name, axis, keepdims, dim, keepdim, dtype=None, out=None):
         no_out(out, name)
         axes = normalize_axes(_pick(axis, dim), self.ndim, name)
+        if self.ndim == 0:
+            axes = None       # dim 0 or -1 of a 0-d tensor is its one element, as torch takes it
         keep = bool(keepdims or keepdim)
         x = self if dtype is None else self.to(dtype)
         return op_cls.apply(x, axes, keep)
@@ -68,6 +70,8 @@ class ReductionMethods:
         elif unbiased is not None:
             ddof = 1 if unbiased else 0
         axes = normalize_axes(_pick(axis, dim), self.ndim, "var")
+        if self.ndim == 0:
+            axes = None       # a 0-d tensor's dim 0 or -1 is its one element, as torch takes it
         keep = bool(keepdims or keepdim)
         count = self.numel() if axes is None else numel(self.shape[a] for a in axes)
         centered = self - self.mean(axes, keepdims=True)
