@@ -35,10 +35,13 @@ def _versions():
     return out
 
 
-PASSES = [("numpy engine, one device", {}),
-          ("numpy engine, sharded over 4 virtual devices", {"GT_DEVICES": "4"}),
-          ("torch engine (CPU), one device", {"GT_BACKEND": "torch"}),
-          ("torch engine (CPU), sharded over 2 virtual devices", {"GT_BACKEND": "torch", "GT_DEVICES": "2"})]
+# the README's test command: the first pass on every core (pytest-xdist; it holds the tests that
+# start their own processes), the others in one process (most of their tests are skipped, and
+# each xdist worker would collect and import everything again)
+PASSES = [("numpy engine, one device", {}, ["-n", "auto"]),
+          ("numpy engine, sharded over 4 virtual devices", {"GT_DEVICES": "4"}, []),
+          ("torch engine (CPU), one device", {"GT_BACKEND": "torch"}, []),
+          ("torch engine (CPU), sharded over 2 virtual devices", {"GT_BACKEND": "torch", "GT_DEVICES": "2"}, [])]
 
 
 def run(pytest_args, env_extra):
@@ -140,10 +143,10 @@ def main():
         args = args[1:]
     lines, status = None, 0
     contracts, status = import_contracts()
-    for name, env_extra in PASSES:
-        proc, started, tree = run(args, env_extra)
+    for name, env_extra, pass_args in PASSES:
+        proc, started, tree = run(pass_args + args, env_extra)
         lines = lines or header(started) + contracts
-        lines += render(name, env_extra, proc, tree, *summarise(tree), args)
+        lines += render(name, env_extra, proc, tree, *summarise(tree), pass_args + args)
         status = status or proc.returncode
         print(name + ":", proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "(no pytest output)")
     with open(os.path.join(ROOT, "TEST_RESULTS.md"), "w") as f:

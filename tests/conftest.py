@@ -10,8 +10,11 @@ import os
 # Runs that must repeat bit for bit (same seed, resume == uninterrupted) need one thread count
 # throughout: by default the numpy engine's follows the machine's load (gt/backend/threads.py),
 # and OpenBLAS adds a product's terms in another order on one thread than on two.
-os.environ.setdefault("GT_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                            else os.cpu_count() or 1))
+# Under pytest-xdist each worker gets its share of the cores, so that workers do not fight over them
+# (torch's OpenMP threads wait for each other at every barrier when oversubscribed).
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+os.environ.setdefault("GT_NUM_THREADS", str(max(1, _CORES // max(1, _WORKERS))))
 
 import pytest  # noqa: E402
 
