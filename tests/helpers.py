@@ -189,6 +189,18 @@ def run_beside_torch(program, ints, exact=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
 
 
+def torch_twin(name, kwargs):
+    """``(torch's nn.<name>(**kwargs) in float64, gt's nn.<name>(**kwargs, dtype=gt.float64))``, after
+    checking that their state dicts have the same keys and shapes and their reprs agree."""
+    torch = torch_or_skip()
+    ref = getattr(torch.nn, name)(**kwargs).double()
+    module = getattr(gt.nn, name)(**kwargs, dtype=gt.float64)
+    assert [(k, tuple(v.shape)) for k, v in ref.state_dict().items()] == \
+           [(k, v.shape) for k, v in module.state_dict().items()]
+    assert repr(module).split("  #")[0] == repr(ref)
+    return ref, module
+
+
 def compare_with_torch(gt_fn, torch_fn, *arrays, dtype="float64", rtol=None, atol=None, seed=0, grad=True):
     """Run ``gt_fn`` on gt tensors and ``torch_fn`` on torch tensors made from the same ``arrays``
     (float arrays cast to ``dtype``, requiring grad), and compare outputs and input gradients.

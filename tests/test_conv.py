@@ -12,7 +12,7 @@ from gt import nn
 from gt.backend import B
 from gt.backend.engine_defaults import FastPaths
 from gt.nn import functional as F
-from helpers import check_grad, compare_with_torch, randn, torch_or_skip
+from helpers import check_grad, compare_with_torch, randn, torch_or_skip, torch_twin
 
 DTYPES = ["float32", "float64"]
 
@@ -170,12 +170,7 @@ def _copy_weights(torch_module, module):
     ("Conv1d", dict(in_channels=3, out_channels=4, kernel_size=2, dilation=2), (2, 3, 6)),
 ])
 def test_conv_modules_match_torch_with_torchs_weights(cls, kwargs, shape):
-    torch = torch_or_skip()
-    ref = getattr(torch.nn, cls)(**kwargs).double()
-    module = getattr(nn, cls)(**kwargs, dtype=gt.float64)
-    assert [(k, tuple(v.shape)) for k, v in ref.state_dict().items()] == \
-           [(k, v.shape) for k, v in module.state_dict().items()]
-    assert repr(module).split("  #")[0] == repr(ref)
+    ref, module = torch_twin(cls, kwargs)
     _copy_weights(ref, module)
     x = randn(*shape, seed=3)
     compare_with_torch(lambda a: module(a), lambda a: ref(a), x)

@@ -11,7 +11,7 @@ import pytest
 import gt
 from gt import nn
 from gt.nn import functional as F
-from helpers import check_grad, compare_with_torch, randn, torch_or_skip
+from helpers import check_grad, compare_with_torch, randn, torch_or_skip, torch_twin
 
 
 def _tf():
@@ -129,12 +129,7 @@ def test_conv_transpose_errors(call, error, match):
     ("ConvTranspose1d", dict(in_channels=3, out_channels=2, kernel_size=4, stride=2, padding=1), (2, 3, 5)),
 ])
 def test_conv_transpose_modules_match_torch_with_torchs_weights(cls, kwargs, shape):
-    torch = torch_or_skip()
-    ref = getattr(torch.nn, cls)(**kwargs).double()
-    module = getattr(nn, cls)(**kwargs, dtype=gt.float64)
-    assert [(k, tuple(v.shape)) for k, v in ref.state_dict().items()] == \
-           [(k, v.shape) for k, v in module.state_dict().items()]
-    assert repr(module).split("  #")[0] == repr(ref)
+    ref, module = torch_twin(cls, kwargs)
     module.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
     compare_with_torch(lambda a: module(a), lambda a: ref(a), randn(*shape, seed=3))
     for (name, p), (_, q) in zip(module.named_parameters(), ref.named_parameters()):

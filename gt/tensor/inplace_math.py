@@ -16,6 +16,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
+from gt.tensor.inplace_grad import _assign   # a[...] = v, the plain write of every in-place form
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -197,6 +198,3 @@ def _positive(value, what, name, zero=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
         raise ValueError(f"{what}: expects {name} {'>= 0' if zero else '> 0'}, got {value!r}")
 
-
-def _assign(a, v):
-    a[...] = v
