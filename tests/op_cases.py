@@ -14,6 +14,7 @@ import numpy as np
 
 import gt
 from gt.ops import attention, linalg
+from gt.ops.shape import AddAtIndex
 from helpers import distinct, nonzero, positive, randn
 
 
@@ -298,6 +299,11 @@ case("2d_index", "GetItem", lambda a: a[np.array([[0, 1], [1, 1]])], XI,
      torch_fn=lambda a: a[T.tensor([[0, 1], [1, 1]])])
 case("int_array", "GetItem", lambda a: a[1, [0, 0, 2]], XI)
 case("split_arrays", "GetItem", lambda a: a[[0, 0, 2], :, [1, 2, 4]], YI)
+# indexing's backward as an op of its own (what create_graph=True records for x[index])
+case("rows", "AddAtIndex", lambda g: AddAtIndex.apply(g, (4, 3), g.dtype, (slice(1, 3),)),
+     randn(2, 3, seed=17), torch_fn=lambda g: T.nn.functional.pad(g, (0, 0, 1, 1)))
+case("element", "AddAtIndex", lambda g: AddAtIndex.apply(g, (2, 3), g.dtype, (1, 2)),
+     randn(seed=18), torch_fn=lambda g: T.nn.functional.pad(g.reshape(1, 1), (2, 0, 1, 0)))
 case("slice_array_slice", "GetItem", lambda a: a[:, [1, 1], 1:3], YI)
 case("ellipsis_none_array", "GetItem", lambda a: a[..., None, [0, 0]], YI)
 case("tensor_index", "GetItem", lambda a, i: a[i], XI, np.array([3, 3, 0]))

@@ -6,6 +6,7 @@ the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 from gt.autograd import deferred, function, grad_hooks, hooks, rebind, versions
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
+from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -17,10 +18,20 @@ _FREED = (
 _after_backward = []   # callbacks for the end of the next backward() (gt.distributed's gradient sync)
 
 
-def backward(root, grad=None, retain_graph=False):
+def backward(root, grad=None, retain_graph=None, create_graph=False):
     """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
-    pending = PendingGrads(root, _seed(root, grad))
-    walk(topological_order(root), pending, retain_graph)
+    if retain_graph is None:
+        retain_graph = create_graph
+    if create_graph:
+        seed = _seed(root, grad)   # checked; a gradient tensor given is used itself (it may have a graph)
+        if isinstance(grad, function.Tensor):
+            start = grad if grad.dtype == root.dtype else grad.to(root.dtype)
+        else:
+            start = function.Tensor._wrap(seed)
+        walk_graph(topological_order(root), {id(root): start}, retain_graph)
+    else:
+        pending = PendingGrads(root, _seed(root, grad))
+        walk(topological_order(root), pending, retain_graph)
     tape.clear()
     callbacks = list(_after_backward)
     _after_backward.clear()

@@ -85,6 +85,12 @@ def register_hook(tensor, hook):
     return RemovableHandle(entry, hook)
 
 
+def hooks_of(tensor):
+    """The hooks registered on ``tensor``, in the order they run (empty if none)."""
+    entry = _hooks.get(id(tensor))
+    return list(entry.hooks) if entry is not None and entry.ref() is tensor else []
+
+
 def table():
     """The registry the walk consults (``id(tensor) in table()``); empty when no hook exists."""
     return _hooks

@@ -11,6 +11,7 @@ run as in a backward, and ``retain_grad()`` tensors on those paths get their ``.
 from gt.autograd import function
 from gt.autograd.backward import _seed, topological_order, walk
 from gt.autograd.buffers import PendingGrads
+from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
 
 _USED = "appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior."
@@ -26,18 +27,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     or None, which means ones and is allowed for a one-element output only). An input no output
     depends on raises, unless ``allow_unused`` (then its gradient is None, or zeros with
     ``materialize_grads``). ``retain_graph`` (default: ``create_graph``) keeps the ops walked for
-    another backward. Unlike torch, ``create_graph=True`` is refused: gt's backward functions
-    compute on engine arrays, so a gradient cannot itself be differentiated.
+    another backward. ``create_graph=True`` records the gradients themselves, so they can be
+    differentiated again (gt/autograd/graph_walk.py; ops without a recorded backward are named in
+    the error, and tensors sharded over devices are refused).
 
         >>> x = gt.tensor([1.0, 2.0], requires_grad=True)
         >>> gt.autograd.grad((x * x).sum(), x)[0].tolist()
         [2.0, 4.0]
     """
     Tensor = function.Tensor
-    if create_graph:
-        raise NotImplementedError(
-            "grad(create_graph=True): gt records no graph of a backward (its ops' backward functions compute on "
-            "engine arrays, not on recorded tensors), so higher-order gradients are not available")
     if allow_unused is None:
         allow_unused = materialize_grads
     elif materialize_grads and not allow_unused:
@@ -50,6 +48,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     seeds = _seeds(outputs, grad_outputs)
+    if create_graph:
+        starts = _graph_seeds(outputs, grad_outputs, seeds)
+        return _grad_graph(outputs, inputs, starts, create_graph if retain_graph is None else retain_graph,
+                           allow_unused, materialize_grads)
     pending = PendingGrads(outputs[0], seeds[0])
     for out, seed in zip(outputs[1:], seeds[1:]):
         pending.add(out, seed)      # an output given twice gets both gradients, as in torch
@@ -66,6 +68,35 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             result.append(Tensor._wrap(B.zeros(t.shape, t.dtype)) if materialize_grads else None)
         else:
             result.append(Tensor._from_value(g))
+    return tuple(result)
+
+
+def _graph_seeds(outputs, grad_outputs, seeds):
+    """The tensors the recorded walk starts from: a given gradient tensor itself (so the result
+    depends on it, as torch's double backward does), else the checked seed."""
+    Tensor = function.Tensor
+    given = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs or [None] * len(outputs))
+    start = {}
+    for out, seed, g in zip(outputs, seeds, given):
+        g = (g if g.dtype == out.dtype else g.to(out.dtype)) if isinstance(g, Tensor) else Tensor._wrap(seed)
+        start[id(out)] = g if id(out) not in start else start[id(out)] + g
+    return start
+
+
+def _grad_graph(outputs, inputs, start, retain_graph, allow_unused, materialize_grads):
+    """``grad(create_graph=True)``: the same walk, with recorded gradients (graph_walk.py)."""
+    Tensor = function.Tensor
+    got = walk_graph(topological_order(outputs[0], outputs[1:]), start, retain_graph, {id(t) for t in inputs})
+    function.tape.clear()
+    result = []
+    for i, t in enumerate(inputs):
+        g = got.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"The differentiated Tensor at index {i} {_USED}" if len(inputs) > 1 else
+                               f"One of the differentiated Tensors {_USED}")
+        if g is None and materialize_grads:
+            g = Tensor._wrap(B.zeros(t.shape, t.dtype))
+        result.append(g)
     return tuple(result)
 
 

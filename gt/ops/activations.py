@@ -4,6 +4,7 @@ import math
 
 from gt.autograd import Function
 from gt.backend import B
+from gt.ops._graph import mask_like
 
 
 class Relu(Function):
@@ -14,6 +15,9 @@ class Relu(Function):
 
     def backward(self, g):
         return (B.relu_backward(g, self.saved[0]),)
+
+    def backward_graph(self, g):
+        return (g * mask_like(g, ~(self.saved[0] <= 0)),)   # a NaN output passes, as in backward
 
 
 class Sigmoid(Function):
@@ -26,6 +30,10 @@ class Sigmoid(Function):
         out = self.saved[0]
         return (g * out * (1 - out),)
 
+    def backward_graph(self, g):
+        s = self.inputs[0].sigmoid()
+        return (g * s * (1 - s),)
+
 
 class Tanh(Function):
     def forward(self, x):
@@ -36,6 +44,10 @@ class Tanh(Function):
     def backward(self, g):
         out = self.saved[0]
         return (g * (1 - out * out),)
+
+    def backward_graph(self, g):
+        t = self.inputs[0].tanh()
+        return (g * (1 - t * t),)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -65,6 +77,19 @@ class Gelu(Function):
             return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
         return (g * self.saved[0],)
 
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        if self.approximate == "tanh":
+            t = (_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()
+            dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
+        cdf = 0.5 * (1 + (x * _SQRT_HALF).erf())
+        return (g * (cdf + x * (x * x * -0.5).exp() * _INV_SQRT_2PI),)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
 
 class Softmax(Function):
     def forward(self, x, axis):
@@ -81,6 +106,10 @@ class Softmax(Function):
         out = self.saved[0]
         return (out * (g - B.sum(g * out, axis=self.axis, keepdims=True)),)
 
+    def backward_graph(self, g):
+        out = Softmax.apply(self.inputs[0], self.axis)
+        return (out * (g - (g * out).sum(dim=self.axis, keepdim=True)),)
+
 
 class LogSoftmax(Function):
     def forward(self, x, axis):
@@ -96,6 +125,10 @@ class LogSoftmax(Function):
     def backward(self, g):
         out = self.saved[0]
         return (g - B.exp(out) * B.sum(g, axis=self.axis, keepdims=True),)
+
+    def backward_graph(self, g):
+        out = LogSoftmax.apply(self.inputs[0], self.axis)
+        return (g - out.exp() * g.sum(dim=self.axis, keepdim=True),)
 
 
 def _clamped_log(x):
@@ -172,3 +205,9 @@ class SoftmaxCrossEntropy(Function):
         gx = B.multiply(probs, B.reshape(g, (-1, 1)))
         B.setitem(gx, (rows, target), B.getitem(gx, (rows, target)) - g)  # minus onehot(t) * g
         return gx, None
+
+    def backward_graph(self, g):
+        probs, rows, target = self.saved
+        onehot = B.zeros(tuple(probs.shape), B.dtype_of(probs))
+        B.setitem(onehot, (rows, target), 1)
+        return (Softmax.apply(self.inputs[0], -1) - mask_like(g, onehot)) * g.reshape((-1, 1)), None

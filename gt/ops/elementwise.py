@@ -3,6 +3,7 @@ gradient back down to its input's shape, so backward here returns full-shape gra
 
 from gt.autograd import Function
 from gt.backend import B
+from gt.ops._graph import const, mask_like
 
 
 class Add(Function):
@@ -12,12 +13,18 @@ class Add(Function):
     def backward(self, g):
         return g, g
 
+    def backward_graph(self, g):
+        return g, g
+
 
 class Sub(Function):
     def forward(self, a, b):
         return a - b
 
     def backward(self, g):
+        return g, (-g if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, g):
         return g, (-g if self.needs_input_grad[1] else None)
 
 
@@ -34,6 +41,11 @@ class Mul(Function):
         na, nb = self.needs_input_grad
         return (g * b if na else None), (g * a if nb else None)
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        return (g * b if na else None), (g * a if nb else None)
+
 
 class Div(Function):
     def forward(self, a, b):
@@ -46,6 +58,11 @@ class Div(Function):
         ga = g / b if na else None
         gb = -g * a / (b * b) if nb else None
         return ga, gb
+
+    def backward_graph(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        return (g / b if na else None), (-g * a / (b * b) if nb else None)
 
 
 class Pow(Function):
@@ -75,6 +92,27 @@ class Pow(Function):
             gb = g * B.where((a == 0) & (b >= 0), 0, dlog)
         return ga, gb
 
+    def backward_graph(self, g):
+        # the same cases as backward, with the masks as constants
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        ga = gb = None
+        if na:
+            if _is_number(b):
+                ga = g * 0.0 if b == 0 else g * b * a ** (b - 1)
+            else:
+                # where an exponent is 0 use a ** 0 (the term is then 0 * 1, even at a == 0), as backward
+                ga = g * b * a ** (Where.apply(const(b._array == 0), 1.0, b) - 1)
+        if nb:
+            a_arr = B.full((), a, B.dtype_of(b._array)) if _is_number(a) else a._array
+            out = Pow.apply(a, b)
+            pos = a_arr > 0
+            base = Where.apply(const(pos), a, 1.0) if not _is_number(a) else const(B.where(pos, a_arr, 1))
+            dlog = Where.apply(const(pos), out * base.log(), _NAN)
+            b_arr = b._array if not _is_number(b) else b
+            gb = g * Where.apply(const((a_arr == 0) & (b_arr >= 0)), 0.0, dlog)
+        return ga, gb
+
 
 _NAN = float("nan")
 
@@ -90,6 +128,9 @@ class Neg(Function):
     def backward(self, g):
         return (-g,)
 
+    def backward_graph(self, g):
+        return (-g,)
+
 
 class Abs(Function):
     def forward(self, a):
@@ -98,6 +139,9 @@ class Abs(Function):
 
     def backward(self, g):
         return (g * B.sign(self.saved[0]),)
+
+    def backward_graph(self, g):
+        return (g * mask_like(g, B.sign(self.saved[0])),)
 
 
 class Exp(Function):
@@ -108,6 +152,9 @@ class Exp(Function):
 
     def backward(self, g):
         return (g * self.saved[0],)
+
+    def backward_graph(self, g):
+        return (g * self.inputs[0].exp(),)
 
 
 class Log(Function):
@@ -121,6 +168,10 @@ class Log(Function):
         with B.quiet_float_errors():
             return (g / self.saved[0],)
 
+    def backward_graph(self, g):
+        with B.quiet_float_errors():
+            return (g / self.inputs[0],)
+
 
 class Sqrt(Function):
     def forward(self, a):
@@ -132,6 +183,10 @@ class Sqrt(Function):
     def backward(self, g):
         with B.quiet_float_errors():
             return (g / (2 * self.saved[0]),)
+
+    def backward_graph(self, g):
+        with B.quiet_float_errors():
+            return (g / (2 * self.inputs[0].sqrt()),)
 
 
 class Maximum(Function):
@@ -145,6 +200,10 @@ class Maximum(Function):
         a, b = self.saved
         return _split_by_choice(g, a > b, a == b, self.needs_input_grad)
 
+    def backward_graph(self, g):
+        a, b = self.saved
+        return _split_graph(g, a > b, a == b, self.needs_input_grad)
+
 
 class Minimum(Function):
     """Ties split the gradient evenly between both inputs, as torch does."""
@@ -156,6 +215,15 @@ class Minimum(Function):
     def backward(self, g):
         a, b = self.saved
         return _split_by_choice(g, a < b, a == b, self.needs_input_grad)
+
+    def backward_graph(self, g):
+        a, b = self.saved
+        return _split_graph(g, a < b, a == b, self.needs_input_grad)
+
+
+def _split_graph(g, first_wins, tie, needs):
+    share = B.where(first_wins, 1.0, B.where(tie, 0.5, 0.0))
+    return (g * mask_like(g, share) if needs[0] else None), (g * mask_like(g, 1.0 - share) if needs[1] else None)
 
 
 def _split_by_choice(g, first_wins, tie, needs):
@@ -191,6 +259,22 @@ class Clip(Function):
             ghigh = B.where((x > high) | (high < low) if low is not None else x > high, g, 0)
         return gx, glow, ghigh
 
+    def backward_graph(self, g):
+        x, low, high = self.saved
+        nx, nlow, nhigh = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
+        inside = True
+        if low is not None:
+            inside = x >= low
+        if high is not None:
+            inside = inside & (x <= high)
+        gx = g * mask_like(g, B.asarray(inside)) if nx else None
+        glow = ghigh = None
+        if nlow:
+            glow = g * mask_like(g, (x < low) & (low < high) if high is not None else x < low)
+        if nhigh:
+            ghigh = g * mask_like(g, (x > high) | (high < low) if low is not None else x > high)
+        return gx, glow, ghigh
+
 
 class Where(Function):
     def forward(self, cond, a, b):
@@ -202,6 +286,11 @@ class Where(Function):
         _, na, nb = self.needs_input_grad
         return None, (B.where(cond, g, 0) if na else None), (B.where(cond, 0, g) if nb else None)
 
+    def backward_graph(self, g):
+        cond = const(self.saved[0])
+        _, na, nb = self.needs_input_grad
+        return None, (Where.apply(cond, g, 0.0) if na else None), (Where.apply(cond, 0.0, g) if nb else None)
+
 
 class Cast(Function):
     def forward(self, x, dtype):
@@ -210,6 +299,9 @@ class Cast(Function):
 
     def backward(self, g):
         return (B.astype(g, self.saved[0]),)
+
+    def backward_graph(self, g):
+        return (Cast.apply(g, self.saved[0]),)
 
 
 class Rounding(Function):
@@ -222,3 +314,6 @@ class Rounding(Function):
 
     def backward(self, g):
         return (B.zeros(tuple(g.shape), B.dtype_of(g)), None)
+
+    def backward_graph(self, g):
+        return (g * 0.0, None)

@@ -4,7 +4,9 @@ products (forward and backward) run in bfloat16; each op records that choice in 
 
 from gt import amp
 from gt.autograd import Function, deferred, unbroadcast
+from gt.autograd.graph_walk import fit
 from gt.backend import B
+from gt.ops._graph import mask_like
 
 
 def _mm(a, b, low, reuse=False):
@@ -59,6 +61,19 @@ class Matmul(Function):
             gb = B.reshape(gb, tuple(b.shape))
         return ga, gb
 
+    def backward_graph(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if na else None), (g * a if nb else None)
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        g2 = g.unsqueeze(-2) if a.ndim == 1 else g
+        g2 = g2.unsqueeze(-1) if b.ndim == 1 else g2
+        ga = fit(g2 @ b2.mT, a2.shape, a.dtype).reshape(a.shape) if na else None
+        gb = fit(a2.mT @ g2, b2.shape, b.dtype).reshape(b.shape) if nb else None
+        return ga, gb
+
 
 class Linear(Function):
     """``y = x @ weight.T + bias`` for x of shape (..., in), weight (out, in), bias (out,).
@@ -98,6 +113,15 @@ class Linear(Function):
         gb = B.sum(g2, axis=0) if nb else None
         return gx, gw, gb
 
+    def backward_graph(self, g):
+        x, weight = self.inputs[:2]
+        nx, nw = self.needs_input_grad[:2]
+        nb = self.saved[2] and self.needs_input_grad[2]
+        g2 = g.reshape((-1, g.shape[-1]))
+        gx = (g2 @ weight).reshape(x.shape) if nx else None
+        gw = g2.mT @ x.reshape((-1, x.shape[-1])) if nw else None
+        return gx, gw, (g2.sum(dim=0) if nb else None)
+
     def _defers(self, g2, x2, weight):
         """Whether the weight's gradient is left as its factors: a whole leaf, one dtype, and
         few rows for a big weight (``deferred.worth``)."""
@@ -115,7 +139,7 @@ class LayerNorm(Function):
 
     def forward(self, x, weight, bias, n_axes=1, eps=1e-5):
         axes = tuple(range(x.ndim - n_axes, x.ndim))
-        self.axes = axes
+        self.axes, self.eps = axes, eps
         fused = B.layer_norm_fused(x, weight, bias, n_axes, eps)   # one kernel where the engine has it
         if fused is not None:
             out, state = fused
@@ -161,6 +185,24 @@ class LayerNorm(Function):
                 gx = gxhat
         return gx, gw, gb
 
+    def backward_graph(self, g):
+        x, weight = self.inputs[:2]
+        nx, nw, nb = self.needs_input_grad[:3]
+        axes = self.axes
+        xc = x - x.mean(dim=axes, keepdim=True)
+        rstd = 1.0 / ((xc * xc).mean(dim=axes, keepdim=True) + self.eps).sqrt()
+        xhat = xc * rstd
+        lead = tuple(range(g.ndim - len(axes)))
+        over_lead = (lambda t: t.sum(dim=lead)) if lead else (lambda t: t)
+        gw = over_lead(g * xhat) if nw and weight is not None else None
+        gb = over_lead(g) if nb and self.inputs[2] is not None else None
+        gx = None
+        if nx:
+            gxhat = g * weight if weight is not None else g
+            gx = rstd * (gxhat - gxhat.mean(dim=axes, keepdim=True)
+                         - xhat * (gxhat * xhat).mean(dim=axes, keepdim=True))
+        return gx, gw, gb
+
 
 class LinearRelu(Linear):
     """``relu(x @ weight.T + bias)`` as one op (torch's ``_addmm_activation``): the ReLU is
@@ -177,3 +219,6 @@ class LinearRelu(Linear):
         grads = super().backward(g)
         B.recycle(g)   # read by the products above and held by nobody now: the next layer's buffer
         return grads
+
+    def backward_graph(self, g):
+        return super().backward_graph(g * mask_like(g, ~(self.saved[3] <= 0)))

@@ -66,6 +66,33 @@ _DERIVATIVES = {
 }
 
 
+def _m(name, x):
+    return MathFunction.apply(x, name)
+
+
+# name -> f'(x) written with recorded ops on the tensor x, for create_graph=True (the functions
+# whose derivative is itself made of recorded ops; sinc's series is not, yet)
+_GRAPH_DERIVATIVES = {
+    "sin": lambda x: _m("cos", x),
+    "cos": lambda x: -_m("sin", x),
+    "tan": lambda x: 1 + _m("tan", x) ** 2,
+    "asin": lambda x: 1 / ((1 - x) * (1 + x)).sqrt(),
+    "acos": lambda x: -1 / ((1 - x) * (1 + x)).sqrt(),
+    "atan": lambda x: 1 / (1 + x * x),
+    "sinh": lambda x: _m("cosh", x),
+    "cosh": lambda x: _m("sinh", x),
+    "asinh": lambda x: 1 / (x * x + 1).sqrt(),
+    "acosh": lambda x: 1 / ((x - 1) * (x + 1)).sqrt(),
+    "atanh": lambda x: 1 / ((1 - x) * (1 + x)),
+    "log1p": lambda x: 1 / (1 + x),
+    "expm1": lambda x: _m("expm1", x) + 1,
+    "exp2": lambda x: _m("exp2", x) * math.log(2.0),
+    "erf": lambda x: _TWO_OVER_SQRT_PI * (-x * x).exp(),
+    "erfc": lambda x: -_TWO_OVER_SQRT_PI * (-x * x).exp(),
+    "erfinv": lambda x: _HALF_SQRT_PI * (_m("erfinv", x) ** 2).exp(),
+}
+
+
 class MathFunction(Function):
     """``y = f(x)`` elementwise for ``f`` the function ``name`` of ``_DERIVATIVES``; the gradient
     is ``g * f'(x)``."""
@@ -81,6 +108,15 @@ class MathFunction(Function):
         x, y = self.saved
         with B.quiet_float_errors():
             return g * _DERIVATIVES[self.fn](x, y), None
+
+    @property
+    def records_graph(self):
+        """Whether ``backward_graph`` can record this function's gradient."""
+        return self.fn in _GRAPH_DERIVATIVES
+
+    def backward_graph(self, g):
+        with B.quiet_float_errors():
+            return g * _GRAPH_DERIVATIVES[self.fn](self.inputs[0]), None
 
 
 class Logit(Function):

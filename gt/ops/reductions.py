@@ -3,6 +3,7 @@
 
 from gt.autograd import Function
 from gt.backend import B
+from gt.ops._graph import expand_back, mask_like
 from gt.ops._shapes import numel
 
 
@@ -22,6 +23,9 @@ class Sum(Function):
             g = B.reshape(g, _keepdims_shape(self.in_shape, self.axis))
         return (B.broadcast_to(g, self.in_shape),)
 
+    def backward_graph(self, g):
+        return (expand_back(g, self.in_shape, self.axis, self.keepdims),)
+
 
 class Mean(Function):
     def forward(self, x, axis=None, keepdims=False):
@@ -34,6 +38,11 @@ class Mean(Function):
         if not self.keepdims:
             g = B.reshape(g, shape)
         return (B.broadcast_to(g / count, self.in_shape),)
+
+    def backward_graph(self, g):
+        shape = _keepdims_shape(self.in_shape, self.axis)
+        count = numel(self.in_shape) // max(numel(shape), 1) if numel(self.in_shape) else 1
+        return (expand_back(g / count, self.in_shape, self.axis, self.keepdims),)
 
 
 class _SavedReduction(Function):
@@ -53,6 +62,10 @@ class _SavedReduction(Function):
             g = B.reshape(g, tuple(out.shape))
         return (self.grad(x, out, g),)
 
+    def backward_graph(self, g):
+        x, out = self.saved
+        return (self.grad_graph(x, out, expand_back(g, tuple(x.shape), self.axis, self.keepdims)),)
+
 
 class _Extremum(_SavedReduction):
     """max/min: the gradient goes to the positions that hold the extremum, split evenly among ties."""
@@ -66,6 +79,11 @@ class _Extremum(_SavedReduction):
         hit = x == out
         count = B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))  # in x's dtype, not int64
         return B.where(hit, g / count, 0)
+
+    def grad_graph(self, x, out, g):
+        hit = x == out
+        count = B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))
+        return g * mask_like(g, B.where(hit, 1 / count, 0))
 
 
 class Max(_Extremum):
@@ -85,3 +103,9 @@ class Norm2(_SavedReduction):
 
     def grad(self, x, out, g):
         return B.where(out == 0, 0, x * (g / B.where(out == 0, 1, out)))
+
+    def grad_graph(self, x, out, g):
+        t = self.inputs[0]
+        norm = Norm2.apply(t, self.axis, True)
+        zero = out == 0
+        return g * mask_like(g, ~zero) * t / (norm + mask_like(g, zero))

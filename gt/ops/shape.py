@@ -13,6 +13,9 @@ class Reshape(Function):
     def backward(self, g):
         return (B.reshape(g, self.in_shape),)
 
+    def backward_graph(self, g):
+        return (Reshape.apply(g, self.in_shape),)
+
 
 class Permute(Function):
     def forward(self, x, axes):
@@ -22,6 +25,9 @@ class Permute(Function):
     def backward(self, g):
         return (B.transpose(g, self.inverse),)
 
+    def backward_graph(self, g):
+        return (Permute.apply(g, self.inverse),)
+
 
 class Expand(Function):
     def forward(self, x, shape):
@@ -29,6 +35,9 @@ class Expand(Function):
 
     def backward(self, g):
         return (g,)  # the engine sums it back to the input's shape
+
+    def backward_graph(self, g):
+        return (g,)
 
 
 class GetItem(Function):
@@ -42,6 +51,25 @@ class GetItem(Function):
     def backward(self, g):
         full = B.zeros(self.in_shape, self.dtype)
         return (B.index_add(full, self.index, g),)
+
+    def backward_graph(self, g):
+        return (AddAtIndex.apply(g, self.in_shape, self.dtype, self.index),)
+
+
+class AddAtIndex(Function):
+    """``g`` added at ``index`` into zeros of ``shape``: the backward of indexing, as an op of its
+    own so that a recorded gradient of ``x[index]`` can be differentiated again; its own
+    gradient is indexing."""
+
+    def forward(self, g, shape, dtype, index):
+        self.index = index
+        return B.index_add(B.zeros(shape, dtype), index, g)
+
+    def backward(self, gg):
+        return (B.getitem(gg, self.index),)
+
+    def backward_graph(self, gg):
+        return (GetItem.apply(gg, self.index),)
 
 
 class Embedding(Function):
@@ -57,6 +85,9 @@ class Embedding(Function):
     def backward(self, g):
         return B.index_add(B.zeros(self.in_shape, self.dtype), self.indices, g), None
 
+    def backward_graph(self, g):
+        return AddAtIndex.apply(g, self.in_shape, self.dtype, self.indices), None
+
 
 class Cat(Function):
     def forward(self, *xs, axis=0):
@@ -71,6 +102,10 @@ class Cat(Function):
     def backward(self, g):
         return tuple(B.split(g, self.offsets, self.axis))
 
+    def backward_graph(self, g):
+        bounds = [0, *self.offsets, g.shape[self.axis]]
+        return tuple(GetItem.apply(g, _along(self.axis, slice(s, e))) for s, e in zip(bounds, bounds[1:]))
+
 
 class Stack(Function):
     def forward(self, *xs, axis=0):
@@ -82,3 +117,11 @@ class Stack(Function):
         parts = B.split(g, list(range(1, n)), self.axis)
         shape = tuple(s for i, s in enumerate(g.shape) if i != self.axis)
         return tuple(B.reshape(p, shape) for p in parts)
+
+    def backward_graph(self, g):
+        return tuple(GetItem.apply(g, _along(self.axis, i)) for i in range(g.shape[self.axis]))
+
+
+def _along(axis, key):
+    """An index that applies ``key`` along ``axis`` (negative counts from the end)."""
+    return (slice(None),) * axis + (key,) if axis >= 0 else (Ellipsis, key) + (slice(None),) * (-axis - 1)

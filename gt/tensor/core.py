@@ -326,13 +326,15 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         return f"tensor({B.format(self._data)}, shape={self.shape}, dtype={self.dtype!r}{extra})"
 
     # ---- autograd ------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
 
         ``grad`` is required when the tensor is not a scalar (same shape as the tensor).
-        The graph is freed afterwards unless ``retain_graph=True``.
+        The graph is freed afterwards unless ``retain_graph=True`` (default: ``create_graph``).
+        ``create_graph=True`` records the gradients, so each ``.grad`` has a ``grad_fn`` and can be
+        differentiated again (higher-order gradients; see gt/autograd/graph_walk.py).
         """
-        autograd.backward(self, grad, retain_graph)
+        autograd.backward(self, grad, retain_graph, create_graph)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not self.dtype.is_floating_point:

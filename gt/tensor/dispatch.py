@@ -41,7 +41,7 @@ def on_device(d):
 class ShardedNode:
     """The tape entry of an op that ran per device: one op context per device."""
 
-    __slots__ = ("cls", "ctxs", "inputs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
+    __slots__ = ("cls", "ctxs", "inputs", "kwargs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
                  "out_shape", "released", "epoch", "__weakref__")
 
     @property
@@ -60,6 +60,19 @@ class ShardedNode:
 
     def __repr__(self):
         return f"<{self.name}Backward (sharded, {self.out})>"
+
+    def backward_graph(self, g):
+        """The recorded gradient (``create_graph=True``): the op again on its inputs gathered to
+        one device, whose ``backward_graph`` runs there (correct, not spread over the mesh)."""
+        for ctx in self.ctxs:
+            autograd.check_saved_versions(ctx, share=True)
+        whole = tuple(redistribute(a, Replicate()) if isinstance(a, Tensor) and a._placed is not None else a
+                      for a in self.inputs)
+        ctx = self.cls()
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in self.inputs)
+        ctx.forward(*[a._array if isinstance(a, Tensor) else a for a in whole], **self.kwargs)
+        ctx.inputs = whole
+        return ctx.backward_graph(g)
 
     def backward(self, g):
         out = self.out
@@ -114,6 +127,9 @@ class Redistribute:
         return f"<RedistributeBackward ({self.target})>"
 
     def backward(self, g):
+        return (g,)
+
+    def backward_graph(self, g):
         return (g,)
 
 
@@ -171,7 +187,7 @@ def dispatch(cls, args, kwargs):
     record = autograd.is_grad_enabled() and any(needs) and result.dtype.is_floating_point
     if record:
         node = ShardedNode()
-        node.cls, node.ctxs, node.inputs, node.targets = cls, ctxs, args, plan.targets
+        node.cls, node.ctxs, node.inputs, node.targets, node.kwargs = cls, ctxs, args, plan.targets, kwargs
         node.out, node.released, node.out_shape = out_p, False, result.shape
         node.out_sizes = [o.shape[out_p.axis] for o in outs] if isinstance(out_p, Shard) else None
         node.in_shapes, node.in_dtypes = in_shapes, in_dtypes

@@ -1,0 +1,133 @@
+"""The walk of ``backward(create_graph=True)`` and ``gt.autograd.grad(..., create_graph=True)``:
+the gradients are themselves recorded, so they can be differentiated again (higher-order
+gradients: a gradient penalty, a Hessian-vector product, the derivatives a physics-informed
+loss takes of its inputs).
+
+The ordinary walk (gt/autograd/backward.py) runs each op's ``backward`` on engine arrays, which
+records nothing. This one runs each op's ``backward_graph(g)`` instead: the same gradient written
+with gt's differentiable ops on tensors (``g`` is a tensor; the op reads its inputs as tensors,
+``self.inputs``), in grad mode, so every gradient it returns carries its own graph. An op that
+has no ``backward_graph`` yet stops the walk with an error that names it; no gradient is then
+changed.
+
+Semantics are torch's: a leaf's ``.grad`` becomes a tensor with a ``grad_fn`` (accumulated out
+of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` is given, tensor
+hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
+"""
+
+from gt.autograd import function, grad_hooks, hooks, versions
+
+_FREED = (
+    "trying to backward through a graph a second time (its saved values were freed by the first "
+    "backward); call backward(retain_graph=True) the first time if you need to"
+)
+
+
+def walk_graph(order, seeds, retain_graph, capture=None):
+    """Run ``backward_graph`` of the ops of ``order`` (inputs before outputs, as
+    ``topological_order`` gives) from ``seeds`` ({id(node): gradient tensor}). Without
+    ``capture``, accumulate into the leaves' ``.grad``; with it (a set of tensor ids), return
+    ``{id: gradient tensor}`` for those reached and touch no ``.grad``."""
+    runs = None if capture is None else _on_paths(order, capture)
+    _check_supported(order, runs)
+    pending = dict(seeds)
+    hooked = grad_hooks.table()
+    with_hooks = capture is None and hooks.active()
+    got = {}
+    with function.enable_grad():
+        for node in reversed(order):
+            g = pending.pop(id(node), None)
+            if g is None:
+                continue
+            if hooked and id(node) in hooked:
+                g = _run_hooks(node, g)
+            ctx = node._ctx
+            if runs is not None:
+                if id(node) in capture:
+                    got[id(node)] = g
+                if id(node) not in runs:
+                    continue
+            elif ctx is None:
+                node.grad = g if node.grad is None else node.grad + g
+                if with_hooks:
+                    hooks.after_accumulate(node)     # an optimizer stepping in the backward
+                continue
+            if node._retains_grad:
+                node.grad = g if node.grad is None else node.grad + g
+            if isinstance(ctx, function.Function):
+                versions.check(ctx)
+            grads = ctx.backward_graph(g)
+            if not isinstance(grads, tuple):
+                grads = (grads,)
+            for parent, pg in zip(ctx.inputs, grads):
+                if pg is None or not getattr(parent, "requires_grad", False):
+                    continue
+                pg = fit(pg, parent.shape, parent.dtype)
+                prev = pending.get(id(parent))
+                pending[id(parent)] = pg if prev is None else prev + pg
+            if not retain_graph:
+                ctx.saved, ctx.inputs, ctx.released = None, (), True
+    return got
+
+
+def _check_supported(order, runs):
+    """Refuse before any work when an op on the way has no recorded backward (or was freed)."""
+    for node in order:
+        ctx = node._ctx
+        if ctx is None or (runs is not None and id(node) not in runs):
+            continue
+        if getattr(ctx, "released", False):
+            raise RuntimeError(_FREED)
+        # an op run over the mesh: one device's share says (gt/tensor/dispatch.py)
+        op = ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx
+        if getattr(op, "backward_graph", None) is None or not getattr(op, "records_graph", True):
+            label = getattr(ctx, "name", type(ctx).__name__) + (f" ({op.fn})" if hasattr(op, "fn") else "")
+            raise NotImplementedError(
+                f"create_graph=True: the backward of {label} (in the graph of this tensor) cannot be recorded in gt "
+                "yet, so its gradient cannot be differentiated again; ops that can: arithmetic, pow, exp, log, sqrt, "
+                "abs, the trigonometric, hyperbolic and error functions, log1p/expm1, maximum/minimum, clamp, where, "
+                "casts, relu/sigmoid/tanh/gelu, softmax/log_softmax, cross-entropy, sum/mean/max/min/norm, matmul, "
+                "Linear, LayerNorm, reshape/permute/expand, indexing, embedding, cat/stack")
+
+
+def _on_paths(order, capture):
+    useful, runs = set(capture), set()
+    for node in order:
+        ctx = node._ctx
+        if ctx is not None and any(id(p) in useful for p in ctx.inputs):
+            runs.add(id(node))
+            useful.add(id(node))
+    return runs
+
+
+def _run_hooks(node, g):
+    for hook in list(grad_hooks.hooks_of(node)):
+        out = hook(g)
+        if out is None:
+            continue
+        if not isinstance(out, function.Tensor):
+            raise TypeError(f"expected a tensor or None, but hook {getattr(hook, '__name__', hook)!r} returned "
+                            f"{type(out).__name__!r}")
+        if out.shape != g.shape or out.dtype != g.dtype:
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} has changed the size or type of value "
+                               f"(was {g.shape} {g.dtype!r}, got {out.shape} {out.dtype!r})")
+        g = out
+    return g
+
+
+def fit(g, shape, dtype):
+    """The recorded gradient ``g`` summed back to ``shape`` (undoing broadcasting) and cast to
+    ``dtype``, as its input."""
+    shape = tuple(shape)
+    if g.shape != shape:
+        lead = g.ndim - len(shape)
+        if lead > 0:
+            g = g.sum(dim=tuple(range(lead)))
+        ones = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+        if ones:
+            g = g.sum(dim=ones, keepdim=True)
+        if g.shape != shape:
+            g = g.reshape(shape)
+    if g.dtype != dtype:
+        g = g.to(dtype)
+    return g

@@ -1,0 +1,284 @@
+"""Higher-order gradients (``create_graph=True``) beside torch: for each op whose backward gt can
+record, the gradient and the gradient of a function of it (a Hessian-vector product) against
+torch's in float64; backward(create_graph=True); gradients given as tensors with a graph; a
+third derivative; a gradient penalty through a small network; hooks; the errors."""
+
+import numpy as np
+import pytest
+
+import gt
+from gt.sharding.mesh import use_mesh
+from helpers import randn
+
+torch = pytest.importorskip("torch")
+F = gt.nn.functional
+TF = torch.nn.functional
+
+
+def _pos(*shape, seed=0):
+    return np.abs(randn(*shape, seed=seed)) + 0.5
+
+
+def _away(*shape, seed=0):        # no value near a kink (abs, relu, max/min ties)
+    x = randn(*shape, seed=seed)
+    return np.where(np.abs(x) < 0.2, x + 0.5 * np.sign(x + 1e-9), x)
+
+
+# name -> (inputs, f(xs, lib)) with lib = (gt or torch, its functional module)
+_IDX = np.array([0, 2, 2, 1])
+CASES = {
+    "add": ([randn(3, 4), randn(4, seed=1)], lambda x, m, F: x[0] + x[1]),
+    "sub": ([randn(3, 4), randn(3, 1, seed=1)], lambda x, m, F: x[0] - x[1]),
+    "mul": ([randn(3, 4), randn(3, 4, seed=1)], lambda x, m, F: x[0] * x[1]),
+    "div": ([randn(3, 4), _pos(3, 4, seed=1)], lambda x, m, F: x[0] / x[1]),
+    "pow_number": ([randn(3, 4)], lambda x, m, F: x[0] ** 3),
+    "pow_tensor": ([_pos(3, 4), randn(3, 4, seed=1)], lambda x, m, F: x[0] ** x[1]),
+    "rpow": ([randn(3, 4)], lambda x, m, F: 2.0 ** x[0]),
+    "neg_abs": ([_away(3, 4)], lambda x, m, F: -(x[0].abs()) * x[0]),
+    "exp_log_sqrt": ([_pos(3, 4)], lambda x, m, F: x[0].exp() + x[0].log() * x[0].sqrt()),
+    "maximum_minimum": ([randn(3, 4), randn(3, 4, seed=1)],
+                        lambda x, m, F: m.maximum(x[0], x[1]) * m.minimum(x[0], x[1])),
+    "clamp": ([_away(3, 4)], lambda x, m, F: x[0].clamp(-0.5, 0.5) * x[0]),
+    "where": ([randn(3, 4), randn(3, 4, seed=1)], lambda x, m, F: m.where(x[0] > 0, x[0] * x[1], x[1] ** 2)),
+    "cast": ([randn(3, 4)], lambda x, m, F: x[0].float().double() ** 2),
+    "relu": ([_away(3, 4)], lambda x, m, F: F.relu(x[0]) * x[0]),
+    "sigmoid_tanh": ([randn(3, 4)], lambda x, m, F: x[0].sigmoid() * x[0].tanh()),
+    "gelu": ([randn(3, 4)], lambda x, m, F: F.gelu(x[0]) + F.gelu(x[0], approximate="tanh") * x[0]),
+    "softmax": ([randn(3, 5)], lambda x, m, F: F.softmax(x[0], dim=-1) * x[0]),
+    "log_softmax": ([randn(3, 5)], lambda x, m, F: F.log_softmax(x[0], dim=0) * x[0]),
+    "cross_entropy": ([randn(4, 5)], lambda x, m, F: F.cross_entropy(x[0] * x[0], m.tensor([0, 3, 1, 4]))),
+    "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
+    "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
+    "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),
+    "shape_ops": ([randn(2, 3, 4)],
+                  lambda x, m, F: (x[0] ** 2).reshape(6, 4).permute(1, 0)[:, :5].unsqueeze(0).expand(2, 4, 5)),
+    "indexing": ([randn(3, 4)], lambda x, m, F: x[0][m.tensor(_IDX)] ** 3 + x[0][1:, ::2].sum() * x[0][0]),
+    "embedding": ([randn(5, 3)], lambda x, m, F: F.embedding(m.tensor(_IDX), x[0]) ** 2),
+    "cat_stack": ([randn(2, 3), randn(2, 2, seed=1)],
+                  lambda x, m, F: m.cat([x[0] ** 2, x[1] * x[0][:, :2]], dim=1) * m.stack([x[0][:, 0], x[1][:, 1]], -1)[:, :1]),
+    "matmul": ([randn(3, 4), randn(4, 2, seed=1)], lambda x, m, F: (x[0] @ x[1]) ** 2),
+    "matmul_batched_vector": ([randn(2, 3, 4), randn(4, seed=1)], lambda x, m, F: (x[0] @ x[1]) ** 2 + (x[1] @ x[1])),
+    "linear": ([randn(2, 3, 4), randn(5, 4, seed=1), randn(5, seed=2)],
+               lambda x, m, F: F.linear(x[0], x[1], x[2]).tanh()),
+    "layer_norm": ([randn(3, 6), randn(6, seed=1), randn(6, seed=2)],
+                   lambda x, m, F: F.layer_norm(x[0], (6,), x[1], x[2]) ** 3),
+}
+
+
+def _unit(*shape, seed=0):
+    return np.tanh(randn(*shape, seed=seed)) * 0.9
+
+
+_MATH = {"sin": randn, "cos": randn, "tan": _unit, "atan": randn, "sinh": randn, "cosh": randn, "asinh": randn,
+         "log1p": _pos, "expm1": randn, "exp2": randn, "erf": randn, "erfc": randn, "atanh": _unit, "asin": _unit,
+         "acos": _unit, "acosh": lambda *s, seed=0: _pos(*s, seed=seed) + 1, "erfinv": _unit}
+for _name, _make in _MATH.items():
+    CASES["math_" + _name] = ([_make(3, 4)], lambda x, m, F, n=_name: getattr(m, n)(x[0]) * x[0])
+
+
+def _run(lib, F_, inputs, f, weights, vs):
+    xs = [lib.tensor(a, requires_grad=True) for a in inputs]
+    y = f(xs, lib, F_)
+    y = (y * lib.tensor(weights[: y.numel()].reshape(tuple(y.shape)))).sum()
+    grads = lib.autograd.grad(y, xs, create_graph=True)
+    h = sum((g * lib.tensor(v)).sum() for g, v in zip(grads, vs)) + sum((x * x).sum() for x in xs)
+    second = lib.autograd.grad(h, xs)
+    return [g.detach().numpy() for g in grads], [s.numpy() for s in second]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hessian_vector_product_matches_torch(name):
+    inputs, f = CASES[name]
+    weights = randn(200, seed=7)
+    vs = [randn(*a.shape, seed=11 + i) for i, a in enumerate(inputs)]
+    g1, s1 = _run(gt, F, inputs, f, weights, vs)
+    g2, s2 = _run(torch, TF, inputs, f, weights, vs)
+    for a, b in zip(g1 + s1, g2 + s2):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_first_order_gradient_is_the_same_with_and_without_a_graph(name):
+    inputs, f = CASES[name]
+    weights = randn(200, seed=7)
+    got = []
+    for create in (False, True):
+        xs = [gt.tensor(a, requires_grad=True) for a in inputs]
+        y = f(xs, gt, F)
+        y = (y * gt.tensor(weights[: y.numel()].reshape(y.shape))).sum()
+        got.append([g.detach().numpy() for g in gt.autograd.grad(y, xs, create_graph=create)])
+    for a, b in zip(*got):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_third_derivative_of_x_to_the_fourth():
+    x = gt.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    (g1,) = gt.autograd.grad((x ** 4).sum(), x, create_graph=True)
+    (g2,) = gt.autograd.grad(g1.sum(), x, create_graph=True)
+    (g3,) = gt.autograd.grad(g2.sum(), x)
+    np.testing.assert_allclose(g1.detach().numpy(), 4 * x.detach().numpy() ** 3)
+    np.testing.assert_allclose(g2.detach().numpy(), 12 * x.detach().numpy() ** 2)
+    np.testing.assert_allclose(g3.numpy(), 24 * x.detach().numpy())
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")   # torch's own
+def test_backward_create_graph_gives_grads_with_a_graph():
+    a = randn(4, 3)
+    res = []
+    for lib in (gt, torch):
+        x = lib.tensor(a, requires_grad=True)
+        (x.exp() * x ** 3).sum().backward(create_graph=True)
+        assert x.grad.requires_grad and x.grad.grad_fn is not None
+        (h,) = lib.autograd.grad((x.grad ** 2).sum(), x)
+        res.append((x.grad.detach().numpy(), h.numpy()))
+    for a_, b_ in zip(*res):
+        np.testing.assert_allclose(a_, b_, rtol=1e-12)
+
+
+def test_backward_create_graph_accumulates_out_of_place():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    (x ** 2).sum().backward(create_graph=True)
+    first = x.grad
+    (x ** 3).sum().backward(create_graph=True)
+    np.testing.assert_allclose(first.detach().numpy(), [2.0, 4.0])      # the first .grad is not changed
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0 + 3.0, 4.0 + 12.0])
+    (h,) = gt.autograd.grad(x.grad.sum(), x)
+    np.testing.assert_allclose(h.numpy(), [2.0 + 6.0, 2.0 + 12.0])
+
+
+def test_gradient_outputs_given_as_tensors_with_a_graph():
+    a, va = randn(3, 4), randn(3, 4, seed=1)
+    res = []
+    for lib in (gt, torch):
+        x = lib.tensor(a, requires_grad=True)
+        v = lib.tensor(va, requires_grad=True)
+        y = x.tanh() * x
+        (g,) = lib.autograd.grad(y, x, grad_outputs=v, create_graph=True)
+        (g * g).sum().backward()
+        res.append((g.detach().numpy(), x.grad.numpy(), v.grad.numpy()))
+    for a_, b_ in zip(*res):
+        np.testing.assert_allclose(a_, b_, rtol=1e-12)
+
+
+def _penalty(lib, nn_mod, layers, xa):
+    x = lib.tensor(xa, requires_grad=True)
+    out = layers(x)
+    (gx,) = lib.autograd.grad(out.sum(), x, create_graph=True)
+    return ((gx.norm(dim=1) - 1) ** 2).mean() + out.mean()
+
+
+def test_gradient_penalty_through_a_network_matches_torch():
+    """WGAN-GP's penalty: the norm of d(critic)/d(input), trained through the critic's weights."""
+    gt.manual_seed(0)
+    g_net = gt.nn.Sequential(gt.nn.Linear(4, 8), gt.nn.Tanh(), gt.nn.LayerNorm(8), gt.nn.Linear(8, 6),
+                             gt.nn.GELU(), gt.nn.Linear(6, 1)).double()
+    t_net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.LayerNorm(8), torch.nn.Linear(8, 6),
+                                torch.nn.GELU(), torch.nn.Linear(6, 1)).double()
+    t_net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in g_net.state_dict().items()})
+    xa = randn(5, 4, seed=3)
+    _penalty(gt, gt.nn, g_net, xa).backward()
+    _penalty(torch, torch.nn, t_net, xa).backward()
+    for (name, p), (_, q) in zip(g_net.named_parameters(), t_net.named_parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_transformer_feed_forward_second_order_matches_torch():
+    """gt's fused Linear + ReLU (TransformerBlock's feed-forward) records its gradient too."""
+    gt.manual_seed(1)
+    ff = gt.nn.FeedForward(6, 10).double()
+    sd = {k: torch.from_numpy(np.array(v)) for k, v in ff.state_dict().items()}
+    xa = _away(3, 6, seed=5)
+    x = gt.tensor(xa, requires_grad=True)
+    (g,) = gt.autograd.grad((ff(x) ** 2).sum(), x, create_graph=True)
+    (h,) = gt.autograd.grad((g ** 2).sum(), x)
+    t = torch.tensor(xa, requires_grad=True)
+    b1, w1, b2, w2 = sd["fc1.bias"], sd["fc1.weight"], sd["fc2.bias"], sd["fc2.weight"]
+    y = TF.linear(TF.relu(TF.linear(t, w1, b1)), w2, b2)
+    (gt_,) = torch.autograd.grad((y ** 2).sum(), t, create_graph=True)
+    (ht,) = torch.autograd.grad((gt_ ** 2).sum(), t)
+    np.testing.assert_allclose(g.detach().numpy(), gt_.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(h.numpy(), ht.numpy(), rtol=1e-10)
+
+
+def test_an_optimizer_in_the_backward_steps_from_the_recorded_gradient():
+    res = []
+    for in_backward in (False, True):
+        w = gt.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        opt = gt.optim.SGD([w], lr=0.1, in_backward=in_backward)
+        loss = (w.tanh() ** 2).sum()
+        (g,) = gt.autograd.grad(loss, w, create_graph=True)
+        ((g ** 2).sum() + loss).backward(create_graph=True)
+        if not in_backward:
+            opt.step()
+        res.append(w.detach().numpy().copy())
+    np.testing.assert_allclose(res[1], res[0], rtol=1e-12)
+    assert not np.allclose(res[0], [0.5, -1.0, 2.0])
+
+
+def test_tensor_hooks_see_and_replace_the_recorded_gradient():
+    x = gt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x
+    seen = []
+    y.register_hook(lambda g: seen.append(g.requires_grad) or g * 2)
+    (g,) = gt.autograd.grad(y.sum(), x, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), 4 * x.detach().numpy())
+    (h,) = gt.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(h.numpy(), [4.0, 4.0, 4.0])
+    assert seen == [False]       # the seed has no graph; the hook's product is recorded
+
+
+def test_the_graph_is_kept_by_default_and_freed_on_request():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * x).sum()
+    gt.autograd.grad(y, x, create_graph=True)
+    y.backward()                   # kept: retain_graph defaults to create_graph
+    np.testing.assert_allclose(x.grad.numpy(), (np.exp([1.0, 2.0]) * (1 + np.array([1.0, 2.0]))))
+    z = (x.exp() * x).sum()
+    gt.autograd.grad(z, x, create_graph=True, retain_graph=False)
+    with pytest.raises(RuntimeError, match="backward through a graph a second time"):
+        z.backward()
+
+
+def test_an_op_without_a_recorded_backward_is_named_before_any_change():
+    x = gt.tensor(randn(1, 1, 5, 5), requires_grad=True)
+    w = gt.tensor(randn(2, 1, 3, 3, seed=1), requires_grad=True)
+    y = (F.conv2d(x, w) ** 2).sum() + (w * w).sum()
+    with pytest.raises(NotImplementedError, match=r"create_graph=True: the backward of Conv\w* .*cannot be recorded"):
+        y.backward(create_graph=True)
+    assert x.grad is None and w.grad is None
+    y.backward()                   # the graph is intact: the plain backward still runs
+    assert x.grad is not None
+
+
+def test_sinc_is_named_when_its_gradient_cannot_be_recorded():
+    x = gt.tensor([0.3, 0.7], requires_grad=True)
+    with pytest.raises(NotImplementedError, match=r"MathFunction \(sinc\)"):
+        gt.autograd.grad(gt.sinc(x).sum(), x, create_graph=True)
+
+
+def test_allow_unused_and_materialize_grads_with_a_graph():
+    x = gt.tensor([1.0, 2.0], requires_grad=True)
+    u = gt.tensor([3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="appears to not have been used"):
+        gt.autograd.grad((x * x).sum(), [x, u], create_graph=True)
+    gx, gu = gt.autograd.grad((x * x).sum(), [x, u], create_graph=True, allow_unused=True)
+    assert gu is None and gx.requires_grad
+    gx, gu = gt.autograd.grad((x * x).sum(), [x, u], create_graph=True, materialize_grads=True)
+    np.testing.assert_array_equal(gu.numpy(), [0.0])
+
+
+@pytest.mark.own_mesh
+def test_sharded_tensors_give_the_unsharded_second_derivative():
+    a, b = randn(4, 3), randn(3, 2, seed=1)
+    def f(x):
+        y = x @ gt.tensor(b)
+        return ((y.tanh() ** 2) + F.relu(y) * y + F.layer_norm(y, (2,)) ** 3).sum()
+
+    ref_x = gt.tensor(a, requires_grad=True)
+    (g,) = gt.autograd.grad(f(ref_x), ref_x, create_graph=True)
+    (ref,) = gt.autograd.grad((g ** 2).sum(), ref_x)
+    with use_mesh(2):
+        x = gt.tensor(a, requires_grad=True)
+        (g,) = gt.autograd.grad(f(x.shard(0)), x, create_graph=True)
+        (h,) = gt.autograd.grad((g ** 2).sum(), x)
+    np.testing.assert_allclose(h.numpy(), ref.numpy(), rtol=1e-10)
