@@ -47,6 +47,12 @@ CASES = {
     "softmax": ([randn(3, 5)], lambda x, m, F: F.softmax(x[0], dim=-1) * x[0]),
     "log_softmax": ([randn(3, 5)], lambda x, m, F: F.log_softmax(x[0], dim=0) * x[0]),
     "cross_entropy": ([randn(4, 5)], lambda x, m, F: F.cross_entropy(x[0] * x[0], m.tensor([0, 3, 1, 4]))),
+    "bce": ([np.clip(_pos(3, 4) / 3, 0.05, 0.95), np.clip(_pos(3, 4, seed=1) / 3, 0, 1)],
+            lambda x, m, F: F.binary_cross_entropy(x[0], x[1], reduction="none") * x[0]),
+    "bce_with_logits": ([randn(3, 4), _pos(3, 4, seed=1) / 3],
+                        lambda x, m, F: F.binary_cross_entropy_with_logits(x[0] * x[1], x[1], reduction="none",
+                                                                           pos_weight=m.tensor([1.0, 2.0, 0.5, 3.0]))
+                        + F.binary_cross_entropy_with_logits(x[0], x[1], reduction="none") * x[0]),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),

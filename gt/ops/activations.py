@@ -4,7 +4,8 @@ import math
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import mask_like
+from gt.ops._graph import const, mask_like
+from gt.ops.elementwise import Maximum, Where
 
 
 class Relu(Function):
@@ -154,6 +155,18 @@ class BinaryCrossEntropy(Function):
         gy = g * (l1x - lx) if ny else None
         return gx, gy
 
+    def backward_graph(self, g):
+        x, y = self.inputs
+        nx, ny = self.needs_input_grad
+        gx = g * (x - y) / (x * (1 - x)).clamp(min=1e-12) if nx else None
+        return gx, (g * (_clamped_log_graph(1 - x) - _clamped_log_graph(x)) if ny else None)
+
+
+def _clamped_log_graph(x):
+    """``_clamped_log`` recorded: the mask of positive values is a constant."""
+    pos = const(B.asarray(x._array > 0)) if x._array is not None else (x > 0)
+    return Where.apply(pos, Maximum.apply(Where.apply(pos, x, 1.0).log(), -100.0), -100.0)
+
 
 class BinaryCrossEntropyWithLogits(Function):
     """Elementwise ``-[pw * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]`` of logits ``x``
@@ -180,6 +193,22 @@ class BinaryCrossEntropyWithLogits(Function):
         if ny:
             gy = g * -x if pw is None else g * ((pw - 1) * sp - x)
         return gx, gy, None   # pos_weight is a constant, as in torch
+
+    def backward_graph(self, g):
+        x, y = self.inputs[:2]
+        pw = self.saved[2]
+        nx, ny = self.needs_input_grad[:2]
+        gx = gy = None
+        if nx:
+            s = x.sigmoid()
+            gx = g * (s - y) if pw is None else g * ((1 + (const(pw) - 1) * y) * s - const(pw) * y)
+        if ny:
+            if pw is None:
+                gy = g * -x
+            else:
+                sp = (1 + (-x.abs()).exp()).log() + Maximum.apply(-x, 0.0)
+                gy = g * ((const(pw) - 1) * sp - x)
+        return gx, gy, None
 
 
 class SoftmaxCrossEntropy(Function):
