@@ -14,6 +14,7 @@ import numpy as np
 
 import gt
 from gt.ops import attention, linalg
+from gt.ops.conv import ConvInputGrad, ConvWeightGrad
 from gt.ops.shape import AddAtIndex
 from helpers import distinct, nonzero, positive, randn
 
@@ -299,6 +300,14 @@ case("2d_index", "GetItem", lambda a: a[np.array([[0, 1], [1, 1]])], XI,
      torch_fn=lambda a: a[T.tensor([[0, 1], [1, 1]])])
 case("int_array", "GetItem", lambda a: a[1, [0, 0, 2]], XI)
 case("split_arrays", "GetItem", lambda a: a[[0, 0, 2], :, [1, 2, 4]], YI)
+# a convolution's gradients as ops of their own (what create_graph=True records for a convolution)
+_GEOM = ((5, 4), (2, 1), ((1, 1), (0, 0)), (1, 2), 2)   # size, stride, padding, dilation, groups
+case("input", "ConvInputGrad", lambda g, w: ConvInputGrad.apply(g, w, (2, 4, 5, 4), _GEOM),
+     randn(2, 4, 3, 2, seed=19), randn(4, 2, 2, 2, seed=20),
+     torch_fn=lambda g, w: T.nn.grad.conv2d_input((2, 4, 5, 4), w, g, (2, 1), (1, 0), (1, 2), 2))
+case("weight", "ConvWeightGrad", lambda x, g: ConvWeightGrad.apply(x, g, (4, 2, 2, 2), _GEOM),
+     randn(2, 4, 5, 4, seed=21), randn(2, 4, 3, 2, seed=22),
+     torch_fn=lambda x, g: T.nn.grad.conv2d_weight(x, (4, 2, 2, 2), g, (2, 1), (1, 0), (1, 2), 2))
 # indexing's backward as an op of its own (what create_graph=True records for x[index])
 case("rows", "AddAtIndex", lambda g: AddAtIndex.apply(g, (4, 3), g.dtype, (slice(1, 3),)),
      randn(2, 3, seed=17), torch_fn=lambda g: T.nn.functional.pad(g, (0, 0, 1, 1)))

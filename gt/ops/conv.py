@@ -114,6 +114,76 @@ class Conv(Function):
         return gx, gw, gb
 
 
+    def backward_graph(self, g):
+        x, weight = self.inputs[:2]
+        nx, nw = self.needs_input_grad[:2]
+        nb = len(self.inputs) > 2 and self.inputs[2] is not None and self.needs_input_grad[2]
+        gx = ConvInputGrad.apply(g, weight, x.shape, self.geometry) if nx else None
+        gw = ConvWeightGrad.apply(x, g, weight.shape, self.geometry) if nw else None
+        return gx, gw, (g.sum(dim=(0,) + tuple(range(2, g.ndim))) if nb else None)
+
+
+def _conv(x, weight, geometry):
+    """Conv's forward on arrays, no bias."""
+    _, stride, padding, dilation, groups = geometry
+    return Conv().forward(x, weight, None, stride, padding, dilation, groups)
+
+
+def _conv_grads(x, weight, g, geometry, needs):
+    """Conv's (input, weight) gradients for ``g`` from its own backward (after its forward)."""
+    ctx = Conv()
+    ctx.needs_input_grad = needs + (False,)
+    _, stride, padding, dilation, groups = geometry
+    ctx.forward(x, weight, None, stride, padding, dilation, groups)
+    return ctx.backward(g)[:2]
+
+
+class ConvInputGrad(Function):
+    """Conv's gradient in its input, ``g`` (N, O, *out) -> (N, C, *size), as an op of its own:
+    what ``create_graph=True`` records for a convolution. Linear in ``g`` (its adjoint is the
+    convolution) and in ``weight`` (whose gradient is a ``ConvWeightGrad``)."""
+
+    def forward(self, g, weight, x_shape, geometry):
+        self.x_shape, self.geometry = tuple(x_shape), geometry
+        self.save(g, weight)
+        return _conv_grads(B.zeros(self.x_shape, B.dtype_of(g)), weight, g, geometry, (True, False))[0]
+
+    def backward(self, gg):
+        g, weight = self.saved
+        ng, nw = self.needs_input_grad[:2]
+        return ((_conv(gg, weight, self.geometry) if ng else None),
+                (_conv_grads(gg, B.zeros(tuple(weight.shape), B.dtype_of(g)), g, self.geometry, (False, True))[1]
+                 if nw else None))
+
+    def backward_graph(self, gg):
+        g, weight = self.inputs[:2]
+        ng, nw = self.needs_input_grad[:2]
+        return ((Conv.apply(gg, weight, None, *self.geometry[1:]) if ng else None),
+                (ConvWeightGrad.apply(gg, g, weight.shape, self.geometry) if nw else None))
+
+
+class ConvWeightGrad(Function):
+    """Conv's gradient in its weight, from ``x`` (N, C, *size) and ``g`` (N, O, *out) -> the
+    weight's shape, as an op of its own (see ``ConvInputGrad``)."""
+
+    def forward(self, x, g, w_shape, geometry):
+        self.w_shape, self.geometry = tuple(w_shape), geometry
+        self.save(x, g)
+        return _conv_grads(x, B.zeros(self.w_shape, B.dtype_of(g)), g, geometry, (False, True))[1]
+
+    def backward(self, gw):
+        x, g = self.saved
+        nx, ng = self.needs_input_grad[:2]
+        gx = _conv_grads(B.zeros(tuple(x.shape), B.dtype_of(x)), gw, g, self.geometry, (True, False))[0] if nx else None
+        return gx, (_conv(x, gw, self.geometry) if ng else None)
+
+    def backward_graph(self, gw):
+        x, g = self.inputs[:2]
+        nx, ng = self.needs_input_grad[:2]
+        return ((ConvInputGrad.apply(g, gw, x.shape, self.geometry) if nx else None),
+                (Conv.apply(x, gw, None, *self.geometry[1:]) if ng else None))
+
+
 def _swap(x):
     axes = list(range(x.ndim))
     axes[-1], axes[-2] = axes[-2], axes[-1]
