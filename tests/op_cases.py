@@ -14,7 +14,7 @@ import numpy as np
 
 import gt
 from gt.ops import attention, linalg
-from gt.ops.conv import ConvInputGrad, ConvWeightGrad
+from gt.ops.conv import ConvInputGrad, ConvWeightGrad, PoolAdjoint, PoolRoute
 from gt.ops.shape import AddAtIndex
 from helpers import distinct, nonzero, positive, randn
 
@@ -308,6 +308,47 @@ case("input", "ConvInputGrad", lambda g, w: ConvInputGrad.apply(g, w, (2, 4, 5, 
 case("weight", "ConvWeightGrad", lambda x, g: ConvWeightGrad.apply(x, g, (4, 2, 2, 2), _GEOM),
      randn(2, 4, 5, 4, seed=21), randn(2, 4, 3, 2, seed=22),
      torch_fn=lambda x, g: T.nn.grad.conv2d_weight(x, (4, 2, 2, 2), g, (2, 1), (1, 0), (1, 2), 2))
+# a pooling's gradient and its transpose as ops of their own (what create_graph=True records)
+_XP = randn(2, 2, 5, 4, seed=23)
+
+
+def _pool(kind, dtype):
+    """The recorded op of a max or average pooling of _XP in ``dtype`` (what PoolRoute reads)."""
+    x = gt.tensor(_XP, dtype=dtype, requires_grad=True)
+    with gt.enable_grad():      # finite differences evaluate the case under no_grad
+        if kind == "max":
+            return gt.nn.functional.max_pool2d(x, 2, stride=(2, 1), padding=1).grad_fn
+        return gt.nn.functional.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False).grad_fn
+
+
+def _torch_pool_grad(pool, g):
+    x = T.tensor(_XP, dtype=g.dtype, requires_grad=True)
+    y = pool(x)
+    return T.autograd.grad(y, x, g, create_graph=True)[0]
+
+
+_TMAX = lambda x: T.nn.functional.max_pool2d(x, 2, stride=(2, 1), padding=1)  # noqa: E731
+_TAVG = lambda x: T.nn.functional.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)  # noqa: E731
+
+
+def _torch_picked(h):
+    """``h`` read where the max pooling of _XP took its maxima (the transpose of its backward)."""
+    _, idx = T.nn.functional.max_pool2d(T.tensor(_XP, dtype=h.dtype), 2, stride=(2, 1), padding=1,
+                                        return_indices=True)
+    return h.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+
+
+case("max", "PoolRoute", lambda g: PoolRoute.apply(g, _pool("max", g.dtype)), randn(2, 2, 3, 5, seed=24),
+     torch_fn=lambda g: _torch_pool_grad(_TMAX, g))
+case("avg", "PoolRoute", lambda g: PoolRoute.apply(g, _pool("avg", g.dtype)), randn(2, 2, 3, 2, seed=25),
+     torch_fn=lambda g: _torch_pool_grad(_TAVG, g))
+case("max", "PoolAdjoint", lambda h: PoolAdjoint.apply(h, _pool("max", h.dtype)), randn(2, 2, 5, 4, seed=26),
+     torch_fn=_torch_picked)
+case("avg", "PoolAdjoint", lambda h: PoolAdjoint.apply(h, _pool("avg", h.dtype)), randn(2, 2, 5, 4, seed=27), torch_fn=_TAVG)
+
+
+
+
 # indexing's backward as an op of its own (what create_graph=True records for x[index])
 case("rows", "AddAtIndex", lambda g: AddAtIndex.apply(g, (4, 3), g.dtype, (slice(1, 3),)),
      randn(2, 3, seed=17), torch_fn=lambda g: T.nn.functional.pad(g, (0, 0, 1, 1)))

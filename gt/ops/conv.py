@@ -14,6 +14,7 @@ stacked, then a product: each slice's backward a scatter into zeros as large as 
 small CNN's training step (batch 32, 1x28x28 -> 16 -> 32 channels, 3x3, max pools) took
 23.5-25.6 ms with the op and 27.7-35.4 ms composed, numpy engine, one thread of a 2-core CPU."""
 
+import copy
 import itertools
 import math
 
@@ -206,6 +207,7 @@ class MaxPool(Function):
         if self.fused:
             out, state = fused
             self.save(x, state)
+            self.pooled = tuple(out.shape)
             return out
         lowest = _LOWEST.get(dtype, -math.inf)
         xp = pad_constant(x, padding, lowest)
@@ -230,7 +232,7 @@ class MaxPool(Function):
         idx = B.reshape(idx, tuple(out.shape) + (1,))
         if dtype.is_floating_point and not B.all(out == out):
             idx = _last_nan(B.reshape(win, tuple(out.shape) + (len(views),)), idx)
-        self.padded, self.dtype = tuple(xp.shape[xp.ndim - nd:]), dtype
+        self.padded, self.dtype, self.pooled = tuple(xp.shape[xp.ndim - nd:]), dtype, tuple(out.shape)
         self.save(idx)
         return out
 
@@ -245,6 +247,55 @@ class MaxPool(Function):
         B.put_along_axis(cols, idx, B.reshape(g, tuple(g.shape) + (1,)), -1)
         cols = B.reshape(cols, tuple(g.shape) + tuple(kernel))
         return (_unpad(B.fold_windows(cols, self.padded, stride, dilation), size, padding),)
+
+    def backward_graph(self, g):
+        return (PoolRoute.apply(g, self),)
+
+    def adjoint(self, gg):
+        """The transpose of the backward: ``gg`` (..., *size) read where each window's maximum
+        was -> (..., *out)."""
+        size, kernel, stride, padding, dilation, _ = self.geometry
+        nd = len(kernel)
+        lead = tuple(gg.shape[:gg.ndim - nd])
+        if self.fused:
+            state = self.saved[1]
+            picked = B.take_along_axis(B.reshape(gg, lead + (-1,)), B.reshape(state, lead + (-1,)), -1)
+        else:
+            (idx,) = self.saved
+            win = B.windows(pad_constant(gg, padding, 0), kernel, stride, dilation)
+            picked = B.take_along_axis(B.reshape(win, tuple(idx.shape[:-1]) + (numel(kernel),)), idx, -1)
+        return B.reshape(picked, self.pooled)
+
+
+class PoolRoute(Function):
+    """A pooling's gradient in its input, ``g`` (..., *out) -> (..., *size), as an op of its own:
+    what ``create_graph=True`` records for a pooling. Linear in ``g``; its own gradient is the
+    pooling's ``adjoint`` (the average again, or the values where the maxima were)."""
+
+    def forward(self, g, pool):
+        # a copy: the pooling's own record may be freed by a later backward before this one runs
+        self.pool = copy.copy(pool)
+        return pool.backward(g)[0]
+
+    def backward(self, gg):
+        return self.pool.adjoint(gg), None
+
+    def backward_graph(self, gg):
+        return PoolAdjoint.apply(gg, self.pool), None
+
+
+class PoolAdjoint(Function):
+    """A pooling's ``adjoint`` as an op (the gradient of ``PoolRoute``); its gradient is ``PoolRoute``."""
+
+    def forward(self, gg, pool):
+        self.pool = copy.copy(pool)
+        return pool.adjoint(gg)
+
+    def backward(self, h):
+        return self.pool.backward(h)[0], None
+
+    def backward_graph(self, h):
+        return PoolRoute.apply(h, self.pool), None
 
 
 def _inside(offset, out, geometry):
@@ -275,6 +326,7 @@ class AvgPool(Function):
 
     def forward(self, x, kernel=(1,), stride=(1,), padding=((0, 0),), count_include_pad=True, divisor_override=None):
         nd = len(kernel)
+        self.args = (kernel, stride, padding, count_include_pad, divisor_override)
         xp = pad_constant(x, padding, 0)
         win = B.windows(xp, kernel, stride, (1,) * nd)                              # (..., *out, *kernel)
         size = tuple(x.shape[x.ndim - nd:])
@@ -294,6 +346,13 @@ class AvgPool(Function):
         share = B.reshape(g / self.divisor, tuple(g.shape) + (1,) * len(kernel))
         cols = B.broadcast_to(share, tuple(g.shape) + tuple(kernel))
         return (_unpad(B.fold_windows(cols, padded, stride, (1,) * len(kernel)), size, padding),)
+
+    def backward_graph(self, g):
+        return (PoolRoute.apply(g, self),)
+
+    def adjoint(self, gg):
+        """The transpose of the backward (the pooling is linear): the same average of ``gg``."""
+        return AvgPool().forward(gg, *self.args)
 
 
 def _averaged_counts(size, out, kernel, stride, pads, count_include_pad, dtype):
