@@ -28,6 +28,20 @@ def _away(*shape, seed=0):        # no value near a kink (abs, relu, max/min tie
 
 # name -> (inputs, f(xs, lib)) with lib = (gt or torch, its functional module)
 _IDX = np.array([0, 2, 2, 1])
+_BLOCK = np.array([[True, False, True, True, True], [True, True, True, False, True], [False, False, True, False, True]])
+
+
+def _sdpa(m, F, q, k, v, mask=None, is_causal=False):
+    """gt's fused attention, or torch's arithmetic written out (torch cannot differentiate its
+    CPU flash-attention kernel twice)."""
+    if m is gt:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+    s = q @ k.mT / q.shape[-1] ** 0.5
+    if is_causal:
+        s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask   # True: attends
+    return torch.softmax(s, -1) @ v
 CASES = {
     "add": ([randn(3, 4), randn(4, seed=1)], lambda x, m, F: x[0] + x[1]),
     "sub": ([randn(3, 4), randn(3, 1, seed=1)], lambda x, m, F: x[0] - x[1]),
@@ -69,6 +83,13 @@ CASES = {
     "avg_pool": ([randn(2, 2, 6, 5), randn(1, 3, 7, seed=1)],
                  lambda x, m, F: F.avg_pool2d(x[0] ** 3, 3, stride=2, padding=1, count_include_pad=False).sum() * x[0]
                  + (F.avg_pool1d(x[1].tanh(), 2) ** 2).sum()),
+    "sdpa": ([randn(2, 3, 4), randn(2, 5, 4, seed=1), randn(2, 5, 3, seed=2)],
+             lambda x, m, F: _sdpa(m, F, x[0], x[1], x[2]) ** 2),
+    "sdpa_causal": ([randn(2, 4, 4), randn(2, 4, 4, seed=1), randn(2, 4, 3, seed=2)],
+                    lambda x, m, F: _sdpa(m, F, x[0], x[1], x[2], is_causal=True) ** 2),
+    "sdpa_masks": ([randn(2, 3, 4), randn(2, 5, 4, seed=1), randn(2, 5, 3, seed=2), randn(3, 5, seed=3)],
+                   lambda x, m, F: _sdpa(m, F, x[0], x[1], x[2], x[3]) ** 2
+                   + _sdpa(m, F, x[0], x[1], x[2], m.tensor(_BLOCK)) ** 3),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),
@@ -235,6 +256,60 @@ def test_an_optimizer_in_the_backward_steps_from_the_recorded_gradient():
         res.append(w.detach().numpy().copy())
     np.testing.assert_allclose(res[1], res[0], rtol=1e-12)
     assert not np.allclose(res[0], [0.5, -1.0, 2.0])
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_second_order_matches_torch(batch_first):
+    """Self-attention of torch's MultiheadAttention layout, a padding mask, the input's gradient
+    differentiated again through every weight."""
+    gt.manual_seed(2)
+    g_mha = gt.nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
+    t_mha = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first).double()
+    t_mha.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in g_mha.state_dict().items()})
+    xa = randn(2, 4, 8, seed=6) if batch_first else randn(4, 2, 8, seed=6)
+    pad = np.array([[False, False, True, False], [False, True, False, False]])
+    res = []
+    for lib, mha in ((gt, g_mha), (torch, t_mha)):
+        x = lib.tensor(xa, requires_grad=True)
+        # torch: its arithmetic path (need_weights), since it cannot differentiate its flash kernel twice
+        out, _ = mha(x, x, x, key_padding_mask=lib.tensor(pad), need_weights=lib is torch)
+        (gx,) = lib.autograd.grad((out ** 2).sum(), x, create_graph=True)
+        ((gx ** 2).sum()).backward()
+        res.append([gx.detach().numpy(), x.grad.numpy()] + [p.grad.numpy() for p in mha.parameters()])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_transformer_block_second_order_equals_finite_differences_of_its_gradient():
+    """gt's own TransformerBlock (packed attention, the fused kernel): the recorded gradient's
+    derivative against central differences of the plain gradient."""
+    gt.manual_seed(3)
+    block = gt.nn.TransformerBlock(8, 2, 16, causal=True).double()
+    xa, va = randn(2, 3, 8, seed=8), randn(2, 3, 8, seed=9)
+
+    def grad_at(a):
+        x = gt.tensor(a, requires_grad=True)
+        (g,) = gt.autograd.grad((block(x) ** 2).sum(), x)
+        return g.numpy()
+
+    x = gt.tensor(xa, requires_grad=True)
+    (g,) = gt.autograd.grad((block(x) ** 2).sum(), x, create_graph=True)
+    (hv,) = gt.autograd.grad((g * gt.tensor(va)).sum(), x)
+    eps = 1e-6
+    fd = (grad_at(xa + eps * va) - grad_at(xa - eps * va)) / (2 * eps)
+    np.testing.assert_allclose(hv.numpy(), fd, rtol=1e-5, atol=1e-7)
+
+
+def test_a_query_without_keys_gets_zero_second_order_gradients():
+    block = np.array([[True, False], [False, False]])        # torch's meaning (True: attends); query 1: nothing
+    q = gt.tensor(randn(2, 3), requires_grad=True)
+    k, v = gt.tensor(randn(2, 3, seed=1), requires_grad=True), gt.tensor(randn(2, 3, seed=2))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=gt.tensor(block))
+    (gq, gk) = gt.autograd.grad((out ** 2).sum() + (q * k).sum(), [q, k], create_graph=True)
+    (h,) = gt.autograd.grad((gq ** 2).sum() + (gk ** 2).sum(), q)
+    np.testing.assert_array_equal(out.detach().numpy()[1], 0.0)
+    assert np.isfinite(h.numpy()).all()
+    np.testing.assert_allclose(h.numpy()[1], 2 * q.detach().numpy()[1])   # only the (q * k) term is left
 
 
 def test_tensor_hooks_see_and_replace_the_recorded_gradient():

@@ -3,6 +3,8 @@ so that it can be differentiated again (gt/autograd/graph_walk.py). Masks and co
 gradient only multiplies by are constants here (their derivative is zero where it exists)."""
 
 from gt.autograd import function
+from gt.autograd.backward import topological_order
+from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
 
 
@@ -23,3 +25,12 @@ def expand_back(g, in_shape, axis, keepdims):
         kept = tuple(1 if axis is None or i in axis else n for i, n in enumerate(in_shape))
         g = g.reshape(kept)
     return g.expand(tuple(in_shape))
+
+
+def grads_of(out, inputs, g):
+    """The recorded gradients of ``out`` with respect to ``inputs`` (tensors, or None and
+    constants, which get None) for the upstream gradient ``g``: for an op whose
+    ``backward_graph`` writes its forward again with recorded ops and differentiates that."""
+    targets = {id(t) for t in inputs if getattr(t, "requires_grad", False)}
+    got = walk_graph(topological_order(out), {id(out): g}, True, targets)
+    return tuple(got.get(id(t)) if id(t) in targets else None for t in inputs)

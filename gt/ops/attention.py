@@ -25,6 +25,9 @@ key (decoding with a cache). A query whose keys are all blocked gets zero weight
 from gt import amp
 from gt.autograd import Function, unbroadcast
 from gt.backend import B
+from gt.ops._graph import const, grads_of
+from gt.ops.activations import Softmax
+from gt.ops.elementwise import Where
 from gt.ops.linalg import _mm, _swap
 
 
@@ -102,6 +105,28 @@ def _backward(ctx, gh, needs):
     return gq, gk, gv, gm
 
 
+def _graph_forward(ctx, qh, kh, vh, mask):
+    """The forward again with recorded ops on the split heads (tensors), as ``_forward`` computed
+    it, for ``backward_graph``: the blocked scores and any query left without keys are constants."""
+    scores = (qh @ kh.mT) * ctx.scale
+    if ctx.kernel is not None:
+        blocked = _causal_blocked(qh.shape[-2], kh.shape[-2], 0) if ctx.causal else None
+    else:
+        blocked = ctx.blocked
+    if mask is not None and mask.dtype.is_floating_point:
+        scores = scores + mask
+    dead = None
+    if blocked is not None:
+        if mask is not None:      # a query whose keys are all blocked: zero weights, as the forward
+            dead = B.sum(B.broadcast_to(blocked, tuple(scores.shape)), axis=-1, keepdims=True) == scores.shape[-1]
+            blocked = blocked & B.logical_not(dead)
+        scores = scores.masked_fill(const(blocked), float("-inf"))
+    w = Softmax.apply(scores, -1)
+    if dead is not None:
+        w = Where.apply(const(dead), 0.0, w)
+    return w @ vh
+
+
 def _needs(ctx):
     needs = tuple(ctx.needs_input_grad) + (False,) * 4
     return needs[:4]
@@ -160,6 +185,19 @@ class Attention(Function):
 
         return back(gq, n_q), back(gk, self.k_len), back(gv, self.k_len), gm
 
+    def backward_graph(self, g):
+        q, k, v = self.inputs[:3]
+        mask = self.inputs[3] if len(self.inputs) > 3 else None
+        b, n_q, d = self.shape
+        h = self.saved[0].shape[1]
+        if self.packed:
+            parts = q.reshape((b, n_q, 3, h, d // h))
+            qh, kh, vh = (parts[:, :, i].permute(0, 2, 1, 3) for i in range(3))
+        else:
+            qh, kh, vh = (a.reshape((b, a.shape[1], h, d // h)).permute(0, 2, 1, 3) for a in (q, k, v))
+        out = _graph_forward(self, qh, kh, vh, mask).permute(0, 2, 1, 3).reshape((b, n_q, d))
+        return grads_of(out, (q, k, v, mask), g)
+
 
 class ScaledDotProductAttention(Function):
     """``softmax(q @ k^T * scale + mask) @ v`` on q (..., L, E), k (..., S, E), v (..., S, Ev)
@@ -175,3 +213,8 @@ class ScaledDotProductAttention(Function):
         sq, sk, sv = self.shapes
         return (None if gq is None else unbroadcast(gq, sq), None if gk is None else unbroadcast(gk, sk),
                 None if gv is None else unbroadcast(gv, sv), gm)
+
+    def backward_graph(self, g):
+        q, k, v = self.inputs[:3]
+        mask = self.inputs[3] if len(self.inputs) > 3 else None
+        return grads_of(_graph_forward(self, q, k, v, mask), (q, k, v, mask), g)
