@@ -1,4 +1,4 @@
-"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules, updating parameters in place.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, ...) and learning-rate schedules, updating parameters in place.
 
     >>> opt = gt.optim.AdamW(gt.optim.decay_groups(model.parameters(), 0.1), lr=3e-4)
     >>> sched = gt.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
@@ -6,8 +6,17 @@
 """
 
 from gt.optim import lr_scheduler
+from gt.optim.adadelta import Adadelta
+from gt.optim.adagrad import Adagrad
 from gt.optim.adam import Adam, AdamW
+from gt.optim.adamax import Adamax
+from gt.optim.asgd import ASGD
+from gt.optim.nadam import NAdam
 from gt.optim.optimizer import Optimizer, decay_groups
+from gt.optim.radam import RAdam
+from gt.optim.rmsprop import RMSprop
+from gt.optim.rprop import Rprop
 from gt.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "decay_groups"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "decay_groups",
+           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"]

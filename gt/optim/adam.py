@@ -5,6 +5,7 @@ import math
 from gt.backend import B
 from gt.tensor import zeros_like
 from gt.optim.optimizer import Optimizer, _whole
+from gt.optim.options import refuse_unimplemented
 
 
 class Adam(Optimizer):
@@ -12,6 +13,10 @@ class Adam(Optimizer):
 
     ``p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with ``bc = 1 - beta ** step`` counted per
     parameter; ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, as torch's Adam).
+    ``amsgrad=True`` divides by the running maximum of ``v`` (state ``max_exp_avg_sq``);
+    ``maximize=True`` ascends. Both take the tensor arithmetic, not the engine's fused step.
+    ``decoupled_weight_decay=True`` makes it AdamW (for the optimizer, not per group; unlike
+    torch, it is not saved in ``param_groups``).
 
         >>> opt = gt.optim.Adam(params, lr=1e-3)
         >>> loss.backward(); opt.step(); opt.zero_grad()
@@ -22,19 +27,36 @@ class Adam(Optimizer):
 
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, in_backward=False):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), in_backward)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, in_backward=False,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
+        refuse_unimplemented(type(self).__name__, foreach=foreach, capturable=capturable,
+                             differentiable=differentiable, fused=fused)
+        if decoupled_weight_decay:  # torch's Adam(decoupled_weight_decay=True) is AdamW
+            self.decoupled_weight_decay = True
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize), in_backward)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        for key in ("amsgrad", "maximize"):
+            if not isinstance(group.get(key, False), bool):
+                raise TypeError(f"{type(self).__name__}: {key} must be True or False, got {group[key]!r}")
 
     def _init_state(self, p, state, group):
         state["step"] = 0
         state["exp_avg"] = zeros_like(p)
         state["exp_avg_sq"] = zeros_like(p)
+        if group.get("amsgrad", False):
+            state["max_exp_avg_sq"] = zeros_like(p)
 
     def _update_group(self, params, group):
         # Parameters held whole (not spread over the mesh) at the same step count: one engine call
         # for all of them (B.adam_steps_: torch's multi-tensor fused kernel launches once, where
         # one call per parameter cost a small model 70 launches a step); the rest one by one.
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if _variant(group):
+            return super(Adam, self)._update_group(params, group)
         by_step = {}
         for p in params:
             state, grad = self._state_of(p, group), p.grad
@@ -54,11 +76,13 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        if _whole(p, grad, m, v):
+        if _whole(p, grad, m, v) and not _variant(group):
             # whole arrays: one engine call (B.adam_step_: the arithmetic below, or a fused kernel)
             B.adam_step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
                          self.decoupled_weight_decay)
             return
+        if group.get("maximize", False):
+            grad = -grad
         if weight_decay != 0:
             if self.decoupled_weight_decay:
                 p.mul_(1 - lr * weight_decay)
@@ -68,6 +92,9 @@ class Adam(Optimizer):
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1 ** step
         bias_correction2 = 1 - beta2 ** step
+        if group.get("amsgrad", False):
+            max_v = state["max_exp_avg_sq"]
+            v = max_v.copy_(max_v.maximum(v))
         denom = v.sqrt().div_(math.sqrt(bias_correction2)).add_(eps)  # one temporary, then in place
         p.addcdiv_(m, denom, value=-lr / bias_correction1)
 
@@ -80,5 +107,14 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, in_backward=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, in_backward=False,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward,
+                         amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=capturable,
+                         differentiable=differentiable, fused=fused)
+
+
+def _variant(group):
+    """Whether ``group`` asks for what the engine's fused Adam step does not do (amsgrad, maximize);
+    ``.get``: a group saved before gt had them."""
+    return group.get("amsgrad", False) or group.get("maximize", False)

@@ -5,6 +5,7 @@ import weakref
 from gt.autograd import deferred
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
+from gt.optim.options import refuse_unimplemented
 
 
 class SGD(Optimizer):
@@ -12,7 +13,8 @@ class SGD(Optimizer):
 
     With momentum: ``buf = momentum * buf + (1 - dampening) * g`` (``buf`` starts as the first
     gradient), then ``p -= lr * buf`` (Nesterov: ``p -= lr * (g + momentum * buf)``).
-    ``weight_decay`` adds ``weight_decay * p`` to the gradient first. Plain gradient descent applies
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient first; ``maximize=True`` ascends
+    (the gradient's negative is used, as torch's). Plain gradient descent applies
     a big weight gradient of few rows that the backward left as its two factors
     (gt/autograd/deferred.py) as one gemm into the weight, without making the gradient.
 
@@ -32,9 +34,10 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                 in_backward=False):
+                 in_backward=False, *, maximize=False, foreach=None, differentiable=False, fused=None):
+        refuse_unimplemented("SGD", foreach=foreach, differentiable=differentiable, fused=fused)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov)
+                        nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults, in_backward)
 
     def add_param_group(self, param_group):
@@ -57,6 +60,8 @@ class SGD(Optimizer):
 
     def _check_group(self, group):
         super()._check_group(group)
+        if not isinstance(group.get("maximize", False), bool):
+            raise TypeError(f"SGD: maximize must be True or False, got {group['maximize']!r}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening == 0, got "
                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
@@ -91,6 +96,8 @@ class SGD(Optimizer):
 
     def _update(self, p, grad, state, group):
         momentum = group["momentum"]
+        if group.get("maximize", False):  # .get: a group saved before gt had maximize
+            grad = -grad
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * p  # a new tensor: p.grad itself is left as backward made it
         if momentum != 0:
@@ -105,8 +112,8 @@ class SGD(Optimizer):
 
 
 def _plain(group):
-    """Whether ``group`` is plain gradient descent (no momentum, no weight decay)."""
-    return group["momentum"] == 0 and group["weight_decay"] == 0
+    """Whether ``group`` is plain gradient descent (no momentum, no weight decay, not maximize)."""
+    return group["momentum"] == 0 and group["weight_decay"] == 0 and not group.get("maximize", False)
 
 
 def _plain_now(optimizer, group):
