@@ -3,54 +3,14 @@
 Like torch: creating a scheduler records ``initial_lr`` in each group and applies epoch 0;
 call ``scheduler.step()`` once per epoch (or per step), after ``optimizer.step()``.
 Closed forms: the lr depends only on the epoch count, never on the lr of the step before.
+torch's other schedules (MultiStepLR, OneCycleLR, ReduceLROnPlateau, SequentialLR, ...), in torch's
+chainable forms, are defined in lr_schedulers_extra.py and re-exported here.
 """
 
 import math
 
+from gt.optim.lr_scheduler_base import LRScheduler
 from gt.optim.optimizer import Optimizer
-
-
-class LRScheduler:
-    """Base class: subclasses write ``_lr(base_lr, epoch, group_index)``."""
-
-    def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs a gt.optim.Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        for i, group in enumerate(optimizer.param_groups):
-            if last_epoch == -1:
-                group.setdefault("initial_lr", group["lr"])
-            elif "initial_lr" not in group:
-                raise KeyError(f"param group {i} has no 'initial_lr': resuming at last_epoch={last_epoch} needs "
-                               "the optimizer state of the run that created the scheduler")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self.step()
-
-    def _lr(self, base_lr, epoch, index):
-        raise NotImplementedError
-
-    def get_lr(self):
-        """The learning rates of the current epoch, one per parameter group."""
-        return [self._lr(base, self.last_epoch, i) for i, base in enumerate(self.base_lrs)]
-
-    def step(self):
-        """Advance one epoch and set every group's lr."""
-        self.last_epoch += 1
-        self._last_lr = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
-
-    def get_last_lr(self):
-        """The learning rates the last ``step()`` set, one per parameter group."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """Everything but the optimizer (and functions, which do not pickle reliably)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-
-    def load_state_dict(self, state_dict):
-        self.__dict__.update(state_dict)
 
 
 class StepLR(LRScheduler):
@@ -105,3 +65,6 @@ class LambdaLR(LRScheduler):
 
     def _lr(self, base_lr, epoch, index):
         return base_lr * self.lr_lambdas[index](epoch)
+
+
+from gt.optim.lr_schedulers_extra import *  # noqa: E402,F401,F403  (torch's other schedules)
