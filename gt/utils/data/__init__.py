@@ -1,0 +1,27 @@
+"""Datasets, samplers and ``DataLoader`` for gt tensors, with ``torch.utils.data``'s names and
+semantics (torch 2.13), so a PyTorch training loop's data code runs unchanged:
+
+    >>> from gt.utils.data import DataLoader, TensorDataset
+    >>> ds = TensorDataset(gt.arange(10).reshape(5, 2), gt.arange(5))
+    >>> [y.tolist() for _, y in DataLoader(ds, batch_size=2)]
+    [[0, 1], [2, 3], [4]]
+
+Where gt differs from torch:
+
+- Randomness comes from gt's one random generator (seed it with ``gt.manual_seed``): the same
+  seed gives the same shuffles and splits, but not torch's permutations. gt has no
+  ``Generator`` objects, so ``generator=`` accepts only ``None`` (TypeError otherwise).
+- Loading runs in the calling process only: ``num_workers`` must be 0 (NotImplementedError
+  otherwise), ``pin_memory`` False, ``persistent_workers`` False.
+"""
+
+from gt.utils.data.collate import default_collate, default_convert
+from gt.utils.data.dataloader import DataLoader, get_worker_info
+from gt.utils.data.dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset,
+                                   TensorDataset, random_split)
+from gt.utils.data.sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                                   WeightedRandomSampler)
+
+__all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "Subset", "ConcatDataset", "ChainDataset",
+           "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+           "WeightedRandomSampler", "BatchSampler", "default_collate", "default_convert", "DataLoader", "get_worker_info"]
