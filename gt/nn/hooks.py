@@ -21,7 +21,8 @@ import weakref
 
 _NO_HOOKS = types.MappingProxyType({})
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
-               "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_backward_pre_hooks", "_backward_hooks")   # the last two: gt/nn/backward_hooks.py
 
 
 class RemovableHandle:
@@ -67,9 +68,10 @@ class ModuleHooks:
     # Read where an instance has no dicts of its own (a module unpickled from before they existed):
     _forward_pre_hooks = _forward_pre_hooks_with_kwargs = _NO_HOOKS
     _forward_hooks = _forward_hooks_with_kwargs = _forward_hooks_always_called = _NO_HOOKS
+    _backward_pre_hooks = _backward_hooks = _NO_HOOKS
 
     def __call__(self, *args, **kwargs):
-        if self._forward_pre_hooks or self._forward_hooks:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks:
             return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
 
@@ -127,6 +129,9 @@ class ModuleHooks:
         ran, result = set(), None
         try:
             args, kwargs = self._run_pre_hooks(args, kwargs)
+            backward = None   # the call's backward hooks (gt/nn/backward_hooks.py): inputs wrapped now
+            if self._backward_hooks or self._backward_pre_hooks:
+                args, backward = self._backward_hook_call(args)
             result = self.forward(*args, **kwargs)
             always = self._forward_hooks_always_called
             for hook_id, hook in tuple(self._forward_hooks.items()):
@@ -134,7 +139,7 @@ class ModuleHooks:
                     ran.add(hook_id)
                 out = self._run_hook(hook_id, hook, args, kwargs, result)
                 result = result if out is None else out
-            return result
+            return result if backward is None else backward.wrap_outputs(result)
         except Exception:
             for hook_id, hook in tuple(self._forward_hooks.items()):
                 if hook_id in self._forward_hooks_always_called and hook_id not in ran:
@@ -169,6 +174,8 @@ class ModuleHooks:
 
 
 def has_hooks(*modules):
-    """True when any of ``modules`` has a forward hook: a fused path that computes several layers
-    in one op (skipping their ``__call__``) must then run them one by one, so the hooks see each."""
-    return any(m._forward_pre_hooks or m._forward_hooks for m in modules)
+    """True when any of ``modules`` has a forward or backward hook: a fused path that computes
+    several layers in one op (skipping their ``__call__``) must then run them one by one, so the
+    hooks see each."""
+    return any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks or m._backward_pre_hooks
+               for m in modules)

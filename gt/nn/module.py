@@ -11,6 +11,7 @@ import weakref
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.nn import state
+from gt.nn.backward_hooks import BackwardHooks
 from gt.nn.hooks import ModuleHooks
 from gt.nn.lookup import ModuleLookup
 from gt.nn.parameter import Parameter
@@ -148,7 +149,7 @@ class Parameters(list):
         return next(cursor)
 
 
-class Module(ModuleHooks, ModuleLookup):
+class Module(ModuleHooks, BackwardHooks, ModuleLookup):
     """Base class for layers and models: subclass it, assign layers and ``Parameter``s in
     ``__init__``, and write ``forward``. Calling the module calls ``forward`` (and its hooks: hooks.py).
 
@@ -169,7 +170,7 @@ class Module(ModuleHooks, ModuleLookup):
         d["_buffers"] = Members(self)
         d["_non_persistent_buffers"] = set()
         d["_modules"] = Members(self)
-        d.update(self._new_hook_dicts())   # torch's dicts of forward hooks (gt/nn/hooks.py)
+        d.update(self._new_hook_dicts())   # torch's dicts of forward and backward hooks (gt/nn/hooks.py)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward() in the subclass")
