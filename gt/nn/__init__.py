@@ -20,6 +20,7 @@ from gt.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterLis
 from gt.nn.dropout import Dropout
 from gt.nn.dropout_extra import AlphaDropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
 from gt.nn.embedding import Embedding
+from gt.nn.extra_functions2 import Bilinear, CTCLoss, EmbeddingBag, LPPool1d, LPPool2d, LPPool3d  # noqa: F401
 from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Flatten, Identity, Linear, Unflatten
 from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
@@ -42,6 +43,8 @@ from gt.nn.rnn_cells import GRUCell, LSTMCell, RNNCell, RNNCellBase  # noqa: F40
 from gt.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
                               MaxPool2d)
 from gt.nn.transformer import FeedForward, TransformerBlock
+from gt.nn.transformer_torch import (Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: F401
+                                      TransformerEncoder, TransformerEncoderLayer)
 from gt.nn.upsampling import (Fold, PixelShuffle, PixelUnshuffle, Unfold, Upsample,  # noqa: F401
                              UpsamplingBilinear2d, UpsamplingNearest2d)
 

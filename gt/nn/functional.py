@@ -28,6 +28,7 @@ from gt.nn.loss_functions_extra import (cosine_embedding_loss, gaussian_nll_loss
 from gt.nn.dropout_functions import alpha_dropout, dropout1d, dropout2d, dropout3d  # noqa: F401
 from gt.nn.norm_functions import group_norm, instance_norm, local_response_norm, rms_norm  # noqa: F401
 from gt.nn.fold import fold, pixel_shuffle, pixel_unshuffle, unfold  # noqa: F401
+from gt.nn.extra_functions2 import bilinear, ctc_loss, embedding_bag, lp_pool1d, lp_pool2d, lp_pool3d  # noqa: F401
 from gt.nn.resample import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401
 from gt.nn.activation_functions import (celu, celu_, elu, elu_, glu, hardshrink, hardsigmoid, hardswish,  # noqa: F401
                                        hardtanh, hardtanh_, leaky_relu, leaky_relu_, logsigmoid, mish, prelu, relu,
