@@ -15,6 +15,7 @@ import numpy as np
 import gt
 from gt.ops import attention, linalg
 from gt.ops.conv import ConvInputGrad, ConvWeightGrad, PoolAdjoint, PoolRoute
+from gt.ops.padding import PadGrad
 from gt.ops.shape import AddAtIndex
 from helpers import distinct, nonzero, positive, randn
 
@@ -347,6 +348,26 @@ case("max", "PoolAdjoint", lambda h: PoolAdjoint.apply(h, _pool("max", h.dtype))
 case("avg", "PoolAdjoint", lambda h: PoolAdjoint.apply(h, _pool("avg", h.dtype)), randn(2, 2, 5, 4, seed=27), torch_fn=_TAVG)
 
 
+
+
+# padding's gradient as an op of its own (what create_graph=True records)
+_XPAD = randn(2, 3, 4, seed=28)
+
+
+def _padded(mode):
+    with gt.enable_grad():
+        return gt.nn.functional.pad(gt.tensor(_XPAD, requires_grad=True), _PADS[mode], mode=mode).grad_fn
+
+
+def _torch_pad_grad(mode, g):
+    x = T.tensor(_XPAD, dtype=g.dtype, requires_grad=True)
+    return T.autograd.grad(T.nn.functional.pad(x, _PADS[mode], mode=mode), x, g, create_graph=True)[0]
+
+
+_PADS = {"constant": (2, 1, -1, 1), "reflect": (2, 1, 1, 0), "replicate": (2, 1, 1, 0), "circular": (2, 1, 1, 0)}
+for _mode, _shape in (("constant", (2, 3, 7)), ("reflect", (2, 4, 7)), ("replicate", (2, 4, 7)), ("circular", (2, 4, 7))):
+    case(_mode, "PadGrad", lambda g, mode=_mode: PadGrad.apply(g, _padded(mode)), randn(*_shape, seed=29),
+         torch_fn=lambda g, mode=_mode: _torch_pad_grad(mode, g))
 
 
 # indexing's backward as an op of its own (what create_graph=True records for x[index])

@@ -90,6 +90,17 @@ CASES = {
     "sdpa_masks": ([randn(2, 3, 4), randn(2, 5, 4, seed=1), randn(2, 5, 3, seed=2), randn(3, 5, seed=3)],
                    lambda x, m, F: _sdpa(m, F, x[0], x[1], x[2], x[3]) ** 2
                    + _sdpa(m, F, x[0], x[1], x[2], m.tensor(_BLOCK)) ** 3),
+    "batch_norm_train": ([randn(3, 2, 4), randn(2, seed=1), randn(2, seed=2)],
+                         lambda x, m, F: F.batch_norm(x[0], None, None, x[1], x[2], training=True) ** 3),
+    "batch_norm_eval": ([randn(3, 2, 4), randn(2, seed=1), randn(2, seed=2)],
+                        lambda x, m, F: F.batch_norm(x[0], m.tensor(np.array([0.1, -0.2])), m.tensor(np.array([1.5, 0.7])), x[1], x[2],
+                                                     training=False) ** 3),
+    "group_instance_norm": ([randn(2, 4, 3), randn(4, seed=1)],
+                            lambda x, m, F: F.group_norm(x[0], 2, x[1]) ** 3 + F.instance_norm(x[0] * x[0]) ** 2),
+    "pad": ([randn(1, 2, 4, 5)],
+            lambda x, m, F: (F.pad(x[0], (1, 2, 2, 1), mode="reflect") ** 3).sum() * F.pad(x[0], (1, -1, 0, 2), value=0.5)
+            + F.pad(x[0] ** 2, (2, 1, 1, 1), mode="replicate").sum() * F.pad(x[0], (1, 1, 1, 1), mode="circular").mean()),
+    "cumsum": ([randn(3, 4)], lambda x, m, F: x[0].cumsum(1) ** 3),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),

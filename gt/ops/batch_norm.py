@@ -23,7 +23,7 @@ class BatchNorm(Function):
             out = out * B.reshape(weight, shape)
         if bias is not None:
             out = out + B.reshape(bias, shape)
-        self.shape, self.training = shape, training
+        self.shape, self.training, self.eps = shape, training, eps
         self.save(xhat, rstd, weight)
         return out
 
@@ -38,5 +38,27 @@ class BatchNorm(Function):
             if self.training:     # mean and var are functions of x: their share of the gradient
                 gxhat = gxhat - B.mean(gxhat, axis=self.axes, keepdims=True) - xhat * B.mean(
                     gxhat * xhat, axis=self.axes, keepdims=True)
+            gx = gxhat * rstd
+        return gx, gw, gb, None, None
+
+    def backward_graph(self, g):
+        x, weight, bias, mean, var = self.inputs[:5]
+        nx, nw, nb = self.needs_input_grad[:3]
+        axes, shape = self.axes, self.shape
+        if self.training:        # the batch's statistics, recorded as functions of x
+            xc = x - x.mean(dim=axes, keepdim=True)
+            var = (xc * xc).mean(dim=axes, keepdim=True)
+        else:                    # running averages: constants
+            xc = x - mean.detach().reshape(shape)
+            var = var.detach().reshape(shape)
+        rstd = 1.0 / (var + self.eps).sqrt()
+        xhat = xc * rstd
+        gw = (g * xhat).sum(dim=axes) if nw and weight is not None else None
+        gb = g.sum(dim=axes) if nb and bias is not None else None
+        gx = None
+        if nx:
+            gxhat = g * weight.reshape(shape) if weight is not None else g
+            if self.training:
+                gxhat = gxhat - gxhat.mean(dim=axes, keepdim=True) - xhat * (gxhat * xhat).mean(dim=axes, keepdim=True)
             gx = gxhat * rstd
         return gx, gw, gb, None, None

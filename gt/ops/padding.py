@@ -15,6 +15,8 @@ input positions they were copied from.
 every dim is done at once (one fill, one copy).
 """
 
+import copy
+
 from gt.autograd import Function
 from gt.backend import B
 
@@ -149,3 +151,21 @@ class Pad(Function):
         for dim, left, right in reversed(self.pads):
             g = _pad_dim_back(g, dim, left, right, sizes[dim], self.mode)
         return (g,)
+
+    def backward_graph(self, g):
+        return (PadGrad.apply(g, copy.copy(self)),)
+
+
+class PadGrad(Function):
+    """``Pad``'s gradient in its input as an op of its own (what ``create_graph=True`` records):
+    linear in ``g``; its gradient is the same padding with zeros (the transpose of the transpose)."""
+
+    def forward(self, g, pad):
+        self.pad = pad
+        return pad.backward(g)[0]
+
+    def backward(self, gg):
+        return Pad().forward(gg, self.pad.pads, self.pad.mode, 0), None
+
+    def backward_graph(self, gg):
+        return Pad.apply(gg, pads=self.pad.pads, mode=self.pad.mode, value=0), None

@@ -33,3 +33,7 @@ class Cumsum(Function):
     def backward(self, g):
         flip = (slice(None),) * self.axis + (slice(None, None, -1),)
         return (B.getitem(B.cumsum(B.getitem(g, flip), self.axis), flip),)
+
+    def backward_graph(self, g):
+        flip = (slice(None),) * self.axis + (slice(None, None, -1),)
+        return (Cumsum.apply(g[flip], self.axis)[flip],)
