@@ -58,6 +58,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     order = topological_order(outputs[0], outputs[1:])
     got = walk(order, pending, create_graph if retain_graph is None else retain_graph, {id(t) for t in inputs})
     function.tape.clear()
+    return _results(inputs, got, allow_unused, materialize_grads, Tensor._from_value)
+
+
+def _results(inputs, got, allow_unused, materialize_grads, wrap):
+    """One gradient per input from the walk's ``got`` ({id: gradient}), each made a tensor by
+    ``wrap``; an input no output reached raises, or is None (zeros with ``materialize_grads``)."""
     result = []
     for i, t in enumerate(inputs):
         g = got.get(id(t))
@@ -65,9 +71,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"The differentiated Tensor at index {i} {_USED}" if len(inputs) > 1 else
                                f"One of the differentiated Tensors {_USED}")
         if g is None:
-            result.append(Tensor._wrap(B.zeros(t.shape, t.dtype)) if materialize_grads else None)
+            result.append(function.Tensor._wrap(B.zeros(t.shape, t.dtype)) if materialize_grads else None)
         else:
-            result.append(Tensor._from_value(g))
+            result.append(wrap(g))
     return tuple(result)
 
 
@@ -85,19 +91,9 @@ def _graph_seeds(outputs, grad_outputs, seeds):
 
 def _grad_graph(outputs, inputs, start, retain_graph, allow_unused, materialize_grads):
     """``grad(create_graph=True)``: the same walk, with recorded gradients (graph_walk.py)."""
-    Tensor = function.Tensor
     got = walk_graph(topological_order(outputs[0], outputs[1:]), start, retain_graph, {id(t) for t in inputs})
     function.tape.clear()
-    result = []
-    for i, t in enumerate(inputs):
-        g = got.get(id(t))
-        if g is None and not allow_unused:
-            raise RuntimeError(f"The differentiated Tensor at index {i} {_USED}" if len(inputs) > 1 else
-                               f"One of the differentiated Tensors {_USED}")
-        if g is None and materialize_grads:
-            g = Tensor._wrap(B.zeros(t.shape, t.dtype))
-        result.append(g)
-    return tuple(result)
+    return _results(inputs, got, allow_unused, materialize_grads, lambda g: g)
 
 
 def _tensors(value, name):

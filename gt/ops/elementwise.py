@@ -244,22 +244,16 @@ class Clip(Function):
         return B.clip(x, low, high)
 
     def backward(self, g):
-        x, low, high = self.saved
-        nx, nlow, nhigh = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
-        inside = True
-        if low is not None:
-            inside = x >= low
-        if high is not None:
-            inside = inside & (x <= high)
-        gx = g * inside if nx else None
-        glow = ghigh = None
-        if nlow:  # low wins where x is below it, unless it is above high (then high wins)
-            glow = B.where((x < low) & (low < high) if high is not None else x < low, g, 0)
-        if nhigh:
-            ghigh = B.where((x > high) | (high < low) if low is not None else x > high, g, 0)
-        return gx, glow, ghigh
+        inside, low_wins, high_wins = self._masks()
+        return (None if inside is None else g * inside,
+                *(None if m is None else B.where(m, g, 0) for m in (low_wins, high_wins)))
 
     def backward_graph(self, g):
+        return tuple(None if m is None else g * mask_like(g, B.asarray(m)) for m in self._masks())
+
+    def _masks(self):
+        """Where the gradient goes: to x where ``low <= x <= high`` (inclusive), to an array bound
+        where it was taken; None for an input that needs no gradient."""
         x, low, high = self.saved
         nx, nlow, nhigh = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
         inside = True
@@ -267,13 +261,12 @@ class Clip(Function):
             inside = x >= low
         if high is not None:
             inside = inside & (x <= high)
-        gx = g * mask_like(g, B.asarray(inside)) if nx else None
-        glow = ghigh = None
-        if nlow:
-            glow = g * mask_like(g, (x < low) & (low < high) if high is not None else x < low)
+        low_wins = high_wins = None
+        if nlow:  # low wins where x is below it, unless it is above high (then high wins)
+            low_wins = (x < low) & (low < high) if high is not None else x < low
         if nhigh:
-            ghigh = g * mask_like(g, (x > high) | (high < low) if low is not None else x > high)
-        return gx, glow, ghigh
+            high_wins = (x > high) | (high < low) if low is not None else x > high
+        return (inside if nx else None), low_wins, high_wins
 
 
 class Where(Function):
