@@ -87,7 +87,8 @@ def _check_supported(order, runs):
                 "yet, so its gradient cannot be differentiated again; ops that can: arithmetic, pow, exp, log, sqrt, "
                 "abs, the trigonometric, hyperbolic and error functions, log1p/expm1, maximum/minimum, clamp, where, "
                 "casts, relu/sigmoid/tanh/gelu, softmax/log_softmax, cross-entropy, sum/mean/max/min/norm, cumsum, "
-                "matmul, Linear, LayerNorm, batch/group/instance norm, pad, attention, convolutions, max/avg pooling, "
+                "matmul, einsum, Linear, LayerNorm, batch/group/instance norm, pad, attention, (transposed) convolutions, "
+                "max/avg pooling, "
                 "reshape/permute/expand, indexing, embedding, cat/stack")
 
 

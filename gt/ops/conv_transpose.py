@@ -14,7 +14,7 @@ from gt.autograd import Function
 from gt.backend import B
 from gt.backend.engine_defaults import FastPaths
 from gt.ops._shapes import numel
-from gt.ops.conv import _swap, _unpad, _window_axes_last, pad_constant
+from gt.ops.conv import Conv, ConvWeightGrad, _swap, _unpad, _window_axes_last, pad_constant
 
 
 class ConvTranspose(Function):
@@ -31,6 +31,7 @@ class ConvTranspose(Function):
         pads = tuple((p, p) for p in padding)
         padded = tuple(o + 2 * p for o, p in zip(out, padding))
         self.geometry = (size, out, stride, pads, dilation, groups)
+        self.output_padding = output_padding
         o = weight.shape[1] * groups
         self.fused = _fused(x, stride, output_padding)
         if self.fused:
@@ -81,6 +82,23 @@ class ConvTranspose(Function):
         if has_bias and self.needs_input_grad[2]:
             gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
+
+    @property
+    def records_graph(self):
+        """Whether ``backward_graph`` can record the gradient: every output padding below its
+        stride (then a convolution of the output has the input's size)."""
+        return all(op < s for op, s in zip(self.output_padding, self.geometry[2]))
+
+    def backward_graph(self, g):
+        # the transposed convolution is the input gradient of the convolution from its output's
+        # size to its input's: its gradients are that convolution and its weight gradient
+        size, out, stride, pads, dilation, groups = self.geometry
+        x, weight = self.inputs[:2]
+        nx, nw = self.needs_input_grad[:2]
+        nb = len(self.inputs) > 2 and self.inputs[2] is not None and self.needs_input_grad[2]
+        gx = Conv.apply(g, weight, None, stride, pads, dilation, groups) if nx else None
+        gw = ConvWeightGrad.apply(g, x, weight.shape, (out, stride, pads, dilation, groups)) if nw else None
+        return gx, gw, (g.sum(dim=(0,) + tuple(range(2, g.ndim))) if nb else None)
 
 
 def _fused(x, stride, output_padding):

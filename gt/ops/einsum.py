@@ -14,6 +14,7 @@ import string
 
 from gt.autograd import Function
 from gt.backend import B
+from gt.ops.shape import AddAtIndex
 
 # torch orders the implicit output as ASCII does: capitals first
 LETTERS = string.ascii_uppercase + string.ascii_lowercase
@@ -130,6 +131,34 @@ class Einsum(Function):
         operands = self.saved
         return tuple(_operand_grad(self.spec, k, g, operands) if need else None
                      for k, need in enumerate(self.needs_input_grad))
+
+    def backward_graph(self, g):
+        return tuple(_operand_grad_graph(self.spec, k, g, self.inputs) if need else None
+                     for k, need in enumerate(self.needs_input_grad))
+
+
+def _operand_grad_graph(spec, k, g, operands):
+    """``_operand_grad`` with recorded ops on tensors (create_graph=True): the contraction is an
+    ``Einsum`` itself, a diagonal's gradient an ``AddAtIndex``."""
+    letters, x = spec.inputs[k], operands[k]
+    own = dict(zip(letters, x.shape))
+    distinct = "".join(dict.fromkeys(letters))
+    others = [j for j in range(len(operands)) if j != k]
+    named = set(spec.output).union(*(spec.inputs[j] for j in others))
+    keep = "".join(c for c in distinct if c in named and own[c] == spec.sizes[c])
+    inputs = (spec.output,) + tuple(spec.inputs[j] for j in others)
+    grad = Einsum.apply(g, *(operands[j] for j in others),
+                        spec=Spec(",".join(inputs) + "->" + keep, inputs, keep, spec.sizes))
+    grad = grad.reshape(tuple(grad.shape[keep.index(c)] if c in keep else 1 for c in distinct))
+    grad = grad.expand(tuple(own[c] for c in distinct))
+    if len(distinct) == len(letters):
+        return grad
+    index = []
+    for c in letters:
+        shape = [1] * len(distinct)
+        shape[distinct.index(c)] = own[c]
+        index.append(B.reshape(B.arange(0, own[c], 1, "int64"), tuple(shape)))
+    return AddAtIndex.apply(grad, tuple(x.shape), x.dtype, tuple(index))
 
 
 def _operand_grad(spec, k, g, operands):
