@@ -17,6 +17,7 @@ from gt.ops import attention, linalg
 from gt.ops.conv import ConvInputGrad, ConvWeightGrad, PoolAdjoint, PoolRoute
 from gt.ops.padding import PadGrad
 from gt.ops.shape import AddAtIndex
+from gt.ops.sorting import PutAlongAxis
 from helpers import distinct, nonzero, positive, randn
 
 
@@ -370,6 +371,10 @@ for _mode, _shape in (("constant", (2, 3, 7)), ("reflect", (2, 4, 7)), ("replica
          torch_fn=lambda g, mode=_mode: _torch_pad_grad(mode, g))
 
 
+# a sort's gradient as an op of its own (what create_graph=True records for sort and topk)
+_ORDER = np.argsort(randn(3, 4, seed=30), axis=1)[:, :3]
+case("rows", "PutAlongAxis", lambda g: PutAlongAxis.apply(g, gt.tensor(_ORDER), (3, 4), 1), randn(3, 3, seed=31),
+     torch_fn=lambda g: T.zeros(3, 4, dtype=g.dtype).scatter(1, T.tensor(_ORDER), g))
 # indexing's backward as an op of its own (what create_graph=True records for x[index])
 case("rows", "AddAtIndex", lambda g: AddAtIndex.apply(g, (4, 3), g.dtype, (slice(1, 3),)),
      randn(2, 3, seed=17), torch_fn=lambda g: T.nn.functional.pad(g, (0, 0, 1, 1)))

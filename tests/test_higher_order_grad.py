@@ -109,6 +109,8 @@ CASES = {
                        lambda x, m, F: F.conv_transpose2d(x[0], x[1], x[2], stride=(2, 1), padding=(1, 0),
                                                           output_padding=(1, 0), groups=2, dilation=(1, 2)) ** 2
                        + (F.conv_transpose1d(x[3], x[4], stride=3, padding=1) ** 3).sum() * x[0].mean()),
+    "sort_topk": ([randn(3, 5)], lambda x, m, F: x[0].sort(1).values ** 3 * m.tensor(np.arange(5.0))
+                  + x[0].topk(2, dim=0).values.sum() * x[0]),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),

@@ -21,6 +21,24 @@ class TakeAlongAxis(Function):
         full = B.zeros(self.in_shape, self.dtype)
         return (B.put_along_axis(full, indices, g, self.axis), None)
 
+    def backward_graph(self, g):
+        return PutAlongAxis.apply(g, self.inputs[1], self.in_shape, self.axis), None
+
+
+class PutAlongAxis(Function):
+    """``g`` put at ``indices`` along ``axis`` into zeros of ``shape``: ``TakeAlongAxis``'s
+    gradient as an op of its own (what ``create_graph=True`` records); its gradient is the take."""
+
+    def forward(self, g, indices, shape, axis):
+        self.axis = axis
+        return B.put_along_axis(B.zeros(tuple(shape), B.dtype_of(g)), indices, g, axis)
+
+    def backward(self, gg):
+        return B.take_along_axis(gg, self.inputs[1]._array, self.axis), None
+
+    def backward_graph(self, gg):
+        return TakeAlongAxis.apply(gg, self.inputs[1], self.axis), None
+
 
 class Cumsum(Function):
     """Running sums along ``axis``. Each input adds to every sum from its position on, so its
