@@ -288,3 +288,19 @@ def test_log_and_sqrt_at_the_edges_of_their_domain_are_silent_as_torchs():
     values, grads = y.numpy(), x.grad.numpy()
     assert values[0] == -np.inf and np.isnan(values[1]) and values[2] == pytest.approx(np.log(4.0) + 2.0)
     assert np.isinf(grads[0]) and np.isnan(grads[1]) and grads[2] == pytest.approx(0.25 + 0.25)
+
+
+def test_pow_of_a_negative_base_and_of_zero_is_silent_and_torchs():
+    # (-2) ** 0.5 = nan and 0 ** -1 = inf with their gradients, never a numpy warning (torch's values)
+    torch = pytest.importorskip("torch")
+    a = np.array([-2.0, 4.0, 0.0])
+    for f in (lambda v: v ** 0.5, lambda v: v.pow(-1.0), lambda v: (-2.0) ** v):
+        x, t = gt.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = f(x)
+            y.sum().backward()
+        z = f(t)
+        z.sum().backward()
+        np.testing.assert_allclose(y.detach().numpy(), z.detach().numpy())
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy())

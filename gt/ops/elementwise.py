@@ -69,11 +69,17 @@ class Pow(Function):
     """``a ** b``; either side may be a Python number (``x ** 2``, ``2 ** x``)."""
 
     def forward(self, a, b):
-        out = a ** b
+        # a negative base with a fractional exponent is NaN and 0 ** -1 inf, silently as torch
+        with B.quiet_float_errors():
+            out = a ** b
         self.save(a, b, out)
         return out
 
     def backward(self, g):
+        with B.quiet_float_errors():
+            return self._grads(g)
+
+    def _grads(self, g):
         a, b, out = self.saved
         na, nb = self.needs_input_grad
         ga = gb = None
@@ -93,6 +99,10 @@ class Pow(Function):
         return ga, gb
 
     def backward_graph(self, g):
+        with B.quiet_float_errors():
+            return self._graph_grads(g)
+
+    def _graph_grads(self, g):
         # the same cases as backward, with the masks as constants
         a, b = self.inputs
         na, nb = self.needs_input_grad
