@@ -111,6 +111,9 @@ CASES = {
                        + (F.conv_transpose1d(x[3], x[4], stride=3, padding=1) ** 3).sum() * x[0].mean()),
     "sort_topk": ([randn(3, 5)], lambda x, m, F: x[0].sort(1).values ** 3 * m.tensor(np.arange(5.0))
                   + x[0].topk(2, dim=0).values.sum() * x[0]),
+    "unfold_fold": ([randn(1, 2, 5, 4)],
+                    lambda x, m, F: F.fold(F.unfold(x[0] ** 2, (2, 3), padding=1, stride=(2, 1)) ** 2, (5, 4), (2, 3),
+                                           padding=1, stride=(2, 1)) * x[0]),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),

@@ -41,6 +41,10 @@ class Unfold(Function):
     def backward(self, g):
         return (_image(g, *self.geometry),)
 
+    def backward_graph(self, g):
+        size, kernel, out, stride, padding, dilation = self.geometry
+        return (Fold.apply(g, size=size, kernel=kernel, out=out, stride=stride, padding=padding, dilation=dilation),)
+
 
 class Fold(Function):
     """cols (N, C * prod(kernel), L) -> (N, C, *size): each column added back into the window
@@ -48,7 +52,12 @@ class Fold(Function):
 
     def forward(self, cols, size=(1,), kernel=(1,), out=(1,), stride=(1,), padding=((0, 0),), dilation=(1,)):
         self.geometry = (kernel, stride, padding, dilation)
+        self.out = out
         return _image(cols, size, kernel, out, stride, padding, dilation)
 
     def backward(self, g):
         return (_columns(g, *self.geometry),)
+
+    def backward_graph(self, g):
+        kernel, stride, padding, dilation = self.geometry
+        return (Unfold.apply(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation, out=self.out),)
