@@ -28,6 +28,8 @@ def _away(*shape, seed=0):        # no value near a kink (abs, relu, max/min tie
 
 # name -> (inputs, f(xs, lib)) with lib = (gt or torch, its functional module)
 _IDX = np.array([0, 2, 2, 1])
+_SIDX = np.array([[1, 3, 1], [0, 0, 2]])       # repeats: summed, averaged, the largest
+_UIDX = np.array([[1, 3, 0], [0, 2, 3]])       # scatter's positions distinct (torch leaves repeats to chance)
 _BLOCK = np.array([[True, False, True, True, True], [True, True, True, False, True], [False, False, True, False, True]])
 
 
@@ -114,6 +116,13 @@ CASES = {
     "unfold_fold": ([randn(1, 2, 5, 4)],
                     lambda x, m, F: F.fold(F.unfold(x[0] ** 2, (2, 3), padding=1, stride=(2, 1)) ** 2, (5, 4), (2, 3),
                                            padding=1, stride=(2, 1)) * x[0]),
+    "scatter_family": ([randn(3, 4), randn(2, 3, seed=1), randn(3, 2, seed=2)],
+                       lambda x, m, F: x[0].scatter(1, m.tensor(_UIDX), x[1] ** 2) ** 3
+                       + x[0].scatter_add(1, m.tensor(_SIDX), x[1] * x[1]) * x[0]
+                       + x[0].scatter_reduce(1, m.tensor(_SIDX), x[1] ** 3, "mean", include_self=False) ** 2
+                       + x[0].scatter_reduce(1, m.tensor(_SIDX), x[1] ** 3, "amax") ** 2
+                       + x[0].index_add(1, m.tensor([3, 0]), x[2] ** 2, alpha=0.5) ** 2
+                       + x[0].index_copy(1, m.tensor([2, 0]), x[2] * x[2]) ** 3),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),

@@ -10,6 +10,8 @@ and only the part of the tensor it reaches is written (``_reached``).
 
 from gt.autograd import Function
 from gt.backend import B
+from gt.ops._graph import mask_like
+from gt.ops.shape import AddAtIndex, GetItem
 
 # what an element is set to before the scattered values are reduced into it (include_self=False)
 _START = {"sum": 0, "mean": 0, "prod": 1}
@@ -23,6 +25,23 @@ def _covered(src, index):
 def _reached(target, index, dim):
     """The part of ``target`` that ``index`` reaches: all of ``dim``, ``index``'s sizes off it (a view)."""
     return B.getitem(target, tuple(slice(None) if a == dim else slice(0, n) for a, n in enumerate(index.shape)))
+
+
+def _along_axis(index, dim):
+    """``take_along_axis(·, index, dim)`` as an advanced index: ``index`` on ``dim``, the positions
+    themselves on every other axis. A recorded ``GetItem`` of it adds repeated positions up in
+    its gradient (``TakeAlongAxis`` assumes them distinct)."""
+    return tuple(index if a == dim else B.reshape(B.arange(0, n, 1, "int64"), (n,) + (1,) * (index.ndim - a - 1))
+                 for a, n in enumerate(index.shape))
+
+
+def _taken_graph(gd, index_tensor, dim, src_shape):
+    """The recorded gradient of ``src``: ``gd`` read back at ``index`` along ``dim``, in zeros of
+    ``src``'s shape where ``index`` covers less."""
+    taken = GetItem.apply(gd, _along_axis(index_tensor._array, dim))
+    if tuple(taken.shape) == tuple(src_shape):
+        return taken
+    return AddAtIndex.apply(taken, src_shape, gd.dtype, tuple(slice(0, n) for n in taken.shape))
 
 
 def _padded(part, shape, dtype):
@@ -56,6 +75,17 @@ class Scatter(Function):
         if self.src_shape is not None and self.needs_input_grad[2]:
             taken = B.take_along_axis(_reached(g, index, self.dim), index, self.dim)
             gsrc = _padded(taken, self.src_shape, B.dtype_of(g))
+        return gx, None, gsrc
+
+    def backward_graph(self, g):
+        (index,) = self.saved
+        gx = gsrc = None
+        if self.needs_input_grad[0]:
+            kept = B.ones(tuple(g.shape), g.dtype)
+            B.put_along_axis(_reached(kept, index, self.dim), index, 0, self.dim)
+            gx = g * mask_like(g, kept)
+        if self.src_shape is not None and self.needs_input_grad[2]:
+            gsrc = _taken_graph(g, self.inputs[1], self.dim, self.src_shape)
         return gx, None, gsrc
 
 
@@ -107,6 +137,29 @@ class ScatterReduce(Function):
             B.put_along_axis(_reached(gx, index, dim), index, 0, dim)
         return gx, None, _padded(gsrc, self.src_shape, dtype)
 
+    def backward_graph(self, g):
+        # every factor the gradient is multiplied by is a constant: the backward's of ones
+        index, _, src = self.saved[:3]
+        ones = B.ones(tuple(g.shape), B.dtype_of(src))
+        scale, _, _ = ScatterReduce.backward(self, ones)     # d(out)/d(x) per position, as a mask
+        gx = g * mask_like(g, scale)
+        share = B.ones(tuple(g.shape), B.dtype_of(src))
+        if self.reduce == "mean":
+            share = share / self.saved[4]
+        elif self.reduce in ("amax", "amin"):
+            x, out = self.saved[1], self.saved[3]
+            winners = B.astype(x == out, B.dtype_of(src))
+            src_won = B.astype(src == B.take_along_axis(_reached(out, index, self.dim), index, self.dim),
+                               B.dtype_of(src))
+            B.scatter_reduce_(_reached(winners, index, self.dim), self.dim, index, src_won, "sum")
+            share = share / winners
+        gsrc = _taken_graph(g * mask_like(g, share), self.inputs[1], self.dim, self.src_shape)
+        if self.reduce in ("amax", "amin"):
+            covered = B.zeros(self.src_shape, B.dtype_of(src))
+            B.setitem(covered, tuple(slice(0, n) for n in src_won.shape), src_won)
+            gsrc = gsrc * mask_like(g, covered)
+        return gx, None, gsrc
+
 
 class IndexAdd(Function):
     """``x`` plus ``alpha * source`` added at the positions ``index`` (1-D) along ``dim``,
@@ -119,6 +172,10 @@ class IndexAdd(Function):
 
     def backward(self, g):
         picked = B.getitem(g, self.where) if self.needs_input_grad[2] else None
+        return g, None, picked if picked is None or self.alpha == 1 else picked * self.alpha
+
+    def backward_graph(self, g):
+        picked = GetItem.apply(g, self.where) if self.needs_input_grad[2] else None
         return g, None, picked if picked is None or self.alpha == 1 else picked * self.alpha
 
 
@@ -138,6 +195,11 @@ class IndexCopy(Function):
             gx = B.copy(g)
             B.setitem(gx, self.where, 0)
         return gx, None, B.getitem(g, self.where) if self.needs_input_grad[2] else None
+
+    def backward_graph(self, g):
+        kept = B.ones(tuple(g.shape), g.dtype)
+        B.setitem(kept, self.where, 0)
+        return g * mask_like(g, kept), None, GetItem.apply(g, self.where) if self.needs_input_grad[2] else None
 
 
 def _along(dim, index):
