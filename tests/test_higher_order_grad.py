@@ -123,6 +123,9 @@ CASES = {
                        + x[0].scatter_reduce(1, m.tensor(_SIDX), x[1] ** 3, "amax") ** 2
                        + x[0].index_add(1, m.tensor([3, 0]), x[2] ** 2, alpha=0.5) ** 2
                        + x[0].index_copy(1, m.tensor([2, 0]), x[2] * x[2]) ** 3),
+    "binary_math": ([randn(3, 4), _pos(3, 4, seed=1)],
+                    lambda x, m, F: m.atan2(x[0], x[1]) * x[0] + m.hypot(x[0], x[1]) ** 2 + m.logaddexp(x[0], x[1]) ** 3
+                    + m.xlogy(x[0], x[1]) * x[1]),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),

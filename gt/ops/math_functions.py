@@ -14,6 +14,7 @@ import math
 
 from gt.autograd import Function
 from gt.backend import B
+from gt.ops._graph import mask_like
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
@@ -177,6 +178,40 @@ class BinaryMathFunction(Function):
             ga, gb = _BINARY_GRADIENTS[self.fn](g, a, b, out)
         na, nb = self.needs_input_grad[:2]
         return (ga if na else None), (gb if nb else None), None
+
+    @property
+    def records_graph(self):
+        """Whether ``backward_graph`` can record this function's gradients."""
+        return self.fn in _BINARY_GRAPH
+
+    def backward_graph(self, g):
+        a, b = self.inputs[:2]
+        with B.quiet_float_errors():
+            ga, gb = _BINARY_GRAPH[self.fn](g, a, b, BinaryMathFunction.apply(a, b, self.fn))
+        na, nb = self.needs_input_grad[:2]
+        return (ga if na else None), (gb if nb else None), None
+
+
+def _arr(v):
+    """The engine array of a tensor input (a Python number as it is)."""
+    return getattr(v, "_array", v)
+
+
+def _atan2_graph(g, a, b, out):
+    h = BinaryMathFunction.apply(a, b, "hypot")
+    h = h + mask_like(g, B.asarray((_arr(a) == 0) & (_arr(b) == 0)))   # the origin: gradients 0
+    return g * ((b / h) / h), g * (-(a / h) / h)
+
+
+# name -> (gradient of a, gradient of b) with recorded ops, for create_graph=True (xlogy's
+# special case at a == 0, b <= 0 is a constant mask)
+_BINARY_GRAPH = {
+    "atan2": _atan2_graph,
+    "hypot": lambda g, a, b, out: (g * a / out, g * b / out),
+    "logaddexp": lambda g, a, b, out: (g * (a - b).sigmoid(), g * (b - a).sigmoid()),
+    "xlogy": lambda g, a, b, out: (g * b.log() * mask_like(g, B.asarray(~((_arr(a) == 0) & (_arr(b) <= 0)))),
+                                   g * a / b),
+}
 
 
 def _reversed(x, axis):
