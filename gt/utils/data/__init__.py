@@ -17,6 +17,7 @@ Where gt differs from torch:
 
 from gt.utils.data.collate import default_collate, default_convert
 from gt.utils.data.dataloader import DataLoader, get_worker_info
+from gt.utils.data.distributed import DistributedSampler
 from gt.utils.data.dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset,
                                    TensorDataset, random_split)
 from gt.utils.data.sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
@@ -24,4 +25,4 @@ from gt.utils.data.sampler import (BatchSampler, RandomSampler, Sampler, Sequent
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "StackDataset", "Subset", "ConcatDataset", "ChainDataset",
            "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
-           "WeightedRandomSampler", "BatchSampler", "default_collate", "default_convert", "DataLoader", "get_worker_info"]
+           "WeightedRandomSampler", "BatchSampler", "DistributedSampler", "default_collate", "default_convert", "DataLoader", "get_worker_info"]
