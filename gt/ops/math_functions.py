@@ -14,7 +14,8 @@ import math
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import mask_like
+from gt.ops._graph import const, mask_like
+from gt.ops.elementwise import Where
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
@@ -71,8 +72,20 @@ def _m(name, x):
     return MathFunction.apply(x, name)
 
 
-# name -> f'(x) written with recorded ops on the tensor x, for create_graph=True (the functions
-# whose derivative is itself made of recorded ops; sinc's series is not, yet)
+def _sinc_derivative_graph(x):
+    """``_sinc_derivative`` with recorded ops: the same series below |u| = 1, the formula above."""
+    u = x * math.pi
+    u2 = u * u
+    series = _SINC_SERIES[0]
+    for c in _SINC_SERIES[1:]:
+        series = series * u2 + c
+    small = const(B.abs(x._array) * math.pi < 1)
+    safe = Where.apply(small, 1.0, u)
+    formula = (safe * _m("cos", safe) - _m("sin", safe)) / (safe * safe)
+    return Where.apply(small, series * u, formula) * math.pi
+
+
+# name -> f'(x) written with recorded ops on the tensor x, for create_graph=True
 _GRAPH_DERIVATIVES = {
     "sin": lambda x: _m("cos", x),
     "cos": lambda x: -_m("sin", x),
@@ -91,6 +104,7 @@ _GRAPH_DERIVATIVES = {
     "erf": lambda x: _TWO_OVER_SQRT_PI * (-x * x).exp(),
     "erfc": lambda x: -_TWO_OVER_SQRT_PI * (-x * x).exp(),
     "erfinv": lambda x: _HALF_SQRT_PI * (_m("erfinv", x) ** 2).exp(),
+    "sinc": _sinc_derivative_graph,
 }
 
 
