@@ -126,6 +126,7 @@ CASES = {
     "binary_math": ([randn(3, 4), _pos(3, 4, seed=1)],
                     lambda x, m, F: m.atan2(x[0], x[1]) * x[0] + m.hypot(x[0], x[1]) ** 2 + m.logaddexp(x[0], x[1]) ** 3
                     + m.xlogy(x[0], x[1]) * x[1]),
+    "prod_cumprod": ([_away(3, 4)], lambda x, m, F: x[0].prod(1)[:, None] ** 2 * x[0].prod() + x[0].cumprod(0) ** 2),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),
@@ -381,6 +382,14 @@ def test_an_op_without_a_recorded_backward_is_named_before_any_change():
     assert x.grad is None and w.grad is None
     y.backward()                   # the graph is intact: the plain backward still runs
     assert x.grad is not None
+
+
+def test_prod_over_a_zero_is_named_before_any_change():
+    x = gt.tensor([[1.0, 0.0], [2.0, 3.0]], requires_grad=True)
+    with pytest.raises(NotImplementedError, match=r"the backward of Prod"):
+        gt.autograd.grad(x.prod(1).sum(), x, create_graph=True)
+    (g,) = gt.autograd.grad(x.prod(1).sum(), x)        # the plain gradient is exact with zeros
+    np.testing.assert_array_equal(g.numpy(), [[0.0, 1.0], [3.0, 2.0]])
 
 
 def test_sinc_second_derivative_near_zero_and_far_from_it_is_torchs():

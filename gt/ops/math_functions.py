@@ -14,8 +14,9 @@ import math
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import const, mask_like
+from gt.ops._graph import const, expand_back, mask_like
 from gt.ops.elementwise import Where
+from gt.ops.sorting import Cumsum
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
@@ -277,6 +278,17 @@ class Prod(Function):
         inverse = tuple(order.index(i) for i in range(len(shape)))
         return (g * B.transpose(others, inverse),)
 
+    @property
+    def records_graph(self):
+        """Whether ``backward_graph`` can record the gradient: no zero among the factors (the
+        recorded gradient divides the product by each factor)."""
+        return not B.any(self.saved[0] == 0)
+
+    def backward_graph(self, g):
+        x = self.inputs[0]
+        out = Prod.apply(x, self.axis, True)
+        return (expand_back(g, tuple(x.shape), self.axis, self.keepdims) * (out / x),)
+
 
 class Cumprod(Function):
     """Running products along ``axis``. Before the first zero of a slice the gradient is torch's
@@ -309,3 +321,14 @@ class Cumprod(Function):
             total = B.sum(B.where(zeros_so_far == 1, g * after_zero, 0), axis=ax, keepdims=True)
             head = B.prod(B.where(before, x, 1), axis=ax, keepdims=True)    # x[0] ... x[z-1]
             return (B.where(first, total * head, grad),)
+
+    @property
+    def records_graph(self):
+        """Whether ``backward_graph`` can record the gradient: no zero in the input."""
+        return not B.any(self.saved[0] == 0)
+
+    def backward_graph(self, g):
+        # torch's reversed_cumsum(g * out) / x, recorded
+        x, ax = self.inputs[0], self.axis
+        flip = (slice(None),) * ax + (slice(None, None, -1),)
+        return (Cumsum.apply((g * Cumprod.apply(x, ax))[flip], ax)[flip] / x,)
