@@ -127,6 +127,9 @@ CASES = {
                     lambda x, m, F: m.atan2(x[0], x[1]) * x[0] + m.hypot(x[0], x[1]) ** 2 + m.logaddexp(x[0], x[1]) ** 3
                     + m.xlogy(x[0], x[1]) * x[1]),
     "prod_cumprod": ([_away(3, 4)], lambda x, m, F: x[0].prod(1)[:, None] ** 2 * x[0].prod() + x[0].cumprod(0) ** 2),
+    "logit": ([np.clip(_pos(3, 4) / 3, 0.05, 0.95) * np.where(randn(3, 4, seed=3) > 1, 1.2, 1.0)],
+              lambda x, m, F: x[0].logit(eps=0.1) ** 3 + x[0].clamp(0.01, 0.99).logit() ** 2),
+    "item_assignment": ([randn(3, 4), randn(4, seed=1)], lambda x, m, F: _assigned(x[0], x[1]) ** 3),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),
@@ -154,6 +157,13 @@ _MATH = {"sin": randn, "cos": randn, "tan": _unit, "atan": randn, "sinh": randn,
          "acos": _unit, "acosh": lambda *s, seed=0: _pos(*s, seed=seed) + 1, "erfinv": _unit}
 for _name, _make in _MATH.items():
     CASES["math_" + _name] = ([_make(3, 4)], lambda x, m, F, n=_name: getattr(m, n)(x[0]) * x[0])
+
+
+def _assigned(x, v):
+    y = x * 1.0
+    y[1] = v * v            # recorded as the write it is (torch's CopySlices)
+    y[0, 1:3] = 2.0
+    return y
 
 
 def _run(lib, F_, inputs, f, weights, vs):

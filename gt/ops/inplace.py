@@ -4,6 +4,8 @@ and any in-place change of a view, seen from the tensor it is a view of (``Write
 
 from gt.autograd import Function, unbroadcast
 from gt.backend import B
+from gt.ops._graph import mask_like
+from gt.ops.shape import GetItem
 
 
 class IndexPut(Function):
@@ -34,6 +36,17 @@ class IndexPut(Function):
             if len(shape) > gv.ndim:   # numpy lets a value have extra leading axes of size 1
                 gv = B.reshape(gv, (1,) * (len(shape) - gv.ndim) + tuple(gv.shape))
             gv = unbroadcast(gv, shape)
+        return gx, gv
+
+    def backward_graph(self, g):
+        needs_x, needs_value = self.needs_input_grad[:2]
+        gx = gv = None
+        if needs_x:
+            kept = B.ones(tuple(g.shape), g.dtype)
+            B.setitem(kept, self.index, 0)
+            gx = g * mask_like(g, kept)
+        if needs_value:
+            gv = GetItem.apply(g, self.index)      # summed back to the value's shape by the walk
         return gx, gv
 
 

@@ -153,6 +153,16 @@ class Logit(Function):
             outside = (x < lo) | (x > hi)                # (NaN is neither: its gradient is NaN)
             return (B.where(outside, math.nan if self.eps is None else 0, g / (x * (1 - x))),)
 
+    def backward_graph(self, g):
+        (x,) = self.saved
+        lo, hi = (0, 1) if self.eps is None else (self.eps, 1 - self.eps)
+        with B.quiet_float_errors():
+            outside = (x < lo) | (x > hi)
+            inside = const(B.logical_not(outside))
+            safe = Where.apply(inside, self.inputs[0], 0.5)      # no 0 in the denominator outside
+            scale = B.where(outside, math.nan if self.eps is None else 0.0, 1.0)
+            return (g * mask_like(g, scale) / (safe * (1 - safe)),)
+
 
 def _atan2_grads(g, a, b, out):
     # (b / h) / h: no overflow or underflow of a*a + b*b (where torch's gradient turns to 0)
