@@ -140,49 +140,54 @@ class Einsum(Function):
 def _operand_grad_graph(spec, k, g, operands):
     """``_operand_grad`` with recorded ops on tensors (create_graph=True): the contraction is an
     ``Einsum`` itself, a diagonal's gradient an ``AddAtIndex``."""
-    letters, x = spec.inputs[k], operands[k]
-    own = dict(zip(letters, x.shape))
-    distinct = "".join(dict.fromkeys(letters))
-    others = [j for j in range(len(operands)) if j != k]
-    named = set(spec.output).union(*(spec.inputs[j] for j in others))
-    keep = "".join(c for c in distinct if c in named and own[c] == spec.sizes[c])
-    inputs = (spec.output,) + tuple(spec.inputs[j] for j in others)
-    grad = Einsum.apply(g, *(operands[j] for j in others),
-                        spec=Spec(",".join(inputs) + "->" + keep, inputs, keep, spec.sizes))
-    grad = grad.reshape(tuple(grad.shape[keep.index(c)] if c in keep else 1 for c in distinct))
-    grad = grad.expand(tuple(own[c] for c in distinct))
-    if len(distinct) == len(letters):
+    plan = _GradPlan(spec, k, operands[k].shape)
+    others = [operands[j] for j in plan.others]
+    grad = Einsum.apply(g, *others, spec=Spec(plan.equation, plan.inputs, plan.keep, spec.sizes))
+    grad = grad.reshape(plan.kept_shape(grad.shape)).expand(plan.full)
+    if plan.diagonal is None:
         return grad
-    index = []
-    for c in letters:
-        shape = [1] * len(distinct)
-        shape[distinct.index(c)] = own[c]
-        index.append(B.reshape(B.arange(0, own[c], 1, "int64"), tuple(shape)))
-    return AddAtIndex.apply(grad, tuple(x.shape), x.dtype, tuple(index))
+    return AddAtIndex.apply(grad, tuple(operands[k].shape), operands[k].dtype, plan.diagonal)
 
 
 def _operand_grad(spec, k, g, operands):
     """The gradient of operand ``k``: the output gradient contracted with the other operands."""
-    letters, x = spec.inputs[k], operands[k]
-    own = dict(zip(letters, x.shape))
-    distinct = "".join(dict.fromkeys(letters))
-    others = [j for j in range(len(operands)) if j != k]
-    named = set(spec.output).union(*(spec.inputs[j] for j in others))
-    # a letter the gradient can name keeps its axis; one broadcast from size 1 here is summed
-    keep = "".join(c for c in distinct if c in named and own[c] == spec.sizes[c])
-    terms = ",".join([spec.output] + [spec.inputs[j] for j in others])
-    grad = B.einsum(f"{terms}->{keep}", g, *(operands[j] for j in others))
-    # the summed and the unnamed letters come back as size-1 axes, then every axis to its size
-    grad = B.reshape(grad, tuple(grad.shape[keep.index(c)] if c in keep else 1 for c in distinct))
-    grad = B.broadcast_to(grad, tuple(own[c] for c in distinct))
-    if len(distinct) == len(letters):
+    plan = _GradPlan(spec, k, operands[k].shape)
+    grad = B.einsum(plan.equation, g, *(operands[j] for j in plan.others))
+    grad = B.broadcast_to(B.reshape(grad, plan.kept_shape(grad.shape)), plan.full)
+    if plan.diagonal is None:
         return B.copy(grad) if B.is_view(grad) else grad
     # a repeated letter read a diagonal: its gradient goes on that diagonal, zeros elsewhere
+    x = operands[k]
     full = B.zeros(tuple(x.shape), B.dtype_of(x))
-    index = []
-    for c in letters:
-        shape = [1] * len(distinct)
-        shape[distinct.index(c)] = own[c]
-        index.append(B.reshape(B.arange(0, own[c], 1, "int64"), tuple(shape)))
-    B.setitem(full, tuple(index), grad)
+    B.setitem(full, plan.diagonal, grad)
     return full
+
+
+class _GradPlan:
+    """How operand ``k``'s gradient is made: the contraction of the output gradient with the
+    other operands (``equation``, naming the letters ``keep``), its axes back to the operand's
+    distinct letters (the summed and the unnamed ones as size-1 axes, then each to its size:
+    ``full``), and, where a letter repeats (a diagonal), the index that puts it there."""
+
+    def __init__(self, spec, k, shape):
+        letters = spec.inputs[k]
+        own = dict(zip(letters, shape))
+        self.distinct = distinct = "".join(dict.fromkeys(letters))
+        self.others = [j for j in range(len(spec.inputs)) if j != k]
+        named = set(spec.output).union(*(spec.inputs[j] for j in self.others))
+        # a letter the gradient can name keeps its axis; one broadcast from size 1 here is summed
+        self.keep = "".join(c for c in distinct if c in named and own[c] == spec.sizes[c])
+        self.inputs = (spec.output,) + tuple(spec.inputs[j] for j in self.others)
+        self.equation = ",".join(self.inputs) + "->" + self.keep
+        self.full = tuple(own[c] for c in distinct)
+        self.diagonal = None
+        if len(distinct) != len(letters):
+            index = []
+            for c in letters:
+                axes = [1] * len(distinct)
+                axes[distinct.index(c)] = own[c]
+                index.append(B.reshape(B.arange(0, own[c], 1, "int64"), tuple(axes)))
+            self.diagonal = tuple(index)
+
+    def kept_shape(self, shape):
+        return tuple(shape[self.keep.index(c)] if c in self.keep else 1 for c in self.distinct)
