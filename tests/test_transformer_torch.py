@@ -265,7 +265,7 @@ def test_generate_square_subsequent_mask_is_torchs():
         nn.Transformer.generate_square_subsequent_mask(-1)
 
 
-def test_errors():
+def test_bad_arguments_are_refused_with_clear_messages():
     with pytest.raises(ValueError, match="embed_dim must be divisible by num_heads"):
         nn.TransformerEncoderLayer(10, 3)
     with pytest.raises(ValueError, match="embed_dim must be divisible by num_heads"):

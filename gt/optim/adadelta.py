@@ -35,9 +35,7 @@ class Adadelta(TorchOptimizer):
     def _update(self, p, grad, state, group):
         rho, eps = group["rho"], group["eps"]
         state["step"] += 1
-        grad = self._direction(grad, group)
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p
+        grad = self._decayed(p, grad, group)
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
         std = (square_avg + eps).sqrt_()

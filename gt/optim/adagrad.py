@@ -40,9 +40,7 @@ class Adagrad(TorchOptimizer):
 
     def _update(self, p, grad, state, group):
         state["step"] += 1
-        grad = self._direction(grad, group)
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p
+        grad = self._decayed(p, grad, group)
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state_sum = state["sum"]
         state_sum.addcmul_(grad, grad, value=1)

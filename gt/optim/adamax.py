@@ -33,10 +33,8 @@ class Adamax(TorchOptimizer):
 
     def _update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
-        grad = self._direction(grad, group)
+        grad = self._decayed(p, grad, group)
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p
         exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_inf.mul_(beta2)

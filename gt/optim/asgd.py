@@ -35,10 +35,8 @@ class ASGD(TorchOptimizer):
 
     def _update(self, p, grad, state, group):
         lr, lambd = group["lr"], group["lambd"]
-        grad = self._direction(grad, group)
+        grad = self._decayed(p, grad, group)
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p
         eta, ax = state["eta"], state["ax"]
         p.mul_(1 - lambd * eta)
         p.add_(grad, alpha=-eta)

@@ -39,16 +39,11 @@ class NAdam(TorchOptimizer):
         state["exp_avg_sq"] = zeros_like(p)
 
     def _update(self, p, grad, state, group):
-        lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
-        grad = self._direction(grad, group)
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        grad = self._decayed(p, grad, group)
         state["step"] += 1
         step = state["step"]
         bias_correction2 = 1 - beta2 ** step
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * p
         momentum_decay = group["momentum_decay"]
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
         mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))

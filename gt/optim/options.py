@@ -41,6 +41,18 @@ class TorchOptimizer(Optimizer):
         """The gradient to descend: ``-grad`` with ``maximize=True`` (a new tensor; ``p.grad`` stays)."""
         return -grad if group["maximize"] else grad
 
+    def _decayed(self, p, grad, group):
+        """``_direction(grad)`` with the group's weight decay: ``weight_decay * p`` added (L2), or,
+        with ``decoupled_weight_decay``, ``p`` itself scaled by ``1 - lr * weight_decay`` in place."""
+        grad = self._direction(grad, group)
+        weight_decay = group["weight_decay"]
+        if weight_decay != 0:
+            if group.get("decoupled_weight_decay", False):
+                p.mul_(1 - group["lr"] * weight_decay)
+            else:
+                grad = grad + weight_decay * p
+        return grad
+
 
 def refuse_unimplemented(name, **options):
     """For optimizers whose groups do not carry torch's unimplemented options (SGD, Adam, AdamW):

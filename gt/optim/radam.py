@@ -35,15 +35,10 @@ class RAdam(TorchOptimizer):
         state["exp_avg_sq"] = zeros_like(p)
 
     def _update(self, p, grad, state, group):
-        lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
-        grad = self._direction(grad, group)
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        grad = self._decayed(p, grad, group)
         state["step"] += 1
         step = state["step"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * p
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

@@ -39,11 +39,9 @@ class RMSprop(TorchOptimizer):
 
     def _update(self, p, grad, state, group):
         # torch's order of operations (torch/optim/rmsprop.py, _single_tensor_rmsprop)
-        grad = self._direction(grad, group)
+        grad = self._decayed(p, grad, group)
         alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p
         square_avg = state["square_avg"]
         square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
         if group["centered"]:
