@@ -130,6 +130,7 @@ CASES = {
     "logit": ([np.clip(_pos(3, 4) / 3, 0.05, 0.95) * np.where(randn(3, 4, seed=3) > 1, 1.2, 1.0)],
               lambda x, m, F: x[0].logit(eps=0.1) ** 3 + x[0].clamp(0.01, 0.99).logit() ** 2),
     "item_assignment": ([randn(3, 4), randn(4, seed=1)], lambda x, m, F: _assigned(x[0], x[1]) ** 3),
+    "written_through_views": ([randn(4, 3), randn(6, seed=1)], lambda x, m, F: _written_through_views(x[0], x[1]) ** 3),
     "sum_mean": ([randn(3, 4)], lambda x, m, F: (x[0] * x[0]).sum(dim=1, keepdim=True) * x[0].mean(dim=0)),
     "max_min": ([randn(3, 4)], lambda x, m, F: x[0].amax(dim=1) * x[0].amin(dim=1) + x[0].max() ** 2),
     "norm": ([randn(3, 4)], lambda x, m, F: x[0].norm(dim=1) ** 3),
@@ -163,6 +164,14 @@ def _assigned(x, v):
     y = x * 1.0
     y[1] = v * v            # recorded as the write it is (torch's CopySlices)
     y[0, 1:3] = 2.0
+    return y
+
+
+def _written_through_views(x, v):
+    y = x * 1.0
+    y[1:3].reshape(-1).mul_(v)            # through a slice and a reshape (torch's CopySlices)
+    y.permute(1, 0)[0] = v[:4] * y[:, 2].clone()   # through a transpose, with a value read from y
+    y[0].add_(v[2:5] ** 2)
     return y
 
 

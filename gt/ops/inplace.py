@@ -66,3 +66,13 @@ class WriteView(Function):
         gv = self.replay(g)
         gb = g - self.embed(gv) if self.needs_input_grad[0] else None
         return gb, (gv if self.needs_input_grad[1] else None)
+
+    def backward_graph(self, g):
+        # replay takes a tensor too (the view ops recorded); the base's share is g masked where the
+        # view lies, and that mask is exact because a view covers each position at most once
+        needs_base, needs_view = self.needs_input_grad[:2]
+        gb = None
+        if needs_base:
+            covered = self.embed(self.replay(B.ones(tuple(g.shape), g.dtype)))
+            gb = g * mask_like(g, covered == 0)
+        return gb, (self.replay(g) if needs_view else None)

@@ -197,17 +197,18 @@ def _link(ctx):
     ctx = copy.copy(ctx)
     ctx.inputs = ()      # replaying it needs no tensor: no cycle through the changed tensor's op
     ctx.__dict__.pop("previous", None)
+    # forward takes an engine array, or a tensor for a recorded gradient (create_graph=True)
     if kind is shape_ops.GetItem:
         def forward(a):
-            return B.getitem(a, ctx.index)
+            return shape_ops.GetItem.apply(a, ctx.index) if isinstance(a, Tensor) else B.getitem(a, ctx.index)
     elif kind is shape_ops.Reshape:
         def forward(a):
-            return B.reshape(a, ctx.out_shape)
+            return shape_ops.Reshape.apply(a, ctx.out_shape) if isinstance(a, Tensor) else B.reshape(a, ctx.out_shape)
     else:
         axes = tuple(sorted(range(len(ctx.inverse)), key=ctx.inverse.__getitem__))   # Permute's own
 
         def forward(a):
-            return B.transpose(a, axes)
+            return shape_ops.Permute.apply(a, axes) if isinstance(a, Tensor) else B.transpose(a, axes)
     return forward, lambda h: ctx.backward(h)[0]
 
 
