@@ -17,12 +17,12 @@ from gt.autograd.backward import backward, call_after_backward, topological_orde
 from gt.autograd.buffers import zero_grads
 from gt.autograd.gradients import grad
 from gt.autograd.hooks import register_fused_update, register_post_accumulate_grad_hook
-from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,
+from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, once_differentiable, ops_run,
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
 
 __all__ = ["Function", "backward", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",
-           "is_grad_enabled",
+           "is_grad_enabled", "once_differentiable",
            "no_grad", "ops_run", "put_on_tape", "register_fused_update",
            "register_post_accumulate_grad_hook", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",
            "unbroadcast", "zero_grads"]

@@ -144,6 +144,13 @@ class Function:
     # not fusing) in its backward: where it applies the update, it returns None for that input.
     fusable = ()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # torch's style of Function: forward a staticmethod taking ctx (gt/autograd/custom_function.py)
+        forward = next(c.__dict__["forward"] for c in cls.__mro__ if "forward" in c.__dict__)
+        if isinstance(forward, staticmethod):
+            cls.apply = classmethod(custom_function.apply)
+
     def save(self, *values):
         """Keep ``values`` (engine arrays, or anything else) for the backward, with the versions
         of the arrays: the walk raises if one is changed in place before then
@@ -215,3 +222,8 @@ def fit_grad(grad, shape, dtype):
     if B.dtype_of(grad) != dtype:
         grad = B.astype(grad, dtype)
     return grad
+
+
+# torch's kind of Function subclass (gt/autograd/custom_function.py), imported last: it builds on this module
+from gt.autograd import custom_function  # noqa: E402,I001
+from gt.autograd.custom_function import once_differentiable  # noqa: E402,F401

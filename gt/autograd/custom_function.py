@@ -1,0 +1,242 @@
+"""torch's way of extending autograd: a ``gt.autograd.Function`` subclass whose ``forward`` is a
+``staticmethod`` taking ``ctx`` (or taking the inputs only, with a ``setup_context``), and whose
+``backward(ctx, *grads)`` returns one gradient per input of ``forward``; called as
+``MyFn.apply(*args)``. Both work on gt tensors, as torch's do on torch tensors::
+
+    class Exp(gt.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = x.exp()
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            y, = ctx.saved_tensors
+            return g * y
+
+gt's own ops subclass the same class with instance methods on engine arrays (gt/ops); a class
+is torch's kind when its ``forward`` is a ``staticmethod`` (``Function.__init_subclass__``
+gives it this module's ``apply``).
+
+How a call is recorded: one node (``CustomNode``, the ``ctx`` that forward and backward see)
+takes the call's inputs and makes a hidden scalar tensor; each differentiable output is a small
+``_Output`` op of that scalar. The walk reaches every output's op before the node (they are its
+only users): each leaves its gradient with the node and passes a zero on, and the node then
+calls the user's ``backward`` once with all of them, as torch does. Under
+``create_graph=True`` the user's backward runs in grad mode, so its gradient can be
+differentiated again (unless it is marked ``once_differentiable``).
+"""
+
+import functools
+import inspect
+
+from gt.autograd import function
+from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
+from gt.backend import B
+
+_FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
+          "already been freed): specify retain_graph=True if you need to backward through the graph a second time "
+          "or to access saved tensors after calling backward")
+
+
+def once_differentiable(backward):
+    """Mark a ``backward`` whose gradient cannot be differentiated again (torch's decorator): it
+    runs without recording, and under ``create_graph=True`` its gradients carry no graph."""
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        with no_grad():
+            return backward(ctx, *grads)
+    wrapper.once_differentiable = True
+    return wrapper
+
+
+class CustomNode(Function):
+    """The ``ctx`` of one call of a torch-style Function: what ``forward`` saves and marks, and the
+    recorded node whose backward calls the user's ``backward``."""
+
+    def __init__(self, fn, inputs):
+        self.fn, self.inputs, self._released, self.saved_objects = fn, inputs, False, ()
+        self.needs_input_grad = tuple(isinstance(a, function.Tensor) and a.requires_grad for a in inputs)
+        self.to_save, self.saved = (), None
+        self.materialize_grads, self.non_differentiable, self.outputs = True, set(), []
+        self.grads = None
+
+    # ---- torch's ctx API -------------------------------------------------------------------------
+    def save_for_backward(self, *tensors):
+        """Keep tensors (or None) for the backward, where ``saved_tensors`` gives them back; changing
+        one in place before then makes the backward raise, as torch's does."""
+        for t in tensors:
+            if t is not None and not isinstance(t, function.Tensor):
+                raise TypeError(f"save_for_backward can only save tensors, but argument {tensors.index(t)} is of type "
+                                f"{type(t).__name__}")
+        self.to_save = tensors
+
+    @property
+    def saved_tensors(self):
+        if self.released:
+            raise RuntimeError(_FREED)
+        return self.saved_objects
+
+    def mark_non_differentiable(self, *outputs):
+        """These outputs get no gradient (``requires_grad`` False); the backward still receives a
+        zero tensor for each (None without materialized gradients)."""
+        self.non_differentiable.update(id(t) for t in outputs)
+
+    def set_materialize_grads(self, value):
+        """With False, an output that gets no gradient passes None to ``backward`` instead of zeros."""
+        self.materialize_grads = bool(value)
+
+    def mark_dirty(self, *tensors):
+        raise NotImplementedError(
+            f"{self.name}: ctx.mark_dirty (an input changed in place by a custom Function) is not supported in gt; "
+            "return a new tensor (x.clone() changed in place) instead")
+
+    @property
+    def name(self):
+        return self.fn.__name__          # shown as <NameBackward>, as gt names its ops
+
+    # ---- the recorded node ------------------------------------------------------------------------
+    @property
+    def released(self):
+        return self._released
+
+    @released.setter
+    def released(self, value):   # the walk frees the graph: the saved tensors go with it
+        self._released = value
+        if value:
+            self.saved_objects = ()
+
+    def _grads_in(self):
+        grads = []
+        for (out, dtype, shape), g in zip(self.outputs, self.grads or [None] * len(self.outputs)):
+            if g is None and self.materialize_grads:
+                g = B.zeros(shape, dtype)
+            if g is not None and not isinstance(g, function.Tensor):
+                g = function.Tensor._wrap(g)
+            grads.append(g)
+        self.grads = None
+        return grads
+
+    def _call_backward(self, grads):
+        backward = self.fn.backward
+        if backward is Function.backward:
+            backward = getattr(self.fn, "vjp", None)
+            if backward is None:
+                raise NotImplementedError(f"{self.fn.__name__}: you must implement either the backward or vjp method "
+                                          "of a custom autograd.Function to use it with backward mode AD")
+        got = backward(self, *grads)
+        if not isinstance(got, tuple):
+            got = (got,)
+        n = len(self.inputs)
+        if len(got) < n or any(g is not None for g in got[n:]):
+            raise RuntimeError(f"function {self.name}Backward returned an incorrect number of gradients (expected {n}, got "
+                               f"{len(got)})")
+        out = []
+        for i, (x, g) in enumerate(zip(self.inputs, got)):
+            if g is not None and not isinstance(g, function.Tensor):
+                raise RuntimeError(f"function {self.name}Backward: expected a tensor or None as gradient {i}, got "
+                                   f"{type(g).__name__}")
+            if g is None or not self.needs_input_grad[i]:
+                out.append(None)
+                continue
+            if g.shape != x.shape and not _sums_to(g.shape, x.shape):
+                raise RuntimeError(f"Function {self.name}Backward returned an invalid gradient at index {i} - got "
+                                   f"{list(g.shape)} but expected shape compatible with {list(x.shape)}")
+            out.append(g)
+        return out
+
+    def backward(self, _):
+        with no_grad():
+            grads = self._call_backward(self._grads_in())
+        return tuple(None if g is None else fit_grad(g._data, x.shape, x.dtype) for g, x in zip(grads, self.inputs))
+
+    def backward_graph(self, _):
+        if getattr(self.fn.backward, "once_differentiable", False):
+            with no_grad():
+                return tuple(None if g is None else g.detach() for g in self._call_backward(self._grads_in()))
+        return tuple(self._call_backward(self._grads_in()))
+
+
+def _sums_to(got, shape):
+    """Whether a gradient of shape ``got`` sums back to ``shape`` (``shape`` broadcasts to it)."""
+    got, shape = tuple(got), tuple(shape)
+    if len(shape) > len(got):
+        return False
+    return all(s == g or s == 1 for s, g in zip(shape, got[len(got) - len(shape):]))
+
+
+class _Output(Function):
+    """One differentiable output of a custom call: hands its gradient to the node."""
+
+    def __init__(self, node, index):
+        self.node, self.index = node, index
+
+    @property
+    def name(self):
+        return self.node.name
+
+    def _give(self, g):
+        node = self.node
+        if node.grads is None:
+            node.grads = [None] * len(node.outputs)
+        node.grads[self.index] = g
+
+    def backward(self, g):
+        self._give(g)
+        return (B.zeros((), self.node.dtype),)
+
+    def backward_graph(self, g):
+        self._give(g)
+        return (function.Tensor._wrap(B.zeros((), self.node.dtype)),)
+
+
+def apply(cls, *args, **kwargs):
+    """``cls.forward`` run without recording on ``args``, and its outputs recorded as one node
+    whose backward is ``cls.backward`` (torch's ``Function.apply``)."""
+    Tensor = function.Tensor
+    setup = getattr(cls, "setup_context", None)      # torch's other style: forward takes no ctx
+    if setup is not None:                            # the inputs with their defaults, as torch binds them
+        bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+        bound.apply_defaults()
+        args, kwargs = bound.args, bound.kwargs
+    # keyword arguments count as inputs after the positional ones (one gradient each), as in torch
+    node = CustomNode(cls, args + tuple(kwargs.values()))
+    with no_grad():
+        if setup is not None:
+            result = cls.forward(*args, **kwargs)
+            setup(node, args, result)
+        else:
+            result = cls.forward(node, *args, **kwargs)
+    single = not isinstance(result, tuple)
+    outputs = (result,) if single else result
+    record = function.is_grad_enabled() and True in node.needs_input_grad
+    fresh = []
+    for out in outputs:
+        if isinstance(out, Tensor) and any(out is a for a in node.inputs):
+            out = Tensor._from_value(out._value)   # an input returned as it is: an alias, as torch's
+        fresh.append(out)
+    node.outputs = [(t, t.dtype, t.shape) if isinstance(t, Tensor) else (None, None, None) for t in fresh]
+    node.saved_objects = tuple(node.to_save)
+    node.save(*(t._array for t in node.to_save if t is not None and t._placed is None))
+    if record:
+        _record(node, fresh)
+    return fresh[0] if single else tuple(fresh)
+
+
+def _record(node, outputs):
+    Tensor = function.Tensor
+    diff = [i for i, t in enumerate(outputs) if isinstance(t, Tensor) and t.dtype.is_floating_point
+            and id(t) not in node.non_differentiable]
+    if not diff:
+        return
+    node.dtype = outputs[diff[0]].dtype
+    hidden = Tensor._wrap(B.zeros((), node.dtype))
+    hidden._requires_grad, hidden._ctx, node.out_shape = True, node, ()
+    put_on_tape(node, hidden)
+    for i in diff:
+        op = _Output(node, i)
+        op.inputs, op.needs_input_grad, op.released, op.out_shape = (hidden,), (True,), False, outputs[i].shape
+        out = outputs[i]
+        out._ctx, out._requires_grad = op, True
+        put_on_tape(op, out)
