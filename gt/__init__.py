@@ -45,6 +45,7 @@ from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add
                                  masked_select, masked_scatter, nonzero, argwhere, unique, unique_consecutive, bincount)
 from gt.tensor.index_methods import einsum, searchsorted, bucketize
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
+from gt.tensor import autograd_functional as _autograd_functional
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal
 from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
@@ -53,6 +54,12 @@ from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.uti
 from gt import distributed  # torch.distributed is imported only for more than one process
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
+
+# torch's path, torch.autograd.functional: the module makes tensors, so it lives in the tensor layer
+import sys as _sys  # noqa: E402
+from gt import autograd  # noqa: E402
+autograd.functional = _autograd_functional
+_sys.modules["gt.autograd.functional"] = _autograd_functional
 
 
 def connect(address=None):

@@ -8,7 +8,12 @@
 - ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them);
 - ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward);
 - ``grad_hooks``: torch's tensor hooks (``Tensor.register_hook``), run by the walk;
-- ``rebind``: in-place changes of tensors in the graph (which version of a tensor each op read).
+- ``rebind``: in-place changes of tensors in the graph (which version of a tensor each op read);
+- ``custom_function``: torch's way of extending autograd (a ``Function`` subclass with static
+  ``forward(ctx, ...)`` and ``backward(ctx, ...)`` on tensors).
+
+``gt.autograd.functional`` (jacobian, hessian, ...) makes tensors, so it lives in the tensor layer
+(gt/tensor/autograd_functional.py); the package face puts it at this path.
 
 This layer sits below the tensor layer (gt/tensor) and never imports it.
 """
@@ -17,7 +22,8 @@ from gt.autograd.backward import backward, call_after_backward, topological_orde
 from gt.autograd.buffers import zero_grads
 from gt.autograd.gradients import grad
 from gt.autograd.hooks import register_fused_update, register_post_accumulate_grad_hook
-from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, once_differentiable, ops_run,
+from gt.autograd.custom_function import once_differentiable
+from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
 

@@ -32,6 +32,13 @@ _dispatch = None
 _backward_placed = None
 
 
+# torch's kind of Function subclass: ``apply`` for it, and torch's ``once_differentiable`` at torch's
+# path (torch.autograd.function), both set by gt/autograd/custom_function.py when it is imported (it
+# builds on this module, so this one cannot import it)
+_custom_apply = None
+once_differentiable = None
+
+
 def set_tensor_hooks(tensor_class, dispatch, backward_placed):
     """Register the tensor layer's class and sharded dispatch (called once, by gt/tensor/core.py)."""
     global Tensor, _dispatch, _backward_placed
@@ -149,7 +156,7 @@ class Function:
         # torch's style of Function: forward a staticmethod taking ctx (gt/autograd/custom_function.py)
         forward = next(c.__dict__["forward"] for c in cls.__mro__ if "forward" in c.__dict__)
         if isinstance(forward, staticmethod):
-            cls.apply = classmethod(custom_function.apply)
+            cls.apply = classmethod(_custom_apply)
 
     def save(self, *values):
         """Keep ``values`` (engine arrays, or anything else) for the backward, with the versions
@@ -222,8 +229,3 @@ def fit_grad(grad, shape, dtype):
     if B.dtype_of(grad) != dtype:
         grad = B.astype(grad, dtype)
     return grad
-
-
-# torch's kind of Function subclass (gt/autograd/custom_function.py), imported last: it builds on this module
-from gt.autograd import custom_function  # noqa: E402,I001
-from gt.autograd.custom_function import once_differentiable  # noqa: E402,F401
