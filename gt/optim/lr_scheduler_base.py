@@ -1,10 +1,12 @@
-"""The base class of gt's learning-rate schedules, and of torch's chainable ones.
+"""The base class of gt's learning-rate schedules, and torch's chainable stepping.
 
-``LRScheduler`` holds the closed forms' machinery (lr_scheduler.py: StepLR, CosineAnnealingLR,
-LambdaLR); ``_Chainable`` adds torch's chainable stepping for the schedules of
-lr_schedulers_extra.py and lr_schedulers_cyclic.py.
+``LRScheduler`` holds a closed form's machinery (a subclass writes ``_lr(base_lr, epoch, index)``);
+``_Chainable`` adds torch's chainable stepping, which every schedule of gt uses (lr_scheduler.py,
+lr_schedulers_extra.py, lr_schedulers_cyclic.py): ``get_lr()`` may read the groups' current lrs,
+so the values are torch's to the bit, and schedules compose.
 """
 
+import types
 import warnings
 
 from gt.optim.optimizer import Optimizer
@@ -29,6 +31,20 @@ def _format_param(sched, name, optimizer, param):
                              f"{name} has {len(param)} values, param_groups has {n}.")
         return list(param)
     return [param] * n
+
+
+def _lambdas(name, optimizer, lr_lambda):
+    n = len(optimizer.param_groups)
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != n:
+            raise ValueError(f"{name}: expected {n} lr_lambdas (one per param group), got {len(lr_lambda)}")
+        lambdas = list(lr_lambda)
+    else:
+        lambdas = [lr_lambda] * n
+    for fn in lambdas:
+        if not callable(fn):
+            raise TypeError(f"{name}: lr_lambda should be a function, but got {type(fn).__name__}")
+    return lambdas
 
 
 class LRScheduler:
@@ -72,7 +88,8 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
 
     def load_state_dict(self, state_dict):
-        self.__dict__.update(state_dict)
+        """Restore ``state_dict()``'s values (torch's keys; an older gt's ``_in_step`` is dropped)."""
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "_in_step"})
 
 
 class _LRScheduler(LRScheduler):
@@ -83,12 +100,13 @@ class _Chainable(LRScheduler):
     """Base of torch's chainable schedules: ``get_lr()`` reads the groups' current lrs.
 
     ``_is_initial`` is true during the step the constructor makes (torch's ``_initial_step``);
-    ``_step_count`` counts steps, as torch's.
+    ``_step_count`` counts steps and ``_get_lr_called_within_step`` is true inside ``step()``, as torch's
+    (the three are in ``state_dict()`` under torch's names).
     """
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(type(self).__name__, optimizer)
-        self._in_step = False
+        self._get_lr_called_within_step = False
         self._step_count = 0
         self._is_initial = True
         try:
@@ -109,7 +127,7 @@ class _Chainable(LRScheduler):
 
     def _warn_outside_step(self):
         # the chainable get_lr() computes the NEXT lr from the current one: read get_last_lr() instead
-        if not self._in_step:
+        if not self._get_lr_called_within_step:
             warnings.warn("To get the last learning rate computed by the scheduler, please use `get_last_lr()`.",
                           UserWarning, stacklevel=3)
 
@@ -121,7 +139,7 @@ class _Chainable(LRScheduler):
         self._update_lr(epoch)
 
     def _update_lr(self, epoch=None):
-        self._in_step = True
+        self._get_lr_called_within_step = True
         try:
             if epoch is None:
                 self.last_epoch += 1
@@ -130,7 +148,28 @@ class _Chainable(LRScheduler):
                 self.last_epoch = epoch
                 values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         finally:
-            self._in_step = False
+            self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = self._current()
+
+
+class _LambdaState:
+    """torch's ``state_dict()`` of a schedule of functions (LambdaLR, MultiplicativeLR): ``'lr_lambdas'``
+    holds None for a function, a callable object's ``__dict__`` (functions do not pickle reliably)."""
+
+    def state_dict(self):
+        """Everything but the optimizer; functions as None, callable objects as their ``__dict__``."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+                               for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Restore ``state_dict()`` (also one saved by an older gt, without ``'lr_lambdas'``)."""
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", None) or []
+        super().load_state_dict(state)
+        for fn, attrs in zip(self.lr_lambdas, saved):
+            if attrs is not None:
+                fn.__dict__.update(attrs)

@@ -160,11 +160,11 @@ class CosineAnnealingWarmRestarts(_Chainable):
                 raise ValueError(f"CosineAnnealingWarmRestarts: expected non-negative epoch, but got {epoch!r}")
             self._go_to(epoch)
         self.last_epoch = math.floor(epoch)
-        self._in_step = True
+        self._get_lr_called_within_step = True
         try:
             lrs = self.get_lr()
         finally:
-            self._in_step = False
+            self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
         self._last_lr = self._current()

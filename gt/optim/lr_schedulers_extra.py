@@ -1,9 +1,9 @@
 """torch's other learning-rate schedules, in torch's chainable form.
 
-Unlike the closed forms of ``lr_scheduler.py`` (StepLR, CosineAnnealingLR, LambdaLR), most of
-these multiply the lr the group has now (``group['lr'] * gamma``), as torch's do: several of them
-then compose (``ChainedScheduler``), and every value equals torch's bit for bit, where a closed
-form would differ in the last digits. ``step(epoch)`` (deprecated in torch, and warned about the
+As StepLR and CosineAnnealingLR (``lr_scheduler.py``), most of these multiply the lr the group
+has now (``group['lr'] * gamma``), as torch's do: several of them then compose
+(``ChainedScheduler``, ``SequentialLR``), and every value equals torch's bit for bit, where a
+closed form would differ in the last digits. ``step(epoch)`` (deprecated in torch, and warned about the
 same way) uses the closed form where torch has one.
 
     >>> warmup = gt.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5)
@@ -11,11 +11,11 @@ same way) uses the closed form where torch has one.
     >>> sched = gt.optim.lr_scheduler.SequentialLR(opt, [warmup, decay], milestones=[5])
 """
 
-import types
 from bisect import bisect_right
 from collections import Counter
 
-from gt.optim.lr_scheduler_base import LRScheduler, _Chainable, _check_optimizer, _LRScheduler
+from gt.optim.lr_scheduler_base import (LRScheduler, _Chainable, _check_optimizer, _lambdas, _LambdaState,
+                                       _LRScheduler)
 from gt.optim.lr_scheduler_plateau import ReduceLROnPlateau
 from gt.optim.lr_schedulers_cyclic import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
 
@@ -24,21 +24,7 @@ __all__ = ["LRScheduler", "_LRScheduler", "MultiplicativeLR", "MultiStepLR", "Co
            "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts"]
 
 
-def _lambdas(name, optimizer, lr_lambda):
-    n = len(optimizer.param_groups)
-    if isinstance(lr_lambda, (list, tuple)):
-        if len(lr_lambda) != n:
-            raise ValueError(f"{name}: expected {n} lr_lambdas (one per param group), got {len(lr_lambda)}")
-        lambdas = list(lr_lambda)
-    else:
-        lambdas = [lr_lambda] * n
-    for fn in lambdas:
-        if not callable(fn):
-            raise TypeError(f"{name}: lr_lambda should be a function, but got {type(fn).__name__}")
-    return lambdas
-
-
-class MultiplicativeLR(_Chainable):
+class MultiplicativeLR(_LambdaState, _Chainable):
     """Each epoch multiplies the lr by ``lr_lambda(epoch)`` (one function, or one per group).
 
         >>> sched = gt.optim.lr_scheduler.MultiplicativeLR(opt, lambda epoch: 0.95)
@@ -48,21 +34,6 @@ class MultiplicativeLR(_Chainable):
         _check_optimizer("MultiplicativeLR", optimizer)
         self.lr_lambdas = _lambdas("MultiplicativeLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
-
-    def state_dict(self):
-        """As torch: functions are not saved, a callable object's ``__dict__`` is."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                               for fn in self.lr_lambdas]
-        return state
-
-    def load_state_dict(self, state_dict):
-        state = dict(state_dict)
-        saved = state.pop("lr_lambdas", [])
-        self.__dict__.update(state)
-        for fn, attrs in zip(self.lr_lambdas, saved):
-            if attrs is not None:
-                fn.__dict__.update(attrs)
 
     def get_lr(self):
         self._warn_outside_step()
@@ -286,25 +257,15 @@ def _restart(sched):
     """torch's ``_update_lr(0)``: epoch 0 in the closed form where there is one."""
     if isinstance(sched, _Chainable):
         sched._update_lr(0)
-    else:   # gt's closed forms: stepping from -1 computes epoch 0
+    else:   # a closed form written on LRScheduler's _lr: stepping from -1 computes epoch 0
         sched.last_epoch = -1
         sched.step()
-
-
-def _closed_where_torch_chains(sched):
-    # by name: lr_scheduler.py re-exports this module, so importing its classes here would be a cycle
-    cls = type(sched)
-    return cls.__module__ == "gt.optim.lr_scheduler" and cls.__name__ in ("StepLR", "CosineAnnealingLR")
 
 
 class ChainedScheduler(LRScheduler):
     """Steps every scheduler in turn at each ``step()``: their (chainable) factors multiply.
 
         >>> sched = gt.optim.lr_scheduler.ChainedScheduler([ConstantLR(opt, 0.1, 2), ExponentialLR(opt, 0.9)])
-
-    Differs from torch: gt's StepLR and CosineAnnealingLR are closed forms (they set the lr from
-    ``initial_lr``, where torch's multiply the current lr), so a chain of several schedulers that
-    holds one is refused rather than giving other values than torch's (StepLR: use MultiStepLR).
     """
 
     def __init__(self, schedulers, optimizer=None):
@@ -314,11 +275,6 @@ class ChainedScheduler(LRScheduler):
         optimizer = optimizer or getattr(schedulers[0], "optimizer", None)
         _check_optimizer("ChainedScheduler", optimizer)
         _check_schedulers("ChainedScheduler", optimizer, schedulers)
-        for i, sched in enumerate(schedulers):
-            if len(schedulers) > 1 and _closed_where_torch_chains(sched):
-                raise ValueError(f"ChainedScheduler: gt's {type(sched).__name__} (index {i}) sets the lr from "
-                                 "initial_lr where torch's multiplies the current lr, so chained with others it "
-                                 "would not give torch's values; use MultiStepLR for StepLR")
         self._schedulers, self.optimizer = schedulers, optimizer
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
