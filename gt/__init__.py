@@ -46,6 +46,7 @@ from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add
 from gt.tensor.index_methods import einsum, searchsorted, bucketize
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.tensor import autograd_functional as _autograd_functional
+from gt.tensor import gradcheck as _gradcheck
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal
 from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
@@ -60,6 +61,8 @@ import sys as _sys  # noqa: E402
 from gt import autograd  # noqa: E402
 autograd.functional = _autograd_functional
 _sys.modules["gt.autograd.functional"] = _autograd_functional
+autograd.gradcheck, autograd.gradgradcheck = _gradcheck.gradcheck, _gradcheck.gradgradcheck   # the same way
+autograd.GradcheckError = _gradcheck.GradcheckError
 
 
 def connect(address=None):
