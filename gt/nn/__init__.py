@@ -53,5 +53,6 @@ from gt.nn.functional import (binary_cross_entropy, binary_cross_entropy_with_lo
                               cross_entropy, gelu, log_softmax, mse_loss, relu, sigmoid, softmax, tanh)
 
 from gt.nn import utils  # noqa: E402  (clip_grad_norm_)
+from gt.nn import modules  # noqa: E402,F401  (torch's path: gt.nn.modules.module.register_module_forward_hook)
 from gt.nn import sampling  # noqa: E402  (greedy, temperature, top-k, top-p, repetition penalty, sample)
 from gt.optim.sgd import SGD  # noqa: E402  (from gt.nn import SGD, as in the public gt)

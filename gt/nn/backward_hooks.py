@@ -37,8 +37,9 @@ the warning torch gives when a hook fires without inputs that require grad is gi
 full backward hook (not only a pre-hook) is registered; a hook that is not callable is refused at
 registration (torch fails only when it is called); a pre-hook of a one-output module may return
 a tensor instead of a 1-tuple; a replaced gradient of the wrong shape or dtype gets gt's message.
-Not here: the deprecated ``register_backward_hook`` and torch's global
-``register_module_full_backward_hook`` / ``register_module_full_backward_pre_hook``.
+The deprecated ``register_backward_hook`` runs its hook as a full backward hook (with a warning
+saying so); torch's global ``register_module_full_backward_hook`` and
+``register_module_full_backward_pre_hook`` (gt/nn/global_hooks.py) run before a module's own.
 """
 
 import warnings
@@ -46,6 +47,7 @@ import warnings
 from gt import autograd, dtypes
 from gt.autograd.deferred import materialized
 from gt.backend import B
+from gt.nn import hooks as module_hooks
 from gt.nn.hooks import RemovableHandle
 from gt.sharding.layout import Placed
 from gt.tensor import Tensor
@@ -79,7 +81,23 @@ class BackwardHooks:
             >>> h = lin.register_full_backward_hook(lambda m, gi, go: (gi[0] * 0.5,))
             >>> lin(x).sum().backward()     # x.grad is half of what it would be
         """
+        self._hook_dicts(hook, "register_full_backward_hook")   # a non-callable is refused before the mark
+        _one_kind(self, True, "on a single Module")
         return self._add_backward_hook("_backward_hooks", hook, prepend, "register_full_backward_hook")
+
+    _is_full_backward_hook = None   # torch's: which kind of backward hook the module has (no mixing)
+
+    def register_backward_hook(self, hook):
+        """torch's deprecated backward hook, run here as a full backward hook (with a
+        ``FutureWarning``): ``grad_input`` is over the module's positional arguments, as
+        ``register_full_backward_hook``'s, where torch's gives the gradients of the inputs of the
+        last operation of ``forward`` (the same for a one-operation module such as ``ReLU``).
+        Returns a ``RemovableHandle``."""
+        warnings.warn(DEPRECATED_BACKWARD_HOOK.format(where="register_full_backward_hook"), FutureWarning,
+                      stacklevel=2)
+        self._hook_dicts(hook, "register_backward_hook")
+        _one_kind(self, False, "on a single Module")
+        return self._add_backward_hook("_backward_hooks", hook, False, "register_backward_hook")
 
     def _add_backward_hook(self, name, hook, prepend, fn):
         hooks = self._hook_dicts(hook, fn)[name]
@@ -95,7 +113,8 @@ class BackwardHooks:
         nothing is recorded (grad mode off)."""
         if not autograd.is_grad_enabled():
             return args, None
-        call = _Call(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
+        call = _Call(self, [*module_hooks._global_backward_hooks.values(), *self._backward_hooks.values()],
+                     [*module_hooks._global_backward_pre_hooks.values(), *self._backward_pre_hooks.values()])
         return call.wrap_inputs(args), call
 
 
@@ -194,6 +213,21 @@ class _Call:
                 gi = _replaced(out, gi, "Backward hook", "grad_input", hook)
         return tuple(_passed(gi[i], self.input_specs[i], graph, hook_name="grad_input", index=i)
                      for i in self.wrapped_inputs)
+
+
+DEPRECATED_BACKWARD_HOOK = (
+    "gt runs a hook of the deprecated register_backward_hook as a full backward hook: its grad_input holds the "
+    "gradients of the module's inputs, where torch's holds those of the inputs of the last operation in "
+    "forward; use {where} for torch's documented behavior")
+
+
+def _one_kind(owner, full, where):
+    """Mark ``owner`` (a module, or the ``global_hooks`` module) as having full (or deprecated)
+    backward hooks; refuses to mix the two kinds, as torch."""
+    if owner._is_full_backward_hook is (not full):
+        raise RuntimeError(f"Cannot use both regular backward hooks and full backward hooks {where}. "
+                           "Please use only one of them.")
+    owner._is_full_backward_hook = full
 
 
 def _replaced(out, old, who, what, hook):

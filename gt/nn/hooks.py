@@ -7,11 +7,12 @@
     >>> seen
     [(8, 32)]
 
-A module without hooks pays two attribute reads per call for them (``__call__`` tests its two
-dicts, empty, and calls ``forward``). The dicts are instance attributes under torch's names
-(``_forward_pre_hooks``, ``_forward_hooks``, ...), made by ``Module.__init__``: a shallow copy
-shares them with its original, ``copy.deepcopy`` copies them (the copy keeps its hooks; a handle
-removes a hook from the module it came from only), and ``state_dict()`` never sees them.
+A module without hooks pays a few dict tests per call for them (``__call__`` tests the dict of
+global hooks, gt/nn/global_hooks.py, and its own four, all empty, and calls ``forward``). The
+dicts are instance attributes under torch's names (``_forward_pre_hooks``, ``_forward_hooks``,
+...), made by ``Module.__init__``: a shallow copy shares them with its original,
+``copy.deepcopy`` copies them (the copy keeps its hooks; a handle removes a hook from the module
+it came from only), and ``state_dict()`` never sees them.
 """
 
 import collections
@@ -20,6 +21,16 @@ import warnings
 import weakref
 
 _NO_HOOKS = types.MappingProxyType({})
+# torch's module-level hooks (torch.nn.modules.module), registered by gt/nn/global_hooks.py, run for
+# every module before its own. _global_call_hooks holds the id of every global forward and backward
+# hook: a call checks that one dict (empty unless some global hook is registered).
+_global_call_hooks = collections.OrderedDict()
+_global_forward_pre_hooks = collections.OrderedDict()
+_global_forward_hooks = collections.OrderedDict()
+_global_forward_hooks_with_kwargs = collections.OrderedDict()
+_global_forward_hooks_always_called = collections.OrderedDict()
+_global_backward_pre_hooks = collections.OrderedDict()
+_global_backward_hooks = collections.OrderedDict()
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
                "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_backward_pre_hooks", "_backward_hooks")   # the last two: gt/nn/backward_hooks.py
@@ -71,7 +82,8 @@ class ModuleHooks:
     _backward_pre_hooks = _backward_hooks = _NO_HOOKS
 
     def __call__(self, *args, **kwargs):
-        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks:
+        if (_global_call_hooks or self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
             return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
 
@@ -125,35 +137,37 @@ class ModuleHooks:
 
     def _call_with_hooks(self, args, kwargs):
         """torch's ``Module._call_impl`` for forward hooks: pre-hooks, ``forward``, hooks, and the
-        ``always_call`` hooks that have not run yet when any of them raises."""
+        ``always_call`` hooks that have not run yet when any of them raises. The global hooks of
+        each kind (gt/nn/global_hooks.py) run before the module's own, as torch's."""
         ran, result = set(), None
         try:
             args, kwargs = self._run_pre_hooks(args, kwargs)
             backward = None   # the call's backward hooks (gt/nn/backward_hooks.py): inputs wrapped now
-            if self._backward_hooks or self._backward_pre_hooks:
+            if self._backward_hooks or self._backward_pre_hooks or _global_backward_hooks or _global_backward_pre_hooks:
                 args, backward = self._backward_hook_call(args)
             result = self.forward(*args, **kwargs)
-            always = self._forward_hooks_always_called
-            for hook_id, hook in tuple(self._forward_hooks.items()):
-                if hook_id in always:
+            for hook_id, hook in (*_global_forward_hooks.items(), *self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called or hook_id in _global_forward_hooks_always_called:
                     ran.add(hook_id)
                 out = self._run_hook(hook_id, hook, args, kwargs, result)
                 result = result if out is None else out
             return result if backward is None else backward.wrap_outputs(result)
         except Exception:
-            for hook_id, hook in tuple(self._forward_hooks.items()):
-                if hook_id in self._forward_hooks_always_called and hook_id not in ran:
+            for hook_id, hook in (*_global_forward_hooks.items(), *self._forward_hooks.items()):
+                if hook_id not in ran and (hook_id in self._forward_hooks_always_called
+                                           or hook_id in _global_forward_hooks_always_called):
                     try:
                         out = self._run_hook(hook_id, hook, args, kwargs, result)
                         result = result if out is None else out
                     except Exception as e:
-                        warnings.warn("module forward hook with ``always_call=True`` raised an exception that was "
+                        scope = "global module" if hook_id in _global_forward_hooks else "module"
+                        warnings.warn(f"{scope} forward hook with ``always_call=True`` raised an exception that was "
                                       f"silenced as another error was raised in forward: {e}", stacklevel=2)
             raise
 
     def _run_pre_hooks(self, args, kwargs):
         with_kwargs = self._forward_pre_hooks_with_kwargs
-        for hook_id, hook in tuple(self._forward_pre_hooks.items()):
+        for hook_id, hook in (*_global_forward_pre_hooks.items(), *self._forward_pre_hooks.items()):
             if hook_id in with_kwargs:
                 out = hook(self, args, kwargs)
                 if out is not None:
@@ -168,7 +182,7 @@ class ModuleHooks:
         return args, kwargs
 
     def _run_hook(self, hook_id, hook, args, kwargs, result):
-        if hook_id in self._forward_hooks_with_kwargs:
+        if hook_id in self._forward_hooks_with_kwargs or hook_id in _global_forward_hooks_with_kwargs:
             return hook(self, args, kwargs, result)
         return hook(self, args, result)
 
@@ -176,6 +190,6 @@ class ModuleHooks:
 def has_hooks(*modules):
     """True when any of ``modules`` has a forward or backward hook: a fused path that computes
     several layers in one op (skipping their ``__call__``) must then run them one by one, so the
-    hooks see each."""
-    return any(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks or m._backward_pre_hooks
-               for m in modules)
+    hooks see each (a global hook: gt/nn/global_hooks.py, counts for every module)."""
+    return bool(_global_call_hooks) or any(
+        m._forward_pre_hooks or m._forward_hooks or m._backward_hooks or m._backward_pre_hooks for m in modules)

@@ -10,7 +10,7 @@ import weakref
 
 from gt import autograd, dtypes
 from gt.backend import B
-from gt.nn import state
+from gt.nn import global_hooks, state_dict_hooks
 from gt.nn.backward_hooks import BackwardHooks
 from gt.nn.hooks import ModuleHooks
 from gt.nn.lookup import ModuleLookup
@@ -149,7 +149,7 @@ class Parameters(list):
         return next(cursor)
 
 
-class Module(ModuleHooks, BackwardHooks, ModuleLookup):
+class Module(ModuleHooks, BackwardHooks, ModuleLookup, state_dict_hooks.StateDictHooks):
     """Base class for layers and models: subclass it, assign layers and ``Parameter``s in
     ``__init__``, and write ``forward``. Calling the module calls ``forward`` (and its hooks: hooks.py).
 
@@ -199,7 +199,7 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r} "
                             "(gt.nn.Parameter or None expected)")
-        params[name] = param
+        params[name] = global_hooks.registered("parameter", self, name, param)
 
     def register_buffer(self, name, tensor, persistent=True):
         """Add a tensor that is state but not a parameter (e.g. fixed positional encodings).
@@ -212,7 +212,7 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup):
             raise TypeError(f"cannot assign {type(tensor).__name__} as buffer {name!r} (gt.Tensor or None expected)")
         if tensor is not None and tensor._placed is not None:
             tensor = tensor.detach().replicate()  # module state lives whole on every device, like parameters
-        buffers[name] = tensor
+        buffers[name] = global_hooks.registered("buffer", self, name, tensor)
         if persistent:
             self._non_persistent_buffers.discard(name)
         else:
@@ -224,7 +224,7 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup):
         self._check_name(name, "module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        modules[name] = module
+        modules[name] = global_hooks.registered("module", self, name, module)
 
     register_module = add_module
 
@@ -250,16 +250,16 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup):
         elif isinstance(value, Module):
             self._registry("_modules")
             self._forget(name, keep="_modules")
-            d["_modules"][name] = value
+            d["_modules"][name] = global_hooks.registered("module", self, name, value)
         elif name in d.get("_modules", ()):
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
                                 "(gt.nn.Module or None expected)")
-            d["_modules"][name] = None
+            d["_modules"][name] = global_hooks.registered("module", self, name, None)
         elif name in d.get("_buffers", ()):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (gt.Tensor or None expected)")
-            d["_buffers"][name] = value
+            d["_buffers"][name] = global_hooks.registered("buffer", self, name, value)
         else:
             object.__setattr__(self, name, value)
 
@@ -407,7 +407,7 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup):
     def state_dict(self, prefix="", keep_vars=False):
         """An OrderedDict ``dotted_name -> numpy array`` (a copy) of every parameter and
         persistent buffer, in torch's order. ``keep_vars=True`` gives the tensors themselves."""
-        return state.save(self, prefix, keep_vars)
+        return state_dict_hooks.save(self, prefix, keep_vars)   # hooks: gt/nn/state_dict_hooks.py
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values (numpy arrays, gt tensors or torch tensors) into the parameters and
@@ -418,7 +418,7 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup):
         With ``strict=False`` missing and unexpected keys are allowed (shape mismatches are
         not). Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, like torch.
         """
-        return state.load(self, state_dict, strict)
+        return state_dict_hooks.load(self, state_dict, strict)   # with hooks: see gt/nn/state_dict_hooks.py
 
     # ---- repr ------------------------------------------------------------------------------
     def extra_repr(self):

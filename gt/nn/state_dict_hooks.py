@@ -1,0 +1,199 @@
+"""Hooks on ``Module.state_dict()`` and ``Module.load_state_dict()``, with torch's signatures and
+order: ``register_state_dict_pre_hook``, ``register_state_dict_post_hook``,
+``register_load_state_dict_pre_hook`` and ``register_load_state_dict_post_hook``, each returning a
+``RemovableHandle``.
+
+    >>> def renamed(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+    ...     if prefix + "w" in state_dict:                     # an old checkpoint's name
+    ...         state_dict[prefix + "weight"] = state_dict.pop(prefix + "w")
+    >>> handle = model.fc.register_load_state_dict_pre_hook(renamed)
+    >>> model.load_state_dict(old_checkpoint)
+
+Without hooks anywhere in the module tree, saving and loading are gt/nn/state.py's. With one,
+they walk the tree as torch does: a module's pre-hooks, its own entries, its children (each with
+the part of the dict under its prefix), then its post-hooks. ``local_metadata`` is the module's
+entry of the dict's ``_metadata`` (a torch state dict carries one; a gt one does not: ``{}``) on
+load, and ``{"version": module._version}`` on save. As in torch, load pre-hooks get
+``strict=True`` whatever ``strict`` is (missing and unexpected keys are always collected), and a
+load post-hook gets the ``IncompatibleKeys`` of the keys found so far, which it may change in
+place: with ``strict=True`` any key left in them is an error, raised after the values were loaded.
+
+Where gt differs from torch: the values a hook sees in a saved dict are numpy arrays (gt's
+``state_dict``); a load checks every value (shapes, readable) before it writes any, as gt's
+``load_state_dict`` always does, so a load pre-hook sees the lists of keys that earlier post-hooks
+have not changed yet; unexpected keys are listed module by module (torch's order), where a load
+without hooks lists them in the dict's order.
+"""
+
+import collections
+import collections.abc
+import types
+
+from gt import autograd
+from gt.backend import B
+from gt.nn import state
+from gt.nn.hooks import RemovableHandle
+from gt.tensor import Tensor
+
+_NO_HOOKS = types.MappingProxyType({})
+_SAVE_HOOKS = ("_state_dict_pre_hooks", "_state_dict_hooks")
+_LOAD_HOOKS = ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+class StateDictHooks:
+    """The registration of ``Module``'s state-dict hooks (their dicts, under torch's names, are
+    made on the first registration)."""
+
+    _version = 1   # torch's: the version a saved module reports in ``local_metadata``
+    _state_dict_pre_hooks = _state_dict_hooks = _NO_HOOKS
+    _load_state_dict_pre_hooks = _load_state_dict_post_hooks = _NO_HOOKS
+
+    def register_state_dict_pre_hook(self, hook):
+        """Run ``hook(module, prefix, keep_vars) -> None`` before ``state_dict()`` saves this
+        module (and its children). Returns a ``RemovableHandle``."""
+        return self._add_state_hook("_state_dict_pre_hooks", hook, "register_state_dict_pre_hook")
+
+    def register_state_dict_post_hook(self, hook):
+        """Run ``hook(module, state_dict, prefix, local_metadata) -> None`` once this module and its
+        children are in ``state_dict`` (the whole dict being built); it may change the dict in
+        place, and must return None. Returns a ``RemovableHandle``."""
+        return self._add_state_hook("_state_dict_hooks", hook, "register_state_dict_post_hook")
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """Run ``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs) -> None`` before ``load_state_dict()`` loads this module:
+        it may change ``state_dict`` (a copy: this module's part of the dict) and append to the
+        three lists. Returns a ``RemovableHandle``."""
+        return self._add_state_hook("_load_state_dict_pre_hooks", hook, "register_load_state_dict_pre_hook")
+
+    def register_load_state_dict_post_hook(self, hook):
+        """Run ``hook(module, incompatible_keys) -> None`` once this module and its children are
+        loaded; it may change ``incompatible_keys.missing_keys`` / ``.unexpected_keys`` in place
+        (with ``strict=True`` a key left there is an error). Returns a ``RemovableHandle``."""
+        return self._add_state_hook("_load_state_dict_post_hooks", hook, "register_load_state_dict_post_hook")
+
+    def _add_state_hook(self, name, hook, fn):
+        if not callable(hook):
+            raise TypeError(f"{fn}: hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.get(name)
+        if hooks is None:
+            hooks = self.__dict__[name] = collections.OrderedDict()
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+
+def _hooked(module, names):
+    return any(m.__dict__.get(n) for m in module.modules() for n in names)
+
+
+def save(module, prefix="", keep_vars=False):
+    """``Module.state_dict``: gt/nn/state.py's, or torch's walk when a module has a hook."""
+    if not _hooked(module, _SAVE_HOOKS):
+        return state.save(module, prefix, keep_vars)
+    out = collections.OrderedDict()
+    _save(module, prefix, keep_vars, out)
+    return out
+
+
+def _save(module, prefix, keep_vars, out):
+    for hook in tuple(module._state_dict_pre_hooks.values()):
+        hook(module, prefix, keep_vars)
+    for name, p in module._parameters.items():
+        if p is not None:
+            out[prefix + name] = p if keep_vars else B.to_numpy(B.copy(p._data))
+    for name, b in module._buffers.items():
+        if b is not None and name not in module._non_persistent_buffers:
+            out[prefix + name] = b if keep_vars else B.to_numpy(B.copy(b._data))
+    for name, child in module._modules.items():
+        if child is not None:
+            _save(child, f"{prefix}{name}.", keep_vars, out)
+    for hook in tuple(module._state_dict_hooks.values()):
+        if hook(module, out, prefix, {"version": module._version}) is not None:
+            raise RuntimeError("state_dict post-hook must return None")
+
+
+def load(module, state_dict, strict=True):
+    """``Module.load_state_dict``: gt/nn/state.py's, or torch's walk when a module has a hook.
+    Two passes: the first runs the pre-hooks and checks every value (nothing is written if one
+    is wrong); the second writes each module's values and runs its post-hooks, in torch's order."""
+    if not _hooked(module, _LOAD_HOOKS):
+        return state.load(module, state_dict, strict)
+    if not isinstance(state_dict, collections.abc.Mapping):
+        raise TypeError(f"load_state_dict expects a dict-like mapping, got {type(state_dict).__name__}")
+    metadata = getattr(state_dict, "_metadata", None)
+    missing, unexpected, errors, steps = [], [], [], []
+    _check(module, collections.OrderedDict(state_dict), "", metadata, (missing, unexpected, errors), steps)
+    if errors:
+        listed = ([f"Missing key(s) in state_dict: {_quoted(missing)}"] if strict and missing else []) + \
+                 ([f"Unexpected key(s) in state_dict: {_quoted(unexpected)}"] if strict and unexpected else [])
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__} (nothing was loaded):\n\t"
+                           + "\n\t".join(listed + errors))
+    keys = state.IncompatibleKeys([], [])
+    with autograd.no_grad():
+        for step in steps:
+            if isinstance(step, tuple):   # (module, its missing keys, its unexpected keys, its values)
+                _, own_missing, own_unexpected, values = step
+                keys.missing_keys.extend(own_missing)
+                keys.unexpected_keys.extend(own_unexpected)
+                for target, arr in values:
+                    target.copy_(B.astype(arr, target.dtype))
+                continue
+            for hook in tuple(step._load_state_dict_post_hooks.values()):
+                if hook(step, keys) is not None:
+                    raise AssertionError("Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                                         "expected to return new values, if incompatible_keys need to be modified, "
+                                         "it should be done inplace.")
+    if strict and (keys.missing_keys or keys.unexpected_keys):
+        listed = ([f"Missing key(s) in state_dict: {_quoted(keys.missing_keys)}"] if keys.missing_keys else []) + \
+                 ([f"Unexpected key(s) in state_dict: {_quoted(keys.unexpected_keys)}"] if keys.unexpected_keys else [])
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__} (the values were loaded, "
+                           "the keys were left by a load_state_dict post-hook):\n\t" + "\n\t".join(listed))
+    return keys
+
+
+def _quoted(keys):
+    return ", ".join(f'"{k}"' for k in keys)
+
+
+def _check(module, local, prefix, metadata, lists, steps):
+    """torch's ``_load_from_state_dict`` for ``module`` and then its children, without writing:
+    appends (module, its missing keys, its unexpected keys, [(target, value)]) to ``steps``, and
+    the module itself where its post-hooks run."""
+    missing, unexpected, errors = lists
+    start_m, start_u = len(missing), len(unexpected)
+    local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+    for hook in tuple(module._load_state_dict_pre_hooks.values()):
+        hook(module, local, prefix, local_metadata, True, missing, unexpected, errors)
+    own = {name: p for name, p in module._parameters.items() if p is not None}
+    own.update((name, b) for name, b in module._buffers.items()
+               if b is not None and name not in module._non_persistent_buffers)
+    values = []
+    for name, target in own.items():
+        key = prefix + name
+        if key not in local:
+            missing.append(key)
+            continue
+        value = local[key]
+        try:
+            arr = value._data if isinstance(value, Tensor) else B.asarray(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            errors.append(f"cannot read {key}: {exc}")
+            continue
+        if tuple(arr.shape) != target.shape:
+            errors.append(f"size mismatch for {key}: copying a value of shape {tuple(arr.shape)} from the "
+                          f"state dict, the shape in the current model is {target.shape}")
+            continue
+        values.append((target, arr))
+    for key in local:
+        if key.startswith(prefix):
+            head = key[len(prefix):].split(".", 1)
+            if head[0] not in (module._modules if len(head) > 1 else own):
+                unexpected.append(key)
+    steps.append((module, missing[start_m:], unexpected[start_u:], values))
+    for name, child in module._modules.items():
+        if child is not None:
+            child_prefix = f"{prefix}{name}."
+            _check(child, {k: v for k, v in local.items() if k.startswith(child_prefix)}, child_prefix,
+                   metadata, lists, steps)
+    steps.append(module)
