@@ -31,7 +31,7 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import function
+from gt.autograd import deferred, function
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.backend import B
 
@@ -110,7 +110,7 @@ class CustomNode(Function):
     def _grads_in(self):
         grads = []
         for (out, dtype, shape), g in zip(self.outputs, self.grads or [None] * len(self.outputs)):
-            if g is None and self.materialize_grads:
+            if g is None and self.materialize_grads and dtype is not None:   # None for a non-tensor output
                 g = B.zeros(shape, dtype)
             if g is not None and not isinstance(g, function.Tensor):
                 g = function.Tensor._wrap(g)
@@ -147,8 +147,14 @@ class CustomNode(Function):
         return out
 
     def backward(self, _):
-        with no_grad():
-            grads = self._call_backward(self._grads_in())
+        # the user's backward is no op's own backward on plain arrays: ops it runs (a walk of its own
+        # included, gt.utils.checkpoint's) must not take the walk's flag for one (gt/autograd/deferred.py)
+        plain, deferred.plain = deferred.plain, False
+        try:
+            with no_grad():
+                grads = self._call_backward(self._grads_in())
+        finally:
+            deferred.plain = plain
         return tuple(None if g is None else fit_grad(g._data, x.shape, x.dtype) for g, x in zip(grads, self.inputs))
 
     def backward_graph(self, _):
