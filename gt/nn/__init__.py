@@ -21,6 +21,7 @@ from gt.nn.dropout import Dropout
 from gt.nn.dropout_extra import AlphaDropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
 from gt.nn.embedding import Embedding
 from gt.nn.extra_functions2 import Bilinear, CTCLoss, EmbeddingBag, LPPool1d, LPPool2d, LPPool3d  # noqa: F401
+from gt.nn.fractional_pool import FractionalMaxPool2d, FractionalMaxPool3d  # noqa: F401
 from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Flatten, Identity, Linear, Unflatten
 from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss

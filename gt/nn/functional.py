@@ -21,6 +21,8 @@ from gt.nn.pooling_functions import (adaptive_avg_pool3d, adaptive_max_pool1d,  
                                      adaptive_max_pool3d_with_indices, avg_pool3d, max_pool1d_with_indices,
                                      max_pool2d_with_indices, max_pool3d, max_pool3d_with_indices, max_unpool1d,
                                      max_unpool2d, max_unpool3d)
+from gt.nn.fractional_pool import (fractional_max_pool2d, fractional_max_pool2d_with_indices,  # noqa: F401
+                                    fractional_max_pool3d, fractional_max_pool3d_with_indices)
 from gt.nn.padding import pad  # noqa: F401  (F.pad, torch's padding modes)
 from gt.nn.loss_functions_extra import (cosine_embedding_loss, gaussian_nll_loss, hinge_embedding_loss,  # noqa: F401
                                         margin_ranking_loss, multi_margin_loss, multilabel_soft_margin_loss,
