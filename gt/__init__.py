@@ -41,6 +41,8 @@ from gt.tensor.functions import (sin, cos, tan, asin, acos, atan, arcsin, arccos
 from gt.tensor.functions import (eq, ne, lt, le, gt, ge, not_equal, greater, greater_equal, less, less_equal,
                                  logical_xor, absolute, fix, sgn)
 from gt.tensor.math_methods import xlogy, atan2, arctan2, hypot, logaddexp
+from gt.tensor.functions import lgamma, digamma, i0, mvlgamma, cummax, cummin
+from gt.tensor.special_methods import polygamma, logaddexp2
 from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
                                  masked_select, masked_scatter, nonzero, argwhere, unique, unique_consecutive, bincount)
 from gt.tensor.index_methods import einsum, searchsorted, bucketize
@@ -51,6 +53,7 @@ from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal
 from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
 from gt import nn, optim
+from gt import special  # torch.special's functions
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 

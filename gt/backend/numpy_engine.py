@@ -20,6 +20,7 @@ from gt.backend.numpy_kernels import FLOATS, NumpyKernels
 from gt.backend.numpy_math import NumpyMath
 from gt.backend.numpy_scatter import NumpyScatter
 from gt.backend.numpy_sorting import NumpySorting
+from gt.backend.numpy_special import NumpySpecial
 from gt.backend.numpy_windows import NumpyWindows
 
 _NATIVE = {
@@ -33,7 +34,8 @@ _NATIVE = {
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
-class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, Engine):
+class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, NumpySpecial,
+                  Engine):
     name = "numpy"
     device = "cpu"
 

@@ -31,6 +31,7 @@ from gt.backend.torch_math import TorchMath
 from gt.backend.torch_indexing import TorchIndexing
 from gt.backend.torch_scatter import TorchScatter
 from gt.backend.torch_sorting import TorchSorting
+from gt.backend.torch_special import TorchSpecial
 from gt.backend.torch_windows import TorchWindows
 
 _NATIVE = {
@@ -49,7 +50,8 @@ def _dim(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath, Engine):
+class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath,
+                  TorchSpecial, Engine):
     name = "torch"
     supports_bfloat16 = True
 

@@ -46,12 +46,15 @@ from gt.tensor import inplace_grad
 from gt.tensor.grad_methods import GradMethods
 from gt.tensor import inplace_math
 from gt.tensor.inplace_math import InplaceMathMethods
+from gt.tensor import special_methods
+from gt.tensor.special_methods import SpecialMethods
 
 _next_id = 0
 
 
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
-             ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods):
+             ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
+             SpecialMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -374,7 +377,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 # The modules of this package that need the class, and cannot import this module (it imports
 # them), get it here, once it exists.
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
-                sorting, math_methods, index_methods, scatter_methods, inplace_math):
+                sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

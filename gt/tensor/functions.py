@@ -82,6 +82,8 @@ _METHODS += ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_cop
 # inplace_math.py: the comparisons and aliases torch has as functions (torch.lt, torch.absolute...)
 _METHODS += ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_equal", "less", "less_equal",
              "logical_xor", "absolute", "fix", "sgn")
+# special_methods.py (gt.polygamma, gt.logaddexp2 are its own: n first; a number may come first)
+_METHODS += ("lgamma", "digamma", "i0", "mvlgamma", "cummax", "cummin")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
 
