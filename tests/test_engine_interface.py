@@ -181,3 +181,14 @@ def test_the_default_low_precision_product_matches_the_torch_engines():
     exact = (a.double() @ b.double()).float()
     assert not torch.equal(got, exact)      # the inputs were rounded to bfloat16
     torch.testing.assert_close(got, exact, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("op", ["div", "mul", "add", "sub", "pow", "neg"])
+def test_zero_d_float16_results_stay_float16_as_torchs(op):
+    torch = pytest.importorskip("torch")
+    got = []
+    for lib in (gt, torch):
+        a, b = lib.tensor(37, dtype=lib.float16), lib.tensor(27, dtype=lib.float16)
+        r = {"div": a / b, "mul": a * b, "add": a + b, "sub": a - b, "pow": a ** b, "neg": -a}[op]
+        got.append((str(r.dtype).split(".")[-1], r.item()))
+    assert got[0] == got[1]
