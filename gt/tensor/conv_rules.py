@@ -4,8 +4,9 @@ table when this module is imported (by dispatch.py).
 A convolution or a pooling is independent per sample: an input sharded along its batch axis
 (axis 0, never one of the spatial axes the windows slide over) with replicated weights runs on
 each device's shard, and the output keeps the shard; the weights' gradients come out partial
-(summed once, at the leaf), as a Linear layer's. Any other layout is gathered. Batch norm has no
-rule: its statistics span the batch.
+(summed once, at the leaf), as a Linear layer's. Any other layout is gathered. The other per-sample
+ops (transposed convolution, fold/unfold, the gradient ops create_graph records, batch norm):
+sample_rules.py.
 """
 
 from gt.ops import conv

@@ -14,6 +14,7 @@ placement it arrives in is converted wherever it is next used.
 
 import collections
 import contextlib
+import copy
 
 from gt import autograd
 from gt.autograd import fit_grad as _fit
@@ -26,6 +27,7 @@ from gt.sharding.placement import Partial, Replicate, Shard
 from gt.tensor import conv_rules  # noqa: F401  (adds the convolution and pooling rules to rules.RULES)
 from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
 from gt.tensor import rules
+from gt.tensor import sample_rules  # adds the other per-sample ops' rules to rules.RULES; LOCAL_GRAPH
 from gt.tensor.rules import Plan
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
@@ -63,9 +65,13 @@ class ShardedNode:
 
     def backward_graph(self, g):
         """The recorded gradient (``create_graph=True``): the op again on its inputs gathered to
-        one device, whose ``backward_graph`` runs there (correct, not spread over the mesh)."""
+        one device, whose ``backward_graph`` runs there (correct, not spread over the mesh); for the
+        ops of ``sample_rules.LOCAL_GRAPH``, recorded on the sharded inputs themselves."""
         for ctx in self.ctxs:
             autograd.check_saved_versions(ctx, share=True)
+        on_inputs = sample_rules.LOCAL_GRAPH.get(self.cls)
+        if on_inputs is not None:   # recorded on the sharded inputs: its ops run per device too
+            return on_inputs(copy.copy(self.ctxs[0]), self.inputs).backward_graph(g)
         whole = tuple(redistribute(a, Replicate()) if isinstance(a, Tensor) and a._placed is not None else a
                       for a in self.inputs)
         ctx = self.cls()
