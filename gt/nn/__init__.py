@@ -23,6 +23,11 @@ from gt.nn.embedding import Embedding
 from gt.nn.extra_functions2 import Bilinear, CTCLoss, EmbeddingBag, LPPool1d, LPPool2d, LPPool3d  # noqa: F401
 from gt.nn.fractional_pool import FractionalMaxPool2d, FractionalMaxPool3d  # noqa: F401
 from gt.nn.kv_cache import KVCache
+from gt.nn.lazy import LazyLinear  # noqa: F401
+from gt.nn.lazy_conv_norm import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConv1d,  # noqa: F401
+                                  LazyConv2d, LazyConv3d, LazyConvTranspose1d, LazyConvTranspose2d,
+                                  LazyConvTranspose3d, LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d)
+from gt.nn.uninitialized import UninitializedBuffer, UninitializedParameter  # noqa: F401
 from gt.nn.linear import Flatten, Identity, Linear, Unflatten
 from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from gt.nn.losses_extra import (CosineEmbeddingLoss, CosineSimilarity, GaussianNLLLoss, HingeEmbeddingLoss,  # noqa: F401
