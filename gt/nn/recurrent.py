@@ -5,7 +5,9 @@ state dict loads with ``load_state_dict`` and gives torch's outputs.
 Each layer and direction projects the whole sequence's input in one product
 (``x @ weight_ih.T + bias_ih``: (L, N, G*H)); only the hidden-to-hidden product and the gates
 run in a Python loop over the time steps (gt/nn/rnn_cells.py), never over batch or features.
-Not supported (NotImplementedError): ``proj_size`` and ``PackedSequence`` inputs. Where gt
+A ``PackedSequence`` input (gt/nn/packed_sequence.py) runs on its padded form, each sequence's
+state held once its steps are over, and gives a ``PackedSequence`` output and the states after
+each sequence's own last step, as torch's. Not supported (NotImplementedError): ``proj_size``. Where gt
 differs from torch: wrong shapes raise ValueError and a dtype other than the weights' TypeError
 (torch: RuntimeError), as elsewhere in gt's nn; there is no ``device`` argument; dropout masks
 come from gt's generator, so they differ from torch's under the same seed.
@@ -14,11 +16,12 @@ come from gt's generator, so they differ from torch's under the same seed.
 from gt import dtypes
 from gt.nn import functional as F
 from gt.nn.module import Module
+from gt.nn.packed_sequence import PackedSequence, pack_padded_sequence, pad_packed_sequence, step_masks
 from gt.nn.parameter import Parameter
 from gt.nn.rnn_cells import (GATES, as_input, check_dtype, check_mode, check_sizes, gru_step, lstm_step,
                              reset_uniform, rnn_step, warn_dropout)
 from gt.ops import linalg
-from gt.tensor import cat, empty, stack, zeros
+from gt.tensor import cat, empty, stack, where, zeros
 
 
 class RNNBase(Module):
@@ -77,6 +80,8 @@ class RNNBase(Module):
         hx (D*num_layers, N, hidden) or unbatched (D*num_layers, hidden), zeros when None (a tuple
         (h_0, c_0) for LSTM) -> (output (L, N, D*hidden) laid out as the input, h_n shaped as hx)."""
         name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         x = as_input(input, name)
         if x.ndim not in (2, 3):
             raise ValueError(f"{name}: Expected input to be 2D or 3D, got {x.ndim}D tensor instead")
@@ -92,6 +97,15 @@ class RNNBase(Module):
         out, finals = self._layers(x, states)
         out = out.squeeze(1) if unbatched else out.transpose(0, 1) if self.batch_first else out
         finals = [f.squeeze(1) if unbatched else f for f in finals]
+        return (out, tuple(finals)) if self.mode == "LSTM" else (out, finals[0])
+
+    def _forward_packed(self, packed, hx):
+        padded, lengths = pad_packed_sequence(packed)           # (T, B, H_in) in the caller's order
+        check_dtype(type(self).__name__, padded, self.weight_ih_l0)
+        masks = step_masks(lengths, padded.shape[0])
+        out, finals = self._layers(padded, self._states(padded, hx, False), masks)
+        out = pack_padded_sequence(out, lengths, enforce_sorted=packed.sorted_indices is None)
+        out = PackedSequence(out.data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
         return (out, tuple(finals)) if self.mode == "LSTM" else (out, finals[0])
 
     def _states(self, x, hx, unbatched):
@@ -117,8 +131,9 @@ class RNNBase(Module):
             states[i] = h
         return states
 
-    def _layers(self, x, states):
-        """Runs every layer and direction: (L, N, H_in) -> ((L, N, D*hidden), final states)."""
+    def _layers(self, x, states, masks=None):
+        """Runs every layer and direction: (L, N, H_in) -> ((L, N, D*hidden), final states);
+        ``masks``: one (N, 1) mask per step, where a sequence's state may change (packed input)."""
         directions = 2 if self.bidirectional else 1
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
@@ -130,24 +145,29 @@ class RNNBase(Module):
                 gi = linalg.Linear.apply(x, p[f"weight_ih{suffix}"], p.get(f"bias_ih{suffix}"))   # (L, N, G*H)
                 k = layer * directions + d
                 seq, carry = self._direction(gi, [s[k] for s in states], p[f"weight_hh{suffix}"],
-                                             p.get(f"bias_hh{suffix}"), reverse=d == 1)
+                                             p.get(f"bias_hh{suffix}"), reverse=d == 1, masks=masks)
                 outs.append(seq)
                 for final, c in zip(finals, carry):
                     final.append(c)
             x = outs[0] if directions == 1 else cat(outs, dim=-1)
         return x, [stack(f, dim=0) for f in finals]
 
-    def _direction(self, gi, carry, w_hh, b_hh, reverse):
-        """One direction over time: gi (L, N, G*H) -> (outputs (L, N, H) in time order, last states)."""
+    def _direction(self, gi, carry, w_hh, b_hh, reverse, masks=None):
+        """One direction over time: gi (L, N, G*H) -> (outputs (L, N, H) in time order, last states).
+        With ``masks``, a sequence whose steps are over keeps its state (going backwards: keeps the
+        initial state until its last step comes)."""
         steps = _time_steps(gi)
         outs = [None] * len(steps)
         for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
             if self.mode == "LSTM":
-                carry = lstm_step(steps[t], carry[0], carry[1], w_hh, b_hh)
+                new = lstm_step(steps[t], carry[0], carry[1], w_hh, b_hh)
             elif self.mode == "GRU":
-                carry = (gru_step(steps[t], carry[0], w_hh, b_hh),)
+                new = (gru_step(steps[t], carry[0], w_hh, b_hh),)
             else:
-                carry = (rnn_step(steps[t], carry[0], w_hh, b_hh, self.mode),)
+                new = (rnn_step(steps[t], carry[0], w_hh, b_hh, self.mode),)
+            if masks is not None:
+                new = tuple(where(masks[t], n, c) for n, c in zip(new, carry))
+            carry = new
             outs[t] = carry[0]
         return stack(outs, dim=0), carry
 

@@ -58,9 +58,11 @@ def check_mode(nonlinearity):
 
 
 def as_input(x, name):
-    """``x`` as a gt tensor; NotImplementedError for a PackedSequence (gt has none)."""
+    """``x`` as a gt tensor; a PackedSequence is refused here (the cells take none; the layers
+    take one before they get here)."""
     if type(x).__name__ == "PackedSequence":
-        raise NotImplementedError(f"{name}: PackedSequence inputs are not supported; pass a padded tensor")
+        raise TypeError(f"{name}: this PackedSequence cannot be taken here: the layers (nn.RNN/LSTM/GRU) take gt's "
+                        "(gt.nn.utils.rnn.pack_padded_sequence makes one; not torch's), the cells take tensors only")
     return x if isinstance(x, Tensor) else _tensor(x, name)
 
 

@@ -1,11 +1,15 @@
 """Gradient clipping, in place on the parameters' ``.grad`` (torch's ``nn.utils`` semantics)."""
 
 import math
+import sys
 
 from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.nn.convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+from gt.nn import packed_sequence as rnn   # torch's path: gt.nn.utils.rnn.pack_padded_sequence
+
+sys.modules[__name__ + ".rnn"] = rnn      # so that `import gt.nn.utils.rnn` finds it too (this is a module)
 
 
 def _grads(parameters):
