@@ -621,3 +621,20 @@ def test_transformer_block_gradients_match_finite_differences():
         block.ln1.weight.copy_(rng.standard_normal(4))
         block.ln2.bias.copy_(rng.standard_normal(4))
     check_layer_grads(block, rng.standard_normal((1, 3, 4)))
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op:UserWarning")   # torch's init
+@pytest.mark.parametrize("shape", [(2, 0), (4, 2, 0)])
+def test_linear_with_no_input_features_gives_the_bias_as_torch(shape):
+    torch = pytest.importorskip("torch")
+    got = []
+    for lib in (gt, torch):
+        m = lib.nn.Linear(0, 3)
+        with lib.no_grad():
+            m.bias.copy_(lib.tensor([1.0, -2.0, 0.5]))
+        x = lib.zeros(*shape, requires_grad=True)
+        y = m(x)
+        (y * 2).sum().backward()
+        got.append((y.detach().numpy(), m.bias.grad.numpy(), tuple(m.weight.grad.shape), tuple(x.grad.shape)))
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a, b)

@@ -4,6 +4,8 @@ the thread count (gt/backend/blas.py, gt/backend/threads.py); and the fast scatt
 A mixin of ``NumpyEngine``, which owns ``_blas``, ``_threads``, ``_scratch`` and the buffer pool.
 """
 
+import math
+
 import numpy as np
 
 from gt import config
@@ -107,7 +109,7 @@ class NumpyBlas:
         (``_swap_few_rows``). The result is then column-major (a transposed view); a reshape to
         3-D copies it, a few us."""
         lib = self._library()
-        x2 = x.reshape(-1, x.shape[-1])
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])   # not -1: an empty last axis has no -1
         dtype = np.result_type(x2, weight)   # the output in the engine's block cache (numpy_engine.py)
         if (x2.shape[0] < weight.shape[0] and weight.ndim == 2 and weight.flags.c_contiguous
                 and not weight.flags.f_contiguous and x.dtype == weight.dtype and self._swap_few_rows(lib)):

@@ -2,6 +2,8 @@
 Backwards are BLAS calls on transposed views; no input copies. Under ``gt.autocast`` the
 products (forward and backward) run in bfloat16; each op records that choice in its forward."""
 
+import math
+
 from gt import amp
 from gt.autograd import Function, deferred, unbroadcast
 from gt.autograd.graph_walk import fit
@@ -97,9 +99,10 @@ class Linear(Function):
         x, weight, has_bias = self.saved[:3]
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
-        g2 = B.reshape(g, (-1, g.shape[-1]))
+        rows = math.prod(x.shape[:-1])           # not -1: an empty last axis has no -1
+        g2 = B.reshape(g, (rows, g.shape[-1]))
         gx = B.reshape(_mm(g2, weight, self.low), tuple(x.shape)) if nx else None
-        x2 = B.reshape(x, (-1, x.shape[-1])) if nw else None   # a copy where x is strided
+        x2 = B.reshape(x, (rows, x.shape[-1])) if nw else None   # a copy where x is strided
         plan = self.__dict__.pop("fused", None)
         step = plan.get(1) if plan and nw and self.low is None else None
         if step is not None and step[1] is weight:
