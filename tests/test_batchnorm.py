@@ -158,3 +158,17 @@ def test_eval_mode_needs_no_batch_and_records_nothing():
     with gt.no_grad():
         module.train()(gt.randn(4, 3))
     assert module.num_batches_tracked.item() == 1
+
+
+def test_an_empty_batch_in_training_gives_an_empty_result_and_keeps_the_statistics_as_torch():
+    torch = pytest.importorskip("torch")
+    got = []
+    for lib in (gt, torch):
+        m = lib.nn.BatchNorm1d(2)
+        x = lib.zeros(3, 2, 0, requires_grad=True)
+        y = m(x)
+        y.sum().backward()
+        got.append((tuple(y.shape), m.running_mean.numpy(), m.running_var.numpy(), int(m.num_batches_tracked),
+                    m.weight.grad.numpy(), m.bias.grad.numpy(), tuple(x.grad.shape)))
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(a, b)

@@ -292,7 +292,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"{fn}: running_mean and running_var must be given when not training")
         return bn_ops.BatchNorm.apply(x, weight, bias, running_mean, running_var, eps=eps, training=False)
     n = x.numel() // c if c else 0
-    if n <= 1:
+    if n == 0:       # an empty batch: an empty result, zero gradients, the statistics untouched (torch's)
+        shape = (1, c) + (1,) * (x.ndim - 2)
+        out = x if weight is None else x * weight.reshape(shape)
+        return out if bias is None else out + bias.reshape(shape)
+    if n == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     with autograd.no_grad():
