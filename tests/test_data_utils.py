@@ -322,11 +322,12 @@ def test_default_collate_like_torch(case):
 
 
 def test_default_collate_widens_dtypes_gt_lacks():
-    """gt has no uint8/int16/float16 tensors: their values come through widened (torch keeps them)."""
+    """gt has no uint8/int16 tensors: their values come through widened (torch keeps them); numpy
+    float16 scalars stay float16, as torch's."""
     out = default_collate([np.array([0, 255], np.uint8), np.array([7, 1], np.uint8)])
     assert out.dtype == gt.int64 and out.tolist() == [[0, 255], [7, 1]]
     halves = default_collate([np.float16(0.5), np.float16(-2.0)])
-    assert halves.dtype == gt.float32 and halves.tolist() == [0.5, -2.0]
+    assert halves.dtype == gt.float16 and halves.tolist() == [0.5, -2.0]
 
 
 def test_default_collate_of_tensors_like_torch():
