@@ -66,6 +66,10 @@ autograd.functional = _autograd_functional
 _sys.modules["gt.autograd.functional"] = _autograd_functional
 autograd.gradcheck, autograd.gradgradcheck = _gradcheck.gradcheck, _gradcheck.gradgradcheck   # the same way
 autograd.GradcheckError = _gradcheck.GradcheckError
+# torch's path, torch.optim.swa_utils: AveragedModel and update_bn are modules, so it lives in gt.nn
+from gt.nn import swa_utils as _swa_utils  # noqa: E402
+optim.swa_utils = _swa_utils
+_sys.modules["gt.optim.swa_utils"] = _swa_utils
 
 
 def connect(address=None):

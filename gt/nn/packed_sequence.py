@@ -1,5 +1,6 @@
-"""torch's packed sequences (``torch.nn.utils.rnn``): ``PackedSequence``, ``pack_padded_sequence``,
-``pad_packed_sequence`` and ``pack_sequence``, and what the recurrent layers need to run on one.
+"""torch's packed sequences (``torch.nn.utils.rnn``, which this module is): ``PackedSequence``,
+``pack_padded_sequence``, ``pad_packed_sequence`` and ``pack_sequence`` (with ``pad_sequence`` and
+``unpad_sequence`` from rnn_utils.py), and what the recurrent layers need to run on one.
 
 A packed sequence holds the steps of a batch of sequences of different lengths time step by time
 step, the longest sequence first: ``data`` (sum(lengths), *) and ``batch_sizes[t]``, how many
@@ -15,6 +16,7 @@ again: the same values and final states as torch's packed kernels.
 from collections import namedtuple
 
 from gt import dtypes
+from gt.nn.rnn_utils import pad_sequence, unpad_sequence  # noqa: F401  (torch.nn.utils.rnn has them too)
 from gt.tensor import Tensor, arange, cat, full, tensor
 
 _Fields = namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])
@@ -135,11 +137,7 @@ def pack_sequence(sequences, enforce_sorted=True):
     """Pack a list of (L_i, *) tensors (torch's ``pack_sequence``)."""
     if not sequences:
         raise ValueError("pack_sequence: expected a non-empty list of tensors")
-    longest = max(s.shape[0] for s in sequences)
-    padded = [s if s.shape[0] == longest else cat([s, full((longest - s.shape[0],) + tuple(s.shape[1:]), 0.0,
-                                                             dtype=s.dtype)]) for s in sequences]
-    stacked = cat([p.unsqueeze(1) for p in padded], dim=1)
-    return pack_padded_sequence(stacked, [s.shape[0] for s in sequences], enforce_sorted=enforce_sorted)
+    return pack_padded_sequence(pad_sequence(sequences), [s.shape[0] for s in sequences], enforce_sorted=enforce_sorted)
 
 
 def step_masks(lengths, steps):

@@ -7,6 +7,8 @@ from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.nn.convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+from gt.nn.utils_extra import (clip_grads_with_norm_, fuse_conv_bn_eval, fuse_conv_bn_weights,  # noqa: F401
+                                fuse_linear_bn_eval, fuse_linear_bn_weights, get_total_norm, skip_init)
 from gt.nn import packed_sequence as rnn   # torch's path: gt.nn.utils.rnn.pack_padded_sequence
 
 sys.modules[__name__ + ".rnn"] = rnn      # so that `import gt.nn.utils.rnn` finds it too (this is a module)
