@@ -46,7 +46,19 @@ from gt.tensor.special_methods import polygamma, logaddexp2
 from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
                                  masked_select, masked_scatter, nonzero, argwhere, unique, unique_consecutive, bincount)
 from gt.tensor.index_methods import einsum, searchsorted, bucketize
+from gt.tensor.construct_functions import (hstack, vstack, row_stack, dstack, column_stack, atleast_1d, atleast_2d,
+                                          atleast_3d, tensor_split, take, take_along_dim, diag, diagonal, diag_embed,
+                                          diagflat, trace, fliplr, flipud, rot90, meshgrid, broadcast_tensors,
+                                          broadcast_shapes, select, diff, tril_indices, triu_indices, logspace, isclose)
+from gt.tensor.product_functions import (kron, tensordot, inner, cdist, block_diag, cartesian_prod, combinations,
+                                         repeat_interleave)
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
+from gt.tensor.stats_functions import (median, nanmedian, mode, kthvalue, quantile, nanquantile, msort, histc,
+                                      histogram, logcumsumexp, dist, renorm, aminmax, addcmul, addcdiv, addmm, addmv,
+                                      addr, baddbmm, addbmm, heaviside)
+from gt.tensor.runtime import set_default_dtype, get_default_dtype, finfo, iinfo, seed, initial_seed
+from gt.autograd.inference import inference_mode, is_inference_mode_enabled
+from gt.serialization import save, load
 from gt.tensor import autograd_functional as _autograd_functional
 from gt.tensor import gradcheck as _gradcheck
 from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
@@ -54,6 +66,8 @@ from gt import debug, sharding, signal
 from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
 from gt import nn, optim
 from gt import special  # torch.special's functions
+from gt import linalg  # torch.linalg's functions
+from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesky, qr, svd, matrix_power
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 

@@ -21,9 +21,10 @@ from gt.backend.engine_defaults import FastPaths
 from gt.backend.engine_math import MathPrimitives
 from gt.backend.engine_scatter import ScatterPrimitives
 from gt.backend.engine_special import SpecialPrimitives
+from gt.backend.engine_linalg import LinalgPrimitives
 
 
-class Engine(FastPaths, ScatterPrimitives, MathPrimitives, SpecialPrimitives, abc.ABC):
+class Engine(FastPaths, ScatterPrimitives, MathPrimitives, SpecialPrimitives, LinalgPrimitives, abc.ABC):
     """Base class of gt's array engines (see the module docstring); the primitives of einsum,
     scatters and index searches are declared in gt/backend/engine_scatter.py, those of torch's
     math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py, those of torch.special

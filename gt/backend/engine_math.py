@@ -45,9 +45,10 @@ class MathPrimitives(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def qr(self, x):
-        """The reduced QR decomposition ``(q, r)`` of the float 2-D array ``x`` (m, n): q (m, k)
-        with orthonormal columns, r (k, n) upper triangular, k = min(m, n); ``x``'s dtype."""
+    def qr(self, x, complete=False):
+        """The reduced QR decomposition ``(q, r)`` of the float array ``x`` (..., m, n) (leading
+        batch axes): q (..., m, k) with orthonormal columns, r (..., k, n) upper triangular,
+        k = min(m, n); with ``complete``, q (..., m, m) and r (..., m, n); ``x``'s dtype."""
         raise NotImplementedError
 
     @abc.abstractmethod

@@ -21,6 +21,7 @@ from gt.backend.numpy_math import NumpyMath
 from gt.backend.numpy_scatter import NumpyScatter
 from gt.backend.numpy_sorting import NumpySorting
 from gt.backend.numpy_special import NumpySpecial
+from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_windows import NumpyWindows
 
 _NATIVE = {
@@ -35,7 +36,7 @@ _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
 class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, NumpySpecial,
-                  Engine):
+                  NumpyLinalg, Engine):
     name = "numpy"
     device = "cpu"
 

@@ -144,8 +144,8 @@ class NumpyMath:
         integral = x.dtype.kind in "biu"
         return np.cumprod(x, axis=axis, dtype=np.int64 if integral else x.dtype)
 
-    def qr(self, x):
-        q, r = np.linalg.qr(x, mode="reduced")
+    def qr(self, x, complete=False):
+        q, r = np.linalg.qr(x, mode="complete" if complete else "reduced")
         return q.astype(x.dtype, copy=False), r.astype(x.dtype, copy=False)
 
     def quiet_float_errors(self):

@@ -32,6 +32,7 @@ from gt.backend.torch_indexing import TorchIndexing
 from gt.backend.torch_scatter import TorchScatter
 from gt.backend.torch_sorting import TorchSorting
 from gt.backend.torch_special import TorchSpecial
+from gt.backend.torch_linalg import TorchLinalg
 from gt.backend.torch_windows import TorchWindows
 
 _NATIVE = {
@@ -51,7 +52,7 @@ def _dim(axis):
 
 
 class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath,
-                  TorchSpecial, Engine):
+                  TorchSpecial, TorchLinalg, Engine):
     name = "torch"
     supports_bfloat16 = True
 

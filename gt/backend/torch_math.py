@@ -33,8 +33,8 @@ class TorchMath:
     def cumprod(self, x, axis):
         return torch.cumprod(x, dim=axis, dtype=None if x.is_floating_point() or x.is_complex() else torch.int64)
 
-    def qr(self, x):
-        return tuple(torch.linalg.qr(x, mode="reduced"))
+    def qr(self, x, complete=False):
+        return tuple(torch.linalg.qr(x, mode="complete" if complete else "reduced"))
 
     def quiet_float_errors(self):
         return contextlib.nullcontext()         # torch never warns about inf and NaN

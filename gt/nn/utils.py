@@ -12,6 +12,11 @@ from gt.nn.utils_extra import (clip_grads_with_norm_, fuse_conv_bn_eval, fuse_co
 from gt.nn import packed_sequence as rnn   # torch's path: gt.nn.utils.rnn.pack_padded_sequence
 
 sys.modules[__name__ + ".rnn"] = rnn      # so that `import gt.nn.utils.rnn` finds it too (this is a module)
+from gt.nn import parametrizations, parametrize  # noqa: E402  (torch's nn.utils.parametrize / .parametrizations)
+sys.modules[__name__ + ".parametrize"] = parametrize      # `import gt.nn.utils.parametrize as P`, as in torch
+sys.modules[__name__ + ".parametrizations"] = parametrizations
+from gt.nn.weight_norm import remove_weight_norm, weight_norm  # noqa: E402,F401  (torch's deprecated hook version)
+from gt.nn.spectral_norm import remove_spectral_norm, spectral_norm  # noqa: E402,F401  (torch's hook version)
 
 
 def _grads(parameters):

@@ -12,7 +12,11 @@ indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace
 (``scatter``, ``scatter_reduce``, ``index_add``, ``masked_scatter``...) and index_methods.py
 (``nonzero``, ``unique``, ``bincount``; ``gt.einsum``, ``gt.searchsorted``); grad_methods.py
 (``register_hook``); inplace_math.py (``exp_``, ``clamp_``, ``lt_``, ``normal_``..., and the
-comparisons as methods); in-place changes recorded on the tape live in inplace_grad.py.
+comparisons as methods); special_methods.py (``lgamma``, ``cummax``...), construct_methods.py and
+diagonal_methods.py (``tensor_split``, ``unfold``, ``diagonal``, ``trace``...), stats_methods.py
+(``median``, ``quantile``...), fused_methods.py (``addmm``, ``addcmul``...), info_methods.py
+(``stride``, ``nbytes``...), linalg_methods.py (``det``, ``inverse``, ``svd``...); in-place changes
+recorded on the tape live in inplace_grad.py.
 """
 
 import warnings
@@ -48,13 +52,24 @@ from gt.tensor import inplace_math
 from gt.tensor.inplace_math import InplaceMathMethods
 from gt.tensor import special_methods
 from gt.tensor.special_methods import SpecialMethods
+from gt.tensor import construct_methods
+from gt.tensor.construct_methods import ConstructMethods
+from gt.tensor import diagonal_methods
+from gt.tensor.diagonal_methods import DiagonalMethods
+from gt.tensor.linalg_methods import LinalgMethods
+from gt.autograd import inference as _inference
+from gt.tensor import fused_methods, info_methods, stats_methods
+from gt.tensor.fused_methods import FusedMethods
+from gt.tensor.info_methods import InfoMethods
+from gt.tensor.stats_methods import StatsMethods
 
 _next_id = 0
 
 
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
              ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
-             SpecialMethods):
+             SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
+             DiagonalMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -69,7 +84,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     # ``_grad_value`` is the ``.grad`` tensor; ``_grad_factors`` a weight gradient still held as its
     # two factors (gt/autograd/deferred.py), made into ``_grad_value`` when ``.grad`` is read.
     __slots__ = ("_array", "_placed", "_requires_grad", "_grad_value", "_grad_factors", "_ctx", "_retains_grad",
-                 "_id", "__weakref__")
+                 "_id", "__weakref__", "_inference")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self._init(B.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype, copy=True),
@@ -81,6 +96,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         self._grad_value = self._grad_factors = None
         self._retains_grad = False
         self._requires_grad = False
+        if _inference.enabled:       # made inside gt.inference_mode(): is_inference() is True
+            self._inference = True
         if requires_grad:
             self.requires_grad_(True)
 
@@ -91,6 +108,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         t = object.__new__(cls)
         t._array, t._placed, t._ctx, t._grad_value, t._grad_factors, t._retains_grad, t._requires_grad = \
             arr, None, None, None, None, False, requires_grad
+        if _inference.enabled:
+            t._inference = True
         return t
 
     @classmethod
@@ -377,7 +396,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 # The modules of this package that need the class, and cannot import this module (it imports
 # them), get it here, once it exists.
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
-                sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods):
+                sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
+                construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

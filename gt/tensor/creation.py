@@ -148,11 +148,16 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return _new(arr, requires_grad, data=False)
 
 
+last_seed = None   # the seed of the last manual_seed call (gt.initial_seed)
+
+
 def manual_seed(seed):
     """Seed gt's random generator: the same seed gives the same ``randn``/``rand``/dropout draws."""
+    global last_seed
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
     B.manual_seed(seed)
+    last_seed = seed
 
 
 def get_rng_state():

@@ -84,6 +84,8 @@ _METHODS += ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greate
              "logical_xor", "absolute", "fix", "sgn")
 # special_methods.py (gt.polygamma, gt.logaddexp2 are its own: n first; a number may come first)
 _METHODS += ("lgamma", "digamma", "i0", "mvlgamma", "cummax", "cummin")
+# linalg_methods.py: torch's top-level linear algebra (torch.det, torch.svd...; gt.linalg has the rest)
+_METHODS += ("det", "logdet", "slogdet", "inverse", "pinverse", "cholesky", "qr", "svd", "matrix_power")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
 

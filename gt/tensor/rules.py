@@ -204,6 +204,8 @@ def reshape(cls, args, kwargs):
     x, shape = args[0], tuple(args[1])
     if x.placement.is_partial():
         return Plan([PART, None], Partial())
+    if numel(x.shape) == 0:     # no elements: the sizes below cannot tell the axes apart; gather
+        return None
     a, sizes = _shard_axis(x), _sizes(x)
     before = numel(x.shape[:a])
     inner = numel(x.shape[a + 1:])

@@ -1,0 +1,273 @@
+"""The differentiable ops of ``gt.linalg``: one small Function per factorization or solve, forward
+and backward side by side, with torch's backward formulas (torch's FunctionsManual.cpp, real case).
+Matrices are the last two axes of every array; leading axes are batch axes of equal shape (the
+tensor layer broadcasts them first).
+
+An op with several results (eigh, svd, qr) returns them packed into one array, each flattened
+over its matrix axes and joined along the last axis; the tensor layer (gt/tensor/linalg_methods.py)
+cuts them apart with differentiable slices, so the backward receives the gradients of all parts
+at once (zero for a part that was not used, as torch treats an undefined gradient).
+"""
+
+from gt.autograd import Function
+from gt import dtypes
+from gt.backend import B
+
+
+def _t(x):
+    """``x`` with its last two axes swapped (a view)."""
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return B.transpose(x, axes)
+
+
+def _offsets(n, m):
+    rows = B.reshape(B.arange(0, n, 1, dtypes.int64), (n, 1))
+    return rows - B.reshape(B.arange(0, m, 1, dtypes.int64), (1, m))
+
+
+def _eye_like(x, n):
+    return B.astype(_offsets(n, n) == 0, B.dtype_of(x))
+
+
+def _tril(x, k=0):
+    """The lower triangle of ``x`` (..., n, m) with the ``k`` diagonals above the main one."""
+    return B.where(_offsets(x.shape[-2], x.shape[-1]) >= -k, x, 0)
+
+
+def _diag_embed(v):
+    """The vectors ``v`` (..., n) as diagonal matrices (..., n, n)."""
+    return B.reshape(v, tuple(v.shape) + (1,)) * _eye_like(v, v.shape[-1])
+
+
+def _scale_diagonal(x, factor):
+    """``x`` (..., n, n) with its diagonal multiplied by ``factor``."""
+    return x * (1 + (factor - 1) * _eye_like(x, x.shape[-1]))
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _pack(parts, batch):
+    """``parts`` (each batch + its own axes) flattened to batch + (size,) and joined: batch + (total,)."""
+    flat = [B.reshape(p, batch + (_size(p.shape[len(batch):]),)) for p in parts]   # no -1: batch may be empty
+    return B.concatenate(flat, axis=-1)
+
+
+def _unpack(g, shapes):
+    """The gradient ``g`` of a packed result cut back into the parts' full ``shapes``."""
+    out, start = [], 0
+    for s in shapes:
+        n = _size(s[g.ndim - 1:])
+        out.append(B.reshape(B.getitem(g, (Ellipsis, slice(start, start + n))), tuple(s)))
+        start += n
+    return out
+
+
+def _right_solve(x, a):
+    """``x @ inv(a)`` as ``solve(a.T, x.T).T``."""
+    return _t(B.solve(_t(a), _t(x)))
+
+
+def _scalar_grad(g):
+    return B.reshape(g, tuple(g.shape) + (1, 1))
+
+
+class Det(Function):
+    """``det(A)``; gradient ``g det(A) inv(A)^T`` (A must be invertible for the gradient)."""
+
+    def forward(self, a):
+        out = B.det(a)
+        self.save(a, out)
+        return out
+
+    def backward(self, g):
+        a, out = self.saved
+        return (_scalar_grad(g * out) * _t(B.inv(a)),)
+
+    def backward_graph(self, g):
+        a = self.inputs[0]
+        return ((g * Det.apply(a)).unsqueeze(-1).unsqueeze(-1) * Inv.apply(a).mT,)
+
+
+class SlogdetSign(Function):
+    """The sign of ``det(A)`` (slogdet's first result: -1, 0 or 1), outside the graph."""
+
+    def forward(self, a):
+        return B.slogdet(a)[0]
+
+
+class LogAbsDet(Function):
+    """``log |det(A)|`` (slogdet's second result); gradient ``g inv(A)^T``."""
+
+    def forward(self, a):
+        self.save(a)
+        return B.slogdet(a)[1]
+
+    def backward(self, g):
+        return (_scalar_grad(g) * _t(B.inv(self.saved[0])),)
+
+    def backward_graph(self, g):
+        return (g.unsqueeze(-1).unsqueeze(-1) * Inv.apply(self.inputs[0]).mT,)
+
+
+class Inv(Function):
+    """``inv(A)``; gradient ``-inv(A)^T G inv(A)^T``."""
+
+    def forward(self, a):
+        out = B.inv(a)
+        self.save(out)
+        return out
+
+    def backward(self, g):
+        out_t = _t(self.saved[0])
+        return (-B.matmul(B.matmul(out_t, g), out_t),)
+
+    def backward_graph(self, g):
+        out_t = Inv.apply(self.inputs[0]).mT
+        return (-(out_t @ g @ out_t),)
+
+
+class Solve(Function):
+    """X with ``A X = B`` (B (..., n, k)); gradients ``gB = solve(A^T, G)``, ``gA = -gB X^T``."""
+
+    def forward(self, a, b):
+        out = B.solve(a, b)
+        self.save(a, out)
+        return out
+
+    def backward(self, g):
+        a, out = self.saved
+        gb = B.solve(_t(a), g)
+        return (-B.matmul(gb, _t(out)) if self.needs_input_grad[0] else None), gb
+
+    def backward_graph(self, g):
+        a, b = self.inputs
+        gb = Solve.apply(a.mT, g)
+        return (-(gb @ Solve.apply(a, b).mT) if self.needs_input_grad[0] else None), gb
+
+
+class Cholesky(Function):
+    """The lower factor L of ``A = L L^T`` (``upper``: U = L^T); torch's cholesky_backward:
+    ``gA = L^-T phi(L^T gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^T) / 2``."""
+
+    def forward(self, a, upper=False):
+        low = B.cholesky(a)
+        self.save(low)
+        self.upper = upper
+        return _t(low) if upper else low
+
+    def backward(self, g):
+        low = self.saved[0]
+        g = _t(g) if self.upper else g
+        ga = _tril(B.matmul(_t(low), g))
+        ga = 0.5 * (ga + _t(_tril(ga, -1)))
+        ga = B.solve(_t(low), ga)              # L^-T gA
+        return (_right_solve(ga, low),)        # ... L^-1
+
+    def backward_graph(self, g):
+        low = Cholesky.apply(self.inputs[0], False)
+        g = g.mT if self.upper else g
+        ga = (low.mT @ g).tril()
+        ga = 0.5 * (ga + ga.tril(-1).mT)
+        ga = Solve.apply(low.mT, ga)
+        return (Solve.apply(low.mT, ga.mT).mT,)
+
+
+class Eigh(Function):
+    """Packed ``(eigenvalues (..., n), eigenvectors (..., n, n))`` of a symmetric A; torch's
+    backward: ``gA = V (skew(V^T gV) / E + diag(gL)) V^T``, ``E_ij = L_j - L_i`` (inf or NaN where
+    eigenvalues repeat, as torch)."""
+
+    def forward(self, a, lower=True):
+        w, v = B.eigh(a, lower)
+        self.save(w, v)
+        return _pack([w, v], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        w, v = self.saved
+        gw, gv = _unpack(g, [w.shape, v.shape])
+        vt_gv = B.matmul(_t(v), gv)
+        skew = 0.5 * (vt_gv - _t(vt_gv))
+        n = w.shape[-1]
+        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
+        eye = _eye_like(w, n)
+        with B.quiet_float_errors():     # a zero numerator stays 0 (torch: no gV term when gV is undefined)
+            inner = B.where(skew == 0, 0, skew / (e + eye)) + _diag_embed(gw)
+        return (B.matmul(v, B.matmul(inner, _t(v))),)
+
+
+class Svd(Function):
+    """Packed ``(U, S, Vh)`` of A (..., m, n); torch's svd_backward (real case), gradients of all
+    three parts at once (a part not used has a zero gradient)."""
+
+    def forward(self, a, full_matrices=False):
+        u, s, vh = B.svd(a, full_matrices, True)
+        self.save(u, s, vh)
+        return _pack([u, s, vh], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        u, s, vh = self.saved
+        gu, gs, gvh = _unpack(g, [u.shape, s.shape, vh.shape])
+        m, n, k = u.shape[-2], vh.shape[-1], s.shape[-1]
+        u, gu = u[..., :k], gu[..., :k]                 # full_matrices: the extra columns carry no gradient
+        vh, gvh = vh[..., :k, :], gvh[..., :k, :]
+        v, gv = _t(vh), _t(gvh)
+        uhgu, vhgv = B.matmul(_t(u), gu), B.matmul(_t(v), gv)
+        uhgu, vhgv = uhgu - _t(uhgu), vhgv - _t(vhgv)
+        row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
+        s2 = s * s
+        e = B.reshape(s2, tuple(s.shape[:-1]) + (1, k)) - B.reshape(s2, tuple(s.shape) + (1,))
+        with B.quiet_float_errors():
+            # a zero numerator stays 0, and a zero gU or gVh adds nothing: torch skips undefined gradients,
+            # so svdvals of a matrix with repeated or zero singular values has a finite gradient
+            num = uhgu * row + col * vhgv
+            ga = B.where(num == 0, 0, num / (e + _eye_like(s, k))) + _diag_embed(gs)
+            if m > k and bool(B.any(gu)):
+                gus = gu / row
+                ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_t(u), gus))
+                return (B.matmul(ga, vh),)
+            if n > k and bool(B.any(gv)):
+                sgv = _t(gv) / col
+                ga = B.matmul(ga, vh) + sgv - B.matmul(B.matmul(sgv, v), vh)
+                return (B.matmul(u, ga),)
+        return (B.matmul(u, B.matmul(ga, vh)),)
+
+
+def _qr_backward(q, r, gq, gr):
+    """torch's linalg_qr_backward for m >= n: ``gA = (gQ + Q copyltu(triu(gR R^T - Q^T gQ))) R^-T``."""
+    ga = B.matmul(gr, _t(r)) - B.matmul(_t(q), gq)
+    ga = ga - _tril(ga, -1)                          # triu
+    ga = _scale_diagonal(ga + _t(ga), 0.5)
+    return _right_solve(B.matmul(q, ga) + gq, _t(r))
+
+
+class Qr(Function):
+    """Packed ``(Q, R)`` of A (..., m, n), torch's gradient: ``_qr_backward`` for m >= n; for m < n
+    A = [X Y] with X = Q U square and Y = Q V, so Y's gradient is Q gV and Q's grows by Y gV^T."""
+
+    def forward(self, a, complete=False, r_only=False):
+        q, r = B.qr(a, complete)
+        self.save(q, r)
+        self.r_only = r_only
+        return _pack([q, r], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        q, r = self.saved
+        m, n = q.shape[-2], r.shape[-1]
+        if self.r_only:
+            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+                               "Use linalg.qr(A, mode='reduced') to differentiate through linalg.qr")
+        if m > n and q.shape[-1] == m:
+            raise NotImplementedError("The QR decomposition is not differentiable when mode='complete' and "
+                                      "nrows > ncols")
+        gq, gr = _unpack(g, [q.shape, r.shape])
+        if m >= n:
+            return (_qr_backward(q, r, gq, gr),)
+        u, v, gu, gv = r[..., :m], r[..., m:], gr[..., :m], gr[..., m:]
+        gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _t(gv)), gu)
+        return (B.concatenate([gx, B.matmul(q, gv)], axis=-1),)

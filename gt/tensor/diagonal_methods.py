@@ -1,0 +1,146 @@
+"""torch's diagonal, flip and index methods that gt composes from its own differentiable ops:
+``diag``, ``diag_embed``, ``diagflat``, ``trace``, ``take``, ``take_along_dim``, ``fliplr``,
+``flipud``, ``rot90`` and ``isclose`` (their ``gt.`` function forms are in construct_functions.py).
+Values, dtypes and gradients are torch's (tests/test_construct_functions.py runs each beside torch).
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops._shapes import normalize_axis
+from gt.tensor.arithmetic import _operand, where
+from gt.tensor.construct_methods import _arange
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+def _index(index, name):
+    index = _operand(index, name)
+    if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
+        raise RuntimeError(f"{name}(): Expected a long tensor for index, but got {getattr(index, 'dtype', index)!r}")
+    return index
+
+
+class DiagonalMethods:
+    __slots__ = ()
+
+    def take(self, index):
+        """The elements of this tensor read as 1-D at the positions ``index`` (any shape; the result has
+        its shape). Differentiable; repeated positions add up in the backward."""
+        index = _index(index, "take")
+        n = self.numel()
+        if index.numel() and not bool(((index >= -n) & (index < n)).all()):
+            bad = index[(index < -n) | (index >= n)].reshape(-1)[0].item()
+            raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+        return self.reshape(-1)[index % n if n else index]
+
+    def take_along_dim(self, indices, dim=None):
+        """This tensor gathered at ``indices`` along ``dim`` (the two broadcast against each other off
+        ``dim``), or over the flattened tensor when ``dim`` is None: the partner of ``argsort`` and
+        ``argmax(keepdim=True)``."""
+        indices = _index(indices, "take_along_dim")
+        if dim is None:
+            return self.reshape(-1).gather(0, indices.reshape(-1))
+        if self.ndim != indices.ndim:
+            raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
+                               f"but got {self.ndim} dimensions for input, and {indices.ndim} dimensions for indices")
+        dim = normalize_axis(dim, self.ndim, "take_along_dim")
+        shape = [max(a, b) for a, b in zip(self.shape, indices.shape)]
+        x = self.expand(*[n if i != dim else -1 for i, n in enumerate(shape)])
+        indices = indices.expand(*[n if i != dim else -1 for i, n in enumerate(shape)])
+        return x.gather(dim, indices)
+
+    # ---- diagonals -----------------------------------------------------------------------------------
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        """A tensor whose planes ``(dim1, dim2)`` hold the last dim of this tensor on their ``offset``
+        diagonal and zeros elsewhere (torch's ``diag_embed``). The zeros stay zeros where it
+        has inf or NaN; the gradient is the diagonal of the upstream one."""
+        if self.ndim == 0:
+            raise RuntimeError("diag_embed(): expected a tensor of at least 1 dim, got a 0-d tensor")
+        nd = self.ndim + 1
+        d1, d2 = dim1 % nd, dim2 % nd
+        if d1 == d2:
+            raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        n = self.shape[-1]
+        m = n + abs(offset)
+        if n == 0:
+            return self.new_zeros(*self.shape[:-1], m, m).movedim((-2, -1), (d1, d2))
+        row = _arange(m).reshape(m, 1)
+        on = (_arange(m).reshape(1, m) - row) == offset     # m, m: the chosen diagonal
+        # the element on the diagonal is self[..., i] in row i (offset >= 0), or in column i (offset < 0)
+        spread = self[..., _arange(m).clamp(max=n - 1)]     # ..., m
+        values = spread.unsqueeze(-1) if offset >= 0 else spread.unsqueeze(-2)
+        out = where(on, values, Tensor._wrap(B.zeros((), self.dtype)))     # ..., m, m
+        return out.movedim((-2, -1), (d1, d2))
+
+    def diag(self, diagonal=0):
+        """A 1-D tensor's values on the ``diagonal`` of a square matrix (zeros elsewhere), or a 2-D
+        tensor's ``diagonal`` as a 1-D tensor."""
+        if self.ndim == 1:
+            return self.diag_embed(diagonal)
+        if self.ndim == 2:
+            return self.diagonal(diagonal)
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {self.ndim}D")
+
+    def diagflat(self, offset=0):
+        """The flattened tensor on the ``offset`` diagonal of a square matrix."""
+        return self.reshape(-1).diag_embed(offset)
+
+    def trace(self):
+        """The sum of a matrix's main diagonal (integers sum to int64, as torch)."""
+        if self.ndim != 2:
+            raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {self.ndim}")
+        return self.diagonal().sum()
+
+    # ---- flips -----------------------------------------------------------------------------------------
+    def fliplr(self):
+        """Columns in reverse order (dim 1 flipped); the tensor must be at least 2-D."""
+        if self.ndim < 2:
+            raise RuntimeError("Input must be >= 2-d.")
+        return self.flip(1)
+
+    def flipud(self):
+        """Rows in reverse order (dim 0 flipped); the tensor must be at least 1-D."""
+        if self.ndim < 1:
+            raise RuntimeError("Input must be >= 1-d.")
+        return self.flip(0)
+
+    def rot90(self, k=1, dims=(0, 1)):
+        """The plane ``dims`` rotated by 90 degrees ``k`` times, from the first axis towards the second."""
+        dims = list(dims)
+        if len(dims) != 2:
+            raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+        if self.ndim < 2:
+            raise RuntimeError(f"expected total dims >= 2, but got total dims = {self.ndim}")
+        a, b = dims[0] % self.ndim, dims[1] % self.ndim
+        if a == b:
+            raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {a} and dim1 = {b}")
+        k = k % 4
+        if k == 1:
+            return self.flip(b).transpose(a, b)
+        if k == 2:
+            return self.flip((a, b))
+        if k == 3:
+            return self.flip(a).transpose(a, b)
+        return self.clone()
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """Where ``|self - other| <= atol + rtol * |other|`` (or equal, which covers infinities of one
+        sign; NaN equals NaN only with ``equal_nan``): a bool tensor, broadcast. Both must have one dtype."""
+        other = _operand(other, "isclose")
+        if not isinstance(other, Tensor):
+            raise TypeError(f"isclose(): argument 'other' must be a tensor, not {type(other).__name__}")
+        if self.dtype != other.dtype:
+            raise RuntimeError(f"isclose(): {self.dtype!r} did not match {other.dtype!r}: both must have one dtype")
+        if rtol < 0 or atol < 0:
+            raise RuntimeError(f"isclose(): rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
+        close = self == other
+        if equal_nan and self.dtype.is_floating_point:
+            close = close | (self.isnan() & other.isnan())
+        if self.dtype == dtypes.bool_ or (rtol == 0 and atol == 0):
+            return close
+        a, b = (self, other) if self.dtype.is_floating_point else (self.double(), other.double())
+        with B.quiet_float_errors():        # inf - inf is NaN, not close, silently as in torch
+            error = (a - b).abs()
+            return close | (error.isfinite() & (error <= atol + rtol * b.abs()))

@@ -1,0 +1,127 @@
+"""torch's fused arithmetic as tensor methods: ``addcmul``, ``addcdiv`` (``input + value * t1 op
+t2``), ``addmm``, ``addmv``, ``addr``, ``baddbmm``, ``addbmm`` (``beta * input + alpha *
+product``), and ``heaviside``. Composed from gt's differentiable ops, so their gradients are the
+ops' own; as in torch, ``beta=0`` ignores ``input`` (its NaN and inf do not reach the result) and
+``alpha=1``/``beta=1`` add no multiplication. ``heaviside`` records no gradient (torch has none).
+The in-place ``addcmul_``/``addcdiv_`` are gt/tensor/inplace.py's.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.tensor.arithmetic import _operand, where
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+def _tensor(value, op, what):
+    value = _operand(value, op)
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {what} must be a tensor, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def _scaled(x, factor):
+    return x if factor == 1 else x * factor
+
+
+def _number(value, op, name, *tensors):
+    """``value`` checked: a number, and an int where every tensor is an integer one (torch's rule)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r}")
+    if isinstance(value, float) and not any(t.dtype.is_floating_point for t in tensors):
+        raise TypeError(f"{op}: {name} must be an int for integer tensors, got {value!r}")
+    return value
+
+
+def _add_product(x, product, beta, alpha, op):
+    """``beta * x + alpha * product``, with ``x`` ignored when ``beta`` is 0 (torch's rule)."""
+    x = _tensor(x, op, "input")
+    beta, alpha = _number(beta, op, "beta", x, product), _number(alpha, op, "alpha", x, product)
+    try:
+        shape = x.broadcast_to(product.shape).shape if x.shape != product.shape else x.shape
+    except ValueError:
+        shape = None
+    if shape != product.shape:
+        raise ValueError(f"{op}: input of shape {x.shape} does not broadcast to the product's shape {product.shape}")
+    product = _scaled(product, alpha)
+    if beta == 0:
+        # the product everywhere, and a zero gradient for x (torch's), whatever NaN x holds
+        keep = Tensor._wrap(B.ones(product.shape, dtypes.bool_))
+        return where(keep, product, x) if x.requires_grad else product
+    return _scaled(x, beta) + product
+
+
+def _dims(op, **shapes):
+    """A ValueError naming ``op`` and the shapes it got."""
+    got = ", ".join(f"{k} {v}" for k, v in shapes.items())
+    return ValueError(f"{op}: {got} do not fit (see torch.{op}'s shapes)")
+
+
+class FusedMethods:
+    __slots__ = ()
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        """``self + value * tensor1 * tensor2`` (broadcast)."""
+        t1, t2 = _tensor(tensor1, "addcmul", "tensor1"), _tensor(tensor2, "addcmul", "tensor2")
+        return self + _scaled(t1 * t2, _number(value, "addcmul", "value", self, t1, t2))
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        """``self + value * tensor1 / tensor2`` (broadcast); integer ``tensor1``/``tensor2`` are
+        refused, as torch refuses their division here."""
+        t1, t2 = _tensor(tensor1, "addcdiv", "tensor1"), _tensor(tensor2, "addcdiv", "tensor2")
+        if not t1.dtype.is_floating_point and not t2.dtype.is_floating_point:
+            raise TypeError(f"addcdiv: integer division of tensor1 ({t1.dtype!r}) by tensor2 ({t2.dtype!r}) is not "
+                            "supported, as in torch; use floating point tensors (or t1 // t2)")
+        return self + _scaled(t1 / t2, _number(value, "addcdiv", "value", self, t1, t2))
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        """``beta * self + alpha * (mat1 @ mat2)``: ``mat1`` (n, m), ``mat2`` (m, p), ``self``
+        broadcastable to (n, p)."""
+        m1, m2 = _tensor(mat1, "addmm", "mat1"), _tensor(mat2, "addmm", "mat2")
+        if m1.ndim != 2 or m2.ndim != 2 or m1.shape[1] != m2.shape[0]:
+            raise _dims("addmm", mat1=m1.shape, mat2=m2.shape)
+        return _add_product(self, m1 @ m2, beta, alpha, "addmm")
+
+    def addmv(self, mat, vec, *, beta=1, alpha=1):
+        """``beta * self + alpha * (mat @ vec)``: ``mat`` (n, m), ``vec`` (m,), ``self`` to (n,)."""
+        m, v = _tensor(mat, "addmv", "mat"), _tensor(vec, "addmv", "vec")
+        if m.ndim != 2 or v.ndim != 1 or m.shape[1] != v.shape[0]:
+            raise _dims("addmv", mat=m.shape, vec=v.shape)
+        return _add_product(self, m @ v, beta, alpha, "addmv")
+
+    def addr(self, vec1, vec2, *, beta=1, alpha=1):
+        """``beta * self + alpha * outer(vec1, vec2)``: ``vec1`` (n,), ``vec2`` (m,), ``self`` to (n, m)."""
+        v1, v2 = _tensor(vec1, "addr", "vec1"), _tensor(vec2, "addr", "vec2")
+        if v1.ndim != 1 or v2.ndim != 1:
+            raise _dims("addr", vec1=v1.shape, vec2=v2.shape)
+        return _add_product(self, v1.reshape(-1, 1) * v2.reshape(1, -1), beta, alpha, "addr")
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        """``beta * self + alpha * (batch1 @ batch2)``: ``batch1`` (b, n, m), ``batch2`` (b, m, p),
+        ``self`` broadcastable to (b, n, p)."""
+        b1, b2 = _tensor(batch1, "baddbmm", "batch1"), _tensor(batch2, "baddbmm", "batch2")
+        if b1.ndim != 3 or b2.ndim != 3 or b1.shape[0] != b2.shape[0] or b1.shape[2] != b2.shape[1]:
+            raise _dims("baddbmm", batch1=b1.shape, batch2=b2.shape)
+        return _add_product(self, b1 @ b2, beta, alpha, "baddbmm")
+
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        """``beta * self + alpha * sum_i(batch1[i] @ batch2[i])``: ``batch1`` (b, n, m), ``batch2``
+        (b, m, p), ``self`` broadcastable to (n, p)."""
+        b1, b2 = _tensor(batch1, "addbmm", "batch1"), _tensor(batch2, "addbmm", "batch2")
+        if b1.ndim != 3 or b2.ndim != 3 or b1.shape[0] != b2.shape[0] or b1.shape[2] != b2.shape[1]:
+            raise _dims("addbmm", batch1=b1.shape, batch2=b2.shape)
+        # (n, b*m) @ (b*m, p): the sum over the batch is one product
+        n, p = b1.shape[1], b2.shape[2]
+        product = b1.permute(1, 0, 2).reshape(n, -1) @ b2.reshape(-1, p)
+        return _add_product(self, product, beta, alpha, "addbmm")
+
+    def heaviside(self, values):
+        """0 where ``self < 0``, 1 where ``self > 0``, ``values`` (broadcast) where ``self == 0``;
+        ``values`` must have this tensor's dtype (torch's rule); no gradient, as torch."""
+        values = _tensor(values, "heaviside", "values")
+        if values.dtype != self.dtype:
+            raise TypeError(f"heaviside: values must have the input's dtype {self.dtype!r}, got {values.dtype!r}")
+        x, v = self.detach(), values.detach()
+        return where(x == 0, v, (x > 0).to(self.dtype))

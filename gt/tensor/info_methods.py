@@ -1,0 +1,93 @@
+"""torch's tensor methods about storage and type: ``element_size()``, ``nbytes``, ``itemsize``,
+``is_contiguous()``, ``stride()``, ``cpu()``, ``type()``/``type(dtype)`` and ``is_inference()``.
+
+Where gt differs from torch: ``type()`` names gt's types (``'gt.FloatTensor'``, not
+``'torch.FloatTensor'``; ``type(...)`` takes either spelling, or a dtype); ``stride()`` reads the
+engine array's strides, so a view that numpy keeps with a negative step (``flip``) shows a
+negative stride, where torch copies; ``cpu()`` is the tensor itself on a CPU engine and a copy on
+the CPU from a GPU.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops._shapes import normalize_axis
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+_SIZES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1}
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor", "bool": "BoolTensor"}
+_BY_TYPE_NAME = {name: dtype for dtype, name in _TYPE_NAMES.items()}
+
+
+def _type_dtype(dtype):
+    """A gt dtype from a dtype or a type name (``'gt.DoubleTensor'``, ``'torch.LongTensor'``)."""
+    if isinstance(dtype, str):
+        short = dtype.split(".")[-1]
+        if dtype.startswith(("gt.", "torch.")) and short in _BY_TYPE_NAME:
+            return dtypes.to_dtype(_BY_TYPE_NAME[short])
+        raise ValueError(f"type: invalid type {dtype!r}: expected a dtype or one of "
+                         f"{sorted('gt.' + n for n in _BY_TYPE_NAME)}")
+    return dtypes.to_dtype(dtype)
+
+
+class InfoMethods:
+    __slots__ = ()
+
+    def element_size(self):
+        """Bytes per element (4 for float32)."""
+        return _SIZES[self.dtype.name]
+
+    @property
+    def itemsize(self):
+        """Bytes per element, as ``element_size()``."""
+        return _SIZES[self.dtype.name]
+
+    @property
+    def nbytes(self):
+        """Bytes of all the elements: ``numel() * element_size()``."""
+        return self.numel() * _SIZES[self.dtype.name]
+
+    def is_contiguous(self):
+        """Whether the elements lie in row-major order without gaps (a sharded tensor: each block)."""
+        p = self._placed
+        return all(B.is_contiguous(a) for a in (p.shards if p is not None else (self._array,)))
+
+    def stride(self, dim=None):
+        """The step, in elements, from one index to the next along each dim (a tuple), or along
+        ``dim``. A sharded (or bfloat16) tensor gives the strides of its shape laid out row-major."""
+        if self._placed is None and self.dtype.name != "bfloat16":
+            host = B.to_numpy(self._array)         # the same memory (and strides) on a CPU engine
+            strides = tuple(s // host.itemsize for s in host.strides)
+        else:
+            strides, step = [], 1
+            for n in reversed(self.shape):
+                strides.insert(0, step)
+                step *= max(n, 1)
+            strides = tuple(strides)
+        if dim is None:
+            return strides
+        return strides[normalize_axis(dim, self.ndim, "stride")]
+
+    def cpu(self):
+        """This tensor on the CPU: itself when it is there already."""
+        if self.device == "cpu":
+            return self
+        return Tensor._wrap(B.to_device(self._data, "cpu"))
+
+    def type(self, dtype=None):
+        """The type name (``'gt.FloatTensor'``) without an argument; with a dtype or a type name
+        (``'gt.DoubleTensor'``; torch's ``'torch.DoubleTensor'`` too), this tensor cast to it."""
+        if dtype is None:
+            return "gt." + _TYPE_NAMES[self.dtype.name]
+        return self.to(_type_dtype(dtype))
+
+    def is_inference(self):
+        """Whether this tensor was made inside ``gt.inference_mode()``."""
+        try:
+            return self._inference
+        except AttributeError:      # made outside inference mode: the slot was never set
+            return False
+

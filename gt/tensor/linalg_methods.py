@@ -1,0 +1,257 @@
+"""torch.linalg's factorizations and solves on tensors (``gt.linalg``'s core), and torch's older
+Tensor methods built on them: ``det``, ``slogdet``, ``logdet``, ``inverse``, ``pinverse``,
+``cholesky``, ``qr``, ``svd``, ``matrix_power`` (``gt.det``... are these methods as functions).
+
+Matrices are the last two axes; leading axes are batch axes (broadcast between ``A`` and ``B`` in
+``solve``). Inputs are float32 or float64 tensors (torch also takes complex ones; gt has none);
+others are refused with a TypeError, a wrong shape with a ValueError, and a matrix LAPACK cannot
+handle (singular for ``inv``/``solve``, not positive-definite for ``cholesky``) with
+``gt.linalg.LinAlgError`` (a RuntimeError, as torch's). Gradients are torch's formulas
+(gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed from differentiable pieces.
+"""
+
+import collections
+
+from gt import autograd, dtypes
+from gt.autograd import function
+from gt.backend import B
+from gt.ops import linalg_ops as ops
+from gt.ops._shapes import broadcast_shape
+from gt.tensor.arithmetic import where
+
+# torch.return_types.linalg_slogdet / linalg_qr / linalg_eigh / linalg_svd / svd
+SlogdetResult = collections.namedtuple("slogdet", ["sign", "logabsdet"])
+QrResult = collections.namedtuple("qr", ["Q", "R"])
+EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
+SvdResult = collections.namedtuple("svd", ["U", "S", "Vh"])
+SvdOldResult = collections.namedtuple("svd", ["U", "S", "V"])
+
+
+def matrix_input(a, name, square=False):
+    """``a`` checked: a float32/float64 tensor of at least 2 dims (square matrices if ``square``)."""
+    if not isinstance(a, function.Tensor):
+        raise TypeError(f"{name}(): argument 'A' must be a tensor, not {type(a).__name__}")
+    if a.dtype not in (dtypes.float32, dtypes.float64):
+        raise TypeError(f"{name}: expected a float32 or float64 tensor as input, got {a.dtype.name}")
+    if a.ndim < 2:
+        raise ValueError(f"{name}: the input tensor A must have at least 2 dimensions, got shape {a.shape}")
+    if square and a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: A must be batches of square matrices, but they are "
+                         f"{a.shape[-2]} by {a.shape[-1]} matrices")
+    return a
+
+
+def _part(packed, start, shape):
+    """The part of a packed result (gt/ops/linalg_ops.py) at ``start`` with the matrix ``shape``."""
+    n = 1
+    for d in shape:
+        n *= d
+    return packed[..., start:start + n].reshape(tuple(packed.shape[:-1]) + tuple(shape)), start + n
+
+
+def eye_like(a, n):
+    """The (n, n) identity in ``a``'s dtype (a constant)."""
+    rows = B.reshape(B.arange(0, n, 1, dtypes.int64), (n, 1))
+    return function.Tensor._wrap(B.astype(rows == B.reshape(B.arange(0, n, 1, dtypes.int64), (1, n)), a.dtype))
+
+
+def det(A):
+    """The determinant of A (..., n, n): shape (...). Its gradient ``g det(A) inv(A)^T`` needs an
+    invertible A (LinAlgError at a singular one, where torch's gradient is finite)."""
+    return ops.Det.apply(matrix_input(A, "linalg.det", True))
+
+
+def slogdet(A):
+    """``(sign, logabsdet)`` of A (..., n, n), both (...): ``det = sign * exp(logabsdet)`` without
+    overflow; sign 0 and logabsdet -inf for a singular A. The sign has no gradient."""
+    A = matrix_input(A, "linalg.slogdet", True)
+    with autograd.no_grad():
+        sign = ops.SlogdetSign.apply(A)
+    return SlogdetResult(sign, ops.LogAbsDet.apply(A))
+
+
+def logdet(A):
+    """``log(det(A))`` for A (..., n, n): NaN where det < 0, -inf where A is singular (torch's)."""
+    sign, logabsdet = slogdet(A)
+    return where(sign < 0, float("nan"), logabsdet)
+
+
+def inv(A):
+    """The inverse of A (..., n, n); LinAlgError ("singular") where A has none."""
+    return ops.Inv.apply(matrix_input(A, "linalg.inv", True))
+
+
+def solve(A, B, *, left=True):
+    """X with ``A @ X = B`` (``left=False``: ``X @ A = B``, B (..., k, n)) for A (..., n, n) and
+    B (..., n, k), or a vector B (n,) / (..., n) when its shape is A's without the last axis (torch's
+    rule; not with ``left=False``, as torch); batch axes broadcast. LinAlgError ("singular") where A has no inverse."""
+    A = matrix_input(A, "linalg.solve", True)
+    rhs = B                 # torch's argument name; the engine is not used here
+    if not isinstance(rhs, function.Tensor):
+        raise TypeError(f"linalg.solve(): argument 'B' must be a tensor, not {type(rhs).__name__}")
+    if rhs.dtype != A.dtype:
+        raise TypeError(f"linalg.solve: expected A and B to have the same dtype, but found A of type {A.dtype.name} "
+                        f"and B of type {rhs.dtype.name} instead")
+    vector = rhs.ndim == 1 or (rhs.ndim == A.ndim - 1 and rhs.shape == A.shape[:-1])
+    if vector and not left:
+        raise ValueError("linalg.solve: vector broadcasting of the left hand side is not supported for left=False "
+                         f"(B of shape {tuple(rhs.shape)} for A of shape {tuple(A.shape)}); give B as (..., 1, n)")
+    if not left:
+        A = A.mT
+    b = rhs.unsqueeze(-1) if vector else (rhs if left else rhs.mT)
+    if b.ndim < 2 or b.shape[-2] != A.shape[-1]:
+        raise ValueError(f"linalg.solve: incompatible shapes of A {tuple(A.shape)} and B {tuple(rhs.shape)}")
+    batch = broadcast_shape("linalg.solve", A.shape[:-2], b.shape[:-2])
+    A = A if tuple(A.shape[:-2]) == batch else A.expand(batch + tuple(A.shape[-2:]))
+    b = b if tuple(b.shape[:-2]) == batch else b.expand(batch + tuple(b.shape[-2:]))
+    x = ops.Solve.apply(A, b)
+    return x.squeeze(-1) if vector else (x if left else x.mT)
+
+
+def cholesky(A, *, upper=False):
+    """L (..., n, n), lower triangular, with ``A = L @ L.mT`` for a symmetric positive-definite A
+    (its lower triangle is read); ``upper=True``: U = L.mT. LinAlgError ("not positive-definite")
+    otherwise."""
+    return ops.Cholesky.apply(matrix_input(A, "linalg.cholesky", True), bool(upper))
+
+
+def qr(A, mode="reduced"):
+    """``(Q, R)`` with ``A = Q @ R`` for A (..., m, n), k = min(m, n): ``mode='reduced'`` Q (..., m, k),
+    R (..., k, n); ``'complete'`` Q (..., m, m), R (..., m, n); ``'r'`` an empty Q and the reduced R
+    (no gradient, as torch). Gradients as torch (none for ``'complete'`` with m > n, as torch)."""
+    A = matrix_input(A, "linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise ValueError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
+                         "'r', or 'complete'")
+    m, n = A.shape[-2:]
+    k = m if mode == "complete" else min(m, n)
+    packed = ops.Qr.apply(A, mode == "complete", mode == "r")
+    q, start = _part(packed, 0, (m, k))
+    r, _ = _part(packed, start, (k, n))
+    if mode == "r":
+        q = function.Tensor._wrap(B.zeros((0,), A.dtype))
+    return QrResult(q, r)
+
+
+def eigh(A, UPLO="L"):
+    """``(eigenvalues (..., n) ascending, eigenvectors (..., n, n) as columns)`` of the symmetric A,
+    read from its lower (``UPLO='L'``) or upper (``'U'``) triangle. The gradient is torch's: inf or
+    NaN where eigenvalues repeat and the eigenvectors are used."""
+    A = matrix_input(A, "linalg.eigh", True)
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
+    n = A.shape[-1]
+    packed = ops.Eigh.apply(A, UPLO == "L")
+    w, start = _part(packed, 0, (n,))
+    return EighResult(w, _part(packed, start, (n, n))[0])
+
+
+def eigvalsh(A, UPLO="L"):
+    """The eigenvalues (..., n), ascending, of the symmetric A (``eigh``'s first result)."""
+    return eigh(A, UPLO).eigenvalues
+
+
+def svd(A, full_matrices=True):
+    """``(U, S, Vh)`` with ``A = U @ diag(S) @ Vh`` for A (..., m, n), k = min(m, n): S (..., k)
+    descending; U (..., m, k), Vh (..., k, n), or (m, m) and (n, n) with ``full_matrices`` (the
+    default, as torch). Gradients as torch (NaN or inf where singular values repeat and U or Vh
+    are used)."""
+    A = matrix_input(A, "linalg.svd")
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    mu, vn = (m, n) if full_matrices else (k, k)
+    packed = ops.Svd.apply(A, bool(full_matrices))
+    u, start = _part(packed, 0, (m, mu))
+    s, start = _part(packed, start, (k,))
+    return SvdResult(u, s, _part(packed, start, (vn, n))[0])
+
+
+def svdvals(A):
+    """The singular values (..., k), descending, of A (..., m, n); gradient ``U diag(gS) Vh``."""
+    return svd(matrix_input(A, "linalg.svdvals"), full_matrices=False).S
+
+
+def _cutoff(top, m, n, atol, rtol, dtype):
+    if rtol is None:
+        rtol = 0.0 if atol is not None and atol > 0 else (2.220446049250313e-16 if dtype == dtypes.float64
+                                                          else 1.1920928955078125e-07) * max(m, n)
+    return (top * rtol).clamp_min(0.0 if atol is None else float(atol))
+
+
+def pinv(A, *, atol=None, rtol=None, hermitian=False):
+    """The Moore-Penrose pseudo-inverse (..., n, m) of A (..., m, n), through the SVD: singular values
+    at or below ``max(atol, rtol * largest)`` count as 0; ``rtol`` defaults to eps * max(m, n) when
+    neither is given, to 0 when ``atol`` > 0 (torch's). The gradient is torch's for full-rank A
+    (for a rank-deficient one gt differentiates the SVD, torch its own pinv formula).
+    ``hermitian=True`` asks for a square A and takes it as symmetric, computing through the SVD too
+    (torch reads only A's lower triangle then; the same values for a symmetric A). ``atol`` and
+    ``rtol`` are numbers here (torch also takes tensors)."""
+    A = matrix_input(A, "linalg.pinv", square=bool(hermitian))
+    m, n = A.shape[-2:]
+    u, s, vh = svd(A, full_matrices=False)
+    keep = s > _cutoff(s[..., :1], m, n, atol, rtol, A.dtype)
+    inverse = where(keep, 1.0 / where(keep, s, 1.0), 0.0)
+    return vh.mT @ (inverse.unsqueeze(-1) * u.mT)
+
+
+def matrix_power(A, n):
+    """A (..., m, m) to the integer power ``n`` by repeated squaring; ``n < 0`` inverts A first
+    (LinAlgError if singular), ``n == 0`` gives the identity."""
+    A = matrix_input(A, "linalg.matrix_power", True)
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__} ({n!r})")
+    if n == 0:
+        return eye_like(A, A.shape[-1]).expand(tuple(A.shape))
+    base, result = (inv(A) if n < 0 else A), None
+    n = abs(n)
+    while n:
+        if n & 1:
+            result = base if result is None else result @ base
+        n >>= 1
+        if n:
+            base = base @ base
+    return result
+
+
+class LinalgMethods:
+    def det(self):
+        """``gt.linalg.det(self)``."""
+        return det(self)
+
+    def slogdet(self):
+        """``gt.linalg.slogdet(self)``: ``(sign, logabsdet)``."""
+        return slogdet(self)
+
+    def logdet(self):
+        """``log(det(self))``: NaN where det < 0 (torch's)."""
+        return logdet(self)
+
+    def inverse(self):
+        """``gt.linalg.inv(self)``."""
+        return inv(self)
+
+    def pinverse(self, rcond=1e-15):
+        """``gt.linalg.pinv(self, rtol=rcond)`` (torch's older spelling)."""
+        return pinv(self, rtol=rcond)
+
+    def cholesky(self, upper=False):
+        """``gt.linalg.cholesky(self, upper=upper)``."""
+        return cholesky(self, upper=upper)
+
+    def qr(self, some=True):
+        """``gt.linalg.qr(self, 'reduced' if some else 'complete')`` (torch.qr's convention)."""
+        return qr(self, "reduced" if some else "complete")
+
+    def svd(self, some=True, compute_uv=True):
+        """``(U, S, V)`` with ``self = U @ diag(S) @ V.mT`` (torch.svd's old convention: V, not Vh;
+        ``some=False``: full U and V). ``compute_uv=False``: U and V zero-filled (m, m) and (n, n)."""
+        u, s, vh = svd(self, full_matrices=not some)
+        if compute_uv:
+            return SvdOldResult(u, s, vh.mT)
+        m, n = self.shape[-2:]
+        wrap, batch = function.Tensor._wrap, tuple(self.shape[:-2])
+        return SvdOldResult(wrap(B.zeros(batch + (m, m), self.dtype)), s, wrap(B.zeros(batch + (n, n), self.dtype)))
+
+    def matrix_power(self, n):
+        """``gt.linalg.matrix_power(self, n)``."""
+        return matrix_power(self, n)

@@ -1,0 +1,365 @@
+"""torch's order statistics and histograms as tensor methods: ``median``, ``nanmedian``, ``mode``,
+``kthvalue``, ``quantile``, ``nanquantile``, ``msort``, ``histc``, ``histogram``, and
+``logcumsumexp``, ``dist``, ``renorm``, ``aminmax``. Built from gt's stable sort, ``gather`` and
+``where``, so the gradients come from those ops: ``median``/``kthvalue``/``mode`` with a ``dim``
+send the gradient to the element whose index they return, ``median()`` and ``nanmedian()`` of the
+whole tensor share it evenly among the elements equal to the median (torch's rule), ``quantile``
+splits it between the two elements it interpolates.
+
+Ties: torch picks an index by its selection algorithm; gt takes the element at the chosen rank of
+a stable sort (equal values in the order of their positions), which is torch's answer in every case
+tests/test_stats_utils.py checks. ``mode`` returns the smallest of the most frequent values and the
+last position holding it, as torch. NaN is the largest value; ``median``/``quantile`` of a slice
+holding NaN are NaN (the index that of its first NaN), the ``nan`` forms skip NaN; ``mode`` of a
+slice whose most frequent value is NaN may return another NaN's index than torch's; the gradient
+of ``nanquantile`` for a tensor ``q`` gets nothing from slices of only NaN (torch's gets NaN).
+
+``logcumsumexp`` is a scan of ``log2(n)`` stable ``logaddexp`` steps along the dim (``n log n`` work).
+
+Where gt differs from torch: ``histc``/``histogram`` place an element lying within rounding of a bin edge by gt's float
+arithmetic, which can differ from torch's by one bin.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+import collections
+import math
+
+from gt import dtypes
+from gt.backend import B
+from gt.ops import shape as shape_ops
+from gt.ops._shapes import normalize_axes, normalize_axis
+from gt.tensor.arithmetic import _operand, where
+from gt.tensor.index_methods import searchsorted
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+# torch.return_types.*: tuples that unpack as (values, indices) and name both
+MedianResult = collections.namedtuple("median", ["values", "indices"])
+NanmedianResult = collections.namedtuple("nanmedian", ["values", "indices"])
+ModeResult = collections.namedtuple("mode", ["values", "indices"])
+KthvalueResult = collections.namedtuple("kthvalue", ["values", "indices"])
+AminmaxResult = collections.namedtuple("aminmax", ["min", "max"])
+HistogramResult = collections.namedtuple("histogram", ["hist", "bin_edges"])
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _last(x, dim, op):
+    """``x`` with ``dim`` moved last (a 0-d tensor as shape ``(1,)``), and that dim's index."""
+    if x.ndim == 0:
+        normalize_axis(dim, 0, op)
+        return x.reshape(1), 0
+    axis = normalize_axis(dim, x.ndim, op)
+    return x.movedim(axis, -1), axis
+
+
+def _finish(values, indices, x, axis, keepdim, result):
+    """The (values, indices) along the last dim (size 1) put back where ``axis`` was in ``x``."""
+    if x.ndim == 0:
+        return result(values.reshape(()), indices.reshape(()))
+    values, indices = values.movedim(-1, axis), indices.movedim(-1, axis)
+    if not keepdim:
+        values, indices = values.squeeze(axis), indices.squeeze(axis)
+    return result(values, indices)
+
+
+def _first_nan(xm):
+    """Per slice (last dim): whether it holds NaN, and the position of its first NaN."""
+    nan = xm.isnan()
+    return nan.any(-1, keepdim=True), nan.to(dtypes.int64).argmax(-1, keepdim=True)
+
+
+def _even_share(x, value):
+    """``value`` (0-d, detached) with its gradient shared evenly among the elements of ``x`` equal
+    to it (torch's backward of ``median()`` of a whole tensor); the value itself is unchanged."""
+    if not x.requires_grad:
+        return value
+    ties = x.detach() == value
+    share = where(ties, x - x.detach(), 0.0)            # 0 off the ties, NaN elements included
+    return value + share.sum() / ties.sum().clamp_min(1).to(x.dtype)
+
+
+def _rank_pick(xm, rank):
+    """The position (last dim, shape ``(..., 1)``) of the element of rank ``rank`` (int64 tensor
+    ``(..., 1)`` or an int) in a stable ascending sort of each slice."""
+    order = xm.detach().argsort(-1, stable=True)
+    if isinstance(rank, int):
+        return order[..., rank:rank + 1]
+    return order.gather(-1, rank)
+
+
+def _quantile_q(q, x, op):
+    """``q`` as a 1-D tensor of x's dtype (values in [0, 1]) and whether it was a scalar."""
+    if isinstance(q, Tensor):
+        if q.ndim > 1:
+            raise ValueError(f"{op}: q must be a number, a 0-d or a 1-D tensor, got shape {q.shape}")
+        if q.dtype != x.dtype:
+            raise TypeError(f"{op}: q must have the input's dtype {x.dtype!r}, got {q.dtype!r}")
+        scalar, q = q.ndim == 0, q.reshape(-1)            # torch differentiates in q too
+    elif isinstance(q, (int, float)) and not isinstance(q, bool):
+        scalar, q = True, Tensor._wrap(B.asarray([float(q)], dtype=x.dtype))
+    else:
+        raise TypeError(f"{op}: q must be a float or a tensor, got {q!r}")
+    if q.numel() and not bool(((q >= 0) & (q <= 1)).all()):
+        raise ValueError(f"{op}: q values must be in the range [0, 1], got {q.tolist()}")
+    return q, scalar
+
+
+class StatsMethods:
+    __slots__ = ()
+
+    # ---- median, kthvalue, mode ----------------------------------------------------------------
+    def _median(self, dim, keepdim, skip_nan, result):
+        op = result.__name__
+        if dim is None:
+            flat = self.reshape(-1)
+            if flat.numel() == 0:
+                return Tensor._wrap(B.full((), math.nan, self.dtype))
+            picked = flat._median(0, False, skip_nan, result).values
+            return _even_share(flat, picked.detach()) if self.dtype.is_floating_point else picked
+        xm, axis = _last(self, dim, op)
+        if xm.shape[-1] == 0:
+            raise IndexError(f"{op}: cannot take the median of an empty dim {dim} (shape {self.shape})")
+        if skip_nan and self.dtype.is_floating_point:
+            count = (~xm.detach().isnan()).to(dtypes.int64).sum(-1, keepdim=True)
+            pos = _rank_pick(xm, ((count - 1) // 2).clamp_min(0))
+        else:
+            pos = _rank_pick(xm, (xm.shape[-1] - 1) // 2)
+            if self.dtype.is_floating_point:
+                has_nan, first = _first_nan(xm.detach())
+                pos = where(has_nan, first, pos)
+        return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, result)
+
+    def median(self, dim=None, keepdim=False):
+        """The median: the lower of the two middle values for an even count (torch's rule).
+        ``dim=None``: a 0-d tensor (NaN for an empty tensor); with ``dim``: ``(values, indices)``.
+
+            >>> gt.tensor([3.0, 1.0, 2.0, 4.0]).median().item()
+            2.0
+        """
+        return self._median(dim, keepdim, False, MedianResult)
+
+    def nanmedian(self, dim=None, keepdim=False):
+        """``median`` ignoring NaN (a slice of only NaN gives NaN)."""
+        return self._median(dim, keepdim, True, NanmedianResult)
+
+    def kthvalue(self, k, dim=-1, keepdim=False):
+        """``(values, indices)`` of the ``k``-th smallest element (``k`` from 1) along ``dim``."""
+        xm, axis = _last(self, dim, "kthvalue")
+        n = xm.shape[-1]
+        if isinstance(k, bool) or not hasattr(k, "__index__") or not 1 <= int(k) <= n:
+            raise IndexError(f"kthvalue: k must be an int in [1, {n}] (the size of dim {dim}), got {k!r}")
+        pos = _rank_pick(xm, int(k) - 1)
+        return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, KthvalueResult)
+
+    def mode(self, dim=-1, keepdim=False):
+        """``(values, indices)``: the most frequent value along ``dim`` (the smallest of them on a
+        tie) and the last position holding it, as torch."""
+        xm, axis = _last(self, dim, "mode")
+        if xm.shape[-1] == 0:
+            raise IndexError(f"mode: cannot take the mode of an empty dim {dim} (shape {self.shape})")
+        order = xm.detach().argsort(-1, stable=True)
+        ordered = xm.detach().gather(-1, order).contiguous()
+        first = searchsorted(ordered, ordered)
+        after = searchsorted(ordered, ordered, right=True)
+        best = (after - first).argmax(-1, keepdim=True)          # the first (smallest) most frequent value
+        pos = order.gather(-1, after.gather(-1, best) - 1)        # its last position (stable sort)
+        return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, ModeResult)
+
+    # ---- quantiles -----------------------------------------------------------------------------
+    def _quantile(self, q, dim, keepdim, interpolation, skip_nan):
+        op = "nanquantile" if skip_nan else "quantile"
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"{op}: input tensor must be float32 or float64, got {self.dtype!r}")
+        if interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"{op}: interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+        q, scalar = _quantile_q(q, self, op)
+        if self.numel() == 0:
+            raise ValueError(f"{op}: input tensor must be non-empty, got shape {self.shape}")
+        x = self.reshape(-1) if dim is None else self
+        xm, axis = _last(x, 0 if dim is None else dim, op)
+        order = xm.detach().argsort(-1, stable=True)
+        ordered = xm.gather(-1, order)                                   # NaN last
+        if skip_nan:
+            count = (~xm.detach().isnan()).sum(-1, keepdim=True).to(self.dtype)
+        else:
+            count = Tensor._wrap(B.full((), float(xm.shape[-1]), self.dtype))
+        # a slice of only NaN takes its first element (NaN), with no gradient for q from it
+        pos = where(count > 0, q * (count - 1), 0.0)                         # (..., Q)
+        if not skip_nan:     # a slice holding NaN: its last sorted element (a NaN), as torch
+            pos = where(xm.detach().isnan().any(-1, keepdim=True), float(xm.shape[-1] - 1), pos)
+        out = _interpolate(ordered, pos, interpolation)
+        out = out.movedim(-1, 0)                                           # (Q, ...)
+        if keepdim:
+            out = out.reshape((q.numel(),) + (1,) * self.ndim) if dim is None or self.ndim == 0 else \
+                out.unsqueeze(axis + 1)
+        return out.squeeze(0) if scalar else out
+
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        """The ``q``-th quantiles (``q`` a float or a 0-d/1-D tensor in [0, 1]) over ``dim`` (None:
+        every element); a 1-D ``q`` adds a leading dim of its length. A slice holding NaN gives NaN.
+
+            >>> gt.tensor([1.0, 2.0, 3.0, 4.0]).quantile(0.5).item()
+            2.5
+        """
+        return self._quantile(q, dim, keepdim, interpolation, False)
+
+    def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        """``quantile`` ignoring NaN (a slice of only NaN gives NaN)."""
+        return self._quantile(q, dim, keepdim, interpolation, True)
+
+    def msort(self):
+        """This tensor sorted along dim 0 (the values of ``sort(dim=0)``)."""
+        return self.sort(0).values
+
+    # ---- histograms (no gradient, as torch) ------------------------------------------------------
+    def histc(self, bins=100, min=0, max=0):
+        """Counts of the elements in ``bins`` equal bins over ``[min, max]`` (``min == max``: the
+        data's range), in this tensor's float dtype; elements outside are ignored."""
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"histc: expected a float tensor, got {self.dtype!r}")
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins <= 0:
+            raise ValueError(f"histc: bins must be a positive int, got {bins!r}")
+        lo, hi = float(min), float(max)
+        if lo > hi:
+            raise ValueError(f"histc: max must be larger than min, got min={min!r}, max={max!r}")
+        x = self.detach().reshape(-1)
+        if lo == hi and x.numel():
+            lo, hi = float(x.min()), float(x.max())
+        if lo == hi:
+            lo, hi = lo - 1, hi + 1
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"histc: range of [{lo}, {hi}] is not finite")
+        pos = ((x - lo) * bins / (hi - lo)).floor().clamp(0, bins - 1).to(dtypes.int64)
+        inside = (x >= lo) & (x <= hi)
+        return _counts(where(inside, pos, bins), None, bins).to(self.dtype)
+
+    def histogram(self, bins, *, range=None, weight=None, density=False):
+        """``(hist, bin_edges)``: ``bins`` equal bins over ``range`` (default: the data's) or the
+        1-D ascending edges ``bins``; ``weight`` weighs each element, ``density`` normalises to a
+        density (integral 1). The last bin includes its right edge, as torch."""
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"histogram: expected a float tensor, got {self.dtype!r}")
+        x = self.detach().reshape(-1)
+        edges = _histogram_edges(x, bins, range, self.dtype)
+        n = edges.shape[0] - 1
+        pos = searchsorted(edges, x, right=True) - 1
+        pos = where(x == edges[-1], n - 1, pos)
+        inside = (x >= edges[0]) & (x <= edges[-1])
+        if weight is not None:
+            weight = _operand(weight, "histogram")
+            if not isinstance(weight, Tensor) or weight.shape != self.shape:
+                raise ValueError(f"histogram: weight must have the input's shape {self.shape}, got "
+                                 f"{getattr(weight, 'shape', weight)!r}")
+            weight = weight.detach().reshape(-1).to(self.dtype)
+        hist = _counts(where(inside, pos, n), weight, n).to(self.dtype)
+        if density:
+            hist = hist / (hist.sum() * (edges[1:] - edges[:-1]))
+        return HistogramResult(hist, edges)
+
+    # ---- running and pairwise reductions ---------------------------------------------------------
+    def logcumsumexp(self, dim):
+        """``log(cumsum(exp(x)))`` along ``dim``, without overflow or underflow; differentiable.
+
+            >>> gt.tensor([0.0, 0.0]).logcumsumexp(0).tolist()       # [log 1, log 2]
+            [0.0, 0.6931471824645996]
+        """
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"logcumsumexp: expected a float tensor, got {self.dtype!r} (torch refuses integers too)")
+        xm, axis = _last(self, dim, "logcumsumexp")
+        n, out, step = xm.shape[-1], xm, 1
+        # an inclusive scan by doubling steps (log2(n) logaddexp's): out[i] gathers x[i - 2 * step + 1 .. i]
+        while step < n:
+            pad = Tensor._wrap(B.full(xm.shape[:-1] + (step,), -math.inf, xm.dtype))
+            out = out.logaddexp(shape_ops.Cat.apply(pad, out[..., :n - step], axis=xm.ndim - 1))
+            step *= 2
+        return out.reshape(()) if self.ndim == 0 else out.movedim(-1, axis)
+
+    def dist(self, other, p=2):
+        """The ``p``-norm of ``self - other`` (broadcast) over every element; ``p=0`` counts the
+        elements that differ."""
+        diff = self - _operand(other, "dist")
+        if p == 0:
+            return (diff != 0).sum().to(diff.dtype)
+        return diff.norm(p)
+
+    def renorm(self, p, dim, maxnorm):
+        """Each slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to norm
+        ``maxnorm`` (torch divides by ``norm + 1e-7``); differentiable."""
+        if not self.dtype.is_floating_point:
+            raise TypeError(f"renorm: expected a float tensor, got {self.dtype!r}")
+        if self.ndim < 2:
+            raise ValueError(f"renorm: expected a tensor of at least 2 dims, got shape {self.shape}")
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not p > 0:
+            raise ValueError(f"renorm: p must be a positive number, got {p!r}")
+        if not isinstance(maxnorm, (int, float)) or maxnorm < 0:
+            raise ValueError(f"renorm: maxnorm must be a non-negative number, got {maxnorm!r}")
+        axis = normalize_axis(dim, self.ndim, "renorm")
+        norms = self.norm(p, tuple(i for i in range(self.ndim) if i != axis), keepdim=True)
+        return self * where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+
+    def aminmax(self, *, dim=None, keepdim=False):
+        """``(min, max)`` over ``dim`` (None: every element), as ``amin`` and ``amax``."""
+        if self.numel() == 0 and (dim is None or self.shape[normalize_axis(dim, self.ndim, "aminmax")] == 0):
+            raise ValueError(f"aminmax: cannot reduce an empty tensor of shape {self.shape} (no identity)")
+        if dim is None:
+            normalize_axes(None, self.ndim, "aminmax")
+            if keepdim:
+                return AminmaxResult(self.amin(tuple(range(self.ndim)), True),
+                                     self.amax(tuple(range(self.ndim)), True))
+            return AminmaxResult(self.amin(), self.amax())
+        return AminmaxResult(self.amin(dim, keepdim), self.amax(dim, keepdim))
+
+
+
+def _interpolate(ordered, pos, how):
+    """Values at fractional positions ``pos`` (..., Q) of the sorted slices ``ordered`` (..., n)."""
+    n = ordered.shape[-1]
+    batch = ordered.shape[:-1]
+    pos = pos.expand(batch + (pos.shape[-1],)) if batch else pos.reshape(-1)
+    lower, upper = pos.floor(), pos.ceil()
+    if how == "lower":
+        return ordered.gather(-1, lower.to(dtypes.int64).clamp_max(n - 1))
+    if how == "higher":
+        return ordered.gather(-1, upper.to(dtypes.int64).clamp_max(n - 1))
+    if how == "nearest":
+        return ordered.gather(-1, pos.round().to(dtypes.int64).clamp_max(n - 1))
+    low = ordered.gather(-1, lower.to(dtypes.int64).clamp_max(n - 1))
+    high = ordered.gather(-1, upper.to(dtypes.int64).clamp_max(n - 1))
+    if how == "midpoint":
+        return (low + high) / 2
+    return low.lerp(high, pos - lower)
+
+
+def _counts(pos, weight, bins):
+    """Counts (or summed weights) of the int64 bin positions ``pos``; position ``bins`` collects
+    the elements outside every bin and is dropped."""
+    if weight is not None:
+        weight = where(pos == bins, 0.0, weight)
+    return pos.bincount(weight, minlength=bins + 1)[:bins]
+
+
+def _histogram_edges(x, bins, range, dtype):
+    """The bin edges of ``histogram``: the given 1-D tensor, or ``bins + 1`` equal steps."""
+    if isinstance(bins, Tensor):
+        if bins.ndim != 1 or bins.shape[0] < 2:
+            raise ValueError(f"histogram: bins must be a 1-D tensor of at least 2 edges, got shape {bins.shape}")
+        if range is not None:
+            raise ValueError("histogram: give range only with an int number of bins, not with bin edges")
+        return bins.detach().to(dtype)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins <= 0:
+        raise ValueError(f"histogram: bins must be a positive int or a 1-D tensor of edges, got {bins!r}")
+    if range is not None:
+        if len(range) != 2 or not float(range[0]) <= float(range[1]):
+            raise ValueError(f"histogram: range must be (min, max) with min <= max, got {range!r}")
+        lo, hi = float(range[0]), float(range[1])
+    else:
+        lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 1.0)     # torch's range of no data
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"histogram: range of [{lo}, {hi}] is not finite")
+    steps = Tensor._wrap(B.arange(0, bins + 1, 1, dtypes.int64)).to(dtypes.float64)
+    edges = lo + steps * ((hi - lo) / bins)
+    return where(steps == bins, hi, edges).to(dtype)
