@@ -111,28 +111,36 @@ _GRAPH_DERIVATIVES = {
 
 class MathFunction(Function):
     """``y = f(x)`` elementwise for ``f`` the function ``name`` of ``_DERIVATIVES``; the gradient
-    is ``g * f'(x)``."""
+    is ``g * f'(x)``. A subclass computes another family with its own tables (``_values``,
+    ``_tables``: gt/ops/special_functions.py)."""
+
+    def _values(self, name, x):
+        return B.elementwise_math(name, x)
+
+    def _tables(self):
+        """``(derivatives on arrays, recorded derivatives on tensors)``, by function name."""
+        return _DERIVATIVES, _GRAPH_DERIVATIVES
 
     def forward(self, x, name):
         self.fn = name
         with B.quiet_float_errors():
-            y = B.elementwise_math(name, x)
+            y = self._values(name, x)
         self.save(x, y)
         return y
 
     def backward(self, g):
         x, y = self.saved
         with B.quiet_float_errors():
-            return g * _DERIVATIVES[self.fn](x, y), None
+            return g * self._tables()[0][self.fn](x, y), None
 
     @property
     def records_graph(self):
         """Whether ``backward_graph`` can record this function's gradient."""
-        return self.fn in _GRAPH_DERIVATIVES
+        return self.fn in self._tables()[1]
 
     def backward_graph(self, g):
         with B.quiet_float_errors():
-            return g * _GRAPH_DERIVATIVES[self.fn](self.inputs[0]), None
+            return g * self._tables()[1][self.fn](self.inputs[0]), None
 
 
 class Logit(Function):

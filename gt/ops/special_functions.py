@@ -17,6 +17,7 @@ from gt.autograd import Function
 from gt.backend import B
 from gt.ops._graph import const, mask_like
 from gt.ops.elementwise import Where
+from gt.ops.math_functions import MathFunction
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -86,30 +87,15 @@ _GRAPH_DERIVATIVES = {
 }
 
 
-class SpecialFunction(Function):
+class SpecialFunction(MathFunction):
     """``y = f(x)`` elementwise for ``f`` the function ``name`` of the engine's ``SPECIAL_UNARY``;
     the gradient is ``g * f'(x)`` (``_DERIVATIVES``)."""
 
-    def forward(self, x, name):
-        self.fn = name
-        with B.quiet_float_errors():
-            y = B.special_math(name, x)
-        self.save(x, y)
-        return y
+    def _values(self, name, x):
+        return B.special_math(name, x)
 
-    def backward(self, g):
-        x, y = self.saved
-        with B.quiet_float_errors():
-            return g * _DERIVATIVES[self.fn](x, y), None
-
-    @property
-    def records_graph(self):
-        """Whether ``backward_graph`` can record this function's gradient."""
-        return self.fn in _GRAPH_DERIVATIVES
-
-    def backward_graph(self, g):
-        with B.quiet_float_errors():
-            return g * _GRAPH_DERIVATIVES[self.fn](self.inputs[0]), None
+    def _tables(self):
+        return _DERIVATIVES, _GRAPH_DERIVATIVES
 
 
 class Polygamma(Function):

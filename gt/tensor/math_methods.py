@@ -44,6 +44,12 @@ def _same_float(a, b):
 def binary_math(name, a, b):
     """``name`` (gt/backend/engine_math.BINARY) of ``a`` and ``b``: tensors, arrays or numbers
     (at least one tensor or array), broadcast together, in torch's float dtype."""
+    return mf.BinaryMathFunction.apply(*float_pair(name, a, b), name)
+
+
+def float_pair(name, a, b):
+    """``a`` and ``b`` (tensors, arrays or numbers, at least one a tensor or an array) as two float
+    tensors of torch's common dtype, checked to broadcast."""
     a, b = _operand(a, name), _operand(b, name)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: expected at least one tensor, got {type(a).__name__} and {type(b).__name__}")
@@ -56,8 +62,7 @@ def binary_math(name, a, b):
         a = Tensor._wrap(B.full((), float(a), b.dtype))
     elif not isinstance(b, Tensor):
         b = Tensor._wrap(B.full((), float(b), a.dtype))
-    a, b = _same_float(a, b)
-    return mf.BinaryMathFunction.apply(a, b, name)
+    return _same_float(a, b)
 
 
 def xlogy(input, other):

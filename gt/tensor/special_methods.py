@@ -25,10 +25,10 @@ from gt import autograd
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import special_functions as sf
-from gt.ops._shapes import broadcast_shape, normalize_axis
-from gt.tensor.arithmetic import _floating, _operand, _promote_ints
+from gt.ops._shapes import normalize_axis
+from gt.tensor.arithmetic import _floating, _operand
 from gt.tensor.inplace_math import _inplace_method
-from gt.tensor.math_methods import _same_float
+from gt.tensor.math_methods import float_pair
 from gt.tensor.rules import RULES, elementwise
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -61,24 +61,6 @@ def special_unary(name, x):
         return sf.SpecialFunction.apply(x, name)
     with autograd.no_grad():
         return sf.SpecialFunction.apply(x, name)
-
-
-def float_pair(name, a, b):
-    """``a`` and ``b`` (tensors, arrays or numbers, at least one a tensor or an array) as two float
-    tensors of torch's common dtype, checked to broadcast."""
-    a, b = _operand(a, name), _operand(b, name)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{name}: expected at least one tensor, got {type(a).__name__} and {type(b).__name__}")
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        broadcast_shape(name, a.shape, b.shape)
-    a, b = _promote_ints(a, b)
-    a, b = (_floating(x) if isinstance(x, Tensor) else x for x in (a, b))
-    # a number takes the tensor's dtype (torch's "weak" scalar)
-    if not isinstance(a, Tensor):
-        a = Tensor._wrap(B.full((), float(a), b.dtype))
-    elif not isinstance(b, Tensor):
-        b = Tensor._wrap(B.full((), float(b), a.dtype))
-    return _same_float(a, b)
 
 
 def special_binary(name, a, b):
