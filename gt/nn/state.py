@@ -52,16 +52,11 @@ def load(module, state_dict, strict=True):
     for key, target in own.items():
         if key not in state_dict:
             continue
-        value = state_dict[key]
-        try:
-            arr = value._data if isinstance(value, Tensor) else B.asarray(value)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            problems.append(f"cannot read {key}: {exc}")
-            continue
-        if tuple(arr.shape) != target.shape:
-            problems.append(f"size mismatch for {key}: copying a value of shape {tuple(arr.shape)} from the "
-                            f"state dict, the shape in the current model is {target.shape}")
-        values[key] = arr
+        arr, problem = checked_value(key, state_dict[key], target)
+        if problem:
+            problems.append(problem)
+        if arr is not None:
+            values[key] = arr
     errors = []
     if strict and missing:
         errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing))
@@ -76,3 +71,16 @@ def load(module, state_dict, strict=True):
             target = own[key]
             target.copy_(B.astype(arr, target.dtype))
     return IncompatibleKeys(missing, unexpected)
+
+
+def checked_value(key, value, target):
+    """``(array, problem)``: the engine array of the state dict's ``value`` for the tensor
+    ``target``, and None or what stops it from loading there (unreadable: no array; another shape)."""
+    try:
+        arr = value._data if isinstance(value, Tensor) else B.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        return None, f"cannot read {key}: {exc}"
+    if tuple(arr.shape) != target.shape:
+        return arr, (f"size mismatch for {key}: copying a value of shape {tuple(arr.shape)} from the state dict, "
+                     f"the shape in the current model is {target.shape}")
+    return arr, None

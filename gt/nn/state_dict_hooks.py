@@ -33,7 +33,6 @@ from gt import autograd
 from gt.backend import B
 from gt.nn import state
 from gt.nn.hooks import RemovableHandle
-from gt.tensor import Tensor
 
 _NO_HOOKS = types.MappingProxyType({})
 _SAVE_HOOKS = ("_state_dict_pre_hooks", "_state_dict_hooks")
@@ -174,15 +173,9 @@ def _check(module, local, prefix, metadata, lists, steps):
         if key not in local:
             missing.append(key)
             continue
-        value = local[key]
-        try:
-            arr = value._data if isinstance(value, Tensor) else B.asarray(value)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            errors.append(f"cannot read {key}: {exc}")
-            continue
-        if tuple(arr.shape) != target.shape:
-            errors.append(f"size mismatch for {key}: copying a value of shape {tuple(arr.shape)} from the "
-                          f"state dict, the shape in the current model is {target.shape}")
+        arr, problem = state.checked_value(key, local[key], target)
+        if problem:
+            errors.append(problem)
             continue
         values.append((target, arr))
     for key in local:
