@@ -19,10 +19,11 @@ import pickle
 from gt import dtypes
 from gt.tensor import Tensor
 
-# What a weights-only file may name: gt's tensor rebuild, OrderedDict, and numpy's array pickling
+# What a weights-only file may name: gt's tensor rebuild, OrderedDict, numpy's array and scalar pickling
 _ALLOWED = {("gt.serialization", "_rebuild_tensor"), ("collections", "OrderedDict"), ("_codecs", "encode"),
             ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"), ("builtins", "set"), ("builtins", "frozenset"),
+            ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"), ("builtins", "set"), ("builtins", "frozenset"),
             ("builtins", "complex"), ("builtins", "slice")}
 
 

@@ -321,6 +321,14 @@ def test_save_load(tmp_path):
         gt.save(obj, 3)
 
 
+def test_numpy_scalars_load_with_weights_only(tmp_path):
+    """What a training loop often saves beside its tensors: numpy scalars (torch allows them too)."""
+    obj = {"step": np.int64(3), "lr": np.float32(0.1), "best": np.float64(-1.5), "done": np.bool_(True)}
+    gt.save(obj, tmp_path / "state.pt")
+    back = gt.load(tmp_path / "state.pt")
+    assert back == obj and [type(v) for v in back.values()] == [type(v) for v in obj.values()]
+
+
 def test_storage_methods():
     torch = torch_or_skip()
     base = np.arange(24.0).reshape(1, 4, 6)     # axis 0 smaller than the mesh: not sharded, strides of one array
