@@ -18,6 +18,7 @@ from gt import autograd
 from gt.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from gt.nn.parameter import Parameter
 from gt.nn.parametrizations import _normalize
+from gt.nn.weight_norm import remove_hook
 from gt.tensor import randn
 
 __all__ = ["SpectralNorm", "spectral_norm", "remove_spectral_norm"]
@@ -100,9 +101,4 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
 def remove_spectral_norm(module, name="weight"):
     """Undo ``spectral_norm``: ``module.<name>`` is a Parameter again, holding the current
     normalised weight (no power iteration). Returns ``module``."""
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    return remove_hook(module, name, SpectralNorm, "spectral_norm")

@@ -75,9 +75,15 @@ def weight_norm(module, name="weight", dim=0):
 def remove_weight_norm(module, name="weight"):
     """Undo ``weight_norm``: ``module.<name>`` is a Parameter again, holding the current
     normalised weight. Returns ``module``."""
+    return remove_hook(module, name, WeightNorm, "weight_norm")
+
+
+def remove_hook(module, name, kind, label):
+    """Remove the forward pre-hook of class ``kind`` that reparametrizes ``module.<name>`` (the
+    hook versions of weight and spectral norm); ValueError naming ``label`` if there is none."""
     for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
             return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    raise ValueError(f"{label} of '{name}' not found in {module}")

@@ -35,8 +35,9 @@ def _flat64(t):
     return t.detach().to(dtypes.float64).reshape(-1).clone()
 
 
-def _numerical(func, inputs, x, eps):
-    """``d outputs / d x`` by central differences: one (x.numel(), out.numel()) float64 tensor per output."""
+def _numerical(func, inputs, x, eps, outputs):
+    """``d outputs / d x`` by central differences: one (x.numel(), out.numel()) float64 tensor per
+    output (``outputs``: those of the unchanged inputs, for the shapes of an empty ``x``)."""
     rows = []
     for idx in itertools.product(*(range(n) for n in x.shape)):
         old = float(x[idx])
@@ -48,7 +49,6 @@ def _numerical(func, inputs, x, eps):
         with no_grad():
             x[idx] = old
         rows.append([(p - m) / (2 * eps) for p, m in zip(*values)])
-    outputs = _outputs(func, inputs)
     return [stack([r[j] for r in rows]) if rows else zeros((0, o.numel()), dtype=dtypes.float64)
             for j, o in enumerate(outputs)]
 
@@ -99,7 +99,7 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
     outputs = _outputs(func, inputs)
     analyticals = [_analytical(outputs, x) for _, x in wrt]   # before the differences change the inputs
     for (i, x), analytical in zip(wrt, analyticals):
-        numerical = _numerical(func, inputs, x, eps)
+        numerical = _numerical(func, inputs, x, eps, outputs)
         for j, (n, a) in enumerate(zip(numerical, analytical)):
             if not a.allclose(n, rtol=rtol, atol=atol):
                 if not raise_exception:
