@@ -14,6 +14,7 @@ of gt imports it.
 
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
 from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from gt.autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_anomaly_enabled
 from gt.backend import set_backend, get_backend, set_num_threads, get_num_threads
 from gt.backend.memory import retain_freed_memory
 from gt.amp import autocast, is_autocast_enabled

@@ -278,19 +278,87 @@ def test_extra_none_gradients_are_accepted_as_torch():
         np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
 
 
-def test_what_gt_does_not_support_is_refused_by_name():
-    class Dirty(gt.autograd.Function):
+def _scale_in_place(m, returns=True):
+    """x *= w in place, marked dirty (torch's documented use of mark_dirty)."""
+    class ScaleInPlace(m.autograd.Function):
         @staticmethod
-        def forward(ctx, x):
+        def forward(ctx, x, w):
+            x.mul_(w)
             ctx.mark_dirty(x)
-            return x
+            ctx.save_for_backward(w)
+            return x if returns else x * 1
 
         @staticmethod
         def backward(ctx, g):
-            return g
-    with pytest.raises(NotImplementedError, match="Dirty: ctx.mark_dirty"):
-        Dirty.apply(gt.tensor([1.0], requires_grad=True))
+            (w,) = ctx.saved_tensors
+            return g * w, None
+    return ScaleInPlace
 
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_mark_dirty_rebases_the_input_as_torch(twice):
+    """The output is the input itself; an op recorded before the change reads the old values, ops
+    after read the new ones, and every gradient is torch's."""
+    got = []
+    for m in (gt, torch):
+        a = m.tensor([1.0, 2.0, 3.0], dtype=m.float64, requires_grad=True)
+        w = m.tensor([2.0, -3.0, 0.5], dtype=m.float64)
+        x = a * 1.5
+        before = x.exp()                        # reads x's values of before the change
+        out = _scale_in_place(m).apply(x, w)
+        if twice:
+            out = _scale_in_place(m).apply(out, w)
+        assert out is x and x.grad_fn is not None
+        ((out * out).sum() + before.sum()).backward()
+        got.append((a.grad.numpy().copy(), x.detach().numpy().copy(), before.detach().numpy().copy()))
+    for g, t in zip(*got):
+        np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+def test_mark_dirty_errors_are_torch_s():
+    for m in (gt, torch):
+        leaf = m.tensor([1.0, 2.0], requires_grad=True)
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad has been used in an in-place"):
+            _scale_in_place(m).apply(leaf, m.tensor([2.0, 2.0]))
+        x = m.tensor([1.0, 2.0], requires_grad=True) * 1
+        with pytest.raises(RuntimeError, match="marked as dirty during the forward method were not returned"):
+            _scale_in_place(m, returns=False).apply(x, m.tensor([2.0, 2.0]))
+        # an op that saved x's values before the change can no longer run its backward
+        x = m.tensor([1.0, 2.0], requires_grad=True) * 1
+        y = x * x
+        _scale_in_place(m).apply(x, m.tensor([2.0, 2.0]))
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
+def test_mark_dirty_on_a_tensor_outside_the_graph_as_torch():
+    """A tensor that did not require grad, changed with a weight that does: it joins the graph."""
+    got = []
+    for m in (gt, torch):
+        w = m.tensor([2.0, 3.0], requires_grad=True)
+        x = m.tensor([1.0, -1.0])
+
+        class MulBy(m.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, w):
+                ctx.save_for_backward(x.clone(), w)
+                x.mul_(w)
+                ctx.mark_dirty(x)
+                return x
+
+            @staticmethod
+            def backward(ctx, g):
+                x0, w = ctx.saved_tensors
+                return g * w, g * x0
+        out = MulBy.apply(x, w)
+        assert out is x and x.requires_grad
+        (out * out).sum().backward()
+        got.append((w.grad.numpy().copy(), x.detach().numpy().copy()))
+    for g, t in zip(*got):
+        np.testing.assert_allclose(g, t, rtol=1e-6)
+
+
+def test_what_gt_does_not_support_is_refused_by_name():
     class NoBackward(gt.autograd.Function):
         @staticmethod
         def forward(ctx, x):
@@ -345,3 +413,24 @@ def test_a_batch_sharded_input_gives_the_unsharded_values_and_gradients(devices)
     for a, b in zip(got[0][:3], got[1][:3]):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert got[1][3] == "Shard(0)"
+
+
+@pytest.mark.own_mesh
+def test_mark_dirty_on_a_sharded_input_gives_the_unsharded_gradients():
+    got = []
+    for n in (1, 2):
+        with use_mesh(n):
+            a = gt.tensor(np.arange(8.0).reshape(4, 2) + 1, requires_grad=True)
+            x = (a.shard(0) if n > 1 else a) * 1.5
+            before = x.exp()
+            out = _scale_in_place(gt).apply(x, gt.tensor(np.array([[2.0, -1.0]])))
+            assert out is x
+            ((out * out).sum() + before.sum()).backward()
+            got.append(a.grad.numpy())
+    np.testing.assert_allclose(got[1], got[0], rtol=1e-12)
+
+
+def test_mark_dirty_of_a_view_in_the_graph_is_refused_by_name():
+    a = gt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True) * 1
+    with pytest.raises(NotImplementedError, match="ScaleInPlace: ctx.mark_dirty of a view of another tensor"):
+        _scale_in_place(gt).apply(a[0], gt.tensor([2.0, 2.0]))

@@ -18,6 +18,8 @@
 This layer sits below the tensor layer (gt/tensor) and never imports it.
 """
 
+from gt.autograd.anomaly import (detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled,
+                                 set_anomaly_enabled, set_detect_anomaly)
 from gt.autograd.backward import backward, call_after_backward, topological_order
 from gt.autograd.buffers import zero_grads
 from gt.autograd.gradients import grad
@@ -27,7 +29,8 @@ from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabl
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
 
-__all__ = ["Function", "backward", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",
+__all__ = ["Function", "backward", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
+           "is_anomaly_check_nan_enabled", "set_anomaly_enabled", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",
            "is_grad_enabled", "once_differentiable",
            "no_grad", "ops_run", "put_on_tape", "register_fused_update",
            "register_post_accumulate_grad_hook", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",

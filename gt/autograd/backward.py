@@ -3,7 +3,7 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import deferred, function, grad_hooks, hooks, rebind, versions
+from gt.autograd import anomaly, deferred, function, grad_hooks, hooks, rebind, versions
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
 from gt.autograd.graph_walk import walk_graph
@@ -78,7 +78,8 @@ def walk(order, pending, retain_graph, capture=None):
             raise RuntimeError(_FREED)
         if fused and id(ctx) in fused:
             ctx.fused = fused[id(ctx)]     # read (and dropped) by the op's backward
-        for parent, parent_grad in _input_grads(ctx, g):
+        grads = _input_grads(ctx, g) if not anomaly.enabled else anomaly.checked(ctx, _input_grads, ctx, g)
+        for parent, parent_grad in grads:
             pending.add(parent, parent_grad)
         if not retain_graph:
             ctx.saved, ctx.inputs, ctx.released = None, (), True

@@ -31,7 +31,7 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import deferred, function
+from gt.autograd import deferred, function, grad_hooks, rebind
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.backend import B
 
@@ -61,6 +61,7 @@ class CustomNode(Function):
         self.to_save, self.saved = (), None
         self.materialize_grads, self.non_differentiable, self.outputs = True, set(), []
         self.grads = None
+        self.dirty = ()
 
     # ---- torch's ctx API -------------------------------------------------------------------------
     def save_for_backward(self, *tensors):
@@ -88,9 +89,15 @@ class CustomNode(Function):
         self.materialize_grads = bool(value)
 
     def mark_dirty(self, *tensors):
-        raise NotImplementedError(
-            f"{self.name}: ctx.mark_dirty (an input changed in place by a custom Function) is not supported in gt; "
-            "return a new tensor (x.clone() changed in place) instead")
+        """Say that ``forward`` changed these inputs in place; it must return each of them. As in
+        torch, the returned tensor is the input itself, whose ``grad_fn`` becomes this call: ops
+        recorded before read its values of before (their gradients go on to its history), ops
+        after read the new ones. A leaf that requires grad is refused, as torch refuses it."""
+        for i, t in enumerate(tensors):
+            if not any(t is a for a in self.inputs):
+                raise ValueError(f"{self.name}: ctx.mark_dirty: argument {i} is not an input of forward; only inputs "
+                                 "changed in place can be marked dirty")
+        self.dirty = tensors
 
     @property
     def name(self):
@@ -217,9 +224,10 @@ def apply(cls, *args, **kwargs):
     single = not isinstance(result, tuple)
     outputs = (result,) if single else result
     record = function.is_grad_enabled() and True in node.needs_input_grad
+    _check_dirty(node, outputs)
     fresh = []
     for out in outputs:
-        if isinstance(out, Tensor) and any(out is a for a in node.inputs):
+        if isinstance(out, Tensor) and any(out is a for a in node.inputs) and not any(out is d for d in node.dirty):
             out = Tensor._from_value(out._value)   # an input returned as it is: an alias, as torch's
         fresh.append(out)
     node.outputs = [(t, t.dtype, t.shape) if isinstance(t, Tensor) else (None, None, None) for t in fresh]
@@ -230,8 +238,37 @@ def apply(cls, *args, **kwargs):
     return fresh[0] if single else tuple(fresh)
 
 
+def _check_dirty(node, outputs):
+    """torch's rules for inputs marked dirty: each is returned, and none is a leaf that requires
+    grad or a view (gt rewrites no other tensor's history here)."""
+    for t in node.dirty:
+        if not any(t is out for out in outputs):
+            raise RuntimeError("Some elements marked as dirty during the forward method were not returned as output. "
+                               "The inputs that are modified inplace must all be outputs of the Function.")
+        if t._requires_grad and t._ctx is None and function.is_grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad has been used in an in-place operation.")
+        if t._ctx is not None and rebind.view_base(t) is not None:
+            raise NotImplementedError(f"{node.name}: ctx.mark_dirty of a view of another tensor in the graph is not "
+                                      "supported in gt; change the tensor it is a view of instead")
+
+
+def _rebase_dirty(node):
+    """Each input marked dirty gets a stand-in for its values of before (its history and hooks),
+    which this call reads; the input itself becomes an output of the call (gt/autograd/rebind.py)."""
+    Tensor = function.Tensor
+    olds = []
+    for t in node.dirty:
+        old = Tensor._from_value(t._value)
+        old._ctx, old._requires_grad = t._ctx, t._requires_grad
+        grad_hooks.move(t, old)
+        node.inputs = tuple(old if a is t else a for a in node.inputs)
+        olds.append((t, old))
+    return olds
+
+
 def _record(node, outputs):
     Tensor = function.Tensor
+    olds = _rebase_dirty(node)
     diff = [i for i, t in enumerate(outputs) if isinstance(t, Tensor) and t.dtype.is_floating_point
             and id(t) not in node.non_differentiable]
     if not diff:
@@ -246,6 +283,8 @@ def _record(node, outputs):
         out = outputs[i]
         out._ctx, out._requires_grad = op, True
         put_on_tape(op, out)
+    for t, old in olds:
+        rebind.changed(t, old, function.new_epoch())
 
 
 function._custom_apply, function.once_differentiable = apply, once_differentiable

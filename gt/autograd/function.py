@@ -14,6 +14,7 @@ import collections
 import functools
 import weakref
 
+from gt.autograd import anomaly
 from gt.backend import B
 
 _grad_enabled = True
@@ -50,6 +51,8 @@ def put_on_tape(ctx, result):
     (gt/autograd/rebind.py: which version of a tensor changed in place since it read)."""
     ctx.epoch = _epoch
     tape.append((weakref.ref(ctx), weakref.ref(result)))
+    if anomaly.enabled:
+        anomaly.record(ctx)
 
 
 # Counts the in-place changes recorded on the tape (gt/autograd/rebind.py); every op recorded

@@ -15,7 +15,7 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import function, grad_hooks, hooks, versions
+from gt.autograd import anomaly, function, grad_hooks, hooks, versions
 
 _FREED = (
     "trying to backward through a graph a second time (its saved values were freed by the first "
@@ -56,7 +56,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
                 node.grad = g if node.grad is None else node.grad + g
             if isinstance(ctx, function.Function):
                 versions.check(ctx)
-            grads = ctx.backward_graph(g)
+            grads = ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
             if not isinstance(grads, tuple):
                 grads = (grads,)
             for parent, pg in zip(ctx.inputs, grads):

@@ -51,6 +51,11 @@ def set_view_test(view_base):
     _view_base = view_base
 
 
+def view_base(tensor):
+    """The tensor that ``tensor`` is a view of in the graph, or None (the tensor layer's answer)."""
+    return None if _view_base is None else _view_base(tensor)
+
+
 def active():
     return bool(_changed)
 
