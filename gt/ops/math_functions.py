@@ -16,6 +16,7 @@ from gt.autograd import Function
 from gt.backend import B
 from gt.ops._graph import const, expand_back, mask_like
 from gt.ops.elementwise import Where
+from gt.ops.shape import Cat
 from gt.ops.sorting import Cumsum
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -296,16 +297,30 @@ class Prod(Function):
         inverse = tuple(order.index(i) for i in range(len(shape)))
         return (g * B.transpose(others, inverse),)
 
-    @property
-    def records_graph(self):
-        """Whether ``backward_graph`` can record the gradient: no zero among the factors (the
-        recorded gradient divides the product by each factor)."""
-        return not B.any(self.saved[0] == 0)
-
     def backward_graph(self, g):
         x = self.inputs[0]
-        out = Prod.apply(x, self.axis, True)
-        return (expand_back(g, tuple(x.shape), self.axis, self.keepdims) * (out / x),)
+        shape = tuple(x.shape)
+        if 0 in shape:
+            return (const(B.zeros(shape, B.dtype_of(self.saved[0]))),)
+        g = expand_back(g, shape, self.axis, self.keepdims)
+        if not B.any(self.saved[0] == 0):    # the product over each factor: the cheaper form
+            return (g * (Prod.apply(x, self.axis, True) / x),)
+        # with a zero: the products of the factors before and after each one, as the backward does
+        axes = tuple(range(len(shape))) if self.axis is None else self.axis
+        rest = tuple(i for i in range(len(shape)) if i not in axes)
+        order = rest + axes
+        flat = x.permute(order).reshape(tuple(shape[i] for i in rest) + (-1,))
+        before = _exclusive_cumprod(flat)
+        after = _exclusive_cumprod(flat.flip(-1)).flip(-1)
+        others = (before * after).reshape(tuple(shape[i] for i in order))
+        return (g * others.permute(tuple(order.index(i) for i in range(len(shape)))),)
+
+
+def _exclusive_cumprod(x):
+    """Recorded running products along the last axis of the entries before each one (1 first)."""
+    n = x.shape[-1]
+    one = const(B.ones(tuple(x.shape[:-1]) + (1,), B.dtype_of(x._data)))
+    return Cat.apply(one, x[..., :n - 1].cumprod(-1), axis=x.ndim - 1)
 
 
 class Cumprod(Function):
@@ -340,13 +355,22 @@ class Cumprod(Function):
             head = B.prod(B.where(before, x, 1), axis=ax, keepdims=True)    # x[0] ... x[z-1]
             return (B.where(first, total * head, grad),)
 
-    @property
-    def records_graph(self):
-        """Whether ``backward_graph`` can record the gradient: no zero in the input."""
-        return not B.any(self.saved[0] == 0)
-
     def backward_graph(self, g):
-        # torch's reversed_cumsum(g * out) / x, recorded
         x, ax = self.inputs[0], self.axis
-        flip = (slice(None),) * ax + (slice(None, None, -1),)
-        return (Cumsum.apply((g * Cumprod.apply(x, ax))[flip], ax)[flip] / x,)
+        if not B.any(self.saved[0] == 0):
+            # torch's reversed_cumsum(g * out) / x, recorded
+            flip = (slice(None),) * ax + (slice(None, None, -1),)
+            return (Cumsum.apply((g * Cumprod.apply(x, ax))[flip], ax)[flip] / x,)
+        # with a zero, no division: d out_j / d x_i = prod(x_k, k <= j, k != i) for j >= i, that is
+        # (the entries before i) * (the entries from i + 1 to j), the latter as an (n, n) table per
+        # slice (memory n^2 along the axis, only for inputs holding a zero)
+        xm, gm = x.movedim(ax, -1), g.movedim(ax, -1)
+        n = xm.shape[-1]
+        dtype = B.dtype_of(self.saved[0])
+        index = B.arange(0, n, 1, "int64")
+        i, j = B.reshape(index, (n, 1)), B.reshape(index, (1, n))
+        spans = Where.apply(j > i, xm.unsqueeze(-2).expand(tuple(xm.shape[:-1]) + (n, n)),
+                            1.0).cumprod(-1)                            # prod(x_k, i < k <= j) for j > i
+        upper = const(B.astype(j >= i, dtype))
+        tail = ((spans * upper) * gm.unsqueeze(-2)).sum(-1)            # sum_j g_j prod(x_k, i < k <= j)
+        return ((_exclusive_cumprod(xm) * tail).movedim(-1, ax),)
