@@ -13,6 +13,7 @@ of gt imports it.
 """
 
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
+from gt.devices import device  # torch.device's parsing; also the string it prints
 from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from gt.autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_anomaly_enabled
 from gt.backend import set_backend, get_backend, set_num_threads, get_num_threads
@@ -71,6 +72,7 @@ from gt import linalg  # torch.linalg's functions
 from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesky, qr, svd, matrix_power
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
+from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
 

@@ -320,3 +320,18 @@ class Rounding(Function):
 
     def backward_graph(self, g):
         return (g * 0.0, None)
+
+
+class ToDevice(Function):
+    """``x`` copied to another device (``Tensor.to(device)``); the gradient goes back to the
+    device ``x`` came from."""
+
+    def forward(self, x, device):
+        self.source = B.device_of(x)
+        return B.to_device(x, device)
+
+    def backward(self, g):
+        return (B.to_device(g, self.source), None)
+
+    def backward_graph(self, g):
+        return (ToDevice.apply(g, self.source), None)

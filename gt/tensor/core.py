@@ -23,6 +23,7 @@ import warnings
 
 from gt import autograd, dtypes
 from gt.backend import B
+from gt.devices import device
 from gt.ops import elementwise as ew
 from gt.ops._shapes import normalize_axis, numel
 from gt.sharding import layout
@@ -62,6 +63,8 @@ from gt.tensor import fused_methods, info_methods, stats_methods
 from gt.tensor.fused_methods import FusedMethods
 from gt.tensor.info_methods import InfoMethods
 from gt.tensor.stats_methods import StatsMethods
+from gt.tensor import device_methods
+from gt.tensor.device_methods import DeviceMethods
 
 _next_id = 0
 
@@ -69,7 +72,7 @@ _next_id = 0
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
              ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
              SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
-             DiagonalMethods):
+             DiagonalMethods, DeviceMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -177,9 +180,10 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @property
     def device(self):
-        """Where the values live: ``"cpu"``, or ``"cuda:i"`` (a sharded tensor: its first block's device)."""
+        """Where the values live, a ``gt.device``: ``"cpu"``, or ``"cuda:i"`` (a sharded tensor: its
+        first block's device). It is also the string it prints (gt/devices.py)."""
         p = self._placed
-        return B.device_of(self._array if p is None else p.shards[0])
+        return device(B.device_of(self._array if p is None else p.shards[0]))
 
     @property
     def requires_grad(self):
@@ -312,13 +316,6 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
             raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
         return bool(self.item())
 
-    def to(self, dtype):
-        """A copy of this tensor with another dtype (differentiable between float dtypes)."""
-        dtype = dtypes.to_dtype(dtype)
-        return self if dtype == self.dtype else ew.Cast.apply(self, dtype)
-
-    astype = to
-
     def float(self):
         return self.to(dtypes.float32)
 
@@ -397,7 +394,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 # them), get it here, once it exists.
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
-                construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods):
+                construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, device_methods):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

@@ -7,6 +7,7 @@ from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Shard
 from gt.tensor import hints
 from gt.tensor.core import Tensor
+from gt.tensor.device_methods import accepts_device
 from gt.tensor.shape import _shape_args
 
 
@@ -40,6 +41,7 @@ def _float(dtype):
     return dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
 
 
+@accepts_device
 def tensor(data, dtype=None, requires_grad=False):
     """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays, tensors).
 
@@ -56,18 +58,22 @@ def from_numpy(array, requires_grad=False):
     return _new(B.asarray(array), requires_grad)
 
 
+@accepts_device
 def zeros(*shape, dtype=None, requires_grad=False):
     return _new(B.zeros(_dims(shape), _float(dtype)), requires_grad)
 
 
+@accepts_device
 def ones(*shape, dtype=None, requires_grad=False):
     return _new(B.ones(_dims(shape), _float(dtype)), requires_grad)
 
 
+@accepts_device
 def empty(*shape, dtype=None, requires_grad=False):
     return _new(B.empty(_dims(shape), _float(dtype)), requires_grad)
 
 
+@accepts_device
 def full(shape, fill_value, dtype=None, requires_grad=False):
     shape = (shape,) if isinstance(shape, int) else shape
     if dtype is None and isinstance(fill_value, bool):
@@ -88,27 +94,33 @@ def _like(t, arr, requires_grad):
     return out.requires_grad_(True) if requires_grad else out
 
 
+@accepts_device
 def zeros_like(t, dtype=None, requires_grad=False):
     return _like(t, B.zeros(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 
+@accepts_device
 def ones_like(t, dtype=None, requires_grad=False):
     return _like(t, B.ones(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 
+@accepts_device
 def full_like(t, fill_value, dtype=None, requires_grad=False):
     return _like(t, full(t.shape, fill_value, dtype=dtype or t.dtype).replicate()._array, requires_grad)
 
 
+@accepts_device
 def empty_like(t, dtype=None, requires_grad=False):
     return _like(t, B.empty(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 
+@accepts_device
 def randn_like(t, dtype=None, requires_grad=False):
     """Standard normal samples shaped as ``t``, in ``t``'s float dtype (torch refuses integer ones)."""
     return _like(t, B.randn(t.shape, _float(_floating_dtype(dtype or t.dtype, "randn_like"))), requires_grad)
 
 
+@accepts_device
 def rand_like(t, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) shaped as ``t``, in ``t``'s float dtype."""
     return _like(t, B.rand(t.shape, _float(_floating_dtype(dtype or t.dtype, "rand_like"))), requires_grad)
@@ -121,6 +133,7 @@ def _floating_dtype(dtype, fn):
     return dtype
 
 
+@accepts_device
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     """``[start, stop)`` in steps of ``step``; int64 for int arguments, float32 otherwise."""
     if stop is None:
@@ -132,6 +145,7 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad, data=False)
 
 
+@accepts_device
 def linspace(start, stop, steps, dtype=None, requires_grad=False):
     if steps < 1:
         raise ValueError(f"linspace: steps must be at least 1, got {steps}")
@@ -140,6 +154,7 @@ def linspace(start, stop, steps, dtype=None, requires_grad=False):
     return _new(B.astype(values, _float(dtype)), requires_grad, data=False)
 
 
+@accepts_device
 def eye(n, m=None, dtype=None, requires_grad=False):
     m = n if m is None else m
     arr = B.zeros((n, m), _float(dtype))
@@ -178,16 +193,19 @@ def set_rng_state(state):
     B.set_rng_state(state)
 
 
+@accepts_device
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard normal samples of the given shape (float32 by default)."""
     return _new(B.randn(_dims(shape), _float(dtype)), requires_grad)
 
 
+@accepts_device
 def rand(*shape, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) of the given shape (float32 by default)."""
     return _new(B.rand(_dims(shape), _float(dtype)), requires_grad)
 
 
+@accepts_device
 def randint(low, high=None, size=(), dtype=None):
     """Random integers in ``[low, high)`` (int64)."""
     if high is None:
@@ -198,5 +216,6 @@ def randint(low, high=None, size=(), dtype=None):
     return _new(arr if dtype is None else B.astype(arr, dtype), False)
 
 
+@accepts_device
 def randperm(n):
     return _new(B.astype(B.permutation(n), dtypes.int64), False)

@@ -15,6 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes
 from gt.tensor._args import _pick, _scalar
+from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -411,17 +412,22 @@ class ExtraMethods:
         return isinstance(other, Tensor) and other.shape == self.shape and bool((self == other).all())
 
     # ---- new tensors in this tensor's dtype ---------------------------------------------------
+    @accepts_device
     def new_zeros(self, *size, dtype=None):
         return Tensor._wrap(B.zeros(_sizes(size, "new_zeros"), dtype or self.dtype))
 
+    @accepts_device
     def new_ones(self, *size, dtype=None):
         return Tensor._wrap(B.ones(_sizes(size, "new_ones"), dtype or self.dtype))
 
+    @accepts_device
     def new_empty(self, *size, dtype=None):
         return Tensor._wrap(B.empty(_sizes(size, "new_empty"), dtype or self.dtype))
 
+    @accepts_device
     def new_full(self, size, fill_value, dtype=None):
         return Tensor._wrap(B.full(_sizes((size,), "new_full"), fill_value, dtype or self.dtype))
 
+    @accepts_device
     def new_tensor(self, data, dtype=None):
         return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True))

@@ -71,12 +71,6 @@ class InfoMethods:
             return strides
         return strides[normalize_axis(dim, self.ndim, "stride")]
 
-    def cpu(self):
-        """This tensor on the CPU: itself when it is there already."""
-        if self.device == "cpu":
-            return self
-        return Tensor._wrap(B.to_device(self._data, "cpu"))
-
     def type(self, dtype=None):
         """The type name (``'gt.FloatTensor'``) without an argument; with a dtype or a type name
         (``'gt.DoubleTensor'``; torch's ``'torch.DoubleTensor'`` too), this tensor cast to it."""
