@@ -73,6 +73,9 @@ from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesk
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+# torch's linear algebra at the top level (matrix_exp, lu, cholesky_solve, triangular_solve, ...)
+from gt.tensor.linalg_factor import (matrix_exp, lu_unpack, triangular_solve, cholesky_solve,  # noqa: E402
+                                     cholesky_inverse, lu_legacy as lu, lu_solve_legacy as lu_solve)
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
 

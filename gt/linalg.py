@@ -8,8 +8,9 @@
     [0.09090909361839294, 0.6363636255264282]
 
 Matrices are the last two axes of a float32 or float64 tensor; leading axes are batch axes.
-Gradients are torch's (gt/ops/linalg_ops.py for the factorizations; the norms, ``pinv``,
-``matrix_power``, ``multi_dot`` are composed from differentiable ops). A matrix LAPACK cannot
+Gradients are torch's (gt/ops/linalg_ops.py and gt/ops/linalg_factor_ops.py for the
+factorizations, solves and ``matrix_exp``; the norms, ``pinv``, ``matrix_power``, ``multi_dot``,
+``cond``, ``householder_product``, ``vander`` are composed from differentiable ops). A matrix LAPACK cannot
 handle raises ``gt.linalg.LinAlgError`` (a RuntimeError, as torch.linalg.LinAlgError).
 
 Where gt differs from torch: no complex tensors (so no ``eig``, ``eigvals``); ``multi_dot``
@@ -17,9 +18,8 @@ multiplies left to right (torch picks the cheapest order: the same values up to 
 ``pinv`` and ``matrix_rank`` take ``atol``/``rtol`` as numbers, not tensors; ``lstsq`` solves
 through the pseudo-inverse whatever the ``driver``; the norms have no ``dtype=`` argument;
 ``pinv``'s gradient is torch's only for full-rank inputs; bad dtypes and shapes raise TypeError and ValueError (torch:
-RuntimeError). Not in gt: ``lu``, ``lu_factor``, ``ldl_factor``, ``householder_product``, ``matrix_exp``,
-``tensorinv``, ``tensorsolve``, ``cond``, ``vander``, ``solve_triangular``, ``cholesky_ex``,
-``inv_ex``, ``solve_ex``.
+RuntimeError); ``inv_ex``/``solve_ex`` give NaN for a singular matrix (torch: unspecified values).
+Not in gt: ``ldl_factor``, ``ldl_solve``.
 """
 
 import collections
@@ -27,10 +27,15 @@ import math
 
 from gt import dtypes
 from gt.backend.engine_linalg import LinAlgError
-from gt.tensor.functions import stack
+from gt.tensor.functions import cat, stack
 from gt.tensor.linalg_methods import (cholesky, det, eigh, eigvalsh, inv, matrix_input, matrix_power, pinv, qr,
                                       slogdet, solve, svd, svdvals, _cutoff)
 from gt.tensor.creation import zeros
+from gt.tensor.arithmetic import where
+from gt.tensor.linalg_base import eye_like
+from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, solve_triangular,
+                                     _info_error)
+from gt.ops.linalg_factor_ops import CholeskyEx
 from gt.autograd import function, no_grad
 
 # torch.return_types.linalg_lstsq
@@ -207,3 +212,175 @@ def lstsq(A, B, rcond=None, *, driver=None):
     residuals = ((A @ x - b) ** 2).sum(dim=-2) if full else empty
     values = svdvals(A) if driver in ("gelsd", "gelss") else empty
     return LstsqResult(x.squeeze(-1) if vector else x, residuals, rank, values)
+
+
+# ---- the rest of torch.linalg: LU, triangular solves, the _ex variants, cond, tensor solves ----------------
+CholeskyExResult = collections.namedtuple("linalg_cholesky_ex", ["L", "info"])
+InvExResult = collections.namedtuple("linalg_inv_ex", ["inverse", "info"])
+SolveExResult = collections.namedtuple("linalg_solve_ex", ["result", "info"])
+
+
+def cholesky_ex(A, *, upper=False, check_errors=False):
+    """``(L, info)``: ``cholesky`` without the error: info (...) int32 is 0, or i + 1 where the
+    leading minor of order i + 1 of that matrix is not positive-definite (its L is then
+    unspecified, as torch's). ``check_errors=True`` raises LinAlgError instead. Cholesky's gradient."""
+    A = matrix_input(A, "linalg.cholesky_ex", True)
+    n = A.shape[-1]
+    packed = CholeskyEx.apply(A, bool(upper))
+    low = packed[..., :n * n].reshape(tuple(A.shape))
+    info = packed[..., n * n].detach().to(dtypes.int32)
+    if check_errors:
+        _info_error(info, "linalg.cholesky_ex", lambda i: "The factorization could not be completed because the "
+                    f"input is not positive-definite (the leading minor of order {i} is not positive-definite).")
+    return CholeskyExResult(low, info)
+
+
+def _singular_info(A):
+    """LAPACK getrf's info of each matrix of A (int32, no gradient): i + 1 where U[i, i] is 0."""
+    return lu_factor_ex(A.detach()).info
+
+
+def inv_ex(A, *, check_errors=False):
+    """``(inverse, info)``: ``inv`` without the error: info (...) int32 is 0, or i + 1 where U[i, i]
+    of A's LU is zero (A singular; its inverse is NaN here, unspecified in torch, which gives inf
+    or garbage). ``check_errors=True`` raises LinAlgError instead. ``inv``'s gradient."""
+    A = matrix_input(A, "linalg.inv_ex", True)
+    info = _singular_info(A)
+    if check_errors:
+        _info_error(info, "linalg.inv_ex", lambda i: f"The diagonal element {i} is zero, the inversion could not "
+                    "be completed because the input matrix is singular.")
+    bad = (info != 0).unsqueeze(-1).unsqueeze(-1)
+    if not bool(bad.any()):
+        return InvExResult(inv(A), info)
+    eye = eye_like(A, A.shape[-1])
+    return InvExResult(where(bad, float("nan"), inv(where(bad, eye, A))), info)
+
+
+def solve_ex(A, B, *, left=True, check_errors=False):
+    """``(result, info)``: ``solve`` without the error: info (...) int32 (A's batch shape) is 0, or
+    i + 1 where U[i, i] of A's LU is zero (A singular; its result is NaN here, unspecified in
+    torch). ``check_errors=True`` raises LinAlgError instead. ``solve``'s gradient."""
+    A = matrix_input(A, "linalg.solve_ex", True)
+    info = _singular_info(A)
+    if check_errors:
+        _info_error(info, "linalg.solve_ex", lambda i: f"The solver failed because the input matrix is singular "
+                    f"(U[{i},{i}] is zero).")
+    bad = info != 0
+    if not bool(bad.any()):
+        return SolveExResult(solve(A, B, left=left), info)
+    bad_m = bad.unsqueeze(-1).unsqueeze(-1)
+    x = solve(where(bad_m, eye_like(A, A.shape[-1]), A), B, left=left)
+    vector = x.ndim == A.ndim - 1 or x.ndim == 1
+    mask = bad.unsqueeze(-1) if vector else bad_m
+    return SolveExResult(where(mask, float("nan"), x), info)
+
+
+def cond(A, p=None):
+    """The condition number of A in the matrix norm ``p``: ``norm(A, p) * norm(inv(A), p)``; for
+    ``p`` None, 2 or -2 the ratio of the largest to the smallest singular value (its inverse for -2),
+    for any A (..., m, n); 'fro', 'nuc', inf, -inf, 1, -1 need square A and give inf where A is
+    singular (as torch). Gradients through the SVD or ``inv``."""
+    A = matrix_input(A, "linalg.cond")
+    if p is None or (p in (2, -2) and not isinstance(p, bool)):
+        s = svdvals(A)
+        big, small = s[..., 0], s[..., -1]
+        return small / big if p == -2 else big / small
+    if isinstance(p, bool) or p not in ("fro", "nuc", math.inf, -math.inf, 1, -1):
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {p!r} (expected None, 2, -2, 'fro', 'nuc', "
+                           "inf, -inf, 1 or -1)")
+    if A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but they are "
+                           f"{A.shape[-2]} by {A.shape[-1]} matrices")
+    inverse, info = inv_ex(A)
+    bad = info != 0
+    if bool(bad.any()):
+        inverse = where(bad.unsqueeze(-1).unsqueeze(-1), 0.0, inverse)
+    out = matrix_norm(A, p) * matrix_norm(inverse, p)
+    return where(bad, math.inf, out) if bool(bad.any()) else out
+
+
+def _prod(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def tensorinv(A, ind=2):
+    """The tensor X with ``tensordot(X, A, ind)`` the identity: A reshaped to the square matrix
+    (prod(A.shape[:ind]), prod(A.shape[ind:])), inverted, reshaped to A.shape[ind:] + A.shape[:ind]."""
+    A = _float_input(A, "linalg.tensorinv")
+    if isinstance(ind, bool) or not isinstance(ind, int) or ind <= 0:
+        raise ValueError(f"linalg.tensorinv: expected a strictly positive integer for 'ind', but got {ind!r}")
+    rows, cols = _prod(A.shape[:ind]), _prod(A.shape[ind:])
+    if rows != cols:
+        raise ValueError(f"linalg.tensorinv: expected self to satisfy the requirement prod(self.shape[ind:]) == "
+                         f"prod(self.shape[:ind]), but got {cols} != {rows} (shape {tuple(A.shape)}, ind={ind})")
+    return inv(A.reshape(rows, cols)).reshape(tuple(A.shape[ind:]) + tuple(A.shape[:ind]))
+
+
+def tensorsolve(A, B, dims=None):
+    """The tensor X with ``tensordot(A, X, X.ndim) == B``: X has A's shape after B's dims; ``dims``
+    (axes of A) are moved to the end of A first."""
+    A = _float_input(A, "linalg.tensorsolve")
+    rhs = B                 # torch's argument name
+    if dims is not None:
+        dims = [d % A.ndim for d in dims]
+        A = A.movedim(tuple(dims), tuple(range(A.ndim - len(dims), A.ndim)))
+    out_shape = tuple(A.shape[rhs.ndim:])
+    rows, cols = _prod(rhs.shape), _prod(out_shape)
+    if tuple(A.shape[:rhs.ndim]) != tuple(rhs.shape) or rows != cols:
+        raise ValueError(f"linalg.tensorsolve: expected self to satisfy the requirement "
+                         f"prod(result.shape) == prod(other.shape) with A's leading shape equal to B's, got A of "
+                         f"shape {tuple(A.shape)} and B of shape {tuple(rhs.shape)}")
+    return solve(A.reshape(rows, cols), rhs.reshape(rows)).reshape(out_shape)
+
+
+def householder_product(A, tau):
+    """The first n columns (..., m, n) of the product ``H_1 ... H_k`` of the Householder reflections
+    ``H_i = I - tau_i v_i v_i^T``, v_i the i-th column of A (..., m, n) below the diagonal with a 1
+    on it, tau (..., k), k <= n <= m (LAPACK's orgqr, the Q of ``geqrf``). Composed from
+    differentiable ops: gradients for A and tau."""
+    A = matrix_input(A, "linalg.householder_product")
+    m, n = A.shape[-2:]
+    if not isinstance(tau, function.Tensor) or tau.dtype != A.dtype:
+        raise TypeError(f"linalg.householder_product: tau must be a tensor of A's dtype {A.dtype.name}, got "
+                        f"{getattr(tau, 'dtype', type(tau).__name__)}")
+    k = tau.shape[-1] if tau.ndim else -1
+    if n > m or tau.ndim != A.ndim - 1 or k > n or tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
+        raise ValueError(f"linalg.householder_product: expected A (..., m, n) with m >= n and tau (..., k) with "
+                         f"k <= n and A's batch shape, got A of shape {tuple(A.shape)} and tau of shape "
+                         f"{tuple(tau.shape)}")
+    v = A[..., :, :k].tril(-1) + eye_like(A, m, k)
+    q = eye_like(A, m, n).expand(tuple(A.shape[:-2]) + (m, n))
+    for i in range(k - 1, -1, -1):      # H_i (H_{i+1} ... H_k Q0): one reflection of all columns at a time
+        vi = v[..., :, i:i + 1]
+        q = q - (tau[..., i:i + 1].unsqueeze(-1) * vi) @ (vi.mT @ q)
+    return q
+
+
+def vander(x, *, N=None):
+    """The Vandermonde matrices (..., n, N) of the vectors x (..., n): column j holds ``x ** j``
+    (increasing powers, torch.linalg's order; ``N`` defaults to n and must be at least 2).
+    Integer inputs give int64 (torch's). Gradient through a cumulative product."""
+    if not isinstance(x, function.Tensor):
+        raise TypeError(f"linalg.vander(): argument 'x' must be a tensor, not {type(x).__name__}")
+    if x.dtype == dtypes.bool_:
+        raise TypeError("linalg.vander supports floating point and integer tensors, but got bool")
+    if x.ndim == 0:
+        raise ValueError("linalg.vander: x must have at least 1 dimension, got a 0-d tensor")
+    N = x.shape[-1] if N is None else N
+    if isinstance(N, bool) or not isinstance(N, int) or N <= 1:
+        raise ValueError(f"linalg.vander: N must be greater than 1, got {N!r}")
+    column = x.unsqueeze(-1)
+    ones = (column * 0 + 1).detach()
+    return cat([ones, column.expand(tuple(x.shape) + (N - 1,))], dim=-1).cumprod(-1)
+
+
+def matmul(input, other):
+    """``input @ other`` (torch.linalg.matmul, an alias of torch.matmul)."""
+    return input @ other
+
+
+__all__ += ["cholesky_ex", "cond", "householder_product", "inv_ex", "lu", "lu_factor", "lu_factor_ex", "lu_solve",
+            "matmul", "matrix_exp", "solve_ex", "solve_triangular", "tensorinv", "tensorsolve", "vander"]

@@ -4,6 +4,7 @@ dtype."""
 
 import numpy as np
 
+from gt.backend import numpy_factor
 from gt.backend.engine_linalg import LinAlgError
 
 
@@ -49,3 +50,15 @@ class NumpyLinalg:
             return _same(x, np.linalg.svd(x, compute_uv=False))
         u, s, vh = np.linalg.svd(x, full_matrices=full_matrices)
         return _same(x, u, s, vh)
+
+    def lu_factor(self, x):
+        return numpy_factor.lu_factor(x)
+
+    def solve_triangular(self, a, b, upper, unitriangular):
+        return numpy_factor.solve_triangular(a, b, upper, unitriangular)
+
+    def matrix_exp(self, x):
+        return numpy_factor.matrix_exp(x)
+
+    def cholesky_ex(self, x):
+        return numpy_factor.cholesky_ex(x)

@@ -40,3 +40,15 @@ class TorchLinalg:
         if not compute_uv:
             return torch.linalg.svdvals(x)
         return tuple(torch.linalg.svd(x, full_matrices=full_matrices))
+
+    def lu_factor(self, x):
+        return tuple(torch.linalg.lu_factor_ex(x))
+
+    def solve_triangular(self, a, b, upper, unitriangular):
+        return torch.linalg.solve_triangular(a, b, upper=upper, unitriangular=unitriangular)
+
+    def matrix_exp(self, x):
+        return torch.linalg.matrix_exp(x)
+
+    def cholesky_ex(self, x):
+        return tuple(torch.linalg.cholesky_ex(x))

@@ -18,6 +18,8 @@ from gt.backend import B
 from gt.ops import linalg_ops as ops
 from gt.ops._shapes import broadcast_shape
 from gt.tensor.arithmetic import where
+from gt.tensor import linalg_factor
+from gt.tensor.linalg_base import eye_like, matrix_input
 
 # torch.return_types.linalg_slogdet / linalg_qr / linalg_eigh / linalg_svd / svd
 SlogdetResult = collections.namedtuple("slogdet", ["sign", "logabsdet"])
@@ -27,32 +29,12 @@ SvdResult = collections.namedtuple("svd", ["U", "S", "Vh"])
 SvdOldResult = collections.namedtuple("svd", ["U", "S", "V"])
 
 
-def matrix_input(a, name, square=False):
-    """``a`` checked: a float32/float64 tensor of at least 2 dims (square matrices if ``square``)."""
-    if not isinstance(a, function.Tensor):
-        raise TypeError(f"{name}(): argument 'A' must be a tensor, not {type(a).__name__}")
-    if a.dtype not in (dtypes.float32, dtypes.float64):
-        raise TypeError(f"{name}: expected a float32 or float64 tensor as input, got {a.dtype.name}")
-    if a.ndim < 2:
-        raise ValueError(f"{name}: the input tensor A must have at least 2 dimensions, got shape {a.shape}")
-    if square and a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"{name}: A must be batches of square matrices, but they are "
-                         f"{a.shape[-2]} by {a.shape[-1]} matrices")
-    return a
-
-
 def _part(packed, start, shape):
     """The part of a packed result (gt/ops/linalg_ops.py) at ``start`` with the matrix ``shape``."""
     n = 1
     for d in shape:
         n *= d
     return packed[..., start:start + n].reshape(tuple(packed.shape[:-1]) + tuple(shape)), start + n
-
-
-def eye_like(a, n):
-    """The (n, n) identity in ``a``'s dtype (a constant)."""
-    rows = B.reshape(B.arange(0, n, 1, dtypes.int64), (n, 1))
-    return function.Tensor._wrap(B.astype(rows == B.reshape(B.arange(0, n, 1, dtypes.int64), (1, n)), a.dtype))
 
 
 def det(A):
@@ -255,3 +237,27 @@ class LinalgMethods:
     def matrix_power(self, n):
         """``gt.linalg.matrix_power(self, n)``."""
         return matrix_power(self, n)
+
+    def matrix_exp(self):
+        """``gt.linalg.matrix_exp(self)``."""
+        return linalg_factor.matrix_exp(self)
+
+    def lu(self, pivot=True, get_infos=False):
+        """``gt.lu(self, pivot, get_infos)``: ``(A_LU, pivots[, infos])``."""
+        return linalg_factor.lu_legacy(self, pivot, get_infos)
+
+    def lu_solve(self, LU_data, LU_pivots):
+        """``gt.linalg.lu_solve(LU_data, LU_pivots, self)``."""
+        return linalg_factor.lu_solve(LU_data, LU_pivots, self)
+
+    def triangular_solve(self, A, upper=True, transpose=False, unitriangular=False):
+        """``gt.triangular_solve(self, A, ...)``: ``(solution, cloned_coefficient)``."""
+        return linalg_factor.triangular_solve(self, A, upper, transpose, unitriangular)
+
+    def cholesky_solve(self, input2, upper=False):
+        """``gt.cholesky_solve(self, input2, upper)``: X with ``A @ X = self``, A's factor ``input2``."""
+        return linalg_factor.cholesky_solve(self, input2, upper)
+
+    def cholesky_inverse(self, upper=False):
+        """``gt.cholesky_inverse(self, upper)``."""
+        return linalg_factor.cholesky_inverse(self, upper)

@@ -1,0 +1,216 @@
+"""The differentiable ops of gt.linalg's LU factorization, triangular and Cholesky solves and
+matrix exponential, with torch's backward formulas (FunctionsManual.cpp, real case); the
+conventions of gt/ops/linalg_ops.py hold (matrices on the last two axes, equal batch shapes,
+several results packed into one array).
+"""
+
+from gt.autograd import Function
+from gt import dtypes
+from gt.backend import B
+from gt.ops.linalg_ops import Cholesky, _pack, _t, _tril, _unpack
+
+
+def _triu(x, k=0):
+    """The upper triangle of ``x`` (..., n, m) from the ``k``-th diagonal."""
+    return x - _tril(x, k - 1)
+
+
+def _cols(x, start, stop):
+    return B.getitem(x, (Ellipsis, slice(start, stop)))
+
+
+def _rows(x, start, stop):
+    return B.getitem(x, (Ellipsis, slice(start, stop), slice(None)))
+
+
+def permutation(pivots, m, dtype):
+    """The permutation matrices P (..., m, m) of LAPACK's 1-based row swaps ``pivots`` (..., k):
+    ``A = P @ L @ U`` (row i was swapped with row ``pivots[i] - 1``, for i = 0, 1, ...)."""
+    batch = tuple(pivots.shape[:-1])
+    perm = B.copy(B.broadcast_to(B.arange(0, m, 1, dtypes.int64), batch + (m,)))
+    swap = B.astype(pivots, dtypes.int64) - 1
+    for i in range(pivots.shape[-1]):
+        j = _cols(swap, i, i + 1)
+        moved = B.take_along_axis(perm, j, -1)
+        B.put_along_axis(perm, j, B.copy(_cols(perm, i, i + 1)), -1)
+        B.setitem(perm, (Ellipsis, slice(i, i + 1)), moved)
+    rows = B.reshape(B.arange(0, m, 1, dtypes.int64), (m, 1))
+    return B.astype(rows == B.reshape(perm, batch + (1, m)), dtype)
+
+
+def unpack(lu, pivots):
+    """``(P (..., m, m), L (..., m, k) unit lower, U (..., k, n) upper)`` of a packed LU."""
+    m, n = lu.shape[-2:]
+    k = min(m, n)
+    low = _tril(_cols(lu, 0, k), -1) + B.astype(_offsets_eq(m, k), B.dtype_of(lu))
+    return permutation(pivots, m, B.dtype_of(lu)), low, _triu(_rows(lu, 0, k))
+
+
+def _offsets_eq(m, k):
+    rows = B.reshape(B.arange(0, m, 1, dtypes.int64), (m, 1))
+    return rows == B.reshape(B.arange(0, k, 1, dtypes.int64), (1, k))
+
+
+def lu_backward(g_low, g_up, p, low, up):
+    """torch's linalg_lu_backward: the gradient of A = P L U from those of L (..., m, k) and
+    U (..., k, n) (square, wide m < n and tall m > n cases)."""
+    m, n = low.shape[-2], up.shape[-1]
+    k = min(m, n)
+    tri = B.solve_triangular
+    if m == n:
+        ga = _tril(B.matmul(_t(low), g_low), -1) + _triu(B.matmul(g_up, _t(up)))
+        ga = _t(tri(up, _t(ga), True, False))                     # ga U^-T
+        ga = tri(_t(low), ga, True, True)                         # L^-T ga
+    elif m < n:
+        up1 = _cols(up, 0, k)
+        ga = B.matmul(_t(low), g_low) - B.matmul(_triu(g_up), _t(up))
+        ga = _t(tri(up1, _t(_tril(ga, -1)), True, False))
+        ga = B.concatenate([ga + _triu(_cols(g_up, 0, k)), _cols(g_up, k, n)], axis=-1)
+        ga = tri(_t(low), ga, True, True)
+    else:
+        low1 = _rows(low, 0, k)
+        ga = B.matmul(g_up, _t(up)) - B.matmul(_t(low), _tril(g_low, -1))
+        ga = tri(_t(low1), _triu(ga), True, True)
+        ga = B.concatenate([ga + _tril(_rows(g_low, 0, k), -1), _rows(g_low, k, m)], axis=-2)
+        ga = _t(tri(up, _t(ga), True, False))
+    return B.matmul(p, ga)
+
+
+class LuFactor(Function):
+    """Packed ``(LU (..., m, n), pivots (..., k), info (...))`` of A (pivots and info as floats, exact;
+    the tensor layer casts them to int32). Gradient: torch's lu_factor_ex_backward through L and U."""
+
+    def forward(self, a):
+        lu, pivots, info = B.lu_factor(a)
+        self.save(lu, pivots)
+        dtype = B.dtype_of(a)
+        return _pack([lu, B.astype(pivots, dtype), B.astype(info, dtype)], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        lu, pivots = self.saved
+        g_lu = _unpack(g, [lu.shape])[0]
+        p, low, up = unpack(lu, pivots)
+        k = low.shape[-1]
+        return (lu_backward(_tril(_cols(g_lu, 0, k), -1), _triu(_rows(g_lu, 0, k)), p, low, up),)
+
+
+def _lu_solve(lu, pivots, b, adjoint):
+    """X with ``A X = b`` (``adjoint``: ``A^T X = b``) for A = P L U given as its packed LU."""
+    p, low, up = unpack(lu, pivots)
+    tri = B.solve_triangular
+    if adjoint:                   # U^T L^T P^T X = b
+        return B.matmul(p, tri(_t(low), tri(_t(up), b, False, False), True, True))
+    return tri(up, tri(low, B.matmul(_t(p), b), False, True), True, False)
+
+
+class LuSolve(Function):
+    """X with ``A X = B`` (``adjoint``: ``A^T X = B``), A = P L U from ``lu_factor``. Gradients:
+    ``gB`` the solve with the other ``adjoint``; ``gA = -gB X^T`` (``adjoint``: ``-X gB^T``) carried
+    to the packed LU through A = P L U (``tril(P^T gA U^T, -1) + triu(L^T P^T gA)``)."""
+
+    def forward(self, lu, pivots, b, adjoint=False):
+        x = _lu_solve(lu, pivots, b, adjoint)
+        self.save(lu, pivots, x)
+        self.adjoint = adjoint
+        return x
+
+    def backward(self, g):
+        lu, pivots, x = self.saved
+        gb = _lu_solve(lu, pivots, g, not self.adjoint)
+        g_lu = None
+        if self.needs_input_grad[0]:
+            ga = -B.matmul(x, _t(gb)) if self.adjoint else -B.matmul(gb, _t(x))
+            p, low, up = unpack(lu, pivots)
+            pga = B.matmul(_t(p), ga)
+            g_lu = _tril(B.matmul(pga, _t(up)), -1) + _triu(B.matmul(_t(low), pga))
+        return g_lu, None, (gb if self.needs_input_grad[2] else None)
+
+
+class SolveTriangular(Function):
+    """X with ``A X = B`` for the ``upper`` (or lower) triangular A (``unitriangular``: its diagonal
+    read as ones). torch's gradients: ``gB = solve_triangular(A^T, G)``, ``gA = -gB X^T`` kept on
+    the triangle that is read."""
+
+    def forward(self, a, b, upper=False, unitriangular=False):
+        x = B.solve_triangular(a, b, upper, unitriangular)
+        self.save(a, x)
+        self.upper, self.unit = upper, unitriangular
+        return x
+
+    def backward(self, g):
+        a, x = self.saved
+        gb = B.solve_triangular(_t(a), g, not self.upper, self.unit)
+        ga = None
+        if self.needs_input_grad[0]:
+            ga = -B.matmul(gb, _t(x))
+            k = 1 if self.unit else 0
+            ga = _triu(ga, k) if self.upper else _tril(ga, -k)
+        return ga, gb
+
+
+def _cholesky_solve(b, factor, upper):
+    tri = B.solve_triangular
+    if upper:                     # A = U^T U
+        return tri(factor, tri(_t(factor), b, False, False), True, False)
+    return tri(_t(factor), tri(factor, b, False, False), True, False)
+
+
+class CholeskySolve(Function):
+    """X with ``A X = B`` for ``A = L L^T`` (``upper``: ``U^T U``) given its factor; torch's gradients:
+    ``gB = cholesky_solve(G)``, ``gL = -(gB X^T + X gB^T) L`` (``upper``: ``-U (...)``), a full
+    matrix as torch's."""
+
+    def forward(self, b, factor, upper=False):
+        x = _cholesky_solve(b, factor, upper)
+        self.save(factor, x)
+        self.upper = upper
+        return x
+
+    def backward(self, g):
+        factor, x = self.saved
+        gb = _cholesky_solve(g, factor, self.upper)
+        gf = None
+        if self.needs_input_grad[1]:
+            common = B.matmul(gb, _t(x))
+            common = common + _t(common)
+            gf = -B.matmul(factor, common) if self.upper else -B.matmul(common, factor)
+        return gb, gf
+
+
+class MatrixExp(Function):
+    """exp(A) (..., n, n); gradient (torch's): the top-right block of exp([[A^T, G], [0, A^T]])."""
+
+    def forward(self, a):
+        self.save(a)
+        return B.matrix_exp(a)
+
+    def backward(self, g):
+        a = self.saved[0]
+        n = a.shape[-1]
+        at = _t(a)
+        zero = B.zeros(tuple(a.shape), B.dtype_of(a))
+        big = B.concatenate([B.concatenate([at, g], axis=-1), B.concatenate([zero, at], axis=-1)], axis=-2)
+        return (B.getitem(B.matrix_exp(big), (Ellipsis, slice(0, n), slice(n, 2 * n))),)
+
+
+
+class Permutation(Function):
+    """The permutation matrices (..., m, m) in ``dtype`` of LAPACK pivots (int, no gradient)."""
+
+    def forward(self, pivots, m, dtype):
+        return permutation(pivots, m, dtype)
+
+
+class CholeskyEx(Cholesky):
+    """Packed ``(L (or U), info)`` of ``cholesky_ex``, info as a float (exact); Cholesky's gradient."""
+
+    backward_graph = None      # the packed gradient: no recorded backward yet (create_graph)
+
+    def forward(self, a, upper=False):
+        low, info = B.cholesky_ex(a)
+        self.save(low)
+        self.upper = upper
+        return _pack([_t(low) if upper else low, B.astype(info, B.dtype_of(a))], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        return super().backward(_unpack(g, [self.saved[0].shape])[0])
