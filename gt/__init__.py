@@ -14,6 +14,7 @@ of gt imports it.
 
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
 from gt.devices import device  # torch.device's parsing; also the string it prints
+from gt.tensor.generator import Generator
 from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from gt.autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_anomaly_enabled
 from gt.backend import set_backend, get_backend, set_num_threads, get_num_threads
@@ -58,7 +59,7 @@ from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.tensor.stats_functions import (median, nanmedian, mode, kthvalue, quantile, nanquantile, msort, histc,
                                       histogram, logcumsumexp, dist, renorm, aminmax, addcmul, addcdiv, addmm, addmv,
                                       addr, baddbmm, addbmm, heaviside)
-from gt.tensor.runtime import set_default_dtype, get_default_dtype, finfo, iinfo, seed, initial_seed
+from gt.tensor.runtime import set_default_dtype, get_default_dtype, finfo, iinfo, seed, initial_seed, default_generator
 from gt.autograd.inference import inference_mode, is_inference_mode_enabled
 from gt.serialization import save, load
 from gt.tensor import autograd_functional as _autograd_functional

@@ -198,7 +198,7 @@ def test_random_split_other_seed_and_errors():
         random_split(range(10), [3, 4])
     with pytest.raises(ValueError, match="Fraction at index 1 is not between 0 and 1"):
         random_split(range(10), [0.5, 1.5, -1.0])
-    with pytest.raises(TypeError, match="random_split: gt has one random generator.*got 'seed'"):
+    with pytest.raises(TypeError, match="random_split: generator must be a gt.Generator or None, got str"):
         random_split(range(10), [5, 5], generator="seed")
 
 
@@ -257,7 +257,7 @@ def test_random_sampler_errors():
         RandomSampler(range(3), num_samples=0)
     with pytest.raises(ValueError, match="num_samples=0"):
         RandomSampler([])
-    with pytest.raises(TypeError, match="RandomSampler: gt has one random generator"):
+    with pytest.raises(TypeError, match="RandomSampler: generator must be a gt.Generator or None, got object"):
         RandomSampler(range(3), generator=object())
 
 
@@ -269,7 +269,7 @@ def test_subset_random_sampler():
     assert sorted(first) == indices and len(sampler) == 5
     gt.manual_seed(0)
     assert list(sampler) == first
-    with pytest.raises(TypeError, match="SubsetRandomSampler: gt has one random generator"):
+    with pytest.raises(TypeError, match="SubsetRandomSampler: generator must be a gt.Generator or None, got int"):
         SubsetRandomSampler(indices, generator=1)
 
 
@@ -454,7 +454,7 @@ def test_dataloader_shuffle_is_a_reproducible_permutation():
     (dict(prefetch_factor=2), ValueError, "prefetch_factor option could only be specified in multiprocessing"),
     (dict(timeout=-1), ValueError, "timeout option should be non-negative"),
     (dict(multiprocessing_context="spawn"), ValueError, "multiprocessing_context can only be used with multi-proc"),
-    (dict(generator=object()), TypeError, "DataLoader: gt has one random generator"),
+    (dict(generator=object()), TypeError, "DataLoader: generator must be a gt.Generator or None, got object"),
     (dict(sampler=[0, 1], shuffle=True), ValueError, "sampler option is mutually exclusive with shuffle"),
     (dict(batch_sampler=[[0]], batch_size=2), ValueError, "batch_sampler option is mutually exclusive"),
     (dict(batch_size=None, drop_last=True), ValueError, "batch_size=None option disables auto-batching"),

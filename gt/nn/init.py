@@ -28,16 +28,16 @@ def _floating(tensor, fn):
     return tensor.dtype
 
 
-def uniform_(tensor, a=0.0, b=1.0):
-    """Fill with samples of U(a, b)."""
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """Fill with samples of U(a, b) (from ``generator``, a ``gt.Generator``, or gt's default one)."""
     dtype = _floating(tensor, "uniform_")
-    return _fill(tensor, rand(*tensor.shape, dtype=dtype) * (b - a) + a)
+    return _fill(tensor, rand(*tensor.shape, dtype=dtype, generator=generator) * (b - a) + a)
 
 
-def normal_(tensor, mean=0.0, std=1.0):
-    """Fill with samples of N(mean, std**2)."""
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """Fill with samples of N(mean, std**2) (from ``generator``, or gt's default one)."""
     dtype = _floating(tensor, "normal_")
-    return _fill(tensor, randn(*tensor.shape, dtype=dtype) * std + mean)
+    return _fill(tensor, randn(*tensor.shape, dtype=dtype, generator=generator) * std + mean)
 
 
 def constant_(tensor, val):
@@ -87,34 +87,34 @@ def _fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor, gain=1.0, generator=None):
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -a, a)
+    return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor, gain=1.0, generator=None):
     """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """U(-bound, bound) with bound = gain * sqrt(3 / fan) (He et al., 2015).
 
     ``a=math.sqrt(5)`` gives bound = 1 / sqrt(fan_in): PyTorch's default for Linear weights.
     """
     fan = _fan(tensor, mode)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan) if fan else 0.0
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std**2) with std = gain / sqrt(fan)."""
     fan = _fan(tensor, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)
 
 
 from gt.nn.init_extra import dirac_, eye_, orthogonal_, trunc_normal_  # noqa: E402, F401

@@ -22,7 +22,7 @@ def _fill(tensor, values):
     return tensor
 
 
-def orthogonal_(tensor, gain=1.0):
+def orthogonal_(tensor, gain=1.0, generator=None):
     """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al., 2013), as torch's: the Q
     of the QR decomposition of a normal matrix (rows = shape[0], cols = the rest flattened), its
     signs fixed so that R's diagonal is positive. Rows (or columns, whichever are fewer) are
@@ -38,7 +38,7 @@ def orthogonal_(tensor, gain=1.0):
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
-    flat = randn(rows, cols, dtype=tensor.dtype)
+    flat = randn(rows, cols, dtype=tensor.dtype, generator=generator)
     tall = flat if rows >= cols else flat.transpose(0, 1)                 # (max, min)
     q, r = (Tensor._wrap(m) for m in B.qr(tall._data))                    # (max, min), (min, min)
     signs = (r * eye(r.shape[0], dtype=r.dtype)).sum(0).sign()           # diag(r): R's diagonal made positive
@@ -47,7 +47,7 @@ def orthogonal_(tensor, gain=1.0):
     return _fill(tensor, q.reshape(tensor.shape) * gain)
 
 
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     """Fill with N(mean, std**2) samples truncated to [a, b] (inverse-CDF sampling, as torch's:
     a uniform draw between the CDF values at a and b, mapped through erfinv, then clamped).
 
@@ -64,7 +64,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
 
     lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
     with autograd.no_grad():
-        u = zeros(*tensor.shape, dtype=tensor.dtype).uniform_(2 * lo - 1, 2 * hi - 1)
+        u = zeros(*tensor.shape, dtype=tensor.dtype).uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
         values = (u.erfinv() * (std * math.sqrt(2.0)) + mean).clamp(min=a, max=b)
     return _fill(tensor, values)
 

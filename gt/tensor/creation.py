@@ -8,6 +8,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import hints
 from gt.tensor.core import Tensor
 from gt.tensor.device_methods import accepts_device
+from gt.tensor.generator import accepts_generator
 from gt.tensor.shape import _shape_args
 
 
@@ -194,18 +195,21 @@ def set_rng_state(state):
 
 
 @accepts_device
+@accepts_generator
 def randn(*shape, dtype=None, requires_grad=False):
     """Standard normal samples of the given shape (float32 by default)."""
     return _new(B.randn(_dims(shape), _float(dtype)), requires_grad)
 
 
 @accepts_device
+@accepts_generator
 def rand(*shape, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) of the given shape (float32 by default)."""
     return _new(B.rand(_dims(shape), _float(dtype)), requires_grad)
 
 
 @accepts_device
+@accepts_generator
 def randint(low, high=None, size=(), dtype=None):
     """Random integers in ``[low, high)`` (int64)."""
     if high is None:
@@ -217,5 +221,6 @@ def randint(low, high=None, size=(), dtype=None):
 
 
 @accepts_device
+@accepts_generator
 def randperm(n):
     return _new(B.astype(B.permutation(n), dtypes.int64), False)

@@ -16,6 +16,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
+from gt.tensor.generator import drawing
 from gt.tensor.inplace_grad import _assign   # a[...] = v, the plain write of every in-place form
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -77,23 +78,22 @@ class InplaceMathMethods:
     # ---- random fills, in place ----
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Fill with draws from N(``mean``, ``std``^2), from gt's generator (``gt.manual_seed``)."""
-        _no_generator(generator, "normal_")
         _positive(std, "normal_", "std", zero=True)
-        return _fill(self, "normal_", lambda shape, dt: B.randn(shape, dt) * std + mean)
+        with drawing(generator, "normal_"):
+            return _fill(self, "normal_", lambda shape, dt: B.randn(shape, dt) * std + mean)
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None, **kwargs):
         """Fill with draws from U(``a``, ``b``) (torch's ``from``/``to`` also accepted by name)."""
-        _no_generator(generator, "uniform_")
         a, b = kwargs.pop("from", a), kwargs.pop("to", b)
         if kwargs:
             raise TypeError(f"uniform_() got an unexpected keyword argument {next(iter(kwargs))!r}")
         if not a <= b:
             raise ValueError(f"uniform_: expects a <= b (from <= to), got a={a!r}, b={b!r}")
-        return _fill(self, "uniform_", lambda shape, dt: B.rand(shape, dt) * (b - a) + a)
+        with drawing(generator, "uniform_"):
+            return _fill(self, "uniform_", lambda shape, dt: B.rand(shape, dt) * (b - a) + a)
 
     def bernoulli_(self, p=0.5, *, generator=None):
         """Fill with 1 with probability ``p`` (a number or a tensor that broadcasts), else 0."""
-        _no_generator(generator, "bernoulli_")
         if isinstance(p, Tensor):
             if p.requires_grad:
                 raise ValueError("bernoulli_: p must not require grad (the draws have no gradient)")
@@ -103,15 +103,16 @@ class InplaceMathMethods:
             lo = hi = prob = float(p)
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"bernoulli_: expects 0 <= p <= 1, got p from {lo} to {hi}")
-        return _fill(self, "bernoulli_", lambda shape, dt: B.astype(B.rand(shape, dtypes.float64) < prob, dt),
-                     floats_only=False)
+        with drawing(generator, "bernoulli_"):
+            return _fill(self, "bernoulli_", lambda shape, dt: B.astype(B.rand(shape, dtypes.float64) < prob, dt),
+                         floats_only=False)
 
     def exponential_(self, lambd=1.0, *, generator=None):
         """Fill with draws from the exponential distribution of rate ``lambd``."""
-        _no_generator(generator, "exponential_")
         _positive(lambd, "exponential_", "lambd")
-        return _fill(self, "exponential_",
-                     lambda shape, dt: B.astype(-B.log(1.0 - B.rand(shape, dtypes.float64)) / lambd, dt))
+        with drawing(generator, "exponential_"):
+            return _fill(self, "exponential_",
+                         lambda shape, dt: B.astype(-B.log(1.0 - B.rand(shape, dtypes.float64)) / lambd, dt))
 
     def detach_(self):
         """Make this tensor a leaf that does not require grad, in place (torch's ``detach_``):
@@ -186,12 +187,6 @@ def _fill(t, what, draw, floats_only=True):
     if autograd.is_grad_enabled() and inplace_grad.records(t, ()):
         return inplace_grad.assign(t, Ellipsis, Tensor._wrap(values), what)
     return t._update(_assign, values)
-
-
-def _no_generator(generator, what):
-    if generator is not None:
-        raise TypeError(f"{what}: gt has one generator (gt.manual_seed); generator= must be None, "
-                        f"got {type(generator).__name__}")
 
 
 def _positive(value, what, name, zero=False):

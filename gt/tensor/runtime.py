@@ -13,7 +13,10 @@ system's entropy, which has no seed to report), so the draws from then on follow
 import os
 
 from gt import dtypes
+from gt.backend import B
+from gt.devices import as_device
 from gt.tensor import creation
+from gt.tensor.generator import Generator
 
 
 def set_default_dtype(d):
@@ -90,3 +93,36 @@ def initial_seed():
     if creation.last_seed is None:
         return seed()
     return creation.last_seed
+
+
+class _DefaultGenerator(Generator):
+    """``gt.default_generator``: the generator of ``gt.manual_seed`` as an object (torch's
+    ``torch.default_generator``); ``generator=gt.default_generator`` draws as no generator does."""
+
+    is_default = True
+
+    def __init__(self):
+        self.device = as_device("cpu")
+
+    def manual_seed(self, seed):
+        creation.manual_seed(seed % 2 ** 64 if isinstance(seed, int) and not isinstance(seed, bool) else seed)
+        return self
+
+    def seed(self):
+        return seed()
+
+    def initial_seed(self):
+        return initial_seed()
+
+    def get_state(self):
+        return B.get_rng_state()
+
+    def set_state(self, state):
+        B.set_rng_state(state)
+        return self
+
+    def __repr__(self):
+        return "<gt.default_generator>"
+
+
+default_generator = _DefaultGenerator()

@@ -22,6 +22,7 @@ from gt.ops._shapes import normalize_axis
 from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
 from gt.tensor import dispatch
+from gt.tensor import generator as generator_module
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -125,14 +126,13 @@ class SortingMethods:
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         """int64 indices of categories drawn from this tensor of probabilities: ``(V,)`` gives
         ``(num_samples,)``, ``(B, V)`` gives ``(B, num_samples)``. Rows need not sum to 1 (they are
-        weights, as in torch); draws come from gt's generator (``gt.manual_seed``).
+        weights, as in torch); draws come from ``generator`` (a ``gt.Generator``) or gt's default one
+        (``gt.manual_seed``).
 
             >>> gt.manual_seed(0); gt.tensor([0.0, 1.0, 0.0]).multinomial(2, replacement=True).tolist()
             [1, 1]
         """
-        if generator is not None:
-            raise TypeError("multinomial: gt has one random generator (seed it with gt.manual_seed); "
-                            f"generator= is not supported, got {generator!r}")
+        generator_module.check(generator, "multinomial")
         if not self.dtype.is_floating_point:
             raise TypeError(f"multinomial: probabilities must be a float tensor, got {self.dtype!r}")
         if self.ndim not in (1, 2) or self.shape[-1] == 0:
@@ -142,6 +142,7 @@ class SortingMethods:
             raise ValueError(f"multinomial: num_samples must be a positive int, got {num_samples!r}")
         replacement = _flag(replacement, "replacement", "multinomial")
         if self.ndim == 1:
-            return self.reshape(1, -1).multinomial(num_samples, replacement).reshape(num_samples)
-        return _blockwise(self.detach(), lambda a: B.multinomial(a, num_samples, replacement), 1)
+            return self.reshape(1, -1).multinomial(num_samples, replacement, generator=generator).reshape(num_samples)
+        with generator_module.drawing(generator, "multinomial"):
+            return _blockwise(self.detach(), lambda a: B.multinomial(a, num_samples, replacement), 1)
 

@@ -8,9 +8,9 @@ semantics (torch 2.13), so a PyTorch training loop's data code runs unchanged:
 
 Where gt differs from torch:
 
-- Randomness comes from gt's one random generator (seed it with ``gt.manual_seed``): the same
-  seed gives the same shuffles and splits, but not torch's permutations. gt has no
-  ``Generator`` objects, so ``generator=`` accepts only ``None`` (TypeError otherwise).
+- Randomness comes from gt's default generator (``gt.manual_seed``) or a ``gt.Generator`` given
+  as ``generator=``: the same seed gives the same shuffles and splits, but not torch's
+  permutations.
 - Loading runs in the calling process only: ``num_workers`` must be 0 (NotImplementedError
   otherwise), ``pin_memory`` False, ``persistent_workers`` False.
 """

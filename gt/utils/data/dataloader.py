@@ -79,8 +79,9 @@ class DataLoader:
     (NotImplementedError otherwise), ``pin_memory``, ``persistent_workers``, ``prefetch_factor``
     and ``multiprocessing_context`` stay at their defaults (``pin_memory=True`` is refused: gt
     has no pinned host memory), while ``timeout``, ``worker_init_fn`` and ``in_order`` are
-    accepted and, as in torch without workers, unused. Shuffling draws from gt's generator
-    (``gt.manual_seed``): reproducible, but not torch's order; ``generator`` must be None.
+    accepted and, as in torch without workers, unused. Shuffling draws from ``generator`` (a
+    ``gt.Generator``) or gt's default generator (``gt.manual_seed``): reproducible, but not torch's
+    order.
 
         >>> loader = DataLoader(TensorDataset(gt.arange(10)), batch_size=4, shuffle=True)
         >>> [b[0].shape for b in loader], len(loader)
@@ -99,7 +100,7 @@ class DataLoader:
         if batch_sampler is not None:
             batch_size, drop_last = None, False
         if sampler is None and not self._iterable:
-            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+            sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
         if batch_size is not None and batch_sampler is None and not self._iterable:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last

@@ -177,8 +177,9 @@ def random_split(dataset, lengths, generator=None):
     """Split ``dataset`` into non-overlapping ``Subset``s of the given ``lengths`` (ints summing to
     ``len(dataset)``, or fractions summing to 1), over one random permutation.
 
-    The permutation comes from gt's generator (``gt.manual_seed``), so a split is reproducible in
-    gt but is not torch's split for the same seed; ``generator`` must be None.
+    The permutation comes from ``generator`` (a ``gt.Generator``) or gt's default generator
+    (``gt.manual_seed``), so a split is reproducible in gt but is not torch's split for the same
+    seed.
 
         >>> gt.manual_seed(0); train, val = random_split(range(10), [0.8, 0.2])
         >>> len(train), len(val)
@@ -190,6 +191,6 @@ def random_split(dataset, lengths, generator=None):
         lengths = _fraction_lengths(len(dataset), lengths)
     if sum(lengths) != len(dataset):
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
-    indices = randperm(sum(lengths)).tolist()
+    indices = randperm(sum(lengths), generator=generator).tolist()
     return [Subset(dataset, indices[end - length:end])
             for end, length in zip(itertools.accumulate(lengths), lengths)]

@@ -8,14 +8,13 @@ import itertools
 import typing
 
 from gt import dtypes
+from gt.tensor import generator as generator_module
 from gt.tensor import randint, randperm, tensor
 
 
 def check_generator(generator, who):
-    """``generator`` must be None: gt has one random generator (``gt.manual_seed``), no objects."""
-    if generator is not None:
-        raise TypeError(f"{who}: gt has one random generator (seed it with gt.manual_seed); "
-                        f"generator= must be None, got {generator!r}")
+    """``generator`` must be None (gt's default generator, ``gt.manual_seed``) or a ``gt.Generator``."""
+    generator_module.check(generator, who)
 
 
 def check_positive_int(value, name, error=ValueError):
@@ -61,7 +60,7 @@ class RandomSampler(Sampler):
 
     ``num_samples`` (default ``len(data_source)``) longer than the data without replacement
     chains whole permutations, as torch does. Draws come from gt's generator (``gt.manual_seed``),
-    so orders are reproducible in gt but differ from torch's; ``generator`` must be None.
+    or from ``generator`` (a ``gt.Generator``), so orders are reproducible in gt but differ from torch's.
 
         >>> gt.manual_seed(0); sorted(RandomSampler(range(4)))
         [0, 1, 2, 3]
@@ -83,11 +82,11 @@ class RandomSampler(Sampler):
     def __iter__(self):
         n = len(self.data_source)
         if self.replacement:
-            yield from randint(0, n, (self.num_samples,)).tolist()
+            yield from randint(0, n, (self.num_samples,), generator=self.generator).tolist()
             return
         for _ in range(self.num_samples // n):
-            yield from randperm(n).tolist()
-        yield from randperm(n).tolist()[:self.num_samples % n]
+            yield from randperm(n, generator=self.generator).tolist()
+        yield from randperm(n, generator=self.generator).tolist()[:self.num_samples % n]
 
     def __len__(self):
         return self.num_samples
@@ -102,7 +101,7 @@ class SubsetRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        for i in randperm(len(self.indices)).tolist():
+        for i in randperm(len(self.indices), generator=self.generator).tolist():
             yield self.indices[i]
 
     def __len__(self):
@@ -126,7 +125,7 @@ class WeightedRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        yield from self.weights.multinomial(self.num_samples, self.replacement).tolist()
+        yield from self.weights.multinomial(self.num_samples, self.replacement, generator=self.generator).tolist()
 
     def __len__(self):
         return self.num_samples
