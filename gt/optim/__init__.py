@@ -7,10 +7,12 @@
 
 from gt.optim import lr_scheduler
 from gt.optim.adadelta import Adadelta
+from gt.optim.adafactor import Adafactor
 from gt.optim.adagrad import Adagrad
 from gt.optim.adam import Adam, AdamW
 from gt.optim.adamax import Adamax
 from gt.optim.asgd import ASGD
+from gt.optim.lbfgs import LBFGS
 from gt.optim.nadam import NAdam
 from gt.optim.optimizer import Optimizer, decay_groups
 from gt.optim.radam import RAdam
@@ -19,4 +21,4 @@ from gt.optim.rprop import Rprop
 from gt.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "decay_groups",
-           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"]
+           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS"]
