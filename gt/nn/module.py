@@ -8,15 +8,15 @@ every depth under dotted names (``blocks.0.attn.q_proj.weight``).
 import collections
 import weakref
 
-from gt import autograd, dtypes
-from gt.backend import B
+from gt import autograd
 from gt.nn import global_hooks, state_dict_hooks
 from gt.nn.backward_hooks import BackwardHooks
 from gt.nn.hooks import ModuleHooks
 from gt.nn.lookup import ModuleLookup
+from gt.nn.module_devices import ModuleDevices
 from gt.nn.parameter import Parameter
 from gt.nn.state import IncompatibleKeys  # noqa: F401  (re-exported)
-from gt.tensor import Tensor, device_methods
+from gt.tensor import Tensor
 
 
 class Members(collections.OrderedDict):
@@ -149,7 +149,7 @@ class Parameters(list):
         return next(cursor)
 
 
-class Module(ModuleHooks, BackwardHooks, ModuleLookup, state_dict_hooks.StateDictHooks):
+class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict_hooks.StateDictHooks):
     """Base class for layers and models: subclass it, assign layers and ``Parameter``s in
     ``__init__``, and write ``forward``. Calling the module calls ``forward`` (and its hooks: hooks.py).
 
@@ -383,51 +383,6 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, state_dict_hooks.StateDic
     def zero_grad(self, set_to_none=True):
         """Clear the ``.grad`` of every parameter, in every child module too."""
         autograd.zero_grads(self.parameters(), set_to_none)
-
-    def to(self, *args, **kwargs):
-        """Move and/or cast the parameters and buffers in place (the same Parameter objects, so an
-        optimizer built before still holds them); returns self. torch's forms: ``to(device)``,
-        ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``, keywords ``device``, ``dtype``,
-        ``non_blocking``, ``memory_format``. A dtype casts the floating-point ones only and must
-        be floating point; a device where they are already changes nothing (gt places tensors
-        itself: tensor/device_methods.py)."""
-        dev, dtype = device_methods.module_to_args(args, kwargs)
-        if dtype is not None and not dtype.is_floating_point:
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype!r}")
-        tensors = list(self.parameters()) + list(self.buffers())
-        if dev is not None:
-            device_methods.check_device(dev, "Module.to")
-            for t in tensors:
-                device_methods.move_in_place(t, dev, "Module.to")
-        if dtype is not None:
-            for t in tensors:
-                if t.dtype.is_floating_point and t.dtype != dtype:
-                    t._data = B.astype(t._data, dtype)
-                    if t.grad is not None:
-                        t.grad._data = B.astype(t.grad._data, dtype)
-        return self
-
-    def cpu(self):
-        """The parameters and buffers on the CPU (in place); returns self."""
-        return self.to("cpu")
-
-    def cuda(self, device=None):
-        """The parameters and buffers on a CUDA device (``device``: an index; the first by
-        default), in place; returns self. Where this process has no CUDA device, torch's
-        ``AssertionError`` (``gt.devices.CudaUnavailableError``)."""
-        return self.to("cuda" if device is None else device_methods.as_device(device, "Module.cuda(device)"))
-
-    def half(self):
-        return self.to(dtypes.float16)
-
-    def bfloat16(self):
-        return self.to(dtypes.bfloat16)
-
-    def float(self):
-        return self.to(dtypes.float32)
-
-    def double(self):
-        return self.to(dtypes.float64)
 
     # ---- state dict ----------------------------------------------------------------------
     def state_dict(self, prefix="", keep_vars=False):

@@ -301,6 +301,8 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     return (xmin_bound + xmax_bound) / 2.0
 
 
+# torch's _strong_wolfe step for step (bracketing, then zoom), kept in one piece so that the two
+# read side by side: a trajectory equal to torch's depends on every branch being the same
 def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
     """A step length ``t`` along ``d`` meeting the strong Wolfe conditions (bracket, then zoom).
     Returns ``(loss, flat_grad, t, evaluations)``."""
