@@ -46,6 +46,7 @@ from gt.tensor.functions import (eq, ne, lt, le, gt, ge, not_equal, greater, gre
 from gt.tensor.math_methods import xlogy, atan2, arctan2, hypot, logaddexp
 from gt.tensor.functions import lgamma, digamma, i0, mvlgamma, cummax, cummin
 from gt.tensor.special_methods import polygamma, logaddexp2
+from gt.tensor.special_methods import igamma, igammac
 from gt.tensor.functions import (scatter, scatter_add, scatter_reduce, index_add, index_copy, index_fill,
                                  masked_select, masked_scatter, nonzero, argwhere, unique, unique_consecutive, bincount)
 from gt.tensor.index_methods import einsum, searchsorted, bucketize
@@ -74,6 +75,9 @@ from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesk
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,  # noqa: E402
+                                         bitwise_right_shift, gcd, lcm, fmod, fmax, fmin, float_power, copysign,
+                                         signbit, ldexp, frexp, nextafter, isposinf, isneginf, isreal)
 # torch's linear algebra at the top level (matrix_exp, lu, cholesky_solve, triangular_solve, ...)
 from gt.tensor.linalg_factor import (matrix_exp, lu_unpack, triangular_solve, cholesky_solve,  # noqa: E402
                                      cholesky_inverse, lu_legacy as lu, lu_solve_legacy as lu_solve)

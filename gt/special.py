@@ -13,16 +13,22 @@ functions none at all (their results are outside the graph).
 
 On the numpy engine the gamma, Bessel and normal-distribution functions come from scipy.special,
 imported at the first call (``pip install scipy``: the ``special`` extra); on the torch engine
-from torch.special. What gt does not have: the orthogonal polynomial families
-(``chebyshev_polynomial_t`` and the others, ``hermite_polynomial_h``, ``laguerre_polynomial_l``,
-``legendre_polynomial_p``). Where gt differs from torch: see gt/tensor/special_methods.py.
+from torch.special. The orthogonal polynomial families (``chebyshev_polynomial_t`` and the
+others, ``hermite_polynomial_h``, ``laguerre_polynomial_l``, ``legendre_polynomial_p``) follow
+torch's own recurrences on both engines (gt/ops/special_polynomials.py). Where gt differs from
+torch: see gt/tensor/special_methods.py.
 """
 
 from gt.tensor.special_methods import polygamma, special_binary as _binary, special_unary as _unary
+from gt.tensor.special_methods import special_polynomial as _polynomial
 from gt.tensor.special_methods import tensor_input as _tensor
 from gt.tensor.math_methods import xlogy
 
-__all__ = ["airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "digamma", "entr", "erf", "erfc", "erfcx",
+__all__ = ["airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "chebyshev_polynomial_t",
+           "chebyshev_polynomial_u", "chebyshev_polynomial_v", "chebyshev_polynomial_w", "hermite_polynomial_h",
+           "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p", "shifted_chebyshev_polynomial_t",
+           "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v", "shifted_chebyshev_polynomial_w",
+           "digamma", "entr", "erf", "erfc", "erfcx",
            "erfinv", "exp2", "expit", "expm1", "gammainc", "gammaincc", "gammaln", "i0", "i0e", "i1", "i1e", "log1p",
            "log_ndtr", "log_softmax", "logit", "logsumexp", "modified_bessel_i0", "modified_bessel_i1",
            "modified_bessel_k0", "modified_bessel_k1", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "round",
@@ -85,6 +91,43 @@ expm1 = _method_function("expm1", "``exp(x) - 1``, exact for small x.")
 log1p = _method_function("log1p", "``log(1 + x)``, exact for small x.")
 expit = _method_function("expit", "The logistic sigmoid ``1 / (1 + exp(-x))``.", "sigmoid")
 sinc = _method_function("sinc", "``sin(pi x) / (pi x)``, 1 at 0.")
+
+
+def _polynomial_function(name, doc):
+    def fn(x, n):
+        return _polynomial(name, x, n)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (doc + " ``x`` and ``n`` are tensors or numbers (not both numbers); ``n`` is truncated "
+                  "toward zero, a negative (or NaN) ``n`` gives 0. Shapes broadcast; integer inputs give float32. "
+                  "No gradient, as torch.")
+    return fn
+
+
+chebyshev_polynomial_t = _polynomial_function(
+    "chebyshev_polynomial_t", "Chebyshev's polynomial of the first kind ``T_n(x)`` (``cos(n acos x)`` on [-1, 1]).")
+chebyshev_polynomial_u = _polynomial_function(
+    "chebyshev_polynomial_u", "Chebyshev's polynomial of the second kind ``U_n(x)``.")
+chebyshev_polynomial_v = _polynomial_function(
+    "chebyshev_polynomial_v", "Chebyshev's polynomial of the third kind ``V_n(x)``.")
+chebyshev_polynomial_w = _polynomial_function(
+    "chebyshev_polynomial_w", "Chebyshev's polynomial of the fourth kind ``W_n(x)``.")
+shifted_chebyshev_polynomial_t = _polynomial_function(
+    "shifted_chebyshev_polynomial_t", "``T_n(2x - 1)``: Chebyshev's first kind on [0, 1].")
+shifted_chebyshev_polynomial_u = _polynomial_function(
+    "shifted_chebyshev_polynomial_u", "``U_n(2x - 1)``: Chebyshev's second kind on [0, 1].")
+shifted_chebyshev_polynomial_v = _polynomial_function(
+    "shifted_chebyshev_polynomial_v", "``V_n(2x - 1)``: Chebyshev's third kind on [0, 1].")
+shifted_chebyshev_polynomial_w = _polynomial_function(
+    "shifted_chebyshev_polynomial_w", "``W_n(2x - 1)``: Chebyshev's fourth kind on [0, 1].")
+hermite_polynomial_h = _polynomial_function(
+    "hermite_polynomial_h", "The physicists' Hermite polynomial ``H_n(x)`` (NaN past n = 128 in float32, 512 in "
+                            "float64, as torch).")
+hermite_polynomial_he = _polynomial_function(
+    "hermite_polynomial_he", "The probabilists' Hermite polynomial ``He_n(x)`` (NaN past n = 128 in float32, 512 in "
+                             "float64, as torch).")
+laguerre_polynomial_l = _polynomial_function("laguerre_polynomial_l", "Laguerre's polynomial ``L_n(x)``.")
+legendre_polynomial_p = _polynomial_function("legendre_polynomial_p", "Legendre's polynomial ``P_n(x)``.")
 
 
 def zeta(input, other):

@@ -66,6 +66,11 @@ class Engine(FastPaths, ScatterPrimitives, MathPrimitives, SpecialPrimitives, Li
 
     # ---- dtypes and conversion --------------------------------------------------------------
     @abc.abstractmethod
+    def native_dtype(self, dtype):
+        """The array library's own dtype for the gt dtype ``dtype`` (``np.float32``, ``torch.int64``)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def dtype_of(self, arr):
         """The gt dtype of ``arr``; TypeError naming the array's dtype when gt has none for it."""
         raise NotImplementedError

@@ -54,6 +54,10 @@ from gt.nn.transformer_torch import (Transformer, TransformerDecoder, Transforme
 from gt.nn.upsampling import (Fold, PixelShuffle, PixelUnshuffle, Unfold, Upsample,  # noqa: F401
                              UpsamplingBilinear2d, UpsamplingNearest2d)
 
+from gt.nn.adaptive_softmax import AdaptiveLogSoftmaxWithLoss  # noqa: E402,F401
+from gt.nn.small_modules import (Buffer, ChannelShuffle, FeatureAlphaDropout, MultiLabelMarginLoss,  # noqa: E402,F401
+                                 Softmax2d, SyncBatchNorm, TripletMarginWithDistanceLoss)
+
 # Module-level functions, as in the public gt (nn.relu(x), nn.mse_loss(a, b), ...)
 from gt.nn.functional import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402
                               cross_entropy, gelu, log_softmax, mse_loss, relu, sigmoid, softmax, tanh)

@@ -36,6 +36,9 @@ from gt.nn.activation_functions import (celu, celu_, elu, elu_, glu, hardshrink,
                                        hardtanh, hardtanh_, leaky_relu, leaky_relu_, logsigmoid, mish, prelu, relu,
                                        relu6, relu_, rrelu, rrelu_, selu, selu_, silu, softmin, softshrink, softsign,
                                        tanhshrink, threshold, threshold_)
+from gt.nn.grid_sample import affine_grid, grid_sample  # noqa: F401
+from gt.nn.small_functions import (channel_shuffle, feature_alpha_dropout, gumbel_softmax,  # noqa: F401
+                                   multilabel_margin_loss, pdist, triplet_margin_with_distance_loss)
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape

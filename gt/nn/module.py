@@ -256,6 +256,11 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
                 raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
                                 "(gt.nn.Module or None expected)")
             d["_modules"][name] = global_hooks.registered("module", self, name, None)
+        elif isinstance(value, Tensor) and getattr(value, "_is_buffer", False):     # nn.Buffer(t): registers itself
+            self._forget(name, keep="_buffers")
+            persistent = getattr(value, "persistent", True)
+            self.register_buffer(name, value, persistent=persistent)
+            d["_buffers"][name]._is_buffer, d["_buffers"][name].persistent = True, persistent   # replicated: a copy
         elif name in d.get("_buffers", ()):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (gt.Tensor or None expected)")

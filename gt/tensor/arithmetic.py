@@ -154,15 +154,20 @@ class ArithmeticMethods:
         return self._compare(other, lambda a, b: a >= b, "ge")
 
     def __invert__(self):
+        if self.dtype != dtypes.bool_:      # integers flip their bits (gt/tensor/bitwise_methods.py)
+            if self.dtype.is_floating_point:
+                raise TypeError(f"~ (operator.invert) is only implemented on integer and Boolean-type tensors, "
+                                f"got dtype {self.dtype!r}")
+            return self.bitwise_not()
         if self._placed is None:
             return Tensor._wrap(B.logical_not(self._array))
         return map_local(B.logical_not, (self,))
 
     def __and__(self, other):
-        return self._compare(other, lambda a, b: a & b, "and")
+        return self.bitwise_and(other)      # torch's dtypes and errors: gt/tensor/bitwise_methods.py
 
     def __or__(self, other):
-        return self._compare(other, lambda a, b: a | b, "or")
+        return self.bitwise_or(other)
 
     def pow(self, exponent):
         return self ** exponent

@@ -1,8 +1,9 @@
 """torch's gamma-family and Bessel tensor methods (``x.lgamma()``, ``x.digamma()``,
-``x.polygamma(n)``, ``x.mvlgamma(p)``, ``x.i0()``), ``logaddexp2``, ``cummax``/``cummin``, their
-in-place forms (``lgamma_``, ``digamma_``, ``polygamma_``, ``mvlgamma_``, ``i0_``) and the
-function forms that gt.special (gt/special.py) and ``gt.`` export. The ops and their gradients
-are in gt/ops/special_functions.py; the values come from the engine (scipy.special on the numpy
+``x.polygamma(n)``, ``x.mvlgamma(p)``, ``x.i0()``, ``x.igamma(y)``, ``x.igammac(y)``),
+``logaddexp2``, ``cummax``/``cummin``, their in-place forms (``lgamma_``, ``digamma_``, ``polygamma_``, ``mvlgamma_``,
+``i0_``, ``igamma_``, ``igammac_``) and the function forms that gt.special (gt/special.py) and ``gt.``
+export, with the orthogonal polynomials' entry (``special_polynomial``: gt/ops/special_polynomials.py).
+The ops and their gradients are in gt/ops/special_functions.py; the values come from the engine (scipy.special on the numpy
 engine, imported at the first call; torch.special on the torch engine).
 
 Integer and bool tensors become float32 first, as in torch; outside a function's domain the
@@ -25,6 +26,7 @@ from gt import autograd
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import special_functions as sf
+from gt.ops import special_polynomials as sp
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _floating, _operand
 from gt.tensor.inplace_math import _inplace_method
@@ -38,7 +40,8 @@ CummaxResult = collections.namedtuple("cummax", ["values", "indices"])
 CumminResult = collections.namedtuple("cummin", ["values", "indices"])
 
 # the special functions keep each element's place: sharded inputs stay sharded (gt/tensor/rules.py)
-RULES.update({cls: elementwise for cls in (sf.SpecialFunction, sf.SpecialBinary, sf.Polygamma)})
+RULES.update({cls: elementwise for cls in (sf.SpecialFunction, sf.SpecialBinary, sf.Polygamma,
+                                           sp.OrthogonalPolynomial)})
 
 _INV_LN2 = 1.0 / math.log(2.0)
 
@@ -66,6 +69,33 @@ def special_unary(name, x):
 def special_binary(name, a, b):
     """The function ``name`` of the engine's ``SPECIAL_BINARY`` of ``a`` and ``b`` (broadcast)."""
     return sf.SpecialBinary.apply(*float_pair(name, a, b), name)
+
+
+def special_polynomial(name, x, n):
+    """The orthogonal polynomial ``name`` (gt/ops/special_polynomials.py) of degree ``n`` at ``x``:
+    either may be a number (not both, as torch), shapes broadcast, the dtype is torch's promotion
+    of the two (integers and bools: float32). Outside the graph, as torch gives them no gradient."""
+    x, n = float_pair(name, x, n)
+    with autograd.no_grad():
+        return sp.OrthogonalPolynomial.apply(x, n, name)
+
+
+def igamma(input, other):
+    """The regularized lower incomplete gamma function ``P(input, other)`` (``torch.igamma``, the
+    same as ``gt.special.gammainc``): input > 0, other >= 0. Its gradient in ``other`` is
+    ``other**(input - 1) exp(-other) / Gamma(input)``; in ``input`` there is none (the backward
+    raises NotImplementedError, as torch's). Shapes broadcast.
+
+        >>> round(gt.igamma(gt.tensor([1.0]), gt.tensor([1.0])).item(), 4)     # 1 - exp(-1)
+        0.6321
+    """
+    return special_binary("gammainc", input, other)
+
+
+def igammac(input, other):
+    """The regularized upper incomplete gamma function ``Q(input, other) = 1 - P(input, other)``
+    (``torch.igammac``, ``gt.special.gammaincc``); gradients as ``igamma``'s with the sign flipped."""
+    return special_binary("gammaincc", input, other)
 
 
 def logaddexp2(input, other):
@@ -150,6 +180,14 @@ class SpecialMethods:
         offsets = Tensor._wrap(B.astype(B.asarray([-0.5 * i for i in range(p)]), x.dtype))   # (p,)
         return (x.unsqueeze(-1) + offsets).lgamma().sum(-1) + p * (p - 1) / 4 * math.log(math.pi)
 
+    def igamma(self, other):
+        """``igamma(self, other)``: the regularized lower incomplete gamma function (see ``gt.igamma``)."""
+        return igamma(self, other)
+
+    def igammac(self, other):
+        """``igammac(self, other)``: the regularized upper incomplete gamma function (see ``gt.igammac``)."""
+        return igammac(self, other)
+
     def logaddexp2(self, other):
         """``log2(2**self + 2**other)`` without overflow: see ``gt.logaddexp2``. Shapes broadcast."""
         return logaddexp2(self, other)
@@ -171,5 +209,5 @@ class SpecialMethods:
         return _cumulative_extreme(self, dim, False)
 
 
-for _name in ("lgamma", "digamma", "polygamma", "i0", "mvlgamma"):
+for _name in ("lgamma", "digamma", "polygamma", "i0", "mvlgamma", "igamma", "igammac"):
     setattr(SpecialMethods, f"{_name}_", _inplace_method(_name, False))

@@ -1,0 +1,30 @@
+"""``ExactValue``: a result whose value is computed exactly outside the graph (``fmod``,
+``copysign``, ``frexp``'s mantissa, ``nextafter``) and whose gradient is that of a simpler
+expression with the same derivative. The expression alone would round differently (``a - b *
+trunc(a / b)`` is not ``fmod``'s exact remainder); the exact value alone would have no gradient."""
+
+from gt.autograd import Function
+from gt.backend import B
+from gt.ops._graph import const
+
+
+class ExactValue(Function):
+    """``apply(expr, value, *zero_grad_inputs)``: ``value``'s values, ``expr``'s gradient (the
+    upstream gradient passes to ``expr`` unchanged); ``value`` gets none, and each of
+    ``zero_grad_inputs`` a gradient of zeros, as torch defines for the inputs a function's value
+    depends on only piecewise constantly (``copysign``'s ``other``, ``nextafter``'s ``other``)."""
+
+    def forward(self, expr, value, *zero_grad_inputs):
+        self.save(tuple(B.dtype_of(z) if B.is_array(z) else None for z in zero_grad_inputs))
+        return value
+
+    def _zeros(self, g, wrap):
+        needs = self.needs_input_grad[2:]
+        return tuple(wrap(B.zeros(tuple(g.shape), dt)) if need and dt is not None else None
+                     for need, dt in zip(needs, self.saved[0]))
+
+    def backward(self, g):
+        return (g if self.needs_input_grad[0] else None, None) + self._zeros(g, lambda z: z)
+
+    def backward_graph(self, g):
+        return (g if self.needs_input_grad[0] else None, None) + self._zeros(g, const)

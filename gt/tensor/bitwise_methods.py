@@ -1,0 +1,448 @@
+"""torch's bitwise and integer/float-bit methods (`bitwise_and`, `gcd`, `fmod`, `copysign`, `ldexp`...).
+
+The bitwise ops (``&``, ``|``, ``^``, ``~``, ``<<``, ``>>`` and their ``bitwise_*`` names),
+``gcd``, ``lcm`` and integer ``fmod`` take integer and bool tensors (torch's error for floats:
+NotImplementedError); their dtypes follow torch's promotion (a Python int meeting an int32
+tensor stays int32, wrapping as torch does; a bool tensor meeting an int gives int64). Shifts
+follow torch: a count outside ``[0, bits)`` gives 0 for ``<<``, and 0 or -1 (the sign) for
+``>>``, which is arithmetic. None of these has a gradient.
+
+The float functions (``fmod``, ``copysign``, ``ldexp``, ``frexp``, ``nextafter``, ``signbit``)
+are exact: their values are computed from the floats' bits, never by a rounding formula, and
+their gradients are torch's. ``fmax`` and ``fmin`` ignore NaN; a tie sends the gradient to
+``input``, as torch's. ``float_power`` computes in float64.
+
+gt has no int8, uint8 or int16 dtypes, so only int32 and int64 reach the integer functions here.
+The kernels on engine arrays are in gt/ops/bitwise_kernels.py.
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+import collections
+import functools
+import math
+
+from gt import autograd, dtypes
+from gt.backend import B
+from gt.ops import bitwise_kernels as bk
+from gt.ops._shapes import broadcast_shape
+from gt.ops.exact_value import ExactValue
+from gt.tensor.arithmetic import _operand, where
+from gt.tensor.dispatch import map_local
+from gt.tensor.extra_methods import _refuse_integer_zero
+from gt.tensor.inplace_math import _TORCH_NAMES, _inplace_method
+from gt.tensor.rules import RULES, elementwise
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+# torch.return_types.frexp: a tuple that unpacks as (mantissa, exponent) and names both
+FrexpResult = collections.namedtuple("frexp", ["mantissa", "exponent"])
+
+# the exact value keeps each element's place: sharded inputs stay sharded (gt/tensor/rules.py)
+RULES[ExactValue] = elementwise
+
+_INT_RANK = {dtypes.bool_: 0, dtypes.int32: 1, dtypes.int64: 2}
+_FLOAT_RANK = {dtypes.float16: 0, dtypes.bfloat16: 0, dtypes.float32: 1, dtypes.float64: 2}
+_WIDTH = {dtypes.int32: 32, dtypes.int64: 64}
+
+
+# ---- torch's type promotion ----------------------------------------------------------------------
+def _promote(a, b):
+    """torch.promote_types of two gt dtypes."""
+    if a == b:
+        return a
+    fa, fb = a.is_floating_point, b.is_floating_point
+    if fa and fb:
+        if _FLOAT_RANK[a] == _FLOAT_RANK[b]:       # float16 with bfloat16
+            return dtypes.float32
+        return a if _FLOAT_RANK[a] > _FLOAT_RANK[b] else b
+    if fa or fb:
+        return a if fa else b
+    return a if _INT_RANK[a] > _INT_RANK[b] else b
+
+
+def _combine(higher, lower):
+    """torch's rule for a lower-priority group of operands (0-d tensors, then Python numbers): it
+    decides the dtype only where it is of a higher category (bool < integer < float)."""
+    if higher is None or lower is None:
+        return lower if higher is None else higher
+    if higher.is_floating_point:
+        return higher
+    if higher == dtypes.bool_ or lower.is_floating_point:
+        return _promote(higher, lower)
+    return higher
+
+
+def result_dtype(*operands):
+    """The dtype torch gives a function of ``operands`` (tensors and Python numbers): tensors
+    with dimensions first, then 0-d tensors, then numbers (a Python float: the default float)."""
+    groups = [None, None, None]
+    for x in operands:
+        if isinstance(x, Tensor):
+            k, dt = (0 if x.ndim else 1), x.dtype
+        else:
+            k = 2
+            dt = dtypes.bool_ if isinstance(x, bool) else dtypes.int64 if isinstance(x, int) else dtypes.default_float
+        groups[k] = dt if groups[k] is None else _promote(groups[k], dt)
+    return _combine(groups[0], _combine(groups[1], groups[2]))
+
+
+def _wrap_int(value, dtype):
+    """A Python int as ``dtype`` holds it: wrapped into int32's range as torch does (``x_int32 &
+    2**40`` is ``x & 0``); beyond int64 OverflowError, as torch's."""
+    if dtype == dtypes.bool_:
+        return bool(value)
+    value = int(value)
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise OverflowError(f"int too big to convert: {value} does not fit in int64")
+    if dtype == dtypes.int32:
+        value = (value + 2 ** 31) % 2 ** 32 - 2 ** 31
+    return value
+
+
+def _cast(x, dtype):
+    if isinstance(x, Tensor):
+        return x if x.dtype == dtype else x.to(dtype)
+    return float(x) if dtype.is_floating_point else _wrap_int(x, dtype)
+
+
+def _operands(name, a, b, tensors_only=()):
+    """``a`` and ``b`` as tensors or Python numbers, at least one a tensor; those named in
+    ``tensors_only`` (0: input, 1: other) must be tensors, as torch's signatures ask."""
+    a, b = _operand(a, name), _operand(b, name)
+    for i, (x, what) in enumerate(((a, "input"), (b, "other"))):
+        if i in tensors_only and not isinstance(x, Tensor):
+            raise TypeError(f"{name}(): argument '{what}' (position {i + 1}) must be Tensor, not "
+                            f"{type(x).__name__} ({x!r}); use gt.tensor({x!r})")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{name}(): expected at least one tensor, got {type(a).__name__} and {type(b).__name__}")
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        broadcast_shape(name, a.shape, b.shape)
+    for x in (a, b):
+        if isinstance(x, int) and not isinstance(x, bool):
+            _wrap_int(x, dtypes.int64)      # torch takes no Python int beyond int64
+    return a, b
+
+
+def _refuse_dtype(kernel, dtype, kinds=("int", "bool")):
+    """torch's error where a kernel has no implementation for ``dtype`` (``kinds``: what it takes)."""
+    kind = "float" if dtype.is_floating_point else "bool" if dtype == dtypes.bool_ else "int"
+    if kind not in kinds:
+        names = {"int": "integer", "bool": "bool", "float": "floating point"}
+        raise NotImplementedError(f'"{kernel}_cpu" not implemented for \'{_TORCH_NAMES.get(dtype, dtype)}\': '
+                                  f"{kernel} takes {' or '.join(names[k] for k in kinds)} tensors")
+
+
+def _tensor_only(name, x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(x).__name__}")
+
+
+def _floating_result(a, b):
+    dt = result_dtype(a, b)
+    return dt if dt.is_floating_point else dtypes.default_float
+
+
+def _needs_grad(*xs):
+    return autograd.is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in xs)
+
+
+# ---- tensors -------------------------------------------------------------------------------------
+def _local(fn, args):
+    """``fn`` of the arrays of ``args`` (tensors and Python numbers), per device where one is sharded."""
+    if all(x._placed is None for x in args if isinstance(x, Tensor)):
+        return Tensor._wrap(bk.arr(fn(*[x._array if isinstance(x, Tensor) else x for x in args])))
+    return map_local(fn, args)
+
+
+def _bitwise(name, kernel, fn, a, b, bools=True, tensors_only=()):
+    a, b = _operands(name, a, b, tensors_only)
+    dt = result_dtype(a, b)
+    _refuse_dtype(kernel, dt, ("int", "bool") if bools else ("int",))
+    return _local(fn, (_cast(a, dt), _cast(b, dt)))
+
+
+def _shift(name, kernel, left, a, b):
+    a, b = _operands(name, a, b)
+    dt = result_dtype(a, b)
+    _refuse_dtype(kernel, dt, ("int",))
+    fn = functools.partial(bk.shift_arrays, left=left, width=_WIDTH[dt])
+    return _local(fn, (_cast(a, dt), _cast(b, dt)))
+
+
+def _with_grad(value, expr, *zero_grad_inputs):
+    """``value``, with ``expr``'s gradient where one is being recorded."""
+    if expr is None:
+        return value
+    return ExactValue.apply(expr, value, *zero_grad_inputs)
+
+
+def bitwise_and(input, other):
+    """``input & other`` bit by bit (logical for bools; ``torch.bitwise_and``); either may be a
+    Python int or bool. Shapes broadcast; integer and bool tensors only.
+
+        >>> gt.bitwise_and(gt.tensor([12, -1]), 10).tolist()
+        [8, 10]
+    """
+    return _bitwise("bitwise_and", "bitwise_and", bk.bit_and, input, other)
+
+
+def bitwise_or(input, other):
+    """``input | other`` bit by bit (``torch.bitwise_or``); see ``bitwise_and``."""
+    return _bitwise("bitwise_or", "bitwise_or", bk.bit_or, input, other)
+
+
+def bitwise_xor(input, other):
+    """``input ^ other`` bit by bit (``torch.bitwise_xor``); see ``bitwise_and``."""
+    return _bitwise("bitwise_xor", "bitwise_xor", bk.bit_xor, input, other)
+
+
+def bitwise_not(input):
+    """``~input``: every bit flipped (``-x - 1``), logical not for bools (``torch.bitwise_not``)."""
+    _tensor_only("bitwise_not", input)
+    _refuse_dtype("bitwise_not", input.dtype)
+    return _local(B.logical_not if input.dtype == dtypes.bool_ else bk.bit_not, (input,))
+
+
+def bitwise_left_shift(input, other):
+    """``input << other`` (``torch.bitwise_left_shift``): bits shifted out are lost (int32 wraps);
+    a count below 0 or of the dtype's width or more gives 0. Integer tensors; either side may be
+    a Python int.
+
+        >>> gt.bitwise_left_shift(gt.tensor([1, 3]), gt.tensor([4, 70])).tolist()
+        [16, 0]
+    """
+    return _shift("bitwise_left_shift", "lshift", True, input, other)
+
+
+def bitwise_right_shift(input, other):
+    """``input >> other``, arithmetic (``torch.bitwise_right_shift``: ``-5 >> 1`` is -3); a count
+    below 0 or of the dtype's width or more gives 0, or -1 for negative ``input``."""
+    return _shift("bitwise_right_shift", "rshift", False, input, other)
+
+
+def gcd(input, other):
+    """The greatest common divisor of each pair (``torch.gcd``), never negative except
+    ``gcd(INT_MIN, 0)`` (torch's too); ``gcd(0, 0)`` is 0. Two integer tensors (broadcast)."""
+    return _bitwise("gcd", "gcd", bk.gcd_arrays, input, other, bools=False, tensors_only=(0, 1))
+
+
+def lcm(input, other):
+    """The least common multiple of each pair (``torch.lcm``), 0 where either is 0, never
+    negative unless it wraps. Two integer tensors (broadcast)."""
+    return _bitwise("lcm", "lcm", bk.lcm_arrays, input, other, bools=False, tensors_only=(0, 1))
+
+
+def fmod(input, other):
+    """The remainder of ``input / other`` with the sign of ``input`` (C's ``fmod``;
+    ``torch.fmod``), exact; ``other`` may be a number. Integers: an error for a zero divisor, as
+    torch's. Gradients 1 and ``-trunc(input / other)``, as torch's.
+
+        >>> gt.fmod(gt.tensor([-5.0, 5.0]), 3).tolist()
+        [-2.0, 2.0]
+    """
+    a, b = _operands("fmod", input, other, tensors_only=(0,))
+    dt = result_dtype(a, b)
+    _refuse_dtype("fmod", dt, ("int", "float"))
+    a, b = _cast(a, dt), _cast(b, dt)
+    if not dt.is_floating_point:
+        _refuse_integer_zero(a, b, "fmod")
+        return _local(bk.trunc_rem, (a, b))
+    value = _local(bk.fmod_float_arrays, (a, b))
+    expr = None
+    if _needs_grad(a, b):
+        with autograd.no_grad():
+            q = (a / b).trunc()
+        expr = a - b * q
+    return _with_grad(value, expr)
+
+
+def _nan_ignoring(name, input, other, keep_input):
+    a, b = _operands(name, input, other, tensors_only=(0, 1))
+    dt = result_dtype(a, b)
+    a, b = _cast(a, dt), _cast(b, dt)
+    with autograd.no_grad():
+        cond = keep_input(a, b)
+        if dt.is_floating_point:
+            cond = cond | b.isnan()     # a NaN other gives input (NaN only where both are)
+    return where(cond, a, b)
+
+
+def fmax(input, other):
+    """The larger of each pair, ignoring NaN (NaN only where both are; ``torch.fmax``). A tie
+    sends the gradient to ``input``, as torch's. Two tensors (broadcast), any dtype."""
+    return _nan_ignoring("fmax", input, other, lambda a, b: a >= b)
+
+
+def fmin(input, other):
+    """The smaller of each pair, ignoring NaN (``torch.fmin``); see ``fmax``."""
+    return _nan_ignoring("fmin", input, other, lambda a, b: a <= b)
+
+
+def float_power(input, exponent):
+    """``input ** exponent`` in float64 whatever the dtypes (``torch.float_power``); either may be
+    a number. Gradients those of ``pow``, in float64."""
+    a, b = _operands("float_power", input, exponent)
+    a, b = _cast(a, dtypes.float64), _cast(b, dtypes.float64)
+    return a ** b
+
+
+def copysign(input, other):
+    """``|input|`` with the sign of ``other`` (``torch.copysign``; -0.0 and -NaN count as
+    negative), in a float dtype (integers: the default float); ``other`` may be a number. The
+    gradient is ``copysign(1, input) * copysign(1, other)``, 0 where ``input`` is 0, and zeros for
+    ``other``, as torch's."""
+    a, b = _operands("copysign", input, other, tensors_only=(0,))
+    dt = _floating_result(a, b)
+    a, b = _cast(a, dt), _cast(b, dt)
+    value = _local(bk.copysign_arrays, (a, b))
+    expr = None
+    if _needs_grad(a, b):
+        with autograd.no_grad(), B.quiet_float_errors():     # 0 / 0 and NaN / NaN, masked or torch's
+            ratio = (value / a).masked_fill(a == 0, 0.0)
+        expr = a * ratio
+    return _with_grad(value, expr, *([b] if isinstance(b, Tensor) else []))
+
+
+def signbit(input):
+    """True where the sign bit is set (``torch.signbit``): negatives, -0.0 and -NaN."""
+    _tensor_only("signbit", input)
+    return _local(bk.signbit_arrays, (input,))
+
+
+def ldexp(input, other):
+    """``input * 2**other`` (``torch.ldexp``), exact for integer ``other`` (no ``2**other`` that
+    overflows on the way: ``ldexp(1e-45, 200)`` is 2**51); a float dtype (integers: the default
+    float). Gradients ``2**other`` and, for float ``other``, ``log(2) * result``."""
+    a, b = _operands("ldexp", input, other, tensors_only=(0, 1))
+    dt = _floating_result(a, b)
+    a = _cast(a, dt)
+    if b.dtype.is_floating_point:
+        with B.quiet_float_errors():
+            return a * (2.0 ** _cast(b, dt))
+    limit = 3 * bk.FORMAT[dt][3]      # beyond it every nonzero result is 0 or inf already
+    e = b.to(dtypes.int64).clamp(-limit, limit)
+    # three factors 2**e_i, each within the dtype's range: every product but the last is exact
+    e1 = e // 3
+    e2 = (e - e1) // 2
+    e3 = e - e1 - e2
+    with B.quiet_float_errors():        # beyond the dtype's range: inf, as torch's
+        return a * _pow2(e1, dt) * _pow2(e2, dt) * _pow2(e3, dt)
+
+
+def _pow2(k, dtype):
+    return _local(functools.partial(bk.pow2_arrays, dtype=dtype), (k,))
+
+
+def frexp(input):
+    """``(mantissa, exponent)`` with ``input = mantissa * 2**exponent``, ``|mantissa|`` in
+    [0.5, 1) and ``exponent`` int32 (``torch.frexp``; 0, inf and NaN: themselves and 0).
+    Floating tensors only; the mantissa's gradient is ``grad / 2**exponent``, as torch's."""
+    _tensor_only("frexp", input)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"torch.frexp() only supports floating-point dtypes, got {input.dtype!r}")
+    if input._placed is None:
+        mantissa, exponent = (Tensor._wrap(v) for v in bk.frexp_arrays(input._array))
+    else:
+        mantissa = map_local(lambda x: bk.frexp_arrays(x)[0], (input,))
+        exponent = map_local(lambda x: bk.frexp_arrays(x)[1], (input,))
+    expr = None
+    if _needs_grad(input):
+        expr = input / _pow2(exponent, input.dtype)
+    return FrexpResult(_with_grad(mantissa, expr), exponent)
+
+
+def nextafter(input, other):
+    """The next float after ``input`` towards ``other`` (``torch.nextafter``; ``other`` itself
+    where they are equal). Two floating tensors (broadcast). Gradients 1 and 0, as torch's."""
+    a, b = _operands("nextafter", input, other, tensors_only=(0, 1))
+    dt = result_dtype(a, b)
+    _refuse_dtype("nextafter", dt, ("float",))
+    a, b = _cast(a, dt), _cast(b, dt)
+    value = _local(bk.nextafter_arrays, (a, b))
+    return _with_grad(value, a if _needs_grad(a, b) else None, b)
+
+
+def isposinf(input):
+    """True where ``input`` is +inf (``torch.isposinf``); all False for integer and bool tensors."""
+    _tensor_only("isposinf", input)
+    return input == math.inf if input.dtype.is_floating_point else input != input
+
+
+def isneginf(input):
+    """True where ``input`` is -inf (``torch.isneginf``); all False for integer and bool tensors."""
+    _tensor_only("isneginf", input)
+    return input == -math.inf if input.dtype.is_floating_point else input != input
+
+
+def isreal(input):
+    """True where the imaginary part is 0 (``torch.isreal``): everywhere, gt having no complex
+    dtypes (NaN included, as torch's)."""
+    _tensor_only("isreal", input)
+    return _local(lambda x: B.ones(tuple(x.shape), dtypes.bool_), (input,))
+
+
+def _float_power_(self, exponent):
+    """``float_power`` written into this tensor, which must be float64 (torch's rule)."""
+    if self.dtype != dtypes.float64:
+        raise RuntimeError(f"the base given to float_power_ has dtype {_TORCH_NAMES.get(self.dtype, self.dtype)} "
+                           "but the operation's result requires dtype Double")
+    return _inplace_method("float_power", False)(self, exponent)
+
+
+class BitwiseMethods:
+    __slots__ = ()
+
+    bitwise_and, bitwise_or, bitwise_xor, bitwise_not = bitwise_and, bitwise_or, bitwise_xor, bitwise_not
+    bitwise_left_shift, bitwise_right_shift = bitwise_left_shift, bitwise_right_shift
+    gcd, lcm, fmod, fmax, fmin, float_power, copysign = gcd, lcm, fmod, fmax, fmin, float_power, copysign
+    signbit, ldexp, frexp, nextafter, isposinf, isneginf, isreal = (signbit, ldexp, frexp, nextafter, isposinf,
+                                                                    isneginf, isreal)
+
+    def __rand__(self, other):
+        return bitwise_and(other, self)
+
+    def __ror__(self, other):
+        return bitwise_or(other, self)
+
+    def __xor__(self, other):
+        return bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return bitwise_xor(other, self)
+
+    def __lshift__(self, other):
+        return bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other):
+        return bitwise_left_shift(other, self)
+
+    def __rshift__(self, other):
+        return bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other):
+        return bitwise_right_shift(other, self)
+
+    float_power_ = _float_power_
+
+    def __iand__(self, other):
+        return self.bitwise_and_(other)
+
+    def __ior__(self, other):
+        return self.bitwise_or_(other)
+
+    def __ixor__(self, other):
+        return self.bitwise_xor_(other)
+
+    def __ilshift__(self, other):
+        return self.bitwise_left_shift_(other)
+
+    def __irshift__(self, other):
+        return self.bitwise_right_shift_(other)
+
+
+# torch's in-place forms: the result written back into the tensor (a result it cannot hold, a
+# float into an int tensor, an int into a bool one, is refused with torch's message)
+for _name in ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift",
+              "gcd", "lcm", "fmod", "copysign", "ldexp", "nextafter", "heaviside"):
+    setattr(BitwiseMethods, f"{_name}_", _inplace_method(_name, False))
