@@ -75,6 +75,12 @@ from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesk
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+# torch's top-level aliases, functional forms, dtype questions, settings, in-place and *_copy forms
+from gt.tensor.toplevel_functions import *  # noqa: F401,F403,E402,A001
+from gt.tensor.dtype_functions import *  # noqa: F401,F403,E402
+from gt.tensor.global_settings import *  # noqa: F401,F403,E402
+from gt.tensor.copy_functions import *  # noqa: F401,F403,E402
+from gt.nn.toplevel_functional import *  # noqa: F401,F403,E402
 from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,  # noqa: E402
                                          bitwise_right_shift, gcd, lcm, fmod, fmax, fmin, float_power, copysign,
                                          signbit, ldexp, frexp, nextafter, isposinf, isneginf, isreal)

@@ -23,6 +23,7 @@ from gt.backend.numpy_sorting import NumpySorting
 from gt.backend.numpy_special import NumpySpecial
 from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_windows import NumpyWindows
+from gt.backend.print_options import format_array
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -177,8 +178,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return arr.copy()
 
     def format(self, arr):
-        return np.array2string(arr, separator=", ", precision=4, threshold=200, edgeitems=3,
-                               prefix="tensor(")
+        return format_array(arr)   # gt.set_printoptions sets the layout (print_options.py)
 
     def item(self, arr):
         return arr.item()

@@ -1,0 +1,205 @@
+"""torch's top-level in-place forms (``gt.exp_(x)`` is ``x.exp_()``), its complex-number helpers
+as they behave on gt's real dtypes, and the ``*_copy`` functions (a view function's result as a
+new tensor).
+"""
+
+import warnings
+
+from gt import dtypes
+from gt.tensor.creation import full
+from gt.tensor.toplevel_checks import _no_out, _tensor_arg
+from gt.tensor.toplevel_functions import t
+
+__all__ = []
+
+
+# ---- torch's top-level in-place forms: gt.exp_(x) is x.exp_() -----------------------------------------
+_INPLACE = ("abs_", "acos_", "acosh_", "arccos_", "arccosh_", "arcsin_", "arcsinh_", "arctan_", "arctanh_", "asin_",
+            "asinh_", "atan_", "atanh_", "ceil_", "clamp_", "clamp_max_", "clamp_min_", "clip_", "cos_", "cosh_",
+            "deg2rad_", "detach_", "erf_", "erfc_", "exp2_", "exp_", "expm1_", "fill_", "fix_", "floor_", "frac_",
+            "i0_", "log10_", "log1p_", "log2_", "log_", "logit_", "nan_to_num_", "neg_", "negative_", "rad2deg_",
+            "reciprocal_", "relu_", "round_", "rsqrt_", "sigmoid_", "sin_", "sinc_", "sinh_", "sqrt_", "square_",
+            "tan_", "tanh_", "trunc_", "xlogy_", "zero_", "get_device")
+
+
+def _method_form(name):
+    def fn(input, *args, **kwargs):
+        return getattr(_tensor_arg(input, name), name)(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"``gt.{name}(input, ...)`` is ``input.{name}(...)``"
+                  + (": it changes ``input`` in place and returns it." if name.endswith("_") else "."))
+    return fn
+
+
+for _name in _INPLACE:
+    globals()[_name] = _method_form(_name)
+__all__ += list(_INPLACE)
+
+
+# ---- complex-number helpers on gt's real dtypes ------------------------------------------------------
+# gt has no complex dtype, so torch's conjugate and negative views never occur: these are the
+# identities (or refusals) torch gives on real tensors, for code written for both kinds.
+def conj(input):
+    """The complex conjugate: ``input`` itself for a real tensor."""
+    return _tensor_arg(input, "conj")
+
+
+def conj_physical(input):
+    """The complex conjugate, materialised: a copy of a real ``input`` (differentiable)."""
+    return _tensor_arg(input, "conj_physical").clone()
+
+
+def resolve_conj(input):
+    """``input`` with a lazy conjugation applied: ``input`` itself (gt has none)."""
+    return _tensor_arg(input, "resolve_conj")
+
+
+def resolve_neg(input):
+    """``input`` with a lazy negation applied: ``input`` itself (gt has none)."""
+    return _tensor_arg(input, "resolve_neg")
+
+
+def is_conj(input):
+    """Whether ``input`` is a lazily conjugated view: never in gt."""
+    _tensor_arg(input, "is_conj")
+    return False
+
+
+def is_neg(input):
+    """Whether ``input`` is a lazily negated view: never in gt."""
+    _tensor_arg(input, "is_neg")
+    return False
+
+
+def real(input):
+    """The real part: ``input`` itself for a real tensor (as torch returns it)."""
+    return _tensor_arg(input, "real")
+
+
+def imag(input):
+    """The imaginary part, which real tensors do not have: RuntimeError, as in torch."""
+    _tensor_arg(input, "imag")
+    raise RuntimeError(f"imag is not implemented for tensors with non-complex dtypes (got {input.dtype!r}); gt has "
+                       f"no complex dtypes")
+
+
+def angle(input, *, out=None):
+    """The argument of each element: pi where ``input`` is negative, 0 where it is not, NaN kept.
+    Integers give the default float dtype. The gradient is zero, as torch's for real inputs."""
+    _no_out(out, "angle")
+    x = _tensor_arg(input, "angle")
+    dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
+    x = x.to(dtype)
+    values = ((x < 0).to(dtype) * 3.141592653589793).masked_fill(x.isnan(), float("nan"))
+    # zeros that stay on the graph, so the result requires grad (a zero gradient) where x does
+    return values + x.masked_fill(full(x.shape, True, dtype=dtypes.bool_), 0.0)
+
+
+# ---- torch's *_copy functions: the view functions, returning a new tensor ------------------------------
+def _shape(size):
+    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+
+
+def view_copy(input, size):
+    """``input.view(size).clone()``."""
+    return _tensor_arg(input, "view_copy").view(*_shape((size,))).clone()
+
+
+def permute_copy(input, dims):
+    """``input.permute(dims).clone()``."""
+    return _tensor_arg(input, "permute_copy").permute(*_shape((dims,))).clone()
+
+
+def t_copy(input):
+    """``t(input).clone()``."""
+    return t(input).clone()
+
+
+def transpose_copy(input, dim0, dim1):
+    """``input.transpose(dim0, dim1).clone()``."""
+    return _tensor_arg(input, "transpose_copy").transpose(dim0, dim1).clone()
+
+
+def expand_copy(input, size, *, implicit=False):
+    """``input.expand(size).clone()``: the broadcast values, materialised."""
+    return _tensor_arg(input, "expand_copy").expand(*_shape((size,))).clone()
+
+
+def squeeze_copy(input, dim=None):
+    """``input.squeeze(dim).clone()``."""
+    return _tensor_arg(input, "squeeze_copy").squeeze(dim=dim).clone()
+
+
+def unsqueeze_copy(input, dim):
+    """``input.unsqueeze(dim).clone()``."""
+    return _tensor_arg(input, "unsqueeze_copy").unsqueeze(dim=dim).clone()
+
+
+def diagonal_copy(input, offset=0, dim1=0, dim2=1):
+    """``input.diagonal(offset, dim1, dim2).clone()``."""
+    return _tensor_arg(input, "diagonal_copy").diagonal(offset, dim1, dim2).clone()
+
+
+def select_copy(input, dim, index):
+    """``input.select(dim, index).clone()``."""
+    return _tensor_arg(input, "select_copy").select(dim, index).clone()
+
+
+def slice_copy(input, dim=0, start=None, end=None, step=1):
+    """``input[..., start:end:step, ...]`` along ``dim``, as a new tensor."""
+    x = _tensor_arg(input, "slice_copy")
+    if step <= 0:
+        raise RuntimeError(f"slice_copy: slice step must be positive, got {step}")
+    index = [slice(None)] * x.ndim
+    index[dim] = slice(start, end, step)
+    return x[tuple(index)].clone()
+
+
+def unbind_copy(input, dim=0):
+    """``input.unbind(dim)`` with each part a new tensor."""
+    return tuple(part.clone() for part in _tensor_arg(input, "unbind_copy").unbind(dim))
+
+
+def split_copy(input, split_size, dim=0):
+    """``input.split(split_size, dim)`` with each part a new tensor."""
+    return tuple(part.clone() for part in _tensor_arg(input, "split_copy").split(split_size, dim=dim))
+
+
+def unfold_copy(input, dimension, size, step):
+    """``input.unfold(dimension, size, step).clone()``."""
+    return _tensor_arg(input, "unfold_copy").unfold(dimension, size, step).clone()
+
+
+def detach_copy(input):
+    """``input.detach().clone()``."""
+    return _tensor_arg(input, "detach_copy").detach().clone()
+
+
+def alias_copy(input):
+    """A copy of ``input`` (differentiable)."""
+    return _tensor_arg(input, "alias_copy").clone()
+
+
+def chain_matmul(*matrices, out=None):
+    """The product of 2-D matrices, left to right (torch's deprecated spelling of
+    ``linalg.multi_dot``; it warns as torch does). One matrix is returned as a copy."""
+    _no_out(out, "chain_matmul")
+    warnings.warn("gt.chain_matmul is deprecated (as torch.chain_matmul is); use gt.linalg.multi_dot, which accepts "
+                  "a list of two or more tensors", UserWarning, stacklevel=2)
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    for i, m in enumerate(matrices):
+        if _tensor_arg(m, "chain_matmul", f"matrices[{i}]").ndim != 2:
+            raise RuntimeError(f"chain_matmul(): Tensor dimension is {m.ndim}, expected 2 instead (matrix {i}, "
+                               f"shape {m.shape})")
+    result = matrices[0].clone()
+    for m in matrices[1:]:
+        result = result @ m
+    return result
+
+
+__all__ += ["conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg", "real", "imag", "angle",
+            "view_copy", "permute_copy", "t_copy", "transpose_copy", "expand_copy", "squeeze_copy", "unsqueeze_copy",
+            "diagonal_copy", "select_copy", "slice_copy", "unbind_copy", "split_copy", "unfold_copy", "detach_copy",
+            "alias_copy", "chain_matmul"]

@@ -1,0 +1,51 @@
+"""Argument checks of torch's top-level functions (toplevel_functions.py and its neighbours):
+torch's error types, with messages that name the value."""
+
+import builtins
+
+from gt import dtypes
+from gt.tensor.arithmetic import _operand
+from gt.tensor.core import Tensor
+
+
+def _tensor_arg(x, fn, name="input"):
+    """``x`` itself when it is a tensor; torch's TypeError otherwise (numbers are not tensors)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument '{name}' must be a Tensor, not {type(x).__name__} ({x!r}); "
+                        f"use gt.tensor(...) first")
+    return x
+
+
+def _no_out(out, fn):
+    if out is not None:
+        raise TypeError(f"gt.{fn}(): out= is not supported (gt tensors are not written in place by functions); "
+                        f"use the returned tensor")
+
+
+def _one_tensor(a, b, fn):
+    """``(a, b)`` with arrays made tensors; TypeError unless at least one is a tensor."""
+    a, b = _operand(a, fn), _operand(b, fn)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{fn}(): expected at least one tensor argument, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    return a, b
+
+
+def _check_alpha(x, other, alpha, fn):
+    """torch refuses a float ``alpha`` when the operands are integers (the result would be float)."""
+    ints = builtins.all(not (t.dtype.is_floating_point if isinstance(t, Tensor) else isinstance(t, float))
+                        for t in (x, other))
+    if ints and isinstance(alpha, float):
+        raise RuntimeError(f"{fn}: for integral input tensors, argument alpha must not be a floating point number "
+                           f"(got alpha={alpha!r})")
+
+
+def _check_no_bool(a, b):
+    """torch refuses subtraction with a bool operand (a bool tensor or True/False)."""
+    bools = [isinstance(x, bool) or isinstance(x, Tensor) and x.dtype == dtypes.bool_ for x in (a, b)]
+    if builtins.all(bools):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead.")
+    if builtins.any(bools):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
