@@ -156,6 +156,11 @@ def _local(fn, args):
 
 
 def _bitwise(name, kernel, fn, a, b, bools=True, tensors_only=()):
+    # the common case (two masks of one device, x & y): no promotion to work out
+    if (type(a) is Tensor and type(b) is Tensor and a._placed is None and b._placed is None
+            and a.dtype == b.dtype and a.dtype in (dtypes.bool_, dtypes.int64, dtypes.int32) and a.shape == b.shape
+            and (bools or a.dtype != dtypes.bool_)):
+        return Tensor._wrap(fn(a._array, b._array))
     a, b = _operands(name, a, b, tensors_only)
     dt = result_dtype(a, b)
     _refuse_dtype(kernel, dt, ("int", "bool") if bools else ("int",))

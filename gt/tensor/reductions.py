@@ -106,17 +106,18 @@ class ReductionMethods:
         return self._arg(B.argmin, "argmin", axis, keepdims, dim, keepdim)
 
     def all(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        """Whether every element is true (non-zero): a bool, or a bool tensor over ``axis``."""
+        """Whether every element is true (non-zero): a 0-d bool tensor (``bool(x.all())`` and
+        ``x.all().item()`` give a Python bool, as in torch), or a bool tensor over ``axis``."""
         no_out(out, "all")
         axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "all"), bool(keepdims or keepdim)
         if axes is None and not keep:
-            return B.all(self._data)
+            return Tensor._wrap(B.asarray(bool(B.all(self._data)), dtype=dtypes.bool_))
         return ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
 
     def any(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        """Whether some element is true (non-zero): a bool, or a bool tensor over ``axis``."""
+        """Whether some element is true (non-zero): a 0-d bool tensor, or a bool tensor over ``axis``."""
         no_out(out, "any")
         axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "any"), bool(keepdims or keepdim)
         if axes is None and not keep:
-            return B.any(self._data)
+            return Tensor._wrap(B.asarray(bool(B.any(self._data)), dtype=dtypes.bool_))
         return ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0

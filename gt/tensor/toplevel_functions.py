@@ -34,8 +34,7 @@ def _as_bool_tensor(value):
 
 def all(input, dim=None, keepdim=False, *, out=None):  # noqa: A001
     """Whether every element is non-zero: a 0-d bool tensor, or a bool tensor over ``dim`` (an int
-    or a tuple of ints; ``keepdim`` keeps the reduced dims as size 1). Unlike ``Tensor.all()``,
-    which gives a Python bool for a whole-tensor reduction, this gives a tensor, as torch does."""
+    or a tuple of ints; ``keepdim`` keeps the reduced dims as size 1), as ``Tensor.all``."""
     _no_out(out, "all")
     return _as_bool_tensor(_tensor_arg(input, "all").all(dim=dim, keepdim=keepdim))
 
