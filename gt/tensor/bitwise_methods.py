@@ -1,19 +1,13 @@
 """torch's bitwise and integer/float-bit methods (`bitwise_and`, `gcd`, `fmod`, `copysign`, `ldexp`...).
 
-The bitwise ops (``&``, ``|``, ``^``, ``~``, ``<<``, ``>>`` and their ``bitwise_*`` names),
-``gcd``, ``lcm`` and integer ``fmod`` take integer and bool tensors (torch's error for floats:
-NotImplementedError); their dtypes follow torch's promotion (a Python int meeting an int32
-tensor stays int32, wrapping as torch does; a bool tensor meeting an int gives int64). Shifts
-follow torch: a count outside ``[0, bits)`` gives 0 for ``<<``, and 0 or -1 (the sign) for
-``>>``, which is arithmetic. None of these has a gradient.
-
-The float functions (``fmod``, ``copysign``, ``ldexp``, ``frexp``, ``nextafter``, ``signbit``)
-are exact: their values are computed from the floats' bits, never by a rounding formula, and
-their gradients are torch's. ``fmax`` and ``fmin`` ignore NaN; a tie sends the gradient to
-``input``, as torch's. ``float_power`` computes in float64.
-
-gt has no int8, uint8 or int16 dtypes, so only int32 and int64 reach the integer functions here.
-The kernels on engine arrays are in gt/ops/bitwise_kernels.py.
+The bitwise ops (``&``, ``|``, ``^``, ``~``, ``<<``, ``>>``, ``bitwise_*``), ``gcd``, ``lcm``
+and integer ``fmod`` take integer and bool tensors (floats: torch's NotImplementedError), with
+torch's promotion (an int32 tensor meeting a Python int stays int32 and wraps; bool meeting int
+gives int64) and shifts (a count outside ``[0, bits)`` gives 0 for ``<<``, the sign for the
+arithmetic ``>>``); none has a gradient. The float functions (``fmod``, ``copysign``, ``ldexp``,
+``frexp``, ``nextafter``, ``signbit``) are computed from the floats' bits, exactly, with torch's
+gradients; ``fmax``/``fmin`` ignore NaN (a tie's gradient goes to ``input``); ``float_power``
+computes in float64. Only int32 and int64 exist in gt. Kernels: gt/ops/bitwise_kernels.py.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
@@ -156,15 +150,17 @@ def _local(fn, args):
 
 
 def _bitwise(name, kernel, fn, a, b, bools=True, tensors_only=()):
-    # the common case (two masks of one device, x & y): no promotion to work out
-    if (type(a) is Tensor and type(b) is Tensor and a._placed is None and b._placed is None
-            and a.dtype == b.dtype and a.dtype in (dtypes.bool_, dtypes.int64, dtypes.int32) and a.shape == b.shape
-            and (bools or a.dtype != dtypes.bool_)):
+    if _same_kind(a, b, bools):      # the common case, two masks of one device (x & y): nothing to promote
         return Tensor._wrap(fn(a._array, b._array))
     a, b = _operands(name, a, b, tensors_only)
     dt = result_dtype(a, b)
     _refuse_dtype(kernel, dt, ("int", "bool") if bools else ("int",))
     return _local(fn, (_cast(a, dt), _cast(b, dt)))
+
+
+def _same_kind(a, b, bools):
+    return (type(a) is Tensor and type(b) is Tensor and a._placed is None and b._placed is None and a.dtype == b.dtype
+            and a.shape == b.shape and a.dtype in ((dtypes.bool_,) * bools + (dtypes.int64, dtypes.int32)))
 
 
 def _shift(name, kernel, left, a, b):

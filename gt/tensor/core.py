@@ -63,10 +63,11 @@ from gt.tensor import fused_methods, info_methods, stats_methods
 from gt.tensor.fused_methods import FusedMethods
 from gt.tensor.info_methods import InfoMethods
 from gt.tensor.stats_methods import StatsMethods
-from gt.tensor import bitwise_methods
+from gt.tensor import bitwise_methods, random_methods
 from gt.tensor.bitwise_methods import BitwiseMethods
 from gt.tensor import device_methods
 from gt.tensor.device_methods import DeviceMethods
+from gt.tensor.random_methods import RandomMethods
 
 _next_id = 0
 
@@ -74,7 +75,7 @@ _next_id = 0
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
              ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
              SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
-             DiagonalMethods, BitwiseMethods, DeviceMethods):
+             DiagonalMethods, BitwiseMethods, RandomMethods, DeviceMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -397,7 +398,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
-                device_methods):
+                random_methods, device_methods):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).
