@@ -85,6 +85,7 @@ from gt.tensor.random_functions import bernoulli, normal, poisson, binomial, ran
 from gt.tensor.numerics_functions import (hann_window, hamming_window, blackman_window, bartlett_window,  # noqa: E402
                                           kaiser_window, trapezoid, trapz, cumulative_trapezoid, cov, corrcoef,
                                           vander, gradient)
+from gt.tensor.remaining_functions import *  # noqa: F401,F403,E402
 from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,  # noqa: E402
                                          bitwise_right_shift, gcd, lcm, fmod, fmax, fmin, float_power, copysign,
                                          signbit, ldexp, frexp, nextafter, isposinf, isneginf, isreal)
