@@ -632,3 +632,14 @@ def test_scatter_forms_edges():
     out = x.slice_scatter(gt.ones(3, 4))
     out[0, 0] = 5.0
     assert x[0, 0].item() == 0.0   # a new tensor: the input is left as it was
+
+
+def test_index_reduce_prod_refuses_a_second_derivative_by_name():
+    """Its recorded gradient is right to first order only: create_graph=True is refused, not wrong."""
+    x = gt.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    s = gt.tensor([2.0, 0.0, 5.0], requires_grad=True)
+    index = gt.tensor([0, 0, 2])
+    gx, gs = gt.autograd.grad(x.index_reduce(0, index, s, "prod").sum(), (x, s))
+    assert gx.tolist() == [0.0, 1.0, 5.0, 1.0] and gs.tolist() == [0.0, 2.0, 3.0]
+    with pytest.raises(NotImplementedError, match=r'the backward of index_reduce\(\.\.\., "prod"\)'):
+        gt.autograd.grad(x.index_reduce(0, index, s, "prod").sum(), (x, s), create_graph=True)

@@ -28,3 +28,28 @@ class ExactValue(Function):
 
     def backward_graph(self, g):
         return (g if self.needs_input_grad[0] else None, None) + self._zeros(g, const)
+
+
+class FirstOrderOnly(Function):
+    """``x`` itself, for a result whose recorded gradient is right to first order only (its
+    terms treat some factors as constants: ``index_reduce(..., "prod")``). A second derivative
+    through it (``create_graph=True``) is refused by name rather than computed wrong."""
+
+    records_graph = False
+
+    def __init__(self, what="this op"):
+        self.what = what
+
+    @property
+    def name(self):
+        return self.what
+
+    def forward(self, x, what):
+        self.what = what
+        return x
+
+    def backward(self, g):
+        return (g, None)
+
+    def backward_graph(self, g):      # never called: records_graph is False
+        raise NotImplementedError(self.what)

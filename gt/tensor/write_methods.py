@@ -14,6 +14,7 @@ from gt.autograd import rebind
 from gt.autograd.function import new_epoch
 from gt.backend import B
 from gt.ops._shapes import normalize_axis, numel
+from gt.ops.exact_value import FirstOrderOnly
 from gt.tensor import inplace_grad
 from gt.tensor.arithmetic import where
 from gt.tensor.construct_methods import _arange
@@ -154,7 +155,8 @@ class WriteMethods:
                 received = (x * 0).index_add(dim, index, s * 0 + 1)
                 others_x = where(received > 0, 0.0, 1.0)
         out = (self - x) * others_x + result
-        return out.index_add(dim, index, (source - s) * others_s)
+        # the factors' products are constants here: a second derivative would be wrong, so it is refused
+        return FirstOrderOnly.apply(out.index_add(dim, index, (source - s) * others_s), 'index_reduce(..., "prod")')
 
     def index_reduce_(self, dim, index, source, reduce, *, include_self=True):
         """``index_reduce`` in place (recorded on the tape as torch records it)."""
