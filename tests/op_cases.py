@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import gt
-from gt.ops import attention, linalg
+from gt.ops import attention, elementwise, linalg
 from gt.ops.conv import ConvInputGrad, ConvWeightGrad, PoolAdjoint, PoolRoute
 from gt.ops.padding import PadGrad
 from gt.ops.shape import AddAtIndex
@@ -523,6 +523,10 @@ case("roundtrip", "Cast", lambda a: (a.to(gt.float32) * 3.0).to(gt.float64), ran
 case("double_float", "Cast", lambda a: a.float().double() * a, randn(3, seed=25),
      torch_fn=lambda a: a.float().double() * a, grad_kw={"eps": 1e-2, "rtol": 1e-4, "atol": 1e-4},
      torch_kw={"rtol": 1e-6, "atol": 1e-6})
+
+# ---- device move: on this machine the move is to the CPU itself; the op's gradient passes back
+case("to_cpu", "ToDevice", lambda a: elementwise.ToDevice.apply(a * 2.0, "cpu") * a, randn(3, 4, seed=26),
+     torch_fn=lambda a: (a * 2.0).to("cpu") * a)
 
 CASE_IDS = [c.id for c in CASES]
 OPS_COVERED = sorted({c.op for c in CASES})
