@@ -75,6 +75,7 @@ from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesk
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+from gt import distributions  # torch.distributions' families, kl_divergence, constraints
 # torch's top-level aliases, functional forms, dtype questions, settings, in-place and *_copy forms
 from gt.tensor.toplevel_functions import *  # noqa: F401,F403,E402,A001
 from gt.tensor.dtype_functions import *  # noqa: F401,F403,E402
