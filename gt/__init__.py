@@ -76,6 +76,10 @@ from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.uti
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
 from gt import distributions  # torch.distributions' families, kl_divergence, constraints
+from gt import random, testing, compiler  # torch.random's, torch.testing's and torch.compiler's names
+from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)
+from gt import amp, grad_scaler  # amp sits below the tensors: its GradScaler lives a layer up
+amp.GradScaler, amp.OptState = grad_scaler.GradScaler, grad_scaler.OptState
 # torch's top-level aliases, functional forms, dtype questions, settings, in-place and *_copy forms
 from gt.tensor.toplevel_functions import *  # noqa: F401,F403,E402,A001
 from gt.tensor.dtype_functions import *  # noqa: F401,F403,E402

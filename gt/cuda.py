@@ -122,3 +122,11 @@ def reset_peak_memory_stats(device=None):
 
 def is_bf16_supported():
     return is_available() and _torch().cuda.is_bf16_supported()
+
+
+from gt import grad_scaler as _grad_scaler  # noqa: E402
+
+
+class amp:
+    """``gt.cuda.amp``: torch.cuda.amp's deprecated ``GradScaler`` (``gt.amp.GradScaler("cuda", ...)``)."""
+    GradScaler = _grad_scaler.CudaGradScaler
