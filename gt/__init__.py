@@ -75,6 +75,7 @@ from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesk
 from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
 from gt import distributions  # torch.distributions' families, kl_divergence, constraints
 from gt import random, testing, compiler  # torch.random's, torch.testing's and torch.compiler's names
 from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)

@@ -9,9 +9,6 @@ import gt
 from gt.sharding.mesh import use_mesh
 from helpers import torch_or_skip
 
-# torch.compile imports torch's own compiler, whose import warns that torch.jit.script_method is deprecated
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
-
 
 def _outcome(fn, *args, **kwargs):
     try:

@@ -15,6 +15,8 @@ sys.modules[__name__ + ".rnn"] = rnn      # so that `import gt.nn.utils.rnn` fin
 from gt.nn import parametrizations, parametrize  # noqa: E402  (torch's nn.utils.parametrize / .parametrizations)
 sys.modules[__name__ + ".parametrize"] = parametrize      # `import gt.nn.utils.parametrize as P`, as in torch
 sys.modules[__name__ + ".parametrizations"] = parametrizations
+from gt.nn import stateless  # noqa: E402  (torch's nn.utils.stateless.functional_call)
+sys.modules[__name__ + ".stateless"] = stateless
 from gt.nn.weight_norm import remove_weight_norm, weight_norm  # noqa: E402,F401  (torch's deprecated hook version)
 from gt.nn.spectral_norm import remove_spectral_norm, spectral_norm  # noqa: E402,F401  (torch's hook version)
 

@@ -1,0 +1,33 @@
+"""torch's ``torch.func`` as ``gt.func``: function transforms (``grad``, ``grad_and_value``,
+``vjp``, ``jvp``, ``linearize``, ``jacrev``, ``jacfwd``, ``hessian``, ``vmap``,
+``functionalize``) and the module helpers ``functional_call``, ``stack_module_state`` and
+``replace_all_batch_norm_modules_``, with torch's signatures, pytree arguments (tuples, lists,
+dicts) and results.
+
+How they are computed, where that differs from torch's functorch:
+
+* The derivative transforms run gt's reverse mode (``gt.autograd.grad``) on fresh copies of the
+  differentiated inputs. A transform called inside another one, or on inputs that require grad,
+  records its own gradients (``create_graph=True``), so ``grad(grad(f))``, ``jacrev(grad(f))``
+  and ``hessian`` differentiate again, and the results stay connected to the caller's graph.
+* gt has no forward mode: ``jvp`` uses the double-vjp trick (the vjp of the vjp, two reverse
+  passes), and ``jacfwd`` computes the same Jacobian as ``jacrev``, by reverse mode.
+* A Jacobian takes one reverse pass per output element (gt has no batched gradients).
+* gt has no batching rules: ``vmap`` runs ``func`` once per batch element, on slices of the
+  mapped inputs, and stacks the outputs along ``out_dims``. It is correct and differentiable,
+  composes with every transform (``vmap(grad(f))`` gives per-sample gradients), but costs one
+  call per element. ``randomness='error'`` raises when ``func`` draws from gt's default
+  generator (a draw from an explicit ``gt.Generator`` is not seen); ``'same'`` gives every
+  element the same draws; ``'different'`` gives each its own. ``out_dims=None`` returns the first
+  element's output and raises when the elements' outputs differ. ``chunk_size`` is checked and
+  changes nothing (one element at a time already).
+* As torch's, a transform differentiates also under the caller's ``no_grad`` (its results are
+  then plain values).
+"""
+
+from gt.func.derivatives import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
+from gt.func.modules import functional_call, functionalize, replace_all_batch_norm_modules_, stack_module_state
+from gt.func.vmap import vmap
+
+__all__ = ["functional_call", "stack_module_state", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd",
+           "hessian", "vmap", "linearize", "functionalize", "replace_all_batch_norm_modules_"]

@@ -1,0 +1,333 @@
+"""``gt.func``'s derivative transforms: ``grad``, ``grad_and_value``, ``vjp``, ``jvp``, ``linearize``,
+``jacrev``, ``jacfwd``, ``hessian`` (gt's reverse mode; see gt/func/__init__.py)."""
+
+import functools
+
+from gt.autograd import grad as _autograd_grad
+from gt.autograd import enable_grad, is_grad_enabled
+from gt.autograd.backward import topological_order
+from gt.tensor import Tensor, stack
+from gt.tensor.creation import eye, zeros
+from gt.tensor.functions import is_floating_point
+from gt.func.pytree import _check_randomness, _flatten, _spec_str, _unflatten
+
+
+# ---- differentiation ------------------------------------------------------------------------
+def _fresh(x, outer):
+    """A new tensor to differentiate ``x`` by: attached to ``x``'s graph when ``x`` requires grad
+    (so an outer transform or the caller differentiates through the result), a new leaf otherwise."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"Thing passed to transform API must be Tensor, got {type(x)}")
+    if x.requires_grad and outer:
+        return x[...]   # a new node (view_as of the same shape gives x itself)
+    if not is_floating_point(x) and not x.is_complex():
+        raise RuntimeError("only Tensors of floating point dtype can require gradients")
+    return x.detach().requires_grad_(True)
+
+
+def _check_argnums(argnums, nargs):
+    if isinstance(argnums, bool) or not isinstance(argnums, (int, tuple)):
+        raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+    nums = argnums if isinstance(argnums, tuple) else (argnums,)
+    if not nums:
+        raise RuntimeError("argnums must be non-empty")
+    out = []
+    for n in nums:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+        if not -nargs <= n < nargs:
+            raise RuntimeError(f"Got argnum={n}, but only {nargs} positional inputs")
+        out.append(n % nargs)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"argnums must be unique, got {argnums}")
+    return out
+
+
+class _Inputs:
+    """The differentiated arguments of one call: ``args`` with fresh tensors at ``argnums``."""
+
+    def __init__(self, args, argnums):
+        # the caller's grad mode: a transform computes its derivatives also under the caller's
+        # no_grad (as torch's), but then its results are not connected to the caller's graph
+        self.outer = is_grad_enabled()
+        self.nums = _check_argnums(argnums, len(args))
+        self.single = not isinstance(argnums, tuple)
+        self.args = list(args)
+        self.leaves, self.specs = [], []
+        for n in self.nums:
+            leaves, spec = _flatten(args[n])
+            fresh = [_fresh(x, self.outer) for x in leaves]
+            self.args[n] = _unflatten(spec, fresh)
+            self.leaves.append(fresh)
+            self.specs.append(spec)
+        self.flat = [t for leaves in self.leaves for t in leaves]
+
+    def pack(self, grads):
+        """Per-leaf results (in ``flat`` order) shaped as the differentiated arguments."""
+        grads, out = list(grads), []
+        for leaves, spec in zip(self.leaves, self.specs):
+            out.append(_unflatten(spec, grads[:len(leaves)]))
+            grads = grads[len(leaves):]
+        return out[0] if self.single else tuple(out)
+
+
+def _needs_graph(outputs, inputs, outer=True):
+    """Whether the outputs depend on a tensor that requires grad besides ``inputs``: an outer
+    transform's input or the caller's, through a closure or through ``inputs`` themselves. Then
+    the gradients are recorded, for those outer derivatives."""
+    if not outer:
+        return False
+    outputs = [o for o in outputs if isinstance(o, Tensor) and o.requires_grad]
+    if not outputs:
+        return False
+    own = {id(t) for t in inputs}
+    return any(node._ctx is None and id(node) not in own for node in topological_order(outputs[0], outputs[1:]))
+
+
+def _grads(outputs, inputs, cotangents, create_graph, retain_graph):
+    """The vjp: one gradient per input (zeros for an input the outputs do not use)."""
+    pairs = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+    if not pairs:
+        return tuple(zeros(t.shape, dtype=t.dtype) for t in inputs)
+    got = _autograd_grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=retain_graph,
+                         create_graph=create_graph, allow_unused=True, materialize_grads=True)
+    return got if create_graph else tuple(g.detach() for g in got)
+
+
+def _level_out(tree, keep):
+    """Results of a transform as the caller sees them: connected to its graph only when the
+    transform recorded one (``keep``), plain values otherwise."""
+    leaves, spec = _flatten(tree)
+    return _unflatten(spec, [x if keep or not isinstance(x, Tensor) else x.detach() for x in leaves])
+
+
+def _split_aux(out, has_aux, api):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(f"{api}: output of function f should be a tuple: (output, aux) if has_aux is True")
+    return out
+
+
+def grad_and_value(func, argnums=0, has_aux=False):
+    """``grad_and_value(func)(*args)`` -> ``(gradient, value)`` (``(gradient, (value, aux))`` with
+    ``has_aux``): ``func`` returns a one-element 0-d tensor; the gradient has the structure of
+    ``args[argnums]`` (a tuple of such for a tuple ``argnums``).
+
+        >>> g, value = gt.func.grad_and_value(lambda x: (x ** 2).sum())(gt.tensor([1.0, 2.0]))
+        >>> g.tolist(), value.item()
+        ([2.0, 4.0], 5.0)
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        inputs = _Inputs(args, argnums)
+        with enable_grad():
+            out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, "grad_and_value(f)(*args)")
+        if not isinstance(out, Tensor):
+            raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}")
+        if out.dim() != 0:
+            raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got tensor "
+                               f"with {out.dim()} dims. Maybe you wanted to use the vjp or jacrev APIs instead?")
+        keep = _needs_graph([out], inputs.flat, inputs.outer)
+        grads = _grads([out], inputs.flat, [None], keep, keep)
+        value = _level_out(out, keep)
+        return inputs.pack(grads), ((value, _level_out(aux, keep)) if has_aux else value)
+    return wrapper
+
+
+def grad(func, argnums=0, has_aux=False):
+    """``grad(func)(*args)``: the gradient of ``func``'s 0-d tensor result with respect to
+    ``args[argnums]`` (``(gradient, aux)`` with ``has_aux``). Nests: ``grad(grad(f))`` is the
+    second derivative.
+
+        >>> gt.func.grad(gt.sin)(gt.tensor(0.0)).item()
+        1.0
+    """
+    gv = grad_and_value(func, argnums, has_aux)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        g, value = gv(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+    return wrapper
+
+
+def _tensor_leaves(tree, api, what="return only tensors"):
+    leaves, spec = _flatten(tree)
+    for x in leaves:
+        if not isinstance(x, Tensor):
+            raise RuntimeError(f"{api}: expected f(*primals) to {what}, got unsupported type {type(x)}")
+    return leaves, spec
+
+
+def vjp(func, *primals, has_aux=False):
+    """``vjp(func, *primals)`` -> ``(output, vjp_fn)`` (``(output, vjp_fn, aux)`` with ``has_aux``).
+    ``vjp_fn(cotangents)``, cotangents shaped as ``output``, returns a tuple with one gradient per
+    primal (each shaped as that primal's pytree); it may be called more than once.
+    """
+    inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
+    if inputs is None:
+        raise RuntimeError("vjp(f, *primals): Expected at least one primal")
+    with enable_grad():
+        out, aux = _split_aux(func(*inputs.args), has_aux, "vjp(f, *primals)")
+    out_leaves, out_spec = _tensor_leaves(out, "vjp(f, *primals)")
+    keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
+
+    def vjp_fn(cotangents, *, retain_graph=True, create_graph=None):
+        ct, ct_spec = _flatten(cotangents)
+        if _spec_str(ct_spec) != _spec_str(out_spec):
+            raise RuntimeError(f"Expected pytree structure of cotangents to be the same as pytree structure of "
+                               f"outputs to the function. cotangents: {_spec_str(ct_spec)}, primal output: "
+                               f"{_spec_str(out_spec)}")
+        for i, (c, o) in enumerate(zip(ct, out_leaves)):
+            if not isinstance(c, Tensor):
+                raise RuntimeError(f"vjp_fn: expected the cotangents to be tensors, got {type(c)}")
+            if tuple(c.shape) != tuple(o.shape):
+                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(c.shape)} and "
+                                   f"output[{i}] has a shape of {tuple(o.shape)}.")
+        graph = keep or bool(create_graph) or any(c.requires_grad for c in ct) and is_grad_enabled()
+        return tuple(inputs.pack(_grads(out_leaves, inputs.flat, ct, graph, True)))
+    result = _level_out(out, keep)
+    return (result, vjp_fn, _level_out(aux, keep)) if has_aux else (result, vjp_fn)
+
+
+def jvp(func, primals, tangents, *, strict=False, has_aux=False):
+    """``jvp(func, primals, tangents)`` -> ``(output, jvp_out)`` (``(output, jvp_out, aux)`` with
+    ``has_aux``): ``func(*primals)`` and its directional derivative along ``tangents`` (the same
+    structure as ``primals``, a tuple). gt has no forward mode: computed as the vjp of the vjp
+    (two reverse passes), with the same values as torch's forward mode.
+    """
+    if not isinstance(primals, tuple):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid "
+                           "to call f(*primals).")
+    if not isinstance(tangents, tuple):
+        raise RuntimeError("jvp(f, primals, tangents): Expected tangents to be a tuple. E.g. it should be valid "
+                           "to call f(*primals).")
+    p_leaves, p_spec = _flatten(primals)
+    t_leaves, t_spec = _flatten(tangents)
+    if _spec_str(p_spec) != _spec_str(t_spec):
+        raise RuntimeError(f"jvp(f, primals, tangents): Expected primals and tangents to have the same python "
+                           f"structure. For example, if primals is a tuple of 3 tensors, tangents also must be. "
+                           f"Got primals with structure {_spec_str(p_spec)} and tangents with structure "
+                           f"{_spec_str(t_spec)}")
+    if not p_leaves:
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a non-empty tuple of Tensors")
+    for p, t in zip(p_leaves, t_leaves):
+        if not isinstance(p, Tensor) or not isinstance(t, Tensor):
+            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples of Tensors")
+        if tuple(p.shape) != tuple(t.shape):
+            raise RuntimeError(f"Trying to set a forward gradient that has a different size than that of the "
+                               f"original Tensor, this is not supported. Tensor is of size {list(p.shape)} while "
+                               f"the given forward gradient is of size {list(t.shape)}.")
+    inputs = _Inputs(primals, tuple(range(len(primals))))
+    with enable_grad():
+        out, aux = _split_aux(func(*inputs.args), has_aux, "jvp(f, primals, tangents)")
+    out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
+    keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
+    # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
+    us = [zeros(o.shape, dtype=o.dtype).requires_grad_(True) for o in out_leaves]
+    live = [(o, u) for o, u in zip(out_leaves, us) if o.requires_grad]
+    if live:
+        vj = _autograd_grad([o for o, _ in live], inputs.flat, [u for _, u in live], create_graph=True,
+                            retain_graph=True, allow_unused=True, materialize_grads=True)
+        pairs = [(g, t) for g, t in zip(vj, t_leaves) if g.requires_grad]
+    else:
+        pairs = []
+    if pairs:
+        jv = _autograd_grad([g for g, _ in pairs], us, [t for _, t in pairs], create_graph=keep, retain_graph=keep,
+                            allow_unused=True, materialize_grads=True)
+        jv = [j if keep else j.detach() for j in jv]
+    else:
+        jv = [zeros(o.shape, dtype=o.dtype) for o in out_leaves]
+    result = (_level_out(out, keep), _unflatten(out_spec, jv))
+    return result + (_level_out(aux, keep),) if has_aux else result
+
+
+def linearize(func, *primals):
+    """``linearize(func, *primals)`` -> ``(output, jvp_fn)``: ``jvp_fn(*tangents)`` is
+    ``jvp(func, primals, tangents)[1]``, without running ``func`` again (the first of the two
+    reverse passes of the double-vjp trick is kept and reused; each call runs the second).
+    """
+    inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
+    if inputs is None:
+        raise RuntimeError("linearize(f, *primals): Expected at least one primal")
+    with enable_grad():
+        out = func(*inputs.args)
+    out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
+    p_leaves, p_spec = _flatten(primals)
+    us = [zeros(o.shape, dtype=o.dtype).requires_grad_(True) for o in out_leaves]
+    live = [(o, u) for o, u in zip(out_leaves, us) if o.requires_grad]
+    vj = _autograd_grad([o for o, _ in live], inputs.flat, [u for _, u in live], create_graph=True, retain_graph=True,
+                        allow_unused=True, materialize_grads=True) if live else ()
+
+    def jvp_fn(*tangents):
+        t_leaves, t_spec = _flatten(tangents)
+        if _spec_str(t_spec) != _spec_str(p_spec):
+            raise RuntimeError(f"linearize: expected the tangents to have the structure of the primals, "
+                               f"{_spec_str(p_spec)}, got {_spec_str(t_spec)}")
+        for p, t in zip(p_leaves, t_leaves):
+            if not isinstance(t, Tensor) or tuple(t.shape) != tuple(p.shape):
+                raise RuntimeError(f"linearize: expected each tangent to be a tensor of its primal's shape "
+                                   f"{tuple(p.shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t)}")
+        pairs = [(g, t) for g, t in zip(vj, t_leaves) if g.requires_grad]
+        if not pairs:
+            return _unflatten(out_spec, [zeros(o.shape, dtype=o.dtype) for o in out_leaves])
+        jv = _autograd_grad([g for g, _ in pairs], us, [t for _, t in pairs], retain_graph=True,
+                            allow_unused=True, materialize_grads=True)
+        return _unflatten(out_spec, [j.detach() for j in jv])
+    return _level_out(out, False), jvp_fn
+
+
+def _jacobian(func, args, kwargs, argnums, has_aux, api):
+    inputs = _Inputs(args, argnums)
+    with enable_grad():
+        out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
+    out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")
+    keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
+    per_output = []
+    for o in out_leaves:
+        n = o.numel()
+        if n == 0 or not o.requires_grad:
+            jacs = [zeros(tuple(o.shape) + tuple(t.shape), dtype=t.dtype) for t in inputs.flat]
+        else:
+            rows = eye(n, dtype=o.dtype)
+            # one reverse pass per output element (gt has no batched gradients)
+            per_row = [_grads([o], inputs.flat, [rows[e].reshape(o.shape)], keep, True) for e in range(n)]
+            jacs = [stack([r[j] for r in per_row]).reshape(tuple(o.shape) + tuple(t.shape))
+                    for j, t in enumerate(inputs.flat)]
+        per_output.append(inputs.pack(jacs))
+    jac = _unflatten(out_spec, per_output)
+    return (jac, _level_out(aux, keep)) if has_aux else jac
+
+
+def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_copy=False):
+    """``jacrev(func)(*args)``: the Jacobian of ``func`` with respect to ``args[argnums]``, by
+    reverse mode. Each output leaf of shape ``O`` and input leaf of shape ``I`` give a block of
+    shape ``O + I``; the result has the output's structure, each leaf replaced by the input's
+    structure (a tuple of them for a tuple ``argnums``). ``chunk_size`` is checked and otherwise
+    has no effect (rows are computed one at a time).
+    """
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size > 0):
+        raise ValueError("jacrev: `chunk_size` should be greater than 0.")
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return _jacobian(func, args, kwargs, argnums, has_aux, "jacrev(f, ...)(*args)")
+    return wrapper
+
+
+def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
+    """``jacfwd(func)(*args)``: the same Jacobian as ``jacrev`` (torch computes it by forward mode;
+    gt, without one, by reverse mode: same values and structure)."""
+    _check_randomness(randomness)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)")
+    return wrapper
+
+
+def hessian(func, argnums=0):
+    """``hessian(func)(*args)``: ``jacfwd(jacrev(func, argnums), argnums)``, the second derivatives
+    of ``func`` with respect to ``args[argnums]`` (shape ``O + I + I`` per leaf pair)."""
+    return jacfwd(jacrev(func, argnums), argnums)
