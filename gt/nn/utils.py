@@ -17,6 +17,8 @@ sys.modules[__name__ + ".parametrize"] = parametrize      # `import gt.nn.utils.
 sys.modules[__name__ + ".parametrizations"] = parametrizations
 from gt.nn import stateless  # noqa: E402  (torch's nn.utils.stateless.functional_call)
 sys.modules[__name__ + ".stateless"] = stateless
+from gt.nn import prune  # noqa: E402  (torch's nn.utils.prune)
+sys.modules[__name__ + ".prune"] = prune
 from gt.nn.weight_norm import remove_weight_norm, weight_norm  # noqa: E402,F401  (torch's deprecated hook version)
 from gt.nn.spectral_norm import remove_spectral_norm, spectral_norm  # noqa: E402,F401  (torch's hook version)
 
