@@ -447,7 +447,7 @@ def test_dataloader_shuffle_is_a_reproducible_permutation():
 
 
 @pytest.mark.parametrize("options,error,message", [
-    (dict(num_workers=2), NotImplementedError, "num_workers=2 is not supported"),
+    (dict(num_workers=2, prefetch_factor=-1), ValueError, "prefetch_factor option should be non-negative"),
     (dict(num_workers=-1), ValueError, "num_workers option should be non-negative"),
     (dict(pin_memory=True), NotImplementedError, "pin_memory=True.*no pinned host memory"),
     (dict(persistent_workers=True), ValueError, "persistent_workers option needs num_workers > 0"),

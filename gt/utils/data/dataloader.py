@@ -1,32 +1,45 @@
-"""``DataLoader``: batches of a dataset, in the calling process (torch's single-process path)."""
+"""``DataLoader``: batches of a dataset, in the calling process or in worker processes
+(``num_workers > 0``; the machinery is in ``gt.utils.data.workers``)."""
 
 import itertools
+import multiprocessing
 
 from gt.utils.data.collate import default_collate, default_convert
+from gt.tensor import randint
 from gt.utils.data.dataset import IterableDataset
 from gt.utils.data.sampler import (BatchSampler, RandomSampler, SequentialSampler, check_bool, check_generator,
                                    check_positive_int)
+from gt.utils.data.workers import MultiProcessIter, WorkerInfo, get_worker_info
+
+__all__ = ["DataLoader", "get_worker_info", "WorkerInfo"]
 
 
 def _check_process_options(num_workers, timeout, prefetch_factor, pin_memory, persistent_workers,
                            pin_memory_device, multiprocessing_context):
-    """Worker and memory options: gt loads in the calling process, so each must be at the value
-    that asks for nothing more (torch's own checks first, with torch's messages)."""
+    """Worker and memory options, with torch's checks and messages; gt has no pinned memory."""
     if num_workers < 0:
         raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
-    if num_workers > 0:
-        raise NotImplementedError(f"DataLoader: num_workers={num_workers} is not supported; gt loads batches in "
-                                  "the calling process (use num_workers=0)")
     if timeout < 0:
         raise ValueError("timeout option should be non-negative")
-    if prefetch_factor is not None:
+    if num_workers > 0:
+        if prefetch_factor is not None and prefetch_factor < 0:
+            raise ValueError("prefetch_factor option should be non-negative")
+    elif prefetch_factor is not None:
         raise ValueError("prefetch_factor option could only be specified in multiprocessing."
                          "let num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None.")
-    if persistent_workers:
+    if persistent_workers and num_workers == 0:
         raise ValueError("persistent_workers option needs num_workers > 0")
-    if multiprocessing_context is not None:
+    if multiprocessing_context is not None and num_workers == 0:
         raise ValueError("multiprocessing_context can only be used with multi-process loading (num_workers > 0), "
                          f"but got num_workers={num_workers}")
+    if isinstance(multiprocessing_context, str) and \
+            multiprocessing_context not in multiprocessing.get_all_start_methods():
+        raise ValueError("multiprocessing_context option should specify a valid start method in "
+                         f"{multiprocessing.get_all_start_methods()!r}, but got "
+                         f"multiprocessing_context={multiprocessing_context!r}")
+    if not isinstance(multiprocessing_context, (type(None), str, multiprocessing.context.BaseContext)):
+        raise TypeError("multiprocessing_context option should be a valid context object or a string specifying "
+                        f"the start method, but got multiprocessing_context={multiprocessing_context!r}")
     if pin_memory or pin_memory_device:
         raise NotImplementedError(f"DataLoader: pin_memory={pin_memory!r}, pin_memory_device={pin_memory_device!r} "
                                   "is not supported; gt has no pinned host memory (use pin_memory=False)")
@@ -55,12 +68,6 @@ def _check_sampling_options(iterable, batch_size, shuffle, sampler, batch_sample
         check_bool(drop_last, "drop_last")
 
 
-def get_worker_info():
-    """Information on the loader worker process this runs in: always None in gt, whose loading
-    runs in the calling process (torch gives None there too)."""
-    return None
-
-
 _FIXED = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset", "persistent_workers")
 
 
@@ -75,13 +82,21 @@ class DataLoader:
     ``batch_size=None`` turns batching off: each sample goes through ``collate_fn`` (default
     ``default_convert``) alone. ``len(loader)`` is the number of batches.
 
-    Where gt differs from torch: loading runs in the calling process: ``num_workers`` must be 0
-    (NotImplementedError otherwise), ``pin_memory``, ``persistent_workers``, ``prefetch_factor``
-    and ``multiprocessing_context`` stay at their defaults (``pin_memory=True`` is refused: gt
-    has no pinned host memory), while ``timeout``, ``worker_init_fn`` and ``in_order`` are
-    accepted and, as in torch without workers, unused. Shuffling draws from ``generator`` (a
-    ``gt.Generator``) or gt's default generator (``gt.manual_seed``): reproducible, but not torch's
-    order.
+    ``num_workers > 0`` loads in that many worker processes, as torch does (context
+    ``multiprocessing_context`` or the platform's default): index lists go to the workers
+    round-robin, ``prefetch_factor`` (default 2) per worker in flight; batches come back in sampler
+    order (``in_order=False``: as they are ready) and equal the single-process batches. Worker
+    ``i`` seeds gt's default generator and ``random`` with ``base_seed + i`` (``base_seed`` drawn
+    from ``generator`` or gt's default generator per epoch, also without workers, as torch) and
+    numpy with torch's hash of the two; ``worker_init_fn(i)`` runs next; ``get_worker_info()``
+    tells the worker its id. ``persistent_workers`` keeps the processes between epochs; ``timeout``
+    (seconds) bounds the wait for one batch. An ``IterableDataset`` is iterated whole by every
+    worker (split it with ``get_worker_info()``). A worker's exception is raised again here with
+    its worker id and traceback.
+
+    Where gt differs from torch: ``pin_memory=True`` is refused (gt has no pinned host memory).
+    Shuffling draws from ``generator`` (a ``gt.Generator``) or gt's default generator
+    (``gt.manual_seed``): reproducible, but not torch's order.
 
         >>> loader = DataLoader(TensorDataset(gt.arange(10)), batch_size=4, shuffle=True)
         >>> [b[0].shape for b in loader], len(loader)
@@ -107,7 +122,10 @@ class DataLoader:
         self.sampler, self.batch_sampler, self.generator = sampler, batch_sampler, generator
         self.num_workers, self.pin_memory, self.timeout = num_workers, pin_memory, timeout
         self.worker_init_fn, self.multiprocessing_context = worker_init_fn, multiprocessing_context
+        if num_workers > 0 and prefetch_factor is None:
+            prefetch_factor = 2
         self.prefetch_factor, self.persistent_workers, self.in_order = prefetch_factor, persistent_workers, in_order
+        self._workers = None    # the persistent workers' MultiProcessIter
         self.pin_memory_device = pin_memory_device
         if collate_fn is None:
             collate_fn = default_collate if self._auto_collation else default_convert
@@ -125,6 +143,17 @@ class DataLoader:
         return self.batch_sampler is not None or (self._iterable and self.batch_size is not None)
 
     def __iter__(self):
+        if self.num_workers > 0 and self.persistent_workers and self._workers is not None:
+            self._workers.reset()   # as torch: the workers keep their seeds, no new base seed drawn
+            return self._workers
+        # as torch, each epoch draws the workers' base seed (also without workers, so that a
+        # shuffled order does not depend on num_workers)
+        base_seed = randint(0, 2 ** 63 - 1, (), generator=self.generator).item()
+        if self.num_workers > 0:
+            workers = MultiProcessIter(self, base_seed)
+            if self.persistent_workers:
+                self._workers = workers
+            return workers
         if self._iterable:
             return self._iter_stream()
         if self.batch_sampler is None:
