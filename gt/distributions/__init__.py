@@ -30,9 +30,25 @@ from gt.distributions import transforms
 from gt.distributions.transforms import (AffineTransform, ComposeTransform, ExpTransform, PowerTransform,
                                          SigmoidTransform, TanhTransform, Transform)
 from gt.distributions.transformed import TransformedDistribution
+from gt.distributions.exp_family import ExponentialFamily
+from gt.distributions.continuous_bernoulli import ContinuousBernoulli
+from gt.distributions.lowrank_mvn import LowRankMultivariateNormal
+from gt.distributions.von_mises import VonMises
+from gt.distributions.transforms_joint import (CatTransform, CumulativeDistributionTransform,
+                                               IndependentTransform, StackTransform)
+from gt.distributions.simplex_pareto import GeneralizedPareto, LogisticNormal
+from gt.distributions.constraint_registry import biject_to, transform_to
+from gt.distributions.positive import FisherSnedecor, HalfCauchy, InverseGamma, Kumaraswamy
+from gt.distributions.transforms_more import (AbsTransform, LowerCholeskyTransform, ReshapeTransform,
+                                              SoftmaxTransform, StickBreakingTransform)
 from gt.distributions import kl_pairs  # registers the cross-family KLs into kl_divergence
 
 del kl_pairs
+# torch.distributions.transforms.<Name> spellings for the transforms defined in other modules
+for _t in (AbsTransform, CatTransform, CumulativeDistributionTransform, IndependentTransform, LowerCholeskyTransform,
+           ReshapeTransform, SoftmaxTransform, StackTransform, StickBreakingTransform):
+    setattr(transforms, _t.__name__, _t)
+del _t
 
 __all__ = ["AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ComposeTransform",
            "Dirichlet", "Distribution", "ExpTransform", "Exponential", "Gamma", "Geometric", "Gumbel", "HalfNormal",
@@ -41,3 +57,8 @@ __all__ = ["AffineTransform", "Bernoulli", "Beta", "Binomial", "Categorical", "C
            "RelaxedBernoulli", "RelaxedOneHotCategorical", "SigmoidTransform", "StudentT", "TanhTransform",
            "Transform", "TransformedDistribution", "Uniform", "Weibull", "constraints", "kl_divergence",
            "register_kl", "transforms", "utils"]
+__all__ += ["AbsTransform", "CatTransform", "ContinuousBernoulli", "CumulativeDistributionTransform",
+            "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "HalfCauchy", "IndependentTransform",
+            "InverseGamma", "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "LowerCholeskyTransform",
+            "ReshapeTransform", "SoftmaxTransform", "StackTransform", "StickBreakingTransform", "VonMises", "biject_to",
+            "transform_to"]
