@@ -59,20 +59,23 @@ class Cauchy(Distribution):
         return math.log(4 * math.pi) + self.scale.log()
 
 
-class HalfNormal(Distribution):
-    """|X| for X ~ N(0, scale**2)."""
+class Folded(Distribution):
+    """|X| for X of a location-scale family ``base`` centred at 0 (HalfNormal, HalfCauchy): the
+    shared construction, ``expand`` and ``scale``; each subclass names its ``base``."""
 
+    base = None
     arg_constraints = {"scale": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
 
     def __init__(self, scale, validate_args=None):
         (scale,) = broadcast_all(scale)
-        self.base_dist = Normal(scale.new_zeros(()), scale, validate_args=False)
+        self.base_dist = self.base(scale.new_zeros(()), scale, validate_args=False)
         super().__init__(self.base_dist.batch_shape, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(HalfNormal, _instance)
+        family = next(c for c in type(self).__mro__ if "base" in c.__dict__)   # HalfNormal for its subclasses, as torch
+        new = self._get_checked_instance(family, _instance)
         new.base_dist = self.base_dist.expand(batch_shape)
         Distribution.__init__(new, new.base_dist.batch_shape, validate_args=False)
         new._validate_args = self._validate_args
@@ -81,6 +84,12 @@ class HalfNormal(Distribution):
     @property
     def scale(self):
         return self.base_dist.scale
+
+
+class HalfNormal(Folded):
+    """|X| for X ~ N(0, scale**2)."""
+
+    base = Normal
 
     @property
     def mean(self):

@@ -9,7 +9,7 @@ from gt.tensor.runtime import finfo
 from gt.distributions import constraints
 from gt.distributions.continuous import Uniform
 from gt.distributions.distribution import Distribution, broadcast_all
-from gt.distributions.extra import Cauchy
+from gt.distributions.extra import Cauchy, Folded
 from gt.distributions.gamma import Gamma
 from gt.distributions.transformed import TransformedDistribution
 from gt.distributions.transforms import AffineTransform, PowerTransform
@@ -19,28 +19,10 @@ __all__ = ["FisherSnedecor", "HalfCauchy", "InverseGamma", "Kumaraswamy"]
 _EULER_GAMMA = 0.57721566490153286060
 
 
-class HalfCauchy(Distribution):
+class HalfCauchy(Folded):
     """|X| for X ~ Cauchy(0, ``scale``): 2 scale / (pi (scale**2 + x**2)) on x >= 0."""
 
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.nonnegative
-    has_rsample = True
-
-    def __init__(self, scale, validate_args=None):
-        (scale,) = broadcast_all(scale)
-        self.base_dist = Cauchy(scale.new_zeros(()), scale, validate_args=False)
-        super().__init__(self.base_dist.batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(HalfCauchy, _instance)
-        new.base_dist = self.base_dist.expand(batch_shape)
-        Distribution.__init__(new, new.base_dist.batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def scale(self):
-        return self.base_dist.scale
+    base = Cauchy
 
     @property
     def mean(self):
