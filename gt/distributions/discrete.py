@@ -8,8 +8,8 @@ from gt.tensor.construct_functions import broadcast_tensors
 from gt.tensor.random_functions import binomial, poisson
 from gt.tensor.runtime import finfo
 from gt.distributions import constraints
-from gt.distributions.distribution import (Distribution, as_shape, broadcast_all, lazy_property, logits_to_probs,
-                                           probs_to_logits)
+from gt.distributions.distribution import (BinaryParameter, Distribution, as_shape, broadcast_all, lazy_property,
+                                           logits_to_probs, probs_to_logits)
 
 __all__ = ["Bernoulli", "Binomial", "Categorical", "OneHotCategorical", "Poisson"]
 
@@ -28,7 +28,7 @@ def _enumerate(n, param, batch_shape, expand):
     return values.expand((-1,) + tuple(batch_shape)) if expand else values
 
 
-class Bernoulli(Distribution):
+class Bernoulli(BinaryParameter, Distribution):
     """1 with probability ``probs`` (or sigmoid(``logits``)), else 0."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -43,18 +43,6 @@ class Bernoulli(Distribution):
             (self.logits,) = broadcast_all(logits)
         self._param = self.probs if probs is not None else self.logits
         super().__init__(tuple(self._param.shape), validate_args=validate_args)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return tuple(self._param.shape)
 
     @property
     def mean(self):
@@ -265,7 +253,7 @@ class Poisson(Distribution):
         return value.xlogy(rate) - rate - (value + 1).lgamma()
 
 
-class Binomial(Distribution):
+class Binomial(BinaryParameter, Distribution):
     """The number of successes in ``total_count`` trials of probability ``probs`` (or
     sigmoid(``logits``))."""
 
@@ -287,18 +275,6 @@ class Binomial(Distribution):
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
         return constraints.integer_interval(0, self.total_count)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return tuple(self._param.shape)
 
     @property
     def mean(self):

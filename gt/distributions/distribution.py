@@ -222,3 +222,20 @@ class Distribution:
 
 
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+class BinaryParameter:
+    """``probs`` and ``logits`` of a Bernoulli-like parameter (whichever was given, the other
+    derived on first use) and ``param_shape``, for the families that hold one (``_param``)."""
+
+    @lazy_property
+    def logits(self):
+        return probs_to_logits(self.probs, is_binary=True)
+
+    @lazy_property
+    def probs(self):
+        return logits_to_probs(self.logits, is_binary=True)
+
+    @property
+    def param_shape(self):
+        return tuple(self._param.shape)

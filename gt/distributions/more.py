@@ -6,8 +6,7 @@ from gt.tensor.random_functions import poisson
 from gt.distributions import constraints
 from gt.distributions.continuous import Exponential
 from gt.distributions.discrete import _one_of, _softplus
-from gt.distributions.distribution import (Distribution, as_shape, broadcast_all, lazy_property, logits_to_probs,
-                                           probs_to_logits)
+from gt.distributions.distribution import BinaryParameter, Distribution, as_shape, broadcast_all
 from gt.distributions.gamma import Gamma
 from gt.distributions.transformed import TransformedDistribution
 from gt.distributions.transforms import AffineTransform, ExpTransform, PowerTransform
@@ -17,7 +16,7 @@ __all__ = ["NegativeBinomial", "Pareto", "Weibull"]
 _EULER = 0.57721566490153286060
 
 
-class NegativeBinomial(Distribution):
+class NegativeBinomial(BinaryParameter, Distribution):
     """The number of successes before ``total_count`` failures, each trial a success with
     probability ``probs`` (or sigmoid(``logits``))."""
 
@@ -35,18 +34,6 @@ class NegativeBinomial(Distribution):
             self.total_count = self.total_count.type_as(self.logits)
         self._param = self.probs if probs is not None else self.logits
         super().__init__(tuple(self._param.shape), validate_args=validate_args)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return tuple(self._param.shape)
 
     @property
     def mean(self):

@@ -5,15 +5,14 @@ with their log-space bases LogitRelaxedBernoulli and ExpRelaxedCategorical."""
 from gt.tensor.creation import full_like, rand
 from gt.distributions import constraints
 from gt.distributions.discrete import Categorical, _one_of
-from gt.distributions.distribution import (Distribution, as_shape, broadcast_all, clamp_probs, lazy_property,
-                                           logits_to_probs, probs_to_logits)
+from gt.distributions.distribution import BinaryParameter, Distribution, as_shape, broadcast_all, clamp_probs
 from gt.distributions.transformed import TransformedDistribution
 from gt.distributions.transforms import ExpTransform, SigmoidTransform
 
 __all__ = ["ExpRelaxedCategorical", "LogitRelaxedBernoulli", "RelaxedBernoulli", "RelaxedOneHotCategorical"]
 
 
-class LogitRelaxedBernoulli(Distribution):
+class LogitRelaxedBernoulli(BinaryParameter, Distribution):
     """The logit of a RelaxedBernoulli draw: (logit(U) + logits) / temperature for U uniform."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -29,18 +28,6 @@ class LogitRelaxedBernoulli(Distribution):
             (self.logits,) = broadcast_all(logits)
         self._param = self.probs if probs is not None else self.logits
         super().__init__(tuple(self._param.shape), validate_args=validate_args)
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self):
-        return tuple(self._param.shape)
 
     def rsample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
