@@ -60,8 +60,9 @@ class Cauchy(Distribution):
 
 
 class Folded(Distribution):
-    """|X| for X of a location-scale family ``base`` centred at 0 (HalfNormal, HalfCauchy): the
-    shared construction, ``expand`` and ``scale``; each subclass names its ``base``."""
+    """|X| for X of a symmetric location-scale family ``base`` centred at 0 (HalfNormal, HalfCauchy):
+    the shared construction, ``expand``, ``scale``, sampling, densities and entropy; each subclass
+    names its ``base`` and gives its moments."""
 
     base = None
     arg_constraints = {"scale": constraints.positive}
@@ -85,24 +86,6 @@ class Folded(Distribution):
     def scale(self):
         return self.base_dist.scale
 
-
-class HalfNormal(Folded):
-    """|X| for X ~ N(0, scale**2)."""
-
-    base = Normal
-
-    @property
-    def mean(self):
-        return self.scale * math.sqrt(2 / math.pi)
-
-    @property
-    def mode(self):
-        return self.scale * 0
-
-    @property
-    def variance(self):
-        return self.scale.pow(2) * (1 - 2 / math.pi)
-
     def rsample(self, sample_shape=()):
         return self.base_dist.rsample(sample_shape).abs()
 
@@ -122,6 +105,24 @@ class HalfNormal(Folded):
 
     def entropy(self):
         return self.base_dist.entropy() - math.log(2)
+
+
+class HalfNormal(Folded):
+    """|X| for X ~ N(0, scale**2)."""
+
+    base = Normal
+
+    @property
+    def mean(self):
+        return self.scale * math.sqrt(2 / math.pi)
+
+    @property
+    def mode(self):
+        return self.scale * 0
+
+    @property
+    def variance(self):
+        return self.scale.pow(2) * (1 - 2 / math.pi)
 
 
 class Chi2(Gamma):

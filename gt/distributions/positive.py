@@ -1,7 +1,6 @@
 """Families on the positive reals and the unit interval: HalfCauchy, InverseGamma, FisherSnedecor
 and Kumaraswamy (torch.distributions' definitions, the last two built on Gamma and Uniform)."""
 
-import math
 
 from gt.tensor.arithmetic import where
 from gt.tensor.creation import full
@@ -35,26 +34,6 @@ class HalfCauchy(Folded):
     @property
     def variance(self):
         return self.base_dist.variance
-
-    def rsample(self, sample_shape=()):
-        return self.base_dist.rsample(sample_shape).abs()
-
-    def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
-        log_prob = self.base_dist.log_prob(value) + math.log(2)
-        return where(value >= 0, log_prob, float("-inf"))
-
-    def cdf(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
-        return 2 * self.base_dist.cdf(value) - 1
-
-    def icdf(self, prob):
-        return self.base_dist.icdf((prob + 1) / 2)
-
-    def entropy(self):
-        return self.base_dist.entropy() - math.log(2)
 
 
 class InverseGamma(TransformedDistribution):
