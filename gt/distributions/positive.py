@@ -1,7 +1,6 @@
 """Families on the positive reals and the unit interval: HalfCauchy, InverseGamma, FisherSnedecor
 and Kumaraswamy (torch.distributions' definitions, the last two built on Gamma and Uniform)."""
 
-
 from gt.tensor.arithmetic import where
 from gt.tensor.creation import full
 from gt.tensor.runtime import finfo
