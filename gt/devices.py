@@ -32,6 +32,8 @@ class device(str):
     def __new__(cls, type_or_name, index=None):
         if isinstance(type_or_name, device) and index is None:
             return type_or_name
+        if type(type_or_name).__module__ == "torch" and type(type_or_name).__name__ == "device":
+            type_or_name = str(type_or_name)          # torch's device: code that mixes the two passes it
         if isinstance(type_or_name, bool) or not isinstance(type_or_name, (str, int)):
             raise TypeError(f"gt.device(): expected a device string such as 'cpu' or 'cuda:0', a device or a CUDA "
                             f"index, got {type_or_name!r}")

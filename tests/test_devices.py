@@ -121,8 +121,10 @@ def test_tensor_to_errors_are_torch_s_types(call):
     lambda m: m.zeros(2, device="cuda"), lambda m: m.tensor([1.0], device="cuda:0"), lambda m: m.nn.Linear(2, 2).cuda(),
     lambda m: m.nn.Linear(2, 2).to("cuda"), lambda m: m.cuda.current_device(), lambda m: m.cuda.synchronize(),
     lambda m: m.cuda.get_device_name(), lambda m: m.cuda.get_device_properties(0),
+    lambda m: m.as_tensor([1.0], device="cuda"), lambda m: m.asarray([1.0], device="cuda"),
+    lambda m: m.scalar_tensor(1.0, device="cuda"),
 ], ids=["cuda()", "to cuda", "to cuda:1", "zeros", "tensor", "module cuda", "module to", "current_device",
-        "synchronize", "get_device_name", "get_device_properties"])
+        "synchronize", "get_device_name", "get_device_properties", "as_tensor", "asarray", "scalar_tensor"])
 def test_cuda_requests_without_cuda_raise_torch_s_assertion_error(call):
     with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
         call(torch)
@@ -153,15 +155,17 @@ CREATORS = {
     "randint": lambda m, d: m.randint(0, 5, (3,), device=d).shape, "randperm": lambda m, d: m.randperm(4, device=d).shape,
     "new_zeros": lambda m, d: m.ones(2).new_zeros(3, device=d), "new_full": lambda m, d: m.ones(2).new_full((2,), 4.0, device=d),
     "new_tensor": lambda m, d: m.ones(2).new_tensor([5.0], device=d),
+    "as_tensor": lambda m, d: m.as_tensor([1.0, 2.0], device=d), "asarray": lambda m, d: m.asarray([3, 4], device=d),
+    "scalar_tensor": lambda m, d: m.scalar_tensor(2.5, device=d),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CREATORS))
-@pytest.mark.parametrize("where", ["cpu", "device", "none"])
+@pytest.mark.parametrize("where", ["cpu", "device", "torch device", "none"])
 def test_creation_functions_take_torch_s_device(name, where):
     got = []
     for m in (gt, torch):
-        d = {"cpu": "cpu", "device": m.device("cpu"), "none": None}[where]
+        d = {"cpu": "cpu", "device": m.device("cpu"), "torch device": torch.device("cpu"), "none": None}[where]
         out = CREATORS[name](m, d)
         got.append(tuple(out) if not hasattr(out, "numpy") else (str(out.device), out.numpy().tolist()))
     assert got[0] == got[1]
@@ -176,6 +180,12 @@ def test_creation_device_errors():
     with pytest.raises(RuntimeError, match=r"zeros\(layout="):
         gt.zeros(2, layout="sparse_coo")
     assert gt.zeros(2, layout=torch.strided).shape == (2,)
+    for call in (lambda: gt.as_tensor([1.0], device="meta"), lambda: gt.asarray([1.0], device="meta")):
+        with pytest.raises(RuntimeError, match="not on 'meta'"):
+            call()
+    with pytest.raises(TypeError, match=r"as_tensor\(device\): expected a device .* got 1.5"):
+        gt.as_tensor([1.0], device=1.5)
+    assert gt.device(torch.device("cuda", 1)) == gt.device("cuda:1") and gt.device(torch.device("cpu")).index is None
 
 
 def _linear_pair():

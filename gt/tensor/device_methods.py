@@ -147,14 +147,20 @@ def module_to_args(args, kwargs):
     return dev, dtype
 
 
+def parse_device(device, what):
+    """A creation function's ``device=`` (None, a name, an index, a ``gt.device`` or torch's) as
+    a ``device`` this process can put a tensor on, or None; torch's errors otherwise. Called
+    before any work, so a bad device loses nothing."""
+    dev = as_device(device, f"{what}(device)")
+    return None if dev is None else check_device(dev, f"{what}(device={str(dev)!r})")
+
+
 def accepts_device(fn):
     """Give a creation function torch's ``device=`` (and ``pin_memory=``, ``layout=``) keywords:
     the new tensor is placed as gt places it, then moved to ``device`` where that is elsewhere."""
     @functools.wraps(fn)
     def create(*args, device=None, pin_memory=False, layout=None, **kwargs):
-        dev = as_device(device, f"{fn.__name__}(device)")
-        if dev is not None:
-            check_device(dev, f"{fn.__name__}(device={str(dev)!r})")
+        dev = parse_device(device, fn.__name__)
         if pin_memory and B.cuda_device_count() == 0:
             raise RuntimeError(f"{fn.__name__}(pin_memory=True): pinned memory needs a CUDA device, and this process "
                                "has none")

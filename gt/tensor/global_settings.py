@@ -8,7 +8,6 @@ import os
 from gt.backend import B
 from gt.backend import print_options
 from gt.devices import as_device
-from gt.tensor.toplevel_functions import _check_device
 
 __all__ = ["get_default_device", "set_default_device", "use_deterministic_algorithms",
            "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
@@ -26,11 +25,25 @@ def get_default_device():
     return as_device(_default_device[0] or B.device)
 
 
+def _recordable(where, fn):
+    """``where`` (None, a name, a ``gt.device`` or torch's) as a ``gt.device``; RuntimeError
+    unless it is where gt makes tensors now (a bad name: torch's parse error). The default device
+    is recorded only, so no other device may be set as if it were used."""
+    if where is None:
+        return None
+    where = as_device(where if isinstance(where, (str, int)) else str(where), fn)
+    here = as_device(B.device)
+    if where != here and not (where.index is None and where.type == here.type):
+        raise RuntimeError(f"{fn}: device {str(where)!r} is not where gt makes tensors now ({str(here)!r}); gt places "
+                           f"tensors through its engine and mesh (GT_BACKEND, GT_DEVICES), not per call")
+    return where
+
+
 def set_default_device(device):
     """Record ``device`` as the default. gt makes tensors where its engine and mesh say
     (``GT_BACKEND``, ``GT_DEVICES``), so only that device (``"cpu"`` on the CPU) or None is
     accepted; any other raises RuntimeError rather than being ignored."""
-    where = _check_device(device, "set_default_device")
+    where = _recordable(device, "set_default_device")
     _default_device[0] = None if where is None else str(where)
 
 

@@ -14,7 +14,7 @@ import warnings
 
 from gt import dtypes
 from gt.backend import B
-from gt.devices import as_device
+from gt.tensor.device_methods import moved, parse_device
 from gt.tensor.arithmetic import _operand
 from gt.tensor.core import Tensor
 from gt.tensor.creation import arange, from_numpy, full, tensor
@@ -202,28 +202,15 @@ Tensor.isin = _tensor_isin
 
 
 # ---- making tensors -------------------------------------------------------------------------------
-def _check_device(where, fn):
-    """``where`` (None, a name, a ``gt.device`` or torch's) as a ``gt.device``; RuntimeError
-    unless it is where gt makes tensors now (a bad name: torch's parse error)."""
-    if where is None:
-        return None
-    where = as_device(where if isinstance(where, (str, int)) else str(where), fn)
-    here = as_device(B.device)
-    if where != here and not (where.index is None and where.type == here.type):
-        raise RuntimeError(f"{fn}: device {str(where)!r} is not where gt makes tensors now ({str(here)!r}); gt places "
-                           f"tensors through its engine and mesh (GT_BACKEND, GT_DEVICES), not per call")
-    return where
-
-
 def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False):
     """A 0-d tensor holding the number ``s``, of the default float dtype unless ``dtype`` says."""
-    _check_device(device, "scalar_tensor")
+    dev = parse_device(device, "scalar_tensor")
     if isinstance(s, Tensor):
         s = s.item()
     if not isinstance(s, (bool, int, float)):
         raise TypeError(f"scalar_tensor(): argument 's' must be a number, not {type(s).__name__}")
     dtype = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
-    return full((), s, dtype=dtype, requires_grad=requires_grad)
+    return moved(full((), s, dtype=dtype, requires_grad=requires_grad), dev, "scalar_tensor(device)")
 
 
 def _is_numpy(obj):
@@ -233,14 +220,17 @@ def _is_numpy(obj):
 def as_tensor(data, dtype=None, device=None):
     """``data`` as a tensor, sharing memory where it can: a tensor of that dtype is returned as
     it is (the same object, still on the graph); a numpy array of that dtype shares its memory
-    (``gt.from_numpy``; on one device and the numpy engine); anything else is copied."""
-    _check_device(device, "as_tensor")
+    (``gt.from_numpy``; on one device and the numpy engine); anything else is copied. On
+    another ``device`` than the data's, a copy there (as torch's)."""
+    dev = parse_device(device, "as_tensor")
     dtype = None if dtype is None else dtypes.to_dtype(dtype)
     if isinstance(data, Tensor):
-        return data if dtype is None or dtype == data.dtype else data.to(dtype)
-    if _is_numpy(data) and data.ndim and (dtype is None or dtype == data.dtype):
-        return from_numpy(data)
-    return tensor(data, dtype=dtype)
+        out = data if dtype is None or dtype == data.dtype else data.to(dtype)
+    elif _is_numpy(data) and data.ndim and (dtype is None or dtype == data.dtype):
+        out = from_numpy(data)
+    else:
+        out = tensor(data, dtype=dtype)
+    return moved(out, dev, "as_tensor(device)")
 
 
 def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
@@ -248,7 +238,7 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
     tensor, or a numpy array, of the asked dtype) and copies otherwise; ``True`` always copies;
     ``False`` never copies, and raises ValueError where it would have to (another dtype, a list).
     A shared tensor comes back detached when ``requires_grad=True`` asks for a new leaf."""
-    _check_device(device, "asarray")
+    dev = parse_device(device, "asarray")
     dtype = None if dtype is None else dtypes.to_dtype(dtype)
     same = dtype is None or (isinstance(obj, Tensor) or _is_numpy(obj)) and dtype == obj.dtype
     shareable = (isinstance(obj, Tensor) or _is_numpy(obj) and obj.ndim) and same
@@ -265,6 +255,11 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
         out = obj
     else:
         out = from_numpy(obj)
+    there = moved(out, dev, "asarray(device)")
+    if there is not out and copy is False:
+        raise ValueError(f"asarray: can't alias {type(obj).__name__} on {out.device} onto device {str(dev)!r} "
+                         "with copy=False")
+    out = there
     if requires_grad:
         out = (out.detach() if out is obj else out).requires_grad_(True)
     return out
@@ -275,7 +270,7 @@ def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False, o
     default float dtype unless ``dtype`` says (even for integer arguments). Warns, as torch does;
     ``gt.arange`` (end excluded) is the one to use."""
     _no_out(out, "range")
-    _check_device(device, "range")
+    dev = parse_device(device, "range")
     warnings.warn("gt.range is deprecated (as torch.range is) because its behavior is inconsistent with Python's "
                   "range builtin. Instead, use gt.arange, which produces values in [start, end).", UserWarning,
                   stacklevel=2)
@@ -290,7 +285,7 @@ def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False, o
         values = arange(n, dtype=dtypes.float64) * float(step) + float(start)
     else:
         values = arange(n, dtype=dtypes.int64) * int(step) + int(start)
-    values = values.to(dtype)
+    values = moved(values.to(dtype), dev, "range(device)")
     return values.requires_grad_(True) if requires_grad else values
 
 
