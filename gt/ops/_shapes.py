@@ -1,17 +1,19 @@
 """Shape checks shared by ops: they raise clear errors before any compute."""
 
 
-def broadcast_shape(op, a, b):
-    """The numpy broadcast of shapes ``a`` and ``b``, or ValueError naming ``op`` and both shapes."""
+def broadcast_shape(op, a, b, error=None):
+    """The numpy broadcast of shapes ``a`` and ``b``, or ValueError naming ``op`` and both shapes.
+    ``error(a, b, dim)`` (optional) makes the exception instead, for torch's own wording: ``a``
+    and ``b`` padded with leading 1s to one length, ``dim`` the first clash counted from the front."""
     a, b = tuple(a), tuple(b)
-    out = []
-    for i in range(1, max(len(a), len(b)) + 1):
-        x = a[-i] if i <= len(a) else 1
-        y = b[-i] if i <= len(b) else 1
+    n = max(len(a), len(b))
+    pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    for i, (x, y) in enumerate(zip(pa, pb)):
         if x != y and x != 1 and y != 1:
-            raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together (dim -{i}: {x} vs {y})")
-        out.append(y if x == 1 else x)
-    return tuple(reversed(out))
+            if error is not None:
+                raise error(pa, pb, i)
+            raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together (dim {i - n}: {x} vs {y})")
+    return tuple(y if x == 1 else x for x, y in zip(pa, pb))
 
 
 def normalize_axis(axis, ndim, op):

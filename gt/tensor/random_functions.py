@@ -14,6 +14,7 @@ import math
 
 from gt import autograd, dtypes
 from gt.backend import B
+from gt.ops._shapes import broadcast_shape
 from gt.tensor.core import Tensor
 from gt.tensor.creation import _float, _like, _new
 from gt.tensor.arithmetic import where
@@ -111,15 +112,8 @@ def _normal(mean, std, size, dtype, requires_grad, kwargs):
 
 def _broadcast(a, b):
     """torch's broadcast of shapes ``a`` and ``b`` (RuntimeError naming the sizes that clash)."""
-    n = max(len(a), len(b))
-    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y and 1 not in (x, y):
-            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) "
-                               f"at non-singleton dimension {i}")
-        out.append(y if x == 1 else x)
-    return tuple(out)
+    return broadcast_shape("broadcast", a, b, lambda pa, pb, i: RuntimeError(
+        f"The size of tensor a ({pa[i]}) must match the size of tensor b ({pb[i]}) at non-singleton dimension {i}"))
 
 
 def _placed_like(ref, t):

@@ -19,7 +19,7 @@ import warnings
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import shape as shape_ops
-from gt.ops._shapes import normalize_axis, numel
+from gt.ops._shapes import broadcast_shape, normalize_axis, numel
 from gt.tensor._args import _scalar
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _along, _arange
@@ -309,15 +309,10 @@ def _fill_value(x, value):
 
 
 def _broadcast(a, b, op, error=IndexError):
-    from_end = max(len(a), len(b))
-    a, b = (1,) * (from_end - len(a)) + tuple(a), (1,) * (from_end - len(b)) + tuple(b)
-    out = []
-    for x, y in zip(a, b):
-        if x != y and 1 not in (x, y):
-            raise error(f"shape mismatch: indexing tensors could not be broadcast together with shapes {list(a)}, "
-                        f"{list(b)}")
-        out.append(y if x == 1 else x)
-    return tuple(out)
+    """torch's broadcast of index shapes ``a`` and ``b`` (``error``, IndexError by default, with
+    torch's message where they clash)."""
+    return broadcast_shape(op, a, b, lambda pa, pb, i: error(
+        f"shape mismatch: indexing tensors could not be broadcast together with shapes {list(pa)}, {list(pb)}"))
 
 
 def _cat(tensors, dim):
