@@ -266,3 +266,45 @@ def test_sharded_tensors_change_in_place_as_unsharded_ones():
         s = gt.empty(8, 3).shard(0).normal_()
         gt.manual_seed(3)
         np.testing.assert_array_equal(s.numpy(), gt.empty(8, 3).normal_().numpy())
+
+
+@pytest.mark.parametrize("write", ["add_", "mul_", "copy_", "+=", "add_ on the tape"])
+def test_writes_into_an_expanded_tensor_raise_torch_s_error(write):
+    def run(m):
+        x = m.ones(3).expand(2, 3)
+        if write == "add_":
+            x.add_(1)
+        elif write == "mul_":
+            x.mul_(2)
+        elif write == "copy_":
+            x.copy_(m.zeros(2, 3))
+        elif write == "+=":
+            x += 1
+        else:
+            y = (m.ones(3, requires_grad=True) * 2).expand(2, 3)
+            y.add_(1)
+
+    messages = []
+    for m in (torch, gt):
+        with pytest.raises(RuntimeError, match="more than one element of the written-to tensor") as e:
+            run(m)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1]
+
+
+def test_one_value_written_into_an_expanded_tensor():
+    # torch writes it into the memory the elements share; gt's numpy engine keeps expanded arrays
+    # read-only and says so (the torch engine writes as torch)
+    t = torch.zeros(3)
+    t.expand(2, 3)[0] = 5.0
+    base = gt.zeros(3)
+    x = base.expand(2, 3)
+    if gt.backend.B.name == "numpy":
+        with pytest.raises(RuntimeError, match="numpy engine cannot write into it"):
+            x[0] = 5.0
+        with pytest.raises(RuntimeError, match="numpy engine cannot write into it"):
+            x.fill_(5.0)
+        assert base.tolist() == [0.0, 0.0, 0.0]     # nothing was written
+    else:
+        x[0] = 5.0
+        assert base.tolist() == t.tolist()

@@ -346,13 +346,13 @@ def test_a_change_of_a_value_a_backward_saved_raises_as_in_torch():
 
 
 def test_an_expanded_view_is_refused_as_in_torch():
-    """Its positions repeat: torch refuses to write it in place, and so does gt (with its reason)."""
+    """Its positions repeat: torch refuses to write it in place, and so does gt (torch's error)."""
     torch = torch_or_skip()
     with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
         (torch.tensor(ARRAYS["x"], requires_grad=True) * 2)[0:1].expand(4, 3).add_(1)
     x, z = gt.tensor(ARRAYS["x"], requires_grad=True), gt.tensor(ARRAYS["z"], requires_grad=True)
     y = x * 2
-    with pytest.raises(RuntimeError, match=r"is a view of another tensor in the graph \(made by <ExpandBackward>\)"):
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
         y[0:1].expand(4, 3).add_(1)
     np.testing.assert_array_equal(y.numpy(), ARRAYS["x"] * 2)       # nothing was written
     y[0:1].expand(4, 3).clone().add_(z)                              # a copy may change

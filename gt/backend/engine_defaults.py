@@ -12,6 +12,16 @@ import weakref
 
 
 class FastPaths:
+    def write_refusal(self, arr):
+        """Why a write into ``arr`` may not happen, or None: ``"overlap"`` when two of its elements
+        lie in one memory location as torch refuses to write into (an axis of more than one
+        element with stride 0: an expanded tensor), and also ``"read-only"`` when the engine
+        cannot write there at all (numpy's broadcast views)."""
+        strides = arr.stride() if callable(getattr(arr, "stride", None)) else arr.strides
+        if 0 not in strides or 0 in arr.shape or not any(s == 0 and n > 1 for n, s in zip(arr.shape, strides)):
+            return None
+        return "read-only" if not getattr(getattr(arr, "flags", None), "writeable", True) else "overlap"
+
     def matmul_lowp(self, a, b, dtype):
         """``a @ b`` with both inputs rounded to the low-precision gt ``dtype`` (bfloat16), the result
         back in the inputs' float dtype. Available where ``supports_bfloat16`` (autocast checks it)."""

@@ -42,12 +42,14 @@ class InplaceMethods:
                                  f"shape {self.shape}")
         return value
 
-    def _update(self, fn, *values, check=True):
+    def _update(self, fn, *values, check=True, uniform=False):
         """``fn(array, *values)`` updates the array in place; on a sharded tensor it runs on each
         shard with the matching pieces of the values (a partial tensor is summed first).
-        ``check=False``: skip refusing a copy of a sharded tensor's row (``x[i] += v`` writes back)."""
+        ``check=False``: skip refusing a copy of a sharded tensor's row (``x[i] += v`` writes back).
+        ``uniform``: one value written everywhere (``refuse_overlap``)."""
         if check and inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
+        inplace_grad.refuse_overlap(self, uniform)
         p = self._placed
         if p is not None and not isinstance(p.placement, Shard):
             self._data = layout.materialize(p)
@@ -144,7 +146,7 @@ class InplaceMethods:
     def fill_(self, value):
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
-        return self._update(_assign, value)
+        return self._update(_assign, value, uniform=True)
 
     def zero_(self):
         """Set every element to 0, in place (e.g. ``param.grad.zero_()``)."""
@@ -153,6 +155,7 @@ class InplaceMethods:
     def __setitem__(self, index, value):
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
+        inplace_grad.refuse_overlap(self, uniform=True)
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             inplace_grad.assign(self, _index(index), value)
             return

@@ -85,11 +85,28 @@ def records(t, values, check=True):
     return any(isinstance(v, Tensor) and v._requires_grad for v in values)
 
 
+def refuse_overlap(t, uniform=False):
+    """torch's error for a write into a tensor whose elements share memory (an ``expand``ed one),
+    before anything is written. ``uniform``: a write of one value everywhere the elements are
+    (``fill_``, item assignment), which torch allows; gt's numpy engine cannot make it (its
+    expanded arrays are read-only), and says so."""
+    p = t._placed
+    why = {B.write_refusal(a) for a in ((t._array,) if p is None else p.shards)} - {None}
+    if "read-only" in why and uniform:
+        raise RuntimeError("this tensor is expanded (elements share memory) and gt's numpy engine cannot write into "
+                           "it (torch writes the value into the shared memory): write into the tensor it was "
+                           "expanded from, or into a clone()")
+    if why and not uniform:
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                           "single memory location. Please clone() the tensor before performing the operation.")
+
+
 def rebase(t, what, compute, *values, reads_self=False, same_shape=False):
     """Record ``t <- compute(old, *values)`` in place (see the module docstring); returns ``t``.
     ``reads_self``: the backward of ``compute`` reads ``old``'s values, so it gets a copy.
     ``same_shape``: each value must broadcast to ``t``'s shape (arithmetic; an item assignment's
     value is checked by the write)."""
+    refuse_overlap(t)
     _check(t, what, values, same_shape)
     chain = _view_chain(t, what)
     old = _old_version(t)
