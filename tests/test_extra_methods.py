@@ -262,3 +262,48 @@ def test_a_0d_tensor_reduces_over_dim_0_or_minus_1_as_in_torch(name):
     assert float(gt.tensor(2.5).var(0)) == 0.0       # gt's var defaults to ddof=0 (numpy's); torch's gives NaN
     with pytest.raises(IndexError, match="out of range"):
         getattr(gt.tensor(2.5), name)(1)
+
+
+# ---- max/min in torch's spellings: (values, indices), elementwise with a tensor ----------------------
+EXTREMA = {
+    "dim": lambda m, x: x.max(dim=1), "dim keepdim": lambda m, x: x.min(1, keepdim=True),
+    "negative dim": lambda m, x: x.max(dim=-2), "function dim": lambda m, x: m.min(x, dim=0),
+    "function keepdim": lambda m, x: m.max(x, 1, keepdim=True),
+}
+
+
+@pytest.mark.parametrize("form", sorted(EXTREMA))
+@pytest.mark.parametrize("dtype", ["float64", "int64"])
+def test_max_min_with_torch_s_keywords_give_torch_s_values_indices_and_gradients(form, dtype):
+    torch = torch_or_skip()
+    data = np.array([[1.0, 3.0, 3.0, -2.0], [np.nan, 0.0, 5.0, 5.0], [2.0, 2.0, 2.0, 2.0]])
+    if dtype == "int64":
+        data = np.nan_to_num(data, nan=7.0)
+    got = {}
+    for m in (torch, gt):
+        x = m.tensor(data, dtype=getattr(m, dtype), requires_grad=dtype == "float64")
+        out = EXTREMA[form](m, x)
+        values, indices = out                       # unpacks as torch's return type
+        assert type(out).__name__ in ("max", "min") and out.values is values and out.indices is indices
+        grad = None
+        if dtype == "float64":
+            (values.nan_to_num(0.0) * m.arange(1, values.numel() + 1, dtype=m.float64).reshape(values.shape)).sum().backward()
+            grad = x.grad.tolist()
+        got[m.__name__] = (values.tolist(), indices.tolist(), str(values.dtype).split(".")[-1], str(indices.dtype).split(".")[-1], grad)
+    np.testing.assert_equal(got["gt"], got["torch"])
+
+
+def test_max_min_keep_gt_s_numpy_forms_and_take_torch_s_other_forms():
+    torch = torch_or_skip()
+    x = gt.tensor([[1.0, 4.0], [3.0, 2.0]])
+    assert x.max(1).tolist() == [4.0, 3.0] and gt.max(x, 1).tolist() == [4.0, 3.0]       # values only, as numpy
+    assert x.min(-1, keepdims=True).tolist() == [[1.0], [2.0]] and x.max(axis=0).tolist() == [3.0, 4.0]
+    other = torch.tensor([[2.0, 2.0], [2.0, 5.0]])
+    assert x.max(gt.tensor(other.numpy())).tolist() == torch.tensor(x.numpy()).max(other).tolist()
+    assert gt.min(x, gt.tensor(2.0)).tolist() == torch.min(torch.tensor(x.numpy()), torch.tensor(2.0)).tolist()
+    v, i = gt.tensor(4.0).max(dim=0)
+    assert (v.item(), i.item()) == tuple(t.item() for t in torch.tensor(4.0).max(dim=0))
+    with pytest.raises(ValueError, match="over no element"):
+        gt.zeros(2, 0).max(dim=1)
+    with pytest.raises(TypeError, match="keepdim= needs a dim"):
+        x.max(keepdim=True)

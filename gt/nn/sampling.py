@@ -98,7 +98,7 @@ def top_p_filter(logits, p):
     ordered = probs.sort(dim=-1, descending=True).values     # (B, V), most probable first
     before = ordered.cumsum(-1) - ordered                    # probability of the tokens ahead of each
     needed = before < p                                      # a prefix: the nucleus, at least one token
-    cutoff = ordered.masked_fill(~needed, math.inf).min(-1, keepdim=True)   # (B, 1): its last probability
+    cutoff = ordered.masked_fill(~needed, math.inf).min(-1, keepdims=True)   # (B, 1): its last probability
     return logits.masked_fill(probs < cutoff, -math.inf)
 
 

@@ -7,6 +7,8 @@ They take numpy's names (``axis``, ``keepdims``) and torch's (``dim``, ``keepdim
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import collections
+
 from gt import dtypes
 from gt.backend import B
 from gt.ops import reductions as reduction_ops
@@ -17,6 +19,9 @@ from gt.tensor._args import _pick
 from gt.tensor.numpy_interop import no_out
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+# torch.return_types.max / .min: tuples that unpack as (values, indices) and name both
+ExtremumResult = {name: collections.namedtuple(name, ["values", "indices"]) for name in ("max", "min")}
 
 
 class ReductionMethods:
@@ -40,13 +45,37 @@ class ReductionMethods:
         return x._reduce(reduction_ops.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
 
     def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        """Largest values over ``axis`` (values only, as numpy; use ``argmax`` for positions)."""
-        self._nonempty("max", _pick(axis, dim))
-        return self._reduce(reduction_ops.Max, "max", axis, keepdims, dim, keepdim, out=out)
+        """Largest values over ``axis``: values only, as numpy (``x.max(1)``,
+        ``x.max(-1, keepdims=True)``). Spelled with torch's keywords (``x.max(dim=1)``,
+        ``x.max(1, keepdim=True)``) it is torch's ``(values, indices)`` named tuple, the index of
+        the first largest value, the gradient going to that element alone. ``x.max(other)`` with
+        a tensor is torch's elementwise ``maximum``."""
+        return self._extremum(reduction_ops.Max, "max", B.argmax, axis, keepdims, dim, keepdim, out)
 
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
-        self._nonempty("min", _pick(axis, dim))
-        return self._reduce(reduction_ops.Min, "min", axis, keepdims, dim, keepdim, out=out)
+        """Smallest values over ``axis``: as ``max``."""
+        return self._extremum(reduction_ops.Min, "min", B.argmin, axis, keepdims, dim, keepdim, out)
+
+    def _extremum(self, op_cls, name, arg, axis, keepdims, dim, keepdim, out):
+        if isinstance(axis, Tensor):                  # torch's max(input, other): elementwise
+            no_out(out, name)
+            return getattr(Tensor, "maximum" if name == "max" else "minimum")(self, axis)
+        self._nonempty(name, _pick(axis, dim))
+        if (dim is None and not keepdim) or keepdims:
+            return self._reduce(op_cls, name, axis, keepdims, dim, keepdim, out=out)
+        no_out(out, name)
+        axis = _pick(axis, dim)
+        if axis is None:
+            raise TypeError(f"{name}(): keepdim= needs a dim, as torch's {name}(dim, keepdim) (or {name}() over "
+                            "all elements)")
+        axis = normalize_axis(axis, max(self.ndim, 1), name)      # a 0-d tensor: dim 0 or -1, as torch
+        if self.ndim == 0:
+            return ExtremumResult[name](self.clone(), self._arg(arg, name, None, False, None, False))
+        index = self._arg(arg, name, axis, False, None, True)      # the first position, dims kept
+        values = self.gather(axis, index)                          # the gradient goes there alone
+        if not keepdim:
+            values, index = values.squeeze(axis), index.squeeze(axis)
+        return ExtremumResult[name](values, index)
 
     def _nonempty(self, name, axis):
         """An extremum over no element has no value: say so (numpy's error names its ufunc)."""
