@@ -512,8 +512,8 @@ def test_cross_entropy_errors():
         F.cross_entropy(logits, [0, -1, 1])
     with pytest.raises(ValueError, match=r"shape \(3,\).*\(2,\)"):
         F.cross_entropy(logits, [0, 1])
-    with pytest.raises(TypeError, match="integer class indices"):
-        F.cross_entropy(logits, [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="class probabilities must have the logits' shape .*int64"):
+        F.cross_entropy(logits, [0.0, 1.0, 2.0])     # a float target is class probabilities, as torch
     with pytest.raises(ValueError, match=r"\(N, C\)"):
         F.cross_entropy(gt.randn(2, 3, 4), [0, 1])
     with pytest.raises(ValueError, match="reduction"):

@@ -122,7 +122,7 @@ def test_dim_keepdim_aliases():
     assert t.sum(dim=1, keepdim=True).shape == t.sum(axis=1, keepdims=True).shape == (2, 1, 4)
     np.testing.assert_array_equal(t.mean(dim=(0, 2)).numpy(), a.mean(axis=(0, 2)))
     np.testing.assert_array_equal(t.max(dim=-1).values.numpy(), a.max(-1))
-    np.testing.assert_array_equal(t.min(dim=0, keepdim=True).numpy(), a.min(0, keepdims=True))
+    np.testing.assert_array_equal(t.min(dim=0, keepdim=True).values.numpy(), a.min(0, keepdims=True))
     np.testing.assert_allclose(t.var(dim=1).numpy(), a.var(1), rtol=1e-6)
     np.testing.assert_array_equal(t.argmax(dim=2).numpy(), a.argmax(2))
     np.testing.assert_allclose(t.softmax(dim=0).numpy(), t.softmax(axis=0).numpy())

@@ -10,8 +10,9 @@ from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
+from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                                  cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+                                  huber_loss, kl_div, l1_loss, mse_loss, smooth_l1_loss)
 from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
                                   batch_norm, conv1d, conv2d, conv3d, max_pool1d, max_pool2d)
 from gt.nn.conv_transpose_functions import conv_transpose1d, conv_transpose2d, conv_transpose3d  # noqa: F401

@@ -2,15 +2,25 @@
 takes gt tensors (numpy arrays and lists where a tensor is read) and ``reduction`` ``"mean"``,
 ``"sum"`` or ``"none"``, as torch's."""
 
-from gt import dtypes
+import warnings
+
 from gt.autograd import is_grad_enabled
 from gt.nn.inputs import as_tensor as _tensor
-from gt.nn.inputs import check_range as _check_range
-from gt.nn.inputs import class_indices as _class_indices
 from gt.ops import activations
-from gt.tensor import arange, checks, where
+from gt.tensor import checks, where
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """torch's reading of the deprecated pair: ``reduce=False`` -> 'none', else
+    ``size_average=False`` -> 'sum', else 'mean'; with torch's warning when either is given."""
+    if size_average is None and reduce is None:
+        return reduction
+    out = "none" if reduce is False else "sum" if size_average is False else "mean"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{out}' instead.",
+                  UserWarning, stacklevel=3)
+    return out
 
 
 def _reduce(loss, reduction, fn):
@@ -21,109 +31,6 @@ def _reduce(loss, reduction, fn):
     if reduction == "none":
         return loss
     raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def nll_loss(log_probs, target, reduction="mean"):
-    """Negative log-likelihood: ``-log_probs[i, target[i]]`` for log_probs (N, C), target (N,) ints."""
-    log_probs = _tensor(log_probs, "nll_loss")
-    target = _class_indices(target, "nll_loss", "target")
-    return _pick_class(log_probs, target, reduction, "nll_loss")
-
-
-def cross_entropy(logits, target, reduction="mean", ignore_index=-100, label_smoothing=0.0):
-    """Softmax cross-entropy, as torch's: logits (N, C) or (N, C, d1, ...) float, target (N,) or
-    (N, d1, ...) integer classes in [0, C).
-
-    Targets equal to ``ignore_index`` add nothing (their loss is 0 with ``reduction='none'``)
-    and ``'mean'`` averages over the other targets only (NaN when every target is ignored, as
-    in torch). ``label_smoothing`` = e mixes the one-hot target with the uniform distribution:
-    the loss is ``(1 - e) * nll + e * mean over classes of -log p``. ``reduction='sum'`` adds,
-    ``'none'`` gives (N, d1, ...).
-
-        >>> F.cross_entropy(gt.zeros(2, 4), [0, 3]).item()   # log(4)
-        1.3862943649291992
-        >>> F.cross_entropy(gt.zeros(3, 4), [0, -100, 3], label_smoothing=0.1).item()
-        1.3862943649291992
-    """
-    fn = "cross_entropy"
-    logits = _tensor(logits, fn, "logits")
-    target = _class_indices(target, fn, "target")
-    if not logits.dtype.is_floating_point:
-        raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-            or not 0 <= label_smoothing <= 1:
-        raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
-    if logits.ndim < 2:
-        raise ValueError(f"{fn}: logits must have shape (N, C) or (N, C, d1, ...), got {logits.shape}")
-    c = logits.shape[1]
-    expected = (logits.shape[0],) + logits.shape[2:]
-    if target.shape != expected:
-        raise ValueError(f"{fn}: target must have shape {expected} for logits of shape {logits.shape} "
-                         f"((N, C) or (N, C, d1, ...)), got {target.shape}")
-    if logits.ndim > 2:
-        logits = logits.permute(0, *range(2, logits.ndim), 1)          # (N, d1, ..., C): classes last
-    ignored = _check_targets(target, c, ignore_index, fn)
-    if ignored is False and label_smoothing == 0 and logits.ndim == 2:   # every target counts:
-        return _reduce(activations.SoftmaxCrossEntropy.apply(logits, target), reduction, fn)   # one op
-    log_probs = logits.log_softmax(-1)
-    keep = target != ignore_index                                               # (N, d1, ...)
-    hit = (target.unsqueeze(-1) == arange(c)) & keep.unsqueeze(-1)               # an ignored row picks nothing
-    nll = -where(hit, log_probs, 0.0).sum(-1)                                     # (N, d1, ...)
-    loss = nll
-    if label_smoothing:
-        smooth = where(keep, -log_probs.sum(-1), 0.0)
-        loss = nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
-    if reduction != "mean":
-        return _reduce(loss, reduction, fn)
-    count = keep.sum().to(loss.dtype)
-    # NaN when every target is ignored (torch's 0 / 0), without dividing by zero: no warning,
-    # and a zero gradient, as torch's
-    return where(count > 0, loss.sum() / count.maximum(1.0), float("nan"))
-
-
-def _check_targets(target, c, ignore_index, fn):
-    """Raise IndexError for a target outside [0, C) other than ``ignore_index``. Returns whether
-    some target is ``ignore_index``, or None where knowing would make the host wait for a GPU
-    (the check itself is then queued, see gt.tensor.checks)."""
-    if target.numel() == 0:
-        return False
-
-    def wrong():
-        return ((target < 0) | (target >= c)) & (target != ignore_index)
-
-    def message():
-        return (f"{fn}: target {int(target[wrong()][0].item())} is out of range for {c} classes "
-                f"(valid: 0..{c - 1}); ignore_index is {ignore_index}")
-
-    if checks.deferred():
-        checks.require(wrong().to(dtypes.int64).sum() == 0, IndexError, message)   # a tensor: nothing read now
-        return None
-    lo, hi = int(target.min().item()), int(target.max().item())
-    if 0 <= lo and hi < c:      # every target is a class: ignored only if ignore_index is one too
-        return bool((target == ignore_index).any()) if 0 <= ignore_index < c else False
-    if not lo <= ignore_index <= hi or bool(wrong().any()):
-        raise IndexError(message())
-    return True
-
-
-def _pick_class(log_probs, target, reduction, fn):
-    if log_probs.ndim != 2:
-        raise ValueError(f"{fn}: expected input of shape (N, C), got {log_probs.shape}")
-    n, c = log_probs.shape
-    if target.shape != (n,):
-        raise ValueError(f"{fn}: target must have shape ({n},) for input of shape {log_probs.shape}, "
-                         f"got {target.shape}")
-    _check_range(target, c, fn, "target", f"{c} classes", IndexError)
-    # (N,): each row's entry at its target class. A mask and a row sum rather than an index
-    # gather: it stays local when the batch is sharded over the mesh (rows are never gathered),
-    # the backward is the same scatter, and where() keeps a -inf elsewhere in the row out of it.
-    hit = target.unsqueeze(-1) == arange(c)
-    picked = where(hit, log_probs, 0.0).sum(-1)
-    return _reduce(-picked, reduction, fn)
 
 
 def mse_loss(input, target, reduction="mean"):

@@ -1,25 +1,54 @@
 """Loss modules, for code that prefers ``criterion = nn.CrossEntropyLoss()``."""
 
 from gt.nn import functional as F
+from gt.nn.inputs import as_tensor
+from gt.nn.loss_functions import _legacy_reduction
 from gt.nn.module import Module
 
 
 class CrossEntropyLoss(Module):
     """``F.cross_entropy(logits (N, C) or (N, C, d1, ...), target)`` as a module, with the same
-    options (``reduction``, ``ignore_index``, ``label_smoothing``).
+    options (``weight``, ``ignore_index``, ``reduction``, ``label_smoothing``; torch's order).
+    ``weight`` is a buffer (in the state dict, as torch's). gt's positional form
+    ``CrossEntropyLoss("sum")`` is read as ``reduction=``.
 
         >>> criterion = nn.CrossEntropyLoss(ignore_index=0, label_smoothing=0.1)
         >>> criterion(gt.zeros(3, 5), [0, 2, 4]).item()   # log(5), averaged over the 2 kept targets
         1.6094378232955933
     """
 
-    def __init__(self, reduction="mean", ignore_index=-100, label_smoothing=0.0):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
         super().__init__()
+        weight, reduction = _weight_and_reduction(weight, size_average, reduce, reduction, "CrossEntropyLoss")
+        self.register_buffer("weight", weight)
         self.reduction, self.ignore_index, self.label_smoothing = reduction, ignore_index, label_smoothing
 
     def forward(self, logits, target):
-        return F.cross_entropy(logits, target, reduction=self.reduction, ignore_index=self.ignore_index,
-                               label_smoothing=self.label_smoothing)
+        return F.cross_entropy(logits, target, weight=self.weight, reduction=self.reduction,
+                               ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(Module):
+    """``F.nll_loss(log_probs (N, C) or (N, C, d1, ...), target)`` as a module (``weight`` a buffer)."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        super().__init__()
+        weight, reduction = _weight_and_reduction(weight, size_average, reduce, reduction, "NLLLoss")
+        self.register_buffer("weight", weight)
+        self.reduction, self.ignore_index = reduction, ignore_index
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+def _weight_and_reduction(weight, size_average, reduce, reduction, name):
+    """A class loss module's ``weight`` (a tensor or None) and reduction; a string as the first
+    argument is gt's positional ``reduction``."""
+    if isinstance(weight, str):
+        weight, reduction = None, weight
+    return (None if weight is None else as_tensor(weight, name, "weight"),
+            _legacy_reduction(size_average, reduce, reduction))
 
 
 class _Loss(Module):
@@ -68,9 +97,3 @@ class L1Loss(_Loss):
     """``F.l1_loss(input, target)`` as a module (shapes must match exactly)."""
 
     function = staticmethod(F.l1_loss)
-
-
-class NLLLoss(_Loss):
-    """``F.nll_loss(log_probs (N, C), target (N,))`` as a module."""
-
-    function = staticmethod(F.nll_loss)

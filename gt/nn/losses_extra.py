@@ -7,17 +7,8 @@ state dicts load."""
 
 from gt.nn import functional as F
 from gt.nn.inputs import as_tensor
+from gt.nn.loss_functions import _legacy_reduction
 from gt.nn.module import Module
-
-
-def _legacy_reduction(size_average, reduce, reduction):
-    """torch's reading of the deprecated pair: ``reduce=False`` -> 'none', else
-    ``size_average=False`` -> 'sum', else 'mean'."""
-    if size_average is None and reduce is None:
-        return reduction
-    if reduce is False:
-        return "none"
-    return "sum" if size_average is False else "mean"
 
 
 class _Loss(Module):

@@ -1,0 +1,172 @@
+"""The class losses of ``gt.nn.functional``: ``F.cross_entropy`` and ``F.nll_loss``, as torch's.
+
+Both take (N, C) or (N, C, d1, ...) inputs and integer class targets (N,) or (N, d1, ...), a
+class ``weight`` (C,), ``ignore_index`` and ``reduction``; ``cross_entropy`` also takes
+``label_smoothing`` and class-probability targets of the input's shape. torch's rules:
+
+- the loss of a target ``y`` is ``-weight[y] * log_prob[y]``; a target equal to ``ignore_index``
+  adds nothing (0 with ``reduction='none'``);
+- ``'mean'`` divides the sum by the summed weights of the kept targets (their count without a
+  weight): NaN when that is 0, as torch's 0 / 0 (the gradient is then 0; torch's is NaN when
+  every weight is 0, and 0 when every target is ignored);
+- ``label_smoothing`` = e mixes each one-hot target with the uniform distribution: the loss is
+  ``(1 - e) * nll + e / C * smooth``, ``smooth = -sum_c weight[c] * log_prob[c]``, averaged by
+  the same weights as the nll;
+- class probabilities ``p`` (a float target of the input's shape): ``-sum_c weight[c] * p[c] *
+  log_prob[c]`` (smoothed as above first), and ``'mean'`` divides by N * d1 * ...
+
+The class is picked with a mask and a sum over the classes rather than an index gather: it stays
+local when the batch is sharded over the mesh, the backward is the same scatter, and ``where``
+keeps a -inf elsewhere in the row out of it. gt's own positional form, a reduction string as the
+third argument (``F.cross_entropy(logits, target, "sum")``), is read as ``reduction=``.
+"""
+
+from gt import dtypes
+from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce
+from gt.ops import activations
+from gt.tensor import arange, checks, where
+
+
+def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against integer classes
+    (N,) or (N, d1, ...), or class probabilities of the logits' shape (see the module docstring).
+
+        >>> F.cross_entropy(gt.zeros(2, 4), [0, 3]).item()   # log(4)
+        1.3862943649291992
+        >>> F.cross_entropy(gt.zeros(3, 4), [0, -100, 3], label_smoothing=0.1).item()
+        1.3862943649291992
+    """
+    fn = "cross_entropy"
+    weight, reduction = _options(weight, size_average, reduce, reduction, ignore_index, fn)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+            or not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+    logits = _tensor(logits, fn, "logits")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
+    target = _tensor(target, fn, "target")
+    c, w = _classes(logits, weight, fn)
+    if target.dtype.is_floating_point:
+        return _probabilities(logits, target, w, ignore_index, label_smoothing, reduction, fn)
+    target = _indices(target, logits, fn)
+    logits = _classes_last(logits)
+    ignored = _check_targets(target, c, ignore_index, fn)
+    if ignored is False and w is None and label_smoothing == 0 and logits.ndim == 2:   # every target counts:
+        return _reduce(activations.SoftmaxCrossEntropy.apply(logits, target), reduction, fn)   # one op
+    return _nll(logits.log_softmax(-1), target, w, ignore_index, label_smoothing, reduction)
+
+
+def nll_loss(log_probs, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood ``-weight[y] * log_probs[..., y]`` for log-probabilities (N, C) or
+    (N, C, d1, ...) and integer classes (N,) or (N, d1, ...) (see the module docstring)."""
+    fn = "nll_loss"
+    weight, reduction = _options(weight, size_average, reduce, reduction, ignore_index, fn)
+    log_probs = _tensor(log_probs, fn)
+    if not log_probs.dtype.is_floating_point:
+        raise TypeError(f"{fn}: input must be floating point log-probabilities, got {log_probs.dtype!r}")
+    c, w = _classes(log_probs, weight, fn)
+    target = _tensor(target, fn, "target")
+    if target.dtype.is_floating_point or target.dtype == dtypes.bool_:
+        raise TypeError(f"{fn}: target must be integer class indices (int64/int32), got {target.dtype!r}")
+    target = _indices(target, log_probs, fn)
+    _check_targets(target, c, ignore_index, fn)
+    return _nll(_classes_last(log_probs), target, w, ignore_index, 0.0, reduction)
+
+
+def _options(weight, size_average, reduce, reduction, ignore_index, fn):
+    if isinstance(weight, str):            # gt's positional form: (input, target, "sum")
+        weight, reduction = None, weight
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"{fn}: ignore_index must be an int, got {ignore_index!r}")
+    return weight, reduction
+
+
+def _classes(x, weight, fn):
+    """The class count C of an (N, C, ...) input, and ``weight`` as a (C,) tensor of its dtype (or None)."""
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: input must have shape (N, C) or (N, C, d1, ...), got {x.shape}")
+    c = x.shape[1]
+    if weight is None:
+        return c, None
+    w = _tensor(weight, fn, "weight")
+    if w.shape != (c,):
+        raise ValueError(f"{fn}: weight must have one value per class, shape ({c},), got {w.shape}")
+    return c, w.to(x.dtype)
+
+
+def _indices(target, x, fn):
+    expected = (x.shape[0],) + tuple(x.shape[2:])
+    if target.shape != expected:
+        raise ValueError(f"{fn}: target must have shape {expected} for input of shape {x.shape} "
+                         f"((N, C) or (N, C, d1, ...)), got {target.shape}")
+    return target
+
+
+def _classes_last(x):
+    """(N, C, d1, ...) -> (N, d1, ..., C)."""
+    return x.permute(0, *range(2, x.ndim), 1) if x.ndim > 2 else x
+
+
+def _nll(log_probs, target, w, ignore_index, smoothing, reduction):
+    """The loss of classes-last ``log_probs`` (N, d1, ..., C) at integer ``target`` (N, d1, ...)."""
+    c = log_probs.shape[-1]
+    keep = target != ignore_index                                               # (N, d1, ...)
+    hit = (target.unsqueeze(-1) == arange(c)) & keep.unsqueeze(-1)               # an ignored row picks nothing
+    weighted = log_probs if w is None else log_probs * w
+    loss = -where(hit, weighted, 0.0).sum(-1)                                     # (N, d1, ...)
+    if smoothing:
+        smooth = where(keep, -weighted.sum(-1), 0.0)
+        loss = loss * (1.0 - smoothing) + smooth * (smoothing / c)
+    if reduction != "mean":
+        return _reduce(loss, reduction, "nll")
+    total = keep.sum().to(loss.dtype) if w is None else where(hit, w, 0.0).sum()
+    # NaN when nothing counts (torch's 0 / 0), without dividing by zero: no warning, and a zero
+    # gradient, as torch's
+    return where(total != 0, loss.sum() / where(total != 0, total, 1.0), float("nan"))
+
+
+def _probabilities(logits, target, w, ignore_index, smoothing, reduction, fn):
+    if ignore_index >= 0:
+        raise ValueError(f"{fn}: ignore_index is not supported for floating point target (class probabilities); "
+                         f"got ignore_index={ignore_index}")
+    if target.shape != logits.shape:
+        raise ValueError(f"{fn}: class probabilities must have the logits' shape {logits.shape}, got {target.shape} "
+                         "(class indices must be integers: int64 or int32)")
+    log_probs = logits.log_softmax(1)
+    p = target.to(logits.dtype)
+    if smoothing:
+        p = p * (1.0 - smoothing) + smoothing / logits.shape[1]
+    if w is not None:
+        p = p * w.reshape((1, -1) + (1,) * (logits.ndim - 2))
+    loss = -(p * log_probs).sum(1)                                                # (N, d1, ...)
+    return _reduce(loss, reduction, fn)
+
+
+def _check_targets(target, c, ignore_index, fn):
+    """Raise IndexError for a target outside [0, C) other than ``ignore_index``. Returns whether
+    some target is ``ignore_index``, or None where knowing would make the host wait for a GPU
+    (the check itself is then queued, see gt.tensor.checks)."""
+    if target.numel() == 0:
+        return False
+
+    def wrong():
+        return ((target < 0) | (target >= c)) & (target != ignore_index)
+
+    def message():
+        return (f"{fn}: target {int(target[wrong()][0].item())} is out of range for {c} classes "
+                f"(valid: 0..{c - 1}); ignore_index is {ignore_index}")
+
+    if checks.deferred():
+        checks.require(wrong().to(dtypes.int64).sum() == 0, IndexError, message)   # a tensor: nothing read now
+        return None
+    lo, hi = int(target.min().item()), int(target.max().item())
+    if 0 <= lo and hi < c:      # every target is a class: ignored only if ignore_index is one too
+        return bool((target == ignore_index).any()) if 0 <= ignore_index < c else False
+    if not lo <= ignore_index <= hi or bool(wrong().any()):
+        raise IndexError(message())
+    return True
