@@ -11,6 +11,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
+from gt.nn.embedding_options import gradient_scale, lookup_options, renorm_
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                                   huber_loss, kl_div, l1_loss, mse_loss, smooth_l1_loss)
 from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
@@ -207,13 +208,24 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return dropout(scores.softmax(-1), dropout_p) @ v
 
 
-def embedding(indices, weight):
+def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` (any shape) ->
-    (*indices.shape, dim). The gradient adds up into the rows that were picked."""
+    (*indices.shape, dim). The gradient adds up into the rows that were picked, as torch's:
+    none into ``padding_idx``'s row; divided by each id's count in ``indices`` with
+    ``scale_grad_by_freq``. ``max_norm``: the picked rows whose ``norm_type``-norm exceeds it are
+    first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
+    ``sparse=True`` raises NotImplementedError (gt has no sparse gradients)."""
     idx = _class_indices(indices, "embedding", "indices")
     n = weight.shape[0]
     _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
-    return shape_ops.Embedding.apply(weight, idx)
+    padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, sparse, "embedding")
+    if max_norm is not None:
+        renorm_(weight, idx, max_norm, norm_type)
+    rows = shape_ops.Embedding.apply(weight, idx)
+    if padding_idx is None and not scale_grad_by_freq:
+        return rows
+    return shape_ops.ScaleGradient.apply(rows, gradient_scale(idx, padding_idx, scale_grad_by_freq, rows.dtype))
 
 
 def one_hot(indices, num_classes=-1, dtype=dtypes.float32):

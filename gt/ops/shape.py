@@ -89,6 +89,21 @@ class Embedding(Function):
         return AddAtIndex.apply(g, self.in_shape, self.dtype, self.indices), None
 
 
+class ScaleGradient(Function):
+    """``x`` itself (a view), whose gradient is multiplied by ``scale`` (broadcast to x): an
+    embedding's padding rows (scale 0) and torch's ``scale_grad_by_freq`` (1 / the id's count)."""
+
+    def forward(self, x, scale):
+        self.scale = scale
+        return B.reshape(x, tuple(x.shape))
+
+    def backward(self, g):
+        return B.multiply(g, self.scale), None
+
+    def backward_graph(self, g):
+        return g * self.inputs[1], None
+
+
 class Cat(Function):
     def forward(self, *xs, axis=0):
         self.axis = axis
