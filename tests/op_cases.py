@@ -498,6 +498,11 @@ case("broadcast_causal", "ScaledDotProductAttention",
 
 case("2x3_repeats", "Embedding", lambda w, i: gt.nn.functional.embedding(i, w), randn(5, 3, seed=33),
      np.array([[1, 4, 1], [0, 2, 4]]), torch_fn=lambda w, i: T.nn.functional.embedding(i, w))
+# scale_grad_by_freq with distinct ids: each scale 1, so the gradient is also the finite
+# differences' (other scales are not a function's gradient: tests/test_embedding_options.py)
+case("distinct_freq", "ScaleGradient",
+     lambda w, i: gt.nn.functional.embedding(i, w, scale_grad_by_freq=True), randn(5, 3, seed=34),
+     np.array([[1, 4], [0, 2]]), torch_fn=lambda w, i: T.nn.functional.embedding(i, w, scale_grad_by_freq=True))
 
 # ---- torch's math functions, prod, cumprod (gt/ops/math_functions.py) ---------------------
 # XC: multiples of 0.1 in [-0.7, 0.7], one of them 0: inside every domain below, the logit clamp

@@ -69,14 +69,16 @@ def softplus(x, beta=1.0, threshold=20.0):
     return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
 
 
-def softmax(x, axis=None, *, dim=None):
-    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users; default -1), computed stably."""
-    return _tensor(x, "softmax").softmax(axis, dim=dim)
+def softmax(x, axis=None, _stacklevel=3, dtype=None, *, dim=None):
+    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users; default -1), computed stably;
+    in ``dtype`` when given (torch's; ``_stacklevel`` is accepted and unused)."""
+    return _tensor(x, "softmax").softmax(axis, dtype, dim=dim)
 
 
-def log_softmax(x, axis=None, *, dim=None):
-    """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable for large logits)."""
-    return _tensor(x, "log_softmax").log_softmax(axis, dim=dim)
+def log_softmax(x, axis=None, _stacklevel=3, dtype=None, *, dim=None):
+    """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable for large
+    logits); in ``dtype`` when given."""
+    return _tensor(x, "log_softmax").log_softmax(axis, dtype, dim=dim)
 
 
 def normalize(x, p=2.0, dim=1, eps=1e-12):
@@ -133,20 +135,21 @@ def _check_affine(fn, shape, weight, bias):
             raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p), so the expected
     value is unchanged; the identity when not ``training`` or ``p == 0``. Masks come from gt's
-    random generator (``gt.manual_seed`` makes them reproducible)."""
+    random generator (``gt.manual_seed`` makes them reproducible). ``inplace=True`` writes the
+    result into ``x`` (recorded on the tape as torch's; no memory is saved)."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
     x = _tensor(x, "dropout")
     if not training or p == 0:
         return x
     if p == 1:
-        return x * 0
+        return x.mul_(0) if inplace else x * 0
     dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
     keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
-    return x * keep
+    return x.mul_(keep) if inplace else x * keep
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):

@@ -216,13 +216,17 @@ class ArithmeticMethods:
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         return act.Gelu.apply(_floating(self), approximate=approximate)
 
-    def softmax(self, axis=None, *, dim=None):
-        """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably."""
-        return act.Softmax.apply(_floating(self), normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
+    def softmax(self, axis=None, dtype=None, *, dim=None):
+        """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably; in ``dtype`` when
+        given (the input cast first, as torch's)."""
+        x = _floating(self if dtype is None else self.to(dtype))
+        return act.Softmax.apply(x, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
 
-    def log_softmax(self, axis=None, *, dim=None):
-        """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable)."""
-        return act.LogSoftmax.apply(_floating(self), normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
+    def log_softmax(self, axis=None, dtype=None, *, dim=None):
+        """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable); in
+        ``dtype`` when given."""
+        x = _floating(self if dtype is None else self.to(dtype))
+        return act.LogSoftmax.apply(x, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor).
