@@ -112,6 +112,8 @@ autograd.GradcheckError = _gradcheck.GradcheckError
 from gt.nn import swa_utils as _swa_utils  # noqa: E402
 optim.swa_utils = _swa_utils
 _sys.modules["gt.optim.swa_utils"] = _swa_utils
+# torch's path, torch.nn.parallel.DistributedDataParallel: distributed sits a layer above nn
+nn.parallel.DistributedDataParallel = distributed.DistributedDataParallel
 
 
 def connect(address=None):

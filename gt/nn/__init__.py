@@ -34,6 +34,8 @@ from gt.nn.losses_extra import (CosineEmbeddingLoss, CosineSimilarity, GaussianN
                                 HuberLoss, KLDivLoss, MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss,
                                 PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
 from gt.nn.module import IncompatibleKeys, Module
+from gt.nn import parallel
+from gt.nn.parallel import DataParallel  # noqa: F401
 from gt.nn.multihead_attention import MultiheadAttention
 from gt.nn.padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d,  # noqa: F401
                            ConstantPad3d, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d, ReplicationPad1d,
