@@ -19,6 +19,7 @@ silent float32 run.
 """
 
 import functools
+import inspect
 
 from gt import dtypes
 from gt.backend import B
@@ -27,11 +28,36 @@ _LOW = {"bfloat16": dtypes.bfloat16, "bf16": dtypes.bfloat16}
 _active = []          # the dtypes of the open autocast blocks, innermost last (None: disabled)
 
 
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "meta")     # torch.autocast's first argument
+
+
+def _form(*names):
+    return inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+                              for n, d in names])
+
+
+_GT_FORM = _form(("dtype", "bfloat16"), ("enabled", True))
+_TORCH_FORM = _form(("device_type", inspect.Parameter.empty), ("dtype", None), ("enabled", True),
+                    ("cache_enabled", None))
+
+
 class autocast:
     """``with gt.autocast("bfloat16"): ...`` (also a decorator). ``enabled=False`` turns it off
-    inside an enclosing block. The dtype may be ``"bfloat16"``, ``"bf16"`` or ``gt.bfloat16``."""
+    inside an enclosing block. The dtype may be ``"bfloat16"``, ``"bf16"`` or ``gt.bfloat16``.
+    torch's form works too: ``gt.autocast("cpu", dtype=gt.bfloat16)`` (a device type first). The
+    products run where gt's engine runs them, so the device type is accepted and unused, and the
+    dtype defaults to bfloat16, the one gt has (torch's CUDA default is float16, which gt refuses
+    by name); ``cache_enabled`` is accepted and unused."""
 
-    def __init__(self, dtype="bfloat16", enabled=True):
+    def __init__(self, *args, **kwargs):
+        torch_form = bool(args) and isinstance(args[0], str) and args[0].split(":")[0] in _DEVICE_TYPES
+        try:
+            bound = (_TORCH_FORM if torch_form or "device_type" in kwargs else _GT_FORM).bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"gt.autocast: {e} (gt's form: autocast(dtype='bfloat16', enabled=True); torch's: "
+                            "autocast(device_type, dtype=None, enabled=True, cache_enabled=None))") from None
+        bound.apply_defaults()
+        dtype, enabled = bound.arguments["dtype"] or "bfloat16", bound.arguments["enabled"]
         name = dtype.name if isinstance(dtype, dtypes.DType) else dtype
         if not isinstance(name, str) or name.lower() not in _LOW:
             raise ValueError(f"gt.autocast: unsupported dtype {dtype!r}; expected 'bfloat16' (gt.bfloat16)")

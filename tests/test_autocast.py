@@ -96,7 +96,26 @@ def test_autocast_is_a_decorator_too():
     assert not np.array_equal(out.numpy(), (a @ b).numpy())
 
 
+@pytest.mark.parametrize("make", [
+    lambda: gt.autocast("cpu", dtype=gt.bfloat16), lambda: gt.autocast("cpu"), lambda: gt.autocast("cuda", gt.bfloat16),
+    lambda: gt.autocast(device_type="cpu", dtype=gt.bfloat16, cache_enabled=False), lambda: gt.amp.autocast("cpu"),
+], ids=["device dtype", "device", "cuda positional", "keywords", "gt.amp"])
+def test_torch_s_form_with_a_device_type(make):
+    ctx = make()
+    assert (ctx.dtype, ctx.enabled) == (gt.bfloat16, True)
+    off = gt.autocast("cpu", gt.bfloat16, False)
+    assert not off.enabled
+    if B.supports_bfloat16:
+        with ctx:
+            assert gt.is_autocast_enabled()
+        assert not gt.is_autocast_enabled()
+
+
 def test_bad_dtype_is_a_clear_error():
+    with pytest.raises(ValueError, match="unsupported dtype gt.float16"):
+        gt.autocast("cuda", dtype=gt.float16)          # torch's CUDA default, which gt does not have
+    with pytest.raises(TypeError, match="too many positional arguments .* torch's: autocast"):
+        gt.autocast("cpu", gt.bfloat16, True, None, 5)
     with pytest.raises(ValueError, match="unsupported dtype 'float8'; expected 'bfloat16'"):
         gt.autocast("float8")
     with pytest.raises(TypeError, match="enabled must be True or False"):
