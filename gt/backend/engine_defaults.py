@@ -17,7 +17,7 @@ class FastPaths:
         lie in one memory location as torch refuses to write into (an axis of more than one
         element with stride 0: an expanded tensor), and also ``"read-only"`` when the engine
         cannot write there at all (numpy's broadcast views)."""
-        strides = arr.stride() if callable(getattr(arr, "stride", None)) else arr.strides
+        strides = arr.strides if hasattr(arr, "strides") else arr.stride()   # numpy's attribute, torch's method
         if 0 not in strides or 0 in arr.shape or not any(s == 0 and n > 1 for n, s in zip(arr.shape, strides)):
             return None
         return "read-only" if not getattr(getattr(arr, "flags", None), "writeable", True) else "overlap"

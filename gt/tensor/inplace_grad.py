@@ -91,7 +91,13 @@ def refuse_overlap(t, uniform=False):
     (``fill_``, item assignment), which torch allows; gt's numpy engine cannot make it (its
     expanded arrays are read-only), and says so."""
     p = t._placed
-    why = {B.write_refusal(a) for a in ((t._array,) if p is None else p.shards)} - {None}
+    if p is None:                      # the common case, on every optimizer update: one engine call
+        one = B.write_refusal(t._array)
+        if one is None:
+            return
+        why = {one}
+    else:
+        why = {B.write_refusal(a) for a in p.shards} - {None}
     if "read-only" in why and uniform:
         raise RuntimeError("this tensor is expanded (elements share memory) and gt's numpy engine cannot write into "
                            "it (torch writes the value into the shared memory): write into the tensor it was "
