@@ -69,6 +69,8 @@ from gt.tensor import device_methods
 from gt.tensor.device_methods import DeviceMethods
 from gt.tensor.random_methods import RandomMethods
 from gt.tensor.remaining_methods import RemainingMethods
+from gt.tensor import compat_methods
+from gt.tensor.compat_methods import CompatMethods
 from gt.tensor import write_methods
 from gt.tensor.write_methods import WriteMethods
 
@@ -79,7 +81,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
              ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
              SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
              DiagonalMethods, BitwiseMethods, RandomMethods, RemainingMethods, WriteMethods,
-             DeviceMethods):
+             DeviceMethods, CompatMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -402,7 +404,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
-                random_methods, remaining_methods, write_methods, device_methods):
+                random_methods, remaining_methods, write_methods, device_methods, compat_methods):
     _module.Tensor = Tensor
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).

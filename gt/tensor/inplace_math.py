@@ -125,9 +125,9 @@ class InplaceMathMethods:
         return self
 
 
-def _inplace_method(name, logical):
+def _inplace_method(name, logical, operands_fit=True):
     def method(self, *args, **kwargs):
-        return _write_back(self, name, logical, args, kwargs)
+        return _write_back(self, name, logical, args, kwargs, operands_fit)
 
     method.__name__ = method.__qualname__ = f"{name}_"
     method.__doc__ = (f"``{name}`` written into this tensor in place (torch's ``Tensor.{name}_``); returns it. "
@@ -139,9 +139,11 @@ for _name in ARITHMETIC:
     setattr(InplaceMathMethods, f"{_name}_", _inplace_method(_name, False))
 for _name in LOGICAL:
     setattr(InplaceMathMethods, f"{_name}_", _inplace_method(_name, True))
+for _name in ("addmm", "addmv", "addr", "baddbmm", "addbmm"):     # the fused products' in-place forms:
+    setattr(InplaceMathMethods, f"{_name}_", _inplace_method(_name, False, False))   # operands of other shapes
 
 
-def _write_back(t, name, logical, args, kwargs):
+def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     what = f"{name}_"
 
     def compute(x, *values):
@@ -164,7 +166,8 @@ def _write_back(t, name, logical, args, kwargs):
                 full[i] = v
             return compute(x, *full)
 
-        return inplace_grad.rebase(t, what, from_values, *[args[i] for i in at], reads_self=True, same_shape=True)
+        return inplace_grad.rebase(t, what, from_values, *[args[i] for i in at], reads_self=True,
+                                   same_shape=operands_fit)
     with autograd.no_grad():
         new = compute(t, *args)
     if new.shape != t.shape:

@@ -354,3 +354,18 @@ def _gradient_coords(f, d, x, edge_order):
         last = (g2 / (g1 * (g1 + g2))) * s(-3) + (-(g2 + g1) / (g1 * g2)) * s(-2) \
             + ((2 * g2 + g1) / (g2 * (g1 + g2))) * s(-1)
     return cat([first, inner, last], d)
+
+
+# torch's Tensor.cov / Tensor.corrcoef: the functions above as methods (here, since this module
+# imports the tensor class)
+def _cov_method(self, *, correction=1, fweights=None, aweights=None):
+    """``gt.cov(self, ...)``: the covariance of the rows (variables) over the columns."""
+    return cov(self, correction=correction, fweights=fweights, aweights=aweights)
+
+
+def _corrcoef_method(self):
+    """``gt.corrcoef(self)``: the correlation coefficients of the rows."""
+    return corrcoef(self)
+
+
+Tensor.cov, Tensor.corrcoef = _cov_method, _corrcoef_method

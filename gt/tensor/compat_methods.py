@@ -1,0 +1,122 @@
+"""Tensor methods and properties a PyTorch program reads that mean little for gt's dense real
+tensors, answered as torch answers them for such a tensor: the layout (``gt.strided``), the
+feature flags (``is_sparse``, ``is_quantized``, ``is_meta``...: False), the complex views of a
+real tensor (``conj()``, ``real``: itself; ``imag``: torch's error), ``angle()``, ``data_ptr()``,
+the legacy ``new(...)``, ``bfloat16()``, ``hardshrink()`` and ``prelu()`` (``cov()`` and
+``corrcoef()`` are attached beside the functions, gt/tensor/numerics_functions.py).
+
+Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
+"""
+
+import math
+
+from gt import dtypes
+from gt.backend import B
+from gt.tensor.arithmetic import where
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+class Layout:
+    """torch's ``torch.layout``: gt has one, ``gt.strided`` (dense tensors)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+    def __eq__(self, other):
+        return isinstance(other, Layout) and other.name == self.name or str(other) == f"torch.{self.name}"
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+strided = Layout("strided")
+
+
+class CompatMethods:
+    __slots__ = ()
+
+    layout = property(lambda self: strided, doc="``gt.strided``: gt's tensors are dense.")
+    is_sparse = is_sparse_csr = is_quantized = is_meta = is_nested = is_mkldnn = is_mps = is_xpu = property(
+        lambda self: False, doc="False: gt has dense tensors on CPUs and CUDA GPUs only.")
+
+    def is_pinned(self):
+        """False: gt's host memory is not pinned."""
+        return False
+
+    def is_shared(self):
+        """False: gt's arrays live in this process's memory."""
+        return False
+
+    def is_conj(self):
+        """False: gt's tensors are real."""
+        return False
+
+    def is_neg(self):
+        """False: gt's tensors are real."""
+        return False
+
+    def conj(self):
+        """This tensor itself: the conjugate of a real tensor (torch's answer)."""
+        return self
+
+    resolve_conj = resolve_neg = conj_physical = conj
+
+    @property
+    def real(self):
+        """This tensor itself: the real part of a real tensor (torch's answer)."""
+        return self
+
+    @property
+    def imag(self):
+        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+
+    def angle(self):
+        """The angle of each real value: pi where negative, 0 elsewhere, NaN where NaN (torch's);
+        float results, no gradient (torch's is zero)."""
+        x = self.detach() if self.dtype.is_floating_point else self.to(dtypes.default_float)
+        return (x < 0).to(x.dtype) * math.pi + x * 0
+
+    def data_ptr(self):
+        """The address of the first element (two tensors sharing memory: compare these)."""
+        if self._placed is not None:
+            raise RuntimeError("data_ptr: this tensor is sharded over the mesh; each device holds a block of it "
+                               "(gather it with x.full_tensor() first)")
+        arr = self._array
+        return arr.data_ptr() if callable(getattr(arr, "data_ptr", None)) else arr.__array_interface__["data"][0]
+
+    def new(self, *args):
+        """torch's legacy ``x.new(...)``: sizes give an uninitialised tensor, data a copy, of this
+        tensor's dtype; no argument, an empty one."""
+        if all(isinstance(a, int) and not isinstance(a, bool) for a in args):     # sizes, or none
+            return Tensor._wrap(B.empty(args or (0,), self.dtype))
+        if len(args) != 1:
+            raise TypeError(f"new(): expected sizes (ints) or one sequence of data, got {args!r}")
+        data = args[0]
+        return Tensor(data.detach() if isinstance(data, Tensor) else data, dtype=self.dtype)
+
+    def bfloat16(self):
+        """This tensor in bfloat16 (``to(gt.bfloat16)``; the torch engine has the dtype)."""
+        return self.to(dtypes.bfloat16)
+
+    def hardshrink(self, lambd=0.5):
+        """``x`` where ``|x| > lambd``, else 0 (torch's ``Tensor.hardshrink``)."""
+        return where(self.abs() > lambd, self, 0.0)
+
+    def prelu(self, weight):
+        """``x`` where ``x >= 0``, else ``weight * x``, ``weight`` one value or one per channel
+        (dim 1), as torch's ``Tensor.prelu``."""
+        if weight.numel() != 1:
+            if self.ndim < 2 or weight.ndim != 1 or weight.numel() != self.shape[1]:
+                raise RuntimeError(f"prelu: weight of {weight.numel()} values for input of shape {self.shape}: "
+                                   "expected one value or one per channel (dim 1)")
+            weight = weight.reshape((1, -1) + (1,) * (self.ndim - 2))
+        return where(self >= 0, self, weight * self)
+
+    def pin_memory(self, device=None):
+        """torch's error on a machine without an accelerator (gt does not pin host memory)."""
+        raise RuntimeError("Cannot access accelerator device when none is available. (gt does not pin host "
+                           "memory: leave pin_memory off)")
