@@ -115,6 +115,10 @@ autograd.GradcheckError = _gradcheck.GradcheckError
 from gt.nn import swa_utils as _swa_utils  # noqa: E402
 optim.swa_utils = _swa_utils
 _sys.modules["gt.optim.swa_utils"] = _swa_utils
+# torch's autograd.Variable (a tensor) and autograd.inference_mode, at torch's paths
+from gt.tensor.legacy_types import Variable as _Variable, frombuffer  # noqa: E402
+autograd.Variable, autograd.inference_mode = _Variable, inference_mode
+vmap = func.vmap    # torch.vmap is torch.func.vmap
 # torch's path, torch.nn.parallel.DistributedDataParallel: distributed sits a layer above nn
 nn.parallel.DistributedDataParallel = distributed.DistributedDataParallel
 

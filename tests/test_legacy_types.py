@@ -34,3 +34,43 @@ def test_legacy_constructor_errors():
     with pytest.raises(TypeError, match="sizes"):
         gt.FloatTensor([1], [2])
     assert gt.FloatTensor(2, device="cpu").shape == (2,)
+
+
+def test_variable_is_a_tensor_as_in_torch():
+    torch = torch_or_skip()
+    for m in (torch, gt):
+        t = m.ones(2)
+        v = m.autograd.Variable(t, requires_grad=True)
+        assert v is not t and v.requires_grad and not t.requires_grad and isinstance(m.zeros(1), m.autograd.Variable)
+        assert m.autograd.Variable(m.ones(2, requires_grad=True) * 2).grad_fn is None     # a new leaf
+        if m is torch or gt.backend.B.name == "numpy":
+            assert v.data_ptr() == t.data_ptr()                                              # the same memory
+        assert not isinstance(3.0, m.autograd.Variable)
+    with pytest.raises(TypeError, match="has to be a tensor"):
+        gt.autograd.Variable([1.0])
+
+
+def test_frombuffer_reads_the_bytes_as_torch():
+    torch = torch_or_skip()
+    data = np.array([1.5, -2.0, 4.0], dtype=np.float32).tobytes() + np.array([7], dtype=np.int64).tobytes()
+    for kwargs in ({"dtype": "float32", "count": 3}, {"dtype": "float32", "count": 2, "offset": 4},
+                   {"dtype": "int64", "offset": 12}):
+        dt = kwargs.pop("dtype")
+        want = torch.frombuffer(bytearray(data), dtype=getattr(torch, dt), **kwargs).tolist()
+        assert gt.frombuffer(bytearray(data), dtype=getattr(gt, dt), **kwargs).tolist() == want
+    if gt.backend.B.name == "numpy":      # the memory is shared, as torch's
+        buf = bytearray(data[:8])
+        t = gt.frombuffer(buf, dtype=gt.float32)
+        buf[:4] = np.array([9.0], dtype=np.float32).tobytes()
+        assert t.tolist() == [9.0, -2.0]
+
+
+def test_deprecated_aliases_warn_as_torch():
+    torch = torch_or_skip()
+    for m in (torch, gt):
+        for name in ("uniform", "normal", "xavier_uniform", "kaiming_normal", "orthogonal"):
+            with pytest.warns(FutureWarning, match=f"`nn.init.{name}` is now deprecated in favor of `nn.init.{name}_`"):
+                getattr(m.nn.init, name)(m.empty(3, 3))
+        with pytest.warns(FutureWarning, match="clip_grad_norm` is now deprecated"):
+            m.nn.utils.clip_grad_norm([m.nn.Parameter(m.ones(2))], 1.0)
+    assert gt.vmap is gt.func.vmap and gt.autograd.inference_mode is gt.inference_mode

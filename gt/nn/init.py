@@ -6,7 +6,9 @@ Every draw comes from gt's random generator, so ``gt.manual_seed`` makes it repr
     >>> nn.init.xavier_uniform_(w)          # U(-a, a), a = sqrt(6 / (128 + 256))
 """
 
+import functools
 import math
+import warnings
 
 from gt import autograd
 from gt.tensor import Tensor, rand, randn
@@ -118,3 +120,23 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
 
 
 from gt.nn.init_extra import dirac_, eye_, orthogonal_, trunc_normal_  # noqa: E402, F401
+
+
+def _deprecated(fn, module="nn.init"):
+    """torch's deprecated name without the trailing underscore: the same function, with torch's
+    FutureWarning."""
+    old = fn.__name__[:-1]
+
+    @functools.wraps(fn)
+    def alias(*args, **kwargs):
+        warnings.warn(f"`{module}.{old}` is now deprecated in favor of `{module}.{fn.__name__}`.", FutureWarning,
+                      stacklevel=2)
+        return fn(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    return alias
+
+
+uniform, normal, constant, xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, orthogonal, eye, dirac = (
+    _deprecated(f) for f in (uniform_, normal_, constant_, xavier_uniform_, xavier_normal_, kaiming_uniform_,
+                             kaiming_normal_, orthogonal_, eye_, dirac_))

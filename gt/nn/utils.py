@@ -82,3 +82,12 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     with autograd.no_grad():
         for g in _grads(parameters):
             g.copy_(Tensor._wrap(B.clip(g._data, -clip_value, clip_value)))
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """torch's deprecated name of ``clip_grad_norm_`` (with its FutureWarning)."""
+    import warnings
+
+    warnings.warn("`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
+                  FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)

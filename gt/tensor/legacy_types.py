@@ -39,3 +39,43 @@ def _make(dtype_name, type_name):
 
 
 LEGACY_TYPES = {name: _make(dtype, name) for dtype, name in _TYPE_NAMES.items()}
+
+
+class _VariableType(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableType):
+    """torch's ``autograd.Variable`` (a tensor since torch 0.4): ``Variable(t, requires_grad=True)``
+    is a new leaf sharing ``t``'s memory (``t.detach()``), requiring grad when asked, as torch's;
+    ``isinstance(x, Variable)`` holds for every tensor. ``volatile`` is accepted and ignored, as
+    torch ignores it (with a warning)."""
+
+    def __new__(cls, data, requires_grad=False, volatile=False):
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+        if volatile:
+            import warnings
+
+            warnings.warn("volatile was removed and now has no effect. Use `with gt.no_grad():` instead.",
+                          UserWarning, stacklevel=2)
+        leaf = data.detach()
+        return leaf.requires_grad_(True) if requires_grad else leaf
+
+
+def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
+    """A 1-D tensor over the bytes of ``buffer`` (an object with the buffer protocol), as
+    torch's: ``count`` elements of ``dtype`` (-1: all) from byte ``offset``; the memory is shared
+    on the numpy engine (a copy on the torch engine's devices)."""
+    import numpy as np
+
+    from gt.tensor.creation import from_numpy
+
+    dt = dtypes.to_dtype(dtype)
+    if dt.name == "bfloat16":
+        raise TypeError("frombuffer: bfloat16 has no numpy dtype to read the buffer as")
+    arr = np.frombuffer(buffer, dtype=np.dtype(dt.name if dt.name != "bool" else "bool"), count=count, offset=offset)
+    if not arr.flags.writeable:       # torch warns and shares read-only memory; gt copies it
+        arr = arr.copy()
+    return from_numpy(arr, requires_grad=requires_grad)
