@@ -28,6 +28,7 @@ from gt.autograd.custom_function import once_differentiable
 from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
+from gt.autograd import graph  # noqa: E402,F401  (torch.autograd.graph: saved-tensor hooks)
 
 __all__ = ["Function", "backward", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
            "is_anomaly_check_nan_enabled", "set_anomaly_enabled", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",

@@ -31,7 +31,7 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import deferred, function, grad_hooks, rebind
+from gt.autograd import deferred, function, grad_hooks, rebind, saved_hooks
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.backend import B
 
@@ -77,7 +77,8 @@ class CustomNode(Function):
     def saved_tensors(self):
         if self.released:
             raise RuntimeError(_FREED)
-        return self.saved_objects
+        saved = self.saved_objects
+        return saved.unpack(lambda t: t) if type(saved) is saved_hooks.Packed else saved
 
     def mark_non_differentiable(self, *outputs):
         """These outputs get no gradient (``requires_grad`` False); the backward still receives a
@@ -231,8 +232,12 @@ def apply(cls, *args, **kwargs):
             out = Tensor._from_value(out._value)   # an input returned as it is: an alias, as torch's
         fresh.append(out)
     node.outputs = [(t, t.dtype, t.shape) if isinstance(t, Tensor) else (None, None, None) for t in fresh]
-    node.saved_objects = tuple(node.to_save)
-    node.save(*(t._array for t in node.to_save if t is not None and t._placed is None))
+    hooks = saved_hooks.active()
+    if hooks is None:
+        node.saved_objects = tuple(node.to_save)
+        node.save(*(t._array for t in node.to_save if t is not None and t._placed is None))   # their versions
+    else:    # gt.autograd.graph.saved_tensors_hooks: each tensor packed once, its version not checked
+        node.saved_objects = saved_hooks.Packed(node.to_save, hooks, lambda t: t, lambda v: v is not None)
     if record:
         _record(node, fresh)
     return fresh[0] if single else tuple(fresh)

@@ -14,7 +14,7 @@ import collections
 import functools
 import weakref
 
-from gt.autograd import anomaly
+from gt.autograd import anomaly, saved_hooks
 from gt.backend import B
 
 _grad_enabled = True
@@ -145,7 +145,7 @@ class Function:
     scalars) are passed through as constants.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "saved", "saved_versions", "released", "out_shape", "epoch",
+    __slots__ = ("inputs", "needs_input_grad", "_saved", "saved_versions", "released", "out_shape", "epoch",
                  "__weakref__")
 
     # Inputs whose whole gradient is one product that may be written straight into a leaf by
@@ -165,8 +165,25 @@ class Function:
         """Keep ``values`` (engine arrays, or anything else) for the backward, with the versions
         of the arrays: the walk raises if one is changed in place before then
         (gt/autograd/versions.py)."""
-        self.saved = values
+        hooks = saved_hooks.active()
+        if hooks is not None:          # gt.autograd.graph.saved_tensors_hooks: kept as the hook says
+            self._saved = saved_hooks.Packed(values, hooks, Tensor._wrap, B.is_array)
+            self.saved_versions = None
+            return
+        self._saved = values
         self.saved_versions = B.versions_of(values)
+
+    @property
+    def saved(self):
+        """What ``save`` kept (unpacked by the saved-tensor hooks it was packed with, if any)."""
+        values = self._saved
+        if type(values) is saved_hooks.Packed:
+            return values.unpack(_data_of)
+        return values
+
+    @saved.setter
+    def saved(self, values):
+        self._saved = values
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -208,6 +225,11 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name}Backward>"
+
+
+def _data_of(t):
+    """The engine array of what an unpack hook returned (a tensor, or an array)."""
+    return t._data if isinstance(t, Tensor) else B.asarray(t)
 
 
 def unbroadcast(grad, shape):

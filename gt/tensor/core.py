@@ -99,6 +99,10 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
                  "_id", "__weakref__", "_inference")
 
     def __init__(self, data, dtype=None, requires_grad=False):
+        if isinstance(dtype, int) and not isinstance(dtype, bool) and isinstance(data, int):
+            raise TypeError(f"gt.Tensor(data, dtype=None, requires_grad=False) takes data, not sizes: for torch's "
+                            f"legacy Tensor({data}, {dtype}, ...) write gt.empty({data}, {dtype}, ...) (or "
+                            "gt.FloatTensor(...))")
         self._init(B.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype, copy=True),
                    requires_grad)
 
