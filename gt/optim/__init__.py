@@ -8,6 +8,7 @@
 from gt.optim import lr_scheduler
 from gt.optim.adadelta import Adadelta
 from gt.optim.adafactor import Adafactor
+from gt.optim.muon import Muon
 from gt.optim.adagrad import Adagrad
 from gt.optim.adam import Adam, AdamW
 from gt.optim.adamax import Adamax
@@ -21,4 +22,4 @@ from gt.optim.rprop import Rprop
 from gt.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "decay_groups",
-           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS"]
+           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon"]
