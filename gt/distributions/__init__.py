@@ -40,13 +40,14 @@ from gt.distributions.simplex_pareto import GeneralizedPareto, LogisticNormal
 from gt.distributions.constraint_registry import biject_to, transform_to
 from gt.distributions.positive import FisherSnedecor, HalfCauchy, InverseGamma, Kumaraswamy
 from gt.distributions.transforms_more import (AbsTransform, LowerCholeskyTransform, ReshapeTransform,
-                                              SoftmaxTransform, StickBreakingTransform)
+                                              SoftmaxTransform, SoftplusTransform, StickBreakingTransform)
+from gt.distributions.discrete import OneHotCategoricalStraightThrough
 from gt.distributions import kl_pairs  # registers the cross-family KLs into kl_divergence
 
 del kl_pairs
 # torch.distributions.transforms.<Name> spellings for the transforms defined in other modules
 for _t in (AbsTransform, CatTransform, CumulativeDistributionTransform, IndependentTransform, LowerCholeskyTransform,
-           ReshapeTransform, SoftmaxTransform, StackTransform, StickBreakingTransform):
+           ReshapeTransform, SoftmaxTransform, SoftplusTransform, StackTransform, StickBreakingTransform):
     setattr(transforms, _t.__name__, _t)
 del _t
 
@@ -61,4 +62,4 @@ __all__ += ["AbsTransform", "CatTransform", "ContinuousBernoulli", "CumulativeDi
             "ExponentialFamily", "FisherSnedecor", "GeneralizedPareto", "HalfCauchy", "IndependentTransform",
             "InverseGamma", "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "LowerCholeskyTransform",
             "ReshapeTransform", "SoftmaxTransform", "StackTransform", "StickBreakingTransform", "VonMises", "biject_to",
-            "transform_to"]
+            "transform_to", "OneHotCategoricalStraightThrough", "SoftplusTransform"]

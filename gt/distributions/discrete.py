@@ -314,3 +314,14 @@ class Binomial(BinaryParameter, Distribution):
             raise NotImplementedError("Inhomogeneous total count not supported by `enumerate_support`.")
         return _enumerate(1 + total, self._param, self._batch_shape, expand)
 
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """OneHotCategorical with torch's straight-through ``rsample``: the one-hot draw in the forward,
+    the gradient of the probabilities in the backward (``draw + probs - probs.detach()``)."""
+
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        draws = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return draws + (probs - probs.detach())

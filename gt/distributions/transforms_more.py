@@ -187,3 +187,26 @@ class ReshapeTransform(Transform):
         if shape[cut:] != src:
             raise ValueError(f"Shape mismatch: expected {shape[cut:]} but got {src}")
         return shape[:cut] + dst
+
+
+class SoftplusTransform(Transform):
+    """y = log(1 + exp(x)), onto the positive numbers (torch's)."""
+
+    domain = constraints.real
+    codomain = constraints.positive
+    bijective = True
+    sign = +1
+
+    def __eq__(self, other):
+        return isinstance(other, SoftplusTransform)
+
+    __hash__ = object.__hash__
+
+    def _call(self, x):
+        return _softplus(x)
+
+    def _inverse(self, y):
+        return (-(-y).expm1()).log() + y
+
+    def log_abs_det_jacobian(self, x, y):
+        return -_softplus(-x)
