@@ -74,3 +74,13 @@ def test_pin_memory_is_torch_s_error_without_an_accelerator():
     for m in (torch, gt):
         with pytest.raises(RuntimeError, match="Cannot access accelerator device when none is available"):
             m.zeros(2).pin_memory()
+
+
+def test_randint_high_size_form_and_load_state_dict_assign():
+    torch = torch_or_skip()
+    draws = gt.randint(3, (50,))
+    assert draws.shape == tuple(torch.randint(3, (50,)).shape) and 0 <= draws.min().item() and draws.max().item() < 3
+    m = gt.nn.Linear(2, 2)
+    assert m.load_state_dict(m.state_dict(), assign=False) is not None
+    with pytest.raises(NotImplementedError, match="assign=True"):
+        m.load_state_dict(m.state_dict(), assign=True)

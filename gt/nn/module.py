@@ -395,15 +395,19 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
         persistent buffer, in torch's order. ``keep_vars=True`` gives the tensors themselves."""
         return state_dict_hooks.save(self, prefix, keep_vars)   # hooks: gt/nn/state_dict_hooks.py
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy values (numpy arrays, gt tensors or torch tensors) into the parameters and
-        buffers in place, cast to each one's dtype.
+        buffers in place, cast to each one's dtype. torch's ``assign=True`` (the state dict's
+        tensors become the parameters, with their dtypes) is refused by name.
 
         Everything is checked before anything is written: one ``RuntimeError`` lists every
         missing key, unexpected key and shape mismatch, and the module is left untouched.
         With ``strict=False`` missing and unexpected keys are allowed (shape mismatches are
         not). Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, like torch.
         """
+        if assign:
+            raise NotImplementedError("load_state_dict(assign=True): gt copies the values into the module's own "
+                                      "parameters and buffers (cast to their dtypes); load with assign=False")
         return state_dict_hooks.load(self, state_dict, strict)   # with hooks: see gt/nn/state_dict_hooks.py
 
     # ---- repr ------------------------------------------------------------------------------

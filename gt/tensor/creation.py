@@ -211,7 +211,10 @@ def rand(*shape, dtype=None, requires_grad=False):
 @accepts_device
 @accepts_generator
 def randint(low, high=None, size=(), dtype=None):
-    """Random integers in ``[low, high)`` (int64)."""
+    """Random integers in ``[low, high)`` (int64); ``randint(high, size)`` draws from ``[0, high)``,
+    as torch's."""
+    if isinstance(high, (tuple, list)) and size == ():      # torch's randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if high <= low:
