@@ -224,9 +224,9 @@ class Distribution:
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-class BinaryParameter:
-    """``probs`` and ``logits`` of a Bernoulli-like parameter (whichever was given, the other
-    derived on first use) and ``param_shape``, for the families that hold one (``_param``)."""
+class BinaryProbs:
+    """``probs`` and ``logits`` of a Bernoulli-like parameter: whichever was given, the other
+    derived on first use."""
 
     @lazy_property
     def logits(self):
@@ -235,6 +235,10 @@ class BinaryParameter:
     @lazy_property
     def probs(self):
         return logits_to_probs(self.logits, is_binary=True)
+
+
+class BinaryParameter(BinaryProbs):
+    """``BinaryProbs`` and ``param_shape``, for the families that hold the parameter (``_param``)."""
 
     @property
     def param_shape(self):

@@ -9,7 +9,7 @@ from gt.tensor.runtime import finfo
 from gt.distributions import constraints
 from gt.distributions.continuous import Normal
 from gt.distributions.discrete import _one_of, _softplus
-from gt.distributions.distribution import Distribution, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
+from gt.distributions.distribution import BinaryProbs, Distribution, broadcast_all
 from gt.distributions.gamma import Gamma
 
 __all__ = ["Cauchy", "Chi2", "Geometric", "HalfNormal"]
@@ -142,7 +142,7 @@ class Chi2(Gamma):
         return self.concentration * 2
 
 
-class Geometric(Distribution):
+class Geometric(BinaryProbs, Distribution):
     """The number of failures before the first success of probability ``probs`` (or
     sigmoid(``logits``))."""
 
@@ -160,14 +160,6 @@ class Geometric(Distribution):
         if self._validate_args and probs is not None and not bool((self.probs > 0).all()):
             raise ValueError(f"Expected parameter probs (Tensor of shape {tuple(self.probs.shape)}) of distribution "
                              f"{self!r} to be positive but found invalid values:\n{self.probs}")
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
 
     @property
     def mean(self):

@@ -8,22 +8,17 @@ from gt.tensor.creation import ones
 from gt.tensor.functions import cat
 from gt.tensor.runtime import finfo
 from gt.distributions import constraints
-from gt.distributions.transforms import Transform, _softplus
+from gt.distributions.transforms import ParameterFree, Transform, _softplus
 
 __all__ = ["AbsTransform", "LowerCholeskyTransform", "ReshapeTransform", "SoftmaxTransform",
            "StickBreakingTransform"]
 
 
-class AbsTransform(Transform):
+class AbsTransform(ParameterFree):
     """y = |x| (not bijective: its inverse gives the nonnegative root)."""
 
     domain = constraints.real
     codomain = constraints.positive
-
-    def __eq__(self, other):
-        return isinstance(other, AbsTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.abs()
@@ -32,16 +27,11 @@ class AbsTransform(Transform):
         return y
 
 
-class SoftmaxTransform(Transform):
+class SoftmaxTransform(ParameterFree):
     """y = softmax(x) over the last dim (not bijective: its inverse gives log(y), one of many)."""
 
     domain = constraints.real_vector
     codomain = constraints.simplex
-
-    def __eq__(self, other):
-        return isinstance(other, SoftmaxTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         probs = (x - x.amax(-1, keepdim=True)).exp()
@@ -71,18 +61,13 @@ def _pad_last(x, before):
     return cat([one, x] if before else [x, one], dim=-1)
 
 
-class StickBreakingTransform(Transform):
+class StickBreakingTransform(ParameterFree):
     """Real vectors of length K onto the K + 1 simplex by stick breaking: bijective, and x = 0
     maps to the uniform point."""
 
     domain = constraints.real_vector
     codomain = constraints.simplex
     bijective = True
-
-    def __eq__(self, other):
-        return isinstance(other, StickBreakingTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         fi = finfo(x.dtype)
@@ -112,17 +97,12 @@ class StickBreakingTransform(Transform):
         return tuple(shape[:-1]) + (shape[-1] - 1,)
 
 
-class LowerCholeskyTransform(Transform):
+class LowerCholeskyTransform(ParameterFree):
     """Square matrices onto lower-triangular ones with a positive diagonal: the strict lower
     triangle is kept, the diagonal exponentiated (not bijective: the upper triangle is dropped)."""
 
     domain = constraints.independent(constraints.real, 2)
     codomain = constraints.lower_cholesky
-
-    def __eq__(self, other):
-        return isinstance(other, LowerCholeskyTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return x.tril(-1) + x.diagonal(dim1=-2, dim2=-1).exp().diag_embed()
@@ -189,18 +169,13 @@ class ReshapeTransform(Transform):
         return shape[:cut] + dst
 
 
-class SoftplusTransform(Transform):
+class SoftplusTransform(ParameterFree):
     """y = log(1 + exp(x)), onto the positive numbers (torch's)."""
 
     domain = constraints.real
     codomain = constraints.positive
     bijective = True
     sign = +1
-
-    def __eq__(self, other):
-        return isinstance(other, SoftplusTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         return _softplus(x)

@@ -23,6 +23,7 @@ third argument (``F.cross_entropy(logits, target, "sum")``), is read as ``reduct
 
 from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce
 from gt.ops import activations
 from gt.tensor import arange, checks, where
@@ -50,7 +51,7 @@ def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-
     c, w = _classes(logits, weight, fn)
     if target.dtype.is_floating_point:
         return _probabilities(logits, target, w, ignore_index, label_smoothing, reduction, fn)
-    target = _indices(target, logits, fn)
+    target = _indices(_class_indices(target, fn, "target"), logits, fn)
     logits = _classes_last(logits)
     ignored = _check_targets(target, c, ignore_index, fn)
     if ignored is False and w is None and label_smoothing == 0 and logits.ndim == 2:   # every target counts:
@@ -67,10 +68,7 @@ def nll_loss(log_probs, target, weight=None, size_average=None, ignore_index=-10
     if not log_probs.dtype.is_floating_point:
         raise TypeError(f"{fn}: input must be floating point log-probabilities, got {log_probs.dtype!r}")
     c, w = _classes(log_probs, weight, fn)
-    target = _tensor(target, fn, "target")
-    if target.dtype.is_floating_point or target.dtype == dtypes.bool_:
-        raise TypeError(f"{fn}: target must be integer class indices (int64/int32), got {target.dtype!r}")
-    target = _indices(target, log_probs, fn)
+    target = _indices(_class_indices(target, fn, "target"), log_probs, fn)
     _check_targets(target, c, ignore_index, fn)
     return _nll(_classes_last(log_probs), target, w, ignore_index, 0.0, reduction)
 

@@ -19,7 +19,7 @@ def class_indices(indices, fn, what):
     idx = as_tensor(indices, fn, what)
     if idx.dtype.is_floating_point or idx.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: {what} must be integer class indices (int64/int32), got {idx.dtype!r}"
-                        + ("; class probabilities are not supported" if fn in ("cross_entropy", "nll_loss") else ""))
+                        + ("; class probabilities are F.cross_entropy's" if fn == "nll_loss" else ""))
     return idx
 
 

@@ -2,6 +2,7 @@
 
 import math
 import sys
+import warnings
 
 from gt import autograd
 from gt.backend import B
@@ -86,8 +87,6 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
 
 def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """torch's deprecated name of ``clip_grad_norm_`` (with its FutureWarning)."""
-    import warnings
-
     warnings.warn("`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
                   FutureWarning, stacklevel=2)
     return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)

@@ -75,7 +75,7 @@ def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
     dt = dtypes.to_dtype(dtype)
     if dt.name == "bfloat16":
         raise TypeError("frombuffer: bfloat16 has no numpy dtype to read the buffer as")
-    arr = np.frombuffer(buffer, dtype=np.dtype(dt.name if dt.name != "bool" else "bool"), count=count, offset=offset)
+    arr = np.frombuffer(buffer, dtype=np.dtype(dt.name), count=count, offset=offset)
     if not arr.flags.writeable:       # torch warns and shares read-only memory; gt copies it
         arr = arr.copy()
     return from_numpy(arr, requires_grad=requires_grad)
