@@ -120,12 +120,22 @@ def _seed(root, grad):
                 f"backward() without a gradient is only defined for scalar outputs; this tensor has shape "
                 f"{root.shape}: call .sum() or .mean() first, or pass backward(grad) with that shape"
             )
-        return B.ones(root.shape, root.dtype)
-    seed = grad._data if isinstance(grad, function.Tensor) else B.asarray(grad, dtype=root.dtype)
+        return _beside(B.ones(root.shape, root.dtype), root)
+    seed = grad._data if isinstance(grad, function.Tensor) else _beside(B.asarray(grad, dtype=root.dtype), root)
     if tuple(seed.shape) != root.shape:
         raise ValueError(f"backward(grad): grad has shape {tuple(seed.shape)} but the tensor has shape {root.shape}")
     # A copy in the root's dtype: the caller keeps theirs; ours may end up as a leaf's .grad.
     return B.astype(seed, root.dtype) if B.dtype_of(seed) != root.dtype else B.copy(seed)
+
+
+def _beside(seed, root):
+    """``seed`` (made on gt's home device) on the device of an unsharded ``root``: a graph computed
+    on the CPU of a GPU machine (tensors made with device="cpu") starts its walk there."""
+    if root._placed is None:
+        where = B.device_of(root._array)
+        if B.device_of(seed) != where:
+            return B.to_device(seed, where)
+    return seed
 
 
 def _input_grads(ctx, g):

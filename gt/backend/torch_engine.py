@@ -124,9 +124,10 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
 
     def to_device(self, arr, device):
         """``arr`` on ``device``: the same array when it is there already. Queued without a host
-        sync (``non_blocking``) between GPUs."""
+        sync (``non_blocking``) to a GPU; to the CPU the copy is waited for, since the host may read
+        it next (a non-blocking copy from a GPU lands in pinned memory some time later)."""
         device = torch.device(device)
-        return arr if arr.device == device else arr.to(device, non_blocking=True)
+        return arr if arr.device == device else arr.to(device, non_blocking=device.type != "cpu")
 
     def device_of(self, arr):
         return str(arr.device)
@@ -322,31 +323,6 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
             return torch.full((), value, dtype=like.dtype, device=like.device)
         return torch.as_tensor(value, device=like.device)
 
-    def maximum(self, a, b):
-        if not isinstance(b, torch.Tensor):
-            return torch.clamp(a, min=b)
-        if not isinstance(a, torch.Tensor):
-            return torch.clamp(b, min=a)
-        return torch.maximum(a, b)
-
-    def minimum(self, a, b):
-        if not isinstance(b, torch.Tensor):
-            return torch.clamp(a, max=b)
-        if not isinstance(a, torch.Tensor):
-            return torch.clamp(b, max=a)
-        return torch.minimum(a, b)
-
-    def where(self, cond, x, y):
-        if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
-            # two Python numbers: numpy's result dtype (a float anywhere gives gt's default float)
-            dtype = torch.float32 if isinstance(x, float) or isinstance(y, float) else \
-                torch.bool if isinstance(x, bool) and isinstance(y, bool) else torch.int64
-            x = torch.full((), x, dtype=dtype, device=cond.device)
-        return torch.where(cond, x, y)
-
-    def clip(self, x, low, high):
-        return torch.clamp(x, low, high)
-
     # ---- reductions ------------------------------------------------------------------------------
     def sum(self, x, axis=None, keepdims=False):
         if axis is None and not keepdims:
@@ -400,6 +376,8 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
         if a.dtype != b.dtype:            # numpy promotes; torch's matmul insists on one dtype
             common = torch.promote_types(a.dtype, b.dtype)
             a, b = a.to(common), b.to(common)
+        if a.is_cuda and not a.is_floating_point():    # CUDA has no integer gemm: exact on the CPU
+            return torch.matmul(a.cpu(), b.cpu()).to(a.device)
         return torch.matmul(a, b)
 
     def matmul_lowp(self, a, b, dtype):

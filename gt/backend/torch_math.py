@@ -38,3 +38,32 @@ class TorchMath:
 
     def quiet_float_errors(self):
         return contextlib.nullcontext()         # torch never warns about inf and NaN
+
+    def maximum(self, a, b):
+        if not isinstance(b, torch.Tensor):
+            return torch.clamp(a, min=b)
+        if not isinstance(a, torch.Tensor):
+            return torch.clamp(b, min=a)
+        return torch.maximum(a, b)
+
+    def minimum(self, a, b):
+        if not isinstance(b, torch.Tensor):
+            return torch.clamp(a, max=b)
+        if not isinstance(a, torch.Tensor):
+            return torch.clamp(b, max=a)
+        return torch.minimum(a, b)
+
+    def where(self, cond, x, y):
+        if not isinstance(x, torch.Tensor) and not isinstance(y, torch.Tensor):
+            # two Python numbers: numpy's result dtype (a float anywhere gives gt's default float)
+            dtype = torch.float32 if isinstance(x, float) or isinstance(y, float) else \
+                torch.bool if isinstance(x, bool) and isinstance(y, bool) else torch.int64
+            x = torch.full((), x, dtype=dtype, device=cond.device)
+        # a scalar made on the GPU meeting tensors on the CPU (created there with device="cpu"):
+        # torch takes CPU scalars beside GPU tensors, not the other way round
+        x, y = (v.to(cond.device) if isinstance(v, torch.Tensor) and v.ndim == 0 and v.device != cond.device else v
+                for v in (x, y))
+        return torch.where(cond, x, y)
+
+    def clip(self, x, low, high):
+        return torch.clamp(x, low, high)

@@ -6,6 +6,9 @@ import torch
 
 class TorchScatter:
     def einsum(self, equation, *operands):
+        if operands and operands[0].is_cuda and not operands[0].is_floating_point():
+            # CUDA has no integer gemm (torch's einsum of int64 raises there): exact on the CPU
+            return torch.einsum(equation, *(o.cpu() for o in operands)).to(operands[0].device)
         return torch.einsum(equation, *operands)
 
     def scatter_reduce_(self, target, dim, index, src, reduce):

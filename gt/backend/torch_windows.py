@@ -44,7 +44,8 @@ class TorchWindows:
         return (gx if needs[0] else None), (gw if needs[1] else None), (gb if needs[2] else None)
 
     def max_pool_fused(self, x, kernel, stride, padding, dilation, ceil_mode):
-        if len(kernel) not in (1, 2) or x.ndim not in (len(kernel) + 1, len(kernel) + 2) or x.dtype == torch.bool:
+        if (len(kernel) not in (1, 2) or x.ndim not in (len(kernel) + 1, len(kernel) + 2) or x.dtype == torch.bool
+                or (x.is_cuda and not x.is_floating_point())):     # CUDA's kernel has no integer form
             return None
         if len(kernel) == 1:          # torch's 1-d max pooling is its 2-d one over (..., 1, L)
             out, indices = _max_pool2d(x.unsqueeze(-2), (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation,

@@ -95,7 +95,7 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if N and int(in_len.max().item()) > T:
         raise ValueError(f"{fn}: input_lengths must be at most T={T}, got {in_len.tolist()}")
     labels = _padded_targets(targets, tgt_len, blank, fn)                   # (N, S)
-    _check_range(labels, C, fn, "target label", f"log_probs with C={C} classes", IndexError)
+    labels = _check_range(labels, C, fn, "target label", f"log_probs with C={C} classes", IndexError)
     loss = _nll(lp, labels, in_len, tgt_len, blank)                         # (N,)
     if zero_infinity:
         loss = where(loss.isinf(), 0.0, loss)

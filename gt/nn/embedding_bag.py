@@ -89,7 +89,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         if isinstance(padding_idx, bool) or not isinstance(padding_idx, int) or not -num <= padding_idx < num:
             raise ValueError(f"{fn}: padding_idx must be an int within num_embeddings={num}, got {padding_idx!r}")
         padding_idx %= num
-    _check_range(idx, num, fn, "index", f"an embedding table of {num} rows", IndexError)
+    idx = _check_range(idx, num, fn, "index", f"an embedding table of {num} rows", IndexError)
     if idx.ndim == 2:
         if offsets is not None:
             raise ValueError(f"{fn}: if input is 2D, then offsets has to be None, as input is treated as a "

@@ -221,7 +221,7 @@ def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, s
     ``sparse=True`` raises NotImplementedError (gt has no sparse gradients)."""
     idx = _class_indices(indices, "embedding", "indices")
     n = weight.shape[0]
-    _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
+    idx = _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
     padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, sparse, "embedding")
     if max_norm is not None:
         renorm_(weight, idx, max_norm, norm_type)

@@ -24,8 +24,10 @@ def class_indices(indices, fn, what):
 
 
 def check_range(idx, n, fn, what, limit, exc):
+    """Raise ``exc`` naming the first of ``idx`` outside ``[0, n)`` (on a GPU at the next host
+    read); returns the indices to compute with (``checks.within``)."""
     if idx.numel() == 0:
-        return
+        return idx
     lo, hi = idx.min(), idx.max()
 
     def message():
@@ -33,3 +35,4 @@ def check_range(idx, n, fn, what, limit, exc):
         return f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})"
 
     checks.require((lo >= 0) & (hi < n), exc, message)   # on a GPU, at the next host read
+    return checks.within(idx, 0, n - 1)

@@ -29,6 +29,14 @@ def require(ok, error, message):
         raise error(message())
 
 
+def within(index, low, high):
+    """``index`` (an integer tensor) to compute with after a range check on ``[low, high]``: itself
+    where checks run at once, and on a GPU its values clamped into the range, so that a bad index
+    never reaches a kernel (a CUDA device-side assert would lose the process's GPU for good) while
+    its queued check waits for the next host read to raise."""
+    return index.clamp(low, high) if deferred() and high >= low else index
+
+
 def flush():
     """Raise the first failed queued check, if any (called by every host read)."""
     if not _pending:

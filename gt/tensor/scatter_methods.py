@@ -44,9 +44,10 @@ def index_tensor(index, op, vector=False):
 
 def check_range(index, size, dim, op, negative=False):
     """IndexError naming the first index outside ``[0, size)`` (``negative``: ``[-size, size)``),
-    raised at once on the CPU and at the next read of values on a GPU (gt/tensor/checks.py)."""
+    raised at once on the CPU and at the next read of values on a GPU (gt/tensor/checks.py).
+    Returns the indices to compute with (``checks.within``)."""
     if index.numel() == 0:
-        return
+        return index
     low = -size if negative else 0
     lo, hi = index.min(), index.max()
 
@@ -55,6 +56,7 @@ def check_range(index, size, dim, op, negative=False):
         return f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}"
 
     checks.require((lo >= low) & (hi < size), IndexError, message)
+    return checks.within(index, low, size - 1)
 
 
 def _same_dtype(x, other, name, op):
@@ -94,7 +96,7 @@ class ScatterMethods:
         if any(i > s or (a != dim and i > n) for a, (i, s, n) in enumerate(zip(index.shape, src_shape, self.shape))):
             raise ValueError(f"{op}: index of shape {index.shape} must be no larger than src {src_shape} and, "
                              f"apart from dim {dim}, no larger than the tensor {self.shape}")
-        check_range(index, self.shape[dim] if self.ndim else 1, dim, op)
+        index = check_range(index, self.shape[dim] if self.ndim else 1, dim, op)
         return dim, index, src
 
     def scatter(self, dim, index, src=None, value=None, *, reduce=None):
@@ -173,7 +175,7 @@ class ScatterMethods:
         if source.shape != want:
             raise ValueError(f"{op}: source of shape {source.shape} must have the tensor's shape {self.shape} with "
                              f"dim {dim} of size {index.shape[0]} (the number of indices), that is {want}")
-        check_range(index, self.shape[dim], dim, op)
+        index = check_range(index, self.shape[dim], dim, op)
         return dim, index, source
 
     def index_add(self, dim, index, source, *, alpha=1):
@@ -212,7 +214,7 @@ class ScatterMethods:
         if isinstance(value, Tensor) and value.ndim != 0:
             raise ValueError(f"index_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
         size = self.shape[dim] if self.ndim else 1
-        check_range(index, size, dim, "index_fill", negative=True)
+        index = check_range(index, size, dim, "index_fill", negative=True)
         hit = B.zeros((size,), dtypes.bool_)
         B.setitem(hit, index._data, True)
         shape = tuple(size if a == dim else 1 for a in range(self.ndim))

@@ -6,6 +6,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 from gt import dtypes
 from gt.tensor._args import _pick
 from gt.backend import B
+from gt.tensor import checks
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel
 
@@ -106,6 +107,8 @@ class ShapeMethods:
 
     def __getitem__(self, index):
         index = _index(index)
+        if checks.deferred():
+            index = _guard_arrays(index, self.shape)
         try:
             return shape_ops.GetItem.apply(self, index)
         except IndexError as exc:
@@ -117,6 +120,36 @@ def _index(index):
     if isinstance(index, tuple):
         return tuple(_index_part(p) for p in index)
     return _index_part(index)
+
+
+def _guard_arrays(index, shape):
+    """On a GPU: each integer index array checked against its axis as torch's CPU kernels do
+    (queued until the next host read, gt/tensor/checks.py) and clamped into range, so that a bad
+    index never reaches CUDA's kernel (whose device-side assert would lose the GPU for good)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    used = sum(0 if p is None or p is Ellipsis else len(p.shape) if B.is_array(p) and B.is_bool(p) else 1
+               for p in parts)
+    out, axis = [], 0
+    for p in parts:
+        if p is Ellipsis:
+            axis += len(shape) - used
+        elif B.is_array(p) and not B.is_bool(p) and axis < len(shape) and B.numel(p):
+            p = _guarded(Tensor._wrap(p), axis, shape)._data
+        axis += 0 if p is None or p is Ellipsis else len(p.shape) if B.is_array(p) and B.is_bool(p) else 1
+        out.append(p)
+    return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+def _guarded(idx, axis, shape):
+    n = shape[axis]
+    lo, hi = idx.min(), idx.max()
+
+    def message():
+        bad = int(lo.item()) if lo.item() < -n else int(hi.item())
+        return f"index {bad} is out of bounds for dimension {axis} with size {n} (tensor of shape {shape})"
+
+    checks.require((lo >= -n) & (hi < n), IndexError, message)
+    return checks.within(idx, -n, n - 1)
 
 
 def _index_part(part):

@@ -66,7 +66,7 @@ class WriteMethods:
         flat = None
         for axis, p in enumerate(parts):
             n = self.shape[axis]
-            check_range(p, n, axis, op, negative=True)
+            p = check_range(p, n, axis, op, negative=True)
             p = (p + n) % n if n else p
             flat = p if flat is None else flat * n + p
         return flat.expand(*shape).reshape(-1), shape, self.shape[len(parts):]
@@ -324,7 +324,7 @@ class WriteMethods:
         if self.requires_grad:
             raise RuntimeError(f"Can't call {op}() on Variable that requires grad. Use var.detach().{op}() instead.")
         if not self.is_cpu:
-            raise RuntimeError(f"{op}_ is only implemented on CPU tensors")
+            raise RuntimeError(f"{op} is only implemented on CPU tensors")
 
     def apply_(self, callable):
         """Replace each element ``v`` by ``callable(v)``, in place: one Python call per element,

@@ -17,6 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from gt.sharding import get_mesh
 from gt.tensor import manual_seed
 
 _POLL = 0.1     # seconds between checks that the workers (or, in a worker, the loading process) live
@@ -192,6 +193,12 @@ class MultiProcessIter:
         elif isinstance(ctx, str):
             ctx = multiprocessing.get_context(ctx)
         n = loader.num_workers
+        kind = get_mesh().kind
+        if kind != "cpu" and ctx.get_start_method() == "fork":
+            # a forked child cannot use CUDA, and gt's tensors (the dataset's, each batch's) are there
+            raise RuntimeError(f"DataLoader(num_workers={n}): gt computes on {kind} here, and CUDA cannot be used "
+                               "in a forked worker process; pass multiprocessing_context='spawn' (each worker then "
+                               "gets a pickled copy of the dataset), or num_workers=0")
         spec = dict(dataset=loader.dataset, num_workers=n, worker_init_fn=loader.worker_init_fn,
                     iterable=loader._iterable, batch_size=loader.batch_size, drop_last=loader.drop_last,
                     collate_fn=loader.collate_fn, auto_collation=loader._auto_collation)
