@@ -5,6 +5,7 @@ A test asks for one by name (``def test_x(small_run): train(TrainConfig(**small_
 call gets a fresh copy, so a test may change what it gets.
 """
 
+import contextlib
 import os
 
 # Runs that must repeat bit for bit (same seed, resume == uninterrupted) need one thread count
@@ -42,6 +43,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(first)
         elif _DEVICES_FROM_ENV and item.get_closest_marker("own_mesh"):
             item.add_marker(mesh)
+
+
+def _raises_after_a_host_read(raises):
+    """``pytest.raises`` whose block ends with a host read of gt's queued value checks: on a GPU a
+    bad index or pixel is reported at the next read (gt/tensor/checks.py), where on the CPU it is
+    raised at once, and the tests say what is raised, not when."""
+    @contextlib.contextmanager
+    def flushing(expected, *args, **kwargs):
+        with raises(expected, **kwargs) as info:
+            yield info
+            gt.checks.flush()
+
+    def checked(expected, *args, **kwargs):
+        if args:                            # the callable form: pytest.raises(Error, fn, *args)
+            return raises(expected, lambda: (args[0](*args[1:], **kwargs), gt.checks.flush()))
+        return flushing(expected, **kwargs)
+    return checked
+
+
+if gt.cuda.is_available():                  # gt computes on a GPU: value checks wait for a host read
+    pytest.raises = _raises_after_a_host_read(pytest.raises)
 
 
 # A training run of a few milliseconds: 32 training sequences of 3 8x8 frames, 4 steps per epoch.
@@ -83,3 +105,34 @@ def mesh4():
     """Four virtual devices for the test's duration (``use_mesh(4)``); yields the mesh."""
     with use_mesh(4):
         yield get_mesh()
+
+
+@pytest.fixture(autouse=True)
+def _device_errors_stay_with_their_test():
+    """On a GPU mesh, an error a test leaves on the device is reported against that test, not the
+    next one: value checks queued until a host read (gt/tensor/checks.py) that no read raised, and a
+    CUDA device-side assert. The assert loses the process's CUDA context for good, so the process
+    ends (pytest-xdist reports the test as the one its worker crashed in and starts a fresh worker)
+    instead of failing every later test of the process. On the CPU checks run at once: nothing to do."""
+    yield
+    from gt.sharding import mesh
+    from gt.tensor import checks
+
+    if mesh._mesh is None or mesh._mesh.kind == "cpu":      # read without deciding the mesh
+        return
+
+    queued = list(checks._pending)
+    checks._pending.clear()
+    try:
+        import torch
+        torch.cuda.synchronize()
+    except RuntimeError as exc:                       # torch.AcceleratorError is a RuntimeError
+        import sys
+        sys.stderr.write(f"\n{os.environ.get('PYTEST_CURRENT_TEST', 'a test')} left a CUDA error: {exc}\n")
+        sys.stderr.flush()
+        if "PYTEST_XDIST_WORKER" in os.environ:
+            os._exit(3)
+        pytest.exit(f"a test left a CUDA error (the process cannot use the GPU again): {exc}", returncode=3)
+    failed = [f"{error.__name__}: {message()}" for ok, error, message in queued if not ok.item()]
+    if failed:
+        pytest.fail("left a failed value check that no host read raised: " + "; ".join(failed))

@@ -529,9 +529,11 @@ case("double_float", "Cast", lambda a: a.float().double() * a, randn(3, seed=25)
      torch_fn=lambda a: a.float().double() * a, grad_kw={"eps": 1e-2, "rtol": 1e-4, "atol": 1e-4},
      torch_kw={"rtol": 1e-6, "atol": 1e-6})
 
-# ---- device move: on this machine the move is to the CPU itself; the op's gradient passes back
-case("to_cpu", "ToDevice", lambda a: elementwise.ToDevice.apply(a * 2.0, "cpu") * a, randn(3, 4, seed=26),
-     torch_fn=lambda a: (a * 2.0).to("cpu") * a)
+# ---- device move: to the CPU and back to where ``a`` lives (on a CPU mesh both moves are to the
+# CPU itself; on a GPU each is a copy); the op's gradient passes back through both
+case("to_cpu", "ToDevice", lambda a: elementwise.ToDevice.apply(elementwise.ToDevice.apply(a * 2.0, "cpu"),
+                                                                str(a.device)) * a, randn(3, 4, seed=26),
+     torch_fn=lambda a: (a * 2.0).to("cpu").to(a.device) * a)
 
 CASE_IDS = [c.id for c in CASES]
 OPS_COVERED = sorted({c.op for c in CASES})

@@ -148,7 +148,8 @@ def test_scale_structures():
 def test_update_new_scale_and_growth_overflow():
     torch = torch_or_skip()
     for lib in (gt, torch):
-        s = lib.amp.GradScaler("cpu", init_scale=8.0)
+        # the scaler on the device of the library's tensors: gt's are on a GPU where it computes there
+        s = lib.amp.GradScaler("cuda" if lib is gt and gt.cuda.is_available() else "cpu", init_scale=8.0)
         p = lib.nn.Parameter(lib.tensor([1.0]))
         opt = lib.optim.SGD([p], lr=0.1)
         s.scale(p.sum()).backward()

@@ -170,14 +170,19 @@ def test_bench_engines_quick_json():
     assert setups[0] == "numpy" and rows[0]["vs_numpy"] == 1.0
     try:
         import torch  # noqa: F401
-        assert {"torch cpu", "torch cpu bf16"} <= set(setups)
+        assert {"torch cpu", "torch cpu bf16", "pytorch cpu"} <= set(setups)
     except ImportError:
         assert setups == ["numpy"]
     for r in rows:
-        assert 0 < r["min_ms"] <= r["median_ms"] and r["engine"] == ("numpy" if r["setup"] == "numpy" else "torch")
+        engine = "numpy" if r["setup"] == "numpy" else "pytorch" if r["setup"].startswith("pytorch") else "torch"
+        assert 0 < r["min_ms"] <= r["median_ms"] and r["engine"] == engine
     cpu = {r["setup"]: r["final_loss"] for r in rows}
-    if "torch cpu" in cpu:   # the same seed, the same training on both engines
-        assert abs(cpu["torch cpu"] - cpu["numpy"]) <= 1e-5 * max(1.0, abs(cpu["numpy"]))
+    for other in ("torch cpu", "pytorch cpu"):   # the same seed, the same training on both engines and in PyTorch
+        if other in cpu:
+            assert abs(cpu[other] - cpu["numpy"]) <= 1e-5 * max(1.0, abs(cpu["numpy"]))
+    ref = next((r for r in rows if r["setup"] == "pytorch cpu"), None)
+    for r in rows:
+        assert r["vs_pytorch"] == (None if ref is None else r["median_ms"] / ref["median_ms"])
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ def on_gpu(monkeypatch):
     checks._pending.clear()
 
 
+@pytest.mark.skipif(gt.cuda.is_available(), reason="gt computes on a GPU: checks wait for a host read")
 def test_on_the_cpu_a_bad_target_raises_at_once():
     with pytest.raises(IndexError, match=r"cross_entropy: target 7 is out of range for 4 classes \(valid: 0..3\)"):
         nn.functional.cross_entropy(gt.zeros(2, 4), gt.tensor([1, 7]))

@@ -17,7 +17,8 @@ def test_data_parallel_is_its_module_with_torch_s_interface():
     tmodel = torch.nn.DataParallel(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)))
     assert list(wrapped.state_dict()) == list(tmodel.state_dict())
     tmodel.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in wrapped.state_dict().items()})
-    assert wrapped.module is inner and wrapped.device_ids == tmodel.device_ids == []
+    assert wrapped.module is inner and wrapped.device_ids == list(range(gt.cuda.device_count()))
+    assert tmodel.device_ids == list(range(torch.cuda.device_count()))   # a GPU each, as torch's
     x = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     out, tout = wrapped(gt.tensor(x)), tmodel(torch.tensor(x))
     np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-6, atol=1e-6)

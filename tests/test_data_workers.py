@@ -354,3 +354,12 @@ def test_iterator_in_garbage_cycle_stops_its_workers_promptly():
     start = time.monotonic()
     gc.collect()
     assert not any(w.is_alive() for w in workers) and time.monotonic() - start < 2
+
+
+@pytest.mark.skipif(not gt.cuda.is_available(), reason="gt computes on the CPU here: forked workers work")
+def test_on_a_gpu_forked_workers_are_refused_and_spawned_ones_give_the_same_batches():
+    with pytest.raises(RuntimeError, match=r"DataLoader\(num_workers=2\): gt computes on cuda .*'spawn'"):
+        list(DataLoader(dataset(), batch_size=3, num_workers=2, multiprocessing_context="fork"))
+    assert not multiprocessing.active_children()
+    single = as_lists(DataLoader(dataset(), batch_size=3))
+    assert as_lists(DataLoader(dataset(), batch_size=3, num_workers=2, multiprocessing_context="spawn")) == single

@@ -53,8 +53,10 @@ def test_device_equality_hashing_pickling():
 
 
 def _pair(values, dtype="float32", requires_grad=False):
-    return (gt.tensor(np.array(values, dtype=dtype), requires_grad=requires_grad),
-            torch.tensor(np.array(values, dtype=dtype), requires_grad=requires_grad))
+    """The same values in gt and torch, torch's on the device where gt put its own (the CPU, or
+    on a GPU machine with the torch engine the GPU)."""
+    ours = gt.tensor(np.array(values, dtype=dtype), requires_grad=requires_grad)
+    return ours, torch.tensor(np.array(values, dtype=dtype), requires_grad=requires_grad, device=str(ours.device))
 
 
 TO_FORMS = {
@@ -81,7 +83,7 @@ def test_tensor_to_forms_are_torch_s(form):
     for m, x in zip((gt, torch), _pair([1.5, -2.0, 3.25])):
         args, kwargs = TO_FORMS[form](m, x)
         y = x.to(*args, **kwargs)
-        results.append((y is x, str(y.dtype).replace("torch.", "gt."), str(y.device), y.numpy().tolist()))
+        results.append((y is x, str(y.dtype).replace("torch.", "gt."), str(y.device), y.tolist()))
     assert results[0] == results[1]
 
 
@@ -90,7 +92,7 @@ def test_tensor_to_is_differentiable_as_torch():
     for m, x in zip((gt, torch), _pair([1.5, -2.0, 3.25], requires_grad=True)):
         y = x.to("cpu", m.float64, copy=True) * x.to(device="cpu").cpu()
         (y * y).sum().backward()
-        grads.append(x.grad.numpy())
+        grads.append(x.grad.tolist())
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
 
 
@@ -167,7 +169,9 @@ def test_creation_functions_take_torch_s_device(name, where):
     for m in (gt, torch):
         d = {"cpu": "cpu", "device": m.device("cpu"), "torch device": torch.device("cpu"), "none": None}[where]
         out = CREATORS[name](m, d)
-        got.append(tuple(out) if not hasattr(out, "numpy") else (str(out.device), out.numpy().tolist()))
+        got.append(tuple(out) if not hasattr(out, "numpy") else (str(out.device), out.tolist()))
+    if where == "none" and hasattr(out, "numpy"):   # no device: torch's CPU, gt's home (a GPU when gt computes on one)
+        got[1] = (str(gt.get_mesh().home), got[1][1])
     assert got[0] == got[1]
 
 
@@ -191,15 +195,15 @@ def test_creation_device_errors():
 def _linear_pair():
     g = nn.Linear(3, 2)
     t = torch.nn.Linear(3, 2)
-    t.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in g.state_dict().items()})
-    return g, t
+    t.load_state_dict({k: torch.tensor(v.tolist()) for k, v in g.state_dict().items()})
+    return g, t.to(str(g.weight.device))        # torch's where gt's is (a GPU when gt computes on one)
 
 
 MODULE_FORMS = {
     "device": lambda m: (("cpu",), {}), "device object": lambda m: ((m.device("cpu"),), {}),
     "dtype": lambda m: ((m.float64,), {}), "both": lambda m: (("cpu", m.float64), {}),
     "keywords": lambda m: ((), {"device": "cpu", "dtype": m.float64, "non_blocking": True}),
-    "tensor": lambda m: ((m.zeros(1, dtype=m.float64),), {}),
+    "tensor": lambda m: ((m.zeros(1, dtype=m.float64, device="cpu"),), {}),
 }
 
 
@@ -212,11 +216,11 @@ def test_module_to_forms_are_torch_s(form):
         args, kwargs = MODULE_FORMS[form](m)
         assert module.to(*args, **kwargs) is module
         assert module.weight is weight and opt.param_groups[0]["params"][0] is weight   # in place
-        x = m.ones(4, 3, dtype=module.weight.dtype)
+        x = m.ones(4, 3, dtype=module.weight.dtype, device=module.weight.device)
         module(x).sum().backward()
         opt.step()
         got.append((str(module.weight.dtype).replace("torch.", "gt."), str(module.weight.device),
-                    module.weight.detach().numpy().tolist()))
+                    module.weight.detach().tolist()))
     assert got[0][:2] == got[1][:2]
     np.testing.assert_allclose(got[0][2], got[1][2], rtol=1e-6)
 
@@ -270,7 +274,8 @@ def _script(m):
 
 def test_a_torch_script_s_device_lines_run_unchanged():
     got = _script(gt)
-    assert got[0] == "cpu" and got[2] == "cpu" and len(got[1]) == 3 and got[1][2] < got[1][0]
+    where = "cuda" if gt.cuda.is_available() else "cpu"
+    assert got[0] == where and str(got[2]).startswith(where) and len(got[1]) == 3 and got[1][2] < got[1][0]
 
 
 @pytest.mark.own_mesh

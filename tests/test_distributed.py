@@ -59,9 +59,10 @@ def free_ports(n):
 
 
 def child_env(**extra):
-    """This environment (GT_BACKEND, GT_DEVICES, ...) without any torchrun variables, plus ``extra``."""
+    """This environment (GT_BACKEND, GT_DEVICES, ...) without any torchrun variables, plus ``extra``.
+    The processes compute on the CPU (gloo, as the module says), also on a machine with GPUs."""
     env = {k: v for k, v in os.environ.items() if k not in dist.ENV_VARS and not k.startswith("TORCHELASTIC")}
-    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **extra)
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", **extra)
     if os.path.exists("/sys/class/net/lo"):
         env["GLOO_SOCKET_IFNAME"] = "lo"
     return env

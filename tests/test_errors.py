@@ -1,6 +1,7 @@
 """Bad input gets a clear error, never a silent wrong answer: the exception type, and a
 message that names the op and the shapes or values involved."""
 
+import contextlib
 import re
 
 import numpy as np
@@ -9,9 +10,13 @@ import pytest
 import gt
 
 
+@contextlib.contextmanager
 def raises(exc, *needles):
-    """``pytest.raises(exc)`` whose message must contain every needle (plain text, not regex)."""
-    return pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(str(n))})" for n in needles))
+    """``pytest.raises(exc)`` whose message must contain every needle (plain text, not regex). On a
+    GPU a check of values waits for the next host read (gt/tensor/checks.py): the block ends with one."""
+    with pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(str(n))})" for n in needles)) as info:
+        yield info
+        gt.checks.flush()
 
 
 # ---- shape mismatches -> ValueError naming the op and both shapes -------------------------

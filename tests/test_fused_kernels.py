@@ -25,6 +25,9 @@ from helpers import randn, spy_engine as _spy, torch_or_skip
 
 # fused against composed: the kernels sum in another order, so float rounding apart
 CLOSE = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
+# the torch engine's fused attention is torch's flash kernel for the CPU: on a GPU the composed ops run
+cpu_attention = pytest.mark.skipif(gt.cuda.is_available(), reason="the fused attention kernel is the CPU's; on a "
+                                                                   "GPU gt runs the composed ops")
 
 
 def _run(fn, arrays, up, dtype, grad=None):
@@ -154,6 +157,7 @@ SDPA_CASES = {
 }
 
 
+@cpu_attention
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(SDPA_CASES))
 def test_sdpa_kernel_matches_composed_and_torch(name, dtype, monkeypatch):
@@ -179,6 +183,7 @@ def test_sdpa_kernel_matches_composed_and_torch(name, dtype, monkeypatch):
                                    **tol)
 
 
+@cpu_attention
 @pytest.mark.parametrize("causal", [False, True])
 def test_multi_head_attention_kernel_matches_composed(causal, monkeypatch):
     """nn.MultiHeadAttention runs the Attention op on heads that are strided views of (B, L, D)."""
@@ -206,6 +211,7 @@ def test_multi_head_attention_kernel_matches_composed(causal, monkeypatch):
     _assert_all_close(fused, composed, "float32", "MultiHeadAttention fused vs composed")
 
 
+@cpu_attention
 @pytest.mark.parametrize("causal", [False, True])
 def test_packed_self_attention_kernel_writes_the_packed_gradient(causal, monkeypatch):
     """Self-attention over enough rows takes q, k and v from one packed product; the kernel's
@@ -270,6 +276,7 @@ def test_causal_offset_takes_the_composed_path(offset, monkeypatch):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11, err_msg=f"{'output' if i == 0 else f'grad {i - 1}'}")
 
 
+@cpu_attention
 def test_decoding_with_a_cache_matches_the_whole_sequence(monkeypatch):
     """Causal self-attention over a cache (offset S - L > 0, composed) gives the outputs of the
     whole sequence at once (offset 0: the engine's kernel)."""
@@ -361,13 +368,14 @@ def _adam_gt(name, kw, init, grads):
 
 
 def _adam_torch(torch, name, kw, init, grads, **extra):
-    params = [torch.tensor(a.copy(), requires_grad=True) for a in init]
+    dev = str(B.device) if B.name == "torch" else "cpu"    # where gt's parameters are (a GPU, there)
+    params = [torch.tensor(a.copy(), requires_grad=True, device=dev) for a in init]
     opt = getattr(torch.optim, name)(params, **kw, **extra)
     for step_grads in grads:
         for p, g in zip(params, step_grads):
-            p.grad = torch.tensor(g.copy())
+            p.grad = torch.tensor(g.copy(), device=dev)
         opt.step()
-    return [p.detach().numpy() for p in params]
+    return [p.detach().cpu().numpy() for p in params]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -742,9 +750,11 @@ def test_linear_flattens_the_leading_axes_into_one_product(shape, layout, with_b
     if B.name == "torch":
         import torch
 
-        t_rows, t_w = torch.from_numpy(rows), torch.from_numpy(w_np)
-        ref = torch.mm(t_rows, t_w.t()) if b_np is None else torch.addmm(torch.from_numpy(b_np), t_rows, t_w.t())
-        expected = ref.numpy().reshape(shape[:-1] + (7,))
+        dev = str(B.device)                 # torch's product on the engine's device (a GPU's differs)
+        t_rows, t_w = torch.from_numpy(rows).to(dev), torch.from_numpy(w_np).to(dev)
+        ref = (torch.mm(t_rows, t_w.t()) if b_np is None
+               else torch.addmm(torch.from_numpy(b_np).to(dev), t_rows, t_w.t()))
+        expected = ref.cpu().numpy().reshape(shape[:-1] + (7,))
     else:
         expected = (rows @ w_np.T + (0 if b_np is None else b_np)).reshape(shape[:-1] + (7,))
     np.testing.assert_array_equal(got, expected)

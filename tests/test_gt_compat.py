@@ -245,7 +245,7 @@ def test_binary_cross_entropy_matches_torch():
 
 def test_binary_cross_entropy_errors():
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\].*with_logits"):
-        gt.nn.binary_cross_entropy(gt.tensor([1.5, 0.2]), gt.tensor([1.0, 0.0]))
+        gt.nn.binary_cross_entropy(gt.tensor([1.5, 0.2]), gt.tensor([1.0, 0.0])).item()   # a GPU checks at a read
     with pytest.raises(ValueError, match="target shape"):
         gt.nn.binary_cross_entropy_with_logits(gt.zeros(3), gt.zeros(2))
     with pytest.raises(ValueError, match="pos_weight cannot require grad"):

@@ -409,8 +409,10 @@ def test_embedding_lookup_gradient_and_errors():
     assert abs(big.mean()) < 0.01 and abs(big.std() - 1) < 0.01  # N(0, 1) like torch
     with pytest.raises(IndexError, match="10"):
         emb(gt.tensor([3, 10]))
+        gt.checks.flush()                   # on a GPU the check waits for a host read
     with pytest.raises(IndexError, match="-1"):
         emb([-1])
+        gt.checks.flush()
     with pytest.raises(TypeError, match="integer"):
         emb(gt.tensor([1.0]))
 
@@ -577,19 +579,30 @@ def check_layer_grads(module, x, eps=1e-6, rtol=1e-5, atol=1e-7, **kwargs):
         with gt.no_grad():
             return float(np.sum(module(gt.tensor(x_arr), **kwargs).numpy() * up))
 
+    def put(p):
+        # on a GPU .numpy() is a copy: the perturbed values go back into the parameter
+        def write(arr):
+            with gt.no_grad():
+                p.copy_(gt.tensor(arr))
+        return write
+
     x_arr = np.array(x, dtype=np.float64)
-    targets = [("input", x_arr, xt.grad)] + [(n, p.numpy(), p.grad) for n, p in module.named_parameters()]
-    for name, arr, grad in targets:
+    targets = [("input", x_arr, xt.grad, lambda arr: None)]
+    targets += [(n, np.array(p.numpy()), p.grad, put(p)) for n, p in module.named_parameters()]
+    for name, arr, grad, write in targets:
         assert grad is not None, f"{name} got no gradient"
         numeric = np.zeros(arr.shape)
         flat, nflat = arr.reshape(-1), numeric.reshape(-1)
         for k in range(flat.size):
             orig = flat[k]
             flat[k] = orig + eps
+            write(arr)
             f_plus = objective()
             flat[k] = orig - eps
+            write(arr)
             f_minus = objective()
             flat[k] = orig
+            write(arr)
             nflat[k] = (f_plus - f_minus) / (2 * eps)
         np.testing.assert_allclose(grad.numpy(), numeric, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
 

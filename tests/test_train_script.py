@@ -45,7 +45,7 @@ def test_tiny_run_end_to_end_loss_goes_down():
     losses = epoch_losses(done.stdout)
     assert losses[-1] < 0.75 * losses[0]
     assert all(0 <= float(m.group(4)) <= 100 and 0 <= float(m.group(5)) <= 100 for m in epochs)
-    assert re.match(r"^Devices: \d+ device\(s\) \(cpu(, virtual)?\), engine (numpy|torch)", lines[0])
+    assert re.match(r"^Devices: \d+ device\(s\) \((cpu(, virtual)?|cuda:0)\), engine (numpy|torch)", lines[0])
     assert lines[1].startswith("Data: 77 training + 19 held-out sequences of 4 64x64 images")
     assert re.match(r"^Done in \d+\.\d s \(setup \d+\.\d s, training \d+\.\d s, \d+\.\d samples/s\), "
                     r"[\d,]+ parameters\. "
