@@ -56,3 +56,31 @@ def test_non_finite_pixels_on_a_gpu_raise_at_the_loss_read(on_gpu):
     loss = nn.functional.cross_entropy(model(images), gt.tensor([0, 1]))    # no error yet
     with pytest.raises(ValueError, match=r"non-finite pixel values \(min 0.0, max inf\)"):
         loss.item()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: nn.functional.embedding(gt.tensor([1, 12]), gt.randn(10, 4)), "embedding: index 12 is out of range"),
+    (lambda: gt.randn(3, 4)[gt.tensor([0, 5])], "index 5 is out of bounds for dimension 0 with size 3"),
+    (lambda: gt.randn(3, 4)[[0, -4]], "index -4 is out of bounds for dimension 0 with size 3"),
+    (lambda: gt.randn(3, 4)[..., gt.tensor([1, 9])], "index 9 is out of bounds for dimension 1 with size 4"),
+    (lambda: gt.randn(3, 4).gather(1, gt.tensor([[0, 9]] * 3)), "index 9 is out of bounds for dimension 1"),
+    (lambda: gt.randn(3, 4).index_select(0, gt.tensor([7])), "index 7 is out of bounds for dimension 0"),
+    (lambda: gt.zeros(3, 4).scatter(1, gt.tensor([[4]]), 1.0), "scatter: index 4 is out of bounds"),
+    (lambda: gt.zeros(3, 4).index_add(0, gt.tensor([3]), gt.ones(1, 4)), "index_add: index 3 is out of bounds"),
+], ids=["embedding", "index tensor", "index list", "after ellipsis", "gather", "index_select", "scatter", "index_add"])
+def test_on_a_gpu_a_bad_index_never_reaches_the_kernel(on_gpu, call, message):
+    """The call itself computes (the indices it hands the engine are clamped into range, so no
+    CUDA kernel sees a bad one and its device-side assert never fires); the next read raises."""
+    out = call()
+    assert checks._pending
+    with pytest.raises(IndexError, match=message):
+        out.sum().item()
+    assert not checks._pending
+
+
+def test_on_a_gpu_good_indices_are_not_changed(on_gpu):
+    x = gt.tensor(np.arange(12.0).reshape(3, 4))
+    np.testing.assert_array_equal(x[gt.tensor([2, -1, 0])].numpy(), np.arange(12.0).reshape(3, 4)[[2, -1, 0]])
+    np.testing.assert_array_equal(x.gather(1, gt.tensor([[3], [0], [1]])).numpy(), [[3.0], [4.0], [9.0]])
+    np.testing.assert_array_equal(x[gt.tensor([True, False, True])].numpy(), np.arange(12.0).reshape(3, 4)[[0, 2]])
+    checks.flush()                              # nothing failed: nothing raised

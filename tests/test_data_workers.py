@@ -363,3 +363,15 @@ def test_on_a_gpu_forked_workers_are_refused_and_spawned_ones_give_the_same_batc
     assert not multiprocessing.active_children()
     single = as_lists(DataLoader(dataset(), batch_size=3))
     assert as_lists(DataLoader(dataset(), batch_size=3, num_workers=2, multiprocessing_context="spawn")) == single
+
+
+def test_forked_workers_are_refused_before_any_starts_where_gt_computes_on_a_gpu(monkeypatch):
+    """(The mesh is made to say "cuda" here: this machine's is the CPU.)"""
+    import gt.utils.data.workers as workers
+
+    monkeypatch.setattr(workers, "get_mesh", lambda: type("Mesh", (), {"kind": "cuda"})())
+    loader = DataLoader(dataset(), batch_size=3, num_workers=2, multiprocessing_context="fork")
+    with pytest.raises(RuntimeError, match=r"DataLoader\(num_workers=2\): gt computes on cuda here, and CUDA cannot "
+                                           r"be used in a forked worker process; pass multiprocessing_context='spawn'"):
+        iter(loader)
+    assert not multiprocessing.active_children()
