@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gt
+from gt.sharding import use_mesh
 
 
 def test_issue_example_runs():
@@ -303,3 +304,28 @@ def test_function_forms_refuse_a_python_number_with_a_clear_error(name):
     with pytest.raises(TypeError, match=rf"gt\.{name}\(\): argument 'input' must be a tensor or an array, not float"):
         getattr(gt, name)(2.0)
     assert getattr(gt, name)([0.5, 1.5]).shape == ((2,) if name != "sum" else ())
+
+
+def test_contiguous_lays_a_strided_view_out_row_major_as_torch():
+    torch = pytest.importorskip("torch")
+    base = np.arange(12.0).reshape(3, 4)
+    for view in (lambda x: x.T, lambda x: x[:, ::2], lambda x: x.permute(1, 0)[1:]):
+        g = view(gt.tensor(base, requires_grad=True))
+        t = view(torch.tensor(base, requires_grad=True))
+        gc, tc = g.contiguous(), t.contiguous()
+        assert (g.is_contiguous(), gc.is_contiguous(), gc.stride()) == (t.is_contiguous(), tc.is_contiguous(), tc.stride())
+        np.testing.assert_array_equal(gc.numpy(), tc.detach().numpy())
+    x = gt.tensor(base, requires_grad=True)
+    (x.T.contiguous() * gt.tensor(base.T)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), base)            # the gradient passes through
+    y = gt.ones(3, 4)
+    assert y.contiguous() is y and y.contiguous(memory_format=torch.contiguous_format) is y
+
+
+@pytest.mark.own_mesh
+def test_contiguous_keeps_a_sharded_tensor_sharded():
+    with use_mesh(2):
+        x = gt.tensor(np.arange(24.0).reshape(8, 3)).shard(0)
+        y = x.T.contiguous()
+        assert y.placement == x.T.placement and y.is_contiguous()
+        np.testing.assert_array_equal(y.numpy(), np.arange(24.0).reshape(8, 3).T)

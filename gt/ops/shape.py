@@ -104,6 +104,20 @@ class ScaleGradient(Function):
         return g * self.inputs[1], None
 
 
+class Contiguous(Function):
+    """``x`` with its elements laid out row-major (a copy; ``Tensor.contiguous`` asks only for a
+    tensor that is not): the gradient passes through unchanged."""
+
+    def forward(self, x):
+        return B.ascontiguous(x)
+
+    def backward(self, g):
+        return (g,)
+
+    def backward_graph(self, g):
+        return (g,)
+
+
 class Cat(Function):
     def forward(self, *xs, axis=0):
         self.axis = axis

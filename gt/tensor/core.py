@@ -25,6 +25,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.devices import device
 from gt.ops import elementwise as ew
+from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis, numel
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -399,8 +400,13 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
             return Tensor._wrap(B.copy(self._array))
         return Tensor._from_value(Placed([B.copy(s) for s in p.shards], p.placement, p.shape))
 
-    def contiguous(self):
-        return self
+    def contiguous(self, memory_format=None):
+        """This tensor where its elements lie in row-major order (each block, for a sharded one),
+        else a row-major copy, differentiable, as torch's. ``memory_format`` is accepted and
+        changes nothing (gt lays tensors out row-major)."""
+        if self.is_contiguous():
+            return self
+        return shape_ops.Contiguous.apply(self)
 
 
 # The modules of this package that need the class, and cannot import this module (it imports

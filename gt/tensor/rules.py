@@ -81,7 +81,7 @@ def _keeps_partial(cls, args):
     partial = [a.placement.is_partial() for a in tensors]
     if cls in (ew.Add, ew.Sub):
         return all(partial) and len(tensors) == len(args)  # a constant would be added once per device
-    if cls is ew.Neg:
+    if cls in (ew.Neg, sh.Contiguous):
         return True
     if cls is ew.Mul:
         return sum(partial) == 1 and all(a.placement.is_replicate() or a.placement.is_partial() for a in tensors)
@@ -434,7 +434,8 @@ def layer_norm(cls, args, kwargs):
 RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
-    act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits, mf.MathFunction, mf.BinaryMathFunction, mf.Logit)}
+    act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits, mf.MathFunction, mf.BinaryMathFunction, mf.Logit,
+    sh.Contiguous)}
 RULES.update({
     act.Softmax: softmax_like, act.LogSoftmax: softmax_like,
     sorting.TakeAlongAxis: along_axis, sorting.Cumsum: along_axis, mf.Cumprod: along_axis, mf.Prod: off_shard_reduction,
