@@ -122,6 +122,11 @@ vmap = func.vmap    # torch.vmap is torch.func.vmap
 # torch's path, torch.nn.parallel.DistributedDataParallel: distributed sits a layer above nn
 nn.parallel.DistributedDataParallel = distributed.DistributedDataParallel
 
+# torch's out= keyword on every top-level function that has none of its own (gt/tensor/out_argument.py)
+from gt.tensor import out_argument as _out_argument  # noqa: E402
+from gt.client import tensor as _client_tensor  # noqa: E402
+_out_argument.accept_out(globals(), also=(_client_tensor, func))
+
 
 def connect(address=None):
     """The public gt's client connects to a server that drives worker processes. Here there is

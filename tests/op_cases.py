@@ -503,6 +503,9 @@ case("2x3_repeats", "Embedding", lambda w, i: gt.nn.functional.embedding(i, w), 
 case("distinct_freq", "ScaleGradient",
      lambda w, i: gt.nn.functional.embedding(i, w, scale_grad_by_freq=True), randn(5, 3, seed=34),
      np.array([[1, 4], [0, 2]]), torch_fn=lambda w, i: T.nn.functional.embedding(i, w, scale_grad_by_freq=True))
+# a transposed view laid out row-major: the gradient passes through
+case("transposed", "Contiguous", lambda a: a.T.contiguous() * a.T, randn(3, 4, seed=35),
+     torch_fn=lambda a: a.T.contiguous() * a.T)
 
 # ---- torch's math functions, prod, cumprod (gt/ops/math_functions.py) ---------------------
 # XC: multiples of 0.1 in [-0.7, 0.7], one of them 0: inside every domain below, the logit clamp

@@ -231,6 +231,15 @@ def test_whole_tensor_functions_are_torchs():
                 np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
     ours, theirs = gt.var_mean(x, 1, keepdim=True, correction=0), torch.var_mean(t, 1, keepdim=True, correction=0)
     np.testing.assert_allclose(ours[0].numpy(), theirs[0].numpy(), rtol=1e-12)
+    # torch's older spellings: (x, unbiased), (x, dim, unbiased[, keepdim]), unbiased= as a keyword
+    for args, kw in [((False,), {}), ((1, False), {}), ((0, True, True), {}), ((1,), {"unbiased": False})]:
+        for fn in ("var_mean", "std_mean"):
+            ours, theirs = getattr(gt, fn)(x, *args, **kw), getattr(torch, fn)(t, *args, **kw)
+            for a, b in zip(ours, theirs):
+                assert a.shape == tuple(b.shape), (fn, args, kw)
+                np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, err_msg=f"{fn}{args}{kw}")
+    with pytest.raises(TypeError, match="unbiased or correction, not both"):
+        gt.var_mean(x, 1, unbiased=False, correction=0)
     assert gt.is_tensor(x) and not gt.is_tensor(X) and gt.numel(x) == torch.numel(t) == 12
     assert gt.is_floating_point(x) and not gt.is_floating_point(gt.arange(3))
 

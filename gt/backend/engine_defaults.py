@@ -12,6 +12,10 @@ import weakref
 
 
 class FastPaths:
+    def ascontiguous(self, x):
+        """``x`` itself where it is row-major without gaps, else a row-major copy (``Tensor.contiguous``)."""
+        return x if self.is_contiguous(x) else self.copy(self.reshape(x, tuple(x.shape)))
+
     def write_refusal(self, arr):
         """Why a write into ``arr`` may not happen, or None: ``"overlap"`` when two of its elements
         lie in one memory location as torch refuses to write into (an axis of more than one

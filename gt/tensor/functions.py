@@ -103,11 +103,25 @@ def numel(t):
     return t.numel()
 
 
-def var_mean(x, dim=None, keepdim=False, *, correction=1):
-    """``(var, mean)`` over ``dim``; torch's default ``correction=1`` (unbiased), as ``torch.var_mean``."""
+def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(var, mean)`` over ``dim``, as ``torch.var_mean``: torch's default ``correction=1``
+    (unbiased), and its older forms ``var_mean(x, unbiased)`` and ``var_mean(x, dim, unbiased)``."""
+    dim, correction = _correction(dim, unbiased, correction)
     return x.var(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
 
 
-def std_mean(x, dim=None, keepdim=False, *, correction=1):
-    """``(std, mean)`` over ``dim``, as ``torch.std_mean``."""
+def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(std, mean)`` over ``dim``, as ``torch.std_mean`` (the forms of ``var_mean``)."""
+    dim, correction = _correction(dim, unbiased, correction)
     return x.std(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
+
+
+def _correction(dim, unbiased, correction):
+    if isinstance(dim, bool):               # var_mean(x, unbiased)
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError("var_mean/std_mean: give unbiased or correction, not both "
+                        f"(got unbiased={unbiased!r}, correction={correction!r})")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    return dim, correction

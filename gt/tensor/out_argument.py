@@ -1,0 +1,116 @@
+"""torch's ``out=`` keyword for gt's top-level functions: ``gt.cat(xs, out=buf)``,
+``gt.add(a, b, out=c)``, ``gt.max(x, 1, out=(values, indices))``.
+
+The result is computed as without ``out`` and then written into ``out``, which is returned, as
+torch does: the result's dtype must cast to ``out``'s under torch's rules (not floating ->
+integer or bool, nor integer -> bool); an ``out`` of another shape is resized (with torch's
+warning when it held elements); and, as torch's, ``out=`` is refused where autograd would
+record the call (an argument, or ``out``, requires grad). Functions with an ``out`` of their own
+(the reductions, the samplers) keep it; ``accept_out`` wraps the others of a namespace once, at
+import, and a call without ``out`` goes straight to the function.
+"""
+
+import functools
+import inspect
+import warnings
+
+from gt import autograd
+from gt.tensor.core import Tensor
+from gt.tensor.dtype_functions import can_cast
+
+# torch's names of the dtypes in its casting error
+_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+                "int64": "Long", "int32": "Int", "bool": "Bool"}
+
+
+def with_out(fn):
+    """``fn`` taking torch's ``out=`` keyword as well (see the module docstring)."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def call(*args, out=None, **kwargs):
+        if out is None:
+            return fn(*args, **kwargs)
+        if autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
+            raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                               "differentiation, but one of the arguments requires grad.")
+        return write(fn(*args, **kwargs), out, name)
+    call._takes_out = True
+    return call
+
+
+def write(result, out, name):
+    """Copy ``result`` (a tensor, or a tuple of them) into ``out`` (one tensor, or as many);
+    returns ``out`` (as the result's tuple type)."""
+    if isinstance(result, tuple) and isinstance(out, (tuple, list)):
+        if len(out) != len(result):
+            raise TypeError(f"{name}(): out must hold {len(result)} tensors, one per result, got {len(out)}")
+        for r, o in zip(result, out):
+            _write_one(r, o, name)
+        return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
+    if not isinstance(result, Tensor):
+        raise TypeError(f"{name}() got an unexpected keyword argument 'out' (it gives no tensor to write)")
+    if isinstance(out, (tuple, list)):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    _write_one(result, out, name)
+    return out
+
+
+def _write_one(result, out, name):
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if not can_cast(result.dtype, out.dtype):
+        raise RuntimeError(f"result type {_torch_name(result.dtype)} can't be cast to the desired output type "
+                           f"{_torch_name(out.dtype)}")
+    if out.shape != result.shape:
+        if out.numel():
+            warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
+                          f"which does not match the required output shape {list(result.shape)}. This behavior "
+                          "is deprecated, and in a future PyTorch release outputs will not be resized unless they "
+                          "have zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, "
+                          "to zero elements with t.resize_(0).", UserWarning, stacklevel=4)
+        out.resize_(*result.shape)
+    with autograd.no_grad():
+        out.copy_(result)
+
+
+def _torch_name(dtype):
+    return _TORCH_NAMES.get(dtype.name, dtype.name)
+
+
+def _requires_grad(args, kwargs, out):
+    def tensors(values):
+        for v in values:
+            if isinstance(v, Tensor):
+                yield v
+            elif isinstance(v, (list, tuple)):
+                yield from (t for t in v if isinstance(t, Tensor))
+    outs = out if isinstance(out, (list, tuple)) else (out,)
+    return any(t.requires_grad for t in tensors((*args, *kwargs.values(), *outs)))
+
+
+def accept_out(namespace, also=()):
+    """Give every public function of ``namespace`` (a module's globals) that has no ``out``
+    parameter of its own torch's ``out=``; one wrapper per function, so aliases stay one object
+    (``gt.arctan2 is gt.atan2``), and the modules in ``also`` that hand out the same functions
+    (``gt.client.tensor``, ``gt.func``) get the same wrappers. Returns the names wrapped."""
+    wrappers, wrapped = {}, []
+    for key, value in list(namespace.items()):
+        if (key.startswith("_") or not inspect.isfunction(value) or not value.__module__.startswith("gt.")
+                or getattr(value, "_takes_out", False) or "out" in _parameters(value)):
+            continue
+        if id(value) not in wrappers:
+            wrappers[id(value)] = (value, with_out(value))
+        namespace[key] = wrappers[id(value)][1]
+        wrapped.append(key)
+    for module in also:
+        for key, value in list(vars(module).items()):
+            if id(value) in wrappers and wrappers[id(value)][0] is value:
+                setattr(module, key, wrappers[id(value)][1])
+    return wrapped
+
+
+def _parameters(fn):
+    # the names of the parameters, from the code object: inspect.signature would cost ~10 ms at import
+    code = inspect.unwrap(fn).__code__
+    return code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
