@@ -186,6 +186,18 @@ def test_bench_engines_quick_json():
 
 
 @pytest.mark.slow
+def test_bench_overhead_quick_json():
+    pytest.importorskip("torch", reason="the benchmark compares with PyTorch")
+    r = run_json("bench_overhead.py")
+    assert r["engine"] in ("numpy", "torch") and r["rounds"] == 1 and r["steps_per_round"] == 3
+    for name in ("gt", "pytorch"):
+        assert len(r["ms_per_step"][name]) == 1 and r["median_ms"][name] > 0
+    assert r["ratio"] == r["median_ms"]["gt"] / r["median_ms"]["pytorch"]
+    gt_loss, torch_loss = r["first_losses"]          # the same weights and batch: the same first loss
+    assert abs(gt_loss - torch_loss) <= 1e-5 * max(1.0, abs(torch_loss))
+
+
+@pytest.mark.slow
 def test_bench_kv_cache_quick_json():
     r = run_json("bench_kv_cache.py")
     assert r["quick"] is True and r["config"]["new_tokens"] >= 1
@@ -204,7 +216,7 @@ def test_bench_kv_cache_rejects_bad_repeats():
 
 
 @pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py", "bench_engines.py",
-                                    "bench_kv_cache.py"])
+                                    "bench_kv_cache.py", "bench_overhead.py"])
 def test_help(script):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)

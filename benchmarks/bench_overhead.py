@@ -1,0 +1,108 @@
+"""Host work per training step: the Pixel Transformer's SGD step at tiny sizes (4x4 frames, width
+16), where every kernel takes microseconds and what is timed is each framework's own work around
+them, gt (the engine of GT_BACKEND, default numpy) beside PyTorch eager (on one thread), in one
+process.
+
+    python benchmarks/bench_overhead.py            # 5 rounds of 50 steps each
+    GT_BACKEND=torch python benchmarks/bench_overhead.py
+    python benchmarks/bench_overhead.py --quick --json
+
+Why: on a GPU a step of the default model is a few milliseconds of kernels under this host work
+(README, "On a GPU": gt's step on one H200 took 1.45-1.79x PyTorch's, while gt issues fewer
+aten calls a step than PyTorch), so this CPU figure is the part of the GPU gap that can be
+measured and worked on without a GPU. Same weights and batch for both (benchmarks/torch_reference.py).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+MODEL = dict(img_size=4, embed_dim=16, num_heads=4, num_layers=4, ff_dim=32)
+
+
+def steps(batch=2, seq=4):
+    """``(gt_step, torch_step)``: functions that each run one SGD step and read the loss back."""
+    import torch
+
+    import gt
+    from lpm.model import PixelTransformer
+    from torch_reference import TorchPixelTransformer
+
+    rng = np.random.default_rng(0)
+    gt.manual_seed(0)
+    model = PixelTransformer(**MODEL)
+    xs = rng.standard_normal((batch, seq, MODEL["img_size"], MODEL["img_size"]), dtype=np.float32)
+    ys = rng.integers(0, 10, batch)
+    x, y = gt.from_numpy(xs), gt.from_numpy(ys)
+    opt = gt.optim.SGD(model.parameters(), lr=0.01)
+    ref = TorchPixelTransformer(**MODEL)
+    ref.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
+    ref_opt, tx, ty = torch.optim.SGD(ref.parameters(), lr=0.01), torch.from_numpy(xs), torch.from_numpy(ys)
+
+    def gt_step():
+        loss = gt.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def torch_step():
+        loss = torch.nn.functional.cross_entropy(ref(tx), ty)
+        ref_opt.zero_grad()
+        loss.backward()
+        ref_opt.step()
+        return loss.item()
+    return gt_step, torch_step
+
+
+def run(rounds, per_round, warmup):
+    import torch
+
+    import gt
+
+    torch.set_num_threads(1)       # gt's kernels at these sizes run on one thread too
+    gt_step, torch_step = steps()
+    losses = [(gt_step(), torch_step()) for _ in range(warmup)]
+    times = {"gt": [], "pytorch": []}
+    for _ in range(rounds):            # alternated rounds: the machine's drift touches both alike
+        for name, fn in (("gt", gt_step), ("pytorch", torch_step)):
+            t0 = time.perf_counter()
+            for _ in range(per_round):
+                fn()
+            times[name].append((time.perf_counter() - t0) / per_round * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return dict(engine=gt.get_backend(), model=MODEL, rounds=rounds, steps_per_round=per_round,
+                ms_per_step=times, median_ms=med, ratio=med["gt"] / med["pytorch"],
+                first_losses=[float(a) for a in losses[0]] if losses else None)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 round of 3 steps: proves the script runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        p.error("PyTorch is not installed: this benchmark compares with it (pip install torch==2.13.0)")
+    r = run(1, 3, 1) if args.quick else run(args.rounds, 50, 20)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return
+    print(f"engine {r['engine']}, model {r['model']}, batch 2 x 4")
+    for name, v in r["ms_per_step"].items():
+        print(f"{name:<8} ms/step {[round(t, 2) for t in v]}  median {r['median_ms'][name]:.2f}")
+    print(f"gt / PyTorch: {r['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
