@@ -210,9 +210,9 @@ def _gathered(fn, x, axis, order=1):
 
 @pytest.mark.parametrize("case", ["channels", "pad_batch", "pad_channels", "max_pool_route", "bn_channels"])
 def test_layouts_without_a_rule_are_gathered(case):
-    w = gt.tensor(randn(4, 3, 2, 2, seed=26))
+    w = randn(4, 3, 2, 2, seed=26)    # made a tensor inside each mesh (on a GPU machine the default is the GPU)
     if case == "channels":         # a shard of the channels: the transposed convolution mixes them
-        _gathered(lambda x: F.conv_transpose2d(x, w), randn(2, 4, 3, 3, seed=27), 1)
+        _gathered(lambda x: F.conv_transpose2d(x, gt.tensor(w)), randn(2, 4, 3, 3, seed=27), 1)
     elif case == "pad_batch":      # padding the batch axis itself
         _gathered(lambda x: F.pad(x, (0, 0, 1, 1), mode="replicate") ** 2, randn(5, 3, seed=28), 0, order=2)
     elif case == "pad_channels":   # Pad runs per device on a channel shard; its recorded gradient here is gathered
