@@ -51,14 +51,20 @@ def worker(batch, seq, steps, warmup, model_kw, autocast):
     x = gt.from_numpy(rng.standard_normal((batch, seq, img, img), dtype=np.float32))
     y = gt.from_numpy(rng.integers(0, 10, batch))
     opt = gt.optim.SGD(model.parameters(), lr=0.01)
+    return dict(_timed(lambda: sgd_step(model, opt, x, y, autocast).item(), steps, warmup),
+                mesh=gt.get_mesh().describe(), engine=gt.get_backend())
+
+
+def _timed(step, steps, warmup):
+    """``step()`` (one training step that reads its loss back, returned) ``warmup + steps`` times:
+    the min and median of the timed steps in ms, and the last loss."""
     times, losses = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        losses.append(sgd_step(model, opt, x, y, autocast).item())
+        losses.append(step())
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
-    return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1],
-                mesh=gt.get_mesh().describe(), engine=gt.get_backend())
+    return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1])
 
 
 def pytorch_worker(batch, seq, steps, warmup, model_kw, device):
@@ -81,18 +87,14 @@ def pytorch_worker(batch, seq, steps, warmup, model_kw, device):
     x = torch.from_numpy(rng.standard_normal((batch, seq, img, img), dtype=np.float32)).to(device)
     y = torch.from_numpy(rng.integers(0, 10, batch)).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    times, losses = [], []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
+
+    def step():
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1],
-                mesh=f"PyTorch {torch.__version__} eager ({device})", engine="pytorch")
+        return loss.item()
+    return dict(_timed(step, steps, warmup), mesh=f"PyTorch {torch.__version__} eager ({device})", engine="pytorch")
 
 
 def run(env, worker_name="worker", **kw):
