@@ -127,17 +127,23 @@ def _guard_arrays(index, shape):
     (queued until the next host read, gt/tensor/checks.py) and clamped into range, so that a bad
     index never reaches CUDA's kernel (whose device-side assert would lose the GPU for good)."""
     parts = index if isinstance(index, tuple) else (index,)
-    used = sum(0 if p is None or p is Ellipsis else len(p.shape) if B.is_array(p) and B.is_bool(p) else 1
-               for p in parts)
     out, axis = [], 0
     for p in parts:
         if p is Ellipsis:
-            axis += len(shape) - used
+            axis += len(shape) - sum(map(_axes_taken, parts))
         elif B.is_array(p) and not B.is_bool(p) and axis < len(shape) and B.numel(p):
             p = _guarded(Tensor._wrap(p), axis, shape)._data
-        axis += 0 if p is None or p is Ellipsis else len(p.shape) if B.is_array(p) and B.is_bool(p) else 1
+        axis += _axes_taken(p)
         out.append(p)
     return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+def _axes_taken(part):
+    """The axes of the indexed tensor that one part of an index walks past: none for ``None`` and
+    ``...`` (counted apart), a boolean mask's own, one for anything else."""
+    if part is None or part is Ellipsis:
+        return 0
+    return len(part.shape) if B.is_array(part) and B.is_bool(part) else 1
 
 
 def _guarded(idx, axis, shape):
