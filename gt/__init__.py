@@ -72,15 +72,16 @@ from gt.sharding import Shard, Replicate, Partial, gpu_workers, get_mesh
 from gt import debug, sharding, signal
 from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, load_config, register_config
 from gt import nn, optim
-from gt import special  # torch.special's functions
-from gt import linalg  # torch.linalg's functions
 from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesky, qr, svd, matrix_power
-from gt import utils  # gt.utils.data: datasets, samplers, DataLoader (torch.utils.data's names)
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
 from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
-from gt import distributions  # torch.distributions' families, kl_divergence, constraints
-from gt import random, testing, compiler  # torch.random's, torch.testing's and torch.compiler's names
+# Imported on first use (__getattr__ below), as few programs need them and together they are a
+# sixth of `import gt`: gt.distributions (torch.distributions' families, kl_divergence,
+# constraints), gt.special (torch.special's functions), gt.linalg (torch.linalg's), gt.utils
+# (gt.utils.data: datasets, samplers, DataLoader) and gt.testing (assert_close, make_tensor)
+_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing")
+from gt import random, compiler  # torch.random's and torch.compiler's names
 from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)
 from gt import amp, grad_scaler  # amp sits below the tensors: its GradScaler lives a layer up
 amp.GradScaler, amp.OptState = grad_scaler.GradScaler, grad_scaler.OptState
@@ -126,6 +127,17 @@ nn.parallel.DistributedDataParallel = distributed.DistributedDataParallel
 from gt.tensor import out_argument as _out_argument  # noqa: E402
 from gt.client import tensor as _client_tensor  # noqa: E402
 _out_argument.accept_out(globals(), also=(_client_tensor, func))
+
+
+def __getattr__(name):
+    if name in _ON_FIRST_USE:       # the import sets gt.<name> itself: called once per name
+        import importlib
+        return importlib.import_module(f"gt.{name}")
+    raise AttributeError(f"module 'gt' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ON_FIRST_USE))
 
 
 def connect(address=None):
