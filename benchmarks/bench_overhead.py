@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import gt_train_step, torch_train_step  # noqa: E402
 MODEL = dict(img_size=4, embed_dim=16, num_heads=4, num_layers=4, ff_dim=32)
 
 
@@ -39,26 +40,12 @@ def steps(batch=2, seq=4):
     model = PixelTransformer(**MODEL)
     xs = rng.standard_normal((batch, seq, MODEL["img_size"], MODEL["img_size"]), dtype=np.float32)
     ys = rng.integers(0, 10, batch)
-    x, y = gt.from_numpy(xs), gt.from_numpy(ys)
-    opt = gt.optim.SGD(model.parameters(), lr=0.01)
     ref = TorchPixelTransformer(**MODEL)
     ref.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
-    ref_opt, tx, ty = torch.optim.SGD(ref.parameters(), lr=0.01), torch.from_numpy(xs), torch.from_numpy(ys)
-
-    def gt_step():
-        loss = gt.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    def torch_step():
-        loss = torch.nn.functional.cross_entropy(ref(tx), ty)
-        ref_opt.zero_grad()
-        loss.backward()
-        ref_opt.step()
-        return loss.item()
-    return gt_step, torch_step
+    # the benchmarks' steps as a user writes them (timing.py), the batch handed over each step
+    ours = gt_train_step(model, gt.optim.SGD(model.parameters(), lr=0.01))
+    theirs = torch_train_step(ref, torch.optim.SGD(ref.parameters(), lr=0.01))
+    return (lambda: ours(xs, ys).item()), (lambda: theirs(xs, ys).item())
 
 
 def run(rounds, per_round, warmup):

@@ -13,15 +13,25 @@ import weakref
 
 class FastPaths:
     def ascontiguous(self, x):
-        """``x`` itself where it is row-major without gaps, else a row-major copy (``Tensor.contiguous``)."""
-        return x if self.is_contiguous(x) else self.copy(self.reshape(x, tuple(x.shape)))
+        """``x`` itself where it is row-major without gaps, else a row-major copy (``Tensor.contiguous``;
+        the default counts on ``copy`` laying its copy out row-major, as numpy's does)."""
+        return x if self.is_contiguous(x) else self.copy(x)
+
+    def element_strides(self, arr):
+        """The step, in elements, from one index to the next along each axis (numpy's byte strides
+        over the item size by default; the torch engine gives torch's own)."""
+        return tuple(s // arr.itemsize for s in arr.strides)
+
+    def data_address(self, arr):
+        """The address of ``arr``'s first element (numpy's array interface by default)."""
+        return arr.__array_interface__["data"][0]
 
     def write_refusal(self, arr):
         """Why a write into ``arr`` may not happen, or None: ``"overlap"`` when two of its elements
         lie in one memory location as torch refuses to write into (an axis of more than one
         element with stride 0: an expanded tensor), and also ``"read-only"`` when the engine
         cannot write there at all (numpy's broadcast views)."""
-        strides = arr.strides if hasattr(arr, "strides") else arr.stride()   # numpy's attribute, torch's method
+        strides = self.element_strides(arr)
         if 0 not in strides or 0 in arr.shape or not any(s == 0 and n > 1 for n, s in zip(arr.shape, strides)):
             return None
         return "read-only" if not getattr(getattr(arr, "flags", None), "writeable", True) else "overlap"

@@ -29,6 +29,12 @@ class TorchBuffers:
     # (8, 40000)) is written in blocks of about this many bytes of the output: see _blocks_pay.
     BLOCK_BYTES = 4 << 20
 
+    def element_strides(self, arr):    # torch's own, on any device (no host copy)
+        return tuple(arr.stride())
+
+    def data_address(self, arr):
+        return arr.data_ptr()
+
     def recycle(self, arr, _count=False):
         """Park a CPU tensor for reuse if the caller's one local variable is its only reference:
         no other Python reference, and no view, numpy array or tensor sharing its storage."""

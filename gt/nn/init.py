@@ -122,7 +122,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
 from gt.nn.init_extra import dirac_, eye_, orthogonal_, trunc_normal_  # noqa: E402, F401
 
 
-def _deprecated(fn, module="nn.init"):
+def deprecated_alias(fn, module="nn.init"):
     """torch's deprecated name without the trailing underscore: the same function, with torch's
     FutureWarning."""
     old = fn.__name__[:-1]
@@ -138,5 +138,5 @@ def _deprecated(fn, module="nn.init"):
 
 
 uniform, normal, constant, xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal, orthogonal, eye, dirac = (
-    _deprecated(f) for f in (uniform_, normal_, constant_, xavier_uniform_, xavier_normal_, kaiming_uniform_,
+    deprecated_alias(f) for f in (uniform_, normal_, constant_, xavier_uniform_, xavier_normal_, kaiming_uniform_,
                              kaiming_normal_, orthogonal_, eye_, dirac_))

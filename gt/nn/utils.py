@@ -2,11 +2,11 @@
 
 import math
 import sys
-import warnings
 
 from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
+from gt.nn.init import deprecated_alias
 from gt.nn.convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
 from gt.nn.utils_extra import (clip_grads_with_norm_, fuse_conv_bn_eval, fuse_conv_bn_weights,  # noqa: F401
                                 fuse_linear_bn_eval, fuse_linear_bn_weights, get_total_norm, skip_init)
@@ -85,8 +85,5 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
             g.copy_(Tensor._wrap(B.clip(g._data, -clip_value, clip_value)))
 
 
-def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
-    """torch's deprecated name of ``clip_grad_norm_`` (with its FutureWarning)."""
-    warnings.warn("`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
-                  FutureWarning, stacklevel=2)
-    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+# torch's deprecated name of clip_grad_norm_ (with its FutureWarning)
+clip_grad_norm = deprecated_alias(clip_grad_norm_, "torch.nn.utils")

@@ -85,8 +85,7 @@ class CompatMethods:
         if self._placed is not None:
             raise RuntimeError("data_ptr: this tensor is sharded over the mesh; each device holds a block of it "
                                "(gather it with x.full_tensor() first)")
-        arr = self._array
-        return arr.data_ptr() if callable(getattr(arr, "data_ptr", None)) else arr.__array_interface__["data"][0]
+        return B.data_address(self._array)
 
     def new(self, *args):
         """torch's legacy ``x.new(...)``: sizes give an uninitialised tensor, data a copy, of this

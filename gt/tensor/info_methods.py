@@ -57,14 +57,9 @@ class InfoMethods:
 
     def stride(self, dim=None):
         """The step, in elements, from one index to the next along each dim (a tuple), or along
-        ``dim``. A sharded tensor (or a bfloat16 one on the numpy engine) gives the strides of its
-        shape laid out row-major."""
-        arr = self._array if self._placed is None else None
-        if callable(getattr(arr, "stride", None)):  # a torch array: its own strides, on any device
-            strides = tuple(arr.stride())
-        elif arr is not None and self.dtype.name != "bfloat16":
-            host = B.to_numpy(arr)                 # the same memory (and strides) on a CPU engine
-            strides = tuple(s // host.itemsize for s in host.strides)
+        ``dim``. A sharded tensor gives the strides of its shape laid out row-major."""
+        if self._placed is None:
+            strides = B.element_strides(self._array)   # the array's own, on any engine and device
         else:
             strides, step = [], 1
             for n in reversed(self.shape):

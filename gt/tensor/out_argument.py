@@ -6,8 +6,8 @@ torch does: the result's dtype must cast to ``out``'s under torch's rules (not f
 integer or bool, nor integer -> bool); an ``out`` of another shape is resized (with torch's
 warning when it held elements); and, as torch's, ``out=`` is refused where autograd would
 record the call (an argument, or ``out``, requires grad). Functions with an ``out`` of their own
-(the reductions, the samplers) keep it; ``accept_out`` wraps the others of a namespace once, at
-import, and a call without ``out`` goes straight to the function.
+(the reductions, the samplers) keep it; ``accept_out`` wraps the others that give tensors, once,
+at import, and a call without ``out`` goes straight to the function.
 """
 
 import functools
@@ -89,15 +89,24 @@ def _requires_grad(args, kwargs, out):
     return any(t.requires_grad for t in tensors((*args, *kwargs.values(), *outs)))
 
 
+# Functions that give no tensor (settings, questions, saving, seeding, transforms of functions):
+# not wrapped, so that an out= there is refused by Python before the function runs (saves a file,
+# sets a seed), not after
+_NO_TENSOR = {"save", "load", "manual_seed", "seed", "initial_seed", "compile", "vmap", "typename", "numel",
+              "can_cast", "promote_types", "result_type", "get_rng_state"}
+_NO_TENSOR_PREFIXES = ("set_", "get_", "is_", "use_")
+
+
 def accept_out(namespace, also=()):
-    """Give every public function of ``namespace`` (a module's globals) that has no ``out``
-    parameter of its own torch's ``out=``; one wrapper per function, so aliases stay one object
+    """Give every public function of ``namespace`` (a module's globals) that gives tensors and has
+    no ``out`` parameter of its own torch's ``out=`` (``_NO_TENSOR``: those that give none); one wrapper per function, so aliases stay one object
     (``gt.arctan2 is gt.atan2``), and the modules in ``also`` that hand out the same functions
     (``gt.client.tensor``, ``gt.func``) get the same wrappers. Returns the names wrapped."""
     wrappers, wrapped = {}, []
     for key, value in list(namespace.items()):
-        if (key.startswith("_") or not inspect.isfunction(value) or not value.__module__.startswith("gt.")
-                or getattr(value, "_takes_out", False) or "out" in _parameters(value)):
+        if (key.startswith(("_",) + _NO_TENSOR_PREFIXES) or key in _NO_TENSOR or not inspect.isfunction(value)
+                or not value.__module__.startswith("gt.") or getattr(value, "_takes_out", False)
+                or "out" in _parameters(value)):
             continue
         if id(value) not in wrappers:
             wrappers[id(value)] = (value, with_out(value))
