@@ -1,5 +1,5 @@
 """torch's ``out=`` keyword for gt's top-level functions: ``gt.cat(xs, out=buf)``,
-``gt.add(a, b, out=c)``, ``gt.max(x, 1, out=(values, indices))``.
+``gt.add(a, b, out=c)``, ``gt.max(x, dim=1, out=(values, indices))``.
 
 The result is computed as without ``out`` and then written into ``out``, which is returned, as
 torch does: the result's dtype must cast to ``out``'s under torch's rules (not floating ->
