@@ -703,7 +703,7 @@ def test_composed_attention_gives_the_same_bits_with_the_in_place_fill(case, mon
 @pytest.mark.parametrize("rows,inputs,outputs", [(8, 512, 256), (3, 1000, 64), (1, 40, 300), (64, 128, 32)])
 def test_linear_is_the_product_plus_bias_to_the_bit(rows, inputs, outputs):
     """Whatever way the engine asks its BLAS (the numpy engine swaps the product's sides for few
-    rows where that was measured faster: OpenBLAS's SkylakeX kernels on Intel, the same bits, and
+    rows where that was measured faster: OpenBLAS's SkylakeX kernels on Intel and AMD, the same bits, and
     its Haswell kernels on AMD, another order of the sums), the values are the bits of one of the
     two calls, ``x @ W.T + b`` or ``(W @ x.T).T + b``, on the numpy engine, and those of
     ``x @ W.T + b`` to rounding on both engines."""

@@ -105,9 +105,15 @@ class NumpyBlas:
         the same dot product). On a 2-core AMD EPYC with OpenBLAS's Haswell kernels the swapped
         call took 0.77-0.88 of the time for 8 and 128 rows into 256-1024 outputs (128 x 40,000 x
         256: 22.8 against 26.2 ms; 8 rows of 40,000: the same), with other bits there: the
-        kernels sum in another order (1e-7 relative). Only where it was measured: those two
-        (``_swap_few_rows``). The result is then column-major (a transposed view); a reshape to
-        3-D copies it, a few us."""
+        kernels sum in another order (1e-7 relative). On a 2-core AMD EPYC where OpenBLAS loads
+        its SkylakeX kernels (AVX-512), the same bits; ``B.linear`` in alternated rounds, rows of
+        40,000 into 256: 8 rows 3.0-3.2 against 3.6-3.8 ms, 32 rows 5.7 against 7.7, 64 rows 9.3
+        against 12.2, 128 rows 16.4-17.4 against 16.2-22.1 (the same on a quiet machine, the
+        usual call up to 1.27x slower on a busy one), 192 rows 26.0 against 30.5; 8 rows of 256
+        or 1024 into 256-1024 outputs 0.44-0.49 of the time; 512 rows, taller than wide, 1.13x
+        (the usual call kept). Only where it was measured: those three (``_swap_few_rows``).
+        The result is then column-major (a transposed view); a reshape to 3-D copies it, a few
+        us."""
         lib = self._library()
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])   # not -1: an empty last axis has no -1
         dtype = np.result_type(x2, weight)   # the output in the engine's block cache (numpy_engine.py)
@@ -123,12 +129,12 @@ class NumpyBlas:
 
     def _swap_few_rows(self, lib):
         """Whether ``linear`` may swap the product's sides: decided once, by the CPU's vendor
-        and the kernels OpenBLAS loaded for it (Intel with SkylakeX kernels, AMD with Haswell's)."""
+        and the kernels OpenBLAS loaded for it (SkylakeX kernels on Intel and on AMD, Haswell's on AMD)."""
         if self._swap is None:
             from gt.backend import _cpu_flags    # the package's reading of /proc/cpuinfo
 
             self._swap = lib is not None and (lib.architecture, _cpu_flags()[1]) in (
-                ("SkylakeX", "GenuineIntel"), ("Haswell", "AuthenticAMD"))
+                ("SkylakeX", "GenuineIntel"), ("SkylakeX", "AuthenticAMD"), ("Haswell", "AuthenticAMD"))
         return self._swap
 
 
