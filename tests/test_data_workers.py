@@ -353,7 +353,9 @@ def test_iterator_in_garbage_cycle_stops_its_workers_promptly():
     del it
     start = time.monotonic()
     gc.collect()
-    assert not any(w.is_alive() for w in workers) and time.monotonic() - start < 2
+    # promptly: before the 5 s that stopping gives a worker which does not exit on its own (then
+    # terminated); 2 s was missed once on a doubly loaded 2-core machine
+    assert not any(w.is_alive() for w in workers) and time.monotonic() - start < 4.5
 
 
 @pytest.mark.skipif(not gt.cuda.is_available(), reason="gt computes on the CPU here: forked workers work")
