@@ -25,9 +25,10 @@ from helpers import randn, spy_engine as _spy, torch_or_skip
 
 # fused against composed: the kernels sum in another order, so float rounding apart
 CLOSE = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
-# the torch engine's fused attention is torch's flash kernel for the CPU: on a GPU the composed ops run
-cpu_attention = pytest.mark.skipif(gt.cuda.is_available(), reason="the fused attention kernel is the CPU's; on a "
-                                                                   "GPU gt runs the composed ops")
+# the torch engine's fused attention here is torch's flash kernel for the CPU; on a GPU it is torch's
+# scaled_dot_product_attention through autograd, tested by tests/test_attention_off_cpu.py
+cpu_attention = pytest.mark.skipif(gt.cuda.is_available(), reason="the CPU's fused attention kernel; on a GPU "
+                                                                   "tests/test_attention_off_cpu.py")
 
 
 def _run(fn, arrays, up, dtype, grad=None):

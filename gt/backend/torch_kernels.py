@@ -5,14 +5,18 @@ torch ships fused CPU kernels for the pieces of a transformer step: Adam/AdamW's
 (what ``F.scaled_dot_product_attention`` runs on the CPU). Each reads and writes its arrays once
 instead of once per composed op, and runs in one call instead of a Python call per op: on the
 benchmarks' small decoder (benchmarks/small_decoder.py) the fused layer norm and attention took
-a step from 100 ms to 86 ms on a 2-core Xeon. A mixin of ``TorchEngine``; each method answers None (or defers to the engine's
-default) where its kernel does not apply, and the ops layer then composes the op.
+a step from 100 ms to 86 ms on a 2-core Xeon. Off the CPU (CUDA), attention is torch's
+``F.scaled_dot_product_attention`` with its gradient from torch's autograd for that one op
+(``_attention_by_autograd``), so a GPU runs torch's fused attention kernels too. A mixin of
+``TorchEngine``; each method answers None (or defers to the engine's default) where its kernel
+does not apply, and the ops layer then composes the op.
 Values agree with the composed ops to float rounding (the kernels sum in another order).
 """
 
 import torch
 
 _linear = torch.nn.functional.linear
+_sdpa = torch.nn.functional.scaled_dot_product_attention
 _encoder_layer = getattr(torch, "_transformer_encoder_layer_fwd", None)   # a private op: absent, the ops run
 
 
@@ -45,6 +49,23 @@ def _fused_adam(members, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     steps = [torch.tensor(float(step), device=members[0][0].device)] * len(members)
     fused(*lists, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
           amsgrad=False, maximize=False)
+
+
+def _attention_by_autograd(q, k, v, scale, causal):
+    """Attention off the CPU (CUDA): ``F.scaled_dot_product_attention``, which picks the device's
+    fused kernel (memory-efficient or flash attention on CUDA, the composed arithmetic where none
+    applies), with its gradient from torch's autograd for this one op, since the CUDA kernels'
+    backward ops take arguments (random-state offsets, sequence bounds) that only their forward
+    makes. The state is the output and the detached inputs it was computed from. None (the ops
+    layer composes the op) for inference tensors, of which torch makes no graph. Host work, the
+    path forced onto the CPU at (2, 4, 4, 4), one thread: 298 us a forward and backward against
+    485 composed (and 236 with the CPU kernel called as above)."""
+    if torch.is_inference_mode_enabled() or q.is_inference() or k.is_inference() or v.is_inference():
+        return None
+    with torch.enable_grad():
+        leaves = tuple(t.detach().requires_grad_() for t in (q, k, v))
+        out = _sdpa(*leaves, is_causal=causal, scale=scale)
+    return out.detach(), (out, leaves)
 
 
 class TorchKernels:
@@ -102,19 +123,26 @@ class TorchKernels:
         return torch.ops.aten.native_layer_norm_backward(grad, x, shape, mean, rstd, weight, bias, list(needs))
 
     def attention_fused(self, q, k, v, scale, causal):
-        # the CPU flash kernel: 4-D heads (B, H, L, E) with the same batch and heads and one head size
-        if (q.device.type != "cpu" or q.ndim != 4 or k.ndim != 4 or v.ndim != 4 or not _floating(q, k, v)
+        # 4-D heads (B, H, L, E) with the same batch and heads and one head size
+        if (q.ndim != 4 or k.ndim != 4 or v.ndim != 4 or not _floating(q, k, v)
                 or tuple(q.shape[:2]) != tuple(k.shape[:2]) or tuple(k.shape[:3]) != tuple(v.shape[:3])
                 or not q.shape[3] == k.shape[3] == v.shape[3] or 0 in q.shape or 0 in k.shape):
             return None
+        if q.device.type != "cpu":
+            return _attention_by_autograd(q, k, v, scale, causal)
         out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, causal, attn_mask=None, scale=scale)
         return out, (out, logsumexp)
 
     def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False):
-        out, logsumexp = state
-        grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-            grad, q, k, v, out, logsumexp, 0.0, causal, attn_mask=None, scale=scale)
+        out, saved = state
+        if type(saved) is tuple:       # the op's own autograd graph (_attention_by_autograd)
+            # kept (retain_graph): gt's backward(retain_graph=True) may come back to it; the
+            # graph goes with the op's state
+            grads = torch.autograd.grad(out, saved, grad, retain_graph=True)
+        else:
+            grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                grad, q, k, v, out, saved, 0.0, causal, attn_mask=None, scale=scale)
         if not packed:
             return grads
         b, _, n, _ = q.shape

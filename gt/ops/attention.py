@@ -7,8 +7,9 @@ on inputs already split into heads, (..., L, E), (..., S, E), (..., S, Ev) (what
 query length L and the key length S may differ (cross-attention, decoding with a cache).
 
 Without a mask, with no causal offset other than 0 and outside autocast, the engine's kernel
-runs it (``B.attention_fused``: torch's CPU flash attention, or the numpy engine's
-gt/backend/numpy_kernels.py), with the values of the composed arithmetic to float rounding.
+runs it (``B.attention_fused``: torch's flash attention on the CPU and its
+``scaled_dot_product_attention`` on CUDA, or the numpy engine's gt/backend/numpy_kernels.py),
+with the values of the composed arithmetic to float rounding.
 Otherwise the arithmetic is that of the composed ops it replaces (``(q @ k^T) * scale``, the
 mask, a stable softmax, ``@ v``), forward and backward, call for call, so outputs and gradients
 are the same to the bit. Either way one tape entry instead of a dozen (the layout steps are

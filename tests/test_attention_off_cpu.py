@@ -1,0 +1,152 @@
+"""The torch engine's attention off the CPU (CUDA): ``F.scaled_dot_product_attention`` with its
+gradient from torch's autograd for that one op (gt/backend/torch_kernels.py,
+``_attention_by_autograd``). The path is the same code on any device, so here it is forced onto
+the CPU: values and every gradient against torch's own attention, against the CPU flash kernel
+and against the composed ops; the packed gradient of self-attention; a second backward through
+a retained graph; gt's error for an input changed in place; inference tensors composed. The last
+test runs only where CUDA is: the path as a GPU takes it, against the composed ops."""
+
+import numpy as np
+import pytest
+
+import gt
+from gt import nn
+from gt.backend import B
+from gt.nn import functional as F
+from helpers import randn, spy_engine, torch_or_skip
+
+pytestmark = pytest.mark.skipif(B.name != "torch", reason="the torch engine's kernel")
+
+# (q, k, v shapes (B, H, L/S, E), is_causal)
+CASES = {
+    "self": ((2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 4), False),
+    "causal": ((2, 3, 5, 4), (2, 3, 5, 4), (2, 3, 5, 4), True),
+    "cross_L3_S6": ((2, 2, 3, 4), (2, 2, 6, 4), (2, 2, 6, 4), False),
+    "causal_L6_S3": ((2, 2, 6, 4), (2, 2, 3, 4), (2, 2, 3, 4), True),
+    "causal_long": ((1, 2, 70, 16), (1, 2, 70, 16), (1, 2, 70, 16), True),
+}
+
+
+def _by_autograd(monkeypatch):
+    """Make the engine answer attention as it does off the CPU; returns the list of answers."""
+    from gt.backend import torch_kernels
+
+    answers = []
+
+    def fused(q, k, v, scale, causal):
+        answers.append(torch_kernels._attention_by_autograd(q, k, v, scale, causal))
+        return answers[-1]
+
+    monkeypatch.setattr(B, "attention_fused", fused)
+    return answers
+
+
+def _run(fn, arrays, up, dtype="float32"):
+    inputs = [gt.tensor(np.asarray(a, dtype=dtype), requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    out.backward(gt.tensor(np.asarray(up, dtype=dtype)))
+    return [out.numpy()] + [t.grad.numpy() for t in inputs]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_attention_by_autograd_gives_torch_and_the_cpu_kernel(name, dtype, monkeypatch):
+    torch = torch_or_skip()
+    sq, sk, sv, causal = CASES[name]
+    arrays = [randn(*sq, seed=1), randn(*sk, seed=2), randn(*sv, seed=3)]
+    up = randn(*(sq[:-1] + sv[-1:]), seed=4)
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    if B.device_of(B.zeros((1,), "float32")) == "cpu":
+        kernel = _run(fn, arrays, up, dtype)             # the CPU flash kernel, before forcing
+    else:
+        kernel = None
+    answers = _by_autograd(monkeypatch)
+    got = _run(fn, arrays, up, dtype)
+    assert len(answers) == 1 and answers[0] is not None
+    t_in = [torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+    t_out = torch.nn.functional.scaled_dot_product_attention(*t_in, is_causal=causal)
+    t_out.backward(torch.tensor(up.astype(dtype)))
+    want = [t_out.detach().numpy()] + [t.grad.numpy() for t in t_in]
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, w, err_msg=f"{name}: {'output' if i == 0 else f'grad {i - 1}'}", **tol)
+    if kernel is not None:
+        for g, w in zip(got, kernel):
+            np.testing.assert_allclose(g, w, **tol)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_self_attention_by_autograd_writes_the_composed_gradients(causal, monkeypatch):
+    """Self-attention over enough rows packs q, k and v into one product; the gradient the
+    autograd path answers for it, (B, L, 3D), must be the composed op's three side by side."""
+    gt.manual_seed(0)
+    attn = nn.MultiHeadAttention(16, 4, causal=causal)
+    x, up = randn(4, 32, 16, seed=1), randn(4, 32, 16, seed=2)
+    params = list(attn.parameters())
+
+    def run():
+        for p in params:
+            p.grad = None
+        return _run(attn, [x], up) + [p.grad.numpy() for p in params]
+
+    answers = _by_autograd(monkeypatch)
+    got = run()
+    assert answers and all(a is not None for a in answers)
+    monkeypatch.setattr(B, "attention_fused", lambda *args, **kwargs: None)
+    composed = run()
+    for g, w in zip(got, composed):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_a_retained_graph_is_walked_twice(monkeypatch):
+    """backward(retain_graph=True), then backward again: twice the gradients, as torch."""
+    _by_autograd(monkeypatch)
+    q = gt.tensor(randn(1, 2, 5, 4, seed=1).astype(np.float32), requires_grad=True)
+    out = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    loss = (out * out).sum()
+    loss.backward(retain_graph=True)
+    once = q.grad.numpy().copy()
+    loss.backward()
+    np.testing.assert_allclose(q.grad.numpy(), 2 * once, rtol=1e-6, atol=1e-7)
+
+
+def test_an_input_changed_in_place_before_the_backward_raises_gts_error(monkeypatch):
+    _by_autograd(monkeypatch)
+    q = gt.tensor(randn(1, 2, 5, 4, seed=1).astype(np.float32), requires_grad=True)
+    k = q * 1.0
+    out = F.scaled_dot_product_attention(q, k, k)
+    with gt.no_grad():
+        k.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation: .* saved by ScaledDotProductAttentionBackward"):
+        out.sum().backward()
+
+
+def test_inference_tensors_take_the_composed_path():
+    torch = torch_or_skip()
+    from gt.backend import torch_kernels
+
+    with torch.inference_mode():
+        q = torch.randn(1, 2, 5, 4)
+        assert torch_kernels._attention_by_autograd(q, q, q, 0.5, False) is None
+    assert torch_kernels._attention_by_autograd(q, q, q, 0.5, False) is None   # an inference tensor outside too
+
+
+@pytest.mark.skipif(not gt.cuda.is_available(), reason="needs CUDA: the path as a GPU takes it")
+@pytest.mark.parametrize("causal", [False, True])
+def test_on_a_gpu_attention_runs_torchs_kernel_with_the_composed_values(causal, monkeypatch):
+    arrays = [randn(2, 4, 40, 16, seed=s) for s in (1, 2, 3)]
+    up = randn(2, 4, 40, 16, seed=4)
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    answered = spy_engine(monkeypatch, "attention_fused")
+    got = _run(fn, arrays, up)
+    assert answered and all(answered)
+    monkeypatch.setattr(B, "attention_fused", lambda *args, **kwargs: None)
+    composed = _run(fn, arrays, up)
+    for g, w in zip(got, composed):     # TF32 and the kernels' own order of sums on a GPU
+        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
