@@ -119,3 +119,62 @@ def test_modules_positional_forms_buffers_and_legacy_arguments():
 def test_class_loss_errors_name_the_value(call, error, match):
     with pytest.raises(error, match=match):
         call(gt.nn.functional)
+
+
+# ---- where whether a target is ignored is not read back (a GPU): the one op masks them ----------
+@pytest.fixture
+def deferred(monkeypatch):
+    """Checks queued as on a GPU (this machine's mesh is the CPU, where they run at once)."""
+    from gt import checks
+
+    monkeypatch.setattr(checks, "deferred", lambda: True)
+    yield checks
+    checks._pending.clear()
+
+
+def _op_names(t):
+    """The names of the recorded ops that ``t`` was computed through."""
+    seen, todo = {}, [t.grad_fn]
+    while todo:
+        op = todo.pop()
+        if op is not None and id(op) not in seen:
+            seen[id(op)] = type(op).__name__
+            todo.extend(getattr(i, "grad_fn", None) for i in op.inputs)
+    return set(seen.values())
+
+
+@pytest.mark.parametrize("targets,ignore_index", [([0, 3, 1, 3, 2, 0], -100), ([0, -100, 1, 3, -100, 0], -100),
+                                                  ([0, 2, 1, 3, 2, 0], 2), ([2, 2, 2, 2, 2, 2], 2)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_unread_targets_take_the_one_op_with_torchs_values_and_gradients(deferred, targets, ignore_index, reduction):
+    torch = torch_or_skip()
+    x = gt.tensor(LOGITS["2d"], dtype=gt.float64, requires_grad=True)
+    loss = gt.nn.functional.cross_entropy(x, gt.tensor(targets), ignore_index=ignore_index, reduction=reduction)
+    assert "SoftmaxCrossEntropy" in _op_names(loss)
+    loss.sum().backward()
+    tx = torch.tensor(LOGITS["2d"], requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(targets), ignore_index=ignore_index, reduction=reduction)
+    tl.sum().backward()
+    np.testing.assert_allclose(loss.detach().numpy(), tl.detach().numpy(), rtol=1e-12, atol=1e-15, equal_nan=True)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+    assert not deferred._pending or all(bool(ok.item()) for ok, _, _ in deferred._pending)
+
+
+def test_unread_targets_second_derivatives_are_torchs(deferred):
+    torch = torch_or_skip()
+    targets, v = [0, -100, 1, 3, -100, 0], RNG.normal(size=(6, 4))
+    x = gt.tensor(LOGITS["2d"], dtype=gt.float64, requires_grad=True)
+    (g,) = gt.autograd.grad(gt.nn.functional.cross_entropy(x, gt.tensor(targets)), x, create_graph=True)
+    (g * gt.tensor(v)).sum().backward()
+    tx = torch.tensor(LOGITS["2d"], requires_grad=True)
+    (tg,) = torch.autograd.grad(torch.nn.functional.cross_entropy(tx, torch.tensor(targets)), tx, create_graph=True)
+    (tg * torch.tensor(v)).sum().backward()
+    np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_an_unread_target_out_of_range_is_reported_at_the_next_read_not_by_the_indexing(deferred):
+    loss = gt.nn.functional.cross_entropy(gt.zeros(3, 4, requires_grad=True), gt.tensor([1, 9, -100]))
+    loss.backward()                       # the op indexed a clamped target: no IndexError yet
+    with pytest.raises(IndexError, match=r"cross_entropy: target 9 is out of range for 4 classes"):
+        loss.item()

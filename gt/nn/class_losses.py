@@ -54,8 +54,12 @@ def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-
     target = _indices(_class_indices(target, fn, "target"), logits, fn)
     logits = _classes_last(logits)
     ignored = _check_targets(target, c, ignore_index, fn)
-    if ignored is False and w is None and label_smoothing == 0 and logits.ndim == 2:   # every target counts:
-        return _reduce(activations.SoftmaxCrossEntropy.apply(logits, target), reduction, fn)   # one op
+    if w is None and label_smoothing == 0 and logits.ndim == 2:
+        if ignored is False:               # every target counts: one op
+            return _reduce(activations.SoftmaxCrossEntropy.apply(logits, target), reduction, fn)
+        if ignored is None:                # not known without a host read (a GPU): the op masks them
+            loss = activations.SoftmaxCrossEntropy.apply(logits, target, ignore_index=ignore_index)
+            return _reduce(loss, reduction, fn) if reduction != "mean" else _mean_kept(loss, target != ignore_index)
     return _nll(logits.log_softmax(-1), target, w, ignore_index, label_smoothing, reduction)
 
 
@@ -122,9 +126,15 @@ def _nll(log_probs, target, w, ignore_index, smoothing, reduction):
         loss = loss * (1.0 - smoothing) + smooth * (smoothing / c)
     if reduction != "mean":
         return _reduce(loss, reduction, "nll")
-    total = keep.sum().to(loss.dtype) if w is None else where(hit, w, 0.0).sum()
-    # NaN when nothing counts (torch's 0 / 0), without dividing by zero: no warning, and a zero
-    # gradient, as torch's
+    return _mean_kept(loss, keep if w is None else None, None if w is None else where(hit, w, 0.0).sum())
+
+
+def _mean_kept(loss, keep, total=None):
+    """The sum of ``loss`` over the count of ``keep`` (or over ``total``, the kept targets'
+    weights): NaN when nothing counts (torch's 0 / 0), without dividing by zero: no warning, and
+    a zero gradient, as torch's."""
+    if total is None:
+        total = keep.sum().to(loss.dtype)
     return where(total != 0, loss.sum() / where(total != 0, total, 1.0), float("nan"))
 
 

@@ -215,10 +215,19 @@ class SoftmaxCrossEntropy(Function):
     """Per-row cross-entropy of logits (N, C) and integer targets (N,) in [0, C): ``logsumexp(x_i)
     - x_i[t_i]`` -> (N,), one op instead of log_softmax, a class mask and a row sum. The forward
     keeps the softmax it computes on the way (one array as large as the logits, written in
-    place), so the backward is ``(softmax - onehot(t)) * g``: two passes, no temporary."""
+    place), so the backward is ``(softmax - onehot(t)) * g``: two passes, no temporary.
 
-    def forward(self, x, target):
+    ``ignore_index`` (an int, keyword): targets equal to it give a loss of 0 and no gradient,
+    for where nobody knows whether some target is ignored without reading them back (a GPU). Each
+    target is then also clamped into [0, C) for the indexing: one out of range is reported by
+    the value check queued beside it (gt.checks), never by a CUDA kernel."""
+
+    def forward(self, x, target, ignore_index=None):
         n = x.shape[0]
+        self.keep = None
+        if ignore_index is not None:
+            self.keep = target != ignore_index                           # (N,) bool
+            target = B.clip(B.where(self.keep, target, 0), 0, max(x.shape[1] - 1, 0))
         rows = B.arange(0, n, 1, "int64")
         top = B.max(x, axis=-1, keepdims=True)
         shifted = B.subtract(x, top)
@@ -227,10 +236,13 @@ class SoftmaxCrossEntropy(Function):
         total = B.sum(e, axis=-1, keepdims=True)
         e /= total                                                       # the softmax, in place
         self.save(e, rows, target)
-        return B.reshape(B.log(total), (n,)) - picked
+        loss = B.reshape(B.log(total), (n,)) - picked
+        return loss if self.keep is None else B.where(self.keep, loss, 0.0)
 
     def backward(self, g):
         probs, rows, target = self.saved
+        if self.keep is not None:
+            g = B.where(self.keep, g, 0.0)                               # an ignored row: no gradient
         gx = B.multiply(probs, B.reshape(g, (-1, 1)))
         B.setitem(gx, (rows, target), B.getitem(gx, (rows, target)) - g)  # minus onehot(t) * g
         return gx, None
@@ -239,4 +251,6 @@ class SoftmaxCrossEntropy(Function):
         probs, rows, target = self.saved
         onehot = B.zeros(tuple(probs.shape), B.dtype_of(probs))
         B.setitem(onehot, (rows, target), 1)
+        if self.keep is not None:
+            g = Where.apply(const(self.keep), g, 0.0)
         return (Softmax.apply(self.inputs[0], -1) - mask_like(g, onehot)) * g.reshape((-1, 1)), None
