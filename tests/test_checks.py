@@ -47,6 +47,33 @@ def test_good_values_pass_silently(on_gpu):
     assert not checks._pending
 
 
+def _queue(*oks):
+    for i, ok in enumerate(oks):
+        checks.require(gt.tensor([ok]), IndexError, lambda i=i: f"check {i} failed")
+
+
+def test_queued_checks_that_hold_are_read_back_once(on_gpu, monkeypatch):
+    """Each read of a verdict makes the host wait for the device: several are combined into one."""
+    from gt.backend import B
+
+    _queue(True, True, True)
+    reads = []
+    real = B.item
+    monkeypatch.setattr(B, "item", lambda arr: reads.append(1) or real(arr))
+    assert gt.ones(1).item() == 1.0
+    assert len(reads) == 2                       # the verdicts together, then the value itself
+    assert not checks._pending
+
+
+@pytest.mark.parametrize("verdicts, failed", [((False, True, True), 0), ((True, True, False), 2),
+                                              ((True, False, False), 1)])
+def test_the_first_failed_queued_check_raises(on_gpu, verdicts, failed):
+    _queue(*verdicts)
+    with pytest.raises(IndexError, match=f"check {failed} failed"):
+        gt.ones(1).item()
+    assert not checks._pending
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")   # the forward runs on the inf
 def test_non_finite_pixels_on_a_gpu_raise_at_the_loss_read(on_gpu):
     gt.manual_seed(0)
