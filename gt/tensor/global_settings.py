@@ -53,8 +53,10 @@ _deterministic = {"mode": False, "warn_only": False}
 
 
 def use_deterministic_algorithms(mode, *, warn_only=False):
-    """Record torch's determinism flag. gt's ops are deterministic already (no atomics, fixed
-    reduction orders), so nothing changes; ``are_deterministic_algorithms_enabled()`` reads it."""
+    """Record torch's determinism flag. gt's ops on the CPU are deterministic already (no atomics,
+    fixed reduction orders), so nothing changes; ``are_deterministic_algorithms_enabled()`` reads
+    it. On a GPU the flag does not steer torch's CUDA kernels (attention's backward and the
+    scatter-adds may use atomics: not bit for bit run to run)."""
     if not isinstance(mode, bool):
         raise TypeError(f"use_deterministic_algorithms(): argument 'mode' must be bool, not {type(mode).__name__}")
     if not isinstance(warn_only, bool):
