@@ -134,6 +134,7 @@ def test_inference_tensors_take_the_composed_path():
     assert torch_kernels._attention_by_autograd(q, q, q, 0.5, False) is None   # an inference tensor outside too
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not gt.cuda.is_available(), reason="needs CUDA: the path as a GPU takes it")
 @pytest.mark.parametrize("causal", [False, True])
 def test_on_a_gpu_attention_runs_torchs_kernel_with_the_composed_values(causal, monkeypatch):

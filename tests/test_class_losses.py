@@ -178,3 +178,19 @@ def test_an_unread_target_out_of_range_is_reported_at_the_next_read_not_by_the_i
     loss.backward()                       # the op indexed a clamped target: no IndexError yet
     with pytest.raises(IndexError, match=r"cross_entropy: target 9 is out of range for 4 classes"):
         loss.item()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gt.cuda.is_available(), reason="needs CUDA: checks are deferred there by themselves")
+def test_on_a_gpu_ignored_targets_take_the_one_op_with_torchs_values():
+    torch = torch_or_skip()
+    targets = [0, -100, 1, 3, -100, 0]
+    x = gt.tensor(LOGITS["2d"], dtype=gt.float32, requires_grad=True)
+    loss = gt.nn.functional.cross_entropy(x, gt.tensor(targets))
+    assert "SoftmaxCrossEntropy" in _op_names(loss)
+    loss.backward()
+    tx = torch.tensor(LOGITS["2d"], dtype=torch.float32, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(targets))
+    tl.backward()
+    np.testing.assert_allclose(loss.item(), tl.item(), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
