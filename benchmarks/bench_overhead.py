@@ -6,11 +6,19 @@ process.
     python benchmarks/bench_overhead.py            # 5 rounds of 50 steps each
     GT_BACKEND=torch python benchmarks/bench_overhead.py
     python benchmarks/bench_overhead.py --quick --json
+    GT_BACKEND=torch python benchmarks/bench_overhead.py --gpu-paths   # gt's GPU code paths, on the CPU
 
 Why: on a GPU a step of the default model is a few milliseconds of kernels under this host work
 (README, "On a GPU": gt's step on one H200 took 1.45-1.79x PyTorch's, while gt issues fewer
 aten calls a step than PyTorch), so this CPU figure is the part of the GPU gap that can be
 measured and worked on without a GPU. Same weights and batch for both (benchmarks/torch_reference.py).
+Also counted: the aten calls of one step of each (torch's dispatch mode; on a GPU most of them
+are kernel launches), on the torch engine.
+
+``--gpu-paths`` (torch engine) runs gt's step on the code paths a CUDA machine takes, here on
+the CPU: value checks queued instead of read at once (gt.checks), attention through torch's
+``scaled_dot_product_attention`` and autograd (the torch engine's CUDA path), so that the host
+work and the calls of a GPU step can be counted without a GPU (the kernels are the CPU's).
 """
 
 import argparse
@@ -48,12 +56,40 @@ def steps(batch=2, seq=4):
     return (lambda: ours(xs, ys).item()), (lambda: theirs(xs, ys).item())
 
 
-def run(rounds, per_round, warmup):
+def gpu_paths():
+    """Put gt on the code paths of a CUDA machine (see the module docstring); the queued checks
+    are read, as on a GPU, at the step's read of its loss."""
+    from gt import checks
+    from gt.backend import B, torch_kernels
+
+    checks.deferred = lambda: True
+    B.attention_fused = lambda q, k, v, scale, causal: torch_kernels._attention_by_autograd(q, k, v, scale, causal)
+
+
+def aten_calls(fn):
+    """How many aten ops one call of ``fn`` dispatches (None where torch is not the engine's)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def run(rounds, per_round, warmup, on_gpu_paths=False):
     import torch
 
     import gt
 
     torch.set_num_threads(1)       # gt's kernels at these sizes run on one thread too
+    if on_gpu_paths:
+        gpu_paths()
     gt_step, torch_step = steps()
     losses = [(gt_step(), torch_step()) for _ in range(warmup)]
     times = {"gt": [], "pytorch": []}
@@ -64,9 +100,10 @@ def run(rounds, per_round, warmup):
                 fn()
             times[name].append((time.perf_counter() - t0) / per_round * 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return dict(engine=gt.get_backend(), model=MODEL, rounds=rounds, steps_per_round=per_round,
-                ms_per_step=times, median_ms=med, ratio=med["gt"] / med["pytorch"],
-                first_losses=[float(a) for a in losses[0]] if losses else None)
+    calls = {"gt": aten_calls(gt_step) if gt.get_backend() == "torch" else None, "pytorch": aten_calls(torch_step)}
+    return dict(engine=gt.get_backend(), gpu_paths=on_gpu_paths, model=MODEL, rounds=rounds,
+                steps_per_round=per_round, ms_per_step=times, median_ms=med, ratio=med["gt"] / med["pytorch"],
+                aten_calls_per_step=calls, first_losses=[float(a) for a in losses[0]] if losses else None)
 
 
 def main(argv=None):
@@ -74,6 +111,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="1 round of 3 steps: proves the script runs")
     p.add_argument("--json", action="store_true")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--gpu-paths", action="store_true",
+                   help="gt on the code paths of a CUDA machine, on the CPU (torch engine only)")
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
@@ -81,13 +120,22 @@ def main(argv=None):
         import torch  # noqa: F401
     except ImportError:
         p.error("PyTorch is not installed: this benchmark compares with it (pip install torch==2.13.0)")
-    r = run(1, 3, 1) if args.quick else run(args.rounds, 50, 20)
+    if args.gpu_paths:
+        import gt
+
+        if gt.get_backend() != "torch":
+            p.error(f"--gpu-paths needs the torch engine, the engine of a GPU (this run's is {gt.get_backend()}): "
+                    "run it with GT_BACKEND=torch")
+    r = run(1, 3, 1, args.gpu_paths) if args.quick else run(args.rounds, 50, 20, args.gpu_paths)
     if args.json:
         print(json.dumps(r, indent=2))
         return
-    print(f"engine {r['engine']}, model {r['model']}, batch 2 x 4")
+    paths = ", on a GPU's code paths (on the CPU)" if r["gpu_paths"] else ""
+    print(f"engine {r['engine']}{paths}, model {r['model']}, batch 2 x 4")
     for name, v in r["ms_per_step"].items():
-        print(f"{name:<8} ms/step {[round(t, 2) for t in v]}  median {r['median_ms'][name]:.2f}")
+        calls = r["aten_calls_per_step"][name]
+        print(f"{name:<8} ms/step {[round(t, 2) for t in v]}  median {r['median_ms'][name]:.2f}"
+              + ("" if calls is None else f"  aten calls/step {calls}"))
     print(f"gt / PyTorch: {r['ratio']:.2f}")
 
 
