@@ -19,9 +19,10 @@ BENCH = os.path.join(ROOT, "benchmarks")
 pytestmark = pytest.mark.first_pass
 
 
-def run_json(script, *args):
+def run_json(script, *args, env=None):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--quick", "--json", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=None if env is None else {**os.environ, **env})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -215,6 +216,22 @@ def test_bench_overhead_on_the_gpu_paths_counts_the_calls_of_a_gpu_step():
     assert abs(gt_loss - torch_loss) <= 1e-5 * max(1.0, abs(torch_loss))
 
 
+@pytest.mark.slow
+def test_profile_step_quick_json():
+    """Where a step's time goes, gt beside PyTorch: the figures are there and add up (the top ops'
+    host time within the aten total); on the CPU no GPU kernels are counted."""
+    pytest.importorskip("torch", reason="the profile compares with PyTorch")
+    r = run_json("profile_step.py", "--tiny", env={"GT_BACKEND": "torch"})
+    assert r["engine"] == "torch" and r["batch"] == [2, 4] and r["model"]["img_size"] == 4
+    for name in ("gt", "pytorch"):
+        f = r[name]
+        assert f["median_ms"] > 0 and (f["gpu_kernels"] is None) == (not r["device"].startswith("cuda"))
+        assert sum(o["host_ms"] for o in f["top_ops"]) <= f["aten_host_ms"] + 1e-9
+        assert all(o["op"].startswith("aten::") and o["calls"] > 0 for o in f["top_ops"])
+    assert r["pytorch"]["aten_calls"] > 0 and r["gt"]["aten_calls"] > 0
+    assert r["gt"]["python_top"] and all(row["own_ms"] >= 0 for row in r["gt"]["python_top"])
+
+
 def test_bench_overhead_gpu_paths_need_the_torch_engine():
     done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_overhead.py"), "--gpu-paths"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, env={**os.environ, "GT_BACKEND": "numpy"})
@@ -241,7 +258,7 @@ def test_bench_kv_cache_rejects_bad_repeats():
 
 
 @pytest.mark.parametrize("script", ["bench_train.py", "bench_startup.py", "bench_sharding.py", "bench_engines.py",
-                                    "bench_kv_cache.py", "bench_overhead.py"])
+                                    "bench_kv_cache.py", "bench_overhead.py", "profile_step.py"])
 def test_help(script):
     done = subprocess.run([sys.executable, os.path.join(BENCH, script), "--help"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
