@@ -151,3 +151,30 @@ def test_on_a_gpu_attention_runs_torchs_kernel_with_the_composed_values(causal, 
     composed = _run(fn, arrays, up)
     for g, w in zip(got, composed):     # TF32 and the kernels' own order of sums on a GPU
         np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("copies", [False, True])
+def test_a_sharded_batch_gives_the_whole_batchs_values_and_gradients(copies, monkeypatch):
+    """Each device's share builds and walks its own graph (as each GPU would)."""
+    from gt.sharding import use_mesh
+
+    gt.manual_seed(0)
+    attn = nn.MultiHeadAttention(8, 2, causal=True)
+    x, up = randn(4, 6, 8, seed=1).astype(np.float32), randn(4, 6, 8, seed=2).astype(np.float32)
+    answers = _by_autograd(monkeypatch)
+
+    def run(devices):
+        for p in attn.parameters():
+            p.grad = None
+        with use_mesh(devices, copies=copies):
+            xs = gt.tensor(x, requires_grad=True)
+            out = attn(xs.shard(0) if devices > 1 else xs)
+            out.backward(gt.tensor(up).shard(0) if devices > 1 else gt.tensor(up))
+            return [out.numpy(), xs.grad.numpy()] + [p.grad.numpy() for p in attn.parameters()]
+
+    whole = run(1)
+    calls = len(answers)
+    sharded = run(2)
+    assert len(answers) == 3 * calls and all(a is not None for a in answers)   # one call per device's share
+    for g, w in zip(sharded, whole):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
