@@ -38,7 +38,9 @@ def sgd_step(model, opt, x, y, autocast=None):
     return loss
 
 
-def worker(batch, seq, steps, warmup, model_kw, autocast):
+def gt_step(batch, seq, model_kw, autocast=None):
+    """A function running one SGD step of the PixelTransformer (``model_kw``; weights from seed 0)
+    on a fixed random batch (seed 0) and reading its loss back."""
     import numpy as np
 
     import gt
@@ -51,7 +53,13 @@ def worker(batch, seq, steps, warmup, model_kw, autocast):
     x = gt.from_numpy(rng.standard_normal((batch, seq, img, img), dtype=np.float32))
     y = gt.from_numpy(rng.integers(0, 10, batch))
     opt = gt.optim.SGD(model.parameters(), lr=0.01)
-    return dict(_timed(lambda: sgd_step(model, opt, x, y, autocast).item(), steps, warmup),
+    return lambda: sgd_step(model, opt, x, y, autocast).item()
+
+
+def worker(batch, seq, steps, warmup, model_kw, autocast):
+    import gt
+
+    return dict(_timed(gt_step(batch, seq, model_kw, autocast), steps, warmup),
                 mesh=gt.get_mesh().describe(), engine=gt.get_backend())
 
 
@@ -67,9 +75,9 @@ def _timed(step, steps, warmup):
     return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1])
 
 
-def pytorch_worker(batch, seq, steps, warmup, model_kw, device):
-    """The same training in plain PyTorch eager (benchmarks/torch_reference.py) on ``device``, from
-    the gt model's initial weights and the same batch: the reference each engine is judged by."""
+def pytorch_step(batch, seq, model_kw, device):
+    """``gt_step``'s training in plain PyTorch eager (benchmarks/torch_reference.py) on ``device``,
+    from the gt model's initial weights and the same batch: one SGD step, its loss read back."""
     import numpy as np
     import torch
 
@@ -94,7 +102,15 @@ def pytorch_worker(batch, seq, steps, warmup, model_kw, device):
         loss.backward()
         opt.step()
         return loss.item()
-    return dict(_timed(step, steps, warmup), mesh=f"PyTorch {torch.__version__} eager ({device})", engine="pytorch")
+    return step
+
+
+def pytorch_worker(batch, seq, steps, warmup, model_kw, device):
+    """``pytorch_step`` timed: the reference each engine is judged by."""
+    import torch
+
+    return dict(_timed(pytorch_step(batch, seq, model_kw, device), steps, warmup),
+                mesh=f"PyTorch {torch.__version__} eager ({device})", engine="pytorch")
 
 
 def run(env, worker_name="worker", **kw):

@@ -25,45 +25,21 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_engines import sgd_step  # noqa: E402
+from bench_engines import gt_step, pytorch_step  # noqa: E402
 from bench_overhead import MODEL as TINY  # noqa: E402
 
 TOP = 12
 
 
 def steps(model_kw, batch, seq):
-    """``(gt_step, torch_step, device)``: functions that each run one SGD step and read the loss back."""
-    import torch
-
+    """``(gt_step, torch_step, device)``: functions that each run one SGD step and read the loss
+    back (benchmarks/bench_engines.py's), PyTorch's on gt's device."""
     import gt
-    from lpm.model import PixelTransformer
-    from torch_reference import TorchPixelTransformer
 
-    img = model_kw.get("img_size", 200)
-    rng = np.random.default_rng(0)
-    gt.manual_seed(0)
-    model = PixelTransformer(**model_kw)
-    x = gt.from_numpy(rng.standard_normal((batch, seq, img, img), dtype=np.float32))
-    y = gt.from_numpy(rng.integers(0, 10, batch))
-    device = str(x.device)
-    opt = gt.optim.SGD(model.parameters(), lr=0.01)
-    ref = TorchPixelTransformer(**model_kw)
-    ref.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
-    ref.to(device)
-    tx, ty = torch.from_numpy(x.numpy()).to(device), torch.from_numpy(y.numpy()).to(device)
-    topt = torch.optim.SGD(ref.parameters(), lr=0.01)
-
-    def torch_step():
-        loss = torch.nn.functional.cross_entropy(ref(tx), ty)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-        return loss.item()
-
-    return (lambda: sgd_step(model, opt, x, y).item()), torch_step, device
+    ours = gt_step(batch, seq, model_kw)
+    device = str(gt.zeros(1).device)
+    return ours, pytorch_step(batch, seq, model_kw, device), device
 
 
 def profile(step, n, on_gpu):
