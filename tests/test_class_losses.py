@@ -194,3 +194,23 @@ def test_on_a_gpu_ignored_targets_take_the_one_op_with_torchs_values():
     tl.backward()
     np.testing.assert_allclose(loss.item(), tl.item(), rtol=1e-5)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("copies", [False, True])
+def test_unread_targets_of_a_sharded_batch_give_the_whole_batchs_loss_and_gradient(deferred, copies):
+    from gt.sharding import use_mesh
+
+    logits = RNG.normal(size=(8, 5))
+    targets = [0, -100, 1, 4, -100, 2, 3, 0]
+
+    def run(devices):
+        with use_mesh(devices, copies=copies):
+            x = gt.tensor(logits, dtype=gt.float64, requires_grad=True)
+            t = gt.tensor(targets)
+            loss = gt.nn.functional.cross_entropy(x.shard(0) if devices > 1 else x, t.shard(0) if devices > 1 else t)
+            loss.backward()
+            return loss.item(), x.grad.numpy()
+
+    (whole, g_whole), (sharded, g_sharded) = run(1), run(2)
+    np.testing.assert_allclose(sharded, whole, rtol=1e-12)
+    np.testing.assert_allclose(g_sharded, g_whole, rtol=1e-12, atol=1e-15)
