@@ -178,3 +178,31 @@ def test_a_sharded_batch_gives_the_whole_batchs_values_and_gradients(copies, mon
     assert len(answers) == 3 * calls and all(a is not None for a in answers)   # one call per device's share
     for g, w in zip(sharded, whole):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["fused", "math"])
+def test_the_kernels_backward_node_is_called_directly_and_a_composed_graph_is_walked(kernel, monkeypatch):
+    """Where torch ran one fused kernel its backward node is called itself; where torch composed
+    the op (its math path), torch's autograd walks the graph: the same values either way."""
+    torch = torch_or_skip()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    _by_autograd(monkeypatch)
+    walks = []
+    real = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: walks.append(1) or real(*a, **k))
+    arrays = [randn(2, 2, 5, 4, seed=s) for s in (1, 2, 3)]
+    up = randn(2, 2, 5, 4, seed=4)
+    inputs = [gt.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION if kernel == "fused" else SDPBackend.MATH):
+        out = F.scaled_dot_product_attention(*inputs, is_causal=True)
+        out.backward(gt.tensor(up.astype(np.float32)))
+    assert len(walks) == (kernel == "math")
+    # plain arrays: no torch graph rides on a gradient into the rest of gt's backward
+    assert not any(t.grad._data.requires_grad for t in inputs)
+    got = [out.numpy()] + [t.grad.numpy() for t in inputs]
+    t_in = [torch.tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+    t_out = torch.nn.functional.scaled_dot_product_attention(*t_in, is_causal=True)
+    t_out.backward(torch.tensor(up.astype(np.float32)))
+    for g, w in zip(got, [t_out.detach().numpy()] + [t.grad.numpy() for t in t_in]):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
