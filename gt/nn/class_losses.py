@@ -58,7 +58,10 @@ def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-
         if ignored is False:               # every target counts: one op
             return _reduce(activations.SoftmaxCrossEntropy.apply(logits, target), reduction, fn)
         if ignored is None:                # not known without a host read (a GPU): the op masks them
-            loss = activations.SoftmaxCrossEntropy.apply(logits, target, ignore_index=ignore_index)
+            op = activations.SoftmaxCrossEntropy
+            if reduction == "mean" and logits._placed is None:   # and takes the mean over the kept rows itself
+                return op.apply(logits, target, ignore_index=ignore_index, mean=True)
+            loss = op.apply(logits, target, ignore_index=ignore_index)    # per row: stays sharded
             return _reduce(loss, reduction, fn) if reduction != "mean" else _mean_kept(loss, target != ignore_index)
     return _nll(logits.log_softmax(-1), target, w, ignore_index, label_smoothing, reduction)
 

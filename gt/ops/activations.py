@@ -220,11 +220,13 @@ class SoftmaxCrossEntropy(Function):
     ``ignore_index`` (an int, keyword): targets equal to it give a loss of 0 and no gradient,
     for where nobody knows whether some target is ignored without reading them back (a GPU). Each
     target is then also clamped into [0, C) for the indexing: one out of range is reported by
-    the value check queued beside it (gt.checks), never by a CUDA kernel."""
+    the value check queued beside it (gt.checks), never by a CUDA kernel. With it, ``mean=True``
+    gives the mean over the kept rows (a 0-d result; NaN with a zero gradient when none is kept,
+    as torch's 0 / 0), computed on the device in this one op instead of half a dozen."""
 
-    def forward(self, x, target, ignore_index=None):
+    def forward(self, x, target, ignore_index=None, mean=False):
         n = x.shape[0]
-        self.keep = None
+        self.keep = self.per_row = None
         if ignore_index is not None:
             self.keep = target != ignore_index                           # (N,) bool
             target = B.clip(B.where(self.keep, target, 0), 0, max(x.shape[1] - 1, 0))
@@ -237,11 +239,22 @@ class SoftmaxCrossEntropy(Function):
         e /= total                                                       # the softmax, in place
         self.save(e, rows, target)
         loss = B.reshape(B.log(total), (n,)) - picked
-        return loss if self.keep is None else B.where(self.keep, loss, 0.0)
+        if self.keep is None:
+            return loss
+        loss = B.where(self.keep, loss, 0.0)
+        if not mean:
+            return loss
+        count = B.astype(B.sum(self.keep), B.dtype_of(loss))
+        some = count != 0
+        count = B.where(some, count, 1.0)
+        self.per_row = B.where(some, 1.0 / count, 0.0)                  # d(mean) / d(a kept row's loss)
+        return B.where(some, B.sum(loss) / count, float("nan"))
 
     def backward(self, g):
         probs, rows, target = self.saved
         if self.keep is not None:
+            if self.per_row is not None:
+                g = B.multiply(B.reshape(g, ()), self.per_row)           # the mean's: one value for every row
             g = B.where(self.keep, g, 0.0)                               # an ignored row: no gradient
         gx = B.multiply(probs, B.reshape(g, (-1, 1)))
         B.setitem(gx, (rows, target), B.getitem(gx, (rows, target)) - g)  # minus onehot(t) * g
@@ -252,5 +265,7 @@ class SoftmaxCrossEntropy(Function):
         onehot = B.zeros(tuple(probs.shape), B.dtype_of(probs))
         B.setitem(onehot, (rows, target), 1)
         if self.keep is not None:
+            if self.per_row is not None:
+                g = g.reshape(()) * const(self.per_row)
             g = Where.apply(const(self.keep), g, 0.0)
         return (Softmax.apply(self.inputs[0], -1) - mask_like(g, onehot)) * g.reshape((-1, 1)), None

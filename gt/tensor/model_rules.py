@@ -59,8 +59,9 @@ def rows(cls, args, kwargs):
     """An op independent per row of its inputs' first axis (softmax cross-entropy): logits and
     targets sharded along it stay local, and so does the per-row result."""
     lead = args[0]
-    if not all(_is_tensor(t) and _shard_axis(t) == 0 and t.shape[0] == lead.shape[0] for t in args[:2]):
-        return None
+    if kwargs.get("mean") or not all(_is_tensor(t) and _shard_axis(t) == 0 and t.shape[0] == lead.shape[0]
+                                     for t in args[:2]):
+        return None    # (a mean over the rows is not per row: run whole)
     sizes = _sizes(lead)
     return Plan([(Shard(0), sizes), (Shard(0), sizes)], Shard(0))
 
