@@ -202,7 +202,7 @@ def test_bench_overhead_quick_json():
 def test_bench_overhead_on_the_gpu_paths_counts_the_calls_of_a_gpu_step():
     """gt's step on the code paths of a CUDA machine (checks queued, attention through torch's
     scaled_dot_product_attention and autograd), counted on the CPU: the same first loss as
-    PyTorch's, fewer aten calls a step than PyTorch's (499 against 808 when written)."""
+    PyTorch's, fewer aten calls a step than PyTorch's (497 against 808 when written)."""
     pytest.importorskip("torch", reason="the benchmark compares with PyTorch")
     done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_overhead.py"), "--quick", "--json",
                            "--gpu-paths"], cwd=ROOT, capture_output=True, text=True, timeout=120,
