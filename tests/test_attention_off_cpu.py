@@ -3,8 +3,9 @@ gradient from torch's autograd for that one op (gt/backend/torch_kernels.py,
 ``_attention_by_autograd``). The path is the same code on any device, so here it is forced onto
 the CPU: values and every gradient against torch's own attention, against the CPU flash kernel
 and against the composed ops; the packed gradient of self-attention; a second backward through
-a retained graph; gt's error for an input changed in place; inference tensors composed. The last
-test runs only where CUDA is: the path as a GPU takes it, against the composed ops."""
+a retained graph; gt's error for an input changed in place; inference tensors composed; a
+sharded batch; the kernel's backward node called directly, and torch's walk where torch composed
+the op. One test runs only where CUDA is: the path as a GPU takes it, against the composed ops."""
 
 import numpy as np
 import pytest
