@@ -26,13 +26,5 @@ def class_indices(indices, fn, what):
 def check_range(idx, n, fn, what, limit, exc):
     """Raise ``exc`` naming the first of ``idx`` outside ``[0, n)`` (on a GPU at the next host
     read); returns the indices to compute with (``checks.within``)."""
-    if idx.numel() == 0:
-        return idx
-    lo, hi = idx.min(), idx.max()
-
-    def message():
-        bad = int(lo.item()) if lo.item() < 0 else int(hi.item())
-        return f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})"
-
-    checks.require((lo >= 0) & (hi < n), exc, message)   # on a GPU, at the next host read
-    return checks.within(idx, 0, n - 1)
+    return checks.require_within(idx, 0, n - 1, exc,
+                                 lambda bad: f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})")

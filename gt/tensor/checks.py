@@ -29,6 +29,21 @@ def require(ok, error, message):
         raise error(message())
 
 
+def require_within(index, low, high, error, describe):
+    """The range check of integer indices: ``error(describe(bad))`` for the first of ``index``
+    outside ``[low, high]`` (the lowest when one is below, else the highest), at once on the CPU
+    and at the next host read on a GPU. Returns the indices to compute with (``within``)."""
+    if index.numel() == 0:
+        return index
+    lo, hi = index.min(), index.max()
+
+    def message():
+        return describe(int(lo.item()) if lo.item() < low else int(hi.item()))
+
+    require((lo >= low) & (hi <= high), error, message)
+    return within(index, low, high)
+
+
 def within(index, low, high):
     """``index`` (an integer tensor) to compute with after a range check on ``[low, high]``: itself
     where checks run at once, and on a GPU its values clamped into the range, so that a bad index

@@ -46,17 +46,8 @@ def check_range(index, size, dim, op, negative=False):
     """IndexError naming the first index outside ``[0, size)`` (``negative``: ``[-size, size)``),
     raised at once on the CPU and at the next read of values on a GPU (gt/tensor/checks.py).
     Returns the indices to compute with (``checks.within``)."""
-    if index.numel() == 0:
-        return index
-    low = -size if negative else 0
-    lo, hi = index.min(), index.max()
-
-    def message():
-        bad = lo.item() if lo.item() < low else hi.item()
-        return f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}"
-
-    checks.require((lo >= low) & (hi < size), IndexError, message)
-    return checks.within(index, low, size - 1)
+    return checks.require_within(index, -size if negative else 0, size - 1, IndexError,
+                                 lambda bad: f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}")
 
 
 def _same_dtype(x, other, name, op):

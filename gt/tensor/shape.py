@@ -148,14 +148,8 @@ def _axes_taken(part):
 
 def _guarded(idx, axis, shape):
     n = shape[axis]
-    lo, hi = idx.min(), idx.max()
-
-    def message():
-        bad = int(lo.item()) if lo.item() < -n else int(hi.item())
-        return f"index {bad} is out of bounds for dimension {axis} with size {n} (tensor of shape {shape})"
-
-    checks.require((lo >= -n) & (hi < n), IndexError, message)
-    return checks.within(idx, -n, n - 1)
+    return checks.require_within(idx, -n, n - 1, IndexError, lambda bad: (
+        f"index {bad} is out of bounds for dimension {axis} with size {n} (tensor of shape {shape})"))
 
 
 def _index_part(part):
