@@ -21,11 +21,12 @@ def test_data_parallel_is_its_module_with_torch_s_interface():
     assert tmodel.device_ids == list(range(torch.cuda.device_count()))   # a GPU each, as torch's
     x = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
     out, tout = wrapped(gt.tensor(x)), tmodel(torch.tensor(x))
-    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-6, atol=1e-6)
+    # with one GPU torch's DataParallel moves its module there: its answers are read back with cpu()
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().cpu().numpy(), rtol=1e-6, atol=1e-6)
     out.sum().backward()
     tout.sum().backward()
     for (name, p), tp in zip(wrapped.named_parameters(), tmodel.parameters()):
-        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.cpu().numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
     # a checkpoint of the wrapper loads into a wrapper, its module's into the module (as torch's)
     again = gt.nn.DataParallel(gt.nn.Sequential(gt.nn.Linear(4, 8), gt.nn.ReLU(), gt.nn.Linear(8, 2)))
     again.load_state_dict(wrapped.state_dict())

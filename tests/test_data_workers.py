@@ -63,6 +63,8 @@ def test_same_batches_as_single_process(options):
         if "generator" in options:
             options["generator"].manual_seed(7)
         extra = {k: v for k, v in options.items() if workers or k != "prefetch_factor"}
+        if workers and gt.cuda.is_available():      # where gt computes on a GPU only spawned workers may
+            extra["multiprocessing_context"] = "spawn"
         loader = DataLoader(dataset(), num_workers=workers, **extra)
         batches = list(loader)
         return batches, [b.dtype for b in (batches[0] if isinstance(batches[0], (list, tuple)) else [batches[0]])]

@@ -67,7 +67,7 @@ TO_FORMS = {
     "device and dtype": lambda m, x: (("cpu", m.float64), {}),
     "keywords": lambda m, x: ((), {"device": "cpu", "dtype": m.float64}),
     "keyword device": lambda m, x: ((), {"device": "cpu"}),
-    "other tensor": lambda m, x: ((m.zeros(1, dtype=m.float64),), {}),
+    "other tensor": lambda m, x: ((m.zeros(1, dtype=m.float64, device="cpu"),), {}),
     "copy": lambda m, x: (("cpu",), {"copy": True}),
     "dtype copy": lambda m, x: ((m.float32,), {"copy": True}),
     "non_blocking": lambda m, x: (("cpu",), {"non_blocking": True}),
