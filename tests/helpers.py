@@ -30,6 +30,8 @@ tests/ has no ``__init__.py``: pytest puts this folder on ``sys.path``, so test
 files import it as ``from helpers import ...``.
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -268,6 +270,18 @@ def assert_same_weights(model, reference):
     want = reference.state_dict()
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, want[name], err_msg=name)
+
+
+@contextlib.contextmanager
+def deterministic():
+    """``gt.use_deterministic_algorithms(True)`` for the block: bit-for-bit comparisons of two runs
+    hold on a GPU too, where torch's scatter-adds (an embedding's gradient) sum with atomics
+    unless told otherwise. Nothing changes on the CPU."""
+    gt.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        gt.use_deterministic_algorithms(False)
 
 
 def spy_engine(monkeypatch, name):

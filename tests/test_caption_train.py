@@ -10,7 +10,7 @@ import pytest
 
 import gt
 from gt.sharding import Shard, use_mesh
-from helpers import assert_same_weights
+from helpers import assert_same_weights, deterministic
 from lpm.caption.evaluate import caption_images, evaluate_captions
 from lpm.caption.metrics import caption_metrics
 from lpm.resume import NonFiniteLoss
@@ -37,7 +37,8 @@ def quiet(line):
 def tiny_run(tmp_path_factory):
     """A tiny run with its checkpoints: ``(result, folder, log lines)``."""
     folder, lines = tmp_path_factory.mktemp("caption") / "run", []
-    result = train(CaptionTrainConfig(checkpoint_dir=str(folder), **TINY), log=lines.append)
+    with deterministic():               # the resume test compares its run with this one bit for bit
+        result = train(CaptionTrainConfig(checkpoint_dir=str(folder), **TINY), log=lines.append)
     return result, folder, lines
 
 
@@ -73,6 +74,7 @@ def test_the_shuffled_row_scores_the_greedy_captions_against_other_images_refere
     assert "blind (image zeroed)" not in table
 
 
+@deterministic()
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, monkeypatch, tiny_run):
     whole = tiny_run[0]
     calls = {"n": 0}
@@ -111,6 +113,21 @@ def test_resume_refuses_changed_options(tiny_run):
     cfg = CaptionTrainConfig(checkpoint_dir=str(tiny_run[1]), **TINY)
     with pytest.raises(Exception, match="--lr: 0.01 in the checkpoint, 0.02 now"):
         train(CaptionTrainConfig(**{**vars(cfg), "resume": True, "lr": 0.02}), log=quiet)
+
+
+def test_a_missing_metric_library_is_reported_before_any_work(tmp_path, monkeypatch):
+    """The scores come after training: without jiwer the run must stop before it starts, not after."""
+    import importlib.util
+
+    from lpm.caption import train as caption_train
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jiwer" else real(name, *a))
+    monkeypatch.setattr(caption_train, "prepare", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(RuntimeError, match=r"^caption metrics need jiwer: pip install 'lpm\[caption\]' or pip "
+                                           r"install jiwer$"):
+        train(CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **TINY), log=quiet)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_diverging_run_stops_and_keeps_no_bad_checkpoint(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gt
-from helpers import assert_same_weights
+from helpers import assert_same_weights, deterministic
 from lpm.checkpoint import read_checkpoint
 from lpm.interrupt import TrainingInterrupted
 from lpm.ppt import train as ppt_train
@@ -54,6 +54,7 @@ def test_a_tiny_run_learns_and_checkpoints(tmp_path):
     assert result["heldout"]["bits"] == pytest.approx(direct, rel=1e-5)
 
 
+@deterministic()
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, monkeypatch):
     whole = train(PPTTrainConfig(checkpoint_dir=str(tmp_path / "whole"), **TINY_RUN), log=quiet)
     calls = {"n": 0}

@@ -2,6 +2,7 @@
 gt/nn/toplevel_functional.py): each beside torch 2.13 on the same inputs (values, dtypes, shapes,
 gradients), with torch's errors."""
 
+import os
 import warnings
 
 import numpy as np
@@ -393,6 +394,34 @@ def test_deterministic_flags_are_recorded():
         gt.use_deterministic_algorithms(False)
         torch.set_deterministic_debug_mode(0)     # torch.use_deterministic_algorithms takes seconds
     assert gt.get_deterministic_debug_mode() == 0
+
+
+@pytest.mark.first_pass
+def test_deterministic_flag_is_handed_to_torch_where_gt_computes_on_cuda(monkeypatch):
+    """On CUDA torch's kernels decide (scatter-adds, attention's backward, cuBLAS): the flag goes to
+    torch there, with cuBLAS's workspace setting unless the user chose one. On the CPU gt's ops
+    are deterministic already, and torch's own flag is left alone."""
+    from gt.backend import B
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        if not gt.cuda.is_available():
+            gt.use_deterministic_algorithms(True)
+            assert not torch.are_deterministic_algorithms_enabled()
+            assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+            monkeypatch.setattr(B, "cuda_device_count", lambda: 1)      # as on a GPU machine
+        gt.use_deterministic_algorithms(True, warn_only=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        gt.use_deterministic_algorithms(False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+        gt.use_deterministic_algorithms(True)
+        assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"            # the user's choice is kept
+    finally:
+        gt.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(False)
 
 
 @pytest.mark.first_pass

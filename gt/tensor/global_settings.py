@@ -47,22 +47,32 @@ def set_default_device(device):
     _default_device[0] = None if where is None else str(where)
 
 
-# gt's ops give the same bits on every run for the same inputs and engine, so the flag changes no
-# op; it is recorded so code that sets and reads it (torch's tests, training scripts) runs.
+# gt's own ops give the same bits on every run for the same inputs and engine; on CUDA torch's
+# kernels decide (index_add_ and scatter_add_, attention's backward, cuBLAS sum with atomics unless
+# told otherwise), so there the flag is handed to torch, as gt.backends' switches are
 _deterministic = {"mode": False, "warn_only": False}
 
 
 def use_deterministic_algorithms(mode, *, warn_only=False):
-    """Record torch's determinism flag. gt's ops on the CPU are deterministic already (no atomics,
-    fixed reduction orders), so nothing changes; ``are_deterministic_algorithms_enabled()`` reads
-    it. On a GPU the flag does not steer torch's CUDA kernels (attention's backward and the
-    scatter-adds may use atomics: not bit for bit run to run)."""
+    """torch's determinism flag. On the CPU gt's ops are deterministic already (no atomics, fixed
+    reduction orders), so nothing changes there. Where gt computes on CUDA GPUs (torch engine) the
+    flag is handed to ``torch.use_deterministic_algorithms``: the scatter-adds (an embedding's
+    gradient) and attention's backward then take torch's deterministic kernels, an op that has none
+    raises (or warns, with ``warn_only``) as in torch, and ``CUBLAS_WORKSPACE_CONFIG`` is set to
+    ``:4096:8`` unless already set (cuBLAS's deterministic workspace, which torch asks for; set it
+    before the process's first GPU product to be sure it is the one cuBLAS uses)."""
     if not isinstance(mode, bool):
         raise TypeError(f"use_deterministic_algorithms(): argument 'mode' must be bool, not {type(mode).__name__}")
     if not isinstance(warn_only, bool):
         raise TypeError(f"use_deterministic_algorithms(): argument 'warn_only' must be bool, not "
                         f"{type(warn_only).__name__}")
     _deterministic.update(mode=mode, warn_only=warn_only)
+    if B.cuda_device_count() > 0:
+        import torch
+
+        if mode:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 def are_deterministic_algorithms_enabled():

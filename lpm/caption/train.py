@@ -24,6 +24,7 @@ from gt.sharding import get_mesh
 from lpm.caption import figures, presets
 from lpm.caption.dataset import ImageTextDataset, held_out_split
 from lpm.caption.evaluate import evaluate_captions, report_lines
+from lpm.caption.metrics import missing_packages
 from lpm.caption.model import PixelLLM, PixelLLMConfig
 from lpm.caption.store import blind_dir
 from lpm.caption.tasks import CANVAS, TASKS
@@ -173,7 +174,11 @@ def train_blind(run, log):
 def train(cfg, log=print):
     """Run ``cfg`` (a ``CaptionTrainConfig``); returns ``{"model", "blind", "state", "table", "vocab",
     "held_out", "seconds", "config"}``. Raises ``lpm.resume.NonFiniteLoss``,
-    ``lpm.interrupt.TrainingInterrupted`` and ``lpm.checkpoint.CheckpointError``."""
+    ``lpm.interrupt.TrainingInterrupted`` and ``lpm.checkpoint.CheckpointError``; RuntimeError,
+    before any work, when a metric library the evaluation needs is not installed."""
+    missing = missing_packages()
+    if missing:         # the scores come after training: say it now, not when the run is over
+        raise RuntimeError("; ".join(missing))
     t0 = time.perf_counter()
     run = prepare(cfg, log)
     cfg, model = run["cfg"], run["model"]
