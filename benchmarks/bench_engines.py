@@ -75,9 +75,12 @@ def _timed(step, steps, warmup):
     return dict(min_ms=min(times), median_ms=statistics.median(times), final_loss=losses[-1])
 
 
-def pytorch_step(batch, seq, model_kw, device):
+def pytorch_step(batch, seq, model_kw, device, autocast=None):
     """``gt_step``'s training in plain PyTorch eager (benchmarks/torch_reference.py) on ``device``,
-    from the gt model's initial weights and the same batch: one SGD step, its loss read back."""
+    from the gt model's initial weights and the same batch: one SGD step, its loss read back;
+    the forward under ``torch.autocast`` to ``autocast`` (a dtype name) when given."""
+    import contextlib
+
     import numpy as np
     import torch
 
@@ -97,7 +100,8 @@ def pytorch_step(batch, seq, model_kw, device):
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast(device.split(":")[0], getattr(torch, autocast)) if autocast else contextlib.nullcontext():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -67,6 +67,67 @@ def test_linear_and_attention_match_torch_autocast():
     np.testing.assert_allclose(y.numpy(), ref.float().numpy(), rtol=2e-2, atol=2e-2)
 
 
+def _rounding_spy(monkeypatch):
+    """Record what the products get: ``(casts, float32 inputs the products round themselves)``."""
+    casts, unrounded = [], []
+    astype, lowp = B.astype, B.matmul_lowp
+
+    def spy_astype(arr, dtype):
+        casts.append(tuple(arr.shape))
+        return astype(arr, dtype)
+
+    def spy_lowp(a, b, dtype, result=None):
+        unrounded.extend(tuple(t.shape) for t in (a, b) if B.dtype_of(t) != gt.bfloat16)
+        return lowp(a, b, dtype, result)
+
+    monkeypatch.setattr(B, "astype", spy_astype)
+    monkeypatch.setattr(B, "matmul_lowp", spy_lowp)
+    return casts, unrounded
+
+
+@torch_engine
+@pytest.mark.parametrize("relu", [False, True])
+def test_linear_rounds_each_input_once_and_gives_torchs_bfloat16_products(relu, monkeypatch):
+    """x, the weight and the upstream gradient are each rounded once (torch.autocast's casts), the
+    three products are torch's bfloat16 products to the bit, handed on in float32."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    gt.manual_seed(3)
+    lin = nn.Linear(32, 8)
+    a, up = rng.standard_normal((7, 5, 32)).astype(np.float32), rng.standard_normal((7, 5, 8)).astype(np.float32)
+    x = gt.tensor(a, requires_grad=True)
+    casts, unrounded = _rounding_spy(monkeypatch)
+    with gt.autocast("bfloat16"):
+        y = gt.nn.functional.relu(lin(x)) if relu else lin(x)
+    y.backward(gt.tensor(up))
+    assert sorted(casts) == [(8, 32), (35, 8), (35, 32)] and unrounded == []
+    xb, wb, b = (torch.from_numpy(v).bfloat16() for v in (a.reshape(35, 32), lin.weight.numpy(), lin.bias.numpy()))
+    want = (xb @ wb.T).float() + torch.from_numpy(lin.bias.numpy())
+    g = torch.from_numpy(up.reshape(35, 8))
+    if relu:
+        want = want.relu()
+        g = g * (want > 0)
+    np.testing.assert_array_equal(y.detach().numpy().reshape(35, 8), want.numpy())
+    gb = g.bfloat16()
+    np.testing.assert_array_equal(x.grad.numpy().reshape(35, 32), (gb @ wb).float().numpy())
+    np.testing.assert_array_equal(lin.weight.grad.numpy(), (gb.T @ xb).float().numpy())
+    np.testing.assert_array_equal(lin.bias.grad.numpy(), g.sum(0).numpy())
+
+
+@torch_engine
+def test_attention_rounds_q_k_v_and_the_gradients_once(monkeypatch):
+    """Composed attention under autocast: q, k and v rounded once for all six products, the
+    upstream gradient and the scores' gradient once each; only the softmax's weights (kept in
+    float32 for the softmax's own gradient) are rounded by the two products that read them."""
+    q, k, v = (gt.randn(2, 4, 6, 8, requires_grad=True) for _ in range(3))
+    casts, unrounded = _rounding_spy(monkeypatch)
+    with gt.autocast("bfloat16"):
+        out = gt.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    out.backward(gt.ones_like(out))
+    assert casts == [(2, 4, 6, 8)] * 4 + [(2, 4, 6, 6)] and unrounded == [(2, 4, 6, 6)] * 2
+    assert q.grad.dtype == k.grad.dtype == v.grad.dtype == out.dtype == gt.float32
+
+
 @torch_engine
 def test_parameters_gradients_and_float64_stay_as_they_are():
     lin = nn.Linear(16, 4)

@@ -36,13 +36,14 @@ class FastPaths:
             return None
         return "read-only" if not getattr(getattr(arr, "flags", None), "writeable", True) else "overlap"
 
-    def matmul_lowp(self, a, b, dtype):
+    def matmul_lowp(self, a, b, dtype, result=None):
         """``a @ b`` with both inputs rounded to the low-precision gt ``dtype`` (bfloat16), the result
-        back in the inputs' float dtype. Available where ``supports_bfloat16`` (autocast checks it)."""
+        in the gt dtype ``result`` (default: the first input's). Available where ``supports_bfloat16``
+        (autocast checks it)."""
         if not self.supports_bfloat16:
             raise TypeError(f"the {self.name} engine has no {dtype} arithmetic (supports_bfloat16 is False)")
         out = self.matmul(self.astype(a, dtype), self.astype(b, dtype))
-        return self.astype(out, self.dtype_of(a))
+        return self.astype(out, self.dtype_of(a) if result is None else result)
 
     def join_views(self, arrays, axis):
         """One view over ``arrays`` (the shards of one array, cut along ``axis``) when they lie next

@@ -380,12 +380,13 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
             return torch.matmul(a.cpu(), b.cpu()).to(a.device)
         return torch.matmul(a, b)
 
-    def matmul_lowp(self, a, b, dtype):
+    def matmul_lowp(self, a, b, dtype, result=None):
         """``a @ b`` with both inputs rounded to ``dtype`` (bfloat16), accumulated in float32 by
-        the kernel, the result in the inputs' float dtype (see gt.amp)."""
+        the kernel, the result in the gt dtype ``result`` (default: the inputs' float dtype; see
+        gt.amp). Inputs already in ``dtype`` are used as they are."""
         low = self.native_dtype(dtype)
         out = torch.matmul(a.to(low), b.to(low))
-        return out.to(torch.promote_types(a.dtype, b.dtype))
+        return out.to(torch.promote_types(a.dtype, b.dtype) if result is None else self.native_dtype(result))
 
     def reshape(self, x, shape):
         return x if tuple(x.shape) == tuple(shape) else torch.reshape(x, tuple(shape))

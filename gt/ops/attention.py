@@ -52,9 +52,12 @@ def _forward(ctx, qh, kh, vh, mask, scale, causal):
             ctx.scale, ctx.causal = scale, causal == 0      # all _backward reads on this path
             ctx.save(qh, kh, vh, None)
             return out
+    ctx.result = result = B.dtype_of(qh)
+    if low is not None:     # autocast: q, k and v rounded once, for the forward's and the backward's products
+        qh, kh, vh = B.astype(qh, low), B.astype(kh, low), B.astype(vh, low)
     # In-place steps below work on arrays this function made (never an input): the same values
     # as the composed ops, fewer temporaries as large as the scores.
-    scores = _mm(qh, _swap(kh), low)                               # (..., L, S)
+    scores = _mm(qh, _swap(kh), low, result=result)                # (..., L, S)
     scores *= scale
     blocked = None if causal is None else _causal_blocked(qh.shape[-2], kh.shape[-2], causal)
     has_bias = mask is not None and not B.is_bool(mask)
@@ -78,7 +81,7 @@ def _forward(ctx, qh, kh, vh, mask, scale, causal):
     ctx.blocked, ctx.scale = blocked, scale
     ctx.mask_shape = tuple(mask.shape) if has_bias else None
     ctx.save(qh, kh, vh, w)
-    return _mm(w, vh, low)
+    return _mm(w, vh, low, result=result)
 
 
 def _backward(ctx, gh, needs):
@@ -88,9 +91,11 @@ def _backward(ctx, gh, needs):
     if ctx.kernel is not None:
         gq, gk, gv = B.attention_fused_backward(gh, qh, kh, vh, ctx.kernel, ctx.scale, ctx.causal)
         return (gq if nq else None), (gk if nk else None), (gv if nv else None), None
-    low = ctx.low
-    gw = _mm(gh, _swap(vh), low)                                   # d/d(weights), a fresh array
-    gv = _mm(_swap(w), gh, low) if nv else None
+    low, result = ctx.low, ctx.result
+    if low is not None:
+        gh = B.astype(gh, low)                                     # rounded once for both products
+    gw = _mm(gh, _swap(vh), low, result=result)                    # d/d(weights), a fresh array
+    gv = _mm(_swap(w), gh, low, result=result) if nv else None
     gw -= B.sum(gw * w, axis=-1, keepdims=True)                    # through the softmax:
     gw *= w                                                        # w * (gw - sum(gw * w)), in place
     gs = gw
@@ -101,8 +106,10 @@ def _backward(ctx, gh, needs):
         gs = gs * ctx.scale
     else:
         gs *= ctx.scale
-    gq = _mm(gs, kh, low) if nq else None
-    gk = _swap(_mm(_swap(qh), gs, low)) if nk else None          # as Matmul's backward, then the transpose's
+    if low is not None:
+        gs = B.astype(gs, low)
+    gq = _mm(gs, kh, low, result=result) if nq else None
+    gk = _swap(_mm(_swap(qh), gs, low, result=result)) if nk else None   # as Matmul's backward, then the transpose's
     return gq, gk, gv, gm
 
 

@@ -11,11 +11,12 @@ from gt.backend import B
 from gt.ops._graph import mask_like
 
 
-def _mm(a, b, low, reuse=False):
-    """``a @ b``, in the autocast dtype ``low`` when it is set (the result back in float32).
+def _mm(a, b, low, reuse=False, result=None):
+    """``a @ b``, in the autocast dtype ``low`` when it is set (the result in ``result``, by default
+    the inputs' float32; inputs already rounded to ``low`` are used as they are).
     ``reuse``: a weight gradient, written into a recycled buffer (see NumpyEngine.recycle)."""
     if low is not None:
-        return B.matmul_lowp(a, b, low)
+        return B.matmul_lowp(a, b, low, result)
     return B.matmul_reused(a, b) if reuse else B.matmul(a, b)
 
 
@@ -86,35 +87,58 @@ class Linear(Function):
     fusable = (1,)
 
     def forward(self, x, weight, bias=None):
-        self.save(x, weight, bias is not None)
         self.low = low = amp.matmul_dtype(x, weight)
         if low is None:
+            self.save(x, weight, bias is not None)
             return B.linear(x, weight, bias)
-        out = _mm(B.reshape(x, (-1, x.shape[-1])), _swap(weight), low)
+        # autocast: every product of this op (the forward and both gradients) reads x and the
+        # weight rounded to `low`, so they are rounded once and those copies are kept for the
+        # backward instead of the inputs (as torch.autocast keeps its casts): two casts fewer,
+        # the same bits; the copies (half the inputs' bytes) live until the backward
+        xl, wl = B.astype(B.reshape(x, (-1, x.shape[-1])), low), B.astype(weight, low)
+        self.save(xl, wl, bias is not None, tuple(x.shape))
+        out = B.matmul_lowp(xl, _swap(wl), low, B.dtype_of(x))
         if bias is not None:
             out += bias
         return B.reshape(out, tuple(x.shape[:-1]) + (weight.shape[0],))
 
     def backward(self, g):
+        if self.low is not None:
+            return self._backward_low(g)
         x, weight, has_bias = self.saved[:3]
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
         rows = math.prod(x.shape[:-1])           # not -1: an empty last axis has no -1
         g2 = B.reshape(g, (rows, g.shape[-1]))
-        gx = B.reshape(_mm(g2, weight, self.low), tuple(x.shape)) if nx else None
+        gx = B.reshape(B.matmul(g2, weight), tuple(x.shape)) if nx else None
         x2 = B.reshape(x, (rows, x.shape[-1])) if nw else None   # a copy where x is strided
         plan = self.__dict__.pop("fused", None)
-        step = plan.get(1) if plan and nw and self.low is None else None
+        step = plan.get(1) if plan and nw else None
         if step is not None and step[1] is weight:
             B.addmm_(weight, _swap(g2), x2, step[0])   # the update itself: no gradient buffer
             nw = False
-        if nw and deferred.plain and self.low is None and self._defers(g2, x2, weight):
+        if nw and deferred.plain and self._defers(g2, x2, weight):
             gw = deferred.LowRank(g2, x2)              # made only if read (gt/autograd/deferred.py)
         else:
             # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
-            gw = _mm(_swap(g2), x2, self.low, reuse=True) if nw else None
+            gw = _mm(_swap(g2), x2, None, reuse=True) if nw else None
         gb = B.sum(g2, axis=0) if nb else None
         return gx, gw, gb
+
+    def _backward_low(self, g):
+        """The backward under autocast, from the rounded copies the forward kept; the upstream
+        gradient is rounded once for both products. A fused update is declined here (the weight's
+        gradient is made and the optimizer applies it as usual)."""
+        xl, wl, has_bias, shape = self.saved[:4]
+        nx, nw = self.needs_input_grad[:2]
+        nb = has_bias and self.needs_input_grad[2]
+        self.__dict__.pop("fused", None)
+        g2 = B.reshape(g, (xl.shape[0], g.shape[-1]))
+        result = B.dtype_of(g2)
+        gl = B.astype(g2, self.low) if nx or nw else None
+        gx = B.reshape(B.matmul_lowp(gl, wl, self.low, result), shape) if nx else None
+        gw = B.matmul_lowp(_swap(gl), xl, self.low, result) if nw else None
+        return gx, gw, (B.sum(g2, axis=0) if nb else None)
 
     def backward_graph(self, g):
         x, weight = self.inputs[:2]
@@ -218,10 +242,10 @@ class LinearRelu(Linear):
         return out
 
     def backward(self, g):
-        g = B.relu_backward(g, self.saved[3])
+        g = B.relu_backward(g, self.saved[-1])
         grads = super().backward(g)
         B.recycle(g)   # read by the products above and held by nobody now: the next layer's buffer
         return grads
 
     def backward_graph(self, g):
-        return super().backward_graph(g * mask_like(g, ~(self.saved[3] <= 0)))
+        return super().backward_graph(g * mask_like(g, ~(self.saved[-1] <= 0)))
