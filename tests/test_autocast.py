@@ -111,7 +111,7 @@ def test_linear_rounds_each_input_once_and_gives_torchs_bfloat16_products(relu, 
     gb = g.bfloat16()
     np.testing.assert_array_equal(x.grad.numpy().reshape(35, 32), (gb @ wb).float().numpy())
     np.testing.assert_array_equal(lin.weight.grad.numpy(), (gb.T @ xb).float().numpy())
-    np.testing.assert_array_equal(lin.bias.grad.numpy(), g.sum(0).numpy())
+    np.testing.assert_allclose(lin.bias.grad.numpy(), g.sum(0).numpy(), rtol=1e-6)   # a float32 sum (a GPU's order)
 
 
 @torch_engine

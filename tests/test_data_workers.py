@@ -249,6 +249,59 @@ def test_worker_exception_is_reraised_with_worker_id():
     assert [b.tolist() for b in it] == [[4, 5]]    # as torch: the other batches still come
 
 
+def unpicklable(samples):
+    return lambda: samples
+
+
+class LocalError(Dataset):
+    """Raises an exception of a class made inside ``__getitem__``: it cannot be pickled back."""
+
+    def __getitem__(self, i):
+        if i == 1:
+            raise type("Unpicklable", (Exception,), {})(f"item {i} is broken")
+        return i
+
+    def __len__(self):
+        return 4
+
+
+@first_pass
+def test_what_cannot_be_sent_back_is_the_loaders_error_not_a_hang():
+    """multiprocessing pickles in a background thread, which printed and dropped what would not
+    pickle while the loader waited for ever: the batch's error instead, the next batches still come."""
+    loader = DataLoader(TensorDataset(gt.arange(4)), batch_size=2, num_workers=2, collate_fn=unpicklable, timeout=30)
+    with pytest.raises(AttributeError, match=r"(?s)in DataLoader worker process 0 sending a batch \(batches must "
+                                             r"pickle\).*Can't pickle local object 'unpicklable.<locals>.<lambda>'"):
+        next(iter(loader))
+    it = iter(DataLoader(LocalError(), batch_size=1, num_workers=2, timeout=30))
+    assert next(it).tolist() == [0]
+    with pytest.raises(RuntimeError, match=r"(?s)in DataLoader worker process 1.*Unpicklable: item 1 is broken"):
+        next(it)
+    assert [b.tolist() for b in it] == [[2], [3]]
+
+
+def test_cuda_tensors_of_a_batch_are_the_workers_own_copies(monkeypatch):
+    """A spawned worker received its dataset's CUDA tensors from the loading process, and torch
+    refuses to send those (or their slices) back: the worker sends copies (made on the CPU here,
+    with every tensor taken for a CUDA one)."""
+    from collections import namedtuple
+
+    from gt.tensor import Tensor
+    from gt.utils.data.workers import _sendable
+
+    pair = namedtuple("pair", "image label")
+    t = gt.arange(6.0).reshape(2, 3)
+    batch = {"a": [t, (t[0], 7)], "b": pair(t[1], "x")}
+    if not t.is_cuda:
+        assert _sendable(batch)["a"][0] is t              # CPU tensors go as they are
+    monkeypatch.setattr(Tensor, "is_cuda", property(lambda self: True))
+    sent = _sendable(batch)
+    assert type(sent["b"]) is pair and sent["b"].label == "x" and sent["a"][1][1] == 7
+    tensors = [sent["a"][0], sent["a"][1][0], sent["b"].image]
+    assert all(c is not o for c, o in zip(tensors, [t, batch["a"][1][0], batch["b"].image]))
+    assert [c.tolist() for c in tensors] == [t.tolist(), [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+
+
 def failing_init(worker_id):
     raise ValueError(f"bad init {worker_id}")
 

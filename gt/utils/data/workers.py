@@ -9,6 +9,7 @@ iterated by every worker on its own copy; the user splits the stream with ``get_
 
 import itertools
 import multiprocessing
+import multiprocessing.queues
 import os
 import queue
 import random
@@ -144,10 +145,48 @@ def _worker_loop(spec, worker_id, base_seed, index_queue, result_queue, stop, pa
                     data = _StreamEnd(worker_id)
             else:
                 data = _fetch(spec, indices)
+            if spec["cuda"]:
+                data = _sendable(data)
         except Exception:
             data = _ExceptionWrapper(sys.exc_info()[0], traceback.format_exc(), where)
         result_queue.put((epoch, idx, worker_id, data))
         del data
+
+
+class _ResultQueue(multiprocessing.queues.Queue):
+    """The workers' result queue. multiprocessing pickles what is put in a background thread of
+    the worker, where a batch that does not pickle was printed and dropped, and the loading
+    process waited for it for ever (as torch's loader does): here it becomes that batch's error,
+    raised by the loader with the worker's traceback."""
+
+    def _on_queue_feeder_error(self, e, obj):
+        epoch, idx, worker_id, data = obj
+        if isinstance(data, _ExceptionWrapper) and data.exc_type is RuntimeError:
+            return super()._on_queue_feeder_error(e, obj)     # even the plain report failed: print it
+        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        if isinstance(data, _ExceptionWrapper):    # the worker's own error does not pickle (a local class)
+            exc_type, text, where = RuntimeError, data.text, data.where
+        else:
+            exc_type, where = type(e), f"in DataLoader worker process {worker_id} sending a batch (batches must pickle)"
+        self.put((epoch, idx, worker_id, _ExceptionWrapper(exc_type, text, where)))
+
+
+def _sendable(data):
+    """``data`` with its CUDA tensors copied: a spawned worker's dataset arrives by CUDA IPC, and
+    torch will not send a tensor it received from another process back (its slices included, as
+    a sample without collation is); a copy made here is the worker's own. Containers as
+    ``default_collate`` knows them; anything else as it is."""
+    from gt.tensor import Tensor
+
+    if isinstance(data, Tensor):
+        return data.detach().clone() if data.is_cuda else data
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(_sendable(v) for v in data))
+    if isinstance(data, (list, tuple)):
+        return type(data)(_sendable(v) for v in data)
+    if isinstance(data, dict):
+        return {k: _sendable(v) for k, v in data.items()}
+    return data
 
 
 def _fetch(spec, indices):
@@ -201,8 +240,8 @@ class MultiProcessIter:
                                "gets a pickled copy of the dataset), or num_workers=0")
         spec = dict(dataset=loader.dataset, num_workers=n, worker_init_fn=loader.worker_init_fn,
                     iterable=loader._iterable, batch_size=loader.batch_size, drop_last=loader.drop_last,
-                    collate_fn=loader.collate_fn, auto_collation=loader._auto_collation)
-        self._result_queue = ctx.Queue()
+                    collate_fn=loader.collate_fn, auto_collation=loader._auto_collation, cuda=kind == "cuda")
+        self._result_queue = _ResultQueue(ctx=ctx)
         # the stop signal that needs no queue: a queue in a garbage cycle may be closed before
         # the iterator's __del__ runs, and the None sent through it would never arrive
         self._stop = ctx.Event()
