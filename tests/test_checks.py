@@ -105,6 +105,30 @@ def test_on_a_gpu_a_bad_index_never_reaches_the_kernel(on_gpu, call, message):
     assert not checks._pending
 
 
+def _set(x, index):
+    x[index] = 1.0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: x[m.tensor([0, 5])], "index 5 is out of bounds for dimension 0 with size 3"),
+    (lambda m, x: x[5], "index 5 is out of bounds for dimension 0 with size 3"),
+    (lambda m, x: x[:, 7], "index 7 is out of bounds for dimension 1 with size 4"),
+    (lambda m, x: _set(x, m.tensor([7])), "index 7 is out of bounds for dimension 0 with size 3"),
+    (lambda m, x: _set(x, (1, 9)), "index 9 is out of bounds for dimension 1 with size 4"),
+], ids=["index tensor", "integer", "second axis", "write, index tensor", "write, integers"])
+def test_a_bad_index_says_what_torch_says_with_the_shape(call, message):
+    """The message of the checks read at once (the CPU) is torch's, as the deferred one: torch's
+    "dimension" where numpy says "axis", and the tensor's shape after it."""
+    torch = pytest.importorskip("torch")
+    with pytest.raises(IndexError) as theirs:
+        call(torch, torch.zeros(3, 4))
+    assert str(theirs.value) == message
+    with pytest.raises(IndexError, match=rf"^{message} \(tensor of shape \(3, 4\)\)$"):
+        out = call(gt, gt.zeros(3, 4))
+        if out is not None:
+            out.sum().item()       # where checks are deferred (a GPU), the next read raises
+
+
 def test_on_a_gpu_good_indices_are_not_changed(on_gpu):
     x = gt.tensor(np.arange(12.0).reshape(3, 4))
     np.testing.assert_array_equal(x[gt.tensor([2, -1, 0])].numpy(), np.arange(12.0).reshape(3, 4)[[2, -1, 0]])

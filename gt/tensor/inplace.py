@@ -12,7 +12,7 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
-from gt.tensor.shape import _index
+from gt.tensor.shape import _index, index_error_text
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -180,7 +180,7 @@ class InplaceMethods:
         try:
             B.setitem(arr, _index(index), value)
         except IndexError as exc:
-            raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
+            raise IndexError(index_error_text(exc, self.shape)) from None
 
 
 def bump_versions(tensors):

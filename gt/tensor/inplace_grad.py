@@ -36,6 +36,7 @@ from gt.ops import shape as shape_ops
 from gt.ops.inplace import IndexPut, WriteView
 from gt.sharding import layout
 from gt.tensor._args import _scalar
+from gt.tensor.shape import index_error_text
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -244,7 +245,7 @@ def assign(t, index, value, what="item assignment"):
     try:
         return rebase(t, what, lambda x, v: IndexPut.apply(x, v, index), value, same_shape=index is Ellipsis)
     except IndexError as exc:
-        raise IndexError(f"{exc} (tensor of shape {t.shape})") from None
+        raise IndexError(index_error_text(exc, t.shape)) from None
 
 
 def view_base(t):

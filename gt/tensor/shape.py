@@ -112,7 +112,7 @@ class ShapeMethods:
         try:
             return shape_ops.GetItem.apply(self, index)
         except IndexError as exc:
-            raise IndexError(f"{exc} (tensor of shape {self.shape})") from None
+            raise IndexError(index_error_text(exc, self.shape)) from None
 
 
 def _index(index):
@@ -144,6 +144,11 @@ def _axes_taken(part):
     if part is None or part is Ellipsis:
         return 0
     return len(part.shape) if B.is_array(part) and B.is_bool(part) else 1
+
+
+def index_error_text(exc, shape):
+    """An engine's IndexError in torch's words ("dimension", numpy says "axis"), with the shape."""
+    return f"{str(exc).replace(' for axis ', ' for dimension ', 1)} (tensor of shape {shape})"
 
 
 def _guarded(idx, axis, shape):
