@@ -385,7 +385,8 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
         the kernel, the result in the gt dtype ``result`` (default: the inputs' float dtype; see
         gt.amp). Inputs already in ``dtype`` are used as they are."""
         low = self.native_dtype(dtype)
-        out = torch.matmul(a.to(low), b.to(low))
+        # a rounded input as it is: even a cast to its own dtype is a call (microseconds on a GPU's host)
+        out = torch.matmul(a if a.dtype == low else a.to(low), b if b.dtype == low else b.to(low))
         return out.to(torch.promote_types(a.dtype, b.dtype) if result is None else self.native_dtype(result))
 
     def reshape(self, x, shape):
