@@ -150,12 +150,13 @@ class Linear(Function):
         return gx, gw, (g2.sum(dim=0) if nb else None)
 
     def _defers(self, g2, x2, weight):
-        """Whether the weight's gradient is left as its factors: a whole leaf, one dtype, and
-        few rows for a big weight (``deferred.worth``)."""
+        """Whether the weight's gradient is left as its factors: a whole leaf, one dtype, few rows
+        for a big weight (``deferred.worth``), on the CPU (see gt/autograd/deferred.py)."""
         leaf = self.inputs[1]
         return (leaf._ctx is None and leaf._placed is None and weight.ndim == 2
                 and B.dtype_of(g2) == B.dtype_of(x2) == B.dtype_of(weight)
-                and deferred.worth(x2.shape[0], weight.shape[0], weight.shape[1], leaf))
+                and deferred.worth(x2.shape[0], weight.shape[0], weight.shape[1], leaf)
+                and B.device_of(x2) == "cpu")
 
 
 class LayerNorm(Function):
