@@ -3,9 +3,10 @@
 #   1. the GPU is there: nvidia-smi answers and torch sees CUDA;
 #   2. the GPU tests: GT_BACKEND=torch python -m pytest -q -m gpu tests/
 #   3. the engine benchmark: python benchmarks/bench_engines.py (numpy, torch CPU, and every GPU)
-#   4. where a step's time goes on the GPU, gt beside PyTorch: benchmarks/profile_step.py
-# Each step runs under `timeout` (at most 15 + 45 + 110 + 80 + 40 s, plus 10 s grace per step to
-# stop a step that ignores SIGTERM, in all under 5 minutes); a summary of what passed is printed at the end.
+#   4. where a step's time goes on the GPU, gt beside PyTorch: benchmarks/profile_step.py, float32
+#      at 2 x 4 and bfloat16 autocast at 16 x 8
+# Each step runs under `timeout` (at most 15 + 45 + 70 + 95 + 30 + 30 s, plus 10 s grace per step
+# to stop a step that ignores SIGTERM, in all under 5 minutes); a summary of what passed is printed at the end.
 #
 #   bash benchmarks/gpu_check.sh              # from anywhere; it runs in the repository root
 #   PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
@@ -17,9 +18,9 @@ set -u
 
 cd "$(dirname "$0")/.." || exit 2
 PYTHON=${PYTHON:-python}
-TEST_LIMIT=${GPU_CHECK_TEST_LIMIT:-110}     # seconds for the GPU tests (69 s on an H200)
-BENCH_LIMIT=${GPU_CHECK_BENCH_LIMIT:-80}    # seconds for the engine benchmark (60 s on an H200)
-PROFILE_LIMIT=${GPU_CHECK_PROFILE_LIMIT:-40}  # seconds for the step's profile
+TEST_LIMIT=${GPU_CHECK_TEST_LIMIT:-70}      # seconds for the GPU tests (45-64 s on an H200)
+BENCH_LIMIT=${GPU_CHECK_BENCH_LIMIT:-95}    # seconds for the engine benchmark (60-80 s on an H200)
+PROFILE_LIMIT=${GPU_CHECK_PROFILE_LIMIT:-30}  # seconds for each step's profile (13-23 s on an H200)
 
 declare -a SUMMARY=()
 FAILED=0
@@ -63,6 +64,8 @@ fi
 step "GPU tests" "${TEST_LIMIT}" env GT_BACKEND=torch "${PYTHON}" -m pytest -q -p no:cacheprovider -m gpu tests/
 step "engine benchmark" "${BENCH_LIMIT}" "${PYTHON}" benchmarks/bench_engines.py
 step "profile of a step" "${PROFILE_LIMIT}" env GT_BACKEND=torch "${PYTHON}" benchmarks/profile_step.py
+step "profile of a bfloat16 step" "${PROFILE_LIMIT}" env GT_BACKEND=torch "${PYTHON}" benchmarks/profile_step.py \
+    --batch 16 8 --autocast bfloat16
 
 echo
 echo "== summary"
