@@ -12,7 +12,10 @@ norm, losses, sums). float64 inputs are never lowered.
 One difference from ``torch.autocast``: a product's *result* is handed on in float32, not
 bfloat16. Tensors keep the dtype the user gave them, so the same model code works with and
 without autocast, on every engine and every device; the price is that activations are stored in
-float32 (no memory saving), while the products, where the time goes, run in bfloat16.
+float32 (no memory saving), while the products, where the time goes, run in bfloat16. ``Linear``
+and the composed attention round each input once and keep those bfloat16 copies for their
+backward (as torch.autocast keeps its casts: a weight's copy, half its bytes, lives until the
+backward), so each of their products reads inputs rounded once.
 
 The numpy engine has no bfloat16 arithmetic, so autocast there is a clear error rather than a
 silent float32 run.
