@@ -153,8 +153,8 @@ def index_error_text(exc, shape):
 
 def _guarded(idx, axis, shape):
     n = shape[axis]
-    return checks.require_within(idx, -n, n - 1, IndexError, lambda bad: (
-        f"index {bad} is out of bounds for dimension {axis} with size {n} (tensor of shape {shape})"))
+    return checks.require_within(idx, -n, n - 1, IndexError, lambda bad: index_error_text(
+        f"index {bad} is out of bounds for dimension {axis} with size {n}", shape))
 
 
 def _index_part(part):

@@ -25,7 +25,7 @@ def _is_text(dtype):
     return dtype.kind in "SaUO"
 
 
-def _rebuild(elem, values):
+def rebuild(elem, values):
     """``values`` in a container of ``elem``'s type (torch's rule: mutable containers are copied
     and filled, others rebuilt, a plain dict or list where the type cannot be rebuilt)."""
     if isinstance(elem, collections.abc.Mapping):
@@ -93,14 +93,14 @@ def default_collate(batch):
     if isinstance(elem, (str, bytes)):
         return batch
     if isinstance(elem, collections.abc.Mapping):
-        return _rebuild(elem, {key: default_collate([d[key] for d in batch]) for key in elem})
+        return rebuild(elem, {key: default_collate([d[key] for d in batch]) for key in elem})
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # a namedtuple
         return type(elem)(*(default_collate(s) for s in zip(*batch)))
     if isinstance(elem, collections.abc.Sequence):
         if any(len(b) != len(elem) for b in batch):
             raise RuntimeError("each element in list of batch should be of equal size")
         columns = [default_collate(s) for s in zip(*batch)]
-        return columns if isinstance(elem, tuple) else _rebuild(elem, columns)
+        return columns if isinstance(elem, tuple) else rebuild(elem, columns)
     raise TypeError(_ERROR.format(type(elem)))
 
 
@@ -117,11 +117,11 @@ def default_convert(data):
     if isinstance(data, (Tensor, str, bytes)):
         return data
     if isinstance(data, collections.abc.Mapping):
-        return _rebuild(data, {key: default_convert(data[key]) for key in data})
+        return rebuild(data, {key: default_convert(data[key]) for key in data})
     if isinstance(data, tuple) and hasattr(data, "_fields"):
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
     if isinstance(data, collections.abc.Sequence):
-        return _rebuild(data, [default_convert(d) for d in data])
+        return rebuild(data, [default_convert(d) for d in data])
     return data

@@ -7,6 +7,7 @@ are yielded in sampler order (``in_order=True``) or as they arrive. An ``Iterabl
 iterated by every worker on its own copy; the user splits the stream with ``get_worker_info()``.
 """
 
+import collections.abc
 import itertools
 import multiprocessing
 import multiprocessing.queues
@@ -19,7 +20,8 @@ import traceback
 from dataclasses import dataclass
 
 from gt.sharding import get_mesh
-from gt.tensor import manual_seed
+from gt.tensor import Tensor, manual_seed
+from gt.utils.data.collate import rebuild
 
 _POLL = 0.1     # seconds between checks that the workers (or, in a worker, the loading process) live
 
@@ -174,18 +176,19 @@ class _ResultQueue(multiprocessing.queues.Queue):
 def _sendable(data):
     """``data`` with its CUDA tensors copied: a spawned worker's dataset arrives by CUDA IPC, and
     torch will not send a tensor it received from another process back (its slices included, as
-    a sample without collation is); a copy made here is the worker's own. Containers as
-    ``default_collate`` knows them; anything else as it is."""
-    from gt.tensor import Tensor
-
+    a sample without collation is); a copy made here is the worker's own. Containers as the
+    collation rebuilds them (``collate.rebuild``); anything else as it is."""
     if isinstance(data, Tensor):
         return data.detach().clone() if data.is_cuda else data
-    if isinstance(data, tuple) and hasattr(data, "_fields"):
-        return type(data)(*(_sendable(v) for v in data))
-    if isinstance(data, (list, tuple)):
-        return type(data)(_sendable(v) for v in data)
-    if isinstance(data, dict):
-        return {k: _sendable(v) for k, v in data.items()}
+    if isinstance(data, (str, bytes)):
+        return data
+    if isinstance(data, collections.abc.Mapping):
+        return rebuild(data, {key: _sendable(data[key]) for key in data})
+    if isinstance(data, tuple):
+        items = [_sendable(v) for v in data]
+        return type(data)(*items) if hasattr(data, "_fields") else type(data)(items)
+    if isinstance(data, collections.abc.Sequence):
+        return rebuild(data, [_sendable(v) for v in data])
     return data
 
 
