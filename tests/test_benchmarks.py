@@ -148,10 +148,26 @@ def test_bench_train_without_torch_says_how_to_install(tmp_path):
 def test_bench_startup_quick_json():
     r = run_json("bench_startup.py")
     assert set(r["workloads"]) == {"import", "seed_workload"}
+    assert r["caller_bytecode"] in ("PYTHONDONTWRITEBYTECODE=1", "bytecode written")
     for w in r["workloads"].values():
         assert 0 < w["min_s"] <= w["median_s"]
-        assert w["met"] in (True, False)
+        assert 0 < w["from_source_min_s"] <= w["from_source_median_s"]
+        assert w["met"] == (w["median_s"] < w["target_s"])
         assert w["command"].startswith("python")
+
+
+def test_bench_startup_bytecode_lives_in_its_own_cache(monkeypatch, tmp_path):
+    # the figures must not depend on the caller's PYTHONDONTWRITEBYTECODE or on this checkout's
+    # __pycache__: both environments point Python at the benchmark's cache, one never writes it
+    sys.path.insert(0, BENCH)
+    try:
+        import bench_startup
+    finally:
+        sys.path.remove(BENCH)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    cached, from_source = bench_startup.bytecode_envs(str(tmp_path))
+    assert cached["PYTHONPYCACHEPREFIX"] == from_source["PYTHONPYCACHEPREFIX"] == str(tmp_path)
+    assert "PYTHONDONTWRITEBYTECODE" not in cached and from_source["PYTHONDONTWRITEBYTECODE"] == "1"
 
 
 @pytest.mark.slow
