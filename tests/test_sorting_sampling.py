@@ -74,6 +74,71 @@ def test_nan_sorts_as_the_largest_value_like_torch():
     assert gt.tensor(x).topk(1).indices.tolist() == [1]
 
 
+def _topk_data(kind, shape, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "distinct":
+        return rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32) / 7
+    if kind == "ties":                        # few values: many ties at the k-th one
+        return rng.integers(0, 6, shape).astype(np.float32)
+    if kind == "nan":                         # NaNs (the largest) and signed zeros, ties everywhere
+        x = rng.integers(-1, 2, shape).astype(np.float64)
+        x[rng.random(shape) < 0.2] = np.nan
+        x[x == 0] *= rng.choice([-1.0, 1.0], size=int((x == 0).sum()))
+        return x
+    if kind == "ints":
+        return rng.integers(-3, 3, shape)
+    return rng.random(shape) < 0.3            # bools
+
+
+# long rows and small k take the selection path (the k-th value found first, not a full sort;
+# from 512 positions and k <= n/4 on numpy, 1024 and n/16 on torch): its positions must be the
+# full stable sort's first k, ties and NaNs included, and torch's wherever there are no ties
+@pytest.mark.parametrize("kind", ["distinct", "ties", "nan", "ints", "bools"])
+@pytest.mark.parametrize("largest", [True, False])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_topk_of_long_rows_is_the_first_k_of_the_stable_sort(kind, largest, dim):
+    shape = [3, 4, 3]
+    shape[dim] = 2048
+    x = gt.tensor(_topk_data(kind, shape, seed=len(kind) + dim))
+    order = x.argsort(dim, descending=largest)
+    for k in (1, 7, 100, 128, 700):
+        got = x.topk(k, dim, largest)
+        want = order.narrow(dim, 0, k)
+        np.testing.assert_array_equal(got.indices.numpy(), want.numpy())
+        np.testing.assert_array_equal(got.values.numpy(), np.take_along_axis(x.numpy(), want.numpy(), dim))
+    if kind == "distinct":
+        torch = pytest.importorskip("torch")
+        want = torch.topk(torch.from_numpy(x.numpy()), 100, dim, largest)
+        np.testing.assert_array_equal(x.topk(100, dim, largest).indices.numpy(), want.indices.numpy())
+
+
+def test_topk_of_long_rows_every_tie_at_the_kth_value():
+    x = np.zeros((2, 4000), np.float32)
+    x[0, [5, 1500]] = 1.0                      # two ahead, then 3998 zeros tied for 48 places
+    x[1] = np.nan                              # all NaN: the first positions
+    got = gt.tensor(x).topk(50)
+    np.testing.assert_array_equal(got.indices.numpy()[0], [5, 1500] + [i for i in range(49) if i != 5])
+    np.testing.assert_array_equal(got.indices.numpy()[1], np.arange(50))
+    smallest = gt.tensor(x).topk(3, largest=False).indices.numpy()
+    np.testing.assert_array_equal(smallest, [[0, 1, 2], [0, 1, 2]])
+
+
+def test_topk_of_long_rows_differentiable_and_sharded():
+    x = gt.tensor(randn(4, 1200, seed=5), requires_grad=True)
+    values, indices = x.topk(20)
+    (values * 2).sum().backward()
+    want = np.zeros((4, 1200), np.float32)
+    np.put_along_axis(want, indices.numpy(), 2.0, 1)
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+    with use_mesh(2):
+        xs = gt.tensor(x.detach().numpy()).shard(0)
+        with count_collectives() as seen:
+            sharded = xs.topk(20)
+        assert sum(seen.values()) == 0, seen   # each device its own rows
+        assert sharded.indices.placement == Shard(0)
+        np.testing.assert_array_equal(sharded.indices.numpy(), indices.numpy())
+
+
 def test_sort_and_topk_results_are_named_tuples_of_values_and_int64_indices():
     x = gt.tensor([[3.0, 1.0, 2.0]])
     for result, name in ((x.sort(), "sort"), (gt.topk(x, 2), "topk")):

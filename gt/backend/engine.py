@@ -421,6 +421,13 @@ class Engine(FastPaths, ScatterPrimitives, MathPrimitives, SpecialPrimitives, Li
         raise NotImplementedError
 
     @abc.abstractmethod
+    def topk_indices(self, x, k, axis, largest=True):
+        """The first ``k`` positions of ``argsort(x, axis, descending=largest)`` (int64, in that
+        order, ``k`` along ``axis``): the same ties as the full sort, without sorting the whole
+        axis where ``k`` is small."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def cumsum(self, x, axis):
         """Running sums of ``x`` along the int ``axis``; floats keep their dtype, bools and
         integers sum in int64 (torch's rule)."""

@@ -19,6 +19,38 @@ class NumpySorting:
         rev = np.flip(np.argsort(np.flip(x, axis), axis=axis, kind="stable"), axis)
         return (n - 1 - rev).astype(np.int64, copy=False)
 
+    # a full sort is the quicker below 512 positions or above n/4 of them kept (2-core EPYC,
+    # (8, n) float32: n=256 top-5 47 us selected against 29 sorted, n=512 55 against 70,
+    # n=32000 top-50 1.9 against 24 ms)
+    TOPK_SELECT_MIN = 512
+
+    def topk_indices(self, x, k, axis, largest=True):
+        """The first ``k`` positions of ``argsort(x, axis, descending=largest)``, in that order,
+        without sorting the whole axis where ``k`` is small: the k-th value is found by a
+        partition, the positions before it in the sort order are kept with the first positions
+        equal to it (the stable sort's tie rule), and only those ``k`` are sorted."""
+        n = x.shape[axis]
+        if k == 0 or n < self.TOPK_SELECT_MIN or 4 * k > n or x.dtype.kind not in "biuf":
+            order = self.argsort(x, axis, descending=largest)
+            return order[(slice(None),) * axis + (slice(0, k),)]
+        rows = np.moveaxis(x, axis, -1)
+        at = n - k if largest else k - 1
+        kth = np.partition(rows, at, axis=-1)[..., at:at + 1]        # NaN sorts last, as the largest
+        if x.dtype.kind == "f" and np.isnan(kth).any() | np.isnan(rows).any():
+            nan, kth_nan = np.isnan(rows), np.isnan(kth)
+            ahead = (rows > kth) | (nan & ~kth_nan) if largest else (rows < kth) | (~nan & kth_nan)
+            tied = (rows == kth) | (nan & kth_nan)
+        else:
+            ahead, tied = (rows > kth) if largest else (rows < kth), rows == kth
+        # the first (k - ahead) tied positions of each row join the ones ahead: k in every row
+        missing = k - np.count_nonzero(ahead, axis=-1, keepdims=True)
+        if (np.count_nonzero(tied, axis=-1, keepdims=True) != missing).any():   # more ties than places
+            tied &= np.cumsum(tied, axis=-1) <= missing
+        ahead |= tied
+        picked = (np.flatnonzero(ahead) % n).reshape(rows.shape[:-1] + (k,))   # ascending positions
+        order = self.argsort(np.take_along_axis(rows, picked, -1), -1, descending=largest)
+        return np.moveaxis(np.take_along_axis(picked, order, -1), -1, axis).astype(np.int64, copy=False)
+
     def cumsum(self, x, axis):
         integral = x.dtype.kind in "biu"
         return np.cumsum(x, axis=axis, dtype=np.int64 if integral else x.dtype)

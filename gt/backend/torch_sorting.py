@@ -8,8 +8,39 @@ import torch
 
 
 class TorchSorting:
+    # a full sort is the quicker below 1024 positions or above n/16 of them kept (2-core EPYC,
+    # (8, n) float32: n=512 top-5 0.11 ms selected against 0.05 sorted, n=1024 0.15 against 0.16,
+    # n=32000 top-5 2.7 against 10.0 ms; unmeasured on a GPU)
+    TOPK_SELECT_MIN = 1024
+
     def argsort(self, x, axis, descending=False):
         return torch.sort(x, dim=axis, descending=descending, stable=True).indices
+
+    def topk_indices(self, x, k, axis, largest=True):
+        """The first ``k`` positions of ``argsort(x, axis, descending=largest)``, in that order.
+        ``torch.topk`` finds the k-th value (its order among equal values is not specified); a
+        second ``topk``, over keys that rank every position ahead of that value before every
+        position equal to it and earlier positions first, picks the same ``k`` positions as the
+        stable sort; only those are then sorted."""
+        n = x.shape[axis]
+        if k == 0 or n < self.TOPK_SELECT_MIN or 16 * k > n or x.dtype in (torch.bool, torch.complex64,
+                                                                             torch.complex128):
+            return self.argsort(x, axis, descending=largest).narrow(axis, 0, k)
+        kth = torch.topk(x, k, dim=axis, largest=largest, sorted=True).values.narrow(axis, k - 1, 1)
+        if x.is_floating_point():
+            nan, kth_nan = torch.isnan(x), torch.isnan(kth)
+            ahead = (x > kth) | (nan & ~kth_nan) if largest else (x < kth) | (~nan & kth_nan)
+            tied = (x == kth) | (nan & kth_nan)
+        else:
+            ahead, tied = (x > kth) if largest else (x < kth), x == kth
+        shape = [1] * x.ndim
+        shape[axis] = n
+        rank = n - torch.arange(n, device=x.device).view(shape)                 # earlier: larger
+        keys = torch.where(ahead, rank + n, torch.where(tied, rank, 0))
+        top = torch.topk(keys, k, dim=axis, sorted=True).values                  # unique keys: no ties
+        picked = torch.where(top > n, 2 * n - top, n - top)
+        order = self.argsort(torch.take_along_dim(x, picked, dim=axis), axis, descending=largest)
+        return torch.take_along_dim(picked, order, dim=axis)
 
     def cumsum(self, x, axis):
         # torch already sums bools and integers in int64

@@ -101,8 +101,8 @@ class SortingMethods:
             values, indices = self.reshape(1).topk(k, 0, largest)
             return TopkResult(values.reshape(()), indices.reshape(())) if k else TopkResult(values, indices)
         axis = normalize_axis(dim, self.ndim, "topk")
-        order = self.argsort(axis, descending=largest)
-        indices = order[(slice(None),) * axis + (slice(0, k.__index__()),)]
+        k = k.__index__()
+        indices = _blockwise(self, lambda a: B.topk_indices(a, k, axis, largest), axis)
         return TopkResult(sorting_ops.TakeAlongAxis.apply(self, indices, axis=axis), indices)
 
     def cumsum(self, dim=None, *, axis=None, dtype=None):
