@@ -290,6 +290,42 @@ def test_log_and_sqrt_at_the_edges_of_their_domain_are_silent_as_torchs():
     assert np.isinf(grads[0]) and np.isnan(grads[1]) and grads[2] == pytest.approx(0.25 + 0.25)
 
 
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_integer_pow_with_negative_exponents_is_torchs(dtype):
+    # 1 for a base of 1, +-1 for -1, 0 otherwise (numpy refuses these exponents; torch computes them)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    lo = 0 if dtype == "uint8" else -3
+    base = rng.integers(lo, 4, (6, 7)).astype(dtype)
+    exps = rng.integers(-4, 4, (6, 7)).astype("int64" if dtype == "uint8" else dtype)
+    cases = [(base, exps), (base, exps[0]), (base[:, :1], exps)]
+    for a, b in cases:
+        got = gt.pow(gt.tensor(a), gt.tensor(b))
+        want = torch.pow(torch.from_numpy(a), torch.from_numpy(b))
+        assert str(got.dtype) == "gt." + str(want.dtype).split(".")[1]
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with use_mesh(2):                         # each device its rows
+        sharded = gt.tensor(base).shard(0) ** gt.tensor(exps).shard(0)
+        assert sharded.placement == Shard(0)
+        np.testing.assert_array_equal(sharded.numpy(), torch.pow(torch.from_numpy(base), torch.from_numpy(exps)).numpy())
+
+
+def test_pow_of_a_python_number_base_and_a_negative_number_exponent_as_torch():
+    torch = pytest.importorskip("torch")
+    e = [-1, 0, 2, 3]
+    np.testing.assert_array_equal(gt.pow(2, gt.tensor(e)).numpy(), torch.pow(2, torch.tensor(e)).numpy())
+    np.testing.assert_array_equal((-1) ** gt.tensor(e), torch.tensor(-1) ** torch.tensor(e))
+    x, t = gt.tensor([0.5, 2.0], requires_grad=True), torch.tensor([0.5, 2.0], requires_grad=True)
+    gt.pow(3.0, x).sum().backward()
+    torch.pow(3.0, t).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+    # an integer tensor to a negative number: torch's RuntimeError on every engine
+    with pytest.raises(RuntimeError, match="Integers to negative integer powers are not allowed"):
+        gt.tensor([2, 3]) ** -1
+    with pytest.raises(TypeError, match="must be a tensor or an array"):
+        gt.pow(2, 3)                          # no tensor at all: torch refuses it too
+
+
 def test_pow_of_a_negative_base_and_of_zero_is_silent_and_torchs():
     # (-2) ** 0.5 = nan and 0 ** -1 = inf with their gradients, never a numpy warning (torch's values)
     torch = pytest.importorskip("torch")

@@ -52,6 +52,14 @@ class MathPrimitives(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def power(self, a, b):
+        """``a ** b`` with torch's rules (either may be a Python number, they broadcast): integers
+        raised to negative integer exponents in an array give 1 for a base of 1, +-1 for -1 and
+        0 otherwise (integer division of 1 by the power); a negative integer *number* as the
+        exponent of an integer array is refused with torch's RuntimeError."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def quiet_float_errors(self):
         """Context manager: arithmetic on arrays inside the block gives inf and NaN silently, as
         torch does, where numpy warns (division by zero, overflow, invalid values). For ops whose

@@ -123,6 +123,11 @@ _FUNCTIONS = {
 }
 
 
+def _integral(v):
+    """An integer or bool array, or a Python int (bool included)."""
+    return v.dtype.kind in "biu" if isinstance(v, np.ndarray) else isinstance(v, int)
+
+
 class NumpyMath:
     def elementwise_math(self, name, x, y=None):
         fn = _FUNCTIONS.get(name)
@@ -147,6 +152,20 @@ class NumpyMath:
     def qr(self, x, complete=False):
         q, r = np.linalg.qr(x, mode="complete" if complete else "reduced")
         return q.astype(x.dtype, copy=False), r.astype(x.dtype, copy=False)
+
+    def power(self, a, b):
+        if _integral(a) and _integral(b):
+            if isinstance(b, np.ndarray):
+                if b.size and b.min() < 0:       # numpy refuses these; torch computes them
+                    negative = b < 0
+                    out = np.power(a, np.where(negative, 0, b))
+                    odd = (b % 2).astype(bool)
+                    inverse = np.where(np.equal(a, 1), 1, np.where(np.equal(a, -1), np.where(odd, -1, 1), 0))
+                    return np.where(negative, inverse, out).astype(out.dtype, copy=False)
+            elif b < 0:
+                raise RuntimeError(f"Integers to negative integer powers are not allowed (got the exponent {b} "
+                                   f"for an integer tensor); use a float tensor, e.g. x.float() ** {b}")
+        return a ** b
 
     def quiet_float_errors(self):
         return np.errstate(all="ignore")

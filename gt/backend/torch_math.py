@@ -36,6 +36,9 @@ class TorchMath:
     def qr(self, x, complete=False):
         return tuple(torch.linalg.qr(x, mode="complete" if complete else "reduced"))
 
+    def power(self, a, b):
+        return a ** b                           # torch's integer rules already
+
     def quiet_float_errors(self):
         return contextlib.nullcontext()         # torch never warns about inf and NaN
 

@@ -71,7 +71,7 @@ class Pow(Function):
     def forward(self, a, b):
         # a negative base with a fractional exponent is NaN and 0 ** -1 inf, silently as torch
         with B.quiet_float_errors():
-            out = a ** b
+            out = B.power(a, b)
         self.save(a, b, out)
         return out
 

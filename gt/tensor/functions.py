@@ -63,7 +63,7 @@ def _method(name):
 
 _METHODS = ("exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax", "sum",
             "mean", "var", "std", "max", "min", "argmax", "argmin", "reshape", "flatten", "permute", "transpose",
-            "unsqueeze", "squeeze", "expand", "split", "chunk", "clip", "clamp", "maximum", "minimum", "pow",
+            "unsqueeze", "squeeze", "expand", "split", "chunk", "clip", "clamp", "maximum", "minimum",
             "sort", "argsort", "topk", "cumsum", "multinomial",
             # extra_methods.py
             "floor_divide", "remainder", "floor", "ceil", "trunc", "round", "sign", "isnan", "isinf", "isfinite",
@@ -88,6 +88,16 @@ _METHODS += ("lgamma", "digamma", "i0", "mvlgamma", "cummax", "cummin")
 _METHODS += ("det", "logdet", "slogdet", "inverse", "pinverse", "cholesky", "qr", "svd", "matrix_power")
 for _name in _METHODS:
     globals()[_name] = _method(_name)
+
+_tensor_pow = _method("pow")
+
+
+def pow(input, exponent):
+    """``input ** exponent``, as ``torch.pow``: a tensor raised to a tensor or a number, or a
+    Python number raised to a tensor (``gt.pow(2, x)``, torch's other form)."""
+    if isinstance(exponent, Tensor) and isinstance(input, (int, float)) and not isinstance(input, bool):
+        return input ** exponent
+    return _tensor_pow(input, exponent)
 
 
 def is_tensor(obj):
