@@ -20,14 +20,16 @@ import abc
 from gt.backend.engine_defaults import FastPaths
 from gt.backend.engine_math import MathPrimitives
 from gt.backend.engine_scatter import ScatterPrimitives
+from gt.backend.engine_sorting import SortingPrimitives
 from gt.backend.engine_special import SpecialPrimitives
 from gt.backend.engine_linalg import LinalgPrimitives
 
 
-class Engine(FastPaths, ScatterPrimitives, MathPrimitives, SpecialPrimitives, LinalgPrimitives, abc.ABC):
+class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, SpecialPrimitives, LinalgPrimitives,
+             abc.ABC):
     """Base class of gt's array engines (see the module docstring); the primitives of einsum,
-    scatters and index searches are declared in gt/backend/engine_scatter.py, those of torch's
-    math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py, those of torch.special
+    scatters and index searches are declared in gt/backend/engine_scatter.py, those of sorting,
+    scans and sampling in gt/backend/engine_sorting.py, those of torch's math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py, those of torch.special
     and ``cummax``/``cummin`` in gt/backend/engine_special.py."""
 
     # ---- identity and devices -------------------------------------------------------------
@@ -410,47 +412,4 @@ class Engine(FastPaths, ScatterPrimitives, MathPrimitives, SpecialPrimitives, Li
     @abc.abstractmethod
     def index_add(self, target, index, values):
         """``target[index] += values`` in place, repeated int indices adding up (scatter-add); returns ``target``."""
-        raise NotImplementedError
-
-    # ---- sorting, scans and sampling (gt/backend/numpy_sorting.py, torch_sorting.py) --------
-    @abc.abstractmethod
-    def argsort(self, x, axis, descending=False):
-        """int64 positions that sort ``x`` along the int ``axis``, always stably: equal values keep
-        the order of their positions (first position first), descending sorts included; NaN sorts
-        as the largest value, as in torch."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def topk_indices(self, x, k, axis, largest=True):
-        """The first ``k`` positions of ``argsort(x, axis, descending=largest)`` (int64, in that
-        order, ``k`` along ``axis``): the same ties as the full sort, without sorting the whole
-        axis where ``k`` is small."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def cumsum(self, x, axis):
-        """Running sums of ``x`` along the int ``axis``; floats keep their dtype, bools and
-        integers sum in int64 (torch's rule)."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def take_along_axis(self, x, indices, axis):
-        """``x`` gathered at the int64 ``indices`` along ``axis`` (numpy's take_along_axis,
-        torch's gather): ``indices`` has ``x``'s number of axes."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def put_along_axis(self, target, indices, values, axis):
-        """``target`` written in place at ``indices`` along ``axis`` with ``values`` (an array of
-        ``indices``' shape or a Python number); the inverse of ``take_along_axis`` for indices
-        that are distinct along the axis. Returns ``target``."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def multinomial(self, probs, num_samples, replacement):
-        """int64 ``(rows, num_samples)`` category indices drawn from the engine's random generator,
-        each row of the 2-D float ``probs`` a distribution up to scale (rows need not sum to 1);
-        without ``replacement`` a row's indices are distinct. ValueError, naming the value, for
-        a probability that is negative, inf or nan, a row summing to 0, or more draws without
-        replacement than a row has categories of non-zero probability."""
         raise NotImplementedError

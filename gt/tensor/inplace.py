@@ -12,7 +12,8 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
-from gt.tensor.shape import _index, index_error_text
+from gt.tensor.index_order import torch_order
+from gt.tensor.shape import _index, index_error_text, out_of_range
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -156,6 +157,17 @@ class InplaceMethods:
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         inplace_grad.refuse_overlap(self, uniform=True)
+        split = torch_order(_index(index))
+        if split is not None:
+            # integers with index arrays, torch's order (index_order.py): the block the integers
+            # pick is written in a copy and put back, so no engine needs to return it as a view
+            block = self[split[0]].clone()
+            try:
+                block[split[1]] = value
+            except IndexError as exc:
+                raise IndexError(out_of_range(_index(index), self.shape) or str(exc)) from None
+            self[split[0]] = block
+            return
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             inplace_grad.assign(self, _index(index), value)
             return

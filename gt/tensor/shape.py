@@ -7,6 +7,7 @@ from gt import dtypes
 from gt.tensor._args import _pick
 from gt.backend import B
 from gt.tensor import checks
+from gt.tensor.index_order import torch_order
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel
 
@@ -107,6 +108,12 @@ class ShapeMethods:
 
     def __getitem__(self, index):
         index = _index(index)
+        split = torch_order(index)
+        if split is not None:            # integers with index arrays: torch's order (index_order.py)
+            try:
+                return self[split[0]][split[1]]
+            except IndexError as exc:    # said of this tensor's axes, not of the block's
+                raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
         if checks.deferred():
             index = _guard_arrays(index, self.shape)
         try:
@@ -136,6 +143,24 @@ def _guard_arrays(index, shape):
         axis += _axes_taken(p)
         out.append(p)
     return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+def out_of_range(index, shape):
+    """The IndexError text for the first index array of ``index`` holding a value outside its
+    axis of ``shape``, or None."""
+    parts = index if isinstance(index, tuple) else (index,)
+    axis = 0
+    for p in parts:
+        if p is Ellipsis:
+            axis += len(shape) - sum(map(_axes_taken, parts))
+            continue
+        if B.is_array(p) and not B.is_bool(p) and axis < len(shape) and B.numel(p):
+            n, low, high = shape[axis], int(p.min()), int(p.max())
+            if high >= n or low < -n:
+                bad = high if high >= n else low
+                return index_error_text(f"index {bad} is out of bounds for dimension {axis} with size {n}", shape)
+        axis += _axes_taken(p)
+    return None
 
 
 def _axes_taken(part):

@@ -1,0 +1,55 @@
+"""Where the axes of index arrays go when an index also holds integers: torch's rule.
+
+numpy counts an integer among the index arrays, so an integer that stands apart from them sends
+their axes to the front: ``x[0, :, [1, 2]]`` of a (3, 4, 5) array is (2, 4) in numpy. torch
+applies the integers first (with the slices, ``None`` and ``...``) and then indexes what is left
+with the arrays, so the same index gives (4, 2) there, and the values differ, not only the shape.
+gt follows torch: ``torch_order`` splits such an index into those two steps, each of which
+numpy's rule and torch's agree on. A 0-d integer tensor counts as an integer, as in torch.
+"""
+
+import numbers
+
+from gt import dtypes
+from gt.backend import B
+
+
+def torch_order(index):
+    """``(first, then)`` where the engine-level ``index`` mixes integers with index arrays:
+    ``x[first][then]`` is torch's ``x[index]``. None where numpy's rule is torch's already (no
+    integer, no array, or a Python bool, which both count among the arrays)."""
+    if not isinstance(index, tuple):
+        return None
+    ints = arrays = False
+    for p in index:
+        if isinstance(p, bool) or (B.is_array(p) and B.is_bool(p) and not p.shape):
+            return None
+        if _is_int(p):
+            ints = True
+        elif B.is_array(p):
+            arrays = True
+    if not (ints and arrays):
+        return None
+    first, then = [], []
+    for p in index:
+        if _is_int(p):
+            first.append(p if isinstance(p, numbers.Integral) else int(B.item(p)))
+        elif B.is_array(p):
+            first.extend([slice(None)] * (len(p.shape) if B.is_bool(p) else 1))
+            then.append(p)
+        elif p is Ellipsis:
+            first.append(p)
+            then.append(p)               # the same axes, after the integers took theirs
+        else:                            # a slice, or None (its new axis is kept whole)
+            first.append(p)
+            then.append(slice(None))
+    return tuple(first), tuple(then)
+
+
+def _is_int(p):
+    if isinstance(p, numbers.Integral):
+        return not isinstance(p, bool)
+    if not B.is_array(p) or p.shape or B.is_bool(p):
+        return False
+    dtype = B.dtype_of(p)
+    return not (dtype.is_floating_point or dtype.name.startswith("complex"))
