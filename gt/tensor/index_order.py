@@ -10,7 +10,6 @@ numpy's rule and torch's agree on. A 0-d integer tensor counts as an integer, as
 
 import numbers
 
-from gt import dtypes
 from gt.backend import B
 
 
