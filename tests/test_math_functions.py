@@ -310,6 +310,26 @@ def test_integer_pow_with_negative_exponents_is_torchs(dtype):
         np.testing.assert_array_equal(sharded.numpy(), torch.pow(torch.from_numpy(base), torch.from_numpy(exps)).numpy())
 
 
+@pytest.mark.parametrize("expr", ["b ** 2", "2 ** b", "b ** True", "b ** 2.5", "b ** i32", "i32 ** b", "i32 / True",
+                                  "b / True", "7 // i32", "7 % i32", "-7 // i64", "True // i32", "7.5 // i32", "7 % f32"])
+def test_dtypes_of_bools_and_numbers_beside_tensors_are_torchs(expr):
+    # numpy gives int8 for bool powers (not a gt dtype), float64 for x / True, int64 for 7 // an
+    # int32 tensor: torch's dtypes and values instead
+    torch = pytest.importorskip("torch")
+    values = {"b": [True, False, True], "i32": [3, -2, 5], "i64": [3, -2, 5], "f32": [1.5, -2.0, 4.0]}
+    kinds = {"b": "bool", "i32": "int32", "i64": "int64", "f32": "float32"}
+    env_g = {k: gt.tensor(np.array(v, dtype=kinds[k])) for k, v in values.items()}
+    env_t = {k: torch.tensor(np.array(v, dtype=kinds[k])) for k, v in values.items()}
+    got, want = eval(expr, {}, env_g), eval(expr, {}, env_t)
+    assert str(got.dtype).split(".")[1] == str(want.dtype).split(".")[1], (got.dtype, want.dtype)
+    np.testing.assert_allclose(got.numpy(), want.numpy())
+
+
+def test_pow_of_two_bool_tensors_is_refused_as_torch_refuses_it():
+    with pytest.raises(NotImplementedError, match="pow"):
+        gt.tensor([True]) ** gt.tensor([False])
+
+
 def test_pow_of_a_python_number_base_and_a_negative_number_exponent_as_torch():
     torch = pytest.importorskip("torch")
     e = [-1, 0, 2, 3]

@@ -128,6 +128,18 @@ def _integral(v):
     return v.dtype.kind in "biu" if isinstance(v, np.ndarray) else isinstance(v, int)
 
 
+def _bools(v):
+    return isinstance(v, np.ndarray) and v.dtype == np.bool_
+
+
+def _as_int(bools, other):
+    """A bool array as the integers torch computes its power in: the other operand's integer
+    dtype, int64 beside a Python int; left alone beside floats (their dtype wins anyway)."""
+    if isinstance(other, np.ndarray):
+        return bools.astype(other.dtype) if other.dtype.kind in "iu" else bools
+    return bools if isinstance(other, float) else bools.astype(np.int64)
+
+
 class NumpyMath:
     def elementwise_math(self, name, x, y=None):
         fn = _FUNCTIONS.get(name)
@@ -154,6 +166,16 @@ class NumpyMath:
         return q.astype(x.dtype, copy=False), r.astype(x.dtype, copy=False)
 
     def power(self, a, b):
+        a_bool, b_bool = _bools(a), _bools(b)
+        if a_bool or b_bool:
+            # numpy's bool powers are int8 (not a gt dtype); torch's are int64, or bool for a bool
+            # to the power True or False, and none for two bool arrays
+            if a_bool and b_bool and isinstance(b, np.ndarray):
+                raise NotImplementedError("pow is not implemented for two bool tensors (torch has none either); "
+                                          "convert one first, e.g. x.int() ** y")
+            if a_bool and isinstance(b, bool):
+                return np.power(a, b).astype(bool)
+            a, b = (_as_int(a, b) if a_bool else a), (_as_int(b, a) if b_bool else b)
         if _integral(a) and _integral(b):
             if isinstance(b, np.ndarray):
                 if b.size and b.min() < 0:       # numpy refuses these; torch computes them

@@ -66,7 +66,7 @@ def _promote_ints(a, b, true_div=False):
         other = b if a_int else a
         if isinstance(other, Tensor):
             target = other.dtype
-        elif isinstance(other, float) or (true_div and not isinstance(other, bool)):
+        elif isinstance(other, float) or true_div:     # x / True is float32 too
             target = dtypes.default_float
         else:
             target = None  # int tensor with a Python int or bool: numpy's integer result is right

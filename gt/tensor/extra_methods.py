@@ -43,6 +43,18 @@ def _refuse_integer_zero(a, b, op):
                            "floating point values to get inf and NaN instead")
 
 
+def _number_beside(value, t):
+    """The Python number ``value`` as a 0-d tensor of the dtype torch gives it beside the tensor
+    ``t``: ``t``'s own where the number's kind (bool, int, float) is not above ``t``'s (``2 // x``
+    of an int32 ``x`` is int32), else int64 or the default float."""
+    if not isinstance(value, (bool, int, float)):
+        return Tensor._wrap(B.asarray(value))
+    kind = 0 if isinstance(value, bool) else 1 if isinstance(value, int) else 2
+    own = 2 if t.dtype.is_floating_point else 0 if t.dtype == dtypes.bool_ else 1
+    dtype = t.dtype if kind <= own else (dtypes.int64 if kind == 1 else dtypes.default_float)
+    return Tensor._wrap(B.asarray(value, dtype=dtype))
+
+
 class ExtraMethods:
     __slots__ = ()
 
@@ -56,7 +68,7 @@ class ExtraMethods:
             return Tensor._wrap(a._data // (b._data if isinstance(b, Tensor) else b))
 
     def __rfloordiv__(self, other):
-        return Tensor._wrap(B.asarray(other)).__floordiv__(self)    # a Python int is int64, a float float32
+        return _number_beside(other, self).__floordiv__(self)
 
     floor_divide = __floordiv__
 
@@ -73,7 +85,7 @@ class ExtraMethods:
         return a - b * (a / b).detach().floor()
 
     def __rmod__(self, other):
-        return Tensor._wrap(B.asarray(other)).__mod__(self)
+        return _number_beside(other, self).__mod__(self)
 
     remainder = __mod__
 
