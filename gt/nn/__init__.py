@@ -29,6 +29,8 @@ from gt.nn.lazy_conv_norm import (LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNor
                                   LazyConvTranspose3d, LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d)
 from gt.nn.uninitialized import UninitializedBuffer, UninitializedParameter  # noqa: F401
 from gt.nn.linear import Flatten, Identity, Linear, Unflatten
+from gt.nn.linear_cross_entropy import LinearCrossEntropyOptions  # noqa: F401
+from gt.nn.linear_cross_entropy_loss import LinearCrossEntropyLoss  # noqa: F401
 from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from gt.nn.losses_extra import (CosineEmbeddingLoss, CosineSimilarity, GaussianNLLLoss, HingeEmbeddingLoss,  # noqa: F401
                                 HuberLoss, KLDivLoss, MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss,

@@ -32,7 +32,8 @@ from gt.tensor import arange, checks, where
 def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against integer classes
-    (N,) or (N, d1, ...), or class probabilities of the logits' shape (see the module docstring).
+    (N,) or (N, d1, ...), or class probabilities of the logits' shape (see the module docstring);
+    unbatched, as torch: logits (C,) and a 0-d class (or (C,) probabilities).
 
         >>> F.cross_entropy(gt.zeros(2, 4), [0, 3]).item()   # log(4)
         1.3862943649291992
@@ -48,6 +49,10 @@ def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-
     if not logits.dtype.is_floating_point:
         raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
     target = _tensor(target, fn, "target")
+    if logits.ndim == 1:     # torch's unbatched form: (C,) logits, a 0-d class or (C,) probabilities
+        out = cross_entropy(logits.unsqueeze(0), target.unsqueeze(0), weight, ignore_index=ignore_index,
+                            reduction=reduction, label_smoothing=label_smoothing)
+        return out.reshape(()) if reduction == "none" else out
     c, w = _classes(logits, weight, fn)
     if target.dtype.is_floating_point:
         return _probabilities(logits, target, w, ignore_index, label_smoothing, reduction, fn)
@@ -74,6 +79,10 @@ def nll_loss(log_probs, target, weight=None, size_average=None, ignore_index=-10
     log_probs = _tensor(log_probs, fn)
     if not log_probs.dtype.is_floating_point:
         raise TypeError(f"{fn}: input must be floating point log-probabilities, got {log_probs.dtype!r}")
+    if log_probs.ndim == 1:  # torch's unbatched form: (C,) and a 0-d class
+        out = nll_loss(log_probs.unsqueeze(0), _tensor(target, fn, "target").unsqueeze(0), weight,
+                       ignore_index=ignore_index, reduction=reduction)
+        return out.reshape(()) if reduction == "none" else out
     c, w = _classes(log_probs, weight, fn)
     target = _indices(_class_indices(target, fn, "target"), log_probs, fn)
     _check_targets(target, c, ignore_index, fn)
@@ -94,7 +103,7 @@ def _options(weight, size_average, reduce, reduction, ignore_index, fn):
 def _classes(x, weight, fn):
     """The class count C of an (N, C, ...) input, and ``weight`` as a (C,) tensor of its dtype (or None)."""
     if x.ndim < 2:
-        raise ValueError(f"{fn}: input must have shape (N, C) or (N, C, d1, ...), got {x.shape}")
+        raise ValueError(f"{fn}: input must have shape (C,), (N, C) or (N, C, d1, ...), got {x.shape}")
     c = x.shape[1]
     if weight is None:
         return c, None

@@ -11,6 +11,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
+from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
 from gt.nn.embedding_options import gradient_scale, lookup_options, renorm_
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                                   huber_loss, kl_div, l1_loss, mse_loss, smooth_l1_loss)
