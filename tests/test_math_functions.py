@@ -346,6 +346,22 @@ def test_pow_of_a_python_number_base_and_a_negative_number_exponent_as_torch():
         gt.pow(2, 3)                          # no tensor at all: torch refuses it too
 
 
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_of_rows_of_minus_inf_and_inf_is_silent_and_torchs(fn):
+    # a row every key of which is masked (all -inf) is NaN in torch, with NaN gradients; no warning
+    torch = pytest.importorskip("torch")
+    x = np.array([[-np.inf, -np.inf], [1.0, -np.inf], [np.inf, 1.0]], np.float32)
+    a, b = gt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = getattr(a, fn)(-1)
+        y.sum().backward()
+    z = getattr(b, fn)(-1)
+    z.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), z.detach().numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+
+
 def test_pow_of_a_negative_base_and_of_zero_is_silent_and_torchs():
     # (-2) ** 0.5 = nan and 0 ** -1 = inf with their gradients, never a numpy warning (torch's values)
     torch = pytest.importorskip("torch")

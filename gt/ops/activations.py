@@ -98,8 +98,9 @@ class Softmax(Function):
         if 0 in x.shape:            # nothing to normalise (torch's answer: the empty tensor)
             self.save(x)
             return B.copy(x)
-        e = B.exp(x - B.max(x, axis=axis, keepdims=True))
-        out = e / B.sum(e, axis=axis, keepdims=True)
+        with B.quiet_float_errors():   # a row of -inf (every key masked) is NaN, silently as torch's
+            e = B.exp(x - B.max(x, axis=axis, keepdims=True))
+            out = e / B.sum(e, axis=axis, keepdims=True)
         self.save(out)
         return out
 
@@ -118,8 +119,9 @@ class LogSoftmax(Function):
         if 0 in x.shape:
             self.save(x)
             return B.copy(x)
-        shifted = x - B.max(x, axis=axis, keepdims=True)
-        out = shifted - B.log(B.sum(B.exp(shifted), axis=axis, keepdims=True))
+        with B.quiet_float_errors():
+            shifted = x - B.max(x, axis=axis, keepdims=True)
+            out = shifted - B.log(B.sum(B.exp(shifted), axis=axis, keepdims=True))
         self.save(out)
         return out
 
