@@ -302,6 +302,36 @@ def test_load_state_dict_errors_load_nothing():
 
 
 # ---- validation -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
+                                  "RAdam", "Rprop", "ASGD"])
+def test_frozen_parameters_are_accepted_and_left_alone_as_torch_does(name):
+    # fine-tuning: model.parameters() holds frozen ones; torch takes them and skips them (no grad)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    out = []
+    for M in (gt, torch):
+        w, frozen = M.tensor(a.copy(), requires_grad=True), M.tensor(b.copy())
+        opt = getattr(M.optim, name)([w, frozen], lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            ((w * frozen).sum() ** 2).backward()
+            opt.step()
+        out.append((w.detach().numpy().copy(), frozen.numpy().copy(), sorted(opt.state_dict()["state"])))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[0][1], b)
+    assert out[0][2] == out[1][2]
+
+
+def test_a_frozen_parameter_beside_in_backward_sgd_is_skipped():
+    w, frozen = gt.ones(3, requires_grad=True), gt.ones(3)
+    opt = SGD([w, frozen], lr=0.5, in_backward=True)
+    (w * frozen * 2).sum().backward()
+    np.testing.assert_allclose(w.numpy(), 0.0)
+    np.testing.assert_array_equal(frozen.numpy(), 1.0)
+    assert opt.param_groups[0]["params"][1] is frozen
+
+
 def test_param_validation():
     w = gt.zeros(3, requires_grad=True)
     with pytest.raises(ValueError, match="empty parameter list"):
@@ -312,8 +342,6 @@ def test_param_validation():
         SGD([w, np.zeros(3)], lr=0.1)
     with pytest.raises(ValueError, match="non-leaf"):
         SGD([w * 2], lr=0.1)
-    with pytest.raises(ValueError, match="does not require grad"):
-        SGD([gt.zeros(3)], lr=0.1)
     with pytest.raises(ValueError, match="appears twice"):
         SGD([w, w], lr=0.1)
     with pytest.raises(ValueError, match="more than one parameter group"):

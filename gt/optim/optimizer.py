@@ -95,7 +95,8 @@ class Optimizer:
         self.param_groups.append(group)
         if self.in_backward:
             for p in params:
-                self._step_in_backward(p, group)
+                if p.requires_grad:         # a frozen one never gets a gradient to apply
+                    self._step_in_backward(p, group)
 
     def _check_group(self, group):
         """Reject hyperparameters that cannot be right, naming the value. Subclasses may add checks."""
@@ -295,9 +296,6 @@ def _check_param(p, i):
     if not p.is_leaf:
         raise ValueError(f"cannot optimize a non-leaf tensor (parameter {i}, shape {p.shape}, grad_fn={p.grad_fn}); "
                          "use .detach().requires_grad_() to make a leaf")
-    if not p.requires_grad:
-        raise ValueError(f"parameter {i} (shape {p.shape}) does not require grad; create it with "
-                         "requires_grad=True or leave it out of the optimizer")
 
 
 def _export(value):
