@@ -157,7 +157,8 @@ class InplaceMethods:
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         inplace_grad.refuse_overlap(self, uniform=True)
-        split = torch_order(_index(index))
+        index = _index(index)            # lists and tensors as engine arrays, once
+        split = torch_order(index)
         if split is not None:
             # integers with index arrays, torch's order (index_order.py): the block the integers
             # pick is written in a copy and put back, so no engine needs to return it as a view
@@ -165,11 +166,11 @@ class InplaceMethods:
             try:
                 block[split[1]] = value
             except IndexError as exc:
-                raise IndexError(out_of_range(_index(index), self.shape) or str(exc)) from None
+                raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
             self[split[0]] = block
             return
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
-            inplace_grad.assign(self, _index(index), value)
+            inplace_grad.assign(self, index, value)
             return
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
