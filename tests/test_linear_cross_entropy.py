@@ -78,6 +78,20 @@ def test_the_chunked_path_never_holds_the_whole_logits(monkeypatch):
     object.__getattribute__(B, "__dict__").pop("matmul", None)
 
 
+def test_under_no_grad_the_chunked_forward_makes_only_the_logits(monkeypatch):
+    calls, real = [], type(object.__getattribute__(B, "_engine")).matmul
+    object.__getattribute__(B, "__dict__").pop("matmul", None)
+    monkeypatch.setattr(type(object.__getattribute__(B, "_engine")), "matmul",
+                        lambda self, a, b, *r, **k: calls.append(1) or real(self, a, b, *r, **k))
+    x, w, _, t, _ = _inputs()
+    xs, ws = gt.tensor(x, requires_grad=True), gt.tensor(w, requires_grad=True)
+    opts = gt.nn.LinearCrossEntropyOptions(batch_chunk_size=5)
+    with gt.no_grad():
+        F.linear_cross_entropy(xs, ws, gt.tensor(t), options=opts)
+    assert len(calls) == -(-N // 5)            # one product a chunk: no gradient made
+    object.__getattribute__(B, "__dict__").pop("matmul", None)
+
+
 def test_every_target_ignored_gives_nan_and_zero_gradients():
     x, w, _, _, _ = _inputs()
     t = np.full(N, -100)

@@ -8,7 +8,7 @@ its own upstream gradient. The gradients are kept, not consumed, so ``retain_gra
 either way. No second-order gradient (torch's chunked path has none either).
 """
 
-from gt.autograd.function import Function
+from gt.autograd.function import Function, is_grad_enabled
 from gt.backend import B
 
 
@@ -22,7 +22,7 @@ class ChunkedLinearCrossEntropy(Function):
     def forward(self, x, weight, bias, target, class_weight, reduction="mean", ignore_index=-100, chunk=None):
         self.reduction, self.ignore_index = reduction, ignore_index
         self.chunk = max(1, min(chunk or x.shape[0], x.shape[0]))
-        nx, nw, nb = self.needs_input_grad[:3]
+        nx, nw, nb = (need and is_grad_enabled() for need in self.needs_input_grad[:3])   # none under no_grad
         if reduction == "none":
             self.save(x, weight, bias, target, class_weight)
             return self._sweep(x, weight, bias, target, class_weight, None)[0]
