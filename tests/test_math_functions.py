@@ -376,3 +376,42 @@ def test_pow_of_a_negative_base_and_of_zero_is_silent_and_torchs():
         z.sum().backward()
         np.testing.assert_allclose(y.detach().numpy(), z.detach().numpy())
         np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy())
+
+
+def test_bool_tensors_through_sign_square_and_the_triangles_as_torch():
+    torch = pytest.importorskip("torch")
+    b = np.array([[True, False, True], [True, True, False]])
+    g, t = gt.tensor(b), torch.tensor(b)
+    for name in ("sign", "sgn", "square", "tril", "triu"):
+        got, want = getattr(g, name)(), getattr(t, name)()
+        assert str(got.dtype).split(".")[1] == str(want.dtype).split(".")[1], name
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for name in ("tril_", "triu_"):
+        got, want = getattr(gt.tensor(b), name)(), getattr(torch.tensor(b), name)()
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("p", [0, -1, -2.5, 0.5, 3])
+def test_norm_of_any_order_as_torch(p):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    a, b = gt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    got, want = a.norm(p, dim=1), b.norm(p, dim=1)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5)
+    got.sum().backward()
+    want.sum().backward()
+    expected = np.zeros_like(x) if b.grad is None else b.grad.numpy()      # torch: no gradient for p=0
+    np.testing.assert_allclose(a.grad.numpy(), expected, rtol=1e-4, atol=1e-7)
+    with_zero = x.copy()
+    with_zero[0, 0] = 0.0
+    assert gt.tensor(with_zero).norm(p).item() == pytest.approx(torch.tensor(with_zero).norm(p).item(), rel=1e-5)
+
+
+def test_histogram_bins_default_and_broadcast_to_keeps_a_size_at_minus_one():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(8).standard_normal(50).astype(np.float32)
+    got, want = gt.tensor(x).histogram(), torch.tensor(x).histogram()
+    np.testing.assert_array_equal(got.hist.numpy(), want.hist.numpy())
+    assert gt.ones(3).broadcast_to((2, -1)).shape == (2, 3)
+    with pytest.raises(ValueError, match="cannot expand"):
+        gt.ones(3).broadcast_to((2, -2))

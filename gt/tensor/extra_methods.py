@@ -91,8 +91,8 @@ class ExtraMethods:
 
     # ---- rounding: a zero gradient, as torch's ------------------------------------------------
     def _rounding(self, how):
-        if not self.dtype.is_floating_point and how != "sign":
-            return self.clone()          # integers are already whole (torch returns a copy)
+        if not self.dtype.is_floating_point and (how != "sign" or self.dtype == dtypes.bool_):
+            return self.clone()          # integers are already whole, a bool is its own sign (torch: a copy)
         return ew.Rounding.apply(self, how)
 
     def floor(self):
@@ -155,7 +155,8 @@ class ExtraMethods:
 
     def norm(self, p="fro", dim=None, keepdim=False):
         """The vector ``p``-norm over ``dim`` (None: every element): 2 (or ``"fro"``), 1, ``inf``,
-        ``-inf`` or any other positive number; the 2-norm's gradient is 0 where it is 0 (torch's)."""
+        ``-inf``, 0 (the count of non-zero elements) or any other number, negative ones included;
+        the 2-norm's gradient is 0 where it is 0 (torch's)."""
         x = _floating(self)
         axes = normalize_axes(dim, x.ndim, "norm")
         if p in (2, "fro"):
@@ -163,11 +164,14 @@ class ExtraMethods:
         if p == math.inf or p == -math.inf:
             a = x.abs()
             return a.max(axes, keepdims=keepdim) if p > 0 else a.min(axes, keepdims=keepdim)
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or not p > 0:
-            raise ValueError(f"norm: p must be 'fro', inf, -inf or a positive number, got {p!r}")
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or math.isnan(p):
+            raise ValueError(f"norm: p must be 'fro', inf, -inf or a number, got {p!r}")
+        if p == 0:                       # how many are not 0 (NaN counts), with torch's zero gradient
+            return (x.sign().abs() + x.isnan().to(x.dtype)).sum(axes, keepdims=keepdim)
         if p == 1:
             return x.abs().sum(axes, keepdims=keepdim)
-        return (x.abs() ** p).sum(axes, keepdims=keepdim) ** (1.0 / p)
+        with B.quiet_float_errors():     # a negative p at a 0: 0 ** p is inf, and the norm 0, as torch
+            return (x.abs() ** p).sum(axes, keepdims=keepdim) ** (1.0 / p)
 
     # ---- shapes -------------------------------------------------------------------------------
     def repeat(self, *sizes):
@@ -189,7 +193,7 @@ class ExtraMethods:
         offset = Tensor._wrap(B.arange(0, rows, 1, dtypes.int64)).reshape(rows, 1) - \
             Tensor._wrap(B.arange(0, cols, 1, dtypes.int64)).reshape(1, cols)
         keep = offset >= -diagonal if lower else offset <= -diagonal
-        return where(keep, self, 0)
+        return where(keep, self, False if self.dtype == dtypes.bool_ else 0)     # bools stay bools
 
     def tril(self, diagonal=0):
         """The lower triangle of the last two axes (``diagonal`` above the main one kept too)."""
@@ -221,7 +225,8 @@ class ExtraMethods:
         return self @ other
 
     def square(self):
-        return self * self
+        x = self.to(dtypes.int64) if self.dtype == dtypes.bool_ else self     # torch squares bools as int64
+        return x * x
 
     def reciprocal(self):
         return 1.0 / _floating(self)
@@ -299,7 +304,7 @@ class ExtraMethods:
         return self.expand(*other.shape)
 
     def broadcast_to(self, shape):
-        return self.expand(*_sizes((shape,), "broadcast_to"))
+        return self.expand(*shape)        # expand's checks; -1 keeps a size, as torch
 
     def swapaxes(self, axis0, axis1):
         return self.transpose(axis0, axis1)

@@ -235,7 +235,7 @@ class StatsMethods:
         inside = (x >= lo) & (x <= hi)
         return _counts(where(inside, pos, bins), None, bins).to(self.dtype)
 
-    def histogram(self, bins, *, range=None, weight=None, density=False):
+    def histogram(self, bins=100, *, range=None, weight=None, density=False):
         """``(hist, bin_edges)``: ``bins`` equal bins over ``range`` (default: the data's) or the
         1-D ascending edges ``bins``; ``weight`` weighs each element, ``density`` normalises to a
         density (integral 1). The last bin includes its right edge, as torch."""
