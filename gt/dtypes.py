@@ -75,3 +75,13 @@ def to_dtype(value):
     raise TypeError(
         f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.int64, gt.int32, gt.bool"
     )
+
+
+_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+                "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def torch_type_name(name):
+    """torch's word for a dtype in its messages ("Float" for float32, "Long" for int64), from a
+    dtype's name (gt's or numpy's: ``"float32"``)."""
+    return _TORCH_NAMES.get(name, name)

@@ -415,3 +415,30 @@ def test_histogram_bins_default_and_broadcast_to_keeps_a_size_at_minus_one():
     assert gt.ones(3).broadcast_to((2, -1)).shape == (2, 3)
     with pytest.raises(ValueError, match="cannot expand"):
         gt.ones(3).broadcast_to((2, -2))
+
+
+@pytest.mark.parametrize("expr", ["x.flip(0, 2)", "x.flip((0, 2))", "x.flip(dims=(1,))", "x.squeeze(0, 1)",
+                                  "x.squeeze((1,))", "x.squeeze()", "x.count_nonzero(0, 2)", "x.count_nonzero(dim=1)",
+                                  "x.dsplit(1, 3)", "x.dsplit([1, 3])", "x.hsplit(1)", "x.copy_(x * 2, True)"])
+def test_torchs_varargs_and_keyword_forms(expr):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(9).standard_normal((3, 1, 4)).astype(np.float32)
+    x[0, 0, :2] = 0.0
+    got, want = eval(expr, {"x": gt.tensor(x.copy())}), eval(expr, {"x": torch.tensor(x.copy())})
+    got, want = (got, want) if isinstance(want, (tuple, list)) else ((got,), (want,))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("expr", ["i.add_(1.5)", "i.mul_(0.5)", "i.div_(2)", "i.__iadd__(1.5)", "i.add_(d)",
+                                  "b.mul_(2)"])
+def test_an_in_place_result_the_dtype_cannot_hold_is_torchs_runtime_error(expr):
+    torch = pytest.importorskip("torch")
+    messages = []
+    for M in (gt, torch):
+        env = {"i": M.tensor([1, 2]), "b": M.tensor([True, False]), "d": M.tensor([1.0, 2.0], dtype=M.float64)}
+        with pytest.raises(RuntimeError) as caught:
+            eval(expr, {}, env)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]

@@ -23,3 +23,15 @@ def _scalar(value):
     if isinstance(value, numbers.Number) and type(value) not in (int, float):
         return value.item() if hasattr(value, "item") else float(value)
     return value
+
+
+def _varargs(args, name, what="dims"):
+    """torch's ``f(0, 1)`` beside ``f((0, 1))`` and ``f(0)``: None for no argument, the one
+    argument as given, or several as a tuple."""
+    if not args:
+        return None
+    if len(args) == 1:
+        return args[0]
+    if not all(hasattr(a, "__index__") and not isinstance(a, bool) for a in args):
+        raise TypeError(f"{name}(): {what} must be ints, given one by one or as a tuple, got {args!r}")
+    return tuple(args)

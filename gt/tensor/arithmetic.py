@@ -76,6 +76,18 @@ def _promote_ints(a, b, true_div=False):
     return cast[0], cast[1]
 
 
+def _number_beside(value, t):
+    """The Python number ``value`` as a 0-d tensor of the dtype torch gives it beside the tensor
+    ``t``: ``t``'s own where the number's kind (bool, int, float) is not above ``t``'s (``2 // x``
+    of an int32 ``x`` is int32), else int64 or the default float."""
+    if not isinstance(value, (bool, int, float)):
+        return Tensor._wrap(B.asarray(value))
+    kind = 0 if isinstance(value, bool) else 1 if isinstance(value, int) else 2
+    own = 2 if t.dtype.is_floating_point else 0 if t.dtype == dtypes.bool_ else 1
+    dtype = t.dtype if kind <= own else (dtypes.int64 if kind == 1 else dtypes.default_float)
+    return Tensor._wrap(B.asarray(value, dtype=dtype))
+
+
 class ArithmeticMethods:
     __slots__ = ()
 

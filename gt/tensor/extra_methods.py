@@ -14,9 +14,9 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes
-from gt.tensor._args import _pick, _scalar
+from gt.tensor._args import _pick, _scalar, _varargs
 from gt.tensor.device_methods import accepts_device
-from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
+from gt.tensor.arithmetic import _floating, _number_beside, _operand, _promote_ints, where
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -41,18 +41,6 @@ def _refuse_integer_zero(a, b, op):
     if (bool((b == 0).any()) if isinstance(b, Tensor) else b == 0):
         raise RuntimeError(f"ZeroDivisionError: integer {op} by zero (a divisor is 0, as torch refuses too); divide "
                            "floating point values to get inf and NaN instead")
-
-
-def _number_beside(value, t):
-    """The Python number ``value`` as a 0-d tensor of the dtype torch gives it beside the tensor
-    ``t``: ``t``'s own where the number's kind (bool, int, float) is not above ``t``'s (``2 // x``
-    of an int32 ``x`` is int32), else int64 or the default float."""
-    if not isinstance(value, (bool, int, float)):
-        return Tensor._wrap(B.asarray(value))
-    kind = 0 if isinstance(value, bool) else 1 if isinstance(value, int) else 2
-    own = 2 if t.dtype.is_floating_point else 0 if t.dtype == dtypes.bool_ else 1
-    dtype = t.dtype if kind <= own else (dtypes.int64 if kind == 1 else dtypes.default_float)
-    return Tensor._wrap(B.asarray(value, dtype=dtype))
 
 
 class ExtraMethods:
@@ -202,8 +190,14 @@ class ExtraMethods:
     def triu(self, diagonal=0):
         return self._triangle(diagonal, False, "triu")
 
-    def flip(self, dims):
-        """The elements in reverse order along ``dims`` (an int or a tuple)."""
+    def flip(self, *dims, **kwargs):
+        """The elements in reverse order along ``dims``: ``flip(0)``, ``flip((0, 1))``, ``flip(0, 1)``
+        or ``flip(dims=...)``, as torch."""
+        if set(kwargs) - {"dims"} or (dims and kwargs):
+            raise TypeError(f"flip(): expected the dims, one by one, as a tuple or as dims=, got {dims!r} {kwargs!r}")
+        dims = kwargs["dims"] if kwargs else _varargs(dims, "flip")
+        if dims is None:
+            raise TypeError("flip() missing required argument 'dims'")
         axes = normalize_axes(dims, self.ndim, "flip")
         return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
 
@@ -390,8 +384,9 @@ class ExtraMethods:
                 parts.append(Tensor._wrap(B.arange(0, index.shape[a], 1, dtypes.int64)).reshape(*shape))
         return self[tuple(parts)]
 
-    def count_nonzero(self, dim=None):
-        return (self != 0).to(dtypes.int64).sum(dim)
+    def count_nonzero(self, *dims, dim=None):
+        """How many elements are not 0, over ``dim`` (an int, a tuple, or ints one by one)."""
+        return (self != 0).to(dtypes.int64).sum(_pick(_varargs(dims, "count_nonzero"), dim, "dims"))
 
     def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
         """NaN, inf and -inf replaced (by default with 0 and the dtype's largest and smallest values)."""

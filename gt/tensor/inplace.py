@@ -5,7 +5,7 @@ them (``y[0] = z``, ``y.add_(1)``: gt/tensor/inplace_grad.py).
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
-from gt import autograd
+from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
@@ -51,6 +51,20 @@ class InplaceMethods:
         if check and inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
         inplace_grad.refuse_overlap(self, uniform)
+        try:
+            return self._apply_update(fn, values)
+        except TypeError as exc:
+            if not hasattr(exc, "from_") or not hasattr(exc, "to"):    # not numpy's refused cast
+                raise
+            # numpy's casting error, in torch's words and type (the torch engine raises torch's own);
+            # numpy's float64 from a Python float or an integer division is torch's default float
+            result = exc.from_.name
+            if result == "float64" and not any(B.is_array(v) and B.dtype_of(v) == dtypes.float64 for v in values):
+                result = dtypes.default_float.name
+            raise RuntimeError(f"result type {dtypes.torch_type_name(result)} can't be cast to the desired "
+                               f"output type {dtypes.torch_type_name(exc.to.name)}") from None
+
+    def _apply_update(self, fn, values):
         p = self._placed
         if p is not None and not isinstance(p.placement, Shard):
             self._data = layout.materialize(p)
@@ -139,7 +153,9 @@ class InplaceMethods:
         return self._update(lambda a, x, y: _iadd(a, x / y * value),
                             self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"))
 
-    def copy_(self, src):
+    def copy_(self, src, non_blocking=False):
+        """``src``'s values written into this tensor (broadcast to its shape, cast to its dtype).
+        ``non_blocking`` is torch's (accepted: gt's copies are synchronous already)."""
         if autograd.is_grad_enabled() and inplace_grad.records(self, (src,)):
             return inplace_grad.assign(self, Ellipsis, src, "copy_")
         return self._update(_assign, self._inplace_value(src, "copy_"))

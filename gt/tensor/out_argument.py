@@ -14,13 +14,11 @@ import functools
 import inspect
 import warnings
 
-from gt import autograd
+from gt import autograd, dtypes
 from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
 
 # torch's names of the dtypes in its casting error
-_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-                "int64": "Long", "int32": "Int", "bool": "Bool"}
 
 
 def with_out(fn):
@@ -75,7 +73,7 @@ def _write_one(result, out, name):
 
 
 def _torch_name(dtype):
-    return _TORCH_NAMES.get(dtype.name, dtype.name)
+    return dtypes.torch_type_name(dtype.name)
 
 
 def _requires_grad(args, kwargs, out):

@@ -168,17 +168,17 @@ class RemainingMethods:
                                    f"dimension {n} is not divisible by the split_size {sections}!")
         return self.tensor_split(sections, dim)
 
-    def hsplit(self, sections):
+    def hsplit(self, *sections):
         """``tensor_split`` along dim 1 (dim 0 of a 1-D tensor); an int must divide that dim."""
-        return self._split_at(sections, 1 if self.ndim > 1 else 0, 1, "hsplit")
+        return self._split_at(_sections(sections, "hsplit"), 1 if self.ndim > 1 else 0, 1, "hsplit")
 
-    def vsplit(self, sections):
+    def vsplit(self, *sections):
         """``tensor_split`` along dim 0 of a tensor of at least 2 dims; an int must divide it."""
-        return self._split_at(sections, 0, 2, "vsplit")
+        return self._split_at(_sections(sections, "vsplit"), 0, 2, "vsplit")
 
-    def dsplit(self, sections):
+    def dsplit(self, *sections):
         """``tensor_split`` along dim 2 of a tensor of at least 3 dims; an int must divide it."""
-        return self._split_at(sections, 2, 3, "dsplit")
+        return self._split_at(_sections(sections, "dsplit"), 2, 3, "dsplit")
 
     def split_with_sizes(self, split_sizes, dim=0):
         """Pieces of the sizes ``split_sizes`` (which add up to the size of ``dim``) along ``dim``."""
@@ -325,3 +325,10 @@ _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfl
 
 def _torch_name(dtype):
     return _TORCH_NAMES.get(dtype.name, dtype.name)
+
+
+def _sections(args, op):
+    """hsplit/vsplit/dsplit's argument: a count, a list of indices, or the indices one by one."""
+    if not args:
+        raise TypeError(f"{op}() missing required argument 'sections' (a count, or indices)")
+    return args[0] if len(args) == 1 else list(args)

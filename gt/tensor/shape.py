@@ -4,7 +4,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 from gt import dtypes
-from gt.tensor._args import _pick
+from gt.tensor._args import _pick, _varargs
 from gt.backend import B
 from gt.tensor import checks
 from gt.tensor.index_order import torch_order
@@ -58,9 +58,11 @@ class ShapeMethods:
         axis = axis % (self.ndim + 1)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
-    def squeeze(self, axis=None, *, dim=None):
-        """Drop size-1 axes (all of them, or only ``axis``; an axis of another size is left as is, like torch)."""
-        axes = normalize_axes(_pick(axis, dim), self.ndim, "squeeze")
+    def squeeze(self, *dims, axis=None, dim=None):
+        """Drop size-1 axes (all of them, or only those given: ``squeeze(0)``, ``squeeze((0, 2))``,
+        ``squeeze(0, 2)``; an axis of another size is left as is, like torch)."""
+        given = _varargs(dims, "squeeze")
+        axes = normalize_axes(_pick(_pick(given, axis, "dims"), dim), self.ndim, "squeeze")
         keep = [n for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
         return self.reshape(tuple(keep))
 
