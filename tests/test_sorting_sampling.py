@@ -340,6 +340,20 @@ def test_top_p_filter_matches_a_numpy_reference(p):
     np.testing.assert_array_equal(sampling.top_p_filter(gt.tensor(x), p).numpy(), want)
 
 
+@pytest.mark.parametrize("scale, top_k", [(0.3, None), (8.0, None), (1.0, 40)])
+def test_top_p_filter_of_a_large_vocabulary_matches_the_reference(scale, top_k):
+    # the nucleus found among the 64 most probable tokens (a peaked distribution, or after a
+    # top-k filter) or, when longer, over the whole sorted row: the same tokens either way
+    x = np.round(np.random.default_rng(6).standard_normal((3, 3000)) * scale, 2).astype(np.float32)
+    if top_k is not None:
+        x = sampling.top_k_filter(gt.tensor(x), top_k).numpy()
+    for p in (0.3, 0.9):
+        want, probs = _top_p_reference(x, p)
+        cum = np.cumsum(-np.sort(-probs, -1), -1)
+        assert np.abs(cum - p).min() > 1e-6 or top_k is not None   # clear of float32 rounding at p
+        np.testing.assert_array_equal(sampling.top_p_filter(gt.tensor(x), p).numpy(), want)
+
+
 def test_top_p_edge_cases():
     x = _logits_with_ties(4)
     np.testing.assert_array_equal(sampling.top_p_filter(gt.tensor(x), 1.0).numpy(), x)        # p = 1: all

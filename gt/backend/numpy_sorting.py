@@ -35,7 +35,7 @@ class NumpySorting:
             return order[(slice(None),) * axis + (slice(0, k),)]
         rows = np.moveaxis(x, axis, -1)
         at = n - k if largest else k - 1
-        kth = np.partition(rows, at, axis=-1)[..., at:at + 1]        # NaN sorts last, as the largest
+        kth = _value_at(rows, at)                                    # NaN sorts last, as the largest
         if x.dtype.kind == "f" and np.isnan(kth).any() | np.isnan(rows).any():
             nan, kth_nan = np.isnan(rows), np.isnan(kth)
             ahead = (rows > kth) | (nan & ~kth_nan) if largest else (rows < kth) | (~nan & kth_nan)
@@ -107,3 +107,16 @@ def _check_distribution(p, num_samples, replacement):
         if (nonzero < num_samples).any():
             raise ValueError(f"multinomial: a row has {nonzero.min()} non-zero probabilities, fewer than "
                              f"num_samples={num_samples} drawn without replacement")
+
+
+def _value_at(rows, at):
+    """The value at ascending position ``at`` of each row, as (..., 1): numpy's partition, or a
+    sort of the values where rows are mostly one repeated value (a sample of them says so), on
+    which the partition slows down: (8, 32000) probabilities zero but for 50 a row (a top-k
+    filter's softmax) took 18.6 ms to partition and 0.75 ms to sort (1.4 against 4.7 ms on
+    distinct values)."""
+    n = rows.shape[-1]
+    sample = np.sort(rows[..., ::max(1, n // 64)], axis=-1)
+    if np.mean(sample[..., 1:] == sample[..., :-1]) > 0.5:
+        return np.sort(rows, axis=-1)[..., at:at + 1]
+    return np.partition(rows, at, axis=-1)[..., at:at + 1]

@@ -85,6 +85,11 @@ def top_k_filter(logits, k):
     return logits.masked_fill(logits < kth, -math.inf)
 
 
+# how many of the most probable tokens top_p_filter looks at before it sorts the whole vocabulary:
+# after a top-k filter, or for a peaked distribution, the nucleus is within them
+_NUCLEUS_FIRST_TRY = 64
+
+
 @no_grad()
 def top_p_filter(logits, p):
     """Nucleus filtering: keep the smallest set of most probable tokens whose probabilities sum
@@ -95,9 +100,17 @@ def top_p_filter(logits, p):
     if p == 1.0:
         return logits
     probs = logits.softmax(-1)
-    ordered = probs.sort(dim=-1, descending=True).values     # (B, V), most probable first
-    before = ordered.cumsum(-1) - ordered                    # probability of the tokens ahead of each
-    needed = before < p                                      # a prefix: the nucleus, at least one token
+    vocab = probs.shape[-1]
+    m = min(vocab, _NUCLEUS_FIRST_TRY)
+    while True:
+        # the m most probable first (a selection, not a sort of the vocabulary); the whole row
+        # only where some nucleus is longer than that
+        ordered = probs.topk(m, dim=-1).values if m < vocab else probs.sort(dim=-1, descending=True).values
+        before = ordered.cumsum(-1) - ordered                # probability of the tokens ahead of each
+        needed = before < p                                  # a prefix: the nucleus, at least one token
+        if m == vocab or not bool(needed[..., -1].any()):    # every nucleus ended inside the m
+            break
+        m = vocab
     cutoff = ordered.masked_fill(~needed, math.inf).min(-1, keepdims=True)   # (B, 1): its last probability
     return logits.masked_fill(probs < cutoff, -math.inf)
 
