@@ -315,7 +315,7 @@ def test_repr_shows_structure_and_parameter_counts():
     text = repr(block)
     assert text.startswith(f"TransformerBlock(  # {block.num_parameters():,} parameters")
     assert "(q_proj): Linear(in_features=16, out_features=16, bias=True)  # 272 parameters" in text
-    assert "(ln1): LayerNorm((16,), eps=1e-05, elementwise_affine=True)  # 32 parameters" in text
+    assert "(ln1): LayerNorm((16,), eps=1e-05, elementwise_affine=True, bias=True)  # 32 parameters" in text
     assert "(act): ReLU()\n" in text and "embed_dim=16, num_heads=4" in text
     assert repr(nn.Linear(40000, 256)) == \
         "Linear(in_features=40000, out_features=256, bias=True)  # 10,240,256 parameters"

@@ -50,4 +50,5 @@ class LayerNorm(Module):
         return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
