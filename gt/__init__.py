@@ -58,6 +58,8 @@ from gt.tensor.product_functions import (kron, tensordot, inner, cdist, block_di
                                          repeat_interleave)
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.tensor.compat_methods import strided  # torch.strided: gt's one layout
+from gt.tensor.compat_methods import (channels_last, channels_last_3d, contiguous_format,  # noqa: F401
+                                    preserve_format)
 from gt.tensor.legacy_types import LEGACY_TYPES as _LEGACY_TYPES  # gt.FloatTensor, gt.LongTensor, ...
 globals().update(_LEGACY_TYPES)
 from gt.tensor.stats_functions import (median, nanmedian, mode, kthvalue, quantile, nanquantile, msort, histc,

@@ -442,3 +442,37 @@ def test_an_in_place_result_the_dtype_cannot_hold_is_torchs_runtime_error(expr):
             eval(expr, {}, env)
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_put_and_put_are_torchs_with_gradients(accumulate):
+    torch = pytest.importorskip("torch")
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    idx = np.array([[1, 5], [-1, 1 if accumulate else 7]])
+    src = np.array([[5.0, 6.0], [7.0, 8.0]], np.float32)
+    out = []
+    for M in (gt, torch):
+        w, v = M.tensor(a, requires_grad=True), M.tensor(src, requires_grad=True)
+        z = w * 1
+        z.put_(M.tensor(idx), v * 2, accumulate=accumulate)
+        (z * M.tensor(np.arange(12, dtype=np.float32).reshape(3, 4))).sum().backward()
+        copy = M.tensor(a).put(M.tensor(idx), M.tensor(src), accumulate=accumulate)
+        out.append((z.detach().numpy(), w.grad.numpy(), v.grad.numpy(), copy.numpy()))
+    for got, want in zip(*out):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(IndexError, match="index 12 on a tensor of 12 elements"):
+        gt.tensor(a).put_(gt.tensor([12]), gt.tensor([1.0]))
+
+
+def test_memory_formats_are_named_as_torchs_and_checked():
+    torch = pytest.importorskip("torch")
+    x = gt.randn(2, 3)
+    for name in ("preserve_format", "contiguous_format"):
+        assert repr(getattr(gt, name)) == repr(getattr(torch, name))
+        assert x.clone(memory_format=getattr(gt, name)).shape == (2, 3)
+        assert gt.clone(x, memory_format=getattr(torch, name)).shape == (2, 3)
+    assert gt.randn(1, 2, 3, 4).clone(memory_format=gt.channels_last).shape == (1, 2, 3, 4)
+    with pytest.raises(RuntimeError, match="required rank 4"):
+        x.clone(memory_format=gt.channels_last)
+    with pytest.raises(ValueError, match="memory_format must be one of"):
+        x.clone(memory_format="strided")

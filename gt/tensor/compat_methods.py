@@ -36,6 +36,35 @@ class Layout:
 strided = Layout("strided")
 
 
+class MemoryFormat(Layout):
+    """torch's ``torch.memory_format`` values, accepted wherever torch takes ``memory_format=``
+    (``clone``, ``contiguous``, ``to``, ``empty_like``...); gt tensors are row-major whatever
+    they say."""
+
+    def __eq__(self, other):
+        return isinstance(other, MemoryFormat) and other.name == self.name or str(other) == f"torch.{self.name}"
+
+    __hash__ = Layout.__hash__
+
+
+preserve_format, contiguous_format = MemoryFormat("preserve_format"), MemoryFormat("contiguous_format")
+channels_last, channels_last_3d = MemoryFormat("channels_last"), MemoryFormat("channels_last_3d")
+_RANKS = {"preserve_format": None, "contiguous_format": None, "channels_last": 4, "channels_last_3d": 5}
+
+
+def check_memory_format(memory_format, ndim, fn):
+    """torch's checks of ``memory_format`` (a name, gt's or torch's object, or None) for a
+    tensor of ``ndim`` dims; nothing else to do, gt tensors being row-major."""
+    if memory_format is None:
+        return
+    name = str(memory_format).replace("torch.", "").replace("gt.", "")
+    if name not in _RANKS:
+        raise ValueError(f"{fn}: memory_format must be one of {tuple(_RANKS)} or None, got {memory_format!r}")
+    rank = _RANKS[name]
+    if rank is not None and ndim != rank:
+        raise RuntimeError(f"{fn}: required rank {rank} tensor to use {name} format, got a tensor of {ndim} dims")
+
+
 class CompatMethods:
     __slots__ = ()
 

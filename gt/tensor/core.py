@@ -392,7 +392,10 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         """The same values (shared memory), cut from the graph."""
         return Tensor._from_value(self._value)
 
-    def clone(self):
+    def clone(self, *, memory_format=None):
+        """A copy (differentiable); ``memory_format`` is checked as torch checks it and changes
+        nothing (gt lays tensors out row-major)."""
+        compat_methods.check_memory_format(memory_format, self.ndim, "clone")
         if self.requires_grad and autograd.is_grad_enabled():
             return self + 0
         p = self._placed

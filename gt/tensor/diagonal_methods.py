@@ -35,6 +35,28 @@ class DiagonalMethods:
             raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
         return self.reshape(-1)[index % n if n else index]
 
+    def put_(self, index, source, accumulate=False):
+        """``take``'s partner: the elements at the positions ``index`` of this tensor read as 1-D
+        are set to ``source`` (as many values as ``index`` has), or have it added with
+        ``accumulate=True`` (repeated positions then add up); in place, differentiable."""
+        index = _index(index, "put_")
+        n = self.numel()
+        if index.numel() and not bool(((index >= -n) & (index < n)).all()):
+            bad = index[(index < -n) | (index >= n)].reshape(-1)[0].item()
+            raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+        source = source if isinstance(source, Tensor) else Tensor._wrap(B.asarray(source))
+        if source.numel() != index.numel():
+            raise RuntimeError(f"put_(): Expected source and index to have the same number of elements, but got "
+                               f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
+        flat = self.reshape(-1).clone()       # written whole and copied back: no view of self needed
+        flat.index_put_((index.reshape(-1) % n if n else index.reshape(-1),), source.reshape(-1).to(self.dtype),
+                        accumulate=accumulate)
+        return self.copy_(flat.reshape(self.shape))
+
+    def put(self, index, source, accumulate=False):
+        """``put_`` on a copy of this tensor."""
+        return self.clone().put_(index, source, accumulate)
+
     def take_along_dim(self, indices, dim=None):
         """This tensor gathered at ``indices`` along ``dim`` (the two broadcast against each other off
         ``dim``), or over the flattened tensor when ``dim`` is None: the partner of ``argsort`` and

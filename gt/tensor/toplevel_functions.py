@@ -45,23 +45,12 @@ def any(input, dim=None, keepdim=False, *, out=None):  # noqa: A001
     return _as_bool_tensor(_tensor_arg(input, "any").any(dim=dim, keepdim=keepdim))
 
 
-_MEMORY_FORMATS = ("preserve_format", "contiguous_format", "channels_last", "channels_last_3d")
-
-
 def clone(input, *, memory_format=None):
     """A copy of ``input`` (differentiable: the gradient flows back to ``input``). gt tensors have
     no strides, so ``memory_format`` (torch's ``preserve_format``, ``contiguous_format``,
     ``channels_last`` for 4-D, ``channels_last_3d`` for 5-D; names or torch's objects) changes
     nothing in the values; it is checked as torch checks it."""
-    x = _tensor_arg(input, "clone")
-    if memory_format is not None:
-        name = str(memory_format).replace("torch.", "").replace("gt.", "")
-        if name not in _MEMORY_FORMATS:
-            raise ValueError(f"clone: memory_format must be one of {_MEMORY_FORMATS} or None, got {memory_format!r}")
-        rank = {"channels_last": 4, "channels_last_3d": 5}.get(name)
-        if rank is not None and x.ndim != rank:
-            raise RuntimeError(f"clone: required rank {rank} tensor to use {name} format, got shape {x.shape}")
-    return x.clone()
+    return _tensor_arg(input, "clone").clone(memory_format=memory_format)
 
 
 def detach(input):
