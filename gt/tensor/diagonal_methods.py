@@ -28,29 +28,20 @@ class DiagonalMethods:
     def take(self, index):
         """The elements of this tensor read as 1-D at the positions ``index`` (any shape; the result has
         its shape). Differentiable; repeated positions add up in the backward."""
-        index = _index(index, "take")
-        n = self.numel()
-        if index.numel() and not bool(((index >= -n) & (index < n)).all()):
-            bad = index[(index < -n) | (index >= n)].reshape(-1)[0].item()
-            raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
-        return self.reshape(-1)[index % n if n else index]
+        return self.reshape(-1)[_flat_positions(_index(index, "take"), self.numel())]
 
     def put_(self, index, source, accumulate=False):
         """``take``'s partner: the elements at the positions ``index`` of this tensor read as 1-D
         are set to ``source`` (as many values as ``index`` has), or have it added with
         ``accumulate=True`` (repeated positions then add up); in place, differentiable."""
         index = _index(index, "put_")
-        n = self.numel()
-        if index.numel() and not bool(((index >= -n) & (index < n)).all()):
-            bad = index[(index < -n) | (index >= n)].reshape(-1)[0].item()
-            raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+        positions = _flat_positions(index, self.numel())
         source = source if isinstance(source, Tensor) else Tensor._wrap(B.asarray(source))
         if source.numel() != index.numel():
             raise RuntimeError(f"put_(): Expected source and index to have the same number of elements, but got "
                                f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
         flat = self.reshape(-1).clone()       # written whole and copied back: no view of self needed
-        flat.index_put_((index.reshape(-1) % n if n else index.reshape(-1),), source.reshape(-1).to(self.dtype),
-                        accumulate=accumulate)
+        flat.index_put_((positions.reshape(-1),), source.reshape(-1).to(self.dtype), accumulate=accumulate)
         return self.copy_(flat.reshape(self.shape))
 
     def put(self, index, source, accumulate=False):
@@ -166,3 +157,12 @@ class DiagonalMethods:
         with B.quiet_float_errors():        # inf - inf is NaN, not close, silently as in torch
             error = (a - b).abs()
             return close | (error.isfinite() & (error <= atol + rtol * b.abs()))
+
+
+def _flat_positions(index, n):
+    """``index`` (an integer tensor) as positions in [0, n) of a tensor of ``n`` elements read as
+    1-D, negative ones counted from the end: torch's IndexError for one outside [-n, n)."""
+    if index.numel() and not bool(((index >= -n) & (index < n)).all()):
+        bad = index[(index < -n) | (index >= n)].reshape(-1)[0].item()
+        raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    return index % n if n else index
