@@ -24,7 +24,7 @@ from gt.ops.exact_value import ExactValue
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.dispatch import map_local
 from gt.tensor.extra_methods import _refuse_integer_zero
-from gt.tensor.inplace_math import _TORCH_NAMES, _inplace_method
+from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.rules import RULES, elementwise
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -123,7 +123,7 @@ def _refuse_dtype(kernel, dtype, kinds=("int", "bool")):
     kind = "float" if dtype.is_floating_point else "bool" if dtype == dtypes.bool_ else "int"
     if kind not in kinds:
         names = {"int": "integer", "bool": "bool", "float": "floating point"}
-        raise NotImplementedError(f'"{kernel}_cpu" not implemented for \'{_TORCH_NAMES.get(dtype, dtype)}\': '
+        raise NotImplementedError(f'"{kernel}_cpu" not implemented for \'{dtypes.torch_type_name(dtype.name)}\': '
                                   f"{kernel} takes {' or '.join(names[k] for k in kinds)} tensors")
 
 
@@ -386,7 +386,7 @@ def isreal(input):
 def _float_power_(self, exponent):
     """``float_power`` written into this tensor, which must be float64 (torch's rule)."""
     if self.dtype != dtypes.float64:
-        raise RuntimeError(f"the base given to float_power_ has dtype {_TORCH_NAMES.get(self.dtype, self.dtype)} "
+        raise RuntimeError(f"the base given to float_power_ has dtype {dtypes.torch_type_name(self.dtype.name)} "
                            "but the operation's result requires dtype Double")
     return _inplace_method("float_power", False)(self, exponent)
 

@@ -8,6 +8,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import dtypes
 from gt.backend import B
+from gt.tensor import checks
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _arange
@@ -161,8 +162,8 @@ class DiagonalMethods:
 
 def _flat_positions(index, n):
     """``index`` (an integer tensor) as positions in [0, n) of a tensor of ``n`` elements read as
-    1-D, negative ones counted from the end: torch's IndexError for one outside [-n, n)."""
-    if index.numel() and not bool(((index >= -n) & (index < n)).all()):
-        bad = index[(index < -n) | (index >= n)].reshape(-1)[0].item()
-        raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    1-D, negative ones counted from the end: torch's IndexError for one outside [-n, n), at once
+    on the CPU and at the next host read on a GPU (``checks.require_within``)."""
+    index = checks.require_within(index, -n, n - 1, IndexError,
+                                  lambda bad: f"out of range: tried to access index {bad} on a tensor of {n} elements.")
     return index % n if n else index

@@ -33,8 +33,6 @@ ARITHMETIC = ("abs", "absolute", "neg", "negative", "exp", "exp2", "expm1", "log
 LOGICAL = ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_equal", "less", "less_equal",
            "logical_not", "logical_and", "logical_or", "logical_xor")
 
-_TORCH_NAMES = {dtypes.float32: "Float", dtypes.float64: "Double", dtypes.float16: "Half",
-                dtypes.bfloat16: "BFloat16", dtypes.int64: "Long", dtypes.int32: "Int", dtypes.bool_: "Bool"}
 
 
 class InplaceMathMethods:
@@ -150,8 +148,8 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
         out = getattr(x, name)(*values, **kwargs)
         if out.dtype != t.dtype:
             if not (logical or _fits(out.dtype, t.dtype)):
-                raise RuntimeError(f"{what}: result type {_TORCH_NAMES.get(out.dtype, out.dtype)} can't be cast to "
-                                   f"the desired output type {_TORCH_NAMES.get(t.dtype, t.dtype)}")
+                raise RuntimeError(f"{what}: result type {dtypes.torch_type_name(out.dtype.name)} can't be cast to "
+                                   f"the desired output type {dtypes.torch_type_name(t.dtype.name)}")
             out = out.to(t.dtype)
         return out
 

@@ -18,8 +18,6 @@ from gt import autograd, dtypes
 from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
 
-# torch's names of the dtypes in its casting error
-
 
 def with_out(fn):
     """``fn`` taking torch's ``out=`` keyword as well (see the module docstring)."""
@@ -58,8 +56,8 @@ def _write_one(result, out, name):
     if not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
     if not can_cast(result.dtype, out.dtype):
-        raise RuntimeError(f"result type {_torch_name(result.dtype)} can't be cast to the desired output type "
-                           f"{_torch_name(out.dtype)}")
+        raise RuntimeError(f"result type {dtypes.torch_type_name(result.dtype.name)} can't be cast to the desired output type "
+                           f"{dtypes.torch_type_name(out.dtype.name)}")
     if out.shape != result.shape:
         if out.numel():
             warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
@@ -70,10 +68,6 @@ def _write_one(result, out, name):
         out.resize_(*result.shape)
     with autograd.no_grad():
         out.copy_(result)
-
-
-def _torch_name(dtype):
-    return dtypes.torch_type_name(dtype.name)
 
 
 def _requires_grad(args, kwargs, out):

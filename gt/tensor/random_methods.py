@@ -18,8 +18,6 @@ from gt.tensor.inplace_math import _fill
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
-_TORCH_NAMES = {dtypes.float32: "Float", dtypes.float64: "Double", dtypes.float16: "Half",
-                dtypes.bfloat16: "BFloat16", dtypes.int64: "Long", dtypes.int32: "Int", dtypes.bool_: "Bool"}
 # torch's C type names, in its "out of bounds for <type>" messages
 _C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.bool_: "bool"}
 # random_()'s default range per dtype, ``[0, high]`` inclusive (floats: every integer up to
@@ -54,7 +52,7 @@ def sampled(drawn, *inputs):
 
 def _float_only(t, what):
     if not t.dtype.is_floating_point:
-        raise NotImplementedError(f"{what}: not implemented for {_TORCH_NAMES.get(t.dtype, t.dtype)} "
+        raise NotImplementedError(f"{what}: not implemented for {dtypes.torch_type_name(t.dtype.name)} "
                                   f"tensors (dtype {t.dtype!r}); it needs a floating point dtype")
 
 

@@ -281,7 +281,7 @@ class RemainingMethods:
         at NaN positions, and NaN over a slice that is all NaN (as torch's)."""
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
-                               f"{_torch_name(self.dtype)}")
+                               f"{dtypes.torch_type_name(self.dtype.name)}")
         count = (~self.isnan()).sum(dim=dim, keepdim=True)
         total = self.nansum(dim, keepdim, dtype=dtype)
         counted = count if keepdim else count.sum(dim=dim, keepdim=False)
@@ -319,12 +319,6 @@ def _cat(tensors, dim):
     return shape_ops.Cat.apply(*tensors, axis=dim)
 
 
-_TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16", "int64": "Long",
-                "int32": "Int", "bool": "Bool"}
-
-
-def _torch_name(dtype):
-    return _TORCH_NAMES.get(dtype.name, dtype.name)
 
 
 def _sections(args, op):

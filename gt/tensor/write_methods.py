@@ -23,7 +23,7 @@ from gt.tensor.extra_methods import _sizes
 from gt.tensor.scatter_methods import check_range, index_tensor
 
 from gt.tensor.remaining_methods import (_assign, _broadcast, _cat, _fill_value, _int,
-                                            _positions, _tensor_operand, _torch_name)
+                                            _positions, _tensor_operand)
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -79,7 +79,7 @@ class WriteMethods:
         values = _tensor_operand(values, "index_put", "values")
         if values.dtype != self.dtype:
             raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
-                               f"{_torch_name(self.dtype)} for the destination and {_torch_name(values.dtype)} for "
+                               f"{dtypes.torch_type_name(self.dtype.name)} for the destination and {dtypes.torch_type_name(values.dtype.name)} for "
                                "the source.")
         flat, shape, rest = self._flat_index(indices, "index_put")
         lead = numel(self.shape[:self.ndim - len(rest)])
@@ -112,8 +112,8 @@ class WriteMethods:
                                f"{reduce}.")
         source = _tensor_operand(source, "index_reduce", "source")
         if source.dtype != self.dtype:
-            raise RuntimeError(f"index_reduce_(): self ({_torch_name(self.dtype)}) and source "
-                               f"({_torch_name(source.dtype)}) must have the same scalar type")
+            raise RuntimeError(f"index_reduce_(): self ({dtypes.torch_type_name(self.dtype.name)}) and source "
+                               f"({dtypes.torch_type_name(source.dtype.name)}) must have the same scalar type")
         if self.ndim == 0:
             return self.reshape(1).index_reduce(dim, index, source.reshape(-1), reduce,
                                                 include_self=include_self).reshape(())
