@@ -100,19 +100,22 @@ def top_p_filter(logits, p):
     if p == 1.0:
         return logits
     probs = logits.softmax(-1)
-    vocab = probs.shape[-1]
-    m = min(vocab, _NUCLEUS_FIRST_TRY)
-    while True:
-        # the m most probable first (a selection, not a sort of the vocabulary); the whole row
-        # only where some nucleus is longer than that
-        ordered = probs.topk(m, dim=-1).values if m < vocab else probs.sort(dim=-1, descending=True).values
-        before = ordered.cumsum(-1) - ordered                # probability of the tokens ahead of each
-        needed = before < p                                  # a prefix: the nucleus, at least one token
-        if m == vocab or not bool(needed[..., -1].any()):    # every nucleus ended inside the m
-            break
-        m = vocab
+    # the most probable first (a selection, not a sort of the vocabulary); the whole row sorted
+    # only where some nucleus is longer than that
+    first = probs.shape[-1] > _NUCLEUS_FIRST_TRY
+    ordered = probs.topk(_NUCLEUS_FIRST_TRY, dim=-1).values if first else probs.sort(dim=-1, descending=True).values
+    needed = _nucleus(ordered, p)
+    if first and bool(needed[..., -1].any()):
+        ordered = probs.sort(dim=-1, descending=True).values
+        needed = _nucleus(ordered, p)
     cutoff = ordered.masked_fill(~needed, math.inf).min(-1, keepdims=True)   # (B, 1): its last probability
     return logits.masked_fill(probs < cutoff, -math.inf)
+
+
+def _nucleus(ordered, p):
+    """Which of the probabilities ``ordered`` (most probable first) are needed to reach ``p``: a
+    prefix, at least one token."""
+    return ordered.cumsum(-1) - ordered < p         # the probability of the tokens ahead of each
 
 
 @no_grad()
