@@ -47,16 +47,17 @@ def test_pack_sequence_of_a_list_is_torchs():
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU", "LSTM projected"])
 def test_recurrent_layers_on_packed_input_give_torchs_outputs_states_and_gradients(mode, bidirectional):
-    theirs = getattr(torch.nn, mode)(3, 5, num_layers=2, bidirectional=bidirectional).double()
-    ours = getattr(gt.nn, mode)(3, 5, num_layers=2, bidirectional=bidirectional).to(gt.float64)
+    cls, extra = mode.split()[0], {"proj_size": 3} if "projected" in mode else {}
+    theirs = getattr(torch.nn, cls)(3, 5, num_layers=2, bidirectional=bidirectional, **extra).double()
+    ours = getattr(gt.nn, cls)(3, 5, num_layers=2, bidirectional=bidirectional, **extra).to(gt.float64)
     ours.load_state_dict(theirs.state_dict())
     got = []
     for lib, net in ((gt, ours), (torch, theirs)):
         x = lib.tensor(randn(5, 4, 3), dtype=lib.float64, requires_grad=True)
         h0 = lib.tensor(randn(4 if bidirectional else 2, 4, 5, seed=3), dtype=lib.float64, requires_grad=True)
-        hx = (h0, h0 * 0.5) if mode == "LSTM" else h0
+        hx = ((h0[..., :3] if extra else h0), h0 * 0.5) if cls == "LSTM" else h0
         out, h = net(_pack(lib, x, LENGTHS, enforce_sorted=False), hx)
         h = h if isinstance(h, tuple) else (h,)
         ((out.data ** 2).sum() + sum((s ** 3).sum() for s in h)).backward()

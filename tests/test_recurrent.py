@@ -16,7 +16,7 @@ from helpers import randn, torch_or_skip
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-5)}
 L, N, H_IN, H = 4, 2, 3, 4
 MODES = {"rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}), "lstm": ("LSTM", {}),
-         "gru": ("GRU", {})}
+         "lstm projected": ("LSTM", {"proj_size": 2}), "gru": ("GRU", {})}
 CONFIGS = {"1 layer": {}, "2 layers bidirectional": {"num_layers": 2, "bidirectional": True},
            "batch_first": {"batch_first": True}, "unbatched": {}, "no bias": {"bias": False, "num_layers": 2}}
 
@@ -96,8 +96,9 @@ def test_layers_match_torch(mode, config, dtype):
     states = (2 if kwargs.get("bidirectional") else 1) * kwargs.get("num_layers", 1)
     unbatched, lstm = config == "unbatched", cls == "LSTM"
     x_shape = (L, H_IN) if unbatched else (N, L, H_IN) if kwargs.get("batch_first") else (L, N, H_IN)
-    h_shape = (states, H) if unbatched else (states, N, H)
-    inputs = [randn(*x_shape, seed=1), randn(*h_shape, seed=2)] + ([randn(*h_shape, seed=3)] if lstm else [])
+    lead = (states,) if unbatched else (states, N)
+    h_shape, c_shape = lead + (kwargs.get("proj_size") or H,), lead + (H,)    # projected: h has proj_size
+    inputs = [randn(*x_shape, seed=1), randn(*h_shape, seed=2)] + ([randn(*c_shape, seed=3)] if lstm else [])
     _compare(mine, ref, dtype, inputs, lambda t: (t[0], (t[1], t[2]) if lstm else t[1]))
 
 
@@ -137,8 +138,21 @@ def test_parameters_are_torchs_shapes_and_initialisation():
     for m, r in [(mine, ref), (nn.RNN(3, 4, 2, "relu", False, True, 0.5, True), torch.nn.RNN(3, 4, 2, "relu", False,
                                                                                               True, 0.5, True)),
                  (nn.LSTMCell(3, 4, bias=False), torch.nn.LSTMCell(3, 4, bias=False)),
+                 (nn.LSTM(3, 4, 2, proj_size=3, bidirectional=True), torch.nn.LSTM(3, 4, 2, proj_size=3,
+                                                                                    bidirectional=True)),
                  (nn.RNNCell(3, 4, nonlinearity="relu"), torch.nn.RNNCell(3, 4, nonlinearity="relu"))]:
         assert m.extra_repr() == r.extra_repr()
+
+
+def test_projected_lstm_has_torchs_parameters_in_torchs_order():
+    torch = torch_or_skip()
+    mine = nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True, bias=False)
+    ref = torch.nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True, bias=False)
+    assert [(k, tuple(v.shape)) for k, v in mine.named_parameters()] == \
+           [(k, tuple(v.shape)) for k, v in ref.named_parameters()]
+    assert mine.weight_hr_l1_reverse.shape == (2, 5) and mine.weight_ih_l1.shape == (20, 4)
+    values = np.concatenate([p.numpy().ravel() for p in mine.parameters()])
+    assert np.abs(values).max() <= 1 / np.sqrt(5) and values.std() > 0.2          # U(-1/sqrt(5), 1/sqrt(5))
 
 
 def test_dropout_acts_between_layers_while_training_only():
@@ -210,8 +224,18 @@ def test_cells_name_wrong_inputs():
 
 def test_unsupported_options_and_bad_arguments():
     torch = torch_or_skip()
-    with pytest.raises(NotImplementedError, match="proj_size=2 is not supported"):
-        nn.LSTM(H_IN, H, proj_size=2)
+    for proj_size, error, words in [(-1, ValueError, "proj_size should be a positive integer or zero"),
+                                    (H, ValueError, "proj_size has to be smaller than hidden_size, got proj_size=4"),
+                                    (1.5, TypeError, "proj_size should be of type int, got: float"),
+                                    (True, TypeError, "proj_size should be of type int, got: bool")]:
+        with pytest.raises(error, match=words):
+            nn.LSTM(H_IN, H, proj_size=proj_size)
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM, not RNN or GRU"):
+        nn.RNNBase("GRU", H_IN, H, proj_size=2)
+    with pytest.raises(ValueError, match=r"Expected hidden\[0\] size \(1, 2, 2\), got \(1, 2, 4\)"):
+        nn.LSTM(H_IN, H, proj_size=2)(gt.zeros(L, N, H_IN), (gt.zeros(1, N, H), gt.zeros(1, N, H)))
+    with pytest.raises(ValueError, match=r"Expected hidden\[1\] size \(1, 2, 4\), got \(1, 2, 2\)"):
+        nn.LSTM(H_IN, H, proj_size=2)(gt.zeros(L, N, H_IN), (gt.zeros(1, N, 2), gt.zeros(1, N, 2)))
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.zeros(L, N, H_IN), [L, 2])
     with pytest.raises(TypeError, match="this PackedSequence cannot be taken here: the layers"):
         nn.LSTM(H_IN, H)(packed)              # torch's, not gt's

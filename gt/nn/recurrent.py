@@ -7,7 +7,9 @@ Each layer and direction projects the whole sequence's input in one product
 run in a Python loop over the time steps (gt/nn/rnn_cells.py), never over batch or features.
 A ``PackedSequence`` input (gt/nn/packed_sequence.py) runs on its padded form, each sequence's
 state held once its steps are over, and gives a ``PackedSequence`` output and the states after
-each sequence's own last step, as torch's. Not supported (NotImplementedError): ``proj_size``. Where gt
+each sequence's own last step, as torch's. ``LSTM(proj_size=P)`` projects each step's hidden state
+to P features with ``weight_hr_l{k}`` (P, hidden), as torch's: the output, h_0/h_n and the next
+step's hidden-to-hidden product have P features, the cell state keeps ``hidden``. Where gt
 differs from torch: wrong shapes raise ValueError and a dtype other than the weights' TypeError
 (torch: RuntimeError), as elsewhere in gt's nn; there is no ``device`` argument; dropout masks
 come from gt's generator, so they differ from torch's under the same seed.
@@ -39,23 +41,29 @@ class RNNBase(Module):
         check_sizes(name, input_size, hidden_size)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"{name}: num_layers must be an int greater than zero, got {num_layers!r}")
-        if proj_size:
-            raise NotImplementedError(f"{name}: proj_size={proj_size!r} is not supported in gt (only proj_size=0)")
+        _check_proj_size(name, mode, proj_size, hidden_size)
         warn_dropout(dropout, num_layers)
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size = bidirectional, 0
+        self.bidirectional, self.proj_size = bidirectional, proj_size
         dtype = dtypes.default_float if dtype is None else dtype
-        rows, directions = GATES[mode] * hidden_size, 2 if bidirectional else 1
+        rows, directions, out = GATES[mode] * hidden_size, 2 if bidirectional else 1, self._out_size
         for layer in range(num_layers):
-            cols = input_size if layer == 0 else directions * hidden_size
-            for suffix in self._suffixes(layer):
+            cols = input_size if layer == 0 else directions * out
+            for suffix in self._suffixes(layer):     # registered in torch's order, as its state dicts
                 setattr(self, f"weight_ih{suffix}", Parameter(empty(rows, cols, dtype=dtype)))
-                setattr(self, f"weight_hh{suffix}", Parameter(empty(rows, hidden_size, dtype=dtype)))
+                setattr(self, f"weight_hh{suffix}", Parameter(empty(rows, out, dtype=dtype)))
                 if bias:
                     setattr(self, f"bias_ih{suffix}", Parameter(empty(rows, dtype=dtype)))
                     setattr(self, f"bias_hh{suffix}", Parameter(empty(rows, dtype=dtype)))
+                if proj_size:
+                    setattr(self, f"weight_hr{suffix}", Parameter(empty(proj_size, hidden_size, dtype=dtype)))
         self.reset_parameters()
+
+    @property
+    def _out_size(self):
+        """Features of each step's output and hidden state: ``proj_size`` when projecting."""
+        return self.proj_size or self.hidden_size
 
     def _suffixes(self, layer):
         return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
@@ -69,7 +77,7 @@ class RNNBase(Module):
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
-        for key, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+        for key, default in (("proj_size", 0), ("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
                              ("bidirectional", False)):
             if getattr(self, key) != default:
                 s += f", {key}={getattr(self, key)}"
@@ -78,7 +86,8 @@ class RNNBase(Module):
     def forward(self, input, hx=None):
         """input (L, N, input_size), (N, L, input_size) when batch_first, or unbatched (L, input_size);
         hx (D*num_layers, N, hidden) or unbatched (D*num_layers, hidden), zeros when None (a tuple
-        (h_0, c_0) for LSTM) -> (output (L, N, D*hidden) laid out as the input, h_n shaped as hx)."""
+        (h_0, c_0) for LSTM) -> (output (L, N, D*hidden) laid out as the input, h_n shaped as hx).
+        With ``proj_size`` P, output and h_0/h_n have P features where they have ``hidden`` above."""
         name = type(self).__name__
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
@@ -109,15 +118,17 @@ class RNNBase(Module):
         return (out, tuple(finals)) if self.mode == "LSTM" else (out, finals[0])
 
     def _states(self, x, hx, unbatched):
-        """The initial states as (D*num_layers, N, hidden) tensors; errors as torch's for wrong shapes."""
+        """The initial states as (D*num_layers, N, features) tensors, h's features ``_out_size``, c's
+        ``hidden_size``; errors as torch's for wrong shapes."""
         name, lstm = type(self).__name__, self.mode == "LSTM"
-        shape = ((2 if self.bidirectional else 1) * self.num_layers, x.shape[1], self.hidden_size)
+        first = (2 if self.bidirectional else 1) * self.num_layers, x.shape[1]
+        shapes = [first + (self._out_size,), first + (self.hidden_size,)][:2 if lstm else 1]
         if hx is None:
-            return [zeros(*shape, dtype=x.dtype) for _ in range(2 if lstm else 1)]
+            return [zeros(*shape, dtype=x.dtype) for shape in shapes]
         if lstm and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise TypeError(f"LSTM: hx must be a tuple (h_0, c_0) or None, got {type(hx).__name__}")
         states = [as_input(h, name) for h in (hx if lstm else (hx,))]
-        for i, h in enumerate(states):
+        for i, (h, shape) in enumerate(zip(states, shapes)):
             want = 2 if unbatched else 3
             if h.ndim != want:
                 raise ValueError(f"{name}: For {'unbatched 2-D' if unbatched else 'batched 3-D'} input, hx should "
@@ -145,22 +156,25 @@ class RNNBase(Module):
                 gi = linalg.Linear.apply(x, p[f"weight_ih{suffix}"], p.get(f"bias_ih{suffix}"))   # (L, N, G*H)
                 k = layer * directions + d
                 seq, carry = self._direction(gi, [s[k] for s in states], p[f"weight_hh{suffix}"],
-                                             p.get(f"bias_hh{suffix}"), reverse=d == 1, masks=masks)
+                                             p.get(f"bias_hh{suffix}"), reverse=d == 1, masks=masks,
+                                             w_hr=p.get(f"weight_hr{suffix}"))
                 outs.append(seq)
                 for final, c in zip(finals, carry):
                     final.append(c)
             x = outs[0] if directions == 1 else cat(outs, dim=-1)
         return x, [stack(f, dim=0) for f in finals]
 
-    def _direction(self, gi, carry, w_hh, b_hh, reverse, masks=None):
-        """One direction over time: gi (L, N, G*H) -> (outputs (L, N, H) in time order, last states).
-        With ``masks``, a sequence whose steps are over keeps its state (going backwards: keeps the
-        initial state until its last step comes)."""
+    def _direction(self, gi, carry, w_hh, b_hh, reverse, masks=None, w_hr=None):
+        """One direction over time: gi (L, N, G*H) -> (outputs (L, N, H or P) in time order, last
+        states). With ``masks``, a sequence whose steps are over keeps its state (going backwards:
+        keeps the initial state until its last step comes); ``w_hr`` (P, H) projects LSTM's h."""
         steps = _time_steps(gi)
         outs = [None] * len(steps)
         for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
             if self.mode == "LSTM":
                 new = lstm_step(steps[t], carry[0], carry[1], w_hh, b_hh)
+                if w_hr is not None:
+                    new = (linalg.Linear.apply(new[0], w_hr, None), new[1])
             elif self.mode == "GRU":
                 new = (gru_step(steps[t], carry[0], w_hh, b_hh),)
             else:
@@ -170,6 +184,20 @@ class RNNBase(Module):
             carry = new
             outs[t] = carry[0]
         return stack(outs, dim=0), carry
+
+
+def _check_proj_size(name, mode, proj_size, hidden_size):
+    """torch's checks of ``proj_size``: an int, 0 <= proj_size < hidden_size, and LSTM only."""
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+        raise TypeError(f"{name}: proj_size should be of type int, got: {type(proj_size).__name__} ({proj_size!r})")
+    if proj_size < 0:
+        raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections, "
+                         f"got {proj_size}")
+    if proj_size >= hidden_size:
+        raise ValueError(f"{name}: proj_size has to be smaller than hidden_size, got proj_size={proj_size} "
+                         f"and hidden_size={hidden_size}")
+    if proj_size and mode != "LSTM":
+        raise ValueError(f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU")
 
 
 def _time_steps(seq):
@@ -201,8 +229,8 @@ class RNN(RNNBase):
 
 
 class LSTM(RNNBase):
-    """LSTM with torch's gates (i, f, g, o); returns (output, (h_n, c_n)). ``proj_size`` other than
-    0 raises NotImplementedError.
+    """LSTM with torch's gates (i, f, g, o); returns (output, (h_n, c_n)). With ``proj_size`` P > 0
+    each step's h is ``(o * tanh(c)) @ weight_hr.T``: output and h_n have P features, c_n ``hidden``.
 
         >>> out, (h_n, c_n) = nn.LSTM(10, 20, bidirectional=True)(gt.randn(5, 3, 10))
         >>> out.shape, c_n.shape
