@@ -89,7 +89,7 @@ def save_checkpoint(root, model, optimizer, meta, best=False, final=False, keep=
     Refuses (``CheckpointError``, nothing written) weights or optimizer state that are not
     finite, and NaN or infinite numbers in ``meta``: a checkpoint is something to resume from."""
     st = _safetensors()
-    model_state = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    model_state = {k: np.ascontiguousarray(v) for k, v in _array_state(model).items()}
     opt_arrays, opt_meta = flatten_optimizer_state(optimizer.state_dict()) if optimizer is not None else ({}, None)
     bad = [k for k, v in (*model_state.items(), *opt_arrays.items()) if not np.isfinite(v).all()]
     if bad:
@@ -361,10 +361,22 @@ def read_checkpoint(path, which="latest"):
     return Checkpoint(folder, meta, model_state, optimizer_state)
 
 
+def _array_state(model):
+    """``model.state_dict()``, refused (CheckpointError) where it holds something other than arrays:
+    a module's ``get_extra_state()``, which safetensors cannot hold."""
+    state = model.state_dict()
+    other = [k for k, v in state.items() if not isinstance(v, np.ndarray)]
+    if other:
+        raise CheckpointError(f"the model's state dict holds {type(state[other[0]]).__name__} under {other[0]!r} "
+                              "(a module's get_extra_state()); checkpoints hold arrays only: save such a model "
+                              "with gt.save(model.state_dict(), path)")
+    return state
+
+
 def state_problems(model, state):
     """What keeps ``state`` (name -> array) from loading into ``model``: missing and unexpected
     keys, shape and dtype mismatches, non-finite values. An empty list if it fits."""
-    own = {k: v for k, v in model.state_dict().items()}
+    own = _array_state(model)
     problems = [f"missing: {k} {tuple(v.shape)}" for k, v in own.items() if k not in state]
     problems += [f"unexpected: {k} {tuple(np.shape(v))}" for k, v in state.items() if k not in own]
     for key, value in state.items():

@@ -164,6 +164,22 @@ def test_foreign_checkpoint_lists_every_mismatch_and_loads_nothing(small_model, 
     assert state_equal(wider.state_dict(), before)
 
 
+def test_a_model_with_extra_state_is_refused_by_name_and_nothing_is_written(tmp_path):
+    class Tagged(gt.nn.Linear):
+        def get_extra_state(self):
+            return {"vocab": ["a", "b"]}
+
+        def set_extra_state(self, state):
+            pass
+
+    model = Tagged(2, 3)
+    with pytest.raises(CheckpointError, match="holds dict under '_extra_state'.*checkpoints hold arrays only"):
+        save_checkpoint(str(tmp_path / "run"), model, None, {"progress": {"epoch": 0, "step": 0}})
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(CheckpointError, match="holds dict under '_extra_state'"):
+        ckpt_mod.state_problems(model, {})
+
+
 def test_resume_with_other_options_is_refused(small_run, tmp_path):
     cfg = TrainConfig(**small_run, epochs=1, checkpoint_dir=str(tmp_path))
     train(cfg, log=quiet)

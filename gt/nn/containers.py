@@ -70,6 +70,17 @@ class ModuleList(Module):
     def __iadd__(self, modules):
         return self.extend(modules)
 
+    def __add__(self, modules):
+        """A new ``ModuleList`` of this one's modules and then ``modules``' (the same objects)."""
+        return ModuleList(list(self) + list(modules))
+
+    def pop(self, idx):
+        """Remove and return the module at ``idx`` (an int or a slice: a container of them); the
+        names after it are renumbered, as torch's."""
+        removed = self[idx]
+        del self[idx]
+        return removed
+
     def append(self, module):
         self._modules[str(len(self._modules))] = _check_module(module, f"{type(self).__name__}.append")
         return self
@@ -122,6 +133,31 @@ class Sequential(ModuleList):
         key = list(self._modules)[self._index(idx)]
         self._modules[key] = _check_module(module, f"Sequential[{idx}] = ...")
 
+    def __add__(self, other):
+        """A new ``Sequential`` of this one's modules and then ``other``'s (the same objects)."""
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
+        return Sequential(*self, *other)
+
+    def __mul__(self, times):
+        """A new ``Sequential`` of this one's modules ``times`` times over (the same objects, so
+        their parameters are shared, as torch's)."""
+        return Sequential(*self._repeated(times))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, times):
+        for m in self._repeated(times)[len(self):]:
+            self.append(m)
+        return self
+
+    def _repeated(self, times):
+        if isinstance(times, bool) or not isinstance(times, int):
+            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(times)}")
+        if times <= 0:
+            raise ValueError(f"Non-positive multiplication factor {times} for {type(self)}")
+        return list(self) * times
+
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
@@ -172,6 +208,16 @@ class _NamedEntries(Module):
         for key, value in items:
             self[key] = value
 
+    def pop(self, key):
+        """Remove the entry ``key`` and return it (KeyError if there is none)."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self):
+        """Remove every entry."""
+        self._entries.clear()
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); look its entries up in the parent's "
                                   "forward()")
@@ -187,8 +233,9 @@ class ModuleDict(_NamedEntries):
 
 
 def _as_parameter(value, where):
-    """A ``Parameter`` as it is, a tensor or array made one (torch's containers do the same)."""
-    if isinstance(value, Parameter):
+    """A ``Parameter`` (or None: an empty slot, as ``register_parameter`` allows) as it is, a tensor or
+    array made one (torch's containers do the same)."""
+    if value is None or isinstance(value, Parameter):
         return value
     if isinstance(value, Tensor) or hasattr(value, "__array__") or isinstance(value, (list, tuple)):
         return Parameter(value)
@@ -249,3 +296,44 @@ class ParameterDict(_NamedEntries):
 
     def __setitem__(self, key, value):
         self.register_parameter(key, _as_parameter(value, f"ParameterDict[{key!r}] = ..."))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def setdefault(self, key, default=None):
+        """The entry ``key``, first set to ``default`` if there is none."""
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def popitem(self):
+        """Remove and return the last entry put in, as ``(key, parameter)``."""
+        if not len(self):
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(self._entries))
+        return key, self.pop(key)
+
+    def copy(self):
+        """A new ``ParameterDict`` holding the same parameters (not copies of them)."""
+        return ParameterDict(self.items())
+
+    @classmethod
+    def fromkeys(cls, keys, default=None):
+        return cls((key, default) for key in keys)
+
+    def __reversed__(self):
+        return reversed(list(self._entries))
+
+    def __or__(self, other):
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other):
+        merged = other.copy()          # torch's: a dict on the left stays a dict
+        merged.update(self)
+        return merged
+
+    def __ior__(self, other):
+        self.update(other)
+        return self

@@ -1,7 +1,10 @@
 """Saving and loading a module's state: ``Module.state_dict()`` / ``Module.load_state_dict()``.
 
 Values are plain numpy arrays on the way out; on the way in, numpy arrays, gt tensors or
-torch tensors. A load checks everything before it writes anything.
+torch tensors. A load checks everything before it writes anything. A module whose class defines
+``get_extra_state``/``set_extra_state`` (torch's protocol) also saves and loads whatever object
+they return and take, under ``prefix + "_extra_state"``, after its own tensors and before its
+children's, as torch's; ``set_extra_state`` runs in that order too, once every value is checked.
 """
 
 import collections
@@ -21,37 +24,87 @@ class IncompatibleKeys(collections.namedtuple("IncompatibleKeys", ["missing_keys
         return super().__repr__()
 
 
-def entries(module, prefix=""):
-    """Every saved tensor under its dotted key: own parameters, own persistent buffers, then each
-    child's. A tensor shared by two layers appears under each name (as in torch)."""
+EXTRA_STATE = "_extra_state"
+
+
+class ExtraState:
+    """torch's extra-state protocol on ``Module``: define both methods in a subclass to keep a
+    picklable object (a step count, a vocabulary) in the module's state dict."""
+
+    def get_extra_state(self):
+        """The object to save under ``prefix + "_extra_state"`` in ``state_dict()``; called only
+        where a subclass defines it."""
+        raise RuntimeError(f"{type(self).__name__}.get_extra_state() is called only where a subclass defines it")
+
+    def set_extra_state(self, state):
+        """Restore what ``get_extra_state`` returned, from ``load_state_dict()``; called only where a
+        subclass defines it."""
+        raise RuntimeError(f"{type(self).__name__}.set_extra_state() is called only where a subclass defines it")
+
+
+def defines(module, method):
+    """Whether ``module``'s class defines ``method`` (``"get_extra_state"``/``"set_extra_state"``)."""
+    return getattr(type(module), method) is not getattr(ExtraState, method)
+
+
+def own_entries(module, prefix=""):
+    """This module's own saved tensors under their dotted keys: parameters, then persistent buffers."""
     for name, p in module._parameters.items():
         if p is not None:
             yield prefix + name, p
     for name, b in module._buffers.items():
         if b is not None and name not in module._non_persistent_buffers:
             yield prefix + name, b
+
+
+def _walk(module, prefix, method):
+    """(key, tensor) for each saved tensor and (key, module) for each module that ``defines``
+    ``method``, in torch's order: own tensors, own extra state, then each child's."""
+    yield from own_entries(module, prefix)
+    if defines(module, method):
+        yield prefix + EXTRA_STATE, module
     for name, child in module._modules.items():
         if child is not None:
-            yield from entries(child, f"{prefix}{name}.")
+            yield from _walk(child, f"{prefix}{name}.", method)
+
+
+def entries(module, prefix=""):
+    """Every saved tensor under its dotted key: own parameters, own persistent buffers, then each
+    child's. A tensor shared by two layers appears under each name (as in torch)."""
+    return ((k, t) for k, t in _walk(module, prefix, "get_extra_state") if isinstance(t, Tensor))
+
+
+def saved_value(entry, keep_vars):
+    """What ``state_dict`` holds for a tensor (a numpy copy, or the tensor with ``keep_vars``) or for
+    a module that saves extra state (its ``get_extra_state()``)."""
+    if not isinstance(entry, Tensor):
+        return entry.get_extra_state()
+    return entry if keep_vars else B.to_numpy(B.copy(entry._data))
+
+
+def write(target, value):
+    """Load one checked value: into a tensor (cast to its dtype), or a module's ``set_extra_state``."""
+    if isinstance(target, Tensor):
+        target.copy_(B.astype(value, target.dtype))
+    else:
+        target.set_extra_state(value)
 
 
 def save(module, prefix="", keep_vars=False):
-    out = collections.OrderedDict()
-    for key, t in entries(module, prefix):
-        out[key] = t if keep_vars else B.to_numpy(B.copy(t._data))
-    return out
+    return collections.OrderedDict((key, saved_value(entry, keep_vars))
+                                   for key, entry in _walk(module, prefix, "get_extra_state"))
 
 
 def load(module, state_dict, strict=True):
     if not isinstance(state_dict, collections.abc.Mapping):
         raise TypeError(f"load_state_dict expects a dict-like mapping, got {type(state_dict).__name__}")
-    own = collections.OrderedDict(entries(module))
+    own = collections.OrderedDict(_walk(module, "", "set_extra_state"))
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     problems, values = [], {}
     for key, target in own.items():
-        if key not in state_dict:
-            continue
+        if key not in state_dict or not isinstance(target, Tensor):
+            continue                                    # extra state: given as it is, in the walk's order
         arr, problem = checked_value(key, state_dict[key], target)
         if problem:
             problems.append(problem)
@@ -67,9 +120,9 @@ def load(module, state_dict, strict=True):
         raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__} (nothing was loaded):\n\t"
                            + "\n\t".join(errors))
     with autograd.no_grad():
-        for key, arr in values.items():
-            target = own[key]
-            target.copy_(B.astype(arr, target.dtype))
+        for key, target in own.items():
+            if key in values or (key in state_dict and not isinstance(target, Tensor)):
+                write(target, values[key] if key in values else state_dict[key])
     return IncompatibleKeys(missing, unexpected)
 
 

@@ -30,7 +30,6 @@ import collections.abc
 import types
 
 from gt import autograd
-from gt.backend import B
 from gt.nn import state
 from gt.nn.hooks import RemovableHandle
 
@@ -39,7 +38,7 @@ _SAVE_HOOKS = ("_state_dict_pre_hooks", "_state_dict_hooks")
 _LOAD_HOOKS = ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
 
 
-class StateDictHooks:
+class StateDictHooks(state.ExtraState):
     """The registration of ``Module``'s state-dict hooks (their dicts, under torch's names, are
     made on the first registration)."""
 
@@ -98,12 +97,10 @@ def save(module, prefix="", keep_vars=False):
 def _save(module, prefix, keep_vars, out):
     for hook in tuple(module._state_dict_pre_hooks.values()):
         hook(module, prefix, keep_vars)
-    for name, p in module._parameters.items():
-        if p is not None:
-            out[prefix + name] = p if keep_vars else B.to_numpy(B.copy(p._data))
-    for name, b in module._buffers.items():
-        if b is not None and name not in module._non_persistent_buffers:
-            out[prefix + name] = b if keep_vars else B.to_numpy(B.copy(b._data))
+    for key, t in state.own_entries(module, prefix):
+        out[key] = state.saved_value(t, keep_vars)
+    if state.defines(module, "get_extra_state"):
+        out[prefix + state.EXTRA_STATE] = module.get_extra_state()
     for name, child in module._modules.items():
         if child is not None:
             _save(child, f"{prefix}{name}.", keep_vars, out)
@@ -136,7 +133,7 @@ def load(module, state_dict, strict=True):
                 keys.missing_keys.extend(own_missing)
                 keys.unexpected_keys.extend(own_unexpected)
                 for target, arr in values:
-                    target.copy_(B.astype(arr, target.dtype))
+                    state.write(target, arr)
                 continue
             for hook in tuple(step._load_state_dict_post_hooks.values()):
                 if hook(step, keys) is not None:
@@ -164,14 +161,17 @@ def _check(module, local, prefix, metadata, lists, steps):
     local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
     for hook in tuple(module._load_state_dict_pre_hooks.values()):
         hook(module, local, prefix, local_metadata, True, missing, unexpected, errors)
-    own = {name: p for name, p in module._parameters.items() if p is not None}
-    own.update((name, b) for name, b in module._buffers.items()
-               if b is not None and name not in module._non_persistent_buffers)
+    own = {key[len(prefix):]: t for key, t in state.own_entries(module, prefix)}
+    if state.defines(module, "set_extra_state"):
+        own[state.EXTRA_STATE] = module
     values = []
     for name, target in own.items():
         key = prefix + name
         if key not in local:
             missing.append(key)
+            continue
+        if target is module:
+            values.append((module, local[key]))          # extra state: given as it is, in torch's order
             continue
         arr, problem = state.checked_value(key, local[key], target)
         if problem:
