@@ -170,3 +170,40 @@ def test_parameter_dict_dict_methods_as_torchs():
                     [n for n, _ in d.named_parameters()]])
     assert got[0] == got[1]
     assert got[0][:5] == [True, "dict", ["z", "a", "b"], "ParameterDict", ["a", "b", "z"]]
+
+
+def test_set_submodule_as_torchs():
+    got = []
+    for lib, mod in _libs():
+        net = mod.Sequential(mod.Linear(2, 3), mod.ReLU(), mod.Sequential(mod.Linear(3, 1)))
+        net.set_submodule("1", mod.Tanh())
+        net.set_submodule("2.extra", mod.Identity())            # a new entry under an existing parent
+        net.set_submodule("2.0", mod.Linear(3, 2), strict=True)
+        errors = []
+        for target, module, strict in [("2.missing", mod.ReLU(), True), ("0.weight", mod.ReLU(), False),
+                                       ("", mod.ReLU(), False), ("1", 3, False)]:
+            with pytest.raises((AttributeError, ValueError)) as err:
+                net.set_submodule(target, module, strict=strict)
+            errors.append((err.type.__name__, str(err.value).split(" (setting")[0]))
+        got.append([[n for n, _ in net.named_modules()], [type(m).__name__ for m in net.modules()],
+                    tuple(net[2][0].weight.shape), errors])
+    assert got[0][:3] == got[1][:3]
+    assert [e[0] for e in got[0][3]] == [e[0] for e in got[1][3]]
+    assert got[0][3][1:3] == got[1][3][1:3]
+    assert got[0][1] == ["Sequential", "Linear", "Tanh", "Sequential", "Linear", "Identity"]
+
+
+def test_module_type_casts_every_parameter_and_buffer_as_torchs():
+    got = []
+    for lib, mod in _libs():
+        bn = mod.BatchNorm1d(2)
+        bn(lib.ones(3, 2)).sum().backward()
+        same = bn.type(lib.float64) is bn
+        lin = mod.Linear(2, 2).type("torch.DoubleTensor")
+        with pytest.raises(RuntimeError):
+            mod.Linear(2, 2).type(lib.int64)
+        frozen = mod.Linear(2, 2).requires_grad_(False).type(lib.int64)
+        got.append([same, [str(t.dtype).split(".")[-1] for t in [*bn.parameters(), *bn.buffers()]],
+                    str(bn.weight.grad.dtype).split(".")[-1], str(lin.weight.dtype).split(".")[-1],
+                    str(frozen.weight.dtype).split(".")[-1]])
+    assert got[0] == got[1] == [True, ["float64"] * 5, "float64", "float64", "int64"]

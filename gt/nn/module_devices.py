@@ -1,10 +1,11 @@
 """Where a module's parameters and buffers live and in which dtype: ``Module.to`` in torch's
-forms, ``cpu``, ``cuda``, ``half``, ``bfloat16``, ``float``, ``double`` (in place: an optimizer
-built before keeps holding the same Parameter objects)."""
+forms, ``cpu``, ``cuda``, ``half``, ``bfloat16``, ``float``, ``double``, ``type`` (in place: an
+optimizer built before keeps holding the same Parameter objects)."""
 
 from gt import dtypes
 from gt.backend import B
 from gt.tensor import device_methods
+from gt.tensor.info_methods import type_dtype
 
 
 class ModuleDevices:
@@ -31,6 +32,23 @@ class ModuleDevices:
                     t._data = B.astype(t._data, dtype)
                     if t.grad is not None:
                         t.grad._data = B.astype(t.grad._data, dtype)
+        return self
+
+    def type(self, dst_type):
+        """Cast every parameter and buffer, integer buffers too (``num_batches_tracked``), to
+        ``dst_type`` in place, as torch's ``Module.type``: a dtype or a type name
+        (``'torch.DoubleTensor'``). Returns self. Refused before any change (RuntimeError) for a
+        dtype that is not floating point where a parameter requires grad."""
+        dtype = type_dtype(dst_type)
+        tensors = list(self.parameters()) + list(self.buffers())
+        if not dtype.is_floating_point and any(t.requires_grad for t in tensors):
+            raise RuntimeError(f"Module.type({dst_type!r}): a parameter that requires grad must stay floating "
+                               "point; call requires_grad_(False) first")
+        for t in tensors:
+            if t.dtype != dtype:
+                t._data = B.astype(t._data, dtype)
+                if t.grad is not None:
+                    t.grad._data = B.astype(t.grad._data, dtype)
         return self
 
     def cpu(self):

@@ -22,7 +22,7 @@ _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "
 _BY_TYPE_NAME = {name: dtype for dtype, name in _TYPE_NAMES.items()}
 
 
-def _type_dtype(dtype):
+def type_dtype(dtype):
     """A gt dtype from a dtype or a type name (``'gt.DoubleTensor'``, ``'torch.LongTensor'``)."""
     if isinstance(dtype, str):
         short = dtype.split(".")[-1]
@@ -75,7 +75,7 @@ class InfoMethods:
         (``'gt.DoubleTensor'``; torch's ``'torch.DoubleTensor'`` too), this tensor cast to it."""
         if dtype is None:
             return "gt." + _TYPE_NAMES[self.dtype.name]
-        return self.to(_type_dtype(dtype))
+        return self.to(type_dtype(dtype))
 
     def is_inference(self):
         """Whether this tensor was made inside ``gt.inference_mode()``."""
