@@ -139,3 +139,65 @@ def test_sharded_tensors_get_their_global_shape():
     np.testing.assert_allclose(gx.numpy(), 2 * hv @ W.T, rtol=1e-12)
     assert gx.placement == xs.placement
     assert w.grad is None and xs.grad is None
+
+
+def _both():
+    torch = torch_or_skip()
+    return [(gt, lambda t: t.numpy()), (torch, lambda t: t.detach().numpy())]
+
+
+def test_backward_of_several_tensors_is_torchs():
+    """gt.autograd.backward([...], [...]): the gradients of every root summed into the leaves."""
+    results = []
+    for L, arr in _both():
+        a, w = L.tensor(A, requires_grad=True), L.tensor(W, requires_grad=True)
+        out, h = _program(L, a, w)
+        up = L.tensor(RNG.standard_normal((3, 2)) if L is gt else results[0][-1])
+        L.autograd.backward([out, h, h[0, 0]], [None, up, None])
+        results.append([arr(a.grad), arr(w.grad), arr(up)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_backward_inputs_fills_only_their_grad_as_torchs(create_graph):
+    results = []
+    for L, arr in _both():
+        a, w, unused = (L.tensor(v, requires_grad=True) for v in (A, W, W))
+        seen = []
+        w.register_post_accumulate_grad_hook(lambda p: seen.append(arr(p.grad).copy()))
+        out, h = _program(L, a, w)
+        h.retain_grad()
+        out.backward(inputs=[w, unused], retain_graph=True, create_graph=create_graph)
+        first = arr(w.grad).copy()
+        out.backward(inputs=h, create_graph=create_graph)     # a computed tensor: its .grad, no leaf's
+        second = [arr(w.grad).copy(), arr(h.grad).copy()]   # gt's h.grad may be added to in place later
+        results.append([first, *second, a.grad is None, unused.grad is None, len(seen),
+                        w.grad.requires_grad == create_graph])
+        if create_graph:                                        # the gradient has a graph: differentiate it
+            results[-1].append(arr(L.autograd.grad(w.grad.sum(), a)[0]))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert results[0][3:7] == [True, True, 1, True]
+
+
+def test_backward_inputs_errors_are_torchs():
+    x = gt.tensor(W, requires_grad=True)
+    with pytest.raises(RuntimeError, match="`inputs` argument to `backward\\(\\)` cannot be empty"):
+        (x * 2).sum().backward(inputs=[])
+    with pytest.raises(TypeError, match="backward\\(\\): inputs must be a tensor or a sequence of tensors"):
+        (x * 2).sum().backward(inputs=[3])
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+        gt.autograd.backward([(x * 2).sum(), x * 2])
+
+
+def test_an_assigned_grad_must_be_a_tensor_of_the_shape():
+    p = gt.tensor(W, requires_grad=True)
+    with pytest.raises(RuntimeError, match="attempting to assign a gradient of size \\[2\\] to a tensor of size "
+                                           "\\[4, 2\\]"):
+        p.grad = gt.ones(2)          # it would broadcast in an optimizer's update
+    with pytest.raises(TypeError, match="assigned grad expected to be a Tensor or None but got grad of type list"):
+        p.grad = [1.0, 2.0]
+    p.grad = gt.ones(4, 2, dtype=gt.float32)      # another dtype: the optimizers cast it
+    p.grad = None
+    assert p.grad is None

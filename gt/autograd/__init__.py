@@ -4,7 +4,8 @@
   mode (``no_grad``, ``enable_grad``, ``set_grad_enabled``), the hooks the tensor layer registers,
   and the debugging tape;
 - ``backward``: the walk of the recorded graph that ``Tensor.backward()`` runs;
-- ``gradients``: ``grad`` (torch's ``torch.autograd.grad``), the same walk returning gradients;
+- ``gradients``: ``grad`` (torch's ``torch.autograd.grad``), the same walk returning gradients,
+  and ``backward`` (torch's ``torch.autograd.backward``: several roots, ``inputs=``);
 - ``buffers``: who owns a gradient array (handing buffers on without copies, recycling them);
 - ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward);
 - ``grad_hooks``: torch's tensor hooks (``Tensor.register_hook``), run by the walk;
@@ -20,9 +21,9 @@ This layer sits below the tensor layer (gt/tensor) and never imports it.
 
 from gt.autograd.anomaly import (detect_anomaly, is_anomaly_check_nan_enabled, is_anomaly_enabled,
                                  set_anomaly_enabled, set_detect_anomaly)
-from gt.autograd.backward import backward, call_after_backward, topological_order
+from gt.autograd.backward import call_after_backward, topological_order
 from gt.autograd.buffers import zero_grads
-from gt.autograd.gradients import grad
+from gt.autograd.gradients import backward, grad
 from gt.autograd.hooks import register_fused_update, register_post_accumulate_grad_hook
 from gt.autograd.custom_function import once_differentiable
 from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,

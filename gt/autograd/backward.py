@@ -18,8 +18,9 @@ _FREED = (
 _after_backward = []   # callbacks for the end of the next backward() (gt.distributed's gradient sync)
 
 
-def backward(root, grad=None, retain_graph=None, create_graph=False):
-    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward``."""
+def backward_one(root, grad=None, retain_graph=None, create_graph=False):
+    """Accumulate d(root)/d(leaf) into every leaf's ``.grad``. See ``Tensor.backward`` (and
+    gt/autograd/gradients.py's ``backward`` for several roots or ``inputs=``)."""
     if retain_graph is None:
         retain_graph = create_graph
     if create_graph:
@@ -32,6 +33,11 @@ def backward(root, grad=None, retain_graph=None, create_graph=False):
     else:
         pending = PendingGrads(root, _seed(root, grad))
         walk(topological_order(root), pending, retain_graph)
+    finish()
+
+
+def finish():
+    """The end of a backward: the tape is cleared and the ``call_after_backward`` callbacks run."""
     tape.clear()
     callbacks = list(_after_backward)
     _after_backward.clear()

@@ -74,7 +74,7 @@ def accumulate(node, g, shared=True):
         _accumulate_placed(node, g, shared)
     elif node.grad is None:
         owned = not shared and B.is_array(g) and not B.is_view(g)
-        node.grad = function.Tensor._wrap(g if owned else B.copy(g), requires_grad=False)
+        node._grad = function.Tensor._wrap(g if owned else B.copy(g), requires_grad=False)   # unchecked: ours
     else:
         node.grad._data += g  # the leaf owns its .grad array, so in place is safe
 

@@ -1,5 +1,7 @@
 """``gt.autograd.grad``: the gradients of outputs with respect to chosen tensors, returned rather
-than accumulated into ``.grad`` (torch's ``torch.autograd.grad``).
+than accumulated into ``.grad`` (torch's ``torch.autograd.grad``); and ``gt.autograd.backward``,
+torch's ``torch.autograd.backward`` (several roots at once, ``inputs=``), which ``Tensor.backward``
+runs.
 
 It runs the same walk as ``backward()`` (gt/autograd/backward.py), told which tensors to capture:
 only the ops on a path from the outputs to those tensors run (and are freed), no leaf's ``.grad``
@@ -8,8 +10,8 @@ as factors (gt/autograd/deferred.py) is made into its product. Tensor hooks (``r
 run as in a backward, and ``retain_grad()`` tensors on those paths get their ``.grad`` as in torch.
 """
 
-from gt.autograd import function
-from gt.autograd.backward import _seed, topological_order, walk
+from gt.autograd import function, hooks
+from gt.autograd.backward import _seed, backward_one, finish, topological_order, walk
 from gt.autograd.buffers import PendingGrads
 from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
@@ -61,6 +63,59 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return _results(inputs, got, allow_unused, materialize_grads, Tensor._from_value)
 
 
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of ``tensors`` (a tensor or a sequence of them) into the ``.grad`` of
+    every leaf they depend on, as torch's ``torch.autograd.backward``; ``Tensor.backward`` is this
+    for one tensor.
+
+    ``grad_tensors``: the gradient to start from for each tensor (a tensor of its shape, or None,
+    which means ones and is allowed for a one-element tensor only); the gradients of several
+    tensors are summed. ``retain_graph`` (default: ``create_graph``) keeps the graph for another
+    backward; ``create_graph=True`` records the gradients (higher-order gradients). ``inputs``: a
+    tensor or a sequence of them (leaves or computed tensors): only their ``.grad`` gets the
+    gradient, and only the ops on a path to one of them run; an input no tensor depends on keeps its
+    ``.grad``, as torch's.
+
+        >>> x = gt.tensor([1.0, 2.0], requires_grad=True)
+        >>> gt.autograd.backward([(x * x).sum(), x.sum()])
+        >>> x.grad.tolist()
+        [3.0, 5.0]
+    """
+    roots = _tensors(tensors, "tensors", "backward")
+    if inputs is not None:
+        _backward_into(roots, grad_tensors, retain_graph, create_graph, _tensors(inputs, "inputs", "backward"))
+    elif len(roots) == 1:
+        one = grad_tensors[0] if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) == 1 else grad_tensors
+        backward_one(roots[0], one, retain_graph, create_graph)
+    elif roots:
+        retain = create_graph if retain_graph is None else retain_graph
+        seeds = _seeds(roots, grad_tensors)
+        order = topological_order(roots[0], roots[1:])
+        if create_graph:
+            walk_graph(order, _graph_seeds(roots, grad_tensors, seeds), retain)
+        else:
+            pending = PendingGrads(roots[0], seeds[0])
+            for out, seed in zip(roots[1:], seeds[1:]):
+                pending.add(out, seed)
+            walk(order, pending, retain)
+        finish()
+
+
+def _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs):
+    """``backward(inputs=...)``: ``grad``'s walk, its results added to each input's ``.grad`` (a
+    leaf's post-accumulate-grad hooks then run, as in a backward)."""
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    grads = grad(roots, inputs, grad_tensors, retain_graph, create_graph, allow_unused=True)
+    with function.set_grad_enabled(create_graph):     # create_graph: the sums are recorded too
+        for t, g in zip(inputs, grads):
+            if g is not None:
+                t.grad = g if t.grad is None else t.grad + g
+                if t.is_leaf:
+                    hooks.after_accumulate(t)
+    finish()
+
+
 def _results(inputs, got, allow_unused, materialize_grads, wrap):
     """One gradient per input from the walk's ``got`` ({id: gradient}), each made a tensor by
     ``wrap``; an input no output reached raises, or is None (zeros with ``materialize_grads``)."""
@@ -96,12 +151,12 @@ def _grad_graph(outputs, inputs, start, retain_graph, allow_unused, materialize_
     return _results(inputs, got, allow_unused, materialize_grads, lambda g: g)
 
 
-def _tensors(value, name):
+def _tensors(value, name, fn="grad"):
     """``value`` (a tensor or a sequence of them) as a list of tensors; TypeError otherwise."""
     Tensor = function.Tensor
     items = [value] if isinstance(value, Tensor) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(t, Tensor) for t in items):
-        raise TypeError(f"grad(): {name} must be a tensor or a sequence of tensors, got {value!r}")
+        raise TypeError(f"{fn}(): {name} must be a tensor or a sequence of tensors, got {value!r}")
     return list(items)
 
 

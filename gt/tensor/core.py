@@ -234,6 +234,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @grad.setter
     def grad(self, value):
+        if value is not None:
+            _check_grad(self, value)
         self._grad_value, self._grad_factors = value, None
 
     @property
@@ -359,15 +361,16 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         return f"tensor({B.format(self._data)}, shape={self.shape}, dtype={self.dtype!r}{extra})"
 
     # ---- autograd ------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
 
         ``grad`` is required when the tensor is not a scalar (same shape as the tensor).
         The graph is freed afterwards unless ``retain_graph=True`` (default: ``create_graph``).
         ``create_graph=True`` records the gradients, so each ``.grad`` has a ``grad_fn`` and can be
-        differentiated again (higher-order gradients; see gt/autograd/graph_walk.py).
+        differentiated again (higher-order gradients; see gt/autograd/graph_walk.py). ``inputs``
+        (tensors, as torch's): only their ``.grad`` gets the gradient.
         """
-        autograd.backward(self, grad, retain_graph, create_graph)
+        autograd.backward(self, grad, retain_graph, create_graph, inputs)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not self.dtype.is_floating_point:
@@ -425,3 +428,14 @@ autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)
 # In-place changes recorded on the tape (inplace_grad.py); the walk asks this layer what is a view.
 inplace_grad.Tensor = Tensor
 rebind.set_view_test(inplace_grad.view_base)
+
+
+def _check_grad(t, value):
+    """torch's checks of an assigned ``.grad``: a tensor of ``t``'s shape (a wrong shape would
+    broadcast in an update). Another dtype is let through: the optimizers cast it (torch refuses
+    it unless ``grad_dtype`` allows it)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+    if value.shape != t.shape:
+        raise RuntimeError(f"attempting to assign a gradient of size {list(value.shape)} to a tensor of size "
+                           f"{list(t.shape)}. Please ensure that the gradient and the tensor are the same size")
