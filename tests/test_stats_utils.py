@@ -322,7 +322,8 @@ def test_save_load(tmp_path):
 
 
 def test_numpy_scalars_load_with_weights_only(tmp_path):
-    """What a training loop often saves beside its tensors: numpy scalars (torch allows them too)."""
+    """What a training loop often saves beside its tensors: numpy scalars (gt.load reads them with
+    weights_only=True; torch 2.13's torch.load needs weights_only=False for them)."""
     obj = {"step": np.int64(3), "lr": np.float32(0.1), "best": np.float64(-1.5), "done": np.bool_(True)}
     gt.save(obj, tmp_path / "state.pt")
     back = gt.load(tmp_path / "state.pt")

@@ -19,6 +19,7 @@ class Parameter(Tensor):
     """
 
     __slots__ = ()
+    _is_param = True     # torch's mark of a parameter (gt.save writes one as torch's Parameter)
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:

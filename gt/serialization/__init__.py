@@ -1,22 +1,28 @@
 """``gt.save`` and ``gt.load``, torch's names: any picklable object holding gt tensors (a state
 dict, a checkpoint dict, a list), written to a path or a binary file object.
 
-Each tensor is stored as a numpy array with its dtype's name and ``requires_grad``, so a file needs
-neither engine to read and loads on either. ``gt.load`` takes ``weights_only=True`` by default, as
-torch 2.13: the file may then hold only tensors, dicts (``OrderedDict`` too), lists, tuples, sets,
-numbers, strings, bytes, None and bools; anything else is refused before it runs. Pass
-``weights_only=False`` only for files you trust (unpickling can run arbitrary code).
+``gt.save`` writes torch's own format (a zip archive: gt/serialization/torch_format.py), so
+``torch.load`` reads a gt file, ``weights_only=True`` included, and ``gt.load`` reads a
+``torch.save`` file, its tensors made gt tensors; neither needs torch installed. ``gt.load`` also
+reads the files older gt versions wrote (a plain pickle of numpy arrays), and
+``gt.save(..., _use_new_zipfile_serialization=False)`` still writes that form. ``gt.load`` takes
+``weights_only=True`` by default, as torch 2.13: the file may then hold only tensors, dicts
+(``OrderedDict`` too), lists, tuples, sets, numbers, numpy scalars, strings, bytes, None and bools;
+anything else is refused before it runs. Pass ``weights_only=False`` only for files you trust
+(unpickling can run arbitrary code).
 
-Where gt differs from torch: the file is a pickle, not torch's zip archive (torch cannot read it,
-nor gt torch's); tensors that shared storage load as separate copies; a ``gt.nn.Parameter`` loads
-as a tensor with ``requires_grad=True`` (``load_state_dict`` copies either into a module alike);
-``map_location`` may only be None or "cpu" (tensors load on gt's current engine and device).
+Where gt differs from torch: numpy arrays are saved as tensors (gt's ``state_dict()`` holds arrays;
+torch reads them as its state dicts' tensors), so they load back as gt tensors; tensors that shared
+storage load as separate copies; a ``Parameter`` loads as a tensor with ``requires_grad=True``
+(``load_state_dict`` copies either into a module alike); ``map_location`` may only be None or "cpu"
+(tensors load on gt's current engine and device).
 """
 
 import os
 import pickle
 
 from gt import dtypes
+from gt.serialization import torch_format
 from gt.tensor import Tensor
 
 # What a weights-only file may name: gt's tensor rebuild, OrderedDict, numpy's array and scalar pickling
@@ -47,33 +53,45 @@ class _WeightsOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def save(obj, f, pickle_protocol=pickle.DEFAULT_PROTOCOL):
-    """Write ``obj`` (gt tensors inside it stored as numpy arrays) to the path or binary file ``f``.
+def save(obj, f, pickle_protocol=2, _use_new_zipfile_serialization=True):
+    """Write ``obj`` (gt tensors and numpy arrays inside it stored as torch's tensors) to the path or
+    binary file ``f``, in torch's format; ``_use_new_zipfile_serialization=False``: gt's older
+    plain pickle (tensors as numpy arrays, ``pickle_protocol`` its protocol).
 
         >>> gt.save({"w": gt.ones(2)}, "w.pt"); gt.load("w.pt")["w"].tolist()
         [1.0, 1.0]
     """
+    if not hasattr(f, "write") and not isinstance(f, (str, bytes, os.PathLike)):
+        raise TypeError(f"save: f must be a path or a binary file object, got {type(f).__name__}")
+    if _use_new_zipfile_serialization:
+        if hasattr(f, "write"):
+            torch_format.write(obj, f)
+        else:
+            with open(f, "wb") as out:
+                torch_format.write(obj, out)
+        return
     if hasattr(f, "write"):
         _Pickler(f, protocol=pickle_protocol).dump(obj)
         return
-    if not isinstance(f, (str, bytes, os.PathLike)):
-        raise TypeError(f"save: f must be a path or a binary file object, got {type(f).__name__}")
     with open(f, "wb") as out:
         _Pickler(out, protocol=pickle_protocol).dump(obj)
 
 
 def load(f, map_location=None, *, weights_only=True, **pickle_load_args):
-    """The object ``gt.save`` wrote to the path or binary file ``f``, its tensors gt tensors.
-    ``weights_only`` (default True) refuses anything but tensors, containers, numbers and strings."""
+    """The object ``gt.save`` or ``torch.save`` wrote to the path or binary file ``f``, its tensors gt
+    tensors. ``weights_only`` (default True) refuses anything but tensors, containers, numbers and
+    strings."""
     if map_location not in (None, "cpu") and str(map_location) != "cpu":
         raise ValueError(f"load: map_location must be None or 'cpu' (gt loads tensors on its current engine and "
                          f"device), got {map_location!r}")
     if not isinstance(weights_only, bool):
         raise TypeError(f"load: weights_only must be True or False, got {weights_only!r}")
+    if not hasattr(f, "read") and not isinstance(f, (str, bytes, os.PathLike)):
+        raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
+    if torch_format.is_zip(f):
+        return torch_format.read(f, weights_only, _ALLOWED)
     unpickler = _WeightsOnlyUnpickler if weights_only else pickle.Unpickler
     if hasattr(f, "read"):
         return unpickler(f, **pickle_load_args).load()
-    if not isinstance(f, (str, bytes, os.PathLike)):
-        raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
     with open(f, "rb") as src:
         return unpickler(src, **pickle_load_args).load()

@@ -1,0 +1,224 @@
+"""torch's checkpoint format, read and written without torch: a zip archive of ``data.pkl`` (the
+object, each tensor a ``torch._utils._rebuild_tensor_v2`` call on a storage named by a persistent
+id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` writes since torch
+1.6. ``torch.load`` (``weights_only=True`` too) reads what ``write`` makes, and ``read`` reads what
+``torch.save`` made, tensors becoming gt tensors.
+
+Where gt differs: numpy arrays are written as tensors (torch's format has no arrays, and gt's
+``state_dict()`` holds arrays: torch reads them as its state dicts), so they load back as gt
+tensors; tensors that shared a storage load as separate copies; a ``Parameter`` loads as a tensor
+with ``requires_grad=True``; torch's quantized, sparse and nested tensors and untyped storages are
+refused by name.
+"""
+
+import collections
+import io
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+
+from gt import dtypes
+from gt.tensor import Tensor
+
+# torch's storage class of each dtype (the persistent id names it), and numpy's dtype of its bytes
+_STORAGES = {"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "HalfStorage",
+             "bfloat16": "BFloat16Storage", "int64": "LongStorage", "int32": "IntStorage",
+             "int16": "ShortStorage", "int8": "CharStorage", "uint8": "ByteStorage", "bool": "BoolStorage",
+             "complex64": "ComplexFloatStorage", "complex128": "ComplexDoubleStorage"}
+_DTYPE_OF_STORAGE = {v: k for k, v in _STORAGES.items()}
+_BYTES_DTYPE = {"bfloat16": "<u2"}      # numpy has no bfloat16: its 16 bits, widened to float32 on reading
+_ALIGNMENT = 64                         # torch aligns each record's bytes (for mmap=True)
+_TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
+                 "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
+                 "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8",
+                 "uint8": "uint8", "bool": "bool", "complex64": "complex64", "complex128": "complex128"}
+
+
+def is_zip(f):
+    """Whether the path or binary file ``f`` (left where it was) starts as a zip archive does."""
+    if hasattr(f, "read"):
+        start = f.tell()
+        head = f.read(4)
+        f.seek(start)
+        return head == b"PK\x03\x04"
+    return zipfile.is_zipfile(f)
+
+
+# ---- writing ----------------------------------------------------------------------------------------
+class _Global:
+    """A name in another module, written as pickle's GLOBAL without importing that module (torch
+    need not be installed to write torch's format)."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args):
+        raise TypeError(f"{self.module}.{self.name} is a name to write, not to call")
+
+
+class _Storage:
+    """One tensor's bytes, given a key by the pickler's persistent id."""
+
+    def __init__(self, data, storage, numel):
+        self.data, self.storage, self.numel = data, storage, numel
+
+
+class _Plain:
+    """A tensor's values to rebuild without ``requires_grad`` (a Parameter's data)."""
+
+    def __init__(self, array, dtype):
+        self.array, self.dtype = array, dtype
+
+
+class _TorchPickler(pickle._Pickler):
+    """pickle's Python pickler (its C one checks that every global can be imported) with tensors
+    and numpy arrays written as torch's rebuild calls and their bytes put aside in ``records``."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def __init__(self, file, records):
+        super().__init__(file, protocol=2)
+        self.records, self._globals = records, {}
+
+    def _global(self, module, name):
+        return self._globals.setdefault((module, name), _Global(module, name))
+
+    def _write_global(self, obj):
+        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode("utf-8"))
+        self.memoize(obj)
+
+    dispatch[_Global] = _write_global
+
+    def persistent_id(self, obj):
+        if not isinstance(obj, _Storage):
+            return None
+        key = str(len(self.records))
+        self.records.append(obj.data)
+        return "storage", self._global("torch", obj.storage), key, "cpu", obj.numel
+
+    def reducer_override(self, obj):
+        if isinstance(obj, Tensor):
+            array, dtype = _values(obj)
+            if getattr(type(obj), "_is_param", False):
+                return self._global("torch._utils", "_rebuild_parameter"), \
+                    (_Plain(array, dtype), obj.requires_grad, collections.OrderedDict())
+            return self._rebuild(array, dtype, obj.requires_grad)
+        if isinstance(obj, _Plain):
+            return self._rebuild(obj.array, obj.dtype, False)
+        if isinstance(obj, np.ndarray):
+            return self._rebuild(obj, obj.dtype.name, False)
+        return NotImplemented
+
+    def _rebuild(self, array, dtype, requires_grad):
+        if dtype not in _STORAGES:
+            raise TypeError(f"gt.save: torch's format has no {dtype} tensors; cast to one of {sorted(_STORAGES)}")
+        array = np.asarray(array, dtype=np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<"))
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")         # (np.ascontiguousarray would make a 0-d array 1-d)
+        stride = tuple(s // array.itemsize for s in array.strides) if array.size else (1,) * array.ndim
+        storage = _Storage(array.tobytes(), _STORAGES[dtype], array.size)
+        return self._global("torch._utils", "_rebuild_tensor_v2"), \
+            (storage, 0, tuple(array.shape), stride, requires_grad, collections.OrderedDict())
+
+
+def _values(t):
+    """(numpy array, dtype name) of a gt tensor; bfloat16 as the top 16 bits of its float32 values
+    (exact: each is a bfloat16 value)."""
+    if t.dtype.name == "bfloat16":
+        wide = np.array(t.detach().to(dtypes.float32).numpy(), dtype=np.float32, order="C")
+        return (wide.view(np.uint32) >> 16).astype(np.uint16), "bfloat16"
+    return t.detach().numpy(), t.dtype.name
+
+
+def write(obj, f):
+    """Write ``obj`` to the binary file ``f`` in torch's zip format (records under ``archive/``)."""
+    pickled, records = io.BytesIO(), []
+    _TorchPickler(pickled, records).dump(obj)
+    entries = [("data.pkl", pickled.getvalue()), (".format_version", b"1"), (".storage_alignment", b"64"),
+               ("byteorder", b"little")]
+    entries += [(f"data/{key}", data) for key, data in enumerate(records)]
+    entries += [("version", b"3"), (".data/serialization_id", b"0" * 40)]
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in entries:
+            info = zipfile.ZipInfo(f"archive/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            start = zf.fp.tell() + 30 + len(info.filename.encode("utf-8")) + 4   # where the bytes begin
+            pad = -start % _ALIGNMENT
+            info.extra = struct.pack("<HH", 0x4246, pad) + b"\0" * pad           # torch's "FB" padding field
+            zf.writestr(info, data)
+
+
+# ---- reading ----------------------------------------------------------------------------------------
+class _StorageType:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+class _TorchUnpickler(pickle.Unpickler):
+    """Reads ``data.pkl``: torch's rebuild calls make gt tensors from the archive's storages."""
+
+    def __init__(self, file, archive, prefix, weights_only, allowed):
+        super().__init__(file)
+        self.archive, self.prefix, self.weights_only, self.allowed = archive, prefix, weights_only, allowed
+        self.storages = {}
+
+    def find_class(self, module, name):
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+            return _rebuild_tensor
+        if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
+            return _rebuild_parameter
+        if module == "torch" and name in _DTYPE_OF_STORAGE:
+            return _StorageType(_DTYPE_OF_STORAGE[name])
+        if module == "torch" and name in _TORCH_DTYPES:
+            return dtypes.to_dtype(_TORCH_DTYPES[name])
+        if (module, name) == ("torch", "Size"):
+            return tuple
+        if self.weights_only and (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(
+                f"gt.load(weights_only=True): the file names {module}.{name}, which is not a tensor, a container, a "
+                "number or a string gt can read; load it with weights_only=False only if you trust its source")
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        kind, storage_type, key = pid[0], pid[1], pid[2]
+        if kind != "storage" or not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError(f"gt.load: torch storage {pid[:2]!r} is not one gt reads (typed storages "
+                                         f"of {sorted(_STORAGES)})")
+        if key not in self.storages:
+            raw = self.archive.read(f"{self.prefix}data/{key}")
+            dtype = storage_type.dtype
+            self.storages[key] = (np.frombuffer(raw, dtype=np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")),
+                                  dtype)
+        return self.storages[key]
+
+
+def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
+    flat, dtype = storage
+    view = np.lib.stride_tricks.as_strided(flat[offset:], shape=tuple(size),
+                                           strides=tuple(s * flat.itemsize for s in stride)) if len(flat) else \
+        np.zeros(tuple(size), flat.dtype)
+    values = np.array(view, dtype=view.dtype.newbyteorder("="))     # a copy in the machine's byte order
+    if dtype == "bfloat16":                    # exact: bfloat16 is float32's top half
+        wide = Tensor((values.astype(np.uint32) << 16).view(np.float32))
+        return wide.to(dtypes.bfloat16).requires_grad_(requires_grad)
+    try:
+        kind = dtypes.to_dtype(dtype)
+    except (TypeError, ValueError):
+        kind = None          # a dtype gt lacks (uint8, int8, int16): gt's rule for such arrays (int64)
+    return Tensor(values, dtype=kind, requires_grad=requires_grad)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks=None, state=None):
+    return data.requires_grad_(requires_grad)
+
+
+def read(f, weights_only, allowed):
+    """The object in the torch zip archive at the path or binary file ``f``."""
+    with zipfile.ZipFile(f) as archive:
+        pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
+        if not pickles:
+            raise pickle.UnpicklingError("gt.load: this zip archive has no data.pkl: it is not a torch.save file")
+        prefix = pickles[0][:-len("data.pkl")]
+        with archive.open(pickles[0]) as data:
+            return _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed).load()
