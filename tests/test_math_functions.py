@@ -330,6 +330,20 @@ def test_pow_of_two_bool_tensors_is_refused_as_torch_refuses_it():
         gt.tensor([True]) ** gt.tensor([False])
 
 
+@pytest.mark.parametrize("op, kernel", [("floor_divide", "div_floor_cpu"), ("remainder", "remainder_cpu")])
+def test_floor_division_and_remainder_of_bools_are_refused_as_torch_refuses_them(op, kernel):
+    """(numpy gives int8 there, which no gt tensor may hold.)"""
+    torch = pytest.importorskip("torch")
+    flags = [[True, False], [True, True]]
+    for other in ([True, True], True):
+        with pytest.raises(NotImplementedError, match=kernel):
+            getattr(torch, op)(torch.tensor(flags), torch.tensor(other) if isinstance(other, list) else other)
+        with pytest.raises(NotImplementedError, match=f"{kernel}.*not implemented for 'Bool'"):
+            getattr(gt, op)(gt.tensor(flags), gt.tensor(other) if isinstance(other, list) else other)
+    got, want = getattr(gt, op)(gt.tensor(flags), 2), getattr(torch, op)(torch.tensor(flags), 2)    # bool and int
+    assert got.dtype == gt.int64 and got.tolist() == want.tolist()
+
+
 def test_pow_of_a_python_number_base_and_a_negative_number_exponent_as_torch():
     torch = pytest.importorskip("torch")
     e = [-1, 0, 2, 3]

@@ -301,3 +301,18 @@ def where(condition, a=_ALONE, b=_ALONE):
             shape = broadcast_shape("where", shape, x.shape)
     return ew.Where.apply(cond, a, b)
 
+
+def _refuse_integer_zero(a, b, op):
+    """torch raises for an integer division by zero, where numpy gives 0."""
+    if a.dtype.is_floating_point or (isinstance(b, Tensor) and b.dtype.is_floating_point) or isinstance(b, float):
+        return
+    if (bool((b == 0).any()) if isinstance(b, Tensor) else b == 0):
+        raise RuntimeError(f"ZeroDivisionError: integer {op} by zero (a divisor is 0, as torch refuses too); divide "
+                           "floating point values to get inf and NaN instead")
+
+
+def _refuse_bools(a, b, kernel):
+    """torch's NotImplementedError where both operands are bool (numpy would give int8, a dtype gt
+    does not hold)."""
+    if a.dtype == dtypes.bool_ and (b.dtype == dtypes.bool_ if isinstance(b, Tensor) else isinstance(b, bool)):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool': convert the operands with .long() first")

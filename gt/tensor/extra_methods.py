@@ -16,7 +16,8 @@ from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes
 from gt.tensor._args import _pick, _scalar, _varargs
 from gt.tensor.device_methods import accepts_device
-from gt.tensor.arithmetic import _floating, _number_beside, _operand, _promote_ints, where
+from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
+                                  _refuse_integer_zero, where)
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -34,15 +35,6 @@ def _sizes(size, name):
     return tuple(int(n) for n in size)
 
 
-def _refuse_integer_zero(a, b, op):
-    """torch raises for an integer division by zero, where numpy gives 0."""
-    if a.dtype.is_floating_point or (isinstance(b, Tensor) and b.dtype.is_floating_point) or isinstance(b, float):
-        return
-    if (bool((b == 0).any()) if isinstance(b, Tensor) else b == 0):
-        raise RuntimeError(f"ZeroDivisionError: integer {op} by zero (a divisor is 0, as torch refuses too); divide "
-                           "floating point values to get inf and NaN instead")
-
-
 class ExtraMethods:
     __slots__ = ()
 
@@ -51,6 +43,7 @@ class ExtraMethods:
         """``floor(self / other)`` (torch's ``floor_divide``): ints stay ints; no gradient, as torch
         has none (recorded nowhere, so ``backward`` through it finds no graph)."""
         a, b = _promote_ints(self, _operand(other, "//"))
+        _refuse_bools(a, b, "div_floor_cpu")
         _refuse_integer_zero(a, b, "//")
         with B.quiet_float_errors():        # x // 0 is inf or NaN, silently as torch's
             return Tensor._wrap(a._data // (b._data if isinstance(b, Tensor) else b))
@@ -67,6 +60,7 @@ class ExtraMethods:
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
             # integers: exact, and nothing to differentiate
+            _refuse_bools(self, other, "remainder_cpu")
             _refuse_integer_zero(self, other, "%")
             return Tensor._wrap(self._data % (other._data if isinstance(other, Tensor) else other))
         a, b = _promote_ints(self, other)
