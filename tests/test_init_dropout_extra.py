@@ -1,4 +1,4 @@
-"""nn.init.orthogonal_ / trunc_normal_ / eye_ / dirac_, nn.utils.parameters_to_vector /
+"""nn.init.orthogonal_ / trunc_normal_ / sparse_ / eye_ / dirac_, nn.utils.parameters_to_vector /
 vector_to_parameters, and the channel-wise and alpha dropouts: results beside torch's where they
 are deterministic; statistics, scaling, shapes and reproducibility where they are random."""
 
@@ -14,6 +14,28 @@ from helpers import torch_or_skip
 
 
 # ---- init --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rows, sparsity", [(10, 0.3), (1000, 0.1), (7, 0.0), (5, 1.0)])
+def test_sparse_zeroes_as_many_entries_of_each_column_as_torchs(rows, sparsity):
+    torch = torch_or_skip()
+    ours = nn.init.sparse_(gt.empty(rows, 40, dtype=gt.float64), sparsity, std=0.5)
+    theirs = torch.nn.init.sparse_(torch.empty(rows, 40, dtype=torch.float64), sparsity, std=0.5)
+    zeros = (ours.numpy() == 0).sum(0)
+    np.testing.assert_array_equal(zeros, (theirs.numpy() == 0).sum(0))      # ceil(sparsity * rows) each
+    assert zeros.tolist() == [math.ceil(sparsity * rows)] * 40 and ours.dtype == gt.float64
+    kept = ours.numpy()[ours.numpy() != 0]
+    if kept.size > 1000:
+        assert abs(kept.std() - 0.5) < 0.02 and abs(kept.mean()) < 0.02
+    rows_zeroed = (ours.numpy() == 0).any(1).sum()
+    assert sparsity in (0.0, 1.0) or rows_zeroed > math.ceil(sparsity * rows)   # not the same rows in each column
+    first = nn.init.sparse_(gt.empty(6, 3), 0.5, generator=gt.Generator().manual_seed(3)).numpy()
+    np.testing.assert_array_equal(first, nn.init.sparse_(gt.empty(6, 3), 0.5,
+                                                         generator=gt.Generator().manual_seed(3)).numpy())
+    with pytest.raises(ValueError, match="only tensors with 2 dimensions"):
+        nn.init.sparse_(gt.empty(2, 3, 4), 0.5)
+    with pytest.raises(ValueError, match="sparsity must be a fraction"):
+        nn.init.sparse_(gt.empty(2, 3), 1.5)
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 2, 3), (6, 6)])
 @pytest.mark.parametrize("dtype", [gt.float32, gt.float64])
 def test_orthogonal_is_torchs_qr_of_the_same_draw(shape, dtype):

@@ -119,7 +119,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     return normal_(tensor, 0.0, std, generator)
 
 
-from gt.nn.init_extra import dirac_, eye_, orthogonal_, trunc_normal_  # noqa: E402, F401
+from gt.nn.init_extra import dirac_, eye_, orthogonal_, sparse_, trunc_normal_  # noqa: E402, F401
 
 
 def deprecated_alias(fn, module="nn.init"):

@@ -1,4 +1,4 @@
-"""More of ``torch.nn.init``: ``orthogonal_``, ``trunc_normal_``, ``eye_`` and ``dirac_``, in place
+"""More of ``torch.nn.init``: ``orthogonal_``, ``trunc_normal_``, ``sparse_``, ``eye_`` and ``dirac_``, in place
 and outside the tape. Random draws come from gt's generator (``gt.manual_seed``)."""
 
 import math
@@ -67,6 +67,24 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
         u = zeros(*tensor.shape, dtype=tensor.dtype).uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
         values = (u.erfinv() * (std * math.sqrt(2.0)) + mean).clamp(min=a, max=b)
     return _fill(tensor, values)
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """Fill a 2-D tensor with N(0, std**2) samples, then zero ``ceil(sparsity * rows)`` entries of
+    each column, at rows drawn without replacement (Martens, 2010), as torch's.
+
+        >>> w = nn.init.sparse_(gt.empty(10, 4), sparsity=0.3)     # 3 zeros in every column
+    """
+    _target(tensor, "sparse_")
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: only tensors with 2 dimensions are supported, got shape {tensor.shape}")
+    if not 0 <= sparsity <= 1:
+        raise ValueError(f"sparse_: sparsity must be a fraction in [0, 1], got {sparsity!r}")
+    rows, cols = tensor.shape
+    values = randn(rows, cols, dtype=tensor.dtype, generator=generator) * std
+    # each column's rows in a random order; a row is zeroed where its place in that order is early
+    place = randn(rows, cols, generator=generator).argsort(dim=0).argsort(dim=0)
+    return _fill(tensor, values * (place >= math.ceil(sparsity * rows)))
 
 
 def eye_(tensor):
