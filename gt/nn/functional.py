@@ -12,6 +12,8 @@ from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
 from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
+from gt.nn.core_functions import dropout, linear, scaled_dot_product_attention  # noqa: F401
+from gt.nn.multihead_attention_functional import multi_head_attention_forward  # noqa: F401
 from gt.nn.embedding_options import gradient_scale, lookup_options, renorm_
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                                   huber_loss, kl_div, l1_loss, mse_loss, smooth_l1_loss)
@@ -96,21 +98,6 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
 
 
 # ---- layers -----------------------------------------------------------------------------
-def linear(x, weight, bias=None):
-    """``x @ weight.T + bias``: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
-    x, weight = _tensor(x, "linear"), _tensor(weight, "linear", "weight")
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
-    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
-                         f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
-    if bias is not None:
-        bias = _tensor(bias, "linear", "bias")
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    return linalg.Linear.apply(x, weight, bias)
-
-
 def _normalized_shape(normalized_shape):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in shape):
@@ -134,82 +121,6 @@ def _check_affine(fn, shape, weight, bias):
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != shape:
             raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
-
-
-def dropout(x, p=0.5, training=True, inplace=False):
-    """Zero each element with probability ``p`` and scale the rest by 1/(1-p), so the expected
-    value is unchanged; the identity when not ``training`` or ``p == 0``. Masks come from gt's
-    random generator (``gt.manual_seed`` makes them reproducible). ``inplace=True`` writes the
-    result into ``x`` (recorded on the tape as torch's; no memory is saved)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
-    x = _tensor(x, "dropout")
-    if not training or p == 0:
-        return x
-    if p == 1:
-        return x.mul_(0) if inplace else x * 0
-    dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
-    keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
-    return x.mul_(keep) if inplace else x * keep
-
-
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
-    """``softmax(query @ key^T * scale + mask) @ value`` as torch's function of that name:
-    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); leading axes
-    broadcast. One fused op, forward and backward (L and S may differ).
-
-    ``attn_mask`` broadcasts to (..., L, S): a bool mask is True where a query MAY attend
-    (torch's convention here; ``nn.MultiHeadAttention``'s bool masks are the other way round,
-    as torch's), a float mask is added to the scores (and gets a gradient). ``is_causal=True``
-    lets query i see keys j <= i (torch's ``tril`` of the (L, S) matrix, top-left aligned).
-    ``scale`` defaults to 1/sqrt(E). A query whose keys are all masked gets zeros, as in torch.
-    ``dropout_p`` drops attention weights on every call (as torch's function; pass 0 to evaluate).
-
-        >>> q, kv = gt.randn(2, 4, 10, 16), gt.randn(2, 4, 7, 16)     # (B, heads, L/S, E)
-        >>> F.scaled_dot_product_attention(q, kv, kv).shape
-        (2, 4, 10, 16)
-    """
-    fn = "scaled_dot_product_attention"
-    q, k, v = (_tensor(t, fn, name) for t, name in ((query, "query"), (key, "key"), (value, "value")))
-    if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
-                         f"{q.shape}, {k.shape}, {v.shape}")
-    lead = broadcast_shape(fn, broadcast_shape(fn, q.shape[:-2], k.shape[:-2]), v.shape[:-2])
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0 <= dropout_p <= 1:
-        raise ValueError(f"{fn}: dropout_p has to be between 0 and 1, got {dropout_p!r}")
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    L, S = q.shape[-2], k.shape[-2]
-    mask = None
-    if is_causal and attn_mask is not None:
-        raise ValueError(f"{fn}: pass attn_mask or is_causal=True, not both (as torch)")
-    if attn_mask is not None:
-        mask = _tensor(attn_mask, fn, "attn_mask")
-        try:
-            ok = broadcast_shape(fn, mask.shape, lead + (L, S)) == lead + (L, S)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{fn}: attn_mask of shape {mask.shape} does not broadcast to the scores "
-                             f"(..., L, S) = {lead + (L, S)}")
-        if mask.dtype == dtypes.bool_:
-            mask = ~mask                                   # the op takes True = blocked
-        elif mask.dtype.is_floating_point:
-            mask = mask if mask.dtype == q.dtype else mask.to(q.dtype)
-        else:
-            raise TypeError(f"{fn}: attn_mask must be bool (True = may attend) or float (added), got {mask.dtype!r}")
-        while mask.ndim < 2:
-            mask = mask.unsqueeze(0)
-    if dropout_p == 0:
-        return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),
-                                                         causal=0 if is_causal else None)
-    # dropout needs the weights themselves: the same computation from separate ops
-    scores = (q @ k.transpose(-2, -1)) * float(scale)                  # (..., L, S)
-    if is_causal:
-        scores = scores.masked_fill(arange(L).unsqueeze(1) < arange(S).unsqueeze(0), float("-inf"))
-    if mask is not None:
-        scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == dtypes.bool_ else scores + mask
-    return dropout(scores.softmax(-1), dropout_p) @ v
 
 
 def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
