@@ -79,7 +79,7 @@ def walk(order, pending, retain_graph, capture=None):
                 hooks.after_accumulate(node)
             continue
         if node._retains_grad:
-            accumulate(node, g)  # g also flows on into ctx.backward: always a copy
+            _retain(node, g)
         if ctx.released:
             raise RuntimeError(_FREED)
         if fused and id(ctx) in fused:
@@ -109,6 +109,17 @@ def call_after_backward(fn):
     same callable twice before then runs it once)."""
     if fn not in _after_backward:
         _after_backward.append(fn)
+
+
+def _retain(node, g):
+    """Give a ``retain_grad()`` tensor its gradient: a copy of ``g`` (which flows on into the op's
+    backward), added to an earlier one out of place, as torch's: a ``.grad`` someone holds from a
+    backward before keeps its values."""
+    prior = node._grad_value
+    node._grad_value = None
+    accumulate(node, g)
+    if prior is not None:
+        node._grad = prior + node._grad_value
 
 
 def _seed(root, grad):
