@@ -73,10 +73,10 @@ def _per_row(values, d):
 def _per_column(a, values):
     """``a`` (n, d) as (n / k, k * d) and ``values`` (d,) tiled k times (None stays None): an op
     between them runs n / k inner loops of k * d elements instead of n of d (k the largest
-    divisor of n with k * d <= 8192). On the decoder's (3136, 128), k = 49: a product with the
-    weight took 0.056 ms against 0.094. The same values either way."""
+    divisor of n with k * d <= 8192 and k <= 256). On the decoder's (3136, 128), k = 64: a product
+    with the weight took 0.056 ms against 0.094. The same values either way."""
     n, d = a.shape
-    k = max((j for j in range(1, max(1, 8192 // max(d, 1)) + 1) if n % j == 0), default=1)
+    k = next(j for j in range(max(1, min(n, 8192 // max(d, 1), 256)), 0, -1) if n % j == 0)
     return a.reshape(n // k, k * d), None if values is None else np.tile(values, k)
 
 
