@@ -216,3 +216,21 @@ def test_other_bad_arguments():
         list(gt.tensor(5.0))
     with raises(TypeError, "unsqueeze", "None"):
         gt.randn(2).unsqueeze()
+
+
+def test_one_element_integer_tensors_are_indices_and_none_compares_unequal_as_in_torch():
+    torch = pytest.importorskip("torch")
+    names = ["a", "b", "c", "d"]
+    for lib in (gt, torch):
+        scores = lib.tensor([0.1, 0.7, 0.2])
+        assert names[scores.argmax()] == "b"                          # a 0-d int64 tensor as a list index
+        assert list(range(lib.tensor([3]))) == [0, 1, 2] and names[lib.tensor([[2]])] == "c"
+        assert names[lib.tensor(True)] == "b" and lib.ones(2, 3).reshape(lib.tensor(3), -1).shape == (3, 2)
+        for bad in (lib.tensor(1.0), lib.tensor([1, 2])):
+            with pytest.raises(TypeError, match="only integer tensors of a single element can be converted to an "
+                                                "index"):
+                names[bad]
+        t = lib.tensor([1.0, 2.0])
+        assert (t == None) is False and (t != None) is True          # noqa: E711  (what torch answers)
+    sections = gt.arange(6).tensor_split(gt.tensor([1, 4]))         # a tensor of indices is still a sequence
+    assert [s.tolist() for s in sections] == [[0], [1, 2, 3], [4, 5]]

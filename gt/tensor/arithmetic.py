@@ -148,9 +148,13 @@ class ArithmeticMethods:
         return map_local(fn, (self, other))
 
     def __eq__(self, other):
+        if other is None:
+            return False        # as torch's (Python's answer for unrelated objects), not an error
         return self._compare(other, lambda a, b: a == b, "eq")
 
     def __ne__(self, other):
+        if other is None:
+            return True
         return self._compare(other, lambda a, b: a != b, "ne")
 
     def __lt__(self, other):

@@ -327,6 +327,12 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        """An integer (or bool) tensor of one element as a Python int: ``names[t.argmax()]``, ``range(t)``."""
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
     def __bool__(self):
         if self.numel() != 1:
             raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
