@@ -234,3 +234,16 @@ def test_one_element_integer_tensors_are_indices_and_none_compares_unequal_as_in
         assert (t == None) is False and (t != None) is True          # noqa: E711  (what torch answers)
     sections = gt.arange(6).tensor_split(gt.tensor([1, 4]))         # a tensor of indices is still a sequence
     assert [s.tolist() for s in sections] == [[0], [1, 2, 3], [4, 5]]
+
+
+def test_membership_and_dlpack_are_torchs():
+    torch = pytest.importorskip("torch")
+    for lib in (gt, torch):
+        t = lib.tensor([[1.0, 2.0], [3.0, 4.0]])
+        assert 3 in t and lib.tensor(2.0) in t and 5 not in t and lib.tensor([3.0, 9.0]) in t
+        with pytest.raises(RuntimeError, match="__contains__ only supports Tensor or scalar"):
+            "x" in t
+    t = gt.tensor([[1.0, 2.0], [3.0, 4.0]])
+    np.from_dlpack(t)[0, 0] = 42.0                 # DLPack shares the tensor's memory
+    torch.from_dlpack(t)[0, 1] = 7.0
+    assert t.tolist() == [[42.0, 7.0], [3.0, 4.0]]

@@ -92,6 +92,22 @@ class NumpyMethods:
                             "assign the result instead")
         return getattr(ufunc, method)(*args, **kwargs)
 
+    def __dlpack__(self, *args, **kwargs):
+        """The DLPack capsule of the tensor's engine array (numpy's or torch's, a sharded tensor's
+        gathered values), so ``np.from_dlpack(t)`` and ``torch.from_dlpack(t)`` share its memory."""
+        checks.flush()
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def __contains__(self, element):
+        """``x in t``: whether any element equals ``x`` (a number or a tensor that broadcasts), as torch's."""
+        if not isinstance(element, (Tensor, int, float, bool)):
+            raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                               f"{type(element)}.")
+        return bool((self == element).any())
+
     def __format__(self, spec):
         # torch's rule: a 0-d tensor formats as its number (f"{loss:.4f}"), others as their repr
         if self.ndim == 0:
