@@ -21,7 +21,7 @@ from gt.backend import set_backend, get_backend, set_num_threads, get_num_thread
 from gt.backend.memory import retain_freed_memory
 from gt.amp import autocast, is_autocast_enabled
 from gt.tensor import Tensor, matmul, where
-from gt.tensor import (tensor, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like, empty_like,
+from gt.tensor import (tensor, from_dlpack, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like, empty_like,
                        randn_like, rand_like,
                        arange, linspace, eye, manual_seed, get_rng_state, set_rng_state, randn, rand,
                        randint, randperm)

@@ -247,3 +247,13 @@ def test_membership_and_dlpack_are_torchs():
     np.from_dlpack(t)[0, 0] = 42.0                 # DLPack shares the tensor's memory
     torch.from_dlpack(t)[0, 1] = 7.0
     assert t.tolist() == [[42.0, 7.0], [3.0, 4.0]]
+
+
+def test_from_dlpack_shares_memory_as_torchs():
+    torch = pytest.importorskip("torch")
+    a, b = np.arange(3.0, dtype=np.float32), torch.arange(3.0)
+    ta, tb = gt.from_dlpack(a), gt.from_dlpack(b)
+    a[0], b[1] = 9.0, 5.0
+    assert ta.tolist() == [9.0, 1.0, 2.0] and tb.tolist() == [0.0, 5.0, 2.0] and tb.dtype == gt.float32
+    with pytest.raises(TypeError, match="from_dlpack expects an object with __dlpack__"):
+        gt.from_dlpack([1, 2])

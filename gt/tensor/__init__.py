@@ -19,7 +19,7 @@ This layer sits above gt/ops and gt/autograd, and below gt/nn and gt/optim.
 
 from gt.tensor.core import Tensor  # first: it binds the class into the modules that need it
 from gt.tensor.arithmetic import matmul, where
-from gt.tensor.creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, get_rng_state,
+from gt.tensor.creation import (arange, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like, get_rng_state,
                                 linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                                 randperm, set_rng_state, tensor, zeros, zeros_like)
 from gt.tensor.functions import cat, concatenate, stack

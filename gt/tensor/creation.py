@@ -1,5 +1,7 @@
 """Tensor creation: from data, constants, ranges and random draws (float32 unless told otherwise)."""
 
+import numpy as np
+
 from gt import backend, dtypes
 from gt.backend import B
 from gt.sharding import layout
@@ -50,6 +52,16 @@ def tensor(data, dtype=None, requires_grad=False):
     """
     src = data._data if isinstance(data, Tensor) else data
     return _new(B.asarray(src, dtype=dtype, copy=True), requires_grad)
+
+
+def from_dlpack(ext_tensor):
+    """A tensor sharing memory with ``ext_tensor``, any CPU array with ``__dlpack__`` (numpy's, torch's,
+    JAX's), as ``torch.from_dlpack``; read through numpy's DLPack import, so its dtype must be one
+    gt holds (a GPU array is refused by numpy with its own error)."""
+    if not hasattr(ext_tensor, "__dlpack__"):
+        raise TypeError(f"from_dlpack expects an object with __dlpack__ (a numpy, torch or JAX array), got "
+                        f"{type(ext_tensor).__name__}")
+    return from_numpy(np.from_dlpack(ext_tensor))
 
 
 def from_numpy(array, requires_grad=False):
