@@ -113,7 +113,8 @@ def test_bfloat16_round_trips_bit_for_bit_on_the_torch_engine(tmp_path):
 
 
 def test_arrays_numbers_and_older_gt_files(tmp_path):
-    obj = {"w": gt.tensor([[1.0, 2.0]], requires_grad=True), "arr": np.arange(3.0), "np": np.float32(0.5)}
+    obj = {"w": gt.tensor([[1.0, 2.0]], requires_grad=True), "arr": np.arange(3.0), "np": np.float32(0.5),
+           "names": np.array(["cat", "dog"])}
     buffer = io.BytesIO(b"head")
     buffer.seek(4)
     gt.save(obj, buffer)                                      # a file object, not at its start
@@ -122,6 +123,7 @@ def test_arrays_numbers_and_older_gt_files(tmp_path):
     assert back["w"].requires_grad and back["w"].tolist() == [[1.0, 2.0]]
     assert isinstance(back["arr"], gt.Tensor) and back["arr"].dtype == gt.float64   # an array: a tensor
     assert back["np"] == np.float32(0.5) and type(back["np"]) is np.float32
+    assert isinstance(back["names"], np.ndarray) and back["names"].tolist() == ["cat", "dog"]   # not a tensor dtype
     gt.save(obj, tmp_path / "old.pt", _use_new_zipfile_serialization=False)          # gt's older format
     old = gt.load(tmp_path / "old.pt")
     assert not zipfile.is_zipfile(tmp_path / "old.pt") and isinstance(old["arr"], np.ndarray)

@@ -11,8 +11,9 @@ reads the files older gt versions wrote (a plain pickle of numpy arrays), and
 anything else is refused before it runs. Pass ``weights_only=False`` only for files you trust
 (unpickling can run arbitrary code).
 
-Where gt differs from torch: numpy arrays are saved as tensors (gt's ``state_dict()`` holds arrays;
-torch reads them as its state dicts' tensors), so they load back as gt tensors; tensors that shared
+Where gt differs from torch: numpy arrays of a tensor dtype are saved as tensors (gt's
+``state_dict()`` holds arrays; torch reads them as its state dicts' tensors), so they load back as
+gt tensors (others, of strings say, stay arrays); tensors that shared
 storage load as separate copies; a ``Parameter`` loads as a tensor with ``requires_grad=True``
 (``load_state_dict`` copies either into a module alike); ``map_location`` may only be None or "cpu"
 (tensors load on gt's current engine and device).

@@ -4,9 +4,9 @@ id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` 
 1.6. ``torch.load`` (``weights_only=True`` too) reads what ``write`` makes, and ``read`` reads what
 ``torch.save`` made, tensors becoming gt tensors.
 
-Where gt differs: numpy arrays are written as tensors (torch's format has no arrays, and gt's
-``state_dict()`` holds arrays: torch reads them as its state dicts), so they load back as gt
-tensors; tensors that shared a storage load as separate copies; a ``Parameter`` loads as a tensor
+Where gt differs: numpy arrays of a tensor dtype are written as tensors (torch's format has no
+arrays, and gt's ``state_dict()`` holds arrays: torch reads them as its state dicts), so they load
+back as gt tensors (other arrays, of strings say, stay numpy arrays); tensors that shared a storage load as separate copies; a ``Parameter`` loads as a tensor
 with ``requires_grad=True``; torch's quantized, sparse and nested tensors and untyped storages are
 refused by name.
 """
@@ -107,9 +107,9 @@ class _TorchPickler(pickle._Pickler):
             return self._rebuild(array, dtype, obj.requires_grad)
         if isinstance(obj, _Plain):
             return self._rebuild(obj.array, obj.dtype, False)
-        if isinstance(obj, np.ndarray):
+        if isinstance(obj, np.ndarray) and obj.dtype.name in _STORAGES:
             return self._rebuild(obj, obj.dtype.name, False)
-        return NotImplemented
+        return NotImplemented            # anything else (an array of strings too) is pickled as it is
 
     def _rebuild(self, array, dtype, requires_grad):
         if dtype not in _STORAGES:
