@@ -159,6 +159,7 @@ def test_backward_of_several_tensors_is_torchs():
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")   # torch's advice
 @pytest.mark.parametrize("create_graph", [False, True])
 def test_backward_inputs_fills_only_their_grad_as_torchs(create_graph):
     results = []
