@@ -49,18 +49,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    seeds = _seeds(outputs, grad_outputs)
-    if create_graph:
-        starts = _graph_seeds(outputs, grad_outputs, seeds)
-        return _grad_graph(outputs, inputs, starts, create_graph if retain_graph is None else retain_graph,
-                           allow_unused, materialize_grads)
-    pending = PendingGrads(outputs[0], seeds[0])
-    for out, seed in zip(outputs[1:], seeds[1:]):
-        pending.add(out, seed)      # an output given twice gets both gradients, as in torch
-    order = topological_order(outputs[0], outputs[1:])
-    got = walk(order, pending, create_graph if retain_graph is None else retain_graph, {id(t) for t in inputs})
-    function.tape.clear()
-    return _results(inputs, got, allow_unused, materialize_grads, Tensor._from_value)
+    got = _walk(outputs, grad_outputs, retain_graph, create_graph, {id(t) for t in inputs})
+    return _results(inputs, got, allow_unused, materialize_grads, (lambda g: g) if create_graph else Tensor._from_value)
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
@@ -88,17 +78,26 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         one = grad_tensors[0] if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) == 1 else grad_tensors
         backward_one(roots[0], one, retain_graph, create_graph)
     elif roots:
-        retain = create_graph if retain_graph is None else retain_graph
-        seeds = _seeds(roots, grad_tensors)
-        order = topological_order(roots[0], roots[1:])
-        if create_graph:
-            walk_graph(order, _graph_seeds(roots, grad_tensors, seeds), retain)
-        else:
-            pending = PendingGrads(roots[0], seeds[0])
-            for out, seed in zip(roots[1:], seeds[1:]):
-                pending.add(out, seed)
-            walk(order, pending, retain)
+        _walk(roots, grad_tensors, retain_graph, create_graph)
         finish()
+
+
+def _walk(outputs, grad_outputs, retain_graph, create_graph, capture=None):
+    """The walk back from ``outputs`` (started from ``grad_outputs``, checked as torch checks them),
+    the gradients recorded with ``create_graph``: into the leaves' ``.grad`` (``backward``), or,
+    with ``capture`` (tensor ids), returned as ``{id: gradient}`` of those (``grad``)."""
+    seeds = _seeds(outputs, grad_outputs)
+    retain = create_graph if retain_graph is None else retain_graph
+    order = topological_order(outputs[0], outputs[1:])
+    if create_graph:
+        got = walk_graph(order, _graph_seeds(outputs, grad_outputs, seeds), retain, capture)
+    else:
+        pending = PendingGrads(outputs[0], seeds[0])
+        for out, seed in zip(outputs[1:], seeds[1:]):
+            pending.add(out, seed)      # an output given twice gets both gradients, as in torch
+        got = walk(order, pending, retain, capture)
+    function.tape.clear()
+    return got
 
 
 def _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs):
@@ -142,13 +141,6 @@ def _graph_seeds(outputs, grad_outputs, seeds):
         g = (g if g.dtype == out.dtype else g.to(out.dtype)) if isinstance(g, Tensor) else Tensor._wrap(seed)
         start[id(out)] = g if id(out) not in start else start[id(out)] + g
     return start
-
-
-def _grad_graph(outputs, inputs, start, retain_graph, allow_unused, materialize_grads):
-    """``grad(create_graph=True)``: the same walk, with recorded gradients (graph_walk.py)."""
-    got = walk_graph(topological_order(outputs[0], outputs[1:]), start, retain_graph, {id(t) for t in inputs})
-    function.tape.clear()
-    return _results(inputs, got, allow_unused, materialize_grads, lambda g: g)
 
 
 def _tensors(value, name, fn="grad"):
