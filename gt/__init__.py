@@ -77,6 +77,7 @@ from gt import nn, optim
 from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesky, qr, svd, matrix_power
 from gt import distributed  # torch.distributed is imported only for more than one process
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+from gt.backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402
 from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
 # Imported on first use (__getattr__ below), as few programs need them and together they are a
 # sixth of `import gt`: gt.distributions (torch.distributions' families, kl_divergence,
@@ -98,6 +99,7 @@ from gt.tensor.numerics_functions import (hann_window, hamming_window, blackman_
                                           kaiser_window, trapezoid, trapz, cumulative_trapezoid, cov, corrcoef,
                                           vander, gradient)
 from gt.tensor.remaining_functions import *  # noqa: F401,F403,E402
+from gt.tensor.strided_functions import *  # noqa: F401,F403,E402
 from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,  # noqa: E402
                                          bitwise_right_shift, gcd, lcm, fmod, fmax, fmin, float_power, copysign,
                                          signbit, ldexp, frexp, nextafter, isposinf, isneginf, isreal)

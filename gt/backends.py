@@ -91,3 +91,28 @@ class _Cuda:
 cudnn = _Cudnn("cudnn", enabled=True, benchmark=False, deterministic=False, allow_tf32=True)
 cuda = _Cuda()
 mps = _Mps()
+
+
+# ---- torch.set_float32_matmul_precision: the same switch as cuda.matmul.allow_tf32 --------------
+_PRECISIONS = ("highest", "high", "medium")
+_matmul_precision = ["highest"]
+
+
+def set_float32_matmul_precision(precision):
+    """torch's ``set_float32_matmul_precision``: ``"highest"`` keeps float32 products in float32;
+    ``"high"`` and ``"medium"`` allow TF32 products on CUDA GPUs (``cuda.matmul.allow_tf32``, set
+    here too). On gt's CPU engines every product stays float32, as torch's do on a CPU."""
+    if precision not in _PRECISIONS:
+        raise RuntimeError(f"set_float32_matmul_precision: expected one of {', '.join(map(repr, _PRECISIONS))}, "
+                           f"got {precision!r}")
+    _matmul_precision[0] = precision
+    cuda.matmul.allow_tf32 = precision != "highest"
+    if _on_cuda():
+        import torch
+
+        torch.set_float32_matmul_precision(precision)
+
+
+def get_float32_matmul_precision():
+    """The precision last set by ``set_float32_matmul_precision`` (``"highest"`` by default)."""
+    return _matmul_precision[0]

@@ -11,6 +11,7 @@ import pytest
 import gt
 from gt import nn
 from gt.sharding.mesh import use_mesh
+from helpers import randn
 
 torch = pytest.importorskip("torch")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available() or gt.cuda.is_available(),
@@ -252,6 +253,23 @@ def test_backends_switches_are_torch_s_defaults_and_can_be_set():
         gt.backends.cudnn.benchmarks = True
     with pytest.raises(TypeError, match="expected True or False, got 1"):
         gt.backends.cudnn.deterministic = 1
+
+
+def test_float32_matmul_precision_is_torch_s_switch():
+    assert gt.get_float32_matmul_precision() == "highest" == torch.get_float32_matmul_precision()
+    x = gt.tensor(randn(8, 8, seed=1).astype(np.float32))
+    before = (x @ x).numpy()
+    try:
+        for precision in ("high", "medium", "highest"):
+            gt.set_float32_matmul_precision(precision)
+            assert gt.get_float32_matmul_precision() == precision
+            assert gt.backends.cuda.matmul.allow_tf32 is (precision != "highest")
+            if not gt.cuda.is_available():     # float32 on a CPU at every setting, as torch's
+                np.testing.assert_array_equal((x @ x).numpy(), before)
+        with pytest.raises(RuntimeError, match="expected one of 'highest', 'high', 'medium', got 'low'"):
+            gt.set_float32_matmul_precision("low")
+    finally:
+        gt.set_float32_matmul_precision("highest")
 
 
 def _script(m):

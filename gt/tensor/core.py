@@ -74,6 +74,7 @@ from gt.tensor import compat_methods
 from gt.tensor.compat_methods import CompatMethods
 from gt.tensor import write_methods
 from gt.tensor.write_methods import WriteMethods
+from gt.tensor.strided_methods import StridedMethods
 
 _next_id = 0
 
@@ -82,7 +83,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
              ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
              SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
              DiagonalMethods, BitwiseMethods, RandomMethods, RemainingMethods, WriteMethods,
-             DeviceMethods, CompatMethods):
+             DeviceMethods, CompatMethods, StridedMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.

@@ -9,7 +9,7 @@ from gt.tensor.core import Tensor
 __all__ = ["positive", "ravel", "unflatten", "swapdims", "hsplit", "vsplit", "dsplit", "split_with_sizes",
            "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes", "narrow_copy", "nansum", "nanmean", "cross",
            "vdot", "ger", "index_put", "index_put_", "index_reduce", "diagonal_scatter", "select_scatter",
-           "slice_scatter", "nonzero_static", "adjoint", "resize_as_"]
+           "slice_scatter", "nonzero_static", "adjoint", "resize_as_", "put"]
 
 
 def _input(x, fn, name="input"):
@@ -147,3 +147,9 @@ def adjoint(input):
 def resize_as_(input, the_template, memory_format=None):
     """``input.resize_as_(the_template)``."""
     return _input(input, "resize_as_").resize_as_(the_template)
+
+
+def put(input, index, source, accumulate=False):
+    """A copy of ``input`` with ``source`` written at the flat (row-major) positions ``index``
+    (added there with ``accumulate=True``): ``input.put(index, source, accumulate)``."""
+    return _input(input, "put").put(index, source, accumulate)

@@ -1,0 +1,49 @@
+"""torch's top-level strided functions: ``as_strided``, ``as_strided_copy``, ``as_strided_scatter``
+and ``empty_strided`` (the storage rules are strided_methods.py's)."""
+
+from gt.backend import B
+from gt.tensor.core import Tensor
+from gt.tensor.creation import empty
+from gt.tensor.device_methods import accepts_device
+from gt.tensor.strided_methods import flat_index, geometry
+
+__all__ = ["as_strided", "as_strided_copy", "as_strided_scatter", "empty_strided"]
+
+
+def _input(x, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(x).__name__}")
+    return x
+
+
+def as_strided(input, size, stride, storage_offset=None):
+    """``input.as_strided(size, stride, storage_offset)``."""
+    return _input(input, "as_strided").as_strided(size, stride, storage_offset)
+
+
+def as_strided_copy(input, size, stride, storage_offset=None):
+    """``input.as_strided(...)``, a copy (as gt's ``as_strided`` always is)."""
+    return _input(input, "as_strided_copy").as_strided(size, stride, storage_offset)
+
+
+def as_strided_scatter(input, src, size, stride, storage_offset=None):
+    """A copy of ``input`` with ``src`` written where ``input.as_strided(size, stride,
+    storage_offset)`` reads (positions in ``input``'s storage, as torch's). Differentiable in both."""
+    _input(input, "as_strided_scatter")
+    index, size = flat_index(input, size, stride, storage_offset, "as_strided_scatter")
+    if not isinstance(src, Tensor) or tuple(src.shape) != size:
+        got = list(src.shape) if isinstance(src, Tensor) else type(src).__name__
+        raise RuntimeError(f"as_strided_scatter: expected src to have a size equal to the slice of self. src size = "
+                           f"{got}, slice size = {list(size)}")
+    out = input.reshape(-1).clone()
+    out[Tensor._wrap(B.asarray(index))] = src.reshape(-1)
+    return out.reshape(input.shape)
+
+
+@accepts_device
+def empty_strided(size, stride, *, dtype=None, requires_grad=False):
+    """A new tensor of ``size`` with unspecified values (float32 unless ``dtype`` says otherwise).
+    gt lays new tensors out row-major: ``stride`` is checked, and ``stride()`` of the result is
+    the row-major one (as ``new_empty_strided``)."""
+    size, _ = geometry(tuple(size), tuple(stride), None, "empty_strided")
+    return empty(size, dtype=dtype, requires_grad=requires_grad)
