@@ -102,7 +102,8 @@ class CustomNode(Function):
 
     @property
     def name(self):
-        return self.fn.__name__          # shown as <NameBackward>, as gt names its ops
+        # shown as <NameBackward>, as gt names its ops; name() is torch's name of the node
+        return function.OpName(self.fn.__name__, self.fn.__name__ + "Backward")
 
     # ---- the recorded node ------------------------------------------------------------------------
     @property
@@ -189,6 +190,14 @@ class _Output(Function):
     @property
     def name(self):
         return self.node.name
+
+    @property
+    def next_functions(self):
+        return self.node.next_functions      # the hidden scalar between them is gt's, not torch's
+
+    @property
+    def metadata(self):
+        return self.node.metadata
 
     def _give(self, g):
         node = self.node

@@ -138,7 +138,39 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
 
-class Function:
+class GraphNode:
+    """torch's questions to a recorded node (a tensor's ``grad_fn``). Needs ``inputs`` and the
+    slots ``_next`` and ``_metadata``."""
+
+    __slots__ = ()
+
+    @property
+    def name(self):
+        """The op's name, ``"Mul"`` (the public gt's ``grad_fn.name``); called, torch's name of the
+        node, ``grad_fn.name() == "MulBackward0"``."""
+        return OpName(type(self).__name__, type(self).__name__ + "Backward0")
+
+    @property
+    def next_functions(self):
+        """torch's edges of the graph: for each tensor input, ``(node, 0)`` with the node that made
+        it (its ``grad_fn``), an ``AccumulateGrad`` for a leaf that requires grad, or None. Number
+        arguments have none (torch lists a scalar operand of some ops too). Empty once backward
+        has freed the graph (torch keeps the edges)."""
+        edges = getattr(self, "_next", None)
+        if edges is None or not self.inputs:
+            edges = tuple((_node_of(a), 0) for a in self.inputs if isinstance(a, Tensor))
+            self._next = edges if self.inputs else None
+        return edges
+
+    @property
+    def metadata(self):
+        """A dict for the caller's own notes on this node (torch's ``grad_fn.metadata``)."""
+        if getattr(self, "_metadata", None) is None:
+            self._metadata = {}
+        return self._metadata
+
+
+class Function(GraphNode):
     """One differentiable op. Subclasses write ``forward(*arrays, **kw) -> array`` and
     ``backward(grad) -> tuple of grads`` (one per positional input, ``None`` where
     there is none), both on engine arrays. Non-tensor positional inputs (Python
@@ -146,7 +178,7 @@ class Function:
     """
 
     __slots__ = ("inputs", "needs_input_grad", "_saved", "saved_versions", "released", "out_shape", "epoch",
-                 "__weakref__")
+                 "_next", "_metadata", "__weakref__")
 
     # Inputs whose whole gradient is one product that may be written straight into a leaf by
     # plain gradient descent in the backward (gt/autograd/hooks.py). An op listing some reads
@@ -219,12 +251,55 @@ class Function:
             put_on_tape(ctx, result)
         return result
 
-    @property
-    def name(self):
-        return type(self).__name__
-
     def __repr__(self):
         return f"<{self.name}Backward>"
+
+
+class OpName(str):
+    """An op's name as a string that, called, gives torch's name of its node (``name()``)."""
+
+    def __new__(cls, name, torch_name):
+        self = super().__new__(cls, name)
+        self.torch_name = torch_name
+        return self
+
+    def __call__(self):
+        return self.torch_name
+
+
+class AccumulateGrad:
+    """torch's graph node of a leaf that requires grad, as ``next_functions`` lists it:
+    ``variable`` is the leaf. One per leaf while some node refers to it, as torch's."""
+
+    __slots__ = ("variable", "__weakref__")
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    @staticmethod
+    def name():
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad of a leaf of shape {tuple(self.variable.shape)}>"
+
+
+_accumulators = weakref.WeakValueDictionary()    # id(leaf) -> its AccumulateGrad (it holds the leaf)
+
+
+def _node_of(value):
+    """The ``next_functions`` node of one input of an op."""
+    if not isinstance(value, Tensor):
+        return None
+    if value._ctx is not None:
+        return value._ctx
+    if not value._requires_grad:
+        return None
+    node = _accumulators.get(id(value))
+    if node is None or node.variable is not value:
+        node = _accumulators[id(value)] = AccumulateGrad(value)
+    return node
 
 
 def _data_of(t):

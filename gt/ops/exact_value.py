@@ -4,6 +4,7 @@ expression with the same derivative. The expression alone would round differentl
 trunc(a / b)`` is not ``fmod``'s exact remainder); the exact value alone would have no gradient."""
 
 from gt.autograd import Function
+from gt.autograd.function import OpName
 from gt.backend import B
 from gt.ops._graph import const
 
@@ -42,7 +43,7 @@ class FirstOrderOnly(Function):
 
     @property
     def name(self):
-        return self.what
+        return OpName(self.what, type(self).__name__ + "Backward0")
 
     def forward(self, x, what):
         self.what = what

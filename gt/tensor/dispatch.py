@@ -18,6 +18,7 @@ import copy
 
 from gt import autograd
 from gt.autograd import fit_grad as _fit
+from gt.autograd.function import GraphNode, OpName
 from gt.backend import B
 from gt.sharding import collectives as C
 from gt.sharding import layout
@@ -40,15 +41,15 @@ def on_device(d):
     return contextlib.nullcontext() if mesh.shared_memory else B.on_device(mesh.devices[d])
 
 
-class ShardedNode:
+class ShardedNode(GraphNode):
     """The tape entry of an op that ran per device: one op context per device."""
 
     __slots__ = ("cls", "ctxs", "inputs", "kwargs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
-                 "out_shape", "released", "epoch", "__weakref__")
+                 "out_shape", "released", "epoch", "_next", "_metadata", "__weakref__")
 
     @property
     def name(self):
-        return self.cls.__name__
+        return OpName(self.cls.__name__, self.cls.__name__ + "Backward0")
 
     # autograd frees a node by setting ``saved = None``: here that drops the per-device contexts
     @property
