@@ -260,3 +260,11 @@ def test_rnn_padding_errors():
         unpad_sequence(gt.ones(4), [1])
     with pytest.raises(TypeError, match="expected padded_sequences to be a gt.Tensor, got list"):
         unpad_sequence([[1.0]], [1])
+
+
+def test_fusion_module_path_is_torchs():
+    import gt.nn.utils.fusion as fusion
+    from gt.nn.utils.fusion import fuse_linear_bn_weights  # noqa: F401  (torch's import line)
+
+    for name in ("fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights"):
+        assert getattr(fusion, name) is getattr(gt.nn.utils, name)

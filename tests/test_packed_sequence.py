@@ -46,6 +46,21 @@ def test_pack_sequence_of_a_list_is_torchs():
     np.testing.assert_array_equal(g.batch_sizes.numpy(), t.batch_sizes.numpy())
 
 
+@pytest.mark.parametrize("enforce_sorted", [False, True])
+def test_unpack_sequence_inverts_pack_sequence_with_gradients(enforce_sorted):
+    seqs = [randn(4, 2), randn(3, 2, seed=1), randn(2, 2, seed=2)]
+    outs = {}
+    for lib, mod in ((gt, GR), (torch, R)):
+        xs = [lib.tensor(s, requires_grad=True) for s in seqs]
+        back = mod.unpack_sequence(mod.pack_sequence(xs, enforce_sorted=enforce_sorted))
+        sum(((o * o).sum() * (i + 1) for i, o in enumerate(back)), lib.tensor(0.0)).backward()
+        outs[lib.__name__] = ([o.detach().numpy() for o in back], [x.grad.numpy() for x in xs])
+    for ours, theirs in zip(outs["gt"][0] + outs["gt"][1], outs["torch"][0] + outs["torch"][1]):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(TypeError, match="expected a PackedSequence, got list"):
+        GR.unpack_sequence([gt.ones(2)])
+
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU", "LSTM projected"])
 def test_recurrent_layers_on_packed_input_give_torchs_outputs_states_and_gradients(mode, bidirectional):

@@ -1,5 +1,5 @@
 """torch's packed sequences (``torch.nn.utils.rnn``, which this module is): ``PackedSequence``,
-``pack_padded_sequence``, ``pad_packed_sequence`` and ``pack_sequence`` (with ``pad_sequence`` and
+``pack_padded_sequence``, ``pad_packed_sequence``, ``pack_sequence`` and ``unpack_sequence`` (with ``pad_sequence`` and
 ``unpad_sequence`` from rnn_utils.py), and what the recurrent layers need to run on one.
 
 A packed sequence holds the steps of a batch of sequences of different lengths time step by time
@@ -138,6 +138,15 @@ def pack_sequence(sequences, enforce_sorted=True):
     if not sequences:
         raise ValueError("pack_sequence: expected a non-empty list of tensors")
     return pack_padded_sequence(pad_sequence(sequences), [s.shape[0] for s in sequences], enforce_sorted=enforce_sorted)
+
+
+def unpack_sequence(packed_sequences):
+    """The list of (L_i, *) tensors that ``packed_sequences`` holds, in the order they were
+    packed (torch's ``unpack_sequence``, the inverse of ``pack_sequence``); differentiable."""
+    if not isinstance(packed_sequences, PackedSequence):
+        raise TypeError(f"unpack_sequence: expected a PackedSequence, got {type(packed_sequences).__name__}")
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)
 
 
 def step_masks(lengths, steps):

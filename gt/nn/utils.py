@@ -20,6 +20,8 @@ from gt.nn import stateless  # noqa: E402  (torch's nn.utils.stateless.functiona
 sys.modules[__name__ + ".stateless"] = stateless
 from gt.nn import prune  # noqa: E402  (torch's nn.utils.prune)
 sys.modules[__name__ + ".prune"] = prune
+from gt.nn import fusion  # noqa: E402  (torch's nn.utils.fusion)
+sys.modules[__name__ + ".fusion"] = fusion
 from gt.nn.weight_norm import remove_weight_norm, weight_norm  # noqa: E402,F401  (torch's deprecated hook version)
 from gt.nn.spectral_norm import remove_spectral_norm, spectral_norm  # noqa: E402,F401  (torch's hook version)
 
