@@ -381,3 +381,37 @@ def test_an_empty_tensor_sharded_off_axis_0_reshapes_to_its_shape():
     t = gt.zeros(0, 4, 3).shard(1)
     assert t.reshape(0, 12).shape == (0, 12)
     assert gt.kron(gt.zeros(0, 3), gt.zeros(4, 4)).shape == (0, 12)
+
+
+LINSPACE_ENDS = [(-1, 1), (0, 1), (0.3, 7.7), (-5, 2.5), (1e-3, 1e3), (-3.7, 3.7), (5, -5), (2, 2), (-87.08, 60.55)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "int32"])
+def test_linspace_is_torch_s_to_the_bit(dtype):
+    """torch's kernel: a step in the dtype, values from the start for the first half and from the
+    end for the rest, each one fused multiply-add (rounded once). numpy's linspace, or the values
+    computed in float64 and cast, differ in the last bit for some lengths (affine_grid's pixel
+    centres then land in the neighbouring cell)."""
+    torch = torch_or_skip()
+    for steps in list(range(0, 70)) + [127, 1000, 4097]:
+        for start, end in LINSPACE_ENDS:
+            ours = gt.linspace(start, end, steps, dtype=getattr(gt, dtype))
+            theirs = torch.linspace(start, end, steps, dtype=getattr(torch, dtype))
+            assert ours.dtype.name == dtype and ours.shape == tuple(theirs.shape)
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=f"{steps} from {start} to {end}")
+    assert gt.linspace(0, float("inf"), 1).tolist() == [0.0] and math.isnan(gt.linspace(0, float("inf"), 3)[1].item())
+    with pytest.raises(ValueError, match="steps must be a non-negative int, got -1"):
+        gt.linspace(0, 1, -1)
+
+
+def test_linspace_16_bit_floats_are_torch_s():
+    """float16 and bfloat16 round after each operation, as torch's 16-bit arithmetic does (the
+    numpy engine has no bfloat16: checked through the values gt computes for it)."""
+    torch = torch_or_skip()
+    from gt.tensor.creation import _torch_line
+
+    for name in ("float16", "bfloat16"):
+        for steps in list(range(2, 40)) + [3000]:
+            for start, end in LINSPACE_ENDS:
+                theirs = torch.linspace(start, end, steps, dtype=getattr(torch, name)).float().numpy()
+                np.testing.assert_array_equal(_torch_line(start, end, steps, name), theirs)

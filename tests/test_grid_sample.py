@@ -222,6 +222,37 @@ def test_affine_grid_then_grid_sample(mode):
     compare_with_torch(ours, theirs, randn(2, 2, 4, 5, seed=28), theta)
 
 
+IDENTITY_CASES = [(dims, mode, padding, align, dtype)
+                  for dims, modes in ((2, ("bilinear", "bicubic", "nearest")), (3, ("bilinear", "nearest")))
+                  for mode in modes for padding in PADDINGS for align in (False, True)
+                  for dtype in ("float64", "float32")]
+
+
+@pytest.mark.parametrize("dims,mode,padding_mode,align_corners,dtype", IDENTITY_CASES)
+def test_identity_transform_gradient_is_torch_s(dims, mode, padding_mode, align_corners, dtype):
+    """A spatial transformer at its usual start, the identity: every sampling point lies on a pixel
+    centre, where the sampled image has a kink, so the gradient of theta depends on which side of
+    the centre rounding puts each point. torch's affine_grid (its linspace) and grid_sample (a fused
+    multiply-add in its 4-D kernel) decide that; gt computes the same coordinates to the bit, so
+    theta's gradient is torch's (it was up to 0.5x off before)."""
+    torch = torch_or_skip()
+    size = (2, 2, 7, 9) if dims == 2 else (1, 2, 5, 7, 6)
+    eye = np.concatenate([np.eye(dims), np.zeros((dims, 1))], 1)
+    theta, x = np.stack([eye, eye * 0.5]) if dims == 2 else eye[None], randn(*size, seed=40)
+    grads = []
+    for lib, fn in ((gt, F), (torch, torch.nn.functional)):
+        t = lib.tensor(theta.astype(dtype), requires_grad=True)
+        grid = fn.affine_grid(t, size, align_corners=align_corners)
+        y = fn.grid_sample(lib.tensor(x.astype(dtype)), grid, mode=mode, padding_mode=padding_mode,
+                           align_corners=align_corners)
+        (y * y).sum().backward()
+        grads.append((grid.detach().numpy(), t.grad.numpy()))
+    (ours_grid, ours), (their_grid, theirs) = grads
+    np.testing.assert_array_equal(ours_grid, their_grid)
+    tol = 1e-5 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * max(1.0, float(np.abs(theirs).max())))
+
+
 AFFINE_ERRORS = [
     (np.zeros((2, 2, 3), np.int64), (2, 3, 4, 5), ValueError, "floating point type"),
     (np.zeros((2, 3, 3)), (2, 3, 4, 5), ValueError, r"shape Nx2x3 for size \(2, 3, 4, 5\)"),

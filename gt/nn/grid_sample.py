@@ -18,6 +18,7 @@ import itertools
 
 from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
+from gt.autograd import no_grad
 from gt.tensor import arange, linspace, ones, stack, where
 
 __all__ = ["grid_sample", "affine_grid"]
@@ -28,12 +29,38 @@ _CUBIC_A = -0.75          # torch's (and OpenCV's) bicubic convolution constant
 
 
 # ---- coordinates ------------------------------------------------------------------------------
-def _unnormalize(coord, size, align_corners):
+def _unnormalize(coord, size, align_corners, kernel_5d):
     """[-1, 1] to pixel units: -1 and 1 are the centres of the corner pixels (``align_corners``)
-    or their outer edges."""
-    if align_corners:
-        return (coord + 1.0) * ((size - 1) / 2)
-    return (coord + 1.0) * (size / 2) - 0.5
+    or their outer edges. torch's 4-D (vectorised) kernel computes ``(c + 1) * size / 2 - 0.5``
+    as one fused multiply-add, rounded once, and its 5-D kernel in two roundings; so does this
+    (the value; the slope is the same), because a coordinate one rounding off an integer (the
+    pixel centres of an identity ``affine_grid``) lands in the neighbouring cell, where the
+    grid's gradient is another one."""
+    if align_corners or kernel_5d:
+        return (coord + 1.0) * ((size - 1) / 2) if align_corners else (coord + 1.0) * (size / 2) - 0.5
+    shifted = coord + 1.0
+    plain = shifted * (size / 2) - 0.5
+    with no_grad():
+        exact = _multiply_add(shifted.detach(), size / 2, -0.5)
+        step = exact - plain.detach()            # 0, or the one rounding between them (exact)
+        step = where(step.isfinite(), step, 0.0)  # inf and NaN coordinates stay as computed
+    return plain + step
+
+
+def _multiply_add(a, b, c):
+    """``a * b + c`` rounded once (``b``, ``c`` numbers): float32 through float64, where the
+    product is exact; float64 by Dekker's exact product and sum; non-finite values as computed."""
+    if a.dtype != dtypes.float64:
+        return (a.double() * b + c).to(a.dtype)
+    p = a * b
+    hi = a * 134217729.0                          # Veltkamp's split of a (b splits exactly: a small number)
+    ah = hi - (hi - a)
+    err = (ah * b - p) + (a - ah) * b
+    total = p + c
+    back = total - p
+    low = (p - (total - back)) + (c - back)
+    fused = total + (low + err)
+    return where(fused.isfinite(), fused, total)
 
 
 def _clip(coord, size, kernel_5d):
@@ -96,7 +123,7 @@ def _cubic_weights(t):
 def _taps(coord, size, mode, padding_mode, align_corners, kernel_5d, keep_grid):
     """One axis's neighbours: a list of (position, weight); positions are float tensors (constants,
     possibly NaN or out of range), weights tensors on the grid's tape (None: no weighting)."""
-    c = _unnormalize(coord, size, align_corners)
+    c = _unnormalize(coord, size, align_corners, kernel_5d)
     if mode == "bicubic":
         # torch pads each neighbour's integer position, not the source coordinate
         c0 = c.floor()
