@@ -408,10 +408,45 @@ def test_linspace_16_bit_floats_are_torch_s():
     """float16 and bfloat16 round after each operation, as torch's 16-bit arithmetic does (the
     numpy engine has no bfloat16: checked through the values gt computes for it)."""
     torch = torch_or_skip()
-    from gt.tensor.creation import _torch_line
+    from gt.backend.torch_ranges import linspace as torch_line
 
     for name in ("float16", "bfloat16"):
         for steps in list(range(2, 40)) + [3000]:
             for start, end in LINSPACE_ENDS:
                 theirs = torch.linspace(start, end, steps, dtype=getattr(torch, name)).float().numpy()
-                np.testing.assert_array_equal(_torch_line(start, end, steps, name), theirs)
+                np.testing.assert_array_equal(torch_line(start, end, steps, name), theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64"])
+def test_arange_is_torch_s_to_the_bit(dtype):
+    """torch's kernel: values from a float64 accumulator in 32-byte vectors whose lanes count from
+    a base rounded to the dtype; numpy's arange (first value plus i times a rounded delta) differs
+    in the last bit for most float ranges (``arange(0, 1, 0.1)`` among them)."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(3)
+    ranges = [(0, 1, 0.1), (0.63, 2.99, 0.1), (-6.3, -4.19, 0.018), (2.0, 401.6, 1.824), (5, -5, -0.7), (0, 0, 1)]
+    for _ in range(150):
+        start, step = round(float(rng.normal(0, 5)), 2), round(float(rng.uniform(0.01, 3)), 3) * (1 if rng.random() < 0.8 else -1)
+        ranges.append((start, start + step * int(rng.integers(1, 300)) + float(rng.uniform(-0.9, 0.9)) * abs(step), step))
+    ranges.append((0.0, 40000 * 0.1, 0.1))       # over torch's 32,768-value grain: one part per thread
+    for start, end, step in ranges:
+        if dtype == "int64":
+            start, end, step = int(start), int(end), int(np.sign(step)) * max(1, abs(int(step)))
+        if dtype == "float16" and max(abs(start), abs(end)) > 1000:
+            continue
+        theirs = torch.arange(start, end, step, dtype=getattr(torch, dtype))
+        ours = gt.arange(start, end, step, dtype=getattr(gt, dtype))
+        assert ours.dtype.name == dtype and ours.shape == tuple(theirs.shape), (start, end, step)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=f"arange({start}, {end}, {step})")
+
+
+def test_arange_refuses_what_torch_refuses():
+    torch = torch_or_skip()
+    for args, match in [((5, -5, 1), "inconsistent with step sign"), ((0, float("inf"), 1), "unsupported range: 0 -> inf"),
+                        ((0, float("nan"), 0.5), "unsupported range")]:
+        for lib in (gt, torch):
+            with pytest.raises(RuntimeError, match=match):
+                lib.arange(*args)
+    with pytest.raises(ValueError, match="step must be a finite number, got nan"):
+        gt.arange(0, 5, float("nan"))
+    assert gt.arange(3, 3, -1).shape == (0,) == tuple(torch.arange(3, 3, -1).shape)

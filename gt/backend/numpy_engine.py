@@ -1,9 +1,8 @@
 """The numpy engine: gt's default array engine, on the CPU.
 
-Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface
-(gt/backend/engine.py, where each is documented) is a method here, the optional
-fast paths included: a cache of large arrays' memory (numpy_block_cache.py), a blocked fused
-update, and fused layer norm and attention kernels (numpy_kernels.py).
+Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface (engine.py) is a
+method here, the optional fast paths included: a cache of large arrays' memory (numpy_block_cache.py),
+a blocked fused update, and fused layer norm and attention kernels (numpy_kernels.py).
 """
 
 import contextlib
@@ -24,6 +23,7 @@ from gt.backend.numpy_special import NumpySpecial
 from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_windows import NumpyWindows
 from gt.backend.print_options import format_array
+from gt.backend import torch_ranges
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -199,8 +199,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     def empty(self, shape, dtype):
         return self.blocks.empty(tuple(shape), np.dtype(self.native_dtype(dtype)))
 
-    def arange(self, start, stop, step, dtype):
-        return np.arange(start, stop, step, dtype=self.native_dtype(dtype))
+    def arange(self, start, stop, step, dtype):   # torch's values to the bit (torch_ranges.py)
+        return torch_ranges.arange(start, stop, step, self.native_dtype(dtype), self.get_num_threads())
 
     def manual_seed(self, seed):
         self.rng = np.random.default_rng(seed)

@@ -1,9 +1,11 @@
 """Tensor creation: from data, constants, ranges and random draws (float32 unless told otherwise)."""
 
+import math
+
 import numpy as np
 
 from gt import backend, dtypes
-from gt.backend import B
+from gt.backend import B, torch_ranges
 from gt.sharding import layout
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Shard
@@ -153,6 +155,12 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
         start, stop = 0, start
     if step == 0:
         raise ValueError("arange: step must not be zero")
+    if not math.isfinite(float(step)):
+        raise ValueError(f"arange: step must be a finite number, got {step}")
+    if not all(math.isfinite(float(v)) for v in (start, stop)):
+        raise RuntimeError(f"unsupported range: {start} -> {stop}")
+    if (stop - start) * step < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, stop, step)) else dtypes.default_float
     return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad, data=False)
@@ -161,83 +169,14 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
 @accepts_device
 def linspace(start, stop, steps, dtype=None, requires_grad=False):
     """``steps`` values from ``start`` to ``stop`` (both included), evenly spaced, float32 unless
-    ``dtype`` says otherwise: torch's CPU values to the bit (``_torch_line``)."""
+    ``dtype`` says otherwise: torch's CPU values to the bit (gt/backend/torch_ranges.py)."""
     if isinstance(steps, bool) or not hasattr(steps, "__index__") or int(steps) < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
     dtype = _float(dtype)
     steps = int(steps)
     # one value is start itself (torch fills it), whatever stop is
-    values = _torch_line(start, stop, steps, dtype.name) if steps != 1 else _torch_line(start, start, 2, dtype.name)[:1]
+    values = torch_ranges.linspace(start, stop if steps != 1 else start, max(steps, 2) if steps else 0, dtype.name)[:steps]
     return _new(B.astype(B.asarray(values), dtype), requires_grad, data=False)
-
-
-def _torch_line(start, stop, steps, name):
-    """torch's CPU ``linspace`` kernel in numpy, for the dtype ``name`` (bfloat16 values come as
-    float32): ``step = (stop - start) / (steps - 1)`` in the dtype, then ``start + step * i`` for
-    the first ``steps // 2`` values and ``stop - step * (steps - 1 - i)`` for the rest, so both
-    ends are exact. torch's kernel is compiled with fused multiply-adds, so a float32 or float64
-    value is rounded once: float32 ones are computed exactly in float64 and rounded once more,
-    float64 ones with an error-free product and sum (Dekker's). float16 and bfloat16 round after
-    each operation, as torch's 16-bit arithmetic does. Integer dtypes compute in float64 from the
-    truncated ends and truncate."""
-    index = np.arange(steps, dtype=np.float64)
-    half = steps // 2
-    with np.errstate(invalid="ignore", over="ignore"):
-        if name in ("float16", "bfloat16"):
-            return _line_16(start, stop, steps, half, index, _round_16(name))
-        integer = name not in ("float32", "float64")
-        work = np.dtype(np.float64 if integer else name)
-        if integer:
-            start, stop = int(start), int(stop)
-        s, e = work.type(start), work.type(stop)
-        step = (e - s) / work.type(max(steps - 1, 1))
-        index[half:] -= steps - 1                       # -(steps - 1 - i): the values from the end
-        ends = np.full(steps, float(e))
-        ends[:half] = float(s)
-        if work.itemsize < 8:                           # the product is exact in float64
-            values = float(step) * index + ends
-        else:
-            values = _fused(np.full(steps, float(step)), index, ends)
-    return np.trunc(values).astype(name) if integer else values.astype(name)
-
-
-def _line_16(start, stop, steps, half, index, r):
-    """``_torch_line`` for a 16-bit float whose rounding (of float32 values) is ``r``: torch
-    rounds the step, each integer factor, each product and each sum."""
-    s, e = r(np.float32(start)), r(np.float32(stop))
-    step = r(r(e - s) / r(np.float32(max(steps - 1, 1))))
-    counts = np.where(index < half, index, steps - 1 - index).astype(np.float32)
-    products = r(step * r(counts))
-    return np.where(index < half, r(s + products), r(e - products)).astype(np.float32)
-
-
-def _round_16(name):
-    """float32 values rounded to float16 or to bfloat16 (ties to even; kept as float32)."""
-    if name == "float16":
-        return lambda x: np.asarray(x, np.float32).astype(np.float16).astype(np.float32)
-
-    def bfloat16(x):
-        x = np.asarray(x, np.float32)
-        bits = x.view(np.uint32).astype(np.uint64)
-        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
-        return np.where(np.isnan(x), x, rounded)
-    return bfloat16
-
-
-def _fused(a, b, c):
-    """``a * b + c`` rounded once (float64 arrays), as a fused multiply-add: Dekker's exact
-    product and sum. Non-finite operands give the plain result."""
-    p = a * b
-    split = 134217729.0                                 # 2**27 + 1
-    ta, tb = split * a, split * b
-    ah = ta - (ta - a)
-    bh = tb - (tb - b)
-    err = ((ah * bh - p) + ah * (b - bh) + (a - ah) * bh) + (a - ah) * (b - bh)
-    total = p + c
-    back = total - p
-    low = (p - (total - back)) + (c - back)
-    fused = total + (low + err)
-    return np.where(np.isfinite(fused), fused, total)
 
 
 @accepts_device

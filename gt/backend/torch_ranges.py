@@ -1,0 +1,114 @@
+"""torch's CPU range kernels (``arange``, ``linspace``) in numpy, to the bit.
+
+Why: numpy's ``linspace`` and ``arange``, and values computed in float64 and cast, differ from
+torch's in the last bit for many lengths and steps, and such a bit decides which cell a point on
+a cell boundary falls into (an identity ``affine_grid`` puts every sampling point on a pixel
+centre: ``grid_sample``'s gradient there followed torch's only with its coordinates to the bit).
+torch's kernels (aten/src/ATen/native/cpu/RangeFactoriesKernel.cpp) are compiled with fused
+multiply-adds; ``linspace`` runs one scalar loop, ``arange`` runs 32-byte vectors of
+``base + j * step`` from a base rounded to the dtype, two vectors at a time, then a scalar tail.
+Both were matched against torch 2.13 on thousands of ranges (tests/test_construct_functions.py).
+"""
+
+import numpy as np
+
+
+def linspace(start, stop, steps, name):
+    """torch's CPU ``linspace`` kernel in numpy, for the dtype ``name`` (bfloat16 values come as
+    float32): ``step = (stop - start) / (steps - 1)`` in the dtype, then ``start + step * i`` for
+    the first ``steps // 2`` values and ``stop - step * (steps - 1 - i)`` for the rest, so both
+    ends are exact. torch's kernel is compiled with fused multiply-adds, so a float32 or float64
+    value is rounded once: float32 ones are computed exactly in float64 and rounded once more,
+    float64 ones with an error-free product and sum (Dekker's). float16 and bfloat16 round after
+    each operation, as torch's 16-bit arithmetic does. Integer dtypes compute in float64 from the
+    truncated ends and truncate."""
+    index = np.arange(steps, dtype=np.float64)
+    half = steps // 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        if name in ("float16", "bfloat16"):
+            return _line_16(start, stop, steps, half, index, _round_16(name))
+        integer = name not in ("float32", "float64")
+        work = np.dtype(np.float64 if integer else name)
+        if integer:
+            start, stop = int(start), int(stop)
+        s, e = work.type(start), work.type(stop)
+        step = (e - s) / work.type(max(steps - 1, 1))
+        index[half:] -= steps - 1                       # -(steps - 1 - i): the values from the end
+        ends = np.full(steps, float(e))
+        ends[:half] = float(s)
+        if work.itemsize < 8:                           # the product is exact in float64
+            values = float(step) * index + ends
+        else:
+            values = fused_multiply_add(np.full(steps, float(step)), index, ends)
+    return np.trunc(values).astype(name) if integer else values.astype(name)
+
+
+def _line_16(start, stop, steps, half, index, r):
+    """``linspace`` for a 16-bit float whose rounding (of float32 values) is ``r``: torch
+    rounds the step, each integer factor, each product and each sum."""
+    s, e = r(np.float32(start)), r(np.float32(stop))
+    step = r(r(e - s) / r(np.float32(max(steps - 1, 1))))
+    counts = np.where(index < half, index, steps - 1 - index).astype(np.float32)
+    products = r(step * r(counts))
+    return np.where(index < half, r(s + products), r(e - products)).astype(np.float32)
+
+
+def _round_16(name):
+    """float32 values rounded to float16 or to bfloat16 (ties to even; kept as float32)."""
+    if name == "float16":
+        return lambda x: np.asarray(x, np.float32).astype(np.float16).astype(np.float32)
+
+    def bfloat16(x):
+        x = np.asarray(x, np.float32)
+        bits = x.view(np.uint32).astype(np.uint64)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+        return np.where(np.isnan(x), x, rounded)
+    return bfloat16
+
+
+def fused_multiply_add(a, b, c):
+    """``a * b + c`` rounded once (float64 arrays), as a fused multiply-add: Dekker's exact
+    product and sum. Non-finite operands give the plain result."""
+    p = a * b
+    split = 134217729.0                                 # 2**27 + 1
+    ta, tb = split * a, split * b
+    ah = ta - (ta - a)
+    bh = tb - (tb - b)
+    err = ((ah * bh - p) + ah * (b - bh) + (a - ah) * bh) + (a - ah) * (b - bh)
+    total = p + c
+    back = total - p
+    low = (p - (total - back)) + (c - back)
+    fused = total + (low + err)
+    return np.where(np.isfinite(fused), fused, total)
+
+
+
+def arange(start, stop, step, dtype, threads=1):
+    """torch's CPU ``arange(start, stop, step)`` as a numpy array of ``dtype`` (numpy's own for
+    integer dtypes, where both are exact): ``start + step * i`` computed in float64 (torch's
+    accumulate type; float32 for 16-bit floats), in 32-byte vectors: in each part of torch's
+    ``parallel_for`` (one below 32,768 values, else one per thread), pairs of vectors whose lanes
+    are ``base + j * step`` from ``base`` (the first lane's value) rounded to the dtype, then the
+    remaining values one by one."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return np.arange(start, stop, step, dtype=dtype)
+    count = max(int(np.ceil((float(stop) - float(start)) / float(step))), 0)
+    name = dtype.name
+    width = 32 // dtype.itemsize
+    index = np.arange(count, dtype=np.float64)
+    lane = np.zeros(count)
+    parts = 1 if count <= 32768 else min(max(threads, 1), -(-count // 32768))
+    size = -(-count // parts) if count else 1
+    for begin in range(0, count, size):
+        vectorised = min(size, count - begin) // (2 * width) * 2 * width
+        lane[begin:begin + vectorised] = np.arange(vectorised) % width
+    with np.errstate(invalid="ignore", over="ignore"):
+        if dtype.itemsize == 2:      # float32 arithmetic: exact in float64, then rounded once
+            r = _round_16(name)
+            start, step = float(np.float32(start)), float(np.float32(step))
+            base = r((step * (index - lane) + start).astype(np.float32)).astype(np.float64)
+            return r((step * lane + base).astype(np.float32)).astype(name)
+        steps = np.full(count, float(step))
+        base = fused_multiply_add(steps, index - lane, np.full(count, float(start))).astype(name)
+        return fused_multiply_add(steps, lane, base.astype(np.float64)).astype(name)
