@@ -450,3 +450,32 @@ def test_arange_refuses_what_torch_refuses():
     with pytest.raises(ValueError, match="step must be a finite number, got nan"):
         gt.arange(0, 5, float("nan"))
     assert gt.arange(3, 3, -1).shape == (0,) == tuple(torch.arange(3, 3, -1).shape)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16"])
+def test_logspace_is_torch_s_to_the_bit(dtype):
+    """torch's kernel: exponents from a float64 step (no fused multiply-add there), halves from each
+    end, and the C library's pow (numpy's vectorised power differs from it in the last bit)."""
+    torch = torch_or_skip()
+    for steps in list(range(0, 40)) + [257]:
+        for start, end, base in [(-2, 2, 10.0), (0, 3, 2.0), (-5, 5, 2.718281828), (1, -1, 3.0), (0.5, 7.3, 1.7)]:
+            theirs = torch.logspace(start, end, steps, base=base, dtype=getattr(torch, dtype))
+            ours = gt.logspace(start, end, steps, base=base, dtype=getattr(gt, dtype))
+            assert ours.dtype.name == dtype and ours.shape == tuple(theirs.shape)
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=f"{steps}: {start}..{end}, base {base}")
+
+
+@pytest.mark.skipif(gt.get_backend() != "torch", reason="bfloat16 tensors need the torch engine (GT_BACKEND=torch)")
+def test_bfloat16_creation_is_torch_s():
+    """``gt.tensor(..., dtype=gt.bfloat16)`` (it went through numpy, which has no bfloat16, and
+    failed) and the ranges in bfloat16, to the bit."""
+    torch = torch_or_skip()
+    for data in ([1.0, 2.3, -0.7], np.array([1.0, 2.3]), 3.3, [1, 2]):
+        ours = gt.tensor(data, dtype=gt.bfloat16)
+        assert ours.dtype == gt.bfloat16
+        assert torch.equal(torch.as_tensor(ours._array).cpu(), torch.tensor(data, dtype=torch.bfloat16))
+    pairs = [(gt.linspace(-1, 1, 37, dtype=gt.bfloat16), torch.linspace(-1, 1, 37, dtype=torch.bfloat16)),
+             (gt.arange(0, 5, 0.3, dtype=gt.bfloat16), torch.arange(0, 5, 0.3, dtype=torch.bfloat16)),
+             (gt.logspace(0, 2, 9, dtype=gt.bfloat16), torch.logspace(0, 2, 9, dtype=torch.bfloat16))]
+    for ours, theirs in pairs:
+        assert torch.equal(torch.as_tensor(ours._array).cpu(), theirs)

@@ -172,6 +172,8 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
                 arr = arr.to(torch.float32)
             arr = self.to_device(arr, self.device)
             return arr.clone() if copy and arr.data_ptr() == data.data_ptr() else arr
+        if dtype == dtypes.bfloat16:      # numpy has none: through float32, as torch converts to it
+            return self.from_numpy(self._host.asarray(data, dtype=dtypes.float32, copy=copy)).to(torch.bfloat16)
         host = self._host.asarray(data, dtype=dtype, copy=copy)
         return self.from_numpy(host)
 

@@ -10,6 +10,8 @@ multiply-adds; ``linspace`` runs one scalar loop, ``arange`` runs 32-byte vector
 Both were matched against torch 2.13 on thousands of ranges (tests/test_construct_functions.py).
 """
 
+import math
+
 import numpy as np
 
 
@@ -112,3 +114,48 @@ def arange(start, stop, step, dtype, threads=1):
         steps = np.full(count, float(step))
         base = fused_multiply_add(steps, index - lane, np.full(count, float(start))).astype(name)
         return fused_multiply_add(steps, lane, base.astype(np.float64)).astype(name)
+
+
+def logspace(start, end, steps, base, name):
+    """torch's CPU ``logspace`` values for the dtype ``name`` (bfloat16 values come as float32):
+    ``base ** t`` with the exponents ``t`` of its kernel, not compiled with fused multiply-adds:
+    ``step = (end - start) / (steps - 1)`` with the ends in the dtype and the step in float64,
+    ``start + step * i`` for the first half and ``end - step * (steps - 1 - i)`` for the rest, the
+    power by the C library's ``pow`` in float64 (numpy's vectorised ``power`` differs from it in
+    the last bit), then rounded to the dtype. Integer dtypes: truncated ends, a float32 base."""
+    sixteen = name in ("float16", "bfloat16")
+    integer = not sixteen and np.dtype(name).kind != "f"
+    if integer:
+        base = float(np.float32(base))
+    if steps == 1:
+        exponents = [float(start)]
+    else:
+        if integer:
+            s, e = float(int(start)), float(int(end))
+        elif sixteen:
+            s, e = (float(_round_16(name)(np.float32(v))) for v in (start, end))
+        else:
+            s, e = (float(np.dtype(name).type(v)) for v in (start, end))
+        diff = e - s                                    # in the dtype, as torch subtracts the ends
+        if sixteen:
+            diff = float(_round_16(name)(np.float32(diff)))
+        elif name == "float32":
+            diff = float(np.float32(diff))
+        step = diff / (steps - 1)
+        half = steps // 2
+        exponents = [s + step * i if i < half else e - step * (steps - 1 - i) for i in range(steps)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.array([_pow(float(base), t) for t in exponents], dtype=np.float64)
+        if sixteen:
+            return _round_16(name)(values.astype(np.float32))
+        return np.trunc(values).astype(name) if integer else values.astype(name)
+
+
+def _pow(base, exponent):
+    """The C library's ``pow`` (Python's ``math.pow``), with inf and NaN instead of its errors."""
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        return math.inf
+    except ValueError:
+        return math.nan

@@ -10,10 +10,11 @@ where...), so its gradients are those ops' (tests/test_construct_functions.py: b
 import warnings
 
 from gt import dtypes
+from gt.backend import torch_ranges
 from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
-from gt.tensor.creation import arange, linspace, tensor
+from gt.tensor.creation import arange, tensor
 from gt.tensor.functions import _method, cat
 
 # the function forms of the methods in construct_methods.py (gt.select(x, 0, 1) is x.select(0, 1))
@@ -174,12 +175,9 @@ def triu_indices(row, col, offset=0, *, dtype=dtypes.int64):
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
     """``steps`` values ``base ** t`` for ``t`` evenly spaced from ``start`` to ``end`` (float32 by
-    default; computed in float64, then cast)."""
+    default): torch's CPU values to the bit (gt/backend/torch_ranges.py)."""
     if steps < 0:
         raise RuntimeError(f"number of steps must be non-negative, got {steps}")
     dtype = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
-    if steps == 0:
-        return tensor([], dtype=dtype, requires_grad=requires_grad)
-    out = float(base) ** linspace(float(start), float(end), steps, dtype=dtypes.float64)
-    out = out.to(dtype)
-    return out.requires_grad_() if requires_grad else out
+    values = torch_ranges.logspace(start, end, int(steps), float(base), dtype.name)
+    return tensor(values, dtype=dtype, requires_grad=requires_grad)

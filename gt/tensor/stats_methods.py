@@ -26,7 +26,7 @@ import collections
 import math
 
 from gt import dtypes
-from gt.backend import B
+from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
 from gt.tensor.arithmetic import _operand, where
@@ -360,6 +360,6 @@ def _histogram_edges(x, bins, range, dtype):
         lo, hi = lo - 0.5, hi + 0.5
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"histogram: range of [{lo}, {hi}] is not finite")
-    steps = Tensor._wrap(B.arange(0, bins + 1, 1, dtypes.int64)).to(dtypes.float64)
-    edges = lo + steps * ((hi - lo) / bins)
-    return where(steps == bins, hi, edges).to(dtype)
+    # torch's edges are its linspace in the input's dtype: the same bits (torch_ranges.py), so an
+    # element on an edge falls in the same bin
+    return Tensor._wrap(B.astype(B.asarray(torch_ranges.linspace(lo, hi, bins + 1, dtype.name)), dtype))
