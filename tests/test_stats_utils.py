@@ -347,3 +347,24 @@ def test_storage_methods():
         g.type("gt.Fooensor")
     with pytest.raises(IndexError):
         g.stride(3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_histogram_counts_points_on_the_edges_as_torch(dtype):
+    """torch's edges are its linspace in the input's dtype; points exactly on them (and one ulp
+    either side) fall in torch's bins only with the same edges to the bit."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        bins = int(rng.integers(1, 40))
+        lo, hi = sorted(rng.normal(0, 3, 2).round(int(rng.integers(0, 3))))
+        if lo == hi:
+            continue
+        edges = torch.linspace(lo, hi, bins + 1, dtype=getattr(torch, dtype)).numpy()
+        x = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf), rng.uniform(lo, hi, 30)])
+        x = x.astype(dtype)
+        for given in ((float(lo), float(hi)), None):
+            t_hist, t_edges = torch.histogram(torch.tensor(x), bins=bins, range=given)
+            g_hist, g_edges = gt.histogram(gt.tensor(x), bins=bins, range=given)
+            np.testing.assert_array_equal(g_edges.numpy(), t_edges.numpy())
+            np.testing.assert_array_equal(g_hist.numpy(), t_hist.numpy())

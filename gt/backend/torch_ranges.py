@@ -39,7 +39,7 @@ def linspace(start, stop, steps, name):
         ends = np.full(steps, float(e))
         ends[:half] = float(s)
         if work.itemsize < 8:                           # the product is exact in float64
-            values = float(step) * index + ends
+            return sum_to_float32(float(step) * index, ends)
         else:
             values = fused_multiply_add(np.full(steps, float(step)), index, ends)
     return np.trunc(values).astype(name) if integer else values.astype(name)
@@ -68,20 +68,52 @@ def _round_16(name):
     return bfloat16
 
 
+def sum_to_float32(p, c):
+    """``p + c`` (float64 arrays) rounded once to float32: the float64 sum, except where it lies
+    exactly half-way between two float32 values and the float64 rounding dropped the part that
+    decides which (the sum's rounding error), as happens with a tiny ``c``."""
+    total = p + c
+    back = total - p
+    low = (p - (total - back)) + (c - back)            # the error of the float64 sum (exact)
+    nearest = total.astype(np.float32)                  # ties to even
+    wide = nearest.astype(np.float64)
+    other = np.nextafter(nearest, np.where(total > wide, np.float32(np.inf), np.float32(-np.inf)))
+    halfway = (wide + other.astype(np.float64)) / 2 == total
+    above, below = np.maximum(nearest, other), np.minimum(nearest, other)
+    return np.where(halfway & (low > 0), above, np.where(halfway & (low < 0), below, nearest))
+
+
 def fused_multiply_add(a, b, c):
     """``a * b + c`` rounded once (float64 arrays), as a fused multiply-add: Dekker's exact
-    product and sum. Non-finite operands give the plain result."""
+    product, an exact sum, and Boldo and Melquiond's last step (the small parts added with
+    rounding to odd, then the whole rounded to nearest: correctly rounded). Non-finite operands
+    give the plain result."""
     p = a * b
     split = 134217729.0                                 # 2**27 + 1
     ta, tb = split * a, split * b
     ah = ta - (ta - a)
     bh = tb - (tb - b)
-    err = ((ah * bh - p) + ah * (b - bh) + (a - ah) * bh) + (a - ah) * (b - bh)
-    total = p + c
-    back = total - p
-    low = (p - (total - back)) + (c - back)
-    fused = total + (low + err)
-    return np.where(np.isfinite(fused), fused, total)
+    err = ((ah * bh - p) + ah * (b - bh) + (a - ah) * bh) + (a - ah) * (b - bh)    # a * b = p + err
+    total, low = _two_sum(c, p)                         # c + p = total + low
+    fused = total + _sum_to_odd(low, err)
+    plain = p + c
+    return np.where(np.isfinite(fused), fused, plain)
+
+
+def _two_sum(x, y):
+    """``(s, e)``: ``s = x + y`` rounded and ``e`` its error (``x + y = s + e`` exactly)."""
+    s = x + y
+    back = s - x
+    return s, (x - (s - back)) + (y - back)
+
+
+def _sum_to_odd(x, y):
+    """``x + y`` rounded to odd: the nearest value where it is exact, else the neighbour of the
+    exact sum whose last bit is 1."""
+    s, e = _two_sum(x, y)
+    even = (s.view(np.int64) & 1) == 0
+    toward = np.where(e > 0, np.inf, -np.inf)
+    return np.where((e != 0) & even & np.isfinite(s), np.nextafter(s, toward), s)
 
 
 
