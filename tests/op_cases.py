@@ -149,6 +149,10 @@ XC = distinct(3, 5, seed=6)
 XR = XC * 7 + 0.05
 for _how in ("floor", "ceil", "trunc", "round", "sign"):
     case(_how, "Rounding", lambda a, h=_how: getattr(a, h)() * a, XR)
+# floor division: XR / 0.7 lies 0.07 above an integer (no steps); torch's own // has no
+# derivative, its div(rounding_mode="floor") the same zeros
+case("floor_divide", "FloorDivide", lambda a, b: (a // b) * a, XR, np.full(5, 0.7),
+     torch_fn=lambda a, b: T.div(a, b, rounding_mode="floor") * a)
 case("norm", "Norm2", lambda a: a.norm(), XC)
 case("norm_dim_keep", "Norm2", lambda a: a.norm(dim=1, keepdim=True), XC)
 case("both", "Clip", lambda a: a.clip(-0.25, 0.35), XC, torch_fn=lambda a: a.clamp(-0.25, 0.35))

@@ -72,6 +72,10 @@ FORWARD = [
     ("divide_trunc_tensor", lambda L, x: L.divide(x, L.tensor([3, -2, 2]), rounding_mode="trunc"), [INT, FLOAT]),
     ("divide_floor", lambda L, x: L.divide(x, L.tensor([3, -2, 2]), rounding_mode="floor"), [INT, FLOAT]),
     ("divide_number_first", lambda L, x: L.divide(7, L.tensor([2, -2, 3]), rounding_mode="trunc"), [INT]),
+    ("div_method_floor", lambda L, x: x.div(L.tensor([3, -2, 2]), rounding_mode="floor"), [INT, FLOAT]),
+    ("div_method_trunc", lambda L, x: x.divide(-4, rounding_mode="trunc"), [INT, FLOAT]),
+    ("div_number_first", lambda L, x: L.div(7, L.tensor([2, -2, 3]), rounding_mode="floor"), [INT]),
+    ("div_floor_inexact", lambda L, x: L.div(x, 0.1, rounding_mode="floor"), [FLOAT]),
     ("concat", lambda L, x: L.concat([x, x], 1), [INT, FLOAT]),
     ("concat_default", lambda L, x: L.concat((x, x)), [INT]),
     ("fill", lambda L, x: L.fill(x, 2.7), [INT, FLOAT, BOOL]),
@@ -143,10 +147,16 @@ def test_errors_of_the_aliases():
     x = gt.tensor([[1.0, 2.0]])
     with pytest.raises(TypeError, match="must be a Tensor"):
         gt.all([1, 2])
-    for fn, args in ((gt.any, (x,)), (gt.all, (x,)), (gt.concat, ([x],)), (gt.isin, (x, x)), (gt.multiply, (x, x)),
-                     (gt.subtract, (x, x)), (gt.divide, (x, x))):
-        with pytest.raises(TypeError, match="out= is not supported"):
-            fn(*args, out=gt.zeros(()))
+    # out= as torch takes it on these aliases too (gt/tensor/out_argument.py)
+    for name, args in (("any", (x,)), ("all", (x,)), ("concat", ([x],)), ("isin", (x, x)), ("multiply", (x, x)),
+                       ("subtract", (x, x)), ("divide", (x, x)), ("div", (x, 2.0))):
+        dtype = "bool" if name in ("any", "all", "isin") else "float32"
+        out = gt.zeros(0, dtype=getattr(gt, dtype))
+        t_out = torch.zeros(0, dtype=getattr(torch, dtype))
+        assert getattr(gt, name)(*args, out=out) is out
+        getattr(torch, name)(*(torch.tensor(a.numpy()) if isinstance(a, gt.Tensor) else [torch.tensor(v.numpy()) for v in a]
+                               if isinstance(a, list) else a for a in args), out=t_out)
+        _same(out, t_out)
     with pytest.raises(RuntimeError, match=r"t\(\) expects a tensor with <= 2 dimensions"):
         gt.t(gt.zeros(2, 2, 2))
     with pytest.raises(RuntimeError, match="boolean masks"):
@@ -712,3 +722,30 @@ def test_chain_matmul_beside_torch():
             gt.chain_matmul(gt.ones(2, 2), gt.ones(2))
         with pytest.raises(RuntimeError, match="one or more"):
             gt.chain_matmul()
+
+
+def test_rounded_division_in_place_and_its_zero_gradients_are_torch_s():
+    """``div_(..., rounding_mode=)`` and the zero gradient of a rounded quotient: ``x // y`` and
+    ``div(rounding_mode="floor")`` require grad as torch's (gt's ``//`` used to give no graph)."""
+    got = {}
+    for lib in (gt, torch):
+        z = lib.tensor([7, -7, 9])
+        z.div_(2, rounding_mode="trunc")
+        f = lib.tensor([7.0, -7.0, 1.0])
+        f.div_(lib.tensor([2.0, 2.0, 0.1]), rounding_mode="floor")
+        x = lib.tensor([5.0, -5.0, 1.0], requires_grad=True)
+        y = lib.tensor([2.0, 3.0, 0.1], requires_grad=True)
+        q = x.div(y, rounding_mode="floor")
+        assert q.requires_grad and (x // y).requires_grad
+        (q.sum() + (x // 2).detach().sum() + x.div(2, rounding_mode="trunc").sum()).backward()
+        got[lib.__name__] = [z.tolist(), f.tolist(), q.tolist(), x.grad.tolist(), y.grad.tolist()]
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            lib.tensor([7]).div_(2.5, rounding_mode="floor")
+        with pytest.raises(RuntimeError, match="rounding_mode to be one of None, 'trunc', or 'floor'"):
+            lib.tensor([7.0]).div(2, rounding_mode="round")
+    assert got["gt"] == got["torch"]
+    assert got["gt"][2] == [2.0, -2.0, 9.0]            # 1 // 0.1 is 9 (0.1 is above one tenth), not 10
+    # torch's // has no derivative (its backward raises); gt's gives the zeros its div gives
+    x = gt.tensor([5.0, -5.0], requires_grad=True)
+    (x // gt.tensor([2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]

@@ -322,6 +322,23 @@ class Rounding(Function):
         return (g * 0.0, None)
 
 
+class FloorDivide(Function):
+    """``floor(a / b)`` as torch's ``//`` computes it (numpy's and Python's algorithm, exact where
+    ``(a / b).floor()`` is not: ``1 // 0.1`` is 9): piecewise constant, so zero gradients for
+    both inputs, as torch's (a graph with zeros, not none)."""
+
+    def forward(self, a, b):
+        self.arrays = (B.is_array(a), B.is_array(b))
+        with B.quiet_float_errors():              # x // 0 is inf or NaN, silently as torch's
+            return a // b
+
+    def backward(self, g):       # the walk sums each gradient back to its input's shape
+        return tuple(B.zeros(tuple(g.shape), B.dtype_of(g)) if is_array else None for is_array in self.arrays)
+
+    def backward_graph(self, g):
+        return tuple(g * 0.0 if is_array else None for is_array in self.arrays)
+
+
 class ToDevice(Function):
     """``x`` copied to another device (``Tensor.to(device)``); the gradient goes back to the
     device ``x`` came from."""

@@ -15,6 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes
 from gt.tensor._args import _pick, _scalar, _varargs
+from gt.tensor.rounded_division import rounded_quotient
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, where)
@@ -40,13 +41,12 @@ class ExtraMethods:
 
     # ---- integer division and remainder ---------------------------------------------------------
     def __floordiv__(self, other):
-        """``floor(self / other)`` (torch's ``floor_divide``): ints stay ints; no gradient, as torch
-        has none (recorded nowhere, so ``backward`` through it finds no graph)."""
+        """``floor(self / other)`` (torch's ``floor_divide``, exact where ``(a / b).floor()`` is not):
+        ints stay ints; zero gradients, as torch's."""
         a, b = _promote_ints(self, _operand(other, "//"))
         _refuse_bools(a, b, "div_floor_cpu")
         _refuse_integer_zero(a, b, "//")
-        with B.quiet_float_errors():        # x // 0 is inf or NaN, silently as torch's
-            return Tensor._wrap(a._data // (b._data if isinstance(b, Tensor) else b))
+        return ew.FloorDivide.apply(a, b)   # a float result from inputs that require grad: zero gradients
 
     def __rfloordiv__(self, other):
         return _number_beside(other, self).__floordiv__(self)
@@ -246,10 +246,17 @@ class ExtraMethods:
     def mul(self, other):
         return self * other
 
-    def div(self, other):
-        return self / other
+    def div(self, other, *, rounding_mode=None):
+        """``self / other``; ``rounding_mode="trunc"`` rounds the quotient toward zero and
+        ``"floor"`` down, keeping integer dtypes, with a zero gradient (torch's)."""
+        if rounding_mode is None:
+            return self / other
+        return rounded_quotient(self, _operand(other, "div"), rounding_mode)
 
-    true_divide = divide = div
+    divide = div
+
+    def true_divide(self, other):
+        return self / other
     multiply, subtract = mul, sub
 
     def neg(self):

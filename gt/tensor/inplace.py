@@ -13,6 +13,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
 from gt.tensor.index_order import torch_order
+from gt.tensor.rounded_division import rounded_quotient
 from gt.tensor.shape import _index, index_error_text, out_of_range
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -134,7 +135,13 @@ class InplaceMethods:
             return inplace_grad.rebase(self, "mul_", lambda x, o: x * o, other, reads_self=True, same_shape=True)
         return self._update(_imul, self._inplace_value(other, "mul_"))
 
-    def div_(self, other):
+    def div_(self, other, *, rounding_mode=None):
+        if rounding_mode is not None:       # the rounded quotient (zero gradients), written back
+            value = rounded_quotient(self, other, rounding_mode)
+            if value.dtype.is_floating_point and not self.dtype.is_floating_point:
+                raise RuntimeError(f"result type {value.dtype.name} can't be cast to the desired output type "
+                                   f"{self.dtype.name}")
+            return self.copy_(value)
         if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
             return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
         return self._update(_idiv, self._inplace_value(other, "div_"))

@@ -15,15 +15,16 @@ import warnings
 from gt import dtypes
 from gt.backend import B
 from gt.tensor.device_methods import moved, parse_device
-from gt.tensor.arithmetic import _operand
+from gt.tensor.arithmetic import _number_beside, _operand
+from gt.tensor.rounded_division import ROUNDING_MODES
 from gt.tensor.core import Tensor
 from gt.tensor.creation import arange, from_numpy, full, tensor
 from gt.tensor.functions import cat
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
-from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _no_out, _one_tensor, _tensor_arg
+from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _one_tensor, _tensor_arg
 
-__all__ = ["all", "any", "clone", "detach", "t", "masked_fill", "multiply", "divide", "subtract", "rsub", "concat",
+__all__ = ["all", "any", "clone", "detach", "t", "masked_fill", "multiply", "divide", "div", "subtract", "rsub", "concat",
            "isin", "as_tensor", "asarray", "scalar_tensor", "range", "unravel_index", "fill"]
 
 
@@ -32,16 +33,14 @@ def _as_bool_tensor(value):
     return value if isinstance(value, Tensor) else Tensor._wrap(B.asarray(bool(value), dtype=dtypes.bool_))
 
 
-def all(input, dim=None, keepdim=False, *, out=None):  # noqa: A001
+def all(input, dim=None, keepdim=False):  # noqa: A001
     """Whether every element is non-zero: a 0-d bool tensor, or a bool tensor over ``dim`` (an int
     or a tuple of ints; ``keepdim`` keeps the reduced dims as size 1), as ``Tensor.all``."""
-    _no_out(out, "all")
     return _as_bool_tensor(_tensor_arg(input, "all").all(dim=dim, keepdim=keepdim))
 
 
-def any(input, dim=None, keepdim=False, *, out=None):  # noqa: A001
+def any(input, dim=None, keepdim=False):  # noqa: A001
     """Whether some element is non-zero: a 0-d bool tensor, or a bool tensor over ``dim``."""
-    _no_out(out, "any")
     return _as_bool_tensor(_tensor_arg(input, "any").any(dim=dim, keepdim=keepdim))
 
 
@@ -90,16 +89,14 @@ def fill(input, value):
 
 
 # ---- arithmetic ----------------------------------------------------------------------------------
-def multiply(input, other, *, out=None):
+def multiply(input, other):
     """``input * other`` (torch's ``mul``): broadcasting and torch's dtype promotion."""
-    _no_out(out, "multiply")
     a, b = _one_tensor(input, other, "multiply")
     return a * b
 
 
-def subtract(input, other, *, alpha=1, out=None):
+def subtract(input, other, *, alpha=1):
     """``input - alpha * other``."""
-    _no_out(out, "subtract")
     a, b = _one_tensor(input, other, "subtract")
     _check_no_bool(a, b)
     _check_alpha(a, b, alpha, "subtract")
@@ -115,51 +112,35 @@ def rsub(input, other, *, alpha=1):
     return other - (x if alpha == 1 else x * alpha)
 
 
-_ROUNDING_MODES = (None, "trunc", "floor")
-
-
-def divide(input, other, *, rounding_mode=None, out=None):
+def divide(input, other, *, rounding_mode=None):
     """``input / other``. ``rounding_mode=None``: true division (integers give the default float
     dtype); ``"trunc"``: rounded toward zero; ``"floor"``: rounded down (Python's ``//``). With a
-    rounding mode, integer inputs keep their integer dtype and the gradient is zero, as in torch."""
-    _no_out(out, "divide")
-    if rounding_mode not in _ROUNDING_MODES:
+    rounding mode, integer inputs keep their integer dtype and the gradient is zero, as in torch.
+    (``out=`` as every top-level function takes it: gt/tensor/out_argument.py.)"""
+    if rounding_mode not in ROUNDING_MODES:
         raise RuntimeError(f"divide expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                            f"{rounding_mode!r}")
     a, b = _one_tensor(input, other, "divide")
-    if rounding_mode is None:
-        return a / b
-    dtype = result_type(a, b)
-    if dtype == dtypes.bool_:
-        raise NotImplementedError(f"divide with rounding_mode={rounding_mode!r} is not implemented for 'Bool' "
-                                  f"operands (as in torch); convert them with .long() first")
-    if rounding_mode == "floor":
-        return a // b
-    # trunc: |a| // |b| with the sign of a * b keeps integers exact (no round trip through float)
-    if dtype.is_floating_point:
-        return (a / b).trunc()
-    a = a if isinstance(a, Tensor) else Tensor._wrap(B.asarray(a, dtype=dtype))
-    b = b if isinstance(b, Tensor) else Tensor._wrap(B.asarray(b, dtype=dtype))
-    a, b = a.to(dtype), b.to(dtype)
-    q = a.abs() // b.abs()
-    negative = (a < 0) != (b < 0)
-    return q.masked_fill(negative, 0) - q.masked_fill(~negative, 0)
+    if not isinstance(a, Tensor):
+        a = _number_beside(a, b)
+    return a.div(b, rounding_mode=rounding_mode)
 
 
-def concat(tensors, dim=0, *, out=None):
+div = divide      # torch.div takes a number first too: gt.div(7, t, rounding_mode="floor")
+
+
+def concat(tensors, dim=0):
     """``gt.cat``: join tensors along an existing dim."""
-    _no_out(out, "concat")
     return cat(tensors, dim=dim)
 
 
 # ---- isin -----------------------------------------------------------------------------------------
-def isin(elements, test_elements, *, assume_unique=False, invert=False, out=None):
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
     """A bool tensor shaped as ``elements``: whether each element is in ``test_elements`` (either
     may be a number; the other must then be a tensor). Values compare after torch's dtype
     promotion (NaN matches nothing); ``invert=True`` gives the opposite. Sorting the test values
     once and binary-searching each element keeps it ``O((n + m) log m)``. ``assume_unique`` is
     accepted for torch's signature; the answer does not depend on it."""
-    _no_out(out, "isin")
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError(f"isin(): expected 'elements' or 'test_elements' to be a tensor, got "
                         f"{type(elements).__name__} and {type(test_elements).__name__}")
@@ -254,11 +235,10 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
     return out
 
 
-def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False, out=None):  # noqa: A001
+def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False):  # noqa: A001
     """torch's deprecated range: ``start, start + step, ..., end`` with ``end`` included, of the
     default float dtype unless ``dtype`` says (even for integer arguments). Warns, as torch does;
     ``gt.arange`` (end excluded) is the one to use."""
-    _no_out(out, "range")
     dev = parse_device(device, "range")
     warnings.warn("gt.range is deprecated (as torch.range is) because its behavior is inconsistent with Python's "
                   "range builtin. Instead, use gt.arange, which produces values in [start, end).", UserWarning,
