@@ -316,3 +316,24 @@ def test_max_min_keep_gt_s_numpy_forms_and_take_torch_s_other_forms():
         gt.zeros(2, 0).max(dim=1)
     with pytest.raises(TypeError, match="keepdim= needs a dim"):
         x.max(keepdim=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_remainder_is_torch_s_to_the_bit(dtype):
+    """torch's kernel: C's exact ``fmod``, plus the divisor where the signs differ (a zero keeps the
+    dividend's sign); ``a - b * floor(a / b)`` was off in the last bits for most values. The
+    gradients are torch's: 1 and ``-(a // b)``."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(0, 100, 500), [0.0, -0.0, 3.0, -3.0, 5.0, 1e30, -1e-30, 1.0]]).astype(dtype)
+    y = np.concatenate([rng.normal(0, 3, 500), [1.0, -1.0, -3.0, 3.0, np.inf, 0.3, 7.0, 0.1]]).astype(dtype)
+    gx, gy = gt.tensor(x, requires_grad=True), gt.tensor(y, requires_grad=True)
+    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    ours, theirs = gx % gy, tx % ty
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+    np.testing.assert_array_equal(np.signbit(ours.detach().numpy()), np.signbit(theirs.detach().numpy()))
+    ours.sum().backward()
+    theirs.sum().backward()
+    np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_array_equal(gy.grad.numpy(), ty.grad.numpy())
+    assert (gt.tensor([7.5], dtype=getattr(gt, dtype)) % 2).tolist() == [1.5] and (7.5 % gt.tensor([2.0])).tolist() == [1.5]

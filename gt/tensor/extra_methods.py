@@ -15,7 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes
 from gt.tensor._args import _pick, _scalar, _varargs
-from gt.tensor.rounded_division import rounded_quotient
+from gt.tensor.rounded_division import float_remainder, rounded_quotient
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, where)
@@ -54,8 +54,8 @@ class ExtraMethods:
     floor_divide = __floordiv__
 
     def __mod__(self, other):
-        """The remainder with the divisor's sign (Python's and torch's ``remainder``): ``self -
-        other * floor(self / other)``; gradients 1 and ``-floor(self / other)``, as torch's."""
+        """The remainder with the divisor's sign (Python's and torch's ``remainder``), as torch's
+        kernel computes it (rounded_division.py); gradients 1 and ``-(self // other)``, as torch's."""
         other = _operand(other, "%")
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
@@ -64,7 +64,7 @@ class ExtraMethods:
             _refuse_integer_zero(self, other, "%")
             return Tensor._wrap(self._data % (other._data if isinstance(other, Tensor) else other))
         a, b = _promote_ints(self, other)
-        return a - b * (a / b).detach().floor()
+        return float_remainder(a, b)
 
     def __rmod__(self, other):
         return _number_beside(other, self).__mod__(self)

@@ -1,7 +1,13 @@
 """torch's division with a rounding mode (``div(..., rounding_mode="trunc" | "floor")``), shared
-by ``Tensor.div``/``div_`` and ``gt.div``/``gt.divide``."""
+by ``Tensor.div``/``div_`` and ``gt.div``/``gt.divide``, and the remainder of floor division
+(``%``, ``remainder``) as torch's kernel computes it."""
 
+from gt import autograd, dtypes
+from gt.backend import B
+from gt.ops import bitwise_kernels as bk
+from gt.ops.exact_value import ExactValue
 from gt.tensor.arithmetic import _promote_ints, _refuse_bools
+from gt.tensor.dispatch import map_local
 
 
 ROUNDING_MODES = (None, "trunc", "floor")
@@ -19,6 +25,42 @@ def rounded_quotient(a, b, mode):
     if a.dtype.is_floating_point or isinstance(b, float) or (isinstance(b, type(a)) and b.dtype.is_floating_point):
         return (a / b).trunc()
     a, b = _promote_ints(a, b)
+    # a bool takes the other operand's integer dtype (int64 beside a number), as torch promotes;
+    # the engines have no abs of bools
+    other_tensor = isinstance(b, type(a))
+    if a.dtype == dtypes.bool_:
+        a = a.to(b.dtype if other_tensor and b.dtype != dtypes.bool_ else dtypes.int64)
+    if other_tensor and b.dtype == dtypes.bool_:
+        b = b.to(a.dtype)
+    elif isinstance(b, bool):
+        b = int(b)
     q = a.abs() // abs(b)
     negative = (a < 0) != (b < 0)
     return q.masked_fill(negative, 0) - q.masked_fill(~negative, 0)
+
+
+def float_remainder(a, b):
+    """``a % b`` for a float result (``a`` a tensor, ``b`` a tensor or a number, promoted): torch's
+    kernel, ``fmod`` (exact) plus ``b`` where the signs differ, so a zero keeps ``a``'s sign (numpy's
+    gives ``b``'s). ``a - b * floor(a / b)`` was off in the last bits. Gradients 1 and
+    ``-(a // b)``, as torch's."""
+    tensor = type(a)
+    args = (a, b)
+    if all(getattr(x, "_placed", None) is None for x in args):
+        value = tensor._wrap(bk.arr(_remainder_arrays(a._array, b._array if isinstance(b, tensor) else b)))
+    else:
+        value = map_local(_remainder_arrays, args)
+    if not (autograd.is_grad_enabled() and any(isinstance(x, tensor) and x.requires_grad for x in args)):
+        return value
+    with autograd.no_grad():
+        quotient = a // b
+    with B.quiet_float_errors():       # only its gradient is read: inf * 0 there is no one's concern
+        expr = a - b * quotient
+    return ExactValue.apply(expr, value)
+
+
+def _remainder_arrays(x, y):
+    mod = bk.fmod_float_arrays(x, y)
+    with B.quiet_float_errors():
+        flip = (mod != 0) & ((y < 0) != (mod < 0))
+        return B.where(flip, mod + y, mod)
