@@ -479,3 +479,25 @@ def test_bfloat16_creation_is_torch_s():
              (gt.logspace(0, 2, 9, dtype=gt.bfloat16), torch.logspace(0, 2, 9, dtype=torch.bfloat16))]
     for ours, theirs in pairs:
         assert torch.equal(torch.as_tensor(ours._array).cpu(), theirs)
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar")   # torch's note
+def test_tensor_of_a_list_of_tensors_reads_each_as_a_number_as_torch():
+    """``gt.tensor([loss_a, loss_b])``: each one-element tensor is a number (shape (2,) whether the
+    losses are 0-d or (1,); it was (2, 1)), the dtypes promote as torch's, and a tensor of several
+    elements is torch's ValueError (gt stacked it)."""
+    torch = torch_or_skip()
+    programs = [lambda m: [1.0, m.tensor([2.0])], lambda m: [m.tensor([1.0]), m.tensor(2.0)],
+                lambda m: [[m.tensor([1.0])], [m.tensor([2.0])]], lambda m: [m.tensor(1, dtype=m.int32), 2],
+                lambda m: [m.tensor(1, dtype=m.int32), m.tensor(3, dtype=m.int32)],
+                lambda m: [m.tensor(1.5, dtype=m.float64), 2.0], lambda m: [m.tensor(1, dtype=m.int32), 2.5],
+                lambda m: [m.tensor(True), 1], lambda m: (m.tensor(True), m.tensor(False)),
+                lambda m: [m.tensor(2.0, requires_grad=True) * 3]]
+    for program in programs:
+        ours, theirs = gt.tensor(program(gt)), torch.tensor(program(torch))
+        assert ours.shape == tuple(theirs.shape) and ours.dtype.name == str(theirs.dtype)[6:], program(torch)
+        assert ours.tolist() == theirs.tolist() and not ours.requires_grad
+    assert gt.tensor([gt.tensor(1.5, dtype=gt.float64)], dtype=gt.float32).dtype == gt.float32
+    for lib in (gt, torch):
+        with pytest.raises(ValueError, match="only one element tensors can be converted to Python scalars"):
+            lib.tensor((lib.tensor([1.0, 2.0]),))

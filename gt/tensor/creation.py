@@ -1,5 +1,6 @@
 """Tensor creation: from data, constants, ranges and random draws (float32 unless told otherwise)."""
 
+import functools
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import hints
 from gt.tensor.core import Tensor
 from gt.tensor.device_methods import accepts_device
+from gt.tensor.dtype_functions import promote_types
 from gt.tensor.generator import accepts_generator
 from gt.tensor.shape import _shape_args
 
@@ -53,7 +55,42 @@ def tensor(data, dtype=None, requires_grad=False):
     Python floats give float32; numpy arrays keep their dtype unless ``dtype`` says otherwise.
     """
     src = data._data if isinstance(data, Tensor) else data
+    if type(src) in (list, tuple) and _holds_tensor(src):
+        kinds = set()
+        src = _as_scalars(src, kinds)
+        if dtype is None:                  # torch's: the elements' dtypes promoted (a number's own kind)
+            dtype = functools.reduce(promote_types, kinds)
     return _new(B.asarray(src, dtype=dtype, copy=True), requires_grad)
+
+
+def _holds_tensor(seq):
+    """Whether a (nested) list or tuple holds a tensor: one pass over each level's types."""
+    kinds = set(map(type, seq))
+    if any(issubclass(k, Tensor) for k in kinds):
+        return True
+    return (list in kinds or tuple in kinds) and any(_holds_tensor(x) for x in seq if type(x) in (list, tuple))
+
+
+def _as_scalars(seq, kinds):
+    """``seq`` with each tensor in it replaced by its one value, as torch reads tensors in a list
+    (``gt.tensor([loss_a, loss_b])`` has shape (2,) whether the losses are 0-d or (1,)); the
+    dtypes met go into ``kinds`` (a number's: bool, int64 or the default float)."""
+    out = []
+    for x in seq:
+        if type(x) in (list, tuple):
+            out.append(_as_scalars(x, kinds))
+            continue
+        if isinstance(x, Tensor):
+            if x.numel() != 1:
+                raise ValueError(f"only one element tensors can be converted to Python scalars: a tensor of shape "
+                                 f"{tuple(x.shape)} in the data of gt.tensor (stack tensors with gt.stack)")
+            kinds.add(x.dtype)
+            x = x.item()
+        else:
+            kinds.add(dtypes.bool_ if isinstance(x, (bool, np.bool_)) else dtypes.int64 if isinstance(x, (int, np.integer))
+                      else dtypes.default_float)
+        out.append(x)
+    return out
 
 
 def from_dlpack(ext_tensor):
