@@ -450,6 +450,16 @@ def test_arange_refuses_what_torch_refuses():
     with pytest.raises(ValueError, match="step must be a finite number, got nan"):
         gt.arange(0, 5, float("nan"))
     assert gt.arange(3, 3, -1).shape == (0,) == tuple(torch.arange(3, 3, -1).shape)
+    with pytest.raises(TypeError, match="expected numbers"):
+        gt.arange("a")
+
+
+def test_arange_takes_numpy_scalars_and_one_element_tensors_as_torch():
+    torch = torch_or_skip()
+    for program in (lambda m: m.arange(m.tensor(5)), lambda m: m.arange(np.int64(3)), lambda m: m.arange(m.tensor(0.5), 3),
+                    lambda m: m.arange(0, 3, m.tensor(1)), lambda m: m.arange(np.float32(0.5), 2, 0.5)):
+        ours, theirs = program(gt), program(torch)
+        assert ours.dtype.name == str(theirs.dtype)[6:] and ours.tolist() == theirs.tolist()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16"])

@@ -187,9 +187,11 @@ def _floating_dtype(dtype, fn):
 
 @accepts_device
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
-    """``[start, stop)`` in steps of ``step``; int64 for int arguments, float32 otherwise."""
+    """``[start, stop)`` in steps of ``step``; int64 for int arguments, float32 otherwise. Each
+    may be a number, a numpy scalar or a one-element tensor, as torch takes them."""
     if stop is None:
         start, stop = 0, start
+    start, stop, step = (_number(v, "arange") for v in (start, stop, step))
     if step == 0:
         raise ValueError("arange: step must not be zero")
     if not math.isfinite(float(step)):
@@ -201,6 +203,17 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, stop, step)) else dtypes.default_float
     return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad, data=False)
+
+
+def _number(value, fn):
+    """A Python number from a number, a numpy scalar or a one-element tensor (its item)."""
+    if isinstance(value, (Tensor, np.generic)):
+        value = value.item()
+    if isinstance(value, bool):
+        value = int(value)
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"{fn}(): expected numbers (or one-element tensors), got {type(value).__name__} {value!r}")
+    return value
 
 
 @accepts_device
