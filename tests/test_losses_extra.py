@@ -239,3 +239,80 @@ def test_float32_inputs_give_float32_losses():
 def test_errors_name_the_value(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+LEGACY = [({"reduce": False}), ({"size_average": False}), ({"size_average": True, "reduce": True}),
+          ({"reduce": True, "size_average": False})]
+LEGACY_LOSSES = {
+    "mse_loss": lambda L, kw: L.nn.functional.mse_loss(L.tensor([0.2, 0.7]), L.tensor([0.0, 1.0]), **kw),
+    "l1_loss": lambda L, kw: L.nn.functional.l1_loss(L.tensor([0.2, 0.7]), L.tensor([0.0, 1.0]), **kw),
+    "smooth_l1_loss": lambda L, kw: L.nn.functional.smooth_l1_loss(L.tensor([0.2, 3.0]), L.tensor([0.0, 1.0]), **kw),
+    "binary_cross_entropy": lambda L, kw: L.nn.functional.binary_cross_entropy(L.tensor([0.2, 0.7]), L.tensor([0.0, 1.0]), **kw),
+    "bce_with_logits": lambda L, kw: L.nn.functional.binary_cross_entropy_with_logits(L.tensor([0.2, -0.7]),
+                                                                                      L.tensor([0.0, 1.0]), **kw),
+    "kl_div": lambda L, kw: L.nn.functional.kl_div(L.tensor([-0.2, -0.7]), L.tensor([0.3, 0.7]), **kw),
+    "soft_margin_loss": lambda L, kw: L.nn.functional.soft_margin_loss(L.tensor([0.2, -0.7]), L.tensor([1.0, -1.0]), **kw),
+    "hinge_embedding_loss": lambda L, kw: L.nn.functional.hinge_embedding_loss(L.tensor([0.2, 0.7]), L.tensor([1.0, -1.0]), **kw),
+    "margin_ranking_loss": lambda L, kw: L.nn.functional.margin_ranking_loss(L.tensor([0.2, 0.7]), L.tensor([0.5, 0.1]),
+                                                                             L.tensor([1.0, -1.0]), **kw),
+    "poisson_nll_loss": lambda L, kw: L.nn.functional.poisson_nll_loss(L.tensor([0.2, 0.7]), L.tensor([1.0, 2.0]), **kw),
+    "multi_margin_loss": lambda L, kw: L.nn.functional.multi_margin_loss(L.tensor([[0.2, 0.7, 0.1]]), L.tensor([1]), **kw),
+    "MSELoss": lambda L, kw: L.nn.MSELoss(**kw)(L.tensor([0.2, 0.7]), L.tensor([0.0, 1.0])),
+    "L1Loss": lambda L, kw: L.nn.L1Loss(**kw)(L.tensor([0.2, 0.7]), L.tensor([0.0, 1.0])),
+    "BCELoss": lambda L, kw: L.nn.BCELoss(**kw)(L.tensor([0.2, 0.7]), L.tensor([0.0, 1.0])),
+    "BCEWithLogitsLoss": lambda L, kw: L.nn.BCEWithLogitsLoss(**kw)(L.tensor([0.2, -0.7]), L.tensor([0.0, 1.0])),
+}
+
+
+@pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated")
+@pytest.mark.parametrize("name", list(LEGACY_LOSSES))
+def test_legacy_size_average_and_reduce_are_torch_s(name):
+    """torch's deprecated ``size_average``/``reduce`` keywords (old code passes ``reduce=False``):
+    read into ``reduction`` as torch reads them, on the functions and the modules."""
+    torch = torch_or_skip()
+    for kw in LEGACY:
+        ours, theirs = LEGACY_LOSSES[name](gt, kw), LEGACY_LOSSES[name](torch, kw)
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-6, err_msg=str(kw))
+    assert LEGACY_LOSSES[name](gt, {}).shape == ()
+
+
+def test_legacy_keywords_warn_and_modules_keep_gt_s_positional_reduction():
+    with pytest.warns(UserWarning, match="please use reduction='none' instead"):
+        F.mse_loss(gt.ones(2), gt.zeros(2), reduce=False)
+    assert nn.MSELoss("sum")(gt.ones(2), gt.zeros(2)).item() == 2.0        # gt's own order: reduction first
+    assert nn.BCELoss(None, "sum")(gt.tensor([0.5]), gt.tensor([1.0])).item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "huber_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_elementwise_weight_of_the_regression_losses_is_torch_s(name, reduction):
+    """torch 2.13's ``weight`` of mse/l1/huber: the mean is over the weights' sum for mse and l1
+    and over the element count for huber, as torch's own code does."""
+    torch = torch_or_skip()
+    x, y, w = np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0]), np.array([1.0, 2.0, 0.5])
+    compare_with_torch(lambda a, b, c: getattr(F, name)(a, b, reduction=reduction, weight=c),
+                       lambda a, b, c: getattr(torch.nn.functional, name)(a, b, reduction=reduction, weight=c), x, y, w)
+    with pytest.raises(ValueError, match="Weights and input must have the same size"):
+        getattr(F, name)(gt.tensor(x), gt.tensor(y), weight=gt.tensor([1.0, 2.0]))
+
+
+def test_functional_first_argument_is_named_input_as_torch_s():
+    torch = torch_or_skip()
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    calls = [("softmax", dict(dim=1)), ("log_softmax", dict(dim=1)), ("sigmoid", {}), ("tanh", {}),
+             ("normalize", dict(dim=1)), ("layer_norm", dict(normalized_shape=(3,))), ("dropout", dict(training=False))]
+    for name, kw in calls:
+        ours = getattr(F, name)(input=gt.tensor(x), **kw)
+        theirs = getattr(torch.nn.functional, name)(input=torch.tensor(x), **kw)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7, err_msg=name)
+    t = np.array([0, 2])
+    assert F.cross_entropy(input=gt.tensor(x), target=gt.tensor(t)).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(input=torch.tensor(x), target=torch.tensor(t)).item(), rel=1e-6)
+    assert F.nll_loss(input=gt.tensor(x), target=gt.tensor(t)).item() == pytest.approx(
+        torch.nn.functional.nll_loss(input=torch.tensor(x), target=torch.tensor(t)).item(), rel=1e-6)
+    rows = F.embedding(input=gt.tensor([1, 0]), weight=gt.tensor(x.T.copy()))
+    np.testing.assert_array_equal(rows.numpy(), x.T[[1, 0]])
+    out, t_out = gt.zeros(2, 3), torch.zeros(2, 3)
+    assert F.normalize(gt.tensor(x), out=out) is out
+    torch.nn.functional.normalize(torch.tensor(x), out=t_out)
+    np.testing.assert_allclose(out.numpy(), t_out.numpy(), rtol=1e-6)

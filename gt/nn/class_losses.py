@@ -29,7 +29,7 @@ from gt.ops import activations
 from gt.tensor import arange, checks, where
 
 
-def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against integer classes
     (N,) or (N, d1, ...), or class probabilities of the logits' shape (see the module docstring);
@@ -40,7 +40,7 @@ def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-
         >>> F.cross_entropy(gt.zeros(3, 4), [0, -100, 3], label_smoothing=0.1).item()
         1.3862943649291992
     """
-    fn = "cross_entropy"
+    fn, logits = "cross_entropy", input
     weight, reduction = _options(weight, size_average, reduce, reduction, ignore_index, fn)
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
             or not 0 <= label_smoothing <= 1:
@@ -71,12 +71,12 @@ def cross_entropy(logits, target, weight=None, size_average=None, ignore_index=-
     return _nll(logits.log_softmax(-1), target, w, ignore_index, label_smoothing, reduction)
 
 
-def nll_loss(log_probs, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """Negative log-likelihood ``-weight[y] * log_probs[..., y]`` for log-probabilities (N, C) or
     (N, C, d1, ...) and integer classes (N,) or (N, d1, ...) (see the module docstring)."""
     fn = "nll_loss"
     weight, reduction = _options(weight, size_average, reduce, reduction, ignore_index, fn)
-    log_probs = _tensor(log_probs, fn)
+    log_probs = _tensor(input, fn)
     if not log_probs.dtype.is_floating_point:
         raise TypeError(f"{fn}: input must be floating point log-probabilities, got {log_probs.dtype!r}")
     if log_probs.ndim == 1:  # torch's unbatched form: (C,) and a 0-d class

@@ -26,14 +26,14 @@ def linear(x, weight, bias=None):
     return linalg.Linear.apply(x, weight, bias)
 
 
-def dropout(x, p=0.5, training=True, inplace=False):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p), so the expected
     value is unchanged; the identity when not ``training`` or ``p == 0``. Masks come from gt's
     random generator (``gt.manual_seed`` makes them reproducible). ``inplace=True`` writes the
-    result into ``x`` (recorded on the tape as torch's; no memory is saved)."""
+    result into ``input`` (recorded on the tape as torch's; no memory is saved)."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
-    x = _tensor(x, "dropout")
+    x = _tensor(input, "dropout")
     if not training or p == 0:
         return x
     if p == 1:

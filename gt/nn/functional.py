@@ -7,6 +7,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 import math
 
 from gt import dtypes
+from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
@@ -56,12 +57,12 @@ def gelu(x, approximate="none"):
     return _tensor(x, "gelu").gelu(approximate=approximate)
 
 
-def sigmoid(x):
-    return _tensor(x, "sigmoid").sigmoid()
+def sigmoid(input):
+    return _tensor(input, "sigmoid").sigmoid()
 
 
-def tanh(x):
-    return _tensor(x, "tanh").tanh()
+def tanh(input):
+    return _tensor(input, "tanh").tanh()
 
 
 def softplus(x, beta=1.0, threshold=20.0):
@@ -72,22 +73,24 @@ def softplus(x, beta=1.0, threshold=20.0):
     return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
 
 
-def softmax(x, axis=None, _stacklevel=3, dtype=None, *, dim=None):
+def softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):
     """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users; default -1), computed stably;
     in ``dtype`` when given (torch's; ``_stacklevel`` is accepted and unused)."""
-    return _tensor(x, "softmax").softmax(axis, dtype, dim=dim)
+    return _tensor(input, "softmax").softmax(axis, dtype, dim=dim)
 
 
-def log_softmax(x, axis=None, _stacklevel=3, dtype=None, *, dim=None):
+def log_softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):
     """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable for large
     logits); in ``dtype`` when given."""
-    return _tensor(x, "log_softmax").log_softmax(axis, dtype, dim=dim)
+    return _tensor(input, "log_softmax").log_softmax(axis, dtype, dim=dim)
 
 
-def normalize(x, p=2.0, dim=1, eps=1e-12):
-    """``x`` divided by its ``p``-norm along ``dim`` (at least ``eps``), as torch's."""
-    x = _tensor(x, "normalize")
-    return x / x.norm(p, dim=dim, keepdim=True).clamp_min(eps)
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """``input`` divided by its ``p``-norm along ``dim`` (at least ``eps``), as torch's; written
+    into ``out`` too when given (torch's rules: gt/tensor/out_argument.py)."""
+    x = _tensor(input, "normalize")
+    result = x / x.norm(p, dim=dim, keepdim=True).clamp_min(eps)
+    return result if out is None else write_out(result, out, "normalize")
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
@@ -106,10 +109,10 @@ def _normalized_shape(normalized_shape):
     return shape
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` axes (biased variance, as torch), then
     scale by ``weight`` and shift by ``bias`` (both of shape ``normalized_shape``)."""
-    x, shape = _tensor(x, "layer_norm"), _normalized_shape(normalized_shape)
+    x, shape = _tensor(input, "layer_norm"), _normalized_shape(normalized_shape)
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
     _check_affine("layer_norm", shape, weight, bias)
@@ -123,7 +126,7 @@ def _check_affine(fn, shape, weight, bias):
             raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
 
 
-def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` (any shape) ->
     (*indices.shape, dim). The gradient adds up into the rows that were picked, as torch's:
@@ -131,7 +134,7 @@ def embedding(indices, weight, padding_idx=None, max_norm=None, norm_type=2.0, s
     ``scale_grad_by_freq``. ``max_norm``: the picked rows whose ``norm_type``-norm exceeds it are
     first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
     ``sparse=True`` raises NotImplementedError (gt has no sparse gradients)."""
-    idx = _class_indices(indices, "embedding", "indices")
+    idx = _class_indices(input, "embedding", "indices")
     n = weight.shape[0]
     idx = _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
     padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, sparse, "embedding")

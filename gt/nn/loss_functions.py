@@ -2,6 +2,8 @@
 takes gt tensors (numpy arrays and lists where a tensor is read) and ``reduction`` ``"mean"``,
 ``"sum"`` or ``"none"``, as torch's."""
 
+import functools
+import inspect
 import warnings
 
 from gt.autograd import is_grad_enabled
@@ -23,6 +25,34 @@ def _legacy_reduction(size_average, reduce, reduction):
     return out
 
 
+def accepts_legacy_reduction(fn):
+    """``fn`` taking torch's deprecated ``size_average`` and ``reduce`` keywords as well: read as
+    torch reads them (``_legacy_reduction``, with its warning) into ``reduction``. Keyword-only
+    here, so that gt's positional ``reduction`` keeps its place."""
+    @functools.wraps(fn)
+    def call(*args, size_average=None, reduce=None, **kwargs):
+        if size_average is not None or reduce is not None:
+            kwargs["reduction"] = _legacy_reduction(size_average, reduce, kwargs.get("reduction", "mean"))
+        return fn(*args, **kwargs)
+    signature = inspect.signature(fn)
+    legacy = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in ("size_average", "reduce")]
+    call.__signature__ = signature.replace(parameters=list(signature.parameters.values()) + legacy)
+    return call
+
+
+def _weighted(loss, weight, input, reduction, fn, mean_over_weights=True):
+    """torch 2.13's elementwise ``weight`` of ``mse_loss``, ``l1_loss`` and ``huber_loss``: of the
+    input's shape; ``"mean"`` is the weighted sum over the weights' sum (over the element count
+    for ``huber_loss``, as torch's)."""
+    weight = _tensor(weight, fn, "weight")
+    if weight.shape != input.shape:
+        raise ValueError(f"{fn}: Weights and input must have the same size: weight {weight.shape}, input {input.shape}")
+    loss = loss * (weight if weight.dtype == loss.dtype else weight.to(loss.dtype))
+    if reduction == "mean" and mean_over_weights:
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction, fn)
+
+
 def _reduce(loss, reduction, fn):
     if reduction == "mean":
         return loss.mean()
@@ -33,7 +63,8 @@ def _reduce(loss, reduction, fn):
     raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def mse_loss(input, target, reduction="mean"):
+@accepts_legacy_reduction
+def mse_loss(input, target, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``. The shapes must match exactly: a
     mismatch is an error, not a silent broadcast (torch only warns)."""
     input, target = _tensor(input, "mse_loss"), _tensor(target, "mse_loss", "target")
@@ -41,6 +72,8 @@ def mse_loss(input, target, reduction="mean"):
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ; "
                          "reshape one of them (broadcasting here is almost always a bug)")
     diff = input - target
+    if weight is not None:
+        return _weighted(diff * diff, weight, input, reduction, "mse_loss")
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
@@ -58,6 +91,7 @@ def _float_like(t, like):
     return t if t.dtype == like.dtype else t.to(like.dtype)
 
 
+@accepts_legacy_reduction
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """``-w * [y * log(x) + (1 - y) * log(1 - x)]`` for probabilities ``input`` x in [0, 1] and
     targets y of the same shape; each log is clamped at -100 as in torch, so x = 0 or 1 gives a
@@ -80,6 +114,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
+@accepts_legacy_reduction
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed from the logits
     without forming the sigmoid (no overflow for large logits). ``weight`` broadcasts against the
@@ -102,14 +137,18 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
-def l1_loss(input, target, reduction="mean"):
+@accepts_legacy_reduction
+def l1_loss(input, target, reduction="mean", weight=None):
     """Mean absolute error; the shapes must match exactly, as in ``mse_loss``."""
     input, target = _tensor(input, "l1_loss"), _tensor(target, "l1_loss", "target")
     if input.shape != target.shape:
         raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
+    if weight is not None:
+        return _weighted((input - target).abs(), weight, input, reduction, "l1_loss")
     return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
+@accepts_legacy_reduction
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 * d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 * beta`` (d = input - target;
     ``beta=0``: the L1 loss), as torch's. The shapes must match exactly."""
@@ -122,13 +161,16 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss")
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """``0.5 * d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 * delta)``, as torch's."""
     d = _difference(input, target, "huber_loss")
     if not delta > 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
     a = d.abs()
-    return _reduce(where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta), reduction, "huber_loss")
+    loss = where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta)
+    if weight is not None:
+        return _weighted(loss, weight, d, reduction, "huber_loss", mean_over_weights=False)
+    return _reduce(loss, reduction, "huber_loss")
 
 
 def _difference(input, target, fn):
@@ -138,6 +180,7 @@ def _difference(input, target, fn):
     return input - target
 
 
+@accepts_legacy_reduction
 def kl_div(input, target, reduction="mean", log_target=False):
     """The KL divergence of ``target`` from the distribution whose log-probabilities are ``input``:
     ``target * (log(target) - input)`` elementwise (0 where the target is 0), or with

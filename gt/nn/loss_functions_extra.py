@@ -8,7 +8,7 @@ import math
 from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
-from gt.nn.loss_functions import _reduce
+from gt.nn.loss_functions import _reduce, accepts_legacy_reduction
 from gt.tensor import arange, where
 
 
@@ -36,6 +36,7 @@ def _softplus(z):
     return z.clamp(min=0.0) + (-z.abs()).exp().log1p()
 
 
+@accepts_legacy_reduction
 def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
     """Poisson negative log-likelihood of ``target`` counts: ``exp(input) - target * input`` for
     log-rates (``log_input=True``), else ``input - target * log(input + eps)``. ``full`` adds
@@ -99,6 +100,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     return _reduce(loss, reduction, fn)
 
 
+@accepts_legacy_reduction
 def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """``max(0, -target * (input1 - input2) + margin)``, target +1 (input1 should rank higher) or
     -1; the three broadcast against each other, as in torch.
@@ -115,6 +117,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
     return _reduce((-y * (x1 - x2) + margin).clamp(min=0.0), reduction, fn)
 
 
+@accepts_legacy_reduction
 def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     """``input`` where target is 1 and ``max(0, margin - input)`` where it is -1 (torch's formula:
     other target values get both terms). input and target broadcast.
@@ -128,6 +131,7 @@ def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     return _reduce(where(y != 1, (margin - x).clamp(min=0.0), 0.0) + where(y != -1, x, 0.0), reduction, fn)
 
 
+@accepts_legacy_reduction
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """``1 - cos(x1, x2)`` where target is 1, ``max(0, cos(x1, x2) - margin)`` where it is -1;
     input1, input2 (N, D) with target (N,), or (D,) with a 0-d target. cos uses torch's
@@ -148,6 +152,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     return _reduce(loss, reduction, fn)
 
 
+@accepts_legacy_reduction
 def soft_margin_loss(input, target, reduction="mean"):
     """``log(1 + exp(-target * input))``, target +1 or -1, input and target of one shape.
     Computed stably: where torch's ``log1p(exp(.))`` overflows to inf, gt gives the finite value.
@@ -162,6 +167,7 @@ def soft_margin_loss(input, target, reduction="mean"):
     return _reduce(_softplus(-y * x), reduction, fn)
 
 
+@accepts_legacy_reduction
 def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
     """The mean over the C classes of ``-[y log sigmoid(x) + (1 - y) log sigmoid(-x)]`` (times
     ``weight`` (C,) if given): input and target (N, C) or (C,), target 0 or 1 -> (N,) or ().
@@ -181,6 +187,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
     return _reduce(loss.sum(-1) / max(x.shape[-1], 1), reduction, fn)
 
 
+@accepts_legacy_reduction
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
     """The multi-class hinge loss: for each row, ``sum over j != y of w[y] * max(0, margin -
     x[y] + x[j]) ** p / C``; input (N, C) or (C,), target (N,) or 0-d class indices, p 1 or 2.
@@ -229,6 +236,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     return diff.norm(p, dim=-1, keepdim=keepdim)
 
 
+@accepts_legacy_reduction
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"):
     """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` with ``d`` the
     ``pairwise_distance`` of order ``p``; ``swap`` uses ``min(d(a, n), d(p, n))`` as the negative

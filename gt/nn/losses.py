@@ -56,12 +56,20 @@ class _Loss(Module):
 
     function = None
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _reduction_of(size_average, reduce, reduction)
 
     def forward(self, input, target):
         return type(self).function(input, target, reduction=self.reduction)
+
+
+def _reduction_of(size_average, reduce, reduction):
+    """torch's order of the arguments (``size_average``, ``reduce``, ``reduction``), where gt's
+    own took ``reduction`` first: a string in ``size_average``'s place is the reduction."""
+    if isinstance(size_average, str):
+        size_average, reduction = None, size_average
+    return _legacy_reduction(size_average, reduce, reduction)
 
 
 class MSELoss(_Loss):
@@ -73,9 +81,9 @@ class MSELoss(_Loss):
 class BCELoss(Module):
     """``F.binary_cross_entropy(probabilities, target)`` as a module."""
 
-    def __init__(self, weight=None, reduction="mean"):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        self.weight, self.reduction = weight, reduction
+        self.weight, self.reduction = weight, _reduction_of(size_average, reduce, reduction)
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
@@ -84,9 +92,12 @@ class BCELoss(Module):
 class BCEWithLogitsLoss(Module):
     """``F.binary_cross_entropy_with_logits(logits, target)`` as a module."""
 
-    def __init__(self, weight=None, reduction="mean", pos_weight=None):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
         super().__init__()
-        self.weight, self.reduction, self.pos_weight = weight, reduction, pos_weight
+        if isinstance(size_average, str) and reduce is not None and not isinstance(reduce, bool):
+            reduce, pos_weight = None, reduce         # gt's own order: (weight, reduction, pos_weight)
+        self.weight, self.pos_weight = weight, pos_weight
+        self.reduction = _reduction_of(size_average, reduce, reduction)
 
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
