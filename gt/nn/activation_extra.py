@@ -4,6 +4,8 @@ over gt/nn/activation_functions.py with torch's arguments, defaults and ``repr``
 Layers that take ``inplace=True`` write their result into the input (recorded on the tape, as torch's).
 """
 
+import warnings
+
 from gt import dtypes
 from gt.nn import activation_functions as A
 from gt.nn.module import Module
@@ -23,8 +25,14 @@ class Hardtanh(Module):
 
     torch asserts ``max_val > min_val``; gt raises ValueError (equal bounds are refused too, as torch)."""
 
-    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False, min_value=None, max_value=None):
         super().__init__()
+        if min_value is not None:                 # torch's deprecated names, with its warning
+            warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`", FutureWarning, stacklevel=2)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`", FutureWarning, stacklevel=2)
+            max_val = max_value
         if not max_val > min_val:
             raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
         self.min_val, self.max_val, self.inplace = min_val, max_val, inplace

@@ -228,6 +228,9 @@ class ModuleDict(_NamedEntries):
 
     _registry_name = "_modules"
 
+    def __init__(self, modules=None):             # torch's name of the argument
+        super().__init__(modules)
+
     def __setitem__(self, key, module):
         self.add_module(key, _check_module(module, f"ModuleDict[{key!r}] = ..."))
 
@@ -293,6 +296,9 @@ class ParameterDict(_NamedEntries):
     in become ``Parameter``s, as in torch."""
 
     _registry_name = "_parameters"
+
+    def __init__(self, parameters=None):          # torch's name of the argument
+        super().__init__(parameters)
 
     def __setitem__(self, key, value):
         self.register_parameter(key, _as_parameter(value, f"ParameterDict[{key!r}] = ..."))

@@ -368,16 +368,18 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         return f"tensor({B.format(self._data)}, shape={self.shape}, dtype={self.dtype!r}{extra})"
 
     # ---- autograd ------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=None, create_graph=False, inputs=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None, *, grad=None):
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
 
-        ``grad`` is required when the tensor is not a scalar (same shape as the tensor).
-        The graph is freed afterwards unless ``retain_graph=True`` (default: ``create_graph``).
-        ``create_graph=True`` records the gradients, so each ``.grad`` has a ``grad_fn`` and can be
-        differentiated again (higher-order gradients; see gt/autograd/graph_walk.py). ``inputs``
-        (tensors, as torch's): only their ``.grad`` gets the gradient.
+        ``gradient`` (torch's name; ``grad=``, the public gt's, too) is required when the tensor is
+        not a scalar (same shape as the tensor). The graph is freed afterwards unless
+        ``retain_graph=True`` (default: ``create_graph``). ``create_graph=True`` records the
+        gradients, so each ``.grad`` has a ``grad_fn`` and can be differentiated again (see
+        gt/autograd/graph_walk.py). ``inputs`` (tensors, as torch's): only their ``.grad`` gets it.
         """
-        autograd.backward(self, grad, retain_graph, create_graph, inputs)
+        if grad is not None and gradient is not None:
+            raise TypeError("backward() got both gradient= and grad= (the same argument): pass one")
+        autograd.backward(self, gradient if grad is None else grad, retain_graph, create_graph, inputs)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not self.dtype.is_floating_point:

@@ -135,11 +135,11 @@ class ExtraMethods:
             return out
         return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))
 
-    def norm(self, p="fro", dim=None, keepdim=False):
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         """The vector ``p``-norm over ``dim`` (None: every element): 2 (or ``"fro"``), 1, ``inf``,
         ``-inf``, 0 (the count of non-zero elements) or any other number, negative ones included;
-        the 2-norm's gradient is 0 where it is 0 (torch's)."""
-        x = _floating(self)
+        the 2-norm's gradient is 0 where it is 0 (torch's). ``dtype``: computed in it (a cast first)."""
+        x = _floating(self if dtype is None else self.to(dtype))
         axes = normalize_axes(dim, x.ndim, "norm")
         if p in (2, "fro"):
             return reduction_ops.Norm2.apply(x, axes, bool(keepdim))
