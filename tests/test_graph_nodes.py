@@ -95,23 +95,3 @@ def test_next_functions_after_backward_frees_the_graph():
     z.backward(retain_graph=True)
     assert z.grad_fn.next_functions[0][0].name() == "MulBackward0"
     assert isinstance(nn.Linear(2, 2)(gt.ones(1, 2)).grad_fn.next_functions, tuple)
-
-
-def test_backward_gradient_keyword_and_other_torch_names():
-    """torch's argument names where gt had others: ``backward(gradient=)`` (``grad=``, the public
-    gt's, still works), ``norm(dtype=)``, ``ModuleDict(modules=)``, ``ParameterDict(parameters=)``,
-    ``Hardtanh(min_value=, max_value=)`` (deprecated in torch, with its warning)."""
-    for lib in (gt, torch):
-        x = lib.tensor([1.0, 2.0], requires_grad=True)
-        (x * 2).backward(gradient=lib.tensor([1.0, 3.0]))
-        assert x.grad.tolist() == [2.0, 6.0]
-        assert lib.tensor([3.0, 4.0]).norm(dtype=lib.float64).dtype == lib.float64
-        assert len(lib.nn.ModuleDict(modules={"a": lib.nn.Linear(1, 1)})) == 1
-        assert len(lib.nn.ParameterDict(parameters={"w": lib.nn.Parameter(lib.ones(1))})) == 1
-        with pytest.warns(FutureWarning, match="`max_value` is deprecated and renamed to `max_val`"):
-            assert lib.nn.Hardtanh(max_value=2.0).max_val == 2.0
-    x = gt.tensor([1.0, 2.0], requires_grad=True)
-    (x * 2).backward(grad=gt.ones(2))
-    assert x.grad.tolist() == [2.0, 2.0]
-    with pytest.raises(TypeError, match="both gradient= and grad="):
-        (x * 2).backward(gradient=gt.ones(2), grad=gt.ones(2))

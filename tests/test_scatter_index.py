@@ -214,7 +214,7 @@ def test_where_of_a_condition_alone_is_nonzero_as_tuple():
             np.testing.assert_array_equal(a.numpy(), b.numpy())
         for a, b in zip(gt.tensor(x).nonzero(as_tuple=True), theirs):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    with pytest.raises(TypeError, match="give both a and b, or neither"):
+    with pytest.raises(TypeError, match="give both input and other, or neither"):
         gt.where(gt.tensor(X > 0), 1.0)
 
 

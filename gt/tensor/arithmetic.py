@@ -259,9 +259,9 @@ class ArithmeticMethods:
         return matmul(self, other)
 
 
-def matmul(a, b):
+def matmul(input, other):
     """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
-    a, b = _operand(a, "matmul"), _operand(b, "matmul")
+    a, b = _operand(input, "matmul"), _operand(other, "matmul")
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")
     if a.ndim == 0 or b.ndim == 0:
@@ -282,13 +282,14 @@ def matmul(a, b):
     return linalg.Matmul.apply(a, b)
 
 
-def where(condition, a=_ALONE, b=_ALONE):
-    """Elements of ``a`` where ``condition`` is True, else of ``b`` (broadcasting; differentiable in a and b).
-    ``where(condition)`` alone is ``condition.nonzero(as_tuple=True)``, as torch's."""
+def where(condition, input=_ALONE, other=_ALONE):
+    """Elements of ``input`` where ``condition`` is True, else of ``other`` (broadcasting;
+    differentiable in both). ``where(condition)`` alone is ``condition.nonzero(as_tuple=True)``, as torch's."""
+    a, b = input, other
     cond = condition if isinstance(condition, Tensor) else Tensor._wrap(B.asarray(condition))
     if a is _ALONE or b is _ALONE:
         if a is not b:
-            raise TypeError("where: give both a and b, or neither (where(condition) is condition.nonzero(as_tuple=True))")
+            raise TypeError("where: give both input and other, or neither (where(condition) is condition.nonzero(as_tuple=True))")
         return cond.nonzero(as_tuple=True)
     a, b = _operand(a, "where"), _operand(b, "where")
     if isinstance(a, Tensor) or isinstance(b, Tensor):

@@ -63,6 +63,13 @@ def tensor(data, dtype=None, requires_grad=False):
     return _new(B.asarray(src, dtype=dtype, copy=True), requires_grad)
 
 
+def _alias(value, alias, fn, name, alias_name):
+    """``value`` or, where it was not given, ``alias`` (another name of the same argument)."""
+    if value is not None and alias is not None:
+        raise TypeError(f"{fn}() got both {name}= and {alias_name}= (the same argument): pass one")
+    return alias if value is None else value
+
+
 def _holds_tensor(seq):
     """Whether a (nested) list or tuple holds a tensor: one pass over each level's types."""
     kinds = set(map(type, seq))
@@ -126,7 +133,11 @@ def empty(*shape, dtype=None, requires_grad=False):
 
 
 @accepts_device
-def full(shape, fill_value, dtype=None, requires_grad=False):
+def full(size=None, fill_value=None, dtype=None, requires_grad=False, *, shape=None):
+    """A tensor of ``size`` (``shape=``, the public gt's name) filled with ``fill_value``."""
+    shape = _alias(size, shape, "full", "size", "shape")
+    if shape is None or fill_value is None:
+        raise TypeError("full() missing required arguments: size and fill_value")
     shape = (shape,) if isinstance(shape, int) else shape
     if dtype is None and isinstance(fill_value, bool):
         dtype = dtypes.bool_
@@ -186,9 +197,11 @@ def _floating_dtype(dtype, fn):
 
 
 @accepts_device
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
-    """``[start, stop)`` in steps of ``step``; int64 for int arguments, float32 otherwise. Each
-    may be a number, a numpy scalar or a one-element tensor, as torch takes them."""
+def arange(start=0, end=None, step=1, dtype=None, requires_grad=False, *, stop=None):
+    """``[start, end)`` in steps of ``step``; int64 for int arguments, float32 otherwise. Each
+    may be a number, a numpy scalar or a one-element tensor, as torch takes them (``stop=`` is
+    the public gt's name of ``end``)."""
+    stop = _alias(end, stop, "arange", "end", "stop")
     if stop is None:
         start, stop = 0, start
     start, stop, step = (_number(v, "arange") for v in (start, stop, step))
@@ -217,9 +230,12 @@ def _number(value, fn):
 
 
 @accepts_device
-def linspace(start, stop, steps, dtype=None, requires_grad=False):
+def linspace(start, end=None, steps=None, dtype=None, requires_grad=False, *, stop=None):
     """``steps`` values from ``start`` to ``stop`` (both included), evenly spaced, float32 unless
     ``dtype`` says otherwise: torch's CPU values to the bit (gt/backend/torch_ranges.py)."""
+    stop = _alias(end, stop, "linspace", "end", "stop")
+    if stop is None or steps is None:
+        raise TypeError("linspace() missing required arguments: end and steps (linspace(start, end, steps))")
     if isinstance(steps, bool) or not hasattr(steps, "__index__") or int(steps) < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
     dtype = _float(dtype)

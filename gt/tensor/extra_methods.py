@@ -196,17 +196,17 @@ class ExtraMethods:
         return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
 
     # ---- products and blends --------------------------------------------------------------------
-    def outer(self, other):
-        """``self[i] * other[j]`` for two 1-D tensors."""
-        other = _operand(other, "outer")
+    def outer(self, vec2):
+        """``self[i] * vec2[j]`` for two 1-D tensors."""
+        other = _operand(vec2, "outer")
         if self.ndim != 1 or not isinstance(other, Tensor) or other.ndim != 1:
             raise ValueError(f"outer: expected two 1-D tensors, got shapes {self.shape} and "
                              f"{getattr(other, 'shape', other)}")
         return self.reshape(-1, 1) * other.reshape(1, -1)
 
-    def bmm(self, other):
+    def bmm(self, mat2):
         """Batched matrix product of (b, n, m) and (b, m, p) tensors (no broadcasting, as torch)."""
-        other = _operand(other, "bmm")
+        other = _operand(mat2, "bmm")
         if self.ndim != 3 or not isinstance(other, Tensor) or other.ndim != 3 or self.shape[0] != other.shape[0]:
             raise ValueError(f"bmm: expected two 3-D tensors with the same batch size, got shapes {self.shape} "
                              f"and {getattr(other, 'shape', other)}")
@@ -264,9 +264,9 @@ class ExtraMethods:
 
     negative = neg
 
-    def mm(self, other):
+    def mm(self, mat2):
         """The product of two 2-D tensors (no broadcasting, as torch)."""
-        other = _operand(other, "mm")
+        other = _operand(mat2, "mm")
         if self.ndim != 2 or not isinstance(other, Tensor) or other.ndim != 2:
             raise ValueError(f"mm: expected two 2-D tensors, got shapes {self.shape} and {getattr(other, 'shape', other)}")
         return self @ other
@@ -304,7 +304,8 @@ class ExtraMethods:
     def swapaxes(self, axis0, axis1):
         return self.transpose(axis0, axis1)
 
-    swapdims = swapaxes
+    def swapdims(self, dim0, dim1):
+        return self.transpose(dim0, dim1)
 
     def movedim(self, source, destination):
         """Axis ``source`` moved to position ``destination`` (ints, or tuples of them)."""
@@ -426,16 +427,16 @@ class ExtraMethods:
 
     # ---- new tensors in this tensor's dtype ---------------------------------------------------
     @accepts_device
-    def new_zeros(self, *size, dtype=None):
-        return Tensor._wrap(B.zeros(_sizes(size, "new_zeros"), dtype or self.dtype))
+    def new_zeros(self, *sizes, size=None, dtype=None):
+        return Tensor._wrap(B.zeros(_sizes(sizes if size is None else (size,), "new_zeros"), dtype or self.dtype))
 
     @accepts_device
-    def new_ones(self, *size, dtype=None):
-        return Tensor._wrap(B.ones(_sizes(size, "new_ones"), dtype or self.dtype))
+    def new_ones(self, *sizes, size=None, dtype=None):
+        return Tensor._wrap(B.ones(_sizes(sizes if size is None else (size,), "new_ones"), dtype or self.dtype))
 
     @accepts_device
-    def new_empty(self, *size, dtype=None):
-        return Tensor._wrap(B.empty(_sizes(size, "new_empty"), dtype or self.dtype))
+    def new_empty(self, *sizes, size=None, dtype=None):
+        return Tensor._wrap(B.empty(_sizes(sizes if size is None else (size,), "new_empty"), dtype or self.dtype))
 
     @accepts_device
     def new_full(self, size, fill_value, dtype=None):

@@ -146,15 +146,17 @@ class InplaceMethods:
             return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
         return self._update(_idiv, self._inplace_value(other, "div_"))
 
-    def addcmul_(self, t1, t2, value=1):
-        """``self += value * t1 * t2``, in place."""
+    def addcmul_(self, tensor1, tensor2, value=1):
+        """``self += value * tensor1 * tensor2``, in place."""
+        t1, t2 = tensor1, tensor2
         if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
             return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x * y * value),
                             self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"))
 
-    def addcdiv_(self, t1, t2, value=1):
-        """``self += value * t1 / t2``, in place."""
+    def addcdiv_(self, tensor1, tensor2, value=1):
+        """``self += value * tensor1 / tensor2``, in place."""
+        t1, t2 = tensor1, tensor2
         if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
             return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x / y * value),

@@ -69,8 +69,9 @@ def no_out(out, fn):
 class NumpyMethods:
     __slots__ = ()
 
-    def numpy(self):
-        """The values as a numpy array (shares memory with the tensor on the CPU)."""
+    def numpy(self, *, force=False):
+        """The values as a numpy array (shares memory with the tensor on the CPU). ``force`` is
+        torch's (a copy off the graph and the GPU): gt reads any tensor's values either way."""
         checks.flush()
         return B.to_numpy(self._data)
 

@@ -17,9 +17,10 @@ Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 class ShapeMethods:
     __slots__ = ()
 
-    def reshape(self, *shape):
-        """A tensor with the same data in a new shape (a view where possible); one entry may be -1."""
-        target = _infer_shape("reshape", self.shape, _shape_args(shape))
+    def reshape(self, *sizes, shape=None):
+        """A tensor with the same data in a new shape (a view where possible); one entry may be -1.
+        The shape as several ints, one tuple, or ``shape=`` (torch's keyword)."""
+        target = _infer_shape("reshape", self.shape, _shape_args(sizes if shape is None else (shape,)))
         return self if target == self.shape else shape_ops.Reshape.apply(self, target)
 
     view = reshape
@@ -33,15 +34,16 @@ class ShapeMethods:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
-    def permute(self, *axes):
-        axes = _shape_args(axes)
+    def permute(self, *axes, dims=None):
+        axes = _shape_args(axes if dims is None else (dims,))
         if sorted(normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         axes = tuple(normalize_axis(a, self.ndim, "permute") for a in axes)
         return shape_ops.Permute.apply(self, axes)
 
-    def transpose(self, a=-2, b=-1):
-        """Swap axes ``a`` and ``b`` (with no arguments: the last two)."""
+    def transpose(self, dim0=-2, dim1=-1):
+        """Swap axes ``dim0`` and ``dim1`` (with no arguments: the last two)."""
+        a, b = dim0, dim1
         if self.ndim < 2 and (a, b) == (-2, -1):
             return self
         axes = list(range(self.ndim))
@@ -66,9 +68,9 @@ class ShapeMethods:
         keep = [n for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
         return self.reshape(tuple(keep))
 
-    def expand(self, *sizes):
-        """Broadcast to a larger shape without copying; -1 keeps an axis's size."""
-        sizes = _shape_args(sizes)
+    def expand(self, *sizes, size=None):
+        """Broadcast to a larger shape without copying; -1 keeps an axis's size (``size=``: torch's keyword)."""
+        sizes = _shape_args(sizes if size is None else (size,))
         lead = len(sizes) - self.ndim
         if lead < 0:
             raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (fewer dimensions)")
