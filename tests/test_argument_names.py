@@ -10,7 +10,6 @@ from helpers import torch_or_skip
 torch = torch_or_skip()
 
 
-
 def test_backward_gradient_keyword_and_other_torch_names():
     """torch's argument names where gt had others: ``backward(gradient=)`` (``grad=``, the public
     gt's, still works), ``norm(dtype=)``, ``ModuleDict(modules=)``, ``ParameterDict(parameters=)``,
