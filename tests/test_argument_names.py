@@ -42,6 +42,11 @@ KEYWORD_CALLS = {
     "expand": lambda m, t: t[:1].expand(size=(2, 3)), "reshape": lambda m, t: t.reshape(shape=(3, 2)),
     "permute": lambda m, t: t.permute(dims=(1, 0)), "new_zeros": lambda m, t: t.new_zeros(size=(2,)),
     "new_ones": lambda m, t: t.new_ones(size=(2,)),
+    "tile": lambda m, t: t.tile(dims=(2, 1)),
+    "searchsorted": lambda m, t: m.searchsorted(sorted_sequence=m.tensor([2.0, 4.0]), input=t),
+    "min_other": lambda m, t: m.min(t, other=t * 0 + 3), "max_other": lambda m, t: t.max(other=t * 0 + 3),
+    "exp_input": lambda m, t: m.exp(input=t), "add_input": lambda m, t: m.add(input=t, other=t, alpha=2),
+    "sum_input": lambda m, t: m.sum(input=t, dim=1), "mm_input": lambda m, t: m.mm(input=t, mat2=t.t()),
 }
 
 

@@ -321,8 +321,8 @@ class ExtraMethods:
 
     moveaxis = movedim
 
-    def tile(self, *dims):
-        dims = _sizes(dims, "tile")
+    def tile(self, *reps, dims=None):
+        dims = _sizes(reps if dims is None else (dims,), "tile")
         return self.repeat(*((1,) * (self.ndim - len(dims)) + dims))
 
     def narrow(self, dim, start, length):

@@ -47,8 +47,17 @@ def stack(tensors, axis=None, *, dim=None):
     return shape_ops.Stack.apply(*tensors, axis=axis % (first.ndim + 1))
 
 
+_NOT_GIVEN = object()
+
+
 def _method(name):
-    def fn(x, *args, **kwargs):
+    def fn(x=_NOT_GIVEN, *args, **kwargs):
+        if "input" in kwargs:                # torch's keyword for the tensor: gt.exp(input=t)
+            if x is not _NOT_GIVEN:
+                args = (x,) + args           # the first positional argument was the next one
+            x = kwargs.pop("input")
+        elif x is _NOT_GIVEN:
+            raise TypeError(f"gt.{name}() missing 1 required argument: 'input'")
         if not isinstance(x, Tensor):
             x = _operand(x, name)
             if not isinstance(x, Tensor):   # a Python number: torch refuses it too

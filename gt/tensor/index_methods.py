@@ -157,16 +157,20 @@ class IndexMethods:
         return Tensor._wrap(B.scatter_reduce_(out, 0, self.to(dtypes.int64)._data, values, "sum"))
 
 
-def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
+def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, side=None, sorter=None, input=None):
     """int64 positions where ``values`` would go into ``sorted_sequence`` (sorted along its last
     dim) to keep it sorted: the first such place, or the last with ``right=True`` (or
     ``side="right"``). A 1-D sequence serves ``values`` of any shape (a number gives a 0-d
     result); an N-D one needs ``values`` with the same leading ``N-1`` sizes. ``sorter``
     (int64, the sequence's shape) sorts an unsorted sequence first; ``out_int32``: int32.
+    ``input=`` is torch's keyword for ``values``.
 
         >>> gt.searchsorted(gt.tensor([1.0, 3.0, 5.0]), gt.tensor([3.0, 6.0])).tolist()
         [1, 3]
     """
+    if (values is None) == (input is None):            # input= is torch's name of values
+        raise TypeError("searchsorted() takes the values to place once: as values (positional) or input=")
+    values = values if input is None else input
     if side not in (None, "left", "right"):
         raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     if side == "left" and right:

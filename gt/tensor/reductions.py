@@ -44,16 +44,20 @@ class ReductionMethods:
         x = self if self.dtype.is_floating_point or dtype is not None else self.to(dtypes.default_float)
         return x._reduce(reduction_ops.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None, other=None):
         """Largest values over ``axis``: values only, as numpy (``x.max(1)``,
         ``x.max(-1, keepdims=True)``). Spelled with torch's keywords (``x.max(dim=1)``,
         ``x.max(1, keepdim=True)``) it is torch's ``(values, indices)`` named tuple, the index of
         the first largest value, the gradient going to that element alone. ``x.max(other)`` with
-        a tensor is torch's elementwise ``maximum``."""
+        a tensor (or ``other=``) is torch's elementwise ``maximum``."""
+        if other is not None:
+            return self._extremum(reduction_ops.Max, "max", B.argmax, other, keepdims, dim, keepdim, out)
         return self._extremum(reduction_ops.Max, "max", B.argmax, axis, keepdims, dim, keepdim, out)
 
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None, other=None):
         """Smallest values over ``axis``: as ``max``."""
+        if other is not None:
+            return self._extremum(reduction_ops.Min, "min", B.argmin, other, keepdims, dim, keepdim, out)
         return self._extremum(reduction_ops.Min, "min", B.argmin, axis, keepdims, dim, keepdim, out)
 
     def _extremum(self, op_cls, name, arg, axis, keepdims, dim, keepdim, out):
