@@ -95,3 +95,39 @@ def test_next_functions_after_backward_frees_the_graph():
     z.backward(retain_graph=True)
     assert z.grad_fn.next_functions[0][0].name() == "MulBackward0"
     assert isinstance(nn.Linear(2, 2)(gt.ones(1, 2)).grad_fn.next_functions, tuple)
+
+
+def _hooked_run(lib, create_graph):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    w = lib.tensor([3.0, 4.0], requires_grad=True)
+    y = x * w
+    seen = []
+
+    def pre(grad_outputs):
+        seen.append(("pre", [g.tolist() for g in grad_outputs]))
+        return (grad_outputs[0] * 10,)
+
+    def post(grad_inputs, grad_outputs):
+        seen.append(("post", [None if g is None else g.tolist() for g in grad_inputs], [g.tolist() for g in grad_outputs]))
+        return (grad_inputs[0], None)           # w gets nothing from this node
+
+    handles = [y.grad_fn.register_prehook(pre), y.grad_fn.register_hook(post)]
+    (y * y.detach()).sum().backward(create_graph=create_graph)
+    got = (seen, x.grad.tolist(), None if w.grad is None else w.grad.tolist())
+    for h in handles:
+        h.remove()
+    x.grad = None
+    (x * w).sum().backward()
+    return got, x.grad.tolist()
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")   # torch's advice
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_node_hooks_see_and_replace_gradients_as_torch_s(create_graph):
+    """``grad_fn.register_prehook`` and ``register_hook``: what they receive, their replacements
+    (None for an input drops its gradient), ``remove()``; on the plain walk and the recorded one."""
+    ours, theirs = _hooked_run(gt, create_graph), _hooked_run(torch, create_graph)
+    assert ours == theirs
+    assert ours[0][0] == [("pre", [[3.0, 8.0]]), ("post", [[90.0, 320.0], [30.0, 160.0]], [[30.0, 80.0]])]
+    with pytest.raises(TypeError, match="expects a callable"):
+        (gt.ones(1, requires_grad=True) * 2).grad_fn.register_hook(3)

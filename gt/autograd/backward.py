@@ -3,7 +3,7 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import anomaly, deferred, function, grad_hooks, hooks, rebind, versions
+from gt.autograd import anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, versions
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
 from gt.autograd.graph_walk import walk_graph
@@ -84,12 +84,25 @@ def walk(order, pending, retain_graph, capture=None):
             raise RuntimeError(_FREED)
         if fused and id(ctx) in fused:
             ctx.fused = fused[id(ctx)]     # read (and dropped) by the op's backward
+        own = getattr(ctx, "_node_hooks", None)         # grad_fn.register_hook/prehook
+        if own is not None:
+            g = node_hooks.run_pre(own, g, _as_tensor, _as_value)
         grads = _input_grads(ctx, g) if not anomaly.enabled else anomaly.checked(ctx, _input_grads, ctx, g)
+        if own is not None:
+            grads = node_hooks.run_post(own, ctx.inputs, grads, g, _as_tensor, _as_value, function.Tensor)
         for parent, parent_grad in grads:
             pending.add(parent, parent_grad)
         if not retain_graph:
             ctx.saved, ctx.inputs, ctx.released = None, (), True
     return got
+
+
+def _as_tensor(value):
+    return function.Tensor._from_value(value)
+
+
+def _as_value(t):
+    return t._value if isinstance(t, function.Tensor) else t
 
 
 def _on_paths(order, capture):

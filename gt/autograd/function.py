@@ -14,7 +14,7 @@ import collections
 import functools
 import weakref
 
-from gt.autograd import anomaly, saved_hooks
+from gt.autograd import anomaly, node_hooks, saved_hooks
 from gt.backend import B
 
 _grad_enabled = True
@@ -169,6 +169,14 @@ class GraphNode:
             self._metadata = {}
         return self._metadata
 
+    def register_prehook(self, hook):
+        """Run ``hook(grad_outputs)`` before this node's backward (gt/autograd/node_hooks.py)."""
+        return node_hooks.register(self, hook, pre=True)
+
+    def register_hook(self, hook):
+        """Run ``hook(grad_inputs, grad_outputs)`` after this node's backward (node_hooks.py)."""
+        return node_hooks.register(self, hook, pre=False)
+
 
 class Function(GraphNode):
     """One differentiable op. Subclasses write ``forward(*arrays, **kw) -> array`` and
@@ -178,7 +186,7 @@ class Function(GraphNode):
     """
 
     __slots__ = ("inputs", "needs_input_grad", "_saved", "saved_versions", "released", "out_shape", "epoch",
-                 "_next", "_metadata", "__weakref__")
+                 "_next", "_metadata", "_node_hooks", "__weakref__")
 
     # Inputs whose whole gradient is one product that may be written straight into a leaf by
     # plain gradient descent in the backward (gt/autograd/hooks.py). An op listing some reads

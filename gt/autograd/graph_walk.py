@@ -15,7 +15,7 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import anomaly, function, grad_hooks, hooks, versions
+from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, versions
 
 _FREED = (
     "trying to backward through a graph a second time (its saved values were freed by the first "
@@ -56,12 +56,16 @@ def walk_graph(order, seeds, retain_graph, capture=None):
                 node.grad = g if node.grad is None else node.grad + g
             if isinstance(ctx, function.Function):
                 versions.check(ctx)
+            own = getattr(ctx, "_node_hooks", None)     # grad_fn.register_hook/prehook
+            if own is not None:
+                g = node_hooks.run_pre(own, g, _same, _same)
             grads = ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
             if not isinstance(grads, tuple):
                 grads = (grads,)
-            for parent, pg in zip(ctx.inputs, grads):
-                if pg is None or not getattr(parent, "requires_grad", False):
-                    continue
+            pairs = [(p, pg) for p, pg in zip(ctx.inputs, grads) if pg is not None and getattr(p, "requires_grad", False)]
+            if own is not None:
+                pairs = node_hooks.run_post(own, ctx.inputs, pairs, g, _same, _same, function.Tensor)
+            for parent, pg in pairs:
                 pg = fit(pg, parent.shape, parent.dtype)
                 prev = pending.get(id(parent))
                 pending[id(parent)] = pg if prev is None else prev + pg
@@ -129,3 +133,8 @@ def fit(g, shape, dtype):
     if g.dtype != dtype:
         g = g.to(dtype)
     return g
+
+
+def _same(value):
+    """The recorded walk's gradients are tensors already: hooks get and give them as they are."""
+    return value

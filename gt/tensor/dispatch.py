@@ -45,7 +45,8 @@ class ShardedNode(GraphNode):
     """The tape entry of an op that ran per device: one op context per device."""
 
     __slots__ = ("cls", "ctxs", "inputs", "kwargs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
-                 "out_shape", "released", "epoch", "_next", "_metadata", "__weakref__")
+                 "out_shape", "released", "epoch", "_next", "_metadata", "_node_hooks",
+                 "__weakref__")
 
     @property
     def name(self):
