@@ -63,3 +63,25 @@ def test_the_public_gt_s_names_still_work():
     assert gt.full(shape=(2,), fill_value=1).tolist() == [1, 1] and gt.ones(2, 3).transpose().shape == (3, 2)
     with pytest.raises(TypeError, match="both end= and stop="):
         gt.arange(0, 3, stop=3)
+
+
+def test_layers_take_their_input_by_torch_s_keyword():
+    """``layer(input=x)``: torch's layers name their first forward argument ``input`` (gt's
+    ``x``); a layer whose forward has an ``input`` of its own, or none, is left as it is."""
+    data = np.arange(1.0, 7.0).reshape(2, 3)
+    for lib in (gt, torch):
+        lib.manual_seed(0)
+    layers = [lambda m: m.nn.Linear(3, 2), lambda m: m.nn.ReLU(), lambda m: m.nn.LayerNorm(3),
+              lambda m: m.nn.Sequential(m.nn.Tanh(), m.nn.Softmax(dim=1))]
+    for make in layers:
+        ours = make(gt)
+        theirs = make(torch)
+        if hasattr(theirs, "weight"):
+            theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+        got = ours(input=gt.tensor(data, dtype=gt.float32))
+        np.testing.assert_allclose(got.detach().numpy(), theirs(input=torch.tensor(data, dtype=torch.float32)).detach().numpy(),
+                                   rtol=1e-6)
+    loss = gt.nn.CrossEntropyLoss()(input=gt.zeros(2, 3), target=gt.tensor([0, 1]))
+    assert loss.item() == pytest.approx(float(np.log(3)))
+    with pytest.raises(TypeError):
+        gt.nn.Linear(3, 2)(gt.ones(1, 3), input=gt.ones(1, 3))     # the input twice, as torch refuses

@@ -16,6 +16,7 @@ it came from only), and ``state_dict()`` never sees them.
 """
 
 import collections
+import inspect
 import types
 import warnings
 import weakref
@@ -82,6 +83,8 @@ class ModuleHooks:
     _backward_pre_hooks = _backward_hooks = _NO_HOOKS
 
     def __call__(self, *args, **kwargs):
+        if kwargs and "input" in kwargs and not args:     # torch's name of a layer's input: layer(input=x)
+            args = _input_as_positional(type(self), kwargs)
         if (_global_call_hooks or self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
                 or self._backward_pre_hooks):
             return self._call_with_hooks(args, kwargs)
@@ -193,3 +196,19 @@ def has_hooks(*modules):
     hooks see each (a global hook: gt/nn/global_hooks.py, counts for every module)."""
     return bool(_global_call_hooks) or any(
         m._forward_pre_hooks or m._forward_hooks or m._backward_hooks or m._backward_pre_hooks for m in modules)
+
+
+_FIRST_PARAMETER = {}     # module class -> the name of its forward's first argument
+
+
+def _input_as_positional(cls, kwargs):
+    """``(input,)`` taken out of ``kwargs`` where ``cls.forward`` names its first argument
+    otherwise (gt's layers call it ``x``; torch's ``input``); else ``()``, kwargs unchanged."""
+    name = _FIRST_PARAMETER.get(cls)
+    if name is None:
+        params = [p for p in inspect.signature(cls.forward).parameters.values() if p.name != "self"]
+        first = params[0] if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD) else None
+        name = _FIRST_PARAMETER[cls] = first.name if first is not None else ""
+    if name in ("", "input") or name in kwargs:
+        return ()
+    return (kwargs.pop("input"),)
