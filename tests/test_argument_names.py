@@ -47,6 +47,9 @@ KEYWORD_CALLS = {
     "min_other": lambda m, t: m.min(t, other=t * 0 + 3), "max_other": lambda m, t: t.max(other=t * 0 + 3),
     "exp_input": lambda m, t: m.exp(input=t), "add_input": lambda m, t: m.add(input=t, other=t, alpha=2),
     "sum_input": lambda m, t: m.sum(input=t, dim=1), "mm_input": lambda m, t: m.mm(input=t, mat2=t.t()),
+    "hsplit": lambda m, t: t.hsplit(sections=3)[0], "hsplit_indices": lambda m, t: t.hsplit(indices=[1])[1],
+    "where_other": lambda m, t: t.where(condition=t > 2, other=0.0),
+    "float_memory_format": lambda m, t: t.float(memory_format=m.preserve_format),
 }
 
 

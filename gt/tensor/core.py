@@ -339,22 +339,22 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
             raise ValueError(f"the truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
         return bool(self.item())
 
-    def float(self):
+    def float(self, memory_format=None):     # torch's memory_format: gt lays tensors out row-major
         return self.to(dtypes.float32)
 
-    def double(self):
+    def double(self, memory_format=None):
         return self.to(dtypes.float64)
 
-    def long(self):
+    def long(self, memory_format=None):
         return self.to(dtypes.int64)
 
-    def int(self):
+    def int(self, memory_format=None):
         return self.to(dtypes.int32)
 
-    def half(self):
+    def half(self, memory_format=None):
         return self.to(dtypes.float16)
 
-    def bool(self):
+    def bool(self, memory_format=None):
         return self.to(dtypes.bool_)
 
     def __repr__(self):

@@ -119,9 +119,12 @@ class RemainingMethods:
         return max(gap // host.itemsize, 0) if host.size else 0
 
     # ---- forms of existing ops ---------------------------------------------------------------
-    def where(self, condition, y):
-        """``gt.where(condition, self, y)``: this tensor where ``condition`` holds, else ``y``."""
-        return where(condition, self, y)
+    def where(self, condition, other=None, *, y=None):
+        """``gt.where(condition, self, other)``: this tensor where ``condition`` holds, else ``other``
+        (``y=``: the public gt's name)."""
+        if (other is None) == (y is None):
+            raise TypeError("where() takes the other values once: as other (positional or other=) or y=")
+        return where(condition, self, y if other is None else other)
 
     def positive(self):
         """This tensor itself (``+x``); bool tensors are refused, as torch's."""
@@ -168,17 +171,17 @@ class RemainingMethods:
                                    f"dimension {n} is not divisible by the split_size {sections}!")
         return self.tensor_split(sections, dim)
 
-    def hsplit(self, *sections):
+    def hsplit(self, *args, sections=None, indices=None):
         """``tensor_split`` along dim 1 (dim 0 of a 1-D tensor); an int must divide that dim."""
-        return self._split_at(_sections(sections, "hsplit"), 1 if self.ndim > 1 else 0, 1, "hsplit")
+        return self._split_at(_sections(args, "hsplit", sections, indices), 1 if self.ndim > 1 else 0, 1, "hsplit")
 
-    def vsplit(self, *sections):
+    def vsplit(self, *args, sections=None, indices=None):
         """``tensor_split`` along dim 0 of a tensor of at least 2 dims; an int must divide it."""
-        return self._split_at(_sections(sections, "vsplit"), 0, 2, "vsplit")
+        return self._split_at(_sections(args, "vsplit", sections, indices), 0, 2, "vsplit")
 
-    def dsplit(self, *sections):
+    def dsplit(self, *args, sections=None, indices=None):
         """``tensor_split`` along dim 2 of a tensor of at least 3 dims; an int must divide it."""
-        return self._split_at(_sections(sections, "dsplit"), 2, 3, "dsplit")
+        return self._split_at(_sections(args, "dsplit", sections, indices), 2, 3, "dsplit")
 
     def split_with_sizes(self, split_sizes, dim=0):
         """Pieces of the sizes ``split_sizes`` (which add up to the size of ``dim``) along ``dim``."""
@@ -321,8 +324,14 @@ def _cat(tensors, dim):
 
 
 
-def _sections(args, op):
-    """hsplit/vsplit/dsplit's argument: a count, a list of indices, or the indices one by one."""
+def _sections(args, op, sections=None, indices=None):
+    """hsplit/vsplit/dsplit's argument: a count, a list of indices, or the indices one by one
+    (positional, or torch's keywords ``sections=``/``indices=``)."""
+    named = [x for x in (sections, indices) if x is not None]
+    if named:
+        if args or len(named) > 1:
+            raise TypeError(f"{op}() takes one count or one list of indices")
+        return named[0]
     if not args:
         raise TypeError(f"{op}() missing required argument 'sections' (a count, or indices)")
     return args[0] if len(args) == 1 else list(args)
