@@ -85,6 +85,7 @@ from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap
 # (gt.utils.data: datasets, samplers, DataLoader) and gt.testing (assert_close, make_tensor)
 _ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing")
 from gt import random, compiler  # torch.random's and torch.compiler's names
+manual_seed = random.manual_seed   # torch's: returns the default generator; any 64-bit seed (negative ones wrap)
 from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)
 from gt import amp, grad_scaler  # amp sits below the tensors: its GradScaler lives a layer up
 amp.GradScaler, amp.OptState = grad_scaler.GradScaler, grad_scaler.OptState

@@ -88,3 +88,13 @@ def test_layers_take_their_input_by_torch_s_keyword():
     assert loss.item() == pytest.approx(float(np.log(3)))
     with pytest.raises(TypeError):
         gt.nn.Linear(3, 2)(gt.ones(1, 3), input=gt.ones(1, 3))     # the input twice, as torch refuses
+
+
+def test_manual_seed_returns_the_default_generator_and_takes_any_64_bit_seed():
+    for lib in (gt, torch):
+        assert lib.manual_seed(3) is lib.default_generator
+        assert lib.manual_seed(-1).initial_seed() == 2 ** 64 - 1       # negative seeds wrap, as torch's
+    gt.manual_seed(7)
+    first = gt.randn(3).tolist()
+    gt.manual_seed(7)
+    assert gt.randn(3).tolist() == first
