@@ -1,4 +1,4 @@
-"""torch's CPU range kernels (``arange``, ``linspace``) in numpy, to the bit.
+"""torch's CPU range kernels (``arange``, ``linspace``, ``logspace``) in numpy, to the bit.
 
 Why: numpy's ``linspace`` and ``arange``, and values computed in float64 and cast, differ from
 torch's in the last bit for many lengths and steps, and such a bit decides which cell a point on
@@ -6,8 +6,9 @@ a cell boundary falls into (an identity ``affine_grid`` puts every sampling poin
 centre: ``grid_sample``'s gradient there followed torch's only with its coordinates to the bit).
 torch's kernels (aten/src/ATen/native/cpu/RangeFactoriesKernel.cpp) are compiled with fused
 multiply-adds; ``linspace`` runs one scalar loop, ``arange`` runs 32-byte vectors of
-``base + j * step`` from a base rounded to the dtype, two vectors at a time, then a scalar tail.
-Both were matched against torch 2.13 on thousands of ranges (tests/test_construct_functions.py).
+``base + j * step`` from a base rounded to the dtype, two vectors at a time, then a scalar tail;
+``logspace`` (RangeFactories.cpp) has no fused operations and calls the C library's ``pow``.
+Each was matched against torch 2.13 on thousands of ranges (tests/test_construct_functions.py).
 """
 
 import math
@@ -20,8 +21,8 @@ def linspace(start, stop, steps, name):
     float32): ``step = (stop - start) / (steps - 1)`` in the dtype, then ``start + step * i`` for
     the first ``steps // 2`` values and ``stop - step * (steps - 1 - i)`` for the rest, so both
     ends are exact. torch's kernel is compiled with fused multiply-adds, so a float32 or float64
-    value is rounded once: float32 ones are computed exactly in float64 and rounded once more,
-    float64 ones with an error-free product and sum (Dekker's). float16 and bfloat16 round after
+    value is rounded once: float32 ones from their exact float64 product (``sum_to_float32``),
+    float64 ones by ``fused_multiply_add``. float16 and bfloat16 round after
     each operation, as torch's 16-bit arithmetic does. Integer dtypes compute in float64 from the
     truncated ends and truncate."""
     index = np.arange(steps, dtype=np.float64)
@@ -40,8 +41,7 @@ def linspace(start, stop, steps, name):
         ends[:half] = float(s)
         if work.itemsize < 8:                           # the product is exact in float64
             return sum_to_float32(float(step) * index, ends)
-        else:
-            values = fused_multiply_add(np.full(steps, float(step)), index, ends)
+        values = fused_multiply_add(np.full(steps, float(step)), index, ends)
     return np.trunc(values).astype(name) if integer else values.astype(name)
 
 
