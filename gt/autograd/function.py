@@ -156,10 +156,11 @@ class GraphNode:
         it (its ``grad_fn``), an ``AccumulateGrad`` for a leaf that requires grad, or None. Number
         arguments have none (torch lists a scalar operand of some ops too). Empty once backward
         has freed the graph (torch keeps the edges)."""
-        edges = getattr(self, "_next", None)
-        if edges is None or not self.inputs:
-            edges = tuple((_node_of(a), 0) for a in self.inputs if isinstance(a, Tensor))
-            self._next = edges if self.inputs else None
+        if not self.inputs:                    # freed by backward (or an op of no tensor)
+            return ()
+        edges = getattr(self, "_next", None)   # kept: the same AccumulateGrad nodes on every look
+        if edges is None:
+            edges = self._next = tuple((_node_of(a), 0) for a in self.inputs if isinstance(a, Tensor))
         return edges
 
     @property

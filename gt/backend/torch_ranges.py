@@ -24,7 +24,9 @@ def linspace(start, stop, steps, name):
     value is rounded once: float32 ones from their exact float64 product (``sum_to_float32``),
     float64 ones by ``fused_multiply_add``. float16 and bfloat16 round after
     each operation, as torch's 16-bit arithmetic does. Integer dtypes compute in float64 from the
-    truncated ends and truncate."""
+    truncated ends and truncate. One value is ``start`` itself, whatever ``stop`` is (torch's)."""
+    if steps == 1:
+        return linspace(start, start, 2, name)[:1]
     index = np.arange(steps, dtype=np.float64)
     half = steps // 2
     with np.errstate(invalid="ignore", over="ignore"):

@@ -1,4 +1,5 @@
-"""Argument helpers shared by the Tensor modules: axis names and Python scalars."""
+"""Argument helpers shared by the Tensor modules: axis names, other names of an argument and
+Python scalars."""
 
 import numbers
 
@@ -13,6 +14,17 @@ def _pick(axis, dim, name="axis", default=None):
     if axis is None or axis == dim or axis == default:
         return dim
     raise TypeError(f"pass {name} or dim, not both (got {name}={axis!r}, dim={dim!r})")
+
+
+def _alias(value, alias, fn, name, alias_name, required=False):
+    """``value``, or ``alias`` where it was not given: one argument under two names (torch's and
+    the public gt's). Both given is a TypeError; neither, too, when ``required``."""
+    if value is not None and alias is not None:
+        raise TypeError(f"{fn}() got both {name}= and {alias_name}= (the same argument): pass one")
+    value = alias if value is None else value
+    if required and value is None:
+        raise TypeError(f"{fn}() missing required argument {name!r}")
+    return value
 
 
 def _scalar(value):

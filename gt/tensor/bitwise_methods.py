@@ -23,6 +23,7 @@ from gt.ops._shapes import broadcast_shape
 from gt.ops.exact_value import ExactValue
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.dispatch import map_local
+from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.rules import RULES, elementwise
@@ -137,18 +138,7 @@ def _floating_result(a, b):
     return dt if dt.is_floating_point else dtypes.default_float
 
 
-def _needs_grad(*xs):
-    return autograd.is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in xs)
-
-
 # ---- tensors -------------------------------------------------------------------------------------
-def _local(fn, args):
-    """``fn`` of the arrays of ``args`` (tensors and Python numbers), per device where one is sharded."""
-    if all(x._placed is None for x in args if isinstance(x, Tensor)):
-        return Tensor._wrap(bk.arr(fn(*[x._array if isinstance(x, Tensor) else x for x in args])))
-    return map_local(fn, args)
-
-
 def _bitwise(name, kernel, fn, a, b, bools=True, tensors_only=()):
     if _same_kind(a, b, bools):      # the common case, two masks of one device (x & y): nothing to promote
         return Tensor._wrap(fn(a._array, b._array))
@@ -169,13 +159,6 @@ def _shift(name, kernel, left, a, b):
     _refuse_dtype(kernel, dt, ("int",))
     fn = functools.partial(bk.shift_arrays, left=left, width=_WIDTH[dt])
     return _local(fn, (_cast(a, dt), _cast(b, dt)))
-
-
-def _with_grad(value, expr, *zero_grad_inputs):
-    """``value``, with ``expr``'s gradient where one is being recorded."""
-    if expr is None:
-        return value
-    return ExactValue.apply(expr, value, *zero_grad_inputs)
 
 
 def bitwise_and(input, other):

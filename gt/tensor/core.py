@@ -33,6 +33,7 @@ from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Replicate, Shard
 from gt.tensor import arithmetic, checks, dispatch, extra_methods, inplace, numpy_interop, reductions, rules
 from gt.tensor import shape as shape_methods
+from gt.tensor._args import _alias
 from gt.tensor.arithmetic import ArithmeticMethods
 from gt.tensor.dispatch import redistribute
 from gt.tensor.extra_methods import ExtraMethods
@@ -377,9 +378,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         gradients, so each ``.grad`` has a ``grad_fn`` and can be differentiated again (see
         gt/autograd/graph_walk.py). ``inputs`` (tensors, as torch's): only their ``.grad`` gets it.
         """
-        if grad is not None and gradient is not None:
-            raise TypeError("backward() got both gradient= and grad= (the same argument): pass one")
-        autograd.backward(self, gradient if grad is None else grad, retain_graph, create_graph, inputs)
+        gradient = _alias(gradient, grad, "backward", "gradient", "grad")
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and not self.dtype.is_floating_point:

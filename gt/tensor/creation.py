@@ -15,6 +15,7 @@ from gt.tensor.core import Tensor
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.dtype_functions import promote_types
 from gt.tensor.generator import accepts_generator
+from gt.tensor._args import _alias
 from gt.tensor.shape import _shape_args
 
 
@@ -61,13 +62,6 @@ def tensor(data, dtype=None, requires_grad=False):
         if dtype is None:                  # torch's: the elements' dtypes promoted (a number's own kind)
             dtype = functools.reduce(promote_types, kinds)
     return _new(B.asarray(src, dtype=dtype, copy=True), requires_grad)
-
-
-def _alias(value, alias, fn, name, alias_name):
-    """``value`` or, where it was not given, ``alias`` (another name of the same argument)."""
-    if value is not None and alias is not None:
-        raise TypeError(f"{fn}() got both {name}= and {alias_name}= (the same argument): pass one")
-    return alias if value is None else value
 
 
 def _holds_tensor(seq):
@@ -239,9 +233,7 @@ def linspace(start, end=None, steps=None, dtype=None, requires_grad=False, *, st
     if isinstance(steps, bool) or not hasattr(steps, "__index__") or int(steps) < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
     dtype = _float(dtype)
-    steps = int(steps)
-    # one value is start itself (torch fills it), whatever stop is
-    values = torch_ranges.linspace(start, stop if steps != 1 else start, max(steps, 2) if steps else 0, dtype.name)[:steps]
+    values = torch_ranges.linspace(start, stop, int(steps), dtype.name)
     return _new(B.astype(B.asarray(values), dtype), requires_grad, data=False)
 
 

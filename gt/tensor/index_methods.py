@@ -25,6 +25,7 @@ from gt import dtypes
 from gt.backend import B
 from gt.ops import einsum as einsum_ops
 from gt.ops._shapes import numel
+from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand
 from gt.tensor.scatter_methods import index_tensor
 
@@ -168,9 +169,7 @@ def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, 
         >>> gt.searchsorted(gt.tensor([1.0, 3.0, 5.0]), gt.tensor([3.0, 6.0])).tolist()
         [1, 3]
     """
-    if (values is None) == (input is None):            # input= is torch's name of values
-        raise TypeError("searchsorted() takes the values to place once: as values (positional) or input=")
-    values = values if input is None else input
+    values = _alias(values, input, "searchsorted", "values", "input", required=True)   # input=: torch's name
     if side not in (None, "left", "right"):
         raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     if side == "left" and right:

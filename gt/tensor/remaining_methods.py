@@ -20,7 +20,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis, numel
-from gt.tensor._args import _scalar
+from gt.tensor._args import _alias, _scalar
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _along, _arange
 
@@ -122,9 +122,7 @@ class RemainingMethods:
     def where(self, condition, other=None, *, y=None):
         """``gt.where(condition, self, other)``: this tensor where ``condition`` holds, else ``other``
         (``y=``: the public gt's name)."""
-        if (other is None) == (y is None):
-            raise TypeError("where() takes the other values once: as other (positional or other=) or y=")
-        return where(condition, self, y if other is None else other)
+        return where(condition, self, _alias(other, y, "where", "other", "y", required=True))
 
     def positive(self):
         """This tensor itself (``+x``); bool tensors are refused, as torch's."""

@@ -5,9 +5,8 @@ by ``Tensor.div``/``div_`` and ``gt.div``/``gt.divide``, and the remainder of fl
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import bitwise_kernels as bk
-from gt.ops.exact_value import ExactValue
 from gt.tensor.arithmetic import _promote_ints, _refuse_bools
-from gt.tensor.dispatch import map_local
+from gt.tensor.exact_values import local, needs_grad, with_grad
 
 
 ROUNDING_MODES = (None, "trunc", "floor")
@@ -44,19 +43,14 @@ def float_remainder(a, b):
     kernel, ``fmod`` (exact) plus ``b`` where the signs differ, so a zero keeps ``a``'s sign (numpy's
     gives ``b``'s). ``a - b * floor(a / b)`` was off in the last bits. Gradients 1 and
     ``-(a // b)``, as torch's."""
-    tensor = type(a)
-    args = (a, b)
-    if all(getattr(x, "_placed", None) is None for x in args):
-        value = tensor._wrap(bk.arr(_remainder_arrays(a._array, b._array if isinstance(b, tensor) else b)))
-    else:
-        value = map_local(_remainder_arrays, args)
-    if not (autograd.is_grad_enabled() and any(isinstance(x, tensor) and x.requires_grad for x in args)):
+    value = local(_remainder_arrays, (a, b))
+    if not needs_grad(a, b):
         return value
     with autograd.no_grad():
         quotient = a // b
     with B.quiet_float_errors():       # only its gradient is read: inf * 0 there is no one's concern
         expr = a - b * quotient
-    return ExactValue.apply(expr, value)
+    return with_grad(value, expr)
 
 
 def _remainder_arrays(x, y):

@@ -432,7 +432,7 @@ def layer_norm(cls, args, kwargs):
 
 
 RULES = {cls: elementwise for cls in (
-    ew.Add, ew.Sub, ew.Mul, ew.Div, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
+    ew.Add, ew.Sub, ew.Mul, ew.Div, ew.FloorDivide, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
     act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits, mf.MathFunction, mf.BinaryMathFunction, mf.Logit,
     sh.Contiguous)}
