@@ -185,3 +185,55 @@ def test_scaled_addition_of_a_large_integer_tensor_stays_exact(dtype):
     t = gt.zeros(n, dtype=dtype)
     t.add_(gt.ones(n, dtype=dtype), alpha=2)
     np.testing.assert_array_equal(t.numpy(), np.full(n, 2))
+
+
+# ---- how long OpenBLAS's idle threads spin (Blas.spin) ------------------------------------------
+SPIN_PROBE = """
+import os, sys, threading
+if sys.argv[1] == "thread":                       # another Python thread, as a data loader's
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+import gt
+(gt.randn(8, 8) @ gt.randn(8, 8)).numpy()         # the engine's first product finds its BLAS
+from gt.backend import B
+print(B._blas.controller.dynlib.openblas_thread_timeout(), "OPENBLAS_THREAD_TIMEOUT" in os.environ)
+"""
+
+
+def _spin_probe(how="plain", **env):
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    full.update(GT_BACKEND="numpy", **env)
+    r = subprocess.run([sys.executable, "-c", SPIN_PROBE, how], env=full, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split(), r.stderr
+
+
+openblas_pthreads = pytest.mark.skipif(
+    lib is None or lib.controller.internal_api != "openblas"
+    or getattr(lib.controller, "threading_layer", None) != "pthreads"
+    or not hasattr(lib.controller.dynlib, "openblas_read_env"),
+    reason="numpy's BLAS is not OpenBLAS with its own threads here")
+
+
+@openblas_pthreads
+def test_the_engine_shortens_openblas_spin_and_leaves_the_environment_as_it_was():
+    out, err = _spin_probe(GT_VERBOSE="1")
+    assert out == [str(blas.SPIN_LOG2), "False"]
+    assert f"spin 2**{blas.SPIN_LOG2} cycles" in err
+
+
+@openblas_pthreads
+@pytest.mark.parametrize("name", ["OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT"])
+def test_a_spin_the_user_set_stands(name):
+    out, err = _spin_probe(**{name: "25", "GT_VERBOSE": "1"})
+    assert out == ["25" if name == "OPENBLAS_THREAD_TIMEOUT" else "0", str(name == "OPENBLAS_THREAD_TIMEOUT")]
+    assert "spin 2**" not in err
+
+
+@openblas_pthreads
+def test_the_spin_is_left_alone_while_another_thread_runs():
+    out, err = _spin_probe("thread", GT_VERBOSE="1")
+    assert out == ["0", "False"]                  # 0: OpenBLAS's own default, never set
+    assert "spin 2**" not in err

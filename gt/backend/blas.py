@@ -10,6 +10,10 @@ exposes only the product ``a @ b``. Two kernels of that same library matter to t
   fused into the backward writes ``W -= lr * dY^T X`` into the weight, with no gradient
   buffer at all.
 
+A third setting matters when numpy's BLAS is OpenBLAS built with its own threads (numpy's PyPI
+wheels): how long its idle threads spin waiting for the next product before they sleep
+(``spin``, below).
+
 The library is the one numpy already loaded (found with threadpoolctl, a well-kept library
 that also sets its thread count), so there is one thread pool, not two. ``find()`` returns
 None where the library or its symbols cannot be found (no threadpoolctl, a BLAS whose symbol
@@ -19,6 +23,8 @@ which gives the same results up to rounding.
 
 import ctypes
 import itertools
+import os
+import threading
 
 import numpy as np
 
@@ -28,6 +34,8 @@ _SUFFIXES = ("", "64_", "_64")
 _KERNELS = {np.dtype(np.float32): ("cblas_saxpy", "cblas_sgemm", ctypes.c_float),
             np.dtype(np.float64): ("cblas_daxpy", "cblas_dgemm", ctypes.c_double)}
 _MIN_AXPY = 1 << 16        # below this the ctypes call costs more than numpy's own loop
+SPIN_LOG2 = 20             # OpenBLAS's idle threads spin 2**20 cycles (about 0.4 ms), then sleep
+_SPIN_SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")   # OpenBLAS's own, the user's to set
 
 
 class Blas:
@@ -46,6 +54,40 @@ class Blas:
 
     def set_num_threads(self, n):
         self.controller.set_num_threads(int(n))
+
+    def spin(self, log2=SPIN_LOG2):
+        """Let OpenBLAS's idle threads spin ``2**log2`` cycles before they sleep, instead of its
+        default ``2**28`` (about 0.1 s). Returns what was done, in words, or None when nothing was.
+
+        Why: after each product, OpenBLAS's helper threads spin on their cores for 0.1 s waiting
+        for the next one. Through a step of a small model (benchmarks/small_decoder.py) they never
+        sleep, so the other core is never free: a kernel run in two halves at once
+        (numpy_halves.py) was slower than whole. With ``2**20`` cycles the decoder's step took
+        144-150 ms against 154-165 ms (2-core AMD EPYC, OpenBLAS 0.3.31, alternated in one
+        process), and the Pixel Transformer's steps and forward, back-to-back products that
+        spinning serves, took the same time (2**18 made them 2-5% slower, 2**4 up to 5%).
+
+        OpenBLAS reads the setting from ``OPENBLAS_THREAD_TIMEOUT`` when it starts its threads,
+        so this sets the variable, has the library read its environment again, puts the
+        environment back as it was, and restarts the library's threads (they start again at the
+        next product). Nothing is done when the user set ``OPENBLAS_THREAD_TIMEOUT`` or
+        ``GOTO_THREAD_TIMEOUT`` (their choice stands), when the library is not OpenBLAS with
+        its own threads or lacks the functions, or when another Python thread runs (it could be
+        inside a product while the threads restart)."""
+        lib = self.controller.dynlib
+        functions = [getattr(lib, f, None) for f in ("openblas_read_env", "blas_thread_shutdown_", "openblas_thread_timeout")]
+        if (self.controller.internal_api != "openblas" or getattr(self.controller, "threading_layer", None) != "pthreads"
+                or None in functions or any(name in os.environ for name in _SPIN_SETTINGS)
+                or threading.active_count() > 1):
+            return None
+        read_env, restart, current = functions
+        os.environ[_SPIN_SETTINGS[0]] = str(log2)
+        try:
+            read_env()
+        finally:
+            del os.environ[_SPIN_SETTINGS[0]]
+        restart()
+        return f"OpenBLAS's idle threads spin 2**{current()} cycles before they sleep (its default: 2**28)"
 
     # ---- kernels -----------------------------------------------------------------------------
     def axpy(self, alpha, x, y):

@@ -5,6 +5,7 @@ A mixin of ``NumpyEngine``, which owns ``_blas``, ``_threads``, ``_scratch`` and
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -64,6 +65,9 @@ class NumpyBlas:
         if self._blas is None:
             self._blas = blas.find() or False
             if self._blas:
+                done = self._blas.spin()
+                if done and config.verbose():
+                    print(f"gt numpy engine: {done}", file=sys.stderr)
                 self._threads = ThreadPolicy.from_setting(self._blas.get_num_threads, self._blas.set_num_threads,
                                                           config.num_threads())
         if self._threads is not None:

@@ -254,13 +254,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     def erf(self, x):
         return _erf(x)
 
-    def relu(self, x):
-        # out= keeps a 0-d input an array (a ufunc alone returns a numpy scalar for it)
-        return np.maximum(x, x.dtype.type(0), out=self.blocks.empty(x.shape, x.dtype))
-
-    def relu_(self, x):
-        return np.maximum(x, x.dtype.type(0), out=x)
-
     def exp_(self, x):
         if type(x) is np.ndarray and x.dtype.kind == "f" and x.flags.writeable:
             return np.exp(x, out=x)
@@ -272,16 +265,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
             np.copyto(x, value, where=mask)    # one pass; np.where would write a second (x.shape) array
             return x
         return self.where(mask, value, x)
-
-    def relu_backward(self, grad, out):
-        # into parked buffers where there are (LinearRelu hands its gradient back after use)
-        passes = np.less_equal(out, 0, out=self.empty_reused(np.shape(out), np.dtype(bool)))
-        np.logical_not(passes, out=passes)     # torch's rule: a NaN output passes its gradient on
-        if np.shape(grad) != np.shape(out) or not isinstance(grad, np.ndarray):
-            return np.multiply(grad, passes, out=np.empty_like(grad))
-        result = np.multiply(grad, passes, out=self.empty_reused(grad.shape, grad.dtype))
-        self.recycle(passes)
-        return result
 
     def gelu_with_grad(self, x):
         return _gelu_with_grad(x)
