@@ -131,7 +131,7 @@ def test_gt_num_threads_is_read(monkeypatch, value, expected):
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_a_bad_gt_num_threads_is_named(monkeypatch, value):
     monkeypatch.setenv("GT_NUM_THREADS", value)
-    assert any(f"GT_NUM_THREADS must be a positive integer or 'auto'" in p and repr(value) in p
+    assert any("GT_NUM_THREADS must be a positive integer or 'auto'" in p and repr(value) in p
                for p in config.environment_problems())
 
 

@@ -35,13 +35,12 @@ class Halves:
 
     def _reset(self):
         self._todo = queue.SimpleQueue()
-        self._done = queue.SimpleQueue()
         self._busy = threading.Lock()
         self._thread = None
 
     def run(self, fn, n):
         """``fn(0, n // 2)`` here and ``fn(n // 2, n)`` on the helper, both finished on return.
-        An exception from either half is raised here (the helper's first)."""
+        An exception from either half is raised here (the caller's own where both raise)."""
         half = n // 2
         if not self._busy.acquire(blocking=False):
             fn(0, half)
@@ -51,11 +50,12 @@ class Halves:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="gt-halves", daemon=True)
                 self._thread.start()
-            self._todo.put((fn, half, n))
+            done = queue.SimpleQueue()        # this call's own: an interrupted wait leaves no stale answer
+            self._todo.put((fn, half, n, done))
             try:
                 fn(0, half)
             finally:
-                error = self._done.get()      # wait for the helper's half whatever happened to ours
+                error = done.get()            # wait for the helper's half whatever happened to ours
             if error is not None:
                 raise error
         finally:
@@ -63,13 +63,13 @@ class Halves:
 
     def _serve(self):
         while True:
-            fn, lo, hi = self._todo.get()
+            fn, lo, hi, done = self._todo.get()
             try:
                 fn(lo, hi)
             except BaseException as e:       # handed to the caller, which raises it
-                self._done.put(e)
+                done.put(e)
             else:
-                self._done.put(None)
+                done.put(None)
 
 
 def _resetter(ref):
