@@ -111,6 +111,19 @@ ATTENTION_SHAPES = {
 }
 
 
+def _spy_on_splits(monkeypatch):
+    """The list of the batch sizes split in halves from now on; the BLAS's threads taken to sleep
+    soon (``Blas.spin``, which a test process with several threads does not set)."""
+    B.get_num_threads()                                 # the engine finds its BLAS
+    if not B._blas:
+        pytest.skip("numpy's BLAS cannot be called directly here: no kernel is split")
+    monkeypatch.setattr(B._blas, "brief_spin", True)
+    split = []
+    real_run = numpy_kernels._HALVES.run
+    monkeypatch.setattr(numpy_kernels._HALVES, "run", lambda fn, n: (split.append(n), real_run(fn, n)))
+    return split
+
+
 def _attention(q, k, v, causal, packed, grad):
     out, state = B.attention_fused(q, k, v, 0.3, causal)
     grads = B.attention_fused_backward(grad, q, k, v, state, 0.3, causal, packed=packed)
@@ -126,9 +139,7 @@ def test_attention_in_halves_gives_the_whole_kernels_bits(name, dtype, monkeypat
     q, k, v = (rng.standard_normal(s).astype(dtype) * 2 for s in (sq, sk, sk))
     grad = rng.standard_normal(sq).astype(dtype)
     packed = len(sq) == 4 and sq == sk
-    split = []
-    real_run = numpy_kernels._HALVES.run
-    monkeypatch.setattr(numpy_kernels._HALVES, "run", lambda fn, n: (split.append(n), real_run(fn, n)))
+    split = _spy_on_splits(monkeypatch)
     B.set_num_threads(2)
     try:
         monkeypatch.setattr(numpy_kernels, "SPLIT_MIN", 1 << 60)
@@ -140,12 +151,17 @@ def test_attention_in_halves_gives_the_whole_kernels_bits(name, dtype, monkeypat
         for i, (a, b) in enumerate(zip(whole, halves)):
             assert a.dtype == b.dtype == dtype
             np.testing.assert_array_equal(a, b, err_msg=f"{name}: result {i}")
-        B.set_num_threads(1)                            # one core: the whole kernel
-        del split[:]
-        one = _attention(q, k, v, causal, packed, grad)
-        assert split == []
-        for a, b in zip(whole, one):
-            np.testing.assert_array_equal(a, b)
+        for why in ("one core", "spinning BLAS threads"):   # the whole kernel again
+            if why == "one core":
+                B.set_num_threads(1)
+            else:
+                B.set_num_threads(2)
+                monkeypatch.setattr(B._blas, "brief_spin", False)
+            del split[:]
+            again = _attention(q, k, v, causal, packed, grad)
+            assert split == [], why
+            for a, b in zip(whole, again):
+                np.testing.assert_array_equal(a, b)
     finally:
         B.set_num_threads(config.num_threads())     # as the environment says (tests/conftest.py)
 
@@ -162,12 +178,14 @@ def test_a_decoder_step_in_halves_is_the_whole_steps(monkeypatch):
         loss.backward()
         return [loss.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in block.parameters()]
 
+    split = _spy_on_splits(monkeypatch)
     B.set_num_threads(2)
     try:
         monkeypatch.setattr(numpy_kernels, "SPLIT_MIN", 1 << 60)
         whole = step()
         monkeypatch.setattr(numpy_kernels, "SPLIT_MIN", 1)
         halves = step()
+        assert split == [6, 6]
     finally:
         B.set_num_threads(config.num_threads())     # as the environment says (tests/conftest.py)
     for a, b in zip(whole, halves):

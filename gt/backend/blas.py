@@ -47,6 +47,7 @@ class Blas:
         self._int = int_type
         self.name = f"{controller.internal_api} {controller.version or ''}".strip()
         self.architecture = getattr(controller, "architecture", None)   # OpenBLAS's kernel set, e.g. "SkylakeX"
+        self.brief_spin = False   # whether the library's idle threads are known to sleep soon (``spin``)
 
     # ---- threads -----------------------------------------------------------------------------
     def get_num_threads(self):
@@ -65,7 +66,7 @@ class Blas:
         (numpy_halves.py) was slower than whole. With ``2**20`` cycles the decoder's step took
         144-150 ms against 154-165 ms (2-core AMD EPYC, OpenBLAS 0.3.31, alternated in one
         process), and the Pixel Transformer's steps and forward, back-to-back products that
-        spinning serves, took the same time (2**18 made them 2-5% slower, 2**4 up to 5%).
+        spinning serves, took the same time (2**18 and shorter made them 1-6% slower).
 
         OpenBLAS reads the setting from ``OPENBLAS_THREAD_TIMEOUT`` when it starts its threads,
         so this sets the variable, has the library read its environment again, puts the
@@ -73,12 +74,19 @@ class Blas:
         next product). Nothing is done when the user set ``OPENBLAS_THREAD_TIMEOUT`` or
         ``GOTO_THREAD_TIMEOUT`` (their choice stands), when the library is not OpenBLAS with
         its own threads or lacks the functions, or when another Python thread runs (it could be
-        inside a product while the threads restart)."""
+        inside a product while the threads restart).
+
+        ``brief_spin`` says afterwards whether the threads are known to sleep within ``2**log2``
+        cycles (set here, or by the user's own ``OPENBLAS_THREAD_TIMEOUT``): kernels run in two
+        halves only then."""
         lib = self.controller.dynlib
         functions = [getattr(lib, f, None) for f in ("openblas_read_env", "blas_thread_shutdown_", "openblas_thread_timeout")]
-        if (self.controller.internal_api != "openblas" or getattr(self.controller, "threading_layer", None) != "pthreads"
-                or None in functions or any(name in os.environ for name in _SPIN_SETTINGS)
-                or threading.active_count() > 1):
+        if self.controller.internal_api != "openblas" or getattr(self.controller, "threading_layer", None) != "pthreads":
+            return None
+        if any(name in os.environ for name in _SPIN_SETTINGS):
+            self.brief_spin = _timeout_at_most(log2)
+            return None
+        if None in functions or threading.active_count() > 1:
             return None
         read_env, restart, current = functions
         os.environ[_SPIN_SETTINGS[0]] = str(log2)
@@ -87,6 +95,7 @@ class Blas:
         finally:
             del os.environ[_SPIN_SETTINGS[0]]
         restart()
+        self.brief_spin = current() == log2
         return f"OpenBLAS's idle threads spin 2**{current()} cycles before they sleep (its default: 2**28)"
 
     # ---- kernels -----------------------------------------------------------------------------
@@ -121,6 +130,15 @@ class Blas:
         gemm(_ROW_MAJOR, la[0], lb[0], m, n, k, alpha, a.ctypes.data, la[1],
              b.ctypes.data, lb[1], beta, c.ctypes.data, c.strides[0] // c.itemsize)
         return True
+
+
+def _timeout_at_most(log2):
+    """Whether the user's OpenBLAS timeout (``OPENBLAS_THREAD_TIMEOUT``, as OpenBLAS reads it:
+    at least 4) is at most ``log2``; False when unset or not a number."""
+    try:
+        return max(4, int(os.environ.get(_SPIN_SETTINGS[0], ""))) <= log2
+    except ValueError:
+        return False
 
 
 def _operand(x):

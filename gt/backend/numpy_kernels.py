@@ -243,11 +243,14 @@ class NumpyKernels:
     # ---- attention -----------------------------------------------------------------------------
     def _over_batch(self, part, n, size):
         """``part(lo, hi)`` over ``range(n)`` (a batch axis), in two halves at once where the
-        kernel is large (``size`` elements of attention weights) and the thread policy gives the
-        engine more than one core (numpy_halves.py); whole otherwise. Either way each batch
-        item is computed by the same calls, to the same bits."""
-        self._library()                                # the policy reads the machine's load
-        if n >= 2 and size >= SPLIT_MIN and self._threads is not None and self._threads.current >= 2:
+        kernel is large (``size`` elements of attention weights), the thread policy gives the
+        engine more than one core and the BLAS's idle threads are known to sleep soon (blas.py,
+        ``Blas.spin``: while they spin, the helper thread fights them for the core and the
+        halves were slower than whole); whole otherwise. Either way each batch item is computed
+        by the same calls, to the same bits."""
+        lib = self._library()                          # the policy reads the machine's load
+        if (n >= 2 and size >= SPLIT_MIN and lib is not None and lib.brief_spin
+                and self._threads.current >= 2):
             _HALVES.run(part, n)
         else:
             part(0, n)
