@@ -64,7 +64,7 @@ from gt.tensor.legacy_types import LEGACY_TYPES as _LEGACY_TYPES  # gt.FloatTens
 globals().update(_LEGACY_TYPES)
 from gt.tensor.stats_functions import (median, nanmedian, mode, kthvalue, quantile, nanquantile, msort, histc,
                                       histogram, logcumsumexp, dist, renorm, aminmax, addcmul, addcdiv, addmm, addmv,
-                                      addr, baddbmm, addbmm, heaviside)
+                                      addr, baddbmm, addbmm, heaviside, histogramdd)
 from gt.tensor.runtime import set_default_dtype, get_default_dtype, finfo, iinfo, seed, initial_seed, default_generator
 from gt.autograd.inference import inference_mode, is_inference_mode_enabled
 from gt.serialization import save, load

@@ -352,7 +352,8 @@ def test_storage_methods():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_histogram_counts_points_on_the_edges_as_torch(dtype):
     """torch's edges are its linspace in the input's dtype; points exactly on them (and one ulp
-    either side) fall in torch's bins only with the same edges to the bit."""
+    either side) fall in torch's bins only with the same edges to the bit (histogram), or the same
+    arithmetic in the input's dtype (histc)."""
     torch = torch_or_skip()
     rng = np.random.default_rng(11)
     for _ in range(60):
@@ -368,3 +369,74 @@ def test_histogram_counts_points_on_the_edges_as_torch(dtype):
             g_hist, g_edges = gt.histogram(gt.tensor(x), bins=bins, range=given)
             np.testing.assert_array_equal(g_edges.numpy(), t_edges.numpy())
             np.testing.assert_array_equal(g_hist.numpy(), t_hist.numpy())
+            # histc: torch's (x - min) * bins / (max - min) in the input's dtype, no edges
+            low, high = given or (0, 0)
+            np.testing.assert_array_equal(gt.tensor(x).histc(bins, min=low, max=high).numpy(),
+                                          torch.tensor(x).histc(bins, min=low, max=high).numpy())
+
+
+def _histogramdd_case(rng, dtype):
+    """Random points (lead..., D) and histogramdd arguments, the same for gt and torch."""
+    torch = torch_or_skip()
+    d = int(rng.integers(1, 5))
+    lead = tuple(int(v) for v in rng.integers(0, 5, int(rng.integers(1, 3))))
+    x = (rng.standard_normal(lead + (d,)) * 2).round(int(rng.integers(0, 3))).astype(dtype)   # rounded: points on edges
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        bins_g = bins_t = int(rng.integers(1, 6))
+    elif kind == 1:
+        bins_g = bins_t = [int(v) for v in rng.integers(1, 6, d)]
+    else:
+        edges = [np.sort(rng.choice(np.arange(-4, 5, 0.5), int(rng.integers(2, 6)), replace=False)).astype(dtype)
+                 for _ in range(d)]
+        bins_g, bins_t = [gt.tensor(e) for e in edges], [torch.from_numpy(e) for e in edges]
+    kw_g, kw_t = {}, {}
+    if kind != 2 and rng.random() < 0.4:
+        kw_g["range"] = kw_t["range"] = [float(v) for _ in range(d) for v in sorted(rng.normal(0, 2, 2).round(1))]
+    if rng.random() < 0.3:
+        w = rng.uniform(0, 2, lead).astype(dtype)
+        kw_g["weight"], kw_t["weight"] = gt.tensor(w), torch.from_numpy(w)
+    if rng.random() < 0.3:
+        kw_g["density"] = kw_t["density"] = True
+    return x, (bins_g, kw_g), (bins_t, kw_t)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_histogramdd_is_torchs(dtype):
+    """150 random cases beside torch: every way to give bins, ranges, weights, densities, points on
+    edges and outside them, empty inputs; the same counts, edges (to the bit) and dtypes."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(5)
+    for case in range(150):
+        x, (bins_g, kw_g), (bins_t, kw_t) = _histogramdd_case(rng, dtype)
+        want = torch.histogramdd(torch.from_numpy(x), bins_t, **kw_t)
+        with np.errstate(invalid="ignore"):            # a density of no points: 0 / 0, NaN as torch
+            got = gt.histogramdd(gt.tensor(x), bins_g, **kw_g)
+        what = f"case {case}: points {x.shape}, bins {bins_t!r}, {sorted(kw_t)}"
+        assert got.hist.shape == tuple(want.hist.shape) and got.hist.dtype == getattr(gt, dtype), what
+        np.testing.assert_allclose(got.hist.numpy(), want.hist.numpy(), rtol=1e-6, equal_nan=True, err_msg=what)
+        assert isinstance(got.bin_edges, tuple) and len(got.bin_edges) == len(want.bin_edges), what
+        for g_edges, t_edges in zip(got.bin_edges, want.bin_edges):
+            np.testing.assert_array_equal(g_edges.numpy(), t_edges.numpy(), err_msg=what)
+
+
+def test_histogramdd_takes_no_gradient_and_names_its_bad_arguments():
+    torch = torch_or_skip()
+    x = gt.randn(10, 2, requires_grad=True)
+    assert not gt.histogramdd(x, 3).hist.requires_grad
+    points = np.ones((4, 2), np.float32)
+    bad = [((np.ones(4, np.float32), 3), {}, "at least 2 dims"),
+           ((points, [2, 3, 4]), {}, "one entry for each of the points' 2 dims"),
+           ((points, 3), {"range": [0.0, 1.0]}, r"min and a max for each of the points' 2 dims \(4 numbers\)"),
+           ((points, "3"), {}, "bins must be an int, a sequence"),
+           ((points, 3), {"weight": np.ones(3, np.float32)}, r"weight must have the points' shape \(4,\)"),
+           ((points.astype(np.int64), 3), {}, "expected a float tensor")]
+    for (x, bins), kw, message in bad:
+        with pytest.raises(Exception):                  # torch refuses each as well
+            torch.histogramdd(torch.from_numpy(x), bins, **{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                                                            for k, v in kw.items()})
+        with pytest.raises((ValueError, TypeError), match=message):
+            gt.histogramdd(gt.tensor(x), bins, **{k: gt.tensor(v) if isinstance(v, np.ndarray) else v
+                                                  for k, v in kw.items()})
+    with pytest.raises(ValueError, match="range only with counts of bins"):
+        gt.histogramdd(gt.tensor(points), [gt.tensor([0.0, 1.0])] * 2, range=[0.0, 1.0, 0.0, 1.0])

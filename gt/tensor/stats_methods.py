@@ -231,6 +231,9 @@ class StatsMethods:
             lo, hi = lo - 1, hi + 1
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"histc: range of [{lo}, {hi}] is not finite")
+        # torch's arithmetic: the bounds in the input's dtype (its edges' first and last), and
+        # (x - lo) * bins / (hi - lo) in that dtype, so a value near an edge falls where torch puts it
+        lo, hi = x.new_tensor(lo), x.new_tensor(hi)
         pos = ((x - lo) * bins / (hi - lo)).floor().clamp(0, bins - 1).to(dtypes.int64)
         inside = (x >= lo) & (x <= hi)
         return _counts(where(inside, pos, bins), None, bins).to(self.dtype)
