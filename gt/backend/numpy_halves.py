@@ -8,10 +8,13 @@ therefore run its two halves of the batch on two cores. Each batch item is compu
 same numpy calls on the same rows either way, so the results are the same to the bit.
 
 Short calls do not pay: each handing-over of the GIL between the two threads costs tens of
-microseconds, and a layer norm of (3136, 128), fifteen calls of 10-40 us, took 0.73 ms in two
-halves against 0.43 ms whole (2-core AMD EPYC, numpy 2.4.6). Callers split only kernels whose
-calls are long, and only when the engine's thread policy gives them more than one core
-(gt/backend/threads.py: not on a busy machine, not under ``gt.set_num_threads(1)``).
+microseconds, and a layer norm of (3136, 128), fifteen calls of 10-40 us, took 0.50 ms in two
+halves against 0.40 ms whole (2-core AMD EPYC, numpy 2.4.6); ReLU's two long passes over
+(3136, 512) gained alone but not in a training step. Callers split only kernels whose calls are
+long (attention), only when the engine's thread policy gives them more than one core
+(gt/backend/threads.py: not on a busy machine, not under ``gt.set_num_threads(1)``), and only
+when the BLAS's idle threads sleep soon (gt/backend/blas.py, ``Blas.spin``): while OpenBLAS's
+spin on the other core, the helper fights them for it.
 
 One helper thread, started on first use, idle (blocked on a queue) between kernels. A split
 asked for while one is running (another thread of the program using gt at the same time), or
