@@ -438,5 +438,10 @@ def test_histogramdd_takes_no_gradient_and_names_its_bad_arguments():
         with pytest.raises((ValueError, TypeError), match=message):
             gt.histogramdd(gt.tensor(x), bins, **{k: gt.tensor(v) if isinstance(v, np.ndarray) else v
                                                   for k, v in kw.items()})
+    for density in (False, True):                      # points of no coordinates: torch's 0-d answer
+        want = torch.histogramdd(torch.zeros(5, 0), 3, density=density)
+        got = gt.histogramdd(gt.zeros(5, 0), 3, density=density)
+        assert got.bin_edges == () == tuple(want.bin_edges) and got.hist.shape == ()
+        np.testing.assert_array_equal(got.hist.numpy(), want.hist.numpy())
     with pytest.raises(ValueError, match="range only with counts of bins"):
         gt.histogramdd(gt.tensor(points), [gt.tensor([0.0, 1.0])] * 2, range=[0.0, 1.0, 0.0, 1.0])

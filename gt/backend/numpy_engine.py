@@ -48,7 +48,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         self._blas = None        # numpy's BLAS library (gt/backend/blas.py), found on first use
         self._swap = None        # whether a Linear product may swap its sides (NumpyBlas.linear)
         self._threads = None     # its ThreadPolicy
-        self._ones, self._limits = {}, {}   # NumpyKernels': gemv's vectors of ones, causal attention's limits
+        self._ones, self._limits = {}, {}   # NumpyKernels': constant vectors (gemv's ones, ReLU's zeros), causal limits
         probe = np.empty(0)      # held by this one local only: what recycle() sees for a sole owner
         self._sole_refs = self.recycle(probe, _count=True)
 

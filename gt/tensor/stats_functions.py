@@ -8,8 +8,7 @@ import math
 
 from gt.tensor.core import Tensor
 from gt.tensor.functions import _method
-from gt.tensor.index_methods import searchsorted
-from gt.tensor.stats_methods import _counts, _histogram_edges
+from gt.tensor.stats_methods import _bins_of, _counts, _histogram_edges
 from gt.tensor.arithmetic import where
 
 _STATS = ("median", "nanmedian", "mode", "kthvalue", "quantile", "nanquantile", "msort", "histc", "histogram",
@@ -45,26 +44,25 @@ def histogramdd(input, bins, *, range=None, weight=None, density=False):
     d = input.shape[-1]
     per_dim = _bins_per_dim(bins, d)
     ranges = _ranges_per_dim(range, d, per_dim)
+    if weight is not None:
+        if not isinstance(weight, Tensor) or weight.shape != input.shape[:-1]:
+            raise ValueError(f"histogramdd: weight must have the points' shape {input.shape[:-1]} (the input's "
+                             f"without its last dim), got {getattr(weight, 'shape', weight)!r}")
+        weight = weight.detach().reshape(-1).to(input.dtype)
+    if d == 0:      # points of no coordinates: torch's 0-d zero (NaN as a density: 0 / 0) and no edges
+        return HistogramddResult(input.new_full((), math.nan if density else 0.0), ())
     x = input.detach().reshape(-1, d)
     edges, flat, inside, sizes = [], None, None, []
     for i, (b, r) in enumerate(zip(per_dim, ranges)):
         col = x[:, i]
         e = _histogram_edges(col, b, r, input.dtype)
         n = e.shape[0] - 1
-        pos = where(col == e[-1], n - 1, searchsorted(e, col, right=True) - 1)
-        ok = (col >= e[0]) & (col <= e[-1])
+        pos, ok = _bins_of(col, e)
         flat = pos if flat is None else flat * n + pos
         inside = ok if inside is None else inside & ok
         edges.append(e)
         sizes.append(n)
     total = math.prod(sizes)
-    if weight is not None:
-        if not isinstance(weight, Tensor) or weight.shape != input.shape[:-1]:
-            raise ValueError(f"histogramdd: weight must have the points' shape {input.shape[:-1]} (the input's "
-                             f"without its last dim), got {getattr(weight, 'shape', weight)!r}")
-        weight = weight.detach().reshape(-1).to(input.dtype)
-    if d == 0:     # no dims: one bin holding every point
-        flat, inside = x.new_zeros(x.shape[0]).long(), x.new_ones(x.shape[0]).bool()
     hist = _counts(where(inside, flat, total), weight, total).to(input.dtype).reshape(tuple(sizes))
     if density:
         volume = hist.new_ones(())

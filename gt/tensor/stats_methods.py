@@ -247,9 +247,7 @@ class StatsMethods:
         x = self.detach().reshape(-1)
         edges = _histogram_edges(x, bins, range, self.dtype)
         n = edges.shape[0] - 1
-        pos = searchsorted(edges, x, right=True) - 1
-        pos = where(x == edges[-1], n - 1, pos)
-        inside = (x >= edges[0]) & (x <= edges[-1])
+        pos, inside = _bins_of(x, edges)
         if weight is not None:
             weight = _operand(weight, "histogram")
             if not isinstance(weight, Tensor) or weight.shape != self.shape:
@@ -341,6 +339,13 @@ def _counts(pos, weight, bins):
     if weight is not None:
         weight = where(pos == bins, 0.0, weight)
     return pos.bincount(weight, minlength=bins + 1)[:bins]
+
+
+def _bins_of(x, edges):
+    """``(bin, inside)`` of each value of the 1-D ``x`` among the ascending ``edges``: torch's
+    rule, the last bin holding its right edge; ``inside`` False for a value outside the edges."""
+    pos = where(x == edges[-1], edges.shape[0] - 2, searchsorted(edges, x, right=True) - 1)
+    return pos, (x >= edges[0]) & (x <= edges[-1])
 
 
 def _histogram_edges(x, bins, range, dtype):
