@@ -61,6 +61,9 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):
     x = _float_input(x, "linalg.vector_norm")
     if isinstance(ord, bool) or not isinstance(ord, (int, float)):
         raise TypeError(f"linalg.vector_norm: ord must be a number, got {type(ord).__name__} ({ord!r})")
+    if x.dtype in (dtypes.float16, dtypes.bfloat16) and abs(ord) != math.inf:
+        # summed in float32 and rounded back, as torch does (powers of half values overflow)
+        return vector_norm(x.to(dtypes.float32), ord, dim, keepdim).to(x.dtype)
     dim = tuple(range(x.ndim)) if dim is None else dim
     if ord == 2:
         return x.norm(2, dim, keepdim)
@@ -72,7 +75,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):
         return (x != 0).to(x.dtype).sum(dim=dim, keepdim=keepdim).detach()
     if ord == 1:
         return x.abs().sum(dim=dim, keepdim=keepdim)
-    return (x.abs() ** ord).sum(dim=dim, keepdim=keepdim) ** (1.0 / ord)
+    return x.norm(ord, dim, keepdim)      # torch's gradient at zeros (0, where the composed ops give NaN)
 
 
 def _matrix_dims(A, dim, name):

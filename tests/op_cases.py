@@ -155,6 +155,11 @@ case("floor_divide", "FloorDivide", lambda a, b: (a // b) * a, XR, np.full(5, 0.
      torch_fn=lambda a, b: T.div(a, b, rounding_mode="floor") * a)
 case("norm", "Norm2", lambda a: a.norm(), XC)
 case("norm_dim_keep", "Norm2", lambda a: a.norm(dim=1, keepdim=True), XC)
+case("p3", "NormP", lambda a: a.norm(p=3), XC)
+# no zero entry below: |x| ** p is not smooth there for p < 2 (its gradient cases are in test_math_parity.py)
+case("p1.5_dim_keep", "NormP", lambda a: a.norm(p=1.5, dim=1, keepdim=True), XR)
+case("p0.5_dim0", "NormP", lambda a: a.norm(p=0.5, dim=0), XR)
+case("p_negative", "NormP", lambda a: a.norm(p=-1.5, dim=1), XR)
 case("both", "Clip", lambda a: a.clip(-0.25, 0.35), XC, torch_fn=lambda a: a.clamp(-0.25, 0.35))
 case("min_only", "Clip", lambda a: a.clip(min=-0.15), XC, torch_fn=lambda a: a.clamp(min=-0.15))
 case("max_only", "Clip", lambda a: a.clip(max=0.05), XC, torch_fn=lambda a: a.clamp(max=0.05))
@@ -219,7 +224,7 @@ for axis in AXES:
         for ddof in (0, 1):
             case(f"{tag}_ddof{ddof}", "var", lambda a, ax=axis, k=keep, d=ddof: a.var(axis=ax, keepdims=k, ddof=d),
                  XR, torch_fn=lambda a, ax=axis, k=keep, d=ddof: a.var(dim=ax, keepdim=k, correction=d))
-        case(tag, "std", lambda a, ax=axis, k=keep: a.std(axis=ax, keepdims=k), XR,
+        case(tag, "StdFromVar", lambda a, ax=axis, k=keep: a.std(axis=ax, keepdims=k), XR,
              torch_fn=lambda a, ax=axis, k=keep: a.std(dim=ax, keepdim=k, correction=0))
 case("dim_keepdim", "Sum", lambda a: a.sum(dim=-1, keepdim=True), XR)
 case("function", "Sum", lambda a: gt.sum(a, 1), XR, torch_fn=lambda a: T.sum(a, 1))

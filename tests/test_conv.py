@@ -326,7 +326,7 @@ POOL_ERRORS = [
      r"expected a floating point input, got gt.int64"),
     (lambda: F.avg_pool2d(gt.zeros(1, 4, 4), 2, divisor_override=0), ValueError,
      r"divisor_override must be a non-zero"),
-    (lambda: F.adaptive_avg_pool2d(gt.zeros(1, 4, 4), (2, 0)), ValueError,
+    (lambda: F.adaptive_avg_pool2d(gt.zeros(1, 4, 4), (2, -1)), ValueError,
      r"output_size must be an int or a tuple of 2"),
     (lambda: F.max_pool1d(gt.zeros(2, 3, dtype=gt.bool), 2), TypeError, r"bool input is not supported"),
 ]

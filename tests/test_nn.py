@@ -503,7 +503,7 @@ def test_cross_entropy_values_and_reductions():
     np.testing.assert_allclose(F.cross_entropy(lt, gt.tensor(target), reduction="sum").item(), per.sum(), rtol=1e-12)
     np.testing.assert_allclose(F.cross_entropy(lt, target.tolist(), reduction="none").numpy(), per, rtol=1e-12)
     np.testing.assert_allclose(nn.CrossEntropyLoss()(lt, target).item(), per.mean(), rtol=1e-12)
-    np.testing.assert_allclose(F.nll_loss(F.log_softmax(lt), target).item(), per.mean(), rtol=1e-12)
+    np.testing.assert_allclose(F.nll_loss(F.log_softmax(lt, dim=1), target).item(), per.mean(), rtol=1e-12)
 
 
 def test_cross_entropy_errors():

@@ -11,13 +11,13 @@ how an op runs on tensors sharded over the mesh (``set_tensor_hooks``).
 """
 
 import collections
-import functools
 import weakref
 
 from gt.autograd import anomaly, node_hooks, saved_hooks
+from gt.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
 
-_grad_enabled = True
 # (op, output) weak references of recently recorded ops, for gt.debug; cleared by backward.
 tape = collections.deque(maxlen=4096)
 # How many ops each device of the mesh ran (its share of a sharded op counts once), for
@@ -65,77 +65,6 @@ def new_epoch():
     global _epoch
     _epoch += 1
     return _epoch
-
-
-def is_grad_enabled():
-    return _grad_enabled
-
-
-class set_grad_enabled:
-    """Turn gradient recording on or off, as torch does: called on its own it takes effect at
-    once (``gt.set_grad_enabled(False)``); as a context manager it restores the previous mode
-    on exit; as a decorator it applies to each call of the function only."""
-
-    def __init__(self, mode=True):
-        global _grad_enabled
-        self.mode = bool(mode)
-        self.prev = _grad_enabled
-        self._saved = []  # one entry per active `with`, so one instance may be entered re-entrantly
-        if type(self) is set_grad_enabled:  # no_grad / enable_grad act only when entered
-            _grad_enabled = self.mode
-
-    def __enter__(self):
-        global _grad_enabled
-        # set_grad_enabled captured the mode before switching it in __init__
-        self._saved.append(self.prev if type(self) is set_grad_enabled and not self._saved else _grad_enabled)
-        _grad_enabled = self.mode
-        return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._saved.pop()
-        return False
-
-    def __call__(self, func):
-        global _grad_enabled
-        if type(self) is set_grad_enabled:
-            _grad_enabled = self.prev  # decorating a function does not switch the mode now
-        mode = self.mode
-
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            global _grad_enabled
-            prev, _grad_enabled = _grad_enabled, mode
-            try:
-                return func(*args, **kwargs)
-            finally:
-                _grad_enabled = prev
-
-        return wrapper
-
-
-class no_grad(set_grad_enabled):
-    """Record nothing on the tape: ``with gt.no_grad(): ...`` or ``@gt.no_grad()``.
-
-    Also usable as a bare decorator: ``@gt.no_grad``.
-    """
-
-    def __new__(cls, func=None):
-        self = super().__new__(cls)
-        if callable(func):
-            self.__init__()
-            return self(func)
-        return self
-
-    def __init__(self, func=None):
-        super().__init__(False)
-
-
-class enable_grad(set_grad_enabled):
-    """Turn recording back on inside a ``no_grad`` region (context manager or decorator)."""
-
-    def __init__(self):
-        super().__init__(True)
 
 
 class GraphNode:
@@ -214,6 +143,12 @@ class Function(GraphNode):
         self._saved = values
         self.saved_versions = B.versions_of(values)
 
+    def save_for_graph(self, *arrays):
+        """Version-check ``arrays`` (inputs that ``backward`` does not read, but ``backward_graph``
+        reads through ``self.inputs``) before a ``create_graph`` backward only: an in-place change
+        of them raises there, and leaves the plain backward alone (torch saves what each reads)."""
+        self.graph_saved = (arrays, B.versions_of(arrays))
+
     @property
     def saved(self):
         """What ``save`` kept (unpacked by the saved-tensor hooks it was packed with, if any)."""
@@ -251,7 +186,7 @@ class Function(GraphNode):
         ctx.needs_input_grad = needs = tuple(needs)
         result = Tensor._wrap(ctx.forward(*arrays, **kwargs))
         # only float results carry gradients (a cast to int64 ends the graph, as in torch)
-        if _grad_enabled and True in needs and result.dtype.is_floating_point:
+        if _mode.record and True in needs and result.dtype.is_floating_point:
             result._requires_grad = True
             ctx.inputs = args
             ctx.released = False

@@ -55,7 +55,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             if node._retains_grad:
                 node.grad = g if node.grad is None else node.grad + g
             if isinstance(ctx, function.Function):
-                versions.check(ctx)
+                versions.check_graph(ctx)
             own = getattr(ctx, "_node_hooks", None)     # grad_fn.register_hook/prehook
             if own is not None:
                 g = node_hooks.run_pre(own, g, _same, _same)

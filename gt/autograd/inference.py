@@ -9,20 +9,23 @@ inference mode is exactly ``no_grad`` plus the flag.
 """
 
 import functools
+import inspect
 
-from gt.autograd import function
+from gt.autograd import grad_mode
 
-enabled = False   # read by gt/tensor/core.py each time a tensor is made
+# This thread's inference mode is grad_mode.mode.inference (read by gt/tensor/core.py each time a
+# tensor is made): per thread, as torch's.
 
 
 def is_inference_mode_enabled():
-    """Whether a ``gt.inference_mode()`` block (with mode True) is running."""
-    return enabled
+    """Whether a ``gt.inference_mode()`` block (with mode True) is running in this thread."""
+    return grad_mode.mode.inference
 
 
 class inference_mode:
     """Context manager and decorator: no recording, and tensors made inside are inference
-    tensors (``mode=True``); ``mode=False`` turns an enclosing inference mode off."""
+    tensors (``mode=True``); ``mode=False`` turns an enclosing inference mode off (and grad mode
+    on, as torch's)."""
 
     def __new__(cls, mode=True):
         self = super().__new__(cls)
@@ -40,25 +43,23 @@ class inference_mode:
         self._saved = []
 
     def __enter__(self):
-        global enabled
-        self._saved.append((enabled, function.is_grad_enabled()))
-        if self.mode:
-            function.set_grad_enabled(False)
-        elif enabled:
-            function.set_grad_enabled(True)
-        enabled = self.mode
+        m = grad_mode.mode
+        self._saved.append((m.grad, m.inference))
+        grad_mode.set_modes(not self.mode, self.mode)   # torch's InferenceMode(enabled): grad mode off inside
         return self
 
     def __exit__(self, *exc):
-        global enabled
-        enabled, grad = self._saved.pop()
-        function.set_grad_enabled(grad)
+        grad_mode.set_modes(*self._saved.pop())
         return False
 
     def __call__(self, func):
+        on = self.mode
+        if inspect.isgeneratorfunction(func):
+            return grad_mode.wrap_generator(lambda: inference_mode(on), func)
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with inference_mode(self.mode):
+            with inference_mode(on):
                 return func(*args, **kwargs)
 
         return wrapper

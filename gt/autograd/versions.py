@@ -18,6 +18,14 @@ every use of the weight's saved value in that backward.
 from gt.backend import B
 
 
+def check_graph(ctx):
+    """``check`` before a ``backward_graph``: also the inputs ``ctx`` kept with ``save_for_graph``."""
+    check(ctx)
+    kept = getattr(ctx, "graph_saved", None)
+    if kept is not None:
+        _raise_if_changed(ctx, kept[0], B.changed_since(kept[0], kept[1]), False)
+
+
 def check(ctx, share=False):
     """Raise if an array ``ctx`` saved was changed in place since ``save``; None otherwise.
     ``share``: ``ctx`` is one device's share of an op run over the mesh (the message says so)."""
@@ -26,7 +34,10 @@ def check(ctx, share=False):
     saved = getattr(ctx, "saved", None)
     if not saved:
         return
-    changed = B.changed_since(saved, ctx.saved_versions)
+    _raise_if_changed(ctx, saved, B.changed_since(saved, ctx.saved_versions), share)
+
+
+def _raise_if_changed(ctx, saved, changed, share):
     if changed is None:
         return
     i, now, then = changed

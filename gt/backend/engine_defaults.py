@@ -250,6 +250,11 @@ class FastPaths:
         counts each array on its own."""
         return arr
 
+    def untracked_alias(self, arr):
+        """A view of all of ``arr``'s memory whose in-place changes count apart from ``arr``'s
+        (``Tensor.data``: torch hides changes made through it from the saved-value checks)."""
+        return arr
+
     def version_of(self, arr):
         """How many times ``arr``'s memory was changed in place through gt (``bump_version``)."""
         entry = self._version_entry(arr)

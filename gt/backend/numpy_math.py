@@ -158,6 +158,8 @@ class NumpyMath:
         return np.asarray(np.prod(x, axis=axis, keepdims=keepdims, dtype=np.int64 if integral else x.dtype))
 
     def cumprod(self, x, axis):
+        if x.dtype == np.float16:     # torch accumulates half in float32
+            return np.cumprod(x, axis=axis, dtype=np.float32).astype(np.float16)
         integral = x.dtype.kind in "biu"
         return np.cumprod(x, axis=axis, dtype=np.int64 if integral else x.dtype)
 

@@ -52,6 +52,8 @@ class NumpySorting:
         return np.moveaxis(np.take_along_axis(picked, order, -1), -1, axis).astype(np.int64, copy=False)
 
     def cumsum(self, x, axis):
+        if x.dtype == np.float16:     # torch accumulates half in float32 (float16 stalls at 2048)
+            return np.cumsum(x, axis=axis, dtype=np.float32).astype(np.float16)
         integral = x.dtype.kind in "biu"
         return np.cumsum(x, axis=axis, dtype=np.int64 if integral else x.dtype)
 

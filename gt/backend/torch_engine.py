@@ -84,6 +84,9 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
     def version_of(self, arr):
         return arr._version
 
+    def untracked_alias(self, arr):
+        return arr.data        # torch's own: the same storage, a version counter of its own
+
     def versions_of(self, values):
         return tuple(v._version if isinstance(v, torch.Tensor) else None for v in values)
 

@@ -45,14 +45,15 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """Softmax along ``dim`` (default: the last axis)."""
+    """Softmax along ``dim`` (``None``, the default: torch's implicit dim, with its warning; pass
+    ``dim=-1`` for the last axis)."""
 
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.dim)
+        return F.softmax(x, dim=self.dim, _stacklevel=5)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -62,7 +63,7 @@ class LogSoftmax(Softmax):
     """log(softmax(x)) along ``dim``, computed stably."""
 
     def forward(self, x):
-        return F.log_softmax(x, self.dim)
+        return F.log_softmax(x, dim=self.dim, _stacklevel=5)
 
 
 class SiLU(Module):

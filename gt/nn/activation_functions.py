@@ -10,9 +10,8 @@ torch's in-place activations) and returns the input. Inputs of any shape; output
 shape and dtype.
 """
 
-import warnings
-
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.inputs import implicit_softmax_dim
 from gt.tensor import rand, where
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -136,7 +135,8 @@ def celu(input, alpha=1.0, inplace=False):
     if alpha == 0:
         raise ValueError("celu: alpha cannot be 0 for CELU")
     x = _floating(_tensor(input, "celu"), "celu")
-    return _apply(x, inplace, lambda x: where(x > 0, x, ((x / alpha).clamp(max=0.0).exp() - 1) * alpha))
+    # clamp x, not x / alpha: a negative alpha flips the sign (torch: alpha * (exp(x / alpha) - 1) for x <= 0)
+    return _apply(x, inplace, lambda x: where(x > 0, x, (x.clamp(max=0.0) / alpha).exp().sub(1) * alpha))
 
 
 def logsigmoid(input):
@@ -223,9 +223,7 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
     if dim is None:
-        warnings.warn("Implicit dimension choice for softmin has been deprecated. Change the call to include "
-                      "dim=X as an argument.", UserWarning, stacklevel=_stacklevel)
-        dim = 0 if x.ndim in (0, 1, 3) else 1
+        dim = implicit_softmax_dim("softmin", x.ndim, _stacklevel)
     if x.ndim == 0:   # softmax of a 0-d tensor fails on the torch engine: go through shape (1,)
         if dim not in (0, -1):
             raise IndexError(f"softmin: dim {dim} is out of range for a 0-d tensor "

@@ -24,7 +24,7 @@ third argument (``F.cross_entropy(logits, target, "sum")``), is read as ``reduct
 from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import class_indices as _class_indices
-from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce
+from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce, promoted
 from gt.ops import activations
 from gt.tensor import arange, checks, where
 
@@ -48,6 +48,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     logits = _tensor(logits, fn, "logits")
     if not logits.dtype.is_floating_point:
         raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
+    logits = promoted(logits, target)      # float64 class probabilities: a float64 loss, as torch
     target = _tensor(target, fn, "target")
     if logits.ndim == 1:     # torch's unbatched form: (C,) logits, a 0-d class or (C,) probabilities
         out = cross_entropy(logits.unsqueeze(0), target.unsqueeze(0), weight, ignore_index=ignore_index,

@@ -6,6 +6,7 @@ gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 
 from gt import autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.norm_functions import half_stays_half
 from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
@@ -230,6 +231,8 @@ def _adaptive_avg_pool(fn, nd, input, output_size):
     if not x.dtype.is_floating_point:
         raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
     size, out = x.shape[x.ndim - nd:], _adaptive_size(fn, nd, x, output_size)
+    if 0 in out:
+        return empty_pool(x, nd, out)
     if all(n % o == 0 for n, o in zip(size, out)):
         kernel = tuple(n // o for n, o in zip(size, out))
         return conv_ops.AvgPool.apply(x, kernel=kernel, stride=kernel, padding=((0, 0),) * nd)
@@ -242,17 +245,23 @@ def _adaptive_avg_pool(fn, nd, input, output_size):
     return x @ _averaging(size[-1], out[-1], x.dtype).transpose(0, 1)
 
 
+def empty_pool(x, nd, out):
+    """The empty result (..., *out) of an adaptive pooling to a size with a 0 in it (torch's
+    forward allows it), still on the tape of x (its gradient: zeros)."""
+    return x.narrow(x.ndim - nd + out.index(0), 0, 0).reshape(tuple(x.shape[:x.ndim - nd]) + tuple(out))
+
+
 def _adaptive_size(fn, nd, x, output_size):
-    """``output_size`` of an adaptive pooling of x (..., *size) as ``nd`` ints >= 1, a None
-    keeping that axis's size."""
+    """``output_size`` of an adaptive pooling of x (..., *size) as ``nd`` ints >= 0 (0: an empty
+    result, as torch's forward), a None keeping that axis's size."""
     size = x.shape[x.ndim - nd:]
     given = (output_size,) * nd if output_size is None or hasattr(output_size, "__index__") else output_size
     if isinstance(given, (tuple, list)) and len(given) == nd:     # None: that axis keeps its size
         given = tuple(n if o is None else o for n, o in zip(size, given))
     try:
-        out = _ints(given, nd, fn, "output_size", 1)
+        out = _ints(given, nd, fn, "output_size", 0)
     except ValueError:
-        raise ValueError(f"{fn}: output_size must be an int or a tuple of {nd} ints (or None), each at least 1, "
+        raise ValueError(f"{fn}: output_size must be an int or a tuple of {nd} ints (or None), each at least 0, "
                          f"got {output_size!r}") from None
     return out
 
@@ -265,6 +274,7 @@ def _averaging(n, o, dtype):
 
 
 # ---- batch norm -------------------------------------------------------------------------------
+@half_stays_half
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise each channel (axis 1) of input (N, C, *rest) over every other axis:
     ``(x - mean) / sqrt(var + eps) * weight + bias``, ``weight``/``bias``/running stats (C,).

@@ -12,10 +12,16 @@ from gt.tensor import arange, rand
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight.T + bias``: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    """``x @ weight.T + bias``: x (..., in), weight (out, in) or (in,), bias (out,) or () -> (..., out)
+    or (...,) for a 1-d weight (torch's). An integer or bool ``x`` is read in the weight's dtype,
+    as gt's ``x @ w.T`` (torch raises: gt's rule for products of ints and floats)."""
     x, weight = _tensor(x, "linear"), _tensor(weight, "linear", "weight")
+    if weight.ndim == 1:   # torch: a vector weight gives one output per row, without the axis
+        b = None if bias is None else _tensor(bias, "linear", "bias").reshape(1)
+        return linear(x, weight.reshape(1, -1), b).squeeze(-1)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    x = floating_input(x, weight)
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
                          f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
@@ -24,6 +30,12 @@ def linear(x, weight, bias=None):
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     return linalg.Linear.apply(x, weight, bias)
+
+
+def floating_input(x, weight):
+    """``x`` in the weight's dtype where it holds ints or bools (the engines' own products would
+    give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``)."""
+    return x if x.dtype.is_floating_point or not weight.dtype.is_floating_point else x.to(weight.dtype)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -43,7 +55,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return x.mul_(keep) if inplace else x * keep
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
     """``softmax(query @ key^T * scale + mask) @ value`` as torch's function of that name:
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); leading axes
     broadcast. One fused op, forward and backward (L and S may differ).
@@ -51,9 +64,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     ``attn_mask`` broadcasts to (..., L, S): a bool mask is True where a query MAY attend
     (torch's convention here; ``nn.MultiHeadAttention``'s bool masks are the other way round,
     as torch's), a float mask is added to the scores (and gets a gradient). ``is_causal=True``
-    lets query i see keys j <= i (torch's ``tril`` of the (L, S) matrix, top-left aligned).
-    ``scale`` defaults to 1/sqrt(E). A query whose keys are all masked gets zeros, as in torch.
-    ``dropout_p`` drops attention weights on every call (as torch's function; pass 0 to evaluate).
+    lets query i see keys j <= i (torch's ``tril`` of the (L, S) matrix, top-left aligned); with
+    a mask too, both apply (torch 2.13's CPU rule). ``scale`` defaults to 1/sqrt(E). A query whose
+    keys are all masked gets zeros, as in torch. ``dropout_p`` drops attention weights on every
+    call (as torch's function; pass 0 to evaluate). ``enable_gqa=True``: key and value may have
+    fewer heads (dim -3) than the query, a divisor of its count; each is repeated to it
+    (grouped-query attention, torch's ``repeat_interleave``).
 
         >>> q, kv = gt.randn(2, 4, 10, 16), gt.randn(2, 4, 7, 16)     # (B, heads, L/S, E)
         >>> F.scaled_dot_product_attention(q, kv, kv).shape
@@ -64,32 +80,19 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
                          f"{q.shape}, {k.shape}, {v.shape}")
+    if enable_gqa and min(q.ndim, k.ndim, v.ndim) >= 3:
+        k, v = _grouped(q, k, fn), _grouped(q, v, fn)
     lead = broadcast_shape(fn, broadcast_shape(fn, q.shape[:-2], k.shape[:-2]), v.shape[:-2])
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0 <= dropout_p <= 1:
         raise ValueError(f"{fn}: dropout_p has to be between 0 and 1, got {dropout_p!r}")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
     L, S = q.shape[-2], k.shape[-2]
-    mask = None
-    if is_causal and attn_mask is not None:
-        raise ValueError(f"{fn}: pass attn_mask or is_causal=True, not both (as torch)")
-    if attn_mask is not None:
-        mask = _tensor(attn_mask, fn, "attn_mask")
-        try:
-            ok = broadcast_shape(fn, mask.shape, lead + (L, S)) == lead + (L, S)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{fn}: attn_mask of shape {mask.shape} does not broadcast to the scores "
-                             f"(..., L, S) = {lead + (L, S)}")
-        if mask.dtype == dtypes.bool_:
-            mask = ~mask                                   # the op takes True = blocked
-        elif mask.dtype.is_floating_point:
-            mask = mask if mask.dtype == q.dtype else mask.to(q.dtype)
-        else:
-            raise TypeError(f"{fn}: attn_mask must be bool (True = may attend) or float (added), got {mask.dtype!r}")
-        while mask.ndim < 2:
-            mask = mask.unsqueeze(0)
+    mask = None if attn_mask is None else _attention_mask(attn_mask, q.dtype, lead, L, S, fn)
+    if is_causal and mask is not None:    # both: the mask restricted to the causal triangle
+        upper = arange(L).unsqueeze(1) < arange(S).unsqueeze(0)                # (L, S): blocked
+        mask = (mask | upper) if mask.dtype == dtypes.bool_ else mask.masked_fill(upper, float("-inf"))
+        is_causal = False
     if dropout_p == 0:
         return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),
                                                          causal=0 if is_causal else None)
@@ -100,3 +103,38 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if mask is not None:
         scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == dtypes.bool_ else scores + mask
     return dropout(scores.softmax(-1), dropout_p) @ v
+
+
+def _grouped(q, kv, fn):
+    """Key or value (..., H_kv, S, E) with each head repeated to the query's H heads (torch's
+    grouped-query attention); differentiable (the repeats' gradients are summed back)."""
+    h, h_kv = q.shape[-3], kv.shape[-3]
+    if h_kv == h:
+        return kv
+    if h_kv == 0 or h % h_kv:
+        raise RuntimeError(f"{fn}: Number of heads in key and value must divide the number of heads in query "
+                           f"(query {h}, key/value {h_kv})")
+    return kv.repeat_interleave(h // h_kv, dim=-3)
+
+
+def _attention_mask(attn_mask, dtype, lead, L, S, fn):
+    """``attn_mask`` checked against the scores (..., L, S) and given the fused op's meaning: a
+    bool mask True where blocked (the user's True = may attend, inverted), a float one in ``dtype``;
+    at least 2-d."""
+    mask = _tensor(attn_mask, fn, "attn_mask")
+    try:
+        ok = broadcast_shape(fn, mask.shape, lead + (L, S)) == lead + (L, S)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{fn}: attn_mask of shape {mask.shape} does not broadcast to the scores "
+                         f"(..., L, S) = {lead + (L, S)}")
+    if mask.dtype == dtypes.bool_:
+        mask = ~mask                                   # the op takes True = blocked
+    elif mask.dtype.is_floating_point:
+        mask = mask if mask.dtype == dtype else mask.to(dtype)
+    else:
+        raise TypeError(f"{fn}: attn_mask must be bool (True = may attend) or float (added), got {mask.dtype!r}")
+    while mask.ndim < 2:
+        mask = mask.unsqueeze(0)
+    return mask

@@ -10,6 +10,7 @@ from gt import dtypes
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
+from gt.nn.inputs import implicit_softmax_dim
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
 from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
@@ -34,7 +35,7 @@ from gt.nn.loss_functions_extra import (cosine_embedding_loss, gaussian_nll_loss
                                         margin_ranking_loss, multi_margin_loss, multilabel_soft_margin_loss,
                                         pairwise_distance, poisson_nll_loss, soft_margin_loss, triplet_margin_loss)
 from gt.nn.dropout_functions import alpha_dropout, dropout1d, dropout2d, dropout3d  # noqa: F401
-from gt.nn.norm_functions import group_norm, instance_norm, local_response_norm, rms_norm  # noqa: F401
+from gt.nn.norm_functions import group_norm, half_stays_half, instance_norm, local_response_norm, rms_norm  # noqa: F401
 from gt.nn.fold import fold, pixel_shuffle, pixel_unshuffle, unfold  # noqa: F401
 from gt.nn.extra_functions2 import bilinear, ctc_loss, embedding_bag, lp_pool1d, lp_pool2d, lp_pool3d  # noqa: F401
 from gt.nn.resample import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401
@@ -74,15 +75,22 @@ def softplus(x, beta=1.0, threshold=20.0):
 
 
 def softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):
-    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users; default -1), computed stably;
-    in ``dtype`` when given (torch's; ``_stacklevel`` is accepted and unused)."""
-    return _tensor(input, "softmax").softmax(axis, dtype, dim=dim)
+    """exp(x) / sum(exp(x)) along ``axis`` (``dim`` for torch users), computed stably; in ``dtype``
+    when given. Neither given: torch's implicit (deprecated) dim, with its warning: 0 for 0-, 1-
+    and 3-d inputs, else 1 (pass ``dim=-1`` for the last axis)."""
+    x = _tensor(input, "softmax")
+    if axis is None and dim is None:
+        dim = implicit_softmax_dim("softmax", x.ndim, _stacklevel)
+    return x.softmax(axis, dtype, dim=dim)
 
 
 def log_softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):
-    """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable for large
-    logits); in ``dtype`` when given."""
-    return _tensor(input, "log_softmax").log_softmax(axis, dtype, dim=dim)
+    """log(softmax(x)) along ``axis`` (``dim``), without forming softmax (stable for large logits);
+    in ``dtype`` when given. Neither given: torch's implicit dim, as ``softmax``."""
+    x = _tensor(input, "log_softmax")
+    if axis is None and dim is None:
+        dim = implicit_softmax_dim("log_softmax", x.ndim, _stacklevel)
+    return x.log_softmax(axis, dtype, dim=dim)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
@@ -109,6 +117,7 @@ def _normalized_shape(normalized_shape):
     return shape
 
 
+@half_stays_half
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` axes (biased variance, as torch), then
     scale by ``weight`` and shift by ``bias`` (both of shape ``normalized_shape``)."""

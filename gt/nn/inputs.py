@@ -1,5 +1,8 @@
 """A user's arguments to the ``gt.nn`` functions as tensors, with errors that name the function:
-any tensor input (``as_tensor``), class indices (``class_indices``, ``check_range``)."""
+any tensor input (``as_tensor``), class indices (``class_indices``, ``check_range``), the implicit
+dim of the softmax family (``implicit_softmax_dim``)."""
+
+import warnings
 
 from gt import dtypes
 from gt.backend import B
@@ -28,3 +31,11 @@ def check_range(idx, n, fn, what, limit, exc):
     read); returns the indices to compute with (``checks.within``)."""
     return checks.require_within(idx, 0, n - 1, exc,
                                  lambda bad: f"{fn}: {what} {bad} is out of range for {limit} (valid: 0..{n - 1})")
+
+
+def implicit_softmax_dim(fn, ndim, stacklevel):
+    """torch's legacy dim for ``softmax``/``log_softmax``/``softmin`` called without one (its
+    ``_get_softmax_dim``): 0 for 0-, 1- and 3-d inputs, else 1, with its deprecation warning."""
+    warnings.warn(f"Implicit dimension choice for {fn} has been deprecated. Change the call to include "
+                  "dim=X as an argument.", UserWarning, stacklevel=stacklevel + 1)
+    return 0 if ndim in (0, 1, 3) else 1

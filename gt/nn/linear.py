@@ -4,6 +4,7 @@ import math
 
 from gt import dtypes
 from gt.nn import init
+from gt.nn.core_functions import floating_input
 from gt.nn.functional import _tensor
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
@@ -45,7 +46,8 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        return linalg.Linear.apply(self._checked(x), self.weight, self.bias)
+        weight = self.weight      # read once: a parametrized weight is computed at each read
+        return linalg.Linear.apply(floating_input(self._checked(x), weight), weight, self.bias)
 
     def _checked(self, x):
         """``x`` as a tensor whose last axis is ``in_features``; ValueError naming the shape if not."""

@@ -9,7 +9,8 @@ import warnings
 from gt.autograd import is_grad_enabled
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import activations
-from gt.tensor import checks, where
+from gt.tensor import Tensor, checks, where
+from gt.tensor.promotion import promote_types
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -47,7 +48,7 @@ def _weighted(loss, weight, input, reduction, fn, mean_over_weights=True):
     weight = _tensor(weight, fn, "weight")
     if weight.shape != input.shape:
         raise ValueError(f"{fn}: Weights and input must have the same size: weight {weight.shape}, input {input.shape}")
-    loss = loss * (weight if weight.dtype == loss.dtype else weight.to(loss.dtype))
+    loss = loss * (weight if weight.dtype == loss.dtype or weight.dtype.is_floating_point else weight.to(loss.dtype))
     if reduction == "mean" and mean_over_weights:
         return loss.sum() / weight.sum()
     return _reduce(loss, reduction, fn)
@@ -83,6 +84,17 @@ def _same_shape(input, target, fn):
                          "they must match (as in torch)")
     if not input.dtype.is_floating_point:
         raise TypeError(f"{fn}: input must be floating point, got {input.dtype!r}")
+
+
+def promoted(input, target):
+    """``input`` in the wider float dtype of the two where ``target`` is a floating gt tensor
+    (torch promotes a loss's input and float target: float32 logits and float64 targets give a
+    float64 loss); differentiable, so the input's gradient comes back in its own dtype. A numpy
+    array or list target does not widen the loss (gt's rule, as ``_float_like``)."""
+    if isinstance(target, Tensor) and target.dtype != input.dtype and target.dtype.is_floating_point:
+        wide = promote_types(input.dtype, target.dtype)
+        return input if wide == input.dtype else input.to(wide)
+    return input
 
 
 def _float_like(t, like):
@@ -123,7 +135,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         >>> F.binary_cross_entropy_with_logits(gt.zeros(2), gt.tensor([0.0, 1.0])).item()   # log(2)
         0.6931471824645996
     """
-    input = _tensor(input, "binary_cross_entropy_with_logits")
+    input = promoted(_tensor(input, "binary_cross_entropy_with_logits"), target)
     target = _float_like(_tensor(target, "binary_cross_entropy_with_logits", "target"), input)
     _same_shape(input, target, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
@@ -177,6 +189,8 @@ def _difference(input, target, fn):
     input, target = _tensor(input, fn), _tensor(target, fn, "target")
     if input.shape != target.shape:
         raise ValueError(f"{fn}: input shape {input.shape} and target shape {target.shape} differ")
+    if fn == "huber_loss" and input.dtype.is_floating_point:
+        target = _float_like(target, input)      # torch's huber_loss is in the input's dtype
     return input - target
 
 
@@ -193,8 +207,8 @@ def kl_div(input, target, reduction="mean", log_target=False):
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        positive = target > 0
-        loss = where(positive, target * (where(positive, target, 1.0).log() - input), 0.0)
+        nonzero = target != 0          # torch's xlogy: 0 at a zero target, NaN at a negative one
+        loss = where(nonzero, target * (where(nonzero, target, 1.0).log() - input), 0.0)
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction, "kl_div")

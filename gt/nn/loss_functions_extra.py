@@ -8,7 +8,7 @@ import math
 from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
-from gt.nn.loss_functions import _reduce, accepts_legacy_reduction
+from gt.nn.loss_functions import _reduce, accepts_legacy_reduction, promoted
 from gt.tensor import arange, where
 
 
@@ -46,7 +46,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduct
         1.0
     """
     fn = "poisson_nll_loss"
-    input = _float_input(input, fn)
+    input = promoted(_float_input(input, fn), target)
     target = _like(target, input, fn, "target")
     _same_shape(input, target, fn)
     loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
@@ -88,7 +88,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     fn = "gaussian_nll_loss"
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{fn}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')")
-    input = _float_input(input, fn)
+    input = promoted(_float_input(input, fn), target)
     target = _like(target, input, fn, "target")
     var = _gaussian_var(var, input, fn)
     with no_grad():
@@ -176,7 +176,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
         0.6931471824645996
     """
     fn = "multilabel_soft_margin_loss"
-    x = _float_input(input, fn)
+    x = promoted(_float_input(input, fn), target)
     y = _like(target, x, fn, "target")
     _same_shape(x, y, fn)
     if x.ndim not in (1, 2):
@@ -220,7 +220,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """``||x1 - x2 + eps||_p`` over the last axis (x1 and x2 broadcast), as torch's: (N, D) and
-    (N, D) -> (N,). ``p`` is a positive number or inf (torch also takes 0; gt does not).
+    (N, D) -> (N,). ``p`` is any number: 0 counts the nonzero differences, a negative ``p`` and
+    ``-inf`` are torch's norms of those orders (``-inf``: the smallest ``|x1 - x2 + eps|``).
 
         >>> F.pairwise_distance(gt.zeros(2, 3), gt.ones(2, 3)).shape
         (2,)
@@ -228,8 +229,8 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     fn = "pairwise_distance"
     a = _float_input(x1, fn, "x1")
     b = _like(x2, a, fn, "x2")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-        raise ValueError(f"{fn}: p must be a positive number or inf, got {p!r}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or p != p:
+        raise ValueError(f"{fn}: p must be a number (any sign, or +-inf), got {p!r}")
     diff = a - b + eps
     if diff.ndim == 0:
         raise ValueError(f"{fn}: expected x1 and x2 with at least one dimension, got {a.shape} and {b.shape}")

@@ -42,6 +42,10 @@ class NLLLoss(Module):
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
 
 
+def _optional_tensor(value, name, what):
+    return None if value is None else as_tensor(value, name, what)
+
+
 def _weight_and_reduction(weight, size_average, reduce, reduction, name):
     """A class loss module's ``weight`` (a tensor or None) and reduction; a string as the first
     argument is gt's positional ``reduction``."""
@@ -79,24 +83,27 @@ class MSELoss(_Loss):
 
 
 class BCELoss(Module):
-    """``F.binary_cross_entropy(probabilities, target)`` as a module."""
+    """``F.binary_cross_entropy(probabilities, target)`` as a module (``weight`` a buffer, as torch's)."""
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        self.weight, self.reduction = weight, _reduction_of(size_average, reduce, reduction)
+        self.register_buffer("weight", _optional_tensor(weight, "BCELoss", "weight"))
+        self.reduction = _reduction_of(size_average, reduce, reduction)
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(Module):
-    """``F.binary_cross_entropy_with_logits(logits, target)`` as a module."""
+    """``F.binary_cross_entropy_with_logits(logits, target)`` as a module (``weight`` and
+    ``pos_weight`` buffers: in the state dict and moved by ``.to()``, as torch's)."""
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
         super().__init__()
         if isinstance(size_average, str) and reduce is not None and not isinstance(reduce, bool):
             reduce, pos_weight = None, reduce         # gt's own order: (weight, reduction, pos_weight)
-        self.weight, self.pos_weight = weight, pos_weight
+        self.register_buffer("weight", _optional_tensor(weight, "BCEWithLogitsLoss", "weight"))
+        self.register_buffer("pos_weight", _optional_tensor(pos_weight, "BCEWithLogitsLoss", "pos_weight"))
         self.reduction = _reduction_of(size_average, reduce, reduction)
 
     def forward(self, input, target):

@@ -188,8 +188,9 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
             raise TypeError(f"{kind} name must be a str, got {type(name).__name__}")
         if name == "" or "." in name:
             raise KeyError(f"{kind} name can't be empty or contain '.', got {name!r}")
-        if hasattr(self, name) and not any(name in self.__dict__.get(r, ())
-                                           for r in ("_parameters", "_buffers", "_modules")):
+        # torch's rule: a name may be registered again only in its own registry (a parameter's
+        # name is no buffer's: ``del`` it first)
+        if hasattr(self, name) and name not in self.__dict__.get(f"_{kind}s", ()):
             raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
 
     def register_parameter(self, name, param):

@@ -12,14 +12,39 @@ local response norm is refused up front; ``rms_norm`` also takes an int ``normal
 (torch's function wants a list, its module takes an int too).
 """
 
-from gt import autograd
+import functools
+
+from gt import amp, autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.padding import pad
 from gt.ops import batch_norm as bn_ops
+from gt.tensor import Tensor
 
 # torch.finfo(dtype).eps: rms_norm's default eps (no numpy above the backend to ask)
-_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920928955078125e-07, "float16": 0.0009765625,
-        "bfloat16": 0.0078125}
+_EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920928955078125e-07}
+
+
+def half_stays_half(fn):
+    """``fn`` (a norm of ``input``) computed as torch's mixed-dtype CPU kernels where a float16 or
+    bfloat16 input meets float32 weights or statistics: in float32, rounded once to the input's
+    dtype at the end (casts on the tape: the input's gradient comes back in its dtype, the
+    weights' in theirs). Under autocast the float32 result stays (its norms run in float32)."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        x = args[0] if args else kwargs.get("input")
+        dtype = getattr(x, "dtype", None)
+        if dtype not in _HALVES or amp.is_autocast_enabled() or not any(
+                isinstance(a, Tensor) and a.dtype != dtype for a in args[1:] + tuple(kwargs.values())):
+            return fn(*args, **kwargs)
+        if args:
+            args = (x.float(),) + args[1:]
+        else:
+            kwargs["input"] = x.float()
+        return fn(*args, **kwargs).to(dtype)
+    return call
+
+
+_HALVES = (dtypes.float16, dtypes.bfloat16)
 
 
 def _float_input(input, fn, min_dims):
@@ -62,6 +87,7 @@ def _scale_shift(out, weight, bias):
     return out
 
 
+@half_stays_half
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Split the C channels of input (N, C, *) into ``num_groups`` groups of consecutive channels
     and normalise each sample's group over its channels and positions (biased variance):
@@ -82,6 +108,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     return _scale_shift(_standardize(x, n * num_groups, eps)[0], weight, bias)
 
 
+@half_stays_half
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
                   momentum=0.1, eps=1e-5):
     """Normalise each channel of each sample of input (N, C, *) over its positions:
@@ -119,11 +146,12 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return _scale_shift(out, weight, bias)
 
 
+@half_stays_half
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """``x / sqrt(mean(x ** 2) + eps) * weight`` over the trailing ``normalized_shape`` dims;
-    ``weight`` of shape ``normalized_shape`` or None; ``eps=None`` is the input dtype's machine
-    epsilon (torch's ``finfo(dtype).eps``). Computed in the input's dtype (torch computes float16
-    and bfloat16 in float32).
+    ``weight`` of shape ``normalized_shape`` or None; ``eps=None`` is the machine epsilon of the
+    dtype it computes in (torch's: float32's for float16 and bfloat16 inputs). float16 and bfloat16 inputs are computed in float32 and
+    rounded back once, as torch's.
 
         >>> F.rms_norm(gt.randn(4, 10, 64), (64,)).shape
         (4, 10, 64)
@@ -141,9 +169,13 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         weight = _tensor(weight, fn, "weight")
         if weight.shape != shape:
             raise ValueError(f"{fn}: weight must have shape {shape} (normalized_shape), got {weight.shape}")
-    eps = _EPS[x.dtype.name] if eps is None else eps
+    dtype = x.dtype
+    if dtype in _HALVES:       # torch computes halves in float32, rounded back once
+        x = x.float()
+    eps = _EPS[x.dtype.name] if eps is None else eps    # of the computing dtype, as torch's
     out = x * ((x * x).mean(dim=tuple(range(-len(shape), 0)), keepdim=True) + eps).rsqrt()
-    return out if weight is None else out * weight
+    out = out if weight is None else out * weight
+    return out if dtype not in _HALVES else out.to(dtype)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):

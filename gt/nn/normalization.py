@@ -1,11 +1,13 @@
 """``LayerNorm`` over the trailing axes, with a learnable scale and shift."""
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.nn import functional as F
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
 from gt.ops import linalg
 from gt.tensor import Tensor, ones, zeros
+
+_HALVES = (dtypes.float16, dtypes.bfloat16)
 
 
 class LayerNorm(Module):
@@ -47,6 +49,9 @@ class LayerNorm(Module):
                              f"normalized_shape {self.normalized_shape}")
         weight, bias = self.weight, self.bias
         F._check_affine("LayerNorm", shape, weight, bias)
+        if x.dtype in _HALVES and weight is not None and weight.dtype != x.dtype and not amp.is_autocast_enabled():
+            # torch's mixed-dtype kernel: computed in float32, answered in the input's dtype
+            return linalg.LayerNorm.apply(x.float(), weight, bias, len(shape), self.eps).to(x.dtype)
         return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)
 
     def extra_repr(self):

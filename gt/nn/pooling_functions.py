@@ -101,7 +101,11 @@ def _adaptive_max_pool(fn, nd, input, output_size, return_indices):
         raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
     if any(n == 0 for n in x.shape[x.ndim - nd:]):
         raise ValueError(f"{fn}: expected input with non-zero spatial sizes, got input of shape {x.shape}")
-    values, indices = max_with_indices(x, nd, ("adaptive", CF._adaptive_size(fn, nd, x, output_size)))
+    out = CF._adaptive_size(fn, nd, x, output_size)
+    if 0 in out:
+        values = CF.empty_pool(x, nd, out)
+        return (values, values.detach().to(dtypes.int64)) if return_indices else values
+    values, indices = max_with_indices(x, nd, ("adaptive", out))
     return (values, indices) if return_indices else values
 
 

@@ -47,7 +47,7 @@ def _output_size(x, size, scale_factor, recompute_scale_factor, mode):
         out = tuple(math.floor(n * float(s)) for n, s in zip(spatial, scales))
         if recompute_scale_factor or mode == "area":     # torch: the kernels see only the sizes
             scales = (None,) * nd
-    if any(n < 1 for n in spatial) or any(o < 1 for o in out):
+    if any(n < 1 for n in spatial) or any(o < (0 if mode == "area" else 1) for o in out):   # area: torch's pools
         raise ValueError(f"interpolate: input and output sizes should be greater than 0, got input of spatial "
                          f"size {spatial} and output size {out}")
     return out, scales

@@ -3,7 +3,7 @@
 import math
 import sys
 
-from gt import autograd
+from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.nn.init import deprecated_alias
@@ -26,6 +26,9 @@ from gt.nn.weight_norm import remove_weight_norm, weight_norm  # noqa: E402,F401
 from gt.nn.spectral_norm import remove_spectral_norm, spectral_norm  # noqa: E402,F401  (torch's hook version)
 
 
+_HALVES = (dtypes.float16, dtypes.bfloat16)
+
+
 def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
@@ -34,12 +37,20 @@ def _grads(parameters):
 
 def _norm(arr, norm_type):
     """The ``norm_type`` vector norm of all of ``arr``'s elements, as a 0-d engine array."""
+    dtype = B.dtype_of(arr)
+    if dtype in _HALVES:     # summed in float32, as torch does, else 300 ** 2 is inf already
+        return B.astype(_norm(B.astype(arr, dtypes.float32), norm_type), dtype)
     if norm_type == math.inf:
         return B.max(B.abs(arr))
     if norm_type == 2.0:
         flat = B.reshape(arr, (-1,))  # a view for contiguous grads; the dot product is one BLAS pass
         return B.sqrt(B.matmul(flat, flat))
     return B.sum(B.abs(arr) ** norm_type) ** (1.0 / norm_type)
+
+
+def _array(value):
+    """A 0-d engine array of ``value`` (a numpy scalar, or an array) in its own dtype (half too)."""
+    return B.asarray(value, dtype=B.dtype_of(value))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
@@ -60,8 +71,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = [g for g in _grads(parameters) if g.numel() > 0]
     if not grads:
         return Tensor._wrap(B.zeros((), "float32"))
-    norms = B.stack([B.asarray(_norm(g._data, norm_type)) for g in grads], 0)
-    total = B.asarray(_norm(norms, norm_type))
+    norms = B.stack([_array(_norm(g._data, norm_type)) for g in grads], 0)
+    total = _array(_norm(norms, norm_type))
     if error_if_nonfinite and not B.all(B.isfinite(total)):
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is non-finite "

@@ -6,7 +6,7 @@ import copy
 import inspect
 import math
 
-from gt import autograd
+from gt import autograd, dtypes
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
 from gt.tensor import Tensor, get_rng_state, ones_like, set_rng_state, stack, tensor, zeros_like
@@ -35,6 +35,8 @@ def _vector_norm(x, ord):
         return (x != 0).sum().to(x.dtype)
     if ord in (2.0, 1.0, math.inf, -math.inf) or ord > 0:
         return x.norm(ord)
+    if x.dtype in (dtypes.float16, dtypes.bfloat16):     # summed in float32 and rounded back, as torch does
+        return ((x.float().abs() ** ord).sum() ** (1.0 / ord)).to(x.dtype)
     return (x.abs() ** ord).sum() ** (1.0 / ord)
 
 

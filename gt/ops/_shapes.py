@@ -37,6 +37,13 @@ def normalize_axes(axis, ndim, op):
     return out
 
 
+def reduction_axes(axis, ndim, op):
+    """``normalize_axes`` for torch's reductions (``sum``, ``mean``, ``var``, ``norm``...), which
+    read an empty tuple of dims as every dim, where numpy's reduce over none."""
+    axes = normalize_axes(axis, ndim, op)
+    return None if axes == () else axes
+
+
 def numel(shape):
     n = 1
     for s in shape:

@@ -49,12 +49,21 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
-        self.save(a if self.needs_input_grad[1] else None, b)   # a only for b's gradient, as torch
-        return a / b
+        out = a / b
+        if _is_number(a) and self.needs_input_grad[1]:
+            # torch's c / x is x.reciprocal() * c, whose backward reads the reciprocal (1 / x
+            # itself: the result), never x: x may change in place after the forward
+            self.save(a, None, out if a == 1 else 1.0 / b)
+            self.save_for_graph(b)        # backward_graph reads b
+        else:
+            self.save(a if self.needs_input_grad[1] else None, b, None)   # a only for b's gradient, as torch
+        return out
 
     def backward(self, g):
-        a, b = self.saved
+        a, b, r = self.saved
         na, nb = self.needs_input_grad
+        if r is not None:                      # a number over x: -a / x**2 = -a r r
+            return None, -(g if a == 1 else g * a) * r * r
         ga = g / b if na else None
         gb = -g * a / (b * b) if nb else None
         return ga, gb
@@ -72,7 +81,8 @@ class Pow(Function):
         # a negative base with a fractional exponent is NaN and 0 ** -1 inf, silently as torch
         with B.quiet_float_errors():
             out = B.power(a, b)
-        self.save(a, b, out)
+        # the result only for the exponent's gradient (none for a number), as torch saves it
+        self.save(a, b, None if _is_number(b) else out)
         return out
 
     def backward(self, g):

@@ -89,7 +89,9 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.low = low = amp.matmul_dtype(x, weight)
         if low is None:
-            self.save(x, weight, bias is not None)
+            # x only for the weight's gradient, as torch: x may change in place after the forward
+            # where the weight needs none (a frozen layer)
+            self.save(x if self.needs_input_grad[1] else None, weight, bias is not None)
             return B.linear(x, weight, bias)
         # autocast: every product of this op (the forward and both gradients) reads x and the
         # weight rounded to `low`, so they are rounded once and those copies are kept for the
@@ -108,9 +110,9 @@ class Linear(Function):
         x, weight, has_bias = self.saved[:3]
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
-        rows = math.prod(x.shape[:-1])           # not -1: an empty last axis has no -1
+        rows = math.prod(g.shape[:-1])           # not -1: an empty last axis has no -1
         g2 = B.reshape(g, (rows, g.shape[-1]))
-        gx = B.reshape(B.matmul(g2, weight), tuple(x.shape)) if nx else None
+        gx = B.reshape(B.matmul(g2, weight), tuple(g.shape[:-1]) + (weight.shape[-1],)) if nx else None
         x2 = B.reshape(x, (rows, x.shape[-1])) if nw else None   # a copy where x is strided
         plan = self.__dict__.pop("fused", None)
         step = plan.get(1) if plan and nw else None
@@ -171,8 +173,10 @@ class LayerNorm(Function):
         fused = B.layer_norm_fused(x, weight, bias, n_axes, eps)   # one kernel where the engine has it
         if fused is not None:
             out, state = fused
-            self.kernel = state    # what the engine's backward reads (x itself only where it needs it)
-            self.save(weight, bias)
+            self.kernel = True
+            # the engine's state (x itself where its backward reads it: torch's) is saved too, so
+            # an in-place change of x before the backward raises as in torch
+            self.save(weight, bias, *state)
             return out
         self.kernel = None
         mean = B.mean(x, axis=axes, keepdims=True)
@@ -192,8 +196,8 @@ class LayerNorm(Function):
     def backward(self, g):
         nx, nw, nb = self.needs_input_grad[:3]  # n_axes and eps may come positionally
         if self.kernel is not None:
-            weight, bias = self.saved
-            return B.layer_norm_fused_backward(g, weight, bias, self.kernel, len(self.axes),
+            weight, bias, *state = self.saved
+            return B.layer_norm_fused_backward(g, weight, bias, tuple(state), len(self.axes),
                                                (nx, nw and weight is not None, nb and bias is not None))
         xhat, rstd, weight = self.saved
         lead = tuple(range(g.ndim - len(self.axes)))

@@ -65,7 +65,7 @@ _DERIVATIVES = {
     "exp2": lambda x, y: y * math.log(2.0),
     "erf": lambda x, y: _TWO_OVER_SQRT_PI * B.exp(-x * x),
     "erfc": lambda x, y: -_TWO_OVER_SQRT_PI * B.exp(-x * x),
-    "erfinv": lambda x, y: _HALF_SQRT_PI * B.exp(y * y),
+    "erfinv": lambda x, y: _HALF_SQRT_PI * B.exp(_f("erfinv", x) ** 2),   # from x, as torch (it saves x)
     "sinc": _sinc_derivative,
 }
 
@@ -113,7 +113,12 @@ _GRAPH_DERIVATIVES = {
 class MathFunction(Function):
     """``y = f(x)`` elementwise for ``f`` the function ``name`` of ``_DERIVATIVES``; the gradient
     is ``g * f'(x)``. A subclass computes another family with its own tables (``_values``,
-    ``_tables``: gt/ops/special_functions.py)."""
+    ``_tables``: gt/ops/special_functions.py).
+
+    Only what the derivative reads is saved, as torch saves it (``reads``: ``"y"`` the output,
+    ``"xy"`` both, else the input), so that an in-place change of the other is no error."""
+
+    reads = {"tan": "y", "expm1": "y", "exp2": "y"}
 
     def _values(self, name, x):
         return B.elementwise_math(name, x)
@@ -126,7 +131,10 @@ class MathFunction(Function):
         self.fn = name
         with B.quiet_float_errors():
             y = self._values(name, x)
-        self.save(x, y)
+        reads = self.reads.get(name, "x")
+        self.save(x if reads != "y" else None, y if reads != "x" else None)
+        if reads == "y":
+            self.save_for_graph(x)        # backward_graph reads x
         return y
 
     def backward(self, g):

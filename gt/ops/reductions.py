@@ -109,3 +109,57 @@ class Norm2(_SavedReduction):
         norm = Norm2.apply(t, self.axis, True)
         zero = out == 0
         return g * mask_like(g, ~zero) * t / (norm + mask_like(g, zero))
+
+
+class NormP(_SavedReduction):
+    """The ``p``-norm ``sum(|x| ** p) ** (1 / p)`` over ``axis`` for a number ``p`` other than 0,
+    2 and +-inf, with torch's gradient ``sign(x) |x|^(p-1) g / norm^(p-1)``: 0 where the norm is 0
+    and, for ``p < 1``, 0 at the zero entries, where the composed ops would give ``inf * 0`` (NaN)."""
+
+    def forward(self, x, p, axis=None, keepdims=False):
+        self.p = p
+        with B.quiet_float_errors():
+            return super().forward(x, axis, keepdims)
+
+    def kept(self, x, axis):
+        return B.sum(B.abs(x) ** self.p, axis=axis, keepdims=True) ** (1.0 / self.p)
+
+    def grad(self, x, out, g):
+        p = self.p
+        with B.quiet_float_errors():
+            if p < 1:
+                scaled = B.sign(x) * B.where(x == 0, 0, B.abs(x) ** (p - 1))
+                return scaled * (g * out ** (1 - p))
+            return B.sign(x) * B.abs(x) ** (p - 1) * B.where(out == 0, 0, g / B.where(out == 0, 1, out) ** (p - 1))
+
+    def grad_graph(self, x, out, g):
+        t, p = self.inputs[0], self.p
+        norm = NormP.apply(t, p, self.axis, True)
+        with B.quiet_float_errors():
+            if p < 1:
+                zero_x = x == 0
+                scaled = t.sign() * mask_like(g, ~zero_x) * (t.abs() + mask_like(g, zero_x)) ** (p - 1)
+                return scaled * g * norm ** (1 - p)
+            zero = out == 0
+            return t.sign() * t.abs() ** (p - 1) * g * mask_like(g, ~zero) / (norm + mask_like(g, zero)) ** (p - 1)
+
+
+class StdFromVar(Function):
+    """``sqrt(var)``: torch's std, whose gradient is 0 where the std is 0 (a constant slice),
+    where sqrt's ``g / (2 * 0)`` times the variance's zero gradient would be NaN."""
+
+    def forward(self, var):
+        with B.quiet_float_errors():
+            out = B.sqrt(var)
+        self.save(out)
+        return out
+
+    def backward(self, g):
+        out = self.saved[0]
+        with B.quiet_float_errors():
+            return (B.where(out == 0, 0, g / (2 * B.where(out == 0, 1, out))),)
+
+    def backward_graph(self, g):
+        zero = self.saved[0] == 0
+        std = StdFromVar.apply(self.inputs[0])
+        return (g * mask_like(g, ~zero) / (2 * std + mask_like(g, zero)),)

@@ -91,6 +91,8 @@ class SpecialFunction(MathFunction):
     """``y = f(x)`` elementwise for ``f`` the function ``name`` of the engine's ``SPECIAL_UNARY``;
     the gradient is ``g * f'(x)`` (``_DERIVATIVES``)."""
 
+    reads = {"ndtri": "y", "i0e": "xy", "i1": "xy", "i1e": "xy", "erfcx": "xy", "log_ndtr": "xy"}
+
     def _values(self, name, x):
         return B.special_math(name, x)
 

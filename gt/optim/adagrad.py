@@ -36,7 +36,8 @@ class Adagrad(TorchOptimizer):
 
     def _init_state(self, p, state, group):
         state["step"] = 0
-        state["sum"] = full_like(p, group["initial_accumulator_value"])
+        # the constructor's value, never a group's own (torch's reads self.defaults)
+        state["sum"] = full_like(p, self.defaults["initial_accumulator_value"])
 
     def _update(self, p, grad, state, group):
         state["step"] += 1

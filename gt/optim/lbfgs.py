@@ -7,6 +7,8 @@ order; the scalars made from them (curvatures, directional derivatives, step len
 tensors of the parameters' dtype, as in torch (float32 problems compute them in float32).
 """
 
+import collections
+
 from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor, cat, zeros
@@ -253,7 +255,7 @@ class LBFGS(Optimizer):
                 raise ValueError(f"loaded state has an entry for parameter {key}; LBFGS keeps its state "
                                  "with the first parameter only")
             state = {name: _import(name, value, numel, dtype) for name, value in saved.items()}
-        self.state = {self._params[0]: state} if state else {}
+        self.state = collections.defaultdict(dict, {self._params[0]: state} if state else {})
         self.param_groups[:] = [new_group]
         self._params = new_group["params"]
 

@@ -4,7 +4,7 @@
 import math
 
 from gt.tensor import zeros_like
-from gt.optim.optimizer import _is_number
+from gt.optim.optimizer import _is_number, lr_value
 from gt.optim.options import TorchOptimizer, check
 
 EPS = 1e-7
@@ -35,7 +35,7 @@ class Muon(TorchOptimizer):
                  ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS, adjust_lr_fn=None):
         name = type(self).__name__
         for key, value in (("lr", lr), ("weight_decay", weight_decay), ("momentum", momentum), ("eps", eps)):
-            if not _is_number(value):
+            if not _is_number(lr_value(value) if key == "lr" else value):
                 raise TypeError(f"{name}: {key} must be a number, got {value!r}")
         check(0.0 <= lr, f"Learning rate should be >= 0 but is: {lr}")
         check(0.0 <= momentum, f"momentum should be >= 0 but is: {momentum}")

@@ -8,6 +8,8 @@ A subclass writes two small methods, both on one parameter and both in place:
 ``state_dict()`` uses torch's layout, so checkpoints read the same way in both frameworks.
 """
 
+import collections
+import functools
 import numbers
 import weakref
 
@@ -15,6 +17,7 @@ from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.tensor.inplace import bump_versions
+from gt.autograd.node_hooks import RemovableHandle
 
 # id(parameter) -> the in_backward optimizer that updates it (two would update it twice). An
 # optimizer holds its parameters, so while it lives the id names the same tensor.
@@ -36,7 +39,8 @@ class Optimizer:
 
     def __init__(self, params, defaults, in_backward=False):
         self.defaults = dict(defaults)
-        self.state = {}  # parameter -> its state dict (tensors hash by identity)
+        # parameter -> its state dict (tensors hash by identity); {} for one never stepped, as torch's
+        self.state = collections.defaultdict(dict)
         self.param_groups = []
         if not isinstance(in_backward, bool):
             raise TypeError(f"{type(self).__name__}: in_backward must be True or False, got {in_backward!r}")
@@ -54,6 +58,21 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:          # a subclass's own step runs the step hooks too
+            cls.step = _with_step_hooks(cls.__dict__["step"])
+
+    def register_step_pre_hook(self, hook):
+        """Run ``hook(optimizer, args, kwargs)`` before every ``step()``; it may return new
+        ``(args, kwargs)`` for the step. Returns a handle whose ``remove()`` takes it off (torch's)."""
+        return _add_hook(self, "_step_pre_hooks", hook)
+
+    def register_step_post_hook(self, hook):
+        """Run ``hook(optimizer, args, kwargs)`` after every ``step()``. Returns a handle whose
+        ``remove()`` takes it off (torch's)."""
+        return _add_hook(self, "_step_post_hooks", hook)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -91,6 +110,8 @@ class Optimizer:
         group = dict(param_group, params=params)
         for key, value in self.defaults.items():
             group.setdefault(key, value)
+        if "lr" in group:
+            group["lr"] = lr_value(group["lr"])
         self._check_group(group)
         self.param_groups.append(group)
         if self.in_backward:
@@ -183,6 +204,7 @@ class Optimizer:
         state = self.state.get(p)
         if state is None:
             state = self.state[p] = {}
+        if not state:        # never stepped (``opt.state[p]`` may have made it, empty)
             self._init_state(p, state, group)
         return state
 
@@ -244,10 +266,49 @@ class Optimizer:
                 raise ValueError(f"loaded state has an entry for parameter {key}, which no group lists")
             state[p] = {name: _import(value, p, key, name) for name, value in saved.items()}
         # Everything converted and checked: only now replace the live state.
-        self.state = state
+        self.state = collections.defaultdict(dict, state)
         self.param_groups[:] = groups
         for group in groups:
             self._group_of.update((id(p), group) for p in group["params"])
+
+
+def _add_hook(optimizer, name, hook):
+    hooks = optimizer.__dict__.get(name)
+    if hooks is None:
+        hooks = optimizer.__dict__[name] = []
+    hooks.append(hook)
+    return RemovableHandle(hooks, hook)
+
+
+def _with_step_hooks(step):
+    """``step`` running the optimizer's step pre- and post-hooks around it (once: a subclass's
+    step that calls its base's runs them at the outer call only)."""
+
+    @functools.wraps(step)
+    def hooked_step(self, *args, **kwargs):
+        pre, post = self.__dict__.get("_step_pre_hooks"), self.__dict__.get("_step_post_hooks")
+        if not (pre or post) or self.__dict__.get("_in_hooked_step"):
+            return step(self, *args, **kwargs)
+        self._in_hooked_step = True
+        try:
+            for hook in list(pre or ()):
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("optimizer_pre_hook must return None or a tuple of (new_args, "
+                                           f"new_kwargs), but got {result}.")
+                    args, kwargs = result
+            out = step(self, *args, **kwargs)
+            for hook in list(post or ()):
+                hook(self, args, kwargs)
+            return out
+        finally:
+            self._in_hooked_step = False
+
+    return hooked_step
+
+
+Optimizer.step = _with_step_hooks(Optimizer.step)
 
 
 def _remove_hooks(handles):
@@ -288,6 +349,16 @@ def _whole(*tensors):
 
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def lr_value(lr):
+    """``lr`` as a float where it is a tensor (torch takes a 1-element one), else as given; the
+    updates read a float (a group keeps the float)."""
+    if isinstance(lr, Tensor):
+        if lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        return float(lr.item())
+    return lr
 
 
 def _check_param(p, i):

@@ -9,7 +9,7 @@ their groups carry torch's keys (``maximize``, ``foreach``, ``differentiable``, 
 import math
 import struct
 
-from gt.optim.optimizer import Optimizer, _is_number
+from gt.optim.optimizer import Optimizer, _is_number, lr_value
 
 # torch's options gt does not implement: accepted only at their "off" values (None or False)
 UNSUPPORTED = ("foreach", "fused", "capturable", "differentiable")
@@ -78,7 +78,7 @@ def check(condition, message):
 def check_numbers(name, **values):
     """Refuse a hyperparameter that is not a number before comparing it (a clear TypeError)."""
     for key, value in values.items():
-        if not _is_number(value):
+        if not _is_number(lr_value(value) if key == "lr" else value):
             raise TypeError(f"{name}: {key} must be a number, got {value!r}")
 
 

@@ -12,6 +12,7 @@ from gt.ops import elementwise as ew
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _pick, _scalar
+from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -36,7 +37,8 @@ def _binary(op_cls, name, a, b):
         sa, sb = a.shape, b.shape
         if sa != sb:
             broadcast_shape(name, sa, sb)
-        if a.dtype.is_floating_point and b.dtype.is_floating_point:
+        da = a.dtype
+        if da is b.dtype and da.is_floating_point:     # dtypes are singletons: ``is``, not DType.__eq__
             return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
     return op_cls.apply(a, b)
@@ -49,30 +51,27 @@ def _floating(x):
     return x if x.dtype.is_floating_point else x.to(dtypes.default_float)
 
 
-def _is_int_tensor(x):
-    return isinstance(x, Tensor) and not x.dtype.is_floating_point
-
-
 def _promote_ints(a, b, true_div=False):
-    """torch's promotion where it differs from numpy's: an integer or bool tensor meeting a float
-    tensor takes that tensor's dtype, and meeting a Python float (or divided) the default float
-    (float32). numpy would give float64, silently widening everything computed from it."""
-    a_int, b_int = _is_int_tensor(a), _is_int_tensor(b)
-    if not (a_int or b_int):
+    """``a`` and ``b`` (tensors or Python numbers, one a tensor) cast to torch's result dtype
+    (promotion.py) where numpy's would differ: an int tensor meeting a float tensor or a Python
+    float (or divided) gives float32, not float64, and a 0-d tensor does not widen a tensor with
+    dims (``float32 vector + float64 0-d`` is float32, ``int32 vector + int64 0-d`` int32). Only
+    the operands whose dtype changes are cast (a 0-d one costs nothing); the common case (equal
+    dtypes, or a float tensor with a number, which numpy keeps weak) decides nothing."""
+    a_t, b_t = isinstance(a, Tensor), isinstance(b, Tensor)
+    if a_t and b_t and a.dtype == b.dtype:
+        if not true_div or a.dtype.is_floating_point:
+            return a, b
+        target = dtypes.default_float
+    elif a_t and b_t and a.ndim and b.ndim and a.dtype.is_floating_point and b.dtype.is_floating_point:
+        return a, b     # two float tensors with dims: numpy's promotion is torch's, no copy needed
+    elif not (a_t and b_t) and (a if a_t else b).dtype.is_floating_point:
         return a, b
-    if a_int and b_int:
-        target = dtypes.default_float if true_div else None
     else:
-        other = b if a_int else a
-        if isinstance(other, Tensor):
-            target = other.dtype
-        elif isinstance(other, float) or true_div:     # x / True is float32 too
+        target = result_dtype(a, b)
+        if true_div and not target.is_floating_point:
             target = dtypes.default_float
-        else:
-            target = None  # int tensor with a Python int or bool: numpy's integer result is right
-    if target is None:
-        return a, b
-    cast = [x.to(target) if _is_int_tensor(x) else x for x in (a, b)]
+    cast = [x.to(target) if isinstance(x, Tensor) and x.dtype != target else x for x in (a, b)]
     return cast[0], cast[1]
 
 
@@ -141,9 +140,13 @@ class ArithmeticMethods:
         other = _operand(other, name)
         if isinstance(other, Tensor):
             broadcast_shape(name, self.shape, other.shape)
+            if other.dtype is not self.dtype:   # compared in torch's result dtype (0.1 == float64 0-d 0.1 in float32)
+                self, other = _promote_ints(self, other)
             if self._placed is None and other._placed is None:
                 return Tensor._wrap(fn(self._array, other._array))
-        elif self._placed is None:
+        elif isinstance(other, float) and not self.dtype.is_floating_point:
+            self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
+        if self._placed is None and not isinstance(other, Tensor):
             return Tensor._wrap(fn(self._array, other))
         return map_local(fn, (self, other))
 
@@ -211,10 +214,17 @@ class ArithmeticMethods:
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
         low, high = _scalar(min), _scalar(max)
-        x = self
-        if not self.dtype.is_floating_point and any(isinstance(b, float) for b in (low, high)):
-            x = self.to(dtypes.default_float)    # torch: an int tensor clamped to a float gives float32
-        return ew.Clip.apply(x, low, high)
+        if self.dtype.is_floating_point and not isinstance(low, Tensor) and not isinstance(high, Tensor):
+            return ew.Clip.apply(self, low, high)     # the common case: numbers keep the tensor's dtype
+        given = [b for b in (low, high) if b is not None]
+        if any(isinstance(b, Tensor) and b.dtype != self.dtype for b in given) or \
+                (not self.dtype.is_floating_point and any(isinstance(b, float) for b in given)):
+            # torch's result dtype (an int tensor clamped to a float gives float32, a float64 0-d
+            # bound does not widen a float32 tensor), where numpy's would be float64
+            target = result_dtype(self, *given)
+            low, high = (b.to(target) if isinstance(b, Tensor) and b.dtype != target else b for b in (low, high))
+            return ew.Clip.apply(self.to(target), low, high)
+        return ew.Clip.apply(self, low, high)
 
     clamp = clip
 
@@ -247,8 +257,13 @@ class ArithmeticMethods:
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor).
         The result has this tensor's dtype, as in torch (0.5 into an int64 tensor is 0)."""
+        if isinstance(mask, Tensor) and mask.dtype != dtypes.bool_:
+            raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype}")
         value = _scalar(value)
         if isinstance(value, Tensor):
+            if value.ndim:
+                raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                                   f"with {value.ndim} dimension(s).")
             if value.dtype != self.dtype:
                 value = value.to(self.dtype)
         elif not self.dtype.is_floating_point:

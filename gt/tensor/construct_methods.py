@@ -27,6 +27,15 @@ def _arange(n, step=1):
     return Tensor._wrap(B.arange(0, n * step, step, dtypes.int64)) if n else Tensor._wrap(B.zeros((0,), dtypes.int64))
 
 
+def _own_memory(out, maybe_view=True):
+    """``out`` in memory of its own: torch's flip, roll, repeat, diag... always copy, where slicing
+    or reshaping here can hand back a view of the input (or the input itself) that a write through
+    the result would change. ``maybe_view=False``: a row-major ``out`` is known to be a copy."""
+    if not out.is_contiguous():
+        return out.contiguous()
+    return out.clone() if maybe_view else out
+
+
 _RANK = (dtypes.bool_, dtypes.int32, dtypes.int64, dtypes.float16, dtypes.bfloat16, dtypes.float32, dtypes.float64)
 
 
@@ -161,7 +170,7 @@ class ConstructMethods:
             _check_output_size(output_size, total)
             shape = list(x.shape)
             wide = x.unsqueeze(dim + 1).expand(*shape[:dim + 1], repeats, *shape[dim + 1:])
-            return wide.reshape(*shape[:dim], total, *shape[dim + 1:])
+            return _own_memory(wide.reshape(*shape[:dim], total, *shape[dim + 1:]), repeats == 1)
         repeats = _int_tensor(repeats, "repeat_interleave")
         if repeats.ndim != 1 or repeats.shape[0] != n:
             raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
@@ -192,7 +201,7 @@ class ConstructMethods:
             length = max(x.shape[dim] - 1, 0)
             later, earlier = x[_along(dim, slice(1, 1 + length))], x[_along(dim, slice(0, length))]
             x = later != earlier if x.dtype == dtypes.bool_ else later - earlier
-        return x
+        return x.clone() if x is self else x        # n=0: a copy, as torch
 
     def kron(self, other):
         """The Kronecker product: block ``(i, j, ...)`` of the result is ``self[i, j, ...] * other``;

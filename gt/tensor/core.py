@@ -60,7 +60,7 @@ from gt.tensor.construct_methods import ConstructMethods
 from gt.tensor import diagonal_methods
 from gt.tensor.diagonal_methods import DiagonalMethods
 from gt.tensor.linalg_methods import LinalgMethods
-from gt.autograd import inference as _inference
+from gt.autograd.grad_mode import mode as _inference_mode
 from gt.tensor import fused_methods, info_methods, stats_methods
 from gt.tensor.fused_methods import FusedMethods
 from gt.tensor.info_methods import InfoMethods
@@ -115,7 +115,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         self._grad_value = self._grad_factors = None
         self._retains_grad = False
         self._requires_grad = False
-        if _inference.enabled:       # made inside gt.inference_mode(): is_inference() is True
+        if _inference_mode.inference:       # made inside gt.inference_mode(): is_inference() is True
             self._inference = True
         if requires_grad:
             self.requires_grad_(True)
@@ -127,7 +127,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         t = object.__new__(cls)
         t._array, t._placed, t._ctx, t._grad_value, t._grad_factors, t._retains_grad, t._requires_grad = \
             arr, None, None, None, None, False, requires_grad
-        if _inference.enabled:
+        if _inference_mode.inference:
             t._inference = True
         return t
 
@@ -266,8 +266,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @property
     def data(self):
-        """The same values, detached from the graph (shares memory)."""
-        return Tensor._from_value(self._value)
+        """The same values, detached (shares memory; its in-place changes pass autograd unseen, as torch's)."""
+        return Tensor._from_value(B.untracked_alias(self._array) if self._placed is None else self._placed)
 
     @data.setter
     def data(self, value):

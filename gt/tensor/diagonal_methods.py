@@ -1,6 +1,7 @@
 """torch's diagonal, flip and index methods that gt composes from its own differentiable ops:
-``diag``, ``diag_embed``, ``diagflat``, ``trace``, ``take``, ``take_along_dim``, ``fliplr``,
-``flipud``, ``rot90`` and ``isclose`` (their ``gt.`` function forms are in construct_functions.py).
+``diag``, ``diag_embed``, ``diagflat``, ``trace``, ``take``, ``take_along_dim``, ``index_select``,
+``gather``, ``fliplr``, ``flipud``, ``rot90`` and ``isclose`` (their ``gt.`` function forms are in
+construct_functions.py).
 Values, dtypes and gradients are torch's (tests/test_construct_functions.py runs each beside torch).
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
@@ -11,7 +12,7 @@ from gt.backend import B
 from gt.tensor import checks
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
-from gt.tensor.construct_methods import _arange
+from gt.tensor.construct_methods import _arange, _own_memory
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -60,10 +61,52 @@ class DiagonalMethods:
             raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
                                f"but got {self.ndim} dimensions for input, and {indices.ndim} dimensions for indices")
         dim = normalize_axis(dim, self.ndim, "take_along_dim")
-        shape = [max(a, b) for a, b in zip(self.shape, indices.shape)]
+        shape = [b if a == 1 else a for a, b in zip(self.shape, indices.shape)]     # broadcast: 0 against 1 is 0
         x = self.expand(*[n if i != dim else -1 for i, n in enumerate(shape)])
         indices = indices.expand(*[n if i != dim else -1 for i, n in enumerate(shape)])
-        return x.gather(dim, indices)
+        return x._gathered(dim, indices)        # torch counts negative positions from the end here
+
+    def index_select(self, dim, index):
+        """The entries of axis ``dim`` at the integer positions ``index`` (1-D, or 0-d read as 1-D,
+        as torch); differentiable, repeated positions adding up in the backward. A position outside
+        ``[0, size)`` is an IndexError: torch counts none from the end here, unlike ``x[index]``."""
+        index = _operand(index, "index_select")
+        if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.is_floating_point:
+            raise ValueError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
+        dim = dim % self.ndim
+        n = self.shape[dim]
+        index = checks.require_within(index.reshape(-1), 0, n - 1, IndexError, lambda bad: (
+            f"index_select(): index {bad} is out of bounds for dimension {dim} with size {n}"))
+        return self[(slice(None),) * dim + (index,)]
+
+    def gather(self, dim, index):
+        """``out[i][j][k] = self[i][index[i][j][k]][k]`` for ``dim=1`` (torch's ``gather``): ``index``
+        has this tensor's number of dims and, off ``dim``, sizes no larger than its own;
+        differentiable, repeated positions adding up in the backward. A position outside
+        ``[0, size)`` is torch's RuntimeError (none counts from the end)."""
+        index = _operand(index, "gather")
+        if not isinstance(index, Tensor) or index.ndim != self.ndim or index.dtype.is_floating_point:
+            raise ValueError(f"gather: index must be an integer tensor of {self.ndim} dims, got "
+                             f"{getattr(index, 'shape', index)!r}")
+        dim = dim % self.ndim
+        n = self.shape[dim]
+        index = checks.require_within(index, 0, n - 1, RuntimeError,
+                                      lambda bad: f"index {bad} is out of bounds for dimension {dim} with size {n}")
+        return self._gathered(dim, index)
+
+    def _gathered(self, dim, index):
+        """``gather`` without its range check: negative positions count from the end."""
+        if any(i > n for a, (i, n) in enumerate(zip(index.shape, self.shape)) if a != dim):
+            raise ValueError(f"gather: index of shape {index.shape} is larger than the input {self.shape} off dim {dim}")
+        parts = []
+        for a in range(self.ndim):
+            if a == dim:
+                parts.append(index)
+            else:
+                shape = [1] * self.ndim
+                shape[a] = index.shape[a]
+                parts.append(Tensor._wrap(B.arange(0, index.shape[a], 1, dtypes.int64)).reshape(*shape))
+        return self[tuple(parts)]
 
     # ---- diagonals -----------------------------------------------------------------------------------
     def diag_embed(self, offset=0, dim1=-2, dim2=-1):
@@ -94,7 +137,7 @@ class DiagonalMethods:
         if self.ndim == 1:
             return self.diag_embed(diagonal)
         if self.ndim == 2:
-            return self.diagonal(diagonal)
+            return _own_memory(self.diagonal(diagonal))     # torch's diag copies; diagonal is a view
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {self.ndim}D")
 
     def diagflat(self, offset=0):

@@ -13,8 +13,10 @@ from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
-from gt.ops._shapes import normalize_axes
+from gt.ops._shapes import normalize_axes, reduction_axes
 from gt.tensor._args import _pick, _scalar, _varargs
+from gt.tensor.construct_methods import _own_memory
+from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
@@ -62,7 +64,8 @@ class ExtraMethods:
             # integers: exact, and nothing to differentiate
             _refuse_bools(self, other, "remainder_cpu")
             _refuse_integer_zero(self, other, "%")
-            return Tensor._wrap(self._data % (other._data if isinstance(other, Tensor) else other))
+            a, b = _promote_ints(self, other)     # int32 % int64 0-d is int32, as torch
+            return Tensor._wrap(a._data % (b._data if isinstance(b, Tensor) else b))
         a, b = _promote_ints(self, other)
         return float_remainder(a, b)
 
@@ -90,8 +93,14 @@ class ExtraMethods:
         """Round to the nearest integer (halves to even, as torch), or to ``decimals`` places."""
         if decimals == 0:
             return self._rounding("round")
-        scale = 10.0 ** decimals
-        return (self * scale)._rounding("round") / scale
+        if self.dtype in (dtypes.float16, dtypes.bfloat16):
+            # computed in float32 and rounded back, as torch does (123.456 * 1000 overflows float16)
+            return self.to(dtypes.float32).round(decimals).to(self.dtype)
+        if decimals > 0:
+            scale = 10.0 ** decimals
+            return (self * scale)._rounding("round") / scale
+        scale = 10.0 ** -decimals       # torch divides by 10 ** -decimals (x * 0.1 is not x / 10)
+        return (self / scale)._rounding("round") * scale
 
     def sign(self):
         return self._rounding("sign")
@@ -127,9 +136,12 @@ class ExtraMethods:
     def logsumexp(self, dim, keepdim=False):
         """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""
         x = _floating(self)
-        axes = normalize_axes(dim, x.ndim, "logsumexp")
-        shift = x.detach().amax(axes if axes is not None else (), keepdim=True)
-        shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
+        axes = reduction_axes(dim, x.ndim, "logsumexp")
+        if x.numel() == 0:        # nothing to shift by: the log of an empty sum is -inf, as torch's
+            shift = x.detach().sum(axes, keepdims=True)
+        else:
+            shift = x.detach().amax(axes if axes is not None else (), keepdim=True)
+            shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
         out = (x - shift).exp().sum(axes, keepdims=True).log() + shift
         if keepdim:
             return out
@@ -138,22 +150,28 @@ class ExtraMethods:
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         """The vector ``p``-norm over ``dim`` (None: every element): 2 (or ``"fro"``), 1, ``inf``,
         ``-inf``, 0 (the count of non-zero elements) or any other number, negative ones included;
-        the 2-norm's gradient is 0 where it is 0 (torch's). ``dtype``: computed in it (a cast first)."""
+        ``"nuc"``: a matrix's nuclear norm. A p-norm's gradient is 0 where it is 0 (torch's).
+        ``dtype``: computed in it (a cast first)."""
         x = _floating(self if dtype is None else self.to(dtype))
-        axes = normalize_axes(dim, x.ndim, "norm")
+        if x.dtype in (dtypes.float16, dtypes.bfloat16) and p != math.inf and p != -math.inf:
+            # summed in float32 and rounded back, as torch does (squares of half values overflow)
+            return x.to(dtypes.float32).norm(p, dim, keepdim).to(x.dtype)
+        if p == "nuc":
+            return nuclear_norm(x, dim, keepdim)
+        axes = reduction_axes(dim, x.ndim, "norm")
         if p in (2, "fro"):
             return reduction_ops.Norm2.apply(x, axes, bool(keepdim))
         if p == math.inf or p == -math.inf:
             a = x.abs()
             return a.max(axes, keepdims=keepdim) if p > 0 else a.min(axes, keepdims=keepdim)
         if not isinstance(p, (int, float)) or isinstance(p, bool) or math.isnan(p):
-            raise ValueError(f"norm: p must be 'fro', inf, -inf or a number, got {p!r}")
+            raise ValueError(f"norm: p must be 'fro', 'nuc', inf, -inf or a number, got {p!r}")
         if p == 0:                       # how many are not 0 (NaN counts), with torch's zero gradient
             return (x.sign().abs() + x.isnan().to(x.dtype)).sum(axes, keepdims=keepdim)
         if p == 1:
             return x.abs().sum(axes, keepdims=keepdim)
-        with B.quiet_float_errors():     # a negative p at a 0: 0 ** p is inf, and the norm 0, as torch
-            return (x.abs() ** p).sum(axes, keepdims=keepdim) ** (1.0 / p)
+        # a negative p at a 0: 0 ** p is inf, and the norm 0, as torch; torch's gradient, 0 at a zero norm
+        return reduction_ops.NormP.apply(x, p, axes, bool(keepdim))
 
     # ---- shapes -------------------------------------------------------------------------------
     def repeat(self, *sizes):
@@ -166,7 +184,8 @@ class ExtraMethods:
         shape = (1,) * (len(sizes) - self.ndim) + self.shape
         interleaved = tuple(n for pair in zip((1,) * len(shape), shape) for n in pair)
         tiled = tuple(n for pair in zip(sizes, shape) for n in pair)
-        return self.reshape(interleaved).expand(tiled).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+        out = self.reshape(interleaved).expand(tiled).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+        return _own_memory(out, all(r == 1 for r in sizes))
 
     def _triangle(self, diagonal, lower, name):
         if self.ndim < 2:
@@ -193,7 +212,8 @@ class ExtraMethods:
         if dims is None:
             raise TypeError("flip() missing required argument 'dims'")
         axes = normalize_axes(dims, self.ndim, "flip")
-        return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
+        out = self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
+        return _own_memory(out, all(self.shape[a] <= 1 for a in axes))    # numpy's reversed slice is a view
 
     # ---- products and blends --------------------------------------------------------------------
     def outer(self, vec2):
@@ -355,36 +375,7 @@ class ExtraMethods:
                 head = (slice(None),) * (dim % self.ndim)
                 out = shape_ops.Cat.apply(out[head + (slice(n - k, None),)], out[head + (slice(0, n - k),)],
                                           axis=dim % self.ndim)
-        return out
-
-    def index_select(self, dim, index):
-        """The entries of axis ``dim`` at the integer positions ``index`` (1-D); differentiable,
-        repeated positions adding up in the backward."""
-        index = _operand(index, "index_select")
-        if not isinstance(index, Tensor) or index.ndim != 1 or index.dtype.is_floating_point:
-            raise ValueError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
-        return self[(slice(None),) * (dim % self.ndim) + (index,)]
-
-    def gather(self, dim, index):
-        """``out[i][j][k] = self[i][index[i][j][k]][k]`` for ``dim=1`` (torch's ``gather``): ``index``
-        has this tensor's number of dims and, off ``dim``, sizes no larger than its own;
-        differentiable, repeated positions adding up in the backward."""
-        index = _operand(index, "gather")
-        if not isinstance(index, Tensor) or index.ndim != self.ndim or index.dtype.is_floating_point:
-            raise ValueError(f"gather: index must be an integer tensor of {self.ndim} dims, got "
-                             f"{getattr(index, 'shape', index)!r}")
-        dim = dim % self.ndim
-        if any(i > n for a, (i, n) in enumerate(zip(index.shape, self.shape)) if a != dim):
-            raise ValueError(f"gather: index of shape {index.shape} is larger than the input {self.shape} off dim {dim}")
-        parts = []
-        for a in range(self.ndim):
-            if a == dim:
-                parts.append(index)
-            else:
-                shape = [1] * self.ndim
-                shape[a] = index.shape[a]
-                parts.append(Tensor._wrap(B.arange(0, index.shape[a], 1, dtypes.int64)).reshape(*shape))
-        return self[tuple(parts)]
+        return _own_memory(out, out is self)
 
     def count_nonzero(self, *dims, dim=None):
         """How many elements are not 0, over ``dim`` (an int, a tuple, or ints one by one)."""
@@ -395,9 +386,10 @@ class ExtraMethods:
         if not self.dtype.is_floating_point:
             return self.clone()
         big = _LARGEST[self.dtype.name]
-        out = where(self != self, nan, self)
-        out = where(out == math.inf, big if posinf is None else posinf, out)
-        return where(out == -math.inf, -big if neginf is None else neginf, out)
+        # each mask from the input: a NaN replaced by -inf (nan=-inf) stays -inf, as torch's
+        out = where(self == math.inf, big if posinf is None else posinf, self)
+        out = where(self == -math.inf, -big if neginf is None else neginf, out)
+        return where(self != self, nan, out)
 
     def frac(self):
         return self - self.trunc().detach()

@@ -5,6 +5,7 @@ from gt.ops._shapes import normalize_axis
 from gt.tensor._args import _pick
 from gt.tensor.arithmetic import _operand
 from gt.tensor.core import Tensor
+from gt.tensor.promotion import result_dtype
 
 
 def _tensors(tensors, op):
@@ -17,8 +18,15 @@ def _tensors(tensors, op):
 
 
 def cat(tensors, axis=None, *, dim=None):
-    """Join tensors along an existing axis; every other axis must match."""
+    """Join tensors along an existing axis; every other axis must match. Empty 1-D tensors are
+    skipped, as torch's legacy rule has it (their dtype still counts)."""
     tensors = _tensors(tensors, "cat")
+    kept = [t for t in tensors if t.shape != (0,)]
+    if len(kept) < len(tensors):
+        target = result_dtype(*tensors)
+        tensors = [t if t.dtype == target else t.to(target) for t in (kept or tensors)]
+        if not kept:                      # all of them: a (0,) tensor, whatever the dim, as torch
+            axis, dim = None, 0
     first = tensors[0]
     axis = normalize_axis(_pick(axis, dim, default=0), first.ndim, "cat")
     for i, t in enumerate(tensors[1:], 1):

@@ -6,26 +6,40 @@ applies the integers first (with the slices, ``None`` and ``...``) and then inde
 with the arrays, so the same index gives (4, 2) there, and the values differ, not only the shape.
 gt follows torch: ``torch_order`` splits such an index into those two steps, each of which
 numpy's rule and torch's agree on. A 0-d integer tensor counts as an integer, as in torch.
+
+A bool (Python's, or a 0-d bool tensor) is, in torch, a new axis of size 1 (True) or 0 (False)
+indexed by a 1-D array, placed after the integers: ``x[0, :, True]`` of a (2, 3, 4) tensor is
+(3, 1, 4) there and (1, 3, 4) in numpy, which counts the bool among the arrays with the integer.
+An ``...`` that covers no axis does not part two arrays in torch, as it does in numpy.
 """
 
 import numbers
 
+from gt import dtypes
 from gt.backend import B
 
 
+def torch_index(index, ndim):
+    """The engine-level ``index`` of a tensor of ``ndim`` dims without an ``...`` that covers no
+    axis, where an index array is about: numpy would part the arrays on either side of it."""
+    if not isinstance(index, tuple) or not any(p is Ellipsis for p in index) or not any(map(B.is_array, index)):
+        return index
+    taken = sum(0 if p is None or p is Ellipsis or isinstance(p, bool) else
+                len(p.shape) if B.is_array(p) and B.is_bool(p) else 1 for p in index)
+    return tuple(p for p in index if p is not Ellipsis) if taken == ndim else index
+
+
 def torch_order(index):
-    """``(first, then)`` where the engine-level ``index`` mixes integers with index arrays:
-    ``x[first][then]`` is torch's ``x[index]``. None where numpy's rule is torch's already (no
-    integer, no array, or a Python bool, which both count among the arrays)."""
+    """``(first, then)`` where the engine-level ``index`` mixes integers with index arrays or
+    bools: ``x[first][then]`` is torch's ``x[index]``. None where numpy's rule is torch's already
+    (no integer, or neither an array nor a bool)."""
     if not isinstance(index, tuple):
         return None
     ints = arrays = False
     for p in index:
-        if isinstance(p, bool) or (B.is_array(p) and B.is_bool(p) and not p.shape):
-            return None
         if _is_int(p):
             ints = True
-        elif B.is_array(p):
+        elif B.is_array(p) or isinstance(p, bool):
             arrays = True
     if not (ints and arrays):
         return None
@@ -33,6 +47,9 @@ def torch_order(index):
     for p in index:
         if _is_int(p):
             first.append(p if isinstance(p, numbers.Integral) else int(B.item(p)))
+        elif isinstance(p, bool) or (B.is_array(p) and B.is_bool(p) and not p.shape):
+            first.append(None)           # torch's new axis, indexed by [0] (True) or [] (False)
+            then.append(B.zeros((1 if bool(p if isinstance(p, bool) else B.item(p)) else 0,), dtypes.int64))
         elif B.is_array(p):
             first.extend([slice(None)] * (len(p.shape) if B.is_bool(p) else 1))
             then.append(p)

@@ -12,7 +12,8 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
-from gt.tensor.index_order import torch_order
+from gt.tensor.index_order import torch_index, torch_order
+from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
 from gt.tensor.shape import _index, index_error_text, out_of_range
 
@@ -34,6 +35,11 @@ class InplaceMethods:
     def _inplace_value(self, other, op):
         value = _scalar(other)
         if isinstance(value, Tensor):
+            if value.ndim == 0 and value.dtype is not self.dtype:
+                # computed in torch's result dtype: a float64 0-d value does not widen a float16
+                # tensor's sum (numpy would add in float64 and round once more)
+                cast = result_dtype(self, value)
+                value = value if cast == value.dtype else value.detach().to(cast)
             value = value._value if self._placed is not None else value._data
         elif not isinstance(value, (int, float, bool)):
             value = B.asarray(value)
@@ -182,7 +188,7 @@ class InplaceMethods:
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         inplace_grad.refuse_overlap(self, uniform=True)
-        index = _index(index)            # lists and tensors as engine arrays, once
+        index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
         split = torch_order(index)
         if split is not None:
             # integers with index arrays, torch's order (index_order.py): the block the integers

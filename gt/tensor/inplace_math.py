@@ -59,6 +59,16 @@ class InplaceMathMethods:
 
     not_equal, greater, greater_equal, less, less_equal = ne, gt, ge, lt, le
 
+    # ---- ``//=``, ``%=``, ``**=``: in place, as torch's (views see the change, the dtype stays) ----
+    def __ifloordiv__(self, other):
+        return self.floor_divide_(other)
+
+    def __imod__(self, other):
+        return self.remainder_(other)
+
+    def __ipow__(self, other):
+        return self.pow_(other)
+
     def logical_xor(self, other):
         return (self != 0) != (_scalar(other) != 0)
 

@@ -16,7 +16,7 @@ from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
 from gt.ops import linalg_ops as ops
-from gt.ops._shapes import broadcast_shape
+from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor.arithmetic import where
 from gt.tensor import linalg_factor
 from gt.tensor.linalg_base import eye_like, matrix_input
@@ -151,6 +151,20 @@ def svd(A, full_matrices=True):
 def svdvals(A):
     """The singular values (..., k), descending, of A (..., m, n); gradient ``U diag(gS) Vh``."""
     return svd(matrix_input(A, "linalg.svdvals"), full_matrices=False).S
+
+
+def nuclear_norm(x, dim, keepdim):
+    """torch's ``norm(p="nuc")``: the sum of the singular values over two dims (a matrix's own
+    where ``dim`` is None)."""
+    dims = (0, 1) if dim is None and x.ndim == 2 else dim
+    if not isinstance(dims, (tuple, list)) or len(dims) != 2:
+        raise RuntimeError(f"norm: p='nuc' needs a matrix (a 2-D tensor, or dim a 2-tuple), got dim={dim!r} for "
+                           f"a tensor of shape {x.shape}")
+    d0, d1 = (normalize_axis(d, x.ndim, "norm") for d in dims)
+    out = svdvals(x.movedim((d0, d1), (-2, -1))).sum(-1)
+    for d in sorted((d0, d1)) if keepdim else ():
+        out = out.unsqueeze(d)
+    return out
 
 
 def _cutoff(top, m, n, atol, rtol, dtype):

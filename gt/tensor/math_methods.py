@@ -41,6 +41,12 @@ def _same_float(a, b):
     return a.to(target), b.to(target)
 
 
+def _in_dtype(out, x, dtype):
+    """``out`` in ``x``'s dtype where ``dtype`` was given: integers multiply in int64, but torch's
+    ``dtype=int32`` result is int32."""
+    return out if dtype is None or out.dtype == x.dtype else out.to(x.dtype)
+
+
 def binary_math(name, a, b):
     """``name`` (gt/backend/engine_math.BINARY) of ``a`` and ``b``: tensors, arrays or numbers
     (at least one tensor or array), broadcast together, in torch's float dtype."""
@@ -233,8 +239,10 @@ class MathMethods:
             raise TypeError(f"prod: dim must be an int, a tuple of ints or None, got {dim!r}")
         axes = normalize_axes(dim, x.ndim, "prod")
         if x.ndim == 0:                 # torch takes dim 0 or -1 of a 0-d tensor: the tensor itself
-            return x.reshape(1).prod(0).reshape(())
-        return mf.Prod.apply(x, axes, keep)
+            out = x.reshape(1).prod(0).reshape(())
+        else:
+            out = mf.Prod.apply(x, axes, keep)
+        return _in_dtype(out, x, dtype)
 
     def cumprod(self, dim=None, *, dtype=None, axis=None):
         """Running products along ``dim`` (required, as in torch): ``(x0, x0 x1, x0 x1 x2, ...)``.
@@ -249,5 +257,5 @@ class MathMethods:
         dim = _pick(axis, dim)
         if x.ndim == 0:
             normalize_axis(dim, 0, "cumprod")
-            return x.reshape(1).cumprod(0).reshape(())
-        return mf.Cumprod.apply(x, axis=normalize_axis(dim, x.ndim, "cumprod"))
+            return _in_dtype(x.reshape(1).cumprod(0).reshape(()), x, dtype)
+        return _in_dtype(mf.Cumprod.apply(x, axis=normalize_axis(dim, x.ndim, "cumprod")), x, dtype)

@@ -12,7 +12,7 @@ import collections
 from gt import dtypes
 from gt.backend import B
 from gt.ops import reductions as reduction_ops
-from gt.ops._shapes import normalize_axes, normalize_axis, numel
+from gt.ops._shapes import normalize_axes, normalize_axis, numel, reduction_axes
 from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
 from gt.tensor._args import _pick
@@ -29,12 +29,14 @@ class ReductionMethods:
 
     def _reduce(self, op_cls, name, axis, keepdims, dim, keepdim, dtype=None, out=None):
         no_out(out, name)
-        axes = normalize_axes(_pick(axis, dim), self.ndim, name)
+        axes = reduction_axes(_pick(axis, dim), self.ndim, name)
         if self.ndim == 0:
             axes = None       # dim 0 or -1 of a 0-d tensor is its one element, as torch takes it
         keep = bool(keepdims or keepdim)
         x = self if dtype is None else self.to(dtype)
-        return op_cls.apply(x, axes, keep)
+        out = op_cls.apply(x, axes, keep)
+        # an integer sum is int64 unless ``dtype`` says otherwise (torch's sum(dtype=int32) is int32)
+        return out if dtype is None or out.dtype == x.dtype else out.to(x.dtype)
 
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
         return self._reduce(reduction_ops.Sum, "sum", axis, keepdims, dim, keepdim, dtype, out)
@@ -95,6 +97,8 @@ class ReductionMethods:
             dtype=None, out=None):
         """Variance over ``axis``; ``ddof=0`` (biased, numpy's default). torch's ``unbiased``/``correction`` work too."""
         no_out(out, "var")
+        if isinstance(axis, bool):      # torch's x.var(unbiased) / x.std(unbiased), positional
+            axis, unbiased = None, axis
         if dtype is not None:
             return self.to(dtype).var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                       correction=correction)
@@ -102,7 +106,7 @@ class ReductionMethods:
             ddof = correction
         elif unbiased is not None:
             ddof = 1 if unbiased else 0
-        axes = normalize_axes(_pick(axis, dim), self.ndim, "var")
+        axes = reduction_axes(_pick(axis, dim), self.ndim, "var")
         if self.ndim == 0:
             axes = None       # a 0-d tensor's dim 0 or -1 is its one element, as torch takes it
         keep = bool(keepdims or keepdim)
@@ -112,8 +116,9 @@ class ReductionMethods:
 
     def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
-        return self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
-                        dtype=dtype, out=out).sqrt()
+        var = self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
+                       dtype=dtype, out=out)
+        return reduction_ops.StdFromVar.apply(var)    # a zero gradient over a constant slice, as torch
 
     def _arg(self, fn, name, axis, keepdims, dim, keepdim):
         axis = _pick(axis, dim)
@@ -143,6 +148,8 @@ class ReductionMethods:
         ``x.all().item()`` give a Python bool, as in torch), or a bool tensor over ``axis``."""
         no_out(out, "all")
         axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "all"), bool(keepdims or keepdim)
+        if axes == ():
+            return self != 0    # torch's all over no dim: each element's truth (sum would take () as all)
         if axes is None and not keep:
             return Tensor._wrap(B.asarray(bool(B.all(self._data)), dtype=dtypes.bool_))
         return ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
@@ -151,6 +158,8 @@ class ReductionMethods:
         """Whether some element is true (non-zero): a 0-d bool tensor, or a bool tensor over ``axis``."""
         no_out(out, "any")
         axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "any"), bool(keepdims or keepdim)
+        if axes == ():
+            return self != 0    # torch's any over no dim: each element's truth (sum would take () as all)
         if axes is None and not keep:
             return Tensor._wrap(B.asarray(bool(B.any(self._data)), dtype=dtypes.bool_))
         return ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0

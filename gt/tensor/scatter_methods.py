@@ -77,6 +77,8 @@ class ScatterMethods:
         """``(dim, index, src)`` checked as torch checks a scatter's arguments."""
         dim = normalize_axis(dim, self.ndim, op)
         index = index_tensor(index, op)
+        if isinstance(src, Tensor) and src.ndim == 0:
+            src = src.reshape(1)          # torch reads a 0-d src as 1-D of one element (a 1-D tensor's alone)
         if index.ndim != self.ndim:
             raise ValueError(f"{op}: index must have the tensor's number of dims ({self.ndim}), got shape {index.shape}")
         if isinstance(src, Tensor):
@@ -106,8 +108,8 @@ class ScatterMethods:
             raise TypeError("scatter: give src (a tensor or a number) or value, one of them")
         src = _operand(value if src is None else src, "scatter")
         index = _operand(index, "scatter")
-        if isinstance(src, Tensor) and src.ndim == 0 and getattr(index, "ndim", 0) > 0:
-            src = src.item()                  # torch takes a 0-d src as the value to write
+        if isinstance(src, Tensor) and src.ndim == 0 and value is not None and getattr(index, "ndim", 0) > 0:
+            src = src.item()                  # torch takes a 0-d value= as the number to write
         if self.ndim == 0:
             return self._as_1d("scatter", dim, index, src)
         dim, index, src = self._scatter_args(dim, index, src, "scatter")
@@ -238,8 +240,8 @@ class ScatterMethods:
         if source.numel() < count:
             raise ValueError(f"masked_scatter: source has {source.numel()} elements, fewer than the {count} True "
                              "values of the mask")
-        if count == 0:
-            return x.clone()
+        if count == 0 and not (source.requires_grad and source.numel()):
+            return x.clone()              # (else the general path: source's gradient is zeros, as torch's)
         # the k-th True value of the mask takes source's k-th element
         order = (mask.reshape(-1).to(dtypes.int64).cumsum(0) - 1).clamp(min=0).reshape(mask.shape)
         return where(mask, source.reshape(-1)[order], x)

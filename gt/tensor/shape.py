@@ -3,11 +3,13 @@
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import warnings
+
 from gt import dtypes
 from gt.tensor._args import _pick, _varargs
 from gt.backend import B
 from gt.tensor import checks
-from gt.tensor.index_order import torch_order
+from gt.tensor.index_order import torch_index, torch_order
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel
 
@@ -21,7 +23,8 @@ class ShapeMethods:
         """A tensor with the same data in a new shape (a view where possible); one entry may be -1.
         The shape as several ints, one tuple, or ``shape=`` (torch's keyword)."""
         target = _infer_shape("reshape", self.shape, _shape_args(sizes if shape is None else (shape,)))
-        return self if target == self.shape else shape_ops.Reshape.apply(self, target)
+        # the same shape too: a new tensor (a view, on the tape), never ``self``, as torch's
+        return shape_ops.Reshape.apply(self, target)
 
     view = reshape
 
@@ -32,7 +35,10 @@ class ShapeMethods:
         e = normalize_axis(end_dim, self.ndim, "flatten")
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
-        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+        if s == e:
+            return self                  # nothing to join: torch's flatten gives the tensor itself
+        # the joined size, not -1, which a tensor of 0 elements cannot infer: (0, 3, 4) -> (0, 12)
+        return self.reshape(self.shape[:s] + (numel(self.shape[s:e + 1]),) + self.shape[e + 1:])
 
     def permute(self, *axes, dims=None):
         axes = _shape_args(axes if dims is None else (dims,))
@@ -78,7 +84,9 @@ class ShapeMethods:
         for i, n in enumerate(self.shape):
             if n != 1 and n != target[i + lead]:
                 raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (axis {i}: {n} vs {target[i + lead]})")
-        return self if target == self.shape else shape_ops.Expand.apply(self, target)
+        if target == self.shape:         # a new, writable view (never ``self``), as torch's
+            return shape_ops.Reshape.apply(self, target)
+        return shape_ops.Expand.apply(self, target)
 
     def expand_as(self, other):
         return self.expand(*other.shape)
@@ -88,9 +96,9 @@ class ShapeMethods:
         axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "split")
         n = self.shape[axis]
         if isinstance(split_size, int):
-            if split_size <= 0:
-                raise ValueError(f"split: split_size must be positive, got {split_size}")
-            sizes = [min(split_size, n - s) for s in range(0, n, split_size)]
+            if split_size < 0 or (split_size == 0 and n):
+                raise ValueError(f"split: split_size must be positive (0 only for an empty dim), got {split_size}")
+            sizes = [min(split_size, n - s) for s in range(0, n, split_size)] if n else [0]    # torch: one empty piece
         else:
             sizes = list(split_size)
             if sum(sizes) != n:
@@ -108,10 +116,10 @@ class ShapeMethods:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "chunk")
         n = self.shape[axis]
-        return self.split(max(-(-n // chunks), 1), axis)
+        return self.split(max(-(-n // chunks), 1) if n else [0] * chunks, axis)    # torch: `chunks` empty pieces
 
     def __getitem__(self, index):
-        index = _index(index)
+        index = torch_index(_index(index), self.ndim)
         split = torch_order(index)
         if split is not None:            # integers with index arrays: torch's order (index_order.py)
             try:
@@ -128,9 +136,21 @@ class ShapeMethods:
 
 def _index(index):
     """Tensors and lists inside an index become engine arrays (gathers and boolean masks)."""
+    if isinstance(index, list) and _sequence_as_tuple(index):
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated (torch's "
+                      "warning too); use x[tuple(seq)] instead of x[seq]", UserWarning, stacklevel=3)
+        index = tuple(index)
     if isinstance(index, tuple):
         return tuple(_index_part(p) for p in index)
     return _index_part(index)
+
+
+def _sequence_as_tuple(index):
+    """torch's legacy rule (numpy's of old): a list index shorter than 32 that holds a sequence, a
+    tensor, a slice, ``...`` or None is a tuple of indices, ``x[[[0, 1], [2, 3]]]`` is ``x[[0, 1], [2, 3]]``."""
+    return len(index) < 32 and any(
+        p is None or p is Ellipsis or isinstance(p, (Tensor, list, tuple, slice, range)) or B.is_array(p)
+        or (hasattr(p, "__array__") and hasattr(p, "__len__")) for p in index)
 
 
 def _guard_arrays(index, shape):
@@ -190,7 +210,10 @@ def _index_part(part):
     if isinstance(part, Tensor):
         return part._data
     if isinstance(part, list):
-        return B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
+        arr = B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
+        if B.dtype_of(arr).is_floating_point and not B.numel(arr):     # [[], []] too: positions, not floats
+            return B.zeros(tuple(arr.shape), dtypes.int64)
+        return arr
     if hasattr(part, "__array__") and not B.is_array(part):
         return B.asarray(part)   # a numpy index array on the torch engine
     return part

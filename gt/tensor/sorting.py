@@ -120,8 +120,11 @@ class SortingMethods:
         dim = axis if dim is None else dim
         if x.ndim == 0:
             normalize_axis(dim, 0, "cumsum")
-            return x.reshape(1).cumsum(0).reshape(())
-        return sorting_ops.Cumsum.apply(x, axis=normalize_axis(dim, x.ndim, "cumsum"))
+            out = x.reshape(1).cumsum(0).reshape(())
+        else:
+            out = sorting_ops.Cumsum.apply(x, axis=normalize_axis(dim, x.ndim, "cumsum"))
+        # integers sum in int64, but torch's ``dtype=int32`` result is int32
+        return out if dtype is None or out.dtype == x.dtype else out.to(x.dtype)
 
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         """int64 indices of categories drawn from this tensor of probabilities: ``(V,)`` gives

@@ -64,6 +64,20 @@ def _finish(values, indices, x, axis, keepdim, result):
     return result(values, indices)
 
 
+def _runs(ordered):
+    """For each entry of the sorted rows ``ordered`` (NaN last): how many entries of its row equal
+    it, and the position after its last copy. Each NaN is a value of its own (NaN != NaN, as torch's
+    mode counts); a binary search must not meet one, so NaN is searched as inf and taken off inf's count."""
+    if not ordered.dtype.is_floating_point:
+        first, after = searchsorted(ordered, ordered), searchsorted(ordered, ordered, right=True)
+        return after - first, after
+    nan = ordered.isnan()
+    filled = where(nan, math.inf, ordered)
+    first, after = searchsorted(filled, filled), searchsorted(filled, filled, right=True)
+    after = after - (ordered == math.inf).to(dtypes.int64) * nan.to(dtypes.int64).sum(-1, keepdim=True)
+    return where(nan, 1, after - first), after
+
+
 def _first_nan(xm):
     """Per slice (last dim): whether it holds NaN, and the position of its first NaN."""
     nan = xm.isnan()
@@ -161,9 +175,11 @@ class StatsMethods:
             raise IndexError(f"mode: cannot take the mode of an empty dim {dim} (shape {self.shape})")
         order = xm.detach().argsort(-1, stable=True)
         ordered = xm.detach().gather(-1, order).contiguous()
-        first = searchsorted(ordered, ordered)
-        after = searchsorted(ordered, ordered, right=True)
-        best = (after - first).argmax(-1, keepdim=True)          # the first (smallest) most frequent value
+        if xm.numel() == 0:        # no slice to look at (shape (0, n)): empty values and indices
+            pos = Tensor._wrap(B.zeros(xm.shape[:-1] + (1,), dtypes.int64))
+            return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, ModeResult)
+        counts, after = _runs(ordered)
+        best = counts.argmax(-1, keepdim=True)                    # the first (smallest) most frequent value
         pos = order.gather(-1, after.gather(-1, best) - 1)        # its last position (stable sort)
         return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, ModeResult)
 

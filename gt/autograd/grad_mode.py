@@ -1,0 +1,145 @@
+"""Grad mode and inference mode, per thread as in torch: ``no_grad``, ``enable_grad``,
+``set_grad_enabled`` (gt/autograd/inference.py builds ``inference_mode`` on the same state).
+
+A thread another one started in ``no_grad`` still records, and a new thread starts with grad
+mode on and inference mode off (torch's thread-local autograd state). ``Function.apply`` reads
+``mode.record`` on every op: one attribute of a ``threading.local``, kept up to date by every
+change of the two modes, so that the hot path asks one question, not two.
+"""
+
+import functools
+import inspect
+import threading
+
+
+class _Mode(threading.local):
+    """This thread's modes; the class attributes are what a new thread starts with."""
+
+    grad = True          # torch.is_grad_enabled()
+    inference = False    # inside inference_mode(True)
+    record = True        # grad and not inference: whether ops are recorded
+
+
+mode = _Mode()
+
+
+def set_modes(grad, inference):
+    """Set this thread's grad and inference modes (the recording flag follows both)."""
+    m = mode
+    m.grad, m.inference = grad, inference
+    m.record = grad and not inference
+
+
+def is_grad_enabled():
+    """Whether ops are recorded now, in this thread. Where gt differs from torch: inside
+    ``inference_mode`` an ``enable_grad`` turns torch's grad mode on without recording anything;
+    gt answers False there, what the ops do."""
+    return mode.record
+
+
+def wrap_generator(scope, func):
+    """A generator function like ``func`` whose every step (start, ``send``, ``throw``,
+    ``close``) runs inside a new ``scope()`` (a context manager), as torch wraps one that
+    ``no_grad`` or ``inference_mode`` decorates: the mode holds wherever the caller iterates."""
+
+    @functools.wraps(func)
+    def generator_context(*args, **kwargs):
+        gen = func(*args, **kwargs)
+        try:
+            with scope():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with scope():
+                        gen.close()
+                    raise
+                except BaseException as exc:      # thrown in by the caller: passed on inside the mode
+                    with scope():
+                        response = gen.throw(exc)
+                else:
+                    with scope():
+                        response = gen.send(request)
+        except StopIteration as stop:
+            return stop.value
+
+    return generator_context
+
+
+class set_grad_enabled:
+    """Turn gradient recording on or off, as torch does: called on its own it takes effect at
+    once (``gt.set_grad_enabled(False)``); as a context manager it restores the previous mode
+    on exit; as a decorator it applies to each call of the function only (to each step of a
+    generator function)."""
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+        self.prev = _grad()
+        self._saved = []  # one entry per active `with`, so one instance may be entered re-entrantly
+        if type(self) is set_grad_enabled:  # no_grad / enable_grad act only when entered
+            _set_grad(self.mode)
+
+    def __enter__(self):
+        # set_grad_enabled captured the mode before switching it in __init__
+        self._saved.append(self.prev if type(self) is set_grad_enabled and not self._saved else _grad())
+        _set_grad(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        _set_grad(self._saved.pop())
+        return False
+
+    def __call__(self, func):
+        if type(self) is set_grad_enabled:
+            _set_grad(self.prev)  # decorating a function does not switch the mode now
+        on = self.mode
+        if inspect.isgeneratorfunction(func):
+            return wrap_generator(enable_grad if on else no_grad, func)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            prev = _grad()
+            _set_grad(on)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _set_grad(prev)
+
+        return wrapper
+
+
+def _grad():
+    return mode.grad
+
+
+def _set_grad(on):
+    m = mode
+    m.grad = on
+    m.record = on and not m.inference
+
+
+class _BareDecorator:
+    """Also usable as a bare decorator (``@gt.no_grad``, ``@gt.enable_grad``), as torch's."""
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if callable(func):
+            self.__init__()
+            return self(func)
+        return self
+
+
+class no_grad(_BareDecorator, set_grad_enabled):
+    """Record nothing on the tape: ``with gt.no_grad(): ...``, ``@gt.no_grad()`` or ``@gt.no_grad``."""
+
+    def __init__(self, func=None):
+        super().__init__(False)
+
+
+class enable_grad(_BareDecorator, set_grad_enabled):
+    """Turn recording back on inside a ``no_grad`` region (context manager or decorator, with or
+    without parentheses). Inside ``inference_mode`` nothing is recorded all the same (torch's)."""
+
+    def __init__(self, func=None):
+        super().__init__(True)

@@ -1,0 +1,63 @@
+"""torch's type promotion over gt's dtypes, below the Tensor class so that the operators
+(arithmetic.py) and ``gt.result_type``/``gt.promote_types`` (dtype_functions.py) share one rule.
+
+Operands are tensors (anything with ``dtype`` and ``ndim``) or Python numbers. torch ranks them in
+three groups: tensors with dims, 0-d tensors, Python numbers; a lower group changes the result
+only when its category (bool < integer < floating) is higher. numpy knows no such groups (a 0-d
+float64 array widens a float32 array), so the numpy engine's ops are given operands already cast.
+"""
+
+from gt import dtypes
+
+# the promotion lattice: a category, and within a category the dtype that holds both. float16
+# with bfloat16 gives float32, as in torch.
+_CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2}
+_RANK = {"bool": 0, "int32": 1, "int64": 2, "float16": 3, "bfloat16": 3, "float32": 4, "float64": 5}
+
+
+def promote_types(type1, type2):
+    """The smallest dtype both ``type1`` and ``type2`` convert to without losing their kind
+    (torch's table: ``int32`` + ``float16`` -> ``float16``, ``float16`` + ``bfloat16`` -> ``float32``)."""
+    a, b = dtypes.to_dtype(type1), dtypes.to_dtype(type2)
+    if a == b:
+        return a
+    if {a.name, b.name} == {"float16", "bfloat16"}:
+        return dtypes.float32
+    if _CATEGORY[a.name] != _CATEGORY[b.name]:   # the higher category's dtype, whatever its width
+        return a if _CATEGORY[a.name] > _CATEGORY[b.name] else b
+    return a if _RANK[a.name] > _RANK[b.name] else b
+
+
+def _scalar_dtype(value, fn):
+    if isinstance(value, bool):
+        return dtypes.bool_
+    if isinstance(value, int):
+        return dtypes.int64
+    if isinstance(value, float):
+        return dtypes.default_float
+    raise TypeError(f"{fn}(): expected tensors or Python numbers, got {type(value).__name__} ({value!r})")
+
+
+def _combine_categories(higher, lower):
+    """torch's rule: a lower-priority operand (0-d tensor, Python number) changes the result only
+    when its category is higher; then the result is the lower group's dtype."""
+    if higher is None:
+        return lower
+    if lower is None or higher.is_floating_point:
+        return higher
+    if higher == dtypes.bool_ or lower.is_floating_point:
+        return promote_types(higher, lower)
+    return higher
+
+
+def result_dtype(*operands, fn="result_type"):
+    """The dtype torch computes an elementwise op of ``operands`` (tensors, Python numbers) in."""
+    groups = [None, None, None]     # tensors with dims, 0-d tensors, Python numbers
+    for x in operands:
+        dtype = getattr(x, "dtype", None)
+        if isinstance(dtype, dtypes.DType):
+            group = 0 if x.ndim else 1
+        else:
+            dtype, group = _scalar_dtype(x, fn), 2
+        groups[group] = dtype if groups[group] is None else promote_types(groups[group], dtype)
+    return _combine_categories(groups[0], _combine_categories(groups[1], groups[2]))
