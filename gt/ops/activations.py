@@ -25,6 +25,8 @@ class Sigmoid(Function):
     def forward(self, x):
         out = B.sigmoid(x)
         self.save(out)
+        if self.needs_input_grad[0]:
+            self.save_for_graph(x)        # backward_graph reads x
         return out
 
     def backward(self, g):
@@ -40,6 +42,8 @@ class Tanh(Function):
     def forward(self, x):
         out = B.tanh(x)
         self.save(out)
+        if self.needs_input_grad[0]:
+            self.save_for_graph(x)        # backward_graph reads x
         return out
 
     def backward(self, g):

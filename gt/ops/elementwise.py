@@ -168,6 +168,8 @@ class Exp(Function):
     def forward(self, a):
         out = B.exp(a)
         self.save(out)
+        if self.needs_input_grad[0]:
+            self.save_for_graph(a)        # backward_graph reads a: a change in place raises there
         return out
 
     def backward(self, g):
@@ -198,6 +200,8 @@ class Sqrt(Function):
         with B.quiet_float_errors():
             out = B.sqrt(a)
         self.save(out)
+        if self.needs_input_grad[0]:
+            self.save_for_graph(a)        # backward_graph reads a
         return out
 
     def backward(self, g):
