@@ -103,11 +103,16 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False):
     M = A.movedim((d0, d1), (-2, -1))
     if ord in ("nuc", 2, -2):
         s = svdvals(M)
-        out = s.sum(dim=-1) if ord == "nuc" else (s.amax(-1) if ord == 2 else s.amin(-1))
+        # the largest of no values is 0 for a norm (torch's); the smallest of none still raises
+        out = s.sum(dim=-1) if ord == "nuc" or (ord == 2 and s.shape[-1] == 0) else \
+            (s.amax(-1) if ord == 2 else s.amin(-1))
     else:
         sum_dim, pick = (-2, -1) if ord in (1, -1) else (-1, -2)
         sums = M.abs().sum(dim=sum_dim, keepdim=True)
-        out = (sums.amax(pick) if ord > 0 else sums.amin(pick)).squeeze(-1)
+        if ord > 0 and sums.shape[pick] == 0:
+            out = sums.sum(dim=pick).squeeze(-1)
+        else:
+            out = (sums.amax(pick) if ord > 0 else sums.amin(pick)).squeeze(-1)
     if keepdim:
         for d in sorted((d0, d1)):
             out = out.unsqueeze(d)
@@ -284,16 +289,23 @@ def cond(A, p=None):
     for any A (..., m, n); 'fro', 'nuc', inf, -inf, 1, -1 need square A and give inf where A is
     singular (as torch). Gradients through the SVD or ``inv``."""
     A = matrix_input(A, "linalg.cond")
+    empty = A.shape[-1] == 0 or A.shape[-2] == 0          # torch's cond of an empty matrix: 0
     if p is None or (p in (2, -2) and not isinstance(p, bool)):
+        if empty:
+            return A.sum(dim=(-2, -1))
         s = svdvals(A)
         big, small = s[..., 0], s[..., -1]
         return small / big if p == -2 else big / small
     if isinstance(p, bool) or p not in ("fro", "nuc", math.inf, -math.inf, 1, -1):
         raise RuntimeError(f"linalg.cond got an invalid norm type: {p!r} (expected None, 2, -2, 'fro', 'nuc', "
                            "inf, -inf, 1 or -1)")
+    if empty and not isinstance(p, str):        # torch answers before its square check, 'fro'/'nuc' after
+        return A.sum(dim=(-2, -1))
     if A.shape[-1] != A.shape[-2]:
         raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but they are "
                            f"{A.shape[-2]} by {A.shape[-1]} matrices")
+    if empty:
+        return A.sum(dim=(-2, -1))
     inverse, info = inv_ex(A)
     bad = info != 0
     if bool(bad.any()):

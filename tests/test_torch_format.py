@@ -143,3 +143,61 @@ def test_weights_only_refuses_other_globals_in_torch_files(tmp_path):
         archive.writestr("x/readme", b"not a checkpoint")
     with pytest.raises(pickle.UnpicklingError, match="no data.pkl"):
         gt.load(tmp_path / "empty.pt")
+
+
+def test_legacy_torch_files_load_with_torchs_values(tmp_path):
+    """torch.save(..., _use_new_zipfile_serialization=False) writes torch's format of before 1.6:
+    gt.load gave the format's magic number back as if it were the object."""
+    torch = torch_or_skip()
+    model, ckpt = _torch_state(torch)
+    del ckpt["extra"]["bytes"]                                # uint8 loads widened (gt's rule), tested above
+    torch.save(ckpt, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    want = torch.load(tmp_path / "legacy.pt")
+    for source in (tmp_path / "legacy.pt", io.BytesIO((tmp_path / "legacy.pt").read_bytes())):
+        back = gt.load(source)
+        assert list(back) == list(want) and back["step"] == 3 and back["shape"] == (2, 3)
+        for key, theirs in [*want["model"].items(), *want["extra"].items()]:
+            mine = back["model"][key] if key in want["model"] else back["extra"][key]
+            assert mine.dtype.name == str(theirs.dtype).split(".")[-1] and tuple(mine.shape) == tuple(theirs.shape)
+            np.testing.assert_array_equal(mine.numpy(), theirs.detach().numpy(), err_msg=key)
+        assert back["extra"]["param"].requires_grad and back["extra"]["cols"].tolist() == [[0.0, 4.0, 8.0],
+                                                                                         [1.0, 5.0, 9.0],
+                                                                                         [2.0, 6.0, 10.0],
+                                                                                         [3.0, 7.0, 11.0]]
+        np.testing.assert_array_equal(back["optimizer"]["state"][0]["exp_avg"].numpy(),
+                                      want["optimizer"]["state"][0]["exp_avg"].numpy())
+    torch.save([1, "x"], tmp_path / "plain.pt", _use_new_zipfile_serialization=False)
+    assert gt.load(tmp_path / "plain.pt") == [1, "x"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save({"run": print}, tmp_path / "code.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(pickle.UnpicklingError, match="print.*weights_only=False"):
+        gt.load(tmp_path / "code.pt")
+    assert gt.load(tmp_path / "code.pt", weights_only=False)["run"] is print
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_weights_only_takes_torchs_builtin_containers_and_numbers(tmp_path, zipped):
+    """Pickles of protocol 2 name Python 2's ``__builtin__``: sets, complex numbers and bytearrays
+    were refused with weights_only=True, which torch.load takes."""
+    torch = torch_or_skip()
+    obj = {"tags": {1, 2}, "z": 1 + 2j, "raw": bytearray(b"ab"), "w": [gt.ones(2)]}
+    gt.save(obj, tmp_path / "g.pt", _use_new_zipfile_serialization=zipped)
+    back = gt.load(tmp_path / "g.pt")
+    assert back["tags"] == {1, 2} and back["z"] == 1 + 2j and back["raw"] == bytearray(b"ab")
+    assert back["w"][0].tolist() == [1.0, 1.0]
+    torch.save({k: v for k, v in obj.items() if k != "w"}, tmp_path / "t.pt", _use_new_zipfile_serialization=zipped)
+    theirs, mine = torch.load(tmp_path / "t.pt"), gt.load(tmp_path / "t.pt")
+    assert mine == theirs and type(mine["raw"]) is bytearray
+
+
+def test_load_takes_torchs_weights_only_none_and_a_map_location_dict(tmp_path):
+    torch = torch_or_skip()
+    torch.save({"w": torch.arange(3.0)}, tmp_path / "t.pt")
+    for kwargs in ({"weights_only": None}, {"map_location": {"cuda:0": "cpu"}}, {"map_location": {"cpu": "cpu"}}):
+        want = torch.load(tmp_path / "t.pt", **kwargs)["w"]
+        assert gt.load(tmp_path / "t.pt", **kwargs)["w"].tolist() == want.tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="map_location must be None or 'cpu', or a dict"):
+        gt.load(tmp_path / "t.pt", map_location={"cpu": "meta"})
+    with pytest.raises(TypeError, match="weights_only must be True, False or None"):
+        gt.load(tmp_path / "t.pt", weights_only="yes")

@@ -134,6 +134,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
             raise TypeError(
                 f"cannot make a tensor from {_describe(data)} (numpy dtype {arr.dtype}): expected numbers or booleans"
             )
+        if from_python and arr.dtype == np.uint64 and (dtype is None or not dtypes.to_dtype(dtype).is_floating_point):
+            # numpy holds ints from 2**63 to 2**64 - 1 as uint64, and int64 would wrap them negative
+            raise ValueError(f"Overflow when unpacking long long: {_describe(data)} holds an int above int64's range")
         if dtype is not None:
             native = self.native_dtype(dtype)
             if arr.dtype != native:

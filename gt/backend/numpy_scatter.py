@@ -14,6 +14,8 @@ values are not few beside the target: 1.6x faster than ``np.add.at`` at 5000x64 
 1000x64 (6.2 vs 9.8 ms), and summed in float64 before the one rounding to the target's dtype.
 """
 
+import math
+
 import numpy as np
 
 # the loop size (the product of the sizes of every letter) from which a contraction order pays
@@ -55,14 +57,35 @@ class NumpyScatter:
 
     def searchsorted(self, sorted_sequence, values, right):
         side = "right" if right else "left"
+        if sorted_sequence.dtype.kind == "f" and np.isnan(sorted_sequence).any():
+            return _torch_search(sorted_sequence, values, right)
         if sorted_sequence.ndim == 1:
             return np.asarray(np.searchsorted(sorted_sequence, values, side=side), dtype=np.int64)
-        rows = sorted_sequence.reshape(-1, sorted_sequence.shape[-1])
-        wanted = values.reshape(rows.shape[0], -1)
+        rows = sorted_sequence.reshape(math.prod(sorted_sequence.shape[:-1]), sorted_sequence.shape[-1])
+        wanted = values.reshape(rows.shape[0], values.shape[-1])      # -1 fails for no rows
         out = np.empty(wanted.shape, np.int64)
         for r in range(rows.shape[0]):        # numpy searches one sorted row per call: a loop of rows
             out[r] = np.searchsorted(rows[r], wanted[r], side=side)
         return out.reshape(values.shape)
+
+
+def _torch_search(seq, values, right):
+    """torch's binary search, for a sequence holding NaN (numpy's ranks NaN largest): every
+    comparison with NaN moves the search right, so the answer follows torch's search path."""
+    rows = seq.reshape(-1, seq.shape[-1])
+    wanted = values.reshape(rows.shape[0], values.shape[-1]) if seq.ndim > 1 else values.reshape(1, -1)
+    row = np.arange(wanted.shape[0])[:, None]
+    start = np.zeros(wanted.shape, np.int64)
+    end = np.full(wanted.shape, rows.shape[1], np.int64)
+    with np.errstate(invalid="ignore"):
+        while (start < end).any():
+            going = start < end
+            mid = start + ((end - start) >> 1)
+            mid_val = rows[row if seq.ndim > 1 else 0, np.minimum(mid, rows.shape[1] - 1)]
+            past = ~(mid_val > wanted) if right else ~(mid_val >= wanted)
+            start = np.where(going & past, mid + 1, start)
+            end = np.where(going & ~past, mid, end)
+    return start.reshape(values.shape)
 
 
 def _positions(dim, index):

@@ -127,6 +127,8 @@ def arange(start, stop, step, dtype, threads=1):
     are ``base + j * step`` from ``base`` (the first lane's value) rounded to the dtype, then the
     remaining values one by one."""
     dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        return _integer_arange(start, stop, step, dtype)
     if dtype.kind != "f":
         return np.arange(start, stop, step, dtype=dtype)
     count = max(int(np.ceil((float(stop) - float(start)) / float(step))), 0)
@@ -148,6 +150,21 @@ def arange(start, stop, step, dtype, threads=1):
         steps = np.full(count, float(step))
         base = fused_multiply_add(steps, index - lane, np.full(count, float(start))).astype(name)
         return fused_multiply_add(steps, lane, base.astype(np.float64)).astype(name)
+
+
+def _integer_arange(start, stop, step, dtype):
+    """torch's integer ``arange``: the ends and the step truncated to int64 first (so
+    ``arange(0, 5, 1.5, dtype=int64)`` steps by 1, and a step below 1 is a zero step); int64's
+    length from the truncated values, the other widths' from the given ones (torch's two formulas)."""
+    first, last, stride = int(start), int(stop), int(step)
+    if dtype != np.int64:          # torch checks only the given step here: a truncated 0 repeats start
+        count = max(math.ceil((float(stop) - float(start)) / float(step)), 0)
+        return (first + stride * np.arange(count, dtype=np.int64)).astype(dtype)
+    if stride == 0:
+        raise ValueError("step must be nonzero")
+    sign = 1 if stride > 0 else -1
+    count = max((last - first + stride - sign) // stride, 0)
+    return np.arange(first, first + count * stride, stride, dtype=np.int64)[:count]
 
 
 def logspace(start, end, steps, base, name):

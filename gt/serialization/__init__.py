@@ -15,8 +15,9 @@ Where gt differs from torch: numpy arrays of a tensor dtype are saved as tensors
 ``state_dict()`` holds arrays; torch reads them as its state dicts' tensors), so they load back as
 gt tensors (others, of strings say, stay arrays); tensors that shared
 storage load as separate copies; a ``Parameter`` loads as a tensor with ``requires_grad=True``
-(``load_state_dict`` copies either into a module alike); ``map_location`` may only be None or "cpu"
-(tensors load on gt's current engine and device).
+(``load_state_dict`` copies either into a module alike); ``map_location`` may only be None, "cpu" or a
+dict mapping locations to "cpu" (tensors load on gt's current engine and device). torch's legacy
+files (before torch 1.6, or ``_use_new_zipfile_serialization=False``) load too.
 """
 
 import os
@@ -31,7 +32,8 @@ _ALLOWED = {("gt.serialization", "_rebuild_tensor"), ("collections", "OrderedDic
             ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
             ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
             ("numpy._core.multiarray", "scalar"), ("builtins", "set"), ("builtins", "frozenset"),
-            ("builtins", "complex"), ("builtins", "slice")}
+            ("builtins", "complex"), ("builtins", "slice"),
+            ("builtins", "bytearray")}
 
 
 def _rebuild_tensor(array, dtype, requires_grad):
@@ -47,7 +49,7 @@ class _Pickler(pickle.Pickler):
 
 class _WeightsOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
-        if (module, name) not in _ALLOWED:
+        if torch_format.python3_name(module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(
                 f"gt.load(weights_only=True): the file names {module}.{name}, which is not a tensor, a container, a "
                 "number or a string; load it with weights_only=False only if you trust its source")
@@ -82,17 +84,28 @@ def load(f, map_location=None, *, weights_only=True, **pickle_load_args):
     """The object ``gt.save`` or ``torch.save`` wrote to the path or binary file ``f``, its tensors gt
     tensors. ``weights_only`` (default True) refuses anything but tensors, containers, numbers and
     strings."""
-    if map_location not in (None, "cpu") and str(map_location) != "cpu":
-        raise ValueError(f"load: map_location must be None or 'cpu' (gt loads tensors on its current engine and "
-                         f"device), got {map_location!r}")
+    targets = map_location.values() if isinstance(map_location, dict) else [map_location]
+    if any(t is not None and str(t) != "cpu" for t in targets):
+        raise ValueError(f"load: map_location must be None or 'cpu', or a dict mapping locations to 'cpu' (gt "
+                         f"loads tensors on its current engine and device), got {map_location!r}")
+    if weights_only is None:
+        weights_only = True           # torch 2.13's default
     if not isinstance(weights_only, bool):
-        raise TypeError(f"load: weights_only must be True or False, got {weights_only!r}")
+        raise TypeError(f"load: weights_only must be True, False or None, got {weights_only!r}")
     if not hasattr(f, "read") and not isinstance(f, (str, bytes, os.PathLike)):
         raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
     if torch_format.is_zip(f):
         return torch_format.read(f, weights_only, _ALLOWED)
-    unpickler = _WeightsOnlyUnpickler if weights_only else pickle.Unpickler
     if hasattr(f, "read"):
-        return unpickler(f, **pickle_load_args).load()
+        return _load_pickle(f, weights_only, pickle_load_args)
     with open(f, "rb") as src:
-        return unpickler(src, **pickle_load_args).load()
+        return _load_pickle(src, weights_only, pickle_load_args)
+
+
+def _load_pickle(src, weights_only, pickle_load_args):
+    """gt's older plain pickle, or torch's legacy format, which starts with its magic number."""
+    unpickler = _WeightsOnlyUnpickler if weights_only else pickle.Unpickler
+    obj = unpickler(src, **pickle_load_args).load()
+    if type(obj) is int and obj == torch_format.LEGACY_MAGIC:
+        return torch_format.read_legacy(src, weights_only, _ALLOWED)
+    return obj

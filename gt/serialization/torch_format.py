@@ -11,6 +11,7 @@ with ``requires_grad=True``; torch's quantized, sparse and nested tensors and un
 refused by name.
 """
 
+import _compat_pickle
 import collections
 import io
 import pickle
@@ -34,6 +35,17 @@ _TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64",
                  "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
                  "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8",
                  "uint8": "uint8", "bool": "bool", "complex64": "complex64", "complex128": "complex128"}
+
+
+LEGACY_MAGIC = 0x1950a86a20f9469cfc6c     # the first object of torch's files before its zip format
+
+
+def python3_name(module, name):
+    """The Python 3 name of a global a pickle of protocol 2 or less names in Python 2's terms
+    (``__builtin__.set``), as pickle itself maps it when it imports one."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
 def is_zip(f):
@@ -174,7 +186,7 @@ class _TorchUnpickler(pickle.Unpickler):
             return dtypes.to_dtype(_TORCH_DTYPES[name])
         if (module, name) == ("torch", "Size"):
             return tuple
-        if self.weights_only and (module, name) not in self.allowed:
+        if self.weights_only and python3_name(module, name) not in self.allowed:
             raise pickle.UnpicklingError(
                 f"gt.load(weights_only=True): the file names {module}.{name}, which is not a tensor, a container, a "
                 "number or a string gt can read; load it with weights_only=False only if you trust its source")
@@ -222,3 +234,61 @@ def read(f, weights_only, allowed):
         prefix = pickles[0][:-len("data.pkl")]
         with archive.open(pickles[0]) as data:
             return _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed).load()
+
+
+# ---- torch's legacy format (before torch 1.6, or _use_new_zipfile_serialization=False) ----------------
+class _Inert:
+    """What the first reading of a legacy file makes of every object: built and filled, nothing run."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _StorageTypes(pickle.Unpickler):
+    """Reads a legacy file's object only to learn each storage's dtype (they come before its bytes)."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.dtypes = {}
+
+    def find_class(self, module, name):
+        if module == "torch" and name in _DTYPE_OF_STORAGE:
+            return _StorageType(_DTYPE_OF_STORAGE[name])
+        return _Inert
+
+    def persistent_load(self, pid):
+        if pid[0] == "storage" and isinstance(pid[1], _StorageType):
+            self.dtypes[pid[2]] = pid[1].dtype
+        return _Inert()
+
+
+def read_legacy(f, weights_only, allowed):
+    """The object of a legacy ``torch.save`` file ``f`` (seekable), read past its magic number:
+    the protocol number, the system's facts, the object, its storages' keys, then each storage as
+    its length (8 bytes) and its bytes."""
+    plain = _TorchUnpickler(f, None, "", True, set())
+    if plain.load() != 1001 or not plain.load().get("little_endian", True):
+        raise pickle.UnpicklingError("gt.load: this legacy torch file is of another protocol or byte order")
+    start = f.tell()
+    dtypes = _StorageTypes(f)
+    dtypes.load()
+    reader = _TorchUnpickler(f, None, "", weights_only, allowed)
+    for key in _TorchUnpickler(f, None, "", True, set()).load():
+        dtype = dtypes.dtypes[key]
+        kind = np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")
+        numel = struct.unpack("<q", f.read(8))[0]
+        reader.storages[key] = (np.frombuffer(f.read(numel * kind.itemsize), dtype=kind), dtype)
+    f.seek(start)
+    return reader.load()

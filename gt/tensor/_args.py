@@ -1,6 +1,7 @@
 """Argument helpers shared by the Tensor modules: axis names, other names of an argument and
 Python scalars."""
 
+import math
 import numbers
 
 
@@ -47,3 +48,24 @@ def _varargs(args, name, what="dims"):
     if not all(hasattr(a, "__index__") and not isinstance(a, bool) for a in args):
         raise TypeError(f"{name}(): {what} must be ints, given one by one or as a tuple, got {args!r}")
     return tuple(args)
+
+
+# the largest value each dtype holds, for torch's refusal of a fill it cannot hold
+_LIMITS = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1), "float16": (-65504.0, 65504.0),
+           "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
+
+
+def _fill(value, dtype_name=None):
+    """torch's fill value for ``full``/``full_like``/``new_full``: a number, a numpy scalar or a
+    0-d tensor (read as its number, so ``full((2,), tensor(3))`` is int64 as torch's; numpy ints
+    count as ints, numpy bools as floats, as torch reads them). Given the result's ``dtype_name``,
+    a value it cannot hold raises torch's RuntimeError; numpy would wrap it silently (NaN into
+    int64 gave its smallest value)."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = float(value) if type(value).__name__ in ("bool", "bool_") else value.item()
+    low, high = _LIMITS.get(dtype_name, (None, None))
+    if low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+        # ints refuse NaN and infinities too (no comparison holds for NaN); floats keep them
+        if not low <= value <= high and (dtype_name.startswith("int") or math.isfinite(value)):
+            raise RuntimeError(f"value cannot be converted to type {dtype_name} without overflow")
+    return value

@@ -15,7 +15,7 @@ from gt.tensor.core import Tensor
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.dtype_functions import promote_types
 from gt.tensor.generator import accepts_generator
-from gt.tensor._args import _alias
+from gt.tensor._args import _alias, _fill
 from gt.tensor.shape import _shape_args
 
 
@@ -133,11 +133,13 @@ def full(size=None, fill_value=None, dtype=None, requires_grad=False, *, shape=N
     if shape is None or fill_value is None:
         raise TypeError("full() missing required arguments: size and fill_value")
     shape = (shape,) if isinstance(shape, int) else shape
+    fill_value = _fill(fill_value)
     if dtype is None and isinstance(fill_value, bool):
         dtype = dtypes.bool_
     elif dtype is None and isinstance(fill_value, int):
         dtype = dtypes.int64
-    return _new(B.full(_dims(shape), fill_value, _float(dtype)), requires_grad)
+    dtype = _float(dtype)
+    return _new(B.full(_dims(shape), _fill(fill_value, dtype.name), dtype), requires_grad)
 
 
 def _like(t, arr, requires_grad):

@@ -14,7 +14,7 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, reduction_axes
-from gt.tensor._args import _pick, _scalar, _varargs
+from gt.tensor._args import _fill, _pick, _scalar, _varargs
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
@@ -302,7 +302,10 @@ class ExtraMethods:
         if self.ndim != 1 or not isinstance(other, Tensor) or other.shape != self.shape:
             raise ValueError(f"dot: expected two 1-D tensors of one length, got shapes {self.shape} and "
                              f"{getattr(other, 'shape', other)}")
-        return (self * other).sum()
+        if self.dtype == dtypes.bool_ and other.dtype == dtypes.bool_:
+            raise NotImplementedError("\"dot\" not implemented for 'Bool'")
+        product = self * other      # summed in its own dtype: torch's int32 dot is int32 (sum() gives int64)
+        return product.sum() if product.dtype.is_floating_point else product.sum(dtype=product.dtype)
 
     def t(self):
         """The transpose of a tensor of at most 2 dims (torch's ``t``)."""
@@ -419,21 +422,27 @@ class ExtraMethods:
 
     # ---- new tensors in this tensor's dtype ---------------------------------------------------
     @accepts_device
-    def new_zeros(self, *sizes, size=None, dtype=None):
-        return Tensor._wrap(B.zeros(_sizes(sizes if size is None else (size,), "new_zeros"), dtype or self.dtype))
+    def new_zeros(self, *sizes, size=None, dtype=None, requires_grad=False):
+        sizes = _sizes(sizes if size is None else (size,), "new_zeros")
+        return Tensor._wrap(B.zeros(sizes, dtype or self.dtype)).requires_grad_(requires_grad)
 
     @accepts_device
-    def new_ones(self, *sizes, size=None, dtype=None):
-        return Tensor._wrap(B.ones(_sizes(sizes if size is None else (size,), "new_ones"), dtype or self.dtype))
+    def new_ones(self, *sizes, size=None, dtype=None, requires_grad=False):
+        sizes = _sizes(sizes if size is None else (size,), "new_ones")
+        return Tensor._wrap(B.ones(sizes, dtype or self.dtype)).requires_grad_(requires_grad)
 
     @accepts_device
-    def new_empty(self, *sizes, size=None, dtype=None):
-        return Tensor._wrap(B.empty(_sizes(sizes if size is None else (size,), "new_empty"), dtype or self.dtype))
+    def new_empty(self, *sizes, size=None, dtype=None, requires_grad=False):
+        sizes = _sizes(sizes if size is None else (size,), "new_empty")
+        return Tensor._wrap(B.empty(sizes, dtype or self.dtype)).requires_grad_(requires_grad)
 
     @accepts_device
-    def new_full(self, size, fill_value, dtype=None):
-        return Tensor._wrap(B.full(_sizes((size,), "new_full"), fill_value, dtype or self.dtype))
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
+        dtype = dtypes.to_dtype(dtype or self.dtype)
+        return Tensor._wrap(B.full(_sizes((size,), "new_full"), _fill(fill_value, dtype.name), dtype)).requires_grad_(
+            requires_grad)
 
     @accepts_device
-    def new_tensor(self, data, dtype=None):
-        return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True))
+    def new_tensor(self, data, dtype=None, requires_grad=False):
+        data = data._data if isinstance(data, Tensor) else data       # a copy, off the tape, as torch's
+        return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True)).requires_grad_(requires_grad)

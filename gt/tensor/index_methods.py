@@ -153,6 +153,8 @@ class IndexMethods:
                 raise ValueError(f"bincount: weights must be 1-D with one value per element {self.shape}, got "
                                  f"{getattr(weights, 'shape', weights)!r}")
             dtype = weights.dtype if weights.dtype.is_floating_point else dtypes.float64
+            if not self.numel():      # torch answers an empty input with int64 zeros, weights or not
+                dtype = dtypes.int64
             values = B.astype(weights._data, dtype)
         out = B.zeros((max(minlength, highest + 1),), dtype)
         return Tensor._wrap(B.scatter_reduce_(out, 0, self.to(dtypes.int64)._data, values, "sum"))
@@ -182,7 +184,11 @@ def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, 
         raise ValueError(f"searchsorted: sorted_sequence must be 1-D or share all but the last dim with values, "
                          f"got shapes {seq.shape} and {values.shape}")
     if sorter is not None:
-        seq = seq.gather(-1, index_tensor(sorter, "searchsorted"))
+        sorter = index_tensor(sorter, "searchsorted")
+        if sorter.shape != seq.shape:           # a shorter sorter would search part of the sequence
+            raise ValueError(f"searchsorted: boundary and sorter must have the same size, got shapes {seq.shape} "
+                             f"and {sorter.shape}")
+        seq = seq.gather(-1, sorter)
     seq, values = seq.detach(), values.detach()
     common = _search_dtype(seq.dtype, values.dtype)
     found = B.searchsorted(B.astype(seq._data, common), B.astype(values._data, common), bool(right or side == "right"))

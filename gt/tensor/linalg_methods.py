@@ -190,14 +190,27 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
     return vh.mT @ (inverse.unsqueeze(-1) * u.mT)
 
 
+_INTEGER_DTYPES = (dtypes.int32, dtypes.int64)
+
+
 def matrix_power(A, n):
     """A (..., m, m) to the integer power ``n`` by repeated squaring; ``n < 0`` inverts A first
-    (LinAlgError if singular), ``n == 0`` gives the identity."""
-    A = matrix_input(A, "linalg.matrix_power", True)
+    (LinAlgError if singular), ``n == 0`` gives the identity (a zero gradient, as torch's).
+    Integer matrices take ``n >= 0`` (torch's products of integers)."""
+    if isinstance(A, function.Tensor) and A.dtype in _INTEGER_DTYPES and A.ndim >= 2:
+        if isinstance(n, int) and n < 0:
+            raise TypeError(f"linalg.matrix_power: a negative power inverts A, which needs a float32 or "
+                            f"float64 tensor, got {A.dtype.name}")
+    else:
+        A = matrix_input(A, "linalg.matrix_power", True)
+    if A.shape[-1] != A.shape[-2]:
+        matrix_input(A.to(dtypes.float64), "linalg.matrix_power", True)     # torch's shape error
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__} ({n!r})")
     if n == 0:
-        return eye_like(A, A.shape[-1]).expand(tuple(A.shape))
+        eye = eye_like(A, A.shape[-1]).expand(tuple(A.shape))
+        # where() keeps the identity's values and gives A the zero gradient torch's has
+        return where(eye == eye, eye, A) if A.requires_grad else eye
     base, result = (inv(A) if n < 0 else A), None
     n = abs(n)
     while n:

@@ -12,6 +12,7 @@ from gt.tensor.construct_functions import _input, _sequence, meshgrid
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
 from gt.tensor.creation import arange, zeros
+from gt.tensor.arithmetic import where
 from gt.tensor.functions import _method, cat, stack
 
 # the function forms of two methods of construct_methods.py
@@ -57,9 +58,10 @@ def tensordot(a, b, dims=2):
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """The p-norm distance between each row of ``x1`` ``(..., P, M)`` and each row of ``x2``
     ``(..., R, M)``: ``(..., P, R)``, the batch dims broadcast. ``p=0`` counts differing entries
-    (no gradient), ``p=inf`` is the largest difference. ``compute_mode`` is accepted for torch's
-    sake; gt always takes the differences directly (torch's mm path for large inputs differs
-    from it by rounding only), so a zero distance has a zero gradient, as torch's direct path."""
+    (a zero gradient), ``p=inf`` is the largest difference (torch's gradient: all of it to each
+    tied coordinate). ``compute_mode`` is accepted for torch's sake; gt always takes the
+    differences directly (torch's mm path for large inputs differs from it by rounding only), so
+    a zero distance has a zero gradient, as torch's direct path."""
     x1, x2 = _input(x1, "cdist"), _input(x2, "cdist")
     for name, x in (("X1", x1), ("X2", x2)):
         if x.ndim < 2:
@@ -74,10 +76,24 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
         raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
     gap = x1.unsqueeze(-2) - x2.unsqueeze(-3)                           # ..., P, R, M
     if p == 0:
-        return (gap != 0).sum(-1).to(gap.dtype)
+        counts = (gap != 0).sum(-1).to(gap.dtype)
+        # torch's result is differentiable with a zero gradient; where() gives it without a NaN from inf
+        return where(counts == counts, counts, gap.sum(-1)) if gap.requires_grad else counts
     if gap.shape[-1] == 0:
         return gap.sum(-1)
-    return gap.norm(p=math.inf if p == math.inf else p, dim=-1)
+    if p == math.inf and gap.requires_grad:
+        return _chebyshev(gap)
+    return gap.norm(p=p, dim=-1)
+
+
+def _chebyshev(gap):
+    """max |gap| over the last dim with torch's cdist gradient: the whole upstream gradient times
+    sign(gap) to every coordinate holding the maximum (a norm's amax splits it among ties)."""
+    size = gap.abs()
+    top = size.detach().amax(-1)
+    picked = where(size.detach() == top.unsqueeze(-1), size, 0.0).sum(-1)
+    picked = where(top.isfinite(), picked, 0.0)        # inf - inf below would be NaN
+    return top + (picked - picked.detach())            # top's value, picked's gradient
 
 
 def block_diag(*tensors):

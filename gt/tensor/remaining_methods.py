@@ -246,7 +246,8 @@ class RemainingMethods:
                                f"and {other.shape[0]} elements respectively")
         if self.dtype == dtypes.bool_:
             raise NotImplementedError("\"dot\" not implemented for 'Bool'")
-        return (self * other).sum()
+        product = self * other
+        return product.sum() if product.dtype.is_floating_point else product.sum(dtype=product.dtype)
 
     def cross(self, other, dim=None):
         """The cross products of the 3-vectors along ``dim`` of this tensor and ``other`` (broadcast

@@ -86,10 +86,11 @@ def _first_nan(xm):
 
 def _even_share(x, value):
     """``value`` (0-d, detached) with its gradient shared evenly among the elements of ``x`` equal
-    to it (torch's backward of ``median()`` of a whole tensor); the value itself is unchanged."""
+    to it (torch's backward of ``median()`` of a whole tensor); the value itself is unchanged.
+    A NaN median shares it among the NaN elements, as torch's ``evenly_distribute_backward``."""
     if not x.requires_grad:
         return value
-    ties = x.detach() == value
+    ties = (x.detach() == value) | (x.detach().isnan() & value.isnan())
     share = where(ties, x - x.detach(), 0.0)            # 0 off the ties, NaN elements included
     return value + share.sum() / ties.sum().clamp_min(1).to(x.dtype)
 
