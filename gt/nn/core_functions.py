@@ -89,11 +89,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         scale = 1.0 / math.sqrt(q.shape[-1])
     L, S = q.shape[-2], k.shape[-2]
     mask = None if attn_mask is None else _attention_mask(attn_mask, q.dtype, lead, L, S, fn)
-    if is_causal and mask is not None:    # both: the mask restricted to the causal triangle
-        upper = arange(L).unsqueeze(1) < arange(S).unsqueeze(0)                # (L, S): blocked
-        mask = (mask | upper) if mask.dtype == dtypes.bool_ else mask.masked_fill(upper, float("-inf"))
-        is_causal = False
-    if dropout_p == 0:
+    if dropout_p == 0:    # a mask with is_causal: the op applies both (torch 2.13 on the CPU does)
         return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),
                                                          causal=0 if is_causal else None)
     # dropout needs the weights themselves: the same computation from separate ops

@@ -146,7 +146,6 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return _scale_shift(out, weight, bias)
 
 
-@half_stays_half
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """``x / sqrt(mean(x ** 2) + eps) * weight`` over the trailing ``normalized_shape`` dims;
     ``weight`` of shape ``normalized_shape`` or None; ``eps=None`` is the machine epsilon of the

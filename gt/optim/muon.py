@@ -4,8 +4,8 @@
 import math
 
 from gt.tensor import zeros_like
-from gt.optim.optimizer import _is_number, lr_value
-from gt.optim.options import TorchOptimizer, check
+from gt.optim.optimizer import _is_number
+from gt.optim.options import TorchOptimizer, check, check_numbers
 
 EPS = 1e-7
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)    # torch's (Keller Jordan's quintic iteration)
@@ -34,9 +34,7 @@ class Muon(TorchOptimizer):
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS, adjust_lr_fn=None):
         name = type(self).__name__
-        for key, value in (("lr", lr), ("weight_decay", weight_decay), ("momentum", momentum), ("eps", eps)):
-            if not _is_number(lr_value(value) if key == "lr" else value):
-                raise TypeError(f"{name}: {key} must be a number, got {value!r}")
+        check_numbers(name, lr=lr, weight_decay=weight_decay, momentum=momentum, eps=eps)
         check(0.0 <= lr, f"Learning rate should be >= 0 but is: {lr}")
         check(0.0 <= momentum, f"momentum should be >= 0 but is: {momentum}")
         check(0.0 <= weight_decay, f"weight decay should be >= 0 but is: {weight_decay}")

@@ -201,9 +201,7 @@ class Optimizer:
             self._update_one(p, group)
 
     def _state_of(self, p, group):
-        state = self.state.get(p)
-        if state is None:
-            state = self.state[p] = {}
+        state = self.state[p]       # a defaultdict(dict), as torch's
         if not state:        # never stepped (``opt.state[p]`` may have made it, empty)
             self._init_state(p, state, group)
         return state
