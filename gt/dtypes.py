@@ -52,6 +52,9 @@ _ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "b
 
 default_float = float32
 
+# the half dtypes: torch's CPU kernels compute them in float32 and round the result once
+HALVES = (float16, bfloat16)
+
 
 def to_dtype(value):
     """Turn a gt dtype, a name ("float32"), a Python type, or a numpy/torch dtype into a gt DType."""

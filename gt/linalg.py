@@ -29,7 +29,7 @@ from gt import dtypes
 from gt.backend.engine_linalg import LinAlgError
 from gt.tensor.functions import cat, stack
 from gt.tensor.linalg_methods import (cholesky, det, eigh, eigvalsh, inv, matrix_input, matrix_power, pinv, qr,
-                                      slogdet, solve, svd, svdvals, _cutoff)
+                                      slogdet, solve, svd, svdvals, _cutoff, _legacy_tolerance)
 from gt.tensor.creation import zeros
 from gt.tensor.arithmetic import where
 from gt.tensor.linalg_base import eye_like
@@ -61,7 +61,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):
     x = _float_input(x, "linalg.vector_norm")
     if isinstance(ord, bool) or not isinstance(ord, (int, float)):
         raise TypeError(f"linalg.vector_norm: ord must be a number, got {type(ord).__name__} ({ord!r})")
-    if x.dtype in (dtypes.float16, dtypes.bfloat16) and abs(ord) != math.inf:
+    if x.dtype in dtypes.HALVES and abs(ord) != math.inf:
         # summed in float32 and rounded back, as torch does (powers of half values overflow)
         return vector_norm(x.to(dtypes.float32), ord, dim, keepdim).to(x.dtype)
     dim = tuple(range(x.ndim)) if dim is None else dim
@@ -135,9 +135,12 @@ def norm(A, ord=None, dim=None, keepdim=False):
     return matrix_norm(A, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim)
 
 
-def matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
+def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None):
     """The number of singular values (``hermitian``: |eigenvalues|) of A (..., m, n) above
-    ``max(atol, rtol * largest)`` (``pinv``'s defaults), as int64 (...). No gradient."""
+    ``max(atol, rtol * largest)`` (``pinv``'s defaults), as int64 (...). No gradient. ``tol``
+    (torch's older form, positional): ``atol=tol, rtol=0``."""
+    if tol is not None:
+        atol, rtol = _legacy_tolerance("linalg.matrix_rank", tol, "tol", atol, rtol), 0.0
     A = matrix_input(A, "linalg.matrix_rank", square=bool(hermitian))
     with no_grad():
         s = eigvalsh(A).abs() if hermitian else svdvals(A)

@@ -33,7 +33,7 @@ def half_stays_half(fn):
     def call(*args, **kwargs):
         x = args[0] if args else kwargs.get("input")
         dtype = getattr(x, "dtype", None)
-        if dtype not in _HALVES or amp.is_autocast_enabled() or not any(
+        if dtype not in dtypes.HALVES or amp.is_autocast_enabled() or not any(
                 isinstance(a, Tensor) and a.dtype != dtype for a in args[1:] + tuple(kwargs.values())):
             return fn(*args, **kwargs)
         if args:
@@ -42,9 +42,6 @@ def half_stays_half(fn):
             kwargs["input"] = x.float()
         return fn(*args, **kwargs).to(dtype)
     return call
-
-
-_HALVES = (dtypes.float16, dtypes.bfloat16)
 
 
 def _float_input(input, fn, min_dims):
@@ -169,12 +166,12 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         if weight.shape != shape:
             raise ValueError(f"{fn}: weight must have shape {shape} (normalized_shape), got {weight.shape}")
     dtype = x.dtype
-    if dtype in _HALVES:       # torch computes halves in float32, rounded back once
+    if dtype in dtypes.HALVES:       # torch computes halves in float32, rounded back once
         x = x.float()
     eps = _EPS[x.dtype.name] if eps is None else eps    # of the computing dtype, as torch's
     out = x * ((x * x).mean(dim=tuple(range(-len(shape), 0)), keepdim=True) + eps).rsqrt()
     out = out if weight is None else out * weight
-    return out if dtype not in _HALVES else out.to(dtype)
+    return out if dtype not in dtypes.HALVES else out.to(dtype)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):

@@ -7,8 +7,6 @@ from gt.nn.parameter import Parameter
 from gt.ops import linalg
 from gt.tensor import Tensor, ones, zeros
 
-_HALVES = (dtypes.float16, dtypes.bfloat16)
-
 
 class LayerNorm(Module):
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last ``len(normalized_shape)``
@@ -49,7 +47,7 @@ class LayerNorm(Module):
                              f"normalized_shape {self.normalized_shape}")
         weight, bias = self.weight, self.bias
         F._check_affine("LayerNorm", shape, weight, bias)
-        if x.dtype in _HALVES and weight is not None and weight.dtype != x.dtype and not amp.is_autocast_enabled():
+        if x.dtype in dtypes.HALVES and weight is not None and weight.dtype != x.dtype and not amp.is_autocast_enabled():
             # torch's mixed-dtype kernel: computed in float32, answered in the input's dtype
             return linalg.LayerNorm.apply(x.float(), weight, bias, len(shape), self.eps).to(x.dtype)
         return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)

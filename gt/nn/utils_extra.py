@@ -35,7 +35,7 @@ def _vector_norm(x, ord):
         return (x != 0).sum().to(x.dtype)
     if ord in (2.0, 1.0, math.inf, -math.inf) or ord > 0:
         return x.norm(ord)
-    if x.dtype in (dtypes.float16, dtypes.bfloat16):     # summed in float32 and rounded back, as torch does
+    if x.dtype in dtypes.HALVES:     # summed in float32 and rounded back, as torch does
         return ((x.float().abs() ** ord).sum() ** (1.0 / ord)).to(x.dtype)
     return (x.abs() ** ord).sum() ** (1.0 / ord)
 

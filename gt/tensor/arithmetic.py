@@ -246,12 +246,16 @@ class ArithmeticMethods:
         """exp(x) / sum(exp(x)) along ``axis`` (default -1), computed stably; in ``dtype`` when
         given (the input cast first, as torch's)."""
         x = _floating(self if dtype is None else self.to(dtype))
+        if x.dtype in dtypes.HALVES:     # torch's CPU kernel computes halves in float32, rounded once
+            return x.float().softmax(axis, dim=dim).to(x.dtype)
         return act.Softmax.apply(x, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
 
     def log_softmax(self, axis=None, dtype=None, *, dim=None):
         """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable); in
         ``dtype`` when given."""
         x = _floating(self if dtype is None else self.to(dtype))
+        if x.dtype in dtypes.HALVES:     # as softmax: in float32, rounded once
+            return x.float().log_softmax(axis, dim=dim).to(x.dtype)
         return act.LogSoftmax.apply(x, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
 
     def masked_fill(self, mask, value):

@@ -26,6 +26,7 @@ from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
 from gt.tensor.inplace_math import _inplace_method
+from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -36,50 +37,7 @@ FrexpResult = collections.namedtuple("frexp", ["mantissa", "exponent"])
 # the exact value keeps each element's place: sharded inputs stay sharded (gt/tensor/rules.py)
 RULES[ExactValue] = elementwise
 
-_INT_RANK = {dtypes.bool_: 0, dtypes.int32: 1, dtypes.int64: 2}
-_FLOAT_RANK = {dtypes.float16: 0, dtypes.bfloat16: 0, dtypes.float32: 1, dtypes.float64: 2}
 _WIDTH = {dtypes.int32: 32, dtypes.int64: 64}
-
-
-# ---- torch's type promotion ----------------------------------------------------------------------
-def _promote(a, b):
-    """torch.promote_types of two gt dtypes."""
-    if a == b:
-        return a
-    fa, fb = a.is_floating_point, b.is_floating_point
-    if fa and fb:
-        if _FLOAT_RANK[a] == _FLOAT_RANK[b]:       # float16 with bfloat16
-            return dtypes.float32
-        return a if _FLOAT_RANK[a] > _FLOAT_RANK[b] else b
-    if fa or fb:
-        return a if fa else b
-    return a if _INT_RANK[a] > _INT_RANK[b] else b
-
-
-def _combine(higher, lower):
-    """torch's rule for a lower-priority group of operands (0-d tensors, then Python numbers): it
-    decides the dtype only where it is of a higher category (bool < integer < float)."""
-    if higher is None or lower is None:
-        return lower if higher is None else higher
-    if higher.is_floating_point:
-        return higher
-    if higher == dtypes.bool_ or lower.is_floating_point:
-        return _promote(higher, lower)
-    return higher
-
-
-def result_dtype(*operands):
-    """The dtype torch gives a function of ``operands`` (tensors and Python numbers): tensors
-    with dimensions first, then 0-d tensors, then numbers (a Python float: the default float)."""
-    groups = [None, None, None]
-    for x in operands:
-        if isinstance(x, Tensor):
-            k, dt = (0 if x.ndim else 1), x.dtype
-        else:
-            k = 2
-            dt = dtypes.bool_ if isinstance(x, bool) else dtypes.int64 if isinstance(x, int) else dtypes.default_float
-        groups[k] = dt if groups[k] is None else _promote(groups[k], dt)
-    return _combine(groups[0], _combine(groups[1], groups[2]))
 
 
 def _wrap_int(value, dtype):

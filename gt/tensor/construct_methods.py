@@ -7,12 +7,15 @@ they are built of (slicing, indexing, reshape, cat, sum).
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import functools
+
 from gt import dtypes
 from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis, numel
 from gt.tensor.arithmetic import _operand
 from gt.tensor.index_methods import searchsorted
+from gt.tensor.promotion import promote_types
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -36,13 +39,10 @@ def _own_memory(out, maybe_view=True):
     return out.clone() if maybe_view else out
 
 
-_RANK = (dtypes.bool_, dtypes.int32, dtypes.int64, dtypes.float16, dtypes.bfloat16, dtypes.float32, dtypes.float64)
-
-
 def promoted(tensors):
-    """The tensors in one dtype, torch's result type of them all (the widest; floats over ints).
-    One case differs: float16 with bfloat16 gives bfloat16 here, float32 in torch."""
-    target = max((t.dtype for t in tensors), key=_RANK.index)
+    """The tensors in one dtype, torch's promotion of them all (the widest; floats over ints;
+    float16 with bfloat16 gives float32)."""
+    target = functools.reduce(promote_types, (t.dtype for t in tensors))
     return [t if t.dtype == target else t.to(target) for t in tensors]
 
 

@@ -93,7 +93,7 @@ class ExtraMethods:
         """Round to the nearest integer (halves to even, as torch), or to ``decimals`` places."""
         if decimals == 0:
             return self._rounding("round")
-        if self.dtype in (dtypes.float16, dtypes.bfloat16):
+        if self.dtype in dtypes.HALVES:
             # computed in float32 and rounded back, as torch does (123.456 * 1000 overflows float16)
             return self.to(dtypes.float32).round(decimals).to(self.dtype)
         if decimals > 0:
@@ -153,7 +153,7 @@ class ExtraMethods:
         ``"nuc"``: a matrix's nuclear norm. A p-norm's gradient is 0 where it is 0 (torch's).
         ``dtype``: computed in it (a cast first)."""
         x = _floating(self if dtype is None else self.to(dtype))
-        if x.dtype in (dtypes.float16, dtypes.bfloat16) and p != math.inf and p != -math.inf:
+        if x.dtype in dtypes.HALVES and p != math.inf and p != -math.inf:
             # summed in float32 and rounded back, as torch does (squares of half values overflow)
             return x.to(dtypes.float32).norm(p, dim, keepdim).to(x.dtype)
         if p == "nuc":

@@ -17,14 +17,22 @@ def _tensors(tensors, op):
     return tensors
 
 
+def _one_dtype(tensors):
+    """The tensors in torch's result dtype of them all: the engines' own joins would promote
+    int32 with float32 to float64 (numpy's rule)."""
+    if all(t.dtype == tensors[0].dtype for t in tensors):
+        return tensors
+    target = result_dtype(*tensors)
+    return [t if t.dtype == target else t.to(target) for t in tensors]
+
+
 def cat(tensors, axis=None, *, dim=None):
     """Join tensors along an existing axis; every other axis must match. Empty 1-D tensors are
     skipped, as torch's legacy rule has it (their dtype still counts)."""
-    tensors = _tensors(tensors, "cat")
+    tensors = _one_dtype(_tensors(tensors, "cat"))
     kept = [t for t in tensors if t.shape != (0,)]
     if len(kept) < len(tensors):
-        target = result_dtype(*tensors)
-        tensors = [t if t.dtype == target else t.to(target) for t in (kept or tensors)]
+        tensors = kept or tensors
         if not kept:                      # all of them: a (0,) tensor, whatever the dim, as torch
             axis, dim = None, 0
     first = tensors[0]
@@ -43,7 +51,7 @@ concatenate = cat
 
 def stack(tensors, axis=None, *, dim=None):
     """Join same-shape tensors along a new axis."""
-    tensors = _tensors(tensors, "stack")
+    tensors = _one_dtype(_tensors(tensors, "stack"))
     first = tensors[0]
     for i, t in enumerate(tensors[1:], 1):
         if t.shape != first.shape:
@@ -152,3 +160,16 @@ def _correction(dim, unbiased, correction):
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     return dim, correction
+
+
+def nuclear_norm(input, dim=None, keepdim=False):
+    """The sum of the singular values of each matrix in the last two dims of ``input`` (..., m, n),
+    or over the two dims ``dim``, as ``torch.nuclear_norm``; ``nuclear_norm(x, True)`` keeps the
+    dims (torch's other form). ``gt.linalg.matrix_norm(x, 'nuc')`` is the current spelling."""
+    if isinstance(dim, bool):               # nuclear_norm(x, keepdim)
+        dim, keepdim = None, dim
+    if not isinstance(input, Tensor):
+        input = _operand(input, "nuclear_norm")
+    if input.ndim < 2:
+        raise RuntimeError(f"nuclear_norm: the input tensor must have at least 2 dimensions, got shape {input.shape}")
+    return input.norm("nuc", (-2, -1) if dim is None else dim, keepdim)

@@ -174,14 +174,26 @@ def _cutoff(top, m, n, atol, rtol, dtype):
     return (top * rtol).clamp_min(0.0 if atol is None else float(atol))
 
 
-def pinv(A, *, atol=None, rtol=None, hermitian=False):
+def _legacy_tolerance(fn, value, name, atol, rtol):
+    """torch's older positional tolerance (``pinv``'s ``rcond``, ``matrix_rank``'s ``tol``): a
+    number or a one-element tensor, never with ``atol``/``rtol``."""
+    if atol is not None or rtol is not None:
+        raise TypeError(f"{fn}(): pass {name} or atol/rtol, not both (got {name}={value!r}, atol={atol!r}, "
+                        f"rtol={rtol!r})")
+    return float(value)
+
+
+def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     """The Moore-Penrose pseudo-inverse (..., n, m) of A (..., m, n), through the SVD: singular values
     at or below ``max(atol, rtol * largest)`` count as 0; ``rtol`` defaults to eps * max(m, n) when
     neither is given, to 0 when ``atol`` > 0 (torch's). The gradient is torch's for full-rank A
     (for a rank-deficient one gt differentiates the SVD, torch its own pinv formula).
     ``hermitian=True`` asks for a square A and takes it as symmetric, computing through the SVD too
     (torch reads only A's lower triangle then; the same values for a symmetric A). ``atol`` and
-    ``rtol`` are numbers here (torch also takes tensors)."""
+    ``rtol`` are numbers here (torch also takes tensors). ``rcond`` (torch's older form,
+    positional): ``rtol=rcond``."""
+    if rcond is not None:
+        atol, rtol = 0.0, _legacy_tolerance("linalg.pinv", rcond, "rcond", atol, rtol)
     A = matrix_input(A, "linalg.pinv", square=bool(hermitian))
     m, n = A.shape[-2:]
     u, s, vh = svd(A, full_matrices=False)

@@ -102,6 +102,9 @@ class ReductionMethods:
         if dtype is not None:
             return self.to(dtype).var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                       correction=correction)
+        if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
+            return self.float().var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
+                                    correction=correction).to(self.dtype)
         if correction is not None:
             ddof = correction
         elif unbiased is not None:
@@ -116,6 +119,9 @@ class ReductionMethods:
 
     def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
+        if self.dtype in dtypes.HALVES and dtype is None:   # the root taken in float32 too: one rounding
+            return self.float().std(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
+                                    correction=correction, out=out).to(self.dtype)
         var = self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
                        dtype=dtype, out=out)
         return reduction_ops.StdFromVar.apply(var)    # a zero gradient over a constant slice, as torch

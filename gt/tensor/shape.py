@@ -8,7 +8,8 @@ import warnings
 from gt import dtypes
 from gt.tensor._args import _pick, _varargs
 from gt.backend import B
-from gt.tensor import checks
+from gt.tensor import checks, dispatch
+from gt.tensor.info_methods import _SIZES
 from gt.tensor.index_order import torch_index, torch_order
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel
@@ -26,7 +27,19 @@ class ShapeMethods:
         # the same shape too: a new tensor (a view, on the tape), never ``self``, as torch's
         return shape_ops.Reshape.apply(self, target)
 
-    view = reshape
+    def view(self, *sizes, size=None, dtype=None):
+        """``view(*shape)``: ``reshape`` (torch's keyword ``size=`` too). ``view(dtype)``: the same
+        memory read as ``dtype``, bit for bit (float32 <-> int32, float64 <-> int64); into a
+        dtype of another width the last dim scales (float32 (2, 4) as float16 is (2, 8)) and
+        must be contiguous. The result shares memory with this tensor and records no gradient,
+        as torch's."""
+        if dtype is None and len(sizes) == 1 and isinstance(sizes[0], dtypes.DType):
+            dtype, sizes = sizes[0], ()
+        if dtype is None:
+            return self.reshape(*sizes, shape=size)
+        if sizes or size is not None:
+            raise TypeError("view(): pass either a shape or a dtype, not both")
+        return _view_as_dtype(self, dtypes.to_dtype(dtype))
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
@@ -245,3 +258,25 @@ def _infer_shape(op, current, target):
             f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target} ({numel(target)} elements)"
         )
     return target
+
+
+def _view_as_dtype(x, dtype):
+    """``x.view(dtype)``: its memory read as ``dtype`` (see ``ShapeMethods.view``), with torch's checks."""
+    if dtype == x.dtype:
+        return x.detach().reshape(x.shape)
+    old, new = x.element_size(), _SIZES[dtype.name]
+    if old != new:
+        name = f"view {dtypes.torch_type_name(x.dtype.name)} as {dtypes.torch_type_name(dtype.name)}"
+        if x.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 to {name} (different element sizes)")
+        if x.stride(-1) != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 to {name} (different element sizes), "
+                               f"but got {x.stride(-1)}")
+        if (x.shape[-1] * old) % new:
+            raise RuntimeError(f"self.size(-1) must be divisible by {new // old if new > old else 1} to {name} "
+                               f"(different element sizes), but got {x.shape[-1]}")
+    native = B.native_dtype(dtype)
+    if old == new:    # element for element: shards stay where they are
+        return dispatch.map_local(lambda a: a.view(native), [x.detach()])
+    return Tensor._wrap(x.detach()._data.view(native))
+

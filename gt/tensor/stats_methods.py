@@ -285,6 +285,8 @@ class StatsMethods:
         """
         if not self.dtype.is_floating_point:
             raise TypeError(f"logcumsumexp: expected a float tensor, got {self.dtype!r} (torch refuses integers too)")
+        if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
+            return self.float().logcumsumexp(dim).to(self.dtype)
         xm, axis = _last(self, dim, "logcumsumexp")
         n, out, step = xm.shape[-1], xm, 1
         # an inclusive scan by doubling steps (log2(n) logaddexp's): out[i] gathers x[i - 2 * step + 1 .. i]
