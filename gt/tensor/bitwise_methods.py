@@ -25,6 +25,7 @@ from gt.tensor.arithmetic import _operand, where
 from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
+from gt.tensor.info_methods import _SIZES
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
@@ -332,9 +333,31 @@ def _float_power_(self, exponent):
     return _inplace_method("float_power", False)(self, exponent)
 
 
+def view_as_dtype(x, dtype):
+    """``x.view(dtype)``: its memory read as ``dtype`` (see ``ShapeMethods.view``), with torch's checks."""
+    if dtype == x.dtype:
+        return x.detach().reshape(x.shape)
+    old, new = x.element_size(), _SIZES[dtype.name]
+    if old != new:
+        name = f"view {dtypes.torch_type_name(x.dtype.name)} as {dtypes.torch_type_name(dtype.name)}"
+        if x.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 to {name} (different element sizes)")
+        if x.stride(-1) != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 to {name} (different element sizes), "
+                               f"but got {x.stride(-1)}")
+        if (x.shape[-1] * old) % new:
+            raise RuntimeError(f"self.size(-1) must be divisible by {new // old if new > old else 1} to {name} "
+                               f"(different element sizes), but got {x.shape[-1]}")
+    native = B.native_dtype(dtype)
+    if old == new:    # element for element: shards stay where they are
+        return map_local(lambda a: a.view(native), [x.detach()])
+    return Tensor._wrap(x.detach()._data.view(native))
+
+
 class BitwiseMethods:
     __slots__ = ()
 
+    _view_as_dtype = view_as_dtype
     bitwise_and, bitwise_or, bitwise_xor, bitwise_not = bitwise_and, bitwise_or, bitwise_xor, bitwise_not
     bitwise_left_shift, bitwise_right_shift = bitwise_left_shift, bitwise_right_shift
     gcd, lcm, fmod, fmax, fmin, float_power, copysign = gcd, lcm, fmod, fmax, fmin, float_power, copysign

@@ -8,8 +8,7 @@ import warnings
 from gt import dtypes
 from gt.tensor._args import _pick, _varargs
 from gt.backend import B
-from gt.tensor import checks, dispatch
-from gt.tensor.info_methods import _SIZES
+from gt.tensor import checks
 from gt.tensor.index_order import torch_index, torch_order
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel
@@ -39,7 +38,7 @@ class ShapeMethods:
             return self.reshape(*sizes, shape=size)
         if sizes or size is not None:
             raise TypeError("view(): pass either a shape or a dtype, not both")
-        return _view_as_dtype(self, dtypes.to_dtype(dtype))
+        return self._view_as_dtype(dtypes.to_dtype(dtype))   # bitwise_methods.py: bits read anew
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
@@ -64,6 +63,9 @@ class ShapeMethods:
         """Swap axes ``dim0`` and ``dim1`` (with no arguments: the last two)."""
         a, b = dim0, dim1
         if self.ndim < 2 and (a, b) == (-2, -1):
+            return self
+        if self.ndim == 0:      # torch takes dims 0 and -1 of a 0-d tensor (as of a 1-d one)
+            normalize_axis(a, 1, "transpose"), normalize_axis(b, 1, "transpose")
             return self
         axes = list(range(self.ndim))
         a, b = normalize_axis(a, self.ndim, "transpose"), normalize_axis(b, self.ndim, "transpose")
@@ -258,25 +260,4 @@ def _infer_shape(op, current, target):
             f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target} ({numel(target)} elements)"
         )
     return target
-
-
-def _view_as_dtype(x, dtype):
-    """``x.view(dtype)``: its memory read as ``dtype`` (see ``ShapeMethods.view``), with torch's checks."""
-    if dtype == x.dtype:
-        return x.detach().reshape(x.shape)
-    old, new = x.element_size(), _SIZES[dtype.name]
-    if old != new:
-        name = f"view {dtypes.torch_type_name(x.dtype.name)} as {dtypes.torch_type_name(dtype.name)}"
-        if x.ndim == 0:
-            raise RuntimeError(f"self.dim() cannot be 0 to {name} (different element sizes)")
-        if x.stride(-1) != 1:
-            raise RuntimeError(f"self.stride(-1) must be 1 to {name} (different element sizes), "
-                               f"but got {x.stride(-1)}")
-        if (x.shape[-1] * old) % new:
-            raise RuntimeError(f"self.size(-1) must be divisible by {new // old if new > old else 1} to {name} "
-                               f"(different element sizes), but got {x.shape[-1]}")
-    native = B.native_dtype(dtype)
-    if old == new:    # element for element: shards stay where they are
-        return dispatch.map_local(lambda a: a.view(native), [x.detach()])
-    return Tensor._wrap(x.detach()._data.view(native))
 
