@@ -268,9 +268,9 @@ def test_verbose_is_gone_as_in_torch_2_13(name):
 
 def test_bad_arguments_are_refused():
     S, opt = gt.optim.lr_scheduler, make_opt(gt)
-    with pytest.raises(ValueError, match="StepLR: step_size must be a positive int, got 2.0"):
-        S.StepLR(opt, 2.0)
-    with pytest.raises(ValueError, match="CosineAnnealingLR: T_max must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="StepLR: step_size must be a positive number, got -2.0"):
+        S.StepLR(opt, -2.0)
+    with pytest.raises(ValueError, match="CosineAnnealingLR: T_max must be a positive number, got 0"):
         S.CosineAnnealingLR(opt, 0)
     with pytest.raises(ValueError, match="LambdaLR: expected 2 lr_lambdas \\(one per param group\\), got 3"):
         S.LambdaLR(opt, [lambda e: 1.0] * 3)

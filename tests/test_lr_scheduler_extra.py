@@ -235,7 +235,7 @@ def _bad(S, o):
         "min_lr must have the same length .* min_lr has 3 values": (
             ValueError, lambda: S.ReduceLROnPlateau(o, min_lr=[0, 0, 0])),
         "metrics must be a number or a 1-element tensor, got 'x'": (
-            TypeError, lambda: S.ReduceLROnPlateau(o).step("x")),
+            ValueError, lambda: S.ReduceLROnPlateau(o).step("x")),     # torch's float("x") raises ValueError
         "expected positive integer T_0, but got 0": (ValueError, lambda: S.CosineAnnealingWarmRestarts(o, 0)),
         "integer T_mult >= 1, but got 1.5": (ValueError, lambda: S.CosineAnnealingWarmRestarts(o, 2, T_mult=1.5)),
         "float or int eta_min, but got '0'": (ValueError, lambda: S.CosineAnnealingWarmRestarts(o, 2, eta_min="0")),

@@ -246,8 +246,7 @@ class LBFGS(Optimizer):
         if len(saved_groups[0]["params"]) != len(group["params"]):
             raise ValueError(f"parameter group 0: the loaded state dict has {len(saved_groups[0]['params'])} "
                              f"parameters, this optimizer has {len(group['params'])}")
-        new_group = dict(saved_groups[0], params=group["params"])
-        self._check_group(new_group)
+        new_group = dict(saved_groups[0], params=group["params"])   # not checked, as torch (see Optimizer)
         numel, dtype = self._numel(), self._params[0].dtype
         state = {}
         for key, saved in saved_state.items():

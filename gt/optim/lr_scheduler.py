@@ -11,13 +11,20 @@ defined in lr_schedulers_extra.py and re-exported here.
 """
 
 import math
+import numbers
 
 from gt.optim.lr_scheduler_base import _Chainable, _check_optimizer, _lambdas, _LambdaState
 
+__all__ = ["LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
+           "SequentialLR", "CosineAnnealingLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR",
+           "CosineAnnealingWarmRestarts", "OneCycleLR", "PolynomialLR", "LRScheduler"]   # torch's
 
-def _positive_int(sched, name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{sched}: {name} must be a positive int, got {value!r}")
+
+def _positive_number(sched, name, value):
+    # torch takes any positive number (a float T_max such as steps / 2 is common); zero, negatives,
+    # nan and inf give torch a ZeroDivisionError or a meaningless schedule: refused here
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ValueError(f"{sched}: {name} must be a positive number, got {value!r}")
 
 
 class StepLR(_Chainable):
@@ -26,12 +33,12 @@ class StepLR(_Chainable):
 
         >>> sched = gt.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)
 
-    Differs from torch: a ``step_size`` that is not a positive int is refused here (torch fails
-    later, dividing by it).
+    Differs from torch: a ``step_size`` that is not a positive number is refused here (torch fails
+    later, dividing by it, or steps on a meaningless schedule).
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        _positive_int("StepLR", "step_size", step_size)
+        _positive_number("StepLR", "step_size", step_size)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -53,11 +60,11 @@ class CosineAnnealingLR(_Chainable):
 
         >>> sched = gt.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
 
-    Differs from torch: a ``T_max`` that is not a positive int is refused here.
+    Differs from torch: a ``T_max`` that is not a positive number is refused here.
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        _positive_int("CosineAnnealingLR", "T_max", T_max)
+        _positive_number("CosineAnnealingLR", "T_max", T_max)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 

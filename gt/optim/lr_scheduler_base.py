@@ -1,9 +1,9 @@
-"""The base class of gt's learning-rate schedules, and torch's chainable stepping.
+"""The base class of gt's learning-rate schedules: torch's ``LRScheduler``, with its chainable stepping.
 
-``LRScheduler`` holds a closed form's machinery (a subclass writes ``_lr(base_lr, epoch, index)``);
-``_Chainable`` adds torch's chainable stepping, which every schedule of gt uses (lr_scheduler.py,
-lr_schedulers_extra.py, lr_schedulers_cyclic.py): ``get_lr()`` may read the groups' current lrs,
-so the values are torch's to the bit, and schedules compose.
+``get_lr()`` may read the groups' current lrs, so the values are torch's to the bit and schedules
+compose; ``step(epoch)`` (deprecated) takes ``_get_closed_form_lr()`` where a schedule has one. A
+subclass written for torch (``get_lr``, ``_get_closed_form_lr``, ``_step_count``, ``_is_initial``,
+``_get_lr_called_within_step``) works unchanged.
 """
 
 import types
@@ -48,12 +48,18 @@ def _lambdas(name, optimizer, lr_lambda):
 
 
 class LRScheduler:
-    """Base class: subclasses write ``_lr(base_lr, epoch, group_index)`` (a closed form), or override
-    ``get_lr()`` (one lr per group, as torch's subclasses do)."""
+    """Base class, torch's: a subclass overrides ``get_lr()`` (one lr per group; it may read the
+    groups' current lrs, torch's chainable form) and optionally ``_get_closed_form_lr()`` (used by the
+    deprecated ``step(epoch)``). gt's older hook still works: ``_lr(base_lr, epoch, group_index)``, a
+    closed form, is what the default ``get_lr()`` calls.
+
+    ``_is_initial`` is true during the step the constructor makes (torch's ``_initial_step``);
+    ``_step_count`` counts steps and ``_get_lr_called_within_step`` is true inside ``step()``, as
+    torch's (the three are in ``state_dict()`` under torch's names).
+    """
 
     def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs a gt.optim.Optimizer, got {type(optimizer).__name__}")
+        _check_optimizer(type(self).__name__, optimizer)
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -63,56 +69,8 @@ class LRScheduler:
                                "the optimizer state of the run that created the scheduler")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self.step()
-
-    def _lr(self, base_lr, epoch, index):
-        raise NotImplementedError
-
-    def get_lr(self):
-        """The learning rates of the current epoch, one per parameter group."""
-        return [self._lr(base, self.last_epoch, i) for i, base in enumerate(self.base_lrs)]
-
-    def step(self):
-        """Advance one epoch and set every group's lr."""
-        self.last_epoch += 1
-        self._last_lr = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
-
-    def get_last_lr(self):
-        """The learning rates the last ``step()`` set, one per parameter group."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """Everything but the optimizer (and functions, which do not pickle reliably)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-
-    def load_state_dict(self, state_dict):
-        """Restore ``state_dict()``'s values (torch's keys; an older gt's ``_in_step`` is dropped)."""
-        self.__dict__.update({k: v for k, v in state_dict.items() if k != "_in_step"})
-
-
-class _LRScheduler(LRScheduler):
-    """torch's old name of ``LRScheduler`` (a subclass, as in torch, so its ``__name__`` differs)."""
-
-
-class _Chainable(LRScheduler):
-    """Base of torch's chainable schedules: ``get_lr()`` reads the groups' current lrs.
-
-    ``_is_initial`` is true during the step the constructor makes (torch's ``_initial_step``);
-    ``_step_count`` counts steps and ``_get_lr_called_within_step`` is true inside ``step()``, as torch's
-    (the three are in ``state_dict()`` under torch's names).
-    """
-
-    def __init__(self, optimizer, last_epoch=-1):
-        _check_optimizer(type(self).__name__, optimizer)
         self._get_lr_called_within_step = False
-        self._step_count = 0
-        self._is_initial = True
-        try:
-            super().__init__(optimizer, last_epoch)
-        finally:
-            self._is_initial = False
+        self._initial_step()
 
     def _initial_step(self):
         self._step_count = 0
@@ -121,6 +79,15 @@ class _Chainable(LRScheduler):
             self.step()
         finally:
             self._is_initial = False
+
+    def _lr(self, base_lr, epoch, index):
+        raise NotImplementedError(f"{type(self).__name__} must override get_lr() (or _lr())")
+
+    def get_lr(self):
+        """The learning rates of the epoch ``step()`` moves to, one per parameter group."""
+        if type(self)._lr is LRScheduler._lr:
+            raise NotImplementedError(f"{type(self).__name__} must override get_lr()")
+        return [self._lr(base, self.last_epoch, i) for i, base in enumerate(self.base_lrs)]
 
     def _current(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -149,9 +116,38 @@ class _Chainable(LRScheduler):
                 values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values):
+        self._set_lrs(values)
+
+    def _set_lrs(self, values):
+        values, groups = list(values), self.optimizer.param_groups
+        if len(values) != len(groups):
+            # torch's strict zip raises here too: a group added after the scheduler has no schedule
+            raise ValueError(f"{type(self).__name__} computed {len(values)} learning rates for {len(groups)} "
+                             "param groups (a group added to the optimizer after the scheduler was made?)")
+        for group, lr in zip(groups, values):
             group["lr"] = lr
         self._last_lr = self._current()
+
+    def get_last_lr(self):
+        """The learning rates the last ``step()`` set, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """Everything but the optimizer, as torch's."""
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        """Restore ``state_dict()``'s values (torch's keys; an older gt's ``_in_step`` is dropped)."""
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "_in_step"})
+
+
+class _LRScheduler(LRScheduler):
+    """torch's old name of ``LRScheduler`` (a subclass, as in torch, so its ``__name__`` differs)."""
+
+
+class _Chainable(LRScheduler):
+    """gt's schedules in torch's chainable form (every one of lr_scheduler.py, lr_schedulers_extra.py,
+    lr_schedulers_cyclic.py and swa_lr.py): ``get_lr()`` reads the groups' current lrs."""
 
 
 class _LambdaState:

@@ -106,8 +106,9 @@ class ReduceLROnPlateau(LRScheduler):
 
 
 def _as_float(metrics):
+    # float() raises torch's types: ValueError for a tensor of several elements or a non-number string
     try:
-        return float(metrics.item() if hasattr(metrics, "item") else metrics)
-    except (TypeError, ValueError):
-        raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number or a 1-element tensor, "
-                        f"got {metrics!r}") from None
+        return float(metrics)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"ReduceLROnPlateau.step: metrics must be a number or a 1-element tensor, "
+                      f"got {metrics!r} ({e})") from None

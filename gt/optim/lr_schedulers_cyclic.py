@@ -165,9 +165,7 @@ class CosineAnnealingWarmRestarts(_Chainable):
             lrs = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = lr
-        self._last_lr = self._current()
+        self._set_lrs(lrs)
 
     def _go_to(self, epoch):
         if epoch >= self.T_0:

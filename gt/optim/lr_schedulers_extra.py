@@ -247,7 +247,7 @@ class SequentialLR(LRScheduler):
 
 
 def _initial_step(sched):
-    if isinstance(sched, _Chainable):
+    if isinstance(sched, LRScheduler):
         sched._initial_step()
     else:
         sched.step()
@@ -255,9 +255,9 @@ def _initial_step(sched):
 
 def _restart(sched):
     """torch's ``_update_lr(0)``: epoch 0 in the closed form where there is one."""
-    if isinstance(sched, _Chainable):
+    if isinstance(sched, LRScheduler) and not hasattr(sched, "_schedulers"):
         sched._update_lr(0)
-    else:   # a closed form written on LRScheduler's _lr: stepping from -1 computes epoch 0
+    else:   # a nested SequentialLR/ChainedScheduler (torch's raises there): start it again from epoch -1
         sched.last_epoch = -1
         sched.step()
 

@@ -255,7 +255,8 @@ class Optimizer:
                                  f"parameters, this optimizer has {len(group['params'])}")
             by_index.update(zip(saved["params"], group["params"]))
             new_group = dict(saved, params=group["params"])
-            self._check_group(new_group)
+            # the lr unchecked, as torch's: a schedule can leave -1e-18 in a checkpoint (LinearLR to 0)
+            self._check_group({k: v for k, v in new_group.items() if k != "lr"})
             groups.append(new_group)
         state = {}
         for key, saved in saved_state.items():
