@@ -10,6 +10,8 @@ as factors (gt/autograd/deferred.py) is made into its product. Tensor hooks (``r
 run as in a backward, and ``retain_grad()`` tensors on those paths get their ``.grad`` as in torch.
 """
 
+import warnings
+
 from gt.autograd import function, hooks
 from gt.autograd.backward import _seed, backward_one, finish, topological_order, walk
 from gt.autograd.buffers import PendingGrads
@@ -19,8 +21,8 @@ from gt.backend import B
 _USED = "appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior."
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
-         materialize_grads=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of ``outputs`` with respect to ``inputs``: a tuple, one tensor per input, of
     that input's shape and dtype (on a mesh, its placement), summed over the outputs.
 
@@ -31,26 +33,82 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     ``materialize_grads``). ``retain_graph`` (default: ``create_graph``) keeps the ops walked for
     another backward. ``create_graph=True`` records the gradients themselves, so they can be
     differentiated again (gt/autograd/graph_walk.py; ops without a recorded backward are named in
-    the error, and tensors sharded over devices are refused).
+    the error, and tensors sharded over devices are refused). ``inputs`` may be a dict
+    ``{name: tensor}``: the gradients are then a dict with its keys. ``is_grads_batched``: the first
+    dimension of every ``grad_outputs`` tensor is a batch of gradients to start from; the results
+    get that dimension too (torch vmaps the backward; gt walks once per batch element).
+    ``only_inputs`` is torch's deprecated argument, ignored (a warning when False).
 
         >>> x = gt.tensor([1.0, 2.0], requires_grad=True)
         >>> gt.autograd.grad((x * x).sum(), x)[0].tolist()
         [2.0, 4.0]
     """
     Tensor = function.Tensor
+    if not only_inputs:
+        warnings.warn("only_inputs argument is deprecated and is ignored now (defaults to True). To accumulate "
+                      "gradient for other parts of the graph, please use torch.autograd.backward.", FutureWarning,
+                      stacklevel=2)
     if allow_unused is None:
         allow_unused = materialize_grads
     elif materialize_grads and not allow_unused:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, but got: "
                          "allow_unused=False.")
-    outputs, inputs = _tensors(outputs, "outputs"), _tensors(inputs, "inputs")
+    names = list(inputs) if isinstance(inputs, dict) else None
+    outputs, inputs = _tensors(outputs, "outputs"), _tensors(list(inputs.values()) if names else inputs, "inputs")
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    got = _walk(outputs, grad_outputs, retain_graph, create_graph, {id(t) for t in inputs})
-    return _results(inputs, got, allow_unused, materialize_grads, (lambda g: g) if create_graph else Tensor._from_value)
+    if is_grads_batched:
+        result = _batched(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads)
+    else:
+        got = _walk(outputs, grad_outputs, retain_graph, create_graph, {id(t) for t in inputs})
+        result = _results(inputs, got, allow_unused, materialize_grads, create_graph,
+                          (lambda g: g) if create_graph else Tensor._from_value)
+    return dict(zip(names, result)) if names else result
+
+
+def _batched(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
+    """``grad(..., is_grads_batched=True)``: one walk per batch element of ``grad_outputs`` (torch
+    vmaps one walk over them), the gradients stacked along a new first dimension."""
+    Tensor = function.Tensor
+    given = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs or [None] * len(outputs))
+    sizes = set()
+    for i, (out, g) in enumerate(zip(outputs, given)):
+        if not isinstance(g, Tensor) or g.ndim == 0:
+            raise RuntimeError("vmap: Expected all tensors to have the same size in the mapped dimension: "
+                               "is_grads_batched=True needs a batched grad_output for each output")
+        if tuple(g.shape[1:]) != tuple(out.shape):
+            raise RuntimeError(f"If `is_grads_batched=True`, we interpret the first dimension of each grad_output "
+                               f"as the batch dimension. The sizes of the remaining dimensions are expected to match "
+                               f"the shape of corresponding output, but a mismatch was detected: grad_output[{i}] has "
+                               f"a shape of {tuple(g.shape)} and output[{i}] has a shape of {tuple(out.shape)}. If you "
+                               f"only want some tensors in `grad_output` to be considered batched, consider using "
+                               f"vmap.")
+        sizes.add(g.shape[0])
+    if len(sizes) > 1:
+        raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes "
+                         f"{sorted(sizes)} for the mapped dimension")
+    n = sizes.pop() if sizes else 0
+    retain = create_graph if retain_graph is None else retain_graph
+    rows = [grad(outputs, inputs, [g[b] for g in given], retain or b < n - 1, create_graph,
+                 allow_unused=allow_unused) for b in range(n)]
+    got = {id(t): _stack([r[j] for r in rows]) for j, t in enumerate(inputs) if rows and rows[0][j] is not None}
+    # an unused input's materialized zeros are not batched, as torch's (it materializes after its vmap)
+    return _results(inputs, got, True, materialize_grads, create_graph, lambda g: g)
+
+
+def _stack(column):
+    """The tensors of ``column`` along a new first dimension (recorded when one requires grad: the
+    autograd layer has no ``stack`` op of its own, so the rows are written into zeros)."""
+    Tensor = function.Tensor
+    if not any(c.requires_grad for c in column):
+        return Tensor._wrap(B.stack([c._data for c in column], 0))
+    out = Tensor._wrap(B.zeros((len(column),) + tuple(column[0].shape), column[0].dtype))
+    for b, c in enumerate(column):
+        out[b] = c
+    return out
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
@@ -115,7 +173,7 @@ def _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs):
     finish()
 
 
-def _results(inputs, got, allow_unused, materialize_grads, wrap):
+def _results(inputs, got, allow_unused, materialize_grads, create_graph, wrap):
     """One gradient per input from the walk's ``got`` ({id: gradient}), each made a tensor by
     ``wrap``; an input no output reached raises, or is None (zeros with ``materialize_grads``)."""
     result = []
@@ -125,7 +183,9 @@ def _results(inputs, got, allow_unused, materialize_grads, wrap):
             raise RuntimeError(f"The differentiated Tensor at index {i} {_USED}" if len(inputs) > 1 else
                                f"One of the differentiated Tensors {_USED}")
         if g is None:
-            result.append(function.Tensor._wrap(B.zeros(t.shape, t.dtype)) if materialize_grads else None)
+            # torch's materialized zeros require grad when the gradients are recorded
+            zero = function.Tensor._wrap(B.zeros(t.shape, t.dtype)).requires_grad_(create_graph)
+            result.append(zero if materialize_grads else None)
         else:
             result.append(wrap(g))
     return tuple(result)
@@ -147,6 +207,8 @@ def _tensors(value, name, fn="grad"):
     """``value`` (a tensor or a sequence of them) as a list of tensors; TypeError otherwise."""
     Tensor = function.Tensor
     items = [value] if isinstance(value, Tensor) else value
+    if not isinstance(items, (list, tuple, str, bytes, dict)) and hasattr(items, "__iter__"):
+        items = list(items)     # a generator of tensors, as torch's tuple(inputs)
     if not isinstance(items, (list, tuple)) or not all(isinstance(t, Tensor) for t in items):
         raise TypeError(f"{fn}(): {name} must be a tensor or a sequence of tensors, got {value!r}")
     return list(items)
@@ -157,7 +219,7 @@ def _seeds(outputs, grad_outputs):
     Tensor = function.Tensor
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
-    grad_outputs = list(grad_outputs)
+    grad_outputs = list(grad_outputs)[:len(outputs)]     # torch zips: extra gradients are ignored
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
     seeds = []

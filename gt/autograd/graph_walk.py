@@ -16,6 +16,7 @@ hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors
 """
 
 from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, versions
+from gt.backend import B
 
 _FREED = (
     "trying to backward through a graph a second time (its saved values were freed by the first "
@@ -63,6 +64,10 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             if not isinstance(grads, tuple):
                 grads = (grads,)
             pairs = [(p, pg) for p, pg in zip(ctx.inputs, grads) if pg is not None and getattr(p, "requires_grad", False)]
+            tie = getattr(ctx, "grad_reads_input", False) or getattr(
+                ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx, "grad_reads_input", False)
+            if tie:
+                pairs = [(p, pg if pg.requires_grad else _Linked.apply(pg, p, again=tie == "again")) for p, pg in pairs]
             if own is not None:
                 pairs = node_hooks.run_post(own, ctx.inputs, pairs, g, _same, _same, function.Tensor)
             for parent, pg in pairs:
@@ -72,6 +77,28 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             if not retain_graph:
                 ctx.saved, ctx.inputs, ctx.released = None, (), True
     return got
+
+
+class _Linked(function.Function):
+    """``a`` itself, tied to ``x`` with a zero derivative: the recorded gradient of an op whose
+    gradient is piecewise constant in its input (``relu``, ``abs``, max pooling, marked
+    ``grad_reads_input``). torch's backward of such an op reads the input, so the gradient it
+    records requires grad and differentiates again to zeros; without the tie gt's would be a
+    constant, and a second ``gt.autograd.grad`` of it would raise instead. ``again``: the zeros it
+    gives ``x`` are tied too (torch's relu ties its gradient to its output, so every order does)."""
+
+    def forward(self, a, x, again=False):
+        self.again = again
+        return a
+
+    def backward(self, g):
+        x = self.inputs[1]
+        return g, B.zeros(x.shape, x.dtype)
+
+    def backward_graph(self, g):
+        x = self.inputs[1]
+        zeros = function.Tensor._wrap(B.zeros(x.shape, x.dtype))
+        return g, (_Linked.apply(zeros, x, again=True) if self.again else zeros)
 
 
 def _check_supported(order, runs):

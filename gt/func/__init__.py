@@ -20,7 +20,10 @@ How they are computed, where that differs from torch's functorch:
   generator (a draw from an explicit ``gt.Generator`` is not seen); ``'same'`` gives every
   element the same draws; ``'different'`` gives each its own. ``out_dims=None`` returns the first
   element's output and raises when the elements' outputs differ. ``chunk_size`` is checked and
-  changes nothing (one element at a time already).
+  changes nothing (one element at a time already). An empty batch runs ``func`` once on zeros of
+  an element's shape, for the shapes of the (empty) outputs. A change in place of an unmapped
+  input (``in_dims`` None, or a keyword argument) raises: it would repeat once per element (torch
+  refuses it where the value written is mapped, and makes it once otherwise).
 * As torch's, a transform differentiates also under the caller's ``no_grad`` (its results are
   then plain values).
 """

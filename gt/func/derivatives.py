@@ -6,6 +6,7 @@ import functools
 from gt.autograd import grad as _autograd_grad
 from gt.autograd import enable_grad, is_grad_enabled
 from gt.autograd.backward import topological_order
+from gt.backend import B
 from gt.tensor import Tensor, stack
 from gt.tensor.creation import eye, zeros
 from gt.tensor.functions import is_floating_point
@@ -106,6 +107,9 @@ def _split_aux(out, has_aux, api):
         return out, None
     if not (isinstance(out, tuple) and len(out) == 2):
         raise RuntimeError(f"{api}: output of function f should be a tuple: (output, aux) if has_aux is True")
+    for x in _flatten(out[1])[0]:
+        if not isinstance(x, Tensor):     # torch's transforms unwrap aux as tensors only
+            raise RuntimeError(f"Expected tensors, got unsupported type {type(x)}")
     return out
 
 
@@ -323,7 +327,14 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        return _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)")
+        # torch's forward mode runs func under vmap, whose 'error' mode refuses random draws
+        start = B.get_rng_state() if randomness == "error" else None
+        out = _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)")
+        if start is not None and B.get_rng_state() != start:
+            raise RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
+                               "'same' or 'different' randomness flags on vmap or perform the randomness operation "
+                               "out of vmap")
+        return out
     return wrapper
 
 

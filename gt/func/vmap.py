@@ -55,7 +55,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
                                  f"dimensionality {x.dim()} so expected in_dim to satisfy -{x.dim()} <= in_dim < "
                                  f"{x.dim()}.")
             sizes.append(x.shape[d])
-            columns.append(x.unbind(d))
+            # an empty batch: func runs once on zeros of an element's shape, for the outputs' shapes
+            elem = x.shape[:d % x.dim()] + x.shape[d % x.dim() + 1:]
+            columns.append(x.unbind(d) if x.shape[d] else [x.new_zeros(elem)])
         if not sizes:
             raise ValueError("vmap: Expected at least one Tensor to vmap over")
         if len(set(sizes)) > 1:
@@ -63,11 +65,19 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
                              f"{sizes} for the mapped dimension")
         outs = []
         start = B.get_rng_state() if randomness != "different" else None
-        for i in range(sizes[0]):
+        fixed = [x for x, c in zip(leaves, columns) if c is None and isinstance(x, Tensor)]
+        fixed += [x for x in _flatten(kwargs)[0] if isinstance(x, Tensor)]
+        versions = [x._version for x in fixed]
+        for i in range(max(sizes[0], 1)):
             if randomness == "same":
                 B.set_rng_state(start)
             call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
             outs.append(func(*call, **kwargs))
+            if any(x._version != v for x, v in zip(fixed, versions)):
+                # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
+                raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
+                                   "argument) in place; gt's vmap runs func once per batch element, so the change "
+                                   "would be made once per element. Change a copy (tensor.clone()) instead")
             if randomness == "error" and B.get_rng_state() != start:
                 raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
                                    "use the 'same' or 'different' randomness flags on vmap or perform the "
@@ -93,7 +103,9 @@ def _stack_outputs(outs, out_dims, name, size):
                          f"structure of `outputs`. out_dims has structure {_spec_str(_flatten(out_dims)[1])} but "
                          f"outputs has structure {_spec_str(spec)}.")
     if isinstance(out_dims, tuple) and not isinstance(outs[0], tuple):
-        spec_error()
+        if not (isinstance(outs[0], Tensor) and len(out_dims) == 1):    # torch takes (d,) for one tensor
+            spec_error()
+        out_dims = out_dims[0]
     dims = _broadcast_prefix(out_dims, outs[0], spec_error)
     result = []
     for j, d in enumerate(dims):
@@ -117,5 +129,5 @@ def _stack_outputs(outs, out_dims, name, size):
         nd = column[0].dim() + 1
         if not -nd <= d < nd:
             raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {d})")
-        result.append(stack(column, d))
+        result.append(stack(column, d) if size else stack(column, d).narrow(d, 0, 0))
     return _unflatten(spec, result)

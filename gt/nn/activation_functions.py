@@ -27,6 +27,17 @@ def _apply(x, inplace, fn):
     return x.copy_(fn(x.clone() if x.requires_grad else x))
 
 
+def _tied(y):
+    """``y`` (a ``where`` of its input) with its op marked ``grad_reads_input``: torch's backward of
+    these piecewise-linear activations reads the input, so the gradient ``create_graph=True``
+    records through them requires grad and differentiates again to zeros, as here
+    (gt/autograd/graph_walk.py); gt's ``where`` alone would record a constant."""
+    ctx = y._ctx
+    if ctx is not None:     # an op run over the mesh: its first device's share, which the walk reads
+        (ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx).grad_reads_input = True
+    return y
+
+
 def _floating(x, fn):
     """TypeError unless ``x`` is floating point (torch has no integer kernel for ``fn``)."""
     if not x.dtype.is_floating_point:
@@ -51,7 +62,7 @@ def relu(input, inplace=False):
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where positive, ``negative_slope * x`` elsewhere (slope ``negative_slope`` at 0, as torch)."""
     x = _tensor(input, "leaky_relu")
-    return _apply(x, inplace, lambda x: where(x > 0, x, x * negative_slope))
+    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * negative_slope)))
 
 
 def elu(input, alpha=1.0, inplace=False):
@@ -76,7 +87,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if not x.dtype.is_floating_point:
         return _apply(x, inplace, lambda x: x.clamp(int(min_val), int(max_val)))
     lo, hi = float(min_val), float(max_val)
-    return _apply(x, inplace, lambda x: where(x <= lo, lo, where(x >= hi, hi, x)))
+    return _apply(x, inplace, lambda x: _tied(where(x <= lo, lo, where(x >= hi, hi, x))))
 
 
 def relu6(input, inplace=False):
@@ -88,7 +99,7 @@ def threshold(input, threshold, value, inplace=False):
     """``x`` where ``x > threshold``, else ``value`` (NaN stays NaN, as torch)."""
     x = _tensor(input, "threshold")
     fill = float(value) if x.dtype.is_floating_point else int(value)
-    return _apply(x, inplace, lambda x: where(x <= threshold, fill, x))
+    return _apply(x, inplace, lambda x: _tied(where(x <= threshold, fill, x)))
 
 
 _threshold = threshold   # for threshold_, whose argument has the function's name (as torch's)
@@ -106,7 +117,7 @@ def prelu(input, weight):
                          f"{w.numel()} and channel size = {channels} (input of shape {x.shape})")
     # (C,) -> (C, 1, ..., 1): one slope per channel, broadcast over the axes after dim 1
     w = w.reshape(()) if w.numel() == 1 else w.reshape((channels,) + (1,) * (x.ndim - 2))
-    return where(x > 0, x, w * x)
+    return _tied(where(x > 0, x, w * x))
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
@@ -120,7 +131,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     if not training:
         return leaky_relu(x, (lower + upper) / 2, inplace)
     slopes = rand(*x.shape, dtype=x.dtype) * (upper - lower) + lower
-    return _apply(x, inplace, lambda x: where(x > 0, x, x * slopes))
+    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * slopes)))
 
 
 # ---- smooth and exponential ---------------------------------------------------------------
@@ -189,14 +200,14 @@ def softshrink(input, lambd=0.5):
     is 0 at +-lambd, as torch); ``lambd >= 0``. NaN stays NaN."""
     lambd = _lambd(lambd, "softshrink")
     x = _floating(_tensor(input, "softshrink"), "softshrink")
-    return where((x >= -lambd) & (x <= lambd), 0.0, where(x > 0, x - lambd, x + lambd))
+    return _tied(where((x >= -lambd) & (x <= lambd), 0.0, where(x > 0, x - lambd, x + lambd)))
 
 
 def hardshrink(input, lambd=0.5):
     """``x`` where ``|x| > lambd``, else 0 (gradient 0 at +-lambd, as torch). NaN stays NaN. torch
     accepts a negative ``lambd`` here (every element is kept) and so does gt."""
     x = _floating(_tensor(input, "hardshrink"), "hardshrink")
-    return where((x >= -lambd) & (x <= lambd), 0.0, x)
+    return _tied(where((x >= -lambd) & (x <= lambd), 0.0, x))
 
 
 # ---- along a dim ----------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from gt.ops.elementwise import Maximum, Where
 
 
 class Relu(Function):
+    grad_reads_input = "again"  # its recorded gradients require grad at every order, as torch's (graph_walk.py)
+
     def forward(self, x):
         out = B.relu(x)
         self.save(out)

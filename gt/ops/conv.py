@@ -199,6 +199,8 @@ class MaxPool(Function):
     ``ceil_mode`` only tells an engine kernel how the padding after was found (the composed path
     reads it from ``padding``)."""
 
+    grad_reads_input = True     # its recorded gradient requires grad, as torch's (gt/autograd/graph_walk.py)
+
     def forward(self, x, kernel=(1,), stride=(1,), padding=((0, 0),), dilation=(1,), ceil_mode=False):
         nd, dtype = len(kernel), B.dtype_of(x)
         self.geometry = (tuple(x.shape[x.ndim - nd:]), kernel, stride, padding, dilation, ceil_mode)
@@ -323,6 +325,8 @@ class AvgPool(Function):
     """The mean of each window of x (..., *size) zero-padded -> (..., *out): each window's sum
     over ``divisor_override``, or over the number of values torch counts in it
     (``_averaged_counts``: with or without ``count_include_pad``)."""
+
+    grad_reads_input = True     # its recorded gradient requires grad, as torch's (gt/autograd/graph_walk.py)
 
     def forward(self, x, kernel=(1,), stride=(1,), padding=((0, 0),), count_include_pad=True, divisor_override=None):
         nd = len(kernel)

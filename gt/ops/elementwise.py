@@ -153,6 +153,8 @@ class Neg(Function):
 
 
 class Abs(Function):
+    grad_reads_input = True     # its recorded gradient requires grad, as torch's (gt/autograd/graph_walk.py)
+
     def forward(self, a):
         self.save(a)
         return B.abs(a)
