@@ -136,6 +136,8 @@ def zero_grads(params, set_to_none=True):
         if g is None:
             continue
         if not set_to_none:
+            if g._ctx is not None or g._requires_grad:   # torch's: a create_graph gradient leaves the graph first
+                g._ctx, g._requires_grad = None, False
             g.zero_()
             continue
         p.grad = None

@@ -19,6 +19,13 @@ def _buffer(shape, dtype, fill):
 class _BatchNorm(Module):
     """What both layers share; subclasses check the input's number of dims."""
 
+    _version = 2    # torch's: version 2 added num_batches_tracked
+
+    def _optional_state(self, version):
+        """The entries a state dict of an older ``version`` (None: a dict without torch's metadata) may
+        lack: torch keeps the module's own ``num_batches_tracked`` then."""
+        return ("num_batches_tracked",) if (version is None or version < 2) and self.track_running_stats else ()
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None, *,
                  bias=True):
         super().__init__()

@@ -3,8 +3,9 @@ parameters (``ParameterList``, ``ParameterDict``)."""
 
 import collections
 import collections.abc
+import operator
 
-from gt.nn.module import Module
+from gt.nn.module import Module, _indent
 from gt.nn.parameter import Parameter
 from gt.tensor import Tensor
 
@@ -17,8 +18,10 @@ def _check_module(value, where):
 
 def _position(idx, n, kind):
     """``idx`` as a position in a list container of ``n`` entries (negative counts from the end)."""
-    if not isinstance(idx, int) or isinstance(idx, bool):
-        raise TypeError(f"{kind} indices must be integers or slices, not {type(idx).__name__}")
+    try:
+        idx = operator.index(idx)     # torch's: numpy ints and one-element integer tensors too
+    except TypeError:
+        raise TypeError(f"{kind} indices must be integers or slices, not {type(idx).__name__}") from None
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range for {kind} of length {n}")
     return idx % n
@@ -100,6 +103,20 @@ class ModuleList(Module):
         for i, m in enumerate(mods):
             self._modules[str(i)] = m
 
+    def __repr__(self):
+        """torch's: a run of equal entries is one line, ``(0-2): 3 x Linear(...)``."""
+        if type(self) is not ModuleList or not len(self):
+            return super().__repr__()
+        runs = []     # [first index, last index, repr]
+        for i, text in enumerate(repr(m) for m in self):
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = [_indent(f"({a}): {text}" if a == b else f"({a}-{b}): {b - a + 1} x {text}") for a, b, text in runs]
+        n = self.num_parameters()
+        return "ModuleList(" + (f"  # {n:,} parameters" if n else "") + "\n  " + "\n  ".join(lines) + "\n)"
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(); iterate over it in the parent's forward()")
 
@@ -132,6 +149,13 @@ class Sequential(ModuleList):
     def __setitem__(self, idx, module):
         key = list(self._modules)[self._index(idx)]
         self._modules[key] = _check_module(module, f"Sequential[{idx}] = ...")
+
+    def insert(self, index, module):
+        """Put ``module`` before position ``index``; an index beyond either end is torch's IndexError."""
+        if not -len(self) <= index <= len(self):
+            raise IndexError(f"Index out of range: {index}")
+        super().insert(index, module)
+        return self
 
     def __add__(self, other):
         """A new ``Sequential`` of this one's modules and then ``other``'s (the same objects)."""
@@ -203,8 +227,15 @@ class _NamedEntries(Module):
     def items(self):
         return self._entries.items()
 
+    _sorts_dicts = False   # torch's ParameterDict takes a plain dict's entries in sorted key order
+
     def update(self, entries):
-        items = entries.items() if isinstance(entries, collections.abc.Mapping) else entries
+        """Add or replace entries from a mapping (another container too) or ``(key, value)`` pairs."""
+        if isinstance(entries, (collections.abc.Mapping, _NamedEntries)):
+            ordered = isinstance(entries, (collections.OrderedDict, _NamedEntries)) or not self._sorts_dicts
+            items = entries.items() if ordered else sorted(entries.items())
+        else:
+            items = entries
         for key, value in items:
             self[key] = value
 
@@ -243,6 +274,19 @@ def _as_parameter(value, where):
     if isinstance(value, Tensor) or hasattr(value, "__array__") or isinstance(value, (list, tuple)):
         return Parameter(value)
     raise TypeError(f"{where}: expected a gt.nn.Parameter or a tensor, got {type(value).__name__}")
+
+
+def _entries_repr(items, kind):
+    """torch's lines of a ``ParameterList``/``ParameterDict`` repr; ``kind(tensor)``: the list names
+    the dtype (``gt.float32``), the dict the tensor type (``gt.FloatTensor``)."""
+    lines = []
+    for key, p in items:
+        if isinstance(p, Tensor):
+            lines.append(f"  ({key}): {'Parameter' if isinstance(p, Parameter) else 'Tensor'} containing: "
+                         f"[{kind(p)} of size {'x'.join(str(n) for n in p.shape)}]")
+        else:
+            lines.append(f"  ({key}): Object of type: {type(p).__name__}")
+    return "\n".join(lines)
 
 
 class ParameterList(Module):
@@ -287,6 +331,9 @@ class ParameterList(Module):
             self.append(v)
         return self
 
+    def extra_repr(self):
+        return _entries_repr(enumerate(self), lambda p: str(p.dtype))
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ParameterList has no forward(); use its parameters in the parent's forward()")
 
@@ -296,6 +343,7 @@ class ParameterDict(_NamedEntries):
     in become ``Parameter``s, as in torch."""
 
     _registry_name = "_parameters"
+    _sorts_dicts = True
 
     def __init__(self, parameters=None):          # torch's name of the argument
         super().__init__(parameters)
@@ -305,6 +353,9 @@ class ParameterDict(_NamedEntries):
 
     def get(self, key, default=None):
         return self[key] if key in self else default
+
+    def extra_repr(self):
+        return _entries_repr(self.items(), lambda p: p.type())
 
     def setdefault(self, key, default=None):
         """The entry ``key``, first set to ``default`` if there is none."""

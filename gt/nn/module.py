@@ -298,9 +298,9 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
         if memo is None:
             memo = set()
         if remove_duplicate:
-            if id(self) in memo:
+            if self in memo:       # torch's memo holds the modules themselves (a caller may pass some)
                 return
-            memo.add(id(self))
+            memo.add(self)
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
@@ -391,10 +391,13 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
         autograd.zero_grads(self.parameters(), set_to_none)
 
     # ---- state dict ----------------------------------------------------------------------
-    def state_dict(self, prefix="", keep_vars=False):
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
         """An OrderedDict ``dotted_name -> numpy array`` (a copy) of every parameter and
-        persistent buffer, in torch's order. ``keep_vars=True`` gives the tensors themselves."""
-        return state_dict_hooks.save(self, prefix, keep_vars)   # hooks: gt/nn/state_dict_hooks.py
+        persistent buffer, in torch's order, with torch's ``_metadata`` (each module's version).
+        ``keep_vars=True`` gives the tensors themselves; ``destination`` a dict to fill and return.
+        A first positional str is the prefix (gt's order), else torch's deprecated positional
+        order ``(destination, prefix, keep_vars)``."""
+        return state_dict_hooks.state_dict(self, args, destination, prefix, keep_vars)   # hooks: in there
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy values (numpy arrays, gt tensors or torch tensors) into the parameters and
@@ -421,14 +424,14 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
         count = f"  # {n:,} parameters" if n else ""
         extra = self.extra_repr()
         children = [f"({name}): {_indent(repr(m))}" for name, m in self._modules.items()]
-        if not children:
+        if not children and "\n" not in extra:
             return f"{type(self).__name__}({extra}){count}"
         lines = (extra.split("\n") if extra else []) + children
         return f"{type(self).__name__}({count}\n  " + "\n  ".join(lines) + "\n)"
 
     def __dir__(self):
         extra = [k for r in ("_parameters", "_buffers", "_modules") for k in self.__dict__.get(r, ())]
-        return sorted(set(super().__dir__()) | set(extra))
+        return sorted(k for k in set(super().__dir__()) | set(extra) if not k[:1].isdigit())   # torch's: no "0"
 
 
 def _indent(text, spaces=2):

@@ -33,3 +33,17 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+    def __reduce_ex__(self, protocol):
+        """torch's copies (``copy.deepcopy``, pickle) of a parameter hold a copy of the values and the
+        same ``requires_grad`` (and placement), but no ``.grad``, and get an ``id`` of their own: a
+        deep-copied or unpickled model starts with clean gradients."""
+        reduced = super().__reduce_ex__(protocol)
+        if len(reduced) > 2 and isinstance(reduced[2], tuple) and reduced[2][1]:
+            attributes, slots = reduced[2]
+            slots = {name: (None if name in _CLEARED else value) for name, value in slots.items() if name != "_id"}
+            reduced = reduced[:2] + ((attributes, slots),) + reduced[3:]
+        return reduced
+
+
+_CLEARED = ("_grad_value", "_grad_factors")

@@ -99,7 +99,8 @@ def load(module, state_dict, strict=True):
     if not isinstance(state_dict, collections.abc.Mapping):
         raise TypeError(f"load_state_dict expects a dict-like mapping, got {type(state_dict).__name__}")
     own = collections.OrderedDict(_walk(module, "", "set_extra_state"))
-    missing = [k for k in own if k not in state_dict]
+    optional = optional_keys(module, getattr(state_dict, "_metadata", None))
+    missing = [k for k in own if k not in state_dict and k not in optional]
     unexpected = [k for k in state_dict if k not in own]
     problems, values = [], {}
     for key, target in own.items():
@@ -126,6 +127,17 @@ def load(module, state_dict, strict=True):
     return IncompatibleKeys(missing, unexpected)
 
 
+def optional_keys(module, metadata):
+    """The keys that may be missing from a state dict with torch's ``_metadata`` (or None): those a
+    module's ``_optional_state(version)`` names for the version the dict records for it."""
+    keys = set()
+    for path, m in module.named_modules(remove_duplicate=False):
+        if hasattr(m, "_optional_state"):
+            version = (metadata or {}).get(path, {}).get("version")
+            keys.update(f"{path}.{name}" if path else name for name in m._optional_state(version))
+    return keys
+
+
 def checked_value(key, value, target):
     """``(array, problem)``: the engine array of the state dict's ``value`` for the tensor
     ``target``, and None or what stops it from loading there (unreadable: no array; another shape)."""
@@ -133,6 +145,8 @@ def checked_value(key, value, target):
         arr = value._data if isinstance(value, Tensor) else B.asarray(value)
     except (TypeError, ValueError, RuntimeError) as exc:
         return None, f"cannot read {key}: {exc}"
+    if target.shape == () and tuple(arr.shape) == (1,):    # torch's: a scalar saved as 1-D by torch 0.3
+        arr = B.reshape(arr, ())
     if tuple(arr.shape) != target.shape:
         return arr, (f"size mismatch for {key}: copying a value of shape {tuple(arr.shape)} from the state dict, "
                      f"the shape in the current model is {target.shape}")

@@ -28,6 +28,7 @@ without hooks lists them in the dict's order.
 import collections
 import collections.abc
 import types
+import warnings
 
 from gt import autograd
 from gt.nn import state
@@ -83,6 +84,33 @@ class StateDictHooks(state.ExtraState):
 
 def _hooked(module, names):
     return any(m.__dict__.get(n) for m in module.modules() for n in names)
+
+
+def state_dict(module, args, destination, prefix, keep_vars):
+    """``Module.state_dict``: its arguments read as torch's (``args``: positional ones), the entries
+    saved into ``destination`` (a new OrderedDict by default), which also gets torch's
+    ``_metadata`` (``{module path: {"version": module._version}}``) where it can hold one."""
+    if args:
+        if isinstance(args[0], str):       # gt's own positional order: (prefix, keep_vars)
+            args = (destination,) + args
+        else:
+            warnings.warn("Positional args are being deprecated, use kwargs instead. Refer to "
+                          "https://pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn.Module.state_dict"
+                          " for details.", FutureWarning, stacklevel=3)
+        if len(args) > 3:
+            raise TypeError(f"state_dict() takes at most 3 positional arguments, got {len(args)}")
+        destination, prefix, keep_vars = args + (destination, prefix, keep_vars)[len(args):]
+    saved = save(module, prefix, keep_vars)
+    if destination is None:
+        destination = saved
+        destination._metadata = collections.OrderedDict()
+    else:
+        destination.update(saved)
+    metadata = getattr(destination, "_metadata", None)
+    if metadata is not None:
+        for path, m in module.named_modules(remove_duplicate=False):
+            metadata[(f"{prefix}{path}." if path else prefix)[:-1]] = {"version": m._version}
+    return destination
 
 
 def save(module, prefix="", keep_vars=False):
@@ -165,10 +193,12 @@ def _check(module, local, prefix, metadata, lists, steps):
     if state.defines(module, "set_extra_state"):
         own[state.EXTRA_STATE] = module
     values = []
+    optional = module._optional_state(local_metadata.get("version")) if hasattr(module, "_optional_state") else ()
     for name, target in own.items():
         key = prefix + name
         if key not in local:
-            missing.append(key)
+            if name not in optional:
+                missing.append(key)
             continue
         if target is module:
             values.append((module, local[key]))          # extra state: given as it is, in torch's order

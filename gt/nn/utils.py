@@ -26,9 +26,6 @@ from gt.nn.weight_norm import remove_weight_norm, weight_norm  # noqa: E402,F401
 from gt.nn.spectral_norm import remove_spectral_norm, spectral_norm  # noqa: E402,F401  (torch's hook version)
 
 
-_HALVES = (dtypes.float16, dtypes.bfloat16)
-
-
 def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
@@ -38,7 +35,7 @@ def _grads(parameters):
 def _norm(arr, norm_type):
     """The ``norm_type`` vector norm of all of ``arr``'s elements, as a 0-d engine array."""
     dtype = B.dtype_of(arr)
-    if dtype in _HALVES:     # summed in float32, as torch does, else 300 ** 2 is inf already
+    if dtype in dtypes.HALVES:     # summed in float32, as torch does, else 300 ** 2 is inf already
         return B.astype(_norm(B.astype(arr, dtypes.float32), norm_type), dtype)
     if norm_type == math.inf:
         return B.max(B.abs(arr))
@@ -57,22 +54,24 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """Scale all gradients together so that their total norm is at most ``max_norm``.
 
     The total norm is the ``norm_type`` norm of all gradients as if concatenated into one vector
-    (``float('inf')`` for the max-abs norm). When it exceeds ``max_norm``, every gradient is
-    multiplied in place by ``max_norm / (total_norm + 1e-6)``. Parameters whose ``.grad`` is None
-    are skipped. Returns the total norm (before clipping) as a 0-d tensor. ``foreach`` is accepted
-    for torch compatibility and ignored.
+    (``float('inf')`` for the max-abs norm; any order of ``torch.linalg.vector_norm``, 0 and negative
+    ones too). When it exceeds ``max_norm``, every gradient is multiplied in place by
+    ``max_norm / (total_norm + 1e-6)``. Parameters whose ``.grad`` is None are skipped. Returns
+    the total norm (before clipping) as a 0-d tensor. ``foreach`` is accepted for torch
+    compatibility and ignored.
 
         >>> loss.backward()
         >>> norm = gt.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
     """
     norm_type = float(norm_type)
-    if not (norm_type == math.inf or norm_type > 0):
-        raise ValueError(f"clip_grad_norm_: norm_type must be positive or inf, got {norm_type!r}")
     grads = [g for g in _grads(parameters) if g.numel() > 0]
     if not grads:
         return Tensor._wrap(B.zeros((), "float32"))
-    norms = B.stack([_array(_norm(g._data, norm_type)) for g in grads], 0)
-    total = _array(_norm(norms, norm_type))
+    if norm_type == math.inf or norm_type > 0:
+        norms = B.stack([_array(_norm(g._data, norm_type)) for g in grads], 0)
+        total = _array(_norm(norms, norm_type))
+    else:       # torch's other vector-norm orders: 0 (a count of nonzeros), negative ones, -inf
+        total = get_total_norm(grads, norm_type)._data
     if error_if_nonfinite and not B.all(B.isfinite(total)):
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is non-finite "
