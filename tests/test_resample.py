@@ -176,7 +176,7 @@ def test_pixel_shuffle_of_ints_is_torchs():
     (lambda x: F.interpolate(x, size=4, mode="trilinear"), NotImplementedError, "mode 'trilinear' needs 5-D"),
     (lambda x: F.interpolate(x, size=4, mode="cubic"), ValueError, "mode must be one of .*got 'cubic'"),
     (lambda x: F.interpolate(x[0], size=4, mode="bicubic"), NotImplementedError, "mode 'bicubic' needs 4-D"),
-    (lambda x: F.interpolate(x, size=4, mode="bilinear", antialias=True), NotImplementedError, "antialias=True"),
+    (lambda x: F.interpolate(x, size=4, mode="nearest", antialias=True), ValueError, "antialias=True is restricted"),
     (lambda x: F.interpolate(x, size=4, align_corners=True), ValueError, "align_corners can only be set .*'nearest'"),
     (lambda x: F.interpolate(x, size=4, recompute_scale_factor=True), ValueError, "not meaningful with an explicit"),
     (lambda x: F.interpolate(x, size=(4, 4, 4)), ValueError, r"needs size with 2 values, got \(4, 4, 4\)"),

@@ -21,6 +21,19 @@ def _same_floats(*arrays):
             and all(a.dtype == first.dtype and a.device == first.device for a in arrays))
 
 
+def _padding_only_window(size, kernel, stride, padding, dilation):
+    """Whether a max pooling window reads only padding (a dilated one straddling a short axis):
+    torch's kernels give -inf there and their backward writes its gradient outside the input's
+    memory (heap corruption, torch 2.13). Only windows starting in the padding before can: at
+    most padding / stride of them per axis."""
+    for n, k, s, p, d in zip(size, kernel, stride, padding, dilation):
+        for start in range(-p, 0, s):
+            first = start + (-start + d - 1) // d * d              # the window's first position >= 0
+            if first >= n or first > start + (k - 1) * d:
+                return True
+    return False
+
+
 class TorchWindows:
     def windows(self, x, kernel, stride, dilation):
         lead = x.ndim - len(kernel)
@@ -45,7 +58,8 @@ class TorchWindows:
 
     def max_pool_fused(self, x, kernel, stride, padding, dilation, ceil_mode):
         if (len(kernel) not in (1, 2) or x.ndim not in (len(kernel) + 1, len(kernel) + 2) or x.dtype == torch.bool
-                or (x.is_cuda and not x.is_floating_point())):     # CUDA's kernel has no integer form
+                or (x.is_cuda and not x.is_floating_point())     # CUDA's kernel has no integer form
+                or _padding_only_window(tuple(x.shape[x.ndim - len(kernel):]), kernel, stride, padding, dilation)):
             return None
         if len(kernel) == 1:          # torch's 1-d max pooling is its 2-d one over (..., 1, L)
             out, indices = _max_pool2d(x.unsqueeze(-2), (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation,

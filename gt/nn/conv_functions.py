@@ -10,15 +10,18 @@ from gt.nn.norm_functions import half_stays_half
 from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
-from gt.tensor import arange
+from gt.tensor import arange, where
 
 
-def _ints(value, nd, fn, name, low):
-    """``value`` (an int, or a sequence of ``nd`` ints) as a tuple of ``nd`` ints, each >= ``low``."""
+def _ints(value, nd, fn, name, low, expand_one=False):
+    """``value`` (an int, or a sequence of ``nd`` ints) as a tuple of ``nd`` ints, each >= ``low``.
+    ``expand_one``: a sequence of one int stands for all ``nd`` (torch's convolutions and pools)."""
     try:
         out = (value.__index__(),) * nd if not isinstance(value, bool) and hasattr(value, "__index__") else tuple(value)
     except TypeError:
         out = ()
+    if expand_one and len(out) == 1:
+        out *= nd
     if (len(out) != nd or any(isinstance(v, bool) or not hasattr(v, "__index__") for v in out)
             or any(v < low for v in out)):
         raise ValueError(f"{fn}: {name} must be an int or a tuple of {nd} ints, each at least {low}, "
@@ -82,7 +85,7 @@ def _operands(fn, nd, input, weight, bias, groups, weight_layout):
 
 def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
     x, weight, bias = _operands(fn, nd, input, weight, bias, groups, "(out_channels, in_channels / groups, *kernel)")
-    stride, dilation = _ints(stride, nd, fn, "stride", 1), _ints(dilation, nd, fn, "dilation", 1)
+    stride, dilation = _ints(stride, nd, fn, "stride", 1, True), _ints(dilation, nd, fn, "dilation", 1, True)
     kernel = weight.shape[2:]
     pads = _conv_padding(fn, padding, nd, kernel, stride, dilation)
     batched, given = x.ndim == nd + 2, x.shape
@@ -119,7 +122,7 @@ def _conv_padding(fn, padding, nd, kernel, stride, dilation):
             totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
             return tuple((t // 2, t - t // 2) for t in totals)
         raise ValueError(f"{fn}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
-    return tuple((p, p) for p in _ints(padding, nd, fn, "padding", 0))
+    return tuple((p, p) for p in _ints(padding, nd, fn, "padding", 0, True))
 
 
 # ---- pooling ----------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     ``H_out = (H + 2 * padding - dilation * (kH - 1) - 1) // stride + 1`` (rounded up with
     ``ceil_mode``, except that no window may start in the right padding, as torch).
     ``stride`` defaults to ``kernel_size``; ``padding`` (at most
-    half the dilated kernel) counts as -inf. The gradient goes to the first largest value of each
+    half the kernel, whatever the dilation, as torch) counts as -inf. The gradient goes to the first largest value of each
     window, as torch's CPU kernel. ``return_indices=True`` returns ``(values, indices)``, the
     indices int64 flat positions within each input plane, as torch's (for ``F.max_unpool2d``).
 
@@ -175,6 +178,8 @@ def _avg_pool(fn, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
     if not x.dtype.is_floating_point:
         raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
     kernel, stride, pads, _, _ = _pool_geometry(fn, nd, x, kernel_size, stride, padding, 1, ceil_mode)
+    if nd == 3 and any(n < k for n, k in zip(x.shape[-3:], kernel)):      # torch's 3-d rule: padding not counted
+        raise ValueError(f"{fn}: input of shape {x.shape} is smaller than kernel_size={kernel}")
     if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(divisor_override, int)
                                          or divisor_override == 0):
         raise ValueError(f"{fn}: divisor_override must be a non-zero int, got {divisor_override!r}")
@@ -186,15 +191,15 @@ def _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
     """``(kernel, stride, pads, dilation, out)`` of a pooling: ``pads`` one (before, after) pair per
     axis (after includes what ``ceil_mode``'s last window needs), ``out`` the output size."""
     _spatial_input(fn, x, nd)
-    kernel = _ints(kernel_size, nd, fn, "kernel_size", 1)
+    kernel = _ints(kernel_size, nd, fn, "kernel_size", 1, True)
     empty = isinstance(stride, (tuple, list)) and len(stride) == 0          # torch's default too
-    stride = kernel if stride is None or empty else _ints(stride, nd, fn, "stride", 1)
-    pad, dilation = _ints(padding, nd, fn, "padding", 0), _ints(dilation, nd, fn, "dilation", 1)
+    stride = kernel if stride is None or empty else _ints(stride, nd, fn, "stride", 1, True)
+    pad, dilation = _ints(padding, nd, fn, "padding", 0, True), _ints(dilation, nd, fn, "dilation", 1, True)
     size, pads, out = x.shape[x.ndim - nd:], [], []
     for n, k, s, p, d in zip(size, kernel, stride, pad, dilation):
-        if p > (d * (k - 1) + 1) // 2:
-            raise ValueError(f"{fn}: padding should be at most half of the (dilated) kernel size, got padding={pad}, "
-                             f"kernel_size={kernel} and dilation={dilation}")
+        if p > k // 2:                      # torch's rule: half the kernel, whatever the dilation
+            raise ValueError(f"{fn}: padding should be at most half of the kernel size, got padding={pad} and "
+                             f"kernel_size={kernel}")
         span = d * (k - 1) + 1
         o = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (o - 1) * s >= n + p:    # torch's rule: no window starts in the right padding
@@ -238,11 +243,19 @@ def _adaptive_avg_pool(fn, nd, input, output_size):
         return conv_ops.AvgPool.apply(x, kernel=kernel, stride=kernel, padding=((0, 0),) * nd)
     # windows of different sizes: the mean as a product with an averaging matrix per axis
     # (row i holds 1 / (window size) over window i), x (..., H, W) -> P_H @ x @ P_W^T
+    y = x
     if nd == 3:                                    # (..., D, H, W) -> (..., W, H, D) @ P_D^T, and back
-        x = (x.transpose(-3, -1) @ _averaging(size[0], out[0], x.dtype).transpose(0, 1)).transpose(-3, -1)
+        y = (y.transpose(-3, -1) @ _averaging(size[0], out[0], x.dtype).transpose(0, 1)).transpose(-3, -1)
     if nd >= 2:
-        x = _averaging(size[-2], out[-2], x.dtype) @ x
-    return x @ _averaging(size[-1], out[-1], x.dtype).transpose(0, 1)
+        y = _averaging(size[-2], out[-2], x.dtype) @ y
+    y = y @ _averaging(size[-1], out[-1], x.dtype).transpose(0, 1)
+    if not y.isfinite().all().item():
+        # an inf or NaN in x: the products with the matrices' zeros (0 * inf is NaN) spread it to
+        # every window; the windows gathered keep it in its own (slower: only here)
+        y = x
+        for axis, (n, o) in enumerate(zip(size, out), start=x.ndim - nd):
+            y = _adaptive_axis_mean(y, axis, n, o)
+    return y
 
 
 def empty_pool(x, nd, out):
@@ -271,6 +284,20 @@ def _averaging(n, o, dtype):
     i, j = arange(o).unsqueeze(1), arange(n).unsqueeze(0)
     start, end = (i * n) // o, ((i + 1) * n + o - 1) // o
     return ((j >= start) & (j < end)).to(dtype) / (end - start).to(dtype)
+
+
+def _adaptive_axis_mean(x, axis, n, o):
+    """The mean over each adaptive window [floor(i n / o), ceil((i + 1) n / o)) of ``axis``: the
+    windows gathered padded to the longest and the padding left out by a select, not a product
+    with zeros, so that an inf or NaN stays in its own windows."""
+    i, k = arange(o).unsqueeze(1), arange(min(n, -(-n // o) + 1)).unsqueeze(0)
+    start, end = (i * n) // o, ((i + 1) * n + o - 1) // o                   # (o, 1)
+    at = start + k                                                            # (o, K)
+    after = (1,) * (x.ndim - 1 - axis)
+    taps = x.index_select(axis, at.clamp(max=n - 1).reshape(-1))
+    taps = taps.reshape(*x.shape[:axis], o, at.shape[1], *x.shape[axis + 1:])
+    total = where((at < end).reshape(o, at.shape[1], *after), taps, 0.0).sum(dim=axis + 1)
+    return total / (end - start).to(x.dtype).reshape(o, *after)
 
 
 # ---- batch norm -------------------------------------------------------------------------------

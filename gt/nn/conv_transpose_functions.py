@@ -42,8 +42,9 @@ def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding
     if isinstance(padding, str):
         raise ValueError(f"{fn}: padding must be an int or a tuple of {nd} ints, got {padding!r} (string padding "
                          f"is not supported for transposed convolutions, as torch)")
-    stride, dilation = _ints(stride, nd, fn, "stride", 1), _ints(dilation, nd, fn, "dilation", 1)
-    padding, output_padding = _ints(padding, nd, fn, "padding", 0), _ints(output_padding, nd, fn, "output_padding", 0)
+    stride, dilation = _ints(stride, nd, fn, "stride", 1, True), _ints(dilation, nd, fn, "dilation", 1, True)
+    padding = _ints(padding, nd, fn, "padding", 0, True)
+    output_padding = _ints(output_padding, nd, fn, "output_padding", 0, True)
     if any(op >= s and op >= d for op, s, d in zip(output_padding, stride, dilation)):
         raise ValueError(f"{fn}: output padding must be smaller than either stride or dilation, got "
                          f"output_padding={output_padding}, stride={stride}, dilation={dilation}")

@@ -18,10 +18,12 @@ def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or norm_type == 0 \
             or math.isnan(norm_type):
         raise ValueError(f"{fn}: norm_type must be a non-zero number (or +-inf), got {norm_type!r}")
+    sizes = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
+    if len(sizes) != nd:           # avg_pool would take one size for all; torch's lp_pool refuses it
+        raise ValueError(f"{fn}: kernel_size must be an int or a tuple of {nd} ints, got {kernel_size!r}")
     if math.isinf(norm_type):                       # max pooling of |x| (or -max of -|x|), as torch
         sign = 1 if norm_type > 0 else -1
         return sign * _MAX[nd](sign * x.abs(), kernel_size, stride, 0, 1, ceil_mode)
-    sizes = (kernel_size,) * nd if isinstance(kernel_size, int) else tuple(kernel_size)
     out = _AVG[nd](x.pow(norm_type), kernel_size, stride, 0, ceil_mode)
     # torch's sign(out) * relu(|out|): negative window sums (odd p) become 0 before the root
     return (out.sign() * out.abs().relu() * math.prod(sizes)).pow(1.0 / norm_type)

@@ -10,12 +10,13 @@ pixels. Gradients come from the gathers and products."""
 import math
 
 from gt import dtypes
+from gt.nn import antialias as aa
 from gt.nn.conv_functions import adaptive_avg_pool1d, adaptive_avg_pool2d
 from gt.nn.inputs import as_tensor as _tensor
 from gt.tensor import arange, tensor
 
-MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area", "bicubic")
-_LINEAR = {"linear": 3, "bilinear": 4, "trilinear": 5, "bicubic": 4}
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area", "bicubic", "lanczos")
+_LINEAR = {"linear": 3, "bilinear": 4, "trilinear": 5, "bicubic": 4, "lanczos": 4}
 _CUBIC_A = -0.75                 # torch's (and OpenCV's) cubic convolution coefficient
 
 
@@ -77,20 +78,27 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     pooling). ``scale`` is ``1 / scale_factor`` when a scale factor is given (unless
     ``recompute_scale_factor=True``), else ``in / out``. ``align_corners`` (linear and bicubic
     modes only, default False): True maps the corner pixels' centres onto each other, False
-    their outer edges.
+    their outer edges. ``antialias=True`` ('bilinear', 'bicubic' and 'lanczos', 4-D input; 'lanczos'
+    needs it): every input pixel under the filter stretched by the scale counts, as torch's
+    (and Pillow's) anti-aliased resizing (gt/nn/antialias.py).
 
     Where gt differs from torch: integer inputs raise TypeError (torch takes uint8 in some
-    modes); ``antialias=True`` raises NotImplementedError; where torch 2.13's backward takes a
+    modes); where torch 2.13's backward takes a
     shortcut its forward does not (3-D/5-D 'nearest' with a scale factor that keeps or doubles a
-    size, 'bicubic' with one that keeps every size), gt's gradient is that of its output.
+    size, 'bicubic' with one that keeps every size, ``antialias=True`` with one that keeps a
+    size), gt's gradient is that of its output; with ``antialias=True`` and an output one pixel
+    wide torch 2.13's kernel gives every output row the first row's values, gt the resized rows.
 
         >>> F.interpolate(gt.randn(1, 3, 8, 8), scale_factor=2, mode="bilinear").shape
         (1, 3, 16, 16)
     """
     x = _tensor(input, "interpolate")
+    if antialias and not (mode in aa.MODES and x.ndim == 4):
+        raise ValueError("interpolate: antialias=True is restricted to the bilinear, bicubic and lanczos modes and "
+                         f"needs a 4-D input, got mode {mode!r} and input of shape {x.shape}")
     _rank_check(x, mode)
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported by gt")
+    if mode == "lanczos" and (align_corners or not antialias):
+        raise ValueError("interpolate: mode 'lanczos' needs antialias=True and does not take align_corners=True")
     if mode in ("nearest", "nearest-exact", "area"):
         if align_corners is not None:
             raise ValueError(f"interpolate: align_corners can only be set with the interpolating modes "
@@ -102,6 +110,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     out, scales = _output_size(x, size, scale_factor, recompute_scale_factor, mode)
     if mode == "area":
         return _area(x, out)
+    if antialias:
+        return aa.resize(x, out, scales, align_corners, mode)
     original = x
     for axis, (o, s) in enumerate(zip(out, scales), start=2):
         if mode in _LINEAR and mode != "bicubic" and o == x.shape[axis]:
