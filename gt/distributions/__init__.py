@@ -42,9 +42,9 @@ from gt.distributions.positive import FisherSnedecor, HalfCauchy, InverseGamma, 
 from gt.distributions.transforms_more import (AbsTransform, LowerCholeskyTransform, ReshapeTransform,
                                               SoftmaxTransform, SoftplusTransform, StickBreakingTransform)
 from gt.distributions.discrete import OneHotCategoricalStraightThrough
-from gt.distributions import kl_pairs  # registers the cross-family KLs into kl_divergence
+from gt.distributions import kl_pairs, kl_more  # register the cross-family KLs into kl_divergence
 
-del kl_pairs
+del kl_pairs, kl_more
 # torch.distributions.transforms.<Name> spellings for the transforms defined in other modules
 for _t in (AbsTransform, CatTransform, CumulativeDistributionTransform, IndependentTransform, LowerCholeskyTransform,
            ReshapeTransform, SoftmaxTransform, SoftplusTransform, StackTransform, StickBreakingTransform):

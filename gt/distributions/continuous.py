@@ -4,7 +4,7 @@ gradients reach them) and composed from differentiable tensor ops."""
 
 import math
 
-from gt.tensor.creation import rand, randn
+from gt.tensor.creation import rand, randn, zeros_like
 from gt.tensor.runtime import finfo
 from gt.distributions import constraints
 from gt.distributions.distribution import LOG_SQRT_2PI, Distribution, broadcast_all
@@ -183,7 +183,7 @@ class Exponential(Distribution):
 
     @property
     def mode(self):
-        return self.rate * 0
+        return zeros_like(self.rate)
 
     @property
     def stddev(self):

@@ -4,7 +4,7 @@ import math
 
 from gt.autograd import no_grad
 from gt.tensor.arithmetic import where
-from gt.tensor.creation import full, rand
+from gt.tensor.creation import full, rand, zeros_like
 from gt.tensor.runtime import finfo
 from gt.distributions import constraints
 from gt.distributions.continuous import Normal
@@ -118,7 +118,7 @@ class HalfNormal(Folded):
 
     @property
     def mode(self):
-        return self.scale * 0
+        return zeros_like(self.scale)
 
     @property
     def variance(self):
@@ -167,7 +167,7 @@ class Geometric(BinaryProbs, Distribution):
 
     @property
     def mode(self):
-        return self.probs * 0
+        return zeros_like(self.probs)
 
     @property
     def variance(self):

@@ -15,6 +15,7 @@ from gt.tensor.arithmetic import where
 from gt.tensor.creation import ones_like, rand_like, randn, randn_like, zeros_like
 from gt.tensor.functions import stack
 from gt.tensor.runtime import finfo
+from gt.tensor.toplevel_functions import as_tensor
 from gt.distributions import constraints
 from gt.distributions.distribution import Distribution, broadcast_all
 
@@ -104,6 +105,7 @@ class Gamma(Distribution):
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
+        value = as_tensor(value, dtype=self.rate.dtype)  # torch's: a float64 value under float32 parameters
         c, r = self.concentration, self.rate
         return c.xlogy(r) + (c - 1).xlogy(value) - r * value - c.lgamma()
 

@@ -2,8 +2,9 @@
 and Kumaraswamy (torch.distributions' definitions, the last two built on Gamma and Uniform)."""
 
 from gt.tensor.arithmetic import where
-from gt.tensor.creation import full
+from gt.tensor.creation import full, zeros_like
 from gt.tensor.runtime import finfo
+from gt.tensor.toplevel_functions import as_tensor
 from gt.distributions import constraints
 from gt.distributions.continuous import Uniform
 from gt.distributions.distribution import Distribution, broadcast_all
@@ -28,11 +29,17 @@ class HalfCauchy(Folded):
 
     @property
     def mode(self):
-        return self.scale * 0
+        return zeros_like(self.scale)
 
     @property
     def variance(self):
         return self.base_dist.variance
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        # torch's HalfCauchy (not HalfNormal) computes in the parameters' dtype
+        return super().log_prob(as_tensor(value, dtype=self.scale.dtype))
 
 
 class InverseGamma(TransformedDistribution):

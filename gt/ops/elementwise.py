@@ -271,7 +271,8 @@ class Clip(Function):
 
     def backward(self, g):
         inside, low_wins, high_wins = self._masks()
-        return (None if inside is None else g * inside,
+        # select, not multiply: an infinite g outside the bounds gives 0, as torch's, not NaN
+        return (None if inside is None else B.where(inside, g, 0),
                 *(None if m is None else B.where(m, g, 0) for m in (low_wins, high_wins)))
 
     def backward_graph(self, g):
