@@ -401,13 +401,11 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     def getitem(self, x, index):
         return x[index]
 
-    def setitem(self, x, index, value):
-        x[index] = value
-
     def index_add(self, target, index, values):
         """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""
+        # bool targets skip add_rows: its reduceat sums bools into int64, which cannot go back
         if isinstance(index, np.ndarray) and index.dtype.kind in "iu" and target.ndim >= 1 \
-                and values.shape == index.shape + target.shape[1:]:
+                and values.shape == index.shape + target.shape[1:] and target.dtype != np.bool_:
             return add_rows(target, index, values)
         if _has_int_array(index):
             np.add.at(target, index, values)

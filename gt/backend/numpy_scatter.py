@@ -1,4 +1,4 @@
-"""einsum, scatters and index searches of the numpy engine (mixed into ``NumpyEngine``; the
+"""einsum, item assignment, scatters and index searches of the numpy engine (mixed into ``NumpyEngine``; the
 interface is gt/backend/engine_scatter.py).
 
 ``einsum`` asks numpy for a contraction order (``optimize=True``: products through BLAS, a
@@ -24,6 +24,19 @@ _UFUNCS = {"sum": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.mi
 
 
 class NumpyScatter:
+    def setitem(self, x, index, value):
+        try:
+            x[index] = value
+        except (ValueError, TypeError):
+            # numpy refuses a value of more dims than the place it goes (``x[0] = array([5])``, a (1, k)
+            # value through a mask); torch drops the value's leading 1-sized axes first
+            lead = 0
+            while isinstance(value, np.ndarray) and lead < value.ndim and value.shape[lead] == 1:
+                lead += 1
+            if not lead:
+                raise
+            x[index] = value.reshape(value.shape[lead:])
+
     def einsum(self, equation, *operands):
         sizes = {}
         for subscripts, x in zip(equation.split("->")[0].split(","), operands):

@@ -10,7 +10,8 @@ and only the part of the tensor it reaches is written (``_reached``).
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import mask_like
+from gt.ops._graph import const, mask_like
+from gt.ops.elementwise import Where
 from gt.ops.shape import AddAtIndex, GetItem
 
 # what an element is set to before the scattered values are reduced into it (include_self=False)
@@ -91,9 +92,8 @@ class Scatter(Function):
 
 class ScatterReduce(Function):
     """``x`` with each element of ``src`` reduced into it at ``index`` along ``dim``: ``reduce``
-    is ``"sum"``, ``"mean"``, ``"amax"``, ``"amin"`` or ``"prod"`` (no gradient: the tensor
-    layer refuses it where one would be recorded); ``include_self=False`` leaves the old values
-    of the positions that receive some value out of their reduction."""
+    is ``"sum"``, ``"mean"``, ``"amax"``, ``"amin"`` or ``"prod"``; ``include_self=False``
+    leaves the old values of the positions that receive some value out of their reduction."""
 
     def forward(self, x, index, src, dim, reduce, include_self):
         self.dim, self.reduce, self.include_self = dim, reduce, include_self
@@ -116,6 +116,9 @@ class ScatterReduce(Function):
     def backward(self, g):
         index, x, src, out, counts = self.saved
         dim, dtype = self.dim, B.dtype_of(g)
+        if self.reduce == "prod":
+            gx, gsrc = _prod_grads(g, index, x, src, out, dim, self.include_self)
+            return gx, None, _padded(gsrc, self.src_shape, dtype)
         if self.reduce == "sum":
             gx = gd = g
         elif self.reduce == "mean":
@@ -138,6 +141,8 @@ class ScatterReduce(Function):
         return gx, None, _padded(gsrc, self.src_shape, dtype)
 
     def backward_graph(self, g):
+        if self.reduce == "prod":
+            return _prod_grads_graph(self, g)
         # every factor the gradient is multiplied by is a constant: the backward's of ones
         index, _, src = self.saved[:3]
         ones = B.ones(tuple(g.shape), B.dtype_of(src))
@@ -159,6 +164,87 @@ class ScatterReduce(Function):
             B.setitem(covered, tuple(slice(0, n) for n in src_won.shape), src_won)
             gsrc = gsrc * mask_like(g, covered)
         return gx, None, gsrc
+
+
+def _prod_into(x, index, src, dim, include_self):
+    """A copy of ``x`` with ``src`` multiplied in at ``index`` along ``dim`` (``scatter_reduce`` prod)."""
+    out = B.copy(x)
+    reached = _reached(out, index, dim)
+    if not include_self:
+        B.put_along_axis(reached, index, 1, dim)
+    B.scatter_reduce_(reached, dim, index, src, "prod")
+    return out
+
+
+def _prod_grads(g, index, x, src, out, dim, include_self):
+    """torch's gradients of a scatter_reduce product: each factor's is the product of the others,
+    computed without dividing by a zero factor (the zeros are replaced by 1 and the product taken
+    again), so one zero among the factors still gives the others' product as its own gradient."""
+    dtype = B.dtype_of(g)
+
+    def taken(a):
+        return B.take_along_axis(_reached(a, index, dim), index, dim)
+
+    kept = B.where(x == 0, 1, x)
+    gx = g * _prod_into(kept, index, src, dim, include_self) / kept
+    if not include_self:
+        B.put_along_axis(_reached(gx, index, dim), index, 0, dim)
+    src_zero = src == 0
+    zeros = B.zeros(tuple(x.shape), dtype)
+    B.scatter_reduce_(_reached(zeros, index, dim), dim, index, B.astype(src_zero, dtype), "sum")
+    single = src_zero & (taken(zeros) == 1)            # the only zero among its position's factors
+    others = _prod_into(x, index, B.where(single, 1, src), dim, include_self)
+    gsrc = B.where(single, taken(g * others), taken(g * out) / B.where(src_zero, 1, src))
+    return gx, gsrc
+
+
+class _DelayedError(Function):
+    """``x`` itself, whose gradient raises (torch's ``DelayedError``): the recorded gradient of a
+    product is right to first order only where two zeros or more meet at one position."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, g):
+        raise RuntimeError("scatter_reduce(): Double backward is unsupported for src when >1 zeros in src are "
+                           "scattered to the same position in self")
+
+    def backward_graph(self, g):
+        return self.backward(g)
+
+
+def _prod_grads_graph(op, g):
+    """``_prod_grads`` recorded (torch's formulas, of recorded products). As torch, whose second
+    derivative refuses it, a position receiving two zeros or more is right to first order only."""
+    index, x, src = op.saved[:3]
+    dim, include_self = op.dim, op.include_self
+    where = _along_axis(index, dim)
+    x_t, index_t, src_t = op.inputs
+    if tuple(src_t.shape) != tuple(index.shape):
+        src_t = GetItem.apply(src_t, tuple(slice(0, n) for n in index.shape))
+
+    def product(base, factors):
+        return ScatterReduce.apply(base, index_t, factors, dim=dim, reduce="prod", include_self=include_self)
+
+    kept = Where.apply(const(x == 0), 1.0, x_t)
+    gx = g * product(kept, src_t) / kept
+    if not include_self:
+        received = B.ones(tuple(g.shape), g.dtype)
+        B.put_along_axis(_reached(received, index, dim), index, 0, dim)
+        gx = gx * mask_like(g, received)
+    src_zero = src == 0
+    zeros = B.zeros(tuple(x.shape), B.dtype_of(x))
+    B.scatter_reduce_(_reached(zeros, index, dim), dim, index, B.astype(src_zero, B.dtype_of(x)), "sum")
+    zeros = B.take_along_axis(_reached(zeros, index, dim), index, dim)
+    single = const(src_zero & (zeros == 1))
+    others = product(x_t, Where.apply(single, 1.0, src_t))
+    gsrc = Where.apply(single, GetItem.apply(g * others, where),
+                       GetItem.apply(g * product(x_t, src_t), where) / Where.apply(const(src_zero), 1.0, src_t))
+    if bool(B.any(zeros > 1)):
+        gsrc = _DelayedError.apply(gsrc)
+    if tuple(gsrc.shape) != tuple(op.src_shape):
+        gsrc = AddAtIndex.apply(gsrc, op.src_shape, g.dtype, tuple(slice(0, n) for n in gsrc.shape))
+    return gx, None, gsrc
 
 
 class IndexAdd(Function):

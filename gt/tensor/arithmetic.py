@@ -153,12 +153,18 @@ class ArithmeticMethods:
     def __eq__(self, other):
         if other is None:
             return False        # as torch's (Python's answer for unrelated objects), not an error
-        return self._compare(other, lambda a, b: a == b, "eq")
+        try:
+            return self._compare(other, lambda a, b: a == b, "eq")
+        except TypeError:       # torch's: an operand it cannot take (a string...) is unequal, not an error
+            return NotImplemented
 
     def __ne__(self, other):
         if other is None:
             return True
-        return self._compare(other, lambda a, b: a != b, "ne")
+        try:
+            return self._compare(other, lambda a, b: a != b, "ne")
+        except TypeError:
+            return NotImplemented
 
     def __lt__(self, other):
         return self._compare(other, lambda a, b: a < b, "lt")

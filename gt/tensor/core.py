@@ -71,7 +71,7 @@ from gt.tensor import device_methods
 from gt.tensor.device_methods import DeviceMethods
 from gt.tensor.random_methods import RandomMethods
 from gt.tensor.remaining_methods import RemainingMethods
-from gt.tensor import compat_methods
+from gt.tensor import compat_methods, object_methods
 from gt.tensor.compat_methods import CompatMethods
 from gt.tensor import write_methods
 from gt.tensor.write_methods import WriteMethods
@@ -84,7 +84,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
              ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
              SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
              DiagonalMethods, BitwiseMethods, RandomMethods, RemainingMethods, WriteMethods,
-             DeviceMethods, CompatMethods, StridedMethods):
+             DeviceMethods, CompatMethods, StridedMethods, object_methods.ObjectMethods):
     """An n-dimensional array that records differentiable ops for ``backward()``.
 
     Create tensors with ``gt.tensor``, ``gt.from_numpy``, ``gt.randn``, ``gt.zeros`` and friends.
@@ -271,10 +271,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @data.setter
     def data(self, value):
-        new = value._data if isinstance(value, Tensor) else B.asarray(value)
-        if tuple(new.shape) != self.shape:
-            raise ValueError(f"data: new value has shape {tuple(new.shape)}, the tensor has {self.shape}")
-        self._data = new
+        # another shape or dtype is taken, as torch's (``emb.weight.data = bigger``)
+        self._data = value._data if isinstance(value, Tensor) else B.asarray(value)
 
     @property
     def T(self):
@@ -395,11 +393,6 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         unregisters. An optimizer can step from here (``SGD(..., in_backward=True)`` does)."""
         return autograd.register_post_accumulate_grad_hook(self, hook)
 
-    def retain_grad(self):
-        """Keep ``.grad`` on this non-leaf tensor after backward."""
-        self._retains_grad = True
-        return self
-
     def detach(self):
         """The same values (shared memory), cut from the graph."""
         return Tensor._from_value(self._value)
@@ -445,6 +438,8 @@ def _check_grad(t, value):
     it unless ``grad_dtype`` allows it)."""
     if not isinstance(value, Tensor):
         raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+    if value is t:
+        raise RuntimeError("can't assign Variable as its own grad")
     if value.shape != t.shape:
         raise RuntimeError(f"attempting to assign a gradient of size {list(value.shape)} to a tensor of size "
                            f"{list(t.shape)}. Please ensure that the gradient and the tensor are the same size")

@@ -38,6 +38,10 @@ class DiagonalMethods:
         ``accumulate=True`` (repeated positions then add up); in place, differentiable."""
         index = _index(index, "put_")
         positions = _flat_positions(index, self.numel())
+        if isinstance(source, Tensor) and source.dtype != self.dtype:     # a list (gt's) is cast
+            raise RuntimeError(f"put_(): self and source expected to have the same dtype, but got self.dtype = "
+                               f"{dtypes.torch_type_name(self.dtype.name)} and source.dtype = "
+                               f"{dtypes.torch_type_name(source.dtype.name)}")
         source = source if isinstance(source, Tensor) else Tensor._wrap(B.asarray(source))
         if source.numel() != index.numel():
             raise RuntimeError(f"put_(): Expected source and index to have the same number of elements, but got "
@@ -85,10 +89,14 @@ class DiagonalMethods:
         differentiable, repeated positions adding up in the backward. A position outside
         ``[0, size)`` is torch's RuntimeError (none counts from the end)."""
         index = _operand(index, "gather")
-        if not isinstance(index, Tensor) or index.ndim != self.ndim or index.dtype.is_floating_point:
+        # torch reads a 0-d tensor or index as 1-D of one element
+        if not isinstance(index, Tensor) or max(index.ndim, 1) != max(self.ndim, 1) \
+                or index.dtype not in (dtypes.int64, dtypes.int32):
             raise ValueError(f"gather: index must be an integer tensor of {self.ndim} dims, got "
                              f"{getattr(index, 'shape', index)!r}")
-        dim = dim % self.ndim
+        dim = normalize_axis(dim, self.ndim, "gather")
+        if self.ndim == 0 or index.ndim == 0:
+            return self.reshape(-1).gather(0, index.reshape(-1)).reshape(index.shape)
         n = self.shape[dim]
         index = checks.require_within(index, 0, n - 1, RuntimeError,
                                       lambda bad: f"index {bad} is out of bounds for dimension {dim} with size {n}")

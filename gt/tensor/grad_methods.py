@@ -34,3 +34,10 @@ class GradMethods:
     def retains_grad(self):
         """True for a computed tensor whose ``.grad`` is kept by ``backward()`` (``retain_grad()``)."""
         return self._retains_grad and self._ctx is not None
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward (on a leaf it is kept anyway)."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        self._retains_grad = True
+        return self

@@ -127,12 +127,17 @@ class IndexMethods:
                              f"tensor of shape {self.shape}, got {dim!r}")
         if self.ndim == 0:
             raise IndexError(f"{op}: a 0-d tensor has no dim {dim}; use dim=None")
+        empty = [a for a, n in enumerate(self.shape) if n == 0]       # torch's refusals of empty slices
+        if len(empty) > 1:
+            raise RuntimeError("Number of zero sized dimensions is more than one, so unique cannot be applied ")
+        if empty and empty[0] != dim % self.ndim:
+            raise RuntimeError("There are 0 sized dimensions, and they aren't selected, so unique cannot be applied")
         return dim % self.ndim
 
     def bincount(self, weights=None, minlength=0):
         """How often each int ``0, 1, ..., max`` occurs in this 1-D tensor of non-negative ints
         (int64, at least ``minlength`` long); with ``weights`` (1-D, one per element) their sums
-        instead, in the weights' float dtype (integer weights: float64, as torch).
+        instead, float32 for float32 weights and float64 for any other (as torch).
 
             >>> gt.tensor([0, 1, 1, 3]).bincount().tolist()
             [1, 2, 0, 1]
@@ -152,7 +157,7 @@ class IndexMethods:
             if not isinstance(weights, Tensor) or weights.shape != self.shape:
                 raise ValueError(f"bincount: weights must be 1-D with one value per element {self.shape}, got "
                                  f"{getattr(weights, 'shape', weights)!r}")
-            dtype = weights.dtype if weights.dtype.is_floating_point else dtypes.float64
+            dtype = dtypes.float32 if weights.dtype == dtypes.float32 else dtypes.float64   # halves too: torch's
             if not self.numel():      # torch answers an empty input with int64 zeros, weights or not
                 dtype = dtypes.int64
             values = B.astype(weights._data, dtype)

@@ -176,9 +176,12 @@ class InplaceMethods:
         return self._update(_assign, self._inplace_value(src, "copy_"))
 
     def fill_(self, value):
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                               "dimensions.")
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
-        return self._update(_assign, value, uniform=True)
+        return self._update(_assign, value._data if isinstance(value, Tensor) else value, uniform=True)
 
     def zero_(self):
         """Set every element to 0, in place (e.g. ``param.grad.zero_()``)."""
@@ -189,6 +192,8 @@ class InplaceMethods:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         inplace_grad.refuse_overlap(self, uniform=True)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
+        if isinstance(value, Tensor) and value.dtype is not self.dtype:
+            _check_index_put_dtype(self, index, value)
         split = torch_order(index)
         if split is not None:
             # integers with index arrays, torch's order (index_order.py): the block the integers
@@ -263,6 +268,17 @@ def _idiv(a, v):
 
 def _assign(a, v):
     a[...] = v
+
+
+def _check_index_put_dtype(t, index, value):
+    """torch's error for a value of another dtype written through index arrays (its ``index_put_``);
+    a 0-d integer index is an integer, and one boolean mask with a one-element value is a fill."""
+    arrays = [p for p in (index if isinstance(index, tuple) else (index,)) if B.is_array(p) and (p.ndim or B.is_bool(p))]
+    if not arrays or (value.numel() == 1 and len(arrays) == 1 and arrays[0].ndim and B.is_bool(arrays[0])):
+        return
+    raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                       f"{dtypes.torch_type_name(t.dtype.name)} for the destination and "
+                       f"{dtypes.torch_type_name(value.dtype.name)} for the source.")
 
 
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}

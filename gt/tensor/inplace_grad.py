@@ -83,7 +83,8 @@ def records(t, values, check=True):
         if t._ctx is None:
             raise RuntimeError(f"{LEAF} ({HINT})")
         return True
-    return any(isinstance(v, Tensor) and v._requires_grad for v in values)
+    # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient)
+    return any(isinstance(v, Tensor) and v._requires_grad for v in values) and t.dtype.is_floating_point
 
 
 def refuse_overlap(t, uniform=False):

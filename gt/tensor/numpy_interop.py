@@ -104,6 +104,7 @@ class NumpyMethods:
 
     def __contains__(self, element):
         """``x in t``: whether any element equals ``x`` (a number or a tensor that broadcasts), as torch's."""
+        element = _scalar(element)      # numpy's scalars are numbers here, as torch takes them
         if not isinstance(element, (Tensor, int, float, bool)):
             raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
                                f"{type(element)}.")

@@ -14,6 +14,8 @@ grad they raise torch's error while gradients are recorded.
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import warnings
+
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import scatter as scatter_ops
@@ -77,6 +79,8 @@ class ScatterMethods:
         """``(dim, index, src)`` checked as torch checks a scatter's arguments."""
         dim = normalize_axis(dim, self.ndim, op)
         index = index_tensor(index, op)
+        if index.ndim == 0 and self.ndim == 1:
+            index = index.reshape(1)      # as a 0-d src below
         if isinstance(src, Tensor) and src.ndim == 0:
             src = src.reshape(1)          # torch reads a 0-d src as 1-D of one element (a 1-D tensor's alone)
         if index.ndim != self.ndim:
@@ -101,20 +105,34 @@ class ScatterMethods:
             >>> gt.zeros(2, 3).scatter(1, gt.tensor([[2], [0]]), 1.0).tolist()
             [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
         """
-        if reduce is not None:
-            raise TypeError("scatter: reduce= is deprecated in torch and not taken by gt; "
-                            "use scatter_reduce(dim, index, src, reduce) instead")
         if (src is None) == (value is None):
             raise TypeError("scatter: give src (a tensor or a number) or value, one of them")
         src = _operand(value if src is None else src, "scatter")
         index = _operand(index, "scatter")
         if isinstance(src, Tensor) and src.ndim == 0 and value is not None and getattr(index, "ndim", 0) > 0:
             src = src.item()                  # torch takes a 0-d value= as the number to write
+        if reduce is not None:
+            return self._scatter_reduced(dim, index, src, reduce)
         if self.ndim == 0:
             return self._as_1d("scatter", dim, index, src)
         dim, index, src = self._scatter_args(dim, index, src, "scatter")
         return scatter_ops.Scatter.apply(self, index, src if isinstance(src, Tensor) else _fill_value(self, src),
                                          dim=dim)
+
+    def _scatter_reduced(self, dim, index, src, reduce):
+        """torch's deprecated ``scatter(..., reduce="add" | "multiply")``: ``scatter_reduce`` with
+        ``"sum"`` or ``"prod"``, the tensor's own values included (a number: at every position of
+        ``index``). gt differentiates it (torch's backward raises "not implemented")."""
+        if reduce not in ("add", "multiply"):
+            raise RuntimeError("reduce argument must be either add or multiply.")
+        if isinstance(src, Tensor):
+            warnings.warn("The reduce argument of torch.scatter with Tensor src is deprecated and will be removed in "
+                          "a future PyTorch release. Use torch.scatter_reduce instead for more reduction options.",
+                          UserWarning, stacklevel=3)
+        else:
+            index = index_tensor(index, "scatter")
+            src = self.new_full(tuple(index.shape), _fill_value(self, src))
+        return self.scatter_reduce(dim, index, src, "sum" if reduce == "add" else "prod")
 
     def scatter_add(self, dim, index, src):
         """A copy with every ``src[i][j]`` added at ``[index[i][j]][j]`` for ``dim=0``, repeated
@@ -129,8 +147,8 @@ class ScatterMethods:
         """A copy with every ``src[i][j]`` reduced into ``[index[i][j]][j]`` (``dim=0``) by
         ``reduce``: ``"sum"``, ``"prod"``, ``"mean"``, ``"amax"`` or ``"amin"``; with
         ``include_self=False`` the positions that receive values forget their own. Integer
-        means round down, as torch's. Differentiable for all but ``"prod"`` (which gt refuses
-        where a gradient would be recorded); a max or a min splits its gradient evenly among
+        means round down, as torch's. Differentiable (a product with torch's gradient, zero factors
+        included, but not twice); a max or a min splits its gradient evenly among
         the tied values, and, as torch, counts the tensor's own value among them even where
         ``include_self=False`` leaves it out.
 
@@ -151,9 +169,6 @@ class ScatterMethods:
         if reduce == "mean" and self.dtype == dtypes.bool_:
             raise TypeError("scatter_reduce: reduce='mean' of bool tensors is not defined (as in torch); "
                             "convert them to a number dtype first")
-        if reduce == "prod" and autograd.is_grad_enabled() and (self.requires_grad or src.requires_grad):
-            raise RuntimeError("scatter_reduce: reduce='prod' has no gradient in gt; compute it under gt.no_grad() "
-                               "or on tensors that do not require grad")
         return scatter_ops.ScatterReduce.apply(self, index, src, dim=dim, reduce=reduce, include_self=include_self)
 
     def _index_args(self, dim, index, source, op):
@@ -270,8 +285,10 @@ class ScatterMethods:
         if len(values) == 1 and src is None:
             return self._written("scatter_", lambda x, v: x.scatter(dim, index, value=v, reduce=reduce), values)
         if values:
-            return self._written("scatter_", lambda x, s: x.scatter(dim, index, s, value, reduce=reduce), values)
-        return self._written("scatter_", lambda x: x.scatter(dim, index, src, value, reduce=reduce), ())
+            return self._written("scatter_", lambda x, s: x.scatter(dim, index, s, value, reduce=reduce), values,
+                                 reads_self=reduce is not None)
+        return self._written("scatter_", lambda x: x.scatter(dim, index, src, value, reduce=reduce), (),
+                             reads_self=reduce is not None)
 
     def scatter_add_(self, dim, index, src):
         return self._written("scatter_add_", lambda x, s: x.scatter_add(dim, index, s), (src,), reads_self=True)

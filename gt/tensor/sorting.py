@@ -98,8 +98,8 @@ class SortingMethods:
         if isinstance(k, bool) or not hasattr(k, "__index__") or not 0 <= k.__index__() <= n:
             raise ValueError(f"topk: k must be an int in [0, {n}] (the size of dim {dim}), got {k!r}")
         if self.ndim == 0:
-            values, indices = self.reshape(1).topk(k, 0, largest)
-            return TopkResult(values.reshape(()), indices.reshape(())) if k else TopkResult(values, indices)
+            values, indices = self.reshape(1).topk(1, 0, largest)     # k=0 too: torch gives the element
+            return TopkResult(values.reshape(()), indices.reshape(()))
         axis = normalize_axis(dim, self.ndim, "topk")
         k = k.__index__()
         indices = _blockwise(self, lambda a: B.topk_indices(a, k, axis, largest), axis)

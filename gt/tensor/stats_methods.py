@@ -31,6 +31,7 @@ from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.index_methods import searchsorted
+from gt.tensor.quick_select import kth_position
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -104,6 +105,22 @@ def _rank_pick(xm, rank):
     return order.gather(-1, rank)
 
 
+def _quickselect_ties(xm, pos, k):
+    """``pos`` (the stable rank-``k`` positions) with each slice whose k-th value is tied moved
+    to the copy torch's quickselect reports (gt/tensor/quick_select.py)."""
+    x = xm.detach()
+    picked = x.gather(-1, pos)
+    same = (x == picked) | (x.isnan() & picked.isnan()) if x.dtype.is_floating_point else x == picked
+    tied = (same.to(dtypes.int64).sum(-1) > 1).reshape(-1)
+    if not bool(tied.any()):
+        return pos
+    flat = pos.reshape(-1).tolist()
+    rows = x.reshape(-1, x.shape[-1])[tied].tolist()
+    for r, values in zip(tied.nonzero().reshape(-1).tolist(), rows):
+        flat[r] = kth_position(values, k)
+    return pos.new_tensor(flat).reshape(pos.shape)
+
+
 def _quantile_q(q, x, op):
     """``q`` as a 1-D tensor of x's dtype (values in [0, 1]) and whether it was a scalar."""
     if isinstance(q, Tensor):
@@ -160,12 +177,13 @@ class StatsMethods:
         return self._median(dim, keepdim, True, NanmedianResult)
 
     def kthvalue(self, k, dim=-1, keepdim=False):
-        """``(values, indices)`` of the ``k``-th smallest element (``k`` from 1) along ``dim``."""
+        """``(values, indices)`` of the ``k``-th smallest element (``k`` from 1) along ``dim``; of
+        tied values, the one torch's CPU quickselect reports."""
         xm, axis = _last(self, dim, "kthvalue")
         n = xm.shape[-1]
         if isinstance(k, bool) or not hasattr(k, "__index__") or not 1 <= int(k) <= n:
             raise IndexError(f"kthvalue: k must be an int in [1, {n}] (the size of dim {dim}), got {k!r}")
-        pos = _rank_pick(xm, int(k) - 1)
+        pos = _quickselect_ties(xm, _rank_pick(xm, int(k) - 1), int(k) - 1)
         return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, KthvalueResult)
 
     def mode(self, dim=-1, keepdim=False):

@@ -339,6 +339,7 @@ class WriteMethods:
         (broadcast to this shape), in place: one Python call per element, slow as torch's."""
         self._refuse_python_map("map_")
         other = _tensor_operand(tensor, "map_", "tensor")
+        other._refuse_python_map("map_")     # torch refuses an operand that requires grad too
         if other.dtype != self.dtype:
             raise TypeError(f"map_: expected a tensor of dtype {self.dtype.name} for 'tensor' (this tensor's), got "
                             f"{other.dtype.name}")
