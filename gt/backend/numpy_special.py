@@ -56,6 +56,17 @@ def _in_float64(fn, dtype, *arrays):
     return np.asarray(out).astype(dtype, copy=False)
 
 
+def _trigamma(sc):
+    # scipy's polygamma(1, x) sums |x| terms for x < 0 (minutes at -1e9); torch reflects below 1/2:
+    # pi**2 / sin(pi x)**2 - trigamma(1 - x). The poles (and -inf) stay inf, scipy's value there.
+    def fn(x):
+        low = x < 0.5
+        reflected = np.pi ** 2 / np.sin(np.pi * x) ** 2 - sc.polygamma(1, np.where(low, 1 - x, 1.0))
+        out = np.where(low, reflected, sc.polygamma(1, np.where(low, 1.0, x)))
+        return np.where(low & (x == np.floor(x)), np.inf, out)
+    return fn
+
+
 def _lgamma(gammaln):
     return lambda x: np.where(x == -np.inf, np.inf, gammaln(x))
 
@@ -71,7 +82,8 @@ class NumpySpecial:
 
     def polygamma(self, n, x):
         sc = _scipy("polygamma")
-        return _in_float64(sc.psi if n == 0 else lambda v: sc.polygamma(n, v), np.result_type(x), x)
+        fn = sc.psi if n == 0 else _trigamma(sc) if n == 1 else lambda v: sc.polygamma(n, v)
+        return _in_float64(fn, np.result_type(x), x)
 
     def cumulative_extreme(self, x, axis, largest):
         running = np.maximum if largest else np.minimum
