@@ -19,7 +19,7 @@ from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from gt.autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_anomaly_enabled
 from gt.backend import set_backend, get_backend, set_num_threads, get_num_threads
 from gt.backend.memory import retain_freed_memory
-from gt.amp import autocast, is_autocast_enabled
+from gt.amp import autocast, get_autocast_dtype, is_autocast_enabled
 from gt.tensor import Tensor, matmul, where
 from gt.tensor import (tensor, from_dlpack, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like, empty_like,
                        randn_like, rand_like,

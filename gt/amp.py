@@ -89,8 +89,19 @@ class autocast:
         return wrapped
 
 
-def is_autocast_enabled():
+def is_autocast_enabled(device_type=None):
+    """Whether an autocast block is open and enabled. gt has one autocast state for every device,
+    so ``device_type`` (torch's argument: ``"cpu"``, ``"cuda"``) is checked and unused."""
+    if device_type is not None and (not isinstance(device_type, str) or device_type not in _DEVICE_TYPES):
+        raise RuntimeError(f"unsupported autocast device_type '{device_type}'")
     return bool(_active) and _active[-1] is not None
+
+
+def get_autocast_dtype(device_type):
+    """The dtype autocast lowers products to (torch's ``get_autocast_dtype``): gt's is bfloat16."""
+    if not isinstance(device_type, str) or device_type not in _DEVICE_TYPES:
+        raise RuntimeError(f"unsupported autocast device_type '{device_type}'")
+    return dtypes.bfloat16
 
 
 def matmul_dtype(*arrays):

@@ -33,12 +33,16 @@ def _floating(tensor, fn):
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """Fill with samples of U(a, b) (from ``generator``, a ``gt.Generator``, or gt's default one)."""
     dtype = _floating(tensor, "uniform_")
+    if not a <= b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
     return _fill(tensor, rand(*tensor.shape, dtype=dtype, generator=generator) * (b - a) + a)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """Fill with samples of N(mean, std**2) (from ``generator``, or gt's default one)."""
     dtype = _floating(tensor, "normal_")
+    if not std >= 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _fill(tensor, randn(*tensor.shape, dtype=dtype, generator=generator) * std + mean)
 
 
@@ -56,8 +60,9 @@ def ones_(tensor):
 
 def calculate_gain(nonlinearity, param=None):
     """The recommended gain for a nonlinearity (torch's table): relu sqrt(2), tanh 5/3, ..."""
-    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid", "identity"):
-        return 1.0
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d", "sigmoid"):
+        return 1
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
@@ -65,11 +70,11 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-            raise ValueError(f"calculate_gain: negative_slope {param!r} is not a number")
+            raise ValueError(f"negative_slope {param} not a valid number")
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
 
 
 def _calculate_fan_in_and_fan_out(tensor):
@@ -83,10 +88,19 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 
 def _fan(tensor, mode):
+    mode = mode.lower()          # torch takes 'FAN_IN' too
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise ValueError(f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out
+
+
+def _no_elements(tensor):
+    """torch's kaiming inits leave a zero-element tensor as it is, with a warning, whatever its rank."""
+    if isinstance(tensor, Tensor) and 0 in tuple(tensor.shape):
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return True
+    return False
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None):
@@ -107,6 +121,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
 
     ``a=math.sqrt(5)`` gives bound = 1 / sqrt(fan_in): PyTorch's default for Linear weights.
     """
+    if _no_elements(tensor):
+        return tensor
     fan = _fan(tensor, mode)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan) if fan else 0.0
     return uniform_(tensor, -bound, bound, generator)
@@ -114,6 +130,8 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std**2) with std = gain / sqrt(fan)."""
+    if _no_elements(tensor):
+        return tensor
     fan = _fan(tensor, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
     return normal_(tensor, 0.0, std, generator)

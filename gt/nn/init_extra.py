@@ -2,10 +2,12 @@
 and outside the tape. Random draws come from gt's generator (``gt.manual_seed``)."""
 
 import math
+import warnings
 
 from gt import autograd
 from gt.backend import B
-from gt.tensor import Tensor, arange, eye, randn, zeros
+from gt.tensor import Tensor, arange, eye, randn, where, zeros
+from gt.tensor import tensor as tensor_of
 
 
 def _target(tensor, fn):
@@ -13,6 +15,12 @@ def _target(tensor, fn):
         raise TypeError(f"{fn}: expected a gt.Tensor or nn.Parameter, got {type(tensor).__name__}")
     if not tensor.dtype.is_floating_point:
         raise TypeError(f"{fn}: expected a floating point tensor, got {tensor.dtype!r}")
+    return tensor
+
+
+def _any_dtype(tensor, fn):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{fn}: expected a gt.Tensor or nn.Parameter, got {type(tensor).__name__}")
     return tensor
 
 
@@ -48,25 +56,57 @@ def orthogonal_(tensor, gain=1.0, generator=None):
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
-    """Fill with N(mean, std**2) samples truncated to [a, b] (inverse-CDF sampling, as torch's:
-    a uniform draw between the CDF values at a and b, mapped through erfinv, then clamped).
+    """Fill with N(mean, std**2) samples truncated to [a, b], by torch's rejection sampling: normal
+    draws redrawn where outside [a, b] when the interval holds over 0.3 of the mass, else uniform
+    draws on [a, b] accepted with the density's ratio to its peak there. (An inverse CDF loses the
+    far tails to rounding: every value at one bound.)
 
         >>> w = nn.init.trunc_normal_(gt.empty(3, 5), std=0.02, a=-0.04, b=0.04)
     """
     _target(tensor, "trunc_normal_")
-    if not a < b:
-        raise ValueError(f"trunc_normal_: expected a < b, got a={a!r}, b={b!r}")
-    if not std > 0:
+    if not a <= b:
+        raise ValueError(f"trunc_normal_: expected a < b (or a == b), got a={a!r}, b={b!r}")
+    if not std > 0:              # torch: a ZeroDivisionError at 0, values of no meaning below
         raise ValueError(f"trunc_normal_: std must be positive, got {std!r}")
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. "
+                      "The distribution of values may be incorrect.", stacklevel=2)
 
     def cdf(x):
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
-    lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+    mass = cdf((b - mean) / std) - cdf((a - mean) / std)
     with autograd.no_grad():
-        u = zeros(*tensor.shape, dtype=tensor.dtype).uniform_(2 * lo - 1, 2 * hi - 1, generator=generator)
-        values = (u.erfinv() * (std * math.sqrt(2.0)) + mean).clamp(min=a, max=b)
+        values = (_by_redraw if mass > 0.3 else _by_acceptance)(tensor, mean, std, a, b, generator)
     return _fill(tensor, values)
+
+
+def _by_redraw(tensor, mean, std, a, b, generator):
+    # the bounds rounded to the tensor's dtype, so that the test agrees with the values it can hold
+    lo, hi = (tensor_of(v, dtype=tensor.dtype).item() for v in (a, b))
+    result = zeros(*tensor.shape, dtype=tensor.dtype).normal_(mean, std, generator=generator)
+    while True:
+        outside = (result < lo) | (result > hi)
+        if not bool(outside.any()):
+            return result
+        result = where(outside, zeros(*tensor.shape, dtype=tensor.dtype).normal_(mean, std, generator=generator),
+                       result)
+
+
+def _by_acceptance(tensor, mean, std, a, b, generator):
+    log_peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
+
+    def draw():
+        x = zeros(*tensor.shape, dtype=tensor.dtype).uniform_(a, b, generator=generator)
+        log_pdf = ((x - mean) / std) ** 2 * -0.5 - log_peak
+        return x, zeros(*tensor.shape, dtype=tensor.dtype).uniform_(generator=generator).log() > log_pdf
+
+    result, pending = draw()
+    while bool(pending.any()):
+        x, rejected = draw()
+        result = where(pending, x, result)
+        pending = pending & rejected
+    return result
 
 
 def sparse_(tensor, sparsity, std=0.01, generator=None):
@@ -92,7 +132,7 @@ def eye_(tensor):
 
         >>> nn.init.eye_(gt.empty(2, 3))
     """
-    _target(tensor, "eye_")
+    _any_dtype(tensor, "eye_")
     if tensor.ndim != 2:
         raise ValueError(f"eye_: only tensors with 2 dimensions are supported, got shape {tensor.shape}")
     rows, cols = tensor.shape
@@ -106,7 +146,7 @@ def dirac_(tensor, groups=1):
 
         >>> nn.init.dirac_(gt.empty(4, 2, 3, 3), groups=2)
     """
-    _target(tensor, "dirac_")
+    _any_dtype(tensor, "dirac_")
     if tensor.ndim not in (3, 4, 5):
         raise ValueError(f"dirac_: only tensors with 3, 4, or 5 dimensions are supported, got shape {tensor.shape}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or tensor.shape[0] % groups:

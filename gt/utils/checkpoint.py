@@ -147,6 +147,8 @@ class _Checkpoint(autograd.Function):
     @staticmethod
     def forward(ctx, segment, *boundary):
         ctx.segment = segment
+        # the recomputation reads the arguments again: one changed in place since raises, as torch's
+        ctx.save_for_backward(*(a for a in segment.args if isinstance(a, Tensor)))
         for v in segment.values:
             if isinstance(v, Tensor) and not v.dtype.is_floating_point:
                 ctx.mark_non_differentiable(v)
@@ -170,7 +172,10 @@ def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwar
     fns = list(functions.children()) if hasattr(functions, "children") else list(functions)
     if not isinstance(segments, int) or segments < 1:
         raise ValueError(f"checkpoint_sequential: segments must be a positive int, got {segments!r}")
-    size = max(1, len(fns) // segments)
+    size = len(fns) // segments
+    if size == 0:           # torch: range() with a zero step
+        raise ValueError(f"checkpoint_sequential: {segments} segments for {len(fns)} functions; "
+                         "segments must be at most the number of functions")
     end = -1
     for start in range(0, size * (segments - 1), size):
         end = start + size - 1
