@@ -12,7 +12,7 @@ The state is gt's generator state (``gt.get_rng_state()``: a dict), not torch's 
 
 import contextlib
 
-from gt.backend import B
+from gt.tensor import creation
 from gt.tensor.runtime import default_generator, initial_seed, seed
 
 __all__ = ["manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state", "fork_rng",
@@ -33,12 +33,12 @@ def manual_seed(seed):
 
 def get_rng_state():
     """The state of gt's default generator (a dict; see ``gt.get_rng_state``)."""
-    return B.get_rng_state()
+    return creation.get_rng_state()
 
 
 def set_rng_state(new_state):
     """Restore gt's default generator from a ``get_rng_state()`` value."""
-    B.set_rng_state(new_state)
+    creation.set_rng_state(new_state)
 
 
 @contextlib.contextmanager
@@ -49,8 +49,8 @@ def fork_rng(devices=None, enabled=True, _caller="fork_rng", _devices_kw="device
     if not enabled:
         yield
         return
-    state = B.get_rng_state()
+    state = creation.get_rng_state()
     try:
         yield
     finally:
-        B.set_rng_state(state)
+        creation.set_rng_state(state)

@@ -251,7 +251,7 @@ def test_like_creation_keeps_shape_and_dtype(fn):
         assert out.shape == x.shape and out.dtype == x.dtype and not out.requires_grad
     assert getattr(gt, fn)(gt.zeros(2), requires_grad=True).requires_grad
     if fn != "empty_like":
-        with pytest.raises(TypeError, match="need a float dtype"):
+        with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):     # torch's
             getattr(gt, fn)(gt.arange(3))
         gt.manual_seed(0)
         a = getattr(gt, fn)(gt.zeros(1000))

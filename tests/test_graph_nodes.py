@@ -84,12 +84,13 @@ def test_custom_function_nodes_list_their_tensor_inputs():
     assert results["gt"] == results["torch"] == ("ScaleBackward", ["torch::autograd::AccumulateGrad", None])
 
 
-def test_next_functions_after_backward_frees_the_graph():
+def test_next_functions_after_backward_keeps_the_edges():
     x = gt.ones(3, requires_grad=True)
     y = (x * 2).sum()
     assert len(y.grad_fn.next_functions) == 1
     y.backward()
-    assert y.grad_fn.next_functions == ()          # gt frees the edges with the graph
+    # torch keeps the edges of a freed graph (only the saved values go)
+    assert [n.name() for n, _ in y.grad_fn.next_functions] == ["MulBackward0"]
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0, 2.0])
     z = (x * 2).sum()
     z.backward(retain_graph=True)

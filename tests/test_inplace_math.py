@@ -205,15 +205,16 @@ def test_random_fills_draw_torchs_distributions_from_gts_generator(fill, args, m
 
 
 def test_random_fills_check_their_arguments():
-    with pytest.raises(ValueError, match="std >= 0"):
+    # torch's exception types and words (tests/test_random_testing_parity.py runs them beside torch)
+    with pytest.raises(RuntimeError, match="std >= 0"):
         gt.empty(3).normal_(0.0, -1.0)
-    with pytest.raises(ValueError, match="a <= b"):
+    with pytest.raises(RuntimeError, match=r"\[from, to\) range"):
         gt.empty(3).uniform_(2.0, 1.0)
-    with pytest.raises(ValueError, match="0 <= p <= 1"):
+    with pytest.raises(RuntimeError, match=r"p to be in \[0, 1\]"):
         gt.empty(3).bernoulli_(1.5)
-    with pytest.raises(ValueError, match="lambd > 0"):
+    with pytest.raises(RuntimeError, match="lambda > 0"):
         gt.empty(3).exponential_(0.0)
-    with pytest.raises(TypeError, match="floating point"):
+    with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):
         gt.zeros(3, dtype=gt.int64).normal_()
     with pytest.raises(TypeError, match="generator"):
         gt.empty(3).normal_(generator=object())

@@ -10,6 +10,8 @@
 - ``hooks``: what runs on a leaf when its gradient is complete (an optimizer in the backward);
 - ``grad_hooks``: torch's tensor hooks (``Tensor.register_hook``), run by the walk;
 - ``rebind``: in-place changes of tensors in the graph (which version of a tensor each op read);
+- ``release``: what a backward frees of each op (its saved values; an op that saved none stays
+  walkable, as torch's);
 - ``custom_function``: torch's way of extending autograd (a ``Function`` subclass with static
   ``forward(ctx, ...)`` and ``backward(ctx, ...)`` on tensors).
 
@@ -30,6 +32,7 @@ from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabl
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
 from gt.autograd import graph  # noqa: E402,F401  (torch.autograd.graph: saved-tensor hooks)
+from gt.autograd import release  # noqa: E402,F401  (what a backward frees; Tensor.data = ...)
 
 __all__ = ["Function", "backward", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
            "is_anomaly_check_nan_enabled", "set_anomaly_enabled", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",

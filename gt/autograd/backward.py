@@ -3,7 +3,7 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, versions
+from gt.autograd import anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, release, versions
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
 from gt.autograd.graph_walk import walk_graph
@@ -93,7 +93,8 @@ def walk(order, pending, retain_graph, capture=None):
         for parent, parent_grad in grads:
             pending.add(parent, parent_grad)
         if not retain_graph:
-            ctx.saved, ctx.inputs, ctx.released = None, (), True
+            release.free(ctx)
+    release.made.clear()     # the stand-ins of this walk: one per tensor within it
     return got
 
 
@@ -219,8 +220,10 @@ def topological_order(root, others=()):
         seen.add(key)
         stack.append((node, True))
         ctx = node._ctx
-        if ctx is not None and not ctx.released:
-            if changed:
+        if ctx is not None:                # a freed op too: the walk raises there, before its inputs
+            if ctx.released is None:       # walked and freed before, saving nothing: its stand-ins
+                release.resolve(ctx)
+            if changed and not ctx.released:
                 rebind.resolve(ctx)
             for parent in ctx.inputs:
                 if isinstance(parent, Tensor) and parent._requires_grad and id(parent) not in seen:

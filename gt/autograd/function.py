@@ -83,8 +83,9 @@ class GraphNode:
     def next_functions(self):
         """torch's edges of the graph: for each tensor input, ``(node, 0)`` with the node that made
         it (its ``grad_fn``), an ``AccumulateGrad`` for a leaf that requires grad, or None. Number
-        arguments have none (torch lists a scalar operand of some ops too). Empty once backward
-        has freed the graph (torch keeps the edges)."""
+        arguments have none (torch lists a scalar operand of some ops too). Kept when backward
+        frees an op that saved nothing, as torch's; empty once backward has freed the values an
+        op saved (torch keeps those edges too; gt/autograd/release.py)."""
         if not self.inputs:                    # freed by backward (or an op of no tensor)
             return ()
         edges = getattr(self, "_next", None)   # kept: the same AccumulateGrad nodes on every look

@@ -15,7 +15,7 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, versions
+from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions
 from gt.backend import B
 
 _FREED = (
@@ -48,8 +48,8 @@ def walk_graph(order, seeds, retain_graph, capture=None):
                     got[id(node)] = g
                 if id(node) not in runs:
                     continue
-            elif ctx is None:
-                node.grad = g if node.grad is None else node.grad + g
+            elif ctx is None:    # torch's copy: g may be a view, or another leaf's, that a plain backward adds into
+                node.grad = g.clone() if node.grad is None else node.grad + g
                 if with_hooks:
                     hooks.after_accumulate(node)     # an optimizer stepping in the backward
                 continue
@@ -75,7 +75,8 @@ def walk_graph(order, seeds, retain_graph, capture=None):
                 prev = pending.get(id(parent))
                 pending[id(parent)] = pg if prev is None else prev + pg
             if not retain_graph:
-                ctx.saved, ctx.inputs, ctx.released = None, (), True
+                release.free(ctx)
+    release.made.clear()     # the stand-ins of this walk: one per tensor within it
     return got
 
 

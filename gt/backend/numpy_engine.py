@@ -23,7 +23,7 @@ from gt.backend.numpy_special import NumpySpecial
 from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_windows import NumpyWindows
 from gt.backend.print_options import format_array
-from gt.backend import torch_ranges
+from gt.backend import numpy_python_data as python_data, torch_ranges
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -125,6 +125,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         except ValueError as exc:
             raise TypeError(f"cannot make a tensor from {_describe(data)}: ragged nested sequences "
                             f"(rows of different lengths) or non-numeric data ({exc})") from None
+        if from_python:
+            arr = python_data.checked(data, arr, dtype)
         if arr.dtype == object:
             raise TypeError(f"cannot make a tensor from {_describe(data)}: ragged or non-numeric data (objects)")
         if arr.dtype.kind in "US":
@@ -134,15 +136,12 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
             raise TypeError(
                 f"cannot make a tensor from {_describe(data)} (numpy dtype {arr.dtype}): expected numbers or booleans"
             )
-        if from_python and arr.dtype == np.uint64 and (dtype is None or not dtypes.to_dtype(dtype).is_floating_point):
-            # numpy holds ints from 2**63 to 2**64 - 1 as uint64, and int64 would wrap them negative
-            raise ValueError(f"Overflow when unpacking long long: {_describe(data)} holds an int above int64's range")
         if dtype is not None:
             native = self.native_dtype(dtype)
             if arr.dtype != native:
-                arr = arr.astype(native)
+                arr = python_data.cast(arr, native)
         elif from_python and arr.dtype.kind == "f":
-            arr = arr.astype(self.native_dtype(dtypes.default_float))
+            arr = python_data.cast(arr, self.native_dtype(dtypes.default_float))
         elif arr.dtype.kind == "u" or (arr.dtype.kind == "i" and arr.dtype != np.int32):
             arr = arr.astype(np.int64, copy=False)
         elif arr.dtype == np.float16 and not isinstance(data, np.generic):
@@ -228,7 +227,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         native = self.native_dtype(dtype)
         if native in (np.float32, np.float64):
             return self.rng.random(shape, dtype=native)
-        return self.rng.random(shape).astype(native)
+        # on the dtype's own grid, as torch draws halves: rounding could otherwise give 1.0
+        scale = 2.0 ** (np.finfo(native).nmant + 1)
+        return (np.floor(self.rng.random(shape) * scale) / scale).astype(native)
 
     def uniform(self, shape, low, high, dtype):
         return (self.rng.random(shape, dtype=np.float64) * (high - low) + low).astype(self.native_dtype(dtype))
@@ -369,6 +370,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
                 return ufunc(a, b)       # numpy's own error
             dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
             return ufunc(a, b, out=self.blocks.empty(shape, dtype))
+        if ufunc is np.multiply and ((type(b) is float and getattr(a, "dtype", None) == np.float16) or
+                                     (type(a) is float and getattr(b, "dtype", None) == np.float16)):
+            return python_data.half_with_float(ufunc, a, b)     # torch's product, not add's rounding
         return ufunc(a, b)
 
     # ---- linear algebra and layout -------------------------------------------------

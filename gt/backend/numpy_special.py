@@ -17,7 +17,7 @@ from gt.backend.engine_special import SPECIAL_BINARY, SPECIAL_UNARY, unknown_spe
 _SCIPY_NAMES = {
     "lgamma": "gammaln", "digamma": "psi", "i0": "i0", "i0e": "i0e", "i1": "i1", "i1e": "i1e", "erfcx": "erfcx",
     "ndtr": "ndtr", "ndtri": "ndtri", "log_ndtr": "log_ndtr", "entr": "entr",
-    "airy_ai": lambda sc: lambda x: sc.airy(x)[0],
+    "airy_ai": lambda sc: _airy_ai(sc),
     "bessel_j0": "j0", "bessel_j1": "j1", "bessel_y0": "y0", "bessel_y1": "y1", "modified_bessel_i0": "i0",
     "modified_bessel_i1": "i1", "modified_bessel_k0": "k0", "modified_bessel_k1": "k1",
     "scaled_modified_bessel_k0": "k0e", "scaled_modified_bessel_k1": "k1e",
@@ -67,8 +67,30 @@ def _trigamma(sc):
     return fn
 
 
+def _airy_ai(sc):
+    # scipy's airy is NaN for finite |x| from about 1e6 up; torch's (Cephes') is 0 above 103.9 and,
+    # far below 0, the asymptotic sin term (the next, 5/72 / zeta of it, kept: below 1e-9 there)
+    def fn(x):
+        out = sc.airy(x)[0]
+        lost = (out != out) & np.isfinite(x)
+        if not lost.any():
+            return out
+        root = np.sqrt(np.abs(x))
+        zeta = 2.0 * np.abs(x) * root / 3.0
+        t = zeta + 0.25 * np.pi
+        far = 0.5641895835477563 / np.sqrt(root) * (np.sin(t) - np.cos(t) * (5.0 / 72.0) / zeta)
+        return np.where(lost, np.where(x > 0, 0.0, far), out)
+    return fn
+
+
 def _lgamma(gammaln):
-    return lambda x: np.where(x == -np.inf, np.inf, gammaln(x))
+    # below 1e-300 in magnitude scipy's gammaln overflows (inf, from 1 / x); there lgamma(x) is
+    # -log|x| to float64's precision, torch's value
+    def fn(x):
+        tiny = (np.abs(x) < 1e-300) & (x != 0)
+        out = np.where(x == -np.inf, np.inf, gammaln(x))
+        return np.where(tiny, -np.log(np.abs(np.where(tiny, x, 1.0))), out) if tiny.any() else out
+    return fn
 
 
 class NumpySpecial:

@@ -263,7 +263,11 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
         return self._drawn(self._host.randn(shape, _host_float(dtype)), dtype)
 
     def rand(self, shape, dtype):
-        return self._drawn(self._host.rand(shape, _host_float(dtype)), dtype)
+        host = _host_float(dtype)
+        if host != dtypes.to_dtype(dtype):   # halves: on their own grid, as torch's (rounding could give 1.0)
+            scale = 2.0 ** (11 if dtypes.to_dtype(dtype) == dtypes.float16 else 8)
+            return self._drawn(np.floor(self._host.rand(shape, host) * scale) / scale, dtype)
+        return self._drawn(self._host.rand(shape, host), dtype)
 
     def uniform(self, shape, low, high, dtype):
         return self._drawn(self._host.uniform(shape, low, high, _host_float(dtype)), dtype)

@@ -29,11 +29,13 @@ class Sub(Function):
 
 
 class Mul(Function):
-    def forward(self, a, b):
+    def forward(self, a, b, scalar=False):
         # each factor is read only for the other's gradient, so only that is kept (as torch): a
         # tensor scaled by a constant may then be changed in place before the backward
         na, nb = self.needs_input_grad
         self.save(a if nb else None, b if na else None)
+        if scalar:       # b: a composite's number (add's alpha, lerp's weight), kept by torch as no tensor
+            self.keeps_scalar = True
         return B.multiply(a, b)
 
     def backward(self, g):
@@ -48,12 +50,15 @@ class Mul(Function):
 
 
 class Div(Function):
-    def forward(self, a, b):
+    """``a / b``. ``reciprocal``: ``1 / b`` as torch's ``reciprocal`` (``rsqrt``), which saves its
+    result, so changing the result in place before the backward raises (``1 / x`` does not)."""
+
+    def forward(self, a, b, reciprocal=False):
         out = a / b
         if _is_number(a) and self.needs_input_grad[1]:
-            # torch's c / x is x.reciprocal() * c, whose backward reads the reciprocal (1 / x
-            # itself: the result), never x: x may change in place after the forward
-            self.save(a, None, out if a == 1 else 1.0 / b)
+            # torch's c / x is x.reciprocal() * c, whose backward reads the reciprocal (a tensor
+            # of its own, even for 1 / x), never x: x, and the result, may change in place after
+            self.save(a, None, out if reciprocal else B.copy(out) if a == 1 else 1.0 / b)
             self.save_for_graph(b)        # backward_graph reads b
         else:
             self.save(a if self.needs_input_grad[1] else None, b, None)   # a only for b's gradient, as torch
@@ -65,13 +70,13 @@ class Div(Function):
         if r is not None:                      # a number over x: -a / x**2 = -a r r
             return None, -(g if a == 1 else g * a) * r * r
         ga = g / b if na else None
-        gb = -g * a / (b * b) if nb else None
+        gb = -g * ((a / b) / b) if nb else None      # torch's order: no underflow of b * b to 0
         return ga, gb
 
     def backward_graph(self, g):
         a, b = self.inputs
         na, nb = self.needs_input_grad
-        return (g / b if na else None), (-g * a / (b * b) if nb else None)
+        return (g / b if na else None), (-g * ((a / b) / b) if nb else None)
 
 
 class Pow(Function):
@@ -102,10 +107,9 @@ class Pow(Function):
         if nb:
             if _is_number(a):  # 2 ** x: compute log(2) in the output's dtype
                 a = B.full((), a, B.dtype_of(out))
-            # d(a**b)/db = a**b * log(a): 0 at a == 0 for b >= 0 (the limit), nan for a < 0 (as torch)
-            pos = a > 0
-            dlog = B.where(pos, out * B.log(B.where(pos, a, 1)), _NAN)
-            gb = g * B.where((a == 0) & (b >= 0), 0, dlog)
+            # d(a**b)/db = a**b * log(a): 0 at a == 0 for b >= 0 (the limit), -inf there for b < 0
+            # (inf * log(0)) and nan for a < 0, as torch
+            gb = g * B.where((a == 0) & (b >= 0), 0, out * B.log(a))
         return ga, gb
 
     def backward_graph(self, g):
@@ -128,13 +132,11 @@ class Pow(Function):
             out = Pow.apply(a, b)
             pos = a_arr > 0
             base = Where.apply(const(pos), a, 1.0) if not _is_number(a) else const(B.where(pos, a_arr, 1))
-            dlog = Where.apply(const(pos), out * base.log(), _NAN)
+            # elsewhere the value alone (no gradient through it): NaN below 0, -inf at 0 ** (b < 0)
+            dlog = Where.apply(const(pos), out * base.log(), const(out._array * B.log(a_arr)))
             b_arr = b._array if not _is_number(b) else b
             gb = g * Where.apply(const((a_arr == 0) & (b_arr >= 0)), 0.0, dlog)
         return ga, gb
-
-
-_NAN = float("nan")
 
 
 def _is_number(value):
@@ -160,10 +162,15 @@ class Abs(Function):
         return B.abs(a)
 
     def backward(self, g):
-        return (g * B.sign(self.saved[0]),)
+        return (g * _sgn(self.saved[0]),)
 
     def backward_graph(self, g):
-        return (g * mask_like(g, B.sign(self.saved[0])),)
+        return (g * mask_like(g, _sgn(self.saved[0])),)
+
+
+def _sgn(a):
+    """torch's ``sgn``, the slope of ``abs``: 0 at NaN (numpy's sign gives NaN there)."""
+    return B.where(a == a, B.sign(a), 0)
 
 
 class Exp(Function):
@@ -224,11 +231,11 @@ class Maximum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        return _split_by_choice(g, a > b, a == b, self.needs_input_grad)
+        return _split_by_choice(g, a > b, a < b, a == b, self.needs_input_grad)
 
     def backward_graph(self, g):
         a, b = self.saved
-        return _split_graph(g, a > b, a == b, self.needs_input_grad)
+        return _split_graph(g, a > b, a < b, a == b, self.needs_input_grad)
 
 
 class Minimum(Function):
@@ -240,23 +247,24 @@ class Minimum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        return _split_by_choice(g, a < b, a == b, self.needs_input_grad)
+        return _split_by_choice(g, a < b, a > b, a == b, self.needs_input_grad)
 
     def backward_graph(self, g):
         a, b = self.saved
-        return _split_graph(g, a < b, a == b, self.needs_input_grad)
+        return _split_graph(g, a < b, a > b, a == b, self.needs_input_grad)
 
 
-def _split_graph(g, first_wins, tie, needs):
-    share = B.where(first_wins, 1.0, B.where(tie, 0.5, 0.0))
-    return (g * mask_like(g, share) if needs[0] else None), (g * mask_like(g, 1.0 - share) if needs[1] else None)
+def _split_graph(g, first_wins, second_wins, tie, needs):
+    shares = (B.where(second_wins, 0.0, B.where(tie, 0.5, 1.0)), B.where(first_wins, 0.0, B.where(tie, 0.5, 1.0)))
+    return tuple(g * mask_like(g, share) if need else None for share, need in zip(shares, needs))
 
 
-def _split_by_choice(g, first_wins, tie, needs):
-    """``g`` to the input that was chosen, half to each on a tie; masks select, so the
-    gradients stay in ``g``'s dtype (no float64 share array)."""
+def _split_by_choice(g, first_wins, second_wins, tie, needs):
+    """``g`` to the input that was chosen, half to each on a tie, and all of it to both where
+    neither wins (a NaN), as torch; masks select, so the gradients stay in ``g``'s dtype (no
+    float64 share array)."""
     half = g * 0.5
-    ga = B.where(first_wins, g, B.where(tie, half, 0)) if needs[0] else None
+    ga = B.where(second_wins, 0, B.where(tie, half, g)) if needs[0] else None
     gb = B.where(first_wins, 0, B.where(tie, half, g)) if needs[1] else None
     return ga, gb
 

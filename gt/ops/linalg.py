@@ -85,6 +85,9 @@ class Linear(Function):
     gt/autograd/hooks.py), after the input's gradient has read the old weight."""
 
     fusable = (1,)
+    # torch's linear saves weight.t(), a tensor of its own: ``weight.data = ...`` after the forward
+    # leaves this backward on the old values (gt/autograd/release.py)
+    saved_follow_data = False
 
     def forward(self, x, weight, bias=None):
         self.low = low = amp.matmul_dtype(x, weight)

@@ -11,7 +11,7 @@ from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
-from gt.tensor._args import _pick, _scalar
+from gt.tensor._args import _fill, _pick, _scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
 
@@ -127,10 +127,13 @@ class ArithmeticMethods:
         return matmul(other, self)
 
     def __neg__(self):
+        if self.dtype == dtypes.bool_:
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                               "invert a mask, use the `~` or `logical_not()` operator instead.")
         return ew.Neg.apply(self)
 
     def __abs__(self):
-        return ew.Abs.apply(self)
+        return self.abs()
 
     def __pos__(self):
         return self
@@ -207,6 +210,8 @@ class ArithmeticMethods:
         return ew.Sqrt.apply(_floating(self))
 
     def abs(self):
+        if self.dtype == dtypes.bool_:
+            raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return ew.Abs.apply(self)
 
     def maximum(self, other):
@@ -235,6 +240,8 @@ class ArithmeticMethods:
     clamp = clip
 
     def relu(self):
+        if self.dtype == dtypes.bool_:
+            raise RuntimeError("Boolean inputs not supported for relu")
         return act.Relu.apply(self)
 
     def sigmoid(self):
@@ -276,7 +283,9 @@ class ArithmeticMethods:
                                    f"with {value.ndim} dimension(s).")
             if value.dtype != self.dtype:
                 value = value.to(self.dtype)
-        elif not self.dtype.is_floating_point:
+            return where(mask, value, self)
+        value = _fill(value, self.dtype.name)      # a value the dtype cannot hold raises, as torch's
+        if not self.dtype.is_floating_point:
             value = Tensor._wrap(B.asarray(value, dtype=self.dtype))
         return where(mask, value, self)
 

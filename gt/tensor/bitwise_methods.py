@@ -297,13 +297,14 @@ def frexp(input):
 
 def nextafter(input, other):
     """The next float after ``input`` towards ``other`` (``torch.nextafter``; ``other`` itself
-    where they are equal). Two floating tensors (broadcast). Gradients 1 and 0, as torch's."""
+    where they are equal). Two floating tensors (broadcast). Gradients 1 (0 where they are equal)
+    and 0, as torch's."""
     a, b = _operands("nextafter", input, other, tensors_only=(0, 1))
     dt = result_dtype(a, b)
     _refuse_dtype("nextafter", dt, ("float",))
     a, b = _cast(a, dt), _cast(b, dt)
     value = _local(bk.nextafter_arrays, (a, b))
-    return _with_grad(value, a if _needs_grad(a, b) else None, b)
+    return _with_grad(value, a.masked_fill(a == b, 0.0) if _needs_grad(a, b) else None, b)
 
 
 def isposinf(input):

@@ -105,9 +105,11 @@ class CompatMethods:
 
     def angle(self):
         """The angle of each real value: pi where negative, 0 elsewhere, NaN where NaN (torch's);
-        float results, no gradient (torch's is zero)."""
-        x = self.detach() if self.dtype.is_floating_point else self.to(dtypes.default_float)
-        return (x < 0).to(x.dtype) * math.pi + x * 0
+        float results, a zero gradient (as torch's)."""
+        x = self if self.dtype.is_floating_point else self.to(dtypes.default_float)
+        values = ((x < 0).to(x.dtype) * math.pi).masked_fill(x != x, math.nan)
+        # zeros that stay on the graph (x * 0 would be NaN at +-inf), so the result requires grad where x does
+        return values + x.masked_fill(x.new_ones(x.shape, dtype=dtypes.bool_), 0.0)
 
     def data_ptr(self):
         """The address of the first element (two tensors sharing memory: compare these)."""

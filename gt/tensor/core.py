@@ -272,7 +272,10 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     @data.setter
     def data(self, value):
         # another shape or dtype is taken, as torch's (``emb.weight.data = bigger``)
+        old = self._array
         self._data = value._data if isinstance(value, Tensor) else B.asarray(value)
+        if autograd.tape:      # ops recorded since the last backward that saved it read the new values
+            autograd.release.data_replaced(self, old)
 
     @property
     def T(self):

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import operator
 
 import numpy as np
 
@@ -14,7 +15,8 @@ from gt.tensor import hints
 from gt.tensor.core import Tensor
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.dtype_functions import promote_types
-from gt.tensor.generator import accepts_generator
+from gt.tensor.generator import accepts_generator, seed_of, with_seed
+from gt.tensor.random_methods import check_random_range
 from gt.tensor._args import _alias, _fill
 from gt.tensor.shape import _shape_args
 
@@ -174,22 +176,17 @@ def empty_like(t, dtype=None, requires_grad=False):
 
 
 @accepts_device
+@accepts_generator
 def randn_like(t, dtype=None, requires_grad=False):
     """Standard normal samples shaped as ``t``, in ``t``'s float dtype (torch refuses integer ones)."""
-    return _like(t, B.randn(t.shape, _float(_floating_dtype(dtype or t.dtype, "randn_like"))), requires_grad)
+    return _like(t, B.randn(t.shape, _sampled_float(dtype or t.dtype, "normal_kernel_cpu")), requires_grad)
 
 
 @accepts_device
+@accepts_generator
 def rand_like(t, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) shaped as ``t``, in ``t``'s float dtype."""
-    return _like(t, B.rand(t.shape, _float(_floating_dtype(dtype or t.dtype, "rand_like"))), requires_grad)
-
-
-def _floating_dtype(dtype, fn):
-    dtype = dtypes.to_dtype(dtype)
-    if not dtype.is_floating_point:
-        raise TypeError(f"{fn}: samples need a float dtype, got {dtype!r} (pass dtype=gt.float32)")
-    return dtype
+    return _like(t, B.rand(t.shape, _sampled_float(dtype or t.dtype, "check_uniform_bounds")), requires_grad)
 
 
 @accepts_device
@@ -270,44 +267,98 @@ def get_rng_state():
         >>> gt.set_rng_state(state); bool((gt.randn(3) == a).all())
         True
     """
-    return B.get_rng_state()
+    return with_seed(B.get_rng_state(), last_seed)
 
 
 def set_rng_state(state):
-    """Restore gt's random generator from a ``get_rng_state()`` dict; ValueError if it is not one."""
+    """Restore gt's random generator from a ``get_rng_state()`` dict; ValueError if it is not one.
+    ``gt.initial_seed()`` then gives the seed the state was drawn from, as torch's."""
+    global last_seed
     B.set_rng_state(state)
+    last_seed = seed_of(state, last_seed)
 
-
-@accepts_device
-@accepts_generator
-def randn(*shape, dtype=None, requires_grad=False):
-    """Standard normal samples of the given shape (float32 by default)."""
-    return _new(B.randn(_dims(shape), _float(dtype)), requires_grad)
 
 
 @accepts_device
 @accepts_generator
-def rand(*shape, dtype=None, requires_grad=False):
-    """Uniform samples in [0, 1) of the given shape (float32 by default)."""
-    return _new(B.rand(_dims(shape), _float(dtype)), requires_grad)
+def randn(*shape, size=None, dtype=None, requires_grad=False):
+    """Standard normal samples of the given shape (float32 by default; ``size=`` as torch's)."""
+    return _new(B.randn(_dims(_sized(shape, size, "randn")), _sampled_float(dtype, "normal_kernel_cpu")), requires_grad)
 
 
 @accepts_device
 @accepts_generator
-def randint(low, high=None, size=(), dtype=None):
-    """Random integers in ``[low, high)`` (int64); ``randint(high, size)`` draws from ``[0, high)``,
-    as torch's."""
-    if isinstance(high, (tuple, list)) and size == ():      # torch's randint(high, size)
+def rand(*shape, size=None, dtype=None, requires_grad=False):
+    """Uniform samples in [0, 1) of the given shape (float32 by default; ``size=`` as torch's)."""
+    return _new(B.rand(_dims(_sized(shape, size, "rand")), _sampled_float(dtype, "check_uniform_bounds")), requires_grad)
+
+
+def _sized(shape, size, who):
+    """The shape given as positional sizes or as torch's ``size=`` keyword (not both)."""
+    if size is None:
+        return shape
+    if shape:
+        raise TypeError(f"{who}() got multiple values for argument 'size'")
+    return (size,) if isinstance(size, int) else tuple(size)
+
+
+def _sampled_float(dtype, kernel):
+    """The float dtype to draw in; torch's NotImplementedError (naming its ``kernel``) for others."""
+    dt = _float(dtype)
+    if not dt.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dtypes.torch_type_name(dt.name)}\'')
+    return dt
+
+
+@accepts_device
+@accepts_generator
+def randint(low=0, high=None, size=None, dtype=None, requires_grad=False):
+    """Random integers in ``[low, high)`` (int64 unless ``dtype`` says otherwise);
+    ``randint(high, size)`` draws from ``[0, high)``, as torch's. ``low``/``high`` must fit
+    ``dtype`` (torch's "out of bounds" RuntimeError)."""
+    if isinstance(high, (tuple, list)) and size is None:      # torch's randint(high, size)
         low, high, size = 0, low, high
-    if high is None:
+    elif high is None and size is not None:                    # randint(high, size=...)
         low, high = 0, low
+    if high is None or size is None:
+        raise TypeError("randint() received an invalid combination of arguments: expected (high, size) "
+                        "or (low, high, size)")
+    low, high = _int_arg(low, "randint", "low"), _int_arg(high, "randint", "high")
+    for v in (low, high):
+        if not -2 ** 63 <= v < 2 ** 63:
+            raise ValueError("Overflow when unpacking long long")
     if high <= low:
-        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    dt = dtypes.int64 if dtype is None else dtypes.to_dtype(dtype)
+    check_random_range(low, high - 1, dt)
+    if requires_grad and not dt.is_floating_point:
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     arr = B.randint(low, high, _dims(size))
-    return _new(arr if dtype is None else B.astype(arr, dtype), False)
+    return _new(arr if dt == dtypes.int64 else B.astype(arr, dt), requires_grad)
 
 
 @accepts_device
 @accepts_generator
-def randperm(n):
-    return _new(B.astype(B.permutation(n), dtypes.int64), False)
+def randperm(n, dtype=None, requires_grad=False):
+    """A random permutation of ``0 .. n-1`` (int64 unless ``dtype`` says otherwise)."""
+    n = _int_arg(n, "randperm", "n")
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
+    dt = dtypes.int64 if dtype is None else dtypes.to_dtype(dtype)
+    if dt == dtypes.bool_:
+        raise NotImplementedError("\"randperm\" not implemented for 'Bool'")
+    if dt == dtypes.float16 and n > 2049:
+        raise RuntimeError("n cannot be greater than 2049 for Half type.")
+    if requires_grad and not dt.is_floating_point:
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+    return _new(B.astype(B.permutation(n), dt), requires_grad)
+
+
+def _int_arg(v, who, name):
+    """``v`` as a Python int (ints, numpy ints, one-element int tensors); torch's TypeError otherwise."""
+    if isinstance(v, (bool, float)):
+        raise TypeError(f"{who}(): argument '{name}' must be int, not {type(v).__name__}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{who}(): argument '{name}' must be int, not {type(v).__name__}") from None

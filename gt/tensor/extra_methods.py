@@ -74,37 +74,6 @@ class ExtraMethods:
 
     remainder = __mod__
 
-    # ---- rounding: a zero gradient, as torch's ------------------------------------------------
-    def _rounding(self, how):
-        if not self.dtype.is_floating_point and (how != "sign" or self.dtype == dtypes.bool_):
-            return self.clone()          # integers are already whole, a bool is its own sign (torch: a copy)
-        return ew.Rounding.apply(self, how)
-
-    def floor(self):
-        return self._rounding("floor")
-
-    def ceil(self):
-        return self._rounding("ceil")
-
-    def trunc(self):
-        return self._rounding("trunc")
-
-    def round(self, decimals=0):
-        """Round to the nearest integer (halves to even, as torch), or to ``decimals`` places."""
-        if decimals == 0:
-            return self._rounding("round")
-        if self.dtype in dtypes.HALVES:
-            # computed in float32 and rounded back, as torch does (123.456 * 1000 overflows float16)
-            return self.to(dtypes.float32).round(decimals).to(self.dtype)
-        if decimals > 0:
-            scale = 10.0 ** decimals
-            return (self * scale)._rounding("round") / scale
-        scale = 10.0 ** -decimals       # torch divides by 10 ** -decimals (x * 0.1 is not x / 10)
-        return (self / scale)._rounding("round") * scale
-
-    def sign(self):
-        return self._rounding("sign")
-
     # ---- tests of values (bool tensors, no gradient) ----------------------------------------
     def isnan(self):
         return self != self
@@ -237,10 +206,10 @@ class ExtraMethods:
         return x * x
 
     def reciprocal(self):
-        return 1.0 / _floating(self)
+        return ew.Div.apply(1.0, _floating(self), reciprocal=True)   # torch's saves its result
 
     def rsqrt(self):
-        return 1.0 / _floating(self).sqrt()
+        return ew.Div.apply(1.0, _floating(self).sqrt(), reciprocal=True)
 
     def clamp_min(self, min):
         return self.clamp(min=min)
@@ -250,7 +219,9 @@ class ExtraMethods:
 
     def lerp(self, end, weight):
         """``self + weight * (end - self)``."""
-        return self + _scalar(weight) * (_operand(end, "lerp") - self)
+        weight = _scalar(weight)
+        diff = _operand(end, "lerp") - self
+        return self + (_scaled(diff, weight) if isinstance(weight, (int, float)) else weight * diff)
 
     def type_as(self, other):
         return self.to(other.dtype)
@@ -258,10 +229,10 @@ class ExtraMethods:
     # ---- torch's other spellings ------------------------------------------------------------
     def add(self, other, alpha=1):
         """``self + alpha * other``."""
-        return self + (other if alpha == 1 else _operand(other, "add") * alpha)
+        return self + (other if alpha == 1 else _scaled(_operand(other, "add"), alpha))
 
     def sub(self, other, alpha=1):
-        return self - (other if alpha == 1 else _operand(other, "sub") * alpha)
+        return self - (other if alpha == 1 else _scaled(_operand(other, "sub"), alpha))
 
     def mul(self, other):
         return self * other
@@ -394,9 +365,6 @@ class ExtraMethods:
         out = where(self == -math.inf, -big if neginf is None else neginf, out)
         return where(self != self, nan, out)
 
-    def frac(self):
-        return self - self.trunc().detach()
-
     def log2(self):
         return _floating(self).log() / math.log(2.0)
 
@@ -446,3 +414,13 @@ class ExtraMethods:
     def new_tensor(self, data, dtype=None, requires_grad=False):
         data = data._data if isinstance(data, Tensor) else data       # a copy, off the tape, as torch's
         return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True)).requires_grad_(requires_grad)
+
+
+def _scaled(t, factor):
+    """``t * factor`` for a number ``factor`` of a composite (``add``'s ``alpha``, ``lerp``'s
+    ``weight``): torch keeps such a number as a Scalar, not a saved tensor, so a second backward
+    through it works (gt/autograd/release.py)."""
+    if not isinstance(t, Tensor) or not isinstance(factor, (int, float)) or isinstance(factor, bool):
+        return t * factor
+    a, b = _promote_ints(t, factor)
+    return ew.Mul.apply(a, b, scalar=True)

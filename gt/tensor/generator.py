@@ -63,17 +63,36 @@ class Generator:
 
     def get_state(self):
         """The generator's state (a dict: gt's ``get_rng_state`` form, not torch's byte tensor)."""
-        return _copy(self._state)
+        return with_seed(_copy(self._state), self._seed)
 
     def set_state(self, state):
-        """Continue from a state ``get_state`` (or ``gt.get_rng_state``) gave; returns self."""
+        """Continue from a state ``get_state`` (or ``gt.get_rng_state``) gave; returns self.
+        ``initial_seed()`` then gives the state's seed, as torch's."""
         with _kept_default():
             B.set_rng_state(state)          # checks it
             self._state = B.get_rng_state()
+        self._seed = seed_of(state, self._seed)
         return self
+
+    def clone_state(self):
+        """A new generator in this one's state (torch 2.13's ``Generator.clone_state``)."""
+        return Generator(self.device).set_state(self.get_state())
 
     def __repr__(self):
         return f"<gt.Generator(device='{self.device}') seed={self._seed}>"
+
+
+def with_seed(state, seed):
+    """``state`` holding its generator's seed too (torch's states carry theirs)."""
+    if seed is not None:
+        state["seed"] = seed
+    return state
+
+
+def seed_of(state, default):
+    """The seed a ``with_seed`` state holds, or ``default`` (a state saved without one)."""
+    seed = state.get("seed") if isinstance(state, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2 ** 64 else default
 
 
 def _copy(state):

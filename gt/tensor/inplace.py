@@ -11,7 +11,7 @@ from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
-from gt.tensor._args import _scalar
+from gt.tensor._args import _fill, _scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -179,6 +179,8 @@ class InplaceMethods:
         if isinstance(value, Tensor) and value.ndim != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
                                "dimensions.")
+        if not isinstance(value, Tensor):
+            value = _fill(value, self.dtype.name)      # a value the dtype cannot hold raises, as torch's
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
         return self._update(_assign, value._data if isinstance(value, Tensor) else value, uniform=True)

@@ -12,6 +12,8 @@ logical ops write 0 and 1 in the tensor's own dtype.
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import numbers
+
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor import inplace_grad
@@ -86,17 +88,28 @@ class InplaceMathMethods:
     # ---- random fills, in place ----
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Fill with draws from N(``mean``, ``std``^2), from gt's generator (``gt.manual_seed``)."""
-        _positive(std, "normal_", "std", zero=True)
+        mean, std = _number(mean, "normal_", "mean"), _number(std, "normal_", "std")
+        if not std >= 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        _floats_only(self, '"normal_kernel_cpu" not implemented for', NotImplementedError)
         with drawing(generator, "normal_"):
             return _fill(self, "normal_", lambda shape, dt: B.randn(shape, dt) * std + mean)
 
-    def uniform_(self, a=0.0, b=1.0, *, generator=None, **kwargs):
-        """Fill with draws from U(``a``, ``b``) (torch's ``from``/``to`` also accepted by name)."""
+    def uniform_(self, *args, generator=None, **kwargs):
+        """Fill with draws from U(``from``, ``to``) (torch's names; defaults 0 and 1)."""
+        if len(args) > 2:
+            raise TypeError(f"uniform_() takes at most 2 positional arguments (from, to), got {len(args)}")
+        a, b = (tuple(args) + (0.0, 1.0)[len(args):])
+        if "from" in kwargs and len(args) >= 1 or "to" in kwargs and len(args) == 2:
+            raise TypeError("uniform_() got multiple values for argument 'from' or 'to'")
         a, b = kwargs.pop("from", a), kwargs.pop("to", b)
         if kwargs:
             raise TypeError(f"uniform_() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        _floats_only(self, '"check_uniform_bounds" not implemented for', NotImplementedError)
+        a, b = _number(a, "uniform_", "from"), _number(b, "uniform_", "to")
+        _uniform_bounds(a, b, self.dtype)
         if not a <= b:
-            raise ValueError(f"uniform_: expects a <= b (from <= to), got a={a!r}, b={b!r}")
+            raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
         with drawing(generator, "uniform_"):
             return _fill(self, "uniform_", lambda shape, dt: B.rand(shape, dt) * (b - a) + a)
 
@@ -105,19 +118,27 @@ class InplaceMathMethods:
         if isinstance(p, Tensor):
             if p.requires_grad:
                 raise ValueError("bernoulli_: p must not require grad (the draws have no gradient)")
+            if p.ndim > self.ndim or any(n not in (1, m) for n, m in zip(p.shape[::-1], self.shape[::-1])):
+                raise RuntimeError(f"bernoulli_: p of shape {list(p.shape)} cannot be expanded to this tensor's "
+                                   f"shape {list(self.shape)} (torch's expand error)")
             lo, hi = (float(p.min()), float(p.max())) if p.numel() else (0.0, 1.0)
             prob = p._data
         else:
             lo = hi = prob = float(p)
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"bernoulli_: expects 0 <= p <= 1, got p from {lo} to {hi}")
+            raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={lo if not 0.0 <= lo <= 1.0 else hi}"
+                               + ("" if lo == hi else f" (p from {lo} to {hi})"))
         with drawing(generator, "bernoulli_"):
             return _fill(self, "bernoulli_", lambda shape, dt: B.astype(B.rand(shape, dtypes.float64) < prob, dt),
                          floats_only=False)
 
     def exponential_(self, lambd=1.0, *, generator=None):
         """Fill with draws from the exponential distribution of rate ``lambd``."""
-        _positive(lambd, "exponential_", "lambd")
+        lambd = _number(lambd, "exponential_", "lambd")
+        if not lambd > 0:
+            raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+        _floats_only(self, "Exponential distribution is a continuous probability distribution. dtype must be a "
+                           "floating point but you specified", RuntimeError)
         with drawing(generator, "exponential_"):
             return _fill(self, "exponential_",
                          lambda shape, dt: B.astype(-B.log(1.0 - B.rand(shape, dtypes.float64)) / lambd, dt))
@@ -200,7 +221,35 @@ def _fill(t, what, draw, floats_only=True):
     return t._update(_assign, values)
 
 
-def _positive(value, what, name, zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0):
-        raise ValueError(f"{what}: expects {name} {'>= 0' if zero else '> 0'}, got {value!r}")
+def _number(value, what, name):
+    """``value`` (an int or float, bools too, or a 0-d tensor outside the graph, as torch's), or
+    torch's TypeError naming it."""
+    if isinstance(value, Tensor) and value.ndim == 0 and not value.requires_grad:
+        value = value.item()
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{what}(): argument '{name}' must be float, not {type(value).__name__}")
+    return value
 
+
+def _floats_only(t, words, error):
+    """torch's ``error`` (its ``words`` then the dtype's name) unless ``t`` is a float tensor."""
+    if not t.dtype.is_floating_point:
+        name = dtypes.torch_type_name(t.dtype.name)
+        raise error(f"{words} '{name}'" if words.endswith("for") else f"{words} {name}")
+
+
+
+_FLOAT_MAX = {dtypes.float16: 65504.0, dtypes.bfloat16: 3.3895313892515355e38, dtypes.float32: 3.4028234663852886e38}
+_C_FLOAT = {dtypes.float16: "c10::Half", dtypes.bfloat16: "c10::BFloat16", dtypes.float32: "float",
+            dtypes.float64: "double"}
+
+
+def _uniform_bounds(a, b, dt):
+    """torch's checks of ``uniform_``'s ends: finite values of ``dt``, ``b - a`` within its range."""
+    top = _FLOAT_MAX.get(dt, 1.7976931348623157e308)
+    for name, v in (("from", a), ("to", b)):
+        if not -top <= v <= top:
+            raise RuntimeError(f"{name} is out of bounds for {_C_FLOAT.get(dt, dt.name)}")
+    if b - a > top:
+        raise RuntimeError(f"uniform_ expects to-from <= std::numeric_limits<{dtypes.torch_type_name(dt.name)}>"
+                           f"::max(), but found to={b} and from={a} which result in to-from to exceed the limit")

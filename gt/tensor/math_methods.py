@@ -18,6 +18,7 @@ import math
 
 from gt import dtypes
 from gt.backend import B
+from gt.ops import elementwise as ew
 from gt.ops import math_functions as mf
 from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis
 from gt.tensor._args import _pick, _scalar
@@ -104,6 +105,48 @@ class MathMethods:
 
     def _math(self, name):
         return mf.MathFunction.apply(_floating(self), name)
+
+    # ---- rounding: a zero gradient, as torch's ------------------------------------------------
+    def _rounding(self, how):
+        if not self.dtype.is_floating_point and (how != "sign" or self.dtype == dtypes.bool_):
+            if self.dtype == dtypes.bool_ and how != "sign":     # torch has no rounding kernel for bools
+                raise NotImplementedError(f"\"{how}_vml_cpu\" not implemented for 'Bool'")
+            return self.clone()          # integers are already whole, a bool is its own sign (torch: a copy)
+        return ew.Rounding.apply(self, how)
+
+    def floor(self):
+        return self._rounding("floor")
+
+    def ceil(self):
+        return self._rounding("ceil")
+
+    def trunc(self):
+        return self._rounding("trunc")
+
+    def round(self, decimals=None):
+        """Round to the nearest integer (halves to even, as torch), or to ``decimals`` places.
+        Integer tensors round only without ``decimals`` (torch has no kernel for the other forms)."""
+        if decimals is not None and not self.dtype.is_floating_point:
+            kernel = "round_vml_cpu" if decimals == 0 else "round_cpu"
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(self.dtype.name)}'")
+        if not decimals:
+            return self._rounding("round")
+        if self.dtype in dtypes.HALVES:
+            # computed in float32 and rounded back, as torch does (123.456 * 1000 overflows float16)
+            return self.to(dtypes.float32).round(decimals).to(self.dtype)
+        if decimals > 0:
+            scale = 10.0 ** decimals
+            return (self * scale)._rounding("round") / scale
+        scale = 10.0 ** -decimals       # torch divides by 10 ** -decimals (x * 0.1 is not x / 10)
+        return (self / scale)._rounding("round") * scale
+
+    def sign(self):
+        return self._rounding("sign")
+
+    def frac(self):
+        if not self.dtype.is_floating_point:
+            raise NotImplementedError(f"\"frac_cpu\" not implemented for '{dtypes.torch_type_name(self.dtype.name)}'")
+        return self - self.trunc().detach()
 
     # ---- trigonometric and hyperbolic ---------------------------------------------------------
     def sin(self):

@@ -19,7 +19,8 @@ from gt.tensor.core import Tensor
 from gt.tensor.creation import _float, _like, _new
 from gt.tensor.arithmetic import where
 from gt.tensor.generator import drawing
-from gt.tensor.random_methods import _float_only, _number, random_ints, sampled
+from gt.tensor.out_argument import write
+from gt.tensor.random_methods import _float_only, _number, check_random_range, random_ints, sampled
 
 _F64 = dtypes.float64
 _SMALL_MEAN = 10.0     # below this mean, inversion; from it on, transformed rejection
@@ -35,15 +36,14 @@ def bernoulli(input, p=None, *, generator=None, out=None):  # noqa: A002  (torch
     """0/1 draws shaped as ``input`` (float): each element is 1 with the probability ``input``
     holds, or with the number ``p`` when given. Same dtype as ``input``; no gradient (a result of
     an input that requires grad requires grad, with zero gradients, as in torch)."""
-    _no_out(out, "bernoulli")
     if not isinstance(input, Tensor):
         raise TypeError(f"bernoulli(): argument 'input' must be a Tensor, not {type(input).__name__}")
-    return input.bernoulli(p, generator=generator)
+    return _out(input.bernoulli(p, generator=generator), out, "bernoulli")
 
 
-def _no_out(out, what):
-    if out is not None:
-        raise TypeError(f"{what}(): out= is not supported by gt; use the returned tensor")
+def _out(result, out, what):
+    """``result``, or ``out`` holding it (torch's ``out=``)."""
+    return result if out is None else write(result, out, what)
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, requires_grad=False, **kwargs):
@@ -57,9 +57,10 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     ``std`` must be >= 0 (RuntimeError naming it). No gradient: a result of tensors that require
     grad requires grad, with zero gradients, as in torch.
     """
-    _no_out(out, "normal")
+    if out is not None and dtype is None and size is not None:
+        dtype = out.dtype if isinstance(out, Tensor) else None        # drawn in out's dtype, as torch's
     with drawing(generator, "normal"):
-        return _normal(mean, std, size, dtype, requires_grad, kwargs)
+        return _out(_normal(mean, std, size, dtype, requires_grad, kwargs), out, "normal")
 
 
 def _normal(mean, std, size, dtype, requires_grad, kwargs):
@@ -296,6 +297,7 @@ def randint_like(input, low=0, high=None, *, dtype=None, requires_grad=False,  #
     if not low < high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     dt = input.dtype if dtype is None else dtypes.to_dtype(dtype)
+    check_random_range(low, high - 1, dt)
     with drawing(generator, "randint_like"):
         drawn = random_ints(low, high - 1, input.shape)
     return _like(input, B.astype(drawn, dt), requires_grad)

@@ -9,6 +9,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 import math
+import warnings
 
 from gt import autograd, dtypes
 from gt.autograd import Function
@@ -19,13 +20,15 @@ from gt.tensor.inplace_math import _fill
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 # torch's C type names, in its "out of bounds for <type>" messages
-_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.bool_: "bool"}
+_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.bool_: "bool", dtypes.float16: "c10::Half",
+            dtypes.bfloat16: "c10::BFloat16", dtypes.float32: "float", dtypes.float64: "double"}
 # random_()'s default range per dtype, ``[0, high]`` inclusive (floats: every integer up to
 # 2**mantissa digits is exact)
 _FULL_HIGH = {dtypes.float32: 2 ** 24, dtypes.float64: 2 ** 53, dtypes.float16: 2 ** 11, dtypes.bfloat16: 2 ** 8,
               dtypes.int64: 2 ** 63 - 1, dtypes.int32: 2 ** 31 - 1, dtypes.bool_: 1}
 _INT_BOUNDS = {dtypes.int64: (-2 ** 63, 2 ** 63 - 1), dtypes.int32: (-2 ** 31, 2 ** 31 - 1), dtypes.bool_: (0, 1)}
 _UNSET = object()
+_FLOAT_MAX = {dtypes.float16: 65504, dtypes.bfloat16: 3.3895313892515355e38}
 
 
 class _Sampled(Function):
@@ -57,6 +60,8 @@ def _float_only(t, what):
 
 
 def _number(value, what, name):
+    if isinstance(value, Tensor) and value.ndim == 0 and not value.requires_grad:    # torch takes 0-d tensors
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{what}: {name} must be a number, got {type(value).__name__} ({value!r})")
     return value
@@ -75,6 +80,29 @@ def check_probabilities(arr, what):
     if B.numel(arr) and not bool(B.all((arr >= 0) & (arr <= 1))):
         raise RuntimeError(f"{what}: expects every probability in [0, 1], got values from "
                            f"{float(B.min(arr))} to {float(B.max(arr))} (or NaN)")
+
+
+def check_random_range(low, top, dt):
+    """torch's checks of a draw of the integers ``[low, top]`` into dtype ``dt``: both ends must be
+    int64 and values ``dt`` holds (RuntimeError), and a float dtype warns past the integers it
+    holds exactly (``2**digits``), as torch's ``random_``/``randint``."""
+    for name, v in (("from", low), ("to - 1", top)):
+        if not -2 ** 63 <= v < 2 ** 63:
+            raise ValueError("Overflow when unpacking long long")
+        if dt in _INT_BOUNDS:
+            lo, hi = _INT_BOUNDS[dt]
+        elif dt.is_floating_point:
+            lo, hi = -_FLOAT_MAX.get(dt, math.inf), _FLOAT_MAX.get(dt, math.inf)
+        else:
+            continue
+        if not lo <= v <= hi:
+            raise RuntimeError(f"{name} is out of bounds for {_C_NAMES[dt]}")
+        if dt in _FULL_HIGH and dt.is_floating_point and abs(v) > _FULL_HIGH[dt]:
+            digits = _FULL_HIGH[dt].bit_length() - 1
+            warnings.warn(f"{name} is out of bounds [-(2^{digits}), 2^{digits}]. Due to precision limitations "
+                          f"{_C_NAMES[dt]} can support discrete uniform distribution only within this range. "
+                          "This warning will become an error in version 1.7 release, please fix the code in "
+                          "advance", UserWarning, stacklevel=3)
 
 
 def random_ints(low, high, shape):
@@ -134,6 +162,8 @@ class RandomMethods:
         for name, v in (("from", low), ("to", high)):
             if v is not _UNSET and v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise TypeError(f"random_(): '{name}' must be an int, got {type(v).__name__} ({v!r})")
+        if any(isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63 for v in (low, high)):
+            raise ValueError("Overflow when unpacking long long")
         dt = self.dtype
         if dt not in _FULL_HIGH:
             raise NotImplementedError(f"random_: not implemented for dtype {dt!r}")
@@ -143,12 +173,10 @@ class RandomMethods:
             if not low < high:
                 raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
             top = high - 1
-        if dt in _INT_BOUNDS:
-            lo, hi = _INT_BOUNDS[dt]
-            if not lo <= low <= hi:
-                raise RuntimeError(f"from is out of bounds for {_C_NAMES[dt]}")
-            if not lo <= top <= hi:
-                raise RuntimeError(f"to - 1 is out of bounds for {_C_NAMES[dt]}")
+        if high is not _UNSET and high is not None:
+            check_random_range(low, top, dt)
+        elif dt in _INT_BOUNDS:
+            check_random_range(low, _INT_BOUNDS[dt][1], dt)
         if top < low:
             raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={top + 1}")
         with drawing(generator, "random_"):

@@ -115,10 +115,10 @@ class _DefaultGenerator(Generator):
         return initial_seed()
 
     def get_state(self):
-        return B.get_rng_state()
+        return creation.get_rng_state()
 
     def set_state(self, state):
-        B.set_rng_state(state)
+        creation.set_rng_state(state)
         return self
 
     def __repr__(self):
