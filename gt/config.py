@@ -115,7 +115,22 @@ def config_path():
     return path
 
 
-READERS = (backend_name, devices, auto_shard, verbose, config_path, num_threads)
+def config_file():
+    """GT_CONFIG, read and checked (its signals are loaded on first use): an unreadable file or
+    a bad entry is an ``EnvironmentVariableError`` naming the file, so a command line can refuse
+    it before any work rather than at the first sharding hint, or never."""
+    path = config_path()
+    if path is not None:
+        try:
+            Config().load(path)
+        except (OSError, ValueError, ImportError) as exc:
+            message = " ".join(str(exc).split())      # YAML's errors span lines: one line
+            raise EnvironmentVariableError(f"GT_CONFIG: {message}" if path in message
+                                           else f"GT_CONFIG {path!r}: {message}") from None
+    return path
+
+
+READERS = (backend_name, devices, auto_shard, verbose, config_file, num_threads)
 
 
 def environment_problems():

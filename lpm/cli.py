@@ -91,11 +91,12 @@ def _parser(prog, description):
 def _parse(p, argv, **minimums):
     """Parse ``argv`` and check it as ``train.py`` checks its options (``lpm.options``): the
     environment, then each ``name=low`` minimum. Exit 2 with one line on the first problem."""
-    from lpm.options import at_least, check_environment, problems
+    from lpm.options import at_least, blank, check_environment, problems
 
     args = p.parse_args(argv)
     check_environment(p)
-    bad = problems(*(at_least(f"--{name.replace('_', '-')}", getattr(args, name), low)
+    bad = problems(blank("--checkpoint", args.checkpoint), blank("--data", getattr(args, "data", None)),
+                   *(at_least(f"--{name.replace('_', '-')}", getattr(args, name), low)
                      for name, low in minimums.items()))
     if bad:
         p.error(bad[0])
@@ -120,6 +121,8 @@ def evaluate_command(argv, prog="lpm evaluate"):
         p.error(f"--data and --dataset are alternatives: got --data {args.data} and --dataset {args.dataset}")
     if args.all and not args.data:
         p.error("--all applies to --data only")
+    if args.skip_bad and not args.data:
+        p.error("--skip-bad applies to --data only")
     model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
     names, offset = _checkpoint_classes(ckpt)
     cfg = dict(ckpt.meta.get("train_config") or {})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 import gt
 from lpm.data import DATASETS, has_extension
-from lpm.options import OneLineParser, at_least, missing_package, non_negative, positive, within
+from lpm.options import OneLineParser, at_least, blank, missing_package, non_negative, positive, seed_problem, within
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
@@ -114,7 +114,7 @@ class TrainConfig:
     loss: str = option("ce", "ce: cross-entropy; mse: mean squared error against one-hot targets", OPTIMIZATION,
                        choices=LOSSES)
     seed: int = option(0, "seeds the data, the initial weights and the batch order (same seed, same losses)",
-                       OPTIMIZATION, minimum(0))
+                       OPTIMIZATION, seed_problem)
     checkpoint_dir: str | None = option(None, "save checkpoints here every epoch and at the end (safetensors weights "
                                         "and optimizer state, a JSON file with the rest; DIR/latest.json and "
                                         "DIR/best.json name the latest and the best by held-out accuracy)", OUTPUT,
@@ -202,6 +202,9 @@ def parse_args(argv=None, parser=None):
     return cfg
 
 
+PATHS = (("data", "--data"), ("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
+
+
 def check_config(cfg):
     """Every problem with ``cfg`` as a message naming the flag (an empty list if none): each
     field's own check, then the ones between fields.
@@ -215,6 +218,7 @@ def check_config(cfg):
     if cfg.embed_dim >= 1 and cfg.num_heads >= 1 and cfg.embed_dim % cfg.num_heads:
         problems.append(f"--embed-dim ({cfg.embed_dim}) must be divisible by --num-heads ({cfg.num_heads})")
     problems += [check(flag_name(f), getattr(cfg, f.name)) for f, check in checked if not getattr(check, "count", False)]
+    problems += [blank(flag, getattr(cfg, name)) for name, flag in PATHS]
     if cfg.momentum and cfg.optimizer != "sgd":
         problems.append(f"--momentum applies to --optimizer sgd only (got --optimizer {cfg.optimizer})")
     if cfg.data and cfg.dataset != "blobs":

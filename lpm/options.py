@@ -73,6 +73,26 @@ def missing_package(module, package, extra, why):
     return f"{why} needs {package}: pip install " + (f"'lpm[{extra}]' or pip install {package}" if extra else package)
 
 
+# The largest seed every generator a command seeds accepts (numpy's legacy RandomState and
+# scikit-learn's k-means take no more); gt.manual_seed would take up to 2**64 - 1.
+SEED_MAX = 2**32 - 1
+
+
+def seed_problem(flag, value):
+    """``flag`` must be a seed in [0, ``SEED_MAX``] (None: not given, fine)."""
+    if value is not None and not 0 <= value <= SEED_MAX:
+        return f"{flag} must be in [0, {SEED_MAX}], got {value}"
+    return None
+
+
+def blank(flag, value):
+    """``flag`` was given an empty path (``--plot ""``, often an unset shell variable), which
+    would otherwise read as not given at all."""
+    if value is not None and not str(value).strip():
+        return f"{flag} must name a path, got {value!r}"
+    return None
+
+
 def problems(*messages):
     """The messages that are not None, in order."""
     return [m for m in messages if m]

@@ -25,8 +25,8 @@ from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions,
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
-from lpm.options import OneLineParser, at_least, check_environment, checkpoint_parser, missing_package, \
-    non_negative, positive, problems, within
+from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, missing_package, \
+    non_negative, positive, problems, seed_problem, within
 from lpm.outputs import writable_problem
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
@@ -101,9 +101,11 @@ def _train_problems(cfg):
             "vision_num_layers", "text_embed_dim", "text_num_layers", "num_heads", "val_interval",
             "checkpoint_interval", "save_total_limit", "num_beams")
     bad = problems(*(at_least("--" + n.replace("_", "-"), getattr(cfg, n), 1) for n in ints),
-                   positive("--lr", cfg.lr), at_least("--warmup", cfg.warmup, 0), at_least("--seed", cfg.seed, 0),
+                   positive("--lr", cfg.lr), at_least("--warmup", cfg.warmup, 0), seed_problem("--seed", cfg.seed),
                    non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
-                   within("--blind-fraction", cfg.blind_fraction, 0, 1))
+                   within("--blind-fraction", cfg.blind_fraction, 0, 1),
+                   *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in ("data", "image_root", "checkpoint_dir",
+                                                                                "plot")))
     if cfg.image_root and not cfg.data:
         bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
     if cfg.resume and not cfg.checkpoint_dir:
@@ -145,8 +147,8 @@ def _data_problem(cfg):
         return f"--data {cfg.data}: no such file (expected a JSON list of {{\"image\", \"caption\"}})"
     try:
         pairs = ImageTextDataset(cfg.data, image_root=cfg.image_root)
-    except DataError as exc:
-        return f"--data {cfg.data}: {exc}"
+    except DataError as exc:     # most of its messages name the file already
+        return str(exc) if str(exc).startswith(f"--data {cfg.data}:") else f"--data {cfg.data}: {exc}"
     problem = config_problem(cfg, pairs.image_shape)
     return f"--data {cfg.data}: its images do not fit the model: {problem}" if problem else None
 
@@ -168,7 +170,8 @@ def evaluate_command(argv, prog):
     p.add_argument("--limit", type=int, help="score only the first N held-out images")
     args = p.parse_args(argv)
     check_environment(p)
-    bad = problems(at_least("--num-beams", args.num_beams, 1), at_least("--limit", args.limit, 1)) + missing_packages()
+    bad = problems(blank("--checkpoint", args.checkpoint), at_least("--num-beams", args.num_beams, 1),
+                   at_least("--limit", args.limit, 1)) + missing_packages()
     if bad:
         p.error(bad[0])
     model, vocab, ckpt = _load(p, args)
@@ -205,7 +208,8 @@ def predict_command(argv, prog):
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(at_least("--num-beams", args.num_beams, 1), positive("--temperature", args.temperature),
-                   at_least("--top-k", args.top_k, 1), at_least("--seed", args.seed, 0),
+                   at_least("--top-k", args.top_k, 1), seed_problem("--seed", args.seed),
+                   blank("--checkpoint", args.checkpoint),
                    None if args.top_p is None or 0 < args.top_p <= 1
                    else f"--top-p must be in (0, 1], got {args.top_p}")
     if args.sample and args.num_beams > 1:

@@ -19,8 +19,8 @@ import numpy as np
 
 from lpm.checkpoint import load_into
 from lpm.commands import dispatch
-from lpm.options import (OneLineParser, at_least, check_environment, checkpoint_parser, missing_package,
-                         non_negative, positive, problems, within)
+from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, missing_package,
+                         non_negative, positive, problems, seed_problem, within)
 from lpm.outputs import writable_problem
 from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
@@ -97,7 +97,8 @@ def train_command(argv, prog):
                    at_least("--codes", cfg.codes, 2), at_least("--limit", cfg.limit, 2), positive("--lr", cfg.lr),
                    non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
                    within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
-                   at_least("--seed", cfg.seed, 0), _threads_problem(cfg))
+                   seed_problem("--seed", cfg.seed), _threads_problem(cfg),
+                   *(blank(f"--{n}", getattr(cfg, n.replace("-", "_"))) for n in ("checkpoint-dir", "plot", "codebook")))
     if not bad and cfg.embed_dim % cfg.num_heads:
         bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
     if not bad and 28 % cfg.patch_size:
@@ -118,8 +119,25 @@ def train_command(argv, prog):
     refused = [r for r in refused if r]
     if refused:
         p.refuse(refused[0])
+    too_large = _memory_problem(cfg)
+    if too_large:
+        p.refuse(too_large)
     train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
+
+
+def _memory_problem(cfg):
+    """A one-line refusal when the model and one batch cannot fit in memory (a lower bound:
+    float32 weights, gradients and two AdamW moments; a batch's block activations), else None."""
+    from lpm import memory
+
+    tokens = (28 // cfg.patch_size) ** 2 + 1           # the patches and the class token
+    d, ff = cfg.embed_dim, cfg.ff_dim
+    params = 2 * cfg.codes * d + (tokens + 11) * d + cfg.num_layers * (4 * d * d + 2 * d * ff)
+    digits = min(cfg.batch_size, cfg.limit or 60000)    # a batch holds no more than MNIST's 60,000 digits
+    batch = digits * tokens * cfg.num_layers * (8 * d + 2 * ff + cfg.num_heads * tokens)
+    return memory.too_large({"model": 16 * params, "a batch": 4 * batch}, "this run",
+                            "use a smaller --embed-dim, --ff-dim, --num-layers, --codes or --batch-size")
 
 
 # ---- evaluate ------------------------------------------------------------------------------------
@@ -136,7 +154,8 @@ def _checkpoint_parser(prog, description):
 
 
 def _sampling_problems(args):
-    return problems(at_least("--seed", args.seed, 0), positive("--temperature", args.temperature),
+    return problems(blank("--checkpoint", args.checkpoint), seed_problem("--seed", args.seed),
+                    positive("--temperature", args.temperature),
                     at_least("--top-k", args.top_k, 1),
                     None if args.top_p is None or 0 < args.top_p <= 1
                     else f"--top-p must be in (0, 1], got {args.top_p}",
@@ -207,7 +226,9 @@ def generate_command(argv, prog):
         bad.append("--guidance needs --digit or --each-digit (it steers towards a class)")
     if args.each_digit and (args.digit is not None or args.complete):
         bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
-    if os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
+    if os.path.isdir(args.out):
+        bad.append(f"--out {args.out} is a folder: name the file to write in it")
+    elif os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
         bad.append(f"--out must end in .png or .npy, got {args.out}")
     elif args.out.lower().endswith(".png"):
         no_png = missing_package("matplotlib", "matplotlib", "plot", "--out *.png")
@@ -267,7 +288,8 @@ def codebook_command(argv, prog):
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
-                   at_least("--limit", args.limit, 1), at_least("--seed", args.seed, 0))
+                   at_least("--limit", args.limit, 1), seed_problem("--seed", args.seed), blank("--out", args.out),
+                   None if not os.path.isdir(args.out) else f"--out {args.out} is a folder: name the file to write in it")
     if not bad and 28 % args.patch_size:
         bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {args.patch_size}"]
     if bad:
