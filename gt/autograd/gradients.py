@@ -184,8 +184,8 @@ def _results(inputs, got, allow_unused, materialize_grads, create_graph, wrap):
                                f"One of the differentiated Tensors {_USED}")
         if g is None:
             # torch's materialized zeros require grad when the gradients are recorded
-            zero = function.Tensor._wrap(B.zeros(t.shape, t.dtype)).requires_grad_(create_graph)
-            result.append(zero if materialize_grads else None)
+            result.append(function.Tensor._wrap(B.zeros(t.shape, t.dtype)).requires_grad_(create_graph)
+                          if materialize_grads else None)
         else:
             result.append(wrap(g))
     return tuple(result)

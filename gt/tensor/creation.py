@@ -278,7 +278,6 @@ def set_rng_state(state):
     last_seed = seed_of(state, last_seed)
 
 
-
 @accepts_device
 @accepts_generator
 def randn(*shape, size=None, dtype=None, requires_grad=False):

@@ -4,8 +4,8 @@ from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis
 from gt.tensor._args import _pick
 from gt.tensor.arithmetic import _operand
+from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
-from gt.tensor.promotion import result_dtype
 
 
 def _tensors(tensors, op):
@@ -18,12 +18,11 @@ def _tensors(tensors, op):
 
 
 def _one_dtype(tensors):
-    """The tensors in torch's result dtype of them all: the engines' own joins would promote
+    """The tensors in torch's promoted dtype of them all: the engines' own joins would promote
     int32 with float32 to float64 (numpy's rule)."""
     if all(t.dtype == tensors[0].dtype for t in tensors):
         return tensors
-    target = result_dtype(*tensors)
-    return [t if t.dtype == target else t.to(target) for t in tensors]
+    return promoted(tensors)
 
 
 def cat(tensors, axis=None, *, dim=None):

@@ -36,7 +36,6 @@ LOGICAL = ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_
            "logical_not", "logical_and", "logical_or", "logical_xor")
 
 
-
 class InplaceMathMethods:
     __slots__ = ()
 
@@ -236,7 +235,6 @@ def _floats_only(t, words, error):
     if not t.dtype.is_floating_point:
         name = dtypes.torch_type_name(t.dtype.name)
         raise error(f"{words} '{name}'" if words.endswith("for") else f"{words} {name}")
-
 
 
 _FLOAT_MAX = {dtypes.float16: 65504.0, dtypes.bfloat16: 3.3895313892515355e38, dtypes.float32: 3.4028234663852886e38}

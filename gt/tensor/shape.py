@@ -260,4 +260,3 @@ def _infer_shape(op, current, target):
             f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target} ({numel(target)} elements)"
         )
     return target
-

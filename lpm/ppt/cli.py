@@ -128,7 +128,8 @@ def train_command(argv, prog):
 
 def _memory_problem(cfg):
     """A one-line refusal when the model and one batch cannot fit in memory (a lower bound:
-    float32 weights, gradients and two AdamW moments; a batch's block activations), else None."""
+    float32 weights, gradients and the optimizer's state, two AdamW moments or SGD's momentum
+    buffer; a batch's block activations), else None."""
     from lpm import memory
 
     tokens = (28 // cfg.patch_size) ** 2 + 1           # the patches and the class token
@@ -136,7 +137,8 @@ def _memory_problem(cfg):
     params = 2 * cfg.codes * d + (tokens + 11) * d + cfg.num_layers * (4 * d * d + 2 * d * ff)
     digits = min(cfg.batch_size, cfg.limit or 60000)    # a batch holds no more than MNIST's 60,000 digits
     batch = digits * tokens * cfg.num_layers * (8 * d + 2 * ff + cfg.num_heads * tokens)
-    return memory.too_large({"model": 16 * params, "a batch": 4 * batch}, "this run",
+    per_param = 16 if cfg.optimizer == "adamw" else 12 if cfg.momentum else 8    # bytes: weight, grad, state
+    return memory.too_large({"model": per_param * params, "a batch": 4 * batch}, "this run",
                             "use a smaller --embed-dim, --ff-dim, --num-layers, --codes or --batch-size")
 
 
