@@ -25,6 +25,15 @@ _FREED = (
 
 
 def walk_graph(order, seeds, retain_graph, capture=None):
+    """``_walk_graph``, with this walk's stand-ins (gt/autograd/release.py) dropped however it ends:
+    kept past a walk that raises, they would hold the graphs they point to."""
+    try:
+        return _walk_graph(order, seeds, retain_graph, capture)
+    finally:
+        release.made.clear()
+
+
+def _walk_graph(order, seeds, retain_graph, capture=None):
     """Run ``backward_graph`` of the ops of ``order`` (inputs before outputs, as
     ``topological_order`` gives) from ``seeds`` ({id(node): gradient tensor}). Without
     ``capture``, accumulate into the leaves' ``.grad``; with it (a set of tensor ids), return
@@ -76,7 +85,6 @@ def walk_graph(order, seeds, retain_graph, capture=None):
                 pending[id(parent)] = pg if prev is None else prev + pg
             if not retain_graph:
                 release.free(ctx)
-    release.made.clear()     # the stand-ins of this walk: one per tensor within it
     return got
 
 
