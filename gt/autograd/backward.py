@@ -45,16 +45,8 @@ def finish():
         fn()
 
 
+@release.clears_stand_ins
 def walk(order, pending, retain_graph, capture=None):
-    """``_walk``, with this walk's stand-ins (gt/autograd/release.py) dropped however it ends:
-    kept past a walk that raises, they would hold the graphs they point to."""
-    try:
-        return _walk(order, pending, retain_graph, capture)
-    finally:
-        release.made.clear()
-
-
-def _walk(order, pending, retain_graph, capture=None):
     """Run the backward of the ops of ``order`` (``topological_order``), outputs first, from the
     gradients in ``pending``, freeing each op walked unless ``retain_graph``. Without ``capture``,
     fill the leaves' ``.grad`` (``backward``). With ``capture`` (a set of tensor ids: the inputs of

@@ -24,16 +24,8 @@ _FREED = (
 )
 
 
+@release.clears_stand_ins
 def walk_graph(order, seeds, retain_graph, capture=None):
-    """``_walk_graph``, with this walk's stand-ins (gt/autograd/release.py) dropped however it ends:
-    kept past a walk that raises, they would hold the graphs they point to."""
-    try:
-        return _walk_graph(order, seeds, retain_graph, capture)
-    finally:
-        release.made.clear()
-
-
-def _walk_graph(order, seeds, retain_graph, capture=None):
     """Run ``backward_graph`` of the ops of ``order`` (inputs before outputs, as
     ``topological_order`` gives) from ``seeds`` ({id(node): gradient tensor}). Without
     ``capture``, accumulate into the leaves' ``.grad``; with it (a set of tensor ids), return

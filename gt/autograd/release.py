@@ -11,6 +11,7 @@ holds it). An op whose saved values were freed drops its inputs, as before (torc
 ``next_functions`` is empty there).
 """
 
+import functools
 import weakref
 from numbers import Number
 
@@ -19,6 +20,18 @@ from gt.backend import B
 
 _blanks = {}   # (shape, dtype, device) -> a broadcast zero: the array of every stand-in of that kind
 made = {}     # id(tensor) -> (weak reference to it, its stand-in) in this walk: every op there shares it
+
+
+def clears_stand_ins(walk):
+    """``walk`` (a backward walk) with its stand-ins dropped however it ends: kept past a walk that
+    raises, they would hold the graphs they point to."""
+    @functools.wraps(walk)
+    def walked(*args, **kwargs):
+        try:
+            return walk(*args, **kwargs)
+        finally:
+            made.clear()
+    return walked
 
 
 def free(ctx):

@@ -15,20 +15,18 @@ from gt import autograd, dtypes
 from gt.autograd import Function
 from gt.backend import B
 from gt.tensor.generator import check as check_generator, drawing
-from gt.tensor.inplace_math import _fill
+from gt.tensor.inplace_math import _C_FLOAT, _FLOAT_MAX, _fill
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 # torch's C type names, in its "out of bounds for <type>" messages
-_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.bool_: "bool", dtypes.float16: "c10::Half",
-            dtypes.bfloat16: "c10::BFloat16", dtypes.float32: "float", dtypes.float64: "double"}
+_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.bool_: "bool", **_C_FLOAT}
 # random_()'s default range per dtype, ``[0, high]`` inclusive (floats: every integer up to
 # 2**mantissa digits is exact)
 _FULL_HIGH = {dtypes.float32: 2 ** 24, dtypes.float64: 2 ** 53, dtypes.float16: 2 ** 11, dtypes.bfloat16: 2 ** 8,
               dtypes.int64: 2 ** 63 - 1, dtypes.int32: 2 ** 31 - 1, dtypes.bool_: 1}
 _INT_BOUNDS = {dtypes.int64: (-2 ** 63, 2 ** 63 - 1), dtypes.int32: (-2 ** 31, 2 ** 31 - 1), dtypes.bool_: (0, 1)}
 _UNSET = object()
-_FLOAT_MAX = {dtypes.float16: 65504, dtypes.bfloat16: 3.3895313892515355e38}
 
 
 class _Sampled(Function):
