@@ -176,6 +176,18 @@ def torch_or_skip():
                                                "(pip install torch==2.13.0 to run them)")
 
 
+def beside_torch(fn):
+    """``fn`` (given a module: gt or torch) on gt and on torch: (gt's, torch's)."""
+    return fn(gt), fn(torch_or_skip())
+
+
+def assert_same_as_torch(a, b):
+    """gt's ``a`` and torch's ``b`` hold the same dtype, shape and values (NaN equal)."""
+    assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
+    assert tuple(a.shape) == tuple(b.shape)
+    np.testing.assert_array_equal(np.asarray(a.tolist(), dtype=float), np.asarray(b.tolist(), dtype=float))
+
+
 def run_beside_torch(program, ints, exact=True):
     """Run ``program(library, tensor)`` with gt on ``gt.from_numpy(ints)`` and with torch on the same
     values; the results must have torch's dtype and shape, and its values (to the bit when

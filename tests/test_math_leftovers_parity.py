@@ -14,20 +14,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning"
 
 torch = pytest.importorskip("torch")
 
+from helpers import assert_same_as_torch, beside_torch  # noqa: E402
+
 INF, NAN = float("inf"), float("nan")
 EDGES = [NAN, 0.0, -0.0, INF, -INF, 2.0, -3.0, 1e-45]
 
 
-def _both(fn):
-    """``fn`` on gt and on torch: (gt's, torch's)."""
-    return fn(gt), fn(torch)
-
-
-def _same(a, b):
-    """The same dtype, shape and values (NaN equal)."""
-    assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
-    assert tuple(a.shape) == tuple(b.shape)
-    np.testing.assert_array_equal(np.asarray(a.tolist(), dtype=float), np.asarray(b.tolist(), dtype=float))
+_both, _same = beside_torch, assert_same_as_torch
 
 
 def _raises_as_torch(fn, error):

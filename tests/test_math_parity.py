@@ -13,19 +13,12 @@ import gt
 
 torch = pytest.importorskip("torch")
 
+from helpers import assert_same_as_torch, beside_torch  # noqa: E402
+
 NAN = float("nan")
 
 
-def _both(fn):
-    """``fn`` on gt and on torch: (gt's, torch's)."""
-    return fn(gt), fn(torch)
-
-
-def _same(a, b):
-    """gt's and torch's tensors hold the same dtype, shape and values (NaN equal)."""
-    assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
-    assert tuple(a.shape) == tuple(b.shape)
-    np.testing.assert_array_equal(np.asarray(a.tolist(), dtype=float), np.asarray(b.tolist(), dtype=float))
+_both, _same = beside_torch, assert_same_as_torch
 
 
 def _make(m, kind):
