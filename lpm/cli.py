@@ -105,7 +105,7 @@ def _parse(p, argv, **minimums):
 
 # ---- lpm evaluate -----------------------------------------------------------------------------
 def evaluate_command(argv, prog="lpm evaluate"):
-    from lpm.data import DATASETS, DataError, load_data
+    from lpm.data import DATASETS, DataError, load_data, match_classes
     from lpm.inference import confusion_matrix, format_confusion, load_model, predict_proba
 
     p = _parser(prog, "Accuracy and confusion matrix of a trained model. By default on the held-out part of "
@@ -126,10 +126,10 @@ def evaluate_command(argv, prog="lpm evaluate"):
     model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
     names, offset = _checkpoint_classes(ckpt)
     cfg = dict(ckpt.meta.get("train_config") or {})
-    if args.data:
-        cfg.update(data=args.data, dataset="blobs", skip_bad=args.skip_bad)
+    if args.data:        # its own held-out part, not the training run's --eval-data
+        cfg.update(data=args.data, eval_data=None, dataset="blobs", skip_bad=args.skip_bad)
     elif args.dataset:
-        cfg.update(data=None, dataset=args.dataset)
+        cfg.update(data=None, eval_data=None, dataset=args.dataset)
     if args.samples is not None:
         cfg["samples"] = args.samples
     cfg.update(img_size=model.config.img_size)
@@ -145,7 +145,7 @@ def evaluate_command(argv, prog="lpm evaluate"):
         images, labels, data_names = data.eval_images, data.eval_labels, data.class_names
         what = f"{len(labels)} held-out sequences ({data.description})"
         current = data.pixel_offset
-    labels = _match_classes(labels, data_names, names)
+    labels = match_classes(labels, data_names, names)
     images = _with_offset(images, current, offset)
     probs = predict_proba(model, images, args.batch_size)
     preds = probs.argmax(axis=1)
@@ -180,21 +180,6 @@ def _checkpoint_classes(ckpt):
 
     names, offset, _, _ = checkpoint_data(ckpt)
     return names, offset
-
-
-def _match_classes(labels, data_names, model_names):
-    """Labels renumbered from the data's classes to the model's, by name; DataError for unknown classes."""
-    from lpm.data.base import DataError, short_list
-
-    data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
-    if data_names == model_names:
-        return np.asarray(labels)
-    unknown = [n for n in data_names if n not in model_names]
-    if unknown:
-        raise DataError(f"classes the model was not trained on: {short_list(unknown)} (it knows: "
-                        f"{short_list(model_names, 20)})")
-    mapping = np.array([model_names.index(n) for n in data_names])
-    return mapping[np.asarray(labels)]
 
 
 class _Shifted:

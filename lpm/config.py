@@ -83,8 +83,11 @@ class TrainConfig:
                               "PATH/<class>/<sequence>.npy (frames, H, W), or one .npz with images (N, frames, H, W) "
                               "and labels (N,); frames become grayscale --img-size squares and sequences are padded "
                               "or cut to --seq-len", DATA, metavar="PATH", show_default=False)
-    skip_bad: bool = option(False, "skip unreadable or corrupt sequences in --data (they are counted) instead of "
-                            "stopping", DATA)
+    eval_data: str | None = option(None, "with --data: hold out every sequence in this PATH instead of a split of "
+                                   "--data (same layouts; its classes must be among --data's), and train on all of "
+                                   "--data; --eval-split is then not used", DATA, metavar="PATH", show_default=False)
+    skip_bad: bool = option(False, "skip unreadable or corrupt sequences in --data and --eval-data (they are counted) "
+                            "instead of stopping", DATA)
     samples: int | None = option(None, "number of image sequences to generate (blobs, digits)", DATA,
                                  minimum(2), type=int, per_dataset=True)
     seq_len: int = option(8, "images per sequence", DATA, minimum(1))
@@ -123,6 +126,9 @@ class TrainConfig:
                           "same data order and random draws (--epochs may grow)", OUTPUT)
     save_every: int = option(0, "also save a checkpoint every N optimizer steps inside an epoch (0: only at epoch "
                              "ends)", OUTPUT, minimum(0))
+    save_every_minutes: float = option(0.0, "also save a checkpoint inside an epoch once M minutes have passed since "
+                                       "the last one (0: off); a long run on shared or preemptible machines then "
+                                       "loses at most about M minutes", OUTPUT, non_negative, metavar="M")
     plot: str | None = option(None, "write loss and accuracy curves and attention maps of held-out samples here as "
                               "PNG (needs matplotlib: the plot extra)", OUTPUT, metavar="DIR", show_default=False)
     progress: bool = option(True, "no progress bar (it only shows when stdout is a terminal and tqdm is installed)",
@@ -202,7 +208,7 @@ def parse_args(argv=None, parser=None):
     return cfg
 
 
-PATHS = (("data", "--data"), ("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
+PATHS = (("data", "--data"), ("eval_data", "--eval-data"), ("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
 
 
 def check_config(cfg):
@@ -228,10 +234,14 @@ def check_config(cfg):
     if cfg.dataset == "digits-majority" and cfg.seq_len < 3:
         problems.append(f"--dataset digits-majority needs --seq-len >= 3 (a majority and a minority digit), "
                         f"got {cfg.seq_len}")
-    if (cfg.resume or cfg.save_every) and not cfg.checkpoint_dir:
-        problems.append(f"--{'resume' if cfg.resume else 'save-every'} needs --checkpoint-dir")
+    asks = [flag for flag, given in (("--resume", cfg.resume), ("--save-every", cfg.save_every),
+                                     ("--save-every-minutes", cfg.save_every_minutes)) if given]
+    if asks and not cfg.checkpoint_dir:
+        problems.append(f"{asks[0]} needs --checkpoint-dir")
     if cfg.skip_bad and not cfg.data:
         problems.append("--skip-bad applies to --data only")
+    if cfg.eval_data and not cfg.data:
+        problems.append("--eval-data applies to --data only (generated data sets hold out their own sequences)")
     if cfg.checkpoint_dir and os.path.exists(cfg.checkpoint_dir) and not os.path.isdir(cfg.checkpoint_dir):
         problems.append(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder")
     return [p for p in problems if p]
@@ -242,8 +252,9 @@ def missing_packages(cfg):
     needs = []
     if cfg.dataset.startswith("digits"):
         needs.append(("sklearn", "scikit-learn", "data", "--dataset " + cfg.dataset))
-    if cfg.data and not has_extension(cfg.data, ".npz"):
-        needs.append(("PIL", "pillow", "data", "--data with image files"))
+    for path, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data")):
+        if path and not has_extension(path, ".npz"):
+            needs.append(("PIL", "pillow", "data", f"{flag} with image files"))
     if cfg.checkpoint_dir:
         needs.append(("safetensors", "safetensors", None, "--checkpoint-dir"))
     if cfg.plot:

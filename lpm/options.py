@@ -13,6 +13,7 @@ message, or None when the value is fine, so a command can list every problem:
 import argparse
 import importlib.util
 import math
+import os
 
 from gt import config
 
@@ -90,6 +91,13 @@ def blank(flag, value):
     would otherwise read as not given at all."""
     if value is not None and not str(value).strip():
         return f"{flag} must name a path, got {value!r}"
+    return None
+
+
+def folder_given(flag, path):
+    """``flag`` names a file to write, but ``path`` is a folder (None: not given, fine)."""
+    if path and os.path.isdir(path):
+        return f"{flag} {path} is a folder: name the file to write in it"
     return None
 
 

@@ -9,7 +9,7 @@ an uninterrupted one and ends with the same parameters, bit for bit. The file fo
 """
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -17,7 +17,7 @@ import gt
 from lpm.checkpoint import CheckpointError, find_checkpoint, load_into, read_checkpoint, save_checkpoint
 
 # Options a resumed run may change: they do not change what the run computes.
-RESUMABLE = ("epochs", "checkpoint_dir", "resume", "save_every", "plot", "progress", "shard")
+RESUMABLE = ("epochs", "checkpoint_dir", "resume", "save_every", "save_every_minutes", "plot", "progress", "shard")
 
 
 class SaveFailed(CheckpointError):
@@ -70,7 +70,9 @@ class Checkpointer:
             "data": {"class_names": list(self.data.class_names), "pixel_offset": self.data.pixel_offset,
                      "description": self.data.description,
                      # --data as a resolved path: `--data pngs` and `--data ./pngs/` are the same data
-                     "path": os.path.realpath(self.cfg.data) if self.cfg.data else None},
+                     "path": os.path.realpath(self.cfg.data) if self.cfg.data else None,
+                     "eval_path": os.path.realpath(self.cfg.eval_data) if getattr(self.cfg, "eval_data", None)
+                     else None},
             "progress": asdict(state),
             "rng": {"gt": gt.get_rng_state(), "order": order_state},
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -123,13 +125,15 @@ class Checkpointer:
 
     def mismatches(self, meta):
         """The options that differ between this run and the checkpoint's, one line each."""
-        saved, now = meta.get("train_config") or {}, asdict(self.cfg)
+        saved, now = with_defaults(meta.get("train_config") or {}, self.cfg), asdict(self.cfg)
         allowed = set(RESUMABLE) - ({"epochs"} if self.cfg.lr_schedule != "constant" else set())
-        if self.cfg.data and isinstance(saved.get("data"), str):
-            # the same folder or file, however it is spelled (older checkpoints: resolved from here)
-            saved_path = (meta.get("data") or {}).get("path") or os.path.realpath(saved["data"])
-            if saved_path == os.path.realpath(self.cfg.data):
-                allowed.add("data")
+        for name, key in (("data", "path"), ("eval_data", "eval_path")):
+            path = getattr(self.cfg, name, None)
+            if path and isinstance(saved.get(name), str):
+                # the same folder or file, however it is spelled (older checkpoints: resolved from here)
+                saved_path = (meta.get("data") or {}).get(key) or os.path.realpath(saved[name])
+                if saved_path == os.path.realpath(path):
+                    allowed.add(name)
         problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
                     for k in now if k not in allowed and saved.get(k, "(absent)") != now[k]]
         names = (meta.get("data") or {}).get("class_names")
@@ -185,6 +189,13 @@ def intact_alternative(checkpoint_dir):
         pass
     return (f"no other intact checkpoint in {checkpoint_dir}: start a new run (without --resume, "
             f"or in another --checkpoint-dir)")
+
+
+def with_defaults(saved, cfg):
+    """A checkpoint's options ``saved`` with those it lacks (added to ``cfg``'s class since it was
+    written) at their defaults: such an option, left at its default, changes nothing on resuming."""
+    missing = {f.name: f.default for f in fields(cfg) if f.name not in saved and f.default is not MISSING}
+    return {**saved, **missing} if missing else saved
 
 
 def generator(state):
@@ -279,7 +290,7 @@ class KindStore:
             raise
         except CheckpointError as exc:     # damaged: say whether an older intact one can be resumed
             raise CheckpointError(f"{exc}\n{intact_alternative(cfg.checkpoint_dir)}") from None
-        saved, now = ckpt.meta.get("train_config") or {}, asdict(cfg)
+        saved, now = with_defaults(ckpt.meta.get("train_config") or {}, cfg), asdict(cfg)
         problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
                     for k in now if k not in self.resumable and saved.get(k, "(absent)") != now[k]]
         if problems:

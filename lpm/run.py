@@ -31,7 +31,7 @@ class Run:
         self.writer = self.saver if self.main_process else None
         self.bar, self.interrupt = None, StopOnCtrlC(enabled=self.world == 1)
         self.samples_run = 0          # in this process (a resumed run starts part way)
-        self.t0 = self.t_train = t0
+        self.t0 = self.t_train = self.t_saved = t0     # t_saved: the last save (or the start), for --save-every-minutes
 
     def restore(self):
         """Continue from the checkpoint in ``cfg.checkpoint_dir`` when ``cfg.resume`` asks for it."""
@@ -58,6 +58,21 @@ class Run:
             raise self.diverged("the weights are no longer finite", where)
         if self.writer is not None:
             self.writer.save(self.state, order_state, best=best)
+        self.t_saved = time.perf_counter()
+
+    def save_due(self):
+        """Whether a step's save is due: every ``--save-every`` steps, or once ``--save-every-minutes``
+        have passed since the last save. Every process answers the same (the clocks' verdict is
+        shared, one collective a step, only when minutes are asked for), as every process saves."""
+        cfg = self.cfg
+        if cfg.save_every and self.state.step % cfg.save_every == 0:
+            return True
+        if not cfg.save_every_minutes:
+            return False
+        due = time.perf_counter() - self.t_saved >= 60.0 * cfg.save_every_minutes
+        if self.world > 1:
+            due = dist.all_reduce([float(due)], op="max")[0] > 0
+        return due
 
     def interrupted(self, order_state=None):
         """Ctrl-C: stop here; ``order_state`` given, this is a step boundary, saved so that

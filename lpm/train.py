@@ -137,7 +137,8 @@ def train(cfg, log=print, data=None):
     "samples_per_s", "model", "config", "data", "checkpoint", "plots"}`` (the first four per epoch).
     ``log`` receives each output line; ``data`` may pass a ready ``lpm.data.Data`` or
     ``make_datasets`` output. With ``cfg.checkpoint_dir`` a checkpoint is saved after every
-    epoch (and every ``cfg.save_every`` steps); ``cfg.resume`` continues the run saved there.
+    epoch (and every ``cfg.save_every`` steps or ``cfg.save_every_minutes``); ``cfg.resume``
+    continues the run saved there.
     Raises ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept; none with
     non-finite values is written), ``DataError`` for bad data, ``CheckpointError`` for a
     checkpoint that does not fit or cannot be written, ``OutputError`` for an output folder that
@@ -186,7 +187,7 @@ def setup(cfg, log, data=None):
     run = Run(cfg, log, data, model, optimizer, make_scheduler(optimizer, cfg, cfg.epochs * steps), t0)
     describe(run)
     run.restore()
-    run.t_train = time.perf_counter()
+    run.t_train = run.t_saved = time.perf_counter()
     return run
 
 
@@ -209,8 +210,8 @@ def describe(run):
 
 def train_epoch(run, epoch):
     """The optimizer steps of one epoch (from a resumed checkpoint's step, part way), with the
-    saves every ``--save-every`` steps and a stop at a Ctrl-C."""
-    cfg, state, steps, bs = run.cfg, run.state, run.steps, run.cfg.batch_size
+    saves every ``--save-every`` steps or ``--save-every-minutes``, and a stop at a Ctrl-C."""
+    state, steps, bs = run.state, run.steps, run.cfg.batch_size
     run.model.train()
     epoch_order = run.order_rng.bit_generator.state   # a mid-epoch checkpoint resumes from here
     perm = run.order_rng.permutation(len(run.data.train_labels))
@@ -228,7 +229,7 @@ def train_epoch(run, epoch):
             run.bar.set_postfix(loss=f"{value:.4f}")
             run.bar.update()
         if step + 1 < steps:          # the epoch's last step ends with its evaluation and save
-            if cfg.save_every and state.step % cfg.save_every == 0:
+            if run.save_due():
                 run.save(epoch_order, f"epoch {epoch}, step {step + 1}/{steps}")
             if run.interrupt.requested:
                 raise run.interrupted(epoch_order)

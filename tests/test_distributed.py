@@ -225,7 +225,8 @@ def runs(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("distributed"))
     d = {name: os.path.join(tmp, name) for name in ("ref_even", "ref_odd", "dp_even", "dp_odd")}
     argvs = [EVEN + ["--checkpoint-dir", d["dp_even"]],
-             ODD + ["--epochs", "2", "--checkpoint-dir", d["dp_odd"]],
+             # a save after every step by the clock: the processes' one verdict (a collective) each step
+             ODD + ["--epochs", "2", "--save-every-minutes", "1e-9", "--checkpoint-dir", d["dp_odd"]],
              ODD + ["--resume", "--checkpoint-dir", d["dp_odd"]]]
     port, *ports = free_ports(len(argvs))
     groups = {

@@ -5,12 +5,12 @@ probs inside ``lims``), and its KL divergences with itself, Exponential, Normal,
 import math
 
 from gt.tensor.arithmetic import where
-from gt.tensor.creation import full_like, rand
+from gt.tensor.creation import rand
 from gt.distributions import constraints
 from gt.distributions.continuous import Exponential, Gumbel, Laplace, Normal, Uniform
 from gt.distributions.gamma import Beta, Gamma
 from gt.distributions.more import Pareto
-from gt.distributions.kl import register_kl
+from gt.distributions.kl import infinite, register_kl
 from gt.distributions.discrete import _one_of, _softplus
 from gt.distributions.exp_family import ExponentialFamily
 from gt.distributions.distribution import (Distribution, broadcast_all, clamp_probs, lazy_property, logits_to_probs,
@@ -185,13 +185,9 @@ def _kl_beta_cb(p, q):
     return _cross_entropy_term(p, q)
 
 
-def _infinite_like(name):
-    return lambda p, q: full_like(getattr(p, name), float("inf"))
-
-
 # one support reaches outside the other's: infinite, shaped as p's parameter (as torch's)
-register_kl(ContinuousBernoulli, Pareto)(_infinite_like("probs"))
+register_kl(ContinuousBernoulli, Pareto)(infinite("probs"))
 for _p, _name in ((Exponential, "rate"), (Gamma, "concentration"), (Gumbel, "loc"), (Laplace, "loc"),
                   (Normal, "loc"), (Pareto, "scale")):
-    register_kl(_p, ContinuousBernoulli)(_infinite_like(_name))
+    register_kl(_p, ContinuousBernoulli)(infinite(_name))
 del _p, _name

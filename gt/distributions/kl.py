@@ -4,6 +4,7 @@ registered pair winning (torch.distributions.kl's dispatch), with torch's closed
 
 from gt.tensor.arithmetic import where
 from gt.tensor.construct_functions import broadcast_shapes
+from gt.tensor.creation import full_like
 from gt.tensor.linalg_factor import solve_triangular
 from gt.distributions.continuous import Exponential, Gumbel, Laplace, Normal, Uniform
 from gt.distributions.discrete import Bernoulli, Binomial, Categorical, OneHotCategorical, Poisson
@@ -33,6 +34,12 @@ def register_kl(type_p, type_q):
         return fn
 
     return decorator
+
+
+def infinite(param):
+    """A KL rule for a pair whose p reaches where q has no mass: inf, shaped as p's ``param``
+    (as torch's ``_infinite_like``)."""
+    return lambda p, q: full_like(getattr(p, param), _INF)
 
 
 def _dispatch(type_p, type_q):

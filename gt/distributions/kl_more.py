@@ -5,10 +5,9 @@ of p's support. Imported by the package for the registrations only."""
 import math
 
 from gt.tensor.arithmetic import where
-from gt.tensor.creation import full_like
 from gt.distributions.continuous import Exponential, Gumbel, Laplace, Normal, Uniform
 from gt.distributions.gamma import Beta, Gamma
-from gt.distributions.kl import register_kl
+from gt.distributions.kl import infinite, register_kl
 from gt.distributions.more import Pareto
 
 _INF = float("inf")
@@ -110,16 +109,12 @@ def _kl_uniform_pareto(p, q):
     return where(p.low < q.scale, _INF, t2 * (q.alpha + 1) - t1)
 
 
-def _infinite(param):
-    return lambda p, q: full_like(getattr(p, param), _INF)
-
-
 # p's support reaches where q has no mass
 _INFINITE = {"concentration1": (Beta, [Pareto]), "rate": (Exponential, [Beta, Pareto, Uniform]),
              "concentration": (Gamma, [Beta, Pareto, Uniform]), "scale": (Pareto, [Beta, Uniform])}
 for _name, (_p, _qs) in _INFINITE.items():
     for _q in _qs:
-        register_kl(_p, _q)(_infinite(_name))
+        register_kl(_p, _q)(infinite(_name))
 for _p in (Gumbel, Laplace):
     for _q in (Beta, Exponential, Gamma, Pareto, Uniform):
-        register_kl(_p, _q)(_infinite("loc"))
+        register_kl(_p, _q)(infinite("loc"))

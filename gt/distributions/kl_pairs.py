@@ -3,12 +3,11 @@
 
 import math
 
-from gt.tensor.creation import full_like
 from gt.distributions.continuous import Exponential, Gumbel, Laplace, Normal, Uniform
 from gt.distributions.discrete import Bernoulli, Binomial, Poisson
 from gt.distributions.extra import Cauchy, Geometric
 from gt.distributions.gamma import Beta, Gamma
-from gt.distributions.kl import register_kl
+from gt.distributions.kl import infinite, register_kl
 from gt.distributions.more import Pareto
 
 _EULER = 0.57721566490153286060
@@ -134,11 +133,7 @@ def _kl_uniform_gumbel(p, q):
     return common.log() + 0.5 * (high + low) - common * ((-high).exp() - (-low).exp())
 
 
-def _infinite(p, q):
-    return full_like(p.loc if hasattr(p, "loc") else p.rate, float("inf"))
-
-
 for _q in (Beta, Exponential, Gamma, Pareto, Uniform):
-    register_kl(Normal, _q)(_infinite)  # q has no mass on part of the real line
+    register_kl(Normal, _q)(infinite("loc"))  # q has no mass on part of the real line
 for _q in (Bernoulli, Binomial):
-    register_kl(Poisson, _q)(_infinite)  # q has no mass above its largest count
+    register_kl(Poisson, _q)(infinite("rate"))  # q has no mass above its largest count

@@ -117,6 +117,24 @@ class Subset(SequenceDataset):
         return self.parent.describe(int(self.indices[i])) if hasattr(self.parent, "describe") else f"sequence {i}"
 
 
+def match_classes(labels, data_names, model_names):
+    """``labels`` renumbered from the data's classes (``data_names``) to the model's, by name;
+    DataError naming the classes the model was not trained on.
+
+        >>> match_classes([0, 1, 1], ["b", "c"], ["a", "b", "c"]).tolist()
+        [1, 2, 2]
+    """
+    data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
+    if data_names == model_names:
+        return np.asarray(labels)
+    unknown = [n for n in data_names if n not in model_names]
+    if unknown:
+        raise DataError(f"classes the model was not trained on: {short_list(unknown)} (it knows: "
+                        f"{short_list(model_names, 20)})")
+    mapping = np.array([model_names.index(n) for n in data_names])
+    return mapping[np.asarray(labels)]
+
+
 @dataclass
 class Data:
     """What a run trains and evaluates on. ``*_images`` are arrays or ``SequenceDataset``s of

@@ -38,33 +38,35 @@ from lpm.data.frames import natural_key, prepare, read_sequence, sequence_length
 CACHE_BYTES = 1 << 30
 
 
-def open_dataset(path, seq_len=8, img_size=200, skip_bad=False, cache_bytes=CACHE_BYTES, progress=None):
+def open_dataset(path, seq_len=8, img_size=200, skip_bad=False, cache_bytes=CACHE_BYTES, progress=None,
+                 flag="--data"):
     """A checked ``FileSequences`` (folders) or ``NpzSequences`` (one .npz) for ``path``.
 
     ``progress(total, desc)`` may return a progress bar (``update()``/``close()``) for the check pass.
-    Raises ``DataError`` naming the file for anything that cannot be used.
+    Raises ``DataError`` naming the file for anything that cannot be used (and ``flag``, the option
+    that gave ``path``, where the path itself is the problem).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise DataError(f"--data {path}: no such file or folder")
+        raise DataError(f"{flag} {path}: no such file or folder")
     if os.path.isfile(path):
         if not has_extension(path, ".npz"):
-            raise DataError(f"--data {path}: expected a folder of class folders or an .npz file")
+            raise DataError(f"{flag} {path}: expected a folder of class folders or an .npz file")
         dataset = NpzSequences(path, seq_len, img_size)
     else:
-        dataset = open_folder(path, seq_len, img_size)
+        dataset = open_folder(path, seq_len, img_size, flag)
     dataset.check(skip_bad, progress, cache_bytes)
     return dataset
 
 
-def open_folder(root, seq_len=8, img_size=200):
+def open_folder(root, seq_len=8, img_size=200, flag="--data"):
     """The sequences of a folder (not yet checked): its class folders and its .npz files, together."""
     entries = sorted(n for n in os.listdir(root) if not n.startswith("."))
     folders = [n for n in entries if os.path.isdir(os.path.join(root, n))]
     archives = [n for n in entries if n not in folders and has_extension(n, ".npz")]
     others = len(entries) - len(folders) - len(archives)
     if not folders and not archives:
-        raise DataError(f"--data {root}: no class folders (expected {root}/<class>/<sequence>/<frame>.png "
+        raise DataError(f"{flag} {root}: no class folders (expected {root}/<class>/<sequence>/<frame>.png "
                         f"or {root}/<class>/<sequence>.npy) and no .npz file")
     parts = [FileSequences(root, seq_len, img_size)] if folders else []
     parts += [NpzSequences(os.path.join(root, n), seq_len, img_size) for n in archives]

@@ -19,8 +19,8 @@ import numpy as np
 
 from lpm.checkpoint import load_into
 from lpm.commands import dispatch
-from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, missing_package,
-                         non_negative, positive, problems, seed_problem, within)
+from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, folder_given,
+                         missing_package, non_negative, positive, problems, seed_problem, within)
 from lpm.outputs import writable_problem
 from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
@@ -228,8 +228,8 @@ def generate_command(argv, prog):
         bad.append("--guidance needs --digit or --each-digit (it steers towards a class)")
     if args.each_digit and (args.digit is not None or args.complete):
         bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
-    if os.path.isdir(args.out):
-        bad.append(f"--out {args.out} is a folder: name the file to write in it")
+    if folder_given("--out", args.out):
+        bad.append(folder_given("--out", args.out))
     elif os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
         bad.append(f"--out must end in .png or .npy, got {args.out}")
     elif args.out.lower().endswith(".png"):
@@ -291,7 +291,7 @@ def codebook_command(argv, prog):
     check_environment(p)
     bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
                    at_least("--limit", args.limit, 1), seed_problem("--seed", args.seed), blank("--out", args.out),
-                   None if not os.path.isdir(args.out) else f"--out {args.out} is a folder: name the file to write in it")
+                   folder_given("--out", args.out))
     if not bad and 28 % args.patch_size:
         bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {args.patch_size}"]
     if bad:
