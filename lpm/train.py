@@ -367,13 +367,17 @@ def main(argv=None, prog="train.py"):
 
 
 def check_before_work(cfg, parser):
-    """Refuse (exit 2, one line) what would fail later: the environment, missing packages, output
-    folders that cannot be written and a run too large for memory; then set GT_AUTO_SHARD."""
+    """Refuse (exit 2, one line) what would fail later: the environment, missing packages, input
+    paths that do not exist, output folders that cannot be written and a run too large for
+    memory; then set GT_AUTO_SHARD."""
     check_environment(parser)       # GT_BACKEND, GT_DEVICES, ...: before anything reads them
     missing = missing_packages(cfg)
     if missing:
         parser.error(missing[0])
-    problems = output_problems(cfg)
+    # the inputs first: --eval-data missing is told before --data's files are all read (minutes)
+    problems = [f"{flag} {path}: no such file or folder" for path, flag in ((cfg.data, "--data"),
+                (cfg.eval_data, "--eval-data")) if path and not os.path.exists(path)]
+    problems += output_problems(cfg)
     if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
         problems.append(run_folder_problem(cfg.checkpoint_dir, False))
     problems = [p for p in problems if p]
