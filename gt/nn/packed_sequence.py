@@ -1,5 +1,6 @@
 """torch's packed sequences (``torch.nn.utils.rnn``, which this module is): ``PackedSequence``,
-``pack_padded_sequence``, ``pad_packed_sequence``, ``pack_sequence`` and ``unpack_sequence`` (with ``pad_sequence`` and
+``pack_padded_sequence``, ``pad_packed_sequence``, ``pack_sequence``, ``unpack_sequence`` and
+``invert_permutation`` (with ``pad_sequence`` and
 ``unpad_sequence`` from rnn_utils.py), and what the recurrent layers need to run on one.
 
 A packed sequence holds the steps of a batch of sequences of different lengths time step by time
@@ -32,7 +33,7 @@ class PackedSequence(_Fields):
             raise TypeError("PackedSequence: build it with pack_padded_sequence or pack_sequence (batch_sizes is "
                             "required)")
         if unsorted_indices is None and sorted_indices is not None:
-            unsorted_indices = _invert(sorted_indices)
+            unsorted_indices = invert_permutation(sorted_indices)
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def to(self, *args, **kwargs):
@@ -41,18 +42,42 @@ class PackedSequence(_Fields):
         return self if data is self.data else type(self)(data, self.batch_sizes, self.sorted_indices,
                                                          self.unsorted_indices)
 
+    def cpu(self, *args, **kwargs):
+        return self.to("cpu", *args, **kwargs)
+
+    def cuda(self, *args, **kwargs):
+        return self.to("cuda", *args, **kwargs)
+
+    def pin_memory(self):
+        return type(self)(self.data.pin_memory(), self.batch_sizes, self.sorted_indices, self.unsorted_indices)
+
+    def is_pinned(self):
+        return self.data.is_pinned()
+
     def float(self):
         return self.to(dtypes.float32)
 
     def double(self):
         return self.to(dtypes.float64)
 
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
     @property
     def is_cuda(self):
-        return False
+        return self.data.is_cuda
 
 
-def _invert(permutation):
+def invert_permutation(permutation):
+    """The inverse of a permutation (B,) of the batch (torch's ``invert_permutation``); None for None."""
+    if permutation is None:
+        return None
     out = permutation.clone()
     out[permutation] = arange(permutation.shape[0])
     return out

@@ -11,8 +11,8 @@ each sequence's own last step, as torch's. ``LSTM(proj_size=P)`` projects each s
 to P features with ``weight_hr_l{k}`` (P, hidden), as torch's: the output, h_0/h_n and the next
 step's hidden-to-hidden product have P features, the cell state keeps ``hidden``. Where gt
 differs from torch: wrong shapes raise ValueError and a dtype other than the weights' TypeError
-(torch: RuntimeError), as elsewhere in gt's nn; there is no ``device`` argument; dropout masks
-come from gt's generator, so they differ from torch's under the same seed.
+(torch: RuntimeError), as elsewhere in gt's nn; ``device`` moves the new layer there (made on
+the CPU first); dropout masks come from gt's generator, so they differ from torch's under the same seed.
 """
 
 from gt import dtypes
@@ -33,14 +33,12 @@ class RNNBase(Module):
     torch's order and drawn from U(-1/sqrt(hidden), 1/sqrt(hidden))."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, dtype=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
         if mode not in GATES:
             raise ValueError(f"{name}: unrecognized RNN mode {mode!r}, expected one of {sorted(GATES)}")
-        check_sizes(name, input_size, hidden_size)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers <= 0:
-            raise ValueError(f"{name}: num_layers must be an int greater than zero, got {num_layers!r}")
+        _check_arguments(name, input_size, hidden_size, num_layers, bias, batch_first)
         _check_proj_size(name, mode, proj_size, hidden_size)
         warn_dropout(dropout, num_layers)
         self.mode, self.input_size, self.hidden_size, self.num_layers = mode, input_size, hidden_size, num_layers
@@ -59,6 +57,32 @@ class RNNBase(Module):
                 if proj_size:
                     setattr(self, f"weight_hr{suffix}", Parameter(empty(proj_size, hidden_size, dtype=dtype)))
         self.reset_parameters()
+        if device is not None:         # torch's factory argument; gt's tensors are made on the CPU first
+            self.to(device)
+
+    @property
+    def _flat_weights_names(self):
+        """The parameters' names, layer by layer and direction by direction, in torch's order."""
+        kinds = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        kinds += ["weight_hr"] if self.proj_size else []
+        return [f"{kind}{suffix}" for layer in range(self.num_layers) for suffix in self._suffixes(layer)
+                for kind in kinds]
+
+    @property
+    def _all_weights(self):
+        """torch's nested names: one list of parameter names per layer and direction."""
+        names = self._flat_weights_names
+        per = len(names) // (self.num_layers * (2 if self.bidirectional else 1))
+        return [names[i:i + per] for i in range(0, len(names), per)]
+
+    @property
+    def _flat_weights(self):
+        return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self):
+        """The parameters as torch's ``all_weights``: one list per layer and direction."""
+        return [[getattr(self, n) for n in names] for names in self._all_weights]
 
     @property
     def _out_size(self):
@@ -109,8 +133,14 @@ class RNNBase(Module):
         return (out, tuple(finals)) if self.mode == "LSTM" else (out, finals[0])
 
     def _forward_packed(self, packed, hx):
+        name = type(self).__name__
+        if packed.data.ndim != 2:
+            raise ValueError(f"{name}: packed input must have 2 dimensions, got {packed.data.ndim}")
+        if packed.data.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                             f"got {packed.data.shape[-1]}")
         padded, lengths = pad_packed_sequence(packed)           # (T, B, H_in) in the caller's order
-        check_dtype(type(self).__name__, padded, self.weight_ih_l0)
+        check_dtype(name, padded, self.weight_ih_l0)
         masks = step_masks(lengths, padded.shape[0])
         out, finals = self._layers(padded, self._states(padded, hx, False), masks)
         out = pack_padded_sequence(out, lengths, enforce_sorted=packed.sorted_indices is None)
@@ -186,6 +216,22 @@ class RNNBase(Module):
         return stack(outs, dim=0), carry
 
 
+def _check_arguments(name, input_size, hidden_size, num_layers, bias, batch_first):
+    """torch's checks of the layers' sizes and flags (the cells take ``input_size`` 0, the layers
+    do not; ``num_layers`` True is 1, as torch's)."""
+    check_sizes(name, input_size, hidden_size)
+    if input_size == 0:
+        raise ValueError(f"{name}: input_size must be greater than zero")
+    if not isinstance(num_layers, int):
+        raise TypeError(f"{name}: num_layers should be of type int, got: {type(num_layers).__name__} "
+                        f"({num_layers!r})")
+    if num_layers <= 0:
+        raise ValueError(f"{name}: num_layers must be an int greater than zero, got {num_layers!r}")
+    for what, flag in (("bias", bias), ("batch_first", batch_first)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name}: {what} should be of type bool, got: {type(flag).__name__}")
+
+
 def _check_proj_size(name, mode, proj_size, hidden_size):
     """torch's checks of ``proj_size``: an int, 0 <= proj_size < hidden_size, and LSTM only."""
     if isinstance(proj_size, bool) or not isinstance(proj_size, int):
@@ -198,6 +244,12 @@ def _check_proj_size(name, mode, proj_size, hidden_size):
                          f"and hidden_size={hidden_size}")
     if proj_size and mode != "LSTM":
         raise ValueError(f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
+def _refuse_proj_size(proj_size):
+    """torch's RNN and GRU take ``proj_size=`` only to name the mistake (any value, 0 too)."""
+    if proj_size is not None:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
 
 
 def _time_steps(seq):
@@ -221,10 +273,11 @@ class RNN(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, proj_size=None):
+        _refuse_proj_size(proj_size)
         mode = check_mode(nonlinearity)
         super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype)
+                         device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
 
@@ -238,9 +291,9 @@ class LSTM(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, dtype=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype)
+                         proj_size, device, dtype)
 
 
 class GRU(RNNBase):
@@ -253,6 +306,7 @@ class GRU(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype=None):
+                 bidirectional=False, device=None, dtype=None, *, proj_size=None):
+        _refuse_proj_size(proj_size)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype)
+                         device=device, dtype=dtype)

@@ -94,7 +94,7 @@ class RNNCellBase(Module):
 
     mode = "RNN_TANH"
 
-    def __init__(self, input_size, hidden_size, bias, num_chunks, dtype=None):
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
         check_sizes(name, input_size, hidden_size)
@@ -106,6 +106,8 @@ class RNNCellBase(Module):
         for b in ("bias_ih", "bias_hh"):
             self.register_parameter(b, Parameter(empty(rows, dtype=dtype)) if bias else None)
         self.reset_parameters()
+        if device is not None:         # torch's factory argument; gt's tensors are made on the CPU first
+            self.to(device)
 
     def reset_parameters(self):
         reset_uniform(self, self.hidden_size)
@@ -160,9 +162,9 @@ class RNNCell(RNNCellBase):
         (3, 20)
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None):
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
         mode = check_mode(nonlinearity)
-        super().__init__(input_size, hidden_size, bias, 1, dtype)
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
         self.mode, self.nonlinearity = mode, nonlinearity
 
     def forward(self, input, hx=None):
@@ -183,8 +185,8 @@ class LSTMCell(RNNCellBase):
 
     mode = "LSTM"
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
-        super().__init__(input_size, hidden_size, bias, 4, dtype)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
 
     def forward(self, input, hx=None):
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
@@ -205,8 +207,8 @@ class GRUCell(RNNCellBase):
 
     mode = "GRU"
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
-        super().__init__(input_size, hidden_size, bias, 3, dtype)
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
 
     def forward(self, input, hx=None):
         x, (h,), unbatched = self._inputs(input, (hx,))
