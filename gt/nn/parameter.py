@@ -2,6 +2,7 @@
 
 from gt import backend
 from gt.backend import B
+from gt.serialization import torch_format
 from gt.tensor import Tensor
 
 
@@ -47,3 +48,5 @@ class Parameter(Tensor):
 
 
 _CLEARED = ("_grad_value", "_grad_factors")
+
+torch_format.register_parameter_type(Parameter)     # gt.load gives a Parameter where torch.load does

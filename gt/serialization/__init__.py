@@ -14,10 +14,11 @@ anything else is refused before it runs. Pass ``weights_only=False`` only for fi
 Where gt differs from torch: numpy arrays of a tensor dtype are saved as tensors (gt's
 ``state_dict()`` holds arrays; torch reads them as its state dicts' tensors), so they load back as
 gt tensors (others, of strings say, stay arrays); tensors that shared
-storage load as separate copies; a ``Parameter`` loads as a tensor with ``requires_grad=True``
-(``load_state_dict`` copies either into a module alike); ``map_location`` may only be None, "cpu" or a
-dict mapping locations to "cpu" (tensors load on gt's current engine and device). torch's legacy
-files (before torch 1.6, or ``_use_new_zipfile_serialization=False``) load too.
+storage load as separate copies; ``map_location`` may only be None, "cpu", a dict mapping
+locations to "cpu" or a callable that keeps each storage (tensors load on gt's current engine and
+device); ``pickle_module`` must be ``pickle``. A ``Parameter`` loads as a ``gt.nn.Parameter``,
+``torch.device`` and dtypes as gt's, and gt's are written as torch's. torch's legacy files (before
+torch 1.6, or ``_use_new_zipfile_serialization=False``) load too.
 """
 
 import os
@@ -28,7 +29,8 @@ from gt.serialization import torch_format
 from gt.tensor import Tensor
 
 # What a weights-only file may name: gt's tensor rebuild, OrderedDict, numpy's array and scalar pickling
-_ALLOWED = {("gt.serialization", "_rebuild_tensor"), ("collections", "OrderedDict"), ("_codecs", "encode"),
+_ALLOWED = {("gt.serialization", "_rebuild_tensor"), ("collections", "OrderedDict"), ("collections", "Counter"),
+            ("gt.devices", "device"), ("_codecs", "encode"),
             ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
             ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
             ("numpy._core.multiarray", "scalar"), ("builtins", "set"), ("builtins", "frozenset"),
@@ -56,16 +58,22 @@ class _WeightsOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def save(obj, f, pickle_protocol=2, _use_new_zipfile_serialization=True):
+def save(obj, f, pickle_module=pickle, pickle_protocol=2, _use_new_zipfile_serialization=True):
     """Write ``obj`` (gt tensors and numpy arrays inside it stored as torch's tensors) to the path or
     binary file ``f``, in torch's format; ``_use_new_zipfile_serialization=False``: gt's older
-    plain pickle (tensors as numpy arrays, ``pickle_protocol`` its protocol).
+    plain pickle (tensors as numpy arrays, ``pickle_protocol`` its protocol). ``pickle_module``
+    stands in torch's place in the signature; only the standard ``pickle`` is taken.
 
         >>> gt.save({"w": gt.ones(2)}, "w.pt"); gt.load("w.pt")["w"].tolist()
         [1.0, 1.0]
     """
+    _check_pickle_module(pickle_module)
     if not hasattr(f, "write") and not isinstance(f, (str, bytes, os.PathLike)):
         raise TypeError(f"save: f must be a path or a binary file object, got {type(f).__name__}")
+    if not hasattr(f, "write"):
+        parent = os.path.dirname(os.path.abspath(os.fsdecode(f)))
+        if not os.path.isdir(parent):
+            raise RuntimeError(f"Parent directory {parent} does not exist.")      # torch's error and message
     if _use_new_zipfile_serialization:
         if hasattr(f, "write"):
             torch_format.write(obj, f)
@@ -80,11 +88,14 @@ def save(obj, f, pickle_protocol=2, _use_new_zipfile_serialization=True):
         _Pickler(out, protocol=pickle_protocol).dump(obj)
 
 
-def load(f, map_location=None, *, weights_only=True, **pickle_load_args):
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, **pickle_load_args):
     """The object ``gt.save`` or ``torch.save`` wrote to the path or binary file ``f``, its tensors gt
     tensors. ``weights_only`` (default True) refuses anything but tensors, containers, numbers and
-    strings."""
-    targets = map_location.values() if isinstance(map_location, dict) else [map_location]
+    strings. ``map_location`` may be None, "cpu", a dict mapping locations to "cpu", or a callable
+    that hands back the storage it is given (``lambda storage, loc: storage``)."""
+    _check_pickle_module(pickle_module)
+    place = _placer(map_location) if callable(map_location) else None
+    targets = map_location.values() if isinstance(map_location, dict) else [] if place else [map_location]
     if any(t is not None and str(t) != "cpu" for t in targets):
         raise ValueError(f"load: map_location must be None or 'cpu', or a dict mapping locations to 'cpu' (gt "
                          f"loads tensors on its current engine and device), got {map_location!r}")
@@ -95,17 +106,42 @@ def load(f, map_location=None, *, weights_only=True, **pickle_load_args):
     if not hasattr(f, "read") and not isinstance(f, (str, bytes, os.PathLike)):
         raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
     if torch_format.is_zip(f):
-        return torch_format.read(f, weights_only, _ALLOWED)
+        return torch_format.read(f, weights_only, _ALLOWED, place)
     if hasattr(f, "read"):
-        return _load_pickle(f, weights_only, pickle_load_args)
+        return _load_pickle(f, weights_only, pickle_load_args, place)
     with open(f, "rb") as src:
-        return _load_pickle(src, weights_only, pickle_load_args)
+        return _load_pickle(src, weights_only, pickle_load_args, place)
 
 
-def _load_pickle(src, weights_only, pickle_load_args):
+def _load_pickle(src, weights_only, pickle_load_args, place):
     """gt's older plain pickle, or torch's legacy format, which starts with its magic number."""
     unpickler = _WeightsOnlyUnpickler if weights_only else pickle.Unpickler
     obj = unpickler(src, **pickle_load_args).load()
     if type(obj) is int and obj == torch_format.LEGACY_MAGIC:
-        return torch_format.read_legacy(src, weights_only, _ALLOWED)
+        return torch_format.read_legacy(src, weights_only, _ALLOWED, place)
     return obj
+
+
+def _check_pickle_module(pickle_module):
+    if pickle_module is not None and pickle_module is not pickle:
+        raise ValueError(f"gt.save/gt.load: pickle_module must be the standard pickle module (gt writes and reads "
+                         f"torch's format with it), got {pickle_module!r}")
+
+
+class _Storage:
+    """What a callable ``map_location`` is given for each storage: gt loads tensors on its current
+    engine and device, so the callable may only hand it back, as itself or ``storage.cpu()``."""
+
+    def cpu(self):
+        return self
+
+
+def _placer(map_location):
+    """A check, run for each storage's recorded location, that ``map_location(storage, location)``
+    keeps the storage where gt puts it."""
+    def place(location):
+        storage = _Storage()
+        if map_location(storage, location) is not storage:
+            raise ValueError(f"load: a callable map_location must return the storage it is given (gt loads tensors "
+                             f"on its current engine and device); {map_location!r} returned another for {location!r}")
+    return place

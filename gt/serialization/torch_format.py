@@ -6,9 +6,9 @@ id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` 
 
 Where gt differs: numpy arrays of a tensor dtype are written as tensors (torch's format has no
 arrays, and gt's ``state_dict()`` holds arrays: torch reads them as its state dicts), so they load
-back as gt tensors (other arrays, of strings say, stay numpy arrays); tensors that shared a storage load as separate copies; a ``Parameter`` loads as a tensor
-with ``requires_grad=True``; torch's quantized, sparse and nested tensors and untyped storages are
-refused by name.
+back as gt tensors (other arrays, of strings say, stay numpy arrays); tensors that shared a storage
+load as separate copies; torch's quantized, sparse and nested tensors and untyped storages are
+refused by name. A ``Parameter`` loads as ``gt.nn.Parameter`` (the class ``gt.nn`` registers here).
 """
 
 import _compat_pickle
@@ -21,6 +21,7 @@ import zipfile
 import numpy as np
 
 from gt import dtypes
+from gt.devices import device
 from gt.tensor import Tensor
 
 # torch's storage class of each dtype (the persistent id names it), and numpy's dtype of its bytes
@@ -55,7 +56,8 @@ def is_zip(f):
         head = f.read(4)
         f.seek(start)
         return head == b"PK\x03\x04"
-    return zipfile.is_zipfile(f)
+    with open(f, "rb") as src:          # the magic alone, as torch: a truncated archive is a damaged one
+        return src.read(4) == b"PK\x03\x04"
 
 
 # ---- writing ----------------------------------------------------------------------------------------
@@ -103,6 +105,11 @@ class _TorchPickler(pickle._Pickler):
 
     dispatch[_Global] = _write_global
 
+    def _write_dtype(self, obj):              # a gt dtype is torch's of its name (torch.float32)
+        self.save(self._global("torch", obj.name))
+
+    dispatch[dtypes.DType] = _write_dtype
+
     def persistent_id(self, obj):
         if not isinstance(obj, _Storage):
             return None
@@ -121,6 +128,8 @@ class _TorchPickler(pickle._Pickler):
             return self._rebuild(obj.array, obj.dtype, False)
         if isinstance(obj, np.ndarray) and obj.dtype.name in _STORAGES:
             return self._rebuild(obj, obj.dtype.name, False)
+        if isinstance(obj, device):       # as torch.device, which torch.load (weights_only too) reads
+            return self._global("torch", "device"), (obj.type,) if obj.index is None else (obj.type, obj.index)
         return NotImplemented            # anything else (an array of strings too) is pickled as it is
 
     def _rebuild(self, array, dtype, requires_grad):
@@ -144,6 +153,26 @@ def _values(t):
     return t.detach().numpy(), t.dtype.name
 
 
+class _FromHere:
+    """A binary file seen from where it is now: torch reads an archive's offsets from where the
+    archive starts, zipfile writes them from the file's start."""
+
+    def __init__(self, f):
+        self.f, self.start = f, f.tell()
+
+    def tell(self):
+        return self.f.tell() - self.start
+
+    def seek(self, offset, whence=0):
+        return self.f.seek(offset + self.start if whence == 0 else offset, whence) - self.start
+
+    def write(self, data):
+        return self.f.write(data)
+
+    def flush(self):
+        return self.f.flush()
+
+
 def write(obj, f):
     """Write ``obj`` to the binary file ``f`` in torch's zip format (records under ``archive/``)."""
     pickled, records = io.BytesIO(), []
@@ -152,7 +181,11 @@ def write(obj, f):
                ("byteorder", b"little")]
     entries += [(f"data/{key}", data) for key, data in enumerate(records)]
     entries += [("version", b"3"), (".data/serialization_id", b"0" * 40)]
-    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+    try:
+        start = f.tell()
+    except (AttributeError, OSError):
+        start = 0                           # a stream that cannot tell: zipfile writes it from its start
+    with zipfile.ZipFile(_FromHere(f) if start else f, "w", zipfile.ZIP_STORED) as zf:
         for name, data in entries:
             info = zipfile.ZipInfo(f"archive/{name}", date_time=(1980, 1, 1, 0, 0, 0))
             start = zf.fp.tell() + 30 + len(info.filename.encode("utf-8")) + 4   # where the bytes begin
@@ -170,22 +203,28 @@ class _StorageType:
 class _TorchUnpickler(pickle.Unpickler):
     """Reads ``data.pkl``: torch's rebuild calls make gt tensors from the archive's storages."""
 
-    def __init__(self, file, archive, prefix, weights_only, allowed):
+    def __init__(self, file, archive, prefix, weights_only, allowed, place=None):
         super().__init__(file)
         self.archive, self.prefix, self.weights_only, self.allowed = archive, prefix, weights_only, allowed
-        self.storages = {}
+        self.storages, self.place, self.placed = {}, place, set()
 
     def find_class(self, module, name):
         if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
             return _rebuild_tensor
         if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
             return _rebuild_parameter
+        if (module, name) == ("torch._tensor", "_rebuild_from_type_v2"):
+            return _rebuild_from_type      # a tensor with attributes of its own (t.note = ...)
+        if (module, name) == ("torch", "Tensor"):
+            return Tensor
         if module == "torch" and name in _DTYPE_OF_STORAGE:
             return _StorageType(_DTYPE_OF_STORAGE[name])
         if module == "torch" and name in _TORCH_DTYPES:
             return dtypes.to_dtype(_TORCH_DTYPES[name])
         if (module, name) == ("torch", "Size"):
             return tuple
+        if (module, name) == ("torch", "device"):
+            return device
         if self.weights_only and python3_name(module, name) not in self.allowed:
             raise pickle.UnpicklingError(
                 f"gt.load(weights_only=True): the file names {module}.{name}, which is not a tensor, a container, a "
@@ -197,6 +236,9 @@ class _TorchUnpickler(pickle.Unpickler):
         if kind != "storage" or not isinstance(storage_type, _StorageType):
             raise pickle.UnpicklingError(f"gt.load: torch storage {pid[:2]!r} is not one gt reads (typed storages "
                                          f"of {sorted(_STORAGES)})")
+        if self.place is not None and key not in self.placed:
+            self.placed.add(key)
+            self.place(pid[3])             # a callable map_location, once a storage, given its recorded location
         if key not in self.storages:
             raw = self.archive.read(f"{self.prefix}data/{key}")
             dtype = storage_type.dtype
@@ -221,19 +263,45 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward
     return Tensor(values, dtype=kind, requires_grad=requires_grad)
 
 
+_PARAMETER = []      # gt.nn.Parameter, which gt.nn (a layer above this one) registers
+
+
+def register_parameter_type(cls):
+    """Make ``cls`` (``gt.nn.Parameter``) the class torch's Parameters load as."""
+    _PARAMETER[:] = [cls]
+
+
 def _rebuild_parameter(data, requires_grad, backward_hooks=None, state=None):
-    return data.requires_grad_(requires_grad)
+    param = _PARAMETER[0](data, requires_grad) if _PARAMETER else data.requires_grad_(requires_grad)
+    return _set_state(param, state)
 
 
-def read(f, weights_only, allowed):
+def _rebuild_from_type(func, new_type, args, state):
+    return _set_state(func(*args), state)
+
+
+def _set_state(tensor, state):
+    """The attributes torch pickled with a tensor (its ``__dict__``, or that and its slots)."""
+    for part in (state if isinstance(state, tuple) else (state,)):
+        for name, value in (part or {}).items():
+            setattr(tensor, name, value)
+    return tensor
+
+
+def read(f, weights_only, allowed, place=None):
     """The object in the torch zip archive at the path or binary file ``f``."""
-    with zipfile.ZipFile(f) as archive:
+    try:
+        archive = zipfile.ZipFile(f)
+    except zipfile.BadZipFile as e:      # torch's error type for a damaged archive
+        raise RuntimeError(f"gt.load: the file is not a complete zip archive ({e}); it may be truncated or "
+                           "corrupted") from e
+    with archive:
         pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
         if not pickles:
             raise pickle.UnpicklingError("gt.load: this zip archive has no data.pkl: it is not a torch.save file")
         prefix = pickles[0][:-len("data.pkl")]
         with archive.open(pickles[0]) as data:
-            return _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed).load()
+            return _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed, place).load()
 
 
 # ---- torch's legacy format (before torch 1.6, or _use_new_zipfile_serialization=False) ----------------
@@ -274,7 +342,7 @@ class _StorageTypes(pickle.Unpickler):
         return _Inert()
 
 
-def read_legacy(f, weights_only, allowed):
+def read_legacy(f, weights_only, allowed, place=None):
     """The object of a legacy ``torch.save`` file ``f`` (seekable), read past its magic number:
     the protocol number, the system's facts, the object, its storages' keys, then each storage as
     its length (8 bytes) and its bytes."""
@@ -284,7 +352,7 @@ def read_legacy(f, weights_only, allowed):
     start = f.tell()
     dtypes = _StorageTypes(f)
     dtypes.load()
-    reader = _TorchUnpickler(f, None, "", weights_only, allowed)
+    reader = _TorchUnpickler(f, None, "", weights_only, allowed, place)
     for key in _TorchUnpickler(f, None, "", True, set()).load():
         dtype = dtypes.dtypes[key]
         kind = np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")

@@ -3,10 +3,12 @@ numpy arrays -> tensors), with torch's rules for each kind of element."""
 
 import collections.abc
 import copy
+import functools
 
 from gt import dtypes
 from gt.sharding.mesh import get_mesh
 from gt.tensor import Tensor, from_numpy, stack, tensor
+from gt.tensor.promotion import promote_types
 
 _ERROR = "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {}"
 
@@ -40,7 +42,8 @@ def rebuild(elem, values):
     try:
         if isinstance(elem, collections.abc.MutableSequence):
             clone = copy.copy(elem)
-            clone[:] = values
+            for i, value in enumerate(values):     # item by item, as torch: a deque takes no slice
+                clone[i] = value
             return clone
         return type(elem)(values)
     except TypeError:
@@ -83,9 +86,9 @@ def default_collate(batch):
     if kind == "array":
         if _is_text(elem.dtype):
             raise TypeError(_ERROR.format(elem.dtype))
-        return _as_data(stack([from_numpy(b) for b in batch], 0))
+        return _as_data(stack([from_numpy(b) if type(b) is type(elem) else _as_tensor(b) for b in batch], 0))
     if kind == "scalar" and not _is_text(elem.dtype):
-        return tensor(list(batch), dtype=tensor(elem).dtype)  # a list alone would lose the scalars' dtype
+        return tensor(list(batch), dtype=_scalars_dtype(batch))
     if isinstance(elem, float):
         return tensor(list(batch), dtype=dtypes.float64)
     if isinstance(elem, int):
@@ -102,6 +105,22 @@ def default_collate(batch):
         columns = [default_collate(s) for s in zip(*batch)]
         return columns if isinstance(elem, tuple) else rebuild(elem, columns)
     raise TypeError(_ERROR.format(type(elem)))
+
+
+def _as_tensor(sample):
+    """``torch.as_tensor`` of a sample of a batch of arrays that is not of the first's class."""
+    if isinstance(sample, Tensor):
+        return sample
+    return from_numpy(sample) if _numpy_kind(sample) == "array" else tensor(sample)
+
+
+def _scalars_dtype(batch):
+    """torch's dtype for a list of numpy scalars: its elements' dtypes promoted (a list alone
+    would lose the scalars' dtypes); one element of each kind is enough to look at."""
+    firsts = {}
+    for b in batch:
+        firsts.setdefault(getattr(b, "dtype", type(b)), b)
+    return functools.reduce(promote_types, (tensor(b).dtype for b in firsts.values()))
 
 
 def default_convert(data):

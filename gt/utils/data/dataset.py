@@ -26,12 +26,9 @@ class Dataset(typing.Generic[T_co]):
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset[T_co]):
-    """A stream of samples: subclasses give ``__iter__``. ``DataLoader`` batches it in order
-    (no sampler, no shuffle)."""
-
-    def __iter__(self):
-        raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
+class IterableDataset(Dataset[T_co], typing.Iterable[T_co]):
+    """A stream of samples: subclasses give ``__iter__`` (abstract, as torch's: a class without it
+    cannot be instantiated). ``DataLoader`` batches it in order (no sampler, no shuffle)."""
 
     def __add__(self, other):
         return ChainDataset([self, other])
@@ -84,6 +81,23 @@ class StackDataset(Dataset):
         if isinstance(self.datasets, dict):
             return {k: d[index] for k, d in self.datasets.items()}
         return tuple(d[index] for d in self.datasets)
+
+    def __getitems__(self, indices):
+        """The samples at ``indices``, each part read in one batch where its dataset has
+        ``__getitems__`` (torch's batched fetch)."""
+        named = isinstance(self.datasets, dict)
+        columns = {}
+        for key, d in (self.datasets.items() if named else enumerate(self.datasets)):
+            if not callable(getattr(d, "__getitems__", None)):
+                columns[key] = [d[i] for i in indices]
+                continue
+            columns[key] = d.__getitems__(indices)
+            if len(columns[key]) != len(indices):
+                raise ValueError(f"Nested dataset's output size mismatch. Expected {len(indices)}, "
+                                 f"got {len(columns[key])}")
+        if named:
+            return [{k: c[j] for k, c in columns.items()} for j in range(len(indices))]
+        return [tuple(c[j] for c in columns.values()) for j in range(len(indices))]
 
     def __len__(self):
         return self._length

@@ -12,6 +12,7 @@ initialised process group instead.
 """
 
 import math
+import operator
 import os
 import random
 
@@ -31,6 +32,17 @@ def _from_env(name, value):
         raise ValueError(f"DistributedSampler: environment variable {name}={raw!r} is not an integer") from None
 
 
+def _as_int(value):
+    """``value`` as a Python int where it is an integer (numpy's too, which torch takes), else
+    ``value`` itself, for the checks to name."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
+
+
 class DistributedSampler(Sampler):
     """Indices of ``dataset`` for process ``rank`` of ``num_replicas``: every ``num_replicas``-th
     index of one order, starting at ``rank``. Without ``drop_last`` the order is padded by
@@ -47,8 +59,9 @@ class DistributedSampler(Sampler):
     """
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
-        num_replicas = _from_env("WORLD_SIZE", num_replicas)
-        rank = _from_env("RANK", rank)
+        num_replicas = _as_int(_from_env("WORLD_SIZE", num_replicas))
+        rank = _as_int(_from_env("RANK", rank))
+        seed = _as_int(seed)
         if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
             raise ValueError(f"DistributedSampler: num_replicas should be a positive integer, got {num_replicas!r}")
         if isinstance(rank, bool) or not isinstance(rank, int) or rank >= num_replicas or rank < 0:
