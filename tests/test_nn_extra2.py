@@ -141,8 +141,8 @@ def test_embedding_bag_errors_are_clear():
         F.embedding_bag(gt.tensor(IDS), w, gt.tensor([0]), mode="sum", per_sample_weights=gt.ones(9, dtype=gt.float64))
     with pytest.raises(ValueError, match="mode has to be one of sum, mean or max, got 'min'"):
         F.embedding_bag(gt.tensor(IDS), w, gt.tensor([0]), mode="min")
-    with pytest.raises(NotImplementedError, match="max_norm"):
-        nn.EmbeddingBag(6, 3, max_norm=1.0)
+    with pytest.raises(NotImplementedError, match="scale_grad_by_freq"):
+        nn.EmbeddingBag(6, 3, scale_grad_by_freq=True)
     with pytest.raises(IndexError, match="index 6 is out of range"):
         F.embedding_bag(gt.tensor([6]), w, gt.tensor([0]))
     with pytest.raises(ValueError, match="input has to be 1D or 2D Tensor, but got Tensor of dimension 3"):

@@ -5,6 +5,7 @@
 from gt.tensor import stack
 from gt.nn.batchnorm import _BatchNorm
 from gt.nn.module import Module
+from gt.nn.norms import _InstanceNorm
 from gt.nn.stateless import _functional_call
 
 
@@ -86,7 +87,8 @@ def replace_all_batch_norm_modules_(root):
     statistics (``running_mean``, ``running_var`` and ``num_batches_tracked`` become None), so that
     it normalizes with batch statistics, as ``vmap`` over a model needs. Returns ``root``."""
     for module in root.modules():
-        if isinstance(module, _BatchNorm) and module.track_running_stats:
+        # not the instance norms (gt's share _BatchNorm's code; torch's are no batch norms)
+        if isinstance(module, _BatchNorm) and not isinstance(module, _InstanceNorm) and module.track_running_stats:
             module.running_mean = None
             module.running_var = None
             module.num_batches_tracked = None

@@ -301,6 +301,17 @@ def _adaptive_axis_mean(x, axis, n, o):
 
 
 # ---- batch norm -------------------------------------------------------------------------------
+def _check_stats_and_eps(fn, running_mean, running_var, training, eps):
+    """torch's ValueErrors: one running statistic without the other, and an ``eps`` that would
+    divide by zero (or take a root of a negative) while training."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
+    if training and not eps > 0:
+        raise ValueError(f"{fn} eps must be positive during training, but got {eps}")
+    if eps < 0:
+        raise ValueError(f"{fn} eps must be non-negative, but got {eps}")
+
+
 @half_stays_half
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise each channel (axis 1) of input (N, C, *rest) over every other axis:
@@ -324,6 +335,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
                              f"{x.shape}), got {t.shape}")
     running_mean, running_var, weight, bias = given.values()
+    _check_stats_and_eps(fn, running_mean, running_var, training, eps)
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError(f"{fn}: running_mean and running_var must be given when not training")

@@ -4,6 +4,7 @@ masked, so one gather and one reduction serve every bag (no Python loop over bag
 
 from gt import dtypes
 from gt.nn import init
+from gt.nn.embedding_options import renorm_
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
@@ -45,6 +46,20 @@ def _padded_bags(fn, idx, offsets, include_last_offset):
     return ids, valid, pos
 
 
+def _sample_weights(fn, per_sample_weights, idx, weight, mode):
+    """``per_sample_weights`` as a tensor, after torch's checks (shape, dtype, mode 'sum')."""
+    psw = _tensor(per_sample_weights, fn, "per_sample_weights")
+    if psw.shape != idx.shape:
+        raise ValueError(f"{fn}: If per_sample_weights ({psw.shape}) is not None, then it must have the same "
+                         f"shape as the input ({idx.shape})")
+    if psw.dtype != weight.dtype:
+        raise TypeError(f"{fn}: per_sample_weights must have the weight's dtype {weight.dtype!r}, got {psw.dtype!r}")
+    if mode != "sum":
+        raise NotImplementedError(f"{fn}: per_sample_weights was not None. per_sample_weights is only supported "
+                                  f"for mode='sum' (got mode={mode!r})")
+    return psw
+
+
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
                   sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
     """Reduce the rows of ``weight`` (num_embeddings, D) picked by each bag of ids -> (B, D).
@@ -53,10 +68,13 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     giving where each bag starts (``include_last_offset=True``: the last offset is the end, so B =
     len(offsets) - 1). ``mode`` is 'sum', 'mean' or 'max'; an empty bag gives zeros.
     ``per_sample_weights`` (shaped like ``input``, mode 'sum' only) scales each row first. Ids equal
-    to ``padding_idx`` are left out of their bag (and of the mean's count), as torch's.
+    to ``padding_idx`` are left out of their bag (and of the mean's count), as torch's. ``max_norm``:
+    the rows of every id in ``input`` whose ``norm_type``-norm exceeds it are first scaled down to
+    it in ``weight`` itself (in place, outside the graph), as ``F.embedding``'s.
 
-    Where gt differs from torch: ``max_norm``, ``scale_grad_by_freq=True`` and ``sparse=True`` raise
-    NotImplementedError (gt has no in-place renormalisation of the table and no sparse gradients).
+    Where gt differs from torch: ``scale_grad_by_freq=True`` and ``sparse=True`` raise
+    NotImplementedError (no sparse gradients; torch 2.13's CPU kernel divides by counts that are not
+    each id's own: summed bags [1, 1, 2, 2, 2, 3] give row 2 a gradient of 1.5, not 1).
     With ``include_last_offset=True`` the last offset must be len(input) (torch's documented CSR
     convention; given less, torch's sum and mean kernels read to the end of the input anyway while
     its max stops there, so gt raises ValueError instead of picking one).
@@ -66,30 +84,23 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         (2, 3)
     """
     fn = "embedding_bag"
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError(f"{fn}: max_norm, scale_grad_by_freq=True and sparse=True are not supported by gt "
-                                  f"(got max_norm={max_norm!r}, scale_grad_by_freq={scale_grad_by_freq!r}, "
-                                  f"sparse={sparse!r})")
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError(f"{fn}: scale_grad_by_freq=True and sparse=True are not supported by gt "
+                                  f"(got scale_grad_by_freq={scale_grad_by_freq!r}, sparse={sparse!r})")
     if mode not in _MODES:
         raise ValueError(f"{fn}: mode has to be one of sum, mean or max, got {mode!r}")
     idx, weight = _class_indices(input, fn, "input"), _tensor(weight, fn, "weight")
     if weight.ndim != 2:
         raise ValueError(f"{fn}: weight has to be a 2D Tensor, but got Tensor of dimension {weight.ndim}")
     num = weight.shape[0]
-    psw = None if per_sample_weights is None else _tensor(per_sample_weights, fn, "per_sample_weights")
-    if psw is not None and psw.shape != idx.shape:
-        raise ValueError(f"{fn}: If per_sample_weights ({psw.shape}) is not None, then it must have the same "
-                         f"shape as the input ({idx.shape})")
-    if psw is not None and psw.dtype != weight.dtype:
-        raise TypeError(f"{fn}: per_sample_weights must have the weight's dtype {weight.dtype!r}, got {psw.dtype!r}")
-    if psw is not None and mode != "sum":
-        raise NotImplementedError(f"{fn}: per_sample_weights was not None. per_sample_weights is only supported "
-                                  f"for mode='sum' (got mode={mode!r})")
+    psw = None if per_sample_weights is None else _sample_weights(fn, per_sample_weights, idx, weight, mode)
     if padding_idx is not None:
         if isinstance(padding_idx, bool) or not isinstance(padding_idx, int) or not -num <= padding_idx < num:
             raise ValueError(f"{fn}: padding_idx must be an int within num_embeddings={num}, got {padding_idx!r}")
         padding_idx %= num
     idx = _check_range(idx, num, fn, "index", f"an embedding table of {num} rows", IndexError)
+    if max_norm is not None:         # every id of the input, padding ones too, as torch's
+        renorm_(weight, idx, max_norm, norm_type)
     if idx.ndim == 2:
         if offsets is not None:
             raise ValueError(f"{fn}: if input is 2D, then offsets has to be None, as input is treated as a "
@@ -99,7 +110,8 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         if offsets is None:
             raise ValueError(f"{fn}: offsets has to be a 1D Tensor but got None (1-D input needs offsets)")
         ids, valid, pos = _padded_bags(fn, idx, offsets, include_last_offset)
-        psw = None if psw is None else (psw[pos] if idx.shape[0] else zeros(*pos.shape, dtype=psw.dtype))
+        # no ids: zeros still tied to per_sample_weights, whose gradient is then empty, not None (torch's)
+        psw = None if psw is None else (psw[pos] if idx.shape[0] else zeros(*pos.shape, dtype=psw.dtype) + psw.sum())
     else:
         raise ValueError(f"{fn}: input has to be 1D or 2D Tensor, but got Tensor of dimension {idx.ndim}")
     if padding_idx is not None:
@@ -126,8 +138,7 @@ class EmbeddingBag(Module):
     and offsets -> (B, embedding_dim).
 
     ``weight`` (num_embeddings, embedding_dim) starts as N(0, 1) samples with the ``padding_idx`` row
-    zeroed, as torch's. ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are refused (see
-    ``F.embedding_bag``).
+    zeroed, as torch's. ``scale_grad_by_freq`` and ``sparse`` are refused (see ``F.embedding_bag``).
 
         >>> bag = nn.EmbeddingBag(10, 3, mode="sum")
         >>> bag(gt.tensor([1, 2, 4, 5, 4, 3, 2, 9]), gt.tensor([0, 4])).shape
@@ -140,9 +151,8 @@ class EmbeddingBag(Module):
         for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise ValueError(f"EmbeddingBag: {name} must be a non-negative int, got {n!r}")
-        if max_norm is not None or scale_grad_by_freq or sparse:
-            raise NotImplementedError("EmbeddingBag: max_norm, scale_grad_by_freq=True and sparse=True are not "
-                                      "supported by gt")
+        if scale_grad_by_freq or sparse:
+            raise NotImplementedError("EmbeddingBag: scale_grad_by_freq=True and sparse=True are not supported by gt")
         if mode not in _MODES:
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max, got {mode!r}")
         if padding_idx is not None:
@@ -184,7 +194,7 @@ class EmbeddingBag(Module):
         return bag
 
     def forward(self, input, offsets=None, per_sample_weights=None):
-        return embedding_bag(input, self.weight, offsets, None, self.norm_type, False, self.mode, False,
+        return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type, False, self.mode, False,
                              per_sample_weights, self.include_last_offset, self.padding_idx)
 
     def extra_repr(self):

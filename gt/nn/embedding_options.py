@@ -39,8 +39,8 @@ def renorm_(weight, idx, max_norm, norm_type):
     with autograd.no_grad():
         rows = idx.flatten().unique()
         picked = weight[rows]
-        norms = picked.abs().pow(norm_type).sum(-1).pow(1.0 / norm_type) if norm_type != 2 else \
-            (picked * picked).sum(-1).sqrt()
+        # the vector norm of any order, as torch's at::norm (inf: the largest |value|, 0: a count)
+        norms = picked.norm(p=norm_type, dim=-1) if norm_type != 2 else (picked * picked).sum(-1).sqrt()
         scale = where(norms > max_norm, max_norm / (norms + _MAX_NORM_EPS), ones_like(norms))
         weight[rows] = picked * scale.unsqueeze(-1)
 

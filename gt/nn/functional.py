@@ -97,6 +97,8 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     """``input`` divided by its ``p``-norm along ``dim`` (at least ``eps``), as torch's; written
     into ``out`` too when given (torch's rules: gt/tensor/out_argument.py)."""
     x = _tensor(input, "normalize")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"normalize: expected a floating point input, got {x.dtype!r}")
     result = x / x.norm(p, dim=dim, keepdim=True).clamp_min(eps)
     return result if out is None else write_out(result, out, "normalize")
 
@@ -124,6 +126,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     x, shape = _tensor(input, "layer_norm"), _normalized_shape(normalized_shape)
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"layer_norm: expected a floating point input, got {x.dtype!r}")
     _check_affine("layer_norm", shape, weight, bias)
     return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
 
@@ -144,6 +148,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
     ``sparse=True`` raises NotImplementedError (gt has no sparse gradients)."""
     idx = _class_indices(input, "embedding", "indices")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: 'weight' must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
     n = weight.shape[0]
     idx = _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
     padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, sparse, "embedding")
@@ -159,6 +165,8 @@ def one_hot(indices, num_classes=-1, dtype=dtypes.float32):
     """(..., ) integer classes -> (..., num_classes) float32 one-hot rows (no gradient).
     ``num_classes=-1`` means max(indices) + 1."""
     idx = _class_indices(indices, "one_hot", "indices")
+    if idx.numel() == 0 and num_classes <= 0:
+        raise ValueError("one_hot: Can not infer total number of classes from empty tensor.")
     if num_classes == -1:
         num_classes = int(idx.max().item()) + 1 if idx.numel() else 0
     _check_range(idx, num_classes, "one_hot", "class", f"num_classes={num_classes}", ValueError)

@@ -13,6 +13,7 @@ local response norm is refused up front; ``rms_norm`` also takes an int ``normal
 """
 
 import functools
+import math
 
 from gt import amp, autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
@@ -100,6 +101,9 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"{fn}: expected the channels (dim 1 of input of shape {x.shape}) to be divisible by "
                          f"num_groups, a positive int, got num_groups={num_groups!r}")
     weight, bias = _vectors(fn, c, x, weight=weight, bias=bias)
+    if n * (c // num_groups) * math.prod(x.shape[2:]) == 1:
+        # torch's _verify_batch_size on (N * C // G, G, *rest): its product, without the groups
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     if x.numel() == 0:                       # nothing to normalise (torch returns the empty shape too)
         return _scale_shift(x * 1, weight, bias)
     return _scale_shift(_standardize(x, n * num_groups, eps)[0], weight, bias)
@@ -125,6 +129,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     n, c = x.shape[:2]
     running_mean, running_var, weight, bias = _vectors(fn, c, x, running_mean=running_mean,
                                                        running_var=running_var, weight=weight, bias=bias)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError(f"{fn}: running_mean and running_var must be given when use_input_stats is False")
@@ -147,7 +153,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     """``x / sqrt(mean(x ** 2) + eps) * weight`` over the trailing ``normalized_shape`` dims;
     ``weight`` of shape ``normalized_shape`` or None; ``eps=None`` is the machine epsilon of the
     dtype it computes in (torch's: float32's for float16 and bfloat16 inputs). float16 and bfloat16 inputs are computed in float32 and
-    rounded back once, as torch's.
+    rounded back once, as torch's; the result has the input's dtype whatever the weight's, as torch's.
 
         >>> F.rms_norm(gt.randn(4, 10, 64), (64,)).shape
         (4, 10, 64)
@@ -171,7 +177,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     eps = _EPS[x.dtype.name] if eps is None else eps    # of the computing dtype, as torch's
     out = x * ((x * x).mean(dim=tuple(range(-len(shape), 0)), keepdim=True) + eps).rsqrt()
     out = out if weight is None else out * weight
-    return out if dtype not in dtypes.HALVES else out.to(dtype)
+    return out if out.dtype == dtype else out.to(dtype)     # the input's dtype whatever the weight's (torch's)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):

@@ -21,8 +21,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         super().__init__()
         self.normalized_shape = F._normalized_shape(normalized_shape)
-        if not eps > 0:
-            raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
+        if not eps >= 0:       # torch takes 0 (no guard against a zero variance) too
+            raise ValueError(f"LayerNorm: eps must be non-negative, got {eps!r}")
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         dtype = dtypes.default_float if dtype is None else dtype
@@ -45,6 +45,8 @@ class LayerNorm(Module):
         if xs[len(xs) - len(shape):] != shape or len(xs) < len(shape):
             raise ValueError(f"LayerNorm({self.extra_repr()}): input of shape {x.shape} does not end in "
                              f"normalized_shape {self.normalized_shape}")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"LayerNorm: expected a floating point input, got {x.dtype!r}")
         weight, bias = self.weight, self.bias
         F._check_affine("LayerNorm", shape, weight, bias)
         if x.dtype in dtypes.HALVES and weight is not None and weight.dtype != x.dtype and not amp.is_autocast_enabled():

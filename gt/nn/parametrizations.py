@@ -192,6 +192,8 @@ def _norm_except_dim(v, dim):
     them as size 1; dim=-1 is the norm of the whole tensor (0-d)."""
     if dim == -1:
         return v.norm()
+    if not -v.ndim <= dim < v.ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-v.ndim}, {v.ndim - 1}], but got {dim})")
     dim = dim % v.ndim
     return v.norm(2, dim=tuple(d for d in range(v.ndim) if d != dim), keepdim=True)
 

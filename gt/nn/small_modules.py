@@ -14,6 +14,7 @@ from gt.nn.dropout_extra import _DropoutNd
 from gt.nn.inputs import as_tensor
 from gt.nn.losses_extra import PairwiseDistance, _Loss
 from gt.nn.module import Module
+from gt.nn.norms import _InstanceNorm
 from gt.nn.small_functions import (channel_shuffle, feature_alpha_dropout, multilabel_margin_loss,
                                    triplet_margin_with_distance_loss)
 from gt.tensor import Tensor
@@ -137,7 +138,8 @@ class SyncBatchNorm(_BatchNorm):
         """``module`` with every batch norm layer in it (``module`` itself too) replaced by a
         ``SyncBatchNorm`` sharing its parameters and buffers (torch's); other modules are kept."""
         out = module
-        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+        # gt's instance norms share _BatchNorm's code, but torch's are no batch norms: they stay
+        if isinstance(module, _BatchNorm) and not isinstance(module, (SyncBatchNorm, _InstanceNorm)):
             out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
                       process_group, bias=module.bias is not None)
             if module.affine:
