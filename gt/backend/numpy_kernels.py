@@ -142,10 +142,14 @@ class NumpyKernels:
             redo = ~np.isfinite(sums)
             if redo.any():
                 rows = scores[redo]
-                rows -= rows.max(axis=-1, keepdims=True)
+                top = rows.max(axis=-1, keepdims=True)
+                top[top == -np.inf] = 0.0        # every score -inf (an infinite query): zeros, as torch's
+                rows -= top
                 np.exp(rows, out=rows)
                 w[redo] = rows
-                sums[redo] = rows @ self._ones_vector(n_k, w.dtype)
+                total = rows @ self._ones_vector(n_k, w.dtype)
+                total[total == 0] = 1.0
+                sums[redo] = total
             self.recycle(scores)
             w /= sums[..., None]
 

@@ -33,6 +33,14 @@ def _floating(*arrays):
     return True
 
 
+def _unit_last_stride(*arrays):
+    """The arrays, each copied where its last axis is strided (a transposed view, ``F.scaled_dot_product_attention``
+    of ``x.transpose(-1, -2)``): torch's CPU flash-attention op, called directly, reads the last axis as if its
+    stride were 1 and gives wrong values otherwise (torch's public function never hands it such a view). A stride
+    check a call."""
+    return tuple(a if a.stride(-1) == 1 else a.contiguous() for a in arrays)
+
+
 def _adam_kernel_takes(arrays):
     """Whether torch's fused Adam kernel can update (param, grad, exp_avg, exp_avg_sq): floats of
     one dtype on one CPU or CUDA device, all contiguous (the kernel pairs elements by memory order)."""
@@ -148,6 +156,7 @@ class TorchKernels:
             return None
         if q.device.type != "cpu":
             return _attention_by_autograd(q, k, v, scale, causal)
+        q, k, v = _unit_last_stride(q, k, v)
         out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, causal, attn_mask=None, scale=scale)
         return out, (out, logsumexp)
@@ -157,6 +166,7 @@ class TorchKernels:
         if type(saved) is tuple:       # the op's own autograd graph (_attention_by_autograd)
             grads = _attention_grads(out, saved, grad)
         else:
+            grad, q, k, v = _unit_last_stride(grad, q, k, v)
             grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
                 grad, q, k, v, out, saved, 0.0, causal, attn_mask=None, scale=scale)
         if not packed:

@@ -80,7 +80,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
                          f"{q.shape}, {k.shape}, {v.shape}")
-    if enable_gqa and min(q.ndim, k.ndim, v.ndim) >= 3:
+    if enable_gqa:
+        if min(q.ndim, k.ndim, v.ndim) < 3:     # torch's error too: there is no heads axis (dim -3)
+            raise IndexError(f"{fn}: enable_gqa=True needs a heads axis (dim -3) in query, key and value, got "
+                             f"{q.shape}, {k.shape}, {v.shape}")
         k, v = _grouped(q, k, fn), _grouped(q, v, fn)
     lead = broadcast_shape(fn, broadcast_shape(fn, q.shape[:-2], k.shape[:-2]), v.shape[:-2])
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0 <= dropout_p <= 1:
@@ -89,16 +92,21 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         scale = 1.0 / math.sqrt(q.shape[-1])
     L, S = q.shape[-2], k.shape[-2]
     mask = None if attn_mask is None else _attention_mask(attn_mask, q.dtype, lead, L, S, fn)
-    if dropout_p == 0:    # a mask with is_causal: the op applies both (torch 2.13 on the CPU does)
+    # no keys (S == 0): the composed ops' empty softmax gives torch's zeros (the op's row maximum has none)
+    if dropout_p == 0 and S:    # a mask with is_causal: the op applies both (torch 2.13 on the CPU does)
         return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),
                                                          causal=0 if is_causal else None)
-    # dropout needs the weights themselves: the same computation from separate ops
+    # dropout needs the weights themselves: the same computation from separate ops (p = 0 here when S == 0)
     scores = (q @ k.transpose(-2, -1)) * float(scale)                  # (..., L, S)
     if is_causal:
         scores = scores.masked_fill(arange(L).unsqueeze(1) < arange(S).unsqueeze(0), float("-inf"))
-    if mask is not None:
-        scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == dtypes.bool_ else scores + mask
-    return dropout(scores.softmax(-1), dropout_p) @ v
+    if mask is None:
+        return dropout(scores.softmax(-1), dropout_p) @ v
+    scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == dtypes.bool_ else scores + mask
+    # a query whose keys are all masked: zero weights and gradients (torch's), not softmax's NaN
+    dead = (scores == float("-inf")).all(-1, keepdim=True)
+    weights = scores.masked_fill(dead, 0.0).softmax(-1).masked_fill(dead, 0.0)
+    return dropout(weights, dropout_p) @ v
 
 
 def _grouped(q, kv, fn):

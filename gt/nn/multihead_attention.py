@@ -38,9 +38,9 @@ class MultiheadAttention(AttentionComputation, Module):
     Where gt differs from torch: shape and dtype errors are ValueError/TypeError where torch
     raises AssertionError; there is no ``device`` argument, no warning for a bool mask paired
     with a float one, and no separate inference kernel (torch's "fast path" of eval mode gives
-    the same values, except that a query whose keys are all masked gets zeros there and NaN in
-    torch's other paths; gt gives NaN with ``need_weights=True`` and zeros without, as torch's
-    training-mode paths do).
+    the same values, except that a query whose keys are all masked gets NaN there (torch 2.13,
+    under ``no_grad``); gt gives NaN with ``need_weights=True`` and zeros without, as torch's
+    paths with autograd do).
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,

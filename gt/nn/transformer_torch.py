@@ -14,10 +14,12 @@ unpadded keys as usual. Shape and dtype errors of the attention are ``MultiheadA
 (ValueError/TypeError where torch raises AssertionError)."""
 
 import copy
+import operator
 
 from gt import dtypes
 from gt.nn import functional as F
 from gt.nn import init
+from gt.nn.activation import GELU, ReLU
 from gt.nn.activation_functions import relu
 from gt.nn.containers import ModuleList
 from gt.nn.dropout import Dropout
@@ -45,7 +47,14 @@ def _activation(activation, where):
 
 def _generate_square_subsequent_mask(sz, dtype=None):
     """(sz, sz) float mask: 0 on and below the diagonal, -inf above (a query may not see later keys)."""
-    if isinstance(sz, bool) or not isinstance(sz, int) or sz < 0:
+    try:      # any integer as torch takes it: numpy's, a 0-d integer tensor
+        n = operator.index(sz) if not isinstance(sz, bool) else None
+    except TypeError:
+        n = None
+    if n is None:
+        raise TypeError(f"generate_square_subsequent_mask: sz must be an int, got {type(sz).__name__}: {sz!r}")
+    sz = n
+    if sz < 0:
         raise ValueError(f"generate_square_subsequent_mask: sz must be a non-negative int, got {sz!r}")
     return full((sz, sz), float("-inf"), dtype=dtypes.default_float if dtype is None else dtype).triu(1)
 
@@ -124,6 +133,9 @@ class TransformerEncoderLayer(_FeedForwardLayer):
         self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.dropout1, self.dropout2 = Dropout(dropout), Dropout(dropout)
+        # torch's flag for its fused kernel (1 relu, 2 gelu, 0 another): kept for code that reads it
+        self.activation_relu_or_gelu = 1 if activation is relu or isinstance(activation, ReLU) else \
+            2 if activation is F.gelu or isinstance(activation, GELU) else 0
         self.activation = activation
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
@@ -201,7 +213,7 @@ class TransformerEncoder(Module):
     ``torch.nn.TransformerEncoder``. ``forward(src, mask, src_key_padding_mask, is_causal)``: shapes
     as ``TransformerEncoderLayer``'s. With ``is_causal=None`` a ``mask`` equal to the causal mask is
     detected, as in torch. ``enable_nested_tensor`` and ``mask_check`` are accepted and stored: gt
-    has no nested-tensor path (see the module's notes).
+    has no nested-tensor path (see the module's notes), so ``use_nested_tensor`` is always False.
 
         >>> layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32)
         >>> encoder = nn.TransformerEncoder(layer, num_layers=2, norm=nn.LayerNorm(16))
@@ -215,6 +227,7 @@ class TransformerEncoder(Module):
         self.num_layers = num_layers
         self.norm = norm
         self.enable_nested_tensor, self.mask_check = enable_nested_tensor, mask_check
+        self.use_nested_tensor = False      # torch's flag for its nested-tensor path, which gt does not have
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         output = as_tensor(src, "TransformerEncoder", "src")
