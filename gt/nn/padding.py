@@ -44,6 +44,9 @@ def pad(input, pad, mode="constant", value=None):
     if mode != "constant" and value is not None:
         raise ValueError(f"pad: padding mode {mode!r} doesn't take a value argument (got value={value!r}); "
                          "only mode='constant' does")
+    if mode in ("reflect", "replicate") and pads and all(x.shape[d] + lo + hi < 1 for d, lo, hi in pads):
+        raise ValueError(f"pad: input of shape {x.shape} is too small: {mode} padding by {tuple(pad)} leaves no "
+                         "element in any padded dim")      # torch's check: one empty dim among several is fine
     pads = tuple((dim, left, right) for dim, left, right in pads if left or right)
     if not pads:
         return x.clone()   # torch returns a new tensor even where nothing changes

@@ -51,6 +51,9 @@ def _output_size(x, size, scale_factor, recompute_scale_factor, mode):
     if any(n < 1 for n in spatial) or any(o < (0 if mode == "area" else 1) for o in out):   # area: torch's pools
         raise ValueError(f"interpolate: input and output sizes should be greater than 0, got input of spatial "
                          f"size {spatial} and output size {out}")
+    if x.shape[1] == 0 and mode != "area":     # torch's upsample kernels allow an empty batch only
+        raise ValueError(f"interpolate: non-empty {x.ndim}D data tensor expected but got a tensor with sizes "
+                         f"{list(x.shape)}")
     return out, scales
 
 
@@ -88,6 +91,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     size, 'bicubic' with one that keeps every size, ``antialias=True`` with one that keeps a
     size), gt's gradient is that of its output; with ``antialias=True`` and an output one pixel
     wide torch 2.13's kernel gives every output row the first row's values, gt the resized rows.
+    'nearest' modes: where a source position lands on a whole number, torch's 4-D kernels (and its
+    float32 last axis) sometimes round it the other way than gt, so a rare output pixel differs.
 
         >>> F.interpolate(gt.randn(1, 3, 8, 8), scale_factor=2, mode="bilinear").shape
         (1, 3, 16, 16)
@@ -117,8 +122,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         if mode in _LINEAR and mode != "bicubic" and o == x.shape[axis]:
             continue     # torch's linear kernels leave an axis that keeps its size, whatever the scale
         if mode.startswith("nearest"):
-            legacy_2d = mode == "nearest" and x.ndim == 4
-            x = x.index_select(axis, _nearest_index(x.shape[axis], o, s, mode == "nearest-exact", legacy_2d))
+            x = x.index_select(axis, _nearest_index(x.shape[axis], o, s, mode, x))
         elif mode == "bicubic":
             x = _cubic(x, axis, o, s, align_corners)
         else:
@@ -126,13 +130,28 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return x.clone() if x is original else x          # a new tensor, as torch
 
 
-def _nearest_index(n, o, scale, exact, shortcuts):
-    """(o,) int64: the source index of each output position (torch's ``nearest_idx``, in float32).
-    ``shortcuts``: copy where o == n and take i // 2 where o == 2 n whatever the scale factor, as
-    torch 2.13's CPU forward does for 4-D 'nearest' only (its backward does it for every rank,
-    so for such scale factors torch's gradient is not the gradient of its 3-D/5-D output; gt's is)."""
-    if shortcuts and o in (n, 2 * n):
+def _nearest_index(n, o, scale, mode, x):
+    """(o,) int64: the source index of each output position (torch's ``nearest_idx``, in float32)
+    along an axis of ``x``. 4-D 'nearest': copy where o == n and take i // 2 where o == 2 n whatever
+    the scale factor, as torch 2.13's CPU forward does for 4-D 'nearest' only (its backward does it
+    for every rank, so for such scale factors torch's gradient is not the gradient of its 3-D/5-D
+    output; gt's is). 3-D/5-D: torch's ``compute_indices_weights`` in the input's float type
+    (float64 for a float64 input; 'nearest-exact' rounds ``(i + 0.5) * scale - 0.5`` to it), the
+    position rounded to float32 before the floor (``floorf``); torch's backward takes float32
+    positions there, so its gradient of a float64 input is not that of its output (gt's is)."""
+    exact = mode == "nearest-exact"
+    if mode == "nearest" and x.ndim == 4 and o in (n, 2 * n):
         return arange(o) // (o // n)
+    wide = x.dtype == dtypes.float64
+    if x.ndim != 4 and (wide or exact):
+        ratio = 1.0 / scale if scale is not None else n / o
+        ratio = ratio if wide else float(tensor(ratio, dtype=dtypes.float32).item())
+        i = arange(o, dtype=dtypes.float64)
+        if exact:
+            i = (i + 0.5) * ratio - 0.5
+            i = (i if wide else i.to(dtypes.float32).to(dtypes.float64)).clamp(min=0.0) + 0.5
+        pos = i if exact else i * ratio
+        return pos.to(dtypes.float32).floor().to(dtypes.int64).clamp(max=n - 1)
     ratio = tensor(1.0 / scale if scale is not None else n / o, dtype=dtypes.float32)
     if exact:       # torch: (i + 0.5) in double times the float32 scale, then rounded to float32
         pos = ((arange(o, dtype=dtypes.float64) + 0.5) * ratio.to(dtypes.float64)).to(dtypes.float32)

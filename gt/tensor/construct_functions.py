@@ -15,6 +15,7 @@ from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
 from gt.tensor.creation import arange, tensor
+from gt.tensor.device_methods import accepts_device
 from gt.tensor.functions import _method, cat
 
 # the function forms of the methods in construct_methods.py (gt.select(x, 0, 1) is x.select(0, 1))
@@ -162,12 +163,14 @@ def _triangle_indices(row, col, offset, dtype, keep, name):
     return keep(gap, offset).nonzero().T.to(dtype)
 
 
+@accepts_device
 def tril_indices(row, col, offset=0, *, dtype=dtypes.int64):
     """The ``(2, N)`` row and column positions of the lower triangle (``j - i <= offset``) of a
     ``row x col`` matrix, in row-major order."""
     return _triangle_indices(row, col, offset, dtype, lambda gap, k: gap <= k, "tril_indices")
 
 
+@accepts_device
 def triu_indices(row, col, offset=0, *, dtype=dtypes.int64):
     """The ``(2, N)`` positions of the upper triangle (``j - i >= offset``), row-major."""
     return _triangle_indices(row, col, offset, dtype, lambda gap, k: gap >= k, "triu_indices")

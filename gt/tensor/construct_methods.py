@@ -196,12 +196,14 @@ class ConstructMethods:
         parts = promoted([_operand(p, "diff") for p in (prepend, self, append) if p is not None])
         if any(not isinstance(p, Tensor) or p.ndim != self.ndim for p in parts):
             raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+        if n == 0:      # torch ignores prepend/append when there is nothing to difference
+            return self.clone()
         x = parts[0] if len(parts) == 1 else shape_ops.Cat.apply(*parts, axis=dim)
         for _ in range(n):
             length = max(x.shape[dim] - 1, 0)
             later, earlier = x[_along(dim, slice(1, 1 + length))], x[_along(dim, slice(0, length))]
             x = later != earlier if x.dtype == dtypes.bool_ else later - earlier
-        return x.clone() if x is self else x        # n=0: a copy, as torch
+        return x
 
     def kron(self, other):
         """The Kronecker product: block ``(i, j, ...)`` of the result is ``self[i, j, ...] * other``;

@@ -110,6 +110,9 @@ def _trapezoids(y, x, dx, dim, what):
     """The areas of the trapezoids along ``dim`` (size ``n - 1`` there) and ``dim`` made positive."""
     if not isinstance(y, Tensor):
         raise TypeError(f"{what}(): argument 'y' must be a Tensor, not {type(y).__name__}")
+    if y.dtype == dtypes.bool_ or (isinstance(x, Tensor) and x.dtype == dtypes.bool_):
+        who = "`y`" if y.dtype == dtypes.bool_ else "`x` or `y`"
+        raise RuntimeError(f"{what}: received a bool input for {who}, but bool is not supported")
     dim = _dim(dim, y.ndim, what)
     n = y.shape[dim]
     y = _as_float(y)
@@ -174,6 +177,8 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
     if input.ndim > 2:
         raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an input with "
                            f"{input.ndim} dimensions")
+    if input.dtype == dtypes.bool_:
+        raise RuntimeError("cov(): bool dtype is not supported for input")
     if isinstance(correction, bool) or not isinstance(correction, int):
         raise TypeError(f"cov(): argument 'correction' must be int, not {type(correction).__name__}")
     x = _as_float(input)
@@ -192,6 +197,8 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
     else:
         x, w = promoted([x, w])
         w_sum = w.sum()
+        if not bool(w_sum != 0):
+            raise RuntimeError("cov(): weights sum to zero, can't be normalized")
         avg = (x * w).sum(1) / w_sum
     if w is not None and aweights is not None and correction != 0:
         norm = w_sum - correction * (w * aweights.to(w.dtype)).sum() / w_sum
@@ -200,7 +207,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
     if float(norm) <= 0:     # as torch: warn, then divide by 0 (inf or NaN)
         warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the number of "
                       "observations.", UserWarning, stacklevel=2)
-        norm = norm * 0 if isinstance(norm, Tensor) else 0.0
+        norm = norm - norm if isinstance(norm, Tensor) else 0.0     # +0: torch's inf keeps the sign of c
     xm = x - avg.unsqueeze(1)
     c = xm.mm((xm if w is None else xm * w).t())
     return (c / norm).squeeze()

@@ -40,11 +40,17 @@ def tensordot(a, b, dims=2):
     """The sum of products over the dims ``dims[0]`` of ``a`` and ``dims[1]`` of ``b`` (or the
     last ``dims`` of ``a`` with the first ``dims`` of ``b`` for an int): the result has ``a``'s free
     dims, then ``b``'s. One matmul of the two, each permuted and flattened to a matrix."""
-    a, b = promoted([_input(a, "tensordot"), _input(b, "tensordot")])
+    a, b = _input(a, "tensordot"), _input(b, "tensordot")
+    if a.dtype != b.dtype:      # torch does not promote here
+        raise RuntimeError(f"tensordot: both inputs should have same dtype, got {a.dtype} and {b.dtype}")
     da, db = _dims_pair(dims, a, b)
     da, db = [d % max(a.ndim, 1) for d in da], [d % max(b.ndim, 1) for d in db]
     for x, y in zip(da, db):
-        if a.shape[x] != b.shape[y]:
+        if b.shape[y] == 1 != a.shape[x]:       # a size-1 dim broadcasts: the other is summed out, as torch
+            a = a.sum(x, keepdim=True, dtype=a.dtype)
+        elif a.shape[x] == 1 != b.shape[y]:
+            b = b.sum(y, keepdim=True, dtype=b.dtype)
+        elif a.shape[x] != b.shape[y]:
             raise RuntimeError(f"contracted dimensions need to match, but first has size {a.shape[x]} in dim {x} "
                                f"and second has size {b.shape[y]} in dim {y}")
     free_a = [d for d in range(a.ndim) if d not in da]
@@ -68,6 +74,8 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
             raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: {x.ndim}D")
         if not x.dtype.is_floating_point:
             raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: {x.dtype!r}")
+    if x1.dtype != x2.dtype:      # torch does not promote here
+        raise RuntimeError(f"cdist: expected scalar type {x1.dtype} but found {x2.dtype}")
     if x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
     if not p >= 0:
