@@ -183,3 +183,16 @@ def test_nuclear_norm_as_torch(args):
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
     with pytest.raises(RuntimeError):
         gt.nuclear_norm(gt.zeros(3))
+
+
+# ---- float16 data stays float16, as torch's ---------------------------------------------------------
+def test_float16_arrays_and_tensors_keep_their_dtype_as_torch():
+    torch = torch_or_skip()
+    a = np.array([1.5, -2.0, 65504.0], np.float16)
+    shared = gt.from_numpy(a)
+    assert shared.dtype == gt.float16 == gt.tensor(a).dtype == gt.as_tensor(a).dtype
+    assert str(torch.from_numpy(a).dtype) == "torch.float16" == str(torch.tensor(a).dtype)
+    a[0] = 3.0                                       # from_numpy shares memory, as torch's
+    assert shared[0].item() == 3.0 and gt.tensor(a)[2].item() == 65504.0
+    half = gt.tensor(torch.tensor([0.5, 1.0], dtype=torch.float16))
+    assert half.dtype == gt.float16 and half.tolist() == [0.5, 1.0]

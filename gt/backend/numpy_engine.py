@@ -114,8 +114,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         """Engine array from Python data, a numpy array, or anything exposing ``__array__``/``.numpy()``.
 
         Python floats become float32 (gt's default), ints int64, bools bool. numpy
-        arrays keep their dtype (float16 arrays and other int widths are widened; a numpy float16
-        scalar, what numpy's ops on 0-d float16 arrays give, stays float16).
+        arrays keep their dtype, float16 too, as torch's (other int widths are widened to int64).
         """
         if hasattr(data, "detach") and hasattr(data, "numpy") and not isinstance(data, np.ndarray):
             data = data.detach().cpu().numpy()  # a torch tensor
@@ -144,9 +143,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
             arr = python_data.cast(arr, self.native_dtype(dtypes.default_float))
         elif arr.dtype.kind == "u" or (arr.dtype.kind == "i" and arr.dtype != np.int32):
             arr = arr.astype(np.int64, copy=False)
-        elif arr.dtype == np.float16 and not isinstance(data, np.generic):
-            # a numpy float16 scalar is what numpy's ops on 0-d float16 arrays return: it stays float16
-            arr = arr.astype(np.float32)
         return arr
 
     def to_numpy(self, arr):

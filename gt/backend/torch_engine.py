@@ -171,8 +171,6 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
                 arr = arr.to(torch.int64 if not arr.is_floating_point() else torch.float32)
             if dtype is not None:
                 arr = arr.to(self.native_dtype(dtype))
-            elif arr.dtype == torch.float16:
-                arr = arr.to(torch.float32)
             arr = self.to_device(arr, self.device)
             return arr.clone() if copy and arr.data_ptr() == data.data_ptr() else arr
         if dtype == dtypes.bfloat16:      # numpy has none: through float32, as torch converts to it
