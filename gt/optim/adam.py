@@ -5,7 +5,7 @@ import math
 from gt.backend import B
 from gt.tensor import zeros_like
 from gt.optim.optimizer import Optimizer, _whole
-from gt.optim.options import refuse_unimplemented
+from gt.optim.options import UNSUPPORTED, refuse_unimplemented
 
 
 class Adam(Optimizer):
@@ -15,8 +15,8 @@ class Adam(Optimizer):
     parameter; ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, as torch's Adam).
     ``amsgrad=True`` divides by the running maximum of ``v`` (state ``max_exp_avg_sq``);
     ``maximize=True`` ascends. Both take the tensor arithmetic, not the engine's fused step.
-    ``decoupled_weight_decay=True`` makes it AdamW (for the optimizer, not per group; unlike
-    torch, it is not saved in ``param_groups``).
+    ``decoupled_weight_decay=True`` makes it AdamW; as in torch it is a group's option (saved in
+    ``param_groups``; a group may set its own).
 
         >>> opt = gt.optim.Adam(params, lr=1e-3)
         >>> loss.backward(); opt.step(); opt.zero_grad()
@@ -27,19 +27,33 @@ class Adam(Optimizer):
 
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, in_backward=False,
-                 amsgrad=False, *, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
-                 decoupled_weight_decay=False):
+    # amsgrad is torch's sixth positional argument: in_backward comes after it
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 in_backward=False, *, maximize=False, foreach=None, capturable=False, differentiable=False,
+                 fused=None, decoupled_weight_decay=False):
         refuse_unimplemented(type(self).__name__, foreach=foreach, capturable=capturable,
                              differentiable=differentiable, fused=fused)
-        if decoupled_weight_decay:  # torch's Adam(decoupled_weight_decay=True) is AdamW
-            self.decoupled_weight_decay = True
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize), in_backward)
+                                      maximize=maximize, foreach=foreach, capturable=capturable,
+                                      differentiable=differentiable, fused=fused,
+                                      decoupled_weight_decay=decoupled_weight_decay or self.decoupled_weight_decay),
+                         in_backward)
+
+    def load_state_dict(self, state_dict):
+        """``Optimizer.load_state_dict``; AdamW's groups stay decoupled whatever was saved (torch's)."""
+        super().load_state_dict(state_dict)
+        if type(self).decoupled_weight_decay:
+            for group in self.param_groups:
+                group["decoupled_weight_decay"] = True
+
+    def _decoupled(self, group):
+        # a group saved before gt kept the key: the class's own kind
+        return group.get("decoupled_weight_decay", self.decoupled_weight_decay)
 
     def _check_group(self, group):
         super()._check_group(group)
-        for key in ("amsgrad", "maximize"):
+        refuse_unimplemented(type(self).__name__, **{key: group.get(key) for key in UNSUPPORTED})
+        for key in ("amsgrad", "maximize", "decoupled_weight_decay"):
             if not isinstance(group.get(key, False), bool):
                 raise TypeError(f"{type(self).__name__}: {key} must be True or False, got {group[key]!r}")
 
@@ -69,7 +83,7 @@ class Adam(Optimizer):
         for step, arrays in by_step.items():
             params_, grads, ms, vs = (list(a) for a in zip(*arrays))
             B.adam_steps_(params_, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay,
-                          self.decoupled_weight_decay)
+                          self._decoupled(group))
 
     def _update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -79,12 +93,12 @@ class Adam(Optimizer):
         if _whole(p, grad, m, v) and not _variant(group):
             # whole arrays: one engine call (B.adam_step_: the arithmetic below, or a fused kernel)
             B.adam_step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
-                         self.decoupled_weight_decay)
+                         self._decoupled(group))
             return
         if group.get("maximize", False):
             grad = -grad
         if weight_decay != 0:
-            if self.decoupled_weight_decay:
+            if self._decoupled(group):
                 p.mul_(1 - lr * weight_decay)
             else:
                 grad = grad + weight_decay * p  # a new tensor: p.grad itself is left as backward made it
@@ -107,8 +121,9 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, in_backward=False,
-                 amsgrad=False, *, maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                 in_backward=False, *, maximize=False, foreach=None, capturable=False, differentiable=False,
+                 fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward,
                          amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=capturable,
                          differentiable=differentiable, fused=fused)

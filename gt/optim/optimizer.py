@@ -18,6 +18,7 @@ from gt.backend import B
 from gt.tensor import Tensor
 from gt.tensor.inplace import bump_versions
 from gt.autograd.node_hooks import RemovableHandle
+from gt.optim.state_dict_hooks import StateDictHooks, hooked_load_state_dict, hooked_state_dict
 
 # id(parameter) -> the in_backward optimizer that updates it (two would update it twice). An
 # optimizer holds its parameters, so while it lives the id names the same tensor.
@@ -26,11 +27,12 @@ _OWNER = weakref.WeakValueDictionary()
 _NON_NEGATIVE = ("lr", "momentum", "dampening", "weight_decay", "eps")
 
 
-class Optimizer:
+class Optimizer(StateDictHooks):
     """Base class of gt's optimizers: ``param_groups``, ``state``, ``step()``, ``zero_grad()``.
 
     ``params`` is an iterable of tensors, or of dicts ``{'params': [...], **hyperparameters}``
-    (one per group; missing hyperparameters come from ``defaults``).
+    (one per group; missing hyperparameters come from ``defaults``); tensors may come as torch's
+    ``(name, tensor)`` pairs (``model.named_parameters()``), kept as the group's ``param_names``.
 
         >>> w = gt.randn(3, requires_grad=True)
         >>> opt = gt.optim.SGD([w], lr=0.1)
@@ -63,6 +65,9 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         if "step" in cls.__dict__:          # a subclass's own step runs the step hooks too
             cls.step = _with_step_hooks(cls.__dict__["step"])
+        for name, wrap in (("state_dict", hooked_state_dict), ("load_state_dict", hooked_load_state_dict)):
+            if name in cls.__dict__:
+                setattr(cls, name, wrap(cls.__dict__[name]))
 
     def register_step_pre_hook(self, hook):
         """Run ``hook(optimizer, args, kwargs)`` before every ``step()``; it may return new
@@ -97,7 +102,7 @@ class Optimizer:
         elif isinstance(params, (set, frozenset)):
             raise TypeError("parameters must be given in an ordered collection (list or tuple), not a set: "
                             "their order indexes the optimizer state")
-        params = list(params)
+        params, names = _split_names(list(params))
         seen = set()
         for i, p in enumerate(params):
             _check_param(p, i)
@@ -107,11 +112,20 @@ class Optimizer:
         taken = {id(p) for g in self.param_groups for p in g["params"]}
         if taken & seen:
             raise ValueError("some parameters appear in more than one parameter group")
-        group = dict(param_group, params=params)
+        if any(("param_names" in g) != (names is not None) for g in self.param_groups):
+            raise ValueError("all optimizer param groups should be with/without names. cannot add param group "
+                             f"{'with' if names is not None else 'without'} names to the optimizer")
+        group = param_group     # torch's: the caller's dict is the group (a later change to it counts)
+        group["params"] = params
+        if names is not None:
+            group["param_names"] = names
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         if "lr" in group:
             group["lr"] = lr_value(group["lr"])
+        betas = group.get("betas")
+        if isinstance(betas, (tuple, list)) and any(isinstance(b, Tensor) for b in betas):
+            group["betas"] = tuple(lr_value(b, f"betas[{i}]") for i, b in enumerate(betas))  # floats, as the lr
         self._check_group(group)
         self.param_groups.append(group)
         if self.in_backward:
@@ -255,6 +269,8 @@ class Optimizer:
                                  f"parameters, this optimizer has {len(group['params'])}")
             by_index.update(zip(saved["params"], group["params"]))
             new_group = dict(saved, params=group["params"])
+            if "param_names" in group and "param_names" not in saved:
+                new_group["param_names"] = group["param_names"]
             # the lr unchecked, as torch's: a schedule can leave -1e-18 in a checkpoint (LinearLR to 0)
             self._check_group({k: v for k, v in new_group.items() if k != "lr"})
             groups.append(new_group)
@@ -308,6 +324,8 @@ def _with_step_hooks(step):
 
 
 Optimizer.step = _with_step_hooks(Optimizer.step)
+Optimizer.state_dict = hooked_state_dict(Optimizer.state_dict)
+Optimizer.load_state_dict = hooked_load_state_dict(Optimizer.load_state_dict)
 
 
 def _remove_hooks(handles):
@@ -350,14 +368,25 @@ def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def lr_value(lr):
-    """``lr`` as a float where it is a tensor (torch takes a 1-element one), else as given; the
-    updates read a float (a group keeps the float)."""
+def lr_value(lr, name="lr"):
+    """``lr`` (or the hyperparameter ``name``) as a float where it is a tensor (torch takes a
+    1-element one), else as given; the updates read a float (a group keeps the float)."""
     if isinstance(lr, Tensor):
         if lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
+            raise ValueError(f"Tensor {name} must be 1-element")
         return float(lr.item())
     return lr
+
+
+def _split_names(params):
+    """``params`` and their names where given as torch's ``(name, tensor)`` pairs
+    (``model.named_parameters()``); names None where none is given."""
+    pairs = [isinstance(p, tuple) for p in params]
+    if not any(pairs):
+        return params, None
+    if not all(pairs):
+        raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+    return [p[1] for p in params], [p[0] for p in params]
 
 
 def _check_param(p, i):

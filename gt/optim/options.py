@@ -55,8 +55,8 @@ class TorchOptimizer(Optimizer):
 
 
 def refuse_unimplemented(name, **options):
-    """For optimizers whose groups do not carry torch's unimplemented options (SGD, Adam, AdamW):
-    accept them at None/False, refuse them otherwise, as ``TorchOptimizer`` does."""
+    """For optimizers not built on ``TorchOptimizer`` (SGD, Adam, AdamW): torch's unimplemented
+    options accepted at None/False, refused otherwise, as ``TorchOptimizer`` does."""
     for key, value in options.items():
         if value is not None and value is not False:
             raise NotImplementedError(f"{name}: {key}={value!r} is not implemented in gt; "
@@ -89,6 +89,8 @@ def check_pair(name, pair):
 
 
 def check_betas(betas):
+    if isinstance(betas, (tuple, list)):   # 1-element tensors taken as their floats, as the lr
+        betas = tuple(lr_value(b, f"betas[{i}]") for i, b in enumerate(betas))
     check_pair("betas", betas)
     check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
     check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")

@@ -5,7 +5,7 @@ import weakref
 from gt.autograd import deferred
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
-from gt.optim.options import refuse_unimplemented
+from gt.optim.options import UNSUPPORTED, refuse_unimplemented
 
 
 class SGD(Optimizer):
@@ -36,8 +36,13 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  in_backward=False, *, maximize=False, foreach=None, differentiable=False, fused=None):
         refuse_unimplemented("SGD", foreach=foreach, differentiable=differentiable, fused=fused)
+        # the constructor's options only, as torch: a group may keep nesterov with its momentum off
+        if nesterov and (not momentum > 0 or dampening != 0):
+            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening == 0, got "
+                             f"momentum={momentum!r}, dampening={dampening!r}")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                        fused=fused)
         super().__init__(params, defaults, in_backward)
 
     def add_param_group(self, param_group):
@@ -62,9 +67,7 @@ class SGD(Optimizer):
         super()._check_group(group)
         if not isinstance(group.get("maximize", False), bool):
             raise TypeError(f"SGD: maximize must be True or False, got {group['maximize']!r}")
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening == 0, got "
-                             f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+        refuse_unimplemented("SGD", **{key: group.get(key) for key in UNSUPPORTED})
 
     def _update_group(self, params, group):
         # Plain gradient descent on parameters held whole: one engine call for all of them
