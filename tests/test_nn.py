@@ -526,8 +526,10 @@ def test_mse_loss_and_one_hot():
     a, b = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
     np.testing.assert_allclose(F.mse_loss(gt.tensor(a), gt.tensor(b)).item(), ((a - b) ** 2).mean(), rtol=1e-12)
     np.testing.assert_allclose(nn.MSELoss("sum")(gt.tensor(a), b).item(), ((a - b) ** 2).sum(), rtol=1e-12)
-    with pytest.raises(ValueError, match=r"\(3, 2\).*\(3, 1\)"):
-        F.mse_loss(gt.tensor(a), gt.tensor(b[:, :1]))
+    with pytest.warns(UserWarning, match="different to the input size"):      # broadcasts, as torch's
+        np.testing.assert_allclose(F.mse_loss(gt.tensor(a), gt.tensor(b[:, :1])).item(), ((a - b[:, :1]) ** 2).mean())
+    with pytest.raises(ValueError, match=r"\(3, 2\).*\(3,\)"):
+        F.mse_loss(gt.tensor(a), gt.tensor(b[:, 0]))
     oh = F.one_hot(gt.tensor([[0, 2], [1, 1]]), 3)
     assert oh.shape == (2, 2, 3) and oh.dtype == gt.float32 and not oh.requires_grad
     np.testing.assert_array_equal(oh.numpy(), np.eye(3)[[[0, 2], [1, 1]]])

@@ -50,8 +50,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
     logits = promoted(logits, target)      # float64 class probabilities: a float64 loss, as torch
     target = _tensor(target, fn, "target")
-    if logits.ndim == 1:     # torch's unbatched form: (C,) logits, a 0-d class or (C,) probabilities
-        out = cross_entropy(logits.unsqueeze(0), target.unsqueeze(0), weight, ignore_index=ignore_index,
+    if logits.ndim == 1:     # torch's unbatched form: (C,) logits, a 0-d or (1,) class, or (C,) probabilities
+        target = target.reshape(1) if target.shape == (1,) and not target.dtype.is_floating_point else \
+            target.unsqueeze(0)
+        out = cross_entropy(logits.unsqueeze(0), target, weight, ignore_index=ignore_index,
                             reduction=reduction, label_smoothing=label_smoothing)
         return out.reshape(()) if reduction == "none" else out
     c, w = _classes(logits, weight, fn)
@@ -80,8 +82,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     log_probs = _tensor(input, fn)
     if not log_probs.dtype.is_floating_point:
         raise TypeError(f"{fn}: input must be floating point log-probabilities, got {log_probs.dtype!r}")
-    if log_probs.ndim == 1:  # torch's unbatched form: (C,) and a 0-d class
-        out = nll_loss(log_probs.unsqueeze(0), _tensor(target, fn, "target").unsqueeze(0), weight,
+    if log_probs.ndim == 1:  # torch's unbatched form: (C,) and a 0-d (or (1,)) class
+        target = _tensor(target, fn, "target")
+        target = target.reshape(1) if target.shape == (1,) else target.unsqueeze(0)
+        out = nll_loss(log_probs.unsqueeze(0), target, weight,
                        ignore_index=ignore_index, reduction=reduction)
         return out.reshape(()) if reduction == "none" else out
     c, w = _classes(log_probs, weight, fn)

@@ -86,6 +86,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         lp = lp.unsqueeze(1)
         targets = targets.unsqueeze(0) if targets.ndim == 1 else targets
     T, N, C = lp.shape
+    if lp.numel() == 0:
+        raise ValueError(f"{fn}: log_probs tensor must not be empty, got shape {tuple(log_probs.shape)}")
     if isinstance(blank, bool) or not isinstance(blank, int) or not 0 <= blank < C:
         raise ValueError(f"{fn}: blank must be in label range [0, {C}), got {blank!r}")
     if targets.ndim not in (1, 2):
@@ -111,6 +113,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
 def _nll(lp, labels, in_len, tgt_len, blank):
     """-log p(labels | lp) per sequence: lp (T, N, C), labels (N, S), lengths (N,) -> (N,)."""
     T, N, _ = lp.shape
+    if labels.shape[1] == 0:     # every target empty: one blank column (its states are never the end)
+        labels = full((N, 1), blank, dtype=labels.dtype)
     S = labels.shape[1]
     blanks = full((N, S, 1), blank, dtype=labels.dtype)
     ext = cat([cat([blanks, labels.unsqueeze(-1)], -1).reshape(N, 2 * S), blanks[:, 0]], 1)   # (N, K = 2S+1)

@@ -66,16 +66,26 @@ def _reduce(loss, reduction, fn):
 
 @accepts_legacy_reduction
 def mse_loss(input, target, reduction="mean", weight=None):
-    """Mean squared error ``(input - target) ** 2``. The shapes must match exactly: a
-    mismatch is an error, not a silent broadcast (torch only warns)."""
+    """Mean squared error ``(input - target) ** 2``. A target of another shape broadcasts
+    against the input with torch's warning (it is almost always a bug)."""
     input, target = _tensor(input, "mse_loss"), _tensor(target, "mse_loss", "target")
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ; "
-                         "reshape one of them (broadcasting here is almost always a bug)")
+    _warn_if_broadcast(input, target, "mse_loss")
     diff = input - target
     if weight is not None:
         return _weighted(diff * diff, weight, input, reduction, "mse_loss")
     return _reduce(diff * diff, reduction, "mse_loss")
+
+
+def _warn_if_broadcast(input, target, fn):
+    """torch's warning where the elementwise losses (mse, l1, smooth_l1, huber) broadcast a target
+    of another shape against the input; shapes that do not broadcast are refused."""
+    if input.shape != target.shape:
+        if not all(a == b or 1 in (a, b) for a, b in zip(reversed(input.shape), reversed(target.shape))):
+            raise ValueError(f"{fn}: input shape {input.shape} and target shape {target.shape} differ and do not "
+                             "broadcast against each other")
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
+                      "This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.", UserWarning, stacklevel=4)
 
 
 def _same_shape(input, target, fn):
@@ -122,8 +132,22 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
             f"{input.min().item():g} to {input.max().item():g}; for logits use binary_cross_entropy_with_logits"))
     loss = activations.BinaryCrossEntropy.apply(input, target)
     if weight is not None:
-        loss = loss * _float_like(_tensor(weight, "binary_cross_entropy", "weight"), input)
+        loss = _times_weight(loss, _float_like(_tensor(weight, "binary_cross_entropy", "weight"), input),
+                             "binary_cross_entropy", "weight")
     return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def _broadcasts_to(small, shape):
+    """Whether an array of shape ``small`` broadcasts to ``shape`` without widening it."""
+    return len(small) <= len(shape) and all(a in (1, b) for a, b in zip(reversed(small), reversed(shape)))
+
+
+def _times_weight(loss, weight, fn, what):
+    """``loss * weight`` where ``weight`` broadcasts to the loss's shape; one that would widen the
+    loss is refused, as torch's in-place product refuses it."""
+    if not _broadcasts_to(weight.shape, loss.shape):
+        raise ValueError(f"{fn}: {what} of shape {weight.shape} does not broadcast to the input's shape {loss.shape}")
+    return loss * weight
 
 
 @accepts_legacy_reduction
@@ -143,18 +167,21 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         if pos_weight.requires_grad and is_grad_enabled():
             raise ValueError("binary_cross_entropy_with_logits: pos_weight cannot require grad (it is a constant, "
                              "as in torch); pass pos_weight.detach()")
+        if not _broadcasts_to(pos_weight.shape, input.shape):
+            raise ValueError(f"binary_cross_entropy_with_logits: pos_weight of shape {pos_weight.shape} does not "
+                             f"broadcast to the input's shape {input.shape}")
     loss = activations.BinaryCrossEntropyWithLogits.apply(input, target, pos_weight)
     if weight is not None:
-        loss = loss * _float_like(_tensor(weight, "binary_cross_entropy_with_logits", "weight"), input)
+        loss = _times_weight(loss, _float_like(_tensor(weight, "binary_cross_entropy_with_logits", "weight"), input),
+                             "binary_cross_entropy_with_logits", "weight")
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
 @accepts_legacy_reduction
 def l1_loss(input, target, reduction="mean", weight=None):
-    """Mean absolute error; the shapes must match exactly, as in ``mse_loss``."""
+    """Mean absolute error; a target of another shape broadcasts with torch's warning, as in ``mse_loss``."""
     input, target = _tensor(input, "l1_loss"), _tensor(target, "l1_loss", "target")
-    if input.shape != target.shape:
-        raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
+    _warn_if_broadcast(input, target, "l1_loss")
     if weight is not None:
         return _weighted((input - target).abs(), weight, input, reduction, "l1_loss")
     return _reduce((input - target).abs(), reduction, "l1_loss")
@@ -163,7 +190,7 @@ def l1_loss(input, target, reduction="mean", weight=None):
 @accepts_legacy_reduction
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 * d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 * beta`` (d = input - target;
-    ``beta=0``: the L1 loss), as torch's. The shapes must match exactly."""
+    ``beta=0``: the L1 loss), as torch's; a target of another shape broadcasts with torch's warning."""
     d = _difference(input, target, "smooth_l1_loss")
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
@@ -175,20 +202,20 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """``0.5 * d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 * delta)``, as torch's."""
+    input = _tensor(input, "huber_loss")
     d = _difference(input, target, "huber_loss")
     if not delta > 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
     a = d.abs()
     loss = where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta)
     if weight is not None:
-        return _weighted(loss, weight, d, reduction, "huber_loss", mean_over_weights=False)
+        return _weighted(loss, weight, input, reduction, "huber_loss", mean_over_weights=False)
     return _reduce(loss, reduction, "huber_loss")
 
 
 def _difference(input, target, fn):
     input, target = _tensor(input, fn), _tensor(target, fn, "target")
-    if input.shape != target.shape:
-        raise ValueError(f"{fn}: input shape {input.shape} and target shape {target.shape} differ")
+    _warn_if_broadcast(input, target, fn)
     if fn == "huber_loss" and input.dtype.is_floating_point:
         target = _float_like(target, input)      # torch's huber_loss is in the input's dtype
     return input - target
@@ -198,12 +225,15 @@ def _difference(input, target, fn):
 def kl_div(input, target, reduction="mean", log_target=False):
     """The KL divergence of ``target`` from the distribution whose log-probabilities are ``input``:
     ``target * (log(target) - input)`` elementwise (0 where the target is 0), or with
-    ``log_target=True`` ``exp(target) * (target - input)``. ``reduction``: ``"mean"`` over every
-    element (torch's default), ``"batchmean"`` (the sum over the batch size: the divergence),
-    ``"sum"`` or ``"none"``."""
+    ``log_target=True`` ``exp(target) * (target - input)`` (the two broadcast, silently as torch's).
+    ``reduction``: ``"mean"`` over every element (torch's default, with its warning), ``"batchmean"``
+    (the sum over the batch size: the divergence), ``"sum"`` or ``"none"``."""
     input, target = _tensor(input, "kl_div"), _tensor(target, "kl_div", "target")
-    if input.shape != target.shape:
-        raise ValueError(f"kl_div: input shape {input.shape} and target shape {target.shape} differ")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=3)
     if log_target:
         loss = target.exp() * (target - input)
     else:

@@ -8,7 +8,7 @@ import math
 from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
-from gt.nn.loss_functions import _reduce, accepts_legacy_reduction, promoted
+from gt.nn.loss_functions import _broadcasts_to, _reduce, accepts_legacy_reduction, promoted
 from gt.tensor import arange, where
 
 
@@ -25,22 +25,31 @@ def _like(t, like, fn, what):
     return t if t.dtype == like.dtype else t.to(like.dtype)
 
 
-def _same_shape(a, b, fn, names=("input", "target")):
-    if a.shape != b.shape:
-        raise ValueError(f"{fn}: {names[1]} shape {b.shape} differs from {names[0]} shape {a.shape}; "
-                         "they must match")
+def _broadcastable(a, b, fn, into_input=False):
+    """Refuse a target that does not broadcast against the input (torch broadcasts it silently);
+    ``into_input``: nor one that widens the input's shape (torch's loss has the input's shape)."""
+    if into_input:
+        ok = _broadcasts_to(b.shape, a.shape)
+    else:
+        ok = all(x == y or 1 in (x, y) for x, y in zip(reversed(a.shape), reversed(b.shape)))
+    if not ok:
+        raise ValueError(f"{fn}: target shape {b.shape} differs from input shape {a.shape}; they must match "
+                         f"or the target must broadcast {'to' if into_input else 'against'} the input")
 
 
 def _softplus(z):
-    """``log(1 + exp(z))`` as ``max(z, 0) + log1p(exp(-|z|))``: no overflow for large ``z``."""
-    return z.clamp(min=0.0) + (-z.abs()).exp().log1p()
+    """``log(1 + exp(z))`` as ``max(z, 0) + log1p(exp(-|z|))``: no overflow for large ``z``. The max is
+    written ``(z + |z|) / 2`` so that the slope at ``z = 0`` is sigmoid(0) = 1/2 (a clamp's would be 1)."""
+    a = z.abs()
+    return (z + a) * 0.5 + (-a).exp().log1p()
 
 
 @accepts_legacy_reduction
 def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
     """Poisson negative log-likelihood of ``target`` counts: ``exp(input) - target * input`` for
     log-rates (``log_input=True``), else ``input - target * log(input + eps)``. ``full`` adds
-    Stirling's term ``t log t - t + 0.5 log(2 pi t)`` where ``t > 1``. input, target: any same shape.
+    Stirling's term ``t log t - t + 0.5 log(2 pi t)`` where ``t > 1``. input, target: any shapes that
+    broadcast, as torch's.
 
         >>> F.poisson_nll_loss(gt.zeros(3), gt.ones(3)).item()   # exp(0) - 1 * 0
         1.0
@@ -48,7 +57,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduct
     fn = "poisson_nll_loss"
     input = promoted(_float_input(input, fn), target)
     target = _like(target, input, fn, "target")
-    _same_shape(input, target, fn)
+    _broadcastable(input, target, fn)
     loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
     if full:
         big = target > 1
@@ -88,7 +97,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     fn = "gaussian_nll_loss"
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{fn}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')")
-    input = promoted(_float_input(input, fn), target)
+    input = promoted(promoted(_float_input(input, fn), target), var)      # a float64 var: a float64 loss, as torch
     target = _like(target, input, fn, "target")
     var = _gaussian_var(var, input, fn)
     with no_grad():
@@ -109,7 +118,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
         0.0
     """
     fn = "margin_ranking_loss"
-    x1 = _float_input(input1, fn, "input1")
+    x1 = promoted(promoted(_float_input(input1, fn, "input1"), input2), target)   # torch's dtype
     x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
     if not x1.ndim == x2.ndim == y.ndim:
         raise ValueError(f"{fn}: input1, input2 and target must have the same number of dimensions, got "
@@ -141,9 +150,10 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
         0.0
     """
     fn = "cosine_embedding_loss"
-    x1 = _float_input(input1, fn, "input1")
+    x1 = promoted(_float_input(input1, fn, "input1"), input2)      # a float64 input2: a float64 loss
     x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
-    if x1.shape != x2.shape or x1.ndim not in (1, 2) or y.shape != x1.shape[:-1]:
+    if not x1.ndim == x2.ndim == y.ndim + 1 or x1.ndim not in (1, 2) or \
+            y.shape not in ((), (1,), x1.shape[:1], x2.shape[:1]):       # sizes of 1 broadcast, as torch's
         raise ValueError(f"{fn}: expected input1 and input2 of one shape (N, D) with target (N,), or (D,) "
                          f"with a 0-d target; got {x1.shape}, {x2.shape} and {y.shape}")
     d = x1.ndim - 1
@@ -154,7 +164,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
 
 @accepts_legacy_reduction
 def soft_margin_loss(input, target, reduction="mean"):
-    """``log(1 + exp(-target * input))``, target +1 or -1, input and target of one shape.
+    """``log(1 + exp(-target * input))``, target +1 or -1 of the input's shape (or one that broadcasts to it).
     Computed stably: where torch's ``log1p(exp(.))`` overflows to inf, gt gives the finite value.
 
         >>> F.soft_margin_loss(gt.zeros(2), gt.tensor([1.0, -1.0])).item()   # log(2)
@@ -163,28 +173,31 @@ def soft_margin_loss(input, target, reduction="mean"):
     fn = "soft_margin_loss"
     x = _float_input(input, fn)
     y = _like(target, x, fn, "target")
-    _same_shape(x, y, fn)
+    _broadcastable(x, y, fn, into_input=True)
     return _reduce(_softplus(-y * x), reduction, fn)
 
 
 @accepts_legacy_reduction
 def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
     """The mean over the C classes of ``-[y log sigmoid(x) + (1 - y) log sigmoid(-x)]`` (times
-    ``weight`` (C,) if given): input and target (N, C) or (C,), target 0 or 1 -> (N,) or ().
+    ``weight`` (C,) if given): input (N, C) or (C,) (or (N, ..., C): the mean over the last axis), target 0
+    or 1 of its shape (or one that broadcasts against it, as torch's) -> (N,) or ().
 
         >>> F.multilabel_soft_margin_loss(gt.zeros(1, 2), gt.tensor([[1, 0]])).item()   # log(2)
         0.6931471824645996
     """
     fn = "multilabel_soft_margin_loss"
-    x = promoted(_float_input(input, fn), target)
+    x = promoted(promoted(_float_input(input, fn), target), weight)
     y = _like(target, x, fn, "target")
-    _same_shape(x, y, fn)
-    if x.ndim not in (1, 2):
-        raise ValueError(f"{fn}: expected input of shape (N, C) or (C,), got {x.shape}")
+    _broadcastable(x, y, fn)
+    if x.ndim == 0:
+        raise ValueError(f"{fn}: expected input of shape (N, C), (C,) or (N, ..., C), got {x.shape}")
     loss = y * _softplus(-x) + (1 - y) * _softplus(x)
     if weight is not None:
         loss = loss * _like(weight, x, fn, "weight")
-    return _reduce(loss.sum(-1) / max(x.shape[-1], 1), reduction, fn)
+    total = loss.sum(x.ndim - 1)               # torch's class axis: the input's last
+    c = x.shape[-1]
+    return _reduce(total / c if c else total * float("nan"), reduction, fn)     # no classes: 0 / 0, as torch
 
 
 @accepts_legacy_reduction
@@ -200,6 +213,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         raise ValueError(f"{fn}: only p == 1 and p == 2 are supported, got {p!r}")
     x = _float_input(input, fn)
     y = _tensor(target, fn, "target")
+    if x.ndim == 1 and y.shape == (1,):       # torch reads (C,) with a (1,) target as a batch of one
+        x = x.unsqueeze(0)
     if y.dtype.is_floating_point or x.ndim not in (1, 2) or y.shape != x.shape[:-1]:
         raise ValueError(f"{fn}: expected input (N, C) with integer target (N,), or (C,) with a 0-d target; "
                          f"got {x.shape} and {y.shape} ({y.dtype!r})")
@@ -241,17 +256,17 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"):
     """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` with ``d`` the
     ``pairwise_distance`` of order ``p``; ``swap`` uses ``min(d(a, n), d(p, n))`` as the negative
-    distance. All three (N, D) or (D,).
+    distance. All three (N, D) or (D,) (or of more axes, as torch's: distances over the last one).
 
         >>> F.triplet_margin_loss(gt.zeros(1, 2), gt.zeros(1, 2), gt.ones(1, 2) * 3).item()
         0.0
     """
     fn = "triplet_margin_loss"
-    a = _float_input(anchor, fn, "anchor")
+    a = promoted(promoted(_float_input(anchor, fn, "anchor"), positive), negative)
     pos, neg = _like(positive, a, fn, "positive"), _like(negative, a, fn, "negative")
-    if not a.ndim == pos.ndim == neg.ndim or a.ndim not in (1, 2):
-        raise ValueError(f"{fn}: anchor, positive and negative must all be (N, D) or all (D,), got "
-                         f"{a.shape}, {pos.shape} and {neg.shape}")
+    if not a.ndim == pos.ndim == neg.ndim or a.ndim == 0:
+        raise ValueError(f"{fn}: anchor, positive and negative must have one number of dimensions ((N, D) or "
+                         f"(D,), or more: distances over the last axis), got {a.shape}, {pos.shape} and {neg.shape}")
     if not margin > 0:
         raise ValueError(f"{fn}: margin must be greater than 0, got {margin!r}")
     d_pos, d_neg = pairwise_distance(a, pos, p, eps), pairwise_distance(a, neg, p, eps)

@@ -166,7 +166,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
         pair = valid.unsqueeze(-1) & (~is_target).unsqueeze(1)            # (N, j, i)
     x_target = x2.gather(1, classes)                                      # (N, j)
     margins = 1 - x_target.unsqueeze(-1) + x2.unsqueeze(1)                # (N, j, i)
-    loss = where(pair, margins.clamp(min=0.0), 0.0).sum((1, 2)) / c
+    loss = where(pair & (margins > 0), margins, 0.0).sum((1, 2)) / c     # torch's kernel: no slope at 0 or NaN
     loss = loss.reshape(shape)
     if reduction == "mean" and loss.numel() == 0:
         return loss.sum()                     # 0 for an empty batch (torch's kernel leaves it uninitialized)

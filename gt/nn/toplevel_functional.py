@@ -185,8 +185,10 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
 # ---- losses -------------------------------------------------------------------------------------------
 def kl_div(input, target, reduction=0, *, log_target=False):
     """``nn.functional.kl_div`` with an int ``reduction`` (default 0: elementwise); 1 (mean) averages
-    over every element."""
-    return F.kl_div(input, target, reduction=_reduction(reduction, "kl_div"), log_target=log_target)
+    over every element (without the warning of ``F.kl_div``'s 'mean': torch's top level gives none)."""
+    reduction = _reduction(reduction, "kl_div")
+    loss = F.kl_div(input, target, reduction="none" if reduction == "mean" else reduction, log_target=log_target)
+    return loss.mean() if reduction == "mean" else loss
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction=0):
