@@ -31,6 +31,7 @@ from gt.tensor.functions import cat, stack
 from gt.tensor.linalg_methods import (cholesky, det, eigh, eigvalsh, inv, matrix_input, matrix_power, pinv, qr,
                                       slogdet, solve, svd, svdvals, _cutoff, _legacy_tolerance)
 from gt.tensor.creation import zeros
+from gt.tensor._args import norm_input
 from gt.tensor.arithmetic import where
 from gt.tensor.linalg_base import eye_like
 from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, solve_triangular,
@@ -54,11 +55,12 @@ def _float_input(x, name):
     return x
 
 
-def vector_norm(x, ord=2, dim=None, keepdim=False):
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     """The vector ``ord``-norm of ``x`` over ``dim`` (None: every element): ``sum(|x|**ord) **
     (1 / ord)`` for any real ord, ``max |x|`` for inf, ``min |x|`` for -inf, the count of nonzeros
-    for 0 (no gradient). The 2-norm's gradient is 0 where the norm is 0 (torch's)."""
-    x = _float_input(x, "linalg.vector_norm")
+    for 0 (a zero gradient). The 2-norm's gradient is 0 where the norm is 0 (torch's). ``dtype``:
+    ``x`` is cast to it first, as torch's."""
+    x = norm_input(_float_input(x, "linalg.vector_norm"), dtype)
     if isinstance(ord, bool) or not isinstance(ord, (int, float)):
         raise TypeError(f"linalg.vector_norm: ord must be a number, got {type(ord).__name__} ({ord!r})")
     if x.dtype in dtypes.HALVES and abs(ord) != math.inf:
@@ -67,12 +69,10 @@ def vector_norm(x, ord=2, dim=None, keepdim=False):
     dim = tuple(range(x.ndim)) if dim is None else dim
     if ord == 2:
         return x.norm(2, dim, keepdim)
-    if ord == math.inf:
-        return x.abs().amax(dim, keepdim)
-    if ord == -math.inf:
-        return x.abs().amin(dim, keepdim)
+    if ord == math.inf or ord == -math.inf:
+        return x.norm(ord, dim, keepdim)
     if ord == 0:
-        return (x != 0).to(x.dtype).sum(dim=dim, keepdim=keepdim).detach()
+        return x.norm(0, dim, keepdim)
     if ord == 1:
         return x.abs().sum(dim=dim, keepdim=keepdim)
     return x.norm(ord, dim, keepdim)      # torch's gradient at zeros (0, where the composed ops give NaN)

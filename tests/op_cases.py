@@ -231,6 +231,11 @@ case("function", "Sum", lambda a: gt.sum(a, 1), XR, torch_fn=lambda a: T.sum(a, 
 case("function", "Mean", lambda a: gt.mean(a, axis=(0, 1)), XR, torch_fn=lambda a: T.mean(a, dim=(0, 1)))
 case("scalar_input", "Sum", lambda a: a.sum(), randn(seed=9))
 case("max_function", "Max", lambda a: gt.max(a), XD, torch_fn=lambda a: a.max())
+# the inf-norms (|values| distinct: no ties)
+case("inf_norm", "NormMax", lambda a: a.norm(float("inf"), dim=1), XD + 0.03,
+     torch_fn=lambda a: T.linalg.vector_norm(a, float("inf"), dim=1))
+case("neg_inf_norm", "NormMin", lambda a: gt.linalg.vector_norm(a, float("-inf"), dim=(0, 2), keepdim=True), XD + 0.03,
+     torch_fn=lambda a: T.linalg.vector_norm(a, float("-inf"), dim=(0, 2), keepdim=True))
 case("unbiased", "var", lambda a: a.var(1, unbiased=True), XR, torch_fn=lambda a: a.var(1, unbiased=True))
 
 # ---- layout -------------------------------------------------------------------------------

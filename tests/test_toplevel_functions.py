@@ -464,7 +464,7 @@ def _values(text):
 def test_set_printoptions_changes_repr_as_torch(restore_printoptions):
     data = np.array([1.23456789, -2.5, 1000.125, 0.0078125])
     default = repr(gt.tensor(data))
-    assert "1.2346" in default and "shape=(4,)" in default
+    assert "1.2346" in default
     for kwargs in ({"precision": 2}, {"precision": 6}, {"sci_mode": False, "precision": 3}):
         gt.set_printoptions(**kwargs)
         torch.set_printoptions(**kwargs)

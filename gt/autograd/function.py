@@ -76,8 +76,9 @@ class GraphNode:
     @property
     def name(self):
         """The op's name, ``"Mul"`` (the public gt's ``grad_fn.name``); called, torch's name of the
-        node, ``grad_fn.name() == "MulBackward0"``."""
-        return OpName(type(self).__name__, type(self).__name__ + "Backward0")
+        node, ``grad_fn.name() == "MulBackward0"``. One gt op standing for several torch ops
+        (``Permute`` for ``transpose`` and ``t``) names its node ``_torch_name``, as torch's."""
+        return OpName(type(self).__name__, getattr(self, "_torch_name", None) or type(self).__name__ + "Backward0")
 
     @property
     def next_functions(self):

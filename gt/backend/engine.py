@@ -131,7 +131,7 @@ class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, Sp
 
     @abc.abstractmethod
     def format(self, arr):
-        """``arr``'s values as text for ``repr(tensor)`` (numpy's array2string layout, 4 digits)."""
+        """``arr``'s values as text for ``repr(tensor)`` (torch's layout: gt/backend/print_options.py)."""
         raise NotImplementedError
 
     @abc.abstractmethod

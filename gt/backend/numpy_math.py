@@ -160,6 +160,8 @@ class NumpyMath:
     def cumprod(self, x, axis):
         if x.dtype == np.float16:     # torch accumulates half in float32
             return np.cumprod(x, axis=axis, dtype=np.float32).astype(np.float16)
+        if x.dtype == np.float32:     # and float32 in float64, as torch's CPU kernel
+            return np.cumprod(x, axis=axis, dtype=np.float64).astype(np.float32)
         integral = x.dtype.kind in "biu"
         return np.cumprod(x, axis=axis, dtype=np.int64 if integral else x.dtype)
 

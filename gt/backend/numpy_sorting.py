@@ -54,6 +54,8 @@ class NumpySorting:
     def cumsum(self, x, axis):
         if x.dtype == np.float16:     # torch accumulates half in float32 (float16 stalls at 2048)
             return np.cumsum(x, axis=axis, dtype=np.float32).astype(np.float16)
+        if x.dtype == np.float32:     # and float32 in float64 (its CPU kernel's acc_type): torch's bits
+            return np.cumsum(x, axis=axis, dtype=np.float64).astype(np.float32)
         integral = x.dtype.kind in "biu"
         return np.cumsum(x, axis=axis, dtype=np.int64 if integral else x.dtype)
 

@@ -17,7 +17,16 @@ class Add(Function):
         return g, g
 
 
+def _operand_is_number(node, i):
+    """Whether operand ``i`` of a recorded binary op was a Python number (torch names such nodes
+    apart: ``1 - x`` is RsubBackward1, ``2 ** x`` PowBackward2)."""
+    inputs = getattr(node, "inputs", None) or ()
+    return len(inputs) > i and isinstance(inputs[i], (int, float)) and not isinstance(inputs[i], bool)
+
+
 class Sub(Function):
+    _torch_name = property(lambda self: "RsubBackward1" if _operand_is_number(self, 0) else "SubBackward0")
+
     def forward(self, a, b):
         return a - b
 
@@ -81,6 +90,9 @@ class Div(Function):
 
 class Pow(Function):
     """``a ** b``; either side may be a Python number (``x ** 2``, ``2 ** x``)."""
+
+    _torch_name = property(lambda self: "PowBackward2" if _operand_is_number(self, 0) else
+                           "PowBackward0" if _operand_is_number(self, 1) else "PowBackward1")
 
     def forward(self, a, b):
         # a negative base with a fractional exponent is NaN and 0 ** -1 inf, silently as torch
@@ -273,6 +285,10 @@ class Clip(Function):
     """``min(max(x, low), high)``; each bound is None, a number or an array. The gradient passes to
     x where ``low <= x <= high`` (inclusive) and to an array bound where it was taken, as torch.clamp."""
 
+    # torch's clamp: ClampBackward1 with number bounds, ClampBackward0 with a tensor bound
+    _torch_name = property(lambda self: "ClampBackward0" if any(
+        not isinstance(b, (int, float, type(None))) for b in (getattr(self, "inputs", None) or ())[1:]) else "ClampBackward1")
+
     def forward(self, x, low=None, high=None):
         self.save(x, low, high)
         return B.clip(x, low, high)
@@ -321,6 +337,8 @@ class Where(Function):
 
 
 class Cast(Function):
+    _torch_name = "ToCopyBackward0"
+
     def forward(self, x, dtype):
         self.save(B.dtype_of(x))
         return B.astype(x, dtype)
@@ -335,6 +353,8 @@ class Cast(Function):
 class Rounding(Function):
     """``floor``, ``ceil``, ``trunc``, ``round`` or ``sign`` (``how``): piecewise constant, so the
     gradient is zero wherever it is defined, as torch's (zeros, not no gradient at all)."""
+
+    _torch_name = property(lambda self: (getattr(self, "inputs", None) or ("", "rounding"))[1].title() + "Backward0")
 
     def forward(self, x, how):
         out = getattr(B, how)(x)

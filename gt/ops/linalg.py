@@ -31,9 +31,20 @@ def _swap(x):
     return B.transpose(x, axes)
 
 
+def _matmul_node_name(nd):
+    """torch's node for a product of operands of ``nd`` dims (mm, mv, dot; batched: a view)."""
+    if nd is None:
+        return None
+    named = {(2, 2): "MmBackward0", (2, 1): "MvBackward0", (1, 1): "DotBackward0", (1, 2): "SqueezeBackward4"}
+    return named.get(nd, "UnsafeViewBackward0" if nd[0] != 2 else "CloneBackward0")
+
+
 class Matmul(Function):
+    _torch_name = property(lambda self: _matmul_node_name(getattr(self, "nd", None)))
+
     def forward(self, a, b):
         self.save(a, b)
+        self.nd = (a.ndim, b.ndim)
         self.low = amp.matmul_dtype(a, b)
         return _mm(a, b, self.low)
 
@@ -78,6 +89,16 @@ class Matmul(Function):
         return ga, gb
 
 
+def _linear_node_name(inputs):
+    """torch's node for ``F.linear``: addmm (or mm) on 2-D input, a view of it on others."""
+    if not inputs:
+        return None
+    nd, bias = inputs[0].ndim, len(inputs) > 2 and inputs[2] is not None
+    if nd == 2:
+        return "AddmmBackward0" if bias else "MmBackward0"
+    return "ViewBackward0" if bias else "SqueezeBackward4" if nd == 1 else "UnsafeViewBackward0"
+
+
 class Linear(Function):
     """``y = x @ weight.T + bias`` for x of shape (..., in), weight (out, in), bias (out,).
     Leading axes are flattened so each direction is a single gemm. The weight's gradient may be
@@ -88,6 +109,7 @@ class Linear(Function):
     # torch's linear saves weight.t(), a tensor of its own: ``weight.data = ...`` after the forward
     # leaves this backward on the old values (gt/autograd/release.py)
     saved_follow_data = False
+    _torch_name = property(lambda self: _linear_node_name(getattr(self, "inputs", None)))
 
     def forward(self, x, weight, bias=None):
         self.low = low = amp.matmul_dtype(x, weight)
@@ -169,6 +191,8 @@ class LayerNorm(Function):
     (biased variance, as torch). One engine kernel where the engine has one for the dtype
     (``B.layer_norm_fused``: torch's ``native_layer_norm``, the numpy engine's in
     gt/backend/numpy_kernels.py), else composed here; the same values to float rounding."""
+
+    _torch_name = "NativeLayerNormBackward0"
 
     def forward(self, x, weight, bias, n_axes=1, eps=1e-5):
         axes = tuple(range(x.ndim - n_axes, x.ndim))

@@ -119,6 +119,8 @@ class MathFunction(Function):
     ``"xy"`` both, else the input), so that an in-place change of the other is no error."""
 
     reads = {"tan": "y", "expm1": "y", "exp2": "y"}
+    # torch's node of each function: ``log1p`` -> Log1PBackward0, ``log_ndtr`` -> LogNdtrBackward0
+    _torch_name = property(lambda self: self.fn.title().replace("_", "") + "Backward0")
 
     def _values(self, name, x):
         return B.elementwise_math(name, x)

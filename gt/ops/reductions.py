@@ -14,6 +14,9 @@ def _keepdims_shape(shape, axis):
 
 
 class Sum(Function):
+    # torch's nodes: SumBackward0 sums everything, SumBackward1 over dims
+    _torch_name = property(lambda self: "SumBackward0" if self.axis is None else "SumBackward1")
+
     def forward(self, x, axis=None, keepdims=False):
         self.in_shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
         return B.sum(x, axis=axis, keepdims=keepdims)
@@ -28,6 +31,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    _torch_name = property(lambda self: "MeanBackward0" if self.axis is None else "MeanBackward1")
+
     def forward(self, x, axis=None, keepdims=False):
         self.in_shape, self.axis, self.keepdims = tuple(x.shape), axis, keepdims
         return B.mean(x, axis=axis, keepdims=keepdims)
@@ -71,32 +76,59 @@ class _Extremum(_SavedReduction):
     """max/min: the gradient goes to the positions that hold the extremum, split evenly among ties."""
 
     reduce = None
+    nan_grad = True     # NaN over a slice whose extremum is NaN (amax); False: 0 there (the inf-norms)
 
     def kept(self, x, axis):
         return getattr(B, self.reduce)(x, axis=axis, keepdims=True)
 
-    def grad(self, x, out, g):
+    def _hits(self, x, out):
+        """The positions holding the extremum and their count per slice (in x's dtype, not int64).
+        A NaN extremum: torch's max()/min() over every element send the gradient to the NaNs;
+        amax/amin over dims compare with ``==``, find none, and give NaN (``0 * (g / 0)``) over
+        that slice, as torch's."""
         hit = x == out
-        count = B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))  # in x's dtype, not int64
-        return B.where(hit, g / count, 0)
+        if self.axis is None and self.nan_grad:
+            hit = B.where(out != out, x != x, hit)
+        return hit, B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))
+
+    def grad(self, x, out, g):
+        hit, count = self._hits(x, out)
+        with B.quiet_float_errors():
+            return hit * (g / count) if self.nan_grad else B.where(hit, g / count, 0)
 
     def grad_graph(self, x, out, g):
-        hit = x == out
-        count = B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))
-        return g * mask_like(g, B.where(hit, 1 / count, 0))
+        hit, count = self._hits(x, out)
+        with B.quiet_float_errors():
+            weights = hit * (1 / count) if self.nan_grad else B.where(hit, 1 / count, 0)
+        return g * mask_like(g, weights)
 
 
 class Max(_Extremum):
     reduce = "max"
+    _torch_name = property(lambda self: "MaxBackward1" if self.axis is None else "AmaxBackward0")
 
 
 class Min(_Extremum):
     reduce = "min"
+    _torch_name = property(lambda self: "MinBackward1" if self.axis is None else "AminBackward0")
+
+
+class NormMax(Max):
+    """The inf-norm's max of ``|x|``: torch's gradient over a NaN slice is 0 (``sgn(NaN)``)."""
+    nan_grad = False
+    _torch_name = "LinalgVectorNormBackward0"
+
+
+class NormMin(Min):
+    nan_grad = False
+    _torch_name = "LinalgVectorNormBackward0"
 
 
 class Norm2(_SavedReduction):
     """The 2-norm ``sqrt(sum(x * x))`` over ``axis`` (a tuple, or None: all). Its gradient is
     ``x / norm``, and 0 where the norm is 0 (torch's choice; the composed ops would give NaN)."""
+
+    _torch_name = "LinalgVectorNormBackward0"
 
     def kept(self, x, axis):
         return B.sqrt(B.sum(x * x, axis=axis, keepdims=True))
@@ -147,6 +179,8 @@ class NormP(_SavedReduction):
 class StdFromVar(Function):
     """``sqrt(var)``: torch's std, whose gradient is 0 where the std is 0 (a constant slice),
     where sqrt's ``g / (2 * 0)`` times the variance's zero gradient would be NaN."""
+
+    _torch_name = "StdBackward0"
 
     def forward(self, var):
         with B.quiet_float_errors():

@@ -6,6 +6,8 @@ from gt.backend import B
 
 
 class Reshape(Function):
+    _torch_name = "ViewBackward0"       # torch's reshape of contiguous data is a view
+
     def forward(self, x, shape):
         self.in_shape = tuple(x.shape)
         return B.reshape(x, shape)
@@ -43,6 +45,10 @@ class Expand(Function):
 class GetItem(Function):
     """``x[index]``; the backward scatters (adds, for repeated indices) into zeros."""
 
+    @property
+    def _torch_name(self):
+        return _index_node_name(self.index)
+
     def forward(self, x, index):
         self.in_shape, self.index = tuple(x.shape), index
         self.dtype = B.dtype_of(x)
@@ -54,6 +60,24 @@ class GetItem(Function):
 
     def backward_graph(self, g):
         return (AddAtIndex.apply(g, self.in_shape, self.dtype, self.index),)
+
+
+def _index_node_name(index):
+    """torch's node for ``x[index]``: the last view it applies (select, slice, unsqueeze), an
+    alias when none, ``IndexBackward0`` once an index array is in it."""
+    if not isinstance(index, tuple):
+        return "SliceBackward0" if isinstance(index, slice) else _index_node_name((index,))
+    name = "AliasBackward0"
+    for item in index:
+        if isinstance(item, bool) or not isinstance(item, (int, slice, type(None), type(Ellipsis))):
+            return "IndexBackward0"
+        if isinstance(item, int):
+            name = "SelectBackward0"
+        elif item is None:
+            name = "UnsqueezeBackward0"
+        elif isinstance(item, slice) and item != slice(None):
+            name = "SliceBackward0"
+    return name
 
 
 class AddAtIndex(Function):
@@ -107,6 +131,8 @@ class ScaleGradient(Function):
 class Contiguous(Function):
     """``x`` with its elements laid out row-major (a copy; ``Tensor.contiguous`` asks only for a
     tensor that is not): the gradient passes through unchanged."""
+
+    _torch_name = "CloneBackward0"
 
     def forward(self, x):
         return B.ascontiguous(x)

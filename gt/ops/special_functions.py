@@ -92,6 +92,9 @@ class SpecialFunction(MathFunction):
     the gradient is ``g * f'(x)`` (``_DERIVATIVES``)."""
 
     reads = {"ndtri": "y", "i0e": "xy", "i1": "xy", "i1e": "xy", "erfcx": "xy", "log_ndtr": "xy"}
+    # torch's aten ops of ``torch.special`` name their nodes Special...; these three are older
+    _torch_name = property(lambda self: ("" if self.fn in ("lgamma", "digamma", "i0") else "Special")
+                           + self.fn.title().replace("_", "") + "Backward0")
 
     def _values(self, name, x):
         return B.special_math(name, x)

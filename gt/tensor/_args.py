@@ -4,6 +4,8 @@ Python scalars."""
 import math
 import numbers
 
+from gt import dtypes
+
 
 def _pick(axis, dim, name="axis", default=None):
     """The axis from ``axis`` (numpy's name) or ``dim`` (torch's); ``default`` when neither is given.
@@ -69,3 +71,20 @@ def _fill(value, dtype_name=None):
         if not low <= value <= high and (dtype_name.startswith("int") or math.isfinite(value)):
             raise RuntimeError(f"value cannot be converted to type {dtype_name} without overflow")
     return value
+
+
+_FLOAT_WIDTH = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
+
+
+def norm_input(x, dtype):
+    """``x`` cast to a norm's ``dtype=``: torch refuses a cast that narrows a float (float64 to
+    float32, float32 to a half, one half to the other)."""
+    if dtype is None:
+        return x
+    dtype = dtypes.to_dtype(dtype)
+    have, want = _FLOAT_WIDTH.get(x.dtype.name), _FLOAT_WIDTH.get(dtype.name)
+    if have is not None and (want is None or want < have or (want == have and dtype != x.dtype)):
+        raise RuntimeError(f"linalg.vector_norm: the dtype of the input ({dtypes.torch_type_name(x.dtype.name)}) "
+                           "should be convertible without narrowing to the specified dtype "
+                           f"({dtypes.torch_type_name(dtype.name)})")
+    return x.to(dtype)

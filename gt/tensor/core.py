@@ -31,7 +31,7 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Replicate, Shard
-from gt.tensor import arithmetic, checks, dispatch, extra_methods, inplace, numpy_interop, reductions, rules
+from gt.tensor import arithmetic, checks, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, tensor_repr
 from gt.tensor import shape as shape_methods
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import ArithmeticMethods
@@ -284,7 +284,9 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         This is the public gt's rule, which gt code relies on (``q @ k.T`` on (batch, seq, dim)
         tensors). On 2-d tensors it is also torch's and numpy's; on 3 or more dims torch
         deprecates ``.T`` and numpy reverses every axis: write ``permute`` for that."""
-        return self.transpose(-2, -1) if self.ndim >= 2 else self
+        if self.ndim < 2:
+            return self
+        return shape_methods._named(self.transpose(-2, -1), self, "PermuteBackward0")   # torch's numpy_T
 
     @property
     def mT(self):
@@ -360,14 +362,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         return self.to(dtypes.bool_)
 
     def __repr__(self):
-        extra = ""
-        if self._ctx is not None:
-            extra = f", grad_fn=<{self._ctx.name}Backward>"
-        elif self.requires_grad:
-            extra = ", requires_grad=True"
-        if self._placed is not None:
-            extra += f", placement={self.placement!r}"
-        return f"tensor({B.format(self._data)}, shape={self.shape}, dtype={self.dtype!r}{extra})"
+        return tensor_repr.tensor_repr(self)      # torch's layout (gt/tensor/tensor_repr.py)
 
     # ---- autograd ------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None, *, grad=None):
@@ -405,7 +400,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         nothing (gt lays tensors out row-major)."""
         compat_methods.check_memory_format(memory_format, self.ndim, "clone")
         if self.requires_grad and autograd.is_grad_enabled():
-            return self + 0
+            return shape_methods._named(self + 0, self, "CloneBackward0")
         p = self._placed
         if p is None:
             return Tensor._wrap(B.copy(self._array))

@@ -14,10 +14,11 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, reduction_axes
-from gt.tensor._args import _fill, _pick, _scalar, _varargs
+from gt.tensor._args import _fill, _pick, _scalar, _varargs, norm_input
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
+from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, where)
@@ -96,11 +97,11 @@ class ExtraMethods:
     # ---- reductions ---------------------------------------------------------------------------
     def amax(self, dim=(), keepdim=False):
         """The largest values over ``dim`` (an int, a tuple; ``()``: all), the gradient split
-        evenly among ties (torch's ``amax``)."""
-        return self.max(None if dim == () else dim, keepdims=keepdim)
+        evenly among ties (torch's ``amax``; NaN over a slice whose largest value is NaN)."""
+        return self.max(_all_dims(self) if dim == () else dim, keepdims=keepdim)
 
     def amin(self, dim=(), keepdim=False):
-        return self.min(None if dim == () else dim, keepdims=keepdim)
+        return self.min(_all_dims(self) if dim == () else dim, keepdims=keepdim)
 
     def logsumexp(self, dim, keepdim=False):
         """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""
@@ -121,18 +122,20 @@ class ExtraMethods:
         ``-inf``, 0 (the count of non-zero elements) or any other number, negative ones included;
         ``"nuc"``: a matrix's nuclear norm. A p-norm's gradient is 0 where it is 0 (torch's).
         ``dtype``: computed in it (a cast first)."""
-        x = _floating(self if dtype is None else self.to(dtype))
+        x = _floating(norm_input(self, dtype))
         if x.dtype in dtypes.HALVES and p != math.inf and p != -math.inf:
             # summed in float32 and rounded back, as torch does (squares of half values overflow)
             return x.to(dtypes.float32).norm(p, dim, keepdim).to(x.dtype)
         if p == "nuc":
             return nuclear_norm(x, dim, keepdim)
-        axes = reduction_axes(dim, x.ndim, "norm")
+        axes = reduction_axes(dim, x.ndim, "norm") if x.ndim else None    # a 0-d tensor's dim 0 or -1: itself
         if p in (2, "fro"):
             return reduction_ops.Norm2.apply(x, axes, bool(keepdim))
         if p == math.inf or p == -math.inf:
             a = x.abs()
-            return a.max(axes, keepdims=keepdim) if p > 0 else a.min(axes, keepdims=keepdim)
+            a._nonempty("norm", axes)
+            op = reduction_ops.NormMax if p > 0 else reduction_ops.NormMin
+            return a._reduce(op, "norm", axes, keepdim, None, False)
         if not isinstance(p, (int, float)) or isinstance(p, bool) or math.isnan(p):
             raise ValueError(f"norm: p must be 'fro', 'nuc', inf, -inf or a number, got {p!r}")
         if p == 0:                       # how many are not 0 (NaN counts), with torch's zero gradient
@@ -182,7 +185,8 @@ class ExtraMethods:
             raise TypeError("flip() missing required argument 'dims'")
         axes = normalize_axes(dims, self.ndim, "flip")
         out = self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
-        return _own_memory(out, all(self.shape[a] <= 1 for a in axes))    # numpy's reversed slice is a view
+        # numpy's reversed slice is a view; a 0-d tensor takes dim 0 or -1 (torch's wrap) and is copied
+        return _own_memory(out, all(a >= self.ndim or self.shape[a] <= 1 for a in axes))
 
     # ---- products and blends --------------------------------------------------------------------
     def outer(self, vec2):
@@ -282,7 +286,7 @@ class ExtraMethods:
         """The transpose of a tensor of at most 2 dims (torch's ``t``)."""
         if self.ndim > 2:
             raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; use transpose or mT")
-        return self if self.ndim < 2 else self.transpose(0, 1)
+        return self if self.ndim < 2 else _named(self.transpose(0, 1), self, "TBackward0")
 
     def view_as(self, other):
         return self.reshape(other.shape)
@@ -414,6 +418,11 @@ class ExtraMethods:
     def new_tensor(self, data, dtype=None, requires_grad=False):
         data = data._data if isinstance(data, Tensor) else data       # a copy, off the tape, as torch's
         return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True)).requires_grad_(requires_grad)
+
+
+def _all_dims(t):
+    """Every dim spelled out: torch's amax/amin over ``()``, whose gradient is not max()'s."""
+    return tuple(range(t.ndim))
 
 
 def _scaled(t, factor):

@@ -125,9 +125,8 @@ def set_num_interop_threads(nthreads):
     _interop_threads[0] = nthreads
 
 
-# torch's named profiles: (precision, threshold, edgeitems, linewidth). "default" is gt's own
-# layout (gt summarises arrays from 200 elements on; torch from 1000).
-_PROFILES = {"default": (4, 200, 3, 75), "short": (2, 1000, 2, 80), "full": (4, float("inf"), 3, 80)}
+# torch's named profiles: (precision, threshold, edgeitems, linewidth).
+_PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, float("inf"), 3, 80)}
 
 
 def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):

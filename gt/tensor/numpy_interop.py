@@ -111,7 +111,8 @@ class NumpyMethods:
         return bool((self == element).any())
 
     def __format__(self, spec):
-        # torch's rule: a 0-d tensor formats as its number (f"{loss:.4f}"), others as their repr
-        if self.ndim == 0:
+        # torch's rule: a plain 0-d tensor formats as its number (f"{loss:.4f}"), others (a
+        # Parameter too) as their repr, which refuses a format spec
+        if self.ndim == 0 and type(self) is Tensor:
             return format(self.item(), spec)
         return object.__format__(self, spec)

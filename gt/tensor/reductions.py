@@ -43,6 +43,9 @@ class ReductionMethods:
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
         """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
+        if dtype is not None and not dtypes.to_dtype(dtype).is_floating_point:
+            raise RuntimeError("mean(): could not infer output dtype. Optional dtype must be either a floating "
+                               f"point or complex dtype. Got: {dtypes.torch_type_name(dtypes.to_dtype(dtype).name)}")
         x = self if self.dtype.is_floating_point or dtype is not None else self.to(dtypes.default_float)
         return x._reduce(reduction_ops.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
 
@@ -75,9 +78,10 @@ class ReductionMethods:
             raise TypeError(f"{name}(): keepdim= needs a dim, as torch's {name}(dim, keepdim) (or {name}() over "
                             "all elements)")
         axis = normalize_axis(axis, max(self.ndim, 1), name)      # a 0-d tensor: dim 0 or -1, as torch
+        src = self.to(dtypes.int32) if self.dtype == dtypes.bool_ else self   # torch's argmax refuses bools
         if self.ndim == 0:
-            return ExtremumResult[name](self.clone(), self._arg(arg, name, None, False, None, False))
-        index = self._arg(arg, name, axis, False, None, True)      # the first position, dims kept
+            return ExtremumResult[name](self.clone(), src._arg(arg, name, None, False, None, False))
+        index = src._arg(arg, name, axis, False, None, True)       # the first position, dims kept
         values = self.gather(axis, index)                          # the gradient goes there alone
         if not keepdim:
             values, index = values.squeeze(axis), index.squeeze(axis)
@@ -127,6 +131,9 @@ class ReductionMethods:
         return reduction_ops.StdFromVar.apply(var)    # a zero gradient over a constant slice, as torch
 
     def _arg(self, fn, name, axis, keepdims, dim, keepdim):
+        if self.dtype == dtypes.bool_:
+            raise TypeError(f"{name}(): does not support bool input (torch raises too); cast it first, "
+                            f"e.g. x.int().{name}()")
         axis = _pick(axis, dim)
         if axis is not None:
             axis = normalize_axis(axis, self.ndim, name)

@@ -284,6 +284,9 @@ class RemainingMethods:
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
                                f"{dtypes.torch_type_name(self.dtype.name)}")
+        if dtype is not None and not dtypes.to_dtype(dtype).is_floating_point:
+            raise RuntimeError("nanmean(): could not infer output dtype. Optional dtype must be either a floating "
+                               f"point or complex dtype. Got: {dtypes.torch_type_name(dtypes.to_dtype(dtype).name)}")
         count = (~self.isnan()).sum(dim=dim, keepdim=True)
         total = self.nansum(dim, keepdim, dtype=dtype)
         counted = count if keepdim else count.sum(dim=dim, keepdim=False)

@@ -16,6 +16,15 @@ from gt.ops._shapes import normalize_axes, normalize_axis, numel
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 
+def _named(out, source, torch_name):
+    """``out`` with its node named as torch names the op that made it (``grad_fn.name()``,
+    ``repr``), where one gt op stands for several of torch's."""
+    ctx = out._ctx
+    if out is not source and ctx is not None and hasattr(ctx, "__dict__"):
+        ctx._torch_name = torch_name
+    return out
+
+
 class ShapeMethods:
     __slots__ = ()
 
@@ -70,7 +79,7 @@ class ShapeMethods:
         axes = list(range(self.ndim))
         a, b = normalize_axis(a, self.ndim, "transpose"), normalize_axis(b, self.ndim, "transpose")
         axes[a], axes[b] = axes[b], axes[a]
-        return shape_ops.Permute.apply(self, tuple(axes))
+        return _named(shape_ops.Permute.apply(self, tuple(axes)), self, "TransposeBackward0")
 
     def unsqueeze(self, axis=None, *, dim=None):
         axis = _pick(axis, dim)
@@ -79,7 +88,7 @@ class ShapeMethods:
         if not -self.ndim - 1 <= axis <= self.ndim:
             raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor with {self.ndim} dimension(s)")
         axis = axis % (self.ndim + 1)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+        return _named(self.reshape(self.shape[:axis] + (1,) + self.shape[axis:]), self, "UnsqueezeBackward0")
 
     def squeeze(self, *dims, axis=None, dim=None):
         """Drop size-1 axes (all of them, or only those given: ``squeeze(0)``, ``squeeze((0, 2))``,
@@ -87,7 +96,9 @@ class ShapeMethods:
         given = _varargs(dims, "squeeze")
         axes = normalize_axes(_pick(_pick(given, axis, "dims"), dim), self.ndim, "squeeze")
         keep = [n for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
-        return self.reshape(tuple(keep))
+        # torch's nodes: SqueezeBackward0 for all dims, 1 for one dim, 2 for a tuple of dims
+        form = 0 if axes is None else 2 if isinstance(_pick(_pick(given, axis, "dims"), dim), (tuple, list)) else 1
+        return _named(self.reshape(tuple(keep)), self, f"SqueezeBackward{form}")
 
     def expand(self, *sizes, size=None):
         """Broadcast to a larger shape without copying; -1 keeps an axis's size (``size=``: torch's keyword)."""

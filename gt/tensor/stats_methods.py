@@ -32,6 +32,7 @@ from gt.ops._shapes import normalize_axes, normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.quick_select import kth_position
+from gt.tensor.std_sort import replay_mode_ties
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -92,7 +93,10 @@ def _even_share(x, value):
     if not x.requires_grad:
         return value
     ties = (x.detach() == value) | (x.detach().isnan() & value.isnan())
-    share = where(ties, x - x.detach(), 0.0)            # 0 off the ties, NaN elements included
+    if bool(value.isinf()):          # x - x.detach() is NaN there: the sum of equal infinities instead
+        return where(ties, x, 0.0).sum() / ties.sum().to(x.dtype)
+    with B.quiet_float_errors():
+        share = where(ties, x - x.detach(), 0.0)        # 0 off the ties, NaN elements included
     return value + share.sum() / ties.sum().clamp_min(1).to(x.dtype)
 
 
@@ -121,6 +125,11 @@ def _quickselect_ties(xm, pos, k):
     return pos.new_tensor(flat).reshape(pos.shape)
 
 
+def _no_bools(x, op):
+    if x.dtype == dtypes.bool_:
+        raise TypeError(f"{op}: not implemented for bool tensors (torch raises too); cast them first")
+
+
 def _quantile_q(q, x, op):
     """``q`` as a 1-D tensor of x's dtype (values in [0, 1]) and whether it was a scalar."""
     if isinstance(q, Tensor):
@@ -144,10 +153,13 @@ class StatsMethods:
     # ---- median, kthvalue, mode ----------------------------------------------------------------
     def _median(self, dim, keepdim, skip_nan, result):
         op = result.__name__
+        _no_bools(self, op)
         if dim is None:
             flat = self.reshape(-1)
-            if flat.numel() == 0:
-                return Tensor._wrap(B.full((), math.nan, self.dtype))
+            if flat.numel() == 0 and self.dtype.is_floating_point:
+                return flat.sum() * math.nan        # NaN on the tape, as torch's (a zero-size gradient)
+            if flat.numel() == 0:                   # an integer tensor: its lowest value, as torch's
+                return Tensor._wrap(B.full((), -2 ** (31 if self.dtype == dtypes.int32 else 63), self.dtype))
             picked = flat._median(0, False, skip_nan, result).values
             return _even_share(flat, picked.detach()) if self.dtype.is_floating_point else picked
         xm, axis = _last(self, dim, op)
@@ -179,6 +191,8 @@ class StatsMethods:
     def kthvalue(self, k, dim=-1, keepdim=False):
         """``(values, indices)`` of the ``k``-th smallest element (``k`` from 1) along ``dim``; of
         tied values, the one torch's CPU quickselect reports."""
+        if self.ndim:                     # torch's 0-d shortcut takes a bool too
+            _no_bools(self, "kthvalue")
         xm, axis = _last(self, dim, "kthvalue")
         n = xm.shape[-1]
         if isinstance(k, bool) or not hasattr(k, "__index__") or not 1 <= int(k) <= n:
@@ -188,7 +202,7 @@ class StatsMethods:
 
     def mode(self, dim=-1, keepdim=False):
         """``(values, indices)``: the most frequent value along ``dim`` (the smallest of them on a
-        tie) and the last position holding it, as torch."""
+        tie) and the position torch's CPU kernel reports (the last one holding it in its sort)."""
         xm, axis = _last(self, dim, "mode")
         if xm.shape[-1] == 0:
             raise IndexError(f"mode: cannot take the mode of an empty dim {dim} (shape {self.shape})")
@@ -200,12 +214,13 @@ class StatsMethods:
         counts, after = _runs(ordered)
         best = counts.argmax(-1, keepdim=True)                    # the first (smallest) most frequent value
         pos = order.gather(-1, after.gather(-1, best) - 1)        # its last position (stable sort)
+        pos = replay_mode_ties(xm.detach(), pos, counts)           # or where torch's std::sort decides
         return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, ModeResult)
 
     # ---- quantiles -----------------------------------------------------------------------------
     def _quantile(self, q, dim, keepdim, interpolation, skip_nan):
         op = "nanquantile" if skip_nan else "quantile"
-        if not self.dtype.is_floating_point:
+        if self.dtype not in (dtypes.float32, dtypes.float64):     # torch refuses halves too
             raise TypeError(f"{op}: input tensor must be float32 or float64, got {self.dtype!r}")
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f"{op}: interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
@@ -318,9 +333,9 @@ class StatsMethods:
         """The ``p``-norm of ``self - other`` (broadcast) over every element; ``p=0`` counts the
         elements that differ."""
         diff = self - _operand(other, "dist")
-        if p == 0:
+        if p == 0 and not diff.dtype.is_floating_point:
             return (diff != 0).sum().to(diff.dtype)
-        return diff.norm(p)
+        return diff.norm(p)       # p=0 too: the count, with torch's zero gradient
 
     def renorm(self, p, dim, maxnorm):
         """Each slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to norm
@@ -365,9 +380,16 @@ def _interpolate(ordered, pos, how):
         return ordered.gather(-1, pos.round().to(dtypes.int64).clamp_max(n - 1))
     low = ordered.gather(-1, lower.to(dtypes.int64).clamp_max(n - 1))
     high = ordered.gather(-1, upper.to(dtypes.int64).clamp_max(n - 1))
-    if how == "midpoint":
-        return (low + high) / 2
-    return low.lerp(high, pos - lower)
+    # torch's lerp, from the nearer end: its last bits, and its infinities (-inf to 0 at 0.6 is
+    # -inf; NaN for midpoint between two infinities)
+    weight = 0.5 if how == "midpoint" else pos - lower
+    with B.quiet_float_errors():          # inf - inf is NaN silently, as in torch
+        diff = high - low
+        if ordered.dtype == dtypes.float32:   # torch's one fused multiply-add: exact in float64, one rounding
+            w = weight if isinstance(weight, float) else weight.to(dtypes.float64)
+            low, high, diff = low.to(dtypes.float64), high.to(dtypes.float64), diff.to(dtypes.float64)
+            return where(w < 0.5, low + w * diff, high + (w - 1) * diff).to(dtypes.float32)
+        return where(weight < 0.5, low + weight * diff, high - diff * (1 - weight))
 
 
 def _counts(pos, weight, bins):
