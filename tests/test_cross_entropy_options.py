@@ -92,7 +92,7 @@ def test_cross_entropy_rejects_bad_options():
     with pytest.raises(ValueError, match=r"target must have shape \(3, 5\)"):
         F.cross_entropy(gt.randn(3, 4, 5), [0, 1, 2])
     with pytest.raises(ValueError, match=r"\(N, C\) or \(N, C, d1, ...\)"):
-        F.cross_entropy(gt.randn(4), [0])
+        F.cross_entropy(gt.randn(4), [0, 1])          # an unbatched (C,) input takes one target, as torch's
 
 
 def test_on_a_gpu_an_ignored_batch_needs_no_host_read(monkeypatch):
