@@ -83,6 +83,8 @@ def _keeps_partial(cls, args):
         return all(partial) and len(tensors) == len(args)  # a constant would be added once per device
     if cls in (ew.Neg, sh.Contiguous):
         return True
+    if cls in (ew.Mul, ew.Div) and any(not _is_tensor(a) and not (a * 0 == 0 and (a or cls is ew.Mul)) for a in args):
+        return False   # a share times inf (or over 0) is not its part of the result: 0 * inf is NaN
     if cls is ew.Mul:
         return sum(partial) == 1 and all(a.placement.is_replicate() or a.placement.is_partial() for a in tensors)
     if cls is ew.Div:
