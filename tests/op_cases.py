@@ -16,7 +16,7 @@ import gt
 from gt.ops import attention, elementwise, linalg
 from gt.ops.conv import ConvInputGrad, ConvWeightGrad, PoolAdjoint, PoolRoute
 from gt.ops.padding import PadGrad
-from gt.ops.shape import AddAtIndex
+from gt.ops.shape import AddAtIndex, DiagonalEmbed
 from gt.ops.sorting import PutAlongAxis
 from helpers import distinct, nonzero, positive, randn
 
@@ -268,6 +268,12 @@ case("transpose_no_args", "Permute", lambda a: a.transpose(), X3, torch_fn=lambd
 case("T", "Permute", lambda a: a.T, X3, torch_fn=lambda a: a.mT)   # gt's .T: the last two axes
 case("T_2d", "Permute", lambda a: a.T, randn(3, 4))
 case("mT", "Permute", lambda a: a.mT, X3)
+case("last_two", "Diagonal", lambda a: a.diagonal(), randn(3, 4, seed=30))
+case("dims02", "Diagonal", lambda a: a.diagonal(0, 0, 2), randn(3, 4, 5, seed=31))
+case("offset_swapped", "Diagonal", lambda a: a.diagonal(1, 2, 1), randn(3, 4, 5, seed=32))
+case("negative_offset", "Diagonal", lambda a: a.diagonal(-2, -1, 0), randn(3, 4, 5, seed=33))
+case("dims02", "DiagonalEmbed", lambda g: DiagonalEmbed.apply(g, (3, 4, 5), g.dtype, (0, 0, 2)),
+     randn(4, 3, seed=34), torch_fn=lambda g: T.diagonal_scatter(T.zeros(3, 4, 5, dtype=g.dtype), g, 0, 0, 2))
 case("size1_axis", "Expand", lambda a: a.expand(2, 3, 4), randn(2, 1, 4, seed=11))
 case("new_leading", "Expand", lambda a: a.expand(2, 3, 5), randn(3, 1, seed=11))
 case("minus1", "Expand", lambda a: a.expand(-1, 3, -1), randn(2, 1, 4, seed=11))

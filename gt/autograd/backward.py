@@ -64,12 +64,16 @@ def walk(order, pending, retain_graph, capture=None):
             continue
         hooked = tensor_hooks and id(node) in tensor_hooks
         if hooked:
+            if runs is not None and id(node) in capture and id(node) in runs:
+                got[id(node)] = detached(node, g)   # torch's: a tensor whose op runs on is captured before its hooks
             g = grad_hooks.run(node, g)
         ctx = node._ctx
         if runs is not None:
-            if id(node) in capture:
+            if id(node) in capture and id(node) not in got:
                 got[id(node)] = detached(node, g)   # ours: g may flow on, or a hook keep it
             if id(node) not in runs:
+                if node._retains_grad and ctx is not None and id(node) in capture:   # as torch's retain hook
+                    _retain(node, g)
                 continue
         elif ctx is None:
             if hooked:

@@ -31,7 +31,7 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import deferred, function, grad_hooks, rebind, saved_hooks
+from gt.autograd import deferred, function, grad_hooks, node_hooks, rebind, saved_hooks
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.backend import B
 
@@ -62,14 +62,15 @@ class CustomNode(Function):
         self.materialize_grads, self.non_differentiable, self.outputs = True, set(), []
         self.grads = None
         self.dirty = ()
+        self._fn_hooks = self._hooked_out = None
 
     # ---- torch's ctx API -------------------------------------------------------------------------
     def save_for_backward(self, *tensors):
         """Keep tensors (or None) for the backward, where ``saved_tensors`` gives them back; changing
         one in place before then makes the backward raise, as torch's does."""
-        for t in tensors:
+        for i, t in enumerate(tensors):   # by position: tensors.index would compare tensors with ==
             if t is not None and not isinstance(t, function.Tensor):
-                raise TypeError(f"save_for_backward can only save tensors, but argument {tensors.index(t)} is of type "
+                raise TypeError(f"save_for_backward can only save tensors, but argument {i} is of type "
                                 f"{type(t).__name__}")
         self.to_save = tensors
 
@@ -116,16 +117,52 @@ class CustomNode(Function):
         if value:
             self.saved_objects = ()
 
+    def register_prehook(self, hook):
+        """Run ``hook(grad_outputs)`` before the user's backward: one entry per output of
+        ``forward``, None where an output got no gradient (torch's, before materializing)."""
+        return self._register(hook, pre=True)
+
+    def register_hook(self, hook):
+        """Run ``hook(grad_inputs, grad_outputs)`` after the user's backward: one gradient (or
+        None) per tensor input of ``forward``."""
+        return self._register(hook, pre=False)
+
+    def _register(self, hook, pre):
+        # kept apart from _node_hooks: the walk would hand those the hidden scalar's gradient
+        if not callable(hook):
+            raise TypeError(f"register_{'pre' if pre else ''}hook expects a callable, got {type(hook).__name__}")
+        if self._fn_hooks is None:
+            self._fn_hooks = node_hooks.Hooks()
+        chosen = self._fn_hooks.pre if pre else self._fn_hooks.post
+        chosen.append(hook)
+        return node_hooks.RemovableHandle(chosen, hook)
+
     def _grads_in(self):
-        grads = []
-        for (out, dtype, shape), g in zip(self.outputs, self.grads or [None] * len(self.outputs)):
-            if g is None and self.materialize_grads and dtype is not None:   # None for a non-tensor output
-                g = B.zeros(shape, dtype)
-            if g is not None and not isinstance(g, function.Tensor):
-                g = function.Tensor._wrap(g)
-            grads.append(g)
+        grads = [g if g is None or isinstance(g, function.Tensor) else function.Tensor._wrap(g)
+                 for g in self.grads or [None] * len(self.outputs)]
         self.grads = None
+        if self._fn_hooks is not None:
+            for hook in list(self._fn_hooks.pre):
+                got = hook(tuple(grads))
+                if got is not None:
+                    grads = list(node_hooks.one_each(got, len(grads), "prehook"))
+            self._hooked_out = tuple(grads)
+        for i, (out, dtype, shape) in enumerate(self.outputs):
+            if grads[i] is None and self.materialize_grads and dtype is not None:   # None for a non-tensor output
+                grads[i] = function.Tensor._wrap(B.zeros(shape, dtype))
         return grads
+
+    def _run_post_hooks(self, out):
+        """``out`` (one gradient per input) after the hooks registered with ``register_hook``."""
+        tensors = [i for i, a in enumerate(self.inputs) if isinstance(a, function.Tensor)]
+        grad_inputs = tuple(out[i] for i in tensors)
+        for hook in list(self._fn_hooks.post):
+            got = hook(grad_inputs, self._hooked_out)
+            if got is not None:
+                grad_inputs = node_hooks.one_each(got, len(tensors), "hook")
+        for i, g in zip(tensors, grad_inputs):
+            out[i] = g if self.needs_input_grad[i] else None
+        return out
 
     def _call_backward(self, grads):
         backward = self.fn.backward
@@ -146,6 +183,9 @@ class CustomNode(Function):
             if g is not None and not isinstance(g, function.Tensor):
                 raise RuntimeError(f"function {self.name}Backward: expected a tensor or None as gradient {i}, got "
                                    f"{type(g).__name__}")
+            if g is not None and not isinstance(x, function.Tensor):
+                raise RuntimeError(f"function {self.name}Backward returned a gradient different than None at position "
+                                   f"{i + 1}, but the corresponding forward input was not a Variable")
             if g is None or not self.needs_input_grad[i]:
                 out.append(None)
                 continue
@@ -153,7 +193,7 @@ class CustomNode(Function):
                 raise RuntimeError(f"Function {self.name}Backward returned an invalid gradient at index {i} - got "
                                    f"{list(g.shape)} but expected shape compatible with {list(x.shape)}")
             out.append(g)
-        return out
+        return out if self._fn_hooks is None or not self._fn_hooks.post else self._run_post_hooks(out)
 
     def backward(self, _):
         # the user's backward is no op's own backward on plain arrays: ops it runs (a walk of its own
@@ -181,6 +221,10 @@ def _sums_to(got, shape):
     return all(s == g or s == 1 for s, g in zip(shape, got[len(got) - len(shape):]))
 
 
+_CTX_API = frozenset(("saved_tensors", "save_for_backward", "mark_dirty", "mark_non_differentiable",
+                      "set_materialize_grads"))
+
+
 class _Output(Function):
     """One differentiable output of a custom call: hands its gradient to the node."""
 
@@ -198,6 +242,20 @@ class _Output(Function):
     @property
     def metadata(self):
         return self.node.metadata
+
+    def register_prehook(self, hook):
+        return self.node.register_prehook(hook)     # torch's grad_fn of a custom call is its one node
+
+    def register_hook(self, hook):
+        return self.node.register_hook(hook)
+
+    def __getattr__(self, attr):
+        # torch's grad_fn of a custom call is its ctx: ``y.grad_fn.saved_tensors``, ``y.grad_fn.k``;
+        # only the ctx API and what forward set, never what the walk probes ops for (``_saved``, ...)
+        node = self.__dict__.get("node")
+        if node is not None and (attr in _CTX_API or (attr in node.__dict__ and not attr.startswith("_"))):
+            return getattr(node, attr)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
 
     def _give(self, g):
         node = self.node
@@ -237,11 +295,14 @@ def apply(cls, *args, **kwargs):
     _check_dirty(node, outputs)
     fresh = []
     for out in outputs:
-        if isinstance(out, Tensor) and any(out is a for a in node.inputs) and not any(out is d for d in node.dirty):
-            out = Tensor._from_value(out._value)   # an input returned as it is: an alias, as torch's
+        # an input returned as it is: an alias, as torch's (a dirty one too when nothing is recorded
+        # and it requires grad: torch's result then does not)
+        dirty = any(out is d for d in node.dirty) and (record or not out._requires_grad)
+        if isinstance(out, Tensor) and any(out is a for a in node.inputs) and not dirty:
+            out = Tensor._from_value(out._value)
         fresh.append(out)
     node.outputs = [(t, t.dtype, t.shape) if isinstance(t, Tensor) else (None, None, None) for t in fresh]
-    hooks = saved_hooks.active()
+    hooks = saved_hooks.active() if record else None    # torch packs nothing for a call it does not record
     if hooks is None:
         node.saved_objects = tuple(node.to_save)
         node.save(*(t._array for t in node.to_save if t is not None and t._placed is None))   # their versions

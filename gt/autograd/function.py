@@ -132,13 +132,15 @@ class Function(GraphNode):
         forward = next(c.__dict__["forward"] for c in cls.__mro__ if "forward" in c.__dict__)
         if isinstance(forward, staticmethod):
             cls.apply = classmethod(_custom_apply)
+            cls.__call__ = _legacy_call
 
     def save(self, *values):
         """Keep ``values`` (engine arrays, or anything else) for the backward, with the versions
         of the arrays: the walk raises if one is changed in place before then
         (gt/autograd/versions.py)."""
         hooks = saved_hooks.active()
-        if hooks is not None:          # gt.autograd.graph.saved_tensors_hooks: kept as the hook says
+        # torch packs only what a recorded op saves: not under no_grad, nor for inputs without grad
+        if hooks is not None and _mode.record and True in getattr(self, "needs_input_grad", (True,)):
             self._saved = saved_hooks.Packed(values, hooks, Tensor._wrap, B.is_array)
             self.saved_versions = None
             return
@@ -199,6 +201,12 @@ class Function(GraphNode):
 
     def __repr__(self):
         return f"<{self.name}Backward>"
+
+
+def _legacy_call(self, *args, **kwargs):
+    raise RuntimeError("Legacy autograd function with non-static forward method is deprecated. Please use new-style "
+                       "autograd function with static forward method. (Example: "
+                       "https://pytorch.org/docs/stable/autograd.html#torch.autograd.Function)")
 
 
 class OpName(str):

@@ -7,7 +7,8 @@ It runs the same walk as ``backward()`` (gt/autograd/backward.py), told which te
 only the ops on a path from the outputs to those tensors run (and are freed), no leaf's ``.grad``
 changes, no post-accumulate-grad hook or fused optimizer update runs, and a weight gradient kept
 as factors (gt/autograd/deferred.py) is made into its product. Tensor hooks (``register_hook``)
-run as in a backward, and ``retain_grad()`` tensors on those paths get their ``.grad`` as in torch.
+run as in a backward, and ``retain_grad()`` tensors on those paths, or captured, get their ``.grad``
+as in torch (``backward(inputs=)`` makes a computed input retain its grad, as torch's does).
 """
 
 import warnings
@@ -133,11 +134,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         _backward_into(roots, grad_tensors, retain_graph, create_graph, _tensors(inputs, "inputs", "backward"))
     elif len(roots) == 1:
-        one = grad_tensors[0] if isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) == 1 else grad_tensors
+        # torch zips tensors with gradients: extra gradients are ignored (a list of numbers is one gradient's data)
+        listed = isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) >= 1
+        one = grad_tensors[0] if listed and (len(grad_tensors) == 1 or _gradient_like(grad_tensors[0])) else grad_tensors
         backward_one(roots[0], one, retain_graph, create_graph)
     elif roots:
         _walk(roots, grad_tensors, retain_graph, create_graph)
         finish()
+
+
+def _gradient_like(g):
+    return g is None or isinstance(g, function.Tensor)
 
 
 def _walk(outputs, grad_outputs, retain_graph, create_graph, capture=None):
@@ -163,13 +170,15 @@ def _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs):
     leaf's post-accumulate-grad hooks then run, as in a backward)."""
     if not inputs:
         raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    for t in inputs:     # as torch: a computed input retains its grad, which the walk then gives it once
+        if not t.is_leaf and t.requires_grad:
+            t.retain_grad()
     grads = grad(roots, inputs, grad_tensors, retain_graph, create_graph, allow_unused=True)
     with function.set_grad_enabled(create_graph):     # create_graph: the sums are recorded too
         for t, g in zip(inputs, grads):
-            if g is not None:
+            if g is not None and t.is_leaf:
                 t.grad = g if t.grad is None else t.grad + g
-                if t.is_leaf:
-                    hooks.after_accumulate(t)
+                hooks.after_accumulate(t)
     finish()
 
 

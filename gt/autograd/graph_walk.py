@@ -42,12 +42,16 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             if g is None:
                 continue
             if hooked and id(node) in hooked:
+                if runs is not None and id(node) in capture and id(node) in runs:
+                    got[id(node)] = g      # torch's: a tensor whose op runs on is captured before its hooks
                 g = _run_hooks(node, g)
             ctx = node._ctx
             if runs is not None:
-                if id(node) in capture:
+                if id(node) in capture and id(node) not in got:
                     got[id(node)] = g
                 if id(node) not in runs:
+                    if node._retains_grad and ctx is not None and id(node) in capture:   # as torch's
+                        node.grad = g if node.grad is None else node.grad + g
                     continue
             elif ctx is None:    # torch's copy: g may be a view, or another leaf's, that a plain backward adds into
                 node.grad = g.clone() if node.grad is None else node.grad + g

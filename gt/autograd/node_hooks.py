@@ -52,7 +52,7 @@ def run_pre(hooks, g, wrap, unwrap):
     for hook in list(hooks.pre):
         got = hook((wrap(g),))
         if got is not None:
-            g = unwrap(_one_each(got, 1, "prehook")[0])
+            g = unwrap(one_each(got, 1, "prehook")[0])
     return g
 
 
@@ -74,12 +74,13 @@ def run_post(hooks, inputs, pairs, g, wrap, unwrap, tensor_type):
     for hook in list(hooks.post):
         got = hook(grad_inputs, (wrap(g),))
         if got is not None:
-            grad_inputs = _one_each(got, len(tensors), "hook")
+            grad_inputs = one_each(got, len(tensors), "hook")
     return [(a, unwrap(x)) for a, x in zip(tensors, grad_inputs)
             if x is not None and getattr(a, "requires_grad", False)]
 
 
-def _one_each(got, n, kind):
+def one_each(got, n, kind):
+    """A hook's replacement gradients as a tuple of ``n`` (torch's error for another count)."""
     got = tuple(got) if isinstance(got, (tuple, list)) else (got,)
     if len(got) != n:
         raise RuntimeError(f"a node's {kind} returned {len(got)} gradients where the node has {n}")

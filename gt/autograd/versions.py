@@ -29,6 +29,9 @@ def check_graph(ctx):
 def check(ctx, share=False):
     """Raise if an array ``ctx`` saved was changed in place since ``save``; None otherwise.
     ``share``: ``ctx`` is one device's share of an op run over the mesh (the message says so)."""
+    written = getattr(ctx, "written", None)
+    if written is not None:    # torch's backward reads the result of an in-place op from the tensor it wrote
+        _raise_if_changed(ctx, written[0], B.changed_since(*written), share)
     if getattr(ctx, "saved_versions", ()) is None:    # packed by saved-tensor hooks: what they keep is theirs
         return
     saved = getattr(ctx, "saved", None)

@@ -378,6 +378,12 @@ class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, Sp
         raise NotImplementedError
 
     @abc.abstractmethod
+    def diagonal_view(self, x, offset, dim1, dim2):
+        """The view of ``x``'s diagonal in the planes of ``dim1``, ``dim2`` (``offset`` above it), as
+        a new last axis (torch's ``diagonal``); writable where ``x`` is (``x.diagonal().fill_(0)``)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def broadcast_to(self, x, shape):
         """A read-only view of ``x`` broadcast to ``shape`` (numpy's rules)."""
         raise NotImplementedError

@@ -30,11 +30,13 @@ class FastPaths:
         """Why a write into ``arr`` may not happen, or None: ``"overlap"`` when two of its elements
         lie in one memory location as torch refuses to write into (an axis of more than one
         element with stride 0: an expanded tensor), and also ``"read-only"`` when the engine
-        cannot write there at all (numpy's broadcast views)."""
+        cannot write there at all (numpy's broadcast views); ``"read-only view"`` for a read-only
+        view without overlaps (a row or the diagonal of numpy's broadcast view), where torch writes."""
         strides = self.element_strides(arr)
+        writeable = getattr(getattr(arr, "flags", None), "writeable", True)
         if 0 not in strides or 0 in arr.shape or not any(s == 0 and n > 1 for n, s in zip(arr.shape, strides)):
-            return None
-        return "read-only" if not getattr(getattr(arr, "flags", None), "writeable", True) else "overlap"
+            return None if writeable else "read-only view"
+        return "read-only" if not writeable else "overlap"
 
     def matmul_lowp(self, a, b, dtype, result=None):
         """``a @ b`` with both inputs rounded to the low-precision gt ``dtype`` (bfloat16), the result

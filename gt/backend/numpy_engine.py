@@ -15,7 +15,7 @@ from gt.backend.engine import Engine
 from gt.backend.numpy_blas import NumpyBlas, add_rows
 from gt.backend.numpy_block_cache import BlockCache
 from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
-from gt.backend.numpy_kernels import FLOATS, NumpyKernels
+from gt.backend.numpy_kernels import FLOATS, NumpyKernels, array_sum
 from gt.backend.numpy_math import NumpyMath
 from gt.backend.numpy_scatter import NumpyScatter
 from gt.backend.numpy_sorting import NumpySorting
@@ -257,9 +257,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return np.clip(x, low, high)
 
     def sigmoid(self, x):
-        # exp of a non-positive argument only, so large |x| never overflows
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        y = x.astype(np.float32) if x.dtype == np.float16 else x    # float16 in float32, as torch's
+        e = np.exp(-np.abs(y))      # of a non-positive argument only: large |x| never overflows
+        return np.where(y >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
     def erf(self, x):
         return _erf(x)
@@ -292,7 +292,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         if (axis == 0 and not keepdims and type(x) is np.ndarray and x.ndim == 2 and x.dtype in FLOATS
                 and x.size >= self.COLUMN_SUM_MIN and x.shape[0] > 1 and (x.flags.c_contiguous or x.flags.f_contiguous)):
             return self._ones_vector(x.shape[0], x.dtype) @ x
-        return np.sum(x, axis=axis, keepdims=keepdims)
+        return array_sum(x, axis, keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
         return np.mean(x, axis=axis, keepdims=keepdims)
@@ -399,7 +399,12 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return arr.dtype == np.bool_
 
     def getitem(self, x, index):
-        return x[index]
+        out = x[index]
+        if isinstance(out, np.ndarray):
+            return out
+        # one element: numpy's scalar is a copy, torch's x[i] a 0-d view (written through): an Ellipsis keeps one
+        index = index if isinstance(index, tuple) else (index,)
+        return x[index if any(i is Ellipsis for i in index) else index + (Ellipsis,)]
 
     def index_add(self, target, index, values):
         """``target[index] += values`` where repeated integer indices add up (a scatter-add)."""

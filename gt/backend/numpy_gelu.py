@@ -44,6 +44,9 @@ def gelu_with_grad(x):
     path below, every other dtype through the float64-precise ``erf``."""
     if x.dtype == np.float32:
         return _gelu_with_grad32(x)
+    if x.dtype == np.float16:    # torch computes halves in float32, rounded once (1 + erf cancels in float16)
+        out, grad = _gelu_with_grad32(x.astype(np.float32))
+        return out.astype(np.float16), grad.astype(np.float16)
     cdf = 0.5 * (1 + erf(x * _INV_SQRT2))
     return x * cdf, cdf + x * (_INV_SQRT_2PI_64 * np.exp(-0.5 * x * x))
 

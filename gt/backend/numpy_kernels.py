@@ -315,3 +315,11 @@ class NumpyKernels:
 
         self._over_batch(part, w.shape[0], w.size)
         return whole.reshape(b, n, 3 * h * e) if packed else into
+
+
+def array_sum(x, axis=None, keepdims=False):
+    """``np.sum``, with float16 added up in float32 and rounded once, as torch's CPU sum does
+    (numpy's sum over a non-last axis rounds to float16 after every row)."""
+    if x.dtype == np.float16:
+        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16)
+    return np.sum(x, axis=axis, keepdims=keepdims)

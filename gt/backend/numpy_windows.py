@@ -14,3 +14,9 @@ class NumpyWindows:
         strides = (x.strides[:lead] + tuple(t * s for t, s in zip(steps, stride))
                    + tuple(t * d for t, d in zip(steps, dilation)))
         return as_strided(x, x.shape[:lead] + out + tuple(kernel), strides, writeable=False)
+
+    def diagonal_view(self, x, offset, dim1, dim2):
+        out = x.diagonal(offset, dim1, dim2)
+        if x.flags.writeable:        # numpy's diagonal is read-only; torch's writes through to x
+            out.flags.writeable = True
+        return out

@@ -430,6 +430,9 @@ def _reduces_empty(x, axis):
 
 
 def _host_float(dtype):
-    """The host dtype to draw in: a float the numpy engine can hold (bfloat16 is drawn in float32)."""
+    """The host dtype to draw in: a float the numpy engine can hold (bfloat16 is drawn in float32).
+    float16 is drawn in float64, as the numpy engine draws it, so both engines give the same halves."""
     dtype = dtypes.to_dtype(dtype)
-    return dtypes.float32 if dtype in (dtypes.bfloat16, dtypes.float16) else dtype
+    if dtype == dtypes.float16:
+        return dtypes.float64
+    return dtypes.float32 if dtype == dtypes.bfloat16 else dtype

@@ -129,6 +129,8 @@ def arange(start, stop, step, dtype, threads=1):
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
         return _integer_arange(start, stop, step, dtype)
+    if dtype.kind == "b":       # torch's CPU kernel has no bool version (numpy's allows two values)
+        raise NotImplementedError('"arange_cpu" not implemented for \'Bool\'')
     if dtype.kind != "f":
         return np.arange(start, stop, step, dtype=dtype)
     count = max(int(np.ceil((float(stop) - float(start)) / float(step))), 0)

@@ -43,6 +43,9 @@ class TorchWindows:
                    + tuple(t * d for t, d in zip(steps, dilation)))
         return x.as_strided(tuple(x.shape[:lead]) + out + tuple(kernel), strides, x.storage_offset())
 
+    def diagonal_view(self, x, offset, dim1, dim2):
+        return torch.diagonal(x, offset, dim1, dim2)
+
     def conv_fused(self, x, weight, bias, stride, padding, dilation, groups):
         if not _same_floats(x, weight, bias):
             return None

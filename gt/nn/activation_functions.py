@@ -10,21 +10,42 @@ torch's in-place activations) and returns the input. Inputs of any shape; output
 shape and dtype.
 """
 
+from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import implicit_softmax_dim
 from gt.tensor import rand, where
+from gt.tensor.inplace_grad import result_saved
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _apply(x, inplace, fn):
+def _apply(x, inplace, fn, reads_result=False):
     """``fn(x)``, or ``x`` overwritten with it when ``inplace`` (torch's in-place activations). The
     in-place result is computed from a copy of ``x`` when ``x`` is on the tape: the values its
-    backward saved are then not the ones overwritten (gt saves no memory by ``inplace=True``)."""
+    backward saved are then not the ones overwritten (gt saves no memory by ``inplace=True``).
+    ``reads_result``: torch's backward reads the result from ``x``, so a later in-place change of
+    ``x`` makes the backward raise torch's error, as there."""
+    if x.dtype in _HALF:
+        fn = _in_float32(fn)
     if not inplace:
         return fn(x)
-    return x.copy_(fn(x.clone() if x.requires_grad else x))
+    y = fn(x.clone() if x.requires_grad else x)
+    out = x.copy_(y)
+    if reads_result and out.requires_grad:
+        result_saved(x, y)
+    return out
+
+
+_HALF = (dtypes.float16, dtypes.bfloat16)
+
+
+def _in_float32(fn):
+    """``fn`` run in float32 on a float16/bfloat16 input and rounded to its dtype once at the end (the
+    gradient likewise), as torch's CPU kernels compute in their float32 "opmath" type: in the half
+    dtype each step rounds (celu(alpha=20) was 5% off) and a bound or threshold given as a number
+    was rounded to float16 before the comparison (``threshold(x, 0.001, v)`` replaced 0.001)."""
+    return lambda x: fn(x.float()).to(x.dtype) if x.dtype in _HALF else fn(x)
 
 
 def _tied(y):
@@ -56,20 +77,21 @@ def _exp_neg_abs(x):
 def relu(input, inplace=False):
     """max(x, 0), elementwise (gradient 0 at x == 0, as torch)."""
     x = _tensor(input, "relu")
-    return _apply(x, inplace, lambda x: x.relu())
+    return _apply(x, inplace, lambda x: x.relu(), True)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where positive, ``negative_slope * x`` elsewhere (slope ``negative_slope`` at 0, as torch)."""
     x = _tensor(input, "leaky_relu")
-    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * negative_slope)))
+    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * negative_slope)), True)
 
 
 def elu(input, alpha=1.0, inplace=False):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (the exponential of the negative part
     only, so large inputs do not overflow where they are not used)."""
     x = _tensor(input, "elu")
-    return _apply(x, inplace, lambda x: where(x > 0, x, (x.clamp(max=0.0).exp() - 1) * alpha))
+    # ``x <= 0`` picks the exponential: NaN takes the identity's gradient, as torch's elu_backward
+    return _apply(x, inplace, lambda x: where(x <= 0, (x.clamp(max=0.0).exp() - 1) * alpha, x), True)
 
 
 def silu(input, inplace=False):
@@ -131,14 +153,14 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
     if not training:
         return leaky_relu(x, (lower + upper) / 2, inplace)
     slopes = rand(*x.shape, dtype=x.dtype) * (upper - lower) + lower
-    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * slopes)))
+    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * slopes)), True)
 
 
 # ---- smooth and exponential ---------------------------------------------------------------
 def selu(input, inplace=False):
     """``scale * elu(x, alpha)`` with torch's constants (alpha ~ 1.6733, scale ~ 1.0507)."""
     x = _floating(_tensor(input, "selu"), "selu")
-    return _apply(x, inplace, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE)
+    return _apply(x, inplace, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, True)
 
 
 def celu(input, alpha=1.0, inplace=False):
@@ -147,14 +169,14 @@ def celu(input, alpha=1.0, inplace=False):
         raise ValueError("celu: alpha cannot be 0 for CELU")
     x = _floating(_tensor(input, "celu"), "celu")
     # clamp x, not x / alpha: a negative alpha flips the sign (torch: alpha * (exp(x / alpha) - 1) for x <= 0)
-    return _apply(x, inplace, lambda x: where(x > 0, x, (x.clamp(max=0.0) / alpha).exp().sub(1) * alpha))
+    return _apply(x, inplace, lambda x: where(x <= 0, (x.clamp(max=0.0) / alpha).exp().sub(1) * alpha, x), True)
 
 
 def logsigmoid(input):
     """``log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))``: finite for any finite ``x`` (no exp of
     a positive number), gradient ``sigmoid(-x)`` everywhere (0.5 at 0, as torch)."""
     x = _floating(_tensor(input, "logsigmoid"), "logsigmoid")
-    return where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p()
+    return _in_float32(lambda x: where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p())(x)
 
 
 def mish(input, inplace=False):
@@ -166,7 +188,8 @@ def mish(input, inplace=False):
 def hardsigmoid(input, inplace=False):
     """``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3 (gradient 1/6 strictly between, else 0)."""
     x = _floating(_tensor(input, "hardsigmoid"), "hardsigmoid")
-    return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x / 6 + 0.5)))
+    # the clamp gives NaN a zero gradient, as torch's (which passes only -3 < x < 3)
+    return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x.clamp(-3.0, 3.0) / 6 + 0.5)))
 
 
 def hardswish(input, inplace=False):
@@ -174,7 +197,14 @@ def hardswish(input, inplace=False):
     between -3 and 3, 1 from 3 on."""
     x = _floating(_tensor(input, "hardswish"), "hardswish")
     # ``x * 0`` below -3 rather than 0: -inf gives NaN there, as torch's ``x * relu6(x + 3) / 6``
-    return _apply(x, inplace, lambda x: where(x <= -3, x * 0.0, where(x < 3, x * (x + 3) / 6, x)))
+    # the middle branch of a clamped x: at +-inf its unused gradient is then 0, not 0 * inf = NaN;
+    # NaN takes the last branch (value NaN, gradient 1), as torch's hardswish_backward
+    return _apply(x, inplace, lambda x: where(x <= -3, x * 0.0, where(x < 3, _mid_hardswish(x), x)))
+
+
+def _mid_hardswish(x):
+    c = x.clamp(-3.0, 3.0)
+    return c * (c + 3) / 6
 
 
 def softsign(input):
@@ -200,7 +230,13 @@ def softshrink(input, lambd=0.5):
     is 0 at +-lambd, as torch); ``lambd >= 0``. NaN stays NaN."""
     lambd = _lambd(lambd, "softshrink")
     x = _floating(_tensor(input, "softshrink"), "softshrink")
-    return _tied(where((x >= -lambd) & (x <= lambd), 0.0, where(x > 0, x - lambd, x + lambd)))
+    y = _in_float32(lambda x: _tied(where((x >= -lambd) & (x <= lambd), 0.0,
+                                          where(x > 0, x - lambd, x + lambd))))(x)
+    if x.dtype not in _HALF:
+        return y
+    # torch's backward compares in the half dtype (its forward in float32): no gradient where x
+    # rounds onto +-lambd
+    return where((x >= -lambd) & (x <= lambd), y.detach(), y)
 
 
 def hardshrink(input, lambd=0.5):

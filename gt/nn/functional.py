@@ -6,7 +6,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
@@ -43,6 +43,7 @@ from gt.nn.activation_functions import (celu, celu_, elu, elu_, glu, hardshrink,
                                        hardtanh, hardtanh_, leaky_relu, leaky_relu_, logsigmoid, mish, prelu, relu,
                                        relu6, relu_, rrelu, rrelu_, selu, selu_, silu, softmin, softshrink, softsign,
                                        tanhshrink, threshold, threshold_)
+from gt.nn.activation_functions import _in_float32
 from gt.nn.grid_sample import affine_grid, grid_sample  # noqa: F401
 from gt.nn.small_functions import (channel_shuffle, feature_alpha_dropout, gumbel_softmax,  # noqa: F401
                                    multilabel_margin_loss, pdist, triplet_margin_with_distance_loss)
@@ -69,9 +70,11 @@ def tanh(input):
 def softplus(x, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta * x)) / beta``, and ``x`` itself where ``beta * x > threshold`` (torch's),
     as ``max(z, 0) + log(1 + exp(-|z|))``: no overflow for large inputs."""
-    z = _tensor(x, "softplus") * beta
-    # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
-    return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
+    def fn(x):
+        z = x * beta
+        # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
+        return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
+    return _in_float32(fn)(_tensor(x, "softplus"))
 
 
 def softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):
@@ -129,7 +132,17 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if not x.dtype.is_floating_point:
         raise TypeError(f"layer_norm: expected a floating point input, got {x.dtype!r}")
     _check_affine("layer_norm", shape, weight, bias)
+    if x.dtype in dtypes.HALVES and not amp.is_autocast_enabled():
+        return layer_norm_in_float32(x, weight, bias, len(shape), eps)
     return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
+
+
+def layer_norm_in_float32(x, weight, bias, n_axes, eps):
+    """A float16/bfloat16 layer norm as torch's CPU kernel: computed in float32, rounded once to
+    the input's dtype (gt's composition in the half dtype rounded every step)."""
+    weight = weight if weight is None else weight.float()
+    bias = bias if bias is None else bias.float()
+    return linalg.LayerNorm.apply(x.float(), weight, bias, n_axes=n_axes, eps=eps).to(x.dtype)
 
 
 def _check_affine(fn, shape, weight, bias):

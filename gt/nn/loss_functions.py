@@ -197,7 +197,8 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     if beta == 0:
         return _reduce(d.abs(), reduction, "smooth_l1_loss")
     a = d.abs()
-    return _reduce(where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss")
+    c = where(a >= beta, 0.0, d)  # an infinite d squared would put 0 * inf = nan in the gradient (a nan d keeps it)
+    return _reduce(where(a < beta, c * c * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss")
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
@@ -207,7 +208,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if not delta > 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
     a = d.abs()
-    loss = where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta)
+    c = where(a >= delta, 0.0, d)  # an infinite d squared would put 0 * inf = nan in the gradient (a nan d keeps it)
+    loss = where(a < delta, c * c * 0.5, (a - 0.5 * delta) * delta)
     if weight is not None:
         return _weighted(loss, weight, input, reduction, "huber_loss", mean_over_weights=False)
     return _reduce(loss, reduction, "huber_loss")

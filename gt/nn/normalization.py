@@ -49,9 +49,9 @@ class LayerNorm(Module):
             raise TypeError(f"LayerNorm: expected a floating point input, got {x.dtype!r}")
         weight, bias = self.weight, self.bias
         F._check_affine("LayerNorm", shape, weight, bias)
-        if x.dtype in dtypes.HALVES and weight is not None and weight.dtype != x.dtype and not amp.is_autocast_enabled():
-            # torch's mixed-dtype kernel: computed in float32, answered in the input's dtype
-            return linalg.LayerNorm.apply(x.float(), weight, bias, len(shape), self.eps).to(x.dtype)
+        if x.dtype in dtypes.HALVES and not amp.is_autocast_enabled():
+            # torch's kernel (mixed dtypes too): computed in float32, answered in the input's dtype
+            return F.layer_norm_in_float32(x, weight, bias, len(shape), self.eps)
         return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)
 
     def extra_repr(self):

@@ -3,6 +3,7 @@
 import math
 
 from gt.autograd import Function
+from gt import dtypes
 from gt.backend import B
 from gt.ops._graph import const, mask_like
 from gt.ops.elementwise import Maximum, Where
@@ -23,6 +24,18 @@ class Relu(Function):
         return (g * mask_like(g, ~(self.saved[0] <= 0)),)   # a NaN output passes, as in backward
 
 
+_HALF = (dtypes.float16, dtypes.bfloat16)
+
+
+def _opmath(g, out, fn):
+    """``fn(g, out)``, in float32 and rounded once for float16/bfloat16 ``out``, as torch's CPU kernels
+    (in float16, ``1 - out * out`` near 1 cancels: tanh's gradient was off by up to 10%)."""
+    dt = B.dtype_of(out)
+    if dt not in _HALF:
+        return fn(g, out)
+    return B.astype(fn(B.astype(g, dtypes.float32), B.astype(out, dtypes.float32)), dt)
+
+
 class Sigmoid(Function):
     def forward(self, x):
         out = B.sigmoid(x)
@@ -32,8 +45,7 @@ class Sigmoid(Function):
         return out
 
     def backward(self, g):
-        out = self.saved[0]
-        return (g * out * (1 - out),)
+        return (_opmath(g, self.saved[0], lambda g, out: g * out * (1 - out)),)
 
     def backward_graph(self, g):
         s = self.inputs[0].sigmoid()
@@ -49,8 +61,7 @@ class Tanh(Function):
         return out
 
     def backward(self, g):
-        out = self.saved[0]
-        return (g * (1 - out * out),)
+        return (_opmath(g, self.saved[0], lambda g, out: g * (1 - out * out)),)
 
     def backward_graph(self, g):
         t = self.inputs[0].tanh()
@@ -69,10 +80,17 @@ class Gelu(Function):
     def forward(self, x, approximate="none"):
         self.approximate = approximate
         if approximate == "tanh":
+            dt = B.dtype_of(x)
+            # float16/bfloat16 in float32, as torch's CPU kernels: x ** 3 and x * x overflow float16
+            # from about 40 and 256 on, which made the gradient 0 * inf = NaN there
+            half = dt in _HALF
+            x = B.astype(x, dtypes.float32) if half else x
             inner = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
             t = B.tanh(inner)
             self.save(x, t)
-            return 0.5 * x * (1 + t)
+            self.half = dt if half else None
+            out = 0.5 * x * (1 + t)
+            return B.astype(out, dt) if half else out
         out, grad = B.gelu_with_grad(x)
         self.save(grad)
         return out
@@ -81,7 +99,8 @@ class Gelu(Function):
         if self.approximate == "tanh":
             x, t = self.saved
             dinner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner),)
+            d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner
+            return (B.astype(B.astype(g, dtypes.float32) * d, self.half) if self.half else g * d,)
         return (g * self.saved[0],)
 
     def backward_graph(self, g):

@@ -31,6 +31,40 @@ class Permute(Function):
         return (Permute.apply(g, self.inverse),)
 
 
+class Diagonal(Function):
+    """``x.diagonal(offset, dim1, dim2)``, a view as torch's (writes through it change ``x``)."""
+
+    def forward(self, x, offset, dim1, dim2):
+        self.in_shape, self.dtype, self.args = tuple(x.shape), B.dtype_of(x), (offset, dim1, dim2)
+        return B.diagonal_view(x, offset, dim1, dim2)
+
+    def backward(self, g):
+        return (_on_diagonal(g, self.in_shape, self.dtype, self.args),)
+
+    def backward_graph(self, g):
+        return (DiagonalEmbed.apply(g, self.in_shape, self.dtype, self.args),)
+
+
+class DiagonalEmbed(Function):
+    """``g`` on the diagonal of zeros of ``shape``: the gradient of ``Diagonal``, recorded."""
+
+    def forward(self, g, shape, dtype, args):
+        self.args = args
+        return _on_diagonal(g, shape, dtype, args)
+
+    def backward(self, h):
+        return (B.diagonal_view(h, *self.args),)
+
+    def backward_graph(self, h):
+        return (Diagonal.apply(h, *self.args),)
+
+
+def _on_diagonal(g, shape, dtype, args):
+    full = B.zeros(shape, dtype)
+    B.diagonal_view(full, *args)[...] = g
+    return full
+
+
 class Expand(Function):
     def forward(self, x, shape):
         return B.broadcast_to(x, shape)

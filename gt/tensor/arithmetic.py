@@ -40,8 +40,22 @@ def _binary(op_cls, name, a, b):
         da = a.dtype
         if da is b.dtype and da.is_floating_point:     # dtypes are singletons: ``is``, not DType.__eq__
             return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
+    if op_cls is ew.Sub and any(type(x) is bool or getattr(x, "dtype", None) is dtypes.bool_ for x in (a, b)):
+        refuse_bool_subtraction(a, b)
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
+    if type(a) is int or type(b) is int:
+        a, b = _int32_wrapped(a, b)
     return op_cls.apply(a, b)
+
+
+def _int32_wrapped(a, b):
+    """A Python int beside an int32 tensor, wrapped into int32 as torch casts it (``x * 2**31``
+    is ``x * -2**31``); numpy's engine raised OverflowError."""
+    t, n = (a, b) if isinstance(a, Tensor) else (b, a)
+    if t.dtype is not dtypes.int32 or -2 ** 31 <= n < 2 ** 31:
+        return a, b
+    n = (n + 2 ** 31) % 2 ** 32 - 2 ** 31
+    return (t, n) if t is a else (n, t)
 
 
 def _floating(x):
@@ -97,7 +111,7 @@ class ArithmeticMethods:
         return _binary(ew.Add, "add", other, self)
 
     def __sub__(self, other):
-        return _binary(ew.Sub, "sub", self, other)
+        return _binary(ew.Sub, "sub", self, other)      # with a bool: torch's error (_binary)
 
     def __rsub__(self, other):
         return _binary(ew.Sub, "sub", other, self)
@@ -355,3 +369,13 @@ def _refuse_bools(a, b, kernel):
     does not hold)."""
     if a.dtype == dtypes.bool_ and (b.dtype == dtypes.bool_ if isinstance(b, Tensor) else isinstance(b, bool)):
         raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool': convert the operands with .long() first")
+
+
+def refuse_bool_subtraction(a, b):
+    """torch's RuntimeError for a subtraction with a bool tensor or a Python bool (numpy's engine
+    raised its own TypeError for two bools and subtracted a bool from a number)."""
+    if all(isinstance(x, bool) or getattr(x, "dtype", None) is dtypes.bool_ for x in (a, b)):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
+                           "`logical_xor()` operator instead.")
+    raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to "
+                       "invert a mask, use the `~` or `logical_not()` operator instead.")

@@ -115,14 +115,16 @@ class ConstructMethods:
         """The diagonal of the planes spanned by ``dim1`` and ``dim2`` (above it for ``offset > 0``,
         below for ``offset < 0``), as a new last axis with those two removed, as torch's.
 
-        A view when ``dim1, dim2`` are the last two axes of a contiguous tensor (it is then a
-        strided slice of the flattened planes); otherwise a copy, where torch gives a view."""
+        A view, as torch's (``x.diagonal().fill_(0)`` changes ``x``); of a sharded tensor, a copy
+        (a strided slice of the flattened planes)."""
         if self.ndim < 2:
             raise RuntimeError(f"diagonal(): expected a tensor of at least 2 dims, got {self.ndim}")
         d1 = normalize_axis(dim1, self.ndim, "diagonal")
         d2 = normalize_axis(dim2, self.ndim, "diagonal")
         if d1 == d2:
             raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        if self._placed is None:
+            return shape_ops.Diagonal.apply(self, offset, d1, d2)
         x = self.movedim((d1, d2), (-2, -1))
         n, m = x.shape[-2:]
         if offset >= 0:

@@ -21,7 +21,7 @@ from gt.tensor.rounded_division import float_remainder, rounded_quotient
 from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
-                                  _refuse_integer_zero, where)
+                                  _refuse_integer_zero, refuse_bool_subtraction, where)
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -233,10 +233,13 @@ class ExtraMethods:
     # ---- torch's other spellings ------------------------------------------------------------
     def add(self, other, alpha=1):
         """``self + alpha * other``."""
-        return self + (other if alpha == 1 else _scaled(_operand(other, "add"), alpha))
+        return self + (other if alpha == 1 else _alpha_scaled(self, _operand(other, "add"), alpha))
 
     def sub(self, other, alpha=1):
-        return self - (other if alpha == 1 else _scaled(_operand(other, "sub"), alpha))
+        if alpha != 1 and (self.dtype is dtypes.bool_ or type(other) is bool
+                           or getattr(other, "dtype", None) is dtypes.bool_):
+            refuse_bool_subtraction(self, other)
+        return self - (other if alpha == 1 else _alpha_scaled(self, _operand(other, "sub"), alpha))
 
     def mul(self, other):
         return self * other
@@ -423,6 +426,14 @@ class ExtraMethods:
 def _all_dims(t):
     """Every dim spelled out: torch's amax/amin over ``()``, whose gradient is not max()'s."""
     return tuple(range(t.ndim))
+
+
+def _alpha_scaled(x, other, alpha):
+    """``alpha * other`` for ``x + alpha * other``: a bool ``other`` is scaled in ``x``'s dtype, so
+    that the sum has torch's dtype (int32 plus a scaled bool tensor stays int32, not int64)."""
+    if isinstance(other, Tensor) and other.dtype is dtypes.bool_ and x.dtype is not dtypes.bool_:
+        other = other.to(x.dtype)
+    return _scaled(other, alpha)
 
 
 def _scaled(t, factor):

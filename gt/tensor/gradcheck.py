@@ -22,6 +22,12 @@ class GradcheckError(RuntimeError):
     """A gradient that does not match its finite differences (torch's class of the same name)."""
 
 
+_NOT_REENTRANT = ("Backward is not reentrant, i.e., running backward with same input and grad_output multiple times "
+                  "gives different values, although analytical gradient matches numerical gradient.The tolerance for "
+                  "nondeterminism was {}.\n\nNOTE: If your op relies on non-deterministic operations, this failure "
+                  "might be expected: call gradcheck/gradgradcheck with `nondet_tol=<tol>` as a keyword argument.")
+
+
 def _tuple(value):
     return value if isinstance(value, tuple) else tuple(value) if isinstance(value, list) else (value,)
 
@@ -66,6 +72,31 @@ def _analytical(outputs, x):
     return jacs
 
 
+def _not_multiplied(outputs, xs):
+    """torch's last check: the backward from zero output gradients gives zeros of each input's
+    dtype and shape (a backward that adds a constant fails here); torch's message, or None."""
+    outs = [o for o in outputs if o.requires_grad]
+    if not outs:
+        return None
+    got = grad(outs, xs, [zeros(o.shape, dtype=o.dtype) for o in outs], allow_unused=True)
+    for g, x in zip(got, xs):
+        if g is None:
+            continue
+        if not bool((g == 0).all()):
+            return "backward not multiplied by grad_output"
+        if g.dtype != x.dtype:
+            return "grad is incorrect type"
+        if g.shape != x.shape:
+            return "grad is incorrect size"
+    return None
+
+
+def _fail(message, raise_exception):
+    if raise_exception:
+        raise GradcheckError(message)
+    return False
+
+
 def _check_options(fn, flags):
     for name, value in flags.items():
         if value:
@@ -98,15 +129,18 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         return True
     outputs = _outputs(func, inputs)
     analyticals = [_analytical(outputs, x) for _, x in wrt]   # before the differences change the inputs
-    for (i, x), analytical in zip(wrt, analyticals):
+    again = [_analytical(outputs, x) for _, x in wrt]         # torch's reentrancy check: the same twice
+    for (i, x), analytical, second in zip(wrt, analyticals, again):
         numerical = _numerical(func, inputs, x, eps, outputs)
-        for j, (n, a) in enumerate(zip(numerical, analytical)):
+        for j, (n, a, b) in enumerate(zip(numerical, analytical, second)):
+            if a.numel() and float((a - b).abs().max()) > nondet_tol:
+                return _fail(_NOT_REENTRANT.format(nondet_tol), raise_exception)
             if not a.allclose(n, rtol=rtol, atol=atol):
-                if not raise_exception:
-                    return False
-                raise GradcheckError(f"Jacobian mismatch for output {j} with respect to input {i},\n"
-                                     f"numerical:{n}\nanalytical:{a}\n")
-    return True
+                return _fail(f"Jacobian mismatch for output {j} with respect to input {i},\n"
+                             f"numerical:{n}\nanalytical:{a}\n", raise_exception)
+    # on outputs made again: the differences changed the inputs in place since (their versions moved)
+    message = _not_multiplied(_outputs(func, inputs), [x for _, x in wrt])
+    return True if message is None else _fail(message, raise_exception)
 
 
 def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, gen_non_contig_grad_outputs=False,

@@ -12,6 +12,7 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
+from gt.tensor.arithmetic import refuse_bool_subtraction
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -134,6 +135,8 @@ class InplaceMethods:
         return self._update(lambda a, v: B.add_scaled_(a, v, alpha), value)
 
     def sub_(self, other, alpha=1):
+        if self.dtype is dtypes.bool_ or type(other) is bool or getattr(other, "dtype", None) is dtypes.bool_:
+            refuse_bool_subtraction(self, other)
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other):

@@ -15,7 +15,7 @@ its backward (``mul_``, ``div_``) computes from a copy, as torch saves ``self`` 
 An in-place change of a view of a tensor in the graph (``y[1].add_(1)``, ``y[i] += z``) changes
 that tensor too, as in torch: the view's new values are written through to it (``WriteView``)
 and the view becomes its view ops applied to the changed tensor. Views made by indexing,
-``reshape``/``view``, ``permute``/``transpose`` are written through; where gt cannot follow torch,
+``reshape``/``view``, ``permute``/``transpose``, ``diagonal`` are written through; where gt cannot follow torch,
 it refuses with an error instead of giving a wrong gradient: a view made by another op (an
 expanded tensor, a view made over the mesh); a value that requires grad written into a view of a
 tensor that does not require grad (gt records no view of such a tensor; torch would make the
@@ -100,6 +100,10 @@ def refuse_overlap(t, uniform=False):
         why = {one}
     else:
         why = {B.write_refusal(a) for a in p.shards} - {None}
+    if "read-only view" in why:
+        raise RuntimeError("gt's numpy engine cannot write into this tensor: its memory is read-only (a view of an "
+                           "expanded tensor, as numpy makes those, or an array numpy marked read-only), where torch "
+                           "writes through: write into the tensor it was expanded from, or into a clone()")
     if "read-only" in why and uniform:
         raise RuntimeError("this tensor is expanded (elements share memory) and gt's numpy engine cannot write into "
                            "it (torch writes the value into the shared memory): write into the tensor it was "
@@ -109,11 +113,11 @@ def refuse_overlap(t, uniform=False):
                            "single memory location. Please clone() the tensor before performing the operation.")
 
 
-def rebase(t, what, compute, *values, reads_self=False, same_shape=False):
+def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_result=False):
     """Record ``t <- compute(old, *values)`` in place (see the module docstring); returns ``t``.
     ``reads_self``: the backward of ``compute`` reads ``old``'s values, so it gets a copy.
     ``same_shape``: each value must broadcast to ``t``'s shape (arithmetic; an item assignment's
-    value is checked by the write)."""
+    value is checked by the write). ``saves_result``: see ``result_saved``."""
     refuse_overlap(t)
     _check(t, what, values, same_shape)
     chain = _view_chain(t, what)
@@ -127,6 +131,8 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False):
             B.bump_version(t._array)
     else:
         t._update(_assign, new._value, check=False)
+    if saves_result:
+        result_saved(t, new)
     if chain:
         _write_through(new, chain, old)
     else:
@@ -138,6 +144,16 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False):
         if isinstance(v, Tensor) and v._ctx is not None and not v._ctx.released:   # t's op -> v -> t is no cycle
             rebind.resolve(v._ctx)
     return t
+
+
+def result_saved(t, value):
+    """Say that ``value`` (the recorded new values of an in-place op, now written into ``t``) is what
+    torch's backward of that op reads from ``t`` (``exp_``, ``relu_``, ``sigmoid_``...: its result): a
+    later in-place change of ``t`` then raises torch's error in the backward. gt computed from its
+    own copy, but would otherwise give a gradient where torch refuses."""
+    ctx = value._ctx
+    if ctx is not None and t._placed is None and value._placed is None:
+        ctx.written = ((t._array,), B.versions_of((t._array,)))
 
 
 def _old_version(t):
@@ -203,7 +219,8 @@ def _view_chain(t, what):
         if link is None:
             raise RuntimeError(
                 f"{what}: this tensor is a view of another tensor in the graph (made by {q._ctx!r}), and gt writes "
-                "in place only through views made on one device by indexing, reshape, view, permute or transpose "
+                "in place only through views made on one device by indexing, reshape, view, permute, transpose or "
+                "diagonal "
                 "(torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
                 "base[index] + value), or change a copy (v = v.clone())")
         chain.append((q, base, link))
@@ -217,7 +234,7 @@ def _link(ctx):
     """``(forward, backward)`` of a view op on plain arrays, or None where gt cannot replay it (an
     expanded tensor, which repeats positions; a view made over the mesh)."""
     kind = type(ctx)
-    if kind not in (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute):
+    if kind not in (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.Diagonal):
         return None
     ctx = copy.copy(ctx)
     ctx.inputs = ()      # replaying it needs no tensor: no cycle through the changed tensor's op
@@ -229,6 +246,9 @@ def _link(ctx):
     elif kind is shape_ops.Reshape:
         def forward(a):
             return shape_ops.Reshape.apply(a, ctx.out_shape) if isinstance(a, Tensor) else B.reshape(a, ctx.out_shape)
+    elif kind is shape_ops.Diagonal:
+        def forward(a):
+            return shape_ops.Diagonal.apply(a, *ctx.args) if isinstance(a, Tensor) else B.diagonal_view(a, *ctx.args)
     else:
         axes = tuple(sorted(range(len(ctx.inverse)), key=ctx.inverse.__getitem__))   # Permute's own
 

@@ -35,6 +35,9 @@ ARITHMETIC = ("abs", "absolute", "neg", "negative", "exp", "exp2", "expm1", "log
 LOGICAL = ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_equal", "less", "less_equal",
            "logical_not", "logical_and", "logical_or", "logical_xor")
 
+# torch's backwards of these read the result, which their in-place forms write into the tensor
+READS_RESULT = frozenset(("exp", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "reciprocal"))
+
 
 class InplaceMathMethods:
     __slots__ = ()
@@ -195,7 +198,7 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
             return compute(x, *full)
 
         return inplace_grad.rebase(t, what, from_values, *[args[i] for i in at], reads_self=True,
-                                   same_shape=operands_fit)
+                                   same_shape=operands_fit, saves_result=name in READS_RESULT)
     with autograd.no_grad():
         new = compute(t, *args)
     if new.shape != t.shape:
