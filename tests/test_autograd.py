@@ -9,6 +9,7 @@ import pytest
 
 import gt
 from gt.backend import B
+from gt.sharding import use_mesh
 from helpers import randn
 
 
@@ -444,9 +445,9 @@ def test_dtypes():
 
 
 def test_print_is_readable():
-    t = gt.tensor([[1.0, 2.0], [3.0, 4.5]])
-    text = str(t)      # torch's layout (tests/test_repr_parity.py compares it with torch's)
-    assert text == "tensor([[1.0000, 2.0000],\n        [3.0000, 4.5000]])"
+    with use_mesh(1):      # sharded over the mesh, a tensor also prints gt's placement= label
+        text = str(gt.tensor([[1.0, 2.0], [3.0, 4.5]]))
+    assert text == "tensor([[1.0000, 2.0000],\n        [3.0000, 4.5000]])"   # torch's layout
     assert "requires_grad=True" in repr(gt.zeros(2, requires_grad=True))
     assert "grad_fn" in repr(gt.zeros(2, requires_grad=True) * 2.0)
     assert "int32" in repr(gt.arange(3, dtype=gt.int32))

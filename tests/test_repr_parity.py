@@ -9,6 +9,7 @@ import pytest
 
 import gt
 from gt.backend import print_options
+from gt.sharding import use_mesh
 
 torch = pytest.importorskip("torch")
 
@@ -20,9 +21,13 @@ _SUFFIX_BREAK = re.compile(r",\n +(?=[a-z_]+=)")
 
 @pytest.fixture(autouse=True)
 def default_printoptions():
+    """torch's default print options, on one device: a tensor sharded over the mesh (the
+    GT_DEVICES passes of the suite) prints gt's own ``placement=`` label too, and its ops are the
+    mesh's nodes."""
     gt.set_printoptions(profile="default")
     torch.set_printoptions(profile="default")
-    yield
+    with use_mesh(1):
+        yield
     gt.set_printoptions(profile="default")
     torch.set_printoptions(profile="default")
 
