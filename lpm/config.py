@@ -242,9 +242,23 @@ def check_config(cfg):
         problems.append("--skip-bad applies to --data only")
     if cfg.eval_data and not cfg.data:
         problems.append("--eval-data applies to --data only (generated data sets hold out their own sequences)")
+    elif cfg.eval_data and str(cfg.eval_data).strip() and str(cfg.data).strip():
+        problems.append(_eval_data_problem(cfg))
     if cfg.checkpoint_dir and os.path.exists(cfg.checkpoint_dir) and not os.path.isdir(cfg.checkpoint_dir):
         problems.append(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder")
     return [p for p in problems if p]
+
+
+def _eval_data_problem(cfg):
+    """``--eval-data`` that would hold out training sequences (the same path, or one inside the
+    other), or beside an ``--eval-split`` it makes unused; None if fine."""
+    data, held = (os.path.realpath(p) for p in (cfg.data, cfg.eval_data))
+    if data == held or os.path.commonpath([data, held]) in (data, held):
+        return (f"--eval-data {cfg.eval_data} overlaps --data {cfg.data}: the held-out sequences must not be "
+                "training ones (give a separate folder or file)")
+    if cfg.eval_split != TrainConfig.eval_split:
+        return f"--eval-split does not apply with --eval-data (every sequence there is held out), got {cfg.eval_split}"
+    return None
 
 
 def missing_packages(cfg):

@@ -32,6 +32,7 @@ from lpm import plots
 from lpm.checkpoint import CheckpointError, find_checkpoint
 from lpm.config import TrainConfig, build_parser, default_lr, missing_packages, parse_args  # noqa: F401  (TrainConfig: re-exported)
 from lpm.data import DIRECTIONS, Data, DataError, load_data
+from lpm.data.files import layout_problem
 from lpm.interrupt import TrainingInterrupted, resume_command
 from lpm.memory import model_config, run_problem
 from lpm.model import PixelTransformer
@@ -374,9 +375,9 @@ def check_before_work(cfg, parser):
     missing = missing_packages(cfg)
     if missing:
         parser.error(missing[0])
-    # the inputs first: --eval-data missing is told before --data's files are all read (minutes)
-    problems = [f"{flag} {path}: no such file or folder" for path, flag in ((cfg.data, "--data"),
-                (cfg.eval_data, "--eval-data")) if path and not os.path.exists(path)]
+    # the inputs first: a bad --eval-data is told before --data's files are all read (minutes)
+    problems = [layout_problem(path, flag) for path, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data"))
+                if path]
     problems += output_problems(cfg)
     if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
         problems.append(run_folder_problem(cfg.checkpoint_dir, False))

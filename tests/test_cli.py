@@ -161,14 +161,16 @@ def test_bad_options_and_data_exit_with_one_line(capsys, tmp_path, monkeypatch):
             main(argv)
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and err.count("\n") == 1
-    for flags in ([], ["--eval-data", str(tmp_path)]):     # a missing --data is told first, before any work
+    (tmp_path / "held").mkdir()
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    for flags in ([], ["--eval-data", str(tmp_path / "held")]):     # a missing --data is told first, before any work
         with pytest.raises(SystemExit) as exit_:
             main(["--data", str(tmp_path / "nowhere.npz"), "--no-progress", *flags])
         err = capsys.readouterr().err
         assert exit_.value.code == 2
         assert err == f"train.py: error: --data {tmp_path / 'nowhere.npz'}: no such file or folder\n"
     with pytest.raises(SystemExit) as exit_:       # --eval-data missing: told before --data is read
-        main(["--data", str(tmp_path), "--eval-data", str(tmp_path / "gone"), "--no-progress"])
+        main(["--data", str(tmp_path / "data"), "--eval-data", str(tmp_path / "gone"), "--no-progress"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err == f"train.py: error: --eval-data {tmp_path / 'gone'}: no such file or folder\n"
     real = importlib.util.find_spec

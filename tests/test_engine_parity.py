@@ -120,6 +120,18 @@ def test_int32_with_a_python_int_beyond_its_range_wraps_as_torch(case):
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("n", [2 ** 63, 2 ** 64 - 1, -2 ** 63, 2 ** 64, -2 ** 63 - 1, 2 ** 70])
+def test_int32_with_a_python_int_past_64_bits_raises_as_torch(n):
+    x, t = gt.tensor([1, 2], dtype=gt.int32), torch.tensor([1, 2], dtype=torch.int32)
+    try:
+        want = (t + n).tolist()
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            x + n
+    else:
+        assert (x + n).tolist() == want
+
+
 def test_add_with_alpha_keeps_torchs_dtype_for_a_bool_operand():
     results = []
     for mod in (gt, torch):

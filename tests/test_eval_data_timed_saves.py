@@ -182,3 +182,33 @@ def test_resume_with_other_minutes_and_from_a_checkpoint_older_than_the_options(
     out = train(TrainConfig(**RUN, samples=40, epochs=2, checkpoint_dir=folder, resume=True,
                             save_every_minutes=3), log=quiet)
     assert len(out["eval_accs"]) == 2
+
+
+def test_eval_data_of_one_class_is_held_out(two_sets, tmp_path):
+    train_path, _ = two_sets
+    one = tmp_path / "one.npz"
+    write_npz(one, [0, 0, 0], ["b"], seed=4)
+    data = load_data(dict(data=train_path, eval_data=str(one), seq_len=3, img_size=8))
+    assert data.eval_labels.tolist() == [1, 1, 1] and data.num_classes == 3
+
+
+def test_eval_data_overlapping_data_or_beside_eval_split_is_refused(two_sets, tmp_path):
+    train_path, held_path = two_sets
+    for held in (train_path, str(tmp_path), os.path.join(str(tmp_path), ".", "train.npz")):
+        assert check_config(TrainConfig(**RUN, data=train_path, eval_data=held)) == [
+            f"--eval-data {held} overlaps --data {train_path}: the held-out sequences must not be training ones "
+            "(give a separate folder or file)"]
+    assert check_config(TrainConfig(**RUN, data=train_path, eval_data=held_path, eval_split=0.5)) == [
+        "--eval-split does not apply with --eval-data (every sequence there is held out), got 0.5"]
+    assert check_config(TrainConfig(**RUN, data=train_path, eval_data=held_path)) == []
+
+
+def test_a_bad_eval_data_is_refused_before_data_is_read(two_sets, tmp_path, capsys):
+    train_path, _ = two_sets
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for held, why in ((tmp_path / "notes.txt", "expected a folder of class folders or an .npz file"),
+                      (tmp_path / "empty", "no class folders")):
+        with pytest.raises(SystemExit) as exit_:
+            train_mod.main(["--data", train_path, "--eval-data", str(held), "--no-progress"])
+        assert exit_.value.code == 2 and f"--eval-data {held}: {why}" in capsys.readouterr().err

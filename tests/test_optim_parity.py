@@ -263,3 +263,22 @@ def test_torchs_group_keys(name):
     assert list(opt.state_dict()["param_groups"][0]) == list(ref.state_dict()["param_groups"][0])
     with pytest.raises(NotImplementedError, match="foreach"):
         getattr(gt.optim, name)([{"params": [gt.zeros(2, requires_grad=True)], "foreach": True}], lr=0.1)
+
+
+def test_a_torch_state_dict_saved_with_fused_or_foreach_loads():
+    torch = torch_or_skip()
+    for option in ({"foreach": True}, {"fused": True}):
+        model = torch.nn.Linear(3, 2)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01, **option)
+        model(torch.ones(4, 3)).sum().backward()
+        opt.step()
+        saved = opt.state_dict()
+        mine = gt.optim.Adam(gt.nn.Linear(3, 2).parameters(), lr=0.01)
+        mine.load_state_dict({"state": {i: {k: gt.tensor(v.numpy()) for k, v in s.items()}
+                                        for i, s in saved["state"].items()},
+                              "param_groups": saved["param_groups"]})
+        group = mine.param_groups[0]
+        assert (group["foreach"], group["fused"]) == (None, None)     # torch's kernel choice, not gt's
+        assert mine.state_dict()["state"][0]["exp_avg"].tolist() == saved["state"][0]["exp_avg"].tolist()
+        with pytest.raises(NotImplementedError, match=next(iter(option))):
+            gt.optim.Adam(gt.nn.Linear(3, 2).parameters(), **option)   # asked for when built: refused

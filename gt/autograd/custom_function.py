@@ -223,6 +223,9 @@ def _sums_to(got, shape):
 
 _CTX_API = frozenset(("saved_tensors", "save_for_backward", "mark_dirty", "mark_non_differentiable",
                       "set_materialize_grads"))
+# what gt's node keeps for itself on the ctx: never handed out as if ``forward`` had set it
+_NODE_OWN = frozenset(("fn", "inputs", "saved_objects", "grads", "outputs", "dirty", "dtype", "index",
+                       "materialize_grads", "out_shape", "saved", "to_save"))
 
 
 class _Output(Function):
@@ -253,7 +256,8 @@ class _Output(Function):
         # torch's grad_fn of a custom call is its ctx: ``y.grad_fn.saved_tensors``, ``y.grad_fn.k``;
         # only the ctx API and what forward set, never what the walk probes ops for (``_saved``, ...)
         node = self.__dict__.get("node")
-        if node is not None and (attr in _CTX_API or (attr in node.__dict__ and not attr.startswith("_"))):
+        if node is not None and (attr in _CTX_API or (attr in node.__dict__ and not attr.startswith("_")
+                                                      and attr not in _NODE_OWN)):
             return getattr(node, attr)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
 

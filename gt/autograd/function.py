@@ -125,6 +125,9 @@ class Function(GraphNode):
     # ``self.fused`` ({input index: (alpha, leaf array)}, set by the walk, absent or None when
     # not fusing) in its backward: where it applies the update, it returns None for that input.
     fusable = ()
+    # (arrays, versions) an in-place op wrote and its backward reads back (gt/tensor/inplace_grad.py);
+    # a class default, so the walk's check of every op is a plain read
+    written = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -91,15 +91,21 @@ class _Extremum(_SavedReduction):
             hit = B.where(out != out, x != x, hit)
         return hit, B.astype(B.sum(hit, axis=self.axis, keepdims=True), B.dtype_of(x))
 
+    def _times_mask(self):
+        """torch's amax/amin over dims multiply the gradient by the mask (NaN where a slice's
+        extremum is NaN, and 0 * inf is NaN); its max()/min() over every element and the inf-norms
+        fill it (0 off the extremum, whatever the gradient)."""
+        return self.nan_grad and self.axis is not None
+
     def grad(self, x, out, g):
         hit, count = self._hits(x, out)
         with B.quiet_float_errors():
-            return hit * (g / count) if self.nan_grad else B.where(hit, g / count, 0)
+            return hit * (g / count) if self._times_mask() else B.where(hit, g / count, 0)
 
     def grad_graph(self, x, out, g):
         hit, count = self._hits(x, out)
         with B.quiet_float_errors():
-            weights = hit * (1 / count) if self.nan_grad else B.where(hit, 1 / count, 0)
+            weights = hit * (1 / count) if self._times_mask() else B.where(hit, 1 / count, 0)
         return g * mask_like(g, weights)
 
 

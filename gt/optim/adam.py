@@ -27,9 +27,10 @@ class Adam(Optimizer):
 
     decoupled_weight_decay = False
 
-    # amsgrad is torch's sixth positional argument: in_backward comes after it
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 in_backward=False, *, maximize=False, foreach=None, capturable=False, differentiable=False,
+    # amsgrad is torch's sixth positional argument, so code written for torch means what it says;
+    # in_backward (gt's, sixth until 2026-12-05) is keyword-only
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 in_backward=False, maximize=False, foreach=None, capturable=False, differentiable=False,
                  fused=None, decoupled_weight_decay=False):
         refuse_unimplemented(type(self).__name__, foreach=foreach, capturable=capturable,
                              differentiable=differentiable, fused=fused)
@@ -121,8 +122,8 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                 in_backward=False, *, maximize=False, foreach=None, capturable=False, differentiable=False,
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 in_backward=False, maximize=False, foreach=None, capturable=False, differentiable=False,
                  fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, in_backward=in_backward,
                          amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=capturable,

@@ -54,6 +54,8 @@ def _int32_wrapped(a, b):
     t, n = (a, b) if isinstance(a, Tensor) else (b, a)
     if t.dtype is not dtypes.int32 or -2 ** 31 <= n < 2 ** 31:
         return a, b
+    if not -2 ** 63 <= n < 2 ** 64:       # torch converts through a 64-bit integer, and refuses beyond it
+        raise OverflowError(f"int too big to convert: {n} is outside [-2**63, 2**64)")
     n = (n + 2 ** 31) % 2 ** 32 - 2 ** 31
     return (t, n) if t is a else (n, t)
 

@@ -132,8 +132,8 @@ class ReductionMethods:
 
     def _arg(self, fn, name, axis, keepdims, dim, keepdim):
         if self.dtype == dtypes.bool_:
-            raise TypeError(f"{name}(): does not support bool input (torch raises too); cast it first, "
-                            f"e.g. x.int().{name}()")
+            raise RuntimeError(f"{name}(): does not support bool input (torch's error); cast it first, "
+                               f"e.g. x.int().{name}()")
         axis = _pick(axis, dim)
         if axis is not None:
             axis = normalize_axis(axis, self.ndim, name)

@@ -127,7 +127,7 @@ def _quickselect_ties(xm, pos, k):
 
 def _no_bools(x, op):
     if x.dtype == dtypes.bool_:
-        raise TypeError(f"{op}: not implemented for bool tensors (torch raises too); cast them first")
+        raise NotImplementedError(f"{op}: not implemented for 'Bool' (torch's error); cast the tensor first")
 
 
 def _quantile_q(q, x, op):

@@ -73,7 +73,7 @@ def load_data(config, progress=None):
 def _held_out_apart(dataset, eval_path, description, skip_bad, progress):
     """All of ``dataset`` to train on, all of the files at ``eval_path`` held out (``--eval-data``)."""
     held = files.open_dataset(eval_path, seq_len=dataset.seq_len, img_size=dataset.img_size, skip_bad=skip_bad,
-                              progress=progress, flag="--eval-data")
+                              progress=progress, flag="--eval-data", min_classes=1)   # some classes may do
     unknown = [str(n) for n in held.class_names if str(n) not in map(str, dataset.class_names)]
     if unknown:
         raise DataError(f"--eval-data {eval_path}: classes that --data does not have: {short_list(unknown)} "

@@ -39,24 +39,39 @@ CACHE_BYTES = 1 << 30
 
 
 def open_dataset(path, seq_len=8, img_size=200, skip_bad=False, cache_bytes=CACHE_BYTES, progress=None,
-                 flag="--data"):
+                 flag="--data", min_classes=2):
     """A checked ``FileSequences`` (folders) or ``NpzSequences`` (one .npz) for ``path``.
 
     ``progress(total, desc)`` may return a progress bar (``update()``/``close()``) for the check pass.
     Raises ``DataError`` naming the file for anything that cannot be used (and ``flag``, the option
-    that gave ``path``, where the path itself is the problem).
+    that gave ``path``, where the path itself is the problem). A training set needs
+    ``min_classes`` classes; a held-out set (``--eval-data``) may hold one.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"{flag} {path}: no such file or folder")
+    problem = layout_problem(path, flag)
+    if problem:
+        raise DataError(problem)
     if os.path.isfile(path):
-        if not has_extension(path, ".npz"):
-            raise DataError(f"{flag} {path}: expected a folder of class folders or an .npz file")
         dataset = NpzSequences(path, seq_len, img_size)
     else:
         dataset = open_folder(path, seq_len, img_size, flag)
-    dataset.check(skip_bad, progress, cache_bytes)
+    dataset.check(skip_bad, progress, cache_bytes, min_classes)
     return dataset
+
+
+def layout_problem(path, flag="--data"):
+    """Why ``path`` cannot be a data set, from its name and its folder listing alone (cheap: nothing
+    is read, so commands check it before any work), or None."""
+    if not os.path.exists(path):
+        return f"{flag} {path}: no such file or folder"
+    if os.path.isfile(path):
+        return None if has_extension(path, ".npz") else \
+            f"{flag} {path}: expected a folder of class folders or an .npz file"
+    entries = [n for n in os.listdir(path) if not n.startswith(".")]
+    if not any(os.path.isdir(os.path.join(path, n)) or has_extension(n, ".npz") for n in entries):
+        return (f"{flag} {path}: no class folders (expected {path}/<class>/<sequence>/<frame>.png "
+                f"or {path}/<class>/<sequence>.npy) and no .npz file")
+    return None
 
 
 def open_folder(root, seq_len=8, img_size=200, flag="--data"):
@@ -66,8 +81,7 @@ def open_folder(root, seq_len=8, img_size=200, flag="--data"):
     archives = [n for n in entries if n not in folders and has_extension(n, ".npz")]
     others = len(entries) - len(folders) - len(archives)
     if not folders and not archives:
-        raise DataError(f"{flag} {root}: no class folders (expected {root}/<class>/<sequence>/<frame>.png "
-                        f"or {root}/<class>/<sequence>.npy) and no .npz file")
+        raise DataError(layout_problem(root, flag))
     parts = [FileSequences(root, seq_len, img_size)] if folders else []
     parts += [NpzSequences(os.path.join(root, n), seq_len, img_size) for n in archives]
     dataset = parts[0] if len(parts) == 1 else MixedSequences(root, parts)
@@ -87,9 +101,9 @@ class _Checked(SequenceDataset):
 
     notes = ()
 
-    def check(self, skip_bad=False, progress=None, cache_bytes=CACHE_BYTES):
+    def check(self, skip_bad=False, progress=None, cache_bytes=CACHE_BYTES, min_classes=2):
         """Read every sequence once: bad ones are an error (or, with ``skip_bad``, dropped and counted);
-        then every class must still have a sequence, and there must be two classes or more. The
+        then every class must still have a sequence, and there must be ``min_classes`` or more. The
         frames read are kept when the whole data set fits in ``cache_bytes``."""
         if len(self) * self.seq_len * self.img_size ** 2 * 4 <= cache_bytes:
             self._cache = np.empty((len(self), self.seq_len, self.img_size, self.img_size), np.float32)
@@ -118,7 +132,7 @@ class _Checked(SequenceDataset):
         if self._cache is not None:
             self._cached = True
         self.notes = notes
-        check_classes(self.labels, self.class_names, self.root)
+        check_classes(self.labels, self.class_names, self.root, min_classes)
 
     _cache = None
     _cached = False
@@ -129,8 +143,8 @@ class _Checked(SequenceDataset):
         return self._read(i)
 
 
-def check_classes(labels, class_names, source):
-    """Every class has a sequence and there are at least two classes; DataError otherwise."""
+def check_classes(labels, class_names, source, min_classes=2):
+    """Every class has a sequence and there are at least ``min_classes``; DataError otherwise."""
     counts = np.bincount(labels, minlength=len(class_names)) if len(labels) else np.zeros(len(class_names), int)
     empty = [class_names[c] for c in range(len(class_names)) if counts[c] == 0]
     if empty:
@@ -138,9 +152,9 @@ def check_classes(labels, class_names, source):
                         f"(every class needs at least one; remove the class or add sequences)")
     if len(class_names) > MAX_CLASSES:
         raise DataError(f"{source}: {len(class_names)} classes; at most {MAX_CLASSES} are supported")
-    if len(class_names) < 2:
+    if len(class_names) < min_classes:
         raise DataError(f"{source}: only one class ({class_names[0] if class_names else 'none'}): "
-                        f"classification needs at least two")
+                        f"classification needs at least two" if class_names else f"{source}: no sequences")
 
 
 class FileSequences(_Checked):
