@@ -26,7 +26,7 @@ def _apply(x, inplace, fn, reads_result=False):
     backward saved are then not the ones overwritten (gt saves no memory by ``inplace=True``).
     ``reads_result``: torch's backward reads the result from ``x``, so a later in-place change of
     ``x`` makes the backward raise torch's error, as there."""
-    if x.dtype in _HALF:
+    if x.dtype in dtypes.HALVES:
         fn = _in_float32(fn)
     if not inplace:
         return fn(x)
@@ -37,15 +37,12 @@ def _apply(x, inplace, fn, reads_result=False):
     return out
 
 
-_HALF = (dtypes.float16, dtypes.bfloat16)
-
-
 def _in_float32(fn):
     """``fn`` run in float32 on a float16/bfloat16 input and rounded to its dtype once at the end (the
     gradient likewise), as torch's CPU kernels compute in their float32 "opmath" type: in the half
     dtype each step rounds (celu(alpha=20) was 5% off) and a bound or threshold given as a number
     was rounded to float16 before the comparison (``threshold(x, 0.001, v)`` replaced 0.001)."""
-    return lambda x: fn(x.float()).to(x.dtype) if x.dtype in _HALF else fn(x)
+    return lambda x: fn(x.float()).to(x.dtype) if x.dtype in dtypes.HALVES else fn(x)
 
 
 def _tied(y):
@@ -232,7 +229,7 @@ def softshrink(input, lambd=0.5):
     x = _floating(_tensor(input, "softshrink"), "softshrink")
     y = _in_float32(lambda x: _tied(where((x >= -lambd) & (x <= lambd), 0.0,
                                           where(x > 0, x - lambd, x + lambd))))(x)
-    if x.dtype not in _HALF:
+    if x.dtype not in dtypes.HALVES:
         return y
     # torch's backward compares in the half dtype (its forward in float32): no gradient where x
     # rounds onto +-lambd

@@ -5,7 +5,7 @@ import math
 from gt.backend import B
 from gt.tensor import zeros_like
 from gt.optim.optimizer import Optimizer, _whole
-from gt.optim.options import UNSUPPORTED, refuse_unimplemented
+from gt.optim.options import refuse_unimplemented_in
 
 
 class Adam(Optimizer):
@@ -32,8 +32,6 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
                  in_backward=False, maximize=False, foreach=None, capturable=False, differentiable=False,
                  fused=None, decoupled_weight_decay=False):
-        refuse_unimplemented(type(self).__name__, foreach=foreach, capturable=capturable,
-                             differentiable=differentiable, fused=fused)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
                                       differentiable=differentiable, fused=fused,
@@ -53,7 +51,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group):
         super()._check_group(group)
-        refuse_unimplemented(type(self).__name__, **{key: group.get(key) for key in UNSUPPORTED})
+        refuse_unimplemented_in(type(self).__name__, group)
         for key in ("amsgrad", "maximize", "decoupled_weight_decay"):
             if not isinstance(group.get(key, False), bool):
                 raise TypeError(f"{type(self).__name__}: {key} must be True or False, got {group[key]!r}")

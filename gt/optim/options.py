@@ -23,7 +23,7 @@ class TorchOptimizer(Optimizer):
     def _check_group(self, group):
         super()._check_group(group)
         name = type(self).__name__
-        refuse_unimplemented(name, **{key: group.get(key) for key in UNSUPPORTED})
+        refuse_unimplemented_in(name, group)
         for key in ("maximize", "centered", "decoupled_weight_decay"):
             if key in group and not isinstance(group[key], bool):
                 raise TypeError(f"{name}: {key} must be True or False, got {group[key]!r}")
@@ -61,6 +61,12 @@ def refuse_unimplemented(name, **options):
         if value is not None and value is not False:
             raise NotImplementedError(f"{name}: {key}={value!r} is not implemented in gt; "
                                       f"leave {key} at None or False")
+
+
+def refuse_unimplemented_in(name, group):
+    """``refuse_unimplemented`` of a param group's torch options (each optimizer's ``_check_group``:
+    at construction, in ``add_param_group`` and after ``load_state_dict``, which resets them)."""
+    refuse_unimplemented(name, **{key: group.get(key) for key in UNSUPPORTED})
 
 
 def _scalar(name, value):

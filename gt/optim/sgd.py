@@ -5,7 +5,7 @@ import weakref
 from gt.autograd import deferred
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
-from gt.optim.options import UNSUPPORTED, refuse_unimplemented
+from gt.optim.options import refuse_unimplemented_in
 
 
 class SGD(Optimizer):
@@ -35,7 +35,6 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  in_backward=False, *, maximize=False, foreach=None, differentiable=False, fused=None):
-        refuse_unimplemented("SGD", foreach=foreach, differentiable=differentiable, fused=fused)
         # the constructor's options only, as torch: a group may keep nesterov with its momentum off
         if nesterov and (not momentum > 0 or dampening != 0):
             raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening == 0, got "
@@ -67,7 +66,7 @@ class SGD(Optimizer):
         super()._check_group(group)
         if not isinstance(group.get("maximize", False), bool):
             raise TypeError(f"SGD: maximize must be True or False, got {group['maximize']!r}")
-        refuse_unimplemented("SGD", **{key: group.get(key) for key in UNSUPPORTED})
+        refuse_unimplemented_in("SGD", group)
 
     def _update_group(self, params, group):
         # Plain gradient descent on parameters held whole: one engine call for all of them

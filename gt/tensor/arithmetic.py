@@ -40,7 +40,7 @@ def _binary(op_cls, name, a, b):
         da = a.dtype
         if da is b.dtype and da.is_floating_point:     # dtypes are singletons: ``is``, not DType.__eq__
             return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
-    if op_cls is ew.Sub and any(type(x) is bool or getattr(x, "dtype", None) is dtypes.bool_ for x in (a, b)):
+    if op_cls is ew.Sub:
         refuse_bool_subtraction(a, b)
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
     if type(a) is int or type(b) is int:
@@ -373,10 +373,16 @@ def _refuse_bools(a, b, kernel):
         raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool': convert the operands with .long() first")
 
 
+def _is_bool(x):
+    return type(x) is bool or getattr(x, "dtype", None) is dtypes.bool_
+
+
 def refuse_bool_subtraction(a, b):
     """torch's RuntimeError for a subtraction with a bool tensor or a Python bool (numpy's engine
-    raised its own TypeError for two bools and subtracted a bool from a number)."""
-    if all(isinstance(x, bool) or getattr(x, "dtype", None) is dtypes.bool_ for x in (a, b)):
+    raised its own TypeError for two bools and subtracted a bool from a number); None otherwise."""
+    if not (_is_bool(a) or _is_bool(b)):
+        return
+    if _is_bool(a) and _is_bool(b):
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
                            "`logical_xor()` operator instead.")
     raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to "

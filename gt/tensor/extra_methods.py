@@ -236,8 +236,7 @@ class ExtraMethods:
         return self + (other if alpha == 1 else _alpha_scaled(self, _operand(other, "add"), alpha))
 
     def sub(self, other, alpha=1):
-        if alpha != 1 and (self.dtype is dtypes.bool_ or type(other) is bool
-                           or getattr(other, "dtype", None) is dtypes.bool_):
+        if alpha != 1:
             refuse_bool_subtraction(self, other)
         return self - (other if alpha == 1 else _alpha_scaled(self, _operand(other, "sub"), alpha))
 

@@ -135,8 +135,7 @@ class InplaceMethods:
         return self._update(lambda a, v: B.add_scaled_(a, v, alpha), value)
 
     def sub_(self, other, alpha=1):
-        if self.dtype is dtypes.bool_ or type(other) is bool or getattr(other, "dtype", None) is dtypes.bool_:
-            refuse_bool_subtraction(self, other)
+        refuse_bool_subtraction(self, other)
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other):

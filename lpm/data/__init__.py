@@ -19,7 +19,7 @@ README's examples import them (``from lpm.data import make_moving_blobs``).
 import numpy as np
 
 from lpm.data import digits, files, mnist  # noqa: F401  (lpm.data.mnist.load)
-from lpm.data.base import (DATASETS, MAX_CLASSES, Data, DataError, has_extension, match_classes, short_list,
+from lpm.data.base import (DATASETS, MAX_CLASSES, Data, DataError, has_extension, match_classes,
                            stratified_split)
 from lpm.data.blobs import DIRECTIONS, NUM_CLASSES, make_moving_blobs, train_eval_split
 
@@ -74,11 +74,8 @@ def _held_out_apart(dataset, eval_path, description, skip_bad, progress):
     """All of ``dataset`` to train on, all of the files at ``eval_path`` held out (``--eval-data``)."""
     held = files.open_dataset(eval_path, seq_len=dataset.seq_len, img_size=dataset.img_size, skip_bad=skip_bad,
                               progress=progress, flag="--eval-data", min_classes=1)   # some classes may do
-    unknown = [str(n) for n in held.class_names if str(n) not in map(str, dataset.class_names)]
-    if unknown:
-        raise DataError(f"--eval-data {eval_path}: classes that --data does not have: {short_list(unknown)} "
-                        f"(it has: {short_list(dataset.class_names, 20)})")
-    labels = match_classes(held.labels, held.class_names, dataset.class_names)
+    labels = match_classes(held.labels, held.class_names, dataset.class_names,
+                           f"--eval-data {eval_path}: classes that --data does not have", "it has")
     held_out = held.subset(np.arange(len(held)))
     held_out.labels, held_out.class_names = labels, dataset.class_names
     train = dataset.subset(np.arange(len(dataset)))

@@ -117,9 +117,10 @@ class Subset(SequenceDataset):
         return self.parent.describe(int(self.indices[i])) if hasattr(self.parent, "describe") else f"sequence {i}"
 
 
-def match_classes(labels, data_names, model_names):
+def match_classes(labels, data_names, model_names, unknown="classes the model was not trained on", known="it knows"):
     """``labels`` renumbered from the data's classes (``data_names``) to the model's, by name;
-    DataError naming the classes the model was not trained on.
+    DataError naming the classes ``model_names`` lacks (``unknown``: how the message says so,
+    ``known``: how it introduces the names there are).
 
         >>> match_classes([0, 1, 1], ["b", "c"], ["a", "b", "c"]).tolist()
         [1, 2, 2]
@@ -127,10 +128,9 @@ def match_classes(labels, data_names, model_names):
     data_names, model_names = [str(n) for n in data_names], [str(n) for n in model_names]
     if data_names == model_names:
         return np.asarray(labels)
-    unknown = [n for n in data_names if n not in model_names]
-    if unknown:
-        raise DataError(f"classes the model was not trained on: {short_list(unknown)} (it knows: "
-                        f"{short_list(model_names, 20)})")
+    missing = [n for n in data_names if n not in model_names]
+    if missing:
+        raise DataError(f"{unknown}: {short_list(missing)} ({known}: {short_list(model_names, 20)})")
     mapping = np.array([model_names.index(n) for n in data_names])
     return mapping[np.asarray(labels)]
 
