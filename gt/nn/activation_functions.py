@@ -12,6 +12,7 @@ shape and dtype.
 
 from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.inputs import in_float32
 from gt.nn.inputs import implicit_softmax_dim
 from gt.tensor import rand, where
 from gt.tensor.inplace_grad import result_saved
@@ -27,7 +28,7 @@ def _apply(x, inplace, fn, reads_result=False):
     ``reads_result``: torch's backward reads the result from ``x``, so a later in-place change of
     ``x`` makes the backward raise torch's error, as there."""
     if x.dtype in dtypes.HALVES:
-        fn = _in_float32(fn)
+        fn = in_float32(fn)
     if not inplace:
         return fn(x)
     y = fn(x.clone() if x.requires_grad else x)
@@ -35,14 +36,6 @@ def _apply(x, inplace, fn, reads_result=False):
     if reads_result and out.requires_grad:
         result_saved(x, y)
     return out
-
-
-def _in_float32(fn):
-    """``fn`` run in float32 on a float16/bfloat16 input and rounded to its dtype once at the end (the
-    gradient likewise), as torch's CPU kernels compute in their float32 "opmath" type: in the half
-    dtype each step rounds (celu(alpha=20) was 5% off) and a bound or threshold given as a number
-    was rounded to float16 before the comparison (``threshold(x, 0.001, v)`` replaced 0.001)."""
-    return lambda x: fn(x.float()).to(x.dtype) if x.dtype in dtypes.HALVES else fn(x)
 
 
 def _tied(y):
@@ -173,7 +166,7 @@ def logsigmoid(input):
     """``log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))``: finite for any finite ``x`` (no exp of
     a positive number), gradient ``sigmoid(-x)`` everywhere (0.5 at 0, as torch)."""
     x = _floating(_tensor(input, "logsigmoid"), "logsigmoid")
-    return _in_float32(lambda x: where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p())(x)
+    return in_float32(lambda x: where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p())(x)
 
 
 def mish(input, inplace=False):
@@ -227,7 +220,7 @@ def softshrink(input, lambd=0.5):
     is 0 at +-lambd, as torch); ``lambd >= 0``. NaN stays NaN."""
     lambd = _lambd(lambd, "softshrink")
     x = _floating(_tensor(input, "softshrink"), "softshrink")
-    y = _in_float32(lambda x: _tied(where((x >= -lambd) & (x <= lambd), 0.0,
+    y = in_float32(lambda x: _tied(where((x >= -lambd) & (x <= lambd), 0.0,
                                           where(x > 0, x - lambd, x + lambd))))(x)
     if x.dtype not in dtypes.HALVES:
         return y

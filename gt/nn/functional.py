@@ -4,13 +4,13 @@ Each takes gt tensors (numpy arrays and lists are accepted where a tensor is rea
 and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_functions.py.
 """
 
-import math
 
 from gt import amp, dtypes
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import implicit_softmax_dim
+from gt.nn.inputs import in_float32
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
 from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
@@ -43,14 +43,13 @@ from gt.nn.activation_functions import (celu, celu_, elu, elu_, glu, hardshrink,
                                        hardtanh, hardtanh_, leaky_relu, leaky_relu_, logsigmoid, mish, prelu, relu,
                                        relu6, relu_, rrelu, rrelu_, selu, selu_, silu, softmin, softshrink, softsign,
                                        tanhshrink, threshold, threshold_)
-from gt.nn.activation_functions import _in_float32
 from gt.nn.grid_sample import affine_grid, grid_sample  # noqa: F401
 from gt.nn.small_functions import (channel_shuffle, feature_alpha_dropout, gumbel_softmax,  # noqa: F401
                                    multilabel_margin_loss, pdist, triplet_margin_with_distance_loss)
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape
-from gt.tensor import arange, rand, where
+from gt.tensor import arange, where
 
 
 # ---- activations ------------------------------------------------------------------------
@@ -74,7 +73,7 @@ def softplus(x, beta=1.0, threshold=20.0):
         z = x * beta
         # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
         return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
-    return _in_float32(fn)(_tensor(x, "softplus"))
+    return in_float32(fn)(_tensor(x, "softplus"))
 
 
 def softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):
@@ -140,9 +139,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 def layer_norm_in_float32(x, weight, bias, n_axes, eps):
     """A float16/bfloat16 layer norm as torch's CPU kernel: computed in float32, rounded once to
     the input's dtype (gt's composition in the half dtype rounded every step)."""
-    weight = weight if weight is None else weight.float()
-    bias = bias if bias is None else bias.float()
-    return linalg.LayerNorm.apply(x.float(), weight, bias, n_axes=n_axes, eps=eps).to(x.dtype)
+    return in_float32(lambda x, w, b: linalg.LayerNorm.apply(x, w, b, n_axes=n_axes, eps=eps))(x, weight, bias)
 
 
 def _check_affine(fn, shape, weight, bias):

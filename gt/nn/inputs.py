@@ -1,6 +1,7 @@
 """A user's arguments to the ``gt.nn`` functions as tensors, with errors that name the function:
 any tensor input (``as_tensor``), class indices (``class_indices``, ``check_range``), the implicit
-dim of the softmax family (``implicit_softmax_dim``)."""
+dim of the softmax family (``implicit_softmax_dim``); and ``in_float32``, torch's float32 "opmath"
+for half inputs."""
 
 import warnings
 
@@ -39,3 +40,15 @@ def implicit_softmax_dim(fn, ndim, stacklevel):
     warnings.warn(f"Implicit dimension choice for {fn} has been deprecated. Change the call to include "
                   "dim=X as an argument.", UserWarning, stacklevel=stacklevel + 1)
     return 0 if ndim in (0, 1, 3) else 1
+
+
+def in_float32(fn):
+    """``fn(x, *tensors)`` as torch's CPU kernels compute a float16/bfloat16 ``x``: ``x`` and the
+    tensors (weights; None stays None) in float32, the result rounded once to ``x``'s dtype (in
+    the half dtype each step rounds, and a bound given as a number is rounded before it is
+    compared: ``threshold(x, 0.001, v)`` replaced 0.001). Other dtypes: ``fn`` as it is."""
+    def call(x, *tensors):
+        if x.dtype not in dtypes.HALVES:
+            return fn(x, *tensors)
+        return fn(x.float(), *(t if t is None else t.float() for t in tensors)).to(x.dtype)
+    return call

@@ -17,6 +17,7 @@ import math
 
 from gt import amp, autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.inputs import in_float32
 from gt.nn.padding import pad
 from gt.ops import batch_norm as bn_ops
 from gt.tensor import Tensor
@@ -106,11 +107,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     if x.numel() == 0:                       # nothing to normalise (torch returns the empty shape too)
         return _scale_shift(x * 1, weight, bias)
-    if x.dtype in dtypes.HALVES and not amp.is_autocast_enabled():
-        # torch's kernel computes halves in float32, rounded once (half_stays_half covers mixed dtypes only)
-        floats = [t if t is None else t.float() for t in (weight, bias)]
-        return _scale_shift(_standardize(x.float(), n * num_groups, eps)[0], *floats).to(x.dtype)
-    return _scale_shift(_standardize(x, n * num_groups, eps)[0], weight, bias)
+    def normed(x, weight, bias):
+        return _scale_shift(_standardize(x, n * num_groups, eps)[0], weight, bias)
+    # torch's kernel computes halves in float32, rounded once (half_stays_half covers mixed dtypes only)
+    return normed(x, weight, bias) if amp.is_autocast_enabled() else in_float32(normed)(x, weight, bias)
 
 
 @half_stays_half
