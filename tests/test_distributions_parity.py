@@ -100,3 +100,19 @@ def test_zero_mode_is_a_constant_zero(family, param):
                                                                      requires_grad=True)}).mode
     np.testing.assert_array_equal(g.detach().numpy(), t.detach().numpy())
     assert g.requires_grad == t.requires_grad
+
+
+def test_half_cauchy_kl_is_its_bases_as_torchs():
+    # torch's HalfCauchy is |Cauchy|, a TransformedDistribution: its KL is the bases'; gt's folds
+    # its base itself, and had no pair
+    torch = torch_or_skip()
+    made = {}
+    for lib, mod in ((gt, D), (torch, torch.distributions)):
+        a, b = (lib.tensor(np.array(v), dtype=lib.float64, requires_grad=True) for v in ([0.5, 2.0], [1.5, 1.0]))
+        kl = mod.kl_divergence(mod.HalfCauchy(a), mod.HalfCauchy(b))
+        kl.sum().backward()
+        made[lib] = [kl.detach().numpy(), a.grad.numpy(), b.grad.numpy()]
+        with pytest.raises(NotImplementedError, match="p type Normal and q type Cauchy"):
+            mod.kl_divergence(mod.HalfNormal(a), mod.HalfCauchy(b))
+    for g, t in zip(made[gt], made[torch]):
+        np.testing.assert_allclose(g, t, rtol=1e-12)

@@ -42,12 +42,16 @@ from gt.distributions.positive import FisherSnedecor, HalfCauchy, InverseGamma, 
 from gt.distributions.transforms_more import (AbsTransform, LowerCholeskyTransform, ReshapeTransform,
                                               SoftmaxTransform, SoftplusTransform, StickBreakingTransform)
 from gt.distributions.discrete import OneHotCategoricalStraightThrough
+from gt.distributions.lkj_cholesky import LKJCholesky
+from gt.distributions.wishart import Wishart
+from gt.distributions.transforms_matrix import CorrCholeskyTransform, PositiveDefiniteTransform
 from gt.distributions import kl_pairs, kl_more  # register the cross-family KLs into kl_divergence
 
 del kl_pairs, kl_more
 # torch.distributions.transforms.<Name> spellings for the transforms defined in other modules
-for _t in (AbsTransform, CatTransform, CumulativeDistributionTransform, IndependentTransform, LowerCholeskyTransform,
-           ReshapeTransform, SoftmaxTransform, SoftplusTransform, StackTransform, StickBreakingTransform):
+for _t in (AbsTransform, CatTransform, CorrCholeskyTransform, CumulativeDistributionTransform, IndependentTransform,
+           LowerCholeskyTransform, PositiveDefiniteTransform, ReshapeTransform, SoftmaxTransform, SoftplusTransform,
+           StackTransform, StickBreakingTransform):
     setattr(transforms, _t.__name__, _t)
 del _t
 
@@ -63,3 +67,4 @@ __all__ += ["AbsTransform", "CatTransform", "ContinuousBernoulli", "CumulativeDi
             "InverseGamma", "Kumaraswamy", "LogisticNormal", "LowRankMultivariateNormal", "LowerCholeskyTransform",
             "ReshapeTransform", "SoftmaxTransform", "StackTransform", "StickBreakingTransform", "VonMises", "biject_to",
             "transform_to", "OneHotCategoricalStraightThrough", "SoftplusTransform"]
+__all__ += ["CorrCholeskyTransform", "LKJCholesky", "PositiveDefiniteTransform", "Wishart"]

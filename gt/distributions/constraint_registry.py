@@ -5,7 +5,8 @@ from unconstrained reals onto a constraint's set, looked up by the constraint's 
     >>> scale = t(gt.zeros(3))                   # ones, differentiable in the unconstrained values
 
 ``biject_to(c)`` is bijective (stick breaking onto the simplex); ``transform_to(c)`` may be only
-onto (softmax onto the simplex, a lower Cholesky factor from any square matrix)."""
+onto (softmax onto the simplex, a lower Cholesky factor or a positive-definite matrix from any square
+matrix)."""
 
 import numbers
 
@@ -14,6 +15,7 @@ from gt.distributions.transforms import AffineTransform, ComposeTransform, ExpTr
 from gt.distributions.transforms import identity_transform
 from gt.distributions.transforms_joint import CatTransform, IndependentTransform, StackTransform
 from gt.distributions.transforms_joint import cat_constraint, stack_constraint
+from gt.distributions.transforms_matrix import CorrCholeskyTransform, PositiveDefiniteTransform
 from gt.distributions.transforms_more import LowerCholeskyTransform, SoftmaxTransform, StickBreakingTransform
 
 __all__ = ["ConstraintRegistry", "biject_to", "transform_to"]
@@ -106,6 +108,17 @@ def _transform_to_simplex(constraint):
 @transform_to.register(constraints.lower_cholesky)
 def _transform_to_lower_cholesky(constraint):
     return LowerCholeskyTransform()
+
+
+@transform_to.register(constraints.positive_definite)
+@transform_to.register(constraints.positive_semidefinite)
+def _transform_to_positive_definite(constraint):
+    return PositiveDefiniteTransform()
+
+
+@_both(constraints.corr_cholesky)
+def _to_corr_cholesky(constraint):
+    return CorrCholeskyTransform()
 
 
 @biject_to.register(cat_constraint)

@@ -8,14 +8,16 @@ and ``is_discrete``/``event_dim`` are torch's.
     [True, False]
 """
 
+from gt import dtypes
+from gt.tensor.creation import full
 from gt.tensor.linalg_methods import eigvalsh
+from gt.tensor.runtime import finfo
 
-__all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-           "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-           "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer", "one_hot",
-           "positive",
-           "positive_definite", "positive_integer", "real", "real_vector", "simplex", "symmetric",
-           "unit_interval"]
+__all__ = ["Constraint", "boolean", "corr_cholesky", "dependent", "dependent_property", "greater_than",
+           "greater_than_eq", "half_open_interval", "independent", "integer_interval", "interval", "is_dependent",
+           "less_than", "lower_cholesky", "lower_triangular", "multinomial", "nonnegative", "nonnegative_integer",
+           "one_hot", "positive", "positive_definite", "positive_integer", "positive_semidefinite", "real",
+           "real_vector", "simplex", "square", "symmetric", "unit_interval"]
 
 
 class Constraint:
@@ -224,18 +226,51 @@ class _LowerCholesky(_LowerTriangular):
         return super().check(value) & (value.diagonal(dim1=-2, dim2=-1) > 0).all(-1)
 
 
-class _Symmetric(Constraint):
+class _CorrCholesky(Constraint):
+    """Lower Cholesky factors of correlation matrices: rows of unit Euclidean length."""
+
     event_dim = 2
 
     def check(self, value):
+        tol = finfo(value.dtype).eps * value.shape[-1] * 10  # torch's fudge factor
+        unit_rows = ((value.detach().norm(dim=-1) - 1.0).abs() <= tol).all(-1)
+        return lower_cholesky.check(value) & unit_rows
+
+
+class _Square(Constraint):
+    event_dim = 2
+
+    def check(self, value):
+        return full(tuple(value.shape[:-2]), value.shape[-2] == value.shape[-1], dtype=dtypes.bool_)
+
+
+class _Symmetric(_Square):
+    def check(self, value):
+        square = super().check(value)
+        if not bool(square.all()):
+            return square  # a non-square matrix has no transpose to compare with
         flat = tuple(value.shape[:-2]) + (-1,)
         return ((value - value.mT).abs() <= 1e-6 + 1e-5 * value.mT.abs()).reshape(flat).all(-1)
 
 
+def _square_and(value, symmetric, eigenvalues_ok):
+    """``symmetric`` where ``value`` is not square, else it and the eigenvalue test per matrix.
+    torch returns the symmetry test alone once any matrix of a batch is not symmetric, passing
+    the batch's symmetric matrices that are not (semi)definite."""
+    if value.shape[-2] != value.shape[-1]:
+        return symmetric
+    # eigvalsh reads one triangle only: the symmetry test rules out the rest
+    return symmetric & eigenvalues_ok(eigvalsh(value.detach())).all(-1)
+
+
+class _PositiveSemidefinite(_Symmetric):
+    def check(self, value):
+        return _square_and(value, super().check(value), lambda e: e >= 0)
+
+
 class _PositiveDefinite(_Symmetric):
     def check(self, value):
-        # symmetric first: eigvalsh reads one triangle only
-        return super().check(value) & (eigvalsh(value.detach()) > 0).all(-1)
+        return _square_and(value, super().check(value), lambda e: e > 0)
 
 
 dependent = _Dependent()
@@ -260,5 +295,8 @@ half_open_interval = _HalfOpenInterval
 simplex = _Simplex()
 lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
+corr_cholesky = _CorrCholesky()
+square = _Square()
 symmetric = _Symmetric()
+positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()

@@ -8,6 +8,7 @@ from gt.tensor.creation import rand, randn, zeros_like
 from gt.tensor.runtime import finfo
 from gt.distributions import constraints
 from gt.distributions.distribution import LOG_SQRT_2PI, Distribution, broadcast_all
+from gt.distributions.exp_family import ExponentialFamily
 from gt.distributions.transformed import TransformedDistribution
 from gt.distributions.transforms import ExpTransform
 
@@ -29,12 +30,14 @@ class _LocScale(Distribution):
         return draw(self._extended_shape(sample_shape), dtype=self.loc.dtype)
 
 
-class Normal(_LocScale):
+class Normal(_LocScale, ExponentialFamily):
     """N(loc, scale**2), batched over the broadcast shape of ``loc`` and ``scale``.
 
         >>> Normal(gt.zeros(3), 1.0).rsample((5,)).shape
         (5, 3)
     """
+
+    _mean_carrier_measure = 0
 
     @property
     def mean(self):
@@ -70,6 +73,13 @@ class Normal(_LocScale):
 
     def entropy(self):
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
+
+    @property
+    def _natural_params(self):
+        return self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal()
+
+    def _log_normalizer(self, x, y):
+        return -0.25 * x.pow(2) / y + 0.5 * (-math.pi / y).log()
 
 
 class LogNormal(TransformedDistribution):
@@ -166,12 +176,13 @@ class Uniform(Distribution):
         return (self.high - self.low).log()
 
 
-class Exponential(Distribution):
+class Exponential(ExponentialFamily):
     """rate * exp(-rate * x) on x >= 0."""
 
     arg_constraints = {"rate": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
+    _mean_carrier_measure = 0
 
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
@@ -212,6 +223,13 @@ class Exponential(Distribution):
 
     def entropy(self):
         return 1.0 - self.rate.log()
+
+    @property
+    def _natural_params(self):
+        return (-self.rate,)
+
+    def _log_normalizer(self, x):
+        return -(-x).log()
 
 
 class Laplace(_LocScale):

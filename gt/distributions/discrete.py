@@ -10,6 +10,7 @@ from gt.tensor.runtime import finfo
 from gt.distributions import constraints
 from gt.distributions.distribution import (BinaryParameter, Distribution, as_shape, broadcast_all, lazy_property,
                                            logits_to_probs, probs_to_logits)
+from gt.distributions.exp_family import ExponentialFamily
 
 __all__ = ["Bernoulli", "Binomial", "Categorical", "OneHotCategorical", "Poisson"]
 
@@ -28,12 +29,13 @@ def _enumerate(n, param, batch_shape, expand):
     return values.expand((-1,) + tuple(batch_shape)) if expand else values
 
 
-class Bernoulli(BinaryParameter, Distribution):
+class Bernoulli(BinaryParameter, ExponentialFamily):
     """1 with probability ``probs`` (or sigmoid(``logits``)), else 0."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.boolean
     has_enumerate_support = True
+    _mean_carrier_measure = 0
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         _one_of(probs, logits)
@@ -73,6 +75,13 @@ class Bernoulli(BinaryParameter, Distribution):
 
     def enumerate_support(self, expand=True):
         return _enumerate(2, self._param, self._batch_shape, expand)
+
+    @property
+    def _natural_params(self):
+        return (self.probs.logit(),)
+
+    def _log_normalizer(self, x):
+        return x.exp().log1p()
 
 
 class Categorical(Distribution):
@@ -220,7 +229,7 @@ class OneHotCategorical(Distribution):
         return values.expand((n,) + self._batch_shape + (n,)) if expand else values
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     """rate**k exp(-rate) / k! on the nonnegative integers."""
 
     arg_constraints = {"rate": constraints.nonnegative}
@@ -251,6 +260,13 @@ class Poisson(Distribution):
             self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value)
         return value.xlogy(rate) - rate - (value + 1).lgamma()
+
+    @property
+    def _natural_params(self):
+        return (self.rate.log(),)
+
+    def _log_normalizer(self, x):
+        return x.exp()
 
 
 class Binomial(BinaryParameter, Distribution):

@@ -1,12 +1,15 @@
 """ExponentialFamily: densities exp(<t(x), theta> - F(theta) + k(x)) given by their natural
 parameters theta and log normalizer F; entropy and the same-family KL divergence come from F's
 gradient (Bregman divergences: Nielsen and Nock, "Entropies and cross-entropies of exponential
-families"), taken by gt's autograd with ``create_graph`` so that they are differentiable too."""
+families"), taken by gt's autograd with ``create_graph`` so that they are differentiable too. The
+families torch makes exponential families are ones here too (Normal, Exponential, Gamma, Chi2, Beta,
+Dirichlet, Bernoulli, Poisson, ContinuousBernoulli, Wishart); kl.py registers the Bregman KL for any
+two of one family (this module imports no family, so the families can derive from it)."""
 
 from gt.autograd import enable_grad
 from gt.autograd.gradients import grad
+from gt.tensor.construct_functions import broadcast_shapes
 from gt.distributions.distribution import Distribution, sum_rightmost
-from gt.distributions.kl import register_kl
 
 __all__ = ["ExponentialFamily"]
 
@@ -39,7 +42,6 @@ class ExponentialFamily(Distribution):
         return result
 
 
-@register_kl(ExponentialFamily, ExponentialFamily)
 def _kl_expfamily_expfamily(p, q):
     """F(theta_q) - F(theta_p) - <theta_q - theta_p, grad F(theta_p)>, for p and q of one family."""
     if type(p) is not type(q):
@@ -50,6 +52,10 @@ def _kl_expfamily_expfamily(p, q):
         lg_normal = p._log_normalizer(*p_nparams)
         gradients = grad(lg_normal.sum(), p_nparams, create_graph=True)
     result = q._log_normalizer(*q._natural_params) - lg_normal
+    batch_dims = len(broadcast_shapes(p.batch_shape, q.batch_shape))
     for pn, qn, g in zip(p_nparams, q._natural_params, gradients):
-        result = result - sum_rightmost((qn - pn) * g, len(q.event_shape))
+        term = (qn - pn) * g
+        # each parameter over its own event dims (torch sums event_shape's, wrong for Wishart's
+        # batch-shaped df term under a batch)
+        result = result - sum_rightmost(term, max(term.dim() - batch_dims, 0))
     return result

@@ -18,6 +18,7 @@ from gt.tensor.runtime import finfo
 from gt.tensor.toplevel_functions import as_tensor
 from gt.distributions import constraints
 from gt.distributions.distribution import Distribution, broadcast_all
+from gt.distributions.exp_family import ExponentialFamily
 
 __all__ = ["Gamma", "Beta", "Dirichlet", "StudentT", "standard_gamma"]
 
@@ -74,12 +75,13 @@ def standard_gamma_rsample(alpha):
     return _StandardGamma.apply(alpha) if alpha.requires_grad else standard_gamma(alpha)
 
 
-class Gamma(Distribution):
+class Gamma(ExponentialFamily):
     """rate**c x**(c - 1) exp(-rate x) / Gamma(c), for ``concentration`` c and ``rate``."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.nonnegative
     has_rsample = True
+    _mean_carrier_measure = 0
 
     def __init__(self, concentration, rate, validate_args=None):
         self.concentration, self.rate = broadcast_all(concentration, rate)
@@ -118,8 +120,15 @@ class Gamma(Distribution):
         c = self.concentration
         return c - self.rate.log() + c.lgamma() + (1.0 - c) * c.digamma()
 
+    @property
+    def _natural_params(self):
+        return self.concentration - 1, -self.rate
 
-class Dirichlet(Distribution):
+    def _log_normalizer(self, x, y):
+        return (x + 1).lgamma() + (x + 1) * (-y.reciprocal()).log()
+
+
+class Dirichlet(ExponentialFamily):
     """On the simplex: density prod(x_i**(c_i - 1)) / B(c); ``concentration`` ``(..., K)`` gives
     batch_shape ``(...)`` and event_shape ``(K,)``."""
 
@@ -171,8 +180,15 @@ class Dirichlet(Distribution):
         a0 = c.sum(-1)
         return c.lgamma().sum(-1) - a0.lgamma() - (k - a0) * a0.digamma() - ((c - 1.0) * c.digamma()).sum(-1)
 
+    @property
+    def _natural_params(self):
+        return (self.concentration,)
 
-class Beta(Distribution):
+    def _log_normalizer(self, x):
+        return x.lgamma().sum(-1) - x.sum(-1).lgamma()
+
+
+class Beta(ExponentialFamily):
     """x**(c1 - 1) (1 - x)**(c0 - 1) / B(c1, c0) on [0, 1] (a two-category Dirichlet)."""
 
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
@@ -222,6 +238,13 @@ class Beta(Distribution):
 
     def entropy(self):
         return self._dirichlet.entropy()
+
+    @property
+    def _natural_params(self):
+        return self.concentration1, self.concentration0
+
+    def _log_normalizer(self, x, y):
+        return x.lgamma() + y.lgamma() - (x + y).lgamma()
 
 
 class StudentT(Distribution):

@@ -9,7 +9,8 @@ from gt.tensor.linalg_factor import solve_triangular
 from gt.distributions.continuous import Exponential, Gumbel, Laplace, Normal, Uniform
 from gt.distributions.discrete import Bernoulli, Binomial, Categorical, OneHotCategorical, Poisson
 from gt.distributions.distribution import Distribution, sum_rightmost
-from gt.distributions.extra import HalfNormal
+from gt.distributions.exp_family import ExponentialFamily, _kl_expfamily_expfamily
+from gt.distributions.extra import Folded, HalfNormal
 from gt.distributions.gamma import Beta, Dirichlet, Gamma
 from gt.distributions.more import Pareto
 from gt.distributions.multivariate import Independent, MultivariateNormal, batch_mahalanobis
@@ -65,6 +66,9 @@ def _softplus(x):
     return x.logaddexp(x.new_zeros(()))  # log(1 + e**x), with the derivative sigmoid(x) at 0 too
 
 
+register_kl(ExponentialFamily, ExponentialFamily)(_kl_expfamily_expfamily)
+
+
 @register_kl(Normal, Normal)
 def _kl_normal_normal(p, q):
     var_ratio = (p.scale / q.scale).pow(2)
@@ -84,6 +88,12 @@ def _kl_transformed_transformed(p, q):
 @register_kl(HalfNormal, HalfNormal)
 def _kl_halfnormal_halfnormal(p, q):
     return _kl_normal_normal(p.base_dist, q.base_dist)  # both fold the same Normal's halves together
+
+
+@register_kl(Folded, Folded)
+def _kl_folded_folded(p, q):
+    # torch's half families are |X| transforms of their bases, whose KL its transformed pair takes
+    return kl_divergence(p.base_dist, q.base_dist)
 
 
 @register_kl(Bernoulli, Bernoulli)
