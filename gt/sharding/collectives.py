@@ -125,6 +125,33 @@ def sum_arrays(shards, owned=False):
     return out
 
 
+def resplit(shards, axis, sizes):
+    """Blocks along ``axis`` re-cut to ``sizes``: device e keeps the parts of its own block that
+    fall in its new range (views, nothing moved) and receives only the other overlaps, joined
+    in order. Counted as ``all_to_all``, ``elements_moved`` being the parts that change device."""
+    old = [0]
+    for s in shards:
+        old.append(old[-1] + s.shape[axis])
+    lead = (slice(None),) * axis
+    mesh, out, moved, start = get_mesh(), [], [], 0
+    for e, size in enumerate(sizes):
+        parts = [] if size else [shards[e][lead + (slice(0, 0),)]]
+        for d, block in enumerate(shards):
+            lo, hi = max(start, old[d]), min(start + size, old[d + 1])
+            if lo < hi:
+                piece = block[lead + (slice(lo - old[d], hi - old[d]),)]
+                if d != e:
+                    moved.append(piece)
+                    if not mesh.shared_memory:
+                        piece = B.to_device(piece, mesh.devices[e])
+                parts.append(piece)
+        out.append(parts[0] if len(parts) == 1 else B.concatenate(parts, axis))
+        start += size
+    if moved:
+        _count("all_to_all", moved)
+    return out
+
+
 def reduce_scatter(shards, axis, sizes, owned=False):
     """Sum of per-device arrays, then each device keeps its block along ``axis``."""
     _count("reduce_scatter", shards)

@@ -88,6 +88,8 @@ def to_locals(value, target, sizes=None):
             return value.shards
         if isinstance(src, Partial) and isinstance(target, Shard):
             return C.reduce_scatter(value.shards, target.axis, sizes, owned=value.owned)
+        if src == target:    # the same axis cut at other places: only the overlaps that change device move
+            return C.resplit(value.shards, target.axis, sizes)
         value = materialize(value)
     # value is plain (replicated) from here
     if isinstance(target, Replicate):

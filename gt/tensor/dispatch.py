@@ -25,6 +25,7 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Partial, Replicate, Shard
+from gt.tensor import axis_rules  # noqa: F401  (rules along the sharded axis: max/min, cat, index arrays)
 from gt.tensor import conv_rules  # noqa: F401  (adds the convolution and pooling rules to rules.RULES)
 from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
 from gt.tensor import rules
@@ -45,7 +46,7 @@ class ShardedNode(GraphNode):
     """The tape entry of an op that ran per device: one op context per device."""
 
     __slots__ = ("cls", "ctxs", "inputs", "kwargs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
-                 "out_shape", "released", "epoch", "_next", "_metadata", "_node_hooks",
+                 "out_shape", "released", "epoch", "seq", "_next", "_metadata", "_node_hooks",
                  "__weakref__")
 
     @property
@@ -128,7 +129,7 @@ class ShardedNode(GraphNode):
 class Redistribute:
     """Tape entry of a layout change (gather, reduce, reshard): values unchanged, so is the gradient."""
 
-    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "epoch", "__weakref__")
+    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "epoch", "seq", "__weakref__")
     name = "Redistribute"
 
     def __repr__(self):

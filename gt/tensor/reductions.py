@@ -15,6 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel, reduction_axes
 from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
+from gt.tensor import axis_rules
 from gt.tensor._args import _pick
 from gt.tensor.numpy_interop import no_out
 
@@ -146,6 +147,10 @@ class ReductionMethods:
             shape = list(out[0].shape)
             shape[kept] = self.shape[a]
             return Tensor._from_value(Placed(out, Shard(kept), tuple(shape)))
+        if p is not None and isinstance(p.placement, Shard) and axis is not None:   # along the sharded axis
+            index = axis_rules.sharded_arg(fn, p, axis, keep)
+            if index is not None:
+                return Tensor._wrap(index)
         return Tensor._wrap(fn(self._data, axis=axis, keepdims=keep))
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):

@@ -177,7 +177,7 @@ def reduction(cls, args, kwargs):
         return reductions.Sum.apply(x, axes, keepdims) * (1.0 / count) if count else None
     if not (x.requires_grad and autograd.is_grad_enabled()):
         return _extremum_no_grad(cls, x, axes, keepdims)
-    return None  # max/min over the sharded axis with a gradient: gathered (ties make a local rule subtle)
+    return None  # max/min over the sharded axis with a gradient: axis_rules.extremum runs it before this
 
 
 def off_shard_reduction(cls, args, kwargs):
@@ -190,7 +190,7 @@ def off_shard_reduction(cls, args, kwargs):
 def _extremum_no_grad(cls, x, axes, keepdims):
     """max/min over the sharded axis, nothing to differentiate: each device reduces its block,
     then only those small results are gathered and reduced once more."""
-    reduce = B.max if cls is reductions.Max else B.min
+    reduce = B.max if issubclass(cls, reductions.Max) else B.min   # the inf-norms' NormMax too
     p = x._placed
     a = p.placement.axis
     blocks = [reduce(s, axis=axes, keepdims=True) for s in p.shards if s.shape[a]]
