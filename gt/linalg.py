@@ -31,6 +31,7 @@ from gt.tensor.functions import cat, stack
 from gt.tensor.linalg_methods import (cholesky, det, eigh, eigvalsh, inv, matrix_input, matrix_power, pinv, qr,
                                       slogdet, solve, svd, svdvals, _cutoff, _legacy_tolerance)
 from gt.tensor.creation import zeros
+from gt.tensor import out_argument
 from gt.tensor._args import norm_input
 from gt.tensor.arithmetic import where
 from gt.tensor.linalg_base import eye_like
@@ -67,6 +68,8 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
         # summed in float32 and rounded back, as torch does (powers of half values overflow)
         return vector_norm(x.to(dtypes.float32), ord, dim, keepdim).to(x.dtype)
     dim = tuple(range(x.ndim)) if dim is None else dim
+    if ord < 0 and ord != -math.inf:
+        _refuse_empty_negative(x, ord, dim)
     if ord == 2:
         return x.norm(2, dim, keepdim)
     if ord == math.inf or ord == -math.inf:
@@ -78,6 +81,14 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     return x.norm(ord, dim, keepdim)      # torch's gradient at zeros (0, where the composed ops give NaN)
 
 
+def _refuse_empty_negative(x, ord, dim):
+    """torch's RuntimeError for a negative order over an empty dim (1 / 0 ** -p has no identity)."""
+    for d in (dim,) if isinstance(dim, int) else dim:
+        if -x.ndim <= d < x.ndim and x.shape[d] == 0:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {ord} norm on the dimension {d % x.ndim} "
+                               f"because this dimension is empty and the operation does not have an identity")
+
+
 def _matrix_dims(A, dim, name):
     if not isinstance(dim, (tuple, list)) or len(dim) != 2:
         raise ValueError(f"{name}: dim must be a 2-tuple of ints, got {dim!r}")
@@ -87,11 +98,11 @@ def _matrix_dims(A, dim, name):
     return d0, d1
 
 
-def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False):
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """The matrix ``ord``-norm of A over the two ``dim`` axes: ``'fro'`` (Frobenius), ``'nuc'`` (sum
     of singular values), 2 / -2 (largest / smallest singular value), 1 / -1 (max / min column sum
-    of ``|A|``), inf / -inf (max / min row sum)."""
-    A = _float_input(A, "linalg.matrix_norm")
+    of ``|A|``), inf / -inf (max / min row sum). ``dtype``: A is cast to it first, as torch's."""
+    A = norm_input(_float_input(A, "linalg.matrix_norm"), dtype)
     if A.ndim < 2:
         raise ValueError(f"linalg.matrix_norm: the input tensor A must have at least 2 dimensions, got shape {A.shape}")
     d0, d1 = _matrix_dims(A, dim, "linalg.matrix_norm")
@@ -119,11 +130,11 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False):
     return out
 
 
-def norm(A, ord=None, dim=None, keepdim=False):
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
     """torch.linalg.norm: a vector norm when ``dim`` is an int (or ``dim`` is None and A is 1-D, or
     ord is None), a matrix norm when ``dim`` is a 2-tuple (or ``dim`` is None and A is 2-D); with
-    ``ord=None`` and ``dim=None`` the 2-norm of every element."""
-    A = _float_input(A, "linalg.norm")
+    ``ord=None`` and ``dim=None`` the 2-norm of every element. ``dtype``: A is cast to it first."""
+    A = norm_input(_float_input(A, "linalg.norm"), dtype)
     if dim is None and ord is not None and A.ndim not in (1, 2):
         raise ValueError(f"linalg.norm: if dim is not specified but ord is, the input must be 1D or 2D, got "
                          f"shape {A.shape}")
@@ -402,3 +413,8 @@ def matmul(input, other):
 
 __all__ += ["cholesky_ex", "cond", "householder_product", "inv_ex", "lu", "lu_factor", "lu_factor_ex", "lu_solve",
             "matmul", "matrix_exp", "solve_ex", "solve_triangular", "tensorinv", "tensorsolve", "vander"]
+
+# torch's out= keyword on every public function here (gt/tensor/out_argument.py), as gt's own
+_public = {name: globals()[name] for name in __all__}
+out_argument.accept_out(_public)
+globals().update(_public)

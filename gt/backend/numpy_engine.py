@@ -183,7 +183,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return arr.flags.c_contiguous
 
     def copy(self, arr):
-        return arr.copy()
+        # a 0-d result of numpy math is often a numpy scalar, whose copy could not be written into
+        return arr.copy() if isinstance(arr, np.ndarray) else np.array(arr)
 
     def format(self, arr):
         return format_array(arr)   # gt.set_printoptions sets the layout (print_options.py)

@@ -27,15 +27,20 @@ class NumpyScatter:
     def setitem(self, x, index, value):
         try:
             x[index] = value
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as exc:
             # numpy refuses a value of more dims than the place it goes (``x[0] = array([5])``, a (1, k)
             # value through a mask); torch drops the value's leading 1-sized axes first
             lead = 0
             while isinstance(value, np.ndarray) and lead < value.ndim and value.shape[lead] == 1:
                 lead += 1
-            if not lead:
-                raise
-            x[index] = value.reshape(value.shape[lead:])
+            try:
+                if not lead:
+                    raise
+                x[index] = value.reshape(value.shape[lead:])
+            except ValueError as again:
+                if "broadcast" not in str(again):
+                    raise
+                raise RuntimeError(str(again)) from None      # torch's type, as the torch engine's
 
     def einsum(self, equation, *operands):
         sizes = {}

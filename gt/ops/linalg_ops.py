@@ -77,8 +77,22 @@ def _scalar_grad(g):
     return B.reshape(g, tuple(g.shape) + (1, 1))
 
 
+def _cofactors(a):
+    """The matrix of cofactors of ``a`` (``det(A) inv(A)^T`` where A is invertible) through the SVD
+    A = U diag(s) Vh: ``det(U) det(Vh) U diag(product of the other s) Vh``, with no division, so it
+    holds at singular matrices too (torch's singular branch; the products from both ends)."""
+    u, s, vh = B.svd(a, False, True)
+    one = B.ones(tuple(s.shape[:-1]) + (1,), s.dtype)
+    rev = (Ellipsis, slice(None, None, -1))
+    before = B.cumprod(B.concatenate([one, s[..., :-1]], -1), -1)
+    after = B.getitem(B.cumprod(B.getitem(B.concatenate([s[..., 1:], one], -1), rev), -1), rev)
+    return _scalar_grad(B.det(u) * B.det(vh)) * B.matmul(u * (before * after)[..., None, :], vh)
+
+
 class Det(Function):
-    """``det(A)``; gradient ``g det(A) inv(A)^T`` (A must be invertible for the gradient)."""
+    """``det(A)``; gradient ``g det(A) inv(A)^T``, the cofactors through the SVD where a
+    determinant is 0 (the adjugate, as torch's ``create_graph=True`` backward gives; its plain
+    backward gives zeros there)."""
 
     def forward(self, a):
         out = B.det(a)
@@ -87,6 +101,8 @@ class Det(Function):
 
     def backward(self, g):
         a, out = self.saved
+        if B.numel(out) and bool(B.any(out == 0)):
+            return (_scalar_grad(g) * _cofactors(a),)
         return (_scalar_grad(g * out) * _t(B.inv(a)),)
 
     def backward_graph(self, g):

@@ -369,8 +369,7 @@ class Cumprod(Function):
         x, ax = self.inputs[0], self.axis
         if not B.any(self.saved[0] == 0):
             # torch's reversed_cumsum(g * out) / x, recorded
-            flip = (slice(None),) * ax + (slice(None, None, -1),)
-            return (Cumsum.apply((g * Cumprod.apply(x, ax))[flip], ax)[flip] / x,)
+            return (Cumsum.apply((g * Cumprod.apply(x, ax)).flip(ax), ax).flip(ax) / x,)
         # with a zero, no division: d out_j / d x_i = prod(x_k, k <= j, k != i) for j >= i, that is
         # (the entries before i) * (the entries from i + 1 to j), the latter as an (n, n) table per
         # slice (memory n^2 along the axis, only for inputs holding a zero)

@@ -53,5 +53,4 @@ class Cumsum(Function):
         return (B.getitem(B.cumsum(B.getitem(g, flip), self.axis), flip),)
 
     def backward_graph(self, g):
-        flip = (slice(None),) * self.axis + (slice(None, None, -1),)
-        return (Cumsum.apply(g[flip], self.axis)[flip],)
+        return (Cumsum.apply(g.flip(self.axis), self.axis).flip(self.axis),)

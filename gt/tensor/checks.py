@@ -15,6 +15,11 @@ from gt.sharding.mesh import get_mesh
 _pending = []
 
 
+class IndexOutOfRangeError(IndexError, RuntimeError):
+    """A position out of range where torch's CPU kernels raise IndexError for some shapes and
+    dims and RuntimeError for others (``index_select``, ``index_add``): either ``except`` catches it."""
+
+
 def deferred():
     """Whether checks are queued (a GPU mesh) rather than run at once (the CPU)."""
     return get_mesh().kind != "cpu"

@@ -7,9 +7,9 @@ Values, dtypes and gradients are torch's (tests/test_construct_functions.py runs
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.backend import B
-from gt.tensor import checks
+from gt.tensor import checks, inplace_grad
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _arange, _own_memory
@@ -46,6 +46,7 @@ class DiagonalMethods:
         if source.numel() != index.numel():
             raise RuntimeError(f"put_(): Expected source and index to have the same number of elements, but got "
                                f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
+        inplace_grad.refuse_shared_input(self, (source,), any_overlap=True)     # torch's, as index_put_'s
         flat = self.reshape(-1).clone()       # written whole and copied back: no view of self needed
         flat.index_put_((positions.reshape(-1),), source.reshape(-1).to(self.dtype), accumulate=accumulate)
         return self.copy_(flat.reshape(self.shape))
@@ -73,21 +74,30 @@ class DiagonalMethods:
     def index_select(self, dim, index):
         """The entries of axis ``dim`` at the integer positions ``index`` (1-D, or 0-d read as 1-D,
         as torch); differentiable, repeated positions adding up in the backward. A position outside
-        ``[0, size)`` is an IndexError: torch counts none from the end here, unlike ``x[index]``."""
+        ``[0, size)`` is an IndexError that is also a RuntimeError (torch raises either, by dim):
+        torch counts none from the end here, unlike ``x[index]``."""
         index = _operand(index, "index_select")
         if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.is_floating_point:
             raise ValueError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
-        dim = dim % self.ndim
+        dim = normalize_axis(dim, self.ndim, "index_select")
+        if self.ndim == 0:                      # torch: a scalar is read as one element along dim 0 or -1
+            if index.numel() != 1:
+                raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {index.numel()} value(s)")
+            return self.reshape(1).index_select(0, index).reshape(())
         n = self.shape[dim]
-        index = checks.require_within(index.reshape(-1), 0, n - 1, IndexError, lambda bad: (
+        index = checks.require_within(index.reshape(-1), 0, n - 1, checks.IndexOutOfRangeError, lambda bad: (
             f"index_select(): index {bad} is out of bounds for dimension {dim} with size {n}"))
         return self[(slice(None),) * dim + (index,)]
 
-    def gather(self, dim, index):
+    def gather(self, dim, index, *, sparse_grad=False):
         """``out[i][j][k] = self[i][index[i][j][k]][k]`` for ``dim=1`` (torch's ``gather``): ``index``
         has this tensor's number of dims and, off ``dim``, sizes no larger than its own;
         differentiable, repeated positions adding up in the backward. A position outside
-        ``[0, size)`` is torch's RuntimeError (none counts from the end)."""
+        ``[0, size)`` is torch's RuntimeError (none counts from the end). ``sparse_grad=True`` is
+        refused: gt has no sparse gradients."""
+        if sparse_grad:
+            raise NotImplementedError("gather: sparse_grad=True is not supported (gt has no sparse gradients); "
+                                      "leave it False for the same gradient, dense")
         index = _operand(index, "gather")
         # torch reads a 0-d tensor or index as 1-D of one element
         if not isinstance(index, Tensor) or max(index.ndim, 1) != max(self.ndim, 1) \
@@ -152,6 +162,7 @@ class DiagonalMethods:
         """The flattened tensor on the ``offset`` diagonal of a square matrix."""
         return self.reshape(-1).diag_embed(offset)
 
+    @amp.runs_in_float32      # torch.autocast's fp32 list
     def trace(self):
         """The sum of a matrix's main diagonal (integers sum to int64, as torch)."""
         if self.ndim != 2:
@@ -178,7 +189,7 @@ class DiagonalMethods:
             raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
         if self.ndim < 2:
             raise RuntimeError(f"expected total dims >= 2, but got total dims = {self.ndim}")
-        a, b = dims[0] % self.ndim, dims[1] % self.ndim
+        a, b = normalize_axis(dims[0], self.ndim, "rot90"), normalize_axis(dims[1], self.ndim, "rot90")
         if a == b:
             raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {a} and dim1 = {b}")
         k = k % 4

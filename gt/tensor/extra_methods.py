@@ -8,12 +8,12 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 import math
 
-from gt import autograd, dtypes
+from gt import amp, autograd, dtypes
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
-from gt.ops._shapes import normalize_axes, reduction_axes
+from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _fill, _pick, _scalar, _varargs, norm_input
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
@@ -184,7 +184,9 @@ class ExtraMethods:
         if dims is None:
             raise TypeError("flip() missing required argument 'dims'")
         axes = normalize_axes(dims, self.ndim, "flip")
-        out = self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
+        # the op itself: a tensor's own indexing refuses negative steps, as torch's
+        out = shape_ops.GetItem.apply(self, tuple(slice(None, None, -1) if i in axes else slice(None)
+                                                  for i in range(self.ndim)))
         # numpy's reversed slice is a view; a 0-d tensor takes dim 0 or -1 (torch's wrap) and is copied
         return _own_memory(out, all(a >= self.ndim or self.shape[a] <= 1 for a in axes))
 
@@ -272,7 +274,8 @@ class ExtraMethods:
         vec = _operand(vec, "mv")
         if self.ndim != 2 or not isinstance(vec, Tensor) or vec.ndim != 1:
             raise ValueError(f"mv: expected a 2-D and a 1-D tensor, got shapes {self.shape} and {getattr(vec, 'shape', vec)}")
-        return self @ vec
+        with amp.exact():           # torch.autocast leaves mv in float32
+            return self @ vec
 
     def dot(self, other):
         other = _operand(other, "dot")
@@ -309,8 +312,9 @@ class ExtraMethods:
 
     def movedim(self, source, destination):
         """Axis ``source`` moved to position ``destination`` (ints, or tuples of them)."""
-        src = [s % self.ndim for s in ((source,) if isinstance(source, int) else source)]
-        dst = [d % self.ndim for d in ((destination,) if isinstance(destination, int) else destination)]
+        src = [normalize_axis(s, self.ndim, "movedim") for s in ((source,) if isinstance(source, int) else source)]
+        dst = [normalize_axis(d, self.ndim, "movedim")
+               for d in ((destination,) if isinstance(destination, int) else destination)]
         if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
             raise ValueError(f"movedim: source {source!r} and destination {destination!r} must be distinct axes, "
                              "as many of each")
@@ -327,7 +331,7 @@ class ExtraMethods:
 
     def narrow(self, dim, start, length):
         """``length`` elements of axis ``dim`` from ``start`` (a view in torch; here a slice)."""
-        dim = dim % self.ndim
+        dim = normalize_axis(dim, self.ndim, "narrow")
         n = self.shape[dim]
         start = start + n if start < 0 else start
         if not (0 <= start and length >= 0 and start + length <= n):
@@ -336,7 +340,7 @@ class ExtraMethods:
 
     def unbind(self, dim=0):
         """The slices along ``dim``, as a tuple (each without that axis)."""
-        dim = dim % self.ndim
+        dim = normalize_axis(dim, self.ndim, "unbind")
         return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
 
     def roll(self, shifts, dims=None):

@@ -133,12 +133,24 @@ def eigvalsh(A, UPLO="L"):
     return eigh(A, UPLO).eigenvalues
 
 
-def svd(A, full_matrices=True):
+def _check_driver(A, driver, fn):
+    """torch's ``driver=``: cuSOLVER's choice, so on the CPU only None (its error otherwise); a GPU
+    engine computes the same decomposition whichever is named."""
+    if driver is None:
+        return
+    if not A.is_cuda:
+        raise RuntimeError(f"{fn}: keyword argument `driver=` is only supported on CUDA inputs with cuSOLVER backend.")
+    if driver not in ("gesvd", "gesvdj", "gesvda"):
+        raise RuntimeError(f"{fn}: driver must be None, 'gesvd', 'gesvdj' or 'gesvda', got {driver!r}")
+
+
+def svd(A, full_matrices=True, *, driver=None):
     """``(U, S, Vh)`` with ``A = U @ diag(S) @ Vh`` for A (..., m, n), k = min(m, n): S (..., k)
     descending; U (..., m, k), Vh (..., k, n), or (m, m) and (n, n) with ``full_matrices`` (the
     default, as torch). Gradients as torch (NaN or inf where singular values repeat and U or Vh
-    are used)."""
+    are used). ``driver``: see ``_check_driver``."""
     A = matrix_input(A, "linalg.svd")
+    _check_driver(A, driver, "linalg.svd")
     m, n = A.shape[-2:]
     k = min(m, n)
     mu, vn = (m, n) if full_matrices else (k, k)
@@ -148,9 +160,9 @@ def svd(A, full_matrices=True):
     return SvdResult(u, s, _part(packed, start, (vn, n))[0])
 
 
-def svdvals(A):
+def svdvals(A, *, driver=None):
     """The singular values (..., k), descending, of A (..., m, n); gradient ``U diag(gS) Vh``."""
-    return svd(matrix_input(A, "linalg.svdvals"), full_matrices=False).S
+    return svd(matrix_input(A, "linalg.svdvals"), full_matrices=False, driver=driver).S
 
 
 def nuclear_norm(x, dim, keepdim):
@@ -168,19 +180,28 @@ def nuclear_norm(x, dim, keepdim):
 
 
 def _cutoff(top, m, n, atol, rtol, dtype):
+    """``max(atol, rtol * top)``; ``atol``/``rtol`` numbers or tensors that broadcast over the batch
+    (torch's: one tolerance per matrix), ``rtol`` eps * max(m, n) by default, 0 where ``atol`` > 0."""
     if rtol is None:
-        rtol = 0.0 if atol is not None and atol > 0 else (2.220446049250313e-16 if dtype == dtypes.float64
-                                                          else 1.1920928955078125e-07) * max(m, n)
-    return (top * rtol).clamp_min(0.0 if atol is None else float(atol))
+        default = (2.220446049250313e-16 if dtype == dtypes.float64 else 1.1920928955078125e-07) * max(m, n)
+        if isinstance(atol, function.Tensor):
+            rtol = where(atol > 0, 0.0, default)
+        else:
+            rtol = 0.0 if atol is not None and atol > 0 else default
+    if not isinstance(atol, function.Tensor) and not isinstance(rtol, function.Tensor):
+        return (top * rtol).clamp_min(0.0 if atol is None else float(atol))
+    per_matrix = [t.unsqueeze(-1) if isinstance(t, function.Tensor) else t for t in (rtol, atol)]
+    cut = top * per_matrix[0]
+    return cut if atol is None else where(cut > per_matrix[1], cut, per_matrix[1])
 
 
 def _legacy_tolerance(fn, value, name, atol, rtol):
     """torch's older positional tolerance (``pinv``'s ``rcond``, ``matrix_rank``'s ``tol``): a
-    number or a one-element tensor, never with ``atol``/``rtol``."""
+    number or a tensor (one tolerance per matrix), never with ``atol``/``rtol``."""
     if atol is not None or rtol is not None:
         raise TypeError(f"{fn}(): pass {name} or atol/rtol, not both (got {name}={value!r}, atol={atol!r}, "
                         f"rtol={rtol!r})")
-    return float(value)
+    return value if isinstance(value, function.Tensor) and value.numel() != 1 else float(value)
 
 
 def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
@@ -190,7 +211,7 @@ def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     (for a rank-deficient one gt differentiates the SVD, torch its own pinv formula).
     ``hermitian=True`` asks for a square A and takes it as symmetric, computing through the SVD too
     (torch reads only A's lower triangle then; the same values for a symmetric A). ``atol`` and
-    ``rtol`` are numbers here (torch also takes tensors). ``rcond`` (torch's older form,
+    ``rtol``: numbers, or tensors broadcast over the batch. ``rcond`` (torch's older form,
     positional): ``rtol=rcond``."""
     if rcond is not None:
         atol, rtol = 0.0, _legacy_tolerance("linalg.pinv", rcond, "rcond", atol, rtol)

@@ -16,7 +16,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 import warnings
 
-from gt import autograd, dtypes
+from gt import amp, autograd, dtypes
 from gt.backend import B
 from gt.ops import scatter as scatter_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
@@ -27,6 +27,9 @@ from gt.tensor.arithmetic import _operand, where
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+# the in-place ops torch refuses to run from a source that lies in the written tensor's memory at
+# all (its assert_no_overlap); masked_scatter_ and index_fill_ it lets run
+_REFUSE_OVERLAP = ("scatter_", "scatter_add_", "scatter_reduce_", "index_add_", "index_copy_", "index_put_")
 
 
 def _describe(value):
@@ -44,11 +47,12 @@ def index_tensor(index, op, vector=False):
     return index.detach().to(dtypes.int64)
 
 
-def check_range(index, size, dim, op, negative=False):
-    """IndexError naming the first index outside ``[0, size)`` (``negative``: ``[-size, size)``),
-    raised at once on the CPU and at the next read of values on a GPU (gt/tensor/checks.py).
+def check_range(index, size, dim, op, negative=False, error=IndexError):
+    """``error`` naming the first index outside ``[0, size)`` (``negative``: ``[-size, size)``),
+    raised at once on the CPU and at the next read of values on a GPU (gt/tensor/checks.py);
+    torch raises RuntimeError for the scatters, either for ``index_add``, IndexError for the others.
     Returns the indices to compute with (``checks.within``)."""
-    return checks.require_within(index, -size if negative else 0, size - 1, IndexError,
+    return checks.require_within(index, -size if negative else 0, size - 1, error,
                                  lambda bad: f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}")
 
 
@@ -93,7 +97,7 @@ class ScatterMethods:
         if any(i > s or (a != dim and i > n) for a, (i, s, n) in enumerate(zip(index.shape, src_shape, self.shape))):
             raise ValueError(f"{op}: index of shape {index.shape} must be no larger than src {src_shape} and, "
                              f"apart from dim {dim}, no larger than the tensor {self.shape}")
-        index = check_range(index, self.shape[dim] if self.ndim else 1, dim, op)
+        index = check_range(index, self.shape[dim] if self.ndim else 1, dim, op, error=RuntimeError)
         return dim, index, src
 
     def scatter(self, dim, index, src=None, value=None, *, reduce=None):
@@ -183,7 +187,8 @@ class ScatterMethods:
         if source.shape != want:
             raise ValueError(f"{op}: source of shape {source.shape} must have the tensor's shape {self.shape} with "
                              f"dim {dim} of size {index.shape[0]} (the number of indices), that is {want}")
-        index = check_range(index, self.shape[dim], dim, op)
+        error = checks.IndexOutOfRangeError if op == "index_add" else IndexError
+        index = check_range(index, self.shape[dim], dim, op, error=error)
         return dim, index, source
 
     def index_add(self, dim, index, source, *, alpha=1):
@@ -204,7 +209,14 @@ class ScatterMethods:
     def index_copy(self, dim, index, source):
         """A copy with the slices of ``source`` written at the positions ``index`` (1-D) along
         ``dim``: ``out[:, index[i]] = source[:, i]`` for ``dim=1``; differentiable in this
-        tensor and ``source``."""
+        tensor and ``source``. Under autocast a float32 and an autocast-dtype operand meet in
+        float32 (torch.autocast's promotion); otherwise their dtypes must match."""
+        wide = amp.promote_dtype(self, source)
+        if wide is not None:
+            self, source = self.to(wide), source.to(wide)
+        return self._index_copy(dim, index, source)
+
+    def _index_copy(self, dim, index, source):
         if self.ndim == 0:
             return self._as_1d("index_copy", dim, index, _operand(source, "index_copy"))
         dim, index, source = self._index_args(dim, index, source, "index_copy")
@@ -273,6 +285,8 @@ class ScatterMethods:
         """``self <- compute(self, *values)`` in place: recorded on the tape where ``self`` or a
         tensor of ``values`` requires grad (``reads_self``: ``compute``'s backward reads the old
         values of ``self``, so it gets a copy), a plain write otherwise."""
+        if op in _REFUSE_OVERLAP:      # torch's: a source in this tensor's memory at all
+            inplace_grad.refuse_shared_input(self, values, any_overlap=True)
         if autograd.is_grad_enabled():
             if self.requires_grad and self.is_leaf:
                 self._check_inplace(op)       # torch's refusal, naming the method
@@ -302,7 +316,7 @@ class ScatterMethods:
         return self._written("index_add_", lambda x, s: x.index_add(dim, index, s, alpha=alpha), (source,))
 
     def index_copy_(self, dim, index, source):
-        return self._written("index_copy_", lambda x, s: x.index_copy(dim, index, s), (source,))
+        return self._written("index_copy_", lambda x, s: x._index_copy(dim, index, s), (source,))
 
     def index_fill_(self, dim, index, value):
         return self._written("index_fill_", lambda x, v: x.index_fill(dim, index, v), (value,))

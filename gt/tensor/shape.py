@@ -235,6 +235,8 @@ def _guarded(idx, axis, shape):
 def _index_part(part):
     if isinstance(part, Tensor):
         return part._data
+    if isinstance(part, slice) and part.step is not None and part.step < 0:
+        raise ValueError("step must be greater than zero")   # torch's words; flip() reverses
     if isinstance(part, list):
         arr = B.asarray(part) if part else B.zeros((0,), dtypes.int64)  # [] selects nothing, as numpy
         if B.dtype_of(arr).is_floating_point and not B.numel(arr):     # [[], []] too: positions, not floats

@@ -153,7 +153,7 @@ class WriteMethods:
                 others_x = where(zeros == 0, nz / x_nz, where((zeros == 1) & (x == 0), nz, 0.0))
             else:   # a slot that receives values forgets its own: its own value gets no gradient
                 received = (x * 0).index_add(dim, index, s * 0 + 1)
-                others_x = where(received > 0, 0.0, 1.0)
+                others_x = where(received > 0, 0.0, 1.0).to(x.dtype)    # two numbers meet in float32
         out = (self - x) * others_x + result
         # the factors' products are constants here: a second derivative would be wrong, so it is refused
         return FirstOrderOnly.apply(out.index_add(dim, index, (source - s) * others_s), 'index_reduce(..., "prod")')
