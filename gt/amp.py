@@ -1,13 +1,20 @@
-"""Mixed precision: ``gt.autocast("bfloat16")`` runs matrix products in bfloat16.
+"""Mixed precision: ``gt.autocast("bfloat16")`` runs matrix products in bfloat16 (or float16).
 
     >>> with gt.autocast("bfloat16"):        # the torch engine (GT_BACKEND=torch)
     ...     loss = loss_fn(model(x), y)
     >>> loss.backward()                        # outside: the backward repeats the forward's choice
 
-Inside the block, every ``matmul``, ``Linear`` and the attention's two products take float32
-inputs in bfloat16 and accumulate in float32; their backward products do the same. Everything
-else stays float32: parameters, gradients, the optimizer's state, reductions (softmax, layer
-norm, losses, sums). float64 inputs are never lowered.
+Inside the block, every ``matmul``, ``Linear``, ``einsum`` contraction, convolution (transposed
+too) and the attention's two products take float32 inputs in bfloat16 and accumulate in float32;
+their backward products do the same (torch.autocast's CPU list, less ``prelu`` and
+``linalg.vecdot``: elementwise work that rounding would not speed up). Everything else stays
+float32: parameters, gradients, the optimizer's state, reductions (softmax, layer norm, losses,
+sums), and the products that torch.autocast leaves in float32 (``mv``, ``addmv``, and those gt
+builds other ops from: adaptive average pooling, antialiased resizing). float64 inputs are never
+lowered. Half-precision inputs of torch's "fp32" ops (the losses, ``prod``, ``cdist``...) are
+computed in float32 (``runs_in_float32``); ``index_copy`` of float32 and the autocast dtype
+answers float32. ``gt.autocast("float16")`` (torch 2.13 allows it on the CPU too) lowers to
+float16. ``custom_fwd``/``custom_bwd`` are torch.amp's decorators for custom Functions.
 
 One difference from ``torch.autocast``: a product's *result* is handed on in float32, not
 bfloat16. Tensors keep the dtype the user gave them, so the same model code works with and
@@ -17,8 +24,8 @@ and the composed attention round each input once and keep those bfloat16 copies 
 backward (as torch.autocast keeps its casts: a weight's copy, half its bytes, lives until the
 backward), so each of their products reads inputs rounded once.
 
-The numpy engine has no bfloat16 arithmetic, so autocast there is a clear error rather than a
-silent float32 run.
+The numpy engine has no bfloat16 arithmetic (and no BLAS for float16), so autocast there is a
+clear error rather than a silent float32 run.
 """
 
 import functools
@@ -27,7 +34,8 @@ import inspect
 from gt import dtypes
 from gt.backend import B
 
-_LOW = {"bfloat16": dtypes.bfloat16, "bf16": dtypes.bfloat16}
+_LOW = {"bfloat16": dtypes.bfloat16, "bf16": dtypes.bfloat16, "float16": dtypes.float16, "fp16": dtypes.float16,
+        "half": dtypes.float16}
 _active = []          # the dtypes of the open autocast blocks, innermost last (None: disabled)
 
 
@@ -46,11 +54,12 @@ _TORCH_FORM = _form(("device_type", inspect.Parameter.empty), ("dtype", None), (
 
 class autocast:
     """``with gt.autocast("bfloat16"): ...`` (also a decorator). ``enabled=False`` turns it off
-    inside an enclosing block. The dtype may be ``"bfloat16"``, ``"bf16"`` or ``gt.bfloat16``.
-    torch's form works too: ``gt.autocast("cpu", dtype=gt.bfloat16)`` (a device type first). The
-    products run where gt's engine runs them, so the device type is accepted and unused, and the
-    dtype defaults to bfloat16, the one gt has (torch's CUDA default is float16, which gt refuses
-    by name); ``cache_enabled`` is accepted and unused."""
+    inside an enclosing block. The dtype may be ``"bfloat16"``, ``"bf16"``, ``gt.bfloat16``, or
+    ``"float16"`` (``"fp16"``, ``"half"``, ``gt.float16``). torch's form works too:
+    ``gt.autocast("cpu", dtype=gt.bfloat16)`` (a device type first). The products run where gt's
+    engine runs them, so the device type is accepted and unused, and the dtype defaults to
+    bfloat16 (torch's CPU default; its CUDA default is float16); ``cache_enabled`` is accepted and
+    unused (each op rounds its inputs once; a weight read by two ops is rounded twice)."""
 
     def __init__(self, *args, **kwargs):
         torch_form = bool(args) and isinstance(args[0], str) and args[0].split(":")[0] in _DEVICE_TYPES
@@ -63,7 +72,8 @@ class autocast:
         dtype, enabled = bound.arguments["dtype"] or "bfloat16", bound.arguments["enabled"]
         name = dtype.name if isinstance(dtype, dtypes.DType) else dtype
         if not isinstance(name, str) or name.lower() not in _LOW:
-            raise ValueError(f"gt.autocast: unsupported dtype {dtype!r}; expected 'bfloat16' (gt.bfloat16)")
+            raise ValueError(f"gt.autocast: unsupported dtype {dtype!r}; expected 'bfloat16' (gt.bfloat16) or "
+                             "'float16' (gt.float16)")
         if not isinstance(enabled, bool):
             raise TypeError(f"gt.autocast: enabled must be True or False, got {enabled!r}")
         self.dtype, self.enabled = _LOW[name.lower()], enabled
@@ -71,8 +81,10 @@ class autocast:
     def __enter__(self):
         if self.enabled:
             if not B.supports_bfloat16:
+                # the numpy engine: no bfloat16 at all, and float16 products without BLAS
+                name = self.dtype.name
                 raise RuntimeError(
-                    f"gt.autocast('bfloat16') needs an engine with bfloat16 arithmetic; the {B.name} engine "
+                    f"gt.autocast('{name}') needs an engine with fast {name} products; the {B.name} engine "
                     "has none. Use the torch engine: GT_BACKEND=torch (pip install 'lpm[torch]')")
         _active.append(self.dtype if self.enabled else None)
         return self
@@ -98,10 +110,62 @@ def is_autocast_enabled(device_type=None):
 
 
 def get_autocast_dtype(device_type):
-    """The dtype autocast lowers products to (torch's ``get_autocast_dtype``): gt's is bfloat16."""
+    """The dtype autocast lowers products to (torch's ``get_autocast_dtype``): the innermost
+    enabled block's, bfloat16 outside any."""
     if not isinstance(device_type, str) or device_type not in _DEVICE_TYPES:
         raise RuntimeError(f"unsupported autocast device_type '{device_type}'")
-    return dtypes.bfloat16
+    return next((d for d in reversed(_active) if d is not None), dtypes.bfloat16)
+
+
+class exact:
+    """``with amp.exact(): ...``: products inside run in their inputs' dtype, autocast or not. For
+    ops that torch.autocast leaves in float32 and gt builds from products (``mv``, adaptive
+    average pooling, antialiased resizing), so that their values stay torch's."""
+
+    def __enter__(self):
+        _active.append(None)
+        return self
+
+    def __exit__(self, *exc):
+        _active.pop()
+        return False
+
+
+def _to_float32(value):
+    return value.to(dtypes.float32) if getattr(value, "dtype", None) in dtypes.HALVES else value
+
+
+def runs_in_float32(fn):
+    """torch.autocast's "fp32" ops (the losses, ``prod``, ``trace``, ``cdist``, ``quantile``, the
+    3-d pools, ``grid_sample``): inside an enabled block, their float16 and bfloat16 tensor
+    arguments are cast to float32 first (differentiably), so that they compute and answer in
+    float32 as torch's do."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if _active and _active[-1] is not None:
+            args = tuple(_to_float32(a) for a in args)
+            kwargs = {k: _to_float32(v) for k, v in kwargs.items()}
+        return fn(*args, **kwargs)
+    return call
+
+
+def promote_dtype(*tensors):
+    """The dtype torch.autocast's "promote" ops (``index_copy``) cast to: float32 when a block is
+    open and the operands are float32 and the autocast dtype, else None (their own rule)."""
+    low = _active[-1] if _active else None
+    if low is not None and {getattr(t, "dtype", None) for t in tensors} == {dtypes.float32, low}:
+        return dtypes.float32
+    return None
+
+
+def cast_dtype(*arrays):
+    """The dtype a convolution of ``arrays`` runs in under the current autocast: the autocast dtype
+    when a block is open and every input is float32 or already in that dtype (torch casts each
+    input of a convolution, so a float32 weight meets a bfloat16 input there), else None."""
+    low = _active[-1] if _active else None
+    if low is not None and all(a is None or B.dtype_of(a) in (dtypes.float32, low) for a in arrays):
+        return low
+    return None
 
 
 def matmul_dtype(*arrays):
@@ -112,3 +176,58 @@ def matmul_dtype(*arrays):
     if all(a is None or B.dtype_of(a) == dtypes.float32 for a in arrays):
         return _active[-1]
     return None
+
+
+def _cast(value, device_type, dtype):
+    """``value`` with its float tensors on ``device_type`` (float64 aside) cast to ``dtype``,
+    through lists, tuples and dicts (torch.amp's rule for ``custom_fwd(cast_inputs=)``)."""
+    if hasattr(value, "is_floating_point") and hasattr(value, "dtype"):
+        eligible = (value.is_floating_point() and value.dtype != dtypes.float64
+                    and getattr(value.device, "type", None) == device_type)
+        return value.to(dtype) if eligible else value
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, dict):
+        return {_cast(k, device_type, dtype): _cast(v, device_type, dtype) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast(v, device_type, dtype) for v in value)
+    return value
+
+
+def _device_type(fn, device_type):
+    if not isinstance(device_type, str):
+        raise ValueError(f"{fn}: expected `device_type` of type `str`, got: `{type(device_type)}`")
+
+
+def custom_fwd(fwd=None, *, device_type, cast_inputs=None):
+    """torch.amp's decorator for a custom ``autograd.Function``'s ``forward``: it records whether
+    autocast was on (``custom_bwd`` runs the backward the same way); with ``cast_inputs`` (a
+    dtype) and autocast on, the forward runs with autocast off and its float inputs cast to it."""
+    _device_type("custom_fwd", device_type)
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(*args, **kwargs):
+        args[0]._dtype = get_autocast_dtype(device_type)
+        on = is_autocast_enabled(device_type)
+        args[0]._fwd_used_autocast = on and cast_inputs is None
+        if cast_inputs is None or not on:
+            return fwd(*args, **kwargs)
+        with autocast(device_type=device_type, enabled=False):
+            return fwd(*_cast(args, device_type, cast_inputs), **_cast(kwargs, device_type, cast_inputs))
+    return decorate_fwd
+
+
+def custom_bwd(bwd=None, *, device_type):
+    """torch.amp's decorator for a custom ``autograd.Function``'s ``backward``: it runs under the
+    autocast state (on or off, and the dtype) that ``custom_fwd`` recorded for the forward."""
+    _device_type("custom_bwd", device_type)
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(*args, **kwargs):
+        with autocast(device_type=device_type, enabled=args[0]._fwd_used_autocast, dtype=args[0]._dtype):
+            return bwd(*args, **kwargs)
+    return decorate_bwd

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import random
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -432,3 +433,59 @@ def test_forked_workers_are_refused_before_any_starts_where_gt_computes_on_a_gpu
                                            r"be used in a forked worker process; pass multiprocessing_context='spawn'"):
         iter(loader)
     assert not multiprocessing.active_children()
+
+
+# ---- sixth pass beside torch ------------------------------------------------------------------
+@first_pass
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")    # torch's half-made iterator
+def test_prefetch_factor_zero_is_refused_at_iteration_not_an_empty_epoch():
+    torch = pytest.importorskip("torch")
+    for lib in (gt, torch):
+        loader = lib.utils.data.DataLoader(list(range(5)), num_workers=2, prefetch_factor=0)
+        with pytest.raises(AssertionError, match="prefetch_factor must be greater than 0"):
+            list(loader)
+
+
+class SizedStream(IterableDataset):
+    """Eight samples, but a ``len`` of three (a replica not split per worker, say)."""
+
+    def __iter__(self):
+        return iter(range(8))
+
+    def __len__(self):
+        return 3
+
+
+@first_pass
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_stream_longer_than_its_len_warns_per_batch_past_it_as_torch(num_workers):
+    torch = pytest.importorskip("torch")
+
+    class TorchSizedStream(torch.utils.data.IterableDataset):
+        __iter__, __len__ = SizedStream.__iter__, SizedStream.__len__
+    got = {}
+    for name, loader in (("gt", DataLoader(SizedStream(), batch_size=2, num_workers=num_workers)),
+                         ("torch", torch.utils.data.DataLoader(TorchSizedStream(), batch_size=2,
+                                                               num_workers=num_workers))):
+        assert len(loader) == 2
+        with pytest.warns(UserWarning) as caught:
+            batches = [b.tolist() for b in loader]
+        got[name] = batches, [str(w.message).split(" was reported")[1] for w in caught
+                              if "Length of IterableDataset" in str(w.message)]
+    assert got["gt"] == got["torch"]
+    assert len(got["gt"][1]) == 1       # the fourth batch of two is past the len of three
+    # without len(loader) first, no warning (torch's too)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(DataLoader(SizedStream(), batch_size=2, num_workers=num_workers))
+
+
+def test_more_workers_than_cpus_warns_as_torch(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    messages = []
+    for lib in (gt, torch):
+        with pytest.warns(UserWarning, match="This DataLoader will create 3 worker processes in total") as caught:
+            lib.utils.data.DataLoader(list(range(4)), num_workers=3)
+        messages.append([str(w.message) for w in caught if "worker processes" in str(w.message)])
+    assert messages[0] == messages[1]

@@ -178,3 +178,131 @@ def test_vmap_refuses_in_place_change_of_an_unmapped_input():
 
 def test_transpose_of_a_zero_dim_tensor_inside_vmap():
     _both(lambda lib: lib.func.vmap(lambda v: v.transpose(0, -1) * 2)(_t(lib, V)))
+
+
+# ---- sixth pass: integer outputs, forward mode's dtypes, batch norm inside vmap ---------------
+def _dtypes(tree):
+    if isinstance(tree, (tuple, list)):
+        return [_dtypes(t) for t in tree]
+    return str(tree.dtype).split(".")[-1]
+
+
+def _both_with_dtypes(program):
+    ours, theirs = program(gt), program(torch_or_skip())
+    _same(ours, theirs)
+    assert _dtypes(ours) == _dtypes(theirs)
+
+
+def test_jvp_and_linearize_of_an_integer_output_give_zero_tangents():
+    def program(lib):
+        f = lambda x: ((x > 0).long(), x * 2)      # noqa: E731
+        out, tangent = lib.func.jvp(f, (_t(lib, X),), (_t(lib, V[:1].repeat(4)),))
+        return out, tangent, lib.func.linearize(f, _t(lib, X))[1](_t(lib, X))
+    _both_with_dtypes(program)
+
+
+@pytest.mark.parametrize("api", ["vjp", "jacrev"])
+def test_vjp_and_jacrev_refuse_an_integer_output(api):
+    for lib in (gt, torch_or_skip()):
+        f = lambda x: ((x > 0).long(), x * 2)      # noqa: E731
+        with pytest.raises(RuntimeError, match="All outputs of f must be floating-point or complex Tensors"):
+            lib.func.vjp(f, _t(lib, X)) if api == "vjp" else lib.func.jacrev(f)(_t(lib, X))
+
+
+def test_jacfwd_blocks_have_the_outputs_dtype():
+    def program(lib):
+        x = _t(lib, X)
+        return (lib.func.jacfwd(lambda x: ((x > 0).long(), x.float().sin()))(x),
+                lib.func.jacfwd(lambda x: x.double() ** 2)(x.float()),
+                lib.func.jacrev(lambda x: x.double() ** 2)(x.float()))
+    _both_with_dtypes(program)
+
+
+def test_autograd_functional_forward_mode_jacobian_and_hessian():
+    def program(lib):
+        af, x, v = lib.autograd.functional, _t(lib, X), _t(lib, V)
+        f = lambda x, v: (x.sin() * v.sum(), x[:3] * v, (x > 0).long())     # noqa: E731
+        return (af.jacobian(f, (x, v), vectorize=True, strategy="forward-mode"),
+                af.jacobian(lambda x: x.float() * 3, x, vectorize=True, strategy="forward-mode"),
+                af.jacobian(lambda x: (x * x, x.double() * 3), x.float(), vectorize=True, strategy="forward-mode"),
+                # torch's forward-over-reverse blocks carry a graph (a constant block too): values compared
+                [[b.detach() for b in row] for row in af.hessian(
+                    lambda x, v: (x[:3].sin() * v).sum(), (x, v), vectorize=True,
+                    outer_jacobian_strategy="forward-mode")],
+                af.hessian(lambda x: (x.sin() * x).sum(), x, vectorize=True, outer_jacobian_strategy="forward-mode"))
+    _both_with_dtypes(program)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({}, NotImplementedError, "only implemented for `vectorize=True`"),
+    ({"vectorize": True, "create_graph": True}, NotImplementedError, "`create_graph=True` and `strategy="),
+    ({"vectorize": True, "strict": True}, RuntimeError, "`strict=True` and `strategy="),
+])
+def test_autograd_functional_forward_mode_refusals(kwargs, error, message):
+    for lib in (gt, torch_or_skip()):
+        with pytest.raises(error, match=message):
+            lib.autograd.functional.jacobian(lambda x: x.exp(), _t(lib, X), strategy="forward-mode", **kwargs)
+        if "create_graph" not in kwargs:
+            with pytest.raises(error, match=message):
+                lib.autograd.functional.hessian(lambda x: x.exp().sum(), _t(lib, X),
+                                                outer_jacobian_strategy="forward-mode", **kwargs)
+
+
+def _bn_model(lib):
+    lib.manual_seed(0)
+    model = lib.nn.Sequential(lib.nn.Linear(4, 4), lib.nn.BatchNorm1d(4), lib.nn.Tanh()).double()
+    with lib.no_grad():
+        for p, value in zip(model.parameters(), (randn(4, 4, seed=7), randn(4, seed=8), randn(4, seed=9),
+                                                 randn(4, seed=10))):
+            p.copy_(_t(lib, value))
+    return model
+
+
+def test_batch_norm_in_training_inside_vmap_is_refused_as_torchs():
+    x = randn(3, 2, 4, seed=11)
+    for lib in (gt, torch_or_skip()):
+        stats = (_t(lib, np.zeros(4)), _t(lib, np.ones(4)))
+        calls = [lambda: lib.func.vmap(_bn_model(lib))(_t(lib, x)),
+                 lambda: lib.func.vmap(lambda e: lib.nn.functional.batch_norm(e, *stats, training=True))(_t(lib, x)),
+                 lambda: lib.func.vmap(lib.nn.InstanceNorm1d(2, track_running_stats=True).double())(
+                     _t(lib, randn(3, 2, 2, 4, seed=12)))]
+        for call in calls:
+            with pytest.raises(RuntimeError, match="Batch norm got a batched tensor as input while the running_mean"):
+                call()
+
+
+@pytest.mark.own_mesh     # one device: the rows of a sharded stack are copies, not writable views
+def test_batch_norm_inside_vmap_that_torch_runs():
+    from gt.sharding.mesh import use_mesh
+    x = randn(3, 2, 4, seed=11)
+
+    def program(lib):
+        eval_out = lib.func.vmap(_bn_model(lib).eval())(_t(lib, x))
+        replaced = lib.func.vmap(lib.func.replace_all_batch_norm_modules_(_bn_model(lib)))(_t(lib, x))
+        models = [_bn_model(lib) for _ in range(3)]
+        params, buffers = lib.func.stack_module_state(models)
+        ensemble = lib.func.vmap(lambda p, b, e: lib.func.functional_call(models[0], (p, b), (e,)),
+                                 in_dims=(0, 0, None))(params, buffers, _t(lib, x[0]))
+        mean, var = _t(lib, np.zeros((3, 4))), _t(lib, np.ones((3, 4)))
+        mapped = lib.func.vmap(lambda e, m, v: lib.nn.functional.batch_norm(e, m, v, training=True))(
+            _t(lib, x), mean, var)
+        return eval_out, replaced, ensemble, buffers["1.running_mean"], buffers["1.running_var"], mapped, mean, var
+    with use_mesh(1):
+        _both(program)
+
+
+def test_autograd_functional_unknown_strategy_is_torchs_assertion():
+    for lib in (gt, torch_or_skip()):
+        with pytest.raises(AssertionError, match='Expected strategy to be either "forward-mode" or "reverse-mode"'):
+            lib.autograd.functional.jacobian(lambda x: x.exp(), _t(lib, X), strategy="forward")
+        with pytest.raises(AssertionError, match='Expected strategy to be either "forward-mode" or "reverse-mode"'):
+            lib.autograd.functional.hessian(lambda x: x.exp().sum(), _t(lib, X), outer_jacobian_strategy="fwd")
+
+
+def test_functional_call_with_the_modules_own_state_dict():
+    # gt's state_dict() gives numpy arrays (gt's convention): torch's idiom still runs
+    def program(lib):
+        model = _bn_model(lib).eval()
+        state = {k: v * 2 for k, v in model.state_dict().items() if "num_batches" not in k}
+        return lib.func.functional_call(model, state, (_t(lib, randn(3, 4, seed=13)),))
+    _both(program)

@@ -14,10 +14,11 @@ _max_pool2d_backward = torch.ops.aten.max_pool2d_with_indices_backward
 
 
 def _same_floats(*arrays):
-    """Whether the arrays (None skipped) are all float32, or all float64, on one device."""
+    """Whether the arrays (None skipped) are all of one float dtype (float32, float64, or a half
+    one: autocast's casts), on one device."""
     arrays = [a for a in arrays if a is not None]
     first = arrays[0]
-    return (first.dtype in (torch.float32, torch.float64)
+    return (first.dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16)
             and all(a.dtype == first.dtype and a.device == first.device for a in arrays))
 
 

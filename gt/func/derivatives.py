@@ -164,6 +164,40 @@ def _tensor_leaves(tree, api, what="return only tensors"):
     return leaves, spec
 
 
+def _inexact(x):
+    return is_floating_point(x) or x.is_complex()
+
+
+def _refuse_exact_outputs(leaves):
+    """Reverse mode has no cotangent for an integer or bool output: torch's vjp (and jacrev) refuse it."""
+    for x in leaves:
+        if not _inexact(x):
+            raise RuntimeError(f"vjp(f, ...): All outputs of f must be floating-point or complex Tensors, got Tensor "
+                               f"with dtype {x.dtype}")
+
+
+def _first_vjp(out_leaves, flat):
+    """The double-vjp trick's first pass: free cotangents ``us`` (None for an integer or bool output,
+    whose tangent is zeros, as torch's forward mode gives) and the vjp along them, linear in them."""
+    us = [zeros(o.shape, dtype=o.dtype).requires_grad_(True) if _inexact(o) else None for o in out_leaves]
+    live = [(o, u) for o, u in zip(out_leaves, us) if u is not None and o.requires_grad]
+    vj = _autograd_grad([o for o, _ in live], flat, [u for _, u in live], create_graph=True, retain_graph=True,
+                        allow_unused=True, materialize_grads=True) if live else ()
+    return us, vj
+
+
+def _second_vjp(out_leaves, us, vj, tangents, keep, retain):
+    """The tangents of the outputs: the vjp of ``vj`` along ``tangents``, as gradients of ``us``."""
+    pairs = [(g, t) for g, t in zip(vj, tangents) if g.requires_grad]
+    slots = [u for u in us if u is not None]
+    if not pairs or not slots:
+        return [zeros(o.shape, dtype=o.dtype) for o in out_leaves]
+    jv = iter(_autograd_grad([g for g, _ in pairs], slots, [t for _, t in pairs], create_graph=keep,
+                             retain_graph=retain, allow_unused=True, materialize_grads=True))
+    return [zeros(o.shape, dtype=o.dtype) if u is None else (lambda j: j if keep else j.detach())(next(jv))
+            for o, u in zip(out_leaves, us)]
+
+
 def vjp(func, *primals, has_aux=False):
     """``vjp(func, *primals)`` -> ``(output, vjp_fn)`` (``(output, vjp_fn, aux)`` with ``has_aux``).
     ``vjp_fn(cotangents)``, cotangents shaped as ``output``, returns a tuple with one gradient per
@@ -175,6 +209,7 @@ def vjp(func, *primals, has_aux=False):
     with enable_grad():
         out, aux = _split_aux(func(*inputs.args), has_aux, "vjp(f, *primals)")
     out_leaves, out_spec = _tensor_leaves(out, "vjp(f, *primals)")
+    _refuse_exact_outputs(out_leaves)
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
 
     def vjp_fn(cotangents, *, retain_graph=True, create_graph=None):
@@ -229,20 +264,8 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
     # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
-    us = [zeros(o.shape, dtype=o.dtype).requires_grad_(True) for o in out_leaves]
-    live = [(o, u) for o, u in zip(out_leaves, us) if o.requires_grad]
-    if live:
-        vj = _autograd_grad([o for o, _ in live], inputs.flat, [u for _, u in live], create_graph=True,
-                            retain_graph=True, allow_unused=True, materialize_grads=True)
-        pairs = [(g, t) for g, t in zip(vj, t_leaves) if g.requires_grad]
-    else:
-        pairs = []
-    if pairs:
-        jv = _autograd_grad([g for g, _ in pairs], us, [t for _, t in pairs], create_graph=keep, retain_graph=keep,
-                            allow_unused=True, materialize_grads=True)
-        jv = [j if keep else j.detach() for j in jv]
-    else:
-        jv = [zeros(o.shape, dtype=o.dtype) for o in out_leaves]
+    us, vj = _first_vjp(out_leaves, inputs.flat)
+    jv = _second_vjp(out_leaves, us, vj, t_leaves, keep, keep)
     result = (_level_out(out, keep), _unflatten(out_spec, jv))
     return result + (_level_out(aux, keep),) if has_aux else result
 
@@ -259,10 +282,7 @@ def linearize(func, *primals):
         out = func(*inputs.args)
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
     p_leaves, p_spec = _flatten(primals)
-    us = [zeros(o.shape, dtype=o.dtype).requires_grad_(True) for o in out_leaves]
-    live = [(o, u) for o, u in zip(out_leaves, us) if o.requires_grad]
-    vj = _autograd_grad([o for o, _ in live], inputs.flat, [u for _, u in live], create_graph=True, retain_graph=True,
-                        allow_unused=True, materialize_grads=True) if live else ()
+    us, vj = _first_vjp(out_leaves, inputs.flat)
 
     def jvp_fn(*tangents):
         t_leaves, t_spec = _flatten(tangents)
@@ -273,32 +293,34 @@ def linearize(func, *primals):
             if not isinstance(t, Tensor) or tuple(t.shape) != tuple(p.shape):
                 raise RuntimeError(f"linearize: expected each tangent to be a tensor of its primal's shape "
                                    f"{tuple(p.shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t)}")
-        pairs = [(g, t) for g, t in zip(vj, t_leaves) if g.requires_grad]
-        if not pairs:
-            return _unflatten(out_spec, [zeros(o.shape, dtype=o.dtype) for o in out_leaves])
-        jv = _autograd_grad([g for g, _ in pairs], us, [t for _, t in pairs], retain_graph=True,
-                            allow_unused=True, materialize_grads=True)
-        return _unflatten(out_spec, [j.detach() for j in jv])
+        return _unflatten(out_spec, _second_vjp(out_leaves, us, vj, t_leaves, False, True))
     return _level_out(out, False), jvp_fn
 
 
-def _jacobian(func, args, kwargs, argnums, has_aux, api):
+def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
+    """The Jacobian by reverse mode. ``forward``: as torch's forward mode gives it, each block in
+    its output's dtype (zeros for an integer output); else as reverse mode, in the input's dtype,
+    refusing integer outputs."""
     inputs = _Inputs(args, argnums)
     with enable_grad():
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")
+    if not forward:
+        _refuse_exact_outputs(out_leaves)
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
     per_output = []
     for o in out_leaves:
         n = o.numel()
         if n == 0 or not o.requires_grad:
-            jacs = [zeros(tuple(o.shape) + tuple(t.shape), dtype=t.dtype) for t in inputs.flat]
+            jacs = [zeros(tuple(o.shape) + tuple(t.shape), dtype=o.dtype if forward else t.dtype)
+                    for t in inputs.flat]
         else:
             rows = eye(n, dtype=o.dtype)
             # one reverse pass per output element (gt has no batched gradients)
             per_row = [_grads([o], inputs.flat, [rows[e].reshape(o.shape)], keep, True) for e in range(n)]
             jacs = [stack([r[j] for r in per_row]).reshape(tuple(o.shape) + tuple(t.shape))
                     for j, t in enumerate(inputs.flat)]
+            jacs = [j.to(o.dtype) if forward and j.dtype != o.dtype else j for j in jacs]
         per_output.append(inputs.pack(jacs))
     jac = _unflatten(out_spec, per_output)
     return (jac, _level_out(aux, keep)) if has_aux else jac
@@ -329,7 +351,7 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
     def wrapper(*args, **kwargs):
         # torch's forward mode runs func under vmap, whose 'error' mode refuses random draws
         start = B.get_rng_state() if randomness == "error" else None
-        out = _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)")
+        out = _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)", forward=True)
         if start is not None and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
                                "'same' or 'different' randomness flags on vmap or perform the randomness operation "

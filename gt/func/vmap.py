@@ -5,6 +5,7 @@ import functools
 
 from gt.backend import B
 from gt.tensor import Tensor, stack
+from gt.nn.norm_functions import VMAP_SLICES
 from gt.func.pytree import _broadcast_prefix, _check_randomness, _flatten, _name, _spec_str, _unflatten
 
 
@@ -72,7 +73,11 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
             if randomness == "same":
                 B.set_rng_state(start)
             call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
-            outs.append(func(*call, **kwargs))
+            VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
+            try:
+                outs.append(func(*call, **kwargs))
+            finally:
+                VMAP_SLICES.pop()
             if any(x._version != v for x, v in zip(fixed, versions)):
                 # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
                 raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "

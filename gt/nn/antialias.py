@@ -9,7 +9,7 @@ pixels the product costs n per output value, where torch's loop costs the suppor
 
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.tensor import arange, where
 
 MODES = ("bilinear", "bicubic", "lanczos")
@@ -56,6 +56,12 @@ def weights(n, o, scale, align_corners, mode, dtype):
 def resize(x, out, scales, align_corners, mode):
     """(N, C, H, W) -> (N, C, *out), each axis through its weight matrix; an axis that keeps its
     size is left as it is, whatever the scale (torch's kernels skip it)."""
+    with amp.exact():           # in x's dtype under autocast too: torch's resizing is no product
+        return _resize_axes(x, out, scales, align_corners, mode)
+
+
+def _resize_axes(x, out, scales, align_corners, mode):
+    """``resize``'s products, one weight matrix per axis that changes size."""
     (h, w), (oh, ow) = x.shape[2:], out
     y = x if oh == h else weights(h, oh, scales[0], align_corners, mode, x.dtype) @ x             # (oH, H) @
     if ow != w:

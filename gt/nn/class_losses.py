@@ -21,7 +21,7 @@ keeps a -inf elsewhere in the row out of it. gt's own positional form, a reducti
 third argument (``F.cross_entropy(logits, target, "sum")``), is read as ``reduction=``.
 """
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce, promoted
@@ -29,6 +29,7 @@ from gt.ops import activations
 from gt.tensor import arange, checks, where
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """Softmax cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against integer classes
@@ -74,6 +75,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return _nll(logits.log_softmax(-1), target, w, ignore_index, label_smoothing, reduction)
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """Negative log-likelihood ``-weight[y] * log_probs[..., y]`` for log-probabilities (N, C) or
     (N, C, d1, ...) and integer classes (N,) or (N, d1, ...) (see the module docstring)."""

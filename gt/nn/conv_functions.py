@@ -4,9 +4,9 @@
 gt/nn/pooling_functions.py), or unbatched (C, *size) as torch. The ops themselves are
 gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 
-from gt import autograd, dtypes
+from gt import amp, autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
-from gt.nn.norm_functions import half_stays_half
+from gt.nn.norm_functions import half_stays_half, refuse_unbatched_stats
 from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
@@ -73,8 +73,11 @@ def _operands(fn, nd, input, weight, bias, groups, weight_layout):
     _spatial_input(fn, x, nd)
     if weight.ndim != nd + 2:
         raise ValueError(f"{fn}: weight must be {nd + 2}-D {weight_layout}, got shape {weight.shape}")
+    # autocast casts float32 operands to its dtype first, so those may meet operands already in it
+    casts = amp.is_autocast_enabled() and all(
+        t is None or t.dtype in (dtypes.float32, amp.get_autocast_dtype("cpu")) for t in (x, weight, bias))
     for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:
+        if t is not None and t.dtype != x.dtype and not casts:
             raise TypeError(f"{fn}: input ({x.dtype!r}) and {name} ({t.dtype!r}) must have the same dtype")
     if x.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: bool input is not supported")
@@ -243,6 +246,12 @@ def _adaptive_avg_pool(fn, nd, input, output_size):
         return conv_ops.AvgPool.apply(x, kernel=kernel, stride=kernel, padding=((0, 0),) * nd)
     # windows of different sizes: the mean as a product with an averaging matrix per axis
     # (row i holds 1 / (window size) over window i), x (..., H, W) -> P_H @ x @ P_W^T
+    with amp.exact():           # in x's dtype under autocast too: torch's pooling is no product
+        return _adaptive_products(x, nd, size, out)
+
+
+def _adaptive_products(x, nd, size, out):
+    """``_adaptive_avg_pool``'s windows of different sizes: the products with averaging matrices."""
     y = x
     if nd == 3:                                    # (..., D, H, W) -> (..., W, H, D) @ P_D^T, and back
         y = (y.transpose(-3, -1) @ _averaging(size[0], out[0], x.dtype).transpose(0, 1)).transpose(-3, -1)
@@ -340,6 +349,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_mean is None or running_var is None:
             raise ValueError(f"{fn}: running_mean and running_var must be given when not training")
         return bn_ops.BatchNorm.apply(x, weight, bias, running_mean, running_var, eps=eps, training=False)
+    if running_mean is not None:
+        refuse_unbatched_stats(running_mean, running_var)
     n = x.numel() // c if c else 0
     if n == 0:       # an empty batch: an empty result, zero gradients, the statistics untouched (torch's)
         shape = (1, c) + (1,) * (x.ndim - 2)

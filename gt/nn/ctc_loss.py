@@ -6,7 +6,7 @@ The forward (alpha) recursion runs in log space over the extended labels ``blank
 gradient comes from gt's autograd through the composed ops. Impossible paths carry the finite
 ``_NEG`` instead of -inf, so no NaN reaches a gradient; a loss past ``-_NEG / 2`` is reported as inf."""
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
@@ -54,6 +54,7 @@ def _padded_targets(targets, lengths, blank, fn):
     return where(inside, picked, blank)
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
     """The CTC loss of log-probabilities ``log_probs`` (T, N, C) or (T, C) (as from ``log_softmax``)
     against label sequences ``targets``: (N, S) padded or 1-D concatenated (or (S,) unbatched),

@@ -5,7 +5,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 """
 
 
-from gt import amp, dtypes
+from gt import dtypes
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
@@ -131,7 +131,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if not x.dtype.is_floating_point:
         raise TypeError(f"layer_norm: expected a floating point input, got {x.dtype!r}")
     _check_affine("layer_norm", shape, weight, bias)
-    if x.dtype in dtypes.HALVES and not amp.is_autocast_enabled():
+    if x.dtype in dtypes.HALVES:       # autocast or not: torch 2.13's autocast leaves layer_norm alone
         return layer_norm_in_float32(x, weight, bias, len(shape), eps)
     return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
 

@@ -16,7 +16,7 @@ NaN weight make the output NaN under zero padding; the 5-D kernel clamps NaN to 
 
 import itertools
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.autograd import no_grad
 from gt.tensor import arange, linspace, ones, stack, where
@@ -172,6 +172,7 @@ def _check(input, grid, mode, padding_mode):
                            f"{input.dtype} and grid has {grid.dtype}")
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """Sample ``input`` at the points of ``grid`` (torch's ``F.grid_sample``).
 

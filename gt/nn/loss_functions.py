@@ -6,6 +6,7 @@ import functools
 import inspect
 import warnings
 
+from gt import amp
 from gt.autograd import is_grad_enabled
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import activations
@@ -65,6 +66,7 @@ def _reduce(loss, reduction, fn):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def mse_loss(input, target, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``. A target of another shape broadcasts
     against the input with torch's warning (it is almost always a bug)."""
@@ -114,6 +116,7 @@ def _float_like(t, like):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """``-w * [y * log(x) + (1 - y) * log(1 - x)]`` for probabilities ``input`` x in [0, 1] and
     targets y of the same shape; each log is clamped at -100 as in torch, so x = 0 or 1 gives a
@@ -151,6 +154,7 @@ def _times_weight(loss, weight, fn, what):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed from the logits
     without forming the sigmoid (no overflow for large logits). ``weight`` broadcasts against the
@@ -178,6 +182,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def l1_loss(input, target, reduction="mean", weight=None):
     """Mean absolute error; a target of another shape broadcasts with torch's warning, as in ``mse_loss``."""
     input, target = _tensor(input, "l1_loss"), _tensor(target, "l1_loss", "target")
@@ -188,6 +193,7 @@ def l1_loss(input, target, reduction="mean", weight=None):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 * d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 * beta`` (d = input - target;
     ``beta=0``: the L1 loss), as torch's; a target of another shape broadcasts with torch's warning."""
@@ -201,6 +207,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(where(a < beta, c * c * (0.5 / beta), a - 0.5 * beta), reduction, "smooth_l1_loss")
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """``0.5 * d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 * delta)``, as torch's."""
     input = _tensor(input, "huber_loss")
@@ -224,6 +231,7 @@ def _difference(input, target, fn):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def kl_div(input, target, reduction="mean", log_target=False):
     """The KL divergence of ``target`` from the distribution whose log-probabilities are ``input``:
     ``target * (log(target) - input)`` elementwise (0 where the target is 0), or with

@@ -5,6 +5,7 @@ Each loss takes ``reduction`` ``"mean"``, ``"sum"`` or ``"none"``, as torch's.""
 
 import math
 
+from gt import amp
 from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
@@ -45,6 +46,7 @@ def _softplus(z):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
     """Poisson negative log-likelihood of ``target`` counts: ``exp(input) - target * input`` for
     log-rates (``log_input=True``), else ``input - target * log(input + eps)``. ``full`` adds
@@ -110,6 +112,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """``max(0, -target * (input1 - input2) + margin)``, target +1 (input1 should rank higher) or
     -1; the three broadcast against each other, as in torch.
@@ -127,6 +130,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     """``input`` where target is 1 and ``max(0, margin - input)`` where it is -1 (torch's formula:
     other target values get both terms). input and target broadcast.
@@ -141,6 +145,7 @@ def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """``1 - cos(x1, x2)`` where target is 1, ``max(0, cos(x1, x2) - margin)`` where it is -1;
     input1, input2 (N, D) with target (N,), or (D,) with a 0-d target. cos uses torch's
@@ -163,6 +168,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def soft_margin_loss(input, target, reduction="mean"):
     """``log(1 + exp(-target * input))``, target +1 or -1 of the input's shape (or one that broadcasts to it).
     Computed stably: where torch's ``log1p(exp(.))`` overflows to inf, gt gives the finite value.
@@ -201,6 +207,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
     """The multi-class hinge loss: for each row, ``sum over j != y of w[y] * max(0, margin -
     x[y] + x[j]) ** p / C``; input (N, C) or (C,), target (N,) or 0-d class indices, p 1 or 2.
@@ -253,6 +260,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
 
 
 @accepts_legacy_reduction
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction="mean"):
     """``max(0, margin + d(anchor, positive) - d(anchor, negative))`` with ``d`` the
     ``pairwise_distance`` of order ``p``; ``swap`` uses ``min(d(a, n), d(p, n))`` as the negative

@@ -15,7 +15,7 @@ local response norm is refused up front; ``rms_norm`` also takes an int ``normal
 import functools
 import math
 
-from gt import amp, autograd, dtypes
+from gt import autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import in_float32
 from gt.nn.padding import pad
@@ -30,12 +30,12 @@ def half_stays_half(fn):
     """``fn`` (a norm of ``input``) computed as torch's mixed-dtype CPU kernels where a float16 or
     bfloat16 input meets float32 weights or statistics: in float32, rounded once to the input's
     dtype at the end (casts on the tape: the input's gradient comes back in its dtype, the
-    weights' in theirs). Under autocast the float32 result stays (its norms run in float32)."""
+    weights' in theirs), autocast or not (torch 2.13's autocast leaves norms alone)."""
     @functools.wraps(fn)
     def call(*args, **kwargs):
         x = args[0] if args else kwargs.get("input")
         dtype = getattr(x, "dtype", None)
-        if dtype not in dtypes.HALVES or amp.is_autocast_enabled() or not any(
+        if dtype not in dtypes.HALVES or not any(
                 isinstance(a, Tensor) and a.dtype != dtype for a in args[1:] + tuple(kwargs.values())):
             return fn(*args, **kwargs)
         if args:
@@ -110,7 +110,23 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     def normed(x, weight, bias):
         return _scale_shift(_standardize(x, n * num_groups, eps)[0], weight, bias)
     # torch's kernel computes halves in float32, rounded once (half_stays_half covers mixed dtypes only)
-    return normed(x, weight, bias) if amp.is_autocast_enabled() else in_float32(normed)(x, weight, bias)
+    return in_float32(normed)(x, weight, bias)      # autocast or not, as torch 2.13's
+
+
+# gt.func.vmap runs func once per batch element, each time pushing the ids of that element's slices
+# of the mapped inputs: batch norm then refuses, as torch's vmap does, to update running statistics
+# that are not mapped themselves (each element would move them again)
+VMAP_SLICES = []
+
+
+def refuse_unbatched_stats(running_mean, running_var):
+    """Inside ``gt.func.vmap``: torch's refusal of running statistics updated per batch element."""
+    if VMAP_SLICES and not all(any(id(t) in level for level in VMAP_SLICES) for t in (running_mean, running_var)):
+        raise RuntimeError("Batch norm got a batched tensor as input while the running_mean or running_var, which "
+                           "will be updated in place, were not batched.\nIf you are using a module and do not need "
+                           "eval mode, please set `track_running_stats` to be False.If you are using a prebuilt "
+                           "module and do not need eval mode, please see the functorch website for resources on "
+                           "how to patch your module to work with vmap")
 
 
 @half_stays_half
@@ -144,6 +160,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {x.shape}")
     if x.numel() == 0:
         return _scale_shift(x * 1, weight, bias)
+    if running_mean is not None:
+        refuse_unbatched_stats(running_mean, running_var)
     out, mean, var = _standardize(x, n * c, eps)
     with autograd.no_grad():
         if running_mean is not None:

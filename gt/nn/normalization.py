@@ -1,6 +1,6 @@
 """``LayerNorm`` over the trailing axes, with a learnable scale and shift."""
 
-from gt import amp, dtypes
+from gt import dtypes
 from gt.nn import functional as F
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
@@ -49,8 +49,8 @@ class LayerNorm(Module):
             raise TypeError(f"LayerNorm: expected a floating point input, got {x.dtype!r}")
         weight, bias = self.weight, self.bias
         F._check_affine("LayerNorm", shape, weight, bias)
-        if x.dtype in dtypes.HALVES and not amp.is_autocast_enabled():
-            # torch's kernel (mixed dtypes too): computed in float32, answered in the input's dtype
+        if x.dtype in dtypes.HALVES:
+            # torch's kernel (mixed dtypes too, autocast or not): computed in float32, answered in the input's dtype
             return F.layer_norm_in_float32(x, weight, bias, len(shape), self.eps)
         return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)
 

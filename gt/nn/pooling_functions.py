@@ -5,13 +5,14 @@ flat positions within each input plane, as torch's: what ``max_unpool`` reads ba
 
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.nn import conv_functions as CF
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.pool_indices import max_with_indices
 from gt.tensor import zeros
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """The largest value of each (kD, kH, kW) window: (N, C, D, H, W) or (C, D, H, W) ->
     (..., D_out, H_out, W_out). See ``max_pool2d``.
@@ -41,6 +42,7 @@ def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation
     return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """The mean of each (kD, kH, kW) window: (N, C, D, H, W) or (C, D, H, W) -> (..., D_out,
@@ -49,6 +51,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                         divisor_override)
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def adaptive_avg_pool3d(input, output_size):
     """The mean over an ``output_size`` (oD, oH, oW) grid of windows covering the input:
     (N, C, D, H, W) or (C, D, H, W) -> (..., oD, oH, oW). See ``adaptive_avg_pool2d``."""
@@ -74,6 +77,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     """``adaptive_max_pool2d`` over (N, C, D, H, W) or (C, D, H, W) -> (..., oD, oH, oW)."""
     return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)

@@ -8,7 +8,7 @@ Random draws (``feature_alpha_dropout``, ``gumbel_softmax``) come from gt's gene
 
 import math
 
-from gt import autograd, dtypes
+from gt import amp, autograd, dtypes
 from gt.nn.dropout_functions import _SELU_ALPHA, _check
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.loss_functions import _reduce
@@ -129,6 +129,7 @@ def pdist(input, p=2):
     return where(positive, root, 0.0)
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """The multi-label hinge loss: for each sample, ``sum over targets j and non-targets i of
     max(0, 1 - (x[j] - x[i])) / C``. input (C,) or (N, C) floats; target the same shape, int64

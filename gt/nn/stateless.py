@@ -12,7 +12,7 @@ given tensors, and the module's own parameters are not part of the call's graph.
 import contextlib
 import warnings
 
-from gt.tensor import Tensor
+from gt.tensor import Tensor, from_numpy
 from gt.nn.module import Module
 
 __all__ = ["functional_call"]
@@ -48,7 +48,8 @@ def _swap(module, name, value):
     prefix, _, attr = name.rpartition(".")
     owner = module.get_submodule(prefix) if prefix else module
     if value is not _MISSING and value is not None and not isinstance(value, Tensor):
-        raise TypeError(f"functional_call: the value for {name!r} must be a gt.Tensor, got {type(value).__name__}")
+        raise TypeError(f"functional_call: the value for {name!r} must be a gt.Tensor (or a numpy array, as "
+                        f"state_dict() gives), got {type(value).__name__}")
     for kind in ("_parameters", "_buffers"):
         registry = owner.__dict__[kind]
         if attr in registry:
@@ -84,9 +85,13 @@ def _reparametrize(module, values, tie_weights, strict):
             msgs.append(f"Missing key(s): {', '.join(map(repr, missing))}.")
         if msgs:
             raise RuntimeError(f"Error(s) in reparametrizing for {type(module).__name__}:\n\t" + "\n\t".join(msgs))
-    originals = {}
+    originals, converted = {}, {}
     try:
         for name, value in values.items():
+            if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
+                # gt's state_dict() gives numpy arrays: functional_call(m, m.state_dict(), x) runs
+                # as torch's, on tensors sharing their memory (buffers updated in place write there)
+                value = converted[name] = from_numpy(value)
             originals[name] = _swap(module, name, value)
         yield
     finally:
@@ -94,7 +99,7 @@ def _reparametrize(module, values, tie_weights, strict):
         for name in values:
             # a module that reassigned a given tensor in its forward (self.n = self.n + 1): the
             # caller's dict sees the new value, as in torch
-            if name in now and now[name] is not _MISSING:
+            if name in now and now[name] is not _MISSING and now[name] is not converted.get(name):
                 values[name] = now[name]
 
 

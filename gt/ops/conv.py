@@ -18,9 +18,10 @@ import copy
 import itertools
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.autograd import Function
 from gt.backend import B
+from gt.backend.engine_defaults import FastPaths
 from gt.ops._shapes import numel
 
 # what a max pool pads with: below every value of the dtype
@@ -65,6 +66,9 @@ class Conv(Function):
         # torch's kernels pad both sides alike: an uneven "same" padding is added here first
         xk = x if symmetric else pad_constant(x, padding, 0)
         kernel_pad = tuple(lo for lo, _ in padding) if symmetric else (0,) * len(stride)
+        self.low = amp.cast_dtype(x, weight) if engine_kernel() else None
+        if self.low is not None:
+            return self._forward_low(xk, weight, bias, kernel_pad)
         out = B.conv_fused(xk, weight, bias, stride, kernel_pad, dilation, groups)
         self.fused = out is not None
         if self.fused:
@@ -86,13 +90,27 @@ class Conv(Function):
         self.save(cols, weight, bias is not None)
         return y
 
+    def _forward_low(self, xk, weight, bias, kernel_pad):
+        """Under autocast: x and the weight rounded once to ``self.low`` and kept for the backward,
+        the engine's kernel in that dtype (torch.autocast's values), its result handed on in the
+        inputs' wider dtype (gt.amp), the bias added there."""
+        _, stride, _, dilation, groups = self.geometry
+        self.fused, self.kernel_pad = True, kernel_pad
+        self.dtypes = B.dtype_of(xk), B.dtype_of(weight)
+        xl, wl = (a if B.dtype_of(a) == self.low else B.astype(a, self.low) for a in (xk, weight))
+        self.save(xl, wl, bias is not None)
+        out = B.conv_fused(xl, wl, None, stride, kernel_pad, dilation, groups)
+        out = B.astype(out, dtypes.float32 if dtypes.float32 in self.dtypes else self.low)
+        return out if bias is None else _add_channels(out, bias)
+
     def backward(self, g):
         size, stride, padding, dilation, groups = self.geometry
         nx, nw = self.needs_input_grad[:2]
         if self.fused:
             xk, weight, has_bias = self.saved
             needs = (nx, nw, has_bias and self.needs_input_grad[2])
-            gx, gw, gb = B.conv_fused_backward(g, xk, weight, stride, self.kernel_pad, dilation, groups, needs)
+            gx, gw, gb = _kernel_grads(g, xk, weight, self.geometry, self.kernel_pad, needs, self.low,
+                                       getattr(self, "dtypes", None))
             if gx is not None and tuple(xk.shape[2:]) != size:    # x was padded here, not by the kernel
                 gx = _unpad(gx, size, padding)
             return gx, gw, gb
@@ -122,6 +140,29 @@ class Conv(Function):
         gx = ConvInputGrad.apply(g, weight, x.shape, self.geometry) if nx else None
         gw = ConvWeightGrad.apply(x, g, weight.shape, self.geometry) if nw else None
         return gx, gw, (g.sum(dim=(0,) + tuple(range(2, g.ndim))) if nb else None)
+
+
+def engine_kernel():
+    """Whether the engine has its own convolution kernel (``B.conv_fused``: torch's)."""
+    return getattr(B.conv_fused_backward, "__func__", None) is not FastPaths.conv_fused_backward
+
+
+def _add_channels(y, bias):
+    """``y`` (N, O, *out) plus ``bias`` (O,) on its channels, in ``y``'s dtype."""
+    return y + B.astype(B.reshape(bias, (bias.shape[0],) + (1,) * (y.ndim - 2)), B.dtype_of(y))
+
+
+def _kernel_grads(g, xk, weight, geometry, kernel_pad, needs, low, kinds):
+    """The engine kernel's (input, weight, bias) gradients; under autocast (``low``) from the
+    rounded copies the forward kept and ``g`` rounded once, each gradient back in its input's
+    dtype (``kinds``), the bias's summed from ``g`` as it came (as Linear's under autocast)."""
+    _, stride, _, dilation, groups = geometry
+    if low is None:
+        return B.conv_fused_backward(g, xk, weight, stride, kernel_pad, dilation, groups, needs)
+    gl = B.astype(g, low) if B.dtype_of(g) != low else g
+    gx, gw, _ = B.conv_fused_backward(gl, xk, weight, stride, kernel_pad, dilation, groups, needs[:2] + (False,))
+    gx, gw = (None if a is None else B.astype(a, kind) for a, kind in ((gx, kinds[0]), (gw, kinds[1])))
+    return gx, gw, (B.sum(g, axis=(0,) + tuple(range(2, g.ndim))) if needs[2] else None)
 
 
 def _conv(x, weight, geometry):

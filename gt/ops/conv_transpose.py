@@ -9,12 +9,11 @@ backward, forward and backward (float32 and float64, every ``output_padding`` be
 Arguments arrive checked and normalised by gt/nn/conv_transpose_functions.py: ``stride``,
 ``padding``, ``output_padding`` and ``dilation`` one int per spatial axis."""
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.autograd import Function
 from gt.backend import B
-from gt.backend.engine_defaults import FastPaths
 from gt.ops._shapes import numel
-from gt.ops.conv import Conv, ConvWeightGrad, _swap, _unpad, _window_axes_last, pad_constant
+from gt.ops.conv import Conv, ConvWeightGrad, _add_channels, _swap, _unpad, _window_axes_last, engine_kernel, pad_constant
 
 
 class ConvTranspose(Function):
@@ -33,23 +32,28 @@ class ConvTranspose(Function):
         self.geometry = (size, out, stride, pads, dilation, groups)
         self.output_padding = output_padding
         o = weight.shape[1] * groups
-        self.fused = _fused(x, stride, output_padding)
+        self.low, self.dtypes = amp.cast_dtype(x, weight), (B.dtype_of(x), B.dtype_of(weight))
+        self.fused = _fused(x, stride, output_padding, any_float=self.low is not None)
         if self.fused:
+            if self.low is not None:    # autocast: x and the weight rounded once, kept for the backward
+                x, weight = (a if B.dtype_of(a) == self.low else B.astype(a, self.low) for a in (x, weight))
             # the engine's convolution kernel run backward: only the shape of its input is read
             zeros = B.broadcast_to(B.zeros((), B.dtype_of(x)), (n, o) + out)
             y, _, _ = B.conv_fused_backward(x, zeros, weight, stride, padding, dilation, groups, (True, False, False))
+            if self.low is not None:    # handed on in the inputs' wider dtype (gt.amp)
+                y = B.astype(y, self._wide())
             if bias is not None:
-                y = y + B.reshape(bias, (o,) + (1,) * nd)
+                y = _add_channels(y, bias)
             self.save(x, weight, bias is not None)
             return y
         k = weight.shape[1] * numel(kernel)                                        # C_out / groups * K
         w2 = B.reshape(weight, (groups, c // groups, k))
         x2 = B.reshape(x, (n, groups, c // groups, numel(size)))
-        cols = B.matmul(_swap(w2), x2)                                             # (N, groups, C_out/g * K, L)
+        cols = _product(_swap(w2), x2, self.low, self._wide())                     # (N, groups, C_out/g * K, L)
         cols = B.transpose(B.reshape(cols, (n, o) + kernel + size), _window_axes_last(nd))   # (N, C_out, *size, *K)
         y = _unpad(B.fold_windows(cols, padded, stride, dilation), out, pads)
         if bias is not None:
-            y = y + B.reshape(bias, (o,) + (1,) * nd)
+            y = _add_channels(y, bias)
         self.save(x, weight, bias is not None)
         return y
 
@@ -61,10 +65,14 @@ class ConvTranspose(Function):
         if self.fused:
             padding = tuple(lo for lo, _ in pads)
             needs = self.needs_input_grad
+            gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim))) if has_bias and needs[2] else None
+            if self.low is not None:    # autocast: the upstream gradient rounded once for both products
+                g = B.astype(g, self.low) if B.dtype_of(g) != self.low else g
             gx = B.conv_fused(g, weight, None, stride, padding, dilation, groups) if needs[0] else None
             gw = (B.conv_fused_backward(x, g, weight, stride, padding, dilation, groups, (False, True, False))[1]
                   if needs[1] else None)
-            gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim))) if has_bias and needs[2] else None
+            if self.low is not None:
+                gx, gw = (None if a is None else B.astype(a, kind) for a, kind in zip((gx, gw), self.dtypes))
             return gx, gw, gb
         k = weight.shape[1] * numel(kernel)
         win = B.windows(pad_constant(g, pads, 0), kernel, stride, dilation)         # (N, C_out, *out', *K)
@@ -74,14 +82,18 @@ class ConvTranspose(Function):
         cols = B.reshape(B.transpose(win, _window_axes_last(nd)), (n, groups, k, numel(size)))
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gx = B.matmul(B.reshape(weight, (groups, c // groups, k)), cols)       # (N, groups, C_in/g, L)
+            gx = _product(B.reshape(weight, (groups, c // groups, k)), cols, self.low, self.dtypes[0])  # (N, groups, C_in/g, L)
             gx = B.reshape(gx, (n, c) + size)
         if self.needs_input_grad[1]:
             x2 = B.reshape(x, (n, groups, c // groups, numel(size)))
-            gw = B.reshape(B.sum(B.matmul(x2, _swap(cols)), axis=0), tuple(weight.shape))
+            gw = B.reshape(B.sum(_product(x2, _swap(cols), self.low, self.dtypes[1]), axis=0), tuple(weight.shape))
         if has_bias and self.needs_input_grad[2]:
             gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
+
+    def _wide(self):
+        """The dtype a product under autocast is handed on in: the inputs' wider one (gt.amp)."""
+        return dtypes.float32 if dtypes.float32 in self.dtypes else self.low
 
     @property
     def records_graph(self):
@@ -101,10 +113,18 @@ class ConvTranspose(Function):
         return gx, gw, (g.sum(dim=(0,) + tuple(range(2, g.ndim))) if nb else None)
 
 
-def _fused(x, stride, output_padding):
+def _product(a, b, low, result):
+    """``a @ b``; under autocast (``low``) from inputs rounded to it, the result in ``result``."""
+    return B.matmul(a, b) if low is None else B.matmul_lowp(a, b, low, result)
+
+
+def _fused(x, stride, output_padding, any_float=False):
     """Whether the engine's own convolution kernel runs it: an engine that has one (torch's), float32
-    or float64 values, and every ``output_padding`` below its stride (so that a convolution of the
-    output has the input's size, which the kernel's backward needs)."""
-    if B.dtype_of(x) not in (dtypes.float32, dtypes.float64) or any(op >= s for op, s in zip(output_padding, stride)):
+    or float64 values (or any float: ``any_float``, for autocast's casts), and every ``output_padding``
+    below its stride (so that a convolution of the output has the input's size, which the kernel's
+    backward needs)."""
+    if any(op >= s for op, s in zip(output_padding, stride)):
         return False
-    return getattr(B.conv_fused_backward, "__func__", None) is not FastPaths.conv_fused_backward
+    if not (any_float or B.dtype_of(x) in (dtypes.float32, dtypes.float64)):
+        return False
+    return engine_kernel()

@@ -12,6 +12,7 @@ and a repeated subscript is written on the diagonal (zero elsewhere).
 import collections
 import string
 
+from gt import amp, dtypes
 from gt.autograd import Function
 from gt.backend import B
 from gt.ops.shape import AddAtIndex
@@ -124,17 +125,33 @@ class Einsum(Function):
 
     def forward(self, *operands, spec):
         self.spec = spec
+        # autocast: as torch's einsum, whose contractions are batched products (bmm), lowered there;
+        # without a summed letter it multiplies, in float32
+        low = amp.matmul_dtype(*operands)
+        self.low = low if low is not None and _contracts(spec) else None
+        if self.low is not None:
+            operands = tuple(B.astype(a, self.low) for a in operands)
         self.save(*operands)
-        return B.einsum(spec.equation, *operands)
+        out = B.einsum(spec.equation, *operands)
+        return out if self.low is None else B.astype(out, dtypes.float32)
 
     def backward(self, g):
         operands = self.saved
+        if self.low is not None:    # the upstream gradient rounded once; the gradients back in float32
+            g = B.astype(g, self.low)
+            return tuple(B.astype(_operand_grad(self.spec, k, g, operands), dtypes.float32) if need else None
+                         for k, need in enumerate(self.needs_input_grad))
         return tuple(_operand_grad(self.spec, k, g, operands) if need else None
                      for k, need in enumerate(self.needs_input_grad))
 
     def backward_graph(self, g):
         return tuple(_operand_grad_graph(self.spec, k, g, self.inputs) if need else None
                      for k, need in enumerate(self.needs_input_grad))
+
+
+def _contracts(spec):
+    """Whether the equation sums a letter over two or more operands (a product torch lowers)."""
+    return len(spec.inputs) > 1 and any(c not in spec.output for c in "".join(spec.inputs))
 
 
 def _operand_grad_graph(spec, k, g, operands):

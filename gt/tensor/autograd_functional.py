@@ -7,7 +7,8 @@ It lives in the tensor layer because it makes tensors (zeros, stacks); ``gt/__in
 it at torch's import path, ``gt.autograd.functional``.
 
 Differs from torch: ``vectorize=True`` is accepted and computes the same Jacobian row by row
-(gt has no vmap), and ``strategy="forward-mode"`` is refused (gt has no forward-mode AD).
+(gt has no vmap), and ``strategy="forward-mode"`` (gt has no forward-mode AD) computes it by
+reverse mode too, with forward mode's dtypes and torch's refusals.
 """
 
 from gt.autograd import enable_grad, grad, is_grad_enabled, set_grad_enabled
@@ -156,21 +157,51 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
     """The Jacobian of ``func`` at ``inputs``: for one output and one input a tensor of shape
     ``output.shape + input.shape``; for tuples, ``result[i][j]`` is output i's with respect to
     input j. One reverse pass per output element."""
-    if strategy not in ("forward-mode", "reverse-mode"):
-        raise ValueError(f'Expected strategy to be either "forward-mode" or "reverse-mode", got {strategy!r}.')
+    if strategy not in ("forward-mode", "reverse-mode"):     # torch's error type and message
+        raise AssertionError('Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
+                             'function has more outputs than inputs, "forward-mode" tends to be more performant. '
+                             f'Otherwise, prefer to use "reverse-mode". (got {strategy!r})')
     if strategy == "forward-mode":
-        raise NotImplementedError('gt.autograd.functional.jacobian: strategy="forward-mode" needs forward-mode AD, '
-                                  'which gt does not have: use strategy="reverse-mode"')
+        if create_graph:
+            raise NotImplementedError('gt.autograd.functional.jacobian: `create_graph=True` and '
+                                      '`strategy="forward-mode"` are not supported together (yet). Please either set '
+                                      '`create_graph=False` or `strategy="reverse-mode"`.')
+        return _forward_mode(func, inputs, strict, vectorize, False)
     if vectorize and strict:
         raise RuntimeError("gt.autograd.functional.jacobian: `strict=True` and `vectorized=True` are not supported "
                            "together. Please either set `strict=False` or `vectorize=False`.")
+    result, outputs, was = _jacobian_tuples(func, inputs, create_graph, strict)
+    return _unpack(_finish(result, create_graph), was)
+
+
+def _jacobian_tuples(func, inputs, create_graph, strict):
+    """``(result[i][j], outputs, (was_out, was_in))``: the Jacobian blocks as nested tuples."""
     with enable_grad():
         was_in, inputs = _as_tuple(inputs, "inputs", "jacobian")
         inputs = _fresh(inputs, create_graph, True)
         was_out, outputs = _as_tuple(func(*inputs), "outputs of the user-provided function", "jacobian")
         _strict(outputs, "outputs", strict)
         result = tuple(_jacobian_of(i, out, inputs, create_graph, strict) for i, out in enumerate(outputs))
-    return _unpack(_finish(result, create_graph), (was_out, was_in))
+    return result, outputs, (was_out, was_in)
+
+
+def _forward_mode(func, inputs, strict, vectorize, graph):
+    """torch's ``strategy="forward-mode"`` (with ``vectorize=True`` only, as torch's): the same
+    Jacobian computed by reverse mode, each block in its output's dtype (torch's forward mode
+    gives the output's, reverse mode the input's). As torch's dual tensors, the blocks carry a graph
+    where an input requires grad (``graph``: always, for the Hessian's inner Jacobian)."""
+    if strict:
+        raise RuntimeError('gt.autograd.functional.jacobian: `strict=True` and `strategy="forward-mode"` are not '
+                           'supported together (yet). Please either set `strict=False` or `strategy="reverse-mode"`.')
+    _, tupled = _as_tuple(inputs, "inputs", "jacobian")
+    if not vectorize:
+        raise NotImplementedError("Computing Jacobian using forward-AD or forward-over-reverse Hessian is only "
+                                  "implemented for `vectorize=True`.")
+    graph = graph or any(t.requires_grad for t in tupled)
+    result, outputs, was = _jacobian_tuples(func, inputs, graph, False)
+    # torch's forward mode answers lists where the inputs are a tuple
+    result = [[b.to(out.dtype) for b in row] for row, out in zip(_finish(result, graph), outputs)]
+    return _unpack(result, was)
 
 
 def _jacobian_of(i, out, inputs, create_graph, strict):
@@ -197,7 +228,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
     shape ``S + S``; for a tuple of inputs, ``result[i][j]`` the block of inputs i and j."""
     was_in, inputs = _as_tuple(inputs, "inputs", "hessian")
     if outer_jacobian_strategy not in ("forward-mode", "reverse-mode"):
-        raise ValueError('Expected strategy to be either "forward-mode" or "reverse-mode".')
+        raise AssertionError('Expected strategy to be either "forward-mode" or "reverse-mode".')
 
     def scalar(*xs):
         out = func(*xs)
@@ -215,8 +246,11 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
         _strict(j, "jacobian", strict)
         return j
 
-    res = jacobian(jac, inputs, create_graph=create_graph, strict=strict, vectorize=vectorize,
-                   strategy=outer_jacobian_strategy)
+    if outer_jacobian_strategy == "forward-mode" and not create_graph:
+        res = _forward_mode(jac, inputs, strict, vectorize, True)    # torch's results carry a graph here
+    else:
+        res = jacobian(jac, inputs, create_graph=create_graph, strict=strict, vectorize=vectorize,
+                       strategy=outer_jacobian_strategy)
     return _unpack(res, (was_in, was_in))
 
 

@@ -8,7 +8,7 @@ The in-place ``addcmul_``/``addcdiv_`` are gt/tensor/inplace.py's.
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import _operand, where
 
@@ -89,7 +89,9 @@ class FusedMethods:
         m, v = _tensor(mat, "addmv", "mat"), _tensor(vec, "addmv", "vec")
         if m.ndim != 2 or v.ndim != 1 or m.shape[1] != v.shape[0]:
             raise _dims("addmv", mat=m.shape, vec=v.shape)
-        return _add_product(self, m @ v, beta, alpha, "addmv")
+        with amp.exact():           # torch.autocast leaves addmv in float32
+            product = m @ v
+        return _add_product(self, product, beta, alpha, "addmv")
 
     def addr(self, vec1, vec2, *, beta=1, alpha=1):
         """``beta * self + alpha * outer(vec1, vec2)``: ``vec1`` (n,), ``vec2`` (m,), ``self`` to (n, m)."""

@@ -16,7 +16,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import math_functions as mf
@@ -267,6 +267,7 @@ class MathMethods:
         return binary_math("logaddexp", self, other)
 
     # ---- products -------------------------------------------------------------------------------
+    @amp.runs_in_float32      # torch.autocast's fp32 list
     def prod(self, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=False):
         """The product over ``dim`` (None: every element; an int or a tuple), keeping reduced dims
         with ``keepdim``; ``dtype`` casts first. Integers and bools multiply in int64, as torch.

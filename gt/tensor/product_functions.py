@@ -6,7 +6,7 @@ forms of ``kron``, ``inner`` and ``repeat_interleave``. Values, dtypes and gradi
 
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.ops._shapes import numel
 from gt.tensor.construct_functions import _input, _sequence, meshgrid
 from gt.tensor.construct_methods import promoted
@@ -61,6 +61,7 @@ def tensordot(a, b, dims=2):
     return (left @ right).reshape(*[a.shape[d] for d in free_a], *[b.shape[d] for d in free_b])
 
 
+@amp.runs_in_float32      # torch.autocast's fp32 list
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """The p-norm distance between each row of ``x1`` ``(..., P, M)`` and each row of ``x2``
     ``(..., R, M)``: ``(..., P, R)``, the batch dims broadcast. ``p=0`` counts differing entries

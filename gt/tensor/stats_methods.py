@@ -25,7 +25,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import collections
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
@@ -246,6 +246,7 @@ class StatsMethods:
                 out.unsqueeze(axis + 1)
         return out.squeeze(0) if scalar else out
 
+    @amp.runs_in_float32      # torch.autocast's fp32 list
     def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
         """The ``q``-th quantiles (``q`` a float or a 0-d/1-D tensor in [0, 1]) over ``dim`` (None:
         every element); a 1-D ``q`` adds a leading dim of its length. A slice holding NaN gives NaN.
@@ -255,6 +256,7 @@ class StatsMethods:
         """
         return self._quantile(q, dim, keepdim, interpolation, False)
 
+    @amp.runs_in_float32      # torch.autocast's fp32 list
     def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
         """``quantile`` ignoring NaN (a slice of only NaN gives NaN)."""
         return self._quantile(q, dim, keepdim, interpolation, True)

@@ -11,8 +11,8 @@ Where gt differs from torch:
 - Randomness comes from gt's default generator (``gt.manual_seed``) or a ``gt.Generator`` given
   as ``generator=``: the same seed gives the same shuffles and splits, but not torch's
   permutations.
-- Loading runs in the calling process only: ``num_workers`` must be 0 (NotImplementedError
-  otherwise), ``pin_memory`` False, ``persistent_workers`` False.
+- ``num_workers > 0`` loads in worker processes as torch's (gt/utils/data/workers.py);
+  ``pin_memory=True`` is refused (gt has no pinned host memory).
 """
 
 from gt.utils.data.collate import default_collate, default_convert

@@ -3,6 +3,8 @@
 
 import itertools
 import multiprocessing
+import os
+import warnings
 
 from gt.utils.data.collate import default_collate, default_convert
 from gt.tensor import randint
@@ -130,7 +132,25 @@ class DataLoader:
         if collate_fn is None:
             collate_fn = default_collate if self._auto_collation else default_convert
         self.collate_fn = collate_fn
+        self._IterableDataset_len_called = None    # torch's name: the stream's len at len(loader)
         self._initialized = True
+        self.check_worker_number_rationality()
+
+    def check_worker_number_rationality(self):
+        """torch's warning when ``num_workers`` is more than the CPUs this process may use."""
+        if not self.num_workers:
+            return
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cpus is None or self.num_workers > cpus:
+            suggestion = ("DataLoader is not able to compute a suggested max number of worker in current system."
+                          if cpus is None else
+                          f"Our suggested max number of worker in current system is {cpus}"
+                          f"{'' if hasattr(os, 'sched_getaffinity') else ' (`cpuset` is not taken into account)'}, "
+                          "which is smaller than what this DataLoader is going to create.")
+            warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in total. {suggestion} "
+                          "Please be aware that excessive worker creation might get DataLoader running slow or even "
+                          "freeze, lower the worker number to avoid potential slowness/freeze if necessary.",
+                          stacklevel=2)
 
     def __setattr__(self, name, value):
         # the samplers were built from these: changing one later would leave them out of step
@@ -143,6 +163,11 @@ class DataLoader:
         return self.batch_sampler is not None or (self._iterable and self.batch_size is not None)
 
     def __iter__(self):
+        batches = self._epoch()
+        reported = self._IterableDataset_len_called if self._iterable else None
+        return batches if reported is None else _warn_past_length(batches, self.dataset, reported, self.num_workers)
+
+    def _epoch(self):
         if self.num_workers > 0 and self.persistent_workers and self._workers is not None:
             self._workers.reset()   # as torch: the workers keep their seeds, no new base seed drawn
             return self._workers
@@ -150,6 +175,7 @@ class DataLoader:
         # shuffled order does not depend on num_workers)
         base_seed = randint(0, 2 ** 63 - 1, (), generator=self.generator).item()
         if self.num_workers > 0:
+            self.check_worker_number_rationality()
             workers = MultiProcessIter(self, base_seed)
             if self.persistent_workers:
                 self._workers = workers
@@ -179,8 +205,24 @@ class DataLoader:
         if not self._iterable:
             return len(self.batch_sampler if self.batch_sampler is not None else self.sampler)
         length = len(self.dataset)  # TypeError, as in torch, for a stream without __len__
+        self._IterableDataset_len_called = length
         if self.batch_size is None:
             return length
         if self.drop_last:
             return length // self.batch_size
         return -(-length // self.batch_size)
+
+
+def _warn_past_length(batches, dataset, reported, num_workers):
+    """The batches, with torch's warning for each one past the stream's ``len`` as read by
+    ``len(loader)`` (torch compares the count of batches with the count of samples)."""
+    for count, batch in enumerate(batches, 1):
+        if count > reported:
+            msg = (f"Length of IterableDataset {dataset} was reported to be {reported}(when accessing "
+                   f"len(dataloader)), but {count} samples have been fetched. ")
+            if num_workers > 0:
+                msg += ("For multiprocessing data-loading, this could be caused by not properly configuring the "
+                        "IterableDataset replica at each worker. Please see "
+                        "https://pytorch.org/docs/stable/data.html#torch.utils.data.IterableDataset for examples.")
+            warnings.warn(msg, stacklevel=2)
+        yield batch

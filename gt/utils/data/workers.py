@@ -229,6 +229,8 @@ class MultiProcessIter:
         # the loader's settings, not the loader: it holds the persistent workers, and a cycle
         # would keep them alive until a garbage collection
         self._loader = _Settings(loader)
+        if loader.prefetch_factor <= 0:     # no batch would ever be asked for: an empty epoch
+            raise AssertionError("prefetch_factor must be greater than 0 for MultiProcessingDataLoaderIter")
         ctx = loader.multiprocessing_context
         if ctx is None:
             ctx = multiprocessing.get_context()
