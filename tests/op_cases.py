@@ -168,6 +168,9 @@ case("tensor_bounds", "Clip", lambda a, lo, hi: a.clip(lo, hi), XC, np.full(5, -
 case("tensor_min", "Clip", lambda a, lo: a.clip(min=lo), XC, distinct(5, seed=8) * 0.5 + 0.025,
      torch_fn=lambda a, lo: a.clamp(min=lo))
 case("clamp_function", "Clip", lambda a: gt.clamp(a, -0.45, 0.45), XC, torch_fn=lambda a: T.clamp(a, -0.45, 0.45))
+case("elu", "ExpBranchClip", lambda a: gt.nn.functional.elu(a, 1.5), XR, torch_fn=lambda a: T.nn.functional.elu(a, 1.5))
+case("celu", "ExpBranchClip", lambda a: gt.nn.functional.celu(a, 0.5), XR,
+     torch_fn=lambda a: T.nn.functional.celu(a, 0.5))
 
 COND = randn(3, 4, seed=7) > 0
 case("same_shape", "Where", lambda c, a, b: gt.where(c, a, b), COND, randn(3, 4, seed=1), randn(3, 4, seed=2),

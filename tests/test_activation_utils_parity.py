@@ -106,3 +106,35 @@ def test_float16_within_one_unit_of_torchs(name, kw):
     np.testing.assert_allclose(ours[0], theirs[0], rtol=2e-3, atol=1e-4)
     np.testing.assert_allclose(ours[1], theirs[1], rtol=2e-3, atol=1e-4)
     assert F.softplus(gt.tensor(np.ones(2, np.float16)), 2.0).dtype == gt.float16
+
+
+ELU_FAMILY = {
+    "elu": lambda F, x: F.elu(x),
+    "elu alpha 2": lambda F, x: F.elu(x, 2.0),
+    "elu in place": lambda F, x: F.elu(x * 1, inplace=True),
+    "celu alpha 0.5": lambda F, x: F.celu(x, 0.5),
+    "celu alpha -1.5": lambda F, x: F.celu(x, -1.5),
+    "selu": lambda F, x: F.selu(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELU_FAMILY))
+def test_elu_family_second_derivative_is_torchs_at_zero(name):
+    """torch's first derivative at x == 0 takes the exponential branch, its second masks x < 0:
+    0 at exactly 0 (gt's was the branch's own there). Third order and the derivative in the
+    upstream gradient too, and the recorded first derivative at NaN (gt's was NaN, torch's the
+    identity's)."""
+    torch = torch_or_skip()
+    got = []
+    for lib in (gt, torch):
+        x = lib.tensor([-1.0, -0.0, 0.0, 0.5], dtype=lib.float64, requires_grad=True)
+        up = lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=lib.float64, requires_grad=True)
+        fn = getattr(lib.nn, "functional")
+        g, = lib.autograd.grad(ELU_FAMILY[name](fn, x), x, up, create_graph=True)
+        h, g_up = lib.autograd.grad(g.sum(), (x, up), create_graph=True)
+        third, = lib.autograd.grad((h * h).sum(), x)
+        at_nan = lib.tensor([np.nan, -2.0], dtype=lib.float64, requires_grad=True)    # the recorded first derivative
+        g_nan, = lib.autograd.grad(ELU_FAMILY[name](fn, at_nan).sum(), at_nan, create_graph=True)
+        got.append([t.detach().numpy() for t in (g, h, g_up, third, g_nan)])
+    for ours, theirs in zip(*got):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, equal_nan=True)

@@ -301,3 +301,30 @@ def test_calling_an_instance_of_a_function_raises_torchs_error():
             fn = _scaled(m)()
         with pytest.raises(RuntimeError, match="Legacy autograd function with non-static forward method"):
             fn(_leaf(m))
+
+
+def test_the_outputs_of_a_call_share_its_one_node():
+    """torch's grad_fn of every output of a custom call is the call's node (found by the fuzzer:
+    gt's outputs each had a node of their own that stood for it)."""
+    def program(m, log):
+        class Split(m.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.mark_non_differentiable()
+                return x * 2, x * 3, x.sum()
+
+            @staticmethod
+            def backward(ctx, ga, gb, gs):
+                log.append("backward")
+                return ga * 2 + gb * 3 + gs
+
+        x = _leaf(m)
+        a, b, s = Split.apply(x)
+        after = (a * b).exp()
+        shared = [a.grad_fn is b.grad_fn, b.grad_fn is s.grad_fn, after.grad_fn.next_functions[0][0] is a.grad_fn]
+        a.grad_fn.register_prehook(lambda g: log.append(("prehook", len(g))))
+        (after.sum() + s).backward()
+        return shared + [_np(x.grad)]
+    (tg, tlog), (gg, glog) = _both(program)
+    _assert_same(tg, gg)
+    assert tlog == glog

@@ -207,11 +207,28 @@ def _input_grads(ctx, g):
 
 
 def topological_order(root, others=()):
-    """Nodes reachable from ``root`` (and ``others``) through recorded ops, inputs before outputs
-    (iterative DFS)."""
+    """Nodes reachable from ``root`` (and ``others``) through recorded ops, inputs before outputs.
+    Where hooks can see it (tensor, node or post-accumulate hooks exist), in torch's order: the
+    walk (last to first) runs the computed tensors by the sequence number of their op, the latest
+    first (torch's engine runs the ready node of the highest number, and every node's inputs are
+    older than it), and each leaf as soon as its last reader has run (torch's ``AccumulateGrad``
+    runs first once ready), so that hooks on independent branches run in torch's order. Without
+    hooks the search's own order is kept (the sort costs about 0.3 us a node)."""
+    ranks = {} if grad_hooks.table() or hooks.active() or node_hooks.registered else None
+    order = _search((root, *others), ranks)
+    if ranks is not None:
+        rank = ranks.get
+        order.sort(key=lambda n: n._ctx.seq if n._ctx is not None else rank(id(n), _LAST))
+    return order
+
+
+def _search(roots, ranks):
+    """Iterative depth-first search from ``roots``: the nodes, inputs before outputs. ``ranks``
+    (a dict, or None): filled with each leaf's place in torch's order, just below the number of
+    the oldest op that reads it, its first input first."""
     Tensor = function.Tensor
     order, seen = [], set()
-    stack = [(r, False) for r in reversed((root, *others))]
+    stack = [(r, False) for r in reversed(roots)]
     changed = rebind.active()   # tensors changed in place: each op reads the versions of its time
     while stack:
         node, expanded = stack.pop()
@@ -229,7 +246,21 @@ def topological_order(root, others=()):
                 release.resolve(ctx)
             if changed and not ctx.released:
                 rebind.resolve(ctx)
+            if ranks is not None:
+                _rank_leaves(ctx, ranks, Tensor)
             for parent in ctx.inputs:
                 if isinstance(parent, Tensor) and parent._requires_grad and id(parent) not in seen:
                     stack.append((parent, False))
     return order
+
+
+def _rank_leaves(ctx, ranks, Tensor):
+    seq = ctx.seq - 0.5
+    for i, parent in enumerate(ctx.inputs):
+        if isinstance(parent, Tensor) and parent._requires_grad and parent._ctx is None:
+            key, rank = id(parent), seq - i * 1e-6
+            if ranks.get(key, rank) >= rank:
+                ranks[key] = rank
+
+
+_LAST = float("inf")     # a root that is a leaf: first

@@ -235,6 +235,12 @@ class _Output(Function):
         self.node, self.index = node, index
 
     @property
+    def custom_node(self):
+        """What torch's ``grad_fn`` of this output is: the call's one node, shared by its outputs
+        (``Tensor.grad_fn`` and ``next_functions`` give it)."""
+        return self.node
+
+    @property
     def name(self):
         return self.node.name
 

@@ -11,6 +11,7 @@ how an op runs on tensors sharded over the mesh (``set_tensor_hooks``).
 """
 
 import collections
+import itertools
 import weakref
 
 from gt.autograd import anomaly, node_hooks, saved_hooks
@@ -46,10 +47,17 @@ def set_tensor_hooks(tensor_class, dispatch, backward_placed):
     Tensor, _dispatch, _backward_placed = tensor_class, dispatch, backward_placed
 
 
+# numbers the recorded ops in the order they were made: the backward walk runs the ops ready by
+# this number, the latest first, as torch's engine runs its nodes (gt/autograd/backward.py)
+sequence = itertools.count()
+
+
 def put_on_tape(ctx, result):
     """Put a recorded op and the tensor it made on the debugging tape, stamped with the epoch
-    (gt/autograd/rebind.py: which version of a tensor changed in place since it read)."""
+    (gt/autograd/rebind.py: which version of a tensor changed in place since it read) and its
+    sequence number (``seq``)."""
     ctx.epoch = _epoch
+    ctx.seq = next(sequence)
     tape.append((weakref.ref(ctx), weakref.ref(result)))
     if anomaly.enabled:
         anomaly.record(ctx)
@@ -117,7 +125,7 @@ class Function(GraphNode):
     scalars) are passed through as constants.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "_saved", "saved_versions", "released", "out_shape", "epoch",
+    __slots__ = ("inputs", "needs_input_grad", "_saved", "saved_versions", "released", "out_shape", "epoch", "seq",
                  "_next", "_metadata", "_node_hooks", "__weakref__")
 
     # Inputs whose whole gradient is one product that may be written straight into a leaf by
@@ -128,6 +136,8 @@ class Function(GraphNode):
     # (arrays, versions) an in-place op wrote and its backward reads back (gt/tensor/inplace_grad.py);
     # a class default, so the walk's check of every op is a plain read
     written = None
+    # a view op (its result may share its first input's memory): unrecorded, it is kept by ``note_view``
+    makes_view = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -200,10 +210,48 @@ class Function(GraphNode):
             ctx.out_shape = result.shape
             result._ctx = ctx
             put_on_tape(ctx, result)
+        elif cls.makes_view:
+            note_view(ctx, result, args, not _mode.record)
         return result
 
     def __repr__(self):
         return f"<{self.name}Backward>"
+
+
+# Unrecorded views (gt/autograd/views.py): id(base) -> [weak reference to the base, weak
+# references to the views taken of it in grad mode...]; and weak references to the views taken
+# under no_grad (torch refuses to differentiate through one once its memory is changed in place
+# in grad mode, through whichever alias, so they are found by memory).
+views_of = {}
+no_grad_views = []
+
+
+def note_view(ctx, view, args, no_grad):
+    """Keep ``view``, made by the unrecorded view op ``ctx`` from ``args``, as a view of ``args[0]``
+    where it lies in its memory (an index array gives a copy): a later in-place write of a value
+    that requires grad into either gives it the base's new history, as torch's
+    (gt/autograd/views.py). ``no_grad``: taken under ``no_grad``. About half a microsecond."""
+    base = args[0]
+    if not B.is_view_of(view._array, base._array):
+        return
+    view._view = (base, ctx, args, no_grad)       # the base held, as torch's ``view._base``
+    if no_grad:
+        _add_ref(no_grad_views, view)
+        return
+    key = id(base)
+    refs = views_of.get(key)
+    if refs is None or refs[0]() is not base:
+        refs = views_of[key] = [weakref.ref(base, lambda _, key=key: views_of.pop(key, None))]
+    _add_ref(refs, view)
+
+
+def _add_ref(refs, view):
+    """Append a weak reference to ``view`` to ``refs``, first dropping those gone at each power of
+    two (amortized O(1); a base's own reference, first, stays while it lives)."""
+    n = len(refs)
+    if n >= 16 and not n & (n - 1):
+        refs[:] = [r for r in refs if r() is not None]
+    refs.append(weakref.ref(view))
 
 
 def _legacy_call(self, *args, **kwargs):
@@ -250,7 +298,7 @@ def _node_of(value):
     if not isinstance(value, Tensor):
         return None
     if value._ctx is not None:
-        return value._ctx
+        return getattr(value._ctx, "custom_node", value._ctx)    # a custom call's output: its one node
     if not value._requires_grad:
         return None
     node = _accumulators.get(id(value))

@@ -36,7 +36,13 @@ class RemovableHandle:
         return False
 
 
+# whether a node hook was ever registered: the walk then runs the nodes in torch's order
+# (gt/autograd/backward.py's ``topological_order``)
+registered = False
+
+
 def register(node, hook, pre):
+    global registered
     if not callable(hook):
         raise TypeError(f"register_{'pre' if pre else ''}hook expects a callable, got {type(hook).__name__}")
     hooks = getattr(node, "_node_hooks", None)
@@ -44,6 +50,7 @@ def register(node, hook, pre):
         hooks = node._node_hooks = Hooks()
     chosen = hooks.pre if pre else hooks.post
     chosen.append(hook)
+    registered = True
     return RemovableHandle(chosen, hook)
 
 

@@ -27,7 +27,6 @@ import copy
 import weakref
 
 from gt.autograd import function
-from gt.backend import B
 
 # id(changed tensor) -> [weak reference, [(epoch of the change, weak reference to old), ...] in the
 # order of the changes]. Nothing here holds a tensor: an old lives as long as the op of the change
@@ -36,11 +35,6 @@ from gt.backend import B
 _changed = {}
 # id(old) -> (weak reference to old, weak reference to the changed tensor, epoch of the change)
 _olds = {}
-# id(memory owner) -> (weak reference to it, epoch): the memory of tensors that did not require grad
-# until a change wrote a value that does into them. gt records no view of a tensor that does not
-# require grad, so a view of it taken before such a change cannot follow it (torch's does):
-# ``resolve`` refuses an op that read one after the change, rather than drop its gradient.
-_woken = {}
 # ``view_base(t)``: the input of t's op that t is a view of, or None (registered by gt/tensor)
 _view_base = None
 
@@ -72,12 +66,6 @@ def changed(tensor, old, epoch):
     old_ref = weakref.ref(old, lambda _, key=okey: _olds.pop(key, None))
     entry[1].append((epoch, old_ref))
     _olds[okey] = (old_ref, entry[0], epoch)
-    if tensor._requires_grad and not old._requires_grad:
-        for arr in _arrays(tensor):
-            owner = B.memory_owner(arr)
-            wkey = id(owner)
-            if wkey not in _woken or _woken[wkey][0]() is not owner:
-                _woken[wkey] = (weakref.ref(owner, lambda _, key=wkey: _woken.pop(key, None)), epoch)
 
 
 def version_at(tensor, epoch):
@@ -102,13 +90,11 @@ def resolve(ctx):
     for i, p in enumerate(inputs):
         if not isinstance(p, Tensor):
             continue
-        if not p._requires_grad:
-            if _woken and p._ctx is None:
-                _refuse_unfollowed_view(p, epoch)
+        if not p._requires_grad:    # (views of it taken before a change follow it: gt/autograd/views.py)
             continue
         q = version_at(p, epoch)
         if q._ctx is not None:
-            q = _reviewed(q, epoch)
+            q = _reviewed(q, epoch, getattr(ctx, "seq", 0))
         if q is not p:
             if new is None:
                 new = list(inputs)
@@ -117,56 +103,45 @@ def resolve(ctx):
         ctx.inputs = tuple(new)
 
 
-def _reviewed(p, epoch):
-    """``p``, or, where ``p`` is a view of a tensor taken before a change that came before
-    ``epoch``, the same view ops applied to that tensor's version at ``epoch``."""
-    chain, q = [], p
+def _reviewed(p, epoch, seq):
+    """``p``, or, where ``p`` is a view (of a view...) of a tensor taken before a change of that
+    tensor that came before ``epoch``, the same view ops applied to that tensor's version at
+    ``epoch`` (the change highest up the chain decides: a view of a view that was itself changed
+    in place reads the changed one). ``seq``: the number of the op that reads it; the copies are
+    numbered just before it, after what they read (the walk's order, gt/autograd/backward.py)."""
+    chain, q, target = [], p, None
     while q._ctx is not None and not q._ctx.released:
         base = _view_base(q)
         if base is None:
             break
         chain.append((q, base))
+        changed = _stale(base, getattr(q._ctx, "epoch", 0), epoch)
+        if changed is not None:
+            target, top = changed, len(chain)
         q = base
-    if not chain:
-        return p
-    read = version_at(q, getattr(chain[-1][0]._ctx, "epoch", 0))   # what the view was taken of
-    info = _olds.get(id(read))
-    if info is None or info[0]() is not read or epoch < info[2]:
-        return p   # no change between the view and ``epoch``: its ops made the values read
-    target = info[1]()
     if target is None:
-        raise RuntimeError("a view was taken of a tensor that was then changed in place, and read afterwards; the "
-                           "changed tensor is gone, so that gradient has nowhere to go: keep the tensor, or take "
-                           "the view after the change")
+        return p   # no change between the views and ``epoch``: their ops made the values read
+    chain = chain[:top]
     root = version_at(target, epoch)
-    for view, base in reversed(chain):
+    for i, (view, base) in enumerate(reversed(chain)):
         ctx = copy.copy(view._ctx)
         ctx.inputs = tuple(root if x is base else x for x in view._ctx.inputs)
-        ctx.epoch = epoch
+        ctx.epoch, ctx.seq = epoch, seq - 0.5 + 0.4 * i / len(chain)
         root = function.Tensor._from_value(view._value, requires_grad=True)
         root._ctx = ctx
     return root
 
 
-def _refuse_unfollowed_view(p, epoch):
-    """Raise if ``p`` (read by an op of ``epoch``, and recording nothing) is a view of memory that a
-    value requiring grad was written into before ``epoch`` (see ``_woken``)."""
-    for arr in _arrays(p):
-        if not B.is_view(arr):
-            continue
-        owner = B.memory_owner(arr)
-        entry = _woken.get(id(owner))
-        if entry is not None and entry[0]() is owner and epoch >= entry[1]:
-            break
-    else:
-        return
-    raise RuntimeError(
-        "an op read a view of a tensor that did not require grad, taken before a value that requires grad was "
-        "written into that tensor in place: gt records no view of a tensor that does not require grad, so this "
-        "one cannot follow the write (torch's would), and its gradient would be lost. Take the view after the "
-        "write, or write into a tensor that requires grad from the start")
-
-
-def _arrays(t):
-    p = t._placed
-    return (t._array,) if p is None else p.shards
+def _stale(base, since, epoch):
+    """The tensor changed in place after a view was taken of ``base`` at ``since`` and before
+    ``epoch`` (``base`` itself, or the tensor ``base`` is a former version of), or None."""
+    read = version_at(base, since)
+    info = _olds.get(id(read))
+    if info is None or info[0]() is not read or epoch < info[2]:
+        return None
+    target = info[1]()
+    if target is None:
+        raise RuntimeError("a view was taken of a tensor that was then changed in place, and read afterwards; the "
+                           "changed tensor is gone, so that gradient has nowhere to go: keep the tensor, or take "
+                           "the view after the change")
+    return target

@@ -139,6 +139,25 @@ class FastPaths:
         for arrays in zip(params, grads, exp_avgs, exp_avg_sqs):
             self.adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
 
+    def sgd_step_(self, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
+                  maximize):
+        """One SGD step of one parameter, in place on ``param`` and ``momentum_buffer`` (same
+        shape and dtype as ``grad``; None where ``momentum`` is 0; the caller makes its first
+        value, the first step's gradient). torch's arithmetic: ``g = -g`` (maximize), ``g += wd p``,
+        ``buf = momentum buf + (1 - dampening) g``, ``g = g + momentum buf`` (Nesterov) or ``buf``,
+        ``param -= lr g``. This default is gt/optim/sgd.py's tensor arithmetic, operation for
+        operation (``add_`` of alpha 1 a plain addition, else ``add_scaled_``)."""
+        if maximize:
+            grad = -grad
+        if weight_decay != 0:
+            grad = grad + weight_decay * param
+        if momentum_buffer is not None:
+            momentum_buffer *= momentum
+            _add_in_place(self, momentum_buffer, grad, 1 - dampening)
+            grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+        _add_in_place(self, param, grad, -lr)
+        return param
+
     def layer_norm_fused(self, x, weight, bias, n_axes, eps):
         """``(out, state)`` of layer norm over the last ``n_axes`` axes of ``x`` (``weight`` and
         ``bias`` of those axes' shape, or None) in one kernel, or None where the engine has none
@@ -252,6 +271,35 @@ class FastPaths:
         counts each array on its own."""
         return arr
 
+    def is_view_of(self, arr, of):
+        """True when ``arr`` lies in ``of``'s memory (a view of it, or of what it views): asked
+        after each unrecorded view op (gt/autograd/function.py's ``note_view``), so engines answer
+        it faster than by comparing ``memory_owner``s. numpy's answer (the torch engine has its
+        own): a view's ``base`` is the array owning the memory, or the view's own base where that
+        is no ndarray (as_strided); an index array's result points elsewhere or nowhere."""
+        base = arr.base
+        return base is not None and (base is of or base is of.base)
+
+    def memory_overlap(self, a, b):
+        """How torch sees array ``b`` (read) against ``a`` (written) before an op writes ``a``:
+        ``"full"`` (one layout of the same memory), ``"partial"`` (their memory ranges meet
+        otherwise), or None: apart, or a layout with gaps or repeats on either side, where torch
+        does not tell (its ``get_overlap_status``: only layouts that are dense in some order of
+        their axes are compared)."""
+        if a is b:
+            return "full"
+        if not (self.is_view(a) or self.is_view(b)) or self.memory_owner(a) is not self.memory_owner(b):
+            return None           # the common case, two arrays that own their memory: one cheap question
+        n, m = self.numel(a), self.numel(b)
+        sa, sb = self.element_strides(a), self.element_strides(b)
+        if not (n and m and _dense(a.shape, sa) and _dense(b.shape, sb)):
+            return None
+        a0, b0 = self.data_address(a), self.data_address(b)
+        a1, b1 = a0 + n * a.itemsize, b0 + m * b.itemsize
+        if (a0, a1) == (b0, b1):
+            return "full" if sa == sb else "partial"
+        return "partial" if a0 < b1 and b0 < a1 else None
+
     def untracked_alias(self, arr):
         """A view of all of ``arr``'s memory whose in-place changes count apart from ``arr``'s
         (``Tensor.data``: torch hides changes made through it from the saved-value checks)."""
@@ -330,6 +378,25 @@ def _window_slice(lead, offset, out, stride, dilation):
                                          for k, n, s, d in zip(offset, out, stride, dilation))
 
 
+def _add_in_place(engine, target, value, alpha):
+    """Tensor.add_'s two ways: a plain addition for alpha 1, else the engine's scaled one."""
+    if alpha == 1:
+        target += value
+    else:
+        engine.add_scaled_(target, value, alpha)
+
+
 def _forget(counts, key, ref):
     if counts.get(key, (None,))[0] is ref:
         del counts[key]
+
+
+def _dense(shape, strides):
+    """Whether a layout covers a range of memory without gaps or repeats, its axes in some order
+    (torch's ``is_non_overlapping_and_dense``; axes of one element do not count)."""
+    step = 1
+    for stride, n in sorted((s, n) for n, s in zip(shape, strides) if n != 1):
+        if stride != step:
+            return False
+        step *= n
+    return True

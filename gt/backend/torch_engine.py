@@ -84,6 +84,10 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
     def version_of(self, arr):
         return arr._version
 
+    def is_view_of(self, arr, of):
+        base = arr._base
+        return base is not None and (base is of or base is of._base)
+
     def untracked_alias(self, arr):
         return arr.data        # torch's own: the same storage, a version counter of its own
 

@@ -14,6 +14,7 @@ from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import in_float32
 from gt.nn.inputs import implicit_softmax_dim
+from gt.ops.activations import ExpBranchClip
 from gt.tensor import rand, where
 from gt.tensor.inplace_grad import result_saved
 
@@ -81,7 +82,7 @@ def elu(input, alpha=1.0, inplace=False):
     only, so large inputs do not overflow where they are not used)."""
     x = _tensor(input, "elu")
     # ``x <= 0`` picks the exponential: NaN takes the identity's gradient, as torch's elu_backward
-    return _apply(x, inplace, lambda x: where(x <= 0, (x.clamp(max=0.0).exp() - 1) * alpha, x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, 1.0).exp() - 1) * alpha, x), True)
 
 
 def silu(input, inplace=False):
@@ -159,7 +160,8 @@ def celu(input, alpha=1.0, inplace=False):
         raise ValueError("celu: alpha cannot be 0 for CELU")
     x = _floating(_tensor(input, "celu"), "celu")
     # clamp x, not x / alpha: a negative alpha flips the sign (torch: alpha * (exp(x / alpha) - 1) for x <= 0)
-    return _apply(x, inplace, lambda x: where(x <= 0, (x.clamp(max=0.0) / alpha).exp().sub(1) * alpha, x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, alpha) / alpha).exp().sub(1) * alpha, x),
+                  True)
 
 
 def logsigmoid(input):

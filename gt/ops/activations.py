@@ -6,7 +6,7 @@ from gt.autograd import Function
 from gt import dtypes
 from gt.backend import B
 from gt.ops._graph import const, mask_like
-from gt.ops.elementwise import Maximum, Where
+from gt.ops.elementwise import Clip, Maximum, Where
 
 
 class Relu(Function):
@@ -296,3 +296,38 @@ class SoftmaxCrossEntropy(Function):
                 g = g.reshape(()) * const(self.per_row)
             g = Where.apply(const(self.keep), g, 0.0)
         return (Softmax.apply(self.inputs[0], -1) - mask_like(g, onehot)) * g.reshape((-1, 1)), None
+
+
+class ExpBranchClip(Clip):
+    """``x.clamp(max=0)`` inside the exponential branch ``alpha * (exp(x / k) - 1)`` of ELU, CELU and
+    SELU: ``Clip``'s values and gradient (1 at x == 0, torch's first derivative there takes that
+    branch), but the gradient it records for ``create_graph`` is ``g`` times a mask whose own
+    derivative is ``-1 / k`` at x == 0, which cancels the branch's second derivative there: torch's
+    second derivative of these activations is 0 at x == 0 (its elu_double_backward masks x < 0)."""
+
+    _torch_name = "ClampBackward1"
+
+    def forward(self, x, k):
+        self.k = k
+        return super().forward(x, None, 0.0)
+
+    def backward_graph(self, g):
+        inside = B.asarray(self._masks()[0])
+        # selected, not multiplied: the exponential of a NaN input gives g NaN there, where torch's is 0
+        return Where.apply(const(inside), g * _BranchMask.apply(self.inputs[0], B.astype(inside, g.dtype), self.k),
+                           0.0), None
+
+
+class _BranchMask(Function):
+    """``mask`` (the branch's own, a constant), with the derivative in ``x`` that ``ExpBranchClip``
+    needs: ``-1 / k`` at x == 0, 0 elsewhere (and NaN)."""
+
+    def forward(self, x, mask, k):
+        self.at_zero, self.k = x == 0, k
+        return mask
+
+    def backward(self, g):
+        return (B.where(self.at_zero, g * (-1.0 / self.k), 0), None, None)
+
+    def backward_graph(self, g):
+        return (Where.apply(const(self.at_zero), g * (-1.0 / self.k), 0.0), None, None)

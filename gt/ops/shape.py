@@ -6,6 +6,7 @@ from gt.backend import B
 
 
 class Reshape(Function):
+    makes_view = True
     _torch_name = "ViewBackward0"       # torch's reshape of contiguous data is a view
 
     def forward(self, x, shape):
@@ -20,6 +21,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    makes_view = True
+
     def forward(self, x, axes):
         self.inverse = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
         return B.transpose(x, axes)
@@ -33,6 +36,8 @@ class Permute(Function):
 
 class Diagonal(Function):
     """``x.diagonal(offset, dim1, dim2)``, a view as torch's (writes through it change ``x``)."""
+
+    makes_view = True
 
     def forward(self, x, offset, dim1, dim2):
         self.in_shape, self.dtype, self.args = tuple(x.shape), B.dtype_of(x), (offset, dim1, dim2)
@@ -66,6 +71,8 @@ def _on_diagonal(g, shape, dtype, args):
 
 
 class Expand(Function):
+    makes_view = True
+
     def forward(self, x, shape):
         return B.broadcast_to(x, shape)
 
@@ -78,6 +85,8 @@ class Expand(Function):
 
 class GetItem(Function):
     """``x[index]``; the backward scatters (adds, for repeated indices) into zeros."""
+
+    makes_view = True       # a view of x unless an index array is in it (function.note_view tells)
 
     @property
     def _torch_name(self):

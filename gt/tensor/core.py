@@ -98,8 +98,9 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     # ``Placed`` (``_placed``: per-device arrays, placement, global shape); never both.
     # ``_grad_value`` is the ``.grad`` tensor; ``_grad_factors`` a weight gradient still held as its
     # two factors (gt/autograd/deferred.py), made into ``_grad_value`` when ``.grad`` is read.
+    # ``_view``: set only on unrecorded views, to their base (gt/autograd/views.py).
     __slots__ = ("_array", "_placed", "_requires_grad", "_grad_value", "_grad_factors", "_ctx", "_retains_grad",
-                 "_id", "__weakref__", "_inference")
+                 "_id", "__weakref__", "_inference", "_view")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         if isinstance(dtype, int) and not isinstance(dtype, bool) and isinstance(data, int):
@@ -215,7 +216,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @property
     def grad_fn(self):
-        return self._ctx
+        ctx = self._ctx       # an output of a custom Function: the call's one node, as torch's
+        return ctx if ctx is None else getattr(ctx, "custom_node", ctx)
 
     @property
     def grad(self):

@@ -105,6 +105,7 @@ class InplaceMethods:
     def _iop(self, other, op, name):
         # no refusal of a copy of a sharded tensor's row here: ``x[i] += v`` is Python's
         # ``t = x[i]; t += v; x[i] = t``, which writes the result back
+        inplace_grad.refuse_shared_input(self, (other,))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (other,), check=False):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
         return self._update(_IOPS[name], self._inplace_value(other, name), check=False)
@@ -126,6 +127,7 @@ class InplaceMethods:
         scaled addition takes the engine's fused path (``B.add_scaled_``: no temporary as large
         as the tensor), where the multiply and the add may be fused with one rounding (as torch's
         ``add_(alpha=)``; BLAS axpy on large numpy arrays)."""
+        inplace_grad.refuse_shared_input(self, (other,))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
             add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
             return inplace_grad.rebase(self, "add_", add, other, same_shape=True)
@@ -139,6 +141,7 @@ class InplaceMethods:
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other):
+        inplace_grad.refuse_shared_input(self, (other,))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
             return inplace_grad.rebase(self, "mul_", lambda x, o: x * o, other, reads_self=True, same_shape=True)
         return self._update(_imul, self._inplace_value(other, "mul_"))
@@ -150,6 +153,7 @@ class InplaceMethods:
                 raise RuntimeError(f"result type {value.dtype.name} can't be cast to the desired output type "
                                    f"{self.dtype.name}")
             return self.copy_(value)
+        inplace_grad.refuse_shared_input(self, (other,))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
             return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
         return self._update(_idiv, self._inplace_value(other, "div_"))
@@ -157,6 +161,7 @@ class InplaceMethods:
     def addcmul_(self, tensor1, tensor2, value=1):
         """``self += value * tensor1 * tensor2``, in place."""
         t1, t2 = tensor1, tensor2
+        inplace_grad.refuse_shared_input(self, (t1, t2))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
             return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x * y * value),
@@ -165,6 +170,7 @@ class InplaceMethods:
     def addcdiv_(self, tensor1, tensor2, value=1):
         """``self += value * tensor1 / tensor2``, in place."""
         t1, t2 = tensor1, tensor2
+        inplace_grad.refuse_shared_input(self, (t1, t2))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
             return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x / y * value),
@@ -173,6 +179,7 @@ class InplaceMethods:
     def copy_(self, src, non_blocking=False):
         """``src``'s values written into this tensor (broadcast to its shape, cast to its dtype).
         ``non_blocking`` is torch's (accepted: gt's copies are synchronous already)."""
+        inplace_grad.refuse_shared_input(self, (src,))
         if autograd.is_grad_enabled() and inplace_grad.records(self, (src,)):
             return inplace_grad.assign(self, Ellipsis, src, "copy_")
         return self._update(_assign, self._inplace_value(src, "copy_"))
@@ -198,6 +205,9 @@ class InplaceMethods:
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
         if isinstance(value, Tensor) and value.dtype is not self.dtype:
             _check_index_put_dtype(self, index, value)
+        if isinstance(value, Tensor):     # torch's index_put_ refuses any overlap, a copy into a view a partial one
+            advanced = any(B.is_array(p) for p in (index if isinstance(index, tuple) else (index,)))
+            inplace_grad.refuse_shared_input(self, (value,), Ellipsis if advanced else index, advanced)
         split = torch_order(index)
         if split is not None:
             # integers with index arrays, torch's order (index_order.py): the block the integers

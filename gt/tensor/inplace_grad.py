@@ -28,8 +28,8 @@ Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor
 import copy
 import weakref
 
-from gt.autograd import grad_hooks, rebind
-from gt.autograd.function import new_epoch
+from gt.autograd import grad_hooks, rebind, views
+from gt.autograd.function import new_epoch, no_grad_views, sequence
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.ops import shape as shape_ops
@@ -82,9 +82,14 @@ def records(t, values, check=True):
     if t._requires_grad:
         if t._ctx is None:
             raise RuntimeError(f"{LEAF} ({HINT})")
+        if type(t._ctx) is views.NoGradView:
+            raise RuntimeError(views.NO_GRAD_WRITE)
         return True
+    with_grad = any(isinstance(v, Tensor) and v._requires_grad for v in values)
+    if no_grad_views and getattr(t, "_view", None) is not None:     # an unrecorded view (gt/autograd/views.py)
+        views.refuse_write(t, with_grad)
     # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient)
-    return any(isinstance(v, Tensor) and v._requires_grad for v in values) and t.dtype.is_floating_point
+    return with_grad and t.dtype.is_floating_point
 
 
 def refuse_overlap(t, uniform=False):
@@ -113,12 +118,36 @@ def refuse_overlap(t, uniform=False):
                            "single memory location. Please clone() the tensor before performing the operation.")
 
 
+SHARED = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
+          "memory location. Please clone() the tensor before performing the operation.")
+
+
+def refuse_shared_input(t, values, index=Ellipsis, any_overlap=False):
+    """torch's error, before anything is written, for an in-place write into ``t`` (at ``index``:
+    a basic index, a view) from a tensor of ``values`` that lies in part of the same memory
+    (``x[1:].add_(x[:-1])``, ``x[1:] = x[:-1]``): an elementwise op refuses a partial overlap (the
+    same layout of the same memory is fine), an index or scatter op (``any_overlap``) any.
+    torch compares only layouts without gaps or repeats (gt/backend/engine_defaults.py)."""
+    if t._placed is not None:
+        return
+    arr = None
+    for v in values:
+        if isinstance(v, Tensor) and v._placed is None:
+            if arr is None:
+                arr = t._array if index is Ellipsis else B.getitem(t._array, index)
+            how = B.memory_overlap(arr, v._array)
+            if how == "partial" or (how is not None and any_overlap):
+                raise RuntimeError(SHARED)
+
+
 def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_result=False):
     """Record ``t <- compute(old, *values)`` in place (see the module docstring); returns ``t``.
     ``reads_self``: the backward of ``compute`` reads ``old``'s values, so it gets a copy.
     ``same_shape``: each value must broadcast to ``t``'s shape (arithmetic; an item assignment's
     value is checked by the write). ``saves_result``: see ``result_saved``."""
     refuse_overlap(t)
+    if t._ctx is None and getattr(t, "_view", None) is not None:
+        views.attach(t)       # a view of a tensor that requires no grad: written through, as torch's
     _check(t, what, values, same_shape)
     chain = _view_chain(t, what)
     old = _old_version(t)
@@ -135,11 +164,15 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
         result_saved(t, new)
     if chain:
         _write_through(new, chain, old)
+        for view, _, _ in chain:       # the views of those, unrecorded, follow (gt/autograd/views.py)
+            views.wake(view)
+        views.wake(chain[-1][1])
     else:
         if new._ctx is not None:
             _written.add(new._ctx)
         t._ctx, t._requires_grad = new._ctx, new._requires_grad
         rebind.changed(t, old, new_epoch())
+        views.wake(t)
     for v in values:   # a value read from t (y[i] = y[j]) reads its version of before: say so now, so
         if isinstance(v, Tensor) and v._ctx is not None and not v._ctx.released:   # t's op -> v -> t is no cycle
             rebind.resolve(v._ctx)
@@ -205,6 +238,8 @@ def _reattach(chain, epoch, old_view=None):
         view._requires_grad = True
         rebind.changed(view, old, epoch)
         olds.append(old)
+    for view, _, _ in reversed(chain):    # numbered from the top down: each after what it views
+        view._ctx.seq = next(sequence)
     for old in olds:                 # their ops read the tensors above as they were: no cycle through them
         rebind.resolve(old._ctx)
 
@@ -295,11 +330,6 @@ def _check(t, what, values, same_shape):
         root = up
     if root is not t and root._ctx is None and root._requires_grad:
         raise RuntimeError(f"{VIEW_OF_LEAF} ({HINT})")
-    if t._ctx is None and t._placed is None and B.is_view(t._array):
-        raise RuntimeError(
-            f"{what}: a value that requires grad cannot be written into a view of another tensor that does not "
-            "require grad (torch would make that tensor require grad; gt cannot): write into that tensor itself, or "
-            "into a copy (v = v.clone())")
     if same_shape:
         for v in values:
             shape = layout.shape_of(v._value if isinstance(v, Tensor) else v) if not isinstance(v, (int, float)) else ()

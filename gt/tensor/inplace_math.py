@@ -176,6 +176,8 @@ for _name in ("addmm", "addmv", "addr", "baddbmm", "addbmm"):     # the fused pr
 
 def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     what = f"{name}_"
+    if operands_fit:         # torch's elementwise ops refuse an operand partly in the tensor's memory
+        inplace_grad.refuse_shared_input(t, (*args, *kwargs.values()))
 
     def compute(x, *values):
         out = getattr(x, name)(*values, **kwargs)

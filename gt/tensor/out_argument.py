@@ -15,6 +15,7 @@ import inspect
 import warnings
 
 from gt import autograd, dtypes
+from gt.tensor import inplace_grad
 from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
 
@@ -30,6 +31,8 @@ def with_out(fn):
         if autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
             raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                                "differentiation, but one of the arguments requires grad.")
+        if name not in _PRODUCTS:
+            _refuse_shared(args, kwargs, out)
         return write(fn(*args, **kwargs), out, name)
     call._takes_out = True
     return call
@@ -68,6 +71,19 @@ def _write_one(result, out, name):
         out.resize_(*result.shape)
     with autograd.no_grad():
         out.copy_(result)
+
+
+# functions whose out= torch lets overlap an input (its BLAS products); the others refuse one
+# that lies in part of out's memory, as its elementwise ops do
+_PRODUCTS = {"mm", "matmul", "bmm", "addmm", "addbmm", "baddbmm", "addmv", "mv", "addr", "dot", "vdot", "inner",
+             "outer", "ger"}
+
+
+def _refuse_shared(args, kwargs, out):
+    values = [v for a in (*args, *kwargs.values()) for v in (a if isinstance(a, (list, tuple)) else (a,))]
+    for o in (out if isinstance(out, (list, tuple)) else (out,)):
+        if isinstance(o, Tensor):
+            inplace_grad.refuse_shared_input(o, values)
 
 
 def _requires_grad(args, kwargs, out):

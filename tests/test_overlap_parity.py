@@ -1,0 +1,114 @@
+"""In-place writes from a tensor that lies in the written tensor's own memory, beside torch (found by
+differential fuzzing of in-place ops on views): torch refuses an elementwise op, ``copy_`` or an
+``out=`` whose input partly overlaps what it writes (``x[1:].add_(x[:-1])``), and an index or
+scatter op whose source overlaps at all; it lets the same layout of the same memory through
+(``x.add_(x)``), and does not tell for layouts with gaps or repeats. gt computed such writes as
+from a copy. Each program runs in gt and in torch: both raise torch's error, or both give the same
+values; on both engines (the torch engine's own kernels raise for some of these by themselves)."""
+
+import numpy as np
+import pytest
+
+import gt
+from helpers import torch_or_skip
+
+SHARED = "some elements of the input tensor and the written-to tensor refer to a single memory location"
+
+
+def _run(program, lib):
+    x = lib.arange(12.0)
+    try:
+        program(lib, x)
+    except RuntimeError as exc:
+        assert SHARED in str(exc), str(exc)
+        return "raise"
+    return x.tolist()
+
+
+REFUSED = {
+    "add_": lambda lib, x: x[1:].add_(x[:-1]),
+    "add_ alpha": lambda lib, x: x[1:].add_(x[:-1], alpha=2),
+    "sub_": lambda lib, x: x[:-1].sub_(x[1:]),
+    "mul_": lambda lib, x: x[1:3].mul_(x[0:2]),
+    "div_": lambda lib, x: x[1:].div_(x[:-1]),
+    "+=": lambda lib, x: x[1:].__iadd__(x[:-1]),
+    "0-d operand in the written part": lambda lib, x: x[1:].mul_(x[1]),
+    "copy_": lambda lib, x: x[1:].copy_(x[:-1]),
+    "copy_ other strides, same memory": lambda lib, x: x.view(1, 12).copy_(x),
+    "transposed alias": lambda lib, x: x.view(4, 3).t().add_(x.view(3, 4)),
+    "setitem": lambda lib, x: x.__setitem__(slice(1, None), x[:-1]),
+    "setitem index array": lambda lib, x: x.__setitem__(lib.tensor([1, 2]), x[3:5]),
+    "addcmul_": lambda lib, x: x[1:].addcmul_(lib.ones(11), x[:-1]),
+    "addcdiv_": lambda lib, x: x[1:].addcdiv_(x[:-1], lib.ones(11)),
+    "lerp_": lambda lib, x: x[1:].lerp_(x[:-1], 0.5),
+    "pow_": lambda lib, x: x[1:].pow_(x[:-1]),
+    "atan2_": lambda lib, x: x[1:].atan2_(x[:-1]),
+    "clamp_ min": lambda lib, x: x[1:].clamp_(min=x[:-1]),
+    "index_add_ full": lambda lib, x: x.index_add_(0, lib.arange(12), x),
+    "index_copy_": lambda lib, x: x[1:].index_copy_(0, lib.tensor([0, 1]), x[:2]),
+    "scatter_ full": lambda lib, x: x.scatter_(0, lib.arange(12), x),
+    "scatter_add_": lambda lib, x: x[1:].scatter_add_(0, lib.tensor([0, 1]), x[:2]),
+    "index_put_": lambda lib, x: x.index_put_((lib.tensor([0, 1]),), x[3:5]),
+    "put_": lambda lib, x: x[1:].put_(lib.tensor([0, 1]), x[:2]),
+    "add out=": lambda lib, x: lib.add(x[:-1], 1, out=x[1:]),
+    "exp out=": lambda lib, x: lib.exp(x[:4], out=x[1:5]),
+    "cat out=": lambda lib, x: lib.cat([x[:2], x[4:6]], out=x[1:5]),
+    "maximum out=": lambda lib, x: lib.maximum(x[:-1], x[1:], out=x[1:]),
+}
+ALLOWED = {
+    "the same layout": lambda lib, x: x.add_(x),
+    "the same layout, other views": lambda lib, x: x.view(3, 4).add_(x.view(3, 4)),
+    "setitem of itself": lambda lib, x: x.__setitem__(slice(1, None), x[1:]),
+    "disjoint": lambda lib, x: x[6:].add_(x[:6]),
+    "setitem disjoint": lambda lib, x: x.__setitem__(slice(0, 2), x[3:5]),
+    "index_copy_ disjoint": lambda lib, x: x[:3].index_copy_(0, lib.tensor([0, 1]), x[3:5]),
+    "a layout with gaps": lambda lib, x: x.view(4, 3)[:, :2].copy_(x.view(4, 3)[:, 1:]),
+    "an expanded operand": lambda lib, x: x[1:].add_(x[:1].expand(11)),
+    "fill_ from the written part": lambda lib, x: x[1:].fill_(x[1]),
+    "masked_scatter_": lambda lib, x: x[6:].masked_scatter_(lib.ones(6, dtype=lib.bool), x[:6] * 1),
+    "index_fill_ 0-d value": lambda lib, x: x[1:].index_fill_(0, lib.tensor([0, 1]), x[1]),
+    "a copy": lambda lib, x: x[1:].copy_(x[:-1].clone()),
+    "exact out=": lambda lib, x: lib.neg(x, out=x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_an_input_in_part_of_the_written_memory_is_refused(name):
+    torch = torch_or_skip()
+    assert _run(REFUSED[name], torch) == "raise"
+    x = gt.arange(12.0)
+    before = x.tolist()
+    assert _run(REFUSED[name], gt) == "raise"
+    assert x.tolist() == before
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED))
+def test_overlaps_torch_lets_through(name):
+    torch = torch_or_skip()
+    theirs = _run(ALLOWED[name], torch)
+    assert theirs != "raise"
+    np.testing.assert_allclose(_run(ALLOWED[name], gt), theirs)
+
+
+def test_products_out_may_overlap_an_input():
+    """torch lets its BLAS products write out= over an input (what they then read is undefined
+    there; gt computes from the inputs as they were)."""
+    x = gt.arange(12.0)
+    gt.mm(x[:4].view(2, 2), x[4:8].view(2, 2), out=x[1:5].view(2, 2))
+    assert x[1:5].tolist() == [6.0, 7.0, 26.0, 31.0]
+
+
+def test_the_check_holds_under_autograd():
+    torch = torch_or_skip()
+    grads = []
+    for lib in (gt, torch):
+        w = lib.ones(6, requires_grad=True)
+        y = w * 2
+        with pytest.raises(RuntimeError, match=SHARED):
+            y[1:].add_(y[:-1])
+        with pytest.raises(RuntimeError, match=SHARED):
+            y[1:] = y[:-1]
+        y[1:] = y[:-1].clone()             # what the message suggests
+        (y * lib.arange(6.0)).sum().backward()
+        grads.append(w.grad.tolist())
+    assert grads[0] == grads[1]
