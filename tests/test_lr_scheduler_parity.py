@@ -132,3 +132,40 @@ def test_star_import_names_are_torchs():
     assert sorted(gt.optim.lr_scheduler.__all__) == sorted(torch.optim.lr_scheduler.__all__)
     for name in gt.optim.lr_scheduler.__all__:
         assert getattr(gt.optim.lr_scheduler, name).__name__ == name
+
+
+SCHEDULES = {
+    "StepLR": lambda S, o: S.StepLR(o, 2),
+    "OneCycleLR": lambda S, o: S.OneCycleLR(o, 1.0, total_steps=10),
+    "CyclicLR": lambda S, o: S.CyclicLR(o, 0.01, 0.1, step_size_up=2),
+    "CosineAnnealingWarmRestarts": lambda S, o: S.CosineAnnealingWarmRestarts(o, 3),
+    "SequentialLR": lambda S, o: S.SequentialLR(o, [S.ConstantLR(o, 0.5, total_iters=2), S.ExponentialLR(o, 0.9)], [2]),
+    "ChainedScheduler": lambda S, o: S.ChainedScheduler([S.ConstantLR(o, 0.5, total_iters=2), S.ExponentialLR(o, 0.9)]),
+    "ReduceLROnPlateau": lambda S, o: S.ReduceLROnPlateau(o),
+}
+
+
+@pytest.mark.parametrize("name", ["StepLR", "OneCycleLR", "CyclicLR", "SequentialLR", "ChainedScheduler"])
+def test_scheduler_stepped_before_the_optimizer_warns_as_torch(name):
+    """torch's reminder (once a scheduler) where ``scheduler.step()`` comes before any ``optimizer.step()``;
+    none in the right order, nor from the schedules torch never warns for."""
+
+    def run(fw, name, order):
+        opt = make_opt(fw)
+        sched = SCHEDULES[name](fw.optim.lr_scheduler, opt)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                if order == "optimizer first":
+                    opt.step()
+                sched.step(1.0) if name == "ReduceLROnPlateau" else sched.step()
+                if order == "scheduler first":
+                    opt.step()
+        return [str(w.message) for w in caught if "before `optimizer.step()`" in str(w.message)]
+
+    orders = ["scheduler first", "no optimizer step", "optimizer first"]
+    seen = [run(gt, n, order) for n in (name, "CosineAnnealingWarmRestarts", "ReduceLROnPlateau") for order in orders]
+    assert seen == [run(torch, n, order) for n in (name, "CosineAnnealingWarmRestarts", "ReduceLROnPlateau")
+                    for order in orders]
+    assert seen[0] and seen[1] and seen[0][0].startswith("Detected call of `lr_scheduler.step()`")
+    assert not any(seen[2:])

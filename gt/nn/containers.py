@@ -163,6 +163,11 @@ class Sequential(ModuleList):
             raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
         return Sequential(*self, *other)
 
+    def __iadd__(self, other):
+        if not isinstance(other, Sequential):    # torch's: += takes a Sequential only (ModuleList's takes any list)
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
+        return self.extend(list(other))
+
     def __mul__(self, times):
         """A new ``Sequential`` of this one's modules ``times`` times over (the same objects, so
         their parameters are shared, as torch's)."""
@@ -231,11 +236,21 @@ class _NamedEntries(Module):
 
     def update(self, entries):
         """Add or replace entries from a mapping (another container too) or ``(key, value)`` pairs."""
+        kind = type(self).__name__
         if isinstance(entries, (collections.abc.Mapping, _NamedEntries)):
             ordered = isinstance(entries, (collections.OrderedDict, _NamedEntries)) or not self._sorts_dicts
             items = entries.items() if ordered else sorted(entries.items())
+        elif isinstance(entries, collections.abc.Iterable):
+            items = list(entries)
+            for i, pair in enumerate(items):     # torch's checks, before anything is added
+                if not isinstance(pair, collections.abc.Iterable):
+                    raise TypeError(f"{kind} update sequence element #{i} should be Iterable; is "
+                                    f"{type(pair).__name__}")
+                if len(pair) != 2:
+                    raise ValueError(f"{kind} update sequence element #{i} has length {len(pair)}; 2 is required")
         else:
-            items = entries
+            raise TypeError(f"{kind}.update should be called with an iterable of key/value pairs, but got "
+                            f"{type(entries).__name__}")
         for key, value in items:
             self[key] = value
 
@@ -304,20 +319,28 @@ class ParameterList(Module):
             self.extend(values)
 
     def _index(self, idx):
-        return _position(idx, len(self._parameters), "ParameterList")
+        return _position(idx, len(self), "ParameterList")
+
+    def _values(self):
+        return [self._parameters[str(i)] for i in range(len(self))]
 
     def __getitem__(self, idx):
-        values = list(self._parameters.values())
+        values = self._values()
         return ParameterList(values[idx]) if isinstance(idx, slice) else values[self._index(idx)]
 
     def __setitem__(self, idx, value):
         self.register_parameter(str(self._index(idx)), _as_parameter(value, f"ParameterList[{idx}] = ..."))
 
     def __len__(self):
-        return len(self._parameters)
+        # the entries are "0", "1", ...: a parameter set as an attribute (``plist.scale = p``) is
+        # registered but is not an entry, as in torch
+        n = 0
+        while str(n) in self._parameters:
+            n += 1
+        return n
 
     def __iter__(self):
-        return iter(self._parameters.values())
+        return iter(self._values())
 
     def __iadd__(self, values):
         return self.extend(values)
@@ -338,12 +361,21 @@ class ParameterList(Module):
         raise NotImplementedError("ParameterList has no forward(); use its parameters in the parent's forward()")
 
 
+class _MissingKey(KeyError, AttributeError):
+    """A key a ``ParameterDict`` lacks: torch's raises AttributeError there, a dict KeyError; either catches it."""
+
+
 class ParameterDict(_NamedEntries):
     """A dict of parameters, registered under their keys (strings without dots); tensors put
     in become ``Parameter``s, as in torch."""
 
     _registry_name = "_parameters"
     _sorts_dicts = True
+
+    def __getitem__(self, key):
+        if key not in self._entries:
+            raise _MissingKey(f"'ParameterDict' object has no attribute '{key}'")
+        return self._entries[key]
 
     def __init__(self, parameters=None):          # torch's name of the argument
         super().__init__(parameters)

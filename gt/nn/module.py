@@ -401,18 +401,16 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy values (numpy arrays, gt tensors or torch tensors) into the parameters and
-        buffers in place, cast to each one's dtype. torch's ``assign=True`` (the state dict's
-        tensors become the parameters, with their dtypes) is refused by name.
+        buffers in place, cast to each one's dtype. With ``assign=True`` (torch's) the state
+        dict's tensors become the module's entries instead, with their own dtypes (a parameter
+        stays a ``Parameter`` with the module's ``requires_grad``; a gt tensor is taken as it is).
 
         Everything is checked before anything is written: one ``RuntimeError`` lists every
         missing key, unexpected key and shape mismatch, and the module is left untouched.
         With ``strict=False`` missing and unexpected keys are allowed (shape mismatches are
         not). Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, like torch.
         """
-        if assign:
-            raise NotImplementedError("load_state_dict(assign=True): gt copies the values into the module's own "
-                                      "parameters and buffers (cast to their dtypes); load with assign=False")
-        return state_dict_hooks.load(self, state_dict, strict)   # with hooks: see gt/nn/state_dict_hooks.py
+        return state_dict_hooks.load(self, state_dict, strict, assign)   # with hooks: see gt/nn/state_dict_hooks.py
 
     # ---- repr ------------------------------------------------------------------------------
     def extra_repr(self):

@@ -12,6 +12,7 @@ import collections.abc
 
 from gt import autograd
 from gt.backend import B
+from gt.nn.parameter import Parameter
 from gt.tensor import Tensor
 
 
@@ -82,12 +83,26 @@ def saved_value(entry, keep_vars):
     return entry if keep_vars else B.to_numpy(B.copy(entry._data))
 
 
-def write(target, value):
-    """Load one checked value: into a tensor (cast to its dtype), or a module's ``set_extra_state``."""
-    if isinstance(target, Tensor):
+def write(target, value, assign_to=None):
+    """Load one checked value: into a tensor (cast to its dtype), or a module's ``set_extra_state``.
+    ``assign_to``: ``(owner, name, given)`` for ``load_state_dict(assign=True)``, where the state
+    dict's tensor (``given``, its array ``value``) becomes ``owner.<name>`` instead, as torch's."""
+    if not isinstance(target, Tensor):
+        target.set_extra_state(value)
+    elif assign_to is None:
         target.copy_(B.astype(value, target.dtype))
     else:
-        target.set_extra_state(value)
+        owner, name, given = assign_to
+        if not getattr(getattr(value, "flags", None), "writeable", True):
+            value = B.copy(value)      # a read-only array (a memory-mapped file) could not be trained in place
+        # torch's: the given tensor itself (a 1-element one for a scalar entry: a view), its dtype kept
+        new = given if isinstance(given, Tensor) and tuple(given.shape) == tuple(value.shape) else Tensor._wrap(value)
+        if isinstance(target, Parameter):      # a parameter stays one, with the module's requires_grad
+            if isinstance(new, Parameter):
+                new.requires_grad_(target.requires_grad)
+            else:
+                new = Parameter(new, requires_grad=target.requires_grad)
+        setattr(owner, name, new)
 
 
 def save(module, prefix="", keep_vars=False):
@@ -95,7 +110,12 @@ def save(module, prefix="", keep_vars=False):
                                    for key, entry in _walk(module, prefix, "get_extra_state"))
 
 
-def load(module, state_dict, strict=True):
+def _owner(module, key):
+    path, _, name = key.rpartition(".")
+    return module.get_submodule(path) if path else module, name
+
+
+def load(module, state_dict, strict=True, assign=False):
     if not isinstance(state_dict, collections.abc.Mapping):
         raise TypeError(f"load_state_dict expects a dict-like mapping, got {type(state_dict).__name__}")
     own = collections.OrderedDict(_walk(module, "", "set_extra_state"))
@@ -122,8 +142,10 @@ def load(module, state_dict, strict=True):
                            + "\n\t".join(errors))
     with autograd.no_grad():
         for key, target in own.items():
-            if key in values or (key in state_dict and not isinstance(target, Tensor)):
-                write(target, values[key] if key in values else state_dict[key])
+            if key in values:
+                write(target, values[key], (*_owner(module, key), state_dict[key]) if assign else None)
+            elif key in state_dict and not isinstance(target, Tensor):
+                write(target, state_dict[key])
     return IncompatibleKeys(missing, unexpected)
 
 

@@ -9,9 +9,11 @@ order: ``register_state_dict_pre_hook``, ``register_state_dict_post_hook``,
     >>> handle = model.fc.register_load_state_dict_pre_hook(renamed)
     >>> model.load_state_dict(old_checkpoint)
 
-Without hooks anywhere in the module tree, saving and loading are gt/nn/state.py's. With one,
-they walk the tree as torch does: a module's pre-hooks, its own entries, its children (each with
-the part of the dict under its prefix), then its post-hooks. ``local_metadata`` is the module's
+Without hooks anywhere in the module tree, saving and loading are gt/nn/state.py's. With one, or
+a class overriding torch's ``_save_to_state_dict``/``_load_from_state_dict`` (a checkpoint of an
+older ``_version`` migrated in a subclass), they walk the tree as torch does: a module's
+pre-hooks, its own entries, its children (each with the part of the dict under its prefix), then
+its post-hooks. ``local_metadata`` is the module's
 entry of the dict's ``_metadata`` (a torch state dict carries one; a gt one does not: ``{}``) on
 load, and ``{"version": module._version}`` on save. As in torch, load pre-hooks get
 ``strict=True`` whatever ``strict`` is (missing and unexpected keys are always collected), and a
@@ -27,6 +29,7 @@ without hooks lists them in the dict's order.
 
 import collections
 import collections.abc
+import threading
 import types
 import warnings
 
@@ -37,6 +40,9 @@ from gt.nn.hooks import RemovableHandle
 _NO_HOOKS = types.MappingProxyType({})
 _SAVE_HOOKS = ("_state_dict_pre_hooks", "_state_dict_hooks")
 _LOAD_HOOKS = ("_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+# a load in progress: per module, the checked (target, value, where) entries its
+# ``_load_from_state_dict`` found, written only once every module's were checked
+_PENDING = threading.local()
 
 
 class StateDictHooks(state.ExtraState):
@@ -71,6 +77,35 @@ class StateDictHooks(state.ExtraState):
         (with ``strict=True`` a key left there is an error). Returns a ``RemovableHandle``."""
         return self._add_state_hook("_load_state_dict_post_hooks", hook, "register_load_state_dict_post_hook")
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """torch's: put this module's own entries (parameters, persistent buffers, extra state; not
+        its children's) into ``destination`` under ``prefix``. A subclass may override it (calling
+        ``super()``) to save more or other entries."""
+        for key, t in state.own_entries(self, prefix):
+            destination[key] = state.saved_value(t, keep_vars)
+        if state.defines(self, "get_extra_state"):
+            destination[prefix + state.EXTRA_STATE] = self.get_extra_state()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """torch's: run this module's load pre-hooks, then load its own entries from ``state_dict``
+        (this module's part of the dict, keys under ``prefix``), appending to the three lists. A
+        subclass may override it to read an older layout (``local_metadata.get("version")``: the
+        ``_version`` the dict was saved with) and call ``super()``. Inside ``load_state_dict`` the
+        values are checked here and written once every module's are (gt's all-or-nothing load)."""
+        for hook in tuple(self._load_state_dict_pre_hooks.values()):
+            hook(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        values = _own_values(self, state_dict, prefix, local_metadata, strict, (missing_keys, unexpected_keys,
+                                                                                  error_msgs))
+        stack = getattr(_PENDING, "stack", None)
+        if stack:
+            stack[-1].extend(values)
+        elif not error_msgs:
+            assign = local_metadata.get("assign_to_params_buffers", False)
+            with autograd.no_grad():           # called by hand: torch's writes at once
+                for target, value, where in values:
+                    state.write(target, value, where if assign else None)
+
     def _add_state_hook(self, name, hook, fn):
         if not callable(hook):
             raise TypeError(f"{fn}: hook must be callable, got {type(hook).__name__}")
@@ -82,8 +117,12 @@ class StateDictHooks(state.ExtraState):
         return handle
 
 
-def _hooked(module, names):
-    return any(m.__dict__.get(n) for m in module.modules() for n in names)
+def _hooked(module, names, method):
+    """Whether a module of the tree has a hook of ``names`` or a class overriding ``method``
+    (``_save_to_state_dict``/``_load_from_state_dict``): then torch's module-by-module walk runs."""
+    default = getattr(StateDictHooks, method)
+    return any(m.__dict__.get(n) for m in module.modules() for n in names) or \
+        any(getattr(type(m), method) is not default for m in module.modules())
 
 
 def state_dict(module, args, destination, prefix, keep_vars):
@@ -115,7 +154,7 @@ def state_dict(module, args, destination, prefix, keep_vars):
 
 def save(module, prefix="", keep_vars=False):
     """``Module.state_dict``: gt/nn/state.py's, or torch's walk when a module has a hook."""
-    if not _hooked(module, _SAVE_HOOKS):
+    if not _hooked(module, _SAVE_HOOKS, "_save_to_state_dict"):
         return state.save(module, prefix, keep_vars)
     out = collections.OrderedDict()
     _save(module, prefix, keep_vars, out)
@@ -125,10 +164,7 @@ def save(module, prefix="", keep_vars=False):
 def _save(module, prefix, keep_vars, out):
     for hook in tuple(module._state_dict_pre_hooks.values()):
         hook(module, prefix, keep_vars)
-    for key, t in state.own_entries(module, prefix):
-        out[key] = state.saved_value(t, keep_vars)
-    if state.defines(module, "get_extra_state"):
-        out[prefix + state.EXTRA_STATE] = module.get_extra_state()
+    module._save_to_state_dict(out, prefix, keep_vars)
     for name, child in module._modules.items():
         if child is not None:
             _save(child, f"{prefix}{name}.", keep_vars, out)
@@ -137,17 +173,17 @@ def _save(module, prefix, keep_vars, out):
             raise RuntimeError("state_dict post-hook must return None")
 
 
-def load(module, state_dict, strict=True):
+def load(module, state_dict, strict=True, assign=False):
     """``Module.load_state_dict``: gt/nn/state.py's, or torch's walk when a module has a hook.
     Two passes: the first runs the pre-hooks and checks every value (nothing is written if one
     is wrong); the second writes each module's values and runs its post-hooks, in torch's order."""
-    if not _hooked(module, _LOAD_HOOKS):
-        return state.load(module, state_dict, strict)
+    if not _hooked(module, _LOAD_HOOKS, "_load_from_state_dict"):
+        return state.load(module, state_dict, strict, assign)
     if not isinstance(state_dict, collections.abc.Mapping):
         raise TypeError(f"load_state_dict expects a dict-like mapping, got {type(state_dict).__name__}")
     metadata = getattr(state_dict, "_metadata", None)
     missing, unexpected, errors, steps = [], [], [], []
-    _check(module, collections.OrderedDict(state_dict), "", metadata, (missing, unexpected, errors), steps)
+    _check(module, collections.OrderedDict(state_dict), "", (metadata, assign), (missing, unexpected, errors), steps)
     if errors:
         listed = ([f"Missing key(s) in state_dict: {_quoted(missing)}"] if strict and missing else []) + \
                  ([f"Unexpected key(s) in state_dict: {_quoted(unexpected)}"] if strict and unexpected else [])
@@ -160,8 +196,8 @@ def load(module, state_dict, strict=True):
                 _, own_missing, own_unexpected, values = step
                 keys.missing_keys.extend(own_missing)
                 keys.unexpected_keys.extend(own_unexpected)
-                for target, arr in values:
-                    state.write(target, arr)
+                for target, arr, where in values:
+                    state.write(target, arr, where if assign else None)
                 continue
             for hook in tuple(step._load_state_dict_post_hooks.values()):
                 if hook(step, keys) is not None:
@@ -180,15 +216,39 @@ def _quoted(keys):
     return ", ".join(f'"{k}"' for k in keys)
 
 
-def _check(module, local, prefix, metadata, lists, steps):
-    """torch's ``_load_from_state_dict`` for ``module`` and then its children, without writing:
-    appends (module, its missing keys, its unexpected keys, [(target, value)]) to ``steps``, and
-    the module itself where its post-hooks run."""
+def _check(module, local, prefix, context, lists, steps):
+    """torch's walk of ``_load_from_state_dict`` over ``module`` and then its children, without
+    writing: appends (module, its missing keys, its unexpected keys, [(target, value, where)]) to
+    ``steps``, and the module itself where its post-hooks run. ``context``: (the dict's
+    ``_metadata`` or None, ``assign``)."""
     missing, unexpected, errors = lists
     start_m, start_u = len(missing), len(unexpected)
-    local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
-    for hook in tuple(module._load_state_dict_pre_hooks.values()):
-        hook(module, local, prefix, local_metadata, True, missing, unexpected, errors)
+    metadata, assign = context
+    local_metadata = {}
+    if metadata is not None:
+        local_metadata = metadata.get(prefix[:-1], {})
+    if assign:                                 # torch's mark, read by ``_load_from_state_dict``
+        local_metadata = {**local_metadata, "assign_to_params_buffers": True}
+    stack = _PENDING.__dict__.setdefault("stack", [])
+    stack.append([])
+    try:
+        module._load_from_state_dict(local, prefix, local_metadata, True, missing, unexpected, errors)
+    finally:
+        values = stack.pop()
+    steps.append((module, missing[start_m:], unexpected[start_u:], values))
+    for name, child in module._modules.items():
+        if child is not None:
+            child_prefix = f"{prefix}{name}."
+            _check(child, {k: v for k, v in local.items() if k.startswith(child_prefix)}, child_prefix,
+                   context, lists, steps)
+    steps.append(module)
+
+
+def _own_values(module, local, prefix, local_metadata, strict, lists):
+    """The default ``_load_from_state_dict``'s reading of ``module``'s own entries in ``local``:
+    [(target, value, where)] of those that can load (``where``: (module, name, the given value),
+    for ``assign=True``), the missing, unexpected and wrong ones in ``lists``."""
+    missing, unexpected, errors = lists
     own = {key[len(prefix):]: t for key, t in state.own_entries(module, prefix)}
     if state.defines(module, "set_extra_state"):
         own[state.EXTRA_STATE] = module
@@ -197,26 +257,20 @@ def _check(module, local, prefix, metadata, lists, steps):
     for name, target in own.items():
         key = prefix + name
         if key not in local:
-            if name not in optional:
+            if name not in optional and strict:
                 missing.append(key)
             continue
         if target is module:
-            values.append((module, local[key]))          # extra state: given as it is, in torch's order
+            values.append((module, local[key], None))    # extra state: given as it is, in torch's order
             continue
         arr, problem = state.checked_value(key, local[key], target)
         if problem:
             errors.append(problem)
             continue
-        values.append((target, arr))
-    for key in local:
+        values.append((target, arr, (module, name, local[key])))
+    for key in local if strict else ():
         if key.startswith(prefix):
             head = key[len(prefix):].split(".", 1)
             if head[0] not in (module._modules if len(head) > 1 else own):
                 unexpected.append(key)
-    steps.append((module, missing[start_m:], unexpected[start_u:], values))
-    for name, child in module._modules.items():
-        if child is not None:
-            child_prefix = f"{prefix}{name}."
-            _check(child, {k: v for k, v in local.items() if k.startswith(child_prefix)}, child_prefix,
-                   metadata, lists, steps)
-    steps.append(module)
+    return values

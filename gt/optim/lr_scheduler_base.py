@@ -16,6 +16,13 @@ EPOCH_DEPRECATION_WARNING = (
     "Please use `scheduler.step()` to step the scheduler. During the deprecation, if epoch is different "
     "from None, the closed form is used instead of the new chainable form, where available.")
 
+# torch's text: its users filter warnings by it
+STEP_ORDER_WARNING = (
+    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. In PyTorch 1.1.0 and later, you should "
+    "call them in the opposite order: `optimizer.step()` before `lr_scheduler.step()`.  Failure to do this will "
+    "result in PyTorch skipping the first value of the learning rate schedule. See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate")
+
 
 def _check_optimizer(name, optimizer):
     if not isinstance(optimizer, Optimizer):
@@ -100,6 +107,8 @@ class LRScheduler:
 
     def step(self, epoch=None):
         """Advance one epoch and set every group's lr (``epoch``: deprecated, as in torch)."""
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn(STEP_ORDER_WARNING, UserWarning, stacklevel=2)
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)

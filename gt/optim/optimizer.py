@@ -308,6 +308,7 @@ def _with_step_hooks(step):
 
     @functools.wraps(step)
     def hooked_step(self, *args, **kwargs):
+        self._opt_called = True     # torch's flag: an lr scheduler stepped before any optimizer step warns
         pre, post = self.__dict__.get("_step_pre_hooks"), self.__dict__.get("_step_post_hooks")
         if not (pre or post) or self.__dict__.get("_in_hooked_step"):
             return step(self, *args, **kwargs)
