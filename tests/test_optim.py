@@ -421,6 +421,7 @@ def test_cosine_and_lambda_lr():
 def test_scheduler_resume_and_errors():
     opt = SGD([gt.zeros(1, requires_grad=True)], lr=1.0)
     sched = StepLR(opt, step_size=3, gamma=0.1)
+    opt.step()                      # a scheduler stepped before its optimizer warns (torch's order)
     for _ in range(4):
         sched.step()
     opt2 = SGD([gt.zeros(1, requires_grad=True)], lr=1.0)

@@ -173,6 +173,7 @@ def lr_rows(fw, swa_kwargs, steps=14, before=0, by_hand=None):
     w, b = fw.zeros(2, requires_grad=True), fw.zeros(1, requires_grad=True)
     opt = fw.optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.03}], lr=0.1)
     first = fw.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    opt.step()                      # no gradients: changes nothing, but schedulers may step after it
     for _ in range(before):
         first.step()
     sched = fw.optim.swa_utils.SWALR(opt, **swa_kwargs)
