@@ -19,7 +19,7 @@ from gt.backend.numpy_engine import NumpyEngine
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUIRED = sorted(Engine.__abstractmethods__)
 OPTIONAL = ("supports_bfloat16", "matmul_lowp", "join_views", "recycle", "empty_reused", "clear_pool",
-            "matmul_reused", "linear", "add_scaled_", "add_scaled_foreach_", "addmm_", "adam_step_", "adam_steps_", "layer_norm_fused",
+            "matmul_reused", "linear", "add_scaled_", "add_scaled_foreach_", "addmm_", "adam_step_", "adam_steps_", "sgd_step_", "layer_norm_fused",
             "layer_norm_fused_backward", "attention_fused", "attention_fused_backward", "encoder_layer_fused", "exp_",
             "masked_fill_", "add", "subtract", "multiply",
             "get_num_threads", "set_num_threads")

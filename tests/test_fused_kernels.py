@@ -469,6 +469,220 @@ def test_engine_default_adam_step_is_the_tensor_arithmetic(decoupled, weight_dec
         np.testing.assert_array_equal(got, t.numpy(), err_msg=what)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("amsgrad,maximize", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("decoupled,weight_decay", [(False, 0.1), (True, 0.1)])
+def test_engine_default_adam_step_takes_amsgrad_and_maximize(decoupled, weight_decay, amsgrad, maximize, dtype):
+    """amsgrad and maximize in the engine's step (they took the tensor code one parameter at a
+    time before): the default against gt/optim/adam.py's tensor arithmetic, bit for bit."""
+    lr, b1, b2, eps = 0.02, 0.85, 0.995, 1e-6
+    init, grads = _adam_data(dtype, seed=11)
+    p0, g_steps = init[0], [g[0] for g in grads]
+    p, m, v, vmax = (B.asarray(a, copy=True) for a in (p0,) + (np.zeros_like(p0),) * 3)
+    tp, tm, tv, tmax = (gt.tensor(a.copy()) for a in (p0,) + (np.zeros_like(p0),) * 3)
+    for step, g in enumerate(g_steps, 1):
+        assert Engine.adam_step_(B, p, B.asarray(g, copy=True), m, v, step, lr, b1, b2, eps, weight_decay,
+                                 decoupled, maximize, vmax if amsgrad else None) is p
+        grad = -gt.tensor(g.copy()) if maximize else gt.tensor(g.copy())
+        if decoupled:
+            tp.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad + weight_decay * tp
+        tm.mul_(b1).add_(grad, alpha=1 - b1)
+        tv.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom_of = tmax.copy_(tmax.maximum(tv)) if amsgrad else tv
+        denom = denom_of.sqrt().div_(math.sqrt(1 - b2 ** step)).add_(eps)
+        tp.addcdiv_(tm, denom, value=-lr / (1 - b1 ** step))
+    for what, arr, t in (("param", p, tp), ("exp_avg", m, tm), ("exp_avg_sq", v, tv), ("max", vmax, tmax)):
+        np.testing.assert_array_equal(B.to_numpy(arr), t.numpy(), err_msg=what)
+
+
+def _numpy_engine_or_skip():
+    if B.name != "numpy":
+        pytest.skip("the numpy engine's Adam step in blocks (gt/backend/numpy_blas.py)")
+    return object.__getattribute__(B, "_engine")
+
+
+ADAM_BLOCK_OPTIONS = [(0.0, False), (0.05, False), (0.05, True), (1, False)]
+ADAM_VARIANTS = [(False, False), (True, False), (False, True), (True, True)]    # (amsgrad, maximize)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("amsgrad,maximize", ADAM_VARIANTS)
+@pytest.mark.parametrize("weight_decay,decoupled", ADAM_BLOCK_OPTIONS)
+@pytest.mark.parametrize("shape", [(2500,), (7, 301), (1000,), (3,), ()])
+def test_numpy_adam_step_in_blocks_is_the_whole_array_arithmetic(shape, weight_decay, decoupled, amsgrad,
+                                                                 maximize, dtype, monkeypatch):
+    """The numpy engine runs the step block by block (blocks of 1000 here, so most shapes span
+    several and end in a short one): the default's whole-array arithmetic to the bit, with
+    zeros, tiny and large gradients, over several steps."""
+    engine = _numpy_engine_or_skip()
+    monkeypatch.setattr(type(engine), "ADAM_CHUNK", 1000)
+    _compare_adam_blocks(engine, shape, dtype, (weight_decay, decoupled, maximize), amsgrad, seed=3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("amsgrad,maximize", ADAM_VARIANTS[::3])
+@pytest.mark.parametrize("weight_decay,decoupled", ADAM_BLOCK_OPTIONS[:3])
+def test_numpy_adam_step_in_blocks_keeps_axpy_on_large_arrays(weight_decay, decoupled, amsgrad, maximize, dtype):
+    """Arrays large enough for ``add_scaled_``'s BLAS axpy (one rounding per element) get it
+    block by block, so the first moment keeps those bits (two blocks and a short third)."""
+    engine = _numpy_engine_or_skip()
+    n = 2 * engine.ADAM_CHUNK + 1001
+    assert n >= 2 * engine.UPDATE_CHUNK
+    _compare_adam_blocks(engine, (n,), dtype, (weight_decay, decoupled, maximize), amsgrad, seed=4, steps=2)
+
+
+def _compare_adam_blocks(engine, shape, dtype, options, amsgrad, seed, steps=4):
+    rng = np.random.default_rng(seed)
+    p0 = np.array(rng.standard_normal(shape) * (0.5 if dtype == np.float16 else 1.0), dtype)   # 0-d: an array
+    ours = [p0.copy()] + [np.zeros(shape, dtype) for _ in range(3)]
+    want = [p0.copy()] + [np.zeros(shape, dtype) for _ in range(3)]
+    for step in range(1, steps + 1):
+        g = np.array(rng.standard_normal(shape) * (1e-4, 1.0, 3.0, 1e-2)[step % 4], dtype)
+        g.reshape(-1)[::5] = 0
+        g_copy = g.copy()
+        with np.errstate(all="ignore"):
+            assert engine.adam_step_(ours[0], g, ours[1], ours[2], step, 0.02, 0.85, 0.995, 1e-6, *options,
+                                     ours[3] if amsgrad else None) is ours[0]
+            Engine.adam_step_(engine, want[0], g_copy, want[1], want[2], step, 0.02, 0.85, 0.995, 1e-6, *options,
+                              want[3] if amsgrad else None)
+        np.testing.assert_array_equal(g, g_copy)       # the gradient is left as it was
+        for what, a, b in zip(("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), ours, want):
+            assert a.dtype == dtype
+            np.testing.assert_array_equal(a, b, err_msg=f"{what} at step {step}")
+
+
+@pytest.mark.parametrize("amsgrad,maximize", [(True, True)])
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.05, True)])
+def test_numpy_adam_amsgrad_maximize_step_makes_no_weight_sized_temporaries(weight_decay, decoupled, amsgrad,
+                                                                            maximize):
+    """Adam with amsgrad and maximize (the tensor code before, one temporary of the weight's
+    size per operation) goes through the engine's step too: a warm optimizer step of a 4 MiB
+    weight allocates less than a tenth of it."""
+    import tracemalloc
+
+    _numpy_engine_or_skip()
+    rng = np.random.default_rng(10)
+    p = gt.nn.Parameter(gt.tensor(rng.standard_normal(1 << 20).astype(np.float32)))
+    opt = gt.optim.Adam([p], lr=1e-3, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+                        amsgrad=amsgrad, maximize=maximize)
+    p.grad = gt.tensor(rng.standard_normal(1 << 20).astype(np.float32))
+    if p._placed is not None or p.grad._placed is not None:
+        pytest.skip("tensors sharded over GT_DEVICES take the tensor path (one array per device)")
+    opt.step()
+    tracemalloc.start()
+    try:
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < p.numel() * 4 / 10, f"the step allocated {peak} bytes at its peak"
+
+
+@pytest.mark.parametrize("weight_decay,decoupled", ADAM_BLOCK_OPTIONS[:3])
+def test_numpy_adam_step_makes_no_weight_sized_temporaries(weight_decay, decoupled):
+    """The numpy engine's step writes its intermediates into scratch blocks it keeps (the
+    whole-array arithmetic made five temporaries of the weight's size, each faulted in anew):
+    a warm step of a 4 MiB weight allocates less than a tenth of it."""
+    import tracemalloc
+
+    _numpy_engine_or_skip()
+    rng = np.random.default_rng(6)
+    p, g = (rng.standard_normal(1 << 20).astype(np.float32) for _ in range(2))
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    B.adam_steps_([p], [g], [m], [v], 1, 1e-3, 0.9, 0.999, 1e-8, weight_decay, decoupled)
+    tracemalloc.start()
+    try:
+        B.adam_steps_([p], [g], [m], [v], 2, 1e-3, 0.9, 0.999, 1e-8, weight_decay, decoupled)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < p.nbytes / 10, f"the step allocated {peak} bytes at its peak"
+
+
+SGD_OPTIONS = [dict(momentum=0.0, dampening=0.0, weight_decay=0.1, nesterov=False, maximize=True),
+               dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False),
+               dict(momentum=0.9, dampening=0.25, weight_decay=0.01, nesterov=False, maximize=True),
+               dict(momentum=0.8, dampening=0.0, weight_decay=0.01, nesterov=True, maximize=False)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opts", SGD_OPTIONS)
+def test_engine_default_sgd_step_is_the_tensor_arithmetic(opts, dtype):
+    """``Engine.sgd_step_`` (the default, whatever the engine overrides) against gt/optim/sgd.py's
+    tensor arithmetic, written out here: bit for bit, the momentum buffer too."""
+    lr = 0.05
+    init, grads = _adam_data(dtype, seed=7)
+    p0, g_steps = init[0], [g[0] for g in grads]
+    p, buf = B.asarray(p0, copy=True), B.asarray(g_steps[0], copy=True)
+    tp, tbuf = gt.tensor(p0.copy()), gt.tensor(g_steps[0].copy())
+    for g in g_steps[1:]:
+        g_arr = B.asarray(g, copy=True)
+        assert Engine.sgd_step_(B, p, g_arr, buf if opts["momentum"] else None, lr, **opts) is p
+        np.testing.assert_array_equal(B.to_numpy(g_arr), g)      # the gradient is left as it was
+        grad = -gt.tensor(g.copy()) if opts["maximize"] else gt.tensor(g.copy())
+        if opts["weight_decay"] != 0:
+            grad = grad + opts["weight_decay"] * tp
+        if opts["momentum"] != 0:
+            tbuf.mul_(opts["momentum"]).add_(grad, alpha=1 - opts["dampening"])
+            grad = grad + opts["momentum"] * tbuf if opts["nesterov"] else tbuf
+        tp.add_(grad, alpha=-lr)
+    np.testing.assert_array_equal(B.to_numpy(p), tp.numpy())
+    np.testing.assert_array_equal(B.to_numpy(buf), tbuf.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("opts", SGD_OPTIONS)
+@pytest.mark.parametrize("shape,chunk", [((2500,), 1000), ((7, 301), 1000), ((), 1000), ((1 << 19) + 7, None)])
+def test_numpy_sgd_step_in_blocks_is_the_whole_array_arithmetic(shape, chunk, opts, dtype, monkeypatch):
+    """The numpy engine's SGD step block by block (blocks of 1000, or its own over an array
+    large enough for axpy) against the default's whole-array arithmetic: the same bits."""
+    engine = _numpy_engine_or_skip()
+    if chunk is not None:
+        monkeypatch.setattr(type(engine), "ADAM_CHUNK", chunk)
+    elif dtype == np.float16:
+        pytest.skip("no BLAS kernel for float16: the small arrays cover its arithmetic")
+    rng = np.random.default_rng(8)
+    p0 = np.array(rng.standard_normal(shape), dtype)
+    ours, want = [p0.copy(), np.zeros(shape, dtype)], [p0.copy(), np.zeros(shape, dtype)]
+    for step in range(3):
+        g = np.array(rng.standard_normal(shape) * (1e-3, 1.0, 4.0)[step], dtype)
+        g_copy = g.copy()
+        buffers = (ours[1], want[1]) if opts["momentum"] else (None, None)
+        with np.errstate(all="ignore"):
+            assert engine.sgd_step_(ours[0], g, buffers[0], 0.05, **opts) is ours[0]
+            Engine.sgd_step_(engine, want[0], g_copy, buffers[1], 0.05, **opts)
+        np.testing.assert_array_equal(g, g_copy)
+        np.testing.assert_array_equal(ours[0], want[0], err_msg=f"param at step {step}")
+        np.testing.assert_array_equal(ours[1], want[1], err_msg=f"momentum buffer at step {step}")
+
+
+@pytest.mark.parametrize("opts", [SGD_OPTIONS[0]] + SGD_OPTIONS[2:])
+def test_numpy_sgd_step_makes_no_weight_sized_temporaries(opts):
+    """SGD with weight decay, Nesterov or maximize made temporaries of the weight's size on the
+    tensor path (two for each); the numpy engine's step (``B.sgd_step_``) makes none: a warm step
+    of a 4 MiB weight allocates less than a tenth of it."""
+    import tracemalloc
+
+    _numpy_engine_or_skip()
+    rng = np.random.default_rng(9)
+    p = gt.nn.Parameter(gt.tensor(rng.standard_normal(1 << 20).astype(np.float32)))
+    opt = gt.optim.SGD([p], lr=0.01, **opts)
+    p.grad = gt.tensor(rng.standard_normal(1 << 20).astype(np.float32))
+    if p._placed is not None or p.grad._placed is not None:
+        pytest.skip("tensors sharded over GT_DEVICES take the tensor path (one array per device)")
+    opt.step()
+    opt.step()
+    tracemalloc.start()
+    try:
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < p.numel() * 4 / 10, f"the step allocated {peak} bytes at its peak"
+
+
 @pytest.mark.own_mesh
 @pytest.mark.parametrize("name,kw", ADAM_CASES)
 def test_optimizer_engine_call_equals_its_tensor_path(name, kw):

@@ -99,11 +99,12 @@ class Blas:
         return f"OpenBLAS's idle threads spin 2**{current()} cycles before they sleep (its default: 2**28)"
 
     # ---- kernels -----------------------------------------------------------------------------
-    def axpy(self, alpha, x, y):
+    def axpy(self, alpha, x, y, min_size=_MIN_AXPY):
         """``y += alpha * x`` in place; False (nothing done) unless ``x`` and ``y`` are
-        C-contiguous arrays of one shape and a dtype the library has, and large enough."""
+        C-contiguous arrays of one shape and a dtype the library has, and at least ``min_size``
+        elements (0: any size, for a caller that wants the kernel's rounding on every block)."""
         kernels = self._symbols.get(y.dtype)
-        if (kernels is None or x.dtype != y.dtype or x.shape != y.shape or y.size < _MIN_AXPY
+        if (kernels is None or x.dtype != y.dtype or x.shape != y.shape or y.size < min_size
                 or not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable)):
             return False
         axpy = kernels[0]

@@ -109,13 +109,17 @@ class FastPaths:
             self.add_scaled_(target, value, alpha)
 
     def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-                   decoupled):
+                   decoupled, maximize=False, max_exp_avg_sq=None):
         """One Adam (``decoupled=False``) or AdamW step of one parameter, in place on ``param``,
         ``exp_avg`` and ``exp_avg_sq`` (same shape and dtype as ``grad``); ``step`` counts from 1.
         torch's arithmetic: ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
         ``param -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with ``bc = 1 - beta ** step``.
+        ``maximize``: ``g = -g`` first; ``max_exp_avg_sq`` (amsgrad's state, or None): it takes
+        the running maximum of ``v``, and the division uses it instead of ``v``.
         This default is the optimizer's tensor arithmetic, operation for operation, on arrays
         (no tensor dispatch per operation); an engine with a fused kernel overrides it."""
+        if maximize:
+            grad = -grad
         if weight_decay != 0:
             if decoupled:
                 param *= 1 - lr * weight_decay
@@ -125,6 +129,9 @@ class FastPaths:
         self.add_scaled_(exp_avg, grad, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += grad * grad * (1 - beta2)
+        if max_exp_avg_sq is not None:
+            max_exp_avg_sq[...] = self.maximum(max_exp_avg_sq, exp_avg_sq)
+            exp_avg_sq = max_exp_avg_sq
         denom = self.sqrt(exp_avg_sq)
         denom /= math.sqrt(1 - beta2 ** step)
         denom += eps
@@ -132,12 +139,14 @@ class FastPaths:
         return param
 
     def adam_steps_(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
-                    decoupled):
+                    decoupled, maximize=False, max_exp_avg_sqs=None):
         """``adam_step_`` for several parameters at one ``step``: four lists of arrays, one entry
-        per parameter. One call per optimizer step, so an engine with a multi-tensor kernel
-        launches it once; this default takes them one by one."""
-        for arrays in zip(params, grads, exp_avgs, exp_avg_sqs):
-            self.adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+        per parameter (and a fifth, ``max_exp_avg_sqs``, with amsgrad). One call per optimizer
+        step, so an engine with a multi-tensor kernel launches it once; this default takes them
+        one by one."""
+        maxes = [None] * len(params) if max_exp_avg_sqs is None else max_exp_avg_sqs
+        for arrays, max_sq in zip(zip(params, grads, exp_avgs, exp_avg_sqs), maxes):
+            self.adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, max_sq)
 
     def sgd_step_(self, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
                   maximize):

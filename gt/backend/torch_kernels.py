@@ -96,17 +96,23 @@ def _attention_grads(out, leaves, grad):
 
 class TorchKernels:
     def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-                   decoupled):
+                   decoupled, maximize=False, max_exp_avg_sq=None):
+        # maximize and amsgrad take the array arithmetic: gt's values for them (the tensor
+        # code's, before they came here) stay as they were
         arrays = (param, grad, exp_avg, exp_avg_sq)
-        if not _adam_kernel_takes(arrays):
-            return super().adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+        if maximize or max_exp_avg_sq is not None or not _adam_kernel_takes(arrays):
+            return super().adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
+                                      max_exp_avg_sq)
         _fused_adam([arrays], step, lr, beta1, beta2, eps, weight_decay, decoupled)
         return param
 
     def adam_steps_(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
-                    decoupled):
+                    decoupled, maximize=False, max_exp_avg_sqs=None):
         # one launch of the fused kernel for every parameter of one dtype and device, as
         # torch.optim's fused=True (the same values as one launch each)
+        if maximize or max_exp_avg_sqs is not None:
+            return super().adam_steps_(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                                       weight_decay, decoupled, maximize, max_exp_avg_sqs)
         groups = {}
         for arrays in zip(params, grads, exp_avgs, exp_avg_sqs):
             if _adam_kernel_takes(arrays):

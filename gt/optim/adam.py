@@ -14,7 +14,8 @@ class Adam(Optimizer):
     ``p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` with ``bc = 1 - beta ** step`` counted per
     parameter; ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, as torch's Adam).
     ``amsgrad=True`` divides by the running maximum of ``v`` (state ``max_exp_avg_sq``);
-    ``maximize=True`` ascends. Both take the tensor arithmetic, not the engine's fused step.
+    ``maximize=True`` ascends. Both are in the engine's step (``B.adam_step_``; on the torch
+    engine its array arithmetic, not torch's fused kernel).
     ``decoupled_weight_decay=True`` makes it AdamW; as in torch it is a group's option (saved in
     ``param_groups``; a group may set its own).
 
@@ -68,31 +69,32 @@ class Adam(Optimizer):
         # for all of them (B.adam_steps_: torch's multi-tensor fused kernel launches once, where
         # one call per parameter cost a small model 70 launches a step); the rest one by one.
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if _variant(group):
-            return super(Adam, self)._update_group(params, group)
+        amsgrad, maximize = group.get("amsgrad", False), group.get("maximize", False)
         by_step = {}
         for p in params:
             state, grad = self._state_of(p, group), p.grad
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            if _whole(p, grad, m, v):
+            moments = _moments(state, amsgrad)
+            if _whole(p, grad, *moments):
                 state["step"] += 1
-                by_step.setdefault(state["step"], []).append((p._array, grad._array, m._array, v._array))
+                by_step.setdefault(state["step"], []).append((p._array, grad._array) + tuple(t._array for t in moments))
             else:
                 self._update(p, grad, state, group)
         for step, arrays in by_step.items():
-            params_, grads, ms, vs = (list(a) for a in zip(*arrays))
-            B.adam_steps_(params_, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay,
-                          self._decoupled(group))
+            columns = [list(a) for a in zip(*arrays)]
+            B.adam_steps_(*columns[:4], step, lr, beta1, beta2, eps, weight_decay, self._decoupled(group), maximize,
+                          columns[4] if amsgrad else None)
 
     def _update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         state["step"] += 1
         step = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        if _whole(p, grad, m, v) and not _variant(group):
+        moments = _moments(state, group.get("amsgrad", False))
+        if _whole(p, grad, *moments):
             # whole arrays: one engine call (B.adam_step_: the arithmetic below, or a fused kernel)
             B.adam_step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
-                         self._decoupled(group))
+                         self._decoupled(group), group.get("maximize", False),
+                         moments[2]._array if len(moments) == 3 else None)
             return
         if group.get("maximize", False):
             grad = -grad
@@ -128,7 +130,8 @@ class AdamW(Adam):
                          differentiable=differentiable, fused=fused)
 
 
-def _variant(group):
-    """Whether ``group`` asks for what the engine's fused Adam step does not do (amsgrad, maximize);
-    ``.get``: a group saved before gt had them."""
-    return group.get("amsgrad", False) or group.get("maximize", False)
+def _moments(state, amsgrad):
+    """The state tensors the step updates: ``exp_avg``, ``exp_avg_sq`` and with amsgrad
+    ``max_exp_avg_sq`` (a KeyError, as torch's, where amsgrad was switched on after the first step)."""
+    moments = (state["exp_avg"], state["exp_avg_sq"])
+    return moments + (state["max_exp_avg_sq"],) if amsgrad else moments

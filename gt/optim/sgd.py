@@ -98,6 +98,13 @@ class SGD(Optimizer):
 
     def _update(self, p, grad, state, group):
         momentum = group["momentum"]
+        buf = state.get("momentum_buffer") if momentum != 0 else None
+        if (momentum == 0 or buf is not None) and _engine_takes(p, grad, buf):
+            # whole arrays: one engine call (B.sgd_step_: the arithmetic below without the
+            # tensors' dispatch; on the numpy engine in cache-sized blocks, no temporaries)
+            B.sgd_step_(p._array, grad._array, None if buf is None else buf._array, group["lr"], momentum,
+                        group["dampening"], group["weight_decay"], group["nesterov"], group.get("maximize", False))
+            return
         if group.get("maximize", False):  # .get: a group saved before gt had maximize
             grad = -grad
         if group["weight_decay"] != 0:
@@ -111,6 +118,13 @@ class SGD(Optimizer):
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad + momentum * buf if group["nesterov"] else buf
         p.add_(grad, alpha=-group["lr"])  # Tensor.add_: the engine's fused scaled addition
+
+
+def _engine_takes(p, grad, buf):
+    """Whether ``B.sgd_step_`` may update ``p``: whole arrays (none spread over the mesh), the
+    gradient and the momentum buffer (or None) of the parameter's shape and dtype."""
+    tensors = (p, grad) if buf is None else (p, grad, buf)
+    return _whole(*tensors) and all(t.shape == p.shape and t.dtype == p.dtype for t in tensors[1:])
 
 
 def _plain(group):
