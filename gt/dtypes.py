@@ -4,6 +4,8 @@
     gt.float64
 """
 
+import operator
+
 
 class DType:
     """A tensor element type. Compares equal to its name and to numpy/torch dtypes of that name."""
@@ -82,6 +84,17 @@ def to_dtype(value):
 
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
                 "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def as_index(value):
+    """``value`` as a Python int where it is an integer as torch takes one (``operator.index``: an
+    int, a numpy integer, a 0-d integer tensor), else None; a bool is not one here."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def torch_type_name(name):

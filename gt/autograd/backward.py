@@ -3,7 +3,8 @@ runs each op's ``backward``, sums the gradients that meet, fills the leaves' ``.
 the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 """
 
-from gt.autograd import anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, release, versions
+from gt.autograd import (anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, release, versions,
+                         walk_steps)
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
 from gt.autograd.graph_walk import walk_graph
@@ -11,10 +12,6 @@ from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
 
-_FREED = (
-    "trying to backward through a graph a second time (its saved values were freed by the first "
-    "backward); call backward(retain_graph=True) the first time if you need to"
-)
 _after_backward = []   # callbacks for the end of the next backward() (gt.distributed's gradient sync)
 
 
@@ -56,26 +53,19 @@ def walk(order, pending, retain_graph, capture=None):
     with_hooks = capture is None and hooks.active()
     fused = hooks.fused_plan(order) if with_hooks else None
     tensor_hooks = grad_hooks.table()   # Tensor.register_hook's (gt/autograd/grad_hooks.py)
-    runs = None if capture is None else _on_paths(order, capture)
+    runs = None if capture is None else walk_steps.on_paths(order, capture, count_freed=True)
     got = {}
     for node in reversed(order):
         g = pending.pop(node)
         if g is None:
             continue
         hooked = tensor_hooks and id(node) in tensor_hooks
-        if hooked:
-            if runs is not None and id(node) in capture and id(node) in runs:
-                got[id(node)] = detached(node, g)   # torch's: a tensor whose op runs on is captured before its hooks
-            g = grad_hooks.run(node, g)
+        if hooked or runs is not None:
+            g = walk_steps.before_op(node, g, hooked, runs, capture, got, _ARRAYS)
+            if g is None:
+                continue    # off the paths to gt.autograd.grad's inputs
         ctx = node._ctx
-        if runs is not None:
-            if id(node) in capture and id(node) not in got:
-                got[id(node)] = detached(node, g)   # ours: g may flow on, or a hook keep it
-            if id(node) not in runs:
-                if node._retains_grad and ctx is not None and id(node) in capture:   # as torch's retain hook
-                    _retain(node, g)
-                continue
-        elif ctx is None:
+        if ctx is None:     # a leaf (gt.autograd.grad's walk runs ops only: runs holds no leaf)
             if hooked:
                 accumulate(node, g)   # a copy: a hook may keep the gradient it saw
             else:
@@ -86,7 +76,7 @@ def walk(order, pending, retain_graph, capture=None):
         if node._retains_grad:
             _retain(node, g)
         if ctx.released:
-            raise RuntimeError(_FREED)
+            raise RuntimeError(walk_steps.FREED)
         if fused and id(ctx) in fused:
             ctx.fused = fused[id(ctx)]     # read (and dropped) by the op's backward
         own = getattr(ctx, "_node_hooks", None)         # grad_fn.register_hook/prehook
@@ -110,18 +100,6 @@ def _as_value(t):
     return t._value if isinstance(t, function.Tensor) else t
 
 
-def _on_paths(order, capture):
-    """The ids of the nodes of ``order`` whose op leads to a tensor of ``capture``: the only ops
-    ``gt.autograd.grad`` runs (and frees). A freed op is counted in, so that the walk raises."""
-    useful, runs = set(capture), set()
-    for node in order:     # inputs before outputs
-        ctx = node._ctx
-        if ctx is not None and (ctx.released or any(id(p) in useful for p in ctx.inputs)):
-            runs.add(id(node))
-            useful.add(id(node))
-    return runs
-
-
 def call_after_backward(fn):
     """Run ``fn()`` once, when the next ``backward()`` has filled every ``.grad`` (registering the
     same callable twice before then runs it once)."""
@@ -140,6 +118,9 @@ def _retain(node, g):
         node._grad = prior + node._grad_value
 
 
+_ARRAYS = walk_steps.Walker(grad_hooks.run, detached, _retain)   # this walk's gradients: engine arrays
+
+
 def _seed(root, grad):
     """The gradient the walk starts from: ones for a scalar, else ``grad`` checked and copied."""
     if not root.requires_grad:
@@ -148,7 +129,7 @@ def _seed(root, grad):
             "create the inputs with requires_grad=True, and do not compute it under gt.no_grad()"
         )
     if root._ctx is not None and root._ctx.released:
-        raise RuntimeError(_FREED)
+        raise RuntimeError(walk_steps.FREED)
     if grad is None:
         if root.numel() != 1:
             raise RuntimeError(

@@ -15,13 +15,8 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions
+from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions, walk_steps
 from gt.backend import B
-
-_FREED = (
-    "trying to backward through a graph a second time (its saved values were freed by the first "
-    "backward); call backward(retain_graph=True) the first time if you need to"
-)
 
 
 @release.clears_stand_ins
@@ -30,10 +25,10 @@ def walk_graph(order, seeds, retain_graph, capture=None):
     ``topological_order`` gives) from ``seeds`` ({id(node): gradient tensor}). Without
     ``capture``, accumulate into the leaves' ``.grad``; with it (a set of tensor ids), return
     ``{id: gradient tensor}`` for those reached and touch no ``.grad``."""
-    runs = None if capture is None else _on_paths(order, capture)
+    runs = None if capture is None else walk_steps.on_paths(order, capture, count_freed=False)
     _check_supported(order, runs)
     pending = dict(seeds)
-    hooked = grad_hooks.table()
+    tensor_hooks = grad_hooks.table()
     with_hooks = capture is None and hooks.active()
     got = {}
     with function.enable_grad():
@@ -41,25 +36,19 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             g = pending.pop(id(node), None)
             if g is None:
                 continue
-            if hooked and id(node) in hooked:
-                if runs is not None and id(node) in capture and id(node) in runs:
-                    got[id(node)] = g      # torch's: a tensor whose op runs on is captured before its hooks
-                g = _run_hooks(node, g)
+            hooked = tensor_hooks and id(node) in tensor_hooks
+            if hooked or runs is not None:
+                g = walk_steps.before_op(node, g, hooked, runs, capture, got, _TENSORS)
+                if g is None:
+                    continue    # off the paths to gt.autograd.grad's inputs
             ctx = node._ctx
-            if runs is not None:
-                if id(node) in capture and id(node) not in got:
-                    got[id(node)] = g
-                if id(node) not in runs:
-                    if node._retains_grad and ctx is not None and id(node) in capture:   # as torch's
-                        node.grad = g if node.grad is None else node.grad + g
-                    continue
-            elif ctx is None:    # torch's copy: g may be a view, or another leaf's, that a plain backward adds into
+            if ctx is None:    # torch's copy: g may be a view, or another leaf's, that a plain backward adds into
                 node.grad = g.clone() if node.grad is None else node.grad + g
                 if with_hooks:
                     hooks.after_accumulate(node)     # an optimizer stepping in the backward
                 continue
             if node._retains_grad:
-                node.grad = g if node.grad is None else node.grad + g
+                _retain(node, g)
             if isinstance(ctx, function.Function):
                 versions.check_graph(ctx)
             own = getattr(ctx, "_node_hooks", None)     # grad_fn.register_hook/prehook
@@ -113,7 +102,7 @@ def _check_supported(order, runs):
         if ctx is None or (runs is not None and id(node) not in runs):
             continue
         if getattr(ctx, "released", False):
-            raise RuntimeError(_FREED)
+            raise RuntimeError(walk_steps.FREED)
         # an op run over the mesh: one device's share says (gt/tensor/dispatch.py)
         op = ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx
         if getattr(op, "backward_graph", None) is None or not getattr(op, "records_graph", True):
@@ -122,16 +111,6 @@ def _check_supported(order, runs):
                 f"create_graph=True: the backward of {label} (in the graph of this tensor) cannot be recorded in gt "
                 "yet, so its gradient cannot be differentiated again (MISSING.md lists the ops that can); no "
                 "gradient was changed")
-
-
-def _on_paths(order, capture):
-    useful, runs = set(capture), set()
-    for node in order:
-        ctx = node._ctx
-        if ctx is not None and any(id(p) in useful for p in ctx.inputs):
-            runs.add(id(node))
-            useful.add(id(node))
-    return runs
 
 
 def _run_hooks(node, g):
@@ -170,3 +149,14 @@ def fit(g, shape, dtype):
 def _same(value):
     """The recorded walk's gradients are tensors already: hooks get and give them as they are."""
     return value
+
+
+def _kept(node, g):
+    return g     # gt.autograd.grad's result: the recorded gradient itself
+
+
+def _retain(node, g):
+    node.grad = g if node.grad is None else node.grad + g    # out of place: an earlier .grad keeps its values
+
+
+_TENSORS = walk_steps.Walker(_run_hooks, _kept, _retain)   # this walk's gradients: recorded tensors

@@ -6,7 +6,7 @@ gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 
 from gt import amp, autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
-from gt.nn.norm_functions import half_stays_half, refuse_unbatched_stats
+from gt.nn.norm_functions import channel_vectors, check_stats_pair, half_stays_half, refuse_unbatched_stats
 from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
@@ -313,8 +313,7 @@ def _adaptive_axis_mean(x, axis, n, o):
 def _check_stats_and_eps(fn, running_mean, running_var, training, eps):
     """torch's ValueErrors: one running statistic without the other, and an ``eps`` that would
     divide by zero (or take a root of a negative) while training."""
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("running_mean and running_var must either both be None or neither be None")
+    check_stats_pair(running_mean, running_var)
     if training and not eps > 0:
         raise ValueError(f"{fn} eps must be positive during training, but got {eps}")
     if eps < 0:
@@ -337,13 +336,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not x.dtype.is_floating_point:
         raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
     c = x.shape[1]
-    given = {"running_mean": running_mean, "running_var": running_var, "weight": weight, "bias": bias}
-    for name, t in given.items():
-        given[name] = t = None if t is None else _tensor(t, fn, name)
-        if t is not None and t.shape != (c,):
-            raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
-                             f"{x.shape}), got {t.shape}")
-    running_mean, running_var, weight, bias = given.values()
+    running_mean, running_var, weight, bias = channel_vectors(fn, c, x, running_mean=running_mean,
+                                                              running_var=running_var, weight=weight, bias=bias)
     _check_stats_and_eps(fn, running_mean, running_var, training, eps)
     if not training:
         if running_mean is None or running_var is None:

@@ -55,7 +55,7 @@ def _float_input(input, fn, min_dims):
     return x
 
 
-def _vectors(fn, c, x, **tensors):
+def channel_vectors(fn, c, x, **tensors):
     """Each given tensor (weight, bias, running stats) as a gt tensor of shape (C,), C = dim 1 of x."""
     out = []
     for name, t in tensors.items():
@@ -101,7 +101,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups <= 0 or c % num_groups:
         raise ValueError(f"{fn}: expected the channels (dim 1 of input of shape {x.shape}) to be divisible by "
                          f"num_groups, a positive int, got num_groups={num_groups!r}")
-    weight, bias = _vectors(fn, c, x, weight=weight, bias=bias)
+    weight, bias = channel_vectors(fn, c, x, weight=weight, bias=bias)
     if n * (c // num_groups) * math.prod(x.shape[2:]) == 1:
         # torch's _verify_batch_size on (N * C // G, G, *rest): its product, without the groups
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
@@ -117,6 +117,12 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 # of the mapped inputs: batch norm then refuses, as torch's vmap does, to update running statistics
 # that are not mapped themselves (each element would move them again)
 VMAP_SLICES = []
+
+
+def check_stats_pair(running_mean, running_var):
+    """torch's ValueError for one running statistic given without the other."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
 
 
 def refuse_unbatched_stats(running_mean, running_var):
@@ -147,10 +153,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     fn = "instance_norm"
     x = _float_input(input, fn, 2)
     n, c = x.shape[:2]
-    running_mean, running_var, weight, bias = _vectors(fn, c, x, running_mean=running_mean,
-                                                       running_var=running_var, weight=weight, bias=bias)
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("running_mean and running_var must either both be None or neither be None")
+    running_mean, running_var, weight, bias = channel_vectors(fn, c, x, running_mean=running_mean,
+                                                              running_var=running_var, weight=weight, bias=bias)
+    check_stats_pair(running_mean, running_var)     # torch's instance_norm checks no eps
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError(f"{fn}: running_mean and running_var must be given when use_input_stats is False")

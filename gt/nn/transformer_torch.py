@@ -14,7 +14,6 @@ unpadded keys as usual. Shape and dtype errors of the attention are ``MultiheadA
 (ValueError/TypeError where torch raises AssertionError)."""
 
 import copy
-import operator
 
 from gt import dtypes
 from gt.nn import functional as F
@@ -47,10 +46,7 @@ def _activation(activation, where):
 
 def _generate_square_subsequent_mask(sz, dtype=None):
     """(sz, sz) float mask: 0 on and below the diagonal, -inf above (a query may not see later keys)."""
-    try:      # any integer as torch takes it: numpy's, a 0-d integer tensor
-        n = operator.index(sz) if not isinstance(sz, bool) else None
-    except TypeError:
-        n = None
+    n = dtypes.as_index(sz)     # any integer as torch takes it: numpy's, a 0-d integer tensor
     if n is None:
         raise TypeError(f"generate_square_subsequent_mask: sz must be an int, got {type(sz).__name__}: {sz!r}")
     sz = n

@@ -12,10 +12,10 @@ initialised process group instead.
 """
 
 import math
-import operator
 import os
 import random
 
+from gt import dtypes
 from gt.utils.data.sampler import Sampler, check_bool
 
 
@@ -35,12 +35,8 @@ def _from_env(name, value):
 def _as_int(value):
     """``value`` as a Python int where it is an integer (numpy's too, which torch takes), else
     ``value`` itself, for the checks to name."""
-    if isinstance(value, bool):
-        return value
-    try:
-        return operator.index(value)
-    except TypeError:
-        return value
+    n = dtypes.as_index(value)
+    return value if n is None else n
 
 
 class DistributedSampler(Sampler):
