@@ -218,3 +218,14 @@ def test_create_graph_gradient_then_plain_backward_adds_into_it():
         assert a.grad is first
         return [a.grad, b.grad]
     _same(program)
+
+
+@pytest.mark.parametrize("allow_unused", [False, True])
+def test_create_graph_grad_through_a_freed_graph_raises_as_torch(allow_unused):
+    """``gt.autograd.grad(..., create_graph=True)`` through a graph a plain backward freed: torch's
+    "second time" error, not "not used in the graph" (nor a silent None with ``allow_unused``)."""
+    x = gt.ones(3, requires_grad=True)
+    y = x.exp()
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        gt.autograd.grad(y.sum(), x, create_graph=True, allow_unused=allow_unused)
