@@ -53,7 +53,7 @@ def walk(order, pending, retain_graph, capture=None):
     with_hooks = capture is None and hooks.active()
     fused = hooks.fused_plan(order) if with_hooks else None
     tensor_hooks = grad_hooks.table()   # Tensor.register_hook's (gt/autograd/grad_hooks.py)
-    runs = None if capture is None else walk_steps.on_paths(order, capture, count_freed=True)
+    runs = None if capture is None else walk_steps.on_paths(order, capture)
     got = {}
     for node in reversed(order):
         g = pending.pop(node)

@@ -25,7 +25,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
     ``topological_order`` gives) from ``seeds`` ({id(node): gradient tensor}). Without
     ``capture``, accumulate into the leaves' ``.grad``; with it (a set of tensor ids), return
     ``{id: gradient tensor}`` for those reached and touch no ``.grad``."""
-    runs = None if capture is None else walk_steps.on_paths(order, capture, count_freed=True)
+    runs = None if capture is None else walk_steps.on_paths(order, capture)
     _check_supported(order, runs)
     pending = dict(seeds)
     tensor_hooks = grad_hooks.table()

@@ -18,14 +18,14 @@ after the node's tensor hooks, ``keep(node, g)`` the value ``gt.autograd.grad`` 
 and ``retain(node, g)`` gives a ``retain_grad()`` tensor its share."""
 
 
-def on_paths(order, capture, count_freed):
+def on_paths(order, capture):
     """The ids of the nodes of ``order`` whose op leads to a tensor of ``capture``: the only ops
-    ``gt.autograd.grad`` runs (and frees). ``count_freed``: a freed op (whose inputs are dropped)
-    is counted in, so that the walk raises there."""
+    ``gt.autograd.grad`` runs (and frees). A freed op (whose inputs are dropped) is counted in, so
+    that the walk raises torch's "second time" error there."""
     useful, runs = set(capture), set()
     for node in order:     # inputs before outputs
         ctx = node._ctx
-        if ctx is not None and ((count_freed and ctx.released) or any(id(p) in useful for p in ctx.inputs)):
+        if ctx is not None and (ctx.released or any(id(p) in useful for p in ctx.inputs)):
             runs.add(id(node))
             useful.add(id(node))
     return runs
