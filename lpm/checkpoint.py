@@ -12,7 +12,8 @@ A checkpoint is a folder holding three files:
 
 A run's checkpoint folder (``--checkpoint-dir DIR``) holds such folders, named by epoch and
 step, and small pointer files: ``DIR/latest.json`` and ``DIR/best.json`` (best held-out
-accuracy) name the folder to use (and ``DIR/final.json``, in runs that mark their last epoch).
+accuracy) name the folder to use (and ``DIR/final.json``, in runs that mark their last epoch);
+``DIR/previous.json`` the one before the latest (a second fallback, left in place, never copied).
 Writing is atomic at every level: the files go into a temporary folder (each flushed and
 fsync'ed), which is renamed into place, and only then is a pointer replaced (temporary file,
 fsync, ``os.replace``). A crash or a full disk at any moment leaves the previous pointers
@@ -45,11 +46,11 @@ import numpy as np
 FORMAT = "lpm-checkpoint"
 VERSION = 1
 MODEL_FILE, OPTIMIZER_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "checkpoint.json"
-POINTERS = ("latest", "best", "final")
+POINTERS = ("latest", "best", "final", "previous")
 MARKER = ".lpm-checkpoint"      # inside every folder this module creates: the licence to remove it
-_FOLDER = re.compile(r"^epoch\d+-step\d+(-\d+)?$")
+_FOLDER = re.compile(r"^epoch(\d+)-step(\d+)(-\d+)?$")
 _TEMP_FOLDER = re.compile(r"^\.tmp-(epoch\d+-step\d+(?:-\d+)?)-\d+-[0-9a-f]{8}$")
-_TEMP_POINTER = re.compile(r"^(latest|best|final)\.json\.tmp-\d+$")
+_TEMP_POINTER = re.compile(r"^(latest|best|final|previous)\.json\.tmp-\d+$")
 _OWN_FILES = {MARKER, MODEL_FILE, OPTIMIZER_FILE, META_FILE}
 
 
@@ -79,12 +80,14 @@ def _safetensors():
 
 
 # ---- writing -------------------------------------------------------------------------------------
-def save_checkpoint(root, model, optimizer, meta, best=False, final=False, keep=()):
+def save_checkpoint(root, model, optimizer, meta, best=False, final=False, keep=(), previous=None):
     """Write a checkpoint of ``model`` and ``optimizer`` with ``meta`` (a JSON-serialisable dict;
     ``meta['progress']['epoch'/'step']`` name the folder) under ``root``, point ``latest.json``
     at it (and ``best.json`` when ``best``, ``final.json`` when ``final``: a run's last epoch),
-    and remove the checkpoint folders this module wrote that no pointer names and ``keep`` (folder
-    names: the older checkpoints a run keeps, e.g. its last n) does not list. Returns its path.
+    point ``previous.json`` at ``previous`` (the checkpoint folder in ``root`` the run wrote or
+    resumed from before this one; None: no previous, the pointer goes), and remove the checkpoint
+    folders this module wrote that no pointer names and ``keep`` (folder names: the older
+    checkpoints a run keeps, e.g. its last n) does not list. Returns its path.
 
     Refuses (``CheckpointError``, nothing written) weights or optimizer state that are not
     finite, and NaN or infinite numbers in ``meta``: a checkpoint is something to resume from."""
@@ -127,6 +130,7 @@ def save_checkpoint(root, model, optimizer, meta, best=False, final=False, keep=
     _fsync_dir(root)
     pointer = {"checkpoint": name, "epoch": progress.get("epoch"), "step": progress.get("step"),
                "eval_acc": meta.get("metrics", {}).get("eval_acc")}
+    _publish_previous(root, previous, name)     # before latest moves: a crash between leaves both whole
     _publish(root, "latest", pointer)
     if best:
         _publish(root, "best", pointer)
@@ -154,6 +158,19 @@ def _publish(root, which, pointer):
     _write_synced(tmp, json.dumps(pointer).encode())
     os.replace(tmp, path)
     _fsync_dir(root)
+
+
+def _publish_previous(root, previous, name):
+    """Point ``root/previous.json`` at ``previous``, another checkpoint folder of ``root``; else drop it."""
+    prev, parent = (os.path.basename(os.path.normpath(previous)), os.path.dirname(os.path.normpath(previous))
+                    or ".") if previous else (None, None)
+    if prev and prev != name and _FOLDER.match(prev) and os.path.isdir(os.path.join(root, prev)) \
+            and os.path.isdir(parent) and os.path.samefile(parent, root):
+        epoch, step = (int(g) for g in _FOLDER.match(prev).groups()[:2])
+        _publish(root, "previous", {"checkpoint": prev, "epoch": epoch, "step": step})
+    elif _read_pointer(root, "previous") is not None:
+        _remove_quietly(os.path.join(root, "previous.json"))
+        _fsync_dir(root)
 
 
 def _write_synced(path, data):

@@ -9,10 +9,12 @@
     lpm caption train|evaluate|predict ...           # the Pixel LLM: captions of images (lpm.caption.cli)
 
 ``--checkpoint`` takes a run's ``--checkpoint-dir`` (its latest checkpoint, or its best with
-``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options
-or GT_* variables (checked as ``train.py`` checks them, by ``lpm.options``)."""
+``--best``) or one checkpoint folder. Exit status: 0 done, 1 bad data or checkpoint, 2 bad options,
+GT_* variables or input paths that are not there (checked as ``train.py`` checks them, by
+``lpm.options``, before the checkpoint is read)."""
 
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -78,6 +80,9 @@ def _run(command, argv, prog):
     except BrokenPipeError:     # stdout's reader went away (| head): stop without a word
         silence_stdout()
         return 1
+    except KeyboardInterrupt:   # Ctrl-C: nothing is written by these commands, nothing to keep
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser(prog, description):
@@ -116,16 +121,15 @@ def evaluate_command(argv, prog="lpm evaluate"):
     p.add_argument("--all", action="store_true", help="with --data: every sequence in PATH (a separate test set)")
     p.add_argument("--samples", type=int, help="with a generated data set: how many sequences to generate")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable sequences in --data (counted)")
-    args = _parse(p, argv, batch_size=1, samples=2)
-    if args.dataset and args.data:
-        p.error(f"--data and --dataset are alternatives: got --data {args.data} and --dataset {args.dataset}")
-    if args.all and not args.data:
-        p.error("--all applies to --data only")
-    if args.skip_bad and not args.data:
-        p.error("--skip-bad applies to --data only")
+    args = _evaluate_args(p, argv)
     model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
     names, offset = _checkpoint_classes(ckpt)
+    if args.dataset and _unknown_classes(args.dataset, names):
+        p.refuse(f"--dataset {args.dataset}: {_unknown_classes(args.dataset, names)}")
     cfg = dict(ckpt.meta.get("train_config") or {})
+    if args.samples is not None and not args.dataset and cfg.get("data"):
+        p.error(f"--samples applies to generated data: this run trained on --data {cfg['data']} (give --dataset "
+                "to evaluate on a generated data set)")
     if args.data:        # its own held-out part, not the training run's --eval-data
         cfg.update(data=args.data, eval_data=None, dataset="blobs", skip_bad=args.skip_bad)
     elif args.dataset:
@@ -162,13 +166,43 @@ def evaluate_command(argv, prog="lpm evaluate"):
     return 0
 
 
+def _evaluate_args(p, argv):
+    """``lpm evaluate``'s options, parsed and checked (exit 2) before the checkpoint is read."""
+    from lpm.data.files import layout_problem
+
+    args = _parse(p, argv, batch_size=1, samples=2)
+    if args.dataset and args.data:
+        p.error(f"--data and --dataset are alternatives: got --data {args.data} and --dataset {args.dataset}")
+    if args.all and not args.data:
+        p.error("--all applies to --data only")
+    if args.skip_bad and not args.data:
+        p.error("--skip-bad applies to --data only")
+    if args.samples is not None and args.data:
+        p.error(f"--samples applies to generated data (--dataset), not to --data {args.data}")
+    if args.data and layout_problem(args.data, "--data"):    # as train.py refuses it
+        p.refuse(layout_problem(args.data, "--data"))
+    return args
+
+
+def _unknown_classes(dataset, names):
+    """Why a generated ``dataset``'s classes are not the model's (``names``), or None: told before
+    any sequence is generated."""
+    from lpm.data import DIRECTIONS, DataError, digits, match_classes
+
+    try:
+        match_classes(np.zeros(0, np.int64), DIRECTIONS if dataset == "blobs" else digits.CLASS_NAMES, names)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
 def _check_memory(p, cfg, args, model):
     """Refuse (exit 2) data that cannot fit in what memory the loaded model leaves."""
     from lpm import memory
 
     seq_len = cfg.get("seq_len", 8)
     batch = min(args.batch_size, cfg.get("samples", 600))
-    too_large = memory.too_large({"data": 0 if args.all else memory.data_bytes(cfg),
+    too_large = memory.too_large({"data": memory.data_bytes(cfg),     # --all reads the same files
                                   "a batch": memory.batch_bytes(asdict(model.config), batch, seq_len, training=False)},
                                  "this evaluation", "use fewer --samples or a smaller --batch-size")
     if too_large:
@@ -206,6 +240,7 @@ def _with_offset(images, current, wanted):
 # ---- lpm predict ------------------------------------------------------------------------------
 def predict_command(argv, prog="lpm predict"):
     from lpm.inference import checkpoint_data, load_model, predict_proba, read_inputs
+    from lpm.options import blank, problems
 
     p = _parser(prog, "Class probabilities for each sequence: a folder of frames, an .npy (frames, H, W) or an "
                       ".npz of sequences, read as in training (grayscale, resized, padded or cut).")
@@ -214,6 +249,10 @@ def predict_command(argv, prog="lpm predict"):
                                                       "(0: all; default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per sequence with every probability")
     args = _parse(p, argv, batch_size=1, top=0)
+    missing = problems(*(blank("FILES", f) for f in args.files)) or \
+        [f"{f}: no such file or folder" for f in args.files if not os.path.exists(f)]
+    if missing:                  # before the checkpoint is read
+        p.refuse(missing[0])
     model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
     names, offset, seq_len, img_size = checkpoint_data(ckpt)
     inputs = read_inputs(args.files, seq_len, img_size)

@@ -39,6 +39,9 @@ def dispatch(argv, family, commands, usage, stopped=()):
         return 1
     except (CheckpointError, DataError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        for label, folder in getattr(exc, "alternatives", ()):      # a damaged checkpoint (DamagedLatest)
+            print(f"{prog}: to resume from the {label} checkpoint: {resume_command(rest, prog, resume_from=folder)}",
+                  file=sys.stderr)
         return 1
     except BrokenPipeError:
         silence_stdout()
@@ -46,5 +49,5 @@ def dispatch(argv, family, commands, usage, stopped=()):
     except KeyboardInterrupt as exc:
         print(f"{prog}: {exc if isinstance(exc, TrainingInterrupted) else 'interrupted'}", file=sys.stderr)
         if isinstance(exc, TrainingInterrupted) and exc.checkpoint:
-            print(f"{prog}: to continue: {resume_command(rest, prog)}", file=sys.stderr)
+            print(f"{prog}: to continue: {resume_command(rest, prog, checkpoint=exc.checkpoint)}", file=sys.stderr)
         return 130

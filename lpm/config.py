@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 import gt
 from lpm.data import DATASETS, has_extension
 from lpm.options import OneLineParser, at_least, blank, missing_package, non_negative, positive, seed_problem, within
+from lpm.resume import settle_resume_from
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
@@ -123,7 +124,13 @@ class TrainConfig:
                                         "DIR/best.json name the latest and the best by held-out accuracy)", OUTPUT,
                                         metavar="DIR", show_default=False)
     resume: bool = option(False, "continue the run saved in --checkpoint-dir from its latest checkpoint, with the "
-                          "same data order and random draws (--epochs may grow)", OUTPUT)
+                          "same data order and random draws (--epochs may grow and --lr change, with the constant "
+                          "--lr-schedule; --lr takes effect from the resumed step)", OUTPUT)
+    resume_from: str | None = option(None, "resume from this checkpoint instead of the latest: a checkpoint folder "
+                                     "(DIR/epoch0003-step00000012) or a pointer file (DIR/best.json, "
+                                     "DIR/previous.json); implies --resume, in the checkpoint's run folder (a "
+                                     "--checkpoint-dir given must be that folder)", OUTPUT, metavar="PATH",
+                                     show_default=False)
     save_every: int = option(0, "also save a checkpoint every N optimizer steps inside an epoch (0: only at epoch "
                              "ends)", OUTPUT, minimum(0))
     save_every_minutes: float = option(0.0, "also save a checkpoint inside an epoch once M minutes have passed since "
@@ -145,6 +152,7 @@ class TrainConfig:
         for name in ("samples", "epochs", "lr_schedule"):                           # load_data's error
             if getattr(self, name) is None:
                 setattr(self, name, defaults[name])
+        settle_resume_from(self)
 
 
 def flag_name(f):
@@ -208,7 +216,8 @@ def parse_args(argv=None, parser=None):
     return cfg
 
 
-PATHS = (("data", "--data"), ("eval_data", "--eval-data"), ("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
+PATHS = (("data", "--data"), ("eval_data", "--eval-data"), ("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"),
+         ("resume_from", "--resume-from"))
 
 
 def check_config(cfg):

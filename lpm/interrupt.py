@@ -12,6 +12,7 @@ command line that continues such a run.
     ...             raise TrainingInterrupted(f"interrupted after step {step + 1}")
 """
 
+import os
 import shlex
 import signal
 import sys
@@ -54,16 +55,30 @@ class StopOnCtrlC:
         return False
 
 
-def resume_command(argv, prog="train.py"):
+def resume_command(argv, prog="train.py", resume_from=None, checkpoint=None):
     """The command line that continues a run started with ``argv``: the same options, plus
-    ``--resume`` (``python train.py ... --resume``, or ``lpm train ... --resume``).
+    ``--resume`` (``python train.py ... --resume``, or ``lpm train ... --resume``); with
+    ``resume_from``, ``--resume-from resume_from`` instead. A ``--resume-from`` in ``argv`` goes
+    (the run has saved since): ``--checkpoint-dir`` then names the folder of ``checkpoint`` (a
+    checkpoint the run saved) unless ``argv`` names it.
 
         >>> resume_command(["--epochs", "20", "--checkpoint-dir", "runs/my run"])
         "python train.py --epochs 20 --checkpoint-dir 'runs/my run' --resume"
+        >>> resume_command(["--resume-from", "r/best.json"], "lpm train", checkpoint="r/epoch0002-step00000010")
+        'lpm train --checkpoint-dir r --resume'
     """
     if prog == "train.py":
         script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
         launcher = ["python", script]
     else:
         launcher = prog.split()
-    return shlex.join([*launcher, *argv, *([] if "--resume" in argv else ["--resume"])])
+    args = []
+    for i, arg in enumerate(argv):
+        if not (arg == "--resume-from" or arg.startswith("--resume-from=") or (i and argv[i - 1] == "--resume-from")):
+            args.append(arg)
+    if resume_from:
+        return shlex.join([*launcher, *[a for a in args if a != "--resume"], "--resume-from", resume_from])
+    named = any(a == "--checkpoint-dir" or a.startswith("--checkpoint-dir=") for a in args)
+    if len(args) != len(argv) and checkpoint and not named:
+        args += ["--checkpoint-dir", os.path.dirname(os.path.normpath(checkpoint)) or "."]
+    return shlex.join([*launcher, *args, *([] if "--resume" in args else ["--resume"])])

@@ -10,9 +10,10 @@ dominates, all float32 (4 bytes a value):
   buffer) and the weight-sized temporaries of the update (Adam: two; SGD with weight decay: one);
 - the data that is kept in memory (``lpm.data.blobs.memory_bytes``: every generated blob frame;
   ``lpm.data.digits.memory_bytes``: the upscaled scans and the noise bank, the frames themselves are
-  drawn per batch). Files read with ``--data`` are not counted: at most 1 GiB of decoded frames
-  is kept (``lpm.data.files.CACHE_BYTES``), a larger set is read from disk batch by batch, and the
-  folder is not listed before the run starts;
+  drawn per batch; ``lpm.data.files.memory_bytes``: the decoded frames of ``--data`` and of
+  ``--eval-data`` when each set fits the 1 GiB cache, ``lpm.data.files.CACHE_BYTES``, a larger set
+  being read from disk batch by batch, and a compressed .npz's images, read whole; counted from
+  the class folders' listings and the .npz headers, no frame is read);
 - one batch: its frames (twice: gathered from the data set, then as the model's input) and the
   activations the tape keeps for the backward (per block about 16 tensors of (S, D), 3 of (S, F)
   and 3 of (heads, S, S) per sequence; twice that while the backward runs), or the evaluation
@@ -25,7 +26,7 @@ now (``available_bytes``); where the platform does not say, nothing is refused.
 
 import os
 
-from lpm.data import blobs, digits
+from lpm.data import blobs, digits, files
 
 FLOAT_BYTES = 4
 EVAL_BATCH = 32                # evaluation batches hold at least this many sequences (lpm.train)
@@ -127,9 +128,10 @@ def _get(config, name, default=None):
 
 def data_bytes(config):
     """Bytes the data of a run keeps in memory (``config``: a ``TrainConfig`` or a dict of its fields)."""
-    if _get(config, "data"):
-        return 0                      # files: at most lpm.data.files.CACHE_BYTES, see the module docstring
     img_size, seq_len = _get(config, "img_size", 200), _get(config, "seq_len", 8)
+    if _get(config, "data"):
+        return sum(files.memory_bytes(path, seq_len, img_size) for path in (_get(config, "data"),
+                                                                            _get(config, "eval_data")) if path)
     if str(_get(config, "dataset", "blobs")).startswith("digits"):
         return digits.memory_bytes(img_size)
     return blobs.memory_bytes(_get(config, "samples", 600), seq_len, img_size)
@@ -155,6 +157,7 @@ def run_problem(config, available=None):
              "a batch": batch_bytes(model, batch, config.seq_len, eval_batch=eval_batch)}
     digits_data = str(config.dataset).startswith("digits") and not config.data
     hints = {"data": ("use a smaller --img-size (the digit scans are kept upscaled to it)" if digits_data
+                      else "use a smaller --img-size or --seq-len" if config.data
                       else "use fewer --samples, a smaller --img-size or --seq-len"),
              "model": "use a smaller --img-size (the embedding has img_size**2 x embed_dim weights) or --embed-dim",
              "a batch": "use a smaller --batch-size, --img-size or --seq-len"}

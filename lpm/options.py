@@ -101,6 +101,15 @@ def folder_given(flag, path):
     return None
 
 
+def existing_output(flag, path, overwrite):
+    """``flag`` names a file to write where a file is already (None: fine). A command cannot tell
+    its own earlier output from the user's file of the same name, so neither is replaced unless
+    ``overwrite`` (``--overwrite``) says so."""
+    if path and not overwrite and os.path.lexists(path) and not os.path.isdir(path):
+        return f"{flag} {path} exists already: name a new file, or pass --overwrite to replace it"
+    return None
+
+
 def problems(*messages):
     """The messages that are not None, in order."""
     return [m for m in messages if m]

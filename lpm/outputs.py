@@ -11,11 +11,16 @@ root-squashed network folders all answer that test truthfully, where ``os.access
     '/etc/passwd is a file, not a folder'
 """
 
+import fnmatch
 import os
 import sys
 import tempfile
 
 OUTPUTS = (("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"))
+# Every picture lpm writes carries this PNG text chunk (lpm.plots.save_png), so that a run replaces
+# its own pictures in a --plot folder, and never the user's file of the same name.
+PNG_SOFTWARE = "lpm"
+PLOTS = ("curves.png", "attention.png")       # what lpm train writes in --plot
 
 
 class OutputError(ValueError):
@@ -44,14 +49,51 @@ def writable_problem(path):
 
 
 def output_problems(cfg):
-    """One message per output folder of ``cfg`` (a ``TrainConfig``) that cannot be written."""
+    """One message per output folder of ``cfg`` (a ``TrainConfig``) that cannot be written, or
+    whose pictures would replace files lpm did not write."""
     problems = []
     for field, flag in OUTPUTS:
         path = getattr(cfg, field, None)
         problem = writable_problem(path) if path else None
         if problem:
             problems.append(f"{flag} {path}: {problem}")
-    return problems
+    if getattr(cfg, "plot", None):
+        problems.append(foreign_pictures("--plot", cfg.plot, PLOTS))
+    return [p for p in problems if p]
+
+
+def foreign_pictures(flag, folder, patterns):
+    """The refusal when ``folder`` holds a file named as a picture a run writes there (``patterns``,
+    shell-style: ``samples_epoch*.png``) that lpm did not write (no ``PNG_SOFTWARE`` chunk); None if
+    none does."""
+    try:
+        names = sorted(n for n in os.listdir(folder) if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    except OSError:                                # not there yet, or not a folder: writable_problem says
+        return None
+    for name in names:
+        if not written_by_lpm(os.path.join(folder, name)):
+            return (f"{flag} {folder}: {name} there was not written by lpm and would be replaced: move it, or "
+                    "name another folder")
+    return None
+
+
+def written_by_lpm(path):
+    """Whether ``path`` is a PNG that lpm wrote: a ``Software: lpm`` text chunk before the pixels
+    (within the first 4 KiB, where matplotlib writes it)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    at, wanted = 8, b"Software\x00" + PNG_SOFTWARE.encode()
+    while head.startswith(b"\x89PNG\r\n\x1a\n") and at + 8 <= len(head):
+        size, kind = int.from_bytes(head[at:at + 4], "big"), head[at + 4:at + 8]
+        if kind == b"IDAT":
+            break
+        if kind == b"tEXt" and head[at + 8:at + 8 + size] == wanted:
+            return True
+        at += 12 + size                            # length, type, data, CRC
+    return False
 
 
 def silence_stdout():

@@ -5,7 +5,8 @@ what it measured; ``Checkpointer`` saves it with the model, the optimizer, the l
 both random generators (gt's, for dropout and init, and the batch-order generator), and
 restores all of them, so a resumed run draws the same batches and the same random numbers as
 an uninterrupted one and ends with the same parameters, bit for bit. The file format is
-``lpm.checkpoint``'s.
+``lpm.checkpoint``'s. ``--resume-from PATH`` resumes from another checkpoint of the run folder
+than its latest (``lpm.fallback``); a resumed run may change the options in ``RESUMABLE``.
 """
 
 import os
@@ -15,9 +16,14 @@ import numpy as np
 
 import gt
 from lpm.checkpoint import CheckpointError, find_checkpoint, load_into, read_checkpoint, save_checkpoint
+from lpm.fallback import alternatives_text, damaged_error, named_checkpoint, run_folder_of
 
-# Options a resumed run may change: they do not change what the run computes.
-RESUMABLE = ("epochs", "checkpoint_dir", "resume", "save_every", "save_every_minutes", "plot", "progress", "shard")
+# Options a resumed run may change: they do not change what the run computes, or (--lr, --epochs:
+# with the constant schedule only) change it from the resumed step on, as the user asks.
+RESUMABLE = ("epochs", "lr", "checkpoint_dir", "resume", "resume_from", "save_every", "save_every_minutes", "plot",
+             "progress", "shard")
+SCHEDULED = ("epochs", "lr")      # fixed by a cosine schedule's start
+LPM_ADVICE = "give a checkpoint of a train.py or lpm train run (lpm ppt train and lpm caption train resume their own)"
 
 
 class SaveFailed(CheckpointError):
@@ -80,7 +86,8 @@ class Checkpointer:
                         "train_loss": state.losses[-1] if state.losses else None},
         }
         try:
-            path = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best)
+            path = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best,
+                                   previous=self.last and self.last[0])
         except OSError as exc:
             raise SaveFailed(f"cannot write a checkpoint in {self.cfg.checkpoint_dir} ({exc.strerror or exc}); "
                              f"{self.describe_last()}") from None
@@ -88,25 +95,16 @@ class Checkpointer:
         return path
 
     def restore(self):
-        """``(RunState, order_state)`` of the latest checkpoint, loaded into the model, optimizer,
-        scheduler and gt's generator; None to start afresh. Refuses a checkpoint of another run."""
+        """``(RunState, order_state)`` of the latest checkpoint (``cfg.resume_from``'s when given),
+        loaded into the model, optimizer, scheduler and gt's generator, with a new ``cfg.lr`` in
+        effect from here; None to start afresh. Refuses a checkpoint of another run."""
         cfg = self.cfg
-        problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
-        if problem:
-            raise CheckpointError(problem)
-        if not os.path.isdir(cfg.checkpoint_dir) or find_checkpoint(cfg.checkpoint_dir) is None:
-            if cfg.resume:
-                self.log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
+        ckpt = read_resume_checkpoint(cfg, "lpm", LPM_ADVICE, self.log)
+        if ckpt is None:
             return None
-        try:
-            ckpt = read_checkpoint(cfg.checkpoint_dir)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{exc}\n{intact_alternative(cfg.checkpoint_dir)}") from None
         problems = self.mismatches(ckpt.meta)
         if problems:
-            raise CheckpointError(f"checkpoint {ckpt.path} is from another configuration:\n  "
-                                  + "\n  ".join(problems) + "\nresume with the options it was saved with, "
-                                  "or start a new run in another --checkpoint-dir")
+            raise config_error(ckpt.path, problems)
         try:
             rng, order_state = ckpt.meta["rng"]["gt"], ckpt.meta["rng"]["order"]
             state = RunState(**ckpt.meta["progress"])
@@ -121,21 +119,14 @@ class Checkpointer:
         self.log(f"Resumed from {ckpt.path}: epoch {state.epoch}/{cfg.epochs} done"
                  + (f", {state.step_in_epoch} step(s) into epoch {state.epoch + 1}" if state.step_in_epoch else "")
                  + f", step {state.step}")
+        left_behind(cfg, ckpt.path, self.log)
+        if self.scheduler is None:
+            set_lr(self.optimizer, cfg.lr, state.step, self.log)
         return state, order_state
 
     def mismatches(self, meta):
         """The options that differ between this run and the checkpoint's, one line each."""
-        saved, now = with_defaults(meta.get("train_config") or {}, self.cfg), asdict(self.cfg)
-        allowed = set(RESUMABLE) - ({"epochs"} if self.cfg.lr_schedule != "constant" else set())
-        for name, key in (("data", "path"), ("eval_data", "eval_path")):
-            path = getattr(self.cfg, name, None)
-            if path and isinstance(saved.get(name), str):
-                # the same folder or file, however it is spelled (older checkpoints: resolved from here)
-                saved_path = (meta.get("data") or {}).get(key) or os.path.realpath(saved[name])
-                if saved_path == os.path.realpath(path):
-                    allowed.add(name)
-        problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
-                    for k in now if k not in allowed and saved.get(k, "(absent)") != now[k]]
+        problems = lpm_option_problems(meta, self.cfg)
         names = (meta.get("data") or {}).get("class_names")
         if names != list(self.data.class_names):
             problems.append(f"classes: {names} in the checkpoint, {list(self.data.class_names)} in the data now")
@@ -148,6 +139,129 @@ class Checkpointer:
         return f"the last good checkpoint stays: {path} (epoch {epoch}, step {step})"
 
 
+def lpm_option_problems(meta, cfg):
+    """The options of ``cfg`` (a ``TrainConfig``) a run resumed from ``meta``'s checkpoint may not
+    have, one line each (the data's classes aside)."""
+    cosine = cfg.lr_schedule != "constant"
+    allowed = set(RESUMABLE) - (set(SCHEDULED) if cosine else set())
+    saved = with_defaults(meta.get("train_config") or {}, cfg)
+    for name, key in (("data", "path"), ("eval_data", "eval_path")):
+        path = getattr(cfg, name, None)
+        if path and isinstance(saved.get(name), str):
+            # the same folder or file, however it is spelled (older checkpoints: resolved from here)
+            saved_path = (meta.get("data") or {}).get(key) or os.path.realpath(saved[name])
+            if saved_path == os.path.realpath(path):
+                allowed.add(name)
+    note = " (may change on resume with --lr-schedule constant only)" if cosine else ""
+    return option_problems(saved, cfg, allowed, {k: note for k in SCHEDULED})
+
+
+def option_problems(saved, cfg, allowed, notes=None):
+    """A line for each option of ``cfg`` outside ``allowed`` whose value differs from ``saved``'s
+    (a checkpoint's options, with ``with_defaults``), with its ``notes``."""
+    now, notes = asdict(cfg), notes or {}
+    return [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
+            + notes.get(k, "") for k in now if k not in allowed and saved.get(k, "(absent)") != now[k]]
+
+
+def config_error(path, problems):
+    return CheckpointError(f"checkpoint {path} is from another configuration:\n  " + "\n  ".join(problems)
+                           + "\nresume with the options it was saved with, or start a new run in another "
+                             "--checkpoint-dir")
+
+
+def set_lr(optimizer, lr, step, log):
+    """Put ``lr`` (None: keep the checkpoint's) in every parameter group of a resumed run's
+    ``optimizer`` (the constant schedule) and say so: ``lr 0.1 -> 0.05 from step 9``."""
+    old = optimizer.param_groups[0]["lr"]
+    if lr is None or all(g["lr"] == lr for g in optimizer.param_groups):
+        return
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    log(f"lr {old:g} -> {lr:g} from step {step + 1}")
+
+
+def read_resume_checkpoint(cfg, kind, advice, log):
+    """The verified checkpoint of ``kind`` a run resumes from: ``cfg.resume_from``'s, else the
+    latest in ``cfg.checkpoint_dir``; None to start afresh. A damaged one is a ``DamagedLatest``
+    naming the intact alternatives; one of another kind a ``WrongKind``."""
+    problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
+    if problem:
+        raise CheckpointError(problem)
+    path = getattr(cfg, "resume_from", None)
+    if path:
+        return read_named(cfg, kind, advice)
+    if not os.path.isdir(cfg.checkpoint_dir) or find_checkpoint(cfg.checkpoint_dir) is None:
+        if cfg.resume:
+            log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
+        return None
+    try:
+        return read_kind_checkpoint(cfg.checkpoint_dir, kind, advice)
+    except WrongKind:
+        raise
+    except CheckpointError as exc:     # damaged: name the intact ones left, and how to resume from them
+        raise damaged_error(exc, cfg.checkpoint_dir) from None
+
+
+def read_named(cfg, kind, advice):
+    """``cfg.resume_from``'s checkpoint, verified, of ``kind``, in ``cfg.checkpoint_dir``."""
+    path = cfg.resume_from
+    try:
+        folder = named_checkpoint(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"--resume-from {path}: {exc}") from None
+    run = run_folder_of(folder)
+    if not (os.path.isdir(cfg.checkpoint_dir) and os.path.samefile(run, cfg.checkpoint_dir)):
+        raise CheckpointError(f"--resume-from {path} is a checkpoint of the run in {run}, not of --checkpoint-dir "
+                              f"{cfg.checkpoint_dir}: a resumed run goes on in its checkpoint's folder (leave "
+                              f"--checkpoint-dir out, or give {run}); to branch a run into a new folder, copy the "
+                              "checkpoint folder there and resume from the copy")
+    try:
+        return read_kind_checkpoint(folder, kind, advice)
+    except WrongKind as exc:
+        raise WrongKind(f"--resume-from {path}: {exc}") from None
+    except CheckpointError as exc:
+        raise damaged_error(exc, run, folder, prefix=f"--resume-from {path}: ") from None
+
+
+def resume_from_problem(cfg, kind, advice, differences):
+    """Why ``cfg.resume_from`` cannot be resumed, as a message naming the path and what was
+    expected, or None: the path, the kind, the checkpoint whole (read and verified) and the
+    options (``differences(meta)``: a line each), before any data is loaded."""
+    try:
+        ckpt = read_named(cfg, kind, advice)
+    except CheckpointError as exc:
+        return str(exc)
+    problems = differences(ckpt.meta)
+    return f"--resume-from {cfg.resume_from}: {config_error(ckpt.path, problems)}" if problems else None
+
+
+def lpm_resume_from_problem(cfg):
+    """``resume_from_problem`` for a ``TrainConfig`` (the data's classes are checked once loaded)."""
+    return resume_from_problem(cfg, "lpm", LPM_ADVICE, lambda meta: lpm_option_problems(meta, cfg))
+
+
+def settle_resume_from(cfg):
+    """``cfg.resume_from`` given: the run resumes (``cfg.resume``), by default in the checkpoint's
+    own run folder (``cfg.checkpoint_dir``); a config's ``__post_init__`` calls it."""
+    if getattr(cfg, "resume_from", None) and str(cfg.resume_from).strip():
+        cfg.resume = True
+        if not cfg.checkpoint_dir:
+            cfg.checkpoint_dir = run_folder_of(cfg.resume_from)
+
+
+def left_behind(cfg, path, log):
+    """Say so when ``cfg.resume_from`` goes back from the run's latest checkpoint: the pointers
+    then name this run's checkpoints, and those the old ones named are removed with the next saves."""
+    if not getattr(cfg, "resume_from", None):
+        return
+    latest = find_checkpoint(cfg.checkpoint_dir)
+    if latest is not None and os.path.realpath(latest) != os.path.realpath(path):
+        log(f"Note: going back from the latest checkpoint {latest}: this run's checkpoints replace it "
+            "(latest.json, previous.json; best.json once this run beats the best figure up to the resumed "
+            "checkpoint), and checkpoints no pointer names any more are removed (copy any you want to keep)")
+
+
 def run_folder_problem(checkpoint_dir, resume):
     """Why a run cannot start in ``checkpoint_dir``, or None; cheap (only the pointers are read),
     so it is checked before any data is loaded: the folder holds a run and ``resume`` is off, or
@@ -157,38 +271,17 @@ def run_folder_problem(checkpoint_dir, resume):
     try:
         latest = find_checkpoint(checkpoint_dir)
     except CheckpointError as exc:              # latest.json is not a pointer
-        return f"{exc}\n{intact_alternative(checkpoint_dir)}" if resume else \
+        return f"{exc}\n{alternatives_text(checkpoint_dir)[0]}" if resume else \
             f"{exc}: not replacing it (move it away, or choose another --checkpoint-dir)"
     if latest is not None and not resume:
         return (f"{checkpoint_dir} already holds a run (latest: {latest}): pass --resume to continue it, "
                 f"or choose another --checkpoint-dir")
-    try:
-        find_checkpoint(checkpoint_dir, "best")
-    except CheckpointError as exc:
-        return f"{exc}: not replacing it (move it away, or choose another --checkpoint-dir)"
+    for which in ("best", "previous"):
+        try:
+            find_checkpoint(checkpoint_dir, which)
+        except CheckpointError as exc:
+            return f"{exc}: not replacing it (move it away, or choose another --checkpoint-dir)"
     return None
-
-
-def intact_alternative(checkpoint_dir):
-    """A line for when the latest checkpoint cannot be used: the best one, if it is another and
-    intact, and how to resume from it; else that none is left."""
-    try:
-        latest = find_checkpoint(checkpoint_dir)
-    except CheckpointError:
-        latest = None
-    try:
-        best = find_checkpoint(checkpoint_dir, "best")
-        if best is not None and best != latest:
-            ckpt = read_checkpoint(best)
-            progress = ckpt.meta.get("progress") or {}
-            pointers = os.path.join(checkpoint_dir, "best.json"), os.path.join(checkpoint_dir, "latest.json")
-            return (f"the best checkpoint {best} (epoch {progress.get('epoch')}, step {progress.get('step')}) "
-                    f"is intact: to resume from it, copy {pointers[0]} over {pointers[1]} "
-                    f"(cp {pointers[0]} {pointers[1]}) and run again with --resume")
-    except CheckpointError:
-        pass
-    return (f"no other intact checkpoint in {checkpoint_dir}: start a new run (without --resume, "
-            f"or in another --checkpoint-dir)")
 
 
 def with_defaults(saved, cfg):
@@ -258,48 +351,47 @@ class KindStore:
     def state_of(self, progress):
         return self.state_type(**progress)
 
-    def save(self, state, order_state, best=False, final=False, keep=()):
+    def save(self, state, order_state, best=False, final=False, keep=(), previous=True):
         """Write a checkpoint (``best``/``final``: point those at it too; ``keep``: older checkpoint
-        folders to keep besides the pointed ones); returns its path."""
+        folders to keep besides the pointed ones; ``previous``: keep the one before, written or
+        resumed from, as ``previous.json``); returns its path."""
         meta = {"kind": self.kind, "model_config": self.model.config.to_dict() if hasattr(self.model.config, "to_dict")
                 else asdict(self.model.config), "train_config": asdict(self.cfg), "progress": self.progress_of(state),
                 "rng": {"gt": gt.get_rng_state(), "order": order_state},
                 "scheduler": self.scheduler.state_dict(), **self.extra_meta(state)}
         try:
             self.last = save_checkpoint(self.cfg.checkpoint_dir, self.model, self.optimizer, meta, best=best,
-                                        final=final, keep=keep)
+                                        final=final, keep=keep, previous=self.last if previous else None)
         except OSError as exc:
             raise SaveFailed(f"cannot write a checkpoint in {self.cfg.checkpoint_dir} "
                              f"({exc.strerror or exc}); the last one stays: {self.last}") from None
         return self.last
 
     def restore(self):
-        """``(state, order generator)`` of the latest checkpoint, loaded into the model,
-        optimizer, schedule and gt's generator; None to start afresh."""
+        """``(state, order generator)`` of the latest checkpoint (``cfg.resume_from``'s when
+        given), loaded into the model, optimizer, schedule and gt's generator; None to start afresh."""
         cfg = self.cfg
-        problem = run_folder_problem(cfg.checkpoint_dir, cfg.resume)
-        if problem:
-            raise CheckpointError(problem)
-        if find_checkpoint(cfg.checkpoint_dir) is None:
-            if cfg.resume:
-                self.log(f"No checkpoint in {cfg.checkpoint_dir} yet: starting from the beginning")
+        ckpt = read_resume_checkpoint(cfg, self.kind, self.advice, self.log)
+        if ckpt is None:
             return None
-        try:
-            ckpt = read_kind_checkpoint(cfg.checkpoint_dir, self.kind, self.advice)
-        except WrongKind:
-            raise
-        except CheckpointError as exc:     # damaged: say whether an older intact one can be resumed
-            raise CheckpointError(f"{exc}\n{intact_alternative(cfg.checkpoint_dir)}") from None
-        saved, now = with_defaults(ckpt.meta.get("train_config") or {}, cfg), asdict(cfg)
-        problems = [f"--{k.replace('_', '-')}: {saved.get(k, '(absent)')!r} in the checkpoint, {now[k]!r} now"
-                    for k in now if k not in self.resumable and saved.get(k, "(absent)") != now[k]]
+        problems = self.differences(ckpt.meta, cfg)
         if problems:
-            raise CheckpointError(f"checkpoint {ckpt.path} is from another configuration:\n  " + "\n  ".join(problems)
-                                  + "\nresume with the options it was saved with, or start a new run in another "
-                                    "--checkpoint-dir")
+            raise config_error(ckpt.path, problems)
         state, order = self.load(ckpt)
         self.log(f"Resumed from {ckpt.path}: {self.where(state)}")
+        left_behind(cfg, ckpt.path, self.log)
         return state, order
+
+    @classmethod
+    def differences(cls, meta, cfg):
+        """The options of ``cfg`` a run resumed from ``meta``'s checkpoint may not have, a line each."""
+        return option_problems(with_defaults(meta.get("train_config") or {}, cfg), cfg, cls.resumable,
+                               {"lr": " (its schedule is fixed when the run starts)"})
+
+    @classmethod
+    def resume_from_problem(cls, cfg):
+        """Why ``cfg.resume_from`` cannot be resumed (``resume_from_problem``), or None."""
+        return resume_from_problem(cfg, cls.kind, cls.advice, lambda meta: cls.differences(meta, cfg))
 
     def where(self, state):
         """Where a restored run stands, for the log."""

@@ -38,7 +38,7 @@ from lpm.memory import model_config, run_problem
 from lpm.model import PixelTransformer
 from lpm.options import check_environment
 from lpm.outputs import OutputError, output_problems, progress_bar, silence_stdout
-from lpm.resume import SaveFailed, run_folder_problem
+from lpm.resume import SaveFailed, lpm_resume_from_problem, run_folder_problem
 from lpm.resume import NonFiniteLoss
 from lpm.run import Run
 
@@ -83,11 +83,13 @@ def compute_loss(logits, targets, kind, num_classes):
     return nn.mse_loss(logits, nn.functional.one_hot(targets, num_classes))
 
 
-def make_optimizer(model, cfg):
+def make_optimizer(model, cfg, train_size=None):
     """The optimizer ``cfg`` names. With weight decay, two parameter groups (nanoGPT's habit):
-    decay on >= 2-D parameters (matrices), none on biases and norm gains."""
+    decay on >= 2-D parameters (matrices), none on biases and norm gains. The default lr scales
+    with the batch a step really holds: no more than the ``train_size`` training sequences."""
     params = list(model.parameters())
-    lr = cfg.lr if cfg.lr is not None else default_lr(cfg.optimizer, cfg.batch_size, cfg.dataset)
+    batch = min(cfg.batch_size, train_size) if train_size else cfg.batch_size
+    lr = cfg.lr if cfg.lr is not None else default_lr(cfg.optimizer, batch, cfg.dataset)
     if cfg.weight_decay > 0:
         params = gt.optim.decay_groups(params, cfg.weight_decay)
     if cfg.optimizer == "sgd":
@@ -183,7 +185,7 @@ def setup(cfg, log, data=None):
         n, desc, show_progress, unit="sequence"))
     gt.manual_seed(cfg.seed)
     model = PixelTransformer(**model_config(cfg, data.num_classes))
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg, len(data.train_labels))
     steps = (len(data.train_labels) + cfg.batch_size - 1) // cfg.batch_size
     run = Run(cfg, log, data, model, optimizer, make_scheduler(optimizer, cfg, cfg.epochs * steps), t0)
     describe(run)
@@ -354,6 +356,9 @@ def main(argv=None, prog="train.py"):
         print(f"{who}: error: {exc}", file=sys.stderr)
         if isinstance(exc, SaveFailed):
             _print_resume(cfg, argv, prog, "to continue once it can be written")
+        for label, folder in getattr(exc, "alternatives", ()):      # a damaged checkpoint (DamagedLatest)
+            print(f"{prog}: to resume from the {label} checkpoint: {resume_command(argv, prog, resume_from=folder)}",
+                  file=sys.stderr)
         sys.exit(1)
     except BrokenPipeError:     # stdout's reader went away (| head): stop without a word, as cat would
         silence_stdout()
@@ -381,6 +386,8 @@ def check_before_work(cfg, parser):
     problems += output_problems(cfg)
     if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
         problems.append(run_folder_problem(cfg.checkpoint_dir, False))
+    if cfg.resume_from and not problems:          # the named checkpoint is read and verified now
+        problems.append(lpm_resume_from_problem(cfg))
     problems = [p for p in problems if p]
     if problems:                 # not an option's spelling: no "see --help"
         parser.refuse(problems[0])
@@ -405,4 +412,4 @@ def _print_resume(cfg, argv, prog, why):
     except CheckpointError:
         holds = False
     if holds:
-        print(f"{prog}: {why}: {resume_command(argv, prog)}", file=sys.stderr)
+        print(f"{prog}: {why}: {resume_command(argv, prog, checkpoint=holds)}", file=sys.stderr)

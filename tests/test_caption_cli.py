@@ -151,3 +151,26 @@ def test_the_real_command_refuses_with_exit_2_and_no_traceback(other_checkpoints
                            other_checkpoints["ppt"]], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "not of a Pixel LLM" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_from_is_checked_before_any_work(capsys, tmp_path, run_dir, other_checkpoints, monkeypatch):
+    import lpm.caption.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "train", lambda cfg, log: calls.append(cfg))
+    best = os.path.join(run_dir, "best.json")
+    cases = [(["--resume-from", str(tmp_path / "gone")], f"--resume-from {tmp_path / 'gone'}: no such file or folder"),
+             (["--resume-from", os.path.join(other_checkpoints["ppt"], "latest.json")], "is a checkpoint of another "
+              "model (ppt, a Pixel Prediction Transformer), not of a Pixel LLM"),
+             (["--resume-from", best, "--checkpoint-dir", str(tmp_path)], f"--resume-from {best} is a checkpoint of "
+              f"the run in {run_dir}, not of --checkpoint-dir {tmp_path}"),
+             (["--resume-from", best, "--lr", "0.5"], "from another configuration:\n  --lr: 0.002 in the "
+              "checkpoint, 0.5 now (its schedule is fixed when the run starts)")]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            main(["train", *TINY, *extra])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and err.startswith("lpm caption train: error: "), err
+    assert calls == [] and os.listdir(tmp_path) == []
+    assert main(["train", *TINY, "--val-interval", "1", "--resume-from", best]) == 0     # no false refusal
+    assert calls[0].checkpoint_dir == run_dir and calls[0].resume

@@ -4,6 +4,7 @@ non-finite stop, the blind baseline and the evaluation table, sharded == one dev
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -195,3 +196,21 @@ def test_plot_writes_curves_and_the_examples_with_each_words_attention(tmp_path,
     paths = figures.run_figures(str(tmp_path / "plots"), result["state"], model, vocab, held_out, count=2)
     assert [os.path.basename(p) for p in paths] == ["curves.png", "examples.png"]
     assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_resume_from_a_kept_checkpoint_with_another_val_interval_ends_as_the_uninterrupted_run(tmp_path, tiny_run):
+    """--resume-from the previous checkpoint (step 3), validating every 2 steps instead of 3: the
+    same weights at step 6; the blind run (one checkpoint kept) keeps no previous one."""
+    whole, folder, _ = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(folder, copy)
+    assert json.loads((copy / "previous.json").read_text())["checkpoint"] == "epoch0001-step00000003"
+    assert not (copy / "blind" / "previous.json").exists()
+    lines = []
+    with deterministic():
+        resumed = train(CaptionTrainConfig(**{**TINY, "val_interval": 2}, resume_from=str(copy / "previous.json")),
+                        log=lines.append)
+    assert any(line.startswith(f"Resumed from {copy / 'epoch0001-step00000003'}: step 3/6") for line in lines)
+    assert resumed["state"].val_steps == [3, 4, 6]
+    assert resumed["state"].val_losses[-1] == whole["state"].val_losses[-1]
+    assert_same_weights(resumed["model"], whole["model"])

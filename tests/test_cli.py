@@ -122,9 +122,9 @@ def test_lpm_command_errors(trained, capsys, tmp_path):
     _, ckpt, _, _ = trained
     assert cli.main([]) == 2 and "usage: lpm" in capsys.readouterr().out
     assert cli.main(["fly"]) == 2 and "unknown command 'fly'" in capsys.readouterr().err
-    assert cli.main(["predict", "--checkpoint", str(tmp_path), "x.npy"]) == 1
-    assert "no checkpoint in" in capsys.readouterr().err
     (tmp_path / "bad.npy").write_bytes(b"not an array")
+    assert cli.main(["predict", "--checkpoint", str(tmp_path), str(tmp_path / "bad.npy")]) == 1
+    assert "no checkpoint in" in capsys.readouterr().err
     assert cli.main(["predict", "--checkpoint", str(ckpt), str(tmp_path / "bad.npy")]) == 1
     assert "bad.npy: cannot read the array" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:

@@ -168,6 +168,33 @@ def test_the_documented_runs_fit_in_a_few_gigabytes():
         f"{h(batch)}) but 512.0 MiB is available: use fewer --samples, a smaller --img-size or --seq-len")
 
 
+def test_frames_read_with_data_are_counted_before_the_run(tmp_path):
+    """--data and --eval-data: the decoded frames each set keeps (when they fit the cache) and a
+    compressed .npz's images, read whole, are counted from listings and headers alone."""
+    images, labels = make_moving_blobs(12, seq_len=3, img_size=8)
+    np.savez(tmp_path / "a.npz", images=images, labels=labels)
+    np.savez_compressed(tmp_path / "c.npz", images=images, labels=labels)
+    for c in ("x", "y"):
+        (tmp_path / "seqs" / c).mkdir(parents=True)
+        for i in range(3):
+            np.save(tmp_path / "seqs" / c / f"{i}.npy", images[i])
+    (tmp_path / "seqs" / "y" / "notes.txt").write_text("not a sequence")
+    folder, npz = str(tmp_path / "seqs"), str(tmp_path / "a.npz")
+
+    def frames(n, seq_len, img_size):
+        return n * seq_len * img_size ** 2 * 4
+
+    assert files.memory_bytes(npz, 4, 10) == frames(12, 4, 10)               # padded and resized as read
+    assert files.memory_bytes(str(tmp_path / "c.npz"), 3, 8) == images.nbytes + frames(12, 3, 8)
+    assert files.memory_bytes(folder, 3, 8) == frames(6, 3, 8) == files.open_dataset(folder, 3, 8)._cache.nbytes
+    assert files.memory_bytes(npz, 3, 8, cache_bytes=100) == 0                # read from disk batch by batch
+    assert files.memory_bytes(str(tmp_path / "none"), 3, 8) == 0              # open_dataset names the problem
+    cfg = TrainConfig(data=folder, eval_data=npz, seq_len=3, img_size=8, embed_dim=8, num_heads=2, ff_dim=8)
+    assert memory.data_bytes(cfg) == frames(18, 3, 8)
+    refusal = memory.run_problem(cfg, available=frames(18, 3, 8))             # the frames alone fill it
+    assert refusal.startswith("this run needs about ") and f"(data {memory.human(frames(18, 3, 8))}, " in refusal
+
+
 def test_available_memory_and_platforms_without_it(monkeypatch):
     available = memory.available_bytes()
     assert available is None or available > 0
@@ -201,6 +228,7 @@ def test_an_edited_checkpoint_too_large_to_build_is_refused(checkpoint, tmp_path
     meta["checksum"] = _checksum(meta)                # edited with care: only the size is wrong
     (edited / "checkpoint.json").write_text(json.dumps(meta))
     before = sorted(os.listdir(edited))
+    (tmp_path / "x.npy").write_bytes(b"")             # an input there: the checkpoint is what is refused
     for command in (["evaluate"], ["predict", str(tmp_path / "x.npy")]):
         assert cli.main([*command, "--checkpoint", str(edited)]) == 1
         assert_short_error(capsys.readouterr().err, f"lpm {command[0]}: error: checkpoint {edited}: its model "

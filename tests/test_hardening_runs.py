@@ -489,21 +489,21 @@ def test_a_damaged_latest_checkpoint_names_the_intact_best_and_how_to_resume(tmp
     args = [*TINY, "--epochs", "2", "--checkpoint-dir", run]
     main(args)
     best, latest = find_checkpoint(run, "best"), find_checkpoint(run)
-    assert best != latest
+    assert best != latest and find_checkpoint(run, "previous") == best
     damage(latest)
     capsys.readouterr()
     assert exit_status([*args, "--epochs", "3", "--resume"]) == 1
     err = capsys.readouterr().err
-    assert_clean(err, 3)
+    assert_clean(err, 4)
     lines = err.strip().splitlines()
     assert lines[0] == f"train.py: error: checkpoint {latest} is damaged:"
     assert "model.safetensors: contents do not match the SHA-256" in lines[1]
-    pointers = os.path.join(run, "best.json"), os.path.join(run, "latest.json")
-    assert lines[2] == (f"the best checkpoint {best} (epoch 1, step 4) is intact: to resume from it, copy "
-                        f"{pointers[0]} over {pointers[1]} (cp {pointers[0]} {pointers[1]}) and run again with "
-                        "--resume")
-    shutil.copy(*pointers)                          # as the message says
-    main([*args, "--epochs", "3", "--resume"])
+    assert lines[2] == (f"the previous and best checkpoint {best} (epoch 1, step 4) is intact: resume from it with "
+                        f"--resume-from {best}")
+    command = resume_command([*args, "--epochs", "3", "--resume"], resume_from=best)
+    assert lines[3] == f"train.py: to resume from the previous and best checkpoint: {command}"
+    assert command.endswith(f"--epochs 3 --resume-from {best}")
+    main([*args, "--epochs", "3", "--resume-from", best])         # as the message says
     out = capsys.readouterr().out
     assert f"Resumed from {best}: epoch 1/3 done, step 4" in out
     assert read_checkpoint(run).meta["progress"]["epoch"] == 3

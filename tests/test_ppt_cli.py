@@ -172,3 +172,55 @@ def test_evaluate_samples_prints_the_judges_figures(capsys, run_dir):
     assert main(["evaluate", "--checkpoint", run_dir, "--samples", "--per-class", "2", "--unconditional", "10"]) == 0
     out = capsys.readouterr().out
     assert "conditional samples judged as asked" in out and "(>= 85%" in out and "nearest-training distance" in out
+
+
+@pytest.mark.first_pass
+def test_resume_from_is_checked_before_any_work(capsys, tmp_path, run_dir, lpm_checkpoint, monkeypatch):
+    import lpm.ppt.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "train", lambda cfg, log: calls.append(cfg))
+    same = ["--limit", "24", "--codes", "8", "--embed-dim", "16", "--num-layers", "1", "--num-heads", "2",
+            "--ff-dim", "16", "--epochs", "1", "--batch-size", "8", "--no-progress"]
+    best = os.path.join(run_dir, "best.json")
+    cases = [(["--resume-from", str(tmp_path / "gone")], f"--resume-from {tmp_path / 'gone'}: no such file or folder"),
+             (["--resume-from", os.path.join(lpm_checkpoint, "latest.json")], "is a checkpoint of another model (lpm, "
+              "a Pixel Transformer), not of a Pixel Prediction Transformer"),
+             (["--resume-from", best, "--checkpoint-dir", str(tmp_path)], f"--resume-from {best} is a checkpoint of "
+              f"the run in {run_dir}, not of --checkpoint-dir {tmp_path}"),
+             (["--resume-from", best, "--codes", "16"], "from another configuration:\n  --codes: 8 in the "
+              "checkpoint, 16 now")]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            main(["train", *same, *extra])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and err.startswith("lpm ppt train: error: "), err
+    assert calls == [] and os.listdir(tmp_path) == []
+    assert main(["train", *same, "--threads", "1", "--resume-from", best]) == 0      # no false refusal
+    assert calls[0].checkpoint_dir == run_dir and calls[0].resume and calls[0].codebook_path() == \
+        os.path.join(run_dir, "codebook.safetensors")
+
+
+@pytest.mark.first_pass
+def test_a_damaged_latest_prints_the_resume_from_command_of_each_intact_checkpoint(capsys, tmp_path):
+    from lpm.checkpoint import find_checkpoint
+    from lpm.interrupt import resume_command
+
+    run = str(tmp_path / "run")
+    argv = ["train", "--checkpoint-dir", run, "--limit", "24", "--codes", "8", "--embed-dim", "16", "--num-layers",
+            "1", "--num-heads", "2", "--ff-dim", "16", "--epochs", "2", "--batch-size", "8", "--no-progress"]
+    assert main(argv) == 0
+    latest, previous = find_checkpoint(run), find_checkpoint(run, "previous")
+    weights = os.path.join(latest, "model.safetensors")
+    data = bytearray(open(weights, "rb").read())
+    data[-3] ^= 0xFF
+    open(weights, "wb").write(bytes(data))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"lpm ppt train: error: checkpoint {latest} is damaged:"
+    label = "previous and best" if find_checkpoint(run, "best") == previous else "previous"
+    assert err[-1] == f"lpm ppt train: to resume from the {label} checkpoint: " + \
+        resume_command([*argv[1:], "--resume"], "lpm ppt train", resume_from=previous)
+    assert main([*argv, "--resume-from", previous]) == 0
+    assert f"Resumed from {previous}: epoch 1/2 done" in capsys.readouterr().out

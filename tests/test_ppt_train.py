@@ -127,3 +127,35 @@ def test_blas_threads_are_fixed_inside_and_the_setting_restored():
     assert gt.get_num_threads() == before or gt.config.num_threads() == "auto"
     with ppt_train.blas_threads("auto"):           # "auto": the policy is left alone
         assert gt.get_num_threads() >= 1
+
+
+@deterministic()
+def test_resume_from_the_previous_checkpoint_after_a_damaged_latest_equals_the_uninterrupted_run(tmp_path):
+    """The latest damaged: the error names the previous checkpoint (kept beside it) and its
+    --resume-from; resuming from it, with another --threads, ends as the uninterrupted run."""
+    from lpm.checkpoint import CheckpointError, find_checkpoint
+    from lpm.fallback import DamagedLatest
+
+    whole = train(PPTTrainConfig(checkpoint_dir=str(tmp_path / "whole"), **{**TINY_RUN, "epochs": 3}), log=quiet)
+    cfg = PPTTrainConfig(checkpoint_dir=str(tmp_path / "run"), **{**TINY_RUN, "epochs": 3})
+    train(cfg, log=quiet)
+    latest, previous = find_checkpoint(cfg.checkpoint_dir), find_checkpoint(cfg.checkpoint_dir, "previous")
+    assert os.path.basename(previous) == "epoch0002-step00000006"
+    weights = os.path.join(latest, "model.safetensors")
+    data = bytearray(open(weights, "rb").read())
+    data[-3] ^= 0xFF
+    open(weights, "wb").write(bytes(data))
+    with pytest.raises(DamagedLatest) as info:
+        train(PPTTrainConfig(**{**vars(cfg), "resume": True}), log=quiet)
+    assert f"the previous checkpoint {previous} (epoch 2, step 6) is intact: resume from it with --resume-from " \
+           f"{previous}" in str(info.value).splitlines()
+    assert ("previous", previous) in info.value.alternatives
+    threads = int(os.environ.get("GT_NUM_THREADS", "1"))           # the count "auto" gives under the tests
+    lines = []
+    resumed = train(PPTTrainConfig(**{**vars(cfg), "checkpoint_dir": None, "resume_from": previous,
+                                      "threads": threads}), log=lines.append)
+    assert any(line.startswith(f"Resumed from {previous}: epoch 2/3 done") for line in lines)
+    assert resumed["state"].losses == whole["state"].losses and resumed["state"].eval_bits == whole["state"].eval_bits
+    assert_same_weights(resumed["model"], whole["model"])
+    with pytest.raises(CheckpointError, match="--lr: None in the checkpoint, 0.01 now \\(its schedule is fixed"):
+        train(PPTTrainConfig(**{**vars(cfg), "resume": True, "lr": 0.01}), log=quiet)

@@ -20,14 +20,17 @@ from lpm.caption.decoding import GenerationConfig
 from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
 from lpm.caption.metrics import missing_packages
 from lpm.caption.presets import PRESETS
-from lpm.caption.store import blind_dir
-from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, resolve, train
+from lpm.caption.store import CaptionStore, blind_dir
+from lpm.caption.model import PixelLLMConfig
+from lpm.caption.tasks import CANVAS
+from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, model_fields, preset_of, resolve, \
+    train
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
 from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, missing_package, \
     non_negative, positive, problems, seed_problem, within
-from lpm.outputs import writable_problem
+from lpm.outputs import foreign_pictures, writable_problem
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
 USAGE = """usage: lpm caption {train,evaluate,predict} ...
@@ -48,7 +51,10 @@ HELPS = {
     "image_root": "folder the JSON's image paths are relative to (default: the JSON's folder)",
     "checkpoint_dir": "folder of the run's checkpoints (latest, best by held-out exact match, final; the "
                       "blind baseline in DIR/blind)",
-    "resume": "continue the run in --checkpoint-dir exactly",
+    "resume": "continue the run in --checkpoint-dir exactly (--val-interval, --checkpoint-interval, "
+              "--save-total-limit and --num-beams may change)",
+    "resume_from": "resume from this checkpoint instead of the latest: a checkpoint folder or a pointer file "
+                   "(DIR/best.json, DIR/previous.json); implies --resume, in its run folder",
     "steps": "optimizer steps in all (default: --epochs of the training set)",
     "blind_fraction": "the blind baseline (images zeroed) trains for this share of the steps: it only "
                       "learns the captions' statistics, which takes little (task default: 0.1)",
@@ -72,7 +78,8 @@ def _train_parser(prog):
     p = OneLineParser(prog=prog, description="Train a Pixel LLM (image encoder + text decoder with cross-attention) "
                                              "to caption images, then its blind baseline; prints the held-out table. "
                                              "Options left out take the task's defaults (lpm/caption/presets.py).")
-    types = {"task": str, "data": str, "image_root": str, "checkpoint_dir": str, "autocast": str, "plot": str,
+    types = {"task": str, "data": str, "image_root": str, "checkpoint_dir": str, "resume_from": str, "autocast": str,
+             "plot": str,
              "lr": float, "weight_decay": float, "grad_clip": float, "blind_fraction": float}
     for f in fields(CaptionTrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -105,7 +112,7 @@ def _train_problems(cfg):
                    non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
                    within("--blind-fraction", cfg.blind_fraction, 0, 1),
                    *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in ("data", "image_root", "checkpoint_dir",
-                                                                                "plot")))
+                                                                                "plot", "resume_from")))
     if cfg.image_root and not cfg.data:
         bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
     if cfg.resume and not cfg.checkpoint_dir:
@@ -129,10 +136,14 @@ def train_command(argv, prog):
                  f"run with GT_BACKEND=torch")
     outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
     refused = [f"{flag} {path}: {why}" for flag, path in outputs for why in [writable_problem(path)] if why]
+    if cfg.plot:
+        refused.append(foreign_pictures("--plot", cfg.plot, ("curves.png", "examples.png")))
     if cfg.checkpoint_dir:
         refused += [run_folder_problem(cfg.checkpoint_dir, cfg.resume),
                     run_folder_problem(blind_dir(cfg.checkpoint_dir), cfg.resume)]
-    refused.append(_data_problem(cfg) if cfg.data else config_problem(cfg))
+    if cfg.resume_from and not any(refused):       # the named checkpoint is read and verified now
+        refused.append(CaptionStore.resume_from_problem(resolve(cfg)))
+    refused.append(_data_problem(cfg) if cfg.data else config_problem(cfg) or _memory_problem(cfg))
     refused = [r for r in refused if r]
     if refused:
         p.refuse(refused[0])
@@ -140,11 +151,60 @@ def train_command(argv, prog):
     return 0
 
 
+def _memory_problem(cfg):
+    """A one-line refusal when a task's run cannot fit in memory (its model with AdamW's state, its
+    canvases and one batch's activations, float32), else None; from the options alone, before any
+    data is made. (``--data``'s pairs are read, so counted, by ``_data_problem``.)"""
+    from lpm import memory
+
+    cfg = resolve(cfg)
+    vit = preset_of(cfg)["model"].get("encoder", "vit") == "vit"
+    c = PixelLLMConfig(vocab_size=64, **model_fields(cfg, CANVAS if vit else (8, 32, 32), 4))
+    pixels, s, d, layers, heads = _encoder_sizes(c)
+    t, dt, ff = c.max_seq_len, c.text_embed_dim, c.ff_mult
+    params = (pixels // s) * d + layers * (4 + 2 * ff) * d * d + c.text_num_layers * (8 + 2 * ff) * dt * dt \
+        + 2 * (t + c.vocab_size) * dt
+    per_row = pixels + 2 * (layers * s * ((16 + 2 * ff) * d + heads * s)
+                            + c.text_num_layers * t * ((24 + 2 * ff) * dt + c.text_num_heads * (t + s)))
+    kept = (cfg.samples + cfg.val_samples) * (pixels if vit else 128)      # uint8 canvases; frames drawn per batch
+    batch = max(min(cfg.batch_size, cfg.samples), min(max(cfg.batch_size, 250), cfg.val_samples))  # as drawn
+    parts = {"model": 24 * params, "data": kept, "a batch": 4 * batch * per_row}
+    hints = {"model": "a smaller --vision-embed-dim, --text-embed-dim or fewer layers", "data": "fewer --samples",
+             "a batch": "a smaller --batch-size or a larger --patch-size"}
+    return memory.too_large(parts, "this run", "use " + hints[max(parts, key=parts.get)])
+
+
+def _encoder_sizes(c):
+    """``(pixels, tokens, width, layers, heads)`` of the encoder of a ``PixelLLMConfig``."""
+    if c.encoder == "vit":
+        pixels = c.image_size[0] * c.image_size[1]
+        return (pixels, pixels // (c.patch_size[0] * c.patch_size[1]), c.vision_embed_dim, c.vision_num_layers,
+                c.vision_num_heads)
+    return c.seq_len * c.frame_size ** 2, c.seq_len, c.lpm_embed_dim, c.lpm_num_layers, c.lpm_num_heads
+
+
+def _refuse_if_decoding_too_large(p, model, rows, hint):
+    """Exit 2 when captioning ``rows`` (images x beams) at once cannot fit in memory: per row, the
+    encoder's output, each decoder block's self- and cross-attention keys and values, one block's
+    activations over the caption and the logits, float32."""
+    from lpm import memory
+
+    c = model.config
+    _, s, d, _, _ = _encoder_sizes(c)
+    t, dt = c.max_seq_len, c.text_embed_dim
+    per_row = s * d + 2 * c.text_num_layers * (t + s) * dt + t * ((24 + 2 * c.ff_mult) * dt
+                                                                  + c.text_num_heads * (t + s)) + 4 * c.vocab_size
+    too_large = memory.too_large({"the captions decoded at once": 4 * rows * per_row}, "this command", hint)
+    if too_large:
+        p.refuse(too_large)
+
+
 def _data_problem(cfg):
     """The first problem of ``--data`` (a missing image, an empty caption...) or of the model options
     for its images, or None."""
     if not os.path.isfile(cfg.data):
-        return f"--data {cfg.data}: no such file (expected a JSON list of {{\"image\", \"caption\"}})"
+        return (f"--data {cfg.data}: {'a folder' if os.path.isdir(cfg.data) else 'no such file'} (expected a JSON "
+                f"list of {{\"image\", \"caption\"}})")
     try:
         pairs = ImageTextDataset(cfg.data, image_root=cfg.image_root)
     except DataError as exc:     # most of its messages name the file already
@@ -175,6 +235,8 @@ def evaluate_command(argv, prog):
     if bad:
         p.error(bad[0])
     model, vocab, ckpt = _load(p, args)
+    rows = min(250, args.limit or 250) * args.num_beams           # held-out images go 250 a batch
+    _refuse_if_decoding_too_large(p, model, rows, "use a smaller --num-beams")
     saved = {k: v for k, v in (ckpt.meta.get("train_config") or {}).items() if k in CAPTION_FIELDS}
     cfg = resolve(CaptionTrainConfig(**saved))
     train_set, held_out, _ = load_captions(cfg, print)
@@ -224,6 +286,7 @@ def predict_command(argv, prog):
         images, sources = read_images(args.files, tuple(model.config.image_size))
     except DataError as exc:
         p.refuse(str(exc))
+    _refuse_if_decoding_too_large(p, model, len(images) * args.num_beams, "use a smaller --num-beams or fewer images")
     config = GenerationConfig(max_length=model.config.max_seq_len, num_beams=args.num_beams, do_sample=args.sample,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     gt.manual_seed(args.seed)

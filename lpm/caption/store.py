@@ -17,8 +17,10 @@ from lpm.resume import KindStore, RunPosition, read_kind_checkpoint
 
 KIND = "caption"
 BLIND_FOLDER = "blind"
-# Options a resumed run may change: they do not change what the run computes.
-RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress", "save_total_limit", "checkpoint_interval", "num_beams")
+# Options a resumed run may change: they do not change what the run learns (--val-interval: when it
+# is validated and saved; --resume-from: which checkpoint it goes on from).
+RESUMABLE = ("checkpoint_dir", "resume", "resume_from", "plot", "progress", "save_total_limit", "checkpoint_interval",
+             "num_beams", "val_interval")
 ADVICE = "give the --checkpoint-dir of an lpm caption train run (lpm evaluate/predict and lpm ppt read the others)"
 
 
@@ -64,6 +66,12 @@ class CaptionStore(KindStore):
                 "metrics": {"val_exact": state.val_exact[-1] if state.val_exact else None,
                             "eval_acc": state.val_exact[-1] if state.val_exact else None}}
 
+    @classmethod
+    def differences(cls, meta, cfg):
+        problems = super().differences(meta, cfg)
+        # --steps not given is known once the data is made (before it, resume_from_problem): checked then
+        return [p for p in problems if not (cfg.steps is None and p.startswith("--steps:"))]
+
     def where(self, state):
         return f"step {state.step}/{self.cfg.steps} ({state.step_in_epoch} step(s) into epoch {state.epoch + 1})"
 
@@ -71,4 +79,5 @@ class CaptionStore(KindStore):
         limit = self.cfg.save_total_limit
         older = checkpoint_folders(self.cfg.checkpoint_dir)
         keep = older if limit is None else older[max(0, len(older) - (limit - 1)):] if limit > 1 else []
-        return super().save(state, order_state, best=best, final=final, keep=keep)
+        # one checkpoint asked for (the blind run's): none kept as previous either
+        return super().save(state, order_state, best=best, final=final, keep=keep, previous=limit != 1)

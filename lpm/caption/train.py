@@ -30,6 +30,7 @@ from lpm.caption.store import blind_dir
 from lpm.caption.tasks import CANVAS, TASKS
 from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
+from lpm.resume import settle_resume_from
 
 MODEL_OPTIONS = ("patch_size", "vision_embed_dim", "vision_num_layers", "text_embed_dim", "text_num_layers",
                  "num_heads")
@@ -46,6 +47,7 @@ class CaptionTrainConfig:
     image_root: str | None = None
     checkpoint_dir: str | None = None
     resume: bool = False
+    resume_from: str | None = None     # a checkpoint folder or pointer file (implies resume, in its run folder)
     epochs: int | None = None
     steps: int | None = None           # optimizer steps in all (default: epochs x batches per epoch)
     batch_size: int | None = None
@@ -70,6 +72,9 @@ class CaptionTrainConfig:
     seed: int = 0
     plot: str | None = None
     progress: bool = True
+
+    def __post_init__(self):
+        settle_resume_from(self)
 
 
 def preset_of(cfg):
@@ -161,8 +166,8 @@ def train_blind(run, log):
     cfg = run["cfg"]
     steps = max(1, math.ceil(cfg.blind_fraction * cfg.steps))
     blind_cfg = dataclasses.replace(cfg, checkpoint_dir=blind_dir(cfg.checkpoint_dir) if cfg.checkpoint_dir
-                                    else None, plot=None, steps=steps, val_interval=steps, checkpoint_interval=None,
-                                    save_total_limit=1)
+                                    else None, resume_from=None, plot=None, steps=steps, val_interval=steps,
+                                    checkpoint_interval=None, save_total_limit=1)
     gt.manual_seed(cfg.seed + 2)
     model = PixelLLM(run["config"])
     trainer = PixelLLMTrainer(model, blind_cfg, run["train_batches"], run["val_batches"], max_steps=steps,

@@ -74,6 +74,53 @@ def layout_problem(path, flag="--data"):
     return None
 
 
+def memory_bytes(path, seq_len=8, img_size=200, cache_bytes=CACHE_BYTES):
+    """Bytes ``open_dataset(path, ...)`` keeps in memory, from names and array headers alone (no
+    frame is read): the decoded frames when they fit ``cache_bytes`` (kept after the check pass),
+    and each compressed .npz's ``images``, read whole. 0 for a path that is not a data set (its
+    error comes from ``open_dataset``)."""
+    try:
+        if os.path.isfile(path):
+            archives, sequences = [path], 0
+        else:
+            entries = [e for e in os.scandir(path) if not e.name.startswith(".")]
+            archives = [e.path for e in entries if not e.is_dir() and has_extension(e.name, ".npz")]
+            sequences = sum(_sequences_in(e.path) for e in entries if e.is_dir())
+    except OSError:
+        return 0
+    held = 0
+    for archive in archives:
+        shape, itemsize, compressed = _npz_header(archive) or ((0,), 0, False)
+        sequences += shape[0] if shape else 0
+        held += int(np.prod(shape, dtype=np.float64)) * itemsize if compressed else 0
+    frames = sequences * seq_len * img_size ** 2 * 4
+    return held + (frames if frames <= cache_bytes else 0)
+
+
+def _sequences_in(folder):
+    """How many sequences a class folder holds (sub-folders and .npy files, as ``FileSequences`` counts)."""
+    try:
+        return sum(1 for e in os.scandir(folder) if not e.name.startswith(".")
+                   and (e.is_dir() or has_extension(e.name, ".npy")))
+    except OSError:
+        return 0
+
+
+def _npz_header(path, key="images"):
+    """``(shape, itemsize, compressed)`` of ``key`` in an .npz, from the array's header, or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(key + ".npy")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+        return shape, dtype.itemsize, info.compress_type != zipfile.ZIP_STORED
+    except Exception:                  # not an archive, no such member, a bad header: open_dataset says
+        return None
+
+
 def open_folder(root, seq_len=8, img_size=200, flag="--data"):
     """The sequences of a folder (not yet checked): its class folders and its .npz files, together."""
     entries = sorted(n for n in os.listdir(root) if not n.startswith("."))

@@ -51,11 +51,9 @@ def read_image(path):
 def to_gray(frames, source):
     """(S, H, W) or (S, H, W, C) numbers -> (S, H, W) float32 in [0, 1] (integers scaled by their range)."""
     frames = np.asarray(frames)
-    if frames.ndim == 4 and frames.shape[-1] in (1, 3, 4):
+    _check_shape(frames, source)
+    if frames.ndim == 4:
         frames = frames[..., 0] if frames.shape[-1] == 1 else frames[..., :3]
-    elif frames.ndim != 3:
-        raise DataError(f"{source}: expected frames of shape (frames, H, W) or (frames, H, W, channels), "
-                        f"got shape {frames.shape}")
     kind = frames.dtype.kind
     if kind == "b":
         out = frames.astype(np.float32)
@@ -68,6 +66,12 @@ def to_gray(frames, source):
     if out.ndim == 4:
         out = out @ _LUMA
     return out
+
+
+def _check_shape(frames, source):
+    if not (frames.ndim == 3 or frames.ndim == 4 and frames.shape[-1] in (1, 3, 4)):
+        raise DataError(f"{source}: expected frames of shape (frames, H, W) or (frames, H, W, channels), "
+                        f"got shape {frames.shape}")
 
 
 def resize(frame, img_size):
@@ -93,6 +97,7 @@ def fit_length(frames, seq_len):
 
 def prepare(frames, seq_len, img_size, source):
     """Raw frames (S, H, W[, C]) -> (seq_len, img_size, img_size) float32; DataError if empty or non-finite."""
+    _check_shape(frames, source)               # as the file holds it, before padding or cutting
     if len(frames) == 0:
         raise DataError(f"{source}: the sequence has no frames")
     if frames.ndim >= 3 and 0 in frames.shape[1:3]:
@@ -128,7 +133,10 @@ def read_sequence(path, seq_len, img_size):
 
 def sequence_length(path):
     """The number of frames in a sequence, from the folder listing or the .npy header (cheap)."""
-    return len(frame_files(path)) if os.path.isdir(path) else len(load_npy(path))
+    if os.path.isdir(path):
+        return len(frame_files(path))
+    frames = load_npy(path)
+    return len(frames) if frames.ndim else 1   # a 0-d array: the check pass names its shape
 
 
 def _same_size(frames, files):

@@ -8,7 +8,8 @@
     lpm ppt codebook --patch-size 4 --codes 256 --out runs/ppt/codebook.safetensors
 
 Bad options, files and environment variables are one line on stderr and exit status 2, found
-before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 130.
+before any work starts (an --out that exists already is kept unless --overwrite is given); a
+damaged checkpoint or missing data is exit 1; Ctrl-C 130.
 """
 
 import os
@@ -19,14 +20,15 @@ import numpy as np
 
 from lpm.checkpoint import load_into
 from lpm.commands import dispatch
-from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, folder_given,
-                         missing_package, non_negative, positive, problems, seed_problem, within)
-from lpm.outputs import writable_problem
-from lpm.ppt.data import load_tokens, tokens_of
+from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, existing_output,
+                         folder_given, missing_package, non_negative, positive, problems, seed_problem, within)
+from lpm.outputs import foreign_pictures, writable_problem
+from lpm.data.base import DataError
+from lpm.ppt.data import load_codebook, load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
-from lpm.ppt.store import read_ppt_checkpoint
+from lpm.ppt.store import Store, read_ppt_checkpoint
 from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, train
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
@@ -71,7 +73,10 @@ def train_command(argv, prog):
     p = OneLineParser(prog=prog, description="Train the Pixel Prediction Transformer on MNIST's codebook tokens "
                                              "(the codebook is fitted first when there is none).")
     helps = {"checkpoint_dir": "folder of the run's checkpoints (latest, best by held-out bits/token, final) and "
-                               "of its codebook", "resume": "continue the run in --checkpoint-dir exactly",
+                               "of its codebook",
+             "resume": "continue the run in --checkpoint-dir exactly (--threads may change)",
+             "resume_from": "resume from this checkpoint instead of the latest: a checkpoint folder or a pointer "
+                            "file (DIR/best.json, DIR/previous.json); implies --resume, in its run folder",
              "codebook": "codebook file to read, or to write when absent (default: CHECKPOINT_DIR/"
                          "codebook.safetensors)", "limit": "use at most this many training and held-out digits",
              "lr": "learning rate (default: 2e-3 for adamw, 0.1 for sgd), cosine decay to 0",
@@ -98,7 +103,8 @@ def train_command(argv, prog):
                    non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
                    within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
                    seed_problem("--seed", cfg.seed), _threads_problem(cfg),
-                   *(blank(f"--{n}", getattr(cfg, n.replace("-", "_"))) for n in ("checkpoint-dir", "plot", "codebook")))
+                   *(blank(f"--{n}", getattr(cfg, n.replace("-", "_"))) for n in ("checkpoint-dir", "plot", "codebook",
+                                                                                 "resume-from")))
     if not bad and cfg.embed_dim % cfg.num_heads:
         bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
     if not bad and 28 % cfg.patch_size:
@@ -110,20 +116,48 @@ def train_command(argv, prog):
         bad = [no_plot]
     if bad:
         p.error(bad[0])
-    outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
-    if cfg.codebook and not os.path.exists(cfg.codebook):
-        outputs.append(("--codebook", os.path.dirname(cfg.codebook) or "."))
-    refused = [f"{flag} {path}: {why}" for flag, path in outputs for why in [writable_problem(path)] if why]
-    if cfg.checkpoint_dir:
-        refused.append(run_folder_problem(cfg.checkpoint_dir, cfg.resume))
-    refused = [r for r in refused if r]
+    refused = _folder_problem(cfg)
     if refused:
-        p.refuse(refused[0])
+        p.refuse(refused)
     too_large = _memory_problem(cfg)
     if too_large:
         p.refuse(too_large)
     train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
+
+
+def _folder_problem(cfg):
+    """The first problem of the folders and files the run writes or resumes from, or None."""
+    outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
+    if cfg.codebook and not os.path.exists(cfg.codebook):
+        outputs.append(("--codebook", os.path.dirname(cfg.codebook) or "."))
+    refused = [f"{flag} {path}: {why}" for flag, path in outputs for why in [writable_problem(path)] if why]
+    if cfg.plot:
+        refused.append(foreign_pictures("--plot", cfg.plot, ("curves.png", "samples_epoch*.png")))
+    if cfg.checkpoint_dir:
+        refused.append(run_folder_problem(cfg.checkpoint_dir, cfg.resume))
+    if cfg.resume_from and not any(refused):       # the named checkpoint is read and verified now
+        refused.append(Store.resume_from_problem(cfg))
+    if not any(refused):
+        refused.append(_codebook_problem(cfg))
+    return next((r for r in refused if r), None)
+
+
+def _codebook_problem(cfg):
+    """Why the codebook the run would read (``--codebook``, or the run folder's) cannot be used: a
+    folder, another kind of file, a codebook of other sizes; read now (small), not after MNIST."""
+    path = cfg.codebook_path()
+    if not path or not os.path.lexists(path):
+        return None                   # fitted, then written there
+    try:
+        load_codebook(path, cfg.patch_size, cfg.codes)
+    except DataError as exc:
+        message = str(exc)            # "codebook PATH: ..." or "PATH is a codebook of ..."
+    else:
+        return None
+    if cfg.codebook:
+        return "--" + message if message.startswith("codebook ") else f"--codebook {message}"
+    return message
 
 
 def _memory_problem(cfg):
@@ -189,6 +223,9 @@ def evaluate_command(argv, prog):
     if bad:
         p.error(bad[0])
     model, ckpt = _load(p, args)
+    if args.samples:
+        guided = 10 * args.per_class * (1 if args.guidance == 1 else 2)
+        _refuse_if_too_large(p, model, max(guided, args.unconditional), "fewer --per-class or --unconditional")
     data = tokens_of(model, (ckpt.meta.get("train_config") or {}).get("limit"))
     progress = ckpt.meta.get("progress") or {}
     print(f"Checkpoint: {ckpt.path} (epoch {progress.get('epoch')}, step {progress.get('step')})")
@@ -219,9 +256,10 @@ def generate_command(argv, prog):
                                                           "rows of patches (half the grid, rounded down) are kept")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="decode without the key/value cache (the same digits, slower)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file --out names if there is one")
     args = p.parse_args(argv)
     check_environment(p)
-    bad = _sampling_problems(args) + problems(at_least("--num", args.num, 1))
+    bad = _sampling_problems(args) + problems(at_least("--num", args.num, 1), blank("--out", args.out))
     if args.digit is not None and not 0 <= args.digit <= 9:
         bad.append(f"--digit must be a digit from 0 to 9, got {args.digit}")
     if args.guidance is not None and args.digit is None and not args.each_digit:
@@ -236,6 +274,7 @@ def generate_command(argv, prog):
         no_png = missing_package("matplotlib", "matplotlib", "plot", "--out *.png")
         if no_png:
             bad.append(no_png + "; or write an .npy")
+    bad += problems(existing_output("--out", args.out, args.overwrite))
     if bad:
         p.error(bad[0])
     refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
@@ -245,6 +284,9 @@ def generate_command(argv, prog):
     model, _ = _load(p, args)
     asks_digit = args.digit is not None or args.each_digit
     guidance = (DEFAULT_GUIDANCE if args.guidance is None else args.guidance) if asks_digit else None
+    rows = (args.num or 8) * 10 if args.each_digit else (args.num or 1) * len(given) if given is not None \
+        else args.num or 64
+    _refuse_if_too_large(p, model, rows * (2 if guidance not in (None, 1) else 1), "a smaller --num")
     t0, options = time.perf_counter(), dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                            guidance=guidance, seed=args.seed, use_cache=args.cache)
     given_tokens = 0
@@ -269,6 +311,21 @@ def generate_command(argv, prog):
     return 0
 
 
+def _refuse_if_too_large(p, model, rows, hint):
+    """Exit 2 when drawing ``rows`` digits in one batch cannot fit in memory: per row, the tokens
+    and image, the key/value cache of every block, one block's activations over a whole prefix (the
+    first step, or every step without the cache; no tape) and the logits, float32."""
+    from lpm import memory
+
+    c = model.config
+    n = c.tokens_per_image + 1
+    per_row = 4 * (2 * c.num_layers * n * c.embed_dim + n * (8 * c.embed_dim + 2 * c.ff_dim + c.num_heads * n)
+                   + 4 * c.num_codes + 28 * 28) + 8 * n
+    too_large = memory.too_large({"the digits drawn at once": rows * per_row}, "this command", f"ask for {hint}")
+    if too_large:
+        p.refuse(too_large)
+
+
 def _read_complete(p, path):
     """The digits of ``--complete`` (``generate.read_digits``); exit 2 with one line if they are not."""
     try:
@@ -287,11 +344,12 @@ def codebook_command(argv, prog):
     p.add_argument("--codes", type=int, default=256, help="number of codes (default: 256)")
     p.add_argument("--limit", type=int, help="fit on at most this many training digits")
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file --out names if there is one")
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
                    at_least("--limit", args.limit, 1), seed_problem("--seed", args.seed), blank("--out", args.out),
-                   folder_given("--out", args.out))
+                   folder_given("--out", args.out), existing_output("--out", args.out, args.overwrite))
     if not bad and 28 % args.patch_size:
         bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {args.patch_size}"]
     if bad:

@@ -52,8 +52,13 @@ def write_images(path, images, given=None, digit=None, per_row=None, given_rows=
     or a plain grid."""
     if path.lower().endswith(".npy"):
         tmp = f"{path}.tmp-{os.getpid()}.npy"
-        np.save(tmp, images.astype(np.float32))
-        os.replace(tmp, path)
+        try:
+            np.save(tmp, images.astype(np.float32))
+            os.replace(tmp, path)
+        except BaseException:         # a full disk, Ctrl-C: no half-written file left beside the user's
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     elif given is not None:
         figures.save_completions(given, images, given_rows, path,
                                  title=f"original, its top {given_rows} rows (given), completions")

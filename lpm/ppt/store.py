@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from lpm.resume import KindStore, RunPosition, read_kind_checkpoint
 
 KIND = "ppt"
-# Options a resumed run may change: they do not change what the run computes.
-RESUMABLE = ("checkpoint_dir", "resume", "plot", "progress")
+# Options a resumed run may change: they do not change what the run computes (--threads: how fast,
+# the same sums to rounding; --resume-from: which checkpoint it goes on from).
+RESUMABLE = ("checkpoint_dir", "resume", "resume_from", "plot", "progress", "threads")
 
 
 @dataclass

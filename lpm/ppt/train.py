@@ -33,7 +33,7 @@ from lpm.ppt.data import load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import RunState, Store
-from lpm.resume import NonFiniteLoss
+from lpm.resume import NonFiniteLoss, settle_resume_from
 
 OPTIMIZERS = ("adamw", "sgd")
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.1}
@@ -45,6 +45,7 @@ class PPTTrainConfig:
 
     checkpoint_dir: str | None = None
     resume: bool = False
+    resume_from: str | None = None  # a checkpoint folder or pointer file (implies resume, in its run folder)
     codebook: str | None = None     # default: <checkpoint_dir>/codebook.safetensors (built if absent)
     patch_size: int = 4
     codes: int = 256
@@ -65,6 +66,9 @@ class PPTTrainConfig:
     threads: int | str = "auto"     # BLAS threads: "auto" (gt's policy) or a fixed count (see blas_threads)
     plot: str | None = None
     progress: bool = True
+
+    def __post_init__(self):
+        settle_resume_from(self)
 
     def codebook_path(self):
         """Where the codebook is read from or saved to (None: fitted and kept in memory only)."""
