@@ -54,9 +54,13 @@ class Block(nn.Module):
 
 class TorchPixelTransformer(nn.Module):
     def __init__(self, img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024,
-                 num_classes=10, max_seq_len=32, pos_encoding="sinusoidal"):
+                 num_classes=10, max_seq_len=32, pos_encoding="sinusoidal", pool="mean"):
         super().__init__()
         D = embed_dim
+        self.pool = pool
+        if pool == "cls":       # ViT's class token: position 0, the frames at 1..S
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
+            max_seq_len += 1
         self.embed = nn.Linear(img_size * img_size, D)
         if pos_encoding == "learned":
             self.pos_embedding = nn.Parameter(torch.zeros(max_seq_len, D))  # values come from load_state_dict
@@ -76,10 +80,14 @@ class TorchPixelTransformer(nn.Module):
         B, S = images.shape[:2]
         x = images.reshape(B, S, -1)                                      # (B, S, P)
         pos = self.pos_embedding if hasattr(self, "pos_embedding") else self.pos_encoding
-        x = self.embed(x) + pos[:S]                                       # (B, S, D)
+        x = self.embed(x)                                                 # (B, S, D)
+        if self.pool == "cls":
+            x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)   # (B, 1 + S, D)
+        x = x + pos[:x.shape[1]]
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x).mean(dim=1))                        # (B, C)
+        x = self.norm(x)
+        return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))  # (B, C)
 
 
 class CausalBlock(nn.Module):

@@ -102,6 +102,8 @@ class TrainConfig:
     ff_dim: int = option(256, "hidden width of each feed-forward network", MODEL, minimum(1))
     pos_encoding: str = option("sinusoidal", "fixed sinusoidal positional encodings, or a learned table", MODEL,
                                choices=("sinusoidal", "learned"))
+    pool: str = option("mean", "how the frames' features become one: their mean, or cls: a learned class token "
+                       "before the frames (ViT's), whose output is classified", MODEL, choices=("mean", "cls"))
     epochs: int | None = option(None, "passes over the training sequences", OPTIMIZATION, minimum(1), type=int,
                                 per_dataset=True)
     batch_size: int = option(16, "sequences per step", OPTIMIZATION, minimum(1))

@@ -34,7 +34,7 @@ OPTIMIZER_COPIES = {"sgd": 0, "adam": 4, "adamw": 4}   # weight-sized arrays bes
 
 
 def parameter_count(img_size, embed_dim, num_heads, num_layers, ff_dim, num_classes, max_seq_len=32,
-                    pos_encoding="sinusoidal", **_):
+                    pos_encoding="sinusoidal", pool="mean", **_):
     """The number of parameters of ``PixelTransformer(**config)``, without building it.
 
         >>> parameter_count(img_size=200, embed_dim=128, num_heads=4, num_layers=1, ff_dim=256, num_classes=4)
@@ -42,8 +42,9 @@ def parameter_count(img_size, embed_dim, num_heads, num_layers, ff_dim, num_clas
     """
     P, D, F = img_size ** 2, embed_dim, ff_dim
     block = 4 * (D * D + D) + 2 * 2 * D + (F * D + F) + (D * F + D)   # attention, two norms, feed-forward
-    learned = max_seq_len * D if pos_encoding == "learned" else 0
-    return (P * D + D) + learned + num_layers * block + 2 * D + (D * num_classes + num_classes)
+    cls = pool == "cls"                # a class token, and its row of the position table
+    learned = (max_seq_len + cls) * D if pos_encoding == "learned" else 0
+    return (P * D + D) + learned + cls * D + num_layers * block + 2 * D + (D * num_classes + num_classes)
 
 
 def model_bytes(config, training=False, optimizer="sgd", momentum=0.0, weight_decay=0.0):
@@ -141,7 +142,8 @@ def model_config(config, num_classes=10):
     """``PixelTransformer``'s arguments for a run's ``TrainConfig`` (as ``lpm.train.train`` builds it)."""
     return dict(img_size=config.img_size, embed_dim=config.embed_dim, num_heads=config.num_heads,
                 num_layers=config.num_layers, ff_dim=config.ff_dim, num_classes=num_classes,
-                max_seq_len=max(32, config.seq_len), pos_encoding=config.pos_encoding)
+                max_seq_len=max(32, config.seq_len), pos_encoding=config.pos_encoding,
+                pool=config.pool)
 
 
 def run_problem(config, available=None):

@@ -6,7 +6,8 @@ A sequence of S grayscale images of H x W pixels is S tokens of P = H*W values e
     -> num_layers pre-norm TransformerBlocks -> LayerNorm -> mean over S -> head Linear(D, C)
 
 ``encode`` stops before the mean: (B, S, D) features, so the model can serve as the image encoder
-of another model; ``pool="none"`` and ``head=None`` shape what ``forward`` returns.
+of another model; ``pool="none"`` and ``head=None`` shape what ``forward`` returns. ``pool="cls"``
+classifies from a learned class token put before the frames instead of the mean (ViT's way).
 
     >>> model = PixelTransformer(img_size=16, embed_dim=32, num_heads=4, num_layers=2,
     ...                          ff_dim=64, num_classes=4, max_seq_len=8)
@@ -31,7 +32,8 @@ __all__ = ["PixelTransformer", "PixelTransformerConfig", "sinusoidal_encoding",
 POS_ENCODINGS = ("sinusoidal", "learned")
 POS_INIT_STD = 0.02  # nanoGPT's init for position tables: N(0, 0.02^2)
 ACTIVATIONS = ("relu", "gelu")
-POOLS = ("mean", "none")       # forward's reduction of the S token features
+POOLS = ("mean", "cls", "none")   # forward's reduction of the S token features (cls: a class token's)
+CLS_INIT_STD = 0.02            # the class token's init: trunc_normal_(std=0.02), as DeiT's and timm's ViT
 HEADS = ("linear", None)       # forward's head: Linear(D, C), or none (forward returns the features)
 
 
@@ -55,7 +57,8 @@ class PixelTransformerConfig:
     dropout: float = 0.0
     pos_encoding: str = "sinusoidal"   # or "learned" (a trainable (max_seq_len, D) table)
     activation: str = "relu"           # of the feed-forward networks; or "gelu"
-    pool: str = "mean"                 # "mean" over the S tokens, or "none": per-token outputs (B, S, ...)
+    pool: str = "mean"                 # "mean" over the S tokens, "cls": a class token's output, or "none":
+                                       # per-token outputs (B, S, ...)
     head: str | None = "linear"        # a Linear(D, num_classes) head, or None: forward returns features
 
     def __post_init__(self):
@@ -130,6 +133,15 @@ class PixelTransformer(nn.Module):
     keeps them (``pool="none"``); ``head`` is the Linear(D, C) classifier, absent with
     ``head=None``, where ``forward`` returns the pooled features, (B, D) or (B, S, D).
 
+    ``pool="cls"`` is ViT's class token: a learned ``cls_token`` (1, 1, D) goes before the S
+    embedded frames, at position 0 of the positional encodings (sinusoidal or learned, as
+    ``pos_encoding`` says), the frames at 1..S; ``encode`` then gives (B, 1 + S, D), the token
+    first, and ``pool`` takes its final state (after the final LayerNorm), (B, D). The position
+    table has ``max_seq_len + 1`` rows, so ``max_seq_len`` frames still fit. The token starts as
+    ``trunc_normal_(std=0.02)`` (DeiT's and timm's ViT; the scale of the learned positions here),
+    drawn after every other weight: with sinusoidal positions the rest of the model starts as
+    the mean-pooled model of the same seed does.
+
     ``PixelTransformer(config=None, **overrides)``: the hyperparameters of a
     ``PixelTransformerConfig`` (its defaults without one), each field overridable by keyword,
     e.g. ``PixelTransformer(img_size=16, embed_dim=32)``.
@@ -142,6 +154,8 @@ class PixelTransformer(nn.Module):
 
         embed.weight (D, P)   embed.bias (D)
         pos_embedding (max_seq_len, D)                      only with pos_encoding="learned"
+                                                            ((max_seq_len + 1, D) with pool="cls")
+        cls_token (1, 1, D)                                 only with pool="cls"
         blocks.{i}.ln1.weight (D)   blocks.{i}.ln1.bias (D)
         blocks.{i}.attn.{q_proj,k_proj,v_proj,out_proj}.weight (D, D)  .bias (D)
         blocks.{i}.ln2.weight (D)   blocks.{i}.ln2.bias (D)
@@ -163,17 +177,21 @@ class PixelTransformer(nn.Module):
         super().__init__()
         self.config = cfg = _config(config, args, overrides)
         D = cfg.embed_dim
+        positions = cfg.max_seq_len + (cfg.pool == "cls")      # the class token takes position 0
         self.embed = nn.Linear(cfg.img_size ** 2, D)
         if cfg.pos_encoding == "learned":
-            self.pos_embedding = nn.Parameter(gt.randn(cfg.max_seq_len, D) * POS_INIT_STD)
+            self.pos_embedding = nn.Parameter(gt.randn(positions, D) * POS_INIT_STD)
         else:
-            self.register_buffer("pos_encoding", sinusoidal_encoding(cfg.max_seq_len, D), persistent=False)
+            self.register_buffer("pos_encoding", sinusoidal_encoding(positions, D), persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([
             TransformerBlock(D, cfg.num_heads, cfg.ff_dim, dropout=cfg.dropout, activation=cfg.activation)
             for _ in range(cfg.num_layers)])
         self.norm = LayerNorm(D)
         self.head = nn.Linear(D, cfg.num_classes) if cfg.head == "linear" else None
+        if cfg.pool == "cls":
+            self.cls_token = nn.Parameter(gt.zeros(1, 1, D))
+            nn.init.trunc_normal_(self.cls_token, std=CLS_INIT_STD)
 
     @classmethod
     def from_config(cls, config):
@@ -186,21 +204,27 @@ class PixelTransformer(nn.Module):
 
     def encode(self, images):
         """The token features of ``images`` (checked as ``forward`` checks them): (B, S, D), after the
-        transformer blocks and the final LayerNorm, before any pooling or head."""
+        transformer blocks and the final LayerNorm, before any pooling or head; with ``pool="cls"``
+        (B, 1 + S, D), the class token's first."""
         x = self.check_input(images, finite=False)
         B, S, P = x.shape
         pos = self.pos_embedding if self.config.pos_encoding == "learned" else self.pos_encoding
         tokens = self.embed(x)             # (B, S, P) @ (P, D) -> (B, S, D)
         if not gt.checks.deferred():
             self._check_finite(x, tokens)
-        x = tokens + pos[:S]               # + (S, D) broadcast
+        if self.config.pool == "cls":      # (B, 1 + S, D): the token at position 0, the frames after it
+            tokens = gt.cat([self.cls_token.expand(B, 1, self.config.embed_dim), tokens], dim=1)
+        x = tokens + pos[:tokens.shape[1]]  # + (S, D) broadcast
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)                   # (B, S, D): x + attn(ln1(x)), then x + ff(ln2(x))
         return self.norm(x)
 
     def pool(self, features):
-        """``features`` (B, S, D) reduced as the ``pool`` option says: the mean over S -> (B, D), or as they are."""
+        """``features`` (B, S, D) reduced as the ``pool`` option says: the mean over S -> (B, D), the
+        class token's (``encode``'s first) -> (B, D), or as they are."""
+        if self.config.pool == "cls":
+            return features[:, 0]
         return features.mean(axis=1) if self.config.pool == "mean" else features
 
     def check_input(self, images, finite=True):

@@ -131,8 +131,12 @@ def plot_attention(model, images, labels, class_names, path, pixel_offset=0.0):
                               f"({probs[b, pred]:.0%})", fontsize=8)
         for layer, w in enumerate(weights):
             ax = fig.add_subplot(grid[b, S + layer])
-            im = ax.imshow(w[b].mean(axis=0), cmap="viridis", vmin=0)
-            ax.set_title(f"block {layer} attention", fontsize=7)
+            # With a class token (pool="cls") the maps have S + 1 rows, the token's first: drawn at
+            # -1, so that frame t stays at t.
+            first = S - w.shape[-1]
+            im = ax.imshow(w[b].mean(axis=0), cmap="viridis", vmin=0,
+                           extent=(first - 0.5, S - 0.5, S - 0.5, first - 0.5))
+            ax.set_title(f"block {layer} attention" + (" (-1: class token)" if first else ""), fontsize=7)
             ax.set_xlabel("key frame", fontsize=7)
             ax.set_ylabel("query frame", fontsize=7)
             ax.tick_params(labelsize=6)

@@ -205,7 +205,8 @@ def describe(run):
     for note in data.notes:
         log(f"Note: {note}")
     log(f"Model: {run.model.num_parameters():,} parameters (embed_dim={cfg.embed_dim}, num_layers={cfg.num_layers}, "
-        f"num_heads={cfg.num_heads}, ff_dim={cfg.ff_dim}); optimizer {cfg.optimizer}, "
+        f"num_heads={cfg.num_heads}, ff_dim={cfg.ff_dim}" + (", a class token" if cfg.pool == "cls" else "")
+        + f"); optimizer {cfg.optimizer}, "
         f"lr {run.optimizer.param_groups[0]['lr']:g}"
         + (f" ({cfg.lr_schedule})" if run.scheduler is not None else "")
         + (", stepping inside the backward" if run.optimizer.in_backward else "") + f", loss {cfg.loss}")

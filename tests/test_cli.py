@@ -202,3 +202,68 @@ def test_attention_weights_between_frames():
     np.testing.assert_allclose(weights[0].sum(-1), 1, rtol=1e-5)
     np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-5, atol=1e-6)   # the model is unchanged afterwards
     assert "forward" not in vars(model.blocks[0].attn) and model.training
+
+
+# ---- --pool cls: the class-token model through train, checkpoints, evaluate and predict ---------
+def test_pool_cls_round_trips_through_a_checkpoint_evaluate_and_predict(small_run, tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    from lpm.inference import load_model
+
+    folder = str(tmp_path / "run")
+    out = train(TrainConfig(**small_run, pool="cls", epochs=2, checkpoint_dir=folder), log=quiet)
+    meta = read_checkpoint(folder).meta
+    assert meta["train_config"]["pool"] == "cls" and meta["model_config"]["pool"] == "cls"
+    model, _ = load_model(folder)
+    assert model.config.pool == "cls" and model.cls_token.shape == (1, 1, 8)
+    assert cli.main(["evaluate", "--checkpoint", folder]) == 0
+    assert f"Accuracy: {100 * out['eval_accs'][-1]:.2f}% (" in capsys.readouterr().out
+    np.save(tmp_path / "seq.npy", make_moving_blobs(1, seq_len=3, img_size=8, seed=9)[0][0])
+    assert cli.main(["predict", "--checkpoint", folder, "--json", str(tmp_path / "seq.npy")]) == 0
+    row = json.loads(capsys.readouterr().out)
+    probs = model(make_moving_blobs(1, seq_len=3, img_size=8, seed=9)[0] - meta["data"].get("pixel_offset", 0.0))
+    assert max(row["probabilities"].values()) == pytest.approx(float(probs.softmax(-1).max().item()), abs=1e-5)
+
+
+def test_old_checkpoints_resume_as_pool_mean_and_refuse_pool_cls(small_run, tmp_path):
+    pytest.importorskip("safetensors")
+    import lpm.checkpoint as ckpt_mod
+    from lpm.checkpoint import CheckpointError, find_checkpoint
+
+    folder = str(tmp_path / "run")
+    train(TrainConfig(**small_run, epochs=1, checkpoint_dir=folder), log=quiet)
+    meta_path = os.path.join(find_checkpoint(folder), "checkpoint.json")
+    meta = json.load(open(meta_path))
+    del meta["train_config"]["pool"], meta["model_config"]["pool"]        # written before --pool existed
+    meta["checksum"] = ckpt_mod._checksum(meta)
+    json.dump(meta, open(meta_path, "w"))
+    with pytest.raises(CheckpointError, match="--pool: 'mean' in the checkpoint, 'cls' now"):
+        train(TrainConfig(**small_run, pool="cls", epochs=2, checkpoint_dir=folder, resume=True), log=quiet)
+    out = train(TrainConfig(**small_run, epochs=2, checkpoint_dir=folder, resume=True), log=quiet)
+    assert len(out["eval_accs"]) == 2
+    assert cli.main(["evaluate", "--checkpoint", folder]) == 0
+
+
+@pytest.mark.parametrize("bad", ["max", "none", "CLS", ""])
+def test_bad_pool_is_refused_up_front(bad, capsys, tmp_path):
+    for run in (lambda: main(["--pool", bad, "--checkpoint-dir", str(tmp_path / "ck")]),
+                lambda: cli.main(["train", "--pool", bad, "--checkpoint-dir", str(tmp_path / "ck")])):
+        with pytest.raises(SystemExit) as exit_:
+            run()
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"argument --pool: invalid choice: {bad!r} (choose from 'mean', 'cls')" in err
+        assert err.count("\n") == 1 and not (tmp_path / "ck").exists()
+
+
+@needs["matplotlib"]
+def test_attention_plot_of_a_class_token_model(tmp_path):
+    from lpm.model import PixelTransformer
+    from lpm.plots import attention_weights, plot_attention
+
+    gt.manual_seed(0)
+    model = PixelTransformer(img_size=8, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3, pool="cls")
+    x = np.random.default_rng(0).random((2, 5, 8, 8), dtype=np.float32)
+    logits, weights = attention_weights(model, x)
+    assert [w.shape for w in weights] == [(2, 2, 6, 6)]          # the token's row and column first
+    np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-5, atol=1e-6)
+    path = plot_attention(model, x, [0, 1], ["a", "b", "c"], str(tmp_path / "attention.png"))
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -39,6 +39,9 @@ def compare(cfg, batch, seq, learned=False, seed=0):
     if learned:  # the default N(0, 0.02^2) table barely moves the embeddings; make it count
         with gt.no_grad():
             model.pos_embedding.copy_(gt.randn(*model.pos_embedding.shape))
+    if cfg.get("pool") == "cls":     # likewise the class token's start
+        with gt.no_grad():
+            model.cls_token.copy_(gt.randn(*model.cls_token.shape))
     ref = TorchPixelTransformer(**cfg, pos_encoding="learned" if learned else "sinusoidal")
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()}, strict=True)
 
@@ -88,3 +91,12 @@ def test_default_config_matches_torch():
                max_seq_len=32)
     worst = compare(cfg, batch=2, seq=3)
     assert worst["embed.weight"] < RTOL and worst["head.weight"] < RTOL
+
+
+@pytest.mark.parametrize("learned", [False, True], ids=["sinusoidal", "learned"])
+def test_class_token_model_matches_torch(small_model_config, learned):
+    # ViT's class token: prepended at position 0 (the frames at 1..S), classified from its final
+    # state after the final LayerNorm; every parameter's gradient, the token's included. seq=8 is
+    # max_seq_len: the last position-table row (max_seq_len + 1 rows) is used.
+    worst = compare(dict(small_model_config, pool="cls"), batch=3, seq=8, learned=learned)
+    assert "cls_token" in worst and len(worst) == 2 + 16 * 2 + 4 + learned + 1

@@ -149,3 +149,21 @@ def test_partial_gradient_is_reduced_once_however_often_a_parameter_is_used():
         x1 = gt.tensor(x.numpy())
         ((x1 @ w1).relu() @ w1 + x1 @ w1.T).sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), w1.grad.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned"])
+def test_class_token_training_on_4_devices_equals_one_device(small_model_config, pos_encoding):
+    # The class token (replicated, expanded over a batch split unevenly: 6 over 4 devices) is
+    # concatenated with the sharded frames; its gradient sums over every device's sequences.
+    kw = dict(small_model_config, pool="cls", pos_encoding=pos_encoding)
+    batches = _batches(6, 5, 12, 5, steps=3)
+    losses1, params1 = _train(1, kw, batches)
+    losses4, params4 = _train(4, kw, batches)
+    np.testing.assert_allclose(losses4, losses1, rtol=1e-5)
+    assert params1.keys() == params4.keys() and "cls_token" in params4
+    gt.manual_seed(0)
+    start = PixelTransformer(**kw).cls_token.numpy()
+    assert not np.allclose(params1["cls_token"], start)                   # it trained
+    for name in params1:
+        scale = float(np.abs(params1[name]).max()) or 1.0
+        np.testing.assert_allclose(params4[name], params1[name], rtol=1e-5, atol=1e-6 * scale, err_msg=name)
