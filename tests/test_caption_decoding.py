@@ -206,8 +206,9 @@ def test_rows_stop_at_eos_and_are_padded():
     (dict(num_beams=0), "num_beams must be an int >= 1, got 0"), (dict(max_length=1), "max_length"),
     (dict(temperature=0), "temperature"), (dict(top_p=1.5), "top_p"), (dict(top_k=0), "top_k"),
     (dict(repetition_penalty=0), "repetition_penalty"), (dict(length_penalty=float("nan")), "length_penalty"),
-    (dict(early_stopping="yes"), "early_stopping must be True or False"),
-    (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size"), (dict(do_sample=True, num_beams=2), "beam sampling"),
+    (dict(early_stopping="yes"), "early_stopping must be True, False or 'never', got 'yes'"),
+    (dict(no_repeat_ngram_size=-1), "no_repeat_ngram_size"),
+    (dict(do_sample=True, num_beams=2, num_return_sequences=3), r"num_return_sequences \(3\) must be at most"),
     (dict(num_return_sequences=2), "greedy decoding would repeat")])
 def test_bad_generation_options_are_one_line_errors(options, message):
     with pytest.raises(ValueError, match=message):

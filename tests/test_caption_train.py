@@ -16,7 +16,7 @@ from lpm.caption.evaluate import caption_images, evaluate_captions
 from lpm.caption.metrics import caption_metrics
 from lpm.resume import NonFiniteLoss
 from lpm.caption.train import CaptionTrainConfig, prepare, train
-from lpm.caption.trainer import PixelLLMTrainer, warmup_cosine
+from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer, warmup_cosine
 from lpm.checkpoint import checkpoint_folders, read_checkpoint
 from lpm.interrupt import TrainingInterrupted
 
@@ -210,7 +210,49 @@ def test_resume_from_a_kept_checkpoint_with_another_val_interval_ends_as_the_uni
     with deterministic():
         resumed = train(CaptionTrainConfig(**{**TINY, "val_interval": 2}, resume_from=str(copy / "previous.json")),
                         log=lines.append)
-    assert any(line.startswith(f"Resumed from {copy / 'epoch0001-step00000003'}: step 3/6") for line in lines)
+    assert any(line.startswith(f"Resumed from {copy}") and ": step 3/6" in line for line in lines), lines
     assert resumed["state"].val_steps == [3, 4, 6]
     assert resumed["state"].val_losses[-1] == whole["state"].val_losses[-1]
     assert_same_weights(resumed["model"], whole["model"])
+
+
+def write_pairs(folder, captions, shape=(8, 8)):
+    """A --data JSON of one .npy image per caption: its path and the images."""
+    folder.mkdir(exist_ok=True)
+    images = np.random.default_rng(len(captions)).random((len(captions), *shape), dtype=np.float32)
+    for i, image in enumerate(images):
+        np.save(folder / f"{i}.npy", image)
+    (folder / "pairs.json").write_text(json.dumps([{"image": f"{i}.npy", "caption": c} for i, c in
+                                                   enumerate(captions)]))
+    return str(folder / "pairs.json"), images
+
+
+def test_eval_data_is_the_held_out_set_and_a_resumed_run_finds_it_however_spelled(tmp_path):
+    from lpm.checkpoint import CheckpointError
+
+    data, train_images = write_pairs(tmp_path / "train", [f"a caption {i % 3}" for i in range(12)])
+    held, held_images = write_pairs(tmp_path / "held", ["a caption 1", "a new 2", "a caption 0"])
+    pairs = dict(data=data, eval_data=held, **{**TINY, "patch_size": 4, "samples": None, "val_samples": None})
+    lines = []
+    with deterministic():
+        whole = train(CaptionTrainConfig(checkpoint_dir=str(tmp_path / "run"), **pairs), log=lines.append)
+    held_out = whole["held_out"]
+    assert held_out.captions == ["a caption 1", "a new 2", "a caption 0"] and held_out.paths[0].startswith(
+        str(tmp_path / "held"))
+    np.testing.assert_array_equal(held_out.images, held_images)
+    assert len(prepare(CaptionTrainConfig(**pairs))["train"]) == 12          # every --data pair is trained on
+    assert any("1 held-out word(s) outside the training vocabulary read as <unk>" in line for line in lines)
+    assert CaptionBatches(held_out, whole["vocab"], 4).references[1] == "a <unk> 2"
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "run", copy)
+    spelled = os.path.join(str(tmp_path / "train"), "..", "held", ".", "pairs.json")     # the same file
+    lines = []
+    with deterministic():
+        again = {**pairs, "eval_data": spelled, "eval_image_root": str(tmp_path / "held")}
+        resumed = train(CaptionTrainConfig(**again, resume_from=str(copy / "previous.json")), log=lines.append)
+    assert any(line.startswith(f"Resumed from {copy}") and ": step 3/6" in line for line in lines), lines
+    assert resumed["state"].val_losses[-1] == whole["state"].val_losses[-1]
+    assert_same_weights(resumed["model"], whole["model"])
+    other, _ = write_pairs(tmp_path / "other", ["a caption 2"])
+    with pytest.raises(CheckpointError, match="--eval-data: '"):
+        train(CaptionTrainConfig(**{**pairs, "eval_data": other}, resume_from=str(copy / "previous.json")), log=quiet)

@@ -4,6 +4,7 @@
     lpm caption train --data captions.json --image-root images/ --checkpoint-dir runs/mine
     lpm caption evaluate --checkpoint runs/cap [--num-beams 4] [--limit 200]
     lpm caption predict --checkpoint runs/cap img.png more.npy [--json] [--num-beams 4]
+    lpm caption predict --checkpoint runs/cap img.png --num-beams 4 --sample --min-new-tokens 2 --early-stopping never
 
 Bad options, files and environment variables are one line on stderr and exit status 2, found
 before any work starts; a damaged checkpoint or missing data is exit 1; Ctrl-C 130.
@@ -15,7 +16,7 @@ from dataclasses import fields
 
 import gt
 from gt.backend import B
-from lpm.caption.dataset import ImageTextDataset, read_images
+from lpm.caption.dataset import ImageTextDataset, held_out_file, read_images, read_sequences
 from lpm.caption.decoding import GenerationConfig
 from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
 from lpm.caption.metrics import missing_packages
@@ -39,7 +40,8 @@ USAGE = """usage: lpm caption {train,evaluate,predict} ...
                                            moving-digits) or on your pairs (--data JSON --image-root DIR)
   lpm caption evaluate --checkpoint DIR    exact match, CER, WER, BLEU-4, CIDEr-D beside the baselines
   lpm caption predict --checkpoint DIR FILES...
-                                           one caption per image (.png, .npy image or .npy batch)
+                                           one caption per image (.png, .npy image or .npy batch) or
+                                           frame sequence (.npy, .npy batch or folder of frames)
 
 'lpm caption COMMAND --help' describes each command's options.
 """
@@ -47,8 +49,12 @@ HELPS = {
     "task": "what to learn: digit-strings (1-4 MNIST digits in a 28x112 image, captioned in words) or "
             "moving-digits (a moving digit's frame sequence, LPM as the encoder)",
     "data": "a JSON list of {\"image\": path, \"caption\": text} to train on instead of a task "
-            "(a seeded tenth is held out)",
+            "(a seeded tenth is held out, or --eval-data)",
     "image_root": "folder the JSON's image paths are relative to (default: the JSON's folder)",
+    "eval_data": "with --data: a JSON list of pairs to hold out, every one, instead of a tenth of --data "
+                 "(images of --data's size; its words outside --data's captions read as <unk>)",
+    "eval_image_root": "folder --eval-data's image paths are relative to (default: --image-root if given, "
+                       "else that JSON's folder)",
     "checkpoint_dir": "folder of the run's checkpoints (latest, best by held-out exact match, final; the "
                       "blind baseline in DIR/blind)",
     "resume": "continue the run in --checkpoint-dir exactly (--val-interval, --checkpoint-interval, "
@@ -79,7 +85,7 @@ def _train_parser(prog):
                                              "to caption images, then its blind baseline; prints the held-out table. "
                                              "Options left out take the task's defaults (lpm/caption/presets.py).")
     types = {"task": str, "data": str, "image_root": str, "checkpoint_dir": str, "resume_from": str, "autocast": str,
-             "plot": str,
+             "plot": str, "eval_data": str, "eval_image_root": str,
              "lr": float, "weight_decay": float, "grad_clip": float, "blind_fraction": float}
     for f in fields(CaptionTrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -112,9 +118,14 @@ def _train_problems(cfg):
                    non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
                    within("--blind-fraction", cfg.blind_fraction, 0, 1),
                    *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in ("data", "image_root", "checkpoint_dir",
-                                                                                "plot", "resume_from")))
+                                                                                "plot", "resume_from", "eval_data",
+                                                                                "eval_image_root")))
     if cfg.image_root and not cfg.data:
         bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
+    if cfg.eval_data and not cfg.data:
+        bad.append(f"--eval-data {cfg.eval_data} goes with --data (the tasks hold out their own pairs)")
+    if cfg.eval_image_root and not cfg.eval_data:
+        bad.append(f"--eval-image-root {cfg.eval_image_root} goes with --eval-data (the JSON whose images it holds)")
     if cfg.resume and not cfg.checkpoint_dir:
         bad.append("--resume needs --checkpoint-dir (the run to continue)")
     no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
@@ -210,7 +221,16 @@ def _data_problem(cfg):
     except DataError as exc:     # most of its messages name the file already
         return str(exc) if str(exc).startswith(f"--data {cfg.data}:") else f"--data {cfg.data}: {exc}"
     problem = config_problem(cfg, pairs.image_shape)
-    return f"--data {cfg.data}: its images do not fit the model: {problem}" if problem else None
+    if problem:
+        return f"--data {cfg.data}: its images do not fit the model: {problem}"
+    if cfg.eval_data and os.path.isfile(cfg.eval_data) and os.path.samefile(cfg.data, cfg.eval_data):
+        return f"--eval-data {cfg.eval_data} is --data {cfg.data}: the held-out pairs must not be training ones"
+    try:             # read now: a bad held-out file is told before training, not after it
+        if cfg.eval_data:
+            held_out_file(cfg.eval_data, resolve(cfg).eval_image_root, pairs.image_shape, pairs.paths)
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
 # ---- evaluate and predict -----------------------------------------------------------------------
@@ -222,19 +242,50 @@ def _load(p, args):
         p.refuse(str(exc))
 
 
+def _add_decoding_options(p):
+    """The decoding rules ``evaluate`` and ``predict`` share (Hugging Face's, see GenerationConfig)."""
+    p.add_argument("--min-new-tokens", type=int, default=0,
+                   help="captions of at least N tokens: <eos> is banned until then (default: 0)")
+    p.add_argument("--early-stopping", choices=["false", "true", "never"],
+                   help="when beam search stops: false (the default), Hugging Face's heuristic, once the best running "
+                        "beam at its current length cannot beat the finished captions; true, as soon as --num-beams "
+                        "captions are finished; never, once no running beam could beat them at any length")
+
+
+def _decoding_problem(args):
+    """The first problem of the decoding options that needs no model, or None."""
+    if args.early_stopping and args.num_beams == 1:
+        return f"--early-stopping {args.early_stopping} needs --num-beams > 1 (it decides when beam search stops)"
+    return at_least("--min-new-tokens", args.min_new_tokens, 0)
+
+
+def _decoding_rules(p, args, model):
+    """``GenerationConfig`` fields of the decoding options; exit 2 for a ``--min-new-tokens`` the
+    model's captions cannot reach."""
+    longest = model.config.max_seq_len - 2         # <bos>, the caption and <eos> fill max_seq_len tokens
+    if args.min_new_tokens > longest:
+        p.refuse(f"--min-new-tokens {args.min_new_tokens}: this model's captions have at most {longest} tokens "
+                 f"(its max_seq_len {model.config.max_seq_len} counts <bos> and <eos>)")
+    return dict(min_new_tokens=args.min_new_tokens or None,
+                early_stopping={None: False, "false": False, "true": True}.get(args.early_stopping, "never"))
+
+
 def evaluate_command(argv, prog):
     p = checkpoint_parser(prog, "Caption the held-out images of the run's data and score them (exact match, CER, WER, "
                                 "BLEU-4, CIDEr-D) beside the blind model, the most frequent caption and shuffled "
                                 "images.", "the run's best checkpoint (held-out exact match)")
     p.add_argument("--num-beams", type=int, default=4, help="beams of the beam-search row (default: 4; 1: none)")
     p.add_argument("--limit", type=int, help="score only the first N held-out images")
+    _add_decoding_options(p)
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(blank("--checkpoint", args.checkpoint), at_least("--num-beams", args.num_beams, 1),
-                   at_least("--limit", args.limit, 1)) + missing_packages()
+                   at_least("--limit", args.limit, 1), _decoding_problem(args)) \
+        + missing_packages()
     if bad:
         p.error(bad[0])
     model, vocab, ckpt = _load(p, args)
+    rules = _decoding_rules(p, args, model)
     rows = min(250, args.limit or 250) * args.num_beams           # held-out images go 250 a batch
     _refuse_if_decoding_too_large(p, model, rows, "use a smaller --num-beams")
     saved = {k: v for k, v in (ckpt.meta.get("train_config") or {}).items() if k in CAPTION_FIELDS}
@@ -245,7 +296,7 @@ def evaluate_command(argv, prog):
         blind, _, _ = load_trained(blind_dir(run_dir))
     batches = CaptionBatches(held_out, vocab, 250, model.config.max_seq_len)
     table = evaluate_captions(model, blind, vocab, batches, list(train_set.captions), num_beams=args.num_beams,
-                              limit=args.limit, seed=cfg.seed, model_is_blind=is_blind)
+                              limit=args.limit, seed=cfg.seed, model_is_blind=is_blind, rules=rules)
     progress = ckpt.meta.get("progress") or {}
     print(f"Checkpoint: {ckpt.path} (step {progress.get('step')}" + ("; a blind baseline: its images zeroed)" if
           is_blind else f"); blind baseline: {blind_dir(run_dir) if blind is not None else 'none'}"))
@@ -258,37 +309,44 @@ CAPTION_FIELDS = {f.name for f in fields(CaptionTrainConfig)}
 
 def predict_command(argv, prog):
     p = checkpoint_parser(prog, "One caption per image: a .png, an .npy image (H, W) or an .npy batch (N, H, W), "
-                                "of the size the model was trained on.", "the run's best checkpoint")
-    p.add_argument("files", nargs="+", metavar="FILES", help="images: .png, .npy (H, W) or .npy (N, H, W)")
+                                "of the size the model was trained on; for a model with the LPM encoder "
+                                "(moving-digits), one per frame sequence: an .npy (T, H, W), an .npy batch "
+                                "(N, T, H, W) or a folder of T frame images (in name order), T frames of the "
+                                "model's count and size.", "the run's best checkpoint")
+    p.add_argument("files", nargs="+", metavar="FILES", help="images: .png, .npy (H, W) or .npy (N, H, W); frame "
+                                                             "sequences: .npy (T, H, W), (N, T, H, W) or a folder")
     p.add_argument("--json", action="store_true", help="a JSON list of {\"file\", \"index\", \"caption\"}")
     p.add_argument("--num-beams", type=int, default=1, help="beam search with N beams (default: 1, greedy)")
-    p.add_argument("--sample", action="store_true", help="sample the words instead of taking the most likely")
+    p.add_argument("--sample", action="store_true", help="sample the words instead of taking the most likely (with "
+                                                         "--num-beams: beam sampling, each step's beams drawn)")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of --sample (default: 1.0)")
     p.add_argument("--top-k", type=int, help="with --sample: among the k most likely words")
     p.add_argument("--top-p", type=float, help="with --sample: among the most likely words of probability p")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default: 0)")
+    _add_decoding_options(p)
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(at_least("--num-beams", args.num_beams, 1), positive("--temperature", args.temperature),
                    at_least("--top-k", args.top_k, 1), seed_problem("--seed", args.seed),
-                   blank("--checkpoint", args.checkpoint),
+                   blank("--checkpoint", args.checkpoint), _decoding_problem(args),
                    None if args.top_p is None or 0 < args.top_p <= 1
                    else f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.sample and args.num_beams > 1:
-        bad.append(f"--sample and --num-beams {args.num_beams} are alternatives: sample, or search with beams")
     if bad:
         p.error(bad[0])
-    missing = [f for f in args.files if not os.path.isfile(f)]
+    missing = [f for f in args.files if not os.path.exists(f)]
     if missing:
-        p.refuse(f"{missing[0]}: no such file")
+        p.refuse(f"{missing[0]}: no such file or folder")
     model, vocab, ckpt = _load(p, args)
+    rules = _decoding_rules(p, args, model)
+    c = model.config
     try:
-        images, sources = read_images(args.files, tuple(model.config.image_size))
+        images, sources = read_images(args.files, tuple(c.image_size)) if c.encoder == "vit" else \
+            read_sequences(args.files, (c.seq_len, c.frame_size, c.frame_size))
     except DataError as exc:
         p.refuse(str(exc))
     _refuse_if_decoding_too_large(p, model, len(images) * args.num_beams, "use a smaller --num-beams or fewer images")
     config = GenerationConfig(max_length=model.config.max_seq_len, num_beams=args.num_beams, do_sample=args.sample,
-                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, **rules)
     gt.manual_seed(args.seed)
     captions = caption_images(model, images, vocab, config, blind=bool(ckpt.meta.get("blind")))
     if args.json:

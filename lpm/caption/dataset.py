@@ -24,7 +24,7 @@ import numpy as np
 
 from lpm.caption.vocab import words_of
 from lpm.data.base import DataError, has_extension
-from lpm.data.frames import IMAGE_EXTENSIONS, load_npy, read_image, to_gray
+from lpm.data.frames import IMAGE_EXTENSIONS, frame_files, load_npy, read_image, to_gray
 
 FORMAT = 'a JSON list of {"image": path, "caption": text}'
 
@@ -98,6 +98,30 @@ def held_out_split(pairs, fraction=0.1, seed=0):
             pairs.subset(np.sort(order[:n_held]), f"{pairs.name}, held-out part"))
 
 
+def held_out_file(json_path, image_root, image_shape, train_paths=()):
+    """The pairs of ``--eval-data json_path`` (images under ``image_root``), every one held out:
+    an ``ImageTextDataset`` whose images must have the training images' ``image_shape`` and must not
+    be any of ``train_paths`` (the training images' files). ``DataError`` naming ``--eval-data``."""
+    json_path = os.fspath(json_path)
+    if not os.path.isfile(json_path):
+        raise DataError(f"--eval-data {json_path}: {'a folder' if os.path.isdir(json_path) else 'no such file'} "
+                        f"(expected {FORMAT})")
+    if image_root is not None and not os.path.isdir(image_root):
+        raise DataError(f"--eval-image-root {image_root}: no such folder")
+    try:
+        pairs = ImageTextDataset(json_path, image_root=image_root, image_size=image_shape)
+    except DataError as exc:        # read_entries' messages say --data: this file is --eval-data
+        text = str(exc).replace(f"--data {json_path}:", f"--eval-data {json_path}:", 1)
+        raise DataError(text if text.startswith("--eval-data") else f"--eval-data {json_path}: {text}") from None
+    training = {os.path.realpath(p) for p in train_paths}
+    shared = [p for p in pairs.paths if os.path.realpath(p) in training]
+    if shared:
+        raise DataError(f"--eval-data {json_path}: {len(shared)} of its images are training images too (e.g. "
+                        f"{shared[0]}): the held-out pairs must not be training ones")
+    pairs.name = f"{len(pairs)} held-out pairs of {json_path}"
+    return pairs
+
+
 def read_entries(json_path):
     """``[(image, caption), ...]`` of the JSON file; ``DataError`` for a file that is not ``FORMAT``."""
     if not os.path.isfile(json_path):
@@ -144,19 +168,78 @@ def read_images(paths, image_shape):
     images, sources = [], []
     for path in paths:
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise DataError(f"{path}: a folder (a frame sequence); this model (ViT encoder) captions single images "
+                            f"{image_shape}: give image files or .npy arrays")
         if not os.path.isfile(path):
             raise DataError(f"{path}: no such file")
         array = read_array(path, path)
         if array.shape == image_shape:
             array = array[None]
         elif array.ndim != 3 or array.shape[1:] != image_shape:
-            raise DataError(f"{path}: shape {array.shape}; expected an image {image_shape} "
+            sequences = " (frame sequences: this model's encoder is ViT, not LPM)" if array.ndim == 4 else ""
+            raise DataError(f"{path}: shape {array.shape}{sequences}; expected an image {image_shape} "
                             f"or a batch (N, {image_shape[0]}, {image_shape[1]})")
         images.append(_checked(array, path))
         sources += [(path, k) for k in range(len(array))]
     if not images:
         raise DataError("no image files given")
     return np.concatenate(images), sources
+
+
+def read_sequences(paths, sequence_shape):
+    """The frame sequences to caption with an LPM-encoder model: ``(sequences (N, T, H, W) float32,
+    sources [(file, index)])``.
+
+    Each path is an .npy sequence (T, H, W), an .npy batch (N, T, H, W) or a folder of frame images
+    (one sequence, in name order as ``lpm train --data`` reads a sequence folder). ``(T, H, W)`` must
+    be ``sequence_shape``, the model's frame count and size: no padding, cutting or resizing. Any
+    other shape, or a single image, is a ``DataError`` naming the file, its shape and the expected one."""
+    shape = tuple(int(s) for s in sequence_shape)
+    expected = (f"this model (LPM encoder) captions frame sequences {shape} (T frames of H x W): an .npy {shape}, "
+                f"an .npy batch (N, {', '.join(map(str, shape))}) or a folder of {shape[0]} frame images")
+    sequences, sources = [], []
+    for path in map(os.fspath, paths):
+        array = _sequence_folder(path, shape, expected) if os.path.isdir(path) else _sequence_array(path, expected)
+        if array.shape[-3:] != shape or array.ndim not in (3, 4):
+            raise DataError(f"{path}: shape {array.shape}; {expected}")
+        array = to_gray(array, path) if array.ndim == 3 else to_gray(array.reshape(-1, *shape[1:]), path).reshape(
+            array.shape)
+        sequences.append(_checked(array if array.ndim == 4 else array[None], path))
+        sources += [(path, k) for k in range(len(sequences[-1]))]
+    if not sequences:
+        raise DataError("no frame sequences given")
+    return np.concatenate(sequences), sources
+
+
+def _sequence_array(path, expected):
+    """An .npy file's array as stored (memory-mapped: its shape is checked before its pixels are read)."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file or folder")
+    if not has_extension(path, ".npy"):
+        what = "a single image" if has_extension(path, IMAGE_EXTENSIONS) else "neither an .npy array nor a folder"
+        raise DataError(f"{path}: {what}; {expected}")
+    array = _named(load_npy, path, path)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{path}: expected numeric pixels, got dtype {array.dtype}")
+    if array.ndim == 2:
+        raise DataError(f"{path}: shape {array.shape}, a single image; {expected}")
+    return array
+
+
+def _sequence_folder(folder, shape, expected):
+    """The frames (T, H, W) of a folder of frame images, their count and sizes checked."""
+    files = frame_files(folder)
+    if len(files) != shape[0]:
+        raise DataError(f"{folder}: a folder of {len(files)} frame image(s) ({', '.join(IMAGE_EXTENSIONS)}); "
+                        f"{expected}")
+    frames = []
+    for path in files:
+        frame = read_image(path)
+        if frame.shape != shape[1:]:
+            raise DataError(f"{path}: a frame of shape {frame.shape} in {folder}; {expected}")
+        frames.append(frame)
+    return np.stack(frames)
 
 
 def read_array(path, where):

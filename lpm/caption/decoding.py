@@ -1,7 +1,8 @@
-"""Writing captions with a trained ``PixelLLM``: greedy, sampling (temperature, top-k, top-p) and
-beam search (``num_beams``, ``length_penalty``, ``early_stopping``, ``no_repeat_ngram_size``,
-``repetition_penalty``, ``num_return_sequences``), all with the key/value cache: the image
-features' cross-attention keys and values are computed once per image.
+"""Writing captions with a trained ``PixelLLM``: greedy, sampling (temperature, top-k, top-p),
+beam search (``num_beams``, ``length_penalty``, ``early_stopping``, ``num_return_sequences``)
+and beam sampling (``do_sample`` with ``num_beams > 1``), with ``no_repeat_ngram_size``,
+``repetition_penalty``, ``bad_words_ids`` and ``min_length``/``min_new_tokens``, all with the
+key/value cache: the image features' cross-attention keys and values are computed once per image.
 
     >>> config = GenerationConfig(max_length=10, num_beams=4)
     >>> generate_caption(model, images, config)          # token ids, one list per image
@@ -27,17 +28,24 @@ class GenerationConfig:
     """How to decode; checked on creation (a one-line ``ValueError`` names the bad option).
 
     ``max_length``: the longest sequence, its ``<bos>`` included (capped at the model's
-    ``max_seq_len + 1``). ``do_sample``: draw from the (``temperature``, ``top_k``, ``top_p``
-    filtered) distribution instead of taking the most likely token. ``num_beams > 1``: beam
-    search, whose finished beams score ``sum of log-probs / length ** length_penalty`` (length:
-    generated tokens, ``<eos>`` included; a penalty > 0 favours longer captions, < 0 shorter);
-    ``early_stopping=True`` ends an image's search as soon as ``num_beams`` captions are
-    finished, False when no running beam can still beat them (Hugging Face's heuristic).
+    ``max_seq_len + 1``). ``min_length`` (whole sequence, ``<bos>`` included) or
+    ``min_new_tokens`` (caption tokens; it wins when both are set): ``<eos>`` is banned until
+    the caption is that long (a UserWarning where ``max_length`` comes first). ``do_sample``:
+    draw from the (``temperature``, ``top_k``, ``top_p`` filtered) distribution instead of taking
+    the most likely token. ``num_beams > 1``: beam search, whose finished beams score
+    ``sum of log-probs / length ** length_penalty`` (length: generated tokens, ``<eos>``
+    included; a penalty > 0 favours longer captions, < 0 shorter); ``early_stopping=True`` ends
+    an image's search as soon as ``num_beams`` captions are finished, False when the best
+    running beam at its current length would not beat them (Hugging Face's heuristic),
+    ``"never"`` when no running beam could beat them at any length up to ``max_length`` (the
+    canonical search). With ``do_sample`` too, beam sampling: each step's 2 * num_beams
+    candidates drawn (Hugging Face's rule; top-k and top-p keep at least 2 tokens a beam).
     ``no_repeat_ngram_size=n`` never repeats an n-gram; ``repetition_penalty`` divides (or, when
-    negative, multiplies) the logit of every token already written (1.0: off).
-    ``num_return_sequences``: captions per image (beam search: the best ones, at most
-    ``num_beams``; sampling: independent draws). ``use_cache=False`` reruns the whole sequence
-    each step (the same captions, slower).
+    negative, multiplies) the logit of every token already written (1.0: off);
+    ``bad_words_ids``: token sequences never written (lists of ids; a sequence's last token is
+    banned after the others). ``num_return_sequences``: captions per image (beam search: the
+    best ones, at most ``num_beams``; sampling: independent draws). ``use_cache=False`` reruns
+    the whole sequence each step (the same captions, slower).
 
         >>> GenerationConfig(num_beams=0)
         Traceback (most recent call last):
@@ -52,11 +60,14 @@ class GenerationConfig:
     top_p: float = None
     num_beams: int = 1
     length_penalty: float = 1.0
-    early_stopping: bool = False
+    early_stopping: object = False          # True, False or "never"
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
     num_return_sequences: int = 1
     use_cache: bool = True
+    min_length: int = 0
+    min_new_tokens: int = None
+    bad_words_ids: list = None
 
     def __post_init__(self):
         search.check_options(**asdict(self))

@@ -58,19 +58,22 @@ def held_out_images(batches, limit=None):
 
 
 def evaluate_captions(model, blind, vocab, batches, train_captions, num_beams=4, limit=None, seed=0,
-                      model_is_blind=False):
+                      model_is_blind=False, rules=None):
     """``{row name: metrics}`` on the held-out set ``batches`` (a ``CaptionBatches``); ``blind`` may
     be None (no row); ``model_is_blind``: ``model`` is itself a blind baseline (its images zeroed).
-    Each row's metrics as ``lpm.caption.metrics.caption_metrics`` gives them."""
+    ``rules``: more ``GenerationConfig`` options for every row a model writes (e.g.
+    ``min_new_tokens``, ``early_stopping``). Each row's metrics as
+    ``lpm.caption.metrics.caption_metrics`` gives them."""
     images, refs = held_out_images(batches, limit)
     max_length = model.config.max_seq_len
-    greedy = caption_images(model, images, vocab, blind=model_is_blind)
+    greedy_config = GenerationConfig(max_length=max_length, **(rules or {}))
+    greedy = caption_images(model, images, vocab, greedy_config, blind=model_is_blind)
     rows = {"model, greedy": greedy}
     if num_beams > 1:
         rows[f"model, {num_beams} beams"] = caption_images(model, images, vocab, GenerationConfig(
-            max_length=max_length, num_beams=num_beams), blind=model_is_blind)
+            max_length=max_length, num_beams=num_beams, **(rules or {})), blind=model_is_blind)
     if blind is not None:
-        rows["blind (image zeroed)"] = caption_images(blind, images, vocab, blind=True)
+        rows["blind (image zeroed)"] = caption_images(blind, images, vocab, greedy_config, blind=True)
     frequent = most_frequent_caption([vocab.decode(vocab.encode(c)) for c in train_captions])
     rows["most frequent caption"] = [frequent] * len(refs)
     perm = np.random.default_rng(seed).permutation(len(refs))

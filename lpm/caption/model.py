@@ -331,7 +331,8 @@ class PixelLLM(nn.Module):
     @gt.no_grad()
     def generate(self, images, max_length=100, temperature=1.0, do_sample=False, top_k=None, top_p=None, num_beams=1,
                  length_penalty=1.0, early_stopping=False, no_repeat_ngram_size=0, repetition_penalty=1.0,
-                 num_return_sequences=1, use_cache=True, return_scores=False):
+                 num_return_sequences=1, use_cache=True, min_length=0, min_new_tokens=None, bad_words_ids=None,
+                 return_scores=False):
         """Captions of ``images`` as token ids: int64 numpy (B * num_return_sequences, T), each row
         ``<bos>``, the caption, ``<eos>`` (unless cut at ``max_length``), then ``<pad>``; an
         image's rows follow each other (beam search: best first). The options are Hugging Face's
@@ -343,11 +344,18 @@ class PixelLLM(nn.Module):
         options = dict(max_length=max_length, temperature=temperature, do_sample=do_sample, top_k=top_k, top_p=top_p,
                        num_beams=num_beams, length_penalty=length_penalty, early_stopping=early_stopping,
                        no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
-                       num_return_sequences=num_return_sequences, use_cache=use_cache)
+                       num_return_sequences=num_return_sequences, use_cache=use_cache, min_length=min_length,
+                       min_new_tokens=min_new_tokens, bad_words_ids=bad_words_ids)
         search.check_options(**options)
         if return_scores and num_beams == 1:
             raise ValueError("generate: return_scores needs beam search (num_beams > 1)")
         cfg = self.config
+        bad = [t for words in bad_words_ids or () for t in words if t >= cfg.vocab_size]
+        if bad:
+            raise ValueError(f"generate: bad_words_ids holds token id {bad[0]}, outside the vocabulary "
+                             f"[0, {cfg.vocab_size})")
+        max_length = min(max_length, cfg.max_seq_len + 1)
+        min_length = search.min_length_of(min_length, min_new_tokens, 1, max_length)
         was_training = self.training
         self.eval()
         try:
@@ -357,11 +365,12 @@ class PixelLLM(nn.Module):
                 context = context[gt.tensor(np.repeat(np.arange(context.shape[0]), rows))]
             step = _Step(self, context, use_cache)
             ids = np.full((context.shape[0], 1), cfg.bos_id, np.int64)
-            ends = dict(eos_id=cfg.eos_id, pad_id=cfg.pad_id, max_length=min(max_length, cfg.max_seq_len + 1),
-                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+            ends = dict(eos_id=cfg.eos_id, pad_id=cfg.pad_id, max_length=max_length, min_length=min_length,
+                        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                        bad_words_ids=bad_words_ids, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                        top_p=top_p)
             if num_beams == 1:
-                return search.sample_search(step, ids, do_sample=do_sample, temperature=temperature, top_k=top_k,
-                                            top_p=top_p, **ends)
+                return search.sample_search(step, ids, **ends)
             out, scores = search.beam_search(step, step.reorder, ids, num_beams, length_penalty=length_penalty,
                                              early_stopping=early_stopping,
                                              num_return_sequences=num_return_sequences, **ends)

@@ -3,8 +3,8 @@ the held-out evaluation.
 
 1. The data: a task (``digit-strings``, ``moving-digits``: training and held-out sets from
    disjoint sources) or the user's own pairs (``--data JSON --image-root DIR``: a seeded tenth
-   of them held out). The vocabulary is the training captions' words; held-out words outside it
-   are counted and reported (they read as ``<unk>``).
+   of them held out, or every pair of ``--eval-data JSON``). The vocabulary is the training
+   captions' words; held-out words outside it are counted and reported (they read as ``<unk>``).
 2. The model (``PixelLLM``, the task's preset with the options given) trained by
    ``PixelLLMTrainer`` for ``steps`` (or ``epochs``) with checkpoints in ``--checkpoint-dir``.
 3. The blind baseline: the same architecture trained on the captions with the images zeroed,
@@ -16,13 +16,14 @@ the held-out evaluation.
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 
 import gt
 from gt.sharding import get_mesh
 from lpm.caption import figures, presets
-from lpm.caption.dataset import ImageTextDataset, held_out_split
+from lpm.caption.dataset import ImageTextDataset, held_out_file, held_out_split
 from lpm.caption.evaluate import evaluate_captions, report_lines
 from lpm.caption.metrics import missing_packages
 from lpm.caption.model import PixelLLM, PixelLLMConfig
@@ -45,6 +46,8 @@ class CaptionTrainConfig:
     task: str | None = "digit-strings"
     data: str | None = None            # a JSON list of {"image", "caption"} instead of a task
     image_root: str | None = None
+    eval_data: str | None = None       # a JSON of pairs to hold out instead of a tenth of --data
+    eval_image_root: str | None = None  # its images' folder (default: image_root, else its own folder)
     checkpoint_dir: str | None = None
     resume: bool = False
     resume_from: str | None = None     # a checkpoint folder or pointer file (implies resume, in its run folder)
@@ -86,6 +89,9 @@ def resolve(cfg):
     """``cfg`` with every None the preset fills filled (``steps`` is filled once the data is known)."""
     preset = preset_of(cfg)
     filled = {name: preset["train"][name] for name in TRAIN_OPTIONS if getattr(cfg, name) is None}
+    if cfg.eval_data:       # resolved: a resumed run or `lpm caption evaluate` reads the same files from anywhere
+        root = cfg.eval_image_root or cfg.image_root or os.path.dirname(os.path.abspath(cfg.eval_data))
+        filled.update(eval_data=os.path.realpath(cfg.eval_data), eval_image_root=os.path.realpath(root))
     return dataclasses.replace(cfg, task=None if cfg.data else cfg.task, **filled)
 
 
@@ -133,6 +139,9 @@ def load_captions(cfg, log):
     """``(train, held_out, description)``: two ``CaptionData`` sets."""
     if cfg.data:
         pairs = ImageTextDataset(cfg.data, image_root=cfg.image_root)
+        if cfg.eval_data:
+            held_out = held_out_file(cfg.eval_data, cfg.eval_image_root, pairs.image_shape, pairs.paths)
+            return pairs, held_out, f"{len(pairs)} image-caption pairs of {cfg.data}, held out: {cfg.eval_data}"
         train, held_out = held_out_split(pairs, seed=cfg.seed)
         return train, held_out, f"{len(pairs)} image-caption pairs of {cfg.data}"
     train, held_out = TASKS[cfg.task](cfg.samples, cfg.val_samples, seed=cfg.seed)
