@@ -1,6 +1,7 @@
 """``lpm ppt train|evaluate|generate|codebook`` on a tiny run trained here, and their bad input:
 one line on stderr, exit status 2, before any work."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -76,7 +77,10 @@ def test_pictures_without_matplotlib_are_refused_with_the_install_line(capsys, t
 
 @pytest.mark.first_pass
 @pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be >= 1, got 0"), (["--patch-size", "5"], "--patch-size must divide 28"),
+    (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["--patch-size", "29"], "--patch-size must be at most 28 (a digit's side), got 29"),
+    (["--patch-size", "0"], "--patch-size must be >= 1, got 0"),
+    (["--codebook-inits", "0"], "--codebook-inits must be >= 1, got 0"),
     (["--embed-dim", "30"], "divisible by --num-heads"), (["--optimizer", "lbfgs"], "invalid choice"),
     (["--resume"], "--resume needs --checkpoint-dir"),
     (["--threads", "0"], "--threads must be a positive integer or 'auto', got '0'"),
@@ -166,6 +170,65 @@ def test_codebook_command(capsys, tmp_path):
     out = tmp_path / "cb.safetensors"
     assert main(["codebook", "--codes", "8", "--limit", "20", "--out", str(out)]) == 0
     assert out.exists() and "held-out PSNR" in capsys.readouterr().out
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("argv, message", [
+    (["--codebook-inits", "0"], "--codebook-inits must be >= 1, got 0"),
+    (["--patch-size", "29"], "--patch-size must be at most 28 (a digit's side), got 29"),
+])
+def test_bad_codebook_options(capsys, tmp_path, argv, message):
+    status, err = refused(capsys, main, ["codebook", "--out", str(tmp_path / "cb.safetensors"), *argv])
+    assert status == 2 and message in err and not (tmp_path / "cb.safetensors").exists()
+
+
+def test_codebook_command_with_more_initialisations_and_a_padded_patch_size(capsys, tmp_path):
+    from lpm.ppt.codebook import PatchCodebook
+    out = tmp_path / "cb.safetensors"
+    assert main(["codebook", "--codes", "8", "--limit", "20", "--patch-size", "5", "--codebook-inits", "3",
+                 "--out", str(out)]) == 0
+    assert "k-means best of 3 initialisations" in capsys.readouterr().out
+    book = PatchCodebook.load(out)
+    assert (book.patch_size, book.grid, book.tokens_per_image, book.n_init) == (5, 6, 36, 3)
+
+
+def test_a_patch_size_that_does_not_divide_28_trains_generates_completes_and_evaluates(capsys, tmp_path):
+    """5x5 patches: each digit padded to 30x30, a 6x6 grid of 36 tokens; the model's sequence
+    follows the grid, and every digit it gives back is 28x28 again."""
+    from lpm.ppt.codebook import PatchCodebook
+    from lpm.ppt.store import read_ppt_checkpoint
+    folder = str(tmp_path / "run5")
+    result = train(PPTTrainConfig(checkpoint_dir=folder, patch_size=5, codebook_inits=2,
+                                  **{**TINY_RUN, "codes": 12}), log=lambda line: None)
+    assert np.isfinite(result["heldout"]["bits"]) and result["data"].train_tokens.shape[1] == 36
+    config = read_ppt_checkpoint(folder).meta["model_config"]
+    assert (config["tokens_per_image"], config["patch_size"]) == (36, 5)
+    assert PatchCodebook.load(os.path.join(folder, "codebook.safetensors")).n_init == 2
+    fives = tmp_path / "fives.npy"
+    assert main(["generate", "--checkpoint", folder, "--digit", "5", "--num", "3", "--out", str(fives)]) == 0
+    drawn = np.load(fives)
+    assert drawn.shape == (3, 28, 28) and 0 <= drawn.min() <= drawn.max() <= 1
+    np.save(tmp_path / "given.npy", drawn[:2])
+    done = tmp_path / "done.npy"
+    assert main(["generate", "--checkpoint", folder, "--complete", str(tmp_path / "given.npy"), "--num", "2",
+                 "--out", str(done)]) == 0
+    completed = np.load(done)
+    assert completed.shape == (2, 2, 28, 28) and "from their top 15 rows" in capsys.readouterr().out
+    # the top 15 rows (3 rows of 5x5 patches) are the given digits' own, through the codebook (not
+    # always the drawn tokens: a code of the last column may hold ink in the padding, which the
+    # cropped digit has lost, and the zero-padded patch's nearest code is then another)
+    book = PatchCodebook.load(os.path.join(folder, "codebook.safetensors"))
+    np.testing.assert_array_equal(completed[:, 0, :15], completed[:, 1, :15])
+    np.testing.assert_allclose(completed[:, 0, :15], book.decode(book.encode(drawn[:2]))[:, :15], atol=1e-6)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert main(["generate", "--checkpoint", folder, "--each-digit", "--num", "1",
+                     "--out", str(tmp_path / "grid.png")]) == 0
+        assert (tmp_path / "grid.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", folder, "--samples", "--per-class", "2", "--unconditional", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out bits/token " in out and "bigram " in out and "conditional samples judged as asked" in out
+    assert f"uniform {np.log2(12):.3f}" in out
 
 
 def test_evaluate_samples_prints_the_judges_figures(capsys, run_dir):

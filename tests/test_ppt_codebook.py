@@ -119,15 +119,23 @@ def test_load_rejects_a_missing_file_and_other_files(tmp_path):
     save_file({"weight": np.zeros((2, 2), np.float32)}, str(tmp_path / "weights.safetensors"))
     with pytest.raises(CodebookError, match="not a patch codebook"):
         PatchCodebook.load(str(tmp_path / "weights.safetensors"))
+    save_file({"vectors": np.zeros((4, 29 * 29), np.float32), "patch_size": np.array([29])},
+              str(tmp_path / "big.safetensors"), metadata={"format": "lpm-ppt-codebook"})
+    with pytest.raises(CodebookError, match="patch_size must be an integer from 1 to 28, got 29"):
+        PatchCodebook.load(str(tmp_path / "big.safetensors"))
     save_file({"vectors": np.zeros((4, 9), np.float32), "patch_size": np.array([3])},
-              str(tmp_path / "three.safetensors"), metadata={"format": "lpm-ppt-codebook"})
-    with pytest.raises(CodebookError, match="patch_size must divide 28"):
-        PatchCodebook.load(str(tmp_path / "three.safetensors"))
+              str(tmp_path / "inits.safetensors"), metadata={"format": "lpm-ppt-codebook", "n_init": "0"})
+    with pytest.raises(CodebookError, match=r"n_init \(k-means initialisations\) must be an integer >= 1, got 0"):
+        PatchCodebook.load(str(tmp_path / "inits.safetensors"))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(patch_size=3), "patch_size must divide 28"),
-    (dict(patch_size=0), "patch_size must divide 28"),
+    (dict(patch_size=29), "patch_size must be an integer from 1 to 28, got 29"),
+    (dict(patch_size=0), "patch_size must be an integer from 1 to 28, got 0"),
+    (dict(patch_size=4.0), "patch_size must be an integer from 1 to 28, got 4.0"),
+    (dict(n_init=0), r"n_init \(k-means initialisations\) must be an integer >= 1, got 0"),
+    (dict(n_init=2.0), r"n_init \(k-means initialisations\) must be an integer >= 1, got 2.0"),
+    (dict(n_init=True), r"n_init \(k-means initialisations\) must be an integer >= 1, got True"),
     (dict(num_codes=1), "num_codes must be an integer >= 2"),
     (dict(num_codes=2.5), "num_codes must be an integer >= 2"),
 ])
@@ -151,3 +159,65 @@ def test_bad_images_and_tokens(book):
         book.decode(np.zeros((2, 48), np.int64))
     with pytest.raises(ValueError, match=r"in \[0, 64\), got values from 16 to 64"):
         book.decode(np.arange(16, 65).reshape(1, 49))
+
+
+@pytest.mark.parametrize("patch_size, grid", [(3, 10), (5, 6), (6, 5), (8, 4), (15, 2)])
+def test_patch_sizes_that_do_not_divide_28_pad_the_digit_with_zeros(digits, patch_size, grid):
+    """A 28x28 digit padded with zeros on the bottom/right to grid * p: every patch is tokenised
+    by its nearest code (checked by brute force here), and decoding crops the padding off."""
+    book = PatchCodebook.fit(digits[0][:100], patch_size=patch_size, num_codes=12, seed=0)
+    assert (book.grid, book.tokens_per_image) == (grid, grid * grid)
+    held = digits[1][:6]
+    side, p = grid * patch_size, patch_size
+    padded = np.zeros((len(held), side, side), np.float32)
+    padded[:, :28, :28] = held
+    patches = np.stack([padded[:, r * p:(r + 1) * p, c * p:(c + 1) * p].reshape(len(held), -1)
+                        for r in range(grid) for c in range(grid)], axis=1)             # (N, T, p*p)
+    np.testing.assert_array_equal(to_patches(held, p), patches.reshape(-1, p * p))
+    want = np.argmin(((patches[:, :, None, :] - book.vectors[None, None]) ** 2).sum(-1), axis=-1)
+    tokens = book.encode(held)
+    assert tokens.shape == (6, grid * grid)
+    np.testing.assert_array_equal(tokens, want)
+    decoded = book.decode(tokens)
+    nearest = np.zeros((len(held), side, side), np.float32)
+    for t in range(grid * grid):
+        r, c = divmod(t, grid)
+        nearest[:, r * p:(r + 1) * p, c * p:(c + 1) * p] = book.vectors[want[:, t]].reshape(-1, p, p)
+    assert decoded.shape == (6, 28, 28) and decoded.dtype == np.float32
+    np.testing.assert_array_equal(decoded, nearest[:, :28, :28])
+    mse = np.mean((nearest[:, :28, :28].astype(np.float64) - held) ** 2)
+    assert book.psnr(held) == pytest.approx(10 * np.log10(1 / mse), rel=1e-5)
+
+
+def test_more_initialisations_fit_no_worse_and_are_saved(digits, tmp_path):
+    """n_init=N keeps the best of N seeded k-means++ runs (the first of them n_init=1's): its
+    inertia is at most n_init=1's on the same patches and seed, and the count is saved."""
+    once = PatchCodebook.fit(digits[0], patch_size=4, num_codes=16, seed=1)
+    best = PatchCodebook.fit(digits[0], patch_size=4, num_codes=16, seed=1, n_init=4)
+    assert (once.n_init, best.n_init) == (1, 4)
+    assert best.inertia(digits[0]) < once.inertia(digits[0])   # another start wins on these digits (4014 < 4115)
+    patches = to_patches(digits[0], 4)
+    assert once.inertia(digits[0]) == pytest.approx(
+        float(np.sum((patches - once.vectors[nearest_code(patches, once.vectors)]) ** 2)), rel=1e-6)
+    best.save(tmp_path / "best.safetensors")
+    loaded = PatchCodebook.load(tmp_path / "best.safetensors")
+    assert loaded.n_init == 4
+    np.testing.assert_array_equal(loaded.vectors, best.vectors)
+
+
+def test_the_default_codebook_is_one_kmeans_run_and_its_file_is_unchanged(digits, tmp_path):
+    """n_init=1 (the default) is scikit-learn's single seeded run, as before n_init existed; the
+    file carries no n_init entry, so it is byte for byte the file of earlier versions."""
+    from safetensors import safe_open
+    from sklearn.cluster import KMeans
+    train = digits[0][::3]
+    book = PatchCodebook.fit(train, patch_size=4, num_codes=16, seed=3)
+    np.testing.assert_array_equal(book.vectors, PatchCodebook.fit(train, patch_size=4, num_codes=16, seed=3,
+                                                                  n_init=1).vectors)
+    unique, counts = np.unique(to_patches(train, 4), axis=0, return_counts=True)
+    kmeans = KMeans(16, init="k-means++", n_init=1, random_state=3).fit(unique, sample_weight=counts.astype(np.float32))
+    np.testing.assert_array_equal(book.vectors, np.clip(kmeans.cluster_centers_, 0, 1).astype(np.float32))
+    book.save(tmp_path / "default.safetensors")
+    with safe_open(str(tmp_path / "default.safetensors"), framework="numpy") as f:
+        assert f.metadata() == {"format": "lpm-ppt-codebook"}
+    assert PatchCodebook.load(tmp_path / "default.safetensors").n_init == 1

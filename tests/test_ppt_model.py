@@ -192,6 +192,23 @@ def test_decode_matches_the_codebook_at_mnist_size():
     assert "codebook" in model.state_dict()
 
 
+@pytest.mark.parametrize("patch_size", [3, 5, 6, 8])
+def test_decode_crops_a_padded_grid_as_the_codebook_does(patch_size):
+    """A grid of ceil(28/p) patches a side is a zero-padded 28x28 digit: cropped back to 28."""
+    rng = np.random.default_rng(patch_size)
+    codebook = PatchCodebook(rng.random((12, patch_size ** 2)).astype(np.float32), patch_size)
+    gt.manual_seed(0)
+    model = PixelPredictionTransformer(num_codes=12, tokens_per_image=codebook.tokens_per_image, embed_dim=8,
+                                       num_layers=1, num_heads=2, ff_dim=8, patch_size=patch_size,
+                                       codebook=codebook.vectors)
+    assert model.config.image_size == 28
+    tokens = rng.integers(0, 12, (3, codebook.tokens_per_image))
+    np.testing.assert_array_equal(model.decode(tokens), codebook.decode(tokens))
+    assert model.generate(2, digit=3, seed=0).shape == (2, 28, 28)
+    # a grid that is not MNIST's padded one keeps its own side (2x2 patches of 5: 10 pixels)
+    assert tiny(patch_size=5, tokens_per_image=4).config.image_size == 10
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(digit=12), "digit must be"), (dict(top_p=0), "top_p"), (dict(top_k=0), "top_k"),
     (dict(temperature=0), "temperature"), (dict(guidance=2.0), "guidance needs a digit"),

@@ -81,6 +81,10 @@ def train_command(argv, prog):
                          "codebook.safetensors)", "limit": "use at most this many training and held-out digits",
              "lr": "learning rate (default: 2e-3 for adamw, 0.1 for sgd), cosine decay to 0",
              "uncond_prob": "share of training sequences that start with 'no class'",
+             "patch_size": "side of a patch, 1 to 28; digits are zero-padded on the bottom/right to a multiple "
+                           "(default: 4)",
+             "codebook_inits": "k-means initialisations when the codebook is fitted here, the best by inertia kept "
+                               "(default: 1; an existing codebook file is read as it is)",
              "threads": "BLAS threads, or 'auto' (the default: every free core, one on a busy machine)",
              "plot": "folder for curves.png and a sample grid per epoch (needs matplotlib)"}
     for f in fields(PPTTrainConfig):
@@ -98,7 +102,8 @@ def train_command(argv, prog):
     check_environment(p)
     cfg = PPTTrainConfig(**vars(args))
     bad = problems(*(at_least(f"--{n}", getattr(cfg, n.replace("-", "_")), 1) for n in
-                     ("epochs", "batch-size", "embed-dim", "num-layers", "num-heads", "ff-dim", "patch-size")),
+                     ("epochs", "batch-size", "embed-dim", "num-layers", "num-heads", "ff-dim", "patch-size",
+                      "codebook-inits")), _patch_size_problem(cfg.patch_size),
                    at_least("--codes", cfg.codes, 2), at_least("--limit", cfg.limit, 2), positive("--lr", cfg.lr),
                    non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
                    within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
@@ -107,8 +112,6 @@ def train_command(argv, prog):
                                                                                  "resume-from")))
     if not bad and cfg.embed_dim % cfg.num_heads:
         bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
-    if not bad and 28 % cfg.patch_size:
-        bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {cfg.patch_size}"]
     if not bad and cfg.resume and not cfg.checkpoint_dir:
         bad = ["--resume needs --checkpoint-dir (the run to continue)"]
     no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
@@ -124,6 +127,11 @@ def train_command(argv, prog):
         p.refuse(too_large)
     train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
+
+
+def _patch_size_problem(size):
+    """Above 28 a patch is larger than the digit; sizes not dividing 28 pad it (lpm.ppt.codebook)."""
+    return f"--patch-size must be at most 28 (a digit's side), got {size}" if size > 28 else None
 
 
 def _folder_problem(cfg):
@@ -166,7 +174,7 @@ def _memory_problem(cfg):
     buffer; a batch's block activations), else None."""
     from lpm import memory
 
-    tokens = (28 // cfg.patch_size) ** 2 + 1           # the patches and the class token
+    tokens = (-(-28 // cfg.patch_size)) ** 2 + 1       # the patches (a padded grid) and the class token
     d, ff = cfg.embed_dim, cfg.ff_dim
     params = 2 * cfg.codes * d + (tokens + 11) * d + cfg.num_layers * (4 * d * d + 2 * d * ff)
     digits = min(cfg.batch_size, cfg.limit or 60000)    # a batch holds no more than MNIST's 60,000 digits
@@ -340,25 +348,27 @@ def codebook_command(argv, prog):
                                              "it (safetensors); prints the held-out reconstruction PSNR.")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="where to write it (e.g. runs/ppt/codebook.safetensors)")
-    p.add_argument("--patch-size", type=int, default=4, help="side of a patch; must divide 28 (default: 4)")
+    p.add_argument("--patch-size", type=int, default=4, help="side of a patch, 1 to 28; digits are zero-padded on "
+                                                            "the bottom/right to a multiple (default: 4)")
     p.add_argument("--codes", type=int, default=256, help="number of codes (default: 256)")
     p.add_argument("--limit", type=int, help="fit on at most this many training digits")
     p.add_argument("--seed", type=int, default=0, help="k-means seed (default: 0)")
+    p.add_argument("--codebook-inits", type=int, default=1,
+                   help="k-means initialisations, the best by inertia kept (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace the file --out names if there is one")
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
+                   at_least("--codebook-inits", args.codebook_inits, 1), _patch_size_problem(args.patch_size),
                    at_least("--limit", args.limit, 1), seed_problem("--seed", args.seed), blank("--out", args.out),
                    folder_given("--out", args.out), existing_output("--out", args.out, args.overwrite))
-    if not bad and 28 % args.patch_size:
-        bad = [f"--patch-size must divide 28 (1, 2, 4, 7, 14 or 28), got {args.patch_size}"]
     if bad:
         p.error(bad[0])
     refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
     if refused:
         p.refuse(f"--out {args.out}: {refused}")
     t0 = time.perf_counter()
-    data = load_tokens(None, args.patch_size, args.codes, args.limit, args.seed, log=print)
+    data = load_tokens(None, args.patch_size, args.codes, args.limit, args.seed, log=print, n_init=args.codebook_inits)
     data.codebook.save(args.out)
     print(f"Wrote {args.out} in {time.perf_counter() - t0:.1f} s")
     return 0

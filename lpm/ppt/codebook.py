@@ -1,8 +1,12 @@
-"""A k-means codebook of image patches: a 28x28 digit becomes (28/p)^2 tokens, one per patch.
+"""A k-means codebook of image patches: a 28x28 digit becomes ceil(28/p)^2 tokens, one per patch.
 
 Patches are non-overlapping p x p squares taken in row-major order (left to right, then top to
-bottom). The codes are the k-means centres of every training patch (scikit-learn's ``KMeans``,
-one initialisation, a fixed seed; run on the distinct patches weighted by their counts), and every code is used on the training patches: a code left
+bottom); any p from 1 to 28 works: where p does not divide 28 the digit is padded with zeros (the
+MNIST background) on the bottom and right to the next multiple of p, and decoding crops the
+padding off again. Overlapping patches are not offered: tokens are generated to tile an image.
+The codes are the k-means centres of every training patch (scikit-learn's ``KMeans``, ``n_init``
+seeded initialisations, the best by inertia kept, one by default; run on the distinct patches
+weighted by their counts), and every code is used on the training patches: a code left
 without patches is moved onto the worst-fitted patch and k-means refit, until none is empty.
 The codebook is stored as safetensors (never a pickle), written atomically.
 
@@ -30,12 +34,13 @@ class CodebookError(ValueError):
 class PatchCodebook:
     """``num_codes`` patch vectors of ``patch_size`` x ``patch_size`` pixels.
 
-    ``vectors`` is (num_codes, patch_size**2) float32; ``grid`` = 28 / patch_size patches per
-    side; ``tokens_per_image`` = grid**2. Build one with ``fit`` (or ``load``); the constructor
-    takes vectors that already exist (e.g. kept in a model checkpoint).
+    ``vectors`` is (num_codes, patch_size**2) float32; ``grid`` = ceil(28 / patch_size) patches
+    per side; ``tokens_per_image`` = grid**2; ``n_init``: the k-means initialisations it was
+    fitted with (1 when unknown). Build one with ``fit`` (or ``load``); the constructor takes
+    vectors that already exist (e.g. kept in a model checkpoint).
     """
 
-    def __init__(self, vectors, patch_size):
+    def __init__(self, vectors, patch_size, n_init=1):
         _check_patch_size(patch_size)
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[1] != patch_size * patch_size or vectors.shape[0] < 2:
@@ -47,23 +52,27 @@ class PatchCodebook:
         self.patch_size = int(patch_size)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.num_codes = self.vectors.shape[0]
-        self.grid = SIDE // self.patch_size
+        self.n_init = _check_n_init(n_init, "PatchCodebook")
+        self.grid = grid_side(self.patch_size)
         self.tokens_per_image = self.grid * self.grid
 
     def __repr__(self):
         return f"PatchCodebook(patch_size={self.patch_size}, num_codes={self.num_codes})"
 
     @classmethod
-    def fit(cls, images, patch_size=4, num_codes=256, seed=0):
+    def fit(cls, images, patch_size=4, num_codes=256, seed=0, n_init=1):
         """k-means of every p x p patch of ``images`` (N, 28, 28) in [0, 1], the training split only.
 
-        Every code ends up used on these patches (empty codes are re-seeded from the worst-fitted
-        patches and k-means refit); ``ValueError`` when the images hold fewer distinct patches
-        than ``num_codes``.
+        ``n_init``: k-means runs from that many seeded k-means++ initialisations and keeps the one
+        of the lowest inertia (scikit-learn's ``KMeans(n_init=...)``; 1, the default, gives the
+        codebooks of earlier versions bit for bit). Every code ends up used on these patches
+        (empty codes are re-seeded from the worst-fitted patches and k-means refit); ``ValueError``
+        when the images hold fewer distinct patches than ``num_codes``.
         """
         _check_patch_size(patch_size)
         if isinstance(num_codes, bool) or not isinstance(num_codes, (int, np.integer)) or num_codes < 2:
             raise ValueError(f"PatchCodebook.fit: num_codes must be an integer >= 2, got {num_codes!r}")
+        n_init = _check_n_init(n_init, "PatchCodebook.fit")
         patches = to_patches(_check_images(images, "PatchCodebook.fit"), patch_size)
         # k-means of the distinct patches weighted by their counts has the same objective as k-means
         # of every patch, at a third of the work: 62% of the 196,000 MNIST training patches are blank
@@ -71,7 +80,7 @@ class PatchCodebook:
         if len(unique) < num_codes:
             raise ValueError(f"PatchCodebook.fit: the images hold {len(unique)} distinct {patch_size}x{patch_size} "
                              f"patches, fewer than num_codes={num_codes}")
-        return cls(_kmeans_no_dead_codes(unique, counts, int(num_codes), seed), patch_size)
+        return cls(_kmeans_no_dead_codes(unique, counts, int(num_codes), seed, n_init), patch_size, n_init)
 
     def encode(self, images):
         """Tokens (N, tokens_per_image) int64: the nearest code of each patch, row-major order."""
@@ -89,7 +98,14 @@ class PatchCodebook:
                              f"got values from {tokens.min()} to {tokens.max()}")
         n, g, p = tokens.shape[0], self.grid, self.patch_size
         blocks = self.vectors[tokens].reshape(n, g, g, p, p)          # (N, row, col, y, x)
-        return np.ascontiguousarray(blocks.transpose(0, 1, 3, 2, 4).reshape(n, SIDE, SIDE))
+        return np.ascontiguousarray(blocks.transpose(0, 1, 3, 2, 4).reshape(n, g * p, g * p)[:, :SIDE, :SIDE])
+
+    def inertia(self, images):
+        """The k-means objective on ``images`` (N, 28, 28): the sum over every patch (padding
+        included) of its squared distance to its nearest code, float64."""
+        patches = to_patches(_check_images(images, "PatchCodebook.inertia"), self.patch_size)
+        nearest = self.vectors[nearest_code(patches, self.vectors)]
+        return float(np.sum((patches - nearest) ** 2, dtype=np.float64))
 
     def psnr(self, images):
         """Reconstruction PSNR in dB of ``images`` through the codebook, peak 1.0:
@@ -101,10 +117,12 @@ class PatchCodebook:
         return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
     def save(self, path):
-        """Write the codebook to ``path`` (safetensors: ``vectors`` and ``patch_size``), atomically."""
+        """Write the codebook to ``path`` (safetensors: ``vectors`` and ``patch_size``; metadata
+        ``n_init`` when above 1, so a default codebook's file is that of earlier versions), atomically."""
         from safetensors.numpy import save      # as lpm.checkpoint: only saving and loading need it
+        metadata = {"format": FORMAT, **({"n_init": str(self.n_init)} if self.n_init > 1 else {})}
         data = save({"vectors": self.vectors, "patch_size": np.array([self.patch_size], dtype=np.int64)},
-                    metadata={"format": FORMAT})
+                    metadata=metadata)
         path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
         try:
@@ -139,15 +157,24 @@ class PatchCodebook:
         if vectors.dtype != np.float32 or patch_size.shape != (1,):
             raise CodebookError(f"codebook {path}: not a patch codebook (vectors {vectors.dtype}, "
                                 f"patch_size {patch_size.shape})")
+        n_init = metadata.get("n_init", "1")
         try:
-            return cls(vectors, int(patch_size[0]))
+            return cls(vectors, int(patch_size[0]), int(n_init) if n_init.isdigit() else n_init)
         except ValueError as e:
             raise CodebookError(f"codebook {path}: {e}") from None
 
 
+def grid_side(patch_size):
+    """Patches per side of a 28x28 digit: ceil(28 / patch_size) (the last row and column padded)."""
+    return -(-SIDE // patch_size)
+
+
 def to_patches(images, patch_size):
-    """(N, 28, 28) -> (N * (28/p)^2, p*p): every image's patches in row-major order."""
-    n, g, p = images.shape[0], SIDE // patch_size, patch_size
+    """(N, 28, 28) -> (N * ceil(28/p)^2, p*p): every image's patches in row-major order, the
+    image padded with zeros on the bottom and right where p does not divide 28."""
+    n, g, p = images.shape[0], grid_side(patch_size), patch_size
+    if g * p != SIDE:
+        images = np.pad(images, ((0, 0), (0, g * p - SIDE), (0, g * p - SIDE)))
     blocks = images.reshape(n, g, p, g, p).transpose(0, 1, 3, 2, 4)     # (N, row, col, y, x)
     return np.ascontiguousarray(blocks.reshape(n * g * g, p * p))
 
@@ -163,13 +190,14 @@ def nearest_code(patches, vectors):
     return out
 
 
-def _kmeans_no_dead_codes(unique, counts, num_codes, seed):
+def _kmeans_no_dead_codes(unique, counts, num_codes, seed, n_init=1):
     """k-means centres (K, d) float32 of the distinct patches ``unique`` weighted by ``counts``,
-    with every centre the nearest of some patch."""
+    with every centre the nearest of some patch; the first fit the best of ``n_init``."""
     from sklearn.cluster import KMeans      # here, not at the top: importing sklearn costs seconds
-    init, weights = "k-means++", counts.astype(np.float32)
+    init, weights, runs = "k-means++", counts.astype(np.float32), n_init
     for _ in range(_MAX_REFITS):
-        kmeans = KMeans(num_codes, init=init, n_init=1, random_state=seed).fit(unique, sample_weight=weights)
+        kmeans = KMeans(num_codes, init=init, n_init=runs, random_state=seed).fit(unique, sample_weight=weights)
+        runs = 1                            # a refit starts from the given centres: one run
         # means of pixels in [0, 1] lie in [0, 1], but not always after rounding (-3e-6 seen on MNIST)
         centres = np.clip(kmeans.cluster_centers_, 0.0, 1.0).astype(np.float32)
         init = _reseed_empty(unique, centres)
@@ -194,8 +222,14 @@ def _reseed_empty(unique, centres):
 
 def _check_patch_size(patch_size):
     if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)) \
-            or patch_size < 1 or SIDE % patch_size:
-        raise ValueError(f"PatchCodebook: patch_size must divide {SIDE} (1, 2, 4, 7, 14, 28), got {patch_size!r}")
+            or not 1 <= patch_size <= SIDE:
+        raise ValueError(f"PatchCodebook: patch_size must be an integer from 1 to {SIDE}, got {patch_size!r}")
+
+
+def _check_n_init(n_init, where):
+    if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
+        raise ValueError(f"{where}: n_init (k-means initialisations) must be an integer >= 1, got {n_init!r}")
+    return int(n_init)
 
 
 def _check_images(images, where):

@@ -61,25 +61,29 @@ def load_codebook(path, patch_size, num_codes):
     return codebook
 
 
-def load_tokens(codebook_path=None, patch_size=4, num_codes=256, limit=None, seed=0, log=print):
+def load_tokens(codebook_path=None, patch_size=4, num_codes=256, limit=None, seed=0, log=print, n_init=1):
     """The MNIST split as ``TokenData``. The codebook is read from ``codebook_path`` when that file
-    exists, else fitted on the training images (k-means, ``seed``) and saved there (when a path is
-    given); ``log`` receives a line on what was done, with the held-out reconstruction PSNR."""
+    exists, else fitted on the training images (k-means, ``seed``, the best of ``n_init``
+    initialisations) and saved there (when a path is given); ``log`` receives a line on what was
+    done, with the held-out reconstruction PSNR."""
     train_x, train_y, heldout_x, heldout_y = load_images(limit)
     if codebook_path and os.path.exists(codebook_path):
         codebook = load_codebook(codebook_path, patch_size, num_codes)
-        log(f"Codebook: {codebook_path} ({num_codes} codes of {patch_size}x{patch_size} patches); "
+        log(f"Codebook: {codebook_path} ({num_codes} codes of {patch_size}x{patch_size} patches"
+            + (f", k-means best of {codebook.n_init} initialisations" if codebook.n_init > 1 else "") + "); "
             f"held-out PSNR {codebook.psnr(heldout_x):.2f} dB")
     else:
         try:
-            codebook = PatchCodebook.fit(train_x, patch_size=patch_size, num_codes=num_codes, seed=seed)
+            codebook = PatchCodebook.fit(train_x, patch_size=patch_size, num_codes=num_codes, seed=seed,
+                                         n_init=n_init)
         except ValueError as exc:           # e.g. fewer distinct patches than codes in a small --limit
             raise DataError(str(exc)) from None
         if codebook_path:
             os.makedirs(os.path.dirname(os.path.abspath(codebook_path)), exist_ok=True)
             codebook.save(codebook_path)
         log(f"Codebook: fitted {num_codes} codes of {patch_size}x{patch_size} patches on {len(train_y)} training "
-            f"digits" + (f", saved to {codebook_path}" if codebook_path else "")
+            f"digits" + (f" (k-means best of {n_init} initialisations)" if n_init > 1 else "")
+            + (f", saved to {codebook_path}" if codebook_path else "")
             + f"; held-out PSNR {codebook.psnr(heldout_x):.2f} dB")
     return TokenData(codebook, train_x, train_y, codebook.encode(train_x), heldout_x, heldout_y,
                      codebook.encode(heldout_x))

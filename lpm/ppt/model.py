@@ -29,6 +29,7 @@ from gt import nn
 from gt.nn import init, sampling
 
 EMBED_INIT_STD = 0.02      # GPT-2's (and nanoGPT's) init of the embedding tables
+MNIST_SIDE = 28           # a digit's side: a grid padded past it (patch sizes not dividing 28) is cropped back
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PPTConfig:
     """Hyperparameters of a ``PixelPredictionTransformer``; checked on creation."""
 
     num_codes: int = 256          # K, the codebook's size: the vocabulary
-    tokens_per_image: int = 49    # T = (28 / patch_size) ** 2
+    tokens_per_image: int = 49    # T = ceil(28 / patch_size) ** 2
     embed_dim: int = 128          # D
     num_layers: int = 4
     num_heads: int = 4
@@ -69,8 +70,11 @@ class PPTConfig:
 
     @property
     def image_size(self):
-        """The side of a decoded image in pixels (28 for MNIST with 4x4 patches)."""
-        return self.grid * self.patch_size
+        """The side of a decoded image in pixels: grid x patch_size, except that a grid of
+        ceil(28 / patch_size) patches whose side passes 28 is a zero-padded 28x28 MNIST digit
+        (the codebook's padding where patch_size does not divide 28), cropped back to 28."""
+        side = self.grid * self.patch_size
+        return MNIST_SIDE if side > MNIST_SIDE and self.grid == -(-MNIST_SIDE // self.patch_size) else side
 
 
 class PixelPredictionTransformer(nn.Module):
@@ -209,12 +213,14 @@ class PixelPredictionTransformer(nn.Module):
         self.codebook = gt.tensor(vectors)
 
     def decode(self, tokens):
-        """Tokens (N, tokens_per_image) -> images (N, image_size, image_size) float32 in [0, 1]."""
+        """Tokens (N, tokens_per_image) -> images (N, image_size, image_size) float32 in [0, 1]
+        (the padding of a padded grid cropped off)."""
         tokens = np.asarray(tokens)
         cfg, vectors = self.config, self.codebook.numpy()
         g, p = cfg.grid, cfg.patch_size
         patches = vectors[tokens].reshape(len(tokens), g, g, p, p)               # (N, row, col, y, x)
-        images = patches.transpose(0, 1, 3, 2, 4).reshape(len(tokens), g * p, g * p)
+        side = cfg.image_size
+        images = patches.transpose(0, 1, 3, 2, 4).reshape(len(tokens), g * p, g * p)[:, :side, :side]
         return np.clip(images, 0.0, 1.0).astype(np.float32)
 
     # ---- checks -------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class PPTTrainConfig:
     codebook: str | None = None     # default: <checkpoint_dir>/codebook.safetensors (built if absent)
     patch_size: int = 4
     codes: int = 256
+    codebook_inits: int = 1         # k-means initialisations of a codebook fitted here (the best kept)
     limit: int | None = None        # at most this many training and held-out digits (small runs)
     epochs: int = 8
     batch_size: int = 32
@@ -91,7 +92,8 @@ class Trainer:
 
     def __init__(self, cfg, log):
         self.cfg, self.log, self.t0 = cfg, log, time.perf_counter()
-        self.data = load_tokens(cfg.codebook_path(), cfg.patch_size, cfg.codes, cfg.limit, cfg.seed, log)
+        self.data = load_tokens(cfg.codebook_path(), cfg.patch_size, cfg.codes, cfg.limit, cfg.seed, log,
+                                cfg.codebook_inits)
         gt.manual_seed(cfg.seed)
         n, T = self.data.train_tokens.shape
         self.model = PixelPredictionTransformer(cfg.codes, T, cfg.embed_dim, cfg.num_layers, cfg.num_heads,
