@@ -2,6 +2,7 @@
 
 import weakref
 
+from gt import autograd
 from gt.autograd import deferred
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
@@ -95,6 +96,23 @@ class SGD(Optimizer):
             self._update_one(p, group)
         if targets:
             B.add_scaled_foreach_(targets, values, -group["lr"])
+
+    def _step_one(self, p):
+        # in_backward, plain gradient descent on a whole parameter (its biases and norms: ~44 of
+        # the default model's, one hook each): the engine call _update would make, with the same
+        # arguments, without its checks and the no_grad scope (no tensor arithmetic runs here).
+        # Measured 12.5 -> 6 us per parameter on the torch engine.
+        group = self._group_of[id(p)]
+        grad = p.grad
+        if (_plain(group) and p._placed is None and grad._placed is None and grad.shape == p.shape
+                and grad.dtype == p.dtype):
+            self._state_of(p, group)
+            B.sgd_step_(p._array, grad._array, None, group["lr"], group["momentum"], group["dampening"],
+                        group["weight_decay"], group["nesterov"], False)
+            p._bump_version()
+            autograd.zero_grads([p])
+            return
+        super()._step_one(p)
 
     def _update(self, p, grad, state, group):
         momentum = group["momentum"]
