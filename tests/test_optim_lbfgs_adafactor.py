@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gt
+from gt.sharding.mesh import get_mesh
 from helpers import torch_or_skip
 
 AF_TOL = {"float64": dict(rtol=1e-12, atol=1e-14), "float32": dict(rtol=1e-5, atol=1e-6)}
@@ -273,7 +274,7 @@ class LbRun:
         return self.opt.state[self.params[0]]
 
 
-def assert_lbfgs_state_like_torch(ours, theirs, atol):
+def assert_lbfgs_state_like_torch(ours, theirs, atol, rtol=1e-8):
     mine, saved = ours.opt.state_dict(), theirs.opt.state_dict()
     assert sorted(mine["state"]) == sorted(saved["state"]) == [0]
     a, b = mine["state"][0], saved["state"][0]
@@ -281,7 +282,7 @@ def assert_lbfgs_state_like_torch(ours, theirs, atol):
     assert a["func_evals"] == b["func_evals"] and a["n_iter"] == b["n_iter"]
     for key in ("d", "prev_flat_grad", "t", "H_diag", "prev_loss"):
         np.testing.assert_allclose(np.asarray(a[key], dtype=float), np.asarray(b[key], dtype=float),
-                                   rtol=1e-8, atol=atol, err_msg=key)
+                                   rtol=rtol, atol=atol, err_msg=key)
     for key in ("old_dirs", "old_stps", "ro", "al"):
         if key in b:
             assert len(a[key]) == len(b[key]), key
@@ -289,7 +290,7 @@ def assert_lbfgs_state_like_torch(ours, theirs, atol):
                 assert (x is None) == (y is None), key
                 if y is not None:
                     np.testing.assert_allclose(np.asarray(x, dtype=float), np.asarray(y, dtype=float),
-                                               rtol=1e-8, atol=atol, err_msg=key)
+                                               rtol=rtol, atol=atol, err_msg=key)
     assert [{k: v for k, v in g.items()} for g in mine["param_groups"]] == saved["param_groups"]
 
 
@@ -309,14 +310,19 @@ LB_CASES = [
 def test_lbfgs_trajectory_matches_torch_float64(name, kw):
     torch = torch_or_skip()
     ours, theirs = LbRun(gt, name, kw, shard=True), LbRun(torch, name, kw)
+    # spread over several devices, the flat gradient stays sharded and its dot products are
+    # per-device products summed across devices, where one device's BLAS dot may fuse them:
+    # the last bits differ, and Rosenbrock's valley magnifies them to about 1e-9 in four steps
+    tol = 1e-10 if get_mesh().size == 1 else 1e-8
     for step in range(4):
         (loss_a, a), (loss_b, b) = ours.step(), theirs.step()
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=f"step {step}")
-        assert loss_a == pytest.approx(loss_b, rel=1e-9, abs=1e-14)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"step {step}")
+        assert loss_a == pytest.approx(loss_b, rel=max(tol, 1e-9), abs=1e-14)
     assert ours.params[0].dtype == gt.float64
     if sharded_mesh():
         assert ours.params[0].placement == gt.Shard(0)
-    assert_lbfgs_state_like_torch(ours, theirs, atol=1e-9)
+    # the gradients in the state magnify those last-bit differences by Rosenbrock's curvature
+    assert_lbfgs_state_like_torch(ours, theirs, atol=1e-9 if tol < 1e-9 else 1e-7, rtol=tol * 100)
 
 
 @pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
