@@ -124,8 +124,8 @@ def evaluate_command(argv, prog="lpm evaluate"):
     args = _evaluate_args(p, argv)
     model, ckpt = load_model(args.checkpoint, "best" if args.best else "latest")
     names, offset = _checkpoint_classes(ckpt)
-    if args.dataset and _unknown_classes(args.dataset, names):
-        p.refuse(f"--dataset {args.dataset}: {_unknown_classes(args.dataset, names)}")
+    if args.dataset and (unknown := _unknown_classes(args.dataset, names)):
+        p.refuse(f"--dataset {args.dataset}: {unknown}")
     cfg = dict(ckpt.meta.get("train_config") or {})
     if args.samples is not None and not args.dataset and cfg.get("data"):
         p.error(f"--samples applies to generated data: this run trained on --data {cfg['data']} (give --dataset "
@@ -179,8 +179,8 @@ def _evaluate_args(p, argv):
         p.error("--skip-bad applies to --data only")
     if args.samples is not None and args.data:
         p.error(f"--samples applies to generated data (--dataset), not to --data {args.data}")
-    if args.data and layout_problem(args.data, "--data"):    # as train.py refuses it
-        p.refuse(layout_problem(args.data, "--data"))
+    if args.data and (why := layout_problem(args.data, "--data")):    # as train.py refuses it
+        p.refuse(why)
     return args
 
 

@@ -11,7 +11,7 @@ import sys
 import gt
 from lpm.checkpoint import CheckpointError
 from lpm.data.base import DataError
-from lpm.interrupt import TrainingInterrupted, resume_command
+from lpm.interrupt import TrainingInterrupted, print_alternatives, resume_command
 from lpm.outputs import silence_stdout
 
 
@@ -39,9 +39,7 @@ def dispatch(argv, family, commands, usage, stopped=()):
         return 1
     except (CheckpointError, DataError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        for label, folder in getattr(exc, "alternatives", ()):      # a damaged checkpoint (DamagedLatest)
-            print(f"{prog}: to resume from the {label} checkpoint: {resume_command(rest, prog, resume_from=folder)}",
-                  file=sys.stderr)
+        print_alternatives(exc, rest, prog)       # a damaged checkpoint (DamagedLatest)
         return 1
     except BrokenPipeError:
         silence_stdout()

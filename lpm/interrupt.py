@@ -82,3 +82,11 @@ def resume_command(argv, prog="train.py", resume_from=None, checkpoint=None):
     if len(args) != len(argv) and checkpoint and not named:
         args += ["--checkpoint-dir", os.path.dirname(os.path.normpath(checkpoint)) or "."]
     return shlex.join([*launcher, *args, *([] if "--resume" in args else ["--resume"])])
+
+
+def print_alternatives(exc, argv, prog):
+    """For a damaged latest checkpoint (``exc.alternatives``, lpm.fallback): the command that
+    resumes from each intact one, on stderr."""
+    for label, folder in getattr(exc, "alternatives", ()):
+        print(f"{prog}: to resume from the {label} checkpoint: {resume_command(argv, prog, resume_from=folder)}",
+              file=sys.stderr)

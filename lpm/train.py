@@ -33,7 +33,7 @@ from lpm.checkpoint import CheckpointError, find_checkpoint
 from lpm.config import TrainConfig, build_parser, default_lr, missing_packages, parse_args  # noqa: F401  (TrainConfig: re-exported)
 from lpm.data import DIRECTIONS, Data, DataError, load_data
 from lpm.data.files import layout_problem
-from lpm.interrupt import TrainingInterrupted, resume_command
+from lpm.interrupt import TrainingInterrupted, print_alternatives, resume_command
 from lpm.memory import model_config, run_problem
 from lpm.model import PixelTransformer
 from lpm.options import check_environment
@@ -357,9 +357,7 @@ def main(argv=None, prog="train.py"):
         print(f"{who}: error: {exc}", file=sys.stderr)
         if isinstance(exc, SaveFailed):
             _print_resume(cfg, argv, prog, "to continue once it can be written")
-        for label, folder in getattr(exc, "alternatives", ()):      # a damaged checkpoint (DamagedLatest)
-            print(f"{prog}: to resume from the {label} checkpoint: {resume_command(argv, prog, resume_from=folder)}",
-                  file=sys.stderr)
+        print_alternatives(exc, argv, prog)       # a damaged checkpoint (DamagedLatest)
         sys.exit(1)
     except BrokenPipeError:     # stdout's reader went away (| head): stop without a word, as cat would
         silence_stdout()

@@ -24,6 +24,7 @@ from lpm.options import (OneLineParser, at_least, blank, check_environment, chec
                          folder_given, missing_package, non_negative, positive, problems, seed_problem, within)
 from lpm.outputs import foreign_pictures, writable_problem
 from lpm.data.base import DataError
+from lpm.ppt.codebook import grid_side
 from lpm.ppt.data import load_codebook, load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
@@ -174,7 +175,7 @@ def _memory_problem(cfg):
     buffer; a batch's block activations), else None."""
     from lpm import memory
 
-    tokens = (-(-28 // cfg.patch_size)) ** 2 + 1       # the patches (a padded grid) and the class token
+    tokens = grid_side(cfg.patch_size) ** 2 + 1       # the patches (a padded grid) and the class token
     d, ff = cfg.embed_dim, cfg.ff_dim
     params = 2 * cfg.codes * d + (tokens + 11) * d + cfg.num_layers * (4 * d * d + 2 * d * ff)
     digits = min(cfg.batch_size, cfg.limit or 60000)    # a batch holds no more than MNIST's 60,000 digits
