@@ -47,7 +47,8 @@ def wake(t):
     _follow(t, False)
     if function.no_grad_views and t._placed is None:
         owner = B.memory_owner(t._array)
-        for ref in function.no_grad_views:
+        function.no_grad_views[:] = [ref for ref in function.no_grad_views if ref() is not None]  # scan live ones only
+        for ref in list(function.no_grad_views):
             v = ref()
             if v is not None and v._ctx is None and B.memory_owner(v._array) is owner and _root(v)._requires_grad:
                 _refuse(v)

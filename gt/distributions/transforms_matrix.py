@@ -12,7 +12,7 @@ from gt.tensor.linalg_base import eye_like
 from gt.tensor.linalg_methods import cholesky
 from gt.tensor.runtime import finfo
 from gt.distributions import constraints
-from gt.distributions.transforms import Transform, _softplus
+from gt.distributions.transforms import ParameterFree, Transform, _softplus
 from gt.distributions.transforms_more import LowerCholeskyTransform
 
 __all__ = ["CorrCholeskyTransform", "PositiveDefiniteTransform", "tril_matrix_to_vec", "vec_to_tril_matrix"]
@@ -97,17 +97,12 @@ class CorrCholeskyTransform(Transform):
         return tuple(shape[:-2]) + (d * (d - 1) // 2,)
 
 
-class PositiveDefiniteTransform(Transform):
+class PositiveDefiniteTransform(ParameterFree):
     """Square matrices onto positive-definite ones: L L^T of their LowerCholeskyTransform (not
     bijective: the upper triangle is dropped; no log |det J|, as torch's)."""
 
     domain = constraints.independent(constraints.real, 2)
     codomain = constraints.positive_definite
-
-    def __eq__(self, other):
-        return isinstance(other, PositiveDefiniteTransform)
-
-    __hash__ = object.__hash__
 
     def _call(self, x):
         L = LowerCholeskyTransform()(x)

@@ -121,7 +121,6 @@ def _normalized_shape(normalized_shape):
     return shape
 
 
-@half_stays_half
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` axes (biased variance, as torch), then
     scale by ``weight`` and shift by ``bias`` (both of shape ``normalized_shape``)."""

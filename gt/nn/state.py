@@ -110,11 +110,6 @@ def save(module, prefix="", keep_vars=False):
                                    for key, entry in _walk(module, prefix, "get_extra_state"))
 
 
-def _owner(module, key):
-    path, _, name = key.rpartition(".")
-    return module.get_submodule(path) if path else module, name
-
-
 def load(module, state_dict, strict=True, assign=False):
     if not isinstance(state_dict, collections.abc.Mapping):
         raise TypeError(f"load_state_dict expects a dict-like mapping, got {type(state_dict).__name__}")
@@ -143,7 +138,7 @@ def load(module, state_dict, strict=True, assign=False):
     with autograd.no_grad():
         for key, target in own.items():
             if key in values:
-                write(target, values[key], (*_owner(module, key), state_dict[key]) if assign else None)
+                write(target, values[key], (*module._owner_of(key), state_dict[key]) if assign else None)
             elif key in state_dict and not isinstance(target, Tensor):
                 write(target, state_dict[key])
     return IncompatibleKeys(missing, unexpected)

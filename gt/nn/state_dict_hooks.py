@@ -121,8 +121,8 @@ def _hooked(module, names, method):
     """Whether a module of the tree has a hook of ``names`` or a class overriding ``method``
     (``_save_to_state_dict``/``_load_from_state_dict``): then torch's module-by-module walk runs."""
     default = getattr(StateDictHooks, method)
-    return any(m.__dict__.get(n) for m in module.modules() for n in names) or \
-        any(getattr(type(m), method) is not default for m in module.modules())
+    return any(getattr(type(m), method) is not default or any(m.__dict__.get(n) for n in names)
+               for m in module.modules())
 
 
 def state_dict(module, args, destination, prefix, keep_vars):

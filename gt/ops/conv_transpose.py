@@ -14,6 +14,7 @@ from gt.autograd import Function
 from gt.backend import B
 from gt.ops._shapes import numel
 from gt.ops.conv import Conv, ConvWeightGrad, _add_channels, _swap, _unpad, _window_axes_last, engine_kernel, pad_constant
+from gt.ops.linalg import _mm
 
 
 class ConvTranspose(Function):
@@ -49,7 +50,7 @@ class ConvTranspose(Function):
         k = weight.shape[1] * numel(kernel)                                        # C_out / groups * K
         w2 = B.reshape(weight, (groups, c // groups, k))
         x2 = B.reshape(x, (n, groups, c // groups, numel(size)))
-        cols = _product(_swap(w2), x2, self.low, self._wide())                     # (N, groups, C_out/g * K, L)
+        cols = _mm(_swap(w2), x2, self.low, result=self._wide())                     # (N, groups, C_out/g * K, L)
         cols = B.transpose(B.reshape(cols, (n, o) + kernel + size), _window_axes_last(nd))   # (N, C_out, *size, *K)
         y = _unpad(B.fold_windows(cols, padded, stride, dilation), out, pads)
         if bias is not None:
@@ -82,11 +83,11 @@ class ConvTranspose(Function):
         cols = B.reshape(B.transpose(win, _window_axes_last(nd)), (n, groups, k, numel(size)))
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gx = _product(B.reshape(weight, (groups, c // groups, k)), cols, self.low, self.dtypes[0])  # (N, groups, C_in/g, L)
+            gx = _mm(B.reshape(weight, (groups, c // groups, k)), cols, self.low, result=self.dtypes[0])  # (N, groups, C_in/g, L)
             gx = B.reshape(gx, (n, c) + size)
         if self.needs_input_grad[1]:
             x2 = B.reshape(x, (n, groups, c // groups, numel(size)))
-            gw = B.reshape(B.sum(_product(x2, _swap(cols), self.low, self.dtypes[1]), axis=0), tuple(weight.shape))
+            gw = B.reshape(B.sum(_mm(x2, _swap(cols), self.low, result=self.dtypes[1]), axis=0), tuple(weight.shape))
         if has_bias and self.needs_input_grad[2]:
             gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
@@ -111,11 +112,6 @@ class ConvTranspose(Function):
         gx = Conv.apply(g, weight, None, stride, pads, dilation, groups) if nx else None
         gw = ConvWeightGrad.apply(g, x, weight.shape, (out, stride, pads, dilation, groups)) if nw else None
         return gx, gw, (g.sum(dim=(0,) + tuple(range(2, g.ndim))) if nb else None)
-
-
-def _product(a, b, low, result):
-    """``a @ b``; under autocast (``low``) from inputs rounded to it, the result in ``result``."""
-    return B.matmul(a, b) if low is None else B.matmul_lowp(a, b, low, result)
 
 
 def _fused(x, stride, output_padding, any_float=False):

@@ -104,8 +104,7 @@ class SGD(Optimizer):
         # Measured 12.5 -> 6 us per parameter on the torch engine.
         group = self._group_of[id(p)]
         grad = p.grad
-        if (_plain(group) and p._placed is None and grad._placed is None and grad.shape == p.shape
-                and grad.dtype == p.dtype):
+        if _plain(group) and _engine_takes(p, grad, None):
             self._state_of(p, group)
             B.sgd_step_(p._array, grad._array, None, group["lr"], group["momentum"], group["dampening"],
                         group["weight_decay"], group["nesterov"], False)
