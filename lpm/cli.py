@@ -111,7 +111,7 @@ def _parse(p, argv, **minimums):
 # ---- lpm evaluate -----------------------------------------------------------------------------
 def evaluate_command(argv, prog="lpm evaluate"):
     from lpm.data import DATASETS, DataError, load_data, match_classes
-    from lpm.inference import confusion_matrix, format_confusion, load_model, predict_proba
+    from lpm.inference import confusion_report, load_model, predict_labels
 
     p = _parser(prog, "Accuracy and confusion matrix of a trained model. By default on the held-out part of "
                       "the data it was trained on (rebuilt from the checkpoint's options).")
@@ -151,18 +151,16 @@ def evaluate_command(argv, prog="lpm evaluate"):
         current = data.pixel_offset
     labels = match_classes(labels, data_names, names)
     images = _with_offset(images, current, offset)
-    probs = predict_proba(model, images, args.batch_size)
-    preds = probs.argmax(axis=1)
+    preds, p_true = predict_labels(model, images, labels, args.batch_size)
     if len(labels) == 0:
         raise DataError("no sequences to evaluate")
-    loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-300)).mean())
+    loss = float(-np.log(np.maximum(p_true, 1e-300)).mean())
     correct = int((preds == labels).sum())
     progress = ckpt.meta.get("progress") or {}
     print(f"Checkpoint: {ckpt.path} (epoch {progress.get('epoch')}, step {progress.get('step')})")
     print(f"Data: {what}")
     print(f"Accuracy: {100 * correct / len(labels):.2f}% ({correct}/{len(labels)}), cross-entropy {loss:.4f}")
-    print("Confusion matrix (rows: true class, columns: predicted class):")
-    print(format_confusion(confusion_matrix(labels, preds, len(names)), names))
+    print(confusion_report(labels, preds, names))
     return 0
 
 
@@ -239,7 +237,7 @@ def _with_offset(images, current, wanted):
 
 # ---- lpm predict ------------------------------------------------------------------------------
 def predict_command(argv, prog="lpm predict"):
-    from lpm.inference import checkpoint_data, load_model, predict_proba, read_inputs
+    from lpm.inference import checkpoint_data, load_model, probability_batches, read_inputs, top_classes
     from lpm.options import blank, problems
 
     p = _parser(prog, "Class probabilities for each sequence: a folder of frames, an .npy (frames, H, W) or an "
@@ -257,15 +255,16 @@ def predict_command(argv, prog="lpm predict"):
     names, offset, seq_len, img_size = checkpoint_data(ckpt)
     inputs = read_inputs(args.files, seq_len, img_size)
     images = np.stack([frames for _, frames in inputs]) - np.float32(offset)
-    probs = predict_proba(model, images, args.batch_size)
     k = len(names) if args.top == 0 else min(args.top, len(names))
-    for (name, _), p_row in zip(inputs, probs):
-        order = np.argsort(-p_row, kind="stable")
+    # a batch of probabilities at a time (not all N x classes), only the top classes sorted
+    rows = (p_row for probs in probability_batches(model, images, args.batch_size) for p_row in probs)
+    for (name, _), p_row in zip(inputs, rows):
+        order = top_classes(p_row, 1 if args.json else k)
         if args.json:
             print(json.dumps({"input": name, "prediction": names[order[0]],
                               "probabilities": {n: round(float(v), 6) for n, v in zip(names, p_row)}}))
         else:
-            print(f"{name}: " + ", ".join(f"{names[c]} {100 * p_row[c]:.1f}%" for c in order[:k]))
+            print(f"{name}: " + ", ".join(f"{names[c]} {100 * p_row[c]:.1f}%" for c in order))
     return 0
 
 

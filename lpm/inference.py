@@ -16,6 +16,8 @@ from lpm.checkpoint import CheckpointError, load_into
 from lpm.model import PixelTransformer, PixelTransformerConfig
 from lpm.resume import read_kind_checkpoint
 
+MATRIX_CLASSES = 100      # lpm evaluate prints the whole confusion matrix up to this many classes
+
 # what a user who gave another model's checkpoint to lpm evaluate/predict wants instead
 ADVICE = ("use lpm ppt evaluate/generate for a Pixel Prediction Transformer, lpm caption evaluate/predict for "
           "a Pixel LLM, or give the --checkpoint of an lpm train run")
@@ -51,15 +53,32 @@ def checkpoint_data(ckpt):
 
 def predict_proba(model, images, batch_size=32):
     """Class probabilities (N, C) float64 for ``images`` (N, S, H, W): an array or a lazy data set."""
-    out = []
+    out = list(probability_batches(model, images, batch_size))
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
+
+
+def predict_labels(model, images, labels, batch_size=32):
+    """``(predicted class (N,), probability of the true class ``labels`` (N,))``, as from
+    ``predict_proba``, holding one batch's probabilities at a time, never all (N, C) of them
+    (N x C float64 is gigabytes with tens of thousands of classes)."""
+    labels, predicted, p_true = np.asarray(labels), [], []
+    for start, p in zip(range(0, len(images), batch_size), probability_batches(model, images, batch_size)):
+        predicted.append(p.argmax(axis=1))
+        p_true.append(p[np.arange(len(p)), labels[start:start + len(p)]])
+    if not predicted:
+        return np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(predicted), np.concatenate(p_true)
+
+
+def probability_batches(model, images, batch_size=32):
+    """``predict_proba``'s rows, one (batch, C) array at a time."""
     with gt.no_grad():
         for start in range(0, len(images), batch_size):
             batch = np.ascontiguousarray(images[np.arange(start, min(start + batch_size, len(images)))])
             logits = model(gt.from_numpy(batch)).numpy().astype(np.float64)
             logits -= logits.max(axis=1, keepdims=True)          # stable softmax
             p = np.exp(logits)
-            out.append(p / p.sum(axis=1, keepdims=True))
-    return np.concatenate(out) if out else np.zeros((0, model.config.num_classes))
+            yield p / p.sum(axis=1, keepdims=True)
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -67,6 +86,32 @@ def confusion_matrix(labels, predictions, num_classes):
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
     return cm
+
+
+def confusion_report(labels, predictions, class_names, top=20):
+    """What lpm evaluate prints of its confusions: the whole matrix up to ``MATRIX_CLASSES``
+    classes; beyond (a 20,000-class matrix is 3 GB and unreadable), counted from the pairs that
+    occur: how many classes the data has and how many were always right, and the ``top`` most
+    frequent confusions (most first; ties by true, then predicted class)."""
+    k = len(class_names)
+    if k <= MATRIX_CLASSES:
+        return ("Confusion matrix (rows: true class, columns: predicted class):\n"
+                + format_confusion(confusion_matrix(labels, predictions, k), class_names))
+    labels, predictions = np.asarray(labels, np.int64), np.asarray(predictions, np.int64)
+    wrong = labels != predictions
+    present = np.bincount(labels, minlength=k) > 0
+    erring = np.bincount(labels[wrong], minlength=k) > 0
+    lines = [f"Confusion matrix: not printed for {k:,} classes (more than {MATRIX_CLASSES}). {int(present.sum()):,} "
+             f"classes are in this data, {int((present & ~erring).sum()):,} of them with every sequence right."]
+    if not wrong.any():
+        return "\n".join(lines + ["No confusions: every sequence was classified right."])
+    pairs, counts = np.unique(np.stack([labels[wrong], predictions[wrong]]), axis=1, return_counts=True)
+    order = np.lexsort((pairs[1], pairs[0], -counts))[:top]
+    lines.append(f"The most frequent confusions ({min(top, len(counts))} of {len(counts):,}; true -> predicted: "
+                 "sequences):")
+    names = [str(n) for n in class_names]
+    lines += [f"  {names[pairs[0, i]]} -> {names[pairs[1, i]]}: {counts[i]}" for i in order]
+    return "\n".join(lines)
 
 
 def format_confusion(cm, class_names):
@@ -77,6 +122,16 @@ def format_confusion(cm, class_names):
     for name, row in zip(names, cm):
         lines.append(name[:width].rjust(width) + "  " + " ".join(str(int(v)).rjust(width) for v in row))
     return "\n".join(lines)
+
+
+def top_classes(p_row, k):
+    """The ``k`` most likely classes of the probabilities ``p_row`` (C,), most likely first, ties in
+    class order: ``np.argsort(-p_row, kind="stable")[:k]`` without sorting all C of them."""
+    if k >= len(p_row) or np.isnan(p_row).any():       # NaN: argsort's order (last), k of them
+        return np.argsort(-p_row, kind="stable")[:k]
+    kth = np.partition(p_row, len(p_row) - k)[len(p_row) - k]       # the k-th largest
+    candidates = np.flatnonzero(p_row >= kth)                         # ties with it included
+    return candidates[np.argsort(-p_row[candidates], kind="stable")[:k]]
 
 
 def read_inputs(paths, seq_len, img_size):

@@ -17,7 +17,9 @@ dominates, all float32 (4 bytes a value):
 - one batch: its frames (twice: gathered from the data set, then as the model's input) and the
   activations the tape keeps for the backward (per block about 16 tensors of (S, D), 3 of (S, F)
   and 3 of (heads, S, S) per sequence; twice that while the backward runs), or the evaluation
-  batch (at least 32 sequences, no tape) if that is larger.
+  batch (at least 32 sequences, no tape) if that is larger;
+- the classes of ``--data``, known only once it is read (10 are counted before): then
+  ``classes_problem`` counts the model again with its head for them, and each batch's logits.
 
 Not counted: Python, numpy and torch themselves (a few hundred MB), and GPU memory (the check
 is of the host's memory). A run is refused only when the estimate exceeds the memory available
@@ -146,10 +148,15 @@ def model_config(config, num_classes=10):
                 pool=config.pool)
 
 
+def _assumed_classes(config):
+    """The classes ``run_problem`` counts before the data is read: the generated sets' own, 10 for
+    ``--data`` (not known yet: ``classes_problem`` checks the real number once it is)."""
+    return len(blobs.DIRECTIONS) if not config.data and config.dataset == "blobs" else 10
+
+
 def run_problem(config, available=None):
     """A one-line refusal if the training run ``config`` (a ``TrainConfig``) cannot fit in memory, else None."""
-    blobs_data = not config.data and config.dataset == "blobs"
-    model = model_config(config, num_classes=len(blobs.DIRECTIONS) if blobs_data else 10)   # files: not known yet
+    model = model_config(config, num_classes=_assumed_classes(config))
     # A batch never holds more sequences than there are (files: not known yet); the held-out pass
     # after each epoch reads batches of at least EVAL_BATCH sequences (lpm.train.train).
     n = None if config.data else config.samples
@@ -164,3 +171,20 @@ def run_problem(config, available=None):
              "model": "use a smaller --img-size (the embedding has img_size**2 x embed_dim weights) or --embed-dim",
              "a batch": "use a smaller --batch-size, --img-size or --seq-len"}
     return too_large(parts, "this run", hints[max(parts, key=parts.get)], available)
+
+
+def classes_problem(config, num_classes, available=None):
+    """A one-line refusal if the run ``config`` cannot fit in the memory left once its data is read
+    and has ``num_classes`` classes (more than ``run_problem`` counted), else None: the model, its
+    head ``num_classes x embed_dim`` weights, trained (gradients, optimizer state), and a batch
+    with its logits (and their softmax, gradient and one-hot targets: four per class and sequence)."""
+    if num_classes <= _assumed_classes(config):
+        return None
+    model = model_config(config, num_classes=num_classes)
+    batch, eval_batch = config.batch_size, max(config.batch_size, EVAL_BATCH)
+    logits = 4 * num_classes * eval_batch * FLOAT_BYTES
+    parts = {"model": model_bytes(model, True, config.optimizer, config.momentum, config.weight_decay),
+             "a batch": batch_bytes(model, batch, config.seq_len, eval_batch=eval_batch) + logits}
+    return too_large(parts, f"this run of {num_classes:,} classes",
+                     "use fewer classes, or a smaller --embed-dim (the head has num_classes x embed_dim weights) "
+                     "or --batch-size", available)

@@ -48,17 +48,19 @@ def writable_problem(path):
     return None
 
 
-def output_problems(cfg):
-    """One message per output folder of ``cfg`` (a ``TrainConfig``) that cannot be written, or
-    whose pictures would replace files lpm did not write."""
+def output_problems(cfg, pictures=PLOTS, more=()):
+    """One message per output folder of ``cfg`` (a ``TrainConfig``, or a model's config with the
+    same ``checkpoint_dir`` and ``plot``) that cannot be written, then of the ``(flag, folder)``
+    pairs ``more``; then the refusal where ``--plot`` holds a file named as one of ``pictures``
+    (``foreign_pictures``' patterns: what the command draws there) that lpm did not write."""
     problems = []
-    for field, flag in OUTPUTS:
-        path = getattr(cfg, field, None)
+    outputs = [(flag, getattr(cfg, field, None)) for field, flag in OUTPUTS] + list(more)
+    for flag, path in outputs:
         problem = writable_problem(path) if path else None
         if problem:
             problems.append(f"{flag} {path}: {problem}")
     if getattr(cfg, "plot", None):
-        problems.append(foreign_pictures("--plot", cfg.plot, PLOTS))
+        problems.append(foreign_pictures("--plot", cfg.plot, pictures))
     return [p for p in problems if p]
 
 
@@ -94,6 +96,21 @@ def written_by_lpm(path):
             return True
         at += 12 + size                            # length, type, data, CRC
     return False
+
+
+def write_atomically(path, write, suffix=""):
+    """Write ``path`` whole or not at all: ``write(tmp)`` fills a temporary file beside it
+    (``<path>.tmp-<pid><suffix>``; ``suffix`` for writers that choose the format by the name),
+    which is then renamed into place. On any failure (a full disk, Ctrl-C) that temporary file,
+    never the user's, is removed and the error raised."""
+    tmp = f"{path}.tmp-{os.getpid()}{suffix}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def silence_stdout():

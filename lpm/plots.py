@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 import gt
-from lpm.outputs import PNG_SOFTWARE
+from lpm.outputs import PNG_SOFTWARE, write_atomically
 
 
 def new_figure(**kw):
@@ -30,14 +30,7 @@ def new_figure(**kw):
 def save_png(fig, path, dpi=110):
     """Write ``fig`` to ``path`` atomically (a temporary file renamed into place), marked as lpm's
     (``lpm.outputs.written_by_lpm``)."""
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
-        fig.savefig(tmp, dpi=dpi, metadata={"Software": PNG_SOFTWARE})
-        os.replace(tmp, path)
-    except BaseException:             # a full disk, Ctrl-C: no half-written file left beside the user's
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, metadata={"Software": PNG_SOFTWARE}), ".png")
 
 
 def save_plots(out_dir, history, model, data, samples=3):

@@ -34,7 +34,7 @@ from lpm.config import TrainConfig, build_parser, default_lr, missing_packages, 
 from lpm.data import DIRECTIONS, Data, DataError, load_data
 from lpm.data.files import layout_problem
 from lpm.interrupt import TrainingInterrupted, print_alternatives, resume_command
-from lpm.memory import model_config, run_problem
+from lpm.memory import classes_problem, model_config, run_problem
 from lpm.model import PixelTransformer
 from lpm.options import check_environment
 from lpm.outputs import OutputError, output_problems, progress_bar, silence_stdout
@@ -183,6 +183,9 @@ def setup(cfg, log, data=None):
     show_progress = cfg.progress and dist.is_main_process()
     data = _as_data(data) if data is not None else load_data(cfg, progress=lambda n, desc: progress_bar(
         n, desc, show_progress, unit="sequence"))
+    too_large = classes_problem(cfg, data.num_classes)      # the classes are known only now
+    if too_large:
+        raise DataError(too_large)
     gt.manual_seed(cfg.seed)
     model = PixelTransformer(**model_config(cfg, data.num_classes))
     optimizer = make_optimizer(model, cfg, len(data.train_labels))

@@ -114,6 +114,23 @@ def test_matrix_constraints_are_torchs(name):
         assert got.shape == want.shape and np.array_equal(got, want), (name, case, got, want)
 
 
+@pytest.mark.parametrize("name", ["square", "symmetric", "positive_semidefinite", "positive_definite"])
+def test_matrix_constraints_of_empty_batches_and_matrices_are_torchs(name):
+    """An empty batch of square matrices answers an empty check (it raised a reshape error); an
+    empty batch of non-square ones raises in the symmetric family, as torch's (its square check
+    passes vacuously, then the matrix meets its transpose)."""
+    torch = torch_or_skip()
+    g_c, t_c = getattr(D.constraints, name), getattr(torch.distributions.constraints, name)
+    for shape in [(0, 3, 3), (2, 0, 3, 3), (3, 0, 0), (0, 0), (2, 0, 3), (2, 3)]:
+        got, want = g_c.check(gt.zeros(shape)).numpy(), t_c.check(torch.zeros(shape)).numpy()
+        assert got.dtype == np.bool_ and got.shape == want.shape and np.array_equal(got, want), (shape, got, want)
+    if name != "square":
+        with pytest.raises(RuntimeError):
+            t_c.check(torch.zeros(0, 2, 3))
+        with pytest.raises(ValueError, match="cannot be broadcast"):
+            g_c.check(gt.zeros(0, 2, 3))
+
+
 # ---- transforms --------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 3, 6, 10])
 def test_corr_cholesky_transform_is_torchs(n):

@@ -221,3 +221,21 @@ def test_the_default_codebook_is_one_kmeans_run_and_its_file_is_unchanged(digits
     with safe_open(str(tmp_path / "default.safetensors"), framework="numpy") as f:
         assert f.metadata() == {"format": "lpm-ppt-codebook"}
     assert PatchCodebook.load(tmp_path / "default.safetensors").n_init == 1
+
+
+def test_a_failed_save_leaves_the_old_codebook_and_no_temporary_file(tmp_path, monkeypatch):
+    """A full disk or Ctrl-C while saving: the file already there stays whole, the temporary one goes."""
+    pytest.importorskip("safetensors")
+    import os
+    path = tmp_path / "book.safetensors"
+    old = PatchCodebook(np.zeros((2, 16), np.float32), 4)
+    old.save(path)
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        PatchCodebook(np.ones((2, 16), np.float32), 4).save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["book.safetensors"]
+    np.testing.assert_array_equal(PatchCodebook.load(path).vectors, old.vectors)

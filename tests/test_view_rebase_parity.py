@@ -224,3 +224,50 @@ def test_changing_a_view_taken_under_no_grad_in_grad_mode_is_refused(requires_gr
             v.add_(_w(lib, 2))                # under no_grad: a plain write
         return [base, base.requires_grad]
     _same(allowed)
+
+
+def test_a_write_through_a_chain_of_views_refuses_the_no_grad_views_of_its_memory():
+    """A write at the end of a chain of views changes each link: the views of each follow, the
+    views taken under ``no_grad`` of that memory are refused, others stay as they were."""
+    def program(lib, use_no_grad_view=False):
+        w = _w(lib, 2, 3)
+        base, other = lib.zeros(4, 4), lib.zeros(3)
+        with lib.no_grad():
+            ng, ng_of_link, untouched = base[0], base.t()[1:], other[1:]
+        a = base[1:]
+        b = a.t()
+        c = b[1:]
+        late = c[0]                        # a view of a link, taken before the write
+        d = c.t()
+        d[:2].copy_(w)
+        flags = [t.requires_grad for t in (base, a, b, c, d, late, ng, ng_of_link, untouched)]
+        loss = (base * base).sum() + (c * 2).sum() + (late ** 3).sum()
+        if use_no_grad_view:
+            loss = loss + ng_of_link.sum()
+        loss.backward()
+        return [base, a, b, c, d, late, w.grad] + flags
+    _same(program)
+    _same(lambda lib: program(lib, use_no_grad_view=True))
+
+
+def test_a_write_through_a_chain_of_views_scans_the_no_grad_views_once(monkeypatch):
+    """The views taken under ``no_grad`` are scanned once per write, not once per link of the
+    chain written through: each more such view costs one lookup of its memory's owner."""
+    from gt.backend import B
+    real, calls = B.memory_owner, []
+    monkeypatch.setattr(B, "memory_owner", lambda arr: calls.append(1) or real(arr))
+
+    def owner_lookups(n_no_grad_views):
+        with use_mesh(1):                    # one device: the views lie in one memory
+            base = gt.zeros(6, 6)
+            links = [base]
+            for i in range(6):               # a chain of six views
+                links.append(links[-1][1:] if i % 2 == 0 else links[-1].t())
+            with gt.no_grad():
+                kept = [gt.zeros(2)[1:] for _ in range(n_no_grad_views)]
+            calls.clear()
+            links[-1].copy_(_w(gt, *links[-1].shape))
+        assert all(not v.requires_grad for v in kept)
+        return len(calls)
+
+    assert owner_lookups(40) - owner_lookups(20) == 20

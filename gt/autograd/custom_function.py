@@ -129,13 +129,7 @@ class CustomNode(Function):
 
     def _register(self, hook, pre):
         # kept apart from _node_hooks: the walk would hand those the hidden scalar's gradient
-        if not callable(hook):
-            raise TypeError(f"register_{'pre' if pre else ''}hook expects a callable, got {type(hook).__name__}")
-        if self._fn_hooks is None:
-            self._fn_hooks = node_hooks.Hooks()
-        chosen = self._fn_hooks.pre if pre else self._fn_hooks.post
-        chosen.append(hook)
-        return node_hooks.RemovableHandle(chosen, hook)
+        return node_hooks.add(self, "_fn_hooks", hook, pre)
 
     def _grads_in(self):
         grads = [g if g is None or isinstance(g, function.Tensor) else function.Tensor._wrap(g)

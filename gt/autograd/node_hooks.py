@@ -43,14 +43,22 @@ registered = False
 
 def register(node, hook, pre):
     global registered
+    handle = add(node, "_node_hooks", hook, pre)
+    registered = True
+    return handle
+
+
+def add(node, attr, hook, pre):
+    """``hook`` appended to the ``Hooks`` that ``node`` keeps at ``attr`` (made on first use), as
+    a prehook where ``pre``; returns its ``RemovableHandle``."""
     if not callable(hook):
         raise TypeError(f"register_{'pre' if pre else ''}hook expects a callable, got {type(hook).__name__}")
-    hooks = getattr(node, "_node_hooks", None)
+    hooks = getattr(node, attr, None)
     if hooks is None:
-        hooks = node._node_hooks = Hooks()
+        hooks = Hooks()
+        setattr(node, attr, hooks)
     chosen = hooks.pre if pre else hooks.post
     chosen.append(hook)
-    registered = True
     return RemovableHandle(chosen, hook)
 
 

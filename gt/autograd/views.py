@@ -41,17 +41,25 @@ def _record(view, ctx, args):
     function.put_on_tape(ctx, view)
 
 
-def wake(t):
-    """Give the views of ``t`` kept by ``note_view`` ``t``'s new history, after a recorded
-    in-place change of ``t`` (see the module docstring)."""
-    _follow(t, False)
-    if function.no_grad_views and t._placed is None:
-        owner = B.memory_owner(t._array)
-        function.no_grad_views[:] = [ref for ref in function.no_grad_views if ref() is not None]  # scan live ones only
-        for ref in list(function.no_grad_views):
-            v = ref()
-            if v is not None and v._ctx is None and B.memory_owner(v._array) is owner and _root(v)._requires_grad:
-                _refuse(v)
+def wake(*changed):
+    """Give the views of each tensor ``changed`` kept by ``note_view`` its new history, after a
+    recorded in-place change of those tensors (a write through a chain of views changes each
+    link; see the module docstring)."""
+    for t in changed:
+        _follow(t, False)
+    if not function.no_grad_views:
+        return
+    # one scan of the views taken under no_grad for the whole chain (not one per link)
+    owners = {id(o): o for o in (B.memory_owner(t._array) for t in changed if t._placed is None)}  # held: ids stay
+    if not owners:
+        return
+    live = function.no_grad_views[:] = [ref for ref in function.no_grad_views if ref() is not None]
+    for ref in live:
+        v = ref()
+        if v is None or v._ctx is not None:
+            continue
+        if id(B.memory_owner(v._array)) in owners and _root(v)._requires_grad:
+            _refuse(v)
 
 
 def _follow(t, refused):

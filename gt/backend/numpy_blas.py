@@ -71,12 +71,7 @@ class NumpyBlas:
         if not _blockable(arrays, (lr, beta1, beta2, eps, weight_decay)):
             return super().adam_step_(*arrays[:4], step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
                                       max_exp_avg_sq)
-        alpha = 1 - beta1
-        lib = None
-        if (param.size >= 2 * self.UPDATE_CHUNK and param.dtype.kind == "f"
-                and abs(alpha) <= np.finfo(param.dtype).max):   # as add_scaled_ decides
-            lib = self._library()         # a call on no elements asks whether it has the dtype's kernel
-            lib = lib if lib is not None and lib.axpy(alpha, grad[:0], exp_avg[:0], 0) else None
+        lib = self._blocks_blas(param, grad, 1 - beta1)
         chunk, scratch = self.ADAM_CHUNK, self._adam_scratch(param.dtype)
         numbers = (math.sqrt(1 - beta2 ** step), -lr / (1 - beta1 ** step), lr, beta1, beta2, eps, weight_decay)
         flat = tuple(a.reshape(-1) for a in arrays) + (None,) * (5 - len(arrays))
@@ -95,10 +90,8 @@ class NumpyBlas:
         numbers = (lr, momentum, dampening, weight_decay)
         if not _blockable(arrays, numbers):
             return super().sgd_step_(param, grad, momentum_buffer, *numbers, nesterov, maximize)
-        axpy = None
-        if param.size >= 2 * self.UPDATE_CHUNK and param.dtype.kind == "f":   # as add_scaled_ decides
-            lib = self._library()         # a call on no elements asks whether it has the dtype's kernel
-            axpy = lib.axpy if lib is not None and lib.axpy(1.0, grad[:0], param[:0], 0) else None
+        lib = self._blocks_blas(param, grad)
+        axpy = None if lib is None else lib.axpy
         scratch = self._adam_scratch(param.dtype)
         flat = tuple(a.reshape(-1) for a in arrays) + (None,) * (3 - len(arrays))
         chunk = self.ADAM_CHUNK
@@ -106,6 +99,15 @@ class NumpyBlas:
             blocks = tuple(None if a is None else a[s:s + chunk] for a in flat)
             _sgd_block(blocks, scratch, axpy, numbers, nesterov, maximize)
         return param
+
+    def _blocks_blas(self, param, grad, alpha=1.0):
+        """The BLAS library whose axpy ``adam_step_`` and ``sgd_step_`` take block by block where
+        ``add_scaled_`` would take it for the whole array (``alpha``: a scale known before the
+        blocks), else None. Their arrays are alike (``_blockable``), so one pair is asked."""
+        if param.size < 2 * self.UPDATE_CHUNK or param.dtype.kind != "f" or not abs(alpha) <= np.finfo(param.dtype).max:
+            return None
+        lib = self._library()         # a call on no elements asks whether it has the dtype's kernel
+        return lib if lib is not None and lib.axpy(alpha, grad[:0], param[:0], 0) else None
 
     def _adam_scratch(self, dtype):
         """The two scratch rows of ``ADAM_CHUNK`` elements of ``dtype`` the blocked updates write

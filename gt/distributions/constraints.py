@@ -249,8 +249,7 @@ class _Symmetric(_Square):
         square = super().check(value)
         if not bool(square.all()):
             return square  # a non-square matrix has no transpose to compare with
-        flat = tuple(value.shape[:-2]) + (-1,)
-        return ((value - value.mT).abs() <= 1e-6 + 1e-5 * value.mT.abs()).reshape(flat).all(-1)
+        return ((value - value.mT).abs() <= 1e-6 + 1e-5 * value.mT.abs()).all(-1).all(-1)
 
 
 def _square_and(value, symmetric, eigenvalues_ok):

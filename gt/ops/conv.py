@@ -97,7 +97,7 @@ class Conv(Function):
         _, stride, _, dilation, groups = self.geometry
         self.fused, self.kernel_pad = True, kernel_pad
         self.dtypes = B.dtype_of(xk), B.dtype_of(weight)
-        xl, wl = (a if B.dtype_of(a) == self.low else B.astype(a, self.low) for a in (xk, weight))
+        xl, wl = B.astype(xk, self.low), B.astype(weight, self.low)
         self.save(xl, wl, bias is not None)
         out = B.conv_fused(xl, wl, None, stride, kernel_pad, dilation, groups)
         out = B.astype(out, dtypes.float32 if dtypes.float32 in self.dtypes else self.low)
@@ -159,7 +159,7 @@ def _kernel_grads(g, xk, weight, geometry, kernel_pad, needs, low, kinds):
     _, stride, _, dilation, groups = geometry
     if low is None:
         return B.conv_fused_backward(g, xk, weight, stride, kernel_pad, dilation, groups, needs)
-    gl = B.astype(g, low) if B.dtype_of(g) != low else g
+    gl = B.astype(g, low)
     gx, gw, _ = B.conv_fused_backward(gl, xk, weight, stride, kernel_pad, dilation, groups, needs[:2] + (False,))
     gx, gw = (None if a is None else B.astype(a, kind) for a, kind in ((gx, kinds[0]), (gw, kinds[1])))
     return gx, gw, (B.sum(g, axis=(0,) + tuple(range(2, g.ndim))) if needs[2] else None)

@@ -37,7 +37,7 @@ class ConvTranspose(Function):
         self.fused = _fused(x, stride, output_padding, any_float=self.low is not None)
         if self.fused:
             if self.low is not None:    # autocast: x and the weight rounded once, kept for the backward
-                x, weight = (a if B.dtype_of(a) == self.low else B.astype(a, self.low) for a in (x, weight))
+                x, weight = B.astype(x, self.low), B.astype(weight, self.low)
             # the engine's convolution kernel run backward: only the shape of its input is read
             zeros = B.broadcast_to(B.zeros((), B.dtype_of(x)), (n, o) + out)
             y, _, _ = B.conv_fused_backward(x, zeros, weight, stride, padding, dilation, groups, (True, False, False))
@@ -68,7 +68,7 @@ class ConvTranspose(Function):
             needs = self.needs_input_grad
             gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim))) if has_bias and needs[2] else None
             if self.low is not None:    # autocast: the upstream gradient rounded once for both products
-                g = B.astype(g, self.low) if B.dtype_of(g) != self.low else g
+                g = B.astype(g, self.low)
             gx = B.conv_fused(g, weight, None, stride, padding, dilation, groups) if needs[0] else None
             gw = (B.conv_fused_backward(x, g, weight, stride, padding, dilation, groups, (False, True, False))[1]
                   if needs[1] else None)

@@ -45,12 +45,10 @@ def extremum(cls, args, kwargs):
     a = _shard_axis(x)
     if a is None or (axes is not None and a not in axes) or not (x.requires_grad and autograd.is_grad_enabled()):
         return rules.reduction(cls, args, kwargs)
-    reduce = B.max if issubclass(cls, reductions.Max) else B.min
-    shards = x._placed.shards
-    blocks = [reduce(s, axis=axes, keepdims=True) for s in shards if s.shape[a]]
-    if not blocks:
+    out = rules.gathered_extremum(cls, x, axes, True)
+    if out is None:
         return None  # every block is empty: the gathered op raises
-    out = reduce(C.all_gather([b if B.is_array(b) else B.asarray(b) for b in blocks], a), axis=axes, keepdims=True)
+    shards = x._placed.shards
     probe = block_ops.BlockExtremum()
     probe.axis, probe.nan_grad = axes, cls.nan_grad
     hits = [probe.hits(s, o) for s, o in zip(shards, C.replicas(out, len(shards)))]

@@ -164,9 +164,8 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
         result_saved(t, new)
     if chain:
         _write_through(new, chain, old)
-        for view, _, _ in chain:       # the views of those, unrecorded, follow (gt/autograd/views.py)
-            views.wake(view)
-        views.wake(chain[-1][1])
+        # the views of those, unrecorded, follow (gt/autograd/views.py)
+        views.wake(*[view for view, _, _ in chain], chain[-1][1])
     else:
         if new._ctx is not None:
             _written.add(new._ctx)

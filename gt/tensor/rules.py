@@ -175,8 +175,9 @@ def reduction(cls, args, kwargs):
     if cls is reductions.Mean:
         count = numel(x.shape) if axes is None else numel(x.shape[r] for r in axes)
         return reductions.Sum.apply(x, axes, keepdims) * (1.0 / count) if count else None
-    if not (x.requires_grad and autograd.is_grad_enabled()):
-        return _extremum_no_grad(cls, x, axes, keepdims)
+    if not (x.requires_grad and autograd.is_grad_enabled()):     # max/min, nothing to differentiate
+        out = gathered_extremum(cls, x, axes, keepdims)
+        return None if out is None else Tensor._wrap(out)
     return None  # max/min over the sharded axis with a gradient: axis_rules.extremum runs it before this
 
 
@@ -187,18 +188,18 @@ def off_shard_reduction(cls, args, kwargs):
     return None if a is None or axes is None or a in axes else reduction(cls, args, kwargs)
 
 
-def _extremum_no_grad(cls, x, axes, keepdims):
-    """max/min over the sharded axis, nothing to differentiate: each device reduces its block,
-    then only those small results are gathered and reduced once more."""
+def gathered_extremum(cls, x, axes, keepdims):
+    """max/min (``cls``) of ``x`` over ``axes`` (its sharded axis among them) as an engine array: each
+    device reduces its block, then only those small results are gathered and reduced once more.
+    None when every block is empty (the gathered op raises numpy's error)."""
     reduce = B.max if issubclass(cls, reductions.Max) else B.min   # the inf-norms' NormMax too
     p = x._placed
     a = p.placement.axis
     blocks = [reduce(s, axis=axes, keepdims=True) for s in p.shards if s.shape[a]]
     if not blocks:
-        return None  # every block is empty: the gathered op raises numpy's error
+        return None
     blocks = [b if B.is_array(b) else B.asarray(b) for b in blocks]
-    joined = C.all_gather(blocks, a)
-    return Tensor._wrap(reduce(joined, axis=axes, keepdims=keepdims))
+    return reduce(C.all_gather(blocks, a), axis=axes, keepdims=keepdims)
 
 
 # ---- layout -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from lpm.commands import dispatch
 from lpm.data.base import DataError
 from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, missing_package, \
     non_negative, positive, problems, seed_problem, within
-from lpm.outputs import foreign_pictures, writable_problem
+from lpm.outputs import output_problems
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
 USAGE = """usage: lpm caption {train,evaluate,predict} ...
@@ -145,10 +145,7 @@ def train_command(argv, prog):
     if cfg.autocast and not B.supports_bfloat16:
         p.refuse(f"--autocast bfloat16 needs an engine with bfloat16 arithmetic; the {B.name} engine has none: "
                  f"run with GT_BACKEND=torch")
-    outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
-    refused = [f"{flag} {path}: {why}" for flag, path in outputs for why in [writable_problem(path)] if why]
-    if cfg.plot:
-        refused.append(foreign_pictures("--plot", cfg.plot, ("curves.png", "examples.png")))
+    refused = output_problems(cfg, ("curves.png", "examples.png"))
     if cfg.checkpoint_dir:
         refused += [run_folder_problem(cfg.checkpoint_dir, cfg.resume),
                     run_folder_problem(blind_dir(cfg.checkpoint_dir), cfg.resume)]

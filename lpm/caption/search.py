@@ -78,11 +78,16 @@ def min_length_of(min_length, min_new_tokens, prompt_length, max_length):
     (when set) overrides ``min_length``; a UserWarning, as Hugging Face gives, when ``max_length``
     comes first (the sequences then stop there, without ``<eos>``)."""
     name, value = ("min_length", min_length) if min_new_tokens is None else ("min_new_tokens", min_new_tokens)
-    length = min_length if min_new_tokens is None else prompt_length + min_new_tokens
+    length = _whole_length(min_length, min_new_tokens, prompt_length)
     if length > max_length:
         warnings.warn(f"{name}={value} asks for sequences of {length} tokens, longer than max_length={max_length} "
                       f"(the model's limit included): generation stops at max_length", UserWarning, stacklevel=3)
     return length
+
+
+def _whole_length(min_length, min_new_tokens, prompt_length):
+    """The shortest whole sequence: ``min_new_tokens`` after the prompt when set, else ``min_length``."""
+    return min_length if min_new_tokens is None else prompt_length + min_new_tokens
 
 
 def bad_word_bans(ids, bad_words_ids, vocab_size, eos_id):
@@ -134,8 +139,7 @@ def _rules(ids, eos_id, repetition_penalty=1.0, no_repeat_ngram_size=0, bad_word
     """The processors' settings; ``min_new_tokens`` (when set) becomes the ``min_length`` it means
     after the prompt ``ids``, overriding ``min_length`` as in Hugging Face's generate."""
     return dict(eos_id=eos_id, repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                bad_words_ids=bad_words_ids, min_length=min_length if min_new_tokens is None
-                else ids.shape[1] + min_new_tokens)
+                bad_words_ids=bad_words_ids, min_length=_whole_length(min_length, min_new_tokens, ids.shape[1]))
 
 
 def sample_search(step, ids, eos_id, pad_id, max_length, do_sample=False, temperature=1.0, top_k=None, top_p=None,

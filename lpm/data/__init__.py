@@ -19,11 +19,10 @@ README's examples import them (``from lpm.data import make_moving_blobs``).
 import numpy as np
 
 from lpm.data import digits, files, mnist  # noqa: F401  (lpm.data.mnist.load)
-from lpm.data.base import (DATASETS, MAX_CLASSES, Data, DataError, has_extension, match_classes,
-                           stratified_split)
+from lpm.data.base import DATASETS, Data, DataError, has_extension, match_classes, stratified_split
 from lpm.data.blobs import DIRECTIONS, NUM_CLASSES, make_moving_blobs, train_eval_split
 
-__all__ = ["load_data", "Data", "DataError", "DATASETS", "MAX_CLASSES", "DIRECTIONS", "NUM_CLASSES",
+__all__ = ["load_data", "Data", "DataError", "DATASETS", "DIRECTIONS", "NUM_CLASSES",
            "make_moving_blobs", "match_classes", "train_eval_split"]
 
 

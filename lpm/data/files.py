@@ -9,8 +9,9 @@
 
 The layouts may be mixed in one folder: a class is a folder name or an .npz class name, and the
 classes of a folder are numbered in sorted order of their names; an .npz's sequences join the
-class folder of the same name. Extensions are compared in any case (``GOOD.NPZ``). At most
-``MAX_CLASSES`` classes.
+class folder of the same name. Extensions are compared in any case (``GOOD.NPZ``). Every class
+needs a sequence; their number is bounded only by the memory the model's head and a batch's
+logits need (checked once the data is read: ``lpm.memory.classes_problem``).
 
 Frames become grayscale in [0, 1] (8-bit values / 255, 16-bit / 65535, floats as they are;
 colour through Pillow's luma weights) and are resized to ``img_size x img_size`` with Pillow
@@ -32,7 +33,7 @@ import zipfile
 
 import numpy as np
 
-from lpm.data.base import MAX_CLASSES, DataError, SequenceDataset, has_extension, short_list
+from lpm.data.base import DataError, SequenceDataset, has_extension, short_list
 from lpm.data.frames import natural_key, prepare, read_sequence, sequence_length
 
 CACHE_BYTES = 1 << 30
@@ -197,8 +198,6 @@ def check_classes(labels, class_names, source, min_classes=2):
     if empty:
         raise DataError(f"{source}: {len(empty)} class(es) without any sequence: {short_list(empty)} "
                         f"(every class needs at least one; remove the class or add sequences)")
-    if len(class_names) > MAX_CLASSES:
-        raise DataError(f"{source}: {len(class_names)} classes; at most {MAX_CLASSES} are supported")
     if len(class_names) < min_classes:
         raise DataError(f"{source}: only one class ({class_names[0] if class_names else 'none'}): "
                         f"classification needs at least two" if class_names else f"{source}: no sequences")
@@ -349,9 +348,9 @@ class MixedSequences(_Checked):
 
 
 def check_labels(labels, n, names, source):
-    """Labels as int64 (n,), each in [0, K); DataError otherwise. K = len(names) (at most
-    ``MAX_CLASSES``); without names K = the largest label + 1, which must not exceed the number of
-    sequences (every class needs one), so a stray huge label never makes millions of classes."""
+    """Labels as int64 (n,), each in [0, K); DataError otherwise. K = len(names); without names
+    K = the largest label + 1, which must not exceed the number of sequences (every class needs
+    one), so a stray huge label never makes millions of classes."""
     if labels.ndim != 1 or len(labels) != n:
         raise DataError(f"{source}: labels must have shape ({n},) to match images, got {labels.shape}")
     if labels.dtype.kind not in "iu":
@@ -360,13 +359,10 @@ def check_labels(labels, n, names, source):
     if n == 0:
         raise DataError(f"{source}: no sequences (images has length 0)")
     k = len(names) if names is not None else None
-    if k is not None and k > MAX_CLASSES:
-        raise DataError(f"{source}: {k} class_names; at most {MAX_CLASSES} classes are supported")
-    if k is None:      # classes 0..max label: no more classes than sequences (nor than MAX_CLASSES)
-        bound = min(n, MAX_CLASSES)
-        bad = np.flatnonzero((labels < 0) | (labels >= bound))
-        expected = (f"class indices 0..{bound - 1} (without class_names there are at most as many classes as "
-                    f"sequences, {n}" + (f", and at most {MAX_CLASSES}" if n > MAX_CLASSES else "") + ")")
+    if k is None:      # classes 0..max label: no more classes than sequences
+        bad = np.flatnonzero((labels < 0) | (labels >= n))
+        expected = (f"class indices 0..{n - 1} (without class_names there are at most as many classes as "
+                    f"sequences, {n})")
     else:
         bad = np.flatnonzero((labels < 0) | (labels >= k))
         expected = f"0..{k - 1} ({k} class_names)"

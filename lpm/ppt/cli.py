@@ -22,7 +22,7 @@ from lpm.checkpoint import load_into
 from lpm.commands import dispatch
 from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, existing_output,
                          folder_given, missing_package, non_negative, positive, problems, seed_problem, within)
-from lpm.outputs import foreign_pictures, writable_problem
+from lpm.outputs import output_problems, writable_problem
 from lpm.data.base import DataError
 from lpm.ppt.codebook import grid_side
 from lpm.ppt.data import load_codebook, load_tokens, tokens_of
@@ -137,12 +137,9 @@ def _patch_size_problem(size):
 
 def _folder_problem(cfg):
     """The first problem of the folders and files the run writes or resumes from, or None."""
-    outputs = [(flag, path) for flag, path in (("--checkpoint-dir", cfg.checkpoint_dir), ("--plot", cfg.plot)) if path]
-    if cfg.codebook and not os.path.exists(cfg.codebook):
-        outputs.append(("--codebook", os.path.dirname(cfg.codebook) or "."))
-    refused = [f"{flag} {path}: {why}" for flag, path in outputs for why in [writable_problem(path)] if why]
-    if cfg.plot:
-        refused.append(foreign_pictures("--plot", cfg.plot, ("curves.png", "samples_epoch*.png")))
+    codebook = cfg.codebook and not os.path.exists(cfg.codebook)
+    refused = output_problems(cfg, ("curves.png", "samples_epoch*.png"),
+                              [("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else ())
     if cfg.checkpoint_dir:
         refused.append(run_folder_problem(cfg.checkpoint_dir, cfg.resume))
     if cfg.resume_from and not any(refused):       # the named checkpoint is read and verified now
@@ -293,27 +290,25 @@ def generate_command(argv, prog):
     model, _ = _load(p, args)
     asks_digit = args.digit is not None or args.each_digit
     guidance = (DEFAULT_GUIDANCE if args.guidance is None else args.guidance) if asks_digit else None
-    rows = (args.num or 8) * 10 if args.each_digit else (args.num or 1) * len(given) if given is not None \
-        else args.num or 64
+    # --num's default: 8 of each digit, 1 completion of each given digit, else 64 digits
+    num = args.num or (8 if args.each_digit else 1 if given is not None else 64)
+    rows = num * 10 if args.each_digit else num * len(given) if given is not None else num
     _refuse_if_too_large(p, model, rows * (2 if guidance not in (None, 1) else 1), "a smaller --num")
     t0, options = time.perf_counter(), dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                            guidance=guidance, seed=args.seed, use_cache=args.cache)
     given_tokens = 0
     if args.each_digit:
-        num = args.num or 8
         images = model.generate(10 * num, digit=np.repeat(np.arange(10), num), **options)
         what = f"{num} of each digit"
     elif given is None:
-        num = args.num or 64
         images = model.generate(num, digit=args.digit, **options)
         what = f"{num} digits" + (f" ({args.digit})" if args.digit is not None else "")
     else:
-        images, given_tokens = complete(model, given, args.num or 1, args.digit, **options)
-        what = (f"{args.num or 1} completion(s) of each of {len(given)} digits from their top "
-                f"{rows_given(model)} rows")
+        images, given_tokens = complete(model, given, num, args.digit, **options)
+        what = f"{num} completion(s) of each of {len(given)} digits from their top {rows_given(model)} rows"
     seconds = time.perf_counter() - t0
     drawn = len(images.reshape(-1, 28, 28)) * model.config.tokens_per_image - given_tokens
-    write_images(args.out, images, given, args.digit, args.num or 8 if args.each_digit else None, rows_given(model))
+    write_images(args.out, images, given, args.digit, num if args.each_digit else None, rows_given(model))
     print(f"Wrote {args.out}: {what} in {seconds:.1f} s "
           f"({drawn / seconds:.0f} tokens/s"
           f"{'' if args.cache else ', no cache'})")

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from lpm.outputs import write_atomically
+
 SIDE = 28
 FORMAT = "lpm-ppt-codebook"
 _MAX_REFITS = 20          # rounds of moving empty codes and refitting before giving up
@@ -123,18 +125,13 @@ class PatchCodebook:
         metadata = {"format": FORMAT, **({"n_init": str(self.n_init)} if self.n_init > 1 else {})}
         data = save({"vectors": self.vectors, "patch_size": np.array([self.patch_size], dtype=np.int64)},
                     metadata=metadata)
-        path = os.fspath(path)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
+
+        def write(tmp):
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):       # our own temporary file, never the user's
-                os.remove(tmp)
-            raise
+                os.fsync(f.fileno())     # on disk before the rename makes it visible
+        write_atomically(os.fspath(path), write)
 
     @classmethod
     def load(cls, path):

@@ -1,10 +1,9 @@
 """Generation around the model: completing given digits from their top rows, reading the digits
 to complete (``--complete``), writing what was drawn (.npy arrays, .png grids)."""
 
-import os
-
 import numpy as np
 
+from lpm.outputs import write_atomically
 from lpm.ppt import figures
 from lpm.ppt.codebook import PatchCodebook
 
@@ -51,14 +50,7 @@ def write_images(path, images, given=None, digit=None, per_row=None, given_rows=
     ``given`` (the digits completed) is passed, a grid of ``per_row`` per row (one row per digit),
     or a plain grid."""
     if path.lower().endswith(".npy"):
-        tmp = f"{path}.tmp-{os.getpid()}.npy"
-        try:
-            np.save(tmp, images.astype(np.float32))
-            os.replace(tmp, path)
-        except BaseException:         # a full disk, Ctrl-C: no half-written file left beside the user's
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_atomically(path, lambda tmp: np.save(tmp, images.astype(np.float32)), ".npy")
     elif given is not None:
         figures.save_completions(given, images, given_rows, path,
                                  title=f"original, its top {given_rows} rows (given), completions")
