@@ -20,6 +20,10 @@ from gt.autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_an
 from gt.backend import set_backend, get_backend, set_num_threads, get_num_threads
 from gt.backend.memory import retain_freed_memory
 from gt.amp import autocast, get_autocast_dtype, is_autocast_enabled
+from gt.amp import (set_autocast_enabled, set_autocast_dtype, is_autocast_cpu_enabled, set_autocast_cpu_enabled,
+                    get_autocast_cpu_dtype, set_autocast_cpu_dtype, get_autocast_gpu_dtype, set_autocast_gpu_dtype,
+                    is_autocast_cache_enabled, set_autocast_cache_enabled, clear_autocast_cache,
+                    autocast_increment_nesting, autocast_decrement_nesting)
 from gt.tensor import Tensor, matmul, where
 from gt.tensor import (tensor, from_dlpack, from_numpy, zeros, ones, empty, full, zeros_like, ones_like, full_like, empty_like,
                        randn_like, rand_like,
@@ -95,12 +99,18 @@ from gt.tensor.dtype_functions import *  # noqa: F401,F403,E402
 from gt.tensor.global_settings import *  # noqa: F401,F403,E402
 from gt.tensor.copy_functions import *  # noqa: F401,F403,E402
 from gt.nn.toplevel_functional import *  # noqa: F401,F403,E402
+from gt.nn.toplevel_functional_more import *  # noqa: F401,F403,E402
 from gt.tensor.random_functions import bernoulli, normal, poisson, binomial, randint_like  # noqa: E402
 from gt.tensor.numerics_functions import (hann_window, hamming_window, blackman_window, bartlett_window,  # noqa: E402
                                           kaiser_window, trapezoid, trapz, cumulative_trapezoid, cov, corrcoef,
                                           vander, gradient)
 from gt.tensor.remaining_functions import *  # noqa: F401,F403,E402
 from gt.tensor.strided_functions import *  # noqa: F401,F403,E402
+from gt.tensor.toplevel_more import *  # noqa: F401,F403,E402
+from gt.tensor.control_flow import cond, while_loop  # noqa: E402
+from gt.tensor.lowrank import svd_lowrank, pca_lowrank  # noqa: E402
+from gt.tensor.lobpcg import lobpcg  # noqa: E402
+from gt.tensor.segment_reduce import segment_reduce  # noqa: E402
 from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, bitwise_not, bitwise_left_shift,  # noqa: E402
                                          bitwise_right_shift, gcd, lcm, fmod, fmax, fmin, float_power, copysign,
                                          signbit, ldexp, frexp, nextafter, isposinf, isneginf, isreal)

@@ -30,6 +30,7 @@ clear error rather than a silent float32 run.
 
 import functools
 import inspect
+import warnings
 
 from gt import dtypes
 from gt.backend import B
@@ -37,6 +38,17 @@ from gt.backend import B
 _LOW = {"bfloat16": dtypes.bfloat16, "bf16": dtypes.bfloat16, "float16": dtypes.float16, "fp16": dtypes.float16,
         "half": dtypes.float16}
 _active = []          # the dtypes of the open autocast blocks, innermost last (None: disabled)
+# torch's autocast state outside the blocks' own dtypes: the dtype set_autocast_dtype chose (read
+# where no enabled block names one), whether casts are cached, and how deep the blocks nest
+_state = {"dtype": dtypes.bfloat16, "cache": True, "nesting": 0}
+
+
+def _check_engine(dtype):
+    if not B.supports_bfloat16:
+        # the numpy engine: no bfloat16 at all, and float16 products without BLAS
+        raise RuntimeError(
+            f"gt.autocast('{dtype.name}') needs an engine with fast {dtype.name} products; the {B.name} engine "
+            "has none. Use the torch engine: GT_BACKEND=torch (pip install 'lpm[torch]')")
 
 
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "meta")     # torch.autocast's first argument
@@ -80,17 +92,18 @@ class autocast:
 
     def __enter__(self):
         if self.enabled:
-            if not B.supports_bfloat16:
-                # the numpy engine: no bfloat16 at all, and float16 products without BLAS
-                name = self.dtype.name
-                raise RuntimeError(
-                    f"gt.autocast('{name}') needs an engine with fast {name} products; the {B.name} engine "
-                    "has none. Use the torch engine: GT_BACKEND=torch (pip install 'lpm[torch]')")
+            _check_engine(self.dtype)
+        self._prev_dtype = _state["dtype"]
+        if self.enabled:    # torch's block sets the dtype state that set_autocast_enabled turns on with
+            _state["dtype"] = self.dtype
         _active.append(self.dtype if self.enabled else None)
+        _state["nesting"] += 1
         return self
 
     def __exit__(self, *exc):
         _active.pop()
+        _state["nesting"] -= 1
+        _state["dtype"] = self._prev_dtype
         return False
 
     def __call__(self, fn):
@@ -104,17 +117,122 @@ class autocast:
 def is_autocast_enabled(device_type=None):
     """Whether an autocast block is open and enabled. gt has one autocast state for every device,
     so ``device_type`` (torch's argument: ``"cpu"``, ``"cuda"``) is checked and unused."""
-    if device_type is not None and (not isinstance(device_type, str) or device_type not in _DEVICE_TYPES):
-        raise RuntimeError(f"unsupported autocast device_type '{device_type}'")
+    if device_type is not None:
+        _device(device_type)
     return bool(_active) and _active[-1] is not None
 
 
 def get_autocast_dtype(device_type):
     """The dtype autocast lowers products to (torch's ``get_autocast_dtype``): the innermost
-    enabled block's, bfloat16 outside any."""
+    enabled block's, else the one ``set_autocast_dtype`` chose (bfloat16 unless changed)."""
+    _device(device_type)
+    return next((d for d in reversed(_active) if d is not None), _state["dtype"])
+
+
+def _device(device_type):
     if not isinstance(device_type, str) or device_type not in _DEVICE_TYPES:
         raise RuntimeError(f"unsupported autocast device_type '{device_type}'")
-    return next((d for d in reversed(_active) if d is not None), dtypes.bfloat16)
+
+
+def set_autocast_enabled(device_type, enabled=None):
+    """Turn autocast on or off until the enclosing ``autocast`` block ends (or for good outside
+    any), as torch's ``set_autocast_enabled(device_type, enabled)``; turning it on uses
+    ``get_autocast_dtype``. The one-argument form ``set_autocast_enabled(enabled)`` is torch's
+    older CUDA spelling; gt has one state for every device."""
+    if enabled is None:
+        device_type, enabled = "cuda", device_type
+    _device(device_type)
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_autocast_enabled(): argument 'enabled' must be bool, not {type(enabled).__name__}")
+    low = get_autocast_dtype(device_type)
+    if enabled:
+        _check_engine(low)
+    if not _active:
+        _active.append(None)   # the state outside every block: it stays at the bottom of the stack
+    _active[-1] = low if enabled else None
+
+
+def set_autocast_dtype(device_type, dtype):
+    """The dtype autocast lowers products to from now on, until the enclosing block ends
+    (torch's ``set_autocast_dtype``): ``gt.bfloat16`` or ``gt.float16``."""
+    _device(device_type)
+    name = dtype.name if isinstance(dtype, dtypes.DType) else getattr(dtype, "name", None) or str(dtype)
+    low = _LOW.get(name.replace("torch.", "").lower())
+    if low is None:
+        raise ValueError(f"set_autocast_dtype: unsupported dtype {dtype!r}; gt's autocast lowers to gt.bfloat16 "
+                         "or gt.float16")
+    _state["dtype"] = low
+    if _active and _active[-1] is not None:
+        _active[-1] = low
+
+
+def _deprecated(old, new):
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.", DeprecationWarning, stacklevel=3)
+
+
+def is_autocast_cpu_enabled():
+    """Deprecated in torch: ``is_autocast_enabled("cpu")``."""
+    _deprecated("is_autocast_cpu_enabled()", "is_autocast_enabled('cpu')")
+    return is_autocast_enabled("cpu")
+
+
+def set_autocast_cpu_enabled(enabled):
+    """Deprecated in torch: ``set_autocast_enabled("cpu", enabled)``."""
+    _deprecated("set_autocast_cpu_enabled(enabled)", "set_autocast_enabled('cpu', enabled)")
+    set_autocast_enabled("cpu", enabled)
+
+
+def get_autocast_cpu_dtype():
+    """Deprecated in torch: ``get_autocast_dtype("cpu")``."""
+    _deprecated("get_autocast_cpu_dtype()", "get_autocast_dtype('cpu')")
+    return get_autocast_dtype("cpu")
+
+
+def set_autocast_cpu_dtype(dtype):
+    """Deprecated in torch: ``set_autocast_dtype("cpu", dtype)``."""
+    _deprecated("set_autocast_cpu_dtype(dtype)", "set_autocast_dtype('cpu', dtype)")
+    set_autocast_dtype("cpu", dtype)
+
+
+def get_autocast_gpu_dtype():
+    """Deprecated in torch: ``get_autocast_dtype("cuda")`` (gt's one autocast dtype)."""
+    _deprecated("get_autocast_gpu_dtype()", "get_autocast_dtype('cuda')")
+    return get_autocast_dtype("cuda")
+
+
+def set_autocast_gpu_dtype(dtype):
+    """Deprecated in torch: ``set_autocast_dtype("cuda", dtype)``."""
+    _deprecated("set_autocast_gpu_dtype(dtype)", "set_autocast_dtype('cuda', dtype)")
+    set_autocast_dtype("cuda", dtype)
+
+
+def is_autocast_cache_enabled():
+    """Whether autocast may cache its casts (torch's flag; gt rounds each op's inputs once and
+    keeps no cache, so the flag is recorded only)."""
+    return _state["cache"]
+
+
+def set_autocast_cache_enabled(enabled):
+    """Record torch's cache flag (``is_autocast_cache_enabled`` reads it back)."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_autocast_cache_enabled(): argument must be bool, not {type(enabled).__name__}")
+    _state["cache"] = enabled
+
+
+def clear_autocast_cache():
+    """torch empties its cache of casts here; gt keeps none, so there is nothing to clear."""
+
+
+def autocast_increment_nesting():
+    """One more level of autocast nesting (torch's counter, which each block moves); the new depth."""
+    _state["nesting"] += 1
+    return _state["nesting"]
+
+
+def autocast_decrement_nesting():
+    """One level less of autocast nesting; the new depth."""
+    _state["nesting"] -= 1
+    return _state["nesting"]
 
 
 class exact:
@@ -162,8 +280,15 @@ def cast_dtype(*arrays):
     """The dtype a convolution of ``arrays`` runs in under the current autocast: the autocast dtype
     when a block is open and every input is float32 or already in that dtype (torch casts each
     input of a convolution, so a float32 weight meets a bfloat16 input there), else None."""
+    if not _active or _active[-1] is None:
+        return None
+    return cast_dtype_of(*(None if a is None else B.dtype_of(a) for a in arrays))
+
+
+def cast_dtype_of(*kinds):
+    """``cast_dtype`` for operands of the dtypes ``kinds`` (None: no operand)."""
     low = _active[-1] if _active else None
-    if low is not None and all(a is None or B.dtype_of(a) in (dtypes.float32, low) for a in arrays):
+    if low is not None and all(k is None or k in (dtypes.float32, low) for k in kinds):
         return low
     return None
 

@@ -31,7 +31,7 @@ from gt.nn.uninitialized import UninitializedBuffer, UninitializedParameter  # n
 from gt.nn.linear import Flatten, Identity, Linear, Unflatten
 from gt.nn.linear_cross_entropy import LinearCrossEntropyOptions  # noqa: F401
 from gt.nn.linear_cross_entropy_loss import LinearCrossEntropyLoss  # noqa: F401
-from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from gt.nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, NLLLoss2d
 from gt.nn.losses_extra import (CosineEmbeddingLoss, CosineSimilarity, GaussianNLLLoss, HingeEmbeddingLoss,  # noqa: F401
                                 HuberLoss, KLDivLoss, MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss,
                                 PairwiseDistance, PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)

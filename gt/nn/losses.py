@@ -1,5 +1,7 @@
 """Loss modules, for code that prefers ``criterion = nn.CrossEntropyLoss()``."""
 
+import warnings
+
 from gt.nn import functional as F
 from gt.nn.inputs import as_tensor
 from gt.nn.loss_functions import _legacy_reduction
@@ -40,6 +42,17 @@ class NLLLoss(Module):
 
     def forward(self, input, target):
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class NLLLoss2d(NLLLoss):
+    """torch's deprecated name for ``NLLLoss`` (which takes (N, C, H, W) inputs itself): the same
+    loss, with torch's FutureWarning on construction."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        warnings.warn("`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in replacement and "
+                      "see https://pytorch.org/docs/main/nn.html#torch.nn.NLLLoss for more details.", FutureWarning,
+                      stacklevel=2)
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
 
 
 def _optional_tensor(value, name, what):

@@ -2,15 +2,17 @@
 tensors, answered as torch answers them for such a tensor: the layout (``gt.strided``), the
 feature flags (``is_sparse``, ``is_quantized``, ``is_meta``...: False), the complex views of a
 real tensor (``conj()``, ``real``: itself; ``imag``: torch's error), ``angle()``, ``data_ptr()``,
-the legacy ``new(...)``, ``bfloat16()``, ``hardshrink()`` and ``prelu()`` (``cov()`` and
+the legacy ``new(...)`` and the deprecated ``resize``/``resize_as``, ``set_`` (memory shared
+with another tensor), ``dim_order()``, ``bfloat16()``, ``hardshrink()`` and ``prelu()`` (``cov()`` and
 ``corrcoef()`` are attached beside the functions, gt/tensor/numerics_functions.py).
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
 import math
+import warnings
 
-from gt import dtypes
+from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import where
 
@@ -94,6 +96,103 @@ class CompatMethods:
 
     resolve_conj = resolve_neg = conj_physical = conj
 
+    def dim_order(self, *, ambiguity_check=False):
+        """The dims from outermost to innermost in memory, read from ``stride()`` as torch reads
+        them (dims of stride 0 or size 1 keep their place; equal strides order by size). With
+        ``ambiguity_check=True``, RuntimeError where neighbouring strides are equal or a dim has
+        size 1 (more than one order fits)."""
+        if not isinstance(ambiguity_check, bool):
+            raise TypeError(f"dim_order: ambiguity_check must be True or False (gt has no memory formats to list), "
+                            f"got {type(ambiguity_check).__name__}")
+        shape, strides = tuple(self.shape), self.stride()
+        if ambiguity_check and (any(a == b for a, b in zip(strides, strides[1:])) or 1 in shape):
+            raise RuntimeError("The tensor does not have unique dim order, or cannot map to exact one of the given "
+                               "memory formats.")
+        n = self.ndim
+
+        def dense(order):    # laid out in ``order``, innermost first, size-1 dims aside
+            expected = 1
+            for d in order:
+                if shape[d] != 1:
+                    if strides[d] != expected:
+                        return False
+                    expected *= shape[d]
+            return True
+
+        rowmajor = dense(reversed(range(n)))
+        last = n == 4 and dense([1, 3, 2, 0])     # torch's channels_last (its check ignores channels_last_3d)
+        if n < 2 or rowmajor and not last:
+            return tuple(range(n))
+        if last and not rowmajor:
+            return (0, 2, 3, 1)
+
+        def swap(a, b):      # torch's should_swap: 1 when dim a lies outside dim b in memory
+            sa, sb = strides[a], strides[b]
+            if sa == 0 or sb == 0 or sa == sb and (shape[a] == 0 or shape[b] >= shape[a]):
+                return 0
+            return 1 if sa == sb or sa > sb else -1
+
+        perm = list(reversed(range(n)))
+        for i in range(1, n):                         # torch's insertion sort, back to front
+            d1 = i
+            for d0 in reversed(range(i)):
+                c = swap(perm[d0], perm[d1])
+                if c > 0:
+                    perm[d0], perm[d1] = perm[d1], perm[d0]
+                    d1 = d0
+                elif c < 0:
+                    break
+        return tuple(reversed(perm))
+
+    def set_(self, source=None):
+        """This tensor made to hold ``source``'s memory (torch's ``set_(source)``): it takes its
+        shape, and a write into either is seen by the other. ``set_()`` leaves it empty, (0,).
+        Not differentiable: with grad mode on, refused where either requires grad (torch records
+        a node that cannot go backward). torch's storage forms are not supported: gt has no
+        storage objects."""
+        if source is None:
+            source = Tensor._wrap(B.empty((0,), self.dtype))
+        elif not isinstance(source, Tensor):
+            raise TypeError(f"set_(): argument 'source' must be Tensor or None (gt has no storage objects), not "
+                            f"{type(source).__name__}")
+        if source.dtype != self.dtype:
+            raise RuntimeError(f"Could not set tensor of type {dtypes.torch_type_name(source.dtype.name).lower()} to "
+                               f"a tensor of type {dtypes.torch_type_name(self.dtype.name).lower()}")
+        if autograd.is_grad_enabled() and (self.requires_grad or source.requires_grad):
+            raise RuntimeError("set_: not differentiable; call it under gt.no_grad() or on detached tensors")
+        old = self._array
+        self._array, self._placed = source._array, source._placed
+        if autograd.tape:      # ops recorded earlier that saved this tensor read the new memory
+            autograd.release.data_replaced(self, old)
+        return self
+
+    def conj_physical_(self):
+        """The conjugate in place: this tensor itself, unchanged (it is real)."""
+        return self
+
+    def resize(self, *sizes):
+        """torch's deprecated out-of-place ``resize``: this tensor's elements in the shape ``sizes``
+        (their count unchanged), a differentiable reshape, with torch's warning."""
+        warnings.warn("non-inplace resize is deprecated", UserWarning, stacklevel=2)
+        return self._resized(sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes)
+
+    def resize_as(self, tensor):
+        """torch's deprecated out-of-place ``resize_as``: ``resize(tensor.shape)``, with its warning."""
+        warnings.warn("non-inplace resize_as is deprecated", UserWarning, stacklevel=2)
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"resize_as(): argument 'tensor' must be Tensor, not {type(tensor).__name__}")
+        return self._resized(tuple(tensor.shape))
+
+    def _resized(self, sizes):
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes):
+            raise TypeError(f"resize(): sizes must be non-negative ints, got {tuple(sizes)}")
+        n = math.prod(sizes)
+        if n != self.numel():
+            raise RuntimeError(f"requested resize to {tuple(sizes)} ({n} elements in total), but the given tensor has "
+                               f"a size of {tuple(self.shape)} ({self.numel()} elements). autograd's resize can only "
+                               "change the shape of a given tensor, while preserving the number of elements.")
+        return self.reshape(tuple(sizes))
+
     @property
     def real(self):
         """This tensor itself: the real part of a real tensor (torch's answer)."""
@@ -117,6 +216,16 @@ class CompatMethods:
             raise RuntimeError("data_ptr: this tensor is sharded over the mesh; each device holds a block of it "
                                "(gather it with x.full_tensor() first)")
         return B.data_address(self._array)
+
+    const_data_ptr = data_ptr
+
+    def is_set_to(self, tensor):
+        """True where ``tensor`` is this tensor's memory seen the same way: the same address,
+        shape and strides (torch's ``is_set_to``)."""
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"is_set_to(): argument 'tensor' must be Tensor, not {type(tensor).__name__}")
+        return (self.data_ptr() == tensor.data_ptr() and self.shape == tensor.shape
+                and self.stride() == tensor.stride())
 
     def new(self, *args):
         """torch's legacy ``x.new(...)``: sizes give an uninitialised tensor, data a copy, of this

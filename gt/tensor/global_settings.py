@@ -12,7 +12,8 @@ from gt.devices import as_device
 __all__ = ["get_default_device", "set_default_device", "use_deterministic_algorithms",
            "are_deterministic_algorithms_enabled", "is_deterministic_algorithms_warn_only_enabled",
            "set_deterministic_debug_mode", "get_deterministic_debug_mode", "set_printoptions",
-           "get_num_interop_threads", "set_num_interop_threads"]
+           "get_num_interop_threads", "set_num_interop_threads", "set_warn_always", "is_warn_always_enabled",
+           "set_flush_denormal", "init_num_threads"]
 
 
 # ---- devices and global settings ----------------------------------------------------------------
@@ -123,6 +124,45 @@ def set_num_interop_threads(nthreads):
     if nthreads <= 0:
         raise RuntimeError(f"set_num_interop_threads expects a positive integer, got {nthreads}")
     _interop_threads[0] = nthreads
+
+
+_warn_always = [False]
+
+
+def set_warn_always(b):
+    """torch's flag that makes its warn-once warnings warn every time. gt's warnings go through
+    Python's ``warnings`` (whose filters decide repeats), so the flag is recorded, and handed to
+    torch where torch is the engine (its kernels' own warnings follow it)."""
+    if not isinstance(b, bool):
+        raise TypeError(f"set_warn_always(): argument 'b' must be bool, not {type(b).__name__}")
+    _warn_always[0] = b
+    if B.name == "torch":
+        import torch
+
+        torch.set_warn_always(b)
+
+
+def is_warn_always_enabled():
+    """The flag ``set_warn_always`` set (False by default)."""
+    return _warn_always[0]
+
+
+def set_flush_denormal(mode):
+    """Flush subnormal floats to zero on the CPU (torch's ``set_flush_denormal``); True when the
+    mode is now in force. The torch engine hands it to torch (x86 with SSE3); the numpy engine
+    cannot set the CPU's flag, so it answers False to ``True`` and keeps subnormals."""
+    if not isinstance(mode, bool):
+        raise TypeError(f"set_flush_denormal(): argument 'mode' must be bool, not {type(mode).__name__}")
+    if B.name == "torch":
+        import torch
+
+        return torch.set_flush_denormal(mode)
+    return not mode
+
+
+def init_num_threads():
+    """torch sets up the calling thread's OpenMP pool here; gt's engines size their pools
+    themselves (``gt.set_num_threads``), so there is nothing to do."""
 
 
 # torch's named profiles: (precision, threshold, edgeitems, linewidth).

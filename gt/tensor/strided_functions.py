@@ -1,11 +1,10 @@
 """torch's top-level strided functions: ``as_strided``, ``as_strided_copy``, ``as_strided_scatter``
 and ``empty_strided`` (the storage rules are strided_methods.py's)."""
 
-from gt.backend import B
 from gt.tensor.core import Tensor
 from gt.tensor.creation import empty
 from gt.tensor.device_methods import accepts_device
-from gt.tensor.strided_methods import flat_index, geometry
+from gt.tensor.strided_methods import geometry
 
 __all__ = ["as_strided", "as_strided_copy", "as_strided_scatter", "empty_strided"]
 
@@ -27,17 +26,8 @@ def as_strided_copy(input, size, stride, storage_offset=None):
 
 
 def as_strided_scatter(input, src, size, stride, storage_offset=None):
-    """A copy of ``input`` with ``src`` written where ``input.as_strided(size, stride,
-    storage_offset)`` reads (positions in ``input``'s storage, as torch's). Differentiable in both."""
-    _input(input, "as_strided_scatter")
-    index, size = flat_index(input, size, stride, storage_offset, "as_strided_scatter")
-    if not isinstance(src, Tensor) or tuple(src.shape) != size:
-        got = list(src.shape) if isinstance(src, Tensor) else type(src).__name__
-        raise RuntimeError(f"as_strided_scatter: expected src to have a size equal to the slice of self. src size = "
-                           f"{got}, slice size = {list(size)}")
-    out = input.reshape(-1).clone()
-    out[Tensor._wrap(B.asarray(index))] = src.reshape(-1)
-    return out.reshape(input.shape)
+    """``input.as_strided_scatter(src, size, stride, storage_offset)``."""
+    return _input(input, "as_strided_scatter").as_strided_scatter(src, size, stride, storage_offset)
 
 
 @accepts_device

@@ -89,3 +89,30 @@ class StridedMethods:
         index, size = flat_index(self, size, stride, storage_offset, "as_strided")
         flat = self.reshape(-1)
         return flat[type(self)._wrap(B.asarray(index))].reshape(size)
+
+    def as_strided_(self, size, stride, storage_offset=None):
+        """``as_strided(size, stride, storage_offset)`` taken by this tensor in place (torch's
+        ``as_strided_``): it now holds those elements in ``size``. gt's result is a copy, so the
+        tensor no longer shares memory with its base, and its ``stride()`` is the row-major one.
+        Refused on a tensor that requires grad (as ``resize_``)."""
+        if self.requires_grad:
+            raise RuntimeError("as_strided_: gt cannot change the shape of a tensor that requires grad in place; "
+                               "use the out-of-place as_strided")
+        arr = self.as_strided(size, stride, storage_offset)._data
+        self._array, self._placed = arr, None
+        if not B.counts_inplace_ops:
+            B.bump_version(arr)
+        return self
+
+    def as_strided_scatter(self, src, size, stride, storage_offset=None):
+        """A copy of this tensor with ``src`` written where ``as_strided(size, stride,
+        storage_offset)`` reads (positions in this tensor's storage, as torch's). Differentiable in
+        both."""
+        index, size = flat_index(self, size, stride, storage_offset, "as_strided_scatter")
+        if not isinstance(src, type(self)) or tuple(src.shape) != size:
+            got = list(src.shape) if isinstance(src, type(self)) else type(src).__name__
+            raise RuntimeError(f"as_strided_scatter: expected src to have a size equal to the slice of self. "
+                               f"src size = {got}, slice size = {list(size)}")
+        out = self.reshape(-1).clone()
+        out[type(self)._wrap(B.asarray(index))] = src.reshape(-1)
+        return out.reshape(self.shape)
