@@ -1,5 +1,6 @@
 """Ops on one block of a longer axis, given what the whole axis decided: the max/min over the
-axis (``BlockExtremum``) and a lookup by positions along it (``BlockTake``). Run on each block
+axis (``BlockExtremum``), a lookup by positions along it (``BlockTake``) and the values a top-k
+over it picked (``BlockTakeAlong``). Run on each block
 of a tensor cut along that axis, they give the whole op's gradient block by block, so the
 tensor is never joined in one place (gt/tensor/axis_rules.py runs them on the mesh). On the
 whole axis (one block starting at 0) each is the plain op.
@@ -11,6 +12,7 @@ from gt.backend import B
 from gt.ops._graph import mask_like
 from gt.ops.reductions import _Extremum
 from gt.ops.shape import AddAtIndex
+from gt.ops.sorting import PutAlongAxis
 
 
 class BlockExtremum(_Extremum):
@@ -85,3 +87,26 @@ class BlockTake(Function):
             return (mask_like(g, B.zeros(self.in_shape, self.dtype)),) + (None,) * 5
         grad = AddAtIndex.apply(g * mask_like(g, self.own), self.in_shape, self.dtype, self.local)
         return (grad,) + (None,) * 5
+
+
+class BlockTakeAlong(Function):
+    """``take_along_axis(x, indices, axis)`` of a tensor of which ``x`` is the block starting at
+    ``start``, for positions distinct along the axis (a top-k's): the values ``out`` come in
+    computed (picked from the devices' candidates), and the backward puts each gradient at its
+    position where that falls in this block (a spare row past the block takes the others)."""
+
+    def forward(self, x, out, indices, axis, start=0):
+        n = x.shape[axis]
+        self.in_shape, self.dtype, self.axis = tuple(x.shape), B.dtype_of(x), axis
+        local = indices - start
+        self.local = B.where((local >= 0) & (local < n), local, n)
+        return out
+
+    def backward(self, g):
+        shape = list(self.in_shape)
+        shape[self.axis] += 1
+        full = B.put_along_axis(B.zeros(tuple(shape), self.dtype), self.local, g, self.axis)
+        return (B.getitem(full, (slice(None),) * self.axis + (slice(0, self.in_shape[self.axis]),)), None, None)
+
+    def backward_graph(self, g):
+        return PutAlongAxis.apply(g, self.inputs[2], self.in_shape, self.axis), None, None

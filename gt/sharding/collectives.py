@@ -158,6 +158,14 @@ def reduce_scatter(shards, axis, sizes, owned=False):
     return split(sum_arrays(shards, owned), axis, sizes)
 
 
+def send(arr, device):
+    """A small array (a running scan's carry: one row per slice) to device ``device`` of the
+    mesh, from the device before or after it; counted as ``send``."""
+    _count("send", [arr])
+    mesh = get_mesh()
+    return arr if mesh.shared_memory else B.to_device(arr, mesh.devices[device])
+
+
 def broadcast(arr, n):
     """One array to every device. On a shared-memory mesh the devices read the same buffer."""
     _count("broadcast", [arr])

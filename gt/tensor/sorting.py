@@ -9,7 +9,8 @@ order, so this one is as good). NaN counts as the largest value, as in torch.
 
 Sharding: along an axis that is not the sharded one, each device sorts, sums or samples its own
 block (no collective; ``multinomial`` draws the blocks in order, so the samples are those of
-one device); along the sharded axis the tensor is gathered first.
+one device); along the sharded axis, ``topk`` and ``cumsum`` run per device too (axis_scans.py),
+``sort`` gathers the tensor once, the others gather it first.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
@@ -21,7 +22,7 @@ from gt.ops import sorting as sorting_ops
 from gt.ops._shapes import normalize_axis
 from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
-from gt.tensor import dispatch
+from gt.tensor import axis_scans, dispatch
 from gt.tensor import generator as generator_module
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -81,8 +82,13 @@ class SortingMethods:
         if self.ndim == 0:
             values, indices = self.reshape(1).sort(normalize_axis(dim, 0, "sort"), descending, stable)
             return SortResult(values.reshape(()), indices.reshape(()))
+        axis = normalize_axis(dim, self.ndim, "argsort")     # argsort's checks and messages first
+        _flag(stable, "stable", "argsort")
+        descending = _flag(descending, "descending", "argsort")
+        found = axis_scans.gathered_pick(self, axis, lambda a: B.argsort(a, axis, descending))   # gathered once
+        if found is not None:
+            return SortResult(*found)
         indices = self.argsort(dim, descending, stable)
-        axis = normalize_axis(dim, self.ndim, "sort")
         return SortResult(sorting_ops.TakeAlongAxis.apply(self, indices, axis=axis), indices)
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
@@ -102,6 +108,9 @@ class SortingMethods:
             return TopkResult(values.reshape(()), indices.reshape(()))
         axis = normalize_axis(dim, self.ndim, "topk")
         k = k.__index__()
+        found = axis_scans.topk(self, k, axis, largest)     # along the sharded axis: each device's top k
+        if found is not None:
+            return TopkResult(*found)
         indices = _blockwise(self, lambda a: B.topk_indices(a, k, axis, largest), axis)
         return TopkResult(sorting_ops.TakeAlongAxis.apply(self, indices, axis=axis), indices)
 

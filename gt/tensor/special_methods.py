@@ -28,6 +28,7 @@ from gt.ops import elementwise as ew
 from gt.ops import special_functions as sf
 from gt.ops import special_polynomials as sp
 from gt.ops._shapes import normalize_axis
+from gt.tensor import axis_scans
 from gt.tensor.arithmetic import _floating, _operand
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.math_methods import float_pair
@@ -136,6 +137,9 @@ def _cumulative_extreme(x, dim, largest):
         values, indices = _cumulative_extreme(x.reshape(1), 0, largest)
         return result(values.reshape(()), indices.reshape(()))
     axis = normalize_axis(dim, x.ndim, name)
+    found = axis_scans.cumulative_extreme(x, axis, largest)    # along the sharded axis: block by block
+    if found is not None:
+        return result(*found)
     with autograd.no_grad():
         indices = sf.CumulativeExtremeIndex.apply(x, axis, largest)
     # the values gathered at their indices: the gradient of each goes to the element it came from

@@ -29,6 +29,7 @@ from gt import amp, dtypes
 from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
+from gt.tensor import axis_scans
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.quick_select import kth_position
@@ -322,6 +323,10 @@ class StatsMethods:
             raise TypeError(f"logcumsumexp: expected a float tensor, got {self.dtype!r} (torch refuses integers too)")
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
             return self.float().logcumsumexp(dim).to(self.dtype)
+        if self.ndim:        # along the sharded axis: block after block (axis_scans.py)
+            found = axis_scans.logcumsumexp(self, normalize_axis(dim, self.ndim, "logcumsumexp"))
+            if found is not None:
+                return found
         xm, axis = _last(self, dim, "logcumsumexp")
         n, out, step = xm.shape[-1], xm, 1
         # an inclusive scan by doubling steps (log2(n) logaddexp's): out[i] gathers x[i - 2 * step + 1 .. i]
