@@ -13,6 +13,7 @@ of gt imports it.
 """
 
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
+from gt.dtypes import complex64, complex128
 from gt.devices import device  # torch.device's parsing; also the string it prints
 from gt.tensor.generator import Generator
 from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
@@ -169,5 +170,7 @@ def connect(address=None):
 long = int64
 double = float64
 float = float32
+cfloat = complex64
+cdouble = complex128
 
 __version__ = "0.1.0"

@@ -10,11 +10,14 @@ import operator
 class DType:
     """A tensor element type. Compares equal to its name and to numpy/torch dtypes of that name."""
 
-    __slots__ = ("name", "is_floating_point")
+    __slots__ = ("name", "is_floating_point", "is_complex", "differentiable")
 
-    def __init__(self, name, is_floating_point):
+    def __init__(self, name, is_floating_point, is_complex=False):
         self.name = name
         self.is_floating_point = is_floating_point
+        self.is_complex = is_complex
+        # what can carry gradients (torch: floating point and complex dtypes)
+        self.differentiable = is_floating_point or is_complex
 
     def __repr__(self):
         return f"gt.{self.name}"
@@ -48,9 +51,15 @@ int32 = DType("int32", False)
 bool_ = DType("bool", False)
 float16 = DType("float16", True)
 bfloat16 = DType("bfloat16", True)
+complex64 = DType("complex64", False, True)
+complex128 = DType("complex128", False, True)
 
-_BY_NAME = {d.name: d for d in (float32, float64, int64, int32, bool_, float16, bfloat16)}
-_ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_}
+_BY_NAME = {d.name: d for d in (float32, float64, int64, int32, bool_, float16, bfloat16, complex64, complex128)}
+_ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_,
+            "cfloat": complex64, "cdouble": complex128}
+# a complex dtype's real counterpart and back (``abs``/``real`` of complex64 are float32)
+REAL_OF = {"complex64": float32, "complex128": float64}
+COMPLEX_OF = {"float32": complex64, "float64": complex128, "float16": complex64, "bfloat16": complex64}
 
 default_float = float32
 
@@ -68,6 +77,8 @@ def to_dtype(value):
         return int64
     if value is bool:
         return bool_
+    if value is complex:
+        return complex64 if default_float is float32 else complex128
     name = value if isinstance(value, str) else getattr(value, "name", None) or getattr(value, "__name__", None)
     if isinstance(value, str) is False and name is None:
         name = str(value)
@@ -77,13 +88,17 @@ def to_dtype(value):
             return _BY_NAME[name]
         if name in _ALIASES:
             return _ALIASES[name]
+        if name in ("complex32", "chalf"):
+            raise TypeError(f"unsupported dtype {value!r}: gt has no complex32 (chalf); use gt.complex64")
     raise TypeError(
-        f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.int64, gt.int32, gt.bool"
+        f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.int64, gt.int32, gt.bool, "
+        f"gt.complex64, gt.complex128"
     )
 
 
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-                "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+                "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+                "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
 def as_index(value):

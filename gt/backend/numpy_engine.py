@@ -31,7 +31,7 @@ _NATIVE = {
     dtypes.int64: np.int64,
     dtypes.int32: np.int32,
     dtypes.bool_: np.bool_,
-    dtypes.float16: np.float16,
+    dtypes.float16: np.float16, dtypes.complex64: np.complex64, dtypes.complex128: np.complex128,
 }
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
@@ -131,7 +131,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         if arr.dtype.kind in "US":
             raise TypeError(f"cannot make a tensor from {_describe(data)}: strings (numpy dtype {arr.dtype}) "
                             "are not numbers")
-        if arr.dtype.kind not in "biuf":
+        if arr.dtype.kind not in "biufc":
             raise TypeError(
                 f"cannot make a tensor from {_describe(data)} (numpy dtype {arr.dtype}): expected numbers or booleans"
             )
@@ -139,8 +139,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
             native = self.native_dtype(dtype)
             if arr.dtype != native:
                 arr = python_data.cast(arr, native)
-        elif from_python and arr.dtype.kind == "f":
-            arr = python_data.cast(arr, self.native_dtype(dtypes.default_float))
+        elif from_python and arr.dtype.kind in "fc":
+            arr = python_data.cast(arr, self.native_dtype(python_data.default_of(arr)))
         elif arr.dtype.kind == "u" or (arr.dtype.kind == "i" and arr.dtype != np.int32):
             arr = arr.astype(np.int64, copy=False)
         return arr

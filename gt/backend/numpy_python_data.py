@@ -15,7 +15,7 @@ def checked(data, arr, dtype):
     as float64 where torch reads ints too large for int64 as floats (a float beside them, or a
     float ``dtype``)."""
     target = None if dtype is None else dtypes.to_dtype(dtype)
-    to_float = target is not None and target.is_floating_point
+    to_float = target is not None and target.differentiable
     if arr.dtype == object or arr.dtype == np.uint64 or (arr.dtype == np.float64 and _huge(arr)):
         big, floats = _scan(data)
         if big and not (floats or to_float):
@@ -65,6 +65,12 @@ def _check_range(arr, target):
         ok = int(arr.min()) >= info.min and int(arr.max()) <= info.max
     if not ok:
         raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
+
+
+def default_of(arr):
+    """The dtype Python floats (complex numbers) become: the default float (its complex kind)."""
+    default = dtypes.default_float
+    return dtypes.COMPLEX_OF[default.name] if arr.dtype.kind == "c" else default
 
 
 def cast(arr, native):

@@ -69,6 +69,23 @@ class _Formatter:
         return (self.max_width - len(text)) * " " + text
 
 
+class _ComplexFormatter:
+    """torch's pair of formatters for complex values: the real and imaginary parts each sized
+    over their own values, printed as ``1.5000+2.0000j``."""
+
+    def __init__(self, values):
+        self.real, self.imag = _Formatter(values.real, True), _Formatter(values.imag, True)
+        self.max_width = self.real.max_width + self.imag.max_width + 1
+
+    def format(self, value):
+        imag = (self.imag.format(value.imag) + "j").lstrip()
+        return self.real.format(value.real) + (imag if imag[0] in "+-" else "+" + imag)
+
+
+def _formatter(values):
+    return _ComplexFormatter(values) if values.dtype.kind == "c" else _Formatter(values, values.dtype.kind == "f")
+
+
 def _vector(row, indent, cut, formatter, edge):
     """One innermost row: ``row`` holds what is shown (both ends when ``cut``)."""
     data = [formatter.format(v) for v in row.tolist()]
@@ -95,12 +112,11 @@ def format_array(arr, prefix="tensor("):
     out a tensor printed after ``prefix``. Only the elements shown are formatted."""
     if arr.size == 0:
         return "[]"
-    is_float = arr.dtype.kind == "f"
     if arr.ndim == 0:
-        return _Formatter(arr, is_float).format(arr.item())
+        return _formatter(arr).format(arr.item())
     threshold, edge = PRINT_OPTIONS["threshold"], int(PRINT_OPTIONS["edgeitems"])
     summarize = arr.size > threshold
     if summarize and not edge:
         return "[...]"
     shown = _summarized(arr, edge) if summarize else arr
-    return _nested(shown, arr.shape, len(prefix), summarize, _Formatter(shown, is_float), edge)
+    return _nested(shown, arr.shape, len(prefix), summarize, _formatter(shown), edge)

@@ -42,6 +42,7 @@ _NATIVE = {
     dtypes.int32: torch.int32,
     dtypes.bool_: torch.bool,
     dtypes.float16: torch.float16,
+    dtypes.complex64: torch.complex64, dtypes.complex128: torch.complex128,
     dtypes.bfloat16: torch.bfloat16,
 }
 _FROM_NATIVE = {v: k for k, v in _NATIVE.items()}

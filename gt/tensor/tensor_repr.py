@@ -48,7 +48,8 @@ def tensor_repr(t):
     else:
         if not print_options.PRINT_OPTIONS["edgeitems"]:
             suffixes.append(f"size={shape}")
-        if dtype not in (dtypes.default_float, dtypes.int64, dtypes.bool_):
+        default_complex = dtypes.COMPLEX_OF[dtypes.default_float.name]
+        if dtype not in (dtypes.default_float, default_complex, dtypes.int64, dtypes.bool_):
             suffixes.append(f"dtype={dtype!r}")
         values = B.format(t._data)
     if t._ctx is not None:
