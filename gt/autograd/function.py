@@ -203,7 +203,7 @@ class Function(GraphNode):
         ctx.needs_input_grad = needs = tuple(needs)
         result = Tensor._wrap(ctx.forward(*arrays, **kwargs))
         # only float results carry gradients (a cast to int64 ends the graph, as in torch)
-        if _mode.record and True in needs and result.dtype.is_floating_point:
+        if _mode.record and True in needs and result.dtype.differentiable:
             result._requires_grad = True
             ctx.inputs = args
             ctx.released = False
@@ -332,5 +332,7 @@ def fit_grad(grad, shape, dtype):
     if tuple(grad.shape) != tuple(shape):
         grad = unbroadcast(grad, shape)
     if B.dtype_of(grad) != dtype:
+        if B.dtype_of(grad).is_complex and not dtype.is_complex:
+            grad = B.real(grad)       # a real input of a complex result: the real part (torch's)
         grad = B.astype(grad, dtype)
     return grad

@@ -23,10 +23,11 @@ from gt.backend.engine_scatter import ScatterPrimitives
 from gt.backend.engine_sorting import SortingPrimitives
 from gt.backend.engine_special import SpecialPrimitives
 from gt.backend.engine_linalg import LinalgPrimitives
+from gt.backend.engine_complex import ComplexPrimitives
 
 
 class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, SpecialPrimitives, LinalgPrimitives,
-             abc.ABC):
+             ComplexPrimitives, abc.ABC):
     """Base class of gt's array engines (see the module docstring); the primitives of einsum,
     scatters and index searches are declared in gt/backend/engine_scatter.py, those of sorting,
     scans and sampling in gt/backend/engine_sorting.py, those of torch's math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py, those of torch.special

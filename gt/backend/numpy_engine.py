@@ -1,6 +1,4 @@
-"""The numpy engine: gt's default array engine, on the CPU.
-
-Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface (engine.py) is a
+"""The numpy engine: gt's default array engine, on the CPU. Arrays are plain ``numpy.ndarray``. Every primitive of the ``Engine`` interface (engine.py) is a
 method here, the optional fast paths included: a cache of large arrays' memory (numpy_block_cache.py),
 a blocked fused update, and fused layer norm and attention kernels (numpy_kernels.py).
 """
@@ -21,6 +19,7 @@ from gt.backend.numpy_scatter import NumpyScatter
 from gt.backend.numpy_sorting import NumpySorting
 from gt.backend.numpy_special import NumpySpecial
 from gt.backend.numpy_linalg import NumpyLinalg
+from gt.backend.numpy_complex import NumpyComplex
 from gt.backend.numpy_windows import NumpyWindows
 from gt.backend.print_options import format_array
 from gt.backend import numpy_python_data as python_data, torch_ranges
@@ -37,7 +36,7 @@ _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
 class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, NumpySpecial,
-                  NumpyLinalg, Engine):
+                  NumpyLinalg, NumpyComplex, Engine):
     name = "numpy"
     device = "cpu"
 

@@ -34,6 +34,7 @@ from gt.backend.torch_sorting import TorchSorting
 from gt.backend.torch_special import TorchSpecial
 from gt.backend.torch_linalg import TorchLinalg
 from gt.backend.torch_windows import TorchWindows
+from gt.backend.torch_complex import TorchComplex
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -53,7 +54,7 @@ def _dim(axis):
 
 
 class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath,
-                  TorchSpecial, TorchLinalg, Engine):
+                  TorchSpecial, TorchLinalg, TorchComplex, Engine):
     name = "torch"
     supports_bfloat16 = True
 

@@ -45,7 +45,7 @@ class Sigmoid(Function):
         return out
 
     def backward(self, g):
-        return (_opmath(g, self.saved[0], lambda g, out: g * out * (1 - out)),)
+        return (_opmath(g, self.saved[0], lambda g, out: g * B.conj(out * (1 - out))),)
 
     def backward_graph(self, g):
         s = self.inputs[0].sigmoid()
@@ -61,7 +61,7 @@ class Tanh(Function):
         return out
 
     def backward(self, g):
-        return (_opmath(g, self.saved[0], lambda g, out: g * (1 - out * out)),)
+        return (_opmath(g, self.saved[0], lambda g, out: g * B.conj(1 - out * out)),)
 
     def backward_graph(self, g):
         t = self.inputs[0].tanh()

@@ -50,7 +50,8 @@ class Mul(Function):
     def backward(self, g):
         a, b = self.saved
         na, nb = self.needs_input_grad
-        return (g * b if na else None), (g * a if nb else None)
+        # conj: torch's convention for complex operands (gt/ops/complex_ops.py); a real one is kept
+        return (g * B.conj(b) if na else None), (g * B.conj(a) if nb else None)
 
     def backward_graph(self, g):
         a, b = self.inputs
@@ -77,9 +78,9 @@ class Div(Function):
         a, b, r = self.saved
         na, nb = self.needs_input_grad
         if r is not None:                      # a number over x: -a / x**2 = -a r r
-            return None, -(g if a == 1 else g * a) * r * r
-        ga = g / b if na else None
-        gb = -g * ((a / b) / b) if nb else None      # torch's order: no underflow of b * b to 0
+            return None, -(g if a == 1 else g * B.conj(a)) * B.conj(r * r)
+        ga = g / B.conj(b) if na else None
+        gb = -g * B.conj((a / b) / b) if nb else None      # torch's order: no underflow of b * b to 0
         return ga, gb
 
     def backward_graph(self, g):
@@ -115,13 +116,14 @@ class Pow(Function):
                 ga = B.zeros(tuple(g.shape), B.dtype_of(g))  # x ** 0 is constant, also at x == 0
             else:
                 # where an exponent array is 0 use a ** 0: the term is then 0 * 1, even at a == 0 (as torch)
-                ga = g * b * a ** ((b if _is_number(b) else B.where(b == 0, 1, b)) - 1)
+                ga = g * B.conj(b * a ** ((b if _is_number(b) else B.where(b == 0, 1, b)) - 1))
         if nb:
             if _is_number(a):  # 2 ** x: compute log(2) in the output's dtype
                 a = B.full((), a, B.dtype_of(out))
             # d(a**b)/db = a**b * log(a): 0 at a == 0 for b >= 0 (the limit), -inf there for b < 0
             # (inf * log(0)) and nan for a < 0, as torch
-            gb = g * B.where((a == 0) & (b >= 0), 0, out * B.log(a))
+            b_real = B.real(b) if B.dtype_of(b).is_complex else b    # complex numbers have no order
+            gb = g * B.conj(B.where((a == 0) & (b_real >= 0), 0, out * B.log(a)))
         return ga, gb
 
     def backward_graph(self, g):
@@ -152,7 +154,7 @@ class Pow(Function):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float))
+    return isinstance(value, (int, float, complex))
 
 
 class Neg(Function):
@@ -181,7 +183,12 @@ class Abs(Function):
 
 
 def _sgn(a):
-    """torch's ``sgn``, the slope of ``abs``: 0 at NaN (numpy's sign gives NaN there)."""
+    """torch's ``sgn``, the slope of ``abs``: 0 at NaN (numpy's sign gives NaN there); ``z / |z|``
+    (0 at 0) for complex ``z``."""
+    if B.dtype_of(a).is_complex:
+        with B.quiet_float_errors():
+            size = B.abs(a)
+            return B.where(size == 0, 0, a / size)
     return B.where(a == a, B.sign(a), 0)
 
 
@@ -194,7 +201,7 @@ class Exp(Function):
         return out
 
     def backward(self, g):
-        return (g * self.saved[0],)
+        return (g * B.conj(self.saved[0]),)
 
     def backward_graph(self, g):
         return (g * self.inputs[0].exp(),)
@@ -209,7 +216,7 @@ class Log(Function):
 
     def backward(self, g):
         with B.quiet_float_errors():
-            return (g / self.saved[0],)
+            return (g / B.conj(self.saved[0]),)
 
     def backward_graph(self, g):
         with B.quiet_float_errors():
@@ -227,7 +234,7 @@ class Sqrt(Function):
 
     def backward(self, g):
         with B.quiet_float_errors():
-            return (g / (2 * self.saved[0]),)
+            return (g / (2 * B.conj(self.saved[0])),)
 
     def backward_graph(self, g):
         with B.quiet_float_errors():

@@ -50,6 +50,7 @@ class Matmul(Function):
 
     def backward(self, g):
         a, b = self.saved
+        a, b = B.conj(a), B.conj(b)       # torch's convention for complex operands (gt/ops/complex_ops.py)
         na, nb = self.needs_input_grad
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if na else None), (g * a if nb else None)

@@ -142,7 +142,7 @@ class MathFunction(Function):
     def backward(self, g):
         x, y = self.saved
         with B.quiet_float_errors():
-            return g * self._tables()[0][self.fn](x, y), None
+            return g * B.conj(self._tables()[0][self.fn](x, y)), None
 
     @property
     def records_graph(self):
@@ -305,7 +305,7 @@ class Prod(Function):
             after = _reversed(_shifted(B.cumprod(_reversed(flat, last), last), last, True), last)  # x[i+1] ...
             others = B.reshape(before * after, tuple(shape[i] for i in order))
         inverse = tuple(order.index(i) for i in range(len(shape)))
-        return (g * B.transpose(others, inverse),)
+        return (g * B.conj(B.transpose(others, inverse)),)
 
     def backward_graph(self, g):
         x = self.inputs[0]

@@ -35,7 +35,7 @@ def _scalar(value):
     scalars (``np.float64(0.5)``, a subclass of float) become Python numbers too."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, numbers.Number) and type(value) not in (int, float):
+    if isinstance(value, numbers.Number) and type(value) not in (int, float, complex):
         return value.item() if hasattr(value, "item") else float(value)
     return value
 

@@ -23,7 +23,7 @@ def _operand(value, op):
     if isinstance(value, Tensor):
         return value
     value = _scalar(value)
-    if isinstance(value, (int, float, bool)):
+    if isinstance(value, (int, float, bool, complex)):
         return value
     try:
         return Tensor._wrap(B.asarray(value))
@@ -38,7 +38,7 @@ def _binary(op_cls, name, a, b):
         if sa != sb:
             broadcast_shape(name, sa, sb)
         da = a.dtype
-        if da is b.dtype and da.is_floating_point:     # dtypes are singletons: ``is``, not DType.__eq__
+        if da is b.dtype and da.differentiable:     # dtypes are singletons: ``is``, not DType.__eq__
             return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
     if op_cls is ew.Sub:
         refuse_bool_subtraction(a, b)
@@ -60,11 +60,19 @@ def _int32_wrapped(a, b):
     return (t, n) if t is a else (n, t)
 
 
-def _floating(x):
+def _floating(x, complex_ok=False):
     """``x``, or ``x`` in the default float dtype where it is an integer or bool tensor: torch's
     floating functions (``exp``, ``sigmoid``, ``softmax``...) give float32 there, where numpy's
-    give float64, and gt's own kernels would keep the integers (``sigmoid`` of ints as 0 and 1)."""
-    return x if x.dtype.is_floating_point else x.to(dtypes.default_float)
+    give float64, and gt's own kernels would keep the integers (``sigmoid`` of ints as 0 and 1).
+    A complex ``x`` is refused (as torch's kernels refuse it) unless ``complex_ok``."""
+    if x.dtype.is_floating_point:
+        return x
+    if x.dtype.is_complex:
+        if complex_ok:
+            return x
+        raise NotImplementedError(f"this function is not implemented for complex tensors ("
+                                  f"'{dtypes.torch_type_name(x.dtype.name)}'), as in torch")
+    return x.to(dtypes.default_float)
 
 
 def _promote_ints(a, b, true_div=False):
@@ -76,16 +84,16 @@ def _promote_ints(a, b, true_div=False):
     dtypes, or a float tensor with a number, which numpy keeps weak) decides nothing."""
     a_t, b_t = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_t and b_t and a.dtype == b.dtype:
-        if not true_div or a.dtype.is_floating_point:
+        if not true_div or a.dtype.differentiable:
             return a, b
         target = dtypes.default_float
     elif a_t and b_t and a.ndim and b.ndim and a.dtype.is_floating_point and b.dtype.is_floating_point:
         return a, b     # two float tensors with dims: numpy's promotion is torch's, no copy needed
-    elif not (a_t and b_t) and (a if a_t else b).dtype.is_floating_point:
+    elif not (a_t and b_t) and (a if a_t else b).dtype.differentiable:
         return a, b
     else:
         target = result_dtype(a, b)
-        if true_div and not target.is_floating_point:
+        if true_div and not target.differentiable:
             target = dtypes.default_float
     cast = [x.to(target) if isinstance(x, Tensor) and x.dtype != target else x for x in (a, b)]
     return cast[0], cast[1]
@@ -217,13 +225,13 @@ class ArithmeticMethods:
         return self ** exponent
 
     def exp(self):
-        return ew.Exp.apply(_floating(self))
+        return ew.Exp.apply(_floating(self, True))
 
     def log(self):
-        return ew.Log.apply(_floating(self))
+        return ew.Log.apply(_floating(self, True))
 
     def sqrt(self):
-        return ew.Sqrt.apply(_floating(self))
+        return ew.Sqrt.apply(_floating(self, True))
 
     def abs(self):
         if self.dtype == dtypes.bool_:
@@ -261,10 +269,12 @@ class ArithmeticMethods:
         return act.Relu.apply(self)
 
     def sigmoid(self):
+        if self.dtype.is_complex:       # 1 / (1 + e**-z): the engines' kernels are real-valued
+            return 1 / (1 + (-self).exp())
         return act.Sigmoid.apply(_floating(self))
 
     def tanh(self):
-        return act.Tanh.apply(_floating(self))
+        return act.Tanh.apply(_floating(self, True))
 
     def gelu(self, approximate="none"):
         if approximate not in ("none", "tanh"):

@@ -1,7 +1,7 @@
 """Tensor methods and properties a PyTorch program reads that mean little for gt's dense real
 tensors, answered as torch answers them for such a tensor: the layout (``gt.strided``), the
-feature flags (``is_sparse``, ``is_quantized``, ``is_meta``...: False), the complex views of a
-real tensor (``conj()``, ``real``: itself; ``imag``: torch's error), ``angle()``, ``data_ptr()``,
+feature flags (``is_sparse``, ``is_quantized``, ``is_meta``...: False), ``data_ptr()`` (the complex
+numbers' methods, ``real``, ``imag``, ``conj()``, ``angle()``: complex_methods.py),
 the legacy ``new(...)`` and the deprecated ``resize``/``resize_as``, ``set_`` (memory shared
 with another tensor), ``dim_order()``, ``bfloat16()``, ``hardshrink()`` and ``prelu()`` (``cov()`` and
 ``corrcoef()`` are attached beside the functions, gt/tensor/numerics_functions.py).
@@ -15,6 +15,7 @@ import warnings
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import where
+from gt.tensor.complex_methods import ComplexMethods
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -67,7 +68,7 @@ def check_memory_format(memory_format, ndim, fn):
         raise RuntimeError(f"{fn}: required rank {rank} tensor to use {name} format, got a tensor of {ndim} dims")
 
 
-class CompatMethods:
+class CompatMethods(ComplexMethods):
     __slots__ = ()
 
     layout = property(lambda self: strided, doc="``gt.strided``: gt's tensors are dense.")
@@ -81,20 +82,6 @@ class CompatMethods:
     def is_shared(self):
         """False: gt's arrays live in this process's memory."""
         return False
-
-    def is_conj(self):
-        """False: gt's tensors are real."""
-        return False
-
-    def is_neg(self):
-        """False: gt's tensors are real."""
-        return False
-
-    def conj(self):
-        """This tensor itself: the conjugate of a real tensor (torch's answer)."""
-        return self
-
-    resolve_conj = resolve_neg = conj_physical = conj
 
     def dim_order(self, *, ambiguity_check=False):
         """The dims from outermost to innermost in memory, read from ``stride()`` as torch reads
@@ -167,7 +154,9 @@ class CompatMethods:
         return self
 
     def conj_physical_(self):
-        """The conjugate in place: this tensor itself, unchanged (it is real)."""
+        """The conjugate in place (a real tensor is unchanged)."""
+        if self.dtype.is_complex:
+            self.imag.neg_()
         return self
 
     def resize(self, *sizes):
@@ -192,23 +181,6 @@ class CompatMethods:
                                f"a size of {tuple(self.shape)} ({self.numel()} elements). autograd's resize can only "
                                "change the shape of a given tensor, while preserving the number of elements.")
         return self.reshape(tuple(sizes))
-
-    @property
-    def real(self):
-        """This tensor itself: the real part of a real tensor (torch's answer)."""
-        return self
-
-    @property
-    def imag(self):
-        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
-
-    def angle(self):
-        """The angle of each real value: pi where negative, 0 elsewhere, NaN where NaN (torch's);
-        float results, a zero gradient (as torch's)."""
-        x = self if self.dtype.is_floating_point else self.to(dtypes.default_float)
-        values = ((x < 0).to(x.dtype) * math.pi).masked_fill(x != x, math.nan)
-        # zeros that stay on the graph (x * 0 would be NaN at +-inf), so the result requires grad where x does
-        return values + x.masked_fill(x.new_ones(x.shape, dtype=dtypes.bool_), 0.0)
 
     def data_ptr(self):
         """The address of the first element (two tensors sharing memory: compare these)."""

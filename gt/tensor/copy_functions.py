@@ -1,12 +1,9 @@
-"""torch's top-level in-place forms (``gt.exp_(x)`` is ``x.exp_()``), its complex-number helpers
-as they behave on gt's real dtypes, and the ``*_copy`` functions (a view function's result as a
-new tensor).
+"""torch's top-level in-place forms (``gt.exp_(x)`` is ``x.exp_()``) and the ``*_copy`` functions
+(a view function's result as a new tensor); the complex-number functions are in complex_functions.py.
 """
 
 import warnings
 
-from gt import dtypes
-from gt.tensor.creation import full
 from gt.tensor.toplevel_checks import _no_out, _tensor_arg
 from gt.tensor.toplevel_functions import t
 
@@ -35,65 +32,6 @@ def _method_form(name):
 for _name in _INPLACE:
     globals()[_name] = _method_form(_name)
 __all__ += list(_INPLACE)
-
-
-# ---- complex-number helpers on gt's real dtypes ------------------------------------------------------
-# gt has no complex dtype, so torch's conjugate and negative views never occur: these are the
-# identities (or refusals) torch gives on real tensors, for code written for both kinds.
-def conj(input):
-    """The complex conjugate: ``input`` itself for a real tensor."""
-    return _tensor_arg(input, "conj")
-
-
-def conj_physical(input):
-    """The complex conjugate, materialised: a copy of a real ``input`` (differentiable)."""
-    return _tensor_arg(input, "conj_physical").clone()
-
-
-def resolve_conj(input):
-    """``input`` with a lazy conjugation applied: ``input`` itself (gt has none)."""
-    return _tensor_arg(input, "resolve_conj")
-
-
-def resolve_neg(input):
-    """``input`` with a lazy negation applied: ``input`` itself (gt has none)."""
-    return _tensor_arg(input, "resolve_neg")
-
-
-def is_conj(input):
-    """Whether ``input`` is a lazily conjugated view: never in gt."""
-    _tensor_arg(input, "is_conj")
-    return False
-
-
-def is_neg(input):
-    """Whether ``input`` is a lazily negated view: never in gt."""
-    _tensor_arg(input, "is_neg")
-    return False
-
-
-def real(input):
-    """The real part: ``input`` itself for a real tensor (as torch returns it)."""
-    return _tensor_arg(input, "real")
-
-
-def imag(input):
-    """The imaginary part, which real tensors do not have: RuntimeError, as in torch."""
-    _tensor_arg(input, "imag")
-    raise RuntimeError(f"imag is not implemented for tensors with non-complex dtypes (got {input.dtype!r}); gt has "
-                       f"no complex dtypes")
-
-
-def angle(input, *, out=None):
-    """The argument of each element: pi where ``input`` is negative, 0 where it is not, NaN kept.
-    Integers give the default float dtype. The gradient is zero, as torch's for real inputs."""
-    _no_out(out, "angle")
-    x = _tensor_arg(input, "angle")
-    dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
-    x = x.to(dtype)
-    values = ((x < 0).to(dtype) * 3.141592653589793).masked_fill(x.isnan(), float("nan"))
-    # zeros that stay on the graph, so the result requires grad (a zero gradient) where x does
-    return values + x.masked_fill(full(x.shape, True, dtype=dtypes.bool_), 0.0)
 
 
 # ---- torch's *_copy functions: the view functions, returning a new tensor ------------------------------
@@ -199,7 +137,6 @@ def chain_matmul(*matrices, out=None):
     return result
 
 
-__all__ += ["conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg", "real", "imag", "angle",
-            "view_copy", "permute_copy", "t_copy", "transpose_copy", "expand_copy", "squeeze_copy", "unsqueeze_copy",
+__all__ += ["view_copy", "permute_copy", "t_copy", "transpose_copy", "expand_copy", "squeeze_copy", "unsqueeze_copy",
             "diagonal_copy", "select_copy", "slice_copy", "unbind_copy", "split_copy", "unfold_copy", "detach_copy",
             "alias_copy", "chain_matmul"]

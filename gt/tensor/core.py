@@ -380,8 +380,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError(f"only floating point tensors can require gradients, this one is {self.dtype!r}")
+        if requires_grad and not self.dtype.differentiable:
+            raise RuntimeError(f"only floating point and complex tensors can require gradients, this one is {self.dtype!r}")
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
         self._requires_grad = bool(requires_grad)

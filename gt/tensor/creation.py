@@ -281,14 +281,24 @@ def set_rng_state(state):
 @accepts_device
 @accepts_generator
 def randn(*shape, size=None, dtype=None, requires_grad=False):
-    """Standard normal samples of the given shape (float32 by default; ``size=`` as torch's)."""
-    return _new(B.randn(_dims(_sized(shape, size, "randn")), _sampled_float(dtype, "normal_kernel_cpu")), requires_grad)
+    """Standard normal samples of the given shape (float32 by default; ``size=`` as torch's). A
+    complex dtype draws each part with variance 1/2 (torch's: ``E|z|**2`` is 1)."""
+    dims, dt = _dims(_sized(shape, size, "randn")), _float(dtype)
+    if dt.is_complex:
+        return _new(B.view_as_complex(B.randn(tuple(dims) + (2,), dtypes.REAL_OF[dt.name]) * math.sqrt(0.5)),
+                    requires_grad)
+    return _new(B.randn(dims, _sampled_float(dtype, "normal_kernel_cpu")), requires_grad)
 
 
 @accepts_device
 @accepts_generator
 def rand(*shape, size=None, dtype=None, requires_grad=False):
-    """Uniform samples in [0, 1) of the given shape (float32 by default; ``size=`` as torch's)."""
+    """Uniform samples in [0, 1) of the given shape (float32 by default; ``size=`` as torch's); a
+    complex dtype draws both parts so."""
+    dt = _float(dtype)
+    if dt.is_complex:
+        return _new(B.view_as_complex(B.rand(tuple(_dims(_sized(shape, size, "rand"))) + (2,), dtypes.REAL_OF[dt.name])),
+                    requires_grad)
     return _new(B.rand(_dims(_sized(shape, size, "rand")), _sampled_float(dtype, "check_uniform_bounds")), requires_grad)
 
 
@@ -330,7 +340,7 @@ def randint(low=0, high=None, size=None, dtype=None, requires_grad=False):
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     dt = dtypes.int64 if dtype is None else dtypes.to_dtype(dtype)
     check_random_range(low, high - 1, dt)
-    if requires_grad and not dt.is_floating_point:
+    if requires_grad and not dt.differentiable:
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     arr = B.randint(low, high, _dims(size))
     return _new(arr if dt == dtypes.int64 else B.astype(arr, dt), requires_grad)
@@ -348,7 +358,7 @@ def randperm(n, dtype=None, requires_grad=False):
         raise NotImplementedError("\"randperm\" not implemented for 'Bool'")
     if dt == dtypes.float16 and n > 2049:
         raise RuntimeError("n cannot be greater than 2049 for Half type.")
-    if requires_grad and not dt.is_floating_point:
+    if requires_grad and not dt.differentiable:
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
     return _new(B.astype(B.permutation(n), dt), requires_grad)
 

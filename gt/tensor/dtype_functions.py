@@ -30,15 +30,16 @@ def can_cast(from_, to):
     """Whether torch's casting rules allow ``from_`` -> ``to`` where an op casts implicitly: not
     floating -> integer or bool, nor integer -> bool."""
     a, b = dtypes.to_dtype(from_), dtypes.to_dtype(to)
+    if a.is_complex and not b.is_complex:
+        return False
     if a.is_floating_point and not b.is_floating_point:
         return False
     return not (a != dtypes.bool_ and b == dtypes.bool_)
 
 
 def is_complex(input):
-    """Whether ``input`` has a complex dtype: gt has none, so always False for a tensor."""
-    _tensor_arg(input, "is_complex")
-    return False
+    """Whether ``input`` has a complex dtype (``gt.complex64``, ``gt.complex128``)."""
+    return _tensor_arg(input, "is_complex").dtype.is_complex
 
 
 def is_signed(input):

@@ -212,10 +212,10 @@ class ExtraMethods:
         return x * x
 
     def reciprocal(self):
-        return ew.Div.apply(1.0, _floating(self), reciprocal=True)   # torch's saves its result
+        return ew.Div.apply(1.0, _floating(self, True), reciprocal=True)   # torch's saves its result
 
     def rsqrt(self):
-        return ew.Div.apply(1.0, _floating(self).sqrt(), reciprocal=True)
+        return ew.Div.apply(1.0, _floating(self, True).sqrt(), reciprocal=True)
 
     def clamp_min(self, min):
         return self.clamp(min=min)
@@ -376,10 +376,10 @@ class ExtraMethods:
         return where(self != self, nan, out)
 
     def log2(self):
-        return _floating(self).log() / math.log(2.0)
+        return _floating(self, True).log() / math.log(2.0)
 
     def log10(self):
-        return _floating(self).log() / math.log(10.0)
+        return _floating(self, True).log() / math.log(10.0)
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
         """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool)."""

@@ -100,11 +100,15 @@ def logaddexp(input, other):
 arctan2 = atan2
 
 
+# the functions of MathFunction that take complex tensors, as torch's do
+_COMPLEX_MATH = frozenset(("sin", "cos", "tan", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh",
+                           "log1p", "expm1"))
+
 class MathMethods:
     __slots__ = ()
 
     def _math(self, name):
-        return mf.MathFunction.apply(_floating(self), name)
+        return mf.MathFunction.apply(_floating(self, name in _COMPLEX_MATH), name)
 
     # ---- rounding: a zero gradient, as torch's ------------------------------------------------
     def _rounding(self, how):

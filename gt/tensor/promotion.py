@@ -11,8 +11,21 @@ from gt import dtypes
 
 # the promotion lattice: a category, and within a category the dtype that holds both. float16
 # with bfloat16 gives float32, as in torch.
-_CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2}
-_RANK = {"bool": 0, "int32": 1, "int64": 2, "float16": 3, "bfloat16": 3, "float32": 4, "float64": 5}
+_CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2,
+             "complex64": 3, "complex128": 3}
+_RANK = {"bool": 0, "int32": 1, "int64": 2, "float16": 3, "bfloat16": 3, "float32": 4, "float64": 5,
+         "complex64": 6, "complex128": 7}
+
+
+def to_complex(dtype):
+    """torch's ``toComplexType``: the complex dtype whose parts are ``dtype`` (float64 ->
+    complex128); float16 would be torch's complex32, which gt lacks."""
+    if dtype.is_complex:
+        return dtype
+    if dtype.name == "float16":
+        raise TypeError(f"{dtype!r} with a complex operand gives torch's complex32 (chalf), which gt has not: "
+                        f"cast to gt.float32 first")
+    return dtypes.COMPLEX_OF[dtype.name]
 
 
 def promote_types(type1, type2):
@@ -23,6 +36,8 @@ def promote_types(type1, type2):
         return a
     if {a.name, b.name} == {"float16", "bfloat16"}:
         return dtypes.float32
+    if a.is_complex != b.is_complex and (b if a.is_complex else a).name == "float64":
+        return dtypes.complex128        # the parts keep float64's width
     if _CATEGORY[a.name] != _CATEGORY[b.name]:   # the higher category's dtype, whatever its width
         return a if _CATEGORY[a.name] > _CATEGORY[b.name] else b
     return a if _RANK[a.name] > _RANK[b.name] else b
@@ -35,6 +50,8 @@ def _scalar_dtype(value, fn):
         return dtypes.int64
     if isinstance(value, float):
         return dtypes.default_float
+    if isinstance(value, complex):
+        return dtypes.COMPLEX_OF[dtypes.default_float.name]
     raise TypeError(f"{fn}(): expected tensors or Python numbers, got {type(value).__name__} ({value!r})")
 
 
@@ -43,7 +60,11 @@ def _combine_categories(higher, lower):
     when its category is higher; then the result is the lower group's dtype."""
     if higher is None:
         return lower
-    if lower is None or higher.is_floating_point:
+    if lower is None or higher.is_complex:
+        return higher
+    if lower.is_complex:       # a complex number keeps a floating operand's width (float64 * 1j: complex128)
+        return to_complex(higher) if higher.is_floating_point else lower
+    if higher.is_floating_point:
         return higher
     if higher == dtypes.bool_ or lower.is_floating_point:
         return promote_types(higher, lower)

@@ -44,10 +44,10 @@ class ReductionMethods:
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
         """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
-        if dtype is not None and not dtypes.to_dtype(dtype).is_floating_point:
+        if dtype is not None and not dtypes.to_dtype(dtype).differentiable:
             raise RuntimeError("mean(): could not infer output dtype. Optional dtype must be either a floating "
                                f"point or complex dtype. Got: {dtypes.torch_type_name(dtypes.to_dtype(dtype).name)}")
-        x = self if self.dtype.is_floating_point or dtype is not None else self.to(dtypes.default_float)
+        x = self if self.dtype.differentiable or dtype is not None else self.to(dtypes.default_float)
         return x._reduce(reduction_ops.Mean, "mean", axis, keepdims, dim, keepdim, dtype, out)
 
     def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None, other=None):

@@ -86,8 +86,8 @@ class RemainingMethods:
         return self.dtype.is_floating_point
 
     def is_complex(self):
-        """Whether the dtype is complex: gt has no complex dtypes, so False."""
-        return False
+        """Whether the dtype is complex (``gt.complex64``, ``gt.complex128``)."""
+        return self.dtype.is_complex
 
     def is_signed(self):
         """Whether the dtype is signed: every gt dtype but bool."""

@@ -1,0 +1,58 @@
+"""The numpy engine's complex primitives (engine_complex.py): numpy's complex arrays, and the
+Fourier transforms by scipy.fft where it is installed (float32 in float32), else numpy.fft
+(computed in float64, then cast back to the input's precision)."""
+
+import numpy as np
+
+try:      # optional: scipy.fft computes float32 natively, and faster
+    import scipy.fft as _fft_lib
+except ImportError:       # pragma: no cover - numpy's own
+    _fft_lib = np.fft
+
+_ONE_D = {"fft", "ifft", "rfft", "irfft", "hfft", "ihfft"}
+_REAL_OUT = {"irfft", "hfft", "irfftn"}
+
+
+class NumpyComplex:
+    def conj(self, x):
+        if isinstance(x, complex):
+            return x.conjugate()
+        return x.conj() if getattr(x, "dtype", None) is not None and x.dtype.kind == "c" else x
+
+    def real(self, x):
+        return x.real
+
+    def imag(self, x):
+        return x.imag
+
+    def view_as_real(self, x):
+        part = x.real
+        return np.lib.stride_tricks.as_strided(part, shape=x.shape + (2,), strides=x.strides + (part.itemsize,),
+                                               writeable=x.flags.writeable)
+
+    def view_as_complex(self, x):
+        if x.ndim == 0 or x.shape[-1] != 2 or x.strides[-1] != x.itemsize:
+            return None
+        return x.view(np.complex64 if x.dtype == np.float32 else np.complex128)[..., 0]
+
+    def make_complex(self, re, im):
+        re, im = np.asarray(re), np.asarray(im)
+        out = np.empty(np.broadcast_shapes(re.shape, im.shape),
+                       np.complex64 if np.result_type(re, im) == np.float32 else np.complex128)
+        out.real, out.imag = re, im
+        return out
+
+    def angle(self, x):
+        return np.asarray(np.angle(x))
+
+    def fft(self, kind, x, sizes, axes, norm):
+        single = x.dtype in (np.float32, np.complex64, np.float16)
+        if kind in _ONE_D:
+            out = getattr(_fft_lib, kind)(x, n=sizes[0], axis=axes[0], norm=norm)
+        else:
+            s = None if all(n is None for n in sizes) else [x.shape[a] if n is None else n
+                                                                for a, n in zip(axes, sizes)]
+            out = getattr(_fft_lib, kind)(x, s=s, axes=axes, norm=norm)
+        if kind in _REAL_OUT or kind == "hfft":
+            return np.ascontiguousarray(out, np.float32 if single else np.float64)
+        return np.ascontiguousarray(out, np.complex64 if single else np.complex128)

@@ -1,0 +1,105 @@
+"""torch's top-level complex-number functions: ``gt.complex``, ``gt.polar``, ``gt.view_as_real``,
+``gt.view_as_complex``, and the functional forms of the methods (``gt.real``, ``gt.imag``,
+``gt.conj``, ``gt.angle``...: gt/tensor/complex_methods.py)."""
+
+from gt.ops import complex_ops as cx
+from gt.tensor.toplevel_checks import _no_out, _tensor_arg
+
+__all__ = ["complex", "polar", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
+           "resolve_neg", "is_conj", "is_neg", "real", "imag", "angle"]
+
+
+def _same_float(a, b, fn):
+    """torch's checks of the two real parts of ``complex``/``polar``: float32 or float64, one dtype."""
+    for x in (a, b):
+        if x.dtype.name not in ("float32", "float64"):
+            raise RuntimeError(f"{fn}: Expected both inputs to be Float or Double tensors but got {a.dtype!r} and "
+                               f"{b.dtype!r}")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{fn}: Expected object of scalar type {a.dtype!r} but got scalar type {b.dtype!r} for "
+                           f"second argument")
+
+
+def complex(real, imag, *, out=None):  # noqa: A001  (torch's name)
+    """The complex tensor ``real + 1j * imag`` (broadcast): float32 parts give complex64,
+    float64 complex128; the gradients are the real and imaginary parts of the output's."""
+    _no_out(out, "complex")
+    re, im = _tensor_arg(real, "complex", "real"), _tensor_arg(imag, "complex", "imag")
+    _same_float(re, im, "complex")
+    return cx.Complex.apply(re, im)
+
+
+def polar(abs, angle, *, out=None):  # noqa: A002  (torch's name)
+    """The complex tensor ``abs * (cos(angle) + 1j * sin(angle))`` (differentiable in both)."""
+    _no_out(out, "polar")
+    r, theta = _tensor_arg(abs, "polar", "abs"), _tensor_arg(angle, "polar", "angle")
+    _same_float(r, theta, "polar")
+    return cx.Complex.apply(r * theta.cos(), r * theta.sin())
+
+
+def view_as_real(input):
+    """The complex ``input`` as a real view of shape ``input.shape + (2,)`` (real and imaginary
+    parts last); writes through it change ``input``."""
+    x = _tensor_arg(input, "view_as_real")
+    if not x.dtype.is_complex:
+        raise RuntimeError(f"view_as_real is only supported for complex tensors (got {x.dtype!r})")
+    return cx.ViewAsReal.apply(x)
+
+
+def view_as_complex(input):
+    """The real ``input`` (float32 or float64, last dimension 2 with stride 1) as a complex view
+    of shape ``input.shape[:-1]``; writes through it change ``input``."""
+    x = _tensor_arg(input, "view_as_complex")
+    if x.dtype.name not in ("float32", "float64"):
+        raise RuntimeError(f"view_as_complex is only supported for float and double tensors, but got a tensor of "
+                           f"scalar type: {x.dtype!r}")
+    if x.ndim == 0 or x.shape[-1] != 2:
+        raise RuntimeError(f"Tensor must have a last dimension of size 2 (got shape {tuple(x.shape)})")
+    return cx.ViewAsComplex.apply(x)
+
+
+def conj(input):
+    """The complex conjugate (``input.conj()``): ``input`` itself when real."""
+    return _tensor_arg(input, "conj").conj()
+
+
+def conj_physical(input, *, out=None):
+    """The complex conjugate, materialised (a copy of a real ``input``; differentiable)."""
+    _no_out(out, "conj_physical")
+    return _tensor_arg(input, "conj_physical").conj_physical()
+
+
+def resolve_conj(input):
+    """``input`` with a lazy conjugation applied: ``input`` itself (gt's conjugates are never lazy)."""
+    return _tensor_arg(input, "resolve_conj")
+
+
+def resolve_neg(input):
+    """``input`` with a lazy negation applied: ``input`` itself (gt has none)."""
+    return _tensor_arg(input, "resolve_neg")
+
+
+def is_conj(input):
+    """Whether ``input`` is a lazily conjugated view: never in gt (``conj()`` copies)."""
+    return _tensor_arg(input, "is_conj").is_conj()
+
+
+def is_neg(input):
+    """Whether ``input`` is a lazily negated view: never in gt."""
+    return _tensor_arg(input, "is_neg").is_neg()
+
+
+def real(input):
+    """The real part (a view of a complex ``input``; ``input`` itself when real)."""
+    return _tensor_arg(input, "real").real
+
+
+def imag(input):
+    """The imaginary part of a complex ``input`` (a view); RuntimeError for a real one, as torch."""
+    return _tensor_arg(input, "imag").imag
+
+
+def angle(input, *, out=None):
+    """The argument of each element (``input.angle()``); integers give the default float dtype."""
+    _no_out(out, "angle")
+    return _tensor_arg(input, "angle").angle()
