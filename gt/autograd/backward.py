@@ -131,6 +131,9 @@ def _seed(root, grad):
     if root._ctx is not None and root._ctx.released:
         raise RuntimeError(walk_steps.FREED)
     if grad is None:
+        if root.dtype.is_complex:
+            raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {root.dtype!r}: "
+                               f"backward a real loss (z.abs().sum(), z.real.sum()) or pass backward(grad)")
         if root.numel() != 1:
             raise RuntimeError(
                 f"backward() without a gradient is only defined for scalar outputs; this tensor has shape "

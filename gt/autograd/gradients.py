@@ -235,6 +235,8 @@ def _seeds(outputs, grad_outputs):
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not out.requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        if g is None and out.dtype.is_complex:
+            raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {out.dtype!r}")
         if g is None and out.numel() != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs (output {i} has shape "
                                f"{out.shape}: pass grad_outputs with that shape)")

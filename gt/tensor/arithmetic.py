@@ -165,6 +165,10 @@ class ArithmeticMethods:
     # comparisons: no gradient, boolean results
     def _compare(self, other, fn, name):
         other = _operand(other, name)
+        if name in ("lt", "le", "gt", "ge") and (self.dtype.is_complex or isinstance(other, complex) or (
+                isinstance(other, Tensor) and other.dtype.is_complex)):
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for complex tensors: complex numbers have no "
+                                      f"order (compare .abs() or .real)")
         if isinstance(other, Tensor):
             broadcast_shape(name, self.shape, other.shape)
             if other.dtype is not self.dtype:   # compared in torch's result dtype (0.1 == float64 0-d 0.1 in float32)

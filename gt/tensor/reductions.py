@@ -67,6 +67,8 @@ class ReductionMethods:
         return self._extremum(reduction_ops.Min, "min", B.argmin, axis, keepdims, dim, keepdim, out)
 
     def _extremum(self, op_cls, name, arg, axis, keepdims, dim, keepdim, out):
+        if self.dtype.is_complex:
+            raise NotImplementedError(f"{name}() is not implemented for complex tensors: complex numbers have no order")
         if isinstance(axis, Tensor):                  # torch's max(input, other): elementwise
             no_out(out, name)
             return getattr(Tensor, "maximum" if name == "max" else "minimum")(self, axis)
