@@ -86,9 +86,9 @@ from gt.backends import set_float32_matmul_precision, get_float32_matmul_precisi
 from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
 # Imported on first use (__getattr__ below), as few programs need them and together they are a
 # sixth of `import gt`: gt.distributions (torch.distributions' families, kl_divergence,
-# constraints), gt.special (torch.special's functions), gt.linalg (torch.linalg's), gt.utils
+# constraints), gt.special (torch.special's functions), gt.linalg (torch.linalg's), gt.fft (torch.fft's), gt.utils
 # (gt.utils.data: datasets, samplers, DataLoader) and gt.testing (assert_close, make_tensor)
-_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing")
+_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft")
 from gt import random, compiler  # torch.random's and torch.compiler's names
 manual_seed = random.manual_seed   # torch's: returns the default generator; any 64-bit seed (negative ones wrap)
 from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)
