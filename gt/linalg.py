@@ -13,7 +13,7 @@ factorizations, solves and ``matrix_exp``; the norms, ``pinv``, ``matrix_power``
 ``cond``, ``householder_product``, ``vander`` are composed from differentiable ops). A matrix LAPACK cannot
 handle raises ``gt.linalg.LinAlgError`` (a RuntimeError, as torch.linalg.LinAlgError).
 
-Where gt differs from torch: no complex tensors (so no ``eig``, ``eigvals``); ``multi_dot``
+Where gt differs from torch: ``eig``/``eigvals`` have no gradient; ``multi_dot``
 multiplies left to right (torch picks the cheapest order: the same values up to rounding);
 ``pinv`` and ``matrix_rank`` take ``atol``/``rtol`` as numbers, not tensors; ``lstsq`` solves
 through the pseudo-inverse whatever the ``driver``; the norms have no ``dtype=`` argument;
@@ -38,6 +38,7 @@ from gt.tensor.linalg_base import eye_like
 from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, solve_triangular,
                                      _info_error)
 from gt.ops.linalg_factor_ops import CholeskyEx
+from gt.tensor.complex_functions import linalg_eig as eig, linalg_eigvals as eigvals
 from gt.autograd import function, no_grad
 
 # torch.return_types.linalg_lstsq
@@ -412,7 +413,7 @@ def matmul(input, other):
 
 
 __all__ += ["cholesky_ex", "cond", "householder_product", "inv_ex", "lu", "lu_factor", "lu_factor_ex", "lu_solve",
-            "matmul", "matrix_exp", "solve_ex", "solve_triangular", "tensorinv", "tensorsolve", "vander"]
+            "matmul", "matrix_exp", "solve_ex", "eig", "eigvals", "solve_triangular", "tensorinv", "tensorsolve", "vander"]
 
 # torch's out= keyword on every public function here (gt/tensor/out_argument.py), as gt's own
 _public = {name: globals()[name] for name in __all__}

@@ -47,6 +47,12 @@ class ComplexPrimitives(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def eig(self, x):
+        """``(eigenvalues (..., n), eigenvectors (..., n, n) as columns)`` of the square matrices
+        ``x``, both complex (complex64 for float32/complex64 input), as LAPACK's geev gives them."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def fft(self, kind, x, sizes, axes, norm):
         """The transform ``kind`` (``"fft"``, ``"ifft"``, ``"rfft"``, ``"irfft"``, ``"hfft"``,
         ``"ihfft"``, or one of ``"fftn"``, ``"ifftn"``, ``"rfftn"``, ``"irfftn"``) of ``x`` over

@@ -45,6 +45,11 @@ class NumpyComplex:
     def angle(self, x):
         return np.asarray(np.angle(x))
 
+    def eig(self, x):
+        w, v = np.linalg.eig(x)
+        dtype = np.complex64 if x.dtype in (np.float32, np.complex64) else np.complex128
+        return w.astype(dtype), v.astype(dtype)    # numpy gives real results where they are
+
     def fft(self, kind, x, sizes, axes, norm):
         single = x.dtype in (np.float32, np.complex64, np.float16)
         if kind in _ONE_D:

@@ -34,6 +34,9 @@ class TorchComplex:
     def angle(self, x):
         return torch.angle(x)
 
+    def eig(self, x):
+        return tuple(torch.linalg.eig(x))
+
     def fft(self, kind, x, sizes, axes, norm):
         if x.dtype == torch.float16:
             x = x.float()

@@ -2,7 +2,12 @@
 ``gt.view_as_complex``, and the functional forms of the methods (``gt.real``, ``gt.imag``,
 ``gt.conj``, ``gt.angle``...: gt/tensor/complex_methods.py)."""
 
+import collections
+
+from gt.autograd import is_grad_enabled
+from gt.backend import B
 from gt.ops import complex_ops as cx
+from gt.tensor.core import Tensor
 from gt.tensor.toplevel_checks import _no_out, _tensor_arg
 
 __all__ = ["complex", "polar", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
@@ -103,3 +108,29 @@ def angle(input, *, out=None):
     """The argument of each element (``input.angle()``); integers give the default float dtype."""
     _no_out(out, "angle")
     return _tensor_arg(input, "angle").angle()
+
+
+EigResult = collections.namedtuple("EigResult", ["eigenvalues", "eigenvectors"])   # torch.return_types.linalg_eig
+
+
+def linalg_eig(A):
+    """``gt.linalg.eig``: the complex ``(eigenvalues, eigenvectors)`` of the square matrices ``A``
+    (the last two dims; float32/complex64 give complex64), eigenvectors as unit columns. Not
+    differentiable in gt: NotImplementedError where ``A`` requires grad (torch has a gradient)."""
+    x = _tensor_arg(A, "linalg.eig", "A")
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise RuntimeError(f"linalg.eig: A must be batches of square matrices, but they are {tuple(x.shape[-2:])} "
+                           f"matrices")
+    if not x.dtype.differentiable:
+        raise RuntimeError(f"linalg.eig: Expected a floating point or complex tensor as input. Got {x.dtype!r}")
+    if x.requires_grad and is_grad_enabled():
+        raise NotImplementedError("linalg.eig: gt has no gradient for eig/eigvals; call it on A.detach() or under "
+                                  "gt.no_grad()")
+    x = x.float() if x.dtype.name in ("float16", "bfloat16") else x
+    w, v = B.eig(x.contiguous()._data)
+    return EigResult(Tensor._wrap(w), Tensor._wrap(v))
+
+
+def linalg_eigvals(A):
+    """``gt.linalg.eigvals``: the complex eigenvalues of ``A`` (``eig``'s first result)."""
+    return linalg_eig(A).eigenvalues
