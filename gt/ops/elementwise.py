@@ -351,7 +351,10 @@ class Cast(Function):
         return B.astype(x, dtype)
 
     def backward(self, g):
-        return (B.astype(g, self.saved[0]),)
+        dtype = self.saved[0]
+        if not dtype.is_complex and B.dtype_of(g).is_complex:
+            g = B.real(g)         # a real input cast to complex: the real part, as torch
+        return (B.astype(g, dtype),)
 
     def backward_graph(self, g):
         return (Cast.apply(g, self.saved[0]),)

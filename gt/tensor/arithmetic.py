@@ -268,6 +268,8 @@ class ArithmeticMethods:
     clamp = clip
 
     def relu(self):
+        if self.dtype.is_complex:
+            raise NotImplementedError("relu is not implemented for complex tensors (\"clamp\" has no order for them)")
         if self.dtype == dtypes.bool_:
             raise RuntimeError("Boolean inputs not supported for relu")
         return act.Relu.apply(self)

@@ -28,11 +28,11 @@ def result_type(tensor, other):
 
 def can_cast(from_, to):
     """Whether torch's casting rules allow ``from_`` -> ``to`` where an op casts implicitly: not
-    floating -> integer or bool, nor integer -> bool."""
+    floating -> integer or bool, nor complex -> real, nor integer -> bool."""
     a, b = dtypes.to_dtype(from_), dtypes.to_dtype(to)
     if a.is_complex and not b.is_complex:
         return False
-    if a.is_floating_point and not b.is_floating_point:
+    if a.is_floating_point and not b.differentiable:
         return False
     return not (a != dtypes.bool_ and b == dtypes.bool_)
 
