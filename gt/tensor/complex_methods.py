@@ -12,6 +12,7 @@ import math
 
 from gt import dtypes
 from gt.ops import complex_ops as cx
+from gt.tensor import complex_rules  # noqa: F401  (adds the complex and Fourier ops' placement rules)
 
 
 class ComplexMethods:

@@ -193,7 +193,7 @@ def dispatch(cls, args, kwargs):
     if isinstance(out_p, Shard):
         shape[out_p.axis] = sum(o.shape[out_p.axis] for o in outs)
     result = Tensor._from_value(Placed(outs, out_p, tuple(shape)) if not isinstance(out_p, Replicate) else outs[0])
-    record = autograd.is_grad_enabled() and any(needs) and result.dtype.is_floating_point
+    record = autograd.is_grad_enabled() and any(needs) and result.dtype.differentiable
     if record:
         node = ShardedNode()
         node.cls, node.ctxs, node.inputs, node.targets, node.kwargs = cls, ctxs, args, plan.targets, kwargs
