@@ -100,6 +100,7 @@ from gt.tensor.dtype_functions import *  # noqa: F401,F403,E402
 from gt.tensor.global_settings import *  # noqa: F401,F403,E402
 from gt.tensor.copy_functions import *  # noqa: F401,F403,E402
 from gt.tensor.complex_functions import *  # noqa: F401,F403,E402,A001
+from gt.tensor.spectral_functions import stft, istft  # noqa: E402
 from gt.nn.toplevel_functional import *  # noqa: F401,F403,E402
 from gt.nn.toplevel_functional_more import *  # noqa: F401,F403,E402
 from gt.tensor.random_functions import bernoulli, normal, poisson, binomial, randint_like  # noqa: E402

@@ -159,3 +159,59 @@ def test_gradients_against_finite_differences(name, n, dtype):
     y = fn(x, n=n, norm="ortho")
     (y.abs() ** 2 * gt.arange(1, y.shape[0] + 1)).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), _finite_difference(loss, x0), rtol=1e-5, atol=1e-7)
+
+
+# ---- stft / istft ------------------------------------------------------------------------------------------
+def _stft_round_trip(m, x, n_fft, hop, win, center, mode, normalized, window, complex_in):
+    t = m.tensor(x, requires_grad=True)
+    w = None if window is None else m.hann_window(win or n_fft, dtype=m.float64 if x.dtype == np.float64 else
+                                                   m.float32)
+    s = m.stft(t, n_fft, hop, win, w, center, mode, normalized, return_complex=True)
+    y = m.istft(s, n_fft, hop, win, w, center, normalized, length=x.shape[-1], return_complex=complex_in)
+    weights = np.random.default_rng(1).standard_normal(tuple(s.shape)) + 1j
+    loss = (s * m.tensor(weights.astype(np.complex128 if x.dtype == np.float64 else np.complex64))).real.sum()
+    loss = loss + ((y * y).real.sum() if complex_in else (y * y).sum())
+    loss.backward()
+    return s, y, t.grad
+
+
+@pytest.mark.filterwarnings("ignore:A window was not provided")
+@pytest.mark.filterwarnings("ignore:The length of signal is shorter")
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64"])
+@pytest.mark.parametrize("n_fft, hop, win", [(16, None, None), (16, 4, 12), (15, 5, None)])
+@pytest.mark.parametrize("center, mode", [(True, "reflect"), (True, "constant"), (True, "replicate"),
+                                          (True, "circular"), (False, "reflect")])
+@pytest.mark.parametrize("normalized, window", [(False, None), (True, "hann")])
+def test_stft_and_istft_as_torch(dtype, n_fft, hop, win, center, mode, normalized, window):
+    x = _input((2, 50), dtype, 5)
+    args = (n_fft, hop, win, center, mode, normalized, window, dtype.startswith("complex"))
+    try:
+        theirs = _stft_round_trip(torch, x, *args)
+    except RuntimeError:        # a window whose overlap-add is 0 somewhere (hann, center=False): NOLA
+        with pytest.raises(RuntimeError, match="NOLA"):
+            _stft_round_trip(gt, x, *args)
+        return
+    ours = _stft_round_trip(gt, x, *args)
+    tol = 1e-9 if dtype == "float64" else 1e-4
+    for a, b in zip(ours, theirs):
+        assert tuple(a.shape) == tuple(b.shape)
+        assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().resolve_conj().numpy(), rtol=tol, atol=tol)
+    if window is None and center:       # the round trip (a window's zeros at the ends leave the last samples 0)
+        np.testing.assert_allclose(ours[1].detach().numpy(), x, rtol=tol, atol=tol)
+
+
+def test_stft_errors_as_torch():
+    x = gt.randn(40)
+    with pytest.raises(RuntimeError, match="return_complex"):
+        gt.stft(x, 8)
+    with pytest.raises(RuntimeError, match="return_complex=False"):
+        gt.stft(x, 8, return_complex=False)
+    with pytest.raises(RuntimeError, match="window"):
+        gt.stft(x, 8, window=gt.ones(5), return_complex=True)
+    with pytest.raises(RuntimeError, match="complex"):
+        gt.istft(x, 8)
+    spec = x.stft(8, window=gt.hann_window(8), return_complex=True)
+    assert tuple(spec.shape) == (5, 21) and spec.dtype == gt.complex64
+    with pytest.raises(RuntimeError, match="NOLA"):
+        gt.istft(spec, 8, window=gt.zeros(8))
