@@ -301,3 +301,12 @@ def test_save_load_and_state_dict_hold_complex():
     other.p = gt.nn.Parameter(gt.zeros(3, dtype=gt.cfloat))
     other.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(other.p.detach().numpy(), model.p.detach().numpy())
+
+
+def test_conjugate_transposes_and_vdot_conjugate():
+    a = _data((3, 4), np.complex64, 6)
+    for fn in (lambda m, x: x.mH, lambda m, x: x.H, lambda m, x: x.adjoint(), lambda m, x: m.adjoint(x),
+               lambda m, x: x[0].vdot(x[1]), lambda m, x: m.vdot(x[0], x[1])):
+        _close(fn(gt, gt.tensor(a)), fn(torch, torch.tensor(a)))
+    x = gt.randn(2, 3)
+    assert x.mH.tolist() == x.transpose(-2, -1).tolist()

@@ -204,11 +204,12 @@ class RemainingMethods:
 
     @property
     def mH(self):
-        """The transpose of the last two dims (the conjugate transpose: gt tensors are real)."""
+        """The conjugate transpose of the last two dims (a view for a real tensor; complex: a copy,
+        gt's ``conj()`` being eager)."""
         if self.ndim < 2:
             raise RuntimeError(f"tensor.mH is only supported on matrices or batches of matrices. Got {self.ndim}-D "
                                "tensor.")
-        return self.transpose(-2, -1)
+        return self.transpose(-2, -1).conj()
 
     @property
     def H(self):
@@ -219,21 +220,21 @@ class RemainingMethods:
         if self.ndim != 2:
             hint = ". For batches of matrices, consider using tensor.mH" if self.ndim > 2 else ""
             raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got {self.ndim}-D tensor{hint}")
-        return self.transpose(0, 1)
+        return self.transpose(0, 1).conj()
 
     def adjoint(self):
-        """The (conjugate) transpose of the last two dims, a view: ``mH``."""
+        """The conjugate transpose of the last two dims: ``mH``."""
         if self.ndim < 2:
             raise RuntimeError(f"tensor.adjoint() is only supported on matrices or batches of matrices. Got "
                                f"{self.ndim}-D tensor.")
-        return self.transpose(-2, -1)
+        return self.transpose(-2, -1).conj()
 
     def ger(self, vec2):
         """``outer(vec2)``: the ``(n, m)`` products of two 1-D tensors (torch's older name)."""
         return self.outer(vec2)
 
     def vdot(self, other):
-        """The dot product of two 1-D tensors of one length and dtype (``x.conj() @ y``; gt is real)."""
+        """The dot product of two 1-D tensors of one length and dtype, ``x.conj() @ y``."""
         other = _tensor_operand(other, "vdot", "other")
         if self.ndim != 1 or other.ndim != 1:
             raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D tensors")
@@ -246,8 +247,8 @@ class RemainingMethods:
                                f"and {other.shape[0]} elements respectively")
         if self.dtype == dtypes.bool_:
             raise NotImplementedError("\"dot\" not implemented for 'Bool'")
-        product = self * other
-        return product.sum() if product.dtype.is_floating_point else product.sum(dtype=product.dtype)
+        product = self.conj() * other
+        return product.sum() if product.dtype.differentiable else product.sum(dtype=product.dtype)
 
     def cross(self, other, dim=None):
         """The cross products of the 3-vectors along ``dim`` of this tensor and ``other`` (broadcast
