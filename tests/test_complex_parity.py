@@ -310,3 +310,12 @@ def test_conjugate_transposes_and_vdot_conjugate():
         _close(fn(gt, gt.tensor(a)), fn(torch, torch.tensor(a)))
     x = gt.randn(2, 3)
     assert x.mH.tolist() == x.transpose(-2, -1).tolist()
+
+
+def test_conj_physical_in_place():
+    z, tz = gt.tensor([1 + 2j, 3 - 1j]), torch.tensor([1 + 2j, 3 - 1j])
+    assert z.conj_physical_() is z
+    tz.conj_physical_()
+    assert z.tolist() == tz.tolist()
+    x = gt.tensor([1.0, -2.0])
+    assert x.conj_physical_().tolist() == [1.0, -2.0]
