@@ -319,3 +319,15 @@ def test_conj_physical_in_place():
     assert z.tolist() == tz.tolist()
     x = gt.tensor([1.0, -2.0])
     assert x.conj_physical_().tolist() == [1.0, -2.0]
+
+
+def test_create_graph_through_complex_is_refused_before_any_work():
+    z = gt.tensor([1 + 2j], requires_grad=True)
+    loss = (z * z).abs().sum()
+    with pytest.raises(NotImplementedError, match="complex"):
+        gt.autograd.grad(loss, z, create_graph=True)
+    assert z.grad is None
+    (grad,) = gt.autograd.grad(loss, z)          # a first-order gradient still works
+    tz = torch.tensor([1 + 2j], requires_grad=True)
+    (tgrad,) = torch.autograd.grad((tz * tz).abs().sum(), tz)
+    _close(grad, tgrad)

@@ -111,6 +111,10 @@ def _check_supported(order, runs):
                 f"create_graph=True: the backward of {label} (in the graph of this tensor) cannot be recorded in gt "
                 "yet, so its gradient cannot be differentiated again (MISSING.md lists the ops that can); no "
                 "gradient was changed")
+        if node.dtype.is_complex or any(getattr(getattr(p, "dtype", None), "is_complex", False)
+                                        for p in getattr(ctx, "inputs", ())):
+            raise NotImplementedError(f"create_graph=True through complex tensors ({ctx!r}) is not supported in gt: "
+                                      "its recorded gradients are written for real ones; no gradient was changed")
 
 
 def _run_hooks(node, g):
