@@ -70,8 +70,9 @@ class autocast:
     ``"float16"`` (``"fp16"``, ``"half"``, ``gt.float16``). torch's form works too:
     ``gt.autocast("cpu", dtype=gt.bfloat16)`` (a device type first). The products run where gt's
     engine runs them, so the device type is accepted and unused, and the dtype defaults to
-    bfloat16 (torch's CPU default; its CUDA default is float16); ``cache_enabled`` is accepted and
-    unused (each op rounds its inputs once; a weight read by two ops is rounded twice)."""
+    ``get_autocast_dtype`` (bfloat16 unless ``set_autocast_dtype`` changed it: torch's CPU default;
+    its CUDA default is float16); ``cache_enabled`` is only recorded for ``is_autocast_cache_enabled``
+    (each op rounds its inputs once; a weight read by two ops is rounded twice)."""
 
     def __init__(self, *args, **kwargs):
         torch_form = bool(args) and isinstance(args[0], str) and args[0].split(":")[0] in _DEVICE_TYPES
@@ -81,7 +82,9 @@ class autocast:
             raise TypeError(f"gt.autocast: {e} (gt's form: autocast(dtype='bfloat16', enabled=True); torch's: "
                             "autocast(device_type, dtype=None, enabled=True, cache_enabled=None))") from None
         bound.apply_defaults()
-        dtype, enabled = bound.arguments["dtype"] or "bfloat16", bound.arguments["enabled"]
+        # torch's form without a dtype takes the one set_autocast_dtype chose, read now as torch reads it
+        dtype = bound.arguments["dtype"] or (_state["dtype"] if torch_form or "device_type" in kwargs else "bfloat16")
+        enabled = bound.arguments["enabled"]
         name = dtype.name if isinstance(dtype, dtypes.DType) else dtype
         if not isinstance(name, str) or name.lower() not in _LOW:
             raise ValueError(f"gt.autocast: unsupported dtype {dtype!r}; expected 'bfloat16' (gt.bfloat16) or "
@@ -89,13 +92,17 @@ class autocast:
         if not isinstance(enabled, bool):
             raise TypeError(f"gt.autocast: enabled must be True or False, got {enabled!r}")
         self.dtype, self.enabled = _LOW[name.lower()], enabled
+        cache = bound.arguments.get("cache_enabled")
+        if cache is not None and not isinstance(cache, bool):
+            raise TypeError(f"gt.autocast: cache_enabled must be True, False or None, got {cache!r}")
+        self.cache_enabled = _state["cache"] if cache is None else cache
 
     def __enter__(self):
         if self.enabled:
             _check_engine(self.dtype)
-        self._prev_dtype = _state["dtype"]
-        if self.enabled:    # torch's block sets the dtype state that set_autocast_enabled turns on with
-            _state["dtype"] = self.dtype
+        self._prev = _state["dtype"], _state["cache"]
+        # torch's block sets the dtype state (a disabled one too) that set_autocast_enabled turns on with
+        _state["dtype"], _state["cache"] = self.dtype, self.cache_enabled
         _active.append(self.dtype if self.enabled else None)
         _state["nesting"] += 1
         return self
@@ -103,7 +110,7 @@ class autocast:
     def __exit__(self, *exc):
         _active.pop()
         _state["nesting"] -= 1
-        _state["dtype"] = self._prev_dtype
+        _state["dtype"], _state["cache"] = self._prev
         return False
 
     def __call__(self, fn):
@@ -124,9 +131,10 @@ def is_autocast_enabled(device_type=None):
 
 def get_autocast_dtype(device_type):
     """The dtype autocast lowers products to (torch's ``get_autocast_dtype``): the innermost
-    enabled block's, else the one ``set_autocast_dtype`` chose (bfloat16 unless changed)."""
+    block's (a disabled one's too, as torch's), else the one ``set_autocast_dtype`` chose
+    (bfloat16 unless changed)."""
     _device(device_type)
-    return next((d for d in reversed(_active) if d is not None), _state["dtype"])
+    return _state["dtype"]
 
 
 def _device(device_type):

@@ -359,10 +359,11 @@ def tensorsolve(A, B, dims=None):
         A = A.movedim(tuple(dims), tuple(range(A.ndim - len(dims), A.ndim)))
     out_shape = tuple(A.shape[rhs.ndim:])
     rows, cols = _prod(rhs.shape), _prod(out_shape)
-    if tuple(A.shape[:rhs.ndim]) != tuple(rhs.shape) or rows != cols:
+    # torch asks only for matching sizes: A's leading dims are read in B's order, whatever their shape
+    if _prod(A.shape[:rhs.ndim]) != rows or rows != cols:
         raise ValueError(f"linalg.tensorsolve: expected self to satisfy the requirement "
-                         f"prod(result.shape) == prod(other.shape) with A's leading shape equal to B's, got A of "
-                         f"shape {tuple(A.shape)} and B of shape {tuple(rhs.shape)}")
+                         f"prod(result.shape) == prod(other.shape), got A of shape {tuple(A.shape)} (dims moved "
+                         f"last) and B of shape {tuple(rhs.shape)}")
     return solve(A.reshape(rows, cols), rhs.reshape(rows)).reshape(out_shape)
 
 

@@ -43,8 +43,7 @@ import secrets
 
 import numpy as np
 
-FORMAT = "lpm-checkpoint"
-VERSION = 1
+FORMAT, VERSION = "lpm-checkpoint", 1
 MODEL_FILE, OPTIMIZER_FILE, META_FILE = "model.safetensors", "optimizer.safetensors", "checkpoint.json"
 POINTERS = ("latest", "best", "final", "previous")
 MARKER = ".lpm-checkpoint"      # inside every folder this module creates: the licence to remove it
@@ -108,7 +107,8 @@ def save_checkpoint(root, model, optimizer, meta, best=False, final=False, keep=
     except ValueError:
         raise CheckpointError(f"not saving a checkpoint with NaN or infinite numbers in its metadata "
                               f"(metrics: {meta.get('metrics')})") from None
-
+    if os.path.exists(root) and not os.path.isdir(root):     # os.makedirs would say only "File exists"
+        raise CheckpointError(f"cannot save a checkpoint in {root}: it is a file, not a folder")
     os.makedirs(root, exist_ok=True)
     progress = meta.get("progress", {})
     name = f"epoch{int(progress.get('epoch', 0)):04d}-step{int(progress.get('step', 0)):08d}"

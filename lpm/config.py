@@ -10,9 +10,12 @@ import os
 from dataclasses import dataclass, field, fields
 
 import gt
-from lpm.data import DATASETS, has_extension
+from lpm.checkpoint import CheckpointError
+from lpm.data import DATASETS, DataError, has_extension
+from lpm.data.files import layout_problem
 from lpm.options import OneLineParser, at_least, blank, missing_package, non_negative, positive, seed_problem, within
-from lpm.resume import settle_resume_from
+from lpm.outputs import OutputError, output_problems
+from lpm.resume import lpm_resume_from_problem, run_folder_problem, settle_resume_from
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
@@ -229,6 +232,14 @@ def check_config(cfg):
         >>> check_config(TrainConfig(embed_dim=30))
         ['--embed-dim (30) must be divisible by --num-heads (4)']
     """
+    typed = type_problems(cfg)
+    if typed:                   # the checks below compare numbers: a wrong type first, alone
+        return typed
+    problems = [f"{flag_name(f)} must be one of {', '.join(map(repr, f.metadata['choices']))}, got "
+                f"{getattr(cfg, f.name)!r}" for f in fields(cfg)
+                if f.metadata["choices"] and getattr(cfg, f.name) not in (*f.metadata["choices"], f.default)]
+    if problems:
+        return problems
     checked = [(f, f.metadata["check"]) for f in fields(cfg) if f.metadata["check"]]
     # the counts first (the sizes a run is made of), then whether the heads divide the width
     problems = [check(flag_name(f), getattr(cfg, f.name)) for f, check in checked if getattr(check, "count", False)]
@@ -258,6 +269,30 @@ def check_config(cfg):
     if cfg.checkpoint_dir and os.path.exists(cfg.checkpoint_dir) and not os.path.isdir(cfg.checkpoint_dir):
         problems.append(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder")
     return [p for p in problems if p]
+
+
+def type_problems(cfg):
+    """A message for each field of ``cfg`` whose value has the wrong type (the command line's parser
+    rules these out; a ``TrainConfig`` built in Python may hold anything): counts are ints, rates
+    numbers, switches bools, paths and choices strings."""
+    problems = []
+    for f in fields(cfg):
+        value, m = getattr(cfg, f.name), f.metadata
+        if value is None and f.default is None:     # not given
+            continue
+        if m["choices"]:
+            ok, want = isinstance(value, str), f"one of {', '.join(map(repr, m['choices']))}"
+        elif isinstance(f.default, bool):
+            ok, want = isinstance(value, bool), "True or False"
+        elif m["type"] is int or isinstance(f.default, int):
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an int"
+        elif m["type"] is float or isinstance(f.default, float):
+            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:                   # a path, or None: not given
+            ok, want = isinstance(value, (str, os.PathLike)), "a path (str) or None"
+        if not ok:
+            problems.append(f"{flag_name(f)} (TrainConfig.{f.name}) must be {want}, got {value!r}")
+    return problems
 
 
 def _eval_data_problem(cfg):
@@ -301,3 +336,35 @@ def default_lr(optimizer, batch_size, dataset="blobs"):
     if optimizer != "sgd":
         return ADAPTIVE_LR
     return DATASET_DEFAULTS.get(dataset, DATASET_DEFAULTS["blobs"])["sgd_lr"] * batch_size / 16
+
+
+def path_problems(cfg):
+    """``[(exception class, message)]`` for the paths of ``cfg`` a run cannot use, cheap (nothing
+    is loaded): the inputs first (a bad --eval-data is told before --data's files are all read),
+    then the output folders, a run folder already holding a run, and --resume-from's checkpoint."""
+    problems = [(DataError, layout_problem(path, flag))
+                for path, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data")) if path]
+    problems += [(OutputError, p) for p in output_problems(cfg)]
+    if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
+        problems.append((CheckpointError, run_folder_problem(cfg.checkpoint_dir, False)))
+    if cfg.resume_from and not any(p for _, p in problems):   # the named checkpoint is read and verified now
+        problems.append((CheckpointError, lpm_resume_from_problem(cfg)))
+    return [(kind, p) for kind, p in problems if p]
+
+
+def check_start(cfg):
+    """What ``train`` refuses before any work (as ``python train.py`` does, here as exceptions for
+    the Python API): a ``cfg`` that is not a ``TrainConfig`` or holds a value of the wrong type
+    (``TypeError``), a bad value or combination (``ValueError`` naming the option), a missing
+    package (``ImportError``), and the paths of ``path_problems``."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"train: cfg must be an lpm.config.TrainConfig, got {type(cfg).__name__}")
+    problems = check_config(cfg)
+    if problems:
+        kind = TypeError if type_problems(cfg) else ValueError
+        raise kind(f"TrainConfig: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    missing = missing_packages(cfg)
+    if missing:
+        raise ImportError(missing[0])
+    for kind, problem in path_problems(cfg):
+        raise kind(problem)

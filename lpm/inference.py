@@ -12,7 +12,7 @@ import numpy as np
 
 import gt
 from lpm import memory
-from lpm.checkpoint import CheckpointError, load_into
+from lpm.checkpoint import POINTERS, CheckpointError, load_into
 from lpm.model import PixelTransformer, PixelTransformerConfig
 from lpm.resume import read_kind_checkpoint
 
@@ -26,6 +26,10 @@ ADVICE = ("use lpm ppt evaluate/generate for a Pixel Prediction Transformer, lpm
 def load_model(path, which="latest"):
     """``(model in eval mode, Checkpoint)`` from a checkpoint folder or a run's folder (its
     ``which`` checkpoint: "latest" or "best"). ``CheckpointError`` if it cannot be used."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_model: path must be a checkpoint or run folder (str), got {type(path).__name__}")
+    if which not in POINTERS:
+        raise ValueError(f"load_model: which must be one of {POINTERS}, got {which!r}")
     ckpt = read_kind_checkpoint(path, "lpm", ADVICE, which)
     try:
         config = PixelTransformerConfig(**ckpt.meta["model_config"])
@@ -61,7 +65,7 @@ def predict_labels(model, images, labels, batch_size=32):
     """``(predicted class (N,), probability of the true class ``labels`` (N,))``, as from
     ``predict_proba``, holding one batch's probabilities at a time, never all (N, C) of them
     (N x C float64 is gigabytes with tens of thousands of classes)."""
-    labels, predicted, p_true = np.asarray(labels), [], []
+    labels, predicted, p_true = _class_indices("labels", labels, len(images), model.config.num_classes), [], []
     for start, p in zip(range(0, len(images), batch_size), probability_batches(model, images, batch_size)):
         predicted.append(p.argmax(axis=1))
         p_true.append(p[np.arange(len(p)), labels[start:start + len(p)]])
@@ -72,6 +76,9 @@ def predict_labels(model, images, labels, batch_size=32):
 
 def probability_batches(model, images, batch_size=32):
     """``predict_proba``'s rows, one (batch, C) array at a time."""
+    _check_classifier(model, batch_size)
+    if isinstance(images, (list, tuple)):      # sequences one by one: indexed below as one array
+        images = np.asarray(images)
     with gt.no_grad():
         for start in range(0, len(images), batch_size):
             batch = np.ascontiguousarray(images[np.arange(start, min(start + batch_size, len(images)))])
@@ -81,10 +88,38 @@ def probability_batches(model, images, batch_size=32):
             yield p / p.sum(axis=1, keepdims=True)
 
 
+def _check_classifier(model, batch_size):
+    """TypeError / ValueError unless ``model`` gives class scores (B, C) (a ``PixelTransformer``
+    with its head, pooled) and ``batch_size`` is an int >= 1: a probability of something else
+    would be a silent wrong answer."""
+    if not isinstance(model, PixelTransformer):
+        raise TypeError("expected a PixelTransformer classifier (lpm.inference.load_model), got "
+                        f"{type(model).__name__}")
+    cfg = model.config
+    if cfg.head != "linear" or cfg.pool == "none":
+        raise ValueError(f"the model gives features, not class scores (head={cfg.head!r}, pool={cfg.pool!r}): "
+                         "class probabilities need head='linear' and pool 'mean' or 'cls'")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+
+def _class_indices(name, values, n, num_classes):
+    """``values`` as int64 (n,) class indices in [0, num_classes); ValueError naming ``name`` if not."""
+    array = np.asarray(values)
+    if array.shape != (n,) or (n and array.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be {n} integer class indices, got {array.dtype} of shape {array.shape}")
+    if n and not 0 <= array.min() <= array.max() < num_classes:
+        raise ValueError(f"{name} must lie in [0, {num_classes}) ({num_classes} classes), got "
+                         f"{array.min()}..{array.max()}")
+    return array.astype(np.int64)
+
+
 def confusion_matrix(labels, predictions, num_classes):
     """(C, C) counts: row = true class, column = predicted class."""
+    labels = _class_indices("labels", labels, np.size(labels), num_classes)
+    predictions = _class_indices("predictions", predictions, len(labels), num_classes)
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
+    np.add.at(cm, (labels, predictions), 1)
     return cm
 
 
@@ -127,6 +162,10 @@ def format_confusion(cm, class_names):
 def top_classes(p_row, k):
     """The ``k`` most likely classes of the probabilities ``p_row`` (C,), most likely first, ties in
     class order: ``np.argsort(-p_row, kind="stable")[:k]`` without sorting all C of them."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"top_classes: k must be an int >= 0, got {k!r}")
+    if k == 0:
+        return np.zeros(0, np.int64)
     if k >= len(p_row) or np.isnan(p_row).any():       # NaN: argsort's order (last), k of them
         return np.argsort(-p_row, kind="stable")[:k]
     kth = np.partition(p_row, len(p_row) - k)[len(p_row) - k]       # the k-th largest
@@ -139,6 +178,8 @@ def read_inputs(paths, seq_len, img_size):
     of frames, an .npy sequence, or an .npz (each of its sequences, named ``file.npz[i]``)."""
     from lpm.data import files
 
+    if isinstance(paths, (str, os.PathLike)):      # its characters would each be read as a path
+        raise TypeError(f"read_inputs: paths must be a list of paths, got one {type(paths).__name__}: {paths!r}")
     out = []
     for path in paths:
         if os.path.isfile(path) and files.has_extension(path, ".npz"):

@@ -22,6 +22,8 @@ against the seed project (``from lpm.model import PixelTransformer, TransformerB
 import math
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
+
 import gt
 from gt import nn
 from gt.nn import FeedForward, LayerNorm, MultiHeadAttention, TransformerBlock  # noqa: F401  (re-exported)
@@ -62,9 +64,9 @@ class PixelTransformerConfig:
     head: str | None = "linear"        # a Linear(D, num_classes) head, or None: forward returns features
 
     def __post_init__(self):
-        for name in ("img_size", "embed_dim", "num_heads", "ff_dim", "num_classes", "max_seq_len"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("num_layers", self.num_layers, minimum=0)
+        for name in ("img_size", "embed_dim", "num_heads", "ff_dim", "num_classes", "max_seq_len", "num_layers"):
+            _check_int(name, getattr(self, name), minimum=0 if name == "num_layers" else 1)
+            object.__setattr__(self, name, int(getattr(self, name)))   # numpy ints too, stored as int (JSON)
         if self.embed_dim % self.num_heads:
             raise ValueError(f"PixelTransformer: embed_dim ({self.embed_dim}) must be divisible by "
                              f"num_heads ({self.num_heads})")
@@ -83,8 +85,18 @@ class PixelTransformerConfig:
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"PixelTransformer: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def _as_tensor(images):
+    """``images`` (a numpy array, a torch tensor, nested lists) as a gt tensor; a ``TypeError``
+    saying what the model takes where they are not numbers (None, text, ragged lists)."""
+    try:
+        return gt.tensor(images)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"PixelTransformer: expected images as a gt tensor or an array of floating-point pixels "
+                        f"(batch, seq, H, W), got {type(images).__name__} ({exc})") from None
 
 
 def _config(config, args, overrides):
@@ -237,7 +249,7 @@ class PixelTransformer(nn.Module):
         (``_check_finite``): no extra pass over the images.
         """
         cfg = self.config
-        x = images if isinstance(images, gt.Tensor) else gt.tensor(images)   # integers stay integers
+        x = images if isinstance(images, gt.Tensor) else _as_tensor(images)   # integers stay integers
         if not x.dtype.is_floating_point:
             # A guess at the range (255? 65535? already 0/1?) would train silently on wrong pixels.
             source = getattr(images, "dtype", x.dtype)

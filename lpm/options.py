@@ -11,9 +11,11 @@ message, or None when the value is fine, so a command can list every problem:
 """
 
 import argparse
+import dataclasses
 import importlib.util
 import math
 import os
+import typing
 
 from gt import config
 
@@ -58,6 +60,33 @@ def non_negative(flag, value):
     if value is not None and not (math.isfinite(value) and value >= 0):
         return f"{flag} must be >= 0, got {value}"
     return None
+
+
+def field_type_problems(cfg, name):
+    """A message for each field of the dataclass ``cfg`` (``name``: its class, for the message)
+    whose value is not of its annotated type (``int | None``, ``float``, ``str``, ``bool``): the
+    command line's parser rules these out, a config built in Python may hold anything, and a
+    string or a float where a count belongs would fail deep inside a run, or pass unnoticed."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        kinds = typing.get_args(f.type) or (f.type,)
+        if not any(_of_kind(value, kind) for kind in kinds):
+            want = " or ".join("None" if k is type(None) else getattr(k, "__name__", str(k)) for k in kinds)
+            out.append(f"{name}.{f.name} (--{f.name.replace('_', '-')}) must be {want}, got {value!r}")
+    return out
+
+
+def _of_kind(value, kind):
+    if kind is type(None):
+        return value is None
+    if kind is int:                     # not bool, a subclass of int that no one means as a count
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, (str, os.PathLike))
+    return not isinstance(kind, type) or isinstance(value, kind)
 
 
 def missing_package(module, package, extra, why):

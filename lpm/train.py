@@ -16,6 +16,7 @@ and ``lpm.checkpoint``. Each helper is importable on its own for tests and noteb
 """
 
 import contextlib
+import gc
 import math
 import os
 import sys
@@ -30,15 +31,15 @@ from gt import nn
 from gt.sharding import get_mesh, use_mesh
 from lpm import plots
 from lpm.checkpoint import CheckpointError, find_checkpoint
-from lpm.config import TrainConfig, build_parser, default_lr, missing_packages, parse_args  # noqa: F401  (TrainConfig: re-exported)
+from lpm.config import TrainConfig, build_parser, default_lr, parse_args  # noqa: F401  (TrainConfig: re-exported)
+from lpm.config import check_start, missing_packages, path_problems
 from lpm.data import DIRECTIONS, Data, DataError, load_data
-from lpm.data.files import layout_problem
 from lpm.interrupt import TrainingInterrupted, print_alternatives, resume_command
 from lpm.memory import classes_problem, model_config, run_problem
 from lpm.model import PixelTransformer
 from lpm.options import check_environment
-from lpm.outputs import OutputError, output_problems, progress_bar, silence_stdout
-from lpm.resume import SaveFailed, lpm_resume_from_problem, run_folder_problem
+from lpm.outputs import OutputError, progress_bar, silence_stdout
+from lpm.resume import SaveFailed
 from lpm.resume import NonFiniteLoss
 from lpm.run import Run
 
@@ -55,12 +56,20 @@ def make_datasets(cfg):
     return (data.train_images, data.train_labels), (data.eval_images, data.eval_labels)
 
 
-def _as_data(data):
-    """``train(data=...)`` takes a ``Data`` or ``make_datasets``' pair of pairs (the blob classes)."""
-    if isinstance(data, Data):
-        return data
-    (x_train, y_train), (x_eval, y_eval) = data
-    return Data(x_train, np.asarray(y_train), x_eval, np.asarray(y_eval), DIRECTIONS, "direction of motion")
+def _as_data(data, cfg):
+    """``train(data=...)`` takes a ``Data`` or ``make_datasets``' pair of pairs (the blob classes),
+    checked (``Data.problem``) before any work."""
+    if not isinstance(data, Data):
+        try:
+            (x_train, y_train), (x_eval, y_eval) = data
+        except (TypeError, ValueError):
+            raise TypeError("train: data must be an lpm.data.Data or ((train_images, train_labels), (eval_images, "
+                            f"eval_labels)), got {type(data).__name__}") from None
+        data = Data(x_train, np.asarray(y_train), x_eval, np.asarray(y_eval), DIRECTIONS, "direction of motion")
+    problem = data.problem(cfg.img_size)
+    if problem:
+        raise DataError(f"train: data: {problem}")
+    return data
 
 
 def get_batch(images, labels, idx):
@@ -142,7 +151,8 @@ def train(cfg, log=print, data=None):
     ``make_datasets`` output. With ``cfg.checkpoint_dir`` a checkpoint is saved after every
     epoch (and every ``cfg.save_every`` steps or ``cfg.save_every_minutes``); ``cfg.resume``
     continues the run saved there.
-    Raises ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept; none with
+    Refuses a bad ``cfg`` or ``data`` before any work (``check_start``, ``Data.problem``). Raises
+    ``NonFiniteLoss`` naming the epoch and step (the last checkpoint is kept; none with
     non-finite values is written), ``DataError`` for bad data, ``CheckpointError`` for a
     checkpoint that does not fit or cannot be written, ``OutputError`` for an output folder that
     cannot be written (checked before the data is loaded) and ``TrainingInterrupted`` on Ctrl-C
@@ -154,9 +164,15 @@ def train(cfg, log=print, data=None):
     process) and the gradients are all-reduced, weighted by each slice's share of the batch, so
     the run computes what one process would. Only rank 0 logs and writes files.
     """
+    check_start(cfg)
+    return _train(cfg, log, data)
+
+
+def _train(cfg, log, data):
+    """``train`` once ``cfg`` is checked (``main`` checked it, ``check_before_work``)."""
     if not cfg.shard and get_mesh().size > 1:
         with use_mesh(1):  # the mesh was fixed before this call (e.g. in a notebook): leave it aside
-            return train(cfg, log, data)
+            return _train(cfg, log, data)
     run = setup(cfg, log, data)
     try:
         # A diverging run overflows: it is caught below as a non-finite loss, so numpy's own
@@ -173,16 +189,16 @@ def train(cfg, log=print, data=None):
 
 
 def setup(cfg, log, data=None):
-    """Everything before the first step, as a ``Run``: the output folders checked, the data
+    """Everything before the first step, as a ``Run`` (``cfg`` checked by ``train``): the data
     loaded, the model, optimizer and schedule built, the run described in the log, and the
     checkpoint in ``cfg.checkpoint_dir`` restored when resuming."""
-    problems = output_problems(cfg)
-    if problems:
-        raise OutputError(problems[0])
+    # gt's numbers may differ in the last bit with the moment Python frees earlier tensors (gt's
+    # buffer reuse): the garbage of earlier work goes first, so the same seed gives the same run
+    gc.collect()
+    data = _as_data(data, cfg) if data is not None else None
     t0 = time.perf_counter()
     show_progress = cfg.progress and dist.is_main_process()
-    data = _as_data(data) if data is not None else load_data(cfg, progress=lambda n, desc: progress_bar(
-        n, desc, show_progress, unit="sequence"))
+    data = data or load_data(cfg, progress=lambda n, desc: progress_bar(n, desc, show_progress, unit="sequence"))
     too_large = classes_problem(cfg, data.num_classes)      # the classes are known only now
     if too_large:
         raise DataError(too_large)
@@ -350,7 +366,7 @@ def main(argv=None, prog="train.py"):
     # the error lines of rank 0; other processes name themselves (their errors may be their own)
     who = prog if dist.is_main_process() else f"{prog} (rank {dist.get_rank()})"
     try:
-        train(cfg)
+        _train(cfg, print, None)
         sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's flush at exit
     except NonFiniteLoss as exc:   # every process sees the same loss: rank 0 tells
         if dist.is_main_process():
@@ -382,17 +398,9 @@ def check_before_work(cfg, parser):
     missing = missing_packages(cfg)
     if missing:
         parser.error(missing[0])
-    # the inputs first: a bad --eval-data is told before --data's files are all read (minutes)
-    problems = [layout_problem(path, flag) for path, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data"))
-                if path]
-    problems += output_problems(cfg)
-    if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
-        problems.append(run_folder_problem(cfg.checkpoint_dir, False))
-    if cfg.resume_from and not problems:          # the named checkpoint is read and verified now
-        problems.append(lpm_resume_from_problem(cfg))
-    problems = [p for p in problems if p]
+    problems = path_problems(cfg)
     if problems:                 # not an option's spelling: no "see --help"
-        parser.refuse(problems[0])
+        parser.refuse(problems[0][1])
     too_large = run_problem(cfg)    # before any data or weight is allocated
     if too_large:
         parser.refuse(too_large)

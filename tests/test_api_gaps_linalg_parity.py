@@ -218,3 +218,9 @@ def test_segment_reduce_axis_batches_ties_and_errors():
         gt.segment_reduce(d, "foo", lengths=L)
     with pytest.raises(RuntimeError, match="reduce argument must be"):
         torch.segment_reduce(torch.ones(5, 2), "foo", lengths=torch.tensor([2, 3]))
+
+
+def test_segment_reduce_axis_must_be_an_int_as_torch():
+    for mod in (gt, torch):
+        with pytest.raises(TypeError, match="axis"):
+            mod.segment_reduce(mod.ones(3), "sum", lengths=mod.tensor([1, 2]), axis="a")

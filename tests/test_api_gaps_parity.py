@@ -247,7 +247,7 @@ def test_conv_tbc_matches_torch():
         gt.conv_tbc(gt.randn(5, 2, 3), gt.randn(2, 4, 4), gt.randn(4))
 
 
-@pytest.mark.parametrize("dim", [0, 1, 2, -1])
+@pytest.mark.parametrize("dim", [0, 1, 2, -1, -2, -3])      # -1: every dim; -2, -3 count from the end
 @pytest.mark.parametrize("p", [2, 1, 3])
 def test_norm_except_dim_matches_torch(dim, p):
     v, tv = _pair(2, 3, 4, seed=dim + 5)
@@ -483,3 +483,74 @@ def test_strided_and_legacy_odds_and_ends():
             gt.set_default_tensor_type(gt.LongTensor)
     finally:
         gt.set_default_dtype(gt.float32)
+
+
+# ---- review mends ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("change", ["set_", "as_strided_"])
+def test_replacing_memory_refuses_the_backward_of_ops_that_saved_it_as_torch(change):
+    """set_/as_strided_ on a tensor an op saved: torch's backward raises (the version moved); gt's
+    read the new values and gave a silently wrong gradient (set_) or the old ones (as_strided_)."""
+    for mod in (gt, torch):
+        w, x = mod.ones(3, requires_grad=True), mod.arange(3.0)
+        y = (x * w).sum()
+        if change == "set_":
+            x.set_(mod.full((3,), 5.0))
+        else:
+            x.as_strided_((3,), (1,), 0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()
+
+
+def test_autocast_blocks_set_the_dtype_and_cache_state_as_torch():
+    states = []
+    for mod in (gt, torch):
+        seen = []
+        with mod.autocast("cpu", enabled=False, dtype=mod.float16, cache_enabled=False):
+            seen.append((str(mod.get_autocast_dtype("cpu")), mod.is_autocast_cache_enabled()))
+        seen.append((str(mod.get_autocast_dtype("cpu")), mod.is_autocast_cache_enabled()))
+        try:
+            mod.set_autocast_dtype("cpu", mod.float16)
+            seen.append(str(mod.autocast("cpu", enabled=False).fast_dtype if mod is torch
+                            else gt.autocast("cpu", enabled=False).dtype))     # torch's form reads the state
+        finally:
+            mod.set_autocast_dtype("cpu", mod.bfloat16)
+        states.append([str(s).replace("torch.", "gt.") for s in seen])
+    assert states[0] == states[1] == ["('gt.float16', False)", "('gt.bfloat16', True)", "gt.float16"]
+
+
+@pytest.mark.skipif(B.name != "torch", reason="autocast needs the torch engine")
+def test_autocast_torch_form_lowers_to_the_dtype_set_before_as_torch():
+    x, w = gt.randn(4, 8), gt.randn(8, 3)
+    try:
+        gt.set_autocast_dtype("cpu", gt.float16)
+        with gt.autocast("cpu"):
+            got = (x @ w).numpy()
+    finally:
+        gt.set_autocast_dtype("cpu", gt.bfloat16)
+    with gt.autocast("cpu", dtype=gt.float16):
+        np.testing.assert_array_equal(got, (x @ w).numpy())
+
+
+@pytest.mark.parametrize("cell,gates", [("rnn_tanh_cell", 1), ("gru_cell", 3), ("lstm_cell", 4)])
+def test_cell_biases_checked_before_the_kernel_as_torch(cell, gates):
+    """A bias that does not broadcast to (N, gates * hidden) is the cell's error naming it (gt's
+    was numpy's broadcast error from deep in a gemm); one that broadcasts works as torch's."""
+    x, h = np.random.default_rng(0).standard_normal((3, 4)), np.random.default_rng(1).standard_normal((3, 2))
+    w_ih, w_hh = np.ones((gates * 2, 4)) * 0.1, np.ones((gates * 2, 2)) * 0.2
+    for mod in (gt, torch):
+        hx = (mod.tensor(h), mod.tensor(h)) if gates == 4 else mod.tensor(h)
+        args = (mod.tensor(x), hx, mod.tensor(w_ih), mod.tensor(w_hh))
+        with pytest.raises(RuntimeError, match="b_ih of shape" if mod is gt else "size"):
+            getattr(mod, cell)(*args, mod.ones(5, dtype=mod.float64), None)
+        with pytest.raises(TypeError, match="'b_hh'.* must be Tensor, not list"):
+            getattr(mod, cell)(*args, None, [1.0] * (gates * 2))
+    outs = [getattr(mod, cell)(mod.tensor(x), (mod.tensor(h), mod.tensor(h)) if gates == 4 else mod.tensor(h),
+                               mod.tensor(w_ih), mod.tensor(w_hh), mod.ones(1, gates * 2, dtype=mod.float64), None)
+            for mod in (gt, torch)]
+    _close(*(o[0] if gates == 4 else o for o in outs))
+
+
+def test_autocast_cache_enabled_must_be_a_bool_as_torch():
+    for mod in (gt, torch):
+        with pytest.raises(TypeError):
+            mod.autocast("cpu", enabled=False, cache_enabled="no").__enter__()

@@ -258,3 +258,21 @@ def test_multilabel_margin_loss_has_no_slope_where_a_margin_is_exactly_zero():
     ours, theirs = _pair(lambda m: lambda x: m.nn.functional.multilabel_margin_loss(
         x, m.tensor([[1, -1, 0, 0], [0, 3, -1, 2]]), reduction="none"))
     compare_with_torch(ours, theirs, np.array([[0.0, 1.0, -1.0, 0.5], [0.25, 0.5, 0.5, -0.5]]))
+
+
+@pytest.mark.parametrize("fn", ["nll_loss", "cross_entropy"])
+@pytest.mark.parametrize("weight_dtype", ["float16", "float64"])
+def test_a_class_weight_of_another_dtype_is_refused_as_torch(fn, weight_dtype):
+    """torch's class-index kernels take a weight tensor of the input's dtype only; gt cast it
+    (module_db's NLLLoss error input). Probability targets promote in both."""
+    torch = torch_or_skip()
+    x, t = randn(3, 4).astype(np.float32), np.array([0, 1, 3])
+    for lib in (torch, gt):
+        f = getattr(lib.nn.functional, fn)
+        weight = lib.ones(4, dtype=getattr(lib, weight_dtype))
+        with pytest.raises(RuntimeError, match="expected scalar type"):
+            f(lib.tensor(x), lib.tensor(t), weight=weight)
+    probs = np.full((3, 4), 0.25)
+    ours = gt.nn.functional.cross_entropy(gt.tensor(x), gt.tensor(probs), weight=gt.ones(4))
+    theirs = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(probs), weight=torch.ones(4))
+    assert ours.dtype == gt.float64 and abs(ours.item() - theirs.item()) < 1e-6

@@ -26,7 +26,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce, promoted
 from gt.ops import activations
-from gt.tensor import arange, checks, where
+from gt.tensor import Tensor, arange, checks, where
 
 
 @amp.runs_in_float32      # torch.autocast's fp32 list
@@ -60,6 +60,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     c, w = _classes(logits, weight, fn)
     if target.dtype.is_floating_point:
         return _probabilities(logits, target, w, ignore_index, label_smoothing, reduction, fn)
+    _check_weight_dtype(weight, logits, fn)
     target = _indices(_class_indices(target, fn, "target"), logits, fn)
     logits = _classes_last(logits)
     ignored = _check_targets(target, c, ignore_index, fn)
@@ -91,6 +92,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                        ignore_index=ignore_index, reduction=reduction)
         return out.reshape(()) if reduction == "none" else out
     c, w = _classes(log_probs, weight, fn)
+    _check_weight_dtype(weight, log_probs, fn)
     target = _indices(_class_indices(target, fn, "target"), log_probs, fn)
     _check_targets(target, c, ignore_index, fn)
     return _nll(_classes_last(log_probs), target, w, ignore_index, 0.0, reduction)
@@ -118,6 +120,14 @@ def _classes(x, weight, fn):
     if w.shape != (c,):
         raise ValueError(f"{fn}: weight must have one value per class, shape ({c},), got {w.shape}")
     return c, w.to(x.dtype)
+
+
+def _check_weight_dtype(weight, x, fn):
+    """torch's class-index kernels take a weight tensor of the input's dtype only (probability
+    targets promote instead)."""
+    if isinstance(weight, Tensor) and weight.dtype != x.dtype:
+        raise RuntimeError(f"{fn}: expected scalar type {x.dtype} (the input's) but found {weight.dtype} "
+                           "(the weight's)")
 
 
 def _indices(target, x, fn):

@@ -6,6 +6,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 
 
 from gt import dtypes
+from gt.tensor.construct_functions import broadcast_tensors
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
@@ -109,6 +110,8 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """The cosine of the angle between ``x1`` and ``x2`` along ``dim`` (broadcasting), each norm at
     least ``eps``, as torch's."""
     x1, x2 = _tensor(x1, "cosine_similarity"), _tensor(x2, "cosine_similarity", "x2")
+    if x1.shape != x2.shape:        # torch broadcasts first: each norm runs over the broadcast dim
+        x1, x2 = broadcast_tensors(x1, x2)
     return (x1 * x2).sum(dim) / (x1.norm(dim=dim).clamp_min(eps) * x2.norm(dim=dim).clamp_min(eps))
 
 

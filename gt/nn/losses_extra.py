@@ -38,6 +38,8 @@ class HuberLoss(_Loss):
     """``F.huber_loss(input, target, delta=delta)`` as a module (shapes must match)."""
 
     def __init__(self, reduction="mean", delta=1.0):
+        if not isinstance(delta, (float, int)):     # torch's check, when built
+            raise TypeError(f"delta must be a float or int, got: {type(delta)}")
         super().__init__(reduction=reduction)
         self.delta = delta
 

@@ -66,9 +66,14 @@ def as_input(x, name):
     return x if isinstance(x, Tensor) else _tensor(x, name)
 
 
+class DtypeMismatchError(TypeError, ValueError):
+    """An input whose dtype is not the weights': torch's recurrent layers raise ValueError for
+    it, and gt raised TypeError before; both catch it."""
+
+
 def check_dtype(name, x, weight):
     if x.dtype != weight.dtype:
-        raise TypeError(f"{name}: input must have the dtype {weight.dtype} of the weights, got {x.dtype}")
+        raise DtypeMismatchError(f"{name}: input must have the dtype {weight.dtype} of the weights, got {x.dtype}")
 
 
 def reset_uniform(module, hidden_size):

@@ -7,6 +7,7 @@ aten spellings of ``nn.functional`` functions (``gt.grid_sampler``, ``gt.affine_
 
 from gt import dtypes
 from gt.nn import functional as F
+from gt.nn.dropout_functions import _check, _feature_dropout
 from gt.nn.embedding_options import renorm_
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.rnn_cells import gru_step, lstm_step, rnn_step
@@ -39,6 +40,13 @@ def _cell_inputs(fn, input, hx, w_ih, w_hh, b_ih, b_hh, gates):
         if h.shape != input.shape[:-1] + (hidden,):
             raise RuntimeError(f"{fn}: hidden state has inconsistent size: got {list(h.shape)}, expected "
                                f"{list(input.shape[:-1] + (hidden,))}")
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):     # checked here, not met as a broadcast error in a kernel
+        if b is not None and not isinstance(b, Tensor):
+            raise TypeError(f"{fn}(): argument '{name}' must be Tensor, not {type(b).__name__}")
+        target = (w_ih.shape[0], input.shape[0])       # b broadcasts to (N, gates * hidden_size), reversed
+        if b is not None and (b.ndim > 2 or any(s not in (1, t) for s, t in zip(b.shape[::-1], target))):
+            raise RuntimeError(f"{fn}: expected {name} of shape [{w_ih.shape[0]}] ({gates} * hidden_size; anything "
+                               f"that broadcasts to {list(target[::-1])}), got {list(b.shape)}")
     return linalg.Linear.apply(input, w_ih, b_ih)
 
 
@@ -92,18 +100,13 @@ def feature_dropout(input, p, train):
     """Zero whole channels of (N, C, *) with probability ``p`` and scale the kept ones by 1 / (1 - p):
     one draw per (sample, channel) (per element of a 2-D input); the identity when not ``train``."""
     fn = "feature_dropout"
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"{fn}: dropout probability has to be between 0 and 1, but got {p!r}")
+    _check(fn, p, False)
     x = _tensor(input, fn)
     if not train or p == 0 or x.numel() == 0:
         return x
     if x.ndim < 2:
         raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
-    if p == 1:
-        return x * 0
-    dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
-    keep = rand(*x.shape[:2], *(1,) * (x.ndim - 2), dtype=dtype) >= p
-    return x * (keep.to(dtype) * (1.0 / (1.0 - p)))
+    return _feature_dropout(x, p, True, fn, (None, x.ndim), "")     # any rank read as batched (N, C, *)
 
 
 def feature_dropout_(input, p, train):
@@ -220,8 +223,9 @@ def norm_except_dim(v, pow=2, dim=0):
     v = _tensor(v, "norm_except_dim")
     if dim == -1:
         return v.norm(pow)
-    if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim < v.ndim:
-        raise IndexError(f"norm_except_dim: dim must be -1 (all dims) or in [0, {v.ndim}), got {dim!r}")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -v.ndim <= dim < v.ndim:
+        raise IndexError(f"norm_except_dim: dim must be -1 (all dims) or in [{-v.ndim}, {v.ndim}), got {dim!r}")
+    dim %= v.ndim     # torch takes -2, -3, ... as counted from the end (only -1 means every dim)
     shape = [1] * v.ndim
     shape[dim] = v.shape[dim]
     return v.movedim(dim, 0).reshape(v.shape[dim], -1).norm(pow, dim=1).reshape(shape)

@@ -69,7 +69,8 @@ class Matmul(Function):
             if b2.ndim == 2 and a2.ndim > 2:
                 # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
                 k, n = b2.shape
-                a_rows, g_rows = _swap(B.reshape(a2, (-1, k))), B.reshape(g2, (-1, n))
+                rows = math.prod(a2.shape[:-1])        # not -1: an empty axis has no -1
+                a_rows, g_rows = _swap(B.reshape(a2, (rows, k))), B.reshape(g2, (rows, n))
                 gb = _mm(a_rows, g_rows, self.low, reuse=True)
             else:
                 gb = unbroadcast(_mm(_swap(a2), g2, self.low), tuple(b2.shape))

@@ -10,8 +10,9 @@ class Adadelta(TorchOptimizer):
     ``p -= lr * delta``.
 
     State as torch's: ``step``, ``square_avg`` (``v``), ``acc_delta`` (``u``). ``weight_decay``
-    adds ``weight_decay * p`` to the gradient; ``maximize`` ascends. ``foreach``, ``capturable``,
-    ``differentiable`` are accepted only at None/False.
+    adds ``weight_decay * p`` to the gradient; ``maximize`` ascends. ``capturable``,
+    ``differentiable`` are accepted only at False (``foreach`` takes any value: torch's kernel
+    choices, the same arithmetic).
 
         >>> opt = gt.optim.Adadelta(model.parameters())   # lr=1.0, rho=0.9, eps=1e-6
     """

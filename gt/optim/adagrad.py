@@ -11,8 +11,8 @@ class Adagrad(TorchOptimizer):
     ``sum`` starts at ``initial_accumulator_value``; as in torch, every parameter's state
     (``step``, ``sum``) is made when the optimizer is built, so ``state_dict()`` lists them all.
     ``weight_decay`` adds ``weight_decay * p`` to the gradient; ``maximize`` ascends. Sparse
-    gradients do not exist in gt. ``foreach``, ``differentiable``, ``fused`` are accepted only at
-    None/False.
+    gradients do not exist in gt. ``differentiable`` is accepted only at
+    False (``foreach`` and ``fused`` take any value: torch's kernel choices, the same arithmetic).
 
         >>> opt = gt.optim.Adagrad(model.parameters(), lr=1e-2)
     """

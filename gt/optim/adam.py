@@ -3,7 +3,7 @@
 import math
 
 from gt.backend import B
-from gt.tensor import zeros_like
+from gt.tensor import Tensor, zeros_like
 from gt.optim.optimizer import Optimizer, _whole
 from gt.optim.options import refuse_unimplemented_in
 
@@ -33,6 +33,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
                  in_backward=False, maximize=False, foreach=None, capturable=False, differentiable=False,
                  fused=None, decoupled_weight_decay=False):
+        _check_tensor_hyperparameters(lr, betas, foreach, capturable)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
                                       differentiable=differentiable, fused=fused,
@@ -135,3 +136,20 @@ def _moments(state, amsgrad):
     ``max_exp_avg_sq`` (a KeyError, as torch's, where amsgrad was switched on after the first step)."""
     moments = (state["exp_avg"], state["exp_avg_sq"])
     return moments + (state["max_exp_avg_sq"],) if amsgrad else moments
+
+
+def _check_tensor_hyperparameters(lr, betas, foreach, capturable):
+    """torch's constructor checks of tensor ``lr``/``betas`` (ValueError): betas both floats or
+    both tensors, and no tensor among them with ``foreach=True`` unless ``capturable``."""
+    if isinstance(lr, Tensor) and foreach and not capturable:
+        raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        return                          # the group check's TypeError names what is wrong
+    if any(isinstance(b, Tensor) and b.numel() != 1 for b in betas):
+        return                          # the group check's "must be 1-element"
+    kinds = {isinstance(b, Tensor) for b in betas}
+    if kinds == {True, False} or (kinds == {False} and not all(isinstance(b, float) for b in betas)):
+        raise ValueError("betas must be either both floats or both Tensors")
+    for i, beta in enumerate(betas):
+        if isinstance(beta, Tensor) and foreach and not capturable:
+            raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True")

@@ -9,8 +9,9 @@ class Adamax(TorchOptimizer):
     ``p -= lr / (1 - beta1**step) * m / u``.
 
     State as torch's: ``step``, ``exp_avg`` (``m``), ``exp_inf`` (``u``). ``weight_decay`` adds
-    ``weight_decay * p`` to the gradient; ``maximize`` ascends. ``foreach``, ``differentiable``,
-    ``capturable`` are accepted only at None/False.
+    ``weight_decay * p`` to the gradient; ``maximize`` ascends. ``differentiable``,
+    ``capturable`` are accepted only at False (``foreach`` takes any value: torch's kernel
+    choices, the same arithmetic).
 
         >>> opt = gt.optim.Adamax(model.parameters(), lr=2e-3)
     """

@@ -12,8 +12,8 @@ class ASGD(TorchOptimizer):
     State as torch's: ``step``, ``eta``, ``mu`` (floats rounded to float32 as torch's float32 0-d
     tensors are; gt stores Python floats), ``ax``: the averaged parameters, read with
     ``opt.state[p]['ax']``. ``weight_decay`` adds ``weight_decay * p`` to the gradient;
-    ``maximize`` ascends. ``foreach``, ``differentiable``, ``capturable`` are accepted only at
-    None/False.
+    ``maximize`` ascends. ``differentiable``, ``capturable`` are accepted only at
+    False (``foreach`` takes any value: torch's kernel choices, the same arithmetic).
 
         >>> opt = gt.optim.ASGD(model.parameters(), lr=1e-2, t0=100)
     """

@@ -12,8 +12,8 @@ class NAdam(TorchOptimizer):
     float32 at each step as torch's float32 0-d tensor is; gt stores it as a Python float),
     ``exp_avg``, ``exp_avg_sq``. ``weight_decay`` is L2 (added to the gradient), or with
     ``decoupled_weight_decay=True`` a decay ``p *= 1 - lr * weight_decay`` (NAdamW);
-    ``maximize`` ascends. ``foreach``, ``capturable``, ``differentiable`` are accepted only at
-    None/False.
+    ``maximize`` ascends. ``capturable``, ``differentiable`` are accepted only at
+    False (``foreach`` takes any value: torch's kernel choices, the same arithmetic).
 
         >>> opt = gt.optim.NAdam(model.parameters(), lr=2e-3)
     """

@@ -22,7 +22,7 @@ from gt.optim.state_dict_hooks import StateDictHooks, hooked_load_state_dict, ho
 
 # torch's choices of kernel in a saved param group; a state dict of torch's carries them, and
 # gt runs its own kernels whatever they say, so loading resets them (its constructors refuse them)
-_SPEED_HINTS = {"foreach": None, "fused": None, "capturable": False}
+_SPEED_HINTS = {"capturable": False}
 
 # id(parameter) -> the in_backward optimizer that updates it (two would update it twice). An
 # optimizer holds its parameters, so while it lives the id names the same tensor.
@@ -275,7 +275,7 @@ class Optimizer(StateDictHooks):
             new_group = dict(saved, params=group["params"])
             if "param_names" in group and "param_names" not in saved:
                 new_group["param_names"] = group["param_names"]
-            for hint, off in _SPEED_HINTS.items():   # torch's kernel choices (a CUDA run's fused=True): not gt's
+            for hint, off in _SPEED_HINTS.items():   # a CUDA run's capturable=True: not gt's
                 if new_group.get(hint, off) not in (None, False):
                     new_group[hint] = off
             # the lr unchecked, as torch's: a schedule can leave -1e-18 in a checkpoint (LinearLR to 0)

@@ -12,7 +12,10 @@ import struct
 from gt.optim.optimizer import Optimizer, _is_number, lr_value
 
 # torch's options gt does not implement: accepted only at their "off" values (None or False)
-UNSUPPORTED = ("foreach", "fused", "capturable", "differentiable")
+UNSUPPORTED = ("capturable", "differentiable")
+# torch's kernel choices (multi-tensor, fused CPU/CUDA kernels): the same arithmetic, so any value is
+# taken and kept in the group, as torch accepts them on the CPU
+KERNEL_CHOICES = ("foreach", "fused")
 # state torch keeps as 0-d float32 tensors and gt as Python floats
 SCALAR_STATE = ("mu_product", "eta", "mu")
 
@@ -56,7 +59,8 @@ class TorchOptimizer(Optimizer):
 
 def refuse_unimplemented(name, **options):
     """For optimizers not built on ``TorchOptimizer`` (SGD, Adam, AdamW): torch's unimplemented
-    options accepted at None/False, refused otherwise, as ``TorchOptimizer`` does."""
+    options (``capturable``, ``differentiable``) accepted at None/False, refused otherwise, as
+    ``TorchOptimizer`` does."""
     for key, value in options.items():
         if value is not None and value is not False:
             raise NotImplementedError(f"{name}: {key}={value!r} is not implemented in gt; "
@@ -67,6 +71,9 @@ def refuse_unimplemented_in(name, group):
     """``refuse_unimplemented`` of a param group's torch options (each optimizer's ``_check_group``:
     at construction, in ``add_param_group`` and after ``load_state_dict``, which resets them)."""
     refuse_unimplemented(name, **{key: group.get(key) for key in UNSUPPORTED})
+    for key in KERNEL_CHOICES:
+        if group.get(key) not in (None, True, False):
+            raise TypeError(f"{name}: {key} must be None, True or False, got {group[key]!r}")
 
 
 def _scalar(name, value):

@@ -11,8 +11,8 @@ class RAdam(TorchOptimizer):
 
     State as torch's: ``step``, ``exp_avg``, ``exp_avg_sq``. ``weight_decay`` is L2, or with
     ``decoupled_weight_decay=True`` a decay ``p *= 1 - lr * weight_decay`` (RAdamW);
-    ``maximize`` ascends. ``foreach``, ``capturable``, ``differentiable`` are accepted only at
-    None/False.
+    ``maximize`` ascends. ``capturable``, ``differentiable`` are accepted only at
+    False (``foreach`` takes any value: torch's kernel choices, the same arithmetic).
 
         >>> opt = gt.optim.RAdam(model.parameters(), lr=1e-3)
     """

@@ -11,7 +11,8 @@ class RMSprop(TorchOptimizer):
     ``momentum > 0`` keeps a buffer ``buf = momentum * buf + g / (sqrt(v) + eps)`` and steps
     ``p -= lr * buf``; ``weight_decay`` adds ``weight_decay * p`` to the gradient; ``maximize``
     ascends. State as torch's: ``step``, ``square_avg``, ``momentum_buffer``, ``grad_avg``.
-    ``foreach``, ``capturable``, ``differentiable`` are accepted only at None/False.
+    ``capturable``, ``differentiable`` are accepted only at False
+    (``foreach`` takes any value: torch's kernel choices, the same arithmetic).
 
         >>> opt = gt.optim.RMSprop(model.parameters(), lr=1e-2, momentum=0.9)
         >>> loss.backward(); opt.step(); opt.zero_grad()

@@ -10,9 +10,10 @@ class Rprop(TorchOptimizer):
     no sign change next time); step sizes are clamped to ``step_sizes = (min, max)`` and start
     at ``lr``; ``p -= sign(g) * step_size``.
 
-    State as torch's: ``step``, ``prev``, ``step_size``. ``maximize`` ascends. ``foreach``,
-    ``capturable``, ``differentiable`` are accepted only at None/False. Full-batch gradients
-    only, as in torch: the method assumes the sign of the gradient means something.
+    State as torch's: ``step``, ``prev``, ``step_size``. ``maximize`` ascends.
+    ``capturable``, ``differentiable`` are accepted only at False (``foreach`` takes any value:
+    torch's kernel choices, the same arithmetic). Full-batch gradients only, as in torch: the
+    method assumes the sign of the gradient means something.
 
         >>> opt = gt.optim.Rprop(model.parameters(), lr=1e-2)
     """

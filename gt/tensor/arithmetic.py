@@ -103,6 +103,8 @@ def _number_beside(value, t):
     """The Python number ``value`` as a 0-d tensor of the dtype torch gives it beside the tensor
     ``t``: ``t``'s own where the number's kind (bool, int, float) is not above ``t``'s (``2 // x``
     of an int32 ``x`` is int32), else int64 or the default float."""
+    if isinstance(value, Tensor):       # x.__rmod__(y) called with a tensor: keep its graph
+        return value
     if not isinstance(value, (bool, int, float)):
         return Tensor._wrap(B.asarray(value))
     kind = 0 if isinstance(value, bool) else 1 if isinstance(value, int) else 2

@@ -107,6 +107,8 @@ def gathered_pick(x, axis, choose):
 
 
 def block_take_along(cls, args, kwargs):
+    """The rule of ``BlockTakeAlong``: each device's op sees its own block of ``x`` and where it
+    starts; the picked values and positions are the same on every device."""
     x, axis = args[0], kwargs["axis"]
     if x.placement != Shard(axis):
         return None

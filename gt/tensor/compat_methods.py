@@ -135,7 +135,8 @@ class CompatMethods(ComplexMethods):
         """This tensor made to hold ``source``'s memory (torch's ``set_(source)``): it takes its
         shape, and a write into either is seen by the other. ``set_()`` leaves it empty, (0,).
         Not differentiable: with grad mode on, refused where either requires grad (torch records
-        a node that cannot go backward). torch's storage forms are not supported: gt has no
+        a node that cannot go backward); a backward through ops that saved this tensor before
+        raises, as torch's (its version changes). torch's storage forms are not supported: gt has no
         storage objects."""
         if source is None:
             source = Tensor._wrap(B.empty((0,), self.dtype))
@@ -149,8 +150,8 @@ class CompatMethods(ComplexMethods):
             raise RuntimeError("set_: not differentiable; call it under gt.no_grad() or on detached tensors")
         old = self._array
         self._array, self._placed = source._array, source._placed
-        if autograd.tape:      # ops recorded earlier that saved this tensor read the new memory
-            autograd.release.data_replaced(self, old)
+        if old is not None:    # torch counts set_ as an in-place change: ops that saved the old memory refuse backward
+            B.bump_version(old)
         return self
 
     def conj_physical_(self):

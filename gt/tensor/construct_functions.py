@@ -176,9 +176,12 @@ def triu_indices(row, col, offset=0, *, dtype=dtypes.int64):
     return _triangle_indices(row, col, offset, dtype, lambda gap, k: gap >= k, "triu_indices")
 
 
+@accepts_device
 def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
     """``steps`` values ``base ** t`` for ``t`` evenly spaced from ``start`` to ``end`` (float32 by
     default): torch's CPU values to the bit (gt/backend/torch_ranges.py)."""
+    if isinstance(steps, (bool, float)) or (isinstance(steps, Tensor) and steps.dtype.is_floating_point):
+        raise TypeError(f"logspace(): argument 'steps' must be int, not {type(steps).__name__} ({steps!r})")
     if steps < 0:
         raise RuntimeError(f"number of steps must be non-negative, got {steps}")
     dtype = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)

@@ -236,6 +236,8 @@ class ConstructMethods:
         if len(size) == 1 and not isinstance(size[0], int):
             size = tuple(size[0])
         size = tuple(int(s) for s in size)
+        if not size:                # torch sums everything for an empty size (a bool tensor gives int64)
+            return self.sum()
         lead = self.ndim - len(size)
         if lead < 0 or any(s != 1 and s != n for s, n in zip(size, self.shape[lead:])):
             raise RuntimeError(f"size {{{list(size)}}} is not expandable to size {{{list(self.shape)}}}.")

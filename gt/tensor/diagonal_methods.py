@@ -134,7 +134,7 @@ class DiagonalMethods:
         if self.ndim == 0:
             raise RuntimeError("diag_embed(): expected a tensor of at least 1 dim, got a 0-d tensor")
         nd = self.ndim + 1
-        d1, d2 = dim1 % nd, dim2 % nd
+        d1, d2 = normalize_axis(dim1, nd, "diag_embed"), normalize_axis(dim2, nd, "diag_embed")
         if d1 == d2:
             raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
         n = self.shape[-1]

@@ -9,6 +9,8 @@ from gt.tensor.core import Tensor
 
 
 def _tensors(tensors, op):
+    if isinstance(tensors, Tensor):     # torch's TypeError: a tensor is not read as the sequence of its rows
+        raise TypeError(f"{op}(): argument 'tensors' (position 1) must be tuple of Tensors, not Tensor")
     tensors = [t if isinstance(t, Tensor) else _operand(t, op) for t in tensors]
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")

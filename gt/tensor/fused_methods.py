@@ -45,6 +45,8 @@ def _add_product(x, product, beta, alpha, op):
         shape = None
     if shape != product.shape:
         raise ValueError(f"{op}: input of shape {x.shape} does not broadcast to the product's shape {product.shape}")
+    if x.dtype == dtypes.bool_ and product.dtype == dtypes.bool_:     # torch's logical form: stays bool
+        return (x & bool(beta)) | (product & bool(alpha))
     product = _scaled(product, alpha)
     if beta == 0:
         # the product everywhere, and a zero gradient for x (torch's), whatever NaN x holds

@@ -209,13 +209,15 @@ def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     at or below ``max(atol, rtol * largest)`` count as 0; ``rtol`` defaults to eps * max(m, n) when
     neither is given, to 0 when ``atol`` > 0 (torch's). The gradient is torch's for full-rank A
     (for a rank-deficient one gt differentiates the SVD, torch its own pinv formula).
-    ``hermitian=True`` asks for a square A and takes it as symmetric, computing through the SVD too
-    (torch reads only A's lower triangle then; the same values for a symmetric A). ``atol`` and
+    ``hermitian=True`` asks for a square A and reads only its lower triangle, as torch (the upper
+    one is taken to mirror it; the gradient is torch's, for all of A), through the SVD too. ``atol`` and
     ``rtol``: numbers, or tensors broadcast over the batch. ``rcond`` (torch's older form,
     positional): ``rtol=rcond``."""
     if rcond is not None:
         atol, rtol = 0.0, _legacy_tolerance("linalg.pinv", rcond, "rcond", atol, rtol)
     A = matrix_input(A, "linalg.pinv", square=bool(hermitian))
+    if hermitian:       # torch's values; its gradient flows to A whole, as its backward formula does
+        A = A + (A.tril() + A.tril(-1).mT - A).detach()
     m, n = A.shape[-2:]
     u, s, vh = svd(A, full_matrices=False)
     keep = s > _cutoff(s[..., :1], m, n, atol, rtol, A.dtype)

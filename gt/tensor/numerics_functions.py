@@ -276,6 +276,7 @@ def gradient(input, *, spacing=1, dim=None, edge_order=1):  # noqa: A002
         raise TypeError(f"gradient(): argument 'input' must be a Tensor, not {type(input).__name__}")
     if edge_order not in (1, 2) or isinstance(edge_order, bool):
         raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    spacing = 1 if spacing is None else spacing       # torch's signature spells the default None
     if dim is None:
         dims = list(range(input.ndim))
     else:

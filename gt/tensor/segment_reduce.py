@@ -60,7 +60,9 @@ def segment_reduce(data, reduce, *, lengths=None, indices=None, offsets=None, ax
     if not data.dtype.is_floating_point:
         raise NotImplementedError(f"segment_reduce(): data must be floating point, got {data.dtype} (as torch's "
                                   "CPU kernel)")
-    axis = axis + data.ndim if isinstance(axis, int) and axis < 0 else axis
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"segment_reduce(): argument 'axis' must be int, not {type(axis).__name__}")
+    axis = axis + data.ndim if axis < 0 else axis
     lengths = _lengths(data, lengths, offsets, axis)
     size, segments = data.shape[axis], lengths.shape[-1]
     ends = lengths.cumsum(-1)

@@ -82,13 +82,15 @@ class SortingMethods:
         if self.ndim == 0:
             values, indices = self.reshape(1).sort(normalize_axis(dim, 0, "sort"), descending, stable)
             return SortResult(values.reshape(()), indices.reshape(()))
-        axis = normalize_axis(dim, self.ndim, "argsort")     # argsort's checks and messages first
-        _flag(stable, "stable", "argsort")
-        descending = _flag(descending, "descending", "argsort")
-        found = axis_scans.gathered_pick(self, axis, lambda a: B.argsort(a, axis, descending))   # gathered once
-        if found is not None:
-            return SortResult(*found)
+        if self._placed is not None:     # sharded: the checks only here, so one device pays nothing more
+            axis = normalize_axis(dim, self.ndim, "argsort")     # argsort's checks and messages first
+            _flag(stable, "stable", "argsort")
+            descending = _flag(descending, "descending", "argsort")
+            found = axis_scans.gathered_pick(self, axis, lambda a: B.argsort(a, axis, descending))   # gathered once
+            if found is not None:
+                return SortResult(*found)
         indices = self.argsort(dim, descending, stable)
+        axis = normalize_axis(dim, self.ndim, "sort")
         return SortResult(sorting_ops.TakeAlongAxis.apply(self, indices, axis=axis), indices)
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
@@ -108,9 +110,10 @@ class SortingMethods:
             return TopkResult(values.reshape(()), indices.reshape(()))
         axis = normalize_axis(dim, self.ndim, "topk")
         k = k.__index__()
-        found = axis_scans.topk(self, k, axis, largest)     # along the sharded axis: each device's top k
-        if found is not None:
-            return TopkResult(*found)
+        if self._placed is not None:     # along the sharded axis: each device's top k
+            found = axis_scans.topk(self, k, axis, largest)
+            if found is not None:
+                return TopkResult(*found)
         indices = _blockwise(self, lambda a: B.topk_indices(a, k, axis, largest), axis)
         return TopkResult(sorting_ops.TakeAlongAxis.apply(self, indices, axis=axis), indices)
 

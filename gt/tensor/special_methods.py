@@ -137,8 +137,8 @@ def _cumulative_extreme(x, dim, largest):
         values, indices = _cumulative_extreme(x.reshape(1), 0, largest)
         return result(values.reshape(()), indices.reshape(()))
     axis = normalize_axis(dim, x.ndim, name)
-    found = axis_scans.cumulative_extreme(x, axis, largest)    # along the sharded axis: block by block
-    if found is not None:
+    found = x._placed is not None and axis_scans.cumulative_extreme(x, axis, largest)   # sharded: block by block
+    if found:
         return result(*found)
     with autograd.no_grad():
         indices = sf.CumulativeExtremeIndex.apply(x, axis, largest)

@@ -323,7 +323,7 @@ class StatsMethods:
             raise TypeError(f"logcumsumexp: expected a float tensor, got {self.dtype!r} (torch refuses integers too)")
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
             return self.float().logcumsumexp(dim).to(self.dtype)
-        if self.ndim:        # along the sharded axis: block after block (axis_scans.py)
+        if self._placed is not None and self.ndim:        # along the sharded axis: block after block (axis_scans.py)
             found = axis_scans.logcumsumexp(self, normalize_axis(dim, self.ndim, "logcumsumexp"))
             if found is not None:
                 return found

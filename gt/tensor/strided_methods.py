@@ -98,10 +98,10 @@ class StridedMethods:
         if self.requires_grad:
             raise RuntimeError("as_strided_: gt cannot change the shape of a tensor that requires grad in place; "
                                "use the out-of-place as_strided")
-        arr = self.as_strided(size, stride, storage_offset)._data
-        self._array, self._placed = arr, None
-        if not B.counts_inplace_ops:
-            B.bump_version(arr)
+        old = self._array
+        self._array, self._placed = self.as_strided(size, stride, storage_offset)._data, None
+        if old is not None:    # an in-place change for torch: ops that saved the old memory refuse backward
+            B.bump_version(old)
         return self
 
     def as_strided_scatter(self, src, size, stride, storage_offset=None):

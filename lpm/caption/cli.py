@@ -24,13 +24,13 @@ from lpm.caption.presets import PRESETS
 from lpm.caption.store import CaptionStore, blind_dir
 from lpm.caption.model import PixelLLMConfig
 from lpm.caption.tasks import CANVAS
-from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, model_fields, preset_of, resolve, \
-    train
+from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, model_fields, option_problems, \
+    preset_of, resolve, train
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
-from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, missing_package, \
-    non_negative, positive, problems, seed_problem, within
+from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, positive, problems, \
+    seed_problem
 from lpm.outputs import output_problems
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
@@ -109,37 +109,12 @@ def _preset_help(name):
     return f"(default: the task's: {', '.join(values)})" if values else "(default: the task's)"
 
 
-def _train_problems(cfg):
-    ints = ("epochs", "steps", "batch_size", "samples", "val_samples", "patch_size", "vision_embed_dim",
-            "vision_num_layers", "text_embed_dim", "text_num_layers", "num_heads", "val_interval",
-            "checkpoint_interval", "save_total_limit", "num_beams")
-    bad = problems(*(at_least("--" + n.replace("_", "-"), getattr(cfg, n), 1) for n in ints),
-                   positive("--lr", cfg.lr), at_least("--warmup", cfg.warmup, 0), seed_problem("--seed", cfg.seed),
-                   non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
-                   within("--blind-fraction", cfg.blind_fraction, 0, 1),
-                   *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in ("data", "image_root", "checkpoint_dir",
-                                                                                "plot", "resume_from", "eval_data",
-                                                                                "eval_image_root")))
-    if cfg.image_root and not cfg.data:
-        bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
-    if cfg.eval_data and not cfg.data:
-        bad.append(f"--eval-data {cfg.eval_data} goes with --data (the tasks hold out their own pairs)")
-    if cfg.eval_image_root and not cfg.eval_data:
-        bad.append(f"--eval-image-root {cfg.eval_image_root} goes with --eval-data (the JSON whose images it holds)")
-    if cfg.resume and not cfg.checkpoint_dir:
-        bad.append("--resume needs --checkpoint-dir (the run to continue)")
-    no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
-    if no_plot:
-        bad.append(no_plot)
-    return bad + missing_packages()
-
-
 def train_command(argv, prog):
     p = _train_parser(prog)
     args = p.parse_args(argv)
     check_environment(p)
     cfg = CaptionTrainConfig(**vars(args))
-    bad = _train_problems(cfg)
+    bad = option_problems(cfg)
     if bad:
         p.error(bad[0])
     if cfg.autocast and not B.supports_bfloat16:

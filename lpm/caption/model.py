@@ -39,7 +39,7 @@ def _pair(value):
 
 
 def _positive(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"PixelLLMConfig: {name} must be an int >= {minimum}, got {value!r}")
 
 
@@ -98,8 +98,10 @@ class PixelLLMConfig:
                      "max_seq_len", "in_channels", "ff_mult", "seq_len", "frame_size", "lpm_embed_dim",
                      "lpm_num_heads", "text_num_layers"):
             _positive(name, getattr(self, name))
+            set_(self, name, int(getattr(self, name)))         # numpy ints too, stored as int (JSON)
         for name in ("vision_num_layers", "lpm_num_layers", "pad_id", "bos_id", "eos_id"):
             _positive(name, getattr(self, name), minimum=0)
+            set_(self, name, int(getattr(self, name)))
         if self.cross_attention_dim is None:
             set_(self, "cross_attention_dim", self.encoder_dim)
         if self.num_cross_attention_layers is None:
@@ -251,7 +253,12 @@ class LanguageDecoder(nn.Module):
         x, context = self._embed(input_ids, context, cache)
         extra = {}
         if attention_mask is not None:
-            mask = attention_mask if isinstance(attention_mask, gt.Tensor) else gt.tensor(np.asarray(attention_mask))
+            mask = attention_mask if isinstance(attention_mask, gt.Tensor) else \
+                _as_tensor(attention_mask, "attention_mask", "1/0 or True/False per token")
+            want = (x.shape[0], (0 if cache is None else cache.seq_len) + x.shape[1])
+            if tuple(mask.shape) != want:
+                raise ValueError(f"PixelLLM: attention_mask must have shape (batch, cached + L) = {want}, got "
+                                 f"{tuple(mask.shape)}")
             extra["key_padding_mask"] = mask == 0
         for block in self.blocks:
             ctx = context if block.cross_attention else None
@@ -262,9 +269,10 @@ class LanguageDecoder(nn.Module):
         """The embedded tokens (B, L, D) after the cached positions, and the context in the
         decoder's width (projected once per context while ``cache`` holds it)."""
         start = 0 if cache is None else cache.seq_len
-        ids = input_ids if isinstance(input_ids, gt.Tensor) else gt.tensor(np.asarray(input_ids))
-        if ids.ndim != 2 or ids.dtype.is_floating_point or start + ids.shape[1] > self.max_seq_len:
-            raise ValueError(f"PixelLLM: input_ids must be (batch, L) token ids with {start} cached + L <= "
+        ids = input_ids if isinstance(input_ids, gt.Tensor) else _as_tensor(input_ids, "input_ids", "token ids")
+        if ids.ndim != 2 or ids.dtype.is_floating_point or ids.dtype == gt.dtypes.bool_ or ids.shape[1] == 0 \
+                or start + ids.shape[1] > self.max_seq_len:
+            raise ValueError(f"PixelLLM: input_ids must be (batch, L) token ids with 1 <= L and {start} cached + L <= "
                              f"max_seq_len={self.max_seq_len}, got {ids.dtype!r} {ids.shape}")
         if ids.shape[0] != context.shape[0]:
             raise ValueError(f"PixelLLM: input_ids has batch size {ids.shape[0]}, the images {context.shape[0]}")
@@ -405,13 +413,14 @@ class _Step:
 def check_images(images, channels, size):
     """``images`` (B, H, W) (one channel) or (B, C, H, W), floating point, as a float32 gt tensor
     (B, C, H, W); one-line ValueError / TypeError naming the shape and what was expected."""
-    x = images if isinstance(images, gt.Tensor) else gt.tensor(np.asarray(images))
+    x = images if isinstance(images, gt.Tensor) else _as_tensor(images, "images", "floating-point pixels")
     H, W = size
     want = f"(batch, {channels}, {H}, {W})" if channels > 1 else f"(batch, {H}, {W}) or (batch, 1, {H}, {W})"
+    shape = tuple(x.shape)
     if x.ndim == 3 and channels == 1:
         x = x.unsqueeze(1)
     if x.ndim != 4 or tuple(x.shape[1:]) != (channels, H, W) or x.shape[0] == 0:
-        raise ValueError(f"PixelLLM: expected images of shape {want}, got {tuple(images.shape)}")
+        raise ValueError(f"PixelLLM: expected images of shape {want}, got {shape}")
     if not x.dtype.is_floating_point:
         raise TypeError(f"PixelLLM: expected floating-point images (pixels in [0, 1]), got {x.dtype!r}; scale "
                         f"integer images first, e.g. images.astype(np.float32) / 255")
@@ -421,3 +430,13 @@ def check_images(images, channels, size):
 def create_pixel_llm(vocab_size, **overrides):
     """A ``PixelLLM`` of ``PixelLLMConfig(vocab_size=vocab_size, **overrides)``."""
     return PixelLLM(PixelLLMConfig(vocab_size=vocab_size, **overrides))
+
+
+def _as_tensor(values, what, want):
+    """``values`` (an array, a torch tensor, nested lists) as a gt tensor; a ``TypeError`` naming
+    ``what`` and ``want`` where they are not numbers (None, text, ragged lists)."""
+    try:
+        return gt.tensor(np.asarray(values))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"PixelLLM: {what} must be an array or a gt tensor of {want}, got {type(values).__name__} "
+                        f"({exc})") from None

@@ -51,7 +51,10 @@ def check_options(max_length=100, temperature=1.0, do_sample=False, top_k=None, 
         raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
     # temperature, top_k, top_p and repetition_penalty: gt.nn.sampling's own checks and messages
     logits = gt.zeros(1, 2)
-    sampling.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p, greedy=True)
+    try:
+        sampling.sample(logits, temperature=temperature, top_k=top_k, top_p=top_p, greedy=True)
+    except ValueError as exc:        # its hint (greedy=True) is sample's: here greedy is do_sample=False
+        raise ValueError(str(exc).replace("pass greedy=True", "pass do_sample=False")) from None
     sampling.apply_repetition_penalty(logits, [[0]], repetition_penalty)
     if num_beams > 1 and num_return_sequences > num_beams:
         raise ValueError(f"num_return_sequences ({num_return_sequences}) must be at most num_beams ({num_beams})")

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import gt
 from gt.sharding import get_mesh
 from lpm.caption import figures, presets
+from lpm.caption.presets import PRESETS
 from lpm.caption.dataset import ImageTextDataset, held_out_file, held_out_split
 from lpm.caption.evaluate import evaluate_captions, report_lines
 from lpm.caption.metrics import missing_packages
@@ -31,7 +32,11 @@ from lpm.caption.store import blind_dir
 from lpm.caption.tasks import CANVAS, TASKS
 from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
-from lpm.resume import settle_resume_from
+from lpm.checkpoint import CheckpointError
+from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
+                         seed_problem, within)
+from lpm.outputs import OutputError, output_problems
+from lpm.resume import run_folder_problem, settle_resume_from
 
 MODEL_OPTIONS = ("patch_size", "vision_embed_dim", "vision_num_layers", "text_embed_dim", "text_num_layers",
                  "num_heads")
@@ -185,14 +190,71 @@ def train_blind(run, log):
     return model
 
 
+def option_problems(cfg):
+    """Every problem with the options of ``cfg`` (a ``CaptionTrainConfig``) as messages naming the
+    flag, the types first, then the missing packages (an empty list if none)."""
+    typed = field_type_problems(cfg, "CaptionTrainConfig")
+    if typed:
+        return typed
+    ints = ("epochs", "steps", "batch_size", "samples", "val_samples", "patch_size", "vision_embed_dim",
+            "vision_num_layers", "text_embed_dim", "text_num_layers", "num_heads", "val_interval",
+            "checkpoint_interval", "save_total_limit", "num_beams")
+    bad = problems(*(at_least("--" + n.replace("_", "-"), getattr(cfg, n), 1) for n in ints),
+                   positive("--lr", cfg.lr), at_least("--warmup", cfg.warmup, 0), seed_problem("--seed", cfg.seed),
+                   non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
+                   within("--blind-fraction", cfg.blind_fraction, 0, 1),
+                   *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in ("data", "image_root", "checkpoint_dir",
+                                                                                "plot", "resume_from", "eval_data",
+                                                                                "eval_image_root")))
+    if not cfg.data and cfg.task not in PRESETS:
+        bad.append(f"--task must be one of {', '.join(PRESETS)}, got {cfg.task!r}")
+    if cfg.autocast not in (None, "bfloat16"):
+        bad.append(f"--autocast must be bfloat16 or None, got {cfg.autocast!r}")
+    if cfg.image_root and not cfg.data:
+        bad.append(f"--image-root {cfg.image_root} goes with --data (the JSON whose images it holds)")
+    if cfg.eval_data and not cfg.data:
+        bad.append(f"--eval-data {cfg.eval_data} goes with --data (the tasks hold out their own pairs)")
+    if cfg.eval_image_root and not cfg.eval_data:
+        bad.append(f"--eval-image-root {cfg.eval_image_root} goes with --eval-data (the JSON whose images it holds)")
+    if cfg.resume and not cfg.checkpoint_dir:
+        bad.append("--resume needs --checkpoint-dir (the run to continue)")
+    no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
+    if no_plot:
+        bad.append(no_plot)
+    return bad + missing_packages()
+
+
+def check_start(cfg):
+    """What ``train`` refuses before any work, as ``lpm caption train`` does: a ``cfg`` that is not a
+    ``CaptionTrainConfig`` or holds a value of the wrong type (``TypeError``), a bad option or model
+    size (``ValueError`` naming it), a missing package, an output folder that cannot be written or
+    a run folder that holds another run."""
+    if not isinstance(cfg, CaptionTrainConfig):
+        raise TypeError(f"train: cfg must be an lpm.caption.train.CaptionTrainConfig, got {type(cfg).__name__}")
+    bad = option_problems(cfg)
+    if bad:
+        kind = TypeError if field_type_problems(cfg, "CaptionTrainConfig") else ValueError
+        raise kind(bad[0] if bad[0].startswith("CaptionTrainConfig") else f"CaptionTrainConfig: {bad[0]}")
+    refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "examples.png"))]
+    if cfg.checkpoint_dir:
+        refused += [(CheckpointError, run_folder_problem(folder, cfg.resume))
+                    for folder in (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir))]
+    refused.append((ValueError, None if cfg.data else config_problem(cfg)))   # --data's images: once read
+    for kind, problem in refused:
+        if problem:
+            raise kind(problem)
+
+
 def train(cfg, log=print):
     """Run ``cfg`` (a ``CaptionTrainConfig``); returns ``{"model", "blind", "state", "table", "vocab",
     "held_out", "seconds", "config"}``. Raises ``lpm.resume.NonFiniteLoss``,
     ``lpm.interrupt.TrainingInterrupted`` and ``lpm.checkpoint.CheckpointError``; RuntimeError,
-    before any work, when a metric library the evaluation needs is not installed."""
+    before any work, when a metric library the evaluation needs is not installed, and
+    ``check_start``'s errors for bad options."""
     missing = missing_packages()
     if missing:         # the scores come after training: say it now, not when the run is over
         raise RuntimeError("; ".join(missing))
+    check_start(cfg)
     t0 = time.perf_counter()
     run = prepare(cfg, log)
     cfg, model = run["cfg"], run["model"]

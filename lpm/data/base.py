@@ -154,6 +154,25 @@ class Data:
     def num_classes(self):
         return len(self.class_names)
 
+    def problem(self, img_size):
+        """Why a run of ``img_size`` pixel frames cannot train on this data, or None: images of shape
+        (N, S, img_size, img_size) as many as their labels, integer labels (N,) in [0, num_classes),
+        and at least one held-out sequence (the held-out figures are means over them)."""
+        for part in ("train", "eval"):
+            images, labels = getattr(self, f"{part}_images"), np.asarray(getattr(self, f"{part}_labels"))
+            shape = tuple(getattr(images, "shape", ()))
+            if len(shape) != 4 or shape[2:] != (img_size, img_size):
+                return f"{part}_images must have shape (N, seq_len, {img_size}, {img_size}), got {shape}"
+            if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != shape[0]:
+                return (f"{part}_labels must be {shape[0]} integer class indices (one per sequence), got "
+                        f"{labels.dtype} of shape {labels.shape}")
+            if len(labels) and not 0 <= labels.min() <= labels.max() < self.num_classes:
+                return (f"{part}_labels must lie in [0, {self.num_classes}) ({self.num_classes} classes), got "
+                        f"{labels.min()}..{labels.max()}")
+        if not len(self.eval_labels):
+            return "no held-out sequences (eval_labels is empty)"
+        return None
+
 
 def stratified_split(labels, eval_split, seed=0):
     """``(train_indices, eval_indices)``: ``eval_split`` of each class held out (at least one

@@ -21,7 +21,7 @@ import numpy as np
 from lpm.checkpoint import load_into
 from lpm.commands import dispatch
 from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, existing_output,
-                         folder_given, missing_package, non_negative, positive, problems, seed_problem, within)
+                         folder_given, missing_package, positive, problems, seed_problem)
 from lpm.outputs import output_problems, writable_problem
 from lpm.data.base import DataError
 from lpm.ppt.codebook import grid_side
@@ -30,7 +30,7 @@ from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import Store, read_ppt_checkpoint
-from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, train
+from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, patch_size_problem, option_problems, train
 from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
 
 USAGE = """usage: lpm ppt {train,evaluate,generate,codebook} ...
@@ -57,18 +57,6 @@ def main(argv):
 
 
 # ---- train --------------------------------------------------------------------------------------
-def _threads_problem(cfg):
-    """None, with ``cfg.threads`` made an int or left "auto"; else the one-line problem."""
-    value = str(cfg.threads).strip().lower()
-    if value == "auto":
-        cfg.threads = "auto"
-        return None
-    if value.isdigit() and int(value) >= 1:
-        cfg.threads = int(value)
-        return None
-    return f"--threads must be a positive integer or 'auto', got {cfg.threads!r}"
-
-
 def train_command(argv, prog):
     defaults = PPTTrainConfig()
     p = OneLineParser(prog=prog, description="Train the Pixel Prediction Transformer on MNIST's codebook tokens "
@@ -102,22 +90,7 @@ def train_command(argv, prog):
     args = p.parse_args(argv)
     check_environment(p)
     cfg = PPTTrainConfig(**vars(args))
-    bad = problems(*(at_least(f"--{n}", getattr(cfg, n.replace("-", "_")), 1) for n in
-                     ("epochs", "batch-size", "embed-dim", "num-layers", "num-heads", "ff-dim", "patch-size",
-                      "codebook-inits")), _patch_size_problem(cfg.patch_size),
-                   at_least("--codes", cfg.codes, 2), at_least("--limit", cfg.limit, 2), positive("--lr", cfg.lr),
-                   non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
-                   within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
-                   seed_problem("--seed", cfg.seed), _threads_problem(cfg),
-                   *(blank(f"--{n}", getattr(cfg, n.replace("-", "_"))) for n in ("checkpoint-dir", "plot", "codebook",
-                                                                                 "resume-from")))
-    if not bad and cfg.embed_dim % cfg.num_heads:
-        bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
-    if not bad and cfg.resume and not cfg.checkpoint_dir:
-        bad = ["--resume needs --checkpoint-dir (the run to continue)"]
-    no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
-    if not bad and no_plot:
-        bad = [no_plot]
+    bad = option_problems(cfg)
     if bad:
         p.error(bad[0])
     refused = _folder_problem(cfg)
@@ -128,11 +101,6 @@ def train_command(argv, prog):
         p.refuse(too_large)
     train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
-
-
-def _patch_size_problem(size):
-    """Above 28 a patch is larger than the digit; sizes not dividing 28 pad it (lpm.ppt.codebook)."""
-    return f"--patch-size must be at most 28 (a digit's side), got {size}" if size > 28 else None
 
 
 def _folder_problem(cfg):
@@ -355,7 +323,7 @@ def codebook_command(argv, prog):
     args = p.parse_args(argv)
     check_environment(p)
     bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
-                   at_least("--codebook-inits", args.codebook_inits, 1), _patch_size_problem(args.patch_size),
+                   at_least("--codebook-inits", args.codebook_inits, 1), patch_size_problem(args.patch_size),
                    at_least("--limit", args.limit, 1), seed_problem("--seed", args.seed), blank("--out", args.out),
                    folder_given("--out", args.out), existing_output("--out", args.out, args.overwrite))
     if bad:

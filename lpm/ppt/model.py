@@ -50,8 +50,9 @@ class PPTConfig:
         for name in ("num_codes", "tokens_per_image", "embed_dim", "num_layers", "num_heads", "ff_dim",
                      "num_classes", "patch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"PixelPredictionTransformer: {name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, int(value))     # numpy ints too (as torch's modules take them), as int
         if self.num_codes < 2:
             raise ValueError(f"PixelPredictionTransformer: num_codes must be >= 2, got {self.num_codes}")
         if self.embed_dim % self.num_heads:
@@ -60,7 +61,7 @@ class PPTConfig:
         if math.isqrt(self.tokens_per_image) ** 2 != self.tokens_per_image:
             raise ValueError(f"PixelPredictionTransformer: tokens_per_image must be a square (a grid of patches), "
                              f"got {self.tokens_per_image}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+        if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"PixelPredictionTransformer: dropout must be in [0, 1), got {self.dropout!r}")
 
     @property
@@ -205,11 +206,17 @@ class PixelPredictionTransformer(nn.Module):
 
     def set_codebook(self, vectors):
         """Store the codebook's vectors (num_codes, patch_size**2) float in [0, 1] in the model."""
-        vectors = np.asarray(vectors, dtype=np.float32)
+        try:
+            vectors = np.asarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"PixelPredictionTransformer.set_codebook: expected an array of numbers, got "
+                            f"{type(vectors).__name__}") from None
         want = (self.config.num_codes, self.config.patch_size ** 2)
         if vectors.shape != want:
             raise ValueError(f"PixelPredictionTransformer.set_codebook: expected vectors of shape {want}, "
                              f"got {vectors.shape}")
+        if not np.isfinite(vectors).all():     # they become pixels: NaN would draw nothing, silently
+            raise ValueError("PixelPredictionTransformer.set_codebook: the vectors hold non-finite values")
         self.codebook = gt.tensor(vectors)
 
     def decode(self, tokens):
@@ -217,6 +224,13 @@ class PixelPredictionTransformer(nn.Module):
         (the padding of a padded grid cropped off)."""
         tokens = np.asarray(tokens)
         cfg, vectors = self.config, self.codebook.numpy()
+        if tokens.ndim != 2 or tokens.shape[1] != cfg.tokens_per_image or \
+                (tokens.size and tokens.dtype.kind not in "iu"):
+            raise ValueError(f"PixelPredictionTransformer.decode: expected tokens (N, {cfg.tokens_per_image}) of "
+                             f"integer ids, got {tokens.dtype} of shape {tokens.shape}")
+        if tokens.size and not 0 <= tokens.min() <= tokens.max() < cfg.num_codes:   # numpy would wrap -1
+            raise ValueError(f"PixelPredictionTransformer.decode: token ids must lie in [0, {cfg.num_codes}), got "
+                             f"{tokens.min()}..{tokens.max()}")
         g, p = cfg.grid, cfg.patch_size
         patches = vectors[tokens].reshape(len(tokens), g, g, p, p)               # (N, row, col, y, x)
         side = cfg.image_size
@@ -228,7 +242,10 @@ class PixelPredictionTransformer(nn.Module):
         """``(classes (num,), prefix (num, n))`` as numpy int64, after checking every option."""
         if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
             raise ValueError(f"generate: num must be an int >= 1, got {num!r}")
-        sampling.sample(gt.zeros(1, 2), temperature=temperature, top_k=top_k, top_p=top_p, greedy=True)  # checks
+        try:         # sample's own checks of the options, before any work
+            sampling.sample(gt.zeros(1, 2), temperature=temperature, top_k=top_k, top_p=top_p, greedy=True)
+        except ValueError as exc:        # its hint (greedy=True) is sample's: generate always samples
+            raise ValueError(f"generate: {str(exc).split(' (for greedy')[0]}") from None
         if guidance is not None:
             if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance):
                 raise ValueError(f"generate: guidance must be a finite number, got {guidance!r}")
@@ -255,21 +272,31 @@ class PixelPredictionTransformer(nn.Module):
         return classes, prefix.astype(np.int64)
 
     def _tokens(self, tokens, what, min_len):
-        t = tokens if isinstance(tokens, gt.Tensor) else gt.tensor(np.asarray(tokens))
+        t = tokens if isinstance(tokens, gt.Tensor) else _as_tensor(tokens, what)
         T = self.config.tokens_per_image
-        if t.ndim != 2 or not min_len <= t.shape[1] <= T:
-            raise ValueError(f"PixelPredictionTransformer: {what} must have shape (batch, n) with "
+        if t.ndim != 2 or not min_len <= t.shape[1] <= T or t.shape[0] == 0:
+            raise ValueError(f"PixelPredictionTransformer: {what} must have shape (batch, n) with batch >= 1 and "
                              f"{min_len} <= n <= {T}, got {t.shape}")
         if t.dtype.is_floating_point or t.dtype == gt.dtypes.bool_:
             raise TypeError(f"PixelPredictionTransformer: {what} must be integer token ids, got {t.dtype!r}")
         return t
 
     def _classes(self, classes, batch):
-        c = classes if isinstance(classes, gt.Tensor) else gt.tensor(np.asarray(classes))
-        if c.shape != (batch,) or c.dtype.is_floating_point:
+        c = classes if isinstance(classes, gt.Tensor) else _as_tensor(classes, "classes")
+        if c.shape != (batch,) or c.dtype.is_floating_point or c.dtype == gt.dtypes.bool_:
             raise ValueError(f"PixelPredictionTransformer: classes must be ({batch},) ints in "
                              f"[0, {self.config.num_classes}], got {c.dtype!r} {c.shape}")
         if int(c.min()) < 0 or int(c.max()) > self.config.num_classes:
             raise ValueError(f"PixelPredictionTransformer: classes must lie in [0, {self.config.num_classes}] "
                              f"({self.config.num_classes}: no class), got {int(c.min())}..{int(c.max())}")
         return c
+
+
+def _as_tensor(values, what):
+    """``values`` (an array, a torch tensor, nested lists) as a gt tensor; a ``TypeError`` naming
+    ``what`` where they are not numbers (None, text, ragged lists)."""
+    try:
+        return gt.tensor(np.asarray(values))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"PixelPredictionTransformer: {what} must be integer ids (an array or a gt tensor), got "
+                        f"{type(values).__name__} ({exc})") from None

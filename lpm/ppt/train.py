@@ -27,13 +27,15 @@ from gt import nn
 from gt.sharding import get_mesh
 from lpm.checkpoint import CheckpointError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
-from lpm.outputs import progress_bar
+from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
+                         seed_problem, within)
+from lpm.outputs import OutputError, output_problems, progress_bar
 from lpm.ppt import figures
 from lpm.ppt.data import load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import RunState, Store
-from lpm.resume import NonFiniteLoss, settle_resume_from
+from lpm.resume import NonFiniteLoss, run_folder_problem, settle_resume_from
 
 OPTIMIZERS = ("adamw", "sgd")
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.1}
@@ -203,11 +205,76 @@ class Trainer:
             self.bar = None
 
 
+def option_problems(cfg):
+    """Every problem with the options of ``cfg`` (a ``PPTTrainConfig``) as messages naming the flag,
+    the types first (an empty list if none); normalises ``cfg.threads`` ("auto" or an int)."""
+    bad = field_type_problems(cfg, "PPTTrainConfig")
+    if bad:
+        return bad
+    bad = problems(*(at_least(f"--{n}", getattr(cfg, n.replace("-", "_")), 1) for n in
+                     ("epochs", "batch-size", "embed-dim", "num-layers", "num-heads", "ff-dim", "patch-size",
+                      "codebook-inits")), patch_size_problem(cfg.patch_size),
+                   at_least("--codes", cfg.codes, 2), at_least("--limit", cfg.limit, 2), positive("--lr", cfg.lr),
+                   non_negative("--weight-decay", cfg.weight_decay), within("--momentum", cfg.momentum, 0, 1, True),
+                   within("--dropout", cfg.dropout, 0, 1, True), within("--uncond-prob", cfg.uncond_prob, 0, 1, True),
+                   seed_problem("--seed", cfg.seed), _threads_problem(cfg),
+                   None if cfg.optimizer in OPTIMIZERS else f"--optimizer must be one of {OPTIMIZERS}, got "
+                                                            f"{cfg.optimizer!r}",
+                   *(blank(f"--{n}", getattr(cfg, n.replace("-", "_"))) for n in ("checkpoint-dir", "plot", "codebook",
+                                                                                 "resume-from")))
+    if not bad and cfg.embed_dim % cfg.num_heads:
+        bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
+    if not bad and cfg.resume and not cfg.checkpoint_dir:
+        bad = ["--resume needs --checkpoint-dir (the run to continue)"]
+    no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
+    if not bad and no_plot:
+        bad = [no_plot]
+    return bad
+
+
+def _threads_problem(cfg):
+    """None, with ``cfg.threads`` made an int or left "auto"; else the one-line problem."""
+    value = str(cfg.threads).strip().lower()
+    if value == "auto":
+        cfg.threads = "auto"
+        return None
+    if value.isdigit() and int(value) >= 1:
+        cfg.threads = int(value)
+        return None
+    return f"--threads must be a positive integer or 'auto', got {cfg.threads!r}"
+
+
+def patch_size_problem(size):
+    """Above 28 a patch is larger than the digit; sizes not dividing 28 pad it (lpm.ppt.codebook)."""
+    return f"--patch-size must be at most 28 (a digit's side), got {size}" if size > 28 else None
+
+
+def check_start(cfg):
+    """What ``train`` refuses before any work, as ``lpm ppt train`` does: a ``cfg`` that is not a
+    ``PPTTrainConfig`` or holds a value of the wrong type (``TypeError``), a bad value or
+    combination of options, an output folder that cannot be written or a run folder that holds
+    another run (``ValueError`` naming the option)."""
+    if not isinstance(cfg, PPTTrainConfig):
+        raise TypeError(f"train: cfg must be an lpm.ppt.train.PPTTrainConfig, got {type(cfg).__name__}")
+    bad = option_problems(cfg)
+    if bad:
+        kind = TypeError if field_type_problems(cfg, "PPTTrainConfig") else ValueError
+        raise kind(bad[0] if bad[0].startswith("PPTTrainConfig") else f"PPTTrainConfig: {bad[0]}")
+    refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "samples_epoch*.png"))]
+    if cfg.checkpoint_dir:
+        refused.append((CheckpointError, run_folder_problem(cfg.checkpoint_dir, cfg.resume)))
+    for kind, problem in refused:
+        if problem:
+            raise kind(problem)
+
+
 def train(cfg, log=print):
     """Run ``cfg`` (a ``PPTTrainConfig``) and return ``{"model", "data", "state", "heldout",
     "baselines", "seconds", "tokens_per_s", "checkpoint"}``. Raises ``NonFiniteLoss``,
     ``TrainingInterrupted`` (Ctrl-C; saved at the step boundary with a checkpoint folder),
-    ``lpm.data.base.DataError`` and ``lpm.checkpoint.CheckpointError``."""
+    ``lpm.data.base.DataError`` and ``lpm.checkpoint.CheckpointError``; before any work,
+    ``check_start``'s ``TypeError`` / ``ValueError``."""
+    check_start(cfg)
     with blas_threads(cfg.threads):
         return _train(cfg, log)
 
