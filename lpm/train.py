@@ -16,7 +16,6 @@ and ``lpm.checkpoint``. Each helper is importable on its own for tests and noteb
 """
 
 import contextlib
-import gc
 import math
 import os
 import sys
@@ -192,9 +191,6 @@ def setup(cfg, log, data=None):
     """Everything before the first step, as a ``Run`` (``cfg`` checked by ``train``): the data
     loaded, the model, optimizer and schedule built, the run described in the log, and the
     checkpoint in ``cfg.checkpoint_dir`` restored when resuming."""
-    # gt's numbers may differ in the last bit with the moment Python frees earlier tensors (gt's
-    # buffer reuse): the garbage of earlier work goes first, so the same seed gives the same run
-    gc.collect()
     data = _as_data(data, cfg) if data is not None else None
     t0 = time.perf_counter()
     show_progress = cfg.progress and dist.is_main_process()

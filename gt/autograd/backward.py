@@ -197,13 +197,27 @@ def topological_order(root, others=()):
     first (torch's engine runs the ready node of the highest number, and every node's inputs are
     older than it), and each leaf as soon as its last reader has run (torch's ``AccumulateGrad``
     runs first once ready), so that hooks on independent branches run in torch's order. Without
-    hooks the search's own order is kept (the sort costs about 0.3 us a node)."""
+    hooks on this graph's nodes the search's own order is kept (the sort costs about 0.3 us a node)."""
     ranks = {} if grad_hooks.table() or hooks.active() or node_hooks.registered else None
     order = _search((root, *others), ranks)
-    if ranks is not None:
+    if ranks is not None and _sees_hooks(order):
         rank = ranks.get
         order.sort(key=lambda n: n._ctx.seq if n._ctx is not None else rank(id(n), _LAST))
     return order
+
+
+def _sees_hooks(order):
+    """Whether a hook on one of ``order``'s nodes (a tensor's, a leaf's post-accumulate, a
+    node's) can see the walk's order. Hooks elsewhere must not choose it: the order is the order
+    a gradient's contributions are summed in, so it sets their last bits, and another model's
+    hooks (an optimizer stepping in the backward) live on until Python's collector frees them:
+    the same seed gave other bits after other work."""
+    tensor_hooks, leaf_hooks = grad_hooks.table(), hooks.table()
+    for n in order:
+        key, ctx = id(n), n._ctx
+        if key in tensor_hooks or key in leaf_hooks or (ctx is not None and getattr(ctx, "_node_hooks", None)):
+            return True
+    return False
 
 
 def _search(roots, ranks):

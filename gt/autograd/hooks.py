@@ -83,6 +83,11 @@ def active():
     return bool(_hooks)
 
 
+def table():
+    """The registry of post-accumulate hooks (``id(leaf) in table()``); empty when none exists."""
+    return _hooks
+
+
 def after_accumulate(leaf):
     """Run ``leaf``'s hooks, if any (called by the walk right after ``leaf.grad`` is complete)."""
     hooks = _hooks.get(id(leaf))
