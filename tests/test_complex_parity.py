@@ -331,3 +331,36 @@ def test_create_graph_through_complex_is_refused_before_any_work():
     tz = torch.tensor([1 + 2j], requires_grad=True)
     (tgrad,) = torch.autograd.grad((tz * tz).abs().sum(), tz)
     _close(grad, tgrad)
+
+
+@pytest.mark.parametrize("write", ["masked_fill", "masked_fill_tensor", "fill_", "setitem", "full", "full_int"])
+def test_a_complex_value_into_a_real_tensor_is_refused_unless_its_imaginary_part_is_zero(write):
+    """torch's checked conversion: 1j into a float or int tensor raises, 2+0j is written as 2 (the
+    real part was dropped silently, or the write failed with a TypeError)."""
+    def run(lib, value):
+        x = lib.zeros(2, 2)
+        mask = lib.tensor([[True, False], [False, True]])
+        if write == "masked_fill":
+            return x.masked_fill(mask, value)
+        if write == "masked_fill_tensor":
+            return x.masked_fill(mask, lib.tensor(value))
+        if write == "fill_":
+            return x.fill_(value)
+        if write == "setitem":
+            x[0] = value
+            return x
+        return lib.full((2,), value, dtype=lib.int64 if write == "full_int" else lib.float32)
+
+    with pytest.raises(RuntimeError, match="without overflow"):
+        run(torch, 1j)
+    with pytest.raises(RuntimeError, match="without overflow"):
+        run(gt, 1j)
+    np.testing.assert_array_equal(run(gt, 2 + 0j).numpy(), run(torch, 2 + 0j).numpy())
+
+
+def test_full_of_a_complex_number_is_the_default_floats_complex_kind():
+    for dtype in (None, gt.complex128):
+        ours = gt.full((2,), 1j) if dtype is None else gt.full((2,), 1j, dtype=dtype)
+        theirs = torch.full((2,), 1j) if dtype is None else torch.full((2,), 1j, dtype=torch.complex128)
+        assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

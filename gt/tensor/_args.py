@@ -65,6 +65,11 @@ def _fill(value, dtype_name=None):
     int64 gave its smallest value)."""
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         value = float(value) if type(value).__name__ in ("bool", "bool_") else value.item()
+    if isinstance(value, complex) or getattr(getattr(value, "dtype", None), "kind", None) == "c":
+        if dtype_name is not None and not dtype_name.startswith("complex"):
+            if value.imag != 0:     # torch's checked conversion: only a zero imaginary part fits a real dtype
+                raise RuntimeError(f"value cannot be converted to type {dtype_name} without overflow")
+            value = value.real
     low, high = _LIMITS.get(dtype_name, (None, None))
     if low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
         # ints refuse NaN and infinities too (no comparison holds for NaN); floats keep them

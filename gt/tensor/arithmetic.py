@@ -315,6 +315,9 @@ class ArithmeticMethods:
             if value.ndim:
                 raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                    f"with {value.ndim} dimension(s).")
+            if value.dtype.is_complex and not self.dtype.is_complex:   # torch's checked conversion
+                _fill(value.item(), self.dtype.name)       # raises for a non-zero imaginary part
+                value = value.real
             if value.dtype != self.dtype:
                 value = value.to(self.dtype)
             return where(mask, value, self)

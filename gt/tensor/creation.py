@@ -140,6 +140,8 @@ def full(size=None, fill_value=None, dtype=None, requires_grad=False, *, shape=N
         dtype = dtypes.bool_
     elif dtype is None and isinstance(fill_value, int):
         dtype = dtypes.int64
+    elif dtype is None and isinstance(fill_value, complex):     # torch: the default float's complex kind
+        dtype = dtypes.COMPLEX_OF[dtypes.default_float.name]
     dtype = _float(dtype)
     return _new(B.full(_dims(shape), _fill(fill_value, dtype.name), dtype), requires_grad)
 

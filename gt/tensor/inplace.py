@@ -222,6 +222,8 @@ class InplaceMethods:
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             inplace_grad.assign(self, index, value)
             return
+        if isinstance(value, complex) and not self.dtype.is_complex:
+            value = _fill(value, self.dtype.name)      # torch's refusal of a non-zero imaginary part
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare
