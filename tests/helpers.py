@@ -181,6 +181,18 @@ def beside_torch(fn):
     return fn(gt), fn(torch_or_skip())
 
 
+def randn_pair(*shape, seed=0, dtype=np.float64, grad=True):
+    """The same ``randn(*shape, seed=seed)`` values, cast to ``dtype``, as a gt tensor and a torch one."""
+    a = randn(*shape, seed=seed).astype(dtype)
+    return gt.tensor(a, requires_grad=grad), torch_or_skip().tensor(a, requires_grad=grad)
+
+
+def assert_close_as_torch(g, t, rtol=1e-6, atol=1e-8):
+    """gt's ``g`` and torch's ``t`` have the same shape and values within ``rtol``/``atol``."""
+    assert tuple(g.shape) == tuple(t.shape)
+    np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=atol)
+
+
 def assert_same_as_torch(a, b):
     """gt's ``a`` and torch's ``b`` hold the same dtype, shape and values (NaN equal)."""
     assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
@@ -310,3 +322,31 @@ def spy_engine(monkeypatch, name):
 
     monkeypatch.setattr(B, name, spy)
     return answered
+
+
+# ---- sharding --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def collective_moves():
+    """Every collective run inside, as (name, elements it carried), one entry per call."""
+    from gt.sharding import collectives
+
+    calls, count = [], collectives._count
+
+    def spy(name, arrays):
+        calls.append((name, sum(int(np.prod(tuple(a.shape))) for a in arrays)))
+        count(name, arrays)
+    collectives._count = spy
+    try:
+        yield calls
+    finally:
+        collectives._count = count
+
+
+def assert_same_bits(one, many):
+    """Two lists of arrays (one device's results, a mesh's) hold the same dtypes, shapes and bits."""
+    assert len(one) == len(many)
+    for a, b in zip(one, many):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(b, a)
+        if a.dtype.kind == "f":     # -0.0 and 0.0 apart too
+            np.testing.assert_array_equal(np.signbit(b), np.signbit(a))

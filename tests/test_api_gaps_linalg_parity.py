@@ -5,30 +5,21 @@ import numpy as np
 import pytest
 
 import gt
+from helpers import assert_close_as_torch, randn_pair
 
 torch = pytest.importorskip("torch")
-
-
-def _pair(*shape, seed=0, dtype=np.float64, grad=True):
-    a = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-    return gt.tensor(a, requires_grad=grad), torch.tensor(a, requires_grad=grad)
-
-
-def _close(g, t, rtol=1e-6, atol=1e-8):
-    assert tuple(g.shape) == tuple(t.shape)
-    np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=atol)
 
 
 # ---- control flow ---------------------------------------------------------------------------------
 def test_cond_runs_the_branch_and_its_gradient():
     for pred in (True, False):
-        x, tx = _pair(3, seed=8)
+        x, tx = randn_pair(3, seed=8)
         g = gt.cond(pred, lambda a, b: (a * b).sin(), lambda a, b: a.cos() + b, (x, 2.0))
         t = torch.cond(pred, lambda a, b: (a * b).sin(), lambda a, b: a.cos() + b, (tx, 2.0))
-        _close(g, t)
+        assert_close_as_torch(g, t)
         g.sum().backward()
         t.sum().backward()
-        _close(x.grad, tx.grad)
+        assert_close_as_torch(x.grad, tx.grad)
     x = gt.tensor([1.0, -2.0], requires_grad=True)
     out = gt.cond(x.sum() > 0, lambda a: (a * 2,), lambda a: (a * 3,), [x])
     assert isinstance(out, tuple)
@@ -46,15 +37,15 @@ def test_cond_runs_the_branch_and_its_gradient():
 
 def test_while_loop_matches_torch():
     assert gt.while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, x * 2), (0, gt.ones(2)))[0] == 3
-    x, tx = _pair(2, seed=9)
+    x, tx = randn_pair(2, seed=9)
     g = gt.while_loop(lambda i, a: i.sum() < 3, lambda i, a: (i + 1, a.sin() * 2), (gt.zeros(()), x))
     t = torch.while_loop(lambda i, a: i.sum() < 3, lambda i, a: (i + 1, a.sin() * 2),
                          (torch.zeros((), dtype=torch.float32), tx))
     assert isinstance(g, tuple) and float(g[0]) == float(t[0].detach()) == 3.0
-    _close(g[1], t[1])
+    assert_close_as_torch(g[1], t[1])
     g[1].sum().backward()
     t[1].sum().backward()
-    _close(x.grad, tx.grad)
+    assert_close_as_torch(x.grad, tx.grad)
     none = gt.while_loop(lambda i, a: i < 0, lambda i, a: (i + 1, a), (0, gt.ones(2)))
     assert none[0] == 0 and isinstance(none, tuple)
     with pytest.raises(RuntimeError, match="same number of outputs"):
@@ -81,7 +72,7 @@ def test_svd_lowrank_exact_where_q_reaches_the_rank(shape):
     U, S, V = gt.svd_lowrank(gt.tensor(a), q=4)
     tU, tS, tV = torch.svd_lowrank(torch.tensor(a), q=4)
     assert (U.shape, S.shape, V.shape) == (tuple(tU.shape), tuple(tS.shape), tuple(tV.shape))
-    _close(S[..., :3], tS[..., :3], rtol=1e-10, atol=1e-10)
+    assert_close_as_torch(S[..., :3], tS[..., :3], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose((U * S.unsqueeze(-2)) @ V.mT, a, atol=1e-10)
     np.testing.assert_allclose(U.mT @ U, np.broadcast_to(np.eye(4), U.mT.shape[:-2] + (4, 4)), atol=1e-10)
 
@@ -91,10 +82,10 @@ def test_svd_lowrank_gradient_and_mean_argument():
     x, tx = gt.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
     gt.svd_lowrank(x, q=4)[1].sum().backward()        # q = rank: the nuclear norm, exactly
     torch.svd_lowrank(tx, q=4)[1].sum().backward()
-    _close(x.grad, tx.grad, rtol=1e-8, atol=1e-10)
+    assert_close_as_torch(x.grad, tx.grad, rtol=1e-8, atol=1e-10)
     M = np.random.default_rng(4).standard_normal((1, 4))
     S = gt.svd_lowrank(gt.tensor(a + M), q=4, M=gt.tensor(M))[1]
-    _close(S, torch.linalg.svdvals(torch.tensor(a)), rtol=1e-10)
+    assert_close_as_torch(S, torch.linalg.svdvals(torch.tensor(a)), rtol=1e-10)
     with pytest.raises(ValueError, match="niter"):
         gt.svd_lowrank(gt.tensor(a), niter=-1)
 
@@ -106,11 +97,11 @@ def test_pca_lowrank_matches_torch():
     tU, tS, tV = torch.pca_lowrank(torch.tensor(a))
     assert (U.shape, S.shape, V.shape) == ((20, 6), (6,), (6, 6)) == (tuple(tU.shape), tuple(tS.shape),
                                                                       tuple(tV.shape))
-    _close(S[:3], tS[:3], rtol=1e-10)
+    assert_close_as_torch(S[:3], tS[:3], rtol=1e-10)
     top = V[:, :3].numpy()                          # the same principal subspace as torch's
     np.testing.assert_allclose(top @ top.T, tV[:, :3].numpy() @ tV[:, :3].numpy().T, atol=1e-10)
     S2 = gt.pca_lowrank(gt.tensor(a), q=5, center=False)[1]      # a has rank 4
-    _close(S2[:4], torch.linalg.svdvals(torch.tensor(a))[:4], rtol=1e-10)
+    assert_close_as_torch(S2[:4], torch.linalg.svdvals(torch.tensor(a))[:4], rtol=1e-10)
     with pytest.raises(ValueError, match="not greater than min"):
         gt.pca_lowrank(gt.tensor(a), q=7)
     with pytest.raises(ValueError, match="matrix"):
@@ -129,13 +120,13 @@ def test_lobpcg_eigenpairs_match_torch(largest):
     gt.manual_seed(0)
     E, X = gt.lobpcg(gt.tensor(a), k=3, largest=largest)
     tE, tX = torch.lobpcg(torch.tensor(a), k=3, largest=largest)
-    _close(E, tE, rtol=1e-7)
+    assert_close_as_torch(E, tE, rtol=1e-7)
     overlap = np.abs(X.numpy().T @ tX.numpy())                 # the same vectors, up to sign
     np.testing.assert_allclose(overlap, np.eye(3), atol=1e-6)
     b = _spd(12, 1) + 12 * np.eye(12)
     E, X = gt.lobpcg(gt.tensor(a), k=2, B=gt.tensor(b), largest=largest)
     tE = torch.lobpcg(torch.tensor(a), k=2, B=torch.tensor(b), largest=largest)[0]
-    _close(E, tE, rtol=1e-7)
+    assert_close_as_torch(E, tE, rtol=1e-7)
     np.testing.assert_allclose(X.numpy().T @ b @ X.numpy(), np.eye(2), atol=1e-8)   # B-orthonormal
 
 
@@ -144,10 +135,10 @@ def test_lobpcg_batches_start_preconditioner_and_errors():
     E, X = gt.lobpcg(gt.tensor(a), k=2)
     tE, tX = torch.lobpcg(torch.tensor(a), k=2)
     assert (E.shape, X.shape, E.dtype) == (tuple(tE.shape), tuple(tX.shape), gt.float32)
-    _close(E, tE, rtol=1e-4)
+    assert_close_as_torch(E, tE, rtol=1e-4)
     one = gt.tensor(a[0, 0])
     E, X = gt.lobpcg(one, X=gt.randn(15, 3), k=2, iK=gt.tensor(np.diag(1 / np.diag(a[0, 0]))), niter=-1)
-    _close(E, torch.linalg.eigvalsh(torch.tensor(a[0, 0])).flip(0)[:2], rtol=1e-4)
+    assert_close_as_torch(E, torch.linalg.eigvalsh(torch.tensor(a[0, 0])).flip(0)[:2], rtol=1e-4)
     with pytest.raises(ValueError, match="smaller than 3 x"):
         gt.lobpcg(gt.tensor(_spd(12, 0)), k=5)
     with pytest.raises(ValueError, match="smaller than 3 x"):
@@ -166,7 +157,7 @@ def test_lobpcg_gradients_match_torch():
     up = np.random.default_rng(4).standard_normal((12, 2))
     (E.sum() + ((X * gt.tensor(up)).sum(0) ** 2).sum()).backward()       # a sign-invariant loss
     (tE.sum() + ((tX * torch.tensor(up)).sum(0) ** 2).sum()).backward()
-    _close(x.grad, tx.grad, rtol=1e-6, atol=1e-7)
+    assert_close_as_torch(x.grad, tx.grad, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="B != I"):
         gt.lobpcg(x, k=2, B=gt.tensor(np.eye(12)))
 

@@ -14,18 +14,9 @@ import pytest
 
 import gt
 from gt.backend import B
+from helpers import assert_close_as_torch, randn_pair
 
 torch = pytest.importorskip("torch")
-
-
-def _pair(*shape, seed=0, dtype=np.float64, grad=True):
-    a = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-    return gt.tensor(a, requires_grad=grad), torch.tensor(a, requires_grad=grad)
-
-
-def _close(g, t, rtol=1e-6, atol=1e-8):
-    assert tuple(g.shape) == tuple(t.shape)
-    np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=atol)
 
 
 # ---- autocast state -------------------------------------------------------------------------------
@@ -131,24 +122,24 @@ def test_process_flags():
 @pytest.mark.parametrize("bias", [True, False])
 def test_cells_match_torch(name, gates, bias):
     lead = (3,)
-    x, tx = _pair(*lead, 5, seed=1)
-    h, th = _pair(*lead, 4, seed=2)
-    c, tc = _pair(*lead, 4, seed=3)
-    wi, twi = _pair(gates * 4, 5, seed=4)
-    wh, twh = _pair(gates * 4, 4, seed=5)
-    bi, tbi = _pair(gates * 4, seed=6) if bias else (None, None)
-    bh, tbh = _pair(gates * 4, seed=7) if bias else (None, None)
+    x, tx = randn_pair(*lead, 5, seed=1)
+    h, th = randn_pair(*lead, 4, seed=2)
+    c, tc = randn_pair(*lead, 4, seed=3)
+    wi, twi = randn_pair(gates * 4, 5, seed=4)
+    wh, twh = randn_pair(gates * 4, 4, seed=5)
+    bi, tbi = randn_pair(gates * 4, seed=6) if bias else (None, None)
+    bh, tbh = randn_pair(gates * 4, seed=7) if bias else (None, None)
     lstm = name == "lstm_cell"
     go = getattr(gt, name)(x, (h, c) if lstm else h, wi, wh, bi, bh)
     to = getattr(torch, name)(tx, (th, tc) if lstm else th, twi, twh, tbi, tbh)
     go, to = (go if lstm else (go,)), (to if lstm else (to,))
     for g, t in zip(go, to):
-        _close(g, t)
+        assert_close_as_torch(g, t)
     sum(o.sum() * (i + 1) for i, o in enumerate(go)).backward()
     sum(o.sum() * (i + 1) for i, o in enumerate(to)).backward()
     for g, t in ((x, tx), (h, th), (wi, twi), (wh, twh)) + (((bi, tbi), (bh, tbh)) if bias else ()) + (
             ((c, tc),) if lstm else ()):
-        _close(g.grad, t.grad)
+        assert_close_as_torch(g.grad, t.grad)
 
 
 def test_cells_refuse_bad_shapes():
@@ -214,35 +205,35 @@ def test_feature_dropout_as_torch():
 
 # ---- aten spellings -------------------------------------------------------------------------------
 def test_grid_sampler_and_affine_grid_generator_match_torch():
-    theta, ttheta = _pair(2, 2, 3, seed=1)
-    inp, tinp = _pair(2, 3, 5, 6, seed=2)
-    _close(gt.affine_grid_generator(theta, [2, 3, 4, 5], False),
+    theta, ttheta = randn_pair(2, 2, 3, seed=1)
+    inp, tinp = randn_pair(2, 3, 5, 6, seed=2)
+    assert_close_as_torch(gt.affine_grid_generator(theta, [2, 3, 4, 5], False),
            torch.affine_grid_generator(ttheta, [2, 3, 4, 5], False))
-    grid, tgrid = _pair(2, 4, 5, 2, seed=3)
+    grid, tgrid = randn_pair(2, 4, 5, 2, seed=3)
     for mode in (0, 1, 2):
         for pad in (0, 1, 2):
             g = gt.grid_sampler(inp, grid, mode, pad, True)
             t = torch.grid_sampler(tinp, tgrid, mode, pad, True)
-            _close(g, t, rtol=1e-5, atol=1e-6)
+            assert_close_as_torch(g, t, rtol=1e-5, atol=1e-6)
     gt.grid_sampler(inp, grid, 0, 1, False).sum().backward()
     torch.grid_sampler(tinp, tgrid, 0, 1, False).sum().backward()
-    _close(inp.grad, tinp.grad)
-    _close(grid.grad, tgrid.grad, rtol=1e-5, atol=1e-7)
+    assert_close_as_torch(inp.grad, tinp.grad)
+    assert_close_as_torch(grid.grad, tgrid.grad, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="interpolation_mode"):
         gt.grid_sampler(inp, grid, 3, 0, False)
 
 
 def test_conv_tbc_matches_torch():
     for pad in (0, 1, 2):
-        x, tx = _pair(7, 2, 3, seed=pad)
-        w, tw = _pair(3, 3, 4, seed=10 + pad)
-        b, tb = _pair(4, seed=20 + pad)
+        x, tx = randn_pair(7, 2, 3, seed=pad)
+        w, tw = randn_pair(3, 3, 4, seed=10 + pad)
+        b, tb = randn_pair(4, seed=20 + pad)
         g, t = gt.conv_tbc(x, w, b, pad), torch.conv_tbc(tx, tw, tb, pad)
-        _close(g, t)
+        assert_close_as_torch(g, t)
         (g * g).sum().backward()
         (t * t).sum().backward()
         for a, c in ((x, tx), (w, tw), (b, tb)):
-            _close(a.grad, c.grad)
+            assert_close_as_torch(a.grad, c.grad)
     with pytest.raises(RuntimeError, match="input channels"):
         gt.conv_tbc(gt.randn(5, 2, 3), gt.randn(2, 4, 4), gt.randn(4))
 
@@ -250,12 +241,12 @@ def test_conv_tbc_matches_torch():
 @pytest.mark.parametrize("dim", [0, 1, 2, -1, -2, -3])      # -1: every dim; -2, -3 count from the end
 @pytest.mark.parametrize("p", [2, 1, 3])
 def test_norm_except_dim_matches_torch(dim, p):
-    v, tv = _pair(2, 3, 4, seed=dim + 5)
+    v, tv = randn_pair(2, 3, 4, seed=dim + 5)
     g, t = gt.norm_except_dim(v, p, dim), torch.norm_except_dim(tv, p, dim)
-    _close(g, t)
+    assert_close_as_torch(g, t)
     g.sum().backward()
     t.sum().backward()
-    _close(v.grad, tv.grad)
+    assert_close_as_torch(v.grad, tv.grad)
 
 
 def test_native_channel_shuffle_and_nllloss2d():
@@ -276,16 +267,16 @@ def test_native_channel_shuffle_and_nllloss2d():
 # ---- small top-level functions --------------------------------------------------------------------
 def test_frobenius_norm_matches_torch():
     for dim, keep in ((1, False), ((0, 1), True), ((0, 2), False), (-1, True), ((), False)):
-        x, tx = _pair(2, 3, 4, seed=3)
+        x, tx = randn_pair(2, 3, 4, seed=3)
         with pytest.warns(UserWarning, match="frobenius_norm is deprecated"):
             g = gt.frobenius_norm(x, dim, keep)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = torch.frobenius_norm(tx, dim, keep)
-        _close(g, t)
+        assert_close_as_torch(g, t)
         g.sum().backward()
         t.sum().backward()
-        _close(x.grad, tx.grad)
+        assert_close_as_torch(x.grad, tx.grad)
     with pytest.raises(RuntimeError, match="multiple times"):
         gt.frobenius_norm(gt.ones(2, 3), (0, 0))
     with pytest.raises(RuntimeError, match="at most 2"):
@@ -299,14 +290,14 @@ def test_empty_permuted_and_split_with_sizes_copy():
         gt.empty_permuted((2, 3, 4), (0, 2))
     with pytest.raises(RuntimeError, match="Duplicate dim"):
         gt.empty_permuted((2, 3, 4), (0, 2, 2))
-    x, tx = _pair(2, 6, seed=4)
+    x, tx = randn_pair(2, 6, seed=4)
     gs, ts = gt.split_with_sizes_copy(x, [1, 2, 3], 1), torch.split_with_sizes_copy(tx, [1, 2, 3], 1)
     assert type(gs) is type(ts) and len(gs) == 3
     for i, (g, t) in enumerate(zip(gs, ts)):
-        _close(g, t)
+        assert_close_as_torch(g, t)
         (g * (i + 1)).sum().backward(retain_graph=True)
         (t * (i + 1)).sum().backward(retain_graph=True)
-    _close(x.grad, tx.grad)
+    assert_close_as_torch(x.grad, tx.grad)
     with pytest.raises(RuntimeError, match="sum exactly to 6"):
         gt.split_with_sizes_copy(x, [2, 3], 1)
 
@@ -332,17 +323,17 @@ def test_toplevel_inplace_forms_match_torch():
 
 # ---- Tensor methods -------------------------------------------------------------------------------
 def test_tensor_resize_and_resize_as_are_torchs_deprecated_reshapes():
-    x, tx = _pair(6, seed=5)
+    x, tx = randn_pair(6, seed=5)
     with pytest.warns(UserWarning, match="non-inplace resize is deprecated"):
         g = x.resize(2, 3)
     with pytest.warns(UserWarning, match="non-inplace resize is deprecated"):
         t = tx.resize(2, 3)
-    _close(g, t)
+    assert_close_as_torch(g, t)
     with pytest.warns(UserWarning, match="non-inplace resize_as is deprecated"):
         g2 = x.resize_as(gt.ones(3, 2))
     (g * gt.tensor(np.arange(6.0).reshape(2, 3))).sum().backward()
     (t * torch.arange(6.0, dtype=torch.float64).reshape(2, 3)).sum().backward()
-    _close(x.grad, tx.grad)
+    assert_close_as_torch(x.grad, tx.grad)
     assert g2.shape == (3, 2)
     with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="preserving the number of elements"):
         x.resize(4)
@@ -351,18 +342,18 @@ def test_tensor_resize_and_resize_as_are_torchs_deprecated_reshapes():
 
 
 def test_tensor_as_strided_scatter_matches_torch():
-    x, tx = _pair(4, 4, seed=6)
-    s, ts = _pair(2, 2, seed=7)
+    x, tx = randn_pair(4, 4, seed=6)
+    s, ts = randn_pair(2, 2, seed=7)
     g = x.as_strided_scatter(s, (2, 2), (5, 1), 1)
-    _close(g, tx.detach().as_strided_scatter(ts.detach(), (2, 2), (5, 1), 1))
+    assert_close_as_torch(g, tx.detach().as_strided_scatter(ts.detach(), (2, 2), (5, 1), 1))
     # torch 2.13's own backward of as_strided_scatter misplaces the input's gradient (MISSING.md):
     # the gradients are compared with the same write as a clone and a strided copy_
     t = tx.clone()
     t.as_strided((2, 2), (5, 1), 1).copy_(ts)
     (g * g).sum().backward()
     (t * t).sum().backward()
-    _close(x.grad, tx.grad)
-    _close(s.grad, ts.grad)
+    assert_close_as_torch(x.grad, tx.grad)
+    assert_close_as_torch(s.grad, ts.grad)
     with pytest.raises(RuntimeError, match="src size"):
         x.as_strided_scatter(gt.ones(3), (2, 2), (5, 1), 1)
 
@@ -424,17 +415,17 @@ def test_set_shares_the_source_memory_as_torch():
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_convolution_matches_torch(nd, transposed):
-    x, tx = _pair(2, 4, *(5,) * nd, seed=nd)
+    x, tx = randn_pair(2, 4, *(5,) * nd, seed=nd)
     wshape = (4, 3, *(3,) * nd) if transposed else (6, 2, *(3,) * nd)
-    w, tw = _pair(*wshape, seed=10 + nd)
-    b, tb = _pair(6 if transposed else 6, seed=20 + nd)
+    w, tw = randn_pair(*wshape, seed=10 + nd)
+    b, tb = randn_pair(6 if transposed else 6, seed=20 + nd)
     args = ([2] * nd, [1] * nd, [1] * nd, transposed, [1] * nd if transposed else [0] * nd, 2)
     g, t = gt.convolution(x, w, b, *args), torch.convolution(tx, tw, tb, *args)
-    _close(g, t, rtol=1e-10)
+    assert_close_as_torch(g, t, rtol=1e-10)
     (g * g).sum().backward()
     (t * t).sum().backward()
     for a, c in ((x, tx), (w, tw), (b, tb)):
-        _close(a.grad, c.grad, rtol=1e-10)
+        assert_close_as_torch(a.grad, c.grad, rtol=1e-10)
     with pytest.raises(RuntimeError, match="weight of 3, 4 or 5 dims"):
         gt.convolution(x, gt.ones(3, 3), None, [1], [0], [1], False, [0], 1)
 
@@ -448,19 +439,19 @@ def test_native_dropout_grid_sampler_nd_and_embedding_renorm():
     assert 0.4 < float(mask.float().mean()) < 0.6
     out, mask = gt.native_dropout(x, 0.5, False)
     assert out is not x and bool(mask.all()) and float(out.sum()) == 2000.0
-    inp, tinp = _pair(1, 2, 4, 4, seed=1)
-    grid, tgrid = _pair(1, 3, 3, 2, seed=2)
-    _close(gt.grid_sampler_2d(inp, grid, 0, 0, False), torch.grid_sampler_2d(tinp, tgrid, 0, 0, False))
-    inp3, tinp3 = _pair(1, 2, 3, 4, 4, seed=3)
-    grid3, tgrid3 = _pair(1, 2, 3, 3, 3, seed=4)
-    _close(gt.grid_sampler_3d(inp3, grid3, 1, 2, True), torch.grid_sampler_3d(tinp3, tgrid3, 1, 2, True))
+    inp, tinp = randn_pair(1, 2, 4, 4, seed=1)
+    grid, tgrid = randn_pair(1, 3, 3, 2, seed=2)
+    assert_close_as_torch(gt.grid_sampler_2d(inp, grid, 0, 0, False), torch.grid_sampler_2d(tinp, tgrid, 0, 0, False))
+    inp3, tinp3 = randn_pair(1, 2, 3, 4, 4, seed=3)
+    grid3, tgrid3 = randn_pair(1, 2, 3, 3, 3, seed=4)
+    assert_close_as_torch(gt.grid_sampler_3d(inp3, grid3, 1, 2, True), torch.grid_sampler_3d(tinp3, tgrid3, 1, 2, True))
     with pytest.raises(RuntimeError, match="expected 4D input"):
         gt.grid_sampler_2d(inp3, grid3, 0, 0, False)
     w = np.random.default_rng(5).standard_normal((5, 3)) * 2
     g, t = gt.tensor(w), torch.tensor(w)
     assert gt.embedding_renorm_(g, gt.tensor([1, 2, 1]), 0.5, 2.0) is g
     torch.embedding_renorm_(t, torch.tensor([1, 2, 1]), 0.5, 2.0)
-    _close(g, t, rtol=1e-12)
+    assert_close_as_torch(g, t, rtol=1e-12)
 
 
 def test_strided_and_legacy_odds_and_ends():
@@ -547,7 +538,7 @@ def test_cell_biases_checked_before_the_kernel_as_torch(cell, gates):
     outs = [getattr(mod, cell)(mod.tensor(x), (mod.tensor(h), mod.tensor(h)) if gates == 4 else mod.tensor(h),
                                mod.tensor(w_ih), mod.tensor(w_hh), mod.ones(1, gates * 2, dtype=mod.float64), None)
             for mod in (gt, torch)]
-    _close(*(o[0] if gates == 4 else o for o in outs))
+    assert_close_as_torch(*(o[0] if gates == 4 else o for o in outs))
 
 
 def test_autocast_cache_enabled_must_be_a_bool_as_torch():

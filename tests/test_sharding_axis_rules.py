@@ -8,13 +8,12 @@ gather of the whole tensor would). The tests at the end run on whatever mesh the
 (GT_DEVICES=4 in CI's sharded passes) and compare with torch.
 """
 
-import contextlib
-
 import numpy as np
 import pytest
 
 import gt
-from gt.sharding import Partial, Shard, collectives, count_collectives, get_mesh, use_mesh
+from gt.sharding import Partial, Shard, count_collectives, get_mesh, use_mesh
+from helpers import assert_same_bits, collective_moves
 
 MESHES = (2, 3, 4)
 
@@ -27,28 +26,13 @@ def _data(seed, shape=(7, 3), ties=False, nan=False):
     return a
 
 
-@contextlib.contextmanager
-def _moves():
-    """Every collective run inside, as (name, elements it carried), one entry per call."""
-    calls, count = [], collectives._count
-
-    def spy(name, arrays):
-        calls.append((name, sum(int(np.prod(tuple(a.shape))) for a in arrays)))
-        count(name, arrays)
-    collectives._count = spy
-    try:
-        yield calls
-    finally:
-        collectives._count = count
-
-
 def _run(fn, arr, n, dtype="float64"):
     """``fn(x)`` with x cut along axis 0 over ``n`` devices (n=1: whole): the value, x's gradient
     under a fixed upstream gradient, the collectives (one entry per call) and the output placement."""
     with use_mesh(n):
         x = gt.tensor(arr.astype(dtype))
         x = (x.shard(0) if n > 1 else x).requires_grad_(True)
-        with _moves() as c, np.errstate(all="ignore"):
+        with collective_moves() as c, np.errstate(all="ignore"):
             y = fn(x)
             if isinstance(y, tuple):
                 y, extra = y[0], [np.asarray(t.numpy()) for t in y[1:]]
@@ -59,14 +43,6 @@ def _run(fn, arr, n, dtype="float64"):
         if n > 1:
             assert x.grad.placement == Shard(0)
         return [np.asarray(y.numpy()), np.asarray(x.grad.numpy())] + extra, c, y.placement
-
-
-def _same_bits(one, many):
-    for a, b in zip(one, many):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(b, a)
-        if a.dtype.kind == "f":     # -0.0 and 0.0 apart too
-            np.testing.assert_array_equal(np.signbit(b), np.signbit(a))
 
 
 def _small_moves(calls, bound):
@@ -100,7 +76,7 @@ def test_max_min_over_sharded_axis_with_grad_is_local_and_exact(name, kind, n):
     arr = _data(1, ties=kind == "ties", nan=kind == "nan")
     one, _, _ = _run(EXTREMA[name], arr, 1)
     many, counts, _ = _run(EXTREMA[name], arr, n)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     _small_moves(counts, arr.size)
 
 
@@ -133,7 +109,7 @@ def test_cat_along_sharded_axis_stays_sharded(name, n):
     arr = _data(2)
     one, _, _ = _run(CATS[name], arr, 1)
     many, counts, placement = _run(CATS[name], arr, n)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert placement == Shard(0)
     assert _names(counts) <= {"all_to_all"}
     _small_moves(counts, arr.size)
@@ -173,7 +149,7 @@ def test_index_arrays_on_sharded_axis_look_up_per_device(name, n, dtype):
     arr[0, 0], arr[10, 2] = -0.0, 0.0        # the sign of a looked-up zero survives the sum
     one, _, _ = _run(INDEXING[name], arr, 1, dtype)
     many, counts, _ = _run(INDEXING[name], arr, n, dtype)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert [name for name, _ in counts].count("all_reduce") == 1   # the lookups summed once
     _small_moves(counts, arr.size)
 
@@ -185,7 +161,7 @@ def test_index_array_longer_than_the_axis_over_the_mesh_gathers():
     idx = np.arange(6)[::-1].copy()
     with use_mesh(4):
         x = gt.tensor(arr).shard(0)
-        with _moves() as counts:
+        with collective_moves() as counts:
             y = x[gt.tensor(idx)]
     np.testing.assert_array_equal(y.numpy(), arr[idx])
     assert ("all_gather", arr.size) in counts and "all_reduce" not in _names(counts)
@@ -252,7 +228,7 @@ def test_axis_ops_match_torch_on_this_mesh(name):
     arr = np.random.default_rng(7).integers(-2, 3, (17, 4)).astype(np.float32)
     torch, tx, x = _torch_pair(arr)
     want = PICKS[name](tx, torch)
-    with _moves() as counts:
+    with collective_moves() as counts:
         got = PICKS[name](x, gt)
         up = np.random.default_rng(8).standard_normal(tuple(want.shape)).astype(np.float32)
         (got * gt.tensor(up)).sum().backward()

@@ -8,14 +8,13 @@ gathers it once. The tests at the end run on whatever mesh the process has (GT_D
 sharded passes) and compare with torch.
 """
 
-import contextlib
-
 import numpy as np
 import pytest
 
 import gt
-from gt.sharding import Shard, collectives, get_mesh, use_mesh
+from gt.sharding import Shard, get_mesh, use_mesh
 from gt.tensor.dispatch import redistribute
+from helpers import assert_same_bits, collective_moves
 
 MESHES = (2, 3, 4)
 
@@ -32,21 +31,6 @@ def _data(seed, shape, kind="plain", dtype="float64"):
     return np.nan_to_num(a).astype(dtype) if dtype.startswith("int") else a.astype(dtype)
 
 
-@contextlib.contextmanager
-def _moves():
-    """Every collective run inside, as (name, elements it carried), one entry per call."""
-    calls, count = [], collectives._count
-
-    def spy(name, arrays):
-        calls.append((name, sum(int(np.prod(tuple(a.shape))) for a in arrays)))
-        count(name, arrays)
-    collectives._count = spy
-    try:
-        yield calls
-    finally:
-        collectives._count = count
-
-
 def _run(fn, arr, n, axis=0, sizes=None):
     """``fn(x)`` with x cut along ``axis`` over ``n`` devices (``sizes``: its blocks; n=1: whole):
     the outputs, x's gradient under a fixed upstream gradient (float inputs), the collectives of
@@ -58,7 +42,7 @@ def _run(fn, arr, n, axis=0, sizes=None):
         grad = x.dtype.is_floating_point
         if grad:
             x.requires_grad_(True)
-        with _moves() as calls:
+        with collective_moves() as calls:
             outs = fn(x)
             outs = tuple(outs) if isinstance(outs, tuple) else (outs,)
         if grad:    # an upstream gradient laid out as the output (not counted), then the backward
@@ -66,22 +50,13 @@ def _run(fn, arr, n, axis=0, sizes=None):
             if n > 1:
                 sharded = outs[0].placement == Shard(axis)
                 up = redistribute(up, Shard(axis), outs[0]._placed.sizes) if sharded else up.replicate()
-            with _moves() as back:
+            with collective_moves() as back:
                 (outs[0] * up).sum().backward()
             calls += back
         if grad and n > 1:
             assert x.grad.placement == Shard(axis)
         got = [np.asarray(t.numpy()) for t in outs] + ([np.asarray(x.grad.numpy())] if grad else [])
         return got, calls, outs[0].placement
-
-
-def _same_bits(one, many):
-    assert len(one) == len(many)
-    for a, b in zip(one, many):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(b, a)
-        if a.dtype.kind == "f":     # -0.0 and 0.0 apart too
-            np.testing.assert_array_equal(np.signbit(b), np.signbit(a))
 
 
 TOPK = {
@@ -100,7 +75,7 @@ def test_topk_along_sharded_axis_merges_each_devices_top_k(name, kind, n):
     arr = _data(1, (40, 3), kind)
     one, _, _ = _run(TOPK[name], arr, 1)
     many, calls, placement = _run(TOPK[name], arr, n)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     k = one[0].shape[0]
     # the candidates (values and positions): n * k rows of 3, gathered once each; no other collective
     assert calls == [("all_gather", n * k * 3), ("all_gather", n * k * 3)], calls
@@ -115,7 +90,7 @@ def test_topk_with_uneven_and_empty_blocks_and_integers(sizes, dtype):
         fn = lambda x: x.topk(k, 0, largest)     # noqa: E731
         one, _, _ = _run(fn, arr, 1)
         many, calls, _ = _run(fn, arr, 4, sizes=sizes)
-        _same_bits(one, many)
+        assert_same_bits(one, many)
         assert sum(m for _, m in calls) < arr.size
 
 
@@ -125,7 +100,7 @@ def test_topk_with_more_candidates_than_rows_gathers():
     arr = _data(3, (8, 2), "ties")
     one, _, _ = _run(lambda x: x.topk(3, 0), arr, 1)
     many, calls, _ = _run(lambda x: x.topk(3, 0), arr, 4)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert calls == [("all_gather", arr.size)]     # once: the values come from the same copy
 
 
@@ -148,7 +123,7 @@ def test_sort_along_sharded_axis_gathers_once(name, kind, n):
     arr = _data(17, (12, 2), kind)
     one, _, _ = _run(SORTS[name], arr, 1)
     many, calls, _ = _run(SORTS[name], arr, n)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert calls == [("all_gather", arr.size)]
 
 
@@ -158,7 +133,7 @@ def test_topk_along_a_sharded_inner_axis():
     fn = lambda x: x.topk(2, 1, largest=False)     # noqa: E731
     one, _, _ = _run(fn, arr.copy(), 1)
     many, calls, _ = _run(fn, arr.copy(), 3, axis=1)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert sum(m for _, m in calls) == 2 * 3 * 2 * 3
 
 
@@ -194,7 +169,7 @@ def test_scans_along_sharded_axis_continue_the_carry(name, kind, n):
     arr = _no_zero(_data(5, (13, 2), kind) * (0.5 if name == "cumprod" else 1), name)
     one, _, _ = _run(SCANS[name], arr, 1)
     many, calls, placement = _run(SCANS[name], arr, n)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert placement == Shard(0)
     _sends_only(calls, 2, n - 1, per=24 if name == "chain" else 8)
 
@@ -208,7 +183,7 @@ def test_scans_on_integers_float32_and_empty_blocks(name, dtype):
     one, _, _ = _run(SCANS[name], arr, 1)
     for sizes in ([0, 5, 0, 6], [11, 0, 0, 0], [2, 3, 0, 6]):
         many, calls, _ = _run(SCANS[name], arr, 4, sizes=sizes)
-        _same_bits(one, many)
+        assert_same_bits(one, many)
         _sends_only(calls, 3, sum(1 for s in sizes if s) - 1)
 
 
@@ -216,12 +191,12 @@ def test_scans_on_integers_float32_and_empty_blocks(name, dtype):
 @pytest.mark.parametrize("name", ["cumsum", "cumprod", "cummax", "cummin"])
 def test_scans_with_fewer_rows_than_devices_and_a_sharded_inner_axis(name):
     arr = _data(7, (3, 2), "ties")
-    _same_bits(_run(SCANS[name], arr, 1)[0], _run(SCANS[name], arr, 4)[0])
+    assert_same_bits(_run(SCANS[name], arr, 1)[0], _run(SCANS[name], arr, 4)[0])
     arr = _data(8, (17, 2)).T * 0.9
     fn = {"cumsum": lambda x: x.cumsum(1), "cumprod": lambda x: x.cumprod(-1),
           "cummax": lambda x: x.cummax(1), "cummin": lambda x: x.cummin(1)}[name]
     many, calls, _ = _run(fn, arr.T.copy().T, 3, axis=1)
-    _same_bits(_run(fn, arr, 1)[0], many)
+    assert_same_bits(_run(fn, arr, 1)[0], many)
     assert {name for name, _ in calls} <= {"send"}
 
 
@@ -232,7 +207,7 @@ def test_float32_running_sum_keeps_one_devices_float64_accumulator():
     arr = (np.random.default_rng(9).standard_normal((400, 1)) * np.logspace(-4, 4, 400)[:, None]).astype(np.float32)
     one, _, _ = _run(SCANS["cumsum"], arr, 1)
     many, calls, _ = _run(SCANS["cumsum"], arr, 4)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert calls == [("send", 1)] * 6      # three carries forward, three back
     with use_mesh(4):
         x = gt.tensor(arr).shard(0)
@@ -247,9 +222,9 @@ def test_cumprod_with_a_zero_and_a_gradient_gathers():
     arr = _data(10, (12, 2), "zeros")
     one, _, _ = _run(SCANS["cumprod"], arr, 1)
     many, calls, _ = _run(SCANS["cumprod"], arr, 4)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert ("all_gather", arr.size) in calls
-    with use_mesh(4), _moves() as calls:       # without a gradient the zero is no matter
+    with use_mesh(4), collective_moves() as calls:       # without a gradient the zero is no matter
         got = gt.tensor(arr).shard(0).cumprod(0)
     np.testing.assert_array_equal(got.numpy(), one[0])
     assert {name for name, _ in calls} == {"send"}
@@ -262,7 +237,7 @@ def test_cummax_gradient_of_a_target_held_across_blocks():
     arr = np.concatenate([[[5.0]], -np.abs(_data(11, (20, 1)))]).astype(np.float32)
     one, _, _ = _run(SCANS["cummax"], arr, 1)
     many, calls, _ = _run(SCANS["cummax"], arr, 4)
-    _same_bits(one, many)
+    assert_same_bits(one, many)
     assert (many[1] == 0).all() and many[2][0, 0] != 0 and (many[2][1:] == 0).all()
     _sends_only(calls, 1, 3)
 
@@ -275,7 +250,7 @@ def test_cumsum_cumprod_and_logcumsumexp_second_derivatives():
         with use_mesh(n):
             x = gt.tensor(arr)
             x = (x.shard(0) if n > 1 else x).requires_grad_(True)
-            with _moves() as calls:
+            with collective_moves() as calls:
                 scans = x.cumprod(0), x.cumsum(0), x.logcumsumexp(0)
             assert n == 1 or {name for name, _ in calls} == {"send"}     # the second backward gathers
             y = (scans[0] * scans[1]).sum() + (scans[2] * x).sum()
@@ -294,14 +269,14 @@ def test_topk_and_sort_second_derivatives():
         with use_mesh(n):
             x = gt.tensor(arr)
             x = (x.shard(0) if n > 1 else x).requires_grad_(True)
-            with _moves() as calls:
+            with collective_moves() as calls:
                 picks = x.topk(3, 0).values, x.sort(0).values
             assert n == 1 or calls == [("all_gather", 18), ("all_gather", 18), ("all_gather", 80)]
             y = (picks[0] ** 3).sum() + (picks[1] ** 2 * gt.tensor(np.arange(80.0).reshape(40, 2))).sum()
             (g,) = gt.autograd.grad(y, x, create_graph=True)
             (g * g).sum().backward()
             results.append([g.numpy(), x.grad.numpy()])
-    _same_bits(results[0], results[1])
+    assert_same_bits(results[0], results[1])
 
 
 @pytest.mark.own_mesh
@@ -354,7 +329,7 @@ def test_axis_scans_match_torch_on_this_mesh(name):
     x = gt.tensor(arr)
     x = (x.shard(0) if get_mesh().size > 1 else x).requires_grad_(True)
     want = PICKS[name](tx, torch)
-    with _moves() as calls:
+    with collective_moves() as calls:
         got = PICKS[name](x, gt)
         up = np.random.default_rng(15).standard_normal(tuple(want.shape)).astype(np.float32)
         (got * gt.tensor(up)).sum().backward()

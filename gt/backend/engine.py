@@ -67,6 +67,18 @@ class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, Sp
         """How many CUDA GPUs this engine can use (0 for a host-only engine)."""
         raise NotImplementedError
 
+    # ---- process-wide flags ----------------------------------------------------------------
+    @abc.abstractmethod
+    def set_warn_always(self, flag):
+        """Hand ``gt.set_warn_always(flag)`` (a bool) to the library's own warn-once warnings, if it has any."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def set_flush_denormal(self, flag):
+        """Flush subnormal floats to zero on the CPU (``flag`` True) or keep them; True when the
+        mode asked for is now in force (torch's ``set_flush_denormal``)."""
+        raise NotImplementedError
+
     # ---- dtypes and conversion --------------------------------------------------------------
     @abc.abstractmethod
     def native_dtype(self, dtype):

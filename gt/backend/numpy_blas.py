@@ -150,6 +150,13 @@ class NumpyBlas:
         if self._library() is not None:
             self._threads.set_fixed(n)
 
+    def set_warn_always(self, flag):
+        """numpy has no warn-once warnings of its own: nothing to hand on."""
+
+    def set_flush_denormal(self, flag):
+        """numpy cannot set the CPU's flush-to-zero flag: subnormals are kept, so only ``False`` holds."""
+        return not flag
+
     def matmul_reused(self, a, b):
         """``a @ b`` for 2-D ``a`` and ``b``: every product's result is in the block cache here."""
         return self.matmul(a, b)

@@ -110,6 +110,12 @@ class TorchBuffers:
     def set_num_threads(self, n):
         self._threads.set_fixed(n)
 
+    def set_warn_always(self, flag):
+        torch.set_warn_always(flag)
+
+    def set_flush_denormal(self, flag):
+        return torch.set_flush_denormal(flag)
+
     def exp_(self, x):
         return x.exp_() if x.is_floating_point() else torch.exp(x)
 

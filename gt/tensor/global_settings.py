@@ -136,10 +136,7 @@ def set_warn_always(b):
     if not isinstance(b, bool):
         raise TypeError(f"set_warn_always(): argument 'b' must be bool, not {type(b).__name__}")
     _warn_always[0] = b
-    if B.name == "torch":
-        import torch
-
-        torch.set_warn_always(b)
+    B.set_warn_always(b)
 
 
 def is_warn_always_enabled():
@@ -153,11 +150,7 @@ def set_flush_denormal(mode):
     cannot set the CPU's flag, so it answers False to ``True`` and keeps subnormals."""
     if not isinstance(mode, bool):
         raise TypeError(f"set_flush_denormal(): argument 'mode' must be bool, not {type(mode).__name__}")
-    if B.name == "torch":
-        import torch
-
-        return torch.set_flush_denormal(mode)
-    return not mode
+    return B.set_flush_denormal(mode)
 
 
 def init_num_threads():

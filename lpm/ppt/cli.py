@@ -219,36 +219,10 @@ def evaluate_command(argv, prog):
 
 # ---- generate ------------------------------------------------------------------------------------
 def generate_command(argv, prog):
-    p = _checkpoint_parser(prog, "New digits from a trained model, as a .png grid or a .npy array (N, 28, 28) "
-                                 "float32 in [0, 1]; with --complete, given digits drawn on from their top rows.")
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write: FILE.png (a grid) or FILE.npy")
-    p.add_argument("--num", type=int, help="digits to draw (default 64); with --complete: completions of each "
-                                           "digit (default 1; the .npy is then (N, num, 28, 28))")
-    p.add_argument("--digit", type=int, help="draw this digit (0-9); default: unconditional")
-    p.add_argument("--each-digit", action="store_true", help="draw --num of each digit, one row per digit")
-    p.add_argument("--complete", metavar="FILE.npy", help="digits (N, 28, 28) or (28, 28) in [0, 1] whose top "
-                                                          "rows of patches (half the grid, rounded down) are kept")
-    p.add_argument("--no-cache", dest="cache", action="store_false",
-                   help="decode without the key/value cache (the same digits, slower)")
-    p.add_argument("--overwrite", action="store_true", help="replace the file --out names if there is one")
+    p = _generate_parser(prog)
     args = p.parse_args(argv)
     check_environment(p)
-    bad = _sampling_problems(args) + problems(at_least("--num", args.num, 1), blank("--out", args.out))
-    if args.digit is not None and not 0 <= args.digit <= 9:
-        bad.append(f"--digit must be a digit from 0 to 9, got {args.digit}")
-    if args.guidance is not None and args.digit is None and not args.each_digit:
-        bad.append("--guidance needs --digit or --each-digit (it steers towards a class)")
-    if args.each_digit and (args.digit is not None or args.complete):
-        bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
-    if folder_given("--out", args.out):
-        bad.append(folder_given("--out", args.out))
-    elif os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
-        bad.append(f"--out must end in .png or .npy, got {args.out}")
-    elif args.out.lower().endswith(".png"):
-        no_png = missing_package("matplotlib", "matplotlib", "plot", "--out *.png")
-        if no_png:
-            bad.append(no_png + "; or write an .npy")
-    bad += problems(existing_output("--out", args.out, args.overwrite))
+    bad = _generate_problems(args)
     if bad:
         p.error(bad[0])
     refused = writable_problem(os.path.dirname(os.path.abspath(args.out)))
@@ -264,16 +238,7 @@ def generate_command(argv, prog):
     _refuse_if_too_large(p, model, rows * (2 if guidance not in (None, 1) else 1), "a smaller --num")
     t0, options = time.perf_counter(), dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                            guidance=guidance, seed=args.seed, use_cache=args.cache)
-    given_tokens = 0
-    if args.each_digit:
-        images = model.generate(10 * num, digit=np.repeat(np.arange(10), num), **options)
-        what = f"{num} of each digit"
-    elif given is None:
-        images = model.generate(num, digit=args.digit, **options)
-        what = f"{num} digits" + (f" ({args.digit})" if args.digit is not None else "")
-    else:
-        images, given_tokens = complete(model, given, num, args.digit, **options)
-        what = f"{num} completion(s) of each of {len(given)} digits from their top {rows_given(model)} rows"
+    images, what, given_tokens = _draw(model, args, given, num, options)
     seconds = time.perf_counter() - t0
     drawn = len(images.reshape(-1, 28, 28)) * model.config.tokens_per_image - given_tokens
     write_images(args.out, images, given, args.digit, num if args.each_digit else None, rows_given(model))
@@ -281,6 +246,57 @@ def generate_command(argv, prog):
           f"({drawn / seconds:.0f} tokens/s"
           f"{'' if args.cache else ', no cache'})")
     return 0
+
+
+def _generate_parser(prog):
+    """The parser of ``lpm ppt generate``: the checkpoint and sampling options, and what to draw where."""
+    p = _checkpoint_parser(prog, "New digits from a trained model, as a .png grid or a .npy array (N, 28, 28) "
+                                 "float32 in [0, 1]; with --complete, given digits drawn on from their top rows.")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write: FILE.png (a grid) or FILE.npy")
+    p.add_argument("--num", type=int, help="digits to draw (default 64); with --complete: completions of each "
+                                           "digit (default 1; the .npy is then (N, num, 28, 28))")
+    p.add_argument("--digit", type=int, help="draw this digit (0-9); default: unconditional")
+    p.add_argument("--each-digit", action="store_true", help="draw --num of each digit, one row per digit")
+    p.add_argument("--complete", metavar="FILE.npy", help="digits (N, 28, 28) or (28, 28) in [0, 1] whose top "
+                                                          "rows of patches (half the grid, rounded down) are kept")
+    p.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="decode without the key/value cache (the same digits, slower)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file --out names if there is one")
+    return p
+
+
+def _generate_problems(args):
+    """What is wrong with ``generate``'s options, first problem first (checked before the model loads)."""
+    bad = _sampling_problems(args) + problems(at_least("--num", args.num, 1), blank("--out", args.out))
+    if args.digit is not None and not 0 <= args.digit <= 9:
+        bad.append(f"--digit must be a digit from 0 to 9, got {args.digit}")
+    if args.guidance is not None and args.digit is None and not args.each_digit:
+        bad.append("--guidance needs --digit or --each-digit (it steers towards a class)")
+    if args.each_digit and (args.digit is not None or args.complete):
+        bad.append("--each-digit draws every digit: it goes with neither --digit nor --complete")
+    if folder_given("--out", args.out):
+        bad.append(folder_given("--out", args.out))
+    elif os.path.splitext(args.out)[1].lower() not in OUT_TYPES:
+        bad.append(f"--out must end in .png or .npy, got {args.out}")
+    elif args.out.lower().endswith(".png"):
+        no_png = missing_package("matplotlib", "matplotlib", "plot", "--out *.png")
+        if no_png:
+            bad.append(no_png + "; or write an .npy")
+    return bad + problems(existing_output("--out", args.out, args.overwrite))
+
+
+def _draw(model, args, given, num, options):
+    """``num`` digits (of each digit with --each-digit, or completions of each ``given`` one): the
+    images, what they are in words, and how many of their tokens were given rather than drawn."""
+    if args.each_digit:
+        images = model.generate(10 * num, digit=np.repeat(np.arange(10), num), **options)
+        return images, f"{num} of each digit", 0
+    if given is None:
+        images = model.generate(num, digit=args.digit, **options)
+        return images, f"{num} digits" + (f" ({args.digit})" if args.digit is not None else ""), 0
+    images, given_tokens = complete(model, given, num, args.digit, **options)
+    what = f"{num} completion(s) of each of {len(given)} digits from their top {rows_given(model)} rows"
+    return images, what, given_tokens
 
 
 def _refuse_if_too_large(p, model, rows, hint):
