@@ -97,12 +97,7 @@ RANDOM = {"bernoulli", "normal", "normal.number_mean", "multinomial", "rand_like
           "nn.functional.multi_head_attention_forward"}
 UNINITIALISED = {"empty", "empty_like", "new_empty", "empty_strided", "empty_permuted", "new_empty_strided"}
 # Dtypes gt refuses for an op (a TypeError that names the dtype) where torch computes.
-_FLOAT_ONLY = "gt refuses integer inputs here (TypeError naming the dtype); torch computes in the integer dtype"
-DTYPE_SKIP = {name: ({torch.int64, torch.bool}, _FLOAT_ONLY) for name in (
-    "nn.functional.avg_pool1d", "nn.functional.avg_pool2d", "nn.functional.avg_pool3d",
-    "nn.functional.local_response_norm", "nn.functional.margin_ranking_loss", "nn.functional.triplet_margin_loss",
-    "nn.functional.triplet_margin_with_distance_loss", "nn.functional.cosine_embedding_loss",
-    "nn.functional.poisson_nll_loss", "nn.functional.pairwise_distance")}
+DTYPE_SKIP = {}       # none left: name -> ({torch dtypes}, reason)
 # error_inputs gt does not refuse, by op: the reason.
 _NUMBERS = "gt takes a Python number where torch's signature asks for a tensor (an extension)"
 ERRORS_NOT_RAISED = {name: _NUMBERS for name in (
@@ -110,7 +105,7 @@ ERRORS_NOT_RAISED = {name: _NUMBERS for name in (
     "logical_xor", "igamma", "igammac", "hypot")}
 _OUT_DTYPE = "gt's out= casts by torch's general rule; torch asks this op's out for one exact dtype"
 ERRORS_NOT_RAISED.update({
-    "aminmax": _OUT_DTYPE, "gather": _OUT_DTYPE, "multinomial": _OUT_DTYPE,
+    "multinomial": _OUT_DTYPE,
     "mean": "the mean of an integer tensor is float32 in gt (numpy's convention), torch refuses it",
     "nn.functional.max_pool1d": "an input with a zero-size non-batch dim gives an empty result (torch refuses)",
     "nn.functional.max_pool3d": "an input with a zero-size non-batch dim gives an empty result (torch refuses)",
@@ -118,7 +113,7 @@ ERRORS_NOT_RAISED.update({
 STRICT = {"max.reduction_with_dim", "min.reduction_with_dim", "std", "var", "as_strided.partial_views",
           "as_strided_scatter", "nn.functional.one_hot", "to_sparse", "nn.functional.multi_margin_loss",
           "linalg.vander", "clamp_max", "clamp_min", "atan2", "logaddexp", "maximum", "minimum", "logical_and",
-          "logical_or", "logical_xor", "igamma", "igammac", "hypot", "aminmax", "gather", "mean",
+          "logical_or", "logical_xor", "igamma", "igammac", "hypot", "mean",
           "nn.functional.max_pool3d"}
 # Tolerances wider than the default, with why.
 TOLERANCE = {

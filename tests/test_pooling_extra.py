@@ -220,8 +220,8 @@ ERRORS = [
     (lambda: F.max_pool3d(gt.zeros(4, 4), 2), ValueError, r"max_pool3d: expected a 4-D \(unbatched\) or 5-D"),
     (lambda: F.max_pool3d(gt.zeros(1, 2, 2, 2), 2, padding=2, return_indices=True), ValueError,
      r"max_pool3d: padding should be at most half"),
-    (lambda: F.avg_pool3d(gt.zeros(1, 2, 2, 2, dtype=gt.int64), 2), TypeError,
-     r"avg_pool3d: expected a floating point input"),
+    (lambda: F.avg_pool3d(gt.zeros(1, 2, 2, 2, dtype=gt.bool), 2), NotImplementedError,
+     r"avg_pool3d: not implemented for gt.bool"),
     (lambda: F.adaptive_avg_pool3d(gt.zeros(1, 2, 2, 2), (1, 1)), ValueError,
      r"adaptive_avg_pool3d: output_size must be an int or a tuple of 3 ints"),
 ]

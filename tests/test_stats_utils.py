@@ -203,7 +203,7 @@ ERRORS = [
     (lambda: gt.ones(2).addmm(gt.ones(2, 2), gt.ones(2, 2), beta="1"), TypeError, "beta must be a number"),
     (lambda: gt.tensor([1, 2]).addcmul(gt.tensor([1, 2]), gt.tensor([1, 2]), value=0.5), TypeError,
      "value must be an int for integer tensors"),
-    (lambda: gt.tensor([[1]]).addmm(gt.tensor([[1]]), gt.tensor([[1]]), alpha=0.5), TypeError, "alpha must be an int"),
+    (lambda: gt.tensor([[1]]).addr(gt.tensor([1]), gt.tensor([1]), alpha=0.5), TypeError, "alpha must be an int"),
     (lambda: gt.tensor([1, 2]).logcumsumexp(0), TypeError, "logcumsumexp: expected a float tensor"),
     (lambda: gt.ones(2).heaviside(gt.tensor([1], dtype=gt.int64)), TypeError, "heaviside: values must have"),
 ]

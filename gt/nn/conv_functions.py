@@ -179,16 +179,33 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def _avg_pool(fn, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     x = _tensor(input, fn)
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    if x.dtype == dtypes.bool_:
+        raise NotImplementedError(f"{fn}: not implemented for {x.dtype!r} inputs (as torch)")
+    if x.dtype.is_complex:
+        raise TypeError(f"{fn}: expected a real input, got {x.dtype!r}")
     kernel, stride, pads, _, _ = _pool_geometry(fn, nd, x, kernel_size, stride, padding, 1, ceil_mode)
     if nd == 3 and any(n < k for n, k in zip(x.shape[-3:], kernel)):      # torch's 3-d rule: padding not counted
         raise ValueError(f"{fn}: input of shape {x.shape} is smaller than kernel_size={kernel}")
     if divisor_override is not None and (isinstance(divisor_override, bool) or not isinstance(divisor_override, int)
                                          or divisor_override == 0):
         raise ValueError(f"{fn}: divisor_override must be a non-zero int, got {divisor_override!r}")
-    return conv_ops.AvgPool.apply(x, kernel=kernel, stride=stride, padding=pads,
-                                  count_include_pad=bool(count_include_pad), divisor_override=divisor_override)
+    kw = dict(kernel=kernel, stride=stride, padding=pads, count_include_pad=bool(count_include_pad))
+    if not x.dtype.is_floating_point:
+        return _int_avg_pool(x, kw, divisor_override)
+    return conv_ops.AvgPool.apply(x, divisor_override=divisor_override, **kw)
+
+
+def _int_avg_pool(x, kw, divisor_override):
+    """torch's integer average pool: each window's sum divided by its divisor, truncated toward zero,
+    in the input's dtype. Sums and divisors are exact in float64 (below 2**52)."""
+    wide = x.to(dtypes.float64)
+    sums = conv_ops.AvgPool.apply(wide, divisor_override=1, **kw)
+    divisor = divisor_override
+    if divisor is None:                       # the window's divisor: its sum of ones over its mean of ones
+        ones = wide * 0 + 1
+        divisor = (conv_ops.AvgPool.apply(ones, divisor_override=1, **kw)
+                   / conv_ops.AvgPool.apply(ones, divisor_override=None, **kw)).round()
+    return (sums / divisor).trunc().to(x.dtype)
 
 
 def _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode):

@@ -5,12 +5,13 @@ Each loss takes ``reduction`` ``"mean"``, ``"sum"`` or ``"none"``, as torch's.""
 
 import math
 
-from gt import amp
+from gt import amp, dtypes
 from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.loss_functions import _broadcasts_to, _reduce, accepts_legacy_reduction, promoted
 from gt.tensor import arange, where
+from gt.tensor.runtime import get_default_dtype
 
 
 def _float_input(x, fn, what="input"):
@@ -18,6 +19,21 @@ def _float_input(x, fn, what="input"):
     if not x.dtype.is_floating_point:
         raise TypeError(f"{fn}: {what} must be floating point, got {x.dtype!r}")
     return x
+
+
+def _numeric_input(x, fn, what="input", bools=False):
+    """``x`` as a float tensor: integer inputs in the default float dtype, as torch's compositions
+    reach it (their first Python-float step promotes); bools only where ``bools`` (elsewhere torch's
+    subtraction refuses them, with its error)."""
+    x = _tensor(x, fn, what)
+    if x.dtype.is_floating_point:
+        return x
+    if x.dtype == dtypes.bool_ and not bools:
+        raise RuntimeError(f"{fn}: {what} is bool; subtraction, the `-` operator, with a bool tensor is not "
+                           "supported (as torch)")
+    if x.dtype.is_complex:
+        raise TypeError(f"{fn}: {what} must be real, got {x.dtype!r}")
+    return x.to(get_default_dtype())
 
 
 def _like(t, like, fn, what):
@@ -57,7 +73,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduct
         1.0
     """
     fn = "poisson_nll_loss"
-    input = promoted(_float_input(input, fn), target)
+    input = promoted(_numeric_input(input, fn), target)
     target = _like(target, input, fn, "target")
     _broadcastable(input, target, fn)
     loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
@@ -121,7 +137,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
         0.0
     """
     fn = "margin_ranking_loss"
-    x1 = promoted(promoted(_float_input(input1, fn, "input1"), input2), target)   # torch's dtype
+    x1 = promoted(promoted(_numeric_input(input1, fn, "input1"), input2), target)   # torch's dtype
     x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
     if not x1.ndim == x2.ndim == y.ndim:
         raise ValueError(f"{fn}: input1, input2 and target must have the same number of dimensions, got "
@@ -155,7 +171,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
         0.0
     """
     fn = "cosine_embedding_loss"
-    x1 = promoted(_float_input(input1, fn, "input1"), input2)      # a float64 input2: a float64 loss
+    x1 = promoted(_numeric_input(input1, fn, "input1", True), input2)      # a float64 input2: a float64 loss
     x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
     if not x1.ndim == x2.ndim == y.ndim + 1 or x1.ndim not in (1, 2) or \
             y.shape not in ((), (1,), x1.shape[:1], x2.shape[:1]):       # sizes of 1 broadcast, as torch's
@@ -249,7 +265,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
         (2,)
     """
     fn = "pairwise_distance"
-    a = _float_input(x1, fn, "x1")
+    a = promoted(_numeric_input(x1, fn, "x1"), x2)         # an int or float32 x1 with a float64 x2: float64
     b = _like(x2, a, fn, "x2")
     if isinstance(p, bool) or not isinstance(p, (int, float)) or p != p:
         raise ValueError(f"{fn}: p must be a number (any sign, or +-inf), got {p!r}")
@@ -270,7 +286,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
         0.0
     """
     fn = "triplet_margin_loss"
-    a = promoted(promoted(_float_input(anchor, fn, "anchor"), positive), negative)
+    a = promoted(promoted(_numeric_input(anchor, fn, "anchor"), positive), negative)
     pos, neg = _like(positive, a, fn, "positive"), _like(negative, a, fn, "negative")
     if not a.ndim == pos.ndim == neg.ndim or a.ndim == 0:
         raise ValueError(f"{fn}: anchor, positive and negative must have one number of dimensions ((N, D) or "

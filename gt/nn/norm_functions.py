@@ -222,8 +222,10 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
                          f"shape {x.shape})")
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ValueError(f"{fn}: size must be a positive int (channels in the window), got {size!r}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
+    if x.dtype == dtypes.bool_:
+        raise NotImplementedError(f"{fn}: not implemented for {x.dtype!r} inputs (as torch's average pool)")
+    if x.dtype.is_complex:
+        raise TypeError(f"{fn}: expected a real input, got {x.dtype!r}")
     if x.numel() == 0:
         return x * 1
     c = x.shape[1]
@@ -231,4 +233,6 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
     window = padded[:, 0:c]
     for j in range(1, size):                 # one slice per window offset: size ops, not per element
         window = window + padded[:, j:j + c]
+    if not x.dtype.is_floating_point:        # torch's integer average pool truncates the mean of squares
+        return x / ((window // size) * alpha + k) ** beta
     return x / (window * (alpha / size) + k) ** beta

@@ -93,3 +93,15 @@ def norm_input(x, dtype):
                            "should be convertible without narrowing to the specified dtype "
                            f"({dtypes.torch_type_name(dtype.name)})")
     return x.to(dtype)
+
+
+def narrow_bounds(start, length):
+    """``narrow``'s start and length as ints: torch takes ints, or a 0-d integer tensor as start,
+    and refuses bools (its signature has no bool) and other tensors."""
+    if isinstance(start, bool) or isinstance(length, bool):
+        raise TypeError(f"narrow(): start and length must be ints, not bool (got start={start!r}, length={length!r})")
+    if hasattr(start, "ndim"):             # a tensor (or array) as start
+        if start.ndim != 0 or "int" not in str(start.dtype):
+            raise RuntimeError(f"narrow(): start must be an 0-dim integral Tensor, got {start!r}")
+        start = int(start.item())
+    return start, length

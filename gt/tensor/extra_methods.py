@@ -14,7 +14,7 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
-from gt.tensor._args import _fill, _pick, _scalar, _varargs, norm_input
+from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, norm_input
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
@@ -331,6 +331,7 @@ class ExtraMethods:
 
     def narrow(self, dim, start, length):
         """``length`` elements of axis ``dim`` from ``start`` (a view in torch; here a slice)."""
+        start, length = narrow_bounds(start, length)
         dim = normalize_axis(dim, self.ndim, "narrow")
         n = self.shape[dim]
         start = start + n if start < 0 else start

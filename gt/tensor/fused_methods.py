@@ -8,6 +8,8 @@ The in-place ``addcmul_``/``addcdiv_`` are gt/tensor/inplace.py's.
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import math
+
 from gt import amp, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import _operand, where
@@ -35,10 +37,23 @@ def _number(value, op, name, *tensors):
     return value
 
 
+# torch's kernels of these cast a float beta/alpha to an integer result's type (truncating it);
+# addr and the others refuse it
+_TRUNCATING = {"addmm", "addmv", "addbmm", "baddbmm"}
+
+
+def _coefficient(value, op, name, x, product):
+    if (op in _TRUNCATING and isinstance(value, float) and math.isfinite(value)
+            and all(t.dtype != dtypes.bool_ and not (t.dtype.is_floating_point or t.dtype.is_complex)
+                    for t in (x, product))):
+        return math.trunc(value)
+    return _number(value, op, name, x, product)
+
+
 def _add_product(x, product, beta, alpha, op):
     """``beta * x + alpha * product``, with ``x`` ignored when ``beta`` is 0 (torch's rule)."""
     x = _tensor(x, op, "input")
-    beta, alpha = _number(beta, op, "beta", x, product), _number(alpha, op, "alpha", x, product)
+    beta, alpha = _coefficient(beta, op, "beta", x, product), _coefficient(alpha, op, "alpha", x, product)
     try:
         shape = x.broadcast_to(product.shape).shape if x.shape != product.shape else x.shape
     except ValueError:

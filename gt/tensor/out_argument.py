@@ -58,6 +58,9 @@ def write(result, out, name):
 def _write_one(result, out, name):
     if not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if name in _EXACT_DTYPE and out.dtype != result.dtype:
+        raise RuntimeError(f"{name}(): expected out tensor to have dtype {result.dtype}, but got {out.dtype} instead "
+                           "(as torch, whose kernel writes this op's out without casting)")
     if not can_cast(result.dtype, out.dtype):
         raise RuntimeError(f"result type {dtypes.torch_type_name(result.dtype.name)} can't be cast to the desired output type "
                            f"{dtypes.torch_type_name(out.dtype.name)}")
@@ -72,6 +75,9 @@ def _write_one(result, out, name):
     with autograd.no_grad():
         out.copy_(result)
 
+
+# functions whose out= torch asks for in the result's own dtype (no cast)
+_EXACT_DTYPE = {"aminmax", "gather"}
 
 # functions whose out= torch lets overlap an input (its BLAS products); the others refuse one
 # that lies in part of out's memory, as its elementwise ops do
