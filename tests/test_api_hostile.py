@@ -151,6 +151,16 @@ def test_ppt_train_refuses_a_file_as_checkpoint_dir(no_data, tmp_path):
     assert path.read_text() == "mine"
 
 
+def test_ppt_train_checks_its_codebook_and_resume_from_before_any_work(no_data, tmp_path):
+    # as `lpm ppt train` refuses them; the Python API read MNIST (and fitted a codebook) first
+    folder = tmp_path / "codebook"
+    folder.mkdir()
+    with pytest.raises(DataError, match="--codebook .*a folder, not a codebook file"):
+        ppt_train.train(ppt_train.PPTTrainConfig(limit=20, codebook=str(folder)), log=lambda line: None)
+    with pytest.raises(CheckpointError, match="--resume-from .*no such file or folder"):
+        ppt_train.train(ppt_train.PPTTrainConfig(limit=20, resume_from=str(tmp_path / "none")), log=lambda line: None)
+
+
 @pytest.mark.parametrize("override, words", [
     (dict(task="bogus"), "--task must be one of digit-strings, moving-digits, got 'bogus'"),   # was KeyError
     (dict(num_beams=0), "--num-beams must be >= 1, got 0"),          # failed after the whole training
@@ -169,6 +179,11 @@ def test_caption_train_refuses_a_file_as_checkpoint_dir(no_data, tmp_path):
     with pytest.raises(OutputError, match="is a file, not a folder"):    # was found after training
         caption_train.train(caption_train.CaptionTrainConfig(checkpoint_dir=str(path)), log=lambda line: None)
     assert path.read_text() == "mine"
+
+
+def test_caption_train_checks_resume_from_before_any_work(no_data, tmp_path):
+    with pytest.raises(CheckpointError, match="--resume-from .*no such file or folder"):   # was after the data
+        caption_train.train(caption_train.CaptionTrainConfig(resume_from=str(tmp_path / "none")), log=lambda line: None)
 
 
 # ---- lpm.inference -------------------------------------------------------------------------------

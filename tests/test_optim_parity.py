@@ -282,3 +282,13 @@ def test_a_torch_state_dict_saved_with_fused_or_foreach_loads():
         assert mine.state_dict()["state"][0]["exp_avg"].tolist() == saved["state"][0]["exp_avg"].tolist()
         built = gt.optim.Adam(gt.nn.Linear(3, 2).parameters(), **option)   # accepted when built, as torch
         assert {k: built.param_groups[0][k] for k in option} == option
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad"])
+def test_fused_and_foreach_together_refused_as_torch(name):
+    torch = torch_or_skip()
+    for lib in (torch, gt):
+        with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+            getattr(lib.optim, name)([lib.zeros(2, requires_grad=True)], lr=0.1, fused=True, foreach=True)
+        one = getattr(lib.optim, name)([lib.zeros(2, requires_grad=True)], lr=0.1, fused=True, foreach=False)
+        assert (one.param_groups[0]["fused"], one.param_groups[0]["foreach"]) == (True, False)

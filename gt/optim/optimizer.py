@@ -64,6 +64,9 @@ class Optimizer(StateDictHooks):
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+        if self.defaults.get("fused") and self.defaults.get("foreach"):    # torch's constructors' check
+            raise RuntimeError(f"{type(self).__name__}: `fused` and `foreach` cannot be `True` together "
+                               f"(got fused={self.defaults['fused']!r}, foreach={self.defaults['foreach']!r})")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -28,7 +28,7 @@ from lpm.caption.dataset import ImageTextDataset, held_out_file, held_out_split
 from lpm.caption.evaluate import evaluate_captions, report_lines
 from lpm.caption.metrics import missing_packages
 from lpm.caption.model import PixelLLM, PixelLLMConfig
-from lpm.caption.store import blind_dir
+from lpm.caption.store import CaptionStore, blind_dir
 from lpm.caption.tasks import CANVAS, TASKS
 from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
@@ -239,6 +239,8 @@ def check_start(cfg):
     if cfg.checkpoint_dir:
         refused += [(CheckpointError, run_folder_problem(folder, cfg.resume))
                     for folder in (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir))]
+    if cfg.resume_from and not any(p for _, p in refused):       # the named checkpoint is read and verified now
+        refused.append((CheckpointError, CaptionStore.resume_from_problem(resolve(cfg))))
     refused.append((ValueError, None if cfg.data else config_problem(cfg)))   # --data's images: once read
     for kind, problem in refused:
         if problem:

@@ -22,16 +22,15 @@ from lpm.checkpoint import load_into
 from lpm.commands import dispatch
 from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, existing_output,
                          folder_given, missing_package, positive, problems, seed_problem)
-from lpm.outputs import output_problems, writable_problem
-from lpm.data.base import DataError
+from lpm.outputs import writable_problem
 from lpm.ppt.codebook import grid_side
-from lpm.ppt.data import load_codebook, load_tokens, tokens_of
+from lpm.ppt.data import load_tokens, tokens_of
 from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
-from lpm.ppt.store import Store, read_ppt_checkpoint
-from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, patch_size_problem, option_problems, train
-from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
+from lpm.ppt.store import read_ppt_checkpoint
+from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, patch_size_problem, option_problems, start_problems, train
+from lpm.resume import NonFiniteLoss, WrongKind
 
 USAGE = """usage: lpm ppt {train,evaluate,generate,codebook} ...
 
@@ -93,45 +92,14 @@ def train_command(argv, prog):
     bad = option_problems(cfg)
     if bad:
         p.error(bad[0])
-    refused = _folder_problem(cfg)
+    refused = start_problems(cfg)
     if refused:
-        p.refuse(refused)
+        p.refuse(refused[0][1])
     too_large = _memory_problem(cfg)
     if too_large:
         p.refuse(too_large)
     train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
-
-
-def _folder_problem(cfg):
-    """The first problem of the folders and files the run writes or resumes from, or None."""
-    codebook = cfg.codebook and not os.path.exists(cfg.codebook)
-    refused = output_problems(cfg, ("curves.png", "samples_epoch*.png"),
-                              [("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else ())
-    if cfg.checkpoint_dir:
-        refused.append(run_folder_problem(cfg.checkpoint_dir, cfg.resume))
-    if cfg.resume_from and not any(refused):       # the named checkpoint is read and verified now
-        refused.append(Store.resume_from_problem(cfg))
-    if not any(refused):
-        refused.append(_codebook_problem(cfg))
-    return next((r for r in refused if r), None)
-
-
-def _codebook_problem(cfg):
-    """Why the codebook the run would read (``--codebook``, or the run folder's) cannot be used: a
-    folder, another kind of file, a codebook of other sizes; read now (small), not after MNIST."""
-    path = cfg.codebook_path()
-    if not path or not os.path.lexists(path):
-        return None                   # fitted, then written there
-    try:
-        load_codebook(path, cfg.patch_size, cfg.codes)
-    except DataError as exc:
-        message = str(exc)            # "codebook PATH: ..." or "PATH is a codebook of ..."
-    else:
-        return None
-    if cfg.codebook:
-        return "--" + message if message.startswith("codebook ") else f"--codebook {message}"
-    return message
 
 
 def _memory_problem(cfg):

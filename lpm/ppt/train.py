@@ -26,12 +26,13 @@ import gt
 from gt import nn
 from gt.sharding import get_mesh
 from lpm.checkpoint import CheckpointError
+from lpm.data.base import DataError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
 from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
                          seed_problem, within)
 from lpm.outputs import OutputError, output_problems, progress_bar
 from lpm.ppt import figures
-from lpm.ppt.data import load_tokens
+from lpm.ppt.data import load_codebook, load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import RunState, Store
@@ -260,12 +261,41 @@ def check_start(cfg):
     if bad:
         kind = TypeError if field_type_problems(cfg, "PPTTrainConfig") else ValueError
         raise kind(bad[0] if bad[0].startswith("PPTTrainConfig") else f"PPTTrainConfig: {bad[0]}")
-    refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "samples_epoch*.png"))]
+    for kind, problem in start_problems(cfg):
+        raise kind(problem)
+
+
+def start_problems(cfg):
+    """``[(exception class, message)]`` for the folders and files a run of ``cfg`` writes or resumes
+    from, as ``lpm ppt train`` refuses them: the output folders, a run folder holding another run,
+    --resume-from's checkpoint and the codebook the run would read (small: read now, not after MNIST)."""
+    codebook = cfg.codebook and not os.path.exists(cfg.codebook)
+    refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "samples_epoch*.png"), [
+        ("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else ())]
     if cfg.checkpoint_dir:
         refused.append((CheckpointError, run_folder_problem(cfg.checkpoint_dir, cfg.resume)))
-    for kind, problem in refused:
-        if problem:
-            raise kind(problem)
+    if cfg.resume_from and not any(p for _, p in refused):       # the named checkpoint is read and verified now
+        refused.append((CheckpointError, Store.resume_from_problem(cfg)))
+    if not any(p for _, p in refused):
+        refused.append((DataError, _codebook_problem(cfg)))
+    return [(kind, p) for kind, p in refused if p]
+
+
+def _codebook_problem(cfg):
+    """Why the codebook the run would read (``--codebook``, or the run folder's) cannot be used: a
+    folder, another kind of file, a codebook of other sizes; read now (small), not after MNIST."""
+    path = cfg.codebook_path()
+    if not path or not os.path.lexists(path):
+        return None                   # fitted, then written there
+    try:
+        load_codebook(path, cfg.patch_size, cfg.codes)
+    except DataError as exc:
+        message = str(exc)            # "codebook PATH: ..." or "PATH is a codebook of ..."
+    else:
+        return None
+    if cfg.codebook:
+        return "--" + message if message.startswith("codebook ") else f"--codebook {message}"
+    return message
 
 
 def train(cfg, log=print):
