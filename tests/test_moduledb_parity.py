@@ -19,6 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")   # common_modules imports it
+pytestmark = pytest.mark.table    # the GT_DEVICES passes run a spread of the table (tests/conftest.py)
 
 import gt  # noqa: E402
 from gt.client import nn as gnn  # noqa: E402

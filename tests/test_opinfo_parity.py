@@ -32,6 +32,7 @@ import gt.special
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")
+pytestmark = pytest.mark.table    # the GT_DEVICES passes run a spread of the table (tests/conftest.py)
 
 _frozen = torch.backends.flags_frozen()
 with warnings.catch_warnings():

@@ -20,6 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")   # common_optimizers imports it
+pytestmark = pytest.mark.table    # the GT_DEVICES passes run a spread of the table (tests/conftest.py)
 
 import gt  # noqa: E402
 import gt.optim as go  # noqa: E402
