@@ -364,3 +364,70 @@ def test_full_of_a_complex_number_is_the_default_floats_complex_kind():
         theirs = torch.full((2,), 1j) if dtype is None else torch.full((2,), 1j, dtype=torch.complex128)
         assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+# ---- reductions and predicates that read both parts (review) ----------------------------------------------
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_var_std_of_complex_are_real_mean_squared_moduli(dtype):
+    data = _data((3, 4), dtype)
+    x, t = gt.tensor(data, requires_grad=True), torch.tensor(data, requires_grad=True)
+    for ours, theirs in [(x.var(unbiased=True), t.var()), (x.std(dim=1, unbiased=False), t.std(dim=1, correction=0)),
+                         (gt.var_mean(x, 0, correction=1)[0], torch.var_mean(t, 0)[0])]:
+        _close(ours, theirs)
+    x.std(dim=0, unbiased=True).sum().backward()
+    t.std(dim=0).sum().backward()
+    _close(x.grad, t.grad)
+
+
+def test_isreal_isclose_cov_corrcoef_read_the_imaginary_part():
+    data = _data((3, 4), "complex64")
+    data[0, 0] = 2.0
+    x, t = gt.tensor(data), torch.tensor(data)
+    assert x.isreal().tolist() == t.isreal().tolist()
+    assert gt.isclose(x, x.conj()).tolist() == torch.isclose(t, t.conj()).tolist()
+    assert gt.isclose(x, x + 1e-3j).tolist() == torch.isclose(t, t + 1e-3j).tolist()
+    _close(gt.cov(x), torch.cov(t))
+    _close(gt.corrcoef(x), torch.corrcoef(t))
+
+
+@pytest.mark.parametrize("op", ["cumprod", "einsum", "linear"])
+def test_gradients_of_cumprod_einsum_linear_conjugate_complex_operands(op):
+    fns = {"cumprod": lambda m, x, y: (x * y).cumprod(1),
+           "einsum": lambda m, x, y: m.einsum("ij,kj->ik", x, y),
+           "linear": lambda m, x, y: (m.nn.functional.linear(x, y, y[0, :3]))}
+    xs, ys = _data((3, 4), "complex64", 1), _data((3, 4), "complex64", 2)
+    grads = []
+    for m in (gt, torch):
+        x, y = m.tensor(xs, requires_grad=True), m.tensor(ys, requires_grad=True)
+        out = fns[op](m, x, y)
+        (out.abs() ** 2).sum().backward()
+        grads.append((out, x.grad, y.grad))
+    for ours, theirs in zip(*grads):
+        _close(ours, theirs, 1e-4)
+
+
+def test_sgn_of_complex_and_rounding_refused_as_torch():
+    data = np.array([1 + 1j, 2 - 1j, 0j], dtype="complex64")
+    w = np.array([1 + 2j, 3, 1], dtype="complex64")
+    res = []
+    for m in (gt, torch):
+        z = m.tensor(data, requires_grad=True)
+        out = z.sgn()
+        (out * m.tensor(w)).real.sum().backward()
+        res.append((out, z.grad))
+    for ours, theirs in zip(*res):
+        _close(ours, theirs)
+    z = gt.tensor(data)
+    for name in ("sign", "floor", "ceil", "trunc", "round"):
+        with pytest.raises(NotImplementedError):
+            getattr(z, name)()
+
+
+@pytest.mark.parametrize("call", ["argmax", "argmin", "sort", "argsort", "topk", "maximum", "minimum", "clamp"])
+def test_ordering_ops_refuse_complex_as_torch(call):
+    for m in (torch, gt):
+        z = m.tensor(_data((3,), "complex64"))
+        fn = {"topk": lambda z: z.topk(1), "maximum": lambda z: m.maximum(z, z), "minimum": lambda z: m.minimum(z, z),
+              "clamp": lambda z: z.clamp(0, 1)}.get(call, lambda z: getattr(z, call)())
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            fn(z)

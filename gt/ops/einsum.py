@@ -137,6 +137,8 @@ class Einsum(Function):
 
     def backward(self, g):
         operands = self.saved
+        if B.dtype_of(g).is_complex:     # torch's convention for complex operands (gt/ops/complex_ops.py)
+            operands = tuple(B.conj(a) for a in operands)
         if self.low is not None:    # the upstream gradient rounded once; the gradients back in float32
             g = B.astype(g, self.low)
             return tuple(B.astype(_operand_grad(self.spec, k, g, operands), dtypes.float32) if need else None

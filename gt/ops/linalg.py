@@ -135,6 +135,8 @@ class Linear(Function):
         if self.low is not None:
             return self._backward_low(g)
         x, weight, has_bias = self.saved[:3]
+        if B.dtype_of(g).is_complex:     # torch's convention for complex operands (gt/ops/complex_ops.py)
+            x, weight = B.conj(x), B.conj(weight)
         nx, nw = self.needs_input_grad[:2]
         nb = has_bias and self.needs_input_grad[2]
         rows = math.prod(g.shape[:-1])           # not -1: an empty last axis has no -1

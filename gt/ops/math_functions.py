@@ -351,6 +351,8 @@ class Cumprod(Function):
         ax = self.axis
         if x.shape[ax] <= 1:
             return (g,)
+        if B.dtype_of(x).is_complex:     # the conjugate derivative (torch's convention): of conjugated factors
+            x, out = B.conj(x), B.conj(out)
         zeros_so_far = B.cumsum(x == 0, ax)
         before = zeros_so_far == 0
         with B.quiet_float_errors():

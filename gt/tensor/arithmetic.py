@@ -75,6 +75,11 @@ def _floating(x, complex_ok=False):
     return x.to(dtypes.default_float)
 
 
+def _no_order(a, b, name):
+    if a.dtype.is_complex or (isinstance(b, Tensor) and b.dtype.is_complex) or isinstance(b, complex):
+        raise RuntimeError(f"{name} not implemented for complex tensors (torch's error): complex numbers have no order")
+
+
 def _promote_ints(a, b, true_div=False):
     """``a`` and ``b`` (tensors or Python numbers, one a tensor) cast to torch's result dtype
     (promotion.py) where numpy's would differ: an int tensor meeting a float tensor or a Python
@@ -245,15 +250,19 @@ class ArithmeticMethods:
         return ew.Abs.apply(self)
 
     def maximum(self, other):
+        _no_order(self, other, "maximum")
         return _binary(ew.Maximum, "maximum", self, other)
 
     def minimum(self, other):
+        _no_order(self, other, "minimum")
         return _binary(ew.Minimum, "minimum", self, other)
 
     def clip(self, min=None, max=None):
         """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
+        if self.dtype.is_complex:
+            raise NotImplementedError("clamp is not supported for complex types (torch's error): no order")
         low, high = _scalar(min), _scalar(max)
         if self.dtype.is_floating_point and not isinstance(low, Tensor) and not isinstance(high, Tensor):
             return ew.Clip.apply(self, low, high)     # the common case: numbers keep the tensor's dtype

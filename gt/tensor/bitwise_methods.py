@@ -320,9 +320,11 @@ def isneginf(input):
 
 
 def isreal(input):
-    """True where the imaginary part is 0 (``torch.isreal``): everywhere, gt having no complex
-    dtypes (NaN included, as torch's)."""
+    """True where the imaginary part is 0 (``torch.isreal``): everywhere for a real dtype (NaN
+    included, as torch's)."""
     _tensor_only("isreal", input)
+    if input.dtype.is_complex:
+        return input.imag == 0
     return _local(lambda x: B.ones(tuple(x.shape), dtypes.bool_), (input,))
 
 

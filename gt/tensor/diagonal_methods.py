@@ -212,11 +212,11 @@ class DiagonalMethods:
         if rtol < 0 or atol < 0:
             raise RuntimeError(f"isclose(): rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
         close = self == other
-        if equal_nan and self.dtype.is_floating_point:
+        if equal_nan and self.dtype.differentiable:
             close = close | (self.isnan() & other.isnan())
         if self.dtype == dtypes.bool_ or (rtol == 0 and atol == 0):
             return close
-        a, b = (self, other) if self.dtype.is_floating_point else (self.double(), other.double())
+        a, b = (self, other) if self.dtype.differentiable else (self.double(), other.double())
         with B.quiet_float_errors():        # inf - inf is NaN, not close, silently as in torch
             error = (a - b).abs()
             return close | (error.isfinite() & (error <= atol + rtol * b.abs()))

@@ -84,8 +84,12 @@ class InplaceMathMethods:
         return self.trunc()
 
     def sgn(self):
-        """``sign`` (gt has no complex numbers, for which torch's ``sgn`` differs)."""
-        return self.sign()
+        """``sign``; of a complex tensor ``z / |z|`` (0 at 0), torch's ``sgn``, with its gradient."""
+        if not self.dtype.is_complex:
+            return self.sign()
+        size = self.abs()
+        zero = size == 0
+        return (self / size.masked_fill(zero, 1)).masked_fill(zero, 0)
 
     # ---- random fills, in place ----
     def normal_(self, mean=0.0, std=1.0, *, generator=None):

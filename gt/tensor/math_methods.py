@@ -112,6 +112,14 @@ class MathMethods:
 
     # ---- rounding: a zero gradient, as torch's ------------------------------------------------
     def _rounding(self, how):
+        if self.dtype.is_complex:      # torch's kernels refuse complex numbers (numpy's keep them whole)
+            if how == "sign":
+                raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex numbers. "
+                                          "Please use torch.sgn instead.")
+            if how == "round":
+                raise NotImplementedError(f"\"round_vml_cpu\" not implemented for "
+                                          f"'{dtypes.torch_type_name(self.dtype.name)}': round the parts")
+            raise NotImplementedError(f"{how} is not supported for complex inputs")
         if not self.dtype.is_floating_point and (how != "sign" or self.dtype == dtypes.bool_):
             if self.dtype == dtypes.bool_ and how != "sign":     # torch has no rounding kernel for bools
                 raise NotImplementedError(f"\"{how}_vml_cpu\" not implemented for 'Bool'")

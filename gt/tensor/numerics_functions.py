@@ -10,6 +10,7 @@ import warnings
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.tensor.construct_methods import promoted
+from gt.tensor.complex_functions import complex as gt_complex
 from gt.tensor.core import Tensor
 from gt.tensor.creation import _float, _new
 from gt.tensor.functions import cat, stack
@@ -181,7 +182,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
         raise RuntimeError("cov(): bool dtype is not supported for input")
     if isinstance(correction, bool) or not isinstance(correction, int):
         raise TypeError(f"cov(): argument 'correction' must be int, not {type(correction).__name__}")
-    x = _as_float(input)
+    x = input if input.dtype.is_complex else _as_float(input)
     x = x.reshape(1, -1) if x.ndim < 2 else x
     n = x.shape[1]
     w = None
@@ -209,7 +210,8 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
                       "observations.", UserWarning, stacklevel=2)
         norm = norm - norm if isinstance(norm, Tensor) else 0.0     # +0: torch's inf keeps the sign of c
     xm = x - avg.unsqueeze(1)
-    c = xm.mm((xm if w is None else xm * w).t())
+    xw = (xm if w is None else xm * w).t()
+    c = xm.mm(xw.conj() if xw.dtype.is_complex else xw)
     return (c / norm).squeeze()
 
 
@@ -237,6 +239,10 @@ def corrcoef(input):  # noqa: A002
     c = cov(input)
     if c.ndim == 0:
         return c / c
+    if c.dtype.is_complex:        # torch's: the real diagonal's root, each part clipped into [-1, 1]
+        std = c.diagonal().real.sqrt()
+        c = c / std.unsqueeze(1) / std.unsqueeze(0)
+        return gt_complex(c.real.clamp(-1.0, 1.0), c.imag.clamp(-1.0, 1.0))
     std = c.diagonal().sqrt()
     c = c / std.unsqueeze(1) / std.unsqueeze(0)
     return c.clamp(-1.0, 1.0)

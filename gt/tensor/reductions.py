@@ -122,7 +122,11 @@ class ReductionMethods:
         keep = bool(keepdims or keepdim)
         count = self.numel() if axes is None else numel(self.shape[a] for a in axes)
         centered = self - self.mean(axes, keepdims=True)
-        return (centered * centered).sum(axes, keepdims=keep) / max(count - ddof, 0)
+        if self.dtype.is_complex:       # torch's: the mean of |x - mean|**2, a real tensor
+            square = centered.real * centered.real + centered.imag * centered.imag
+        else:
+            square = centered * centered
+        return square.sum(axes, keepdims=keep) / max(count - ddof, 0)
 
     def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
@@ -134,6 +138,8 @@ class ReductionMethods:
         return reduction_ops.StdFromVar.apply(var)    # a zero gradient over a constant slice, as torch
 
     def _arg(self, fn, name, axis, keepdims, dim, keepdim):
+        if self.dtype.is_complex:
+            raise RuntimeError(f"{name}(): does not support complex input (torch's error): compare .abs() or .real")
         if self.dtype == dtypes.bool_:
             raise RuntimeError(f"{name}(): does not support bool input (torch's error); cast it first, "
                                f"e.g. x.int().{name}()")

@@ -54,6 +54,11 @@ def _flag(value, name, op):
     return value
 
 
+def _ordered(t, name):
+    if t.dtype.is_complex:    # torch's error: complex numbers have no order
+        raise RuntimeError(f"{name} does not support complex dtypes on CPU: sort .abs() or .real")
+
+
 class SortingMethods:
     __slots__ = ()
 
@@ -65,6 +70,7 @@ class SortingMethods:
         """
         _flag(stable, "stable", "argsort")
         descending = _flag(descending, "descending", "argsort")
+        _ordered(self, "sort")
         if self.ndim == 0:
             normalize_axis(dim, 0, "argsort")
             return self.reshape(1).argsort(0).reshape(())
@@ -100,6 +106,7 @@ class SortingMethods:
             >>> gt.tensor([1.0, 5.0, 3.0, 5.0]).topk(2).indices.tolist()   # ties: first position first
             [1, 3]
         """
+        _ordered(self, "topk")
         _flag(sorted, "sorted", "topk")
         largest = _flag(largest, "largest", "topk")
         n = self.shape[normalize_axis(dim, self.ndim, "topk")] if self.ndim else 1
