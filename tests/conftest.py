@@ -29,9 +29,9 @@ from lpm.model import PixelTransformer
 # the two engines itself): it runs in the pass with neither variable set. `own_mesh` marks one that
 # picks every mesh it uses with use_mesh(n): GT_DEVICES would only repeat it, so it is skipped in the
 # passes that set GT_DEVICES (and still runs on both engines). `table` marks a test parametrized over
-# one of torch's own test tables (OpInfo, module, optimizer): the passes that set GT_DEVICES run every
-# TABLE_STRIDE-th case of each such test (a spread of the table on a mesh), to keep CI's four passes in time.
-TABLE_STRIDE = 4
+# one of torch's own test tables (OpInfo, module, optimizer): the first pass runs every case, the torch
+# engine's pass every 2nd and the passes that set GT_DEVICES every 4th of each such test (a spread of
+# the table), to keep CI's four passes in time.
 _DEVICES_FROM_ENV = os.environ.get("GT_DEVICES", "").strip() not in ("", "1")
 _OTHER_ENGINE = os.environ.get("GT_BACKEND", "").strip().lower() not in ("", "numpy")
 FIRST_PASS = not (_DEVICES_FROM_ENV or _OTHER_ENGINE)
@@ -41,17 +41,18 @@ def pytest_collection_modifyitems(config, items):
     first = pytest.mark.skip(reason="the same in every pass (own processes and GT_* settings): runs in the "
                                     "pass without GT_DEVICES/GT_BACKEND")
     mesh = pytest.mark.skip(reason="chooses its own meshes (use_mesh): runs in the passes without GT_DEVICES")
-    spread = pytest.mark.skip(reason=f"a case of torch's tables: the GT_DEVICES passes run every {TABLE_STRIDE}th")
+    stride = 4 if _DEVICES_FROM_ENV else 2 if _OTHER_ENGINE else 1
+    spread = pytest.mark.skip(reason=f"a case of torch's tables: this pass runs every {stride}th")
     seen = {}     # table tests' cases so far, by test function
     for item in items:
         if not FIRST_PASS and item.get_closest_marker("first_pass"):
             item.add_marker(first)
         elif _DEVICES_FROM_ENV and item.get_closest_marker("own_mesh"):
             item.add_marker(mesh)
-        elif _DEVICES_FROM_ENV and item.get_closest_marker("table"):
+        elif stride > 1 and item.get_closest_marker("table"):
             key = (item.fspath, item.originalname)
             seen[key] = seen.get(key, -1) + 1
-            if seen[key] % TABLE_STRIDE:
+            if seen[key] % stride:
                 item.add_marker(spread)
 
 

@@ -10,6 +10,15 @@ from helpers import assert_close_as_torch, randn_pair
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def _torch_validation_restored():
+    """torch.cond/while_loop compile through dynamo, which turns torch.distributions' argument
+    validation off for the whole process; later tests compare gt's validation errors with torch's."""
+    before = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution.set_default_validate_args(before)
+
+
 # ---- control flow ---------------------------------------------------------------------------------
 def test_cond_runs_the_branch_and_its_gradient():
     for pred in (True, False):

@@ -14,6 +14,7 @@ import pytest
 
 import gt
 from gt.backend import B
+from gt.sharding import use_mesh
 from helpers import assert_close_as_torch, randn_pair
 
 torch = pytest.importorskip("torch")
@@ -359,6 +360,15 @@ def test_tensor_as_strided_scatter_matches_torch():
 
 
 # ---- dim_order, as_strided_ -----------------------------------------------------------------------
+
+@pytest.fixture
+def one_device():
+    """Strides, data pointers and shared memory are one array's: these tests pick a one-device mesh."""
+    with use_mesh(1):
+        yield
+
+@pytest.mark.own_mesh
+@pytest.mark.usefixtures("one_device")
 def test_dim_order_matches_torch():
     import itertools
 
@@ -390,6 +400,8 @@ def test_as_strided_inplace_matches_torch():
         gt.arange(4.0).as_strided_((3,), (2,))
 
 
+@pytest.mark.own_mesh
+@pytest.mark.usefixtures("one_device")
 def test_set_shares_the_source_memory_as_torch():
     for mod in (gt, torch):
         a, b = mod.zeros(3), mod.ones(2, 2)
@@ -454,6 +466,8 @@ def test_native_dropout_grid_sampler_nd_and_embedding_renorm():
     assert_close_as_torch(g, t, rtol=1e-12)
 
 
+@pytest.mark.own_mesh
+@pytest.mark.usefixtures("one_device")
 def test_strided_and_legacy_odds_and_ends():
     x, t = gt.arange(6.0), torch.arange(6.0)
     assert gt.as_strided_(x, (2, 2), (2, 1), 1) is x
