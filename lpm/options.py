@@ -77,6 +77,19 @@ def field_type_problems(cfg, name):
     return out
 
 
+def refuse_config(cfg, cls, option_problems):
+    """Raise for the first problem of the dataclass config ``cfg`` (the ``train()`` of lpm ppt and
+    lpm caption): TypeError when ``cfg`` is not a ``cls`` or a field has the wrong type, ValueError
+    for any other of ``option_problems(cfg)``, the message naming the class."""
+    name = cls.__name__
+    if not isinstance(cfg, cls):
+        raise TypeError(f"train: cfg must be an {cls.__module__}.{name}, got {type(cfg).__name__}")
+    bad = option_problems(cfg)
+    if bad:
+        kind = TypeError if field_type_problems(cfg, name) else ValueError
+        raise kind(bad[0] if bad[0].startswith(name) else f"{name}: {bad[0]}")
+
+
 def _of_kind(value, kind):
     if kind is type(None):
         return value is None

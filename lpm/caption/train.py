@@ -34,7 +34,7 @@ from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
 from lpm.checkpoint import CheckpointError
 from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
-                         seed_problem, within)
+                         refuse_config, seed_problem, within)
 from lpm.outputs import OutputError, output_problems
 from lpm.resume import run_folder_problem, settle_resume_from
 
@@ -229,12 +229,7 @@ def check_start(cfg):
     ``CaptionTrainConfig`` or holds a value of the wrong type (``TypeError``), a bad option or model
     size (``ValueError`` naming it), a missing package, an output folder that cannot be written or
     a run folder that holds another run."""
-    if not isinstance(cfg, CaptionTrainConfig):
-        raise TypeError(f"train: cfg must be an lpm.caption.train.CaptionTrainConfig, got {type(cfg).__name__}")
-    bad = option_problems(cfg)
-    if bad:
-        kind = TypeError if field_type_problems(cfg, "CaptionTrainConfig") else ValueError
-        raise kind(bad[0] if bad[0].startswith("CaptionTrainConfig") else f"CaptionTrainConfig: {bad[0]}")
+    refuse_config(cfg, CaptionTrainConfig, option_problems)
     refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "examples.png"))]
     if cfg.checkpoint_dir:
         refused += [(CheckpointError, run_folder_problem(folder, cfg.resume))

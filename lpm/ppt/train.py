@@ -29,7 +29,7 @@ from lpm.checkpoint import CheckpointError
 from lpm.data.base import DataError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
 from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
-                         seed_problem, within)
+                         refuse_config, seed_problem, within)
 from lpm.outputs import OutputError, output_problems, progress_bar
 from lpm.ppt import figures
 from lpm.ppt.data import load_codebook, load_tokens
@@ -255,12 +255,7 @@ def check_start(cfg):
     ``PPTTrainConfig`` or holds a value of the wrong type (``TypeError``), a bad value or
     combination of options, an output folder that cannot be written or a run folder that holds
     another run (``ValueError`` naming the option)."""
-    if not isinstance(cfg, PPTTrainConfig):
-        raise TypeError(f"train: cfg must be an lpm.ppt.train.PPTTrainConfig, got {type(cfg).__name__}")
-    bad = option_problems(cfg)
-    if bad:
-        kind = TypeError if field_type_problems(cfg, "PPTTrainConfig") else ValueError
-        raise kind(bad[0] if bad[0].startswith("PPTTrainConfig") else f"PPTTrainConfig: {bad[0]}")
+    refuse_config(cfg, PPTTrainConfig, option_problems)
     for kind, problem in start_problems(cfg):
         raise kind(problem)
 
