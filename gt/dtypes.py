@@ -34,6 +34,16 @@ class DType:
         return hash(self.name)
 
     @property
+    def is_signed(self):
+        """Whether the dtype holds negative numbers (torch's ``dtype.is_signed``: not bool, not uint8)."""
+        return self.name not in ("bool", "uint8")
+
+    @property
+    def itemsize(self):
+        """Bytes per element (torch's ``dtype.itemsize``: 1 for uint8, 4 for float32)."""
+        return ITEMSIZE[self.name]
+
+    @property
     def dtype(self):
         """The numpy dtype of this name, so numpy takes gt's dtypes where it takes its own
         (``np.zeros(3, dtype=gt.float32)``, as with the public gt, whose dtypes are names)."""
@@ -48,15 +58,26 @@ float32 = DType("float32", True)
 float64 = DType("float64", True)
 int64 = DType("int64", False)
 int32 = DType("int32", False)
+int16 = DType("int16", False)
+int8 = DType("int8", False)
+uint8 = DType("uint8", False)
 bool_ = DType("bool", False)
 float16 = DType("float16", True)
 bfloat16 = DType("bfloat16", True)
 complex64 = DType("complex64", False, True)
 complex128 = DType("complex128", False, True)
 
-_BY_NAME = {d.name: d for d in (float32, float64, int64, int32, bool_, float16, bfloat16, complex64, complex128)}
-_ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_,
+_BY_NAME = {d.name: d for d in (float32, float64, int64, int32, int16, int8, uint8, bool_, float16, bfloat16,
+                                 complex64, complex128)}
+_ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_, "short": int16,
             "cfloat": complex64, "cdouble": complex128}
+# bytes per element, as torch's ``dtype.itemsize``
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+            "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16}
+# the integer dtypes narrower than int64, with their ranges: a Python int beside a tensor of one
+# is cast to it, wrapping as torch's (``x_uint8 + 300`` adds 44)
+INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int16": (-2 ** 15, 2 ** 15 - 1), "int8": (-2 ** 7, 2 ** 7 - 1),
+              "uint8": (0, 2 ** 8 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 # a complex dtype's real counterpart and back (``abs``/``real`` of complex64 are float32)
 REAL_OF = {"complex64": float32, "complex128": float64}
 COMPLEX_OF = {"float32": complex64, "float64": complex128, "float16": complex64, "bfloat16": complex64}
@@ -91,14 +112,25 @@ def to_dtype(value):
         if name in ("complex32", "chalf"):
             raise TypeError(f"unsupported dtype {value!r}: gt has no complex32 (chalf); use gt.complex64")
     raise TypeError(
-        f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.int64, gt.int32, gt.bool, "
-        f"gt.complex64, gt.complex128"
+        f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.float16, gt.bfloat16, "
+        f"gt.int64, gt.int32, gt.int16, gt.int8, gt.uint8, gt.bool, gt.complex64, gt.complex128"
     )
 
 
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
                 "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
                 "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+def wrap_int(value, dtype):
+    """The Python int ``value`` as an integer ``dtype`` holds it, wrapped into its range as torch
+    casts a number beside a tensor (``x_uint8 + 300`` adds 44, ``x_int32 * 2**31`` multiplies by
+    -2**31); int64 itself is not wrapped (the caller refuses what it cannot hold)."""
+    low, high = INT_RANGES[dtype.name]
+    if dtype.name == "int64" or low <= value <= high:
+        return value
+    span = high - low + 1
+    return (value - low) % span + low
 
 
 def as_index(value):

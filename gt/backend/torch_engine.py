@@ -41,6 +41,7 @@ _NATIVE = {
     dtypes.float64: torch.float64,
     dtypes.int64: torch.int64,
     dtypes.int32: torch.int32,
+    dtypes.int16: torch.int16, dtypes.int8: torch.int8, dtypes.uint8: torch.uint8,
     dtypes.bool_: torch.bool,
     dtypes.float16: torch.float16,
     dtypes.complex64: torch.complex64, dtypes.complex128: torch.complex128,
@@ -157,7 +158,7 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
             return _FROM_NATIVE[arr.dtype]
         except (KeyError, AttributeError):
             raise TypeError(f"unsupported array dtype {getattr(arr, 'dtype', type(arr).__name__)}: "
-                            "expected float32, float64, int64, int32 or bool") from None
+                            "expected a floating, complex, int64, int32, int16, int8, uint8 or bool one") from None
 
     def is_array(self, value):
         return isinstance(value, torch.Tensor)

@@ -44,19 +44,21 @@ def _binary(op_cls, name, a, b):
         refuse_bool_subtraction(a, b)
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
     if type(a) is int or type(b) is int:
-        a, b = _int32_wrapped(a, b)
+        a, b = _int_wrapped(a, b)
     return op_cls.apply(a, b)
 
 
-def _int32_wrapped(a, b):
-    """A Python int beside an int32 tensor, wrapped into int32 as torch casts it (``x * 2**31``
-    is ``x * -2**31``); numpy's engine raised OverflowError."""
+def _int_wrapped(a, b):
+    """A Python int beside an int32/int16/int8/uint8 tensor, wrapped into its dtype as torch casts
+    it (``x_int32 * 2**31`` is ``x * -2**31``, ``x_uint8 + 300`` is ``x + 44``); numpy's engine
+    raised OverflowError."""
     t, n = (a, b) if isinstance(a, Tensor) else (b, a)
-    if t.dtype is not dtypes.int32 or -2 ** 31 <= n < 2 ** 31:
+    low, high = dtypes.INT_RANGES.get(t.dtype.name, (None, None))
+    if low is None or t.dtype is dtypes.int64 or low <= n <= high:
         return a, b
     if not -2 ** 63 <= n < 2 ** 64:       # torch converts through a 64-bit integer, and refuses beyond it
         raise OverflowError(f"int too big to convert: {n} is outside [-2**63, 2**64)")
-    n = (n + 2 ** 31) % 2 ** 32 - 2 ** 31
+    n = dtypes.wrap_int(n, t.dtype)
     return (t, n) if t is a else (n, t)
 
 

@@ -7,7 +7,7 @@ gives int64) and shifts (a count outside ``[0, bits)`` gives 0 for ``<<``, the s
 arithmetic ``>>``); none has a gradient. The float functions (``fmod``, ``copysign``, ``ldexp``,
 ``frexp``, ``nextafter``, ``signbit``) are computed from the floats' bits, exactly, with torch's
 gradients; ``fmax``/``fmin`` ignore NaN (a tie's gradient goes to ``input``); ``float_power``
-computes in float64. Only int32 and int64 exist in gt. Kernels: gt/ops/bitwise_kernels.py.
+computes in float64. Integer widths: uint8, int8, int16, int32, int64. Kernels: gt/ops/bitwise_kernels.py.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
@@ -38,20 +38,18 @@ FrexpResult = collections.namedtuple("frexp", ["mantissa", "exponent"])
 # the exact value keeps each element's place: sharded inputs stay sharded (gt/tensor/rules.py)
 RULES[ExactValue] = elementwise
 
-_WIDTH = {dtypes.int32: 32, dtypes.int64: 64}
+_WIDTH = {dtypes.uint8: 8, dtypes.int8: 8, dtypes.int16: 16, dtypes.int32: 32, dtypes.int64: 64}
 
 
 def _wrap_int(value, dtype):
-    """A Python int as ``dtype`` holds it: wrapped into int32's range as torch does (``x_int32 &
-    2**40`` is ``x & 0``); beyond int64 OverflowError, as torch's."""
+    """A Python int as ``dtype`` holds it: wrapped into its range as torch does (``x_int32 &
+    2**40`` is ``x & 0``, ``x_uint8 & -1`` is ``x & 255``); beyond int64 OverflowError, as torch's."""
     if dtype == dtypes.bool_:
         return bool(value)
     value = int(value)
     if not -2 ** 63 <= value < 2 ** 63:
         raise OverflowError(f"int too big to convert: {value} does not fit in int64")
-    if dtype == dtypes.int32:
-        value = (value + 2 ** 31) % 2 ** 32 - 2 ** 31
-    return value
+    return dtypes.wrap_int(value, dtype) if dtype.name in dtypes.INT_RANGES else value
 
 
 def _cast(x, dtype):

@@ -44,7 +44,7 @@ def is_complex(input):
 
 def is_signed(input):
     """Whether ``input``'s dtype is signed (every gt dtype but bool)."""
-    return _tensor_arg(input, "is_signed").dtype != dtypes.bool_
+    return _tensor_arg(input, "is_signed").dtype.is_signed
 
 
 def is_nonzero(input):

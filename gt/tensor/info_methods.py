@@ -1,5 +1,6 @@
 """torch's tensor methods about storage and type: ``element_size()``, ``nbytes``, ``itemsize``,
-``is_contiguous()``, ``stride()``, ``cpu()``, ``type()``/``type(dtype)`` and ``is_inference()``.
+``is_contiguous()``, ``stride()``, ``cpu()``, ``type()``/``type(dtype)``, ``byte()``/``char()``/``short()`` and
+``is_inference()``.
 
 Where gt differs from torch: ``type()`` names gt's types (``'gt.FloatTensor'``, not
 ``'torch.FloatTensor'``; ``type(...)`` takes either spelling, or a dtype); ``stride()`` reads the
@@ -16,9 +17,10 @@ from gt.ops._shapes import normalize_axis
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
-_SIZES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1}
+_SIZES = dtypes.ITEMSIZE
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-               "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor", "bool": "BoolTensor"}
+               "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
 _BY_TYPE_NAME = {name: dtype for dtype, name in _TYPE_NAMES.items()}
 
 
@@ -76,6 +78,19 @@ class InfoMethods:
         if dtype is None:
             return "gt." + _TYPE_NAMES[self.dtype.name]
         return self.to(type_dtype(dtype))
+
+    def byte(self, memory_format=None):
+        """This tensor as uint8 (``self.to(gt.uint8)``): floats truncate toward zero, and
+        what uint8 cannot hold wraps as torch's CPU cast does."""
+        return self.to(dtypes.uint8)
+
+    def char(self, memory_format=None):
+        """This tensor as int8 (``self.to(gt.int8)``), wrapping as ``byte()``."""
+        return self.to(dtypes.int8)
+
+    def short(self, memory_format=None):
+        """This tensor as int16 (``self.to(gt.int16)``), wrapping as ``byte()``."""
+        return self.to(dtypes.int16)
 
     def is_inference(self):
         """Whether this tensor was made inside ``gt.inference_mode()``."""

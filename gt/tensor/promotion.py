@@ -11,10 +11,10 @@ from gt import dtypes
 
 # the promotion lattice: a category, and within a category the dtype that holds both. float16
 # with bfloat16 gives float32, as in torch.
-_CATEGORY = {"bool": 0, "int32": 1, "int64": 1, "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2,
-             "complex64": 3, "complex128": 3}
-_RANK = {"bool": 0, "int32": 1, "int64": 2, "float16": 3, "bfloat16": 3, "float32": 4, "float64": 5,
-         "complex64": 6, "complex128": 7}
+_CATEGORY = {"bool": 0, "uint8": 1, "int8": 1, "int16": 1, "int32": 1, "int64": 1, "float16": 2, "bfloat16": 2,
+             "float32": 2, "float64": 2, "complex64": 3, "complex128": 3}
+_RANK = {"bool": 0, "uint8": 1, "int8": 1, "int16": 2, "int32": 3, "int64": 4, "float16": 5, "bfloat16": 5,
+         "float32": 6, "float64": 7, "complex64": 8, "complex128": 9}
 
 
 def to_complex(dtype):
@@ -30,12 +30,15 @@ def to_complex(dtype):
 
 def promote_types(type1, type2):
     """The smallest dtype both ``type1`` and ``type2`` convert to without losing their kind
-    (torch's table: ``int32`` + ``float16`` -> ``float16``, ``float16`` + ``bfloat16`` -> ``float32``)."""
+    (torch's table: ``int32`` + ``float16`` -> ``float16``, ``float16`` + ``bfloat16`` -> ``float32``,
+    ``uint8`` + ``int8`` -> ``int16``)."""
     a, b = dtypes.to_dtype(type1), dtypes.to_dtype(type2)
     if a == b:
         return a
     if {a.name, b.name} == {"float16", "bfloat16"}:
         return dtypes.float32
+    if {a.name, b.name} == {"uint8", "int8"}:   # the smallest signed dtype holding both ranges
+        return dtypes.int16
     if a.is_complex != b.is_complex and (b if a.is_complex else a).name == "float64":
         return dtypes.complex128        # the parts keep float64's width
     if _CATEGORY[a.name] != _CATEGORY[b.name]:   # the higher category's dtype, whatever its width

@@ -90,8 +90,8 @@ class RemainingMethods:
         return self.dtype.is_complex
 
     def is_signed(self):
-        """Whether the dtype is signed: every gt dtype but bool."""
-        return self.dtype != dtypes.bool_
+        """Whether the dtype is signed: every gt dtype but bool and uint8."""
+        return self.dtype.is_signed
 
     def is_nonzero(self):
         """Whether the one element is non-zero (NaN counts as non-zero); RuntimeError for a

@@ -70,10 +70,10 @@ class iinfo:
     def __init__(self, type):
         dtype = dtypes.to_dtype(type)
         if dtype.is_floating_point or dtype == dtypes.bool_:
-            raise TypeError(f"iinfo: expected an integer dtype (gt.int32, gt.int64), got {type!r}"
-                            + ("; use gt.finfo for floats" if dtype.is_floating_point else ""))
-        self.bits = 32 if dtype == dtypes.int32 else 64
-        self.min, self.max, self.dtype = -2 ** (self.bits - 1), 2 ** (self.bits - 1) - 1, dtype.name
+            raise TypeError(f"iinfo: expected an integer dtype (gt.uint8, gt.int8, gt.int16, gt.int32, gt.int64), "
+                            f"got {type!r}" + ("; use gt.finfo for floats" if dtype.is_floating_point else ""))
+        self.bits = 8 * dtype.itemsize
+        (self.min, self.max), self.dtype = dtypes.INT_RANGES[dtype.name], dtype.name
 
     def __repr__(self):
         return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
