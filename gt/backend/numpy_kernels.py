@@ -319,7 +319,9 @@ class NumpyKernels:
 
 def array_sum(x, axis=None, keepdims=False):
     """``np.sum``, with float16 added up in float32 and rounded once, as torch's CPU sum does
-    (numpy's sum over a non-last axis rounds to float16 after every row)."""
+    (numpy's sum over a non-last axis rounds to float16 after every row), and uint8 in int64."""
     if x.dtype == np.float16:
         return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16)
+    if x.dtype.kind == "u":       # numpy sums uint8 in uint64, which gt has not; torch's sum is int64
+        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64)
     return np.sum(x, axis=axis, keepdims=keepdims)

@@ -62,7 +62,9 @@ def _check_range(arr, target):
         # float bounds: the int range's ends are powers of two, exact in float64
         ok = bool(np.all((arr >= float(info.min)) & (arr < float(info.max) + 1.0)))
     else:
-        ok = int(arr.min()) >= info.min and int(arr.max()) <= info.max
+        # torch lets negative ints wrap into uint8 (-1 is 255) down to -255
+        low = -info.max if info.min == 0 else info.min
+        ok = int(arr.min()) >= low and int(arr.max()) <= info.max
     if not ok:
         raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
 

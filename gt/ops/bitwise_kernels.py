@@ -86,6 +86,9 @@ def gcd_arrays(a, b):
 
 
 def lcm_arrays(a, b):
+    dt = B.dtype_of(a)
+    if dt in dtypes.SMALL_INTS:     # C++ promotes them to int for a / g * b and its abs, narrowing once
+        return arr(B.astype(lcm_arrays(B.astype(a, dtypes.int64), B.astype(b, dtypes.int64)), dt))
     g = gcd_arrays(a, b)
     zero = g == 0
     out = B.abs((a // B.where(zero, 1, g)) * b)           # g divides a: exact, as torch's a / g * b

@@ -53,8 +53,7 @@ def _varargs(args, name, what="dims"):
 
 
 # the largest value each dtype holds, for torch's refusal of a fill it cannot hold
-_LIMITS = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1), "float16": (-65504.0, 65504.0),
-           "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
+_LIMITS = {**dtypes.INT_RANGES, "float16": (-65504.0, 65504.0), "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
 
 
 def _fill(value, dtype_name=None):
@@ -72,8 +71,10 @@ def _fill(value, dtype_name=None):
             value = value.real
     low, high = _LIMITS.get(dtype_name, (None, None))
     if low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+        if dtype_name == "uint8" and isinstance(value, int) and -high <= value <= high:
+            return value % 256      # torch's check lets a negative int wrap into an unsigned dtype (-1: 255)
         # ints refuse NaN and infinities too (no comparison holds for NaN); floats keep them
-        if not low <= value <= high and (dtype_name.startswith("int") or math.isfinite(value)):
+        if not low <= value <= high and (dtype_name in dtypes.INT_RANGES or math.isfinite(value)):
             raise RuntimeError(f"value cannot be converted to type {dtype_name} without overflow")
     return value
 

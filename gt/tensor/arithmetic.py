@@ -44,11 +44,23 @@ def _binary(op_cls, name, a, b):
         refuse_bool_subtraction(a, b)
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
     if type(a) is int or type(b) is int:
-        a, b = _int_wrapped(a, b)
+        if op_cls is ew.Pow and type(b) is int:
+            _check_exponent(a, b)
+        else:
+            a, b = wrap_scalar(a, b)
     return op_cls.apply(a, b)
 
 
-def _int_wrapped(a, b):
+def _check_exponent(t, n):
+    """torch casts an int exponent to an integer tensor's dtype with its overflow check (``x_uint8
+    ** 300`` raises); a negative one meets the engine's refusal of negative integer powers."""
+    low, high = dtypes.INT_RANGES.get(t.dtype.name, (None, None))
+    if low is not None and t.dtype is not dtypes.int64 and n > high:
+        raise RuntimeError(f"value cannot be converted to type {t.dtype.name}_t without overflow: the exponent "
+                           f"{n} does not fit {t.dtype!r}")
+
+
+def wrap_scalar(a, b):
     """A Python int beside an int32/int16/int8/uint8 tensor, wrapped into its dtype as torch casts
     it (``x_int32 * 2**31`` is ``x * -2**31``, ``x_uint8 + 300`` is ``x + 44``); numpy's engine
     raised OverflowError."""
@@ -186,6 +198,8 @@ class ArithmeticMethods:
                 return Tensor._wrap(fn(self._array, other._array))
         elif isinstance(other, float) and not self.dtype.is_floating_point:
             self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
+        elif type(other) is int and self.dtype.name in dtypes.INT_RANGES:
+            other = wrap_scalar(self, other)[1]     # torch casts the int to the tensor's dtype: uint8 < -1 is < 255
         if self._placed is None and not isinstance(other, Tensor):
             return Tensor._wrap(fn(self._array, other))
         return map_local(fn, (self, other))
@@ -276,6 +290,8 @@ class ArithmeticMethods:
             target = result_dtype(self, *given)
             low, high = (b.to(target) if isinstance(b, Tensor) and b.dtype != target else b for b in (low, high))
             return ew.Clip.apply(self.to(target), low, high)
+        if self.dtype in dtypes.SMALL_INTS:   # torch's checked cast of the bounds (uint8 reads -1 as 255)
+            low, high = (_fill(b, self.dtype.name) if type(b) is int else b for b in (low, high))
         return ew.Clip.apply(self, low, high)
 
     clamp = clip

@@ -142,7 +142,7 @@ class IndexMethods:
             >>> gt.tensor([0, 1, 1, 3]).bincount().tolist()
             [1, 2, 0, 1]
         """
-        if self.dtype not in (dtypes.int64, dtypes.int32) or self.ndim != 1:
+        if self.dtype.is_floating_point or self.dtype.is_complex or self.dtype == dtypes.bool_ or self.ndim != 1:
             raise TypeError(f"bincount: expected a 1-D tensor of non-negative ints, got a {self.dtype.name} tensor "
                             f"of shape {self.shape}")
         if isinstance(minlength, bool) or not isinstance(minlength, int) or minlength < 0:

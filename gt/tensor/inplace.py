@@ -12,7 +12,7 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
-from gt.tensor.arithmetic import refuse_bool_subtraction
+from gt.tensor.arithmetic import refuse_bool_subtraction, wrap_scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -44,6 +44,8 @@ class InplaceMethods:
             value = value._value if self._placed is not None else value._data
         elif not isinstance(value, (int, float, bool)):
             value = B.asarray(value)
+        elif type(value) is int and self.dtype.name in dtypes.INT_RANGES:
+            value = wrap_scalar(self, value)[1]     # torch casts it to the tensor's dtype, wrapping (uint8 += 300)
         if not isinstance(value, (int, float, bool)):
             out = broadcast_shape(op, self.shape, layout.shape_of(value))
             if out != self.shape:

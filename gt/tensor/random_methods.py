@@ -20,12 +20,13 @@ from gt.tensor.inplace_math import _C_FLOAT, _FLOAT_MAX, _fill
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 # torch's C type names, in its "out of bounds for <type>" messages
-_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.bool_: "bool", **_C_FLOAT}
+_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.int16: "short", dtypes.int8: "signed char",
+            dtypes.uint8: "unsigned char", dtypes.bool_: "bool", **_C_FLOAT}
 # random_()'s default range per dtype, ``[0, high]`` inclusive (floats: every integer up to
 # 2**mantissa digits is exact)
 _FULL_HIGH = {dtypes.float32: 2 ** 24, dtypes.float64: 2 ** 53, dtypes.float16: 2 ** 11, dtypes.bfloat16: 2 ** 8,
               dtypes.int64: 2 ** 63 - 1, dtypes.int32: 2 ** 31 - 1, dtypes.bool_: 1}
-_INT_BOUNDS = {dtypes.int64: (-2 ** 63, 2 ** 63 - 1), dtypes.int32: (-2 ** 31, 2 ** 31 - 1), dtypes.bool_: (0, 1)}
+_INT_BOUNDS = {**{dtypes.to_dtype(name): bounds for name, bounds in dtypes.INT_RANGES.items()}, dtypes.bool_: (0, 1)}
 _UNSET = object()
 
 

@@ -43,7 +43,12 @@ class ReductionMethods:
         return self._reduce(reduction_ops.Sum, "sum", axis, keepdims, dim, keepdim, dtype, out)
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
-        """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64)."""
+        """Average over ``axis``; integer and bool tensors average in float32 (numpy would give float64),
+        but uint8/int8/int16 ones are refused as torch refuses them (``x.float().mean()``)."""
+        if dtype is None and self.dtype in dtypes.SMALL_INTS:
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating point or "
+                               f"complex dtype. Got: {dtypes.torch_type_name(self.dtype.name)}; average x.float() "
+                               "(or give dtype=gt.float32)")
         if dtype is not None and not dtypes.to_dtype(dtype).differentiable:
             raise RuntimeError("mean(): could not infer output dtype. Optional dtype must be either a floating "
                                f"point or complex dtype. Got: {dtypes.torch_type_name(dtypes.to_dtype(dtype).name)}")
@@ -171,21 +176,26 @@ class ReductionMethods:
 
     def all(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
         """Whether every element is true (non-zero): a 0-d bool tensor (``bool(x.all())`` and
-        ``x.all().item()`` give a Python bool, as in torch), or a bool tensor over ``axis``."""
+        ``x.all().item()`` give a Python bool, as in torch), or a bool tensor over ``axis``; of a
+        uint8 tensor, 0 or 1 in uint8, as torch's."""
         no_out(out, "all")
         axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "all"), bool(keepdims or keepdim)
         if axes == ():
-            return self != 0    # torch's all over no dim: each element's truth (sum would take () as all)
-        if axes is None and not keep:
-            return Tensor._wrap(B.asarray(bool(B.all(self._data)), dtype=dtypes.bool_))
-        return ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
+            result = self != 0    # torch's all over no dim: each element's truth (sum would take () as all)
+        elif axes is None and not keep:
+            result = Tensor._wrap(B.asarray(bool(B.all(self._data)), dtype=dtypes.bool_))
+        else:
+            result = ((self == 0).to(dtypes.int64).sum(axes, keepdims=keep)) == 0
+        return result.to(dtypes.uint8) if self.dtype is dtypes.uint8 else result   # torch's any/all of uint8: uint8
 
     def any(self, axis=None, keepdims=False, *, dim=None, keepdim=False, out=None):
         """Whether some element is true (non-zero): a 0-d bool tensor, or a bool tensor over ``axis``."""
         no_out(out, "any")
         axes, keep = normalize_axes(_pick(axis, dim), self.ndim, "any"), bool(keepdims or keepdim)
         if axes == ():
-            return self != 0    # torch's any over no dim: each element's truth (sum would take () as all)
-        if axes is None and not keep:
-            return Tensor._wrap(B.asarray(bool(B.any(self._data)), dtype=dtypes.bool_))
-        return ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0
+            result = self != 0    # torch's any over no dim: each element's truth (sum would take () as all)
+        elif axes is None and not keep:
+            result = Tensor._wrap(B.asarray(bool(B.any(self._data)), dtype=dtypes.bool_))
+        else:
+            result = ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0
+        return result.to(dtypes.uint8) if self.dtype is dtypes.uint8 else result

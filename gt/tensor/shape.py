@@ -234,7 +234,7 @@ def _guarded(idx, axis, shape):
 
 def _index_part(part):
     if isinstance(part, Tensor):
-        return part._data
+        return _small_int_index(part._data)
     if isinstance(part, slice) and part.step is not None and part.step < 0:
         raise ValueError("step must be greater than zero")   # torch's words; flip() reverses
     if isinstance(part, list):
@@ -243,8 +243,21 @@ def _index_part(part):
             return B.zeros(tuple(arr.shape), dtypes.int64)
         return arr
     if hasattr(part, "__array__") and not B.is_array(part):
-        return B.asarray(part)   # a numpy index array on the torch engine
-    return part
+        part = B.asarray(part)   # a numpy index array on the torch engine
+    return _small_int_index(part) if B.is_array(part) else part
+
+
+def _small_int_index(arr):
+    """torch's reading of a uint8 index: a mask (non-zero selects), with its deprecation warning;
+    int8 and int16 indices are its IndexError. numpy would take all three as positions."""
+    dtype = B.dtype_of(arr)
+    if dtype.itemsize > 2 or dtype.is_floating_point or dtype == dtypes.bool_:
+        return arr
+    if dtype == dtypes.uint8:
+        warnings.warn("indexing with dtype gt.uint8 is now deprecated, please use a dtype gt.bool instead.",
+                      UserWarning, stacklevel=4)
+        return arr != 0
+    raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {dtype!r}")
 
 
 def _shape_args(args):
