@@ -259,7 +259,7 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward
     try:
         kind = dtypes.to_dtype(dtype)
     except (TypeError, ValueError):
-        kind = None          # a dtype gt lacks (uint8, int8, int16): gt's rule for such arrays (int64)
+        kind = None          # a dtype gt lacks: gt's rule for such arrays (the engine widens it)
     return Tensor(values, dtype=kind, requires_grad=requires_grad)
 
 

@@ -32,6 +32,8 @@ def type_dtype(dtype):
             return dtypes.to_dtype(_BY_TYPE_NAME[short])
         raise ValueError(f"type: invalid type {dtype!r}: expected a dtype or one of "
                          f"{sorted('gt.' + n for n in _BY_TYPE_NAME)}")
+    if isinstance(dtype, type) and isinstance(getattr(dtype, "dtype", None), dtypes.DType):
+        return dtype.dtype          # a legacy type (``x.type(gt.ByteTensor)``)
     return dtypes.to_dtype(dtype)
 
 
