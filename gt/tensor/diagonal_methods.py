@@ -79,6 +79,8 @@ class DiagonalMethods:
         index = _operand(index, "index_select")
         if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.is_floating_point:
             raise ValueError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
+        if index.dtype in dtypes.SMALL_INTS:     # x[index] takes uint8 as a mask; torch's index_select refuses it
+            raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {index.dtype!r}")
         dim = normalize_axis(dim, self.ndim, "index_select")
         if self.ndim == 0:                      # torch: a scalar is read as one element along dim 0 or -1
             if index.numel() != 1:
@@ -100,6 +102,8 @@ class DiagonalMethods:
                                       "leave it False for the same gradient, dense")
         index = _operand(index, "gather")
         # torch reads a 0-d tensor or index as 1-D of one element
+        if isinstance(index, Tensor) and index.dtype in dtypes.SMALL_INTS:
+            raise RuntimeError(f"gather(): Expected dtype int32/int64 for index, got {index.dtype!r}")
         if not isinstance(index, Tensor) or max(index.ndim, 1) != max(self.ndim, 1) \
                 or index.dtype not in (dtypes.int64, dtypes.int32):
             raise ValueError(f"gather: index must be an integer tensor of {self.ndim} dims, got "

@@ -8,6 +8,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 import copy
+import warnings
 
 from gt import autograd, dtypes
 from gt.autograd import rebind
@@ -45,6 +46,10 @@ class WriteMethods:
         for k, index in enumerate(indices):
             if not isinstance(index, Tensor):
                 raise TypeError(f"expected Tensor as element {k} in argument 0, but got {type(index).__name__}")
+            if index.dtype == dtypes.uint8:     # torch's byte mask, deprecated: read as a bool one
+                warnings.warn("indexing with dtype gt.uint8 is now deprecated, please use a dtype gt.bool instead.",
+                              UserWarning, stacklevel=3)
+                index = index != 0
             if index.dtype == dtypes.bool_:
                 if index.ndim == 0:
                     raise IndexError(f"{op}: a 0-d bool index is not taken by gt; index with a bool mask of 1 or "
