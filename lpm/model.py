@@ -255,7 +255,7 @@ class PixelTransformer(nn.Module):
             source = getattr(images, "dtype", x.dtype)
             raise TypeError(f"PixelTransformer: expected floating-point images (pixels in [0, 1]), got {source} "
                             f"values; scale integer images first, e.g. images.astype(np.float32) / 255 for uint8 "
-                            f"(as torchvision's ToTensor does)")
+                            f"(images.float() / 255 for a gt tensor), as torchvision's ToTensor does")
         if not isinstance(images, gt.Tensor) and x.dtype != gt.float32:
             x = x.to(gt.float32)
         P = cfg.img_size ** 2

@@ -357,8 +357,9 @@ def test_pixel_transformer_refuses_integer_images():
     gt.manual_seed(0)
     model = PixelTransformer(img_size=4, embed_dim=8, num_heads=2, num_layers=1, ff_dim=8, num_classes=3)
     pixels = np.random.default_rng(5).integers(0, 256, (2, 3, 4, 4), dtype=np.uint8)
-    for images, dtype in ((pixels, "uint8"), (gt.tensor(pixels), "gt.int64"), (pixels > 127, "bool"),
-                          (pixels.tolist(), "gt.int64")):
+    # a uint8 array made a gt tensor keeps uint8 (as torch's), where gt widened it to int64 before
+    for images, dtype in ((pixels, "uint8"), (gt.tensor(pixels), "gt.uint8"), (gt.from_numpy(pixels), "gt.uint8"),
+                          (pixels > 127, "bool"), (pixels.tolist(), "gt.int64"), (gt.tensor(pixels).char(), "gt.int8")):
         with pytest.raises(TypeError) as error:
             model(images)
         message = str(error.value)
@@ -366,6 +367,7 @@ def test_pixel_transformer_refuses_integer_images():
         assert "images.astype(np.float32) / 255" in message and "\n" not in message
     scaled = pixels.astype(np.float32) / 255
     expected = model(gt.tensor(scaled)).numpy()
+    np.testing.assert_allclose(model(gt.from_numpy(pixels).float() / 255).numpy(), expected, rtol=1e-6)
     np.testing.assert_allclose(model(scaled).numpy(), expected, rtol=1e-6)
     np.testing.assert_allclose(model(scaled.astype(np.float64)).numpy(), expected, rtol=1e-6)   # cast to float32
     assert model(scaled.astype(np.float64)).dtype == gt.float32
