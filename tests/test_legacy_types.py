@@ -7,7 +7,8 @@ import gt
 from helpers import torch_or_skip
 
 # BFloat16Tensor exists too; bfloat16 tensors of data are autocast's only (MISSING.md)
-NAMES = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "BoolTensor"]
+NAMES = ["FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "BoolTensor",
+         "ByteTensor", "CharTensor", "ShortTensor"]
 
 
 @pytest.mark.parametrize("name", NAMES)

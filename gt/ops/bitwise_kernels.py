@@ -67,7 +67,8 @@ def trunc_rem(x, y):
     """C's ``x % y`` (the remainder has x's sign) of integers, y nonzero: the engines' ``%`` is
     Python's (the divisor's sign). A divisor -1 gives 0 (as 1 does), never the INT_MIN trap."""
     if B.is_array(y):
-        y = B.where(y == -1, 1, y)
+        if B.dtype_of(y).is_signed:     # (torch's uint8 == -1 reads -1 as 255)
+            y = B.where(y == -1, 1, y)
     elif y == -1:
         y = 1
     r = x % y
@@ -95,16 +96,17 @@ def lcm_arrays(a, b):
     return arr(B.where(zero, 0, out))
 
 
-def shift_arrays(x, s, left, width):
+def shift_arrays(x, s, left, width, signed=True):
+    # a count outside [0, width): 0 for << and for uint8's >>, the sign (0 or -1) for a signed >>, as torch
+    zero = left or not signed
     if not B.is_array(s):
         if 0 <= s < width:
             return arr(x << s if left else x >> s)
-        return arr((x ^ x) if left else (x >> (width - 1)))
+        return arr((x ^ x) if zero else (x >> (width - 1)))
     valid = (s >= 0) & (s < width)
     sc = B.where(valid, s, 0)
     shifted = (x << sc) if left else (x >> sc)
-    # a count outside [0, width): 0 for <<, the sign (0 or -1) for >>, as torch
-    return arr(B.where(valid, shifted, 0 if left else (x >> (width - 1))))
+    return arr(B.where(valid, shifted, 0 if zero else (x >> (width - 1))))
 
 
 def fmod_float_arrays(x, y):

@@ -114,7 +114,7 @@ def _shift(name, kernel, left, a, b):
     a, b = _operands(name, a, b)
     dt = result_dtype(a, b)
     _refuse_dtype(kernel, dt, ("int",))
-    fn = functools.partial(bk.shift_arrays, left=left, width=_WIDTH[dt])
+    fn = functools.partial(bk.shift_arrays, left=left, width=_WIDTH[dt], signed=dt.is_signed)
     return _local(fn, (_cast(a, dt), _cast(b, dt)))
 
 

@@ -41,6 +41,10 @@ class InplaceMethods:
                 # tensor's sum (numpy would add in float64 and round once more)
                 cast = result_dtype(self, value)
                 value = value if cast == value.dtype else value.detach().to(cast)
+            if self.dtype is dtypes.uint8 and value.dtype.is_signed and not value.dtype.differentiable \
+                    and op in ("add_", "mul_", "+=", "-=", "*="):
+                # numpy will not write signed ints into uint8 in place; these wrap alike in either dtype
+                value = value.detach().to(dtypes.uint8)
             value = value._value if self._placed is not None else value._data
         elif not isinstance(value, (int, float, bool)):
             value = B.asarray(value)
@@ -133,6 +137,8 @@ class InplaceMethods:
         if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
             add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
             return inplace_grad.rebase(self, "add_", add, other, same_shape=True)
+        if type(other) is int and type(alpha) is int and self.dtype.name in dtypes.INT_RANGES:
+            other, alpha = other * alpha, 1      # one product, wrapped into the dtype as torch's (uint8 sub_(-1))
         value = self._inplace_value(other, "add_")
         if alpha == 1:
             return self._update(_iadd, value)
@@ -204,6 +210,7 @@ class InplaceMethods:
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         inplace_grad.refuse_overlap(self, uniform=True)
+        _refuse_byte_mask_fill(index, value)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
         if isinstance(value, Tensor) and value.dtype is not self.dtype:
             _check_index_put_dtype(self, index, value)
@@ -300,3 +307,13 @@ def _check_index_put_dtype(t, index, value):
 
 
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}
+
+
+def _refuse_byte_mask_fill(index, value):
+    """torch writes a number (or a 0-d tensor) through ``masked_fill_``, which refuses a uint8
+    mask; a tensor of values goes through ``index_put_``, which reads it as a mask (shape.py)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(p, Tensor) and p.dtype is dtypes.uint8 for p in parts) and \
+            (not isinstance(value, Tensor) or value.ndim == 0):
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype unsigned char "
+                           "(gt.uint8): index with a bool mask, e.g. x[mask.bool()] = value")

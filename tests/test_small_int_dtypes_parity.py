@@ -1,0 +1,396 @@
+"""gt.uint8, gt.int8 and gt.int16 (gt.short) beside torch's: dtype facts, creation, memory shared
+with numpy, torch's type promotion, wraparound arithmetic, reductions, indexing, errors, files.
+The data of (8, 5) shards over the mesh in the GT_DEVICES passes, as any data does."""
+
+import io
+import itertools
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import gt
+from helpers import torch_or_skip
+
+torch = torch_or_skip()
+
+SMALL = ["uint8", "int8", "int16"]
+ALL = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64",
+       "complex64", "complex128"]
+
+
+def _name(dtype):
+    return str(dtype).split(".")[-1]
+
+
+def same(g, t):
+    """``g`` (gt) equals ``t`` (torch) in dtype, shape and exact values (or both are the same plain value)."""
+    if isinstance(t, torch.Tensor):
+        assert isinstance(g, gt.Tensor), type(g)
+        assert _name(g.dtype) == _name(t.dtype) and tuple(g.shape) == tuple(t.shape), (g, t)
+        np.testing.assert_array_equal(g.detach().numpy(), t.detach().numpy())
+    elif isinstance(t, (tuple, list)):
+        assert len(g) == len(t)
+        for a, b in zip(g, t):
+            same(a, b)
+    else:
+        assert g == t, (g, t)
+
+
+def both(expr, dt, **data):
+    """``expr`` evaluated with ``X`` = torch and gt and ``D`` = the dtype named ``dt``; the arrays of
+    ``data`` made tensors (gt's with ``gt.from_numpy``: sharded data under GT_DEVICES)."""
+    out = []
+    for X in (torch, gt):
+        names = {"X": X, "D": getattr(X, dt), "np": np, "dt": dt}
+        names.update({k: X.from_numpy(v.copy()) for k, v in data.items()})
+        out.append(eval(expr, names))
+    same(out[1], out[0])
+    return out[1]
+
+
+def sample(dt, shape=(8, 5), seed=0):
+    info = np.iinfo(dt)
+    return np.random.default_rng(seed).integers(info.min, info.max, size=shape, endpoint=True).astype(dt)
+
+
+# ---- the dtypes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dt", SMALL)
+def test_dtype_facts_are_torch_s(dt):
+    g, t = getattr(gt, dt), getattr(torch, dt)
+    assert (g.is_floating_point, g.is_complex, g.is_signed, g.itemsize) == \
+           (t.is_floating_point, t.is_complex, t.is_signed, t.itemsize)
+    i, ti = gt.iinfo(g), torch.iinfo(t)
+    assert (i.bits, i.min, i.max, i.dtype) == (ti.bits, ti.min, ti.max, ti.dtype)
+    assert repr(g) == f"gt.{dt}" and gt.tensor([1], dtype=dt).dtype is g and g == t and g == np.dtype(dt)
+    x, tx = gt.ones(3, dtype=g), torch.ones(3, dtype=t)
+    assert (x.is_signed(), x.element_size(), x.nbytes, x.is_floating_point()) == \
+           (tx.is_signed(), tx.element_size(), tx.nbytes, tx.is_floating_point())
+    assert x.type() == tx.type().replace("torch.", "gt.") and x.numpy().dtype == np.dtype(dt)
+    with pytest.raises(TypeError, match="finfo"):
+        gt.finfo(g)
+
+
+def test_short_is_int16_and_the_reprs_are_torch_s():
+    assert gt.short is gt.int16 and gt.tensor([1], dtype=gt.short).dtype is gt.int16
+    for dt in SMALL:
+        for data in ([1, 2], [], 5, [[1, 2], [3, 4]]):
+            mine, theirs = gt.tensor(data, dtype=getattr(gt, dt)), torch.tensor(data, dtype=getattr(torch, dt))
+            text = re.sub(r", placement=[^)]*\)", "", repr(mine))        # data is sharded on a mesh
+            assert text == repr(theirs).replace("torch.", "gt."), (repr(mine), repr(theirs))
+    assert str(gt.tensor([0, 255, 7], dtype=gt.uint8)).startswith("tensor([  0, 255,   7], dtype=gt.uint8")
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_casts_and_their_method_names(dt):
+    a = np.array([[1.9, -1.9, 127.0], [0.0, 100.5, -0.5]], dtype=np.float32)
+    both("x.byte()", dt, x=np.abs(a))
+    both("x.char()", dt, x=a)
+    both("x.short()", dt, x=a * 200)
+    both("x.to(D)", dt, x=np.abs(a))
+    both("x.to(D).float() / 255", dt, x=np.abs(a))
+    both("x.to(D).double()", dt, x=np.abs(a))
+    both("x.to(D).long()", dt, x=np.abs(a))
+    both("x.to(D).half()", dt, x=np.abs(a))
+    both("x.to(D).bool()", dt, x=a)
+    both("x.type(X.ByteTensor)", dt, x=a)
+    both("x.type('torch.CharTensor')", dt, x=a)
+    both("(x != 0).to(D)", dt, x=a)
+    both("x.to(D)", dt, x=np.array([300, -1, 70000], dtype=np.int64))          # wraps as torch's CPU cast
+
+
+@pytest.mark.parametrize("name", ["ByteTensor", "CharTensor", "ShortTensor"])
+def test_legacy_constructors(name):
+    for args in (([1, 0, 3],), (2, 3), ()):
+        g, t = getattr(gt, name)(*args), getattr(torch, name)(*args)
+        assert _name(g.dtype) == _name(t.dtype) and tuple(g.shape) == tuple(t.shape)
+        assert isinstance(g, getattr(gt, name)) and not isinstance(g, gt.LongTensor)
+    assert gt.ByteTensor([1, 255]).tolist() == torch.ByteTensor([1, 255]).tolist()
+    with pytest.raises(TypeError, match="expected a tensor of dtype"):
+        getattr(gt, name)(gt.ones(2))
+
+
+# ---- creation --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dt", SMALL)
+def test_creation_with_dtype(dt):
+    for expr in ("X.zeros(2, 3, dtype=D)", "X.ones(4, dtype=D)", "X.full((2,), 7, dtype=D)", "X.arange(5, dtype=D)",
+                 "X.arange(0, 100, 30, dtype=D)", "X.tensor([[1, 2], [3, 4]], dtype=D)", "X.zeros_like(X.ones(2), dtype=D)",
+                 "X.ones_like(X.ones(3, dtype=D))", "X.full_like(X.ones(2, dtype=D), 5)", "X.empty(2, 3, dtype=D).shape",
+                 "X.empty_like(X.ones(2, dtype=D)).dtype", "X.ones(2, dtype=D).new_zeros(3)", "X.ones(2, dtype=D).new_full((2,), 9)",
+                 "X.ones(2, dtype=D).new_tensor([1, 2])", "X.eye(2, dtype=D)", "X.randint(0, 5, (3,), dtype=D).dtype",
+                 "X.tensor(np.array([1, 2], dtype=dt))", "X.as_tensor(np.array([1, 2], dtype=dt))", "X.tensor(np.dtype(dt).type(5))"):
+        got = both(expr, dt)
+        if isinstance(got, gt.Tensor) and "dtype=D" in expr and "like" not in expr:
+            assert got.dtype is getattr(gt, dt)
+
+
+def test_creation_wraps_and_refuses_as_torch():
+    # torch lets negative ints wrap into uint8 (down to -255); anything else out of range is refused
+    for expr in ("X.tensor([-1, -255], dtype=X.uint8)", "X.full((2,), -1, dtype=X.uint8)", "X.full_like(X.ones(2, dtype=X.uint8), -3)",
+                 "X.ones(2, dtype=X.uint8).fill_(-1)", "X.ones(2, dtype=X.uint8).masked_fill(X.tensor([True, False]), -2)",
+                 "X.tensor([-128, 127], dtype=X.int8)", "X.full((1,), -32768, dtype=X.int16)"):
+        both(expr, "uint8")
+    for expr in ("X.tensor([300], dtype=X.uint8)", "X.tensor([-256], dtype=X.uint8)", "X.tensor([128], dtype=X.int8)",
+                 "X.tensor([-1.0], dtype=X.uint8)", "X.full((2,), 300, dtype=X.uint8)", "X.full((1,), 128, dtype=X.int8)",
+                 "X.full((1,), -1.0, dtype=X.uint8)", "X.ones(2, dtype=X.uint8).fill_(256)", "X.tensor([2.0 ** 15], dtype=X.int16)"):
+        with pytest.raises(RuntimeError):
+            eval(expr, {"X": torch})
+        with pytest.raises(RuntimeError, match="without overflow"):
+            eval(expr, {"X": gt})
+    for low, high, dt in ((0, 257, "uint8"), (-1, 5, "uint8"), (-129, 0, "int8"), (0, 2 ** 15 + 1, "int16")):
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            torch.randint(low, high, (2,), dtype=getattr(torch, dt))
+        with pytest.raises(RuntimeError, match="out of bounds for " + {"uint8": "unsigned char", "int8": "signed char",
+                                                                       "int16": "short"}[dt]):
+            gt.randint(low, high, (2,), dtype=getattr(gt, dt))
+    x = gt.randint(-128, 128, (1000,), dtype=gt.int8)
+    assert x.dtype is gt.int8 and int(x.min()) >= -128 and int(x.max()) <= 127
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_from_numpy_keeps_the_dtype_and_shares_memory(dt):
+    a = sample(dt)
+    x, t = gt.from_numpy(a), torch.from_numpy(a)
+    assert x.dtype is getattr(gt, dt) and x.tolist() == t.tolist()
+    a[0, 0] = 7                       # torch's from_numpy shares memory: so does gt's
+    assert x[0, 0].item() == t[0, 0].item() == 7
+    if gt.get_mesh().size == 1 and gt.backend.B.name == "numpy":
+        assert np.shares_memory(x.numpy(), a)
+        x[1, 1] = 3                   # and writes through
+        assert a[1, 1] == 3
+    assert gt.from_numpy(np.array([1, 60000], np.uint16)).dtype is gt.int64        # a dtype gt lacks: widened
+
+
+# ---- promotion -------------------------------------------------------------------------------------
+def test_promote_types_for_every_pair():
+    for a, b in itertools.product(ALL, ALL):
+        assert _name(gt.promote_types(getattr(gt, a), getattr(gt, b))) == \
+               _name(torch.promote_types(getattr(torch, a), getattr(torch, b))), (a, b)
+
+
+def test_result_type_with_numbers_and_0d_tensors():
+    numbers = [True, 3, -1, 300, 2.5, 1j]
+    for a in SMALL + ["bool", "int32", "int64", "float16", "float32", "float64"]:
+        for n in numbers:
+            if a == "float16" and isinstance(n, complex):
+                continue                                    # torch's complex32, which gt has not
+            assert _name(gt.result_type(gt.ones(2, dtype=getattr(gt, a)), n)) == \
+                   _name(torch.result_type(torch.ones(2, dtype=getattr(torch, a)), n)), (a, n)
+        for b in SMALL + ["bool", "int32", "int64", "float32", "float64"]:
+            for shapes in (((2,), ()), ((), (2,)), ((), ())):
+                ga, gb = gt.ones(shapes[0], dtype=getattr(gt, a)), gt.ones(shapes[1], dtype=getattr(gt, b))
+                ta, tb = torch.ones(shapes[0], dtype=getattr(torch, a)), torch.ones(shapes[1], dtype=getattr(torch, b))
+                assert _name(gt.result_type(ga, gb)) == _name(torch.result_type(ta, tb)), (a, b, shapes)
+                if a in SMALL or b in SMALL:
+                    same(ga + gb, ta + tb)
+
+
+# ---- arithmetic ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dt", SMALL)
+def test_arithmetic_wraps_as_torch(dt):
+    x, y = sample(dt, seed=1), sample(dt, seed=2)
+    for expr in ("x + y", "x - y", "x * y", "-x", "x.neg()", "x.abs()", "x + 300", "x - 5", "x * 2 ** 40", "300 - x",
+                 "x + True", "x * 1.5", "x / 2", "x / y.clamp(min=1)", "x ** 2", "2 ** x.clamp(0, 10)", "x.pow(3)",
+                 "x.square()", "x.sign()", "x + y.to(X.int8)", "x * y.to(X.uint8)", "x - X.tensor(3)", "x + X.tensor(3, dtype=X.int8)",
+                 "x * X.tensor(2.0)", "x.to(X.int64) + x", "X.maximum(x, y)", "X.minimum(x, y.to(X.int8))",
+                 "x.float().lerp(y.float(), 0.5)"):
+        both(expr, dt, x=x, y=y)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_integer_division_and_remainder(dt):
+    x, y = sample(dt, seed=3), sample(dt, seed=4)
+    y[y == 0] = 3
+    for expr in ("x // y", "x % y", "x // 3", "x % 7", "x.div(y, rounding_mode='floor')", "x.div(y, rounding_mode='trunc')",
+                 "x.fmod(y)", "x.remainder(y)", "x.floor_divide(y)", "X.tensor([-7, 7], dtype=D) // 2"
+                 if dt != "uint8" else "X.tensor([249, 7], dtype=D) // 2"):
+        both(expr, dt, x=x, y=y)
+    if dt == "int8":
+        both("X.tensor([-128], dtype=D).abs()", dt)                                  # wraps: itself
+        both("X.tensor([-128], dtype=D) // -1", dt)
+    for expr in ("x // 0", "x % 0", "x // (y * 0)", "x.fmod(0)", "x.remainder(0)"):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            eval(expr, {"x": torch.from_numpy(x), "y": torch.from_numpy(y)})
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            eval(expr, {"x": gt.from_numpy(x), "y": gt.from_numpy(y)})
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_powers_refused_as_torch(dt):
+    x = gt.ones(3, dtype=getattr(gt, dt))
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        x ** -1
+    with pytest.raises(RuntimeError, match="without overflow"):
+        x ** 70000
+    both("X.tensor([1, 2, 3], dtype=D).pow(X.tensor(-1))", dt)         # a tensor exponent: torch's wrapped 1/x
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_bitwise_ops_and_shifts(dt):
+    x, y = sample(dt, seed=5), sample(dt, seed=6)
+    for expr in ("x & y", "x | y", "x ^ y", "~x", "x & 7", "x | -1", "x ^ 300", "x << 1", "x >> 1", "x << 3", "x >> 20",
+                 "x << y.clamp(0, 20)", "x.bitwise_left_shift(9)", "x.bitwise_right_shift(15)", "x & True",
+                 "X.gcd(x, y)", "X.lcm(x, y)"):
+        both(expr, dt, x=x, y=y)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_comparisons_with_numbers_cast_as_torch(dt):
+    x, y = sample(dt, seed=7), sample(dt, seed=8)
+    for expr in ("x == y", "x < y", "x >= 3", "x < -1", "x == 300", "x > 200", "x < 2 ** 40", "x <= 1.5", "x != y.to(X.int8)",
+                 "x.eq(y).all()", "x.lt(5)", "X.where(x > y, x, y)", "X.where(x > 0, x, X.tensor(0, dtype=X.int8))"):
+        both(expr, dt, x=x, y=y)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_in_place_ops(dt):
+    x = sample(dt, seed=9)
+    for expr in ("x.add_(300)", "x.sub_(-1)", "x.mul_(3)", "x.floor_divide_(3)", "x.clamp_(0, 50)", "x.neg_()", "x.abs_()",
+                 "x.bitwise_and_(-2)", "x.copy_(X.tensor([1.7]))", "x.add_(X.tensor([2], dtype=X.int8))", "x.fill_(5)"):
+        both(expr, dt, x=x)
+    for expr in ("x.add_(1.5)", "x.div_(2)"):
+        with pytest.raises(RuntimeError):
+            eval(expr, {"x": torch.from_numpy(x.copy())})
+        with pytest.raises(RuntimeError, match="can't be cast"):
+            eval(expr, {"x": gt.from_numpy(x.copy())})
+
+
+# ---- reductions and other ops ------------------------------------------------------------------------
+@pytest.mark.parametrize("dt", SMALL)
+def test_reductions(dt):
+    x = sample(dt, seed=10)
+    for expr in ("x.sum()", "x.sum(0)", "x.sum(1, keepdim=True)", "x.prod(1)", "x.cumsum(0)", "x.cumsum(1)", "x.cumprod(1)",
+                 "x.sum(dtype=D)", "x.sum(dtype=X.float32)", "x.max()",
+                 "x.min(dim=1)", "x.max(dim=0)", "x.amax(1)", "x.aminmax()", "x.argmax()", "x.argmin(1)", "x.any()", "x.all(1)",
+                 "x.any(0, keepdim=True)", "x.count_nonzero(0)", "x.median()", "x.nansum()", "x[0].dot(x[1])"):
+        both(expr, dt, x=x)
+    for expr in ("x.mean(dtype=X.float64)", "x.float().mean(0)"):        # a mesh adds its blocks in another order
+        np.testing.assert_allclose(eval(expr, {"X": gt, "x": gt.from_numpy(x)}).numpy(),
+                                   eval(expr, {"X": torch, "x": torch.from_numpy(x)}).numpy(), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="mean"):
+        torch.from_numpy(x).mean()
+    with pytest.raises(RuntimeError, match=r"mean\(\): could not infer output dtype"):
+        gt.from_numpy(x).mean()
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_sort_select_and_join(dt):
+    x, y = sample(dt, seed=11), sample(dt, seed=12)
+    for expr in ("x.sort(1)[0]", "x.sort(0, descending=True)[0]", "x.flatten().sort(stable=True)[1]", "x.topk(2, 1)[0]",
+                 "x.unique()", "x.unique(return_counts=True)", "x.flatten().to(X.int64).abs().to(D).bincount()"
+                 if dt != "int8" else "x.flatten().abs().bincount()", "x.clamp(0, 100)", "x.clamp(max=5)", "x.clamp(1.5)",
+                 "X.cat([x, y])", "X.cat([x, y.to(X.int8)])", "X.stack([x, y])", "x.t()", "x.reshape(10, 4)", "x[2:6]",
+                 "x[:, 1]", "x.flip(0)", "x.roll(1, 0)", "x.repeat(2, 1)", "x.expand(2, 8, 5)", "x[x > 3]",
+                 "x.masked_fill(x > 3, 9)", "x.kthvalue(2, 1)[0]", "x.diff(dim=1)", "x.nonzero()", "x[0].outer(x[1])"):
+        both(expr, dt, x=x, y=y)
+    with pytest.raises(RuntimeError, match="without overflow"):
+        gt.from_numpy(x).clamp(0, 70000)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_floating_functions_give_float32(dt):
+    x = np.abs(sample(dt, seed=13).astype(np.int64)).clip(0, np.iinfo(dt).max).astype(dt)
+    for expr in ("x.float() / 255", "x / 255", "x * 0.5", "x.to(X.float64).log1p()"):
+        assert both(expr, dt, x=x).dtype in (gt.float32, gt.float64, gt.bool)
+    for expr in ("x.sqrt()", "x.sigmoid()", "x.tanh()"):       # float32 math: within rounding
+        mine, theirs = eval(expr, {"x": gt.from_numpy(x)}), eval(expr, {"x": torch.from_numpy(x)})
+        assert mine.dtype is gt.float32 and theirs.dtype == torch.float32
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=2e-7)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_indexing(dt):
+    data = np.arange(12, dtype=np.int64).reshape(4, 3)
+    mask = np.array([1, 0, 2, 0], dtype=np.uint8)
+    positions = np.array([2, 0], dtype=dt)
+    x = sample(dt, (4, 3), seed=14)
+    for X in (torch, gt):
+        with pytest.warns(UserWarning, match="indexing with dtype .*uint8 is now deprecated"):
+            got = X.from_numpy(data)[X.from_numpy(mask)]
+        assert got.tolist() == [[0, 1, 2], [6, 7, 8]]          # a uint8 index is a mask
+        t = X.from_numpy(data.copy())
+        with pytest.warns(UserWarning, match="deprecated"):
+            t[X.from_numpy(mask)] = X.zeros(2, 3, dtype=X.int64)      # index_put_: the mask, with the warning
+        assert t.tolist() == [[0, 0, 0], [3, 4, 5], [0, 0, 0], [9, 10, 11]]
+        with pytest.raises(RuntimeError, match="masked_fill_ only supports boolean masks"):
+            t[X.from_numpy(mask)] = 0                                   # a number: masked_fill_, which refuses it
+        if dt != "uint8":
+            with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte or bool"):
+                X.from_numpy(data)[X.from_numpy(positions)]
+        with pytest.raises((RuntimeError, IndexError)):
+            X.from_numpy(data).index_select(0, X.from_numpy(positions))
+        with pytest.raises(RuntimeError, match="gather"):
+            X.from_numpy(data).gather(0, X.from_numpy(positions).reshape(2, 1))
+    both("x[X.tensor([0, 2])]", dt, x=x)
+    both("x[1:, ::2]", dt, x=x)
+    both("x[x > 0]", dt, x=x)
+
+
+# ---- gradients, files, mesh ----------------------------------------------------------------------
+@pytest.mark.parametrize("dt", SMALL)
+def test_integer_tensors_cannot_require_grad(dt):
+    for make in (lambda X: X.ones(2, dtype=getattr(X, dt)).requires_grad_(),
+                 lambda X: X.ones(2, dtype=getattr(X, dt), requires_grad=True),
+                 lambda X: X.tensor([1], dtype=getattr(X, dt), requires_grad=True),
+                 lambda X: X.nn.Parameter(X.ones(2, dtype=getattr(X, dt)))):
+        with pytest.raises(RuntimeError, match="floating point"):
+            make(torch)
+        with pytest.raises(RuntimeError, match="floating point"):
+            make(gt)
+    w = gt.ones(3, requires_grad=True)
+    (gt.tensor([1, 2, 3], dtype=getattr(gt, dt)).float() * w).sum().backward()
+    assert w.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_files_keep_the_dtype_both_ways(dt):
+    x = gt.from_numpy(sample(dt, seed=15))
+    buf = io.BytesIO()
+    gt.save({"x": x, "a": np.array([1, 2], dtype=dt)}, buf)
+    theirs = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    assert theirs["x"].dtype == getattr(torch, dt) and theirs["x"].tolist() == x.tolist()
+    back = gt.load(io.BytesIO(buf.getvalue()))
+    same(back["x"], theirs["x"])
+    same(back["a"], theirs["a"])
+    buf = io.BytesIO()
+    torch.save({"t": torch.from_numpy(sample(dt, seed=16))[1:, ::2], "p": torch.nn.Parameter(
+        torch.ones(2, dtype=getattr(torch, dt)), requires_grad=False)}, buf)
+    back, theirs = gt.load(io.BytesIO(buf.getvalue())), torch.load(io.BytesIO(buf.getvalue()))
+    same(back["t"], theirs["t"])
+    same(back["p"], theirs["p"])
+    assert isinstance(back["p"], gt.nn.Parameter)
+
+
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("dt", SMALL)
+def test_a_sharded_small_int_tensor_gives_the_unsharded_values(dt, mesh4):
+    a, b = sample(dt, seed=17), sample(dt, seed=18)
+    x, y = gt.from_numpy(a.copy()), gt.from_numpy(b.copy())
+    assert x._placed is not None and x.dtype is getattr(gt, dt)          # Shard(0) over the 4 devices
+    tx, ty = torch.from_numpy(a), torch.from_numpy(b)
+    for fn in (lambda m, p, q: p + q, lambda m, p, q: p * 300, lambda m, p, q: p.sum(0), lambda m, p, q: p.sum(),
+               lambda m, p, q: p.cumsum(0), lambda m, p, q: p.max(dim=0)[0], lambda m, p, q: p.argmax(0),
+               lambda m, p, q: p.sort(0)[0], lambda m, p, q: p < q, lambda m, p, q: p.float() / 255,
+               lambda m, p, q: m.cat([p, q]), lambda m, p, q: p[p > 3], lambda m, p, q: p.any(0),
+               lambda m, p, q: p.t().reshape(5, 8)[:, 2:7], lambda m, p, q: p // q.clamp(min=1)):
+        same(fn(gt, x, y), fn(torch, tx, ty))
+
+
+def test_data_loader_batches_of_uint8_images_keep_uint8():
+    images = np.random.default_rng(19).integers(0, 256, (6, 4, 4), dtype=np.uint8)
+    labels = np.arange(6, dtype=np.int16)
+    data = list(zip(images, labels))
+    batches = list(gt.utils.data.DataLoader(data, batch_size=4))
+    theirs = list(torch.utils.data.DataLoader(data, batch_size=4))
+    for (x, y), (tx, ty) in zip(batches, theirs):
+        same(x, tx)
+        same(y, ty)
+        same(x.float() / 255, tx.float() / 255)
+
+
+def test_no_warning_where_torch_gives_none():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = gt.tensor([1, 2, 3], dtype=gt.uint8)
+        assert x[gt.tensor([True, False, True])].tolist() == [1, 3] and x[gt.tensor([2])].tolist() == [3]
