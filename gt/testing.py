@@ -21,6 +21,7 @@ import numpy as np
 from gt import dtypes
 from gt.tensor import creation
 from gt.tensor.core import Tensor
+from gt.tensor.promotion import promote_types
 from gt.tensor.runtime import finfo
 
 __all__ = ["assert_close", "make_tensor"]
@@ -28,8 +29,6 @@ __all__ = ["assert_close", "make_tensor"]
 # torch.testing's default (rtol, atol) per dtype; integers and bool compare exactly
 _TOLERANCES = {dtypes.float16: (1e-3, 1e-5), dtypes.bfloat16: (1.6e-2, 1e-5), dtypes.float32: (1.3e-6, 1e-5),
                dtypes.float64: (1e-7, 1e-7)}
-_FLOAT_ORDER = [dtypes.float16, dtypes.bfloat16, dtypes.float32, dtypes.float64]
-_INT_ORDER = [dtypes.bool_, dtypes.int32, dtypes.int64]
 
 
 class _Mismatch(Exception):
@@ -53,17 +52,6 @@ class _Mismatch(Exception):
 def _default_tols(*dts):
     rtols, atols = zip(*(_TOLERANCES.get(d, (0.0, 0.0)) for d in dts))
     return max(rtols), max(atols)
-
-
-def _promote(a, b):
-    if a == b:
-        return a
-    if a.is_floating_point or b.is_floating_point:
-        floats = [d for d in (a, b) if d.is_floating_point]
-        if len(floats) == 2 and {a, b} == {dtypes.float16, dtypes.bfloat16}:
-            return dtypes.float32
-        return max(floats, key=_FLOAT_ORDER.index)
-    return max((a, b), key=_INT_ORDER.index)
 
 
 def _mismatch_msg(identifier, extra, abs_diff, abs_idx, rel_diff, rel_idx, rtol, atol):
@@ -130,7 +118,7 @@ def _compare_tensors(actual, expected, rtol, atol, equal_nan, check_device, chec
                         f"The values for attribute 'stride()' do not match: {actual.stride()} != {expected.stride()}.")
     if rtol is None:
         rtol, atol = _default_tols(actual.dtype, expected.dtype)
-    dtype = _promote(actual.dtype, expected.dtype)
+    dtype = promote_types(actual.dtype, expected.dtype)
     a, e = _host(actual, dtype), _host(expected, dtype)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         matches = a == e
@@ -305,7 +293,7 @@ def make_tensor(*shape, dtype, device, low=None, high=None, requires_grad=False,
         low, high = _bounds(low, high, 0, 2, 0, 2, dtype, is_float)
         result = creation.randint(low, high, shape, dtype=dtype, device=device)
     elif not is_float:
-        info = np.iinfo(np.int32 if dtype == dtypes.int32 else np.int64)
+        info = np.iinfo(dtype.name)
         low, high = _bounds(low, high, int(info.min), int(info.max) + (1 if dtype != dtypes.int64 else 0),
                             -9, 10, dtype, is_float)
         result = creation.randint(low, high, shape, dtype=dtype, device=device)

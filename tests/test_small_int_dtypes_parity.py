@@ -394,3 +394,13 @@ def test_no_warning_where_torch_gives_none():
         warnings.simplefilter("error")
         x = gt.tensor([1, 2, 3], dtype=gt.uint8)
         assert x[gt.tensor([True, False, True])].tolist() == [1, 3] and x[gt.tensor([2])].tolist() == [3]
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_testing_helpers_take_the_small_ints(dt):
+    for X in (torch, gt):
+        t = X.testing.make_tensor((200,), dtype=getattr(X, dt), device="cpu")
+        assert t.dtype == getattr(X, dt) and int(t.min()) >= (0 if dt == "uint8" else -9) and int(t.max()) < 10
+        X.testing.assert_close(X.tensor([1, 2], dtype=getattr(X, dt)), X.tensor([1, 2]), check_dtype=False)
+        with pytest.raises(AssertionError, match="dtype"):
+            X.testing.assert_close(X.tensor([1], dtype=getattr(X, dt)), X.tensor([1]))
