@@ -28,8 +28,7 @@ _NATIVE = {
     dtypes.float32: np.float32,
     dtypes.float64: np.float64,
     dtypes.int64: np.int64,
-    dtypes.int32: np.int32,
-    dtypes.int16: np.int16, dtypes.int8: np.int8, dtypes.uint8: np.uint8,
+    dtypes.int32: np.int32, dtypes.int16: np.int16, dtypes.int8: np.int8, dtypes.uint8: np.uint8,
     dtypes.bool_: np.bool_,
     dtypes.float16: np.float16, dtypes.complex64: np.complex64, dtypes.complex128: np.complex128,
 }
@@ -63,8 +62,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         try:
             return _FROM_NATIVE[arr.dtype]
         except KeyError:
-            raise TypeError(f"unsupported array dtype {arr.dtype}: expected float16, float32, float64, "
-                            "complex64, complex128, int64, int32, int16, int8, uint8 or bool") from None
+            raise TypeError(f"unsupported array dtype {arr.dtype}: expected one of gt's (uint8 ... complex128)") from None
 
     def is_array(self, value):
         return isinstance(value, np.ndarray)
@@ -114,9 +112,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     def asarray(self, data, dtype=None, copy=False):
         """Engine array from Python data, a numpy array, or anything exposing ``__array__``/``.numpy()``.
 
-        Python floats become float32 (gt's default), ints int64, bools bool. numpy
-        arrays keep their dtype, float16, int16, int8 and uint8 too, as torch's (uint16/32/64, which
-        gt has not, are widened to int64).
+        Python floats become float32 (gt's default), ints int64, bools bool. numpy arrays keep
+        their dtype (float16, int16, int8, uint8 too, as torch's; uint16/32/64 are widened to int64).
         """
         if hasattr(data, "detach") and hasattr(data, "numpy") and not isinstance(data, np.ndarray):
             data = data.detach().cpu().numpy()  # a torch tensor

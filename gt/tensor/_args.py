@@ -53,7 +53,8 @@ def _varargs(args, name, what="dims"):
 
 
 # the largest value each dtype holds, for torch's refusal of a fill it cannot hold
-_LIMITS = {**dtypes.INT_RANGES, "float16": (-65504.0, 65504.0), "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
+_LIMITS = {**dtypes.INT_RANGES, "float16": (-65504.0, 65504.0),
+           "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
 
 
 def _fill(value, dtype_name=None):
