@@ -404,3 +404,21 @@ def test_testing_helpers_take_the_small_ints(dt):
         X.testing.assert_close(X.tensor([1, 2], dtype=getattr(X, dt)), X.tensor([1, 2]), check_dtype=False)
         with pytest.raises(AssertionError, match="dtype"):
             X.testing.assert_close(X.tensor([1], dtype=getattr(X, dt)), X.tensor([1]))
+
+
+def test_index_consumers_check_small_int_indices_as_numbers():
+    """gt's embedding/one_hot take any integer indices (torch: int64/int32) and its class losses
+    uint8 targets as torch's do; their range checks must not cast the bounds into the indices'
+    dtype (300 into uint8 is 44, ignore_index=-100 is 156)."""
+    ids = np.array([50, 255, 156], dtype=np.uint8)
+    table = np.arange(600.0, dtype=np.float32).reshape(300, 2)
+    same(gt.nn.functional.embedding(gt.from_numpy(ids), gt.from_numpy(table)),
+         torch.nn.functional.embedding(torch.from_numpy(ids).long(), torch.from_numpy(table)))
+    assert gt.nn.functional.one_hot(gt.from_numpy(ids), 300).argmax(1).tolist() == ids.tolist()
+    logits = np.random.default_rng(20).standard_normal((3, 300)).astype(np.float32)
+    for kwargs in ({}, {"ignore_index": 156}, {"reduction": "none"}):
+        mine = gt.nn.functional.cross_entropy(gt.from_numpy(logits), gt.from_numpy(ids), **kwargs)
+        theirs = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(ids), **kwargs)
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6)
+    with pytest.raises(IndexError, match="index 300 is out of range"):
+        gt.nn.functional.embedding(gt.tensor([300], dtype=gt.int16), gt.from_numpy(table))

@@ -24,7 +24,9 @@ def class_indices(indices, fn, what):
     if idx.dtype.is_floating_point or idx.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: {what} must be integer class indices (int64/int32), got {idx.dtype!r}"
                         + ("; class probabilities are F.cross_entropy's" if fn == "nll_loss" else ""))
-    return idx
+    # uint8/int8/int16 indices as int64: compared with Python ints (a class count, ignore_index=-100)
+    # they would be cast into their dtype, torch's rule for tensor-number ops (-100 into uint8 is 156)
+    return idx.long() if idx.dtype in dtypes.SMALL_INTS else idx
 
 
 def check_range(idx, n, fn, what, limit, exc):

@@ -10,6 +10,7 @@ gt's error type and message, and nothing is lost: the error still names the bad 
     >>> checks.require(ok, IndexError, lambda: f"target {bad()} is out of range")
 """
 
+from gt import dtypes
 from gt.sharding.mesh import get_mesh
 
 _pending = []
@@ -40,6 +41,8 @@ def require_within(index, low, high, error, describe):
     and at the next host read on a GPU. Returns the indices to compute with (``within``)."""
     if index.numel() == 0:
         return index
+    if index.dtype in dtypes.SMALL_INTS:
+        index = index.long()     # a bound beside uint8/int8/int16 would be cast into it (torch's rule: 300 is 44)
     lo, hi = index.min(), index.max()
 
     def message():
