@@ -422,3 +422,25 @@ def test_index_consumers_check_small_int_indices_as_numbers():
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6)
     with pytest.raises(IndexError, match="index 300 is out of range"):
         gt.nn.functional.embedding(gt.tensor([300], dtype=gt.int16), gt.from_numpy(table))
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_numbers_out_of_the_dtype_beside_it(dt):
+    """torch casts a Python int into the tensor's dtype: wrapping it in arithmetic (``x // 300``
+    divides a uint8 tensor by 44), checking it where it is a value to write (``where``, fills)."""
+    x = sample(dt, (12,), seed=21)
+    x[x == 0] = 1
+    for s in (-1, -3, 255, 256, 300, -129, -256, 70000, 2 ** 40):
+        for expr in ("x // s", "x % s", "s // x", "s % x", "x.floor_divide(s)", "x.remainder(s)", "x + s", "x * s",
+                     "s - x", "x < s", "x == s", "x & s", "X.where(x > 3, x, s)", "X.where(x > 3, s, x)",
+                     "x.masked_fill(x > 3, s)", "X.full_like(x, s)", "x.clamp(min=s)"):
+            outs = []
+            for X in (torch, gt):
+                try:
+                    outs.append(eval(expr, {"X": X, "x": X.from_numpy(x.copy()), "s": s}))
+                except (RuntimeError, OverflowError) as exc:
+                    outs.append(type(exc))
+            if isinstance(outs[0], type):
+                assert outs[1] in (RuntimeError, OverflowError), (expr, s, outs)
+            else:
+                same(outs[1], outs[0])

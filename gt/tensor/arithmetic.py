@@ -51,6 +51,11 @@ def _binary(op_cls, name, a, b):
     return op_cls.apply(a, b)
 
 
+def int_wrapped(a, b):
+    """``wrap_scalar`` where one of ``a``, ``b`` is a Python int (``x_uint8 // 300`` divides by 44)."""
+    return wrap_scalar(a, b) if type(a) is int or type(b) is int else (a, b)
+
+
 def _check_exponent(t, n):
     """torch casts an int exponent to an integer tensor's dtype with its overflow check (``x_uint8
     ** 300`` raises); a negative one meets the engine's refusal of negative integer powers."""
@@ -129,6 +134,8 @@ def _number_beside(value, t):
     kind = 0 if isinstance(value, bool) else 1 if isinstance(value, int) else 2
     own = 2 if t.dtype.is_floating_point else 0 if t.dtype == dtypes.bool_ else 1
     dtype = t.dtype if kind <= own else (dtypes.int64 if kind == 1 else dtypes.default_float)
+    if kind == 1 and dtype.name in dtypes.INT_RANGES:
+        value = wrap_scalar(t, value)[1]        # cast into t's dtype, wrapping as torch's (300 into uint8: 44)
     return Tensor._wrap(B.asarray(value, dtype=dtype))
 
 
@@ -392,6 +399,9 @@ def where(condition, input=_ALONE, other=_ALONE):
     a, b = _operand(a, "where"), _operand(b, "where")
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         a, b = _promote_ints(a, b)    # an int tensor meeting a float: float32 or the tensor's dtype
+        t = a if isinstance(a, Tensor) else b
+        if t.dtype in dtypes.SMALL_INTS:     # torch's checked cast of a number into it (uint8 takes -1 as 255)
+            a, b = (_fill(x, t.dtype.name) if type(x) is int else x for x in (a, b))
     else:
         # two Python numbers: torch's dtype (a float among them: the default float), where numpy's
         # would be float64; the second then follows the first as a weak scalar

@@ -20,7 +20,7 @@ from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
 from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
-from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
+from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools, int_wrapped,
                                   _refuse_integer_zero, refuse_bool_subtraction, where)
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -46,7 +46,7 @@ class ExtraMethods:
     def __floordiv__(self, other):
         """``floor(self / other)`` (torch's ``floor_divide``, exact where ``(a / b).floor()`` is not):
         ints stay ints; zero gradients, as torch's."""
-        a, b = _promote_ints(self, _operand(other, "//"))
+        a, b = int_wrapped(*_promote_ints(self, _operand(other, "//")))
         _refuse_bools(a, b, "div_floor_cpu")
         _refuse_integer_zero(a, b, "//")
         return ew.FloorDivide.apply(a, b)   # a float result from inputs that require grad: zero gradients
@@ -64,8 +64,8 @@ class ExtraMethods:
                 and not isinstance(other, float):
             # integers: exact, and nothing to differentiate
             _refuse_bools(self, other, "remainder_cpu")
-            _refuse_integer_zero(self, other, "%")
-            a, b = _promote_ints(self, other)     # int32 % int64 0-d is int32, as torch
+            a, b = int_wrapped(*_promote_ints(self, other))     # int32 % int64 0-d is int32, as torch
+            _refuse_integer_zero(a, b, "%")
             return Tensor._wrap(a._data % (b._data if isinstance(b, Tensor) else b))
         a, b = _promote_ints(self, other)
         return float_remainder(a, b)
