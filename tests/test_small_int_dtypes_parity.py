@@ -444,3 +444,14 @@ def test_numbers_out_of_the_dtype_beside_it(dt):
                 assert outs[1] in (RuntimeError, OverflowError), (expr, s, outs)
             else:
                 same(outs[1], outs[0])
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_image_ops_on_small_ints(dt):
+    x = sample(dt, (2, 3, 6, 6), seed=22)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # a padded max-pool fills with the dtype's lowest value, not -inf cast
+        for expr in ("X.nn.functional.max_pool2d(x, 3, stride=2, padding=1)", "X.nn.functional.max_pool2d(x, 2)",
+                     "X.nn.functional.pad(x, (1, 2, 0, 1), value=3)", "x.permute(0, 2, 3, 1).reshape(2, -1)",
+                     "x.flip(-1).float() / 255", "x.unfold(2, 2, 2).sum((-1, -2))"):
+            both(expr, dt, x=x)

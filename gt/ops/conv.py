@@ -25,7 +25,7 @@ from gt.backend.engine_defaults import FastPaths
 from gt.ops._shapes import numel
 
 # what a max pool pads with: below every value of the dtype
-_LOWEST = {dtypes.int64: -2 ** 63, dtypes.int32: -2 ** 31}
+_LOWEST = {dtypes.to_dtype(name): low for name, (low, _) in dtypes.INT_RANGES.items()}
 
 
 def pad_constant(x, pads, value):

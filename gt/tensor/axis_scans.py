@@ -41,7 +41,7 @@ from gt.tensor.rules import REP, Plan, _sizes
 
 # the dtype one device's running sums and products accumulate in
 _ACC = {dtypes.float32: dtypes.float64, dtypes.float64: dtypes.float64, dtypes.int64: dtypes.int64,
-        dtypes.int32: dtypes.int64, dtypes.bool_: dtypes.int64}
+        dtypes.int32: dtypes.int64, dtypes.bool_: dtypes.int64, **{d: dtypes.int64 for d in dtypes.SMALL_INTS}}
 
 
 def _along(x, axis):
