@@ -247,8 +247,9 @@ def test_comparisons_with_numbers_cast_as_torch(dt):
 def test_in_place_ops(dt):
     x = sample(dt, seed=9)
     for expr in ("x.add_(300)", "x.sub_(-1)", "x.mul_(3)", "x.floor_divide_(3)", "x.clamp_(0, 50)", "x.neg_()", "x.abs_()",
-                 "x.bitwise_and_(-2)", "x.copy_(X.tensor([1.7]))", "x.add_(X.tensor([2], dtype=X.int8))", "x.fill_(5)"):
-        both(expr, dt, x=x)
+                 "x.bitwise_and_(-2)", "x.copy_(X.tensor([1.7]))", "x.add_(X.tensor([2], dtype=X.int8))", "x.fill_(5)",
+                 "x.sub_(y)", "x.sub_(y, alpha=2)", "x.add_(y, alpha=-1)", "x.mul_(y)", "x.__iadd__(y)", "x.__isub__(y)"):
+        both(expr, dt, x=x, y=sample(dt, seed=23))
     for expr in ("x.add_(1.5)", "x.div_(2)"):
         with pytest.raises(RuntimeError):
             eval(expr, {"x": torch.from_numpy(x.copy())})

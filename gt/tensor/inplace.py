@@ -139,6 +139,8 @@ class InplaceMethods:
             return inplace_grad.rebase(self, "add_", add, other, same_shape=True)
         if type(other) is int and type(alpha) is int and self.dtype.name in dtypes.INT_RANGES:
             other, alpha = other * alpha, 1      # one product, wrapped into the dtype as torch's (uint8 sub_(-1))
+        elif type(alpha) is int and self.dtype in dtypes.SMALL_INTS:
+            alpha = _fill(alpha, self.dtype.name)    # torch's checked cast: uint8's sub_ (alpha -1) multiplies by 255
         value = self._inplace_value(other, "add_")
         if alpha == 1:
             return self._update(_iadd, value)
