@@ -100,7 +100,7 @@ def test_packed_sequence_conversions_and_invert_permutation_are_torchs():
     x, lengths = randn(4, 3, 2, seed=4), [2, 4, 1]
     ref = torch.nn.utils.rnn.pack_padded_sequence(torch.tensor(x), lengths, enforce_sorted=False)
     mine = GR.pack_padded_sequence(gt.tensor(x), lengths, enforce_sorted=False)
-    for method in ("half", "long", "int", "float", "double", "cpu"):       # gt has no int8/int16/uint8
+    for method in ("half", "long", "int", "short", "char", "byte", "float", "double", "cpu"):
         got, want = getattr(mine, method)(), getattr(ref, method)()
         assert isinstance(got, GR.PackedSequence)
         assert str(got.data.dtype).split(".")[-1] == str(want.data.dtype).split(".")[-1], method

@@ -69,6 +69,15 @@ class PackedSequence(_Fields):
     def int(self):
         return self.to(dtypes.int32)
 
+    def short(self):
+        return self.to(dtypes.int16)
+
+    def char(self):
+        return self.to(dtypes.int8)
+
+    def byte(self):
+        return self.to(dtypes.uint8)
+
     @property
     def is_cuda(self):
         return self.data.is_cuda
