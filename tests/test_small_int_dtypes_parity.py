@@ -273,6 +273,11 @@ def test_reductions(dt):
         torch.from_numpy(x).mean()
     with pytest.raises(RuntimeError, match=r"mean\(\): could not infer output dtype"):
         gt.from_numpy(x).mean()
+    for fn in (lambda t: t.var(), lambda t: t.std(0)):
+        with pytest.raises(RuntimeError, match="std and var only support floating point"):
+            fn(torch.from_numpy(x))
+        with pytest.raises(RuntimeError, match="std and var only support floating point"):
+            fn(gt.from_numpy(x))
 
 
 @pytest.mark.parametrize("dt", SMALL)

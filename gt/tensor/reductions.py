@@ -114,6 +114,9 @@ class ReductionMethods:
         if dtype is not None:
             return self.to(dtype).var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                       correction=correction)
+        if self.dtype in dtypes.SMALL_INTS:     # as mean: refused, as torch refuses them
+            raise RuntimeError(f"std and var only support floating point and complex dtypes, got {self.dtype!r}: "
+                               "use x.float()")
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
             return self.float().var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                     correction=correction).to(self.dtype)
