@@ -179,8 +179,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def _avg_pool(fn, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     x = _tensor(input, fn)
-    if x.dtype == dtypes.bool_:
-        raise NotImplementedError(f"{fn}: not implemented for {x.dtype!r} inputs (as torch)")
+    if x.dtype == dtypes.bool_ or x.dtype in dtypes.SMALL_INTS:   # torch averages int32/int64 only
+        raise NotImplementedError(f"{fn}: not implemented for {x.dtype!r} inputs (as torch); cast them, e.g. "
+                                  "x.float()")
     if x.dtype.is_complex:
         raise TypeError(f"{fn}: expected a real input, got {x.dtype!r}")
     kernel, stride, pads, _, _ = _pool_geometry(fn, nd, x, kernel_size, stride, padding, 1, ceil_mode)
