@@ -461,6 +461,10 @@ def test_image_ops_on_small_ints(dt):
                      "X.nn.functional.pad(x, (1, 2, 0, 1), value=3)", "x.permute(0, 2, 3, 1).reshape(2, -1)",
                      "x.flip(-1).float() / 255", "x.unfold(2, 2, 2).sum((-1, -2))"):
             both(expr, dt, x=x)
+    if dt == "uint8":         # torch resizes uint8 images in the nearest modes (gt: those only, MISSING.md)
+        for expr in ("X.nn.functional.interpolate(x, scale_factor=2)", "X.nn.functional.interpolate(x, size=(4, 9))",
+                     "X.nn.functional.interpolate(x, size=(9, 5), mode='nearest-exact')"):
+            both(expr, dt, x=x)
     for X in (torch, gt):       # torch averages int32/int64 windows only
         with pytest.raises(NotImplementedError, match="avg_pool2d"):
             X.nn.functional.avg_pool2d(X.from_numpy(x), 2)

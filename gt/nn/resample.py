@@ -85,8 +85,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     needs it): every input pixel under the filter stretched by the scale counts, as torch's
     (and Pillow's) anti-aliased resizing (gt/nn/antialias.py).
 
-    Where gt differs from torch: integer inputs raise TypeError (torch takes uint8 in some
-    modes); where torch 2.13's backward takes a
+    Where gt differs from torch: integer inputs raise TypeError but uint8 in the nearest modes
+    (torch takes uint8 in the linear and bicubic modes too, rounding as its own kernels do); where torch 2.13's backward takes a
     shortcut its forward does not (3-D/5-D 'nearest' with a scale factor that keeps or doubles a
     size, 'bicubic' with one that keeps every size, ``antialias=True`` with one that keeps a
     size), gt's gradient is that of its output; with ``antialias=True`` and an output one pixel
@@ -110,8 +110,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                              f"(linear, bilinear, bicubic, trilinear), not with mode {mode!r}")
     else:
         align_corners = bool(align_corners)
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"interpolate: expected a floating point input, got {x.dtype!r}")
+    if not x.dtype.is_floating_point and not (x.dtype == dtypes.uint8 and mode.startswith("nearest")):
+        raise TypeError(f"interpolate: expected a floating point input (or uint8 for the nearest modes, as torch), "
+                        f"got {x.dtype!r}")
     out, scales = _output_size(x, size, scale_factor, recompute_scale_factor, mode)
     if mode == "area":
         return _area(x, out)
