@@ -111,8 +111,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     else:
         align_corners = bool(align_corners)
     if not x.dtype.is_floating_point and not (x.dtype == dtypes.uint8 and mode.startswith("nearest")):
-        raise TypeError(f"interpolate: expected a floating point input (or uint8 for the nearest modes, as torch), "
-                        f"got {x.dtype!r}")
+        raise TypeError(f"interpolate: expected a floating point input, got {x.dtype!r} (uint8 images only in the "
+                        f"nearest modes, as torch)")
     out, scales = _output_size(x, size, scale_factor, recompute_scale_factor, mode)
     if mode == "area":
         return _area(x, out)
