@@ -70,6 +70,8 @@ def wrap_scalar(a, b):
     it (``x_int32 * 2**31`` is ``x * -2**31``, ``x_uint8 + 300`` is ``x + 44``); numpy's engine
     raised OverflowError."""
     t, n = (a, b) if isinstance(a, Tensor) else (b, a)
+    if 0 <= n <= 127:               # every integer dtype holds it: nothing to decide (the common case)
+        return a, b
     low, high = dtypes.INT_RANGES.get(t.dtype.name, (None, None))
     if low is None or t.dtype is dtypes.int64 or low <= n <= high:
         return a, b
@@ -205,7 +207,7 @@ class ArithmeticMethods:
                 return Tensor._wrap(fn(self._array, other._array))
         elif isinstance(other, float) and not self.dtype.is_floating_point:
             self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
-        elif type(other) is int and self.dtype.name in dtypes.INT_RANGES:
+        elif type(other) is int and not 0 <= other <= 127:      # (every integer dtype holds 0..127 as it is)
             other = wrap_scalar(self, other)[1]     # torch casts the int to the tensor's dtype: uint8 < -1 is < 255
         if self._placed is None and not isinstance(other, Tensor):
             return Tensor._wrap(fn(self._array, other))

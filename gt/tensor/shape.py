@@ -251,7 +251,7 @@ def _small_int_index(arr):
     """torch's reading of a uint8 index: a mask (non-zero selects), with its deprecation warning;
     int8 and int16 indices are its IndexError. numpy would take all three as positions."""
     dtype = B.dtype_of(arr)
-    if dtype.itemsize > 2 or dtype.is_floating_point or dtype == dtypes.bool_:
+    if dtype is not dtypes.uint8 and dtype is not dtypes.int8 and dtype is not dtypes.int16:
         return arr
     if dtype == dtypes.uint8:
         warnings.warn("indexing with dtype gt.uint8 is now deprecated, please use a dtype gt.bool instead.",
