@@ -241,7 +241,7 @@ def note_view(ctx, view, args, no_grad):
     key = id(base)
     refs = views_of.get(key)
     if refs is None or refs[0]() is not base:
-        refs = views_of[key] = [weakref.ref(base, lambda _, key=key: views_of.pop(key, None))]
+        refs = views_of[key] = [weakref.ref(base, lambda _, key=key, table=views_of: table.pop(key, None))]
     _add_ref(refs, view)
 
 
