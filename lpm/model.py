@@ -89,14 +89,19 @@ def _check_int(name, value, minimum):
         raise ValueError(f"PixelTransformer: {name} must be an int >= {minimum}, got {value!r}")
 
 
-def _as_tensor(images):
-    """``images`` (a numpy array, a torch tensor, nested lists) as a gt tensor; a ``TypeError``
-    saying what the model takes where they are not numbers (None, text, ragged lists)."""
+def input_tensor(values, model, what, want):
+    """``values`` (a numpy array, a torch tensor, nested lists) as a gt tensor, for the forward of
+    each lpm model (this one, lpm.ppt's and lpm.caption's); a ``TypeError`` naming ``model``, the
+    argument (``what``) and what it takes (``want``) where they are not numbers (None, text,
+    ragged lists). A gt tensor is returned as it is, and integers stay integers: each model tells
+    a wrong dtype in its own words."""
+    if isinstance(values, gt.Tensor):
+        return values
     try:
-        return gt.tensor(images)
+        return gt.tensor(values)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"PixelTransformer: expected images as a gt tensor or an array of floating-point pixels "
-                        f"(batch, seq, H, W), got {type(images).__name__} ({exc})") from None
+        raise TypeError(f"{model}: {what} must be an array or a gt tensor of {want}, got {type(values).__name__} "
+                        f"({exc})") from None
 
 
 def _config(config, args, overrides):
@@ -249,7 +254,7 @@ class PixelTransformer(nn.Module):
         (``_check_finite``): no extra pass over the images.
         """
         cfg = self.config
-        x = images if isinstance(images, gt.Tensor) else _as_tensor(images)   # integers stay integers
+        x = input_tensor(images, "PixelTransformer", "images", "floating-point pixels (batch, seq, H, W)")
         if not x.dtype.is_floating_point:
             # A guess at the range (255? 65535? already 0/1?) would train silently on wrong pixels.
             source = getattr(images, "dtype", x.dtype)
