@@ -52,8 +52,8 @@ __all__ = ["LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigva
 def _float_input(x, name):
     if not isinstance(x, function.Tensor):
         raise TypeError(f"{name}(): argument 'x' must be a tensor, not {type(x).__name__}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name}: expected a floating point tensor as input, got {x.dtype.name}")
+    if not x.dtype.differentiable:
+        raise TypeError(f"{name}: expected a floating point or complex tensor as input, got {x.dtype.name}")
     return x
 
 
@@ -178,12 +178,12 @@ def multi_dot(tensors):
 
 
 def vecdot(x, y, *, dim=-1):
-    """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x * y).sum(dim)``, shape the
-    broadcast shape without ``dim``."""
+    """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x.conj() * y).sum(dim)`` (torch's:
+    a complex ``x`` is conjugated), shape the broadcast shape without ``dim``."""
     if x.shape[dim] != y.shape[dim] and 1 not in (x.shape[dim], y.shape[dim]):
         raise ValueError(f"linalg.vecdot: x and y must have the same size along dim {dim}, got {x.shape[dim]} "
                          f"and {y.shape[dim]}")
-    return (x * y).sum(dim=dim)
+    return (x.conj() * y).sum(dim=dim)
 
 
 def cross(input, other, *, dim=-1):

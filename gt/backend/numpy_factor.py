@@ -81,8 +81,8 @@ _THETA13 = 5.371920351148152
 
 def matrix_exp(x):
     """exp(x) by scaling and squaring with the degree-13 Pade approximant, in float64 (rounded once
-    to float32 for float32 input); each matrix is scaled by its own power of two."""
-    a = np.asarray(x, np.float64)
+    to float32 for float32 input; complex in complex128); each matrix is scaled by its own power of two."""
+    a = np.asarray(x, np.complex128 if x.dtype.kind == "c" else np.float64)
     n = a.shape[-1]
     if a.size == 0:
         return np.array(x, copy=True)

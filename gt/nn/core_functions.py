@@ -9,6 +9,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import arange, rand
+from gt.tensor.complex_checks import refuse_mixed
 
 
 def linear(x, weight, bias=None):
@@ -21,6 +22,7 @@ def linear(x, weight, bias=None):
         return linear(x, weight.reshape(1, -1), b).squeeze(-1)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    refuse_mixed(x, weight, "linear")
     x = floating_input(x, weight)
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
@@ -29,6 +31,7 @@ def linear(x, weight, bias=None):
         bias = _tensor(bias, "linear", "bias")
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        refuse_mixed(weight, bias, "linear", "weight and bias")
     return linalg.Linear.apply(x, weight, bias)
 
 

@@ -7,7 +7,7 @@ several results packed into one array).
 from gt.autograd import Function
 from gt import dtypes
 from gt.backend import B
-from gt.ops.linalg_ops import Cholesky, _pack, _t, _tril, _unpack
+from gt.ops.linalg_ops import Cholesky, _h, _pack, _t, _tril, _unpack
 
 
 def _triu(x, k=0):
@@ -187,7 +187,7 @@ class MatrixExp(Function):
     def backward(self, g):
         a = self.saved[0]
         n = a.shape[-1]
-        at = _t(a)
+        at = _h(a)
         zero = B.zeros(tuple(a.shape), B.dtype_of(a))
         big = B.concatenate([B.concatenate([at, g], axis=-1), B.concatenate([zero, at], axis=-1)], axis=-2)
         return (B.getitem(B.matrix_exp(big), (Ellipsis, slice(0, n), slice(n, 2 * n))),)

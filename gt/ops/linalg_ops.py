@@ -1,5 +1,6 @@
 """The differentiable ops of ``gt.linalg``: one small Function per factorization or solve, forward
-and backward side by side, with torch's backward formulas (torch's FunctionsManual.cpp, real case).
+and backward side by side, with torch's backward formulas (torch's FunctionsManual.cpp; conjugate
+transposes `_h` for complex matrices where det, inv, solve, svd and qr take them).
 Matrices are the last two axes of every array; leading axes are batch axes of equal shape (the
 tensor layer broadcasts them first).
 
@@ -19,6 +20,12 @@ def _t(x):
     axes = list(range(x.ndim))
     axes[-1], axes[-2] = axes[-2], axes[-1]
     return B.transpose(x, axes)
+
+
+def _h(x):
+    """The conjugate transpose of ``x`` (``_t`` for a real ``x``: ``B.conj`` keeps it as it is). The
+    backward formulas below take it where the real case transposes: torch's formulas for complex A."""
+    return B.conj(_t(x))
 
 
 def _offsets(n, m):
@@ -86,7 +93,7 @@ def _cofactors(a):
     rev = (Ellipsis, slice(None, None, -1))
     before = B.cumprod(B.concatenate([one, s[..., :-1]], -1), -1)
     after = B.getitem(B.cumprod(B.getitem(B.concatenate([s[..., 1:], one], -1), rev), -1), rev)
-    return _scalar_grad(B.det(u) * B.det(vh)) * B.matmul(u * (before * after)[..., None, :], vh)
+    return _scalar_grad(B.conj(B.det(u) * B.det(vh))) * B.matmul(u * (before * after)[..., None, :], vh)
 
 
 class Det(Function):
@@ -103,7 +110,7 @@ class Det(Function):
         a, out = self.saved
         if B.numel(out) and bool(B.any(out == 0)):
             return (_scalar_grad(g) * _cofactors(a),)
-        return (_scalar_grad(g * out) * _t(B.inv(a)),)
+        return (_scalar_grad(g * B.conj(out)) * _h(B.inv(a)),)
 
     def backward_graph(self, g):
         a = self.inputs[0]
@@ -140,7 +147,7 @@ class Inv(Function):
         return out
 
     def backward(self, g):
-        out_t = _t(self.saved[0])
+        out_t = _h(self.saved[0])
         return (-B.matmul(B.matmul(out_t, g), out_t),)
 
     def backward_graph(self, g):
@@ -158,8 +165,8 @@ class Solve(Function):
 
     def backward(self, g):
         a, out = self.saved
-        gb = B.solve(_t(a), g)
-        return (-B.matmul(gb, _t(out)) if self.needs_input_grad[0] else None), gb
+        gb = B.solve(_h(a), g)
+        return (-B.matmul(gb, _h(out)) if self.needs_input_grad[0] else None), gb
 
     def backward_graph(self, g):
         a, b = self.inputs
@@ -232,9 +239,9 @@ class Svd(Function):
         m, n, k = u.shape[-2], vh.shape[-1], s.shape[-1]
         u, gu = u[..., :k], gu[..., :k]                 # full_matrices: the extra columns carry no gradient
         vh, gvh = vh[..., :k, :], gvh[..., :k, :]
-        v, gv = _t(vh), _t(gvh)
-        uhgu, vhgv = B.matmul(_t(u), gu), B.matmul(_t(v), gv)
-        uhgu, vhgv = uhgu - _t(uhgu), vhgv - _t(vhgv)
+        v, gv = _h(vh), _h(gvh)
+        uhgu, vhgv = B.matmul(_h(u), gu), B.matmul(vh, gv)
+        uhgu, vhgv = uhgu - _h(uhgu), vhgv - _h(vhgv)
         row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
         s2 = s * s
         e = B.reshape(s2, tuple(s.shape[:-1]) + (1, k)) - B.reshape(s2, tuple(s.shape) + (1,))
@@ -243,12 +250,15 @@ class Svd(Function):
             # so svdvals of a matrix with repeated or zero singular values has a finite gradient
             num = uhgu * row + col * vhgv
             ga = B.where(num == 0, 0, num / (e + _eye_like(s, k))) + _diag_embed(gs)
+            if B.dtype_of(u).is_complex:        # torch's term of the phases: Im diag(U^H gU) / S
+                phase = B.diagonal_view(uhgu, 0, -2, -1)
+                ga = ga + _diag_embed(B.where(phase == 0, 0, phase / (2 * s)))
             if m > k and bool(B.any(gu)):
                 gus = gu / row
-                ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_t(u), gus))
+                ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_h(u), gus))
                 return (B.matmul(ga, vh),)
             if n > k and bool(B.any(gv)):
-                sgv = _t(gv) / col
+                sgv = gvh / col
                 ga = B.matmul(ga, vh) + sgv - B.matmul(B.matmul(sgv, v), vh)
                 return (B.matmul(u, ga),)
         return (B.matmul(u, B.matmul(ga, vh)),)
@@ -256,10 +266,10 @@ class Svd(Function):
 
 def _qr_backward(q, r, gq, gr):
     """torch's linalg_qr_backward for m >= n: ``gA = (gQ + Q copyltu(triu(gR R^T - Q^T gQ))) R^-T``."""
-    ga = B.matmul(gr, _t(r)) - B.matmul(_t(q), gq)
+    ga = B.matmul(gr, _h(r)) - B.matmul(_h(q), gq)
     ga = ga - _tril(ga, -1)                          # triu
-    ga = _scale_diagonal(ga + _t(ga), 0.5)
-    return _right_solve(B.matmul(q, ga) + gq, _t(r))
+    ga = _scale_diagonal(ga + _h(ga), 0.5)
+    return _right_solve(B.matmul(q, ga) + gq, _h(r))
 
 
 class Qr(Function):
@@ -285,5 +295,5 @@ class Qr(Function):
         if m >= n:
             return (_qr_backward(q, r, gq, gr),)
         u, v, gu, gv = r[..., :m], r[..., m:], gr[..., :m], gr[..., m:]
-        gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _t(gv)), gu)
+        gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _h(gv)), gu)
         return (B.concatenate([gx, B.matmul(q, gv)], axis=-1),)

@@ -12,6 +12,7 @@ from gt.ops import elementwise as ew
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
+from gt.tensor.complex_checks import refuse_mixed
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
 
@@ -352,6 +353,7 @@ def matmul(input, other):
             f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the first) "
             f"!= {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)"
         )
+    refuse_mixed(a, b, "matmul")
     a, b = _promote_ints(a, b)
     if a.ndim > 2 or b.ndim > 2:
         try:

@@ -13,6 +13,7 @@ import math
 from gt import amp, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import _operand, where
+from gt.tensor.complex_checks import refuse_mixed
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -53,6 +54,7 @@ def _coefficient(value, op, name, x, product):
 def _add_product(x, product, beta, alpha, op):
     """``beta * x + alpha * product``, with ``x`` ignored when ``beta`` is 0 (torch's rule)."""
     x = _tensor(x, op, "input")
+    refuse_mixed(x, product, op, "self and the product")
     beta, alpha = _coefficient(beta, op, "beta", x, product), _coefficient(alpha, op, "alpha", x, product)
     try:
         shape = x.broadcast_to(product.shape).shape if x.shape != product.shape else x.shape

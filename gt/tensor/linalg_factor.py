@@ -204,7 +204,7 @@ def cholesky_inverse(L, upper=False):
 def matrix_exp(A):
     """The matrix exponential ``sum_k A**k / k!`` of A (..., n, n). Its gradient is torch's: the
     top-right block of ``matrix_exp([[A.mT, G], [0, A.mT]])``."""
-    return ops.MatrixExp.apply(matrix_input(A, "linalg.matrix_exp", True))
+    return ops.MatrixExp.apply(matrix_input(A, "linalg.matrix_exp", True, True))
 
 
 def lu_legacy(A, pivot=True, get_infos=False):

@@ -3,8 +3,9 @@ Tensor methods built on them: ``det``, ``slogdet``, ``logdet``, ``inverse``, ``p
 ``cholesky``, ``qr``, ``svd``, ``matrix_power`` (``gt.det``... are these methods as functions).
 
 Matrices are the last two axes; leading axes are batch axes (broadcast between ``A`` and ``B`` in
-``solve``). Inputs are float32 or float64 tensors (torch also takes complex ones; gt has none);
-others are refused with a TypeError, a wrong shape with a ValueError, and a matrix LAPACK cannot
+``solve``). Inputs are float32 or float64 tensors, or complex ones for ``det``, ``inv``, ``solve``,
+``qr``, ``svd``/``svdvals`` and ``pinv`` (conjugate transposes in their gradients, torch's); others
+are refused with a TypeError, a wrong shape with a ValueError, and a matrix LAPACK cannot
 handle (singular for ``inv``/``solve``, not positive-definite for ``cholesky``) with
 ``gt.linalg.LinAlgError`` (a RuntimeError, as torch's). Gradients are torch's formulas
 (gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed from differentiable pieces.
@@ -40,7 +41,7 @@ def _part(packed, start, shape):
 def det(A):
     """The determinant of A (..., n, n): shape (...). Its gradient ``g det(A) inv(A)^T`` needs an
     invertible A (LinAlgError at a singular one, where torch's gradient is finite)."""
-    return ops.Det.apply(matrix_input(A, "linalg.det", True))
+    return ops.Det.apply(matrix_input(A, "linalg.det", True, True))
 
 
 def slogdet(A):
@@ -60,14 +61,14 @@ def logdet(A):
 
 def inv(A):
     """The inverse of A (..., n, n); LinAlgError ("singular") where A has none."""
-    return ops.Inv.apply(matrix_input(A, "linalg.inv", True))
+    return ops.Inv.apply(matrix_input(A, "linalg.inv", True, True))
 
 
 def solve(A, B, *, left=True):
     """X with ``A @ X = B`` (``left=False``: ``X @ A = B``, B (..., k, n)) for A (..., n, n) and
     B (..., n, k), or a vector B (n,) / (..., n) when its shape is A's without the last axis (torch's
     rule; not with ``left=False``, as torch); batch axes broadcast. LinAlgError ("singular") where A has no inverse."""
-    A = matrix_input(A, "linalg.solve", True)
+    A = matrix_input(A, "linalg.solve", True, True)
     rhs = B                 # torch's argument name; the engine is not used here
     if not isinstance(rhs, function.Tensor):
         raise TypeError(f"linalg.solve(): argument 'B' must be a tensor, not {type(rhs).__name__}")
@@ -101,7 +102,7 @@ def qr(A, mode="reduced"):
     """``(Q, R)`` with ``A = Q @ R`` for A (..., m, n), k = min(m, n): ``mode='reduced'`` Q (..., m, k),
     R (..., k, n); ``'complete'`` Q (..., m, m), R (..., m, n); ``'r'`` an empty Q and the reduced R
     (no gradient, as torch). Gradients as torch (none for ``'complete'`` with m > n, as torch)."""
-    A = matrix_input(A, "linalg.qr")
+    A = matrix_input(A, "linalg.qr", complex_ok=True)
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
                          "'r', or 'complete'")
@@ -149,7 +150,7 @@ def svd(A, full_matrices=True, *, driver=None):
     descending; U (..., m, k), Vh (..., k, n), or (m, m) and (n, n) with ``full_matrices`` (the
     default, as torch). Gradients as torch (NaN or inf where singular values repeat and U or Vh
     are used). ``driver``: see ``_check_driver``."""
-    A = matrix_input(A, "linalg.svd")
+    A = matrix_input(A, "linalg.svd", complex_ok=True)
     _check_driver(A, driver, "linalg.svd")
     m, n = A.shape[-2:]
     k = min(m, n)
@@ -157,12 +158,13 @@ def svd(A, full_matrices=True, *, driver=None):
     packed = ops.Svd.apply(A, bool(full_matrices))
     u, start = _part(packed, 0, (m, mu))
     s, start = _part(packed, start, (k,))
+    s = s.real if s.dtype.is_complex else s         # packed beside complex U and Vh; real, as torch's
     return SvdResult(u, s, _part(packed, start, (vn, n))[0])
 
 
 def svdvals(A, *, driver=None):
     """The singular values (..., k), descending, of A (..., m, n); gradient ``U diag(gS) Vh``."""
-    return svd(matrix_input(A, "linalg.svdvals"), full_matrices=False, driver=driver).S
+    return svd(matrix_input(A, "linalg.svdvals", complex_ok=True), full_matrices=False, driver=driver).S
 
 
 def nuclear_norm(x, dim, keepdim):
@@ -215,14 +217,16 @@ def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     positional): ``rtol=rcond``."""
     if rcond is not None:
         atol, rtol = 0.0, _legacy_tolerance("linalg.pinv", rcond, "rcond", atol, rtol)
-    A = matrix_input(A, "linalg.pinv", square=bool(hermitian))
+    A = matrix_input(A, "linalg.pinv", square=bool(hermitian), complex_ok=True)
     if hermitian:       # torch's values; its gradient flows to A whole, as its backward formula does
-        A = A + (A.tril() + A.tril(-1).mT - A).detach()
+        # the lower triangle mirrored (conjugated: eigh reads only the real part of a complex diagonal)
+        low = A.tril() if not A.dtype.is_complex else A.tril(-1) + A.diagonal(0, -2, -1).real.diag_embed()
+        A = A + (low + A.tril(-1).mH - A).detach()
     m, n = A.shape[-2:]
     u, s, vh = svd(A, full_matrices=False)
     keep = s > _cutoff(s[..., :1], m, n, atol, rtol, A.dtype)
     inverse = where(keep, 1.0 / where(keep, s, 1.0), 0.0)
-    return vh.mT @ (inverse.unsqueeze(-1) * u.mT)
+    return vh.mH @ (inverse.unsqueeze(-1) * u.mH)
 
 
 _INTEGER_DTYPES = (dtypes.int32, dtypes.int64)
