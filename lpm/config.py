@@ -104,7 +104,8 @@ class TrainConfig:
     num_heads: int = option(4, "attention heads (must divide --embed-dim)", MODEL, minimum(1))
     num_layers: int = option(1, "transformer blocks", MODEL, minimum(0))
     ff_dim: int = option(256, "hidden width of each feed-forward network", MODEL, minimum(1))
-    pos_encoding: str = option("sinusoidal", "fixed sinusoidal positional encodings, or a learned table", MODEL,
+    pos_encoding: str = option("sinusoidal", "fixed sinusoidal positional encodings, or a learned table "
+                               "(starting sinusoidal)", MODEL,
                                choices=("sinusoidal", "learned"))
     pool: str = option("mean", "how the frames' features become one: their mean, or cls: a learned class token "
                        "before the frames (ViT's), whose output is classified", MODEL, choices=("mean", "cls"))

@@ -32,7 +32,6 @@ __all__ = ["PixelTransformer", "PixelTransformerConfig", "sinusoidal_encoding",
            "LayerNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock"]
 
 POS_ENCODINGS = ("sinusoidal", "learned")
-POS_INIT_STD = 0.02  # nanoGPT's init for position tables: N(0, 0.02^2)
 ACTIVATIONS = ("relu", "gelu")
 POOLS = ("mean", "cls", "none")   # forward's reduction of the S token features (cls: a class token's)
 CLS_INIT_STD = 0.02            # the class token's init: trunc_normal_(std=0.02), as DeiT's and timm's ViT
@@ -57,7 +56,7 @@ class PixelTransformerConfig:
     num_classes: int = 10      # C
     max_seq_len: int = 32      # the longest image sequence the model accepts
     dropout: float = 0.0
-    pos_encoding: str = "sinusoidal"   # or "learned" (a trainable (max_seq_len, D) table)
+    pos_encoding: str = "sinusoidal"   # or "learned" (a trainable (max_seq_len, D) table, starting sinusoidal)
     activation: str = "relu"           # of the feed-forward networks; or "gelu"
     pool: str = "mean"                 # "mean" over the S tokens, "cls": a class token's output, or "none":
                                        # per-token outputs (B, S, ...)
@@ -180,7 +179,9 @@ class PixelTransformer(nn.Module):
         norm.weight (D)   norm.bias (D)
         head.weight (C, D)   head.bias (C)                 not with head=None
 
-    The fixed sinusoidal table is a non-persistent buffer: not in the state dict. With
+    The fixed sinusoidal table is a non-persistent buffer: not in the state dict. The learned
+    ``pos_embedding`` starts as that table (no random draw), so a learned model starts as the
+    sinusoidal model of the same seed does and then tunes its positions. With
     ``dropout > 0`` dropout also acts on the embedded tokens (nanoGPT's habit) and inside each
     block; at the default 0 the model is exactly the pipeline above.
 
@@ -197,7 +198,12 @@ class PixelTransformer(nn.Module):
         positions = cfg.max_seq_len + (cfg.pool == "cls")      # the class token takes position 0
         self.embed = nn.Linear(cfg.img_size ** 2, D)
         if cfg.pos_encoding == "learned":
-            self.pos_embedding = nn.Parameter(gt.randn(positions, D) * POS_INIT_STD)
+            # Starts as the sinusoidal table, so the frames' order counts from the first step. The
+            # usual N(0, 0.02^2) start (nanoGPT's, ViT's) sits below how much the embedded frames of
+            # one sequence differ (about 0.06 RMS on the blobs) and SGD moves the table only about
+            # 0.006 RMS in the default budget: that model stayed order-blind (52% held out, right
+            # and left at chance). No random draw: the rest starts as the sinusoidal model's.
+            self.pos_embedding = nn.Parameter(sinusoidal_encoding(positions, D))
         else:
             self.register_buffer("pos_encoding", sinusoidal_encoding(positions, D), persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
