@@ -80,7 +80,10 @@ COMPUTED = {
 @pytest.mark.parametrize("name", sorted(COMPUTED))
 def test_computed_on_complex_input_values_and_gradients_as_torch(name, dtype):
     fn, shapes = COMPUTED[name]
-    arrays = [_data(s, dtype, seed) for seed, s in enumerate(shapes, 1)]
+    _values_and_gradients_as_torch(fn, [_data(s, dtype, seed) for seed, s in enumerate(shapes, 1)], dtype)
+
+
+def _values_and_gradients_as_torch(fn, arrays, dtype):
     y, grads = _run(gt, fn, arrays)
     ty, tgrads = _run(torch, fn, arrays)
     tol = 2e-4 if dtype == "complex64" else 1e-9
@@ -154,6 +157,7 @@ MIXED = {
     "addmm": lambda m, r, c: m.addmm(c, r, r), "lerp": lambda m, r, c: m.lerp(r, c, 0.5),
     "lerp_inplace": lambda m, r, c: r.lerp_(c, 0.5), "lerp_weight": lambda m, r, c: m.lerp(c, c, r),
     "lerp_complex_number_weight": lambda m, r, c: m.lerp(r, r, 0.5j), "allclose": lambda m, r, c: m.allclose(r, c),
+    "nn_linear_complex_input": lambda m, r, c: m.nn.Linear(3, 2)(c),
 }
 
 
@@ -169,7 +173,9 @@ def test_real_and_complex_products_refused_as_torch(name):
 def test_products_that_torch_promotes_still_promote():
     real, cplx = np.ones((3, 3), np.float32), _data((3, 3), np.complex64)
     for fn in (lambda m, r, c: r * c, lambda m, r, c: m.outer(r[0], c[0]), lambda m, r, c: m.kron(r, c),
-               lambda m, r, c: m.lerp(r, r, 0.5 + 0j), lambda m, r, c: m.addcmul(r, r, c)):
+               lambda m, r, c: m.lerp(r, r, 0.5 + 0j), lambda m, r, c: m.addcmul(r, r, c),
+               lambda m, r, c: m.addr(r, c[0], c[1]), lambda m, r, c: m.addr(c, r[0], r[1]),
+               lambda m, r, c: r.addr(r[0], c[1], beta=0.5, alpha=2)):
         _close(fn(gt, gt.tensor(real), gt.tensor(cplx)), fn(torch, torch.tensor(real), torch.tensor(cplx)), 1e-6)
 
 
@@ -210,3 +216,31 @@ def test_python_complex_numbers_for_a_real_dtype_refused_as_torch(make):
             with pytest.raises(TypeError, match="complex"):
                 fn()
     assert gt.tensor([1j, 2], dtype=gt.complex64).tolist() == [1j, 2 + 0j]
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_logaddexp_and_logcumsumexp_keep_torchs_imaginary_part(dtype):
+    """torch's ``log1p(exp(lo - hi)) + hi``: the imaginary part follows the input with the larger
+    real part, not the principal log's (-pi, pi] (they differ by 2 pi k past pi)."""
+    a, b = _data((3, 5), dtype, 1) * 6, _data((5,), dtype, 2) * 6
+    _values_and_gradients_as_torch(lambda m, x, y: m.logaddexp(x, y), (a, b), dtype)
+    _values_and_gradients_as_torch(lambda m, x: x.logcumsumexp(1), (a,), dtype)
+
+
+NORMS = {"norm": lambda m, z, d: z.norm(dtype=d), "vector_norm": lambda m, z, d: m.linalg.vector_norm(z, dtype=d),
+         "linalg_norm": lambda m, z, d: m.linalg.norm(z, dtype=d),
+         "matrix_norm": lambda m, z, d: m.linalg.matrix_norm(z, dtype=d)}
+
+
+@pytest.mark.parametrize("name", sorted(NORMS))
+def test_norm_dtype_of_complex_input_as_torch(name):
+    """A real ``dtype`` would drop the imaginary parts (torch refuses it), and complex128 is not
+    narrowed to complex64; complex64 widened to complex128 gives torch's real float64 norm."""
+    fn, data = NORMS[name], _data((3, 4), np.complex128)
+    for have, want in (("complex64", "float64"), ("complex128", "float32"), ("complex128", "complex64")):
+        with pytest.raises(RuntimeError):
+            fn(torch, torch.tensor(data.astype(have)), getattr(torch, want))
+        with pytest.raises(RuntimeError, match="complex|narrowing"):
+            fn(gt, gt.tensor(data.astype(have)), getattr(gt, want))
+    _close(fn(gt, gt.tensor(data.astype(np.complex64)), gt.complex128),
+           fn(torch, torch.tensor(data.astype(np.complex64)), torch.complex128), 1e-6)

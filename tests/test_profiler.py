@@ -352,3 +352,29 @@ def test_backward_events_are_named_as_grad_fn():
         y.backward()
     assert sorted(e.name for e in prof.events()) == sorted(nodes.values())
     assert {"TBackward0", "MmBackward0", "ExpBackward0", "ViewBackward0"} <= set(nodes.values())
+
+
+def _double_function(lib):
+    class Double(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    return Double
+
+
+def test_a_custom_functions_backward_is_one_event_per_call_as_torch():
+    """gt's custom call is a node plus a stand-in per output; only the node is an event."""
+    torch = torch_or_skip()
+    counts = []
+    for lib, prof_of in ((gt, profile), (torch, torch.profiler.profile)):
+        x = lib.ones(3, requires_grad=True)
+        double = _double_function(lib)
+        with prof_of() as prof:
+            double.apply(double.apply(x).exp()).sum().backward()
+        counts.append(_counts(prof).get("DoubleBackward"))
+    assert counts == [2, 2]

@@ -37,8 +37,13 @@ def linear(x, weight, bias=None):
 
 def floating_input(x, weight):
     """``x`` in the weight's dtype where it holds ints or bools (the engines' own products would
-    give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``)."""
-    return x if x.dtype.is_floating_point or not weight.dtype.is_floating_point else x.to(weight.dtype)
+    give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``). A
+    complex ``x`` with a real weight (or ints with a complex one) raises, as torch's product does:
+    the cast would drop its imaginary part."""
+    if x.dtype.is_floating_point:
+        return x
+    refuse_mixed(x, weight, "linear")
+    return x if not weight.dtype.is_floating_point else x.to(weight.dtype)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

@@ -54,7 +54,8 @@ def _coefficient(value, op, name, x, product):
 def _add_product(x, product, beta, alpha, op):
     """``beta * x + alpha * product``, with ``x`` ignored when ``beta`` is 0 (torch's rule)."""
     x = _tensor(x, op, "input")
-    refuse_mixed(x, product, op, "self and the product")
+    if op != "addr":        # torch's addr is elementwise (outer product): it promotes a real side to complex
+        refuse_mixed(x, product, op, "self and the product")
     beta, alpha = _coefficient(beta, op, "beta", x, product), _coefficient(alpha, op, "alpha", x, product)
     try:
         shape = x.broadcast_to(product.shape).shape if x.shape != product.shape else x.shape
