@@ -22,8 +22,9 @@ def linear(x, weight, bias=None):
         return linear(x, weight.reshape(1, -1), b).squeeze(-1)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
-    refuse_mixed(x, weight, "linear")
-    x = floating_input(x, weight)
+    if x.dtype is not weight.dtype:    # one dtype (the usual call) needs neither check: read once
+        refuse_mixed(x, weight, "linear")
+        x = floating_input(x, weight)
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
                          f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
@@ -31,7 +32,8 @@ def linear(x, weight, bias=None):
         bias = _tensor(bias, "linear", "bias")
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-        refuse_mixed(weight, bias, "linear", "weight and bias")
+        if bias.dtype is not weight.dtype:
+            refuse_mixed(weight, bias, "linear", "weight and bias")
     return linalg.Linear.apply(x, weight, bias)
 
 
