@@ -9,7 +9,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import arange, rand
-from gt.tensor.complex_checks import refuse_mixed
+from gt.tensor.complex_checks import refuse_complex, refuse_mixed
 
 
 def linear(x, weight, bias=None):
@@ -60,6 +60,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return x
     if p == 1:
         return x.mul_(0) if inplace else x * 0
+    if x.dtype.is_complex and x.numel():
+        refuse_complex(x, "bernoulli_scalar_cpu_")      # torch's CPU mask has no complex kernel
     dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
     keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
     return x.mul_(keep) if inplace else x * keep

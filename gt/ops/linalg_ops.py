@@ -124,6 +124,23 @@ class SlogdetSign(Function):
         return B.slogdet(a)[0]
 
 
+class ComplexSlogdet(Function):
+    """Packed ``(sign (...), logabsdet (...))`` of a complex A (logabsdet's imaginary part 0); torch's
+    slogdet_backward: ``gA = (g_logabsdet + i Im(g_sign conj(sign))) inv(A)^H`` (d sign = i sign
+    Im tr(A^-1 dA))."""
+
+    def forward(self, a):
+        sign, logabsdet = B.slogdet(a)
+        self.save(a, sign)
+        return _pack([sign, B.astype(logabsdet, B.dtype_of(sign))], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        a, sign = self.saved
+        g_sign, g_log = _unpack(g, [sign.shape, sign.shape])
+        coefficient = B.real(g_log) + 1j * B.imag(g_sign * B.conj(sign))
+        return (_scalar_grad(B.astype(coefficient, B.dtype_of(a))) * _h(B.inv(a)),)
+
+
 class LogAbsDet(Function):
     """``log |det(A)|`` (slogdet's second result); gradient ``g inv(A)^T``."""
 
@@ -175,21 +192,21 @@ class Solve(Function):
 
 
 class Cholesky(Function):
-    """The lower factor L of ``A = L L^T`` (``upper``: U = L^T); torch's cholesky_backward:
-    ``gA = L^-T phi(L^T gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^T) / 2``."""
+    """The lower factor L of ``A = L L^H`` (``upper``: U = L^H); torch's cholesky_backward:
+    ``gA = L^-H phi(L^H gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^H) / 2``."""
 
     def forward(self, a, upper=False):
         low = B.cholesky(a)
         self.save(low)
         self.upper = upper
-        return _t(low) if upper else low
+        return _h(low) if upper else low
 
     def backward(self, g):
         low = self.saved[0]
-        g = _t(g) if self.upper else g
-        ga = _tril(B.matmul(_t(low), g))
-        ga = 0.5 * (ga + _t(_tril(ga, -1)))
-        ga = B.solve(_t(low), ga)              # L^-T gA
+        g = _h(g) if self.upper else g
+        ga = _tril(B.matmul(_h(low), g))
+        ga = 0.5 * (ga + _h(_tril(ga, -1)))
+        ga = B.solve(_h(low), ga)              # L^-H gA
         return (_right_solve(ga, low),)        # ... L^-1
 
     def backward_graph(self, g):
@@ -214,14 +231,28 @@ class Eigh(Function):
     def backward(self, g):
         w, v = self.saved
         gw, gv = _unpack(g, [w.shape, v.shape])
-        vt_gv = B.matmul(_t(v), gv)
-        skew = 0.5 * (vt_gv - _t(vt_gv))
+        vt_gv = B.matmul(_h(v), gv)
         n = w.shape[-1]
-        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
         eye = _eye_like(w, n)
+        if B.dtype_of(v).is_complex:
+            _check_gauge(B.diagonal_view(vt_gv, 0, -2, -1))
+        skew = 0.5 * (vt_gv - _h(vt_gv))
+        if B.dtype_of(v).is_complex:      # its diagonal (imaginary) is replaced by gL's, as torch's
+            skew = skew * (1 - eye)
+        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
         with B.quiet_float_errors():     # a zero numerator stays 0 (torch: no gV term when gV is undefined)
             inner = B.where(skew == 0, 0, skew / (e + eye)) + _diag_embed(gw)
-        return (B.matmul(v, B.matmul(inner, _t(v))),)
+        return (B.matmul(v, B.matmul(inner, _h(v))),)
+
+
+def _check_gauge(diag):
+    """torch's check that a loss of complex eigenvectors does not depend on their phases (each is
+    defined up to a factor e^{i phi}): Im diag(V^H gV) is 0 (its tolerances, 1e-2)."""
+    im = B.imag(diag)
+    if B.numel(im) and bool(B.any(B.abs(im) > 1e-2)):
+        raise RuntimeError("linalg_eigh_backward: The eigenvectors in the complex case are specified up to "
+                           "multiplication by e^{i phi}. The specified loss function depends on this quantity, "
+                           "so it is ill-defined.")
 
 
 class Svd(Function):

@@ -3,12 +3,12 @@ Tensor methods built on them: ``det``, ``slogdet``, ``logdet``, ``inverse``, ``p
 ``cholesky``, ``qr``, ``svd``, ``matrix_power`` (``gt.det``... are these methods as functions).
 
 Matrices are the last two axes; leading axes are batch axes (broadcast between ``A`` and ``B`` in
-``solve``). Inputs are float32 or float64 tensors, or complex ones for ``det``, ``inv``, ``solve``,
-``qr``, ``svd``/``svdvals`` and ``pinv`` (conjugate transposes in their gradients, torch's); others
-are refused with a TypeError, a wrong shape with a ValueError, and a matrix LAPACK cannot
-handle (singular for ``inv``/``solve``, not positive-definite for ``cholesky``) with
-``gt.linalg.LinAlgError`` (a RuntimeError, as torch's). Gradients are torch's formulas
-(gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed from differentiable pieces.
+``solve``). Inputs are float32, float64, complex64 or complex128 tensors (conjugate transposes in
+the complex gradients, torch's); others are refused with a TypeError, a wrong shape with a
+ValueError, and a matrix LAPACK cannot handle (singular for ``inv``/``solve``, not
+positive-definite for ``cholesky``) with ``gt.linalg.LinAlgError`` (a RuntimeError, as torch's).
+Gradients are torch's formulas (gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed
+from differentiable pieces.
 """
 
 import collections
@@ -46,16 +46,24 @@ def det(A):
 
 def slogdet(A):
     """``(sign, logabsdet)`` of A (..., n, n), both (...): ``det = sign * exp(logabsdet)`` without
-    overflow; sign 0 and logabsdet -inf for a singular A. The sign has no gradient."""
-    A = matrix_input(A, "linalg.slogdet", True)
+    overflow; sign 0 and logabsdet -inf for a singular A. A real A's sign (-1, 0 or 1) has no
+    gradient; a complex A's sign is complex (``det / |det|``, with torch's gradient) and its
+    logabsdet real."""
+    A = matrix_input(A, "linalg.slogdet", True, True)
+    if A.dtype.is_complex:
+        packed = ops.ComplexSlogdet.apply(A)
+        return SlogdetResult(packed[..., 0], packed[..., 1].real)
     with autograd.no_grad():
         sign = ops.SlogdetSign.apply(A)
     return SlogdetResult(sign, ops.LogAbsDet.apply(A))
 
 
 def logdet(A):
-    """``log(det(A))`` for A (..., n, n): NaN where det < 0, -inf where A is singular (torch's)."""
+    """``log(det(A))`` for A (..., n, n): NaN where det < 0, -inf where A is singular (torch's); a
+    complex A's principal log ``log(sign) + logabsdet``."""
     sign, logabsdet = slogdet(A)
+    if sign.dtype.is_complex:
+        return sign.log() + logabsdet
     return where(sign < 0, float("nan"), logabsdet)
 
 
@@ -92,10 +100,10 @@ def solve(A, B, *, left=True):
 
 
 def cholesky(A, *, upper=False):
-    """L (..., n, n), lower triangular, with ``A = L @ L.mT`` for a symmetric positive-definite A
-    (its lower triangle is read); ``upper=True``: U = L.mT. LinAlgError ("not positive-definite")
-    otherwise."""
-    return ops.Cholesky.apply(matrix_input(A, "linalg.cholesky", True), bool(upper))
+    """L (..., n, n), lower triangular, with ``A = L @ L.mH`` for a symmetric (Hermitian)
+    positive-definite A (its lower triangle is read); ``upper=True``: U = L.mH. LinAlgError ("not
+    positive-definite") otherwise."""
+    return ops.Cholesky.apply(matrix_input(A, "linalg.cholesky", True, True), bool(upper))
 
 
 def qr(A, mode="reduced"):
@@ -117,15 +125,17 @@ def qr(A, mode="reduced"):
 
 
 def eigh(A, UPLO="L"):
-    """``(eigenvalues (..., n) ascending, eigenvectors (..., n, n) as columns)`` of the symmetric A,
-    read from its lower (``UPLO='L'``) or upper (``'U'``) triangle. The gradient is torch's: inf or
-    NaN where eigenvalues repeat and the eigenvectors are used."""
-    A = matrix_input(A, "linalg.eigh", True)
+    """``(eigenvalues (..., n) ascending, eigenvectors (..., n, n) as columns)`` of the symmetric
+    (Hermitian) A, read from its lower (``UPLO='L'``) or upper (``'U'``) triangle; the eigenvalues
+    are real. The gradient is torch's: inf or NaN where eigenvalues repeat and the eigenvectors are
+    used; for complex A a RuntimeError where the loss depends on the eigenvectors' phases."""
+    A = matrix_input(A, "linalg.eigh", True, True)
     if UPLO not in ("L", "U"):
         raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
     n = A.shape[-1]
     packed = ops.Eigh.apply(A, UPLO == "L")
     w, start = _part(packed, 0, (n,))
+    w = w.real if w.dtype.is_complex else w         # packed beside complex vectors; real, as torch's
     return EighResult(w, _part(packed, start, (n, n))[0])
 
 
@@ -241,7 +251,7 @@ def matrix_power(A, n):
             raise TypeError(f"linalg.matrix_power: a negative power inverts A, which needs a float32 or "
                             f"float64 tensor, got {A.dtype.name}")
     else:
-        A = matrix_input(A, "linalg.matrix_power", True)
+        A = matrix_input(A, "linalg.matrix_power", True, True)
     if A.shape[-1] != A.shape[-2]:
         matrix_input(A.to(dtypes.float64), "linalg.matrix_power", True)     # torch's shape error
     if isinstance(n, bool) or not isinstance(n, int):
