@@ -262,7 +262,8 @@ SolveExResult = collections.namedtuple("linalg_solve_ex", ["result", "info"])
 def cholesky_ex(A, *, upper=False, check_errors=False):
     """``(L, info)``: ``cholesky`` without the error: info (...) int32 is 0, or i + 1 where the
     leading minor of order i + 1 of that matrix is not positive-definite (its L is then
-    unspecified, as torch's). ``check_errors=True`` raises LinAlgError instead. Cholesky's gradient."""
+    unspecified, as torch's; ``upper=True`` reads A's upper triangle, as torch's). ``check_errors=True``
+    raises LinAlgError instead. Cholesky's gradient."""
     A = matrix_input(A, "linalg.cholesky_ex", True, True)
     n = A.shape[-1]
     packed = CholeskyEx.apply(A, bool(upper))

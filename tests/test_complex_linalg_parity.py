@@ -10,38 +10,17 @@ import numpy as np
 import pytest
 
 import gt
+from test_complex_ops_more_parity import (_against_finite_differences, _close, _data,  # (skips without torch)
+                                          _values_and_gradients_as_torch)
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:torch.triangular_solve is deprecated")
-
-
-def _data(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
 
 
 def _hpd(n, dtype, seed=0):
     """A Hermitian positive-definite matrix (n, n)."""
     a = _data((n, n), np.complex128, seed)
     return (a @ a.conj().T + n * np.eye(n)).astype(dtype)
-
-
-def _close(ours, theirs, tol):
-    theirs = theirs.detach().resolve_conj()
-    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1], (ours.dtype, theirs.dtype)
-    assert tuple(ours.shape) == tuple(theirs.shape)
-    np.testing.assert_allclose(ours.detach().numpy(), theirs.numpy(), rtol=tol, atol=tol)
-
-
-def _run(m, fn, arrays):
-    """``fn``'s value, and the gradients of ``real(sum(y * w))`` (a fixed complex ``w``) at its inputs."""
-    leaves = [m.tensor(a, requires_grad=True) for a in arrays]
-    y = fn(m, *leaves)
-    w = _data(tuple(y.shape), np.complex128, seed=7)
-    w = m.tensor(w.astype(np.complex64 if y.dtype in (m.complex64, m.float32) else np.complex128))
-    loss = (y * w).real.sum() if y.is_complex() else (y * w.real).sum()
-    loss.backward()
-    return y, [t.grad for t in leaves]
 
 
 def _eigh_product(m, z):
@@ -102,13 +81,7 @@ def _arrays(shapes, dtype):
 @pytest.mark.parametrize("name", sorted(COMPUTED))
 def test_complex_linalg_values_and_gradients_as_torch(name, dtype):
     fn, shapes = COMPUTED[name]
-    arrays = _arrays(shapes, dtype)
-    y, grads = _run(gt, fn, arrays)
-    ty, tgrads = _run(torch, fn, arrays)
-    tol = 5e-4 if dtype == "complex64" else 1e-9
-    _close(y, ty, tol)
-    for g, tg in zip(grads, tgrads):
-        _close(g, tg, tol)
+    _values_and_gradients_as_torch(fn, _arrays(shapes, dtype), dtype, tol64=5e-4)
 
 
 @pytest.mark.parametrize("dtype", ["complex64", "complex128"])
@@ -142,16 +115,19 @@ def test_complex_gradients_against_finite_differences():
                 + (v.abs() ** 3).sum() + gt.linalg.solve_triangular(z, b, upper=True).abs().sum()
                 + gt.linalg.lu_solve(*gt.linalg.lu_factor(z), b, adjoint=True).real.sum())
 
-    z = gt.tensor(a0, requires_grad=True)
-    loss(z).backward()
-    eps, numeric = 1e-6, np.zeros(a0.shape, np.complex128)
-    for i in np.ndindex(a0.shape):
-        for step, unit in ((eps, 1), (eps * 1j, 1j)):
-            up, down = a0.copy(), a0.copy()
-            up[i] += step
-            down[i] -= step
-            numeric[i] += unit * (loss(gt.tensor(up)).item() - loss(gt.tensor(down)).item()) / (2 * eps)
-    np.testing.assert_allclose(z.grad.numpy(), numeric, rtol=1e-6, atol=1e-7)
+    _against_finite_differences(loss, a0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex64", "complex128"])
+@pytest.mark.parametrize("fn", [lambda m, z: m.linalg.cholesky(z, upper=True),
+                                lambda m, z: m.linalg.cholesky_ex(z, upper=True).L])
+def test_cholesky_upper_reads_the_upper_triangle_as_torch(fn, dtype):
+    """torch's ``upper=True`` factors the matrix its upper triangle stands for (LAPACK's uplo='U'):
+    here the lower one is junk, not positive-definite."""
+    a = np.stack([_hpd(3, np.complex128, seed) for seed in (1, 2)])
+    a = (a.real if dtype == "float64" else a).astype(dtype)       # Re of a Hermitian p.d. matrix: symmetric p.d.
+    a[:, [1, 2, 2], [0, 0, 1]] = 99 - 7j if a.dtype.kind == "c" else 99
+    _values_and_gradients_as_torch(fn, [a], dtype, tol64=5e-4)
 
 
 def test_eigh_gradient_refused_where_the_loss_depends_on_the_phases():

@@ -83,22 +83,18 @@ def test_computed_on_complex_input_values_and_gradients_as_torch(name, dtype):
     _values_and_gradients_as_torch(fn, [_data(s, dtype, seed) for seed, s in enumerate(shapes, 1)], dtype)
 
 
-def _values_and_gradients_as_torch(fn, arrays, dtype):
+def _values_and_gradients_as_torch(fn, arrays, dtype, tol64=2e-4):
     y, grads = _run(gt, fn, arrays)
     ty, tgrads = _run(torch, fn, arrays)
-    tol = 2e-4 if dtype == "complex64" else 1e-9
+    tol = tol64 if dtype == "complex64" else 1e-9
     _close(y, ty, tol)
     for g, tg in zip(grads, tgrads):
         _close(g, tg, tol)
 
 
-def test_linalg_gradients_against_finite_differences():
-    """torch's convention checked without torch: ``z.grad = dL/dx + i dL/dy``."""
-    z0 = _data((3, 3), np.complex128, 5)
-
-    def loss(z):
-        return (gt.linalg.det(z) * (0.3 - 1j)).real + gt.linalg.inv(z).abs().sum() + gt.linalg.svdvals(z).sum()
-
+def _against_finite_differences(loss, z0):
+    """``loss``'s gradient at the complex array ``z0`` against central differences along each real
+    and imaginary part (torch's convention: ``z.grad = dL/dx + i dL/dy``)."""
     z = gt.tensor(z0, requires_grad=True)
     loss(z).backward()
     eps, numeric = 1e-6, np.zeros(z0.shape, np.complex128)
@@ -109,6 +105,16 @@ def test_linalg_gradients_against_finite_differences():
             down[i] -= step
             numeric[i] += unit * (loss(gt.tensor(up)).item() - loss(gt.tensor(down)).item()) / (2 * eps)
     np.testing.assert_allclose(z.grad.numpy(), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_linalg_gradients_against_finite_differences():
+    """torch's convention checked without torch: ``z.grad = dL/dx + i dL/dy``."""
+    z0 = _data((3, 3), np.complex128, 5)
+
+    def loss(z):
+        return (gt.linalg.det(z) * (0.3 - 1j)).real + gt.linalg.inv(z).abs().sum() + gt.linalg.svdvals(z).sum()
+
+    _against_finite_differences(loss, z0)
 
 
 def test_complex_norms_and_singular_values_are_real():
@@ -177,6 +183,21 @@ def test_products_that_torch_promotes_still_promote():
                lambda m, r, c: m.addr(r, c[0], c[1]), lambda m, r, c: m.addr(c, r[0], r[1]),
                lambda m, r, c: r.addr(r[0], c[1], beta=0.5, alpha=2)):
         _close(fn(gt, gt.tensor(real), gt.tensor(cplx)), fn(torch, torch.tensor(real), torch.tensor(cplx)), 1e-6)
+
+
+@pytest.mark.parametrize("name", ["addmm", "addmv", "addr", "baddbmm", "addbmm", "addcmul", "addcdiv"])
+def test_complex_fused_products_take_float_and_complex_coefficients_as_torch(name):
+    """torch's rule refuses a float beta/alpha/value for integer tensors only: complex ones take
+    floats and complex numbers."""
+    z = _data((3, 3), np.complex64, 3)
+    fns = {"addmm": lambda m, c: m.addmm(c, c, c, beta=0.5, alpha=2 - 1j),
+           "addmv": lambda m, c: m.addmv(c[0], c, c[1], beta=1j, alpha=0.25),
+           "addr": lambda m, c: m.addr(c, c[0], c[1], beta=0.5j, alpha=1.5),
+           "baddbmm": lambda m, c: m.baddbmm(c[None], c[None], c[None], beta=0.5, alpha=-1.5),
+           "addbmm": lambda m, c: m.addbmm(c, c[None], c[None], beta=2.5, alpha=0.5),
+           "addcmul": lambda m, c: m.addcmul(c, c, c, value=0.5 + 1j),
+           "addcdiv": lambda m, c: m.addcdiv(c, c, c + 3, value=-0.75)}
+    _close(fns[name](gt, gt.tensor(z)), fns[name](torch, torch.tensor(z)), 1e-5)
 
 
 @pytest.mark.parametrize("write", ["scatter_", "scatter", "index_fill", "index_fill_"])

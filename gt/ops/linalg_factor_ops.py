@@ -238,7 +238,7 @@ class CholeskyEx(Cholesky):
     """Packed ``(L (or U), info)`` of ``cholesky_ex``, info as a float (exact); Cholesky's gradient."""
 
     def forward(self, a, upper=False):
-        low, info = B.cholesky_ex(a)
+        low, info = B.cholesky_ex(_h(a) if upper else a)      # upper: A's upper triangle (torch's)
         self.save(low)
         self.upper = upper
         return _pack([_h(low) if upper else low, B.astype(info, B.dtype_of(a))], tuple(a.shape[:-2]))

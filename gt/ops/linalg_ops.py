@@ -196,7 +196,7 @@ class Cholesky(Function):
     ``gA = L^-H phi(L^H gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^H) / 2``."""
 
     def forward(self, a, upper=False):
-        low = B.cholesky(a)
+        low = B.cholesky(_h(a) if upper else a)      # upper: A's upper triangle is read (torch's)
         self.save(low)
         self.upper = upper
         return _h(low) if upper else low
@@ -210,7 +210,7 @@ class Cholesky(Function):
         return (_right_solve(ga, low),)        # ... L^-1
 
     def backward_graph(self, g):
-        low = Cholesky.apply(self.inputs[0], False)
+        low = Cholesky.apply(self.inputs[0].mT if self.upper else self.inputs[0], False)
         g = g.mT if self.upper else g
         ga = (low.mT @ g).tril()
         ga = 0.5 * (ga + ga.tril(-1).mT)

@@ -101,8 +101,8 @@ def solve(A, B, *, left=True):
 
 def cholesky(A, *, upper=False):
     """L (..., n, n), lower triangular, with ``A = L @ L.mH`` for a symmetric (Hermitian)
-    positive-definite A (its lower triangle is read); ``upper=True``: U = L.mH. LinAlgError ("not
-    positive-definite") otherwise."""
+    positive-definite A (its lower triangle is read; ``upper=True``: U = L.mH, from its upper
+    triangle, as torch's). LinAlgError ("not positive-definite") otherwise."""
     return ops.Cholesky.apply(matrix_input(A, "linalg.cholesky", True, True), bool(upper))
 
 
