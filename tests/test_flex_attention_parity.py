@@ -6,7 +6,9 @@ default path compiles a CPU kernel per mask, seconds a call). torch 2.13 refuses
 query/key/value on the CPU, so gradients are compared with the same attention written in torch
 ops (scores, ``score_mod`` and mask on broadcast index tensors, torch's safe softmax, ``@ value``)
 and torch autograd. Block masks (tables, ``to_dense``, ``sparsity``, ``repr``) and ``create_mask``
-are compared with torch's, and the argument errors with torch's type and message."""
+are compared with torch's, and the argument errors with torch's type and message. A mask made with
+B/H None whose mask_mod reads b or h is compared with torch's kernel rule built from torch's own
+block tables (its eager path ignores the tables, so there it agrees only where they fit every b, h)."""
 
 import warnings
 
@@ -244,3 +246,59 @@ def test_create_block_mask_refuses_a_score_mod_as_torch():
     want = _error(lambda: tfa.create_block_mask(score_mod, 1, 1, 4, 4, device="cpu"))
     got = _error(lambda: gfa.create_block_mask(score_mod, 1, 1, 4, 4))
     assert got[0] is want[0] is AssertionError and got[1].split("Got")[0] == want[1].split("Got")[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mask_depending_on_batch_and_head_made_with_B_H_none(dtype):
+    # every block of (b, h) = (0, 0) is partial, so torch's kernels (tables) and its eager path (mask_mod on
+    # every position) agree: mask_mod runs on the query's actual b and h, not on the mask's b = h = 0
+    docs = np.array([[0] * 8, [0, 0, 1, 1, 1, 2, 2, 2]])
+
+    def mods(lib):
+        doc = lib.tensor(docs)
+        return None, lambda b, h, q, k: ((q + k + h) % 3 != 0) & (doc[b, q] == doc[b, k])
+    check(mods, dtype, B=2, Hq=3, L=8, S=8, mask_BH=(None, None))
+
+
+def _table_mask(bm, mask_mod, B, H, L, S):
+    """torch's kernel rule from torch's block tables: full blocks of (b', h') whole, partial ones where
+    mask_mod on the actual (b, h, q, kv), the rest masked."""
+    def dense(num, idx):
+        if num is None:
+            return torch.zeros((), dtype=torch.bool)
+        blocks = torch.zeros(idx.shape, dtype=torch.bool).scatter_(
+            -1, idx.long(), torch.arange(idx.shape[-1]) < num[..., None])
+        blocks = blocks.repeat_interleave(bm.BLOCK_SIZE[0], dim=2).repeat_interleave(bm.BLOCK_SIZE[1], dim=3)
+        return blocks[:, :, :L, :S]
+    return dense(bm.full_kv_num_blocks, bm.full_kv_indices) | (
+        dense(bm.kv_num_blocks, bm.kv_indices) & mask_mod(*_grids(B, H, L, S)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("separate_full_blocks", [True, False])
+def test_broadcast_mask_follows_torchs_block_tables(dtype, separate_full_blocks):
+    # blocks full or empty for (0, 0) but not for other (b, h): torch's kernels (torch.compile, GPU) take the
+    # tables of (0, 0) and mask_mod on partial blocks only (its eager path evaluates mask_mod everywhere)
+    B, H, L, S = 2, 3, 9, 11
+    docs = np.array([[0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2], [0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2]])
+
+    def mod(lib):
+        doc = lib.tensor(docs)
+        return lambda b, h, q, k: (((doc[b, q] == doc[b, k]) & (q >= k)) | ((h == 1) & (k < 4))
+                                   | ((h == 2) & (q == k + 1)))
+    g_bm = gfa.create_block_mask(mod(gt), None, None, L, S, BLOCK_SIZE=4, separate_full_blocks=separate_full_blocks)
+    t_bm = tfa.create_block_mask(mod(torch), None, None, L, S, device="cpu", BLOCK_SIZE=4,
+                                 separate_full_blocks=separate_full_blocks)
+    arrays = [randn(B, H, n, 5, seed=i).astype(dtype) for i, n in enumerate((L, S, S))]
+    out, aux = gfa.flex_attention(*(gt.tensor(a) for a in arrays), block_mask=g_bm,
+                                  return_aux=gfa.AuxRequest(lse=True))
+    plain = gfa.flex_attention(*(gt.tensor(a) for a in arrays), block_mask=g_bm)
+    dense = _table_mask(t_bm, mod(torch), B, H, L, S)
+    want, want_lse = _torch_reference(*(torch.tensor(a) for a in arrays), None, lambda *idx: dense, 5 ** -0.5, False)
+    for got, ref in ((out, want), (plain, want), (aux.lse, want_lse)):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), **TOL[dtype])
+    # the mask's own B/H given: the dense mask of mask_mod, as before (and as torch's every path)
+    g_full = gfa.create_block_mask(mod(gt), B, H, L, S, BLOCK_SIZE=4, separate_full_blocks=separate_full_blocks)
+    want_full = _torch_reference(*(torch.tensor(a) for a in arrays), None, mod(torch), 5 ** -0.5, False)[0]
+    np.testing.assert_allclose(gfa.flex_attention(*(gt.tensor(a) for a in arrays), block_mask=g_full).numpy(),
+                               want_full.numpy(), **TOL[dtype])

@@ -5,6 +5,12 @@ A mask function ``mask_mod(b, h, q_idx, kv_idx) -> bool`` is called once, vector
 arguments are int64 index tensors of shapes (B, 1, 1, 1), (1, H, 1, 1), (1, 1, L, 1) and
 (1, 1, 1, S), so comparisons, arithmetic, ``gt.where`` and indexing a tensor by them (``doc[b, q_idx]``)
 broadcast to the (B, H, L, S) answer that torch's ``vmap`` gives element by element.
+
+A mask made with B or H of None (1) used for a query with more batches or heads follows torch's
+kernel: the block tables of b' = 0 (h' = 0) pick the blocks, full ones are attended whole, and
+``mask_mod`` is evaluated again, at each call, on the query's actual b and h inside partial blocks
+(``BlockMask.mask_for``). torch 2.13's eager path (no ``torch.compile``) ignores the tables and
+evaluates ``mask_mod`` everywhere; the two agree wherever the tables of b' = h' = 0 fit every b and h.
 """
 
 import inspect
@@ -111,8 +117,9 @@ def create_block_mask(mask_mod, B, H, Q_LEN, KV_LEN, device=None, BLOCK_SIZE=_DE
     ``flex_attention(..., block_mask=)``. ``B``/``H`` of None broadcast over the batch/heads.
 
     gt keeps the dense (B, H, Q_LEN, KV_LEN) bool mask and applies it element by element; the
-    block layout (``BLOCK_SIZE``, ``to_dense()``, ``sparsity()``) is torch's, for reading only: gt
-    skips no block. ``_compile`` is accepted with torch's DeprecationWarning and changes nothing;
+    block tables (``BLOCK_SIZE``, ``to_dense()``, ``sparsity()``) are torch's and decide, as in
+    torch's kernel, which blocks a query with more batches/heads than B/H attends (``mask_mod``
+    reading b or h is then evaluated on the query's b and h, in partial blocks); gt skips no work. ``_compile`` is accepted with torch's DeprecationWarning and changes nothing;
     the dQ write-order arguments of torch's GPU kernel are accepted and ignored."""
     if mod_arity(mask_mod) != 4:
         raise AssertionError(f"create-block_mask requires a mask_mod function! Got {mask_mod}")
@@ -151,10 +158,11 @@ class BlockMask:
     """torch's ``BlockMask``: which (query, key) positions ``flex_attention`` may attend, for a
     (B, H, Q_LEN, KV_LEN) grid (B or H of 1 broadcast). Made by ``create_block_mask``.
 
-    gt keeps the dense bool mask (``mask``), ``mask_mod`` evaluated once at creation over the B
-    and H given there (None: index 0 only, so a mask that depends on b or h needs them), and
-    applies it element by element: no block is skipped, so it saves no work (see
-    ``flex_attention``). torch's block tables are there to read:
+    gt keeps the dense bool mask (``mask``), ``mask_mod`` evaluated at creation over the B and H
+    given there (None: index 0), and applies it element by element: no block is skipped, so it
+    saves no work (see ``flex_attention``). For a query with more batches or heads than a B or H
+    of 1, ``mask_for`` applies torch's kernel rule (block tables of index 0, ``mask_mod`` on the
+    query's b and h in partial blocks). torch's block tables are there to read:
     ``kv_num_blocks``/``kv_indices`` (partial blocks), ``full_kv_num_blocks``/``full_kv_indices``
     (blocks with every position kept) and their transposes ``q_*``, as int32 tensors;
     ``to_dense()`` is the block-level (B, H, row blocks, column blocks) int32 table (1 where a
@@ -181,6 +189,38 @@ class BlockMask:
             self.full_kv_num_blocks, self.full_kv_indices = _ordered(full)
             self.full_q_num_blocks, self.full_q_indices = _ordered(full.transpose(-2, -1))
         self._blocks = (counts > 0).to(dtypes.int32)
+        self._tables, self._dense_tables = (partial, full), None
+
+    def _expand(self, blocks):
+        """A (B, H, row blocks, column blocks) 0/1 table as the (B, H, Q_LEN, KV_LEN) bool mask of its blocks."""
+        L, S = self.seq_lengths
+        dense = blocks.to(dtypes.bool_).repeat_interleave(self.BLOCK_SIZE[0], dim=2)
+        return dense.repeat_interleave(self.BLOCK_SIZE[1], dim=3)[:, :, :L, :S]
+
+    def mask_for(self, B, H):
+        """The bool mask that ``flex_attention`` applies to a query of ``B`` batches and ``H`` heads,
+        broadcastable to (B, H, Q_LEN, KV_LEN): this mask's own (cropped to B and H) where it is made
+        for them or ``mask_mod`` reads neither b nor h, else torch's kernel rule below.
+
+        torch's kernel visits the blocks of the tables of (b', h') (b' = b where the mask has more
+        than one batch, else 0; h' likewise): a full block is attended whole, a partial one where
+        ``mask_mod(b, h, q_idx, kv_idx)``, on the query's actual b and h, is True, any other not at
+        all. Where the mask has the query's B and H (or ``mask_mod`` is ``noop_mask``) that is ``mask``."""
+        mask = self.mask[:B, :H] if self.mask.shape[0] > B or self.mask.shape[1] > H else self.mask
+        if tuple(mask.shape[:2]) == (B, H) or self.mask_mod is noop_mask:
+            return mask
+        grid = self.mask_mod(*index_grids(B, H, *self.seq_lengths, device=mask.device))
+        # an answer of batch and head size 1 reads neither b nor h: it is the mask made at creation
+        if not isinstance(grid, Tensor) or grid.ndim == 0 or (grid.ndim == 4 and tuple(grid.shape[:2]) == (1, 1)):
+            return mask
+        if grid.ndim != 4:
+            grid = full_grid(grid, (B, H, *self.seq_lengths), mask.device)
+        if self._dense_tables is None:     # made once: one (B', H', L, S) bool pair per mask
+            partial, full = self._tables
+            self._dense_tables = (self._expand(partial), None if full is None else self._expand(full))
+        partial, full = (None if t is None else t[:B, :H] for t in self._dense_tables)
+        keep = partial & (grid if grid.dtype == dtypes.bool_ else grid.to(dtypes.bool_))
+        return keep if full is None else keep | full
 
     @property
     def shape(self):

@@ -6,6 +6,12 @@ user's score function (``score_mod``) and mask (``block_mask``), gradients from 
     >>> q = k = v = gt.randn(2, 4, 10, 16)
     >>> flex_attention(q, k, v, block_mask=causal).shape
     (2, 4, 10, 16)
+
+The block mask above is made with B/H None and used for 2 batches and 4 heads: as in torch's
+kernels, its block tables (of b = h = 0) pick the blocks, full blocks are attended whole and
+``mask_mod`` runs on every call on the query's actual b and h inside partial blocks, so a mask_mod
+reading b or h (document ids per batch row) is honoured. torch 2.13's eager path ignores the tables
+and evaluates ``mask_mod`` everywhere; both agree where the tables of b = h = 0 fit every b and h.
 """
 
 import math
@@ -166,7 +172,9 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     tensors of shapes (B, 1, 1, 1), (1, Hq, 1, 1), (1, 1, L, 1), (1, 1, 1, S), so a function written
     with tensor ops (arithmetic, ``gt.where``, ``bias[h]``, ``rel_pos[q_idx - kv_idx]``) gives
     torch's values, and gradients flow to the tensors it captures (a learned bias). ``block_mask``
-    (``create_block_mask``) keeps only the positions its mask_mod allows. ``enable_gqa=True``
+    (``create_block_mask``) keeps only the positions its mask_mod allows; one made with B/H None
+    for a query with more batches/heads follows torch's kernel: the block tables of index 0 pick
+    the blocks and mask_mod runs on the query's actual b and h (``BlockMask.mask_for``). ``enable_gqa=True``
     repeats each key/value head for Hq / Hkv query heads. ``return_aux=AuxRequest(lse=True,
     max_scores=True)`` adds the (B, Hq, L) natural-log log-sum-exp and row maximum of the final
     scores (``return_lse=True``, deprecated in torch with a FutureWarning, returns the lse alone;
@@ -191,9 +199,7 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     want_lse = return_lse or (return_aux is not None and return_aux.lse)
     want_max = return_aux is not None and return_aux.max_scores
-    mask = None if block_mask is None else block_mask.mask
-    if mask is not None and (mask.shape[0] > query.shape[0] or mask.shape[1] > query.shape[1]):
-        mask = mask[:query.shape[0], :query.shape[1]]
+    mask = None if block_mask is None else block_mask.mask_for(query.shape[0], query.shape[1])
     if (score_mod is None and not want_lse and not want_max and key.shape[2]
             and query.dtype in (dtypes.float32, dtypes.float64)):
         out = scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale, enable_gqa=enable_gqa)
