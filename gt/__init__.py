@@ -85,6 +85,7 @@ from gt import distributed  # torch.distributed is imported only for more than o
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
 from gt.backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402
 from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
+from gt import profiler  # torch.profiler: profile, record_function, schedule, tensorboard_trace_handler
 # Imported on first use (__getattr__ below), as few programs need them and together they are a
 # sixth of `import gt`: gt.distributions (torch.distributions' families, kl_divergence,
 # constraints), gt.special (torch.special's functions), gt.linalg (torch.linalg's), gt.fft (torch.fft's), gt.utils

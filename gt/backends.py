@@ -5,7 +5,12 @@ nothing in gt's numpy engine (it has no cuDNN, TF32 or MPS); on the torch engine
 the cuDNN and TF32 flags are handed to torch.backends as they are set, so they take effect there.
 The availability questions answer for this process: ``cudnn.is_available()`` is True only where
 gt computes on CUDA GPUs, ``mps.is_available()`` is always False (gt has no MPS device).
+``opt_einsum`` (also importable as ``gt.backends.opt_einsum``) is described at its class.
 """
+
+import contextlib
+import importlib.util
+import sys
 
 from gt.backend import B
 
@@ -116,3 +121,83 @@ def set_float32_matmul_precision(precision):
 def get_float32_matmul_precision():
     """The precision last set by ``set_float32_matmul_precision`` (``"highest"`` by default)."""
     return _matmul_precision[0]
+
+
+# ---- torch.backends.opt_einsum ------------------------------------------------------------------
+_STRATEGIES = ("auto", "greedy", "optimal")
+
+
+class _OptEinsum:
+    """torch.backends.opt_einsum: whether einsum asks the opt-einsum package for the order in which
+    to contract three or more operands (``enabled``, ``strategy``: "auto", "greedy", "optimal").
+    Both start as torch's: on (``"auto"``) where opt-einsum is installed, else False and None.
+
+    What they change in gt: on the torch engine, set here, they are set on torch.backends.opt_einsum
+    too, and torch.einsum follows them (the result is the same; the time may differ). On the numpy
+    engine nothing: numpy chooses the order itself (its own greedy search, for loops of 2**17 steps
+    and more; gt/backend/numpy_scatter.py) whatever the flags say. As torch's, setting the
+    attributes stores what is given; ``set_flags`` and ``flags`` check it (torch's ValueErrors)."""
+
+    def __init__(self):
+        available = importlib.util.find_spec("opt_einsum") is not None
+        object.__setattr__(self, "_available", available)
+        object.__setattr__(self, "enabled", available)
+        object.__setattr__(self, "strategy", "auto" if available else None)
+
+    def __setattr__(self, name, value):
+        if name not in ("enabled", "strategy"):
+            raise AttributeError(f"gt.backends.opt_einsum has no flag {name!r}: expected enabled or strategy")
+        object.__setattr__(self, name, value)
+        if B.name == "torch":   # torch.einsum reads torch's flags
+            setattr(importlib.import_module("torch.backends.opt_einsum"), name, value)
+
+    def is_available(self):
+        """Whether the opt-einsum package is installed."""
+        return self._available
+
+    def get_opt_einsum(self):
+        """The opt_einsum package where it is installed, else None."""
+        return importlib.import_module("opt_einsum") if self._available else None
+
+    def set_flags(self, _enabled=None, _strategy=None):
+        """Set the flags given (checked as torch's); returns the previous ``(enabled, strategy)``."""
+        orig = (self.enabled, self.strategy if self._available else None)
+        if _enabled is not None:
+            if _enabled and not self._available:
+                raise ValueError(f"opt_einsum is not available, so setting `enabled` to {_enabled} will not reap the "
+                                 "benefits of calculating an optimal path for einsum. gt.einsum will fall back to "
+                                 "contracting from left to right. To enable this optimal path calculation, please "
+                                 "install opt-einsum.")
+            self.enabled = _enabled
+        if _strategy is not None:
+            self._check_strategy(_strategy)
+            self.strategy = _strategy
+        return orig
+
+    def _check_strategy(self, strategy):
+        if not self._available:
+            raise ValueError(f"opt_einsum is not available, so setting `strategy` to {strategy} will not be "
+                             "meaningful. gt.einsum will bypass path calculation and simply contract from left to "
+                             "right. Please install opt_einsum or unset `strategy`.")
+        if not self.enabled:
+            raise ValueError(f"opt_einsum is not enabled, so setting a `strategy` to {strategy} will not be "
+                             "meaningful. gt.einsum will bypass path calculation and simply contract from left to "
+                             "right. Please set `enabled` to `True` as well or unset `strategy`.")
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"`strategy` must be one of the following: [auto, greedy, optimal] but is {strategy}")
+
+    @contextlib.contextmanager
+    def flags(self, enabled=None, strategy=None):
+        """Set the flags given for the ``with`` block, then restore them."""
+        orig = self.set_flags(enabled, strategy)
+        try:
+            yield
+        finally:
+            self.set_flags(*orig)
+
+    def __repr__(self):
+        return f"gt.backends.opt_einsum(enabled={self.enabled!r}, strategy={self.strategy!r})"
+
+
+opt_einsum = _OptEinsum()
+sys.modules[__name__ + ".opt_einsum"] = opt_einsum   # `import gt.backends.opt_einsum`, as torch's path

@@ -7,7 +7,8 @@
     >>> gt.linalg.solve(A, gt.tensor([1.0, 2.0])).tolist()     # A x = b
     [0.09090909361839294, 0.6363636255264282]
 
-Matrices are the last two axes of a float32 or float64 tensor; leading axes are batch axes.
+Matrices are the last two axes of a float32, float64, complex64 or complex128 tensor; leading axes are
+batch axes (complex gradients with conjugate transposes, torch's).
 Gradients are torch's (gt/ops/linalg_ops.py and gt/ops/linalg_factor_ops.py for the
 factorizations, solves and ``matrix_exp``; the norms, ``pinv``, ``matrix_power``, ``multi_dot``,
 ``cond``, ``householder_product``, ``vander`` are composed from differentiable ops). A matrix LAPACK cannot
@@ -39,6 +40,7 @@ from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matr
                                      _info_error)
 from gt.ops.linalg_factor_ops import CholeskyEx
 from gt.tensor.complex_functions import linalg_eig as eig, linalg_eigvals as eigvals
+from gt.tensor.complex_checks import is_mixed
 from gt.autograd import function, no_grad
 
 # torch.return_types.linalg_lstsq
@@ -52,8 +54,8 @@ __all__ = ["LinAlgError", "cholesky", "cross", "det", "diagonal", "eigh", "eigva
 def _float_input(x, name):
     if not isinstance(x, function.Tensor):
         raise TypeError(f"{name}(): argument 'x' must be a tensor, not {type(x).__name__}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name}: expected a floating point tensor as input, got {x.dtype.name}")
+    if not x.dtype.differentiable:
+        raise TypeError(f"{name}: expected a floating point or complex tensor as input, got {x.dtype.name}")
     return x
 
 
@@ -153,7 +155,7 @@ def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None):
     (torch's older form, positional): ``atol=tol, rtol=0``."""
     if tol is not None:
         atol, rtol = _legacy_tolerance("linalg.matrix_rank", tol, "tol", atol, rtol), 0.0
-    A = matrix_input(A, "linalg.matrix_rank", square=bool(hermitian))
+    A = matrix_input(A, "linalg.matrix_rank", square=bool(hermitian), complex_ok=True)
     with no_grad():
         s = eigvalsh(A).abs() if hermitian else svdvals(A)
         top = s.amax(-1, keepdim=True) if s.shape[-1] else s.sum(dim=-1, keepdim=True)
@@ -178,16 +180,21 @@ def multi_dot(tensors):
 
 
 def vecdot(x, y, *, dim=-1):
-    """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x * y).sum(dim)``, shape the
-    broadcast shape without ``dim``."""
+    """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x.conj() * y).sum(dim)`` (torch's:
+    a complex ``x`` is conjugated), shape the broadcast shape without ``dim``. A real and a complex
+    tensor raise RuntimeError, as torch's (cast the real one with ``.to()``)."""
+    _refuse_real_and_complex(x, y, "linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
+                             "{} and y of type {} instead")
     if x.shape[dim] != y.shape[dim] and 1 not in (x.shape[dim], y.shape[dim]):
         raise ValueError(f"linalg.vecdot: x and y must have the same size along dim {dim}, got {x.shape[dim]} "
                          f"and {y.shape[dim]}")
-    return (x * y).sum(dim=dim)
+    return (x.conj() * y).sum(dim=dim)
 
 
 def cross(input, other, *, dim=-1):
-    """The cross products of the 3-vectors of ``input`` and ``other`` (broadcast) along ``dim``."""
+    """The cross products of the 3-vectors of ``input`` and ``other`` (broadcast) along ``dim``; a
+    real and a complex tensor raise RuntimeError, as torch's."""
+    _refuse_real_and_complex(input, other, "linalg.cross: expected scalar type {} but found {}")
     if input.ndim != other.ndim:
         raise ValueError(f"linalg.cross: inputs must have the same number of dimensions, got {input.ndim} and "
                          f"{other.ndim}")
@@ -197,6 +204,14 @@ def cross(input, other, *, dim=-1):
     a0, a1, a2 = input.unbind(dim)
     b0, b1, b2 = other.unbind(dim)
     return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], dim=dim % input.ndim)
+
+
+def _refuse_real_and_complex(a, b, message):
+    """torch's RuntimeError (``message`` with the two dtypes' torch names) where one of the tensors
+    ``a``, ``b`` is complex and the other real: torch does not promote here, gt would."""
+    if is_mixed(a, b):
+        raise RuntimeError(message.format(*(dtypes.torch_type_name(t.dtype.name) for t in (a, b))) +
+                           " (a real and a complex tensor: cast the real one with .to(the complex dtype))")
 
 
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
@@ -213,7 +228,7 @@ def lstsq(A, B, rcond=None, *, driver=None):
     for every driver (singular values at or below ``rcond`` times the largest count as 0; default
     eps * max(m, n)): torch's X for a full-rank A and for ``'gelsd'``/``'gelss'``, the minimum-norm
     X where ``'gelsy'`` gives a basic one for a rank-deficient A. Gradients through ``pinv``."""
-    A = matrix_input(A, "linalg.lstsq")
+    A = matrix_input(A, "linalg.lstsq", complex_ok=True)
     rhs = B                 # torch's argument name
     driver = "gelsy" if driver is None else driver
     if driver not in ("gels", "gelsy", "gelsd", "gelss"):
@@ -229,10 +244,11 @@ def lstsq(A, B, rcond=None, *, driver=None):
         raise ValueError(f"linalg.lstsq: incompatible shapes of A {tuple(A.shape)} and B {tuple(rhs.shape)}: B "
                          f"must be (..., {m}, k) or (..., {m})")
     x = pinv(A, rtol=rcond) @ b
-    empty = zeros(0, dtype=A.dtype)
+    empty = zeros(0, dtype=dtypes.REAL_OF.get(A.dtype.name, A.dtype))      # real, as torch's
     rank = matrix_rank(A, rtol=rcond) if driver != "gels" else zeros(0, dtype=dtypes.int64)
     full = m > n and (driver == "gels" or (driver != "gelsy" and bool((rank == n).all())))
-    residuals = ((A @ x - b) ** 2).sum(dim=-2) if full else empty
+    r = A @ x - b
+    residuals = ((r.abs() if r.dtype.is_complex else r) ** 2).sum(dim=-2) if full else empty
     values = svdvals(A) if driver in ("gelsd", "gelss") else empty
     return LstsqResult(x.squeeze(-1) if vector else x, residuals, rank, values)
 
@@ -246,12 +262,14 @@ SolveExResult = collections.namedtuple("linalg_solve_ex", ["result", "info"])
 def cholesky_ex(A, *, upper=False, check_errors=False):
     """``(L, info)``: ``cholesky`` without the error: info (...) int32 is 0, or i + 1 where the
     leading minor of order i + 1 of that matrix is not positive-definite (its L is then
-    unspecified, as torch's). ``check_errors=True`` raises LinAlgError instead. Cholesky's gradient."""
-    A = matrix_input(A, "linalg.cholesky_ex", True)
+    unspecified, as torch's; ``upper=True`` reads A's upper triangle, as torch's). ``check_errors=True``
+    raises LinAlgError instead. Cholesky's gradient."""
+    A = matrix_input(A, "linalg.cholesky_ex", True, True)
     n = A.shape[-1]
     packed = CholeskyEx.apply(A, bool(upper))
     low = packed[..., :n * n].reshape(tuple(A.shape))
-    info = packed[..., n * n].detach().to(dtypes.int32)
+    info = packed[..., n * n].detach()
+    info = (info.real if info.dtype.is_complex else info).to(dtypes.int32)
     if check_errors:
         _info_error(info, "linalg.cholesky_ex", lambda i: "The factorization could not be completed because the "
                     f"input is not positive-definite (the leading minor of order {i} is not positive-definite).")
@@ -267,7 +285,7 @@ def inv_ex(A, *, check_errors=False):
     """``(inverse, info)``: ``inv`` without the error: info (...) int32 is 0, or i + 1 where U[i, i]
     of A's LU is zero (A singular; its inverse is NaN here, unspecified in torch, which gives inf
     or garbage). ``check_errors=True`` raises LinAlgError instead. ``inv``'s gradient."""
-    A = matrix_input(A, "linalg.inv_ex", True)
+    A = matrix_input(A, "linalg.inv_ex", True, True)
     info = _singular_info(A)
     if check_errors:
         _info_error(info, "linalg.inv_ex", lambda i: f"The diagonal element {i} is zero, the inversion could not "
@@ -283,7 +301,7 @@ def solve_ex(A, B, *, left=True, check_errors=False):
     """``(result, info)``: ``solve`` without the error: info (...) int32 (A's batch shape) is 0, or
     i + 1 where U[i, i] of A's LU is zero (A singular; its result is NaN here, unspecified in
     torch). ``check_errors=True`` raises LinAlgError instead. ``solve``'s gradient."""
-    A = matrix_input(A, "linalg.solve_ex", True)
+    A = matrix_input(A, "linalg.solve_ex", True, True)
     info = _singular_info(A)
     if check_errors:
         _info_error(info, "linalg.solve_ex", lambda i: f"The solver failed because the input matrix is singular "
@@ -303,7 +321,7 @@ def cond(A, p=None):
     ``p`` None, 2 or -2 the ratio of the largest to the smallest singular value (its inverse for -2),
     for any A (..., m, n); 'fro', 'nuc', inf, -inf, 1, -1 need square A and give inf where A is
     singular (as torch). Gradients through the SVD or ``inv``."""
-    A = matrix_input(A, "linalg.cond")
+    A = matrix_input(A, "linalg.cond", complex_ok=True)
     empty = A.shape[-1] == 0 or A.shape[-2] == 0          # torch's cond of an empty matrix: 0
     if p is None or (p in (2, -2) and not isinstance(p, bool)):
         if empty:

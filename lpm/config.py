@@ -13,7 +13,8 @@ import gt
 from lpm.checkpoint import CheckpointError
 from lpm.data import DATASETS, DataError, has_extension
 from lpm.data.files import layout_problem
-from lpm.options import OneLineParser, at_least, blank, missing_package, non_negative, positive, seed_problem, within
+from lpm.options import (OneLineParser, at_least, blank, missing_package, non_negative, positive, refuse_config,
+                         seed_problem, type_problems, within)
 from lpm.outputs import OutputError, output_problems
 from lpm.resume import lpm_resume_from_problem, run_folder_problem, settle_resume_from
 
@@ -103,7 +104,8 @@ class TrainConfig:
     num_heads: int = option(4, "attention heads (must divide --embed-dim)", MODEL, minimum(1))
     num_layers: int = option(1, "transformer blocks", MODEL, minimum(0))
     ff_dim: int = option(256, "hidden width of each feed-forward network", MODEL, minimum(1))
-    pos_encoding: str = option("sinusoidal", "fixed sinusoidal positional encodings, or a learned table", MODEL,
+    pos_encoding: str = option("sinusoidal", "fixed sinusoidal positional encodings, or a learned table "
+                               "(starting sinusoidal)", MODEL,
                                choices=("sinusoidal", "learned"))
     pool: str = option("mean", "how the frames' features become one: their mean, or cls: a learned class token "
                        "before the frames (ViT's), whose output is classified", MODEL, choices=("mean", "cls"))
@@ -223,6 +225,7 @@ def parse_args(argv=None, parser=None):
 
 PATHS = (("data", "--data"), ("eval_data", "--eval-data"), ("checkpoint_dir", "--checkpoint-dir"), ("plot", "--plot"),
          ("resume_from", "--resume-from"))
+PATH_FIELDS = tuple(name for name, _ in PATHS)
 
 
 def check_config(cfg):
@@ -232,9 +235,11 @@ def check_config(cfg):
         >>> check_config(TrainConfig(embed_dim=30))
         ['--embed-dim (30) must be divisible by --num-heads (4)']
     """
-    typed = type_problems(cfg)
-    if typed:                   # the checks below compare numbers: a wrong type first, alone
-        return typed
+    return type_problems(cfg, PATH_FIELDS) or value_problems(cfg)   # the others compare numbers: types first
+
+
+def value_problems(cfg):
+    """``check_config``'s problems once every field of ``cfg`` has the right type."""
     problems = [f"{flag_name(f)} must be one of {', '.join(map(repr, f.metadata['choices']))}, got "
                 f"{getattr(cfg, f.name)!r}" for f in fields(cfg)
                 if f.metadata["choices"] and getattr(cfg, f.name) not in (*f.metadata["choices"], f.default)]
@@ -269,30 +274,6 @@ def check_config(cfg):
     if cfg.checkpoint_dir and os.path.exists(cfg.checkpoint_dir) and not os.path.isdir(cfg.checkpoint_dir):
         problems.append(f"--checkpoint-dir {cfg.checkpoint_dir} is a file, not a folder")
     return [p for p in problems if p]
-
-
-def type_problems(cfg):
-    """A message for each field of ``cfg`` whose value has the wrong type (the command line's parser
-    rules these out; a ``TrainConfig`` built in Python may hold anything): counts are ints, rates
-    numbers, switches bools, paths and choices strings."""
-    problems = []
-    for f in fields(cfg):
-        value, m = getattr(cfg, f.name), f.metadata
-        if value is None and f.default is None:     # not given
-            continue
-        if m["choices"]:
-            ok, want = isinstance(value, str), f"one of {', '.join(map(repr, m['choices']))}"
-        elif isinstance(f.default, bool):
-            ok, want = isinstance(value, bool), "True or False"
-        elif m["type"] is int or isinstance(f.default, int):
-            ok, want = isinstance(value, int) and not isinstance(value, bool), "an int"
-        elif m["type"] is float or isinstance(f.default, float):
-            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        else:                   # a path, or None: not given
-            ok, want = isinstance(value, (str, os.PathLike)), "a path (str) or None"
-        if not ok:
-            problems.append(f"{flag_name(f)} (TrainConfig.{f.name}) must be {want}, got {value!r}")
-    return problems
 
 
 def _eval_data_problem(cfg):
@@ -357,12 +338,7 @@ def check_start(cfg):
     the Python API): a ``cfg`` that is not a ``TrainConfig`` or holds a value of the wrong type
     (``TypeError``), a bad value or combination (``ValueError`` naming the option), a missing
     package (``ImportError``), and the paths of ``path_problems``."""
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"train: cfg must be an lpm.config.TrainConfig, got {type(cfg).__name__}")
-    problems = check_config(cfg)
-    if problems:
-        kind = TypeError if type_problems(cfg) else ValueError
-        raise kind(f"TrainConfig: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    refuse_config(cfg, TrainConfig, value_problems, PATH_FIELDS)
     missing = missing_packages(cfg)
     if missing:
         raise ImportError(missing[0])

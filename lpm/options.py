@@ -17,6 +17,8 @@ import math
 import os
 import typing
 
+import numpy as np
+
 from gt import config
 
 
@@ -62,35 +64,55 @@ def non_negative(flag, value):
     return None
 
 
-def field_type_problems(cfg, name):
-    """A message for each field of the dataclass ``cfg`` (``name``: its class, for the message)
-    whose value is not of its annotated type (``int | None``, ``float``, ``str``, ``bool``): the
-    command line's parser rules these out, a config built in Python may hold anything, and a
-    string or a float where a count belongs would fail deep inside a run, or pass unnoticed."""
+def type_problems(cfg, paths=()):
+    """A message for each field of the dataclass config ``cfg`` whose value is not of its annotated
+    type (``int``, ``float``, ``bool``, ``str``, ``int | None``...), the flag first: ``--batch-size
+    (PPTTrainConfig.batch_size) must be an int, got '4'``. The command line's parser rules these
+    out; a config built in Python may hold anything, and a string or a float where a count belongs
+    would fail deep inside a run, or pass unnoticed. A field's metadata may name its ``flag`` and
+    its ``choices`` (then a str must be one of them); ``paths`` names the fields that are files or
+    folders (a str or an ``os.PathLike``). A numpy integer or floating scalar is taken where an
+    int or a float is (as torch's modules take ``np.int64(8)``) and made a Python number in
+    ``cfg``, so the JSON files a run writes hold plain numbers; bool is never a count."""
     out = []
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
         kinds = typing.get_args(f.type) or (f.type,)
-        if not any(_of_kind(value, kind) for kind in kinds):
-            want = " or ".join("None" if k is type(None) else getattr(k, "__name__", str(k)) for k in kinds)
-            out.append(f"{name}.{f.name} (--{f.name.replace('_', '-')}) must be {want}, got {value!r}")
+        value = _python_number(getattr(cfg, f.name), kinds)
+        if value is not getattr(cfg, f.name):
+            setattr(cfg, f.name, value)
+        choices = f.metadata.get("choices")
+        if not any(_of_kind(value, kind, choices, f.name in paths) for kind in kinds):
+            want = " or ".join(_kind_words(kind, choices, f.name in paths) for kind in kinds)
+            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            out.append(f"{flag} ({type(cfg).__name__}.{f.name}) must be {want}, got {value!r}")
     return out
 
 
-def refuse_config(cfg, cls, option_problems):
-    """Raise for the first problem of the dataclass config ``cfg`` (the ``train()`` of lpm ppt and
-    lpm caption): TypeError when ``cfg`` is not a ``cls`` or a field has the wrong type, ValueError
-    for any other of ``option_problems(cfg)``, the message naming the class."""
+def refuse_config(cfg, cls, value_problems, paths=()):
+    """Raise for the problems of the dataclass config ``cfg`` (the ``train()`` of lpm, lpm ppt and
+    lpm caption), the message naming the class and how many more there are: ``TypeError`` when
+    ``cfg`` is not a ``cls`` or a field has the wrong type (``type_problems(cfg, paths)``),
+    ``ValueError`` for ``value_problems(cfg)``, asked only once every type is right."""
     name = cls.__name__
     if not isinstance(cfg, cls):
         raise TypeError(f"train: cfg must be an {cls.__module__}.{name}, got {type(cfg).__name__}")
-    bad = option_problems(cfg)
+    bad = type_problems(cfg, paths)
+    kind = TypeError if bad else ValueError
+    bad = bad or value_problems(cfg)
     if bad:
-        kind = TypeError if field_type_problems(cfg, name) else ValueError
-        raise kind(bad[0] if bad[0].startswith(name) else f"{name}: {bad[0]}")
+        raise kind(f"{name}: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
 
 
-def _of_kind(value, kind):
+def _python_number(value, kinds):
+    """``value`` as a Python int or float where it is a numpy scalar of a kind ``kinds`` take."""
+    if isinstance(value, np.integer) and (int in kinds or float in kinds):
+        return int(value)
+    if isinstance(value, np.floating) and float in kinds:
+        return float(value)         # np.float64 is a float already: plain here, for the JSON files
+    return value
+
+
+def _of_kind(value, kind, choices, path):
     if kind is type(None):
         return value is None
     if kind is int:                     # not bool, a subclass of int that no one means as a count
@@ -98,8 +120,16 @@ def _of_kind(value, kind):
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is str:
-        return isinstance(value, (str, os.PathLike))
+        return isinstance(value, (str, os.PathLike) if path and not choices else str)
     return not isinstance(kind, type) or isinstance(value, kind)
+
+
+def _kind_words(kind, choices, path):
+    if kind is str and choices:
+        return f"one of {', '.join(map(repr, choices))}"
+    words = {type(None): "None", int: "an int", float: "a number", bool: "True or False",
+             str: "a path (str)" if path else "a str"}
+    return words.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def missing_package(module, package, extra, why):

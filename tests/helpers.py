@@ -31,6 +31,8 @@ files import it as ``from helpers import ...``.
 """
 
 import contextlib
+import sys
+import unittest
 
 import numpy as np
 import pytest
@@ -350,3 +352,24 @@ def assert_same_bits(one, many):
         np.testing.assert_array_equal(b, a)
         if a.dtype.kind == "f":     # -0.0 and 0.0 apart too
             np.testing.assert_array_equal(np.signbit(b), np.signbit(a))
+
+
+@pytest.fixture(scope="module")
+def torch_test_fn_from_frames():
+    """For tests that draw torch's OpInfo samples (``op.sample_inputs``, ``op.error_inputs``): torch's
+    ``extract_test_fn`` (the unittest test on the stack, whose name seeds each sample) with the same
+    answer, without ``inspect.stack``, which reads every frame's source: 50 ms a call under pytest's
+    deep stack, twice per ``sample_inputs`` call (two thirds of tests/test_opinfo_parity.py's time)."""
+    from torch.testing._internal import common_utils, opinfo
+
+    torch_lookup = common_utils.extract_test_fn
+
+    def from_frames():
+        frame = sys._getframe(1)
+        while frame is not None and not isinstance(frame.f_locals.get("self"), unittest.TestCase):
+            frame = frame.f_back
+        return None if frame is None else torch_lookup()     # a TestCase's frame: torch's own walk
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (common_utils, opinfo.core):
+            patch.setattr(module, "extract_test_fn", from_frames)
+        yield

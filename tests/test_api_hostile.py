@@ -3,6 +3,7 @@ paths are refused up front with an error naming the value and what was expected,
 traceback from deep inside, a silent wrong answer, or work started (data read, files written).
 Each test failed before the checks it names were added."""
 
+import dataclasses
 import json
 import os
 
@@ -15,7 +16,7 @@ from lpm import train as train_mod
 from lpm.caption import train as caption_train
 from lpm.caption.model import create_pixel_llm
 from lpm.checkpoint import CheckpointError, save_checkpoint
-from lpm.config import TrainConfig, check_config
+from lpm.config import TrainConfig, check_config, check_start
 from lpm.data import DataError
 from lpm.outputs import OutputError
 from lpm.ppt import train as ppt_train
@@ -68,7 +69,7 @@ def no_data(monkeypatch):
     (dict(resume=True), ValueError, "--resume needs --checkpoint-dir"),                   # was ignored
     (dict(batch_size=True), TypeError, "TrainConfig.batch_size) must be an int, got True"),   # was a batch of 1
     (dict(batch_size="4"), TypeError, "TrainConfig.batch_size) must be an int, got '4'"),
-    (dict(lr="0.1"), TypeError, "TrainConfig.lr) must be a number, got '0.1'"),
+    (dict(lr="0.1"), TypeError, "TrainConfig.lr) must be a number or None, got '0.1'"),
     (dict(shard="no"), TypeError, "TrainConfig.shard) must be True or False, got 'no'"),
     (dict(plot=3), TypeError, "TrainConfig.plot) must be a path (str) or None, got 3"),
 ])
@@ -82,6 +83,102 @@ def test_check_config_tells_types_first_and_alone():
     assert check_config(TrainConfig(batch_size="4", epochs=0)) == [
         "--batch-size (TrainConfig.batch_size) must be an int, got '4'"]
     assert check_config(TrainConfig(autocast="bfloat16")) == []     # choices default to None stay fine
+
+
+# numpy's numbers where a Python int or float is taken (torch's modules take np.int64(8) too), made
+# Python numbers so that the JSON files a run writes hold plain ones; they were refused as the wrong type
+def test_configs_take_numpy_numbers_as_python_numbers():
+    cfg = TrainConfig(**{**SMALL, "batch_size": np.int64(4), "lr": np.float32(0.5), "noise": np.float64(0.25),
+                         "seed": np.uint32(3), "save_every_minutes": np.int8(0)})
+    assert check_config(cfg) == []
+    assert [type(v) for v in (cfg.batch_size, cfg.lr, cfg.noise, cfg.seed, cfg.save_every_minutes)] == \
+        [int, float, float, int, int]
+    assert (cfg.batch_size, cfg.lr, cfg.seed) == (4, float(np.float32(0.5)), 3)
+    check_start(cfg)
+    json.dumps(dataclasses.asdict(cfg))
+    ppt = ppt_train.PPTTrainConfig(limit=np.int64(20), codes=np.int16(8), lr=np.float32(0.01), threads=np.int64(2),
+                                   uncond_prob=np.float16(0.5))
+    ppt_train.check_start(ppt)
+    assert (type(ppt.limit), type(ppt.codes), type(ppt.lr), ppt.threads, type(ppt.uncond_prob)) == \
+        (int, int, float, 2, float)
+    json.dumps(dataclasses.asdict(ppt))
+    cap = caption_train.CaptionTrainConfig(steps=np.int64(3), lr=np.float32(1e-3), blind_fraction=np.float32(0.5),
+                                           seed=np.int32(1))
+    assert caption_train.option_problems(cap) == []
+    assert [type(v) for v in (cap.steps, cap.lr, cap.blind_fraction, cap.seed)] == [int, float, float, int]
+    json.dumps(dataclasses.asdict(cap))
+
+
+@pytest.mark.parametrize("make, kind, words", [
+    (lambda: TrainConfig(**{**SMALL, "batch_size": np.bool_(True)}), TypeError,
+     f"TrainConfig: --batch-size (TrainConfig.batch_size) must be an int, got {np.bool_(True)!r}"),
+    (lambda: TrainConfig(**{**SMALL, "epochs": np.float32(2)}), TypeError,
+     f"(TrainConfig.epochs) must be an int or None, got {np.float32(2)!r}"),
+    (lambda: TrainConfig(**{**SMALL, "lr": np.float32("inf")}), ValueError, "--lr must be a positive number, got inf"),
+    (lambda: TrainConfig(**{**SMALL, "noise": np.float64("nan")}), ValueError, "--noise must be in [0, 1), got nan"),
+    (lambda: ppt_train.PPTTrainConfig(limit=20, epochs=np.bool_(True)), TypeError,
+     f"PPTTrainConfig: --epochs (PPTTrainConfig.epochs) must be an int, got {np.bool_(True)!r}"),
+    (lambda: ppt_train.PPTTrainConfig(limit=20, lr=np.float32("nan")), ValueError, "--lr must be a positive number"),
+    (lambda: caption_train.CaptionTrainConfig(steps=np.float64(3)), TypeError,
+     "CaptionTrainConfig: --steps (CaptionTrainConfig.steps) must be an int or None, got np.float64(3.0)"),
+    (lambda: caption_train.CaptionTrainConfig(weight_decay=np.float32("inf")), ValueError,
+     "--weight-decay must be >= 0, got inf"),
+])
+def test_configs_refuse_numpy_bools_as_counts_and_non_finite_numbers(no_data, make, kind, words):
+    cfg = make()
+    train = {TrainConfig: train_mod.train, ppt_train.PPTTrainConfig: ppt_train.train}.get(type(cfg), caption_train.train)
+    with pytest.raises(kind) as info:
+        train(cfg, log=lambda line: pytest.fail(f"logged {line!r}"))
+    assert words in str(info.value)
+
+
+def test_a_refused_config_has_its_types_checked_once(no_data, monkeypatch):
+    import lpm.options as options
+
+    calls = []
+    real = options.type_problems
+    monkeypatch.setattr(options, "type_problems", lambda cfg, paths=(): calls.append(cfg) or real(cfg, paths))
+    for train, cfg, kind in ((train_mod.train, TrainConfig(batch_size="4"), TypeError),
+                             (train_mod.train, TrainConfig(batch_size=0), ValueError),
+                             (ppt_train.train, ppt_train.PPTTrainConfig(batch_size="4"), TypeError),
+                             (ppt_train.train, ppt_train.PPTTrainConfig(batch_size=0), ValueError),
+                             (caption_train.train, caption_train.CaptionTrainConfig(steps="4"), TypeError),
+                             (caption_train.train, caption_train.CaptionTrainConfig(steps=0), ValueError)):
+        calls.clear()
+        with pytest.raises(kind, match=f"^{type(cfg).__name__}: --"):
+            train(cfg, log=lambda line: None)
+        assert calls == [cfg]
+
+
+def test_the_train_commands_check_once(monkeypatch, tmp_path):
+    """``lpm ppt train`` and ``lpm caption train`` check their options and folders, then train
+    without ``train()``'s checks of the same (each was made twice)."""
+    import lpm.options as options
+    from lpm.caption import cli as caption_cli
+    from lpm.ppt import cli as ppt_cli
+
+    calls = []
+
+    def count(name, *modules):
+        real = getattr(modules[0], name)
+        for module in modules:
+            monkeypatch.setattr(module, name, lambda *a, **k: calls.append(name) or real(*a, **k))
+
+    count("type_problems", options, ppt_train, caption_train)
+    count("start_problems", ppt_train, ppt_cli)
+    count("start_problems", caption_train, caption_cli)
+    monkeypatch.setattr(ppt_train, "_train", lambda cfg, log: calls.append("run"))
+    assert ppt_cli.main(["train", "--limit", "20", "--checkpoint-dir", str(tmp_path / "ppt"), "--no-progress"]) == 0
+    assert calls == ["type_problems", "start_problems", "run"]
+
+    def run(cfg, log):
+        calls.append("run")
+        raise KeyboardInterrupt
+    calls.clear()
+    monkeypatch.setattr(caption_cli, "missing_packages", lambda: [])
+    monkeypatch.setattr(caption_train, "prepare", run)
+    assert caption_cli.main(["train", "--steps", "1", "--checkpoint-dir", str(tmp_path / "cap"), "--no-progress"]) == 130
+    assert calls == ["type_problems", "start_problems", "run"]
 
 
 def test_train_refuses_a_config_that_is_not_a_trainconfig(no_data):
@@ -135,7 +232,7 @@ def test_train_checks_data_image_size():
     (dict(batch_size=0), ValueError, "--batch-size must be >= 1, got 0"),              # ZeroDivisionError
     (dict(optimizer="lbfgs"), ValueError, "--optimizer must be one of ('adamw', 'sgd'), got 'lbfgs'"),  # KeyError
     (dict(threads="x"), ValueError, "--threads must be a positive integer or 'auto', got 'x'"),
-    (dict(batch_size="4"), TypeError, "PPTTrainConfig.batch_size (--batch-size) must be int, got '4'"),
+    (dict(batch_size="4"), TypeError, "PPTTrainConfig: --batch-size (PPTTrainConfig.batch_size) must be an int, got '4'"),
 ])
 def test_ppt_train_refuses_bad_options_before_any_work(no_data, override, kind, words):
     with pytest.raises(kind) as info:
@@ -255,8 +352,24 @@ def test_numpy_integer_sizes_are_ints():
 
 @pytest.mark.parametrize("bad", [None, "images", {"a": 1}, [[[0.0] * 16], [[0.0] * 16, [0.0] * 16]]])
 def test_pixel_transformer_names_what_it_takes(bad):
-    with pytest.raises(TypeError, match="PixelTransformer: expected images as a gt tensor or an array"):
+    with pytest.raises(TypeError, match="PixelTransformer: images must be an array or a gt tensor of floating-point pixels"):
         tiny()(bad)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: tiny()("x"), "PixelTransformer: images must be an array or a gt tensor of floating-point pixels (batch, "
+                          "seq, H, W), got str"),
+    (lambda: tiny_ppt()(np.zeros((2, 4), np.int64), "x"), "PixelPredictionTransformer: classes must be an array or a "
+                                                          "gt tensor of integer class ids, got str"),
+    (lambda: tiny_llm()([[0.0], [0.0, 0.0]], np.ones((2, 3), np.int64)), "PixelLLM: images must be an array or a gt "
+                                                                       "tensor of floating-point pixels, got list"),
+    (lambda: tiny_llm()(images(2, 4, 8), np.ones((2, 3), np.int64), attention_mask="x"),
+     "PixelLLM: attention_mask must be an array or a gt tensor of 1/0 or True/False per token, got str"),
+])
+def test_the_models_name_themselves_and_what_an_input_takes(call, words):
+    with pytest.raises(TypeError) as info:      # one helper (lpm.model.input_tensor), one wording
+        call()
+    assert str(info.value).startswith(words), str(info.value)
 
 
 def test_ppt_forward_checks():
@@ -265,7 +378,7 @@ def test_ppt_forward_checks():
         model(np.zeros((0, 4), np.int64), np.zeros(0, np.int64))
     with pytest.raises(ValueError, match="classes must be"):               # was the embedding's TypeError
         model(np.zeros((2, 4), np.int64), np.array([True, False]))
-    with pytest.raises(TypeError, match="PixelPredictionTransformer: tokens must be integer ids"):
+    with pytest.raises(TypeError, match="PixelPredictionTransformer: tokens must be an array or a gt tensor of integer token ids"):
         model(None, None)
 
 

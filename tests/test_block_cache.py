@@ -175,6 +175,7 @@ FAULTS = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page fault counts of Linux")
+@pytest.mark.first_pass     # its processes pick their engine and devices: the same in every pass
 def test_a_training_step_stops_faulting_in_fresh_pages():
     """In a fresh process with malloc's default settings (the only kind where it shows), a small
     model's step after the first few touches few fresh pages with the cache (what numpy

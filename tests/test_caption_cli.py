@@ -180,7 +180,7 @@ def test_resume_from_is_checked_before_any_work(capsys, tmp_path, run_dir, other
     import lpm.caption.cli as cli
 
     calls = []
-    monkeypatch.setattr(cli, "train", lambda cfg, log: calls.append(cfg))
+    monkeypatch.setattr(cli, "train_checked", lambda cfg, log: calls.append(cfg))
     best = os.path.join(run_dir, "best.json")
     cases = [(["--resume-from", str(tmp_path / "gone")], f"--resume-from {tmp_path / 'gone'}: no such file or folder"),
              (["--resume-from", os.path.join(other_checkpoints["ppt"], "latest.json")], "is a checkpoint of another "

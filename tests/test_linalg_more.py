@@ -284,6 +284,38 @@ def test_cholesky_solve_and_inverse_beside_torch(upper):
     check_grad(lambda y, f: gt.cholesky_solve(y, f.triu() if upper else f.tril(), upper), b[:, :, :1], factor)
 
 
+def _second_derivatives(lib, fn, arrays, seed=45):
+    """The gradient of sum(w * g) w.r.t. the inputs and v, g the gradient of fn's output along v."""
+    rng = np.random.default_rng(seed)
+    xs = [lib.tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*xs)
+    v = lib.tensor(rng.standard_normal(tuple(y.shape)), requires_grad=True)
+    g = lib.autograd.grad(y, xs, v, create_graph=True)
+    inner = sum((gi * lib.tensor(rng.standard_normal(tuple(gi.shape)))).sum() for gi in g)
+    return [r.detach().numpy() for r in lib.autograd.grad(inner, xs + [v])]
+
+
+@pytest.mark.parametrize("name,upper,unit", [("solve_triangular", False, False), ("solve_triangular", True, True),
+                                             ("solve_triangular_right", True, False), ("cholesky_solve", False, False),
+                                             ("cholesky_solve", True, False), ("cholesky_inverse", True, False),
+                                             ("cholesky_ex", False, False), ("cholesky_ex", True, False),
+                                             ("matrix_exp", False, False)])
+def test_solves_cholesky_ex_and_matrix_exp_differentiate_twice_beside_torch(name, upper, unit):
+    torch = torch_or_skip()
+    a, b = randn(2, 3, 3, seed=46) * 0.5 + 2 * np.eye(3), randn(2, 3, 2, seed=47)
+    fns = {"solve_triangular": lambda m, lib: lambda x, y: m.solve_triangular(x, y, upper=upper, unitriangular=unit),
+           "solve_triangular_right": lambda m, lib: lambda x, y: m.solve_triangular(x, y.mT, upper=upper, left=False),
+           "cholesky_solve": lambda m, lib: lambda x, y: lib.cholesky_solve(y, x, upper),
+           "cholesky_inverse": lambda m, lib: lambda x: lib.cholesky_inverse(x, upper),
+           "cholesky_ex": lambda m, lib: lambda x: m.cholesky_ex(x @ x.mT, upper=upper).L,
+           "matrix_exp": lambda m, lib: lambda x: m.matrix_exp(x * 0.4)}
+    arrays = [a] if name in ("cholesky_inverse", "cholesky_ex", "matrix_exp") else [a, b]
+    want = _second_derivatives(torch, fns[name](torch.linalg, torch), arrays)
+    got = _second_derivatives(gt, fns[name](gt.linalg, gt), arrays)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-11)
+
+
 # ---- cond, tensorinv, tensorsolve, householder_product, matmul ----------------------------------
 @pytest.mark.parametrize("p", [None, 2, -2, "fro", "nuc", math.inf, -math.inf, 1, -1])
 def test_cond_beside_torch(p):

@@ -29,10 +29,12 @@ import gt
 import gt.linalg
 import gt.nn.functional
 import gt.special
+from helpers import torch_test_fn_from_frames  # noqa: F401 - the fixture, used by every test below
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")
-pytestmark = pytest.mark.table    # the GT_DEVICES passes run a spread of the table (tests/conftest.py)
+# table: the GT_DEVICES passes run a spread of the table (tests/conftest.py)
+pytestmark = [pytest.mark.table, pytest.mark.usefixtures("torch_test_fn_from_frames")]
 
 _frozen = torch.backends.flags_frozen()
 with warnings.catch_warnings():

@@ -242,7 +242,7 @@ def test_resume_from_is_checked_before_any_work(capsys, tmp_path, run_dir, lpm_c
     import lpm.ppt.cli as cli
 
     calls = []
-    monkeypatch.setattr(cli, "train", lambda cfg, log: calls.append(cfg))
+    monkeypatch.setattr(cli, "train_checked", lambda cfg, log: calls.append(cfg))
     same = ["--limit", "24", "--codes", "8", "--embed-dim", "16", "--num-layers", "1", "--num-heads", "2",
             "--ff-dim", "16", "--epochs", "1", "--batch-size", "8", "--no-progress"]
     best = os.path.join(run_dir, "best.json")

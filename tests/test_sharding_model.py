@@ -35,6 +35,7 @@ def _train(n_devices, model_kw, batches, lr=0.05, optimizer="sgd", copies=False)
         return np.array(losses), {k: v.copy() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.own_mesh       # _train picks each mesh (use_mesh): GT_DEVICES would only repeat these
 @pytest.mark.parametrize("pos_encoding", ["sinusoidal", "learned"])
 @pytest.mark.parametrize("batch", [8, 6, 5])  # even and uneven splits over 4 devices
 def test_training_on_4_devices_equals_one_device(small_model_config, pos_encoding, batch):
@@ -52,6 +53,7 @@ def test_training_on_4_devices_equals_one_device(small_model_config, pos_encodin
     assert not np.allclose(params1["embed.weight"], _train(1, kw, batches[:1])[1]["embed.weight"])  # it trained
 
 
+@pytest.mark.own_mesh
 @pytest.mark.parametrize("n_devices", [2, 3])
 def test_devices_without_shared_memory_train_as_one_device(small_model_config, n_devices):
     """The paths data takes between GPUs (each replica its own copy, results brought home, each
@@ -67,6 +69,7 @@ def test_devices_without_shared_memory_train_as_one_device(small_model_config, n
         np.testing.assert_allclose(params_n[name], params1[name], rtol=1e-5, atol=1e-6 * scale, err_msg=name)
 
 
+@pytest.mark.own_mesh
 @pytest.mark.parametrize("n_devices", [2, 3])
 def test_training_with_momentum_on_2_and_3_devices(small_model_config, n_devices):
     # (not Adam: the key bias gets a gradient that is zero up to rounding, which Adam's
@@ -80,6 +83,7 @@ def test_training_with_momentum_on_2_and_3_devices(small_model_config, n_devices
         np.testing.assert_allclose(paramsn[name], params1[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.own_mesh
 def test_default_model_five_steps_on_4_devices():
     """The default PixelTransformer (200x200 images, 13.4M parameters), float32."""
     batches = _batches(8, 3, 200, 10, steps=5, seed=2)

@@ -203,7 +203,10 @@ def _spin_probe(how="plain", **env):
     import subprocess
     import sys
 
-    full = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    # the probe picks its engine and one device itself: its answer is the same in every pass of CI,
+    # so its tests run in the first (first_pass; Blas.spin reads only OpenBLAS's variables and threads)
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT", "GT_DEVICES")}
     full.update(GT_BACKEND="numpy", **env)
     r = subprocess.run([sys.executable, "-c", SPIN_PROBE, how], env=full, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -218,6 +221,7 @@ openblas_pthreads = pytest.mark.skipif(
 
 
 @openblas_pthreads
+@pytest.mark.first_pass
 def test_the_engine_shortens_openblas_spin_and_leaves_the_environment_as_it_was():
     out, err = _spin_probe(GT_VERBOSE="1")
     assert out == [str(blas.SPIN_LOG2), "False", "True"]
@@ -225,6 +229,7 @@ def test_the_engine_shortens_openblas_spin_and_leaves_the_environment_as_it_was(
 
 
 @openblas_pthreads
+@pytest.mark.first_pass
 @pytest.mark.parametrize("name", ["OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT"])
 @pytest.mark.parametrize("value, brief", [("25", False), ("12", True), ("1", True), ("soon", False)])
 def test_a_spin_the_user_set_stands(name, value, brief):
@@ -239,6 +244,7 @@ def test_a_spin_the_user_set_stands(name, value, brief):
 
 
 @openblas_pthreads
+@pytest.mark.first_pass
 def test_the_spin_is_left_alone_while_another_thread_runs():
     out, err = _spin_probe("thread", GT_VERBOSE="1")
     assert out == ["0", "False", "False"]         # 0: OpenBLAS's own default, never set

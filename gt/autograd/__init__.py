@@ -33,10 +33,16 @@ from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabl
 from gt.autograd.versions import check as check_saved_versions
 from gt.autograd import graph  # noqa: E402,F401  (torch.autograd.graph: saved-tensor hooks)
 from gt.autograd import release  # noqa: E402,F401  (what a backward frees; Tensor.data = ...)
+from gt.autograd import profiler  # noqa: E402,F401  (torch.autograd.profiler: profile, record_function)
+from gt.autograd import grad_mode, inference  # noqa: E402,F401
+from gt.autograd.grad_mode import set_multithreading_enabled  # noqa: E402
+
+# torch.autograd.grad_mode holds inference_mode too; inference.py builds it on grad_mode's state
+grad_mode.inference_mode = inference.inference_mode
 
 __all__ = ["Function", "backward", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled",
            "is_anomaly_check_nan_enabled", "set_anomaly_enabled", "call_after_backward", "check_saved_versions", "enable_grad", "fit_grad", "grad",
            "is_grad_enabled", "once_differentiable",
            "no_grad", "ops_run", "put_on_tape", "register_fused_update",
-           "register_post_accumulate_grad_hook", "set_grad_enabled", "set_tensor_hooks", "tape", "topological_order",
+           "register_post_accumulate_grad_hook", "set_grad_enabled", "set_multithreading_enabled", "set_tensor_hooks", "tape", "topological_order",
            "unbroadcast", "zero_grads"]

@@ -37,14 +37,16 @@ class _Entry:
 
     def attach(self, tensor):
         self.key = key = id(tensor)
-        self.ref = weakref.ref(tensor, lambda ref, key=key: _drop(key, ref))
+        # the table and function bound now: at interpreter exit a module's globals may be gone
+        # before the last tensors (a callback reading them printed "Exception ignored")
+        self.ref = weakref.ref(tensor, lambda ref, key=key, drop=_drop: drop(key, ref))
         _hooks[key] = self
 
 
-def _drop(key, ref):
-    entry = _hooks.get(key)
+def _drop(key, ref, table=_hooks):
+    entry = table.get(key)
     if entry is not None and entry.ref is ref:
-        del _hooks[key]
+        del table[key]
 
 
 class RemovableHandle:

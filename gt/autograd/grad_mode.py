@@ -1,5 +1,7 @@
 """Grad mode and inference mode, per thread as in torch: ``no_grad``, ``enable_grad``,
-``set_grad_enabled`` (gt/autograd/inference.py builds ``inference_mode`` on the same state).
+``set_grad_enabled``, ``set_multithreading_enabled`` (gt/autograd/inference.py builds
+``inference_mode`` on the same state; gt/autograd/__init__.py puts it at this path too, as torch's
+``torch.autograd.grad_mode.inference_mode``).
 
 A thread another one started in ``no_grad`` still records, and a new thread starts with grad
 mode on and inference mode off (torch's thread-local autograd state). ``Function.apply`` reads
@@ -18,6 +20,7 @@ class _Mode(threading.local):
     grad = True          # torch.is_grad_enabled()
     inference = False    # inside inference_mode(True)
     record = True        # grad and not inference: whether ops are recorded
+    multithreading = True   # set_multithreading_enabled's flag (gt's backward never uses threads)
 
 
 mode = _Mode()
@@ -143,3 +146,43 @@ class enable_grad(_BareDecorator, set_grad_enabled):
 
     def __init__(self, func=None):
         super().__init__(True)
+
+
+class set_multithreading_enabled:
+    """torch's switch for running backward on per-device worker threads (``mode=False``: on the
+    calling thread). gt's backward always runs on the calling thread, so the switch changes
+    nothing; it is kept per thread and restored as torch's: set on the call, put back on leaving
+    a ``with`` block; as a decorator each call of the function runs inside a fresh one."""
+
+    def __init__(self, mode):
+        self.prev = _mode_multithreading()   # (the argument's name, torch's, hides the module's ``mode``)
+        _set_mode_multithreading(bool(mode))
+        self.mode = mode
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        _set_mode_multithreading(self.prev)
+
+    def clone(self):
+        return self.__class__(self.mode)
+
+    def __call__(self, func):
+        if inspect.isgeneratorfunction(func):
+            return wrap_generator(self.clone, func)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with self.clone():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def _mode_multithreading():
+    return mode.multithreading
+
+
+def _set_mode_multithreading(on):
+    mode.multithreading = on

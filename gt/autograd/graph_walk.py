@@ -18,6 +18,8 @@ hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors
 from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions, walk_steps
 from gt.backend import B
 
+profiling = None    # the profiler recording now (gt/autograd/profiler_record.py): read once per walk
+
 
 @release.clears_stand_ins
 def walk_graph(order, seeds, retain_graph, capture=None):
@@ -30,7 +32,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
     pending = dict(seeds)
     tensor_hooks = grad_hooks.table()
     with_hooks = capture is None and hooks.active()
-    got = {}
+    got, timed = {}, profiling
     with function.enable_grad():
         for node in reversed(order):
             g = pending.pop(id(node), None)
@@ -54,7 +56,10 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             own = getattr(ctx, "_node_hooks", None)     # grad_fn.register_hook/prehook
             if own is not None:
                 g = node_hooks.run_pre(own, g, _same, _same)
-            grads = ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
+            if timed is None:
+                grads = ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
+            else:
+                grads = timed.node(ctx, _graph_grads, g)
             if not isinstance(grads, tuple):
                 grads = (grads,)
             pairs = [(p, pg) for p, pg in zip(ctx.inputs, grads) if pg is not None and getattr(p, "requires_grad", False)]
@@ -71,6 +76,10 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             if not retain_graph:
                 release.free(ctx)
     return got
+
+
+def _graph_grads(ctx, g):
+    return ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
 
 
 class _Linked(function.Function):

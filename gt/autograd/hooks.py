@@ -33,16 +33,15 @@ _fused = {}
 _refs = {}
 
 
-def _forget(key):
-    _hooks.pop(key, None)
-    _fused.pop(key, None)
-    _refs.pop(key, None)
+def _forget(key, tables=(_hooks, _fused, _refs)):
+    for table in tables:
+        table.pop(key, None)
 
 
 def _track(leaf):
     key = id(leaf)
     if key not in _refs:
-        _refs[key] = weakref.ref(leaf, lambda _, key=key: _forget(key))
+        _refs[key] = weakref.ref(leaf, lambda _, key=key, forget=_forget: forget(key))
     return key
 
 

@@ -61,9 +61,9 @@ def changed(tensor, old, epoch):
     key = id(tensor)
     entry = _changed.get(key)
     if entry is None or entry[0]() is not tensor:
-        entry = _changed[key] = [weakref.ref(tensor, lambda _, key=key: _changed.pop(key, None)), []]
+        entry = _changed[key] = [weakref.ref(tensor, lambda _, key=key, table=_changed: table.pop(key, None)), []]
     okey = id(old)
-    old_ref = weakref.ref(old, lambda _, key=okey: _olds.pop(key, None))
+    old_ref = weakref.ref(old, lambda _, key=okey, table=_olds: table.pop(key, None))
     entry[1].append((epoch, old_ref))
     _olds[okey] = (old_ref, entry[0], epoch)
 

@@ -198,6 +198,13 @@ def get_num_threads():
     return B.get_num_threads()
 
 
+def threads_adapting():
+    """Whether the thread count follows the machine's load (``"auto"``) rather than a fixed
+    count: what a change made for a while (gt.utils.benchmark's Timer) must restore."""
+    policy = getattr(object.__getattribute__(B, "_engine"), "_threads", None)
+    return policy is not None and policy.fixed is None
+
+
 def get_backend():
     """The name of the engine in use, e.g. ``"numpy"``."""
     return B.name

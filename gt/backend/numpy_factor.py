@@ -8,7 +8,8 @@ import numpy as np
 
 def lu_factor(x):
     """LAPACK getrf's ``(lu, pivots, info)`` by Gaussian elimination with partial pivoting (the
-    first largest |entry| of each column is the pivot, as LAPACK's idamax)."""
+    first largest |entry| of each column is the pivot, as LAPACK's idamax; for complex entries
+    |Re| + |Im|, as its izamax)."""
     a = np.array(x, copy=True)
     m, n = a.shape[-2:]
     k = min(m, n)
@@ -17,7 +18,9 @@ def lu_factor(x):
     info = np.zeros(batch, np.int32)
     with np.errstate(divide="ignore", invalid="ignore"):
         for j in range(k):
-            p = j + np.argmax(np.abs(a[..., j:, j]), axis=-1)
+            column = a[..., j:, j]
+            size = np.abs(column.real) + np.abs(column.imag) if a.dtype.kind == "c" else np.abs(column)
+            p = j + np.argmax(size, axis=-1)
             pivots[..., j] = p + 1
             rows = np.broadcast_to(p[..., None, None], batch + (1, n))
             row_p = np.take_along_axis(a, rows, axis=-2)
@@ -59,12 +62,13 @@ def cholesky_ex(x):
     info = np.zeros(x.shape[:-2], np.int32)
     with np.errstate(divide="ignore", invalid="ignore"):
         for j in range(n):
-            d = x[..., j, j] - np.sum(low[..., j, :j] ** 2, axis=-1)
+            d = x[..., j, j].real - np.sum(np.abs(low[..., j, :j]) ** 2, axis=-1)     # L L^H for complex x
             bad = ~(d > 0)
             info = np.where((info == 0) & bad, j + 1, info).astype(np.int32)
             root = np.sqrt(np.where(bad, 1, d))
             low[..., j, j] = root
-            low[..., j + 1:, j] = (x[..., j + 1:, j] - (low[..., j + 1:, :j] @ low[..., j, :j, None])[..., 0]) / \
+            done = (low[..., j + 1:, :j] @ low[..., j, :j, None].conj())[..., 0]
+            low[..., j + 1:, j] = (x[..., j + 1:, j] - done) / \
                 root[..., None]
     good = info == 0
     if np.any(good):
@@ -81,8 +85,8 @@ _THETA13 = 5.371920351148152
 
 def matrix_exp(x):
     """exp(x) by scaling and squaring with the degree-13 Pade approximant, in float64 (rounded once
-    to float32 for float32 input); each matrix is scaled by its own power of two."""
-    a = np.asarray(x, np.float64)
+    to float32 for float32 input; complex in complex128); each matrix is scaled by its own power of two."""
+    a = np.asarray(x, np.complex128 if x.dtype.kind == "c" else np.float64)
     n = a.shape[-1]
     if a.size == 0:
         return np.array(x, copy=True)

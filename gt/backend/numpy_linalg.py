@@ -9,7 +9,10 @@ from gt.backend.engine_linalg import LinAlgError
 
 
 def _same(x, *results):
-    out = tuple(r.astype(x.dtype, copy=False) for r in results)
+    """``results`` in ``x``'s precision: complex ones (or all, for a real ``x``) in its dtype, real
+    ones of a complex ``x`` (singular values, eigenvalues of eigh) in the dtype of its parts."""
+    real = x.real.dtype if x.dtype.kind == "c" else x.dtype
+    out = tuple(r.astype(x.dtype if r.dtype.kind == "c" else real, copy=False) for r in results)
     return out if len(out) > 1 else out[0]
 
 

@@ -1,7 +1,8 @@
 """torch's checks of Python numbers made into a tensor (``gt.tensor([...])``), which numpy does not
 make: an int beyond int64 is torch's ValueError (numpy widens ``[1, 2**63]`` to float64 and
 holds larger ints as objects), and a value that the requested integer dtype cannot hold is
-torch's RuntimeError (numpy's cast wraps it, ``10**10`` into int32, or NaN into the smallest int)."""
+torch's RuntimeError (numpy's cast wraps it, ``10**10`` into int32, or NaN into the smallest int), and
+a complex number for a real dtype torch's TypeError."""
 
 import numpy as np
 
@@ -15,6 +16,9 @@ def checked(data, arr, dtype):
     as float64 where torch reads ints too large for int64 as floats (a float beside them, or a
     float ``dtype``)."""
     target = None if dtype is None else dtypes.to_dtype(dtype)
+    if target is not None and arr.dtype.kind == "c" and not target.is_complex:
+        # torch's: a Python complex number is not read into a real dtype (numpy drops its imaginary part)
+        raise TypeError(f"must be real number, not complex: Python complex numbers given for dtype {target.name}")
     to_float = target is not None and target.differentiable
     if arr.dtype == object or arr.dtype == np.uint64 or (arr.dtype == np.float64 and _huge(arr)):
         big, floats = _scan(data)

@@ -16,7 +16,7 @@ from gt.nn.attention import MultiHeadAttention
 from gt.nn.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from gt.nn.conv import Conv1d, Conv2d, Conv3d
 from gt.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
-from gt.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from gt.nn.containers import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
 from gt.nn.dropout import Dropout
 from gt.nn.dropout_extra import AlphaDropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
 from gt.nn.embedding import Embedding

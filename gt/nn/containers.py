@@ -1,9 +1,10 @@
-"""Containers that hold child modules (``Sequential``, ``ModuleList``, ``ModuleDict``) or
-parameters (``ParameterList``, ``ParameterDict``)."""
+"""Containers that hold child modules (``Sequential``, ``ModuleList``, ``ModuleDict``, the old
+``Container``) or parameters (``ParameterList``, ``ParameterDict``)."""
 
 import collections
 import collections.abc
 import operator
+import warnings
 
 from gt.nn.module import Module, _indent
 from gt.nn.parameter import Parameter
@@ -25,6 +26,18 @@ def _position(idx, n, kind):
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range for {kind} of length {n}")
     return idx % n
+
+
+class Container(Module):
+    """torch's oldest container, kept for old code: ``Container(name=module, ...)`` registers each
+    keyword as a child. Deprecated, with torch's FutureWarning: a plain ``Module`` does the same."""
+
+    def __init__(self, **kwargs):
+        warnings.warn("`nn.Container` is deprecated. All of its functionality is now implemented in `nn.Module`. "
+                      "Subclass that instead.", FutureWarning, stacklevel=2)
+        super().__init__()
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 class ModuleList(Module):

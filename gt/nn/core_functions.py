@@ -9,6 +9,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import arange, rand
+from gt.tensor.complex_checks import refuse_complex, refuse_mixed
 
 
 def linear(x, weight, bias=None):
@@ -21,7 +22,9 @@ def linear(x, weight, bias=None):
         return linear(x, weight.reshape(1, -1), b).squeeze(-1)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
-    x = floating_input(x, weight)
+    if x.dtype is not weight.dtype:    # one dtype (the usual call) needs neither check: read once
+        refuse_mixed(x, weight, "linear")
+        x = floating_input(x, weight)
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
                          f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
@@ -29,13 +32,20 @@ def linear(x, weight, bias=None):
         bias = _tensor(bias, "linear", "bias")
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        if bias.dtype is not weight.dtype:
+            refuse_mixed(weight, bias, "linear", "weight and bias")
     return linalg.Linear.apply(x, weight, bias)
 
 
 def floating_input(x, weight):
     """``x`` in the weight's dtype where it holds ints or bools (the engines' own products would
-    give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``)."""
-    return x if x.dtype.is_floating_point or not weight.dtype.is_floating_point else x.to(weight.dtype)
+    give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``). A
+    complex ``x`` with a real weight (or ints with a complex one) raises, as torch's product does:
+    the cast would drop its imaginary part."""
+    if x.dtype.is_floating_point:
+        return x
+    refuse_mixed(x, weight, "linear")
+    return x if not weight.dtype.is_floating_point else x.to(weight.dtype)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -50,6 +60,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return x
     if p == 1:
         return x.mul_(0) if inplace else x * 0
+    if x.dtype.is_complex and x.numel():
+        refuse_complex(x, "bernoulli_scalar_cpu_")      # torch's CPU mask has no complex kernel
     dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
     keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
     return x.mul_(keep) if inplace else x * keep

@@ -7,6 +7,7 @@ import math
 from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.tensor import rand
+from gt.tensor.complex_checks import refuse_complex
 
 # SELU's alpha * scale: where alpha_dropout sends a dropped value, before the affine correction
 _SELU_ALPHA = 1.7580993408473766
@@ -17,6 +18,13 @@ def _check(fn, p, inplace):
         raise ValueError(f"{fn}: dropout probability has to be between 0 and 1, but got {p!r}")
     if inplace:
         raise ValueError(f"{fn}: inplace=True is not supported in gt; use the returned tensor (inplace=False)")
+
+
+def refuse_complex_mask(x):
+    """torch's NotImplementedError for a complex ``x`` where dropout draws a mask (training,
+    0 < p < 1, elements to drop): its CPU bernoulli has no complex kernel."""
+    if x.numel():
+        refuse_complex(x, "bernoulli_scalar_cpu_")
 
 
 def _feature_dropout(x, p, training, fn, ranks, what):
@@ -33,6 +41,7 @@ def _feature_dropout(x, p, training, fn, ranks, what):
     noise = x.shape[:lead] + (1,) * (x.ndim - lead)             # (N, C, 1, ..., 1)
     if p == 1:
         return x * 0
+    refuse_complex_mask(x)
     keep = (rand(*noise, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
     return x * keep
 
@@ -88,6 +97,7 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
         return x
     if p == 1:
         return x * 0
+    refuse_complex_mask(x)
     dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
     a = 1.0 / math.sqrt((_SELU_ALPHA ** 2 * p + 1) * (1 - p))
     keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype)

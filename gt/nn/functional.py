@@ -7,6 +7,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 
 from gt import dtypes
 from gt.tensor.construct_functions import broadcast_tensors
+from gt.tensor.promotion import promote_types
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
@@ -100,8 +101,8 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     """``input`` divided by its ``p``-norm along ``dim`` (at least ``eps``), as torch's; written
     into ``out`` too when given (torch's rules: gt/tensor/out_argument.py)."""
     x = _tensor(input, "normalize")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"normalize: expected a floating point input, got {x.dtype!r}")
+    if not x.dtype.differentiable:
+        raise TypeError(f"normalize: expected a floating point or complex input, got {x.dtype!r}")
     result = x / x.norm(p, dim=dim, keepdim=True).clamp_min(eps)
     return result if out is None else write_out(result, out, "normalize")
 
@@ -110,6 +111,9 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """The cosine of the angle between ``x1`` and ``x2`` along ``dim`` (broadcasting), each norm at
     least ``eps``, as torch's."""
     x1, x2 = _tensor(x1, "cosine_similarity"), _tensor(x2, "cosine_similarity", "x2")
+    if x1.dtype.is_complex or x2.dtype.is_complex:      # torch's check (its norms would take complex input)
+        raise RuntimeError(f"cosine_similarity: expected common dtype to be floating point, yet common dtype is "
+                           f"{dtypes.torch_type_name(promote_types(x1.dtype, x2.dtype).name)}")
     if x1.shape != x2.shape:        # torch broadcasts first: each norm runs over the broadcast dim
         x1, x2 = broadcast_tensors(x1, x2)
     return (x1 * x2).sum(dim) / (x1.norm(dim=dim).clamp_min(eps) * x2.norm(dim=dim).clamp_min(eps))

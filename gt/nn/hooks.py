@@ -19,7 +19,8 @@ import collections
 import inspect
 import types
 import warnings
-import weakref
+
+from gt.utils.hooks import RemovableHandle  # noqa: F401  (every module hook's handle: torch.utils.hooks')
 
 _NO_HOOKS = types.MappingProxyType({})
 # torch's module-level hooks (torch.nn.modules.module), registered by gt/nn/global_hooks.py, run for
@@ -35,43 +36,6 @@ _global_backward_hooks = collections.OrderedDict()
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
                "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_backward_pre_hooks", "_backward_hooks")   # the last two: gt/nn/backward_hooks.py
-
-
-class RemovableHandle:
-    """What a ``register_*_hook`` returns: ``remove()`` takes the hook off again (a second call does
-    nothing); as a context manager it removes the hook on leaving the ``with`` block. torch's
-    ``torch.utils.hooks.RemovableHandle``, with its attributes (``id``, ``hooks_dict_ref``)."""
-
-    next_id = 0
-
-    def __init__(self, hooks_dict, *, extra_dict=None):
-        self.hooks_dict_ref = weakref.ref(hooks_dict)
-        self.id = RemovableHandle.next_id
-        RemovableHandle.next_id += 1
-        extras = [extra_dict] if isinstance(extra_dict, dict) else list(extra_dict or ())
-        self.extra_dict_ref = tuple(weakref.ref(d) for d in extras)
-
-    def remove(self):
-        for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
-            d = ref()
-            if d is not None:
-                d.pop(self.id, None)
-
-    def __getstate__(self):
-        return self.hooks_dict_ref(), self.id, tuple(ref() for ref in self.extra_dict_ref)
-
-    def __setstate__(self, state):
-        hooks, self.id, extras = state
-        # a handle copied without its dict (it was gone) refers to a dead one, as torch's
-        self.hooks_dict_ref = weakref.ref(collections.OrderedDict() if hooks is None else hooks)
-        self.extra_dict_ref = tuple(weakref.ref(d) for d in extras if d is not None)
-        RemovableHandle.next_id = max(RemovableHandle.next_id, self.id + 1)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 class ModuleHooks:

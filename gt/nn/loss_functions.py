@@ -11,6 +11,7 @@ from gt.autograd import is_grad_enabled
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import activations
 from gt.tensor import Tensor, checks, where
+from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.promotion import promote_types
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -73,6 +74,7 @@ def mse_loss(input, target, reduction="mean", weight=None):
     input, target = _tensor(input, "mse_loss"), _tensor(target, "mse_loss", "target")
     _warn_if_broadcast(input, target, "mse_loss")
     diff = input - target
+    refuse_complex(diff, "mse_cpu")
     if weight is not None:
         return _weighted(diff * diff, weight, input, reduction, "mse_loss")
     return _reduce(diff * diff, reduction, "mse_loss")
@@ -225,6 +227,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 def _difference(input, target, fn):
     input, target = _tensor(input, fn), _tensor(target, fn, "target")
     _warn_if_broadcast(input, target, fn)
+    refuse_complex(input, fn.replace("_loss", "_cpu"))
+    refuse_complex(target, fn.replace("_loss", "_cpu"))
     if fn == "huber_loss" and input.dtype.is_floating_point:
         target = _float_like(target, input)      # torch's huber_loss is in the input's dtype
     return input - target

@@ -259,14 +259,18 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     """``||x1 - x2 + eps||_p`` over the last axis (x1 and x2 broadcast), as torch's: (N, D) and
     (N, D) -> (N,). ``p`` is any number: 0 counts the nonzero differences, a negative ``p`` and
-    ``-inf`` are torch's norms of those orders (``-inf``: the smallest ``|x1 - x2 + eps|``).
+    ``-inf`` are torch's norms of those orders (``-inf``: the smallest ``|x1 - x2 + eps|``). A
+    complex x1 or x2 gives the real norms of the complex differences (promoted as ``x1 - x2``).
 
         >>> F.pairwise_distance(gt.zeros(2, 3), gt.ones(2, 3)).shape
         (2,)
     """
     fn = "pairwise_distance"
-    a = promoted(_numeric_input(x1, fn, "x1"), x2)         # an int or float32 x1 with a float64 x2: float64
-    b = _like(x2, a, fn, "x2")
+    if any(getattr(x, "dtype", dtypes.float32).is_complex for x in (x1, x2)):
+        a, b = _tensor(x1, fn, "x1"), _tensor(x2, fn, "x2")
+    else:
+        a = promoted(_numeric_input(x1, fn, "x1"), x2)         # an int or float32 x1 with a float64 x2: float64
+        b = _like(x2, a, fn, "x2")
     if isinstance(p, bool) or not isinstance(p, (int, float)) or p != p:
         raise ValueError(f"{fn}: p must be a number (any sign, or +-inf), got {p!r}")
     diff = a - b + eps

@@ -1,7 +1,7 @@
 """``nn.MultiheadAttention``: torch's module of that name, with its parameter names and shapes,
 its initialisation, its (L, N, E) layout and its masks, so that a state dict moves between
 torch and gt unchanged. (gt's own ``nn.MultiHeadAttention``, batch first with separate q/k/v
-``Linear`` layers, is another module: gt/nn/attention.py.)"""
+``Linear`` layers, is another module: gt/nn/attention/__init__.py.)"""
 
 from gt import dtypes
 from gt.nn import init

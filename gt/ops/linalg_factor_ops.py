@@ -1,5 +1,6 @@
 """The differentiable ops of gt.linalg's LU factorization, triangular and Cholesky solves and
-matrix exponential, with torch's backward formulas (FunctionsManual.cpp, real case); the
+matrix exponential, with torch's backward formulas (FunctionsManual.cpp; conjugate transposes
+``_h`` for complex matrices); the
 conventions of gt/ops/linalg_ops.py hold (matrices on the last two axes, equal batch shapes,
 several results packed into one array).
 """
@@ -7,7 +8,9 @@ several results packed into one array).
 from gt.autograd import Function
 from gt import dtypes
 from gt.backend import B
-from gt.ops.linalg_ops import Cholesky, _pack, _t, _tril, _unpack
+from gt.ops._graph import const
+from gt.ops.linalg_ops import Cholesky, _h, _pack, _t, _tril, _unpack
+from gt.ops.shape import Cat
 
 
 def _triu(x, k=0):
@@ -58,21 +61,21 @@ def lu_backward(g_low, g_up, p, low, up):
     k = min(m, n)
     tri = B.solve_triangular
     if m == n:
-        ga = _tril(B.matmul(_t(low), g_low), -1) + _triu(B.matmul(g_up, _t(up)))
-        ga = _t(tri(up, _t(ga), True, False))                     # ga U^-T
-        ga = tri(_t(low), ga, True, True)                         # L^-T ga
+        ga = _tril(B.matmul(_h(low), g_low), -1) + _triu(B.matmul(g_up, _h(up)))
+        ga = _h(tri(up, _h(ga), True, False))                     # ga U^-H
+        ga = tri(_h(low), ga, True, True)                         # L^-H ga
     elif m < n:
         up1 = _cols(up, 0, k)
-        ga = B.matmul(_t(low), g_low) - B.matmul(_triu(g_up), _t(up))
-        ga = _t(tri(up1, _t(_tril(ga, -1)), True, False))
+        ga = B.matmul(_h(low), g_low) - B.matmul(_triu(g_up), _h(up))
+        ga = _h(tri(up1, _h(_tril(ga, -1)), True, False))
         ga = B.concatenate([ga + _triu(_cols(g_up, 0, k)), _cols(g_up, k, n)], axis=-1)
-        ga = tri(_t(low), ga, True, True)
+        ga = tri(_h(low), ga, True, True)
     else:
         low1 = _rows(low, 0, k)
-        ga = B.matmul(g_up, _t(up)) - B.matmul(_t(low), _tril(g_low, -1))
-        ga = tri(_t(low1), _triu(ga), True, True)
+        ga = B.matmul(g_up, _h(up)) - B.matmul(_h(low), _tril(g_low, -1))
+        ga = tri(_h(low1), _triu(ga), True, True)
         ga = B.concatenate([ga + _tril(_rows(g_low, 0, k), -1), _rows(g_low, k, m)], axis=-2)
-        ga = _t(tri(up, _t(ga), True, False))
+        ga = _h(tri(up, _h(ga), True, False))
     return B.matmul(p, ga)
 
 
@@ -95,11 +98,11 @@ class LuFactor(Function):
 
 
 def _lu_solve(lu, pivots, b, adjoint):
-    """X with ``A X = b`` (``adjoint``: ``A^T X = b``) for A = P L U given as its packed LU."""
+    """X with ``A X = b`` (``adjoint``: ``A^H X = b``) for A = P L U given as its packed LU."""
     p, low, up = unpack(lu, pivots)
     tri = B.solve_triangular
-    if adjoint:                   # U^T L^T P^T X = b
-        return B.matmul(p, tri(_t(low), tri(_t(up), b, False, False), True, True))
+    if adjoint:                   # U^H L^H P^T X = b
+        return B.matmul(p, tri(_h(low), tri(_h(up), b, False, False), True, True))
     return tri(up, tri(low, B.matmul(_t(p), b), False, True), True, False)
 
 
@@ -119,10 +122,10 @@ class LuSolve(Function):
         gb = _lu_solve(lu, pivots, g, not self.adjoint)
         g_lu = None
         if self.needs_input_grad[0]:
-            ga = -B.matmul(x, _t(gb)) if self.adjoint else -B.matmul(gb, _t(x))
+            ga = -B.matmul(x, _h(gb)) if self.adjoint else -B.matmul(gb, _h(x))
             p, low, up = unpack(lu, pivots)
             pga = B.matmul(_t(p), ga)
-            g_lu = _tril(B.matmul(pga, _t(up)), -1) + _triu(B.matmul(_t(low), pga))
+            g_lu = _tril(B.matmul(pga, _h(up)), -1) + _triu(B.matmul(_h(low), pga))
         return g_lu, None, (gb if self.needs_input_grad[2] else None)
 
 
@@ -134,35 +137,47 @@ class SolveTriangular(Function):
     def forward(self, a, b, upper=False, unitriangular=False):
         x = B.solve_triangular(a, b, upper, unitriangular)
         self.save(a, x)
+        self.save_for_graph(b)        # backward_graph solves again, from the inputs
         self.upper, self.unit = upper, unitriangular
         return x
 
     def backward(self, g):
         a, x = self.saved
-        gb = B.solve_triangular(_t(a), g, not self.upper, self.unit)
+        gb = B.solve_triangular(_h(a), g, not self.upper, self.unit)
         ga = None
         if self.needs_input_grad[0]:
-            ga = -B.matmul(gb, _t(x))
+            ga = -B.matmul(gb, _h(x))
             k = 1 if self.unit else 0
             ga = _triu(ga, k) if self.upper else _tril(ga, -k)
+        return ga, gb
+
+    def backward_graph(self, g):
+        a, b = self.inputs[:2]
+        gb = SolveTriangular.apply(a.mT, g, not self.upper, self.unit)
+        ga = None
+        if self.needs_input_grad[0]:
+            ga = -(gb @ SolveTriangular.apply(a, b, self.upper, self.unit).mT)
+            k = 1 if self.unit else 0
+            ga = ga.triu(k) if self.upper else ga.tril(-k)
         return ga, gb
 
 
 def _cholesky_solve(b, factor, upper):
     tri = B.solve_triangular
-    if upper:                     # A = U^T U
-        return tri(factor, tri(_t(factor), b, False, False), True, False)
-    return tri(_t(factor), tri(factor, b, False, False), True, False)
+    if upper:                     # A = U^H U
+        return tri(factor, tri(_h(factor), b, False, False), True, False)
+    return tri(_h(factor), tri(factor, b, False, False), True, False)
 
 
 class CholeskySolve(Function):
-    """X with ``A X = B`` for ``A = L L^T`` (``upper``: ``U^T U``) given its factor; torch's gradients:
-    ``gB = cholesky_solve(G)``, ``gL = -(gB X^T + X gB^T) L`` (``upper``: ``-U (...)``), a full
+    """X with ``A X = B`` for ``A = L L^H`` (``upper``: ``U^H U``) given its factor; torch's gradients:
+    ``gB = cholesky_solve(G)``, ``gL = -(gB X^H + X gB^H) L`` (``upper``: ``-U (...)``), a full
     matrix as torch's."""
 
     def forward(self, b, factor, upper=False):
         x = _cholesky_solve(b, factor, upper)
         self.save(factor, x)
+        self.save_for_graph(b)        # backward_graph solves again, from the inputs
         self.upper = upper
         return x
 
@@ -171,9 +186,19 @@ class CholeskySolve(Function):
         gb = _cholesky_solve(g, factor, self.upper)
         gf = None
         if self.needs_input_grad[1]:
-            common = B.matmul(gb, _t(x))
-            common = common + _t(common)
+            common = B.matmul(gb, _h(x))
+            common = common + _h(common)
             gf = -B.matmul(factor, common) if self.upper else -B.matmul(common, factor)
+        return gb, gf
+
+    def backward_graph(self, g):
+        b, factor = self.inputs[:2]
+        gb = CholeskySolve.apply(g, factor, self.upper)
+        gf = None
+        if self.needs_input_grad[1]:
+            common = gb @ CholeskySolve.apply(b, factor, self.upper).mT
+            common = common + common.mT
+            gf = -(factor @ common) if self.upper else -(common @ factor)
         return gb, gf
 
 
@@ -187,10 +212,18 @@ class MatrixExp(Function):
     def backward(self, g):
         a = self.saved[0]
         n = a.shape[-1]
-        at = _t(a)
+        at = _h(a)
         zero = B.zeros(tuple(a.shape), B.dtype_of(a))
         big = B.concatenate([B.concatenate([at, g], axis=-1), B.concatenate([zero, at], axis=-1)], axis=-2)
         return (B.getitem(B.matrix_exp(big), (Ellipsis, slice(0, n), slice(n, 2 * n))),)
+
+    def backward_graph(self, g):
+        a = self.inputs[0]
+        n, last = a.shape[-1], a.ndim - 1
+        at = a.mT                     # real only: the recorded walk refuses complex tensors
+        big = Cat.apply(Cat.apply(at, g, axis=last), Cat.apply(const(B.zeros(tuple(a.shape), a.dtype)), at, axis=last),
+                        axis=last - 1)
+        return (MatrixExp.apply(big)[..., :n, n:],)
 
 
 
@@ -204,13 +237,15 @@ class Permutation(Function):
 class CholeskyEx(Cholesky):
     """Packed ``(L (or U), info)`` of ``cholesky_ex``, info as a float (exact); Cholesky's gradient."""
 
-    backward_graph = None      # the packed gradient: no recorded backward yet (create_graph)
-
     def forward(self, a, upper=False):
-        low, info = B.cholesky_ex(a)
+        low, info = B.cholesky_ex(_h(a) if upper else a)      # upper: A's upper triangle (torch's)
         self.save(low)
         self.upper = upper
-        return _pack([_t(low) if upper else low, B.astype(info, B.dtype_of(a))], tuple(a.shape[:-2]))
+        return _pack([_h(low) if upper else low, B.astype(info, B.dtype_of(a))], tuple(a.shape[:-2]))
 
     def backward(self, g):
         return super().backward(_unpack(g, [self.saved[0].shape])[0])
+
+    def backward_graph(self, g):
+        shape = tuple(self.inputs[0].shape)          # L's part of the packed gradient; info has none
+        return super().backward_graph(g[..., :shape[-1] * shape[-2]].reshape(shape))

@@ -1,5 +1,6 @@
 """The differentiable ops of ``gt.linalg``: one small Function per factorization or solve, forward
-and backward side by side, with torch's backward formulas (torch's FunctionsManual.cpp, real case).
+and backward side by side, with torch's backward formulas (torch's FunctionsManual.cpp; conjugate
+transposes `_h` for complex matrices where det, inv, solve, svd and qr take them).
 Matrices are the last two axes of every array; leading axes are batch axes of equal shape (the
 tensor layer broadcasts them first).
 
@@ -19,6 +20,12 @@ def _t(x):
     axes = list(range(x.ndim))
     axes[-1], axes[-2] = axes[-2], axes[-1]
     return B.transpose(x, axes)
+
+
+def _h(x):
+    """The conjugate transpose of ``x`` (``_t`` for a real ``x``: ``B.conj`` keeps it as it is). The
+    backward formulas below take it where the real case transposes: torch's formulas for complex A."""
+    return B.conj(_t(x))
 
 
 def _offsets(n, m):
@@ -86,7 +93,7 @@ def _cofactors(a):
     rev = (Ellipsis, slice(None, None, -1))
     before = B.cumprod(B.concatenate([one, s[..., :-1]], -1), -1)
     after = B.getitem(B.cumprod(B.getitem(B.concatenate([s[..., 1:], one], -1), rev), -1), rev)
-    return _scalar_grad(B.det(u) * B.det(vh)) * B.matmul(u * (before * after)[..., None, :], vh)
+    return _scalar_grad(B.conj(B.det(u) * B.det(vh))) * B.matmul(u * (before * after)[..., None, :], vh)
 
 
 class Det(Function):
@@ -103,7 +110,7 @@ class Det(Function):
         a, out = self.saved
         if B.numel(out) and bool(B.any(out == 0)):
             return (_scalar_grad(g) * _cofactors(a),)
-        return (_scalar_grad(g * out) * _t(B.inv(a)),)
+        return (_scalar_grad(g * B.conj(out)) * _h(B.inv(a)),)
 
     def backward_graph(self, g):
         a = self.inputs[0]
@@ -115,6 +122,23 @@ class SlogdetSign(Function):
 
     def forward(self, a):
         return B.slogdet(a)[0]
+
+
+class ComplexSlogdet(Function):
+    """Packed ``(sign (...), logabsdet (...))`` of a complex A (logabsdet's imaginary part 0); torch's
+    slogdet_backward: ``gA = (g_logabsdet + i Im(g_sign conj(sign))) inv(A)^H`` (d sign = i sign
+    Im tr(A^-1 dA))."""
+
+    def forward(self, a):
+        sign, logabsdet = B.slogdet(a)
+        self.save(a, sign)
+        return _pack([sign, B.astype(logabsdet, B.dtype_of(sign))], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        a, sign = self.saved
+        g_sign, g_log = _unpack(g, [sign.shape, sign.shape])
+        coefficient = B.real(g_log) + 1j * B.imag(g_sign * B.conj(sign))
+        return (_scalar_grad(B.astype(coefficient, B.dtype_of(a))) * _h(B.inv(a)),)
 
 
 class LogAbsDet(Function):
@@ -140,7 +164,7 @@ class Inv(Function):
         return out
 
     def backward(self, g):
-        out_t = _t(self.saved[0])
+        out_t = _h(self.saved[0])
         return (-B.matmul(B.matmul(out_t, g), out_t),)
 
     def backward_graph(self, g):
@@ -158,8 +182,8 @@ class Solve(Function):
 
     def backward(self, g):
         a, out = self.saved
-        gb = B.solve(_t(a), g)
-        return (-B.matmul(gb, _t(out)) if self.needs_input_grad[0] else None), gb
+        gb = B.solve(_h(a), g)
+        return (-B.matmul(gb, _h(out)) if self.needs_input_grad[0] else None), gb
 
     def backward_graph(self, g):
         a, b = self.inputs
@@ -168,25 +192,25 @@ class Solve(Function):
 
 
 class Cholesky(Function):
-    """The lower factor L of ``A = L L^T`` (``upper``: U = L^T); torch's cholesky_backward:
-    ``gA = L^-T phi(L^T gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^T) / 2``."""
+    """The lower factor L of ``A = L L^H`` (``upper``: U = L^H); torch's cholesky_backward:
+    ``gA = L^-H phi(L^H gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^H) / 2``."""
 
     def forward(self, a, upper=False):
-        low = B.cholesky(a)
+        low = B.cholesky(_h(a) if upper else a)      # upper: A's upper triangle is read (torch's)
         self.save(low)
         self.upper = upper
-        return _t(low) if upper else low
+        return _h(low) if upper else low
 
     def backward(self, g):
         low = self.saved[0]
-        g = _t(g) if self.upper else g
-        ga = _tril(B.matmul(_t(low), g))
-        ga = 0.5 * (ga + _t(_tril(ga, -1)))
-        ga = B.solve(_t(low), ga)              # L^-T gA
+        g = _h(g) if self.upper else g
+        ga = _tril(B.matmul(_h(low), g))
+        ga = 0.5 * (ga + _h(_tril(ga, -1)))
+        ga = B.solve(_h(low), ga)              # L^-H gA
         return (_right_solve(ga, low),)        # ... L^-1
 
     def backward_graph(self, g):
-        low = Cholesky.apply(self.inputs[0], False)
+        low = Cholesky.apply(self.inputs[0].mT if self.upper else self.inputs[0], False)
         g = g.mT if self.upper else g
         ga = (low.mT @ g).tril()
         ga = 0.5 * (ga + ga.tril(-1).mT)
@@ -207,14 +231,28 @@ class Eigh(Function):
     def backward(self, g):
         w, v = self.saved
         gw, gv = _unpack(g, [w.shape, v.shape])
-        vt_gv = B.matmul(_t(v), gv)
-        skew = 0.5 * (vt_gv - _t(vt_gv))
+        vt_gv = B.matmul(_h(v), gv)
         n = w.shape[-1]
-        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
         eye = _eye_like(w, n)
+        if B.dtype_of(v).is_complex:
+            _check_gauge(B.diagonal_view(vt_gv, 0, -2, -1))
+        skew = 0.5 * (vt_gv - _h(vt_gv))
+        if B.dtype_of(v).is_complex:      # its diagonal (imaginary) is replaced by gL's, as torch's
+            skew = skew * (1 - eye)
+        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
         with B.quiet_float_errors():     # a zero numerator stays 0 (torch: no gV term when gV is undefined)
             inner = B.where(skew == 0, 0, skew / (e + eye)) + _diag_embed(gw)
-        return (B.matmul(v, B.matmul(inner, _t(v))),)
+        return (B.matmul(v, B.matmul(inner, _h(v))),)
+
+
+def _check_gauge(diag):
+    """torch's check that a loss of complex eigenvectors does not depend on their phases (each is
+    defined up to a factor e^{i phi}): Im diag(V^H gV) is 0 (its tolerances, 1e-2)."""
+    im = B.imag(diag)
+    if B.numel(im) and bool(B.any(B.abs(im) > 1e-2)):
+        raise RuntimeError("linalg_eigh_backward: The eigenvectors in the complex case are specified up to "
+                           "multiplication by e^{i phi}. The specified loss function depends on this quantity, "
+                           "so it is ill-defined.")
 
 
 class Svd(Function):
@@ -232,9 +270,9 @@ class Svd(Function):
         m, n, k = u.shape[-2], vh.shape[-1], s.shape[-1]
         u, gu = u[..., :k], gu[..., :k]                 # full_matrices: the extra columns carry no gradient
         vh, gvh = vh[..., :k, :], gvh[..., :k, :]
-        v, gv = _t(vh), _t(gvh)
-        uhgu, vhgv = B.matmul(_t(u), gu), B.matmul(_t(v), gv)
-        uhgu, vhgv = uhgu - _t(uhgu), vhgv - _t(vhgv)
+        v, gv = _h(vh), _h(gvh)
+        uhgu, vhgv = B.matmul(_h(u), gu), B.matmul(vh, gv)
+        uhgu, vhgv = uhgu - _h(uhgu), vhgv - _h(vhgv)
         row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
         s2 = s * s
         e = B.reshape(s2, tuple(s.shape[:-1]) + (1, k)) - B.reshape(s2, tuple(s.shape) + (1,))
@@ -243,12 +281,15 @@ class Svd(Function):
             # so svdvals of a matrix with repeated or zero singular values has a finite gradient
             num = uhgu * row + col * vhgv
             ga = B.where(num == 0, 0, num / (e + _eye_like(s, k))) + _diag_embed(gs)
+            if B.dtype_of(u).is_complex:        # torch's term of the phases: Im diag(U^H gU) / S
+                phase = B.diagonal_view(uhgu, 0, -2, -1)
+                ga = ga + _diag_embed(B.where(phase == 0, 0, phase / (2 * s)))
             if m > k and bool(B.any(gu)):
                 gus = gu / row
-                ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_t(u), gus))
+                ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_h(u), gus))
                 return (B.matmul(ga, vh),)
             if n > k and bool(B.any(gv)):
-                sgv = _t(gv) / col
+                sgv = gvh / col
                 ga = B.matmul(ga, vh) + sgv - B.matmul(B.matmul(sgv, v), vh)
                 return (B.matmul(u, ga),)
         return (B.matmul(u, B.matmul(ga, vh)),)
@@ -256,10 +297,10 @@ class Svd(Function):
 
 def _qr_backward(q, r, gq, gr):
     """torch's linalg_qr_backward for m >= n: ``gA = (gQ + Q copyltu(triu(gR R^T - Q^T gQ))) R^-T``."""
-    ga = B.matmul(gr, _t(r)) - B.matmul(_t(q), gq)
+    ga = B.matmul(gr, _h(r)) - B.matmul(_h(q), gq)
     ga = ga - _tril(ga, -1)                          # triu
-    ga = _scale_diagonal(ga + _t(ga), 0.5)
-    return _right_solve(B.matmul(q, ga) + gq, _t(r))
+    ga = _scale_diagonal(ga + _h(ga), 0.5)
+    return _right_solve(B.matmul(q, ga) + gq, _h(r))
 
 
 class Qr(Function):
@@ -285,5 +326,5 @@ class Qr(Function):
         if m >= n:
             return (_qr_backward(q, r, gq, gr),)
         u, v, gu, gv = r[..., :m], r[..., m:], gr[..., :m], gr[..., m:]
-        gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _t(gv)), gu)
+        gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _h(gv)), gu)
         return (B.concatenate([gx, B.matmul(q, gv)], axis=-1),)

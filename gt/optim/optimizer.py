@@ -17,6 +17,7 @@ from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.tensor.inplace import bump_versions
+from gt.autograd import profiler_record
 from gt.autograd.node_hooks import RemovableHandle
 from gt.optim.state_dict_hooks import StateDictHooks, hooked_load_state_dict, hooked_state_dict
 
@@ -192,7 +193,11 @@ class Optimizer(StateDictHooks):
     # ---- the walk ----------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         """Drop every parameter's gradient (``set_to_none=True``) or fill it with zeros."""
-        autograd.zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
+        params = (p for group in self.param_groups for p in group["params"])
+        if profiler_record.active is None:
+            return autograd.zero_grads(params, set_to_none)
+        with profiler_record.record_function(f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"):   # torch's
+            autograd.zero_grads(params, set_to_none)
 
     @autograd.no_grad()
     def step(self, closure=None):
@@ -311,6 +316,11 @@ def _with_step_hooks(step):
 
     @functools.wraps(step)
     def hooked_step(self, *args, **kwargs):
+        if profiler_record.active is not None:      # torch's range around the step, under the profiler
+            return profiler_record.around(f"Optimizer.step#{type(self).__name__}.step", stepped, self, args, kwargs)
+        return stepped(self, args, kwargs)
+
+    def stepped(self, args, kwargs):
         self._opt_called = True     # torch's flag: an lr scheduler stepped before any optimizer step warns
         pre, post = self.__dict__.get("_step_pre_hooks"), self.__dict__.get("_step_post_hooks")
         if not (pre or post) or self.__dict__.get("_in_hooked_step"):

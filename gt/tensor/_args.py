@@ -81,15 +81,21 @@ def _fill(value, dtype_name=None):
 
 
 _FLOAT_WIDTH = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
+_COMPLEX_WIDTH = {"complex64": 2, "complex128": 3}
 
 
 def norm_input(x, dtype):
     """``x`` cast to a norm's ``dtype=``: torch refuses a cast that narrows a float (float64 to
-    float32, float32 to a half, one half to the other)."""
+    float32, float32 to a half, one half to the other) or a complex (complex128 to complex64), and
+    a real ``dtype`` for a complex ``x``."""
     if dtype is None:
         return x
     dtype = dtypes.to_dtype(dtype)
-    have, want = _FLOAT_WIDTH.get(x.dtype.name), _FLOAT_WIDTH.get(dtype.name)
+    if x.dtype.is_complex and not dtype.is_complex:     # the cast would drop the imaginary parts
+        raise RuntimeError(f"linalg.vector_norm: dtype should be complex for complex inputs, but got "
+                           f"{dtypes.torch_type_name(dtype.name)}")
+    widths = _COMPLEX_WIDTH if x.dtype.is_complex else _FLOAT_WIDTH
+    have, want = widths.get(x.dtype.name), widths.get(dtype.name)
     if have is not None and (want is None or want < have or (want == have and dtype != x.dtype)):
         raise RuntimeError(f"linalg.vector_norm: the dtype of the input ({dtypes.torch_type_name(x.dtype.name)}) "
                            "should be convertible without narrowing to the specified dtype "

@@ -22,6 +22,7 @@ from gt.ops import bitwise_kernels as bk
 from gt.ops._shapes import broadcast_shape
 from gt.ops.exact_value import ExactValue
 from gt.tensor.arithmetic import _operand, where
+from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
@@ -234,6 +235,8 @@ def copysign(input, other):
     gradient is ``copysign(1, input) * copysign(1, other)``, 0 where ``input`` is 0, and zeros for
     ``other``, as torch's."""
     a, b = _operands("copysign", input, other, tensors_only=(0,))
+    refuse_complex(a, "copysign_cpu")
+    refuse_complex(b, "copysign_cpu")
     dt = _floating_result(a, b)
     a, b = _cast(a, dt), _cast(b, dt)
     value = _local(bk.copysign_arrays, (a, b))
@@ -248,6 +251,7 @@ def copysign(input, other):
 def signbit(input):
     """True where the sign bit is set (``torch.signbit``): negatives, -0.0 and -NaN."""
     _tensor_only("signbit", input)
+    refuse_complex(input, "signbit", "signbit is not implemented for complex tensors.")
     return _local(bk.signbit_arrays, (input,))
 
 

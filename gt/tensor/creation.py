@@ -180,14 +180,18 @@ def empty_like(t, dtype=None, requires_grad=False):
 @accepts_device
 @accepts_generator
 def randn_like(t, dtype=None, requires_grad=False):
-    """Standard normal samples shaped as ``t``, in ``t``'s float dtype (torch refuses integer ones)."""
+    """Standard normal samples shaped as ``t``, in ``t``'s float or complex dtype (torch refuses integer ones)."""
+    if _float(dtype or t.dtype).is_complex:
+        return _like(t, _complex_samples(B.randn, t.shape, _float(dtype or t.dtype), math.sqrt(0.5)), requires_grad)
     return _like(t, B.randn(t.shape, _sampled_float(dtype or t.dtype, "normal_kernel_cpu")), requires_grad)
 
 
 @accepts_device
 @accepts_generator
 def rand_like(t, dtype=None, requires_grad=False):
-    """Uniform samples in [0, 1) shaped as ``t``, in ``t``'s float dtype."""
+    """Uniform samples in [0, 1) shaped as ``t``, in ``t``'s float dtype (complex: both parts so)."""
+    if _float(dtype or t.dtype).is_complex:
+        return _like(t, _complex_samples(B.rand, t.shape, _float(dtype or t.dtype), 1.0), requires_grad)
     return _like(t, B.rand(t.shape, _sampled_float(dtype or t.dtype, "check_uniform_bounds")), requires_grad)
 
 
@@ -287,8 +291,7 @@ def randn(*shape, size=None, dtype=None, requires_grad=False):
     complex dtype draws each part with variance 1/2 (torch's: ``E|z|**2`` is 1)."""
     dims, dt = _dims(_sized(shape, size, "randn")), _float(dtype)
     if dt.is_complex:
-        return _new(B.view_as_complex(B.randn(tuple(dims) + (2,), dtypes.REAL_OF[dt.name]) * math.sqrt(0.5)),
-                    requires_grad)
+        return _new(_complex_samples(B.randn, dims, dt, math.sqrt(0.5)), requires_grad)
     return _new(B.randn(dims, _sampled_float(dtype, "normal_kernel_cpu")), requires_grad)
 
 
@@ -299,9 +302,14 @@ def rand(*shape, size=None, dtype=None, requires_grad=False):
     complex dtype draws both parts so."""
     dt = _float(dtype)
     if dt.is_complex:
-        return _new(B.view_as_complex(B.rand(tuple(_dims(_sized(shape, size, "rand"))) + (2,), dtypes.REAL_OF[dt.name])),
-                    requires_grad)
+        return _new(_complex_samples(B.rand, _dims(_sized(shape, size, "rand")), dt, 1.0), requires_grad)
     return _new(B.rand(_dims(_sized(shape, size, "rand")), _sampled_float(dtype, "check_uniform_bounds")), requires_grad)
+
+
+def _complex_samples(draw, dims, dt, scale):
+    """Complex samples of ``dt``: both parts drawn by ``draw`` in its real dtype, times ``scale``."""
+    parts = draw(tuple(dims) + (2,), dtypes.REAL_OF[dt.name])
+    return B.view_as_complex(parts * scale if scale != 1.0 else parts)
 
 
 def _sized(shape, size, who):

@@ -42,6 +42,16 @@ def on_device(d):
     return contextlib.nullcontext() if mesh.shared_memory else B.on_device(mesh.devices[d])
 
 
+class _WithInputs:
+    """One device's op context, seen with the inputs of the whole op (for its node's name)."""
+
+    def __init__(self, share, inputs):
+        self.share, self.inputs = share, inputs
+
+    def __getattr__(self, name):
+        return getattr(self.share, name)
+
+
 class ShardedNode(GraphNode):
     """The tape entry of an op that ran per device: one op context per device."""
 
@@ -51,7 +61,12 @@ class ShardedNode(GraphNode):
 
     @property
     def name(self):
-        return OpName(self.cls.__name__, self.cls.__name__ + "Backward0")
+        """The op's names, as its node unsharded gives them (torch's reads the op's inputs:
+        ``AddmmBackward0`` for a Linear of 2-D input with a bias)."""
+        named = getattr(self.cls, "_torch_name", None)
+        if isinstance(named, property) and self.ctxs:
+            named = named.fget(_WithInputs(self.ctxs[0], self.inputs))
+        return OpName(self.cls.__name__, named if isinstance(named, str) else self.cls.__name__ + "Backward0")
 
     # autograd frees a node by setting ``saved = None``: here that drops the per-device contexts
     @property

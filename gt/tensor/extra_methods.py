@@ -15,6 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, norm_input
+from gt.tensor.complex_checks import check_lerp, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
@@ -103,26 +104,14 @@ class ExtraMethods:
     def amin(self, dim=(), keepdim=False):
         return self.min(_all_dims(self) if dim == () else dim, keepdims=keepdim)
 
-    def logsumexp(self, dim, keepdim=False):
-        """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""
-        x = _floating(self)
-        axes = reduction_axes(dim, x.ndim, "logsumexp")
-        if x.numel() == 0:        # nothing to shift by: the log of an empty sum is -inf, as torch's
-            shift = x.detach().sum(axes, keepdims=True)
-        else:
-            shift = x.detach().amax(axes if axes is not None else (), keepdim=True)
-            shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
-        out = (x - shift).exp().sum(axes, keepdims=True).log() + shift
-        if keepdim:
-            return out
-        return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))
-
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         """The vector ``p``-norm over ``dim`` (None: every element): 2 (or ``"fro"``), 1, ``inf``,
         ``-inf``, 0 (the count of non-zero elements) or any other number, negative ones included;
-        ``"nuc"``: a matrix's nuclear norm. A p-norm's gradient is 0 where it is 0 (torch's).
-        ``dtype``: computed in it (a cast first)."""
-        x = _floating(norm_input(self, dtype))
+        ``"nuc"``: a matrix's nuclear norm. A p-norm's gradient is 0 where it is 0 (torch's). A
+        complex tensor's norm is real (of the moduli), as torch's. ``dtype``: computed in it (a cast first)."""
+        x = _floating(norm_input(self, dtype), True)
+        if x.dtype.is_complex and p != "nuc":       # the moduli's norm: their gradient z / |z| is torch's
+            return x.abs().norm(p, dim, keepdim)
         if x.dtype in dtypes.HALVES and p != math.inf and p != -math.inf:
             # summed in float32 and rounded back, as torch does (squares of half values overflow)
             return x.to(dtypes.float32).norm(p, dim, keepdim).to(x.dtype)
@@ -225,8 +214,9 @@ class ExtraMethods:
 
     def lerp(self, end, weight):
         """``self + weight * (end - self)``."""
-        weight = _scalar(weight)
-        diff = _operand(end, "lerp") - self
+        weight, end = _scalar(weight), _operand(end, "lerp")
+        weight = check_lerp(self, end, weight)
+        diff = end - self
         return self + (_scaled(diff, weight) if isinstance(weight, (int, float)) else weight * diff)
 
     def type_as(self, other):
@@ -282,6 +272,7 @@ class ExtraMethods:
         if self.ndim != 1 or not isinstance(other, Tensor) or other.shape != self.shape:
             raise ValueError(f"dot: expected two 1-D tensors of one length, got shapes {self.shape} and "
                              f"{getattr(other, 'shape', other)}")
+        refuse_mixed(self, other, "dot", "both vectors")
         if self.dtype == dtypes.bool_ and other.dtype == dtypes.bool_:
             raise NotImplementedError("\"dot\" not implemented for 'Bool'")
         product = self * other      # summed in its own dtype: torch's int32 dot is int32 (sum() gives int64)
@@ -385,6 +376,7 @@ class ExtraMethods:
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
         """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool)."""
         other = _operand(other, "allclose")
+        refuse_mixed(self, other, "allclose", "both tensors")
         with autograd.no_grad():
             other = other if isinstance(other, Tensor) else Tensor._wrap(B.asarray(other))
             finite = self.isfinite() & other.isfinite()

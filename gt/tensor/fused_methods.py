@@ -13,6 +13,7 @@ import math
 from gt import amp, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import _operand, where
+from gt.tensor.complex_checks import refuse_mixed
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -29,12 +30,18 @@ def _scaled(x, factor):
 
 
 def _number(value, op, name, *tensors):
-    """``value`` checked: a number, and an int where every tensor is an integer one (torch's rule)."""
+    """``value`` checked: a number (a complex one only where a tensor is complex), and an int where
+    every tensor is an integer one (torch's rule; complex tensors take floats, as float ones)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{op}: {name} must be a number, got {value!r}")
-    if isinstance(value, float) and not any(t.dtype.is_floating_point for t in tensors):
+        if not (isinstance(value, complex) and any(t.dtype.is_complex for t in tensors)):
+            raise TypeError(f"{op}: {name} must be a number (complex only for complex tensors), got {value!r}")
+    if not isinstance(value, int) and not any(_inexact(t) for t in tensors):
         raise TypeError(f"{op}: {name} must be an int for integer tensors, got {value!r}")
     return value
+
+
+def _inexact(t):
+    return t.dtype.is_floating_point or t.dtype.is_complex
 
 
 # torch's kernels of these cast a float beta/alpha to an integer result's type (truncating it);
@@ -53,6 +60,8 @@ def _coefficient(value, op, name, x, product):
 def _add_product(x, product, beta, alpha, op):
     """``beta * x + alpha * product``, with ``x`` ignored when ``beta`` is 0 (torch's rule)."""
     x = _tensor(x, op, "input")
+    if op != "addr":        # torch's addr is elementwise (outer product): it promotes a real side to complex
+        refuse_mixed(x, product, op, "self and the product")
     beta, alpha = _coefficient(beta, op, "beta", x, product), _coefficient(alpha, op, "alpha", x, product)
     try:
         shape = x.broadcast_to(product.shape).shape if x.shape != product.shape else x.shape
@@ -88,7 +97,7 @@ class FusedMethods:
         """``self + value * tensor1 / tensor2`` (broadcast); integer ``tensor1``/``tensor2`` are
         refused, as torch refuses their division here."""
         t1, t2 = _tensor(tensor1, "addcdiv", "tensor1"), _tensor(tensor2, "addcdiv", "tensor2")
-        if not t1.dtype.is_floating_point and not t2.dtype.is_floating_point:
+        if not _inexact(t1) and not _inexact(t2):
             raise TypeError(f"addcdiv: integer division of tensor1 ({t1.dtype!r}) by tensor2 ({t2.dtype!r}) is not "
                             "supported, as in torch; use floating point tensors (or t1 // t2)")
         return self + _scaled(t1 / t2, _number(value, "addcdiv", "value", self, t1, t2))

@@ -27,6 +27,7 @@ from gt.ops import einsum as einsum_ops
 from gt.ops._shapes import numel
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand
+from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.scatter_methods import index_tensor
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -77,6 +78,7 @@ class IndexMethods:
             ([1, 3], [1, 2])
         """
         _flag(sorted, "sorted", "unique")
+        refuse_complex(self, "unique")
         axis = self._unique_dim(dim, "unique")
         values, inverse, counts = B.unique(self._data, _flag(return_inverse, "return_inverse", "unique"),
                                            _flag(return_counts, "return_counts", "unique"), axis)
@@ -90,6 +92,7 @@ class IndexMethods:
             >>> gt.tensor([1, 1, 2, 1]).unique_consecutive().tolist()
             [1, 2, 1]
         """
+        refuse_complex(self, "unique")
         axis = self._unique_dim(dim, "unique_consecutive")
         _flag(return_inverse, "return_inverse", "unique_consecutive")
         _flag(return_counts, "return_counts", "unique_consecutive")
@@ -185,6 +188,8 @@ def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, 
     if not isinstance(seq, Tensor) or seq.ndim == 0:
         raise ValueError(f"searchsorted: sorted_sequence must be a tensor of at least 1 dim, got {seq!r}")
     values = values if isinstance(values, Tensor) else Tensor._wrap(B.asarray(values))
+    refuse_complex(seq, "searchsorted_out_cpu")
+    refuse_complex(values, "searchsorted_out_cpu")
     if seq.ndim > 1 and seq.shape[:-1] != values.shape[:-1]:
         raise ValueError(f"searchsorted: sorted_sequence must be 1-D or share all but the last dim with values, "
                          f"got shapes {seq.shape} and {values.shape}")

@@ -59,7 +59,7 @@ copies_of_shard_rows = {}
 
 def mark_copy_of_shard_row(t):
     key = id(t)
-    copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key: copies_of_shard_rows.pop(k, None))
+    copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key, table=copies_of_shard_rows: table.pop(k, None))
 
 
 def refuse_copy_of_shard_row(t, what):

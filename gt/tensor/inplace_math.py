@@ -12,6 +12,7 @@ logical ops write 0 and 1 in the tensor's own dtype.
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import math
 import numbers
 
 from gt import autograd, dtypes
@@ -93,16 +94,21 @@ class InplaceMathMethods:
 
     # ---- random fills, in place ----
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
-        """Fill with draws from N(``mean``, ``std``^2), from gt's generator (``gt.manual_seed``)."""
+        """Fill with draws from N(``mean``, ``std``^2), from gt's generator (``gt.manual_seed``); a
+        complex tensor's parts each from N(``mean``, ``std``^2 / 2) (torch's: ``E|z - mean|^2`` is std^2)."""
         mean, std = _number(mean, "normal_", "mean"), _number(std, "normal_", "std")
         if not std >= 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-        _floats_only(self, '"normal_kernel_cpu" not implemented for', NotImplementedError)
+        cplx = self.dtype.is_complex
+        if not cplx:
+            _floats_only(self, '"normal_kernel_cpu" not implemented for', NotImplementedError)
+        scale = std * math.sqrt(0.5) if cplx else std
         with drawing(generator, "normal_"):
-            return _fill(self, "normal_", lambda shape, dt: B.randn(shape, dt) * std + mean)
+            return _fill(self, "normal_", _in_parts(lambda shape, dt: B.randn(shape, dt) * scale + mean), not cplx)
 
     def uniform_(self, *args, generator=None, **kwargs):
-        """Fill with draws from U(``from``, ``to``) (torch's names; defaults 0 and 1)."""
+        """Fill with draws from U(``from``, ``to``) (torch's names; defaults 0 and 1); a complex
+        tensor's real and imaginary parts each so (torch's)."""
         if len(args) > 2:
             raise TypeError(f"uniform_() takes at most 2 positional arguments (from, to), got {len(args)}")
         a, b = (tuple(args) + (0.0, 1.0)[len(args):])
@@ -111,13 +117,15 @@ class InplaceMathMethods:
         a, b = kwargs.pop("from", a), kwargs.pop("to", b)
         if kwargs:
             raise TypeError(f"uniform_() got an unexpected keyword argument {next(iter(kwargs))!r}")
-        _floats_only(self, '"check_uniform_bounds" not implemented for', NotImplementedError)
+        if not self.dtype.is_complex:
+            _floats_only(self, '"check_uniform_bounds" not implemented for', NotImplementedError)
         a, b = _number(a, "uniform_", "from"), _number(b, "uniform_", "to")
-        _uniform_bounds(a, b, self.dtype)
+        _uniform_bounds(a, b, dtypes.REAL_OF.get(self.dtype.name, self.dtype))
         if not a <= b:
             raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
         with drawing(generator, "uniform_"):
-            return _fill(self, "uniform_", lambda shape, dt: B.rand(shape, dt) * (b - a) + a)
+            return _fill(self, "uniform_", _in_parts(lambda shape, dt: B.rand(shape, dt) * (b - a) + a),
+                         not self.dtype.is_complex)
 
     def bernoulli_(self, p=0.5, *, generator=None):
         """Fill with 1 with probability ``p`` (a number or a tensor that broadcasts), else 0."""
@@ -218,6 +226,15 @@ def _fits(result, target):
     if target.is_floating_point:
         return True
     return result == dtypes.bool_ or (not result.is_floating_point and target != dtypes.bool_)
+
+
+def _in_parts(draw):
+    """``draw(shape, dtype)`` that gives a complex dtype both parts drawn in its real dtype."""
+    def run(shape, dt):
+        if not dt.is_complex:
+            return draw(shape, dt)
+        return B.view_as_complex(draw(tuple(shape) + (2,), dtypes.REAL_OF[dt.name]))
+    return run
 
 
 def _fill(t, what, draw, floats_only=True):

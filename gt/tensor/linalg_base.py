@@ -6,12 +6,17 @@ from gt.autograd import function
 from gt.backend import B
 
 
-def matrix_input(a, name, square=False):
-    """``a`` checked: a float32/float64 tensor of at least 2 dims (square matrices if ``square``)."""
+_COMPLEX = (dtypes.complex64, dtypes.complex128)
+
+
+def matrix_input(a, name, square=False, complex_ok=False):
+    """``a`` checked: a float32/float64 tensor (or complex64/complex128 where ``complex_ok``: the ops
+    whose complex gradients are torch's) of at least 2 dims (square matrices if ``square``)."""
     if not isinstance(a, function.Tensor):
         raise TypeError(f"{name}(): argument 'A' must be a tensor, not {type(a).__name__}")
-    if a.dtype not in (dtypes.float32, dtypes.float64):
-        raise TypeError(f"{name}: expected a float32 or float64 tensor as input, got {a.dtype.name}")
+    if a.dtype not in (dtypes.float32, dtypes.float64) and not (complex_ok and a.dtype in _COMPLEX):
+        raise TypeError(f"{name}: expected a float32 or float64 tensor as input, got {a.dtype.name}"
+                        + ("" if a.dtype not in _COMPLEX else " (gt computes this one on real matrices only)"))
     if a.ndim < 2:
         raise ValueError(f"{name}: the input tensor A must have at least 2 dimensions, got shape {a.shape}")
     if square and a.shape[-1] != a.shape[-2]:

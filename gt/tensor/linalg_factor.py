@@ -3,10 +3,10 @@ tensors (``gt.linalg.lu_factor``, ``lu``, ``lu_solve``, ``solve_triangular``, ``
 torch's older top-level spellings (``gt.lu_unpack``, ``gt.triangular_solve``, ``gt.cholesky_solve``,
 ``gt.cholesky_inverse``, ``gt.lu``, ``gt.lu_solve``).
 
-Matrices are the last two axes of float32/float64 tensors; leading axes are batch axes, broadcast
-between the two operands of a solve. Gradients are torch's (gt/ops/linalg_factor_ops.py); those of
-``lu``/``lu_factor`` for square, wide and tall inputs. Pivots are int32 and 1-based, as LAPACK's
-and torch's.
+Matrices are the last two axes of float32, float64, complex64 or complex128 tensors; leading axes
+are batch axes, broadcast between the two operands of a solve. Gradients are torch's
+(gt/ops/linalg_factor_ops.py); those of ``lu``/``lu_factor`` for square, wide and tall inputs.
+Pivots are int32 and 1-based, as LAPACK's and torch's.
 """
 
 import collections
@@ -65,7 +65,7 @@ def lu_factor_ex(A, *, pivot=True, check_errors=False):
     the diagonal of LU, U on and above it, ``A = P @ L @ U`` with P from ``pivots`` (..., k) int32
     (1-based row swaps); info (...) int32 is 0, or i + 1 where U[i, i] is the first exact zero.
     ``check_errors=True`` raises LinAlgError then. Gradient through LU (torch's)."""
-    A = matrix_input(A, "linalg.lu_factor_ex")
+    A = matrix_input(A, "linalg.lu_factor_ex", complex_ok=True)
     if not pivot:
         raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the CPU (as torch's)")
     m, n = A.shape[-2:]
@@ -73,16 +73,17 @@ def lu_factor_ex(A, *, pivot=True, check_errors=False):
     packed = ops.LuFactor.apply(A)
     lu, start = _part(packed, 0, (m, n))
     pivots, start = _part(packed, start, (k,))
-    info = packed[..., start].detach().to(dtypes.int32)
+    info, pivots = (t.detach().real if t.dtype.is_complex else t.detach() for t in (packed[..., start], pivots))
+    info = info.to(dtypes.int32)
     if check_errors:
         _info_error(info, "linalg.lu_factor_ex", lambda i: f"U[{i},{i}] is zero")
-    return LuFactorExResult(lu, pivots.detach().to(dtypes.int32), info)
+    return LuFactorExResult(lu, pivots.to(dtypes.int32), info)
 
 
 def lu_factor(A, *, pivot=True):
     """``(LU, pivots)`` of ``lu_factor_ex``; LinAlgError where a U has a zero on its diagonal (it
     could not be used in ``lu_solve``), as torch's."""
-    lu, pivots, info = lu_factor_ex(matrix_input(A, "linalg.lu_factor"), pivot=pivot)
+    lu, pivots, info = lu_factor_ex(matrix_input(A, "linalg.lu_factor", complex_ok=True), pivot=pivot)
     _info_error(info, "linalg.lu_factor", lambda i: f"U[{i},{i}] is zero and using it on lu_solve would result in "
                 "a division by zero. If you still want to perform the factorization, consider calling "
                 "linalg.lu(A, pivot) or linalg.lu_factor_ex(A, pivot)")
@@ -93,7 +94,7 @@ def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True):
     """``(P (..., m, m), L (..., m, k), U (..., k, n))`` from ``lu_factor``'s result: ``A = P @ L @ U``.
     ``unpack_data=False``: L and U empty; ``unpack_pivots=False``: P empty. L and U carry LU's
     gradient."""
-    lu = matrix_input(LU_data, "lu_unpack")
+    lu = matrix_input(LU_data, "lu_unpack", complex_ok=True)
     if not isinstance(LU_pivots, function.Tensor) or LU_pivots.dtype != dtypes.int32:
         raise TypeError(f"lu_unpack: LU_pivots is expected to be a tensor of int32 dtype, got "
                         f"{getattr(LU_pivots, 'dtype', type(LU_pivots).__name__)}")
@@ -116,15 +117,15 @@ def lu(A, *, pivot=True):
     """``(P, L, U)`` with ``A = P @ L @ U`` for A (..., m, n): P (..., m, m) a permutation, L (..., m, k)
     unit lower triangular, U (..., k, n) upper triangular. Never raises for a singular A. Gradients
     as torch's (square, wide and tall)."""
-    lu_data, pivots, _ = lu_factor_ex(matrix_input(A, "linalg.lu"), pivot=pivot)
+    lu_data, pivots, _ = lu_factor_ex(matrix_input(A, "linalg.lu", complex_ok=True), pivot=pivot)
     return LuResult(*lu_unpack(lu_data, pivots))
 
 
 def lu_solve(LU, pivots, B, *, left=True, adjoint=False):
-    """X with ``A @ X = B`` for the A whose ``lu_factor`` is ``(LU, pivots)`` (``adjoint``: ``A.mT @ X
-    = B``; ``left=False``: ``X @ A = B``, or ``X @ A.mT = B``). B is (..., n, k) (``left=False``:
+    """X with ``A @ X = B`` for the A whose ``lu_factor`` is ``(LU, pivots)`` (``adjoint``: ``A.mH @ X
+    = B``; ``left=False``: ``X @ A = B``, or ``X @ A.mH = B``). B is (..., n, k) (``left=False``:
     (..., k, n)); batch axes broadcast. Gradients for LU and B (torch's)."""
-    lu = matrix_input(LU, "linalg.lu_solve", True)
+    lu = matrix_input(LU, "linalg.lu_solve", True, True)
     _same_dtype(lu, B, "linalg.lu_solve", "LU", "B")
     if not isinstance(pivots, function.Tensor) or pivots.dtype != dtypes.int32:
         raise TypeError(f"linalg.lu_solve: pivots must be an int32 tensor, got "
@@ -138,12 +139,12 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False):
         want = f"(..., {n}, k)" if left else f"(..., k, {n})"
         raise ValueError(f"linalg.lu_solve: incompatible shapes of LU {tuple(lu.shape)} and B {tuple(rhs.shape)}: "
                          f"expected B of shape {want}")
-    b = rhs if left else rhs.mT
+    b = rhs if left else rhs.mH      # X A = B: A^H X^H = B^H
     lu_b, b = _broadcast(lu, b, "linalg.lu_solve")
     if tuple(pivots.shape[:-1]) != tuple(lu_b.shape[:-2]):
         pivots = pivots.expand(tuple(lu_b.shape[:-1]))
     x = ops.LuSolve.apply(lu_b, pivots, b, adjoint if left else not adjoint)
-    return x if left else x.mT
+    return x if left else x.mH
 
 
 def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
@@ -151,7 +152,7 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     ``upper`` (or lower) triangle is read, and its diagonal is taken as ones when ``unitriangular``.
     B is (..., n, k) (``left=False``: (..., k, n)); batch axes broadcast. A zero on A's diagonal
     gives inf/NaN (no error, as torch). Gradients as torch's (A's on the triangle read)."""
-    A = matrix_input(A, "linalg.solve_triangular", True)
+    A = matrix_input(A, "linalg.solve_triangular", True, True)
     _same_dtype(A, B, "linalg.solve_triangular")
     rhs = B                 # torch's argument name
     if rhs.ndim < 2:
@@ -173,7 +174,7 @@ def triangular_solve(b, A, upper=True, transpose=False, unitriangular=False):
     """torch.triangular_solve (deprecated in torch for ``linalg.solve_triangular``, whose arguments
     are the other way round): ``(solution, cloned_coefficient)``, X with ``A @ X = b`` (``transpose``:
     ``A.mT @ X = b``) and a copy of A."""
-    A = matrix_input(A, "triangular_solve", True)
+    A = matrix_input(A, "triangular_solve", True, True)
     if transpose:
         x = solve_triangular(A.mT, b, upper=not upper, unitriangular=unitriangular)
     else:
@@ -182,10 +183,10 @@ def triangular_solve(b, A, upper=True, transpose=False, unitriangular=False):
 
 
 def cholesky_solve(B, L, upper=False):
-    """X with ``A @ X = B`` for ``A = L @ L.mT`` (``upper``: ``A = U.mT @ U``) given its Cholesky
+    """X with ``A @ X = B`` for ``A = L @ L.mH`` (``upper``: ``A = U.mH @ U``) given its Cholesky
     factor L (..., n, n) (one triangle read) and B (..., n, k); batch axes broadcast. Gradients
     as torch's (L's a full matrix)."""
-    L = matrix_input(L, "cholesky_solve", True)
+    L = matrix_input(L, "cholesky_solve", True, True)
     _same_dtype(L, B, "cholesky_solve", "L", "B")
     rhs = B                 # torch's argument name
     if rhs.ndim < 2 or rhs.shape[-2] != L.shape[-1]:
@@ -195,8 +196,8 @@ def cholesky_solve(B, L, upper=False):
 
 
 def cholesky_inverse(L, upper=False):
-    """The inverse (..., n, n) of ``A = L @ L.mT`` (``upper``: ``U.mT @ U``) from its Cholesky factor."""
-    L = matrix_input(L, "cholesky_inverse", True)
+    """The inverse (..., n, n) of ``A = L @ L.mH`` (``upper``: ``U.mH @ U``) from its Cholesky factor."""
+    L = matrix_input(L, "cholesky_inverse", True, True)
     n = L.shape[-1]
     return cholesky_solve(eye_like(L, n).expand(tuple(L.shape)), L, upper)
 
@@ -204,7 +205,7 @@ def cholesky_inverse(L, upper=False):
 def matrix_exp(A):
     """The matrix exponential ``sum_k A**k / k!`` of A (..., n, n). Its gradient is torch's: the
     top-right block of ``matrix_exp([[A.mT, G], [0, A.mT]])``."""
-    return ops.MatrixExp.apply(matrix_input(A, "linalg.matrix_exp", True))
+    return ops.MatrixExp.apply(matrix_input(A, "linalg.matrix_exp", True, True))
 
 
 def lu_legacy(A, pivot=True, get_infos=False):

@@ -3,11 +3,12 @@ Tensor methods built on them: ``det``, ``slogdet``, ``logdet``, ``inverse``, ``p
 ``cholesky``, ``qr``, ``svd``, ``matrix_power`` (``gt.det``... are these methods as functions).
 
 Matrices are the last two axes; leading axes are batch axes (broadcast between ``A`` and ``B`` in
-``solve``). Inputs are float32 or float64 tensors (torch also takes complex ones; gt has none);
-others are refused with a TypeError, a wrong shape with a ValueError, and a matrix LAPACK cannot
-handle (singular for ``inv``/``solve``, not positive-definite for ``cholesky``) with
-``gt.linalg.LinAlgError`` (a RuntimeError, as torch's). Gradients are torch's formulas
-(gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed from differentiable pieces.
+``solve``). Inputs are float32, float64, complex64 or complex128 tensors (conjugate transposes in
+the complex gradients, torch's); others are refused with a TypeError, a wrong shape with a
+ValueError, and a matrix LAPACK cannot handle (singular for ``inv``/``solve``, not
+positive-definite for ``cholesky``) with ``gt.linalg.LinAlgError`` (a RuntimeError, as torch's).
+Gradients are torch's formulas (gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed
+from differentiable pieces.
 """
 
 import collections
@@ -40,34 +41,42 @@ def _part(packed, start, shape):
 def det(A):
     """The determinant of A (..., n, n): shape (...). Its gradient ``g det(A) inv(A)^T`` needs an
     invertible A (LinAlgError at a singular one, where torch's gradient is finite)."""
-    return ops.Det.apply(matrix_input(A, "linalg.det", True))
+    return ops.Det.apply(matrix_input(A, "linalg.det", True, True))
 
 
 def slogdet(A):
     """``(sign, logabsdet)`` of A (..., n, n), both (...): ``det = sign * exp(logabsdet)`` without
-    overflow; sign 0 and logabsdet -inf for a singular A. The sign has no gradient."""
-    A = matrix_input(A, "linalg.slogdet", True)
+    overflow; sign 0 and logabsdet -inf for a singular A. A real A's sign (-1, 0 or 1) has no
+    gradient; a complex A's sign is complex (``det / |det|``, with torch's gradient) and its
+    logabsdet real."""
+    A = matrix_input(A, "linalg.slogdet", True, True)
+    if A.dtype.is_complex:
+        packed = ops.ComplexSlogdet.apply(A)
+        return SlogdetResult(packed[..., 0], packed[..., 1].real)
     with autograd.no_grad():
         sign = ops.SlogdetSign.apply(A)
     return SlogdetResult(sign, ops.LogAbsDet.apply(A))
 
 
 def logdet(A):
-    """``log(det(A))`` for A (..., n, n): NaN where det < 0, -inf where A is singular (torch's)."""
+    """``log(det(A))`` for A (..., n, n): NaN where det < 0, -inf where A is singular (torch's); a
+    complex A's principal log ``log(sign) + logabsdet``."""
     sign, logabsdet = slogdet(A)
+    if sign.dtype.is_complex:
+        return sign.log() + logabsdet
     return where(sign < 0, float("nan"), logabsdet)
 
 
 def inv(A):
     """The inverse of A (..., n, n); LinAlgError ("singular") where A has none."""
-    return ops.Inv.apply(matrix_input(A, "linalg.inv", True))
+    return ops.Inv.apply(matrix_input(A, "linalg.inv", True, True))
 
 
 def solve(A, B, *, left=True):
     """X with ``A @ X = B`` (``left=False``: ``X @ A = B``, B (..., k, n)) for A (..., n, n) and
     B (..., n, k), or a vector B (n,) / (..., n) when its shape is A's without the last axis (torch's
     rule; not with ``left=False``, as torch); batch axes broadcast. LinAlgError ("singular") where A has no inverse."""
-    A = matrix_input(A, "linalg.solve", True)
+    A = matrix_input(A, "linalg.solve", True, True)
     rhs = B                 # torch's argument name; the engine is not used here
     if not isinstance(rhs, function.Tensor):
         raise TypeError(f"linalg.solve(): argument 'B' must be a tensor, not {type(rhs).__name__}")
@@ -91,17 +100,17 @@ def solve(A, B, *, left=True):
 
 
 def cholesky(A, *, upper=False):
-    """L (..., n, n), lower triangular, with ``A = L @ L.mT`` for a symmetric positive-definite A
-    (its lower triangle is read); ``upper=True``: U = L.mT. LinAlgError ("not positive-definite")
-    otherwise."""
-    return ops.Cholesky.apply(matrix_input(A, "linalg.cholesky", True), bool(upper))
+    """L (..., n, n), lower triangular, with ``A = L @ L.mH`` for a symmetric (Hermitian)
+    positive-definite A (its lower triangle is read; ``upper=True``: U = L.mH, from its upper
+    triangle, as torch's). LinAlgError ("not positive-definite") otherwise."""
+    return ops.Cholesky.apply(matrix_input(A, "linalg.cholesky", True, True), bool(upper))
 
 
 def qr(A, mode="reduced"):
     """``(Q, R)`` with ``A = Q @ R`` for A (..., m, n), k = min(m, n): ``mode='reduced'`` Q (..., m, k),
     R (..., k, n); ``'complete'`` Q (..., m, m), R (..., m, n); ``'r'`` an empty Q and the reduced R
     (no gradient, as torch). Gradients as torch (none for ``'complete'`` with m > n, as torch)."""
-    A = matrix_input(A, "linalg.qr")
+    A = matrix_input(A, "linalg.qr", complex_ok=True)
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), "
                          "'r', or 'complete'")
@@ -116,15 +125,17 @@ def qr(A, mode="reduced"):
 
 
 def eigh(A, UPLO="L"):
-    """``(eigenvalues (..., n) ascending, eigenvectors (..., n, n) as columns)`` of the symmetric A,
-    read from its lower (``UPLO='L'``) or upper (``'U'``) triangle. The gradient is torch's: inf or
-    NaN where eigenvalues repeat and the eigenvectors are used."""
-    A = matrix_input(A, "linalg.eigh", True)
+    """``(eigenvalues (..., n) ascending, eigenvectors (..., n, n) as columns)`` of the symmetric
+    (Hermitian) A, read from its lower (``UPLO='L'``) or upper (``'U'``) triangle; the eigenvalues
+    are real. The gradient is torch's: inf or NaN where eigenvalues repeat and the eigenvectors are
+    used; for complex A a RuntimeError where the loss depends on the eigenvectors' phases."""
+    A = matrix_input(A, "linalg.eigh", True, True)
     if UPLO not in ("L", "U"):
         raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
     n = A.shape[-1]
     packed = ops.Eigh.apply(A, UPLO == "L")
     w, start = _part(packed, 0, (n,))
+    w = w.real if w.dtype.is_complex else w         # packed beside complex vectors; real, as torch's
     return EighResult(w, _part(packed, start, (n, n))[0])
 
 
@@ -149,7 +160,7 @@ def svd(A, full_matrices=True, *, driver=None):
     descending; U (..., m, k), Vh (..., k, n), or (m, m) and (n, n) with ``full_matrices`` (the
     default, as torch). Gradients as torch (NaN or inf where singular values repeat and U or Vh
     are used). ``driver``: see ``_check_driver``."""
-    A = matrix_input(A, "linalg.svd")
+    A = matrix_input(A, "linalg.svd", complex_ok=True)
     _check_driver(A, driver, "linalg.svd")
     m, n = A.shape[-2:]
     k = min(m, n)
@@ -157,12 +168,13 @@ def svd(A, full_matrices=True, *, driver=None):
     packed = ops.Svd.apply(A, bool(full_matrices))
     u, start = _part(packed, 0, (m, mu))
     s, start = _part(packed, start, (k,))
+    s = s.real if s.dtype.is_complex else s         # packed beside complex U and Vh; real, as torch's
     return SvdResult(u, s, _part(packed, start, (vn, n))[0])
 
 
 def svdvals(A, *, driver=None):
     """The singular values (..., k), descending, of A (..., m, n); gradient ``U diag(gS) Vh``."""
-    return svd(matrix_input(A, "linalg.svdvals"), full_matrices=False, driver=driver).S
+    return svd(matrix_input(A, "linalg.svdvals", complex_ok=True), full_matrices=False, driver=driver).S
 
 
 def nuclear_norm(x, dim, keepdim):
@@ -215,14 +227,16 @@ def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     positional): ``rtol=rcond``."""
     if rcond is not None:
         atol, rtol = 0.0, _legacy_tolerance("linalg.pinv", rcond, "rcond", atol, rtol)
-    A = matrix_input(A, "linalg.pinv", square=bool(hermitian))
+    A = matrix_input(A, "linalg.pinv", square=bool(hermitian), complex_ok=True)
     if hermitian:       # torch's values; its gradient flows to A whole, as its backward formula does
-        A = A + (A.tril() + A.tril(-1).mT - A).detach()
+        # the lower triangle mirrored (conjugated: eigh reads only the real part of a complex diagonal)
+        low = A.tril() if not A.dtype.is_complex else A.tril(-1) + A.diagonal(0, -2, -1).real.diag_embed()
+        A = A + (low + A.tril(-1).mH - A).detach()
     m, n = A.shape[-2:]
     u, s, vh = svd(A, full_matrices=False)
     keep = s > _cutoff(s[..., :1], m, n, atol, rtol, A.dtype)
     inverse = where(keep, 1.0 / where(keep, s, 1.0), 0.0)
-    return vh.mT @ (inverse.unsqueeze(-1) * u.mT)
+    return vh.mH @ (inverse.unsqueeze(-1) * u.mH)
 
 
 _INTEGER_DTYPES = (dtypes.int32, dtypes.int64)
@@ -237,7 +251,7 @@ def matrix_power(A, n):
             raise TypeError(f"linalg.matrix_power: a negative power inverts A, which needs a float32 or "
                             f"float64 tensor, got {A.dtype.name}")
     else:
-        A = matrix_input(A, "linalg.matrix_power", True)
+        A = matrix_input(A, "linalg.matrix_power", True, True)
     if A.shape[-1] != A.shape[-2]:
         matrix_input(A.to(dtypes.float64), "linalg.matrix_power", True)     # torch's shape error
     if isinstance(n, bool) or not isinstance(n, int):

@@ -20,9 +20,11 @@ from gt import amp, dtypes
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import math_functions as mf
-from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis
+from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _pick, _scalar
-from gt.tensor.arithmetic import _floating, _operand, _promote_ints
+from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
+from gt.tensor.complex_checks import is_complex_operand
+from gt.tensor.complex_math import complex_logaddexp
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -93,7 +95,9 @@ def hypot(input, other):
 
 
 def logaddexp(input, other):
-    """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``)."""
+    """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``; complex too)."""
+    if is_complex_operand(input) or is_complex_operand(other):
+        return complex_logaddexp(input, other)
     return binary_math("logaddexp", input, other)
 
 
@@ -234,8 +238,8 @@ class MathMethods:
         return self._math("expm1")
 
     def exp2(self):
-        """``2 ** x`` elementwise."""
-        return self._math("exp2")
+        """``2 ** x`` elementwise (complex too, as torch's)."""
+        return 2 ** self if self.dtype.is_complex else self._math("exp2")
 
     def erf(self):
         """The error function ``2 / sqrt(pi) * integral of exp(-t**2) from 0 to x``."""
@@ -276,7 +280,21 @@ class MathMethods:
 
     def logaddexp(self, other):
         """``log(exp(self) + exp(other))`` without overflow. Shapes broadcast."""
-        return binary_math("logaddexp", self, other)
+        return logaddexp(self, other)
+
+    def logsumexp(self, dim, keepdim=False):
+        """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""
+        x = _floating(self, True)       # complex too (torch's): shifted by the largest real part
+        axes = reduction_axes(dim, x.ndim, "logsumexp")
+        if x.numel() == 0:        # nothing to shift by: the log of an empty sum is -inf, as torch's
+            shift = x.detach().sum(axes, keepdims=True)
+        else:
+            shift = x.detach().real.amax(axes if axes is not None else (), keepdim=True)
+            shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
+        out = (x - shift).exp().sum(axes, keepdims=True).log() + shift
+        if keepdim:
+            return out
+        return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))
 
     # ---- products -------------------------------------------------------------------------------
     @amp.runs_in_float32      # torch.autocast's fp32 list

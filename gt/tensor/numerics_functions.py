@@ -94,8 +94,8 @@ def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, layout
 
 # ---- numerics ------------------------------------------------------------------------------
 def _as_float(t):
-    """``t`` itself when float, else float32 (torch's integer-input rule for these functions)."""
-    return t if t.dtype.is_floating_point else t.to(dtypes.default_float)
+    """``t`` itself when float or complex, else float32 (torch's integer-input rule for these functions)."""
+    return t if t.dtype.differentiable else t.to(dtypes.default_float)
 
 
 def _dim(dim, ndim, what):

@@ -274,7 +274,10 @@ class RemainingMethods:
     # ---- nan-reductions --------------------------------------------------------------------------
     def nansum(self, dim=None, keepdim=False, *, dtype=None):
         """The sum over ``dim`` (all dims by default) with NaN counted as zero; the gradient is 0
-        at NaN positions. Integer and bool tensors sum to int64, as ``sum``."""
+        at NaN positions. Integer and bool tensors sum to int64, as ``sum``; complex ones are refused (torch's)."""
+        if self.dtype.is_complex:
+            raise RuntimeError("nansum does not support complex inputs (torch's CPU kernel refuses them); sum the "
+                               "parts, or use sum() where no value is NaN")
         x = where(self.isnan(), 0.0, self) if self.dtype.is_floating_point else self
         return x.sum(dim=dim, keepdim=keepdim, dtype=dtype)
 

@@ -21,8 +21,9 @@ from gt.backend import B
 from gt.ops import scatter as scatter_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor import checks, inplace_grad
-from gt.tensor._args import _scalar
+from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import _operand, where
+from gt.tensor.complex_checks import is_complex_operand
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -63,11 +64,14 @@ def _same_dtype(x, other, name, op):
 
 
 def _fill_value(x, value):
-    """A Python number as the tensor's dtype stores it (torch's cast: 7.9 into int64 is 7)."""
+    """A Python number as the tensor's dtype stores it (torch's cast: 7.9 into int64 is 7; a complex
+    number into a real dtype only with a zero imaginary part, torch's checked conversion)."""
     value = _scalar(value)
+    if isinstance(value, complex) and not x.dtype.is_complex:
+        value = _fill(value, x.dtype.name)
     if x.dtype == dtypes.bool_:
         return bool(value)
-    return value if x.dtype.is_floating_point else int(value)
+    return value if x.dtype.differentiable else int(value)
 
 
 class ScatterMethods:
@@ -233,6 +237,9 @@ class ScatterMethods:
         index = index_tensor(index, "index_fill", vector=True).reshape(-1)
         if isinstance(value, Tensor) and value.ndim != 0:
             raise ValueError(f"index_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+        if is_complex_operand(value) and not self.dtype.is_complex:
+            raise RuntimeError(f"index_fill_(): Converting complex Scalar to non-complex type is not supported "
+                               f"(value {value!r} for a {self.dtype.name} tensor)")
         size = self.shape[dim] if self.ndim else 1
         index = check_range(index, size, dim, "index_fill", negative=True)
         hit = B.zeros((size,), dtypes.bool_)

@@ -30,6 +30,7 @@ from gt.ops import special_polynomials as sp
 from gt.ops._shapes import normalize_axis
 from gt.tensor import axis_scans
 from gt.tensor.arithmetic import _floating, _operand
+from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.math_methods import float_pair
 from gt.tensor.rules import RULES, elementwise
@@ -131,6 +132,7 @@ def polygamma(n, input):
 
 def _cumulative_extreme(x, dim, largest):
     name = "cummax" if largest else "cummin"
+    refuse_complex(x, f"{name}_cpu")
     result = CummaxResult if largest else CumminResult
     if x.ndim == 0:
         normalize_axis(dim, 0, name)

@@ -319,11 +319,13 @@ class StatsMethods:
             >>> gt.tensor([0.0, 0.0]).logcumsumexp(0).tolist()       # [log 1, log 2]
             [0.0, 0.6931471824645996]
         """
-        if not self.dtype.is_floating_point:
-            raise TypeError(f"logcumsumexp: expected a float tensor, got {self.dtype!r} (torch refuses integers too)")
+        if not self.dtype.differentiable:
+            raise TypeError(f"logcumsumexp: expected a float tensor (or a complex one), got {self.dtype!r} (torch "
+                            "refuses integers too)")
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
             return self.float().logcumsumexp(dim).to(self.dtype)
-        if self._placed is not None and self.ndim:        # along the sharded axis: block after block (axis_scans.py)
+        # along the sharded axis: block after block (axis_scans.py); complex input by the scan below
+        if self._placed is not None and self.ndim and not self.dtype.is_complex:
             found = axis_scans.logcumsumexp(self, normalize_axis(dim, self.ndim, "logcumsumexp"))
             if found is not None:
                 return found
@@ -340,15 +342,15 @@ class StatsMethods:
         """The ``p``-norm of ``self - other`` (broadcast) over every element; ``p=0`` counts the
         elements that differ."""
         diff = self - _operand(other, "dist")
-        if p == 0 and not diff.dtype.is_floating_point:
+        if p == 0 and not diff.dtype.differentiable:
             return (diff != 0).sum().to(diff.dtype)
         return diff.norm(p)       # p=0 too: the count, with torch's zero gradient
 
     def renorm(self, p, dim, maxnorm):
         """Each slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to norm
         ``maxnorm`` (torch divides by ``norm + 1e-7``); differentiable."""
-        if not self.dtype.is_floating_point:
-            raise TypeError(f"renorm: expected a float tensor, got {self.dtype!r}")
+        if not self.dtype.differentiable:
+            raise TypeError(f"renorm: expected a float tensor (or a complex one), got {self.dtype!r}")
         if self.ndim < 2:
             raise ValueError(f"renorm: expected a tensor of at least 2 dims, got shape {self.shape}")
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not p > 0:

@@ -21,18 +21,17 @@ from lpm.caption.decoding import GenerationConfig
 from lpm.caption.evaluate import caption_images, evaluate_captions, load_trained, report_lines
 from lpm.caption.metrics import missing_packages
 from lpm.caption.presets import PRESETS
-from lpm.caption.store import CaptionStore, blind_dir
+from lpm.caption.store import blind_dir
 from lpm.caption.model import PixelLLMConfig
 from lpm.caption.tasks import CANVAS
 from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions, model_fields, option_problems, \
-    preset_of, resolve, train
+    preset_of, resolve, start_problems, train_checked
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
 from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, positive, problems, \
     seed_problem
-from lpm.outputs import output_problems
-from lpm.resume import NonFiniteLoss, WrongKind, run_folder_problem
+from lpm.resume import NonFiniteLoss, WrongKind
 
 USAGE = """usage: lpm caption {train,evaluate,predict} ...
 
@@ -114,23 +113,18 @@ def train_command(argv, prog):
     args = p.parse_args(argv)
     check_environment(p)
     cfg = CaptionTrainConfig(**vars(args))
-    bad = option_problems(cfg)
+    bad = option_problems(cfg) or missing_packages()
     if bad:
         p.error(bad[0])
     if cfg.autocast and not B.supports_bfloat16:
         p.refuse(f"--autocast bfloat16 needs an engine with bfloat16 arithmetic; the {B.name} engine has none: "
                  f"run with GT_BACKEND=torch")
-    refused = output_problems(cfg, ("curves.png", "examples.png"))
-    if cfg.checkpoint_dir:
-        refused += [run_folder_problem(cfg.checkpoint_dir, cfg.resume),
-                    run_folder_problem(blind_dir(cfg.checkpoint_dir), cfg.resume)]
-    if cfg.resume_from and not any(refused):       # the named checkpoint is read and verified now
-        refused.append(CaptionStore.resume_from_problem(resolve(cfg)))
+    refused = [problem for _, problem in start_problems(cfg)]
     refused.append(_data_problem(cfg) if cfg.data else config_problem(cfg) or _memory_problem(cfg))
     refused = [r for r in refused if r]
     if refused:
         p.refuse(refused[0])
-    train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
+    train_checked(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
 
 

@@ -24,7 +24,7 @@ import gt
 from gt import nn
 from gt.nn import init
 from lpm.caption import search
-from lpm.model import PixelTransformer
+from lpm.model import PixelTransformer, input_tensor
 
 EMBED_INIT_STD = 0.02      # GPT-2's (and nanoGPT's) init of embedding and position tables
 ENCODERS = ("vit", "lpm")
@@ -253,8 +253,7 @@ class LanguageDecoder(nn.Module):
         x, context = self._embed(input_ids, context, cache)
         extra = {}
         if attention_mask is not None:
-            mask = attention_mask if isinstance(attention_mask, gt.Tensor) else \
-                _as_tensor(attention_mask, "attention_mask", "1/0 or True/False per token")
+            mask = input_tensor(attention_mask, "PixelLLM", "attention_mask", "1/0 or True/False per token")
             want = (x.shape[0], (0 if cache is None else cache.seq_len) + x.shape[1])
             if tuple(mask.shape) != want:
                 raise ValueError(f"PixelLLM: attention_mask must have shape (batch, cached + L) = {want}, got "
@@ -269,7 +268,7 @@ class LanguageDecoder(nn.Module):
         """The embedded tokens (B, L, D) after the cached positions, and the context in the
         decoder's width (projected once per context while ``cache`` holds it)."""
         start = 0 if cache is None else cache.seq_len
-        ids = input_ids if isinstance(input_ids, gt.Tensor) else _as_tensor(input_ids, "input_ids", "token ids")
+        ids = input_tensor(input_ids, "PixelLLM", "input_ids", "token ids")
         if ids.ndim != 2 or ids.dtype.is_floating_point or ids.dtype == gt.dtypes.bool_ or ids.shape[1] == 0 \
                 or start + ids.shape[1] > self.max_seq_len:
             raise ValueError(f"PixelLLM: input_ids must be (batch, L) token ids with 1 <= L and {start} cached + L <= "
@@ -413,7 +412,7 @@ class _Step:
 def check_images(images, channels, size):
     """``images`` (B, H, W) (one channel) or (B, C, H, W), floating point, as a float32 gt tensor
     (B, C, H, W); one-line ValueError / TypeError naming the shape and what was expected."""
-    x = images if isinstance(images, gt.Tensor) else _as_tensor(images, "images", "floating-point pixels")
+    x = input_tensor(images, "PixelLLM", "images", "floating-point pixels")
     H, W = size
     want = f"(batch, {channels}, {H}, {W})" if channels > 1 else f"(batch, {H}, {W}) or (batch, 1, {H}, {W})"
     shape = tuple(x.shape)
@@ -430,13 +429,3 @@ def check_images(images, channels, size):
 def create_pixel_llm(vocab_size, **overrides):
     """A ``PixelLLM`` of ``PixelLLMConfig(vocab_size=vocab_size, **overrides)``."""
     return PixelLLM(PixelLLMConfig(vocab_size=vocab_size, **overrides))
-
-
-def _as_tensor(values, what, want):
-    """``values`` (an array, a torch tensor, nested lists) as a gt tensor; a ``TypeError`` naming
-    ``what`` and ``want`` where they are not numbers (None, text, ragged lists)."""
-    try:
-        return gt.tensor(np.asarray(values))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"PixelLLM: {what} must be an array or a gt tensor of {want}, got {type(values).__name__} "
-                        f"({exc})") from None

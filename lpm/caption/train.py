@@ -33,13 +33,15 @@ from lpm.caption.tasks import CANVAS, TASKS
 from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
 from lpm.checkpoint import CheckpointError
-from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
-                         refuse_config, seed_problem, within)
+from lpm.options import (at_least, blank, missing_package, non_negative, positive, problems, refuse_config,
+                         seed_problem, type_problems, within)
 from lpm.outputs import OutputError, output_problems
 from lpm.resume import run_folder_problem, settle_resume_from
 
 MODEL_OPTIONS = ("patch_size", "vision_embed_dim", "vision_num_layers", "text_embed_dim", "text_num_layers",
                  "num_heads")
+# the fields that name files or folders
+PATHS = ("data", "image_root", "checkpoint_dir", "plot", "resume_from", "eval_data", "eval_image_root")
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "weight_decay", "grad_clip", "samples", "val_samples",
                  "blind_fraction")
 
@@ -192,10 +194,12 @@ def train_blind(run, log):
 
 def option_problems(cfg):
     """Every problem with the options of ``cfg`` (a ``CaptionTrainConfig``) as messages naming the
-    flag, the types first, then the missing packages (an empty list if none)."""
-    typed = field_type_problems(cfg, "CaptionTrainConfig")
-    if typed:
-        return typed
+    flag, the types first, alone (an empty list if none)."""
+    return type_problems(cfg, PATHS) or value_problems(cfg)
+
+
+def value_problems(cfg):
+    """``option_problems``' problems once every field of ``cfg`` has the right type."""
     ints = ("epochs", "steps", "batch_size", "samples", "val_samples", "patch_size", "vision_embed_dim",
             "vision_num_layers", "text_embed_dim", "text_num_layers", "num_heads", "val_interval",
             "checkpoint_interval", "save_total_limit", "num_beams")
@@ -203,9 +207,7 @@ def option_problems(cfg):
                    positive("--lr", cfg.lr), at_least("--warmup", cfg.warmup, 0), seed_problem("--seed", cfg.seed),
                    non_negative("--weight-decay", cfg.weight_decay), non_negative("--grad-clip", cfg.grad_clip),
                    within("--blind-fraction", cfg.blind_fraction, 0, 1),
-                   *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in ("data", "image_root", "checkpoint_dir",
-                                                                                "plot", "resume_from", "eval_data",
-                                                                                "eval_image_root")))
+                   *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in PATHS))
     if not cfg.data and cfg.task not in PRESETS:
         bad.append(f"--task must be one of {', '.join(PRESETS)}, got {cfg.task!r}")
     if cfg.autocast not in (None, "bfloat16"):
@@ -221,7 +223,7 @@ def option_problems(cfg):
     no_plot = missing_package("matplotlib", "matplotlib", "plot", "--plot") if cfg.plot else None
     if no_plot:
         bad.append(no_plot)
-    return bad + missing_packages()
+    return bad
 
 
 def check_start(cfg):
@@ -229,17 +231,25 @@ def check_start(cfg):
     ``CaptionTrainConfig`` or holds a value of the wrong type (``TypeError``), a bad option or model
     size (``ValueError`` naming it), a missing package, an output folder that cannot be written or
     a run folder that holds another run."""
-    refuse_config(cfg, CaptionTrainConfig, option_problems)
+    refuse_config(cfg, CaptionTrainConfig, value_problems, PATHS)
+    for kind, problem in start_problems(cfg):
+        raise kind(problem)
+    problem = None if cfg.data else config_problem(cfg)     # --data's images: once read
+    if problem:
+        raise ValueError(problem)
+
+
+def start_problems(cfg):
+    """``[(exception class, message)]`` for the folders and files a run of ``cfg`` writes or resumes
+    from, as ``lpm caption train`` refuses them: the output folders, a run folder (or its blind
+    baseline's) holding another run, and --resume-from's checkpoint (read and verified now)."""
     refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "examples.png"))]
     if cfg.checkpoint_dir:
         refused += [(CheckpointError, run_folder_problem(folder, cfg.resume))
                     for folder in (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir))]
-    if cfg.resume_from and not any(p for _, p in refused):       # the named checkpoint is read and verified now
+    if cfg.resume_from and not any(p for _, p in refused):
         refused.append((CheckpointError, CaptionStore.resume_from_problem(resolve(cfg))))
-    refused.append((ValueError, None if cfg.data else config_problem(cfg)))   # --data's images: once read
-    for kind, problem in refused:
-        if problem:
-            raise kind(problem)
+    return [(kind, p) for kind, p in refused if p]
 
 
 def train(cfg, log=print):
@@ -252,6 +262,12 @@ def train(cfg, log=print):
     if missing:         # the scores come after training: say it now, not when the run is over
         raise RuntimeError("; ".join(missing))
     check_start(cfg)
+    return train_checked(cfg, log)
+
+
+def train_checked(cfg, log=print):
+    """``train`` for a ``cfg`` that passed ``check_start``'s checks (``lpm caption train`` makes
+    them itself, as one-line errors), so that they run once."""
     t0 = time.perf_counter()
     run = prepare(cfg, log)
     cfg, model = run["cfg"], run["model"]

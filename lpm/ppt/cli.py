@@ -29,7 +29,8 @@ from lpm.ppt.evaluate import heldout_figures, report_lines, sample_figures
 from lpm.ppt.generate import complete, read_digits, rows_given, write_images
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import read_ppt_checkpoint
-from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, patch_size_problem, option_problems, start_problems, train
+from lpm.ppt.train import OPTIMIZERS, PPTTrainConfig, patch_size_problem, option_problems, start_problems, \
+    train_checked
 from lpm.resume import NonFiniteLoss, WrongKind
 
 USAGE = """usage: lpm ppt {train,evaluate,generate,codebook} ...
@@ -98,7 +99,7 @@ def train_command(argv, prog):
     too_large = _memory_problem(cfg)
     if too_large:
         p.refuse(too_large)
-    train(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
+    train_checked(cfg, log=lambda line: print(line, flush=True))    # each line as it comes, also into a file
     return 0
 
 

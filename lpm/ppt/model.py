@@ -27,6 +27,7 @@ import numpy as np
 import gt
 from gt import nn
 from gt.nn import init, sampling
+from lpm.model import input_tensor
 
 EMBED_INIT_STD = 0.02      # GPT-2's (and nanoGPT's) init of the embedding tables
 MNIST_SIDE = 28           # a digit's side: a grid padded past it (patch sizes not dividing 28) is cropped back
@@ -272,7 +273,7 @@ class PixelPredictionTransformer(nn.Module):
         return classes, prefix.astype(np.int64)
 
     def _tokens(self, tokens, what, min_len):
-        t = tokens if isinstance(tokens, gt.Tensor) else _as_tensor(tokens, what)
+        t = input_tensor(tokens, "PixelPredictionTransformer", what, "integer token ids")
         T = self.config.tokens_per_image
         if t.ndim != 2 or not min_len <= t.shape[1] <= T or t.shape[0] == 0:
             raise ValueError(f"PixelPredictionTransformer: {what} must have shape (batch, n) with batch >= 1 and "
@@ -282,7 +283,7 @@ class PixelPredictionTransformer(nn.Module):
         return t
 
     def _classes(self, classes, batch):
-        c = classes if isinstance(classes, gt.Tensor) else _as_tensor(classes, "classes")
+        c = input_tensor(classes, "PixelPredictionTransformer", "classes", "integer class ids")
         if c.shape != (batch,) or c.dtype.is_floating_point or c.dtype == gt.dtypes.bool_:
             raise ValueError(f"PixelPredictionTransformer: classes must be ({batch},) ints in "
                              f"[0, {self.config.num_classes}], got {c.dtype!r} {c.shape}")
@@ -290,13 +291,3 @@ class PixelPredictionTransformer(nn.Module):
             raise ValueError(f"PixelPredictionTransformer: classes must lie in [0, {self.config.num_classes}] "
                              f"({self.config.num_classes}: no class), got {int(c.min())}..{int(c.max())}")
         return c
-
-
-def _as_tensor(values, what):
-    """``values`` (an array, a torch tensor, nested lists) as a gt tensor; a ``TypeError`` naming
-    ``what`` where they are not numbers (None, text, ragged lists)."""
-    try:
-        return gt.tensor(np.asarray(values))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"PixelPredictionTransformer: {what} must be integer ids (an array or a gt tensor), got "
-                        f"{type(values).__name__} ({exc})") from None

@@ -28,8 +28,8 @@ from gt.sharding import get_mesh
 from lpm.checkpoint import CheckpointError
 from lpm.data.base import DataError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
-from lpm.options import (at_least, blank, field_type_problems, missing_package, non_negative, positive, problems,
-                         refuse_config, seed_problem, within)
+from lpm.options import (at_least, blank, missing_package, non_negative, positive, problems, refuse_config,
+                         seed_problem, type_problems, within)
 from lpm.outputs import OutputError, output_problems, progress_bar
 from lpm.ppt import figures
 from lpm.ppt.data import load_codebook, load_tokens
@@ -39,6 +39,7 @@ from lpm.ppt.store import RunState, Store
 from lpm.resume import NonFiniteLoss, run_folder_problem, settle_resume_from
 
 OPTIMIZERS = ("adamw", "sgd")
+PATHS = ("checkpoint_dir", "plot", "codebook", "resume_from")      # the fields that name files or folders
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.1}
 
 
@@ -208,10 +209,13 @@ class Trainer:
 
 def option_problems(cfg):
     """Every problem with the options of ``cfg`` (a ``PPTTrainConfig``) as messages naming the flag,
-    the types first (an empty list if none); normalises ``cfg.threads`` ("auto" or an int)."""
-    bad = field_type_problems(cfg, "PPTTrainConfig")
-    if bad:
-        return bad
+    the types first, alone (an empty list if none); normalises ``cfg.threads`` ("auto" or an int)."""
+    return type_problems(cfg, PATHS) or value_problems(cfg)
+
+
+def value_problems(cfg):
+    """``option_problems``' problems once every field of ``cfg`` has the right type; normalises
+    ``cfg.threads``."""
     bad = problems(*(at_least(f"--{n}", getattr(cfg, n.replace("-", "_")), 1) for n in
                      ("epochs", "batch-size", "embed-dim", "num-layers", "num-heads", "ff-dim", "patch-size",
                       "codebook-inits")), patch_size_problem(cfg.patch_size),
@@ -221,8 +225,7 @@ def option_problems(cfg):
                    seed_problem("--seed", cfg.seed), _threads_problem(cfg),
                    None if cfg.optimizer in OPTIMIZERS else f"--optimizer must be one of {OPTIMIZERS}, got "
                                                             f"{cfg.optimizer!r}",
-                   *(blank(f"--{n}", getattr(cfg, n.replace("-", "_"))) for n in ("checkpoint-dir", "plot", "codebook",
-                                                                                 "resume-from")))
+                   *(blank("--" + n.replace("_", "-"), getattr(cfg, n)) for n in PATHS))
     if not bad and cfg.embed_dim % cfg.num_heads:
         bad = [f"--embed-dim {cfg.embed_dim} must be divisible by --num-heads {cfg.num_heads}"]
     if not bad and cfg.resume and not cfg.checkpoint_dir:
@@ -255,7 +258,7 @@ def check_start(cfg):
     ``PPTTrainConfig`` or holds a value of the wrong type (``TypeError``), a bad value or
     combination of options, an output folder that cannot be written or a run folder that holds
     another run (``ValueError`` naming the option)."""
-    refuse_config(cfg, PPTTrainConfig, option_problems)
+    refuse_config(cfg, PPTTrainConfig, value_problems, PATHS)
     for kind, problem in start_problems(cfg):
         raise kind(problem)
 
@@ -300,6 +303,12 @@ def train(cfg, log=print):
     ``lpm.data.base.DataError`` and ``lpm.checkpoint.CheckpointError``; before any work,
     ``check_start``'s ``TypeError`` / ``ValueError``."""
     check_start(cfg)
+    return train_checked(cfg, log)
+
+
+def train_checked(cfg, log=print):
+    """``train`` for a ``cfg`` that passed ``check_start``'s checks (``lpm ppt train`` makes them
+    itself, as one-line errors), so that they run once."""
     with blas_threads(cfg.threads):
         return _train(cfg, log)
 

@@ -1,0 +1,53 @@
+"""torch's refusals of complex input that gt's kernels would compute: the ops with no complex
+kernel in torch (``unique``, ``cummax``, ``mse_loss``...), and the products and comparisons that
+keep one dtype (``matmul``, ``dot``, ``linear``, ``lerp``, ``allclose``), where a real operand is
+not promoted to complex as in elementwise arithmetic. Checked before any work, on dtypes only."""
+
+from gt import dtypes
+from gt.autograd import function
+
+
+def _cpp_name(dtype):
+    """torch's C++ scalar type name (``float``, ``c10::complex<float>``) in its dtype messages."""
+    return {"float32": "float", "float64": "double", "complex64": "c10::complex<float>",
+            "complex128": "c10::complex<double>"}.get(dtype.name, dtype.name)
+
+
+def is_complex_operand(x):
+    """Whether ``x`` is a Python complex number or a complex tensor."""
+    return isinstance(x, complex) or (isinstance(x, function.Tensor) and x.dtype.is_complex)
+
+
+def refuse_complex(x, kernel, message=None):
+    """torch's NotImplementedError (``"kernel" not implemented for 'ComplexFloat'``, or ``message``)
+    where ``x`` is a complex tensor."""
+    if isinstance(x, function.Tensor) and x.dtype.is_complex:
+        raise NotImplementedError(message or f"\"{kernel}\" not implemented for "
+                                  f"'{dtypes.torch_type_name(x.dtype.name)}': torch has no complex kernel for it")
+
+
+def is_mixed(a, b):
+    """Whether one of the tensors ``a``, ``b`` is complex and the other is not."""
+    return isinstance(a, function.Tensor) and isinstance(b, function.Tensor) and \
+        a.dtype.is_complex != b.dtype.is_complex
+
+
+def refuse_mixed(a, b, name, what="m1 and m2"):
+    """torch's RuntimeError where one of the tensors ``a`` and ``b`` is complex and the other real:
+    its products keep one dtype (cast the real one with ``.to(other.dtype)``)."""
+    if is_mixed(a, b):
+        raise RuntimeError(f"{name}: expected {what} to have the same dtype, but got: {_cpp_name(a.dtype)} != "
+                           f"{_cpp_name(b.dtype)} (torch does not promote a real operand to complex in a product; "
+                           "cast it with .to())")
+
+
+def check_lerp(start, end, weight):
+    """torch's refusals in ``lerp``: ``end`` and a tensor ``weight`` of ``start``'s kind (real or
+    complex), and a complex number ``weight`` of a real ``start`` only with a zero imaginary part (its
+    real part returned: the result stays real, as torch's). Returns the weight to use."""
+    refuse_mixed(start, end, "lerp", "start and end")
+    refuse_mixed(start, weight, "lerp", "start and weight")
+    if isinstance(weight, complex) and not start.dtype.is_complex and weight.imag != 0:
+        raise RuntimeError(f"value cannot be converted to type {_cpp_name(start.dtype)} without overflow "
+                           f"(lerp: the complex weight {weight!r} for a real tensor)")
+    return weight.real if isinstance(weight, complex) and not start.dtype.is_complex else weight
