@@ -21,8 +21,9 @@ from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
 from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
-from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools, int_wrapped,
+from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, refuse_bool_subtraction, where)
+from gt.tensor.int_scalars import int_wrapped
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 

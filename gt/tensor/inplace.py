@@ -12,7 +12,8 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
-from gt.tensor.arithmetic import refuse_bool_subtraction, wrap_scalar
+from gt.tensor.arithmetic import refuse_bool_subtraction
+from gt.tensor.int_scalars import wrap_scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
