@@ -468,3 +468,26 @@ def test_image_ops_on_small_ints(dt):
     for X in (torch, gt):       # torch averages int32/int64 windows only
         with pytest.raises(NotImplementedError, match="avg_pool2d"):
             X.nn.functional.avg_pool2d(X.from_numpy(x), 2)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_written_ints_and_alpha_are_checked_casts(dt):
+    """An int written by item assignment or ``scatter``, and ``add``/``sub``'s ``alpha``, go through
+    torch's checked cast into the dtype: uint8 takes -1 as 255 (numpy's engine raised
+    OverflowError), and a value out of range raises torch's RuntimeError."""
+    x = sample(dt, (3, 4), seed=23)
+    idx = np.zeros((3, 1), dtype=np.int64)
+    for s in (-1, -5, 100, 300, -300):
+        for expr in ("x.__setitem__(0, s) or x", "x.__setitem__((1, 2), s) or x", "x.scatter(1, X.from_numpy(i), s)",
+                     "x.scatter_(1, X.from_numpy(i), s)", "x.scatter(1, X.from_numpy(i), value=s)",
+                     "x.add(x, alpha=s)", "x.sub(x, alpha=s)", "X.sub(x, 1, alpha=s)", "x.add(x.float(), alpha=s)"):
+            outs = []
+            for X in (torch, gt):
+                try:
+                    outs.append(eval(expr, {"X": X, "x": X.from_numpy(x.copy()), "s": s, "i": idx}))
+                except (RuntimeError, OverflowError) as exc:
+                    outs.append(type(exc))
+            if isinstance(outs[0], type):
+                assert outs[1] is RuntimeError, (expr, s, outs)
+            else:
+                same(outs[1], outs[0])

@@ -430,6 +430,9 @@ def _alpha_scaled(x, other, alpha):
     that the sum has torch's dtype (int32 plus a scaled bool tensor stays int32, not int64)."""
     if isinstance(other, Tensor) and other.dtype is dtypes.bool_ and x.dtype is not dtypes.bool_:
         other = other.to(x.dtype)
+    if type(alpha) is int and x.dtype in dtypes.SMALL_INTS and getattr(other, "dtype", x.dtype) is x.dtype \
+            and not isinstance(other, float):
+        alpha = _fill(alpha, x.dtype.name)   # torch's checked cast into the result's dtype (uint8: -1 is 255)
     return _scaled(other, alpha)
 
 

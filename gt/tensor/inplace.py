@@ -234,8 +234,10 @@ class InplaceMethods:
         if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
             inplace_grad.assign(self, index, value)
             return
-        if isinstance(value, complex) and not self.dtype.is_complex:
-            value = _fill(value, self.dtype.name)      # torch's refusal of a non-zero imaginary part
+        if isinstance(value, complex) and not self.dtype.is_complex or \
+                type(value) is int and self.dtype in dtypes.SMALL_INTS:
+            # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255
+            value = _fill(value, self.dtype.name)
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare

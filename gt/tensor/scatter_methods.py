@@ -67,8 +67,8 @@ def _fill_value(x, value):
     """A Python number as the tensor's dtype stores it (torch's cast: 7.9 into int64 is 7; a complex
     number into a real dtype only with a zero imaginary part, torch's checked conversion)."""
     value = _scalar(value)
-    if isinstance(value, complex) and not x.dtype.is_complex:
-        value = _fill(value, x.dtype.name)
+    if isinstance(value, complex) and not x.dtype.is_complex or type(value) is int and x.dtype in dtypes.SMALL_INTS:
+        value = _fill(value, x.dtype.name)     # checked as torch's fills: uint8 takes -1 as 255, refuses 300
     if x.dtype == dtypes.bool_:
         return bool(value)
     return value if x.dtype.differentiable else int(value)
