@@ -85,7 +85,7 @@ COMPLEX_OF = {"float32": complex64, "float64": complex128, "float16": complex64,
 default_float = float32
 
 # the integer dtypes narrower than int32 (torch's Byte, Char, Short)
-SMALL_INTS = (uint8, int8, int16)
+SMALL_INTS = frozenset((uint8, int8, int16))   # a set: membership is one hash, not three __eq__ calls
 
 # the half dtypes: torch's CPU kernels compute them in float32 and round the result once
 HALVES = (float16, bfloat16)

@@ -15,7 +15,6 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 
 _after_backward = []   # callbacks for the end of the next backward() (gt.distributed's gradient sync)
-profiling = None       # the profiler recording now (gt/autograd/profiler_record.py): read once per walk
 
 
 def backward_one(root, grad=None, retain_graph=None, create_graph=False):
@@ -57,7 +56,7 @@ def walk(order, pending, retain_graph, capture=None):
     fused = hooks.fused_plan(order) if with_hooks else None
     tensor_hooks = grad_hooks.table()   # Tensor.register_hook's (gt/autograd/grad_hooks.py)
     runs = None if capture is None else walk_steps.on_paths(order, capture)
-    got, timed = {}, profiling
+    got, timed = {}, function.profiling    # the profiler recording now, read once per walk
     for node in reversed(order):
         g = pending.pop(node)
         if g is None:
@@ -85,10 +84,7 @@ def walk(order, pending, retain_graph, capture=None):
         own = getattr(ctx, "_node_hooks", None)         # grad_fn.register_hook/prehook
         if own is not None:
             g = node_hooks.run_pre(own, g, _as_tensor, _as_value)
-        if timed is None:
-            grads = _input_grads(ctx, g) if not anomaly.enabled else anomaly.checked(ctx, _input_grads, ctx, g)
-        else:
-            grads = timed.node(ctx, _checked_grads, g)
+        grads = _checked_grads(ctx, g) if timed is None else timed.node(ctx, _checked_grads, g)
         if own is not None:
             grads = node_hooks.run_post(own, ctx.inputs, grads, g, _as_tensor, _as_value, function.Tensor)
         for parent, parent_grad in grads:
@@ -96,13 +92,6 @@ def walk(order, pending, retain_graph, capture=None):
         if not retain_graph:
             release.free(ctx)
     return got
-
-
-def set_profiling(recorder):
-    """Time the nodes of the walks from now on with ``recorder`` (None: stop); gt.autograd.backward
-    is also the name of torch's function, so the profiler sets this module's global through here."""
-    global profiling
-    profiling = recorder
 
 
 def _checked_grads(ctx, g):

@@ -18,8 +18,6 @@ hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors
 from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions, walk_steps
 from gt.backend import B
 
-profiling = None    # the profiler recording now (gt/autograd/profiler_record.py): read once per walk
-
 
 @release.clears_stand_ins
 def walk_graph(order, seeds, retain_graph, capture=None):
@@ -32,7 +30,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
     pending = dict(seeds)
     tensor_hooks = grad_hooks.table()
     with_hooks = capture is None and hooks.active()
-    got, timed = {}, profiling
+    got, timed = {}, function.profiling    # the profiler recording now, read once per walk
     with function.enable_grad():
         for node in reversed(order):
             g = pending.pop(id(node), None)
@@ -56,10 +54,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             own = getattr(ctx, "_node_hooks", None)     # grad_fn.register_hook/prehook
             if own is not None:
                 g = node_hooks.run_pre(own, g, _same, _same)
-            if timed is None:
-                grads = ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
-            else:
-                grads = timed.node(ctx, _graph_grads, g)
+            grads = _graph_grads(ctx, g) if timed is None else timed.node(ctx, _graph_grads, g)
             if not isinstance(grads, tuple):
                 grads = (grads,)
             pairs = [(p, pg) for p, pg in zip(ctx.inputs, grads) if pg is not None and getattr(p, "requires_grad", False)]

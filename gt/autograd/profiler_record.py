@@ -1,8 +1,8 @@
 """The profiler's recording, shared by ``gt.profiler.profile`` and ``gt.autograd.profiler.profile``.
 
-While a ``Recorder`` records, the hot paths see it through one global each (``function.profiling``
-read by ``Function.apply``, ``backward.profiling`` (``set_profiling``) and ``graph_walk.profiling`` once per backward
-walk); otherwise those are None and the paths pay that one test. What becomes an event:
+While a ``Recorder`` records, the hot paths see it through one global, ``function.profiling``, read
+by ``Function.apply`` and once per backward walk (gt/autograd/backward.py, graph_walk.py); otherwise
+it is None and the paths pay that one test. What becomes an event:
 
 - each op (``Function.apply``): its forward and the wrapping of its result, named as torch names
   the op (``aten::addmm`` style) where gt's op is torch's (``TORCH_OPS``, or the function name of
@@ -30,8 +30,7 @@ import sys
 import threading
 from time import perf_counter_ns
 
-from gt.autograd import function, graph_walk
-from gt.autograd.backward import set_profiling as _time_walks
+from gt.autograd import function
 from gt.autograd.profiler_util import FunctionEvent
 from gt.backend import B
 
@@ -154,8 +153,7 @@ class Recorder:
         if active is not None and active is not self:
             active.stop()
         self.tid = threading.get_ident()
-        active = function.profiling = graph_walk.profiling = self
-        _time_walks(self)
+        active = function.profiling = self
         if self.with_modules and module_hooks is not None:
             self._unhook = module_hooks(self)
 
@@ -163,8 +161,7 @@ class Recorder:
         """Stop recording; ranges still open (a ``record_function`` not exited) end now."""
         global active
         if active is self:
-            active = function.profiling = graph_walk.profiling = None
-            _time_walks(None)
+            active = function.profiling = None
         if self._unhook is not None:
             self._unhook()
             self._unhook = None

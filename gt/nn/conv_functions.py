@@ -198,15 +198,9 @@ def _avg_pool(fn, nd, input, kernel_size, stride, padding, ceil_mode, count_incl
 
 def _int_avg_pool(x, kw, divisor_override):
     """torch's integer average pool: each window's sum divided by its divisor, truncated toward zero,
-    in the input's dtype. Sums and divisors are exact in float64 (below 2**52)."""
-    wide = x.to(dtypes.float64)
-    sums = conv_ops.AvgPool.apply(wide, divisor_override=1, **kw)
-    divisor = divisor_override
-    if divisor is None:                       # the window's divisor: its sum of ones over its mean of ones
-        ones = wide * 0 + 1
-        divisor = (conv_ops.AvgPool.apply(ones, divisor_override=1, **kw)
-                   / conv_ops.AvgPool.apply(ones, divisor_override=None, **kw)).round()
-    return (sums / divisor).trunc().to(x.dtype)
+    in the input's dtype. Sums and divisors are exact in float64 (below 2**52), so the float pool's
+    own division in float64 gives the quotient to truncate."""
+    return conv_ops.AvgPool.apply(x.to(dtypes.float64), divisor_override=divisor_override, **kw).trunc().to(x.dtype)
 
 
 def _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode):

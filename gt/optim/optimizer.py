@@ -196,8 +196,8 @@ class Optimizer(StateDictHooks):
         params = (p for group in self.param_groups for p in group["params"])
         if profiler_record.active is None:
             return autograd.zero_grads(params, set_to_none)
-        with profiler_record.record_function(f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"):   # torch's
-            autograd.zero_grads(params, set_to_none)
+        return profiler_record.around(f"Optimizer.zero_grad#{type(self).__name__}.zero_grad",   # torch's range
+                                      autograd.zero_grads, params, set_to_none)
 
     @autograd.no_grad()
     def step(self, closure=None):

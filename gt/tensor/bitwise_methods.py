@@ -26,7 +26,6 @@ from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
-from gt.tensor.info_methods import _SIZES
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
@@ -342,7 +341,7 @@ def view_as_dtype(x, dtype):
     """``x.view(dtype)``: its memory read as ``dtype`` (see ``ShapeMethods.view``), with torch's checks."""
     if dtype == x.dtype:
         return x.detach().reshape(x.shape)
-    old, new = x.element_size(), _SIZES[dtype.name]
+    old, new = x.element_size(), dtype.itemsize
     if old != new:
         name = f"view {dtypes.torch_type_name(x.dtype.name)} as {dtypes.torch_type_name(dtype.name)}"
         if x.ndim == 0:

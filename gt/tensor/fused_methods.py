@@ -35,13 +35,9 @@ def _number(value, op, name, *tensors):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if not (isinstance(value, complex) and any(t.dtype.is_complex for t in tensors)):
             raise TypeError(f"{op}: {name} must be a number (complex only for complex tensors), got {value!r}")
-    if not isinstance(value, int) and not any(_inexact(t) for t in tensors):
+    if not isinstance(value, int) and not any(t.dtype.differentiable for t in tensors):
         raise TypeError(f"{op}: {name} must be an int for integer tensors, got {value!r}")
     return value
-
-
-def _inexact(t):
-    return t.dtype.is_floating_point or t.dtype.is_complex
 
 
 # torch's kernels of these cast a float beta/alpha to an integer result's type (truncating it);
@@ -97,7 +93,7 @@ class FusedMethods:
         """``self + value * tensor1 / tensor2`` (broadcast); integer ``tensor1``/``tensor2`` are
         refused, as torch refuses their division here."""
         t1, t2 = _tensor(tensor1, "addcdiv", "tensor1"), _tensor(tensor2, "addcdiv", "tensor2")
-        if not _inexact(t1) and not _inexact(t2):
+        if not t1.dtype.differentiable and not t2.dtype.differentiable:
             raise TypeError(f"addcdiv: integer division of tensor1 ({t1.dtype!r}) by tensor2 ({t2.dtype!r}) is not "
                             "supported, as in torch; use floating point tensors (or t1 // t2)")
         return self + _scaled(t1 / t2, _number(value, "addcdiv", "value", self, t1, t2))

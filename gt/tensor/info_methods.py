@@ -17,7 +17,6 @@ from gt.ops._shapes import normalize_axis
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
-_SIZES = dtypes.ITEMSIZE
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
                "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
                "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
@@ -42,17 +41,17 @@ class InfoMethods:
 
     def element_size(self):
         """Bytes per element (4 for float32)."""
-        return _SIZES[self.dtype.name]
+        return self.dtype.itemsize
 
     @property
     def itemsize(self):
         """Bytes per element, as ``element_size()``."""
-        return _SIZES[self.dtype.name]
+        return self.dtype.itemsize
 
     @property
     def nbytes(self):
         """Bytes of all the elements: ``numel() * element_size()``."""
-        return self.numel() * _SIZES[self.dtype.name]
+        return self.numel() * self.dtype.itemsize
 
     def is_contiguous(self):
         """Whether the elements lie in row-major order without gaps (a sharded tensor: each block)."""
