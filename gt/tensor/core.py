@@ -8,7 +8,7 @@ This module holds the class and its attributes; its methods come from the mixins
 arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
 indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace.py (``add_``,
 ``+=``, item assignment), numpy_interop.py and extra_methods.py (``//``, ``%``, ``floor``,
-``logsumexp``, ``norm``, ``repeat``, ``tril``, ``new_zeros``...), scatter_methods.py
+``norm``, ``repeat``, ``tril``, ``new_zeros``...), scatter_methods.py
 (``scatter``, ``scatter_reduce``, ``index_add``, ``masked_scatter``...) and index_methods.py
 (``nonzero``, ``unique``, ``bincount``; ``gt.einsum``, ``gt.searchsorted``); grad_methods.py
 (``register_hook``); inplace_math.py (``exp_``, ``clamp_``, ``lt_``, ``normal_``..., and the

@@ -1,5 +1,5 @@
 """torch's tensor methods that gt makes from its own ops: ``//`` and ``%``, rounding, ``isnan``,
-``amax``, ``logsumexp``, ``norm``, ``repeat``, ``tril``, ``flip``, ``new_zeros``, ``lerp``...
+``amax``, ``norm``, ``repeat``, ``tril``, ``flip``, ``new_zeros``, ``lerp``...
 Their values, dtypes and gradients are torch's (tests/test_extra_methods.py runs each beside
 torch); where torch has no gradient (``//``, the comparisons) none is recorded here either.
 
