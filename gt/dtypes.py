@@ -4,7 +4,9 @@
     gt.float64
 """
 
+import math
 import operator
+import struct
 
 
 class DType:
@@ -125,6 +127,15 @@ _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfl
                 "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
+def written_int_range(name):
+    """The Python ints torch's checked conversion writes into the integer dtype ``name`` (fills, item
+    assignment, ``gt.tensor([...], dtype=)``): its range, and for an unsigned dtype the negative
+    ints down to -max too, which wrap (c10's ``overflows`` lets ``a - b`` be ``a + 255 * b``: -1
+    into uint8 is 255)."""
+    low, high = INT_RANGES[name]
+    return (-high, high) if low == 0 else (low, high)
+
+
 def wrap_int(value, dtype):
     """The Python int ``value`` as an integer ``dtype`` holds it, wrapped into its range as torch
     casts a number beside a tensor (``x_uint8 + 300`` adds 44, ``x_int32 * 2**31`` multiplies by
@@ -145,6 +156,16 @@ def as_index(value):
         return operator.index(value)
     except TypeError:
         return None
+
+
+def round_float32(value):
+    """The number ``value`` rounded to float32, as a Python float: what a torch float32 0-d tensor
+    holds (the optimizers' scalar state, torch.utils.benchmark's statistics). Beyond float32's
+    range it is inf of ``value``'s sign, as torch's float32 holds it."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def torch_type_name(name):

@@ -10,13 +10,11 @@ import os
 from dataclasses import dataclass, field, fields
 
 import gt
-from lpm.checkpoint import CheckpointError
 from lpm.data import DATASETS, DataError, has_extension
 from lpm.data.files import layout_problem
-from lpm.options import (OneLineParser, at_least, blank, missing_package, non_negative, positive, refuse_config,
-                         seed_problem, type_problems, within)
-from lpm.outputs import OutputError, output_problems
-from lpm.resume import lpm_resume_from_problem, run_folder_problem, settle_resume_from
+from lpm.options import (OneLineParser, at_least, blank, missing_package, non_negative, plain_numbers, positive,
+                         refuse_config, seed_problem, type_problems, within)
+from lpm.resume import lpm_resume_from_problem, settle_resume_from, start_path_problems
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("mse", "ce")
@@ -235,7 +233,8 @@ def check_config(cfg):
         >>> check_config(TrainConfig(embed_dim=30))
         ['--embed-dim (30) must be divisible by --num-heads (4)']
     """
-    return type_problems(cfg, PATH_FIELDS) or value_problems(cfg)   # the others compare numbers: types first
+    # the others compare numbers: types first
+    return type_problems(plain_numbers(cfg), PATH_FIELDS) or value_problems(cfg)
 
 
 def value_problems(cfg):
@@ -323,14 +322,11 @@ def path_problems(cfg):
     """``[(exception class, message)]`` for the paths of ``cfg`` a run cannot use, cheap (nothing
     is loaded): the inputs first (a bad --eval-data is told before --data's files are all read),
     then the output folders, a run folder already holding a run, and --resume-from's checkpoint."""
-    problems = [(DataError, layout_problem(path, flag))
-                for path, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data")) if path]
-    problems += [(OutputError, p) for p in output_problems(cfg)]
-    if cfg.checkpoint_dir and not cfg.resume:     # with --resume, a damaged run is told after loading
-        problems.append((CheckpointError, run_folder_problem(cfg.checkpoint_dir, False)))
-    if cfg.resume_from and not any(p for _, p in problems):   # the named checkpoint is read and verified now
-        problems.append((CheckpointError, lpm_resume_from_problem(cfg)))
-    return [(kind, p) for kind, p in problems if p]
+    inputs = [(DataError, layout_problem(path, flag))
+              for path, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data")) if path]
+    # with --resume, a damaged run is told after loading
+    folders = [cfg.checkpoint_dir] if cfg.checkpoint_dir and not cfg.resume else []
+    return start_path_problems(cfg, folders, lambda: lpm_resume_from_problem(cfg), first=inputs)
 
 
 def check_start(cfg):

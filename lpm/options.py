@@ -72,14 +72,12 @@ def type_problems(cfg, paths=()):
     would fail deep inside a run, or pass unnoticed. A field's metadata may name its ``flag`` and
     its ``choices`` (then a str must be one of them); ``paths`` names the fields that are files or
     folders (a str or an ``os.PathLike``). A numpy integer or floating scalar is taken where an
-    int or a float is (as torch's modules take ``np.int64(8)``) and made a Python number in
-    ``cfg``, so the JSON files a run writes hold plain numbers; bool is never a count."""
+    int or a float is (as torch's modules take ``np.int64(8)``; ``plain_numbers`` makes it a
+    Python number); bool is never a count. ``cfg`` is left as it is."""
     out = []
     for f in dataclasses.fields(cfg):
-        kinds = typing.get_args(f.type) or (f.type,)
+        kinds = _kinds(f)
         value = _python_number(getattr(cfg, f.name), kinds)
-        if value is not getattr(cfg, f.name):
-            setattr(cfg, f.name, value)
         choices = f.metadata.get("choices")
         if not any(_of_kind(value, kind, choices, f.name in paths) for kind in kinds):
             want = " or ".join(_kind_words(kind, choices, f.name in paths) for kind in kinds)
@@ -88,19 +86,38 @@ def type_problems(cfg, paths=()):
     return out
 
 
+def plain_numbers(cfg):
+    """Make each numpy integer or floating scalar of the dataclass config ``cfg`` that its field
+    takes (where ``type_problems`` takes it as an int or a float) a Python number, in place, so
+    that the JSON files a run writes hold plain numbers; returns ``cfg``. Every check of a config
+    (``check_config``, ``option_problems``, ``refuse_config``) calls it first."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        plain = _python_number(value, _kinds(f))
+        if plain is not value:
+            setattr(cfg, f.name, plain)
+    return cfg
+
+
 def refuse_config(cfg, cls, value_problems, paths=()):
     """Raise for the problems of the dataclass config ``cfg`` (the ``train()`` of lpm, lpm ppt and
     lpm caption), the message naming the class and how many more there are: ``TypeError`` when
     ``cfg`` is not a ``cls`` or a field has the wrong type (``type_problems(cfg, paths)``),
-    ``ValueError`` for ``value_problems(cfg)``, asked only once every type is right."""
+    ``ValueError`` for ``value_problems(cfg)``, asked only once every type is right. Numpy
+    numbers are made Python ones first (``plain_numbers``)."""
     name = cls.__name__
     if not isinstance(cfg, cls):
         raise TypeError(f"train: cfg must be an {cls.__module__}.{name}, got {type(cfg).__name__}")
-    bad = type_problems(cfg, paths)
+    bad = type_problems(plain_numbers(cfg), paths)
     kind = TypeError if bad else ValueError
     bad = bad or value_problems(cfg)
     if bad:
         raise kind(f"{name}: {bad[0]}" + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
+def _kinds(field):
+    """The types a dataclass field's annotation takes: ``(int, NoneType)`` for ``int | None``."""
+    return typing.get_args(field.type) or (field.type,)
 
 
 def _python_number(value, kinds):

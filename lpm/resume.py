@@ -17,6 +17,7 @@ import numpy as np
 import gt
 from lpm.checkpoint import CheckpointError, find_checkpoint, load_into, read_checkpoint, save_checkpoint
 from lpm.fallback import alternatives_text, damaged_error, named_checkpoint, run_folder_of
+from lpm.outputs import PLOTS, OutputError, output_problems
 
 # Options a resumed run may change: they do not change what the run computes, or (--lr, --epochs:
 # with the constant schedule only) change it from the resumed step on, as the user asks.
@@ -282,6 +283,19 @@ def run_folder_problem(checkpoint_dir, resume):
         except CheckpointError as exc:
             return f"{exc}: not replacing it (move it away, or choose another --checkpoint-dir)"
     return None
+
+
+def start_path_problems(cfg, folders, resume_from_problem, pictures=PLOTS, more=(), first=()):
+    """``[(exception class, message)]`` for the paths a run of ``cfg`` cannot use, as every train
+    command refuses them before any work: the problems ``first`` (the inputs), the output folders
+    and ``more`` (``output_problems`` with the ``pictures`` the run draws: ``OutputError``), each
+    run folder of ``folders`` holding another run (``CheckpointError``), then, only when all
+    those are fine, --resume-from's checkpoint, read and verified now: ``resume_from_problem()``."""
+    refused = [*first, *((OutputError, p) for p in output_problems(cfg, pictures, more))]
+    refused += [(CheckpointError, run_folder_problem(folder, cfg.resume)) for folder in folders]
+    if cfg.resume_from and not any(p for _, p in refused):
+        refused.append((CheckpointError, resume_from_problem()))
+    return [(kind, p) for kind, p in refused if p]
 
 
 def with_defaults(saved, cfg):

@@ -109,6 +109,16 @@ def test_configs_take_numpy_numbers_as_python_numbers():
     json.dumps(dataclasses.asdict(cap))
 
 
+def test_type_problems_only_checks_and_plain_numbers_converts():
+    from lpm.options import plain_numbers, type_problems
+
+    cfg = TrainConfig(batch_size=np.int64(4), lr=np.float32(0.5), epochs=np.float64(2))
+    assert type_problems(cfg) == ["--epochs (TrainConfig.epochs) must be an int or None, got np.float64(2.0)"]
+    assert (type(cfg.batch_size), type(cfg.lr)) == (np.int64, np.float32)     # checking leaves cfg as it is
+    assert plain_numbers(cfg) is cfg
+    assert (type(cfg.batch_size), type(cfg.lr), type(cfg.epochs)) == (int, float, np.float64)
+
+
 @pytest.mark.parametrize("make, kind, words", [
     (lambda: TrainConfig(**{**SMALL, "batch_size": np.bool_(True)}), TypeError,
      f"TrainConfig: --batch-size (TrainConfig.batch_size) must be an int, got {np.bool_(True)!r}"),

@@ -48,10 +48,10 @@ from gt import autograd, dtypes
 from gt.autograd.deferred import materialized
 from gt.backend import B
 from gt.nn import hooks as module_hooks
-from gt.nn.hooks import RemovableHandle
 from gt.sharding.layout import Placed
 from gt.tensor import Tensor
 from gt.tensor.dispatch import Redistribute
+from gt.utils.hooks import RemovableHandle
 
 _NO_INPUT_GRAD = ("Full backward hook is firing when gradients are computed with respect to module outputs since "
                   "no inputs require gradients (see torch.nn.Module.register_full_backward_hook)")

@@ -28,7 +28,7 @@ import warnings
 
 from gt.nn import hooks as _hooks
 from gt.nn.backward_hooks import DEPRECATED_BACKWARD_HOOK, _one_kind
-from gt.nn.hooks import RemovableHandle
+from gt.utils.hooks import RemovableHandle
 
 _global_parameter_registration_hooks = collections.OrderedDict()
 _global_buffer_registration_hooks = collections.OrderedDict()

@@ -20,7 +20,7 @@ import inspect
 import types
 import warnings
 
-from gt.utils.hooks import RemovableHandle  # noqa: F401  (every module hook's handle: torch.utils.hooks')
+from gt.utils.hooks import RemovableHandle
 
 _NO_HOOKS = types.MappingProxyType({})
 # torch's module-level hooks (torch.nn.modules.module), registered by gt/nn/global_hooks.py, run for

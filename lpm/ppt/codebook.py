@@ -21,9 +21,9 @@ import os
 
 import numpy as np
 
+from lpm.data.mnist import SIDE, check_digit_images
 from lpm.outputs import write_atomically
 
-SIDE = 28
 FORMAT = "lpm-ppt-codebook"
 _MAX_REFITS = 20          # rounds of moving empty codes and refitting before giving up
 _CHUNK = 16384            # patches per block of the nearest-code search (bounds its memory)
@@ -75,7 +75,7 @@ class PatchCodebook:
         if isinstance(num_codes, bool) or not isinstance(num_codes, (int, np.integer)) or num_codes < 2:
             raise ValueError(f"PatchCodebook.fit: num_codes must be an integer >= 2, got {num_codes!r}")
         n_init = _check_n_init(n_init, "PatchCodebook.fit")
-        patches = to_patches(_check_images(images, "PatchCodebook.fit"), patch_size)
+        patches = to_patches(check_digit_images(images, "PatchCodebook.fit"), patch_size)
         # k-means of the distinct patches weighted by their counts has the same objective as k-means
         # of every patch, at a third of the work: 62% of the 196,000 MNIST training patches are blank
         unique, counts = np.unique(patches, axis=0, return_counts=True)
@@ -86,7 +86,7 @@ class PatchCodebook:
 
     def encode(self, images):
         """Tokens (N, tokens_per_image) int64: the nearest code of each patch, row-major order."""
-        patches = to_patches(_check_images(images, "PatchCodebook.encode"), self.patch_size)
+        patches = to_patches(check_digit_images(images, "PatchCodebook.encode"), self.patch_size)
         return nearest_code(patches, self.vectors).reshape(-1, self.tokens_per_image)
 
     def decode(self, tokens):
@@ -105,14 +105,14 @@ class PatchCodebook:
     def inertia(self, images):
         """The k-means objective on ``images`` (N, 28, 28): the sum over every patch (padding
         included) of its squared distance to its nearest code, float64."""
-        patches = to_patches(_check_images(images, "PatchCodebook.inertia"), self.patch_size)
+        patches = to_patches(check_digit_images(images, "PatchCodebook.inertia"), self.patch_size)
         nearest = self.vectors[nearest_code(patches, self.vectors)]
         return float(np.sum((patches - nearest) ** 2, dtype=np.float64))
 
     def psnr(self, images):
         """Reconstruction PSNR in dB of ``images`` through the codebook, peak 1.0:
         10 log10(1 / MSE), the mean squared error over every pixel of every image."""
-        images = _check_images(images, "PatchCodebook.psnr")
+        images = check_digit_images(images, "PatchCodebook.psnr")
         if len(images) == 0:
             raise ValueError("PatchCodebook.psnr: images must hold at least one image, got none")
         mse = float(np.mean((self.decode(self.encode(images)) - images) ** 2, dtype=np.float64))
@@ -227,16 +227,3 @@ def _check_n_init(n_init, where):
     if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
         raise ValueError(f"{where}: n_init (k-means initialisations) must be an integer >= 1, got {n_init!r}")
     return int(n_init)
-
-
-def _check_images(images, where):
-    """``images`` as float32 (N, 28, 28), after checking shape and range [0, 1]."""
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE) or not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"{where}: images must be float (N, {SIDE}, {SIDE}) in [0, 1], "
-                         f"got {images.dtype} {images.shape}")
-    if not np.all(np.isfinite(images)):
-        raise ValueError(f"{where}: images must be finite, in [0, 1], got NaN or inf")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"{where}: images must be in [0, 1], got values from {images.min()} to {images.max()}")
-    return images.astype(np.float32, copy=False)

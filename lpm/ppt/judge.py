@@ -22,7 +22,8 @@ against real ones:
 
 import numpy as np
 
-SIDE = 28
+from lpm.data.mnist import SIDE, check_digit_images
+
 NUM_CLASSES = 10
 # The issue's pass marks: conditional accuracy, unconditional entropy (bits), diversity and memorisation ratios.
 THRESHOLDS = {"conditional_accuracy": 0.85, "unconditional_entropy_bits": 3.0, "diversity_ratio": 0.6,
@@ -151,14 +152,7 @@ def _flat(images):
 
 def _check_images(images, where):
     """``images`` as float32 (M, 28, 28) after checking shape, finiteness and range [0, 1]."""
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE) or not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"{where}: images must be float (M, {SIDE}, {SIDE}) in [0, 1], got {images.dtype} {images.shape}")
-    if not np.all(np.isfinite(images)):
-        raise ValueError(f"{where}: images must be finite, in [0, 1], got NaN or inf")
-    if images.size and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"{where}: images must be in [0, 1], got values from {images.min()} to {images.max()}")
-    return images.astype(np.float32, copy=False)
+    return check_digit_images(images, where, "M")
 
 
 def _check_labels(labels, count, where):

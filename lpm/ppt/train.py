@@ -28,15 +28,15 @@ from gt.sharding import get_mesh
 from lpm.checkpoint import CheckpointError
 from lpm.data.base import DataError
 from lpm.interrupt import StopOnCtrlC, TrainingInterrupted
-from lpm.options import (at_least, blank, missing_package, non_negative, positive, problems, refuse_config,
-                         seed_problem, type_problems, within)
-from lpm.outputs import OutputError, output_problems, progress_bar
+from lpm.options import (at_least, blank, missing_package, non_negative, plain_numbers, positive, problems,
+                         refuse_config, seed_problem, type_problems, within)
+from lpm.outputs import progress_bar
 from lpm.ppt import figures
 from lpm.ppt.data import load_codebook, load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import RunState, Store
-from lpm.resume import NonFiniteLoss, run_folder_problem, settle_resume_from
+from lpm.resume import NonFiniteLoss, settle_resume_from, start_path_problems
 
 OPTIMIZERS = ("adamw", "sgd")
 PATHS = ("checkpoint_dir", "plot", "codebook", "resume_from")      # the fields that name files or folders
@@ -210,7 +210,7 @@ class Trainer:
 def option_problems(cfg):
     """Every problem with the options of ``cfg`` (a ``PPTTrainConfig``) as messages naming the flag,
     the types first, alone (an empty list if none); normalises ``cfg.threads`` ("auto" or an int)."""
-    return type_problems(cfg, PATHS) or value_problems(cfg)
+    return type_problems(plain_numbers(cfg), PATHS) or value_problems(cfg)
 
 
 def value_problems(cfg):
@@ -268,15 +268,11 @@ def start_problems(cfg):
     from, as ``lpm ppt train`` refuses them: the output folders, a run folder holding another run,
     --resume-from's checkpoint and the codebook the run would read (small: read now, not after MNIST)."""
     codebook = cfg.codebook and not os.path.exists(cfg.codebook)
-    refused = [(OutputError, r) for r in output_problems(cfg, ("curves.png", "samples_epoch*.png"), [
-        ("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else ())]
-    if cfg.checkpoint_dir:
-        refused.append((CheckpointError, run_folder_problem(cfg.checkpoint_dir, cfg.resume)))
-    if cfg.resume_from and not any(p for _, p in refused):       # the named checkpoint is read and verified now
-        refused.append((CheckpointError, Store.resume_from_problem(cfg)))
-    if not any(p for _, p in refused):
-        refused.append((DataError, _codebook_problem(cfg)))
-    return [(kind, p) for kind, p in refused if p]
+    refused = start_path_problems(cfg, [cfg.checkpoint_dir] if cfg.checkpoint_dir else [],
+                                  lambda: Store.resume_from_problem(cfg), ("curves.png", "samples_epoch*.png"),
+                                  [("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else ())
+    problem = None if refused else _codebook_problem(cfg)
+    return refused + [(DataError, problem)] if problem else refused
 
 
 def _codebook_problem(cfg):

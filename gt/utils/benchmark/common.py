@@ -12,10 +12,10 @@ import collections
 import contextlib
 import dataclasses
 import math
-import struct
 import textwrap
 
 from gt.backend import get_num_threads, set_num_threads, threads_adapting
+from gt.dtypes import round_float32 as _f32
 
 __all__ = ["TaskSpec", "Measurement", "select_unit", "unit_to_english", "trim_sigfig", "ordered_unique",
            "set_torch_threads"]
@@ -25,11 +25,6 @@ _MIN_CONFIDENCE_INTERVAL = 25e-9  # 25 ns
 # a spread (IQR / median) above these adds a warning to a Measurement
 _IQR_WARN_THRESHOLD = 0.1
 _IQR_GROSS_WARN_THRESHOLD = 0.25
-
-
-def _f32(x):
-    """``x`` rounded to float32, as a torch float32 tensor would hold it."""
-    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def _log10_f32(x):
