@@ -302,3 +302,23 @@ def test_broadcast_mask_follows_torchs_block_tables(dtype, separate_full_blocks)
     want_full = _torch_reference(*(torch.tensor(a) for a in arrays), None, mod(torch), 5 ** -0.5, False)[0]
     np.testing.assert_allclose(gfa.flex_attention(*(gt.tensor(a) for a in arrays), block_mask=g_full).numpy(),
                                want_full.numpy(), **TOL[dtype])
+
+
+@pytest.mark.parametrize("query_dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("mod_dtype", ["float16", "float64"])
+def test_score_mod_in_another_float_dtype_keeps_it_as_torch(query_dtype, mod_dtype):
+    """torch's eager flex_attention goes on in the dtype ``score_mod`` returns: its softmax and lse
+    are in it (the output in the query's dtype); gt cast the scores back to float32/float64."""
+    data = [np.random.default_rng(i).standard_normal((1, 2, 5, 8)) * 3 for i in range(3)]
+    outs = []
+    for lib, fa in ((gt, gfa), (torch, tfa)):
+        def mod(s, b, h, q, k):
+            return (s * 1.37).to(getattr(lib, mod_dtype)) + 0.001
+        q, k, v = (lib.tensor(a).to(getattr(lib, query_dtype)) for a in data)
+        out, aux = fa.flex_attention(q, k, v, score_mod=mod, return_aux=fa.AuxRequest(lse=True))
+        outs.append((out, aux.lse))
+    tol = dict(rtol=2e-3, atol=2e-3) if "float16" in (query_dtype, mod_dtype) else dict(rtol=1e-6, atol=1e-6)
+    for ours, theirs in zip(*outs):
+        assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1]
+        np.testing.assert_allclose(ours.double().numpy(), theirs.double().numpy(), **tol)
+

@@ -6,21 +6,27 @@ arguments are int64 index tensors of shapes (B, 1, 1, 1), (1, H, 1, 1), (1, 1, L
 (1, 1, 1, S), so comparisons, arithmetic, ``gt.where`` and indexing a tensor by them (``doc[b, q_idx]``)
 broadcast to the (B, H, L, S) answer that torch's ``vmap`` gives element by element.
 
-A mask made with B or H of None (1) used for a query with more batches or heads follows torch's
-kernel: the block tables of b' = 0 (h' = 0) pick the blocks, full ones are attended whole, and
-``mask_mod`` is evaluated again, at each call, on the query's actual b and h inside partial blocks
-(``BlockMask.mask_for``). torch 2.13's eager path (no ``torch.compile``) ignores the tables and
-evaluates ``mask_mod`` everywhere; the two agree wherever the tables of b' = h' = 0 fit every b and h.
+A ``BlockMask`` is torch's block tables plus ``mask_mod``; ``flex_attention`` applies it by torch's
+kernel rule (``BlockMask.mask_for``): full blocks whole, ``mask_mod`` on the query's actual b and h
+inside partial blocks, nothing elsewhere. For a mask from ``create_block_mask`` on the query's B
+and H that is ``mask_mod`` everywhere, as torch 2.13's eager path (no ``torch.compile``), which
+ignores the tables; the two differ only where the tables do not fit ``mask_mod`` (a mask made with
+B/H None whose mask_mod reads b or h, a slice, ``_adjust``, ``from_kv_blocks``).
 """
 
 import inspect
-import itertools
+import math
 import warnings
 
 from gt import dtypes
+from gt.nn.attention.block_tables import (adjust_ordered, block_counts, check_tables, dense_to_ordered,
+                                          ordered_to_dense, picture, spread, transpose_ordered)
 from gt.tensor import Tensor, arange, ones, tensor, zeros
 
 _DEFAULT_BLOCK_SIZE = 128
+_LARGE_SPARSE_BLOCK_SIZE = 1 << 30     # torch's block size of a mask that is no mask (seq_lengths unchecked)
+_KV_TABLES = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices")
+_Q_TABLES = ("q_num_blocks", "q_indices", "full_q_num_blocks", "full_q_indices")
 
 
 def index_grids(B, H, L, S, device=None):
@@ -111,24 +117,28 @@ def create_mask(mod_fn, B, H, Q_LEN, KV_LEN, device=None):
     return out
 
 
+def _block_size(fn, BLOCK_SIZE):
+    bq, bkv = (BLOCK_SIZE, BLOCK_SIZE) if isinstance(BLOCK_SIZE, int) else tuple(BLOCK_SIZE)
+    for n in (bq, bkv):
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"{fn}: BLOCK_SIZE must be a positive int or a pair of them, got {BLOCK_SIZE!r}")
+    return bq, bkv
+
+
 def create_block_mask(mask_mod, B, H, Q_LEN, KV_LEN, device=None, BLOCK_SIZE=_DEFAULT_BLOCK_SIZE, _compile=False,
                       separate_full_blocks=True, compute_dq_write_order=False, dq_kv_order=True):
     """A ``BlockMask`` from ``mask_mod(b, h, q_idx, kv_idx) -> bool`` (True: may attend), for
     ``flex_attention(..., block_mask=)``. ``B``/``H`` of None broadcast over the batch/heads.
 
-    gt keeps the dense (B, H, Q_LEN, KV_LEN) bool mask and applies it element by element; the
-    block tables (``BLOCK_SIZE``, ``to_dense()``, ``sparsity()``) are torch's and decide, as in
-    torch's kernel, which blocks a query with more batches/heads than B/H attends (``mask_mod``
-    reading b or h is then evaluated on the query's b and h, in partial blocks); gt skips no work. ``_compile`` is accepted with torch's DeprecationWarning and changes nothing;
-    the dQ write-order arguments of torch's GPU kernel are accepted and ignored."""
+    ``mask_mod`` is evaluated once over (B, H, Q_LEN, KV_LEN); torch's block tables are made from
+    it (``BLOCK_SIZE`` an int or a (query, key) pair; lengths need not be multiples of it) and the
+    element mask is kept for ``flex_attention`` on this B and H (gt skips no work). ``_compile`` is
+    accepted with torch's DeprecationWarning and changes nothing; the dQ write-order arguments of
+    torch's GPU kernel are accepted (``dq_kv_order_spt`` is set, no write order is computed)."""
     if mod_arity(mask_mod) != 4:
         raise AssertionError(f"create-block_mask requires a mask_mod function! Got {mask_mod}")
     sizes = _sizes("create_block_mask", B, H, Q_LEN, KV_LEN)
-    bq, bkv = (BLOCK_SIZE, BLOCK_SIZE) if isinstance(BLOCK_SIZE, int) else tuple(BLOCK_SIZE)
-    for n in (bq, bkv):
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"create_block_mask: BLOCK_SIZE must be a positive int or a pair of them, "
-                             f"got {BLOCK_SIZE!r}")
+    bq, bkv = _block_size("create_block_mask", BLOCK_SIZE)
     if _compile:
         warnings.warn("_compile flag on create_block_mask was originally added to work around a torch.compile "
                       "limitation. That limitation has since been addressed. So, to compile create_block_mask, "
@@ -137,145 +147,269 @@ def create_block_mask(mask_mod, B, H, Q_LEN, KV_LEN, device=None, BLOCK_SIZE=_DE
     if not isinstance(dq_kv_order, bool):
         raise ValueError("dq_kv_order must be a bool when using create_block_mask")
     mask = create_mask(mask_mod, *sizes, device=device)
-    return BlockMask(mask, (bq, bkv), mask_mod, separate_full_blocks)
+    counts = block_counts(mask, bq, bkv)
+    if separate_full_blocks:
+        partial = ((counts > 0) & (counts < bq * bkv)).to(dtypes.int32)
+        full = dense_to_ordered((counts == bq * bkv).to(dtypes.int32))
+    else:
+        partial, full = (counts > 0).to(dtypes.int32), (None, None)
+    block_mask = BlockMask.from_kv_blocks(*dense_to_ordered(partial), *full, BLOCK_SIZE=(bq, bkv),
+                                          mask_mod=mask_mod, seq_lengths=(Q_LEN, KV_LEN))
+    if compute_dq_write_order:
+        block_mask.dq_kv_order_spt = dq_kv_order
+    block_mask._remember(mask)     # the tables' element mask on this B and H is mask_mod's own
+    return block_mask
 
 
-def _block_counts(mask, bq, bkv):
-    """(B, H, ceil(L/bq), ceil(S/bkv)) int32: how many positions of each block are True."""
-    Bm, Hm, L, S = mask.shape
-    nq, nkv = -(-L // bq), -(-S // bkv)
-    padded = zeros((Bm, Hm, nq * bq, nkv * bkv), dtype=dtypes.int32).to(mask.device)
-    padded[:, :, :L, :S] = mask.to(dtypes.int32)
-    return padded.reshape(Bm, Hm, nq, bq, nkv, bkv).sum((3, 5)).to(dtypes.int32)
+def _sliced_mask_mod_error(batch, head, token_q, token_kv):
+    """The mask_mod of a sliced BlockMask (torch's): it raises until the user assigns one."""
+    raise RuntimeError(
+        "Cannot use mask_mod from a sliced BlockMask. When you slice a BlockMask using [], the mask_mod attribute "
+        "is reset. You must set it from the original BlockMask's mask_mod.\n\nIncorrect usage:\n  base_mask = "
+        "create_block_mask(my_mask_fn, ...)\n  sliced_mask = base_mask[:, :, block_idx]\n  sliced_mask.mask_mod = "
+        "apply_offset(sliced_mask.mask_mod, offset)  # WRONG!\n\nCorrect usage:\n  base_mask = create_block_mask("
+        "my_mask_fn, ...)\n  sliced_mask = base_mask[:, :, block_idx]\n  sliced_mask.mask_mod = apply_offset("
+        "base_mask.mask_mod, offset)  # Use base_mask!")
 
 
-def _ordered(blocks):
-    """torch's (num_blocks_in_row, col_indices) of a (..., rows, cols) 0/1 block table."""
-    return blocks.sum(-1).to(dtypes.int32), blocks.argsort(dim=-1, descending=True, stable=True).to(dtypes.int32)
+def _same(key, other):
+    """Two cache keys agree: tensors and functions the same objects, numbers and tuples equal."""
+    return other is not None and len(key) == len(other) and all(
+        a is b or (isinstance(a, (int, tuple)) and a == b) for a, b in zip(key, other))
+
+
+def _keep_dim(i, n, axis):
+    """torch's rule: an int index keeps its dim (i -> i:i+1); gt refuses one out of range."""
+    if isinstance(i, int) and not isinstance(i, bool):
+        if not -n <= i < n:
+            raise IndexError(f"BlockMask index {i} is out of range for dim {axis} of size {n}")
+        return slice(i % n, i % n + 1)
+    return i
 
 
 class BlockMask:
-    """torch's ``BlockMask``: which (query, key) positions ``flex_attention`` may attend, for a
-    (B, H, Q_LEN, KV_LEN) grid (B or H of 1 broadcast). Made by ``create_block_mask``.
+    """torch's ``BlockMask``: which (query, key) blocks ``flex_attention`` visits, for a (B, H,
+    Q_LEN, KV_LEN) grid (B or H of 1 broadcast). Made by ``create_block_mask`` or, from tables
+    the user builds, ``BlockMask.from_kv_blocks``; ``block_mask[b]``, ``[:, h]``, ``[:, :, q_block]``
+    slice the tables as torch's (an int keeps its dim; the slice's ``mask_mod`` raises until one
+    is assigned, and ``seq_lengths`` may be reassigned, as in torch's decoding recipes).
 
-    gt keeps the dense bool mask (``mask``), ``mask_mod`` evaluated at creation over the B and H
-    given there (None: index 0), and applies it element by element: no block is skipped, so it
-    saves no work (see ``flex_attention``). For a query with more batches or heads than a B or H
-    of 1, ``mask_for`` applies torch's kernel rule (block tables of index 0, ``mask_mod`` on the
-    query's b and h in partial blocks). torch's block tables are there to read:
-    ``kv_num_blocks``/``kv_indices`` (partial blocks), ``full_kv_num_blocks``/``full_kv_indices``
-    (blocks with every position kept) and their transposes ``q_*``, as int32 tensors;
-    ``to_dense()`` is the block-level (B, H, row blocks, column blocks) int32 table (1 where a
-    block holds any kept position), ``sparsity()`` the percentage of blocks skipped, by torch's
-    formula (negative when a block is larger than the sequence, as torch's)."""
+    torch's attributes: ``seq_lengths``, ``BLOCK_SIZE`` (query, key), ``mask_mod`` and the int32
+    tables ``kv_num_blocks``/``kv_indices`` (partial blocks: ``mask_mod`` decides inside them),
+    ``full_kv_num_blocks``/``full_kv_indices`` (blocks attended whole, or None) and their
+    transposes ``q_*`` (made on first read; gt's attention reads only the kv tables).
+    ``flex_attention`` follows torch's kernel: the element mask is the full blocks, and
+    ``mask_mod`` on the query's b, h inside the partial ones; nothing elsewhere (``mask_for``).
+    ``to_dense()`` is the block-level (..., row blocks, column blocks) int32 table and
+    ``sparsity()`` the percentage of blocks skipped, by torch's formulas."""
 
-    def __init__(self, mask, BLOCK_SIZE=(_DEFAULT_BLOCK_SIZE, _DEFAULT_BLOCK_SIZE), mask_mod=noop_mask,
-                 separate_full_blocks=True):
-        if not isinstance(mask, Tensor) or mask.ndim != 4 or mask.dtype != dtypes.bool_:
-            raise ValueError(f"BlockMask: mask must be a 4-d bool gt.Tensor (B, H, Q_LEN, KV_LEN), got "
-                             f"{getattr(mask, 'dtype', type(mask).__name__)} of shape {getattr(mask, 'shape', None)}")
-        self.mask, self.BLOCK_SIZE, self.mask_mod = mask, tuple(BLOCK_SIZE), mask_mod
-        self.seq_lengths = tuple(mask.shape[2:])
-        counts = _block_counts(mask, *self.BLOCK_SIZE)
-        size = self.BLOCK_SIZE[0] * self.BLOCK_SIZE[1]
-        if separate_full_blocks:
-            partial, full = ((counts > 0) & (counts < size)).to(dtypes.int32), (counts == size).to(dtypes.int32)
-        else:
-            partial, full = (counts > 0).to(dtypes.int32), None
-        self.kv_num_blocks, self.kv_indices = _ordered(partial)
-        self.q_num_blocks, self.q_indices = _ordered(partial.transpose(-2, -1))
-        self.full_kv_num_blocks = self.full_kv_indices = self.full_q_num_blocks = self.full_q_indices = None
-        if full is not None:
-            self.full_kv_num_blocks, self.full_kv_indices = _ordered(full)
-            self.full_q_num_blocks, self.full_q_indices = _ordered(full.transpose(-2, -1))
-        self._blocks = (counts > 0).to(dtypes.int32)
-        self._tables, self._dense_tables = (partial, full), None
+    def __init__(self, seq_lengths, kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices, q_num_blocks,
+                 q_indices, full_q_num_blocks, full_q_indices, BLOCK_SIZE=(_DEFAULT_BLOCK_SIZE, _DEFAULT_BLOCK_SIZE),
+                 mask_mod=noop_mask, *, dq_write_order=None, dq_write_order_full=None, dq_kv_order=None,
+                 dq_kv_order_spt=None):
+        check_tables(kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices)
+        if (full_q_num_blocks is None) != (full_q_indices is None):
+            raise AssertionError("full_q_num_blocks and full_q_indices must be both provided or omitted")
+        if dq_write_order_full is not None and dq_write_order is None:
+            raise ValueError("dq_write_order_full requires dq_write_order")
+        if not isinstance(seq_lengths, (tuple, list)) or len(seq_lengths) != 2 or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in seq_lengths):
+            raise ValueError(f"BlockMask: seq_lengths must be (Q_LEN, KV_LEN), two non-negative ints, got "
+                             f"{seq_lengths!r}")
+        self.seq_lengths, self.BLOCK_SIZE = tuple(seq_lengths), _block_size("BlockMask", BLOCK_SIZE)
+        self.kv_num_blocks, self.kv_indices = kv_num_blocks, kv_indices
+        self.full_kv_num_blocks, self.full_kv_indices = full_kv_num_blocks, full_kv_indices
+        self.q_num_blocks, self.q_indices = q_num_blocks, q_indices
+        self.full_q_num_blocks, self.full_q_indices = full_q_num_blocks, full_q_indices
+        self.dq_write_order, self.dq_write_order_full = dq_write_order, dq_write_order_full
+        self.dq_kv_order, self.dq_kv_order_spt = dq_kv_order, dq_kv_order_spt
+        self.mask_mod = mask_mod
+        self._cache = None     # (key, element mask) of the last mask_for
 
-    def _expand(self, blocks):
-        """A (B, H, row blocks, column blocks) 0/1 table as the (B, H, Q_LEN, KV_LEN) bool mask of its blocks."""
-        L, S = self.seq_lengths
-        dense = blocks.to(dtypes.bool_).repeat_interleave(self.BLOCK_SIZE[0], dim=2)
-        return dense.repeat_interleave(self.BLOCK_SIZE[1], dim=3)[:, :, :L, :S]
+    @classmethod
+    def from_kv_blocks(cls, kv_num_blocks, kv_indices, full_kv_num_blocks=None, full_kv_indices=None,
+                       BLOCK_SIZE=_DEFAULT_BLOCK_SIZE, mask_mod=None, seq_lengths=None, compute_q_blocks=True, *,
+                       dq_write_order=None, dq_write_order_full=None, dq_kv_order=None):
+        """torch's constructor from the kv tables: ``kv_num_blocks`` (..., rows) and ``kv_indices``
+        (..., rows, entries) int32 (at least 2 dims; (B, H, rows, entries) as create_block_mask's),
+        the optional full-block pair, ``BLOCK_SIZE`` an int or (query, key), ``mask_mod`` applied
+        inside partial blocks (None: ``noop_mask``, every position of a listed block), and
+        ``seq_lengths`` (default: the tables' rows and entries times the block size). The ``q_*``
+        tables are made on first read when ``compute_q_blocks``; dQ write-order metadata is kept."""
+        check_tables(kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices)
+        bq, bkv = _block_size("BlockMask.from_kv_blocks", BLOCK_SIZE)
+        if seq_lengths is None:
+            seq_lengths = (kv_indices.shape[-2] * bq, kv_indices.shape[-1] * bkv)
+        if dq_kv_order is not None and not isinstance(dq_kv_order, (bool, Tensor)):
+            raise ValueError("dq_kv_order must be a bool, Tensor, or None")
+        block_mask = cls(seq_lengths, kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices, None, None,
+                         None, None, (bq, bkv), noop_mask if mask_mod is None else mask_mod,
+                         dq_write_order=dq_write_order, dq_write_order_full=dq_write_order_full,
+                         dq_kv_order=dq_kv_order if isinstance(dq_kv_order, Tensor) else None,
+                         dq_kv_order_spt=dq_kv_order if isinstance(dq_kv_order, bool) else None)
+        if compute_q_blocks:
+            block_mask._defer_q_tables()
+        return block_mask
 
-    def mask_for(self, B, H):
-        """The bool mask that ``flex_attention`` applies to a query of ``B`` batches and ``H`` heads,
-        broadcastable to (B, H, Q_LEN, KV_LEN): this mask's own (cropped to B and H) where it is made
-        for them or ``mask_mod`` reads neither b nor h, else torch's kernel rule below.
+    def _defer_q_tables(self):
+        for name in _Q_TABLES:
+            self.__dict__.pop(name, None)
+        self._q_pending = True
 
-        torch's kernel visits the blocks of the tables of (b', h') (b' = b where the mask has more
-        than one batch, else 0; h' likewise): a full block is attended whole, a partial one where
-        ``mask_mod(b, h, q_idx, kv_idx)``, on the query's actual b and h, is True, any other not at
-        all. Where the mask has the query's B and H (or ``mask_mod`` is ``noop_mask``) that is ``mask``."""
-        mask = self.mask[:B, :H] if self.mask.shape[0] > B or self.mask.shape[1] > H else self.mask
-        if tuple(mask.shape[:2]) == (B, H) or self.mask_mod is noop_mask:
-            return mask
-        grid = self.mask_mod(*index_grids(B, H, *self.seq_lengths, device=mask.device))
-        # an answer of batch and head size 1 reads neither b nor h: it is the mask made at creation
-        if not isinstance(grid, Tensor) or grid.ndim == 0 or (grid.ndim == 4 and tuple(grid.shape[:2]) == (1, 1)):
-            return mask
-        if grid.ndim != 4:
-            grid = full_grid(grid, (B, H, *self.seq_lengths), mask.device)
-        if self._dense_tables is None:     # made once: one (B', H', L, S) bool pair per mask
-            partial, full = self._tables
-            self._dense_tables = (self._expand(partial), None if full is None else self._expand(full))
-        partial, full = (None if t is None else t[:B, :H] for t in self._dense_tables)
-        keep = partial & (grid if grid.dtype == dtypes.bool_ else grid.to(dtypes.bool_))
-        return keep if full is None else keep | full
+    def __getattr__(self, name):     # reached only for attributes not set: the deferred q tables
+        if name in _Q_TABLES and self.__dict__.get("_q_pending"):
+            self._q_pending = False
+            tables = transpose_ordered(self.kv_num_blocks, self.kv_indices)
+            tables += (None, None) if self.full_kv_num_blocks is None else transpose_ordered(
+                self.full_kv_num_blocks, self.full_kv_indices)
+            for key, value in zip(_Q_TABLES, tables):
+                self.__dict__.setdefault(key, value)
+            return self.__dict__[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def _has_q_tables(self):
+        return bool(self.__dict__.get("_q_pending")) or self.__dict__.get("q_indices") is not None
+
+    def as_tuple(self, flatten=True):
+        """torch's tuple of the attributes: seq_lengths, the eight tables, the dQ metadata,
+        BLOCK_SIZE and mask_mod; ``flatten=False`` keeps seq_lengths and BLOCK_SIZE as pairs."""
+        seq_lengths, block_size = ((*self.seq_lengths,), (*self.BLOCK_SIZE,)) if flatten else (
+            (self.seq_lengths,), (self.BLOCK_SIZE,))
+        return (*seq_lengths, *(getattr(self, name) for name in (*_KV_TABLES, *_Q_TABLES)),
+                self.dq_write_order, self.dq_write_order_full, self.dq_kv_order, self.dq_kv_order_spt,
+                *block_size, self.mask_mod)
 
     @property
     def shape(self):
-        """(B, H, Q_LEN, KV_LEN)."""
-        return tuple(self.mask.shape)
+        """The tables' batch dims, then (Q_LEN, KV_LEN): (B, H, Q_LEN, KV_LEN) for create_block_mask's."""
+        return tuple(self.kv_indices.shape[:-2]) + tuple(self.seq_lengths)
 
     def numel(self):
-        """The number of (b, h, query, key) positions the mask covers."""
-        B, H, L, S = self.shape
-        return B * H * L * S
+        """The number of (b, h, query, key) positions the mask covers (its sparsity not counted)."""
+        return math.prod(self.shape)
 
     def sparsity(self):
-        """The percentage of blocks that torch's kernel skips (100 * (1 - kept blocks' area / numel))."""
-        kept = int(self._blocks.sum().item())
-        return 100 * (1 - kept * self.BLOCK_SIZE[0] * self.BLOCK_SIZE[1] / self.numel())
+        """The percentage of blocks that torch's kernel skips: 100 * (1 - listed blocks' area / numel)."""
+        computed = int(self.kv_num_blocks.sum().item())
+        if self.full_kv_num_blocks is not None:
+            computed += int(self.full_kv_num_blocks.sum().item())
+        return 100 * (1 - computed * self.BLOCK_SIZE[0] * self.BLOCK_SIZE[1] / self.numel())
 
     def to_dense(self):
-        """The block-level table (B, H, row blocks, column blocks), int32: 1 where a block holds a
-        kept position (torch's ``to_dense``; the element-level mask is ``mask``)."""
-        return self._blocks
+        """The block-level table (..., row blocks, column blocks), int32: 1 where a block is listed,
+        partial or full (torch's ``to_dense``; the element-level mask is ``mask``)."""
+        dense = ordered_to_dense(self.kv_num_blocks, self.kv_indices, self.kv_indices.shape[-1])
+        if self.full_kv_num_blocks is None:
+            return dense
+        return dense | ordered_to_dense(self.full_kv_num_blocks, self.full_kv_indices, self.full_kv_indices.shape[-1])
+
+    def __getitem__(self, index):
+        """torch's slicing over (batch, head, query block): every kv table indexed alike, an int
+        keeping its dim (``[0]`` -> batch 0:1); the q tables remade; ``seq_lengths`` kept; the
+        ``mask_mod`` one that raises, until a new one is assigned (torch's rule)."""
+        if self.dq_kv_order is not None:
+            raise NotImplementedError("Slicing BlockMask with tensor dq_kv_order is not supported yet. Construct a "
+                                      "new BlockMask with matching precomputed dq_write_order metadata.")
+        index = index if isinstance(index, tuple) else (index,)
+        sizes = tuple(self.kv_num_blocks.shape)
+        if len(sizes) < 3 or len(index) > 3:
+            raise IndexError(f"BlockMask[...] takes up to 3 indices (batch, head, query block) of tables with "
+                             f"(B, H, rows) counts; got {len(index)} indices and counts of shape {sizes}")
+        padded = (*index, slice(None), slice(None), slice(None))[:3]
+        index = tuple(_keep_dim(i, n, axis) for axis, (i, n) in enumerate(zip(padded, sizes)))
+        full = (None, None) if self.full_kv_num_blocks is None else (
+            self.full_kv_num_blocks[index], self.full_kv_indices[index])
+        block_mask = BlockMask.from_kv_blocks(
+            self.kv_num_blocks[index], self.kv_indices[index], *full, BLOCK_SIZE=self.BLOCK_SIZE,
+            mask_mod=_sliced_mask_mod_error, seq_lengths=self.seq_lengths, compute_q_blocks=self._has_q_tables())
+        block_mask.dq_kv_order_spt = self.dq_kv_order_spt
+        return block_mask
 
     def _adjust(self, new_q_len, new_kv_len):
-        """This mask for other sequence lengths (torch's escape hatch, named in flex_attention's
-        error): ``mask_mod`` evaluated on the new grid, which for shorter lengths attends torch's crop
-        to the top-left corner (the block table is made anew; torch's keeps the cropped old one)."""
-        return create_block_mask(self.mask_mod, self.shape[0], self.shape[1], new_q_len, new_kv_len,
-                                 device=self.mask.device, BLOCK_SIZE=self.BLOCK_SIZE,
-                                 separate_full_blocks=self.full_kv_num_blocks is not None)
+        """torch's crop of the tables to other (smaller) lengths, named in flex_attention's error: the
+        top-left corner of the mask, for mask_mods where that is right (causal, not sliding ones)."""
+        if self.dq_kv_order is not None:
+            raise NotImplementedError("Adjusting BlockMask with tensor dq_kv_order is not supported yet. Construct "
+                                      "a new BlockMask with matching precomputed dq_write_order metadata.")
+        rows, cols = -(-new_q_len // self.BLOCK_SIZE[0]), -(-new_kv_len // self.BLOCK_SIZE[1])
+        full = (None, None) if self.full_kv_num_blocks is None else adjust_ordered(
+            self.full_kv_num_blocks, self.full_kv_indices, rows, cols)
+        block_mask = self.from_kv_blocks(
+            *adjust_ordered(self.kv_num_blocks, self.kv_indices, rows, cols), *full, BLOCK_SIZE=self.BLOCK_SIZE,
+            mask_mod=self.mask_mod, seq_lengths=(new_q_len, new_kv_len), compute_q_blocks=self._has_q_tables())
+        block_mask.dq_kv_order_spt = self.dq_kv_order_spt
+        return block_mask
+
+    def _batch_heads(self):
+        dims = tuple(self.kv_indices.shape[:-2])
+        if len(dims) > 2:
+            raise ValueError(f"flex_attention: a BlockMask's tables have at most 2 batch dims (B, H), got "
+                             f"kv_indices of shape {tuple(self.kv_indices.shape)}")
+        return (1,) * (2 - len(dims)) + dims
+
+    def _key(self, B, H, L, S):
+        """What the element mask depends on; mask_mod and seq_lengths may be reassigned (torch's recipes)."""
+        return (B, H, L, S, tuple(self.seq_lengths), self.BLOCK_SIZE, self.mask_mod, *(
+            getattr(self, name) for name in _KV_TABLES))
+
+    def _remember(self, mask):
+        self._cache = (self._key(*mask.shape), mask)
+
+    def mask_for(self, B, H, Q_LEN=None, KV_LEN=None):
+        """The bool mask, broadcastable to (B, H, Q_LEN, KV_LEN) (default: ``seq_lengths``), that
+        ``flex_attention`` applies to a query of B batches and H heads, by torch's kernel rule: the
+        tables of (b', h') (b' = b where the tables have more than one batch, else 0; h' likewise)
+        pick the blocks; a full block is attended whole, a partial one where ``mask_mod`` on the
+        query's actual b, h, q_idx, kv_idx is True. Kept until an input of the key changes: for
+        create_block_mask's own B and H it is the mask evaluated there."""
+        L, S = self.seq_lengths if Q_LEN is None else (Q_LEN, KV_LEN)
+        key = self._key(B, H, L, S)
+        if self._cache is None or not _same(key, self._cache[0]):
+            self._cache = (key, self._kernel_mask(B, H, L, S))
+        return self._cache[1]
+
+    def _kernel_mask(self, B, H, L, S):
+        bq, bkv = self.BLOCK_SIZE
+        Bt, Ht = self._batch_heads()
+
+        def elements(num_blocks, indices):
+            table = ordered_to_dense(num_blocks, indices, -(-S // bkv))
+            return spread(table.reshape(Bt, Ht, *table.shape[-2:])[:B, :H], bq, bkv, L, S)
+
+        mask = elements(self.kv_num_blocks, self.kv_indices)
+        if self.mask_mod is not noop_mask:
+            grid = self.mask_mod(*index_grids(B, H, L, S, device=mask.device))
+            grid = grid if isinstance(grid, Tensor) else tensor(grid).to(mask.device)
+            mask = mask & (grid if grid.dtype == dtypes.bool_ else grid.to(dtypes.bool_))
+        if self.full_kv_num_blocks is not None:
+            mask = mask | elements(self.full_kv_num_blocks, self.full_kv_indices)
+        return mask
+
+    @property
+    def mask(self):
+        """gt's element-level view: the bool mask ``flex_attention`` applies for the tables' own B, H
+        and ``seq_lengths`` (for create_block_mask's, ``create_mask`` of its mask_mod)."""
+        return self.mask_for(*self._batch_heads())
 
     def to(self, device):
-        """This mask on ``device`` (a new BlockMask)."""
-        return BlockMask(self.mask.to(device), self.BLOCK_SIZE, self.mask_mod, self.full_kv_num_blocks is not None)
+        """This mask on ``device`` (a new BlockMask; tables, dQ metadata and the kept mask moved)."""
+        names = (*_KV_TABLES, *_Q_TABLES, "dq_write_order", "dq_write_order_full", "dq_kv_order")
+        moved = {n: v.to(device) if isinstance(v, Tensor) else v for n, v in
+                 ((n, self.__dict__.get(n)) for n in names)}
+        new = BlockMask(self.seq_lengths, *(moved[n] for n in (*_KV_TABLES, *_Q_TABLES)), self.BLOCK_SIZE,
+                        self.mask_mod, dq_write_order=moved["dq_write_order"],
+                        dq_write_order_full=moved["dq_write_order_full"], dq_kv_order=moved["dq_kv_order"],
+                        dq_kv_order_spt=self.dq_kv_order_spt)
+        if self.__dict__.get("_q_pending"):
+            new._defer_q_tables()
+        if self._cache is not None and _same(self._key(*self._cache[0][:4]), self._cache[0]):
+            new._cache = (new._key(*self._cache[0][:4]), self._cache[1].to(device))
+        return new
 
     def to_string(self, grid_size=(20, 20), limit=4):
         """torch's picture of the block table: a full block is drawn as two full-block characters, a
         partly kept area as light shade, an empty one as spaces."""
-        dense = self._blocks
-        *batch_dims, rows, cols = dense.shape
-        max_rows, max_cols = (rows, cols) if grid_size == -1 else (
-            (grid_size, grid_size) if isinstance(grid_size, int) else grid_size)
-        row_step, col_step = max(1, -(-rows // max_rows)), max(1, -(-cols // max_cols))
-        pictures = []
-        for i, idx in enumerate(itertools.product(*[range(n) for n in batch_dims])):
-            if i == limit:
-                pictures += ["...", "To print out more, set BlockMask.to_string(limit=N)",
-                             "You can also index (BlockMask[batch, head]) to choose a specific batch or head"]
-                break
-            text = f"{idx}\n"
-            for r in range(0, rows, row_step):
-                for c in range(0, cols, col_step):
-                    share = dense[idx][r:r + row_step, c:c + col_step].to(dtypes.float32).mean().item()
-                    text += ("█" if share == 1 else " " if share == 0 else "░") * 2
-                text += "\n"
-            pictures.append(text)
-        return "\n".join(pictures)
+        return picture(self.to_dense(), grid_size, limit)
 
     def __str__(self):
         return f"BlockMask(shape={self.shape}, sparsity={self.sparsity():.2f}%, \n{self.to_string().strip()}\n)"
@@ -284,9 +418,7 @@ class BlockMask:
         def shape_or_none(x):
             return None if x is None else tuple(x.shape)
 
-        fields = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices", "q_num_blocks",
-                  "q_indices", "full_q_num_blocks", "full_q_indices")
-        lines = [f"    {name}={shape_or_none(getattr(self, name))}," for name in fields]
+        lines = [f"    {name}={shape_or_none(getattr(self, name))}," for name in (*_KV_TABLES, *_Q_TABLES)]
         name = getattr(self.mask_mod, "__name__", self.mask_mod)
         lines += [f"    BLOCK_SIZE={self.BLOCK_SIZE},", f"    shape={self.shape},",
                   f"    sparsity={self.sparsity():.2f}%,", f"    mask_mod={name}"]

@@ -9,9 +9,10 @@ user's score function (``score_mod``) and mask (``block_mask``), gradients from 
 
 The block mask above is made with B/H None and used for 2 batches and 4 heads: as in torch's
 kernels, its block tables (of b = h = 0) pick the blocks, full blocks are attended whole and
-``mask_mod`` runs on every call on the query's actual b and h inside partial blocks, so a mask_mod
-reading b or h (document ids per batch row) is honoured. torch 2.13's eager path ignores the tables
-and evaluates ``mask_mod`` everywhere; both agree where the tables of b = h = 0 fit every b and h.
+``mask_mod`` runs on the query's actual b and h inside partial blocks, so a mask_mod reading b or
+h (document ids per batch row) is honoured. torch 2.13's eager path ignores the tables and
+evaluates ``mask_mod`` everywhere; both agree where the tables fit ``mask_mod`` (always for a mask
+made on the query's B and H; for ``from_kv_blocks`` tables only torch's kernels honour them).
 """
 
 import math
@@ -19,8 +20,9 @@ import warnings
 from typing import NamedTuple, TypedDict
 
 from gt import dtypes
-from gt.nn.attention.block_mask import (BlockMask, and_masks, create_block_mask, create_mask,  # noqa: F401
-                                        full_grid, index_grids, noop_mask, or_masks)
+from gt.nn.attention.block_mask import (_LARGE_SPARSE_BLOCK_SIZE, BlockMask, _sliced_mask_mod_error,  # noqa: F401
+                                        and_masks, create_block_mask, create_mask, full_grid, index_grids, noop_mask,
+                                        or_masks)
 from gt.nn.core_functions import scaled_dot_product_attention
 from gt.tensor import Tensor
 
@@ -88,10 +90,10 @@ def _check_heads_and_batch(query, key, enable_gqa, block_mask):
         if block_mask is None:
             raise ValueError(f"Expect query and key/value to have the same batch size, or non-none block_mask, "
                              f"but got block_mask=None, Bq={Bq}, and Bkv={Bkv}.")
-        if block_mask.shape[0] != Bq:
+        if block_mask.kv_num_blocks.shape[0] != Bq:
             raise ValueError(f"Expect query and key/value to have the same batch size, or block_mask and query to "
                              f"have the same batch size, but got Bq={Bq}, Bkv={Bkv}, "
-                             f"B_block_mask={block_mask.shape[0]}.")
+                             f"B_block_mask={block_mask.kv_num_blocks.shape[0]}.")
         if Bkv != 1:
             raise RuntimeError(f"Bq and Bkv must broadcast. Got Bq={Bq} and Bkv={Bkv}")
 
@@ -100,28 +102,33 @@ def _check_block_mask(block_mask, query, key):
     if not isinstance(block_mask, BlockMask):
         raise TypeError(f"flex_attention: block_mask must be a BlockMask (create_block_mask), got "
                         f"{type(block_mask).__name__}")
+    if block_mask.mask_mod is _sliced_mask_mod_error:
+        raise RuntimeError("Cannot use mask_mod from a sliced BlockMask")
     L, S = query.shape[2], key.shape[2]
     mL, mS = block_mask.seq_lengths
-    if L > mL or S > mS:
+    if block_mask.BLOCK_SIZE == (_LARGE_SPARSE_BLOCK_SIZE, _LARGE_SPARSE_BLOCK_SIZE):
+        pass     # torch's mask that is no mask: one block over any lengths, its seq_lengths unread
+    elif L > mL or S > mS:
         raise ValueError(f"block_mask was created for block_mask.shape={block_mask.shape} but got q_len={L} and "
                          f"kv_len={S}. As the block mask was created for a smaller length than you're using it "
                          f"for, you likely need to create a new block mask.")
-    if (L, S) != (mL, mS):
+    elif (L, S) != (mL, mS):
         raise ValueError(f"block_mask was created for block_mask.shape={block_mask.shape} but got q_len={L} and "
                          f"kv_len={S}. As the block mask was created for a larger length than you're using it "
                          f"for, you can either 1. create a new block mask with the correct length, or 2. "
                          f"'adjust' the existing block mask to the correct length by calling "
                          f"block_mask._adjust(q_len, kv_len). This essentially 'crops' the block mask to the "
                          f"upper left corner, which does not work for all mask_mods!")
-    # torch's kernel reads block (b, h) of the mask, so a mask made for more batches or heads is
+    # torch's kernel reads block (b, h) of the tables, so a mask made for more batches or heads is
     # used in its first ones (as torch's); one made for fewer than the query's, but not 1, is refused
     for axis, name in ((0, "batch size"), (1, "number of query heads")):
-        if block_mask.shape[axis] < query.shape[axis] and block_mask.shape[axis] != 1:
-            raise ValueError(f"flex_attention: block_mask has {name} {block_mask.shape[axis]}, the query "
+        n = block_mask._batch_heads()[axis]
+        if n < query.shape[axis] and n != 1:
+            raise ValueError(f"flex_attention: block_mask has {name} {n}, the query "
                              f"{query.shape[axis]}; make the mask with {query.shape[axis]} or None (broadcast)")
-    if block_mask.mask.device != query.device:
+    if block_mask.kv_num_blocks.device != query.device:
         raise RuntimeError(f"Expect q/k/v and block_mask to be on the same device but got {query.device} and "
-                           f"{block_mask.mask.device}.")
+                           f"{block_mask.kv_num_blocks.device}.")
 
 
 def _check_options(score_mod, scale, return_lse, kernel_options, return_aux):
@@ -149,14 +156,15 @@ def _check_options(score_mod, scale, return_lse, kernel_options, return_aux):
 
 def _scores(query, key, scale, score_mod, mask):
     """(B, H, L, S) scores after ``score_mod`` and the mask (-inf where masked), in torch's working
-    precision: float64 for float64 inputs, float32 for every other."""
+    precision: float64 for float64 inputs, float32 for every other; a ``score_mod`` that gives
+    another float dtype keeps it (torch's eager softmax and lse are then in it)."""
     work = dtypes.float64 if query.dtype == dtypes.float64 else dtypes.float32
     q, k = (t if t.dtype == work else t.to(work) for t in (query, key))
     scores = (q @ k.transpose(-2, -1)) * scale
     if score_mod is not None:
         shape = tuple(scores.shape)
         scores = full_grid(score_mod(scores, *index_grids(*shape, device=scores.device)), shape, scores.device)
-        if scores.dtype != work:
+        if not scores.dtype.is_floating_point:
             scores = scores.to(work)
     return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
 
@@ -172,9 +180,10 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     tensors of shapes (B, 1, 1, 1), (1, Hq, 1, 1), (1, 1, L, 1), (1, 1, 1, S), so a function written
     with tensor ops (arithmetic, ``gt.where``, ``bias[h]``, ``rel_pos[q_idx - kv_idx]``) gives
     torch's values, and gradients flow to the tensors it captures (a learned bias). ``block_mask``
-    (``create_block_mask``) keeps only the positions its mask_mod allows; one made with B/H None
-    for a query with more batches/heads follows torch's kernel: the block tables of index 0 pick
-    the blocks and mask_mod runs on the query's actual b and h (``BlockMask.mask_for``). ``enable_gqa=True``
+    (``create_block_mask``, ``BlockMask.from_kv_blocks``, a slice ``block_mask[...]`` given a
+    mask_mod) is applied by torch's kernel rule: full blocks whole, mask_mod on the query's actual
+    b and h inside partial blocks, nothing elsewhere (``BlockMask.mask_for``); for a mask made by
+    create_block_mask on the query's B and H that is mask_mod everywhere. ``enable_gqa=True``
     repeats each key/value head for Hq / Hkv query heads. ``return_aux=AuxRequest(lse=True,
     max_scores=True)`` adds the (B, Hq, L) natural-log log-sum-exp and row maximum of the final
     scores (``return_lse=True``, deprecated in torch with a FutureWarning, returns the lse alone;
@@ -199,7 +208,7 @@ def flex_attention(query, key, value, score_mod=None, block_mask=None, scale=Non
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     want_lse = return_lse or (return_aux is not None and return_aux.lse)
     want_max = return_aux is not None and return_aux.max_scores
-    mask = None if block_mask is None else block_mask.mask_for(query.shape[0], query.shape[1])
+    mask = None if block_mask is None else block_mask.mask_for(*query.shape[:2], query.shape[2], key.shape[2])
     if (score_mod is None and not want_lse and not want_max and key.shape[2]
             and query.dtype in (dtypes.float32, dtypes.float64)):
         out = scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale, enable_gqa=enable_gqa)
