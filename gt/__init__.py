@@ -63,7 +63,8 @@ from gt.tensor.construct_functions import (hstack, vstack, row_stack, dstack, co
 from gt.tensor.product_functions import (kron, tensordot, inner, cdist, block_diag, cartesian_prod, combinations,
                                          repeat_interleave)
 from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
-from gt.tensor.compat_methods import strided  # torch.strided: gt's one layout
+from gt.tensor.compat_methods import strided  # torch.strided: the dense layout
+from gt.tensor.sparse_make import sparse_coo, sparse_coo_tensor  # sparse COO tensors (gt/tensor/sparse_coo.py)
 from gt.tensor.compat_methods import (channels_last, channels_last_3d, contiguous_format,  # noqa: F401
                                     preserve_format)
 from gt.tensor.legacy_types import LEGACY_TYPES as _LEGACY_TYPES  # gt.FloatTensor, gt.LongTensor, ...
@@ -90,7 +91,7 @@ from gt import profiler  # torch.profiler: profile, record_function, schedule, t
 # sixth of `import gt`: gt.distributions (torch.distributions' families, kl_divergence,
 # constraints), gt.special (torch.special's functions), gt.linalg (torch.linalg's), gt.fft (torch.fft's), gt.utils
 # (gt.utils.data: datasets, samplers, DataLoader) and gt.testing (assert_close, make_tensor)
-_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft")
+_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft", "sparse")
 from gt import random, compiler  # torch.random's and torch.compiler's names
 manual_seed = random.manual_seed   # torch's: returns the default generator; any 64-bit seed (negative ones wrap)
 from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)

@@ -68,7 +68,6 @@ def test_from_pretrained_weight_and_freeze_as_torch():
 @pytest.mark.parametrize("call, error, match", [
     (lambda: gt.nn.Embedding(4, 2, padding_idx=4), ValueError, r"padding_idx must be within the 4 rows.*got 4"),
     (lambda: gt.nn.Embedding(4, 2, padding_idx=-5), ValueError, "padding_idx must be within"),
-    (lambda: gt.nn.Embedding(4, 2, sparse=True), NotImplementedError, "sparse=True"),
     (lambda: gt.nn.Embedding(4, 2, max_norm=-1.0), ValueError, "max_norm must be a positive number"),
     (lambda: gt.nn.Embedding(4, 2, _weight=gt.zeros(3, 2)), ValueError, r"_weight must have shape \(4, 2\)"),
     (lambda: gt.nn.Embedding.from_pretrained(gt.zeros(4)), ValueError, "must be 2-D"),

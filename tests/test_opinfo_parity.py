@@ -73,7 +73,7 @@ SKIP = {
     "argsort": "torch's unstable sort orders ties its own way (stable=False)",
     "nn.functional.one_hot": "gt's one_hot gives float32 by default on purpose (MISSING.md)",
     "bfloat16": "bfloat16 is the torch engine's only (README dtypes)",
-    "to_sparse": "gt has no sparse tensors (MISSING.md)",
+    "to_sparse": "this harness compares dense outputs only (sparse ones: tests/test_sparse_coo_parity.py)",
     "logcumsumexp": "torch's float32 gradient is off by up to 2e-3 relative; gt's is within 1e-7 of float64",
     "chalf": "gt has no complex32 (chalf): complex64 and complex128 only (MISSING.md)",
     "linalg.eig": "gt has no gradient for eig (refused: MISSING.md); eigenvectors' phases are not unique",

@@ -141,7 +141,7 @@ def zero_grads(params, set_to_none=True):
             g.zero_()
             continue
         p.grad = None
-        if g._placed is None:
+        if g._placed is None and not g.is_sparse:
             arr = g._array
             alive = weakref.ref(g)
             del g

@@ -11,7 +11,7 @@ from gt.tensor import randn
 class Embedding(Module):
     """``weight[ids]``: integer ids of any shape (...) -> (..., embedding_dim), with torch's
     options (``padding_idx``, ``max_norm``, ``norm_type``, ``scale_grad_by_freq``; see
-    ``F.embedding``). ``sparse=True`` raises NotImplementedError (gt's gradients are dense).
+    ``F.embedding``). ``sparse=True`` makes ``weight.grad`` a sparse COO tensor, as torch's.
 
     ``weight`` (num_embeddings, embedding_dim) starts as N(0, 1) samples, as in PyTorch, with the
     ``padding_idx`` row zero; ``_weight`` gives it instead, ``_freeze=True`` keeps it fixed.
@@ -64,6 +64,8 @@ class Embedding(Module):
             s += f", norm_type={self.norm_type}"
         if self.scale_grad_by_freq:
             s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse:
+            s += ", sparse=True"
         return s
 
     @classmethod

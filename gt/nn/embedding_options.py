@@ -23,9 +23,6 @@ def padding_index(num_embeddings, padding_idx, fn):
 
 def lookup_options(num_embeddings, padding_idx, max_norm, norm_type, sparse, fn):
     """Check the options before any work; returns the padding row (or None)."""
-    if sparse:
-        raise NotImplementedError(f"{fn}: sparse=True (sparse gradients) is not supported: gt's gradients are "
-                                  "dense; leave sparse=False (the values are the same)")
     if max_norm is not None and (isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or max_norm <= 0):
         raise ValueError(f"{fn}: max_norm must be a positive number or None, got {max_norm!r}")
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):

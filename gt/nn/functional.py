@@ -5,7 +5,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 """
 
 
-from gt import dtypes
+from gt import autograd, dtypes
 from gt.tensor.construct_functions import broadcast_tensors
 from gt.tensor.promotion import promote_types
 from gt.tensor.out_argument import write as write_out
@@ -19,6 +19,7 @@ from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
 from gt.nn.core_functions import dropout, linear, scaled_dot_product_attention  # noqa: F401
 from gt.nn.multihead_attention_functional import multi_head_attention_forward  # noqa: F401
 from gt.nn.embedding_options import gradient_scale, lookup_options, renorm_
+from gt.tensor.sparse_make import sparse_rows
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                                   huber_loss, kl_div, l1_loss, mse_loss, smooth_l1_loss)
 from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
@@ -162,7 +163,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     none into ``padding_idx``'s row; divided by each id's count in ``indices`` with
     ``scale_grad_by_freq``. ``max_norm``: the picked rows whose ``norm_type``-norm exceeds it are
     first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
-    ``sparse=True`` raises NotImplementedError (gt has no sparse gradients)."""
+    ``sparse=True``: ``weight.grad`` is a sparse COO tensor (the ids as indices, uncoalesced, the
+    padding row's entries left out), torch's; the output is then a leaf of the graph."""
     idx = _class_indices(input, "embedding", "indices")
     if weight.ndim != 2:
         raise ValueError(f"embedding: 'weight' must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
@@ -171,7 +173,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, sparse, "embedding")
     if max_norm is not None:
         renorm_(weight, idx, max_norm, norm_type)
-    rows = shape_ops.Embedding.apply(weight, idx)
+    if sparse and weight.requires_grad and autograd.is_grad_enabled():
+        rows = sparse_rows(weight, idx, lambda w: shape_ops.Embedding.apply(w, idx), padding_idx)
+    else:
+        rows = shape_ops.Embedding.apply(weight, idx)
     if padding_idx is None and not scale_grad_by_freq:
         return rows
     return shape_ops.ScaleGradient.apply(rows, gradient_scale(idx, padding_idx, scale_grad_by_freq, rows.dtype))

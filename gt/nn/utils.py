@@ -68,7 +68,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if not grads:
         return Tensor._wrap(B.zeros((), "float32"))
     if norm_type == math.inf or norm_type > 0:
-        norms = B.stack([_array(_norm(g._data, norm_type)) for g in grads], 0)
+        norms = B.stack([_array(_norm(_stored(g)._data, norm_type)) for g in grads], 0)
         total = _array(_norm(norms, norm_type))
     else:       # torch's other vector-norm orders: 0 (a count of nonzeros), negative ones, -inf
         total = get_total_norm(grads, norm_type)._data
@@ -84,6 +84,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
             for g in grads:
                 g.mul_(coef)
     return Tensor._wrap(total)
+
+
+def _stored(g):
+    """A gradient's entries: a sparse one's coalesced values (the same norm as its dense form)."""
+    return g.coalesce()._values() if g.is_sparse else g
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):

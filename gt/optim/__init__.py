@@ -20,6 +20,7 @@ from gt.optim.radam import RAdam
 from gt.optim.rmsprop import RMSprop
 from gt.optim.rprop import Rprop
 from gt.optim.sgd import SGD
+from gt.optim.sparse_adam import SparseAdam
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "decay_groups",
-           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon"]
+           "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "Adafactor", "LBFGS", "Muon", "SparseAdam"]

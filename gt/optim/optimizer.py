@@ -32,6 +32,14 @@ _OWNER = weakref.WeakValueDictionary()
 _NON_NEGATIVE = ("lr", "momentum", "dampening", "weight_decay", "eps")
 
 
+def _refuse_sparse(name, params):
+    """torch's error for a sparse gradient given to an optimizer that updates dense ones only."""
+    for p in params:
+        if p._grad_value is not None and p._grad_value.is_sparse:
+            hint = ", please consider SparseAdam instead" if name in ("Adam", "AdamW") else ""
+            raise RuntimeError(f"{'Adam' if name == 'AdamW' else name} does not support sparse gradients{hint}")
+
+
 class Optimizer(StateDictHooks):
     """Base class of gt's optimizers: ``param_groups``, ``state``, ``step()``, ``zero_grad()``.
 
@@ -43,6 +51,8 @@ class Optimizer(StateDictHooks):
         >>> opt = gt.optim.SGD([w], lr=0.1)
         >>> (w * w).sum().backward(); opt.step(); opt.zero_grad()
     """
+
+    _sparse_grads = False      # SGD and SparseAdam take sparse COO gradients (torch's)
 
     def __init__(self, params, defaults, in_backward=False):
         self.defaults = dict(defaults)
@@ -216,6 +226,8 @@ class Optimizer(StateDictHooks):
         for group in self.param_groups:
             # asking for the tensors that hold a gradient leaves one held as factors unmade
             params = [p for p in group["params"] if p._grad_value is not None or p._grad_factors is not None]
+            if not self._sparse_grads:
+                _refuse_sparse(type(self).__name__, params)
             self._update_group(params, group)
             bump_versions(params)     # a graph that saved them before this step can no longer backward
         return loss

@@ -7,6 +7,7 @@ from gt.autograd import deferred
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
 from gt.optim.options import refuse_unimplemented_in
+from gt.optim.sparse_adam import sgd_sparse_update
 
 
 class SGD(Optimizer):
@@ -33,6 +34,8 @@ class SGD(Optimizer):
         >>> opt = gt.optim.SGD(model.parameters(), lr=0.1, in_backward=True)
         >>> loss.backward()          # the parameters are updated here
     """
+
+    _sparse_grads = True      # a sparse COO gradient (Embedding(sparse=True)) without weight decay, torch's
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  in_backward=False, *, maximize=False, foreach=None, differentiable=False, fused=None):
@@ -86,7 +89,7 @@ class SGD(Optimizer):
                 factors.add_to(p._array, -group["lr"])
                 continue
             grad = p.grad
-            if _whole(p, grad):
+            if _whole(p, grad) and not grad.is_sparse:
                 target, value = p._array, grad._array
                 if value.shape == target.shape and value.dtype == target.dtype:
                     self._state_of(p, group)    # as one by one: every updated parameter has its entry
@@ -104,7 +107,7 @@ class SGD(Optimizer):
         # Measured 12.5 -> 6 us per parameter on the torch engine.
         group = self._group_of[id(p)]
         grad = p.grad
-        if _plain(group) and _engine_takes(p, grad, None):
+        if _plain(group) and not grad.is_sparse and _engine_takes(p, grad, None):
             self._state_of(p, group)
             B.sgd_step_(p._array, grad._array, None, group["lr"], group["momentum"], group["dampening"],
                         group["weight_decay"], group["nesterov"], False)
@@ -114,6 +117,8 @@ class SGD(Optimizer):
         super()._step_one(p)
 
     def _update(self, p, grad, state, group):
+        if grad.is_sparse:
+            return sgd_sparse_update(p, grad, state, group)
         momentum = group["momentum"]
         buf = state.get("momentum_buffer") if momentum != 0 else None
         if (momentum == 0 or buf is not None) and _engine_takes(p, grad, buf):

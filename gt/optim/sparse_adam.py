@@ -1,0 +1,88 @@
+"""``optim.SparseAdam`` and SGD's step on a sparse COO gradient (``nn.Embedding(sparse=True)``),
+torch's arithmetic: only the rows the gradient holds are read and written."""
+
+import math
+
+from gt import autograd
+from gt.optim.optimizer import Optimizer
+from gt.tensor import creation
+from gt.tensor.sparse_autograd import add_sparse_
+from gt.tensor.sparse_methods import linear_positions
+
+
+def sgd_sparse_update(p, grad, state, group):
+    """torch's SGD on a sparse gradient: the momentum buffer is sparse too; weight decay refused."""
+    if group["weight_decay"] != 0:
+        raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead. (SGD: "
+                           "weight_decay needs a dense gradient; torch refuses it with a sparse one too)")
+    if group.get("maximize", False):
+        grad = -grad
+    momentum = group["momentum"]
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        buf = grad.clone() if buf is None else buf * momentum + grad * (1 - group["dampening"])
+        state["momentum_buffer"] = buf
+        grad = grad + buf * momentum if group["nesterov"] else buf
+    add_sparse_(p, grad, -group["lr"])
+
+
+class SparseAdam(Optimizer):
+    """torch's ``optim.SparseAdam``: Adam's moments updated only at the rows a sparse gradient holds
+    (``nn.Embedding(sparse=True)``); a dense gradient is refused with torch's error.
+
+        >>> opt = gt.optim.SparseAdam(emb.parameters(), lr=1e-3)
+    """
+
+    _sparse_grads = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
+        if not 0.0 < lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+
+    def _init_state(self, p, state, group):
+        state["step"] = 0
+        state["exp_avg"] = creation.zeros(p.shape, dtype=p.dtype)
+        state["exp_avg_sq"] = creation.zeros(p.shape, dtype=p.dtype)
+
+    def _update(self, p, grad, state, group):
+        if not grad.is_sparse:
+            raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+        with autograd.no_grad():
+            _sparse_adam_step(p, grad, state, group)
+
+
+def _sparse_adam_step(p, grad, state, group):
+    """torch's ``_single_tensor_sparse_adam`` arithmetic, on the rows of the coalesced gradient."""
+    state["step"] += 1
+    grad = grad.coalesce()
+    if group["maximize"]:
+        grad = -grad
+    beta1, beta2 = group["betas"]
+    sd = grad.sparse_dim()
+    sizes = p.shape[:sd]
+    rows = 1
+    for n in sizes:
+        rows *= n
+    at = linear_positions(grad._sp_indices, sizes)
+    g = grad._sp_values
+    flat = (rows,) + tuple(p.shape[sd:])
+    exp_avg, exp_avg_sq = state["exp_avg"].view(flat), state["exp_avg_sq"].view(flat)
+    old_avg, old_sq = exp_avg[at], exp_avg_sq[at]
+    avg_update = (g - old_avg) * (1 - beta1)
+    exp_avg.index_add_(0, at, avg_update)
+    sq_update = (g * g - old_sq) * (1 - beta2)
+    exp_avg_sq.index_add_(0, at, sq_update)
+    numer = avg_update + old_avg
+    denom = (sq_update + old_sq).sqrt() + group["eps"]
+    step = state["step"]
+    step_size = group["lr"] * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+    p.view(flat).index_add_(0, at, -step_size * (numer / denom))
+    for t in (state["exp_avg"], state["exp_avg_sq"], p):
+        t._bump_version()

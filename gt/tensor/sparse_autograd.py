@@ -1,0 +1,145 @@
+"""Gradients of sparse COO tensors, as torch gives them.
+
+A sparse leaf (``requires_grad=True``) holds its values as a dense leaf with a post-accumulate
+hook (gt/autograd/hooks.py): when a backward has summed the values' gradient, the hook moves it
+into the sparse tensor's ``.grad`` as a sparse tensor on the leaf's coalesced indices (the
+derivative for ``values[k]`` depends only on ``indices[:, k]``, so duplicates hold equal values and
+one of them is kept), torch's ``sparse_mask`` gradient of ``gt.sparse.mm``, ``to_dense`` and
+``gt.sparse.addmm``. ``S @ D``/``S.mm(D)``/``gt.mm``/``gt.matmul`` of a sparse leaf give torch's
+dense gradient instead (every position, not only the stored ones): the product runs on a dense
+copy that is its own leaf, whose hook moves its gradient into ``S.grad``. Gradients add up as
+torch's: sparse + sparse side by side (uncoalesced), dense + sparse dense.
+"""
+
+import weakref
+
+from gt import autograd
+from gt.autograd import register_post_accumulate_grad_hook
+from gt.tensor import creation
+from gt.tensor.functions import cat
+from gt.tensor.promotion import promote_types
+from gt.tensor.sparse_methods import coalesced_parts, linear_positions
+
+
+def accumulate_grad(target, g):
+    """Add the gradient ``g`` (sparse or dense) into ``target.grad`` (a sparse or dense leaf)."""
+    with autograd.no_grad():
+        cur = target._grad
+        if cur is None:
+            new = g
+        elif cur.is_sparse and g.is_sparse:    # torch's in-place accumulation: the entries side by side
+            new = concatenated(cur, g)
+        elif cur.is_sparse:
+            new = g + cur.to_dense()
+        else:
+            new = cur
+            if g.is_sparse:
+                add_sparse_(cur, g, 1)
+            else:
+                cur.add_(g)
+        target._grad = new
+
+
+def concatenated(a, b):
+    """The entries of two sparse tensors of one shape side by side (uncoalesced)."""
+    dtype = promote_types(a.dtype, b.dtype)
+    return a._new(cat([a._sp_indices, b._sp_indices], 1), cat([a._sp_values.to(dtype), b._sp_values.to(dtype)], 0),
+                  a.shape, False)
+
+
+def add_sparse_(dense, sp, alpha):
+    """``dense += alpha * sp`` in place, touching only the stored rows (no dense pass)."""
+    sd = sp.sparse_dim()
+    sizes = dense.shape[:sd]
+    rows = 1
+    for n in sizes:
+        rows *= n
+    flat = dense.view((rows,) + tuple(dense.shape[sd:]))
+    vals = sp._sp_values if alpha == 1 else sp._sp_values * alpha
+    flat.index_add_(0, linear_positions(sp._sp_indices, sizes), vals.to(dense.dtype))
+    dense._bump_version()
+
+
+def make_leaf(s):
+    """Make the sparse tensor ``s`` a leaf that requires grad (its values a leaf with a hook)."""
+    values = s._sp_values.detach()
+    values.requires_grad_(True)
+    s._sp_values, s._sp_leaf = values, True
+    owner = weakref.ref(s)
+
+    def fold(v):
+        sp = owner()
+        g = v._grad
+        v._grad = None
+        if sp is None or g is None:
+            return
+        with autograd.no_grad():
+            idx, _, inverse = coalesced_parts(sp._sp_indices, g, sp.shape[:sp.sparse_dim()])
+            kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
+        accumulate_grad(sp, sp._new(idx, kept, sp.shape, False))
+
+    register_post_accumulate_grad_hook(values, fold)
+
+
+def dense_leaf(s):
+    """A dense copy of the sparse leaf ``s`` that is its own leaf, its gradient moved into ``s.grad``."""
+    with autograd.no_grad():
+        dense = s.to_dense()
+    dense.requires_grad_(True)
+    owner = weakref.ref(s)
+
+    def fold(d):
+        sp = owner()
+        g = d._grad
+        d._grad = None
+        if sp is not None and g is not None:
+            accumulate_grad(sp, g)
+
+    register_post_accumulate_grad_hook(dense, fold)
+    return dense
+
+
+def check_mm(fn, s, d):
+    """torch's checks of a sparse (n, k) by dense (k, p) product."""
+    if s.sparse_dim() != 2 or s.dense_dim() != 0:
+        raise RuntimeError(f"{fn}: expected a 2-D sparse matrix (sparse_dim 2, dense_dim 0), got sparse_dim "
+                           f"{s.sparse_dim()} and dense_dim {s.dense_dim()}")
+    if getattr(d, "is_sparse", False) or not hasattr(d, "ndim") or d.ndim not in (1, 2):
+        raise RuntimeError(f"{fn}: the second operand must be a dense 1-D or 2-D tensor, got "
+                           f"{'a sparse tensor' if getattr(d, 'is_sparse', False) else repr(type(d).__name__)}")
+    if d.shape[0] != s.shape[1]:
+        raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({s.shape[0]}x{s.shape[1]} and "
+                           f"{'x'.join(str(n) for n in d.shape)})")
+    if d.dtype != s.dtype:
+        raise RuntimeError(f"{fn}: expected mat1 and mat2 to have the same dtype, but got: {s.dtype} != {d.dtype}")
+
+
+def sparse_mm(fn, s, d, dense_grad):
+    """``s @ d`` for a 2-D sparse ``s`` and a dense ``d``; ``dense_grad``: a sparse leaf gets torch's
+    dense gradient (``@``, ``mm``, ``matmul``) rather than the one on its stored positions."""
+    check_mm(fn, s, d)
+    vector = d.ndim == 1
+    if vector:
+        d = d.unsqueeze(1)
+    if dense_grad and s._sp_leaf and autograd.is_grad_enabled():
+        out = dense_leaf(s) @ d
+    else:
+        rows, cols = s._sp_indices[0], s._sp_indices[1]
+        terms = s._sp_values.unsqueeze(1) * d[cols]
+        out = creation.zeros((s.shape[0], d.shape[1]), dtype=s.dtype).index_add(0, rows, terms)
+    return out.squeeze(1) if vector else out
+
+
+class SparseProducts:
+    """The products of a sparse tensor (first operand) by a dense one."""
+
+    __slots__ = ()
+
+    def mm(self, mat2):
+        return sparse_mm("mm", self, mat2, True)
+
+    def matmul(self, other):
+        return sparse_mm("matmul", self, other, True)
+
+    def __matmul__(self, other):
+        return sparse_mm("matmul", self, other, True)

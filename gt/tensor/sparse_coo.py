@@ -1,0 +1,221 @@
+"""Sparse COO tensors (torch's ``torch.sparse_coo`` layout): ``gt.sparse_coo_tensor``,
+``Tensor.to_sparse``, and the class of the result.
+
+A sparse tensor is a ``Tensor`` whose layout is ``gt.sparse_coo``, holding ``indices`` (int64,
+(sparse_dim, nnz)) and ``values`` ((nnz, *dense_dims)) as dense gt tensors. It supports the ops
+listed in ``SUPPORTED`` (gt/tensor/sparse_methods.py, gt/tensor/sparse_grad.py); every other
+method of ``Tensor`` raises NotImplementedError naming the op, and a dense op handed a sparse
+tensor raises when it reads the storage: a dense op never runs on the sparse storage.
+Gradients reach the values through the ordinary tape; a sparse leaf's ``.grad`` is sparse
+(gt/tensor/sparse_grad.py). Sparse tensors are refused on a mesh of several devices.
+"""
+
+import sys
+
+from gt import dtypes
+from gt.sharding.mesh import get_mesh
+from gt.tensor import creation
+from gt.tensor.compat_methods import Layout
+from gt.tensor.core import Tensor
+from gt.tensor.sparse_autograd import SparseProducts, make_leaf
+from gt.tensor.sparse_methods import SparseMethods
+
+sparse_coo = Layout("sparse_coo")
+
+SUPPORTED = ("to_dense", "indices", "values", "_indices", "_values", "coalesce", "is_coalesced", "_nnz",
+             "sparse_dim", "dense_dim", "mm", "matmul", "@", "t", "transpose", "add", "+", "sub", "-", "mul",
+             "* (by a number)", "div", "/ (by a number)", "neg", "sum", "size", "shape", "dtype", "layout",
+             "requires_grad_", "detach", "clone", "zero_", "backward through values", "to_sparse")
+
+# Tensor's attributes a sparse tensor keeps (its own or the autograd machinery's)
+_KEEP = {"shape", "dtype", "ndim", "device", "requires_grad", "is_leaf", "grad_fn", "grad", "size", "dim", "numel",
+         "layout", "is_sparse", "requires_grad_", "detach", "clone", "zero_", "id", "is_cuda", "is_cpu",
+         "is_floating_point", "is_complex", "element_size", "type", "retain_grad", "retains_grad",
+         "register_hook", "register_post_accumulate_grad_hook", "is_inference", "placement", "names",
+         "is_quantized", "is_meta", "is_nested", "is_mkldnn", "is_mps", "is_xpu", "is_sparse_csr", "nelement",
+         "get_device", "output_nr", "_version", "is_contiguous", "is_pinned", "is_shared", "ndimension"}
+_DUNDER_KEEP = {"__init__", "__new__", "__hash__", "__repr__", "__str__", "__init_subclass__", "__getattribute__",
+                "__setattr__", "__delattr__", "__reduce__", "__reduce_ex__", "__getstate__", "__setstate__",
+                "__dir__", "__format__", "__sizeof__", "__class__", "__subclasshook__", "__slots__", "__weakref__",
+                "__doc__", "__module__", "__dict__", "__annotations__", "__class_getitem__", "__copy__",
+                "__deepcopy__", "__len__"}
+
+
+def _message(op):
+    return (f"{op}: not supported on a sparse COO tensor: gt's sparse tensors support only "
+            f"{', '.join(SUPPORTED)}; call .to_dense() first")
+
+
+def _user_op():
+    """The gt function the user called (the outermost gt frame), to name it in an error."""
+    frame, name = sys._getframe(2), None
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module == "gt" or module.startswith("gt."):
+            name = frame.f_code.co_name
+        elif name is not None:
+            break
+        frame = frame.f_back
+    return name or "a dense op"
+
+
+def _storage(self):
+    raise NotImplementedError(_message(_user_op()) + " (a dense op was handed a sparse tensor)")
+
+
+class SparseTensor(SparseProducts, SparseMethods, Tensor):
+    """A sparse COO tensor (torch's ``layout=torch.sparse_coo``); made by ``gt.sparse_coo_tensor``
+    or ``Tensor.to_sparse()``."""
+
+    __slots__ = ("_sp_indices", "_sp_values", "_sp_shape", "_sp_coalesced", "_sp_leaf")
+    _placed = None
+    _array = _data = _value = property(_storage)
+    layout = property(lambda self: sparse_coo, doc="``gt.sparse_coo``.")
+    is_sparse = property(lambda self: True, doc="True: a sparse COO tensor.")
+    __hash__ = Tensor.__hash__
+
+    @classmethod
+    def _make(cls, indices, values, shape, coalesced, leaf=False):
+        if get_mesh().size > 1:
+            raise NotImplementedError(f"sparse COO tensors are not supported on a mesh of {get_mesh().size} "
+                                      "devices (GT_DEVICES/GT_AUTO_SHARD): use dense tensors there")
+        t = object.__new__(cls)
+        t._sp_indices, t._sp_values, t._sp_shape = indices, values, tuple(int(n) for n in shape)
+        t._sp_coalesced, t._sp_leaf = bool(coalesced), leaf
+        t._ctx = t._grad_value = t._grad_factors = None
+        t._retains_grad, t._requires_grad = False, False
+        return t
+
+    def _new(self, indices, values, shape, coalesced):
+        return SparseTensor._make(indices, values, shape, coalesced)
+
+    # ---- what it is --------------------------------------------------------------------
+    shape = property(lambda self: self._sp_shape)
+    dtype = property(lambda self: self._sp_values.dtype)
+    ndim = property(lambda self: len(self._sp_shape))
+    device = property(lambda self: self._sp_values.device)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        out = 1
+        for n in self._sp_shape:
+            out *= n
+        return out
+
+    def __len__(self):
+        if not self._sp_shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._sp_shape[0]
+
+    def sparse_dim(self):
+        return self._sp_indices.shape[0]
+
+    def dense_dim(self):
+        return self.ndim - self.sparse_dim()
+
+    def _nnz(self):
+        return self._sp_indices.shape[1]
+
+    def is_coalesced(self):
+        return self._sp_coalesced
+
+    def _indices(self):
+        return self._sp_indices
+
+    def _values(self):
+        return self._sp_values
+
+    def indices(self):
+        """The indices (sparse_dim, nnz) of a coalesced tensor (torch's error otherwise)."""
+        if not self._sp_coalesced:
+            raise RuntimeError("Cannot get indices on an uncoalesced tensor, please call .coalesce() first")
+        return self._sp_indices
+
+    def values(self):
+        """The values (nnz, *dense dims) of a coalesced tensor (torch's error otherwise)."""
+        if not self._sp_coalesced:
+            raise RuntimeError("Cannot get values on an uncoalesced tensor, please call .coalesce() first")
+        return self._sp_values
+
+    # ---- autograd: the values carry the graph --------------------------------------------
+    requires_grad = property(lambda self: self._sp_values.requires_grad,
+                             lambda self, value: self.requires_grad_(value))
+    is_leaf = property(lambda self: self._sp_leaf or not self._sp_values.requires_grad)
+    grad_fn = property(lambda self: None if self._sp_leaf else self._sp_values.grad_fn)
+
+    def requires_grad_(self, requires_grad=True):
+        if not self.is_leaf:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+            return self
+        if requires_grad and not self._sp_leaf:
+            make_leaf(self)
+        elif not requires_grad and self._sp_leaf:
+            self._sp_values = self._sp_values.detach()
+            self._sp_leaf = False
+        return self
+
+    def detach(self):
+        return self._new(self._sp_indices, self._sp_values.detach(), self.shape, self._sp_coalesced)
+
+    def clone(self, *, memory_format=None):
+        return self._new(self._sp_indices.clone(), self._sp_values.clone(), self.shape, self._sp_coalesced)
+
+    def zero_(self):
+        """No entries left (torch's: nnz becomes 0), in place."""
+        self._sp_indices = creation.zeros((self.sparse_dim(), 0), dtype=dtypes.int64)
+        self._sp_values = creation.zeros((0,) + tuple(self._sp_values.shape[1:]), dtype=self.dtype)
+        self._sp_coalesced = True
+        return self
+
+    def mul_(self, other):
+        """The values scaled in place (``clip_grad_norm_`` on a sparse gradient)."""
+        self._sp_values.mul_(other)
+        return self
+
+    grad = property(lambda self: self._grad_value, lambda self, value: setattr(self, "_grad_value", value),
+                    doc="The sparse (or, after ``S @ D``, dense) gradient of a sparse leaf, torch's.")
+
+    def __repr__(self):
+        return sparse_repr(self)
+
+    __str__ = __repr__
+
+
+def sparse_repr(s):
+    """torch's layout of a sparse tensor's repr."""
+    ind = repr(s._sp_indices).replace("\n", "\n" + " " * 15)
+    val = repr(s._sp_values.detach()).replace(f", dtype={s.dtype})", ")").replace("\n", "\n" + " " * 14)
+    tail = f"size={s.shape}, nnz={s._nnz()}"
+    if s.dtype not in (dtypes.float32, dtypes.int64) or (s.dtype == dtypes.int64 and s._nnz() == 0):
+        tail += f", dtype={s.dtype}"
+    tail += f", layout={sparse_coo}"
+    if s.requires_grad:
+        tail += ", requires_grad=True" if s.is_leaf else f", grad_fn=<{type(s.grad_fn).__name__}>"
+    return f"tensor(indices={ind},\n       values={val},\n       {tail})"
+
+
+def _refuser(name, as_property):
+    def refuse(self, *args, **kwargs):
+        raise NotImplementedError(_message(name))
+
+    refuse.__name__ = name
+    return property(refuse) if as_property else refuse
+
+
+def _refuse_the_rest():
+    """Every other attribute of Tensor raises on a sparse tensor, naming itself."""
+    own = set(vars(SparseTensor)) | set(vars(SparseMethods)) | set(vars(SparseProducts))
+    for klass in Tensor.__mro__[:-1]:
+        for name, attr in vars(klass).items():
+            if name in own or name in _KEEP or name in _DUNDER_KEEP:
+                continue
+            if name.startswith("_") and not (name.startswith("__") and name.endswith("__")):
+                continue
+            own.add(name)
+            setattr(SparseTensor, name, _refuser(name, isinstance(attr, property)))
+
+
+_refuse_the_rest()

@@ -1,0 +1,163 @@
+"""Making sparse COO tensors: ``gt.sparse_coo_tensor``, ``Tensor.to_sparse()``, ``to_dense()`` of a
+dense tensor, ``gt.sparse.mm``/``addmm``/``sum``, and the sparse gradient of ``F.embedding(...,
+sparse=True)`` (torch's: the looked-up ids as indices, uncoalesced)."""
+
+import weakref
+
+from gt import autograd, dtypes
+from gt.autograd import register_post_accumulate_grad_hook
+from gt.sharding.mesh import get_mesh
+from gt.tensor import creation
+from gt.tensor.core import Tensor
+from gt.tensor.sparse_autograd import accumulate_grad, sparse_mm
+from gt.tensor.sparse_coo import SparseTensor, sparse_coo
+from gt.tensor.sparse_methods import sparse_sum
+
+
+def _as_tensor(value, dtype=None):
+    if isinstance(value, Tensor):
+        if value.is_sparse:
+            raise TypeError("sparse_coo_tensor: indices and values must be dense tensors")
+        return value if dtype is None else value.to(dtype)
+    return creation.tensor(value, dtype=dtype)
+
+
+def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None, is_coalesced=None):
+    """A sparse COO tensor of ``values`` (nnz, *dense dims) at ``indices`` (sparse_dim, nnz), torch's
+    ``torch.sparse_coo_tensor``. Without ``size`` each sparse size is the largest index + 1 and
+    the dense sizes are the values'. Duplicates are kept (uncoalesced) unless
+    ``is_coalesced=True`` says there are none. Indices are always checked against ``size``
+    (``check_invariants`` is accepted). With ``requires_grad=True`` it is a leaf whose ``.grad``
+    is sparse; values that require grad carry their graph into it."""
+    idx = _as_tensor(indices)
+    if idx.dtype.is_floating_point or idx.dtype == dtypes.bool_ or idx.ndim != 2:
+        raise RuntimeError(f"sparse_coo_tensor: indices must be an int64 tensor of shape (sparse_dim, nnz), got "
+                           f"{idx.dtype} of shape {tuple(idx.shape)}")
+    idx = idx.to(dtypes.int64).detach()
+    vals = _as_tensor(values, dtype)
+    if vals.ndim == 0:
+        raise RuntimeError("sparse_coo_tensor: values must be at least 1-D (nnz, *dense dims), got a 0-d tensor")
+    sd, nnz = idx.shape
+    if vals.shape[0] != nnz:
+        raise RuntimeError(f"indices and values must have same nnz, but got nnz from indices: {nnz}, nnz from "
+                           f"values: {vals.shape[0]}")
+    size = _checked_size(idx, vals, size)
+    if device is not None and str(device) != str(vals.device):
+        vals, idx = vals.to(device), idx.to(device)
+    out = SparseTensor._make(idx, vals, size, bool(is_coalesced) or nnz <= 1)
+    if requires_grad:
+        if vals.requires_grad:
+            raise RuntimeError("sparse_coo_tensor: requires_grad=True with values that already require grad "
+                               "(a non-leaf): pass values.detach()")
+        out.requires_grad_(True)
+    return out
+
+
+def _checked_size(idx, vals, size):
+    sd, nnz = idx.shape
+    seen = [int(m) + 1 for m in idx.amax(1).tolist()] if nnz else [0] * sd
+    if nnz and int(idx.amin().item()) < 0:
+        d = [int(m) for m in idx.amin(1).tolist()]
+        bad = next(i for i, m in enumerate(d) if m < 0)
+        raise RuntimeError(f"found negative index {d[bad]} for dim {bad}")
+    if size is None:
+        return tuple(seen) + tuple(vals.shape[1:])
+    size = tuple(int(n) for n in size)
+    if len(size) != sd + vals.ndim - 1:
+        raise RuntimeError(f"number of dimensions must be sparse_dim ({sd}) + dense_dim ({vals.ndim - 1}), but "
+                           f"got {len(size)}")
+    for d in range(sd):
+        if seen[d] > size[d]:
+            raise RuntimeError(f"size is inconsistent with indices: for dim {d}, size is {size[d]} but found index "
+                               f"{seen[d] - 1}")
+    if tuple(vals.shape[1:]) != size[sd:]:
+        raise RuntimeError(f"values has incorrect size, expected {[nnz, *size[sd:]]}, got {list(vals.shape)}")
+    return size
+
+
+def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
+    """This dense tensor as a coalesced sparse COO tensor of its nonzeros (differentiable); with
+    ``sparse_dim`` the first ``sparse_dim`` dims are sparse and the rest dense (torch's)."""
+    if layout is not None and layout != sparse_coo:
+        raise NotImplementedError(f"to_sparse: only layout=gt.sparse_coo is supported by gt, got {layout}")
+    if blocksize is not None or dense_dim is not None:
+        raise NotImplementedError("to_sparse: blocksize= and dense_dim= (CSR/BSR layouts) are not supported by gt")
+    nd = self.ndim
+    sd = nd if sparse_dim is None else sparse_dim
+    if not isinstance(sd, int) or not 0 <= sd <= nd or (sparse_dim is not None and sd == 0 and nd > 0):
+        raise RuntimeError(f"sparse_dim argument must be in [1, {nd}] range, but {sparse_dim} is given")
+    with autograd.no_grad():
+        mask = self != 0
+        if sd < nd:
+            mask = mask.reshape(tuple(self.shape[:sd]) + (-1,)).any(-1)
+        idx = mask.nonzero().t().contiguous() if sd else creation.zeros((0, 1), dtype=dtypes.int64)
+    vals = self[tuple(idx[d] for d in range(sd))] if sd else self.unsqueeze(0)
+    return SparseTensor._make(idx, vals, self.shape, True)
+
+
+def dense_to_dense(self, dtype=None, *, masked_grad=None):
+    """A dense tensor's ``to_dense()``: itself (torch's)."""
+    return self if dtype is None else self.to(dtype)
+
+
+Tensor.to_sparse = to_sparse
+Tensor.to_sparse_coo = to_sparse
+Tensor.to_dense = dense_to_dense
+
+
+def _need_sparse(fn, s):
+    if not getattr(s, "is_sparse", False):
+        raise TypeError(f"{fn}: the first operand must be a sparse COO tensor, got "
+                        f"{'a dense tensor' if isinstance(s, Tensor) else type(s).__name__}")
+
+
+def mm(mat1, mat2, reduce="sum"):
+    """``gt.sparse.mm``: sparse (n, k) @ dense (k, p) -> dense; a sparse leaf's gradient is sparse on
+    its coalesced indices (torch's ``sparse_mask``)."""
+    _need_sparse("sparse.mm", mat1)
+    if reduce != "sum":
+        raise NotImplementedError(f"sparse.mm: reduce={reduce!r} is not supported by gt (only 'sum')")
+    return sparse_mm("sparse.mm", mat1, mat2, False)
+
+
+def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):
+    """``gt.sparse.addmm``: ``beta * mat + alpha * (mat1 @ mat2)``, ``mat1`` sparse."""
+    _need_sparse("sparse.addmm", mat1)
+    prod = sparse_mm("sparse.addmm", mat1, mat2, False)
+    return mat * beta + prod * alpha
+
+
+def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
+    """``gt.sparse.sum``: all entries (dense 0-d) or over ``dim`` (sparse while a sparse dim remains)."""
+    _need_sparse("sparse.sum", input)
+    return input.sum(dtype=dtype) if dim is None else sparse_sum(input, dim, dtype)
+
+
+def sparse_rows(weight, idx, rows_fn, padding_idx=None):
+    """``F.embedding(..., sparse=True)``: the looked-up rows as a leaf whose gradient becomes
+    ``weight``'s sparse gradient (the ids as indices, uncoalesced, as torch's); ``rows_fn(w)``
+    computes the rows (and their gradient scaling) from the detached table ``w``."""
+    if get_mesh().size > 1:
+        raise NotImplementedError(f"embedding: sparse=True (sparse gradients) is not supported on a mesh of "
+                                  f"{get_mesh().size} devices (GT_DEVICES/GT_AUTO_SHARD): use sparse=False there")
+    with autograd.no_grad():
+        rows = rows_fn(weight.detach())
+    rows = rows.detach()
+    rows.requires_grad_(True)
+    table, ids = weakref.ref(weight), idx.reshape(1, -1)
+
+    def fold(r):
+        w = table()
+        g = r._grad
+        r._grad = None
+        if w is None or g is None:
+            return
+        g, at = g.reshape((-1,) + tuple(w.shape[1:])), ids
+        if padding_idx is not None:       # torch's sparse gradient leaves the padding row's entries out
+            keep = ids[0] != padding_idx
+            g, at = g[keep], ids[:, keep]
+        accumulate_grad(w, SparseTensor._make(at, g, w.shape, False))
+
+    register_post_accumulate_grad_hook(rows, fold)
+    return rows
