@@ -178,6 +178,11 @@ def test_sparse_grads_accumulate_clip_and_refusals():
         p.grad = m.ones(2)
         with pytest.raises(RuntimeError, match="SparseAdam does not support dense gradients"):
             m.optim.SparseAdam([p]).step()
+    for m in (torch, gt):
+        with pytest.raises(ValueError, match=r"Sparse params at indices \[\[0, 0\]\]: SparseAdam requires dense"):
+            m.optim.SparseAdam([_pair(m, requires_grad=True)])
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            m.optim.SparseAdam([m.nn.Parameter(m.ones(2))], lr=0.0)
     assert got[1]._nnz() == got[0]._nnz() == 4
     np.testing.assert_array_equal(got[1]._indices().numpy(), got[0]._indices().numpy())
     # torch 2.13's clip_grad_norm_ cannot take a sparse gradient (no sparse vector_norm): the
@@ -221,3 +226,26 @@ def test_sparse_tensors_are_refused_on_a_mesh():
     emb = gt.nn.Embedding(8, 2, sparse=True)
     with pytest.raises(NotImplementedError, match="sparse=True .* not supported on a mesh"):
         emb(gt.tensor([1, 2, 3, 4]))
+
+
+@dense_only
+def test_sparse_momentum_survives_a_state_dict_and_grads_deepcopy():
+    torch = _torch()
+    import copy
+    got = []
+    for m in (torch, gt):
+        emb = m.nn.Embedding(5, 2, sparse=True)
+        with m.no_grad():
+            emb.weight.copy_(m.ones(5, 2))
+        opt = m.optim.SGD(emb.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        emb(m.tensor([1, 3])).sum().backward()
+        opt.step()
+        again = m.optim.SGD(emb.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        again.load_state_dict(opt.state_dict())
+        again.zero_grad()
+        emb(m.tensor([1, 1])).sum().backward()
+        again.step()
+        copied = copy.deepcopy(emb.weight.grad)
+        assert copied.is_sparse and copied._nnz() == 2
+        got.append(emb.weight.detach().numpy())
+    np.testing.assert_allclose(got[1], got[0], rtol=1e-6)

@@ -432,6 +432,8 @@ def _check_param(p, i):
 
 def _export(value):
     if isinstance(value, Tensor):
+        if value.is_sparse:         # SGD's momentum on a sparse gradient: saved dense (gt's numpy state dicts)
+            value = value.to_dense()
         return B.to_numpy(B.copy(value._data))  # a copy: later steps must not change a saved checkpoint
     return value
 

@@ -20,6 +20,12 @@ def sgd_sparse_update(p, grad, state, group):
     momentum = group["momentum"]
     if momentum != 0:
         buf = state.get("momentum_buffer")
+        if buf is not None and not buf.is_sparse:    # loaded from a state dict (saved dense)
+            buf.mul_(momentum)
+            add_sparse_(buf, grad, 1 - group["dampening"])
+            step = grad.to_dense() + buf * momentum if group["nesterov"] else buf
+            p.add_(step, alpha=-group["lr"])
+            return
         buf = grad.clone() if buf is None else buf * momentum + grad * (1 - group["dampening"])
         state["momentum_buffer"] = buf
         grad = grad + buf * momentum if group["nesterov"] else buf
@@ -45,6 +51,12 @@ class SparseAdam(Optimizer):
         if not 0.0 <= betas[1] < 1.0:
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+        for what, test in (("Sparse", "SparseAdam requires dense parameter tensors"),
+                           ("Complex", "SparseAdam does not support complex parameters")):
+            at = [[g, i] for g, group in enumerate(self.param_groups) for i, p in enumerate(group["params"])
+                  if (p.is_sparse if what == "Sparse" else p.is_complex())]
+            if at:
+                raise ValueError(f"{what} params at indices {at}: {test}")
 
     def _init_state(self, p, state, group):
         state["step"] = 0

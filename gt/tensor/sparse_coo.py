@@ -38,7 +38,7 @@ _DUNDER_KEEP = {"__init__", "__new__", "__hash__", "__repr__", "__str__", "__ini
                 "__setattr__", "__delattr__", "__reduce__", "__reduce_ex__", "__getstate__", "__setstate__",
                 "__dir__", "__format__", "__sizeof__", "__class__", "__subclasshook__", "__slots__", "__weakref__",
                 "__doc__", "__module__", "__dict__", "__annotations__", "__class_getitem__", "__copy__",
-                "__deepcopy__", "__len__"}
+                "__len__"}
 
 
 def _message(op):
@@ -178,6 +178,13 @@ class SparseTensor(SparseProducts, SparseMethods, Tensor):
     grad = property(lambda self: self._grad_value, lambda self, value: setattr(self, "_grad_value", value),
                     doc="The sparse (or, after ``S @ D``, dense) gradient of a sparse leaf, torch's.")
 
+    def __deepcopy__(self, memo):
+        out = self._new(self._sp_indices.clone(), self._sp_values.detach().clone(), self.shape, self._sp_coalesced)
+        if self.requires_grad and self.is_leaf:
+            out.requires_grad_(True)
+        memo[id(self)] = out
+        return out
+
     def __repr__(self):
         return sparse_repr(self)
 
@@ -186,7 +193,7 @@ class SparseTensor(SparseProducts, SparseMethods, Tensor):
 
 def sparse_repr(s):
     """torch's layout of a sparse tensor's repr."""
-    ind = repr(s._sp_indices).replace("\n", "\n" + " " * 15)
+    ind = repr(s._sp_indices).replace(f", dtype={dtypes.int64})", ")").replace("\n", "\n" + " " * 15)
     val = repr(s._sp_values.detach()).replace(f", dtype={s.dtype})", ")").replace("\n", "\n" + " " * 14)
     tail = f"size={s.shape}, nnz={s._nnz()}"
     if s.dtype not in (dtypes.float32, dtypes.int64) or (s.dtype == dtypes.int64 and s._nnz() == 0):
