@@ -17,6 +17,7 @@ from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.tensor.inplace import bump_versions
+from gt.tensor.sparse_autograd import refuse_sparse_grads
 from gt.autograd import profiler_record
 from gt.autograd.node_hooks import RemovableHandle
 from gt.optim.state_dict_hooks import StateDictHooks, hooked_load_state_dict, hooked_state_dict
@@ -30,14 +31,6 @@ _SPEED_HINTS = {"capturable": False}
 _OWNER = weakref.WeakValueDictionary()
 # Hyperparameters the base class checks in every group (a subclass may check more).
 _NON_NEGATIVE = ("lr", "momentum", "dampening", "weight_decay", "eps")
-
-
-def _refuse_sparse(name, params):
-    """torch's error for a sparse gradient given to an optimizer that updates dense ones only."""
-    for p in params:
-        if p._grad_value is not None and p._grad_value.is_sparse:
-            hint = ", please consider SparseAdam instead" if name in ("Adam", "AdamW") else ""
-            raise RuntimeError(f"{'Adam' if name == 'AdamW' else name} does not support sparse gradients{hint}")
 
 
 class Optimizer(StateDictHooks):
@@ -227,7 +220,7 @@ class Optimizer(StateDictHooks):
             # asking for the tensors that hold a gradient leaves one held as factors unmade
             params = [p for p in group["params"] if p._grad_value is not None or p._grad_factors is not None]
             if not self._sparse_grads:
-                _refuse_sparse(type(self).__name__, params)
+                refuse_sparse_grads(type(self).__name__, params)
             self._update_group(params, group)
             bump_versions(params)     # a graph that saved them before this step can no longer backward
         return loss

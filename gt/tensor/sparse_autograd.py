@@ -143,3 +143,11 @@ class SparseProducts:
 
     def __matmul__(self, other):
         return sparse_mm("matmul", self, other, True)
+
+
+def refuse_sparse_grads(name, params):
+    """torch's error for a sparse gradient given to an optimizer that updates dense ones only."""
+    for p in params:
+        if p._grad_value is not None and p._grad_value.is_sparse:
+            hint = ", please consider SparseAdam instead" if name in ("Adam", "AdamW") else ""
+            raise RuntimeError(f"{'Adam' if name == 'AdamW' else name} does not support sparse gradients{hint}")
