@@ -47,16 +47,21 @@ def _message(op):
 
 
 def _user_op():
-    """The gt function the user called (the outermost gt frame), to name it in an error."""
+    """The gt function the user called (the outermost gt frame that is no wrapper), to name it."""
     frame, name = sys._getframe(2), None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if module == "gt" or module.startswith("gt."):
-            name = frame.f_code.co_name
+            if frame.f_code.co_name not in _WRAPPERS:
+                name = frame.f_code.co_name
         elif name is not None:
             break
         frame = frame.f_back
     return name or "a dense op"
+
+
+_WRAPPERS = {"call", "wrapper", "wrapped", "hooked", "inner", "decorate_context", "<lambda>", "<genexpr>",
+             "<listcomp>"}
 
 
 def _storage(self):
