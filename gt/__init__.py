@@ -83,7 +83,9 @@ from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, 
 from gt import nn, optim
 from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesky, qr, svd, matrix_power, nuclear_norm
 from gt import distributed  # torch.distributed is imported only for more than one process
+from gt import multiprocessing  # (torch.multiprocessing's: shared tensors sent between processes)
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
+from gt import accelerator  # torch.accelerator: the same questions, device-agnostic
 from gt.backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402
 from gt import func  # torch.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
 from gt import profiler  # torch.profiler: profile, record_function, schedule, tensorboard_trace_handler
@@ -94,6 +96,7 @@ from gt import profiler  # torch.profiler: profile, record_function, schedule, t
 _ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft", "sparse")
 from gt import random, compiler  # torch.random's and torch.compiler's names
 manual_seed = random.manual_seed   # torch's: returns the default generator; any 64-bit seed (negative ones wrap)
+from gt.tensor.size import Size  # noqa: E402  (torch.Size)
 from gt.compiler import compile  # noqa: A001  (gt.compile: no compilation, the same function back)
 from gt import amp, grad_scaler  # amp sits below the tensors: its GradScaler lives a layer up
 amp.GradScaler, amp.OptState = grad_scaler.GradScaler, grad_scaler.OptState
@@ -123,11 +126,13 @@ from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, b
 # torch's linear algebra at the top level (matrix_exp, lu, cholesky_solve, triangular_solve, ...)
 from gt.tensor.linalg_factor import (matrix_exp, lu_unpack, triangular_solve, cholesky_solve,  # noqa: E402
                                      cholesky_inverse, lu_legacy as lu, lu_solve_legacy as lu_solve)
+from gt.tensor.householder import geqrf, orgqr, ormqr  # noqa: E402
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
 
 # torch's path, torch.autograd.functional: the module makes tensors, so it lives in the tensor layer
 import sys as _sys  # noqa: E402
+import math as _math  # noqa: E402
 from gt import autograd  # noqa: E402
 autograd.functional = _autograd_functional
 _sys.modules["gt.autograd.functional"] = _autograd_functional
@@ -178,5 +183,11 @@ double = float64
 float = float32
 cfloat = complex64
 cdouble = complex128
+half = float16
+int = int32  # noqa: A001  (torch.int; torch exports it too)
+dtype = DType   # torch.dtype: the class of gt.float32, gt.int64, ...
+# torch's constants (torch.pi is math.pi, torch.newaxis is None)
+pi, e, inf, nan, newaxis = _math.pi, _math.e, _math.inf, _math.nan, None
+GradScaler = grad_scaler.GradScaler     # torch.GradScaler: torch.amp's
 
 __version__ = "0.1.0"

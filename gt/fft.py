@@ -12,7 +12,7 @@ and ``hfft``: float32, float64). All are differentiable, with torch's gradients 
 The numpy engine computes with scipy.fft where installed (float32 natively), else numpy.fft.
 
 Where gt differs from torch: no ``out=``; float16 inputs are computed in float32 (torch's CPU
-refuses them); ``hfft2``/``ihfft2``/``hfftn``/``ihfftn`` are not in gt.
+refuses them).
 """
 
 from gt import dtypes
@@ -24,7 +24,7 @@ from gt.tensor.creation import arange
 from gt.tensor.functions import cat
 
 __all__ = ["fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn",
-           "rfftn", "irfftn", "fftshift", "ifftshift", "fftfreq", "rfftfreq"]
+           "rfftn", "irfftn", "hfft2", "ihfft2", "hfftn", "ihfftn", "fftshift", "ifftshift", "fftfreq", "rfftfreq"]
 
 _NORMS = ("backward", "ortho", "forward")
 
@@ -184,6 +184,31 @@ def rfft2(input, s=None, dim=(-2, -1), norm=None):
 def irfft2(input, s=None, dim=(-2, -1), norm=None):
     """``irfftn`` over the last two dims."""
     return irfftn(input, s, dim, norm)
+
+
+def hfftn(input, s=None, dim=None, norm=None):
+    """The n-dimensional transform of a Hermitian-symmetric signal given by its half along the last
+    of ``dim``: real; ``irfftn`` of the conjugate with the dual normalisation (as ``hfft``)."""
+    x = _input(input, "hfftn", True)
+    return irfftn(cx.Conj.apply(x), s, dim, fft_ops._DUAL[_norm(norm, "hfftn")])
+
+
+def ihfftn(input, s=None, dim=None, norm=None):
+    """The inverse of ``hfftn``: the conjugate of ``rfftn`` of the real ``input`` with the dual
+    normalisation."""
+    if isinstance(input, Tensor) and input.dtype.is_complex:
+        raise RuntimeError(f"fft.ihfftn(): Only supports floating-point dtypes, but found: {input.dtype!r}")
+    return cx.Conj.apply(rfftn(input, s, dim, fft_ops._DUAL[_norm(norm, "ihfftn")]))
+
+
+def hfft2(input, s=None, dim=(-2, -1), norm=None):
+    """``hfftn`` over the last two dims."""
+    return hfftn(input, s, dim, norm)
+
+
+def ihfft2(input, s=None, dim=(-2, -1), norm=None):
+    """``ihfftn`` over the last two dims."""
+    return ihfftn(input, s, dim, norm)
 
 
 def _shift(input, dim, sign, fn):

@@ -36,11 +36,12 @@ from gt.tensor import out_argument
 from gt.tensor._args import norm_input
 from gt.tensor.arithmetic import where
 from gt.tensor.linalg_base import eye_like
+from gt.tensor.householder import householder_product
 from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, solve_triangular,
                                      _info_error)
 from gt.ops.linalg_factor_ops import CholeskyEx
 from gt.tensor.complex_functions import linalg_eig as eig, linalg_eigvals as eigvals
-from gt.tensor.complex_checks import is_mixed
+from gt.tensor.complex_checks import refuse_mixed
 from gt.autograd import function, no_grad
 
 # torch.return_types.linalg_lstsq
@@ -183,8 +184,8 @@ def vecdot(x, y, *, dim=-1):
     """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x.conj() * y).sum(dim)`` (torch's:
     a complex ``x`` is conjugated), shape the broadcast shape without ``dim``. A real and a complex
     tensor raise RuntimeError, as torch's (cast the real one with ``.to()``)."""
-    _refuse_real_and_complex(x, y, "linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
-                             "{} and y of type {} instead")
+    refuse_mixed(x, y, "linalg.vecdot", message="linalg.vecdot: Expected x and y to have the same dtype, but "
+                 "found x of type {} and y of type {} instead")
     if x.shape[dim] != y.shape[dim] and 1 not in (x.shape[dim], y.shape[dim]):
         raise ValueError(f"linalg.vecdot: x and y must have the same size along dim {dim}, got {x.shape[dim]} "
                          f"and {y.shape[dim]}")
@@ -194,7 +195,7 @@ def vecdot(x, y, *, dim=-1):
 def cross(input, other, *, dim=-1):
     """The cross products of the 3-vectors of ``input`` and ``other`` (broadcast) along ``dim``; a
     real and a complex tensor raise RuntimeError, as torch's."""
-    _refuse_real_and_complex(input, other, "linalg.cross: expected scalar type {} but found {}")
+    refuse_mixed(input, other, "linalg.cross", message="linalg.cross: expected scalar type {} but found {}")
     if input.ndim != other.ndim:
         raise ValueError(f"linalg.cross: inputs must have the same number of dimensions, got {input.ndim} and "
                          f"{other.ndim}")
@@ -204,14 +205,6 @@ def cross(input, other, *, dim=-1):
     a0, a1, a2 = input.unbind(dim)
     b0, b1, b2 = other.unbind(dim)
     return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], dim=dim % input.ndim)
-
-
-def _refuse_real_and_complex(a, b, message):
-    """torch's RuntimeError (``message`` with the two dtypes' torch names) where one of the tensors
-    ``a``, ``b`` is complex and the other real: torch does not promote here, gt would."""
-    if is_mixed(a, b):
-        raise RuntimeError(message.format(*(dtypes.torch_type_name(t.dtype.name) for t in (a, b))) +
-                           " (a real and a complex tensor: cast the real one with .to(the complex dtype))")
 
 
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
@@ -283,8 +276,9 @@ def _singular_info(A):
 
 def inv_ex(A, *, check_errors=False):
     """``(inverse, info)``: ``inv`` without the error: info (...) int32 is 0, or i + 1 where U[i, i]
-    of A's LU is zero (A singular; its inverse is NaN here, unspecified in torch, which gives inf
-    or garbage). ``check_errors=True`` raises LinAlgError instead. ``inv``'s gradient."""
+    of A's LU is zero (A singular; its inverse is NaN here, ``nan+nanj`` if complex: torch's LAPACK
+    gives these, its docs leave them unspecified). ``check_errors=True`` raises LinAlgError instead.
+    ``inv``'s gradient."""
     A = matrix_input(A, "linalg.inv_ex", True, True)
     info = _singular_info(A)
     if check_errors:
@@ -294,7 +288,7 @@ def inv_ex(A, *, check_errors=False):
     if not bool(bad.any()):
         return InvExResult(inv(A), info)
     eye = eye_like(A, A.shape[-1])
-    return InvExResult(where(bad, float("nan"), inv(where(bad, eye, A))), info)
+    return InvExResult(where(bad, _nan(A), inv(where(bad, eye, A))), info)
 
 
 def solve_ex(A, B, *, left=True, check_errors=False):
@@ -313,7 +307,12 @@ def solve_ex(A, B, *, left=True, check_errors=False):
     x = solve(where(bad_m, eye_like(A, A.shape[-1]), A), B, left=left)
     vector = x.ndim == A.ndim - 1 or x.ndim == 1
     mask = bad.unsqueeze(-1) if vector else bad_m
-    return SolveExResult(where(mask, float("nan"), x), info)
+    return SolveExResult(where(mask, _nan(x), x), info)
+
+
+def _nan(t):
+    """NaN in ``t``'s kind: ``nan+nanj`` for a complex ``t`` (torch's singular results), else ``nan``."""
+    return complex(math.nan, math.nan) if t.dtype.is_complex else math.nan
 
 
 def cond(A, p=None):
@@ -383,29 +382,6 @@ def tensorsolve(A, B, dims=None):
                          f"prod(result.shape) == prod(other.shape), got A of shape {tuple(A.shape)} (dims moved "
                          f"last) and B of shape {tuple(rhs.shape)}")
     return solve(A.reshape(rows, cols), rhs.reshape(rows)).reshape(out_shape)
-
-
-def householder_product(A, tau):
-    """The first n columns (..., m, n) of the product ``H_1 ... H_k`` of the Householder reflections
-    ``H_i = I - tau_i v_i v_i^T``, v_i the i-th column of A (..., m, n) below the diagonal with a 1
-    on it, tau (..., k), k <= n <= m (LAPACK's orgqr, the Q of ``geqrf``). Composed from
-    differentiable ops: gradients for A and tau."""
-    A = matrix_input(A, "linalg.householder_product")
-    m, n = A.shape[-2:]
-    if not isinstance(tau, function.Tensor) or tau.dtype != A.dtype:
-        raise TypeError(f"linalg.householder_product: tau must be a tensor of A's dtype {A.dtype.name}, got "
-                        f"{getattr(tau, 'dtype', type(tau).__name__)}")
-    k = tau.shape[-1] if tau.ndim else -1
-    if n > m or tau.ndim != A.ndim - 1 or k > n or tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
-        raise ValueError(f"linalg.householder_product: expected A (..., m, n) with m >= n and tau (..., k) with "
-                         f"k <= n and A's batch shape, got A of shape {tuple(A.shape)} and tau of shape "
-                         f"{tuple(tau.shape)}")
-    v = A[..., :, :k].tril(-1) + eye_like(A, m, k)
-    q = eye_like(A, m, n).expand(tuple(A.shape[:-2]) + (m, n))
-    for i in range(k - 1, -1, -1):      # H_i (H_{i+1} ... H_k Q0): one reflection of all columns at a time
-        vi = v[..., :, i:i + 1]
-        q = q - (tau[..., i:i + 1].unsqueeze(-1) * vi) @ (vi.mT @ q)
-    return q
 
 
 def vander(x, *, N=None):

@@ -11,10 +11,15 @@
     prof.export_chrome_trace("trace.json")
 
 Recorded (gt/autograd/profiler_record.py): every gt op (named ``aten::linear``, ``aten::add``...
-where gt's op is torch's), every backward node (``AddmmBackward0``), ``record_function`` ranges,
-``Optimizer.step#SGD.step``/``Optimizer.zero_grad#SGD.zero_grad``, ``ProfilerStep#N`` with a
-schedule, and with ``with_modules=True`` a range per module call (``nn.Module: Linear_0``). Times
-are wall-clock on the CPU; memory (``profile_memory``) is the bytes of the tensors each op made.
+where gt's op is torch's), the creation functions (``aten::zeros``, ``aten::randn``...), the
+in-place methods (``aten::add_``, ``aten::mul_``...), every backward node (``AddmmBackward0``),
+``record_function`` ranges, ``Optimizer.step#SGD.step`` with its updates inside (plain SGD: an
+``aten::add_`` per parameter, as torch's; Adam: ``aten::_fused_adam_``, torch's fused kernel,
+whose arithmetic gt's one engine call runs), ``Optimizer.zero_grad#SGD.zero_grad``,
+``ProfilerStep#N`` with a schedule, and with ``with_modules=True`` a range per module call
+(``nn.Module: Linear_0``). Times are wall-clock on the CPU; memory (``profile_memory``): the bytes
+of the tensors each event made, less those freed while it ran, and ``[memory]`` events for frees
+outside every event, as torch's (gt counts tensors, not the allocator: no temporaries inside an op).
 
 Activities: ``CPU`` is what gt records. ``CUDA`` is accepted on the numpy engine and on the
 torch engine on a CPU, where there is no device to record; where gt computes on a CUDA GPU, it

@@ -196,3 +196,48 @@ def test_what_torch_still_computes():
             x, 1.0), lambda m, x: m.nn.functional.dropout(x[:0], 0.5), lambda m, x: m.nn.functional.dropout(x, 0.0),
                lambda m, x: m.linalg.vecdot(x, x), lambda m, x: m.linalg.cross(x, x * 1j)):
         _close(fn(gt, gt.tensor(c)), fn(torch, torch.tensor(c)), 1e-6)
+
+
+SINGULAR = np.array([[1 + 1j, 2 + 2j], [1 + 1j, 2 + 2j]])
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_singular_complex_matrices_give_torchs_nans(dtype):
+    """A singular complex matrix: ``inv_ex``/``solve_ex`` give ``nan+nanj`` (gt gave ``nan+0j``) and
+    ``logdet`` gives ``-inf+nanj`` (gt gave ``-inf+0j``: the phase of 0 is undefined), as torch's."""
+    a = SINGULAR.astype(dtype)
+    fns = (lambda m, x: m.linalg.inv_ex(x).inverse, lambda m, x: m.linalg.solve_ex(x, m.ones_like(x[:, :1])).result,
+           lambda m, x: m.logdet(x), lambda m, x: m.linalg.slogdet(x).sign)
+    for fn in fns:
+        _close(fn(gt, gt.tensor(a)), fn(torch, torch.tensor(a)), 0)
+    assert np.isnan(gt.logdet(gt.tensor(a)).numpy().imag) and gt.logdet(gt.tensor(a)).real.item() == -np.inf
+
+
+@pytest.mark.parametrize("dtype, fn", [(d, f) for d in ("float64", "complex64", "complex128")
+                                       for f in ("logabsdet", "sign", "logdet") if (d, f) != ("float64", "sign")])
+def test_slogdet_gradient_at_a_singular_matrix_is_not_finite_as_torch(dtype, fn):
+    """torch's slogdet/logdet backward gives the singular matrices of a batch non-finite gradients
+    (NaN for complex; its real ±inf signs come from its LU's rounding: gt gives NaN there) and the
+    others their gradients; gt raised LinAlgError for the whole batch."""
+    a = np.stack([SINGULAR, [[2, 1 - 1j], [1, 3 + 1j]]])
+    a = (a.real if dtype == "float64" else a).astype(dtype)
+    grads = []
+    for m in (gt, torch):
+        x = m.tensor(a, requires_grad=True)
+        sign, logabsdet = m.linalg.slogdet(x)
+        y = {"logabsdet": logabsdet, "sign": sign.imag if sign.is_complex() else sign, "logdet": m.logdet(x)}[fn]
+        m.autograd.backward((y.real if y.is_complex() else y).sum())
+        grads.append(x.grad.numpy())
+    ours, theirs = grads
+    assert not np.isfinite(ours[0]).any() and not np.isfinite(theirs[0]).any()
+    if "complex" in dtype:
+        np.testing.assert_array_equal(np.isnan(ours[0]), np.isnan(theirs[0]))
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_deprecated_lu_of_a_complex_matrix_as_torch():
+    a = _data((3, 3), np.complex128, 2)
+    with pytest.warns(UserWarning):
+        want = torch.lu(torch.tensor(a), get_infos=True)
+    for ours, theirs in zip(gt.lu(gt.tensor(a), get_infos=True), want):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)

@@ -142,6 +142,7 @@ REFUSED = {
     "huber_loss": lambda m, z: m.nn.functional.huber_loss(z, z), "searchsorted": lambda m, z: m.searchsorted(z, z),
     "signbit": lambda m, z: m.signbit(z), "copysign": lambda m, z: m.copysign(z, z),
     "cosine_similarity": lambda m, z: m.nn.functional.cosine_similarity(z[None], z[None]),
+    "prelu": lambda m, z: m.nn.functional.prelu(z, z[:1]),
 }
 
 
@@ -164,7 +165,24 @@ MIXED = {
     "lerp_inplace": lambda m, r, c: r.lerp_(c, 0.5), "lerp_weight": lambda m, r, c: m.lerp(c, c, r),
     "lerp_complex_number_weight": lambda m, r, c: m.lerp(r, r, 0.5j), "allclose": lambda m, r, c: m.allclose(r, c),
     "nn_linear_complex_input": lambda m, r, c: m.nn.Linear(3, 2)(c),
+    "nn_linear_complex_layer": lambda m, r, c: m.nn.Linear(3, 2, dtype=m.complex64)(r),
+    "nn_linear_complex_weight": lambda m, r, c: _with(m.nn.Linear(3, 3), weight=c)(r),
+    "nn_linear_complex_bias": lambda m, r, c: _with(m.nn.Linear(3, 3), bias=c[0])(r),
+    "layer_norm_complex_weight": lambda m, r, c: m.nn.functional.layer_norm(r, (3,), c[0]),
+    "layer_norm_complex_bias": lambda m, r, c: m.nn.functional.layer_norm(r, (3,), None, c[0]),
+    "LayerNorm_complex_weight": lambda m, r, c: _with(m.nn.LayerNorm(3), weight=c[0])(r),
+    "group_norm_complex_weight": lambda m, r, c: m.nn.functional.group_norm(r[None], 1, c[0]),
+    "batch_norm_complex_bias": lambda m, r, c: m.nn.functional.batch_norm(r, r[0], r[1].abs(), None, c[0]),
+    "instance_norm_complex_weight": lambda m, r, c: m.nn.functional.instance_norm(r[None], weight=c[0]),
+    "prelu_complex_weight": lambda m, r, c: m.nn.functional.prelu(r, c[0, :1]),
+    "prelu_complex_input": lambda m, r, c: m.nn.functional.prelu(c, r[0, :1]),
 }
+
+
+def _with(layer, **parameters):
+    for name, value in parameters.items():
+        setattr(layer, name, type(layer.weight)(value))
+    return layer
 
 
 @pytest.mark.parametrize("name", sorted(MIXED))
@@ -265,3 +283,27 @@ def test_norm_dtype_of_complex_input_as_torch(name):
             fn(gt, gt.tensor(data.astype(have)), getattr(gt, want))
     _close(fn(gt, gt.tensor(data.astype(np.complex64)), gt.complex128),
            fn(torch, torch.tensor(data.astype(np.complex64)), torch.complex128), 1e-6)
+
+
+def test_complex_linear_layer_as_torch():
+    """``nn.Linear(..., dtype=complex64)`` is made (its init draws both parts, as torch's) and computes
+    torch's values and gradients from torch's parameters."""
+    gt.manual_seed(0)
+    lin = gt.nn.Linear(4, 3, dtype=gt.complex64)
+    bound = 0.5         # kaiming_uniform_(a=sqrt(5)) and the bias: U(-1/sqrt(4), 1/sqrt(4)) per part
+    for p in (lin.weight, lin.bias):
+        assert p.dtype == gt.complex64 and p.imag.abs().max().item() > 0
+        assert max(p.real.abs().max().item(), p.imag.abs().max().item()) <= bound
+    theirs = torch.nn.Linear(4, 3, dtype=torch.complex64)
+    lin.load_state_dict({k: gt.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    x = _data((5, 4), np.complex64, 4)
+    outs = []
+    for m, layer in ((gt, lin), (torch, theirs)):
+        y = layer(m.tensor(x))
+        (y * m.tensor(_data((5, 3), np.complex64, 5))).real.sum().backward()
+        outs.append((y, layer.weight.grad, layer.bias.grad))
+    for ours, want in zip(*outs):
+        _close(ours, want, 1e-5)
+    n = gt.nn.init.normal_(gt.zeros(50_000, dtype=gt.complex128), 1.0, 2.0)
+    for part in (n.real.numpy(), n.imag.numpy()):      # torch's: each part N(mean, std^2 / 2)
+        assert abs(part.mean() - 1) < 0.03 and abs(part.var() - 2) < 0.06

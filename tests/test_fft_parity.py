@@ -215,3 +215,17 @@ def test_stft_errors_as_torch():
     assert tuple(spec.shape) == (5, 21) and spec.dtype == gt.complex64
     with pytest.raises(RuntimeError, match="NOLA"):
         gt.istft(spec, 8, window=gt.zeros(8))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"s": (4, 6)}, {"s": (7, 3), "norm": "ortho"}, {"norm": "forward"},
+                                    {"dim": (0, 2)}, {"s": (4, 6), "dim": (2, 0)}, {"s": (5,), "norm": "backward"}])
+@pytest.mark.parametrize("name, dtype", [("hfft2", "complex64"), ("hfft2", "complex128"), ("hfftn", "complex128"),
+                                         ("hfftn", "float64"), ("ihfft2", "float32"), ("ihfftn", "float64")])
+def test_hermitian_n_dimensional_as_torch(name, kwargs, dtype):
+    if name.endswith("2") and "dim" not in kwargs and len(kwargs.get("s", (0, 0))) != 2:
+        kwargs = dict(kwargs, dim=(-1,))
+    _check(name, _input((3, 6, 5), dtype), kwargs)
+    if name.startswith("ihfft"):
+        for m in (gt, torch):
+            with pytest.raises(RuntimeError, match="Only supports floating-point dtypes"):
+                getattr(m.fft, name)(m.ones(2, 2, dtype=m.complex64))

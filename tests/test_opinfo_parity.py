@@ -3,7 +3,8 @@
 For every OpInfo whose op gt provides (``op.name`` or an alias under ``gt``, ``gt.nn.functional``,
 ``gt.linalg``, ``gt.special``; torch's wrapper lambdas are run with ``torch`` read as ``gt``; the
 method variant as the gt Tensor method), the first samples of ``op.sample_inputs`` in float32,
-float64 and, where the op takes them, int64 and bool are run in both frameworks: values (rtol 1e-5
+float64 and, where the op takes them, int64 and bool (complex64, complex128, uint8, int8 and int16:
+tests/test_opinfo_dtypes_parity.py) are run in both frameworks: values (rtol 1e-5
 in float32, 1e-10 in float64, relative to the output's largest magnitude near zero), dtypes,
 shapes, named-tuple fields, and the gradients of ``sum(outputs * fixed random cotangents)`` with
 respect to every input that requires grad (through ``op.gradcheck_wrapper`` where torch's own
@@ -47,7 +48,10 @@ if not _frozen:     # common_utils freezes torch.backends flags at import; gt.ba
 SAMPLES = {torch.float32: 1, torch.float64: 2, torch.int64: 1, torch.bool: 1}
 ERROR_SAMPLES = 6
 DTYPES = {torch.float32: gt.float32, torch.float64: gt.float64, torch.int64: gt.int64, torch.bool: gt.bool,
-          torch.int32: gt.int32, torch.float16: gt.float16}
+          torch.int32: gt.int32, torch.float16: gt.float16, torch.complex64: gt.complex64,
+          torch.complex128: gt.complex128, torch.uint8: gt.uint8, torch.int8: gt.int8, torch.int16: gt.int16}
+# the tolerance of each dtype: rtol[0] for float32 and complex64, rtol[1] for float64 and complex128
+_SINGLE, _DOUBLE = (torch.float32, torch.complex64), (torch.float64, torch.complex128)
 
 
 def _full(op):
@@ -194,7 +198,7 @@ def to_gt(x, leaves):
     if isinstance(x, torch.Tensor):
         if x.dtype not in DTYPES or x.device.type != "cpu" or x.layout != torch.strided:
             raise _Unsupported(f"{x.dtype} on {x.device}")
-        t = gt.tensor(np.array(x.detach().numpy()), dtype=DTYPES[x.dtype], requires_grad=x.requires_grad)
+        t = gt.tensor(_numpy(x), dtype=DTYPES[x.dtype], requires_grad=x.requires_grad)
         if x.requires_grad:
             leaves.append((x, t))
         return t
@@ -229,6 +233,11 @@ def flat(out):
     return [out]
 
 
+def _numpy(t):
+    """A copy of torch's tensor ``t`` as a numpy array (its lazy conjugate or negation resolved)."""
+    return np.array(t.detach().resolve_conj().resolve_neg().numpy())
+
+
 def _name(dtype):
     return str(dtype).replace("torch.", "").replace("gt.", "")
 
@@ -255,8 +264,8 @@ def compare(t, g, where, rtol):
             return f"{where}: gt gives {type(g).__name__}"
         if _name(t.dtype) != _name(g.dtype) or tuple(t.shape) != tuple(g.shape):
             return f"{where}: torch {_name(t.dtype)} {tuple(t.shape)}, gt {_name(g.dtype)} {tuple(g.shape)}"
-        scale = rtol[0] if t.dtype == torch.float32 else rtol[1] if t.dtype == torch.float64 else 1e-3
-        return _close(t.detach().numpy(), np.asarray(g.detach().numpy()), scale, where)
+        scale = rtol[0] if t.dtype in _SINGLE else rtol[1] if t.dtype in _DOUBLE else 1e-3
+        return _close(_numpy(t), np.asarray(g.detach().numpy()), scale, where)
     if isinstance(t, (list, tuple)) and not isinstance(t, torch.Size):
         if not isinstance(g, (list, tuple)) or len(g) != len(t):
             return f"{where}: torch {type(t).__name__} of {len(t)}, gt {type(g).__name__}"
@@ -291,11 +300,13 @@ def _grads(op, fn_t, fn_g, sample, gt_sample, leaves, rtol):
     rng = np.random.default_rng(0)
     t_loss, g_loss = 0, 0
     for a, b in zip(flat(t_out), flat(g_out)):
-        if isinstance(a, torch.Tensor) and a.requires_grad and a.dtype.is_floating_point:
+        if isinstance(a, torch.Tensor) and a.requires_grad and (a.dtype.is_floating_point or a.dtype.is_complex):
             c = rng.standard_normal(tuple(a.shape))
-            t_loss = t_loss + (a * torch.tensor(c, dtype=a.dtype)).sum()
+            if a.dtype.is_complex:      # a real loss, Re(sum(a * c)): gradients in torch's conjugate convention
+                c = c + 1j * rng.standard_normal(tuple(a.shape))
+            t_loss = t_loss + (a * torch.tensor(c, dtype=a.dtype)).sum().real
             if isinstance(b, gt.Tensor) and b.requires_grad:   # gt's result has no graph where its gradient is 0
-                g_loss = g_loss + (b * gt.tensor(c, dtype=b.dtype)).sum()
+                g_loss = g_loss + (b * gt.tensor(c, dtype=b.dtype)).sum().real
     if not isinstance(t_loss, torch.Tensor):
         return None
     t_inputs = [t for t, _ in leaves]
@@ -343,20 +354,21 @@ def run_sample(op, fn_t, fn_g, sample):
         return f"grad: gt raised {type(error).__name__}: {str(error)[:200]}"
 
 
-def check_op(op, samples=None):
+def check_op(op, samples=None, dtypes=(torch.float32, torch.float64, torch.int64, torch.bool)):
     """The differences of op's first samples per dtype (``SAMPLES``, or ``samples`` of each) and
     variant (a list of strings)."""
     fn_g, method = gt_function(op), gt_method(op)
     variants = [(name, t, g) for name, t, g in (("function", op.op, fn_g), ("method", op.method_variant, method))
                 if g is not None and t is not None]
     found = []
-    for dtype in (torch.float32, torch.float64, torch.int64, torch.bool):
+    for dtype in dtypes:
         if not op.supports_dtype(dtype, "cpu") or dtype in DTYPE_SKIP.get(_full(op), ((),))[0]:
             continue
         torch.manual_seed(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            requires_grad = op.supports_autograd and dtype.is_floating_point
+            requires_grad = op.supports_autograd and (dtype.is_floating_point or (
+                dtype.is_complex and dtype in op.supported_backward_dtypes("cpu")))
             drawn = op.sample_inputs("cpu", dtype, requires_grad=requires_grad)
             for i, sample in enumerate(itertools.islice(drawn, samples or SAMPLES[dtype])):
                 for name, fn_t, fn_g in variants[:None if samples or i == 0 else 1]:

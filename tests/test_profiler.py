@@ -40,7 +40,7 @@ def _counts(prof):
 
 
 NAMES = ("forward", "aten::linear", "aten::relu", "AddmmBackward0", "ReluBackward0", "SumBackward0",
-         "PowBackward0", "Optimizer.step#SGD.step", "Optimizer.zero_grad#SGD.zero_grad")
+         "PowBackward0", "Optimizer.step#SGD.step", "Optimizer.zero_grad#SGD.zero_grad", "aten::add_")
 
 
 def test_training_step_counts_and_names_match_torch():
@@ -205,19 +205,20 @@ def test_key_averages_table_and_memory():
         b + b
         a.sum()
     avgs = prof.key_averages()
-    assert {e.key: e.count for e in avgs} == {"aten::add": 4, "aten::sum": 1}
+    assert {e.key: e.count for e in avgs} == {"aten::add": 4, "aten::sum": 1, "[memory]": 5}   # each result freed
     add = next(e for e in avgs if e.key == "aten::add")
     assert add.self_cpu_memory_usage == 3 * 8 * 8 * 4 + 4 * 8 * 4       # the outputs' bytes (float32)
+    assert next(e for e in avgs if e.key == "[memory]").self_cpu_memory_usage == -(3 * 8 * 8 * 4 + 4 * 8 * 4 + 4)
     assert add.cpu_time_total == pytest.approx(sum(e.cpu_time_total for e in prof.events() if e.name == "aten::add"))
     shaped = prof.key_averages(group_by_input_shape=True)
     assert sorted((e.key, str(e.input_shapes), e.count) for e in shaped) == [
-        ("aten::add", "[[4, 8], [4, 8]]", 1), ("aten::add", "[[8, 8], [8, 8]]", 3),
+        ("[memory]", "[]", 5), ("aten::add", "[[4, 8], [4, 8]]", 1), ("aten::add", "[[8, 8], [8, 8]]", 3),
         ("aten::sum", "[[8, 8], [], []]", 1)]
-    text = avgs.table(sort_by="count", row_limit=1, header="my header")
+    text = avgs.table(sort_by="count", row_limit=2, header="my header")     # [memory] (5), aten::add (4)
     for col in ("Name", "Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg", "# of Calls", "CPU Mem",
                 "Self CPU Mem", "Self CPU time total:", "my header", "aten::add"):
         assert col in text
-    assert "aten::sum" not in text                       # row_limit=1, the most called first
+    assert "aten::sum" not in text                       # row_limit=2, the most called first
     assert "Input Shapes" in shaped.table(sort_by="cpu_time_total")
     assert "[[8, 8], [8, 8]]" in prof.key_averages(group_by_input_shape=True).table()
     for key in ("self_cpu_time_total", "cpu_time_total", "self_cpu_memory_usage", "self_cuda_time_total"):
@@ -286,7 +287,7 @@ def test_cuda_activity_on_the_cpu_engines_records_the_cpu_events():
         return
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         gt.ones(2) * 3
-    assert [e.name for e in prof.events()] == ["aten::mul"]
+    assert [e.name for e in prof.events()] == ["aten::ones", "aten::mul"]
     assert gt.profiler.supported_activities() == {ProfilerActivity.CPU}
     with pytest.raises(AssertionError, match="No valid profiler activities"):
         profile(activities=[])

@@ -413,21 +413,14 @@ def test_testing_helpers_take_the_small_ints(dt):
 
 
 def test_index_consumers_check_small_int_indices_as_numbers():
-    """gt's embedding/one_hot take any integer indices (torch: int64/int32) and its class losses
-    uint8 targets as torch's do; their range checks must not cast the bounds into the indices'
-    dtype (300 into uint8 is 44, ignore_index=-100 is 156)."""
+    """The class losses take uint8 targets as torch's do; their range checks must not cast the
+    bounds into the indices' dtype (300 into uint8 is 44, ignore_index=-100 is 156)."""
     ids = np.array([50, 255, 156], dtype=np.uint8)
-    table = np.arange(600.0, dtype=np.float32).reshape(300, 2)
-    same(gt.nn.functional.embedding(gt.from_numpy(ids), gt.from_numpy(table)),
-         torch.nn.functional.embedding(torch.from_numpy(ids).long(), torch.from_numpy(table)))
-    assert gt.nn.functional.one_hot(gt.from_numpy(ids), 300).argmax(1).tolist() == ids.tolist()
     logits = np.random.default_rng(20).standard_normal((3, 300)).astype(np.float32)
     for kwargs in ({}, {"ignore_index": 156}, {"reduction": "none"}):
         mine = gt.nn.functional.cross_entropy(gt.from_numpy(logits), gt.from_numpy(ids), **kwargs)
         theirs = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(ids), **kwargs)
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6)
-    with pytest.raises(IndexError, match="index 300 is out of range"):
-        gt.nn.functional.embedding(gt.tensor([300], dtype=gt.int16), gt.from_numpy(table))
 
 
 @pytest.mark.parametrize("dt", SMALL)
@@ -461,7 +454,7 @@ def test_image_ops_on_small_ints(dt):
                      "X.nn.functional.pad(x, (1, 2, 0, 1), value=3)", "x.permute(0, 2, 3, 1).reshape(2, -1)",
                      "x.flip(-1).float() / 255", "x.unfold(2, 2, 2).sum((-1, -2))"):
             both(expr, dt, x=x)
-    if dt == "uint8":         # torch resizes uint8 images in the nearest modes (gt: those only, MISSING.md)
+    if dt == "uint8":         # torch resizes uint8 images in the nearest modes (and the filtering ones, below)
         for expr in ("X.nn.functional.interpolate(x, scale_factor=2)", "X.nn.functional.interpolate(x, size=(4, 9))",
                      "X.nn.functional.interpolate(x, size=(9, 5), mode='nearest-exact')"):
             both(expr, dt, x=x)
@@ -491,3 +484,103 @@ def test_written_ints_and_alpha_are_checked_casts(dt):
                 assert outs[1] is RuntimeError, (expr, s, outs)
             else:
                 same(outs[1], outs[0])
+
+
+def _outcome(expr, X, **names):
+    """``expr``'s value with ``X`` (torch or gt), or the type of the exception it raised."""
+    try:
+        return eval(expr, {"X": X, "F": X.nn.functional, **{k: X.from_numpy(v.copy()) if isinstance(v, np.ndarray)
+                                                               else v for k, v in names.items()}})
+    except (RuntimeError, OverflowError, ValueError, IndexError) as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_numbers_written_into_small_ints_go_through_one_checked_cast(dt):
+    """``addcmul``'s value, ``scatter``'s float value, ``F.pad``'s value (a float to torch: uint8
+    refuses -1), item assignment of floats, ``fill_diagonal_``, ``threshold``'s value and
+    ``hardtanh``'s bounds are torch's checked casts on both engines: a value the dtype cannot hold
+    raises RuntimeError (gt wrapped some, or raised numpy's OverflowError)."""
+    x = sample(dt, (3, 4), seed=24)
+    idx = np.zeros((3, 1), dtype=np.int64)
+    for s in (-1, 2, 100, 300, -300, -1.5, 2.5, 255.5, 1e5, float("nan"), float("inf")):
+        for expr in ("X.addcmul(x, x, x, value=s)", "x.addcmul(x, x, value=s)", "x.addcmul_(x, x, value=s)",
+                     "x.scatter(1, i, s)", "x.scatter(1, i, value=s)", "F.pad(x, (1, 2), value=s)",
+                     "x.__setitem__((1, 2), s) or x", "x.clone().fill_(s)", "x.masked_fill(x > 3, s)",
+                     "x.clone().fill_diagonal_(s)", "F.threshold(x, 2, s)", "F.hardtanh(x, min(s, 0), 100)"):
+            if isinstance(s, float) and "addcmul" in expr:
+                continue        # torch refuses float values for integer tensors (TypeError in gt)
+            theirs, mine = (_outcome(expr, X, x=x, i=X.from_numpy(idx), s=s) for X in (torch, gt))
+            if isinstance(theirs, type):
+                assert mine is theirs, (expr, s, theirs, mine)
+            else:
+                same(mine, theirs)
+
+
+def test_python_ints_beside_integer_tensors_wrap_through_64_bits():
+    """The bitwise ops read a Python int as the arithmetic does: wrapped into the tensor's dtype from
+    anywhere in [-2**63, 2**64) (``x & 2**63`` is ``x & 0``; gt raised OverflowError there),
+    OverflowError beyond; int64 wraps too (``x + 2**63`` adds -2**63)."""
+    for dt in SMALL + ["int32", "int64"]:
+        x = np.array([3, 100, 7], dtype=dt)
+        for expr in ("x & 2**63", "x & (2**64 - 1)", "x | -2**63", "x ^ 2**63", "x << 2**63", "x + 2**63",
+                     "x + (2**64 - 1)", "x & 2**64", "x + 2**64"):
+            theirs, mine = (_outcome(expr, X, x=x) for X in (torch, gt))
+            if isinstance(theirs, type):
+                assert mine is theirs, (dt, expr, theirs, mine)
+            else:
+                same(mine, theirs)
+
+
+@pytest.mark.parametrize("dt", SMALL)
+def test_index_dtypes_of_embedding_one_hot_and_class_losses_are_torch_s(dt):
+    """torch's embedding takes int64/int32 indices, one_hot int64, the class losses int64 or uint8
+    targets of (N, C) inputs and int64 of (N, C, d1, ...): uint8/int8/int16 elsewhere raise its
+    RuntimeError (gt took them all)."""
+    ids = np.array([1, 4, 2], dtype=dt)
+    table = np.arange(20.0, dtype=np.float32).reshape(10, 2)
+    logits = np.random.default_rng(25).standard_normal((3, 5)).astype(np.float32)
+    maps = np.random.default_rng(26).standard_normal((3, 5, 2)).astype(np.float32)
+    for expr in ("F.embedding(i, w)", "X.nn.Embedding(10, 2)(i).shape", "F.one_hot(i, 5)", "F.cross_entropy(z, i)",
+                 "F.nll_loss(z.log_softmax(1), i, reduction='none')", "F.cross_entropy(z, i, label_smoothing=0.1)",
+                 "F.cross_entropy(m, i[:, None].expand(3, 2))", "F.nll_loss(m, i[:, None].expand(3, 2))",
+                 "F.cross_entropy(z[0], i[0])"):
+        theirs, mine = (_outcome(expr, X, i=ids, w=table, z=logits, m=maps) for X in (torch, gt))
+        if isinstance(theirs, type):
+            assert mine is theirs, (expr, theirs, mine)
+        elif isinstance(theirs, torch.Tensor):
+            np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6)
+        else:
+            assert tuple(mine) == tuple(theirs)
+
+
+def test_uint8_images_resize_bilinear_bicubic_lanczos_as_torch_rounds():
+    """torch's CPU kernels resize uint8 images in the 'bilinear' and 'bicubic' modes (antialias or
+    not, align_corners either way) and 'lanczos' through int16 fixed-point weights, the last axis
+    first, each pass rounded to uint8: gt gives its values to the bit (it refused uint8 there)."""
+    rng = np.random.default_rng(27)
+    cases = [("bilinear", False, False), ("bilinear", False, True), ("bilinear", True, False),
+             ("bicubic", False, False), ("bicubic", False, True), ("bicubic", True, False), ("lanczos", True, False)]
+    for (mode, antialias, corners), channels in itertools.product(cases, (1, 3, 5)):
+        x = rng.integers(0, 256, (2, channels, 13, 17)).astype(np.uint8)
+        for kwargs in ({"size": (29, 8)}, {"size": (5, 40)}, {"scale_factor": (1.5, 0.5)}, {"size": (13, 31)},
+                       {"scale_factor": 2.7}):
+            both(f"X.nn.functional.interpolate(x, mode={mode!r}, antialias={antialias}, align_corners={corners}, "
+                 f"**{kwargs!r})", "uint8", x=x)
+    for X in (torch, gt):          # the linear modes of other ranks and the integer types besides uint8 stay refused
+        with pytest.raises((NotImplementedError, TypeError)):
+            X.nn.functional.interpolate(X.zeros(1, 1, 4, dtype=X.uint8), size=8, mode="linear")
+        with pytest.raises((NotImplementedError, TypeError)):
+            X.nn.functional.interpolate(X.zeros(1, 1, 4, 4, dtype=X.int16), size=8, mode="bilinear")
+
+
+def test_tensor_of_floats_beyond_the_largest_int_is_refused_as_torch():
+    """``gt.tensor`` checks a float against the dtype's largest value itself, as torch's: 255.5 does
+    not fit uint8, 127.9 not int8 (gt truncated them to 255 and 127)."""
+    for values, dt in (([255.5], "uint8"), ([127.9], "int8"), ([32767.5], "int16"), ([255.0, 0.5], "uint8"),
+                       ([127.0], "int8"), ([-128.0], "int8")):
+        theirs, mine = (_outcome(f"X.tensor({values!r}, dtype=X.{dt})", X) for X in (torch, gt))
+        if isinstance(theirs, type):
+            assert mine is theirs, (values, dt, theirs, mine)
+        else:
+            same(mine, theirs)

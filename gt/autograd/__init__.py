@@ -12,6 +12,7 @@
 - ``rebind``: in-place changes of tensors in the graph (which version of a tensor each op read);
 - ``release``: what a backward frees of each op (its saved values; an op that saved none stays
   walkable, as torch's);
+- ``forward_ad``: torch's forward-mode AD API (dual tensors; tangents per op by the double-vjp trick);
 - ``custom_function``: torch's way of extending autograd (a ``Function`` subclass with static
   ``forward(ctx, ...)`` and ``backward(ctx, ...)`` on tensors).
 
@@ -32,6 +33,7 @@ from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabl
                                   put_on_tape, set_grad_enabled, set_tensor_hooks, tape, unbroadcast)
 from gt.autograd.versions import check as check_saved_versions
 from gt.autograd import graph  # noqa: E402,F401  (torch.autograd.graph: saved-tensor hooks)
+from gt.autograd import forward_ad  # noqa: E402,F401  (torch.autograd.forward_ad: dual tensors)
 from gt.autograd import release  # noqa: E402,F401  (what a backward frees; Tensor.data = ...)
 from gt.autograd import profiler  # noqa: E402,F401  (torch.autograd.profiler: profile, record_function)
 from gt.autograd import grad_mode, inference  # noqa: E402,F401

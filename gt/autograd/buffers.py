@@ -39,13 +39,14 @@ class PendingGrads:
     def add(self, node, g):
         """Add ``g`` to ``node``'s gradient, out of place: the sum it replaces may be a view that
         other entries share."""
-        prev = self._grads.get(id(node))
+        key = id(node)
+        prev = self._grads.get(key)
         if prev is not None:
             self._release(prev)
             g = layout.add(materialized(prev), materialized(g))
-        self._grads[id(node)] = g
-        held = self._held
-        held[id(g)] = held.get(id(g), 0) + 1
+        self._grads[key] = g
+        held, key = self._held, id(g)
+        held[key] = held.get(key, 0) + 1
 
     def to_leaf(self, node, g):
         """Accumulate ``g`` into the leaf's ``.grad``, without a copy when nothing else holds it."""

@@ -31,7 +31,7 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import deferred, function, grad_hooks, node_hooks, rebind, saved_hooks
+from gt.autograd import deferred, forward_ad, function, grad_hooks, node_hooks, rebind, saved_hooks
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.backend import B
 
@@ -73,6 +73,10 @@ class CustomNode(Function):
                 raise TypeError(f"save_for_backward can only save tensors, but argument {i} is of type "
                                 f"{type(t).__name__}")
         self.to_save = tensors
+
+    def save_for_forward(self, *tensors):
+        """Keep tensors (or None) for ``jvp`` (forward AD), where ``saved_tensors`` gives them back."""
+        self.saved_for_forward = tensors
 
     @property
     def saved_tensors(self):
@@ -287,7 +291,8 @@ def apply(cls, *args, **kwargs):
         args, kwargs = bound.args, bound.kwargs
     # keyword arguments count as inputs after the positional ones (one gradient each), as in torch
     node = CustomNode(cls, args + tuple(kwargs.values()))
-    with no_grad():
+    dual = _dual_tangents(cls, node.inputs)     # torch's forward AD: cls.jvp gives the tangents
+    with no_grad(), forward_ad.hidden():
         if setup is not None:
             result = cls.forward(*args, **kwargs)
             setup(node, args, result)
@@ -314,7 +319,49 @@ def apply(cls, *args, **kwargs):
         node.saved_objects = saved_hooks.Packed(node.to_save, hooks, lambda t: t, lambda v: v is not None)
     if record:
         _record(node, fresh)
+    if dual is not None:
+        _dual_outputs(cls, node, dual, fresh)
     return fresh[0] if single else tuple(fresh)
+
+
+# ---- forward AD (gt/autograd/forward_ad.py) -----------------------------------------------------
+def _dual_tangents(cls, inputs):
+    """The tangents ``cls.jvp`` receives for a call on ``inputs`` (zeros for a tensor without one,
+    None for a non-tensor), or None where no level is entered or no input is dual. Raises torch's
+    error where ``cls`` has no ``jvp``."""
+    if not forward_ad.entered():
+        return None
+    tangents = [forward_ad.tangent_of(a) if isinstance(a, function.Tensor) else None for a in inputs]
+    if all(t is None for t in tangents):
+        return None
+    if getattr(cls, "jvp", None) is None:
+        raise NotImplementedError("You must implement the jvp function for custom autograd.Function to use it with "
+                                  "forward mode AD.")
+    return [t if t is not None or not isinstance(a, function.Tensor) else
+            function.Tensor._wrap(B.zeros(a.shape, a.dtype)) for a, t in zip(inputs, tangents)]
+
+
+def _dual_outputs(cls, ctx, tangents, outputs):
+    """Give ``outputs`` of a custom call the tangents ``cls.jvp(ctx, *tangents)`` returns (in it,
+    ``ctx.saved_tensors`` are those of ``ctx.save_for_forward``, as torch's)."""
+    saved = ctx.saved_objects
+    if hasattr(ctx, "saved_for_forward"):
+        ctx.saved_objects = tuple(ctx.saved_for_forward)
+    try:
+        with forward_ad.hidden():
+            got = cls.jvp(ctx, *tangents)
+    finally:
+        ctx.saved_objects = saved
+    got = got if isinstance(got, tuple) else (got,)
+    if len(got) != len(outputs):
+        raise RuntimeError(f"jvp: expected {len(outputs)} tangents (one per output of forward), got {len(got)}")
+    for out, tangent in zip(outputs, got):
+        if isinstance(out, function.Tensor) and tangent is not None and \
+                (out.dtype.is_floating_point or out.dtype.is_complex):
+            if tuple(tangent.shape) != tuple(out.shape):
+                raise RuntimeError(f"jvp: the tangent of an output of shape {list(out.shape)} has shape "
+                                   f"{list(tangent.shape)}")
+            forward_ad.set_tangent(out, tangent)
 
 
 def _check_dirty(node, outputs):

@@ -74,11 +74,11 @@ class LowRank:
 
     def materialize(self):
         """The gradient as an engine array, made as the backward makes it (``Linear.backward``)."""
-        return B.matmul_reused(B.transpose(self.rows_g, (1, 0)), self.rows_x)
+        return B.matmul_reused(B.swap_last(self.rows_g), self.rows_x)
 
     def add_to(self, target, alpha):
         """``target += alpha * gradient`` in place, in one gemm where the engine has one."""
-        B.addmm_(target, B.transpose(self.rows_g, (1, 0)), self.rows_x, alpha)
+        B.addmm_(target, B.swap_last(self.rows_g), self.rows_x, alpha)
 
 
 def worth(rows, out_features, in_features, leaf=None):

@@ -34,6 +34,9 @@ _dispatch = None
 _backward_placed = None
 # The profiler recording now (gt/autograd/profiler_record.py), or None: the one test apply pays
 profiling = None
+# While a forward AD level is entered (gt/autograd/forward_ad.py): ``hook(cls, args, kwargs)``, the op's
+# result with its tangent where an input is a dual tensor, else None; None outside a level
+dual_hook = None
 
 
 # torch's kind of Function subclass: ``apply`` for it, and torch's ``once_differentiable`` at torch's
@@ -190,6 +193,10 @@ class Function(GraphNode):
     def apply(cls, *args, **kwargs):
         # Runs on every op: one pass over the inputs, no generator, and the float check of the
         # result only when there is something to record (a small model's step is bound by this).
+        if dual_hook is not None:
+            dual = dual_hook(cls, args, kwargs)
+            if dual is not None:
+                return dual
         arrays, needs = [], []
         for a in args:
             if isinstance(a, Tensor):

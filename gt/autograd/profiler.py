@@ -122,7 +122,7 @@ class Recording:
 class profile(Recording):
     """torch.autograd.profiler.profile: records the gt ops, backward nodes and ``record_function``
     ranges run inside the ``with`` block (``enabled=False``: nothing). ``record_shapes``: input
-    shapes; ``profile_memory``: bytes of the tensors each op made; ``with_stack``: Python stack;
+    shapes; ``profile_memory``: bytes made and freed (gt/autograd/profiler_record.py); ``with_stack``: Python stack;
     ``with_flops``: floating point operations of products (Linear, matmul); ``with_modules``:
     a range per module call. ``use_cuda``/``use_device``: see the module's docstring. One profile
     at a time: starting one inside another raises."""

@@ -16,18 +16,32 @@ it is None and the paths pay that one test. What becomes an event:
   module's range in its traces), through global module hooks that gt.profiler installs
   (``module_hooks``: this layer sits below gt.nn).
 
-Work outside ``Function.apply`` (creating tensors, ``gt.randn``; the in-place updates inside an
-optimizer's step) is no event of its own: its time is the self time of the range around it.
+- work outside ``Function.apply`` through ``Recorder.call``, one event per call named as torch's
+  op: the creation functions (``aten::zeros``, ``aten::randn``; ``gt.tensor`` and
+  ``gt.from_numpy`` are ``aten::lift_fresh``), the in-place methods outside the tape
+  (``aten::add_``, ``aten::sub_``, ``aten::mul_``, ``aten::copy_``, ``aten::zero_``, ``aten::exp_``,
+  ``aten::normal_``, ...) and the optimizers' fused engine updates (``aten::add_`` per parameter
+  of plain SGD, as torch's; ``aten::_fused_sgd_``, ``aten::_fused_adam_``, ``aten::_fused_adamw_``
+  where gt runs torch's fused kernel's arithmetic in one call). What such a call runs inside
+  (an op, a nested creation) is its self time, not events of their own: torch's inner
+  ``aten::empty``/``aten::fill_`` are not gt's steps.
+
+Memory (``profile_memory=True``): an event's self memory is the bytes of the tensors it made
+(views of other tensors: 0, as torch's), less the bytes of tensors made while profiling that
+were freed while it was the innermost open event; a free outside every event is a ``[memory]``
+event of negative bytes, as torch's. gt sees tensors, not the allocator: temporaries inside an
+op, and frees of memory made before the profile, are not counted.
+
 Events are recorded on the thread that started the profile; ops of other threads are not.
 """
 
 import collections
 import contextlib
-import functools
 import os
 import re
 import sys
 import threading
+import weakref
 from time import perf_counter_ns
 
 from gt.autograd import function
@@ -115,15 +129,17 @@ def _shape(value):
     return [] if shape is None else [int(n) for n in shape]
 
 
-def _nbytes(value):
-    if isinstance(value, tuple) and len(value) == 2 and not hasattr(value, "shape"):
-        value = value[1]        # the plain walk's (input, gradient) pairs
+def _arrays(value):
+    """The engine arrays of ``value``: a tensor (each shard of one spread over the mesh), an
+    array, or a tuple or list of them."""
     if value is None:
-        return 0
-    n = getattr(value, "nbytes", None)
-    if n is not None:
-        return int(n)
-    return sum(_nbytes(s) for s in getattr(value, "shards", ()))     # a value spread over the mesh
+        return []
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _arrays(v)]
+    placed = getattr(value, "_placed", None)
+    if placed is not None:
+        return list(placed.shards)
+    return [value._array] if isinstance(value, function.Tensor) else [value]
 
 
 def python_stack(limit=64):
@@ -147,6 +163,8 @@ class Recorder:
         self.with_flops, self.with_modules = with_flops, with_modules
         self.events, self.open, self.tid = [], [], threading.get_ident()
         self._modules, self._module_counts, self._unhook = {}, collections.Counter(), None
+        self.calling = False        # inside ``call``: what runs there is that event's own work
+        self._tracked = {}          # id of an array made while profiling -> its finalizer (profile_memory)
 
     def start(self):
         global active
@@ -165,6 +183,9 @@ class Recorder:
         if self._unhook is not None:
             self._unhook()
             self._unhook = None
+        for fin in self._tracked.values():      # frees after the profile are not its events
+            fin.detach()
+        self._tracked.clear()
         now = perf_counter_ns()
         for ev in self.open:
             ev.end_ns = now
@@ -192,9 +213,28 @@ class Recorder:
         elif ev in self.open:       # ranges ended out of order (record_function's __exit__ by hand)
             self.open.remove(ev)
 
+    def records_call(self):
+        """Whether work outside ``Function.apply`` is an event of its own now: on the profiling
+        thread, and not inside another such event (whose own work it is)."""
+        return not self.calling and threading.get_ident() == self.tid
+
+    def call(self, name, made, fn, args, kwargs):
+        """``fn(*args, **kwargs)``, work outside ``Function.apply`` (a creation function, an
+        in-place update), as one event ``name``. ``made``: what it returns is new memory."""
+        ev = self.begin(name, "cpu_op", [_shape(a) for a in args] if self.record_shapes else None)
+        self.calling = True
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            self.calling = False
+            self.end(ev)
+        if made and self.profile_memory:
+            ev.self_cpu_memory_usage += self._bytes_made(result)
+        return result
+
     def forward(self, op, arrays, kwargs):
         """``Function.apply``'s forward of ``op`` on ``arrays``, timed: the result tensor."""
-        if threading.get_ident() != self.tid:
+        if threading.get_ident() != self.tid or self.calling:
             return function.Tensor._wrap(op.forward(*arrays, **kwargs))
         ev = self.begin("", "cpu_op", [_shape(a) for a in arrays] if self.record_shapes else None)
         try:
@@ -207,7 +247,7 @@ class Recorder:
 
     def sharded(self, cls, args, kwargs):
         """``Function.apply`` of ``cls`` on tensors sharded over the mesh: one event."""
-        if threading.get_ident() != self.tid:
+        if threading.get_ident() != self.tid or self.calling:
             return function._dispatch(cls, args, kwargs)
         ev = self.begin(cls.__name__, "cpu_op", [_shape(a) for a in args] if self.record_shapes else None)
         function.profiling = None       # the shares and the ops of its sharded rule are this event
@@ -223,7 +263,7 @@ class Recorder:
 
     def _made(self, ev, kind, result, inputs):
         if self.profile_memory:
-            ev.self_cpu_memory_usage = _nbytes(result)
+            ev.self_cpu_memory_usage += self._bytes_made(result, inputs)
         if self.with_flops and kind in _PRODUCTS and inputs and getattr(inputs[0], "ndim", 0):
             ev.flops = 2 * int(result.numel()) * int(inputs[0].shape[-1])
 
@@ -240,8 +280,42 @@ class Recorder:
             self.end(ev)
         if self.profile_memory:
             made = grads if isinstance(grads, (tuple, list)) else (grads,)
-            ev.self_cpu_memory_usage = sum(_nbytes(pg) for pg in made)
+            # the plain walk's (input, gradient) pairs: the gradients
+            made = [pg[1] if type(pg) is tuple and len(pg) == 2 and not hasattr(pg, "shape") else pg for pg in made]
+            ev.self_cpu_memory_usage += self._bytes_made(made, (g,))
         return grads
+
+    def _bytes_made(self, value, inputs=()):
+        """The bytes of the arrays of ``value`` that are not inputs nor views of them (torch's
+        views make no memory), each array then watched: its free is counted where it happens."""
+        total, ins = 0, [i for i in _arrays(inputs) if B.is_array(i)]
+        for a in _arrays(value):
+            n = getattr(a, "nbytes", None)
+            if n is None or id(a) in self._tracked or any(a is i for i in ins):
+                continue
+            if ins and B.is_view(a) and any(B.is_view_of(a, i) for i in ins):
+                continue
+            try:
+                fin = self._tracked[id(a)] = weakref.finalize(a, self._freed, id(a), int(n))
+                fin.atexit = False
+            except TypeError:       # an array no weak reference can watch: made, never seen freed
+                pass
+            total += int(n)
+        return total
+
+    def _freed(self, key, n):
+        """An array made while profiling is gone: ``n`` bytes less for the innermost open event
+        (torch's negative self memory), or a ``[memory]`` event where none is open."""
+        self._tracked.pop(key, None)
+        if active is not self or threading.get_ident() != self.tid:
+            return
+        if self.open:
+            self.open[-1].self_cpu_memory_usage -= n
+            return
+        ev = FunctionEvent(len(self.events), "[memory]", "cpu_instant_event", self.tid, None)
+        ev.start_ns = ev.end_ns = perf_counter_ns()
+        ev.self_cpu_memory_usage = -n
+        self.events.append(ev)
 
     def module_enter(self, module):
         if threading.get_ident() != self.tid:
@@ -285,12 +359,25 @@ class record_function(contextlib.ContextDecorator):
                 opened[0].end(opened[1])
         return False
 
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def ranged(*args, **kwargs):
-            with record_function(self.name, self.args):
-                return fn(*args, **kwargs)
-        return ranged
+    def _recreate_cm(self):
+        # ContextDecorator's hook: each decorated call gets its own range, so calls on several
+        # threads never share one object's stack of open ranges
+        return record_function(self.name, self.args)
+
+
+def timed(name, fn):
+    """``fn`` as one event ``name`` per call while profiling (``fn`` itself otherwise): an engine
+    call that updates in place (an optimizer's fused step). Callers ask only while ``active``."""
+    rec = active
+    if rec is None or not rec.records_call():
+        return fn
+    return lambda *args, **kwargs: rec.call(name, False, fn, args, kwargs)
+
+
+def inside(name):
+    """Whether the innermost open range while profiling is ``name``."""
+    rec = active
+    return rec is not None and bool(rec.open) and rec.open[-1].name == name
 
 
 def around(name, fn, *args):

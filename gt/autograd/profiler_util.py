@@ -4,8 +4,11 @@ backward node or ``record_function`` range), ``FunctionEventAvg`` (the events of
 
 Times are wall-clock (``time.perf_counter_ns``) in microseconds, as torch's: ``cpu_time_total``
 from an event's start to its end, ``self_cpu_time_total`` that less its children's. Memory
-(``profile_memory=True``) is the bytes of the tensors an op made (its output, or a backward node's
-gradients): gt does not watch the allocator, so frees are not counted (torch's negative figures).
+(``profile_memory=True``) is the bytes of the tensors an event made (its output, or a backward
+node's gradients) less those of tensors made while profiling that were freed while it was the
+innermost open event (torch's negative self memory); a free outside every event is a
+``[memory]`` event of negative bytes, as torch's. gt watches tensors, not the allocator: an op's
+temporaries and the frees of memory made before the profile are not counted.
 """
 
 import collections
@@ -61,7 +64,8 @@ class FunctionEvent(_Times):
     """One recorded event: ``name``, ``time_range`` (microseconds), ``cpu_parent`` and
     ``cpu_children`` (the events it contains), ``input_shapes`` (``record_shapes=True``),
     ``stack`` (``with_stack=True``: innermost frame first), ``self_cpu_memory_usage`` (bytes of
-    what it made, ``profile_memory=True``), ``flops`` (``with_flops=True``: products only)."""
+    what it made less what was freed inside it, ``profile_memory=True``), ``flops``
+    (``with_flops=True``: products only)."""
 
     __slots__ = ("id", "name", "trace_name", "cat", "thread", "start_ns", "end_ns", "cpu_parent", "cpu_children",
                  "input_shapes", "stack", "self_cpu_memory_usage", "flops", "sequence_nr", "self_cpu_percent",
@@ -336,6 +340,9 @@ def trace_events(events, pid=None):
             args["flops"] = evt.flops
         out.append({"ph": "X", "cat": evt.cat, "name": evt.trace_name or evt.name, "pid": pid, "tid": evt.thread,
                     "ts": evt.start_ns / 1e3, "dur": (evt.end_ns - evt.start_ns) / 1e3, "args": args})
+        if evt.cat == "cpu_instant_event":      # a [memory] event: torch writes an instant one
+            del out[-1]["dur"]
+            out[-1].update(ph="i", s="t")
     return out
 
 

@@ -24,10 +24,11 @@ from gt.backend.engine_sorting import SortingPrimitives
 from gt.backend.engine_special import SpecialPrimitives
 from gt.backend.engine_linalg import LinalgPrimitives
 from gt.backend.engine_complex import ComplexPrimitives
+from gt.backend.engine_shared import SharedMemoryPrimitives
 
 
 class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, SpecialPrimitives, LinalgPrimitives,
-             ComplexPrimitives, abc.ABC):
+             ComplexPrimitives, SharedMemoryPrimitives, abc.ABC):
     """Base class of gt's array engines (see the module docstring); the primitives of einsum,
     scatters and index searches are declared in gt/backend/engine_scatter.py, those of sorting,
     scans and sampling in gt/backend/engine_sorting.py, those of torch's math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py, those of torch.special
@@ -389,6 +390,13 @@ class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, Sp
     def transpose(self, x, axes):
         """The view of ``x`` with its axes in the order ``axes`` (a permutation of ``range(x.ndim)``)."""
         raise NotImplementedError
+
+    def swap_last(self, x):
+        """The view of ``x`` (2 or more dims) with its last two axes swapped: ``transpose`` with those
+        axes, in one call where the engine has one (every gradient of a product takes a few)."""
+        axes = list(range(x.ndim))
+        axes[-1], axes[-2] = axes[-2], axes[-1]
+        return self.transpose(x, axes)
 
     @abc.abstractmethod
     def diagonal_view(self, x, offset, dim1, dim2):

@@ -89,3 +89,10 @@ class LinalgPrimitives(abc.ABC):
         """``(L, info)``: ``cholesky`` without the error: info (...) int32 is 0, or i + 1 where the
         leading minor of order i + 1 is not positive-definite (L is then unspecified there)."""
         raise NotImplementedError
+
+    @abc.abstractmethod
+    def geqrf(self, x):
+        """LAPACK's geqrf of ``x`` (..., m, n) (float or complex), k = min(m, n): ``(a, tau)``, R on and
+        above the diagonal of a (..., m, n), the Householder vectors below it (their unit first entry
+        not stored), tau (..., k) their scales, ``H_i = I - tau_i v_i v_i^H`` and ``x = H_1 ... H_k R``."""
+        raise NotImplementedError

@@ -22,7 +22,7 @@ from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_complex import NumpyComplex
 from gt.backend.numpy_windows import NumpyWindows
 from gt.backend.print_options import format_array
-from gt.backend import numpy_python_data as python_data, torch_ranges
+from gt.backend import numpy_python_data as python_data, numpy_shared, torch_ranges
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -36,7 +36,7 @@ _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
 class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, NumpySpecial,
-                  NumpyLinalg, NumpyComplex, Engine):
+                  NumpyLinalg, NumpyComplex, numpy_shared.NumpyShared, Engine):
     name = "numpy"
     device = "cpu"
 
@@ -373,11 +373,12 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
 
     # ---- linear algebra and layout -------------------------------------------------
     def reshape(self, x, shape):
-        # the same array when nothing changes: a fresh gradient stays a non-view a leaf can own
-        return x if isinstance(x, np.ndarray) and x.shape == tuple(shape) else np.reshape(x, shape)
+        # the same array when nothing changes (a fresh gradient stays a non-view a leaf can own); else
+        # an array's own method: np.reshape's call without its wrapper (np.transpose's too, below)
+        return (x if x.shape == tuple(shape) else x.reshape(shape)) if isinstance(x, np.ndarray) else np.reshape(x, shape)
 
     def transpose(self, x, axes):
-        return np.transpose(x, axes)
+        return x.transpose(axes) if isinstance(x, np.ndarray) else np.transpose(x, axes)
 
     def broadcast_to(self, x, shape):
         return np.broadcast_to(x, shape)

@@ -65,3 +65,8 @@ class NumpyLinalg:
 
     def cholesky_ex(self, x):
         return numpy_factor.cholesky_ex(x)
+
+    def geqrf(self, x):
+        # numpy's 'raw' mode is LAPACK's geqrf output in Fortran order: the reflectors transposed
+        h, tau = np.linalg.qr(x, mode="raw")
+        return _same(x, np.ascontiguousarray(np.swapaxes(h, -1, -2)), tau)

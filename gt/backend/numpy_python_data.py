@@ -63,12 +63,12 @@ def _check_range(arr, target):
         return
     info = np.iinfo(native)
     if arr.dtype.kind == "f":
-        # float bounds: the int range's ends are powers of two, exact in float64
-        ok = bool(np.all((arr >= float(info.min)) & (arr < float(info.max) + 1.0)))
+        # torch's check compares with the largest int itself (uint8 refuses 255.5); int64's, rounded to
+        # 2**63 in float64, is kept off by the second bound
+        ok = bool(np.all((arr >= float(info.min)) & (arr <= float(info.max)) & (arr < float(info.max) + 1.0)))
     else:
-        # torch lets negative ints wrap into uint8 (-1 is 255) down to -255
-        low = -info.max if info.min == 0 else info.min
-        ok = int(arr.min()) >= low and int(arr.max()) <= info.max
+        low, high = dtypes.written_int_range(target.name)      # uint8 takes -1..-255, wrapped
+        ok = int(arr.min()) >= low and int(arr.max()) <= high
     if not ok:
         raise RuntimeError(f"value cannot be converted to type {target.name} without overflow")
 

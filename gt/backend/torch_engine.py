@@ -35,6 +35,7 @@ from gt.backend.torch_special import TorchSpecial
 from gt.backend.torch_linalg import TorchLinalg
 from gt.backend.torch_windows import TorchWindows
 from gt.backend.torch_complex import TorchComplex
+from gt.backend.torch_shared import TorchShared
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -55,7 +56,7 @@ def _dim(axis):
 
 
 class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath,
-                  TorchSpecial, TorchLinalg, TorchComplex, Engine):
+                  TorchSpecial, TorchLinalg, TorchComplex, TorchShared, Engine):
     name = "torch"
     supports_bfloat16 = True
 
@@ -95,7 +96,8 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
         return arr.data        # torch's own: the same storage, a version counter of its own
 
     def versions_of(self, values):
-        return tuple(v._version if isinstance(v, torch.Tensor) else None for v in values)
+        # a list made into a tuple: a generator costs more than its few values (every op saving)
+        return tuple([v._version if isinstance(v, torch.Tensor) else None for v in values])
 
     def changed_since(self, values, token):
         for i, (value, was) in enumerate(zip(values, token)):

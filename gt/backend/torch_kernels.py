@@ -44,7 +44,8 @@ def _unit_last_stride(*arrays):
 def _adam_kernel_takes(arrays):
     """Whether torch's fused Adam kernel can update (param, grad, exp_avg, exp_avg_sq): floats of
     one dtype on one CPU or CUDA device, all contiguous (the kernel pairs elements by memory order)."""
-    return (_floating(*arrays) and arrays[0].device.type in ("cpu", "cuda")
+    first = arrays[0]       # the flags, not ``device.type``: that builds a device object (0.5 us)
+    return (_floating(*arrays) and (first.is_cpu or first.is_cuda)
             and all(a.is_contiguous() for a in arrays))
 
 
@@ -95,6 +96,9 @@ def _attention_grads(out, leaves, grad):
 
 
 class TorchKernels:
+    def swap_last(self, x):
+        return x.mT      # half of permute's time (a tuple of axes is parsed per call)
+
     def adam_step_(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
                    decoupled, maximize=False, max_exp_avg_sq=None):
         # maximize and amsgrad take the array arithmetic: gt's values for them (the tensor
@@ -160,7 +164,7 @@ class TorchKernels:
                 or tuple(q.shape[:2]) != tuple(k.shape[:2]) or tuple(k.shape[:3]) != tuple(v.shape[:3])
                 or not q.shape[3] == k.shape[3] == v.shape[3] or 0 in q.shape or 0 in k.shape):
             return None
-        if q.device.type != "cpu":
+        if not q.is_cpu:
             return _attention_by_autograd(q, k, v, scale, causal)
         q, k, v = _unit_last_stride(q, k, v)
         out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(

@@ -52,3 +52,6 @@ class TorchLinalg:
 
     def cholesky_ex(self, x):
         return tuple(torch.linalg.cholesky_ex(x))
+
+    def geqrf(self, x):
+        return tuple(torch.geqrf(x))

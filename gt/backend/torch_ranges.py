@@ -27,6 +27,8 @@ def linspace(start, stop, steps, name):
     truncated ends and truncate. One value is ``start`` itself, whatever ``stop`` is (torch's)."""
     if steps == 1:
         return linspace(start, start, 2, name)[:1]
+    if name.startswith("complex"):      # each part on its own line (a real index: no cross terms)
+        return _complex_parts(linspace, complex(start), complex(stop), steps, name)
     index = np.arange(steps, dtype=np.float64)
     half = steps // 2
     with np.errstate(invalid="ignore", over="ignore"):
@@ -45,6 +47,14 @@ def linspace(start, stop, steps, name):
             return sum_to_float32(float(step) * index, ends)
         values = fused_multiply_add(np.full(steps, float(step)), index, ends)
     return np.trunc(values).astype(name) if integer else values.astype(name)
+
+
+def _complex_parts(kernel, start, stop, steps, name):
+    """``kernel``'s values for a complex dtype ``name``: its real parts' line and its imaginary parts'."""
+    part = "float32" if name == "complex64" else "float64"
+    out = np.empty(steps, dtype=name)
+    out.real, out.imag = kernel(start.real, stop.real, steps, part), kernel(start.imag, stop.imag, steps, part)
+    return out
 
 
 def _line_16(start, stop, steps, half, index, r):
@@ -176,6 +186,13 @@ def logspace(start, end, steps, base, name):
     ``start + step * i`` for the first half and ``end - step * (steps - 1 - i)`` for the rest, the
     power by the C library's ``pow`` in float64 (numpy's vectorised ``power`` differs from it in
     the last bit), then rounded to the dtype. Integer dtypes: truncated ends, a float32 base."""
+    if name.startswith("complex"):
+        if complex(start).imag == 0 and complex(end).imag == 0:     # real exponents: real powers
+            part = "float32" if name == "complex64" else "float64"
+            return logspace(complex(start).real, complex(end).real, steps, base, part).astype(name)
+        exponents = linspace(start, end, steps, "complex128")
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.power(complex(base), exponents).astype(name)
     sixteen = name in ("float16", "bfloat16")
     integer = not sixteen and np.dtype(name).kind != "f"
     if integer:

@@ -16,6 +16,8 @@ from gt.nn.inputs import in_float32
 from gt.nn.inputs import implicit_softmax_dim
 from gt.ops.activations import ExpBranchClip
 from gt.tensor import rand, where
+from gt.tensor.complex_checks import refuse_complex, refuse_mixed
+from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.inplace_grad import result_saved
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -97,8 +99,9 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val cannot be greater than max_val, got min_val={min_val}, max_val={max_val}")
     x = _tensor(input, "hardtanh")
-    if not x.dtype.is_floating_point:
-        return _apply(x, inplace, lambda x: x.clamp(int(min_val), int(max_val)))
+    if not x.dtype.is_floating_point:       # the bounds as floats through torch's checked cast (uint8 refuses -1)
+        low, high = (int(checked_scalar(float(b), x.dtype, "hardtanh's bound")) for b in (min_val, max_val))
+        return _apply(x, inplace, lambda x: x.clamp(low, high))
     lo, hi = float(min_val), float(max_val)
     return _apply(x, inplace, lambda x: _tied(where(x <= lo, lo, where(x >= hi, hi, x))))
 
@@ -111,7 +114,8 @@ def relu6(input, inplace=False):
 def threshold(input, threshold, value, inplace=False):
     """``x`` where ``x > threshold``, else ``value`` (NaN stays NaN, as torch)."""
     x = _tensor(input, "threshold")
-    fill = float(value) if x.dtype.is_floating_point else int(value)
+    # torch's checked cast into x's dtype (uint8 refuses -1.5), then its truncation
+    fill = float(value) if x.dtype.is_floating_point else int(checked_scalar(value, x.dtype, "threshold's value"))
     return _apply(x, inplace, lambda x: _tied(where(x <= threshold, fill, x)))
 
 
@@ -122,6 +126,8 @@ def prelu(input, weight):
     """``x`` where positive, ``weight * x`` elsewhere, ``weight`` (num_parameters,) of size 1 or one
     slope per channel (dim 1 of ``input``; a 0-d or 1-d input has one channel). Both get gradients."""
     x, w = _tensor(input, "prelu"), _tensor(weight, "prelu", "weight")
+    refuse_mixed(x, w, "prelu", "input and weight")
+    refuse_complex(x, "prelu_cpu")
     if w.ndim > 1:
         raise ValueError(f"prelu: expected `weight` to be a scalar or 1D tensor, but got: ndim = {w.ndim}")
     channels = x.shape[1] if x.ndim >= 2 else 1

@@ -36,7 +36,10 @@ def bilinear(input1, input2, weight, bias=None):
             raise ValueError(f"bilinear: bias must have shape ({out},), got {bias.shape}")
     # one matmul: (..., in1) @ (in1, out * in2) -> (..., out, in2), then contract in2 with x2
     w = weight.permute(1, 0, 2).reshape(in1, out * in2)
-    y = ((x1 @ w).reshape(*x1.shape[:-1], out, in2) * x2.unsqueeze(-2)).sum(-1)   # (..., out)
+    terms = (x1 @ w).reshape(*x1.shape[:-1], out, in2) * x2.unsqueeze(-2)
+    y = terms.sum(-1)                                                                  # (..., out)
+    if y.dtype != terms.dtype:      # an integer sum widens to int64: torch's stays in (and wraps in) the inputs' dtype
+        y = y.to(terms.dtype)
     return y if bias is None else y + bias
 
 

@@ -61,7 +61,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if target.dtype.is_floating_point:
         return _probabilities(logits, target, w, ignore_index, label_smoothing, reduction, fn)
     _check_weight_dtype(weight, logits, fn)
-    target = _indices(_class_indices(target, fn, "target"), logits, fn)
+    target = _indices(_class_indices(target, fn, "target", _target_dtypes(logits)), logits, fn)
     logits = _classes_last(logits)
     ignored = _check_targets(target, c, ignore_index, fn)
     if w is None and label_smoothing == 0 and logits.ndim == 2:
@@ -93,7 +93,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         return out.reshape(()) if reduction == "none" else out
     c, w = _classes(log_probs, weight, fn)
     _check_weight_dtype(weight, log_probs, fn)
-    target = _indices(_class_indices(target, fn, "target"), log_probs, fn)
+    target = _indices(_class_indices(target, fn, "target", _target_dtypes(log_probs)), log_probs, fn)
     _check_targets(target, c, ignore_index, fn)
     return _nll(_classes_last(log_probs), target, w, ignore_index, 0.0, reduction)
 
@@ -128,6 +128,12 @@ def _check_weight_dtype(weight, x, fn):
     if isinstance(weight, Tensor) and weight.dtype != x.dtype:
         raise RuntimeError(f"{fn}: expected scalar type {x.dtype} (the input's) but found {weight.dtype} "
                            "(the weight's)")
+
+
+def _target_dtypes(x):
+    """The small integer target dtypes torch's kernels take beside input ``x``: uint8 for (N, C)
+    (``nll_loss``'s), none for (N, C, d1, ...) (``nll_loss2d``'s); int8/int16 never."""
+    return (dtypes.uint8,) if x.ndim <= 2 else ()
 
 
 def _indices(target, x, fn):

@@ -154,6 +154,8 @@ def _max_pool(fn, nd, input, kernel_size, stride, padding, dilation, ceil_mode, 
     x = _tensor(input, fn)
     if x.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: bool input is not supported")
+    if x.dtype.is_complex:          # complex numbers have no order (torch has no complex max pooling)
+        raise TypeError(f"{fn}: expected a real input, got {x.dtype!r}")
     kernel, stride, pads, dilation, out = _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices:
         return max_with_indices(x, nd, ("regular", kernel, stride, tuple(lo for lo, _ in pads), dilation, out))

@@ -5,11 +5,12 @@ re-exports all four, import one way: ``linear``, ``dropout`` and ``scaled_dot_pr
 import math
 
 from gt import dtypes
+from gt.nn.dropout_functions import refuse_complex_mask
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import arange, rand
-from gt.tensor.complex_checks import refuse_complex, refuse_mixed
+from gt.tensor.complex_checks import refuse_mixed
 
 
 def linear(x, weight, bias=None):
@@ -22,30 +23,29 @@ def linear(x, weight, bias=None):
         return linear(x, weight.reshape(1, -1), b).squeeze(-1)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
-    if x.dtype is not weight.dtype:    # one dtype (the usual call) needs neither check: read once
-        refuse_mixed(x, weight, "linear")
-        x = floating_input(x, weight)
+    bias = None if bias is None else _tensor(bias, "linear", "bias")
+    x = floating_input(x, weight, bias)
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
                          f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
-    if bias is not None:
-        bias = _tensor(bias, "linear", "bias")
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-        if bias.dtype is not weight.dtype:
-            refuse_mixed(weight, bias, "linear", "weight and bias")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     return linalg.Linear.apply(x, weight, bias)
 
 
-def floating_input(x, weight):
+def floating_input(x, weight, bias=None):
     """``x`` in the weight's dtype where it holds ints or bools (the engines' own products would
     give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``). A
-    complex ``x`` with a real weight (or ints with a complex one) raises, as torch's product does:
-    the cast would drop its imaginary part."""
-    if x.dtype.is_floating_point:
+    real ``x`` with a complex weight or the other way round (ints too), or a ``bias`` (a tensor or
+    None) of the other kind than the weight, raises as torch's product does: gt would promote."""
+    w_dtype = weight.dtype        # each dtype read once: this check runs on every Linear call
+    if bias is not None and bias.dtype is not w_dtype:
+        refuse_mixed(weight, bias, "linear", "weight and bias")
+    dtype = x.dtype
+    if dtype is w_dtype:          # the usual call: one dtype needs no other check
         return x
     refuse_mixed(x, weight, "linear")
-    return x if not weight.dtype.is_floating_point else x.to(weight.dtype)
+    return x if dtype.is_floating_point or not w_dtype.is_floating_point else x.to(w_dtype)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -60,8 +60,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return x
     if p == 1:
         return x.mul_(0) if inplace else x * 0
-    if x.dtype.is_complex and x.numel():
-        refuse_complex(x, "bernoulli_scalar_cpu_")      # torch's CPU mask has no complex kernel
+    refuse_complex_mask(x)
     dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
     keep = (rand(*x.shape, dtype=dtype) >= p).to(dtype) * (1.0 / (1.0 - p))
     return x.mul_(keep) if inplace else x * keep

@@ -23,7 +23,7 @@ def _check(fn, p, inplace):
 def refuse_complex_mask(x):
     """torch's NotImplementedError for a complex ``x`` where dropout draws a mask (training,
     0 < p < 1, elements to drop): its CPU bernoulli has no complex kernel."""
-    if x.numel():
+    if x.dtype.is_complex and x.numel():
         refuse_complex(x, "bernoulli_scalar_cpu_")
 
 

@@ -8,6 +8,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 from gt import autograd, dtypes
 from gt.tensor.construct_functions import broadcast_tensors
 from gt.tensor.promotion import promote_types
+from gt.tensor.complex_checks import refuse_complex_parameter
 from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
@@ -47,12 +48,15 @@ from gt.nn.activation_functions import (celu, celu_, elu, elu_, glu, hardshrink,
                                        relu6, relu_, rrelu, rrelu_, selu, selu_, silu, softmin, softshrink, softsign,
                                        tanhshrink, threshold, threshold_)
 from gt.nn.grid_sample import affine_grid, grid_sample  # noqa: F401
+from gt.nn import grad  # noqa: F401  (torch.nn.functional.grad is torch.nn.grad)
 from gt.nn.small_functions import (channel_shuffle, feature_alpha_dropout, gumbel_softmax,  # noqa: F401
                                    multilabel_margin_loss, pdist, triplet_margin_with_distance_loss)
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import arange, where
+
+native_channel_shuffle = channel_shuffle     # torch's kernel-level name of the same shuffle
 
 
 # ---- activations ------------------------------------------------------------------------
@@ -135,10 +139,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     x, shape = _tensor(input, "layer_norm"), _normalized_shape(normalized_shape)
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"layer_norm: expected a floating point input, got {x.dtype!r}")
-    _check_affine("layer_norm", shape, weight, bias)
-    if x.dtype in dtypes.HALVES:       # autocast or not: torch 2.13's autocast leaves layer_norm alone
+    dtype = x.dtype
+    if not dtype.is_floating_point:
+        raise TypeError(f"layer_norm: expected a floating point input, got {dtype!r}")
+    _check_affine("layer_norm", shape, weight, bias, dtype)
+    if dtype in dtypes.HALVES:       # autocast or not: torch 2.13's autocast leaves layer_norm alone
         return layer_norm_in_float32(x, weight, bias, len(shape), eps)
     return linalg.LayerNorm.apply(x, weight, bias, n_axes=len(shape), eps=eps)
 
@@ -149,11 +154,20 @@ def layer_norm_in_float32(x, weight, bias, n_axes, eps):
     return in_float32(lambda x, w, b: linalg.LayerNorm.apply(x, w, b, n_axes=n_axes, eps=eps))(x, weight, bias)
 
 
-def _check_affine(fn, shape, weight, bias):
-    """ValueError unless ``weight`` and ``bias`` (each a tensor or None) have shape ``shape``."""
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.shape != shape:
-            raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
+def _check_affine(fn, shape, weight, bias, dtype):
+    """ValueError unless ``weight`` and ``bias`` (each a tensor or None) have shape ``shape``;
+    torch's RuntimeError where one is complex (the input, of ``dtype``, is real). Runs on every
+    LayerNorm call: the common case is two tests, without a loop."""
+    if weight is not None and (weight.shape != shape or weight.dtype.is_complex):
+        _refuse_affine(fn, shape, "weight", weight, dtype)
+    if bias is not None and (bias.shape != shape or bias.dtype.is_complex):
+        _refuse_affine(fn, shape, "bias", bias, dtype)
+
+
+def _refuse_affine(fn, shape, name, t, dtype):
+    if t.shape != shape:
+        raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
+    refuse_complex_parameter(dtype, t, name)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
@@ -165,7 +179,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
     ``sparse=True``: ``weight.grad`` is a sparse COO tensor (the ids as indices, uncoalesced, the
     padding row's entries left out), torch's; the output is then a leaf of the graph."""
-    idx = _class_indices(input, "embedding", "indices")
+    idx = _class_indices(input, "embedding", "indices", small=())
     if weight.ndim != 2:
         raise ValueError(f"embedding: 'weight' must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
     n = weight.shape[0]
@@ -185,7 +199,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 def one_hot(indices, num_classes=-1, dtype=dtypes.float32):
     """(..., ) integer classes -> (..., num_classes) float32 one-hot rows (no gradient).
     ``num_classes=-1`` means max(indices) + 1."""
-    idx = _class_indices(indices, "one_hot", "indices")
+    idx = _class_indices(indices, "one_hot", "indices", small=())
     if idx.numel() == 0 and num_classes <= 0:
         raise ValueError("one_hot: Can not infer total number of classes from empty tensor.")
     if num_classes == -1:

@@ -22,27 +22,35 @@ def _fill(tensor, values):
     return tensor
 
 
-def _floating(tensor, fn):
+def _floating(tensor, fn, complex_ok=False):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{fn}: expected a gt.Tensor or nn.Parameter, got {type(tensor).__name__}")
-    if not tensor.dtype.is_floating_point:
+    if not (tensor.dtype.is_floating_point or complex_ok and tensor.dtype.is_complex):
         raise TypeError(f"{fn}: expected a floating point tensor, got {tensor.dtype!r}")
     return tensor.dtype
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
-    """Fill with samples of U(a, b) (from ``generator``, a ``gt.Generator``, or gt's default one)."""
-    dtype = _floating(tensor, "uniform_")
+    """Fill with samples of U(a, b) (from ``generator``, a ``gt.Generator``, or gt's default one); a
+    complex tensor's real and imaginary parts each so (torch's)."""
+    dtype = _floating(tensor, "uniform_", complex_ok=True)
     if not a <= b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+    if dtype.is_complex:
+        with autograd.no_grad():
+            return tensor.uniform_(a, b, generator=generator)
     return _fill(tensor, rand(*tensor.shape, dtype=dtype, generator=generator) * (b - a) + a)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
-    """Fill with samples of N(mean, std**2) (from ``generator``, or gt's default one)."""
-    dtype = _floating(tensor, "normal_")
+    """Fill with samples of N(mean, std**2) (from ``generator``, or gt's default one); a complex
+    tensor's parts each from N(mean, std**2 / 2) (torch's)."""
+    dtype = _floating(tensor, "normal_", complex_ok=True)
     if not std >= 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    if dtype.is_complex:
+        with autograd.no_grad():
+            return tensor.normal_(mean, std, generator=generator)
     return _fill(tensor, randn(*tensor.shape, dtype=dtype, generator=generator) * std + mean)
 
 

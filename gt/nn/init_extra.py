@@ -10,10 +10,10 @@ from gt.tensor import Tensor, arange, eye, randn, where, zeros
 from gt.tensor import tensor as tensor_of
 
 
-def _target(tensor, fn):
+def _target(tensor, fn, complex_ok=False):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{fn}: expected a gt.Tensor or nn.Parameter, got {type(tensor).__name__}")
-    if not tensor.dtype.is_floating_point:
+    if not (tensor.dtype.is_floating_point or complex_ok and tensor.dtype.is_complex):
         raise TypeError(f"{fn}: expected a floating point tensor, got {tensor.dtype!r}")
     return tensor
 
@@ -115,7 +115,7 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
 
         >>> w = nn.init.sparse_(gt.empty(10, 4), sparsity=0.3)     # 3 zeros in every column
     """
-    _target(tensor, "sparse_")
+    _target(tensor, "sparse_", complex_ok=True)
     if tensor.ndim != 2:
         raise ValueError(f"sparse_: only tensors with 2 dimensions are supported, got shape {tensor.shape}")
     if not 0 <= sparsity <= 1:

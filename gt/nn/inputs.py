@@ -19,14 +19,30 @@ def as_tensor(x, fn, what="input"):
         raise TypeError(f"{fn}: {what} must be a gt.Tensor or array-like, got {type(x).__name__}: {exc}") from None
 
 
-def class_indices(indices, fn, what):
+def class_indices(indices, fn, what, small=dtypes.SMALL_INTS):
+    """``indices`` as an integer tensor; ``small``: the uint8/int8/int16 dtypes ``fn`` takes, as
+    torch's kernel (the others raise its RuntimeError: ``embedding`` and ``one_hot`` take none,
+    the class losses uint8 targets of (N, C) inputs only)."""
     idx = as_tensor(indices, fn, what)
     if idx.dtype.is_floating_point or idx.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: {what} must be integer class indices (int64/int32), got {idx.dtype!r}"
                         + ("; class probabilities are F.cross_entropy's" if fn == "nll_loss" else ""))
+    if idx.dtype in dtypes.SMALL_INTS and idx.dtype not in small:
+        raise RuntimeError(_small_index_refusal(fn, what, dtypes.torch_type_name(idx.dtype.name), small))
     # uint8/int8/int16 indices as int64: compared with Python ints (a class count, ignore_index=-100)
     # they would be cast into their dtype, torch's rule for tensor-number ops (-100 into uint8 is 156)
     return idx.long() if idx.dtype in dtypes.SMALL_INTS else idx
+
+
+def _small_index_refusal(fn, what, name, small):
+    if fn == "embedding":
+        return (f"Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; "
+                f"but got torch.{name}Tensor instead (while checking arguments for embedding)")
+    if fn == "one_hot":
+        return f"one_hot is only applicable to index tensor of type LongTensor (got torch.{name}Tensor indices)."
+    if small:
+        return f"{fn}: expected target dtype to be Long or Byte, but got {name}"
+    return f"{fn}: expected scalar type Long but found {name} (the {what} of a (N, C, d1, ...) input)"
 
 
 def check_range(idx, n, fn, what, limit, exc):

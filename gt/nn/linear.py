@@ -47,7 +47,8 @@ class Linear(Module):
 
     def forward(self, x):
         weight = self.weight      # read once: a parametrized weight is computed at each read
-        return linalg.Linear.apply(floating_input(self._checked(x), weight), weight, self.bias)
+        bias = self.bias
+        return linalg.Linear.apply(floating_input(self._checked(x), weight, bias), weight, bias)
 
     def _checked(self, x):
         """``x`` as a tensor whose last axis is ``in_features``; ValueError naming the shape if not."""

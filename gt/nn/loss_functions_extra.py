@@ -290,7 +290,10 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
         0.0
     """
     fn = "triplet_margin_loss"
-    a = promoted(promoted(_numeric_input(anchor, fn, "anchor"), positive), negative)
+    if any(getattr(x, "dtype", dtypes.float32).is_complex for x in (anchor, positive, negative)):
+        a = promoted(promoted(_tensor(anchor, fn, "anchor"), positive), negative)   # real distances, as torch's
+    else:
+        a = promoted(promoted(_numeric_input(anchor, fn, "anchor"), positive), negative)
     pos, neg = _like(positive, a, fn, "positive"), _like(negative, a, fn, "negative")
     if not a.ndim == pos.ndim == neg.ndim or a.ndim == 0:
         raise ValueError(f"{fn}: anchor, positive and negative must have one number of dimensions ((N, D) or "

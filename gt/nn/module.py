@@ -163,7 +163,14 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
         ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
     """
 
-    def __init__(self):
+    call_super_init = False     # torch's: a class sets True to pass __init__'s arguments on (mixins after Module)
+    dump_patches = False        # torch's flag, unused there too
+
+    def __init__(self, *args, **kwargs):
+        if not self.call_super_init and (args or kwargs):
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument "
+                            f"'{next(iter(kwargs))}'" if kwargs else f"{type(self).__name__}.__init__() takes 1 "
+                            f"positional argument but {len(args) + 1} were given")
         d = self.__dict__
         d["training"] = True
         d["_parameters"] = ParameterRegistry(self)
@@ -171,6 +178,8 @@ class Module(ModuleHooks, BackwardHooks, ModuleLookup, ModuleDevices, state_dict
         d["_non_persistent_buffers"] = set()
         d["_modules"] = Members(self)
         d.update(self._new_hook_dicts())   # torch's dicts of forward and backward hooks (gt/nn/hooks.py)
+        if self.call_super_init:
+            super().__init__(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward() in the subclass")

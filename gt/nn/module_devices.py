@@ -1,10 +1,11 @@
 """Where a module's parameters and buffers live and in which dtype: ``Module.to`` in torch's
-forms, ``cpu``, ``cuda``, ``half``, ``bfloat16``, ``float``, ``double``, ``type`` (in place: an
-optimizer built before keeps holding the same Parameter objects)."""
+forms, ``cpu``, ``cuda``, ``half``, ``bfloat16``, ``float``, ``double``, ``type``, ``to_empty`` (in place: an
+optimizer built before keeps holding the same Parameter objects); and ``compile``, which compiles
+nothing (gt.compile)."""
 
-from gt import dtypes
+from gt import compiler, dtypes
 from gt.backend import B
-from gt.tensor import device_methods
+from gt.tensor import device_methods, empty
 from gt.tensor.info_methods import type_dtype
 
 
@@ -72,3 +73,51 @@ class ModuleDevices:
 
     def double(self):
         return self.to(dtypes.float64)
+
+    def to_empty(self, *, device, recurse=True):
+        """Give every parameter and buffer (of this module only, unless ``recurse``) new, uninitialized
+        memory of its shape and dtype on ``device`` (None: where it is), and the same to their
+        ``.grad``; the Parameter objects stay (an optimizer built before holds them), as torch's.
+        Returns self. Initialize the values afterwards (``reset_parameters``, ``load_state_dict``)."""
+        dev = None
+        if device is not None:
+            dev = device_methods.check_device(device_methods.as_device(device, "Module.to_empty(device)"),
+                                              "Module.to_empty")
+        for module in (self.modules() if recurse else (self,)):
+            for t in (*module._parameters.values(), *module._buffers.values()):
+                if t is not None:
+                    _fresh_memory(t, dev)
+        return self
+
+    def compile(self, *args, **kwargs):
+        """torch's ``Module.compile``: ``gt.compile``'s arguments, checked as torch checks them, for
+        this module's calls. gt compiles nothing (gt/compiler.py): calls stay eager, hooks included.
+        Returns None, as torch's."""
+        compiler.compile(self.__call__, *args, **kwargs)
+
+    def share_memory(self):
+        """torch's ``Module.share_memory``: every parameter and buffer (and a parameter's
+        ``.grad``, where there is one) moved into shared memory in place
+        (``Tensor.share_memory_``), so that processes given this module (``gt.multiprocessing``)
+        train the same values (Hogwild-style). Returns this module."""
+        for module in self.modules():
+            for t in (*module._parameters.values(), *module._buffers.values()):
+                if t is not None:
+                    t.share_memory_()
+                    if t._grad_value is not None or t._grad_factors is not None:
+                        t.grad.share_memory_()
+        return self
+
+
+def _fresh_memory(t, dev):
+    """``t`` (and its grad) on new memory of its shape and dtype on ``dev``: the old memory, which
+    other tensors may share, is left to them. A sharded tensor keeps its memory (its values are
+    unspecified anyway) and is refused a move, as ``Module.to``."""
+    if t._grad_factors is not None:     # a gradient still held as factors (gt/autograd/deferred.py)
+        t._grad = empty(tuple(t.shape), dtype=t.dtype)
+    if t._placed is None:
+        t.data = B.empty(tuple(t.shape), t.dtype)
+    if dev is not None:
+        device_methods.move_in_place(t, dev, "Module.to_empty")
+    if t._grad_value is not None:
+        _fresh_memory(t._grad_value, None)

@@ -21,6 +21,7 @@ from gt.nn.inputs import in_float32
 from gt.nn.padding import pad
 from gt.ops import batch_norm as bn_ops
 from gt.tensor import Tensor
+from gt.tensor.complex_checks import refuse_complex_parameter
 
 # torch.finfo(dtype).eps: rms_norm's default eps (no numpy above the backend to ask)
 _EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920928955078125e-07}
@@ -56,13 +57,17 @@ def _float_input(input, fn, min_dims):
 
 
 def channel_vectors(fn, c, x, **tensors):
-    """Each given tensor (weight, bias, running stats) as a gt tensor of shape (C,), C = dim 1 of x."""
+    """Each given tensor (weight, bias, running stats) as a gt tensor of shape (C,), C = dim 1 of x;
+    a complex one for a real x refused, as torch's (instance_norm's running stats too, where torch
+    drops their imaginary parts with a warning)."""
     out = []
     for name, t in tensors.items():
         t = None if t is None else _tensor(t, fn, name)
         if t is not None and t.shape != (c,):
             raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
                              f"{x.shape}), got {t.shape}")
+        if t is not None and t.dtype.is_complex:
+            refuse_complex_parameter(x.dtype, t, name)
         out.append(t)
     return out
 
@@ -186,7 +191,9 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         (4, 10, 64)
     """
     fn = "rms_norm"
-    x = _float_input(input, fn, 0)
+    x = _tensor(input, fn)
+    if not x.dtype.is_complex:      # complex: torch's formula as it stands (x * x, not |x| ** 2)
+        x = _float_input(x, fn, 0)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in shape):
         raise ValueError(f"{fn}: normalized_shape must be a positive int or a non-empty tuple of them, "
@@ -201,7 +208,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     dtype = x.dtype
     if dtype in dtypes.HALVES:       # torch computes halves in float32, rounded back once
         x = x.float()
-    eps = _EPS[x.dtype.name] if eps is None else eps    # of the computing dtype, as torch's
+    eps = _EPS[dtypes.REAL_OF.get(x.dtype.name, x.dtype).name] if eps is None else eps   # the computing dtype's
     out = x * ((x * x).mean(dim=tuple(range(-len(shape), 0)), keepdim=True) + eps).rsqrt()
     out = out if weight is None else out * weight
     return out if out.dtype == dtype else out.to(dtype)     # the input's dtype whatever the weight's (torch's)

@@ -45,11 +45,12 @@ class LayerNorm(Module):
         if xs[len(xs) - len(shape):] != shape or len(xs) < len(shape):
             raise ValueError(f"LayerNorm({self.extra_repr()}): input of shape {x.shape} does not end in "
                              f"normalized_shape {self.normalized_shape}")
-        if not x.dtype.is_floating_point:
-            raise TypeError(f"LayerNorm: expected a floating point input, got {x.dtype!r}")
+        dtype = x.dtype
+        if not dtype.is_floating_point:
+            raise TypeError(f"LayerNorm: expected a floating point input, got {dtype!r}")
         weight, bias = self.weight, self.bias
-        F._check_affine("LayerNorm", shape, weight, bias)
-        if x.dtype in dtypes.HALVES:
+        F._check_affine("LayerNorm", shape, weight, bias, dtype)
+        if dtype in dtypes.HALVES:
             # torch's kernel (mixed dtypes too, autocast or not): computed in float32, answered in the input's dtype
             return F.layer_norm_in_float32(x, weight, bias, len(shape), self.eps)
         return linalg.LayerNorm.apply(x, weight, bias, len(shape), self.eps)

@@ -5,9 +5,11 @@ and ``CircularPad{1,2,3}d`` around it. The op itself, forward and backward: gt/o
 
 import operator
 
+from gt import dtypes
 from gt.nn.inputs import as_tensor
 from gt.nn.module import Module
 from gt.ops import padding as padding_ops
+from gt.tensor.int_scalars import checked_scalar
 
 MODES = ("constant", "reflect", "replicate", "circular")
 
@@ -52,6 +54,9 @@ def pad(input, pad, mode="constant", value=None):
         return x.clone()   # torch returns a new tensor even where nothing changes
     for dim, left, right in pads:
         _check_dim(x.shape, dim, left, right, mode)
+    if value is not None and type(value) in (int, float) and x.dtype.name in dtypes.INT_RANGES:
+        # torch takes the value as a float and casts it checked: uint8 refuses -1 (as -1.0) and 300
+        value = checked_scalar(float(value), x.dtype, "pad's value")
     return padding_ops.Pad.apply(x, pads=pads, mode=mode, value=0 if value is None else value)
 
 

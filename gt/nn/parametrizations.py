@@ -11,10 +11,10 @@ Where gt differs from torch: no complex tensors; the orthogonal maps are built f
 differentiable ops: ``"matrix_exp"`` is a degree-18 Taylor polynomial with scaling and squaring
 (torch's ``matrix_exp`` picks its degree from the norm: the values agree to rounding, not
 bitwise), ``"cayley"`` uses ``gt.linalg.solve`` as torch does, and ``"householder"`` applies
-the k reflections one after another (torch's ``householder_product``); ``"householder"`` with
-``use_trivialization=False`` (needs LAPACK's ``geqrf`` form) is refused with a
-``NotImplementedError``. Random draws (spectral norm's first ``u`` and ``v``, the columns
-that complete a non-square orthogonal base) come from gt's generator, not torch's.
+the k reflections one after another (torch's ``householder_product``; with
+``use_trivialization=False`` an assigned matrix is read back through ``gt.geqrf``, as torch's).
+Random draws (spectral norm's first ``u`` and ``v``, the columns that complete a non-square
+orthogonal base) come from gt's generator, not torch's.
 """
 
 import math
@@ -25,6 +25,8 @@ from gt.nn import parametrize
 from gt.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from gt.nn.module import Module
 from gt.tensor import Tensor, cat, eye, randn, stack, zeros
+from gt.tensor.arithmetic import where
+from gt.tensor.householder import geqrf
 from gt.tensor.linalg_methods import solve
 
 __all__ = ["orthogonal", "spectral_norm", "weight_norm"]
@@ -144,6 +146,11 @@ class _Orthogonal(Module):
         if n < k:
             Q = Q.mT
             n, k = k, n
+        if "base" not in self._buffers and self.orthogonal_map == "householder":
+            A, tau = geqrf(Q)           # the reflectors whose product is Q; the diagonal keeps R's signs
+            signs = A.diagonal(dim1=-2, dim2=-1).sign()
+            A.diagonal(dim1=-2, dim2=-1).copy_(where(tau == 0, -signs, signs))
+            return A.mT if Q_init.shape[-2] < Q_init.shape[-1] else A
         if "base" not in self._buffers:
             raise NotImplementedError("It is not possible to assign to the matrix exponential "
                                       "or the Cayley parametrizations when use_trivialization=False.")
@@ -178,9 +185,6 @@ def orthogonal(module, name="weight", orthogonal_map=None, *, use_trivialization
     if orthogonal_map not in ("matrix_exp", "cayley", "householder"):
         raise ValueError('orthogonal_map has to be one of "matrix_exp", "cayley", "householder". '
                          f"Got: {orthogonal_map}")
-    if orthogonal_map == "householder" and not use_trivialization:
-        raise NotImplementedError('orthogonal: the "householder" map with use_trivialization=False needs '
-                                  "LAPACK's geqrf form, which gt does not have; use use_trivialization=True")
     orth = _Orthogonal(weight, orthogonal_map, use_trivialization=use_trivialization)
     parametrize.register_parametrization(module, name, orth, unsafe=True)
     return module

@@ -10,7 +10,7 @@ pixels. Gradients come from the gathers and products."""
 import math
 
 from gt import dtypes
-from gt.nn import antialias as aa
+from gt.nn import antialias as aa, resample_uint8
 from gt.nn.conv_functions import adaptive_avg_pool1d, adaptive_avg_pool2d
 from gt.nn.inputs import as_tensor as _tensor
 from gt.tensor import arange, tensor
@@ -85,8 +85,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     needs it): every input pixel under the filter stretched by the scale counts, as torch's
     (and Pillow's) anti-aliased resizing (gt/nn/antialias.py).
 
-    Where gt differs from torch: integer inputs raise TypeError but uint8 in the nearest modes
-    (torch takes uint8 in the linear and bicubic modes too, rounding as its own kernels do); where torch 2.13's backward takes a
+    uint8 images in every mode torch takes them in (gt/nn/resample_uint8.py). Where gt differs from
+    torch: other integer inputs raise TypeError (torch: NotImplementedError); where torch 2.13's backward takes a
     shortcut its forward does not (3-D/5-D 'nearest' with a scale factor that keeps or doubles a
     size, 'bicubic' with one that keeps every size, ``antialias=True`` with one that keeps a
     size), gt's gradient is that of its output; with ``antialias=True`` and an output one pixel
@@ -110,12 +110,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                              f"(linear, bilinear, bicubic, trilinear), not with mode {mode!r}")
     else:
         align_corners = bool(align_corners)
-    if not x.dtype.is_floating_point and not (x.dtype == dtypes.uint8 and mode.startswith("nearest")):
-        raise TypeError(f"interpolate: expected a floating point input, got {x.dtype!r} (uint8 images only in the "
-                        f"nearest modes, as torch)")
+    filtered_bytes = _check_dtype(x, mode)
     out, scales = _output_size(x, size, scale_factor, recompute_scale_factor, mode)
     if mode == "area":
         return _area(x, out)
+    if filtered_bytes:
+        return resample_uint8.resize(x, out, scales, align_corners, mode, antialias)
     if antialias:
         return aa.resize(x, out, scales, align_corners, mode)
     original = x
@@ -129,6 +129,17 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         else:
             x = _linear(x, axis, o, s, align_corners)
     return x.clone() if x is original else x          # a new tensor, as torch
+
+
+def _check_dtype(x, mode):
+    """Whether ``x`` is a uint8 image in a filtering mode (torch's fixed-point uint8 kernels);
+    floats pass, uint8 in the nearest modes too, other dtypes raise."""
+    if x.dtype.is_floating_point or (x.dtype == dtypes.uint8 and mode.startswith("nearest")):
+        return False
+    if x.dtype == dtypes.uint8 and mode in resample_uint8.MODES:
+        return True
+    raise TypeError(f"interpolate: expected a floating point input, got {x.dtype!r} (uint8 images only in the "
+                    f"nearest, bilinear, bicubic and lanczos modes, as torch)")
 
 
 def _nearest_index(n, o, scale, mode, x):

@@ -139,8 +139,8 @@ class TransformerBlock(Module):
         for p in every:
             if p is None or p._placed is not None:
                 return None
-        if recording and any(p.requires_grad for p in every):
-            return None
+        if recording and any(p.requires_grad for p in every) or autograd.forward_ad.dual_values(x, every):
+            return None     # (a tangent flows only through the ops: gt/autograd/forward_ad.py)
         arrays = [x._array] + [t._array for p in projs for t in (p.weight, p.bias)] + [p._array for p in params]
         out = B.encoder_layer_fused(arrays[0], attn.num_heads, arrays[1:7:2], arrays[2:7:2], *arrays[7:], ln1.eps,
                                     type(act) is GELU)

@@ -108,6 +108,7 @@ class Conv(Function):
         nx, nw = self.needs_input_grad[:2]
         if self.fused:
             xk, weight, has_bias = self.saved
+            xk, weight = B.conj(xk), B.conj(weight)     # torch's convention for complex operands (complex_ops.py)
             needs = (nx, nw, has_bias and self.needs_input_grad[2])
             gx, gw, gb = _kernel_grads(g, xk, weight, self.geometry, self.kernel_pad, needs, self.low,
                                        getattr(self, "dtypes", None))
@@ -115,6 +116,7 @@ class Conv(Function):
                 gx = _unpad(gx, size, padding)
             return gx, gw, gb
         cols, weight, has_bias = self.saved
+        cols, weight = B.conj(cols), B.conj(weight)     # torch's convention for complex operands
         nd, n, o = len(stride), g.shape[0], g.shape[1]
         out_size = tuple(g.shape[2:])
         g2 = B.reshape(g, (n, groups, o // groups, numel(out_size)))                # (N, groups, O/groups, L)

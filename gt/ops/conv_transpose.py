@@ -61,6 +61,7 @@ class ConvTranspose(Function):
     def backward(self, g):
         size, out, stride, pads, dilation, groups = self.geometry
         x, weight, has_bias = self.saved
+        x, weight = B.conj(x), B.conj(weight)           # torch's convention for complex operands (complex_ops.py)
         nd, n, c = len(stride), g.shape[0], x.shape[1]
         kernel = tuple(weight.shape[2:])
         if self.fused:

@@ -26,9 +26,7 @@ def _iadd(out, value):
 
 
 def _swap(x):
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return B.transpose(x, axes)
+    return B.swap_last(x)
 
 
 def _matmul_node_name(nd):
@@ -184,9 +182,10 @@ class Linear(Function):
         """Whether the weight's gradient is left as its factors: a whole leaf, one dtype, few rows
         for a big weight (``deferred.worth``), on the CPU (see gt/autograd/deferred.py)."""
         leaf = self.inputs[1]
+        # ``worth`` (integer arithmetic) first: it declines every weight of a small model
         return (leaf._ctx is None and leaf._placed is None and weight.ndim == 2
-                and B.dtype_of(g2) == B.dtype_of(x2) == B.dtype_of(weight)
                 and deferred.worth(x2.shape[0], weight.shape[0], weight.shape[1], leaf)
+                and B.dtype_of(g2) == B.dtype_of(x2) == B.dtype_of(weight)
                 and B.device_of(x2) == "cpu")
 
 

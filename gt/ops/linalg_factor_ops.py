@@ -249,3 +249,18 @@ class CholeskyEx(Cholesky):
     def backward_graph(self, g):
         shape = tuple(self.inputs[0].shape)          # L's part of the packed gradient; info has none
         return super().backward_graph(g[..., :shape[-1] * shape[-2]].reshape(shape))
+
+
+class Geqrf(Function):
+    """Packed ``(a, tau)`` of LAPACK's geqrf. torch gives it no derivative: its results are on the
+    tape (``requires_grad`` as the input's), and a backward through them raises as torch's."""
+
+    def forward(self, a):
+        h, tau = B.geqrf(a)
+        return _pack([h, tau], tuple(a.shape[:-2]))
+
+    def backward(self, g):
+        raise NotImplementedError("the derivative for 'geqrf' is not implemented.")
+
+    def backward_graph(self, g):
+        raise NotImplementedError("the derivative for 'geqrf' is not implemented.")

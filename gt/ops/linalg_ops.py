@@ -10,6 +10,8 @@ cuts them apart with differentiable slices, so the backward receives the gradien
 at once (zero for a part that was not used, as torch treats an undefined gradient).
 """
 
+import math
+
 from gt.autograd import Function
 from gt import dtypes
 from gt.backend import B
@@ -138,18 +140,29 @@ class ComplexSlogdet(Function):
         a, sign = self.saved
         g_sign, g_log = _unpack(g, [sign.shape, sign.shape])
         coefficient = B.real(g_log) + 1j * B.imag(g_sign * B.conj(sign))
-        return (_scalar_grad(B.astype(coefficient, B.dtype_of(a))) * _h(B.inv(a)),)
+        return (_scalar_grad(B.astype(coefficient, B.dtype_of(a))) * _h(_inv_or_nan(a, sign)),)
+
+
+def _inv_or_nan(a, sign):
+    """``inv(a)``, NaN for the singular matrices (``sign`` 0, slogdet's): torch's slogdet gradient
+    there is non-finite without an error (inf or NaN from its LU solve, its signs rounding's)."""
+    if not B.numel(sign) or not bool(B.any(sign == 0)):
+        return B.inv(a)
+    singular = B.reshape(sign == 0, tuple(sign.shape) + (1, 1))
+    nan = complex(math.nan, math.nan) if B.dtype_of(a).is_complex else math.nan
+    return B.where(singular, nan, B.inv(B.where(singular, _eye_like(a, a.shape[-1]), a)))
 
 
 class LogAbsDet(Function):
     """``log |det(A)|`` (slogdet's second result); gradient ``g inv(A)^T``."""
 
     def forward(self, a):
-        self.save(a)
-        return B.slogdet(a)[1]
+        sign, logabsdet = B.slogdet(a)
+        self.save(a, sign)
+        return logabsdet
 
     def backward(self, g):
-        return (_scalar_grad(g) * _t(B.inv(self.saved[0])),)
+        return (_scalar_grad(g) * _t(_inv_or_nan(*self.saved)),)
 
     def backward_graph(self, g):
         return (g.unsqueeze(-1).unsqueeze(-1) * Inv.apply(self.inputs[0]).mT,)

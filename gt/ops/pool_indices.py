@@ -78,7 +78,7 @@ class WindowArgmax(Function):
 def _first_max(vals, inside, dtype):
     """(..., Q, 1) int64: the window position of the first largest value inside the input of each
     row of ``vals`` (..., Q, K), or of its last NaN where it has one."""
-    lowest = -math.inf if dtype.is_floating_point else -2 ** 63 if dtype == dtypes.int64 else -2 ** 31
+    lowest = -math.inf if dtype.is_floating_point else dtypes.INT_RANGES.get(dtype.name, (0,))[0]
     masked = B.where(inside, vals, lowest)
     # the largest value (an argmax: a max reduction warns on NaN), then its first position inside
     best = B.take_along_axis(masked, B.argmax(masked, axis=-1, keepdims=True), -1)

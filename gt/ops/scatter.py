@@ -109,7 +109,7 @@ class ScatterReduce(Function):
             counts = B.full(tuple(x.shape), 1 if include_self else 0, dtype)
             B.scatter_reduce_(_reached(counts, index, dim), dim, index, B.ones(tuple(index.shape), dtype), "sum")
             counts = counts + (counts == 0)          # a position nothing reached keeps its value
-            out = out / counts if dtype.is_floating_point else out // counts   # integers: floor, as torch
+            out = out / counts if dtype.is_floating_point or dtype.is_complex else out // counts  # ints: floor (torch)
         self.save(index, x, src, out, counts)
         return out
 
@@ -117,7 +117,8 @@ class ScatterReduce(Function):
         index, x, src, out, counts = self.saved
         dim, dtype = self.dim, B.dtype_of(g)
         if self.reduce == "prod":
-            gx, gsrc = _prod_grads(g, index, x, src, out, dim, self.include_self)
+            # conj: torch's convention for complex factors (gt/ops/complex_ops.py)
+            gx, gsrc = _prod_grads(g, index, B.conj(x), B.conj(src), B.conj(out), dim, self.include_self)
             return gx, None, _padded(gsrc, self.src_shape, dtype)
         if self.reduce == "sum":
             gx = gd = g

@@ -2,6 +2,7 @@
 
 import math
 
+from gt.autograd import profiler_record
 from gt.backend import B
 from gt.tensor import Tensor, zeros_like
 from gt.optim.optimizer import Optimizer, _whole
@@ -51,6 +52,11 @@ class Adam(Optimizer):
         # a group saved before gt kept the key: the class's own kind
         return group.get("decoupled_weight_decay", self.decoupled_weight_decay)
 
+    def _event(self, group):
+        """The profiler's event of the engine's Adam step: torch's fused kernel's, which does the
+        same arithmetic (``Adam(fused=True)``)."""
+        return "aten::_fused_adamw_" if self._decoupled(group) else "aten::_fused_adam_"
+
     def _check_group(self, group):
         super()._check_group(group)
         refuse_unimplemented_in(type(self).__name__, group)
@@ -80,10 +86,12 @@ class Adam(Optimizer):
                 by_step.setdefault(state["step"], []).append((p._array, grad._array) + tuple(t._array for t in moments))
             else:
                 self._update(p, grad, state, group)
+        steps_ = B.adam_steps_ if profiler_record.active is None else profiler_record.timed(self._event(group),
+                                                                                            B.adam_steps_)
         for step, arrays in by_step.items():
             columns = [list(a) for a in zip(*arrays)]
-            B.adam_steps_(*columns[:4], step, lr, beta1, beta2, eps, weight_decay, self._decoupled(group), maximize,
-                          columns[4] if amsgrad else None)
+            steps_(*columns[:4], step, lr, beta1, beta2, eps, weight_decay, self._decoupled(group), maximize,
+                   columns[4] if amsgrad else None)
 
     def _update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -93,9 +101,11 @@ class Adam(Optimizer):
         moments = _moments(state, group.get("amsgrad", False))
         if _whole(p, grad, *moments):
             # whole arrays: one engine call (B.adam_step_: the arithmetic below, or a fused kernel)
-            B.adam_step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
-                         self._decoupled(group), group.get("maximize", False),
-                         moments[2]._array if len(moments) == 3 else None)
+            step_ = B.adam_step_ if profiler_record.active is None else profiler_record.timed(self._event(group),
+                                                                                          B.adam_step_)
+            step_(p._array, grad._array, m._array, v._array, step, lr, beta1, beta2, eps, weight_decay,
+                  self._decoupled(group), group.get("maximize", False),
+                  moments[2]._array if len(moments) == 3 else None)
             return
         if group.get("maximize", False):
             grad = -grad

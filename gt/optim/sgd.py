@@ -3,11 +3,15 @@
 import weakref
 
 from gt import autograd
-from gt.autograd import deferred
+from gt.autograd import deferred, profiler_record
 from gt.backend import B
 from gt.optim.optimizer import Optimizer, _whole
 from gt.optim.options import refuse_unimplemented_in
 from gt.optim.sparse_adam import sgd_sparse_update
+
+# the profiler's event of B.sgd_step_ (one parameter's whole update): torch's fused SGD kernel,
+# which does the same arithmetic (for all parameters in one call)
+FUSED = "aten::_fused_sgd_"
 
 
 class SGD(Optimizer):
@@ -86,7 +90,9 @@ class SGD(Optimizer):
                 # a gradient held as its two factors (gt/autograd/deferred.py): the update is one
                 # gemm into the weight, and the gradient is never written
                 self._state_of(p, group)
-                factors.add_to(p._array, -group["lr"])
+                add_to = factors.add_to if profiler_record.active is None else \
+                    profiler_record.timed("aten::addmm_", factors.add_to)
+                add_to(p._array, -group["lr"])
                 continue
             grad = p.grad
             if _whole(p, grad) and not grad.is_sparse:
@@ -97,8 +103,12 @@ class SGD(Optimizer):
                     values.append(value)
                     continue
             self._update_one(p, group)
-        if targets:
+        if targets and profiler_record.active is None:
             B.add_scaled_foreach_(targets, values, -group["lr"])
+        elif targets:       # torch's events: its step's add_ per parameter (the same bits as the foreach call)
+            add = profiler_record.timed("aten::add_", B.add_scaled_)
+            for target, value in zip(targets, values):
+                add(target, value, -group["lr"])
 
     def _step_one(self, p):
         # in_backward, plain gradient descent on a whole parameter (its biases and norms: ~44 of
@@ -109,8 +119,10 @@ class SGD(Optimizer):
         grad = p.grad
         if _plain(group) and not grad.is_sparse and _engine_takes(p, grad, None):
             self._state_of(p, group)
-            B.sgd_step_(p._array, grad._array, None, group["lr"], group["momentum"], group["dampening"],
-                        group["weight_decay"], group["nesterov"], False)
+            # plain: torch's add_ while profiling
+            step_ = B.sgd_step_ if profiler_record.active is None else profiler_record.timed("aten::add_", B.sgd_step_)
+            step_(p._array, grad._array, None, group["lr"], group["momentum"], group["dampening"],
+                  group["weight_decay"], group["nesterov"], False)
             p._bump_version()
             autograd.zero_grads([p])
             return
@@ -124,8 +136,9 @@ class SGD(Optimizer):
         if (momentum == 0 or buf is not None) and _engine_takes(p, grad, buf):
             # whole arrays: one engine call (B.sgd_step_: the arithmetic below without the
             # tensors' dispatch; on the numpy engine in cache-sized blocks, no temporaries)
-            B.sgd_step_(p._array, grad._array, None if buf is None else buf._array, group["lr"], momentum,
-                        group["dampening"], group["weight_decay"], group["nesterov"], group.get("maximize", False))
+            step_ = B.sgd_step_ if profiler_record.active is None else profiler_record.timed(FUSED, B.sgd_step_)
+            step_(p._array, grad._array, None if buf is None else buf._array, group["lr"], momentum,
+                  group["dampening"], group["weight_decay"], group["nesterov"], group.get("maximize", False))
             return
         if group.get("maximize", False):  # .get: a group saved before gt had maximize
             grad = -grad

@@ -1,7 +1,6 @@
 """Argument helpers shared by the Tensor modules: axis names, other names of an argument and
 Python scalars."""
 
-import math
 import numbers
 
 from gt import dtypes
@@ -52,31 +51,14 @@ def _varargs(args, name, what="dims"):
     return tuple(args)
 
 
-# the largest value each dtype holds, for torch's refusal of a fill it cannot hold
-_LIMITS = {**dtypes.INT_RANGES, "float16": (-65504.0, 65504.0),
-           "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
-
-
-def _fill(value, dtype_name=None):
-    """torch's fill value for ``full``/``full_like``/``new_full``: a number, a numpy scalar or a
-    0-d tensor (read as its number, so ``full((2,), tensor(3))`` is int64 as torch's; numpy ints
-    count as ints, numpy bools as floats, as torch reads them). Given the result's ``dtype_name``,
-    a value it cannot hold raises torch's RuntimeError; numpy would wrap it silently (NaN into
-    int64 gave its smallest value)."""
+def _fill(value):
+    """torch's fill value for ``full``/``full_like``/``new_full``/``fill_``: a number, a numpy
+    scalar or a 0-d tensor, read as its number (``full((2,), tensor(3))`` is int64 as torch's;
+    numpy ints count as ints, numpy bools as floats, as torch reads them). The callers then pass
+    it through torch's checked conversion into the result's dtype (gt/tensor/int_scalars.py's
+    ``checked_scalar``; numpy would wrap it silently: NaN into int64 gave its smallest value)."""
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         value = float(value) if type(value).__name__ in ("bool", "bool_") else value.item()
-    if isinstance(value, complex) or getattr(getattr(value, "dtype", None), "kind", None) == "c":
-        if dtype_name is not None and not dtype_name.startswith("complex"):
-            if value.imag != 0:     # torch's checked conversion: only a zero imaginary part fits a real dtype
-                raise RuntimeError(f"value cannot be converted to type {dtype_name} without overflow")
-            value = value.real
-    low, high = _LIMITS.get(dtype_name, (None, None))
-    if low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
-        if dtype_name == "uint8" and isinstance(value, int) and -high <= value <= high:
-            return value % 256      # torch's check lets a negative int wrap into an unsigned dtype (-1: 255)
-        # ints refuse NaN and infinities too (no comparison holds for NaN); floats keep them
-        if not low <= value <= high and (dtype_name in dtypes.INT_RANGES or math.isfinite(value)):
-            raise RuntimeError(f"value cannot be converted to type {dtype_name} without overflow")
     return value
 
 

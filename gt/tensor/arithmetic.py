@@ -13,7 +13,7 @@ from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
 from gt.tensor.complex_checks import is_mixed, refuse_mixed
-from gt.tensor.int_scalars import _check_exponent, wrap_scalar
+from gt.tensor.int_scalars import _check_exponent, checked_scalar, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
 
@@ -276,7 +276,7 @@ class ArithmeticMethods:
             low, high = (b.to(target) if isinstance(b, Tensor) and b.dtype != target else b for b in (low, high))
             return ew.Clip.apply(self.to(target), low, high)
         if self.dtype in dtypes.SMALL_INTS:   # torch's checked cast of the bounds (uint8 reads -1 as 255)
-            low, high = (_fill(b, self.dtype.name) if type(b) is int else b for b in (low, high))
+            low, high = (checked_scalar(b, self.dtype, "a clamp bound") if type(b) is int else b for b in (low, high))
         return ew.Clip.apply(self, low, high)
 
     clamp = clip
@@ -328,12 +328,12 @@ class ArithmeticMethods:
                 raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                                    f"with {value.ndim} dimension(s).")
             if value.dtype.is_complex and not self.dtype.is_complex:   # torch's checked conversion
-                _fill(value.item(), self.dtype.name)       # raises for a non-zero imaginary part
+                checked_scalar(value.item(), self.dtype, "masked_fill's value")    # a non-zero imaginary part raises
                 value = value.real
             if value.dtype != self.dtype:
                 value = value.to(self.dtype)
             return where(mask, value, self)
-        value = _fill(value, self.dtype.name)      # a value the dtype cannot hold raises, as torch's
+        value = checked_scalar(_fill(value), self.dtype, "masked_fill's value")   # uint8 takes -1 as 255
         if not self.dtype.is_floating_point:
             value = Tensor._wrap(B.asarray(value, dtype=self.dtype))
         return where(mask, value, self)
@@ -381,7 +381,7 @@ def where(condition, input=_ALONE, other=_ALONE):
         a, b = _promote_ints(a, b)    # an int tensor meeting a float: float32 or the tensor's dtype
         t = a if isinstance(a, Tensor) else b
         if t.dtype in dtypes.SMALL_INTS:     # torch's checked cast of a number into it (uint8 takes -1 as 255)
-            a, b = (_fill(x, t.dtype.name) if type(x) is int else x for x in (a, b))
+            a, b = (checked_scalar(x, t.dtype, "where's value") if type(x) is int else x for x in (a, b))
     else:
         # two Python numbers: torch's dtype (a float among them: the default float), where numpy's
         # would be float64; the second then follows the first as a weak scalar

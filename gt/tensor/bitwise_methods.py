@@ -27,6 +27,7 @@ from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
 from gt.tensor.inplace_math import _inplace_method
+from gt.tensor.int_scalars import wrapped_int
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
 
@@ -41,21 +42,12 @@ RULES[ExactValue] = elementwise
 _WIDTH = {dtypes.uint8: 8, dtypes.int8: 8, dtypes.int16: 16, dtypes.int32: 32, dtypes.int64: 64}
 
 
-def _wrap_int(value, dtype):
-    """A Python int as ``dtype`` holds it: wrapped into its range as torch does (``x_int32 &
-    2**40`` is ``x & 0``, ``x_uint8 & -1`` is ``x & 255``); beyond int64 OverflowError, as torch's."""
-    if dtype == dtypes.bool_:
-        return bool(value)
-    value = int(value)
-    if not -2 ** 63 <= value < 2 ** 63:
-        raise OverflowError(f"int too big to convert: {value} does not fit in int64")
-    return dtypes.wrap_int(value, dtype) if dtype.name in dtypes.INT_RANGES else value
-
-
 def _cast(x, dtype):
     if isinstance(x, Tensor):
         return x if x.dtype == dtype else x.to(dtype)
-    return float(x) if dtype.is_floating_point else _wrap_int(x, dtype)
+    if dtype.is_complex:
+        return complex(x)
+    return float(x) if dtype.is_floating_point else wrapped_int(int(x), dtype)
 
 
 def _operands(name, a, b, tensors_only=()):
@@ -72,7 +64,7 @@ def _operands(name, a, b, tensors_only=()):
         broadcast_shape(name, a.shape, b.shape)
     for x in (a, b):
         if isinstance(x, int) and not isinstance(x, bool):
-            _wrap_int(x, dtypes.int64)      # torch takes no Python int beyond int64
+            wrapped_int(x, dtypes.int64)      # torch takes no Python int beyond [-2**63, 2**64)
     return a, b
 
 
@@ -92,7 +84,11 @@ def _tensor_only(name, x):
 
 def _floating_result(a, b):
     dt = result_dtype(a, b)
-    return dt if dt.is_floating_point else dtypes.default_float
+    return dt if dt.is_floating_point or dt.is_complex else dtypes.default_float
+
+
+def _is_complex(x):
+    return x.dtype.is_complex if isinstance(x, Tensor) else isinstance(x, complex)
 
 
 # ---- tensors -------------------------------------------------------------------------------------
@@ -224,7 +220,8 @@ def float_power(input, exponent):
     """``input ** exponent`` in float64 whatever the dtypes (``torch.float_power``); either may be
     a number. Gradients those of ``pow``, in float64."""
     a, b = _operands("float_power", input, exponent)
-    a, b = _cast(a, dtypes.float64), _cast(b, dtypes.float64)
+    dt = dtypes.complex128 if any(_is_complex(x) for x in (a, b)) else dtypes.float64
+    a, b = _cast(a, dt), _cast(b, dt)
     return a ** b
 
 
@@ -242,7 +239,7 @@ def copysign(input, other):
     expr = None
     if _needs_grad(a, b):
         with autograd.no_grad(), B.quiet_float_errors():     # 0 / 0 and NaN / NaN, masked or torch's
-            ratio = (value / a).masked_fill(a == 0, 0.0)
+            ratio = (value / a.detach()).masked_fill(a == 0, 0.0)   # a constant, for forward AD too
         expr = a * ratio
     return _with_grad(value, expr, *([b] if isinstance(b, Tensor) else []))
 
@@ -261,6 +258,11 @@ def ldexp(input, other):
     a, b = _operands("ldexp", input, other, tensors_only=(0, 1))
     dt = _floating_result(a, b)
     a = _cast(a, dt)
+    if b.dtype.is_complex:
+        return a * (2.0 ** _cast(b, dt))
+    if dt.is_complex:           # 2**other exact in the real dtype, as torch's pow(2, other) before its mul
+        one = Tensor._wrap(B.ones((), dtypes.float64 if dt == dtypes.complex128 else dtypes.float32))
+        return a * ldexp(one, b)
     if b.dtype.is_floating_point:
         with B.quiet_float_errors():
             return a * (2.0 ** _cast(b, dt))
@@ -311,12 +313,16 @@ def nextafter(input, other):
 def isposinf(input):
     """True where ``input`` is +inf (``torch.isposinf``); all False for integer and bool tensors."""
     _tensor_only("isposinf", input)
+    if input.dtype.is_complex:
+        raise RuntimeError("isposinf does not support complex inputs.")
     return input == math.inf if input.dtype.is_floating_point else input != input
 
 
 def isneginf(input):
     """True where ``input`` is -inf (``torch.isneginf``); all False for integer and bool tensors."""
     _tensor_only("isneginf", input)
+    if input.dtype.is_complex:
+        raise RuntimeError("isneginf does not support complex inputs.")
     return input == -math.inf if input.dtype.is_floating_point else input != input
 
 

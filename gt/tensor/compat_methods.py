@@ -74,14 +74,34 @@ class CompatMethods(ComplexMethods):
     layout = property(lambda self: strided, doc="``gt.strided``: gt's tensors are dense.")
     is_sparse = is_sparse_csr = is_quantized = is_meta = is_nested = is_mkldnn = is_mps = is_xpu = property(
         lambda self: False, doc="False: gt has dense tensors on CPUs and CUDA GPUs only.")
+    is_xla = is_ipu = is_maia = is_mtia = is_vulkan = is_mps
 
     def is_pinned(self):
         """False: gt's host memory is not pinned."""
         return False
 
     def is_shared(self):
-        """False: gt's arrays live in this process's memory."""
-        return False
+        """Whether this tensor's memory is shared memory that other processes can map
+        (``share_memory_``, or a shared tensor received from another process); a view of a shared
+        tensor is shared too."""
+        return self._placed is None and B.is_shared(self._array)
+
+    def share_memory_(self):
+        """torch's ``share_memory_``: moves this tensor's values into shared memory, in place, and
+        returns it; sent to another process (``gt.multiprocessing``: a ``Queue``, a ``Process``
+        argument), it is then the same memory there, under both 'fork' and 'spawn', so writes on
+        either side are seen by the other (Hogwild-style training). The tensor keeps its identity,
+        ``requires_grad`` and graph; views taken afterwards share too. A no-op where it is shared
+        already. On the numpy engine the values move to a new segment: other tensors that viewed
+        the old memory (views taken before) keep it; on the torch engine torch's storage moves,
+        with its views, as torch's. Refused for a tensor sharded over the mesh (GT_DEVICES>1):
+        its blocks live on the devices of this process."""
+        if self._placed is not None:
+            raise RuntimeError("share_memory_: this tensor is sharded over the mesh (each device holds a block of "
+                               "it), and gt shares memory between processes only for whole tensors; gather it "
+                               "first (x = x.full_tensor()) or train across processes with gt.distributed")
+        self._array = B.share_memory(self._array)
+        return self
 
     def dim_order(self, *, ambiguity_check=False):
         """The dims from outermost to innermost in memory, read from ``stride()`` as torch reads

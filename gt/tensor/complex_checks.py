@@ -7,10 +7,14 @@ from gt import dtypes
 from gt.autograd import function
 
 
-def _cpp_name(dtype):
+_CPP_NAMES = {"float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
+              "complex64": "c10::complex<float>", "complex128": "c10::complex<double>", "int64": "long int",
+              "int32": "int", "int16": "short", "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+
+
+def cpp_name(dtype):
     """torch's C++ scalar type name (``float``, ``c10::complex<float>``) in its dtype messages."""
-    return {"float32": "float", "float64": "double", "complex64": "c10::complex<float>",
-            "complex128": "c10::complex<double>"}.get(dtype.name, dtype.name)
+    return _CPP_NAMES.get(dtype.name, dtype.name)
 
 
 def is_complex_operand(x):
@@ -32,13 +36,26 @@ def is_mixed(a, b):
         a.dtype.is_complex != b.dtype.is_complex
 
 
-def refuse_mixed(a, b, name, what="m1 and m2"):
+def refuse_mixed(a, b, name, what="m1 and m2", message=None):
     """torch's RuntimeError where one of the tensors ``a`` and ``b`` is complex and the other real:
-    its products keep one dtype (cast the real one with ``.to(other.dtype)``)."""
-    if is_mixed(a, b):
-        raise RuntimeError(f"{name}: expected {what} to have the same dtype, but got: {_cpp_name(a.dtype)} != "
-                           f"{_cpp_name(b.dtype)} (torch does not promote a real operand to complex in a product; "
-                           "cast it with .to())")
+    its products keep one dtype (cast the real one with ``.to(other.dtype)``). ``message``, where
+    given, is torch's own wording, formatted with the two dtypes' torch names (``Float``)."""
+    if not is_mixed(a, b):
+        return
+    if message is not None:
+        raise RuntimeError(message.format(*(dtypes.torch_type_name(t.dtype.name) for t in (a, b))) +
+                           " (a real and a complex tensor: cast the real one with .to(the complex dtype))")
+    raise RuntimeError(f"{name}: expected {what} to have the same dtype, but got: {cpp_name(a.dtype)} != "
+                       f"{cpp_name(b.dtype)} (torch does not promote a real operand to complex in a product; "
+                       "cast it with .to())")
+
+
+def refuse_complex_parameter(dtype, parameter, name):
+    """torch's RuntimeError where a normalisation's ``parameter`` (weight, bias, running statistics;
+    a tensor or None) is complex and its input, of ``dtype``, real: its kernels take real parameters."""
+    if parameter is not None and parameter.dtype.is_complex and not dtype.is_complex:
+        raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of "
+                           f"{dtypes.torch_type_name(dtype.name)} ({name} is {parameter.dtype.name}, the input real)")
 
 
 def check_lerp(start, end, weight):
@@ -48,6 +65,6 @@ def check_lerp(start, end, weight):
     refuse_mixed(start, end, "lerp", "start and end")
     refuse_mixed(start, weight, "lerp", "start and weight")
     if isinstance(weight, complex) and not start.dtype.is_complex and weight.imag != 0:
-        raise RuntimeError(f"value cannot be converted to type {_cpp_name(start.dtype)} without overflow "
+        raise RuntimeError(f"value cannot be converted to type {cpp_name(start.dtype)} without overflow "
                            f"(lerp: the complex weight {weight!r} for a real tensor)")
     return weight.real if isinstance(weight, complex) and not start.dtype.is_complex else weight

@@ -74,6 +74,10 @@ class ComplexMethods:
         # zeros that stay on the graph (x * 0 would be NaN at +-inf), so the result requires grad where x does
         return values + x.masked_fill(x.new_ones(x.shape, dtype=dtypes.bool_), 0.0)
 
+    def __complex__(self):
+        """A one-element tensor as a Python complex (``complex(t)``), as torch's."""
+        return complex(self.item())
+
     def cfloat(self, memory_format=None):
         """This tensor as ``gt.complex64``."""
         return self.to(dtypes.complex64)

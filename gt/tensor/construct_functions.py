@@ -14,7 +14,7 @@ from gt.backend import torch_ranges
 from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
-from gt.tensor.creation import arange, tensor
+from gt.tensor.creation import arange, range_dtype, tensor
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.functions import _method, cat
 
@@ -184,6 +184,6 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, requires_grad=False):
         raise TypeError(f"logspace(): argument 'steps' must be int, not {type(steps).__name__} ({steps!r})")
     if steps < 0:
         raise RuntimeError(f"number of steps must be non-negative, got {steps}")
-    dtype = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype)
+    dtype = range_dtype(dtype, (start, end), "logspace")
     values = torch_ranges.logspace(start, end, int(steps), float(base), dtype.name)
     return tensor(values, dtype=dtype, requires_grad=requires_grad)

@@ -5,6 +5,7 @@
 import warnings
 
 from gt.tensor.toplevel_checks import _no_out, _tensor_arg
+from gt.tensor.complex_functions import view_as_complex, view_as_real
 from gt.tensor.toplevel_functions import t
 
 __all__ = []
@@ -137,6 +138,17 @@ def chain_matmul(*matrices, out=None):
     return result
 
 
+def view_as_real_copy(input):
+    """``gt.view_as_real(input)`` as a new tensor (differentiable)."""
+    return view_as_real(input).clone()
+
+
+def view_as_complex_copy(input):
+    """``gt.view_as_complex(input)`` as a new tensor (differentiable)."""
+    return view_as_complex(input).clone()
+
+
+__all__ += ["view_as_real_copy", "view_as_complex_copy"]
 __all__ += ["view_copy", "permute_copy", "t_copy", "transpose_copy", "expand_copy", "squeeze_copy", "unsqueeze_copy",
             "diagonal_copy", "select_copy", "slice_copy", "unbind_copy", "split_copy", "unfold_copy", "detach_copy",
             "alias_copy", "chain_matmul"]

@@ -403,6 +403,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         compat_methods.check_memory_format(memory_format, self.ndim, "clone")
         if self.requires_grad and autograd.is_grad_enabled():
             return shape_methods._named(self + 0, self, "CloneBackward0")
+        if autograd.forward_ad.dual_values(self, ()):
+            return self + 0     # a copy with the tangent copied too (gt/autograd/forward_ad.py)
         p = self._placed
         if p is None:
             return Tensor._wrap(B.copy(self._array))

@@ -7,6 +7,7 @@ import operator
 import numpy as np
 
 from gt import backend, dtypes
+from gt.autograd import function
 from gt.backend import B, torch_ranges
 from gt.sharding import layout
 from gt.sharding.mesh import get_mesh
@@ -18,6 +19,8 @@ from gt.tensor.dtype_functions import promote_types
 from gt.tensor.generator import accepts_generator, seed_of, with_seed
 from gt.tensor.random_methods import check_random_range
 from gt.tensor._args import _alias, _fill
+from gt.tensor.inplace_math import complex_parts
+from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.shape import _shape_args
 
 
@@ -110,6 +113,9 @@ def from_numpy(array, requires_grad=False):
     """A tensor sharing memory with the numpy array ``array`` (its dtype is kept)."""
     if type(array).__module__ != "numpy" or not hasattr(array, "dtype") or not hasattr(array, "shape"):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    rec = function.profiling
+    if rec is not None and rec.records_call():      # torch's event; the memory is the array's, not new
+        return rec.call("aten::lift_fresh", False, from_numpy, (array, requires_grad), {})
     return _new(B.asarray(array), requires_grad)
 
 
@@ -143,7 +149,7 @@ def full(size=None, fill_value=None, dtype=None, requires_grad=False, *, shape=N
     elif dtype is None and isinstance(fill_value, complex):     # torch: the default float's complex kind
         dtype = dtypes.COMPLEX_OF[dtypes.default_float.name]
     dtype = _float(dtype)
-    return _new(B.full(_dims(shape), _fill(fill_value, dtype.name), dtype), requires_grad)
+    return _new(B.full(_dims(shape), checked_scalar(fill_value, dtype, "the fill value"), dtype), requires_grad)
 
 
 def _like(t, arr, requires_grad):
@@ -182,7 +188,7 @@ def empty_like(t, dtype=None, requires_grad=False):
 def randn_like(t, dtype=None, requires_grad=False):
     """Standard normal samples shaped as ``t``, in ``t``'s float or complex dtype (torch refuses integer ones)."""
     if _float(dtype or t.dtype).is_complex:
-        return _like(t, _complex_samples(B.randn, t.shape, _float(dtype or t.dtype), math.sqrt(0.5)), requires_grad)
+        return _like(t, complex_parts(B.randn, t.shape, _float(dtype or t.dtype), math.sqrt(0.5)), requires_grad)
     return _like(t, B.randn(t.shape, _sampled_float(dtype or t.dtype, "normal_kernel_cpu")), requires_grad)
 
 
@@ -191,7 +197,7 @@ def randn_like(t, dtype=None, requires_grad=False):
 def rand_like(t, dtype=None, requires_grad=False):
     """Uniform samples in [0, 1) shaped as ``t``, in ``t``'s float dtype (complex: both parts so)."""
     if _float(dtype or t.dtype).is_complex:
-        return _like(t, _complex_samples(B.rand, t.shape, _float(dtype or t.dtype), 1.0), requires_grad)
+        return _like(t, complex_parts(B.rand, t.shape, _float(dtype or t.dtype), 1.0), requires_grad)
     return _like(t, B.rand(t.shape, _sampled_float(dtype or t.dtype, "check_uniform_bounds")), requires_grad)
 
 
@@ -237,9 +243,21 @@ def linspace(start, end=None, steps=None, dtype=None, requires_grad=False, *, st
         raise TypeError("linspace() missing required arguments: end and steps (linspace(start, end, steps))")
     if isinstance(steps, bool) or not hasattr(steps, "__index__") or int(steps) < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
-    dtype = _float(dtype)
+    dtype = range_dtype(dtype, (start, stop), "linspace")
     values = torch_ranges.linspace(start, stop, int(steps), dtype.name)
     return _new(B.astype(B.asarray(values), dtype), requires_grad, data=False)
+
+
+def range_dtype(dtype, ends, fn):
+    """``linspace``/``logspace``'s dtype: the default float's, its complex counterpart for a complex
+    end, and torch's error for a complex end with a real ``dtype``."""
+    complex_end = any(isinstance(v, complex) or (isinstance(v, Tensor) and v.dtype.is_complex) for v in ends)
+    if dtype is None:
+        return dtypes.COMPLEX_OF[dtypes.default_float.name] if complex_end else dtypes.default_float
+    dtype = dtypes.to_dtype(dtype)
+    if complex_end and not dtype.is_complex:
+        raise RuntimeError(f"torch.{fn}(): inferred dtype complex can't be safely cast to passed dtype {dtype}")
+    return dtype
 
 
 @accepts_device
@@ -291,7 +309,7 @@ def randn(*shape, size=None, dtype=None, requires_grad=False):
     complex dtype draws each part with variance 1/2 (torch's: ``E|z|**2`` is 1)."""
     dims, dt = _dims(_sized(shape, size, "randn")), _float(dtype)
     if dt.is_complex:
-        return _new(_complex_samples(B.randn, dims, dt, math.sqrt(0.5)), requires_grad)
+        return _new(complex_parts(B.randn, dims, dt, math.sqrt(0.5)), requires_grad)
     return _new(B.randn(dims, _sampled_float(dtype, "normal_kernel_cpu")), requires_grad)
 
 
@@ -302,14 +320,8 @@ def rand(*shape, size=None, dtype=None, requires_grad=False):
     complex dtype draws both parts so."""
     dt = _float(dtype)
     if dt.is_complex:
-        return _new(_complex_samples(B.rand, _dims(_sized(shape, size, "rand")), dt, 1.0), requires_grad)
+        return _new(complex_parts(B.rand, _dims(_sized(shape, size, "rand")), dt, 1.0), requires_grad)
     return _new(B.rand(_dims(_sized(shape, size, "rand")), _sampled_float(dtype, "check_uniform_bounds")), requires_grad)
-
-
-def _complex_samples(draw, dims, dt, scale):
-    """Complex samples of ``dt``: both parts drawn by ``draw`` in its real dtype, times ``scale``."""
-    parts = draw(tuple(dims) + (2,), dtypes.REAL_OF[dt.name])
-    return B.view_as_complex(parts * scale if scale != 1.0 else parts)
 
 
 def _sized(shape, size, who):

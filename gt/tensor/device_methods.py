@@ -17,6 +17,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import functools
 
 from gt import dtypes
+from gt.autograd import function
 from gt.backend import B
 from gt.devices import GT_TYPES, CudaUnavailableError, as_device, device
 from gt.ops import elementwise as ew
@@ -155,11 +156,23 @@ def parse_device(device, what):
     return None if dev is None else check_device(dev, f"{what}(device={str(dev)!r})")
 
 
+# torch's event of a creation function where it is not ``aten::`` and its name (torch.tensor's
+# last step; aten::empty and aten::to come before it there)
+_CREATION_EVENTS = {"tensor": "aten::lift_fresh", "new_tensor": "aten::lift_fresh"}
+
+
 def accepts_device(fn):
     """Give a creation function torch's ``device=`` (and ``pin_memory=``, ``layout=``) keywords:
-    the new tensor is placed as gt places it, then moved to ``device`` where that is elsewhere."""
+    the new tensor is placed as gt places it, then moved to ``device`` where that is elsewhere.
+    While profiling, each call is one event, torch's op (``aten::zeros``; ``tensor``: ``aten::lift_fresh``)."""
+    event = _CREATION_EVENTS.get(fn.__name__, "aten::" + fn.__name__)
+
     @functools.wraps(fn)
     def create(*args, device=None, pin_memory=False, layout=None, **kwargs):
+        rec = function.profiling
+        if rec is not None and rec.records_call():
+            return rec.call(event, True, create, args, dict(kwargs, device=device, pin_memory=pin_memory,
+                                                            layout=layout))
         dev = parse_device(device, fn.__name__)
         if pin_memory and B.cuda_device_count() == 0:
             raise RuntimeError(f"{fn.__name__}(pin_memory=True): pinned memory needs a CUDA device, and this process "

@@ -2,7 +2,7 @@
 expression (``ExactValue``): what ``fmod``, ``copysign``, ``nextafter`` (bitwise_methods.py) and
 ``%`` (rounded_division.py) share."""
 
-from gt.autograd import function
+from gt.autograd import forward_ad, function
 from gt.ops import bitwise_kernels as bk
 from gt.ops.exact_value import ExactValue
 from gt.tensor.dispatch import map_local
@@ -11,7 +11,8 @@ from gt.tensor.dispatch import map_local
 def needs_grad(*xs):
     """Whether a gradient is being recorded for one of ``xs`` (tensors and numbers)."""
     Tensor = function.Tensor
-    return function.is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in xs)
+    return function.is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in xs) or \
+        forward_ad.dual_values(None, xs)     # or a tangent flows (gt/autograd/forward_ad.py)
 
 
 def local(fn, args):

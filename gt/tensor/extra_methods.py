@@ -23,7 +23,7 @@ from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, refuse_bool_subtraction, where)
-from gt.tensor.int_scalars import int_wrapped
+from gt.tensor.int_scalars import checked_scalar, int_wrapped
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -411,8 +411,8 @@ class ExtraMethods:
     @accepts_device
     def new_full(self, size, fill_value, dtype=None, requires_grad=False):
         dtype = dtypes.to_dtype(dtype or self.dtype)
-        return Tensor._wrap(B.full(_sizes((size,), "new_full"), _fill(fill_value, dtype.name), dtype)).requires_grad_(
-            requires_grad)
+        value = checked_scalar(_fill(fill_value), dtype, "the fill value")
+        return Tensor._wrap(B.full(_sizes((size,), "new_full"), value, dtype)).requires_grad_(requires_grad)
 
     @accepts_device
     def new_tensor(self, data, dtype=None, requires_grad=False):
@@ -432,7 +432,7 @@ def _alpha_scaled(x, other, alpha):
         other = other.to(x.dtype)
     if type(alpha) is int and x.dtype in dtypes.SMALL_INTS and getattr(other, "dtype", x.dtype) is x.dtype \
             and not isinstance(other, float):
-        alpha = _fill(alpha, x.dtype.name)   # torch's checked cast into the result's dtype (uint8: -1 is 255)
+        alpha = checked_scalar(alpha, x.dtype, "alpha")   # torch's checked cast (uint8: -1 is 255)
     return _scaled(other, alpha)
 
 

@@ -14,6 +14,8 @@ from gt import amp, dtypes
 from gt.backend import B
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.complex_checks import refuse_mixed
+from gt.tensor.int_scalars import checked_scalar
+from gt.tensor.promotion import result_dtype
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -87,7 +89,10 @@ class FusedMethods:
     def addcmul(self, tensor1, tensor2, *, value=1):
         """``self + value * tensor1 * tensor2`` (broadcast)."""
         t1, t2 = _tensor(tensor1, "addcmul", "tensor1"), _tensor(tensor2, "addcmul", "tensor2")
-        return self + _scaled(t1 * t2, _number(value, "addcmul", "value", self, t1, t2))
+        value = _number(value, "addcmul", "value", self, t1, t2)
+        if type(value) is int:      # torch's checked cast into the result's dtype: uint8 refuses 300, takes -1 as 255
+            value = checked_scalar(value, result_dtype(self, t1, t2), "addcmul's value")
+        return self + _scaled(t1 * t2, value)
 
     def addcdiv(self, tensor1, tensor2, *, value=1):
         """``self + value * tensor1 / tensor2`` (broadcast); integer ``tensor1``/``tensor2`` are

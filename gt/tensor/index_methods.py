@@ -10,7 +10,7 @@ Where gt differs from torch:
   of size 0) give one empty slice, all of them being equal; torch raises there.
 - ``searchsorted`` where the sorted sequence holds NaN: the numpy engine puts a value before
   the first NaN, where torch goes past it (NaN values themselves land at the end in both).
-- ``einsum`` of bool operands, and of int32 ones: the result's dtype is torch's (int64 where
+- ``einsum`` of bool operands, and of int32/int16/int8/uint8 ones: the result's dtype is torch's (int64 where
   torch sums a subscript that only one operand has, else the operands' own), but bool operands
   that torch cannot contract (its matrix product has no bool kernel) are refused with a
   TypeError, and a few mixes torch refuses (bool operands of which one is summed alone) gt
@@ -263,11 +263,11 @@ def einsum(*args):
 
 
 def _einsum_dtype(tensors, spec, equation):
-    """The operands in the dtype torch computes in: its own, except that bool and int32 operands
-    are widened to int64 where a subscript is summed within one operand alone (torch sums it
+    """The operands in the dtype torch computes in: its own, except that bool, int32, int16, int8
+    and uint8 operands are widened to int64 where a subscript is summed within one operand alone (torch sums it
     with ``sum``, which widens them)."""
     dtype = tensors[0].dtype
-    if dtype not in (dtypes.bool_, dtypes.int32):
+    if dtype not in (dtypes.bool_, dtypes.int32) and dtype not in dtypes.SMALL_INTS:
         return tensors
     seen = collections.Counter(c for letters in spec.inputs for c in set(letters))
     if any(seen[c] == 1 and c not in spec.output for c in seen):

@@ -6,6 +6,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 from gt import autograd, dtypes
+from gt.autograd import function
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
@@ -13,7 +14,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import refuse_bool_subtraction
-from gt.tensor.int_scalars import wrap_scalar
+from gt.tensor.int_scalars import checked_scalar, wrap_scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -58,11 +59,16 @@ class InplaceMethods:
                                  f"shape {self.shape}")
         return value
 
-    def _update(self, fn, *values, check=True, uniform=False):
+    def _update(self, fn, *values, check=True, uniform=False, name=None):
         """``fn(array, *values)`` updates the array in place; on a sharded tensor it runs on each
         shard with the matching pieces of the values (a partial tensor is summed first).
         ``check=False``: skip refusing a copy of a sharded tensor's row (``x[i] += v`` writes back).
-        ``uniform``: one value written everywhere (``refuse_overlap``)."""
+        ``uniform``: one value written everywhere (``refuse_overlap``). ``name``: torch's op
+        (``add_``), an event of the profiler while it records."""
+        rec = function.profiling
+        if rec is not None and name is not None and rec.records_call():
+            return rec.call("aten::" + name, False, InplaceMethods._update, (self, fn, *values),
+                            {"check": check, "uniform": uniform})
         if check and inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
         inplace_grad.refuse_overlap(self, uniform)
@@ -113,9 +119,9 @@ class InplaceMethods:
         # no refusal of a copy of a sharded tensor's row here: ``x[i] += v`` is Python's
         # ``t = x[i]; t += v; x[i] = t``, which writes the result back
         inplace_grad.refuse_shared_input(self, (other,))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,), check=False):
+        if inplace_grad.recorded(self, (other,), check=False):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
-        return self._update(_IOPS[name], self._inplace_value(other, name), check=False)
+        return self._update(_IOPS[name], self._inplace_value(other, name), check=False, name=_IOP_EVENTS[name])
 
     def __iadd__(self, other):
         return self._iop(other, Tensor.__add__, "+=")
@@ -135,27 +141,30 @@ class InplaceMethods:
         as the tensor), where the multiply and the add may be fused with one rounding (as torch's
         ``add_(alpha=)``; BLAS axpy on large numpy arrays)."""
         inplace_grad.refuse_shared_input(self, (other,))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+        if inplace_grad.recorded(self, (other,)):
             add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
             return inplace_grad.rebase(self, "add_", add, other, same_shape=True)
         if type(other) is int and type(alpha) is int and self.dtype.name in dtypes.INT_RANGES:
             other, alpha = other * alpha, 1      # one product, wrapped into the dtype as torch's (uint8 sub_(-1))
         elif type(alpha) is int and self.dtype in dtypes.SMALL_INTS:
-            alpha = _fill(alpha, self.dtype.name)    # torch's checked cast: uint8's sub_ (alpha -1) multiplies by 255
+            alpha = checked_scalar(alpha, self.dtype, "alpha")    # uint8's sub_ (alpha -1) multiplies by 255
         value = self._inplace_value(other, "add_")
         if alpha == 1:
-            return self._update(_iadd, value)
-        return self._update(lambda a, v: B.add_scaled_(a, v, alpha), value)
+            return self._update(_iadd, value, name="add_")
+        return self._update(lambda a, v: B.add_scaled_(a, v, alpha), value, name="add_")
 
     def sub_(self, other, alpha=1):
         refuse_bool_subtraction(self, other)
+        rec = function.profiling
+        if rec is not None and rec.records_call():          # torch's event, not add_'s
+            return rec.call("aten::sub_", False, InplaceMethods.add_, (self, other, -alpha), {})
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other):
         inplace_grad.refuse_shared_input(self, (other,))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+        if inplace_grad.recorded(self, (other,)):
             return inplace_grad.rebase(self, "mul_", lambda x, o: x * o, other, reads_self=True, same_shape=True)
-        return self._update(_imul, self._inplace_value(other, "mul_"))
+        return self._update(_imul, self._inplace_value(other, "mul_"), name="mul_")
 
     def div_(self, other, *, rounding_mode=None):
         if rounding_mode is not None:       # the rounded quotient (zero gradients), written back
@@ -165,48 +174,53 @@ class InplaceMethods:
                                    f"{self.dtype.name}")
             return self.copy_(value)
         inplace_grad.refuse_shared_input(self, (other,))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (other,)):
+        if inplace_grad.recorded(self, (other,)):
             return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
-        return self._update(_idiv, self._inplace_value(other, "div_"))
+        return self._update(_idiv, self._inplace_value(other, "div_"), name="div_")
 
     def addcmul_(self, tensor1, tensor2, value=1):
         """``self += value * tensor1 * tensor2``, in place."""
         t1, t2 = tensor1, tensor2
+        if type(value) is int:      # torch's checked cast into this tensor's dtype (uint8 refuses 300)
+            value = checked_scalar(value, self.dtype, "addcmul_'s value")
         inplace_grad.refuse_shared_input(self, (t1, t2))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
+        if inplace_grad.recorded(self, (t1, t2)):
             return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x * y * value),
-                            self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"))
+                            self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"), name="addcmul_")
 
     def addcdiv_(self, tensor1, tensor2, value=1):
         """``self += value * tensor1 / tensor2``, in place."""
         t1, t2 = tensor1, tensor2
         inplace_grad.refuse_shared_input(self, (t1, t2))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (t1, t2)):
+        if inplace_grad.recorded(self, (t1, t2)):
             return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x / y * value),
-                            self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"))
+                            self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"), name="addcdiv_")
 
     def copy_(self, src, non_blocking=False):
         """``src``'s values written into this tensor (broadcast to its shape, cast to its dtype).
         ``non_blocking`` is torch's (accepted: gt's copies are synchronous already)."""
         inplace_grad.refuse_shared_input(self, (src,))
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (src,)):
+        if inplace_grad.recorded(self, (src,)):
             return inplace_grad.assign(self, Ellipsis, src, "copy_")
-        return self._update(_assign, self._inplace_value(src, "copy_"))
+        return self._update(_assign, self._inplace_value(src, "copy_"), name="copy_")
 
     def fill_(self, value):
         if isinstance(value, Tensor) and value.ndim != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
                                "dimensions.")
         if not isinstance(value, Tensor):
-            value = _fill(value, self.dtype.name)      # a value the dtype cannot hold raises, as torch's
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
+            value = checked_scalar(_fill(value), self.dtype, "fill_'s value")   # one the dtype cannot hold raises
+        if inplace_grad.recorded(self, (value,)):
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
-        return self._update(_assign, value._data if isinstance(value, Tensor) else value, uniform=True)
+        return self._update(_assign, value._data if isinstance(value, Tensor) else value, uniform=True, name="fill_")
 
     def zero_(self):
         """Set every element to 0, in place (e.g. ``param.grad.zero_()``)."""
+        rec = function.profiling
+        if rec is not None and rec.records_call():          # torch's event, not fill_'s
+            return rec.call("aten::zero_", False, InplaceMethods.fill_, (self, 0), {})
         return self.fill_(0)
 
     def __setitem__(self, index, value):
@@ -231,13 +245,13 @@ class InplaceMethods:
                 raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
             self[split[0]] = block
             return
-        if autograd.is_grad_enabled() and inplace_grad.records(self, (value,)):
+        if inplace_grad.recorded(self, (value,)):
             inplace_grad.assign(self, index, value)
             return
         if isinstance(value, complex) and not self.dtype.is_complex or \
-                type(value) is int and self.dtype in dtypes.SMALL_INTS:
-            # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255
-            value = _fill(value, self.dtype.name)
+                type(value) in (int, float) and self.dtype in dtypes.SMALL_INTS:
+            # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses -1.5
+            value = checked_scalar(value, self.dtype, "the assigned value")
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare
@@ -312,6 +326,7 @@ def _check_index_put_dtype(t, index, value):
 
 
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}
+_IOP_EVENTS = {"+=": "add_", "-=": "sub_", "*=": "mul_", "/=": "div_"}     # torch's ops of the operators
 
 
 def _refuse_byte_mask_fill(index, value):

@@ -28,8 +28,8 @@ Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor
 import copy
 import weakref
 
-from gt.autograd import grad_hooks, rebind, views
-from gt.autograd.function import new_epoch, no_grad_views, sequence
+from gt.autograd import forward_ad, grad_hooks, rebind, views
+from gt.autograd.function import is_grad_enabled, new_epoch, no_grad_views, sequence
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.ops import shape as shape_ops
@@ -72,6 +72,14 @@ def refuse_copy_of_shard_row(t, what):
             "(x[i] = new values), or change a copy made on purpose (x[i].clone())")
 
 
+def recorded(t, values, check=True):
+    """``records`` while gradients are recorded; under ``no_grad``, whether a tangent of forward AD
+    changes with the values (gt/autograd/forward_ad.py), else a plain write."""
+    if is_grad_enabled():
+        return records(t, values, check)
+    return forward_ad.dual_values(t, values) and t.dtype.is_floating_point
+
+
 def records(t, values, check=True):
     """Whether an in-place change of ``t`` by ``values`` goes on the tape while gradients are
     recorded (the caller asks ``is_grad_enabled()`` first: an optimizer's step under ``no_grad``
@@ -88,8 +96,9 @@ def records(t, values, check=True):
     with_grad = any(isinstance(v, Tensor) and v._requires_grad for v in values)
     if no_grad_views and getattr(t, "_view", None) is not None:     # an unrecorded view (gt/autograd/views.py)
         views.refuse_write(t, with_grad)
-    # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient)
-    return with_grad and t.dtype.is_floating_point
+    # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient);
+    # a dual tensor's tangent changes with it (gt/autograd/forward_ad.py)
+    return (with_grad or forward_ad.dual_values(t, values)) and t.dtype.is_floating_point
 
 
 def refuse_overlap(t, uniform=False):
@@ -146,11 +155,17 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
     ``same_shape``: each value must broadcast to ``t``'s shape (arithmetic; an item assignment's
     value is checked by the write). ``saves_result``: see ``result_saved``."""
     refuse_overlap(t)
+    dual = forward_ad.dual_values(t, values)
+    if dual and (not is_grad_enabled() or not t._requires_grad and
+                 not any(isinstance(v, Tensor) and v._requires_grad for v in values)):
+        return _dual_write(t, compute, values, reads_self)
     if t._ctx is None and getattr(t, "_view", None) is not None:
         views.attach(t)       # a view of a tensor that requires no grad: written through, as torch's
     _check(t, what, values, same_shape)
     chain = _view_chain(t, what)
     old = _old_version(t)
+    if dual:
+        forward_ad.carry(old, t)
     src = old.clone() if reads_self or any(v is t for v in values) else old
     new = compute(src, *[src if v is t else v for v in values])
     if new.dtype != t.dtype:
@@ -175,6 +190,24 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
     for v in values:   # a value read from t (y[i] = y[j]) reads its version of before: say so now, so
         if isinstance(v, Tensor) and v._ctx is not None and not v._ctx.released:   # t's op -> v -> t is no cycle
             rebind.resolve(v._ctx)
+    if dual:
+        forward_ad.written(t, new)
+    return t
+
+
+def _dual_write(t, compute, values, reads_self):
+    """``rebase`` of a tensor in no graph where a tangent is involved: the new values computed with
+    their tangent, written into ``t``, and ``t``'s tangent updated (gt/autograd/forward_ad.py)."""
+    src = t.clone() if reads_self or any(v is t for v in values) else t
+    new = compute(src, *[src if v is t else v for v in values])
+    if new.dtype != t.dtype:
+        new = new.to(t.dtype)
+    if t._placed is None and new._placed is None and new._array is t._array:
+        if not B.counts_inplace_ops:      # written in place by the op (IndexPut)
+            B.bump_version(t._array)
+    else:
+        t._update(_assign, new._value, check=False)
+    forward_ad.written(t, new)
     return t
 
 
@@ -321,7 +354,7 @@ def _memory(t):
 
 
 def _check(t, what, values, same_shape):
-    if not t.dtype.is_floating_point:
+    if not (t.dtype.is_floating_point or t.dtype.is_complex):
         raise RuntimeError(f"{what}: a value that requires grad cannot be written into a tensor of dtype {t.dtype!r}: "
                            "only floating point tensors carry gradients")
     root = t

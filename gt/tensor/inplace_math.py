@@ -16,9 +16,11 @@ import math
 import numbers
 
 from gt import autograd, dtypes
+from gt.autograd import function
 from gt.backend import B
 from gt.tensor import inplace_grad
 from gt.tensor._args import _scalar
+from gt.tensor.complex_checks import cpp_name
 from gt.tensor.generator import drawing
 from gt.tensor.inplace_grad import _assign   # a[...] = v, the plain write of every in-place form
 
@@ -170,6 +172,9 @@ class InplaceMathMethods:
 
 def _inplace_method(name, logical, operands_fit=True):
     def method(self, *args, **kwargs):
+        rec = function.profiling
+        if rec is not None and rec.records_call():      # one event, torch's (aten::exp_)
+            return rec.call(f"aten::{name}_", False, _write_back, (self, name, logical, args, kwargs, operands_fit), {})
         return _write_back(self, name, logical, args, kwargs, operands_fit)
 
     method.__name__ = method.__qualname__ = f"{name}_"
@@ -200,7 +205,7 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
             out = out.to(t.dtype)
         return out
 
-    if autograd.is_grad_enabled() and inplace_grad.records(t, args):
+    if inplace_grad.recorded(t, args):
         if logical:       # 0/1 have no gradient: the new values are written as constants
             return inplace_grad.assign(t, Ellipsis, compute(t.detach(), *args), what)
         at = [i for i, a in enumerate(args) if isinstance(a, Tensor)]   # what the tape sees (x.pow_(x) too)
@@ -231,17 +236,27 @@ def _fits(result, target):
 def _in_parts(draw):
     """``draw(shape, dtype)`` that gives a complex dtype both parts drawn in its real dtype."""
     def run(shape, dt):
-        if not dt.is_complex:
-            return draw(shape, dt)
-        return B.view_as_complex(draw(tuple(shape) + (2,), dtypes.REAL_OF[dt.name]))
+        return complex_parts(draw, shape, dt) if dt.is_complex else draw(shape, dt)
     return run
+
+
+def complex_parts(draw, shape, dt, scale=1.0):
+    """An array of the complex ``dt`` whose real and imaginary parts are ``draw(shape + (2,), the
+    real dtype)``, times ``scale`` (gt's complex random draws: ``randn``, ``rand``, ``normal_``...)."""
+    parts = draw(tuple(shape) + (2,), dtypes.REAL_OF[dt.name])
+    parts = parts * scale if scale != 1.0 else parts
+    out = B.view_as_complex(parts)      # None where the draw's strides allow no view (an empty shape)
+    return out if out is not None else B.make_complex(parts[..., 0], parts[..., 1])
 
 
 def _fill(t, what, draw, floats_only=True):
     if floats_only and not t.dtype.is_floating_point:
         raise TypeError(f"{what}: expects a floating point tensor, got dtype {t.dtype!r}")
+    rec = function.profiling
+    if rec is not None and rec.records_call():          # one event, torch's (aten::normal_)
+        return rec.call("aten::" + what, False, _fill, (t, what, draw, floats_only), {})
     values = draw(t.shape, t.dtype)
-    if autograd.is_grad_enabled() and inplace_grad.records(t, ()):
+    if inplace_grad.recorded(t, ()):
         return inplace_grad.assign(t, Ellipsis, Tensor._wrap(values), what)
     return t._update(_assign, values)
 
@@ -264,8 +279,6 @@ def _floats_only(t, words, error):
 
 
 _FLOAT_MAX = {dtypes.float16: 65504.0, dtypes.bfloat16: 3.3895313892515355e38, dtypes.float32: 3.4028234663852886e38}
-_C_FLOAT = {dtypes.float16: "c10::Half", dtypes.bfloat16: "c10::BFloat16", dtypes.float32: "float",
-            dtypes.float64: "double"}
 
 
 def _uniform_bounds(a, b, dt):
@@ -273,7 +286,7 @@ def _uniform_bounds(a, b, dt):
     top = _FLOAT_MAX.get(dt, 1.7976931348623157e308)
     for name, v in (("from", a), ("to", b)):
         if not -top <= v <= top:
-            raise RuntimeError(f"{name} is out of bounds for {_C_FLOAT.get(dt, dt.name)}")
+            raise RuntimeError(f"{name} is out of bounds for {cpp_name(dt)}")
     if b - a > top:
         raise RuntimeError(f"uniform_ expects to-from <= std::numeric_limits<{dtypes.torch_type_name(dt.name)}>"
                            f"::max(), but found to={b} and from={a} which result in to-from to exceed the limit")

@@ -1,7 +1,65 @@
-"""Python ints beside integer tensors, as torch casts them: wrapped into the tensor's dtype
-(``x_uint8 + 300`` adds 44), checked where torch checks (an exponent that does not fit)."""
+"""Python numbers beside tensors, as torch casts them: an int beside an integer tensor wrapped into
+its dtype (``x_uint8 + 300`` adds 44, ``x_uint8 & -1`` is ``x & 255``); a number written into a
+tensor (fills, item assignment, ``scatter``'s value, ``alpha``, clamp bounds, ``pad``'s value)
+through torch's checked conversion (``checked_scalar``: ``x_uint8.fill_(300)`` raises); an
+exponent that does not fit refused."""
+
+import math
 
 from gt import dtypes
+
+# the finite floats each float dtype holds (torch's check refuses a finite number beyond them;
+# inf and NaN pass); integer dtypes: dtypes.INT_RANGES, with dtypes.written_int_range's unsigned rule
+_FLOAT_LIMITS = {"float16": 65504.0, "float32": 3.4028234663852886e38}
+
+
+def checked_scalar(value, dtype, what="value"):
+    """The Python number ``value`` as torch's checked conversion (c10's ``checked_convert``) takes
+    it into ``dtype`` (a DType or its name), where it is written into a tensor: an int outside the
+    dtype's range raises RuntimeError, except that an unsigned dtype takes negative ints down to
+    -max, wrapped (-1 into uint8 is 255); a float outside an integer dtype's range, NaN or inf
+    raises (uint8 refuses -1.0); a finite float beyond float16/float32 raises; a complex number
+    into a real dtype only with a zero imaginary part (its real part is returned). ``what`` names
+    the value in the error. Anything else (bools, tensors, arrays) is returned as it is."""
+    kind = type(value)
+    if kind is bool or kind not in (int, float, complex):
+        return value
+    name = dtype if isinstance(dtype, str) else dtype.name
+    if kind is complex:
+        if name.startswith("complex"):
+            return value
+        if value.imag != 0:
+            _refuse(value, name, what, "only a zero imaginary part fits a real dtype")
+        value = value.real
+        kind = float
+    if name in dtypes.INT_RANGES:
+        low, high = dtypes.written_int_range(name) if kind is int else dtypes.INT_RANGES[name]
+        if not low <= value <= high:          # NaN fails every comparison, so it is refused too
+            _refuse(value, name, what, f"it holds {dtypes.INT_RANGES[name][0]}..{high}")
+        return value % (high + 1) if kind is int and value < 0 and dtypes.INT_RANGES[name][0] == 0 else value
+    limit = _FLOAT_LIMITS.get(name)
+    if limit is not None and not -limit <= value <= limit and (kind is int or math.isfinite(value)):
+        _refuse(value, name, what, f"its largest finite value is {limit!r}")
+    return value
+
+
+def _refuse(value, name, what, why):
+    raise RuntimeError(f"value cannot be converted to type {name} without overflow: {what} {value!r} does not "
+                       f"fit {name} ({why})")
+
+
+def wrapped_int(n, dtype):
+    """The Python int ``n`` as an integer (or bool) ``dtype`` holds it beside a tensor, wrapped as
+    torch casts it (``x_int32 & 2**40`` is ``x & 0``, ``x_uint8 & -1`` is ``x & 255``, ``x_int64 +
+    2**63`` adds -2**63); torch converts through a 64-bit integer, so beyond [-2**63, 2**64)
+    OverflowError, as torch's."""
+    if dtype is dtypes.bool_:
+        return bool(n)
+    if not -2 ** 63 <= n < 2 ** 64:
+        raise OverflowError(f"int too big to convert: {n} is outside [-2**63, 2**64)")
+    if dtype is dtypes.int64:
+        return n - 2 ** 64 if n >= 2 ** 63 else n
+    return dtypes.wrap_int(n, dtype) if dtype.name in dtypes.INT_RANGES else n
 
 
 def int_wrapped(a, b):
@@ -19,16 +77,14 @@ def _check_exponent(t, n):
 
 
 def wrap_scalar(a, b):
-    """A Python int beside an int32/int16/int8/uint8 tensor, wrapped into its dtype as torch casts
-    it (``x_int32 * 2**31`` is ``x * -2**31``, ``x_uint8 + 300`` is ``x + 44``); numpy's engine
-    raised OverflowError."""
+    """A Python int beside an integer tensor, wrapped into its dtype as torch casts it (``x_int32 *
+    2**31`` is ``x * -2**31``, ``x_uint8 + 300`` is ``x + 44``, ``x_int64 + 2**63`` adds -2**63);
+    numpy's engine raised OverflowError."""
     t, n = (a, b) if type(b) is int else (b, a)   # the callers pass one tensor and one int
     if 0 <= n <= 127:               # every integer dtype holds it: nothing to decide (the common case)
         return a, b
     low, high = dtypes.INT_RANGES.get(t.dtype.name, (None, None))
-    if low is None or t.dtype is dtypes.int64 or low <= n <= high:
+    if low is None or low <= n <= high:
         return a, b
-    if not -2 ** 63 <= n < 2 ** 64:       # torch converts through a 64-bit integer, and refuses beyond it
-        raise OverflowError(f"int too big to convert: {n} is outside [-2**63, 2**64)")
-    n = dtypes.wrap_int(n, t.dtype)
+    n = wrapped_int(n, t.dtype)
     return (t, n) if t is a else (n, t)

@@ -211,7 +211,7 @@ def matrix_exp(A):
 def lu_legacy(A, pivot=True, get_infos=False):
     """torch.lu (``Tensor.lu``): ``(A_LU, pivots)`` of ``linalg.lu_factor_ex``, with ``infos`` too when
     ``get_infos``. A singular A is factored without an error, as torch's."""
-    lu_data, pivots, info = lu_factor_ex(matrix_input(A, "lu"), pivot=pivot)
+    lu_data, pivots, info = lu_factor_ex(matrix_input(A, "lu", complex_ok=True), pivot=pivot)
     return (lu_data, pivots, info) if get_infos else (lu_data, pivots)
 
 

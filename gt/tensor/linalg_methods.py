@@ -12,6 +12,7 @@ from differentiable pieces.
 """
 
 import collections
+import math
 
 from gt import autograd, dtypes
 from gt.autograd import function
@@ -20,6 +21,7 @@ from gt.ops import linalg_ops as ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor.arithmetic import where
 from gt.tensor import linalg_factor
+from gt.tensor import householder
 from gt.tensor.linalg_base import eye_like, matrix_input
 
 # torch.return_types.linalg_slogdet / linalg_qr / linalg_eigh / linalg_svd / svd
@@ -60,10 +62,11 @@ def slogdet(A):
 
 def logdet(A):
     """``log(det(A))`` for A (..., n, n): NaN where det < 0, -inf where A is singular (torch's); a
-    complex A's principal log ``log(sign) + logabsdet``."""
+    complex A's principal log ``log(sign) + logabsdet``, ``-inf+nanj`` where A is singular (torch's:
+    the phase of 0 is undefined)."""
     sign, logabsdet = slogdet(A)
     if sign.dtype.is_complex:
-        return sign.log() + logabsdet
+        return where(sign == 0, complex(-math.inf, math.nan), sign.log() + logabsdet)
     return where(sign < 0, float("nan"), logabsdet)
 
 
@@ -337,3 +340,16 @@ class LinalgMethods:
     def cholesky_inverse(self, upper=False):
         """``gt.cholesky_inverse(self, upper)``."""
         return linalg_factor.cholesky_inverse(self, upper)
+
+    def geqrf(self):
+        """``gt.geqrf(self)``: ``(a, tau)``, LAPACK's compact QR factorization (no gradient, torch's)."""
+        return householder.geqrf(self)
+
+    def orgqr(self, input2):
+        """``gt.orgqr(self, input2)``: ``gt.linalg.householder_product(self, input2)``."""
+        return householder.householder_product(self, input2)
+
+    def ormqr(self, input2, input3, left=True, transpose=False):
+        """``gt.ormqr(self, input2, input3, left, transpose)``: Q of the compact form (self, tau
+        ``input2``) applied to ``input3``."""
+        return householder.ormqr(self, input2, input3, left, transpose)

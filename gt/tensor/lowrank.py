@@ -21,7 +21,7 @@ def _matrix(A, fn):
         raise TypeError(f"{fn}(): argument 'A' must be Tensor, not {type(A).__name__}")
     if A.ndim < 2:
         raise ValueError(f"{fn}: A must be a matrix or a batch of matrices (*, m, n), got shape {list(A.shape)}")
-    return A if A.dtype.is_floating_point else A.to(dtypes.default_float)
+    return A if A.dtype.is_floating_point or A.dtype.is_complex else A.to(dtypes.default_float)
 
 
 def _count(value, fn, name, default):

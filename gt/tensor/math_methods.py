@@ -218,6 +218,10 @@ class MathMethods:
 
     def sinc(self):
         """``sin(pi x) / (pi x)``, 1 at 0 (torch's normalised sinc); its gradient is 0 at 0."""
+        if self.dtype.is_complex:       # composed (the kernel is real's), 0/0 kept off the graph at 0
+            zero = self == 0
+            pz = self.masked_fill(zero, 1) * math.pi
+            return (pz.sin() / pz).masked_fill(zero, 1)
         return self._math("sinc")
 
     def deg2rad(self):

@@ -197,6 +197,7 @@ def cov(input, *, correction=1, fweights=None, aweights=None):  # noqa: A002
         avg = x.mean(1) if n else x.sum(1) * math.nan
     else:
         x, w = promoted([x, w])
+        w = w.real          # weights of a complex input stay real (torch's real normalizer)
         w_sum = w.sum()
         if not bool(w_sum != 0):
             raise RuntimeError("cov(): weights sum to zero, can't be normalized")

@@ -15,13 +15,11 @@ from gt import autograd, dtypes
 from gt.autograd import Function
 from gt.backend import B
 from gt.tensor.generator import check as check_generator, drawing
-from gt.tensor.inplace_math import _C_FLOAT, _FLOAT_MAX, _fill
+from gt.tensor.complex_checks import cpp_name
+from gt.tensor.inplace_math import _FLOAT_MAX, _fill
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
-# torch's C type names, in its "out of bounds for <type>" messages
-_C_NAMES = {dtypes.int64: "long int", dtypes.int32: "int", dtypes.int16: "short", dtypes.int8: "signed char",
-            dtypes.uint8: "unsigned char", dtypes.bool_: "bool", **_C_FLOAT}
 # random_()'s default range per dtype, ``[0, high]`` inclusive (floats: every integer up to
 # 2**mantissa digits is exact)
 _FULL_HIGH = {dtypes.float32: 2 ** 24, dtypes.float64: 2 ** 53, dtypes.float16: 2 ** 11, dtypes.bfloat16: 2 ** 8,
@@ -95,11 +93,11 @@ def check_random_range(low, top, dt):
         else:
             continue
         if not lo <= v <= hi:
-            raise RuntimeError(f"{name} is out of bounds for {_C_NAMES[dt]}")
+            raise RuntimeError(f"{name} is out of bounds for {cpp_name(dt)}")
         if dt in _FULL_HIGH and dt.is_floating_point and abs(v) > _FULL_HIGH[dt]:
             digits = _FULL_HIGH[dt].bit_length() - 1
             warnings.warn(f"{name} is out of bounds [-(2^{digits}), 2^{digits}]. Due to precision limitations "
-                          f"{_C_NAMES[dt]} can support discrete uniform distribution only within this range. "
+                          f"{cpp_name(dt)} can support discrete uniform distribution only within this range. "
                           "This warning will become an error in version 1.7 release, please fix the code in "
                           "advance", UserWarning, stacklevel=3)
 

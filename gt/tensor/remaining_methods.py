@@ -20,7 +20,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis, numel
-from gt.tensor._args import _alias, _scalar
+from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _along, _arange
 
@@ -308,13 +308,6 @@ class RemainingMethods:
 
 def _assign(a, v):
     a[...] = v
-
-
-def _fill_value(x, value):
-    value = _scalar(value)
-    if x.dtype == dtypes.bool_:
-        return bool(value)
-    return value if x.dtype.is_floating_point else int(value)
 
 
 def _broadcast(a, b, op, error=IndexError):

@@ -21,9 +21,10 @@ from gt.backend import B
 from gt.ops import scatter as scatter_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor import checks, inplace_grad
-from gt.tensor._args import _fill, _scalar
+from gt.tensor._args import _scalar
+from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.arithmetic import _operand, where
-from gt.tensor.complex_checks import is_complex_operand
+from gt.tensor.complex_checks import is_complex_operand, refuse_complex
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -64,11 +65,11 @@ def _same_dtype(x, other, name, op):
 
 
 def _fill_value(x, value):
-    """A Python number as the tensor's dtype stores it (torch's cast: 7.9 into int64 is 7; a complex
-    number into a real dtype only with a zero imaginary part, torch's checked conversion)."""
-    value = _scalar(value)
-    if isinstance(value, complex) and not x.dtype.is_complex or type(value) is int and x.dtype in dtypes.SMALL_INTS:
-        value = _fill(value, x.dtype.name)     # checked as torch's fills: uint8 takes -1 as 255, refuses 300
+    """A Python number written into ``x`` (``scatter``'s value, ``fill_diagonal_``, ``index_add``'s
+    alpha) as its dtype stores it: torch's checked conversion (uint8 takes -1 as 255, refuses 300
+    and -1.5; a complex number into a real dtype only with a zero imaginary part), then its cast
+    (7.9 into int64 is 7)."""
+    value = checked_scalar(_scalar(value), x.dtype, "the written value")
     if x.dtype == dtypes.bool_:
         return bool(value)
     return value if x.dtype.differentiable else int(value)
@@ -168,6 +169,8 @@ class ScatterMethods:
         if not isinstance(include_self, bool):
             raise TypeError(f"scatter_reduce: include_self must be True or False, got {include_self!r}")
         op = "scatter_add" if reduce == "sum" and include_self else "scatter_reduce"
+        if reduce in ("amax", "amin"):  # complex numbers have no order
+            refuse_complex(self, f"scatter_gather_tensor_cpu_reduce_{reduce}")
         src = _operand(src, op)
         if not isinstance(src, Tensor):
             raise TypeError(f"{op}: src must be a tensor, got {src!r}")

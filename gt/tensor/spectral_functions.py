@@ -123,13 +123,12 @@ def istft(input, n_fft, hop_length=None, win_length=None, window=None, center=Tr
     w = _window(window, win, n_fft, real_dtype, "istft")
     spec = input.transpose(-1, -2)                          # (B?, frames, freq)
     norm = "ortho" if normalized else "backward"
-    if onesided:
-        if return_complex:
-            raise RuntimeError("istft: cannot have onesided output if the window or input is complex")
-        frames = fft_ops.IRFFT.apply(spec, n_fft, spec.ndim - 1, norm)
-    else:
+    if onesided and return_complex:
+        raise RuntimeError("istft: cannot have onesided output if the window or input is complex")
+    if return_complex:
         frames = fft_ops.FFT.apply(spec, (None,), (spec.ndim - 1,), norm, True)
-        frames = frames if return_complex else frames.real
+    else:       # a real signal: torch reads the first n_fft // 2 + 1 frequencies of a two-sided input
+        frames = fft_ops.IRFFT.apply(spec[..., :n_fft // 2 + 1], n_fft, spec.ndim - 1, norm)
     return _overlap_add(frames * w, w, hop, n_fft, center, length)
 
 

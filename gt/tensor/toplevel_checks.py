@@ -33,8 +33,8 @@ def _one_tensor(a, b, fn):
 
 def _check_alpha(x, other, alpha, fn):
     """torch refuses a float ``alpha`` when the operands are integers (the result would be float)."""
-    ints = builtins.all(not (t.dtype.is_floating_point if isinstance(t, Tensor) else isinstance(t, float))
-                        for t in (x, other))
+    ints = builtins.all(not (t.dtype.is_floating_point or t.dtype.is_complex if isinstance(t, Tensor)
+                             else isinstance(t, (float, complex))) for t in (x, other))
     if ints and isinstance(alpha, float):
         raise RuntimeError(f"{fn}: for integral input tensors, argument alpha must not be a floating point number "
                            f"(got alpha={alpha!r})")

@@ -18,12 +18,13 @@ from gt.ops._shapes import normalize_axis, numel
 from gt.ops.exact_value import FirstOrderOnly
 from gt.tensor import inplace_grad
 from gt.tensor.arithmetic import where
+from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.construct_methods import _arange
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.extra_methods import _sizes
-from gt.tensor.scatter_methods import check_range, index_tensor
+from gt.tensor.scatter_methods import _fill_value, check_range, index_tensor
 
-from gt.tensor.remaining_methods import (_assign, _broadcast, _cat, _fill_value, _int,
+from gt.tensor.remaining_methods import (_assign, _broadcast, _cat, _int,
                                             _positions, _tensor_operand)
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -115,6 +116,7 @@ class WriteMethods:
         if reduce not in INDEX_REDUCTIONS:
             raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got "
                                f"{reduce}.")
+        refuse_complex(self, "index_func_")     # torch has no complex index_reduce
         source = _tensor_operand(source, "index_reduce", "source")
         if source.dtype != self.dtype:
             raise RuntimeError(f"index_reduce_(): self ({dtypes.torch_type_name(self.dtype.name)}) and source "
