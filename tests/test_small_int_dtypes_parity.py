@@ -517,6 +517,16 @@ def test_numbers_written_into_small_ints_go_through_one_checked_cast(dt):
                 same(mine, theirs)
 
 
+@pytest.mark.parametrize("dt", ["float16", "float32"])
+def test_addcmul_int_value_of_a_float_tensor_is_not_checked_against_its_dtype(dt):
+    """torch's ``addcmul``/``addcmul_`` check an int value in the op's computing dtype (float32 for
+    float16), not the tensor's: a float16 tensor takes ``value=2**31`` (its result inf), as torch's."""
+    for v in (2 ** 31, -2 ** 31 - 1, 2 ** 63 - 1, 70000):
+        t, g = (X.ones(3, dtype=getattr(X, dt)) for X in (torch, gt))
+        same(g.addcmul(g, g, value=v), t.addcmul(t, t, value=v))
+        same(g.addcmul_(g.clone(), g.clone(), value=v), t.addcmul_(t.clone(), t.clone(), value=v))
+
+
 def test_python_ints_beside_integer_tensors_wrap_through_64_bits():
     """The bitwise ops read a Python int as the arithmetic does: wrapped into the tensor's dtype from
     anywhere in [-2**63, 2**64) (``x & 2**63`` is ``x & 0``; gt raised OverflowError there),

@@ -217,6 +217,9 @@ def test_other_ops_are_refused_by_name():
         gt.sparse_coo_tensor(IDX, VAL, (2, 3))
     with pytest.raises(RuntimeError, match="Cannot get values on an uncoalesced tensor"):
         s.values()
+    for op, call in (("mul", lambda: s * gt.ones(3)), ("div", lambda: s / gt.ones(3))):
+        with pytest.raises(NotImplementedError, match=rf"^{op}: .*\(got a dense tensor of shape \(3,\)\)"):
+            call()
 
 
 @pytest.mark.skipif(not MESH, reason="needs GT_DEVICES > 1")
@@ -251,3 +254,42 @@ def test_sparse_momentum_survives_a_state_dict_and_grads_deepcopy():
         assert copied.is_sparse and copied._nnz() == 2
         got.append(emb.weight.detach().numpy())
     np.testing.assert_allclose(got[1], got[0], rtol=1e-6)
+
+
+@dense_only
+def test_embedding_sparse_weight_hooks_run_and_sgd_in_backward_steps():
+    torch = _torch()
+    seen, weights = {}, {}
+    for m in (torch, gt):
+        emb = m.nn.Embedding(4, 2, sparse=True)
+        with m.no_grad():
+            emb.weight.copy_(m.ones(4, 2))
+        log = seen[m.__name__] = []
+        emb.weight.register_hook(lambda g, log=log: log.append(("hook", g.is_sparse, g._nnz())) or g * 2)
+        emb.weight.register_post_accumulate_grad_hook(lambda p, log=log: log.append(("post", p.grad.is_sparse)))
+        (emb(m.tensor([1, 2, 1])) * 3).sum().backward()
+        log.append(emb.weight.grad.to_dense().numpy().tolist())
+        # an optimizer stepping in the backward is a post-accumulate hook on the weight
+        emb = m.nn.Embedding(4, 2, sparse=True)
+        with m.no_grad():
+            emb.weight.copy_(m.ones(4, 2))
+        if m is gt:
+            opt = gt.optim.SGD(emb.parameters(), lr=0.5, in_backward=True)
+        else:
+            opt = torch.optim.SGD(emb.parameters(), lr=0.5)
+            emb.weight.register_post_accumulate_grad_hook(lambda p, opt=opt: opt.step())
+        (emb(m.tensor([1, 2, 1])) * 2).sum().backward()
+        weights[m.__name__] = emb.weight.detach().numpy()
+    assert seen["gt"] == seen["torch"]
+    np.testing.assert_allclose(weights["gt"], weights["torch"])
+
+
+@dense_only
+def test_embedding_sparse_refuses_scale_grad_by_freq():
+    torch = _torch()
+    for m in (torch, gt):
+        emb = m.nn.Embedding(4, 2, sparse=True, scale_grad_by_freq=True)
+        with pytest.raises(RuntimeError, match="scale_grad_by_freq not supported with sparse gradients"):
+            emb(m.tensor([1, 1, 2])).sum().backward()
+        with m.no_grad():     # no gradient asked for: the lookup itself works, as torch's
+            assert emb(m.tensor([1, 1])).shape == (2, 2)

@@ -132,14 +132,22 @@ def _shape(value):
 def _arrays(value):
     """The engine arrays of ``value``: a tensor (each shard of one spread over the mesh), an
     array, or a tuple or list of them."""
+    return [a for _, shards in _holders(value) for a in shards]
+
+
+def _holders(value):
+    """``(holder, arrays)`` for each tensor or array of ``value``: a tensor spread over the mesh is
+    one holder (its layout) of all its shards, which go together, so its free is one event of
+    their bytes, as the one tensor it is; any other array is its own holder."""
     if value is None:
         return []
     if isinstance(value, (tuple, list)):
-        return [a for v in value for a in _arrays(v)]
+        return [h for v in value for h in _holders(v)]
     placed = getattr(value, "_placed", None)
     if placed is not None:
-        return list(placed.shards)
-    return [value._array] if isinstance(value, function.Tensor) else [value]
+        return [(placed, list(placed.shards))]
+    array = value._array if isinstance(value, function.Tensor) else value
+    return [(array, [array])]
 
 
 def python_stack(limit=64):
@@ -289,19 +297,33 @@ class Recorder:
         """The bytes of the arrays of ``value`` that are not inputs nor views of them (torch's
         views make no memory), each array then watched: its free is counted where it happens."""
         total, ins = 0, [i for i in _arrays(inputs) if B.is_array(i)]
-        for a in _arrays(value):
-            n = getattr(a, "nbytes", None)
-            if n is None or id(a) in self._tracked or any(a is i for i in ins):
-                continue
-            if ins and B.is_view(a) and any(B.is_view_of(a, i) for i in ins):
-                continue
-            try:
-                fin = self._tracked[id(a)] = weakref.finalize(a, self._freed, id(a), int(n))
-                fin.atexit = False
-            except TypeError:       # an array no weak reference can watch: made, never seen freed
-                pass
-            total += int(n)
+        for _, shards in _holders(value):
+            made = []
+            for a in shards:
+                size = getattr(a, "nbytes", None)
+                if size is None or id(a) in self._tracked or any(a is i for i in ins):
+                    continue
+                if ins and B.is_view(a) and any(B.is_view_of(a, i) for i in ins):
+                    continue
+                made.append((a, int(size)))
+            group = [len(made), 0]     # shards of one tensor still alive, bytes freed of them so far
+            for a, size in made:
+                try:
+                    fin = self._tracked[id(a)] = weakref.finalize(a, self._shard_freed, id(a), size, group)
+                    fin.atexit = False
+                except TypeError:       # an array no weak reference can watch: made, never seen freed
+                    group[0] -= 1
+                total += size
         return total
+
+    def _shard_freed(self, key, n, group):
+        """One array of a tensor is gone; the tensor's free is counted once its last shard went,
+        as one free of all their bytes (a tensor spread over the mesh is one tensor)."""
+        self._tracked.pop(key, None)
+        group[0] -= 1
+        group[1] += n
+        if group[0] <= 0:
+            self._freed(None, group[1])
 
     def _freed(self, key, n):
         """An array made while profiling is gone: ``n`` bytes less for the innermost open event

@@ -188,6 +188,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if max_norm is not None:
         renorm_(weight, idx, max_norm, norm_type)
     if sparse and weight.requires_grad and autograd.is_grad_enabled():
+        if scale_grad_by_freq:      # torch raises in the backward; gt before any work
+            raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients "
+                               "(sparse=True, scale_grad_by_freq=True): drop one of them")
         rows = sparse_rows(weight, idx, lambda w: shape_ops.Embedding.apply(w, idx), padding_idx)
     else:
         rows = shape_ops.Embedding.apply(weight, idx)

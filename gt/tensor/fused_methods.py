@@ -90,8 +90,10 @@ class FusedMethods:
         """``self + value * tensor1 * tensor2`` (broadcast)."""
         t1, t2 = _tensor(tensor1, "addcmul", "tensor1"), _tensor(tensor2, "addcmul", "tensor2")
         value = _number(value, "addcmul", "value", self, t1, t2)
-        if type(value) is int:      # torch's checked cast into the result's dtype: uint8 refuses 300, takes -1 as 255
-            value = checked_scalar(value, result_dtype(self, t1, t2), "addcmul's value")
+        if type(value) is int and (dtype := result_dtype(self, t1, t2)).name in dtypes.INT_RANGES:
+            # torch's checked cast into an integer result's dtype: uint8 refuses 300, takes -1 as 255
+            # (a float16 result's value is checked in float32, which every int64 fits)
+            value = checked_scalar(value, dtype, "addcmul's value")
         return self + _scaled(t1 * t2, value)
 
     def addcdiv(self, tensor1, tensor2, *, value=1):

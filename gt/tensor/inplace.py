@@ -181,7 +181,9 @@ class InplaceMethods:
     def addcmul_(self, tensor1, tensor2, value=1):
         """``self += value * tensor1 * tensor2``, in place."""
         t1, t2 = tensor1, tensor2
-        if type(value) is int:      # torch's checked cast into this tensor's dtype (uint8 refuses 300)
+        if type(value) is int and self.dtype.name in dtypes.INT_RANGES:
+            # torch's checked cast into an integer tensor's dtype (uint8 refuses 300); a float16
+            # tensor's value is checked in float32, its computing dtype, which every int64 fits
             value = checked_scalar(value, self.dtype, "addcmul_'s value")
         inplace_grad.refuse_shared_input(self, (t1, t2))
         if inplace_grad.recorded(self, (t1, t2)):

@@ -14,7 +14,7 @@ torch's: sparse + sparse side by side (uncoalesced), dense + sparse dense.
 import weakref
 
 from gt import autograd
-from gt.autograd import register_post_accumulate_grad_hook
+from gt.autograd import grad_hooks, hooks, register_post_accumulate_grad_hook
 from gt.tensor import creation
 from gt.tensor.functions import cat
 from gt.tensor.promotion import promote_types
@@ -38,6 +38,20 @@ def accumulate_grad(target, g):
             else:
                 cur.add_(g)
         target._grad = new
+
+
+def deliver(target, g):
+    """Hand the gradient ``g`` to ``target`` as the walk hands one to a leaf: ``target``'s tensor
+    hooks first (their result is what is added), then ``.grad``, then its post-accumulate hooks
+    (an optimizer stepping in the backward). The folds below run outside the walk's leaf step, so
+    without this a hook on the weight of ``Embedding(sparse=True)`` would never run."""
+    with autograd.no_grad():
+        for hook in grad_hooks.hooks_of(target):
+            out = hook(g)
+            if out is not None:
+                g = out
+    accumulate_grad(target, g)
+    hooks.after_accumulate(target)
 
 
 def concatenated(a, b):
@@ -76,7 +90,7 @@ def make_leaf(s):
         with autograd.no_grad():
             idx, _, inverse = coalesced_parts(sp._sp_indices, g, sp.shape[:sp.sparse_dim()])
             kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
-        accumulate_grad(sp, sp._new(idx, kept, sp.shape, False))
+        deliver(sp, sp._new(idx, kept, sp.shape, False))
 
     register_post_accumulate_grad_hook(values, fold)
 
@@ -93,7 +107,7 @@ def dense_leaf(s):
         g = d._grad
         d._grad = None
         if sp is not None and g is not None:
-            accumulate_grad(sp, g)
+            deliver(sp, g)
 
     register_post_accumulate_grad_hook(dense, fold)
     return dense

@@ -9,7 +9,7 @@ from gt.autograd import register_post_accumulate_grad_hook
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import accumulate_grad, sparse_mm
+from gt.tensor.sparse_autograd import deliver, sparse_mm
 from gt.tensor.sparse_coo import SparseTensor, sparse_coo
 from gt.tensor.sparse_methods import sparse_sum
 
@@ -157,7 +157,7 @@ def sparse_rows(weight, idx, rows_fn, padding_idx=None):
         if padding_idx is not None:       # torch's sparse gradient leaves the padding row's entries out
             keep = ids[0] != padding_idx
             g, at = g[keep], ids[:, keep]
-        accumulate_grad(w, SparseTensor._make(at, g, w.shape, False))
+        deliver(w, SparseTensor._make(at, g, w.shape, False))
 
     register_post_accumulate_grad_hook(rows, fold)
     return rows

@@ -146,10 +146,7 @@ class SparseMethods:
 
     def mul(self, other):
         """sparse * a Python number or a 0-d tensor (the values scaled)."""
-        if isinstance(other, Tensor) and (other.is_sparse or other.ndim != 0):
-            raise NotImplementedError("mul: gt's sparse tensors multiply only by a number or a 0-d dense tensor "
-                                      f"(got a {'sparse' if other.is_sparse else 'dense'} tensor of shape "
-                                      f"{other.shape}); call .to_dense() first")
+        _scalar_only("mul", "multiply", other)
         return self._new(self._sp_indices, self._sp_values * other, self.shape, self._sp_coalesced)
 
     def __truediv__(self, other):
@@ -157,9 +154,7 @@ class SparseMethods:
 
     def div(self, other):
         """sparse / a Python number or a 0-d tensor."""
-        if isinstance(other, Tensor) and (other.is_sparse or other.ndim != 0):
-            raise NotImplementedError("div: gt's sparse tensors divide only by a number or a 0-d dense tensor; "
-                                      "call .to_dense() first")
+        _scalar_only("div", "divide", other)
         return self._new(self._sp_indices, self._sp_values / other, self.shape, self._sp_coalesced)
 
     def __neg__(self):
@@ -233,3 +228,11 @@ def sparse_sum(s, dim, dtype=None):
     summed = creation.zeros((idx.shape[1],) + tuple(vals.shape[1:]), dtype=vals.dtype).index_add(0, inverse, vals)
     shape = sizes + tuple(n for d, n in enumerate(s.shape) if d >= sd and d not in dims)
     return s._new(idx, summed, shape, True)
+
+
+def _scalar_only(op, verb, other):
+    """gt's sparse tensors scale their values only: refuse anything but a number or a 0-d dense tensor."""
+    if isinstance(other, Tensor) and (other.is_sparse or other.ndim != 0):
+        raise NotImplementedError(f"{op}: gt's sparse tensors {verb} only by a number or a 0-d dense tensor (got a "
+                                  f"{'sparse' if other.is_sparse else 'dense'} tensor of shape {other.shape}); call "
+                                  ".to_dense() first")
