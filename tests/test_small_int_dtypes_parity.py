@@ -594,3 +594,18 @@ def test_tensor_of_floats_beyond_the_largest_int_is_refused_as_torch():
             assert mine is theirs, (values, dt, theirs, mine)
         else:
             same(mine, theirs)
+
+
+@pytest.mark.parametrize("op", ["__add__", "__radd__", "__mul__", "__floordiv__", "__and__", "__or__", "__xor__"])
+def test_bool_tensor_beside_an_int_beyond_int64_is_refused_as_torch(op):
+    """torch reads an int from 2**63 up as uint64, which it does not promote beside a bool tensor;
+    gt wrapped it into the int64 result (True + 2**63 gave -2**63 + 1). Smaller ints compute."""
+    for v in (2 ** 63, 2 ** 64 - 1):
+        with pytest.raises(RuntimeError, match="uint64"):
+            getattr(torch.ones(2, dtype=torch.bool), op)(v)
+        with pytest.raises(RuntimeError, match="uint64"):
+            getattr(gt.ones(2, dtype=gt.bool), op)(v)
+    for v in (2 ** 62, 300, -3):
+        want = getattr(torch.ones(2, dtype=torch.bool), op)(v)
+        got = getattr(gt.ones(2, dtype=gt.bool), op)(v)
+        assert got.dtype == gt.int64 and got.tolist() == want.tolist()

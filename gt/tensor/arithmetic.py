@@ -13,7 +13,7 @@ from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
 from gt.tensor.complex_checks import is_mixed, refuse_mixed
-from gt.tensor.int_scalars import _check_exponent, checked_scalar, wrap_scalar
+from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
 
@@ -95,6 +95,8 @@ def _promote_ints(a, b, true_div=False, product=None):
         return a, b
     else:
         target = result_dtype(a, b)
+        if target is dtypes.int64:
+            refuse_uint64_promotion(a, b)
         if true_div and not target.differentiable:
             target = dtypes.default_float
     cast = [x.to(target) if isinstance(x, Tensor) and x.dtype != target else x for x in (a, b)]

@@ -27,7 +27,7 @@ from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
 from gt.tensor.inplace_math import _inplace_method
-from gt.tensor.int_scalars import wrapped_int
+from gt.tensor.int_scalars import refuse_uint64_promotion, wrapped_int
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
 
@@ -98,6 +98,8 @@ def _bitwise(name, kernel, fn, a, b, bools=True, tensors_only=()):
     a, b = _operands(name, a, b, tensors_only)
     dt = result_dtype(a, b)
     _refuse_dtype(kernel, dt, ("int", "bool") if bools else ("int",))
+    if dt is dtypes.int64:
+        refuse_uint64_promotion(a, b)
     return _local(fn, (_cast(a, dt), _cast(b, dt)))
 
 

@@ -62,6 +62,15 @@ def wrapped_int(n, dtype):
     return dtypes.wrap_int(n, dtype) if dtype.name in dtypes.INT_RANGES else n
 
 
+def refuse_uint64_promotion(a, b):
+    """torch's error for a bool tensor beside a Python int from 2**63 up: torch reads that int as
+    uint64, which it does not promote (gt would wrap it into the int64 result)."""
+    for t, n in ((a, b), (b, a)):
+        if type(n) is int and n >= 2 ** 63 and getattr(t, "dtype", None) is dtypes.bool_:
+            raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
+                               f"Bool and UInt64: the int {n} beside a bool tensor does not fit int64")
+
+
 def int_wrapped(a, b):
     """``wrap_scalar`` where one of ``a``, ``b`` is a Python int (``x_uint8 // 300`` divides by 44)."""
     return wrap_scalar(a, b) if type(a) is int or type(b) is int else (a, b)
