@@ -44,10 +44,9 @@ class TorchBuffers:
         # the size first: most gradients of a small model are below it (biases, norms), and
         # ``device.type`` builds a device object (half a microsecond; ``is_cpu`` is a flag)
         if (refs != self._sole_refs or type(arr) is not torch.Tensor
-                or arr.numel() * arr.element_size() < self.POOL_MIN_BYTES or not arr.is_cpu
+                or (nbytes := arr.numel() * arr.element_size()) < self.POOL_MIN_BYTES or not arr.is_cpu
                 or arr._base is not None or not arr.is_contiguous() or arr.storage_offset() or not _sole_storage(arr)):
             return False
-        nbytes = arr.numel() * arr.element_size()
         parked = self._pool.setdefault((tuple(arr.shape), arr.dtype), [])
         if len(parked) >= self.POOL_PER_KEY or self._pool_bytes + nbytes > self.POOL_MAX_BYTES:
             return False

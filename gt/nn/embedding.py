@@ -31,7 +31,7 @@ class Embedding(Module):
             if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
                 raise ValueError(f"Embedding: {name} must be a positive int, got {n!r}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = lookup_options(num_embeddings, padding_idx, max_norm, norm_type, sparse, "Embedding")
+        self.padding_idx = lookup_options(num_embeddings, padding_idx, max_norm, norm_type, "Embedding")
         self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, scale_grad_by_freq, sparse
         if _weight is None:
             dtype = dtypes.default_float if dtype is None else dtype

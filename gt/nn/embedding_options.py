@@ -21,7 +21,7 @@ def padding_index(num_embeddings, padding_idx, fn):
     return padding_idx % num_embeddings
 
 
-def lookup_options(num_embeddings, padding_idx, max_norm, norm_type, sparse, fn):
+def lookup_options(num_embeddings, padding_idx, max_norm, norm_type, fn):
     """Check the options before any work; returns the padding row (or None)."""
     if max_norm is not None and (isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or max_norm <= 0):
         raise ValueError(f"{fn}: max_norm must be a positive number or None, got {max_norm!r}")

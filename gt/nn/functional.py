@@ -184,7 +184,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         raise ValueError(f"embedding: 'weight' must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
     n = weight.shape[0]
     idx = _check_range(idx, n, "embedding", "index", f"an embedding table of {n} rows", IndexError)
-    padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, sparse, "embedding")
+    padding_idx = lookup_options(n, padding_idx, max_norm, norm_type, "embedding")
     if max_norm is not None:
         renorm_(weight, idx, max_norm, norm_type)
     if sparse and weight.requires_grad and autograd.is_grad_enabled():

@@ -15,6 +15,7 @@ import math
 from gt.autograd import Function
 from gt import dtypes
 from gt.backend import B
+from gt.ops._shapes import numel
 
 
 def _t(x):
@@ -54,16 +55,9 @@ def _scale_diagonal(x, factor):
     return x * (1 + (factor - 1) * _eye_like(x, x.shape[-1]))
 
 
-def _size(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def _pack(parts, batch):
     """``parts`` (each batch + its own axes) flattened to batch + (size,) and joined: batch + (total,)."""
-    flat = [B.reshape(p, batch + (_size(p.shape[len(batch):]),)) for p in parts]   # no -1: batch may be empty
+    flat = [B.reshape(p, batch + (numel(p.shape[len(batch):]),)) for p in parts]   # no -1: batch may be empty
     return B.concatenate(flat, axis=-1)
 
 
@@ -71,7 +65,7 @@ def _unpack(g, shapes):
     """The gradient ``g`` of a packed result cut back into the parts' full ``shapes``."""
     out, start = [], 0
     for s in shapes:
-        n = _size(s[g.ndim - 1:])
+        n = numel(s[g.ndim - 1:])
         out.append(B.reshape(B.getitem(g, (Ellipsis, slice(start, start + n))), tuple(s)))
         start += n
     return out

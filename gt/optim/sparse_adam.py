@@ -5,6 +5,7 @@ import math
 
 from gt import autograd
 from gt.optim.optimizer import Optimizer
+from gt.optim.options import check
 from gt.tensor import creation
 from gt.tensor.sparse_autograd import add_sparse_
 from gt.tensor.sparse_methods import linear_positions
@@ -42,14 +43,10 @@ class SparseAdam(Optimizer):
     _sparse_grads = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
-        if not 0.0 < lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 < eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        check(0.0 < lr, f"Invalid learning rate: {lr}")
+        check(0.0 < eps, f"Invalid epsilon value: {eps}")
+        check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+        check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
         for what, test in (("Sparse", "SparseAdam requires dense parameter tensors"),
                            ("Complex", "SparseAdam does not support complex parameters")):
@@ -79,9 +76,7 @@ def _sparse_adam_step(p, grad, state, group):
     beta1, beta2 = group["betas"]
     sd = grad.sparse_dim()
     sizes = p.shape[:sd]
-    rows = 1
-    for n in sizes:
-        rows *= n
+    rows = math.prod(sizes)
     at = linear_positions(grad._sp_indices, sizes)
     g = grad._sp_values
     flat = (rows,) + tuple(p.shape[sd:])

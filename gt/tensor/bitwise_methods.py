@@ -39,8 +39,6 @@ FrexpResult = collections.namedtuple("frexp", ["mantissa", "exponent"])
 # the exact value keeps each element's place: sharded inputs stay sharded (gt/tensor/rules.py)
 RULES[ExactValue] = elementwise
 
-_WIDTH = {dtypes.uint8: 8, dtypes.int8: 8, dtypes.int16: 16, dtypes.int32: 32, dtypes.int64: 64}
-
 
 def _cast(x, dtype):
     if isinstance(x, Tensor):
@@ -112,7 +110,7 @@ def _shift(name, kernel, left, a, b):
     a, b = _operands(name, a, b)
     dt = result_dtype(a, b)
     _refuse_dtype(kernel, dt, ("int",))
-    fn = functools.partial(bk.shift_arrays, left=left, width=_WIDTH[dt], signed=dt.is_signed)
+    fn = functools.partial(bk.shift_arrays, left=left, width=8 * dt.itemsize, signed=dt.is_signed)
     return _local(fn, (_cast(a, dt), _cast(b, dt)))
 
 

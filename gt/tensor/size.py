@@ -8,6 +8,8 @@ torch's is True; they compare equal to a Size of the same ints.
 
 import operator
 
+from gt.ops._shapes import numel
+
 
 class Size(tuple):
     """An immutable shape: a tuple of ints (torch.Size). Slices, ``+`` and ``*`` give Sizes."""
@@ -25,10 +27,7 @@ class Size(tuple):
 
     def numel(self):
         """The number of elements of a tensor of this shape (1 for ``Size([])``)."""
-        n = 1
-        for d in self:
-            n *= d
-        return n
+        return numel(self)
 
     def __getitem__(self, index):
         item = super().__getitem__(index)

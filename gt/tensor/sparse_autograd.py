@@ -15,6 +15,7 @@ import weakref
 
 from gt import autograd
 from gt.autograd import grad_hooks, hooks, register_post_accumulate_grad_hook
+from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.functions import cat
 from gt.tensor.promotion import promote_types
@@ -65,13 +66,25 @@ def add_sparse_(dense, sp, alpha):
     """``dense += alpha * sp`` in place, touching only the stored rows (no dense pass)."""
     sd = sp.sparse_dim()
     sizes = dense.shape[:sd]
-    rows = 1
-    for n in sizes:
-        rows *= n
-    flat = dense.view((rows,) + tuple(dense.shape[sd:]))
+    flat = dense.view((numel(sizes),) + tuple(dense.shape[sd:]))
     vals = sp._sp_values if alpha == 1 else sp._sp_values * alpha
     flat.index_add_(0, linear_positions(sp._sp_indices, sizes), vals.to(dense.dtype))
     dense._bump_version()
+
+
+def fold_grad_into(leaf, owner, convert):
+    """Move each gradient accumulated on ``leaf`` (a stand-in that autograd sees) to ``owner``
+    as ``convert(owner, g)``, leaving ``leaf.grad`` None; ``owner`` is held weakly so the hook
+    does not keep a dropped tensor alive."""
+    ref = weakref.ref(owner)
+
+    def fold(t):
+        target, g = ref(), t._grad
+        t._grad = None
+        if target is not None and g is not None:
+            deliver(target, convert(target, g))
+
+    register_post_accumulate_grad_hook(leaf, fold)
 
 
 def make_leaf(s):
@@ -79,20 +92,14 @@ def make_leaf(s):
     values = s._sp_values.detach()
     values.requires_grad_(True)
     s._sp_values, s._sp_leaf = values, True
-    owner = weakref.ref(s)
 
-    def fold(v):
-        sp = owner()
-        g = v._grad
-        v._grad = None
-        if sp is None or g is None:
-            return
+    def coalesced(sp, g):
         with autograd.no_grad():
             idx, _, inverse = coalesced_parts(sp._sp_indices, g, sp.shape[:sp.sparse_dim()])
             kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
-        deliver(sp, sp._new(idx, kept, sp.shape, False))
+        return sp._new(idx, kept, sp.shape, False)
 
-    register_post_accumulate_grad_hook(values, fold)
+    fold_grad_into(values, s, coalesced)
 
 
 def dense_leaf(s):
@@ -100,16 +107,7 @@ def dense_leaf(s):
     with autograd.no_grad():
         dense = s.to_dense()
     dense.requires_grad_(True)
-    owner = weakref.ref(s)
-
-    def fold(d):
-        sp = owner()
-        g = d._grad
-        d._grad = None
-        if sp is not None and g is not None:
-            deliver(sp, g)
-
-    register_post_accumulate_grad_hook(dense, fold)
+    fold_grad_into(dense, s, lambda sp, g: g)
     return dense
 
 

@@ -13,6 +13,7 @@ Gradients reach the values through the ordinary tape; a sparse leaf's ``.grad`` 
 import sys
 
 from gt import dtypes
+from gt.ops._shapes import numel
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout
@@ -104,10 +105,7 @@ class SparseTensor(SparseProducts, SparseMethods, Tensor):
         return self.shape if dim is None else self.shape[dim]
 
     def numel(self):
-        out = 1
-        for n in self._sp_shape:
-            out *= n
-        return out
+        return numel(self._sp_shape)
 
     def __len__(self):
         if not self._sp_shape:

@@ -2,14 +2,11 @@
 dense tensor, ``gt.sparse.mm``/``addmm``/``sum``, and the sparse gradient of ``F.embedding(...,
 sparse=True)`` (torch's: the looked-up ids as indices, uncoalesced)."""
 
-import weakref
-
 from gt import autograd, dtypes
-from gt.autograd import register_post_accumulate_grad_hook
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import deliver, sparse_mm
+from gt.tensor.sparse_autograd import fold_grad_into, sparse_mm
 from gt.tensor.sparse_coo import SparseTensor, sparse_coo
 from gt.tensor.sparse_methods import sparse_sum
 
@@ -145,19 +142,14 @@ def sparse_rows(weight, idx, rows_fn, padding_idx=None):
         rows = rows_fn(weight.detach())
     rows = rows.detach()
     rows.requires_grad_(True)
-    table, ids = weakref.ref(weight), idx.reshape(1, -1)
+    ids = idx.reshape(1, -1)
 
-    def fold(r):
-        w = table()
-        g = r._grad
-        r._grad = None
-        if w is None or g is None:
-            return
+    def as_sparse(w, g):
         g, at = g.reshape((-1,) + tuple(w.shape[1:])), ids
         if padding_idx is not None:       # torch's sparse gradient leaves the padding row's entries out
             keep = ids[0] != padding_idx
             g, at = g[keep], ids[:, keep]
-        deliver(w, SparseTensor._make(at, g, w.shape, False))
+        return SparseTensor._make(at, g, w.shape, False)
 
-    register_post_accumulate_grad_hook(rows, fold)
+    fold_grad_into(rows, weight, as_sparse)
     return rows

@@ -7,6 +7,7 @@ the derivative of any function of it with respect to ``values[k]`` depends only 
 ``indices[:, k]``; gt/tensor/sparse_grad.py relies on that to give a sparse leaf torch's gradient.
 """
 
+from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.functions import stack
@@ -66,7 +67,7 @@ class SparseMethods:
         """The dense tensor (differentiable: the gradient reaches the values)."""
         vals = self._sp_values
         sizes = self._sizes()
-        flat = creation.zeros((_prod(sizes),) + tuple(vals.shape[1:]), dtype=vals.dtype)
+        flat = creation.zeros((numel(sizes),) + tuple(vals.shape[1:]), dtype=vals.dtype)
         out = flat.index_add(0, linear_positions(self._sp_indices, sizes), vals).reshape(self.shape)
         return out if dtype is None else out.to(dtype)
 
@@ -196,13 +197,6 @@ def _merge_slots(a, b):
     for k in range(j, len(b)):
         slots_b[k], n = n, n + 1
     return slots_a, slots_b, n
-
-
-def _prod(sizes):
-    out = 1
-    for s in sizes:
-        out *= s
-    return out
 
 
 def sparse_sum(s, dim, dtype=None):
