@@ -22,10 +22,14 @@ what numpy does slowly done another way:
   against 2.68-3.05 and the backward 2.43-2.56 against 3.01-3.42 (2-core EPYC, numpy 2.4.6,
   OpenBLAS 0.3.31 SkylakeX kernels, one process each, alternated); the same weights to float
   rounding, and a causal row's output still depends on that row's keys alone, to the bit.
-- Ops between an (n, d) array and a vector along its rows or columns (a layer norm's mean,
-  ``rstd``, weight and bias) run on the vector repeated or tiled (``_per_row``, ``_per_column``),
-  so numpy calls its inner loop a few times instead of once per row: the same bits, forward
-  0.39-0.40 ms against 0.45, backward 0.51 against 0.56-0.57 on (3136, 128).
+- Ops between an (n, d) array and a vector along its columns (a layer norm's weight and bias)
+  run on the vector tiled (``_per_column``), so numpy calls its inner loop a few times instead
+  of once per row: the same bits, forward 0.39-0.40 ms against 0.45, backward 0.51 against
+  0.56-0.57 on (3136, 128). A vector along the rows (the mean, ``rstd``) is broadcast as
+  ``values[:, None]``: once faster alone with the vector repeated into a whole (n, d) array, but
+  inside the decoder's step (cold caches) that array's extra pass cost more than it saved: the
+  9 layer norms of a step took 6.1 ms forward and 10.1 ms backward against 7.0 and 11.8 with
+  repeats (thread time on one core, A/B in one process on a busy 2-core EPYC); the same bits.
 - The backwards' temporaries as large as their inputs go back to the engine's buffer pool
   (``recycle``): freed to glibc instead, they made the heap shrink and grow again within a
   step, and with glibc's default settings the small decoder's step faulted in more pages
@@ -65,14 +69,6 @@ def _floating(*arrays):
             return False
         dtype = a.dtype
     return dtype is not None
-
-
-def _per_row(values, d):
-    """(n,) -> (n, d), each value repeated along its row. numpy runs an op between an (n, d) array
-    and ``values[:, None]`` as n calls of its inner loop, d elements each; with the values repeated
-    it is one call: on the decoder's (3136, 128) a subtraction took 0.095 ms broadcast and 0.069
-    with the repeat made first (2-core EPYC, numpy 2.4). The same values either way."""
-    return values.repeat(d).reshape(len(values), d)      # np.repeat's call, without its wrapper
 
 
 def _per_column(a, values):
@@ -206,14 +202,14 @@ class NumpyKernels:
         mean /= d
         # both from the engine's block cache (numpy_engine.py): freed at the step's end, they come
         # back with their pages mapped instead of faulting in afresh at the next step
-        xhat = np.subtract(rows, _per_row(mean, d), out=self.blocks.empty(rows.shape, rows.dtype))
+        xhat = np.subtract(rows, mean[:, None], out=self.blocks.empty(rows.shape, rows.dtype))
         out = np.multiply(xhat, xhat, out=self.blocks.empty(rows.shape, rows.dtype))   # squares, then the output
         var = out @ ones
         var /= d
         var += eps
         rstd = np.sqrt(var, out=var)
         np.divide(1.0, rstd, out=rstd)
-        xhat *= _per_row(rstd, d)
+        xhat *= rstd[:, None]
         if weight is not None:
             _times_columns(xhat, weight.reshape(-1), out)
         else:
@@ -241,10 +237,10 @@ class NumpyKernels:
             m2 = gxhat @ wd                            # mean(g * w * xhat)
             gx = self.blocks.empty(g.shape, g.dtype)
             _times_columns(g, w, gx)
-            gx -= _per_row(m1, d)
-            np.multiply(xhat, _per_row(m2, d), out=gxhat)
+            gx -= m1[:, None]
+            np.multiply(xhat, m2[:, None], out=gxhat)
             gx -= gxhat
-            gx *= _per_row(rstd, d)
+            gx *= rstd[:, None]
             gx = gx.reshape(shape)
         self.recycle(gxhat)
         return gx, gw, gb
