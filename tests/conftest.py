@@ -6,6 +6,7 @@ call gets a fresh copy, so a test may change what it gets.
 """
 
 import contextlib
+import gc
 import os
 
 # Runs that must repeat bit for bit (same seed, resume == uninterrupted) need one thread count
@@ -54,6 +55,19 @@ def pytest_collection_modifyitems(config, items):
             seen[key] = seen.get(key, -1) + 1
             if seen[key] % stride:
                 item.add_marker(spread)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """Collection (the test modules, torch's test tables, some 25,000 items) builds a million
+    objects that mostly live on, and the cycle collector walked them again at each full pass as
+    they grew: a tenth of the collection's CPU time, in every process of every pass. Its cyclic
+    garbage waits for the first collection during the tests, which run with the collector on."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.enable()
 
 
 def _raises_after_a_host_read(raises):

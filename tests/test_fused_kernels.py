@@ -507,6 +507,7 @@ ADAM_BLOCK_OPTIONS = [(0.0, False), (0.05, False), (0.05, True), (1, False)]
 ADAM_VARIANTS = [(False, False), (True, False), (False, True), (True, True)]    # (amsgrad, maximize)
 
 
+@pytest.mark.own_mesh     # the engine's kernel on numpy arrays: no mesh, so GT_DEVICES changes nothing
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("amsgrad,maximize", ADAM_VARIANTS)
 @pytest.mark.parametrize("weight_decay,decoupled", ADAM_BLOCK_OPTIONS)
@@ -521,6 +522,7 @@ def test_numpy_adam_step_in_blocks_is_the_whole_array_arithmetic(shape, weight_d
     _compare_adam_blocks(engine, shape, dtype, (weight_decay, decoupled, maximize), amsgrad, seed=3)
 
 
+@pytest.mark.own_mesh     # the engine's kernel on numpy arrays: no mesh
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("amsgrad,maximize", ADAM_VARIANTS[::3])
 @pytest.mark.parametrize("weight_decay,decoupled", ADAM_BLOCK_OPTIONS[:3])
@@ -632,6 +634,7 @@ def test_engine_default_sgd_step_is_the_tensor_arithmetic(opts, dtype):
     np.testing.assert_array_equal(B.to_numpy(buf), tbuf.numpy())
 
 
+@pytest.mark.own_mesh     # the engine's kernel on numpy arrays: no mesh
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("opts", SGD_OPTIONS)
 @pytest.mark.parametrize("shape,chunk", [((2500,), 1000), ((7, 301), 1000), ((), 1000), ((1 << 19) + 7, None)])

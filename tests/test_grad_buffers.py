@@ -71,6 +71,7 @@ def test_the_torch_engine_reuses_small_weight_gradients_too():
     B.clear_pool()
 
 
+@pytest.mark.own_mesh     # engine arrays only (B): no mesh, so GT_DEVICES changes nothing
 @pytest.mark.parametrize("k", [1, 8, 16, 32])
 def test_a_weight_gradient_of_few_rows_is_the_whole_product(k):
     """The torch engine writes a big weight gradient of at most 16 rows in blocks of its output

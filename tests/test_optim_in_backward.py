@@ -12,6 +12,7 @@ import gt
 from gt.backend import B
 from gt.client import nn
 from gt.nn import functional as F
+from helpers import collecting_only_its_own_garbage
 
 
 def _model(tied=False):
@@ -155,14 +156,15 @@ def test_hooks_need_a_leaf_that_requires_grad_and_a_callable():
 
 
 def test_one_parameter_has_at_most_one_in_backward_optimizer_and_a_dropped_one_lets_go():
-    model = _model()
-    opt = gt.optim.SGD(model.parameters(), lr=0.1, in_backward=True)
-    with pytest.raises(ValueError, match="already updated in the backward"):
-        gt.optim.SGD(model[0].parameters(), lr=0.1, in_backward=True)
-    with pytest.raises(TypeError, match="in_backward must be True or False"):
-        gt.optim.SGD(model.parameters(), lr=0.1, in_backward="yes")
-    del opt
-    gc.collect()
+    with collecting_only_its_own_garbage():
+        model = _model()
+        opt = gt.optim.SGD(model.parameters(), lr=0.1, in_backward=True)
+        with pytest.raises(ValueError, match="already updated in the backward"):
+            gt.optim.SGD(model[0].parameters(), lr=0.1, in_backward=True)
+        with pytest.raises(TypeError, match="in_backward must be True or False"):
+            gt.optim.SGD(model.parameters(), lr=0.1, in_backward="yes")
+        del opt
+        gc.collect()
     # the optimizer is gone, and with it its hooks: backward fills .grad again, and a new
     # in_backward optimizer may take the parameters
     F.cross_entropy(model(gt.randn(4, 20)), gt.tensor([0, 1, 2, 3])).backward()

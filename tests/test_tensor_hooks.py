@@ -7,7 +7,7 @@ import pytest
 
 import gt
 from gt.sharding import Partial, Shard, use_mesh
-from helpers import torch_or_skip
+from helpers import collecting_only_its_own_garbage, torch_or_skip
 
 RNG = np.random.default_rng(0)
 A = RNG.standard_normal((3, 4))
@@ -353,13 +353,15 @@ def test_a_tensor_dropped_after_its_modules_globals_are_gone_says_nothing(monkey
     import importlib
     import sys
 
-    mod = importlib.import_module(module)
-    x = _make_hooked(kind)
-    raised = []
-    monkeypatch.setattr(sys, "unraisablehook", raised.append)
-    for name in names:
-        monkeypatch.setattr(mod, name, None)
-    del x
     import gc
-    gc.collect()
+
+    mod = importlib.import_module(module)
+    with collecting_only_its_own_garbage():
+        x = _make_hooked(kind)
+        raised = []
+        monkeypatch.setattr(sys, "unraisablehook", raised.append)
+        for name in names:
+            monkeypatch.setattr(mod, name, None)
+        del x
+        gc.collect()
     assert [r.exc_value for r in raised] == []

@@ -1,6 +1,7 @@
 """``python train.py``: end to end in a subprocess, reproducibility, flags, and the helpers."""
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -28,6 +29,39 @@ EPOCH_LINE = re.compile(r"^Epoch +(\d+)/(\d+): Loss = (\d+\.\d{4}), Acc = (\d+\.
 def run_train(*args, timeout=120):
     return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
+
+
+# ``python train.py ARGS`` for several argument lists that each stop before any work (--help, bad
+# flags), run one after the other in one process (a process each cost a second of start-up):
+# the exit status, stdout and stderr of each, as the interpreter would give them.
+_RUNS_IN_ONE_PROCESS = r"""
+import contextlib, io, json, runpy, sys, traceback
+results = []
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["train.py", *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path("train.py", run_name="__main__")
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+            if not isinstance(stop.code, (int, type(None))):
+                print(stop.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def run_train_each(arg_lists):
+    """``{tuple(args): (returncode, stdout, stderr)}`` of ``python train.py *args`` for each list."""
+    done = subprocess.run([sys.executable, "-c", _RUNS_IN_ONE_PROCESS, json.dumps(arg_lists)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return {tuple(args): tuple(result) for args, result in zip(arg_lists, json.loads(done.stdout))}
 
 
 def epoch_losses(stdout):
@@ -93,17 +127,17 @@ def test_other_options_train(extra):
 
 
 @pytest.mark.first_pass
-def test_help_documents_every_flag():
-    done = run_train("--help")
-    assert done.returncode == 0
+def test_help_documents_every_flag(stops_before_work):
+    returncode, stdout, _ = stops_before_work[("--help",)]
+    assert returncode == 0
     for flag in ("--epochs", "--batch-size", "--lr", "--optimizer", "--momentum", "--loss", "--samples",
                  "--seq-len", "--img-size", "--embed-dim", "--num-heads", "--num-layers", "--ff-dim",
                  "--pos-encoding", "--seed", "--eval-split", "--weight-decay", "--noise"):
-        assert flag in done.stdout, flag
+        assert flag in stdout, flag
 
 
 # ---- bad input ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("args, message", [
+INVALID_FLAGS = [
     (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["--samples", "-5"], "--samples must be >= 2, got -5"),
     (["--img-size", "-200"], "--img-size must be >= 4"),
@@ -121,16 +155,25 @@ def test_help_documents_every_flag():
     (["--optimizer", "rmsprop"], "invalid choice"),
     (["--loss", "l1"], "invalid choice"),
     (["--epochs", "ten"], "invalid int value"),
-])
+]
+
+
+@pytest.fixture(scope="module")
+def stops_before_work():
+    """The runs of ``train.py`` above and below that stop before any work, all in one process."""
+    return run_train_each([["--help"]] + [args for args, _ in INVALID_FLAGS])
+
+
+@pytest.mark.parametrize("args, message", INVALID_FLAGS)
 @pytest.mark.first_pass
-def test_invalid_flags_exit_2_with_one_line(args, message):
-    done = run_train(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    err = done.stderr.strip().splitlines()
-    assert len(err) == 1, done.stderr
+def test_invalid_flags_exit_2_with_one_line(stops_before_work, args, message):
+    returncode, stdout, stderr = stops_before_work[tuple(args)]
+    assert returncode == 2
+    assert stdout == ""
+    err = stderr.strip().splitlines()
+    assert len(err) == 1, stderr
     assert err[0].startswith("train.py: error: ") and message in err[0]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.first_pass
