@@ -144,6 +144,31 @@ def test_add_with_alpha_keeps_torchs_dtype_for_a_bool_operand():
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("case", ["x.add_(y, alpha=True)", "x.add(y, alpha=True)", "x.sub_(y, alpha=True)",
+                                  "x.sub(y, alpha=False)", "M.add(x, y, alpha=True)", "M.subtract(x, y, alpha=True)",
+                                  "M.rsub(x, y, alpha=True)", "x.add_(2, alpha=True)", "i.add_(i, alpha=True)",
+                                  "b.add(i, alpha=True)", "b.add(3, alpha=True)", "x.add(b, alpha=True)",
+                                  "c.add(c, alpha=True)", "b.add(b, alpha=2.5)"])
+def test_a_bool_alpha_is_refused_unless_the_result_is_bool_as_torch(case):
+    # gt took True as 1 (torch: "Boolean alpha only supported for Boolean results")
+    for mod in (gt, torch):
+        names = {"M": mod, "x": mod.ones(3), "y": mod.ones(3), "i": mod.ones(3, dtype=mod.int64),
+                 "b": mod.tensor([True, False, True]), "c": mod.ones(2, dtype=mod.complex64)}
+        with pytest.raises(RuntimeError, match="(?i)alpha"):
+            eval(case, names)
+
+
+def test_alpha_of_a_bool_result_is_read_as_a_bool_as_torch():
+    # gt computed b + 2 * b in int64 ([3, 0, 3]); torch's result is bool: b or (bool(alpha) and b)
+    results = []
+    for mod in (gt, torch):
+        b, c = mod.tensor([True, False, True]), mod.tensor([False, False, True])
+        outs = [b.add(b, alpha=2), c.add(b, alpha=0), c.add(b, alpha=True), c.add(b, alpha=False),
+                mod.add(c, b, alpha=-3), c.add(True, alpha=2), c.clone().add_(b, alpha=2), c.clone().add_(b, alpha=0)]
+        results.append([(o.tolist(), str(o.dtype).split(".")[-1]) for o in outs])
+    assert results[0] == results[1]
+
+
 @pytest.mark.parametrize("case", ["True - x", "x - False", "x.sub(True)", "x.sub_(True)", "x.sub(True, alpha=2)"])
 def test_subtracting_a_python_bool_raises_torch_error(case):
     for mod in (gt, torch):

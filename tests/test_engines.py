@@ -88,6 +88,27 @@ def test_auto_shard_without_a_gpu_keeps_numpy_and_does_not_import_torch():
 
 
 @pytest.mark.first_pass
+def test_import_and_a_first_tensor_leave_rarely_used_modules_unloaded():
+    # start-up time (benchmarks/bench_startup.py): scipy.fft came with the numpy engine (half of a
+    # first tensor's start-up), Python's multiprocessing (sockets, subprocess) with gt.multiprocessing
+    # and the engine's shared memory, zipfile with gt.save's format, ctypes.util with gt.backend.memory
+    code = ("import sys, gt; gt.randn(2, 2).numpy(); print([m for m in ('scipy', 'multiprocessing', "
+            "'gt.multiprocessing', 'zipfile', 'ctypes.util', 'subprocess', 'socket', 'torch') if m in sys.modules])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GT_")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(env, GT_BACKEND="numpy"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"]
+    # each loads where it is used
+    code = ("import sys, gt; gt.fft.fft(gt.ones(4)); gt.save(gt.ones(1), sys.argv[1]); "
+            "print('zipfile' in sys.modules, 'gt.multiprocessing' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, os.devnull], cwd=ROOT, env=dict(env, GT_BACKEND="numpy"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+
+
+@pytest.mark.first_pass
 def test_same_seed_same_numbers_on_both_engines():
     pytest.importorskip("torch")
     code = ("import gt, json; gt.manual_seed(7); "

@@ -372,6 +372,23 @@ def test_householder_product_beside_torch(shape, k):
     np.testing.assert_allclose(q.numpy(), torch.linalg.householder_product(ref, t).numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("a_shape,tau_shape", [((2, 3), (2,)), ((2, 3), (4,)), ((4, 2, 3), (4, 2)), ((3, 2), (3,)),
+                                                ((3, 2), (1, 2, 2)), ((2, 3, 2), (2,)), ((2, 3, 2), (3, 2))])
+def test_householder_product_refuses_shapes_with_torchs_error(a_shape, tau_shape):
+    # a wide A (or tau too long, of other dims or batch) was a ValueError only; torch raises
+    # RuntimeError: gt's is both (a shape error, README "Errors"), with torch's words
+    torch = torch_or_skip()
+    with pytest.raises(RuntimeError) as want:
+        torch.linalg.householder_product(torch.ones(a_shape), torch.ones(tau_shape))
+    for fn in (gt.linalg.householder_product, gt.orgqr):
+        with pytest.raises(RuntimeError) as got:
+            fn(gt.ones(a_shape), gt.ones(tau_shape))
+        assert isinstance(got.value, ValueError)
+        assert str(want.value).replace("torch.", "") in str(got.value)
+    with pytest.raises(IndexError):
+        gt.linalg.householder_product(gt.ones(3, 2), gt.tensor(1.0))
+
+
 @pytest.mark.parametrize("data,n", [([1, 2, 3], None), ([[0.5, 2.0], [1.0, -3.0]], None), ([2.0, -1.5], 4),
                                     (np.zeros((2, 0, 3)), None)])
 def test_vander_beside_torch(data, n):

@@ -189,3 +189,66 @@ def test_float16_times_a_python_float_rounds_once_as_torch(scalar):
     for call in (lambda x: x * scalar, lambda x: scalar * x, lambda x: x.mul(scalar), lambda x: x + scalar,
                  lambda x: x - scalar):
         _same(*_both(lambda m: call(m.tensor(v).half())))
+
+
+# ---- a finite number beyond float32 (or complex64) written by item assignment, fill_ and full ---------
+def _writes(m, dtype, value):
+    """The ways a number is written into a tensor: item assignment by an int, a slice, a list, a
+    mask and ``...``, into a tensor in the graph too; ``fill_``; ``full`` and ``new_full``."""
+    def assign(index, grad=False):
+        def run():
+            t = m.zeros(3, dtype=dtype, requires_grad=grad)
+            (t.clone() if grad else t)[index] = value
+        return run
+    return [assign(0), assign(slice(None)), assign([0, 2]), assign(m.tensor([True, False, True])),
+            assign(Ellipsis), assign(1, grad=dtype is not m.complex64),
+            lambda: m.zeros(3, dtype=dtype).fill_(value), lambda: m.full((2,), value, dtype=dtype),
+            lambda: m.zeros(2, dtype=dtype).new_full((2,), value)]
+
+
+@pytest.mark.parametrize("value", [1e39, -1e39, 3.4028235e38, 1e300])
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_a_number_beyond_float32_written_into_float32_raises_as_torch(dtype, value):
+    # gt's item assignment wrote inf (fill_ and full raised); torch refuses each way
+    for i in range(9):
+        _raises_as_torch(lambda m: _writes(m, getattr(m, dtype), value)[i](), RuntimeError)
+    if dtype == "complex64":
+        _raises_as_torch(lambda m: _writes(m, m.complex64, complex(0.0, value))[0](), RuntimeError)
+        _raises_as_torch(lambda m: m.zeros(2, dtype=m.complex64).fill_(complex(INF, value)), RuntimeError)
+
+
+def test_numbers_that_float32_holds_are_still_written_as_torch():
+    top = float(np.finfo(np.float32).max)
+    for value in (top, -top, INF, -INF, NAN, 1e-50, 2 ** 60):
+        def run(m):
+            t = m.zeros(4)
+            t[0] = value
+            t[1:3] = value
+            return m.cat([t, m.zeros(2).fill_(value), m.full((1,), value)])
+        _same(*_both(run))
+    y, ty = _both(lambda m: (lambda t: (t.__setitem__(0, complex(INF, 1.0)), t)[1])(m.zeros(2, dtype=m.complex64)))
+    assert y.tolist() == ty.tolist() == [complex(INF, 1.0), 0j]
+
+
+def test_float16_item_assignment_beyond_its_range_gives_inf_as_torch():
+    # torch checks float16's fill_ and full (test_float16_fill_that_overflows_raises_as_torch), not
+    # its item assignment, which rounds to inf
+    def run(m):
+        t = m.zeros(4, dtype=m.float16)
+        t[0] = 1e5
+        t[1:3] = -1e39
+        return t
+    _same(*_both(run))
+
+
+def test_bfloat16_fill_beyond_its_range_raises_as_torch():
+    if gt.backend.B.name == "numpy":
+        pytest.skip("the numpy engine has no bfloat16")
+    _raises_as_torch(lambda m: m.zeros(3, dtype=m.bfloat16).fill_(3.4e38), RuntimeError)
+    _same(*_both(lambda m: m.zeros(3, dtype=m.bfloat16).fill_(3.3895313892515355e38)))
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_a_float_an_integer_tensor_cannot_hold_in_item_assignment_raises_as_torch(dtype):
+    for value in (1e30, INF, NAN) + ((2 ** 40,) if dtype == "int32" else ()):
+        _raises_as_torch(lambda m: m.zeros(2, dtype=getattr(m, dtype)).__setitem__(0, value), RuntimeError)

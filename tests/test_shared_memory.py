@@ -200,3 +200,29 @@ def test_spawn_process_arguments_attach_to_the_same_memory():
         child.join()
         assert child.exitcode == 0
         np.testing.assert_array_equal(shared.numpy(), [[0, 0], [7, 7]])
+
+
+def test_gt_multiprocessing_loads_at_first_use_and_before_the_first_share():
+    """gt.multiprocessing is imported on first use (start-up time), yet a shared tensor still goes
+    through Python's multiprocessing by handle: ``share_memory_`` loads it first (it registers the
+    pickler's reductions, as ``import torch`` does), and so does ``import gt`` in a process that
+    uses multiprocessing already (a spawned child)."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GT_")}
+    code = ("import sys, gt\n"
+            "before = 'gt.multiprocessing' in sys.modules\n"
+            "t = gt.ones(2).share_memory_()\n"
+            "from multiprocessing.reduction import ForkingPickler\n"
+            "ours = all(c in ForkingPickler._extra_reducers for c in (gt.Tensor, gt.nn.Parameter))\n"
+            "print(before, 'gt.multiprocessing' in sys.modules, ours, 'multiprocessing' in dir(gt), "
+            "gt.multiprocessing is sys.modules['gt.multiprocessing'])\n")
+    for engine in ("numpy", "torch"):
+        done = subprocess.run([sys.executable, "-c", code], env=dict(env, GT_BACKEND=engine), capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["False", "True", "True", "True", "True"]
+    code = "import sys, multiprocessing, gt; print('gt.multiprocessing' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(env, GT_BACKEND="numpy"), capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.split() == ["True"], done.stderr

@@ -27,7 +27,6 @@ the same reason).
 """
 
 import ctypes
-import ctypes.util
 import os
 
 M_TRIM_THRESHOLD = -1      # glibc's malloc.h
@@ -72,9 +71,14 @@ def _mallopt():
     except (AttributeError, ValueError, OSError):    # not glibc (macOS, Windows, musl)
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.mallopt
+        # the process's own symbols, libc's among them: ctypes.util.find_library would run
+        # `ldconfig -p` and import subprocess, tempfile and shutil, some 10 ms of start-up
+        fn = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return None
+        from ctypes import util
+        try:
+            fn = ctypes.CDLL(util.find_library("c") or "libc.so.6").mallopt
+        except (OSError, AttributeError):
+            return None
     fn.argtypes, fn.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return fn

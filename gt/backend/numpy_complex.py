@@ -4,10 +4,21 @@ Fourier transforms by scipy.fft where it is installed (float32 in float32), else
 
 import numpy as np
 
-try:      # optional: scipy.fft computes float32 natively, and faster
-    import scipy.fft as _fft_lib
-except ImportError:       # pragma: no cover - numpy's own
-    _fft_lib = np.fft
+_fft_lib = None    # scipy.fft or numpy.fft, chosen at the first transform
+
+
+def _fft_module():
+    """scipy.fft where installed (float32 natively, and faster), else numpy.fft. Imported at the
+    first transform, not with the engine: scipy.fft brings scipy.special, numpy.testing and more,
+    which would double the cost of ``import gt`` and a first tensor."""
+    global _fft_lib
+    if _fft_lib is None:
+        try:
+            import scipy.fft as lib
+        except ImportError:       # pragma: no cover - numpy's own
+            lib = np.fft
+        _fft_lib = lib
+    return _fft_lib
 
 _ONE_D = {"fft", "ifft", "rfft", "irfft", "hfft", "ihfft"}
 _REAL_OUT = {"irfft", "hfft", "irfftn"}
@@ -52,12 +63,13 @@ class NumpyComplex:
 
     def fft(self, kind, x, sizes, axes, norm):
         single = x.dtype in (np.float32, np.complex64, np.float16)
+        lib = _fft_module()
         if kind in _ONE_D:
-            out = getattr(_fft_lib, kind)(x, n=sizes[0], axis=axes[0], norm=norm)
+            out = getattr(lib, kind)(x, n=sizes[0], axis=axes[0], norm=norm)
         else:
             s = None if all(n is None for n in sizes) else [x.shape[a] if n is None else n
                                                                 for a, n in zip(axes, sizes)]
-            out = getattr(_fft_lib, kind)(x, s=s, axes=axes, norm=norm)
+            out = getattr(lib, kind)(x, s=s, axes=axes, norm=norm)
         if kind in _REAL_OUT or kind == "hfft":
             return np.ascontiguousarray(out, np.float32 if single else np.float64)
         return np.ascontiguousarray(out, np.complex64 if single else np.complex128)

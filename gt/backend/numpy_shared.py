@@ -21,13 +21,24 @@ import numpy as np
 
 try:
     import _posixshmem
-    from multiprocessing import resource_tracker, util
 except ImportError:      # Windows: named file mappings, which gt does not use
     _posixshmem = None
 
 _CREATED = {}                                # this process's segment names -> its pid, unlinked at exit
 _EXIT_HOOKED = [None]                        # the pid whose multiprocessing exit unlinks its segments
 _ATTACHED = weakref.WeakValueDictionary()    # name -> segment mapped here (one mapping per segment)
+_TRACKING = []                               # multiprocessing's resource_tracker and util, once imported
+
+
+def _tracking():
+    """multiprocessing's resource_tracker and util, imported at the first ``share_memory_``, not
+    with the engine: multiprocessing (sockets, pickling) is a tenth of a first tensor's start-up,
+    and few programs share memory. Kept here, as the exit hooks that use them run when imports may
+    no longer work."""
+    if not _TRACKING:
+        from multiprocessing import resource_tracker, util
+        _TRACKING[:] = resource_tracker, util
+    return _TRACKING
 
 
 class _Segment(mmap.mmap):
@@ -44,7 +55,7 @@ def _unlink(name):
             _posixshmem.shm_unlink(name)
         except FileNotFoundError:
             pass
-        resource_tracker.unregister(name, "shared_memory")
+        _TRACKING[0].unregister(name, "shared_memory")     # set: the name was created here
 
 
 @atexit.register
@@ -109,6 +120,7 @@ class NumpyShared:
         if _posixshmem is None:
             raise NotImplementedError("share_memory_: the numpy engine's shared memory needs POSIX shared memory "
                                       "(Linux, macOS); use the torch engine (GT_BACKEND=torch) here")
+        resource_tracker, util = _tracking()
         name = "/gt_" + secrets.token_hex(8)
         seg = _map(name, max(arr.nbytes, 1), create=True)
         if _EXIT_HOOKED[0] != os.getpid():

@@ -16,7 +16,6 @@ import collections
 import io
 import pickle
 import struct
-import zipfile
 
 import numpy as np
 
@@ -181,6 +180,7 @@ def write(obj, f):
                ("byteorder", b"little")]
     entries += [(f"data/{key}", data) for key, data in enumerate(records)]
     entries += [("version", b"3"), (".data/serialization_id", b"0" * 40)]
+    import zipfile      # here, not with gt: zipfile (and the shutil, bz2, lzma it loads) is a few ms of `import gt`
     try:
         start = f.tell()
     except (AttributeError, OSError):
@@ -290,6 +290,7 @@ def _set_state(tensor, state):
 
 def read(f, weights_only, allowed, place=None):
     """The object in the torch zip archive at the path or binary file ``f``."""
+    import zipfile      # as in write
     try:
         archive = zipfile.ZipFile(f)
     except zipfile.BadZipFile as e:      # torch's error type for a damaged archive

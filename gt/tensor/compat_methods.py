@@ -18,6 +18,9 @@ from gt.tensor.arithmetic import where
 from gt.tensor.complex_methods import ComplexMethods
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+# called by share_memory_ before it shares: gt/__init__.py's loads gt.multiprocessing, whose pickler
+# sends a shared tensor to another process by handle (the upper layer registers, as with autograd's hooks)
+SHARE_HOOKS = []
 
 
 class Layout:
@@ -100,6 +103,8 @@ class CompatMethods(ComplexMethods):
             raise RuntimeError("share_memory_: this tensor is sharded over the mesh (each device holds a block of "
                                "it), and gt shares memory between processes only for whole tensors; gather it "
                                "first (x = x.full_tensor()) or train across processes with gt.distributed")
+        for hook in SHARE_HOOKS:
+            hook()
         self._array = B.share_memory(self._array)
         return self
 

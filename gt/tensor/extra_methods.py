@@ -23,7 +23,7 @@ from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, refuse_bool_subtraction, where)
-from gt.tensor.int_scalars import checked_scalar, int_wrapped
+from gt.tensor.int_scalars import checked_alpha, checked_scalar, int_wrapped
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -226,9 +226,13 @@ class ExtraMethods:
     # ---- torch's other spellings ------------------------------------------------------------
     def add(self, other, alpha=1):
         """``self + alpha * other``."""
+        if type(alpha) is bool or self.dtype is dtypes.bool_:
+            alpha = checked_alpha(self, _operand(other, "add"), alpha, "add")
         return self + (other if alpha == 1 else _alpha_scaled(self, _operand(other, "add"), alpha))
 
     def sub(self, other, alpha=1):
+        if type(alpha) is bool:
+            alpha = checked_alpha(self, _operand(other, "sub"), alpha, "sub")
         if alpha != 1:
             refuse_bool_subtraction(self, other)
         return self - (other if alpha == 1 else _alpha_scaled(self, _operand(other, "sub"), alpha))

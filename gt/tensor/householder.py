@@ -15,7 +15,7 @@ import collections
 from gt import dtypes
 from gt.autograd import function
 from gt.ops import linalg_factor_ops as ops
-from gt.tensor.linalg_base import eye_like, matrix_input
+from gt.tensor.linalg_base import ShapeError, eye_like, matrix_input
 
 # torch.return_types.geqrf
 GeqrfResult = collections.namedtuple("geqrf", ["a", "tau"])
@@ -44,13 +44,32 @@ def householder_product(A, tau):
     if not isinstance(tau, function.Tensor) or tau.dtype != A.dtype:
         raise TypeError(f"linalg.householder_product: tau must be a tensor of A's dtype {A.dtype.name}, got "
                         f"{getattr(tau, 'dtype', type(tau).__name__)}")
-    k = tau.shape[-1] if tau.ndim else -1
-    if n > m or tau.ndim != A.ndim - 1 or k > n or tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
-        raise ValueError(f"linalg.householder_product: expected A (..., m, n) with m >= n and tau (..., k) with "
-                         f"k <= n and A's batch shape, got A of shape {tuple(A.shape)} and tau of shape "
-                         f"{tuple(tau.shape)}")
+    k = _check_shapes(A, tau)
     q = eye_like(A, m, n).expand(tuple(A.shape[:-2]) + (m, n))
     return _reflect(_vectors(A, k), tau, q, left=True, conjugate=False)
+
+
+def _check_shapes(A, tau):
+    """k, tau's last size, after torch's checks in torch's order (A (..., m, n) with m >= n, k <= n,
+    tau (..., k) with A's batch shape); torch's words, the shapes added."""
+    m, n = A.shape[-2:]
+    shapes = f" (A of shape {tuple(A.shape)}, tau of shape {tuple(tau.shape)})"
+    if n > m:
+        raise ShapeError("linalg.householder_product: input.shape[-2] must be greater than or equal to "
+                         "input.shape[-1]" + shapes)
+    if tau.ndim == 0:
+        raise IndexError("linalg.householder_product: Dimension specified as -1 but tensor has no dimensions "
+                         "(tau is 0-d)")
+    if tau.shape[-1] > n:
+        raise ShapeError("linalg.householder_product: input.shape[-1] must be greater than or equal to "
+                         "tau.shape[-1]" + shapes)
+    if tau.ndim != A.ndim - 1:
+        raise ShapeError(f"linalg.householder_product: Expected tau to have one dimension less than input, but got "
+                         f"tau.ndim equal to {tau.ndim} and input.ndim is equal to {A.ndim}" + shapes)
+    if tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
+        raise ShapeError(f"linalg.householder_product: Expected batch dimensions of tau to be equal to "
+                         f"input.shape[:-2], but got {list(tau.shape[:-1])}" + shapes)
+    return tau.shape[-1]
 
 
 def orgqr(input, input2):

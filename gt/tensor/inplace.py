@@ -14,7 +14,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import refuse_bool_subtraction
-from gt.tensor.int_scalars import checked_scalar, wrap_scalar
+from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -140,6 +140,8 @@ class InplaceMethods:
         scaled addition takes the engine's fused path (``B.add_scaled_``: no temporary as large
         as the tensor), where the multiply and the add may be fused with one rounding (as torch's
         ``add_(alpha=)``; BLAS axpy on large numpy arrays)."""
+        if type(alpha) is bool or self.dtype is dtypes.bool_:
+            alpha = checked_alpha(self, other, alpha, "add_")
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,)):
             add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
@@ -155,6 +157,8 @@ class InplaceMethods:
 
     def sub_(self, other, alpha=1):
         refuse_bool_subtraction(self, other)
+        if type(alpha) is bool:
+            alpha = checked_alpha(self, other, alpha, "sub_")
         rec = function.profiling
         if rec is not None and rec.records_call():          # torch's event, not add_'s
             return rec.call("aten::sub_", False, InplaceMethods.add_, (self, other, -alpha), {})
@@ -247,13 +251,15 @@ class InplaceMethods:
                 raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
             self[split[0]] = block
             return
+        kind = type(value)
+        if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
+                self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):
+            # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses
+            # -1.5, float32 refuses 1e39 (ints beyond int64: the engine's error, as torch's own)
+            value = checked_scalar(value, self.dtype, "the assigned value")
         if inplace_grad.recorded(self, (value,)):
             inplace_grad.assign(self, index, value)
             return
-        if isinstance(value, complex) and not self.dtype.is_complex or \
-                type(value) in (int, float) and self.dtype in dtypes.SMALL_INTS:
-            # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses -1.5
-            value = checked_scalar(value, self.dtype, "the assigned value")
         value = value._data if isinstance(value, Tensor) else _scalar(value)
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare
@@ -327,6 +333,9 @@ def _check_index_put_dtype(t, index, value):
                        f"{dtypes.torch_type_name(value.dtype.name)} for the source.")
 
 
+# the dtypes whose item assignment checks a Python number as torch does; float16 and bfloat16
+# take an overflowing number as inf there (torch's fill_ and full refuse it)
+_CHECKED_WRITES = dtypes.SMALL_INTS | {dtypes.int32, dtypes.int64, dtypes.float32, dtypes.complex64}
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}
 _IOP_EVENTS = {"+=": "add_", "-=": "sub_", "*=": "mul_", "/=": "div_"}     # torch's ops of the operators
 

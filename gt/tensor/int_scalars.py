@@ -7,10 +7,13 @@ exponent that does not fit refused."""
 import math
 
 from gt import dtypes
+from gt.tensor import promotion
 
 # the finite floats each float dtype holds (torch's check refuses a finite number beyond them;
-# inf and NaN pass); integer dtypes: dtypes.INT_RANGES, with dtypes.written_int_range's unsigned rule
-_FLOAT_LIMITS = {"float16": 65504.0, "float32": 3.4028234663852886e38}
+# inf and NaN pass; complex64: each part as float32); integer dtypes: dtypes.INT_RANGES, with
+# dtypes.written_int_range's unsigned rule
+_FLOAT_LIMITS = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+                 "complex64": 3.4028234663852886e38}
 
 
 def checked_scalar(value, dtype, what="value"):
@@ -27,6 +30,10 @@ def checked_scalar(value, dtype, what="value"):
     name = dtype if isinstance(dtype, str) else dtype.name
     if kind is complex:
         if name.startswith("complex"):
+            limit = _FLOAT_LIMITS.get(name)
+            parts = (value.real, value.imag)
+            if limit is not None and any(math.isfinite(p) and not -limit <= p <= limit for p in parts):
+                _refuse(value, name, what, f"the largest finite value of each part is {limit!r}")
             return value
         if value.imag != 0:
             _refuse(value, name, what, "only a zero imaginary part fits a real dtype")
@@ -97,3 +104,21 @@ def wrap_scalar(a, b):
         return a, b
     n = wrapped_int(n, t.dtype)
     return (t, n) if t is a else (n, t)
+
+
+def checked_alpha(x, other, alpha, fn):
+    """``alpha`` of ``x + alpha * other`` (add, sub, their in-place forms) as torch checks it: a
+    bool alpha only where the result is bool (``x_float.add_(y, alpha=True)`` raises, as torch's),
+    and where the result is bool, alpha read as a bool (``b.add(b, alpha=2)`` is ``b | b``) and a
+    float or complex one refused. Returns the alpha to use; only called for a bool alpha or a bool
+    ``x`` (any other result keeps its alpha as it is)."""
+    result = promotion.result_dtype(x, other, fn=fn)
+    if result is not dtypes.bool_:
+        if type(alpha) is bool:
+            raise RuntimeError(f"{fn}: Boolean alpha only supported for Boolean results (got alpha={alpha!r} for a "
+                               f"{result!r} result; pass alpha={int(alpha)})")
+        return alpha
+    if isinstance(alpha, (float, complex)):
+        raise RuntimeError(f"{fn}: for integral input tensors, argument alpha must not be a floating point number "
+                           f"(got alpha={alpha!r} for a bool result)")
+    return bool(alpha) if isinstance(alpha, int) else alpha

@@ -9,6 +9,11 @@ from gt.backend import B
 _COMPLEX = (dtypes.complex64, dtypes.complex128)
 
 
+class ShapeError(ValueError, RuntimeError):
+    """A matrix shape a linear-algebra function refuses: gt's ValueError for shapes (README,
+    "Errors") and torch's RuntimeError, so code written against either catches it."""
+
+
 def matrix_input(a, name, square=False, complex_ok=False):
     """``a`` checked: a float32/float64 tensor (or complex64/complex128 where ``complex_ok``: the ops
     whose complex gradients are torch's) of at least 2 dims (square matrices if ``square``)."""

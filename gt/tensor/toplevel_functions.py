@@ -23,6 +23,7 @@ from gt.tensor.functions import cat
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
 from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _one_tensor, _tensor_arg
+from gt.tensor.int_scalars import checked_alpha
 
 __all__ = ["all", "any", "clone", "detach", "t", "masked_fill", "multiply", "divide", "div", "subtract", "rsub", "concat",
            "isin", "as_tensor", "asarray", "scalar_tensor", "range", "unravel_index", "fill"]
@@ -100,6 +101,7 @@ def subtract(input, other, *, alpha=1):
     a, b = _one_tensor(input, other, "subtract")
     _check_no_bool(a, b)
     _check_alpha(a, b, alpha, "subtract")
+    alpha = checked_alpha(a, b, alpha, "subtract") if type(alpha) is bool else alpha
     return a - (b if alpha == 1 else b * alpha)
 
 
@@ -109,6 +111,7 @@ def rsub(input, other, *, alpha=1):
     other = _operand(other, "rsub")
     _check_no_bool(x, other)
     _check_alpha(x, other, alpha, "rsub")
+    alpha = checked_alpha(x, other, alpha, "rsub") if type(alpha) is bool else alpha
     return other - (x if alpha == 1 else x * alpha)
 
 
