@@ -9,6 +9,7 @@ from gt.autograd import (anomaly, deferred, function, grad_hooks, hooks, node_ho
                          walk_steps)
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
+from gt.autograd.sparse_grad import SparseGrad
 from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
 from gt.sharding import layout
@@ -100,11 +101,13 @@ def _checked_grads(ctx, g):
 
 
 def _as_tensor(value):
-    return function.Tensor._from_value(value)
+    return value.tensor if type(value) is SparseGrad else function.Tensor._from_value(value)
 
 
 def _as_value(t):
-    return t._value if isinstance(t, function.Tensor) else t
+    if isinstance(t, function.Tensor):
+        return SparseGrad(t) if t.is_sparse else t._value
+    return t
 
 
 def call_after_backward(fn):

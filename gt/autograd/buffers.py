@@ -13,8 +13,9 @@ share is a fresh buffer that a reduction may reuse.
 
 import weakref
 
-from gt.autograd import function
+from gt.autograd import function, sparse_grad
 from gt.autograd.deferred import LowRank, materialized
+from gt.autograd.sparse_grad import SparseGrad, combined
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -43,7 +44,10 @@ class PendingGrads:
         prev = self._grads.get(key)
         if prev is not None:
             self._release(prev)
-            g = layout.add(materialized(prev), materialized(g))
+            if type(g) is SparseGrad or type(prev) is SparseGrad:
+                g = combined(_unfactored(prev), _unfactored(g))
+            else:
+                g = layout.add(materialized(prev), materialized(g))
         self._grads[key] = g
         held, key = self._held, id(g)
         held[key] = held.get(key, 0) + 1
@@ -62,6 +66,12 @@ class PendingGrads:
             del held[key]
 
 
+def _unfactored(g):
+    """``g`` with a weight gradient kept as factors made (a tied table: a Linear's and a sparse
+    embedding's gradient meeting)."""
+    return g.materialize() if type(g) is LowRank else g
+
+
 def accumulate(node, g, shared=True):
     """Add ``g`` into ``node.grad``; ``shared`` (the default: copy) says whether someone else
     still holds ``g``. The leaf owns its ``.grad`` array afterwards. A ``LowRank`` gradient
@@ -71,19 +81,28 @@ def accumulate(node, g, shared=True):
             node._grad_factors = g
             return
         g, shared = g.materialize(), False
+    elif type(g) is SparseGrad:
+        sparse_grad.accumulate(node, g.tensor)
+        return
     if node._placed is not None or isinstance(g, Placed):
         _accumulate_placed(node, g, shared)
     elif node.grad is None:
         owned = not shared and B.is_array(g) and not B.is_view(g)
         node._grad = function.Tensor._wrap(g if owned else B.copy(g), requires_grad=False)   # unchecked: ours
     else:
-        node.grad._data += g  # the leaf owns its .grad array, so in place is safe
+        grad = node.grad
+        if grad.is_sparse:     # a sparse .grad (Embedding(sparse=True)) + dense: dense, as torch's
+            sparse_grad.accumulate(node, function.Tensor._wrap(g))
+        else:
+            grad._data += g  # the leaf owns its .grad array, so in place is safe
 
 
 def detached(node, g):
     """``g`` as a gradient of ``node`` that nobody else holds, as ``accumulate`` would make
     ``node.grad`` of it (``gt.autograd.grad``'s results): a new engine array in the node's
     shape, or, for a tensor spread over the mesh, a ``Placed`` in its placement."""
+    if type(g) is SparseGrad:
+        return g     # torch's autograd.grad hands the sparse gradient itself back
     g = materialized(g)
     if isinstance(g, Placed):
         g = Placed(g.shards, g.placement, g.shape, owned=False)   # the walk may still read its shares

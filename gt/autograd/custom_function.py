@@ -33,6 +33,7 @@ import inspect
 
 from gt.autograd import deferred, forward_ad, function, grad_hooks, node_hooks, rebind, saved_hooks
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
+from gt.autograd.sparse_grad import SparseGrad
 from gt.backend import B
 
 _FREED = ("Trying to backward through the graph a second time (or directly access saved tensors after they have "
@@ -202,13 +203,22 @@ class CustomNode(Function):
                 grads = self._call_backward(self._grads_in())
         finally:
             deferred.plain = plain
-        return tuple(None if g is None else fit_grad(g._data, x.shape, x.dtype) for g, x in zip(grads, self.inputs))
+        return tuple(None if g is None else _plain_grad(g, x, self.seq) for g, x in zip(grads, self.inputs))
 
     def backward_graph(self, _):
         if getattr(self.fn.backward, "once_differentiable", False):
             with no_grad():
                 return tuple(None if g is None else g.detach() for g in self._call_backward(self._grads_in()))
         return tuple(self._call_backward(self._grads_in()))
+
+
+def _plain_grad(g, x, seq):
+    """The user's gradient tensor ``g`` for input ``x`` as the walk takes it; a sparse one stays
+    sparse for a leaf (gt/autograd/sparse_grad.py: ``gt.utils.checkpoint`` of a sparse embedding)."""
+    if g.is_sparse:
+        sparse = SparseGrad(g, seq)
+        return sparse if x._ctx is None else sparse.materialize()
+    return fit_grad(g._data, x.shape, x.dtype)
 
 
 def _sums_to(got, shape):

@@ -29,6 +29,7 @@ without ``zero_grad``) makes the product and adds as usual.
 
 import weakref
 
+from gt.autograd.sparse_grad import SparseGrad
 from gt.backend import B
 
 # Measured on the default model's seed step (2-core AMD EPYC, paired rounds): deferring its
@@ -106,5 +107,9 @@ def steps_plainly(leaf):
 
 
 def materialized(g):
-    """``g`` as an engine array (a ``LowRank`` made into its product)."""
-    return g.materialize() if type(g) is LowRank else g
+    """``g`` as an engine array (a ``LowRank`` made into its product, a sparse gradient
+    (gt/autograd/sparse_grad.py) into its dense array)."""
+    return g.materialize() if type(g) in _MADE_LATER else g
+
+
+_MADE_LATER = (LowRank, SparseGrad)

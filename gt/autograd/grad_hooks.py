@@ -18,8 +18,9 @@ hooks anywhere pays one test per tensor it visits: is the (empty) table empty.
 
 import weakref
 
-from gt.autograd import function
+from gt.autograd import function, sparse_grad
 from gt.autograd.deferred import materialized
+from gt.autograd.sparse_grad import SparseGrad
 from gt.sharding.layout import Placed
 
 # id(tensor) -> its _Entry
@@ -110,6 +111,8 @@ def move(tensor, to):
 def run(tensor, grad):
     """``grad`` (an engine array, a ``Placed`` or a gradient kept as factors) after ``tensor``'s
     hooks: each hook gets a gt tensor and may return a replacement of the same shape and dtype."""
+    if type(grad) is SparseGrad:
+        return sparse_grad.run_hooks(list(_hooks[id(tensor)].hooks), grad, _name)
     value = materialized(grad)
     if isinstance(value, Placed) and value.owned:
         # reading a partial value may sum into its first share when that is a buffer nobody else

@@ -13,10 +13,11 @@ as in torch (``backward(inputs=)`` makes a computed input retain its grad, as to
 
 import warnings
 
-from gt.autograd import function, hooks
+from gt.autograd import function, hooks, sparse_grad
 from gt.autograd.backward import _seed, backward_one, finish, topological_order, walk
 from gt.autograd.buffers import PendingGrads
 from gt.autograd.graph_walk import walk_graph
+from gt.autograd.sparse_grad import SparseGrad
 from gt.backend import B
 
 _USED = "appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior."
@@ -177,7 +178,10 @@ def _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs):
     with function.set_grad_enabled(create_graph):     # create_graph: the sums are recorded too
         for t, g in zip(inputs, grads):
             if g is not None and t.is_leaf:
-                t.grad = g if t.grad is None else t.grad + g
+                if (g.is_sparse or t.grad is not None and t.grad.is_sparse) and not create_graph:
+                    sparse_grad.accumulate(t, g)     # as a backward's AccumulateGrad adds it
+                else:
+                    t.grad = g if t.grad is None else t.grad + g
                 hooks.after_accumulate(t)
     finish()
 
@@ -196,7 +200,7 @@ def _results(inputs, got, allow_unused, materialize_grads, create_graph, wrap):
             result.append(function.Tensor._wrap(B.zeros(t.shape, t.dtype)).requires_grad_(create_graph)
                           if materialize_grads else None)
         else:
-            result.append(wrap(g))
+            result.append(g.tensor if type(g) is SparseGrad else wrap(g))
     return tuple(result)
 
 

@@ -2,6 +2,7 @@
 
 from gt.tensor import full_like
 from gt.optim.options import TorchOptimizer, check, check_numbers
+from gt.optim.sparse_adam import sparse_adagrad_step
 
 
 class Adagrad(TorchOptimizer):
@@ -10,12 +11,15 @@ class Adagrad(TorchOptimizer):
 
     ``sum`` starts at ``initial_accumulator_value``; as in torch, every parameter's state
     (``step``, ``sum``) is made when the optimizer is built, so ``state_dict()`` lists them all.
-    ``weight_decay`` adds ``weight_decay * p`` to the gradient; ``maximize`` ascends. Sparse
-    gradients do not exist in gt. ``differentiable`` is accepted only at
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient; ``maximize`` ascends. A sparse
+    gradient (``Embedding(sparse=True)``) updates only its rows, as torch's (weight decay then
+    refused). ``differentiable`` is accepted only at
     False (``foreach`` and ``fused`` take any value: torch's kernel choices, the same arithmetic).
 
         >>> opt = gt.optim.Adagrad(model.parameters(), lr=1e-2)
     """
+
+    _sparse_grads = True
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  foreach=None, *, maximize=False, differentiable=False, fused=None):
@@ -41,8 +45,10 @@ class Adagrad(TorchOptimizer):
 
     def _update(self, p, grad, state, group):
         state["step"] += 1
-        grad = self._decayed(p, grad, group)
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        if grad.is_sparse:
+            return sparse_adagrad_step(p, -grad if group["maximize"] else grad, state, group, clr)
+        grad = self._decayed(p, grad, group)
         state_sum = state["sum"]
         state_sum.addcmul_(grad, grad, value=1)
         std = state_sum.sqrt().add_(group["eps"])

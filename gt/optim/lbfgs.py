@@ -72,7 +72,8 @@ class LBFGS(Optimizer):
 
     # ---- the flat views of the parameters ----------------------------------------------------
     def _gather_flat_grad(self):
-        views = [zeros(p.numel(), dtype=p.dtype) if p.grad is None else p.grad.reshape(-1) for p in self._params]
+        views = [zeros(p.numel(), dtype=p.dtype) if p.grad is None else _dense(p.grad).reshape(-1)
+                 for p in self._params]
         return cat(views, 0)
 
     def _add_grad(self, step_size, update):
@@ -387,3 +388,8 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
 
     t = bracket[low_pos]
     return bracket_f[low_pos], bracket_g[low_pos], t, ls_func_evals
+
+
+def _dense(grad):
+    """``grad`` as a dense tensor (torch's LBFGS reads a sparse gradient, ``Embedding(sparse=True)``'s, densely)."""
+    return grad.to_dense() if grad.is_sparse else grad

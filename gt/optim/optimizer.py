@@ -17,7 +17,7 @@ from gt import autograd
 from gt.backend import B
 from gt.tensor import Tensor
 from gt.tensor.inplace import bump_versions
-from gt.tensor.sparse_autograd import refuse_sparse_grads
+from gt.tensor.sparse_autograd import SparseSeen, refuse_sparse_grads
 from gt.autograd import profiler_record
 from gt.autograd.node_hooks import RemovableHandle
 from gt.optim.state_dict_hooks import StateDictHooks, hooked_load_state_dict, hooked_state_dict
@@ -188,6 +188,8 @@ class Optimizer(StateDictHooks):
         return None
 
     def _step_one(self, p):
+        if not self._sparse_grads and SparseSeen.made:
+            refuse_sparse_grads(type(self).__name__, (p,))
         with autograd.no_grad():
             self._update_one(p, self._group_of[id(p)])
         p._bump_version()
@@ -219,7 +221,7 @@ class Optimizer(StateDictHooks):
         for group in self.param_groups:
             # asking for the tensors that hold a gradient leaves one held as factors unmade
             params = [p for p in group["params"] if p._grad_value is not None or p._grad_factors is not None]
-            if not self._sparse_grads:
+            if not self._sparse_grads and SparseSeen.made:    # a flag: no pass over the parameters until then
                 refuse_sparse_grads(type(self).__name__, params)
             self._update_group(params, group)
             bump_versions(params)     # a graph that saved them before this step can no longer backward

@@ -7,7 +7,7 @@ from gt import autograd
 from gt.optim.optimizer import Optimizer
 from gt.optim.options import check
 from gt.tensor import creation
-from gt.tensor.sparse_autograd import add_sparse_
+from gt.tensor.sparse_autograd import add_rows_, add_sparse_
 from gt.tensor.sparse_methods import linear_positions
 
 
@@ -80,16 +80,27 @@ def _sparse_adam_step(p, grad, state, group):
     at = linear_positions(grad._sp_indices, sizes)
     g = grad._sp_values
     flat = (rows,) + tuple(p.shape[sd:])
-    exp_avg, exp_avg_sq = state["exp_avg"].view(flat), state["exp_avg_sq"].view(flat)
-    old_avg, old_sq = exp_avg[at], exp_avg_sq[at]
+    old_avg, old_sq = state["exp_avg"].view(flat)[at], state["exp_avg_sq"].view(flat)[at]
     avg_update = (g - old_avg) * (1 - beta1)
-    exp_avg.index_add_(0, at, avg_update)
+    add_rows_(state["exp_avg"], sd, at, avg_update)
     sq_update = (g * g - old_sq) * (1 - beta2)
-    exp_avg_sq.index_add_(0, at, sq_update)
+    add_rows_(state["exp_avg_sq"], sd, at, sq_update)
     numer = avg_update + old_avg
     denom = (sq_update + old_sq).sqrt() + group["eps"]
     step = state["step"]
     step_size = group["lr"] * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-    p.view(flat).index_add_(0, at, -step_size * (numer / denom))
-    for t in (state["exp_avg"], state["exp_avg_sq"], p):
-        t._bump_version()
+    add_rows_(p, sd, at, -step_size * (numer / denom))
+
+
+def sparse_adagrad_step(p, grad, state, group, clr):
+    """torch's Adagrad on a sparse gradient (coalesced first: the update is not linear): the sum
+    of squares and the parameter change only at the rows the gradient holds."""
+    if group["weight_decay"] != 0:
+        raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+    grad = grad.coalesce()
+    sd = grad.sparse_dim()
+    at = linear_positions(grad._sp_indices, p.shape[:sd])
+    g = grad._sp_values
+    add_rows_(state["sum"], sd, at, g * g)
+    std = state["sum"].view((-1,) + tuple(p.shape[sd:]))[at].sqrt() + group["eps"]
+    add_rows_(p, sd, at, g / std * -clr)

@@ -349,6 +349,8 @@ def matmul(input, other):
     a, b = _operand(input, "matmul"), _operand(other, "matmul")
     if a.is_sparse:       # a sparse COO tensor's own product (gt/tensor/sparse_autograd.py)
         return a.matmul(b)
+    if getattr(b, "is_sparse", False):
+        return b.__rmatmul__(a)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")
     if a.ndim == 0 or b.ndim == 0:

@@ -5,31 +5,34 @@ hook (gt/autograd/hooks.py): when a backward has summed the values' gradient, th
 into the sparse tensor's ``.grad`` as a sparse tensor on the leaf's coalesced indices (the
 derivative for ``values[k]`` depends only on ``indices[:, k]``, so duplicates hold equal values and
 one of them is kept), torch's ``sparse_mask`` gradient of ``gt.sparse.mm``, ``to_dense`` and
-``gt.sparse.addmm``. ``S @ D``/``S.mm(D)``/``gt.mm``/``gt.matmul`` of a sparse leaf give torch's
-dense gradient instead (every position, not only the stored ones): the product runs on a dense
-copy that is its own leaf, whose hook moves its gradient into ``S.grad``. Gradients add up as
-torch's: sparse + sparse side by side (uncoalesced), dense + sparse dense.
+``gt.sparse.addmm``. ``S @ D``/``D @ S``/``mm``/``matmul`` of a sparse leaf give torch's dense
+gradient instead (every position, not only the stored ones): the product runs on a dense copy
+that is its own leaf, whose hook moves its gradient into ``S.grad``. Gradients add up as torch's
+AccumulateGrad adds them (``accumulate_grad``, also the backward walk's for the sparse gradient
+of ``Embedding(sparse=True)``, gt/autograd/sparse_grad.py): sparse + sparse by torch's sparse
+``+=`` (merged, or side by side where a value array is not contiguous), dense + sparse dense.
 """
 
 import weakref
 
 from gt import autograd
-from gt.autograd import grad_hooks, hooks, register_post_accumulate_grad_hook
+from gt.autograd import grad_hooks, hooks, register_post_accumulate_grad_hook, sparse_grad
+from gt.backend import B
 from gt.ops._shapes import numel
 from gt.tensor import creation
-from gt.tensor.functions import cat
-from gt.tensor.promotion import promote_types
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
 
 def accumulate_grad(target, g):
-    """Add the gradient ``g`` (sparse or dense) into ``target.grad`` (a sparse or dense leaf)."""
+    """Add the gradient ``g`` (sparse or dense) into ``target.grad`` (a sparse or dense leaf), as
+    torch's AccumulateGrad: a first sparse gradient is kept with its own copy of the values, a
+    second one added by torch's sparse ``+=`` (merged or side by side: ``SparseMethods.add``)."""
     with autograd.no_grad():
         cur = target._grad
         if cur is None:
-            new = g
-        elif cur.is_sparse and g.is_sparse:    # torch's in-place accumulation: the entries side by side
-            new = concatenated(cur, g)
+            new = g._new(g._sp_indices, g._sp_values.clone(), g.shape, g._sp_coalesced) if g.is_sparse else g
+        elif cur.is_sparse and g.is_sparse:
+            new = cur.add(g)
         elif cur.is_sparse:
             new = g + cur.to_dense()
         else:
@@ -55,20 +58,23 @@ def deliver(target, g):
     hooks.after_accumulate(target)
 
 
-def concatenated(a, b):
-    """The entries of two sparse tensors of one shape side by side (uncoalesced)."""
-    dtype = promote_types(a.dtype, b.dtype)
-    return a._new(cat([a._sp_indices, b._sp_indices], 1), cat([a._sp_values.to(dtype), b._sp_values.to(dtype)], 0),
-                  a.shape, False)
-
-
 def add_sparse_(dense, sp, alpha):
     """``dense += alpha * sp`` in place, touching only the stored rows (no dense pass)."""
     sd = sp.sparse_dim()
-    sizes = dense.shape[:sd]
-    flat = dense.view((numel(sizes),) + tuple(dense.shape[sd:]))
     vals = sp._sp_values if alpha == 1 else sp._sp_values * alpha
-    flat.index_add_(0, linear_positions(sp._sp_indices, sizes), vals.to(dense.dtype))
+    add_rows_(dense, sd, linear_positions(sp._sp_indices, dense.shape[:sd]), vals)
+
+
+def add_rows_(dense, sd, at, vals):
+    """``dense`` viewed as (rows of its first ``sd`` dims, *rest): ``vals`` added at the rows
+    ``at`` (repeats add up), in place, touching only those rows (``index_add_`` would copy the
+    whole table twice: the optimizers' sparse steps)."""
+    rows = (numel(dense.shape[:sd]),) + tuple(dense.shape[sd:])
+    vals, arr = vals.to(dense.dtype), dense._array
+    if dense._placed is None and B.is_contiguous(arr):
+        B.index_add(B.reshape(arr, rows), at._array, vals._array)
+    else:
+        dense.view(rows).index_add_(0, at, vals)
     dense._bump_version()
 
 
@@ -116,9 +122,10 @@ def check_mm(fn, s, d):
     if s.sparse_dim() != 2 or s.dense_dim() != 0:
         raise RuntimeError(f"{fn}: expected a 2-D sparse matrix (sparse_dim 2, dense_dim 0), got sparse_dim "
                            f"{s.sparse_dim()} and dense_dim {s.dense_dim()}")
-    if getattr(d, "is_sparse", False) or not hasattr(d, "ndim") or d.ndim not in (1, 2):
-        raise RuntimeError(f"{fn}: the second operand must be a dense 1-D or 2-D tensor, got "
-                           f"{'a sparse tensor' if getattr(d, 'is_sparse', False) else repr(type(d).__name__)}")
+    if getattr(d, "is_sparse", False):
+        raise NotImplementedError(f"{fn}: sparse @ sparse is not supported by gt; call .to_dense() on one")
+    if not hasattr(d, "ndim") or d.ndim not in (1, 2):
+        raise RuntimeError(f"{fn}: the second operand must be a dense 1-D or 2-D tensor, got {type(d).__name__!r}")
     if d.shape[0] != s.shape[1]:
         raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({s.shape[0]}x{s.shape[1]} and "
                            f"{'x'.join(str(n) for n in d.shape)})")
@@ -142,10 +149,29 @@ def sparse_mm(fn, s, d, dense_grad):
     return out.squeeze(1) if vector else out
 
 
+def dense_sparse_mm(fn, d, s, dense_grad):
+    """``d @ s`` for a dense ``d`` (1-D or 2-D) and a 2-D sparse ``s``: ``(s^T @ d^T)^T``;
+    ``dense_grad`` as ``sparse_mm``'s (torch's ``mm``/``@`` give a sparse leaf a dense gradient,
+    ``gt.sparse.mm`` one on its stored positions)."""
+    if not hasattr(d, "ndim") or getattr(d, "is_sparse", False) or d.ndim not in (1, 2):
+        raise RuntimeError(f"{fn}: the first operand must be a dense 1-D or 2-D tensor to multiply a sparse one")
+    if d.shape[-1] != s.shape[0] or s.ndim != 2:
+        raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({'x'.join(str(n) for n in d.shape)} "
+                           f"and {'x'.join(str(n) for n in s.shape)})")
+    if dense_grad and s._sp_leaf and autograd.is_grad_enabled():
+        check_mm(fn, s.t(), d.unsqueeze(1) if d.ndim == 1 else d.t())
+        return d @ dense_leaf(s)
+    out = sparse_mm(fn, s.t(), d if d.ndim == 1 else d.t(), False)
+    return out if d.ndim == 1 else out.t()
+
+
 class SparseProducts:
-    """The products of a sparse tensor (first operand) by a dense one."""
+    """The products of a sparse tensor by a dense one (either side)."""
 
     __slots__ = ()
+
+    def __rmatmul__(self, other):
+        return dense_sparse_mm("matmul", other, self, True)
 
     def mm(self, mat2):
         return sparse_mm("mm", self, mat2, True)
@@ -157,9 +183,21 @@ class SparseProducts:
         return sparse_mm("matmul", self, other, True)
 
 
+class SparseSeen:
+    """Whether a sparse COO tensor was ever made in this process (``SparseTensor._make`` says so):
+    until then no gradient can be sparse, and the optimizers skip ``refuse_sparse_grads``, a
+    pass over every parameter on every step."""
+
+    made = False
+
+
 def refuse_sparse_grads(name, params):
     """torch's error for a sparse gradient given to an optimizer that updates dense ones only."""
     for p in params:
         if p._grad_value is not None and p._grad_value.is_sparse:
             hint = ", please consider SparseAdam instead" if name in ("Adam", "AdamW") else ""
             raise RuntimeError(f"{'Adam' if name == 'AdamW' else name} does not support sparse gradients{hint}")
+
+
+sparse_grad.accumulate = accumulate_grad
+sparse_grad.add = lambda first, second: first.add(second)

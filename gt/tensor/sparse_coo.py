@@ -3,11 +3,11 @@
 
 A sparse tensor is a ``Tensor`` whose layout is ``gt.sparse_coo``, holding ``indices`` (int64,
 (sparse_dim, nnz)) and ``values`` ((nnz, *dense_dims)) as dense gt tensors. It supports the ops
-listed in ``SUPPORTED`` (gt/tensor/sparse_methods.py, gt/tensor/sparse_grad.py); every other
-method of ``Tensor`` raises NotImplementedError naming the op, and a dense op handed a sparse
-tensor raises when it reads the storage: a dense op never runs on the sparse storage.
-Gradients reach the values through the ordinary tape; a sparse leaf's ``.grad`` is sparse
-(gt/tensor/sparse_grad.py). Sparse tensors are refused on a mesh of several devices.
+listed in ``SUPPORTED`` (gt/tensor/sparse_methods.py, sparse_elementwise.py,
+sparse_autograd.py); every other method of ``Tensor`` raises NotImplementedError naming the op,
+and a dense op handed a sparse tensor raises when it reads the storage: a dense op never runs on
+the sparse storage. Gradients reach the values through the ordinary tape; a sparse leaf's
+``.grad`` is sparse (gt/tensor/sparse_autograd.py). Sparse tensors are refused on a mesh of several devices.
 """
 
 import sys
@@ -18,15 +18,18 @@ from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import SparseProducts, make_leaf
+from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, make_leaf
+from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
 from gt.tensor.sparse_methods import SparseMethods
 
 sparse_coo = Layout("sparse_coo")
 
 SUPPORTED = ("to_dense", "indices", "values", "_indices", "_values", "coalesce", "is_coalesced", "_nnz",
-             "sparse_dim", "dense_dim", "mm", "matmul", "@", "t", "transpose", "add", "+", "sub", "-", "mul",
-             "* (by a number)", "div", "/ (by a number)", "neg", "sum", "size", "shape", "dtype", "layout",
-             "requires_grad_", "detach", "clone", "zero_", "backward through values", "to_sparse")
+             "sparse_dim", "dense_dim", "mm", "matmul", "@ (either side)", "t", "transpose", "add", "+", "sub", "-",
+             "mul", "* (by a number, a dense or a sparse tensor)", "div", "/ (by a number)", "neg", "pow", "**",
+             *ZERO_KEEPING, "narrow_copy", "index_select", "sum", "size", "shape", "dtype", "layout",
+             "requires_grad_", "detach", "clone", "zero_", "backward through values", "to_sparse",
+             "gt.sparse.softmax/log_softmax")
 
 # Tensor's attributes a sparse tensor keeps (its own or the autograd machinery's)
 _KEEP = {"shape", "dtype", "ndim", "device", "requires_grad", "is_leaf", "grad_fn", "grad", "size", "dim", "numel",
@@ -69,7 +72,7 @@ def _storage(self):
     raise NotImplementedError(_message(_user_op()) + " (a dense op was handed a sparse tensor)")
 
 
-class SparseTensor(SparseProducts, SparseMethods, Tensor):
+class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     """A sparse COO tensor (torch's ``layout=torch.sparse_coo``); made by ``gt.sparse_coo_tensor``
     or ``Tensor.to_sparse()``."""
 
@@ -85,6 +88,7 @@ class SparseTensor(SparseProducts, SparseMethods, Tensor):
         if get_mesh().size > 1:
             raise NotImplementedError(f"sparse COO tensors are not supported on a mesh of {get_mesh().size} "
                                       "devices (GT_DEVICES/GT_AUTO_SHARD): use dense tensors there")
+        SparseSeen.made = True
         t = object.__new__(cls)
         t._sp_indices, t._sp_values, t._sp_shape = indices, values, tuple(int(n) for n in shape)
         t._sp_coalesced, t._sp_leaf = bool(coalesced), leaf
@@ -217,7 +221,7 @@ def _refuser(name, as_property):
 
 def _refuse_the_rest():
     """Every other attribute of Tensor raises on a sparse tensor, naming itself."""
-    own = set(vars(SparseTensor)) | set(vars(SparseMethods)) | set(vars(SparseProducts))
+    own = set(vars(SparseTensor)) | set(vars(SparseMethods)) | set(vars(SparseProducts)) | set(vars(SparseElementwise))
     for klass in Tensor.__mro__[:-1]:
         for name, attr in vars(klass).items():
             if name in own or name in _KEEP or name in _DUNDER_KEEP:

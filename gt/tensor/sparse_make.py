@@ -1,13 +1,17 @@
 """Making sparse COO tensors: ``gt.sparse_coo_tensor``, ``Tensor.to_sparse()``, ``to_dense()`` of a
-dense tensor, ``gt.sparse.mm``/``addmm``/``sum``, and the sparse gradient of ``F.embedding(...,
-sparse=True)`` (torch's: the looked-up ids as indices, uncoalesced)."""
+dense tensor, ``gt.sparse.mm``/``addmm``/``sum``, and ``F.embedding(..., sparse=True)``'s op, whose weight
+gradient is sparse (torch's: the looked-up ids as indices, uncoalesced)."""
 
 from gt import autograd, dtypes
+from gt.autograd import Function
+from gt.autograd.sparse_grad import SparseGrad
+from gt.backend import B
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import fold_grad_into, sparse_mm
+from gt.tensor.sparse_autograd import dense_sparse_mm, sparse_mm
 from gt.tensor.sparse_coo import SparseTensor, sparse_coo
+from gt.tensor.sparse_elementwise import sparse_softmax
 from gt.tensor.sparse_methods import sparse_sum
 
 
@@ -110,12 +114,47 @@ def _need_sparse(fn, s):
 
 
 def mm(mat1, mat2, reduce="sum"):
-    """``gt.sparse.mm``: sparse (n, k) @ dense (k, p) -> dense; a sparse leaf's gradient is sparse on
-    its coalesced indices (torch's ``sparse_mask``)."""
-    _need_sparse("sparse.mm", mat1)
+    """``gt.sparse.mm``: sparse (n, k) @ dense (k, p) or dense (n, k) @ sparse (k, p) -> dense; a
+    sparse leaf's gradient is sparse on its coalesced indices (torch's ``sparse_mask``)."""
     if reduce != "sum":
         raise NotImplementedError(f"sparse.mm: reduce={reduce!r} is not supported by gt (only 'sum')")
+    if getattr(mat2, "is_sparse", False) and not getattr(mat1, "is_sparse", False):
+        return dense_sparse_mm("sparse.mm", mat1, mat2, False)
+    _need_sparse("sparse.mm", mat1)
+    if getattr(mat2, "is_sparse", False):
+        raise NotImplementedError("sparse.mm: sparse @ sparse is not supported by gt; call .to_dense() on one")
     return sparse_mm("sparse.mm", mat1, mat2, False)
+
+
+def softmax(input, dim, dtype=None):
+    """``gt.sparse.softmax``: the softmax of the stored entries along ``dim`` (the unstored count as
+    minus infinity), a sparse tensor on the coalesced indices, as torch's."""
+    _need_sparse("sparse.softmax", input)
+    return sparse_softmax(input, dim, dtype)
+
+
+def log_softmax(input, dim, dtype=None):
+    """``gt.sparse.log_softmax``: ``softmax``'s logarithm on the stored entries."""
+    _need_sparse("sparse.log_softmax", input)
+    return sparse_softmax(input, dim, dtype, log=True)
+
+
+def sparse_mask(self, mask):
+    """A dense tensor's entries at the positions ``mask`` (sparse COO) stores, as a sparse tensor
+    with ``mask``'s indices (torch's ``Tensor.sparse_mask``; differentiable in ``self``)."""
+    if not getattr(mask, "is_sparse", False):
+        raise RuntimeError("sparse_mask: expected mask to be a sparse COO tensor")
+    if self.is_sparse:
+        raise NotImplementedError("sparse_mask: gt takes a dense tensor to mask; call .to_dense() first")
+    if tuple(self.shape) != mask.shape:
+        raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(self.shape)} "
+                           f"but mask has size {list(mask.shape)}")
+    idx = mask._sp_indices
+    vals = self[tuple(idx[d] for d in range(mask.sparse_dim()))] if mask.sparse_dim() else self.unsqueeze(0)
+    return SparseTensor._make(idx, vals, mask.shape, mask._sp_coalesced)
+
+
+Tensor.sparse_mask = sparse_mask
 
 
 def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):
@@ -131,25 +170,52 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
     return input.sum(dtype=dtype) if dim is None else sparse_sum(input, dim, dtype)
 
 
-def sparse_rows(weight, idx, rows_fn, padding_idx=None):
-    """``F.embedding(..., sparse=True)``: the looked-up rows as a leaf whose gradient becomes
-    ``weight``'s sparse gradient (the ids as indices, uncoalesced, as torch's); ``rows_fn(w)``
-    computes the rows (and their gradient scaling) from the detached table ``w``."""
+class SparseEmbedding(Function):
+    """``weight[indices]`` with ``sparse=True`` (``F.embedding``), torch's ``EmbeddingBackward0``:
+    a leaf ``weight`` gets a sparse COO gradient, the looked-up ids (int64, in their order:
+    uncoalesced) as its indices and the output's gradient rows as its values, the entries of
+    ``padding_idx`` left out; a computed weight gets the same gradient dense. With
+    ``scale_grad_by_freq`` the backward raises torch's error."""
+
+    _torch_name = "EmbeddingBackward0"
+
+    def forward(self, weight, indices, padding_idx=None, by_freq=False):
+        self.in_shape, self.ids, self.padding_idx, self.by_freq = tuple(weight.shape), indices, padding_idx, by_freq
+        return B.getitem(weight, indices)
+
+    def _parts(self, g):
+        """(ids (n,) int64 tensor, rows (n, dim)) of the gradient ``g``, the padding's left out."""
+        if self.by_freq:
+            raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients "
+                               "(sparse=True, scale_grad_by_freq=True): drop one of them")
+        with autograd.no_grad():
+            ids = Tensor._wrap(self.ids).reshape(-1).to(dtypes.int64, copy=True)
+        rows = g.reshape(-1, self.in_shape[1])
+        if self.padding_idx is not None:
+            with autograd.no_grad():
+                keep = ids != self.padding_idx
+                ids = ids[keep]
+            rows = rows[keep]
+        return ids, rows
+
+    def backward(self, g):
+        ids, rows = self._parts(Tensor._wrap(g))
+        weight = self.inputs[0]
+        if weight._ctx is not None:
+            return B.index_add(B.zeros(self.in_shape, weight.dtype), ids._array, rows._array), None
+        return SparseGrad(SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False), self.seq), None
+
+    def backward_graph(self, g):
+        ids, rows = self._parts(g)
+        if self.inputs[0]._ctx is not None:
+            zeros = creation.zeros(self.in_shape, dtype=rows.dtype)
+            return zeros.index_add(0, ids, rows), None
+        return SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False), None
+
+
+def sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq):
+    """``F.embedding(..., sparse=True)`` of a weight that requires grad (``SparseEmbedding``)."""
     if get_mesh().size > 1:
         raise NotImplementedError(f"embedding: sparse=True (sparse gradients) is not supported on a mesh of "
                                   f"{get_mesh().size} devices (GT_DEVICES/GT_AUTO_SHARD): use sparse=False there")
-    with autograd.no_grad():
-        rows = rows_fn(weight.detach())
-    rows = rows.detach()
-    rows.requires_grad_(True)
-    ids = idx.reshape(1, -1)
-
-    def as_sparse(w, g):
-        g, at = g.reshape((-1,) + tuple(w.shape[1:])), ids
-        if padding_idx is not None:       # torch's sparse gradient leaves the padding row's entries out
-            keep = ids[0] != padding_idx
-            g, at = g[keep], ids[:, keep]
-        return SparseTensor._make(at, g, w.shape, False)
-
-    fold_grad_into(rows, weight, as_sparse)
-    return rows
+    return SparseEmbedding.apply(weight, idx, padding_idx, scale_grad_by_freq)

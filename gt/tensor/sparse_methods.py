@@ -10,7 +10,7 @@ the derivative of any function of it with respect to ``values[k]`` depends only 
 from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.core import Tensor
-from gt.tensor.functions import stack
+from gt.tensor.functions import cat, stack
 from gt.tensor.promotion import promote_types
 
 
@@ -113,8 +113,9 @@ class SparseMethods:
         return self.add(other)
 
     def add(self, other, *, alpha=1):
-        """sparse + sparse of one shape: torch's merge of the two entry lists in their order (equal
-        heads added into one entry; coalesced when both are)."""
+        """sparse + sparse of one shape, torch's: the two entry lists merged in their order (equal
+        heads added into one entry; coalesced when both are) where both value arrays are
+        contiguous, else this one's entries and then the other's, side by side (uncoalesced)."""
         if not getattr(other, "is_sparse", False):
             raise RuntimeError("add(sparse, dense) is not supported. Use add(dense, sparse) instead. (gt: sparse "
                                "tensors add only to sparse tensors; call .to_dense() first)")
@@ -123,6 +124,9 @@ class SparseMethods:
                                f"{other.shape} (sparse_dim {other.sparse_dim()}) cannot be added")
         vals = other._sp_values if alpha == 1 else other._sp_values * alpha
         dtype = promote_types(self.dtype, vals.dtype)
+        if not (self._sp_values.is_contiguous() and other._sp_values.is_contiguous()):
+            return self._new(cat([self._sp_indices, other._sp_indices], 1),
+                             cat([self._sp_values.to(dtype), vals.to(dtype)], 0), self.shape, False)
         sizes = self._sizes()
         mine, theirs = linear_positions(self._sp_indices, sizes), linear_positions(other._sp_indices, sizes)
         slots_a, slots_b, n = _merge_slots(mine.tolist(), theirs.tolist())
@@ -139,16 +143,6 @@ class SparseMethods:
 
     def sub(self, other, *, alpha=1):
         return self.add(other, alpha=-alpha)
-
-    def __mul__(self, other):
-        return self.mul(other)
-
-    __rmul__ = __mul__
-
-    def mul(self, other):
-        """sparse * a Python number or a 0-d tensor (the values scaled)."""
-        _scalar_only("mul", "multiply", other)
-        return self._new(self._sp_indices, self._sp_values * other, self.shape, self._sp_coalesced)
 
     def __truediv__(self, other):
         return self.div(other)

@@ -1,0 +1,92 @@
+"""A sparse COO gradient on its way through the backward walk (``Embedding(sparse=True)``'s
+weight gradient, torch's ``EmbeddingBackward0`` with ``sparse=True``).
+
+An op's ``backward`` may return a ``SparseGrad`` for an input that is a leaf: a sparse COO gt
+tensor (gt/tensor/sparse_coo.py; the tensor layer makes it, this layer only passes it on) and
+the sequence number of the op that made it. The walk keeps it sparse where torch does:
+
+- two of them meeting at one tensor (a table looked up twice) add up as torch's engine adds
+  them (gt/tensor/sparse_autograd.py's ``torch_add``: their entries merged when both value
+  arrays are contiguous, else side by side), the later op's first, whatever order gt's walk met
+  them in; a sparse and a dense gradient meeting give a dense one;
+- a leaf's ``.grad`` takes it through the tensor layer's ``accumulate`` (torch's
+  ``AccumulateGrad``), tensor hooks see (and may replace) the sparse tensor, and
+  ``gt.autograd.grad`` returns it as it is;
+- anything else (an op's backward, a sharded dispatch) gets the dense array (``materialize``).
+"""
+
+from gt.autograd import function
+
+# Registered by the tensor layer (gt/tensor/sparse_autograd.py): ``accumulate(leaf, sparse
+# tensor)`` adds into ``leaf.grad`` as torch's AccumulateGrad; ``add(first, second)`` is torch's
+# sum of two sparse tensors.
+accumulate = None
+add = None
+
+
+class SparseGrad:
+    """``tensor`` (a sparse COO gt tensor, outside any graph) made by the op numbered ``seq``."""
+
+    __slots__ = ("tensor", "seq")
+
+    def __init__(self, tensor, seq=0):
+        self.tensor, self.seq = tensor, seq
+
+    @property
+    def shape(self):
+        return self.tensor.shape
+
+    @property
+    def dtype(self):
+        return self.tensor.dtype
+
+    def materialize(self):
+        """The dense gradient as an engine array."""
+        with function.no_grad():
+            return self.tensor.to_dense()._data
+
+    def plus(self, other):
+        """The sum of two sparse gradients of one tensor, torch's: its engine runs the later op
+        first and adds each new gradient before the ones it holds, so the entries of the earlier
+        op come first in the sum."""
+        first, second = (self, other) if self.seq <= other.seq else (other, self)
+        with function.no_grad():
+            return SparseGrad(add(first.tensor, second.tensor), first.seq)
+
+
+def combined(prev, g):
+    """``prev + g`` of two gradients of one tensor, at least one of them a ``SparseGrad``: sparse
+    when both are, else a dense engine array."""
+    if type(prev) is SparseGrad and type(g) is SparseGrad:
+        return prev.plus(g)
+    from_array = prev if type(prev) is not SparseGrad else g     # the dense one
+    sparse = g if from_array is prev else prev
+    return sparse_into_dense(from_array, sparse)
+
+
+def sparse_into_dense(arr, sparse):
+    """``arr + sparse`` as a new engine array (torch's dense + sparse is dense)."""
+    with function.no_grad():
+        dense = function.Tensor._from_value(arr)
+        return (dense + sparse.tensor)._data
+
+
+def run_hooks(hooks, grad, name):
+    """``grad`` (a ``SparseGrad``) after the tensor ``hooks``: each sees the sparse tensor and may
+    return another sparse one of its shape and dtype (torch refuses a dense one)."""
+    value = grad.tensor
+    with function.no_grad():
+        for hook in hooks:
+            out = hook(value)
+            if out is None:
+                continue
+            if not isinstance(out, function.Tensor):
+                raise TypeError(f"expected a tensor or None, but hook {name(hook)} returned {type(out).__name__!r}")
+            if not out.is_sparse:
+                raise RuntimeError(f"hook {name(hook)} has changed the type of value (was a sparse COO tensor got a "
+                                   f"dense one): return a sparse tensor, or None")
+            if out.shape != value.shape or out.dtype != value.dtype:
+                raise RuntimeError(f"hook {name(hook)} has changed the size or type of value (was {value.shape} "
+                                   f"{value.dtype!r}, got {out.shape} {out.dtype!r})")
+            value = out
+    return grad if value is grad.tensor else SparseGrad(value, grad.seq)
