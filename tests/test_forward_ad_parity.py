@@ -349,10 +349,79 @@ def test_function_apply_without_a_level_records_no_tangent():
 MORE = {
     # values computed exactly, the gradient from a simpler expression (gt/tensor/exact_values.py)
     "exact_values": (lambda l, a, b: (l.fmod(a, 0.7), l.remainder(a, 0.7), l.copysign(a, b), a % 0.3), [(3, 4)] * 2),
-    # ops whose gradient gt cannot record: tangents one output element at a time
+    # ops whose gradient's gradient gt cannot record: their closed-form tangents
     "decompositions": (lambda l, a: (l.linalg.eigh(a[:, :3] @ a[:, :3].T)[0], l.linalg.svdvals(a),
                                      l.linalg.qr(a.T)[1], *l.linalg.slogdet(a[:, :3])), [(3, 4)]),
+    # the median of a whole tensor: its value detached, the tangent through its ties' share
+    "median": (lambda l, a: (l.median(a), l.nanmedian(a), l.median(a[:1, :1])), [(3, 4)]),
 }
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_eig_refuses_a_dual_input(grad):
+    """gt has no gradient nor tangent for eig (MISSING.md): it refuses rather than lose the tangent."""
+    a = gt.tensor(np.random.default_rng(8).standard_normal((3, 3)))
+    with fwAD.dual_level(), gt.set_grad_enabled(grad), pytest.raises(NotImplementedError, match="eig"):
+        gt.linalg.eigvals(fwAD.make_dual(a, gt.ones((3, 3), dtype=gt.float64)))
+
+
+def _squares(parts):
+    """The parts, squared elementwise: singular and eigen vectors without their signs (the engines' own)."""
+    return [p * p for p in parts]
+
+
+_CLOSED_FORM = {
+    "eigh": (lambda l, a: _squares(l.linalg.eigh(a + a.mT)), [(24, 24)]),
+    # full matrices: U's extra columns (a basis of the rest, the engines' own) left out
+    "svd": (lambda l, a, b: _squares((l.linalg.svd(a)[0][:, :12], *l.linalg.svd(a)[1:],
+                                      *l.linalg.svd(b, full_matrices=False))), [(20, 12), (9, 16)]),
+    "qr": (lambda l, a, b: (*l.linalg.qr(a), *l.linalg.qr(b)), [(20, 12), (9, 16)]),
+    "pinv": (lambda l, a, b: (l.linalg.pinv(a), l.linalg.pinv(b, hermitian=True)), [(20, 12), (8, 8)]),
+    "lu": (lambda l, a, b, c: (l.linalg.lu_factor(a)[0], l.linalg.lu_factor(b)[0], *(
+        l.linalg.lu_solve(*l.linalg.lu_factor(c), a[:8, :3], adjoint=adj) for adj in (False, True))),
+        [(20, 12), (9, 16), (8, 8)]),
+    # an output padding at its stride (below the dilation): no recorded gradient of the gradient
+    "conv_transpose3d": (lambda l, x, w: l.nn.functional.conv_transpose3d(
+        x, w, stride=(3, 2, 1), output_padding=(2, 3, 1), groups=2, dilation=4), [(2, 2, 4, 4, 4), (2, 2, 4, 5, 6)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CLOSED_FORM))
+def test_closed_form_tangents_match_torch(name, monkeypatch):
+    """Ops of no recorded gradient's gradient give torch's tangents by a closed form, not one
+    backward per output element (seconds for a 64x64 eigh)."""
+    monkeypatch.setattr(fwAD, "_by_rows", lambda *a: pytest.fail("a tangent one element at a time"))
+    prog, shapes = _CLOSED_FORM[name]
+    _check(prog, shapes, grad=False)
+
+
+def test_pinv_tangent_where_singular_values_repeat_or_vanish():
+    """torch's pinv_jvp, finite there (the SVD's tangent divides by differences of singular values)."""
+    rng = np.random.default_rng(9)
+    q, w = np.linalg.qr(rng.standard_normal((3, 2)))[0], np.linalg.qr(rng.standard_normal((3, 2)))[0]
+    x, t = q @ w.T, rng.standard_normal((3, 3))        # singular values 1, 1 and 0
+    got, want = (_run(lib, F, lambda l, a: l.linalg.pinv(a), [x], [t])[0][1] for lib, F in ((gt, fwAD), (torch, tfwAD)))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (2, 4, 4)])
+def test_complex_svd_tangent_is_torch_s_with_its_phase_convention(shape, monkeypatch):
+    """A complex A's dU, dS, dVh as torch's linalg_svd_jvp (``i Im diag(U^H dA V) / 2S`` to U's
+    columns, minus it to V's), by the closed form; gt's engine may pick other phases of the
+    singular vectors, so torch's tangents are turned by the same phases first."""
+    monkeypatch.setattr(fwAD, "_by_rows", lambda *a: pytest.fail("a tangent one element at a time"))
+    rng = np.random.default_rng(4)
+    x, t = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape) for _ in range(2))
+    prog = (lambda l, a: l.linalg.svd(a, full_matrices=False))
+    (u, du), (s, ds), (vh, dvh) = _run(gt, fwAD, prog, [x], [t], grad=False)
+    (tu, tdu), (ts, tds), (tvh, tdvh) = _run(torch, tfwAD, prog, [x], [t], grad=False)
+    turn = (u.conj() * tu).sum(-2, keepdims=True)
+    turn = turn.conj() / np.abs(turn)              # u = tu * turn, column by column
+    np.testing.assert_allclose(u, tu * turn, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(s, ts, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ds, tds, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(du, tdu * turn, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(dvh, tdvh * np.swapaxes(turn, -1, -2).conj(), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(MORE))

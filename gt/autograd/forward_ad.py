@@ -9,10 +9,13 @@ While a level is entered, ``Function.apply`` hands each op that reads a dual ten
 (otherwise it pays one global read). The op runs once, on stand-ins (new leaves sharing the inputs'
 memory), and its output's tangent comes from the double-vjp trick on that op alone: the op's
 recorded gradient ``g_i(u) = J_i^T u`` (its ``backward_graph``, which ``create_graph=True`` uses)
-is linear in a free cotangent ``u``, so ``d/du sum_i <g_i(u), t_i> = sum_i J_i t_i``. So every op
-with a recorded gradient gives torch's values (one without raises, naming it). Cost per op with a
-dual input: its forward once, plus one recorded backward of the op and one backward of that (a
-few times the op alone); the graph walked is the op's own, so it does not grow with the program;
+is linear in a free cotangent ``u``, so ``d/du sum_i <g_i(u), t_i> = sum_i J_i t_i``. An op with
+a closed form (its ``tangent``: mul, matmul, conv, conv_transpose, eigh, svd, qr, lu, lu_solve;
+pinv: torch's formula) gives it, unless tangents are recorded for reverse mode; one whose
+gradient's gradient gt does not record gives its tangent one output element at a time
+(gt/autograd/forward_rows.py: most complex ops). Cost per op with a dual input: its
+forward once, plus one recorded backward of the op and one backward of that (a few times the op
+alone); the graph walked is the op's own, so it does not grow with the program;
 ``unpack_dual`` is O(1) and nothing is recomputed or cached beyond the tangents. A lazy
 alternative (one double-vjp over the program at ``unpack_dual``) would need the program recorded
 also under ``no_grad`` and for inputs that require no grad, which gt's tape does not do. View ops
@@ -30,13 +33,16 @@ views. Differences: in-place changes under ``no_grad`` change values only; with 
 for reverse mode, an in-place change of a tensor that is no view gives it a new tangent object;
 a tangent requires grad only where it depends on a tensor that does (torch's sometimes does with
 zero gradients); tensors sharded over the mesh are gathered on the home device (refused where they
-require grad in grad mode); no complex tensors (gt records no complex gradients).
+require grad in grad mode); complex tangents (torch's convention) come from the closed forms or
+one output element at a time, and are refused where recorded for reverse mode (gt records no
+complex gradient of a gradient).
 """
 
 import weakref
 from typing import NamedTuple, Optional
 
 from gt.autograd import function
+from gt.autograd.forward_rows import by_rows as _by_rows
 from gt.autograd.gradients import grad as _grad
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from gt.backend import B
@@ -378,13 +384,18 @@ def _tangent(out, stand, tangents, keep, real):
         return None      # an integer or bool result: no tangent, as torch's
     if type(out._ctx).backward is function.Function.backward:    # an op of no gradient (slogdet's sign)
         return function.Tensor._wrap(B.zeros(out.shape, out.dtype))
+    rule = getattr(type(out._ctx), "tangent", None)    # the op's closed form (module docstring); it gets
+    value = None if rule is None or keep else rule(out._ctx, *[       # None for an input of no tangent
+        None if t is None else B.astype(t._array, out.dtype) for t in tangents])
+    if value is not None:
+        return function.Tensor._wrap(value if B.dtype_of(value) == out.dtype else B.astype(value, out.dtype))
     at = [i for i, t in enumerate(tangents) if t is not None]
     u = function.Tensor._wrap(B.zeros(out.shape, out.dtype), requires_grad=True)
     try:
         gs = _grad([out], [stand[i] for i in at], [u], retain_graph=True, create_graph=True, allow_unused=True,
                    materialize_grads=True)
-    except NotImplementedError as exc:      # an op whose gradient gt cannot record (eigh, svd, qr...)
-        if keep or out.dtype.is_complex:
+    except NotImplementedError as exc:      # an op whose gradient gt cannot record (complex ones...)
+        if keep:
             raise NotImplementedError(f"forward AD (tangents recorded for reverse mode): {exc}") from None
         return _by_rows(out, [stand[i] for i in at], [tangents[i] for i in at])
     pairs = []
@@ -405,20 +416,6 @@ def _tangent(out, stand, tangents, keep, real):
         if a._requires_grad:
             _connect(s, a)
     return jv
-
-
-def _by_rows(out, xs, ts):
-    """The tangent of ``out`` one element at a time, each ``<row of J, t>`` by one plain backward:
-    for ops whose gradient gt cannot record (costs one backward of the op per output element)."""
-    n = out.numel()
-    values = []
-    for e in range(n):
-        seed = B.zeros((n,), out.dtype)
-        seed[e] = 1
-        gs = _grad([out], xs, [function.Tensor._wrap(B.reshape(seed, out.shape))], retain_graph=True,
-                   allow_unused=True, materialize_grads=True)
-        values.append(sum((g * t.to(g.dtype)).sum().item() for g, t in zip(gs, ts)))
-    return function.Tensor._wrap(B.reshape(B.asarray(values, dtype=out.dtype), out.shape))
 
 
 class _Alias(function.Function):

@@ -103,6 +103,16 @@ class Conv(Function):
         out = B.astype(out, dtypes.float32 if dtypes.float32 in self.dtypes else self.low)
         return out if bias is None else _add_channels(out, bias)
 
+    def tangent(self, tx, tw, tb=None, *_):
+        """Forward AD (gt/autograd/forward_ad.py): bilinear in x and the weight, ``conv(x', w) +
+        conv(x, w') + b'`` (a tangent None: none)."""
+        x, weight = (t._array for t in self.inputs[:2])
+        args = self.geometry[1:]
+        y = B.zeros(self.out_shape, B.dtype_of(next(t for t in (tx, tw, tb) if t is not None)))
+        y = y if tx is None else y + Conv().forward(tx, weight, None, *args)
+        y = y if tw is None else y + Conv().forward(x, tw, None, *args)
+        return y if tb is None else _add_channels(y, tb)
+
     def backward(self, g):
         size, stride, padding, dilation, groups = self.geometry
         nx, nw = self.needs_input_grad[:2]

@@ -93,6 +93,18 @@ class ConvTranspose(Function):
             gb = B.sum(g, axis=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
 
+    def tangent(self, tx, tw, tb=None, *_):
+        """Forward AD (gt/autograd/forward_ad.py), also where no gradient is recorded (an output
+        padding at its stride): bilinear in x and the weight, ``conv_t(x', w) + conv_t(x, w') + b'``
+        (a tangent None: none)."""
+        _, _, stride, pads, dilation, groups = self.geometry
+        x, weight, _ = self.saved
+        args = (stride, tuple(lo for lo, _ in pads), self.output_padding, dilation, groups)
+        y = B.zeros(self.out_shape, B.dtype_of(next(t for t in (tx, tw, tb) if t is not None)))
+        y = y if tx is None else y + ConvTranspose().forward(tx, weight, None, *args)
+        y = y if tw is None else y + ConvTranspose().forward(x, tw, None, *args)
+        return y if tb is None else _add_channels(y, tb)
+
     def _wide(self):
         """The dtype a product under autocast is handed on in: the inputs' wider one (gt.amp)."""
         return dtypes.float32 if dtypes.float32 in self.dtypes else self.low

@@ -58,6 +58,13 @@ class Mul(Function):
         na, nb = self.needs_input_grad
         return (g * b if na else None), (g * a if nb else None)
 
+    def tangent(self, ta, tb, _scalar=None):
+        """Forward AD (gt/autograd/forward_ad.py): ``a' b + a b'`` (a tangent None: none)."""
+        a, b = self.saved
+        if ta is None or tb is None:
+            return B.multiply(ta, b) if tb is None else B.multiply(a, tb)
+        return B.multiply(ta, b) + B.multiply(a, tb)
+
 
 class Div(Function):
     """``a / b``. ``reciprocal``: ``1 / b`` as torch's ``reciprocal`` (``rsqrt``), which saves its

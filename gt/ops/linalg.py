@@ -46,6 +46,13 @@ class Matmul(Function):
         self.low = amp.matmul_dtype(a, b)
         return _mm(a, b, self.low)
 
+    def tangent(self, ta, tb):
+        """Forward AD (gt/autograd/forward_ad.py): ``a' @ b + a @ b'`` (a tangent None: none)."""
+        a, b = self.saved
+        if ta is None or tb is None:
+            return Matmul().forward(ta, b) if tb is None else Matmul().forward(a, tb)
+        return Matmul().forward(ta, b) + Matmul().forward(a, tb)
+
     def backward(self, g):
         a, b = self.saved
         a, b = B.conj(a), B.conj(b)       # torch's convention for complex operands (gt/ops/complex_ops.py)

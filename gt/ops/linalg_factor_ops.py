@@ -96,6 +96,28 @@ class LuFactor(Function):
         k = low.shape[-1]
         return (lu_backward(_tril(_cols(g_lu, 0, k), -1), _triu(_rows(g_lu, 0, k)), p, low, up),)
 
+    def tangent(self, ta):
+        """Forward AD (gt/autograd/forward_ad.py; torch's linalg_lu_jvp): for the square block
+        ``X = L^-1 P^T dA U^-1``, ``dL = L tril(X, -1)``, ``dU = triu(X) U``; the rest of a wide U
+        ``L^-1 (P^T dA_2 - dL U_2)``, of a tall L ``(P^T dA_2 - L_2 dU) U^-1``; packed as the LU."""
+        lu, pivots = self.saved
+        p, low, up = unpack(lu, pivots)
+        m, n, k = low.shape[-2], up.shape[-1], low.shape[-1]
+        tri, pda = B.solve_triangular, B.matmul(_t(p), ta)
+        low1, up1, pda1 = _rows(low, 0, k), _cols(up, 0, k), _cols(_rows(pda, 0, k), 0, k)
+        x = _t(tri(_t(up1), _t(tri(low1, pda1, False, True)), False, False))
+        d_low, d_up = B.matmul(low1, _tril(x, -1)), B.matmul(_triu(x), up1)
+        if n > k:
+            rest = tri(low1, _cols(pda, k, n) - B.matmul(d_low, _cols(up, k, n)), False, True)
+            d_up = B.concatenate([d_up, rest], axis=-1)
+        if m > k:
+            rest = _rows(pda, k, m) - B.matmul(_rows(low, k, m), d_up)
+            d_low = B.concatenate([d_low, _t(tri(_t(up1), _t(rest), False, False))], axis=-2)
+        d_lu = B.concatenate([_tril(d_low, -1), B.zeros(d_low.shape[:-1] + (n - k,), B.dtype_of(d_low))], axis=-1)
+        d_lu = d_lu + B.concatenate([d_up, B.zeros(d_up.shape[:-2] + (m - k, n), B.dtype_of(d_up))], axis=-2)
+        return _pack([d_lu, B.zeros(pivots.shape, B.dtype_of(d_lu)), B.zeros(pivots.shape[:-1], B.dtype_of(d_lu))],
+                     tuple(ta.shape[:-2]))
+
 
 def _lu_solve(lu, pivots, b, adjoint):
     """X with ``A X = b`` (``adjoint``: ``A^H X = b``) for A = P L U given as its packed LU."""
@@ -127,6 +149,17 @@ class LuSolve(Function):
             pga = B.matmul(_t(p), ga)
             g_lu = _tril(B.matmul(pga, _h(up)), -1) + _triu(B.matmul(_h(low), pga))
         return g_lu, None, (gb if self.needs_input_grad[2] else None)
+
+    def tangent(self, t_lu, _pivots, t_b, _adjoint=None):
+        """Forward AD (gt/autograd/forward_ad.py): ``dX = A^-1 (dB - dA X)``, ``dA = P (dL U + L dU)``
+        from the LU's tangent (``adjoint``: with ``dA^H`` and the adjoint solve; a tangent None: none)."""
+        lu, pivots, x = self.saved
+        rhs = B.zeros(x.shape, B.dtype_of(x)) if t_b is None else t_b
+        if t_lu is not None:
+            p, low, up = unpack(lu, pivots)
+            d_a = B.matmul(p, B.matmul(_tril(t_lu, -1), up) + B.matmul(low, _triu(t_lu)))
+            rhs = rhs - B.matmul(_h(d_a) if self.adjoint else d_a, x)
+        return _lu_solve(lu, pivots, rhs, self.adjoint)
 
 
 class SolveTriangular(Function):

@@ -251,6 +251,20 @@ class Eigh(Function):
             inner = B.where(skew == 0, 0, skew / (e + eye)) + _diag_embed(gw)
         return (B.matmul(v, B.matmul(inner, _h(v))),)
 
+    def tangent(self, ta, _lower=None):
+        """Forward AD (torch's linalg_eig_jvp): ``dP = V^H dA V``, ``dL = Re diag(dP)``,
+        ``dV = V (dP / E)`` off the diagonal (torch reads all of dA, not one triangle)."""
+        w, v = self.saved
+        dp = B.matmul(_h(v), B.matmul(ta, v))
+        n = w.shape[-1]
+        eye = _eye_like(w, n)
+        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
+        with B.quiet_float_errors():
+            dv = B.matmul(v, dp * (1 - eye) / (e + eye))
+        dl = B.diagonal_view(dp, 0, -2, -1)
+        dl = B.astype(B.real(dl), B.dtype_of(dv)) if B.dtype_of(dv).is_complex else B.copy(dl)
+        return _pack([dl, dv], tuple(ta.shape[:-2]))
+
 
 def _check_gauge(diag):
     """torch's check that a loss of complex eigenvectors does not depend on their phases (each is
@@ -301,6 +315,36 @@ class Svd(Function):
                 return (B.matmul(u, ga),)
         return (B.matmul(u, B.matmul(ga, vh)),)
 
+    def tangent(self, ta, _full=None):
+        """Forward AD (torch's linalg_svd_jvp): ``dP = U^H dA V``, ``dS = Re diag(dP)``,
+        ``dU = U sym(dP S) / E + (I - U U^H) dA V S^-1``, ``dV`` alike (``E_ij = S_j^2 - S_i^2``);
+        for a complex A, torch's phases: ``i Im diag(dP) / 2S`` to U's columns, minus it to V's; the
+        extra columns of full matrices get zeros, as torch's."""
+        u_full, s, vh_full = self.saved
+        m, n, k = u_full.shape[-2], vh_full.shape[-1], s.shape[-1]
+        u, v = u_full[..., :k], _h(vh_full[..., :k, :])
+        dp = B.matmul(_h(u), B.matmul(ta, v))
+        eye = _eye_like(s, k)
+        row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
+        e = row * row - col * col + eye
+        with B.quiet_float_errors():
+            du = B.matmul(u, (dp * row + _h(dp) * col) * (1 - eye) / e)
+            dv = B.matmul(v, (dp * col + _h(dp) * row) * (1 - eye) / e)
+            if B.dtype_of(dp).is_complex:
+                phase = 1j * B.imag(B.diagonal_view(dp, 0, -2, -1)) / (2 * s)
+                phase = B.reshape(phase, tuple(phase.shape[:-1]) + (1, k))
+                du, dv = du + u * phase, dv - v * phase
+            if m > k:
+                extra = B.matmul(ta, v / row)
+                du = du + extra - B.matmul(u, B.matmul(_h(u), extra))
+            if n > k:
+                extra = B.matmul(_h(ta), u / row)
+                dv = dv + extra - B.matmul(v, B.matmul(_h(v), extra))
+        du = B.concatenate([du, B.zeros(du.shape[:-1] + (u_full.shape[-1] - k,), B.dtype_of(du))], axis=-1)
+        dvh = _h(B.concatenate([dv, B.zeros(dv.shape[:-1] + (vh_full.shape[-2] - k,), B.dtype_of(dv))], axis=-1))
+        ds = B.astype(B.real(B.diagonal_view(dp, 0, -2, -1)), B.dtype_of(dp))   # packed beside dU, dV
+        return _pack([du, ds, dvh], tuple(ta.shape[:-2]))
+
 
 def _qr_backward(q, r, gq, gr):
     """torch's linalg_qr_backward for m >= n: ``gA = (gQ + Q copyltu(triu(gR R^T - Q^T gQ))) R^-T``."""
@@ -320,18 +364,41 @@ class Qr(Function):
         self.r_only = r_only
         return _pack([q, r], tuple(a.shape[:-2]))
 
-    def backward(self, g):
+    def _differentiable(self):
+        """``(Q, R)``, after torch's refusals of a derivative (its messages)."""
         q, r = self.saved
-        m, n = q.shape[-2], r.shape[-1]
         if self.r_only:
             raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
                                "Use linalg.qr(A, mode='reduced') to differentiate through linalg.qr")
-        if m > n and q.shape[-1] == m:
+        if q.shape[-2] > r.shape[-1] and q.shape[-1] == q.shape[-2]:
             raise NotImplementedError("The QR decomposition is not differentiable when mode='complete' and "
                                       "nrows > ncols")
+        return q, r
+
+    def backward(self, g):
+        q, r = self._differentiable()
+        m, n = q.shape[-2], r.shape[-1]
         gq, gr = _unpack(g, [q.shape, r.shape])
         if m >= n:
             return (_qr_backward(q, r, gq, gr),)
         u, v, gu, gv = r[..., :m], r[..., m:], gr[..., :m], gr[..., m:]
         gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _h(gv)), gu)
         return (B.concatenate([gx, B.matmul(q, gv)], axis=-1),)
+
+    def tangent(self, ta, _complete=None, _r_only=None):
+        """Forward AD (torch's linalg_qr_jvp; None for a complex A): for m >= n, ``C = Q^T dA R^-1``, ``O`` the
+        skew matrix of C's strict lower triangle, ``dR = (C - O) R``, ``dQ = dA R^-1 - Q (C - O)``;
+        for m < n (A = [X Y]) X's, and ``dV = Q^T (dY - dQ V)``."""
+        q, r = self._differentiable()
+        if B.dtype_of(q).is_complex:
+            return None         # one element at a time (gt/autograd/forward_rows.py)
+        m, n = q.shape[-2], r.shape[-1]
+        x, y, dx, dy = (r, None, ta, None) if m >= n else (r[..., :m], r[..., m:], ta[..., :m], ta[..., m:])
+        db = _right_solve(dx, x)
+        c = B.matmul(_t(q), db)
+        low = _tril(c, -1)
+        c = c - (low - _t(low))
+        dq, dr = db - B.matmul(q, c), B.matmul(c, x)
+        if y is not None:
+            dr = B.concatenate([dr, B.matmul(_t(q), dy - B.matmul(dq, y))], axis=-1)
+        return _pack([dq, dr], tuple(ta.shape[:-2]))

@@ -4,7 +4,7 @@
 
 import collections
 
-from gt.autograd import is_grad_enabled
+from gt.autograd import forward_ad, is_grad_enabled
 from gt.backend import B
 from gt.ops import complex_ops as cx
 from gt.tensor.core import Tensor
@@ -116,7 +116,7 @@ EigResult = collections.namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
 def linalg_eig(A):
     """``gt.linalg.eig``: the complex ``(eigenvalues, eigenvectors)`` of the square matrices ``A``
     (the last two dims; float32/complex64 give complex64), eigenvectors as unit columns. Not
-    differentiable in gt: NotImplementedError where ``A`` requires grad (torch has a gradient)."""
+    differentiable in gt: NotImplementedError where ``A`` requires grad or is dual (torch has both)."""
     x = _tensor_arg(A, "linalg.eig", "A")
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
         raise RuntimeError(f"linalg.eig: A must be batches of square matrices, but they are {tuple(x.shape[-2:])} "
@@ -126,6 +126,9 @@ def linalg_eig(A):
     if x.requires_grad and is_grad_enabled():
         raise NotImplementedError("linalg.eig: gt has no gradient for eig/eigvals; call it on A.detach() or under "
                                   "gt.no_grad()")
+    if forward_ad.dual_values(x, ()):      # its tangent would be lost: torch's is the eigen-derivative
+        raise NotImplementedError("linalg.eig: gt has no forward AD for eig/eigvals (a dual A); pass its primal "
+                                  "(forward_ad.unpack_dual(A).primal)")
     x = x.float() if x.dtype.name in ("float16", "bfloat16") else x
     w, v = B.eig(x.contiguous()._data)
     return EigResult(Tensor._wrap(w), Tensor._wrap(v))

@@ -77,7 +77,7 @@ def recorded(t, values, check=True):
     changes with the values (gt/autograd/forward_ad.py), else a plain write."""
     if is_grad_enabled():
         return records(t, values, check)
-    return forward_ad.dual_values(t, values) and t.dtype.is_floating_point
+    return forward_ad.dual_values(t, values) and t.dtype.differentiable
 
 
 def records(t, values, check=True):
@@ -98,7 +98,7 @@ def records(t, values, check=True):
         views.refuse_write(t, with_grad)
     # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient);
     # a dual tensor's tangent changes with it (gt/autograd/forward_ad.py)
-    return (with_grad or forward_ad.dual_values(t, values)) and t.dtype.is_floating_point
+    return with_grad and t.dtype.is_floating_point or forward_ad.dual_values(t, values) and t.dtype.differentiable
 
 
 def refuse_overlap(t, uniform=False):

@@ -231,6 +231,28 @@ def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     if rcond is not None:
         atol, rtol = 0.0, _legacy_tolerance("linalg.pinv", rcond, "rcond", atol, rtol)
     A = matrix_input(A, "linalg.pinv", square=bool(hermitian), complex_ok=True)
+    fw = autograd.forward_ad
+    tangent = fw.tangent_of(A) if fw.entered() else None
+    if tangent is None:
+        return _pinv(A, hermitian, atol, rtol)
+    with fw.hidden():       # torch's pinv_jvp: finite where singular values repeat or vanish (the SVD's is not)
+        out = _pinv(A, hermitian, atol, rtol)
+        fw.set_tangent(out, _pinv_jvp(A, out, tangent.to(A.dtype)))
+    return out
+
+
+def _pinv_jvp(A, pinv_a, dA):
+    """torch's pinv_jvp (the products of the smaller size), recorded where gradients are."""
+    dah, ph = dA.mH, pinv_a.mH
+    if A.shape[-2] <= A.shape[-1]:
+        k = ph @ dah
+        return pinv_a @ (k - k.mH - k @ (A @ pinv_a)) + (dah - pinv_a @ (A @ dah)) @ (ph @ pinv_a)
+    k = pinv_a @ dA
+    return (k.mH - k - (pinv_a @ A) @ k.mH) @ pinv_a + (pinv_a @ ph) @ (dah - (dah @ A) @ pinv_a)
+
+
+def _pinv(A, hermitian, atol, rtol):
+    """``pinv``'s values (and gradient) through the SVD."""
     if hermitian:       # torch's values; its gradient flows to A whole, as its backward formula does
         # the lower triangle mirrored (conjugated: eigh reads only the real part of a complex diagonal)
         low = A.tril() if not A.dtype.is_complex else A.tril(-1) + A.diagonal(0, -2, -1).real.diag_embed()

@@ -25,7 +25,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import collections
 import math
 
-from gt import amp, dtypes
+from gt import amp, autograd, dtypes
 from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
@@ -91,7 +91,7 @@ def _even_share(x, value):
     """``value`` (0-d, detached) with its gradient shared evenly among the elements of ``x`` equal
     to it (torch's backward of ``median()`` of a whole tensor); the value itself is unchanged.
     A NaN median shares it among the NaN elements, as torch's ``evenly_distribute_backward``."""
-    if not x.requires_grad:
+    if not x.requires_grad and not autograd.forward_ad.dual_values(x, ()):     # nor a tangent to carry
         return value
     ties = (x.detach() == value) | (x.detach().isnan() & value.isnan())
     if bool(value.isinf()):          # x - x.detach() is NaN there: the sum of equal infinities instead
