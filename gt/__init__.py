@@ -83,7 +83,6 @@ from gt.config import ShardConfig, SignalConfig, get_config, get_signal_config, 
 from gt import nn, optim
 from gt.tensor.functions import det, logdet, slogdet, inverse, pinverse, cholesky, qr, svd, matrix_power, nuclear_norm
 from gt import distributed  # torch.distributed is imported only for more than one process
-from gt import multiprocessing  # (torch.multiprocessing's: shared tensors sent between processes)
 from gt import cuda, backends  # torch.cuda's questions, torch.backends' switches
 from gt import accelerator  # torch.accelerator: the same questions, device-agnostic
 from gt.backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402
@@ -92,8 +91,11 @@ from gt import profiler  # torch.profiler: profile, record_function, schedule, t
 # Imported on first use (__getattr__ below), as few programs need them and together they are a
 # sixth of `import gt`: gt.distributions (torch.distributions' families, kl_divergence,
 # constraints), gt.special (torch.special's functions), gt.linalg (torch.linalg's), gt.fft (torch.fft's), gt.utils
-# (gt.utils.data: datasets, samplers, DataLoader) and gt.testing (assert_close, make_tensor)
-_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft", "sparse")
+# (gt.utils.data: datasets, samplers, DataLoader), gt.testing (assert_close, make_tensor) and
+# gt.multiprocessing (torch.multiprocessing's: shared tensors sent between processes; it loads Python's
+# multiprocessing, sockets and subprocess with it: see _load_multiprocessing below)
+_ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft", "sparse", "multiprocessing",
+                 "nested")   # gt.nested: torch.nested's ragged tensors (gt.jagged, their layout, loads it too)
 from gt import random, compiler  # torch.random's and torch.compiler's names
 manual_seed = random.manual_seed   # torch's: returns the default generator; any 64-bit seed (negative ones wrap)
 from gt.tensor.size import Size  # noqa: E402  (torch.Size)
@@ -151,6 +153,7 @@ nn.parallel.DistributedDataParallel = distributed.DistributedDataParallel
 
 # torch's out= keyword on every top-level function that has none of its own (gt/tensor/out_argument.py)
 from gt.tensor import out_argument as _out_argument  # noqa: E402
+from gt.tensor import compat_methods as _compat_methods  # noqa: E402
 from gt.client import tensor as _client_tensor  # noqa: E402
 _out_argument.accept_out(globals(), also=(_client_tensor, func))
 
@@ -159,11 +162,26 @@ def __getattr__(name):
     if name in _ON_FIRST_USE:       # the import sets gt.<name> itself: called once per name
         import importlib
         return importlib.import_module(f"gt.{name}")
+    if name == "jagged":            # torch.jagged: the layout of gt.nested's jagged tensors
+        return __getattr__("nested").jagged
     raise AttributeError(f"module 'gt' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_ON_FIRST_USE))
+    return sorted(set(globals()) | set(_ON_FIRST_USE) | {"jagged"})
+
+
+def _load_multiprocessing():
+    # gt.multiprocessing registers how multiprocessing's pickler sends gt tensors (a shared one by
+    # handle, a non-leaf one that requires grad refused), as `import torch` registers torch's: loaded
+    # before the first share_memory_, and at once where the program uses multiprocessing already
+    # (a child process it started, say)
+    __getattr__("multiprocessing")
+
+
+_compat_methods.SHARE_HOOKS.append(_load_multiprocessing)
+if "multiprocessing" in _sys.modules:
+    _load_multiprocessing()
 
 
 def connect(address=None):

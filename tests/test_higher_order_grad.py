@@ -92,6 +92,10 @@ CASES = {
     "sdpa_masks": ([randn(2, 3, 4), randn(2, 5, 4, seed=1), randn(2, 5, 3, seed=2), randn(3, 5, seed=3)],
                    lambda x, m, F: _sdpa(m, F, x[0], x[1], x[2], x[3]) ** 2
                    + _sdpa(m, F, x[0], x[1], x[2], m.tensor(_BLOCK)) ** 3),
+    # q, k and v one tensor, or made from one another: each needs its own partial derivative
+    # (the recorded gradient summed the paths through the others: q = k = v got 3x its share)
+    "sdpa_self": ([randn(2, 4, 4)], lambda x, m, F: _sdpa(m, F, x[0], x[0], x[0]) ** 2),
+    "sdpa_related": ([randn(2, 4, 4)], lambda x, m, F: _sdpa(m, F, x[0], x[0] * 0.5, x[0].sin()) ** 2),
     "batch_norm_train": ([randn(3, 2, 4), randn(2, seed=1), randn(2, seed=2)],
                          lambda x, m, F: F.batch_norm(x[0], None, None, x[1], x[2], training=True) ** 3),
     "batch_norm_eval": ([randn(3, 2, 4), randn(2, seed=1), randn(2, seed=2)],

@@ -15,7 +15,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import in_float32
 from gt.nn.inputs import implicit_softmax_dim
 from gt.ops.activations import ExpBranchClip
-from gt.tensor import rand, where
+from gt.tensor import Tensor, rand, where
 from gt.tensor.complex_checks import refuse_complex, refuse_mixed
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.inplace_grad import result_saved
@@ -89,6 +89,8 @@ def elu(input, alpha=1.0, inplace=False):
 
 def silu(input, inplace=False):
     """``x * sigmoid(x)`` (swish), elementwise."""
+    if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's form
+        return type(input).__gt_function__(silu, (input, inplace), {})
     x = _tensor(input, "silu")
     return _apply(x, inplace, lambda x: x * x.sigmoid())
 

@@ -9,7 +9,7 @@ from gt.nn.dropout_functions import refuse_complex_mask
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
-from gt.tensor import arange, rand
+from gt.tensor import Tensor, arange, rand
 from gt.tensor.complex_checks import refuse_mixed
 
 
@@ -17,6 +17,8 @@ def linear(x, weight, bias=None):
     """``x @ weight.T + bias``: x (..., in), weight (out, in) or (in,), bias (out,) or () -> (..., out)
     or (...,) for a 1-d weight (torch's). An integer or bool ``x`` is read in the weight's dtype,
     as gt's ``x @ w.T`` (torch raises: gt's rule for products of ints and floats)."""
+    if type(x) is not Tensor and getattr(x, "is_nested", False):    # gt.nested's form (its class's)
+        return type(x).__gt_function__(linear, (x, weight, bias), {})
     x, weight = _tensor(x, "linear"), _tensor(weight, "linear", "weight")
     if weight.ndim == 1:   # torch: a vector weight gives one output per row, without the axis
         b = None if bias is None else _tensor(bias, "linear", "bias").reshape(1)
@@ -55,6 +57,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     result into ``input`` (recorded on the tape as torch's; no memory is saved)."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+    if type(input) is not Tensor and getattr(input, "is_nested", False):
+        return type(input).__gt_function__(dropout, (input, p, training, inplace), {})
     x = _tensor(input, "dropout")
     if not training or p == 0:
         return x
@@ -87,6 +91,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         (2, 4, 10, 16)
     """
     fn = "scaled_dot_product_attention"
+    if type(query) is not Tensor and getattr(query, "is_nested", False):     # gt.nested's, per sequence
+        return type(query).__gt_function__(scaled_dot_product_attention, (query, key, value),
+                                           dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
+                                                scale=scale, enable_gqa=enable_gqa))
     q, k, v = (_tensor(t, fn, name) for t, name in ((query, "query"), (key, "key"), (value, "value")))
     if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "

@@ -20,7 +20,7 @@ from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
 from gt.nn.core_functions import dropout, linear, scaled_dot_product_attention  # noqa: F401
 from gt.nn.multihead_attention_functional import multi_head_attention_forward  # noqa: F401
 from gt.nn.embedding_options import gradient_scale, lookup_options, renorm_
-from gt.tensor.sparse_make import sparse_rows
+from gt.tensor.sparse_make import sparse_embedding
 from gt.nn.loss_functions import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                                   huber_loss, kl_div, l1_loss, mse_loss, smooth_l1_loss)
 from gt.nn.conv_functions import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,  # noqa: F401
@@ -54,7 +54,7 @@ from gt.nn.small_functions import (channel_shuffle, feature_alpha_dropout, gumbe
 from gt.ops import attention, linalg
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape
-from gt.tensor import arange, where
+from gt.tensor import Tensor, arange, where
 
 native_channel_shuffle = channel_shuffle     # torch's kernel-level name of the same shuffle
 
@@ -136,6 +136,8 @@ def _normalized_shape(normalized_shape):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing ``normalized_shape`` axes (biased variance, as torch), then
     scale by ``weight`` and shift by ``bias`` (both of shape ``normalized_shape``)."""
+    if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's form
+        return type(input).__gt_function__(layer_norm, (input, normalized_shape, weight, bias, eps), {})
     x, shape = _tensor(input, "layer_norm"), _normalized_shape(normalized_shape)
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
@@ -178,7 +180,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     ``scale_grad_by_freq``. ``max_norm``: the picked rows whose ``norm_type``-norm exceeds it are
     first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
     ``sparse=True``: ``weight.grad`` is a sparse COO tensor (the ids as indices, uncoalesced, the
-    padding row's entries left out), torch's; the output is then a leaf of the graph."""
+    padding row's entries left out), torch's; ``scale_grad_by_freq`` is then refused by the backward."""
     idx = _class_indices(input, "embedding", "indices", small=())
     if weight.ndim != 2:
         raise ValueError(f"embedding: 'weight' must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
@@ -188,12 +190,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if max_norm is not None:
         renorm_(weight, idx, max_norm, norm_type)
     if sparse and weight.requires_grad and autograd.is_grad_enabled():
-        if scale_grad_by_freq:      # torch raises in the backward; gt before any work
-            raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients "
-                               "(sparse=True, scale_grad_by_freq=True): drop one of them")
-        rows = sparse_rows(weight, idx, lambda w: shape_ops.Embedding.apply(w, idx), padding_idx)
-    else:
-        rows = shape_ops.Embedding.apply(weight, idx)
+        return sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq)   # the padding left out there
+    rows = shape_ops.Embedding.apply(weight, idx)
     if padding_idx is None and not scale_grad_by_freq:
         return rows
     return shape_ops.ScaleGradient.apply(rows, gradient_scale(idx, padding_idx, scale_grad_by_freq, rows.dtype))

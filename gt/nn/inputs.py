@@ -10,8 +10,16 @@ from gt.backend import B
 from gt.tensor import Tensor, checks
 
 
+# the functions that are a method call on their input, which a nested tensor (gt.nested) has
+_NESTED_METHODS = frozenset({"relu", "gelu", "softmax", "log_softmax", "sigmoid", "tanh"})
+
+
 def as_tensor(x, fn, what="input"):
     if isinstance(x, Tensor):
+        if type(x) is not Tensor and getattr(x, "is_nested", False) and fn not in _NESTED_METHODS:
+            raise NotImplementedError(f"aten.{fn}.default: not supported on a nested tensor ({what}) in gt; "
+                                      "gt.nested has linear, layer_norm, softmax, dropout, the activations and "
+                                      "scaled_dot_product_attention")
         return x
     try:
         return Tensor._wrap(B.asarray(x))

@@ -4,7 +4,7 @@ import math
 
 from gt import dtypes
 from gt.nn import init
-from gt.nn.core_functions import floating_input
+from gt.nn.core_functions import floating_input, linear
 from gt.nn.functional import _tensor
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
@@ -48,6 +48,8 @@ class Linear(Module):
     def forward(self, x):
         weight = self.weight      # read once: a parametrized weight is computed at each read
         bias = self.bias
+        if type(x) is not Tensor and getattr(x, "is_nested", False):    # gt.nested: F.linear's nested form
+            return linear(x, weight, bias)
         return linalg.Linear.apply(floating_input(self._checked(x), weight, bias), weight, bias)
 
     def _checked(self, x):

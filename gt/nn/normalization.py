@@ -38,6 +38,8 @@ class LayerNorm(Module):
     def forward(self, x):
         # F.layer_norm's checks, once, with this layer in the message (a module call is on every
         # step of every model: it goes to the op directly rather than through the function)
+        if type(x) is not Tensor and getattr(x, "is_nested", False):    # gt.nested: F.layer_norm's nested form
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         if not isinstance(x, Tensor):
             x = F._tensor(x, "LayerNorm")
         shape = self.normalized_shape

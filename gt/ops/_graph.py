@@ -6,6 +6,7 @@ from gt.autograd import function
 from gt.autograd.backward import topological_order
 from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
+from gt.ops.shape import Reshape
 
 
 def const(value):
@@ -25,6 +26,17 @@ def expand_back(g, in_shape, axis, keepdims):
         kept = tuple(1 if axis is None or i in axis else n for i, n in enumerate(in_shape))
         g = g.reshape(kept)
     return g.expand(tuple(in_shape))
+
+
+def partials(forward, inputs, g):
+    """The recorded gradients of ``forward(*inputs)`` with respect to each of ``inputs`` on its
+    own (the op's partial derivatives, what ``backward_graph`` returns) for the upstream gradient
+    ``g``. The forward runs on a recorded alias of each input: walking to the inputs themselves
+    would sum the paths through one another where they are one tensor (self-attention's
+    q = k = v, each then getting the total) or one is made from another (k = x * 0.5 beside
+    q = x), and the caller sums those again."""
+    aliases = tuple(Reshape.apply(t, tuple(t.shape)) if getattr(t, "requires_grad", False) else t for t in inputs)
+    return grads_of(forward(*aliases), aliases, g)
 
 
 def grads_of(out, inputs, g):

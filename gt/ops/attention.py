@@ -26,7 +26,7 @@ key (decoding with a cache). A query whose keys are all blocked gets zero weight
 from gt import amp
 from gt.autograd import Function, unbroadcast
 from gt.backend import B
-from gt.ops._graph import const, grads_of
+from gt.ops._graph import const, partials
 from gt.ops.activations import Softmax
 from gt.ops.elementwise import Where
 from gt.ops.linalg import _mm, _swap
@@ -198,13 +198,15 @@ class Attention(Function):
         mask = self.inputs[3] if len(self.inputs) > 3 else None
         b, n_q, d = self.shape
         h = self.saved[0].shape[1]
-        if self.packed:
-            parts = q.reshape((b, n_q, 3, h, d // h))
-            qh, kh, vh = (parts[:, :, i].permute(0, 2, 1, 3) for i in range(3))
-        else:
-            qh, kh, vh = (a.reshape((b, a.shape[1], h, d // h)).permute(0, 2, 1, 3) for a in (q, k, v))
-        out = _graph_forward(self, qh, kh, vh, mask).permute(0, 2, 1, 3).reshape((b, n_q, d))
-        return grads_of(out, (q, k, v, mask), g)
+
+        def forward(q, k, v, mask):
+            if self.packed:
+                parts = q.reshape((b, n_q, 3, h, d // h))
+                qh, kh, vh = (parts[:, :, i].permute(0, 2, 1, 3) for i in range(3))
+            else:
+                qh, kh, vh = (a.reshape((b, a.shape[1], h, d // h)).permute(0, 2, 1, 3) for a in (q, k, v))
+            return _graph_forward(self, qh, kh, vh, mask).permute(0, 2, 1, 3).reshape((b, n_q, d))
+        return partials(forward, (q, k, v, mask), g)
 
 
 class ScaledDotProductAttention(Function):
@@ -225,4 +227,4 @@ class ScaledDotProductAttention(Function):
     def backward_graph(self, g):
         q, k, v = self.inputs[:3]
         mask = self.inputs[3] if len(self.inputs) > 3 else None
-        return grads_of(_graph_forward(self, q, k, v, mask), (q, k, v, mask), g)
+        return partials(lambda q, k, v, mask: _graph_forward(self, q, k, v, mask), (q, k, v, mask), g)

@@ -1,0 +1,114 @@
+"""``gt.nn.functional`` on jagged nested tensors: ``linear``, ``layer_norm``, ``dropout`` on the
+values, and ``scaled_dot_product_attention`` on (B, H, j, D) inputs computed per sequence (no
+padding, no cost for it). The nn functions hand a nested input here: they call
+``type(x).__gt_function__(fn, args, kwargs)`` where ``x.is_nested`` (torch's
+``__torch_function__`` protocol in small), so nn needs no import of this layer above it."""
+
+import math
+
+from gt.nn import functional as F
+from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
+from gt.ops.jagged_attention import JaggedAttention
+from gt.tensor import cat
+
+
+def _contiguous_input(fn, x, signature):
+    """torch's "jt" check: no holes and the ragged dim at 1 (values that are a transposed view pass)."""
+    if not isinstance(x, NestedTensor) or x._nt_lengths is not None or x._nt_ragged != 1:
+        raise ValueError(f"NestedTensor {fn}_default({signature}): expected input to be a contiguous jagged "
+                         "layout NestedTensor")
+
+
+def linear(input, weight, bias=None):
+    """``F.linear`` of every row of ``values`` (B, j, ..., in) -> (B, j, ..., out)."""
+    _contiguous_input("linear", input, "input: jt, weight: t, bias: t?")
+    return input._like(F.linear(input._nt_values, weight, bias), transposed=False)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """``F.layer_norm`` over trailing dims after the ragged dim."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) >= input.dim() - input._nt_ragged:
+        raise RuntimeError(f"layer_norm(): normalizing over ragged dim not supported for nested tensors "
+                           f"(normalized_shape={list(shape)}, input of size {shape_text(input)})")
+    return input._like(F.layer_norm(input._nt_values, shape, weight, bias, eps), transposed=False)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """``F.dropout`` of ``values``."""
+    return input._like(F.dropout(input._nt_values, p, training, inplace))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    """Attention of (B, H, j, D) jagged query, key and value (the ragged dim after the heads, as
+    ``nt.view(B, -1, H, D).transpose(1, 2)`` gives), each sequence's queries over its own keys:
+    one dense attention per sequence, so padding costs nothing. Key and value may have other
+    lengths than the query (cross-attention); the output has the query's structure.
+    ``is_causal=True`` masks each sequence's keys after its query (the dense rule, per sequence:
+    torch 2.13 has it on CUDA, not on the CPU). Masks raise, as torch's."""
+    fn = "scaled_dot_product_attention"
+    if attn_mask is not None:
+        raise ValueError("Masks are not yet supported!")
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, NestedTensor):
+            raise RuntimeError(f"{fn}: {name} must be a jagged NestedTensor like the others, got "
+                               f"{type(t).__name__}")
+        if t.dim() != 4 or t._nt_ragged != 2 or t._nt_lengths is not None:
+            raise RuntimeError(f"{fn}: No viable backend for scaled_dot_product_attention was found: a nested "
+                               f"{name} must be (B, H, j, D) with the ragged dim after the heads "
+                               f"(nt.view(B, -1, H, D).transpose(1, 2)) and no holes, got {shape_text(t)}")
+    if not query.shape[0] == key.shape[0] == value.shape[0] or key._nt_jint is not value._nt_jint:
+        raise RuntimeError(f"{fn}: query, key and value must have the same batch size and key and value the same "
+                           f"ragged structure, got {shape_text(query)}, {shape_text(key)}, "
+                           f"{shape_text(value)}")
+    query._require_packed()     # the output is packed, on the query's offsets
+    q_lengths, k_lengths = query._host()[1], key._host()[1]
+    if not dropout_p and not enable_gqa and min(k_lengths, default=0) > 0 and key._is_packed():
+        out = JaggedAttention.apply(query._nt_values, key._nt_values, value._nt_values, q_lengths=tuple(q_lengths),
+                                    k_lengths=tuple(k_lengths), causal=0 if is_causal else None,
+                                    scale=float(1.0 / math.sqrt(query.shape[-1]) if scale is None else scale))
+        return query._like(out, transposed=True)     # torch's layout: transposed back, it is contiguous
+    parts = []     # dropout, grouped-query heads, sequences without keys: the dense function per sequence
+    for q, k, v in zip(query.unbind(), key.unbind(), value.unbind()):
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                                             enable_gqa=enable_gqa)
+        parts.append(out.transpose(0, 1))
+    # stored (total, H, D) as torch's: transposed back to (B, j, H, D) it is contiguous, for the linear after
+    return query._like(cat(parts, 0).transpose(0, 1), transposed=True)
+
+
+def silu(input, inplace=False):
+    """``F.silu`` of ``values``."""
+    return input._like(F.silu(input._nt_values, inplace))
+
+
+def _per_tensor(fn):
+    """``fn`` on each tensor of a strided nested tensor (its first argument)."""
+    def call(input, *args, **kwargs):
+        return input._map(lambda part: fn(part, *args, **kwargs))
+    return call
+
+
+def _strided_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    if weight is None or bias is None:
+        raise ValueError("NestedTensor layer_norm requires weight and bias")
+    return input._map(lambda part: F.layer_norm(part, normalized_shape, weight, bias, eps))
+
+
+HANDLERS = {"linear": linear, "layer_norm": layer_norm, "dropout": dropout, "silu": silu,
+            "scaled_dot_product_attention": scaled_dot_product_attention}
+STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "dropout": _per_tensor(F.dropout),
+           "silu": _per_tensor(F.silu)}
+
+
+def gt_function(cls, func, args, kwargs):
+    """The nested form of the nn function ``func`` (NotImplementedError naming it where there is none)."""
+    handler = (HANDLERS if cls is NestedTensor else STRIDED).get(func.__name__)
+    if handler is None:
+        raise NotImplementedError(f"aten.{func.__name__}.default: not supported on a {cls.__name__} in gt "
+                                  f"(layout {args[0].layout})")
+    return handler(*args, **kwargs)
+
+
+NestedBase.__gt_function__ = classmethod(gt_function)

@@ -1,0 +1,299 @@
+"""The ops of a jagged nested tensor (gt/nested/jagged_tensor.py), each applied to its ``values`` as gt
+ops: elementwise ops, binary ops with a number, a dense tensor or a nested tensor of the same
+structure, the reductions torch 2.13 allows (``sum``/``mean``/``amax``/``amin``), ``softmax``/
+``log_softmax``, ``transpose``, ``view``/``reshape``, ``chunk``, ``unsqueeze``/``squeeze``, ``to``.
+Installed on ``NestedTensor`` by ``install()``; everything else of ``Tensor`` raises
+NotImplementedError naming the op (``refuse_the_rest``)."""
+
+from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
+from gt.tensor import Tensor, arange, cat, where
+
+UNARY = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan",
+         "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "gelu", "neg", "negative", "abs",
+         "absolute", "sqrt", "rsqrt", "square", "sign", "sgn", "floor", "ceil", "round", "trunc", "frac",
+         "reciprocal", "erf", "erfc", "erfinv", "logit", "nan_to_num", "clamp", "clip", "clamp_min", "clamp_max",
+         "isnan", "isinf", "isfinite", "logical_not", "float", "double", "half", "bfloat16", "long", "int", "bool",
+         "sinc", "deg2rad", "rad2deg", "positive", "__neg__", "__abs__", "__invert__", "cpu")
+BINARY = ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow", "maximum", "minimum",
+          "eq", "ne", "lt", "le", "gt", "ge", "atan2", "fmod", "remainder", "logical_and", "logical_or",
+          "__add__", "__sub__", "__mul__", "__truediv__", "__pow__", "__eq__", "__ne__", "__lt__", "__le__",
+          "__gt__", "__ge__", "__and__", "__or__", "__mod__", "__floordiv__", "floor_divide")
+REFLECTED = ("__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rpow__", "__rand__", "__ror__", "__rmod__",
+             "__rfloordiv__")
+
+
+def _unary(name):
+    def method(self, *args, **kwargs):
+        if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
+            raise NotImplementedError(f"aten.{name}.Tensor: a tensor argument is not supported with a jagged "
+                                      "NestedTensor in gt (numbers only)")
+        values = getattr(self._nt_values, name)(*args, **kwargs)
+        return self if values is self._nt_values else self._like(values)     # float() of float32: itself
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}`` of every element (of ``values``), a nested tensor of the same structure."
+    return method
+
+
+def _binary(name):
+    def method(self, other, *args, **kwargs):
+        return self._like(getattr(self._nt_values, name)(_operand(self, other, name.strip("_")), *args, **kwargs))
+
+    method.__name__ = name
+    method.__doc__ = (f"``{name}`` with a number, a dense tensor (broadcast over the trailing dims, or with the "
+                      "batch dim and 1 at the ragged dim) or a nested tensor of the same structure.")
+    return method
+
+
+def _mismatch(self, other, name):
+    return RuntimeError(f"cannot call binary pointwise function {name} with inputs of shapes "
+                        f"{shape_text(self)} and {shape_text(other)}")
+
+
+def _operand(self, other, name):
+    """What ``values`` combine with: a number, a dense tensor broadcast against ``values`` (one with
+    the batch dim: each sequence's row gathered over its length), or the values of a nested
+    tensor of the same structure; torch's error otherwise."""
+    if isinstance(other, NestedBase):
+        if (other.layout != self.layout or other._nt_jint is not self._nt_jint
+                or other._nt_ragged != self._nt_ragged or other.dim() != self.dim()):
+            raise _mismatch(self, other, f"{name}.Tensor")
+        return other._nt_values
+    if not isinstance(other, Tensor):
+        return other
+    r, nd = self._nt_ragged, self.dim()
+    if other.ndim < nd:          # aligned on the trailing dims: the ragged dim must be 1 if covered
+        if other.ndim >= nd - r and other.shape[other.ndim - (nd - r)] != 1:
+            raise _mismatch(self, other, f"{name}.Tensor")
+        return other
+    if other.ndim > nd or other.shape[r] != 1 or other.shape[0] not in (1, self.shape[0]):
+        raise _mismatch(self, other, f"{name}.Tensor")
+    if other.shape[0] == 1:
+        return other.squeeze(0)
+    # each sequence's row of the dense tensor, repeated over its length: one gather, no loop
+    return other.squeeze(r).index_select(0, self._batch_ids()).movedim(0, r - 1)
+
+
+def _dims(self, dim, name):
+    nd = self.dim()
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -nd <= d < nd:
+            raise IndexError(f"{name}(): Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], "
+                             f"but got {d})")
+        out.append(d % nd)
+    return sorted(set(out))
+
+
+def _reduce(name):
+    def method(self, dim=None, keepdim=False, *, dtype=None):
+        kwargs = {} if dtype is None else {"dtype": dtype}
+        values, r = self._nt_values, self._nt_ragged
+        if dim is None:
+            return getattr(values, name)(**kwargs)
+        dims = _dims(self, dim, name)
+        inner = [d - 1 for d in dims if d not in (0, r)]
+        if 0 in dims and r not in dims:
+            raise RuntimeError(f"{name}(): reducing along the batch dimension but not the ragged dimension is "
+                               "not supported for nested tensors")
+        if 0 in dims:           # batch and ragged: the values reduced over the ragged dim too
+            if self._nt_lengths is not None:        # the holes are rows of values too
+                raise RuntimeError(f"{name}(): reducing across the ragged dimension is not supported for "
+                                   "non-contiguous nested tensors with holes")
+            out = getattr(values, name)(dim=tuple(inner + [r - 1]), keepdim=keepdim, **kwargs)
+            return out.unsqueeze(0) if keepdim else out
+        if r in dims:
+            if inner:
+                raise RuntimeError(f"{name}(): reducing along a ragged and non-batch dimension is not supported "
+                                   "for nested tensors")
+            return _over_ragged(self, name, keepdim, kwargs)
+        return self._like(getattr(values, name)(dim=tuple(inner), keepdim=keepdim, **kwargs),
+                          r if keepdim else r - sum(1 for d in dims if d < r))
+
+    method.__name__ = name
+    method.__doc__ = (f"``{name}`` over dims that are not the batch or ragged dim (a nested tensor), over the "
+                      "ragged dim (a dense (B, ...) tensor), or over both the batch and ragged dims (dense), "
+                      "as torch 2.13.")
+    return method
+
+
+def _over_ragged(self, name, keepdim, kwargs):
+    """A dense (B, ...) tensor: each sequence reduced over its length."""
+    if self._nt_lengths is not None:
+        raise RuntimeError(f"{name}(): reducing across the ragged dimension is not supported for non-contiguous "
+                           "nested tensors with holes")
+    axis = self._nt_ragged - 1
+    if name not in ("sum", "mean"):
+        parts = [getattr(part, name)(dim=axis, keepdim=True, **kwargs) for part in self.unbind()]
+        out = cat(parts, axis).movedim(axis, 0)
+        return out.unsqueeze(self._nt_ragged) if keepdim else out
+    values = self._nt_values.movedim(axis, 0)          # (total, other dims): one index_add, no loop
+    if "dtype" in kwargs:
+        values = values.to(kwargs["dtype"])
+    elif not values.dtype.is_floating_point and not values.dtype.is_complex:
+        values = values.long()      # torch's sum of ints and bools: int64 (mean of ints raises below)
+    if name == "mean" and not (values.dtype.is_floating_point or values.dtype.is_complex):
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point "
+                           f"or complex dtype. Got: {self.dtype}")
+    out = values.new_zeros((self.shape[0], *values.shape[1:])).index_add(0, self._batch_ids(), values)
+    if name == "mean":
+        out = out / self._lengths().to(out.dtype).reshape(-1, *([1] * (out.ndim - 1)))
+    return out.unsqueeze(self._nt_ragged) if keepdim else out
+
+
+def _softmax(name):
+    def method(self, axis=None, dtype=None, *, dim=None):
+        dim = axis if dim is None else dim
+        if dim is None:
+            raise TypeError(f"{name}(): a nested tensor needs dim=")
+        d = _dims(self, dim, name)[0]
+        if d == 0:
+            raise RuntimeError(f"{name}(): not supported when reducing across the batch dimension for NestedTensor")
+        if d != self._nt_ragged:
+            return self._like(getattr(self._nt_values, name)(d - 1, dtype), transposed=False)
+        if self._nt_lengths is not None:
+            raise RuntimeError(f"{name}(): not supported where lengths is not None if reducing across the ragged "
+                               "dimension for NestedTensor")
+        self._require_packed()      # the result is packed: on offsets that cover values from row 0
+        return self._like(cat([getattr(part, name)(d - 1, dtype) for part in self.unbind()], d - 1), transposed=False)
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}`` along ``dim`` (not the batch dim); a nested tensor of the same structure."
+    return method
+
+
+def transpose(self, dim0, dim1):
+    """Two dims swapped; the ragged dim may move (not the batch dim), as torch's."""
+    d0, d1 = (_dims(self, d, "transpose")[0] for d in (dim0, dim1))
+    if 0 in (d0, d1) and d0 != d1:
+        if self._nt_ragged in (d0, d1):
+            raise ValueError("Transpose is not supported on the batch dimension for jagged NT")
+        raise RuntimeError("transpose(): not supported for NestedTensor on dim=0")
+    if d0 == d1:
+        return self._like(self._nt_values)
+    r = self._nt_ragged
+    r = d1 if r == d0 else d0 if r == d1 else r
+    return self._like(self._nt_values.transpose(d0 - 1, d1 - 1), r, not self._nt_transposed)
+
+
+def _view(name):
+    def method(self, *shape):
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        r, size = self._nt_ragged, self.shape
+        keeps = (len(shape) > r and shape[0] in (-1, size[0]) and shape[r] in (-1, size[r]))
+        if r != 1:
+            if tuple(shape) != size:
+                raise RuntimeError(f"{name}(): does not support ragged_idx != 1 except when inp._size == size. "
+                                   f"inp._size is ({shape_text(self)}) and size is ({list(shape)}).")
+            return self._like(self._nt_values)
+        if not keeps or any(s is size[r] for s in shape[r + 1:]) or -1 in shape[r + 1:]:
+            raise RuntimeError(f"{name}(): cannot view shape {shape_text(self)} as {list(shape)}: the batch and "
+                               "ragged dims must stay in place (-1 or their sizes)")
+        # reshape packs the values (torch's copy of a transposed view); view keeps them
+        values = getattr(self._nt_values, name)(-1, *shape[r + 1:])
+        return self._like(values, transposed=None if name == "view" else False)
+
+    method.__name__ = name
+    method.__doc__ = (f"``{name}`` that keeps the batch and ragged dims (pass -1 or their sizes there) and "
+                      "reshapes the dims after them.")
+    return method
+
+
+def chunk(self, chunks, dim=0):
+    """``chunks`` pieces along a dim after the ragged one (nested tensors sharing its offsets), or
+    along the batch dim (nested tensors of their own offsets), as torch's."""
+    d = _dims(self, dim, "chunk")[0]
+    if self._nt_lengths is not None or self._nt_ragged != 1:       # torch's "jt": a transposed view is fine
+        raise ValueError("NestedTensor chunk_default(self: jt, chunks: any, dim: any?): expected self to be a "
+                         "contiguous jagged layout NestedTensor")
+    if d == self._nt_ragged:
+        raise RuntimeError("chunk(): not supported for NestedTensor on ragged dim")
+    if d:
+        return tuple(self._like(v) for v in self._nt_values.chunk(chunks, d - 1))
+    b = self.shape[0]
+    step = -(-b // chunks)
+    offsets = self._host()[0]
+    out = []
+    for start in range(0, b, step):
+        stop = min(start + step, b)
+        part = self._nt_offsets[start:stop + 1]
+        values = self._nt_values.narrow(self._nt_ragged - 1, offsets[start], offsets[stop] - offsets[start])
+        out.append(NestedTensor._make(values, part - part[0], None, self._nt_ragged))
+    return tuple(out)
+
+
+def unsqueeze(self, dim):
+    """A dim of size 1 inserted after the batch dim (not before it)."""
+    nd = self.dim() + 1
+    d = dim % nd if -nd <= dim < nd else _dims(self, dim, "unsqueeze")[0]
+    if d == 0:
+        raise RuntimeError("unsqueeze(): not supported for NestedTensor on dim=0")
+    r = self._nt_ragged + (1 if d <= self._nt_ragged else 0)
+    return self._like(self._nt_values.unsqueeze(d - 1), r)
+
+
+def squeeze(self, dim):
+    """The dim ``dim`` (of size 1; not the batch or ragged dim) removed."""
+    d = _dims(self, dim, "squeeze")[0]
+    if d in (0, self._nt_ragged):
+        raise RuntimeError("squeeze(): not supported for NestedTensor on the batch or ragged dim")
+    return self._like(self._nt_values.squeeze(d - 1), self._nt_ragged - (1 if d < self._nt_ragged else 0))
+
+
+def to(self, *args, **kwargs):
+    """``values`` (and the offsets, for a device) moved or cast: ``Tensor.to``'s arguments."""
+    values = self._nt_values.to(*args, **kwargs)
+    if values is self._nt_values:
+        return self
+    if values.device == self._nt_values.device:
+        return self._like(values)
+    lengths = None if self._nt_lengths is None else self._nt_lengths.to(values.device)
+    return NestedTensor._make(values, self._nt_offsets.to(values.device), lengths, self._nt_ragged, self._nt_jint)
+
+
+def install():
+    """The methods above on ``NestedTensor``."""
+    methods = {name: _unary(name) for name in UNARY}
+    methods.update({name: _binary(name) for name in (*BINARY, *REFLECTED)})
+    methods.update({name: _reduce(name) for name in ("sum", "mean", "amax", "amin", "prod")})
+    methods.update({name: _softmax(name) for name in ("softmax", "log_softmax")})
+    methods.update(transpose=transpose, view=_view("view"), reshape=_view("reshape"), chunk=chunk,
+                   unsqueeze=unsqueeze, squeeze=squeeze, to=to)
+    methods["__matmul__"] = methods["matmul"] = _matmul
+    methods["to_padded_tensor"] = to_padded_tensor
+    for name, method in methods.items():
+        setattr(NestedTensor, name, method)
+
+
+def _matmul(self, other):
+    """A nested tensor times a dense matrix (the last dim contracted), as torch's."""
+    if isinstance(other, NestedBase) or not isinstance(other, Tensor) or other.ndim != 2 or \
+            self._nt_ragged == self.dim() - 1:      # the ragged dim contracted: across sequences
+        raise RuntimeError(f"matmul(): not supported between inputs of shapes {shape_text(self)} and "
+                           f"{getattr(other, 'shape', type(other).__name__)}")
+    return self._like(self._nt_values @ other)
+
+
+def to_padded_tensor(self, padding, output_size=None):
+    """A dense (B, ..., max length, ...) tensor: each sequence, then ``padding``. ``output_size``
+    (all dims) sets the length: longer, or shorter (the sequences are cut); torch 2.13 takes only
+    its ragged dim, so does gt. One gather of ``values`` with a padding row: differentiable, no
+    per-element loop."""
+    if self._nt_lengths is not None:
+        raise RuntimeError("to_padded_tensor(): not supported for nested tensors with holes")
+    r, b = self._nt_ragged, self.shape[0]
+    lengths = self._host()[1]
+    values = self._nt_values.movedim(r - 1, 0)                     # (total, other dims)
+    longest = max(lengths, default=0)
+    if output_size is not None:
+        output_size = tuple(output_size)
+        if len(output_size) != self.dim():
+            raise RuntimeError(f"to_padded_tensor(): output_size {list(output_size)} must have {self.dim()} dims")
+        longest = output_size[r]
+    steps = arange(longest).to(values.device).unsqueeze(0)
+    index = where(steps < self._lengths().unsqueeze(1), self._nt_offsets[:-1].unsqueeze(1) + steps, values.shape[0])
+    fill = values.new_full((1, *values.shape[1:]), padding)
+    out = cat([values, fill], 0).index_select(0, index.reshape(-1))
+    out = out.reshape(b, longest, *values.shape[1:]).movedim(1, r)
+    return out
