@@ -201,6 +201,16 @@ def test_jvp_and_linearize_of_an_integer_output_give_zero_tangents():
     _both_with_dtypes(program)
 
 
+def test_jvp_where_no_gradient_of_a_gradient_is_recorded():
+    """eigh, svd (pinv) and complex tensors: gt.func.jvp goes through gt.autograd.forward_ad."""
+    def program(lib):
+        a, t = _t(lib, randn(4, 4, seed=6)), _t(lib, randn(4, 4, seed=7))
+        f = lambda x: (lib.linalg.eigvalsh(x + x.mT), lib.linalg.svdvals(x), lib.linalg.pinv(x),   # noqa: E731
+                       (x * (1 + 2j)).sin(), (x * 1j + 1).abs())
+        return lib.func.jvp(f, (a,), (t,))
+    _both_with_dtypes(program)
+
+
 @pytest.mark.parametrize("api", ["vjp", "jacrev"])
 def test_vjp_and_jacrev_refuse_an_integer_output(api):
     for lib in (gt, torch_or_skip()):
@@ -306,3 +316,53 @@ def test_functional_call_with_the_modules_own_state_dict():
         state = {k: v * 2 for k, v in model.state_dict().items() if "num_batches" not in k}
         return lib.func.functional_call(model, state, (_t(lib, randn(3, 4, seed=13)),))
     _both(program)
+
+
+# ---- tenth pass: complex Jacobians, in-place changes of shape inside vmap ---------------------
+def test_jacrev_jacfwd_hessian_refuse_complex_inputs_and_outputs():
+    """torch's jacrev/jacfwd take real tensors only (any argument, not only those at argnums); gt's
+    gave a real Jacobian of a complex output (its imaginary part dropped)."""
+    for lib in (gt, torch_or_skip()):
+        x, z = _t(lib, X), lib.tensor(np.array([1 + 2j, 3 - 1j]))
+        for api in ("jacrev", "jacfwd"):
+            jac = getattr(lib.func, api)
+            with pytest.raises(RuntimeError, match=f"{api}: Expected all outputs to be real but received complex "
+                                                   "tensor at flattened input idx: 1"):
+                jac(lambda x: (x, lib.complex(x, x)))(x)
+            with pytest.raises(RuntimeError, match=f"{api}: Expected all inputs to be real but received complex "
+                                                   "tensor at flattened input idx: 2"):
+                jac(lambda x, n, z: z.abs().sum() * x, argnums=0)(x, None, z)
+        with pytest.raises(RuntimeError, match="jacfwd: Expected all inputs to be real"):
+            lib.func.hessian(lambda z: z.abs().sum())(z)
+    # a complex aux is not checked, as torch's
+    _both(lambda lib: lib.func.jacrev(lambda x: (x * 2, lib.complex(x, x)), has_aux=True)(_t(lib, X))[0])
+
+
+def test_vmap_refuses_an_in_place_change_of_shape():
+    """An unmapped input's shape changed in place would change once per element (torch: once); a
+    mapped input's slices cannot pass the change to the input (torch's input changes shape)."""
+    b = gt.tensor(V)
+    with pytest.raises(RuntimeError, match="func changed an unmapped input"):
+        gt.func.vmap(lambda a, b: b.unsqueeze_(0) * a.sum(), in_dims=(0, None))(gt.tensor(R[:, 0]), b)
+    assert b.shape == (1, 3)
+    for change in (lambda a: a.unsqueeze_(0), lambda a: a.t_(), lambda a: a.squeeze_(0)):
+        with pytest.raises(RuntimeError, match="func changed the shape of a mapped input in place"):
+            gt.func.vmap(change)(gt.tensor(R[:, :1, :]))
+    # a change undone before func returns is no change
+    _both(lambda lib: lib.func.vmap(lambda a: a.unsqueeze_(0).squeeze_(0) * 2)(_t(lib, R)))
+
+
+def test_vmap_refuses_an_in_place_transpose_that_keeps_the_shape():
+    """t_/transpose_ of square dims keeps the shape: an unmapped input was transposed once per
+    element (element 1 saw it back as it was: silently wrong outputs), a mapped one's slices
+    were transposed and the input not (torch's input is)."""
+    square = gt.tensor(R[:2, :2, 0])
+    with pytest.raises(RuntimeError, match="func changed an unmapped input"):
+        gt.func.vmap(lambda a, b: a @ b.t_(), in_dims=(0, None))(gt.tensor(R[:, :2, :]), square)
+    with pytest.raises(RuntimeError, match="func changed the shape of a mapped input in place"):
+        gt.func.vmap(lambda a: a.t_() * 1)(gt.tensor(R[:, :2, :]))
+    with pytest.raises(RuntimeError, match="func changed the shape of a mapped input in place"):
+        gt.func.vmap(lambda a: a.transpose_(0, 1) * 1, in_dims=1)(gt.tensor(R[:2, :2, :]))
+    # a transpose undone before func returns is no change
+    _both(lambda lib: lib.func.vmap(lambda a, b: a @ b.t_().t_(), in_dims=(0, None))(_t(lib, R[:, :2, :]),
+                                                                                      _t(lib, R[:2, :2, 0])))

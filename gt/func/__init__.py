@@ -14,7 +14,8 @@ How they are computed, where that differs from torch's functorch:
   passes), and ``jacfwd`` computes the same Jacobian as ``jacrev``, by reverse mode, in forward
   mode's dtypes (each block in its output's; an integer output's tangent is zeros, where reverse
   mode refuses it, as torch's).
-* A Jacobian takes one reverse pass per output element (gt has no batched gradients).
+* A Jacobian takes one reverse pass per output element (gt has no batched gradients). As torch's,
+  ``jacrev``/``jacfwd``/``hessian`` refuse complex inputs (any argument) and outputs.
 * gt has no batching rules: ``vmap`` runs ``func`` once per batch element, on slices of the
   mapped inputs, and stacks the outputs along ``out_dims``. It is correct and differentiable,
   composes with every transform (``vmap(grad(f))`` gives per-sample gradients), but costs one
@@ -25,7 +26,9 @@ How they are computed, where that differs from torch's functorch:
   changes nothing (one element at a time already). An empty batch runs ``func`` once on zeros of
   an element's shape, for the shapes of the (empty) outputs. A change in place of an unmapped
   input (``in_dims`` None, or a keyword argument) raises: it would repeat once per element (torch
-  refuses it where the value written is mapped, and makes it once otherwise). Batch norm in
+  refuses it where the value written is mapped, and makes it once otherwise); so does a change of
+  shape in place (``unsqueeze_``, ``t_``, ...) of a mapped input, which the slices cannot pass on
+  to the input (torch's input changes shape). Batch norm in
   training mode refuses, with torch's error, running statistics that are not mapped themselves
   (``replace_all_batch_norm_modules_``, eval mode, or stats mapped with the input run); gt cannot
   tell a mapped input from an unmapped one there, so it refuses also over an unmapped input.

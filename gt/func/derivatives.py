@@ -4,7 +4,7 @@
 import functools
 
 from gt.autograd import grad as _autograd_grad
-from gt.autograd import enable_grad, is_grad_enabled
+from gt.autograd import enable_grad, forward_ad, is_grad_enabled
 from gt.autograd.backward import topological_order
 from gt.backend import B
 from gt.tensor import Tensor, stack
@@ -233,8 +233,9 @@ def vjp(func, *primals, has_aux=False):
 def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     """``jvp(func, primals, tangents)`` -> ``(output, jvp_out)`` (``(output, jvp_out, aux)`` with
     ``has_aux``): ``func(*primals)`` and its directional derivative along ``tangents`` (the same
-    structure as ``primals``, a tuple). gt has no forward mode: computed as the vjp of the vjp
-    (two reverse passes), with the same values as torch's forward mode.
+    structure as ``primals``, a tuple). Computed as the vjp of the vjp (two reverse passes), with
+    the same values as torch's forward mode; where gt records no gradient of an op's gradient
+    (eigh, svd, complex tensors), through ``gt.autograd.forward_ad`` (``func`` then runs twice).
     """
     if not isinstance(primals, tuple):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid "
@@ -264,10 +265,30 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
     # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
-    us, vj = _first_vjp(out_leaves, inputs.flat)
+    try:
+        us, vj = _first_vjp(out_leaves, inputs.flat)
+    except NotImplementedError:         # a gradient's gradient gt does not record (eigh, svd, complex tensors)
+        if keep or forward_ad.entered():
+            raise
+        return _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux)
     jv = _second_vjp(out_leaves, us, vj, t_leaves, keep, keep)
     result = (_level_out(out, keep), _unflatten(out_spec, jv))
     return result + (_level_out(aux, keep),) if has_aux else result
+
+
+def _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux):
+    """``jvp``'s result through forward AD (gt/autograd/forward_ad.py: closed forms, or one output
+    element at a time), where the double-vjp trick cannot record a gradient's gradient; ``func``
+    runs once more, on dual tensors."""
+    api = "jvp(f, primals, tangents)"
+    with forward_ad.dual_level():
+        duals = [forward_ad.make_dual(p.detach(), t.detach()) for p, t in zip(p_leaves, t_leaves)]
+        out, aux = _split_aux(func(*_unflatten(p_spec, duals)), has_aux, api)
+        leaves, spec = _tensor_leaves(out, api)
+        pairs = [forward_ad.unpack_dual(o) for o in leaves]
+    jv = [zeros(p.shape, dtype=p.dtype) if t is None else t for p, t in pairs]
+    result = (_unflatten(spec, [p for p, _ in pairs]), _unflatten(spec, jv))
+    return result + (aux,) if has_aux else result
 
 
 def linearize(func, *primals):
@@ -297,16 +318,27 @@ def linearize(func, *primals):
     return _level_out(out, False), jvp_fn
 
 
+def _refuse_complex(leaves, api, what):
+    """torch's jacrev/jacfwd take real tensors only: complex inputs (any argument, not only those
+    at ``argnums``) and outputs are refused, where a real Jacobian would drop imaginary parts."""
+    for i, x in enumerate(leaves):
+        if isinstance(x, Tensor) and x.is_complex():
+            raise RuntimeError(f"{api.split('(')[0]}: Expected all {what} to be real but received complex tensor at "
+                               f"flattened input idx: {i}")
+
+
 def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     """The Jacobian by reverse mode. ``forward``: as torch's forward mode gives it, each block in
     its output's dtype (zeros for an integer output); else as reverse mode, in the input's dtype,
     refusing integer outputs."""
+    _refuse_complex(_flatten(args)[0], api, "inputs")
     inputs = _Inputs(args, argnums)
     with enable_grad():
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")
     if not forward:
         _refuse_exact_outputs(out_leaves)
+    _refuse_complex(out_leaves, api, "outputs")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
     per_output = []
     for o in out_leaves:

@@ -68,7 +68,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         start = B.get_rng_state() if randomness != "different" else None
         fixed = [x for x, c in zip(leaves, columns) if c is None and isinstance(x, Tensor)]
         fixed += [x for x in _flatten(kwargs)[0] if isinstance(x, Tensor)]
-        versions = [x._version for x in fixed]
+        # an in-place change of shape (unsqueeze_, t_ of a square matrix) bumps no version: shapes, strides watched
+        before = ([(x, x._version, _geometry(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
         for i in range(max(sizes[0], 1)):
             if randomness == "same":
                 B.set_rng_state(start)
@@ -78,17 +79,37 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
                 outs.append(func(*call, **kwargs))
             finally:
                 VMAP_SLICES.pop()
-            if any(x._version != v for x, v in zip(fixed, versions)):
-                # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
-                raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
-                                   "argument) in place; gt's vmap runs func once per batch element, so the change "
-                                   "would be made once per element. Change a copy (tensor.clone()) instead")
+            _refuse_changed_inputs(name, *before, i)
             if randomness == "error" and B.get_rng_state() != start:
                 raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
                                    "use the 'same' or 'different' randomness flags on vmap or perform the "
                                    "randomness operation out of vmap")
         return _stack_outputs(outs, out_dims, name, sizes[0])
     return wrapper
+
+
+def _refuse_changed_inputs(name, fixed, mapped, i):
+    """After element ``i``: an unmapped input (``fixed``: (tensor, version, geometry)) changed in
+    place, or a mapped one (``mapped``: (slices, geometry)) changed in shape or strides, raises."""
+    if any(x._version != v or _geometry(x) != geometry for x, v, geometry in fixed):
+        # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
+        raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
+                           "argument) in place; gt's vmap runs func once per batch element, so the change "
+                           "would be made once per element. Change a copy (tensor.clone()) instead")
+    if any(_geometry(c[i]) != geometry for c, geometry in mapped):
+        raise RuntimeError(f"vmap({name}, ...): func changed the shape of a mapped input in place (squeeze_, "
+                           "unsqueeze_, t_, transpose_, resize_, ...); gt's vmap runs func on slices of the "
+                           "input, so the change cannot reach the input. Use the out-of-place op instead")
+
+
+def _geometry(x):
+    """Shape and strides (the shape alone where there are no strides: sparse, nested)."""
+    if x.ndim < 2:
+        return x.shape
+    try:
+        return x.shape, x.stride()
+    except (RuntimeError, NotImplementedError):
+        return x.shape
 
 
 def _valid_dims(dims):
