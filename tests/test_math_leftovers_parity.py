@@ -217,6 +217,20 @@ def test_a_number_beyond_float32_written_into_float32_raises_as_torch(dtype, val
         _raises_as_torch(lambda m: m.zeros(2, dtype=m.complex64).fill_(complex(INF, value)), RuntimeError)
 
 
+def test_numpy_numbers_written_by_item_assignment_are_checked_as_torch():
+    # numpy's numbers skipped the check: np.float64(1e39) gave inf, np.int64(300) into uint8 an
+    # OverflowError of numpy's; torch reads them as numbers
+    for dtype, value in (("float32", np.float64(1e39)), ("uint8", np.int64(300)), ("uint8", np.float64(INF)),
+                         ("int32", np.int64(2 ** 40))):
+        def run(m, dtype=dtype, value=value):
+            m.zeros(2, dtype=getattr(m, dtype))[0] = value
+        _raises_as_torch(run, RuntimeError)
+    for dtype, value in (("uint8", np.int8(-1)), ("uint8", np.float64(2.5)), ("float32", np.float64(INF))):
+        t, g = torch.zeros(2, dtype=getattr(torch, dtype)), gt.zeros(2, dtype=getattr(gt, dtype))
+        t[0], g[0] = value, value
+        assert g.tolist() == t.tolist()
+
+
 def test_numbers_that_float32_holds_are_still_written_as_torch():
     top = float(np.finfo(np.float32).max)
     for value in (top, -top, INF, -INF, NAN, 1e-50, 2 ** 60):

@@ -5,6 +5,8 @@ them (``y[0] = z``, ``y.add_(1)``: gt/tensor/inplace_grad.py).
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import numpy as np
+
 from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
@@ -252,6 +254,9 @@ class InplaceMethods:
             self[split[0]] = block
             return
         kind = type(value)
+        if isinstance(value, (np.integer, np.floating, np.complexfloating)):
+            value = value.item()                # a number to torch's check too: np.float64(1e39) raises
+            kind = type(value)
         if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
                 self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):
             # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses

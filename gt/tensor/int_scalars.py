@@ -6,6 +6,8 @@ exponent that does not fit refused."""
 
 import math
 
+import numpy as np
+
 from gt import dtypes
 from gt.tensor import promotion
 
@@ -25,8 +27,12 @@ def checked_scalar(value, dtype, what="value"):
     into a real dtype only with a zero imaginary part (its real part is returned). ``what`` names
     the value in the error. Anything else (bools, tensors, arrays) is returned as it is."""
     kind = type(value)
-    if kind is bool or kind not in (int, float, complex):
-        return value
+    if kind not in (int, float, complex):
+        # numpy's numbers are numbers to torch's check too (np.float64(1e39) into float32 raises)
+        if not isinstance(value, (np.integer, np.floating, np.complexfloating)):
+            return value
+        value = value.item()
+        kind = type(value)
     name = dtype if isinstance(dtype, str) else dtype.name
     if kind is complex:
         if name.startswith("complex"):
