@@ -5,8 +5,6 @@ them (``y[0] = z``, ``y.add_(1)``: gt/tensor/inplace_grad.py).
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
-import numpy as np
-
 from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
@@ -16,7 +14,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import refuse_bool_subtraction
-from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
+from gt.tensor.int_scalars import checked_alpha, checked_scalar, python_number, wrap_scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -253,10 +251,8 @@ class InplaceMethods:
                 raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
             self[split[0]] = block
             return
+        value = python_number(value)            # a number to torch's check too: np.float64(1e39) raises
         kind = type(value)
-        if isinstance(value, (np.integer, np.floating, np.complexfloating)):
-            value = value.item()                # a number to torch's check too: np.float64(1e39) raises
-            kind = type(value)
         if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
                 self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):
             # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses

@@ -18,6 +18,14 @@ _FLOAT_LIMITS = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32
                  "complex64": 3.4028234663852886e38}
 
 
+def python_number(value):
+    """``value`` as a Python number where it is one of numpy's (torch reads those as numbers:
+    ``np.float64(1e39)`` into float32 raises); anything else as it is."""
+    if isinstance(value, (np.integer, np.floating, np.complexfloating)):
+        return value.item()
+    return value
+
+
 def checked_scalar(value, dtype, what="value"):
     """The Python number ``value`` as torch's checked conversion (c10's ``checked_convert``) takes
     it into ``dtype`` (a DType or its name), where it is written into a tensor: an int outside the
@@ -26,13 +34,10 @@ def checked_scalar(value, dtype, what="value"):
     raises (uint8 refuses -1.0); a finite float beyond float16/float32 raises; a complex number
     into a real dtype only with a zero imaginary part (its real part is returned). ``what`` names
     the value in the error. Anything else (bools, tensors, arrays) is returned as it is."""
+    value = python_number(value)
     kind = type(value)
-    if kind not in (int, float, complex):
-        # numpy's numbers are numbers to torch's check too (np.float64(1e39) into float32 raises)
-        if not isinstance(value, (np.integer, np.floating, np.complexfloating)):
-            return value
-        value = value.item()
-        kind = type(value)
+    if kind is bool or kind not in (int, float, complex):
+        return value
     name = dtype if isinstance(dtype, str) else dtype.name
     if kind is complex:
         if name.startswith("complex"):
