@@ -41,15 +41,15 @@ def _causal_blocked(n_q, n_k, offset):
     return i[:, None] < j[None, :]
 
 
-def _forward(ctx, qh, kh, vh, mask, scale, causal):
-    """Attention weights and output on split heads (..., L, E); saves what ``_backward`` needs."""
+def attention_forward(ctx, qh, kh, vh, mask, scale, causal):
+    """Attention weights and output on split heads (..., L, E); saves what ``attention_backward`` needs."""
     ctx.low = low = amp.matmul_dtype(qh, kh, vh)
     ctx.kernel = None
     if mask is None and causal in (None, 0) and low is None:
         fused = B.attention_fused(qh, kh, vh, scale, causal == 0)   # one kernel where the engine has it
         if fused is not None:
             out, ctx.kernel = fused
-            ctx.scale, ctx.causal = scale, causal == 0      # all _backward reads on this path
+            ctx.scale, ctx.causal = scale, causal == 0      # all attention_backward reads on this path
             ctx.save(qh, kh, vh, None)
             return out
     ctx.result = result = B.dtype_of(qh)
@@ -84,7 +84,7 @@ def _forward(ctx, qh, kh, vh, mask, scale, causal):
     return _mm(w, vh, low, result=result)
 
 
-def _backward(ctx, gh, needs):
+def attention_backward(ctx, gh, needs):
     """Gradients of q, k, v (split heads) and of a float mask, for the output's gradient ``gh``."""
     qh, kh, vh, w = ctx.saved
     nq, nk, nv, nm = needs
@@ -113,8 +113,8 @@ def _backward(ctx, gh, needs):
     return gq, gk, gv, gm
 
 
-def _graph_forward(ctx, qh, kh, vh, mask):
-    """The forward again with recorded ops on the split heads (tensors), as ``_forward`` computed
+def attention_graph_forward(ctx, qh, kh, vh, mask):
+    """The forward again with recorded ops on the split heads (tensors), as ``attention_forward`` computed
     it, for ``backward_graph``: the blocked scores and any query left without keys are constants."""
     scores = (qh @ kh.mT) * ctx.scale
     if ctx.kernel is not None:
@@ -166,7 +166,7 @@ class Attention(Function):
 
             qh, kh, vh = heads(q), heads(k), heads(v)
             self.shape, self.k_len = (b, n_q, d), k.shape[1]
-        out = _forward(self, qh, kh, vh, mask, scale, causal)
+        out = attention_forward(self, qh, kh, vh, mask, scale, causal)
         return B.reshape(B.transpose(out, (0, 2, 1, 3)), (b, n_q, d))
 
     def backward(self, g):
@@ -180,7 +180,7 @@ class Attention(Function):
                 packed = B.attention_fused_backward(gh, *self.saved[:3], self.kernel, self.scale, self.causal,
                                                     packed=True) if needs[0] else None
                 return packed, None, None, None
-        gq, gk, gv, gm = _backward(self, gh, needs)
+        gq, gk, gv, gm = attention_backward(self, gh, needs)
         if self.packed:
             if not needs[0]:
                 return None, None, None, gm
@@ -205,7 +205,7 @@ class Attention(Function):
                 qh, kh, vh = (parts[:, :, i].permute(0, 2, 1, 3) for i in range(3))
             else:
                 qh, kh, vh = (a.reshape((b, a.shape[1], h, d // h)).permute(0, 2, 1, 3) for a in (q, k, v))
-            return _graph_forward(self, qh, kh, vh, mask).permute(0, 2, 1, 3).reshape((b, n_q, d))
+            return attention_graph_forward(self, qh, kh, vh, mask).permute(0, 2, 1, 3).reshape((b, n_q, d))
         return partials(forward, (q, k, v, mask), g)
 
 
@@ -216,10 +216,10 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, mask=None, scale=1.0, causal=None):
         self.shapes = (tuple(q.shape), tuple(k.shape), tuple(v.shape))
-        return _forward(self, q, k, v, mask, scale, causal)
+        return attention_forward(self, q, k, v, mask, scale, causal)
 
     def backward(self, g):
-        gq, gk, gv, gm = _backward(self, g, _needs(self))
+        gq, gk, gv, gm = attention_backward(self, g, _needs(self))
         sq, sk, sv = self.shapes
         return (None if gq is None else unbroadcast(gq, sq), None if gk is None else unbroadcast(gk, sk),
                 None if gv is None else unbroadcast(gv, sv), gm)
@@ -227,4 +227,4 @@ class ScaledDotProductAttention(Function):
     def backward_graph(self, g):
         q, k, v = self.inputs[:3]
         mask = self.inputs[3] if len(self.inputs) > 3 else None
-        return partials(lambda q, k, v, mask: _graph_forward(self, q, k, v, mask), (q, k, v, mask), g)
+        return partials(lambda q, k, v, mask: attention_graph_forward(self, q, k, v, mask), (q, k, v, mask), g)

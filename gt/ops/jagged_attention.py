@@ -9,7 +9,7 @@ kernel where it has one), so the values are those of ``F.scaled_dot_product_atte
 from gt.autograd import Function
 from gt.backend import B
 from gt.ops._graph import partials
-from gt.ops.attention import _backward, _forward, _graph_forward
+from gt.ops.attention import attention_backward, attention_forward, attention_graph_forward
 from gt.ops.shape import Cat
 
 
@@ -37,7 +37,8 @@ class JaggedAttention(Function):
         outs, qs, ks = [], 0, 0
         for nq, nk in zip(q_lengths, k_lengths):
             part = _Sequence()
-            outs.append(_forward(part, _along(q, qs, nq), _along(k, ks, nk), _along(v, ks, nk), None, scale, causal))
+            outs.append(attention_forward(part, _along(q, qs, nq), _along(k, ks, nk), _along(v, ks, nk), None, scale,
+                                          causal))
             self.parts.append(part)
             qs, ks = qs + nq, ks + nk
         self.scale, self.causal = scale, causal
@@ -48,7 +49,7 @@ class JaggedAttention(Function):
         needs = (tuple(self.needs_input_grad) + (True,) * 3)[:3] + (False,)
         grads, qs = ([], [], []), 0
         for part, nq in zip(self.parts, self.lengths[0]):
-            for out, got in zip(grads, _backward(part, _along(g, qs, nq), needs)):
+            for out, got in zip(grads, attention_backward(part, _along(g, qs, nq), needs)):
                 out.append(got)
             qs += nq
         return tuple(None if not need or not got else B.concatenate(got, -2) for need, got in zip(needs, grads))
@@ -59,7 +60,7 @@ class JaggedAttention(Function):
     def _graph_forward(self, q, k, v):
         outs, qs, ks = [], 0, 0
         for part, nq, nk in zip(self.parts, *self.lengths):
-            outs.append(_graph_forward(part, q[..., qs:qs + nq, :], k[..., ks:ks + nk, :], v[..., ks:ks + nk, :],
-                                       None))
+            outs.append(attention_graph_forward(part, q[..., qs:qs + nq, :], k[..., ks:ks + nk, :],
+                                                v[..., ks:ks + nk, :], None))
             qs, ks = qs + nq, ks + nk
         return Cat.apply(*outs, axis=q.ndim - 2)
