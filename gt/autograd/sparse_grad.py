@@ -18,10 +18,8 @@ the sequence number of the op that made it. The walk keeps it sparse where torch
 from gt.autograd import function
 
 # Registered by the tensor layer (gt/tensor/sparse_autograd.py): ``accumulate(leaf, sparse
-# tensor)`` adds into ``leaf.grad`` as torch's AccumulateGrad; ``add(first, second)`` is torch's
-# sum of two sparse tensors.
+# tensor)`` adds into ``leaf.grad`` as torch's AccumulateGrad.
 accumulate = None
-add = None
 
 
 class SparseGrad:
@@ -51,7 +49,7 @@ class SparseGrad:
         op come first in the sum."""
         first, second = (self, other) if self.seq <= other.seq else (other, self)
         with function.no_grad():
-            return SparseGrad(add(first.tensor, second.tensor), first.seq)
+            return SparseGrad(first.tensor.add(second.tensor), first.seq)    # torch's sparse sum
 
 
 def combined(prev, g):

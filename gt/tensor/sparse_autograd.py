@@ -200,4 +200,3 @@ def refuse_sparse_grads(name, params):
 
 
 sparse_grad.accumulate = accumulate_grad
-sparse_grad.add = lambda first, second: first.add(second)
