@@ -14,7 +14,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import refuse_bool_subtraction
-from gt.tensor.int_scalars import checked_alpha, checked_scalar, python_number, wrap_scalar
+from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -251,7 +251,7 @@ class InplaceMethods:
                 raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
             self[split[0]] = block
             return
-        value = python_number(value)            # a number to torch's check too: np.float64(1e39) raises
+        value = _scalar(value)                  # a number to torch's check too: np.float64(1e39) raises
         kind = type(value)
         if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
                 self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):

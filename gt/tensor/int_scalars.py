@@ -6,24 +6,15 @@ exponent that does not fit refused."""
 
 import math
 
-import numpy as np
-
 from gt import dtypes
 from gt.tensor import promotion
+from gt.tensor._args import _scalar
 
 # the finite floats each float dtype holds (torch's check refuses a finite number beyond them;
 # inf and NaN pass; complex64: each part as float32); integer dtypes: dtypes.INT_RANGES, with
 # dtypes.written_int_range's unsigned rule
 _FLOAT_LIMITS = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
                  "complex64": 3.4028234663852886e38}
-
-
-def python_number(value):
-    """``value`` as a Python number where it is one of numpy's (torch reads those as numbers:
-    ``np.float64(1e39)`` into float32 raises); anything else as it is."""
-    if isinstance(value, (np.integer, np.floating, np.complexfloating)):
-        return value.item()
-    return value
 
 
 def checked_scalar(value, dtype, what="value"):
@@ -34,8 +25,10 @@ def checked_scalar(value, dtype, what="value"):
     raises (uint8 refuses -1.0); a finite float beyond float16/float32 raises; a complex number
     into a real dtype only with a zero imaginary part (its real part is returned). ``what`` names
     the value in the error. Anything else (bools, tensors, arrays) is returned as it is."""
-    value = python_number(value)
     kind = type(value)
+    if kind not in (int, float, complex):
+        value = _scalar(value)                  # numpy's numbers are numbers to torch's check too
+        kind = type(value)
     if kind is bool or kind not in (int, float, complex):
         return value
     name = dtype if isinstance(dtype, str) else dtype.name
