@@ -76,6 +76,9 @@ _ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "b
 # bytes per element, as torch's ``dtype.itemsize``
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
             "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16}
+# the largest finite value of each float dtype (torch.finfo(dtype).max; complex64's parts are float32's)
+FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+             "float64": 1.7976931348623157e308}
 # the integer dtypes narrower than int64, with their ranges: a Python int beside a tensor of one
 # is cast to it, wrapping as torch's (``x_uint8 + 300`` adds 44)
 INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int16": (-2 ** 15, 2 ** 15 - 1), "int8": (-2 ** 7, 2 ** 7 - 1),

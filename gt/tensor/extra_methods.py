@@ -27,11 +27,6 @@ from gt.tensor.int_scalars import checked_alpha, checked_scalar, int_wrapped
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
-# what nan_to_num puts for inf and -inf by default, as torch: the dtype's largest finite value
-_LARGEST = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
-            "float64": 1.7976931348623157e308}
-
-
 def _sizes(size, name):
     """A shape from ``(2, 3)``, ``[2, 3]`` or the varargs ``2, 3`` (torch takes all three)."""
     if len(size) == 1 and not hasattr(size[0], "__index__"):
@@ -366,7 +361,7 @@ class ExtraMethods:
         """NaN, inf and -inf replaced (by default with 0 and the dtype's largest and smallest values)."""
         if not self.dtype.is_floating_point:
             return self.clone()
-        big = _LARGEST[self.dtype.name]
+        big = dtypes.FLOAT_MAX[self.dtype.name]   # torch's default for inf and -inf: the largest finite value
         # each mask from the input: a NaN replaced by -inf (nan=-inf) stays -inf, as torch's
         out = where(self == math.inf, big if posinf is None else posinf, self)
         out = where(self == -math.inf, -big if neginf is None else neginf, out)

@@ -278,12 +278,9 @@ def _floats_only(t, words, error):
         raise error(f"{words} '{name}'" if words.endswith("for") else f"{words} {name}")
 
 
-_FLOAT_MAX = {dtypes.float16: 65504.0, dtypes.bfloat16: 3.3895313892515355e38, dtypes.float32: 3.4028234663852886e38}
-
-
 def _uniform_bounds(a, b, dt):
     """torch's checks of ``uniform_``'s ends: finite values of ``dt``, ``b - a`` within its range."""
-    top = _FLOAT_MAX.get(dt, 1.7976931348623157e308)
+    top = dtypes.FLOAT_MAX[dt.name]
     for name, v in (("from", a), ("to", b)):
         if not -top <= v <= top:
             raise RuntimeError(f"{name} is out of bounds for {cpp_name(dt)}")

@@ -13,8 +13,8 @@ from gt.tensor._args import _scalar
 # the finite floats each float dtype holds (torch's check refuses a finite number beyond them;
 # inf and NaN pass; complex64: each part as float32); integer dtypes: dtypes.INT_RANGES, with
 # dtypes.written_int_range's unsigned rule
-_FLOAT_LIMITS = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
-                 "complex64": 3.4028234663852886e38}
+_FLOAT_LIMITS = {**{n: dtypes.FLOAT_MAX[n] for n in ("float16", "bfloat16", "float32")},
+                 "complex64": dtypes.FLOAT_MAX["float32"]}
 
 
 def checked_scalar(value, dtype, what="value"):

@@ -16,7 +16,7 @@ from gt.autograd import Function
 from gt.backend import B
 from gt.tensor.generator import check as check_generator, drawing
 from gt.tensor.complex_checks import cpp_name
-from gt.tensor.inplace_math import _FLOAT_MAX, _fill
+from gt.tensor.inplace_math import _fill
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -89,7 +89,7 @@ def check_random_range(low, top, dt):
         if dt in _INT_BOUNDS:
             lo, hi = _INT_BOUNDS[dt]
         elif dt.is_floating_point:
-            lo, hi = -_FLOAT_MAX.get(dt, math.inf), _FLOAT_MAX.get(dt, math.inf)
+            lo, hi = -dtypes.FLOAT_MAX[dt.name], dtypes.FLOAT_MAX[dt.name]
         else:
             continue
         if not lo <= v <= hi:

@@ -13,7 +13,6 @@ system's entropy, which has no seed to report), so the draws from then on follow
 import os
 
 from gt import dtypes
-from gt.backend import B
 from gt.devices import as_device
 from gt.tensor import creation
 from gt.tensor.generator import Generator
@@ -43,10 +42,10 @@ class finfo:
         1.1920928955078125e-07
     """
 
-    _TABLE = {"float32": (32, 2.0 ** -23, 3.4028234663852886e38, 2.0 ** -126, 1e-06),
-              "float64": (64, 2.0 ** -52, 1.7976931348623157e308, 2.0 ** -1022, 1e-15),
-              "float16": (16, 2.0 ** -10, 65504.0, 2.0 ** -14, 0.001),
-              "bfloat16": (16, 2.0 ** -7, 3.3895313892515355e38, 2.0 ** -126, 0.01)}
+    _TABLE = {"float32": (32, 2.0 ** -23, dtypes.FLOAT_MAX["float32"], 2.0 ** -126, 1e-06),
+              "float64": (64, 2.0 ** -52, dtypes.FLOAT_MAX["float64"], 2.0 ** -1022, 1e-15),
+              "float16": (16, 2.0 ** -10, dtypes.FLOAT_MAX["float16"], 2.0 ** -14, 0.001),
+              "bfloat16": (16, 2.0 ** -7, dtypes.FLOAT_MAX["bfloat16"], 2.0 ** -126, 0.01)}
 
     def __init__(self, type=None):
         dtype = dtypes.default_float if type is None else dtypes.to_dtype(type)
