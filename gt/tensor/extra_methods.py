@@ -221,16 +221,22 @@ class ExtraMethods:
     # ---- torch's other spellings ------------------------------------------------------------
     def add(self, other, alpha=1):
         """``self + alpha * other``."""
+        if alpha == 1 and type(alpha) is not bool and self.dtype is not dtypes.bool_:
+            return self + other
+        other = _operand(other, "add")
         if type(alpha) is bool or self.dtype is dtypes.bool_:
-            alpha = checked_alpha(self, _operand(other, "add"), alpha, "add")
-        return self + (other if alpha == 1 else _alpha_scaled(self, _operand(other, "add"), alpha))
+            alpha = checked_alpha(self, other, alpha, "add")
+        return self + (other if alpha == 1 else _alpha_scaled(self, other, alpha))
 
     def sub(self, other, alpha=1):
+        if alpha == 1 and type(alpha) is not bool:
+            return self - other
+        other = _operand(other, "sub")
         if type(alpha) is bool:
-            alpha = checked_alpha(self, _operand(other, "sub"), alpha, "sub")
+            alpha = checked_alpha(self, other, alpha, "sub")
         if alpha != 1:
             refuse_bool_subtraction(self, other)
-        return self - (other if alpha == 1 else _alpha_scaled(self, _operand(other, "sub"), alpha))
+        return self - (other if alpha == 1 else _alpha_scaled(self, other, alpha))
 
     def mul(self, other):
         return self * other

@@ -64,10 +64,10 @@ def _check_shapes(A, tau):
         raise ShapeError("linalg.householder_product: input.shape[-1] must be greater than or equal to "
                          "tau.shape[-1]" + shapes)
     if tau.ndim != A.ndim - 1:
-        raise ShapeError(f"linalg.householder_product: Expected tau to have one dimension less than input, but got "
+        raise ShapeError("linalg.householder_product: Expected tau to have one dimension less than input, but got "
                          f"tau.ndim equal to {tau.ndim} and input.ndim is equal to {A.ndim}" + shapes)
     if tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
-        raise ShapeError(f"linalg.householder_product: Expected batch dimensions of tau to be equal to "
+        raise ShapeError("linalg.householder_product: Expected batch dimensions of tau to be equal to "
                          f"input.shape[:-2], but got {list(tau.shape[:-1])}" + shapes)
     return tau.shape[-1]
 

@@ -101,7 +101,8 @@ def subtract(input, other, *, alpha=1):
     a, b = _one_tensor(input, other, "subtract")
     _check_no_bool(a, b)
     _check_alpha(a, b, alpha, "subtract")
-    alpha = checked_alpha(a, b, alpha, "subtract") if type(alpha) is bool else alpha
+    if type(alpha) is bool:       # raises: with no bool operand the result is never bool
+        checked_alpha(a, b, alpha, "subtract")
     return a - (b if alpha == 1 else b * alpha)
 
 
@@ -111,7 +112,8 @@ def rsub(input, other, *, alpha=1):
     other = _operand(other, "rsub")
     _check_no_bool(x, other)
     _check_alpha(x, other, alpha, "rsub")
-    alpha = checked_alpha(x, other, alpha, "rsub") if type(alpha) is bool else alpha
+    if type(alpha) is bool:       # raises: with no bool operand the result is never bool
+        checked_alpha(x, other, alpha, "rsub")
     return other - (x if alpha == 1 else x * alpha)
 
 
