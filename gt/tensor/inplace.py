@@ -5,6 +5,8 @@ them (``y[0] = z``, ``y.add_(1)``: gt/tensor/inplace_grad.py).
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import math
+
 from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
@@ -251,17 +253,21 @@ class InplaceMethods:
                 raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
             self[split[0]] = block
             return
-        value = _scalar(value)                  # a number to torch's check too: np.float64(1e39) raises
         kind = type(value)
-        if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
-                self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):
-            # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses
-            # -1.5, float32 refuses 1e39 (ints beyond int64: the engine's error, as torch's own)
-            value = checked_scalar(value, self.dtype, "the assigned value")
+        fits = _FITS.get(self.dtype) if kind is float or kind is int else None
+        if fits is None or not fits[0] <= value <= fits[1]:     # (the common number needs no more)
+            value = _scalar(value)                  # a number to torch's check too: np.float64(1e39) raises
+            kind = type(value)
+            if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
+                    self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):
+                # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses
+                # -1.5, float32 refuses 1e39 (ints beyond int64: the engine's error, as torch's own)
+                value = checked_scalar(value, self.dtype, "the assigned value")
         if inplace_grad.recorded(self, (value,)):
             inplace_grad.assign(self, index, value)
             return
-        value = value._data if isinstance(value, Tensor) else _scalar(value)
+        if isinstance(value, Tensor):
+            value = value._data
         if self._placed is not None:
             # written whole, then cut again: item assignment on a sharded tensor is rare
             placement, sizes, before = self.placement, self._placed.sizes, self._version
@@ -337,6 +343,11 @@ def _check_index_put_dtype(t, index, value):
 # the dtypes whose item assignment checks a Python number as torch does; float16 and bfloat16
 # take an overflowing number as inf there (torch's fill_ and full refuse it)
 _CHECKED_WRITES = dtypes.SMALL_INTS | {dtypes.int32, dtypes.int64, dtypes.float32, dtypes.complex64}
+# the Python ints and floats that torch's checked fill writes into these dtypes as they are
+# (checked_scalar returns them unchanged): item assignment tests them inline before calling it
+_FITS = {dtypes.float32: (-dtypes.FLOAT_MAX["float32"], dtypes.FLOAT_MAX["float32"]),
+         dtypes.float64: (-math.inf, math.inf), dtypes.int32: dtypes.INT_RANGES["int32"],
+         dtypes.int64: dtypes.INT_RANGES["int64"]}
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}
 _IOP_EVENTS = {"+=": "add_", "-=": "sub_", "*=": "mul_", "/=": "div_"}     # torch's ops of the operators
 
