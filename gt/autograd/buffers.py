@@ -15,7 +15,7 @@ import weakref
 
 from gt.autograd import function, sparse_grad
 from gt.autograd.deferred import LowRank, materialized
-from gt.autograd.sparse_grad import SparseGrad, combined
+from gt.autograd.sparse_grad import SparseGrad, SparseSeen, combined
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -91,7 +91,7 @@ def accumulate(node, g, shared=True):
         node._grad = function.Tensor._wrap(g if owned else B.copy(g), requires_grad=False)   # unchecked: ours
     else:
         grad = node.grad
-        if grad.is_sparse:     # a sparse .grad (Embedding(sparse=True)) + dense: dense, as torch's
+        if SparseSeen.made and grad.is_sparse:    # a sparse .grad (Embedding(sparse=True)) + dense: dense, as torch's
             sparse_grad.accumulate(node, function.Tensor._wrap(g))
         else:
             grad._data += g  # the leaf owns its .grad array, so in place is safe
@@ -161,7 +161,7 @@ def zero_grads(params, set_to_none=True):
             g.zero_()
             continue
         p.grad = None
-        if g._placed is None and not g.is_sparse:
+        if g._placed is None and not (SparseSeen.made and g.is_sparse):
             arr = g._array
             alive = weakref.ref(g)
             del g

@@ -22,6 +22,14 @@ from gt.autograd import function
 accumulate = None
 
 
+class SparseSeen:
+    """Whether a sparse COO tensor was ever made in this process (``SparseTensor._make`` says so):
+    until then no gradient can be sparse, and the gradient accumulation, ``zero_grad`` and the
+    optimizers skip their ``is_sparse`` tests, one per parameter on every step."""
+
+    made = False
+
+
 class SparseGrad:
     """``tensor`` (a sparse COO gt tensor, outside any graph) made by the op numbered ``seq``."""
 

@@ -183,12 +183,7 @@ class SparseProducts:
         return sparse_mm("matmul", self, other, True)
 
 
-class SparseSeen:
-    """Whether a sparse COO tensor was ever made in this process (``SparseTensor._make`` says so):
-    until then no gradient can be sparse, and the optimizers skip ``refuse_sparse_grads``, a
-    pass over every parameter on every step."""
-
-    made = False
+SparseSeen = sparse_grad.SparseSeen   # the flag lives in the autograd layer, whose accumulation reads it
 
 
 def refuse_sparse_grads(name, params):
