@@ -347,9 +347,9 @@ class ArithmeticMethods:
 def matmul(input, other):
     """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
     a, b = _operand(input, "matmul"), _operand(other, "matmul")
-    if a.is_sparse:       # a sparse COO tensor's own product (gt/tensor/sparse_autograd.py)
+    if a.is_sparse or a.is_sparse_csr:       # a sparse tensor's own product (gt/tensor/sparse_autograd.py)
         return a.matmul(b)
-    if getattr(b, "is_sparse", False):
+    if getattr(b, "is_sparse", False) or getattr(b, "is_sparse_csr", False):
         return b.__rmatmul__(a)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")

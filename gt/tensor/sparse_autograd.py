@@ -26,22 +26,28 @@ from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 def accumulate_grad(target, g):
     """Add the gradient ``g`` (sparse or dense) into ``target.grad`` (a sparse or dense leaf), as
     torch's AccumulateGrad: a first sparse gradient is kept with its own copy of the values, a
-    second one added by torch's sparse ``+=`` (merged or side by side: ``SparseMethods.add``)."""
+    second one added by torch's sparse ``+=`` (merged or side by side: ``SparseMethods.add``; CSR
+    gradients by CSR's add)."""
     with autograd.no_grad():
         cur = target._grad
         if cur is None:
-            new = g._new(g._sp_indices, g._sp_values.clone(), g.shape, g._sp_coalesced) if g.is_sparse else g
-        elif cur.is_sparse and g.is_sparse:
+            new = g._new(g._sp_indices, g._sp_values.clone(), g.shape, g._sp_coalesced) if _sparse(g) else g
+        elif _sparse(cur) and _sparse(g):
             new = cur.add(g)
-        elif cur.is_sparse:
+        elif _sparse(cur):
             new = g + cur.to_dense()
         else:
             new = cur
-            if g.is_sparse:
+            if _sparse(g):
                 add_sparse_(cur, g, 1)
             else:
                 cur.add_(g)
         target._grad = new
+
+
+def _sparse(t):
+    """A sparse gradient, COO or CSR (``is_sparse`` is torch's: COO only)."""
+    return t.is_sparse or t.is_sparse_csr
 
 
 def deliver(target, g):
@@ -60,6 +66,7 @@ def deliver(target, g):
 
 def add_sparse_(dense, sp, alpha):
     """``dense += alpha * sp`` in place, touching only the stored rows (no dense pass)."""
+    sp = sp._coo()
     sd = sp.sparse_dim()
     vals = sp._sp_values if alpha == 1 else sp._sp_values * alpha
     add_rows_(dense, sd, linear_positions(sp._sp_indices, dense.shape[:sd]), vals)
@@ -122,8 +129,6 @@ def check_mm(fn, s, d):
     if s.sparse_dim() != 2 or s.dense_dim() != 0:
         raise RuntimeError(f"{fn}: expected a 2-D sparse matrix (sparse_dim 2, dense_dim 0), got sparse_dim "
                            f"{s.sparse_dim()} and dense_dim {s.dense_dim()}")
-    if getattr(d, "is_sparse", False):
-        raise NotImplementedError(f"{fn}: sparse @ sparse is not supported by gt; call .to_dense() on one")
     if not hasattr(d, "ndim") or d.ndim not in (1, 2):
         raise RuntimeError(f"{fn}: the second operand must be a dense 1-D or 2-D tensor, got {type(d).__name__!r}")
     if d.shape[0] != s.shape[1]:
@@ -136,6 +141,8 @@ def check_mm(fn, s, d):
 def sparse_mm(fn, s, d, dense_grad):
     """``s @ d`` for a 2-D sparse ``s`` and a dense ``d``; ``dense_grad``: a sparse leaf gets torch's
     dense gradient (``@``, ``mm``, ``matmul``) rather than the one on its stored positions."""
+    if getattr(d, "is_sparse", False) or getattr(d, "is_sparse_csr", False):
+        return s._sparse_mm(fn, s, d)        # gt/tensor/sparse_spgemm.py
     check_mm(fn, s, d)
     vector = d.ndim == 1
     if vector:
@@ -159,14 +166,14 @@ def dense_sparse_mm(fn, d, s, dense_grad):
         raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({'x'.join(str(n) for n in d.shape)} "
                            f"and {'x'.join(str(n) for n in s.shape)})")
     if dense_grad and s._sp_leaf and autograd.is_grad_enabled():
-        check_mm(fn, s.t(), d.unsqueeze(1) if d.ndim == 1 else d.t())
+        check_mm(fn, s._coo().t(), d.unsqueeze(1) if d.ndim == 1 else d.t())
         return d @ dense_leaf(s)
-    out = sparse_mm(fn, s.t(), d if d.ndim == 1 else d.t(), False)
+    out = sparse_mm(fn, s._coo().t(), d if d.ndim == 1 else d.t(), False)
     return out if d.ndim == 1 else out.t()
 
 
 class SparseProducts:
-    """The products of a sparse tensor by a dense one (either side)."""
+    """The products of a sparse tensor by a dense one (either side) or by a sparse one of its layout."""
 
     __slots__ = ()
 

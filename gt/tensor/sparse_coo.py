@@ -8,6 +8,7 @@ sparse_autograd.py); every other method of ``Tensor`` raises NotImplementedError
 and a dense op handed a sparse tensor raises when it reads the storage: a dense op never runs on
 the sparse storage. Gradients reach the values through the ordinary tape; a sparse leaf's
 ``.grad`` is sparse (gt/tensor/sparse_autograd.py). Sparse tensors are refused on a mesh of several devices.
+Sparse CSR tensors (gt/tensor/sparse_csr.py) are a subclass holding their entries in this form too.
 """
 
 import sys
@@ -21,11 +22,13 @@ from gt.tensor.core import Tensor
 from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, make_leaf
 from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
 from gt.tensor.sparse_methods import SparseMethods
+from gt.tensor.sparse_spgemm import sparse_sparse_mm
 
 sparse_coo = Layout("sparse_coo")
 
 SUPPORTED = ("to_dense", "indices", "values", "_indices", "_values", "coalesce", "is_coalesced", "_nnz",
-             "sparse_dim", "dense_dim", "mm", "matmul", "@ (either side)", "t", "transpose", "add", "+", "sub", "-",
+             "sparse_dim", "dense_dim", "mm", "matmul", "@ (either side; by a COO tensor too)", "t", "transpose",
+             "add", "+", "sub", "-",
              "mul", "* (by a number, a dense or a sparse tensor)", "div", "/ (by a number)", "neg", "pow", "**",
              *ZERO_KEEPING, "narrow_copy", "index_select", "sum", "size", "shape", "dtype", "layout",
              "requires_grad_", "detach", "clone", "zero_", "backward through values", "to_sparse",
@@ -43,6 +46,13 @@ _DUNDER_KEEP = {"__init__", "__new__", "__hash__", "__repr__", "__str__", "__ini
                 "__dir__", "__format__", "__sizeof__", "__class__", "__subclasshook__", "__slots__", "__weakref__",
                 "__doc__", "__module__", "__dict__", "__annotations__", "__class_getitem__", "__copy__",
                 "__len__"}
+
+
+def refuse_on_mesh(kind):
+    """Sparse tensors live on one device: refused on a mesh of several (GT_DEVICES/GT_AUTO_SHARD)."""
+    if get_mesh().size > 1:
+        raise NotImplementedError(f"sparse {kind} tensors are not supported on a mesh of {get_mesh().size} "
+                                  "devices (GT_DEVICES/GT_AUTO_SHARD): use dense tensors there")
 
 
 def _message(op):
@@ -82,12 +92,11 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     layout = property(lambda self: sparse_coo, doc="``gt.sparse_coo``.")
     is_sparse = property(lambda self: True, doc="True: a sparse COO tensor.")
     __hash__ = Tensor.__hash__
+    _kind = "COO"
 
     @classmethod
     def _make(cls, indices, values, shape, coalesced, leaf=False):
-        if get_mesh().size > 1:
-            raise NotImplementedError(f"sparse COO tensors are not supported on a mesh of {get_mesh().size} "
-                                      "devices (GT_DEVICES/GT_AUTO_SHARD): use dense tensors there")
+        refuse_on_mesh(cls._kind)
         SparseSeen.made = True
         t = object.__new__(cls)
         t._sp_indices, t._sp_values, t._sp_shape = indices, values, tuple(int(n) for n in shape)
@@ -158,10 +167,17 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
                 raise RuntimeError("you can only change requires_grad flags of leaf variables.")
             return self
         if requires_grad and not self._sp_leaf:
-            make_leaf(self)
+            self._make_leaf()
         elif not requires_grad and self._sp_leaf:
             self._sp_values = self._sp_values.detach()
             self._sp_leaf = False
+        return self
+
+    _make_leaf = make_leaf
+    _sparse_mm = staticmethod(sparse_sparse_mm)
+
+    def _coo(self):
+        """Itself (a sparse CSR tensor gives its entries as a COO tensor sharing the values)."""
         return self
 
     def detach(self):

@@ -108,21 +108,24 @@ Tensor.to_dense = dense_to_dense
 
 
 def _need_sparse(fn, s):
-    if not getattr(s, "is_sparse", False):
-        raise TypeError(f"{fn}: the first operand must be a sparse COO tensor, got "
+    if not (getattr(s, "is_sparse", False) or getattr(s, "is_sparse_csr", False)):
+        raise TypeError(f"{fn}: the first operand must be a sparse COO or CSR tensor, got "
                         f"{'a dense tensor' if isinstance(s, Tensor) else type(s).__name__}")
 
 
+def _sparse(t):
+    return getattr(t, "is_sparse", False) or getattr(t, "is_sparse_csr", False)
+
+
 def mm(mat1, mat2, reduce="sum"):
-    """``gt.sparse.mm``: sparse (n, k) @ dense (k, p) or dense (n, k) @ sparse (k, p) -> dense; a
-    sparse leaf's gradient is sparse on its coalesced indices (torch's ``sparse_mask``)."""
+    """``gt.sparse.mm``: sparse (n, k) @ dense (k, p) or dense (n, k) @ sparse (k, p) -> dense, or
+    sparse @ sparse of one layout (COO or CSR) -> sparse of that layout; a sparse leaf's gradient
+    is sparse on its stored indices (torch's ``sparse_mask``)."""
     if reduce != "sum":
         raise NotImplementedError(f"sparse.mm: reduce={reduce!r} is not supported by gt (only 'sum')")
-    if getattr(mat2, "is_sparse", False) and not getattr(mat1, "is_sparse", False):
+    if _sparse(mat2) and not _sparse(mat1):
         return dense_sparse_mm("sparse.mm", mat1, mat2, False)
     _need_sparse("sparse.mm", mat1)
-    if getattr(mat2, "is_sparse", False):
-        raise NotImplementedError("sparse.mm: sparse @ sparse is not supported by gt; call .to_dense() on one")
     return sparse_mm("sparse.mm", mat1, mat2, False)
 
 

@@ -1,0 +1,147 @@
+"""The ops of a sparse CSR tensor (gt/tensor/sparse_csr.py), those torch 2.13 runs on the CSR
+layout: the zero-keeping elementwise ops on the values (the pattern kept), ``mul`` by a number,
+a dense tensor of the same shape or a CSR tensor (torch's intersection), ``add`` of two CSR
+tensors (the union of the patterns) or of a dense one (dense), ``sum`` (all, or over one dim with
+``keepdim=True``), dtype conversions, and the products with dense (either side) and CSR tensors.
+Each is built on the COO machinery (gt/tensor/sparse_coo.py and beside it) through the entries'
+COO form, so gradients reach the values through the ordinary tape.
+"""
+
+from gt import autograd
+from gt.dtypes import DType
+from gt.tensor.core import Tensor
+from gt.tensor.functions import cat
+from gt.tensor.sparse_autograd import dense_leaf, dense_sparse_mm, sparse_mm
+from gt.tensor.sparse_methods import sparse_sum
+
+# torch 2.13's zero-keeping elementwise ops on CSR (it refuses square, exp, cos, sigmoid, nan_to_num...)
+CSR_ELEMENTWISE = ("abs", "sqrt", "sin", "sinh", "tan", "tanh", "asin", "asinh", "atan", "atanh", "expm1", "log1p",
+                   "relu", "sign", "sgn", "floor", "ceil", "round", "trunc", "frac", "erf", "erfinv", "deg2rad",
+                   "rad2deg", "signbit", "isnan", "isinf", "isposinf", "isneginf", "neg", "negative", "positive",
+                   "angle", "conj_physical")
+
+CSR_SUPPORTED = ("crow_indices", "col_indices", "values", "_nnz", "sparse_dim", "dense_dim", "to_dense",
+                 "to_sparse", "to_sparse_coo", "to_sparse_csr", "mm", "matmul", "@ (either side, or CSR @ CSR)",
+                 "add", "+", "mul", "* (by a number, a dense tensor of its shape or a CSR tensor)", "mul_", "sum",
+                 *CSR_ELEMENTWISE, "to", "float", "double", "int", "long", "size", "shape", "dtype", "layout",
+                 "requires_grad_", "detach", "clone", "zero_", "backward through values")
+
+
+def _values_op(name):
+    def op(self, *args, **kwargs):
+        return self._with_values(getattr(self._sp_values, name)(*args, **kwargs))
+
+    op.__name__ = name
+    op.__doc__ = f"``{name}`` of the stored values (it keeps zeros: the pattern is kept), torch's."
+    return op
+
+
+def _check_matrix(fn, s):
+    if s.ndim != 2:
+        raise RuntimeError(f"{fn}: a batched sparse CSR tensor (shape {s.shape}) has no product in torch 2.13: "
+                           "multiply each batch's matrix")
+
+
+class CsrOps:
+    """The ops a sparse CSR tensor supports (``CSR_SUPPORTED``)."""
+
+    __slots__ = ()
+
+    def _from(self, coo):
+        """The CSR tensor of a COO op's result on this tensor's entries."""
+        return self._new(coo._sp_indices, coo._sp_values, coo.shape, True)
+
+    def mul(self, other):
+        """``self * other``: by a number or 0-d tensor (the values scaled), a dense tensor of this
+        shape (its entries at the stored positions) or a CSR tensor (the common positions)."""
+        if getattr(other, "is_sparse_csr", False):
+            return self._from(self._coo().mul(other._coo()))
+        if isinstance(other, Tensor) and (other.is_sparse or other.ndim and tuple(other.shape) != self.shape):
+            raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size "
+                               f"{list(other.shape)} but mask has size {list(self.shape)} (or: a COO operand)")
+        if isinstance(other, Tensor) and other.ndim:
+            return self._with_values(self._sp_values * other[tuple(self._sp_indices)])
+        return self._with_values(self._sp_values * other)
+
+    __mul__ = __rmul__ = multiply = mul
+
+    def mul_(self, other):
+        """The values scaled in place by a number."""
+        self._sp_values.mul_(other)
+        return self
+
+    def add(self, other, *, alpha=1):
+        """CSR + CSR of one shape and dtype: CSR on the union of the patterns; CSR + dense: dense."""
+        if isinstance(other, Tensor) and not other.is_sparse and not other.is_sparse_csr:
+            return self.to_dense() + (other if alpha == 1 else other * alpha)
+        if not getattr(other, "is_sparse_csr", False):
+            raise RuntimeError(f"add: a sparse CSR tensor adds a CSR or a dense tensor, got "
+                               f"{getattr(other, 'layout', type(other).__name__)}")
+        if other.shape != self.shape:
+            raise RuntimeError(f"torch.add: Expected input tensors to have the same shape, but got tensor `self` "
+                               f"with shape {list(self.shape)} and tensor `other` with shape {list(other.shape)}")
+        if other.dtype != self.dtype:
+            raise RuntimeError(f"add: expected scalar type {self.dtype} but found {other.dtype}")
+        return self._from(self._coo().add(other._coo(), alpha=alpha))
+
+    def __add__(self, other):
+        return self.add(other)
+
+    def __radd__(self, other):
+        return self.add(other)
+
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        """All the entries (dense 0-d; a leaf's gradient is dense, torch's), or over ``dim`` of a
+        matrix with ``keepdim=True`` (CSR, torch's; it refuses ``keepdim=False``)."""
+        if dim is None:
+            vals = dense_leaf(self) if self._sp_leaf and autograd.is_grad_enabled() else self._sp_values
+            return vals.sum(dtype=dtype)
+        if not keepdim:
+            raise RuntimeError("reduction operations on CSR tensors with keepdim=False is unsupported")
+        if self.ndim != 2 or not isinstance(dim, int) or not -2 <= dim < 2:
+            raise RuntimeError(f"sum: gt sums a CSR matrix over one dim (0 or 1), got dim={dim} for shape "
+                               f"{self.shape}")
+        d = dim % 2
+        line = sparse_sum(self._coo(), d, dtype)
+        zeros = line._sp_indices * 0
+        idx = cat([zeros, line._sp_indices] if d == 0 else [line._sp_indices, zeros], 0)
+        shape = (1, self.shape[1]) if d == 0 else (self.shape[0], 1)
+        return self._new(idx, line._sp_values, shape, True)
+
+    def to(self, *args, **kwargs):
+        """Another dtype (the values converted); a device or ``copy=`` is accepted on the CPU."""
+        dtype = kwargs.get("dtype") or next((a for a in args if isinstance(a, (DType, str)) and
+                                             not str(a).startswith("cpu")), None)
+        return self if dtype is None else self._with_values(self._sp_values.to(dtype))
+
+    def float(self):
+        return self.to("float32")
+
+    def double(self):
+        return self.to("float64")
+
+    def int(self):
+        return self.to("int32")
+
+    def long(self):
+        return self.to("int64")
+
+    # ---- products -------------------------------------------------------------------------
+    def mm(self, mat2):
+        _check_matrix("mm", self)
+        return sparse_mm("mm", self, mat2, True)
+
+    def matmul(self, other):
+        _check_matrix("matmul", self)
+        return sparse_mm("matmul", self, other, True)
+
+    __matmul__ = matmul
+
+    def __rmatmul__(self, other):
+        _check_matrix("matmul", self)
+        return dense_sparse_mm("matmul", other, self, True)
+
+
+for _name in CSR_ELEMENTWISE:
+    setattr(CsrOps, _name, _values_op(_name))
+CsrOps.__neg__, CsrOps.__abs__, CsrOps.__pos__ = CsrOps.neg, CsrOps.abs, CsrOps.positive

@@ -1,0 +1,89 @@
+"""The product of two sparse matrices (COO x COO, CSR x CSR), torch's: a sparse result of the
+first operand's layout, coalesced, on the symbolic pattern (every position some pair of stored
+entries reaches, even where their products cancel to zero).
+
+A sparse leaf operand gets torch's gradient: sparse on the symbolic pattern of ``grad @ b^T``
+(or ``a^T @ grad``), which holds positions the leaf does not store.
+
+Each stored entry ``(i, k)`` of ``a`` meets the entries of ``b``'s row ``k`` (``b`` coalesced:
+its rows are sorted, so a row is one range found by ``searchsorted``); the products of all the
+pairs are summed by output position. Built from differentiable dense gt ops on the values, so
+the gradient with respect to each operand's values (an operand built from values that require
+grad) is the product's gradient times the other operand at the stored positions, as torch's.
+"""
+
+from gt import autograd, dtypes
+from gt.tensor import creation
+from gt.tensor.functions import stack
+from gt.tensor.index_methods import searchsorted
+from gt.tensor.sparse_autograd import fold_grad_into
+
+
+def _check(fn, a, b):
+    """torch's checks of a sparse (n, k) by sparse (k, p) product."""
+    if a.layout != b.layout:
+        raise RuntimeError(f"{fn}: computation on CPU is not implemented for {a.layout} @ {b.layout}: convert "
+                           "one operand (to_sparse_coo()/to_sparse_csr())")
+    for name, s in (("mat1", a), ("mat2", b)):
+        if s.ndim != 2 or s.dense_dim() != 0:
+            raise RuntimeError(f"{fn}: {name} must be a 2-D sparse matrix (no batch or dense dims), got shape "
+                               f"{s.shape} with dense_dim {s.dense_dim()}")
+    if a.shape[1] != b.shape[0]:
+        raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({a.shape[0]}x{a.shape[1]} and "
+                           f"{b.shape[0]}x{b.shape[1]})")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{fn}: mat1 dtype {a.dtype} does not match mat2 dtype {b.dtype}")
+
+
+def _pairs(ai_k, bk):
+    """(entry of a, entry of b) of every pair whose inner index meets, as two int64 tensors."""
+    start = searchsorted(bk, ai_k)
+    counts = searchsorted(bk, ai_k, right=True) - start
+    pa = creation.arange(ai_k.shape[0], dtype=dtypes.int64).repeat_interleave(counts)
+    offsets = counts.cumsum(0) - counts
+    pb = start[pa] + creation.arange(pa.shape[0], dtype=dtypes.int64) - offsets[pa]
+    return pa, pb
+
+
+def _pattern(left, right, p):
+    """(indices (2, m), pairs of entries (pa, pb), inverse (pairs,)) of the symbolic product of the
+    coalesced patterns ``left`` (2, *) and ``right`` (2, *) with ``p`` columns."""
+    with autograd.no_grad():
+        pa, pb = _pairs(left[1], right[0])
+        unique, inverse = (left[0][pa] * p + right[1][pb]).unique(sorted=True, return_inverse=True)
+        idx = stack([unique // p, unique % p], 0) if p else creation.zeros((2, 0), dtype=dtypes.int64)
+    return idx, pa, pb, inverse
+
+
+def _stand_in(s, left, right, p):
+    """A dense copy of the sparse leaf ``s`` that is its own leaf; its gradient reaches ``s.grad``
+    as torch's: sparse, on the symbolic pattern of ``left @ right`` (the product's pattern times
+    the other operand's transpose)."""
+    def convert(sp, g):
+        idx = _pattern(left, right, p)[0]
+        return sp._new(idx, g[idx[0], idx[1]], sp.shape, False)     # torch flags it uncoalesced
+
+    with autograd.no_grad():
+        dense = s.to_dense()
+    dense.requires_grad_(True)
+    fold_grad_into(dense, s, convert)
+    return dense
+
+
+def sparse_sparse_mm(fn, a, b):
+    """``a @ b`` of two 2-D sparse tensors of one layout: sparse (n, p), coalesced, ``a``'s layout.
+    A sparse leaf gets torch's gradient: sparse on the pattern of ``grad @ b^T`` (``a^T @ grad``
+    for ``b``), not only on its own entries (a dense copy of the leaf carries it: n x k memory)."""
+    _check(fn, a, b)
+    ca, cb = a._coo().coalesce(), b._coo().coalesce()
+    p = b.shape[1]
+    idx, pa, pb, inverse = _pattern(ca._sp_indices, cb._sp_indices, p)
+    if autograd.is_grad_enabled() and (a._sp_leaf or b._sp_leaf):
+        with autograd.no_grad():
+            at, bt = ca.t().coalesce()._sp_indices, cb.t().coalesce()._sp_indices
+        da = _stand_in(a, idx, bt, a.shape[1]) if a._sp_leaf else ca.to_dense()
+        db = _stand_in(b, at, idx, p) if b._sp_leaf else cb.to_dense()
+        return a._new(idx, (da @ db)[idx[0], idx[1]], (a.shape[0], p), True)
+    terms = ca._sp_values[pa] * cb._sp_values[pb]
+    vals = creation.zeros((idx.shape[1],), dtype=terms.dtype).index_add(0, inverse, terms)
+    return a._new(idx, vals, (a.shape[0], p), True)
