@@ -15,7 +15,7 @@ import weakref
 
 from gt.autograd import function, sparse_grad
 from gt.autograd.deferred import LowRank, materialized
-from gt.autograd.sparse_grad import SparseGrad, SparseSeen, combined
+from gt.autograd.sparse_grad import SparseGrad, SparseSeen
 from gt.backend import B
 from gt.sharding import layout
 from gt.sharding.layout import Placed
@@ -44,9 +44,9 @@ class PendingGrads:
         prev = self._grads.get(key)
         if prev is not None:
             self._release(prev)
-            if type(g) is SparseGrad or type(prev) is SparseGrad:
-                g = combined(_unfactored(prev), _unfactored(g))
-            else:
+            if type(g) is SparseGrad and type(prev) is SparseGrad:
+                g = prev.plus(g)        # torch's sparse sum: sparse
+            else:                       # dense + sparse (a tied table) is dense, as gt's dense + sparse tensor
                 g = layout.add(materialized(prev), materialized(g))
         self._grads[key] = g
         held, key = self._held, id(g)
@@ -64,12 +64,6 @@ class PendingGrads:
             held[key] = n
         else:
             del held[key]
-
-
-def _unfactored(g):
-    """``g`` with a weight gradient kept as factors made (a tied table: a Linear's and a sparse
-    embedding's gradient meeting)."""
-    return g.materialize() if type(g) is LowRank else g
 
 
 def accumulate(node, g, shared=True):

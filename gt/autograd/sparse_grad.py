@@ -60,23 +60,6 @@ class SparseGrad:
             return SparseGrad(first.tensor.add(second.tensor), first.seq)    # torch's sparse sum
 
 
-def combined(prev, g):
-    """``prev + g`` of two gradients of one tensor, at least one of them a ``SparseGrad``: sparse
-    when both are, else a dense engine array."""
-    if type(prev) is SparseGrad and type(g) is SparseGrad:
-        return prev.plus(g)
-    from_array = prev if type(prev) is not SparseGrad else g     # the dense one
-    sparse = g if from_array is prev else prev
-    return sparse_into_dense(from_array, sparse)
-
-
-def sparse_into_dense(arr, sparse):
-    """``arr + sparse`` as a new engine array (torch's dense + sparse is dense)."""
-    with function.no_grad():
-        dense = function.Tensor._from_value(arr)
-        return (dense + sparse.tensor)._data
-
-
 def run_hooks(hooks, grad, name):
     """``grad`` (a ``SparseGrad``) after the tensor ``hooks``: each sees the sparse tensor and may
     return another sparse one of its shape and dtype (torch refuses a dense one)."""
