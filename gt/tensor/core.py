@@ -401,10 +401,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         """A copy (differentiable); ``memory_format`` is checked as torch checks it and changes
         nothing (gt lays tensors out row-major)."""
         compat_methods.check_memory_format(memory_format, self.ndim, "clone")
-        if self.requires_grad and autograd.is_grad_enabled():
-            return shape_methods._named(self + 0, self, "CloneBackward0")
-        if autograd.forward_ad.dual_values(self, ()):
-            return self + 0     # a copy with the tangent copied too (gt/autograd/forward_ad.py)
+        if (self.requires_grad and autograd.is_grad_enabled()) or autograd.forward_ad.dual_values(self, ()):
+            return shape_ops.Clone.apply(self)      # recorded; forward AD copies the tangent too
         p = self._placed
         if p is None:
             return Tensor._wrap(B.copy(self._array))

@@ -81,7 +81,7 @@ def _keeps_partial(cls, args):
     partial = [a.placement.is_partial() for a in tensors]
     if cls in (ew.Add, ew.Sub):
         return all(partial) and len(tensors) == len(args)  # a constant would be added once per device
-    if cls in (ew.Neg, sh.Contiguous):
+    if cls in (ew.Neg, sh.Contiguous, sh.Clone):
         return True
     if cls in (ew.Mul, ew.Div) and any(not _is_tensor(a) and not (a * 0 == 0 and (a or cls is ew.Mul)) for a in args):
         return False   # a share times inf (or over 0) is not its part of the result: 0 * inf is NaN
@@ -438,7 +438,7 @@ RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.FloorDivide, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
     ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
     act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits, mf.MathFunction, mf.BinaryMathFunction, mf.Logit,
-    sh.Contiguous)}
+    sh.Contiguous, sh.Clone)}
 RULES.update({
     act.Softmax: softmax_like, act.LogSoftmax: softmax_like,
     sorting.TakeAlongAxis: along_axis, sorting.Cumsum: along_axis, mf.Cumprod: along_axis, mf.Prod: off_shard_reduction,
