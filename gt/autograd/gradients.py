@@ -59,6 +59,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     outputs, inputs = _tensors(outputs, "outputs"), _tensors(list(inputs.values()) if names else inputs, "inputs")
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    if any(_nested(t) for t in (*outputs, *inputs)):
+        result = _nested_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused,
+                              is_grads_batched, materialize_grads)
+        return dict(zip(names, result)) if names else result
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
@@ -69,6 +73,62 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         result = _results(inputs, got, allow_unused, materialize_grads, create_graph,
                           (lambda g: g) if create_graph else Tensor._from_value)
     return dict(zip(names, result)) if names else result
+
+
+def _nested(t):
+    return type(t) is not function.Tensor and t.is_nested
+
+
+def _dense(tensors):
+    """The dense tensors that carry the graph of ``tensors`` (a nested tensor's ``_autograd_tensors()``:
+    a jagged one's values, a strided one's components) and how many each gave."""
+    flat, counts = [], []
+    for t in tensors:
+        parts = t._autograd_tensors() if _nested(t) else (t,)
+        flat.extend(parts)
+        counts.append(len(parts))
+    return flat, counts
+
+
+def _dense_outputs(outputs, grad_outputs):
+    """Nested outputs (and their gradients, nested tensors of the same structure) as the dense
+    tensors behind them, checked as torch checks them."""
+    Tensor = function.Tensor
+    given = [grad_outputs] if grad_outputs is None or isinstance(grad_outputs, Tensor) else list(grad_outputs)
+    given = given * len(outputs) if grad_outputs is None else given[:len(outputs)]
+    seeds = []
+    for i, (out, g) in enumerate(zip(outputs, given)):
+        if not _nested(out):
+            seeds.append(g)
+        elif g is None:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs: pass a gradient, a nested "
+                               f"tensor of output {i}'s structure {tuple(out.shape)}")
+        elif not _nested(g) or g.shape != out.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(g.shape)} and output[{i}] "
+                               f"has a shape of {tuple(out.shape)}.")
+        else:
+            seeds.extend(g._autograd_tensors())
+    return _dense(outputs)[0], seeds
+
+
+def _nested_grad(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, batched, materialize):
+    """``grad`` where an output or input is a nested tensor (gt.nested): the walk on the dense
+    tensors behind them, a nested input's gradient made a nested tensor of its structure (torch's)."""
+    flat_out, seeds = _dense_outputs(outputs, grad_outputs)
+    flat_in, counts = _dense(inputs)
+    got = iter(grad(flat_out, flat_in, seeds, retain_graph, create_graph, allow_unused=True,
+                    is_grads_batched=batched, materialize_grads=materialize))
+    result = []
+    for i, (t, n) in enumerate(zip(inputs, counts)):
+        parts = [next(got) for _ in range(n)]
+        if any(p is None for p in parts):
+            if not allow_unused:
+                raise RuntimeError(f"The differentiated Tensor at index {i} {_USED}" if len(inputs) > 1 else
+                                   f"One of the differentiated Tensors {_USED}")
+            result.append(None)
+        else:
+            result.append(t._from_autograd_grads(parts) if _nested(t) else parts[0])
+    return tuple(result)
 
 
 def _batched(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
@@ -133,13 +193,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """
     roots = _tensors(tensors, "tensors", "backward")
     if inputs is not None:
-        _backward_into(roots, grad_tensors, retain_graph, create_graph, _tensors(inputs, "inputs", "backward"))
-    elif len(roots) == 1:
+        # a nested input (gt.nested): the dense tensors behind it, whose .grad its .grad reads
+        inputs = _dense(_tensors(inputs, "inputs", "backward"))[0]
+        if any(_nested(t) for t in roots):
+            roots, grad_tensors = _dense_outputs(roots, grad_tensors)
+        _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs)
+    elif len(roots) == 1 and not _nested(roots[0]):
         # torch zips tensors with gradients: extra gradients are ignored (a list of numbers is one gradient's data)
         listed = isinstance(grad_tensors, (list, tuple)) and len(grad_tensors) >= 1
         one = grad_tensors[0] if listed and (len(grad_tensors) == 1 or _gradient_like(grad_tensors[0])) else grad_tensors
         backward_one(roots[0], one, retain_graph, create_graph)
     elif roots:
+        if any(_nested(t) for t in roots):
+            roots, grad_tensors = _dense_outputs(roots, grad_tensors)
         _walk(roots, grad_tensors, retain_graph, create_graph)
         finish()
 

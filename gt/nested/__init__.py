@@ -12,15 +12,16 @@ The jagged layout (``layout=gt.jagged``, torch's NJT, gt/nested/jagged_tensor.py
 as any gt op); ``F.scaled_dot_product_attention`` on (B, H, j, D) is one op over every sequence
 (gt/ops/jagged_attention.py). The strided layout (the default of ``nested_tensor``, as torch's)
 holds the list of tensors, which may differ in any dims, and supports fewer ops (torch 2.13's
-set), each run per tensor. Ops neither supports raise NotImplementedError naming the op. Not
-there: ``gt.autograd.grad`` with respect to a nested tensor (take it with respect to the list's
-tensors or ``values()``), a dense tensor of a Tensor subclass (a Parameter) on the left of a
-binary op with a nested tensor (write the nested one first).
+set), each run per tensor. Ops neither supports raise NotImplementedError naming the op.
+Gradients with respect to a nested tensor (``gt.autograd.grad(out, nt)``, ``backward(inputs=[nt])``)
+are nested tensors of its structure, taken through the dense tensors behind it
+(``_autograd_tensors()``), as torch's.
 """
 
 from gt import dtypes
 from gt.nested import functional as _functional  # noqa: F401  (nn functions on nested tensors)
 from gt.nested import jagged_ops as _jagged_ops
+from gt.nested import jagged_views as _jagged_views
 from gt.nested import refuse as _refuse
 from gt.nested import strided as _strided
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, jagged
@@ -32,6 +33,7 @@ __all__ = ["nested_tensor", "as_nested_tensor", "nested_tensor_from_jagged", "na
            "jagged", "NestedTensor", "StridedNestedTensor"]
 
 _jagged_ops.install()
+_jagged_views.install()
 _strided.install()
 _refuse.refuse_the_rest()
 
@@ -46,7 +48,7 @@ def _layout(layout):
 
 def _components(tensor_list, dtype, device):
     """The list's tensors (lists of numbers become tensors), checked as torch checks them."""
-    if isinstance(tensor_list, Tensor) and not isinstance(tensor_list, NestedBase):
+    if isinstance(tensor_list, Tensor):     # a dense tensor's rows, or a nested tensor's tensors
         tensor_list = tensor_list.unbind(0) if tensor_list.ndim else [tensor_list]
     if not isinstance(tensor_list, (list, tuple)):
         raise TypeError(f"nested_tensor(): expected a list of tensors, got {type(tensor_list).__name__}")

@@ -8,6 +8,7 @@ import math
 
 from gt.nn import functional as F
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
+from gt.nested.jagged_views import where
 from gt.ops.jagged_attention import JaggedAttention
 from gt.tensor import cat
 
@@ -78,6 +79,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return query._like(cat(parts, 0).transpose(0, 1), transposed=True)
 
 
+def embedding(input, weight, *args):
+    """``F.embedding`` of nested ids (B, j, ...): a nested tensor (B, j, ..., dim) on their offsets."""
+    return input._like(F.embedding(input._nt_values, weight, *args), transposed=False)
+
+
 def silu(input, inplace=False):
     """``F.silu`` of ``values``."""
     return input._like(F.silu(input._nt_values, inplace))
@@ -96,8 +102,8 @@ def _strided_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-
     return input._map(lambda part: F.layer_norm(part, normalized_shape, weight, bias, eps))
 
 
-HANDLERS = {"linear": linear, "layer_norm": layer_norm, "dropout": dropout, "silu": silu,
-            "scaled_dot_product_attention": scaled_dot_product_attention}
+HANDLERS = {"embedding": embedding, "linear": linear, "layer_norm": layer_norm, "dropout": dropout, "silu": silu,
+            "scaled_dot_product_attention": scaled_dot_product_attention, "where": where}
 STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "dropout": _per_tensor(F.dropout),
            "silu": _per_tensor(F.silu)}
 

@@ -261,18 +261,57 @@ def install():
     methods.update(transpose=transpose, view=_view("view"), reshape=_view("reshape"), chunk=chunk,
                    unsqueeze=unsqueeze, squeeze=squeeze, to=to)
     methods["__matmul__"] = methods["matmul"] = _matmul
+    methods["__rmatmul__"] = _rmatmul
+    # what a dense tensor's binary op calls where a nested tensor is its right operand (gt/tensor/arithmetic.py)
+    methods.update(__rdiv__=methods["__rtruediv__"], __rmaximum__=methods["maximum"], __rminimum__=methods["minimum"])
     methods["to_padded_tensor"] = to_padded_tensor
     for name, method in methods.items():
         setattr(NestedTensor, name, method)
 
 
 def _matmul(self, other):
-    """A nested tensor times a dense matrix (the last dim contracted), as torch's."""
-    if isinstance(other, NestedBase) or not isinstance(other, Tensor) or other.ndim != 2 or \
-            self._nt_ragged == self.dim() - 1:      # the ragged dim contracted: across sequences
-        raise RuntimeError(f"matmul(): not supported between inputs of shapes {shape_text(self)} and "
-                           f"{getattr(other, 'shape', type(other).__name__)}")
-    return self._like(self._nt_values @ other)
+    """``self @ other`` with one of them nested, as torch 2.13's: (B, j, ..., D) @ (D, E) on the values;
+    (B, j, D) @ (B, D, E) and (B, D, E) @ (B, E, j) through the padded form (each sequence's rows
+    padded with zeros, multiplied, the padding dropped); two nested tensors of the same raggedness
+    with more than 3 dims on the values; (B, D, j) @ (B, j, E) over each sequence's rows (a dense
+    (B, D, E) result)."""
+    if not isinstance(self, NestedBase):
+        return _rmatmul(other, self)
+    r, nd = self._nt_ragged, self.dim()
+    if not isinstance(other, Tensor):
+        pass
+    elif not isinstance(other, NestedBase) and r < nd - 1:
+        if other.ndim == 2 and nd > 2:
+            return self._like(self._nt_values @ other)
+        if other.ndim == nd >= 3:
+            return _from_padded(self, to_padded_tensor(self, 0.0) @ other)
+    elif isinstance(other, NestedTensor) and other._nt_jint is self._nt_jint:
+        if nd > 3 and other.dim() > 3 and other._nt_ragged == r:
+            return self._like(self._nt_values @ other._nt_values)
+        if nd == other.dim() == 3 and r == 2 and other._nt_ragged == 1:     # the ragged dim contracted: dense
+            return to_padded_tensor(self, 0.0) @ to_padded_tensor(other, 0.0)
+    raise RuntimeError(f"matmul(): not supported between inputs of shapes {shape_text(self)} and "
+                       f"{shape_text(other) if isinstance(other, NestedBase) else getattr(other, 'shape', other)}")
+
+
+def _rmatmul(self, other):
+    """``other @ self``: a dense (B, D, E) times a nested (B, E, j) (the ragged dim last)."""
+    if isinstance(other, Tensor) and other.ndim == self.dim() >= 3 and self._nt_ragged == self.dim() - 1:
+        return _from_padded(self, other @ to_padded_tensor(self, 0.0))
+    raise RuntimeError(f"matmul(): not supported between inputs of shapes "
+                       f"{getattr(other, 'shape', type(other).__name__)} and {shape_text(self)}")
+
+
+def _from_padded(self, padded):
+    """A nested tensor of ``self``'s structure from a dense (B, ..., max length, ...) one (the
+    ragged dim where ``self``'s is): each sequence's rows gathered, the padding dropped."""
+    r, b = self._nt_ragged, self.shape[0]
+    rows = padded.movedim(r, 1)
+    longest = rows.shape[1]
+    ids = self._batch_ids()
+    index = ids * longest + arange(ids.shape[0]).to(ids.device) - self._nt_offsets.index_select(0, ids)
+    values = rows.reshape(b * longest, *rows.shape[2:]).index_select(0, index)
+    return self._like(values.movedim(0, r - 1), transposed=False)
 
 
 def to_padded_tensor(self, padding, output_size=None):

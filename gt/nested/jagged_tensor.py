@@ -216,13 +216,6 @@ class NestedTensor(NestedBase):
             raise NotImplementedError("this op needs a nested tensor whose offsets cover its values from 0 "
                                       "without holes: call .contiguous() first")
 
-    def __getitem__(self, index):
-        """``nt[i]``: the i-th tensor (torch's; other indexing raises)."""
-        if isinstance(index, int) and not isinstance(index, bool):
-            return self.unbind()[index]
-        raise RuntimeError(f"getitem: a jagged NestedTensor takes an int index (one of its tensors) in gt, got "
-                           f"{index!r}")
-
     def _lengths(self):
         return self._nt_offsets[1:] - self._nt_offsets[:-1] if self._nt_lengths is None else self._nt_lengths
 
@@ -258,9 +251,25 @@ class NestedTensor(NestedBase):
 
     @property
     def grad(self):
-        """The gradient of a nested leaf: a nested tensor of the same structure (torch's)."""
-        g = self._nt_values.grad if self._nt_leaf else None
+        """The gradient of a nested leaf (or one that ``retain_grad()``): a nested tensor of the same
+        structure (torch's)."""
+        g = self._nt_values.grad if self._nt_leaf or self._nt_values.retains_grad else None
         return None if g is None else self._like(g)
+
+    retains_grad = property(lambda self: not self._nt_leaf and self._nt_values.retains_grad)
+
+    def retain_grad(self):
+        """Keep the gradient of this computed nested tensor in ``.grad`` (its values' gradient)."""
+        if not self._nt_leaf:
+            self._nt_values.retain_grad()
+
+    def _autograd_tensors(self):
+        """The dense tensors its gradient is taken through (gt.autograd.grad, backward(inputs=))."""
+        return (self._nt_values,)
+
+    def _from_autograd_grads(self, grads):
+        """The nested gradient of the gradients of ``_autograd_tensors()``."""
+        return self._like(grads[0])
 
     @grad.setter
     def grad(self, value):

@@ -94,8 +94,11 @@ class StridedNestedTensor(NestedBase):
         return self._nt_parts
 
     def __getitem__(self, index):
+        """``nt[i]``: the i-th tensor; ``nt[i, ...]``: indexing it."""
         if isinstance(index, int) and not isinstance(index, bool):
             return self._nt_parts[index]
+        if isinstance(index, tuple) and index and isinstance(index[0], int) and not isinstance(index[0], bool):
+            return self._nt_parts[index[0]][index[1:]]
         raise RuntimeError("Internal error: NestedTensorImpl doesn't support sizes (a strided nested tensor takes "
                            "an int index only)")
 
@@ -108,6 +111,18 @@ class StridedNestedTensor(NestedBase):
     def grad(self):
         grads = [p.grad for p in self._nt_parts] if self._nt_leaf else [None]
         return None if any(g is None for g in grads) else StridedNestedTensor._make(grads)
+
+    def _map_values(self, make):
+        """A new nested tensor of ``make`` of each tensor (the ``*_like`` creation functions)."""
+        return self._map(make)
+
+    def _autograd_tensors(self):
+        """The dense tensors its gradient is taken through (gt.autograd.grad, backward(inputs=))."""
+        return self._nt_parts
+
+    def _from_autograd_grads(self, grads):
+        """The nested gradient of the gradients of ``_autograd_tensors()``."""
+        return StridedNestedTensor._make(grads)
 
     def requires_grad_(self, requires_grad=True):
         """A leaf: its tensors become leaves that require grad (or not)."""

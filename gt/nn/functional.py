@@ -79,6 +79,7 @@ def softplus(x, beta=1.0, threshold=20.0):
     def fn(x):
         z = x * beta
         # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
+        # x itself above the threshold, not z / beta: z overflows to inf where x is huge
         return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
     return in_float32(fn)(_tensor(x, "softplus"))
 
@@ -181,6 +182,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     first scaled down to it in ``weight`` itself (in place, outside the graph), as torch's.
     ``sparse=True``: ``weight.grad`` is a sparse COO tensor (the ids as indices, uncoalesced, the
     padding row's entries left out), torch's; ``scale_grad_by_freq`` is then refused by the backward."""
+    if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's: on the ids' values
+        return type(input).__gt_function__(embedding, (input, weight, padding_idx, max_norm, norm_type,
+                                                       scale_grad_by_freq, sparse), {})
     idx = _class_indices(input, "embedding", "indices", small=())
     if weight.ndim != 2:
         raise ValueError(f"embedding: 'weight' must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")

@@ -166,9 +166,13 @@ def accepts_device(fn):
     the new tensor is placed as gt places it, then moved to ``device`` where that is elsewhere.
     While profiling, each call is one event, torch's op (``aten::zeros``; ``tensor``: ``aten::lift_fresh``)."""
     event = _CREATION_EVENTS.get(fn.__name__, "aten::" + fn.__name__)
+    like = fn.__name__.endswith("_like")
 
     @functools.wraps(fn)
     def create(*args, device=None, pin_memory=False, layout=None, **kwargs):
+        if like and args and getattr(args[0], "is_nested", False):     # gt.nested's: made on each values tensor
+            return args[0]._map_values(lambda v: create(v, *args[1:], device=device, pin_memory=pin_memory,
+                                                        layout=layout, **kwargs))
         rec = function.profiling
         if rec is not None and rec.records_call():
             return rec.call(event, True, create, args, dict(kwargs, device=device, pin_memory=pin_memory,
