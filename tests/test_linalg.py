@@ -354,5 +354,12 @@ def test_errors():
         gt.linalg.multi_dot([gt.eye(2)])
     with pytest.raises(ValueError, match="must have length 3"):
         gt.linalg.cross(gt.zeros(2), gt.zeros(2))
-    with pytest.raises(NotImplementedError, match="mode='complete' and nrows > ncols"):
-        gt.linalg.qr(gt.randn(3, 2, requires_grad=True), mode="complete").Q.sum().backward()
+
+
+def test_qr_complete_of_a_tall_matrix_refuses_a_backward_as_torch():
+    for L in (gt, torch_or_skip()):       # torch's type and words: RuntimeError, in the backward
+        q, r = L.linalg.qr(L.randn(3, 2, dtype=L.float64, requires_grad=True), mode="complete")
+        assert tuple(q.shape) == (3, 3) and tuple(r.shape) == (3, 2)
+        with pytest.raises(RuntimeError, match=r"^The QR decomposition is not differentiable when mode='complete' "
+                                               r"and nrows > ncols\.$"):
+            (q.sum() + r.sum()).backward()

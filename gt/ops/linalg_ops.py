@@ -371,8 +371,7 @@ class Qr(Function):
             raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
                                "Use linalg.qr(A, mode='reduced') to differentiate through linalg.qr")
         if q.shape[-2] > r.shape[-1] and q.shape[-1] == q.shape[-2]:
-            raise NotImplementedError("The QR decomposition is not differentiable when mode='complete' and "
-                                      "nrows > ncols")
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
         return q, r
 
     def backward(self, g):
