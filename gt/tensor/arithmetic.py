@@ -38,6 +38,8 @@ def _binary(op_cls, name, a, b):
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         sa, sb = a.shape, b.shape
         if sa != sb:
+            if type(b) is not Tensor and b.is_nested:   # a Parameter before a nested tensor: the nested one's op
+                return getattr(b, f"__r{name}__")(a)
             broadcast_shape(name, sa, sb)
         da = a.dtype
         if da is b.dtype and da.differentiable:     # dtypes are singletons: ``is``, not DType.__eq__
@@ -347,6 +349,9 @@ class ArithmeticMethods:
 def matmul(input, other):
     """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
     a, b = _operand(input, "matmul"), _operand(other, "matmul")
+    if (type(a) is not Tensor and getattr(a, "is_nested", False)) or (type(b) is not Tensor and
+                                                                      getattr(b, "is_nested", False)):
+        return a.matmul(b) if getattr(a, "is_nested", False) else b.__rmatmul__(a)   # gt.nested's product
     if a.is_sparse or a.is_sparse_csr:       # a sparse tensor's own product (gt/tensor/sparse_autograd.py)
         return a.matmul(b)
     if getattr(b, "is_sparse", False) or getattr(b, "is_sparse_csr", False):
@@ -380,6 +385,9 @@ def where(condition, input=_ALONE, other=_ALONE):
         if a is not b:
             raise TypeError("where: give both input and other, or neither (where(condition) is condition.nonzero(as_tuple=True))")
         return cond.nonzero(as_tuple=True)
+    for x in (cond, a, b):      # gt.nested's form where one of them is a nested tensor
+        if type(x) is not Tensor and getattr(x, "is_nested", False):
+            return x.__gt_function__(where, (cond, a, b), {})
     a, b = _operand(a, "where"), _operand(b, "where")
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         a, b = _promote_ints(a, b)    # an int tensor meeting a float: float32 or the tensor's dtype
