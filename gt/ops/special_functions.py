@@ -27,15 +27,24 @@ def _s(name, x):
     return B.special_math(name, x)
 
 
+# each float dtype's machine epsilon: below it, i1(x) / x rounds badly (x subnormal: 1 / x overflows)
+_EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23, "float64": 2.0 ** -52}
+
+
+def _tiny(x):
+    """Where |x| <= eps (NaN too): torch's mask, where i1' and i1e' are their limit 1/2 at 0."""
+    return ~(B.abs(x) > _EPS.get(B.dtype_of(x).name, 2.0 ** -52))
+
+
 def _i1_derivative(x, y):
-    # i0(x) - i1(x) / x, and its limit 1/2 at 0 (torch's), at NaN too (torch's mask is |x| > eps)
-    zero = (x == 0) | (x != x)
+    # i0(x) - i1(x) / x, and its limit 1/2 where |x| <= eps and at NaN (torch's)
+    zero = _tiny(x)
     return B.where(zero, 0.5, _s("i0", x) - y / B.where(zero, 1, x))
 
 
 def _i1e_derivative(x, y):
-    # i0e(x) - i1e(x) (sign(x) + 1 / x), and 1/2 at 0 and NaN (torch's)
-    zero = (x == 0) | (x != x)
+    # i0e(x) - i1e(x) (sign(x) + 1 / x), and 1/2 where |x| <= eps and at NaN (torch's)
+    zero = _tiny(x)
     return B.where(zero, 0.5, _s("i0e", x) - y * (B.sign(x) + 1 / B.where(zero, 1, x)))
 
 
@@ -62,7 +71,7 @@ def _r(name, x):
 
 def _i1_graph(x, scaled):
     # i0 - i1 / x (i1e: i0e - i1e (sign(x) + 1 / x)), 1/2 at 0, with the masks as constants
-    zero = const((x._array == 0) | (x._array != x._array))
+    zero = const(_tiny(x._array))
     safe = Where.apply(zero, 1.0, x)
     if scaled:
         rest = _r("i0e", x) - _r("i1e", x) * (mask_like(x, B.sign(x._array)) + 1 / safe)
