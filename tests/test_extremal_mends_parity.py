@@ -49,3 +49,17 @@ def test_i1_gradient_at_tiny_inputs(name):
         got, = gt.autograd.grad(getattr(gt.special, name)(x).sum(), x, create_graph=create_graph)
         np.testing.assert_allclose(got.detach().numpy(), want.numpy(), rtol=1e-12, atol=0)
 
+
+def test_softplus_of_huge_inputs_is_the_input():
+    """softplus with beta != 1 returned (beta * x) / beta above the threshold: inf where beta * x
+    overflows (x = 3e38 in float32), where torch gives x."""
+    for dtype, big in ((torch.float32, 3.4028234e38), (torch.float64, 1.7976931348623157e308)):
+        values = [big, -big, 1e20, 30.0, -0.0, float("inf"), float("-inf"), float("nan")]
+        t = torch.tensor(values, dtype=dtype, requires_grad=True)
+        x = gt.tensor(values, dtype=gt.float64 if dtype == torch.float64 else gt.float32, requires_grad=True)
+        want = torch.nn.functional.softplus(t, beta=2.0, threshold=15.0)
+        got = gt.nn.functional.softplus(x, beta=2.0, threshold=15.0)
+        _same_bits(got, want)
+        want.backward(torch.ones_like(t))
+        got.backward(gt.ones_like(x))
+        _same_bits(x.grad, t.grad)

@@ -80,7 +80,7 @@ def softplus(x, beta=1.0, threshold=20.0):
         z = x * beta
         # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
         # x itself above the threshold, not z / beta: z overflows to inf where x is huge
-        return where(z > threshold, z, where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta
+        return where(z > threshold, x, (where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta)
     return in_float32(fn)(_tensor(x, "softplus"))
 
 
