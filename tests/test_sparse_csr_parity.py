@@ -254,6 +254,8 @@ def test_what_gt_refuses_on_csr():
         gt.tensor([[0.0, 1.0]]).to_sparse(layout="torch.sparse_csc")
     with pytest.raises(NotImplementedError, match="exp: not supported on a sparse CSR"):
         gt.exp(s)
+    with pytest.raises(RuntimeError, match="sparse.sum: expected a sparse COO tensor"):
+        gt.sparse.sum(s)         # torch refuses it too
 
 
 @pytest.mark.skipif(not MESH, reason="needs GT_DEVICES > 1")
@@ -262,3 +264,28 @@ def test_sparse_csr_tensors_are_refused_on_a_mesh():
         gt.sparse_csr_tensor(CROW, COL, VAL, (3, 3))
     with pytest.raises(NotImplementedError, match="not supported on a mesh"):
         gt.tensor([[0.0, 1.0]]).to_sparse_csr()
+
+
+@dense_only
+@pytest.mark.parametrize("how", ["csr @", "@ csr", "csr sum", "csr to_dense", "csr addmm", "coo @", "@ coo", "coo sum",
+                                 "coo sparse.mm", "coo leaf sum", "coo leaf sparse.sum"])
+def test_gradients_through_to_sparse_and_sums_are_torch_s(how):
+    """torch hands the dense tensor a sparse one was made from a dense gradient through products
+    and sum() (ToSparseBackward passes it on), a masked one through to_dense and gt.sparse.mm."""
+    torch = _torch()
+    got = {}
+    for m in (torch, gt):
+        x = m.tensor(W * (np.abs(W) > 0.5), requires_grad=True)
+        d = m.tensor(D)
+        leaf = m.tensor(W * (np.abs(W) > 0.5)).to_sparse().requires_grad_()
+        fns = {"csr @": lambda: x.to_sparse_csr() @ d, "@ csr": lambda: d.t() @ x.to_sparse_csr(),
+               "csr sum": lambda: x.to_sparse_csr().sum(), "csr to_dense": lambda: x.to_sparse_csr().to_dense(),
+               "csr addmm": lambda: m.addmm(m.ones(3, 2, dtype=m.float64), x.to_sparse_csr(), d),
+               "coo @": lambda: x.to_sparse() @ d, "@ coo": lambda: d.t() @ x.to_sparse(),
+               "coo sum": lambda: x.to_sparse().sum(), "coo sparse.mm": lambda: m.sparse.mm(x.to_sparse(), d),
+               "coo leaf sum": lambda: leaf.sum(), "coo leaf sparse.sum": lambda: m.sparse.sum(leaf)}
+        y = fns[how]()
+        (y * m.tensor(np.arange(1.0, 1 + y.numel()).reshape(y.shape))).sum().backward()
+        got[m] = (y, x.grad if x.grad is not None else leaf.grad)
+    for g, t in zip(got[gt], got[torch]):      # a COO leaf's gradient: torch's entries, not its coalesced flag
+        _same(g.coalesce() if g.is_sparse else g, t.coalesce() if t.is_sparse else t)

@@ -124,6 +124,16 @@ def dense_leaf(s):
     return dense
 
 
+def dense_source(s):
+    """The dense tensor that carries torch's dense gradient of the sparse ``s`` through ``@``/``mm``/
+    ``matmul``/``addmm``/``sum()``: a leaf's dense stand-in, or the dense tensor ``to_sparse``/
+    ``to_sparse_csr`` made ``s`` from (equal to ``s`` where it matters: its zeros are the unstored
+    entries); None when ``s``'s gradient reaches only its values."""
+    if not autograd.is_grad_enabled():
+        return None
+    return dense_leaf(s) if s._sp_leaf else s._sp_dense
+
+
 def check_mm(fn, s, d):
     """torch's checks of a sparse (n, k) by dense (k, p) product."""
     if s.sparse_dim() != 2 or s.dense_dim() != 0:
@@ -147,8 +157,9 @@ def sparse_mm(fn, s, d, dense_grad):
     vector = d.ndim == 1
     if vector:
         d = d.unsqueeze(1)
-    if dense_grad and s._sp_leaf and autograd.is_grad_enabled():
-        out = dense_leaf(s) @ d
+    source = dense_source(s) if dense_grad else None
+    if source is not None:
+        out = source @ d
     else:
         rows, cols = s._sp_indices[0], s._sp_indices[1]
         terms = s._sp_values.unsqueeze(1) * d[cols]
@@ -165,9 +176,10 @@ def dense_sparse_mm(fn, d, s, dense_grad):
     if d.shape[-1] != s.shape[0] or s.ndim != 2:
         raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({'x'.join(str(n) for n in d.shape)} "
                            f"and {'x'.join(str(n) for n in s.shape)})")
-    if dense_grad and s._sp_leaf and autograd.is_grad_enabled():
+    source = dense_source(s) if dense_grad else None
+    if source is not None:
         check_mm(fn, s._coo().t(), d.unsqueeze(1) if d.ndim == 1 else d.t())
-        return d @ dense_leaf(s)
+        return d @ source
     out = sparse_mm(fn, s._coo().t(), d if d.ndim == 1 else d.t(), False)
     return out if d.ndim == 1 else out.t()
 

@@ -19,7 +19,7 @@ from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, make_leaf
+from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, dense_source, make_leaf
 from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
 from gt.tensor.sparse_methods import SparseMethods
 from gt.tensor.sparse_spgemm import sparse_sparse_mm
@@ -86,7 +86,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     """A sparse COO tensor (torch's ``layout=torch.sparse_coo``); made by ``gt.sparse_coo_tensor``
     or ``Tensor.to_sparse()``."""
 
-    __slots__ = ("_sp_indices", "_sp_values", "_sp_shape", "_sp_coalesced", "_sp_leaf")
+    __slots__ = ("_sp_indices", "_sp_values", "_sp_shape", "_sp_coalesced", "_sp_leaf", "_sp_dense")
     _placed = None
     _array = _data = _value = property(_storage)
     layout = property(lambda self: sparse_coo, doc="``gt.sparse_coo``.")
@@ -100,7 +100,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         SparseSeen.made = True
         t = object.__new__(cls)
         t._sp_indices, t._sp_values, t._sp_shape = indices, values, tuple(int(n) for n in shape)
-        t._sp_coalesced, t._sp_leaf = bool(coalesced), leaf
+        t._sp_coalesced, t._sp_leaf, t._sp_dense = bool(coalesced), leaf, None
         t._ctx = t._grad_value = t._grad_factors = None
         t._retains_grad, t._requires_grad = False, False
         return t
@@ -179,6 +179,14 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     def _coo(self):
         """Itself (a sparse CSR tensor gives its entries as a COO tensor sharing the values)."""
         return self
+
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        """The sum of every entry (a dense 0-d tensor; torch's dense gradient for a leaf or a tensor
+        made by ``to_sparse``) or over ``dim`` (``gt.sparse.sum``'s rules)."""
+        source = dense_source(self) if dim is None and not keepdim else None
+        if source is not None:
+            return source.sum(dtype=dtype)
+        return SparseMethods.sum(self, dim, keepdim, dtype)
 
     def detach(self):
         return self._new(self._sp_indices, self._sp_values.detach(), self.shape, self._sp_coalesced)

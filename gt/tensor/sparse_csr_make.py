@@ -127,7 +127,9 @@ def to_sparse_csr(self, dense_dim=None):
     if self.is_sparse and self.sparse_dim() != 2:
         raise RuntimeError(f"coo_to_sparse_csr: conversion from Sparse to SparseCsr for input tensors with "
                            f"sparse_dim()!=2 is not supported (got sparse_dim {self.sparse_dim()})")
-    return csr_from_coo(coo)
+    out = csr_from_coo(coo)
+    out._sp_dense = coo._sp_dense          # a dense tensor's: torch's ToSparseCsrBackward
+    return out
 
 
 def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):

@@ -7,11 +7,10 @@ Each is built on the COO machinery (gt/tensor/sparse_coo.py and beside it) throu
 COO form, so gradients reach the values through the ordinary tape.
 """
 
-from gt import autograd
 from gt.dtypes import DType
 from gt.tensor.core import Tensor
 from gt.tensor.functions import cat
-from gt.tensor.sparse_autograd import dense_leaf, dense_sparse_mm, sparse_mm
+from gt.tensor.sparse_autograd import dense_source, dense_sparse_mm, sparse_mm
 from gt.tensor.sparse_methods import sparse_sum
 
 # torch 2.13's zero-keeping elementwise ops on CSR (it refuses square, exp, cos, sigmoid, nan_to_num...)
@@ -91,11 +90,12 @@ class CsrOps:
         return self.add(other)
 
     def sum(self, dim=None, keepdim=False, dtype=None):
-        """All the entries (dense 0-d; a leaf's gradient is dense, torch's), or over ``dim`` of a
-        matrix with ``keepdim=True`` (CSR, torch's; it refuses ``keepdim=False``)."""
+        """All the entries (dense 0-d; torch's dense gradient for a leaf or a tensor made by
+        ``to_sparse_csr``), or over ``dim`` of a matrix with ``keepdim=True`` (CSR, torch's; it
+        refuses ``keepdim=False``)."""
         if dim is None:
-            vals = dense_leaf(self) if self._sp_leaf and autograd.is_grad_enabled() else self._sp_values
-            return vals.sum(dtype=dtype)
+            source = dense_source(self)
+            return (self._sp_values if source is None else source).sum(dtype=dtype)
         if not keepdim:
             raise RuntimeError("reduction operations on CSR tensors with keepdim=False is unsupported")
         if self.ndim != 2 or not isinstance(dim, int) or not -2 <= dim < 2:

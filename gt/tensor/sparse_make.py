@@ -94,7 +94,10 @@ def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=N
             mask = mask.reshape(tuple(self.shape[:sd]) + (-1,)).any(-1)
         idx = mask.nonzero().t().contiguous() if sd else creation.zeros((0, 1), dtype=dtypes.int64)
     vals = self[tuple(idx[d] for d in range(sd))] if sd else self.unsqueeze(0)
-    return SparseTensor._make(idx, vals, self.shape, True)
+    out = SparseTensor._make(idx, vals, self.shape, True)
+    if self.requires_grad and autograd.is_grad_enabled():
+        out._sp_dense = self        # torch's ToSparseBackward: products hand this tensor a dense gradient
+    return out
 
 
 def dense_to_dense(self, dtype=None, *, masked_grad=None):
@@ -170,7 +173,12 @@ def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):
 def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
     """``gt.sparse.sum``: all entries (dense 0-d) or over ``dim`` (sparse while a sparse dim remains)."""
     _need_sparse("sparse.sum", input)
-    return input.sum(dtype=dtype) if dim is None else sparse_sum(input, dim, dtype)
+    if input.is_sparse_csr:
+        raise RuntimeError("sparse.sum: expected a sparse COO tensor, got a sparse CSR one (torch refuses it too): "
+                           "use .sum() or .to_sparse_coo()")
+    if dim is None:         # sparse on the stored entries, torch's (Tensor.sum gives a leaf a dense one)
+        return input._sp_values.sum(dtype=dtype)
+    return sparse_sum(input, dim, dtype)
 
 
 class SparseEmbedding(Function):
