@@ -63,3 +63,17 @@ def test_softplus_of_huge_inputs_is_the_input():
         want.backward(torch.ones_like(t))
         got.backward(gt.ones_like(x))
         _same_bits(x.grad, t.grad)
+
+
+def test_trunc_division_gradients_are_zero_at_extremal_values():
+    """div(rounding_mode="trunc") of floats differentiated through a / b: its zero gradients were
+    0 / b and 0 * a / b**2, NaN where b is 0 or inf or either is NaN; torch's are zeros."""
+    pairs = [(1.0, 0.0), (float("inf"), 2.0), (3.0, float("inf")), (float("nan"), 1.0), (-7.0, 2.0), (5.0, -0.0)]
+    t = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in zip(*pairs)]
+    x = [gt.tensor(v, dtype=gt.float64, requires_grad=True) for v in zip(*pairs)]
+    want = torch.div(*t, rounding_mode="trunc")
+    got = gt.div(*x, rounding_mode="trunc")
+    _same_bits(got, want)
+    assert got.grad_fn.name() == want.grad_fn.name()
+    for g, w in zip(gt.autograd.grad(got, x, gt.ones_like(got)), torch.autograd.grad(want, t, torch.ones_like(want))):
+        _same_bits(g, w)

@@ -7,6 +7,7 @@ from gt.backend import B
 from gt.ops import bitwise_kernels as bk
 from gt.tensor.arithmetic import _promote_ints, _refuse_bools
 from gt.tensor.exact_values import local, needs_grad, with_grad
+from gt.tensor.shape import _named
 
 
 ROUNDING_MODES = (None, "trunc", "floor")
@@ -22,7 +23,12 @@ def rounded_quotient(a, b, mode):
     if mode == "floor":
         return a // b
     if a.dtype.is_floating_point or isinstance(b, float) or (isinstance(b, type(a)) and b.dtype.is_floating_point):
-        return (a / b).trunc()
+        if not needs_grad(a, b):
+            return (a / b).trunc()
+        with autograd.no_grad():
+            value = (a / b).trunc()
+        # zero gradients for both, as torch's: through a / b they were 0 / b and 0 * a / b**2, NaN at b = 0 or inf
+        return _named(with_grad(value, value, a, b), value, "DivBackward2")
     a, b = _promote_ints(a, b)
     # a bool takes the other operand's integer dtype (int64 beside a number), as torch promotes;
     # the engines have no abs of bools
