@@ -47,6 +47,18 @@ class FastPaths:
         out = self.matmul(self.astype(a, dtype), self.astype(b, dtype))
         return self.astype(out, self.dtype_of(a) if result is None else result)
 
+    def storage_size(self, arr):
+        """How many elements of ``arr``'s dtype the memory it lies in holds (the extent of the
+        storage ``strided_view`` reads), or None where the engine makes no strided views (the
+        default: callers copy)."""
+        return None
+
+    def strided_view(self, arr, size, stride, offset):
+        """The view of the memory ``arr`` lies in whose element ``i`` is at ``offset + sum(i_k *
+        stride_k)`` elements from the memory's start (torch's ``as_strided``; the caller checks
+        the bounds against ``storage_size``). Only called where ``storage_size`` is not None."""
+        raise NotImplementedError(f"the {self.name} engine makes no strided views")
+
     def join_views(self, arrays, axis):
         """One view over ``arrays`` (the shards of one array, cut along ``axis``) when they lie next
         to each other in one buffer, else None; the default never finds one (callers then copy)."""

@@ -3,6 +3,7 @@ of the input instead of the default's copy of one slice per kernel offset. Mixed
 ``NumpyEngine``; ``fold_windows`` and the convolution kernels keep the defaults
 (gt/backend/engine_defaults.py): the ops compose them from ``windows`` and ``matmul``."""
 
+import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
@@ -20,3 +21,14 @@ class NumpyWindows:
         if x.flags.writeable:        # numpy's diagonal is read-only; torch's writes through to x
             out.flags.writeable = True
         return out
+
+    def storage_size(self, arr):
+        owner = self.memory_owner(arr)
+        return owner.nbytes // arr.itemsize if owner.flags.c_contiguous or owner.flags.f_contiguous else None
+
+    def strided_view(self, arr, size, stride, offset):
+        # over the owner's buffer: the view's ``base`` is the owner, so is_view_of and the
+        # version counters (memory_owner) see it as every other view of that memory
+        step = arr.itemsize
+        return np.ndarray(size, arr.dtype, buffer=self.memory_owner(arr), offset=offset * step,
+                          strides=tuple(s * step for s in stride))

@@ -35,6 +35,11 @@ def _padding_only_window(size, kernel, stride, padding, dilation):
     return False
 
 
+def _lead(owner, arr):
+    """Where ``owner``'s memory starts in its storage, in elements of ``arr``'s dtype."""
+    return owner.storage_offset() * owner.element_size() // arr.element_size()
+
+
 class TorchWindows:
     def windows(self, x, kernel, stride, dilation):
         lead = x.ndim - len(kernel)
@@ -46,6 +51,14 @@ class TorchWindows:
 
     def diagonal_view(self, x, offset, dim1, dim2):
         return torch.diagonal(x, offset, dim1, dim2)
+
+    # gt counts storage offsets from the start of the tensor owning the memory (``_base``), as
+    # the numpy engine does; torch's own count from the storage's start
+    def storage_size(self, arr):
+        return arr.untyped_storage().nbytes() // arr.element_size() - _lead(self.memory_owner(arr), arr)
+
+    def strided_view(self, arr, size, stride, offset):
+        return torch.as_strided(arr, size, stride, offset + _lead(self.memory_owner(arr), arr))
 
     def conv_fused(self, x, weight, bias, stride, padding, dilation, groups):
         if not _same_floats(x, weight, bias):

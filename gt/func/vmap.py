@@ -5,6 +5,7 @@ import functools
 
 from gt.backend import B
 from gt.tensor import Tensor, stack
+from gt.tensor.strided_methods import VMAP_DEPTH
 from gt.nn.norm_functions import VMAP_SLICES
 from gt.func.pytree import _broadcast_prefix, _check_randomness, _flatten, _name, _spec_str, _unflatten
 
@@ -75,10 +76,12 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
                 B.set_rng_state(start)
             call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
             VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
+            VMAP_DEPTH[0] += 1
             try:
                 outs.append(func(*call, **kwargs))
             finally:
                 VMAP_SLICES.pop()
+                VMAP_DEPTH[0] -= 1
             _refuse_changed_inputs(name, *before, i)
             if randomness == "error" and B.get_rng_state() != start:
                 raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "

@@ -1,6 +1,8 @@
 """Layout ops: reshape, permute, expand, indexing, concatenation. Forwards return views
 where the engine can (reshape of contiguous data, permute, expand)."""
 
+import math
+
 from gt.autograd import Function
 from gt.backend import B
 
@@ -68,6 +70,55 @@ def _on_diagonal(g, shape, dtype, args):
     full = B.zeros(shape, dtype)
     B.diagonal_view(full, *args)[...] = g
     return full
+
+
+class AsStrided(Function):
+    """``x.as_strided(size, stride, offset)`` (and ``unfold``): a view of the memory ``x`` lies in,
+    as torch's. ``layout`` (gt/tensor/strided_methods.py) says which of ``x``'s elements each
+    element of the view is: ``index()`` gives ``(picked, index)``, the view's flat positions that
+    are elements of ``x`` (None: all) and their flat indices in ``x``. The backward adds the
+    gradient there (overlapping windows add up); memory outside ``x`` gets none, as in torch."""
+
+    makes_view = True
+
+    def forward(self, x, layout):
+        self.layout, self._torch_name = layout, layout.name
+        if x is layout.array or layout.fits(x):
+            return B.strided_view(x, layout.size, layout.stride, layout.offset)
+        return self.replay(x)     # another array of x's shape (forward AD's tangent) laid out otherwise
+
+    def replay(self, a):
+        """The view's values gathered from ``a`` (an array or a tensor of ``x``'s shape); memory
+        outside ``x`` reads as zeros."""
+        layout = self.layout
+        picked, index = layout.index()
+        if not B.is_array(a):        # a tensor: a recorded gradient (create_graph=True)
+            flat = GetItem.apply(Reshape.apply(a, (-1,)), index)
+            if picked is not None:
+                flat = AddAtIndex.apply(flat, (math.prod(layout.size),), layout.dtype, picked)
+            return Reshape.apply(flat, layout.size)
+        flat = B.getitem(B.reshape(a, (-1,)), index)
+        if picked is not None:
+            flat = B.index_add(B.zeros((math.prod(layout.size),), B.dtype_of(a)), picked, flat)
+        return B.reshape(flat, layout.size)
+
+    def backward(self, g):
+        layout = self.layout
+        picked, index = layout.index()
+        flat = B.reshape(g, (-1,))
+        if picked is not None:
+            flat = B.getitem(flat, picked)
+        full = B.index_add(B.zeros((math.prod(layout.in_shape),), layout.dtype), index, flat)
+        return (B.reshape(full, layout.in_shape),)
+
+    def backward_graph(self, g):
+        layout = self.layout
+        picked, index = layout.index()
+        flat = Reshape.apply(g, (-1,))
+        if picked is not None:
+            flat = GetItem.apply(flat, picked)
+        full = AddAtIndex.apply(flat, (math.prod(layout.in_shape),), layout.dtype, index)
+        return (Reshape.apply(full, layout.in_shape),)
 
 
 class Expand(Function):

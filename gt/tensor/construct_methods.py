@@ -17,6 +17,7 @@ from gt.tensor.arithmetic import _operand
 from gt.tensor.complex_checks import refuse_mixed
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
+from gt.tensor.strided_methods import strided_view, tracked
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -140,8 +141,9 @@ class ConstructMethods:
     def unfold(self, dimension, size, step):
         """Every window of ``size`` elements along ``dimension``, ``step`` apart: that axis becomes
         the window count ``(n - size) // step + 1`` and a new last axis of ``size`` is added
-        (torch's ``Tensor.unfold``). Differentiable; overlapping windows add up in the backward.
-        torch returns a strided view; gt gathers the windows into a new tensor."""
+        (torch's ``Tensor.unfold``). A strided view, as torch's (gt/tensor/strided_methods.py);
+        a differentiable copy of the windows for sharded, bfloat16 and GPU tensors. Overlapping
+        windows add up in the backward."""
         x = self.reshape(1) if self.ndim == 0 else self
         dim = normalize_axis(dimension, x.ndim, "unfold")
         n = x.shape[dim]
@@ -150,6 +152,15 @@ class ConstructMethods:
         if step <= 0:
             raise RuntimeError(f"step is {step} but must be > 0")
         count = (n - size) // step + 1
+        if tracked(self):
+            shape, strides = list(x.shape), list(x.stride())
+            shape[dim], strides[dim] = count, strides[dim] * step
+            if self.ndim == 0:            # torch's: (size,), no axis of windows
+                shape, strides = [], []
+            view = strided_view(self, (*shape, size), (*strides, x.stride(dim)), self.storage_offset(),
+                                "UnfoldBackward0")
+            if view is not None:
+                return view
         starts = _arange(count, step).reshape(count, 1)
         index = starts + _arange(size).reshape(1, size)   # count, size
         windows = x.movedim(dim, -1)[..., index]                          # ..., count, size

@@ -15,12 +15,14 @@ its backward (``mul_``, ``div_``) computes from a copy, as torch saves ``self`` 
 An in-place change of a view of a tensor in the graph (``y[1].add_(1)``, ``y[i] += z``) changes
 that tensor too, as in torch: the view's new values are written through to it (``WriteView``)
 and the view becomes its view ops applied to the changed tensor. Views made by indexing,
-``reshape``/``view``, ``permute``/``transpose``, ``diagonal`` are written through; where gt cannot follow torch,
-it refuses with an error instead of giving a wrong gradient: a view made by another op (an
-expanded tensor, a view made over the mesh); a value that requires grad written into a view of a
-tensor that does not require grad (gt records no view of such a tensor; torch would make the
-tensor require grad); and, in the backward, an op that read such a view taken before a value
-requiring grad was written into its tensor (gt/autograd/rebind.py).
+``reshape``/``view``, ``permute``/``transpose``, ``diagonal``, ``as_strided``/``unfold`` are
+written through; where gt cannot follow torch, it refuses with an error instead of giving a
+wrong gradient: a view made by another op (an expanded tensor, a view made over the mesh), an
+``as_strided`` view whose elements overlap or reach memory outside the tensor it views; a value
+that requires grad written into a view of a tensor that does not require grad (gt records no
+view of such a tensor; torch would make the tensor require grad); and, in the backward, an op
+that read such a view taken before a value requiring grad was written into its tensor
+(gt/autograd/rebind.py).
 
 Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor/core.py.
 """
@@ -283,6 +285,11 @@ def _view_chain(t, what):
     chain, q = [], t
     while (base := view_base(q)) is not None:
         link = _link(q._ctx)
+        if link is None and type(q._ctx) is shape_ops.AsStrided:
+            raise RuntimeError(
+                f"{what}: this tensor is an as_strided/unfold view of a tensor in the graph whose elements "
+                f"{q._ctx.layout.write_refusal()}: gt cannot record this change (torch writes it through "
+                "as_strided_scatter); write into that tensor instead, or change a copy (v = v.clone())")
         if link is None:
             raise RuntimeError(
                 f"{what}: this tensor is a view of another tensor in the graph (made by {q._ctx!r}), and gt writes "
@@ -301,11 +308,14 @@ def _link(ctx):
     """``(forward, backward)`` of a view op on plain arrays, or None where gt cannot replay it (an
     expanded tensor, which repeats positions; a view made over the mesh)."""
     kind = type(ctx)
-    if kind not in (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.Diagonal):
+    if kind not in (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.Diagonal,
+                    shape_ops.AsStrided) or kind is shape_ops.AsStrided and ctx.layout.write_refusal():
         return None
     ctx = copy.copy(ctx)
     ctx.inputs = ()      # replaying it needs no tensor: no cycle through the changed tensor's op
     ctx.__dict__.pop("previous", None)
+    if kind is shape_ops.AsStrided:
+        return ctx.replay, lambda h: ctx.backward(h)[0]
     # forward takes an engine array, or a tensor for a recorded gradient (create_graph=True)
     if kind is shape_ops.GetItem:
         def forward(a):

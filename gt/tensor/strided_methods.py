@@ -1,22 +1,39 @@
 """torch's strided reads: ``Tensor.as_strided`` (the top-level forms and ``as_strided_scatter``
-are in strided_functions.py).
+are in strided_functions.py), also the view ``Tensor.unfold`` makes.
 
 ``x.as_strided(size, stride, storage_offset)`` reads the memory ``x`` lies in (its storage: the
 tensor that owns it, for a view) as a tensor of ``size`` whose element ``i`` is at
 ``storage_offset + sum(i_k * stride_k)``, as torch's. The storage offset defaults to ``x``'s own.
 
-gt gives a copy where torch gives a view, as it does for ``unfold``: the result is gathered from
-``x`` through the storage positions of ``x``'s own elements, so it is differentiable (overlapping
-windows add up in the backward) and runs on every engine. The price is that every position read
-must be one of ``x``'s elements (a view cannot read what lies in its storage outside it; that is
-refused by name). Sharded, bfloat16 and GPU tensors, whose storage gt does not track, are read as
-their row-major copy (storage offset 0), as ``stride()`` and ``storage_offset()`` describe them.
+On one device the result is a view, as torch's (``B.strided_view``: numpy's array over the
+owner's buffer, torch's ``as_strided``): writes through it change ``x``, and it shares ``x``'s
+version counter. It may read memory of ``x``'s base outside ``x``, as torch's; its backward
+(gt/ops/shape.py's ``AsStrided``) adds the gradient to the elements of ``x`` each element is
+(overlapping windows add up) and drops what lies outside ``x``, as torch's. An in-place change
+of such a view in the graph is written through (gt/tensor/inplace_grad.py) where the view reads
+each of ``x``'s elements at most once and nothing outside ``x``; otherwise it is refused.
+
+Sharded, bfloat16 and GPU tensors, whose storage gt does not track, give a differentiable copy
+gathered from their row-major copy (storage offset 0), as ``stride()`` and ``storage_offset()``
+describe them: writing into it does not change ``x``. So does ``as_strided`` inside ``vmap``
+(``VMAP_DEPTH``).
 """
+
+import math
 
 import numpy as np
 
 from gt import dtypes
 from gt.backend import B
+from gt.ops import shape as shape_ops
+from gt.tensor import inplace_grad
+
+
+# gt's vmap (gt/func/vmap.py) runs func on slices of the mapped inputs, counting here while it
+# does: torch's as_strided there counts storage positions from each element's start, which a
+# view of the shared memory cannot, so inside it as_strided gathers from the element itself
+# (reads outside it refused by name) as it did before views
+VMAP_DEPTH = [0]
 
 
 def geometry(size, stride, storage_offset, fn):
@@ -44,14 +61,38 @@ def _positions(size, stride, offset):
     return pos.reshape(-1)
 
 
+def tracked(t):
+    """Whether gt tracks ``t``'s storage (its offset and strides in the memory it lies in)."""
+    return t._placed is None and t.dtype != dtypes.bfloat16 and t.is_cpu
+
+
 def _storage(t):
     """(positions of ``t``'s elements in row-major order, the storage's size, ``t``'s offset)."""
-    if t._placed is not None or t.dtype == dtypes.bfloat16 or not t.is_cpu:
+    if not tracked(t):
         n = t.numel()
         return np.arange(n, dtype=np.int64), n, 0
     offset = t.storage_offset()
     owner = B.to_numpy(B.memory_owner(t._array))
     return _positions(t.shape, t.stride(), offset), owner.nbytes // max(owner.itemsize, 1), offset
+
+
+def _bounds(size, stride, offset, extent, fn):
+    if all(size):
+        needed = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        if needed > extent:
+            raise RuntimeError(f"{fn}: sizes {list(size)}, strides {list(stride)}, storage offset {offset} require "
+                               f"a storage of {needed} elements, out of bounds for the storage of {extent} elements")
+
+
+def _lookup(mine, wanted):
+    """For each of ``wanted`` (storage positions), whether it is one of ``mine`` (a tensor's, in
+    row-major order), and the index of the first such element: ``(hit, index)``."""
+    order = np.argsort(mine, kind="stable")
+    ranked = mine[order]
+    at = np.minimum(np.searchsorted(ranked, wanted), max(ranked.size - 1, 0))
+    if ranked.size == 0:
+        return np.zeros(wanted.shape, dtype=bool), at
+    return ranked[at] == wanted, order[at]
 
 
 def flat_index(t, size, stride, storage_offset, fn):
@@ -61,40 +102,110 @@ def flat_index(t, size, stride, storage_offset, fn):
     size, stride = geometry(size, stride, storage_offset, fn)
     mine, extent, own_offset = _storage(t)
     offset = own_offset if storage_offset is None else int(storage_offset)
-    wanted = _positions(size, stride, offset)
-    if wanted.size:
-        needed = int(wanted.max()) + 1
-        if needed > extent:
-            raise RuntimeError(f"{fn}: sizes {list(size)}, strides {list(stride)}, storage offset {offset} require "
-                               f"a storage of {needed} elements, out of bounds for the storage of {extent} elements")
-    order = np.argsort(mine, kind="stable")
-    ranked = mine[order]
-    at = np.minimum(np.searchsorted(ranked, wanted), max(ranked.size - 1, 0))
-    if wanted.size and (ranked.size == 0 or not np.array_equal(ranked[at], wanted)):
+    _bounds(size, stride, offset, extent, fn)
+    hit, index = _lookup(mine, _positions(size, stride, offset))
+    if not hit.all():
         raise NotImplementedError(
-            f"{fn}: sizes {list(size)}, strides {list(stride)}, storage offset {offset} read memory that is not part "
-            f"of this tensor of shape {list(t.shape)} (only of the tensor it is a view of). gt's as_strided gathers from "
-            "the tensor itself: call it on the tensor that owns the memory")
-    return order[at], size
+            f"{fn}: sizes {list(size)}, strides {list(stride)}, storage offset {offset} reach memory that is not part "
+            f"of this tensor of shape {list(t.shape)} (only of the tensor it is a view of). gt's {fn} gathers from the "
+            "tensor itself: call it on the tensor that owns the memory")
+    return index, size
+
+
+class Layout:
+    """What ``AsStrided`` (gt/ops/shape.py) needs of a view ``x.as_strided(size, stride,
+    offset)``: its geometry, ``x``'s, and (worked out on the first ask: a backward, an in-place
+    change) which of ``x``'s elements each element of the view is."""
+
+    __slots__ = ("array", "size", "stride", "offset", "in_shape", "in_stride", "in_offset", "dtype", "name",
+                 "_index")
+
+    def __init__(self, t, size, stride, offset, name):
+        self.array, self.size, self.stride, self.offset, self.name = t._array, size, stride, offset, name
+        self.in_shape, self.in_stride, self.in_offset = tuple(t.shape), t.stride(), t.storage_offset()
+        self.dtype, self._index = B.dtype_of(t._array), None
+
+    def index(self):
+        """``(picked, index)``: the view's flat positions that are elements of ``x`` (None: all of
+        them) and the flat index in ``x`` of each, as engine arrays."""
+        if self._index is None:
+            hit, index = _lookup(_positions(self.in_shape, self.in_stride, self.in_offset),
+                                 _positions(self.size, self.stride, self.offset))
+            whole = bool(hit.all())
+            self._index = (None if whole else B.asarray(np.flatnonzero(hit)),
+                           B.asarray(index if whole else index[hit]))
+        return self._index
+
+    def fits(self, arr):
+        """Whether the view can be taken of ``arr`` too (another array of ``x``'s shape: forward
+        AD's tangent): laid out as ``x`` in memory holding every position the view reads."""
+        if tuple(arr.shape) != self.in_shape or B.element_strides(arr) != self.in_stride:
+            return False
+        extent = B.storage_size(arr)
+        start = (B.data_address(arr) - B.data_address(B.memory_owner(arr))) // B.dtype_of(arr).itemsize
+        if extent is None or start != self.in_offset:
+            return False
+        return not all(self.size) or self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) < extent
+
+    def write_refusal(self):
+        """Why an in-place change of the view cannot be written through to ``x`` in the graph, or
+        None: it must read only ``x``'s elements, each at most once (a gradient of it has one place)."""
+        picked, index = self.index()
+        if picked is not None:
+            return "reach memory outside the tensor they view (of its base)"
+        if np.unique(B.to_numpy(index)).size != math.prod(self.size):
+            return "overlap (windows sharing elements)"
+        return None
+
+
+def strided_view(t, size, stride, offset, name="AsStridedBackward0"):
+    """``t.as_strided(size, stride, offset)`` as a view (``size``, ``stride``: checked tuples;
+    ``offset``: an int), or None where gt does not track ``t``'s storage (the caller copies)."""
+    if not tracked(t):
+        return None
+    extent = B.storage_size(t._array)
+    if extent is None:
+        return None
+    _bounds(size, stride, offset, extent, "as_strided")
+    return shape_ops.AsStrided.apply(t, Layout(t, size, stride, offset, name))
 
 
 class StridedMethods:
     __slots__ = ()
 
+    @property
+    def _base(self):
+        """The tensor whose memory this view lies in, the first up the chain of views that is no
+        view itself (torch's ``Tensor._base``), or None for a tensor that is no view of one gt
+        knows (a view made by an op, recorded or not; not one made over the mesh)."""
+        t = self
+        while True:
+            link = getattr(t, "_view", None)     # an unrecorded view (gt/autograd/views.py)
+            up = link[0] if link is not None and t._ctx is None else inplace_grad.view_base(t)
+            if up is None:
+                return None if t is self else t
+            t = up
+
     def as_strided(self, size, stride, storage_offset=None):
-        """A tensor of ``size`` whose element ``i`` is the one at storage position
-        ``storage_offset + sum(i_k * stride_k)`` of the memory this tensor lies in (torch's
-        ``as_strided``; the offset defaults to this tensor's ``storage_offset()``). A differentiable
-        copy, not a view (module docstring)."""
+        """A view of ``size`` whose element ``i`` is the one at storage position ``storage_offset +
+        sum(i_k * stride_k)`` of the memory this tensor lies in (torch's ``as_strided``; the
+        offset defaults to this tensor's ``storage_offset()``). A differentiable copy for sharded,
+        bfloat16 and GPU tensors (module docstring)."""
+        checked, steps = geometry(size, stride, storage_offset, "as_strided")
+        if tracked(self) and not VMAP_DEPTH[0]:
+            offset = self.storage_offset() if storage_offset is None else int(storage_offset)
+            view = strided_view(self, checked, steps, offset)
+            if view is not None:
+                return view
         index, size = flat_index(self, size, stride, storage_offset, "as_strided")
         flat = self.reshape(-1)
         return flat[type(self)._wrap(B.asarray(index))].reshape(size)
 
     def as_strided_(self, size, stride, storage_offset=None):
-        """``as_strided(size, stride, storage_offset)`` taken by this tensor in place (torch's
-        ``as_strided_``): it now holds those elements in ``size``. gt's result is a copy, so the
-        tensor no longer shares memory with its base, and its ``stride()`` is the row-major one.
-        Refused on a tensor that requires grad (as ``resize_``)."""
+        """This tensor made ``as_strided(size, stride, storage_offset)`` in place (torch's
+        ``as_strided_``): a view of the same memory where gt tracks it, else (sharded, bfloat16,
+        GPU) those elements copied, with row-major strides. Refused on a tensor that requires
+        grad (as ``resize_``)."""
         if self.requires_grad:
             raise RuntimeError("as_strided_: gt cannot change the shape of a tensor that requires grad in place; "
                                "use the out-of-place as_strided")
