@@ -147,8 +147,18 @@ def test_elementwise_sums_and_adds_are_torch_s():
               lambda m: _csr(m).sum(0, keepdim=True), lambda m: _csr(m).sum(1, keepdim=True),
               lambda m: _csr(m).sum(dtype=m.float32), lambda m: _csr(m).mul_(2), lambda m: _csr(m).zero_(),
               lambda m: _csr(m).clone(), lambda m: _csr(m).detach()]
+    small = {m: _csr(m, idx="int32") for m in (gt, torch)}      # which results keep int32 indices: torch's
+    other32 = {m: m.sparse_csr_tensor([0, 1, 1, 3], [1, 0, 2], [7.0, -1, 2], dtype=m.float64).to_sparse_coo()
+               .to_sparse_csr() for m in (gt, torch)}
+    cases += [lambda m: small[m] + other[m], lambda m: small[m] * other[m], lambda m: small[m].sum(0, keepdim=True),
+              lambda m: -small[m], lambda m: small[m] * 2, lambda m: small[m] * other32[m]]
     for f in cases:
         _same(f(gt), f(torch))
+    # CSR @ CSR: torch 2.13's kernel lists each row's columns in the order it first meets them (here
+    # [1, 0, 2]: unsorted, against its own invariants); gt's are sorted: the same matrix, int64 indices
+    g, t = small[gt] @ other[gt], small[torch] @ other[torch]
+    _same_csr(g, t.to_dense().to_sparse_csr())      # no explicit zeros here
+    assert t.col_indices().tolist() == [1, 0, 2, 1, 0, 2] and g.col_indices().tolist() == [0, 1, 2, 0, 1, 2]
 
 
 @dense_only

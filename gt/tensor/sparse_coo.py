@@ -180,6 +180,10 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         """Itself (a sparse CSR tensor gives its entries as a COO tensor sharing the values)."""
         return self
 
+    def _of_layout(self, coo):
+        """A COO result in this tensor's layout: itself (CSR: converted, with int64 indices)."""
+        return coo
+
     def sum(self, dim=None, keepdim=False, dtype=None):
         """The sum of every entry (a dense 0-d tensor; torch's dense gradient for a leaf or a tensor
         made by ``to_sparse``) or over ``dim`` (``gt.sparse.sum``'s rules)."""

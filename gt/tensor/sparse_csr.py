@@ -62,6 +62,11 @@ class SparseCsrTensor(CsrOps, SparseTensor):
         """The same entries as a coalesced COO tensor sharing the values (differentiable)."""
         return SparseTensor._make(self._sp_indices, self._sp_values, self.shape, True)
 
+    def _of_layout(self, coo):
+        """The CSR form of a COO result, with int64 indices whatever this tensor's (torch's for
+        ``*`` and ``@`` of two CSR tensors)."""
+        return csr_from_coo(coo)
+
     def _sizes(self):
         return self.shape
 

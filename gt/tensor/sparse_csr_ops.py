@@ -54,7 +54,7 @@ class CsrOps:
         """``self * other``: by a number or 0-d tensor (the values scaled), a dense tensor of this
         shape (its entries at the stored positions) or a CSR tensor (the common positions)."""
         if getattr(other, "is_sparse_csr", False):
-            return self._from(self._coo().mul(other._coo()))
+            return self._of_layout(self._coo().mul(other._coo()))
         if isinstance(other, Tensor) and (other.is_sparse or other.ndim and tuple(other.shape) != self.shape):
             raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size "
                                f"{list(other.shape)} but mask has size {list(self.shape)} (or: a COO operand)")

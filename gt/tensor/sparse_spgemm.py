@@ -83,7 +83,7 @@ def sparse_sparse_mm(fn, a, b):
             at, bt = ca.t().coalesce()._sp_indices, cb.t().coalesce()._sp_indices
         da = _stand_in(a, idx, bt, a.shape[1]) if a._sp_leaf else ca.to_dense()
         db = _stand_in(b, at, idx, p) if b._sp_leaf else cb.to_dense()
-        return a._new(idx, (da @ db)[idx[0], idx[1]], (a.shape[0], p), True)
+        return a._of_layout(ca._new(idx, (da @ db)[idx[0], idx[1]], (a.shape[0], p), True))
     terms = ca._sp_values[pa] * cb._sp_values[pb]
     vals = creation.zeros((idx.shape[1],), dtype=terms.dtype).index_add(0, inverse, terms)
-    return a._new(idx, vals, (a.shape[0], p), True)
+    return a._of_layout(ca._new(idx, vals, (a.shape[0], p), True))
