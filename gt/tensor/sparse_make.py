@@ -3,9 +3,8 @@ dense tensor, ``gt.sparse.mm``/``addmm``/``sum``, and ``F.embedding(..., sparse=
 gradient is sparse (torch's: the looked-up ids as indices, uncoalesced)."""
 
 from gt import autograd, dtypes
-from gt.autograd import Function
+from gt.ops.shape import Embedding
 from gt.autograd.sparse_grad import SparseGrad
-from gt.backend import B
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.core import Tensor
@@ -181,7 +180,7 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
     return sparse_sum(input, dim, dtype)
 
 
-class SparseEmbedding(Function):
+class SparseEmbedding(Embedding):
     """``weight[indices]`` with ``sparse=True`` (``F.embedding``), torch's ``EmbeddingBackward0``:
     a leaf ``weight`` gets a sparse COO gradient, the looked-up ids (int64, in their order:
     uncoalesced) as its indices and the output's gradient rows as its values, the entries of
@@ -191,37 +190,27 @@ class SparseEmbedding(Function):
     _torch_name = "EmbeddingBackward0"
 
     def forward(self, weight, indices, padding_idx=None, by_freq=False):
-        self.in_shape, self.ids, self.padding_idx, self.by_freq = tuple(weight.shape), indices, padding_idx, by_freq
-        return B.getitem(weight, indices)
+        self.padding_idx, self.by_freq = padding_idx, by_freq
+        return super().forward(weight, indices)
 
-    def _parts(self, g):
-        """(ids (n,) int64 tensor, rows (n, dim)) of the gradient ``g``, the padding's left out."""
+    def backward(self, g):
+        grad = self.backward_graph(Tensor._wrap(g))[0]      # g requires no grad: nothing is recorded
+        return (SparseGrad(grad, self.seq) if grad.is_sparse else grad._data), None
+
+    def backward_graph(self, g):
         if self.by_freq:
             raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients "
                                "(sparse=True, scale_grad_by_freq=True): drop one of them")
         with autograd.no_grad():
-            ids = Tensor._wrap(self.ids).reshape(-1).to(dtypes.int64, copy=True)
+            ids = Tensor._wrap(self.indices).reshape(-1).to(dtypes.int64, copy=True)
         rows = g.reshape(-1, self.in_shape[1])
         if self.padding_idx is not None:
             with autograd.no_grad():
                 keep = ids != self.padding_idx
                 ids = ids[keep]
             rows = rows[keep]
-        return ids, rows
-
-    def backward(self, g):
-        ids, rows = self._parts(Tensor._wrap(g))
-        weight = self.inputs[0]
-        if weight._ctx is not None:
-            return B.index_add(B.zeros(self.in_shape, weight.dtype), ids._array, rows._array), None
-        return SparseGrad(SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False), self.seq), None
-
-    def backward_graph(self, g):
-        ids, rows = self._parts(g)
-        if self.inputs[0]._ctx is not None:
-            zeros = creation.zeros(self.in_shape, dtype=rows.dtype)
-            return zeros.index_add(0, ids, rows), None
-        return SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False), None
+        grad = SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False)
+        return (grad.to_dense() if self.inputs[0]._ctx is not None else grad), None
 
 
 def sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq):
