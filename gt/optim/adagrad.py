@@ -1,8 +1,9 @@
 """Adagrad: each coordinate's step shrinks with the sum of its squared gradients."""
 
 from gt.tensor import full_like
+from gt.tensor.sparse_autograd import add_rows_
 from gt.optim.options import TorchOptimizer, check, check_numbers
-from gt.optim.sparse_adam import sparse_adagrad_step
+from gt.optim.sparse_adam import sparse_rows
 
 
 class Adagrad(TorchOptimizer):
@@ -47,9 +48,20 @@ class Adagrad(TorchOptimizer):
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         if grad.is_sparse:
-            return sparse_adagrad_step(p, -grad if group["maximize"] else grad, state, group, clr)
+            return _sparse_step(p, -grad if group["maximize"] else grad, state, group, clr)
         grad = self._decayed(p, grad, group)
         state_sum = state["sum"]
         state_sum.addcmul_(grad, grad, value=1)
         std = state_sum.sqrt().add_(group["eps"])
         p.addcdiv_(grad, std, value=-clr)
+
+
+def _sparse_step(p, grad, state, group, clr):
+    """torch's Adagrad on a sparse gradient (coalesced first: the update is not linear): the sum
+    of squares and the parameter change only at the rows the gradient holds."""
+    if group["weight_decay"] != 0:
+        raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+    sd, at, g, flat = sparse_rows(p, grad)
+    add_rows_(state["sum"], sd, at, g * g)
+    std = state["sum"].view(flat)[at].sqrt() + group["eps"]
+    add_rows_(p, sd, at, g / std * -clr)

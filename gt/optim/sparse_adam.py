@@ -1,5 +1,6 @@
 """``optim.SparseAdam`` and SGD's step on a sparse COO gradient (``nn.Embedding(sparse=True)``),
-torch's arithmetic: only the rows the gradient holds are read and written."""
+torch's arithmetic: only the rows the gradient holds are read and written (Adagrad's sparse step,
+in gt/optim/adagrad.py, starts from the same ``sparse_rows``)."""
 
 import math
 
@@ -67,19 +68,23 @@ class SparseAdam(Optimizer):
             _sparse_adam_step(p, grad, state, group)
 
 
+def sparse_rows(p, grad):
+    """``(sd, at, values, flat)`` of the sparse gradient ``grad`` of ``p``, coalesced first (the
+    sparse steps are not linear in the gradient): ``p`` viewed as ``flat`` (the rows of its first
+    ``sd`` dims, then its dense dims) gets ``values`` at its rows ``at``."""
+    grad = grad.coalesce()
+    sd = grad.sparse_dim()
+    sizes = p.shape[:sd]
+    return sd, linear_positions(grad._sp_indices, sizes), grad._sp_values, (math.prod(sizes),) + tuple(p.shape[sd:])
+
+
 def _sparse_adam_step(p, grad, state, group):
     """torch's ``_single_tensor_sparse_adam`` arithmetic, on the rows of the coalesced gradient."""
     state["step"] += 1
-    grad = grad.coalesce()
+    sd, at, g, flat = sparse_rows(p, grad)
     if group["maximize"]:
-        grad = -grad
+        g = -g
     beta1, beta2 = group["betas"]
-    sd = grad.sparse_dim()
-    sizes = p.shape[:sd]
-    rows = math.prod(sizes)
-    at = linear_positions(grad._sp_indices, sizes)
-    g = grad._sp_values
-    flat = (rows,) + tuple(p.shape[sd:])
     old_avg, old_sq = state["exp_avg"].view(flat)[at], state["exp_avg_sq"].view(flat)[at]
     avg_update = (g - old_avg) * (1 - beta1)
     add_rows_(state["exp_avg"], sd, at, avg_update)
@@ -90,17 +95,3 @@ def _sparse_adam_step(p, grad, state, group):
     step = state["step"]
     step_size = group["lr"] * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
     add_rows_(p, sd, at, -step_size * (numer / denom))
-
-
-def sparse_adagrad_step(p, grad, state, group, clr):
-    """torch's Adagrad on a sparse gradient (coalesced first: the update is not linear): the sum
-    of squares and the parameter change only at the rows the gradient holds."""
-    if group["weight_decay"] != 0:
-        raise RuntimeError("weight_decay option is not compatible with sparse gradients")
-    grad = grad.coalesce()
-    sd = grad.sparse_dim()
-    at = linear_positions(grad._sp_indices, p.shape[:sd])
-    g = grad._sp_values
-    add_rows_(state["sum"], sd, at, g * g)
-    std = state["sum"].view((-1,) + tuple(p.shape[sd:]))[at].sqrt() + group["eps"]
-    add_rows_(p, sd, at, g / std * -clr)
