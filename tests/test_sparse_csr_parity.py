@@ -185,7 +185,12 @@ def _grads(m, how, w):
            "sparse.addmm": lambda: m.sparse.addmm(m.ones(3, 2, dtype=m.float64), s, d, beta=0.5, alpha=2.0),
            "dense @": lambda: d.t() @ s, "vector": lambda: (s @ d[:, 0]).unsqueeze(1) + (d[:, 1] @ s).unsqueeze(1),
            "to_sparse_coo": lambda: m.sparse.mm(s.to_sparse_coo(), d), "mul": lambda: (s * 2.0).to_dense() @ d,
-           "sum": lambda: s.sum() * d}
+           "sum": lambda: s.sum() * d, "+ dense": lambda: (s + m.tensor(W)) @ d,
+           "dense +": lambda: (m.tensor(W) + s) @ d,
+           "+ csr": lambda: (s + s.detach().mul(m.tensor(W))).to_dense() @ d,
+           "+ other": lambda: s.add(m.sparse_csr_tensor([0, 1, 1, 3], [1, 0, 2], [7.0, -1, 2], dtype=m.float64),
+                                    alpha=2).to_dense() @ d,
+           "leaf + leaf": lambda: (s + _csr(m, requires_grad=True)).to_dense() @ d}
     y = fns[how]()
     (y * m.tensor(w[:y.shape[0], :y.shape[1]])).sum().backward()
     return y, s.grad, d.grad
@@ -193,7 +198,8 @@ def _grads(m, how, w):
 
 @dense_only
 @pytest.mark.parametrize("how", ["@", "mm", "gt.mm", "matmul", "addmm", "sparse.mm", "sparse.addmm", "to_dense",
-                                 "dense @", "vector", "to_sparse_coo", "mul", "sum"])
+                                 "dense @", "vector", "to_sparse_coo", "mul", "sum", "+ dense", "dense +", "+ csr",
+                                 "+ other", "leaf + leaf"])
 def test_products_and_gradients_are_torch_s(how):
     torch = _torch()
     got, want = _grads(gt, how, W), _grads(torch, how, W)

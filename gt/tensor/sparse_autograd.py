@@ -56,10 +56,7 @@ def deliver(target, g):
     (an optimizer stepping in the backward). The folds below run outside the walk's leaf step, so
     without this a hook on the weight of ``Embedding(sparse=True)`` would never run."""
     with autograd.no_grad():
-        for hook in grad_hooks.hooks_of(target):
-            out = hook(g)
-            if out is not None:
-                g = out
+        g = grad_hooks.applied(grad_hooks.hooks_of(target), g)      # checked as the walk's
     accumulate_grad(target, g)
     hooks.after_accumulate(target)
 
@@ -121,6 +118,22 @@ def dense_leaf(s):
         dense = s.to_dense()
     dense.requires_grad_(True)
     fold_grad_into(dense, s, lambda sp, g: g)
+    return dense
+
+
+def pattern_leaf(s, pattern):
+    """A dense copy of the sparse leaf ``s`` that is its own leaf; its gradient reaches ``s.grad``
+    sparse on the positions ``pattern()`` names ((ndim, m) int64 indices, computed when a gradient
+    arrives): torch's gradient of ops whose result's pattern is not the leaf's (the sum and the
+    product of two sparse tensors), which holds positions the leaf does not store."""
+    def convert(sp, g):
+        idx = pattern()
+        return sp._new(idx, g[tuple(idx)], sp.shape, False)     # torch flags it uncoalesced
+
+    with autograd.no_grad():
+        dense = s.to_dense()
+    dense.requires_grad_(True)
+    fold_grad_into(dense, s, convert)
     return dense
 
 

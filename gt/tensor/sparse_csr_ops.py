@@ -10,7 +10,8 @@ COO form, so gradients reach the values through the ordinary tape.
 from gt.dtypes import DType
 from gt.tensor.core import Tensor
 from gt.tensor.functions import cat
-from gt.tensor.sparse_autograd import dense_source, dense_sparse_mm, sparse_mm
+from gt import autograd
+from gt.tensor.sparse_autograd import dense_source, dense_sparse_mm, pattern_leaf, sparse_mm
 from gt.tensor.sparse_methods import sparse_sum
 
 # torch 2.13's zero-keeping elementwise ops on CSR (it refuses square, exp, cos, sigmoid, nan_to_num...)
@@ -70,9 +71,11 @@ class CsrOps:
         return self
 
     def add(self, other, *, alpha=1):
-        """CSR + CSR of one shape and dtype: CSR on the union of the patterns; CSR + dense: dense."""
+        """CSR + CSR of one shape and dtype: CSR on the union of the patterns (a leaf's gradient on
+        that union too, torch's); CSR + dense: dense (a leaf's gradient dense, torch's)."""
         if isinstance(other, Tensor) and not other.is_sparse and not other.is_sparse_csr:
-            return self.to_dense() + (other if alpha == 1 else other * alpha)
+            source = dense_source(self)        # torch's dense gradient for a leaf
+            return (self.to_dense() if source is None else source) + (other if alpha == 1 else other * alpha)
         if not getattr(other, "is_sparse_csr", False):
             raise RuntimeError(f"add: a sparse CSR tensor adds a CSR or a dense tensor, got "
                                f"{getattr(other, 'layout', type(other).__name__)}")
@@ -81,7 +84,13 @@ class CsrOps:
                                f"with shape {list(self.shape)} and tensor `other` with shape {list(other.shape)}")
         if other.dtype != self.dtype:
             raise RuntimeError(f"add: expected scalar type {self.dtype} but found {other.dtype}")
-        return self._from(self._coo().add(other._coo(), alpha=alpha))
+        union = self._coo().add(other._coo(), alpha=alpha)
+        if not (autograd.is_grad_enabled() and (self._sp_leaf or other._sp_leaf)):
+            return self._from(union)
+        idx = union._sp_indices       # a leaf's gradient is torch's: the sum's, on the union of the patterns
+        mine = pattern_leaf(self, lambda: idx) if self._sp_leaf else self.to_dense()
+        theirs = pattern_leaf(other, lambda: idx) if other._sp_leaf else other.to_dense()
+        return self._from(union._new(idx, (mine + theirs * alpha)[tuple(idx)], self.shape, True))
 
     def __add__(self, other):
         return self.add(other)

@@ -16,7 +16,7 @@ from gt import autograd, dtypes
 from gt.tensor import creation
 from gt.tensor.functions import stack
 from gt.tensor.index_methods import searchsorted
-from gt.tensor.sparse_autograd import fold_grad_into
+from gt.tensor.sparse_autograd import pattern_leaf
 
 
 def _check(fn, a, b):
@@ -55,21 +55,6 @@ def _pattern(left, right, p):
     return idx, pa, pb, inverse
 
 
-def _stand_in(s, left, right, p):
-    """A dense copy of the sparse leaf ``s`` that is its own leaf; its gradient reaches ``s.grad``
-    as torch's: sparse, on the symbolic pattern of ``left @ right`` (the product's pattern times
-    the other operand's transpose)."""
-    def convert(sp, g):
-        idx = _pattern(left, right, p)[0]
-        return sp._new(idx, g[idx[0], idx[1]], sp.shape, False)     # torch flags it uncoalesced
-
-    with autograd.no_grad():
-        dense = s.to_dense()
-    dense.requires_grad_(True)
-    fold_grad_into(dense, s, convert)
-    return dense
-
-
 def sparse_sparse_mm(fn, a, b):
     """``a @ b`` of two 2-D sparse tensors of one layout: sparse (n, p), coalesced, ``a``'s layout.
     A sparse leaf gets torch's gradient: sparse on the pattern of ``grad @ b^T`` (``a^T @ grad``
@@ -81,8 +66,8 @@ def sparse_sparse_mm(fn, a, b):
     if autograd.is_grad_enabled() and (a._sp_leaf or b._sp_leaf):
         with autograd.no_grad():
             at, bt = ca.t().coalesce()._sp_indices, cb.t().coalesce()._sp_indices
-        da = _stand_in(a, idx, bt, a.shape[1]) if a._sp_leaf else ca.to_dense()
-        db = _stand_in(b, at, idx, p) if b._sp_leaf else cb.to_dense()
+        da = pattern_leaf(a, lambda: _pattern(idx, bt, a.shape[1])[0]) if a._sp_leaf else ca.to_dense()
+        db = pattern_leaf(b, lambda: _pattern(at, idx, p)[0]) if b._sp_leaf else cb.to_dense()
         return a._of_layout(ca._new(idx, (da @ db)[idx[0], idx[1]], (a.shape[0], p), True))
     terms = ca._sp_values[pa] * cb._sp_values[pb]
     vals = creation.zeros((idx.shape[1],), dtype=terms.dtype).index_add(0, inverse, terms)
