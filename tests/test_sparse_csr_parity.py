@@ -260,6 +260,18 @@ def test_sparse_at_sparse_values_layouts_and_gradients_are_torch_s(layout):
 
 
 @dense_only
+def test_a_batched_leaf_gets_its_gradient_at_its_entries():
+    """torch 2.13's backward of a batched CSR tensor's to_dense raises (no COO -> CSR for sparse_dim 3);
+    gt's gradient is the upstream one at the stored positions, CSR on the leaf's pattern."""
+    w = np.random.default_rng(2).normal(size=(2, 3, 3))
+    b = gt.sparse_csr_tensor([[0, 1, 2, 2], [0, 0, 1, 2]], [[0, 2], [1, 0]], [[1.0, 2], [3, 4]], dtype=gt.float64,
+                             requires_grad=True)
+    (b.to_dense() * gt.tensor(w)).sum().backward()
+    assert b.grad.is_sparse_csr and b.grad.crow_indices().tolist() == b.crow_indices().tolist()
+    np.testing.assert_array_equal(b.grad.values().numpy(), [[w[0, 0, 0], w[0, 1, 2]], [w[1, 1, 1], w[1, 2, 0]]])
+
+
+@dense_only
 def test_what_gt_refuses_on_csr():
     s = _csr(gt)
     with pytest.raises(NotImplementedError, match=r"^t: not supported on a sparse CSR tensor"):
