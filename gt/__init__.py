@@ -13,7 +13,7 @@ of gt imports it.
 """
 
 from gt.dtypes import DType, float32, float64, float16, bfloat16, int64, int32, bool_ as bool  # noqa: A004
-from gt.dtypes import int16, int8, uint8
+from gt.dtypes import int16, int8, uint8, uint16, uint32, uint64
 from gt.dtypes import complex64, complex128
 from gt.devices import device  # torch.device's parsing; also the string it prints
 from gt.tensor.generator import Generator

@@ -38,7 +38,7 @@ class DType:
     @property
     def is_signed(self):
         """Whether the dtype holds negative numbers (torch's ``dtype.is_signed``: not bool, not uint8)."""
-        return self.name not in ("bool", "uint8")
+        return self.name not in ("bool", "uint8", "uint16", "uint32", "uint64")
 
     @property
     def itemsize(self):
@@ -63,6 +63,12 @@ int32 = DType("int32", False)
 int16 = DType("int16", False)
 int8 = DType("int8", False)
 uint8 = DType("uint8", False)
+# torch's "limited support" unsigned dtypes (torch 2.3): made, converted, compared for equality,
+# multiplied, and/or/xor'd, summed, sorted and indexed, but with no add, order, max or shift
+# kernels on the CPU and no promotion with another integer or bool dtype (WIDE_UINTS' callers)
+uint16 = DType("uint16", False)
+uint32 = DType("uint32", False)
+uint64 = DType("uint64", False)
 bool_ = DType("bool", False)
 float16 = DType("float16", True)
 bfloat16 = DType("bfloat16", True)
@@ -70,19 +76,20 @@ complex64 = DType("complex64", False, True)
 complex128 = DType("complex128", False, True)
 
 _BY_NAME = {d.name: d for d in (float32, float64, int64, int32, int16, int8, uint8, bool_, float16, bfloat16,
-                                 complex64, complex128)}
+                                 complex64, complex128, uint16, uint32, uint64)}
 _ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_, "short": int16,
             "cfloat": complex64, "cdouble": complex128}
 # bytes per element, as torch's ``dtype.itemsize``
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
-            "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16}
+            "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16, "uint16": 2, "uint32": 4, "uint64": 8}
 # the largest finite value of each float dtype (torch.finfo(dtype).max; complex64's parts are float32's)
 FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
              "float64": 1.7976931348623157e308}
 # the integer dtypes narrower than int64, with their ranges: a Python int beside a tensor of one
 # is cast to it, wrapping as torch's (``x_uint8 + 300`` adds 44)
 INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int16": (-2 ** 15, 2 ** 15 - 1), "int8": (-2 ** 7, 2 ** 7 - 1),
-              "uint8": (0, 2 ** 8 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
+              "uint8": (0, 2 ** 8 - 1), "int64": (-2 ** 63, 2 ** 63 - 1),
+              "uint16": (0, 2 ** 16 - 1), "uint32": (0, 2 ** 32 - 1), "uint64": (0, 2 ** 64 - 1)}
 # a complex dtype's real counterpart and back (``abs``/``real`` of complex64 are float32)
 REAL_OF = {"complex64": float32, "complex128": float64}
 COMPLEX_OF = {"float32": complex64, "float64": complex128, "float16": complex64, "bfloat16": complex64}
@@ -91,6 +98,9 @@ default_float = float32
 
 # the integer dtypes narrower than int32 (torch's Byte, Char, Short)
 SMALL_INTS = frozenset((uint8, int8, int16))   # a set: membership is one hash, not three __eq__ calls
+
+# torch's unsigned dtypes wider than uint8, which it promotes only with floating dtypes
+WIDE_UINTS = frozenset((uint16, uint32, uint64))
 
 # the half dtypes: torch's CPU kernels compute them in float32 and round the result once
 HALVES = (float16, bfloat16)
@@ -121,13 +131,15 @@ def to_dtype(value):
             raise TypeError(f"unsupported dtype {value!r}: gt has no complex32 (chalf); use gt.complex64")
     raise TypeError(
         f"unsupported dtype {value!r}: expected one of gt.float32, gt.float64, gt.float16, gt.bfloat16, "
-        f"gt.int64, gt.int32, gt.int16, gt.int8, gt.uint8, gt.bool, gt.complex64, gt.complex128"
+        f"gt.int64, gt.int32, gt.int16, gt.int8, gt.uint8, gt.uint16, gt.uint32, gt.uint64, gt.bool, gt.complex64, "
+        f"gt.complex128"
     )
 
 
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
                 "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+                "complex64": "ComplexFloat", "complex128": "ComplexDouble", "uint16": "UInt16", "uint32": "UInt32",
+                "uint64": "UInt64"}
 
 
 def written_int_range(name):

@@ -323,14 +323,16 @@ def test_default_collate_like_torch(case):
 
 def test_default_collate_keeps_small_int_dtypes_as_torch():
     """uint8/int8/int16 samples keep their dtype, as torch's (gt widened them to int64 before);
-    numpy float16 scalars stay float16, as torch's; a dtype gt lacks (uint16) is still widened."""
+    numpy float16 scalars stay float16, as torch's; uint16 too (gt widened it to int64 before)."""
     torch = torch_or_skip()
     for batch in ([np.array([0, 255], np.uint8), np.array([7, 1], np.uint8)], [np.int8(-128), np.int8(5)],
                   [np.array([-300], np.int16), np.array([2], np.int16)], [np.uint8(3), np.uint8(200)]):
         assert_same(default_collate(batch), torch.utils.data.default_collate(batch), torch)
     out = default_collate([np.array([0, 255], np.uint8), np.array([7, 1], np.uint8)])
     assert out.dtype == gt.uint8 and out.tolist() == [[0, 255], [7, 1]]
-    assert default_collate([np.array([65535], np.uint16)] * 2).dtype == gt.int64
+    wide = [np.array([65535], np.uint16)] * 2
+    assert_same(default_collate(wide), torch.utils.data.default_collate(wide), torch)
+    assert default_collate(wide).dtype == gt.uint16
     halves = default_collate([np.float16(0.5), np.float16(-2.0)])
     assert halves.dtype == gt.float16 and halves.tolist() == [0.5, -2.0]
 

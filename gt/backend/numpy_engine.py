@@ -29,7 +29,7 @@ _NATIVE = {
     dtypes.float64: np.float64,
     dtypes.int64: np.int64,
     dtypes.int32: np.int32, dtypes.int16: np.int16, dtypes.int8: np.int8, dtypes.uint8: np.uint8,
-    dtypes.bool_: np.bool_,
+    dtypes.uint16: np.uint16, dtypes.uint32: np.uint32, dtypes.uint64: np.uint64, dtypes.bool_: np.bool_,
     dtypes.float16: np.float16, dtypes.complex64: np.complex64, dtypes.complex128: np.complex128,
 }
 _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
@@ -113,7 +113,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         """Engine array from Python data, a numpy array, or anything exposing ``__array__``/``.numpy()``.
 
         Python floats become float32 (gt's default), ints int64, bools bool. numpy arrays keep
-        their dtype (float16, int16, int8, uint8 too, as torch's; uint16/32/64 are widened to int64).
+        their dtype (float16, int16, int8, uint8, uint16/32/64 too, as torch's).
         """
         if hasattr(data, "detach") and hasattr(data, "numpy") and not isinstance(data, np.ndarray):
             data = data.detach().cpu().numpy()  # a torch tensor
@@ -140,8 +140,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
                 arr = python_data.cast(arr, native)
         elif from_python and arr.dtype.kind in "fc":
             arr = python_data.cast(arr, self.native_dtype(python_data.default_of(arr)))
-        elif arr.dtype.kind in "ui" and arr.dtype not in _FROM_NATIVE:
-            arr = arr.astype(np.int64, copy=False)
+        elif arr.dtype.kind in "ui" and arr.dtype not in _FROM_NATIVE:   # the other byte order ('>i4')
+            arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
         return arr
 
     def to_numpy(self, arr):

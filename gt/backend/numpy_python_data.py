@@ -20,6 +20,9 @@ def checked(data, arr, dtype):
         # torch's: a Python complex number is not read into a real dtype (numpy drops its imaginary part)
         raise TypeError(f"must be real number, not complex: Python complex numbers given for dtype {target.name}")
     to_float = target is not None and target.differentiable
+    if target is dtypes.uint64 and (arr.dtype.kind in "iuO" or (arr.dtype.kind == "f" and _huge(arr))) \
+            and not _scan(data)[1]:
+        return _uint64(data)
     if arr.dtype == object or arr.dtype == np.uint64 or (arr.dtype == np.float64 and _huge(arr)):
         big, floats = _scan(data)
         if big and not (floats or to_float):
@@ -34,6 +37,17 @@ def checked(data, arr, dtype):
     if target is not None and not to_float and target != dtypes.bool_ and arr.dtype.kind in "iuf" and arr.size:
         _check_range(arr, target)
     return arr
+
+
+def _uint64(data):
+    """Python ints read into uint64 as torch reads them: 0 .. 2**64 - 1, and OverflowError for a
+    negative one (no wrapping, unlike the narrower unsigned dtypes) or one from 2**64."""
+    try:
+        return np.array(data, dtype=np.uint64)
+    except OverflowError:
+        negative = bool(np.any(np.array(data, dtype=object) < 0))
+        raise OverflowError("can't convert negative int to unsigned" if negative else "int too big to convert: "
+                            "uint64 holds 0 .. 2**64 - 1") from None
 
 
 def _huge(arr):

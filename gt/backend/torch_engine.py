@@ -43,6 +43,7 @@ _NATIVE = {
     dtypes.int64: torch.int64,
     dtypes.int32: torch.int32,
     dtypes.int16: torch.int16, dtypes.int8: torch.int8, dtypes.uint8: torch.uint8,
+    dtypes.uint16: torch.uint16, dtypes.uint32: torch.uint32, dtypes.uint64: torch.uint64,
     dtypes.bool_: torch.bool,
     dtypes.float16: torch.float16,
     dtypes.complex64: torch.complex64, dtypes.complex128: torch.complex128,
@@ -160,7 +161,7 @@ class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, Torch
             return _FROM_NATIVE[arr.dtype]
         except (KeyError, AttributeError):
             raise TypeError(f"unsupported array dtype {getattr(arr, 'dtype', type(arr).__name__)}: "
-                            "expected a floating, complex, int64, int32, int16, int8, uint8 or bool one") from None
+                            "expected a floating, complex, integer or bool one") from None
 
     def is_array(self, value):
         return isinstance(value, torch.Tensor)

@@ -16,6 +16,8 @@ class TorchIndexing:
         return (torch.flip(x, flips) if flips else x)[index]
 
     def setitem(self, x, index, value):
+        if type(value) is int and value >= 2 ** 63:     # torch reads a Python int through int64 (uint64's top half)
+            value = torch.tensor(value, dtype=torch.uint64).to(x.dtype)
         flips, index = _numpy_index(x, index)
         if not flips:
             x[index] = value

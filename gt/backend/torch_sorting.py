@@ -6,6 +6,9 @@ on every engine and device; the probabilities travel to the host and the indices
 
 import torch
 
+# torch's unsigned dtypes wider than uint8, which its gather kernel has not, and the signed dtype of each width
+_SIGNED = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
+
 
 class TorchSorting:
     # a full sort is the quicker below 1024 positions or above n/16 of them kept (2-core EPYC,
@@ -47,6 +50,9 @@ class TorchSorting:
         return torch.cumsum(x, dim=axis)
 
     def take_along_axis(self, x, indices, axis):
+        signed = _SIGNED.get(x.dtype)
+        if signed is not None:      # torch gathers no uint16/32/64: their bits, as the signed dtype of their width
+            return torch.take_along_dim(x.view(signed), indices.to(x.device), dim=axis).view(x.dtype)
         return torch.take_along_dim(x, indices.to(x.device), dim=axis)
 
     def put_along_axis(self, target, indices, values, axis):

@@ -7,8 +7,9 @@ id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` 
 Where gt differs: numpy arrays of a tensor dtype are written as tensors (torch's format has no
 arrays, and gt's ``state_dict()`` holds arrays: torch reads them as its state dicts), so they load
 back as gt tensors (other arrays, of strings say, stay numpy arrays); tensors that shared a storage
-load as separate copies; torch's quantized, sparse and nested tensors and untyped storages are
-refused by name. A ``Parameter`` loads as ``gt.nn.Parameter`` (the class ``gt.nn`` registers here).
+load as separate copies; torch's quantized, sparse and nested tensors and untyped storages (but
+the bytes of a uint16/32/64 tensor, which ``_rebuild_tensor_v3`` names with its dtype) are refused
+by name. A ``Parameter`` loads as ``gt.nn.Parameter`` (the class ``gt.nn`` registers here).
 """
 
 import _compat_pickle
@@ -29,12 +30,17 @@ _STORAGES = {"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "
              "int16": "ShortStorage", "int8": "CharStorage", "uint8": "ByteStorage", "bool": "BoolStorage",
              "complex64": "ComplexFloatStorage", "complex128": "ComplexDoubleStorage"}
 _DTYPE_OF_STORAGE = {v: k for k, v in _STORAGES.items()}
-_BYTES_DTYPE = {"bfloat16": "<u2"}      # numpy has no bfloat16: its 16 bits, widened to float32 on reading
+# numpy has no bfloat16: its 16 bits, widened to float32 on reading; an untyped storage's bytes
+_BYTES_DTYPE = {"bfloat16": "<u2", "untyped": "u1"}
 _ALIGNMENT = 64                         # torch aligns each record's bytes (for mmap=True)
 _TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
                  "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
                  "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "int8": "int8",
-                 "uint8": "uint8", "bool": "bool", "complex64": "complex64", "complex128": "complex128"}
+                 "uint8": "uint8", "bool": "bool", "complex64": "complex64", "complex128": "complex128",
+                 "uint16": "uint16", "uint32": "uint32", "uint64": "uint64"}
+# the dtypes torch has no typed storage class of: written as ``_rebuild_tensor_v3`` of an untyped
+# storage (its bytes) and the dtype, as torch.save writes them
+_UNTYPED = frozenset(("uint16", "uint32", "uint64"))
 
 
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c     # the first object of torch's files before its zip format
@@ -114,7 +120,8 @@ class _TorchPickler(pickle._Pickler):
             return None
         key = str(len(self.records))
         self.records.append(obj.data)
-        return "storage", self._global("torch", obj.storage), key, "cpu", obj.numel
+        module = "torch.storage" if obj.storage == "UntypedStorage" else "torch"
+        return "storage", self._global(module, obj.storage), key, "cpu", obj.numel
 
     def reducer_override(self, obj):
         if isinstance(obj, Tensor):
@@ -125,19 +132,25 @@ class _TorchPickler(pickle._Pickler):
             return self._rebuild(array, dtype, obj.requires_grad)
         if isinstance(obj, _Plain):
             return self._rebuild(obj.array, obj.dtype, False)
-        if isinstance(obj, np.ndarray) and obj.dtype.name in _STORAGES:
+        if isinstance(obj, np.ndarray) and (obj.dtype.name in _STORAGES or obj.dtype.name in _UNTYPED):
             return self._rebuild(obj, obj.dtype.name, False)
         if isinstance(obj, device):       # as torch.device, which torch.load (weights_only too) reads
             return self._global("torch", "device"), (obj.type,) if obj.index is None else (obj.type, obj.index)
         return NotImplemented            # anything else (an array of strings too) is pickled as it is
 
     def _rebuild(self, array, dtype, requires_grad):
-        if dtype not in _STORAGES:
-            raise TypeError(f"gt.save: torch's format has no {dtype} tensors; cast to one of {sorted(_STORAGES)}")
+        if dtype not in _STORAGES and dtype not in _UNTYPED:
+            raise TypeError(f"gt.save: torch's format has no {dtype} tensors; cast to one of "
+                            f"{sorted(_STORAGES.keys() | _UNTYPED)}")
         array = np.asarray(array, dtype=np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<"))
         if not array.flags.c_contiguous:
             array = array.copy(order="C")         # (np.ascontiguousarray would make a 0-d array 1-d)
         stride = tuple(s // array.itemsize for s in array.strides) if array.size else (1,) * array.ndim
+        if dtype in _UNTYPED:
+            storage = _Storage(array.tobytes(), "UntypedStorage", array.nbytes)
+            return self._global("torch._utils", "_rebuild_tensor_v3"), (storage, 0, tuple(array.shape), stride,
+                                                                       requires_grad, collections.OrderedDict(),
+                                                                       dtypes.to_dtype(dtype))
         storage = _Storage(array.tobytes(), _STORAGES[dtype], array.size)
         return self._global("torch._utils", "_rebuild_tensor_v2"), \
             (storage, 0, tuple(array.shape), stride, requires_grad, collections.OrderedDict())
@@ -211,6 +224,10 @@ class _TorchUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
             return _rebuild_tensor
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v3"):
+            return _rebuild_tensor_v3
+        if (module, name) == ("torch.storage", "UntypedStorage"):
+            return _StorageType("untyped")    # its bytes; _rebuild_tensor_v3 reads them as its dtype
         if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
             return _rebuild_parameter
         if (module, name) == ("torch._tensor", "_rebuild_from_type_v2"):
@@ -263,6 +280,16 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward
     return Tensor(values, dtype=kind, requires_grad=requires_grad)
 
 
+def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
+    """A tensor torch wrote with its dtype beside an untyped storage (uint16/32/64); ``offset`` and
+    ``stride`` count its elements."""
+    (flat, kind), name = storage, dtype.name
+    if name not in _UNTYPED or kind != "untyped":
+        raise pickle.UnpicklingError(f"gt.load: a {kind} storage read as {dtype!r}, which gt does not read this way")
+    return _rebuild_tensor((flat[:len(flat) - len(flat) % dtype.itemsize].view(np.dtype(name).newbyteorder("<")),
+                            name), offset, size, stride, requires_grad)
+
+
 _PARAMETER = []      # gt.nn.Parameter, which gt.nn (a layer above this one) registers
 
 
@@ -302,7 +329,11 @@ def read(f, weights_only, allowed, place=None):
             raise pickle.UnpicklingError("gt.load: this zip archive has no data.pkl: it is not a torch.save file")
         prefix = pickles[0][:-len("data.pkl")]
         with archive.open(pickles[0]) as data:
-            return _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed, place).load()
+            obj = _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed, place).load()
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], str) and obj[1] == "untyped":
+        raise pickle.UnpicklingError("gt.load: the file holds a torch UntypedStorage, which gt reads only as the "
+                                     "bytes of a uint16/32/64 tensor")
+    return obj
 
 
 # ---- torch's legacy format (before torch 1.6, or _use_new_zipfile_serialization=False) ----------------

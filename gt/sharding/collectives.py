@@ -11,6 +11,7 @@ performs.
 import collections
 import contextlib
 
+from gt import dtypes
 from gt.backend import B
 from gt.sharding.mesh import get_mesh
 
@@ -86,6 +87,7 @@ def all_gather(shards, axis):
 # Blocks of this many elements are summed across devices while they sit in cache, so a
 # reduction of n arrays reads each once and writes the result once.
 _CHUNK = 1 << 16
+_SIGNED = {"uint16": "int16", "uint32": "int32", "uint64": "int64"}
 
 
 def all_reduce(shards, owned=False):
@@ -98,6 +100,10 @@ def all_reduce(shards, owned=False):
 def sum_arrays(shards, owned=False):
     shards = home(shards)
     first = shards[0]
+    if B.name == "torch" and B.is_array(first) and B.dtype_of(first) in dtypes.WIDE_UINTS:
+        # torch adds no uint16/32/64: their bits summed as the signed dtype of their width wrap alike
+        signed = B.native_dtype(_SIGNED[B.dtype_of(first).name])
+        return sum_arrays([s.view(signed) for s in shards], owned).view(first.dtype)
     if len(shards) == 1:
         return first if owned else B.copy(first)
     out = first if owned and B.is_array(first) and not B.is_view(first) else None

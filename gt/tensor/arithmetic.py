@@ -16,6 +16,7 @@ from gt.tensor.complex_checks import is_mixed, refuse_mixed
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
+from gt.tensor.wide_uints import refuse, refuse_dtype, refuse_op
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 _ALONE = object()  # where(condition) with neither a nor b given
@@ -47,6 +48,7 @@ def _binary(op_cls, name, a, b):
     if op_cls is ew.Sub:
         refuse_bool_subtraction(a, b)
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
+    refuse_op(name, a, b)
     if type(a) is int or type(b) is int:
         if op_cls is ew.Pow and type(b) is int:
             _check_exponent(a, b)
@@ -161,9 +163,11 @@ class ArithmeticMethods:
         return matmul(other, self)
 
     def __neg__(self):
-        if self.dtype == dtypes.bool_:
+        dt = self.dtype
+        if dt == dtypes.bool_:
             raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
                                "invert a mask, use the `~` or `logical_not()` operator instead.")
+        refuse_dtype("neg_cpu", dt)
         return ew.Neg.apply(self)
 
     def __abs__(self):
@@ -183,12 +187,14 @@ class ArithmeticMethods:
             broadcast_shape(name, self.shape, other.shape)
             if other.dtype is not self.dtype:   # compared in torch's result dtype (0.1 == float64 0-d 0.1 in float32)
                 self, other = _promote_ints(self, other)
+            refuse_op(name, self, other)     # torch orders uint16/32/64 only beside a float
             if self._placed is None and other._placed is None:
                 return Tensor._wrap(fn(self._array, other._array))
         elif isinstance(other, float) and not self.dtype.is_floating_point:
             self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
         elif type(other) is int and not 0 <= other <= 127:      # (every integer dtype holds 0..127 as it is)
             other = wrap_scalar(self, other)[1]     # torch casts the int to the tensor's dtype: uint8 < -1 is < 255
+        refuse_op(name, self, other)
         if self._placed is None and not isinstance(other, Tensor):
             return Tensor._wrap(fn(self._array, other))
         return map_local(fn, (self, other))
@@ -252,6 +258,7 @@ class ArithmeticMethods:
     def abs(self):
         if self.dtype == dtypes.bool_:
             raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
+        refuse_dtype("abs_cpu", self.dtype)
         return ew.Abs.apply(self)
 
     def maximum(self, other):
@@ -279,6 +286,7 @@ class ArithmeticMethods:
             target = result_dtype(self, *given)
             low, high = (b.to(target) if isinstance(b, Tensor) and b.dtype != target else b for b in (low, high))
             return ew.Clip.apply(self.to(target), low, high)
+        refuse("clamp_scalar_cpu", self)
         if self.dtype in dtypes.SMALL_INTS:   # torch's checked cast of the bounds (uint8 reads -1 as 255)
             low, high = (checked_scalar(b, self.dtype, "a clamp bound") if type(b) is int else b for b in (low, high))
         return ew.Clip.apply(self, low, high)
@@ -286,10 +294,12 @@ class ArithmeticMethods:
     clamp = clip
 
     def relu(self):
-        if self.dtype.is_complex:
+        dt = self.dtype
+        if dt.is_complex:
             raise NotImplementedError("relu is not implemented for complex tensors (\"clamp\" has no order for them)")
-        if self.dtype == dtypes.bool_:
+        if dt == dtypes.bool_:
             raise RuntimeError("Boolean inputs not supported for relu")
+        refuse_dtype("clamp_min_scalar_cpu", dt)
         return act.Relu.apply(self)
 
     def sigmoid(self):
@@ -418,7 +428,8 @@ def _refuse_integer_zero(a, b, op):
 
 def _refuse_bools(a, b, kernel):
     """torch's NotImplementedError where both operands are bool (numpy would give int8, a dtype gt
-    does not hold)."""
+    does not hold), or where the op is computed in uint16/32/64 (torch has no kernel for them)."""
+    refuse(kernel, a, b)
     if a.dtype == dtypes.bool_ and (b.dtype == dtypes.bool_ if isinstance(b, Tensor) else isinstance(b, bool)):
         raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool': convert the operands with .long() first")
 

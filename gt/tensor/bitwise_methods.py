@@ -27,6 +27,7 @@ from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
 from gt.tensor.inplace_math import _inplace_method
+from gt.tensor.wide_uints import refuse_dtype
 from gt.tensor.int_scalars import refuse_uint64_promotion, wrapped_int
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
@@ -68,6 +69,8 @@ def _operands(name, a, b, tensors_only=()):
 
 def _refuse_dtype(kernel, dtype, kinds=("int", "bool")):
     """torch's error where a kernel has no implementation for ``dtype`` (``kinds``: what it takes)."""
+    if dtype in dtypes.WIDE_UINTS and kernel not in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+        refuse_dtype(f"{kernel}_cpu", dtype)
     kind = "float" if dtype.is_floating_point else "bool" if dtype == dtypes.bool_ else "int"
     if kind not in kinds:
         names = {"int": "integer", "bool": "bool", "float": "floating point"}

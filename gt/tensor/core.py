@@ -47,6 +47,7 @@ from gt.tensor import index_methods, scatter_methods
 from gt.tensor.index_methods import IndexMethods
 from gt.tensor.scatter_methods import ScatterMethods
 from gt.tensor import math_methods
+from gt.tensor import wide_uints
 from gt.tensor.math_methods import MathMethods
 from gt.autograd import rebind
 from gt.tensor import inplace_grad
@@ -424,6 +425,7 @@ for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, red
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
                 random_methods, remaining_methods, write_methods, device_methods, compat_methods):
     _module.Tensor = Tensor
+wide_uints.guard_methods(Tensor)
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).
 autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)

@@ -22,6 +22,7 @@ from gt.tensor._args import _alias, _fill
 from gt.tensor.inplace_math import complex_parts
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.shape import _shape_args
+from gt.tensor.wide_uints import refuse_dtype
 
 
 def _new(arr, requires_grad, data=True):
@@ -220,7 +221,9 @@ def arange(start=0, end=None, step=1, dtype=None, requires_grad=False, *, stop=N
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, int) for v in (start, stop, step)) else dtypes.default_float
-    return _new(B.arange(start, stop, step, dtypes.to_dtype(dtype)), requires_grad, data=False)
+    dtype = dtypes.to_dtype(dtype)
+    refuse_dtype("arange_cpu", dtype)
+    return _new(B.arange(start, stop, step, dtype), requires_grad, data=False)
 
 
 def _number(value, fn):
@@ -244,6 +247,7 @@ def linspace(start, end=None, steps=None, dtype=None, requires_grad=False, *, st
     if isinstance(steps, bool) or not hasattr(steps, "__index__") or int(steps) < 0:
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
     dtype = range_dtype(dtype, (start, stop), "linspace")
+    refuse_dtype("linspace_cpu", dtype)
     values = torch_ranges.linspace(start, stop, int(steps), dtype.name)
     return _new(B.astype(B.asarray(values), dtype), requires_grad, data=False)
 

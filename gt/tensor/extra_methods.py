@@ -60,8 +60,8 @@ class ExtraMethods:
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
             # integers: exact, and nothing to differentiate
-            _refuse_bools(self, other, "remainder_cpu")
             a, b = int_wrapped(*_promote_ints(self, other))     # int32 % int64 0-d is int32, as torch
+            _refuse_bools(a, b, "remainder_cpu")
             _refuse_integer_zero(a, b, "%")
             return Tensor._wrap(a._data % (b._data if isinstance(b, Tensor) else b))
         a, b = _promote_ints(self, other)

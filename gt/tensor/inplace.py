@@ -17,6 +17,7 @@ from gt.tensor import inplace_grad
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
+from gt.tensor.wide_uints import refuse, refuse_indexed_write
 from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
@@ -45,14 +46,19 @@ class InplaceMethods:
                 # tensor's sum (numpy would add in float64 and round once more)
                 cast = result_dtype(self, value)
                 value = value if cast == value.dtype else value.detach().to(cast)
-            if self.dtype is dtypes.uint8 and value.dtype.is_signed and not value.dtype.differentiable \
+            own = self.dtype
+            if own is dtypes.uint8 and value.dtype.is_signed and not value.dtype.differentiable \
                     and op in ("add_", "mul_", "+=", "-=", "*="):
                 # numpy will not write signed ints into uint8 in place; these wrap alike in either dtype
                 value = value.detach().to(dtypes.uint8)
+            elif not own.differentiable and own in dtypes.WIDE_UINTS and op in _ADDS:
+                refuse("add_stub", self)        # torch has no add kernel for uint16/32/64
             value = value._value if self._placed is not None else value._data
         elif not isinstance(value, (int, float, bool)):
             value = B.asarray(value)
         elif type(value) is int and self.dtype.name in dtypes.INT_RANGES:
+            if op in _ADDS and self.dtype in dtypes.WIDE_UINTS:
+                refuse("add_stub", self)
             value = wrap_scalar(self, value)[1]     # torch casts it to the tensor's dtype, wrapping (uint8 += 300)
         if not isinstance(value, (int, float, bool)):
             out = broadcast_shape(op, self.shape, layout.shape_of(value))
@@ -237,6 +243,8 @@ class InplaceMethods:
         inplace_grad.refuse_overlap(self, uniform=True)
         _refuse_byte_mask_fill(index, value)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
+        if self.dtype in dtypes.WIDE_UINTS:
+            refuse_indexed_write(self, index, value)
         if isinstance(value, Tensor) and value.dtype is not self.dtype:
             _check_index_put_dtype(self, index, value)
         if isinstance(value, Tensor):     # torch's index_put_ refuses any overlap, a copy into a view a partial one
@@ -342,7 +350,8 @@ def _check_index_put_dtype(t, index, value):
 
 # the dtypes whose item assignment checks a Python number as torch does; float16 and bfloat16
 # take an overflowing number as inf there (torch's fill_ and full refuse it)
-_CHECKED_WRITES = dtypes.SMALL_INTS | {dtypes.int32, dtypes.int64, dtypes.float32, dtypes.complex64}
+_CHECKED_WRITES = dtypes.SMALL_INTS | dtypes.WIDE_UINTS | {dtypes.int32, dtypes.int64, dtypes.float32, dtypes.complex64}
+_ADDS = frozenset(("add_", "+=", "-="))
 # the Python ints and floats that torch's checked fill writes into these dtypes as they are
 # (checked_scalar returns them unchanged): item assignment tests them inline before calling it
 _FITS = {dtypes.float32: (-dtypes.FLOAT_MAX["float32"], dtypes.FLOAT_MAX["float32"]),

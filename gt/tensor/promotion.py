@@ -12,7 +12,7 @@ from gt import dtypes
 # the promotion lattice: a category, and within a category the dtype that holds both. float16
 # with bfloat16 gives float32, as in torch.
 _CATEGORY = {"bool": 0, "uint8": 1, "int8": 1, "int16": 1, "int32": 1, "int64": 1, "float16": 2, "bfloat16": 2,
-             "float32": 2, "float64": 2, "complex64": 3, "complex128": 3}
+             "float32": 2, "float64": 2, "complex64": 3, "complex128": 3, "uint16": 1, "uint32": 1, "uint64": 1}
 _RANK = {"bool": 0, "uint8": 1, "int8": 1, "int16": 2, "int32": 3, "int64": 4, "float16": 5, "bfloat16": 5,
          "float32": 6, "float64": 7, "complex64": 8, "complex128": 9}
 
@@ -35,6 +35,8 @@ def promote_types(type1, type2):
     a, b = dtypes.to_dtype(type1), dtypes.to_dtype(type2)
     if a == b:
         return a
+    if not (a.is_floating_point or b.is_floating_point) and (a in dtypes.WIDE_UINTS or b in dtypes.WIDE_UINTS):
+        _refuse_wide_uints(a, b)
     if {a.name, b.name} == {"float16", "bfloat16"}:
         return dtypes.float32
     if {a.name, b.name} == {"uint8", "int8"}:   # the smallest signed dtype holding both ranges
@@ -44,6 +46,13 @@ def promote_types(type1, type2):
     if _CATEGORY[a.name] != _CATEGORY[b.name]:   # the higher category's dtype, whatever its width
         return a if _CATEGORY[a.name] > _CATEGORY[b.name] else b
     return a if _RANK[a.name] > _RANK[b.name] else b
+
+
+def _refuse_wide_uints(a, b):
+    """torch promotes uint16/32/64 with a floating dtype only (to that dtype, as the categories
+    give): with any other, a complex one included, its RuntimeError."""
+    raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
+                       f"{dtypes.torch_type_name(a.name)} and {dtypes.torch_type_name(b.name)}")
 
 
 def _scalar_dtype(value, fn):

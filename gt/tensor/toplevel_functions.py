@@ -24,6 +24,7 @@ from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
 from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _one_tensor, _tensor_arg
 from gt.tensor.int_scalars import checked_alpha
+from gt.tensor.wide_uints import refuse_isin
 
 __all__ = ["all", "any", "clone", "detach", "t", "masked_fill", "multiply", "divide", "div", "subtract", "rsub", "concat",
            "isin", "as_tensor", "asarray", "scalar_tensor", "range", "unravel_index", "fill"]
@@ -149,6 +150,7 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError(f"isin(): expected 'elements' or 'test_elements' to be a tensor, got "
                         f"{type(elements).__name__} and {type(test_elements).__name__}")
+    refuse_isin(elements, test_elements)
     for x in (elements, test_elements):
         if isinstance(x, Tensor) and x.dtype == dtypes.bool_ or isinstance(x, bool):
             raise RuntimeError("Unsupported input type encountered for isin(): Bool (torch has no isin for bool "

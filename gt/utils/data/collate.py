@@ -66,8 +66,8 @@ def default_collate(batch):
     - gt tensors: ``gt.stack(batch, 0)`` (same shapes required); on a mesh of several devices
       the batch is ``Shard(0)`` like other data (when it has at least one row per device);
     - numpy arrays: ``gt.from_numpy`` each, then stacked (string/object arrays are a TypeError);
-      numpy scalars: one 1-D tensor. Their dtype is kept (uint8, int8, int16 and float16 too, as
-      torch's); one gt lacks is widened as ``gt.from_numpy`` does (uint16/32/64 -> int64);
+      numpy scalars: one 1-D tensor. Their dtype is kept (uint8, uint16/32/64, int8, int16 and
+      float16 too, as torch's);
     - Python ``float``: a float64 tensor (torch's rule, although gt's default float is float32);
       ``int``: int64; ``bool``: bool; ``str``/``bytes``: the list unchanged;
     - dicts, namedtuples, tuples and lists: collated field by field (a tuple gives a list, as in

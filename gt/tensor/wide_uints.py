@@ -1,0 +1,132 @@
+"""torch's limited support of uint16, uint32 and uint64 (torch 2.3 on): tensors of them are made,
+converted, printed, indexed, joined, sorted, multiplied, and/or/xor'd, compared for equality and
+summed (in int64), but torch has no CPU kernel of add, sub, order, max/min, shifts, neg/abs, and
+more for them, and raises NotImplementedError naming the kernel (``"add_stub" not implemented for
+'UInt16'``). numpy has all of these, so gt refuses them here, on both engines, as torch does:
+``refuse`` from the ops' slower paths (the arithmetic operators' promotion step), and
+``guard_methods`` wraps the methods that never meet these dtypes on a training path.
+"""
+
+import functools
+
+from gt import dtypes
+from gt.backend import B
+
+# methods torch's CPU kernels lack for uint16/32/64, with the kernel its error names; a
+# RuntimeError where torch's is one (mean, std and var check the dtype before any kernel)
+_REFUSED = {
+    "flip": "flip_cpu", "gather": "scatter_gather_tensor_cpu", "index_select": "index_select", "take": "take_cpu",
+    "masked_fill": "masked_fill", "masked_fill_": "masked_fill", "masked_select": "masked_select",
+    "index_put": "index_put", "index_put_": "index_put", "scatter": "scatter_gather_tensor_cpu",
+    "scatter_": "scatter_gather_tensor_cpu", "tril": "tril", "triu": "triu", "topk": "topk_cpu",
+    "kthvalue": "kthvalue_cpu", "median": "median_cpu", "cummax": "cummax_cpu", "cummin": "cummin_cpu",
+    "bincount": "bincount_cpu", "nonzero": "nonzero_count_cpu", "count_nonzero": "nonzero_count_cpu",
+    "argmax": "argmax_cpu", "argmin": "argmin_cpu", "amax": "max_values_cpu", "amin": "min_values_cpu",
+    "max": "max_all", "min": "min_all", "aminmax": "aminmax_cpu", "sign": "sign_cpu", "sgn": "sign_cpu",
+    "dot": "dot", "matmul": "dot", "__matmul__": "dot", "square": "pow", "clamp_min": "clamp_min_scalar_cpu",
+    "fmod": "fmod_cpu",
+}
+# where torch's kernel runs only on some shapes: flip copies whole rows where the last dim keeps
+# its order, index_select rows of a tensor with two dims or more; elsewhere its error
+_ONLY_WHEN = {
+    "flip": lambda x, *dims, **kw: x.ndim and (x.ndim - 1) in {d % x.ndim for d in _dims(dims, kw)},
+    "index_select": lambda x, *args, **kw: x.ndim <= 1,
+}
+_ALONG = {"max_all": "max_cpu", "min_all": "min_cpu"}
+_RUNTIME = {
+    "mean": "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. "
+            "Got: {}",
+    "std": "std and var only support floating point and complex dtypes (got {})",
+    "var": "std and var only support floating point and complex dtypes (got {})",
+}
+
+
+# the binary operators (gt/tensor/arithmetic.py's names) with no torch kernel for them
+_OPS = {"add": "add_stub", "sub": "add_stub", "pow": "pow", "maximum": "maximum_cpu", "minimum": "minimum_cpu",
+        "lt": "lt_cpu", "le": "le_cpu", "gt": "gt_cpu", "ge": "ge_cpu"}
+
+
+_NUMBERS = frozenset((int, float, complex, bool))
+
+
+def refuse_op(name, a, b):
+    """``refuse`` for the binary operator ``name`` of ``a`` and ``b`` (already promoted)."""
+    kernel = _OPS.get(name)
+    if kernel is not None:
+        refuse(kernel, a, b)
+
+
+def refuse(kernel, *operands):
+    """torch's NotImplementedError where one of ``operands`` (tensors or numbers) is a uint16/32/64
+    tensor: its CPU kernel ``kernel`` has none for them."""
+    for x in operands:
+        if type(x) not in _NUMBERS:     # (getattr with a default raises inside for these: slow)
+            refuse_dtype(kernel, getattr(x, "dtype", None))
+
+
+def refuse_dtype(kernel, dtype):
+    """``refuse`` for an op computed in ``dtype``."""
+    if type(dtype) is dtypes.DType and not dtype.differentiable and dtype in dtypes.WIDE_UINTS:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dtypes.torch_type_name(dtype.name)}\' '
+                                  f"(torch's CPU kernels have none for it; cast with .long() or .double())")
+
+
+def refuse_indexed_write(t, index, value):
+    """torch's error for ``t[index] = value`` on a uint16/32/64 ``t`` where ``index`` (engine
+    arrays already) holds an index array: its index_put kernel, or for a bool mask and a number
+    its masked_fill one, has none for them."""
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [p for p in parts if B.is_array(p)]
+    if arrays:
+        masked = len(arrays) == 1 and B.dtype_of(arrays[0]) is dtypes.bool_ and getattr(value, "ndim", 0) == 0
+        refuse("masked_fill" if masked else "index_put", t)
+
+
+def _guarded(method, kernel, message):
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self.dtype in dtypes.WIDE_UINTS:
+            if message is not None:
+                raise RuntimeError(message.format(dtypes.torch_type_name(self.dtype.name)))
+            when = _ONLY_WHEN.get(method.__name__)
+            if when is not None and not when(self, *args, **kwargs):
+                return method(self, *args, **kwargs)
+            along = kernel in _ALONG and (args or kwargs.keys() & {"dim", "axis"})
+            refuse(_ALONG[kernel] if along else kernel, self)    # max(dim): torch's kernel along a dim
+        return method(self, *args, **kwargs)
+    return guarded
+
+
+def _dims(dims, kwargs):
+    dims = kwargs.get("dims", dims)
+    if len(dims) == 1 and not isinstance(dims[0], int):
+        dims = dims[0]
+    return (dims,) if isinstance(dims, int) else tuple(dims)
+
+
+def refuse_isin(elements, test_elements):
+    """torch's isin of uint16/32/64: its sorting path computes, its default one (taken where
+    ``test_elements`` has fewer than ``10 * elements.numel() ** 0.145`` values) has no kernel."""
+    n, m = (getattr(x, "numel", lambda: 1)() for x in (elements, test_elements))
+    if m < 10 * n ** 0.145:
+        refuse("isin_default_cpu", elements, test_elements)
+
+
+def _in_double(method):
+    @functools.wraps(method)
+    def doubled(self, other, *args, **kwargs):
+        if self.dtype in dtypes.WIDE_UINTS and getattr(other, "dtype", None) is self.dtype:
+            self, other = self.double(), other.double()
+        return method(self, other, *args, **kwargs)
+    return doubled
+
+
+def guard_methods(cls):
+    """Make the methods of ``cls`` (``gt.Tensor``) that torch has no uint16/32/64 kernel for raise
+    its error for them (gt.flip and the other functions call these methods), and ``allclose``
+    compare them in float64, as torch's compares integers (with no subtraction of them)."""
+    cls.allclose = _in_double(cls.allclose)
+    for name, kernel in _REFUSED.items():
+        setattr(cls, name, _guarded(getattr(cls, name), kernel, None))
+    for name, message in _RUNTIME.items():
+        setattr(cls, name, _guarded(getattr(cls, name), None, message))
