@@ -146,6 +146,20 @@ def _embedding_run(m, opt_name, kw, steps=3):
 
 
 @dense_only
+@pytest.mark.parametrize("bad, words", [
+    (lambda m: m.sparse_coo_tensor(m.tensor([[0]]), m.tensor([1.0], dtype=m.float64), (3,)), "size"),
+    (lambda m: m.zeros(3, 3, dtype=m.float64), "type")])
+def test_a_sparse_leaf_s_hooks_are_checked_as_torch_s(bad, words):
+    # the gradient of a sparse leaf reaches it outside the walk's leaf step: its hooks' results
+    # were taken unchecked (a (3,) gradient for a (3, 3) tensor)
+    for m in (gt, _torch()):
+        s = _pair(m, requires_grad=True)
+        s.register_hook(lambda g: bad(m))
+        with pytest.raises(RuntimeError, match=f"hook '<lambda>' has changed the {words} of value"):
+            m.sparse.mm(s, m.tensor(D)).sum().backward()
+
+
+@dense_only
 @pytest.mark.parametrize("opt_name, kw", [
     ("SGD", {"lr": 0.1}), ("SGD", {"lr": 0.1, "momentum": 0.9}), ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
     ("SGD", {"lr": 0.05, "momentum": 0.5, "dampening": 0.3, "maximize": True}), ("SGD", {"lr": 0.1, "pad": True}),

@@ -18,7 +18,7 @@ hooks anywhere pays one test per tensor it visits: is the (empty) table empty.
 
 import weakref
 
-from gt.autograd import function, sparse_grad
+from gt.autograd import function
 from gt.autograd.deferred import materialized
 from gt.autograd.sparse_grad import SparseGrad
 from gt.sharding.layout import Placed
@@ -109,34 +109,51 @@ def move(tensor, to):
 
 
 def run(tensor, grad):
-    """``grad`` (an engine array, a ``Placed`` or a gradient kept as factors) after ``tensor``'s
-    hooks: each hook gets a gt tensor and may return a replacement of the same shape and dtype."""
+    """``grad`` (an engine array, a ``Placed``, a gradient kept as factors or a ``SparseGrad``)
+    after ``tensor``'s hooks, which see a gt tensor (``applied``)."""
+    hooks = list(_hooks[id(tensor)].hooks)
     if type(grad) is SparseGrad:
-        return sparse_grad.run_hooks(list(_hooks[id(tensor)].hooks), grad, _name)
+        with function.no_grad():
+            value = applied(hooks, grad.tensor)
+        return grad if value is grad.tensor else SparseGrad(value, grad.seq)
     value = materialized(grad)
     if isinstance(value, Placed) and value.owned:
         # reading a partial value may sum into its first share when that is a buffer nobody else
         # holds; the hooks see it (and may keep it), so from here on it is shared
         value = Placed(value.shards, value.placement, value.shape, owned=False)
+    g = function.Tensor._from_value(value)
     with function.no_grad():
-        for hook in list(_hooks[id(tensor)].hooks):
-            g = function.Tensor._from_value(value)
-            out = hook(g)
-            if out is None:
-                continue
-            if not isinstance(out, function.Tensor):
-                raise TypeError(f"expected a tensor or None, but hook {_name(hook)} returned {type(out).__name__!r}")
-            if out.shape != g.shape:
-                raise RuntimeError(f"hook {_name(hook)} has changed the size of value (was {g.shape}, got {out.shape})")
-            if out.dtype != g.dtype:
-                raise RuntimeError(f"hook {_name(hook)} has changed the type of value (was {g.dtype!r} got "
-                                   f"{out.dtype!r})")
-            value = out._value
-    if isinstance(value, Placed) and value.owned:   # the hook's result, which it may keep as well
-        value = Placed(value.shards, value.placement, value.shape, owned=False)
+        out = applied(hooks, g)
+    if out is not g:
+        value = out._value
+        if isinstance(value, Placed) and value.owned:   # the hook's result, which it may keep as well
+            value = Placed(value.shards, value.placement, value.shape, owned=False)
     return value
+
+
+def applied(hooks, g):
+    """``g`` (a gt tensor: dense or sparse) after the tensor ``hooks``, in order, each seeing the
+    result of the one before and returning None or a replacement, checked as torch checks one
+    (its layout and dtype, then its shape). Every walk and the folds of sparse tensors'
+    gradients run hooks through here; the caller chooses whether they are recorded."""
+    for hook in hooks:
+        out = hook(g)
+        if out is None:
+            continue
+        if not isinstance(out, function.Tensor):
+            raise TypeError(f"expected a tensor or None, but hook {_name(hook)} returned {type(out).__name__!r}")
+        if out.dtype != g.dtype or out.layout != g.layout:
+            raise RuntimeError(f"hook {_name(hook)} has changed the type of value (was {_kind(g)} got {_kind(out)})")
+        if out.shape != g.shape:
+            raise RuntimeError(f"hook {_name(hook)} has changed the size of value (was {g.shape}, got {out.shape})")
+        g = out
+    return g
+
+
+def _kind(t):
+    layout = t.layout.name
+    return repr(t.dtype) if layout == "strided" else f"{t.dtype!r} ({layout})"
 
 
 def _name(hook):
     return repr(getattr(hook, "__name__", type(hook).__name__))
-

@@ -58,24 +58,3 @@ class SparseGrad:
         first, second = (self, other) if self.seq <= other.seq else (other, self)
         with function.no_grad():
             return SparseGrad(first.tensor.add(second.tensor), first.seq)    # torch's sparse sum
-
-
-def run_hooks(hooks, grad, name):
-    """``grad`` (a ``SparseGrad``) after the tensor ``hooks``: each sees the sparse tensor and may
-    return another sparse one of its shape and dtype (torch refuses a dense one)."""
-    value = grad.tensor
-    with function.no_grad():
-        for hook in hooks:
-            out = hook(value)
-            if out is None:
-                continue
-            if not isinstance(out, function.Tensor):
-                raise TypeError(f"expected a tensor or None, but hook {name(hook)} returned {type(out).__name__!r}")
-            if not out.is_sparse:
-                raise RuntimeError(f"hook {name(hook)} has changed the type of value (was a sparse COO tensor got a "
-                                   f"dense one): return a sparse tensor, or None")
-            if out.shape != value.shape or out.dtype != value.dtype:
-                raise RuntimeError(f"hook {name(hook)} has changed the size or type of value (was {value.shape} "
-                                   f"{value.dtype!r}, got {out.shape} {out.dtype!r})")
-            value = out
-    return grad if value is grad.tensor else SparseGrad(value, grad.seq)
