@@ -232,8 +232,7 @@ class ExtraMethods:
         if alpha == 1 and type(alpha) is not bool:
             return self - other
         other = _operand(other, "sub")
-        if type(alpha) is bool:
-            alpha = checked_alpha(self, other, alpha, "sub")
+        alpha = checked_alpha(self, other, alpha, "sub") if type(alpha) is bool else alpha
         if alpha != 1:
             refuse_bool_subtraction(self, other)
         return self - (other if alpha == 1 else _alpha_scaled(self, other, alpha))
