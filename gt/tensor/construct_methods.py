@@ -17,7 +17,7 @@ from gt.tensor.arithmetic import _operand
 from gt.tensor.complex_checks import refuse_mixed
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
-from gt.tensor.strided_methods import strided_view, tracked
+from gt.tensor.strided_methods import strided_view
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -152,13 +152,12 @@ class ConstructMethods:
         if step <= 0:
             raise RuntimeError(f"step is {step} but must be > 0")
         count = (n - size) // step + 1
-        if tracked(self):
+        if self._placed is None:
             shape, strides = list(x.shape), list(x.stride())
             shape[dim], strides[dim] = count, strides[dim] * step
             if self.ndim == 0:            # torch's: (size,), no axis of windows
                 shape, strides = [], []
-            view = strided_view(self, (*shape, size), (*strides, x.stride(dim)), self.storage_offset(),
-                                "UnfoldBackward0")
+            view = strided_view(self, (*shape, size), (*strides, x.stride(dim)), name="UnfoldBackward0")
             if view is not None:
                 return view
         starts = _arange(count, step).reshape(count, 1)

@@ -120,9 +120,9 @@ class Layout:
     __slots__ = ("array", "size", "stride", "offset", "in_shape", "in_stride", "in_offset", "dtype", "name",
                  "_index")
 
-    def __init__(self, t, size, stride, offset, name):
+    def __init__(self, t, size, stride, offset, own, name):
         self.array, self.size, self.stride, self.offset, self.name = t._array, size, stride, offset, name
-        self.in_shape, self.in_stride, self.in_offset = tuple(t.shape), t.stride(), t.storage_offset()
+        self.in_shape, self.in_stride, self.in_offset = tuple(t.shape), t.stride(), own
         self.dtype, self._index = B.dtype_of(t._array), None
 
     def index(self):
@@ -158,16 +158,19 @@ class Layout:
         return None
 
 
-def strided_view(t, size, stride, offset, name="AsStridedBackward0"):
+def strided_view(t, size, stride, offset=None, name="AsStridedBackward0"):
     """``t.as_strided(size, stride, offset)`` as a view (``size``, ``stride``: checked tuples;
-    ``offset``: an int), or None where gt does not track ``t``'s storage (the caller copies)."""
+    ``offset``: an int, None for ``t``'s own), or None where gt does not track ``t``'s storage
+    (the caller copies)."""
     if not tracked(t):
         return None
     extent = B.storage_size(t._array)
     if extent is None:
         return None
+    own = t.storage_offset()
+    offset = own if offset is None else int(offset)
     _bounds(size, stride, offset, extent, "as_strided")
-    return shape_ops.AsStrided.apply(t, Layout(t, size, stride, offset, name))
+    return shape_ops.AsStrided.apply(t, Layout(t, size, stride, offset, own, name))
 
 
 class StridedMethods:
@@ -192,11 +195,9 @@ class StridedMethods:
         offset defaults to this tensor's ``storage_offset()``). A differentiable copy for sharded,
         bfloat16 and GPU tensors (module docstring)."""
         checked, steps = geometry(size, stride, storage_offset, "as_strided")
-        if tracked(self) and not VMAP_DEPTH[0]:
-            offset = self.storage_offset() if storage_offset is None else int(storage_offset)
-            view = strided_view(self, checked, steps, offset)
-            if view is not None:
-                return view
+        view = None if VMAP_DEPTH[0] else strided_view(self, checked, steps, storage_offset)
+        if view is not None:
+            return view
         index, size = flat_index(self, size, stride, storage_offset, "as_strided")
         flat = self.reshape(-1)
         return flat[type(self)._wrap(B.asarray(index))].reshape(size)
