@@ -90,3 +90,20 @@ def test_mvlgamma_computes_below_its_domain(p):
     _same_bits(got, want)
     g, w = gt.autograd.grad(got.sum(), x)[0].numpy(), torch.autograd.grad(want.sum(), t)[0].numpy()
     np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, kwargs", [("elu", {}), ("elu", {"alpha": 0.8}), ("celu", {"alpha": -1.5}),
+                                          ("selu", {})])
+def test_exponential_activations_are_exact_near_zero(name, kwargs):
+    """elu, celu and selu computed exp(x) - 1: in float32, 1e-5 off at x = -0.001 and 0 for
+    x = -1e-38 (torch: expm1, -9.4e-39)."""
+    values = [-0.001, -1.1754943508222875e-38, -1e-8, -1e-30, -5.0, 3.0, float("-inf"), -1e20]
+    for tdt, gdt in ((torch.float32, gt.float32), (torch.float64, gt.float64)):
+        t = torch.tensor(values, dtype=tdt, requires_grad=True)
+        x = gt.tensor(values, dtype=gdt, requires_grad=True)
+        want = getattr(torch.nn.functional, name)(t, **kwargs)
+        got = getattr(gt.nn.functional, name)(x, **kwargs)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=4e-7 if tdt == torch.float32
+                                   else 1e-14, atol=0)
+        g, w = gt.autograd.grad(got.sum(), x)[0].numpy(), torch.autograd.grad(want.sum(), t)[0].numpy()
+        np.testing.assert_allclose(g, w, rtol=4e-7 if tdt == torch.float32 else 1e-14)

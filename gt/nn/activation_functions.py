@@ -81,10 +81,10 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 def elu(input, alpha=1.0, inplace=False):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (the exponential of the negative part
-    only, so large inputs do not overflow where they are not used)."""
+    only, so large inputs do not overflow where they are not used; ``expm1``: exact near 0)."""
     x = _tensor(input, "elu")
     # ``x <= 0`` picks the exponential: NaN takes the identity's gradient, as torch's elu_backward
-    return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, 1.0).exp() - 1) * alpha, x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, ExpBranchClip.apply(x, 1.0).expm1() * alpha, x), True)
 
 
 def silu(input, inplace=False):
@@ -168,8 +168,7 @@ def celu(input, alpha=1.0, inplace=False):
         raise ValueError("celu: alpha cannot be 0 for CELU")
     x = _floating(_tensor(input, "celu"), "celu")
     # clamp x, not x / alpha: a negative alpha flips the sign (torch: alpha * (exp(x / alpha) - 1) for x <= 0)
-    return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, alpha) / alpha).exp().sub(1) * alpha, x),
-                  True)
+    return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, alpha) / alpha).expm1() * alpha, x), True)
 
 
 def logsigmoid(input):
