@@ -230,3 +230,78 @@ def test_the_tutorials_multi_head_attention():
     for causal in (False, True):
         _check(lambda nt: gm(nt, nt, nt, is_causal=causal), False, arrays=_arrays(tail=(e,)), rtol=1e-10, atol=1e-12,
                ref=lambda tl: per_sequence(tl, causal))
+
+
+@pytest.mark.parametrize("name", ["max", "min", "argmax", "any"])
+def test_max_min_argmax_any(name):
+    """Over a dim after the ragged one (nested), the ragged dim (dense) and everything, with and
+    without torch's (values, indices) form; gradients of max/min beside torch's dense ops."""
+    arrays = _arrays(tail=(3, 4), seed=12)
+    g, t, _, _ = _pair(arrays, requires_grad=False)
+    pre = (lambda x: x > 0) if name == "any" else (lambda x: x)
+    for dim in (-1, 1, None):
+        for keepdim in (False, True):
+            kw = {} if dim is None else {"dim": dim, "keepdim": keepdim}
+            out, tout = getattr(pre(g), name)(**kw), getattr(pre(t), name)(**kw)
+            pairs = zip(out, tout) if name in ("max", "min") and dim is not None else ((out, tout),)
+            for a, b in pairs:
+                _same(a, b)
+    if name in ("max", "min"):
+        _check(lambda nt: getattr(nt, name)(dim=-1)[0] * 1, ref=lambda tl: _padded(getattr(c, name)(-1)[0] for c in tl),
+               arrays=arrays)
+        _check(lambda nt: getattr(nt, name)(2, keepdims=True) * 1,        # gt's numpy form: the values only
+               lambda nt: getattr(nt, name)(2, keepdim=True)[0] * 1, arrays=arrays,
+               ref=lambda tl: _padded(getattr(c, name)(1, keepdim=True)[0] for c in tl))
+        _check(lambda nt: getattr(nt, name)(dim=1)[0] * 1, arrays=arrays,
+               ref=lambda tl: torch.stack([getattr(c, name)(0)[0] for c in tl]))
+        for x in (g, t):
+            _raises(RuntimeError, "batch dimension but not the ragged", lambda: getattr(x, name)(dim=0))
+
+
+@pytest.mark.parametrize("fn", ["leaky_relu", "elu", "hardtanh", "softplus", "mish", "hardswish", "rms_norm",
+                                "module"])
+def test_more_nn_functions(fn):
+    """torch 2.13 runs every pointwise nn function on a nested tensor (its backward of most raises:
+    gradients beside its dense ops per sequence); gt refused them as dense ops."""
+    w = np.random.default_rng(13).standard_normal(4)
+    gw, tw = gt.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    calls = {"leaky_relu": lambda f, nt, p: f.leaky_relu(nt, 0.2), "elu": lambda f, nt, p: f.elu(nt, 0.7),
+             "hardtanh": lambda f, nt, p: f.hardtanh(nt, -0.5, 0.8), "softplus": lambda f, nt, p: f.softplus(nt, 2.0),
+             "mish": lambda f, nt, p: f.mish(nt), "hardswish": lambda f, nt, p: f.hardswish(nt * 3),
+             "rms_norm": lambda f, nt, p: f.rms_norm(nt, (4,), p, 1e-6),
+             "module": lambda f, nt, p: (gt if f is F else torch).nn.LeakyReLU(0.3)(nt)}
+    g = dict(zip(("f", "p"), (F, gw)))
+    t = dict(zip(("f", "p"), (TF, tw)))
+    tfn = False if fn == "hardswish" else lambda nt: calls[fn](t["f"], nt, t["p"])     # torch 2.13 has no nested
+    _check(lambda nt: calls[fn](g["f"], nt, g["p"]), tfn, rtol=1e-10, atol=1e-12,           # hardswish
+           ref=lambda tl: _padded(calls[fn](TF, c, tw) for c in tl))
+    if fn == "rms_norm":
+        np.testing.assert_allclose(_np(gw.grad), tw.grad.numpy(), rtol=1e-10)
+        gx, tx, _, _ = _pair(_arrays())
+        _raises(RuntimeError, "ragged", lambda: F.rms_norm(gx, (5, 4)))
+
+
+def test_cat_stack_masked_select_and_sizes():
+    arrays = _arrays()
+    _check(lambda nt: gt.cat([nt, nt.sin()], -1), lambda nt: torch.cat([nt, nt.sin()], -1),
+           ref=lambda tl: _padded(torch.cat([c, c.sin()], -1) for c in tl))      # torch's backward raises
+    _check(lambda nt: gt.stack([nt, nt * 2], 2).sum(-1), lambda nt: torch.stack([nt, nt * 2], 2).sum(-1),
+           ref=lambda tl: _padded(torch.stack([c, c * 2], 1).sum(-1) for c in tl))
+    g, t, _, _ = _pair(arrays)
+    other, tother = _leaf_pair(arrays)
+    for mod, x, y in ((gt, g, other), (torch, t, tother)):
+        _raises(RuntimeError, "not supported for NestedTensor on dim=0", lambda: mod.cat([x, x], 0))
+        _raises(RuntimeError, "not supported for NestedTensor on ragged dim", lambda: mod.cat([x, x], 1),
+                lambda: mod.stack([x, x], 1))
+        _raises(RuntimeError, "same nested structure", lambda: mod.stack([x, y], -1))
+        assert x.is_same_size(x) and not x.is_same_size(y) and x.expand_as(x).shape == x.shape
+        assert x.type_as(mod.zeros(1, dtype=mod.float32)).dtype == mod.float32
+    dense = np.random.default_rng(14).standard_normal((3, 5, 4))
+    mask = dense > 0.3
+    gd, td = gt.tensor(dense, requires_grad=True), torch.tensor(dense, requires_grad=True)
+    out, tout = gt.nested.masked_select(gd, gt.tensor(mask)), torch.nested.masked_select(td, torch.tensor(mask))
+    assert out.offsets().tolist() == tout.offsets().tolist() and _sizes(out) == _sizes(tout)
+    _same(out, tout)
+    for o, d in ((out, gd), (tout, td)):
+        o.values().pow(2).sum().backward()
+    np.testing.assert_allclose(_np(gd.grad), td.grad.numpy())

@@ -21,6 +21,7 @@ are nested tensors of its structure, taken through the dense tensors behind it
 from gt import dtypes
 from gt.nested import functional as _functional  # noqa: F401  (nn functions on nested tensors)
 from gt.nested import jagged_ops as _jagged_ops
+from gt.nested import jagged_reductions as _jagged_reductions
 from gt.nested import jagged_views as _jagged_views
 from gt.nested import refuse as _refuse
 from gt.nested import strided as _strided
@@ -30,10 +31,12 @@ from gt.tensor import Tensor, arange, cat, creation
 from gt.tensor.compat_methods import strided
 
 __all__ = ["nested_tensor", "as_nested_tensor", "nested_tensor_from_jagged", "narrow", "to_padded_tensor",
+           "masked_select",
            "jagged", "NestedTensor", "StridedNestedTensor"]
 
 _jagged_ops.install()
 _jagged_views.install()
+_jagged_reductions.install()
 _strided.install()
 _refuse.refuse_the_rest()
 
@@ -164,3 +167,17 @@ def to_padded_tensor(input, padding, output_size=None):
         raise RuntimeError(f"to_padded_tensor(): expected a nested tensor, got {type(input).__name__}")
     return input.to_padded_tensor(padding, output_size)
 
+
+
+def masked_select(tensor, mask):
+    """A jagged nested tensor of the elements of the dense ``tensor`` where ``mask`` (broadcast to
+    it) is True: one sequence per row of the last dim (``tensor.shape[:-1]`` flattened is the batch),
+    its length the row's count of True, as torch's; differentiable (``tensor.masked_select``)."""
+    for name, t in (("tensor", tensor), ("mask", mask)):
+        if not isinstance(t, Tensor) or isinstance(t, NestedBase):
+            raise RuntimeError(f"torch.nested.masked_select requires a strided {name}, given "
+                               f"{getattr(t, 'layout', type(t).__name__)}")
+    values = tensor.masked_select(mask)
+    lengths = mask.expand(tensor.shape).sum(dim=tensor.ndim - 1).reshape(-1)
+    offsets = cat([lengths.new_zeros(1), lengths.cumsum(0)]).to(values.device)
+    return NestedTensor._make(values, offsets)

@@ -8,7 +8,7 @@ import math
 
 from gt.nn import functional as F
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
-from gt.nested.jagged_views import where
+from gt.nested.jagged_views import cat as _cat, stack as _stack, where
 from gt.ops.jagged_attention import JaggedAttention
 from gt.tensor import cat
 
@@ -26,13 +26,25 @@ def linear(input, weight, bias=None):
     return input._like(F.linear(input._nt_values, weight, bias), transposed=False)
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """``F.layer_norm`` over trailing dims after the ragged dim."""
+def _trailing(fn, input, normalized_shape):
+    """``normalized_shape`` as a tuple: dims after the ragged one (torch's error otherwise)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if len(shape) >= input.dim() - input._nt_ragged:
-        raise RuntimeError(f"layer_norm(): normalizing over ragged dim not supported for nested tensors "
+        raise RuntimeError(f"{fn}(): normalizing over ragged dim not supported for nested tensors "
                            f"(normalized_shape={list(shape)}, input of size {shape_text(input)})")
+    return shape
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """``F.layer_norm`` over trailing dims after the ragged dim."""
+    shape = _trailing("layer_norm", input, normalized_shape)
     return input._like(F.layer_norm(input._nt_values, shape, weight, bias, eps), transposed=False)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """``F.rms_norm`` over trailing dims after the ragged dim."""
+    shape = _trailing("rms_norm", input, normalized_shape)
+    return input._like(F.rms_norm(input._nt_values, shape, weight, eps), transposed=False)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -102,8 +114,9 @@ def _strided_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-
     return input._map(lambda part: F.layer_norm(part, normalized_shape, weight, bias, eps))
 
 
-HANDLERS = {"embedding": embedding, "linear": linear, "layer_norm": layer_norm, "dropout": dropout, "silu": silu,
-            "scaled_dot_product_attention": scaled_dot_product_attention, "where": where}
+HANDLERS = {"embedding": embedding, "linear": linear, "layer_norm": layer_norm, "rms_norm": rms_norm,
+            "dropout": dropout, "silu": silu, "scaled_dot_product_attention": scaled_dot_product_attention, "where": where,
+            "cat": _cat, "stack": _stack}
 STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "dropout": _per_tensor(F.dropout),
            "silu": _per_tensor(F.silu)}
 
@@ -111,6 +124,8 @@ STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "
 def gt_function(cls, func, args, kwargs):
     """The nested form of the nn function ``func`` (NotImplementedError naming it where there is none)."""
     handler = (HANDLERS if cls is NestedTensor else STRIDED).get(func.__name__)
+    if handler is None and cls is NestedTensor and getattr(func, "nested_elementwise", False):   # on the values
+        return args[0]._like(func.__wrapped__(args[0]._nt_values, *args[1:], **kwargs))
     if handler is None:
         raise NotImplementedError(f"aten.{func.__name__}.default: not supported on a {cls.__name__} in gt "
                                   f"(layout {args[0].layout})")

@@ -5,7 +5,9 @@
 Installed on ``NestedTensor`` by ``install()``."""
 
 from gt.nested.jagged_ops import _dims, _operand
-from gt.nested.jagged_tensor import NestedBase, NestedTensor
+from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
+from gt.tensor import cat as _cat
+from gt.tensor import stack as _stack
 from gt.tensor import where as _where
 
 
@@ -92,6 +94,38 @@ def where(condition, input, other):
     return ref._like(_where(cond, a, b))
 
 
+def _same_structure(tensors, name):
+    ref = tensors[0]
+    for t in tensors:
+        if not isinstance(t, NestedTensor) or t._nt_jint is not ref._nt_jint or t._nt_ragged != ref._nt_ragged \
+                or t.dim() != ref.dim():
+            raise RuntimeError(f"{name}(): expected all nested tensors to have the same nested structure, got "
+                               f"{shape_text(ref)} and {shape_text(t) if isinstance(t, NestedBase) else t.shape}")
+    return ref
+
+
+def cat(tensors, dim=0):
+    """``gt.cat`` of nested tensors of one structure along a dim after the ragged one."""
+    ref = _same_structure(tensors, "cat")
+    d = _inner(ref, dim, "cat")
+    return ref._like(_cat([t._nt_values for t in tensors], d - 1), transposed=False)
+
+
+def stack(tensors, dim=0):
+    """``gt.stack`` of nested tensors of one structure, the new dim after the ragged one."""
+    ref = _same_structure(tensors, "stack")
+    nd = ref.dim() + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"stack(): Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got "
+                         f"{dim})")
+    d = dim % nd
+    if d == 0:
+        raise RuntimeError("stack(): not supported for NestedTensor on dim=0")
+    if d <= ref._nt_ragged:
+        raise RuntimeError("stack(): not supported for NestedTensor on ragged dim")
+    return ref._like(_stack([t._nt_values for t in tensors], d - 1), transposed=False)
+
+
 def _inplace(name):
     def method(self, *args, **kwargs):
         args = [_operand(self, a, name.strip("_")) if isinstance(a, NestedBase) or i == 0 else a
@@ -113,6 +147,24 @@ def like(self, make):
     return out
 
 
+def type_as(self, other):
+    """Itself in ``other``'s dtype."""
+    return self.to(other.dtype)
+
+
+def is_same_size(self, other):
+    """Whether ``other`` is a nested tensor of this one's sizes (its nested int included)."""
+    return isinstance(other, NestedBase) and other.layout == self.layout and other.shape == self.shape
+
+
+def expand_as(self, other):
+    """Itself, where ``other`` has its sizes (torch 2.13's only nested form)."""
+    if not is_same_size(self, other):
+        raise RuntimeError(f"expand_as(): cannot expand {shape_text(self)} as "
+                           f"{shape_text(other) if isinstance(other, NestedBase) else tuple(other.shape)}")
+    return self
+
+
 INPLACE = ("add_", "sub_", "mul_", "div_", "copy_", "zero_", "fill_", "clamp_", "masked_fill_", "pow_", "neg_",
            "exp_", "sqrt_", "relu_", "sigmoid_", "tanh_")
 
@@ -121,6 +173,7 @@ def install():
     """The methods above on ``NestedTensor``."""
     methods = {name: _inplace(name) for name in INPLACE}
     methods.update(__getitem__=getitem, select=select, narrow=narrow, split=split, unflatten=unflatten,
-                   flatten=flatten, masked_fill=masked_fill, _map_values=like)
+                   flatten=flatten, masked_fill=masked_fill, _map_values=like, type_as=type_as,
+                   is_same_size=is_same_size, expand_as=expand_as)
     for name, method in methods.items():
         setattr(NestedTensor, name, method)

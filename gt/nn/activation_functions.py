@@ -12,7 +12,7 @@ shape and dtype.
 
 from gt import dtypes
 from gt.nn.inputs import as_tensor as _tensor
-from gt.nn.inputs import in_float32
+from gt.nn.inputs import in_float32, nested_elementwise
 from gt.nn.inputs import implicit_softmax_dim
 from gt.ops.activations import ExpBranchClip
 from gt.tensor import Tensor, rand, where
@@ -73,12 +73,14 @@ def relu(input, inplace=False):
     return _apply(x, inplace, lambda x: x.relu(), True)
 
 
+@nested_elementwise
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where positive, ``negative_slope * x`` elsewhere (slope ``negative_slope`` at 0, as torch)."""
     x = _tensor(input, "leaky_relu")
     return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * negative_slope)), True)
 
 
+@nested_elementwise
 def elu(input, alpha=1.0, inplace=False):
     """``x`` where positive, ``alpha * (exp(x) - 1)`` elsewhere (the exponential of the negative part
     only, so large inputs do not overflow where they are not used; ``expm1``: exact near 0)."""
@@ -95,6 +97,7 @@ def silu(input, inplace=False):
     return _apply(x, inplace, lambda x: x * x.sigmoid())
 
 
+@nested_elementwise
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """``x`` clamped to ``[min_val, max_val]``; the gradient is 1 strictly inside and 0 at and beyond
     the bounds (torch's). Integer inputs stay integer (the bounds truncated to ints, as torch)."""
@@ -108,11 +111,13 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     return _apply(x, inplace, lambda x: _tied(where(x <= lo, lo, where(x >= hi, hi, x))))
 
 
+@nested_elementwise
 def relu6(input, inplace=False):
     """``min(max(x, 0), 6)``: ``hardtanh(x, 0, 6)`` (gradient 0 at 0 and 6, as torch)."""
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
+@nested_elementwise
 def threshold(input, threshold, value, inplace=False):
     """``x`` where ``x > threshold``, else ``value`` (NaN stays NaN, as torch)."""
     x = _tensor(input, "threshold")
@@ -156,12 +161,14 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
 
 
 # ---- smooth and exponential ---------------------------------------------------------------
+@nested_elementwise
 def selu(input, inplace=False):
     """``scale * elu(x, alpha)`` with torch's constants (alpha ~ 1.6733, scale ~ 1.0507)."""
     x = _floating(_tensor(input, "selu"), "selu")
     return _apply(x, inplace, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, True)
 
 
+@nested_elementwise
 def celu(input, alpha=1.0, inplace=False):
     """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``; ``alpha`` must not be 0."""
     if alpha == 0:
@@ -171,6 +178,7 @@ def celu(input, alpha=1.0, inplace=False):
     return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, alpha) / alpha).expm1() * alpha, x), True)
 
 
+@nested_elementwise
 def logsigmoid(input):
     """``log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))``: finite for any finite ``x`` (no exp of
     a positive number), gradient ``sigmoid(-x)`` everywhere (0.5 at 0, as torch)."""
@@ -178,12 +186,14 @@ def logsigmoid(input):
     return in_float32(lambda x: where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p())(x)
 
 
+@nested_elementwise
 def mish(input, inplace=False):
     """``x * tanh(softplus(x))``, with softplus as ``max(x, 0) + log(1 + exp(-|x|))`` (no overflow)."""
     x = _floating(_tensor(input, "mish"), "mish")
     return _apply(x, inplace, lambda x: x * (where(x < 0, 0.0, x) + _exp_neg_abs(x).log1p()).tanh())
 
 
+@nested_elementwise
 def hardsigmoid(input, inplace=False):
     """``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3 (gradient 1/6 strictly between, else 0)."""
     x = _floating(_tensor(input, "hardsigmoid"), "hardsigmoid")
@@ -191,6 +201,7 @@ def hardsigmoid(input, inplace=False):
     return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x.clamp(-3.0, 3.0) / 6 + 0.5)))
 
 
+@nested_elementwise
 def hardswish(input, inplace=False):
     """``x * relu6(x + 3) / 6``; the gradient is torch's: 0 up to -3, ``x / 3 + 0.5`` strictly
     between -3 and 3, 1 from 3 on."""
@@ -206,12 +217,14 @@ def _mid_hardswish(x):
     return c * (c + 3) / 6
 
 
+@nested_elementwise
 def softsign(input):
     """``x / (1 + |x|)`` (float32 for an integer input, as torch)."""
     x = _tensor(input, "softsign")
     return x / (x.abs() + 1)
 
 
+@nested_elementwise
 def tanhshrink(input):
     """``x - tanh(x)``."""
     x = _tensor(input, "tanhshrink")
@@ -224,6 +237,7 @@ def _lambd(lambd, fn):
     return float(lambd)
 
 
+@nested_elementwise
 def softshrink(input, lambd=0.5):
     """``x - lambd`` above ``lambd``, ``x + lambd`` below ``-lambd``, 0 between (inclusive: the gradient
     is 0 at +-lambd, as torch); ``lambd >= 0``. NaN stays NaN."""
@@ -238,6 +252,7 @@ def softshrink(input, lambd=0.5):
     return where((x >= -lambd) & (x <= lambd), y.detach(), y)
 
 
+@nested_elementwise
 def hardshrink(input, lambd=0.5):
     """``x`` where ``|x| > lambd``, else 0 (gradient 0 at +-lambd, as torch). NaN stays NaN. torch
     accepts a negative ``lambd`` here (every element is kept) and so does gt."""

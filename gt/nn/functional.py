@@ -13,7 +13,7 @@ from gt.tensor.out_argument import write as write_out
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import implicit_softmax_dim
-from gt.nn.inputs import in_float32
+from gt.nn.inputs import in_float32, nested_elementwise
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.class_losses import cross_entropy, nll_loss  # noqa: F401
 from gt.nn.linear_cross_entropy import linear_cross_entropy  # noqa: F401
@@ -73,6 +73,7 @@ def tanh(input):
     return _tensor(input, "tanh").tanh()
 
 
+@nested_elementwise
 def softplus(x, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta * x)) / beta``, and ``x`` itself where ``beta * x > threshold`` (torch's),
     as ``max(z, 0) + log(1 + exp(-|z|))``: no overflow for large inputs."""

@@ -3,6 +3,7 @@ any tensor input (``as_tensor``), class indices (``class_indices``, ``check_rang
 dim of the softmax family (``implicit_softmax_dim``); and ``in_float32``, torch's float32 "opmath"
 for half inputs."""
 
+import functools
 import warnings
 
 from gt import dtypes
@@ -12,6 +13,18 @@ from gt.tensor import Tensor, checks
 
 # the functions that are a method call on their input, which a nested tensor (gt.nested) has
 _NESTED_METHODS = frozenset({"relu", "gelu", "softmax", "log_softmax", "sigmoid", "tanh"})
+
+
+def nested_elementwise(fn):
+    """``fn`` (an elementwise function of its first argument) handed a nested tensor (gt.nested):
+    run by the nested tensor's class on its values (``__gt_function__``), its structure kept."""
+    @functools.wraps(fn)
+    def call(input, *args, **kwargs):
+        if type(input) is not Tensor and getattr(input, "is_nested", False):
+            return type(input).__gt_function__(call, (input, *args), kwargs)
+        return fn(input, *args, **kwargs)
+    call.nested_elementwise = True
+    return call
 
 
 def as_tensor(x, fn, what="input"):

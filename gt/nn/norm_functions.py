@@ -190,6 +190,8 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         >>> F.rms_norm(gt.randn(4, 10, 64), (64,)).shape
         (4, 10, 64)
     """
+    if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's form
+        return type(input).__gt_function__(rms_norm, (input, normalized_shape, weight, eps), {})
     fn = "rms_norm"
     x = _tensor(input, fn)
     if not x.dtype.is_complex:      # complex: torch's formula as it stands (x * x, not |x| ** 2)

@@ -30,7 +30,10 @@ def _one_dtype(tensors):
 def cat(tensors, axis=None, *, dim=None):
     """Join tensors along an existing axis; every other axis must match. Empty 1-D tensors are
     skipped, as torch's legacy rule has it (their dtype still counts)."""
-    tensors = _one_dtype(_tensors(tensors, "cat"))
+    tensors = _tensors(tensors, "cat")
+    if type(tensors[0]) is not Tensor and tensors[0].is_nested:     # gt.nested's form
+        return tensors[0].__gt_function__(cat, (tensors, _pick(axis, dim, default=0)), {})
+    tensors = _one_dtype(tensors)
     kept = [t for t in tensors if t.shape != (0,)]
     if len(kept) < len(tensors):
         tensors = kept or tensors
@@ -52,7 +55,10 @@ concatenate = cat
 
 def stack(tensors, axis=None, *, dim=None):
     """Join same-shape tensors along a new axis."""
-    tensors = _one_dtype(_tensors(tensors, "stack"))
+    tensors = _tensors(tensors, "stack")
+    if type(tensors[0]) is not Tensor and tensors[0].is_nested:     # gt.nested's form
+        return tensors[0].__gt_function__(stack, (tensors, _pick(axis, dim, default=0)), {})
+    tensors = _one_dtype(tensors)
     first = tensors[0]
     for i, t in enumerate(tensors[1:], 1):
         if t.shape != first.shape:
