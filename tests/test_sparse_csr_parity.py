@@ -296,7 +296,8 @@ def test_sparse_csr_tensors_are_refused_on_a_mesh():
 
 @dense_only
 @pytest.mark.parametrize("how", ["csr @", "@ csr", "csr sum", "csr to_dense", "csr addmm", "coo @", "@ coo", "coo sum",
-                                 "coo sparse.mm", "coo leaf sum", "coo leaf sparse.sum"])
+                                 "coo sparse.mm", "coo leaf sum", "coo leaf sparse.sum", "coo leaf + coo",
+                                 "coo leaf - coo", "dense + coo leaf"])
 def test_gradients_through_to_sparse_and_sums_are_torch_s(how):
     """torch hands the dense tensor a sparse one was made from a dense gradient through products
     and sum() (ToSparseBackward passes it on), a masked one through to_dense and gt.sparse.mm."""
@@ -311,7 +312,11 @@ def test_gradients_through_to_sparse_and_sums_are_torch_s(how):
                "csr addmm": lambda: m.addmm(m.ones(3, 2, dtype=m.float64), x.to_sparse_csr(), d),
                "coo @": lambda: x.to_sparse() @ d, "@ coo": lambda: d.t() @ x.to_sparse(),
                "coo sum": lambda: x.to_sparse().sum(), "coo sparse.mm": lambda: m.sparse.mm(x.to_sparse(), d),
-               "coo leaf sum": lambda: leaf.sum(), "coo leaf sparse.sum": lambda: m.sparse.sum(leaf)}
+               "coo leaf sum": lambda: leaf.sum(), "coo leaf sparse.sum": lambda: m.sparse.sum(leaf),
+               "coo leaf + coo": lambda: (leaf + m.tensor(D @ D.T).to_sparse()).to_dense(),
+               "coo leaf - coo": lambda: (leaf - m.sparse_coo_tensor([[0, 2], [1, 1]], [1.0, 3], (3, 3),
+                                                                     dtype=m.float64).coalesce()).to_dense(),
+               "dense + coo leaf": lambda: m.tensor(W) + leaf}
         y = fns[how]()
         (y * m.tensor(np.arange(1.0, 1 + y.numel()).reshape(y.shape))).sum().backward()
         got[m] = (y, x.grad if x.grad is not None else leaf.grad)

@@ -13,13 +13,13 @@ Sparse CSR tensors (gt/tensor/sparse_csr.py) are a subclass holding their entrie
 
 import sys
 
-from gt import dtypes
+from gt import autograd, dtypes
 from gt.ops._shapes import numel
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, dense_source, make_leaf
+from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, dense_source, make_leaf, pattern_leaf
 from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
 from gt.tensor.sparse_methods import SparseMethods
 from gt.tensor.sparse_spgemm import sparse_sparse_mm
@@ -191,6 +191,22 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         if source is not None:
             return source.sum(dtype=dtype)
         return SparseMethods.sum(self, dim, keepdim, dtype)
+
+    def __radd__(self, other):
+        """dense + sparse: dense; a leaf's gradient is dense, torch's."""
+        source = dense_source(self) if isinstance(other, Tensor) and not other.is_sparse else None
+        return other + source if source is not None else SparseMethods.__radd__(self, other)
+
+    def add(self, other, *, alpha=1):
+        """``SparseMethods.add``; where the sum is coalesced, a leaf's gradient is torch's: the
+        sum's, sparse on the union of the two patterns (positions the leaf does not store too)."""
+        out = SparseMethods.add(self, other, alpha=alpha)
+        if not (out._sp_coalesced and autograd.is_grad_enabled() and (self._sp_leaf or other._sp_leaf)):
+            return out
+        idx = out._sp_indices
+        mine = pattern_leaf(self, lambda: idx) if self._sp_leaf else self.to_dense()
+        theirs = pattern_leaf(other, lambda: idx) if other._sp_leaf else other.to_dense()
+        return self._new(idx, (mine + theirs * alpha)[tuple(idx)].to(out.dtype), self.shape, True)
 
     def detach(self):
         return self._new(self._sp_indices, self._sp_values.detach(), self.shape, self._sp_coalesced)
