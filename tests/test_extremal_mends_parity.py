@@ -107,3 +107,17 @@ def test_exponential_activations_are_exact_near_zero(name, kwargs):
                                    else 1e-14, atol=0)
         g, w = gt.autograd.grad(got.sum(), x)[0].numpy(), torch.autograd.grad(want.sum(), t)[0].numpy()
         np.testing.assert_allclose(g, w, rtol=4e-7 if tdt == torch.float32 else 1e-14)
+
+
+def test_exponential_activations_gradient_far_left():
+    """expm1's own gradient, y + 1, rounds to 0 far left of 0: elu's, celu's and selu's are exp's,
+    as torch's backward (1e-218 at x = -501), also differentiated twice."""
+    values = [-501.0, -60.0, -0.001, 0.0, 2.0]
+    for name, kwargs in (("elu", {}), ("celu", {"alpha": 2.0}), ("selu", {})):
+        t = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+        x = gt.tensor(values, dtype=gt.float64, requires_grad=True)
+        w, = torch.autograd.grad(getattr(torch.nn.functional, name)(t, **kwargs).sum(), t, create_graph=True)
+        g, = gt.autograd.grad(getattr(gt.nn.functional, name)(x, **kwargs).sum(), x, create_graph=True)
+        np.testing.assert_allclose(g.detach().numpy(), w.detach().numpy(), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(gt.autograd.grad(g.sum(), x)[0].numpy(),
+                                   torch.autograd.grad(w.sum(), t)[0].numpy(), rtol=1e-14, atol=0)

@@ -11,12 +11,14 @@ shape and dtype.
 """
 
 from gt import dtypes
+from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import in_float32, nested_elementwise
 from gt.nn.inputs import implicit_softmax_dim
 from gt.ops.activations import ExpBranchClip
 from gt.tensor import Tensor, rand, where
 from gt.tensor.complex_checks import refuse_complex, refuse_mixed
+from gt.tensor.exact_values import needs_grad, with_grad
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.inplace_grad import result_saved
 
@@ -86,7 +88,18 @@ def elu(input, alpha=1.0, inplace=False):
     only, so large inputs do not overflow where they are not used; ``expm1``: exact near 0)."""
     x = _tensor(input, "elu")
     # ``x <= 0`` picks the exponential: NaN takes the identity's gradient, as torch's elu_backward
-    return _apply(x, inplace, lambda x: where(x <= 0, ExpBranchClip.apply(x, 1.0).expm1() * alpha, x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, _exp_branch(x, 1.0, alpha), x), True)
+
+
+def _exp_branch(x, k, alpha):
+    """``alpha * expm1(min(x, 0) / k)``: expm1's values (exact near 0), exp's gradient, as torch's
+    backward (expm1's own, ``y + 1``, rounds to 0 far left of 0: at x = -501, not 1e-218)."""
+    z = ExpBranchClip.apply(x, k) / k
+    if not needs_grad(z):
+        return z.expm1() * alpha
+    with no_grad():
+        value = z.expm1() * alpha
+    return with_grad(value, (z.exp() - 1) * alpha)
 
 
 def silu(input, inplace=False):
@@ -175,7 +188,7 @@ def celu(input, alpha=1.0, inplace=False):
         raise ValueError("celu: alpha cannot be 0 for CELU")
     x = _floating(_tensor(input, "celu"), "celu")
     # clamp x, not x / alpha: a negative alpha flips the sign (torch: alpha * (exp(x / alpha) - 1) for x <= 0)
-    return _apply(x, inplace, lambda x: where(x <= 0, (ExpBranchClip.apply(x, alpha) / alpha).expm1() * alpha, x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, _exp_branch(x, alpha, alpha), x), True)
 
 
 @nested_elementwise
