@@ -131,7 +131,8 @@ def test_where_masked_fill_and_inplace():
     arrays = _arrays()
     dense = np.random.default_rng(5).standard_normal(4)
     _check(lambda nt: gt.where(nt > 0, nt, gt.tensor(dense)) * 1,
-           lambda nt: torch.where(nt > 0, nt, torch.tensor(dense)), ref=lambda tl: _padded(torch.where(c > 0, c, torch.tensor(dense)) for c in tl))
+           lambda nt: torch.where(nt > 0, nt, torch.tensor(dense)),
+           ref=lambda tl: _padded(torch.where(c > 0, c, torch.tensor(dense)) for c in tl))
     _check(lambda nt: nt.masked_fill(nt < 0, 0.5) * 1, ref=lambda tl: _padded(c.masked_fill(c < 0, 0.5) for c in tl))
     _check(lambda nt: (nt * 1).mul_(2).add_(nt).sub_(1.5).clamp_(min=-1.0),
            lambda nt: (nt * 1).mul_(2).add_(nt).sub_(1.5).clamp_(min=-1.0))
@@ -305,3 +306,37 @@ def test_cat_stack_masked_select_and_sizes():
     for o, d in ((out, gd), (tout, td)):
         o.values().pow(2).sum().backward()
     np.testing.assert_allclose(_np(gd.grad), td.grad.numpy())
+
+
+def test_retain_grad_and_strided_gradients():
+    arrays = [np.random.default_rng(15).standard_normal(s) for s in ((2, 3), (4, 5))]
+    for layout in ("jagged", "strided"):
+        kw = {"layout": gt.jagged} if layout == "jagged" else {}
+        tkw = {"layout": torch.jagged} if layout == "jagged" else {}
+        parts = [a[:, :3] for a in arrays] if layout == "jagged" else arrays
+        g = gt.nested.as_nested_tensor([gt.tensor(a, requires_grad=True) for a in parts], **kw)
+        t = torch.nested.as_nested_tensor([torch.tensor(a, requires_grad=True) for a in parts], **tkw)
+        outs = []
+        for x in (g, t):
+            y = x.sin()
+            y.retain_grad()
+            assert y.retains_grad
+            (y * y).to_padded_tensor(0.0).sum().backward()
+            outs.append(y.grad)
+        for a, b in zip(outs[0].unbind(), outs[1].unbind()):
+            np.testing.assert_allclose(_np(a), b.numpy(), rtol=1e-12)
+    g = gt.nested.nested_tensor([gt.tensor(a) for a in arrays], requires_grad=True)
+    t = torch.nested.nested_tensor([torch.tensor(a) for a in arrays], requires_grad=True)
+    (gg,), (tg,) = (m.autograd.grad((x.sin() * 2).to_padded_tensor(0.0).pow(2).sum(), x)
+                     for m, x in ((gt, g), (torch, t)))
+    assert gg.is_nested and gg.layout == gt.strided
+    for a, b in zip(gg.unbind(), tg.unbind()):
+        np.testing.assert_allclose(_np(a), b.numpy(), rtol=1e-12)
+
+
+def test_cat_refuses_other_offsets():
+    """torch 2.13's cat along the last dim of nested tensors of lengths (2, 5) and (4, 3) gives a
+    result on the first's offsets, pairing rows of different sequences; gt raises."""
+    a = gt.nested.nested_tensor([gt.zeros(2, 1), gt.zeros(5, 1)], layout=gt.jagged)
+    b = gt.nested.nested_tensor([gt.ones(4, 1), gt.ones(3, 1)], layout=gt.jagged)
+    _raises(RuntimeError, "same nested structure", lambda: gt.cat([a, b], -1), lambda: gt.cat([a, gt.ones(7, 1)], -1))

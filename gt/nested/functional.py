@@ -115,7 +115,8 @@ def _strided_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-
 
 
 HANDLERS = {"embedding": embedding, "linear": linear, "layer_norm": layer_norm, "rms_norm": rms_norm,
-            "dropout": dropout, "silu": silu, "scaled_dot_product_attention": scaled_dot_product_attention, "where": where,
+            "dropout": dropout, "silu": silu, "scaled_dot_product_attention": scaled_dot_product_attention,
+            "where": where,
             "cat": _cat, "stack": _stack}
 STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "dropout": _per_tensor(F.dropout),
            "silu": _per_tensor(F.silu)}

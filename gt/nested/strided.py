@@ -25,13 +25,13 @@ class StridedNestedTensor(NestedBase):
     """A strided nested tensor (torch's default nested layout); made by ``gt.nested.nested_tensor``
     or ``as_nested_tensor`` without ``layout=gt.jagged``."""
 
-    __slots__ = ("_nt_parts", "_nt_leaf")
+    __slots__ = ("_nt_parts", "_nt_leaf", "_nt_retains")
     layout = property(lambda self: strided, doc="``gt.strided``.")
 
     @classmethod
     def _make(cls, parts, leaf=False):
         t = object.__new__(cls)
-        t._nt_parts, t._nt_leaf = tuple(parts), leaf
+        t._nt_parts, t._nt_leaf, t._nt_retains = tuple(parts), leaf, False
         t._ctx = t._grad_value = t._grad_factors = None
         t._retains_grad, t._requires_grad = False, False
         return t
@@ -109,8 +109,18 @@ class StridedNestedTensor(NestedBase):
 
     @property
     def grad(self):
-        grads = [p.grad for p in self._nt_parts] if self._nt_leaf else [None]
+        """The gradient of a nested leaf (or one that ``retain_grad()``): a strided nested tensor."""
+        grads = [p.grad for p in self._nt_parts] if self._nt_leaf or self.retains_grad else [None]
         return None if any(g is None for g in grads) else StridedNestedTensor._make(grads)
+
+    retains_grad = property(lambda self: self._nt_retains)
+
+    def retain_grad(self):
+        """Keep the gradient of this computed nested tensor in ``.grad`` (its tensors')."""
+        if not self._nt_leaf:
+            for p in self._nt_parts:
+                p.retain_grad()
+            self._nt_retains = True
 
     def _map_values(self, make):
         """A new nested tensor of ``make`` of each tensor (the ``*_like`` creation functions)."""
