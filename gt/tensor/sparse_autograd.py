@@ -71,8 +71,10 @@ def add_sparse_(dense, sp, alpha):
 
 def add_rows_(dense, sd, at, vals):
     """``dense`` viewed as (rows of its first ``sd`` dims, *rest): ``vals`` added at the rows
-    ``at`` (repeats add up), in place, touching only those rows (``index_add_`` would copy the
-    whole table twice: the optimizers' sparse steps)."""
+    ``at`` (repeats add up), in place, touching only those rows: the optimizers' sparse steps,
+    whose rows are in range by construction (``index_add_`` checks each id against the table
+    first: 50,000 x 64 floats, 512 ids, 0.05 ms against 0.65 on the torch engine, 0.5 against 1.0
+    on numpy's)."""
     rows = (numel(dense.shape[:sd]),) + tuple(dense.shape[sd:])
     vals, arr = vals.to(dense.dtype), dense._array
     if dense._placed is None and B.is_contiguous(arr):
