@@ -340,3 +340,25 @@ def test_cat_refuses_other_offsets():
     a = gt.nested.nested_tensor([gt.zeros(2, 1), gt.zeros(5, 1)], layout=gt.jagged)
     b = gt.nested.nested_tensor([gt.ones(4, 1), gt.ones(3, 1)], layout=gt.jagged)
     _raises(RuntimeError, "same nested structure", lambda: gt.cat([a, b], -1), lambda: gt.cat([a, gt.ones(7, 1)], -1))
+
+
+def test_permute_expand_bmm():
+    arrays = _arrays(tail=(3, 4), seed=16)
+    w = np.random.default_rng(17).standard_normal((3, 4, 2))
+    gw, tw = gt.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    _check(lambda nt: nt.permute(0, 2, 1, 3).permute(0, 2, 3, 1).sum(2), arrays=arrays,
+           ref=lambda tl: _padded(c.permute(0, 2, 1).sum(1) for c in tl))
+    _check(lambda nt: nt.unsqueeze(-1).expand(-1, -1, -1, -1, 2).sum(-1), arrays=arrays,
+           ref=lambda tl: _padded(c.unsqueeze(-1).expand(-1, -1, -1, 2).sum(-1) for c in tl))
+    _check(lambda nt: nt.bmm(gw), lambda nt: nt.bmm(tw), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_np(gw.grad), tw.grad.numpy(), rtol=1e-10)
+    g, t, _, _ = _pair(arrays, requires_grad=False)
+    for mod, x in ((gt, g), (torch, t)):
+        views = (x.permute(0, 2, 1, 3), x.permute(0, -1, 1, 2), x.permute(0, 2, 1, 3).permute(0, 2, 1, 3),
+                 x.unsqueeze(-1).expand(-1, -1, -1, -1, 2))
+        assert [_sizes(v) for v in views] == [["3", "3", "j", "4"], ["3", "4", "j", "3"], ["3", "j", "3", "4"],
+                                              ["3", "j", "3", "4", "2"]]
+        assert [v.is_contiguous() for v in views] == [False, False, True, False]
+        _raises(ValueError, "Permute is not supported on the batch dimension", lambda: x.permute(1, 0, 2, 3))
+        _raises(ValueError, "bmm", lambda: x.sum(2).bmm(mod.ones(4, 2, dtype=mod.float64)))
+        _raises(RuntimeError, "expand", lambda: x.expand(3, 2, 3, 4))

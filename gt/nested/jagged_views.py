@@ -147,6 +147,40 @@ def like(self, make):
     return out
 
 
+def permute(self, *dims):
+    """The dims reordered, the batch dim staying first (the ragged dim may move), as torch's."""
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    nd = self.dim()
+    if len(dims) != nd:
+        raise RuntimeError(f"permute(): number of dims don't match in permute: {len(dims)} given for {nd} dims")
+    order = [_dims(self, d, "permute")[0] for d in dims]
+    if order[0] != 0:
+        raise ValueError("Permute is not supported on the batch dimension for jagged NT")
+    values = self._nt_values.permute(*(d - 1 for d in order[1:]))
+    return self._like(values, order.index(self._nt_ragged), not values.is_contiguous())
+
+
+def expand(self, *sizes):
+    """Dims of size 1 after the ragged one broadcast to ``sizes`` (the batch and ragged dims: -1 or
+    their own sizes), a view, as torch's."""
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+    own = self.shape
+    if len(sizes) != len(own) or any(s not in (-1, o) for s, o in zip(sizes[:self._nt_ragged + 1], own)):
+        raise RuntimeError(f"expand(): cannot expand {shape_text(self)} to {list(sizes)}: the batch and ragged dims "
+                           "must stay (-1 or their sizes)")
+    r = self._nt_ragged
+    values = self._nt_values.expand(*sizes[1:r], -1, *sizes[r + 1:])
+    return self._like(values, transposed=not values.is_contiguous())
+
+
+def bmm(self, other):
+    """``self @ other`` for a 3-d nested ``self`` and a 3-d ``other`` (torch's ``bmm``)."""
+    if self.dim() != 3 or getattr(other, "ndim", 0) != 3:
+        raise ValueError(f"bmm(): self and mat2 must be 3D, got {shape_text(self)} and "
+                         f"{shape_text(other) if isinstance(other, NestedBase) else getattr(other, 'shape', other)}")
+    return self @ other
+
+
 def type_as(self, other):
     """Itself in ``other``'s dtype."""
     return self.to(other.dtype)
@@ -174,6 +208,6 @@ def install():
     methods = {name: _inplace(name) for name in INPLACE}
     methods.update(__getitem__=getitem, select=select, narrow=narrow, split=split, unflatten=unflatten,
                    flatten=flatten, masked_fill=masked_fill, _map_values=like, type_as=type_as,
-                   is_same_size=is_same_size, expand_as=expand_as)
+                   is_same_size=is_same_size, expand_as=expand_as, permute=permute, expand=expand, bmm=bmm)
     for name, method in methods.items():
         setattr(NestedTensor, name, method)
