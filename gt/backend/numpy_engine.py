@@ -22,7 +22,7 @@ from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_complex import NumpyComplex
 from gt.backend.numpy_windows import NumpyWindows
 from gt.backend.print_options import format_array
-from gt.backend import numpy_python_data as python_data, numpy_shared, torch_ranges
+from gt.backend import numpy_python_data as python_data, numpy_shared, numpy_sparse, torch_ranges
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -36,7 +36,7 @@ _FROM_NATIVE = {np.dtype(v): k for k, v in _NATIVE.items()}
 
 
 class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScatter, NumpyMath, NumpySpecial,
-                  NumpyLinalg, NumpyComplex, numpy_shared.NumpyShared, Engine):
+                  NumpyLinalg, NumpyComplex, numpy_sparse.NumpySparse, numpy_shared.NumpyShared, Engine):
     name = "numpy"
     device = "cpu"
 

@@ -36,6 +36,7 @@ from gt.backend.torch_linalg import TorchLinalg
 from gt.backend.torch_windows import TorchWindows
 from gt.backend.torch_complex import TorchComplex
 from gt.backend.torch_shared import TorchShared
+from gt.backend.torch_sparse import TorchSparse
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -57,7 +58,7 @@ def _dim(axis):
 
 
 class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath,
-                  TorchSpecial, TorchLinalg, TorchComplex, TorchShared, Engine):
+                  TorchSpecial, TorchLinalg, TorchComplex, TorchShared, TorchSparse, Engine):
     name = "torch"
     supports_bfloat16 = True
 

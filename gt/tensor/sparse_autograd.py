@@ -6,11 +6,13 @@ into the sparse tensor's ``.grad`` as a sparse tensor on the leaf's coalesced in
 derivative for ``values[k]`` depends only on ``indices[:, k]``, so duplicates hold equal values and
 one of them is kept), torch's ``sparse_mask`` gradient of ``gt.sparse.mm``, ``to_dense`` and
 ``gt.sparse.addmm``. ``S @ D``/``D @ S``/``mm``/``matmul`` of a sparse leaf give torch's dense
-gradient instead (every position, not only the stored ones): the product runs on a dense copy
-that is its own leaf, whose hook moves its gradient into ``S.grad``. Gradients add up as torch's
-AccumulateGrad adds them (``accumulate_grad``, also the backward walk's for the sparse gradient
-of ``Embedding(sparse=True)``, gt/autograd/sparse_grad.py): sparse + sparse by torch's sparse
-``+=`` (merged, or side by side where a value array is not contiguous), dense + sparse dense.
+gradient instead (every position, not only the stored ones): a dense copy that is its own leaf
+carries it, its hook moving the gradient into ``S.grad``. Float32/float64 products run on the
+engine's sparse kernels (gt/ops/sparse_products.py), other dtypes on gathers and ``index_add``.
+Gradients add up as torch's AccumulateGrad adds them (``accumulate_grad``, also the backward
+walk's for the sparse gradient of ``Embedding(sparse=True)``, gt/autograd/sparse_grad.py): sparse
++ sparse by torch's sparse ``+=`` (merged, or side by side where a value array is not
+contiguous), dense + sparse dense.
 """
 
 import weakref
@@ -19,6 +21,7 @@ from gt import autograd
 from gt.autograd import grad_hooks, hooks, register_post_accumulate_grad_hook, sparse_grad
 from gt.backend import B
 from gt.ops._shapes import numel
+from gt.ops.sparse_products import FAST, SourceDenseMM, SparseDenseMM
 from gt.tensor import creation
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
@@ -163,6 +166,12 @@ def check_mm(fn, s, d):
         raise RuntimeError(f"{fn}: expected mat1 and mat2 to have the same dtype, but got: {s.dtype} != {d.dtype}")
 
 
+def _fast(s, d):
+    """Whether ``s @ d`` runs on the engine's sparse kernels (gt/ops/sparse_products.py): float32 or
+    float64, neither operand on a mesh (a sparse tensor refuses one; a dense one may be sharded)."""
+    return s.dtype in FAST and s._placed is None and d._placed is None
+
+
 def sparse_mm(fn, s, d, dense_grad):
     """``s @ d`` for a 2-D sparse ``s`` and a dense ``d``; ``dense_grad``: a sparse leaf gets torch's
     dense gradient (``@``, ``mm``, ``matmul``) rather than the one on its stored positions."""
@@ -173,12 +182,17 @@ def sparse_mm(fn, s, d, dense_grad):
     if vector:
         d = d.unsqueeze(1)
     source = dense_source(s) if dense_grad else None
-    if source is not None:
-        out = source @ d
+    rows, cols = s._sp_indices[0], s._sp_indices[1]
+    if not _fast(s, d):
+        if source is not None:
+            out = source @ d
+        else:
+            terms = s._sp_values.unsqueeze(1) * d[cols]
+            out = creation.zeros((s.shape[0], d.shape[1]), dtype=s.dtype).index_add(0, rows, terms)
+    elif source is not None:
+        out = SourceDenseMM.apply(source, d, s._sp_values.detach(), rows, cols)
     else:
-        rows, cols = s._sp_indices[0], s._sp_indices[1]
-        terms = s._sp_values.unsqueeze(1) * d[cols]
-        out = creation.zeros((s.shape[0], d.shape[1]), dtype=s.dtype).index_add(0, rows, terms)
+        out = SparseDenseMM.apply(s._sp_values, d, rows, cols, tuple(s.shape))
     return out.squeeze(1) if vector else out
 
 
@@ -194,7 +208,12 @@ def dense_sparse_mm(fn, d, s, dense_grad):
     source = dense_source(s) if dense_grad else None
     if source is not None:
         check_mm(fn, s._coo().t(), d.unsqueeze(1) if d.ndim == 1 else d.t())
-        return d @ source
+        if not _fast(s, d):
+            return d @ source
+        rows, cols = s._sp_indices[0], s._sp_indices[1]         # d @ S = (S^T @ d^T)^T
+        out = SourceDenseMM.apply(source.t(), (d.unsqueeze(0) if d.ndim == 1 else d).t(), s._sp_values.detach(),
+                                  cols, rows).t()
+        return out.squeeze(0) if d.ndim == 1 else out
     out = sparse_mm(fn, s._coo().t(), d if d.ndim == 1 else d.t(), False)
     return out if d.ndim == 1 else out.t()
 

@@ -5,18 +5,23 @@ entries reaches, even where their products cancel to zero).
 A sparse leaf operand gets torch's gradient: sparse on the symbolic pattern of ``grad @ b^T``
 (or ``a^T @ grad``), which holds positions the leaf does not store.
 
-Each stored entry ``(i, k)`` of ``a`` meets the entries of ``b``'s row ``k`` (``b`` coalesced:
-its rows are sorted, so a row is one range found by ``searchsorted``); the products of all the
-pairs are summed by output position. Built from differentiable dense gt ops on the values, so
-the gradient with respect to each operand's values (an operand built from values that require
-grad) is the product's gradient times the other operand at the stored positions, as torch's.
+Float32 and float64 products run on the engine's sparse kernel (``B.sparse_sparse_mm``: scipy's
+or torch's), their values' gradients through ``SparseSparseValues`` (gt/ops/sparse_products.py).
+Other dtypes, and a leaf's dense stand-in, take the gt ops: each stored entry ``(i, k)`` of ``a``
+meets the entries of ``b``'s row ``k`` (``b`` coalesced: its rows are sorted, so a row is one
+range found by ``searchsorted``); the products of all the pairs are summed by output position.
+Either way the gradient with respect to each operand's values (an operand built from values that
+require grad) is the product's gradient times the other operand at the stored positions, as torch's.
 """
 
 from gt import autograd, dtypes
+from gt.backend import B
+from gt.ops.sparse_products import FAST, SparseSparseValues
 from gt.tensor import creation
 from gt.tensor.functions import stack
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.sparse_autograd import pattern_leaf
+from gt.tensor.core import Tensor
 
 
 def _check(fn, a, b):
@@ -62,8 +67,11 @@ def sparse_sparse_mm(fn, a, b):
     _check(fn, a, b)
     ca, cb = a._coo().coalesce(), b._coo().coalesce()
     p = b.shape[1]
+    leaf = autograd.is_grad_enabled() and (a._sp_leaf or b._sp_leaf)
+    if a.dtype in FAST and not leaf:
+        return a._of_layout(ca._new(*_kernel_product(ca, cb), (a.shape[0], p), True))
     idx, pa, pb, inverse = _pattern(ca._sp_indices, cb._sp_indices, p)
-    if autograd.is_grad_enabled() and (a._sp_leaf or b._sp_leaf):
+    if leaf:
         with autograd.no_grad():
             at, bt = ca.t().coalesce()._sp_indices, cb.t().coalesce()._sp_indices
         da = pattern_leaf(a, lambda: _pattern(idx, bt, a.shape[1])[0]) if a._sp_leaf else ca.to_dense()
@@ -72,3 +80,16 @@ def sparse_sparse_mm(fn, a, b):
     terms = ca._sp_values[pa] * cb._sp_values[pb]
     vals = creation.zeros((idx.shape[1],), dtype=terms.dtype).index_add(0, inverse, terms)
     return a._of_layout(ca._new(idx, vals, (a.shape[0], p), True))
+
+
+def _kernel_product(ca, cb):
+    """(indices, values) of ``ca @ cb`` (coalesced COO, float) on the engine's sparse kernel; values
+    that require grad get theirs through ``SparseSparseValues``."""
+    ai, bi = ca._sp_indices, cb._sp_indices
+    av, bv = ca._sp_values, cb._sp_values
+    rows, cols, vals = B.sparse_sparse_mm((ai[0]._array, ai[1]._array, av._array, ca.shape),
+                                          (bi[0]._array, bi[1]._array, bv._array, cb.shape))
+    idx = Tensor._wrap(B.stack([rows, cols], 0))
+    if not (autograd.is_grad_enabled() and (av.requires_grad or bv.requires_grad)):
+        return idx, Tensor._wrap(vals)
+    return idx, SparseSparseValues.apply(av, bv, ai, bi, idx, (tuple(ca.shape), tuple(cb.shape)), vals)

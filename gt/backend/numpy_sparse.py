@@ -1,0 +1,109 @@
+"""The sparse products of the numpy engine (mixed into ``NumpyEngine``; the interface is
+gt/backend/engine_sparse.py): scipy.sparse's CSR kernels, imported at the first call (scipy is an
+optional dependency: without it, the same sums through numpy's gathers and ``np.add.at``).
+
+scipy builds its CSR matrix from the entries in one pass (repeats added up, int32 indices where
+they fit). Its sparse @ sparse drops the positions whose products cancel to exact zero, while
+torch keeps the symbolic pattern: the pattern comes from the product of the two patterns with
+every value 1 (sums of positive terms never cancel), and the values are placed into it.
+The gradients of a sparse @ sparse product's values walk the pairs of entries that meet (as many as
+the product's terms) and sum them with ``np.bincount`` (in float64). Measured (n = 2000, 0.5% dense,
+float64, one core): CSR @ dense (2000 x 64) 0.8 ms, its transpose 0.8 ms, CSR @ CSR 1.6 ms (and as
+much again for the pattern).
+"""
+
+import numpy as np
+
+_CHUNK = 1 << 14        # entries per step of the sampled product: two (chunk, p) gathers stay in cache
+
+
+def _scipy():
+    try:
+        import scipy.sparse as sp
+    except ImportError:          # optional dependency
+        return None
+    return sp
+
+
+def _csr(sp, rows, cols, values, shape):
+    return sp.csr_matrix((values, (rows, cols)), shape=shape)
+
+
+class NumpySparse:
+    def sparse_dense_mm(self, rows, cols, values, shape, dense, transpose):
+        sp = _scipy()
+        if sp is None:
+            if transpose:
+                rows, cols, shape = cols, rows, shape[::-1]
+            out = np.zeros((shape[0], dense.shape[1]), values.dtype)
+            np.add.at(out, rows, values[:, None] * dense[cols])
+            return out
+        m = _csr(sp, rows, cols, values, shape)
+        out = (m.T if transpose else m) @ dense
+        return np.ascontiguousarray(out, dtype=values.dtype)
+
+    def sampled_dense_dense(self, rows, cols, a, b):
+        out = np.empty(rows.shape[0], np.result_type(a, b))
+        for s in range(0, rows.shape[0], _CHUNK):
+            e = s + _CHUNK
+            np.einsum("ij,ij->i", a[rows[s:e]], b[cols[s:e]], out=out[s:e])
+        return out
+
+    def sparse_sparse_mm(self, a, b):
+        sp = _scipy()
+        if sp is None:
+            return _pairs_product(a, b)
+        (ar, ac, av, ashape), (br, bc, bv, bshape) = a, b
+        prod = _sorted(_csr(sp, ar, ac, av, ashape) @ _csr(sp, br, bc, bv, bshape))
+        ones = _csr(sp, ar, ac, np.ones(ar.shape[0]), ashape) @ _csr(sp, br, bc, np.ones(br.shape[0]), bshape)
+        rows, cols = _entries(prod)
+        if ones.nnz == prod.nnz:         # nothing cancelled
+            return rows, cols, prod.data
+        pattern_rows, pattern_cols = _entries(_sorted(ones))
+        p = bshape[1]
+        values = np.zeros(pattern_cols.shape[0], av.dtype)
+        values[np.searchsorted(pattern_rows * p + pattern_cols, rows * p + cols)] = prod.data
+        return pattern_rows, pattern_cols, values
+
+    def sparse_sparse_mm_grads(self, a, b, rows, cols, g, needs):
+        (ar, ac, av, _), (br, bc, bv, bshape) = a, b
+        p = bshape[1]
+        pa, pb = _pairs(ac, br, bshape[0])
+        gp = g[np.searchsorted(rows * p + cols, ar[pa] * p + bc[pb])]
+        ga = np.bincount(pa, gp * bv[pb], av.shape[0]).astype(av.dtype, copy=False) if needs[0] else None
+        gb = np.bincount(pb, gp * av[pa], bv.shape[0]).astype(bv.dtype, copy=False) if needs[1] else None
+        return ga, gb
+
+
+def _sorted(m):
+    """The CSR matrix ``m`` with each row's columns sorted: two counting-sort transposes, 4-5x
+    faster than scipy's ``sort_indices`` (a comparison sort of each row) on a product's rows."""
+    return m.tocsc().tocsr()
+
+
+def _entries(m):
+    """int64 (rows, cols) of the CSR matrix ``m``'s entries, in its order."""
+    return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)), m.indices.astype(np.int64)
+
+
+def _pairs(ac, br, k):
+    """(entry of a, entry of b) of every pair whose inner index meets (``br`` sorted)."""
+    ptr = np.searchsorted(br, np.arange(k + 1))
+    start = ptr[ac]
+    counts = ptr[ac + 1] - start
+    pa = np.repeat(np.arange(ac.shape[0]), counts)
+    pb = np.arange(pa.shape[0]) + np.repeat(start - (np.cumsum(counts) - counts), counts)
+    return pa, pb
+
+
+def _pairs_product(a, b):
+    """``sparse_sparse_mm`` through numpy alone: every pair of entries that meets, summed by position."""
+    (ar, ac, av, _), (br, bc, bv, bshape) = a, b
+    order = np.argsort(br, kind="stable")
+    br, bc, bv = br[order], bc[order], bv[order]
+    pa, pb = _pairs(ac, br, bshape[0])
+    p = max(bshape[1], 1)
+    keys, inverse = np.unique(ar[pa] * p + bc[pb], return_inverse=True)
+    values = np.zeros(keys.shape[0], av.dtype)
+    np.add.at(values, inverse.reshape(-1), av[pa] * bv[pb])
+    return (keys // p).astype(np.int64), (keys % p).astype(np.int64), values
