@@ -1,8 +1,9 @@
 """A jagged nested tensor's views of its dims after the ragged one (``nt[..., i]``, ``select``,
-``narrow``, ``split``, ``unflatten``, ``flatten``), ``masked_fill``, the in-place ops
-(``mul_``, ``add_``, ``zero_``, ``copy_``...) and the ``*_like`` creation functions, each on its
-``values`` as gt ops, as torch 2.13's (the batch and ragged dims refused with torch's errors).
-Installed on ``NestedTensor`` by ``install()``."""
+``narrow``, ``split``, ``unflatten``, ``flatten``, ``permute``, ``expand``), ``cat``/``stack``
+of one structure, ``where``/``masked_fill``, the in-place ops (``mul_``, ``add_``, ``zero_``,
+``copy_``...), ``bmm`` and the ``*_like`` creation functions, each on its ``values`` as gt ops, as
+torch 2.13's (the batch and ragged dims refused with torch's errors). Installed on
+``NestedTensor`` by ``install()``."""
 
 from gt.nested.jagged_ops import _dims, _operand
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text

@@ -24,8 +24,8 @@ DUNDER_KEEP = {"__init__", "__new__", "__hash__", "__repr__", "__str__", "__init
 def _jagged_message(name):
     return (f"aten.{name}.default: not supported on a jagged NestedTensor in gt (elementwise ops, binary ops, "
             "sum/mean/amax/amin, softmax, linear, layer_norm, scaled_dot_product_attention, transpose, view, "
-            "reshape, chunk, split, narrow, select, unflatten, flatten, where, masked_fill, in-place arithmetic, "
-            "unbind, to_padded_tensor are; or work on .values())")
+            "reshape, chunk, split, narrow, select, unflatten, flatten, permute, expand, cat, stack, max/min/argmax, "
+            "any/all, where, masked_fill, in-place arithmetic, unbind, to_padded_tensor are; or work on .values())")
 
 
 def _strided_message(name):
