@@ -5,6 +5,7 @@ fixed values, so that the suite's numpy and torch passes check both engines."""
 
 import numpy as np
 import pytest
+from scipy import special
 
 import gt
 from gt.sharding import use_mesh
@@ -49,9 +50,16 @@ def test_float16_gelu_keeps_the_small_tail():
 
 def test_float16_gelu_and_sigmoid_match_torch_over_many_values():
     x = HALF_VALUES
-    # gt's float32 GELU is closer to the exact tail than torch's: a unit in the last place apart there
-    np.testing.assert_allclose(F.gelu(gt.tensor(x)).numpy().astype(np.float64),
-                               TF.gelu(torch.tensor(x)).numpy().astype(np.float64), rtol=1e-3, atol=2e-7)
+    got = F.gelu(gt.tensor(x)).numpy().astype(np.float64)
+    want = TF.gelu(torch.tensor(x)).numpy().astype(np.float64)
+    wide = x.astype(np.float64)
+    exact = wide * 0.5 * (1.0 + special.erf(wide / np.sqrt(2.0)))
+    ulp = np.spacing(np.abs(exact).astype(np.float16)).astype(np.float64)
+    # the numpy engine computes in float32 and rounds once: within half a unit in the last place of
+    # the exact value; the torch engine runs torch's float16 kernel, whose tail depends on the CPU (a
+    # unit from the numpy engine's with AVX2, up to 3 units off the exact value with AVX-512)
+    assert np.all((np.abs(got - exact) <= 0.5001 * ulp) | (got == want))
+    assert np.all(np.abs(got - want) <= 4 * ulp)
     np.testing.assert_array_equal(gt.tensor(x).sigmoid().numpy(), torch.tensor(x).sigmoid().numpy())
 
 
