@@ -54,6 +54,8 @@ class TorchSparse:
     def sparse_sparse_mm(self, a, b):
         (ar, ac, av, ashape), (br, bc, bv, bshape) = a, b
         with _quiet():
+            # COO: torch's CSR @ CSR is faster (1.8 vs 6 ms at n = 2000, 0.5%) but leaves each row's columns
+            # unsorted, and sorting them costs 10 ms
             sa = torch.sparse_coo_tensor(torch.stack([ar, ac]), av, tuple(ashape), check_invariants=False)
             sb = torch.sparse_coo_tensor(torch.stack([br, bc]), bv, tuple(bshape), check_invariants=False)
             out = torch.sparse.mm(sa.coalesce(), sb.coalesce()).coalesce()
