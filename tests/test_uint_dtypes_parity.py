@@ -129,6 +129,11 @@ GROUPS = {
         "sqrt": lambda L, x, y, m: x.sqrt(),
         "sin": lambda L, x, y, m: x.sin(),
         "floor": lambda L, x, y, m: x.floor(),
+        "hypot": lambda L, x, y, m: L.hypot(x, y),
+        "logaddexp": lambda L, x, y, m: x.logaddexp(y),
+        "atan2": lambda L, x, y, m: L.atan2(x, y),
+        "logical_and": lambda L, x, y, m: L.logical_and(x, y),
+        "logical_not": lambda L, x, y, m: x.logical_not(),
     },
     "promotion": {
         "add int64": lambda L, x, y, m: x + y.long(),
@@ -173,6 +178,9 @@ GROUPS = {
         "all": lambda L, x, y, m: x.all(1),
         "count_nonzero": lambda L, x, y, m: x.count_nonzero(),
         "median": lambda L, x, y, m: x.median(),
+        "trace": lambda L, x, y, m: x.trace(),
+        "histc": lambda L, x, y, m: x.histc(4),
+        "logcumsumexp": lambda L, x, y, m: x.logcumsumexp(0),
     },
     "indexing, joining, sorting": {
         "getitem int": lambda L, x, y, m: x[1],
@@ -207,6 +215,10 @@ GROUPS = {
         "repeat": lambda L, x, y, m: x.repeat(2, 1),
         "roll": lambda L, x, y, m: x.roll(1, 0),
         "dot": lambda L, x, y, m: _v(L, x).dot(_v(L, x)),
+        "searchsorted": lambda L, x, y, m: L.searchsorted(_v(L, x).sort().values, _v(L, x)),
+        "flip last": lambda L, x, y, m: x.flip(-1),
+        "index_select 1-D": lambda L, x, y, m: _v(L, x).index_select(0, L.tensor([1])),
+        "isin few": lambda L, x, y, m: L.isin(x, y[0, :2]),
     },
 }
 OPS = {name: op for group in GROUPS.values() for name, op in group.items()}

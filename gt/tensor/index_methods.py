@@ -29,6 +29,7 @@ from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.scatter_methods import index_tensor
+from gt.tensor.wide_uints import refuse
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -200,6 +201,7 @@ def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, 
                              f"and {sorter.shape}")
         seq = seq.gather(-1, sorter)
     seq, values = seq.detach(), values.detach()
+    refuse("searchsorted_out_cpu", seq, values)      # (int64 would misorder uint64 from 2**63 up)
     common = _search_dtype(seq.dtype, values.dtype)
     found = B.searchsorted(B.astype(seq._data, common), B.astype(values._data, common), bool(right or side == "right"))
     out = Tensor._wrap(found)

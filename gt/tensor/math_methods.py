@@ -25,6 +25,7 @@ from gt.tensor._args import _pick, _scalar
 from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
 from gt.tensor.complex_checks import is_complex_operand
 from gt.tensor.complex_math import complex_logaddexp
+from gt.tensor.wide_uints import refuse_op
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -65,6 +66,7 @@ def float_pair(name, a, b):
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         broadcast_shape(name, a.shape, b.shape)
     a, b = _promote_ints(a, b)
+    refuse_op(name, a, b)
     a, b = (_floating(x) if isinstance(x, Tensor) else x for x in (a, b))
     # a number takes the tensor's dtype (torch's "weak" scalar), as a 0-d tensor both engines take
     if not isinstance(a, Tensor):

@@ -24,7 +24,7 @@ from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
 from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _one_tensor, _tensor_arg
 from gt.tensor.int_scalars import checked_alpha
-from gt.tensor.wide_uints import refuse_isin
+from gt.tensor.wide_uints import ordered_keys, refuse_isin
 
 __all__ = ["all", "any", "clone", "detach", "t", "masked_fill", "multiply", "divide", "div", "subtract", "rsub", "concat",
            "isin", "as_tensor", "asarray", "scalar_tensor", "range", "unravel_index", "fill"]
@@ -158,7 +158,7 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
     dtype = result_type(elements, test_elements)
     elements = elements if isinstance(elements, Tensor) else scalar_tensor(elements, dtype=dtype)
     test = test_elements if isinstance(test_elements, Tensor) else scalar_tensor(test_elements, dtype=dtype)
-    elements, test = elements.detach().to(dtype), test.detach().to(dtype).reshape(-1)
+    elements, test = (ordered_keys(t.detach().to(dtype)) for t in (elements, test.reshape(-1)))
     n = test.shape[0]
     if n == 0 or elements.numel() == 0:
         found = full(elements.shape, False, dtype=dtypes.bool_)

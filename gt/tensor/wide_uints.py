@@ -24,13 +24,17 @@ _REFUSED = {
     "argmax": "argmax_cpu", "argmin": "argmin_cpu", "amax": "max_values_cpu", "amin": "min_values_cpu",
     "max": "max_all", "min": "min_all", "aminmax": "aminmax_cpu", "sign": "sign_cpu", "sgn": "sign_cpu",
     "dot": "dot", "matmul": "dot", "__matmul__": "dot", "square": "pow", "clamp_min": "clamp_min_scalar_cpu",
-    "fmod": "fmod_cpu",
+    "fmod": "fmod_cpu", "logical_not": "logical_not_cpu", "logical_and": "logical_and_cpu",
+    "logical_or": "logical_or_cpu", "logical_xor": "logical_xor_cpu", "trace": "trace", "histc": "aminmax_cpu",
+    "logcumsumexp": "logcumsumexp_out_cpu", "logaddexp2": "logaddexp2_cpu", "heaviside": "heaviside_cpu",
 }
 # where torch's kernel runs only on some shapes: flip copies whole rows where the last dim keeps
 # its order, index_select rows of a tensor with two dims or more; elsewhere its error
 _ONLY_WHEN = {
     "flip": lambda x, *dims, **kw: x.ndim and (x.ndim - 1) in {d % x.ndim for d in _dims(dims, kw)},
     "index_select": lambda x, *args, **kw: x.ndim <= 1,
+    "tril": lambda x, *args, **kw: x.ndim >= 2,      # (fewer dims: torch's RuntimeError about them first)
+    "triu": lambda x, *args, **kw: x.ndim >= 2,
 }
 _ALONG = {"max_all": "max_cpu", "min_all": "min_cpu"}
 _RUNTIME = {
@@ -41,9 +45,11 @@ _RUNTIME = {
 }
 
 
-# the binary operators (gt/tensor/arithmetic.py's names) with no torch kernel for them
+# the binary ops (the names gt/tensor/arithmetic.py and math_methods.py give them) with no torch
+# kernel for them
 _OPS = {"add": "add_stub", "sub": "add_stub", "pow": "pow", "maximum": "maximum_cpu", "minimum": "minimum_cpu",
-        "lt": "lt_cpu", "le": "le_cpu", "gt": "gt_cpu", "ge": "ge_cpu"}
+        "lt": "lt_cpu", "le": "le_cpu", "gt": "gt_cpu", "ge": "ge_cpu", "hypot": "hypot_cpu",
+        "logaddexp": "logaddexp_cpu"}
 
 
 _NUMBERS = frozenset((int, float, complex, bool))
@@ -80,6 +86,14 @@ def refuse_indexed_write(t, index, value):
     if arrays:
         masked = len(arrays) == 1 and B.dtype_of(arrays[0]) is dtypes.bool_ and getattr(value, "ndim", 0) == 0
         refuse("masked_fill" if masked else "index_put", t)
+
+
+def ordered_keys(t):
+    """int64 keys ordered as the values of the uint16/32/64 tensor ``t`` (uint64's top bit flipped),
+    for the searches of torch's sorting paths (isin); any other tensor as it is."""
+    if not t.dtype.differentiable and t.dtype in dtypes.WIDE_UINTS:
+        return (t ^ 2 ** 63).view(dtypes.int64) if t.dtype is dtypes.uint64 else t.long()
+    return t
 
 
 def _guarded(method, kernel, message):
