@@ -17,6 +17,7 @@ import numpy as np
 # entries per step of the sampled product: its two (chunk, p) gathers stay in cache (n = 2000, 0.5%
 # dense, 64 columns, float64: 2.3 ms in steps of 2048 with np.take, 18 ms in one fancy-index step)
 _CHUNK = 2048
+_TABLE_MAX = 1 << 23     # the most positions (n * p) a lookup table of a product's entries covers: 32 MB
 
 
 def _scipy():
@@ -76,10 +77,20 @@ class NumpySparse:
         (ar, ac, av, _), (br, bc, bv, bshape) = a, b
         p = bshape[1]
         pa, pb = _pairs(ac, br, bshape[0])
-        gp = g[np.searchsorted(rows * p + cols, ar[pa] * p + bc[pb])]
+        gp = g[_positions(rows * p + cols, ar[pa] * p + bc[pb], a[3][0] * p)]
         ga = np.bincount(pa, gp * bv[pb], av.shape[0]).astype(av.dtype, copy=False) if needs[0] else None
         gb = np.bincount(pb, gp * av[pa], bv.shape[0]).astype(bv.dtype, copy=False) if needs[1] else None
         return ga, gb
+
+
+def _positions(keys, wanted, size):
+    """The positions in the sorted distinct ``keys`` (< ``size``) of the ``wanted`` keys, all present:
+    through a table of every key where it is small (1.6 vs 8.6 ms for 200k keys among 200k)."""
+    if size > _TABLE_MAX:
+        return np.searchsorted(keys, wanted)
+    table = np.empty(size, np.int32)
+    table[keys] = np.arange(keys.shape[0], dtype=np.int32)
+    return table[wanted]
 
 
 def _sorted(m):
