@@ -37,25 +37,31 @@ def _np(x):
     return x.numpy()
 
 
-def _same(ours, theirs, what=""):
-    """Same dtype, shape and values to the bit (NaN where torch's is NaN; the sign of zeros)."""
+def _same(ours, theirs, what="", ulps=0):
+    """Same dtype, shape and values to the bit (NaN where torch's is NaN; the sign of zeros); with
+    ``ulps``, floats within that many units in the last place."""
     assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1], (what, ours.dtype, theirs.dtype)
     assert ours.shape == tuple(theirs.shape), (what, ours.shape, theirs.shape)
     a, b = _np(ours), _np(theirs)
-    np.testing.assert_array_equal(a, b, err_msg=what)
+    if ulps and a.dtype.kind == "f":
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=what)
+        keep = ~np.isnan(b)
+        np.testing.assert_array_max_ulp(a[keep], b[keep], maxulp=ulps)
+    else:
+        np.testing.assert_array_equal(a, b, err_msg=what)
     if a.dtype.kind == "f":
         keep = ~np.isnan(b)
         np.testing.assert_array_equal(np.signbit(a[keep]), np.signbit(b[keep]), err_msg=f"{what}: signs")
 
 
-def _beside(name, *specs, gt_fn=None, torch_fn=None):
+def _beside(name, *specs, gt_fn=None, torch_fn=None, ulps=0):
     ours = (gt_fn or getattr(gt, name))(*[_t(gt, s) for s in specs])
     theirs = (torch_fn or getattr(torch, name))(*[_t(torch, s) for s in specs])
     if isinstance(theirs, tuple):
         for o, t in zip(ours, theirs):
-            _same(o, t, name)
+            _same(o, t, name, ulps)
     else:
-        _same(ours, theirs, name)
+        _same(ours, theirs, name, ulps)
     return ours
 
 
@@ -247,7 +253,7 @@ def test_in_place_methods(name, self_spec, other):
     ours, theirs = _t(gt, self_spec), _t(torch, self_spec)
     got, want = getattr(ours, name)(_t(gt, other)), getattr(theirs, name)(_t(torch, other))
     assert got is ours and want is theirs
-    _same(ours, theirs, name)
+    _same(ours, theirs, name, POW_ULPS if name == "float_power_" else 0)
 
 
 def test_bitwise_not_in_place():
@@ -330,15 +336,21 @@ def test_fmax_fmin_gradients(name):
 
 
 # ---- float_power ------------------------------------------------------------------------------------------
+# torch's vectorised float64 pow is within a unit in the last place and its result depends on the CPU:
+# with AVX-512 2 ** 0.5 is one unit below the rounded sqrt(2), which numpy's pow gives (with AVX2 the two agree)
+POW_ULPS = 1
+
+
 @pytest.mark.parametrize("a, b", [
     (("int64", [2, -3, 0]), 2), (("int32", [2, 4]), ("int64", [-1, -2])), (("float32", [2.0, 0.5, 0.0]), 0.5),
     (2, ("float32", [2.0, -1.0, 0.5])), (("bool", [True, False]), 2), (("float16", [2.0]), ("float32", [3.0])),
     (("float32", [[1.5], [-2.0]]), ("int64", [2, 3])), (("float64", []), 2.0), (("int64", 3), ("int64", 2)),
 ])
 def test_float_power(a, b):
-    _beside("float_power", a, b)
+    _beside("float_power", a, b, ulps=POW_ULPS)
     if isinstance(a, tuple):
-        _beside("float_power", a, b, gt_fn=lambda x, y: x.float_power(y), torch_fn=lambda x, y: x.float_power(y))
+        _beside("float_power", a, b, gt_fn=lambda x, y: x.float_power(y), torch_fn=lambda x, y: x.float_power(y),
+                ulps=POW_ULPS)
 
 
 def test_float_power_gradients():
