@@ -255,25 +255,29 @@ def sparse_repr(s):
     return f"tensor(indices={ind},\n       values={val},\n       {tail})"
 
 
-def _refuser(name, as_property):
+def _refuser(name, as_property, message):
     def refuse(self, *args, **kwargs):
-        raise NotImplementedError(_message(name))
+        raise NotImplementedError(message(name))
 
     refuse.__name__ = name
     return property(refuse) if as_property else refuse
 
 
-def _refuse_the_rest():
-    """Every other attribute of Tensor raises on a sparse tensor, naming itself."""
-    own = set(vars(SparseTensor)) | set(vars(SparseMethods)) | set(vars(SparseProducts)) | set(vars(SparseElementwise))
-    for klass in Tensor.__mro__[:-1]:
+def refuse_the_rest(target, source, own, message):
+    """Every public attribute (and dunder not kept) of ``source``'s classes that ``target`` does
+    not define itself (``own``: names) raises NotImplementedError with ``message(name)`` on
+    ``target``: a sparse layout refuses what it does not support by name instead of running a
+    dense method on its placeholder array."""
+    own = set(own)
+    for klass in source.__mro__[:-1]:
         for name, attr in vars(klass).items():
             if name in own or name in _KEEP or name in _DUNDER_KEEP:
                 continue
             if name.startswith("_") and not (name.startswith("__") and name.endswith("__")):
                 continue
             own.add(name)
-            setattr(SparseTensor, name, _refuser(name, isinstance(attr, property)))
+            setattr(target, name, _refuser(name, isinstance(attr, property), message))
 
 
-_refuse_the_rest()
+refuse_the_rest(SparseTensor, Tensor, set(vars(SparseTensor)) | set(vars(SparseMethods)) | set(vars(SparseProducts))
+                | set(vars(SparseElementwise)), _message)

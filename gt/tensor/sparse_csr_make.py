@@ -11,7 +11,7 @@ from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.functions import stack
-from gt.tensor.sparse_coo import _DUNDER_KEEP, _KEEP, SparseTensor, refuse_on_mesh, sparse_coo
+from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest, sparse_coo
 from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, sparse_csr
 from gt.tensor.sparse_csr_ops import CSR_SUPPORTED, CsrOps
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
@@ -158,25 +158,5 @@ def _message(op):
             f"{', '.join(CSR_SUPPORTED)}; call .to_dense() first")
 
 
-def _refuser(name, as_property):
-    def refuse(self, *args, **kwargs):
-        raise NotImplementedError(_message(name))
-
-    refuse.__name__ = name
-    return property(refuse) if as_property else refuse
-
-
-def _refuse_the_rest():
-    """Every attribute of the COO class and of Tensor that CSR does not have raises, naming itself."""
-    own = set(vars(CsrOps)) | set(vars(SparseCsrTensor)) | set(CSR_SUPPORTED) | {"numel", "__len__"}
-    for klass in SparseTensor.__mro__[:-1]:
-        for name, attr in vars(klass).items():
-            if name in own or name in _KEEP or name in _DUNDER_KEEP:
-                continue
-            if name.startswith("_") and not (name.startswith("__") and name.endswith("__")):
-                continue
-            own.add(name)
-            setattr(SparseCsrTensor, name, _refuser(name, isinstance(attr, property)))
-
-
-_refuse_the_rest()
+refuse_the_rest(SparseCsrTensor, SparseTensor, set(vars(CsrOps)) | set(vars(SparseCsrTensor)) | set(CSR_SUPPORTED)
+                | {"numel", "__len__"}, _message)
