@@ -260,6 +260,21 @@ def test_sparse_at_sparse_values_layouts_and_gradients_are_torch_s(layout):
 
 
 @dense_only
+def test_sparse_mm_of_two_sparse_gives_a_leaf_its_own_entries():
+    """torch.sparse.mm's gradient of a sparse leaf lies on its own entries (its sparse_mask), where
+    ``@``'s holds the whole pattern of ``grad @ b^T``; gt gave gt.sparse.mm ``@``'s: nonzero values
+    at (0, 0) of ``a`` and (0, 1) of ``b``, which neither stores."""
+    torch = _torch()
+    got = {}
+    for m in (torch, gt):
+        a, b = _sparse_pair(m, "coo")
+        (m.sparse.mm(a, b).to_dense() * m.tensor(W[:2, :2])).sum().backward()
+        got[m] = (a.grad.coalesce(), b.grad.coalesce())
+    for g, t in zip(got[gt], got[torch]):
+        _same(g, t)
+
+
+@dense_only
 def test_a_batched_leaf_gets_its_gradient_at_its_entries():
     """torch 2.13's backward of a batched CSR tensor's to_dense raises (no COO -> CSR for sparse_dim 3);
     gt's gradient is the upstream one at the stored positions, CSR on the leaf's pattern."""

@@ -176,7 +176,7 @@ def sparse_mm(fn, s, d, dense_grad):
     """``s @ d`` for a 2-D sparse ``s`` and a dense ``d``; ``dense_grad``: a sparse leaf gets torch's
     dense gradient (``@``, ``mm``, ``matmul``) rather than the one on its stored positions."""
     if getattr(d, "is_sparse", False) or getattr(d, "is_sparse_csr", False):
-        return s._sparse_mm(fn, s, d)        # gt/tensor/sparse_spgemm.py
+        return s._sparse_mm(fn, s, d, not dense_grad)        # gt/tensor/sparse_spgemm.py
     check_mm(fn, s, d)
     vector = d.ndim == 1
     if vector:

@@ -60,10 +60,11 @@ def _pattern(left, right, p):
     return idx, pa, pb, inverse
 
 
-def sparse_sparse_mm(fn, a, b):
+def sparse_sparse_mm(fn, a, b, own=False):
     """``a @ b`` of two 2-D sparse tensors of one layout: sparse (n, p), coalesced, ``a``'s layout.
     A sparse leaf gets torch's gradient: sparse on the pattern of ``grad @ b^T`` (``a^T @ grad``
-    for ``b``), not only on its own entries (a dense copy of the leaf carries it: n x k memory)."""
+    for ``b``), not only on its own entries (a dense copy of the leaf carries it: n x k memory);
+    with ``own`` (``gt.sparse.mm``) on its own entries only, as torch.sparse.mm's (its sparse_mask)."""
     _check(fn, a, b)
     ca, cb = a._coo().coalesce(), b._coo().coalesce()
     p = b.shape[1]
@@ -74,8 +75,10 @@ def sparse_sparse_mm(fn, a, b):
     if leaf:
         with autograd.no_grad():
             at, bt = ca.t().coalesce()._sp_indices, cb.t().coalesce()._sp_indices
-        da = pattern_leaf(a, lambda: _pattern(idx, bt, a.shape[1])[0]) if a._sp_leaf else ca.to_dense()
-        db = pattern_leaf(b, lambda: _pattern(at, idx, p)[0]) if b._sp_leaf else cb.to_dense()
+        pattern_a = (lambda: ca._sp_indices) if own else (lambda: _pattern(idx, bt, a.shape[1])[0])
+        pattern_b = (lambda: cb._sp_indices) if own else (lambda: _pattern(at, idx, p)[0])
+        da = pattern_leaf(a, pattern_a) if a._sp_leaf else ca.to_dense()
+        db = pattern_leaf(b, pattern_b) if b._sp_leaf else cb.to_dense()
         return a._of_layout(ca._new(idx, (da @ db)[idx[0], idx[1]], (a.shape[0], p), True))
     terms = ca._sp_values[pa] * cb._sp_values[pb]
     vals = creation.zeros((idx.shape[1],), dtype=terms.dtype).index_add(0, inverse, terms)
