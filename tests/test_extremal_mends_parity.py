@@ -82,8 +82,9 @@ def test_trunc_division_gradients_are_zero_at_extremal_values():
 @pytest.mark.parametrize("p", [1, 3])
 def test_mvlgamma_computes_below_its_domain(p):
     """gt refused elements at or below (p - 1) / 2 and NaN (torch's old check); torch 2.13 computes
-    the formula there: lgamma's values, inf at its poles."""
-    values = [-1.5, 0.3, 0.5, 0.7, 1.2, float("-inf"), float("nan"), float("inf"), 4.0]
+    the formula there: lgamma's values, inf at its poles (its gradient at -0.0 is digamma's at +0.0,
+    -inf: gt's offset -0.5 * 0 was -0.0, which kept the sign and gave +inf)."""
+    values = [-1.5, 0.3, 0.5, 0.7, 1.2, float("-inf"), float("nan"), float("inf"), 4.0, -0.0, 0.0]
     t = torch.tensor(values, dtype=torch.float64, requires_grad=True)
     x = gt.tensor(values, dtype=gt.float64, requires_grad=True)
     want, got = torch.mvlgamma(t, p=p), gt.mvlgamma(x, p=p)

@@ -177,10 +177,13 @@ class SpecialMethods:
             >>> gt.tensor([2.5]).mvlgamma(1).tolist() == gt.tensor([2.5]).lgamma().tolist()
             True
         """
-        if isinstance(p, bool) or not hasattr(p, "__index__") or p < 1:
-            raise ValueError(f"mvlgamma: p has to be an int greater than or equal to 1, got {p!r}")
+        if isinstance(p, bool) or not hasattr(p, "__index__"):
+            raise TypeError(f"mvlgamma(): argument 'p' must be int, not {type(p).__name__} ({p!r})")
+        if p < 1:
+            raise RuntimeError(f"mvlgamma: p has to be greater than or equal to 1, got {p!r}")
         x = _floating(self)
-        offsets = Tensor._wrap(B.astype(B.asarray([-0.5 * i for i in range(p)]), x.dtype))   # (p,)
+        # 0.0 - 0.0 is +0.0 (-0.5 * 0 is -0.0): at x = -0.0, lgamma's gradient at +0.0, -inf, as torch's
+        offsets = Tensor._wrap(B.astype(B.asarray([0.0 - 0.5 * i for i in range(p)]), x.dtype))   # (p,)
         return (x.unsqueeze(-1) + offsets).lgamma().sum(-1) + p * (p - 1) / 4 * math.log(math.pi)
 
     def igamma(self, other):
