@@ -529,6 +529,14 @@ case("distinct_freq", "ScaleGradient",
 # a transposed view laid out row-major: the gradient passes through
 case("transposed", "Contiguous", lambda a: a.T.contiguous() * a.T, randn(3, 4, seed=35),
      torch_fn=lambda a: a.T.contiguous() * a.T)
+# a recorded copy (Tensor.clone of a tensor that requires grad): the gradient passes through
+case("recorded", "Clone", lambda a: a.clone() * a, randn(3, 4, seed=36), torch_fn=lambda a: a.clone() * a)
+# views over the memory: overlapping windows (unfold) and explicit strides; gradients add up where
+# windows share elements
+case("overlapping_windows", "AsStrided", lambda a: a.unfold(0, 3, 2) ** 2, randn(7, seed=37),
+     torch_fn=lambda a: a.unfold(0, 3, 2) ** 2)
+case("strides", "AsStrided", lambda a: a.as_strided((3, 2), (1, 3), 1) * 3, randn(12, seed=38),
+     torch_fn=lambda a: a.as_strided((3, 2), (1, 3), 1) * 3)
 
 # ---- torch's math functions, prod, cumprod (gt/ops/math_functions.py) ---------------------
 # XC: multiples of 0.1 in [-0.7, 0.7], one of them 0: inside every domain below, the logit clamp
