@@ -155,6 +155,23 @@ def test_gradients_match_torch(graph):
 
 
 @views_here
+@pytest.mark.parametrize("base", ["expanded", "overlapping windows"])
+def test_gradient_of_an_input_whose_elements_share_memory_as_torch(base):
+    # torch divides a position's gradient among the input's elements there (gt gave it all to
+    # the first): seen by autograd.grad with respect to the expanded tensor, create_graph too
+    got = []
+    for L in (gt, torch):
+        leaf = L.tensor(_A[:6].copy(), requires_grad=True)
+        w = L.tensor(_Z.copy(), requires_grad=True)
+        x = leaf.expand(3, 6) if base == "expanded" else leaf.unfold(0, 3, 1)
+        g, = L.autograd.grad((x.as_strided((2, 2), (1, 2), 1) * w).sum(), x, create_graph=True)
+        gw, = L.autograd.grad((g * L.arange(g.numel(), dtype=L.float64).reshape(g.shape)).sum(), w)
+        got.append((g.detach().numpy(), gw.numpy()))
+    for ours, theirs in zip(*got):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+
+
+@views_here
 def test_second_order_and_forward_ad_match_torch():
     hv = []
     for L in (gt, torch):

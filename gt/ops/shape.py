@@ -3,7 +3,7 @@ where the engine can (reshape of contiguous data, permute, expand)."""
 
 import math
 
-from gt.autograd import Function
+from gt.autograd import Function, function
 from gt.backend import B
 
 
@@ -109,6 +109,9 @@ class AsStrided(Function):
         if picked is not None:
             flat = B.getitem(flat, picked)
         full = B.index_add(B.zeros((math.prod(layout.in_shape),), layout.dtype), index, flat)
+        shared = layout.shared()
+        if shared is not None:
+            full = B.getitem(full, shared[0]) * shared[1]
         return (B.reshape(full, layout.in_shape),)
 
     def backward_graph(self, g):
@@ -118,6 +121,9 @@ class AsStrided(Function):
         if picked is not None:
             flat = GetItem.apply(flat, picked)
         full = AddAtIndex.apply(flat, (math.prod(layout.in_shape),), layout.dtype, index)
+        shared = layout.shared()
+        if shared is not None:
+            full = GetItem.apply(full, shared[0]) * function.Tensor._wrap(shared[1])
         return (Reshape.apply(full, layout.in_shape),)
 
 

@@ -95,6 +95,17 @@ def _lookup(mine, wanted):
     return ranked[at] == wanted, order[at]
 
 
+def _distinct(shape, stride):
+    """Whether a layout's elements surely lie at distinct positions (torch's cheap test: each
+    stride, smallest first, passes the extent of the dims below it)."""
+    extent = 0
+    for n, s in sorted((p for p in zip(shape, stride) if p[0] > 1), key=lambda p: p[1]):
+        if s <= extent:
+            return False
+        extent += (n - 1) * s
+    return True
+
+
 def flat_index(t, size, stride, storage_offset, fn):
     """For each element of ``t.as_strided(size, stride, storage_offset)``, the row-major index of
     the element of ``t`` at its storage position (the first such element where ``t`` overlaps
@@ -118,12 +129,12 @@ class Layout:
     change) which of ``x``'s elements each element of the view is."""
 
     __slots__ = ("array", "size", "stride", "offset", "in_shape", "in_stride", "in_offset", "dtype", "name",
-                 "_index")
+                 "_index", "_shared")
 
     def __init__(self, t, size, stride, offset, own, name):
         self.array, self.size, self.stride, self.offset, self.name = t._array, size, stride, offset, name
         self.in_shape, self.in_stride, self.in_offset = tuple(t.shape), t.stride(), own
-        self.dtype, self._index = B.dtype_of(t._array), None
+        self.dtype, self._index, self._shared = B.dtype_of(t._array), None, False
 
     def index(self):
         """``(picked, index)``: the view's flat positions that are elements of ``x`` (None: all of
@@ -135,6 +146,20 @@ class Layout:
             self._index = (None if whole else B.asarray(np.flatnonzero(hit)),
                            B.asarray(index if whole else index[hit]))
         return self._index
+
+    def shared(self):
+        """None where no two of ``x``'s elements share memory (the usual case), else ``(first,
+        scale)``: for each element of ``x`` the flat index of the first element at its position
+        and 1 / how many are there. torch's backward divides a position's gradient among the
+        elements of ``x`` there (an expanded ``x``), where ``index()`` names only the first."""
+        if self._shared is False:
+            self._shared = None
+            if not _distinct(self.in_shape, self.in_stride):
+                mine = _positions(self.in_shape, self.in_stride, self.in_offset)
+                _, first, inverse, count = np.unique(mine, return_index=True, return_inverse=True, return_counts=True)
+                if count.max(initial=1) > 1:
+                    self._shared = (B.asarray(first[inverse]), B.astype(B.asarray(1.0 / count[inverse]), self.dtype))
+        return self._shared
 
     def fits(self, arr):
         """Whether the view can be taken of ``arr`` too (another array of ``x``'s shape: forward
