@@ -266,3 +266,10 @@ def test_bfloat16_fill_beyond_its_range_raises_as_torch():
 def test_a_float_an_integer_tensor_cannot_hold_in_item_assignment_raises_as_torch(dtype):
     for value in (1e30, INF, NAN) + ((2 ** 40,) if dtype == "int32" else ()):
         _raises_as_torch(lambda m: m.zeros(2, dtype=getattr(m, dtype)).__setitem__(0, value), RuntimeError)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_an_int_beyond_int64_in_item_assignment_raises_as_torch(dtype):
+    # torch reads it as an int64; the torch engine wrote 2**63 into int64 as -2**63 (int32: 0)
+    for value in (2 ** 63, -2 ** 63 - 1, 2 ** 64):
+        _raises_as_torch(lambda m: m.zeros(2, dtype=getattr(m, dtype)).__setitem__(0, value), ValueError)

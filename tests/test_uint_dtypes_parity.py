@@ -192,6 +192,7 @@ GROUPS = {
         "setitem index": lambda L, x, y, m: _set(x.clone(), L.tensor([0, 2]), 9),
         "setitem mask": lambda L, x, y, m: _set(x.clone(), m, 9),
         "fill_": lambda L, x, y, m: x.clone().fill_(4),
+        "fill_ max": lambda L, x, y, m: x.clone().fill_(int(L.iinfo(x.dtype).max)),     # uint64's 2**64 - 1
         "copy_ int64": lambda L, x, y, m: x.clone().copy_(y.long()),
         "cat": lambda L, x, y, m: L.cat([x, y]),
         "cat int64": lambda L, x, y, m: L.cat([x, y.long()]),

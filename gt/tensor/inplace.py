@@ -228,6 +228,8 @@ class InplaceMethods:
             value = checked_scalar(_fill(value), self.dtype, "fill_'s value")   # one the dtype cannot hold raises
         if inplace_grad.recorded(self, (value,)):
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
+        if type(value) is int and value >= 2 ** 63:     # uint64's top half: the engine's setitem takes it
+            return self._update(_assign_wide, value, uniform=True, name="fill_")
         return self._update(_assign, value._data if isinstance(value, Tensor) else value, uniform=True, name="fill_")
 
     def zero_(self):
@@ -266,6 +268,11 @@ class InplaceMethods:
         if fits is None or not fits[0] <= value <= fits[1]:     # (the common number needs no more)
             value = _scalar(value)                  # a number to torch's check too: np.float64(1e39) raises
             kind = type(value)
+            top = 64 if self.dtype is dtypes.uint64 else 63
+            if kind is int and not -2 ** 63 <= value < 2 ** top:
+                # torch reads the int as an int64 (gt's uint64 takes its top half too); the torch
+                # engine would write 2**63 into an int64 tensor as -2**63
+                raise ValueError(f"Overflow when unpacking long long: {value} is outside [-2**63, 2**{top})")
             if kind is complex and not self.dtype.is_complex or kind in (int, float, complex) and \
                     self.dtype in _CHECKED_WRITES and (kind is not int or -2 ** 63 <= value < 2 ** 63):
                 # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses
@@ -335,6 +342,10 @@ def _idiv(a, v):
 
 def _assign(a, v):
     a[...] = v
+
+
+def _assign_wide(a, v):
+    B.setitem(a, Ellipsis, v)
 
 
 def _check_index_put_dtype(t, index, value):
