@@ -412,7 +412,9 @@ def test_index_add_in_place_without_gradients_is_torch_s(case):
         before, want = target._version, target.index_add(dim, index, source, alpha=alpha).numpy()
         with L.no_grad():
             assert target.index_add_(dim, index, source, alpha=alpha) is target
-        assert target._version > before
+        # one change (the torch engine counted it twice); a sharded tensor's shards count their own
+        sharded = L is gt and target._placed is not None
+        assert target._version == before + 1 or sharded and target._version > before
         np.testing.assert_array_equal(target.numpy(), want)      # the out-of-place op's bits
         out[L] = base.numpy()
     np.testing.assert_allclose(out[gt], out[torch], rtol=1e-15, atol=0)   # repeats summed in another order

@@ -316,7 +316,8 @@ class ScatterMethods:
         index = index._data if isinstance(index, Tensor) else index
         B.index_add(self._array, index if dim == 0 else (slice(None),) * dim + (index,),
                     source._data if alpha == 1 else source._data * alpha)     # as IndexAdd's forward
-        self._bump_version()
+        if not B.counts_inplace_ops:      # the torch engine's index_add counted it
+            self._bump_version()
         return self
 
     def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
