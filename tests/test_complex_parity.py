@@ -321,6 +321,13 @@ def test_conj_physical_in_place():
     assert x.conj_physical_().tolist() == [1.0, -2.0]
 
 
+def test_conj_physical_of_a_real_tensor_is_the_tensor_as_torch():
+    # torch returns the real tensor itself (a write into the result changes it); gt gave a copy
+    for L in (gt, torch):
+        x = L.tensor([1.0, -2.0], requires_grad=True)
+        assert x.conj_physical() is x and L.conj_physical(x) is x
+
+
 def test_create_graph_through_complex_is_refused_before_any_work():
     z = gt.tensor([1 + 2j], requires_grad=True)
     loss = (z * z).abs().sum()

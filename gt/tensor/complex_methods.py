@@ -46,8 +46,8 @@ class ComplexMethods:
         return cx.Conj.apply(self) if self.dtype.is_complex else self
 
     def conj_physical(self):
-        """The complex conjugate, materialised (a copy for a real tensor too; differentiable)."""
-        return cx.Conj.apply(self) if self.dtype.is_complex else self.clone()
+        """The complex conjugate, materialised (differentiable); a real tensor itself, as torch's."""
+        return cx.Conj.apply(self) if self.dtype.is_complex else self
 
     def resolve_conj(self):
         """The tensor itself: gt's conjugates are never lazy."""
