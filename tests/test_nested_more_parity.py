@@ -9,7 +9,7 @@ import pytest
 
 import gt
 import gt.nn.functional as F
-from tests.test_nested_parity import _arrays, _check, _np, _padded, _pair, _raises, _same, _sizes
+from test_nested_parity import _arrays, _check, _np, _padded, _pair, _raises, _same, _sizes
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
