@@ -188,14 +188,14 @@ class ArithmeticMethods:
             if other.dtype is not self.dtype:   # compared in torch's result dtype (0.1 == float64 0-d 0.1 in float32)
                 self, other = _promote_ints(self, other)
             refuse_op(name, self, other)     # torch orders uint16/32/64 only beside a float
-            if self._placed is None and other._placed is None:
-                return Tensor._wrap(fn(self._array, other._array))
-        elif isinstance(other, float) and not self.dtype.is_floating_point:
+            unplaced = self._placed is None and other._placed is None
+            return Tensor._wrap(fn(self._array, other._array)) if unplaced else map_local(fn, (self, other))
+        if isinstance(other, float) and not self.dtype.is_floating_point:
             self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
         elif type(other) is int and not 0 <= other <= 127:      # (every integer dtype holds 0..127 as it is)
             other = wrap_scalar(self, other)[1]     # torch casts the int to the tensor's dtype: uint8 < -1 is < 255
         refuse_op(name, self, other)
-        if self._placed is None and not isinstance(other, Tensor):
+        if self._placed is None:
             return Tensor._wrap(fn(self._array, other))
         return map_local(fn, (self, other))
 
