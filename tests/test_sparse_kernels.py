@@ -106,3 +106,34 @@ def test_sparse_at_sparse_of_values_that_require_grad_and_its_second_gradient_ar
         got[m] = (idx, y, ga, gb, a_v.grad, b_v.grad)
     for g, t in zip(got[gt], got[torch]):
         np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int64"])
+@pytest.mark.parametrize("scipy", [True, False])
+def test_csr_at_csr_is_torch_s_on_its_pattern(dtype, scipy, monkeypatch):
+    """CSR @ CSR builds its CSR result from the engine kernel's arrays (int32 indices and empty rows
+    in, explicit zeros where terms cancel, an operand without entries); the numpy engine's numpy-only
+    walk too, where scipy is missing; integers (which torch refuses) on gt's ops. torch's result lists
+    each row's columns unsorted: compared through its entries sorted."""
+    torch = _torch()
+    if not scipy:
+        if gt.get_backend() != "numpy":
+            pytest.skip("scipy is the numpy engine's")
+        monkeypatch.setattr("gt.backend.numpy_sparse._scipy", lambda: None)
+    a = np.array([[0, 0, 0, 0, 0], [1, 0, 1, 0, 0], [0, 3, 0, 0, -1], [0, 0, 0, 0, 0], [2, 0, 0, 1, 0],
+                  [0, 0, 0, 0, 5]])
+    b = np.array([[1, 0, 2, 0], [0, 1, 0, 0], [-1, 0, 0, 1], [0, 0, 0, 0], [3, 0, 0, 0]])
+    for i, (x, y) in enumerate(((a, b), (a, np.zeros((5, 4))), (a[:, :0], b[:0]))):
+        got = gt.tensor(x, dtype=getattr(gt, dtype)).to_sparse_csr()
+        got = gt.sparse_csr_tensor(got.crow_indices().int(), got.col_indices().int(), got.values(), got.shape)
+        out = got @ gt.tensor(y, dtype=getattr(gt, dtype)).to_sparse_csr()
+        tdt = getattr(torch, dtype.replace("int64", "float64"))      # torch refuses integer sparse products
+        want = (torch.tensor(x, dtype=tdt).to_sparse_csr() @ torch.tensor(y, dtype=tdt).to_sparse_csr()).to_sparse_coo()
+        want = torch.sparse_coo_tensor(want.indices(), want.values(), want.shape).coalesce()    # sorted
+        assert out.is_sparse_csr and out.shape == tuple(want.shape) and str(out.crow_indices().dtype) == "gt.int64"
+        assert out._nnz() == want._nnz() and out.col_indices().dtype == out.crow_indices().dtype
+        np.testing.assert_array_equal(out.to_sparse_coo().indices().numpy(), want.indices().numpy())
+        np.testing.assert_allclose(out.values().numpy(), want.values().numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(out.crow_indices().numpy(), want.to_sparse_csr().crow_indices().numpy())
+        if i == 0:          # (1, 0): 1 * 1 + 1 * -1 cancels, kept on the pattern
+            assert out.col_indices().tolist()[:3] == [0, 2, 3] and out.values().tolist()[0] == 0

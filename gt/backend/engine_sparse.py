@@ -1,7 +1,8 @@
 """The sparse-product primitives of the Engine interface: a sparse matrix, given by its entries
 (``rows``, ``cols``: int64 (nnz,), ``values`` (nnz,), ``shape`` (n, k)), times a dense one, its
 transpose times a dense one, the sampled dense product (a sparse product's gradient for its
-values) and the product of two sparse matrices. The numpy engine's are in
+values), the product of two sparse matrices (COO entries, or CSR arrays to a CSR result) and the
+pairs of entries two sparse operands multiply. The numpy engine's are in
 gt/backend/numpy_sparse.py (scipy.sparse, numpy where scipy is not installed), the torch
 engine's in gt/backend/torch_sparse.py (torch's sparse CSR/COO kernels).
 
@@ -43,4 +44,19 @@ class SparsePrimitives(abc.ABC):
         ``cols``, as ``sparse_sparse_mm`` gave it): ``ga = (G @ b^T)`` at ``a``'s entries, ``gb = (a^T
         @ G)`` at ``b``'s; one walk over the pairs of entries that meet. None where ``needs`` (two
         bools) says no."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def sparse_csr_mm(self, a, b):
+        """The product of the CSR matrices ``a`` (n, k) and ``b`` (k, p), each ``(crow, col, values,
+        shape)`` (int32 or int64 indices, each row's columns sorted and distinct): ``(crow, rows,
+        cols, values)`` of the CSR result, int64, each row's columns sorted, on the symbolic pattern
+        as ``sparse_sparse_mm``'s; ``rows`` (nnz,) repeats each row number once per entry."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def sparse_pairs(self, ac, br):
+        """``(pa, pb)``, int64: every pair (entry of ``a``, entry of ``b``) whose inner index meets,
+        ``a``'s entry column ``ac`` equal to ``b``'s entry row ``br`` (``br`` sorted), ``a``'s entries
+        in order and, for each, ``b``'s in order: the terms of a sparse @ sparse product."""
         raise NotImplementedError

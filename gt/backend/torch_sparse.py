@@ -65,15 +65,32 @@ class TorchSparse:
         idx = out.indices()
         return idx[0], idx[1], out.values()
 
-    def sparse_sparse_mm_grads(self, a, b, rows, cols, g, needs):
-        (ar, ac, av, _), (br, bc, bv, bshape) = a, b
-        p = bshape[1]
-        ptr = torch.searchsorted(br, torch.arange(bshape[0] + 1, device=br.device))
-        start = ptr[ac]
-        counts = ptr[ac + 1] - start
+    def sparse_csr_mm(self, a, b):
+        (acrow, acol, av, ashape), (bcrow, bcol, bv, bshape) = a, b
+        n, p = ashape[0], bshape[1]
+        with _quiet():
+            sa = torch.sparse_csr_tensor(acrow, acol, av, tuple(ashape), check_invariants=False)
+            sb = torch.sparse_csr_tensor(bcrow, bcol, bv, tuple(bshape), check_invariants=False)
+            out = sa @ sb          # symbolic pattern, each row's columns in the order first met
+        crow, col, values = out.crow_indices().long(), out.col_indices().long(), out.values()
+        rows = torch.repeat_interleave(torch.arange(n, device=crow.device), crow.diff(), output_size=col.shape[0])
+        keys = rows * p + col
+        # int32 keys sort twice as fast (2.2 against 4.9 ms for 200k): where every position fits
+        keys, order = torch.sort(keys.int() if n * p < 2 ** 31 else keys, stable=True)
+        return crow, rows, col[order], values[order]
+
+    def sparse_pairs(self, ac, br):
+        start = torch.searchsorted(br, ac)
+        counts = torch.searchsorted(br, ac, right=True) - start
         pa = torch.repeat_interleave(torch.arange(ac.shape[0], device=ac.device), counts)
         pb = torch.arange(pa.shape[0], device=pa.device) + torch.repeat_interleave(start - (counts.cumsum(0) - counts),
                                                                                    counts)
+        return pa, pb
+
+    def sparse_sparse_mm_grads(self, a, b, rows, cols, g, needs):
+        (ar, ac, av, _), (br, bc, bv, bshape) = a, b
+        p = bshape[1]
+        pa, pb = self.sparse_pairs(ac, br)
         keys, wanted = rows * p + cols, ar[pa] * p + bc[pb]
         if a[3][0] * p <= _TABLE_MAX:          # a table of every key: 4x faster than the search
             table = torch.empty(a[3][0] * p, dtype=torch.int64, device=keys.device)

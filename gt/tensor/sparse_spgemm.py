@@ -5,7 +5,8 @@ entries reaches, even where their products cancel to zero).
 A sparse leaf operand gets torch's gradient: sparse on the symbolic pattern of ``grad @ b^T``
 (or ``a^T @ grad``), which holds positions the leaf does not store.
 
-Float32 and float64 products run on the engine's sparse kernel (``B.sparse_sparse_mm``: scipy's
+Float32 and float64 products run on the engine's sparse kernel (``B.sparse_sparse_mm``, and
+``B.sparse_csr_mm`` for CSR operands, whose CSR result is built from the kernel's arrays: scipy's
 or torch's), their values' gradients through ``SparseSparseValues`` (gt/ops/sparse_products.py).
 Other dtypes, and a leaf's dense stand-in, take the gt ops: each stored entry ``(i, k)`` of ``a``
 meets the entries of ``b``'s row ``k`` (``b`` coalesced: its rows are sorted, so a row is one
@@ -19,7 +20,6 @@ from gt.backend import B
 from gt.ops.sparse_products import FAST, SparseSparseValues
 from gt.tensor import creation
 from gt.tensor.functions import stack
-from gt.tensor.index_methods import searchsorted
 from gt.tensor.sparse_autograd import pattern_leaf
 from gt.tensor.core import Tensor
 
@@ -41,13 +41,10 @@ def _check(fn, a, b):
 
 
 def _pairs(ai_k, bk):
-    """(entry of a, entry of b) of every pair whose inner index meets, as two int64 tensors."""
-    start = searchsorted(bk, ai_k)
-    counts = searchsorted(bk, ai_k, right=True) - start
-    pa = creation.arange(ai_k.shape[0], dtype=dtypes.int64).repeat_interleave(counts)
-    offsets = counts.cumsum(0) - counts
-    pb = start[pa] + creation.arange(pa.shape[0], dtype=dtypes.int64) - offsets[pa]
-    return pa, pb
+    """(entry of a, entry of b) of every pair whose inner index meets (``bk`` sorted), as two int64
+    tensors: the engine's walk (``B.sparse_pairs``)."""
+    pa, pb = B.sparse_pairs(ai_k._array, bk._array)
+    return Tensor._wrap(pa), Tensor._wrap(pb)
 
 
 def _pattern(left, right, p):
@@ -66,9 +63,11 @@ def sparse_sparse_mm(fn, a, b, own=False):
     for ``b``), not only on its own entries (a dense copy of the leaf carries it: n x k memory);
     with ``own`` (``gt.sparse.mm``) on its own entries only, as torch.sparse.mm's (its sparse_mask)."""
     _check(fn, a, b)
+    leaf = autograd.is_grad_enabled() and (a._sp_leaf or b._sp_leaf)
+    if a.dtype in FAST and not leaf and a.is_sparse_csr:
+        return _csr_kernel_product(a, b)
     ca, cb = a._coo().coalesce(), b._coo().coalesce()
     p = b.shape[1]
-    leaf = autograd.is_grad_enabled() and (a._sp_leaf or b._sp_leaf)
     if a.dtype in FAST and not leaf:
         return a._of_layout(ca._new(*_kernel_product(ca, cb), (a.shape[0], p), True))
     idx, pa, pb, inverse = _pattern(ca._sp_indices, cb._sp_indices, p)
@@ -83,6 +82,19 @@ def sparse_sparse_mm(fn, a, b, own=False):
     terms = ca._sp_values[pa] * cb._sp_values[pb]
     vals = creation.zeros((idx.shape[1],), dtype=terms.dtype).index_add(0, inverse, terms)
     return a._of_layout(ca._new(idx, vals, (a.shape[0], p), True))
+
+
+def _csr_kernel_product(a, b):
+    """``a @ b`` of two CSR matrices on the engine's CSR kernel, the CSR result built from its
+    arrays (int64 indices, torch's); values that require grad get theirs through ``SparseSparseValues``."""
+    av, bv = a._sp_values, b._sp_values
+    arrays = [(s._csr_crow._array, s._csr_col._array, s._sp_values._array, s.shape) for s in (a, b)]
+    crow, rows, cols, vals = (Tensor._wrap(x) for x in B.sparse_csr_mm(*arrays))
+    idx = stack([rows, cols], 0)
+    if autograd.is_grad_enabled() and (av.requires_grad or bv.requires_grad):
+        vals = SparseSparseValues.apply(av, bv, a._sp_indices, b._sp_indices, idx, (tuple(a.shape), tuple(b.shape)),
+                                        vals._array)
+    return type(a)._from_parts(crow, cols, idx, vals, (a.shape[0], b.shape[1]))
 
 
 def _kernel_product(ca, cb):
