@@ -9,6 +9,9 @@ children's, as torch's; ``set_extra_state`` runs in that order too, once every v
 
 import collections
 import collections.abc
+import threading
+
+import numpy as np
 
 from gt import autograd
 from gt.backend import B
@@ -80,7 +83,67 @@ def saved_value(entry, keep_vars):
     a module that saves extra state (its ``get_extra_state()``)."""
     if not isinstance(entry, Tensor):
         return entry.get_extra_state()
-    return entry if keep_vars else B.to_numpy(B.copy(entry._data))
+    if keep_vars:
+        return entry
+    copies = getattr(_SAVING, "copies", None)
+    return copies.of(entry) if copies is not None else B.to_numpy(B.copy(entry._data))
+
+
+_SAVING = threading.local()      # the Copies of the state dict being made on this thread
+
+
+def _owner_key(t):
+    """Which memory ``t`` lies in (its owner's address and its dtype), or None where gt does not track it."""
+    if t._placed is not None or B.storage_size(t._array) is None:
+        return None
+    return B.data_address(B.memory_owner(t._array)), t.dtype
+
+
+class Copies:
+    """The numpy copies of one state dict's tensors, sharing memory as the tensors do, so that
+    ``gt.save`` writes them as torch writes its state dicts (which hold the tensors themselves):
+    a tensor under two names (tied weights) is one copy under both, and tensors lying in one memory
+    are views of one copy of it. Each other tensor is a copy of its own elements."""
+
+    def __init__(self, tensors):
+        distinct = {id(t): t for t in tensors}.values()
+        counts = collections.Counter(_owner_key(t) for t in distinct)
+        self._shared = {k for k, n in counts.items() if k is not None and n > 1}
+        self._made, self._wholes = {}, {}
+
+    def of(self, t):
+        made = self._made.get(id(t))
+        if made is None:
+            key = _owner_key(t) if self._shared else None
+            arr = t._array
+            if key in self._shared:
+                whole = self._wholes.get(key)
+                if whole is None:      # the memory's copy, 1-D from the owner's start
+                    whole = self._wholes[key] = B.to_numpy(B.copy(B.strided_view(arr, (B.storage_size(arr),), (1,), 0)))
+                step = whole.itemsize
+                start = (B.data_address(arr) - B.data_address(B.memory_owner(arr))) // t.element_size()
+                value = np.ndarray(tuple(t.shape), whole.dtype, buffer=whole, offset=start * step,
+                                   strides=tuple(s * step for s in B.element_strides(arr)))
+            else:
+                value = B.to_numpy(B.copy(t._data))
+            made = self._made[id(t)] = (t, value)       # t kept: its id stays its own meanwhile
+        return made[1]
+
+
+def copying(module, prefix):
+    """A context in which ``saved_value`` copies ``module``'s tensors as one ``Copies``."""
+    return _Copying(Copies(t for _, t in entries(module, prefix)))
+
+
+class _Copying:
+    def __init__(self, copies):
+        self.copies = copies
+
+    def __enter__(self):
+        self.outer, _SAVING.copies = getattr(_SAVING, "copies", None), self.copies
+
+    def __exit__(self, *exc):
+        _SAVING.copies = self.outer
 
 
 def write(target, value, assign_to=None):
@@ -106,8 +169,9 @@ def write(target, value, assign_to=None):
 
 
 def save(module, prefix="", keep_vars=False):
-    return collections.OrderedDict((key, saved_value(entry, keep_vars))
-                                   for key, entry in _walk(module, prefix, "get_extra_state"))
+    with copying(module, prefix):
+        return collections.OrderedDict((key, saved_value(entry, keep_vars))
+                                       for key, entry in _walk(module, prefix, "get_extra_state"))
 
 
 def load(module, state_dict, strict=True, assign=False):

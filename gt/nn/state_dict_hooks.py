@@ -157,7 +157,8 @@ def save(module, prefix="", keep_vars=False):
     if not _hooked(module, _SAVE_HOOKS, "_save_to_state_dict"):
         return state.save(module, prefix, keep_vars)
     out = collections.OrderedDict()
-    _save(module, prefix, keep_vars, out)
+    with state.copying(module, prefix):       # tied weights: one copy, as in the walk without hooks
+        _save(module, prefix, keep_vars, out)
     return out
 
 

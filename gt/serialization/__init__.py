@@ -13,12 +13,13 @@ anything else is refused before it runs. Pass ``weights_only=False`` only for fi
 
 Where gt differs from torch: numpy arrays of a tensor dtype are saved as tensors (gt's
 ``state_dict()`` holds arrays; torch reads them as its state dicts' tensors), so they load back as
-gt tensors (others, of strings say, stay arrays); tensors that shared
-storage load as separate copies; ``map_location`` may only be None, "cpu", a dict mapping
-locations to "cpu" or a callable that keeps each storage (tensors load on gt's current engine and
-device); ``pickle_module`` must be ``pickle``. A ``Parameter`` loads as a ``gt.nn.Parameter``,
+gt tensors (others, of strings say, stay arrays); ``map_location`` may only be None, "cpu", a dict
+mapping locations to "cpu" or a callable that keeps each storage (tensors load on gt's current
+engine and device); ``pickle_module`` must be ``pickle``. A ``Parameter`` loads as a ``gt.nn.Parameter``,
 ``torch.device`` and dtypes as gt's, and gt's are written as torch's. torch's legacy files (before
-torch 1.6, or ``_use_new_zipfile_serialization=False``) load too.
+torch 1.6, or ``_use_new_zipfile_serialization=False``) load too. Tensors saved together keep
+their shared storages both ways, as torch's (gt/serialization/storages.py), but in gt's older plain
+pickle, where each is a copy.
 """
 
 import os
@@ -88,12 +89,17 @@ def save(obj, f, pickle_module=pickle, pickle_protocol=2, _use_new_zipfile_seria
         _Pickler(out, protocol=pickle_protocol).dump(obj)
 
 
-def load(f, map_location=None, pickle_module=None, *, weights_only=True, **pickle_load_args):
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **pickle_load_args):
     """The object ``gt.save`` or ``torch.save`` wrote to the path or binary file ``f``, its tensors gt
-    tensors. ``weights_only`` (default True) refuses anything but tensors, containers, numbers and
-    strings. ``map_location`` may be None, "cpu", a dict mapping locations to "cpu", or a callable
-    that hands back the storage it is given (``lambda storage, loc: storage``)."""
+    tensors; tensors saved from one storage are views of one storage again. ``weights_only``
+    (default True) refuses anything but tensors, containers, numbers and strings. ``map_location``
+    may be None, "cpu", a dict mapping locations to "cpu", or a callable that hands back the storage
+    it is given (``lambda storage, loc: storage``). ``mmap=True`` (``f`` a path to a file in torch's
+    zip format): the tensors lie in the file mapped copy-on-write, as torch's (changes stay in
+    memory), not read in."""
     _check_pickle_module(pickle_module)
+    if mmap and not isinstance(f, (str, os.PathLike)):
+        raise ValueError("f must be a file path in order to use the mmap argument")
     place = _placer(map_location) if callable(map_location) else None
     targets = map_location.values() if isinstance(map_location, dict) else [] if place else [map_location]
     if any(t is not None and str(t) != "cpu" for t in targets):
@@ -106,7 +112,11 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, **pickl
     if not hasattr(f, "read") and not isinstance(f, (str, bytes, os.PathLike)):
         raise TypeError(f"load: f must be a path or a binary file object, got {type(f).__name__}")
     if torch_format.is_zip(f):
-        return torch_format.read(f, weights_only, _ALLOWED, place)
+        return torch_format.read(f, weights_only, _ALLOWED, place, mmap=bool(mmap))
+    if mmap:
+        raise RuntimeError(f"mmap can only be used with files saved with `torch.save({os.fsdecode(f)}, "
+                           "_use_new_zipfile_serialization=True), please torch.save your checkpoint with this option "
+                           "in order to use mmap.")
     if hasattr(f, "read"):
         return _load_pickle(f, weights_only, pickle_load_args, place)
     with open(f, "rb") as src:

@@ -6,10 +6,10 @@ id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` 
 
 Where gt differs: numpy arrays of a tensor dtype are written as tensors (torch's format has no
 arrays, and gt's ``state_dict()`` holds arrays: torch reads them as its state dicts), so they load
-back as gt tensors (other arrays, of strings say, stay numpy arrays); tensors that shared a storage
-load as separate copies; torch's quantized, sparse and nested tensors and untyped storages (but
-the bytes of a uint16/32/64 tensor, which ``_rebuild_tensor_v3`` names with its dtype) are refused
-by name. A ``Parameter`` loads as ``gt.nn.Parameter`` (the class ``gt.nn`` registers here).
+back as gt tensors (other arrays, of strings say, stay numpy arrays); torch's quantized, sparse
+and nested tensors and untyped storages (but the bytes of a uint16/32/64 tensor, which
+``_rebuild_tensor_v3`` names with its dtype) are refused by name. A ``Parameter`` loads as ``gt.nn.Parameter`` (the class ``gt.nn`` registers here).
+Tensors of one storage stay views of one storage both ways (gt/serialization/storages.py).
 """
 
 import _compat_pickle
@@ -17,11 +17,13 @@ import collections
 import io
 import pickle
 import struct
+import sys
 
 import numpy as np
 
 from gt import dtypes
 from gt.devices import device
+from gt.serialization import storages
 from gt.tensor import Tensor
 
 # torch's storage class of each dtype (the persistent id names it), and numpy's dtype of its bytes
@@ -77,18 +79,11 @@ class _Global:
         raise TypeError(f"{self.module}.{self.name} is a name to write, not to call")
 
 
-class _Storage:
-    """One tensor's bytes, given a key by the pickler's persistent id."""
-
-    def __init__(self, data, storage, numel):
-        self.data, self.storage, self.numel = data, storage, numel
-
-
 class _Plain:
-    """A tensor's values to rebuild without ``requires_grad`` (a Parameter's data)."""
+    """A tensor to rebuild without ``requires_grad`` (a Parameter's data)."""
 
-    def __init__(self, array, dtype):
-        self.array, self.dtype = array, dtype
+    def __init__(self, tensor):
+        self.tensor = tensor
 
 
 class _TorchPickler(pickle._Pickler):
@@ -99,7 +94,7 @@ class _TorchPickler(pickle._Pickler):
 
     def __init__(self, file, records):
         super().__init__(file, protocol=2)
-        self.records, self._globals = records, {}
+        self.records, self._globals, self._keys, self.written = records, {}, {}, storages.Written()
 
     def _global(self, module, name):
         return self._globals.setdefault((module, name), _Global(module, name))
@@ -116,53 +111,67 @@ class _TorchPickler(pickle._Pickler):
     dispatch[dtypes.DType] = _write_dtype
 
     def persistent_id(self, obj):
-        if not isinstance(obj, _Storage):
+        if not isinstance(obj, storages.Storage):
             return None
-        key = str(len(self.records))
-        self.records.append(obj.data)
+        key = self._keys.get(id(obj))
+        if key is None:                       # a storage's first tensor: its record
+            key = self._keys[id(obj)] = str(len(self.records))
+            self.records.append(obj.data)
         module = "torch.storage" if obj.storage == "UntypedStorage" else "torch"
         return "storage", self._global(module, obj.storage), key, "cpu", obj.numel
 
     def reducer_override(self, obj):
         if isinstance(obj, Tensor):
-            array, dtype = _values(obj)
             if getattr(type(obj), "_is_param", False):
                 return self._global("torch._utils", "_rebuild_parameter"), \
-                    (_Plain(array, dtype), obj.requires_grad, collections.OrderedDict())
-            return self._rebuild(array, dtype, obj.requires_grad)
+                    (_Plain(obj), obj.requires_grad, collections.OrderedDict())
+            return self._rebuild(obj, obj.dtype.name, obj.requires_grad)
         if isinstance(obj, _Plain):
-            return self._rebuild(obj.array, obj.dtype, False)
+            return self._rebuild(obj.tensor, obj.tensor.dtype.name, False)
         if isinstance(obj, np.ndarray) and (obj.dtype.name in _STORAGES or obj.dtype.name in _UNTYPED):
             return self._rebuild(obj, obj.dtype.name, False)
         if isinstance(obj, device):       # as torch.device, which torch.load (weights_only too) reads
             return self._global("torch", "device"), (obj.type,) if obj.index is None else (obj.type, obj.index)
         return NotImplemented            # anything else (an array of strings too) is pickled as it is
 
-    def _rebuild(self, array, dtype, requires_grad):
+    def _rebuild(self, obj, dtype, requires_grad):
+        """torch's rebuild call of the gt tensor or numpy array ``obj``: a view of its storage (written
+        once, whole), or of a copy of its own where gt cannot place it in one."""
         if dtype not in _STORAGES and dtype not in _UNTYPED:
             raise TypeError(f"gt.save: torch's format has no {dtype} tensors; cast to one of "
                             f"{sorted(_STORAGES.keys() | _UNTYPED)}")
-        array = np.asarray(array, dtype=np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<"))
-        if not array.flags.c_contiguous:
-            array = array.copy(order="C")         # (np.ascontiguousarray would make a 0-d array 1-d)
-        stride = tuple(s // array.itemsize for s in array.strides) if array.size else (1,) * array.ndim
-        if dtype in _UNTYPED:
-            storage = _Storage(array.tobytes(), "UntypedStorage", array.nbytes)
-            return self._global("torch._utils", "_rebuild_tensor_v3"), (storage, 0, tuple(array.shape), stride,
-                                                                       requires_grad, collections.OrderedDict(),
+        untyped = dtype in _UNTYPED
+
+        def make(whole):
+            if untyped:
+                return storages.Storage(whole, "UntypedStorage", whole.nbytes)
+            return storages.Storage(whole, _STORAGES[dtype], whole.size)
+
+        placed = self.written.place(obj, dtype, make)
+        if placed is None:
+            array = _values(obj) if isinstance(obj, Tensor) else obj
+            array = np.asarray(array, dtype=np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<"))
+            if not array.flags.c_contiguous:
+                array = array.copy(order="C")         # (np.ascontiguousarray would make a 0-d array 1-d)
+            stride = tuple(s // array.itemsize for s in array.strides) if array.size else (1,) * array.ndim
+            placed = make(array.reshape(-1)), 0, stride
+        storage, offset, stride = placed
+        size = tuple(obj.shape)
+        if untyped:
+            return self._global("torch._utils", "_rebuild_tensor_v3"), (storage, offset, size, stride, requires_grad,
+                                                                       collections.OrderedDict(),
                                                                        dtypes.to_dtype(dtype))
-        storage = _Storage(array.tobytes(), _STORAGES[dtype], array.size)
         return self._global("torch._utils", "_rebuild_tensor_v2"), \
-            (storage, 0, tuple(array.shape), stride, requires_grad, collections.OrderedDict())
+            (storage, offset, size, stride, requires_grad, collections.OrderedDict())
 
 
 def _values(t):
-    """(numpy array, dtype name) of a gt tensor; bfloat16 as the top 16 bits of its float32 values
+    """A gt tensor's values as a numpy array; bfloat16 as the top 16 bits of its float32 values
     (exact: each is a bfloat16 value)."""
     if t.dtype.name == "bfloat16":
         wide = np.array(t.detach().to(dtypes.float32).numpy(), dtype=np.float32, order="C")
-        return (wide.view(np.uint32) >> 16).astype(np.uint16), "bfloat16"
-    return t.detach().numpy(), t.dtype.name
+        return (wide.view(np.uint32) >> 16).astype(np.uint16)
+    return t.detach().numpy()
 
 
 class _FromHere:
@@ -191,7 +200,8 @@ def write(obj, f):
     _TorchPickler(pickled, records).dump(obj)
     entries = [("data.pkl", pickled.getvalue()), (".format_version", b"1"), (".storage_alignment", b"64"),
                ("byteorder", b"little")]
-    entries += [(f"data/{key}", data) for key, data in enumerate(records)]
+    # each storage's bytes as they lie in memory (a numpy array): no copy of all of them at once
+    entries += [(f"data/{key}", memoryview(np.ascontiguousarray(data)).cast("B")) for key, data in enumerate(records)]
     entries += [("version", b"3"), (".data/serialization_id", b"0" * 40)]
     import zipfile      # here, not with gt: zipfile (and the shutil, bz2, lzma it loads) is a few ms of `import gt`
     try:
@@ -257,37 +267,25 @@ class _TorchUnpickler(pickle.Unpickler):
             self.placed.add(key)
             self.place(pid[3])             # a callable map_location, once a storage, given its recorded location
         if key not in self.storages:
-            raw = self.archive.read(f"{self.prefix}data/{key}")
             dtype = storage_type.dtype
-            self.storages[key] = (np.frombuffer(raw, dtype=np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")),
-                                  dtype)
+            kind = np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")
+            self.storages[key] = storages.Loaded(self.archive.read_record(f"{self.prefix}data/{key}", kind), dtype)
         return self.storages[key]
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    flat, dtype = storage
-    view = np.lib.stride_tricks.as_strided(flat[offset:], shape=tuple(size),
-                                           strides=tuple(s * flat.itemsize for s in stride)) if len(flat) else \
-        np.zeros(tuple(size), flat.dtype)
-    values = np.array(view, dtype=view.dtype.newbyteorder("="))     # a copy in the machine's byte order
-    if dtype == "bfloat16":                    # exact: bfloat16 is float32's top half
-        wide = Tensor((values.astype(np.uint32) << 16).view(np.float32))
-        return wide.to(dtypes.bfloat16).requires_grad_(requires_grad)
-    try:
-        kind = dtypes.to_dtype(dtype)
-    except (TypeError, ValueError):
-        kind = None          # a dtype gt lacks: gt's rule for such arrays (the engine widens it)
-    return Tensor(values, dtype=kind, requires_grad=requires_grad)
+    """A view of the storage (gt/serialization/storages.py): tensors of one storage share memory."""
+    return storage.tensor(offset, size, stride, requires_grad)
 
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
     """A tensor torch wrote with its dtype beside an untyped storage (uint16/32/64); ``offset`` and
     ``stride`` count its elements."""
-    (flat, kind), name = storage, dtype.name
-    if name not in _UNTYPED or kind != "untyped":
-        raise pickle.UnpicklingError(f"gt.load: a {kind} storage read as {dtype!r}, which gt does not read this way")
-    return _rebuild_tensor((flat[:len(flat) - len(flat) % dtype.itemsize].view(np.dtype(name).newbyteorder("<")),
-                            name), offset, size, stride, requires_grad)
+    name = dtype.name
+    if name not in _UNTYPED or storage.dtype != "untyped":
+        raise pickle.UnpicklingError(f"gt.load: a {storage.dtype} storage read as {dtype!r}, which gt does not read "
+                                     "this way")
+    return storage.retyped(name, np.dtype(name).newbyteorder("<")).tensor(offset, size, stride, requires_grad)
 
 
 _PARAMETER = []      # gt.nn.Parameter, which gt.nn (a layer above this one) registers
@@ -315,8 +313,33 @@ def _set_state(tensor, state):
     return tensor
 
 
-def read(f, weights_only, allowed, place=None):
-    """The object in the torch zip archive at the path or binary file ``f``."""
+class _Records:
+    """The records of an archive as numpy arrays: read into writable memory of their own, or with
+    ``mmap`` mapped from the file at ``mmap`` (a path) copy-on-write, as torch's ``mmap=True``."""
+
+    def __init__(self, archive, mmap=None):
+        self.archive, self.mmap = archive, mmap
+
+    def read_record(self, name, dtype):
+        info = self.archive.getinfo(name)
+        if self.mmap is not None and info.compress_type == 0 and info.file_size % dtype.itemsize == 0:
+            with open(self.mmap, "rb") as src:       # where the bytes start: past the local header's name and extra
+                src.seek(info.header_offset)
+                head = src.read(30)
+            start = info.header_offset + 30 + sum(struct.unpack("<HH", head[26:30]))
+            if start % dtype.itemsize == 0:
+                if not info.file_size:
+                    return np.zeros(0, dtype)
+                return np.memmap(self.mmap, dtype=dtype, mode="c", offset=start, shape=(info.file_size // dtype.itemsize,))
+        flat = np.empty(info.file_size // dtype.itemsize, dtype)
+        with self.archive.open(info) as src:
+            src.readinto(memoryview(flat).cast("B"))
+        return flat
+
+
+def read(f, weights_only, allowed, place=None, mmap=False):
+    """The object in the torch zip archive at the path or binary file ``f`` (``mmap``: a path, its
+    storages mapped from the file)."""
     import zipfile      # as in write
     try:
         archive = zipfile.ZipFile(f)
@@ -328,11 +351,12 @@ def read(f, weights_only, allowed, place=None):
         if not pickles:
             raise pickle.UnpicklingError("gt.load: this zip archive has no data.pkl: it is not a torch.save file")
         prefix = pickles[0][:-len("data.pkl")]
+        records = _Records(archive, f if mmap and sys.byteorder == "little" else None)
         with archive.open(pickles[0]) as data:
-            obj = _TorchUnpickler(io.BytesIO(data.read()), archive, prefix, weights_only, allowed, place).load()
-    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], str) and obj[1] == "untyped":
-        raise pickle.UnpicklingError("gt.load: the file holds a torch UntypedStorage, which gt reads only as the "
-                                     "bytes of a uint16/32/64 tensor")
+            obj = _TorchUnpickler(io.BytesIO(data.read()), records, prefix, weights_only, allowed, place).load()
+    if isinstance(obj, storages.Loaded):
+        raise pickle.UnpicklingError("gt.load: the file holds a torch storage, which gt reads only as the memory of "
+                                     "the tensors saved with it")
     return obj
 
 
@@ -389,6 +413,8 @@ def read_legacy(f, weights_only, allowed, place=None):
         dtype = dtypes.dtypes[key]
         kind = np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")
         numel = struct.unpack("<q", f.read(8))[0]
-        reader.storages[key] = (np.frombuffer(f.read(numel * kind.itemsize), dtype=kind), dtype)
+        flat = np.empty(numel, kind)
+        f.readinto(memoryview(flat).cast("B"))
+        reader.storages[key] = storages.Loaded(flat, dtype)
     f.seek(start)
     return reader.load()
