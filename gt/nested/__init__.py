@@ -20,6 +20,7 @@ are nested tensors of its structure, taken through the dense tensors behind it
 
 from gt import dtypes
 from gt.nested import functional as _functional  # noqa: F401  (nn functions on nested tensors)
+from gt.nested import jagged_extra as _jagged_extra
 from gt.nested import jagged_ops as _jagged_ops
 from gt.nested import jagged_reductions as _jagged_reductions
 from gt.nested import jagged_views as _jagged_views
@@ -38,6 +39,7 @@ _jagged_ops.install()
 _jagged_views.install()
 _jagged_reductions.install()
 _strided.install()
+_jagged_extra.install()
 _refuse.refuse_the_rest()
 
 
@@ -81,7 +83,7 @@ def _from_parts(parts, leaf):
     offsets = creation.tensor(lengths, dtype=dtypes.int64).cumsum(0).to(values.device)
     if leaf:
         values = values.detach().requires_grad_(True)
-    return NestedTensor._make(values, offsets, leaf=leaf)
+    return _jagged_extra.fill_seqlens(NestedTensor._make(values, offsets, leaf=leaf))
 
 
 def nested_tensor(tensor_list, *, dtype=None, layout=None, device=None, requires_grad=False, pin_memory=False):
@@ -112,7 +114,8 @@ def as_nested_tensor(ts, dtype=None, device=None, layout=None):
                                f"{tuple(ts.shape)}")
         b, n = ts.shape[0], ts.shape[1]
         values = ts.reshape(b * n, *ts.shape[2:]).to(device=device, dtype=dtype)
-        return NestedTensor._make(values, (arange(b + 1) * n).to(values.device))
+        return NestedTensor._make(values, (arange(b + 1) * n).to(values.device),
+                                  meta={"max_seqlen": n, "min_seqlen": n})
     parts = _components(ts, dtype, device)
     return _from_parts(parts, False) if layout == jagged else StridedNestedTensor._make(parts)
 
@@ -122,7 +125,8 @@ def nested_tensor_from_jagged(values, offsets=None, lengths=None, jagged_dim=Non
     """A jagged nested tensor that is a view of ``values`` (gradients reach it): sequence i is
     ``values[offsets[i]:offsets[i + 1]]`` along dim ``jagged_dim - 1`` (default 0), or
     ``lengths[i]`` long from ``offsets[i]`` where ``lengths`` is given too (holes between them);
-    ``lengths`` alone: packed one after the other."""
+    ``lengths`` alone: packed one after the other. ``min_seqlen``/``max_seqlen``: cached as given
+    (torch's hints, unchecked: ``to_padded_tensor`` pads to ``max_seqlen``)."""
     if offsets is None and lengths is None:
         raise RuntimeError("nested_tensor_from_jagged(): At least one of offsets or lengths is required.")
     jagged_dim = 1 if jagged_dim is None else jagged_dim
@@ -138,7 +142,13 @@ def nested_tensor_from_jagged(values, offsets=None, lengths=None, jagged_dim=Non
     elif lengths is not None and offsets.shape[0] - 1 != lengths.shape[0]:
         raise RuntimeError(f"nested_tensor_from_jagged(): offsets and lengths batch sizes must match: "
                            f"offsets.shape[0] - 1 = {offsets.shape[0] - 1}, lengths.shape[0] = {lengths.shape[0]}")
-    return NestedTensor._make(values, offsets, lengths, jagged_dim)
+    meta = {}
+    for name, given in (("min_seqlen", min_seqlen), ("max_seqlen", max_seqlen)):
+        if given is not None:
+            if int(given) < 0:
+                raise RuntimeError(f"nested_tensor_from_jagged(): {name} must be non-negative, got {int(given)}")
+            meta[name] = int(given)
+    return NestedTensor._make(values, offsets, lengths, jagged_dim, meta=meta)
 
 
 def narrow(tensor, dim, start, length, layout=strided):
@@ -157,7 +167,8 @@ def narrow(tensor, dim, start, length, layout=strided):
     length = length if isinstance(length, Tensor) else creation.full((b,), length, dtype=dtypes.int64)
     starts = arange(b) * t + start.long()
     offsets = cat([starts, starts[-1:] + length[-1:].long()])
-    return NestedTensor._make(tensor.reshape(b * t, *tensor.shape[2:]), offsets, length.long())
+    return _jagged_extra.fill_seqlens(NestedTensor._make(tensor.reshape(b * t, *tensor.shape[2:]), offsets,
+                                                         length.long()))
 
 
 def to_padded_tensor(input, padding, output_size=None):

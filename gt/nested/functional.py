@@ -101,6 +101,26 @@ def silu(input, inplace=False):
     return input._like(F.silu(input._nt_values, inplace))
 
 
+_CONVOLUTION = ("input: jt, weight: t, bias: t?, stride: any, padding: any, dilation: any, transposed: any, "
+                "output_padding: any, groups: any")
+
+
+def _convolution(name):
+    """``F.<name>`` (a convolution or transposed one) of ``values``: each row of the ragged dim an
+    input of the batch, (B, j, C, *size) -> (B, j, C_out, *size_out), as torch 2.13's."""
+    def handler(input, weight, *args):
+        _contiguous_input("convolution", input, _CONVOLUTION)
+        values = input._nt_values
+        if values.ndim != getattr(weight, "ndim", values.ndim):     # torch's: no unbatched form
+            raise RuntimeError(f"Expected {weight.ndim}-dimensional input for {weight.ndim}-dimensional weight "
+                               f"{list(weight.shape)}, but got {values.ndim}-dimensional input of size "
+                               f"{list(values.shape)} instead")
+        return input._like(getattr(F, name)(values, weight, *args), transposed=False)
+
+    handler.__name__ = name
+    return handler
+
+
 def _per_tensor(fn):
     """``fn`` on each tensor of a strided nested tensor (its first argument)."""
     def call(input, *args, **kwargs):
@@ -117,7 +137,9 @@ def _strided_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-
 HANDLERS = {"embedding": embedding, "linear": linear, "layer_norm": layer_norm, "rms_norm": rms_norm,
             "dropout": dropout, "silu": silu, "scaled_dot_product_attention": scaled_dot_product_attention,
             "where": where,
-            "cat": _cat, "stack": _stack}
+            "cat": _cat, "stack": _stack,
+            **{name: _convolution(name) for name in ("conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                                                     "conv_transpose2d", "conv_transpose3d")}}
 STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "dropout": _per_tensor(F.dropout),
            "silu": _per_tensor(F.silu)}
 

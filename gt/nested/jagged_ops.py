@@ -249,7 +249,8 @@ def to(self, *args, **kwargs):
     if values.device == self._nt_values.device:
         return self._like(values)
     lengths = None if self._nt_lengths is None else self._nt_lengths.to(values.device)
-    return NestedTensor._make(values, self._nt_offsets.to(values.device), lengths, self._nt_ragged, self._nt_jint)
+    return NestedTensor._make(values, self._nt_offsets.to(values.device), lengths, self._nt_ragged, self._nt_jint,
+                              meta=self._nt_meta or None)
 
 
 def install():

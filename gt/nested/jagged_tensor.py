@@ -122,12 +122,15 @@ class NestedTensor(NestedBase):
     """A jagged nested tensor (torch's NJT); made by ``gt.nested.nested_tensor(...,
     layout=gt.jagged)``, ``as_nested_tensor``, ``nested_tensor_from_jagged`` or ``narrow``."""
 
-    __slots__ = ("_nt_values", "_nt_offsets", "_nt_lengths", "_nt_ragged", "_nt_jint", "_nt_leaf", "_nt_transposed")
+    __slots__ = ("_nt_values", "_nt_offsets", "_nt_lengths", "_nt_ragged", "_nt_jint", "_nt_leaf", "_nt_transposed",
+                 "_nt_meta")
     layout = property(lambda self: jagged, doc="``gt.jagged``.")
 
     @classmethod
-    def _make(cls, values, offsets, lengths=None, ragged_idx=1, jint=None, leaf=False):
+    def _make(cls, values, offsets, lengths=None, ragged_idx=1, jint=None, leaf=False, meta=None):
+        """``meta``: torch's ``_metadata_cache`` ({"max_seqlen": n, "min_seqlen": n}, what is known)."""
         t = object.__new__(cls)
+        t._nt_meta = {} if meta is None else meta
         t._nt_values, t._nt_offsets, t._nt_lengths, t._nt_ragged = values, offsets, lengths, ragged_idx
         t._nt_jint = jint if jint is not None else nested_int_of(offsets if lengths is None else lengths)
         t._nt_leaf, t._nt_transposed = leaf, False
@@ -139,8 +142,10 @@ class NestedTensor(NestedBase):
         """A nested tensor of ``values`` with this one's offsets, lengths and nested int.
         ``transposed``: its values are a transposed view (torch's contiguous=False; default: as
         this one's, as elementwise ops keep the layout; False for values made afresh)."""
+        # torch's extract_kwargs: the same cache object where it holds something, a new one where empty
         out = NestedTensor._make(values, self._nt_offsets, self._nt_lengths,
-                                 self._nt_ragged if ragged_idx is None else ragged_idx, self._nt_jint)
+                                 self._nt_ragged if ragged_idx is None else ragged_idx, self._nt_jint,
+                                 meta=self._nt_meta or None)
         out._nt_transposed = self._nt_transposed if transposed is None else transposed
         return out
 
@@ -233,7 +238,11 @@ class NestedTensor(NestedBase):
         parts = self.unbind()
         offsets = creation.zeros(len(parts) + 1, dtype=dtypes.int64)
         offsets[1:] = self._nt_lengths.cumsum(0)
-        return NestedTensor._make(cat(parts, self._nt_ragged - 1), offsets, None, self._nt_ragged)
+        out = NestedTensor._make(cat(parts, self._nt_ragged - 1), offsets, None, self._nt_ragged,
+                                 meta=dict(self._nt_meta))
+        out._nt_meta.setdefault("max_seqlen", max(self._host()[1], default=0))      # torch's: both known
+        out._nt_meta.setdefault("min_seqlen", min(self._host()[1], default=0))
+        return out
 
     def unbind(self, dim=0):
         """The B tensors (views of ``values``: gradients flow back)."""
@@ -309,7 +318,8 @@ class NestedTensor(NestedBase):
 
     def __deepcopy__(self, memo):
         out = NestedTensor._make(self._nt_values.detach().clone(), self._nt_offsets.clone(),
-                                 None if self._nt_lengths is None else self._nt_lengths.clone(), self._nt_ragged)
+                                 None if self._nt_lengths is None else self._nt_lengths.clone(), self._nt_ragged,
+                                 meta=dict(self._nt_meta))
         out._nt_transposed = self._nt_transposed
         if self._nt_leaf:
             out.requires_grad_(True)

@@ -10,7 +10,7 @@ from gt.nn.norm_functions import channel_vectors, check_stats_pair, half_stays_h
 from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
-from gt.tensor import arange, where
+from gt.tensor import Tensor, arange, where
 
 
 def _ints(value, nd, fn, name, low, expand_one=False):
@@ -88,6 +88,8 @@ def _operands(fn, nd, input, weight, bias, groups, weight_layout):
 
 
 def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
+    if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's: the convolution of its values
+        return type(input).__gt_function__(globals()[fn], (input, weight, bias, stride, padding, dilation, groups), {})
     x, weight, bias = _operands(fn, nd, input, weight, bias, groups, "(out_channels, in_channels / groups, *kernel)")
     stride, dilation = _ints(stride, nd, fn, "stride", 1, True), _ints(dilation, nd, fn, "dilation", 1, True)
     kernel = weight.shape[2:]

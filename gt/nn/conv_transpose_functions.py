@@ -4,6 +4,7 @@ itself is gt/ops/conv_transpose.py."""
 
 from gt.nn.conv_functions import _ints, _operands
 from gt.ops import conv_transpose as ops
+from gt.tensor import Tensor
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -38,6 +39,9 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 
 def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's: the convolution of its values
+        return type(input).__gt_function__(globals()[fn], (input, weight, bias, stride, padding, output_padding,
+                                                            groups, dilation), {})
     x, weight, bias = _operands(fn, nd, input, weight, bias, groups, "(in_channels, out_channels / groups, *kernel)")
     if isinstance(padding, str):
         raise ValueError(f"{fn}: padding must be an int or a tuple of {nd} ints, got {padding!r} (string padding "

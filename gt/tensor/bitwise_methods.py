@@ -29,6 +29,7 @@ from gt.tensor.extra_methods import _refuse_integer_zero
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.wide_uints import refuse_dtype
 from gt.tensor.int_scalars import refuse_uint64_promotion, wrapped_int
+from gt.tensor.nested_operands import nested_pair
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rules import RULES, elementwise
 
@@ -117,6 +118,7 @@ def _shift(name, kernel, left, a, b):
     return _local(fn, (_cast(a, dt), _cast(b, dt)))
 
 
+@nested_pair
 def bitwise_and(input, other):
     """``input & other`` bit by bit (logical for bools; ``torch.bitwise_and``); either may be a
     Python int or bool. Shapes broadcast; integer and bool tensors only.
@@ -127,11 +129,13 @@ def bitwise_and(input, other):
     return _bitwise("bitwise_and", "bitwise_and", bk.bit_and, input, other)
 
 
+@nested_pair
 def bitwise_or(input, other):
     """``input | other`` bit by bit (``torch.bitwise_or``); see ``bitwise_and``."""
     return _bitwise("bitwise_or", "bitwise_or", bk.bit_or, input, other)
 
 
+@nested_pair
 def bitwise_xor(input, other):
     """``input ^ other`` bit by bit (``torch.bitwise_xor``); see ``bitwise_and``."""
     return _bitwise("bitwise_xor", "bitwise_xor", bk.bit_xor, input, other)
@@ -173,6 +177,7 @@ def lcm(input, other):
     return _bitwise("lcm", "lcm", bk.lcm_arrays, input, other, bools=False, tensors_only=(0, 1))
 
 
+@nested_pair
 def fmod(input, other):
     """The remainder of ``input / other`` with the sign of ``input`` (C's ``fmod``;
     ``torch.fmod``), exact; ``other`` may be a number. Integers: an error for a zero divisor, as
@@ -208,17 +213,20 @@ def _nan_ignoring(name, input, other, keep_input):
     return where(cond, a, b)
 
 
+@nested_pair
 def fmax(input, other):
     """The larger of each pair, ignoring NaN (NaN only where both are; ``torch.fmax``). A tie
     sends the gradient to ``input``, as torch's. Two tensors (broadcast), any dtype."""
     return _nan_ignoring("fmax", input, other, lambda a, b: a >= b)
 
 
+@nested_pair
 def fmin(input, other):
     """The smaller of each pair, ignoring NaN (``torch.fmin``); see ``fmax``."""
     return _nan_ignoring("fmin", input, other, lambda a, b: a <= b)
 
 
+@nested_pair
 def float_power(input, exponent):
     """``input ** exponent`` in float64 whatever the dtypes (``torch.float_power``); either may be
     a number. Gradients those of ``pow``, in float64."""
@@ -228,6 +236,7 @@ def float_power(input, exponent):
     return a ** b
 
 
+@nested_pair
 def copysign(input, other):
     """``|input|`` with the sign of ``other`` (``torch.copysign``; -0.0 and -NaN count as
     negative), in a float dtype (integers: the default float); ``other`` may be a number. The
@@ -301,6 +310,7 @@ def frexp(input):
     return FrexpResult(_with_grad(mantissa, expr), exponent)
 
 
+@nested_pair
 def nextafter(input, other):
     """The next float after ``input`` towards ``other`` (``torch.nextafter``; ``other`` itself
     where they are equal). Two floating tensors (broadcast). Gradients 1 (0 where they are equal)

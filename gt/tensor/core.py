@@ -72,7 +72,7 @@ from gt.tensor import device_methods
 from gt.tensor.device_methods import DeviceMethods
 from gt.tensor.random_methods import RandomMethods
 from gt.tensor.remaining_methods import RemainingMethods
-from gt.tensor import compat_methods, object_methods
+from gt.tensor import compat_methods, nested_operands, object_methods
 from gt.tensor.compat_methods import CompatMethods
 from gt.tensor import write_methods
 from gt.tensor.write_methods import WriteMethods
@@ -426,6 +426,7 @@ for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, red
                 random_methods, remaining_methods, write_methods, device_methods, compat_methods):
     _module.Tensor = Tensor
 wide_uints.guard_methods(Tensor)
+nested_operands.install(Tensor)
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).
 autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)

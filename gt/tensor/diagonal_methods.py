@@ -13,6 +13,7 @@ from gt.tensor import checks, inplace_grad
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _arange, _own_memory
+from gt.tensor.nested_operands import is_nested
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -208,6 +209,8 @@ class DiagonalMethods:
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Where ``|self - other| <= atol + rtol * |other|`` (or equal, which covers infinities of one
         sign; NaN equals NaN only with ``equal_nan``): a bool tensor, broadcast. Both must have one dtype."""
+        if is_nested(other):
+            return other._reflected("isclose", self, rtol, atol, equal_nan)
         other = _operand(other, "isclose")
         if not isinstance(other, Tensor):
             raise TypeError(f"isclose(): argument 'other' must be a tensor, not {type(other).__name__}")

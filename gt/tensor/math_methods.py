@@ -25,6 +25,7 @@ from gt.tensor._args import _pick, _scalar
 from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
 from gt.tensor.complex_checks import is_complex_operand
 from gt.tensor.complex_math import complex_logaddexp
+from gt.tensor.nested_operands import nested_pair
 from gt.tensor.wide_uints import refuse_op
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -76,6 +77,7 @@ def float_pair(name, a, b):
     return _same_float(a, b)
 
 
+@nested_pair
 def xlogy(input, other):
     """``input * log(other)``, 0 where ``input`` is 0 (unless ``other`` is NaN), as ``torch.xlogy``;
     either may be a number. Shapes broadcast.
@@ -86,16 +88,19 @@ def xlogy(input, other):
     return binary_math("xlogy", input, other)
 
 
+@nested_pair
 def atan2(input, other):
     """The angle of the point ``(other, input)`` in radians, in [-pi, pi] (``torch.atan2``)."""
     return binary_math("atan2", input, other)
 
 
+@nested_pair
 def hypot(input, other):
     """``sqrt(input**2 + other**2)`` without overflow (``torch.hypot``)."""
     return binary_math("hypot", input, other)
 
 
+@nested_pair
 def logaddexp(input, other):
     """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``; complex too)."""
     if is_complex_operand(input) or is_complex_operand(other):
@@ -270,23 +275,8 @@ class MathMethods:
         return mf.Logit.apply(_floating(self), eps=None if eps is None or eps < 0 else float(eps))
 
     # ---- binary -------------------------------------------------------------------------------
-    def xlogy(self, other):
-        """``self * log(other)``, 0 where ``self`` is 0: see ``gt.xlogy``. Shapes broadcast."""
-        return binary_math("xlogy", self, other)
-
-    def atan2(self, other):
-        """The angle of the point ``(other, self)``: see ``gt.atan2``. Shapes broadcast."""
-        return binary_math("atan2", self, other)
-
-    arctan2 = atan2
-
-    def hypot(self, other):
-        """``sqrt(self**2 + other**2)`` without overflow. Shapes broadcast."""
-        return binary_math("hypot", self, other)
-
-    def logaddexp(self, other):
-        """``log(exp(self) + exp(other))`` without overflow. Shapes broadcast."""
-        return logaddexp(self, other)
+    # the module functions (a nested ``other`` runs the nested tensor's op: nested_operands.py)
+    xlogy, atan2, arctan2, hypot, logaddexp = xlogy, atan2, atan2, hypot, logaddexp
 
     def logsumexp(self, dim, keepdim=False):
         """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""

@@ -1,0 +1,138 @@
+"""More of a jagged nested tensor's ops, as torch 2.13's: a dense tensor on the left of a binary op
+(``p > nt``, ``gt.atan2(x, nt)``: ``_reflected``, which gt/tensor/nested_operands.py calls), the
+binary pointwise ops beyond the arithmetic (``^``, ``bitwise_*``, ``hypot``, ``copysign``,
+``isclose``...), every in-place pointwise op (``sin_``...), ``broadcast_to``, ``mT``, ``data``,
+item assignment ``nt[i] = v`` (torch's refusals for the other forms) and torch's cached sequence
+lengths (``_max_seqlen``/``_min_seqlen``: computed once, passed on by the ops that keep the
+offsets). Installed on ``NestedTensor`` by ``install()``."""
+
+from gt.nested.jagged_ops import UNARY, _binary, _operand, to_padded_tensor as _padded
+from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
+from gt.nested.jagged_views import expand
+from gt.tensor import Tensor
+
+BINARY = ("bitwise_and", "bitwise_or", "bitwise_xor", "__xor__", "__rxor__", "logical_xor", "hypot", "copysign",
+          "fmax", "fmin", "xlogy", "float_power", "logaddexp", "nextafter", "isclose", "arctan2", "greater", "less",
+          "greater_equal", "less_equal", "not_equal", "multiply", "subtract")
+INPLACE_BINARY = ("atan2_", "fmod_", "remainder_", "hypot_", "copysign_", "maximum_", "minimum_", "bitwise_and_",
+                  "bitwise_or_", "bitwise_xor_", "logical_and_", "logical_or_", "logical_xor_", "true_divide_",
+                  "floor_divide_", "lerp_", "xlogy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_")
+
+
+def _reflected(self, op, other, *args, **kwargs):
+    """``op`` with the dense tensor (or number) ``other`` on the left of this nested tensor:
+    ``op`` a Tensor method's name (``other.op(values)``) or a dense function (``op(other, values)``;
+    a number is its to take or refuse). ``other`` broadcasts as a binary op's operand (gathered
+    per sequence where it has the batch dim)."""
+    name = op if isinstance(op, str) else op.__name__
+    left = _operand(self, other, name)
+    if isinstance(op, str):
+        out = getattr(left, op)(self._nt_values, *args, **kwargs)
+    else:
+        out = op(left, self._nt_values, *args, **kwargs)
+    return self._like(out)
+
+
+def _refuse_reflected(self, op, other, *args, **kwargs):
+    name = op if isinstance(op, str) else op.__name__
+    raise NotImplementedError(f"Could not run 'aten::{name}' with arguments from the 'NestedTensorCPU' backend (a "
+                              "strided nested tensor in gt; layout=gt.jagged supports more ops)")
+
+
+def _inplace(name):
+    def method(self, *args, **kwargs):
+        args = [_operand(self, a, name.strip("_")) if isinstance(a, Tensor) else a for a in args]
+        getattr(self._nt_values, name)(*args, **kwargs)
+        return self
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}`` of ``values`` in place (a tensor operand: as a binary op's); itself."
+    return method
+
+
+# ---- torch's cached sequence lengths ---------------------------------------------------------------
+def _seqlen(self, key):
+    """The longest (``key`` "max_seqlen") or shortest sequence: cached, as torch's, the first time it
+    is asked for (or given to ``nested_tensor_from_jagged``)."""
+    value = self._nt_meta.get(key)
+    if value is None:
+        lengths = self._host()[1]
+        value = self._nt_meta[key] = (max if key == "max_seqlen" else min)(lengths, default=0)
+    return value
+
+
+def fill_seqlens(t):
+    """``t`` with both lengths cached (torch's constructors from a list of tensors do so)."""
+    _seqlen(t, "max_seqlen")
+    _seqlen(t, "min_seqlen")
+    return t
+
+
+def to_padded_tensor(self, padding, output_size=None):
+    """A dense (B, ..., max length, ...) tensor: each sequence, then ``padding``, as torch 2.13's:
+    as long as ``output_size``'s ragged dim where given (shorter cuts the sequences), else as the
+    cached ``_max_seqlen`` where there is one (``nested_tensor_from_jagged(max_seqlen=)``, or asked
+    for before: a given value that is too small cuts, too large pads), else as ``values``' ragged
+    dim (every sequence's rows: torch 2.13 pads ``nested_tensor_from_jagged(values, offsets)``
+    to its total length). Differentiable, one gather."""
+    if output_size is None and self._nt_lengths is None:
+        longest = self._nt_meta.get("max_seqlen", self._nt_values.shape[self._nt_ragged - 1])
+        output_size = (*self.shape[:self._nt_ragged], longest, *self.shape[self._nt_ragged + 1:])
+    return _padded(self, padding, output_size)
+
+
+# ---- item assignment ------------------------------------------------------------------------------
+def setitem(self, index, value):
+    """``nt[i] = v`` and ``nt[i, ...] = v`` (an int first: the i-th tensor written in place, a view
+    of ``values``), as torch 2.13's; its errors for the other forms."""
+    items = index if isinstance(index, tuple) else (index,)
+    first = items[0] if items else None
+    if isinstance(first, int) and not isinstance(first, bool):
+        b = self.shape[0]
+        if not -b <= first < b:
+            raise IndexError(f"index {first} is out of bounds for dimension 0 with size {b}")
+        part = self.unbind()[first]
+        part[items[1:] if len(items) > 1 else ...] = value
+        return
+    if isinstance(first, slice):
+        raise RuntimeError("slice(): not supported for NestedTensor on dim=0")
+    if first is Ellipsis:
+        raise NotImplementedError("aten.fill_.Tensor: gt writes into a jagged NestedTensor by nt[i] = v, as torch "
+                                  "2.13 (or write into .values())")
+    raise ValueError("NestedTensor index_put_(input: jt_all, indices: any, values: t, accumulate: any?): expected "
+                     "input to be a jagged layout NestedTensor (gt writes by nt[i] = v, or into .values())")
+
+
+def broadcast_to(self, size):
+    """``expand(size)``: the batch and ragged dims kept (-1 or their sizes), dims of size 1 after
+    them broadcast (a view), as torch 2.13's."""
+    size = tuple(size)
+    if len(size) != self.dim():
+        raise RuntimeError(f"expand(): cannot expand shape {shape_text(self)} -> {list(size)}")
+    return expand(self, size)
+
+
+def tolist(self):
+    raise RuntimeError(".tolist() is not supported for tensor subclasses, got NestedTensor")
+
+
+def install():
+    """The methods above on ``NestedTensor``."""
+    methods = {name: _binary(name) for name in BINARY}
+    inplace = [*INPLACE_BINARY, *(name + "_" for name in UNARY if not name.startswith("_"))]
+    methods.update({name: _inplace(name) for name in inplace if hasattr(Tensor, name)})
+    methods.update(_reflected=_reflected, __setitem__=setitem, broadcast_to=broadcast_to, tolist=tolist,
+                   to_padded_tensor=to_padded_tensor)
+    for name, method in methods.items():
+        setattr(NestedTensor, name, method)
+    NestedTensor._max_seqlen = property(lambda self: _seqlen(self, "max_seqlen"), doc="The longest sequence (cached).")
+    NestedTensor._min_seqlen = property(lambda self: _seqlen(self, "min_seqlen"), doc="The shortest sequence (cached).")
+    NestedTensor._get_max_seqlen = lambda self: _seqlen(self, "max_seqlen")
+    NestedTensor._get_min_seqlen = lambda self: _seqlen(self, "min_seqlen")
+    NestedTensor._maybe_max_seqlen = property(lambda self: self._nt_meta.get("max_seqlen"),
+                                              doc="The cached longest sequence, or None (nothing computed).")
+    NestedTensor._maybe_min_seqlen = property(lambda self: self._nt_meta.get("min_seqlen"),
+                                              doc="The cached shortest sequence, or None (nothing computed).")
+    NestedTensor.mT = property(lambda self: self.transpose(-2, -1), doc="``transpose(-2, -1)``.")
+    NestedTensor.data = property(lambda self: self.detach(), doc="The same structure on detached ``values``.")
+    NestedBase._reflected = _refuse_reflected

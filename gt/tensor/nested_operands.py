@@ -1,0 +1,53 @@
+"""A dense tensor's two-operand ops where the other operand is a nested tensor (gt.nested): the
+nested tensor's own op runs (``nested._reflected(name, dense)`` for the dense one on the left),
+as torch's ``__torch_function__`` hands ``p > nt`` or ``torch.atan2(x, nt)`` to the nested
+class. The check is one ``type(x) is not Tensor`` for plain tensors; ``install`` (called by
+gt/tensor/core.py once the class exists) binds ``Tensor`` and puts it before the comparisons,
+``%`` and ``//``."""
+
+import functools
+
+Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+
+
+def is_nested(x):
+    """Whether ``x`` is a nested tensor (a Tensor subclass that says so)."""
+    return type(x) is not Tensor and isinstance(x, Tensor) and x.is_nested
+
+
+def nested_pair(fn):
+    """``fn(input, other, ...)`` where either is a nested tensor: the nested ``input``'s method of
+    ``fn``'s name, or ``fn`` of ``input`` and the nested ``other``'s values
+    (``other._reflected``), so a number on the left is ``fn``'s to take or refuse."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def call(input, other, *args, **kwargs):
+        if type(input) is not Tensor and is_nested(input):
+            return getattr(input, name)(other, *args, **kwargs)
+        if type(other) is not Tensor and is_nested(other):
+            return other._reflected(fn, input, *args, **kwargs)
+        return fn(input, other, *args, **kwargs)
+
+    return call
+
+
+def _reflecting(method, op):
+    """``method(self, other, ...)``, or the nested ``other``'s ``_reflected(op or name, self)``."""
+    @functools.wraps(method)
+    def call(self, other, *args):
+        if type(other) is not Tensor and is_nested(other):
+            return other._reflected(op or args[-1], self)     # _compare(other, fn, name): the op's name
+        return method(self, other, *args)
+
+    return call
+
+
+def install(cls):
+    """Binds ``Tensor`` to ``cls``; a nested tensor on the right of its comparisons (``p > nt``:
+    ``_compare``), ``%`` and ``//`` (``remainder``, ``floor_divide``) runs the nested tensor's op."""
+    global Tensor
+    Tensor = cls
+    for name, op in (("_compare", None), ("__mod__", "remainder"), ("remainder", "remainder"),
+                     ("__floordiv__", "floor_divide"), ("floor_divide", "floor_divide")):
+        setattr(cls, name, _reflecting(getattr(cls, name), op))
