@@ -138,6 +138,10 @@ def test_cached_sequence_lengths_and_the_padded_length_they_give():
                                                                          t._get_max_seqlen()), name
         if t._lengths is None:
             _same(gt.nested.to_padded_tensor(g * 2, 0.0), torch.nested.to_padded_tensor(t * 2, 0.0))
+    for g, t in ((make(gt, gt.tensor, v, o), make(torch, torch.tensor, v, o)) for make in CONSTRUCTORS.values()):
+        assert g._ragged_idx == t._ragged_idx and (g._lengths is None) == (t._lengths is None)
+        _same(g._values, t._values)
+        assert g._offsets.tolist() == t._offsets.tolist()
     for m, T in ((gt, gt.tensor), (torch, torch.tensor)):      # one cache, shared by the ops' results
         a = m.nested.nested_tensor_from_jagged(T(v), T(o), max_seqlen=9)
         b = m.nested.nested_tensor_from_jagged(T(v), T(o))
@@ -244,3 +248,31 @@ def test_a_transformer_block_over_sequences_of_several_lengths():
     kept = _np(y.values()) != 0
     np.testing.assert_allclose(_np(y.values())[kept], 2 * np.concatenate(xs)[kept], rtol=1e-12)
     np.testing.assert_array_equal(_np(nt.grad.values()), np.where(kept, 4.0, 0.0))
+
+
+def test_augmented_assignment_and_lerp():
+    """``x += p``, ``x *= p``, ``x -= 0.5``, ``x /= t``, ``x **= 2``, ``m &= m``... were refused on a
+    jagged nested tensor (only ``add_`` & co. ran), ``lerp`` too; torch's values and gradients."""
+    grads = []
+    for m, T in ((gt, gt.tensor), (torch, torch.tensor)):
+        leaves = [T(a, requires_grad=True) for a in _arrays()]
+        p = T(np.arange(1.0, 5.0), requires_grad=True)
+        x = m.nested.as_nested_tensor(leaves, layout=m.jagged) * 1
+        x += p
+        x *= p
+        x -= 0.5
+        x /= p + 1
+        x **= 2
+        x %= 7.0
+        x = x.lerp(x.detach() * 0 + 1.0, 0.25)
+        x.sin().to_padded_tensor(0.0).sum().backward()
+        grads.append([p.grad] + [leaf.grad for leaf in leaves])
+    _grads_same(zip(*grads))
+    g, t, _, _ = _pair(_arrays(), requires_grad=False)
+    mg, mt = g > 0, t > 0
+    for mask in (mg, mt):       # in place: the same object, its values changed
+        mask &= mask.logical_not().logical_not()
+        mask |= (g if mask is mg else t) > 1
+        mask ^= True
+    _same(mg, mt)
+    _raises(NotImplementedError, "floor", lambda: g.__ifloordiv__(2), lambda: t.__ifloordiv__(2))

@@ -4,7 +4,8 @@ binary pointwise ops beyond the arithmetic (``^``, ``bitwise_*``, ``hypot``, ``c
 ``isclose``...), every in-place pointwise op (``sin_``...), ``broadcast_to``, ``mT``, ``data``,
 item assignment ``nt[i] = v`` (torch's refusals for the other forms) and torch's cached sequence
 lengths (``_max_seqlen``/``_min_seqlen``: computed once, passed on by the ops that keep the
-offsets). Installed on ``NestedTensor`` by ``install()``."""
+offsets) and the private attributes programs read (``_values``, ``_offsets``, ``_lengths``,
+``_ragged_idx``). Installed on ``NestedTensor`` by ``install()``."""
 
 from gt.nested.jagged_ops import UNARY, _binary, _operand, to_padded_tensor as _padded
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
@@ -16,7 +17,7 @@ BINARY = ("bitwise_and", "bitwise_or", "bitwise_xor", "__xor__", "__rxor__", "lo
           "greater_equal", "less_equal", "not_equal", "multiply", "subtract")
 INPLACE_BINARY = ("atan2_", "fmod_", "remainder_", "hypot_", "copysign_", "maximum_", "minimum_", "bitwise_and_",
                   "bitwise_or_", "bitwise_xor_", "logical_and_", "logical_or_", "logical_xor_", "true_divide_",
-                  "floor_divide_", "lerp_", "xlogy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_")
+                  "lerp_", "xlogy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_")
 
 
 def _reflected(self, op, other, *args, **kwargs):
@@ -48,6 +49,18 @@ def _inplace(name):
     method.__name__ = name
     method.__doc__ = f"``{name}`` of ``values`` in place (a tensor operand: as a binary op's); itself."
     return method
+
+
+def lerp(self, end, weight):
+    """``self + weight * (end - self)``; ``end`` and a tensor ``weight`` as a binary op's operands."""
+    weight = _operand(self, weight, "lerp") if isinstance(weight, Tensor) else weight
+    return self._like(self._nt_values.lerp(_operand(self, end, "lerp"), weight))
+
+
+# ``x += y`` & co.: the in-place methods (torch's; ``//=`` stays refused, as torch 2.13's floor_divide_)
+AUGMENTED = {"__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_", "__ipow__": "pow_",
+             "__imod__": "remainder_", "__iand__": "bitwise_and_", "__ior__": "bitwise_or_",
+             "__ixor__": "bitwise_xor_"}
 
 
 # ---- torch's cached sequence lengths ---------------------------------------------------------------
@@ -121,7 +134,8 @@ def install():
     methods = {name: _binary(name) for name in BINARY}
     inplace = [*INPLACE_BINARY, *(name + "_" for name in UNARY if not name.startswith("_"))]
     methods.update({name: _inplace(name) for name in inplace if hasattr(Tensor, name)})
-    methods.update(_reflected=_reflected, __setitem__=setitem, broadcast_to=broadcast_to, tolist=tolist,
+    methods.update({name: _inplace(method) for name, method in AUGMENTED.items()})
+    methods.update(_reflected=_reflected, lerp=lerp, __setitem__=setitem, broadcast_to=broadcast_to, tolist=tolist,
                    to_padded_tensor=to_padded_tensor)
     for name, method in methods.items():
         setattr(NestedTensor, name, method)
@@ -133,6 +147,10 @@ def install():
                                               doc="The cached longest sequence, or None (nothing computed).")
     NestedTensor._maybe_min_seqlen = property(lambda self: self._nt_meta.get("min_seqlen"),
                                               doc="The cached shortest sequence, or None (nothing computed).")
+    # torch's private attributes that programs read: the tensors behind it, the ragged dim
+    for name, attr in (("_values", "_nt_values"), ("_offsets", "_nt_offsets"), ("_lengths", "_nt_lengths"),
+                       ("_ragged_idx", "_nt_ragged")):
+        setattr(NestedTensor, name, property(lambda self, attr=attr: getattr(self, attr), doc=f"torch's ``{name}``."))
     NestedTensor.mT = property(lambda self: self.transpose(-2, -1), doc="``transpose(-2, -1)``.")
     NestedTensor.data = property(lambda self: self.detach(), doc="The same structure on detached ``values``.")
     NestedBase._reflected = _refuse_reflected

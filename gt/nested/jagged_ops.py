@@ -138,7 +138,7 @@ def _over_ragged(self, name, keepdim, kwargs):
                            f"or complex dtype. Got: {self.dtype}")
     out = values.new_zeros((self.shape[0], *values.shape[1:])).index_add(0, self._batch_ids(), values)
     if name == "mean":
-        out = out / self._lengths().to(out.dtype).reshape(-1, *([1] * (out.ndim - 1)))
+        out = out / self._seq_lengths().to(out.dtype).reshape(-1, *([1] * (out.ndim - 1)))
     return out.unsqueeze(self._nt_ragged) if keepdim else out
 
 
@@ -332,7 +332,7 @@ def to_padded_tensor(self, padding, output_size=None):
             raise RuntimeError(f"to_padded_tensor(): output_size {list(output_size)} must have {self.dim()} dims")
         longest = output_size[r]
     steps = arange(longest).to(values.device).unsqueeze(0)
-    index = where(steps < self._lengths().unsqueeze(1), self._nt_offsets[:-1].unsqueeze(1) + steps, values.shape[0])
+    index = where(steps < self._seq_lengths().unsqueeze(1), self._nt_offsets[:-1].unsqueeze(1) + steps, values.shape[0])
     fill = values.new_full((1, *values.shape[1:]), padding)
     out = cat([values, fill], 0).index_select(0, index.reshape(-1))
     out = out.reshape(b, longest, *values.shape[1:]).movedim(1, r)

@@ -195,7 +195,7 @@ class NestedTensor(NestedBase):
         key = (id(self._nt_offsets), id(self._nt_lengths))
         host = self._nt_jint.cache.get(key)
         if host is None:
-            host = self._nt_jint.cache[key] = (self._nt_offsets.tolist(), self._lengths().tolist())
+            host = self._nt_jint.cache[key] = (self._nt_offsets.tolist(), self._seq_lengths().tolist())
         return host
 
     def _batch_ids(self):
@@ -206,7 +206,7 @@ class NestedTensor(NestedBase):
         ids = self._nt_jint.cache.get(key)
         if ids is None:
             ids = self._nt_jint.cache[key] = repeat_interleave(
-                arange(len(self._host()[1])).to(self._nt_offsets.device), self._lengths())
+                arange(len(self._host()[1])).to(self._nt_offsets.device), self._seq_lengths())
         return ids
 
     def _is_packed(self):
@@ -221,7 +221,7 @@ class NestedTensor(NestedBase):
             raise NotImplementedError("this op needs a nested tensor whose offsets cover its values from 0 "
                                       "without holes: call .contiguous() first")
 
-    def _lengths(self):
+    def _seq_lengths(self):
         return self._nt_offsets[1:] - self._nt_offsets[:-1] if self._nt_lengths is None else self._nt_lengths
 
     def is_contiguous(self, memory_format=None):
