@@ -130,6 +130,13 @@ from gt.tensor.bitwise_functions import (bitwise_and, bitwise_or, bitwise_xor, b
 from gt.tensor.linalg_factor import (matrix_exp, lu_unpack, triangular_solve, cholesky_solve,  # noqa: E402
                                      cholesky_inverse, lu_legacy as lu, lu_solve_legacy as lu_solve)
 from gt.tensor.householder import geqrf, orgqr, ormqr  # noqa: E402
+# quantized tensors (torch.quint8/qint8/qint32) and fake quantization (gt/tensor/quantized.py)
+from gt.dtypes import quint8, qint8, qint32, quint4x2  # noqa: E402
+from gt.tensor.quantized import (per_tensor_affine, per_channel_affine, per_tensor_symmetric,  # noqa: E402
+                                 per_channel_symmetric, per_channel_affine_float_qparams)
+from gt.tensor.quantized import QScheme as qscheme  # noqa: E402  (torch.qscheme: the class of the schemes)
+from gt.tensor.quantize_functions import (quantize_per_tensor, quantize_per_channel, dequantize,  # noqa: E402
+                                          fake_quantize_per_tensor_affine, fake_quantize_per_channel_affine)
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
 

@@ -38,6 +38,8 @@ class DType:
     @property
     def is_signed(self):
         """Whether the dtype holds negative numbers (torch's ``dtype.is_signed``: not bool, not uint8)."""
+        if self.name in QUANTIZED_RANGES:
+            raise RuntimeError("isSignedType not supported for quantized types")     # torch's error
         return self.name not in ("bool", "uint8", "uint16", "uint32", "uint64")
 
     @property
@@ -74,14 +76,21 @@ float16 = DType("float16", True)
 bfloat16 = DType("bfloat16", True)
 complex64 = DType("complex64", False, True)
 complex128 = DType("complex128", False, True)
+# torch's quantized dtypes: the element types of gt.quantize_per_tensor/_per_channel's results
+# (gt/tensor/quantized.py), each stored as the integer dtype of QUANTIZED_INT
+quint8 = DType("quint8", False)
+qint8 = DType("qint8", False)
+qint32 = DType("qint32", False)
+quint4x2 = DType("quint4x2", False)
 
 _BY_NAME = {d.name: d for d in (float32, float64, int64, int32, int16, int8, uint8, bool_, float16, bfloat16,
-                                 complex64, complex128, uint16, uint32, uint64)}
+                                 complex64, complex128, uint16, uint32, uint64, quint8, qint8, qint32, quint4x2)}
 _ALIASES = {"float": float32, "double": float64, "long": int64, "int": int64, "bool_": bool_, "short": int16,
             "cfloat": complex64, "cdouble": complex128}
 # bytes per element, as torch's ``dtype.itemsize``
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
-            "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16, "uint16": 2, "uint32": 4, "uint64": 8}
+            "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16, "uint16": 2, "uint32": 4, "uint64": 8,
+            "quint8": 1, "qint8": 1, "qint32": 4, "quint4x2": 1}
 # the largest finite value of each float dtype (torch.finfo(dtype).max; complex64's parts are float32's)
 FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
              "float64": 1.7976931348623157e308}
@@ -101,6 +110,10 @@ SMALL_INTS = frozenset((uint8, int8, int16))   # a set: membership is one hash, 
 
 # torch's unsigned dtypes wider than uint8, which it promotes only with floating dtypes
 WIDE_UINTS = frozenset((uint16, uint32, uint64))
+
+# each quantized dtype's integer representation (``int_repr()``) and its range (quint4x2: 4 bits)
+QUANTIZED_INT = {quint8: uint8, qint8: int8, qint32: int32, quint4x2: uint8}
+QUANTIZED_RANGES = {"quint8": (0, 255), "qint8": (-128, 127), "qint32": (-2 ** 31, 2 ** 31 - 1), "quint4x2": (0, 15)}
 
 # the half dtypes: torch's CPU kernels compute them in float32 and round the result once
 HALVES = (float16, bfloat16)
@@ -139,7 +152,7 @@ def to_dtype(value):
 _TORCH_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
                 "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
                 "complex64": "ComplexFloat", "complex128": "ComplexDouble", "uint16": "UInt16", "uint32": "UInt32",
-                "uint64": "UInt64"}
+                "uint64": "UInt64", "quint8": "QUInt8", "qint8": "QInt8", "qint32": "QInt32", "quint4x2": "QUInt4x2"}
 
 
 def written_int_range(name):

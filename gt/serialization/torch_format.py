@@ -6,9 +6,11 @@ id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` 
 
 Where gt differs: numpy arrays of a tensor dtype are written as tensors (torch's format has no
 arrays, and gt's ``state_dict()`` holds arrays: torch reads them as its state dicts), so they load
-back as gt tensors (other arrays, of strings say, stay numpy arrays); torch's quantized, sparse
-and nested tensors and untyped storages (but the bytes of a uint16/32/64 tensor, which
-``_rebuild_tensor_v3`` names with its dtype) are refused by name. A ``Parameter`` loads as ``gt.nn.Parameter`` (the class ``gt.nn`` registers here).
+back as gt tensors (other arrays, of strings say, stay numpy arrays); torch's sparse and nested
+tensors and untyped storages (but the bytes of a uint16/32/64 tensor, which
+``_rebuild_tensor_v3`` names with its dtype) are refused by name; quantized tensors are written
+and read (gt/serialization/quantized_format.py). A ``Parameter`` loads as ``gt.nn.Parameter``
+(the class ``gt.nn`` registers here).
 Tensors of one storage stay views of one storage both ways (gt/serialization/storages.py).
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from gt import dtypes
 from gt.devices import device
-from gt.serialization import storages
+from gt.serialization import quantized_format, storages
 from gt.tensor import Tensor
 
 # torch's storage class of each dtype (the persistent id names it), and numpy's dtype of its bytes
@@ -31,9 +33,9 @@ _STORAGES = {"float32": "FloatStorage", "float64": "DoubleStorage", "float16": "
              "bfloat16": "BFloat16Storage", "int64": "LongStorage", "int32": "IntStorage",
              "int16": "ShortStorage", "int8": "CharStorage", "uint8": "ByteStorage", "bool": "BoolStorage",
              "complex64": "ComplexFloatStorage", "complex128": "ComplexDoubleStorage"}
-_DTYPE_OF_STORAGE = {v: k for k, v in _STORAGES.items()}
+_DTYPE_OF_STORAGE = {v: k for k, v in {**_STORAGES, **quantized_format.STORAGES}.items()}
 # numpy has no bfloat16: its 16 bits, widened to float32 on reading; an untyped storage's bytes
-_BYTES_DTYPE = {"bfloat16": "<u2", "untyped": "u1"}
+_BYTES_DTYPE = {"bfloat16": "<u2", "untyped": "u1", **quantized_format.BYTES}
 _ALIGNMENT = 64                         # torch aligns each record's bytes (for mmap=True)
 _TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
                  "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
@@ -121,6 +123,9 @@ class _TorchPickler(pickle._Pickler):
         return "storage", self._global(module, obj.storage), key, "cpu", obj.numel
 
     def reducer_override(self, obj):
+        if isinstance(obj, quantized_format.QuantizedTensor):
+            return quantized_format.reduce(obj, self._global,
+                                           lambda a, kind: storages.Storage(a.reshape(-1), kind, a.size))
         if isinstance(obj, Tensor):
             if getattr(type(obj), "_is_param", False):
                 return self._global("torch._utils", "_rebuild_parameter"), \
@@ -236,6 +241,8 @@ class _TorchUnpickler(pickle.Unpickler):
             return _rebuild_tensor
         if (module, name) == ("torch._utils", "_rebuild_tensor_v3"):
             return _rebuild_tensor_v3
+        if quantized_format.find(module, name) is not None:       # _rebuild_qtensor, torch.per_tensor_affine...
+            return quantized_format.find(module, name)
         if (module, name) == ("torch.storage", "UntypedStorage"):
             return _StorageType("untyped")    # its bytes; _rebuild_tensor_v3 reads them as its dtype
         if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):

@@ -1,0 +1,81 @@
+"""The arithmetic of torch 2.13's affine quantization on the CPU, replayed with gt's dense ops
+(so both engines and the mesh give torch's integers to the bit).
+
+torch's x86 kernels differ by path, and each is followed here:
+
+- per tensor, quint8/qint8 (fbgemm's vectorised ``Quantize``, LEGACY): ``fma(x, 1/scale, zp)``
+  rounded once to float32, then rounded half to even and clamped; NaN becomes the dtype's max.
+- per tensor, qint32, and per channel (every dtype): ``x * (1/scale)`` in float32, plus ``zp``
+  in float32, rounded half to even, clamped; NaN becomes the dtype's min.
+- ``1/scale`` is float32's: ``1.0f / (float)scale``.
+- dequantize per tensor: ``float(q - zp) * (float)scale`` in float32, ``q - zp`` in int32; per channel:
+  ``float(q) - float(zp)`` in float32, times ``scale`` in float64, rounded to float32.
+
+The fma is computed in float64: ``x * (1/scale)`` is exact there (24 + 24 bits) and adding an
+integer zero point is exact unless the product is far below it, where a double rounding could
+move a value lying within 2**-53 of a float32 midpoint (one input in about 2**30).
+"""
+
+import math
+
+from gt import autograd, dtypes
+from gt.dtypes import round_float32
+
+
+def inverse_scale(scale):
+    """``1.0f / (float)scale`` as a Python float (float32's quotient: float64's, rounded once,
+    is float32's correctly rounded one); 1/0 is inf as in C."""
+    s = round_float32(scale)
+    if s == 0:
+        return math.copysign(math.inf, s)
+    return round_float32(1.0 / s)
+
+
+def channel_shape(ndim, axis):
+    """The shape that lays a per-channel vector along ``axis`` of an ``ndim``-d tensor."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return tuple(shape)
+
+
+def _finish(v, dtype, nan_to):
+    """``v`` (float, rounded) clamped into ``dtype``'s range, NaN at ``nan_to``, as its integer type."""
+    low, high = dtypes.QUANTIZED_RANGES[dtype.name]
+    v = v.double().clamp(low, high)
+    return v.nan_to_num(nan=float(nan_to)).to(dtypes.QUANTIZED_INT[dtype])
+
+
+def quantize_tensor(x, scale, zero_point, dtype):
+    """The integers (``int_repr``) of float32 tensor ``x`` quantized with one ``scale`` and
+    ``zero_point`` (Python numbers) into the quantized ``dtype``."""
+    low, high = dtypes.QUANTIZED_RANGES[dtype.name]
+    inv = inverse_scale(scale)
+    with autograd.no_grad():
+        if dtype == dtypes.qint32:
+            return _finish((x * inv + float(zero_point)).round(), dtype, low)
+        return _finish((x.double() * inv + float(zero_point)).float().round(), dtype, high)
+
+
+def quantize_channels(x, scales, zero_points, axis, dtype):
+    """The integers of float32 tensor ``x`` quantized with ``scales[c]``/``zero_points[c]``
+    (1-d float64/int64 tensors) along ``axis``."""
+    # NaN: torch converts it to int32 (INT_MIN) and keeps the low byte for an 8-bit dtype: 0
+    nan_to = dtypes.QUANTIZED_RANGES["qint32"][0] if dtype == dtypes.qint32 else 0
+    shape = channel_shape(x.ndim, axis)
+    with autograd.no_grad():
+        inv = (1.0 / scales.float()).reshape(shape)
+        return _finish((x * inv + zero_points.float().reshape(shape)).round(), dtype, nan_to)
+
+
+def dequantize_tensor(q, scale, zero_point):
+    """float32 values of the integers ``q`` (a tensor) for one ``scale`` and ``zero_point``."""
+    with autograd.no_grad():      # q - zp in int32, wrapping as torch's does (qint32's extremes)
+        return (q.int() - int(zero_point)).float() * round_float32(scale)
+
+
+def dequantize_channels(q, scales, zero_points, axis):
+    """float32 values of the integers ``q`` with per-channel ``scales``/``zero_points`` along ``axis``."""
+    shape = channel_shape(q.ndim, axis)
+    with autograd.no_grad():
+        diff = q.float() - zero_points.float().reshape(shape)
+        return (diff.double() * scales.double().reshape(shape)).float()

@@ -1,0 +1,260 @@
+"""Quantized tensors (torch's ``torch.quint8``, ``torch.qint8``, ``torch.qint32``): the class
+that ``gt.quantize_per_tensor`` and ``gt.quantize_per_channel`` return
+(gt/tensor/quantize_functions.py), and torch's quantization schemes.
+
+A quantized tensor is a ``Tensor`` holding its integers (``int_repr()``, a dense uint8/int8/int32
+gt tensor, sharded or not) and its quantization parameters: one ``q_scale()``/``q_zero_point()``
+(``gt.per_tensor_affine``) or one per channel along ``q_per_channel_axis()``
+(``gt.per_channel_affine``). It supports the methods in ``SUPPORTED``; every other method of
+``Tensor`` raises NotImplementedError naming the op and torch's QuantizedCPU backend, as torch's
+dispatcher does, and a dense op handed a quantized tensor raises when it reads the storage. It
+never requires grad (torch's error); ``gt.fake_quantize_*`` are what quantization-aware training
+differentiates.
+"""
+
+from gt import dtypes
+from gt.backend import B
+from gt.tensor import quantize_math
+from gt.tensor.core import Tensor
+from gt.tensor.sparse_coo import _user_op, refuse_the_rest
+from gt.tensor.tensor_repr import _add_suffixes
+
+
+class QScheme:
+    """torch's ``torch.qscheme``: how a quantized tensor's scales and zero points are laid out."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"gt.{self.name}"
+
+    def __eq__(self, other):
+        return isinstance(other, QScheme) and other.name == self.name or str(other) == f"torch.{self.name}"
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __reduce__(self):
+        return _qscheme, (self.name,)
+
+
+per_tensor_affine = QScheme("per_tensor_affine")
+per_channel_affine = QScheme("per_channel_affine")
+# torch's other schemes: named (observers and backends choose them), never made by gt's functions
+per_tensor_symmetric = QScheme("per_tensor_symmetric")
+per_channel_symmetric = QScheme("per_channel_symmetric")
+per_channel_affine_float_qparams = QScheme("per_channel_affine_float_qparams")
+QSCHEMES = {q.name: q for q in (per_tensor_affine, per_channel_affine, per_tensor_symmetric, per_channel_symmetric,
+                                per_channel_affine_float_qparams)}
+
+
+def _qscheme(name):
+    return QSCHEMES[name]
+
+
+SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points",
+             "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
+             "clone", "detach", "contiguous", "gt.equal", "and, per tensor: reshape", "view", "flatten", "squeeze",
+             "unsqueeze", "transpose", "permute", "t", "indexing", "relu", "gt.save/gt.load")
+
+
+def _op_name(name):
+    """torch's op behind a method name: ``__radd__`` -> ``add``, ``__iadd__`` -> ``add_``."""
+    if name.startswith("__") and name.endswith("__"):
+        core = name[2:-2]
+        if core.startswith("i") and core[1:] in _BINARY:
+            return core[1:] + "_"
+        if core.startswith("r") and core[1:] in _BINARY:
+            return core[1:]
+        return core
+    return name
+
+
+_BINARY = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor", "lshift", "rshift"}
+
+
+def _message(op):
+    return (f"Could not run 'aten::{_op_name(op)}' with arguments from the 'QuantizedCPU' backend: gt's quantized "
+            f"tensors support only {', '.join(SUPPORTED)}; call .dequantize() first")
+
+
+def _storage(self):
+    raise NotImplementedError(_message(_user_op()) + " (a dense op was handed a quantized tensor)")
+
+
+class QuantizedTensor(Tensor):
+    """A quantized tensor (torch's ``is_quantized``); made by ``gt.quantize_per_tensor`` or
+    ``gt.quantize_per_channel``."""
+
+    __slots__ = ("_q_int", "_q_dtype", "_q_scheme", "_q_scale", "_q_zero_point", "_q_axis")
+    _placed = None
+    _array = _data = _value = property(_storage)
+    is_quantized = property(lambda self: True, doc="True: a quantized tensor.")
+    requires_grad = property(lambda self: False, lambda self, value: self.requires_grad_(value))
+    is_leaf = property(lambda self: True)
+    grad_fn = property(lambda self: None)
+    __hash__ = Tensor.__hash__
+
+    @classmethod
+    def _make(cls, ints, dtype, scheme, scale, zero_point, axis=None):
+        """``ints`` (the integer tensor) with its parameters: Python numbers per tensor, 1-d
+        float64/int64 tensors (and the channel ``axis``) per channel."""
+        t = object.__new__(cls)
+        t._q_int, t._q_dtype, t._q_scheme = ints, dtype, scheme
+        t._q_scale, t._q_zero_point, t._q_axis = scale, zero_point, axis
+        t._ctx = t._grad_value = t._grad_factors = None
+        t._retains_grad, t._requires_grad = False, False
+        return t
+
+    def _like(self, ints, axis=None):
+        return QuantizedTensor._make(ints, self._q_dtype, self._q_scheme, self._q_scale, self._q_zero_point,
+                                     self._q_axis if axis is None else axis)
+
+    # ---- what it is --------------------------------------------------------------------
+    shape = property(lambda self: self._q_int.shape)
+    dtype = property(lambda self: self._q_dtype)
+    ndim = property(lambda self: self._q_int.ndim)
+    device = property(lambda self: self._q_int.device)
+
+    def size(self, dim=None):
+        return self._q_int.size(dim)
+
+    def numel(self):
+        return self._q_int.numel()
+
+    def dim(self):
+        return self._q_int.ndim
+
+    def __len__(self):
+        return len(self._q_int)
+
+    def type(self, dtype=None):
+        """torch's name of the class (``'gt.quantized.QUInt8Tensor'``); a cast is refused."""
+        if dtype is not None:
+            raise NotImplementedError(_message("_to_copy"))
+        return f"gt.quantized.{dtypes.torch_type_name(self._q_dtype.name)}Tensor"
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        return self
+
+    # ---- its integers and parameters ---------------------------------------------------------
+    def int_repr(self):
+        """The stored integers: a uint8 (quint8), int8 (qint8) or int32 (qint32) tensor, a copy."""
+        return self._q_int.clone()
+
+    def dequantize(self):
+        """The float32 values ``(int_repr - zero_point) * scale``, torch's to the bit."""
+        if self._q_scheme is per_tensor_affine:
+            return quantize_math.dequantize_tensor(self._q_int, self._q_scale, self._q_zero_point)
+        return quantize_math.dequantize_channels(self._q_int, self._q_scale, self._q_zero_point, self._q_axis)
+
+    def qscheme(self):
+        """``gt.per_tensor_affine`` or ``gt.per_channel_affine``."""
+        return self._q_scheme
+
+    def _need(self, scheme):
+        if self._q_scheme is not scheme:
+            want = "kPerTensorAffine" if scheme is per_tensor_affine else \
+                "kPerChannelAffine || quantizer->qscheme() == kPerChannelAffineFloatQParams"
+            raise RuntimeError(f"Expected quantizer->qscheme() == {want} to be true, but got false.")
+
+    def q_scale(self):
+        """The scale (a Python float) of a per-tensor quantized tensor."""
+        self._need(per_tensor_affine)
+        return self._q_scale
+
+    def q_zero_point(self):
+        """The zero point (a Python int) of a per-tensor quantized tensor."""
+        self._need(per_tensor_affine)
+        return self._q_zero_point
+
+    def q_per_channel_scales(self):
+        """The scales (float64, (channels,)) of a per-channel quantized tensor."""
+        self._need(per_channel_affine)
+        return self._q_scale.clone()
+
+    def q_per_channel_zero_points(self):
+        """The zero points (int64, (channels,)) of a per-channel quantized tensor."""
+        self._need(per_channel_affine)
+        return self._q_zero_point.clone()
+
+    def q_per_channel_axis(self):
+        """The axis the channels lie along."""
+        self._need(per_channel_affine)
+        return self._q_axis
+
+    # ---- copies and views ----------------------------------------------------------------------
+    def clone(self, *, memory_format=None):
+        return self._like(self._q_int.clone())
+
+    def detach(self):
+        return self
+
+    def contiguous(self, memory_format=None):
+        return self
+
+    def equal(self, other):
+        """torch's ``equal`` of quantized tensors: the same dtype, scheme, parameters and integers."""
+        if not isinstance(other, QuantizedTensor):
+            raise NotImplementedError(_message("equal"))
+        if (self._q_dtype, self._q_scheme, self.shape) != (other._q_dtype, other._q_scheme, other.shape):
+            return False
+        if self._q_scheme is per_tensor_affine:
+            same = (self._q_scale, self._q_zero_point) == (other._q_scale, other._q_zero_point)
+        else:
+            same = self._q_axis == other._q_axis and self._q_scale.equal(other._q_scale) and \
+                self._q_zero_point.equal(other._q_zero_point)
+        return bool(same and self._q_int.equal(other._q_int))
+
+    def relu(self):
+        """torch's quantized relu: the integers below the zero point raised to it (per tensor)."""
+        self._need(per_tensor_affine)
+        return self._like(self._q_int.clamp(min=self._q_zero_point))
+
+    def __deepcopy__(self, memo):
+        out = self.clone()
+        memo[id(self)] = out
+        return out
+
+    def __repr__(self):
+        return quantized_repr(self)
+
+    __str__ = __repr__
+
+
+def _per_tensor_view(name):
+    def view(self, *args, **kwargs):
+        if self._q_scheme is not per_tensor_affine:
+            raise NotImplementedError(f"{name}: not supported on a per-channel quantized tensor in gt (only on "
+                                      "per-tensor ones); dequantize it, or quantize per tensor")
+        return self._like(getattr(self._q_int, name)(*args, **kwargs))
+
+    view.__name__ = name
+    view.__doc__ = f"``Tensor.{name}`` of the integers, the same scale and zero point (a per-tensor tensor)."
+    return view
+
+
+_VIEWS = ("reshape", "view", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "__getitem__")
+for _name in _VIEWS:
+    setattr(QuantizedTensor, _name, _per_tensor_view(_name))
+
+
+def quantized_repr(q):
+    """torch's repr of a quantized tensor: its dequantized values, then size, dtype, scheme and
+    parameters (``tensor([0.1000], size=(1,), dtype=gt.quint8, quantization_scheme=...)``)."""
+    suffixes = []
+    dev = q.device
+    if getattr(dev, "type", "cpu") != "cpu":
+        suffixes.append(f"device='{dev}'")
+    suffixes += [f"size={tuple(q.shape)}", f"dtype={q.dtype!r}", f"quantization_scheme={q._q_scheme!r}"]
+    if q._q_scheme is per_tensor_affine:
+        suffixes += [f"scale={q._q_scale!r}", f"zero_point={q._q_zero_point}"]
+    else:
+        suffixes += [f"scale={q._q_scale!r}", f"zero_point={q._q_zero_point!r}", f"axis={q._q_axis}"]
+    return _add_suffixes("tensor(" + B.format(q.dequantize()._data), suffixes, len("tensor("))
+
+
+refuse_the_rest(QuantizedTensor, Tensor, set(vars(QuantizedTensor)), _message)
