@@ -69,7 +69,6 @@ for _name_ in ("special.airy_ai", "special.bessel_j0", "special.bessel_j1", "spe
 # gradients) in ``dtypes`` (None: all) where ``where(*inputs)`` (the inputs as float64 arrays) holds
 # are not compared.
 _F16, _F32, _F64 = (torch.float16, torch.bfloat16), (torch.float32,), (torch.float64,)
-_ZERO = "the sign of a zero result: torch keeps -0.0 (x where x is not < 0), gt's max(x, 0) gives 0.0 (IEEE: either)"
 _ZERO_MIN_MAX = ("float16/bfloat16 max/min of 0.0 and -0.0: torch's vectorised loop in these dtypes returns its "
                  "second argument (its float32 loop and short tensors the first, as gt; IEEE: either)")
 _NAN_GRAD = ("the gradient at NaN: torch's vectorised loop gives 0, its scalar loop (tensors under 8 elements) "
@@ -80,8 +79,7 @@ _IGAMMA = ("the numpy engine's scipy values: torch gives numbers for NaN inputs,
            "huge, 0 for a subnormal a, and is 1e-10 (float64, a and x near 500) or 1e-5 (float32, a near 0) "
            "off where scipy agrees with mpmath")
 KNOWN = {
-    "nn.functional.relu": [("out", None, lambda x: x == 0, _ZERO)],
-    "nn.functional.relu6": [("out", None, lambda x: x == 0, _ZERO), ("grad", None, lambda x: np.isnan(x), _NAN_GRAD)],
+    "nn.functional.relu6": [("grad", None, lambda x: np.isnan(x), _NAN_GRAD)],
     "nn.functional.hardtanh": [("grad", None, lambda x: np.isnan(x), _NAN_GRAD)],
     "nn.functional.hardshrink": [("grad", None, lambda x: np.isnan(x), _NAN_GRAD)],
     "nn.functional.softshrink": [
@@ -120,16 +118,11 @@ _TOPK_TIES = ("the order among ties is torch's sort's (undefined; MISSING.md thi
 _ROW = lambda x, rows: np.isin(np.arange(x.shape[0]), rows)[:, None] & np.ones_like(x, bool)  # noqa: E731
 KNOWN["logsumexp"] = [("grad", _F64, lambda x: _ROW(x, [6]), "the gradient where two elements are 1.8e308: "
                        "torch's exp(x - logsumexp) is 1 for each (logsumexp rounds to 1.8e308), gt's softmax 1/2")]
-KNOWN["var"] = [("out", _F32, lambda x: _ROW(x, [6, 7]), "gt's float32 var/std square in float32: inf where "
-                 "deviations near 3e38 overflow (torch's CPU kernel accumulates in float64: std 1.6e38) and 0 "
-                 "for subnormal ones (5.5e-39)")]
 KNOWN["cumsum"] = [("out", None, lambda x: _ROW(x, [5]), "cumsum of -0.0s: torch adds them to a +0.0 start "
                     "(0.0), gt's is IEEE's sum, -0.0 (its sum() too, as torch's)")]
 KNOWN["topk"] = [("grad", None, lambda x: _ROW(x, [5, 6, 7, 8, 9, 11]), _TOPK_TIES + ": the gradient goes to "
                   "another of tied elements")]
 KNOWN["special.scaled_modified_bessel_k1"] = KNOWN["special.modified_bessel_k1"]
-for _name_ in ("nn.functional.elu", "nn.functional.celu", "nn.functional.selu"):
-    KNOWN[_name_] = [("out", None, lambda x: x == 0, _ZERO)]
 for _name_ in ("polygamma.polygamma_n_0", "special.polygamma.special_polygamma_n_0"):
     KNOWN[_name_] = KNOWN["digamma"]
 for _n in range(1, 5):

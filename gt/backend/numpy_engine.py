@@ -22,7 +22,7 @@ from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_complex import NumpyComplex
 from gt.backend.numpy_windows import NumpyWindows
 from gt.backend.print_options import format_array
-from gt.backend import numpy_python_data as python_data, numpy_shared, numpy_sparse, torch_ranges
+from gt.backend import numpy_python_data as python_data, numpy_shared, numpy_sparse, numpy_ties, torch_ranges
 
 _NATIVE = {
     dtypes.float32: np.float32,
@@ -254,7 +254,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     logical_not = staticmethod(np.logical_not)
 
     def clip(self, x, low, high):
-        return np.clip(x, low, high)
+        return numpy_ties.clip(x, low, high)     # torch's signed zeros at a zero bound
 
     def sigmoid(self, x):
         y = x.astype(np.float32) if x.dtype == np.float16 else x    # float16 in float32, as torch's

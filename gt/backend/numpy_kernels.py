@@ -52,6 +52,7 @@ import math
 import numpy as np
 
 from gt.backend.numpy_halves import Halves
+from gt.backend.numpy_ties import keep_x
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))   # the dtypes of the kernels (and of numpy's BLAS)
 ZERO_ROW = 1 << 14     # elements of the row of zeros that ReLU takes its maximum against
@@ -166,15 +167,16 @@ class NumpyKernels:
         """``max(x, 0)`` into ``out``. numpy's ``maximum`` with a scalar runs a loop several times
         slower than with an array: large float arrays are taken as rows of ``ZERO_ROW`` elements
         against one read-only row of zeros, the same values (NaN and -0.0 included). On the
-        decoder's (3136, 512): 0.24 ms against 0.59 (2-core EPYC, numpy 2.4.6)."""
+        decoder's (3136, 512): 0.24 ms against 0.59 (2-core EPYC, numpy 2.4.6). ``keep_x``: -0.0 stays
+        -0.0, as torch's relu (numpy's maximum gives 0.0 with its arguments in the other order)."""
         if x.dtype in FLOATS and x.size >= ZERO_ROW and x.flags.c_contiguous and out.flags.c_contiguous:
             flat, dst = x.reshape(-1), out.reshape(-1)
             n = flat.size // ZERO_ROW * ZERO_ROW
             zeros = self._constant_vector(0, ZERO_ROW, x.dtype)
-            np.maximum(flat[:n].reshape(-1, ZERO_ROW), zeros, out=dst[:n].reshape(-1, ZERO_ROW))
-            np.maximum(flat[n:], zeros[:flat.size - n], out=dst[n:])
+            keep_x(np.maximum, flat[:n].reshape(-1, ZERO_ROW), zeros, out=dst[:n].reshape(-1, ZERO_ROW))
+            keep_x(np.maximum, flat[n:], zeros[:flat.size - n], out=dst[n:])
             return out
-        return np.maximum(x, x.dtype.type(0), out=out)
+        return keep_x(np.maximum, x, x.dtype.type(0), out=out)
 
     def relu_backward(self, grad, out):
         if (type(grad) is np.ndarray and type(out) is np.ndarray and grad.shape == out.shape

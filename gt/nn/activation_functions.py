@@ -121,7 +121,13 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
         low, high = (int(checked_scalar(float(b), x.dtype, "hardtanh's bound")) for b in (min_val, max_val))
         return _apply(x, inplace, lambda x: x.clamp(low, high))
     lo, hi = float(min_val), float(max_val)
-    return _apply(x, inplace, lambda x: _tied(where(x <= lo, lo, where(x >= hi, hi, x))))
+    return _apply(x, inplace, lambda x: _tied(where(x <= lo, _bound(x, lo), where(x >= hi, _bound(x, hi), x))))
+
+
+def _bound(x, b):
+    """``b`` where x is at or beyond it: a zero bound gives x's own zero on a tie (relu6(-0.0) is
+    -0.0, as torch's clamp), with no gradient (torch's is 0 at the bounds)."""
+    return where(x == 0, x.detach(), b) if b == 0 else b
 
 
 @nested_elementwise

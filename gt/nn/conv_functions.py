@@ -372,7 +372,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     axes = (0,) + tuple(range(2, x.ndim))
     with autograd.no_grad():
         mean = x.mean(dim=axes)
-        var = x.var(dim=axes, correction=0)
+        var = x._plain_var(axes)      # torch's kernel: float32 statistics (no float64 rerun)
         if running_mean is not None:
             running_mean.mul_(1 - momentum).add_(mean * momentum)
         if running_var is not None:

@@ -78,7 +78,7 @@ def _standardize(x, rows, eps):
     per_row = x.numel() // rows if rows else 0
     view = x.reshape(1, rows, per_row)                                # (1, rows, per_row)
     with autograd.no_grad():
-        mean, var = view.mean(dim=(0, 2)), view.var(dim=(0, 2), correction=0)
+        mean, var = view.mean(dim=(0, 2)), view._plain_var((0, 2))    # float32 statistics, as torch's kernel
     return bn_ops.BatchNorm.apply(view, None, None, mean, var, eps=eps, training=True).reshape(x.shape), mean, var
 
 

@@ -142,7 +142,7 @@ def native_layer_norm(input, normalized_shape, weight, bias, eps):
     dims = tuple(range(input.ndim - len(normalized_shape), input.ndim))
     x = input.detach()
     mean = x.mean(dim=dims, keepdim=True)
-    rstd = (x.var(dim=dims, keepdim=True, correction=0) + eps).rsqrt()
+    rstd = (x._plain_var(dims, keepdim=True) + eps).rsqrt()       # float32 statistics, as torch's kernel
     return out, mean, rstd
 
 

@@ -17,6 +17,7 @@ from gt import dtypes
 from gt.backend import B
 from gt.backend.engine_linalg import LinAlgError
 from gt.ops._shapes import numel
+from gt.ops.linalg_cofactors import Cofactors, cofactors as _cofactors
 
 
 def _t(x):
@@ -81,18 +82,6 @@ def _scalar_grad(g):
     return B.reshape(g, tuple(g.shape) + (1, 1))
 
 
-def _cofactors(a):
-    """The matrix of cofactors of ``a`` (``det(A) inv(A)^T`` where A is invertible) through the SVD
-    A = U diag(s) Vh: ``det(U) det(Vh) U diag(product of the other s) Vh``, with no division, so it
-    holds at singular matrices too (torch's singular branch; the products from both ends)."""
-    u, s, vh = B.svd(a, False, True)
-    one = B.ones(tuple(s.shape[:-1]) + (1,), s.dtype)
-    rev = (Ellipsis, slice(None, None, -1))
-    before = B.cumprod(B.concatenate([one, s[..., :-1]], -1), -1)
-    after = B.getitem(B.cumprod(B.getitem(B.concatenate([s[..., 1:], one], -1), rev), -1), rev)
-    return _scalar_grad(B.conj(B.det(u) * B.det(vh))) * B.matmul(u * (before * after)[..., None, :], vh)
-
-
 class Det(Function):
     """``det(A)``; gradient ``g det(A) inv(A)^T``, the cofactors through the SVD where a
     determinant is 0 (the adjugate, as torch's ``create_graph=True`` backward gives; its plain
@@ -117,7 +106,26 @@ class Det(Function):
 
     def backward_graph(self, g):
         a = self.inputs[0]
+        if not B.dtype_of(self.saved[0]).is_complex and _singular(*self.saved):
+            # inv refuses an exactly singular A: the cofactors' own derivative (torch's SVD route
+            # gives the same at rank n-1, NaN or rounding noise at lower ranks)
+            return (g.unsqueeze(-1).unsqueeze(-1) * Cofactors.apply(a),)
         return ((g * Det.apply(a)).unsqueeze(-1).unsqueeze(-1) * Inv.apply(a).mT,)
+
+
+def _singular(a, det):
+    """Whether a determinant of the batch is 0, inv refuses a matrix (an LU meeting an exact zero
+    pivot where det rounded off zero: MKL's det of [[1, 2, 3], [2, 4, 6], [1, 0, 1]] is -6.7e-16),
+    or one is so near singular (max |A| max |inv(A)| over 1e6) that the two terms of the derivative
+    of ``det(A) inv(A)^T``, each of the order of inv(A)'s size, would cancel to noise (6e1 off at
+    det 1e-15, where the cofactors' derivative is 1e-14 off)."""
+    if not B.numel(a) or not B.numel(det) or bool(B.any(det == 0)):
+        return bool(B.numel(a) and B.numel(det))     # (a 0 x 0 matrix's det is 1: nothing to invert)
+    try:
+        inverse = B.inv(a)
+    except LinAlgError:
+        return True
+    return float(B.item(B.max(B.abs(a)))) * float(B.item(B.max(B.abs(inverse)))) > 1e6
 
 
 class SlogdetSign(Function):

@@ -1,5 +1,6 @@
 """Free functions over several tensors (``gt.cat``, ``gt.stack``) and function forms of tensor methods."""
 
+from gt import dtypes
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis
 from gt.tensor._args import _pick
@@ -149,13 +150,25 @@ def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """``(var, mean)`` over ``dim``, as ``torch.var_mean``: torch's default ``correction=1``
     (unbiased), and its older forms ``var_mean(x, unbiased)`` and ``var_mean(x, dim, unbiased)``."""
     dim, correction = _correction(dim, unbiased, correction)
-    return x.var(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
+    return _moments(x, dim, keepdim, correction, False)
 
 
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """``(std, mean)`` over ``dim``, as ``torch.std_mean`` (the forms of ``var_mean``)."""
     dim, correction = _correction(dim, unbiased, correction)
-    return x.std(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
+    return _moments(x, dim, keepdim, correction, True)
+
+
+def _moments(x, dim, keepdim, correction, root):
+    """``(var or std, mean)``. torch's CPU kernel for float32 is Welford's in float64 for both: the
+    mean of values near 3e38 is finite there, where the float32 mean's sum overflows."""
+    if x.dtype != dtypes.float32:
+        return (x.std if root else x.var)(dim, keepdim, correction=correction), x.mean(dim, keepdims=keepdim)
+    spread = x._spread32(dim, keepdim, 0, None, False, None, correction, root, True)
+    mean = x.mean(dim, keepdims=keepdim)
+    if not bool(mean.isfinite().all()):
+        mean = x.double().mean(dim, keepdims=keepdim).float()
+    return spread, mean
 
 
 def _correction(dim, unbiased, correction):

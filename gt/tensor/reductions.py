@@ -120,6 +120,36 @@ class ReductionMethods:
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
             return self.float().var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                     correction=correction).to(self.dtype)
+        if self.dtype == dtypes.float32:
+            return self._spread32(axis, keepdims, ddof, dim, keepdim, unbiased, correction, False, False)
+        return self._var_float(axis, keepdims, ddof, dim, keepdim, unbiased, correction)[0]
+
+    def _spread32(self, axis, keepdims, ddof, dim, keepdim, unbiased, correction, root, welford):
+        """float32 var (std where ``root``) as torch's CPU kernel gives it: it accumulates in float64,
+        so squares of deviations near 3e38 do not overflow there, nor subnormal ones lose their
+        digits. The float64 rerun costs 3-4x var's time (batch norm's statistics use var), so it
+        runs only where a look at the (small) float32 result finds such a value."""
+        var, axes, keep, ddof = self._var_float(axis, keepdims, ddof, dim, keepdim, unbiased, correction)
+        if not _lost_in_float32(var, self, axes, root):
+            return reduction_ops.StdFromVar.apply(var) if root else var
+        x = self.double()
+        if welford or var.numel() != 1:     # Welford's, in float64
+            var = x.var(axes, keep, ddof)
+        else:   # one result: torch's float32 mean (inf where the float32 sum overflows), float64 squares
+            centered = x - self.mean(axes, keepdims=True).double()
+            count = self.numel() if axes is None else numel(self.shape[a] for a in axes)
+            var = (centered * centered).sum(axes, keepdims=keep) / max(count - ddof, 0)
+        return (reduction_ops.StdFromVar.apply(var) if root else var).to(dtypes.float32)
+
+    def _plain_var(self, dim, keepdim=False):
+        """The biased variance over ``dim`` in the input's own precision, without var's float64
+        rerun: torch's batch, group and layer norm kernels accumulate float32 in float32 (their
+        statistics of values near 1e19 overflow, as these)."""
+        return self._var_float(None, False, 0, dim, keepdim, None, None)[0]
+
+    def _var_float(self, axis, keepdims, ddof, dim, keepdim, unbiased, correction):
+        """``(var, axes, keep, ddof)``: the variance in the input's own precision, and the arguments
+        resolved (``axes`` a tuple or None) for a rerun in float64."""
         if correction is not None:
             ddof = correction
         elif unbiased is not None:
@@ -134,13 +164,18 @@ class ReductionMethods:
             square = centered.real * centered.real + centered.imag * centered.imag
         else:
             square = centered * centered
-        return square.sum(axes, keepdims=keep) / max(count - ddof, 0)
+        return square.sum(axes, keepdims=keep) / max(count - ddof, 0), axes, keep, ddof
 
     def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
         if self.dtype in dtypes.HALVES and dtype is None:   # the root taken in float32 too: one rounding
             return self.float().std(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                     correction=correction, out=out).to(self.dtype)
+        if self.dtype == dtypes.float32 and dtype is None:
+            no_out(out, "std")
+            if isinstance(axis, bool):
+                axis, unbiased = None, axis
+            return self._spread32(axis, keepdims, ddof, dim, keepdim, unbiased, correction, True, False)
         var = self.var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased, correction=correction,
                        dtype=dtype, out=out)
         return reduction_ops.StdFromVar.apply(var)    # a zero gradient over a constant slice, as torch
@@ -202,3 +237,31 @@ class ReductionMethods:
         else:
             result = ((self != 0).to(dtypes.int64).sum(axes, keepdims=keep)) > 0
         return result.to(dtypes.uint8) if self.dtype is dtypes.uint8 else result
+
+
+_TINY, _HUGE = 1.1754943508222875e-38, 3.4028234663852886e+38     # float32's smallest normal and largest
+
+
+def _lost_in_float32(var, x, axes, zeros):
+    """Whether the float32 variance ``var`` of ``x`` over ``axes`` differs from torch's float64
+    accumulation beyond rounding: a value that is not finite (overflowed squares; NaN from inf or
+    NaN inputs too, whose rerun gives the same), or below float32's smallest normal (underflowed
+    squares). An exact zero is a constant slice's (taken as is for var: torch's is at most a
+    subnormal) unless ``zeros`` (std, whose root of a 1e-45 variance is 4e-23) and a slice whose
+    variance is 0 holds two different values. Two reductions of the result; none on a GPU, where
+    torch's kernels accumulate float32 in float32 as here."""
+    d = var._data
+    lost = False
+    for a in (d.shards if type(d) is Placed else (d,)):     # numpy arrays or torch tensors
+        if 0 in a.shape or getattr(a, "is_cuda", False):
+            continue
+        lo, hi = float(a.min()), float(a.max())     # the arrays' own methods: B's wrappers took 10 us more
+        if lo >= _TINY and hi <= _HUGE:     # the common case (NaN fails both)
+            continue
+        if not hi <= _HUGE or lo != lo or lo > 0:
+            return True
+        lost = zeros
+    if not lost:
+        return False
+    spread = (x.amax(axes or ()) - x.amin(axes or ())).reshape(var.shape)
+    return bool(((var == 0) & (spread != 0)).any())
