@@ -171,6 +171,53 @@ def test_item_assignment_as_torch():
     _raises(ValueError, "index_put_", lambda: g.__setitem__(g > 0, 0.0), lambda: t.__setitem__(t > 0, 0.0))
     _raises(NotImplementedError, "fill_", lambda: g.__setitem__((Ellipsis, 0), 0.0),
             lambda: t.__setitem__((Ellipsis, 0), 0.0))
+    _raises(RuntimeError, "ragged dim", lambda: g.__setitem__((gt.tensor([1]), slice(None)), 0.0),
+            lambda: t.__setitem__((torch.tensor([1]), slice(None)), 0.0))
+    _raises(RuntimeError, "out of bounds", lambda: g.__setitem__((gt.tensor([0, 1, 2]), gt.tensor([2, 5, 0])), 0.0),
+            lambda: t.__setitem__((torch.tensor([0, 1, 2]), torch.tensor([2, 5, 0])), 0.0))
+
+
+def test_item_assignment_by_index_tensors():
+    """``nt[batch_ids] = v`` (whole sequences, through the padded form), ``nt[batch_ids, positions,
+    ...] = v`` (rows of values) and a dense bool mask (its nonzero indices) were refused: torch's
+    values; the gradients of the values written and of what stays beside torch's dense write of
+    the same elements (torch 2.13 has no backward of a nested index_put_)."""
+    v = np.random.default_rng(1).standard_normal((8, 4))
+    w = np.random.default_rng(2).standard_normal((2, 4))
+    later = list(range(3, 8))
+    forms = [(lambda T, wl: ((T(np.array([1])),), -1.0), (later,)),      # the same elements of values
+             (lambda T, wl: ((T(np.array([False, True])),), wl[0]), (later,)),
+             (lambda T, wl: ((T(np.array([[1], [0]])),), wl[1] * 2), (list(range(8)),)),
+             (lambda T, wl: ((T(np.array([0, 1])), T(np.array([2, 4]))), wl), ([2, 7],)),
+             (lambda T, wl: ((T(np.array([0, 1])), T(np.array([2, 4])), T(np.array([1, 3]))), wl[0, :2]),
+              ([2, 7], [1, 3])),
+             (lambda T, wl: ((T(np.array([0, 1])), T(np.array([2, 4])), slice(1, 3)), wl[:, 1:3]),
+              ([2, 7], slice(1, 3)))]
+    for form, dense in forms:
+        outs = []
+        for m, T in ((gt, gt.tensor), (torch, torch.tensor)):
+            leaf, wl = T(v, requires_grad=True), T(w, requires_grad=True)
+            index, value = form(T, wl)
+            if m is torch:
+                with torch.no_grad():
+                    t = torch.nested.nested_tensor_from_jagged(torch.tensor(v), torch.tensor([0, 3, 8]))
+                    t[index] = value
+                x = leaf * 1
+                x[dense] = value
+                np.testing.assert_array_equal(x.detach().numpy(), t.values().numpy())
+            else:
+                nt = m.nested.nested_tensor_from_jagged(leaf * 1, T(np.array([0, 3, 8])))
+                nt[index] = value
+                x = nt.values()
+            (x * T(np.arange(32.0).reshape(8, 4))).sum().backward()
+            outs.append((x, leaf.grad, wl.grad))
+        for a, b in zip(*outs):
+            assert (a is None) == (b is None)
+            if b is not None:
+                np.testing.assert_allclose(_np(a), b.detach().numpy(), rtol=1e-12)
+    g = gt.nested.nested_tensor_from_jagged(gt.tensor(v), gt.tensor([0, 3, 8]))
+    g[gt.tensor([0, 1]), gt.tensor([-1, 0])] = 7.0     # torch 2.13 writes rows 7 and 3 (offset - 1 wraps)
+    np.testing.assert_array_equal(_np(g.values())[:, 0] == 7.0, [False, False, True, True] + [False] * 4)
 
 
 def test_broadcast_to_mT_data_and_in_place_pointwise_ops():

@@ -23,6 +23,7 @@ from gt.nested import functional as _functional  # noqa: F401  (nn functions on 
 from gt.nested import jagged_extra as _jagged_extra
 from gt.nested import jagged_ops as _jagged_ops
 from gt.nested import jagged_reductions as _jagged_reductions
+from gt.nested import jagged_setitem as _jagged_setitem
 from gt.nested import jagged_views as _jagged_views
 from gt.nested import refuse as _refuse
 from gt.nested import strided as _strided
@@ -40,6 +41,7 @@ _jagged_views.install()
 _jagged_reductions.install()
 _strided.install()
 _jagged_extra.install()
+_jagged_setitem.install()
 _refuse.refuse_the_rest()
 
 

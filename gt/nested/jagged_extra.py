@@ -2,10 +2,9 @@
 (``p > nt``, ``gt.atan2(x, nt)``: ``_reflected``, which gt/tensor/nested_operands.py calls), the
 binary pointwise ops beyond the arithmetic (``^``, ``bitwise_*``, ``hypot``, ``copysign``,
 ``isclose``...), every in-place pointwise op (``sin_``...), ``broadcast_to``, ``mT``, ``data``,
-item assignment ``nt[i] = v`` (torch's refusals for the other forms) and torch's cached sequence
-lengths (``_max_seqlen``/``_min_seqlen``: computed once, passed on by the ops that keep the
-offsets) and the private attributes programs read (``_values``, ``_offsets``, ``_lengths``,
-``_ragged_idx``). Installed on ``NestedTensor`` by ``install()``."""
+torch's cached sequence lengths (``_max_seqlen``/``_min_seqlen``: computed once, passed on by the
+ops that keep the offsets) and the private attributes programs read (``_values``, ``_offsets``,
+``_lengths``, ``_ragged_idx``). Installed on ``NestedTensor`` by ``install()``."""
 
 from gt.nested.jagged_ops import UNARY, _binary, _operand, to_padded_tensor as _padded
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
@@ -94,28 +93,6 @@ def to_padded_tensor(self, padding, output_size=None):
     return _padded(self, padding, output_size)
 
 
-# ---- item assignment ------------------------------------------------------------------------------
-def setitem(self, index, value):
-    """``nt[i] = v`` and ``nt[i, ...] = v`` (an int first: the i-th tensor written in place, a view
-    of ``values``), as torch 2.13's; its errors for the other forms."""
-    items = index if isinstance(index, tuple) else (index,)
-    first = items[0] if items else None
-    if isinstance(first, int) and not isinstance(first, bool):
-        b = self.shape[0]
-        if not -b <= first < b:
-            raise IndexError(f"index {first} is out of bounds for dimension 0 with size {b}")
-        part = self.unbind()[first]
-        part[items[1:] if len(items) > 1 else ...] = value
-        return
-    if isinstance(first, slice):
-        raise RuntimeError("slice(): not supported for NestedTensor on dim=0")
-    if first is Ellipsis:
-        raise NotImplementedError("aten.fill_.Tensor: gt writes into a jagged NestedTensor by nt[i] = v, as torch "
-                                  "2.13 (or write into .values())")
-    raise ValueError("NestedTensor index_put_(input: jt_all, indices: any, values: t, accumulate: any?): expected "
-                     "input to be a jagged layout NestedTensor (gt writes by nt[i] = v, or into .values())")
-
-
 def broadcast_to(self, size):
     """``expand(size)``: the batch and ragged dims kept (-1 or their sizes), dims of size 1 after
     them broadcast (a view), as torch 2.13's."""
@@ -135,7 +112,7 @@ def install():
     inplace = [*INPLACE_BINARY, *(name + "_" for name in UNARY if not name.startswith("_"))]
     methods.update({name: _inplace(name) for name in inplace if hasattr(Tensor, name)})
     methods.update({name: _inplace(method) for name, method in AUGMENTED.items()})
-    methods.update(_reflected=_reflected, lerp=lerp, __setitem__=setitem, broadcast_to=broadcast_to, tolist=tolist,
+    methods.update(_reflected=_reflected, lerp=lerp, broadcast_to=broadcast_to, tolist=tolist,
                    to_padded_tensor=to_padded_tensor)
     for name, method in methods.items():
         setattr(NestedTensor, name, method)
