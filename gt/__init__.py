@@ -96,7 +96,8 @@ from gt import profiler  # torch.profiler: profile, record_function, schedule, t
 # gt.multiprocessing (torch.multiprocessing's: shared tensors sent between processes; it loads Python's
 # multiprocessing, sockets and subprocess with it: see _load_multiprocessing below)
 _ON_FIRST_USE = ("distributions", "special", "linalg", "utils", "testing", "fft", "sparse", "multiprocessing",
-                 "nested")   # gt.nested: torch.nested's ragged tensors (gt.jagged, their layout, loads it too)
+                 "nested", "ao")   # gt.nested: torch.nested's ragged tensors (gt.jagged, their layout, loads it too);
+# gt.ao: torch.ao's dynamic quantization (quantize_dynamic, the dynamically quantized Linear)
 from gt import random, compiler  # torch.random's and torch.compiler's names
 manual_seed = random.manual_seed   # torch's: returns the default generator; any 64-bit seed (negative ones wrap)
 from gt.tensor.size import Size  # noqa: E402  (torch.Size)

@@ -1,0 +1,92 @@
+"""Dynamic quantization (gt/ao) beside torch 2.13's ``torch.ao.quantization.quantize_dynamic``:
+the input's quantization parameters (torch's ChooseQuantizationParams), the qint8 weight and the
+dynamically quantized Linear's outputs bit for bit, its weight memory, and the modules it swaps."""
+
+import numpy as np
+import pytest
+
+import gt
+from gt.ao.nn.quantized.dynamic import choose_qparams
+from helpers import torch_or_skip
+
+torch = torch_or_skip()
+# torch 2.13 deprecates its quantized tensors and torch.ao.quantization (warnings of its own)
+pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel"),
+              pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated")]
+
+
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.int32)
+
+
+@pytest.mark.first_pass
+def test_input_quantization_parameters_are_torch_s():
+    rng = np.random.default_rng(0)
+    for i in range(600):
+        x = rng.standard_normal(int(rng.integers(1, 9))).astype(np.float32) * np.float32(10.0 ** rng.integers(-9, 5))
+        x = [x, np.abs(x), -np.abs(x), 0 * x, np.round(x * 4) / 4][i % 5]
+        for reduce_range in (True, False):
+            scale, zero_point = torch._choose_qparams_per_tensor(torch.from_numpy(x), reduce_range)
+            got = choose_qparams(float(x.min()), float(x.max()), reduce_range=reduce_range)
+            assert got == (float(np.float32(scale)), zero_point), (x, reduce_range)
+
+
+def _pair(sizes, seed, bias=True):
+    torch.manual_seed(seed)
+    layers = [torch.nn.Linear(a, b, bias=bias) for a, b in zip(sizes, sizes[1:])]
+    tm = torch.nn.Sequential(*[m for layer in layers for m in (layer, torch.nn.ReLU())][:-1])
+    gm = gt.nn.Sequential(*[m for a, b in zip(sizes, sizes[1:])
+                            for m in (gt.nn.Linear(a, b, bias=bias), gt.nn.ReLU())][:-1])
+    gm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    return (torch.ao.quantization.quantize_dynamic(tm, {torch.nn.Linear}, dtype=torch.qint8),
+            gt.ao.quantization.quantize_dynamic(gm, {gt.nn.Linear}, dtype=gt.qint8), gm)
+
+
+def test_dynamically_quantized_linear_outputs_are_torch_s_bits():
+    rng = np.random.default_rng(1)
+    for i, (sizes, batch) in enumerate([((16, 8, 4), (5,)), ((64, 32), (3, 7)), ((300, 17), (4,)), ((5, 3), (0,)),
+                                        ((33, 9, 2), (6,))]):
+        tq, gq, _ = _pair(sizes, seed=i, bias=i != 1)
+        for scale in (0.1, 1.0, 30.0, 1e-7):
+            x = (rng.standard_normal(batch + (sizes[0],)) * scale).astype(np.float32)
+            want, got = tq(torch.from_numpy(x)).detach().numpy(), gq(gt.tensor(x)).numpy()
+            np.testing.assert_array_equal(_bits(got), _bits(want))
+        for g, t in ((gq[0], tq[0]), (gq[-1], tq[-1])):
+            np.testing.assert_array_equal(g.weight().int_repr().numpy(), t.weight().int_repr().numpy())
+            assert g.weight().q_scale() == t.weight().q_scale() and g.weight().q_zero_point() == 0
+
+
+def test_weight_memory_is_a_quarter_and_outputs_are_the_dequantized_products():
+    tq, gq, gm = _pair((256, 128), seed=9)
+    weight = gq[0].weight()
+    assert weight.dtype == gt.qint8 and weight.element_size() == 1 and gm[0].weight.element_size() == 4
+    assert weight.numel() * weight.element_size() * 4 == gm[0].weight.numel() * gm[0].weight.element_size()
+    x = np.random.default_rng(2).standard_normal((8, 256)).astype(np.float32)
+    got = gq(gt.tensor(x)).numpy().astype(np.float64)
+    # the same product from the dequantized input and weight in float64: only float32 rounding apart
+    scale, zp = choose_qparams(float(x.min()), float(x.max()))
+    xd = gt.quantize_per_tensor(gt.tensor(x), scale, zp, gt.quint8).dequantize().numpy().astype(np.float64)
+    ref = xd @ weight.dequantize().numpy().astype(np.float64).T + gm[0].bias.detach().numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+    float_out = gm(gt.tensor(x)).detach().numpy()
+    assert np.abs(got - float_out).max() < 0.05 * np.abs(float_out).max()      # quantization error, bounded
+
+
+@pytest.mark.first_pass
+def test_what_quantize_dynamic_swaps_and_refuses():
+    tq, gq, gm = _pair((6, 4, 3), seed=3)
+    assert repr(gq) == repr(tq).replace("torch.", "gt.")
+    assert type(gm[0]) is gt.nn.Linear            # a copy was quantized
+    named = gt.ao.quantization.quantize_dynamic(gm, {"2": None})
+    assert type(named[0]) is gt.nn.Linear and type(named[2]) is gt.ao.nn.quantized.dynamic.Linear
+    lone = gt.nn.Linear(3, 2)
+    assert gt.ao.quantization.quantize_dynamic(lone) is not lone and type(
+        gt.ao.quantization.quantize_dynamic(lone)) is gt.nn.Linear    # the root is never swapped, as torch's
+    same = gt.ao.quantization.quantize_dynamic(gm, inplace=True)
+    assert same is gm and type(gm[0]) is gt.ao.nn.quantized.dynamic.Linear
+    with pytest.raises(NotImplementedError, match="qint8"):
+        gt.ao.quantization.quantize_dynamic(gm, dtype=gt.float16)
+    with pytest.raises(RuntimeError, match="expected scalar type Float but found Double"):
+        gm[0](gt.ones(2, 6, dtype=gt.float64))
+    with pytest.raises(RuntimeError, match="expected scalar type Float but found Double"):
+        tq[0](torch.ones(2, 6, dtype=torch.float64))
