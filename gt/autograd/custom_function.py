@@ -56,6 +56,8 @@ class CustomNode(Function):
     """The ``ctx`` of one call of a torch-style Function: what ``forward`` saves and marks, and the
     recorded node whose backward calls the user's ``backward``."""
 
+    whole_grad = True      # the user's backward runs once, on the whole gradient (gt/tensor/dispatch.py)
+
     def __init__(self, fn, inputs):
         self.fn, self.inputs, self._released, self.saved_objects = fn, inputs, False, ()
         self.needs_input_grad = tuple(isinstance(a, function.Tensor) and a.requires_grad for a in inputs)
@@ -238,6 +240,8 @@ _NODE_OWN = frozenset(("fn", "inputs", "saved_objects", "grads", "outputs", "dir
 
 class _Output(Function):
     """One differentiable output of a custom call: hands its gradient to the node."""
+
+    whole_grad = True      # on a mesh, a partial gradient is summed before it is handed over
 
     def __init__(self, node, index):
         self.node, self.index = node, index

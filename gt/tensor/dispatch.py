@@ -227,8 +227,10 @@ def backward_placed(ctx, g, inputs):
     if isinstance(ctx, (ShardedNode, Redistribute)):
         return ctx.backward(g)
     # An op that ran unsharded (on replicated inputs). Its backward is linear in g, so a partial
-    # gradient is handled share by share; any other layout is gathered first.
-    if isinstance(g, Placed) and isinstance(g.placement, Partial):
+    # gradient is handled share by share; any other layout is gathered first, and so is a partial
+    # one for a node whose backward must see the whole gradient once (``whole_grad``: a custom
+    # autograd.Function's, whose outputs hand their gradients to one call of the user's backward)
+    if isinstance(g, Placed) and isinstance(g.placement, Partial) and not getattr(ctx, "whole_grad", False):
         per_share = []
         autograd.check_saved_versions(ctx)
         for s in C.home(g.shards):   # the op's saved values are on the home device
