@@ -22,6 +22,13 @@ class NumpyWindows:
             out.flags.writeable = True
         return out
 
+    def write_refusal(self, arr):
+        flags = arr.flags          # row-major and writeable, as nearly every tensor written in place
+        return None if flags.c_contiguous and flags.writeable else super().write_refusal(arr)
+
+    def overlaps_itself(self, arr):
+        return not arr.flags.c_contiguous and super().overlaps_itself(arr)
+
     def storage_size(self, arr):
         owner = self.memory_owner(arr)
         return owner.nbytes // arr.itemsize if owner.flags.c_contiguous or owner.flags.f_contiguous else None

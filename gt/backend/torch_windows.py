@@ -54,6 +54,12 @@ class TorchWindows:
 
     # gt counts storage offsets from the start of the tensor owning the memory (``_base``), as
     # the numpy engine does; torch's own count from the storage's start
+    def write_refusal(self, arr):      # row-major, as nearly every tensor written in place
+        return None if arr.is_contiguous() else super().write_refusal(arr)
+
+    def overlaps_itself(self, arr):
+        return not arr.is_contiguous() and super().overlaps_itself(arr)
+
     def storage_size(self, arr):
         return arr.untyped_storage().nbytes() // arr.element_size() - _lead(self.memory_owner(arr), arr)
 

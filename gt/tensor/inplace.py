@@ -13,7 +13,7 @@ from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
 from gt.sharding.placement import Shard
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, overlap_writes
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.arithmetic import refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
@@ -99,7 +99,12 @@ class InplaceMethods:
             self._data = layout.materialize(p)
             p = None
         if p is None:
-            fn(self._array, *[layout.materialize(v) if isinstance(v, layout.Placed) else v for v in values])
+            arr = self._array
+            values = [layout.materialize(v) if isinstance(v, layout.Placed) else v for v in values]
+            if B.overlaps_itself(arr):      # windows sharing memory: element by element, as torch's kernels
+                overlap_writes.update(arr, fn, values)
+            else:
+                fn(arr, *values)
             if not B.counts_inplace_ops:
                 B.bump_version(self._array)
             return self
@@ -184,6 +189,9 @@ class InplaceMethods:
             if value.dtype.is_floating_point and not self.dtype.is_floating_point:
                 raise RuntimeError(f"result type {value.dtype.name} can't be cast to the desired output type "
                                    f"{self.dtype.name}")
+            if overlap_writes.overlapping(self):     # windows: element by element, as torch
+                return overlap_writes.recompute(
+                    self, lambda x, o: rounded_quotient(x, o, rounding_mode).to(self.dtype), (other,), {})
             return self.copy_(value)
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,)):

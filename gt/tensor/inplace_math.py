@@ -18,7 +18,7 @@ import numbers
 from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, overlap_writes
 from gt.tensor._args import _scalar
 from gt.tensor.complex_checks import cpp_name
 from gt.tensor.generator import drawing
@@ -37,6 +37,9 @@ ARITHMETIC = ("abs", "absolute", "neg", "negative", "exp", "exp2", "expm1", "log
 # these write 0/1 in the tensor's dtype, whatever it is (torch's ``lt_`` and the others)
 LOGICAL = ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_equal", "less", "less_equal",
            "logical_not", "logical_and", "logical_or", "logical_xor")
+
+# not elementwise: each element's value depends on where it is (computed once where elements share memory)
+_BY_POSITION = frozenset(("tril", "triu", "cumsum", "cumprod"))
 
 # torch's backwards of these read the result, which their in-place forms write into the tensor
 READS_RESULT = frozenset(("exp", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "reciprocal"))
@@ -196,8 +199,8 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     if operands_fit:         # torch's elementwise ops refuse an operand partly in the tensor's memory
         inplace_grad.refuse_shared_input(t, (*args, *kwargs.values()))
 
-    def compute(x, *values):
-        out = getattr(x, name)(*values, **kwargs)
+    def compute(x, *values, **options):
+        out = getattr(x, name)(*values, **(options or kwargs))
         if out.dtype != t.dtype:
             if not (logical or _fits(out.dtype, t.dtype)):
                 raise RuntimeError(f"{what}: result type {dtypes.torch_type_name(out.dtype.name)} can't be cast to "
@@ -219,6 +222,8 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
         return inplace_grad.rebase(t, what, from_values, *[args[i] for i in at], reads_self=True,
                                    same_shape=operands_fit, saves_result=name in READS_RESULT)
     with autograd.no_grad():
+        if operands_fit and name not in _BY_POSITION and overlap_writes.overlapping(t):
+            return overlap_writes.recompute(t, compute, args, kwargs)    # windows: element by element, as torch
         new = compute(t, *args)
     if new.shape != t.shape:
         raise ValueError(f"{what}: the result has shape {new.shape}, which cannot be written into shape {t.shape}")

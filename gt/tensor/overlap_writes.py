@@ -1,0 +1,85 @@
+"""In-place writes into a tensor whose elements share memory (the windows of ``as_strided`` or
+``unfold``), as torch's CPU kernels make them: element by element in row-major order, each element
+reading the memory as the elements before it left it. So ``x.as_strided((3, 3), (1, 1)).add_(1)``
+adds 1 to ``x[2]`` three times, ``mul_(2)`` doubles it three times, ``exp_()`` takes its exp three
+times, and ``copy_(src)`` leaves there the last of the values written to it.
+
+torch does not define this order (its kernels may reorder dims and vectorise); for ops that only
+read the element they write (``add_``, ``mul_``, ``exp_``, ``clamp_``...) every order gives the
+same values, up to the rounding order of sums of several tensor values written into one place.
+gt writes in rounds, on both engines: round ``k`` writes every memory location's ``k``-th element
+(row-major), all at once; that is row-major element-by-element order, as each location's writes
+come in its elements' order and no element reads another location of the written memory (an
+operand that partly overlaps the written memory is refused before: gt/tensor/inplace_grad.py).
+
+Tensors whose elements lie apart (every ordinary tensor) take one cheap test and the usual path.
+"""
+
+import numpy as np
+
+from gt.backend import B
+from gt.tensor.strided_methods import _positions
+
+
+def overlapping(t):
+    """Whether ``t`` (a gt tensor) is on one device and two of its elements share memory through
+    strides that are not 0 (the engine's ``overlaps_itself``)."""
+    return t._placed is None and B.overlaps_itself(t._array)
+
+
+class Rounds:
+    """The rounds of a write into ``arr`` (whose elements share memory): for each, the row-major
+    indices of its elements and their positions in ``mem`` (the memory ``arr`` spans, 1-D)."""
+
+    def __init__(self, arr):
+        shape, stride = tuple(arr.shape), B.element_strides(arr)
+        pos = _positions(shape, stride, 0)
+        n = pos.size
+        order = np.argsort(pos, kind="stable")
+        first = np.ones(n, dtype=bool)
+        first[1:] = pos[order][1:] != pos[order][:-1]
+        rank = np.empty(n, dtype=np.int64)   # each element's place among the elements at its location
+        rank[order] = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        by_rank = np.argsort(rank, kind="stable")
+        ends = np.cumsum(np.bincount(rank))
+        owner = B.memory_owner(arr)
+        start = (B.data_address(arr) - B.data_address(owner)) // B.dtype_of(arr).itemsize
+        # written through an alias that counts no versions: the write is one change, counted once
+        self.mem = B.untracked_alias(B.strided_view(arr, (int(pos.max()) + 1,), (1,), start))
+        self.shape = shape
+        self.rounds = [(B.asarray(idx), B.asarray(pos[idx])) for idx in np.split(by_rank, ends[:-1])]
+
+    def picked(self, value, idx):
+        """The elements ``idx`` of the engine array ``value`` broadcast to the written shape, read now."""
+        return B.getitem(B.reshape(B.broadcast_to(value, self.shape), (-1,)), idx)
+
+
+def update(arr, fn, values):
+    """``fn(arr, *values)`` (an elementwise update in place; values are numbers or engine arrays
+    that broadcast to ``arr``) made round by round (module docstring)."""
+    plan = Rounds(arr)
+    for idx, at in plan.rounds:
+        cur = B.getitem(plan.mem, at)
+        fn(cur, *[plan.picked(v, idx) if B.is_array(v) else v for v in values])
+        B.setitem(plan.mem, at, cur)
+    if B.counts_inplace_ops:           # as fn's own write into arr would have been (else the caller counts)
+        B.bump_version(arr)
+
+
+def recompute(t, compute, args, kwargs):
+    """``t``'s elements replaced by ``compute(x, *args, **kwargs)`` (an elementwise op of gt tensors
+    that gives ``x``'s dtype) round by round, each round reading the memory the rounds before left."""
+    plan = Rounds(t._array)
+    wrap = type(t)._wrap
+
+    def pick(v, idx):
+        if not isinstance(v, type(t)) or v.ndim == 0:
+            return v
+        return wrap(plan.picked(v._data, idx))
+
+    for idx, at in plan.rounds:
+        cur = wrap(B.getitem(plan.mem, at))
+        new = compute(cur, *[pick(a, idx) for a in args], **{k: pick(v, idx) for k, v in kwargs.items()})
+        B.setitem(plan.mem, at, new._data)
+    B.bump_version(t._array)
+    return t

@@ -1,0 +1,129 @@
+"""In-place ops written into a view whose elements share memory (``as_strided``/``unfold``
+windows), beside torch 2.13 (gt/tensor/overlap_writes.py): torch's CPU kernels go element by
+element, each reading what the ones before wrote, so ``x.as_strided((3, 3), (1, 1)).add_(1)`` adds
+1 to ``x[2]`` three times and ``exp_()`` takes its exp three times. gt read the old values once
+on the numpy engine (and for ops it computes out of place, on the torch engine too). Each program
+runs in gt and torch on ``arange(16.0)``: both give the same values (to float32 rounding for
+transcendental ops) and count as many changes (``_version``), or both raise. Both engines also match a row-major element-by-element
+reference bit for bit where rounding order matters (sums of several values into one place)."""
+
+import numpy as np
+import pytest
+
+import gt
+from helpers import torch_or_skip
+
+torch = torch_or_skip()
+here = pytest.mark.skipif("not gt.arange(1.0).is_cpu", reason="gt's strided views are of CPU tensors")
+
+
+def _w(x):
+    return x.as_strided((3, 4), (2, 1), 1)       # rows overlap by two elements
+
+
+EXACT = {
+    "add_ number": lambda L, x: x.as_strided((3, 3), (1, 1)).add_(1),
+    "mul_ number": lambda L, x: x.as_strided((3, 3), (1, 1)).mul_(2),
+    "add_ tensor alpha": lambda L, x: _w(x).add_(L.ones(3, 4), alpha=3),
+    "sub_ wide windows": lambda L, x: x.as_strided((4, 10), (1, 1)).sub_(1.5),
+    "+= tensor": lambda L, x: x.as_strided((3, 3), (1, 1)).__iadd__(L.arange(9.0).reshape(3, 3)),
+    "*= column": lambda L, x: _w(x).__imul__(L.arange(3.0).reshape(3, 1)),
+    "div_": lambda L, x: _w(x).div_(2),
+    "div_ floor": lambda L, x: _w(x).div_(3, rounding_mode="floor"),
+    "addcmul_": lambda L, x: _w(x).addcmul_(L.ones(3, 4), L.full((3, 4), 2.0)),
+    "addcdiv_": lambda L, x: _w(x).addcdiv_(L.ones(3, 4), L.full((3, 4), 4.0)),
+    "add_ itself": lambda L, x: (lambda v: v.add_(v))(x.as_strided((3, 3), (1, 1))),
+    "neg_": lambda L, x: x.as_strided((3, 3), (1, 1)).neg_(),
+    "unfold add_": lambda L, x: x.unfold(0, 4, 2).add_(1),
+    "unfold of unfold neg_": lambda L, x: x.unfold(0, 4, 2).unfold(1, 2, 1).neg_(),
+    "2-d unfold mul_": lambda L, x: x.reshape(4, 4).unfold(1, 2, 1).mul_(3),
+    "transposed windows add_": lambda L, x: _w(x).t().add_(1),
+    "clamp_ tensor min": lambda L, x: _w(x).clamp_(min=L.full((3, 4), 6.0)),
+    "lerp_": lambda L, x: _w(x).lerp_(L.full((3, 4), 20.0), 0.5),
+    "abs_": lambda L, x: _w(x).sub_(5).abs_(),
+    "square_": lambda L, x: _w(x).square_(),
+    "round_": lambda L, x: _w(x).div_(3).round_(),
+    "floor_divide_": lambda L, x: _w(x).floor_divide_(2),
+    "remainder_": lambda L, x: _w(x).remainder_(5),
+    "copy_ (last write stays)": lambda L, x: _w(x).copy_(L.arange(12.0).reshape(3, 4) + 100),
+    "setitem": lambda L, x: _w(x).__setitem__(Ellipsis, L.arange(12.0).reshape(3, 4) + 100),
+    "fill_": lambda L, x: _w(x).fill_(2.5),
+    "masked_fill_": lambda L, x: _w(x).masked_fill_(_w(x) > 5, -1.0),
+    "int64 add_": lambda L, x: x.long().as_strided((3, 4), (2, 1), 1).add_(1),
+    "expand add_ (refused)": lambda L, x: x[:3].expand(2, 3).add_(1),
+    "partial input (refused)": lambda L, x: x[1:].add_(x[:-1]),
+    "copy_ of a flip (a copy)": lambda L, x: x.copy_(x.flip(0)),
+}
+ROUNDED = {
+    "exp_": lambda L, x: x.as_strided((2, 2), (1, 1)).exp_(),
+    "sqrt_": lambda L, x: _w(x).sqrt_(),
+    "sigmoid_": lambda L, x: _w(x).sigmoid_(),
+    "pow_ tensor": lambda L, x: _w(x).div_(8).pow_(L.full((3, 4), 1.5)),
+    "reciprocal_": lambda L, x: _w(x).add_(1).reciprocal_(),
+    "exp_ of a scaled window": lambda L, x: _w(x).div_(10).exp_(),
+}
+
+
+def _run(program, lib):
+    x = lib.arange(16.0)
+    try:
+        program(lib, x)
+    except RuntimeError as exc:
+        assert "unsupported operation" in str(exc), str(exc)
+        return "raise"
+    return np.asarray(x.tolist() + [x._version], dtype=np.float64)      # and one change counted per op
+
+
+@here
+@pytest.mark.parametrize("name", EXACT, ids=list(EXACT))
+def test_windows_written_in_place_as_torch(name):
+    mine, theirs = _run(EXACT[name], gt), _run(EXACT[name], torch)
+    if isinstance(theirs, str) or isinstance(mine, str):
+        assert mine == theirs
+    else:
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@here
+@pytest.mark.parametrize("name", ROUNDED, ids=list(ROUNDED))
+def test_windows_written_by_transcendental_ops_as_torch(name):
+    np.testing.assert_allclose(_run(ROUNDED[name], gt), _run(ROUNDED[name], torch), rtol=1e-6)
+
+
+def _reference(x, size, stride, update, values):
+    """Row-major, element by element: ``update(memory value, value)`` at each element's place."""
+    mem = x.copy()
+    for i, idx in enumerate(np.ndindex(*size)):
+        at = sum(k * s for k, s in zip(idx, stride))
+        mem[at] = update(mem[at], values.reshape(-1)[i])
+    return mem
+
+
+@here
+@pytest.mark.parametrize("op", ["add_", "mul_", "copy_"])
+def test_the_order_is_row_major_on_either_engine(op):
+    """Sums of several float32 values into one place round in the order of the elements: row-major,
+    bit for bit, on the engine this pass runs (so both engines agree)."""
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(40).astype(np.float32)
+    size, stride = (6, 9), (3, 2)                     # windows that overlap in a strided pattern
+    values = rng.standard_normal(size).astype(np.float32)
+    update = {"add_": lambda m, v: m + v, "mul_": lambda m, v: m * v, "copy_": lambda m, v: v}[op]
+    x = gt.arange(40.0)                 # on one device on a mesh too (gt.tensor's data would be sharded)
+    x.copy_(gt.tensor(base))
+    assert x._placed is None
+    getattr(x.as_strided(size, stride), op)(gt.tensor(values))
+    np.testing.assert_array_equal(x.numpy(), _reference(base, size, stride, update, values))
+    t = torch.tensor(base)
+    getattr(t.as_strided(size, stride), op)(torch.tensor(values))
+    np.testing.assert_allclose(x.numpy(), t.numpy(), rtol=1e-5, atol=1e-6)   # torch: its kernels' order
+
+
+@here
+def test_a_view_without_overlaps_is_written_at_once():
+    """Layouts that pass torch's cheap test or whose positions are distinct are no windows."""
+    x, t = gt.arange(16.0), torch.arange(16.0)
+    for lib, y in ((gt, x), (torch, t)):
+        y.as_strided((2, 2), (3, 2)).add_(lib.ones(2, 2))            # positions 0, 2, 3, 5: distinct
+        y.as_strided((4, 2), (1, 8)).mul_(2)                           # a transpose's layout
+    assert x.tolist() == t.tolist()
