@@ -362,9 +362,9 @@ def matmul(input, other):
     if (type(a) is not Tensor and getattr(a, "is_nested", False)) or (type(b) is not Tensor and
                                                                       getattr(b, "is_nested", False)):
         return a.matmul(b) if getattr(a, "is_nested", False) else b.__rmatmul__(a)   # gt.nested's product
-    if a.is_sparse or a.is_sparse_csr:       # a sparse tensor's own product (gt/tensor/sparse_autograd.py)
+    if a._is_sparse_layout:       # a sparse tensor's own product (gt/tensor/sparse_autograd.py)
         return a.matmul(b)
-    if getattr(b, "is_sparse", False) or getattr(b, "is_sparse_csr", False):
+    if getattr(b, "_is_sparse_layout", False):
         return b.__rmatmul__(a)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")

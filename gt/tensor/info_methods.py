@@ -38,6 +38,7 @@ def type_dtype(dtype):
 
 class InfoMethods:
     __slots__ = ()
+    _is_sparse_layout = False    # any sparse layout (COO, CSR, CSC, BSR, BSC; True on SparseTensor): matmul's one test
 
     def element_size(self):
         """Bytes per element (4 for float32)."""

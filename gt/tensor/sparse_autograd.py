@@ -49,8 +49,8 @@ def accumulate_grad(target, g):
 
 
 def _sparse(t):
-    """A sparse gradient, COO or CSR (``is_sparse`` is torch's: COO only)."""
-    return t.is_sparse or t.is_sparse_csr
+    """A sparse gradient, COO or compressed (``is_sparse`` is torch's: COO only)."""
+    return hasattr(t, "_sp_values")
 
 
 def deliver(target, g):
@@ -175,8 +175,10 @@ def _fast(s, d):
 def sparse_mm(fn, s, d, dense_grad):
     """``s @ d`` for a 2-D sparse ``s`` and a dense ``d``; ``dense_grad``: a sparse leaf gets torch's
     dense gradient (``@``, ``mm``, ``matmul``) rather than the one on its stored positions."""
-    if getattr(d, "is_sparse", False) or getattr(d, "is_sparse_csr", False):
+    if getattr(d, "_is_sparse_layout", False):
         return s._sparse_mm(fn, s, d, not dense_grad)        # gt/tensor/sparse_spgemm.py
+    if hasattr(s, "_check_left"):         # a layout with torch's kernel on one side only (BSC, BSR)
+        s._check_left(fn)
     check_mm(fn, s, d)
     vector = d.ndim == 1
     if vector:
@@ -202,6 +204,8 @@ def dense_sparse_mm(fn, d, s, dense_grad):
     ``gt.sparse.mm`` one on its stored positions)."""
     if not hasattr(d, "ndim") or getattr(d, "is_sparse", False) or d.ndim not in (1, 2):
         raise RuntimeError(f"{fn}: the first operand must be a dense 1-D or 2-D tensor to multiply a sparse one")
+    if hasattr(s, "_check_right"):
+        s._check_right(fn)
     if d.shape[-1] != s.shape[0] or s.ndim != 2:
         raise RuntimeError(f"{fn}: mat1 and mat2 shapes cannot be multiplied ({'x'.join(str(n) for n in d.shape)} "
                            f"and {'x'.join(str(n) for n in s.shape)})")

@@ -88,6 +88,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
 
     __slots__ = ("_sp_indices", "_sp_values", "_sp_shape", "_sp_coalesced", "_sp_leaf", "_sp_dense")
     _placed = None
+    _is_sparse_layout = True
     _array = _data = _value = property(_storage)
     layout = property(lambda self: sparse_coo, doc="``gt.sparse_coo``.")
     is_sparse = property(lambda self: True, doc="True: a sparse COO tensor.")

@@ -132,15 +132,6 @@ class SparseCsrTensor(CsrOps, SparseTensor):
             raise RuntimeError(f"to_sparse_csr: dense_dim={dense_dim}: gt's CSR tensors have no dense dims")
         return self
 
-    def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
-        """A COO tensor of the same entries (torch's default), or itself for ``layout=gt.sparse_csr``."""
-        if layout == sparse_csr and blocksize is None:
-            return self.to_sparse_csr(dense_dim)
-        if (layout is not None and str(layout) != "torch.sparse_coo") or blocksize is not None:
-            raise NotImplementedError(f"to_sparse: layout={layout} (or blocksize=) is not supported by gt: only "
-                                      "sparse_coo and sparse_csr")
-        return self._coo().to_sparse(sparse_dim)
-
     def __repr__(self):
         return csr_repr(self)
 
@@ -192,17 +183,20 @@ def _part(t, indent):
     """torch's text of one member tensor inside the CSR repr: no dtype, ``size=`` when empty."""
     if t.numel() == 0:
         return f"tensor([], size={tuple(t.shape)})"
-    return _DTYPE_SUFFIX.sub(")", repr(t.detach())).replace("\n", "\n" + " " * indent)
+    text = _DTYPE_SUFFIX.sub(")", repr(t.detach())).replace("\n", "\n" + " " * indent)
+    return text.replace(" " * indent + "\n", "\n")          # torch's blank lines between blocks stay empty
 
 
-def csr_repr(s):
-    """torch's repr of a CSR tensor (its ``_str_intern`` for the compressed layouts)."""
-    text = (f"tensor(crow_indices={_part(s._csr_crow, 20)},\n       col_indices={_part(s._csr_col, 19)},\n"
+def csr_repr(s, parts=None, layout=sparse_csr):
+    """torch's repr of a CSR tensor (its ``_str_intern`` for the compressed layouts); of another
+    compressed ``layout`` with ``parts`` (its two index names and tensors)."""
+    first, second, comp, plain = parts or ("crow_indices", "col_indices", s._csr_crow, s._csr_col)
+    text = (f"tensor({first}={_part(comp, 8 + len(first))},\n       {second}={_part(plain, 8 + len(second))},\n"
             f"       values={_part(s.values(), 14)}")
     suffixes = [f"size={s.shape}", f"nnz={s._nnz()}"]
     if s.dtype not in (dtypes.default_float, dtypes.int64, dtypes.bool_, dtypes.complex64):
         suffixes.append(f"dtype={s.dtype}")
-    suffixes.append(f"layout={sparse_csr}")
+    suffixes.append(f"layout={layout}")
     if s.requires_grad:
         suffixes.append("requires_grad=True" if s.is_leaf else f"grad_fn=<{type(s.grad_fn).__name__}>")
     return _add_suffixes(text, suffixes, 7)

@@ -1,6 +1,7 @@
 """Making sparse CSR tensors (gt/tensor/sparse_csr.py): ``gt.sparse_csr_tensor`` with torch's
-invariant checks and messages, ``Tensor.to_sparse_csr()``/``to_sparse(layout=gt.sparse_csr)`` of a
-dense or a COO tensor, and the refusal of every op a CSR tensor does not support.
+invariant checks and messages, ``Tensor.to_sparse_csr()`` of a dense or a COO tensor, and the
+refusal of every op a CSR tensor does not support (``to_sparse(layout=...)`` and the transposes
+are in gt/tensor/sparse_compressed_make.py).
 
 torch 2.13 checks the invariants only with ``check_invariants=True``; gt always checks them (a
 tensor that breaks them gives wrong answers in every op), at the cost of one pass over the indices.
@@ -11,8 +12,8 @@ from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.functions import stack
-from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest, sparse_coo
-from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, sparse_csr
+from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest
+from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo
 from gt.tensor.sparse_csr_ops import CSR_SUPPORTED, CsrOps
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
@@ -132,24 +133,7 @@ def to_sparse_csr(self, dense_dim=None):
     return out
 
 
-def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
-    """``Tensor.to_sparse``: COO (torch's default), or CSR with ``layout=gt.sparse_csr``."""
-    if layout is not None and layout not in (sparse_coo, sparse_csr):
-        raise NotImplementedError(f"to_sparse: layout={layout} is not supported by gt (sparse_coo and sparse_csr "
-                                  "are)")
-    if layout == sparse_csr:
-        if sparse_dim is not None or blocksize is not None:
-            raise RuntimeError("to_sparse: sparse_dim= and blocksize= do not go with layout=gt.sparse_csr")
-        return to_sparse_csr(self, dense_dim)
-    if self.is_sparse:
-        return _coo_to_sparse(self, sparse_dim, layout=layout, blocksize=blocksize, dense_dim=dense_dim)
-    return _dense_to_sparse(self, sparse_dim, layout=layout, blocksize=blocksize, dense_dim=dense_dim)
-
-
-_coo_to_sparse = SparseTensor.to_sparse
-Tensor.to_sparse = to_sparse
 Tensor.to_sparse_csr = to_sparse_csr
-SparseTensor.to_sparse = to_sparse
 SparseTensor.to_sparse_csr = to_sparse_csr
 
 

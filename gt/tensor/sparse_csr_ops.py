@@ -21,7 +21,8 @@ CSR_ELEMENTWISE = ("abs", "sqrt", "sin", "sinh", "tan", "tanh", "asin", "asinh",
                    "angle", "conj_physical")
 
 CSR_SUPPORTED = ("crow_indices", "col_indices", "values", "_nnz", "sparse_dim", "dense_dim", "to_dense",
-                 "to_sparse", "to_sparse_coo", "to_sparse_csr", "mm", "matmul", "@ (either side, or CSR @ CSR)",
+                 "to_sparse", "to_sparse_coo", "to_sparse_csr", "mm", "matmul", "@ (either side, or CSR @ CSR/CSC)",
+                 "t", "transpose", "mT", "adjoint", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
                  "add", "+", "mul", "* (by a number, a dense tensor of its shape or a CSR tensor)", "mul_", "sum",
                  *CSR_ELEMENTWISE, "to", "float", "double", "int", "long", "size", "shape", "dtype", "layout",
                  "requires_grad_", "detach", "clone", "zero_", "backward through values")
@@ -40,6 +41,11 @@ def _check_matrix(fn, s):
     if s.ndim != 2:
         raise RuntimeError(f"{fn}: a batched sparse CSR tensor (shape {s.shape}) has no product in torch 2.13: "
                            "multiply each batch's matrix")
+
+
+def _csr_of_csc(other):
+    """A CSC operand of a product with CSR as CSR (torch's CSR @ CSC is CSR); any other as it is."""
+    return other.to_sparse_csr() if str(getattr(other, "layout", "")) == "torch.sparse_csc" else other
 
 
 class CsrOps:
@@ -138,11 +144,11 @@ class CsrOps:
     # ---- products -------------------------------------------------------------------------
     def mm(self, mat2):
         _check_matrix("mm", self)
-        return sparse_mm("mm", self, mat2, True)
+        return sparse_mm("mm", self, _csr_of_csc(mat2), True)
 
     def matmul(self, other):
         _check_matrix("matmul", self)
-        return sparse_mm("matmul", self, other, True)
+        return sparse_mm("matmul", self, _csr_of_csc(other), True)
 
     __matmul__ = matmul
 

@@ -110,8 +110,8 @@ Tensor.to_dense = dense_to_dense
 
 
 def _need_sparse(fn, s):
-    if not (getattr(s, "is_sparse", False) or getattr(s, "is_sparse_csr", False)):
-        raise TypeError(f"{fn}: the first operand must be a sparse COO or CSR tensor, got "
+    if not getattr(s, "_is_sparse_layout", False):
+        raise TypeError(f"{fn}: the first operand must be a sparse tensor, got "
                         f"{'a dense tensor' if isinstance(s, Tensor) else type(s).__name__}")
 
 
@@ -172,8 +172,8 @@ def addmm(mat, mat1, mat2, *, beta=1.0, alpha=1.0):
 def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
     """``gt.sparse.sum``: all entries (dense 0-d) or over ``dim`` (sparse while a sparse dim remains)."""
     _need_sparse("sparse.sum", input)
-    if input.is_sparse_csr:
-        raise RuntimeError("sparse.sum: expected a sparse COO tensor, got a sparse CSR one (torch refuses it too): "
+    if input.layout != sparse_coo:
+        raise RuntimeError(f"sparse.sum: expected a sparse COO tensor, got {input.layout} (torch refuses it too): "
                            "use .sum() or .to_sparse_coo()")
     if dim is None:         # sparse on the stored entries, torch's (Tensor.sum gives a leaf a dense one)
         return input._sp_values.sum(dtype=dtype)

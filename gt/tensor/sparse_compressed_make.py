@@ -1,0 +1,278 @@
+"""Making sparse CSC, BSR and BSC tensors (gt/tensor/sparse_compressed.py): ``gt.sparse_csc_tensor``,
+``gt.sparse_bsr_tensor``, ``gt.sparse_bsc_tensor`` with torch's checks (always run, as CSR's),
+``Tensor.to_sparse_csc()``/``to_sparse_bsr(blocksize)``/``to_sparse_bsc(blocksize)`` and
+``to_sparse(layout=..., blocksize=...)`` of dense, COO and compressed tensors with torch's rules
+(a block layout converts only to a block layout of its blocksize), the transposes of every
+compressed layout (``t``, ``transpose``, ``mT``, ``adjoint``), and the refusal of everything else.
+"""
+
+from gt import autograd, dtypes
+from gt.tensor import creation
+from gt.tensor.compat_methods import Layout, strided
+from gt.tensor.core import Tensor
+from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, compressed_from_coo,
+                                         element_indices, sparse_bsc, sparse_bsr, sparse_csc, transposed)
+from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED, CompressedOps
+from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest, sparse_coo
+from gt.tensor.sparse_csr import SparseCsrTensor, sparse_csr
+from gt.tensor.sparse_csr_make import _checked_indices, _index
+from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
+
+_LAYOUTS = (sparse_coo, sparse_csr, sparse_csc, sparse_bsr, sparse_bsc)
+
+
+def _renamed(message):
+    """CSR's invariant messages in a column-compressed layout's names (torch's)."""
+    for a, b in (("crow_indices", "\0"), ("col_indices", "row_indices"), ("\0", "ccol_indices"), ("ncols", "\1"),
+                 ("nrows", "ncols"), ("\1", "nrows"), ("number of rows", "number of columns")):
+        message = message.replace(a, b)
+    return message
+
+
+def _size(layout, comp, plain, vals, size):
+    """torch's shape checks of the parts; the size (inferred without one) and the blocksize or None."""
+    column, blocked = COLUMN[layout], BLOCKED[layout]
+    names = ("ccol_indices", "row_indices") if column else ("crow_indices", "col_indices")
+    if comp.dtype != plain.dtype or comp.dtype not in (dtypes.int32, dtypes.int64):
+        raise RuntimeError(f"{names[0]} and {names[1]} must have the same dtype, bot got {comp.dtype} and "
+                           f"{plain.dtype}, respectively (int64 or int32)")
+    if comp.ndim != plain.ndim or comp.ndim < 1:
+        raise RuntimeError(f"{names[0]} and {names[1]} dimensionalities must be equal but got {comp.ndim} and "
+                           f"{plain.ndim}, respectively")
+    extra = 2 if blocked else 0
+    if vals.ndim < plain.ndim + extra:
+        raise RuntimeError(f"values must have dimensionality > sum of batch and block dimensionalities "
+                           f"(={plain.ndim - 1} + {extra}) but got {vals.ndim}")
+    if vals.ndim > plain.ndim + extra:
+        raise NotImplementedError(f"values of shape {tuple(vals.shape)}: gt's compressed sparse tensors have no "
+                                  "dense (hybrid) dims")
+    batch = tuple(comp.shape[:-1])
+    if tuple(plain.shape[:-1]) != batch or tuple(vals.shape[:len(batch)]) != batch:
+        raise RuntimeError(f"all batch dimensions of {names[0]} {tuple(comp.shape)}, {names[1]} "
+                           f"{tuple(plain.shape)} and values {tuple(vals.shape)} must be equal")
+    block = tuple(vals.shape[-2:]) if blocked else None
+    bh, bw = block or (1, 1)
+    if size is None:
+        nplain = int(plain.max().item()) + 1 if plain.numel() else 0
+        grid = (comp.shape[-1] - 1, nplain)
+        return batch + ((grid[1] * bh, grid[0] * bw) if column else (grid[0] * bh, grid[1] * bw)), block
+    size = tuple(int(n) for n in size)
+    if len(size) != len(batch) + 2:
+        raise RuntimeError(f"tensor dimensionality must be sum of batch, base, and dense dimensionalities "
+                           f"(={len(batch)} + 2 + 0) but got {len(size)}")
+    for d, b in ((0, bh), (1, bw)):
+        if size[len(batch) + d] % b:
+            raise RuntimeError(f"tensor shape[{len(batch) + d}] (={size[len(batch) + d]}) must be divisible with "
+                               f"blocksize[{d}] (={b}) as defined by values shape")
+    ncomp = size[-1] // bw if column else size[-2] // bh
+    if comp.shape[-1] != ncomp + 1:
+        raise RuntimeError(f"{names[0]}.shape[-1] must be equal to the number of {'columns' if column else 'rows'}"
+                           f" + 1 (={ncomp + 1}), but got {comp.shape[-1]}")
+    if plain.shape[-1] != vals.shape[len(batch)]:
+        raise RuntimeError(f"{names[1]}.shape[-1] must be equal to nnz (={vals.shape[len(batch)]}) as defined by "
+                           f"values.shape[0], but got {plain.shape[-1]}")
+    return size, block
+
+
+def _make(layout, comp, plain, values, size, dtype, requires_grad):
+    refuse_on_mesh(str(layout)[13:].upper())
+    fn = f"sparse_{str(layout)[13:]}_tensor"
+    comp, plain = _index(comp, "compressed indices"), _index(plain, "plain indices")
+    vals = values if isinstance(values, Tensor) else creation.tensor(values, dtype=dtype)
+    if dtype is not None and vals.dtype != dtype:
+        vals = vals.to(dtype)
+    size, block = _size(layout, comp, plain, vals, size)
+    bh, bw = block or (1, 1)
+    grid = size[:-2] + ((size[-1] // bw, size[-2] // bh) if COLUMN[layout] else (size[-2] // bh, size[-1] // bw))
+    with autograd.no_grad():
+        try:
+            _checked_indices(comp, plain, grid)
+        except RuntimeError as exc:
+            raise RuntimeError(_renamed(str(exc)) if COLUMN[layout] else str(exc)) from None
+        idx = element_indices(layout, comp, plain, size, block)
+    out = SparseCompressedTensor._from_parts(layout, comp, plain, idx, vals.reshape(-1), size, block)
+    if requires_grad:
+        if vals.requires_grad:
+            raise RuntimeError(f"{fn}: requires_grad=True with values that already require grad (a non-leaf): "
+                               "pass values.detach()")
+        if not (vals.dtype.is_floating_point or vals.dtype.is_complex):
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+        out.requires_grad_(True)
+    return out
+
+
+def sparse_csc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None):
+    """A sparse CSC tensor, torch's ``torch.sparse_csc_tensor``: ``ccol_indices`` (*batch, ncols + 1)
+    and ``row_indices`` (*batch, nnz) of one integer dtype (kept), ``values`` (*batch, nnz); without
+    ``size``, the columns from ``ccol_indices`` and the rows the largest row + 1."""
+    return _make(sparse_csc, ccol_indices, row_indices, values, size, dtype, requires_grad)
+
+
+def sparse_bsr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None):
+    """A sparse BSR tensor, torch's ``torch.sparse_bsr_tensor``: ``crow_indices`` (*batch, nrows / bh
+    + 1), ``col_indices`` (*batch, nnz) block columns, ``values`` (*batch, nnz, bh, bw) blocks."""
+    return _make(sparse_bsr, crow_indices, col_indices, values, size, dtype, requires_grad)
+
+
+def sparse_bsc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None):
+    """A sparse BSC tensor, torch's ``torch.sparse_bsc_tensor``: ``ccol_indices`` (*batch, ncols / bw
+    + 1), ``row_indices`` (*batch, nnz) block rows, ``values`` (*batch, nnz, bh, bw) blocks."""
+    return _make(sparse_bsc, ccol_indices, row_indices, values, size, dtype, requires_grad)
+
+
+def _blocksize(fn, blocksize, shape):
+    bs = tuple(int(b) for b in blocksize)
+    if len(bs) != 2 or min(bs) < 1:
+        raise RuntimeError(f"{fn}: blocksize must be two positive ints, got {blocksize}")
+    if shape[-2] % bs[0] or shape[-1] % bs[1]:
+        raise RuntimeError(f"{fn}: tensor sparse size ({shape[-2]},{shape[-1]}) must be divisible by given "
+                           f"blocksize ({bs[0]},{bs[1]})")
+    return bs
+
+
+# one converter for every (source, target) pair of layouts: torch's table of what converts to what
+def _convert(self, layout, blocksize, fn):
+    """``self`` (dense, COO or compressed) in ``layout`` (CSC, BSR or BSC; blocks of ``blocksize``)."""
+    if BLOCKED[layout] and blocksize is None:
+        raise TypeError(f'{fn}() missing 1 required positional arguments: "blocksize"')
+    if not BLOCKED[layout] and blocksize is not None:
+        raise RuntimeError(f"{fn}: conversion to {layout} with blocksize argument given is not supported")
+    if self.ndim < 2:
+        raise RuntimeError(f"{fn}: expected a 2-D or batched (3-D or more) tensor, got {self.ndim}-D")
+    bs = None if blocksize is None else _blocksize(fn, blocksize, self.shape)
+    if not isinstance(self, SparseTensor):
+        coo = _dense_to_sparse(self)
+        out = compressed_from_coo(coo, layout, bs)
+        out._sp_dense = coo._sp_dense          # the dense tensor's gradient through products, torch's
+        return out
+    if self.layout == sparse_coo:
+        if self.sparse_dim() != 2 or self.dense_dim():
+            raise RuntimeError(f"{fn}: conversion from Sparse to {layout} for input tensors with sparse_dim()!=2 "
+                               f"(or dense dims) is not supported (got sparse_dim {self.sparse_dim()})")
+        return compressed_from_coo(self, layout, bs)
+    own = getattr(self, "_cp_block", None)
+    if own is not None and not BLOCKED[layout]:
+        raise RuntimeError(f"{fn}: expected SparseCsr or SparseCsc layout but got {self.layout}")
+    if own is not None and bs != own:
+        raise RuntimeError(f"{fn}: conversion from {self.layout} to {layout} with blocksize changed from "
+                           f"{list(own)} to {list(bs)} is not supported")
+    if self.layout == layout:
+        return self
+    return compressed_from_coo(self._coo(), layout, bs)
+
+
+def to_sparse_csc(self, dense_dim=None):
+    """This tensor (dense, COO, CSR or CSC: 2-D or batched) as a sparse CSC tensor; differentiable."""
+    _hybrid("to_sparse_csc", dense_dim)
+    return _convert(self, sparse_csc, None, "to_sparse_csc")
+
+
+def to_sparse_bsr(self, blocksize, dense_dim=None):
+    """This tensor (dense, COO, CSR, CSC, or BSR/BSC of this blocksize) as a sparse BSR tensor of
+    ``blocksize`` (bh, bw) blocks (every block that holds an entry); differentiable."""
+    _hybrid("to_sparse_bsr", dense_dim)
+    return _convert(self, sparse_bsr, blocksize, "to_sparse_bsr")
+
+
+def to_sparse_bsc(self, blocksize, dense_dim=None):
+    """This tensor as a sparse BSC tensor of ``blocksize`` (bh, bw) blocks (``to_sparse_bsr``'s rules)."""
+    _hybrid("to_sparse_bsc", dense_dim)
+    return _convert(self, sparse_bsc, blocksize, "to_sparse_bsc")
+
+
+def _hybrid(fn, dense_dim):
+    if dense_dim:
+        raise NotImplementedError(f"{fn}: dense_dim={dense_dim} (hybrid compressed tensors) is not supported by gt")
+
+
+def _compressed_to_csr(self, dense_dim=None):
+    _hybrid("to_sparse_csr", dense_dim)
+    if self._cp_block is not None:
+        raise RuntimeError(f"sparse_compressed_to_sparse_csr: expected SparseCsr or SparseCsc layout but got "
+                           f"{self.layout}")
+    return compressed_from_coo(self._coo(), sparse_csr)
+
+
+def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
+    """``Tensor.to_sparse``: COO (torch's default), or ``layout`` (sparse_csr, sparse_csc, sparse_bsr or
+    sparse_bsc, the last two with ``blocksize``)."""
+    if layout is not None and not isinstance(layout, Layout):
+        raise TypeError(f"to_sparse(): argument 'layout' must be torch.layout, not {type(layout).__name__}")
+    if layout == strided:
+        return self.to_dense() if isinstance(self, SparseTensor) else self
+    if layout is not None and layout not in _LAYOUTS:
+        raise RuntimeError(f"to_sparse: layout={layout} is not a sparse layout (sparse_coo, sparse_csr, sparse_csc, "
+                           "sparse_bsr, sparse_bsc)")
+    if layout is None or layout == sparse_coo:
+        if blocksize is not None:
+            raise RuntimeError("to_sparse: blocksize= goes with layout=gt.sparse_bsr or gt.sparse_bsc")
+        if isinstance(self, SparseTensor) and self.layout != sparse_coo:
+            return self._coo().to_sparse(sparse_dim)
+        return _coo_to_sparse(self, sparse_dim) if self.is_sparse else _dense_to_sparse(self, sparse_dim)
+    if sparse_dim is not None:
+        raise RuntimeError(f"to_sparse: sparse_dim= does not go with layout={layout}")
+    method = {sparse_csr: "to_sparse_csr", sparse_csc: "to_sparse_csc", sparse_bsr: "to_sparse_bsr",
+              sparse_bsc: "to_sparse_bsc"}[layout]
+    if layout in (sparse_csr, sparse_csc):
+        if blocksize is not None:
+            raise RuntimeError(f"to_sparse: conversion to {layout} with blocksize argument given is not supported")
+        return getattr(self, method)(dense_dim)
+    if blocksize is None:
+        raise RuntimeError(f"to_sparse: conversion to {layout} without blocksize argument given is not supported")
+    return getattr(self, method)(blocksize, dense_dim)
+
+
+def t(self):
+    """The transpose of a compressed matrix: CSR <-> CSC, BSR <-> BSC (torch's)."""
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    return transposed(self)
+
+
+def transpose(self, dim0, dim1):
+    """Two dims swapped: the last two (the sparse ones) give the transposed layout (torch's)."""
+    nd = self.ndim
+    for d in (dim0, dim1):
+        if not -nd <= d < nd:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, {nd - 1}], but got {d})")
+    d0, d1 = dim0 % nd, dim1 % nd
+    if d0 == d1:
+        return self
+    kinds = ["Sparse" if d >= nd - 2 else "Batch" for d in (d0, d1)]
+    if kinds == ["Sparse", "Sparse"]:
+        return transposed(self)
+    if kinds[0] != kinds[1]:
+        raise RuntimeError(f"transpose(): can only transpose dimensions of the same type (Batch, Sparse, Dense), got "
+                           f"{d0}({kinds[0]}) and {d1}({kinds[1]})")
+    raise NotImplementedError(f"transpose: swapping two batch dims ({dim0}, {dim1}) of a compressed sparse tensor "
+                              "is not supported by gt")
+
+
+def adjoint(self):
+    """The conjugate transpose of the last two dims."""
+    out = transposed(self)
+    return out.conj_physical() if self.is_complex() else out
+
+
+_coo_to_sparse = SparseTensor.to_sparse
+for _cls in (Tensor, SparseTensor, SparseCsrTensor, SparseCompressedTensor):
+    _cls.to_sparse = to_sparse
+    _cls.to_sparse_csc, _cls.to_sparse_bsr, _cls.to_sparse_bsc = to_sparse_csc, to_sparse_bsr, to_sparse_bsc
+SparseCompressedTensor.to_sparse_csr = _compressed_to_csr
+SparseCompressedTensor.to_sparse_coo = SparseCsrTensor.to_sparse_coo
+for _cls in (SparseCsrTensor, SparseCompressedTensor):
+    _cls.t, _cls.transpose, _cls.swapaxes, _cls.swapdims, _cls.adjoint = t, transpose, transpose, transpose, adjoint
+    _cls.mT = property(lambda self: transposed(self), doc="The transpose of the last two dims (torch's).")
+
+
+def _message(op):
+    return (f"{op}: not supported on a sparse CSC/BSR/BSC tensor: gt's support only "
+            f"{', '.join(COMPRESSED_SUPPORTED)}; call .to_dense() first")
+
+
+refuse_the_rest(SparseCompressedTensor, SparseTensor, set(vars(CompressedOps)) | set(vars(SparseCompressedTensor))
+                | {"numel", "__len__", "to_sparse", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
+                   "to_sparse_coo", "to_dense", "t", "transpose", "swapaxes", "swapdims", "adjoint", "mT"}, _message)
