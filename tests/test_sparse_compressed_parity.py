@@ -284,6 +284,15 @@ def test_a_leaf_gets_its_gradient_at_its_entries_through_to_dense(layout):
     np.testing.assert_array_equal(s.grad.to_sparse_coo()._values().numpy(), 2 * W[idx[0], idx[1]])
 
 
+@dense_only
+def test_a_dense_op_handed_a_sparse_tensor_names_its_layout():
+    """A dense op that reads a sparse tensor's storage refuses it naming the tensor's own layout
+    (CSR's named COO's list)."""
+    for s, kind in ((_sparse(gt, "bsr"), "CSC/BSR/BSC"), (_sparse(gt, "csr"), "CSR"), (gt.tensor(A).to_sparse(), "COO")):
+        with pytest.raises(NotImplementedError, match=f"^cat: not supported on a sparse {kind} tensor"):
+            gt.cat([s, s])
+
+
 @pytest.mark.skipif(not MESH, reason="needs GT_DEVICES > 1")
 def test_compressed_tensors_are_refused_on_a_mesh():
     with pytest.raises(NotImplementedError, match="not supported on a mesh"):

@@ -273,6 +273,7 @@ def _message(op):
             f"{', '.join(COMPRESSED_SUPPORTED)}; call .to_dense() first")
 
 
+SparseCompressedTensor._refusal = staticmethod(_message)
 refuse_the_rest(SparseCompressedTensor, SparseTensor, set(vars(CompressedOps)) | set(vars(SparseCompressedTensor))
                 | {"numel", "__len__", "to_sparse", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
                    "to_sparse_coo", "to_dense", "t", "transpose", "swapaxes", "swapdims", "adjoint", "mT"}, _message)

@@ -79,7 +79,7 @@ _WRAPPERS = {"call", "wrapper", "wrapped", "hooked", "inner", "decorate_context"
 
 
 def _storage(self):
-    raise NotImplementedError(_message(_user_op()) + " (a dense op was handed a sparse tensor)")
+    raise NotImplementedError(self._refusal(_user_op()) + " (a dense op was handed a sparse tensor)")
 
 
 class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
@@ -94,6 +94,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     is_sparse = property(lambda self: True, doc="True: a sparse COO tensor.")
     __hash__ = Tensor.__hash__
     _kind = "COO"
+    _refusal = staticmethod(_message)      # the text of a refusal: what this layout supports
 
     @classmethod
     def _make(cls, indices, values, shape, coalesced, leaf=False):

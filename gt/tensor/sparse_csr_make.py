@@ -142,5 +142,6 @@ def _message(op):
             f"{', '.join(CSR_SUPPORTED)}; call .to_dense() first")
 
 
+SparseCsrTensor._refusal = staticmethod(_message)
 refuse_the_rest(SparseCsrTensor, SparseTensor, set(vars(CsrOps)) | set(vars(SparseCsrTensor)) | set(CSR_SUPPORTED)
                 | {"numel", "__len__"}, _message)
