@@ -56,7 +56,8 @@ def _float_input(x, name):
     if not isinstance(x, function.Tensor):
         raise TypeError(f"{name}(): argument 'x' must be a tensor, not {type(x).__name__}")
     if not x.dtype.differentiable:
-        raise TypeError(f"{name}: expected a floating point or complex tensor as input, got {x.dtype.name}")
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. Got "     # torch's
+                           f"{dtypes.torch_type_name(x.dtype.name)} (cast it with .float())")
     return x
 
 
@@ -184,6 +185,10 @@ def vecdot(x, y, *, dim=-1):
     """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x.conj() * y).sum(dim)`` (torch's:
     a complex ``x`` is conjugated), shape the broadcast shape without ``dim``. A real and a complex
     tensor raise RuntimeError, as torch's (cast the real one with ``.to()``)."""
+    for t in (x, y):
+        if not t.dtype.differentiable:
+            raise RuntimeError("linalg.vecdot: Expected a floating point or complex tensor as input. Got "
+                               f"{dtypes.torch_type_name(t.dtype.name)}")
     refuse_mixed(x, y, "linalg.vecdot", message="linalg.vecdot: Expected x and y to have the same dtype, but "
                  "found x of type {} and y of type {} instead")
     if x.shape[dim] != y.shape[dim] and 1 not in (x.shape[dim], y.shape[dim]):
@@ -397,6 +402,8 @@ def vander(x, *, N=None):
     N = x.shape[-1] if N is None else N
     if isinstance(N, bool) or not isinstance(N, int) or N <= 1:
         raise ValueError(f"linalg.vander: N must be greater than 1, got {N!r}")
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        x = x.to(dtypes.int64)    # torch's int64 powers (uint16/32/64 too, which have no product kernel)
     column = x.unsqueeze(-1)
     ones = (column * 0 + 1).detach()
     return cat([ones, column.expand(tuple(x.shape) + (N - 1,))], dim=-1).cumprod(-1)

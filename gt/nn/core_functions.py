@@ -11,6 +11,7 @@ from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor, arange, rand
 from gt.tensor.complex_checks import refuse_mixed
+from gt.tensor.wide_uints import refuse
 
 
 def linear(x, weight, bias=None):
@@ -45,6 +46,8 @@ def floating_input(x, weight, bias=None):
         refuse_mixed(weight, bias, "linear", "weight and bias")
     dtype = x.dtype
     if dtype is w_dtype:          # the usual call: one dtype needs no other check
+        if not dtype.differentiable:
+            refuse("addmm_impl_cpu_", x)     # uint16/32/64: torch has no product kernel for them
         return x
     refuse_mixed(x, weight, "linear")
     return x if dtype.is_floating_point or not w_dtype.is_floating_point else x.to(w_dtype)

@@ -18,12 +18,14 @@ This layer sits above gt/ops and gt/autograd, and below gt/nn and gt/optim.
 """
 
 from gt.tensor.core import Tensor  # first: it binds the class into the modules that need it
-from gt.tensor.arithmetic import matmul, where
+from gt.tensor.arithmetic import matmul as _matmul, where
 from gt.tensor.creation import (arange, empty, empty_like, eye, from_dlpack, from_numpy, full, full_like, get_rng_state,
                                 linspace, manual_seed, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                                 randperm, set_rng_state, tensor, zeros, zeros_like)
 from gt.tensor.functions import cat, concatenate, stack
+from gt.tensor import wide_uints
 
+matmul = wide_uints.guard_matmul(_matmul)     # torch's error for uint16/32/64 operands (gt/tensor/wide_uints.py)
 __all__ = ["Tensor", "matmul", "where", "tensor", "from_numpy", "zeros", "ones", "empty", "full",
            "zeros_like", "ones_like", "full_like", "empty_like", "randn_like", "rand_like", "arange", "linspace", "eye", "manual_seed",
            "get_rng_state", "set_rng_state", "randn", "rand", "randint", "randperm", "cat",

@@ -29,7 +29,7 @@ from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.scatter_methods import index_tensor
-from gt.tensor.wide_uints import refuse
+from gt.tensor.wide_uints import refuse, refuse_einsum
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -270,7 +270,7 @@ def _einsum_dtype(tensors, spec, equation):
     with ``sum``, which widens them)."""
     dtype = tensors[0].dtype
     if dtype not in (dtypes.bool_, dtypes.int32) and dtype not in dtypes.SMALL_INTS:
-        return tensors
+        return refuse_einsum(tensors, spec) or tensors
     seen = collections.Counter(c for letters in spec.inputs for c in set(letters))
     if any(seen[c] == 1 and c not in spec.output for c in seen):
         return [t.to(dtypes.int64) for t in tensors]

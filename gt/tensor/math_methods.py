@@ -26,7 +26,7 @@ from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
 from gt.tensor.complex_checks import is_complex_operand
 from gt.tensor.complex_math import complex_logaddexp
 from gt.tensor.nested_operands import nested_pair
-from gt.tensor.wide_uints import refuse_op
+from gt.tensor.wide_uints import refuse_op, refuse_target
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -302,6 +302,7 @@ class MathMethods:
             >>> gt.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(1).tolist()
             [2.0, 12.0]
         """
+        refuse_target("prod_out_cpu", dtype)
         x = self if dtype is None else self.to(dtype)
         keep = bool(keepdim or keepdims)
         dim = _pick(axis, dim)
@@ -323,6 +324,7 @@ class MathMethods:
         """
         if dim is None and axis is None:
             raise TypeError("cumprod: dim is required (the axis to multiply along), e.g. x.cumprod(dim=-1)")
+        refuse_target("cumprod_out_cpu", dtype)
         x = self if dtype is None else self.to(dtype)
         dim = _pick(axis, dim)
         if x.ndim == 0:

@@ -15,6 +15,7 @@ from gt.tensor.core import Tensor
 from gt.tensor.creation import _float, _new
 from gt.tensor.functions import cat, stack
 from gt.tensor.random_methods import _number
+from gt.tensor.wide_uints import refuse
 
 _F64 = dtypes.float64
 _SMALL_MEAN = 10.0     # below this mean, inversion; from it on, transformed rejection
@@ -114,6 +115,7 @@ def _trapezoids(y, x, dx, dim, what):
     if y.dtype == dtypes.bool_ or (isinstance(x, Tensor) and x.dtype == dtypes.bool_):
         who = "`y`" if y.dtype == dtypes.bool_ else "`x` or `y`"
         raise RuntimeError(f"{what}: received a bool input for {who}, but bool is not supported")
+    refuse("add_stub", y, x)      # uint16/32/64: torch's sums and differences have no kernel for them
     dim = _dim(dim, y.ndim, what)
     n = y.shape[dim]
     y = _as_float(y)
@@ -263,6 +265,9 @@ def vander(x, N=None, increasing=False):
     if n < 0:
         raise RuntimeError(f"N must be non-negative (got N={n})")
     if not x.dtype.is_floating_point:
+        if x.dtype in dtypes.WIDE_UINTS:    # torch promotes x with its int64 powers: refused for these
+            raise RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote "
+                               f"{dtypes.torch_type_name(x.dtype.name)} and Long")
         x = x.to(dtypes.int64)
     if n == 0:
         return (x.unsqueeze(1) * 0)[:, :0]

@@ -18,6 +18,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import axis_rules
 from gt.tensor._args import _pick
 from gt.tensor.numpy_interop import no_out
+from gt.tensor.wide_uints import refuse_target
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -40,6 +41,7 @@ class ReductionMethods:
         return out if dtype is None or out.dtype == x.dtype else out.to(x.dtype)
 
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):
+        refuse_target("sum_cpu", dtype)
         return self._reduce(reduction_ops.Sum, "sum", axis, keepdims, dim, keepdim, dtype, out)
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=False, dtype=None, out=None):

@@ -22,7 +22,7 @@ from gt.ops import sorting as sorting_ops
 from gt.ops._shapes import normalize_axis
 from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
-from gt.tensor import axis_scans, dispatch
+from gt.tensor import axis_scans, dispatch, wide_uints
 from gt.tensor import generator as generator_module
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -135,6 +135,7 @@ class SortingMethods:
             raise TypeError("cumsum: dim is required (the axis to sum along), e.g. x.cumsum(dim=-1)")
         if dim is not None and axis is not None and dim != axis:
             raise TypeError(f"cumsum: pass axis or dim, not both (got axis={axis!r}, dim={dim!r})")
+        wide_uints.refuse_target("cumsum_out_cpu", dtype)
         x = self if dtype is None else self.to(dtype)
         dim = axis if dim is None else dim
         if x.ndim == 0:

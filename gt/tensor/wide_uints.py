@@ -96,17 +96,78 @@ def ordered_keys(t):
     return t
 
 
+def refuse_target(kernel, dtype):
+    """torch's error for a ``dtype=`` argument naming uint16/32/64 (sum, prod, cumsum, cumprod, and
+    softmax's): the input is cast to it, and the kernel has none for it."""
+    if dtype is not None:
+        refuse_dtype(kernel, dtypes.to_dtype(dtype))
+
+
+def matmul_kernel(a, b):
+    """The torch kernel a product ``a @ b`` runs (its error names it): by the operands' dims."""
+    na, nb = getattr(a, "ndim", 2), getattr(b, "ndim", 2)
+    return "dot" if na == nb == 1 else "addmv_impl_cpu" if nb == 1 else "addmm_impl_cpu_" if nb == 2 else "bmm"
+
+
+def guard_matmul(fn):
+    """``fn`` (gt.matmul) raising torch's error for a product of two uint16/32/64 operands (one
+    beside a float is computed in the float, gt's rule for ints; another int: the promotion error)."""
+    @functools.wraps(fn)
+    def matmul(input, other):
+        dtype = getattr(input, "dtype", None)     # one read (a property): the float case decides on it
+        if type(dtype) is dtypes.DType and not dtype.differentiable and getattr(other, "dtype", None) is dtype:
+            refuse(matmul_kernel(input, other), input)
+        return fn(input, other)
+    return matmul
+
+
+def refuse_einsum(tensors, spec):
+    """torch's einsum of uint16/32/64 operands: a subscript summed over two operands is a ``bmm``
+    (no kernel); one summed within one operand is a ``sum`` (int64): alone, the result is int64,
+    beside another operand its promotion error. Returns the operands to compute with."""
+    if not tensors or tensors[0].dtype not in dtypes.WIDE_UINTS:
+        return None
+    seen = {}
+    for letters in spec.inputs:
+        for c in set(letters):
+            seen[c] = seen.get(c, 0) + 1
+    summed = [n for c, n in seen.items() if c not in spec.output]
+    if any(n > 1 for n in summed):
+        refuse("bmm", tensors[0])
+    if summed and len(tensors) > 1:
+        raise RuntimeError("Promotion for uint16, uint32, uint64 types is not supported, attempted to promote Long "
+                           f"and {dtypes.torch_type_name(tensors[0].dtype.name)}")
+    return [t.to(dtypes.int64) for t in tensors] if summed else tensors
+
+
+def _softmax_guard(method):
+    """softmax/log_softmax computing in uint16/32/64 (the input's dtype or ``dtype=``): torch's kernel
+    error, its name by whether the dim is the last."""
+    @functools.wraps(method)
+    def guarded(self, axis=None, dtype=None, *, dim=None):
+        target = self.dtype if dtype is None else dtypes.to_dtype(dtype)
+        if target in dtypes.WIDE_UINTS:
+            d = axis if dim is None else dim
+            last = d is None or self.ndim <= 1 or d % self.ndim == self.ndim - 1
+            refuse_dtype(f"{method.__name__}{'_lastdim' if last else ''}_kernel_impl", target)
+        return method(self, axis, dtype, dim=dim)
+    return guarded
+
+
 def _guarded(method, kernel, message):
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
         if self.dtype in dtypes.WIDE_UINTS:
             if message is not None:
+                if kwargs.get("dtype") is not None:     # mean(dtype=float32): cast first, as torch
+                    return method(self, *args, **kwargs)
                 raise RuntimeError(message.format(dtypes.torch_type_name(self.dtype.name)))
             when = _ONLY_WHEN.get(method.__name__)
             if when is not None and not when(self, *args, **kwargs):
                 return method(self, *args, **kwargs)
             along = kernel in _ALONG and (args or kwargs.keys() & {"dim", "axis"})
-            refuse(_ALONG[kernel] if along else kernel, self)    # max(dim): torch's kernel along a dim
+            name = matmul_kernel(self, args[0]) if kernel == "dot" and args else kernel   # mm, mv, @: by dims
+            refuse(_ALONG[name] if along else name, self)    # max(dim): torch's kernel along a dim
         return method(self, *args, **kwargs)
     return guarded
 
@@ -144,3 +205,5 @@ def guard_methods(cls):
         setattr(cls, name, _guarded(getattr(cls, name), kernel, None))
     for name, message in _RUNTIME.items():
         setattr(cls, name, _guarded(getattr(cls, name), None, message))
+    for name in ("softmax", "log_softmax"):
+        setattr(cls, name, _softmax_guard(getattr(cls, name)))
