@@ -265,6 +265,7 @@ def test_gradients_through_transposes_conversions_and_of_values_are_torch_s():
         y = (leaf.t() @ d).sin().sum() + (d.t() @ bsr.t()).sum() + ((csc @ d) ** 2).sum() + (d.t() @ csc.t()).sum()
         y = y + (x.to_sparse_csc() @ d).cos().sum() + (x.to_sparse_bsr((2, 2)) @ d).sum() + x.to_sparse_csc().sum()
         y = y + (d.t() @ x.to_sparse_bsc((1, 1))).exp().sum() + (x.to_sparse_csc().t() @ d).sum()
+        y = y + (leaf.t().t() @ d).sum() * 3 + (x.to_sparse_csr().mT.mT @ d).sum() * 5
         (y + (x.to_sparse_csc().to_dense() * m.tensor(W)).sum()).backward()
         got[m] = (leaf.grad, bsr.grad, v.grad, x.grad, leaf.t().to_dense(), csc.t())
     for g, t in zip(got[gt], got[torch]):

@@ -146,10 +146,13 @@ def dense_source(s):
     """The dense tensor that carries torch's dense gradient of the sparse ``s`` through ``@``/``mm``/
     ``matmul``/``addmm``/``sum()``: a leaf's dense stand-in, or the dense tensor ``to_sparse``/
     ``to_sparse_csr`` made ``s`` from (equal to ``s`` where it matters: its zeros are the unstored
-    entries); None when ``s``'s gradient reaches only its values."""
+    entries; a function giving it, made when it is not needed yet: a transpose's); None when ``s``'s
+    gradient reaches only its values."""
     if not autograd.is_grad_enabled():
         return None
-    return dense_leaf(s) if s._sp_leaf else s._sp_dense
+    if s._sp_leaf:
+        return dense_leaf(s)
+    return s._sp_dense() if callable(s._sp_dense) else s._sp_dense
 
 
 def check_mm(fn, s, d):

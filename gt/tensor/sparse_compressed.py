@@ -191,9 +191,19 @@ def transposed(s, index_dtype=None):
         out = SparseCsrTensor._from_parts(comp, plain, idx, values, shape)
     else:
         out = SparseCompressedTensor._from_parts(new, comp, plain, idx, values, shape, block)
-    source = dense_source(s)          # a leaf's (or to_sparse's) dense gradient through products, torch's
-    out._sp_dense = None if source is None else source.transpose(-2, -1)
+    if s._sp_leaf or s._sp_dense is not None:   # a leaf's (or to_sparse's) dense gradient through products, torch's
+        out._sp_dense = _transposed_source(s)
     return out
+
+
+def _transposed_source(s):
+    """The dense source of ``s``'s transpose, made when a product asks for it (a leaf's is a dense
+    copy: none is made for a transpose that meets no product)."""
+    def source():
+        src = dense_source(s)
+        return None if src is None else src.transpose(-2, -1)
+
+    return source
 
 
 def compressed_from_coo(coo, layout, blocksize=None):
