@@ -219,6 +219,14 @@ def test_dtypes_and_schemes_are_torch_s():
     for name in ("per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
                  "per_channel_affine_float_qparams"):
         assert getattr(gt, name) == getattr(torch, name) and isinstance(getattr(gt, name), gt.qscheme)
+    for m in (torch, gt):
+        info = m.iinfo(m.qint8)
+        assert (info.min, info.max, info.bits) == (-128, 127, 8) and m.iinfo(m.quint8).max == 255
+        with pytest.raises(NotImplementedError, match="\"dtype\" not implemented for 'QInt8'"):
+            info.dtype
+        with pytest.raises(RuntimeError, match="promoteTypes with quantized numbers is not handled yet.*QInt8 Float"):
+            m.promote_types(m.qint8, m.float32)
+        assert m.promote_types(m.quint8, m.quint8) == m.quint8
     q = gt.quantize_per_tensor(gt.ones(2), 0.5, 1, gt.qint8)
     assert q.qscheme() == torch.per_tensor_affine and q.qscheme() is gt.per_tensor_affine
     assert q.is_quantized and not gt.ones(2).is_quantized and not q.requires_grad and q.grad_fn is None

@@ -37,6 +37,10 @@ def promote_types(type1, type2):
         return a
     if not (a.is_floating_point or b.is_floating_point) and (a in dtypes.WIDE_UINTS or b in dtypes.WIDE_UINTS):
         _refuse_wide_uints(a, b)
+    if a in dtypes.QUANTIZED_INT or b in dtypes.QUANTIZED_INT:
+        raise RuntimeError("promoteTypes with quantized numbers is not handled yet; figure out what the correct rules "
+                           f"should be, offending types: {dtypes.torch_type_name(a.name)} "
+                           f"{dtypes.torch_type_name(b.name)}")
     if {a.name, b.name} == {"float16", "bfloat16"}:
         return dtypes.float32
     if {a.name, b.name} == {"uint8", "int8"}:   # the smallest signed dtype holding both ranges

@@ -68,11 +68,20 @@ class iinfo:
 
     def __init__(self, type):
         dtype = dtypes.to_dtype(type)
+        self._quantized = dtype.name if dtype in dtypes.QUANTIZED_INT else None
+        dtype = dtypes.QUANTIZED_INT.get(dtype, dtype)     # torch's: the range of the integers held
         if dtype.is_floating_point or dtype == dtypes.bool_:
             raise TypeError(f"iinfo: expected an integer dtype (gt.uint8, gt.int8, gt.int16, gt.int32, gt.int64), "
                             f"got {type!r}" + ("; use gt.finfo for floats" if dtype.is_floating_point else ""))
         self.bits = 8 * dtype.itemsize
-        (self.min, self.max), self.dtype = dtypes.INT_RANGES[dtype.name], dtype.name
+        (self.min, self.max), self._dtype = dtypes.INT_RANGES[dtype.name], dtype.name
+
+    @property
+    def dtype(self):
+        """The dtype's name (``'int32'``); torch's NotImplementedError for a quantized dtype."""
+        if self._quantized:
+            raise NotImplementedError(f'"dtype" not implemented for \'{dtypes.torch_type_name(self._quantized)}\'')
+        return self._dtype
 
     def __repr__(self):
         return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
