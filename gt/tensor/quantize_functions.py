@@ -137,8 +137,9 @@ def _fake(x, inv, zero_point, scale, quant_min, quant_max, finite_only=False, ex
     """(values, mask) of torch's fake quantization of ``x`` (float32/64): ``inv``/``scale`` and
     ``zero_point`` are numbers or tensors laid along the channel axis. ``zp + round(x * inv)`` is
     in ``x``'s precision (float32: a large zero point rounds, as torch's); the clamped integer
-    minus the zero point (``exact_zero_point``: float64, where ``zero_point`` is rounded) is exact; ``finite_only``: a non-finite value goes to ``quant_min``
-    (torch's per-channel kernel casts it to int64), else NaN does and infinities clamp."""
+    minus the zero point (``exact_zero_point``: float64, where ``zero_point`` is rounded) is
+    exact; ``finite_only``: a non-finite value goes to ``quant_min`` (torch's per-channel kernel
+    casts it to int64), else NaN does and infinities clamp."""
     work = x if x.dtype in (dtypes.float32, dtypes.float64) else x.float()
     with autograd.no_grad():
         v = ((work * inv).round() + zero_point).double()
