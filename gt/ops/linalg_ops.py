@@ -96,11 +96,8 @@ class Det(Function):
         a, out = self.saved
         if B.numel(out) and bool(B.any(out == 0)):
             return (_scalar_grad(g) * _cofactors(a),)
-        try:
-            inverse = B.inv(a)
-        except LinAlgError:
-            # a singular matrix whose determinant rounded off zero: MKL's det of [[1, 2, 3], [2, 4, 6],
-            # [1, 0, 1]] is -6.7e-16 where its LU, which inv runs, meets an exact zero pivot
+        inverse = _inverse_if_conditioned(a)
+        if inverse is None:
             return (_scalar_grad(g) * _cofactors(a),)
         return (_scalar_grad(g * B.conj(out)) * _h(inverse),)
 
@@ -113,19 +110,27 @@ class Det(Function):
         return ((g * Det.apply(a)).unsqueeze(-1).unsqueeze(-1) * Inv.apply(a).mT,)
 
 
-def _singular(a, det):
-    """Whether a determinant of the batch is 0, inv refuses a matrix (an LU meeting an exact zero
-    pivot where det rounded off zero: MKL's det of [[1, 2, 3], [2, 4, 6], [1, 0, 1]] is -6.7e-16),
-    or one is so near singular (max |A| max |inv(A)| over 1e6) that the two terms of the derivative
-    of ``det(A) inv(A)^T``, each of the order of inv(A)'s size, would cancel to noise (6e1 off at
-    det 1e-15, where the cofactors' derivative is 1e-14 off)."""
-    if not B.numel(a) or not B.numel(det) or bool(B.any(det == 0)):
-        return bool(B.numel(a) and B.numel(det))     # (a 0 x 0 matrix's det is 1: nothing to invert)
+def _inverse_if_conditioned(a):
+    """``inv(a)``, or None where inv refuses a matrix (an LU meeting an exact zero pivot where det
+    rounded off zero: MKL's det of [[1, 2, 3], [2, 4, 6], [1, 0, 1]] is -6.7e-16) or one is near
+    singular (max |A| max |inv(A)| over 1e6): det(A) inv(A)^T then multiplies two values with few
+    right digits (torch's det and inv, two LUs, gave 0.0058 for a cofactor of 0.166 at det 9e-21;
+    torch's own backward reuses its forward's LU), and the derivative of that product cancels
+    two large terms to noise (6e1 off at det 1e-15). The cofactors through the SVD are exact there."""
     try:
         inverse = B.inv(a)
     except LinAlgError:
-        return True
-    return float(B.item(B.max(B.abs(a)))) * float(B.item(B.max(B.abs(inverse)))) > 1e6
+        return None
+    if B.numel(a) and float(B.item(B.max(B.abs(a)))) * float(B.item(B.max(B.abs(inverse)))) > 1e6:
+        return None
+    return inverse
+
+
+def _singular(a, det):
+    """Whether a determinant of the batch is 0 or ``_inverse_if_conditioned`` refuses a matrix."""
+    if not B.numel(a) or not B.numel(det) or bool(B.any(det == 0)):
+        return bool(B.numel(a) and B.numel(det))     # (a 0 x 0 matrix's det is 1: nothing to invert)
+    return _inverse_if_conditioned(a) is None
 
 
 class SlogdetSign(Function):
