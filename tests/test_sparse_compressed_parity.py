@@ -156,7 +156,9 @@ def test_transposes_are_torch_s():
     cases += [lambda m, a=a: _sparse(m, a).transpose(0, 1) for a in LAYOUTS]
     cases += [lambda m, a=a: _sparse(m, a, x=AB).transpose(-1, -2) for a in LAYOUTS]
     cases += [lambda m, a=a: _sparse(m, a, x=AB).mT for a in LAYOUTS]
+    cases += [lambda m, a=a: _to(m.tensor(np.stack([AB, AB[::-1] * 2, AB])), a).transpose(1, 0) for a in LAYOUTS]
     cases += [lambda m: _sparse(m, "csr").transpose(1, 1), lambda m: _sparse(m, "bsc").adjoint(),
+              lambda m: m.tensor(A * (1 - 2j)).to_sparse_csr().adjoint(),
               lambda m: m.t(_sparse(m, "csc")), lambda m: m.transpose(_sparse(m, "bsr"), 1, 0),
               lambda m: _sparse(m, "csr").t().t(), lambda m: _sparse(m, "bsr").t().to_dense()]
     for f in cases:
@@ -283,6 +285,25 @@ def test_a_leaf_gets_its_gradient_at_its_entries_through_to_dense(layout):
     assert s.grad.layout == s.layout and s.grad._nnz() == s._nnz()
     idx = s.to_sparse_coo()._indices().numpy()
     np.testing.assert_array_equal(s.grad.to_sparse_coo()._values().numpy(), 2 * W[idx[0], idx[1]])
+
+
+@dense_only
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_transposes_of_a_leaf_pass_its_gradient_as_dense_transposes_do(layout):
+    """(torch 2.13's backward through a batched or block layout's to_dense raises.) The gradient
+    through a batch or matrix transpose equals the one through the dense transpose of to_dense."""
+    w = np.random.default_rng(3).normal(size=(2, 4, 4, 4))
+    grads = []
+    for sparse_first in (True, False):
+        s = _to(gt.tensor(np.stack([AB, AB[::-1] * 2, AB, -AB])), layout).requires_grad_()
+        y = s.transpose(0, 1).mT.to_dense() if sparse_first else s.to_dense().transpose(0, 1).mT
+        (y * gt.tensor(w)).sum().backward()
+        grads.append(s.grad)
+    assert grads[0].layout == grads[1].layout == s.layout
+    a, b = grads[0].to_sparse_coo(), grads[1].to_sparse_coo()
+    np.testing.assert_array_equal(a._indices().numpy(), b._indices().numpy())
+    np.testing.assert_allclose(a._values().numpy(), b._values().numpy(), rtol=1e-12, atol=1e-12)
+    assert float(a._values().abs().sum()) > 0
 
 
 @dense_only

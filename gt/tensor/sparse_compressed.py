@@ -192,16 +192,34 @@ def transposed(s, index_dtype=None):
     else:
         out = SparseCompressedTensor._from_parts(new, comp, plain, idx, values, shape, block)
     if s._sp_leaf or s._sp_dense is not None:   # a leaf's (or to_sparse's) dense gradient through products, torch's
-        out._sp_dense = _transposed_source(s)
+        out._sp_dense = _transposed_source(s, -2, -1)
     return out
 
 
-def _transposed_source(s):
-    """The dense source of ``s``'s transpose, made when a product asks for it (a leaf's is a dense
-    copy: none is made for a transpose that meets no product)."""
+def batch_transposed(s, d0, d1):
+    """Two batch dims of the compressed tensor ``s`` swapped (its layout kept, torch's); differentiable."""
+    layout, comp, plain, block = parts(s)
+    comp, plain = comp.transpose(d0, d1).contiguous(), plain.transpose(d0, d1).contiguous()
+    values = s.values().transpose(d0, d1).reshape(-1)
+    shape = list(s.shape)
+    shape[d0], shape[d1] = shape[d1], shape[d0]
+    with autograd.no_grad():
+        idx = element_indices(layout, comp, plain, tuple(shape), block)
+    if layout == sparse_csr:
+        out = SparseCsrTensor._from_parts(comp, plain, idx, values, tuple(shape))
+    else:
+        out = SparseCompressedTensor._from_parts(layout, comp, plain, idx, values, tuple(shape), block)
+    if s._sp_leaf or s._sp_dense is not None:
+        out._sp_dense = _transposed_source(s, d0, d1)
+    return out
+
+
+def _transposed_source(s, d0, d1):
+    """The dense source of ``s`` with dims ``d0``, ``d1`` swapped, made when a product asks for it (a
+    leaf's is a dense copy: none is made for a transpose that meets no product)."""
     def source():
         src = dense_source(s)
-        return None if src is None else src.transpose(-2, -1)
+        return None if src is None else src.transpose(d0, d1)
 
     return source
 

@@ -10,8 +10,9 @@ from gt import autograd, dtypes
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout, strided
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, compressed_from_coo,
-                                         element_indices, sparse_bsc, sparse_bsr, sparse_csc, transposed)
+from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, batch_transposed,
+                                         compressed_from_coo, element_indices, sparse_bsc, sparse_bsr, sparse_csc,
+                                         transposed)
 from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED, CompressedOps
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest, sparse_coo
 from gt.tensor.sparse_csr import SparseCsrTensor, sparse_csr
@@ -233,7 +234,8 @@ def t(self):
 
 
 def transpose(self, dim0, dim1):
-    """Two dims swapped: the last two (the sparse ones) give the transposed layout (torch's)."""
+    """Two dims swapped: the last two (the sparse ones) give the transposed layout, two batch dims
+    this layout (torch's)."""
     nd = self.ndim
     for d in (dim0, dim1):
         if not -nd <= d < nd:
@@ -247,8 +249,7 @@ def transpose(self, dim0, dim1):
     if kinds[0] != kinds[1]:
         raise RuntimeError(f"transpose(): can only transpose dimensions of the same type (Batch, Sparse, Dense), got "
                            f"{d0}({kinds[0]}) and {d1}({kinds[1]})")
-    raise NotImplementedError(f"transpose: swapping two batch dims ({dim0}, {dim1}) of a compressed sparse tensor "
-                              "is not supported by gt")
+    return batch_transposed(self, d0, d1)
 
 
 def adjoint(self):
