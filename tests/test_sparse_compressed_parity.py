@@ -310,7 +310,8 @@ def test_transposes_of_a_leaf_pass_its_gradient_as_dense_transposes_do(layout):
 def test_a_dense_op_handed_a_sparse_tensor_names_its_layout():
     """A dense op that reads a sparse tensor's storage refuses it naming the tensor's own layout
     (CSR's named COO's list)."""
-    for s, kind in ((_sparse(gt, "bsr"), "CSC/BSR/BSC"), (_sparse(gt, "csr"), "CSR"), (gt.tensor(A).to_sparse(), "COO")):
+    for s, kind in ((_sparse(gt, "bsr"), "CSC/BSR/BSC"), (_sparse(gt, "csr"), "CSR"),
+                    (gt.tensor(A).to_sparse(), "COO")):
         with pytest.raises(NotImplementedError, match=f"^cat: not supported on a sparse {kind} tensor"):
             gt.cat([s, s])
 
