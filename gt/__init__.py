@@ -140,7 +140,8 @@ from gt.tensor.quantized import (per_tensor_affine, per_channel_affine, per_tens
                                  per_channel_symmetric, per_channel_affine_float_qparams)
 from gt.tensor.quantized import QScheme as qscheme  # noqa: E402  (torch.qscheme: the class of the schemes)
 from gt.tensor.quantize_functions import (quantize_per_tensor, quantize_per_channel, dequantize,  # noqa: E402
-                                          fake_quantize_per_tensor_affine, fake_quantize_per_channel_affine)
+                                          fake_quantize_per_tensor_affine, fake_quantize_per_channel_affine,
+                                          quantize_per_tensor_dynamic)
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gt
-from gt.ao.nn.quantized.dynamic import choose_qparams
+from gt.tensor.quantize_math import choose_qparams
 from helpers import torch_or_skip
 
 torch = torch_or_skip()
@@ -28,7 +28,24 @@ def test_input_quantization_parameters_are_torch_s():
         for reduce_range in (True, False):
             scale, zero_point = torch._choose_qparams_per_tensor(torch.from_numpy(x), reduce_range)
             got = choose_qparams(float(x.min()), float(x.max()), reduce_range=reduce_range)
-            assert got == (float(np.float32(scale)), zero_point), (x, reduce_range)
+            assert got == (scale, zero_point), (x, reduce_range)
+
+
+def test_quantize_per_tensor_dynamic_is_torch_s():
+    rng = np.random.default_rng(5)
+    for i in range(24):
+        x = (rng.standard_normal(int(rng.integers(1, 40))) * 10.0 ** rng.integers(-6, 4)).astype(np.float32)
+        x = [x, np.abs(x), -np.abs(x)][i % 3]
+        name, reduce_range = ("quint8", "qint8")[i % 2], i % 4 < 2
+        want = torch.quantize_per_tensor_dynamic(torch.from_numpy(x), getattr(torch, name), reduce_range)
+        got = gt.quantize_per_tensor_dynamic(gt.tensor(x), getattr(gt, name), reduce_range)
+        assert (got.dtype, got.q_scale(), got.q_zero_point()) == (want.dtype, want.q_scale(), want.q_zero_point())
+        np.testing.assert_array_equal(got.int_repr().numpy(), want.int_repr().numpy())
+    half = gt.quantize_per_tensor_dynamic(gt.tensor([0.3, -1.0]), gt.float16, False)
+    assert half.dtype == gt.float16 and half.tolist() == [0.300048828125, -1.0]
+    for m in (torch, gt):
+        with pytest.raises(RuntimeError, match="dtype QInt32not supported"):
+            m.quantize_per_tensor_dynamic(m.ones(2), m.qint32, False)
 
 
 def _pair(sizes, seed, bias=True):

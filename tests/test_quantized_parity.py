@@ -185,6 +185,10 @@ def test_per_tensor_views_relu_and_equal_are_torch_s():
                                                                                     torch.quint8))
     assert len(gq) == len(tq) and gq.numel() == tq.numel() and gq.dim() == tq.dim() and gq.size(1) == tq.size(1)
     assert gq.element_size() == tq.element_size() == 1 and gq.type() == tq.type().replace("torch.", "gt.")
+    for m, q in ((torch, tq), (gt, gq)):
+        assert q.to("cpu") is q and q.cpu() is q and q.to(m.quint8) is q
+        with pytest.raises(RuntimeError, match="Creation of quantized tensor requires quantized dtype"):
+            q.to("cpu", m.float32)
 
 
 @pytest.mark.own_mesh

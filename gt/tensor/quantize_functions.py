@@ -71,6 +71,22 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     return QuantizedTensor._make(ints, dtype, per_tensor_affine, scale, zero_point)
 
 
+def quantize_per_tensor_dynamic(input, dtype, reduce_range):
+    """``input`` (float32) quantized per tensor into ``dtype`` (``gt.quint8`` or ``gt.qint8``) with
+    the scale and zero point torch chooses from its min and max (``ChooseQuantizationParams``;
+    ``reduce_range``: a 7-bit range, as fbgemm's kernels want); ``gt.float16`` casts instead."""
+    dtype = dtypes.to_dtype(dtype)
+    if dtype == dtypes.float16:
+        return input.contiguous().to(dtypes.float16)
+    if dtype not in (dtypes.quint8, dtypes.qint8):
+        raise RuntimeError(f"dtype {dtypes.torch_type_name(dtype.name)}not supported")    # torch's words
+    with autograd.no_grad():
+        low, high = (float(input.min()), float(input.max())) if input.numel() else (0.0, 0.0)
+    qmin, qmax = dtypes.QUANTIZED_RANGES[dtype.name]
+    scale, zero_point = quantize_math.choose_qparams(low, high, qmin, qmax, reduce_range)
+    return quantize_per_tensor(input, scale, zero_point, dtype)
+
+
 def quantize_per_channel(input, scales, zero_points, axis, dtype):
     """``input`` (float32) quantized with ``scales[c]``/``zero_points[c]`` (1-d tensors of the
     length of ``input``'s dim ``axis``; integer zero points) for the slices ``c`` along ``axis``,

@@ -21,6 +21,35 @@ import math
 from gt import autograd, dtypes
 from gt.dtypes import round_float32
 
+_SMALL_SCALE = round_float32(6.1e-5)     # fbgemm's SMALL_SCALE_THRESHOLD (a float)
+
+
+def choose_qparams(low, high, qmin=0, qmax=255, reduce_range=True):
+    """(scale, zero_point) torch's ``quant_utils::ChooseQuantizationParams`` picks for values in
+    [low, high] (Python floats: a float32 tensor's min and max), without preserve_sparsity or a
+    power-of-two scale; the scale is a float64 (torch's: computed in float64, used as float32 by
+    the kernels that quantize with it)."""
+    if reduce_range:
+        qmin, qmax = qmin // 2, qmax // 2
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / (qmax - qmin)
+    if round_float32(scale) == 0 or math.isinf(round_float32(1.0 / round_float32(scale))):
+        scale = 0.1       # torch's: a scale whose reciprocal overflows float32
+    if scale < _SMALL_SCALE:
+        tiny, scale = round_float32(scale), _SMALL_SCALE
+        if low == 0:
+            high = round_float32(_SMALL_SCALE * (qmax - qmin))
+        elif high == 0:
+            low = round_float32(-_SMALL_SCALE * (qmax - qmin))
+        else:
+            amplifier = round_float32(_SMALL_SCALE / tiny)
+            low, high = round_float32(low * amplifier), round_float32(high * amplifier)
+    from_min, from_max = qmin - low / scale, qmax - high / scale
+    # the pair whose terms are smaller gives the smaller rounding error (torch's choice)
+    initial = from_min if abs(qmin) - abs(low / scale) < abs(qmax) - abs(high / scale) else from_max
+    zero_point = qmin if initial < qmin else qmax if initial > qmax else round(initial)
+    return scale, int(zero_point)
+
 
 def inverse_scale(scale):
     """``1.0f / (float)scale`` as a Python float (float32's quotient: float64's, rounded once,

@@ -55,7 +55,7 @@ def _qscheme(name):
 
 SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points",
              "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
-             "clone", "detach", "contiguous", "gt.equal", "and, per tensor: reshape", "view", "flatten", "squeeze",
+             "clone", "detach", "contiguous", "to/cpu (to where it is)", "gt.equal", "and, per tensor: reshape", "view", "flatten", "squeeze",
              "unsqueeze", "transpose", "permute", "t", "indexing", "relu", "gt.save/gt.load")
 
 
@@ -192,6 +192,18 @@ class QuantizedTensor(Tensor):
 
     def detach(self):
         return self
+
+    def to(self, *args, **kwargs):
+        """Itself where nothing changes (``q.to("cpu")`` on the CPU, its own dtype); a move or a
+        cast is refused (torch: dequantize first)."""
+        wanted = [a for a in args + tuple(kwargs.values()) if a is not None and not isinstance(a, bool)]
+        if all(a == self._q_dtype if isinstance(a, dtypes.DType) else str(a) == str(self.device) for a in wanted):
+            return self
+        raise RuntimeError("Creation of quantized tensor requires quantized dtype like torch.quint8: gt moves or "
+                           f"casts no quantized tensor (asked for {wanted!r}); .dequantize() first")
+
+    def cpu(self, memory_format=None):
+        return self.to("cpu")
 
     def contiguous(self, memory_format=None):
         return self

@@ -10,42 +10,12 @@ rescales: ``float(acc * (x_scale * w_scale) + bias)``, where fbgemm accumulates 
 adds in float64 before rounding. The outputs equal torch's bit for bit.
 """
 
-import math
-
 from gt import autograd, dtypes
 from gt.dtypes import round_float32
 from gt.nn.module import Module
 from gt.tensor import creation, quantize_math
+from gt.tensor.quantize_math import choose_qparams
 from gt.tensor.quantize_functions import quantize_per_tensor
-
-_SMALL_SCALE = round_float32(6.1e-5)     # fbgemm's SMALL_SCALE_THRESHOLD (a float)
-
-
-def choose_qparams(low, high, qmin=0, qmax=255, reduce_range=True):
-    """(scale, zero_point) torch's ``quant_utils::ChooseQuantizationParams`` picks for values in
-    [low, high] (Python floats: a float32 tensor's min and max), without preserve_sparsity or a
-    power-of-two scale; the scale is a float32 value, computed in float64 as torch's."""
-    if reduce_range:
-        qmin, qmax = qmin // 2, qmax // 2
-    low, high = min(low, 0.0), max(high, 0.0)
-    scale = (high - low) / (qmax - qmin)
-    if round_float32(scale) == 0 or math.isinf(round_float32(1.0 / round_float32(scale))):
-        scale = 0.1       # torch's: a scale whose reciprocal overflows float32
-    if scale < _SMALL_SCALE:
-        tiny, scale = round_float32(scale), _SMALL_SCALE
-        if low == 0:
-            high = round_float32(_SMALL_SCALE * (qmax - qmin))
-        elif high == 0:
-            low = round_float32(-_SMALL_SCALE * (qmax - qmin))
-        else:
-            amplifier = round_float32(_SMALL_SCALE / tiny)
-            low, high = round_float32(low * amplifier), round_float32(high * amplifier)
-    from_min, from_max = qmin - low / scale, qmax - high / scale
-    # the pair whose terms are smaller gives the smaller rounding error (torch's choice)
-    initial = from_min if abs(qmin) - abs(low / scale) < abs(qmax) - abs(high / scale) else from_max
-    zero_point = qmin if initial < qmin else qmax if initial > qmax else round(initial)
-    return round_float32(scale), int(zero_point)
-
 
 def quantize_weight(weight):
     """``weight`` (float) as torch's default dynamic weight observer quantizes it: qint8 per
@@ -97,7 +67,7 @@ class Linear(Module):
             w = self._qweight
             # every product and partial sum is an integer below 2**53: float64 holds them exactly
             acc = (xq.double() - zero_point) @ w.int_repr().double().T
-            out = acc * round_float32(scale * w.q_scale())
+            out = acc * round_float32(round_float32(scale) * w.q_scale())     # fbgemm's float scales
             if self._bias is not None:
                 out = out + self._bias.double()
             return out.float()
