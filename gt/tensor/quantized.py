@@ -55,8 +55,9 @@ def _qscheme(name):
 
 SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points",
              "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
-             "clone", "detach", "contiguous", "to/cpu (to where it is)", "gt.equal", "and, per tensor: reshape", "view", "flatten", "squeeze",
-             "unsqueeze", "transpose", "permute", "t", "indexing", "relu", "gt.save/gt.load")
+             "clone", "detach", "contiguous", "to/cpu (to where it is)", "gt.equal", "and, per tensor: reshape",
+             "view", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "indexing", "relu",
+             "gt.save/gt.load")
 
 
 def _op_name(name):
