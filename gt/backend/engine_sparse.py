@@ -49,9 +49,9 @@ class SparsePrimitives(abc.ABC):
     @abc.abstractmethod
     def sparse_csr_mm(self, a, b):
         """The product of the CSR matrices ``a`` (n, k) and ``b`` (k, p), each ``(crow, col, values,
-        shape)`` (int32 or int64 indices, each row's columns sorted and distinct): ``(crow, rows,
-        cols, values)`` of the CSR result, int64, each row's columns sorted, on the symbolic pattern
-        as ``sparse_sparse_mm``'s; ``rows`` (nnz,) repeats each row number once per entry."""
+        shape)`` (int32 or int64 indices, each row's columns sorted and distinct): ``(crow, indices,
+        values)`` of the CSR result, int64, each row's columns sorted, on the symbolic pattern as
+        ``sparse_sparse_mm``'s; ``indices`` (2, nnz) holds each entry's row and column."""
         raise NotImplementedError
 
     @abc.abstractmethod

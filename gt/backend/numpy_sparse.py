@@ -65,7 +65,8 @@ class NumpySparse:
         prod = (_csc(sp, ar, ac, av, ashape) @ _csc(sp, br, bc, bv, bshape)).tocsr()
         ones = _csr(sp, ar, ac, np.ones(ar.shape[0], bool), ashape) @ _csr(sp, br, bc, np.ones(br.shape[0], bool),
                                                                          bshape)
-        return _on_pattern(prod, ones, bshape[1])[1:]
+        crow, rows, cols, values = _on_pattern(prod, ones, bshape[1])
+        return rows, cols, values
 
     def sparse_csr_mm(self, a, b):
         sp = _scipy()
@@ -73,12 +74,13 @@ class NumpySparse:
         if sp is None:
             rows, cols, values = _pairs_product(self, (_rows(acrow), acol, av, ashape),
                                                 (_rows(bcrow), bcol, bv, bshape))
-            return np.searchsorted(rows, np.arange(ashape[0] + 1)), rows, cols, values
+            return np.searchsorted(rows, np.arange(ashape[0] + 1)), np.stack([rows, cols]), values
         ma, mb = sp.csr_matrix((av, acol, acrow), shape=ashape), sp.csr_matrix((bv, bcol, bcrow), shape=bshape)
         prod = (ma.tocsc() @ mb.tocsc()).tocsr()        # the transposes sort each row, as above
         ones = (sp.csr_matrix((np.ones(av.shape[0], bool), acol, acrow), shape=ashape) @
                 sp.csr_matrix((np.ones(bv.shape[0], bool), bcol, bcrow), shape=bshape))
-        return _on_pattern(prod, ones, bshape[1])
+        crow, rows, cols, values = _on_pattern(prod, ones, bshape[1])
+        return crow, np.stack([rows, cols]), values
 
     def sparse_sparse_mm_grads(self, a, b, rows, cols, g, needs):
         (ar, ac, av, _), (br, bc, bv, bshape) = a, b

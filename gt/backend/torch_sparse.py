@@ -72,12 +72,17 @@ class TorchSparse:
             sa = torch.sparse_csr_tensor(acrow, acol, av, tuple(ashape), check_invariants=False)
             sb = torch.sparse_csr_tensor(bcrow, bcol, bv, tuple(bshape), check_invariants=False)
             out = sa @ sb          # symbolic pattern, each row's columns in the order first met
-        crow, col, values = out.crow_indices().long(), out.col_indices().long(), out.values()
-        rows = torch.repeat_interleave(torch.arange(n, device=crow.device), crow.diff(), output_size=col.shape[0])
-        keys = rows * p + col
-        # int32 keys sort twice as fast (2.2 against 4.9 ms for 200k): where every position fits
-        keys, order = torch.sort(keys.int() if n * p < 2 ** 31 else keys, stable=True)
-        return crow, rows, col[order], values[order]
+        crow, col, values = out.crow_indices(), out.col_indices(), out.values()
+        # int32 keys sort twice as fast (2.2 against 4.9 ms for 200k) where every position fits (5.4
+        # against 7 ms of CPU for the whole product at n = 2000, 0.5% dense)
+        small = torch.int32 if n * p < 2 ** 31 else torch.int64
+        rows = torch.repeat_interleave(torch.arange(n, dtype=small, device=crow.device), crow.diff().to(small),
+                                       output_size=col.shape[0])
+        keys, order = torch.sort(rows * p + col.to(small), stable=True)
+        idx = torch.empty((2, col.shape[0]), dtype=torch.int64, device=col.device)
+        idx[0] = rows
+        torch.sub(keys, rows * p, out=idx[1])
+        return crow.long(), idx, values[order]
 
     def sparse_pairs(self, ac, br):
         start = torch.searchsorted(br, ac)
