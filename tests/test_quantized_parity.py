@@ -4,7 +4,9 @@ floats to the bit on random inputs with exact .5 ties, NaN/inf, extreme scales a
 fake quantization's values and straight-through gradients to the bit; the parameters, repr,
 views, checkpoints both ways and torch's refusals."""
 
+import copy
 import io
+import pickle
 
 import numpy as np
 import pytest
@@ -185,6 +187,10 @@ def test_per_tensor_views_relu_and_equal_are_torch_s():
                                                                                     torch.quint8))
     assert len(gq) == len(tq) and gq.numel() == tq.numel() and gq.dim() == tq.dim() and gq.size(1) == tq.size(1)
     assert gq.element_size() == tq.element_size() == 1 and gq.type() == tq.type().replace("torch.", "gt.")
+    qc = gt.quantize_per_channel(gt.tensor(x), gt.tensor([0.1, 0.2]), gt.tensor([3, -4]), 0, gt.qint8)
+    for q in (gq, qc):
+        for back in (pickle.loads(pickle.dumps(q)), copy.deepcopy(q)):
+            assert back.is_quantized and back.equal(q) and back.qscheme() is q.qscheme()
     for m, q in ((torch, tq), (gt, gq)):
         assert q.to("cpu") is q and q.cpu() is q and q.to(m.quint8) is q
         with pytest.raises(RuntimeError, match="Creation of quantized tensor requires quantized dtype"):

@@ -232,10 +232,19 @@ class QuantizedTensor(Tensor):
         memo[id(self)] = out
         return out
 
+    def __reduce_ex__(self, protocol):
+        """Pickled as its integers and parameters (multiprocessing, copy, plain pickle)."""
+        return _rebuild, (self._q_int, self._q_dtype.name, self._q_scheme.name, self._q_scale, self._q_zero_point,
+                          self._q_axis)
+
     def __repr__(self):
         return quantized_repr(self)
 
     __str__ = __repr__
+
+
+def _rebuild(ints, dtype, scheme, scale, zero_point, axis):
+    return QuantizedTensor._make(ints, dtypes.to_dtype(dtype), QSCHEMES[scheme], scale, zero_point, axis)
 
 
 def _per_tensor_view(name):
