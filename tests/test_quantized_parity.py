@@ -269,6 +269,10 @@ def test_refusals_are_torch_s():
         qc.q_scale()
     with pytest.raises(NotImplementedError, match="per-channel"):
         qc.reshape(3, 2)
+    tc = torch.quantize_per_channel(torch.ones(2, 3), torch.tensor([0.1, 0.2]), torch.tensor([0, 1]), 0, torch.qint8)
+    for q in (qc, tc):
+        with pytest.raises(RuntimeError, match="Setting strides is possible only on uniformly quantized tensor"):
+            q.transpose(0, 1)
 
 
 @pytest.mark.first_pass

@@ -249,6 +249,8 @@ def _rebuild(ints, dtype, scheme, scale, zero_point, axis):
 
 def _per_tensor_view(name):
     def view(self, *args, **kwargs):
+        if self._q_scheme is not per_tensor_affine and name in _STRIDED:
+            raise RuntimeError("Setting strides is possible only on uniformly quantized tensor")   # torch's
         if self._q_scheme is not per_tensor_affine:
             raise NotImplementedError(f"{name}: not supported on a per-channel quantized tensor in gt (only on "
                                       "per-tensor ones); dequantize it, or quantize per tensor")
@@ -260,6 +262,7 @@ def _per_tensor_view(name):
 
 
 _VIEWS = ("reshape", "view", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "__getitem__")
+_STRIDED = {"transpose", "permute", "t"}      # what torch refuses on a per-channel tensor itself
 for _name in _VIEWS:
     setattr(QuantizedTensor, _name, _per_tensor_view(_name))
 
