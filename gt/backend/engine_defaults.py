@@ -10,10 +10,10 @@ import itertools
 import math
 import weakref
 
-import numpy as np
+from gt.backend.engine_overlaps import OverlapPaths
 
 
-class FastPaths:
+class FastPaths(OverlapPaths):
     def ascontiguous(self, x):
         """``x`` itself where it is row-major without gaps, else a row-major copy (``Tensor.contiguous``;
         the default counts on ``copy`` laying its copy out row-major, as numpy's does)."""
@@ -39,26 +39,6 @@ class FastPaths:
         if 0 not in strides or 0 in arr.shape or not any(s == 0 and n > 1 for n, s in zip(arr.shape, strides)):
             return None if writeable else "read-only view"
         return "read-only" if not writeable else "overlap"
-
-    def overlaps_itself(self, arr):
-        """Whether two elements of ``arr`` lie in one memory location through strides that are not
-        0 (the windows of ``as_strided``/``unfold``; an axis of stride 0 is ``write_refusal``'s):
-        in-place writes there go element by element (gt/tensor/overlap_writes.py). Engines answer
-        contiguous arrays first; this default checks the layout, then the positions."""
-        shape, strides = tuple(arr.shape), self.element_strides(arr)
-        extent = 0
-        for n, s in sorted((p for p in zip(shape, strides) if p[0] > 1), key=lambda p: p[1]):
-            if s <= 0:
-                return False
-            if s <= extent:            # torch's cheap test failed: count the positions
-                break
-            extent += (n - 1) * s
-        else:
-            return False
-        pos = 0
-        for axis, (n, s) in enumerate(zip(shape, strides)):
-            pos = np.add.outer(pos, np.arange(n, dtype=np.int64) * s) if axis else np.arange(n, dtype=np.int64) * s
-        return np.unique(pos).size != math.prod(shape)
 
     def matmul_lowp(self, a, b, dtype, result=None):
         """``a @ b`` with both inputs rounded to the low-precision gt ``dtype`` (bfloat16), the result

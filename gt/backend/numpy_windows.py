@@ -26,6 +26,21 @@ class NumpyWindows:
         flags = arr.flags          # row-major and writeable, as nearly every tensor written in place
         return None if flags.c_contiguous and flags.writeable else super().write_refusal(arr)
 
+    def write_operands(self, arr, values):
+        # the common cases at once: a row-major arr, and numbers or arrays that own their memory
+        if not arr.flags.c_contiguous and self.overlaps_itself(arr):
+            return None
+        for v in values:            # (read_before_write's test, inline: this runs on every in-place op)
+            if type(v) is np.ndarray and (v.base is not None or arr.base is not None) and v is not arr:
+                return super().read_before_write(arr, values)
+        return values
+
+    def read_before_write(self, arr, values):
+        for v in values:
+            if type(v) is np.ndarray and (v.base is not None or arr.base is not None) and v is not arr:
+                return super().read_before_write(arr, values)
+        return values
+
     def overlaps_itself(self, arr):
         return not arr.flags.c_contiguous and super().overlaps_itself(arr)
 

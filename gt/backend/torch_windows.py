@@ -60,6 +60,21 @@ class TorchWindows:
     def overlaps_itself(self, arr):
         return not arr.is_contiguous() and super().overlaps_itself(arr)
 
+    def write_operands(self, arr, values):
+        # the common cases at once: a row-major arr, and numbers or tensors that own their storage
+        if not arr.is_contiguous() and super().overlaps_itself(arr):
+            return None
+        for v in values:            # (read_before_write's test, inline: this runs on every in-place op)
+            if type(v) is torch.Tensor and (v._base is not None or arr._base is not None) and v is not arr:
+                return super().read_before_write(arr, values)
+        return values
+
+    def read_before_write(self, arr, values):
+        for v in values:
+            if type(v) is torch.Tensor and (v._base is not None or arr._base is not None) and v is not arr:
+                return super().read_before_write(arr, values)
+        return values
+
     def storage_size(self, arr):
         return arr.untyped_storage().nbytes() // arr.element_size() - _lead(self.memory_owner(arr), arr)
 

@@ -337,7 +337,8 @@ class _Records:
             if start % dtype.itemsize == 0:
                 if not info.file_size:
                     return np.zeros(0, dtype)
-                return np.memmap(self.mmap, dtype=dtype, mode="c", offset=start, shape=(info.file_size // dtype.itemsize,))
+                return np.memmap(self.mmap, dtype=dtype, mode="c", offset=start,
+                                 shape=(info.file_size // dtype.itemsize,))
         flat = np.empty(info.file_size // dtype.itemsize, dtype)
         with self.archive.open(info) as src:
             src.readinto(memoryview(flat).cast("B"))

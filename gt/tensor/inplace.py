@@ -101,10 +101,11 @@ class InplaceMethods:
         if p is None:
             arr = self._array
             values = [layout.materialize(v) if isinstance(v, layout.Placed) else v for v in values]
-            if B.overlaps_itself(arr):      # windows sharing memory: element by element, as torch's kernels
+            read = B.write_operands(arr, values)     # each as it was before the write
+            if read is None:        # windows sharing memory: element by element, as torch's kernels
                 overlap_writes.update(arr, fn, values)
             else:
-                fn(arr, *values)
+                fn(arr, *read)
             if not B.counts_inplace_ops:
                 B.bump_version(self._array)
             return self
@@ -308,6 +309,8 @@ class InplaceMethods:
             B.bump_version(self._array)
 
     def _setitem(self, arr, index, value):
+        if B.is_array(value):      # as it is before the write, where it lies in this memory
+            value = B.read_before_write(arr, (value,))[0]
         try:
             B.setitem(arr, _index(index), value)
         except IndexError as exc:

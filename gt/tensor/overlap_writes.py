@@ -2,15 +2,18 @@
 ``unfold``), as torch's CPU kernels make them: element by element in row-major order, each element
 reading the memory as the elements before it left it. So ``x.as_strided((3, 3), (1, 1)).add_(1)``
 adds 1 to ``x[2]`` three times, ``mul_(2)`` doubles it three times, ``exp_()`` takes its exp three
-times, and ``copy_(src)`` leaves there the last of the values written to it.
+times, ``v.add_(v)`` doubles it three times, and ``copy_(src)`` leaves there the last of the values
+written to it.
 
 torch does not define this order (its kernels may reorder dims and vectorise); for ops that only
 read the element they write (``add_``, ``mul_``, ``exp_``, ``clamp_``...) every order gives the
 same values, up to the rounding order of sums of several tensor values written into one place.
 gt writes in rounds, on both engines: round ``k`` writes every memory location's ``k``-th element
-(row-major), all at once; that is row-major element-by-element order, as each location's writes
-come in its elements' order and no element reads another location of the written memory (an
-operand that partly overlaps the written memory is refused before: gt/tensor/inplace_grad.py).
+(row-major), all at once: row-major element-by-element order, as each location's writes come in
+its elements' order and no element reads another location of the written memory. An operand that
+lies in the written memory in another layout (which torch lets through where it cannot tell the
+overlap: ``w.mul_(x.as_strided((3, 3), (1, 1), 1))``) is read as it was before the write, where
+torch's element-by-element kernel reads what the elements before wrote.
 
 Tensors whose elements lie apart (every ordinary tensor) take one cheap test and the usual path.
 """
@@ -58,6 +61,7 @@ def update(arr, fn, values):
     """``fn(arr, *values)`` (an elementwise update in place; values are numbers or engine arrays
     that broadcast to ``arr``) made round by round (module docstring)."""
     plan = Rounds(arr)
+    values = B.read_before_write(arr, values)     # an operand in arr's memory in another layout: as it was
     for idx, at in plan.rounds:
         cur = B.getitem(plan.mem, at)
         fn(cur, *[plan.picked(v, idx) if B.is_array(v) else v for v in values])
@@ -71,6 +75,13 @@ def recompute(t, compute, args, kwargs):
     that gives ``x``'s dtype) round by round, each round reading the memory the rounds before left."""
     plan = Rounds(t._array)
     wrap = type(t)._wrap
+
+    def as_read(v):           # an operand in t's memory in another layout: as it was before the write
+        if not isinstance(v, type(t)) or v._placed is not None:
+            return v
+        return wrap(B.read_before_write(t._array, (v._data,))[0])
+
+    args, kwargs = [as_read(a) for a in args], {k: as_read(v) for k, v in kwargs.items()}
 
     def pick(v, idx):
         if not isinstance(v, type(t)) or v.ndim == 0:
