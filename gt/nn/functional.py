@@ -110,6 +110,11 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     x = _tensor(input, "normalize")
     if not x.dtype.differentiable:
         raise TypeError(f"normalize: expected a floating point or complex input, got {x.dtype!r}")
+    if out is not None and autograd.is_grad_enabled() and (x.requires_grad or getattr(out, "requires_grad", False)):
+        # torch's normalize divides with out=, which refuses to be recorded; writing the values
+        # alone would leave ``out`` without the gradient the caller asked for
+        raise RuntimeError("div(): functions with out=... arguments don't support automatic differentiation, but one "
+                           "of the arguments requires grad.")
     result = x / x.norm(p, dim=dim, keepdim=True).clamp_min(eps)
     return result if out is None else write_out(result, out, "normalize")
 

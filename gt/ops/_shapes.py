@@ -49,3 +49,26 @@ def numel(shape):
     for s in shape:
         n *= s
     return n
+
+
+def view_strides(shape, strides, target):
+    """The strides of ``target`` as a view of memory laid out as ``shape``/``strides``, or None
+    where no view can give it (an axis of ``target`` would span memory chunks of ``shape`` that
+    are not evenly spaced): torch's ``computeStride``, which decides when ``view`` refuses."""
+    if numel(shape) == 0 or not shape:
+        return tuple(strides) if tuple(shape) == tuple(target) else None
+    result = [0] * len(target)
+    view_d, chunk_stride = len(target) - 1, strides[-1]
+    tensor_numel = view_numel = 1
+    for d in range(len(shape) - 1, -1, -1):
+        tensor_numel *= shape[d]
+        if d == 0 or (shape[d - 1] != 1 and strides[d - 1] != tensor_numel * chunk_stride):
+            while view_d >= 0 and (view_numel < tensor_numel or target[view_d] == 1):
+                result[view_d] = view_numel * chunk_stride
+                view_numel *= target[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if d > 0:
+                chunk_stride, tensor_numel, view_numel = strides[d - 1], 1, 1
+    return tuple(result) if view_d == -1 else None

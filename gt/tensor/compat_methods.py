@@ -14,8 +14,10 @@ import warnings
 
 from gt import autograd, dtypes
 from gt.backend import B
+from gt.tensor import inplace_grad
 from gt.tensor.arithmetic import where
 from gt.tensor.complex_methods import ComplexMethods
+from gt.tensor.inplace import bump_versions
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 # called by share_memory_ before it shares: gt/__init__.py's loads gt.multiprocessing, whose pickler
@@ -183,6 +185,14 @@ class CompatMethods(ComplexMethods):
         """The conjugate in place (a real tensor is unchanged)."""
         if self.dtype.is_complex:
             self.imag.neg_()
+            return self
+        # unchanged, but torch counts the write: refused on a leaf (or a view of one) that requires
+        # grad, and a new version, as torch's
+        if autograd.is_grad_enabled() and self._requires_grad:
+            if self._ctx is None:
+                raise RuntimeError(f"{inplace_grad.LEAF} (conj_physical_: {inplace_grad.HINT})")
+            inplace_grad.refuse_view_of_leaf(self, "conj_physical_")
+        bump_versions([self])
         return self
 
     def resize(self, *sizes):

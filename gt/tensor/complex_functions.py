@@ -8,7 +8,7 @@ from gt.autograd import forward_ad, is_grad_enabled
 from gt.backend import B
 from gt.ops import complex_ops as cx
 from gt.tensor.core import Tensor
-from gt.tensor.toplevel_checks import _no_out, _tensor_arg
+from gt.tensor.toplevel_checks import _tensor_arg
 
 __all__ = ["complex", "polar", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
            "resolve_neg", "is_conj", "is_neg", "real", "imag", "angle"]
@@ -25,18 +25,16 @@ def _same_float(a, b, fn):
                            f"second argument")
 
 
-def complex(real, imag, *, out=None):  # noqa: A001  (torch's name)
+def complex(real, imag):  # noqa: A001  (torch's name)
     """The complex tensor ``real + 1j * imag`` (broadcast): float32 parts give complex64,
     float64 complex128; the gradients are the real and imaginary parts of the output's."""
-    _no_out(out, "complex")
     re, im = _tensor_arg(real, "complex", "real"), _tensor_arg(imag, "complex", "imag")
     _same_float(re, im, "complex")
     return cx.Complex.apply(re, im)
 
 
-def polar(abs, angle, *, out=None):  # noqa: A002  (torch's name)
+def polar(abs, angle):  # noqa: A002  (torch's name)
     """The complex tensor ``abs * (cos(angle) + 1j * sin(angle))`` (differentiable in both)."""
-    _no_out(out, "polar")
     r, theta = _tensor_arg(abs, "polar", "abs"), _tensor_arg(angle, "polar", "angle")
     _same_float(r, theta, "polar")
     return cx.Complex.apply(r * theta.cos(), r * theta.sin())
@@ -68,9 +66,8 @@ def conj(input):
     return _tensor_arg(input, "conj").conj()
 
 
-def conj_physical(input, *, out=None):
+def conj_physical(input):
     """The complex conjugate, materialised (a copy of a real ``input``; differentiable)."""
-    _no_out(out, "conj_physical")
     return _tensor_arg(input, "conj_physical").conj_physical()
 
 
@@ -104,9 +101,8 @@ def imag(input):
     return _tensor_arg(input, "imag").imag
 
 
-def angle(input, *, out=None):
+def angle(input):
     """The argument of each element (``input.angle()``); integers give the default float dtype."""
-    _no_out(out, "angle")
     return _tensor_arg(input, "angle").angle()
 
 

@@ -4,6 +4,7 @@
 
 import warnings
 
+from gt import dtypes
 from gt.tensor.toplevel_checks import _no_out, _tensor_arg
 from gt.tensor.complex_functions import view_as_complex, view_as_real
 from gt.tensor.toplevel_functions import t
@@ -36,53 +37,64 @@ __all__ += list(_INPLACE)
 
 
 # ---- torch's *_copy functions: the view functions, returning a new tensor ------------------------------
+def _copied(x):
+    """A row-major copy of ``x``, as torch's ``*_copy`` functions give (its ``clone`` keeps a
+    permuted layout: on the torch engine a copy of a transposed view would still be one)."""
+    y = x.clone()
+    return y if y.is_contiguous() else y.contiguous()
+
+
 def _shape(size):
     return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
 
 
 def view_copy(input, size):
-    """``input.view(size).clone()``."""
-    return _tensor_arg(input, "view_copy").view(*_shape((size,))).clone()
+    """``input.view(size).clone()`` (a dtype: ``input.view(dtype).clone()``)."""
+    # reshape, not view: torch's view_copy gives the copy of any layout, where a view of it would be refused
+    x = _tensor_arg(input, "view_copy")
+    if isinstance(size, dtypes.DType):
+        return _copied(x.view(size))
+    return _copied(x.reshape(*_shape((size,))))
 
 
 def permute_copy(input, dims):
     """``input.permute(dims).clone()``."""
-    return _tensor_arg(input, "permute_copy").permute(*_shape((dims,))).clone()
+    return _copied(_tensor_arg(input, "permute_copy").permute(*_shape((dims,))))
 
 
 def t_copy(input):
     """``t(input).clone()``."""
-    return t(input).clone()
+    return _copied(t(input))
 
 
 def transpose_copy(input, dim0, dim1):
     """``input.transpose(dim0, dim1).clone()``."""
-    return _tensor_arg(input, "transpose_copy").transpose(dim0, dim1).clone()
+    return _copied(_tensor_arg(input, "transpose_copy").transpose(dim0, dim1))
 
 
 def expand_copy(input, size, *, implicit=False):
     """``input.expand(size).clone()``: the broadcast values, materialised."""
-    return _tensor_arg(input, "expand_copy").expand(*_shape((size,))).clone()
+    return _copied(_tensor_arg(input, "expand_copy").expand(*_shape((size,))))
 
 
 def squeeze_copy(input, dim=None):
     """``input.squeeze(dim).clone()``."""
-    return _tensor_arg(input, "squeeze_copy").squeeze(dim=dim).clone()
+    return _copied(_tensor_arg(input, "squeeze_copy").squeeze(dim=dim))
 
 
 def unsqueeze_copy(input, dim):
     """``input.unsqueeze(dim).clone()``."""
-    return _tensor_arg(input, "unsqueeze_copy").unsqueeze(dim=dim).clone()
+    return _copied(_tensor_arg(input, "unsqueeze_copy").unsqueeze(dim=dim))
 
 
 def diagonal_copy(input, offset=0, dim1=0, dim2=1):
     """``input.diagonal(offset, dim1, dim2).clone()``."""
-    return _tensor_arg(input, "diagonal_copy").diagonal(offset, dim1, dim2).clone()
+    return _copied(_tensor_arg(input, "diagonal_copy").diagonal(offset, dim1, dim2))
 
 
 def select_copy(input, dim, index):
     """``input.select(dim, index).clone()``."""
-    return _tensor_arg(input, "select_copy").select(dim, index).clone()
+    return _copied(_tensor_arg(input, "select_copy").select(dim, index))
 
 
 def slice_copy(input, dim=0, start=None, end=None, step=1):
@@ -92,32 +104,32 @@ def slice_copy(input, dim=0, start=None, end=None, step=1):
         raise RuntimeError(f"slice_copy: slice step must be positive, got {step}")
     index = [slice(None)] * x.ndim
     index[dim] = slice(start, end, step)
-    return x[tuple(index)].clone()
+    return _copied(x[tuple(index)])
 
 
 def unbind_copy(input, dim=0):
     """``input.unbind(dim)`` with each part a new tensor."""
-    return tuple(part.clone() for part in _tensor_arg(input, "unbind_copy").unbind(dim))
+    return tuple(_copied(part) for part in _tensor_arg(input, "unbind_copy").unbind(dim))
 
 
 def split_copy(input, split_size, dim=0):
     """``input.split(split_size, dim)`` with each part a new tensor."""
-    return tuple(part.clone() for part in _tensor_arg(input, "split_copy").split(split_size, dim=dim))
+    return tuple(_copied(part) for part in _tensor_arg(input, "split_copy").split(split_size, dim=dim))
 
 
 def unfold_copy(input, dimension, size, step):
     """``input.unfold(dimension, size, step).clone()``."""
-    return _tensor_arg(input, "unfold_copy").unfold(dimension, size, step).clone()
+    return _copied(_tensor_arg(input, "unfold_copy").unfold(dimension, size, step))
 
 
 def detach_copy(input):
     """``input.detach().clone()``."""
-    return _tensor_arg(input, "detach_copy").detach().clone()
+    return _copied(_tensor_arg(input, "detach_copy").detach())
 
 
 def alias_copy(input):
     """A copy of ``input`` (differentiable)."""
-    return _tensor_arg(input, "alias_copy").clone()
+    return _copied(_tensor_arg(input, "alias_copy"))
 
 
 def chain_matmul(*matrices, out=None):

@@ -289,11 +289,6 @@ class ExtraMethods:
             raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; use transpose or mT")
         return self if self.ndim < 2 else _named(self.transpose(0, 1), self, "TBackward0")
 
-    def view_as(self, other):
-        return self.reshape(other.shape)
-
-    reshape_as = view_as
-
     def expand_as(self, other):
         return self.expand(*other.shape)
 

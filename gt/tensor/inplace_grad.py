@@ -363,15 +363,20 @@ def _memory(t):
     return {id(B.memory_owner(a)) for a in ((t._array,) if p is None else p.shards)}
 
 
-def _check(t, what, values, same_shape):
-    if not (t.dtype.is_floating_point or t.dtype.is_complex):
-        raise RuntimeError(f"{what}: a value that requires grad cannot be written into a tensor of dtype {t.dtype!r}: "
-                           "only floating point tensors carry gradients")
+def refuse_view_of_leaf(t, what=None):
+    """Refuse an in-place change of ``t`` where it is a view of a leaf that requires grad, as torch's."""
     root = t
     while (up := view_base(root)) is not None:
         root = up
     if root is not t and root._ctx is None and root._requires_grad:
-        raise RuntimeError(f"{VIEW_OF_LEAF} ({HINT})")
+        raise RuntimeError(f"{VIEW_OF_LEAF} ({what + ': ' if what else ''}{HINT})")
+
+
+def _check(t, what, values, same_shape):
+    if not (t.dtype.is_floating_point or t.dtype.is_complex):
+        raise RuntimeError(f"{what}: a value that requires grad cannot be written into a tensor of dtype {t.dtype!r}: "
+                           "only floating point tensors carry gradients")
+    refuse_view_of_leaf(t)
     if same_shape:
         for v in values:
             shape = layout.shape_of(v._value if isinstance(v, Tensor) else v) if not isinstance(v, (int, float)) else ()

@@ -11,7 +11,7 @@ from gt.backend import B
 from gt.tensor import checks
 from gt.tensor.index_order import torch_index, torch_order
 from gt.ops import shape as shape_ops
-from gt.ops._shapes import normalize_axes, normalize_axis, numel
+from gt.ops._shapes import normalize_axes, normalize_axis, numel, view_strides
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -44,10 +44,27 @@ class ShapeMethods:
         if dtype is None and len(sizes) == 1 and isinstance(sizes[0], dtypes.DType):
             dtype, sizes = sizes[0], ()
         if dtype is None:
+            if self._placed is None and not B.is_contiguous(self._array):
+                # reshape would copy where no view exists, and writes through the "view" would then
+                # not reach this tensor: refused as torch's (a sharded tensor's reshape is logical)
+                target = _infer_shape("view", self.shape, _shape_args(sizes if size is None else (size,)))
+                if view_strides(self.shape, self.stride(), target) is None:
+                    raise RuntimeError(f"view size is not compatible with input tensor's size and stride (at least "
+                                       f"one dimension spans across two contiguous subspaces): shape "
+                                       f"{tuple(self.shape)}, strides {self.stride()}, view {target}. Use "
+                                       ".reshape(...) instead.")
             return self.reshape(*sizes, shape=size)
         if sizes or size is not None:
             raise TypeError("view(): pass either a shape or a dtype, not both")
         return self._view_as_dtype(dtypes.to_dtype(dtype))   # bitwise_methods.py: bits read anew
+
+    def view_as(self, other):
+        """``view(other.shape)``: refused where no view of this tensor's memory has that shape."""
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        """``reshape(other.shape)`` (a view where possible, else a copy)."""
+        return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:

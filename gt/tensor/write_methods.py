@@ -22,6 +22,7 @@ from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.construct_methods import _arange
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.extra_methods import _sizes
+from gt.tensor.inplace import bump_versions
 from gt.tensor.scatter_methods import _fill_value, check_range, index_tensor
 
 from gt.tensor.remaining_methods import (_assign, _broadcast, _cat, _int,
@@ -273,6 +274,7 @@ class WriteMethods:
         if autograd.is_grad_enabled() and self._requires_grad:
             if self._ctx is None:
                 raise RuntimeError(f"{inplace_grad.LEAF} ({op}: {inplace_grad.HINT})")
+            inplace_grad.refuse_view_of_leaf(self, op)
             if inplace_grad.view_base(self) is not None:
                 # a view stays a view of its base (writes into it reach the base), through a copy
                 # of its view op: ``old`` stands for its values of before, for the ops recorded so far
@@ -385,8 +387,7 @@ class WriteMethods:
         else:
             arr = B.reshape(B.concatenate([flat, B.zeros((n - have,), self.dtype)], 0), size)
         self._array, self._placed = arr, None
-        if not B.counts_inplace_ops:
-            B.bump_version(arr)
+        bump_versions([self])       # on every engine: no engine op wrote in place (torch's engine counts its own)
         return self
 
     def resize_as_(self, the_template, memory_format=None):

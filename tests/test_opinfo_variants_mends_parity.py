@@ -1,0 +1,131 @@
+"""What the twelfth pass over torch's OpInfo table (variants and layouts: tests/test_opinfo_variants_parity.py)
+found and gt now does as torch 2.13, each beside torch."""
+
+import numpy as np
+import pytest
+
+import gt
+import gt.nn.functional
+from gt.sharding import use_mesh
+
+torch = pytest.importorskip("torch")
+
+# gt's data tensors are sharded over GT_DEVICES (a sharded tensor's reshape is logical): these
+# compare one device's memory layouts with torch's, on every engine
+pytestmark = pytest.mark.own_mesh
+
+X = np.arange(60, dtype=np.float64).reshape(3, 4, 5) / 7.0
+
+
+def _both(fn):
+    """``fn(lib)`` for torch and gt: each result, or the exception type it raised."""
+    got = []
+    for lib in (torch, gt):
+        try:
+            got.append(fn(lib))
+        except RuntimeError as error:
+            got.append(type(error))
+    return got
+
+
+def test_view_refuses_a_layout_no_view_can_give():
+    """gt's ``view`` reshaped (a copy) where no view exists: writes through the "view" then never
+    reached the tensor. Now refused as torch's; ``reshape``/``reshape_as``/``view_copy`` copy."""
+    with use_mesh(1):
+        for lib in (torch, gt):
+            x = lib.tensor(X).transpose(1, 2)           # (3, 5, 4), strides (20, 1, 5)
+            with pytest.raises(RuntimeError, match="view size is not compatible"):
+                x.view(3, 20)
+            with pytest.raises(RuntimeError, match="view size is not compatible"):
+                x.view_as(lib.zeros(15, 4))
+            with pytest.raises(RuntimeError, match="view size is not compatible"):
+                lib.tensor(X)[:1].expand(3, 4, 5).view(12, 5)
+            assert lib.view_copy(x, (3, 20)).shape == (3, 20) and x.reshape_as(lib.zeros(60)).shape == (60,)
+        # where a view exists it is one: the same strides as torch's, and a write through it reaches x
+        t, g = (lib.tensor(X).transpose(1, 2) for lib in (torch, gt))
+        for shape in ((3, 1, 5, 4), (3, 5, 2, 2), (3, 5, 4, 1)):
+            assert tuple(g.view(*shape).stride()) == tuple(t.view(*shape).stride())
+        g.view(3, 5, 2, 2).mul_(2)
+        t.view(3, 5, 2, 2).mul_(2)
+        np.testing.assert_array_equal(g.numpy(), t.numpy())
+
+
+@pytest.mark.parametrize("change", ["t_", "transpose_", "swapdims_", "squeeze_", "unsqueeze_"])
+def test_shape_changes_in_place_refuse_a_view_of_a_leaf(change):
+    """gt's in-place shape changes took a view of a leaf that requires grad, which torch refuses
+    (as it refuses writes into one); on the leaf itself, and outside autograd, as before."""
+    args = {"t_": (), "transpose_": (0, 1), "swapdims_": (1, 0), "squeeze_": (), "unsqueeze_": (0,)}[change]
+    with use_mesh(1):
+        for lib in (torch, gt):
+            x = lib.tensor(X[0, :, :1].copy(), requires_grad=True)      # (4, 1)
+            with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+                getattr(x[:2], change)(*args)
+            with pytest.raises(RuntimeError, match="a leaf Variable"):
+                getattr(x, change)(*args)
+            y = x.clone()[:2]                   # a view of a tensor of the graph: changed, and differentiable
+            assert getattr(y, change)(*args) is y
+            (y * y).sum().backward()
+            np.testing.assert_allclose(x.grad.numpy()[:2], 2 * X[0, :2, :1])
+            with lib.no_grad():
+                assert getattr(x[:2], change)(*args).numel() == 2
+
+
+def test_conj_physical_in_place_of_a_real_tensor_counts_as_a_write():
+    """``conj_physical_`` of a real tensor changes nothing, but torch refuses it on a leaf that
+    requires grad and counts a new version; gt did neither."""
+    with use_mesh(1):
+        for lib in (torch, gt):
+            x = lib.tensor(X, requires_grad=True)
+            with pytest.raises(RuntimeError, match="leaf Variable"):
+                x.conj_physical_()
+            y = x.clone()
+            before = y._version
+            assert y.conj_physical_() is y and y._version == before + 1
+            np.testing.assert_array_equal(y.detach().numpy(), X)
+
+
+def test_normalize_out_under_autograd_is_refused():
+    """``F.normalize(x, out=o)`` wrote the values (no gradient) where an input or ``out`` requires
+    grad; torch's refuses (its division with ``out=``), as gt's other ``out=`` functions do."""
+    with use_mesh(1):
+        for requires in ("input", "out"):
+            got = _both(lambda lib: lib.nn.functional.normalize(
+                lib.tensor(X, requires_grad=requires == "input"), dim=1,
+                out=lib.zeros(3, 4, 5, dtype=lib.float64, requires_grad=requires == "out")))
+            assert got == [RuntimeError, RuntimeError]
+        t, g = (lib.zeros(3, 4, 5, dtype=lib.float64) for lib in (torch, gt))
+        with gt.no_grad(), torch.no_grad():
+            torch.nn.functional.normalize(torch.tensor(X, requires_grad=True), dim=1, out=t)
+            gt.nn.functional.normalize(gt.tensor(X, requires_grad=True), dim=1, out=g)
+        np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-12)
+
+
+def test_complex_functions_take_out():
+    """``gt.complex``/``polar``/``angle``/``conj_physical`` refused ``out=`` (TypeError); they take
+    it as torch's: written and returned, resized from zero elements, an uncastable dtype refused."""
+    with use_mesh(1):
+        got = []
+        for lib in (torch, gt):
+            a, b = lib.tensor(X[0, 0], dtype=lib.float64), lib.tensor(X[0, 1] - 1, dtype=lib.float64)
+            outs = [lib.empty(0, dtype=lib.complex128), lib.empty(0, dtype=lib.complex128),
+                    lib.empty(5, dtype=lib.float64), lib.empty(5, dtype=lib.float64)]
+            calls = [lambda o: lib.complex(a, b, out=o), lambda o: lib.polar(a, b, out=o),
+                     lambda o: lib.angle(b, out=o), lambda o: lib.conj_physical(b, out=o)]
+            for call, out in zip(calls, outs):
+                assert call(out) is out
+            with pytest.raises(RuntimeError):
+                lib.complex(a, b, out=lib.empty(5, dtype=lib.float64))
+            got.append([np.asarray(o.numpy()) for o in outs])
+        for t, g in zip(*got):
+            np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,args", [("permute_copy", ((2, 0, 1),)), ("transpose_copy", (0, 2)),
+                                       ("diagonal_copy", (0, 0, 2)), ("unfold_copy", (1, 2, 1))])
+def test_copy_functions_give_row_major_copies(name, args):
+    """torch's ``*_copy`` functions give row-major tensors; gt's cloned the view, which on the torch
+    engine kept a permuted layout (so ``.view(-1)`` of the copy, fine in torch, was refused)."""
+    with use_mesh(1):
+        t, g = (getattr(lib, name)(lib.tensor(X), *args) for lib in (torch, gt))
+        assert g.is_contiguous() and tuple(g.stride()) == tuple(t.stride())
+        np.testing.assert_array_equal(g.view(-1).numpy(), t.view(-1).numpy())
