@@ -51,6 +51,8 @@ EXACT = {
     "setitem": lambda L, x: _w(x).__setitem__(Ellipsis, L.arange(12.0).reshape(3, 4) + 100),
     "fill_": lambda L, x: _w(x).fill_(2.5),
     "masked_fill_": lambda L, x: _w(x).masked_fill_(_w(x) > 5, -1.0),
+    "F.leaky_relu inplace": lambda L, x: L.nn.functional.leaky_relu(_w(x).sub_(8), 0.5, inplace=True),
+    "F.relu inplace": lambda L, x: L.nn.functional.relu(_w(x).sub_(4), inplace=True),
     "int64 add_": lambda L, x: x.long().as_strided((3, 4), (2, 1), 1).add_(1),
     "expand add_ (refused)": lambda L, x: x[:3].expand(2, 3).add_(1),
     "partial input (refused)": lambda L, x: x[1:].add_(x[:-1]),
@@ -62,6 +64,7 @@ ROUNDED = {
     "sigmoid_": lambda L, x: _w(x).sigmoid_(),
     "pow_ tensor": lambda L, x: _w(x).div_(8).pow_(L.full((3, 4), 1.5)),
     "reciprocal_": lambda L, x: _w(x).add_(1).reciprocal_(),
+    "F.elu inplace": lambda L, x: L.nn.functional.elu(_w(x).sub_(8), inplace=True),
     "exp_ of a scaled window": lambda L, x: _w(x).div_(10).exp_(),
 }
 
