@@ -14,16 +14,21 @@ For every OpInfo whose op gt provides (mapped as tests/test_opinfo_parity.py map
   them (every other element of a twice-as-wide tensor, the rest NaN), transposed in memory (the
   last two axes) and expanded (the first row broadcast with stride 0), the same views built from
   the sample's leaves in both frameworks (in-place variants write into those views);
-- in-place results: the in-place variant returns self, bumps ``_version`` as torch's does, and
-  keeps self's strides;
+- in-place results: the in-place variant returns self, bumps ``_version`` as torch's does (not
+  the in-place shape changes: ``SHAPE_VERSIONS``), and keeps self's strides (a shape change
+  gives torch's);
 - ``out=`` (``op.supports_out`` and gt's function takes ``out``): the result is written into
   ``out`` and ``out`` returned, for an out of the result's shape, a zero-size one (resized
   silently), one of another shape (resized with torch's warning) and a non-contiguous one; an out
-  of a dtype the result does not cast to, and one that requires grad, are refused as torch's.
+  of a dtype the result does not cast to, one that requires grad, and inputs that require grad
+  are refused as torch's.
 
 float64 (values and gradients to 1e-10, relative to the largest magnitude near zero) and float32
-(1e-5). Known differences are listed below with their reasons; the first table's (``SKIP``) are
-skipped too.
+(1e-5, gradients 1e-4). ``PLAN`` is the whole pass (two float64 samples in every layout, a float32
+one contiguous and non-contiguous, an int64 one and the first whose input broadcasts for the
+in-place variants); CI runs ``CI_PLAN``.
+Known differences are listed below with their reasons; the first table's (``SKIP``) are skipped
+too.
 """
 
 import types
@@ -252,12 +257,15 @@ def run_variant(op, kind, fn_t, fn_g, sample, layout, versions=None):
 
 # (dtype, samples, layouts) of each run; int64 for the in-place variants' cast refusals only
 LAYOUTS = ("contiguous", "noncontiguous", "transposed", "expanded", "leaf")
+# the first sample whose input broadcasts to the result (in-place variants: torch refuses)
+BROADCASTS = "broadcasts"
 PLAN = ((torch.float64, 2, LAYOUTS), (torch.float32, 1, ("contiguous", "noncontiguous")),
-        (torch.int64, 1, ("contiguous",)))
+        (torch.int64, 1, ("contiguous",)), (torch.float64, BROADCASTS, ("contiguous",)))
 # CI's plan: every layout of the first float64 sample, the first float32 and int64 samples contiguous;
 # the method, operator and alias variants on the contiguous float64 sample only (their layouts and
 # dtypes are the function's)
-CI_PLAN = ((torch.float64, 1, LAYOUTS), (torch.float32, 1, ("contiguous",)), (torch.int64, 1, ("contiguous",)))
+CI_PLAN = ((torch.float64, 1, LAYOUTS), (torch.float32, 1, ("contiguous",)), (torch.int64, 1, ("contiguous",)),
+           (torch.float64, BROADCASTS, ("contiguous",)))
 
 
 def _samples(op, dtype, count):
@@ -266,6 +274,8 @@ def _samples(op, dtype, count):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         drawn = op.sample_inputs("cpu", dtype, requires_grad=requires_grad)
+        if count == BROADCASTS:
+            return [s for _, s in zip(range(40), drawn) if s.broadcasts_input][:1]
         return [s for _, s in zip(range(count), drawn)]
 
 
@@ -278,7 +288,7 @@ def check_variants(op, plan=PLAN, only=None, every_layout=True):
     for dtype, count, layouts in plan:
         if not op.supports_dtype(dtype, "cpu"):
             continue
-        kinds = [v for v in found_variants if dtype != torch.int64 or _is_inplace(v[0])]
+        kinds = [v for v in found_variants if dtype != torch.int64 and count != BROADCASTS or _is_inplace(v[0])]
         if not kinds:
             continue
         for i, sample in enumerate(_samples(op, dtype, count)):
