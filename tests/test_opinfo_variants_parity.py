@@ -244,13 +244,13 @@ def run_variant(op, kind, fn_t, fn_g, sample, layout, versions=None):
         if g.error is None:
             return f"torch raises {type(t.error).__name__} ({str(t.error)[:100]}), gt computes"
         return None
+    versions = _full(op) not in SHAPE_VERSIONS if versions is None else versions
+    if inplace and t.self is not None and t.out is t.self and (d := _inplace_difference(t, g, versions)):
+        return d                        # self, _version and strides: random ops' too
     if _full(op) in UNINITIALISED or _full(op) in RANDOM:
         return None
     rtol = (1e-4, 1e-7) if _full(op) in TOLERANCE else (1e-5, 1e-10)
     if (d := compare(t.out, g.out, "out", rtol)):
-        return d
-    versions = _full(op) not in SHAPE_VERSIONS if versions is None else versions
-    if inplace and t.self is not None and t.out is t.self and (d := _inplace_difference(t, g, versions)):
         return d
     if not leaves or not op.supports_autograd:
         return None
