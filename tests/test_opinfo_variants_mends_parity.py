@@ -129,3 +129,13 @@ def test_copy_functions_give_row_major_copies(name, args):
         t, g = (getattr(lib, name)(lib.tensor(X), *args) for lib in (torch, gt))
         assert g.is_contiguous() and tuple(g.stride()) == tuple(t.stride())
         np.testing.assert_array_equal(g.view(-1).numpy(), t.view(-1).numpy())
+
+
+def test_strides_of_an_empty_tensor_are_torchs():
+    """numpy gives a new array of no elements no steps (all 0); gt's ``stride()`` passed them on
+    where torch's are row-major (each at least 1); a view of one takes any shape of no elements."""
+    with use_mesh(1):
+        for shape in ((1, 0, 3), (2, 0), (0, 2, 3), (0,)):
+            t, g = torch.zeros(shape), gt.zeros(shape)
+            assert tuple(g.stride()) == tuple(t.stride())
+            assert tuple(g.view(0, 7).stride()) == tuple(t.view(0, 7).stride())

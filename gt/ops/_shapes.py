@@ -55,9 +55,16 @@ def view_strides(shape, strides, target):
     """The strides of ``target`` as a view of memory laid out as ``shape``/``strides``, or None
     where no view can give it (an axis of ``target`` would span memory chunks of ``shape`` that
     are not evenly spaced): torch's ``computeStride``, which decides when ``view`` refuses."""
-    if numel(shape) == 0 or not shape:
-        return tuple(strides) if tuple(shape) == tuple(target) else None
+    empty = not shape or numel(shape) == 0
+    if empty and tuple(shape) == tuple(target):
+        return tuple(strides)
     result = [0] * len(target)
+    if empty:                   # any view: torch's row-major strides (all 1 from a 0-d tensor)
+        step = 1
+        for d in range(len(target) - 1, -1, -1):
+            result[d] = step
+            step *= max(target[d], 1) if shape else 1
+        return tuple(result)
     view_d, chunk_stride = len(target) - 1, strides[-1]
     tensor_numel = view_numel = 1
     for d in range(len(shape) - 1, -1, -1):

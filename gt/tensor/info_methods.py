@@ -62,9 +62,9 @@ class InfoMethods:
     def stride(self, dim=None):
         """The step, in elements, from one index to the next along each dim (a tuple), or along
         ``dim``. A sharded tensor gives the strides of its shape laid out row-major."""
-        if self._placed is None:
-            strides = B.element_strides(self._array)   # the array's own, on any engine and device
-        else:
+        strides = B.element_strides(self._array) if self._placed is None else None  # the array's own
+        # numpy gives an array of no elements no steps at all; torch's are row-major, as a sharded tensor's
+        if strides is None or (not any(strides) and 0 in self.shape):
             strides, step = [], 1
             for n in reversed(self.shape):
                 strides.insert(0, step)
