@@ -102,7 +102,8 @@ def test_normalize_out_under_autograd_is_refused():
 
 def test_complex_functions_take_out():
     """``gt.complex``/``polar``/``angle``/``conj_physical`` refused ``out=`` (TypeError); they take
-    it as torch's: written and returned, resized from zero elements, an uncastable dtype refused."""
+    it as torch's: written and returned, resized from zero elements, an uncastable dtype refused,
+    and (but ``angle``) an out of a narrower dtype too."""
     with use_mesh(1):
         got = []
         for lib in (torch, gt):
@@ -115,6 +116,10 @@ def test_complex_functions_take_out():
                 assert call(out) is out
             with pytest.raises(RuntimeError):
                 lib.complex(a, b, out=lib.empty(5, dtype=lib.float64))
+            for call, narrower in zip(calls, (lib.complex64, lib.complex64, None, lib.float32)):
+                if narrower is not None:            # these kernels ask for out in the result's dtype
+                    with pytest.raises(RuntimeError):
+                        call(lib.empty(5, dtype=narrower))
             got.append([np.asarray(o.numpy()) for o in outs])
         for t, g in zip(*got):
             np.testing.assert_allclose(g, t, rtol=1e-12)

@@ -79,7 +79,33 @@ NOT_COMPARED = {(name, None, "expanded"): _SINGULAR for name in (
 _SILENT = "torch resizes this op's out silently; gt warns as torch's elementwise ops do"
 _COMPOSITE = ("torch's composite op computes (out gets the values, no gradient); gt refuses out= "
               "wherever an input requires grad, as torch's own kernels")
+# Ops whose out= torch's kernel asks for in the result's own dtype, where gt casts the result into a
+# narrower out of the same kind (float64 -> float32, int64 -> int32) by torch's general rule (what
+# its elementwise ops do): gt computes (the rounded values the caller asked for) where torch refuses.
+_EXACT_IN_TORCH = (
+    "abs", "arange", "addmm", "addmm.decomposed", "addmv", "addbmm", "baddbmm", "dot", "vdot", "bmm", "mv",
+    "ceil", "cross", "cummax", "cummin", "diff", "expand_copy", "diag", "diagonal_copy", "alias_copy", "frac",
+    "floor", "frexp", "kthvalue", "linspace", "linspace.tensor_overload", "logspace",
+    "logspace.tensor_overload", "lu_unpack", "lu_solve", "masked_select", "matmul", "quantile", "nanquantile",
+    "heaviside", "softmax", "softmax.with_dtype", "as_strided_copy", "mm", "mode", "narrow_copy", "view_copy",
+    "neg", "ormqr", "permute_copy", "float_power", "qr", "round", "round.decimals_0", "round.decimals_3",
+    "round.decimals_neg_3", "sign", "sgn", "split_with_sizes_copy", "slice_scatter", "triangular_solve",
+    "trunc", "nan_to_num", "svd", "index_copy", "index_select", "index_add", "index_reduce.mean",
+    "index_reduce.prod", "index_reduce.amin", "index_reduce.amax", "take", "scatter", "ones", "zeros", "full",
+    "empty", "eye", "scatter_add", "histogram", "histc", "bucketize", "searchsorted", "unbind_copy",
+    "unfold_copy", "msort", "renorm", "squeeze_copy", "take_along_dim", "unsqueeze_copy", "transpose_copy",
+    "tril", "triu", "inner", "tensordot", "log_softmax", "log_softmax.with_dtype", "nonzero", "norm",
+    "norm.nuc", "norm.fro", "norm.inf", "t_copy", "amax", "amin", "argmax", "argmin", "scatter_reduce.sum",
+    "scatter_reduce.prod", "scatter_reduce.mean", "scatter_reduce.amin", "scatter_reduce.amax",
+    "linalg.cross", "linalg.det", "linalg.cholesky", "linalg.cholesky_ex", "linalg.vecdot", "linalg.eigvalsh",
+    "linalg.multi_dot", "linalg.norm", "linalg.norm.subgradients_at_zero", "linalg.matrix_norm", "linalg.qr",
+    "linalg.slogdet", "linalg.vector_norm", "linalg.lu_factor", "linalg.lu_factor_ex", "linalg.lu",
+    "linalg.lu_solve", "linalg.inv", "linalg.inv_ex", "linalg.solve", "linalg.solve_ex",
+    "linalg.solve_triangular", "linalg.svd", "linalg.svdvals"
+)
 OUT_DIFFERS = {
+    **{(name, "narrower dtype"): "torch's kernel asks for out in the result's dtype; gt casts (its general rule)"
+       for name in _EXACT_IN_TORCH},
     **{(name, "other shape"): _SILENT for name in (
         "addbmm", "linspace", "linspace.tensor_overload", "logspace", "logspace.tensor_overload", "lu",
         "narrow_copy", "ones", "zeros", "full", "empty", "eye")},
@@ -334,6 +360,9 @@ def _outs(lib, expected, how):
             if lib is gt and base._placed is not None:     # a sharded tensor's row is no view (README sharding)
                 raise _Unsupported("a row of a sharded tensor")
             return base[..., 0]
+        if how == "narrower dtype":     # a cast torch's general rule allows; some of its kernels refuse it
+            return lib.zeros(tuple(e.shape), dtype=_NARROWER.get(e.dtype, e.dtype) if lib is torch else
+                             DTYPES[_NARROWER.get(e.dtype, e.dtype)])
         if how == "uncastable":         # a result that does not cast: floating -> integer, integer -> bool
             return lib.zeros(tuple(e.shape), dtype=lib.int64 if e.is_floating_point() or e.is_complex() else lib.bool)
         out = lib.zeros(tuple(e.shape), dtype=dtype)
@@ -354,7 +383,9 @@ def _call_out(lib, fn, args, out):
     return back, [w for w in caught if "resized" in str(w.message)]
 
 
-OUT_KINDS = ("same shape", "zero-size", "other shape", "noncontiguous", "uncastable", "requires grad", "inputs grad")
+OUT_KINDS = ("same shape", "zero-size", "other shape", "noncontiguous", "narrower dtype", "uncastable",
+             "requires grad", "inputs grad")
+_NARROWER = {torch.float64: torch.float32, torch.complex128: torch.complex64, torch.int64: torch.int32}
 
 
 def out_difference(op, fn_g, sample, how):
@@ -386,7 +417,8 @@ def out_difference(op, fn_g, sample, how):
         return "gt did not return out"
     if _full(op) in RANDOM or _full(op) in UNINITIALISED:
         return None
-    return compare(t_out, g_out, "out", (1e-4, 1e-7) if _full(op) in TOLERANCE else (1e-5, 1e-10))
+    rtol = (1e-4, 1e-7) if _full(op) in TOLERANCE or how == "narrower dtype" else (1e-5, 1e-10)
+    return compare(t_out, g_out, "out", rtol)
 
 
 def check_out(op, dtypes=(torch.float64,), only=None):

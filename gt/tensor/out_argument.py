@@ -77,7 +77,7 @@ def _write_one(result, out, name):
 
 
 # functions whose out= torch asks for in the result's own dtype (no cast)
-_EXACT_DTYPE = {"aminmax", "gather"}
+_EXACT_DTYPE = {"aminmax", "gather", "complex", "polar", "conj_physical"}
 
 # functions whose out= torch lets overlap an input (its BLAS products); the others refuse one
 # that lies in part of out's memory, as its elementwise ops do
