@@ -240,10 +240,12 @@ def _grad_difference(t_outs, g_outs, leaves, rtol):
 def _inplace_difference(t, g, versions):
     if g.out is not g.self:
         return f"gt's in-place variant returned {type(g.out).__name__}, not self"
+    if g.self._placed is not None:
+        # a sharded tensor's strides are its shape's row-major ones (README); on the torch engine the
+        # virtual devices' shards are views of one buffer, whose version each shard's write bumps
+        return None
     if versions and g.bumped != t.bumped:
         return f"_version bumped by {g.bumped} in gt, {t.bumped} in torch"
-    if g.self._placed is not None:
-        return None                     # a sharded tensor's strides are its shape's row-major ones (README)
     kept = t.strides[0] == t.strides[1]       # a value op keeps self's strides; a shape op changes them as torch's
     if (kept and g.strides[1] != g.strides[0]) or (g.self.numel() and g.strides[1] != t.strides[1]):
         return f"self's strides {g.strides[0]} -> {g.strides[1]} in gt, {t.strides[0]} -> {t.strides[1]} in torch"
