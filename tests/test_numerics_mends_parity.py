@@ -36,6 +36,17 @@ def test_float32_var_std_do_not_overflow_or_underflow(name, dim, correction):
             _close(got, want)
 
 
+def test_float32_std_of_subnormal_variance_beside_a_constant_slice():
+    """A slice of subnormal variance next to a constant one (variance 0) takes the float64 rerun
+    too: the zero did not hide the subnormal (std 7.5e-23 where torch's is 7.07e-23)."""
+    rows = np.array([[1, 1, 1], [1e-22, 2e-22, 3e-22], [1, 2, 3]], np.float32)
+    for name in ("var", "std"):
+        for dim in (1, 0):
+            _close(getattr(gt.tensor(rows), name)(dim=dim, correction=1), getattr(torch.tensor(rows), name)(dim=dim))
+    for g, w in zip(gt.std_mean(gt.tensor(rows), dim=1), torch.std_mean(torch.tensor(rows), dim=1)):
+        _close(g, w)
+
+
 @pytest.mark.parametrize("name", ["var_mean", "std_mean"])
 @pytest.mark.parametrize("dim", [1, None])
 def test_float32_var_mean_std_mean_accumulate_in_float64(name, dim):

@@ -250,8 +250,8 @@ def _lost_in_float32(var, x, axes, zeros):
     NaN inputs too, whose rerun gives the same), or below float32's smallest normal (underflowed
     squares). An exact zero is a constant slice's (taken as is for var: torch's is at most a
     subnormal) unless ``zeros`` (std, whose root of a 1e-45 variance is 4e-23) and a slice whose
-    variance is 0 holds two different values. Two reductions of the result; none on a GPU, where
-    torch's kernels accumulate float32 in float32 as here."""
+    variance is 0 holds two different values. Two reductions of the result (a third beside a zero);
+    none on a GPU, where torch's kernels accumulate float32 in float32 as here."""
     d = var._data
     lost = False
     for a in (d.shards if type(d) is Placed else (d,)):     # numpy arrays or torch tensors
@@ -262,6 +262,8 @@ def _lost_in_float32(var, x, axes, zeros):
             continue
         if not hi <= _HUGE or lo != lo or lo > 0:
             return True
+        if 0 < hi and (hi < _TINY or bool(((a > 0) & (a < _TINY)).any())):
+            return True     # a subnormal beside a constant slice's zero
         lost = zeros
     if not lost:
         return False
