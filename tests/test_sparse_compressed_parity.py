@@ -150,6 +150,20 @@ def test_conversions_between_layouts_are_torch_s():
 
 
 @dense_only
+def test_conversions_of_tensors_of_no_elements_are_torch_s():
+    """A dimension of size 0 gives an empty layout (the COO coalesce under CSC and the block layouts
+    divided by a zero stride: ZeroDivisionError)."""
+    torch = _torch()
+    for shape in ((0, 4), (4, 0), (2, 0, 4)):
+        for layout in LAYOUTS:
+            block = (1, 2) if shape[-1] else (2, 1)
+            _same(_to(gt.zeros(shape, dtype=gt.float64), layout, block), _to(torch.zeros(shape, dtype=torch.float64),
+                                                                            layout, block))
+        _same(gt.zeros(shape).to_sparse().transpose(0, 1).coalesce(),
+              torch.zeros(shape).to_sparse().transpose(0, 1).coalesce())
+
+
+@dense_only
 def test_transposes_are_torch_s():
     torch = _torch()
     cases = [lambda m, a=a: _sparse(m, a).t() for a in LAYOUTS]

@@ -33,9 +33,9 @@ def linear_positions(indices, sizes):
 
 def unravel(positions, sizes):
     """The (len(sizes), n) int64 indices of row-major ``positions`` in ``sizes``."""
+    if not sizes or 0 in sizes:     # no positions where a size is 0 (whose strides would divide by 0)
+        return creation.zeros((len(sizes), positions.shape[0]), dtype="int64")
     rows = [(positions // st) % sz for st, sz in zip(_strides(sizes), sizes)]
-    if not rows:
-        return creation.zeros((0, positions.shape[0]), dtype="int64")
     return stack(rows, 0)
 
 
