@@ -107,3 +107,45 @@ def test_what_quantize_dynamic_swaps_and_refuses():
         gm[0](gt.ones(2, 6, dtype=gt.float64))
     with pytest.raises(RuntimeError, match="expected scalar type Float but found Double"):
         tq[0](torch.ones(2, 6, dtype=torch.float64))
+
+
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")      # torch's, saving its quantized tensors
+def test_state_dict_is_torch_s_and_loads_both_ways(tmp_path):
+    # gt's quantized Linear kept its weight outside the state dict: state_dict() was empty, and
+    # load_state_dict of it matched "all keys" and left the zero weights of a new model
+    tq, gq, _ = _pair((6, 4, 3), seed=4, bias=False)
+    sd = gq.state_dict()
+    assert list(sd) == list(tq.state_dict())
+    fresh = gt.ao.quantization.quantize_dynamic(gt.nn.Sequential(gt.nn.Linear(6, 4), gt.nn.ReLU(), gt.nn.Linear(4, 3)))
+    fresh[2] = gt.ao.quantization.quantize_dynamic(gt.nn.Sequential(gt.nn.Linear(4, 3, bias=False)))[0]
+    x = np.random.default_rng(3).standard_normal((5, 6)).astype(np.float32)
+    want = _bits(tq(torch.from_numpy(x)).detach().numpy())
+    fresh.load_state_dict(sd)
+    np.testing.assert_array_equal(_bits(fresh(gt.tensor(x)).numpy()), want)
+    torch.save(tq.state_dict(), tmp_path / "t.pt")          # torch's checkpoint, loaded by gt (weights_only)
+    fresh[0]._qweight = fresh[2]._qweight = None
+    fresh.load_state_dict(gt.load(tmp_path / "t.pt"))
+    np.testing.assert_array_equal(_bits(fresh(gt.tensor(x)).numpy()), want)
+    gt.save(gq.state_dict(), tmp_path / "g.pt")              # gt's, loaded by torch (its _metadata versions)
+    tq2, _, _ = _pair((6, 4, 3), seed=5, bias=False)
+    tq2.load_state_dict(torch.load(tmp_path / "g.pt"))
+    np.testing.assert_array_equal(_bits(tq2(torch.from_numpy(x)).detach().numpy()), want)
+    wrong = gt.ao.quantization.quantize_dynamic(gt.nn.Sequential(gt.nn.Linear(7, 4)))
+    with pytest.raises(RuntimeError, match=r"shape \(4, 7\)"):
+        wrong.load_state_dict({k: v for k, v in sd.items() if k.startswith("0.")})
+
+
+@pytest.mark.first_pass
+def test_multihead_attention_keeps_its_float_out_proj_as_torch_s():
+    # torch's out_proj is a Linear subclass quantize_dynamic leaves alone; gt swapped it, and the
+    # attention (which reads out_proj.weight itself) raised
+    gt.manual_seed(0)
+    layer = gt.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0).eval()
+    tl = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0).eval()
+    tl.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in layer.state_dict().items()})
+    gq, tq = gt.ao.quantization.quantize_dynamic(layer), torch.ao.quantization.quantize_dynamic(tl)
+    assert type(gq.self_attn.out_proj) is gt.nn.Linear and type(gq.linear1) is gt.ao.nn.quantized.dynamic.Linear
+    x = np.random.default_rng(4).standard_normal((5, 3, 8)).astype(np.float32)
+    with torch.no_grad():
+        want = tq(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(gq(gt.tensor(x)).numpy(), want, rtol=1e-5, atol=1e-5)

@@ -11,6 +11,7 @@ import copy
 from gt import dtypes
 from gt.ao.nn.quantized import dynamic
 from gt.nn.linear import Linear as FloatLinear
+from gt.nn.multihead_attention import MultiheadAttention
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):
@@ -34,7 +35,10 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None,
 def _swap(module, spec, prefix):
     for name, child in list(module.named_children()):
         path = f"{prefix}.{name}" if prefix else name
-        if type(child) is FloatLinear and (FloatLinear in spec or path in spec):
+        # MultiheadAttention reads its out_proj's weight itself: torch makes it a Linear subclass that
+        # quantize_dynamic leaves alone (NonDynamicallyQuantizableLinear)
+        kept = isinstance(module, MultiheadAttention) and name == "out_proj"
+        if type(child) is FloatLinear and not kept and (FloatLinear in spec or path in spec):
             setattr(module, name, dynamic.Linear.from_float(child))
         else:
             _swap(child, spec, path)

@@ -97,14 +97,7 @@ class StateDictHooks(state.ExtraState):
             hook(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         values = _own_values(self, state_dict, prefix, local_metadata, strict, (missing_keys, unexpected_keys,
                                                                                   error_msgs))
-        stack = getattr(_PENDING, "stack", None)
-        if stack:
-            stack[-1].extend(values)
-        elif not error_msgs:
-            assign = local_metadata.get("assign_to_params_buffers", False)
-            with autograd.no_grad():           # called by hand: torch's writes at once
-                for target, value, where in values:
-                    state.write(target, value, where if assign else None)
+        queue(values, local_metadata, error_msgs)
 
     def _add_state_hook(self, name, hook, fn):
         if not callable(hook):
@@ -115,6 +108,20 @@ class StateDictHooks(state.ExtraState):
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
         return handle
+
+
+def queue(values, local_metadata, error_msgs):
+    """Hand a ``_load_from_state_dict``'s checked ``[(target, value, where)]`` to the load in progress,
+    which writes them once every module's were checked; called by hand (no load in progress), write
+    them now where no error was found, as torch's."""
+    stack = getattr(_PENDING, "stack", None)
+    if stack:
+        stack[-1].extend(values)
+    elif not error_msgs:
+        assign = local_metadata.get("assign_to_params_buffers", False)
+        with autograd.no_grad():
+            for target, value, where in values:
+                state.write(target, value, where if assign else None)
 
 
 def _hooked(module, names, method):
@@ -148,7 +155,11 @@ def state_dict(module, args, destination, prefix, keep_vars):
     metadata = getattr(destination, "_metadata", None)
     if metadata is not None:
         for path, m in module.named_modules(remove_duplicate=False):
-            metadata[(f"{prefix}{path}." if path else prefix)[:-1]] = {"version": m._version}
+            key = (f"{prefix}{path}." if path else prefix)[:-1]
+            metadata[key] = {"version": m._version}
+            # torch's submodules that gt folds into m (a dynamic quantized Linear's packed params)
+            for inner, version in getattr(m, "_inner_versions", {}).items():
+                metadata[f"{key}.{inner}" if key else inner] = {"version": version}
     return destination
 
 

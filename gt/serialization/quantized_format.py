@@ -40,6 +40,8 @@ def find(module, name):
         return rebuild_qtensor
     if module == "torch" and name in QSCHEMES:
         return QSCHEMES[name]
+    if module == "torch" and name in STORAGES:      # the dtype (a dynamic quantized Linear's state dict names it)
+        return dtypes.to_dtype(name)
     return None
 
 

@@ -8,14 +8,27 @@ point chosen from the input's min and max (torch's ``ChooseQuantizationParams`` 
 ``reduce_range=True``: 7 bits, as fbgemm's x86 kernels), multiplies the integers exactly and
 rescales: ``float(acc * (x_scale * w_scale) + bias)``, where fbgemm accumulates in int32 and
 adds in float64 before rounding. The outputs equal torch's bit for bit.
+
+Its state dict is torch's: ``scale`` and ``zero_point`` (the output's, 1.0 and 0: unused by the
+dynamic form), ``_packed_params.dtype`` (``gt.qint8``) and ``_packed_params._packed_params``, the
+pair (qint8 weight, float bias or None); so it saves, loads and reads torch's checkpoints.
 """
+
+import numpy as np
 
 from gt import autograd, dtypes
 from gt.dtypes import round_float32
+from gt.nn import state, state_dict_hooks
 from gt.nn.module import Module
-from gt.tensor import creation, quantize_math
+from gt.ops import linalg
+from gt.tensor import Tensor, creation, quantize_math
 from gt.tensor.quantize_math import choose_qparams
 from gt.tensor.quantize_functions import quantize_per_tensor
+
+_X_MAX = 127     # the quantized input's largest integer: 7 bits (reduce_range=True)
+_PACKED = "_packed_params._packed_params"
+_OWN = ("scale", "zero_point", "_packed_params.dtype", _PACKED)     # torch's keys (its LinearPackedParams child)
+
 
 def quantize_weight(weight):
     """``weight`` (float) as torch's default dynamic weight observer quantizes it: qint8 per
@@ -31,6 +44,9 @@ class Linear(Module):
     """``y = dequantize(quantize(x) @ qweight.T) + bias`` (torch's dynamically quantized Linear):
     (..., in_features) float32 -> (..., out_features) float32. ``weight()`` is the qint8 weight,
     ``bias()`` the float bias. The output carries no gradient (torch has no backward here)."""
+
+    _version = 4                                 # torch's: the state dict of _packed_params (below)
+    _inner_versions = {"_packed_params": 3}      # torch's LinearPackedParams, whose entries gt holds here
 
     def __init__(self, in_features, out_features, bias_=True, dtype=dtypes.qint8):
         super().__init__()
@@ -63,14 +79,46 @@ class Linear(Module):
             x = x.detach()
             low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
             scale, zero_point = choose_qparams(low, high)
-            xq = quantize_math.quantize_tensor(x, scale, zero_point, dtypes.quint8)
-            w = self._qweight
-            # every product and partial sum is an integer below 2**53: float64 holds them exactly
-            acc = (xq.double() - zero_point) @ w.int_repr().double().T
-            out = acc * round_float32(round_float32(scale) * w.q_scale())     # fbgemm's float scales
-            if self._bias is not None:
-                out = out + self._bias.double()
-            return out.float()
+            out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())     # fbgemm's float scales
+            return linalg.QuantizedLinear.apply(x, self._qweight._q_int, self._bias, quantize_math.inverse_scale(scale),
+                                                zero_point, _X_MAX, out_scale)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # as gt's state dicts hold tensors: numpy arrays (torch's are 0-d float32 and int64 tensors)
+        destination[prefix + "scale"] = np.array(1.0, np.float32)
+        destination[prefix + "zero_point"] = np.array(0, np.int64)
+        destination[prefix + "_packed_params.dtype"] = dtypes.qint8
+        bias = None if self._bias is None else state.saved_value(self._bias, keep_vars)
+        destination[prefix + _PACKED] = (self._qweight if keep_vars else self._qweight.clone(), bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        super()._load_from_state_dict({k: v for k, v in state_dict.items() if k[len(prefix):] not in _OWN},
+                                      prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        missing_keys.extend(prefix + k for k in _OWN if prefix + k not in state_dict)
+        if prefix + _PACKED not in state_dict:
+            return
+        problem = self._packed_problem(state_dict[prefix + _PACKED], state_dict.get(prefix + "_packed_params.dtype"))
+        if problem:
+            error_msgs.append(f"{prefix + _PACKED}: {problem}")
+        else:
+            state_dict_hooks.queue([(_Packed(self), state_dict[prefix + _PACKED], None)], local_metadata, error_msgs)
+
+    def _packed_problem(self, packed, dtype):
+        """Why ``packed`` (a state dict's (weight, bias)) cannot load here, or None."""
+        if dtype is not None and dtypes.to_dtype(dtype) != dtypes.qint8:
+            return f"gt's dynamic quantized Linear loads qint8 weights, got dtype {dtype!r}"
+        if not isinstance(packed, (tuple, list)) or len(packed) != 2:
+            return "expected the pair (weight, bias)"
+        weight, bias = packed
+        if not getattr(weight, "is_quantized", False) or weight.dtype != dtypes.qint8 or \
+                tuple(weight.shape) != (self.out_features, self.in_features):
+            return (f"expected a qint8 quantized weight of shape {(self.out_features, self.in_features)}, got "
+                    f"{getattr(weight, 'dtype', type(weight).__name__)} of shape {tuple(getattr(weight, 'shape', ()))}")
+        if bias is not None and tuple(bias.shape) != (self.out_features,):
+            return f"expected a bias of shape {(self.out_features,)} or None, got shape {tuple(bias.shape)}"
+        return None
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, dtype={self._qweight.dtype!r}, "
@@ -82,3 +130,17 @@ class Linear(Module):
 
 def _zeros(*shape):
     return creation.zeros(shape, dtype=dtypes.float32)
+
+
+class _Packed:
+    """Where a checked (weight, bias) of a state dict goes (gt/nn/state.py's ``write``)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def set_extra_state(self, packed):
+        weight, bias = packed
+        self.module._qweight = weight.clone()
+        if bias is not None:
+            bias = bias.detach().float().clone() if isinstance(bias, Tensor) else creation.tensor(bias, dtype=dtypes.float32)
+        self.module._bias = bias
