@@ -11,9 +11,10 @@ import math
 import weakref
 
 from gt.backend.engine_overlaps import OverlapPaths
+from gt.backend.engine_quantized import QuantizedPaths
 
 
-class FastPaths(OverlapPaths):
+class FastPaths(QuantizedPaths, OverlapPaths):
     def ascontiguous(self, x):
         """``x`` itself where it is row-major without gaps, else a row-major copy (``Tensor.contiguous``;
         the default counts on ``copy`` laying its copy out row-major, as numpy's does)."""

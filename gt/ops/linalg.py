@@ -291,3 +291,19 @@ class LinearRelu(Linear):
 
     def backward_graph(self, g):
         return super().backward_graph(g * mask_like(g, ~(self.saved[-1] <= 0)))
+
+
+class QuantizedLinear(Function):
+    """A dynamically quantized Linear (gt/ao) as fbgemm computes it: ``x`` (..., in) float32 is
+    quantized with ``inverse`` (1/scale as float32), ``zero_point`` and the largest integer
+    ``qmax``; its integers less the zero point times ``weight`` (out, in) int8, summed exactly,
+    times ``scale`` (the input's and the weight's scales' float32 product), plus ``bias`` (out,)
+    float32 or None -> float32 (..., out), rounded once (``B.quantized_linear``). The quantization
+    parameters are the whole input's: a batch shard stays local (Linear's sharding rule)."""
+
+    def forward(self, x, weight, bias, inverse, zero_point, qmax, scale):
+        xc = B.quantize_centered(x, inverse, zero_point, qmax)
+        return B.quantized_linear(xc, weight, scale, bias, max(zero_point, qmax - zero_point))
+
+    def backward(self, g):
+        raise RuntimeError("a dynamically quantized Linear has no gradient (torch's neither)")

@@ -6,8 +6,8 @@ memory), quantized once as torch's default weight observer does (symmetric, per 
 ``max|w| / 127.5``, zero point 0). Each call quantizes its input to quint8 with scale and zero
 point chosen from the input's min and max (torch's ``ChooseQuantizationParams`` with
 ``reduce_range=True``: 7 bits, as fbgemm's x86 kernels), multiplies the integers exactly and
-rescales: ``float(acc * (x_scale * w_scale) + bias)``, where fbgemm accumulates in int32 and
-adds in float64 before rounding. The outputs equal torch's bit for bit.
+rescales: ``float(float(acc) * (x_scale * w_scale) + bias)``, where fbgemm accumulates in int32,
+rounds the sum to float32 and adds with one rounding (an fma). The outputs equal torch's bit for bit.
 
 Its state dict is torch's: ``scale`` and ``zero_point`` (the output's, 1.0 and 0: unused by the
 dynamic form), ``_packed_params.dtype`` (``gt.qint8``) and ``_packed_params._packed_params``, the
