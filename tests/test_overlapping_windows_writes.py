@@ -57,6 +57,22 @@ EXACT = {
     "expand add_ (refused)": lambda L, x: x[:3].expand(2, 3).add_(1),
     "partial input (refused)": lambda L, x: x[1:].add_(x[:-1]),
     "copy_ of a flip (a copy)": lambda L, x: x.copy_(x.flip(0)),
+    # ops that are no elementwise ones: made on the memory (a copy of a result computed out of
+    # place wrote the elements they leave with values of before, over the ones they wrote)
+    "index_add_": lambda L, x: _w(x).index_add_(0, L.tensor([0, 2]), L.ones(2, 4)),
+    "index_add_ dim 1 alpha": lambda L, x: x.unfold(0, 4, 2).index_add_(1, L.tensor([0, 3, 0]), L.ones(7, 3), alpha=2),
+    "index_copy_": lambda L, x: _w(x).index_copy_(0, L.tensor([0, 2]), L.full((2, 4), -2.0)),
+    "index_fill_": lambda L, x: _w(x).index_fill_(1, L.tensor([3]), -3.0),
+    "scatter_ src": lambda L, x: _w(x).scatter_(1, L.tensor([[1], [2]]), L.arange(20.0).reshape(4, 5) + 50),
+    "scatter_ value": lambda L, x: _w(x).scatter_(0, L.tensor([[0, 1, 2, 1]]), 5.0),
+    "scatter_add_": lambda L, x: _w(x).scatter_add_(1, L.tensor([[3], [3], [0]]), L.ones(3, 1)),
+    "scatter_reduce_ prod": lambda L, x: _w(x).scatter_reduce_(1, L.tensor([[3], [1], [0]]), L.full((3, 1), 2.0),
+                                                               "prod"),
+    "masked_scatter_": lambda L, x: _w(x).masked_scatter_(L.eye(3, 4, dtype=L.bool).flip(1), L.arange(12.0) + 50),
+    "index_put_": lambda L, x: _w(x).index_put_((L.tensor([0, 2]), L.tensor([3, 1])), L.tensor([7.0, 8.0])),
+    "index_put_ accumulate": lambda L, x: _w(x).index_put_((L.tensor([0, 1, 2]),), L.tensor(9.0), accumulate=True),
+    "put_ accumulate": lambda L, x: _w(x).put_(L.tensor([0, 3, 11]), L.tensor([1.0, 2.0, 3.0]), accumulate=True),
+    "setitem by an index tensor": lambda L, x: _w(x).__setitem__(L.tensor([0, 2]), L.tensor(4.0)),
 }
 ROUNDED = {
     "exp_": lambda L, x: x.as_strided((2, 2), (1, 1)).exp_(),

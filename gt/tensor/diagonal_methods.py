@@ -9,7 +9,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import amp, dtypes
 from gt.backend import B
-from gt.tensor import checks, inplace_grad
+from gt.tensor import checks, inplace_grad, overlap_writes
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _arange, _own_memory
@@ -48,6 +48,9 @@ class DiagonalMethods:
             raise RuntimeError(f"put_(): Expected source and index to have the same number of elements, but got "
                                f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
         inplace_grad.refuse_shared_input(self, (source,), any_overlap=True)     # torch's, as index_put_'s
+        if overlap_writes.overlapping(self):       # as_strided/unfold windows: the writes go to the memory
+            return overlap_writes.in_memory(self, lambda mem, pos: mem.index_put_(
+                (pos.reshape(-1)[positions.reshape(-1)],), source.reshape(-1).to(self.dtype), accumulate=accumulate))
         flat = self.reshape(-1).clone()       # written whole and copied back: no view of self needed
         flat.index_put_((positions.reshape(-1),), source.reshape(-1).to(self.dtype), accumulate=accumulate)
         return self.copy_(flat.reshape(self.shape))

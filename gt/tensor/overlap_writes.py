@@ -15,6 +15,12 @@ lies in the written memory in another layout (which torch lets through where it 
 overlap: ``w.mul_(x.as_strided((3, 3), (1, 1), 1))``) is read as it was before the write, where
 torch's element-by-element kernel reads what the elements before wrote.
 
+Writes that are no elementwise op (``index_add_``, ``scatter_``, ``index_put_``, ``put_``...) go
+through ``in_memory``: the op made on the memory itself at the positions it picks, so each of its
+writes reads what the writes before left, and the elements it does not write keep their memory
+(a copy of a result computed out of place wrote every element, the untouched ones with values of
+before the write, over what other elements had written there).
+
 Tensors whose elements lie apart (every ordinary tensor) take one cheap test and the usual path.
 """
 
@@ -93,4 +99,22 @@ def recompute(t, compute, args, kwargs):
         new = compute(cur, *[pick(a, idx) for a in args], **{k: pick(v, idx) for k, v in kwargs.items()})
         B.setitem(plan.mem, at, new._data)
     B.bump_version(t._array)
+    return t
+
+
+def in_memory(t, write):
+    """``t`` (whose elements share memory) after ``write(mem, pos)``, an op that is no elementwise
+    one: ``mem`` is the memory ``t`` spans (a 1-D tensor), ``pos`` each element's position in it (an
+    int64 tensor of ``t``'s shape); ``write`` makes the op in place on ``mem`` at the positions it
+    picks from ``pos`` (``t.index_add_(d, i, s)``: ``mem.index_add_(0, pos.index_select(d, i).
+    reshape(-1), s.reshape(-1))``). The caller has checked the op's arguments."""
+    arr = t._array
+    pos = _positions(tuple(arr.shape), B.element_strides(arr), 0)
+    owner = B.memory_owner(arr)
+    start = (B.data_address(arr) - B.data_address(owner)) // B.dtype_of(arr).itemsize
+    wrap = type(t)._wrap
+    # written through an alias that counts no versions: the write is one change, counted once
+    write(wrap(B.untracked_alias(B.strided_view(arr, (int(pos.max()) + 1,), (1,), start))),
+          wrap(B.asarray(pos.reshape(arr.shape))))
+    B.bump_version(arr)
     return t

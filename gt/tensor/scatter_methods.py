@@ -20,7 +20,7 @@ from gt import amp, autograd, dtypes
 from gt.backend import B
 from gt.ops import scatter as scatter_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
-from gt.tensor import checks, inplace_grad
+from gt.tensor import checks, inplace_grad, overlap_writes
 from gt.tensor._args import _scalar
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.arithmetic import _operand, where
@@ -291,11 +291,12 @@ class ScatterMethods:
         return self.expand(*shape), mask.expand(*shape)
 
     # ---- in place: on the tape as torch records them (gt/tensor/inplace_grad.py) -----------
-    def _written(self, op, compute, values, reads_self=False, in_place=None):
+    def _written(self, op, compute, values, reads_self=False, in_place=None, memory=None):
         """``self <- compute(self, *values)`` in place: recorded on the tape where ``self`` or a
         tensor of ``values`` requires grad (``reads_self``: ``compute``'s backward reads the old
         values of ``self``, so it gets a copy), a plain write otherwise: ``in_place()`` where given
-        and this tensor is one contiguous array, else a copy of the result back."""
+        and this tensor is one contiguous array, else a copy of the result back. ``memory(mem, pos)``:
+        the op made on the memory, where this tensor's elements share it (overlap_writes.in_memory)."""
         if op in _REFUSE_OVERLAP:      # torch's: a source in this tensor's memory at all
             inplace_grad.refuse_shared_input(self, values, any_overlap=True)
         if autograd.is_grad_enabled():
@@ -305,7 +306,10 @@ class ScatterMethods:
                 return inplace_grad.rebase(self, op, compute, *values, reads_self=reads_self)
         if in_place is not None and self._placed is None and self.ndim and B.is_contiguous(self._array):
             return in_place()
-        return self.copy_(compute(self, *values))
+        new = compute(self, *values)
+        if memory is not None and overlap_writes.overlapping(self):     # as_strided/unfold windows
+            return overlap_writes.in_memory(self, memory)       # (``new``: the op's checks, made)
+        return self.copy_(new)
 
     def _index_add_here(self, dim, index, source, alpha):
         """``index_add_`` not recorded, into this tensor's own array: index_add's checks, then the
@@ -322,31 +326,65 @@ class ScatterMethods:
 
     def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
         values = [v for v in (src, value) if isinstance(v, Tensor)]
+
+        def memory(mem, pos):
+            at = pos.gather(dim, index).reshape(-1)
+            if isinstance(src, Tensor):
+                return mem.scatter_(0, at, _sub(src, index).reshape(-1), reduce=reduce)
+            return mem.scatter_(0, at, value=value if src is None else src, reduce=reduce)
+
         if len(values) == 1 and src is None:
-            return self._written("scatter_", lambda x, v: x.scatter(dim, index, value=v, reduce=reduce), values)
+            return self._written("scatter_", lambda x, v: x.scatter(dim, index, value=v, reduce=reduce), values,
+                                 memory=memory)
         if values:
             return self._written("scatter_", lambda x, s: x.scatter(dim, index, s, value, reduce=reduce), values,
-                                 reads_self=reduce is not None)
+                                 reads_self=reduce is not None, memory=memory)
         return self._written("scatter_", lambda x: x.scatter(dim, index, src, value, reduce=reduce), (),
-                             reads_self=reduce is not None)
+                             reads_self=reduce is not None, memory=memory)
 
     def scatter_add_(self, dim, index, src):
-        return self._written("scatter_add_", lambda x, s: x.scatter_add(dim, index, s), (src,), reads_self=True)
+        return self._written("scatter_add_", lambda x, s: x.scatter_add(dim, index, s), (src,), reads_self=True,
+                             memory=lambda mem, pos: mem.scatter_add_(0, pos.gather(dim, index).reshape(-1),
+                                                                      _sub(src, index).reshape(-1)))
 
     def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
         return self._written("scatter_reduce_", lambda x, s: x.scatter_reduce(dim, index, s, reduce,
                                                                              include_self=include_self),
-                             (src,), reads_self=True)
+                             (src,), reads_self=True,
+                             memory=lambda mem, pos: mem.scatter_reduce_(0, pos.gather(dim, index).reshape(-1),
+                                                                         _sub(src, index).reshape(-1), reduce,
+                                                                         include_self=include_self))
 
     def index_add_(self, dim, index, source, *, alpha=1):
         return self._written("index_add_", lambda x, s: x.index_add(dim, index, s, alpha=alpha), (source,),
-                             in_place=lambda: self._index_add_here(dim, index, source, alpha))
+                             in_place=lambda: self._index_add_here(dim, index, source, alpha),
+                             memory=lambda mem, pos: mem.index_add_(0, _picked(pos, dim, index),
+                                                                    source.reshape(-1), alpha=alpha))
 
     def index_copy_(self, dim, index, source):
-        return self._written("index_copy_", lambda x, s: x._index_copy(dim, index, s), (source,))
+        return self._written("index_copy_", lambda x, s: x._index_copy(dim, index, s), (source,),
+                             memory=lambda mem, pos: mem.index_put_((_picked(pos, dim, index),), source.reshape(-1)))
 
     def index_fill_(self, dim, index, value):
-        return self._written("index_fill_", lambda x, v: x.index_fill(dim, index, v), (value,))
+        return self._written("index_fill_", lambda x, v: x.index_fill(dim, index, v), (value,),
+                             memory=lambda mem, pos: mem.index_fill_(0, _picked(pos, dim, index), value))
 
     def masked_scatter_(self, mask, source):
-        return self._written("masked_scatter_", lambda x, s: x.masked_scatter(mask, s), (source,))
+        def memory(mem, pos):
+            at = pos[_operand(mask, "masked_scatter_").expand(*pos.shape)]
+            mem.index_put_((at,), source.reshape(-1)[:at.numel()])
+
+        return self._written("masked_scatter_", lambda x, s: x.masked_scatter(mask, s), (source,), memory=memory)
+
+
+def _sub(src, index):
+    """The part of ``src`` a scatter reads: its leading ``index.shape`` block (torch's)."""
+    index = index_tensor(index, "scatter")
+    return src[tuple(slice(0, n) for n in index.shape)] if src.ndim else src.expand(*index.shape)
+
+
+def _picked(pos, dim, index):
+    """The memory positions of the slices ``index`` along ``dim`` (an index op's targets), 1-D, in
+    the order of its ``source``'s elements."""
+    index = index_tensor(index, "index", vector=True).reshape(-1)
+    return pos.index_select(dim, index).reshape(-1) if pos.ndim else pos.reshape(-1)

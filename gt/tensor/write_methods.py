@@ -105,8 +105,13 @@ class WriteMethods:
 
     def index_put_(self, indices, values, accumulate=False):
         """``index_put`` in place (recorded on the tape as torch records it)."""
+        def memory(mem, pos):
+            at = pos[tuple(indices)]
+            value = values if isinstance(values, Tensor) else Tensor._wrap(B.asarray(values, dtype=self.dtype))
+            mem.index_put_((at.reshape(-1),), value.expand(*at.shape).reshape(-1), accumulate)
+
         return self._written("index_put_", lambda x, v: x.index_put(indices, v, accumulate), (values,),
-                             reads_self=False)
+                             reads_self=False, memory=memory)
 
     def index_reduce(self, dim, index, source, reduce, *, include_self=True):
         """A copy with each slice ``source[..., i, ...]`` (along ``dim``) reduced into the slice at
