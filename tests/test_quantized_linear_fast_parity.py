@@ -59,6 +59,23 @@ def test_without_bias_and_an_input_of_one_value_are_torch_s_bits():
         np.testing.assert_array_equal(_bits(gq(gt.tensor(x)).numpy()), _bits(tq(torch.from_numpy(x)).numpy()))
 
 
+def test_a_loaded_state_dict_replaces_the_weights_an_earlier_call_read():
+    # the torch engine's fbgemm kernel reads a packed copy of the weight and bias, made at the
+    # first call: a load must not leave the old one in use
+    pairs = []
+    for seed in (6, 7):
+        torch.manual_seed(seed)
+        pairs.append(_quantized_pair(torch.nn.Sequential(torch.nn.Linear(40, 7)),
+                                     gt.nn.Sequential(gt.nn.Linear(40, 7))))
+    (_, gq), (tq2, gq2) = pairs
+    x = np.random.default_rng(6).standard_normal((4, 40)).astype(np.float32)
+    first = gq(gt.tensor(x)).numpy()
+    gq.load_state_dict(gq2.state_dict())
+    want = tq2(torch.from_numpy(x)).numpy()
+    assert not np.array_equal(first, want)
+    np.testing.assert_array_equal(_bits(gq(gt.tensor(x)).numpy()), _bits(want))
+
+
 def test_output_carries_no_gradient():
     gq = gt.ao.quantization.quantize_dynamic(gt.nn.Sequential(gt.nn.Linear(3, 2)))
     x = gt.randn(4, 3, requires_grad=True)

@@ -17,6 +17,13 @@ _QUANTIZE_BLOCK = 1 << 16     # elements: a float64 block of 512 KiB stays in a 
 
 
 class QuantizedPaths:
+    def quantized_linear_packed(self, x, weight, weight_scale, bias):
+        """A dynamically quantized Linear by the engine's own library kernel, with its own choice
+        of the input's quantization parameters (so only for a whole input): ``x`` (..., in)
+        float32, ``weight`` (out, in) int8 of scale ``weight_scale`` (zero point 0), ``bias``
+        (out,) float32 or None -> float32 (..., out); None where there is none (the default)."""
+        return None
+
     def quantize_centered(self, x, inverse, zero_point, qmax):
         """float32 ``x`` quantized and less its zero point, as float32 integers: ``clamp(rint(
         float32(x * inverse + zero_point)), 0, qmax) - zero_point`` (fbgemm's ``Quantize``: one

@@ -15,6 +15,8 @@ Values agree with the composed ops to float rounding (the kernels sum in another
 
 import torch
 
+from gt.backend import torch_quantized
+
 _linear = torch.nn.functional.linear
 _sdpa = torch.nn.functional.scaled_dot_product_attention
 _encoder_layer = getattr(torch, "_transformer_encoder_layer_fwd", None)   # a private op: absent, the ops run
@@ -125,6 +127,9 @@ class TorchKernels:
                 super().adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled)
         for members in groups.values():
             _fused_adam(members, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+
+    def quantized_linear_packed(self, x, weight, weight_scale, bias):
+        return torch_quantized.linear_dynamic(x, weight, weight_scale, bias)
 
     def linear(self, x, weight, bias):
         # F.linear: on a contiguous input (and any 2-D one) aten flattens the leading axes and

@@ -8,6 +8,9 @@ point chosen from the input's min and max (torch's ``ChooseQuantizationParams`` 
 ``reduce_range=True``: 7 bits, as fbgemm's x86 kernels), multiplies the integers exactly and
 rescales: ``float(float(acc) * (x_scale * w_scale) + bias)``, where fbgemm accumulates in int32,
 rounds the sum to float32 and adds with one rounding (an fma). The outputs equal torch's bit for bit.
+The product runs as exact float32 gemms over blocks (gt/backend/engine_quantized.py); on the
+torch engine's CPU, for an input not cut over devices, as fbgemm's own kernel, which reads a
+packed copy of the weight kept beside it (two bytes an element there; gt/backend/torch_quantized.py).
 
 Its state dict is torch's: ``scale`` and ``zero_point`` (the output's, 1.0 and 0: unused by the
 dynamic form), ``_packed_params.dtype`` (``gt.qint8``) and ``_packed_params._packed_params``, the
@@ -80,8 +83,9 @@ class Linear(Module):
             low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
             scale, zero_point = choose_qparams(low, high)
             out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())     # fbgemm's float scales
+            whole = self._qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
             return linalg.QuantizedLinear.apply(x, self._qweight._q_int, self._bias, quantize_math.inverse_scale(scale),
-                                                zero_point, _X_MAX, out_scale)
+                                                zero_point, _X_MAX, out_scale, whole)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
