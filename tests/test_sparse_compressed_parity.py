@@ -321,6 +321,29 @@ def test_transposes_of_a_leaf_pass_its_gradient_as_dense_transposes_do(layout):
 
 
 @dense_only
+@pytest.mark.parametrize("layout", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("source", ["leaf", "dense"])
+def test_a_transpose_made_under_no_grad_passes_no_gradient_to_its_source(layout, source):
+    """A sparse transpose taken under no_grad, then multiplied with grad mode on: torch passes no
+    gradient to the sparse leaf (or the dense tensor it was made from); gt's transposes took their
+    source's dense gradient carrier all the same and gave it one."""
+    torch = _torch()
+    d = np.random.default_rng(4).normal(size=(4, 2))
+    grads = []
+    for m in (torch, gt):
+        base = m.tensor(A, requires_grad=source == "dense")
+        s = base.to_sparse() if layout == "coo" else _to(base, layout)
+        leaf = s.requires_grad_() if source == "leaf" else base
+        other = m.tensor(d, requires_grad=True)
+        with m.no_grad():
+            st = s.t()
+        (st @ other).sum().backward()
+        assert leaf.grad is None
+        grads.append(other.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12)
+
+
+@dense_only
 def test_a_dense_op_handed_a_sparse_tensor_names_its_layout():
     """A dense op that reads a sparse tensor's storage refuses it naming the tensor's own layout
     (CSR's named COO's list)."""

@@ -191,7 +191,7 @@ def transposed(s, index_dtype=None):
         out = SparseCsrTensor._from_parts(comp, plain, idx, values, shape)
     else:
         out = SparseCompressedTensor._from_parts(new, comp, plain, idx, values, shape, block)
-    if s._sp_leaf or s._sp_dense is not None:   # a leaf's (or to_sparse's) dense gradient through products, torch's
+    if _carries(s):   # a leaf's (or to_sparse's) dense gradient through products, torch's
         out._sp_dense = _transposed_source(s, -2, -1)
     return out
 
@@ -209,9 +209,15 @@ def batch_transposed(s, d0, d1):
         out = SparseCsrTensor._from_parts(comp, plain, idx, values, tuple(shape))
     else:
         out = SparseCompressedTensor._from_parts(layout, comp, plain, idx, values, tuple(shape), block)
-    if s._sp_leaf or s._sp_dense is not None:
+    if _carries(s):
         out._sp_dense = _transposed_source(s, d0, d1)
     return out
+
+
+def _carries(s):
+    """Whether a transpose of ``s`` made now carries its dense gradient: not one made under no_grad
+    (whose later products would pass a gradient to the leaf, where torch's pass none)."""
+    return (s._sp_leaf or s._sp_dense is not None) and autograd.is_grad_enabled()
 
 
 def _transposed_source(s, d0, d1):

@@ -7,6 +7,7 @@ the derivative of any function of it with respect to ``values[k]`` depends only 
 ``indices[:, k]``; gt/tensor/sparse_grad.py relies on that to give a sparse leaf torch's gradient.
 """
 
+from gt import autograd
 from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.core import Tensor
@@ -101,7 +102,8 @@ class SparseMethods:
         idx = self._sp_indices[order]
         shape = list(self.shape)
         shape[d0], shape[d1] = shape[d1], shape[d0]
-        return self._new(idx, self._sp_values, tuple(shape), False)
+        values = self._sp_values if autograd.is_grad_enabled() else self._sp_values.detach()   # no_grad: no graph
+        return self._new(idx, values, tuple(shape), False)
 
     def __add__(self, other):
         return self.add(other)
