@@ -146,20 +146,31 @@ class Linear(Function):
         nb = has_bias and self.needs_input_grad[2]
         rows = math.prod(g.shape[:-1])           # not -1: an empty last axis has no -1
         g2 = B.reshape(g, (rows, g.shape[-1]))
-        gx = B.reshape(B.matmul(g2, weight), tuple(g.shape[:-1]) + (weight.shape[-1],)) if nx else None
+        # The bias's sum first and the input's gradient last, each while what it reads is still in
+        # the cache: g was just written by the op after this one, and the input's gradient is read
+        # next, by the op before it (the weight's product reads the saved x, which pushes both
+        # out). The three are independent: the same bits in any order.
+        gb = B.sum(g2, axis=0) if nb else None
         x2 = B.reshape(x, (rows, x.shape[-1])) if nw else None   # a copy where x is strided
         plan = self.__dict__.pop("fused", None)
         step = plan.get(1) if plan and nw else None
+        gx = None
         if step is not None and step[1] is weight:
+            gx = self._input_grad(g2, weight, g.shape) if nx else None   # from the weight before its update
             B.addmm_(weight, _swap(g2), x2, step[0])   # the update itself: no gradient buffer
-            nw = False
+            nw = nx = False
         if nw and deferred.plain and self._defers(g2, x2, weight):
             gw = deferred.LowRank(g2, x2)              # made only if read (gt/autograd/deferred.py)
         else:
             # a big weight's gradient goes into a recycled buffer (see NumpyEngine.recycle): no page faults
             gw = _mm(_swap(g2), x2, None, reuse=True) if nw else None
-        gb = B.sum(g2, axis=0) if nb else None
+        if nx:
+            gx = self._input_grad(g2, weight, g.shape)
         return gx, gw, gb
+
+    @staticmethod
+    def _input_grad(g2, weight, shape):
+        return B.reshape(B.matmul(g2, weight), tuple(shape[:-1]) + (weight.shape[-1],))
 
     def _backward_low(self, g):
         """The backward under autocast, from the rounded copies the forward kept; the upstream
