@@ -251,3 +251,63 @@ def test_sgd_on_big_weights_follows_torchs_update_rule(kw):
         opt.zero_grad()
         np.testing.assert_allclose(fc.weight.numpy(), w, rtol=1e-5, atol=1e-6)
     B.clear_pool()
+
+
+@cpu_pool
+@pytest.mark.own_mesh     # engine arrays only (B): no mesh, so GT_DEVICES changes nothing
+def test_recycle_spare_parks_only_shapes_asked_for():
+    """The backward walk offers every gradient it is done with (``B.recycle_spare``): only a shape
+    that ``empty_reused`` asked for is kept, at most ``POOL_SPARES`` of them, and never one held
+    elsewhere; the numpy engine keeps none."""
+    B.clear_pool()
+    unasked = B.zeros((96, 1000), gt.float32)
+    assert B.recycle_spare(unasked) is False
+    B.empty_reused((97, 1000), gt.float32)      # asked for (and none parked): now wanted
+    held = B.zeros((97, 1000), gt.float32)
+    others = [held]                             # a second reference
+    assert B.recycle_spare(held) is False and others[0] is held
+    taken = []
+    for _ in range(4):
+        alone = B.zeros((97, 1000), gt.float32)    # a local: its one reference, as the walk's
+        taken.append(B.recycle_spare(alone))
+    if B.name == "torch":
+        assert taken == [True] * B.POOL_SPARES + [False] * (4 - B.POOL_SPARES)
+    else:
+        assert taken == [False] * 4
+    B.clear_pool()
+
+
+@cpu_pool
+def test_recycled_input_gradients_give_the_same_gradients_as_fresh_ones():
+    """Input gradients of Linear layers and the packed q/k/v gradient of attention go into parked
+    buffers that held other numbers, and come back to the pool once read: three backward passes
+    of a transformer block give the gradients, bit for bit, of a run that parks nothing."""
+    def grads(park):
+        B.clear_pool()
+        gt.manual_seed(0)
+        block = nn.TransformerBlock(32, 4, 64, causal=True)   # 8 x 32 rows of D 32: the packed product
+        x = gt.randn(8, 32, 32, requires_grad=True)
+        out = []
+        for i in range(3):
+            ((block(x) * (i + 1)) ** 2).sum().backward()
+            out.append([p.grad.numpy().copy() for p in block.parameters()] + [x.grad.numpy().copy()])
+            block.zero_grad()
+            x.grad = None
+            if park and B.name == "torch" and get_mesh().size == 1:
+                assert B._pool.get(((8, 32, 96), B.native_dtype(gt.float32)))   # the packed gradient's buffer
+        return out
+
+    fresh = grads(False) if B.name != "torch" else None
+    if B.name == "torch":
+        spare = B.recycle_spare
+        B.recycle_spare = lambda arr: False
+        try:
+            fresh = grads(False)
+        finally:
+            del B.recycle_spare
+        assert B.recycle_spare == spare
+    parked = grads(True)
+    for a, b in zip(fresh, parked):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    B.clear_pool()

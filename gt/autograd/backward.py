@@ -91,6 +91,10 @@ def walk(order, pending, retain_graph, capture=None):
             grads = node_hooks.run_post(own, ctx.inputs, grads, g, _as_tensor, _as_value, function.Tensor)
         for parent, parent_grad in grads:
             pending.add(parent, parent_grad)
+        # read by its op and held by nobody else now: the engine may keep the buffer for the
+        # next array of its shape (the torch engine's input gradients of Linear layers and
+        # packed attention gradients, made in parked buffers: no fresh pages each layer)
+        B.recycle_spare(g)
         if not retain_graph:
             release.free(ctx)
     return got

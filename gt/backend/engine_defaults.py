@@ -72,6 +72,11 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         True if it was taken (the caller must not use ``arr`` again). The default keeps nothing."""
         return False
 
+    def recycle_spare(self, arr):
+        """``recycle`` for a gradient the backward walk has finished with (its local is the only
+        reference), which the engine may keep for ``empty_reused``; the default keeps nothing."""
+        return False
+
     def empty_reused(self, shape, dtype):
         """Like ``empty``, but may hand out a buffer ``recycle`` took (contents undefined)."""
         return self.empty(shape, dtype)
@@ -107,6 +112,12 @@ class FastPaths(QuantizedPaths, OverlapPaths):
     def matmul_reused(self, a, b):
         """``a @ b`` for 2-D ``a`` and ``b``, possibly written into a recycled buffer (weight gradients)."""
         return self.matmul(a, b)
+
+    def matmul_shaped(self, a, b, shape):
+        """``a @ b`` for 2-D ``a`` and ``b``, reshaped to ``shape`` (an input's gradient, whose
+        leading axes the product flattened), possibly in a recycled buffer that the backward walk
+        hands back once its consumer has read it (``recycle_spare``)."""
+        return self.reshape(self.matmul(a, b), shape)
 
     def add_scaled_(self, target, value, alpha):
         """``target += alpha * value`` in place (the SGD update); returns ``target``. The

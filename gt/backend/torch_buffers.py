@@ -3,6 +3,7 @@ updates (``add_`` with alpha, ``addmm_``), in-place ``exp_`` and the thread coun
 lives in gt/backend/threads.py). A mixin of ``TorchEngine``, which owns ``_pool`` and ``_threads``.
 """
 
+import math
 import sys
 
 import torch
@@ -25,6 +26,7 @@ class TorchBuffers:
     POOL_MIN_BYTES = 1 << 14
     POOL_MAX_BYTES = 1 << 30          # never keep more than this parked
     POOL_PER_KEY = 64                 # tensors of one shape and dtype
+    POOL_SPARES = 2                   # of those, from recycle_spare (see there)
     # A weight gradient of a few rows (the default model's embedding at batch 2 x 4: (256, 8) @
     # (8, 40000)) is written in blocks of about this many bytes of the output: see _blocks_pay.
     BLOCK_BYTES = 4 << 20
@@ -41,14 +43,27 @@ class TorchBuffers:
         refs = sys.getrefcount(arr)
         if _count:
             return refs
+        return refs == self._sole_refs and self._park(arr, None)
+
+    def recycle_spare(self, arr):
+        """``recycle`` for a gradient the backward walk has finished with: parked only where
+        ``empty_reused`` has asked for that shape and dtype, and fewer than ``POOL_SPARES`` wait
+        there, so that activations' gradients nobody asks for are freed as before."""
+        return sys.getrefcount(arr) == self._sole_refs and self._park(arr, self.POOL_SPARES)
+
+    def _park(self, arr, limit):
         # the size first: most gradients of a small model are below it (biases, norms), and
         # ``device.type`` builds a device object (half a microsecond; ``is_cpu`` is a flag)
-        if (refs != self._sole_refs or type(arr) is not torch.Tensor
+        if (type(arr) is not torch.Tensor
                 or (nbytes := arr.numel() * arr.element_size()) < self.POOL_MIN_BYTES or not arr.is_cpu
                 or arr._base is not None or not arr.is_contiguous() or arr.storage_offset() or not _sole_storage(arr)):
             return False
-        parked = self._pool.setdefault((tuple(arr.shape), arr.dtype), [])
-        if len(parked) >= self.POOL_PER_KEY or self._pool_bytes + nbytes > self.POOL_MAX_BYTES:
+        key = (tuple(arr.shape), arr.dtype)
+        if limit is None:
+            parked, limit = self._pool.setdefault(key, []), self.POOL_PER_KEY
+        elif (parked := self._pool.get(key)) is None:
+            return False
+        if len(parked) >= limit or self._pool_bytes + nbytes > self.POOL_MAX_BYTES:
             return False
         parked.append(arr)
         self._pool_bytes += nbytes
@@ -56,11 +71,13 @@ class TorchBuffers:
 
     def empty_reused(self, shape, dtype):
         native = dtype if isinstance(dtype, torch.dtype) else self.native_dtype(dtype)
-        parked = self._pool.get((tuple(shape), native)) if self.device == "cpu" else None
-        if parked:
-            arr = parked.pop()
-            self._pool_bytes -= arr.numel() * arr.element_size()
-            return arr
+        if self.device == "cpu":
+            # a miss leaves the key behind: the shapes asked for, which recycle_spare parks
+            parked = self._pool.setdefault((tuple(shape), native), [])
+            if parked:
+                arr = parked.pop()
+                self._pool_bytes -= arr.numel() * arr.element_size()
+                return arr
         return torch.empty(tuple(shape), dtype=native, device=self.device)
 
     def clear_pool(self):
@@ -80,6 +97,16 @@ class TorchBuffers:
                 torch.mm(a[i:i + rows], b, out=out[i:i + rows])
             return out
         return torch.matmul(a, b, out=out)
+
+    def matmul_shaped(self, a, b, shape):
+        if (a.dtype != b.dtype or not a.is_cpu or self.device != "cpu"
+                or math.prod(shape) * a.element_size() < self.POOL_MIN_BYTES):
+            return self.matmul(a, b).reshape(shape)
+        self._threads.tick()
+        out = self.empty_reused(shape, a.dtype)
+        # the buffer itself is returned (no view of it): the walk can park it again after use
+        torch.matmul(a, b, out=out.view(a.shape[0], b.shape[1]))
+        return out
 
     def add_scaled_(self, target, value, alpha):
         """``target += alpha * value`` in place, one fused kernel."""

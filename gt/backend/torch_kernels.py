@@ -186,8 +186,16 @@ class TorchKernels:
                 grad, q, k, v, out, saved, 0.0, causal, attn_mask=None, scale=scale)
         if not packed:
             return grads
-        b, _, n, _ = q.shape
-        return torch.stack([g.transpose(1, 2) for g in grads], 2).reshape(b, n, -1)
+        b, h, n, e = q.shape
+        heads = [g.transpose(1, 2) for g in grads]
+        if self.device != "cpu" or not q.is_cpu:
+            return torch.stack(heads, 2).reshape(b, n, -1)
+        # into a parked buffer, which the backward walk parks again once the q/k/v product's
+        # backward has read it (recycle_spare): a fresh one, each layer, page-faults when glibc
+        # has given the top of its heap back to the kernel
+        out = self.empty_reused((b, n, 3 * h * e), grads[0].dtype)
+        torch.stack(heads, 2, out=out.view(b, n, 3, h, e))
+        return out
 
     def encoder_layer_fused(self, x, num_heads, qkv_weights, qkv_biases, out_weight, out_bias, ln1_weight,
                             ln1_bias, ln2_weight, ln2_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, eps,

@@ -170,7 +170,7 @@ class Linear(Function):
 
     @staticmethod
     def _input_grad(g2, weight, shape):
-        return B.reshape(B.matmul(g2, weight), tuple(shape[:-1]) + (weight.shape[-1],))
+        return B.matmul_shaped(g2, weight, tuple(shape[:-1]) + (weight.shape[-1],))
 
     def _backward_low(self, g):
         """The backward under autocast, from the rounded copies the forward kept; the upstream
