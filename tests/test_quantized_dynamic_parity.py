@@ -31,6 +31,33 @@ def test_input_quantization_parameters_are_torch_s():
             assert got == (scale, zero_point), (x, reduce_range)
 
 
+@pytest.mark.first_pass
+@pytest.mark.filterwarnings("ignore:invalid value encountered")      # numpy's, at inf * 0
+def test_quantization_parameters_of_infinite_and_nan_values_are_torch_s():
+    # an infinite value made NaN of the zero point, and Python's round(nan) raised ValueError;
+    # torch's C++ gives int32's least (then the quantization's own error, or a tensor with scale inf)
+    inf = float("inf")
+    for low, high in ((1.0, inf), (-inf, 2.0), (-inf, inf), (-inf, -inf)):
+        for reduce_range in (True, False):
+            want = torch._choose_qparams_per_tensor(torch.tensor([low, high]), reduce_range)
+            assert choose_qparams(low, high, reduce_range=reduce_range) == want, (low, high)
+    for values in ([-inf, 1.0, 2.0], [inf, 1.0]):
+        for name in ("quint8", "qint8"):
+            try:
+                want = torch.quantize_per_tensor_dynamic(torch.tensor(values), getattr(torch, name), False)
+            except RuntimeError as exc:
+                with pytest.raises(RuntimeError, match=str(exc)):
+                    gt.quantize_per_tensor_dynamic(gt.tensor(values), getattr(gt, name), False)
+                continue
+            got = gt.quantize_per_tensor_dynamic(gt.tensor(values), getattr(gt, name), False)
+            assert got.int_repr().tolist() == want.int_repr().tolist()
+            assert (got.q_scale(), got.q_zero_point()) == (want.q_scale(), want.q_zero_point())
+    with pytest.raises(RuntimeError, match="min should be less than or equal to max"):
+        torch.quantize_per_tensor_dynamic(torch.tensor([float("nan"), 1.0]), torch.quint8, False)
+    with pytest.raises(RuntimeError, match="min should be less than or equal to max"):
+        gt.quantize_per_tensor_dynamic(gt.tensor([float("nan"), 1.0]), gt.quint8, False)
+
+
 def test_quantize_per_tensor_dynamic_is_torch_s():
     rng = np.random.default_rng(5)
     for i in range(24):

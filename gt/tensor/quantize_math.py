@@ -29,6 +29,8 @@ def choose_qparams(low, high, qmin=0, qmax=255, reduce_range=True):
     [low, high] (Python floats: a float32 tensor's min and max), without preserve_sparsity or a
     power-of-two scale; the scale is a float64 (torch's: computed in float64, used as float32 by
     the kernels that quantize with it)."""
+    if not low <= high:          # a NaN among the values (torch's check)
+        raise RuntimeError("In ChooseQuantizationParams, min should be less than or equal to max")
     if reduce_range:
         qmin, qmax = qmin // 2, qmax // 2
     low, high = min(low, 0.0), max(high, 0.0)
@@ -47,7 +49,9 @@ def choose_qparams(low, high, qmin=0, qmax=255, reduce_range=True):
     from_min, from_max = qmin - low / scale, qmax - high / scale
     # the pair whose terms are smaller gives the smaller rounding error (torch's choice)
     initial = from_min if abs(qmin) - abs(low / scale) < abs(qmax) - abs(high / scale) else from_max
-    zero_point = qmin if initial < qmin else qmax if initial > qmax else round(initial)
+    # NaN (an infinite value: scale inf) becomes int32's least, as the C++ conversion on x86
+    zero_point = qmin if initial < qmin else qmax if initial > qmax else round(initial) if initial == initial \
+        else -2 ** 31
     return scale, int(zero_point)
 
 
