@@ -13,7 +13,7 @@ import math
 
 from gt.dtypes import float32, float64
 
-_QUANTIZE_BLOCK = 1 << 16     # elements: a float64 block of 512 KiB stays in a core's L2 cache
+QUANTIZE_BLOCK = 1 << 16     # elements: a float64 block of 512 KiB stays in a core's L2 cache
 
 
 class QuantizedPaths:
@@ -31,13 +31,13 @@ class QuantizedPaths:
         that stay in cache: the same passes over the whole input took 5x longer."""
         flat = self.reshape(x, (math.prod(x.shape),))
         out = self.empty(tuple(flat.shape), float32)
-        for i in range(0, flat.shape[0], _QUANTIZE_BLOCK):
-            part = self.astype(flat[i:i + _QUANTIZE_BLOCK], float64)
+        for i in range(0, flat.shape[0], QUANTIZE_BLOCK):
+            part = self.astype(flat[i:i + QUANTIZE_BLOCK], float64)
             part *= inverse
             part += zero_point
             part = self.clip(self.round(self.astype(part, float32)), 0, qmax)
             part -= zero_point
-            out[i:i + _QUANTIZE_BLOCK] = part
+            out[i:i + QUANTIZE_BLOCK] = part
         return self.reshape(out, tuple(x.shape))
 
     def quantized_linear(self, xc, weight, scale, bias, x_bound):
