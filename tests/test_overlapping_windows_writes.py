@@ -73,6 +73,10 @@ EXACT = {
     "index_put_ accumulate": lambda L, x: _w(x).index_put_((L.tensor([0, 1, 2]),), L.tensor(9.0), accumulate=True),
     "put_ accumulate": lambda L, x: _w(x).put_(L.tensor([0, 3, 11]), L.tensor([1.0, 2.0, 3.0]), accumulate=True),
     "setitem by an index tensor": lambda L, x: _w(x).__setitem__(L.tensor([0, 2]), L.tensor(4.0)),
+    "tril_": lambda L, x: _w(x).tril_(),
+    "tril_ -1": lambda L, x: _w(x).tril_(-1),
+    "tril_ of unfold windows": lambda L, x: x.unfold(0, 4, 3).tril_(),
+    "triu_ of transposed windows": lambda L, x: _w(x).t().triu_(),
 }
 ROUNDED = {
     "exp_": lambda L, x: x.as_strided((2, 2), (1, 1)).exp_(),

@@ -225,6 +225,10 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
         if operands_fit and name not in _BY_POSITION and overlap_writes.overlapping(t):
             return overlap_writes.recompute(t, compute, args, kwargs)    # windows: element by element, as torch
         new = compute(t, *args)
+        if name in ("tril", "triu") and overlap_writes.overlapping(t):
+            # windows: torch's kernel writes the zeros only (a place zeroed through one element stays 0)
+            return overlap_writes.in_memory(t, lambda mem, pos: mem.index_fill_(
+                0, pos[getattr(pos + 1, name)(*args, **kwargs) == 0], 0))
     if new.shape != t.shape:
         raise ValueError(f"{what}: the result has shape {new.shape}, which cannot be written into shape {t.shape}")
     return t._update(_assign, new._value)
