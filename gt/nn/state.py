@@ -16,6 +16,7 @@ import numpy as np
 from gt import autograd
 from gt.backend import B
 from gt.nn.parameter import Parameter
+from gt.nn.uninitialized import UninitializedTensorMixin
 from gt.tensor import Tensor
 
 
@@ -93,8 +94,9 @@ _SAVING = threading.local()      # the Copies of the state dict being made on th
 
 
 def _owner_key(t):
-    """Which memory ``t`` lies in (its owner's address and its dtype), or None where gt does not track it."""
-    if t._placed is not None or B.storage_size(t._array) is None:
+    """Which memory ``t`` lies in (its owner's address and its dtype), or None where gt does not track it
+    (a lazy module's placeholder has no memory: it is saved as itself, as torch's)."""
+    if isinstance(t, UninitializedTensorMixin) or t._placed is not None or B.storage_size(t._array) is None:
         return None
     return B.data_address(B.memory_owner(t._array)), t.dtype
 
@@ -115,8 +117,8 @@ class Copies:
         made = self._made.get(id(t))
         if made is None:
             key = _owner_key(t) if self._shared else None
-            arr = t._array
             if key in self._shared:
+                arr = t._array
                 whole = self._wholes.get(key)
                 if whole is None:      # the memory's copy, 1-D from the owner's start
                     whole = self._wholes[key] = B.to_numpy(B.copy(B.strided_view(arr, (B.storage_size(arr),), (1,), 0)))
