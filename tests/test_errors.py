@@ -30,6 +30,9 @@ def test_matmul_shape_mismatch():
         gt.randn(2, 3, 4) @ gt.randn(5, 4, 2)  # batch dims that do not broadcast
     with raises(ValueError, "matmul", "()"):
         gt.randn(3) @ gt.tensor(2.0)
+    for args in ((2, gt.randn(2)), (2.5, gt.randn(2, 2)), (gt.randn(2), 3)):   # a number first raised AttributeError
+        with raises(TypeError, "matmul", "Python scalars"):
+            gt.matmul(*args)
 
 
 @pytest.mark.parametrize("op, name", [(lambda a, b: a + b, "add"), (lambda a, b: a * b, "mul"),

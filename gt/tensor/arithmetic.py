@@ -362,7 +362,7 @@ def matmul(input, other):
     if (type(a) is not Tensor and getattr(a, "is_nested", False)) or (type(b) is not Tensor and
                                                                       getattr(b, "is_nested", False)):
         return a.matmul(b) if getattr(a, "is_nested", False) else b.__rmatmul__(a)   # gt.nested's product
-    if a._is_sparse_layout:       # a sparse tensor's own product (gt/tensor/sparse_autograd.py)
+    if type(a) is not Tensor and getattr(a, "_is_sparse_layout", False):     # a sparse tensor's own product
         return a.matmul(b)
     if getattr(b, "_is_sparse_layout", False):
         return b.__rmatmul__(a)
