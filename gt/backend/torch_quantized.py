@@ -1,9 +1,10 @@
 """fbgemm's dynamically quantized Linear for the torch engine on the CPU: torch's own kernel
 (``torch.ops.quantized.linear_dynamic``, what ``torch.ao.nn.quantized.dynamic.Linear`` calls),
-so its outputs are torch's by construction. It multiplies uint8 by int8 in integer SIMD:
-measured on this project's 2-core CPU at 0.06 ms for 32 rows of 1,024 into 512 against 0.7 ms
-for gt's float32 block gemms (gt/backend/engine_quantized.py), 8-15 ms against 14-40 ms for
-8-128 rows of 40,000 into 256.
+so its outputs are torch's by construction. It multiplies uint8 by int8 in integer SIMD; the
+layer's best-of-many times on a loaded 2-core CPU: 32 rows of 1,024 into 512 in 0.11 ms against
+0.7 ms by gt's float32 block gemms (gt/backend/engine_quantized.py), 8 rows of 40,000 into 256
+in 0.85 against about 14 ms, 128 rows in 7.5-17 against 36-56 ms (torch's own layer: 0.07, 0.7
+and 6-11 ms).
 
 It reads a packed copy of the weight (fbgemm's layout, one byte an element), made once per
 weight and kept while the weight lives: on this path a quantized Linear's weight takes two
