@@ -6,9 +6,10 @@ layer's best-of-many times on a loaded 2-core CPU: 32 rows of 1,024 into 512 in 
 in 0.85 against about 14 ms, 128 rows in 7.5-17 against 36-56 ms (torch's own layer: 0.07, 0.7
 and 6-11 ms).
 
-It reads a packed copy of the weight (fbgemm's layout, one byte an element), made once per
-weight and kept while the weight lives: on this path a quantized Linear's weight takes two
-bytes an element, half of float32's, where gt's own path keeps one.
+It reads a packed copy of the weight (fbgemm's layout: 13.3 MB for a 40,000 x 256 weight, 1.3
+bytes an element, measured as the process's resident memory), made once per weight and kept
+while the weight lives: on this path a quantized Linear's weight takes about 2.3 bytes an
+element, 58% of float32's, where gt's own path keeps one byte.
 """
 
 import warnings

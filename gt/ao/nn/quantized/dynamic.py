@@ -10,7 +10,7 @@ rescales: ``float(float(acc) * (x_scale * w_scale) + bias)``, where fbgemm accum
 rounds the sum to float32 and adds with one rounding (an fma). The outputs equal torch's bit for bit.
 The product runs as exact float32 gemms over blocks (gt/backend/engine_quantized.py); on the
 torch engine's CPU, for an input not cut over devices, as fbgemm's own kernel, which reads a
-packed copy of the weight kept beside it (two bytes an element there; gt/backend/torch_quantized.py).
+packed copy of the weight kept beside it (about 2.3 bytes an element there; gt/backend/torch_quantized.py).
 
 Its state dict is torch's: ``scale`` and ``zero_point`` (the output's, 1.0 and 0: unused by the
 dynamic form), ``_packed_params.dtype`` (``gt.qint8``) and ``_packed_params._packed_params``, the
