@@ -376,8 +376,10 @@ def test_dim_order_matches_torch():
         a = np.zeros(shape, dtype=np.float32)
         for perm in itertools.permutations(range(len(shape))):
             g, t = gt.tensor(a).permute(*perm), torch.tensor(a).permute(*perm)
-            assert g.stride() == t.stride()
+            if 0 not in shape:     # numpy keeps no steps for an array of no elements (stride()'s docstring)
+                assert g.stride() == t.stride()
             assert g.dim_order() == t.dim_order(), (shape, perm)
+            assert gt.zeros(shape).permute(*perm).dim_order() == torch.zeros(shape).permute(*perm).dim_order()
     assert gt.ones(3, 1).expand(3, 4).dim_order() == torch.ones(3, 1).expand(3, 4).dim_order()
     assert gt.ones(()).dim_order() == torch.ones(()).dim_order() == ()
     with pytest.raises(RuntimeError, match="unique dim order"):

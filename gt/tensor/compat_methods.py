@@ -135,7 +135,8 @@ class CompatMethods(ComplexMethods):
 
         rowmajor = dense(reversed(range(n)))
         last = n == 4 and dense([1, 3, 2, 0])     # torch's channels_last (its check ignores channels_last_3d)
-        if n < 2 or rowmajor and not last:
+        # a tensor of no elements is contiguous in torch whatever its strides (its dim order is row-major)
+        if n < 2 or 0 in shape or rowmajor and not last:
             return tuple(range(n))
         if last and not rowmajor:
             return (0, 2, 3, 1)

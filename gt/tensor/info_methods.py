@@ -61,7 +61,8 @@ class InfoMethods:
 
     def stride(self, dim=None):
         """The step, in elements, from one index to the next along each dim (a tuple), or along
-        ``dim``. A sharded tensor gives the strides of its shape laid out row-major."""
+        ``dim``. A sharded tensor gives the strides of its shape laid out row-major, and so does a tensor
+        of no elements on the numpy engine (numpy keeps no steps for it; torch keeps a permuted view's)."""
         strides = B.element_strides(self._array) if self._placed is None else None  # the array's own
         # numpy gives an array of no elements no steps at all; torch's are row-major, as a sharded tensor's
         if strides is None or (not any(strides) and 0 in self.shape):
