@@ -78,6 +78,9 @@ class Linear(Module):
     def forward(self, x):
         if x.dtype != dtypes.float32:
             raise RuntimeError(f"expected scalar type Float but found {dtypes.torch_type_name(x.dtype.name)}")
+        if x.ndim < 2:     # fbgemm's check (torch's dynamic Linear takes no 1-d input)
+            raise RuntimeError(f"The dimension of input tensor should be larger than or equal to 2 (got shape "
+                               f"{tuple(x.shape)})")
         with autograd.no_grad():
             x = x.detach()
             low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
