@@ -100,6 +100,19 @@ def test_dynamically_quantized_linear_outputs_are_torch_s_bits():
             assert g.weight().q_scale() == t.weight().q_scale() and g.weight().q_zero_point() == 0
 
 
+def test_an_input_whose_max_rounds_to_128_is_torch_s():
+    # reduce_range maps [min, max] onto [0, 127], but fbgemm clamps to quint8's 255: where the zero
+    # point rounds up by a half (min == -max) max quantizes to 128; a clamp to 127 was 3% off
+    rng = np.random.default_rng(6)
+    tq, gq, _ = _pair((24, 5), seed=6)
+    for i in range(6):
+        x = (rng.standard_normal((3, 24)) * 10.0 ** (i - 3)).astype(np.float32)
+        x[0, 0], x[2, 5] = np.abs(x).max(), -np.abs(x).max()
+        for rows in (x, x[:1], np.array([[-1.0, 1.0] + [0.3] * 22], np.float32)):
+            want, got = tq(torch.from_numpy(rows)).detach().numpy(), gq(gt.tensor(rows)).numpy()
+            np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
 def test_weight_memory_is_a_quarter_and_outputs_are_the_dequantized_products():
     tq, gq, gm = _pair((256, 128), seed=9)
     weight = gq[0].weight()

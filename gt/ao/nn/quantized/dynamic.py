@@ -28,7 +28,12 @@ from gt.tensor import Tensor, creation, quantize_math
 from gt.tensor.quantize_math import choose_qparams
 from gt.tensor.quantize_functions import quantize_per_tensor
 
-_X_MAX = 127     # the quantized input's largest integer: 7 bits (reduce_range=True)
+# the quantized input's clamp: fbgemm's Quantize clamps to quint8's 255, though reduce_range maps the
+# input's [min, max] onto 7 bits, [0, 127]; rounding takes max to 128 where the zero point rounded up
+# by a half (min == -max: x = [-1, 1] gives 128, which a clamp to 127 made 127, 3% off torch's
+# outputs). A finite input never passes 128 (127.5 and a float32 rounding), so 128 clamps as 255
+# does, and keeps the exact blocks of the integer product (gt/backend/engine_quantized.py) long
+_X_MAX = 128
 _PACKED = "_packed_params._packed_params"
 _OWN = ("scale", "zero_point", "_packed_params.dtype", _PACKED)     # torch's keys (its LinearPackedParams child)
 
