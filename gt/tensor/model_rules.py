@@ -11,7 +11,7 @@ independent per row. A pad keeps the shard of a dim it does not pad.
 
 from gt.ops import activations as act
 from gt.ops import attention as attn
-from gt.ops import linalg
+from gt.ops import quantized_linear
 from gt.ops import padding
 from gt.ops import shape as sh
 from gt.sharding.placement import Shard
@@ -75,4 +75,4 @@ def pad(cls, args, kwargs):
 
 rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding,
                     act.SoftmaxCrossEntropy: rows, padding.Pad: pad,
-                    linalg.QuantizedLinear: rules.linear})
+                    quantized_linear.QuantizedLinear: rules.linear})

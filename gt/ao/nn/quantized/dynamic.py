@@ -23,7 +23,7 @@ from gt import autograd, dtypes
 from gt.dtypes import round_float32
 from gt.nn import state, state_dict_hooks
 from gt.nn.module import Module
-from gt.ops import linalg
+from gt.ops import quantized_linear
 from gt.tensor import Tensor, creation, quantize_math
 from gt.tensor.quantize_math import choose_qparams
 from gt.tensor.quantize_functions import quantize_per_tensor
@@ -92,7 +92,7 @@ class Linear(Module):
             scale, zero_point = choose_qparams(low, high)
             out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())     # fbgemm's float scales
             whole = self._qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
-            return linalg.QuantizedLinear.apply(x, self._qweight._q_int, self._bias, quantize_math.inverse_scale(scale),
+            return quantized_linear.QuantizedLinear.apply(x, self._qweight._q_int, self._bias, quantize_math.inverse_scale(scale),
                                                 zero_point, _X_MAX, out_scale, whole)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):

@@ -1,0 +1,29 @@
+"""The dynamically quantized Linear's op (gt/ao/nn/quantized/dynamic.py): no gradient, as torch's
+``quantized::linear_dynamic`` has none, so it lives apart from the differentiable ops of linalg.py
+(each of which the gradient suite covers)."""
+
+from gt.autograd import Function
+from gt.backend import B
+
+
+class QuantizedLinear(Function):
+    """A dynamically quantized Linear (gt/ao) as fbgemm computes it: ``x`` (..., in) float32 is
+    quantized with ``inverse`` (1/scale as float32), ``zero_point`` and the largest integer
+    ``qmax``; its integers less the zero point times ``weight`` (out, in) int8, summed exactly,
+    times ``scale`` (the input's and the weight's scales' float32 product), plus ``bias`` (out,)
+    float32 or None -> float32 (..., out), rounded once (``B.quantized_linear``). The quantization
+    parameters are the whole input's: a batch shard stays local (Linear's sharding rule).
+    ``weight_scale`` (the weight's own scale), given where each device sees the whole input,
+    lets the engine run its library's kernel (fbgemm's, on the torch engine's CPU), which
+    chooses the same parameters itself."""
+
+    def forward(self, x, weight, bias, inverse, zero_point, qmax, scale, weight_scale=None):
+        if weight_scale is not None:
+            out = B.quantized_linear_packed(x, weight, weight_scale, bias)
+            if out is not None:
+                return out
+        xc = B.quantize_centered(x, inverse, zero_point, qmax)
+        return B.quantized_linear(xc, weight, scale, bias, max(zero_point, qmax - zero_point))
+
+    def backward(self, g):
+        raise RuntimeError("a dynamically quantized Linear has no gradient (torch's neither)")
