@@ -10,6 +10,8 @@ torch's in-place activations) and returns the input. Inputs of any shape; output
 shape and dtype.
 """
 
+import math
+
 from gt import dtypes
 from gt.autograd import no_grad
 from gt.nn.inputs import as_tensor as _tensor
@@ -123,13 +125,18 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
         low, high = (int(checked_scalar(float(b), x.dtype, "hardtanh's bound")) for b in (min_val, max_val))
         return _apply(x, inplace, lambda x: x.clamp(low, high))
     lo, hi = float(min_val), float(max_val)
-    return _apply(x, inplace, lambda x: _tied(where(x <= lo, _bound(x, lo), where(x >= hi, _bound(x, hi), x))))
+    if lo == 0 and math.copysign(1.0, lo) > 0:    # relu6's: relu keeps -0.0 and passes no gradient at or below 0
+        return _apply(x, inplace, lambda x: _tied(where(x >= hi, _bound(x, hi), x.relu())))
+    return _apply(x, inplace, lambda x: _tied(where(x <= lo, _bound(x, lo, True), where(x >= hi, _bound(x, hi), x))))
 
 
-def _bound(x, b):
+def _bound(x, b, low=False):
     """``b`` where x is at or beyond it: a zero bound gives x's own zero on a tie (relu6(-0.0) is
-    -0.0, as torch's clamp), with no gradient (torch's is 0 at the bounds)."""
-    return where(x == 0, x.detach(), b) if b == 0 else b
+    -0.0, as torch's clamp), with no gradient (torch's is 0 at the bounds): the detached x clamped at
+    b, which keeps x on a tie."""
+    if b != 0:
+        return b
+    return x.detach().clamp(min=b) if low else x.detach().clamp(max=b)    # b's own sign beyond it
 
 
 @nested_elementwise
