@@ -90,6 +90,24 @@ def test_function_forms_with_a_nested_tensor_on_either_side():
     _raises(TypeError, "Tensor", lambda: gt.fmod(2, ig), lambda: torch.fmod(2, it))
 
 
+def test_function_forms_take_their_second_operand_by_keyword():
+    """``gt.float_power(x, exponent=2)`` raised TypeError (the nested check's wrapper named the
+    second parameter ``other``); dense, or a nested tensor either side, as torch's."""
+    arrays = [np.abs(a) + 0.5 for a in _arrays()]
+    d = np.random.default_rng(6).standard_normal((3, 1, 4)) + 3.0
+    g, t, _, _ = _pair(arrays, requires_grad=False)
+    for m, nt in ((gt, g), (torch, t)):
+        x = m.tensor(d)
+        got = [m.float_power(x, exponent=2), m.float_power(input=x, exponent=x), x.float_power(exponent=3),
+               m.float_power(x, exponent=nt), m.float_power(nt, exponent=2), m.xlogy(x, other=nt),
+               m.atan2(input=nt, other=x), m.fmod(x, other=2.0)]
+        if m is gt:
+            want = got
+        else:
+            for a, b in zip(want, got):
+                _same(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_dense_on_the_left_refused_as_torch():
     g, t, _, _ = _pair(_arrays(), requires_grad=False)
     for x, make in ((g, gt.tensor), (t, torch.tensor)):

@@ -20,14 +20,17 @@ def nested_pair(fn):
     ``fn``'s name, or ``fn`` of ``input`` and the nested ``other``'s values
     (``other._reflected``), so a number on the left is ``fn``'s to take or refuse."""
     name = fn.__name__
+    second = fn.__code__.co_varnames[1]     # "other", or float_power's "exponent": a keyword too
 
     @functools.wraps(fn)
-    def call(input, other, *args, **kwargs):
+    def call(input, *args, **kwargs):
+        if not args and second in kwargs:
+            args = (kwargs.pop(second),)
         if type(input) is not Tensor and is_nested(input):
-            return getattr(input, name)(other, *args, **kwargs)
-        if type(other) is not Tensor and is_nested(other):
-            return other._reflected(fn, input, *args, **kwargs)
-        return fn(input, other, *args, **kwargs)
+            return getattr(input, name)(*args, **kwargs)
+        if args and type(args[0]) is not Tensor and is_nested(args[0]):
+            return args[0]._reflected(fn, input, *args[1:], **kwargs)
+        return fn(input, *args, **kwargs)
 
     return call
 
