@@ -419,5 +419,5 @@ __all__ += ["cholesky_ex", "cond", "householder_product", "inv_ex", "lu", "lu_fa
 
 # torch's out= keyword on every public function here (gt/tensor/out_argument.py), as gt's own
 _public = {name: globals()[name] for name in __all__}
-out_argument.accept_out(_public)
+out_argument.accept_out(_public, prefix="linalg.")
 globals().update(_public)

@@ -1,6 +1,8 @@
 """What the twelfth pass over torch's OpInfo table (variants and layouts: tests/test_opinfo_variants_parity.py)
 found and gt now does as torch 2.13, each beside torch."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ import gt.nn.functional
 from gt.sharding import use_mesh
 
 torch = pytest.importorskip("torch")
+DTYPES = {getattr(torch, n): getattr(gt, n) for n in ("float64", "float32", "int64", "int32")}
 
 # gt's data tensors are sharded over GT_DEVICES (a sharded tensor's reshape is logical): these
 # compare one device's memory layouts with torch's, on every engine
@@ -144,3 +147,74 @@ def test_strides_of_an_empty_tensor_are_torchs():
             t, g = torch.zeros(shape), gt.zeros(shape)
             assert tuple(g.stride()) == tuple(t.stride())
             assert tuple(g.view(0, 7).stride()) == tuple(t.view(0, 7).stride())
+
+
+def _message(fn):
+    """``fn(lib)``'s RuntimeError message for torch and gt (None where it computes)."""
+    got = []
+    for lib in (torch, gt):
+        try:
+            fn(lib)
+            got.append(None)
+        except RuntimeError as error:
+            got.append(str(error).split("\n")[0])
+    return got
+
+
+def test_out_of_a_narrower_dtype_is_refused_where_torchs_kernel_asks_for_the_exact_one():
+    """gt cast a float64 result into a float32 ``out`` for every op (torch's general rule); torch's
+    structured, linalg and some other kernels refuse it, each with its message, as gt now does.
+    The others (elementwise, torch.cholesky, a factory without dtype=) still cast."""
+    a = X[0, :3, :3] @ X[0, :3, :3].T + np.eye(3)
+    with use_mesh(1):
+        refused = [lambda lib: lib.mm(lib.tensor(a), lib.tensor(a), out=lib.zeros(3, 3)),
+                   lambda lib: lib.abs(lib.tensor(a), out=lib.zeros(3, 3)),
+                   lambda lib: lib.dot(lib.tensor(a[0]), lib.tensor(a[0]), out=lib.zeros(())),
+                   lambda lib: lib.linalg.cholesky(lib.tensor(a), out=lib.zeros(3, 3)),
+                   lambda lib: lib.argmax(lib.tensor(a), out=lib.zeros((), dtype=lib.int32)),
+                   lambda lib: lib.cummax(lib.tensor(a), 0, out=(lib.zeros(3, 3), lib.zeros(3, 3, dtype=lib.int64))),
+                   lambda lib: lib.zeros(3, dtype=lib.float64, out=lib.zeros(3))]
+        for fn in refused:
+            t, g = _message(fn)
+            assert t is not None and g == t
+        cast = [lambda lib: lib.add(lib.tensor(a), 1, out=lib.zeros(3, 3)),
+                lambda lib: lib.cholesky(lib.tensor(a), out=lib.zeros(3, 3)),
+                lambda lib: lib.zeros(3, out=lib.zeros(3, dtype=lib.float64)),
+                lambda lib: lib.linspace(0, 1, 4, out=lib.zeros(4, dtype=lib.int32))]
+        for fn in cast:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")         # torch.cholesky's deprecation
+                t, g = fn(torch), fn(gt)
+            assert g.dtype == DTYPES[t.dtype]
+            np.testing.assert_allclose(g.numpy(), t.numpy(), rtol=1e-6)
+
+
+def test_out_resized_silently_computed_in_its_dtype_and_written_by_composites():
+    """torch's factories resize ``out`` without the elementwise ops' warning (gt warned); its
+    ``cumsum``/``cumprod`` compute in an int64 ``out``'s dtype (gt refused the float result's
+    cast); its composite functions write ``out`` where an input requires grad, as a copy autograd
+    records (gt refused, as torch's kernels do)."""
+    with use_mesh(1):
+        for lib in (torch, gt):
+            out = lib.zeros(7)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                assert lib.linspace(0, 1, 3, out=out) is out and out.shape == (3,)
+                lib.eye(2, out=out)
+            with pytest.warns(UserWarning, match="resized"):
+                lib.add(lib.ones(2), 1, out=lib.zeros(5))
+        got = []
+        for lib in (torch, gt):
+            x = lib.tensor(X[0] * 3)
+            got.append([lib.cumsum(x, 1, out=lib.zeros(4, 5, dtype=lib.int64)).numpy(),
+                        lib.cumprod(x, 0, out=lib.zeros(4, 5, dtype=lib.int64)).numpy()])
+            x = lib.tensor(X[0], requires_grad=True)
+            out = lib.zeros(4, 4, dtype=lib.float64)
+            assert lib.inner(x, x, out=out) is out and out.requires_grad
+            out.sum().backward()
+            got.append([out.detach().numpy(), x.grad.numpy(),
+                        lib.softmax(x, 0, out=lib.zeros(4, 5, dtype=lib.float64)).detach().numpy()])
+            with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+                lib.mm(x, x.T, out=lib.zeros(4, 4, dtype=lib.float64))
+        for t, g in zip(got[0] + got[1], got[2] + got[3]):
+            np.testing.assert_allclose(g, t, rtol=1e-12)

@@ -76,53 +76,11 @@ NOT_COMPARED = {(name, None, "expanded"): _SINGULAR for name in (
     "linalg.cholesky_ex", "linalg.cond", "linalg.inv_ex", "linalg.lstsq", "linalg.lstsq.grad_oriented",
     "linalg.qr", "linalg.solve_ex", "lu", "qr", "linalg.slogdet")}
 # (op, kind of out) -> why gt's out= differs; strict xfails (test_known_out_differences).
-_SILENT = "torch resizes this op's out silently; gt warns as torch's elementwise ops do"
-_COMPOSITE = ("torch's composite op computes (out gets the values, no gradient); gt refuses out= "
-              "wherever an input requires grad, as torch's own kernels")
-# Ops whose out= torch's kernel asks for in the result's own dtype, where gt casts the result into a
-# narrower out of the same kind (float64 -> float32, int64 -> int32) by torch's general rule (what
-# its elementwise ops do): gt computes (the rounded values the caller asked for) where torch refuses.
-_EXACT_IN_TORCH = (
-    "abs", "arange", "addmm", "addmm.decomposed", "addmv", "addbmm", "baddbmm", "dot", "vdot", "bmm", "mv",
-    "ceil", "cross", "cummax", "cummin", "diff", "expand_copy", "diag", "diagonal_copy", "alias_copy", "frac",
-    "floor", "frexp", "kthvalue", "linspace", "linspace.tensor_overload", "logspace",
-    "logspace.tensor_overload", "lu_unpack", "lu_solve", "masked_select", "matmul", "quantile", "nanquantile",
-    "heaviside", "softmax", "softmax.with_dtype", "as_strided_copy", "mm", "mode", "narrow_copy", "view_copy",
-    "neg", "ormqr", "permute_copy", "float_power", "qr", "round", "round.decimals_0", "round.decimals_3",
-    "round.decimals_neg_3", "sign", "sgn", "split_with_sizes_copy", "slice_scatter", "triangular_solve",
-    "trunc", "nan_to_num", "svd", "index_copy", "index_select", "index_add", "index_reduce.mean",
-    "index_reduce.prod", "index_reduce.amin", "index_reduce.amax", "take", "scatter", "ones", "zeros", "full",
-    "empty", "eye", "scatter_add", "histogram", "histc", "bucketize", "searchsorted", "unbind_copy",
-    "unfold_copy", "msort", "renorm", "squeeze_copy", "take_along_dim", "unsqueeze_copy", "transpose_copy",
-    "tril", "triu", "inner", "tensordot", "log_softmax", "log_softmax.with_dtype", "nonzero", "norm",
-    "norm.nuc", "norm.fro", "norm.inf", "t_copy", "amax", "amin", "argmax", "argmin", "scatter_reduce.sum",
-    "scatter_reduce.prod", "scatter_reduce.mean", "scatter_reduce.amin", "scatter_reduce.amax",
-    "linalg.cross", "linalg.det", "linalg.cholesky", "linalg.cholesky_ex", "linalg.vecdot", "linalg.eigvalsh",
-    "linalg.multi_dot", "linalg.norm", "linalg.norm.subgradients_at_zero", "linalg.matrix_norm", "linalg.qr",
-    "linalg.slogdet", "linalg.vector_norm", "linalg.lu_factor", "linalg.lu_factor_ex", "linalg.lu",
-    "linalg.lu_solve", "linalg.inv", "linalg.inv_ex", "linalg.solve", "linalg.solve_ex",
-    "linalg.solve_triangular", "linalg.svd", "linalg.svdvals"
-)
 OUT_DIFFERS = {
-    **{(name, "narrower dtype"): "torch's kernel asks for out in the result's dtype; gt casts (its general rule)"
-       for name in _EXACT_IN_TORCH},
-    **{(name, "other shape"): _SILENT for name in (
-        "addbmm", "linspace", "linspace.tensor_overload", "logspace", "logspace.tensor_overload", "lu",
-        "narrow_copy", "ones", "zeros", "full", "empty", "eye")},
-    **{(name, "uncastable"): "torch computes in out's dtype (int64); gt refuses the cast of the float result"
-       for name in ("cumsum", "cumprod", "lu")},
     ("narrow_copy", "noncontiguous"): "torch 2.13 writes a non-contiguous out as if it were contiguous "
                                       "(its values land in the wrong places); gt's are right",
     **{(name, "requires grad"): "torch computes into an out that requires grad (no input does); gt refuses"
        for name in ("split_with_sizes_copy", "histc")},
-    **{(name, "inputs grad"): _COMPOSITE for name in (
-        "conj_physical", "diff", "expand_copy", "diag", "diagonal_copy", "alias_copy", "lu", "quantile", "nanquantile",
-        "softmax",
-        "softmax.with_dtype", "as_strided_copy", "view_copy", "permute_copy", "split_with_sizes_copy",
-        "slice_scatter", "unbind_copy", "unfold_copy", "squeeze_copy", "unsqueeze_copy", "transpose_copy", "inner",
-        "tensordot", "log_softmax", "log_softmax.with_dtype", "norm.nuc", "t_copy", "linalg.cond",
-        "linalg.matrix_power", "linalg.norm", "linalg.norm.subgradients_at_zero", "linalg.matrix_norm",
-        "linalg.tensorinv", "linalg.tensorsolve")},
 }
 
 

@@ -20,64 +20,185 @@ from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
 
 
-def with_out(fn):
-    """``fn`` taking torch's ``out=`` keyword as well (see the module docstring)."""
-    name = fn.__name__
+def with_out(fn, name=None):
+    """``fn`` taking torch's ``out=`` keyword as well (see the module docstring); ``name`` (by
+    default ``fn``'s) names it in messages and in the tables below."""
+    name = name or fn.__name__
 
     @functools.wraps(fn)
     def call(*args, out=None, **kwargs):
         if out is None:
             return fn(*args, **kwargs)
-        if autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
-            raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
-                               "differentiation, but one of the arguments requires grad.")
-        if name not in _PRODUCTS:
-            _refuse_shared(args, kwargs, out)
-        return write(fn(*args, **kwargs), out, name)
+        return _call_out(fn, name, args, kwargs, out)
     call._takes_out = True
     return call
 
 
-def write(result, out, name):
+def _call_out(fn, name, args, kwargs, out):
+    record = False
+    if autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
+        # torch's composite functions compute and copy into out, recorded as a copy; its kernels refuse
+        record = name in _COMPOSITE and _COMPOSITE[name](args, kwargs) and not _requires_grad((), {}, out)
+        if not record:
+            raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                               "differentiation, but one of the arguments requires grad.")
+    if name not in _PRODUCTS:
+        _refuse_shared(args, kwargs, out)
+    if name in _FACTORIES and kwargs.get("dtype") is not None and isinstance(out, Tensor):
+        _factory_dtype(dtypes.to_dtype(kwargs["dtype"]), out.dtype)
+    if (name in _IN_OUT_DTYPE or name in _FACTORIES) and kwargs.get("dtype") is None and isinstance(out, Tensor):
+        kwargs = {**kwargs, "dtype": out.dtype}     # torch's kernel computes in out's dtype
+    return write(fn(*args, **kwargs), out, name, record)
+
+
+def write(result, out, name, record=False):
     """Copy ``result`` (a tensor, or a tuple of them) into ``out`` (one tensor, or as many);
     returns ``out`` (as the result's tuple type)."""
     if isinstance(result, tuple) and isinstance(out, (tuple, list)):
         if len(out) != len(result):
             raise TypeError(f"{name}(): out must hold {len(result)} tensors, one per result, got {len(out)}")
         for r, o in zip(result, out):
-            _write_one(r, o, name)
+            _write_one(r, o, name, record)
         return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
     if not isinstance(result, Tensor):
         raise TypeError(f"{name}() got an unexpected keyword argument 'out' (it gives no tensor to write)")
     if isinstance(out, (tuple, list)):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    _write_one(result, out, name)
+    _write_one(result, out, name, record)
     return out
 
 
-def _write_one(result, out, name):
+def _write_one(result, out, name, record=False):
     if not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    if name in _EXACT_DTYPE and out.dtype != result.dtype:
-        raise RuntimeError(f"{name}(): expected out tensor to have dtype {result.dtype}, but got {out.dtype} instead "
-                           "(as torch, whose kernel writes this op's out without casting)")
-    if not can_cast(result.dtype, out.dtype):
+    if out.dtype != result.dtype and name in _EXACT_DTYPE:
+        raise RuntimeError(_EXACT_DTYPE[name].format(result=_word(result.dtype), out=_word(out.dtype),
+                                                     Result=_Word(result.dtype), Out=_Word(out.dtype),
+                                                     int32=result.dtype.name == "int32"))
+    if not can_cast(result.dtype, out.dtype) and name not in _COPIES:
         raise RuntimeError(f"result type {dtypes.torch_type_name(result.dtype.name)} can't be cast to the desired output type "
                            f"{dtypes.torch_type_name(out.dtype.name)}")
     if out.shape != result.shape:
-        if out.numel():
+        if out.numel() and name not in _SILENT_RESIZE:
             warnings.warn(f"An output with one or more elements was resized since it had shape {list(out.shape)}, "
                           f"which does not match the required output shape {list(result.shape)}. This behavior "
                           "is deprecated, and in a future PyTorch release outputs will not be resized unless they "
                           "have zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, "
-                          "to zero elements with t.resize_(0).", UserWarning, stacklevel=4)
+                          "to zero elements with t.resize_(0).", UserWarning, stacklevel=5)
         out.resize_(*result.shape)
+    if record:
+        out.copy_(result)
+        return
     with autograd.no_grad():
         out.copy_(result)
 
 
-# functions whose out= torch asks for in the result's own dtype (no cast)
-_EXACT_DTYPE = {"aminmax", "gather", "complex", "polar", "conj_physical"}
+def _always(args, kwargs):
+    return True
+
+
+def _nuclear(args, kwargs):
+    return kwargs.get("p", args[1] if len(args) > 1 else None) == "nuc"
+
+
+# torch's composite functions (CompositeImplicitAutograd): out= with an input that requires grad
+# computes and copies into out (a copy autograd records), where its kernels refuse
+_COMPOSITE = {
+    **{name: _always for name in (
+        "conj_physical", "diff", "expand_copy", "diag", "diagonal_copy", "alias_copy", "lu_legacy", "quantile",
+        "nanquantile", "softmax", "as_strided_copy", "view_copy", "permute_copy", "split_with_sizes_copy",
+        "slice_scatter", "unbind_copy", "unfold_copy", "squeeze_copy", "unsqueeze_copy", "transpose_copy", "inner",
+        "tensordot", "log_softmax", "t_copy", "linalg.cond", "linalg.matrix_power", "linalg.norm",
+        "linalg.matrix_norm", "linalg.tensorinv", "linalg.tensorsolve")},
+    "norm": _nuclear,
+}
+# torch.lu copies its results into out as copy_ does (any cast, resized silently)
+_COPIES = {"lu_legacy"}
+# functions whose kernel computes in out's dtype where no dtype= is given
+_IN_OUT_DTYPE = {"cumsum", "cumprod"}
+# functions that resize out silently whatever it held (torch's factories, resize_as_ in torch.lu)
+_SILENT_RESIZE = {"addbmm", "linspace", "logspace", "lu_legacy", "narrow_copy", "ones", "zeros", "full", "empty",
+                  "eye"}
+
+
+def _Word(dtype):
+    return dtypes.torch_type_name(dtype.name)
+
+
+def _word(dtype):
+    # the C++ type's name, as torch's structured kernels print it
+    return _CPP_NAMES.get(dtype.name, dtype.name)
+
+
+_CPP_NAMES = {"float64": "double", "float32": "float", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+              "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+              "uint8": "unsigned char", "bool": "bool", "complex128": "c10::complex<double>",
+              "complex64": "c10::complex<float>"}
+
+
+def _factory_dtype(dtype, out_dtype):
+    if dtype != out_dtype:
+        raise RuntimeError(f"dtype {_Word(dtype)} does not match dtype of out parameter ({_Word(out_dtype)})")
+
+
+# factories whose dtype= must be out's (without one they make out's dtype)
+_FACTORIES = {"arange", "linspace", "logspace", "ones", "zeros", "full", "empty", "eye"}
+
+# Functions whose out= torch asks for in the result's own dtype (no cast into a narrower out,
+# which its general rule, and its elementwise ops, allow), with its message. Most are structured
+# kernels (their set_output checks the dtype) or linalg's, whose out is checked before the call;
+# the others check it by hand, each in its words. torch 2.13, probed op by op.
+_STRUCTURED = "Expected out tensor to have dtype {result}, but got {out} instead"
+_EXACT_DTYPE = {
+    **{name: _STRUCTURED for name in (
+        "aminmax", "gather", "complex", "polar", "conj_physical", "addmm", "addmv", "baddbmm", "bmm", "mm", "cross",
+        "expand_copy", "diag", "diagonal_copy", "alias_copy", "lu_unpack", "lu_solve_legacy", "softmax",
+        "as_strided_copy", "view_copy", "permute_copy", "qr", "split_with_sizes_copy", "slice_scatter",
+        "triangular_solve", "svd", "index_copy", "index_add", "index_reduce", "scatter", "scatter_add",
+        "unbind_copy", "unfold_copy", "msort", "renorm", "squeeze_copy", "take_along_dim", "unsqueeze_copy",
+        "transpose_copy", "tril", "triu", "log_softmax", "norm", "t_copy", "scatter_reduce", "argmax", "argmin",
+        "slogdet", "linalg.cross", "linalg.det", "linalg.cholesky", "linalg.cholesky_ex", "linalg.eigvalsh",
+        "linalg.qr", "linalg.slogdet", "linalg.vector_norm", "linalg.lu_factor", "linalg.lu_factor_ex",
+        "linalg.lu", "linalg.lu_solve", "linalg.inv", "linalg.inv_ex", "linalg.solve", "linalg.solve_ex",
+        "linalg.svd", "linalg.svdvals", "linalg.eigh", "topk", "sort")},
+    **{name: "expected scalar_type {Result} but found {Out}" for name in ("cummax", "cummin", "diff", "logcumsumexp")},
+    "linalg.solve_triangular": "expected scalar type {Result} but found {Out}",
+    "kthvalue": "output values must be of same type as input",
+    "mode": "expected scalar type '{Result}' but got '{Out}' for values output",
+    "narrow_copy": "Expected self.dtype() == output.dtype() to be true, but got false.",
+    "ormqr": "torch.ormqr: Expected input and result to have the same dtype, but input has dtype{Result} and "
+             "result has dtype {Out}",
+    "float_power": "the output given to float_power has dtype {Out} but the operation's result requires dtype "
+                   "{Result}",
+    "frexp": "torch.frexp() expects mantissa to have dtype {result} but got {out}",
+    **{name: "Found dtype {Out} but expected {Result}" for name in (
+        "abs", "ceil", "frac", "floor", "neg", "round", "sign", "sgn", "trunc")},
+    **{name: "result dtype {Out} does not match input dtype {Result}" for name in ("dot", "vdot", "matmul")},
+    "addbmm": "self and mat2 must have the same dtype, but got {Result} and {Out}",
+    "mv": "addmv input tensors must have the same dtype, but got {Out}, {Result}, and {Result}",
+    "masked_select": "masked_select(): self and result must have the same scalar type",
+    "index_select": "index_select(): self and result must have the same scalar type",
+    **{name: "quantile() out tensor must be same dtype as the input tensor" for name in ("quantile", "nanquantile")},
+    "heaviside": "heaviside is not yet implemented for tensors with different dtypes.",
+    "nan_to_num": "nan_to_num: dtype of out: {Out} should be same as input: {Result}",
+    "take": "take(): self and out expected to have the same dtype, but got self.dtype = {Result} and "
+            "out.dtype = {Out}",
+    **{name: "torch.histogram: input tensor and hist tensor should have the same dtype, but got input {Result} "
+             "and hist {Out}" for name in ("histogram", "histc")},
+    **{name: "torch.searchsorted(): output tensor's dtype is wrong, it can only be Int(int32) or Long(int64) "
+             "depending on whether out_int32 flag is True, but we got output tensor's dtype {Out} and out_int32 "
+             "flag is {int32}" for name in ("bucketize", "searchsorted")},
+    **{name: "tensordot: Expected the output tensor to have dtype {Result}, but got an output tensor with dtype "
+             "{Out}" for name in ("inner", "tensordot")},
+    "nonzero": "nonzero: Expected out tensor to have scalar type Long but got scalar type{Out}",
+    **{name: "linalg.matrix_norm expected out tensor dtype {Result} but got: {Out}"
+       for name in ("linalg.matrix_norm",)},
+    **{name: "Expected the dtype for input and out to match, but got {Result} for input's dtype and {Out} for "
+             "out's dtype." for name in ("amax", "amin")},
+    "linalg.vecdot": "linalg.vecdot: Expected out of dtype{Result} but found {Out}",
+    "linalg.multi_dot": "multi_dot(): expected out tensor to have dtype {result} but got {out}",
+    "linalg.norm": "linalg.norm expected out tensor dtype {Result} but got: {Out}",
+}
 
 # functions whose out= torch lets overlap an input (its BLAS products); the others refuse one
 # that lies in part of out's memory, as its elementwise ops do
@@ -111,11 +232,12 @@ _NO_TENSOR = {"save", "load", "manual_seed", "seed", "initial_seed", "compile", 
 _NO_TENSOR_PREFIXES = ("set_", "get_", "is_", "use_")
 
 
-def accept_out(namespace, also=()):
+def accept_out(namespace, also=(), prefix=""):
     """Give every public function of ``namespace`` (a module's globals) that gives tensors and has
     no ``out`` parameter of its own torch's ``out=`` (``_NO_TENSOR``: those that give none); one wrapper per function, so aliases stay one object
     (``gt.arctan2 is gt.atan2``), and the modules in ``also`` that hand out the same functions
-    (``gt.client.tensor``, ``gt.func``) get the same wrappers. Returns the names wrapped."""
+    (``gt.client.tensor``, ``gt.func``) get the same wrappers; ``prefix`` (``"linalg."``) goes before
+    each function's name in messages and in the tables above. Returns the names wrapped."""
     wrappers, wrapped = {}, []
     for key, value in list(namespace.items()):
         if (key.startswith(("_",) + _NO_TENSOR_PREFIXES) or key in _NO_TENSOR or not inspect.isfunction(value)
@@ -123,7 +245,7 @@ def accept_out(namespace, also=()):
                 or "out" in _parameters(value)):
             continue
         if id(value) not in wrappers:
-            wrappers[id(value)] = (value, with_out(value))
+            wrappers[id(value)] = (value, with_out(value, prefix + value.__name__))
         namespace[key] = wrappers[id(value)][1]
         wrapped.append(key)
     for module in also:
