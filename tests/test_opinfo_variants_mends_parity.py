@@ -218,3 +218,44 @@ def test_out_resized_silently_computed_in_its_dtype_and_written_by_composites():
                 lib.mm(x, x.T, out=lib.zeros(4, 4, dtype=lib.float64))
         for t, g in zip(got[0] + got[1], got[2] + got[3]):
             np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+@pytest.mark.parametrize("change", ["t_", "transpose_", "swapdims_", "squeeze_", "unsqueeze_", "resize_"])
+def test_shape_changes_in_place_count_a_version(change):
+    """torch's in-place shape changes count a version (an op that saved the tensor then refuses
+    backward); gt's counted none, and differentiated through the changed tensor."""
+    args = {"t_": (), "transpose_": (0, 1), "swapdims_": (1, 0), "squeeze_": (), "unsqueeze_": (0,),
+            "resize_": (1, 4)}[change]
+    with use_mesh(1):
+        for lib in (torch, gt):
+            x = lib.tensor(X[0, :, :1].copy())
+            before = x._version
+            assert getattr(x, change)(*args) is x and x._version == before + 1
+            if change == "resize_":
+                continue
+            w = lib.tensor(X[0, :, :1].copy(), requires_grad=True)
+            y = w.clone()
+            z = y.sin()                     # saves y
+            getattr(y, change)(*args)
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                z.sum().backward()
+
+
+def test_vmap_takes_an_undone_shape_change_of_an_unmapped_input():
+    """gt's vmap tells a write into an unmapped input by its version: counted for ``t_`` now, an
+    undone ``t_`` (as torch's vmap takes it) must not read as one; a write still does."""
+    with use_mesh(1):
+        got = []
+        for lib, vmap in ((torch, torch.func.vmap), (gt, gt.func.vmap)):
+            w = lib.tensor(X[0, :3, :3].copy())
+
+            def f(v, w):
+                w.t_()
+                r = w @ v
+                w.t_()
+                return r
+            got.append(vmap(f, in_dims=(0, None))(lib.tensor(X[1, :, :3].copy()), w).numpy())
+            np.testing.assert_array_equal(w.numpy(), X[0, :3, :3])
+        np.testing.assert_allclose(got[1], got[0], rtol=1e-12)
+        with pytest.raises(RuntimeError, match="changed an unmapped input"):
+            gt.func.vmap(lambda v, w: w.t_().add_(1) @ v, in_dims=(0, None))(gt.tensor(X[1, :, :3]), gt.tensor(X[0, :3, :3]))

@@ -14,8 +14,8 @@ For every OpInfo whose op gt provides (mapped as tests/test_opinfo_parity.py map
   them (every other element of a twice-as-wide tensor, the rest NaN), transposed in memory (the
   last two axes) and expanded (the first row broadcast with stride 0), the same views built from
   the sample's leaves in both frameworks (in-place variants write into those views);
-- in-place results: the in-place variant returns self, bumps ``_version`` as torch's does (not
-  the in-place shape changes: ``SHAPE_VERSIONS``), and keeps self's strides (a shape change
+- in-place results: the in-place variant returns self, bumps ``_version`` as torch's does (the
+  in-place shape changes too), and keeps self's strides (a shape change
   gives torch's);
 - ``out=`` (``op.supports_out`` and gt's function takes ``out``): the result is written into
   ``out`` and ``out`` returned, for an out of the result's shape, a zero-size one (resized
@@ -65,11 +65,6 @@ DIFFERS = {
     ("nn.functional.batch_norm", "function", "expanded"): "expanded running statistics: torch writes the "
         "update into memory that several elements share; gt refuses as torch's in-place ops refuse",
 }
-# In-place shape changes whose ``_version`` bump is not compared (test_known_version_differences).
-SHAPE_VERSIONS = {name: "gt's in-place shape changes leave _version alone (torch's count one): an op that saved "
-                        "the tensor still differentiates, rightly (its saved values are unchanged), where torch "
-                        "refuses; gt.func.vmap tells an undone t_ of an unmapped input from a write by its version"
-                  for name in ("t", "transpose", "squeeze", "squeeze.multiple", "unsqueeze")}
 # (op, variant kind, layout) -> why not compared: torch's own answer is not unique there.
 _SINGULAR = "the expanded layout repeats a matrix's first row: singular matrices, no unique factorization"
 NOT_COMPARED = {(name, None, "expanded"): _SINGULAR for name in (
@@ -210,10 +205,9 @@ def _inplace_difference(t, g, versions):
     return None
 
 
-def run_variant(op, kind, fn_t, fn_g, sample, layout, versions=None):
+def run_variant(op, kind, fn_t, fn_g, sample, layout, versions=True):
     """None if gt's ``kind`` variant agrees with torch's on ``sample`` in ``layout``, else what differs
-    (``versions``: whether ``_version`` bumps are compared; by default where ``SHAPE_VERSIONS`` does
-    not list the op)."""
+    (``versions``: whether ``_version`` bumps are compared)."""
     inplace = _is_inplace(kind)
     wrap, process = op.gradcheck_wrapper, sample.output_process_fn_grad
     gwrap = _as_gt_function(wrap) if isinstance(wrap, types.FunctionType) else wrap
@@ -230,7 +224,6 @@ def run_variant(op, kind, fn_t, fn_g, sample, layout, versions=None):
         if g.error is None:
             return f"torch raises {type(t.error).__name__} ({str(t.error)[:100]}), gt computes"
         return None
-    versions = _full(op) not in SHAPE_VERSIONS if versions is None else versions
     if inplace and t.self is not None and t.out is t.self and (d := _inplace_difference(t, g, versions)):
         return d                        # self, _version and strides: random ops' too
     if _full(op) in UNINITIALISED or _full(op) in RANDOM:
@@ -438,15 +431,6 @@ def test_out_matches_torch(op):
                                  for key, reason in DIFFERS.items()])
 def test_known_differences(key):
     assert check_variants(_BY_NAME[key[0]], PLAN, only=key) == []
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-                                  for name, reason in SHAPE_VERSIONS.items()])
-def test_known_version_differences(name):
-    op = _BY_NAME[name]
-    kind, fn_t, fn_g = next(v for v in variants(op) if v[0] == "inplace")
-    sample = _samples(op, torch.float64, 1)[0]
-    assert run_variant(op, kind, fn_t, fn_g, sample, "contiguous", versions=True) is None
 
 
 @pytest.mark.parametrize("key", [pytest.param(key, id=":".join(key),

@@ -1,11 +1,12 @@
 """``gt.func.vmap``: ``func`` run once per batch element on slices of the mapped inputs, the outputs
 stacked along ``out_dims`` (see gt/func/__init__.py)."""
 
+import collections
 import functools
 
 from gt.backend import B
-from gt.tensor import Tensor, stack
-from gt.tensor.strided_methods import VMAP_DEPTH
+from gt.tensor import Tensor, inplace, stack
+from gt.tensor.strided_methods import SHAPE_WATCHERS, VMAP_DEPTH
 from gt.nn.norm_functions import VMAP_SLICES
 from gt.func.pytree import _broadcast_prefix, _check_randomness, _flatten, _name, _spec_str, _unflatten
 
@@ -65,36 +66,49 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         if len(set(sizes)) > 1:
             raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped dimension, got sizes "
                              f"{sizes} for the mapped dimension")
-        outs = []
         start = B.get_rng_state() if randomness != "different" else None
         fixed = [x for x, c in zip(leaves, columns) if c is None and isinstance(x, Tensor)]
         fixed += [x for x in _flatten(kwargs)[0] if isinstance(x, Tensor)]
-        # an in-place change of shape (unsqueeze_, t_ of a square matrix) bumps no version: shapes, strides watched
+        # an in-place change of shape (unsqueeze_, t_ of a square matrix) counts a version, as torch's: those
+        # counted are told from writes (an undone t_ is no change), and shapes and strides watched
         before = ([(x, x._version, _holder(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
-        for i in range(max(sizes[0], 1)):
-            if randomness == "same":
-                B.set_rng_state(start)
-            call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
-            VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
-            VMAP_DEPTH[0] += 1
-            try:
-                outs.append(func(*call, **kwargs))
-            finally:
-                VMAP_SLICES.pop()
-                VMAP_DEPTH[0] -= 1
-            _refuse_changed_inputs(name, *before, i)
-            if randomness == "error" and B.get_rng_state() != start:
-                raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
-                                   "use the 'same' or 'different' randomness flags on vmap or perform the "
-                                   "randomness operation out of vmap")
+        changes = collections.Counter()
+        SHAPE_WATCHERS.append(changes)
+        try:
+            outs = _run(func, kwargs, spec, leaves, columns, sizes[0], randomness, start, name, before, changes)
+        finally:
+            SHAPE_WATCHERS.remove(changes)
         return _stack_outputs(outs, out_dims, name, sizes[0])
     return wrapper
 
 
-def _refuse_changed_inputs(name, fixed, mapped, i):
+# the loop of vmap's wrapper over the batch's elements (its arguments are the wrapper's state)
+def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, before, changes):
+    outs = []
+    for i in range(max(size, 1)):
+        if randomness == "same":
+            B.set_rng_state(start)
+        call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
+        VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
+        VMAP_DEPTH[0] += 1
+        try:
+            outs.append(func(*call, **kwargs))
+        finally:
+            VMAP_SLICES.pop()
+            VMAP_DEPTH[0] -= 1
+        _refuse_changed_inputs(name, *before, i, changes)
+        if randomness == "error" and B.get_rng_state() != start:
+            raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
+                               "use the 'same' or 'different' randomness flags on vmap or perform the "
+                               "randomness operation out of vmap")
+    return outs
+
+
+def _refuse_changed_inputs(name, fixed, mapped, i, changes):
     """After element ``i``: an unmapped input (``fixed``: (tensor, version, geometry)) changed in
-    place, or a mapped one (``mapped``: (slices, geometry)) changed in shape or strides, raises."""
-    if any(x._version != v or _holder(x) != holder for x, v, holder in fixed):
+    place (a version not counted by a change of shape in ``changes``, or another geometry), or a
+    mapped one (``mapped``: (slices, geometry)) changed in shape or strides, raises."""
+    if any(x._version - inplace.shape_changes(x, changes) != v or _holder(x) != holder for x, v, holder in fixed):
         # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
         raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
                            "argument) in place; gt's vmap runs func once per batch element, so the change "

@@ -22,6 +22,7 @@ from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.promotion import result_dtype
 from gt.tensor.rounded_division import rounded_quotient
 from gt.tensor.shape import _index, index_error_text, out_of_range
+from gt.tensor.strided_methods import SHAPE_WATCHERS, watch_shape_change
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -327,6 +328,23 @@ def bump_versions(tensors):
         else:
             arrays.extend(_distinct_memory(p.shards))   # shards may be views of one buffer: one change
     B.bump_versions(arrays)
+
+
+def bump_shape_versions(tensors):
+    """``bump_versions`` for an in-place change of shape (t_, squeeze_, resize_, ...), which torch
+    counts as a change too (an op that saved the tensor then refuses backward)."""
+    bump_versions(tensors)
+    if SHAPE_WATCHERS:
+        watch_shape_change([a for t in tensors for a in _memories(t)])
+
+
+def shape_changes(t, watcher):
+    """How many in-place shape changes of ``t``'s memory ``watcher`` counted."""
+    return max((watcher[id(B.memory_owner(a))] for a in _memories(t)), default=0)
+
+
+def _memories(t):
+    return [t._array] if t._placed is None else _distinct_memory(t._placed.shards)
 
 
 def _distinct_memory(arrays):

@@ -198,6 +198,17 @@ def strided_view(t, size, stride, offset=None, name="AsStridedBackward0"):
     return shape_ops.AsStrided.apply(t, Layout(t, size, stride, offset, own, name))
 
 
+# gt.func.vmap's counts of in-place shape changes (by memory owner) while it runs func: it tells an
+# undone t_() of an unmapped input (its geometry as before, its version counted twice) from a write
+SHAPE_WATCHERS = []
+
+
+def watch_shape_change(arrays):
+    """Count a change of shape of ``arrays``' memory for ``SHAPE_WATCHERS``."""
+    for a in arrays:
+        for watcher in SHAPE_WATCHERS:
+            watcher[id(B.memory_owner(a))] += 1
+
 class StridedMethods:
     __slots__ = ()
 
@@ -239,6 +250,8 @@ class StridedMethods:
         self._array, self._placed = self.as_strided(size, stride, storage_offset)._data, None
         if old is not None:    # an in-place change for torch: ops that saved the old memory refuse backward
             B.bump_version(old)
+            if SHAPE_WATCHERS:
+                watch_shape_change([old])
         return self
 
     def as_strided_scatter(self, src, size, stride, storage_offset=None):

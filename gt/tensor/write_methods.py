@@ -22,7 +22,7 @@ from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.construct_methods import _arange
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.extra_methods import _sizes
-from gt.tensor.inplace import bump_versions
+from gt.tensor.inplace import bump_shape_versions
 from gt.tensor.scatter_methods import _fill_value, check_range, index_tensor
 
 from gt.tensor.remaining_methods import (_assign, _broadcast, _cat, _int,
@@ -296,10 +296,12 @@ class WriteMethods:
             self._array, self._placed = new._array, new._placed
             self._ctx = new._ctx
             rebind.changed(self, old, new_epoch())
+            bump_shape_versions([self])
             return self
         with autograd.no_grad():
             new = change(self)
         self._array, self._placed = new._array, new._placed
+        bump_shape_versions([self])
         return self
 
     def squeeze_(self, dim=None):
@@ -392,7 +394,7 @@ class WriteMethods:
         else:
             arr = B.reshape(B.concatenate([flat, B.zeros((n - have,), self.dtype)], 0), size)
         self._array, self._placed = arr, None
-        bump_versions([self])       # on every engine: no engine op wrote in place (torch's engine counts its own)
+        bump_shape_versions([self])       # on every engine: no engine op wrote in place (torch's engine counts its own)
         return self
 
     def resize_as_(self, the_template, memory_format=None):
