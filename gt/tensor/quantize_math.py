@@ -19,6 +19,7 @@ move a value lying within 2**-53 of a float32 midpoint (one input in about 2**30
 import math
 
 from gt import autograd, dtypes
+from gt.tensor import creation
 from gt.dtypes import round_float32
 
 _SMALL_SCALE = round_float32(6.1e-5)     # fbgemm's SMALL_SCALE_THRESHOLD (a float)
@@ -112,3 +113,28 @@ def dequantize_channels(q, scales, zero_points, axis):
     with autograd.no_grad():
         diff = q.float() - zero_points.float().reshape(shape)
         return (diff.double() * scales.double().reshape(shape)).float()
+
+
+def fbgemm_min_max(x):
+    """(min, max) of float32 ``x`` as fbgemm's ``FindMinMax`` finds them (Python floats), for an
+    input holding NaN or infinities (a finite one's are its min and max): 8 lanes fold over the
+    first ``numel // 8 * 8`` values with AVX's min/max, which return their second operand where
+    either is NaN (a lane whose value is NaN restarts at its next one; one NaN at its end is
+    skipped), then ``std::min``/``std::max`` fold the lanes and the rest onto ``x[0]``, skipping
+    NaN unless ``x[0]`` is NaN (then both are NaN, and ChooseQuantizationParams raises)."""
+    with autograd.no_grad():
+        flat = x.detach().reshape(-1)
+        n = flat.shape[0]
+        first = float(flat[0])
+        parts = [flat[n // 8 * 8 if n >= 8 else 0:]]
+        if n >= 8:
+            lanes = flat[:n // 8 * 8].reshape(-1, 8)
+            rows = creation.arange(lanes.shape[0]).reshape(-1, 1)
+            last_nan = rows.where(lanes.isnan(), -1).amax(0)
+            after = rows > last_nan
+            kept = last_nan != lanes.shape[0] - 1
+            parts += [lanes.where(after, math.inf).amin(0)[kept], lanes.where(after, -math.inf).amax(0)[kept]]
+        values = [p[~p.isnan()] for p in parts]
+        low = min([first] + [float(v.min()) for v in values if v.numel()])
+        high = max([first] + [float(v.max()) for v in values if v.numel()])
+    return (first, first) if first != first else (low, high)

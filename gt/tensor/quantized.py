@@ -14,7 +14,7 @@ differentiates.
 
 from gt import dtypes
 from gt.backend import B
-from gt.tensor import quantize_math
+from gt.tensor import creation, quantize_math
 from gt.tensor.core import Tensor
 from gt.tensor.sparse_coo import _user_op, refuse_the_rest
 from gt.tensor.tensor_repr import _add_suffixes
@@ -55,8 +55,9 @@ def _qscheme(name):
 
 SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points",
              "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
-             "clone", "detach", "contiguous", "to/cpu (to where it is)", "gt.equal", "and, per tensor: reshape",
-             "view", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "indexing", "relu",
+             "clone", "detach", "contiguous", "stride", "is_contiguous", "storage_offset", "to/cpu (to where it is)",
+             "gt.equal", "reshape", "view", "flatten", "squeeze", "unsqueeze", "basic indexing",
+             "per tensor: transpose", "permute", "t", "relu",
              "gt.save/gt.load")
 
 
@@ -207,7 +208,18 @@ class QuantizedTensor(Tensor):
         return self.to("cpu")
 
     def contiguous(self, memory_format=None):
-        return self
+        """Itself where its integers are contiguous, else a copy of them that is (torch's)."""
+        return self if self._q_int.is_contiguous() else self._like(self._q_int.contiguous())
+
+    def stride(self, dim=None):
+        """Its integers' strides, in elements (torch's strides of a quantized tensor)."""
+        return self._q_int.stride(dim) if dim is not None else self._q_int.stride()
+
+    def is_contiguous(self, memory_format=None):
+        return self._q_int.is_contiguous()
+
+    def storage_offset(self):
+        return self._q_int.storage_offset()
 
     def equal(self, other):
         """torch's ``equal`` of quantized tensors: the same dtype, scheme, parameters and integers."""
@@ -247,24 +259,102 @@ def _rebuild(ints, dtype, scheme, scale, zero_point, axis):
     return QuantizedTensor._make(ints, dtypes.to_dtype(dtype), QSCHEMES[scheme], scale, zero_point, axis)
 
 
-def _per_tensor_view(name):
+def as_quantized(value):
+    """``value`` as a gt quantized tensor where it is another library's (torch's, read through its
+    methods: ``int_repr``, ``qscheme`` and the parameters, as a state dict passed directly holds
+    them); anything else unchanged."""
+    if isinstance(value, QuantizedTensor) or not getattr(value, "is_quantized", False):
+        return value
+    scheme = QSCHEMES.get(str(value.qscheme()).rpartition(".")[2])
+    if scheme not in (per_tensor_affine, per_channel_affine):
+        raise RuntimeError(f"gt reads quantized tensors per tensor or per channel (affine), got {value.qscheme()}")
+    dtype = dtypes.to_dtype(str(value.dtype).rpartition(".")[2])
+    ints = creation.tensor(value.int_repr().numpy(), dtype=dtypes.QUANTIZED_INT[dtype])
+    if scheme is per_tensor_affine:
+        return QuantizedTensor._make(ints, dtype, scheme, float(value.q_scale()), int(value.q_zero_point()))
+    return QuantizedTensor._make(ints, dtype, scheme, creation.tensor(value.q_per_channel_scales().numpy()).double(),
+                                 creation.tensor(value.q_per_channel_zero_points().numpy()).long(),
+                                 int(value.q_per_channel_axis()))
+
+
+def _view_method(name):
     def view(self, *args, **kwargs):
-        if self._q_scheme is not per_tensor_affine and name in _STRIDED:
+        if self._q_scheme is per_tensor_affine:
+            return self._like(getattr(self._q_int, name)(*args, **kwargs))
+        if name in _STRIDED:
             raise RuntimeError("Setting strides is possible only on uniformly quantized tensor")   # torch's
-        if self._q_scheme is not per_tensor_affine:
-            raise NotImplementedError(f"{name}: not supported on a per-channel quantized tensor in gt (only on "
-                                      "per-tensor ones); dequantize it, or quantize per tensor")
-        return self._like(getattr(self._q_int, name)(*args, **kwargs))
+        return _CHANNEL_VIEWS[name](self, *args, **kwargs)
 
     view.__name__ = name
-    view.__doc__ = f"``Tensor.{name}`` of the integers, the same scale and zero point (a per-tensor tensor)."
+    view.__doc__ = (f"``Tensor.{name}`` of the integers, the same parameters (per channel: the axis moved "
+                    "where dimensions before it come or go, as torch's; transpose/permute/t raise, as torch's).")
     return view
+
+
+def _reshaped(self, name, *args, **kwargs):
+    ints = getattr(self._q_int, name)(*args, **kwargs)
+    channels, axis = self._q_scale.shape[0], self._q_axis
+    # torch keeps the axis and checks the length there (a moved channel dimension is not followed)
+    if axis >= ints.ndim:
+        raise RuntimeError(f"Channel axis out of range in per channel affine dequantization. Got:{axis} "
+                           f"Expected: [0, {ints.ndim})")
+    if ints.shape[axis] != channels:
+        raise RuntimeError(f"length of scales must equal to channel, expected {ints.shape[axis]} got, {channels}")
+    return self._like(ints)
+
+
+def _unsqueeze(self, dim):
+    ints = self._q_int.unsqueeze(dim)
+    dim = dim + ints.ndim if dim < 0 else dim
+    return self._like(ints, self._q_axis + (dim <= self._q_axis))
+
+
+def _squeeze(self, dim=None):
+    dims = range(self.ndim) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+    gone = {d % max(self.ndim, 1) for d in dims if self.shape[d] == 1}
+    if self._q_axis in gone:
+        raise RuntimeError("Squeeze is only possible on non-axis dimension for Per-Channel Quantized Tensors.")
+    return self._like(self._q_int.squeeze(dim) if dim is not None else self._q_int.squeeze(),
+                      self._q_axis - sum(d < self._q_axis for d in gone))
+
+
+def _channel_index(self, key):
+    """Basic indexing (integers, slices, None, ...) of a per-channel tensor: the axis follows its
+    dimension, a slice of it slices the scales and zero points; one channel picked, or advanced
+    indexing, raises (torch's does too)."""
+    items = key if isinstance(key, tuple) else (key,)
+    if any(not (isinstance(k, (int, slice)) or k is None or k is Ellipsis) or isinstance(k, bool) for k in items):
+        raise RuntimeError("index: gt indexes a per-channel quantized tensor with integers, slices, None and ... "
+                           f"only (torch's advanced indexing asserts a per-tensor one), got {key!r}")
+    consumed = sum(k is not None and k is not Ellipsis for k in items)
+    if consumed > self.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {self.ndim}")
+    full = []
+    for k in items:
+        full += [slice(None)] * (self.ndim - consumed) if k is Ellipsis else [k]
+    full += [slice(None)] * (self.ndim - sum(k is not None for k in full))
+    dim = out = 0
+    for k in full:
+        if dim == self._q_axis and k is not None:
+            break
+        dim, out = dim + (k is not None), out + (not isinstance(k, int))
+    picked = k      # the channel dimension's index
+    if isinstance(picked, int):
+        raise RuntimeError("index: selecting one channel of a per-channel quantized tensor (axis "
+                           f"{self._q_axis}) is refused, as torch's; dequantize it, or slice the channel")
+    ints = self._q_int[key]
+    return QuantizedTensor._make(ints, self._q_dtype, self._q_scheme, self._q_scale[picked],
+                                 self._q_zero_point[picked], out)
 
 
 _VIEWS = ("reshape", "view", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "t", "__getitem__")
 _STRIDED = {"transpose", "permute", "t"}      # what torch refuses on a per-channel tensor itself
+_CHANNEL_VIEWS = {"reshape": lambda q, *a, **k: _reshaped(q, "reshape", *a, **k),
+                  "view": lambda q, *a, **k: _reshaped(q, "view", *a, **k),
+                  "flatten": lambda q, *a, **k: _reshaped(q, "flatten", *a, **k),
+                  "squeeze": _squeeze, "unsqueeze": _unsqueeze, "__getitem__": _channel_index}
 for _name in _VIEWS:
-    setattr(QuantizedTensor, _name, _per_tensor_view(_name))
+    setattr(QuantizedTensor, _name, _view_method(_name))
 
 
 def quantized_repr(q):

@@ -17,6 +17,8 @@ dynamic form), ``_packed_params.dtype`` (``gt.qint8``) and ``_packed_params._pac
 pair (qint8 weight, float bias or None); so it saves, loads and reads torch's checkpoints.
 """
 
+import math
+
 import numpy as np
 
 from gt import autograd, dtypes
@@ -27,6 +29,7 @@ from gt.ops import quantized_linear
 from gt.tensor import Tensor, creation, quantize_math
 from gt.tensor.quantize_math import choose_qparams
 from gt.tensor.quantize_functions import quantize_per_tensor
+from gt.tensor.quantized import as_quantized, per_tensor_affine
 
 # the quantized input's clamp: fbgemm's Quantize clamps to quint8's 255, though reduce_range maps the
 # input's [min, max] onto 7 bits, [0, 127]; rounding takes max to 128 where the zero point rounded up
@@ -89,11 +92,34 @@ class Linear(Module):
         with autograd.no_grad():
             x = x.detach()
             low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
+            if not math.isfinite(low + high):
+                return self._non_finite(x)
             scale, zero_point = choose_qparams(low, high)
             out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())     # fbgemm's float scales
             whole = self._qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
             return quantized_linear.QuantizedLinear.apply(x, self._qweight._q_int, self._bias, quantize_math.inverse_scale(scale),
                                                 zero_point, _X_MAX, out_scale, whole)
+
+    def _non_finite(self, x):
+        """The output for an input holding NaN or infinities, as fbgemm's arithmetic gives it: NaN
+        skipped by its min and max (``fbgemm_min_max``), a NaN integer (NaN, or inf times a zero
+        inverse scale) clamped to 255, and where an infinite value made the zero point int32's least,
+        the int32 products less ``zero_point * sum(weight row)`` wrapped, their sign times an
+        infinite scale (inf, -inf, or NaN at 0): a finite input's path stays as it was."""
+        scale, zero_point = choose_qparams(*quantize_math.fbgemm_min_max(x))
+        out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())
+        inv = quantize_math.inverse_scale(scale)
+        q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)
+        weight = self._qweight._q_int
+        if zero_point != -2 ** 31:     # the centered integers are exact in float32: gt's product as for finite ones
+            return quantized_linear.QuantizedLinear.apply(q - zero_point, weight, self._bias, 1.0, zero_point, 255,
+                                                          out_scale)
+        total = quantized_linear.QuantizedLinear.apply(q, weight, None, 1.0, 0, 255, 1.0)
+        # int32's least times an odd row sum wraps to itself; the sum less it wraps to the other sign
+        odd = (weight.long().sum(1) % 2) == 1
+        raw = total.where(~odd, (total < 0).float() * 2 - 1)
+        out = raw.double() * out_scale
+        return (out if self._bias is None else out + self._bias.double()).float()
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -123,11 +149,13 @@ class Linear(Module):
             return f"gt's dynamic quantized Linear loads qint8 weights, got dtype {dtype!r}"
         if not isinstance(packed, (tuple, list)) or len(packed) != 2:
             return "expected the pair (weight, bias)"
-        weight, bias = packed
+        weight, bias = as_quantized(packed[0]), packed[1]
         if not getattr(weight, "is_quantized", False) or weight.dtype != dtypes.qint8 or \
                 tuple(weight.shape) != (self.out_features, self.in_features):
             return (f"expected a qint8 quantized weight of shape {(self.out_features, self.in_features)}, got "
                     f"{getattr(weight, 'dtype', type(weight).__name__)} of shape {tuple(getattr(weight, 'shape', ()))}")
+        if weight.qscheme() != per_tensor_affine:
+            return f"gt's dynamic quantized Linear loads weights quantized per tensor, got {weight.qscheme()!r}"
         if bias is not None and tuple(bias.shape) != (self.out_features,):
             return f"expected a bias of shape {(self.out_features,)} or None, got shape {tuple(bias.shape)}"
         return None
@@ -151,7 +179,7 @@ class _Packed:
         self.module = module
 
     def set_extra_state(self, packed):
-        weight, bias = packed
+        weight, bias = as_quantized(packed[0]), packed[1]
         self.module._qweight = weight.clone()
         if bias is not None:
             bias = bias.detach().float().clone() if isinstance(bias, Tensor) else creation.tensor(bias, dtype=dtypes.float32)
