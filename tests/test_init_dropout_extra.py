@@ -232,9 +232,7 @@ def test_alpha_dropout_keeps_mean_and_variance_as_torchs():
     (lambda: F.dropout3d(gt.ones(2, 3, 4), 0.5), ValueError, r"4-D \(unbatched\) or 5-D"),
     (lambda: F.dropout2d(gt.ones(2, 3, 4, 4), 1.5), ValueError, "between 0 and 1, but got 1.5"),
     (lambda: F.alpha_dropout(gt.ones(3), -0.1, True), ValueError, "between 0 and 1, but got -0.1"),
-    (lambda: F.dropout1d(gt.ones(2, 3), 0.5, inplace=True), ValueError, "inplace=True is not supported"),
     (lambda: nn.Dropout3d(2), ValueError, "Dropout3d: dropout probability"),
-    (lambda: nn.AlphaDropout(0.5, inplace=True), ValueError, "inplace=True is not supported"),
 ])
 def test_dropout_errors(call, error, match):
     with pytest.raises(error, match=match):

@@ -259,3 +259,64 @@ def test_vmap_takes_an_undone_shape_change_of_an_unmapped_input():
         np.testing.assert_allclose(got[1], got[0], rtol=1e-12)
         with pytest.raises(RuntimeError, match="changed an unmapped input"):
             gt.func.vmap(lambda v, w: w.t_().add_(1) @ v, in_dims=(0, None))(gt.tensor(X[1, :, :3]), gt.tensor(X[0, :3, :3]))
+
+
+@pytest.mark.parametrize("shape", [(1,), (), (1, 1), (5,)])
+def test_addbmm_in_place_makes_self_the_products_shape(shape):
+    """torch's ``addbmm_`` makes self of a shape that broadcasts to the product's (n, p) the
+    result (resized, a new version, on the tape); gt refused it with numpy's broadcast message."""
+    rng = np.random.default_rng(0)
+    b1, b2, s = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 5)), rng.standard_normal(shape)
+    with use_mesh(1):
+        got = []
+        for lib in (torch, gt):
+            m1, m2 = lib.tensor(b1, requires_grad=True), lib.tensor(b2, requires_grad=True)
+            leaf = lib.tensor(s, requires_grad=True)
+            x = leaf.clone()
+            before = x._version
+            assert x.addbmm_(m1, m2, beta=0.5, alpha=2) is x and x._version == before + 1
+            assert tuple(x.shape) == (3, 5) and tuple(x.stride()) == (5, 1)
+            (x * x).sum().backward()
+            got.append([x.detach().numpy(), leaf.grad.numpy(), m1.grad.numpy(), m2.grad.numpy()])
+        for t, g in zip(*got):
+            np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,shape,kwargs", [
+    ("dropout1d", (3, 6), {}), ("dropout1d", (2, 3, 6), {}), ("dropout2d", (2, 3, 2, 5), {}),
+    ("dropout2d", (2, 3, 6), {}), ("dropout3d", (3, 2, 2, 2), {}), ("dropout3d", (2, 3, 2, 2, 2), {}),
+    ("alpha_dropout", (4, 6), {"training": True}), ("feature_alpha_dropout", (2, 3, 4), {"training": True})])
+def test_dropout_in_place(name, shape, kwargs):
+    """``inplace=True`` was refused (ValueError) but for ``F.dropout``; now written into the input
+    with the draws and values of the out-of-place call (the same seed), its gradient through the
+    tape, and torch's count of versions (an unbatched input's unsqueeze_ and squeeze_ too)."""
+    with use_mesh(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")             # torch's dropout2d of a 3-D input
+        versions = []
+        for lib in (torch, gt):
+            x = lib.tensor(X.reshape(-1)[:int(np.prod(shape))].reshape(shape) - 4.05)
+            before = x._version
+            assert getattr(lib.nn.functional, name)(x, 0.5, inplace=True, **kwargs) is x
+            versions.append(x._version - before)
+        assert versions[1] == versions[0]
+        fn = getattr(gt.nn.functional, name)
+        leaf = gt.tensor(X.reshape(-1)[:int(np.prod(shape))].reshape(shape) - 4.05, requires_grad=True)
+        gt.manual_seed(3)
+        expected = fn(leaf, 0.5, **kwargs)
+        expected.sum().backward()
+        grad, leaf.grad = leaf.grad.numpy(), None
+        x = leaf.clone()
+        gt.manual_seed(3)
+        fn(x, 0.5, inplace=True, **kwargs)
+        x.sum().backward()
+        np.testing.assert_array_equal(x.detach().numpy(), expected.detach().numpy())
+        np.testing.assert_array_equal(leaf.grad.numpy(), grad)
+        alpha = 1.7580993408473766 / np.sqrt((1.7580993408473766 ** 2 * 0.5 + 1) * 0.5)     # SELU's, scaled
+        dropped = -alpha * 0.5 if "alpha" in name else 0.0
+        assert 0 < np.isclose(expected.detach().numpy(), dropped, rtol=0, atol=1e-12).sum() < expected.numel()
+        layer = {"dropout1d": gt.nn.Dropout1d, "dropout2d": gt.nn.Dropout2d, "dropout3d": gt.nn.Dropout3d,
+                 "alpha_dropout": gt.nn.AlphaDropout, "feature_alpha_dropout": gt.nn.FeatureAlphaDropout}[name]
+        y = leaf.detach().clone()
+        gt.manual_seed(3)
+        assert layer(0.5, inplace=True)(y) is y
+        np.testing.assert_array_equal(y.numpy(), expected.detach().numpy())

@@ -49,16 +49,10 @@ pytestmark = [pytest.mark.table, pytest.mark.usefixtures("torch_test_fn_from_fra
 # ---- known differences ------------------------------------------------------------------------
 # (op, variant kind, layout) -> why gt differs, None matching any. Not compared by the tests over the
 # table; test_known_differences keeps each one as a strict xfail, so a change that removes it shows.
-_DROPOUT = "gt refuses inplace=True (gt/nn/dropout_functions.py: a dropout's result is a new tensor)"
 _RESIZE = ("torch's resize_ of a non-contiguous tensor reads its storage in memory order (the elements "
            "between too); gt's keeps the elements in row-major order (gt/tensor/write_methods.py)")
 DIFFERS = {
-    **{(name, "inplace", None): _DROPOUT for name in (
-        "nn.functional.dropout2d", "nn.functional.dropout3d", "nn.functional.alpha_dropout",
-        "nn.functional.feature_alpha_dropout.with_train", "nn.functional.feature_alpha_dropout.without_train")},
     ("as_strided", "inplace", None): "gt refuses as_strided_ on a tensor that requires grad (README as_strided)",
-    ("addbmm", "inplace", None): "torch 2.13's addbmm_ resizes a self of one element to the product's shape "
-                                 "(torch's other in-place ops refuse to change self's shape); gt refuses",
     ("resize_", None, "noncontiguous"): _RESIZE,
     ("resize_", None, "transposed"): _RESIZE,
     ("resize_", None, "expanded"): _RESIZE,

@@ -12,12 +12,10 @@ class _DropoutNd(Module):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 and 1, but got {p!r}")
-        if inplace:
-            raise ValueError(f"{type(self).__name__}: inplace=True is not supported in gt")
         self.p, self.inplace = p, inplace
 
     def forward(self, input):
-        return type(self).function(input, self.p, self.training)
+        return type(self).function(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

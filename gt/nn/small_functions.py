@@ -9,7 +9,7 @@ Random draws (``feature_alpha_dropout``, ``gumbel_softmax``) come from gt's gene
 import math
 
 from gt import amp, autograd, dtypes
-from gt.nn.dropout_functions import _SELU_ALPHA, _check, refuse_complex_mask
+from gt.nn.dropout_functions import _check, alpha_map, refuse_complex_mask, scaled
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.loss_functions import _reduce
 from gt.nn.loss_functions_extra import _float_input, _like, pairwise_distance
@@ -57,13 +57,11 @@ def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
     if x.ndim < 2:
         raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
     if p == 1:
-        return x * 0
+        return scaled(x, 0, inplace)
     refuse_complex_mask(x)
     dtype = x.dtype if x.dtype.is_floating_point else dtypes.default_float
-    a = 1.0 / math.sqrt((_SELU_ALPHA ** 2 * p + 1) * (1 - p))
     keep = (rand(*x.shape[:2], *([1] * (x.ndim - 2)), dtype=dtype) >= p).to(dtype)     # (N, C, 1, ..., 1)
-    # torch's affine map, term for term: x * (keep * a) + ((keep - 1) * alpha * a + alpha * a * p)
-    return x * (keep * a) + ((keep - 1) * (_SELU_ALPHA * a) + _SELU_ALPHA * a * p)
+    return alpha_map(x, keep, p, inplace)
 
 
 def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):

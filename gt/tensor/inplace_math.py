@@ -196,6 +196,10 @@ for _name in ("addmm", "addmv", "addr", "baddbmm", "addbmm"):     # the fused pr
 
 def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     what = f"{name}_"
+    if name == "addbmm" and _resizes(t, args, kwargs):
+        # torch's addbmm_ makes self the result (n, p), self broadcast into it, where its other in-place
+        # ops refuse to change self's shape: a change of self as t_ is (a new version, on the tape)
+        return t._reshaped_(what, lambda x: x.addbmm(*args, **kwargs))
     if operands_fit:         # torch's elementwise ops refuse an operand partly in the tensor's memory
         inplace_grad.refuse_shared_input(t, (*args, *kwargs.values()))
 
@@ -232,6 +236,13 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     if new.shape != t.shape:
         raise ValueError(f"{what}: the result has shape {new.shape}, which cannot be written into shape {t.shape}")
     return t._update(_assign, new._value)
+
+
+def _resizes(t, args, kwargs):
+    b1, b2 = (args + (None, None))[:2] if args else (None, None)
+    b1, b2 = kwargs.get("batch1", b1), kwargs.get("batch2", b2)
+    return (isinstance(b1, Tensor) and isinstance(b2, Tensor) and b1.ndim == 3 and b2.ndim == 3
+            and t.shape != (b1.shape[1], b2.shape[2]))
 
 
 def _fits(result, target):
