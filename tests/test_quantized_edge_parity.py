@@ -153,3 +153,32 @@ def test_per_tensor_strides_offsets_and_contiguous_are_torch_s():
         w, v = f(t), f(g)
         assert _layout(v) == _layout(w, dense=(f(g.int_repr()), f(t.int_repr())))
         np.testing.assert_array_equal(v.int_repr().numpy(), w.int_repr().numpy())
+
+
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")      # torch's, saving its quantized tensors
+def test_float_qparams_per_channel_quantization_is_torch_s(tmp_path):
+    # float zero points raised NotImplementedError; torch's kernel: lrintf(x * (1/scale) + zp) kept as an
+    # int32 (3e9 wraps negative, inf and NaN become 0), a zero scale taken as 1
+    rng = np.random.default_rng(6)
+    for i in range(16):
+        x = (rng.standard_normal((3, 7)) * 10.0 ** (i % 5 - 2)).astype(np.float32)
+        x[0, :6] = [np.nan, np.inf, -np.inf, 3e9, -3e9, 1e20]
+        scales = rng.random(3) * 10.0 ** (i % 4 - 3) + 1e-6
+        scales[1] = 0.0 if i % 3 == 0 else scales[1]
+        zps = (rng.standard_normal(3) * 3).astype(np.float32)
+        for name in ("quint8", "qint8"):
+            src = x if i % 2 == 0 else x.T.copy()
+            t = torch.quantize_per_channel(torch.from_numpy(src), torch.from_numpy(scales), torch.from_numpy(zps),
+                                           i % 2, getattr(torch, name))
+            g = gt.quantize_per_channel(gt.tensor(src), gt.tensor(scales), gt.tensor(zps), i % 2, getattr(gt, name))
+            np.testing.assert_array_equal(g.int_repr().numpy(), t.int_repr().numpy())
+            np.testing.assert_array_equal(g.dequantize().numpy().view(np.int32), t.dequantize().numpy().view(np.int32))
+            assert g.qscheme() == gt.per_channel_affine_float_qparams and g.qscheme() == t.qscheme()
+            assert g.q_per_channel_scales().dtype == gt.float32 and g.q_per_channel_zero_points().dtype == gt.float32
+            np.testing.assert_array_equal(g.q_per_channel_zero_points().numpy(), t.q_per_channel_zero_points().numpy())
+    if "placement" not in repr(g):      # a mesh's parameter tensors name their placement
+        assert repr(g).split() == repr(t).replace("torch.", "gt.").split()      # its line breaks aside
+    torch.save(t, tmp_path / "t.pt")                      # torch writes it under per_channel_affine
+    assert gt.load(tmp_path / "t.pt").equal(g)
+    gt.save(g, tmp_path / "g.pt")
+    assert torch.load(tmp_path / "g.pt").equal(t)

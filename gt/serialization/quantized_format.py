@@ -26,7 +26,7 @@ def reduce(q, name, storage):
     array = np.ascontiguousarray(q.int_repr().numpy()).reshape(q.shape)
     array = array.astype(np.dtype(BYTES[q.dtype.name]), copy=False)
     stride = tuple(s // array.itemsize for s in array.strides) if array.size else (1,) * array.ndim
-    scheme = name("torch", q.qscheme().name)
+    scheme = name("torch", q.qscheme().name if q.qscheme() == per_tensor_affine else "per_channel_affine")
     params = (scheme, q.q_scale(), q.q_zero_point()) if q.qscheme() == per_tensor_affine else \
         (scheme, q.q_per_channel_scales(), q.q_per_channel_zero_points(), q.q_per_channel_axis())
     return name("torch._utils", "_rebuild_qtensor"), \
@@ -49,12 +49,17 @@ def rebuild_qtensor(storage, offset, size, stride, params, requires_grad=False, 
     """The gt quantized tensor of torch's ``_rebuild_qtensor`` call; ``storage`` is the archive's
     storage of its integers (gt/serialization/storages.py's ``Loaded``)."""
     kind, scheme = storage.dtype, params[0]
-    if kind not in STORAGES or scheme.name not in ("per_tensor_affine", "per_channel_affine"):
+    if kind not in STORAGES or scheme.name not in ("per_tensor_affine", "per_channel_affine",
+                                                              "per_channel_affine_float_qparams"):
         raise pickle.UnpicklingError(f"gt.load: a quantized tensor of {kind} storage and scheme {scheme!r}, which gt "
                                      "does not read (it reads quint8/qint8/qint32 ones, per tensor or per channel)")
     dtype = dtypes.to_dtype(kind)
     ints = storage.retyped(dtypes.QUANTIZED_INT[dtype].name, np.dtype(BYTES[kind])).tensor(offset, size, stride, False)
     if scheme.name == "per_tensor_affine":
         return QuantizedTensor._make(ints, dtype, QSCHEMES[scheme.name], float(params[1]), int(params[2]))
+    # torch writes float zero points under per_channel_affine: their dtype makes the float qparams scheme
+    if scheme.name == "per_channel_affine_float_qparams" or params[2].dtype.is_floating_point:
+        return QuantizedTensor._make(ints, dtype, QSCHEMES["per_channel_affine_float_qparams"], params[1].float(),
+                                     params[2].float(), int(params[3]))
     return QuantizedTensor._make(ints, dtype, QSCHEMES[scheme.name], params[1].double(), params[2].long(),
                                  int(params[3]))

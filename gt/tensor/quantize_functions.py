@@ -14,7 +14,8 @@ from gt.backend import B
 from gt.dtypes import round_float32
 from gt.tensor import quantize_math, rules
 from gt.tensor.core import Tensor
-from gt.tensor.quantized import QuantizedTensor, per_channel_affine, per_tensor_affine
+from gt.tensor.quantized import (QuantizedTensor, per_channel_affine, per_channel_affine_float_qparams,
+                                 per_tensor_affine)
 
 _MADE = (dtypes.quint8, dtypes.qint8, dtypes.qint32)
 
@@ -89,15 +90,14 @@ def quantize_per_tensor_dynamic(input, dtype, reduce_range):
 
 def quantize_per_channel(input, scales, zero_points, axis, dtype):
     """``input`` (float32) quantized with ``scales[c]``/``zero_points[c]`` (1-d tensors of the
-    length of ``input``'s dim ``axis``; integer zero points) for the slices ``c`` along ``axis``,
-    torch's integers to the bit; ``q_per_channel_scales()`` are float64, as torch's."""
+    length of ``input``'s dim ``axis``) for the slices ``c`` along ``axis``, torch's integers to the
+    bit; ``q_per_channel_scales()`` are float64, as torch's. Float zero points give torch's
+    ``per_channel_affine_float_qparams`` (its quantized embeddings' weights): float32 scales and
+    zero points, ``rint(x * (1/scale) + zero_point)``, dequantized ``(q - zero_point) * scale``."""
     dtype = _check_dtype(dtype, "quantize_per_channel")
     for name, value in (("scales", scales), ("zero_points", zero_points)):
         if not isinstance(value, Tensor):
             raise TypeError(f"quantize_per_channel(): argument '{name}' must be Tensor, not {type(value).__name__}")
-    if zero_points.dtype.is_floating_point:
-        raise NotImplementedError("quantize_per_channel: float zero points (torch's per_channel_affine_float_qparams) "
-                                  "are not supported in gt; pass integer zero points")
     if input.dtype != dtypes.float32:
         raise RuntimeError("quantize_tensor_per_channel_affine expects a Float Tensor, got "
                            f"{dtypes.torch_type_name(input.dtype.name)}")
@@ -109,6 +109,10 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
     if scales.numel() != input.shape[axis]:
         raise RuntimeError(f"length of scales must equal to channel, expected {input.shape[axis]} got, "
                            f"{scales.numel()}")
+    if zero_points.dtype.is_floating_point:     # torch's float qparams (quantized embeddings): float32 both
+        scales, zero_points = (v.detach().reshape(-1).float().clone() for v in (scales, zero_points))
+        ints = quantize_math.quantize_channels_float_qparams(input.detach(), scales, zero_points, axis, dtype)
+        return QuantizedTensor._make(ints, dtype, per_channel_affine_float_qparams, scales, zero_points, axis)
     scales = scales.detach().reshape(-1).double().clone()
     zero_points = zero_points.detach().reshape(-1).long().clone()
     if zero_points.numel():

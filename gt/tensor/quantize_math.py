@@ -101,6 +101,20 @@ def quantize_channels(x, scales, zero_points, axis, dtype):
         return _finish((x * inv + zero_points.float().reshape(shape)).round(), dtype, nan_to)
 
 
+def quantize_channels_float_qparams(x, scales, zero_points, axis, dtype):
+    """The integers of float32 ``x`` quantized with float32 ``scales``/``zero_points`` along ``axis``
+    (torch's per_channel_affine_float_qparams): ``lrintf(x * inv + zp)`` in float32, ``inv`` 1 where
+    the scale is 0, the C long kept as an int32 (wrapping; out of long's range or NaN: 0), clamped."""
+    shape = channel_shape(x.ndim, axis)
+    with autograd.no_grad():
+        scale = scales.float().where(scales.float() != 0, 1.0)
+        r = (x * (1.0 / scale).reshape(shape) + zero_points.float().reshape(shape)).round().double()
+        r = r.where(r.abs() < 2.0 ** 63, 0.0).remainder(2.0 ** 32)
+        low, high = dtypes.QUANTIZED_RANGES[dtype.name]
+        r = (r - (r >= 2.0 ** 31).double() * 2.0 ** 32).clamp(low, high)
+        return r.to(dtypes.QUANTIZED_INT[dtype])
+
+
 def dequantize_tensor(q, scale, zero_point):
     """float32 values of the integers ``q`` (a tensor) for one ``scale`` and ``zero_point``."""
     with autograd.no_grad():      # q - zp in int32, wrapping as torch's does (qint32's extremes)

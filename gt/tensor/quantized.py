@@ -154,11 +154,13 @@ class QuantizedTensor(Tensor):
         return quantize_math.dequantize_channels(self._q_int, self._q_scale, self._q_zero_point, self._q_axis)
 
     def qscheme(self):
-        """``gt.per_tensor_affine`` or ``gt.per_channel_affine``."""
+        """``gt.per_tensor_affine``, ``gt.per_channel_affine`` or (float zero points)
+        ``gt.per_channel_affine_float_qparams``."""
         return self._q_scheme
 
     def _need(self, scheme):
-        if self._q_scheme is not scheme:
+        if self._q_scheme is not scheme and (scheme, self._q_scheme) != (per_channel_affine,
+                                                                          per_channel_affine_float_qparams):
             want = "kPerTensorAffine" if scheme is per_tensor_affine else \
                 "kPerChannelAffine || quantizer->qscheme() == kPerChannelAffineFloatQParams"
             raise RuntimeError(f"Expected quantizer->qscheme() == {want} to be true, but got false.")
@@ -174,12 +176,12 @@ class QuantizedTensor(Tensor):
         return self._q_zero_point
 
     def q_per_channel_scales(self):
-        """The scales (float64, (channels,)) of a per-channel quantized tensor."""
+        """The scales (float64, (channels,); float32 with float zero points) of a per-channel tensor."""
         self._need(per_channel_affine)
         return self._q_scale.clone()
 
     def q_per_channel_zero_points(self):
-        """The zero points (int64, (channels,)) of a per-channel quantized tensor."""
+        """The zero points (int64, (channels,); float32 ones as given) of a per-channel quantized tensor."""
         self._need(per_channel_affine)
         return self._q_zero_point.clone()
 
@@ -266,7 +268,7 @@ def as_quantized(value):
     if isinstance(value, QuantizedTensor) or not getattr(value, "is_quantized", False):
         return value
     scheme = QSCHEMES.get(str(value.qscheme()).rpartition(".")[2])
-    if scheme not in (per_tensor_affine, per_channel_affine):
+    if scheme not in (per_tensor_affine, per_channel_affine, per_channel_affine_float_qparams):
         raise RuntimeError(f"gt reads quantized tensors per tensor or per channel (affine), got {value.qscheme()}")
     dtype = dtypes.to_dtype(str(value.dtype).rpartition(".")[2])
     ints = creation.tensor(value.int_repr().numpy(), dtype=dtypes.QUANTIZED_INT[dtype])
