@@ -182,3 +182,44 @@ def test_float_qparams_per_channel_quantization_is_torch_s(tmp_path):
     assert gt.load(tmp_path / "t.pt").equal(g)
     gt.save(g, tmp_path / "g.pt")
     assert torch.load(tmp_path / "g.pt").equal(t)
+
+
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
+def test_quantized_embedding_is_torch_s(tmp_path):
+    # quantize_dynamic(model, {nn.Embedding}, dtype=quint8): float-qparams rows, looked up as
+    # embedding_byte's fma(q, scale, -(zero_point * scale))
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Embedding(9, 6), torch.nn.Linear(6, 2))
+    with torch.no_grad():
+        tm[0].weight[3] = 0.25                       # a constant row: scale below eps becomes 1
+        tm[0].weight[4] *= 1e-3
+    gm = gt.nn.Sequential(gt.nn.Embedding(9, 6), gt.nn.Linear(6, 2))
+    gm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tq = torch.ao.quantization.quantize_dynamic(tm, {torch.nn.Embedding}, dtype=torch.quint8)
+    gq = gt.ao.quantization.quantize_dynamic(gm, {gt.nn.Embedding}, dtype=gt.quint8)
+    assert repr(gq[0]) == repr(tq[0]).replace("torch.", "gt.")
+    assert gq[0].weight().equal(as_quantized(tq[0].weight()))
+    idx = np.array([[0, 3, 8], [4, 4, 1]])
+    for ix in (idx, idx.astype(np.int32), idx[0]):
+        want = tq[0](torch.from_numpy(ix)).numpy()
+        np.testing.assert_array_equal(gq[0](gt.tensor(ix)).numpy().view(np.int32), want.view(np.int32))
+    assert type(gt.ao.quantization.quantize_dynamic(gm, dtype=gt.quint8)[0]) is gt.ao.nn.quantized.Embedding
+    for m, model in ((torch, tm), (gt, gm)):
+        with pytest.raises(RuntimeError, match="Expect 32 or 64 bit indices, but found Float instead"):
+            (tq if m is torch else gq)[0](m.tensor([1.0]))
+        with pytest.raises(AssertionError, match="only supported with float_qparams_weight_only_qconfig"):
+            m.ao.quantization.quantize_dynamic(model, {m.nn.Embedding}, dtype=m.qint8)
+        with pytest.raises(AssertionError, match="dynamic quantized linear are qint8 and float16"):
+            m.ao.quantization.quantize_dynamic(model, {m.nn.Linear}, dtype=m.quint8)
+    sd = tq.state_dict()
+    assert list(gq.state_dict()) == list(sd)
+    fresh = gt.ao.quantization.quantize_dynamic(gt.nn.Sequential(gt.nn.Embedding(9, 6), gt.nn.Linear(6, 2)),
+                                                dtype=gt.quint8)
+    fresh.load_state_dict(sd)                                # torch's own objects, passed directly
+    assert fresh[0].weight().equal(gq[0].weight())
+    torch.save(sd, tmp_path / "t.pt")
+    fresh.load_state_dict(gt.load(tmp_path / "t.pt"))
+    assert fresh[0].weight().equal(gq[0].weight())
+    gt.save(gq.state_dict(), tmp_path / "g.pt")
+    tq.load_state_dict(torch.load(tmp_path / "g.pt"))
+    assert tq[0].weight().equal(torch.load(tmp_path / "g.pt")["0._packed_params._packed_weight"])

@@ -3,42 +3,64 @@
     >>> qmodel = gt.ao.quantization.quantize_dynamic(model, {gt.nn.Linear}, dtype=gt.qint8)
 
 puts a ``gt.ao.nn.quantized.dynamic.Linear`` (qint8 weight, a quarter of the float32 memory;
-outputs equal to torch's bit for bit) in place of every ``nn.Linear`` below ``model``.
+outputs equal to torch's bit for bit) in place of every ``nn.Linear`` below ``model``; with
+``dtype=gt.quint8``, a ``gt.ao.nn.quantized.Embedding`` (weight only) in place of every ``nn.Embedding``.
 """
 
 import copy
 
 from gt import dtypes
 from gt.ao.nn.quantized import dynamic
+from gt.ao.nn.quantized.embedding import Embedding as QuantizedEmbedding
+from gt.nn.embedding import Embedding as FloatEmbedding
+from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
 from gt.nn.multihead_attention import MultiheadAttention
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):
     """``model`` (a copy unless ``inplace``) with each submodule of a type in ``qconfig_spec`` (a set
-    of module classes, or a dict whose keys are classes or submodule names; default: ``nn.Linear``)
-    replaced by its dynamically quantized form. As torch's, ``model`` itself is never replaced,
-    only modules below it. gt quantizes ``nn.Linear`` to qint8 only; ``mapping`` (torch's table
-    of float to quantized classes) may only name that pair."""
-    if dtypes.to_dtype(dtype) != dtypes.qint8:
-        raise NotImplementedError(f"quantize_dynamic: gt supports dtype gt.qint8, got {dtype!r}")
-    if mapping is not None and any(k is not FloatLinear or v is not dynamic.Linear for k, v in mapping.items()):
-        raise NotImplementedError("quantize_dynamic: gt's mapping is {gt.nn.Linear: "
-                                  "gt.ao.nn.quantized.dynamic.Linear} only")
-    spec = {FloatLinear} if qconfig_spec is None else set(qconfig_spec)
+    of module classes, or a dict whose keys are classes or submodule names; default: ``nn.Linear``
+    for qint8, ``nn.Embedding`` for quint8) replaced by its quantized form. As torch's, ``model``
+    itself is never replaced, only modules below it. gt quantizes ``nn.Linear`` to qint8 (dynamic)
+    and ``nn.Embedding`` to quint8 (weight only, float qparams); ``mapping`` (torch's table of float
+    to quantized classes) may only name those pairs."""
+    dtype = dtypes.to_dtype(dtype)
+    if dtype not in (dtypes.qint8, dtypes.quint8):
+        raise NotImplementedError(f"quantize_dynamic: gt supports dtype gt.qint8 and gt.quint8, got {dtype!r}")
+    if mapping is not None and any(_PAIRS.get(k) is not v for k, v in mapping.items()):
+        raise NotImplementedError("quantize_dynamic: gt's mapping is {gt.nn.Linear: gt.ao.nn.quantized.dynamic.Linear,"
+                                  " gt.nn.Embedding: gt.ao.nn.quantized.Embedding} only")
+    default = {FloatLinear} if dtype == dtypes.qint8 else {FloatEmbedding, EmbeddingBag}
+    spec = default if qconfig_spec is None else set(qconfig_spec)
     if not inplace:
         model = copy.deepcopy(model)
-    _swap(model, spec, "")
+    _swap(model, spec, "", dtype)
     return model
 
 
-def _swap(module, spec, prefix):
+def _swap(module, spec, prefix, dtype):
     for name, child in list(module.named_children()):
         path = f"{prefix}.{name}" if prefix else name
         # MultiheadAttention reads its out_proj's weight itself: torch makes it a Linear subclass that
         # quantize_dynamic leaves alone (NonDynamicallyQuantizableLinear)
         kept = isinstance(module, MultiheadAttention) and name == "out_proj"
-        if type(child) is FloatLinear and not kept and (FloatLinear in spec or path in spec):
-            setattr(module, name, dynamic.Linear.from_float(child))
+        if type(child) in _PAIRS and not kept and (type(child) in spec or path in spec):
+            setattr(module, name, _quantized(child, dtype))
+        elif type(child) is EmbeddingBag and (EmbeddingBag in spec or path in spec):
+            raise NotImplementedError(f"quantize_dynamic: gt has no quantized EmbeddingBag ({path})")
         else:
-            _swap(child, spec, path)
+            _swap(child, spec, path, dtype)
+
+
+def _quantized(child, dtype):
+    """torch's checks: a Linear is quantized to qint8 only, an Embedding to quint8 (float qparams) only."""
+    if type(child) is FloatLinear and dtype != dtypes.qint8:
+        raise AssertionError(f"The only supported dtypes for dynamic quantized linear are qint8 and float16, got: "
+                             f"{dtype!r}")
+    if type(child) is FloatEmbedding and dtype != dtypes.quint8:
+        raise AssertionError("Embedding quantization is only supported with float_qparams_weight_only_qconfig.")
+    return _PAIRS[type(child)].from_float(child)
+
+
+_PAIRS = {FloatLinear: dynamic.Linear, FloatEmbedding: QuantizedEmbedding}

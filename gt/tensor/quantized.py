@@ -274,9 +274,13 @@ def as_quantized(value):
     ints = creation.tensor(value.int_repr().numpy(), dtype=dtypes.QUANTIZED_INT[dtype])
     if scheme is per_tensor_affine:
         return QuantizedTensor._make(ints, dtype, scheme, float(value.q_scale()), int(value.q_zero_point()))
-    return QuantizedTensor._make(ints, dtype, scheme, creation.tensor(value.q_per_channel_scales().numpy()).double(),
-                                 creation.tensor(value.q_per_channel_zero_points().numpy()).long(),
-                                 int(value.q_per_channel_axis()))
+    scales = creation.tensor(value.q_per_channel_scales().numpy())
+    zero_points = creation.tensor(value.q_per_channel_zero_points().numpy())
+    if scheme is per_channel_affine_float_qparams:
+        scales, zero_points = scales.float(), zero_points.float()
+    else:
+        scales, zero_points = scales.double(), zero_points.long()
+    return QuantizedTensor._make(ints, dtype, scheme, scales, zero_points, int(value.q_per_channel_axis()))
 
 
 def _view_method(name):

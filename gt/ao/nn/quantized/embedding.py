@@ -1,0 +1,127 @@
+"""torch.ao.nn.quantized.Embedding: a weight-only quantized embedding table, what
+``gt.ao.quantization.quantize_dynamic(model, {gt.nn.Embedding}, dtype=gt.quint8)`` puts in place of
+``nn.Embedding``.
+
+Its weight is quint8 per row with float scales and zero points (``gt.per_channel_affine_float_qparams``,
+one byte an element plus two float32 per row), quantized as torch's ``float_qparams_weight_only_qconfig``
+observer does: ``scale = (max - min) / 255`` per row (1 where not above float32's eps), ``zero_point =
+-min / scale``. A lookup gives torch's ``quantized::embedding_byte`` rows bit for bit: ``fma(q, scale,
+bias)`` with ``bias = -(zero_point * scale)`` rounded to float32 (its packed row's float bias); the fma
+is replayed in float64 (``q * scale`` is exact there).
+
+Its state dict is torch's: ``_packed_params.dtype`` (``gt.quint8``) and ``_packed_params._packed_weight``
+(the quantized weight), so it saves, loads and reads torch's checkpoints and state dicts.
+"""
+
+import numpy as np
+
+from gt import autograd, dtypes
+from gt.nn import state_dict_hooks
+from gt.nn.module import Module
+from gt.tensor import creation
+from gt.tensor.quantize_functions import quantize_per_channel
+from gt.tensor.quantized import as_quantized, per_channel_affine_float_qparams
+
+_OWN = ("_packed_params.dtype", "_packed_params._packed_weight")     # torch's keys (its EmbeddingPackedParams)
+_EPS = float(np.finfo(np.float32).eps)
+
+
+def quantize_weight(weight):
+    """``weight`` (rows, dim) float as torch's ``default_float_qparams_observer`` quantizes it:
+    quint8, each row with its own float scale and zero point (float32 arithmetic, as torch's)."""
+    with autograd.no_grad():
+        w = weight.detach().float()
+        low, high = w.amin(1), w.amax(1)
+        scale = (high - low) / 255.0
+        scale = scale.where(scale > _EPS, 1.0)
+        return quantize_per_channel(w, scale, -1 * low / scale, 0, dtypes.quint8)
+
+
+class Embedding(Module):
+    """Rows of a quint8 weight-only quantized table: ``indices`` (any shape, int32/int64) ->
+    float32 (*indices.shape, embedding_dim), torch's ``QuantizedEmbedding``. ``weight()`` is the
+    quantized table; no gradient (torch has none)."""
+
+    _version = 1
+    _inner_versions = {"_packed_params": 1}      # torch's EmbeddingPackedParams, whose entries gt holds here
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, dtype=dtypes.quint8):
+        super().__init__()
+        if dtypes.to_dtype(dtype) != dtypes.quint8:
+            raise NotImplementedError(f"quantized Embedding: gt supports dtype gt.quint8, got {dtype!r} (torch's "
+                                      "quint4x2 is not implemented)")
+        self.num_embeddings, self.embedding_dim, self.dtype = num_embeddings, embedding_dim, dtypes.quint8
+        if _weight is None:
+            _weight = quantize_per_channel(creation.zeros((num_embeddings, embedding_dim)),
+                                           creation.ones(num_embeddings), creation.zeros(num_embeddings), 0,
+                                           dtypes.quint8)
+        elif list(_weight.shape) != [num_embeddings, embedding_dim]:
+            raise AssertionError(f"Shape of weight does not match num_embeddings and embedding_dim: expected "
+                                 f"{[num_embeddings, embedding_dim]}, got {list(_weight.shape)}")
+        self.set_weight(_weight)
+
+    @classmethod
+    def from_float(cls, mod):
+        """The quantized form of the float ``nn.Embedding`` ``mod`` (its weight quantized now)."""
+        return cls(mod.num_embeddings, mod.embedding_dim, _weight=quantize_weight(mod.weight))
+
+    def set_weight(self, w):
+        """Takes ``w``, a quint8 float-qparams quantized (num_embeddings, embedding_dim) tensor (gt's or torch's)."""
+        w = as_quantized(w)
+        if getattr(w, "dtype", None) != dtypes.quint8 or w.qscheme() != per_channel_affine_float_qparams or w.ndim != 2:
+            raise RuntimeError("quantized Embedding: expected a 2-d quint8 weight quantized per channel with float "
+                               f"qparams, got {getattr(w, 'dtype', type(w).__name__)}")
+        self._qweight = w
+        scales, zero_points = w.q_per_channel_scales(), w.q_per_channel_zero_points()
+        # the packed row's float bias: -(zero_point * scale), each product rounded to float32 (torch's prepack)
+        self._rows = (scales.double().reshape(-1, 1), (-(zero_points * scales)).double().reshape(-1, 1))
+
+    def weight(self):
+        return self._qweight
+
+    def forward(self, indices):
+        if indices.dtype not in (dtypes.int32, dtypes.int64):
+            raise RuntimeError(f"Expect 32 or 64 bit indices, but found {dtypes.torch_type_name(indices.dtype.name)} "
+                               "instead.")
+        with autograd.no_grad():
+            flat = indices.reshape(-1)
+            scale, bias = self._rows
+            out = self._qweight._q_int[flat].double() * scale[flat] + bias[flat]
+            return out.float().reshape(tuple(indices.shape) + (self.embedding_dim,))
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + _OWN[0]] = dtypes.quint8
+        destination[prefix + _OWN[1]] = self._qweight if keep_vars else self._qweight.clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        super()._load_from_state_dict({k: v for k, v in state_dict.items() if k[len(prefix):] not in _OWN},
+                                      prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        missing_keys.extend(prefix + k for k in _OWN if prefix + k not in state_dict)
+        if prefix + _OWN[1] not in state_dict:
+            return
+        weight = as_quantized(state_dict[prefix + _OWN[1]])
+        if tuple(getattr(weight, "shape", ())) != (self.num_embeddings, self.embedding_dim):
+            error_msgs.append(f"{prefix + _OWN[1]}: expected a quantized weight of shape "
+                              f"{(self.num_embeddings, self.embedding_dim)}, got {tuple(getattr(weight, 'shape', ()))}")
+        else:
+            state_dict_hooks.queue([(_Packed(self), weight, None)], local_metadata, error_msgs)
+
+    def extra_repr(self):
+        return (f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}, dtype={self.dtype!r}, "
+                f"qscheme={self._qweight.qscheme()!r}")
+
+    def __repr__(self):
+        return f"QuantizedEmbedding({self.extra_repr()})"
+
+
+class _Packed:
+    """Where a checked weight of a state dict goes (gt/nn/state.py's ``write``)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def set_extra_state(self, weight):
+        self.module.set_weight(weight.clone())
