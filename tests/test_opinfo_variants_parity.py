@@ -374,7 +374,7 @@ def check_out(op, dtypes=(torch.float64,), only=None):
     fn_g = gt_function(op)
     if not op.supports_out or fn_g is None or not _takes_out(fn_g):
         return []
-    found = []
+    found, compared = [], 0
     for dtype in dtypes:
         if not op.supports_dtype(dtype, "cpu"):
             continue
@@ -386,8 +386,11 @@ def check_out(op, dtypes=(torch.float64,), only=None):
                     d = out_difference(op, fn_g, sample, how)
                 except _Unsupported:
                     continue
+                compared += 1
                 if d:
                     found.append(f"{_name(dtype)} out {how} ({sample.summary()[:120]}): {d}")
+    if only and not compared:       # a strict xfail of a kind this pass cannot make (a sharded tensor's row)
+        pytest.skip(f"no out {only} to compare in this pass")
     return found
 
 

@@ -3,9 +3,11 @@
 
 The result is computed as without ``out`` and then written into ``out``, which is returned, as
 torch does: the result's dtype must cast to ``out``'s under torch's rules (not floating ->
-integer or bool, nor integer -> bool); an ``out`` of another shape is resized (with torch's
-warning when it held elements); and, as torch's, ``out=`` is refused where autograd would
-record the call (an argument, or ``out``, requires grad). Functions with an ``out`` of their own
+integer or bool, nor integer -> bool), or be ``out``'s own where torch's kernel asks for it
+(``_EXACT_DTYPE``); an ``out`` of another shape is resized (with torch's warning when it held
+elements, but for ``_SILENT_RESIZE``); and, as torch's, ``out=`` is refused where autograd would
+record the call (an argument, or ``out``, requires grad), but by torch's composite functions
+(``_COMPOSITE``), which write ``out`` as a recorded copy. Functions with an ``out`` of their own
 (the reductions, the samplers) keep it; ``accept_out`` wraps the others that give tensors, once,
 at import, and a call without ``out`` goes straight to the function.
 """
