@@ -97,8 +97,9 @@ class Linear(Module):
             scale, zero_point = choose_qparams(low, high)
             out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())     # fbgemm's float scales
             whole = self._qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
-            return quantized_linear.QuantizedLinear.apply(x, self._qweight._q_int, self._bias, quantize_math.inverse_scale(scale),
-                                                zero_point, _X_MAX, out_scale, whole)
+            return quantized_linear.QuantizedLinear.apply(x, self._qweight._q_int, self._bias,
+                                                          quantize_math.inverse_scale(scale), zero_point, _X_MAX,
+                                                          out_scale, whole)
 
     def _non_finite(self, x):
         """The output for an input holding NaN or infinities, as fbgemm's arithmetic gives it: NaN
@@ -182,5 +183,6 @@ class _Packed:
         weight, bias = as_quantized(packed[0]), packed[1]
         self.module._qweight = weight.clone()
         if bias is not None:
-            bias = bias.detach().float().clone() if isinstance(bias, Tensor) else creation.tensor(bias, dtype=dtypes.float32)
+            bias = (bias.detach().float().clone() if isinstance(bias, Tensor)
+                    else creation.tensor(bias, dtype=dtypes.float32))
         self.module._bias = bias
