@@ -320,3 +320,22 @@ def test_dropout_in_place(name, shape, kwargs):
         gt.manual_seed(3)
         assert layer(0.5, inplace=True)(y) is y
         np.testing.assert_array_equal(y.numpy(), expected.detach().numpy())
+
+
+def test_histc_and_split_with_sizes_copy_write_an_out_that_requires_grad():
+    """torch's ``histc`` and ``split_with_sizes_copy`` kernels write an ``out`` that requires grad
+    where no input does (it stays a leaf); gt refused, as torch's other functions do (``sin``)."""
+    with use_mesh(1):
+        got = []
+        for lib in (torch, gt):
+            x = lib.tensor(X[0, 0])
+            hist = lib.zeros(4, dtype=lib.float64, requires_grad=True)
+            parts = [lib.zeros(n, dtype=lib.float64, requires_grad=True) for n in (2, 3)]
+            assert lib.histc(x, 4, out=hist) is hist and hist.is_leaf and hist.requires_grad
+            lib.split_with_sizes_copy(x, [2, 3], out=parts)
+            assert all(p.is_leaf and p.requires_grad for p in parts)
+            with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+                lib.sin(x, out=lib.zeros(5, dtype=lib.float64, requires_grad=True))
+            got.append([hist.detach().numpy(), *(p.detach().numpy() for p in parts)])
+        for t, g in zip(*got):
+            np.testing.assert_allclose(g, t, rtol=1e-12)

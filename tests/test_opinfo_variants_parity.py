@@ -68,8 +68,6 @@ NOT_COMPARED = {(name, None, "expanded"): _SINGULAR for name in (
 OUT_DIFFERS = {
     ("narrow_copy", "noncontiguous"): "torch 2.13 writes a non-contiguous out as if it were contiguous "
                                       "(its values land in the wrong places); gt's are right",
-    **{(name, "requires grad"): "torch computes into an out that requires grad (no input does); gt refuses"
-       for name in ("split_with_sizes_copy", "histc")},
 }
 
 

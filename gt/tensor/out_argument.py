@@ -39,9 +39,10 @@ def with_out(fn, name=None):
 def _call_out(fn, name, args, kwargs, out):
     record = False
     if autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
+        inputs = _requires_grad(args, kwargs, ())
         # torch's composite functions compute and copy into out, recorded as a copy; its kernels refuse
-        record = name in _COMPOSITE and _COMPOSITE[name](args, kwargs) and not _requires_grad((), {}, out)
-        if not record:
+        record = inputs and name in _COMPOSITE and _COMPOSITE[name](args, kwargs) and not _requires_grad((), {}, out)
+        if not (record or not inputs and name in _INTO_OUT_THAT_REQUIRES_GRAD):
             raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                                "differentiation, but one of the arguments requires grad.")
     if name not in _PRODUCTS:
@@ -114,6 +115,8 @@ _COMPOSITE = {
         "linalg.matrix_norm", "linalg.tensorinv", "linalg.tensorsolve")},
     "norm": _nuclear,
 }
+# functions whose torch kernel writes an out that requires grad (no input does), as under no_grad
+_INTO_OUT_THAT_REQUIRES_GRAD = {"histc", "split_with_sizes_copy"}
 # torch.lu copies its results into out as copy_ does (any cast, resized silently)
 _COPIES = {"lu_legacy"}
 # functions whose kernel computes in out's dtype where no dtype= is given
