@@ -263,11 +263,11 @@ def test_out_of_aminmax_and_gather_needs_the_result_dtype(dtype):
     tdt, gdt = getattr(torch, dtype), getattr(gt, dtype)
     with pytest.raises(RuntimeError, match="Expected out tensor to have dtype"):
         torch.gather(x, 1, i, out=torch.empty(2, 2, dtype=tdt))
-    with pytest.raises(RuntimeError, match="expected out tensor to have dtype"):
+    with pytest.raises(RuntimeError, match="Expected out tensor to have dtype"):
         gt.gather(gx, 1, gi, out=gt.empty(2, 2, dtype=gdt))
     with pytest.raises(RuntimeError, match="Expected out tensor to have dtype"):
         torch.aminmax(x, dim=1, out=(torch.empty(2), torch.empty(2, dtype=tdt)))
-    with pytest.raises(RuntimeError, match="expected out tensor to have dtype"):
+    with pytest.raises(RuntimeError, match="Expected out tensor to have dtype"):
         gt.aminmax(gx, dim=1, out=(gt.empty(2), gt.empty(2, dtype=gdt)))
     out = gt.empty(2, 2)
     assert gt.gather(gx, 1, gi, out=out) is out
