@@ -59,6 +59,15 @@ PROGRAMS = {
                                                                     _sum_backward(y)), True),
     "mul, the leaf itself changed under no_grad": (lambda L, t, ng: (y := t["a"] * t["a"], _in(ng, lambda: t["a"].add_(1)),
                                                                      _sum_backward(y)), True),
+    # torch's mm keeps an operand only for the other's gradient: a data @ h never reads h again
+    "matmul by data, the other side changed": (lambda L, t, ng: (h := t["a"] * 1, y := t["b"] @ h.T, h.mul_(2),
+                                                                 _sum_backward(y)), False),
+    "matmul by data, the other side transposed in place": (
+        lambda L, t, ng: (h := t["a"] * 1, y := t["b"] @ h.T, h.t_(), _sum_backward(y)), False),
+    "batched matmul by data, the other side changed": (
+        lambda L, t, ng: (h := t["a"] * 1, y := t["b"].reshape(3, 1, 4) @ h.T, h.add_(1), _sum_backward(y)), False),
+    "vector-matrix product by data, the matrix changed": (
+        lambda L, t, ng: (h := t["a"] * 1, y := t["b"][0] @ h.T, h.t_(), _sum_backward(y)), False),
     "add, the other term changed": (lambda L, t, ng: (y := t["a"] + t["b"], t["b"].add_(1), _sum_backward(y)), False),
     "sum then mul by a constant, the constant's source changed": (
         lambda L, t, ng: (y := t["a"].sum() * 2.0, t["b"].add_(1), y.backward()), False),

@@ -41,8 +41,12 @@ class Matmul(Function):
     _torch_name = property(lambda self: _matmul_node_name(getattr(self, "nd", None)))
 
     def forward(self, a, b):
-        self.save(a, b)
+        # each operand is read only for the other's gradient, so only that is kept (as torch's mm):
+        # ``data @ h`` then ``h.t_()`` or ``h.mul_(2)`` before the backward is no error
+        na, nb = getattr(self, "needs_input_grad", (True, True))     # tangent's bare Matmul() has none
+        self.save(a if nb else None, b if na else None)
         self.nd = (a.ndim, b.ndim)
+        self.shapes = (tuple(a.shape), tuple(b.shape))
         self.low = amp.matmul_dtype(a, b)
         return _mm(a, b, self.low)
 
@@ -55,31 +59,35 @@ class Matmul(Function):
 
     def backward(self, g):
         a, b = self.saved
-        a, b = B.conj(a), B.conj(b)       # torch's convention for complex operands (gt/ops/complex_ops.py)
+        a = None if a is None else B.conj(a)     # torch's convention for complex operands (gt/ops/complex_ops.py)
+        b = None if b is None else B.conj(b)
         na, nb = self.needs_input_grad
-        if a.ndim == 1 and b.ndim == 1:
+        (nda, ndb), (sa, sb) = self.nd, self.shapes
+        if nda == 1 and ndb == 1:
             return (g * b if na else None), (g * a if nb else None)
         # Treat vectors as matrices so one rule covers every case, then undo it.
-        a2 = B.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
-        b2 = B.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        a2 = B.reshape(a, (1, sa[0])) if nda == 1 and a is not None else a
+        b2 = B.reshape(b, (sb[0], 1)) if ndb == 1 and b is not None else b
+        sa2 = (1,) + sa if nda == 1 else sa
+        sb2 = sb + (1,) if ndb == 1 else sb
         g2 = g
-        if a.ndim == 1:
+        if nda == 1:
             g2 = B.reshape(g2, tuple(g2.shape[:-1]) + (1, g2.shape[-1]))
-        if b.ndim == 1:
+        if ndb == 1:
             g2 = B.reshape(g2, tuple(g2.shape) + (1,))
         ga = gb = None
         if na:
-            ga = B.reshape(unbroadcast(_mm(g2, _swap(b2), self.low), tuple(a2.shape)), tuple(a.shape))
+            ga = B.reshape(unbroadcast(_mm(g2, _swap(b2), self.low), sa2), sa)
         if nb:
-            if b2.ndim == 2 and a2.ndim > 2:
+            if len(sb2) == 2 and len(sa2) > 2:
                 # x @ W with a batched x: one gemm over the flattened rows instead of a batch of them
-                k, n = b2.shape
-                rows = math.prod(a2.shape[:-1])        # not -1: an empty axis has no -1
+                k, n = sb2
+                rows = math.prod(sa2[:-1])        # not -1: an empty axis has no -1
                 a_rows, g_rows = _swap(B.reshape(a2, (rows, k))), B.reshape(g2, (rows, n))
                 gb = _mm(a_rows, g_rows, self.low, reuse=True)
             else:
-                gb = unbroadcast(_mm(_swap(a2), g2, self.low), tuple(b2.shape))
-            gb = B.reshape(gb, tuple(b.shape))
+                gb = unbroadcast(_mm(_swap(a2), g2, self.low), sb2)
+            gb = B.reshape(gb, sb)
         return ga, gb
 
     def backward_graph(self, g):
