@@ -173,7 +173,14 @@ def test_out_of_a_narrower_dtype_is_refused_where_torchs_kernel_asks_for_the_exa
                    lambda lib: lib.linalg.cholesky(lib.tensor(a), out=lib.zeros(3, 3)),
                    lambda lib: lib.argmax(lib.tensor(a), out=lib.zeros((), dtype=lib.int32)),
                    lambda lib: lib.cummax(lib.tensor(a), 0, out=(lib.zeros(3, 3), lib.zeros(3, 3, dtype=lib.int64))),
-                   lambda lib: lib.zeros(3, dtype=lib.float64, out=lib.zeros(3))]
+                   lambda lib: lib.zeros(3, dtype=lib.float64, out=lib.zeros(3)),
+                   # matmul meets the check of the product its ranks pick (mm, bmm, mv, dot), in its words
+                   lambda lib: lib.matmul(lib.tensor(a), lib.tensor(a), out=lib.zeros(3, 3)),
+                   lambda lib: lib.matmul(lib.tensor(a[None]), lib.tensor(a), out=lib.zeros(1, 3, 3)),
+                   lambda lib: lib.matmul(lib.tensor(a[0]), lib.tensor(a), out=lib.zeros(3)),
+                   lambda lib: lib.matmul(lib.tensor(a), lib.tensor(a[0]), out=lib.zeros(3)),
+                   lambda lib: lib.matmul(lib.tensor(a[0]), lib.tensor(a[0]), out=lib.zeros(())),
+                   lambda lib: lib.addbmm(lib.tensor(a), lib.tensor(a[None]), lib.tensor(a[None]), out=lib.zeros(3, 3))]
         for fn in refused:
             t, g = _message(fn)
             assert t is not None and g == t

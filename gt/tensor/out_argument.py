@@ -51,31 +51,44 @@ def _call_out(fn, name, args, kwargs, out):
         _factory_dtype(dtypes.to_dtype(kwargs["dtype"]), out.dtype)
     if (name in _IN_OUT_DTYPE or name in _FACTORIES) and kwargs.get("dtype") is None and isinstance(out, Tensor):
         kwargs = {**kwargs, "dtype": out.dtype}     # torch's kernel computes in out's dtype
-    return write(fn(*args, **kwargs), out, name, record)
+    return write(fn(*args, **kwargs), out, name, record, _dtype_check_name(name, args, kwargs))
 
 
-def write(result, out, name, record=False):
+def _dtype_check_name(name, args, kwargs):
+    """The kernel whose out-dtype check torch's ``name`` meets: matmul's is that of the product
+    its operands' ranks pick (dot, mv, or mm/bmm), each in its own words."""
+    if name != "matmul":
+        return name
+    a = args[0] if args else kwargs.get("input")
+    b = args[1] if len(args) > 1 else kwargs.get("other")
+    ranks = (getattr(a, "ndim", None), getattr(b, "ndim", None))
+    return {(1, 1): "dot", (2, 1): "mv"}.get(ranks, "mm")
+
+
+def write(result, out, name, record=False, checked_as=None):
     """Copy ``result`` (a tensor, or a tuple of them) into ``out`` (one tensor, or as many);
-    returns ``out`` (as the result's tuple type)."""
+    returns ``out`` (as the result's tuple type). ``checked_as``: the name whose dtype rule and
+    message apply (by default ``name``)."""
     if isinstance(result, tuple) and isinstance(out, (tuple, list)):
         if len(out) != len(result):
             raise TypeError(f"{name}(): out must hold {len(result)} tensors, one per result, got {len(out)}")
         for r, o in zip(result, out):
-            _write_one(r, o, name, record)
+            _write_one(r, o, name, record, checked_as)
         return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
     if not isinstance(result, Tensor):
         raise TypeError(f"{name}() got an unexpected keyword argument 'out' (it gives no tensor to write)")
     if isinstance(out, (tuple, list)):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    _write_one(result, out, name, record)
+    _write_one(result, out, name, record, checked_as)
     return out
 
 
-def _write_one(result, out, name, record=False):
+def _write_one(result, out, name, record=False, checked_as=None):
     if not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    if out.dtype != result.dtype and name in _EXACT_DTYPE:
-        raise RuntimeError(_EXACT_DTYPE[name].format(result=_word(result.dtype), out=_word(out.dtype),
+    checked_as = checked_as or name
+    if out.dtype != result.dtype and checked_as in _EXACT_DTYPE:
+        raise RuntimeError(_EXACT_DTYPE[checked_as].format(result=_word(result.dtype), out=_word(out.dtype),
                                                      Result=_Word(result.dtype), Out=_Word(out.dtype),
                                                      int32=result.dtype.name == "int32"))
     if not can_cast(result.dtype, out.dtype) and name not in _COPIES:
@@ -178,8 +191,8 @@ _EXACT_DTYPE = {
     "frexp": "torch.frexp() expects mantissa to have dtype {result} but got {out}",
     **{name: "Found dtype {Out} but expected {Result}" for name in (
         "abs", "ceil", "frac", "floor", "neg", "round", "sign", "sgn", "trunc")},
-    **{name: "result dtype {Out} does not match input dtype {Result}" for name in ("dot", "vdot", "matmul")},
-    "addbmm": "self and mat2 must have the same dtype, but got {Result} and {Out}",
+    **{name: "result dtype {Out} does not match input dtype {Result}" for name in ("dot", "vdot")},
+    "addbmm": "self and mat2 must have the same dtype, but got {Out} and {Result}",
     "mv": "addmv input tensors must have the same dtype, but got {Out}, {Result}, and {Result}",
     "masked_select": "masked_select(): self and result must have the same scalar type",
     "index_select": "index_select(): self and result must have the same scalar type",
