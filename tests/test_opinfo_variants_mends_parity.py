@@ -227,6 +227,22 @@ def test_out_resized_silently_computed_in_its_dtype_and_written_by_composites():
             np.testing.assert_allclose(g, t, rtol=1e-12)
 
 
+def test_sum_and_prod_compute_in_outs_dtype():
+    """torch's sum and prod take out's dtype as the one to compute in (a float32 input summed into a
+    float64 out is summed in float64; into an int32 out, its values truncated first); gt refused
+    an integer out and summed a float64 one in float32."""
+    y = np.random.default_rng(0).standard_normal(10000).astype(np.float32)
+    got = []
+    for lib in (torch, gt):
+        x = lib.full((2, 3), 1.5)
+        got.append([lib.sum(x, 0, out=lib.zeros(3, dtype=lib.int32)).numpy(),
+                    lib.prod(x, 1, keepdim=True, out=lib.zeros(2, 1, dtype=lib.int64)).numpy(),
+                    lib.sum(lib.tensor(y), 0, out=lib.zeros((), dtype=lib.float64)).numpy()])
+    for t, g in zip(*got):
+        assert g.dtype == t.dtype
+        np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
 @pytest.mark.parametrize("change", ["t_", "transpose_", "swapdims_", "squeeze_", "unsqueeze_", "resize_"])
 def test_shape_changes_in_place_count_a_version(change):
     """torch's in-place shape changes count a version (an op that saved the tensor then refuses

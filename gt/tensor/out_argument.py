@@ -133,7 +133,7 @@ _INTO_OUT_THAT_REQUIRES_GRAD = {"histc", "split_with_sizes_copy"}
 # torch.lu copies its results into out as copy_ does (any cast, resized silently)
 _COPIES = {"lu_legacy"}
 # functions whose kernel computes in out's dtype where no dtype= is given
-_IN_OUT_DTYPE = {"cumsum", "cumprod"}
+_IN_OUT_DTYPE = {"cumsum", "cumprod", "sum", "prod"}
 # functions that resize out silently whatever it held (torch's factories, resize_as_ in torch.lu)
 _SILENT_RESIZE = {"addbmm", "linspace", "logspace", "lu_legacy", "narrow_copy", "ones", "zeros", "full", "empty",
                   "eye"}
