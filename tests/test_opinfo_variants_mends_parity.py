@@ -284,6 +284,23 @@ def test_vmap_takes_an_undone_shape_change_of_an_unmapped_input():
             gt.func.vmap(lambda v, w: w.t_().add_(1) @ v, in_dims=(0, None))(gt.tensor(X[1, :, :3]), gt.tensor(X[0, :3, :3]))
 
 
+def test_nested_vmap_takes_an_undone_shape_change_of_an_unmapped_input():
+    """The inner vmap's count of shape changes was taken off the watch list by equality, which
+    removed the outer's (an equal Counter) and failed at the outer's end (ValueError)."""
+    with use_mesh(1):
+        got = []
+        for lib, vmap in ((torch, torch.func.vmap), (gt, gt.func.vmap)):
+            w = lib.tensor(X[0, :3, :3].copy())
+
+            def f(v):
+                w.t_()
+                r = w @ v
+                w.t_()
+                return r
+            got.append(vmap(vmap(f))(lib.tensor(X[1:3, :, :3].copy())).numpy())
+        np.testing.assert_allclose(got[1], got[0], rtol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(1,), (), (1, 1), (5,)])
 def test_addbmm_in_place_makes_self_the_products_shape(shape):
     """torch's ``addbmm_`` makes self of a shape that broadcasts to the product's (n, p) the

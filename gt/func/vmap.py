@@ -77,7 +77,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         try:
             outs = _run(func, kwargs, spec, leaves, columns, sizes[0], randomness, start, name, before, changes)
         finally:
-            SHAPE_WATCHERS.remove(changes)
+            SHAPE_WATCHERS.pop()     # this call's, by position: an inner vmap's Counter may equal it
         return _stack_outputs(outs, out_dims, name, sizes[0])
     return wrapper
 
