@@ -377,5 +377,13 @@ def test_histc_and_split_with_sizes_copy_write_an_out_that_requires_grad():
             with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
                 lib.sin(x, out=lib.zeros(5, dtype=lib.float64, requires_grad=True))
             got.append([hist.detach().numpy(), *(p.detach().numpy() for p in parts)])
+            # an input that requires grad: out written, nothing recorded (gt refused histc, and made
+            # split_with_sizes_copy's parts require grad, on the tape)
+            x = lib.tensor(X[0, 0], requires_grad=True)
+            hist, parts = lib.zeros(4, dtype=lib.float64), [lib.zeros(n, dtype=lib.float64) for n in (2, 3)]
+            lib.histc(x, 4, out=hist)
+            lib.split_with_sizes_copy(x, [2, 3], out=parts)
+            assert not any(t.requires_grad or t.grad_fn is not None for t in (hist, *parts))
+            got[-1] += [hist.numpy(), *(p.numpy() for p in parts)]
         for t, g in zip(*got):
             np.testing.assert_allclose(g, t, rtol=1e-12)

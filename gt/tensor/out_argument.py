@@ -38,11 +38,11 @@ def with_out(fn, name=None):
 
 def _call_out(fn, name, args, kwargs, out):
     record = False
-    if autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
+    if name not in _UNRECORDED and autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
         inputs = _requires_grad(args, kwargs, ())
         # torch's composite functions compute and copy into out, recorded as a copy; its kernels refuse
         record = inputs and name in _COMPOSITE and _COMPOSITE[name](args, kwargs) and not _requires_grad((), {}, out)
-        if not (record or not inputs and name in _INTO_OUT_THAT_REQUIRES_GRAD):
+        if not record:
             raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                                "differentiation, but one of the arguments requires grad.")
     if name not in _PRODUCTS:
@@ -122,14 +122,15 @@ def _nuclear(args, kwargs):
 _COMPOSITE = {
     **{name: _always for name in (
         "conj_physical", "diff", "expand_copy", "diag", "diagonal_copy", "alias_copy", "lu_legacy", "quantile",
-        "nanquantile", "softmax", "as_strided_copy", "view_copy", "permute_copy", "split_with_sizes_copy",
+        "nanquantile", "softmax", "as_strided_copy", "view_copy", "permute_copy",
         "slice_scatter", "unbind_copy", "unfold_copy", "squeeze_copy", "unsqueeze_copy", "transpose_copy", "inner",
         "tensordot", "log_softmax", "t_copy", "linalg.cond", "linalg.matrix_power", "linalg.norm",
         "linalg.matrix_norm", "linalg.tensorinv", "linalg.tensorsolve")},
     "norm": _nuclear,
 }
-# functions whose torch kernel writes an out that requires grad (no input does), as under no_grad
-_INTO_OUT_THAT_REQUIRES_GRAD = {"histc", "split_with_sizes_copy"}
+# functions whose torch kernel writes out as under no_grad whatever requires grad (an input, out):
+# out stays as it was (a leaf, its requires_grad unchanged), nothing recorded
+_UNRECORDED = {"histc", "split_with_sizes_copy"}
 # torch.lu copies its results into out as copy_ does (any cast, resized silently)
 _COPIES = {"lu_legacy"}
 # functions whose kernel computes in out's dtype where no dtype= is given
