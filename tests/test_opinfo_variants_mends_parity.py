@@ -238,6 +238,9 @@ def test_sum_and_prod_compute_in_outs_dtype():
         got.append([lib.sum(x, 0, out=lib.zeros(3, dtype=lib.int32)).numpy(),
                     lib.prod(x, 1, keepdim=True, out=lib.zeros(2, 1, dtype=lib.int64)).numpy(),
                     lib.sum(lib.tensor(y), 0, out=lib.zeros((), dtype=lib.float64)).numpy()])
+        for fn in (lib.sum, lib.prod, lib.cumsum):     # a dtype= other than out's is refused
+            with pytest.raises(RuntimeError, match="Expected out tensor to have dtype float, but got double instead"):
+                fn(x, 0, dtype=lib.float32, out=lib.zeros(3, dtype=lib.float64))
     for t, g in zip(*got):
         assert g.dtype == t.dtype
         np.testing.assert_allclose(g, t, rtol=1e-12)

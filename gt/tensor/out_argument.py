@@ -49,6 +49,10 @@ def _call_out(fn, name, args, kwargs, out):
         _refuse_shared(args, kwargs, out)
     if name in _FACTORIES and kwargs.get("dtype") is not None and isinstance(out, Tensor):
         _factory_dtype(dtypes.to_dtype(kwargs["dtype"]), out.dtype)
+    if name in _IN_OUT_DTYPE and kwargs.get("dtype") is not None and isinstance(out, Tensor):
+        asked = dtypes.to_dtype(kwargs["dtype"])
+        if asked != out.dtype:      # torch's kernel then asks out for dtype='s
+            raise RuntimeError(_STRUCTURED.format(result=_word(asked), out=_word(out.dtype)))
     if (name in _IN_OUT_DTYPE or name in _FACTORIES) and kwargs.get("dtype") is None and isinstance(out, Tensor):
         kwargs = {**kwargs, "dtype": out.dtype}     # torch's kernel computes in out's dtype
     return write(fn(*args, **kwargs), out, name, record, _dtype_check_name(name, args, kwargs))
