@@ -81,17 +81,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return arr
 
     # ---- version counters (gt/autograd/versions.py) ------------------------------------------
-    def memory_owner(self, arr):
-        # numpy points a view's ``base`` at the array that owns the memory, except through a
-        # strided view (as_strided: B.windows, im2col's columns), whose base is a plain object
-        # holding the array in its own ``base``: follow the chain to the last array in it
-        owner, base = arr, arr.base
-        while base is not None:
-            if isinstance(base, np.ndarray):
-                owner = base
-            base = getattr(base, "base", None)
-        return owner
-
     def untracked_alias(self, arr):
         # a memoryview ends the chain of bases memory_owner follows: its own count
         return np.asarray(memoryview(arr))

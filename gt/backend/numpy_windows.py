@@ -7,7 +7,22 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
+def memory_owner(arr):
+    """The ndarray whose memory ``arr`` lies in. numpy points a view's ``base`` at the array that
+    owns the memory, except through a strided view (as_strided: B.windows, im2col's columns), whose
+    base is a plain object holding the array in its own ``base``: follow the chain to the last array."""
+    owner, base = arr, arr.base
+    while base is not None:
+        if isinstance(base, np.ndarray):
+            owner = base
+        base = getattr(base, "base", None)
+    return owner
+
+
 class NumpyWindows:
+    def memory_owner(self, arr):
+        return memory_owner(arr)
+
     def windows(self, x, kernel, stride, dilation):
         lead = x.ndim - len(kernel)
         size, steps = x.shape[lead:], x.strides[lead:]

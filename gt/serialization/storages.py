@@ -14,7 +14,7 @@ own, each its own storage, as before.
 import numpy as np
 
 from gt import dtypes
-from gt.backend import B
+from gt.backend import B, numpy_windows
 from gt.tensor import Tensor
 
 MIXED = "Cannot save multiple tensors or storages that view the same data as different types"   # torch's
@@ -30,16 +30,6 @@ class Storage:
 
 def _little(arr):
     return np.asarray(arr, dtype=arr.dtype.newbyteorder("<"))
-
-
-def _numpy_owner(a):
-    """The ndarray whose memory ``a`` lies in: the last array up its chain of bases."""
-    owner, base = a, a.base
-    while base is not None:
-        if isinstance(base, np.ndarray):
-            owner = base
-        base = getattr(base, "base", None)
-    return owner
 
 
 def _address(a):
@@ -69,7 +59,7 @@ def _tensor_storage(t):
 
 def _array_storage(a):
     """``(whole, offset, stride)`` for a numpy array of a tensor dtype (as ``_tensor_storage``), or None."""
-    owner = _numpy_owner(a)
+    owner = numpy_windows.memory_owner(a)
     size = a.itemsize
     if not (owner.flags.c_contiguous or owner.flags.f_contiguous) or owner.nbytes % size or not a.dtype.isnative:
         return None
