@@ -241,7 +241,7 @@ class ReductionMethods:
         return result.to(dtypes.uint8) if self.dtype is dtypes.uint8 else result
 
 
-_TINY, _HUGE = 1.1754943508222875e-38, 3.4028234663852886e+38     # float32's smallest normal and largest
+_TINY, _HUGE = 1.1754943508222875e-38, dtypes.FLOAT_MAX["float32"]     # float32's smallest normal and largest
 
 
 def _lost_in_float32(var, x, axes, zeros):
