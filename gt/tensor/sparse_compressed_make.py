@@ -13,9 +13,9 @@ from gt.tensor.core import Tensor
 from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, batch_transposed,
                                          compressed_from_coo, element_indices, sparse_bsc, sparse_bsr, sparse_csc,
                                          transposed)
-from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED, CompressedOps
+from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest, sparse_coo
-from gt.tensor.sparse_csr import SparseCsrTensor, sparse_csr
+from gt.tensor.sparse_csr import SparseCsrTensor, layout_names, sparse_csr
 from gt.tensor.sparse_csr_make import _checked_indices, _index
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
@@ -154,7 +154,7 @@ def _convert(self, layout, blocksize, fn):
             raise RuntimeError(f"{fn}: conversion from Sparse to {layout} for input tensors with sparse_dim()!=2 "
                                f"(or dense dims) is not supported (got sparse_dim {self.sparse_dim()})")
         return compressed_from_coo(self, layout, bs)
-    own = getattr(self, "_cp_block", None)
+    own = self._cp_block
     if own is not None and not BLOCKED[layout]:
         raise RuntimeError(f"{fn}: expected SparseCsr or SparseCsc layout but got {self.layout}")
     if own is not None and bs != own:
@@ -263,7 +263,6 @@ for _cls in (Tensor, SparseTensor, SparseCsrTensor, SparseCompressedTensor):
     _cls.to_sparse = to_sparse
     _cls.to_sparse_csc, _cls.to_sparse_bsr, _cls.to_sparse_bsc = to_sparse_csc, to_sparse_bsr, to_sparse_bsc
 SparseCompressedTensor.to_sparse_csr = _compressed_to_csr
-SparseCompressedTensor.to_sparse_coo = SparseCsrTensor.to_sparse_coo
 for _cls in (SparseCsrTensor, SparseCompressedTensor):
     _cls.t, _cls.transpose, _cls.swapaxes, _cls.swapdims, _cls.adjoint = t, transpose, transpose, transpose, adjoint
     _cls.mT = property(lambda self: transposed(self), doc="The transpose of the last two dims (torch's).")
@@ -275,6 +274,6 @@ def _message(op):
 
 
 SparseCompressedTensor._refusal = staticmethod(_message)
-refuse_the_rest(SparseCompressedTensor, SparseTensor, set(vars(CompressedOps)) | set(vars(SparseCompressedTensor))
+refuse_the_rest(SparseCompressedTensor, SparseTensor, layout_names(SparseCompressedTensor)
                 | {"numel", "__len__", "to_sparse", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
-                   "to_sparse_coo", "to_dense", "t", "transpose", "swapaxes", "swapdims", "adjoint", "mT"}, _message)
+                   "to_dense", "t", "transpose", "swapaxes", "swapdims", "adjoint", "mT"}, _message)

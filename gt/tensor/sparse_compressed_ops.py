@@ -1,16 +1,17 @@
-"""The ops of a sparse CSC, BSR or BSC tensor (gt/tensor/sparse_compressed.py), those torch 2.13
-runs on these layouts on the CPU: the zero-keeping elementwise ops on the values (CSR's list,
-the pattern kept), ``mul`` by a number, ``add`` of a tensor of the same layout and pattern (torch's
-kernels refuse other patterns) or, for CSC, of a dense one (dense), ``sum()``, dtype conversions,
-and the products with dense tensors torch has kernels for: CSC either side, BSR on the left, BSC
-on the right; CSC @ CSC is CSR. Gradients reach the values through the ordinary tape; a leaf
-gets torch's dense gradient through products and ``sum()``.
+"""The ops of a sparse CSC, BSR or BSC tensor (gt/tensor/sparse_compressed.py) that torch 2.13 runs
+on these layouts on the CPU, beside those every compressed layout shares (``CompressedValueOps`` in
+gt/tensor/sparse_csr_ops.py: the zero-keeping elementwise ops, ``mul_``, dtype conversions):
+``mul`` by a number, ``add`` of a tensor of the same layout and pattern (torch's kernels refuse
+other patterns) or, for CSC, of a dense one (dense), ``sum()``, and the products with dense tensors
+torch has kernels for: CSC either side, BSR on the left, BSC on the right; CSC @ CSC is CSR.
+Gradients reach the values through the ordinary tape; a leaf gets torch's dense gradient through
+products and ``sum()``.
 """
 
 from gt.tensor.core import Tensor
 from gt.tensor.sparse_autograd import dense_source, dense_sparse_mm, sparse_mm
 from gt.tensor.sparse_coo import SparseTensor
-from gt.tensor.sparse_csr_ops import CSR_ELEMENTWISE, CsrOps, _values_op
+from gt.tensor.sparse_csr_ops import CSR_ELEMENTWISE
 
 COMPRESSED_SUPPORTED = ("ccol_indices and row_indices (CSC/BSC)", "crow_indices and col_indices (BSR)", "values",
                         "_nnz", "sparse_dim", "dense_dim", "to_dense", "to_sparse", "to_sparse_coo",
@@ -35,10 +36,9 @@ def _matrix(fn, s):
 
 
 class CompressedOps:
-    """The ops a sparse CSC/BSR/BSC tensor supports (``COMPRESSED_SUPPORTED``)."""
+    """The ops a sparse CSC/BSR/BSC tensor supports (``COMPRESSED_SUPPORTED``) beside ``CompressedValueOps``."""
 
     __slots__ = ()
-    to, float, double, int, long = CsrOps.to, CsrOps.float, CsrOps.double, CsrOps.int, CsrOps.long
 
     def mul(self, other):
         """``self * number`` (or a 0-d tensor): the values scaled; torch refuses tensors here."""
@@ -48,11 +48,6 @@ class CompressedOps:
         return self._with_values(self._sp_values * other)
 
     __mul__ = __rmul__ = multiply = mul
-
-    def mul_(self, other):
-        """The values scaled in place by a number."""
-        self._sp_values.mul_(other)
-        return self
 
     def add(self, other, *, alpha=1):
         """A tensor of this layout and pattern: the values added (this layout); CSC + dense: dense
@@ -67,12 +62,6 @@ class CompressedOps:
         if other.dtype != self.dtype:
             raise RuntimeError(f"add: expected scalar type {self.dtype} but found {other.dtype}")
         return self._with_values(self._sp_values + (other._sp_values if alpha == 1 else other._sp_values * alpha))
-
-    def __add__(self, other):
-        return self.add(other)
-
-    def __radd__(self, other):
-        return self.add(other)
 
     def sum(self, dim=None, keepdim=False, dtype=None):
         """All the entries (dense 0-d; torch's dense gradient for a leaf); torch sums over dims only on CSR."""
@@ -125,8 +114,3 @@ def _same_pattern(a, b):
         return False
     return a is b or bool((a._cp_comp == b._cp_comp).all().item()) and bool((a._cp_plain == b._cp_plain).all().item())
 
-
-for _name_ in CSR_ELEMENTWISE:
-    setattr(CompressedOps, _name_, _values_op(_name_))
-CompressedOps.__neg__, CompressedOps.__abs__, CompressedOps.__pos__ = (CompressedOps.neg, CompressedOps.abs,
-                                                                       CompressedOps.positive)

@@ -13,8 +13,8 @@ from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.functions import stack
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest
-from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo
-from gt.tensor.sparse_csr_ops import CSR_SUPPORTED, CsrOps
+from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, layout_names, sparse_csr
+from gt.tensor.sparse_csr_ops import CSR_SUPPORTED
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
 
@@ -106,7 +106,7 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     size = _check_shapes(crow, col, vals, size)
     with autograd.no_grad():
         idx = _checked_indices(crow, col, size)
-    out = SparseCsrTensor._from_parts(crow, col, idx, vals.reshape(-1), size)
+    out = SparseCsrTensor._from_parts(sparse_csr, crow, col, idx, vals.reshape(-1), size)
     if requires_grad:
         if vals.requires_grad:
             raise RuntimeError("sparse_csr_tensor: requires_grad=True with values that already require grad "
@@ -143,5 +143,5 @@ def _message(op):
 
 
 SparseCsrTensor._refusal = staticmethod(_message)
-refuse_the_rest(SparseCsrTensor, SparseTensor, set(vars(CsrOps)) | set(vars(SparseCsrTensor)) | set(CSR_SUPPORTED)
+refuse_the_rest(SparseCsrTensor, SparseTensor, layout_names(SparseCsrTensor) | set(CSR_SUPPORTED)
                 | {"numel", "__len__"}, _message)

@@ -1,10 +1,12 @@
-"""The ops of a sparse CSR tensor (gt/tensor/sparse_csr.py), those torch 2.13 runs on the CSR
-layout: the zero-keeping elementwise ops on the values (the pattern kept), ``mul`` by a number,
-a dense tensor of the same shape or a CSR tensor (torch's intersection), ``add`` of two CSR
-tensors (the union of the patterns) or of a dense one (dense), ``sum`` (all, or over one dim with
-``keepdim=True``), dtype conversions, and the products with dense (either side) and CSR tensors.
+"""The ops of the compressed sparse tensors (gt/tensor/sparse_csr.py): ``CompressedValueOps``, those
+every compressed layout runs alike on its stored values (the zero-keeping elementwise ops, the pattern
+kept; ``mul_`` by a number; dtype conversions), and ``CsrOps``, those torch 2.13 runs on the CSR layout
+only: ``mul`` by a number, a dense tensor of the same shape or a CSR tensor (torch's intersection),
+``add`` of two CSR tensors (the union of the patterns) or of a dense one (dense), ``sum`` (all, or
+over one dim with ``keepdim=True``), and the products with dense (either side) and CSR tensors.
 Each is built on the COO machinery (gt/tensor/sparse_coo.py and beside it) through the entries'
-COO form, so gradients reach the values through the ordinary tape.
+COO form, so gradients reach the values through the ordinary tape. The CSC/BSR/BSC ops are in
+gt/tensor/sparse_compressed_ops.py.
 """
 
 from gt.dtypes import DType
@@ -48,8 +50,49 @@ def _csr_of_csc(other):
     return other.to_sparse_csr() if str(getattr(other, "layout", "")) == "torch.sparse_csc" else other
 
 
+class CompressedValueOps:
+    """The ops every compressed layout runs on its stored values alike (and ``+`` through ``add``)."""
+
+    __slots__ = ()
+
+    def mul_(self, other):
+        """The values scaled in place by a number."""
+        self._sp_values.mul_(other)
+        return self
+
+    def __add__(self, other):
+        return self.add(other)
+
+    def __radd__(self, other):
+        return self.add(other)
+
+    def to(self, *args, **kwargs):
+        """Another dtype (the values converted); a device or ``copy=`` is accepted on the CPU."""
+        dtype = kwargs.get("dtype") or next((a for a in args if isinstance(a, (DType, str)) and
+                                             not str(a).startswith("cpu")), None)
+        return self if dtype is None else self._with_values(self._sp_values.to(dtype))
+
+    def float(self):
+        return self.to("float32")
+
+    def double(self):
+        return self.to("float64")
+
+    def int(self):
+        return self.to("int32")
+
+    def long(self):
+        return self.to("int64")
+
+
+for _name in CSR_ELEMENTWISE:
+    setattr(CompressedValueOps, _name, _values_op(_name))
+CompressedValueOps.__neg__, CompressedValueOps.__abs__, CompressedValueOps.__pos__ = (
+    CompressedValueOps.neg, CompressedValueOps.abs, CompressedValueOps.positive)
+
+
 class CsrOps:
-    """The ops a sparse CSR tensor supports (``CSR_SUPPORTED``)."""
+    """The ops a sparse CSR tensor supports (``CSR_SUPPORTED``) beside ``CompressedValueOps``."""
 
     __slots__ = ()
 
@@ -70,11 +113,6 @@ class CsrOps:
         return self._with_values(self._sp_values * other)
 
     __mul__ = __rmul__ = multiply = mul
-
-    def mul_(self, other):
-        """The values scaled in place by a number."""
-        self._sp_values.mul_(other)
-        return self
 
     def add(self, other, *, alpha=1):
         """CSR + CSR of one shape and dtype: CSR on the union of the patterns (a leaf's gradient on
@@ -98,12 +136,6 @@ class CsrOps:
         theirs = pattern_leaf(other, lambda: idx) if other._sp_leaf else other.to_dense()
         return self._from(union._new(idx, (mine + theirs * alpha)[tuple(idx)], self.shape, True))
 
-    def __add__(self, other):
-        return self.add(other)
-
-    def __radd__(self, other):
-        return self.add(other)
-
     def sum(self, dim=None, keepdim=False, dtype=None):
         """All the entries (dense 0-d; torch's dense gradient for a leaf or a tensor made by
         ``to_sparse_csr``), or over ``dim`` of a matrix with ``keepdim=True`` (CSR, torch's; it
@@ -123,24 +155,6 @@ class CsrOps:
         shape = (1, self.shape[1]) if d == 0 else (self.shape[0], 1)
         return self._new(idx, line._sp_values, shape, True)
 
-    def to(self, *args, **kwargs):
-        """Another dtype (the values converted); a device or ``copy=`` is accepted on the CPU."""
-        dtype = kwargs.get("dtype") or next((a for a in args if isinstance(a, (DType, str)) and
-                                             not str(a).startswith("cpu")), None)
-        return self if dtype is None else self._with_values(self._sp_values.to(dtype))
-
-    def float(self):
-        return self.to("float32")
-
-    def double(self):
-        return self.to("float64")
-
-    def int(self):
-        return self.to("int32")
-
-    def long(self):
-        return self.to("int64")
-
     # ---- products -------------------------------------------------------------------------
     def mm(self, mat2):
         _check_matrix("mm", self)
@@ -156,7 +170,3 @@ class CsrOps:
         _check_matrix("matmul", self)
         return dense_sparse_mm("matmul", other, self, True)
 
-
-for _name in CSR_ELEMENTWISE:
-    setattr(CsrOps, _name, _values_op(_name))
-CsrOps.__neg__, CsrOps.__abs__, CsrOps.__pos__ = CsrOps.neg, CsrOps.abs, CsrOps.positive

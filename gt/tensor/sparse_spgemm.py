@@ -88,13 +88,13 @@ def _csr_kernel_product(a, b):
     """``a @ b`` of two CSR matrices on the engine's CSR kernel, the CSR result built from its
     arrays (int64 indices, torch's); values that require grad get theirs through ``SparseSparseValues``."""
     av, bv = a._sp_values, b._sp_values
-    arrays = [(s._csr_crow._array, s._csr_col._array, s._sp_values._array, s.shape) for s in (a, b)]
+    arrays = [(s._cp_comp._array, s._cp_plain._array, s._sp_values._array, s.shape) for s in (a, b)]
     crow, idx, vals = (Tensor._wrap(x) for x in B.sparse_csr_mm(*arrays))
     cols = idx[1]
     if autograd.is_grad_enabled() and (av.requires_grad or bv.requires_grad):
         vals = SparseSparseValues.apply(av, bv, a._sp_indices, b._sp_indices, idx, (tuple(a.shape), tuple(b.shape)),
                                         vals._array)
-    return type(a)._from_parts(crow, cols, idx, vals, (a.shape[0], b.shape[1]))
+    return type(a)._from_parts(a.layout, crow, cols, idx, vals, (a.shape[0], b.shape[1]))
 
 
 def _kernel_product(ca, cb):
