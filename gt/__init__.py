@@ -66,9 +66,8 @@ from gt.tensor import checks  # gt.checks: value checks that never stall a GPU
 from gt.tensor.compat_methods import strided  # torch.strided: the dense layout
 from gt.tensor.sparse_make import sparse_coo, sparse_coo_tensor  # sparse COO tensors (gt/tensor/sparse_coo.py)
 from gt.tensor.sparse_csr import sparse_csr  # sparse CSR tensors (gt/tensor/sparse_csr.py)
-from gt.tensor.sparse_csr_make import sparse_csr_tensor
-from gt.tensor.sparse_compressed_make import (sparse_csc, sparse_bsr, sparse_bsc,  # gt/tensor/sparse_compressed.py
-                                              sparse_csc_tensor, sparse_bsr_tensor, sparse_bsc_tensor)
+from gt.tensor.sparse_csr_make import sparse_csr_tensor, sparse_csc_tensor, sparse_bsr_tensor, sparse_bsc_tensor
+from gt.tensor.sparse_compressed_make import sparse_csc, sparse_bsr, sparse_bsc  # gt/tensor/sparse_compressed.py
 from gt.tensor.compat_methods import (channels_last, channels_last_3d, contiguous_format,  # noqa: F401
                                     preserve_format)
 from gt.tensor.legacy_types import LEGACY_TYPES as _LEGACY_TYPES  # gt.FloatTensor, gt.LongTensor, ...

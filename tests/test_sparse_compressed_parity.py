@@ -353,6 +353,24 @@ def test_a_dense_op_handed_a_sparse_tensor_names_its_layout():
             gt.cat([s, s])
 
 
+@dense_only
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_one_constructor_checks_every_layout_s_parts_in_its_names(layout):
+    """gt's refusals where torch 2.13 builds a tensor gt does not hold (0-d indices, hybrid values),
+    and a sparse index tensor refused naming the function and the index it was passed as."""
+    make = getattr(gt, f"sparse_{layout}_tensor")
+    first = "ccol_indices" if layout[-1] == "c" else "crow_indices"
+    block = (1, 1) if layout[0] == "b" else ()
+    with pytest.raises(RuntimeError, match=f"^{first} must have dimensionality >= 1 but got 0"):
+        make(gt.tensor(0), gt.tensor(0), gt.tensor(1.0), (1, 1))
+    with pytest.raises(RuntimeError, match=r"values must have dimensionality > sum of batch and block"):
+        make([0, 1], [0], gt.ones(*block), (1, 1))
+    with pytest.raises(NotImplementedError, match="no dense \\(hybrid\\) dims"):
+        make([0, 1], [0], gt.ones(1, *block, 2), (1, 1))
+    with pytest.raises(TypeError, match=f"^sparse_{layout}_tensor: {first} must be a dense tensor"):
+        make(gt.tensor([0, 1]).to_sparse(), [0], gt.ones(1, *block), (1, 1))
+
+
 @pytest.mark.skipif(not MESH, reason="needs GT_DEVICES > 1")
 def test_compressed_tensors_are_refused_on_a_mesh():
     with pytest.raises(NotImplementedError, match="not supported on a mesh"):

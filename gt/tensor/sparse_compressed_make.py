@@ -1,127 +1,22 @@
-"""Making sparse CSC, BSR and BSC tensors (gt/tensor/sparse_compressed.py): ``gt.sparse_csc_tensor``,
-``gt.sparse_bsr_tensor``, ``gt.sparse_bsc_tensor`` with torch's checks (always run, as CSR's),
-``Tensor.to_sparse_csc()``/``to_sparse_bsr(blocksize)``/``to_sparse_bsc(blocksize)`` and
-``to_sparse(layout=..., blocksize=...)`` of dense, COO and compressed tensors with torch's rules
-(a block layout converts only to a block layout of its blocksize), the transposes of every
-compressed layout (``t``, ``transpose``, ``mT``, ``adjoint``), and the refusal of everything else.
+"""Converting to the sparse CSC, BSR and BSC layouts (gt/tensor/sparse_compressed.py; made from
+their parts by gt/tensor/sparse_csr_make.py, with CSR): ``Tensor.to_sparse_csc()``,
+``to_sparse_bsr(blocksize)``, ``to_sparse_bsc(blocksize)`` and ``to_sparse(layout=...,
+blocksize=...)`` of dense, COO and compressed tensors with torch's rules (a block layout converts
+only to a block layout of its blocksize), the transposes of every compressed layout (``t``,
+``transpose``, ``mT``, ``adjoint``), and the refusal of everything else.
 """
 
-from gt import autograd, dtypes
-from gt.tensor import creation
 from gt.tensor.compat_methods import Layout, strided
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, batch_transposed,
-                                         compressed_from_coo, element_indices, sparse_bsc, sparse_bsr, sparse_csc,
-                                         transposed)
+from gt.tensor.sparse_compressed import (BLOCKED, SparseCompressedTensor, batch_transposed, compressed_from_coo,
+                                         sparse_bsc, sparse_bsr, sparse_csc, transposed)
 from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED
-from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest, sparse_coo
+from gt.tensor.sparse_coo import SparseTensor, refuse_the_rest, sparse_coo
 from gt.tensor.sparse_csr import SparseCsrTensor, layout_names, sparse_csr
-from gt.tensor.sparse_csr_make import _checked_indices, _index
+from gt.tensor.sparse_csr_make import _hybrid    # and CSR's refusals set first: the methods set here replace some
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
 _LAYOUTS = (sparse_coo, sparse_csr, sparse_csc, sparse_bsr, sparse_bsc)
-
-
-def _renamed(message):
-    """CSR's invariant messages in a column-compressed layout's names (torch's)."""
-    for a, b in (("crow_indices", "\0"), ("col_indices", "row_indices"), ("\0", "ccol_indices"), ("ncols", "\1"),
-                 ("nrows", "ncols"), ("\1", "nrows"), ("number of rows", "number of columns")):
-        message = message.replace(a, b)
-    return message
-
-
-def _size(layout, comp, plain, vals, size):
-    """torch's shape checks of the parts; the size (inferred without one) and the blocksize or None."""
-    column, blocked = COLUMN[layout], BLOCKED[layout]
-    names = ("ccol_indices", "row_indices") if column else ("crow_indices", "col_indices")
-    if comp.dtype != plain.dtype or comp.dtype not in (dtypes.int32, dtypes.int64):
-        raise RuntimeError(f"{names[0]} and {names[1]} must have the same dtype, bot got {comp.dtype} and "
-                           f"{plain.dtype}, respectively (int64 or int32)")
-    if comp.ndim != plain.ndim or comp.ndim < 1:
-        raise RuntimeError(f"{names[0]} and {names[1]} dimensionalities must be equal but got {comp.ndim} and "
-                           f"{plain.ndim}, respectively")
-    extra = 2 if blocked else 0
-    if vals.ndim < plain.ndim + extra:
-        raise RuntimeError(f"values must have dimensionality > sum of batch and block dimensionalities "
-                           f"(={plain.ndim - 1} + {extra}) but got {vals.ndim}")
-    if vals.ndim > plain.ndim + extra:
-        raise NotImplementedError(f"values of shape {tuple(vals.shape)}: gt's compressed sparse tensors have no "
-                                  "dense (hybrid) dims")
-    batch = tuple(comp.shape[:-1])
-    if tuple(plain.shape[:-1]) != batch or tuple(vals.shape[:len(batch)]) != batch:
-        raise RuntimeError(f"all batch dimensions of {names[0]} {tuple(comp.shape)}, {names[1]} "
-                           f"{tuple(plain.shape)} and values {tuple(vals.shape)} must be equal")
-    block = tuple(vals.shape[-2:]) if blocked else None
-    bh, bw = block or (1, 1)
-    if size is None:
-        nplain = int(plain.max().item()) + 1 if plain.numel() else 0
-        grid = (comp.shape[-1] - 1, nplain)
-        return batch + ((grid[1] * bh, grid[0] * bw) if column else (grid[0] * bh, grid[1] * bw)), block
-    size = tuple(int(n) for n in size)
-    if len(size) != len(batch) + 2:
-        raise RuntimeError(f"tensor dimensionality must be sum of batch, base, and dense dimensionalities "
-                           f"(={len(batch)} + 2 + 0) but got {len(size)}")
-    for d, b in ((0, bh), (1, bw)):
-        if size[len(batch) + d] % b:
-            raise RuntimeError(f"tensor shape[{len(batch) + d}] (={size[len(batch) + d]}) must be divisible with "
-                               f"blocksize[{d}] (={b}) as defined by values shape")
-    ncomp = size[-1] // bw if column else size[-2] // bh
-    if comp.shape[-1] != ncomp + 1:
-        raise RuntimeError(f"{names[0]}.shape[-1] must be equal to the number of {'columns' if column else 'rows'}"
-                           f" + 1 (={ncomp + 1}), but got {comp.shape[-1]}")
-    if plain.shape[-1] != vals.shape[len(batch)]:
-        raise RuntimeError(f"{names[1]}.shape[-1] must be equal to nnz (={vals.shape[len(batch)]}) as defined by "
-                           f"values.shape[0], but got {plain.shape[-1]}")
-    return size, block
-
-
-def _make(layout, comp, plain, values, size, dtype, requires_grad):
-    refuse_on_mesh(str(layout)[13:].upper())
-    fn = f"sparse_{str(layout)[13:]}_tensor"
-    comp, plain = _index(comp, "compressed indices"), _index(plain, "plain indices")
-    vals = values if isinstance(values, Tensor) else creation.tensor(values, dtype=dtype)
-    if dtype is not None and vals.dtype != dtype:
-        vals = vals.to(dtype)
-    size, block = _size(layout, comp, plain, vals, size)
-    bh, bw = block or (1, 1)
-    grid = size[:-2] + ((size[-1] // bw, size[-2] // bh) if COLUMN[layout] else (size[-2] // bh, size[-1] // bw))
-    with autograd.no_grad():
-        try:
-            _checked_indices(comp, plain, grid)
-        except RuntimeError as exc:
-            raise RuntimeError(_renamed(str(exc)) if COLUMN[layout] else str(exc)) from None
-        idx = element_indices(layout, comp, plain, size, block)
-    out = SparseCompressedTensor._from_parts(layout, comp, plain, idx, vals.reshape(-1), size, block)
-    if requires_grad:
-        if vals.requires_grad:
-            raise RuntimeError(f"{fn}: requires_grad=True with values that already require grad (a non-leaf): "
-                               "pass values.detach()")
-        if not (vals.dtype.is_floating_point or vals.dtype.is_complex):
-            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
-        out.requires_grad_(True)
-    return out
-
-
-def sparse_csc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
-                      requires_grad=False, check_invariants=None):
-    """A sparse CSC tensor, torch's ``torch.sparse_csc_tensor``: ``ccol_indices`` (*batch, ncols + 1)
-    and ``row_indices`` (*batch, nnz) of one integer dtype (kept), ``values`` (*batch, nnz); without
-    ``size``, the columns from ``ccol_indices`` and the rows the largest row + 1."""
-    return _make(sparse_csc, ccol_indices, row_indices, values, size, dtype, requires_grad)
-
-
-def sparse_bsr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
-                      requires_grad=False, check_invariants=None):
-    """A sparse BSR tensor, torch's ``torch.sparse_bsr_tensor``: ``crow_indices`` (*batch, nrows / bh
-    + 1), ``col_indices`` (*batch, nnz) block columns, ``values`` (*batch, nnz, bh, bw) blocks."""
-    return _make(sparse_bsr, crow_indices, col_indices, values, size, dtype, requires_grad)
-
-
-def sparse_bsc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
-                      requires_grad=False, check_invariants=None):
-    """A sparse BSC tensor, torch's ``torch.sparse_bsc_tensor``: ``ccol_indices`` (*batch, ncols / bw
-    + 1), ``row_indices`` (*batch, nnz) block rows, ``values`` (*batch, nnz, bh, bw) blocks."""
-    return _make(sparse_bsc, ccol_indices, row_indices, values, size, dtype, requires_grad)
 
 
 def _blocksize(fn, blocksize, shape):
@@ -182,11 +77,6 @@ def to_sparse_bsc(self, blocksize, dense_dim=None):
     """This tensor as a sparse BSC tensor of ``blocksize`` (bh, bw) blocks (``to_sparse_bsr``'s rules)."""
     _hybrid("to_sparse_bsc", dense_dim)
     return _convert(self, sparse_bsc, blocksize, "to_sparse_bsc")
-
-
-def _hybrid(fn, dense_dim):
-    if dense_dim:
-        raise NotImplementedError(f"{fn}: dense_dim={dense_dim} (hybrid compressed tensors) is not supported by gt")
 
 
 def _compressed_to_csr(self, dense_dim=None):

@@ -1,27 +1,28 @@
-"""Making sparse CSR tensors (gt/tensor/sparse_csr.py): ``gt.sparse_csr_tensor`` with torch's
-invariant checks and messages, ``Tensor.to_sparse_csr()`` of a dense or a COO tensor, and the
-refusal of every op a CSR tensor does not support (``to_sparse(layout=...)`` and the transposes
-are in gt/tensor/sparse_compressed_make.py).
+"""Making compressed sparse tensors from their parts: ``gt.sparse_csr_tensor``,
+``gt.sparse_csc_tensor``, ``gt.sparse_bsr_tensor`` and ``gt.sparse_bsc_tensor`` with torch's
+invariant checks and messages (gt/tensor/sparse_csr.py, sparse_compressed.py), ``Tensor.to_sparse_csr()``
+of a dense or a COO tensor, and the refusal of every op a CSR tensor does not support (the other
+conversions, ``to_sparse(layout=...)`` and the transposes are in gt/tensor/sparse_compressed_make.py).
 
 torch 2.13 checks the invariants only with ``check_invariants=True``; gt always checks them (a
 tensor that breaks them gives wrong answers in every op), at the cost of one pass over the indices.
 """
 
 from gt import autograd, dtypes
-from gt.ops._shapes import numel
 from gt.tensor import creation
 from gt.tensor.core import Tensor
-from gt.tensor.functions import stack
+from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, element_indices, sparse_bsc,
+                                         sparse_bsr, sparse_csc)
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest
 from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, layout_names, sparse_csr
 from gt.tensor.sparse_csr_ops import CSR_SUPPORTED
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
 
-def _index(value, name):
+def _index(value, name, fn):
     t = value if isinstance(value, Tensor) else creation.tensor(value, dtype=dtypes.int64)
     if t.is_sparse or t.is_sparse_csr:
-        raise TypeError(f"sparse_csr_tensor: {name} must be a dense tensor")
+        raise TypeError(f"{fn}: {name} must be a dense tensor")
     return t.detach()
 
 
@@ -29,35 +30,59 @@ def _invalid(condition):
     raise RuntimeError(f"`{condition}` is not satisfied.")
 
 
-def _check_shapes(crow, col, vals, size):
-    """torch's shape checks of (crow_indices, col_indices, values, size); the size, inferred without one."""
-    if crow.dtype != col.dtype or crow.dtype not in (dtypes.int32, dtypes.int64):
-        raise RuntimeError(f"crow_indices and col_indices must have the same dtype, bot got {crow.dtype} and "
-                           f"{col.dtype}, respectively (int64 or int32)")
-    if crow.ndim != col.ndim:
-        raise RuntimeError(f"crow_indices and col_indices dimensionalities must be equal but got {crow.ndim} and "
-                           f"{col.ndim}, respectively")
-    if crow.ndim < 1 or vals.ndim != col.ndim:
-        raise NotImplementedError(f"sparse_csr_tensor: values of shape {tuple(vals.shape)} with col_indices of "
-                                  f"shape {tuple(col.shape)}: gt's CSR tensors have no dense (hybrid) dims")
-    batch = tuple(crow.shape[:-1])
-    if tuple(col.shape[:-1]) != batch or tuple(vals.shape[:-1]) != batch:
-        raise RuntimeError(f"all batch dimensions of crow_indices {tuple(crow.shape)}, col_indices "
-                           f"{tuple(col.shape)} and values {tuple(vals.shape)} must be equal")
+def _renamed(message):
+    """CSR's invariant messages in a column-compressed layout's names (torch's)."""
+    for a, b in (("crow_indices", "\0"), ("col_indices", "row_indices"), ("\0", "ccol_indices"), ("ncols", "\1"),
+                 ("nrows", "ncols"), ("\1", "nrows"), ("number of rows", "number of columns")):
+        message = message.replace(a, b)
+    return message
+
+
+def _size(layout, comp, plain, vals, size):
+    """torch's shape checks of the parts; the size (inferred without one) and the blocksize or None."""
+    column, blocked = COLUMN[layout], BLOCKED[layout]
+    names = ("ccol_indices", "row_indices") if column else ("crow_indices", "col_indices")
+    if comp.dtype != plain.dtype or comp.dtype not in (dtypes.int32, dtypes.int64):
+        raise RuntimeError(f"{names[0]} and {names[1]} must have the same dtype, bot got {comp.dtype} and "
+                           f"{plain.dtype}, respectively (int64 or int32)")
+    if comp.ndim != plain.ndim:
+        raise RuntimeError(f"{names[0]} and {names[1]} dimensionalities must be equal but got {comp.ndim} and "
+                           f"{plain.ndim}, respectively")
+    if comp.ndim < 1:
+        raise RuntimeError(f"{names[0]} must have dimensionality >= 1 but got 0 (a 0-d tensor)")
+    extra = 2 if blocked else 0
+    if vals.ndim < plain.ndim + extra:
+        raise RuntimeError(f"values must have dimensionality > sum of batch and block dimensionalities "
+                           f"(={plain.ndim - 1} + {extra}) but got {vals.ndim}")
+    if vals.ndim > plain.ndim + extra:
+        raise NotImplementedError(f"values of shape {tuple(vals.shape)}: gt's compressed sparse tensors have no "
+                                  "dense (hybrid) dims")
+    batch = tuple(comp.shape[:-1])
+    if tuple(plain.shape[:-1]) != batch or tuple(vals.shape[:len(batch)]) != batch:
+        raise RuntimeError(f"all batch dimensions of {names[0]} {tuple(comp.shape)}, {names[1]} "
+                           f"{tuple(plain.shape)} and values {tuple(vals.shape)} must be equal")
+    block = tuple(vals.shape[-2:]) if blocked else None
+    bh, bw = block or (1, 1)
     if size is None:
-        ncols = int(col.max().item()) + 1 if col.numel() else 0
-        return batch + (crow.shape[-1] - 1, ncols)
+        nplain = int(plain.max().item()) + 1 if plain.numel() else 0
+        grid = (comp.shape[-1] - 1, nplain)
+        return batch + ((grid[1] * bh, grid[0] * bw) if column else (grid[0] * bh, grid[1] * bw)), block
     size = tuple(int(n) for n in size)
     if len(size) != len(batch) + 2:
         raise RuntimeError(f"tensor dimensionality must be sum of batch, base, and dense dimensionalities "
                            f"(={len(batch)} + 2 + 0) but got {len(size)}")
-    if crow.shape[-1] != size[-2] + 1:
-        raise RuntimeError(f"crow_indices.shape[-1] must be equal to the number of rows + 1 (={size[-2] + 1}), "
-                           f"but got {crow.shape[-1]}")
-    if col.shape[-1] != vals.shape[-1]:
-        raise RuntimeError(f"col_indices.shape[-1] must be equal to nnz (={vals.shape[-1]}) as defined by "
-                           f"values.shape[0], but got {col.shape[-1]}")
-    return size
+    for d, b in ((0, bh), (1, bw)):
+        if size[len(batch) + d] % b:
+            raise RuntimeError(f"tensor shape[{len(batch) + d}] (={size[len(batch) + d]}) must be divisible with "
+                               f"blocksize[{d}] (={b}) as defined by values shape")
+    ncomp = size[-1] // bw if column else size[-2] // bh
+    if comp.shape[-1] != ncomp + 1:
+        raise RuntimeError(f"{names[0]}.shape[-1] must be equal to the number of {'columns' if column else 'rows'}"
+                           f" + 1 (={ncomp + 1}), but got {comp.shape[-1]}")
+    if plain.shape[-1] != vals.shape[len(batch)]:
+        raise RuntimeError(f"{names[1]}.shape[-1] must be equal to nnz (={vals.shape[len(batch)]}) as defined by "
+                           f"values.shape[0], but got {plain.shape[-1]}")
+    return size, block
 
 
 _SORTED = ("col_indices[..., crow_indices[..., i - 1]:crow_indices[..., i]] for all i = 1, ..., nrows are sorted "
@@ -65,10 +90,10 @@ _SORTED = ("col_indices[..., crow_indices[..., i - 1]:crow_indices[..., i]] for 
 
 
 def _checked_indices(crow, col, size):
-    """torch's invariants (``_validate_compressed_sparse_indices``'s messages), then the int64 COO
-    indices (ndim, batches * nnz) of the entries, row-major."""
-    batch, (nrows, ncols) = size[:-2], size[-2:]
-    nb, nnz = numel(batch), col.shape[-1]
+    """torch's invariants (``_validate_compressed_sparse_indices``'s messages) of CSR indices over
+    ``size`` (a grid of blocks for BSR; a transposed one for CSC/BSC), then the int64 COO indices
+    (ndim, batches * nnz) of the entries, row-major."""
+    ncols, nnz = size[-1], col.shape[-1]
     if crow.numel() and bool((crow[..., 0] != 0).any().item()):
         _invalid("crow_indices[..., 0] == 0")
     if crow.numel() and bool((crow[..., -1] != nnz).any().item()):
@@ -79,15 +104,42 @@ def _checked_indices(crow, col, size):
     col = col.to(dtypes.int64)
     if nnz and bool(((col < 0) | (col >= ncols)).any().item()):
         _invalid("0 <= col_indices < ncols")
-    rows = creation.arange(nrows, dtype=dtypes.int64).repeat(nb).repeat_interleave(counts.reshape(-1))
-    keys = (rows * max(ncols, 1)).reshape(col.shape) + col
+    idx = element_indices(sparse_csr, crow, col, size, None)
+    keys = (idx[-2] * max(ncols, 1)).reshape(col.shape) + col
     if nnz > 1 and bool((keys[..., 1:] <= keys[..., :-1]).any().item()):
         _invalid(_SORTED)
-    parts, flat = [], creation.arange(nb, dtype=dtypes.int64).repeat_interleave(nnz)
-    for n in reversed(batch):
-        parts.insert(0, flat % n)
-        flat = flat // n
-    return stack(parts + [rows, col.reshape(-1)], 0)
+    return idx
+
+
+def _make(layout, comp, plain, values, size, dtype, requires_grad):
+    """The ``layout`` tensor of these parts, torch's checks run (``sparse_*_tensor``'s)."""
+    refuse_on_mesh(str(layout)[13:].upper())
+    fn = f"sparse_{str(layout)[13:]}_tensor"
+    names = ("ccol_indices", "row_indices") if COLUMN[layout] else ("crow_indices", "col_indices")
+    comp, plain = _index(comp, names[0], fn), _index(plain, names[1], fn)
+    vals = values if isinstance(values, Tensor) else creation.tensor(values, dtype=dtype)
+    if dtype is not None and vals.dtype != dtype:
+        vals = vals.to(dtype)
+    size, block = _size(layout, comp, plain, vals, size)
+    bh, bw = block or (1, 1)
+    grid = size[:-2] + ((size[-1] // bw, size[-2] // bh) if COLUMN[layout] else (size[-2] // bh, size[-1] // bw))
+    with autograd.no_grad():
+        try:
+            idx = _checked_indices(comp, plain, grid)
+        except RuntimeError as exc:
+            raise RuntimeError(_renamed(str(exc)) if COLUMN[layout] else str(exc)) from None
+        if layout != sparse_csr:              # the elements of the blocks, or CSC's in column order
+            idx = element_indices(layout, comp, plain, size, block)
+    cls = SparseCsrTensor if layout == sparse_csr else SparseCompressedTensor
+    out = cls._from_parts(layout, comp, plain, idx, vals.reshape(-1), size, block)
+    if requires_grad:
+        if vals.requires_grad:
+            raise RuntimeError(f"{fn}: requires_grad=True with values that already require grad (a non-leaf): "
+                               "pass values.detach()")
+        if not (vals.dtype.is_floating_point or vals.dtype.is_complex):
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+        out.requires_grad_(True)
+    return out
 
 
 def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None,
@@ -98,23 +150,34 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
     largest column + 1. The invariants are always checked (``check_invariants`` is accepted).
     With ``requires_grad=True`` it is a leaf whose ``.grad`` is CSR; values that require grad
     carry their graph into it."""
-    refuse_on_mesh("CSR")
-    crow, col = _index(crow_indices, "crow_indices"), _index(col_indices, "col_indices")
-    vals = values if isinstance(values, Tensor) else creation.tensor(values, dtype=dtype)
-    if dtype is not None and vals.dtype != dtype:
-        vals = vals.to(dtype)
-    size = _check_shapes(crow, col, vals, size)
-    with autograd.no_grad():
-        idx = _checked_indices(crow, col, size)
-    out = SparseCsrTensor._from_parts(sparse_csr, crow, col, idx, vals.reshape(-1), size)
-    if requires_grad:
-        if vals.requires_grad:
-            raise RuntimeError("sparse_csr_tensor: requires_grad=True with values that already require grad "
-                               "(a non-leaf): pass values.detach()")
-        if not (vals.dtype.is_floating_point or vals.dtype.is_complex):
-            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
-        out.requires_grad_(True)
-    return out
+    return _make(sparse_csr, crow_indices, col_indices, values, size, dtype, requires_grad)
+
+
+def sparse_csc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None):
+    """A sparse CSC tensor, torch's ``torch.sparse_csc_tensor``: ``ccol_indices`` (*batch, ncols + 1)
+    and ``row_indices`` (*batch, nnz) of one integer dtype (kept), ``values`` (*batch, nnz); without
+    ``size``, the columns from ``ccol_indices`` and the rows the largest row + 1."""
+    return _make(sparse_csc, ccol_indices, row_indices, values, size, dtype, requires_grad)
+
+
+def sparse_bsr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None):
+    """A sparse BSR tensor, torch's ``torch.sparse_bsr_tensor``: ``crow_indices`` (*batch, nrows / bh
+    + 1), ``col_indices`` (*batch, nnz) block columns, ``values`` (*batch, nnz, bh, bw) blocks."""
+    return _make(sparse_bsr, crow_indices, col_indices, values, size, dtype, requires_grad)
+
+
+def sparse_bsc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
+                      requires_grad=False, check_invariants=None):
+    """A sparse BSC tensor, torch's ``torch.sparse_bsc_tensor``: ``ccol_indices`` (*batch, ncols / bw
+    + 1), ``row_indices`` (*batch, nnz) block rows, ``values`` (*batch, nnz, bh, bw) blocks."""
+    return _make(sparse_bsc, ccol_indices, row_indices, values, size, dtype, requires_grad)
+
+
+def _hybrid(fn, dense_dim):
+    if dense_dim:
+        raise NotImplementedError(f"{fn}: dense_dim={dense_dim} (hybrid compressed tensors) is not supported by gt")
 
 
 def to_sparse_csr(self, dense_dim=None):
