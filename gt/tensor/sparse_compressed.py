@@ -20,13 +20,18 @@ from gt.tensor.functions import stack
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.sparse_autograd import dense_source
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh
-from gt.tensor.sparse_compressed_ops import CompressedOps
+from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED, CompressedOps
 from gt.tensor.sparse_csr import SparseCompressedBase, SparseCsrTensor, csr_from_coo, sparse_csr
 
 sparse_csc, sparse_bsr, sparse_bsc = Layout("sparse_csc"), Layout("sparse_bsr"), Layout("sparse_bsc")
 COLUMN = {sparse_csc: True, sparse_bsc: True, sparse_bsr: False, sparse_csr: False}
 BLOCKED = {sparse_bsr: True, sparse_bsc: True, sparse_csc: False, sparse_csr: False}
 TRANSPOSED = {sparse_csr: sparse_csc, sparse_csc: sparse_csr, sparse_bsr: sparse_bsc, sparse_bsc: sparse_bsr}
+
+
+def _refusal(op):
+    return (f"{op}: not supported on a sparse CSC/BSR/BSC tensor: gt's support only "
+            f"{', '.join(COMPRESSED_SUPPORTED)}; call .to_dense() first")
 
 
 class SparseCompressedTensor(CompressedOps, SparseCompressedBase):
@@ -36,6 +41,7 @@ class SparseCompressedTensor(CompressedOps, SparseCompressedBase):
 
     __slots__ = ()
     _kind = "compressed"
+    _refusal = staticmethod(_refusal)
 
     def _from_coo(self, coo):
         """This layout (and blocksize) of a COO result of an op on this tensor."""

@@ -10,10 +10,9 @@ from gt.tensor.compat_methods import Layout, strided
 from gt.tensor.core import Tensor
 from gt.tensor.sparse_compressed import (BLOCKED, SparseCompressedTensor, batch_transposed, compressed_from_coo,
                                          sparse_bsc, sparse_bsr, sparse_csc, transposed)
-from gt.tensor.sparse_compressed_ops import COMPRESSED_SUPPORTED
 from gt.tensor.sparse_coo import SparseTensor, refuse_the_rest, sparse_coo
-from gt.tensor.sparse_csr import SparseCsrTensor, layout_names, sparse_csr
-from gt.tensor.sparse_csr_make import _hybrid    # and CSR's refusals set first: the methods set here replace some
+from gt.tensor.sparse_csr import SparseCompressedBase, SparseCsrTensor, layout_names, sparse_csr
+from gt.tensor.sparse_csr_make import _hybrid
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
 _LAYOUTS = (sparse_coo, sparse_csr, sparse_csc, sparse_bsr, sparse_bsc)
@@ -149,21 +148,14 @@ def adjoint(self):
 
 
 _coo_to_sparse = SparseTensor.to_sparse
-for _cls in (Tensor, SparseTensor, SparseCsrTensor, SparseCompressedTensor):
+for _cls in (Tensor, SparseTensor):
     _cls.to_sparse = to_sparse
     _cls.to_sparse_csc, _cls.to_sparse_bsr, _cls.to_sparse_bsc = to_sparse_csc, to_sparse_bsr, to_sparse_bsc
 SparseCompressedTensor.to_sparse_csr = _compressed_to_csr
-for _cls in (SparseCsrTensor, SparseCompressedTensor):
-    _cls.t, _cls.transpose, _cls.swapaxes, _cls.swapdims, _cls.adjoint = t, transpose, transpose, transpose, adjoint
-    _cls.mT = property(lambda self: transposed(self), doc="The transpose of the last two dims (torch's).")
-
-
-def _message(op):
-    return (f"{op}: not supported on a sparse CSC/BSR/BSC tensor: gt's support only "
-            f"{', '.join(COMPRESSED_SUPPORTED)}; call .to_dense() first")
-
-
-SparseCompressedTensor._refusal = staticmethod(_message)
-refuse_the_rest(SparseCompressedTensor, SparseTensor, layout_names(SparseCompressedTensor)
-                | {"numel", "__len__", "to_sparse", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr", "to_sparse_bsc",
-                   "to_dense", "t", "transpose", "swapaxes", "swapdims", "adjoint", "mT"}, _message)
+_B = SparseCompressedBase
+_B.t, _B.transpose, _B.swapaxes, _B.swapdims, _B.adjoint = t, transpose, transpose, transpose, adjoint
+_B.mT = property(lambda self: transposed(self), doc="The transpose of the last two dims (torch's).")
+for _cls in (SparseCsrTensor, SparseCompressedTensor):         # last: every method of theirs is set by now
+    refuse_the_rest(_cls, SparseTensor, layout_names(_cls) | {"numel", "__len__", "__deepcopy__", "to_dense",
+                                                              "to_sparse", "to_sparse_csc", "to_sparse_bsr",
+                                                              "to_sparse_bsc"}, _cls._refusal)

@@ -232,7 +232,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
                     doc="The sparse (or, after ``S @ D``, dense) gradient of a sparse leaf, torch's.")
 
     def __deepcopy__(self, memo):
-        out = self._new(self._sp_indices.clone(), self._sp_values.detach().clone(), self.shape, self._sp_coalesced)
+        out = self.detach().clone()
         if self.requires_grad and self.is_leaf:
             out.requires_grad_(True)
         memo[id(self)] = out

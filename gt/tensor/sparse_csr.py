@@ -27,7 +27,7 @@ from gt.tensor.compat_methods import Layout
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.sparse_autograd import fold_grad_into
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh
-from gt.tensor.sparse_csr_ops import CompressedValueOps, CsrOps
+from gt.tensor.sparse_csr_ops import CSR_SUPPORTED, CompressedValueOps, CsrOps
 from gt.tensor.tensor_repr import _add_suffixes
 
 sparse_csr = Layout("sparse_csr")
@@ -102,13 +102,6 @@ class SparseCompressedBase(CompressedValueOps, SparseTensor):
         return type(self)._from_parts(self._cp_layout, self._cp_comp.clone(), self._cp_plain.clone(),
                                       self._sp_indices, self._sp_values.clone(), self.shape, self._cp_block)
 
-    def __deepcopy__(self, memo):
-        out = self.detach().clone()
-        if self.requires_grad and self.is_leaf:
-            out.requires_grad_(True)
-        memo[id(self)] = out
-        return out
-
     def zero_(self):
         """No entries left (nnz becomes 0), in place, as torch's."""
         batch = self.shape[:-2]
@@ -135,6 +128,11 @@ def layout_names(cls):
     return set().union(*(vars(k) for k in mro[:mro.index(SparseTensor)]))
 
 
+def _refusal(op):
+    return (f"{op}: not supported on a sparse CSR tensor: gt's sparse CSR tensors support only "
+            f"{', '.join(CSR_SUPPORTED)}; call .to_dense() first")
+
+
 class SparseCsrTensor(CsrOps, SparseCompressedBase):
     """A sparse CSR tensor (torch's ``layout=torch.sparse_csr``); made by ``gt.sparse_csr_tensor``,
     ``Tensor.to_sparse_csr()`` or ``to_sparse(layout=gt.sparse_csr)``."""
@@ -142,6 +140,7 @@ class SparseCsrTensor(CsrOps, SparseCompressedBase):
     __slots__ = ()
     is_sparse_csr = property(lambda self: True, doc="True: a sparse CSR tensor.")
     _kind = "CSR"
+    _refusal = staticmethod(_refusal)
 
     def _from_coo(self, coo):
         """The CSR tensor of a COO result of an op on this one, its index dtype kept."""

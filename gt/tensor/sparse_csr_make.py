@@ -1,8 +1,8 @@
 """Making compressed sparse tensors from their parts: ``gt.sparse_csr_tensor``,
 ``gt.sparse_csc_tensor``, ``gt.sparse_bsr_tensor`` and ``gt.sparse_bsc_tensor`` with torch's
-invariant checks and messages (gt/tensor/sparse_csr.py, sparse_compressed.py), ``Tensor.to_sparse_csr()``
-of a dense or a COO tensor, and the refusal of every op a CSR tensor does not support (the other
-conversions, ``to_sparse(layout=...)`` and the transposes are in gt/tensor/sparse_compressed_make.py).
+invariant checks and messages (gt/tensor/sparse_csr.py, sparse_compressed.py), and
+``Tensor.to_sparse_csr()`` of a dense or a COO tensor (the other conversions, ``to_sparse(layout=...)``,
+the transposes and the refusals are in gt/tensor/sparse_compressed_make.py).
 
 torch 2.13 checks the invariants only with ``check_invariants=True``; gt always checks them (a
 tensor that breaks them gives wrong answers in every op), at the cost of one pass over the indices.
@@ -13,9 +13,8 @@ from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, element_indices, sparse_bsc,
                                          sparse_bsr, sparse_csc)
-from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh, refuse_the_rest
-from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, layout_names, sparse_csr
-from gt.tensor.sparse_csr_ops import CSR_SUPPORTED
+from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh
+from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, sparse_csr
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
 
@@ -199,12 +198,3 @@ def to_sparse_csr(self, dense_dim=None):
 Tensor.to_sparse_csr = to_sparse_csr
 SparseTensor.to_sparse_csr = to_sparse_csr
 
-
-def _message(op):
-    return (f"{op}: not supported on a sparse CSR tensor: gt's sparse CSR tensors support only "
-            f"{', '.join(CSR_SUPPORTED)}; call .to_dense() first")
-
-
-SparseCsrTensor._refusal = staticmethod(_message)
-refuse_the_rest(SparseCsrTensor, SparseTensor, layout_names(SparseCsrTensor) | set(CSR_SUPPORTED)
-                | {"numel", "__len__"}, _message)
