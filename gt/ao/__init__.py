@@ -1,5 +1,6 @@
-"""torch.ao's quantization, as far as gt has it: ``gt.ao.quantization.quantize_dynamic`` and the
-dynamically quantized ``gt.ao.nn.quantized.dynamic.Linear`` it puts in a model's place."""
+"""torch.ao's quantization, as far as gt has it: dynamic quantization (``quantize_dynamic``) and
+eager-mode static post-training quantization (``QuantStub``/``DeQuantStub``, qconfigs and
+observers, ``fuse_modules``, ``prepare``, calibration, ``convert``) with fbgemm's arithmetic."""
 
 from gt.ao import nn, quantization
 

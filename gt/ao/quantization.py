@@ -1,4 +1,6 @@
-"""torch.ao.quantization's dynamic quantization: ``quantize_dynamic``.
+"""torch.ao.quantization: dynamic quantization (``quantize_dynamic``, here) and the static
+post-training API (gt/ao/qconfig.py, observer.py, histogram_observer.py, fuse_modules.py, quantize.py,
+re-exported here under torch's names).
 
     >>> qmodel = gt.ao.quantization.quantize_dynamic(model, {gt.nn.Linear}, dtype=gt.qint8)
 
@@ -16,6 +18,27 @@ from gt.nn.embedding import Embedding as FloatEmbedding
 from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
 from gt.nn.multihead_attention import MultiheadAttention
+from gt.ao import histogram_observer, observer
+from gt.ao.fuse_modules import fuse_known_modules, fuse_modules
+from gt.ao.histogram_observer import HistogramObserver
+from gt.ao.observer import (MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+                            ObserverBase, PerChannelMinMaxObserver, PlaceholderObserver,
+                            UniformQuantizationObserverBase)
+from gt.ao.qconfig import (DeQuantStub, QConfig, QuantStub, QuantWrapper, default_dynamic_qconfig,
+                           default_float_qparams_observer, default_histogram_observer, default_observer,
+                           default_per_channel_qconfig, default_per_channel_weight_observer, default_qconfig,
+                           default_weight_observer, float_qparams_weight_only_qconfig, get_default_qconfig)
+from gt.ao.quantize import (convert, get_default_static_quant_module_mappings, prepare, propagate_qconfig_,
+                            quantize)
+
+__all__ = ["DeQuantStub", "HistogramObserver", "MinMaxObserver", "MovingAverageMinMaxObserver",
+           "MovingAveragePerChannelMinMaxObserver", "ObserverBase", "PerChannelMinMaxObserver", "PlaceholderObserver",
+           "QConfig", "QuantStub", "QuantWrapper", "UniformQuantizationObserverBase", "convert",
+           "default_dynamic_qconfig", "default_float_qparams_observer", "default_histogram_observer",
+           "default_observer", "default_per_channel_qconfig", "default_per_channel_weight_observer",
+           "default_qconfig", "default_weight_observer", "float_qparams_weight_only_qconfig", "fuse_known_modules",
+           "fuse_modules", "get_default_qconfig", "get_default_static_quant_module_mappings", "histogram_observer",
+           "observer", "prepare", "propagate_qconfig_", "quantize", "quantize_dynamic"]
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):

@@ -153,6 +153,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def _max_pool(fn, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if getattr(input, "is_quantized", False) and not return_indices:
+        # torch's quantized max pooling: the largest integer of each window, the input's parameters
+        ints = _max_pool(fn, nd, input.int_repr().float(), kernel_size, stride, padding, dilation, ceil_mode, False)
+        return input._like(ints.to(input.int_repr().dtype))
     x = _tensor(input, fn)
     if x.dtype == dtypes.bool_:
         raise TypeError(f"{fn}: bool input is not supported")

@@ -1,5 +1,6 @@
-"""torch.ao.nn: quantized modules (``gt.ao.nn.quantized.dynamic.Linear``)."""
+"""torch.ao.nn: quantized modules (``gt.ao.nn.quantized``, ``gt.ao.nn.intrinsic``: fused float modules
+and their quantized forms)."""
 
-from gt.ao.nn import quantized
+from gt.ao.nn import intrinsic, quantized
 
-__all__ = ["quantized"]
+__all__ = ["intrinsic", "quantized"]

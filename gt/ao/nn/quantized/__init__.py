@@ -1,6 +1,9 @@
-"""torch.ao.nn.quantized: the quantized modules (``dynamic.Linear``, the weight-only ``Embedding``)."""
+"""torch.ao.nn.quantized: the statically quantized modules (``Quantize``, ``DeQuantize``, ``Linear``,
+``Conv2d``, ``FloatFunctional``/``QFunctional``), the weight-only ``Embedding`` and ``dynamic.Linear``."""
 
 from gt.ao.nn.quantized import dynamic
 from gt.ao.nn.quantized.embedding import Embedding
+from gt.ao.nn.quantized.functional_modules import FloatFunctional, QFunctional
+from gt.ao.nn.quantized.static import Conv2d, DeQuantize, Linear, Quantize
 
-__all__ = ["dynamic", "Embedding"]
+__all__ = ["Conv2d", "DeQuantize", "Embedding", "FloatFunctional", "Linear", "QFunctional", "Quantize", "dynamic"]

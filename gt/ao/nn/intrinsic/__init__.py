@@ -1,0 +1,28 @@
+"""torch.ao.nn.intrinsic: the float fused modules ``fuse_modules`` makes (``LinearReLU``,
+``ConvReLU2d``: a layer and its ReLU kept together, so that ``convert`` quantizes them as one
+kernel), and their quantized forms in ``gt.ao.nn.intrinsic.quantized``."""
+
+from gt.nn.containers import Sequential
+
+
+class _FusedModule(Sequential):
+    """torch's ``_FusedModule``: a Sequential of the layers fused."""
+
+
+class LinearReLU(_FusedModule):
+    """``relu(linear(x))``: a ``Linear`` followed by a ``ReLU``, fused for quantization."""
+
+    def __init__(self, linear, relu):
+        super().__init__(linear, relu)
+
+
+class ConvReLU2d(_FusedModule):
+    """``relu(conv(x))``: a ``Conv2d`` followed by a ``ReLU``, fused for quantization."""
+
+    def __init__(self, conv, relu):
+        super().__init__(conv, relu)
+
+
+from gt.ao.nn.intrinsic import quantized  # noqa: E402  (its modules name the float ones above)
+
+__all__ = ["ConvReLU2d", "LinearReLU", "quantized"]

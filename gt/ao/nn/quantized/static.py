@@ -1,0 +1,252 @@
+"""torch.ao.nn.quantized's statically quantized modules, what ``gt.ao.quantization.convert`` puts
+in a calibrated model: ``Quantize``/``DeQuantize`` (float <-> quint8), ``Linear`` and ``Conv2d``
+(quint8 in and out, qint8 weights per tensor or per channel, a float bias), and their ReLU-fused
+forms in gt/ao/nn/intrinsic/quantized. Their outputs equal torch's fbgemm kernels' bit for bit
+(gt/ao/nn/quantized/static_kernels.py); state dict keys and reprs are torch's.
+"""
+
+import numpy as np
+
+from gt import dtypes
+from gt.ao.nn.quantized import dynamic, static_kernels
+from gt.nn import state, state_dict_hooks
+from gt.nn.module import Module
+from gt.tensor import creation
+from gt.tensor.quantize_functions import quantize_per_channel, quantize_per_tensor
+from gt.tensor.quantized import as_quantized, per_channel_affine, per_channel_symmetric
+
+
+def quantize_weight(weight, observer):
+    """torch's ``_quantize_weight``: the float weight quantized with the parameters its (already
+    run) ``observer`` chose: per tensor, or per channel along the observer's ``ch_axis``."""
+    scale, zero_point = observer.calculate_qparams()
+    w = weight.detach().float()
+    if observer.dtype != dtypes.qint8:
+        raise RuntimeError(f"gt's static quantized modules take qint8 weights, got an observer of {observer.dtype!r}")
+    if observer.qscheme in (per_channel_affine, per_channel_symmetric):
+        return quantize_per_channel(w, scale.double(), zero_point.long(), observer.ch_axis, dtypes.qint8)
+    return quantize_per_tensor(w, float(scale), int(zero_point), dtypes.qint8)
+
+
+def output_qparams(mod):
+    """(scale, zero_point) of a float module's output, from the observer ``prepare`` gave it."""
+    observer = getattr(mod, "activation_post_process", None)
+    if observer is None:
+        raise AssertionError(f"{type(mod).__name__} has no activation_post_process: run gt.ao.quantization.prepare "
+                             "and calibrate before convert")
+    scale, zero_point = observer.calculate_qparams()
+    if observer.dtype != dtypes.quint8:
+        raise RuntimeError(f"gt's static quantized modules output quint8, got an observer of {observer.dtype!r}")
+    return float(scale), int(zero_point)
+
+
+def _scalars(destination, prefix, scale, zero_point):
+    destination[prefix + "scale"] = np.array(scale, np.float32)      # torch's torch.tensor(float) and (int)
+    destination[prefix + "zero_point"] = np.array(zero_point, np.int64)
+
+
+def _read_scalars(module, state_dict, prefix, missing_keys):
+    for name, kind in (("scale", float), ("zero_point", int)):
+        if prefix + name in state_dict:
+            value = state_dict[prefix + name]
+            setattr(module, name, kind(value.item() if hasattr(value, "item") else value))
+        else:
+            missing_keys.append(prefix + name)
+
+
+class Quantize(Module):
+    """float32 -> quint8/qint8 per tensor with a fixed ``scale``/``zero_point`` (what a
+    ``QuantStub`` becomes); ``scale`` and ``zero_point`` are 1-element buffers, as torch's."""
+
+    def __init__(self, scale, zero_point, dtype, factory_kwargs=None):
+        super().__init__()
+        self.register_buffer("scale", creation.tensor([float(scale)], dtype=dtypes.float32))
+        self.register_buffer("zero_point", creation.tensor([int(zero_point)], dtype=dtypes.int64))
+        self.dtype = dtypes.to_dtype(dtype)
+
+    def forward(self, x):
+        return quantize_per_tensor(x, float(self.scale), int(self.zero_point), self.dtype)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        observer = mod.activation_post_process
+        scale, zero_point = observer.calculate_qparams()
+        return cls(float(scale), int(zero_point), observer.dtype)
+
+    def extra_repr(self):
+        return f"scale={self.scale}, zero_point={self.zero_point}, dtype={self.dtype!r}"
+
+
+class DeQuantize(Module):
+    """quantized -> float32 (what a ``DeQuantStub`` becomes)."""
+
+    def forward(self, x):
+        return x.dequantize()
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        return cls()
+
+
+class Linear(dynamic.Linear):
+    """``y_q = requantize(x_q @ w_q.T + bias)``: (..., in_features) quint8 -> (..., out_features)
+    quint8 of scale ``scale`` and zero point ``zero_point`` (fbgemm's arithmetic); ``weight()`` is
+    the qint8 weight (per tensor or per channel), ``bias()`` the float bias."""
+
+    _version = 3
+    _FUSED_RELU = False
+    _FLOAT_FUSED = ()       # the float fused types from_float unwraps (intrinsic's LinearReLU)
+
+    def __init__(self, in_features, out_features, bias_=True, dtype=dtypes.qint8):
+        super().__init__(in_features, out_features, bias_, dtype)
+        self.scale, self.zero_point = 1.0, 0
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        scale, zero_point = output_qparams(mod)
+        if isinstance(mod, cls._FLOAT_FUSED):
+            mod = mod[0]
+        observer = mod.qconfig.weight()
+        observer(mod.weight)
+        new = cls(mod.in_features, mod.out_features, mod.bias is not None)
+        new._qweight = quantize_weight(mod.weight, observer)
+        new._bias = None if mod.bias is None else mod.bias.detach().float().clone()
+        new.scale, new.zero_point = scale, zero_point
+        return new
+
+    def set_weight_bias(self, w, b):
+        self._qweight, self._bias = as_quantized(w), (None if b is None else b.detach().float().clone())
+
+    def forward(self, x):
+        return static_kernels.linear(x, self._qweight, self._bias, self.scale, self.zero_point, self._FUSED_RELU)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        _scalars(destination, prefix, self.scale, self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        _read_scalars(self, state_dict, prefix, [])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _packed_problem(self, packed, dtype):
+        if isinstance(packed, (tuple, list)) and len(packed) == 2:
+            weight = as_quantized(packed[0])
+            if getattr(weight, "is_quantized", False) and weight.qscheme() == per_channel_affine:
+                packed = (quantize_per_tensor(creation.zeros(tuple(weight.shape)), 1.0, 0, dtypes.qint8), packed[1])
+        return super()._packed_problem(packed, dtype)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}, "
+                f"zero_point={self.zero_point}, qscheme={self._qweight.qscheme()!r}")
+
+    def __repr__(self):
+        return f"Quantized{type(self).__name__}({self.extra_repr()})"
+
+
+class Conv2d(Module):
+    """A 2-d convolution on quint8 activations: (N, in_channels, H, W) -> (N, out_channels, H', W')
+    quint8 of ``scale``/``zero_point``, qint8 weight (per tensor or per channel), float bias; zero
+    padding only (torch's other padding modes are not implemented here)."""
+
+    _version = 3
+    _FUSED_RELU = False
+    _FLOAT_FUSED = ()
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"quantized Conv2d: gt supports padding_mode='zeros', got {padding_mode!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError("in_channels and out_channels must be divisible by groups")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.dilation, self.output_padding, self.transposed = _pair(dilation), (0, 0), False
+        self.padding_mode = padding_mode
+        shape = (out_channels, in_channels // groups) + self.kernel_size
+        self._qweight = quantize_per_tensor(creation.zeros(shape), 1.0, 0, dtypes.qint8)
+        self._bias = creation.zeros((out_channels,), dtype=dtypes.float32) if bias else None
+        self.scale, self.zero_point = 1.0, 0
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        scale, zero_point = output_qparams(mod)
+        if isinstance(mod, cls._FLOAT_FUSED):
+            mod = mod[0]
+        observer = mod.qconfig.weight()
+        observer(mod.weight)
+        new = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.dilation,
+                  mod.groups, mod.bias is not None, mod.padding_mode)
+        new.set_weight_bias(quantize_weight(mod.weight, observer), mod.bias)
+        new.scale, new.zero_point = scale, zero_point
+        return new
+
+    def set_weight_bias(self, w, b):
+        self._qweight, self._bias = as_quantized(w), (None if b is None else b.detach().float().clone())
+
+    def weight(self):
+        return self._qweight
+
+    def bias(self):
+        return self._bias
+
+    def forward(self, x):
+        return static_kernels.conv2d(x, self._qweight, self._bias, self.stride, self.padding, self.dilation,
+                                     self.groups, self.scale, self.zero_point, self._FUSED_RELU)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = self._qweight if keep_vars else self._qweight.clone()
+        destination[prefix + "bias"] = None if self._bias is None else \
+            state.saved_value(self._bias, keep_vars)
+        _scalars(destination, prefix, self.scale, self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        own = ("weight", "bias", "scale", "zero_point")
+        super()._load_from_state_dict({k: v for k, v in state_dict.items() if k[len(prefix):] not in own},
+                                      prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        missing_keys.extend(prefix + k for k in ("weight", "bias") if prefix + k not in state_dict)
+        weight = as_quantized(state_dict.get(prefix + "weight"))
+        if weight is not None and tuple(getattr(weight, "shape", ())) != tuple(self._qweight.shape):
+            error_msgs.append(f"{prefix}weight: expected a qint8 quantized weight of shape "
+                              f"{tuple(self._qweight.shape)}, got {tuple(getattr(weight, 'shape', ()))}")
+            return
+        _read_scalars(self, state_dict, prefix, missing_keys)
+        if weight is not None:
+            bias = state_dict.get(prefix + "bias")
+            bias = None if bias is None else creation.tensor(np.asarray(bias.detach().numpy() if hasattr(
+                bias, "detach") else bias), dtype=dtypes.float32)
+            state_dict_hooks.queue([(_Weights(self), (weight, bias), None)], local_metadata, error_msgs)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"scale={self.scale}, zero_point={self.zero_point}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self._bias is None:
+            s += ", bias=False"
+        return s
+
+    def __repr__(self):
+        return f"Quantized{type(self).__name__}({self.extra_repr()})"
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+
+
+class _Weights:
+    """Where a checked (weight, bias) of a state dict goes (gt/nn/state.py's ``write``)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def set_extra_state(self, value):
+        self.module.set_weight_bias(value[0].clone(), value[1])

@@ -1,0 +1,138 @@
+"""The arithmetic of torch 2.13's statically quantized CPU kernels, replayed with gt's dense ops
+(both engines, sharded or not), found by testing against ``torch.ops.quantized`` on many random
+inputs, exact .5 ties included.
+
+- Linear and Conv2d (fbgemm, the ``fbgemm`` engine; ``x86``'s Linear is fbgemm's too): the int32
+  sum ``acc = sum((x_q - x_zp) * (w_q - w_zp))`` (exact here: float64 products and sums), then
+  fbgemm's ``requantizeOutputProcessing`` with a float bias, all in float32:
+  ``ats = x_scale * w_scale[c]``, ``m = ats / out_scale``, ``y = (float(acc) + bias[c] / ats) * m``,
+  ``q = rint(y) + out_zp`` clamped to [0, 255] ([out_zp, 255] with a fused ReLU).
+- ``quantized::mul``: ``rint(float((a_q - a_zp) * (b_q - b_zp)) * m) + zp`` with ``m = a_scale *
+  b_scale * (1 / scale)`` in float32.
+- ``quantized::add`` (and ``add_relu``): ``c = (a_q - a_zp) * a_scale + (b_q - b_zp) * b_scale`` in
+  float32; ``rint(c * (1 / scale)) + zp`` over the vectorised part (the first ``n // 64 * 64``
+  values: AVX-512's 64 bytes), ``rint(c * (1 / scale) + zp)`` (fbgemm's LEGACY rounding) over the
+  rest: the two differ on exact .5 ties with an odd zero point.
+- ``quantized::cat``: dequantize, concatenate, quantize per tensor.
+"""
+
+from gt import autograd, dtypes
+from gt.dtypes import round_float32
+from gt.nn import functional as F
+from gt.tensor import creation, functions
+from gt.tensor.quantize_functions import quantize_per_tensor
+from gt.tensor.quantized import QuantizedTensor, per_tensor_affine
+
+VECTOR = 64     # quint8 values a vectorised step of torch's AVX-512 kernels takes (qadd's tail starts after them)
+
+
+def check_input(x, name):
+    """``x`` must be a quint8 tensor quantized per tensor (torch's quantized kernels' activations)."""
+    if not isinstance(x, QuantizedTensor):
+        raise RuntimeError(f"{name}: expected a quantized input (quint8, per tensor), got a float tensor of dtype "
+                           f"{getattr(x, 'dtype', type(x).__name__)!r}; put a QuantStub (gt.ao.nn.quantized.Quantize)"
+                           " before it")
+    if x.dtype != dtypes.quint8 or x.qscheme() != per_tensor_affine:
+        raise RuntimeError(f"{name}: expected a quint8 input quantized per tensor, got {x.dtype!r}, "
+                           f"{x.qscheme()!r}")
+
+
+def _centered(q):
+    """A quantized tensor's integers less its zero point(s), as exact float64."""
+    ints = q._q_int.double()
+    if q.qscheme() == per_tensor_affine:
+        return ints - float(q.q_zero_point())
+    shape = [1] * q.ndim
+    shape[q.q_per_channel_axis()] = -1
+    return ints - q.q_per_channel_zero_points().double().reshape(shape)
+
+
+def _weight_scales(w):
+    """The weight's scales as fbgemm keeps them: float32, one per output channel."""
+    if w.qscheme() == per_tensor_affine:
+        return creation.full((w.shape[0],), round_float32(w.q_scale()), dtype=dtypes.float32)
+    return w.q_per_channel_scales().float()
+
+
+def requantize(acc, x_scale, w, bias, scale, zero_point, relu, channel_shape):
+    """fbgemm's float requantization of the exact int32 sums ``acc`` (float64, output channels along
+    ``channel_shape``'s -1) -> the output's quint8 quantized tensor."""
+    ats = _weight_scales(w) * round_float32(x_scale)
+    mult = (ats / round_float32(scale)).reshape(channel_shape)
+    y = acc.float()
+    if bias is not None:
+        y = y + (bias.detach().float() / ats).reshape(channel_shape)
+    q = (y * mult).round() + float(zero_point)
+    q = q.clamp(float(zero_point) if relu else 0.0, 255.0).to(dtypes.uint8)
+    return QuantizedTensor._make(q, dtypes.quint8, per_tensor_affine, float(scale), int(zero_point))
+
+
+def linear(x, w, bias, scale, zero_point, relu=False):
+    """torch's ``quantized::linear`` (``linear_relu``): ``x`` (..., in) quint8, ``w`` (out, in) qint8
+    (per tensor or per channel), ``bias`` (out,) float or None -> (..., out) quint8 of ``scale``/``zero_point``."""
+    check_input(x, "quantized::linear")
+    with autograd.no_grad():
+        acc = _centered(x).matmul(_centered(w).t())
+        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (-1,))
+
+
+def conv2d(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=False):
+    """torch's ``quantized::conv2d`` (``conv2d_relu``), fbgemm's arithmetic: ``x`` (N, C, H, W) quint8,
+    ``w`` (O, C/groups, kH, kW) qint8 -> (N, O, H', W') quint8; zero padding pads with the input's
+    zero point (a 0 once centered)."""
+    check_input(x, "quantized::conv2d")
+    if x.ndim != 4:
+        raise ValueError(f"Input shape must be `(N, C, H, W)`!, got {tuple(x.shape)}")     # torch's words
+    with autograd.no_grad():
+        acc = F.conv2d(_centered(x), _centered(w), None, stride, padding, dilation, groups)
+        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (1, -1, 1, 1))
+
+
+def _dequantized(q):
+    """(q - zp) * scale in float32 (torch's scalar ``dequantize_val``)."""
+    return (q._q_int.float() - float(q.q_zero_point())) * round_float32(q.q_scale())
+
+
+def add(a, b, scale, zero_point, relu=False):
+    """torch's ``quantized::add`` (``add_relu``) of two quint8 tensors of one shape (see the module's
+    docstring for its two roundings)."""
+    for t in (a, b):
+        check_input(t, "quantized::add")
+    if tuple(a.shape) != tuple(b.shape):
+        raise RuntimeError(f"quantized::add: gt adds quantized tensors of one shape, got {tuple(a.shape)} and "
+                           f"{tuple(b.shape)}")
+    with autograd.no_grad():
+        c = _dequantized(a) + _dequantized(b)
+        if relu:
+            c = c.clamp(min=0.0)
+        y = (c * round_float32(1.0 / round_float32(scale))).reshape(-1)
+        head = y.shape[0] // VECTOR * VECTOR
+        q = F.pad(y[:head].round() + float(zero_point), (0, y.shape[0] - head))
+        if head < y.shape[0]:
+            tail = (y[head:] + float(zero_point)).round()
+            q = q + F.pad(tail, (head, 0))
+        q = q.clamp(0.0, 255.0).to(dtypes.uint8).reshape(tuple(a.shape))
+    return QuantizedTensor._make(q, dtypes.quint8, per_tensor_affine, float(scale), int(zero_point))
+
+
+def mul(a, b, scale, zero_point, relu=False):
+    """torch's ``quantized::mul`` (``mul_relu``) of two quint8 tensors of one shape."""
+    for t in (a, b):
+        check_input(t, "quantized::mul")
+    with autograd.no_grad():
+        mult = round_float32(round_float32(round_float32(a.q_scale()) * round_float32(b.q_scale()))
+                             * round_float32(1.0 / round_float32(scale)))
+        prod = (a._q_int.int() - a.q_zero_point()) * (b._q_int.int() - b.q_zero_point())
+        q = (prod.float() * mult).round() + float(zero_point)
+        q = q.clamp(float(zero_point) if relu else 0.0, 255.0).to(dtypes.uint8)
+    return QuantizedTensor._make(q, dtypes.quint8, per_tensor_affine, float(scale), int(zero_point))
+
+
+def cat(tensors, scale, zero_point, dim=0):
+    """torch's ``quantized::cat``: the values dequantized, joined along ``dim`` and quantized with
+    ``scale``/``zero_point``."""
+    for t in tensors:
+        check_input(t, "quantized::cat")
+    with autograd.no_grad():
+        joined = functions.cat([t.dequantize() for t in tensors], dim=dim)
+        return quantize_per_tensor(joined, float(scale), int(zero_point), dtypes.quint8)

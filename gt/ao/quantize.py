@@ -1,0 +1,168 @@
+"""torch.ao.quantization's eager-mode post-training static quantization:
+
+    >>> model.qconfig = gt.ao.quantization.get_default_qconfig("x86")
+    >>> prepared = gt.ao.quantization.prepare(model.eval())     # observers after each quantizable layer
+    >>> for x in calibration_batches:
+    ...     prepared(x)
+    >>> qmodel = gt.ao.quantization.convert(prepared)           # quint8 activations, qint8 weights
+
+``prepare`` gives each module its ``qconfig`` (inherited from its parent, as torch's
+``propagate_qconfig_``) and each quantizable leaf an ``activation_post_process`` observer run by a
+forward hook; ``convert`` puts the quantized module (``from_float``) in place of each observed one.
+gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv2d``, the fused ``LinearReLU``/
+``ConvReLU2d`` and ``FloatFunctional``; ``nn.ReLU``, ``nn.MaxPool2d`` and ``flatten``/``reshape``
+run on quantized tensors as they are. A module torch would convert and gt cannot (BatchNorm, LayerNorm,
+Conv1d, ...) with a qconfig makes ``convert`` raise NotImplementedError.
+"""
+
+import copy
+import warnings
+
+from gt.ao import observer, qconfig as qc
+from gt.ao.nn import intrinsic
+from gt.ao.nn.intrinsic import quantized as iq
+from gt.ao.nn.quantized import functional_modules, static
+from gt.nn import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
+                   ConvTranspose3d, Dropout, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d,
+                   InstanceNorm2d, InstanceNorm3d, LayerNorm, LeakyReLU, Linear, MultiheadAttention, PReLU, ReLU6,
+                   Sequential)
+
+DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
+    qc.QuantStub: static.Quantize, qc.DeQuantStub: static.DeQuantize, Linear: static.Linear, Conv2d: static.Conv2d,
+    intrinsic.LinearReLU: iq.LinearReLU, intrinsic.ConvReLU2d: iq.ConvReLU2d,
+    functional_modules.FloatFunctional: functional_modules.QFunctional}
+# torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
+_NOT_IN_GT = (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d,
+              ConvTranspose3d, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d, InstanceNorm2d,
+              InstanceNorm3d, LayerNorm, LeakyReLU, MultiheadAttention, PReLU, ReLU6)
+
+
+def get_default_static_quant_module_mappings():
+    return dict(DEFAULT_STATIC_QUANT_MODULE_MAPPINGS)
+
+
+def propagate_qconfig_(module, qconfig_dict=None, prepare_custom_config_dict=None):
+    """Give every module below ``module`` a ``qconfig``: its own, else ``qconfig_dict``'s for its type
+    or name, else its parent's (torch's rule)."""
+    _propagate(module, qconfig_dict or {}, None, "")
+
+
+def _propagate(module, qconfig_dict, parent, prefix):
+    config = qconfig_dict.get(type(module), parent)
+    config = qconfig_dict.get(prefix, config)
+    config = getattr(module, "qconfig", config)
+    module.qconfig = config
+    for name, child in module.named_children():
+        _propagate(child, qconfig_dict, config, prefix + "." + name if prefix else name)
+
+
+def _observer_forward_hook(self, input, output):
+    return self.activation_post_process(output)
+
+
+def _observe(module):
+    """Give ``module`` its output observer (``activation_post_process``), run by a forward hook."""
+    if getattr(module, "qconfig", None) is None or isinstance(module, qc.DeQuantStub):
+        return
+    module.add_module("activation_post_process", module.qconfig.activation())
+    module.register_forward_hook(_observer_forward_hook, prepend=True)
+
+
+def _add_observers(module):
+    for child in module.children():
+        if isinstance(child, Dropout):
+            continue
+        if isinstance(child, functional_modules.FloatFunctional):
+            if getattr(child, "qconfig", None) is not None:
+                child.activation_post_process = child.qconfig.activation()
+        elif isinstance(child, intrinsic._FusedModule):
+            _observe(child)
+        else:
+            _add_observers(child)
+    leaf = not module._modules and not isinstance(module, Sequential)
+    if leaf and type(module) in DEFAULT_STATIC_QUANT_MODULE_MAPPINGS:
+        _observe(module)
+
+
+def prepare(model, inplace=False, allow_list=None, observer_non_leaf_module_list=None,
+            prepare_custom_config_dict=None):
+    """``model`` (a copy unless ``inplace``) ready for calibration: observers after each module
+    with a ``qconfig`` that ``convert`` will quantize, and after each ``QuantStub``."""
+    if allow_list is not None or observer_non_leaf_module_list is not None or prepare_custom_config_dict:
+        raise NotImplementedError("prepare: gt takes no allow_list, observer_non_leaf_module_list or custom "
+                                  "config (torch's defaults only)")
+    if not inplace:
+        model = copy.deepcopy(model)
+    propagate_qconfig_(model)
+    if not any(getattr(m, "qconfig", None) for m in model.modules()):
+        warnings.warn("None of the submodule got qconfig applied. Make sure you passed correct configuration "
+                      "through `qconfig_dict` or by assigning the `.qconfig` attribute directly on submodules",
+                      stacklevel=2)
+    _add_observers(model)
+    return model
+
+
+def _swap(mod, mapping):
+    if getattr(mod, "qconfig", None) is None:
+        return mod
+    if type(mod) not in mapping:
+        if type(mod) in _NOT_IN_GT:
+            raise NotImplementedError(f"convert: gt has no statically quantized {type(mod).__name__} (torch's "
+                                      "convert would replace it); give it qconfig None to keep it float")
+        return mod
+    new = mapping[type(mod)].from_float(mod)
+    for hook in mod._forward_pre_hooks.values():
+        new.register_forward_pre_hook(hook)
+    for hook in mod._forward_hooks.values():
+        if hook is not _observer_forward_hook:
+            new.register_forward_hook(hook)
+    return new
+
+
+def _convert(module, mapping):
+    swapped = {}
+    for name, child in module.named_children():
+        if not isinstance(child, intrinsic._FusedModule):
+            _convert(child, mapping)
+        swapped[name] = _swap(child, mapping)
+    for name, new in swapped.items():
+        if new is not module._modules[name]:
+            setattr(module, name, new)
+
+
+def _remove_qconfig(module):
+    for child in module.children():
+        _remove_qconfig(child)
+    if "qconfig" in module.__dict__:
+        del module.__dict__["qconfig"]
+    if isinstance(getattr(module, "activation_post_process", None), observer.ObserverBase):
+        delattr(module, "activation_post_process")
+        hooks = module._forward_hooks
+        for key in [k for k, h in hooks.items() if h is _observer_forward_hook]:
+            del hooks[key]
+
+
+def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_reference=False,
+            convert_custom_config_dict=None, use_precomputed_fake_quant=False):
+    """``module`` (a copy unless ``inplace``, calibrated after ``prepare``) with each observed module
+    replaced by its quantized form (``mapping``: float class -> quantized class, default
+    ``get_default_static_quant_module_mappings()``); observers and qconfigs removed."""
+    if is_reference or convert_custom_config_dict:
+        raise NotImplementedError("convert: gt has no reference quantized modules or custom module mappings")
+    if not inplace:
+        module = copy.deepcopy(module)
+    _convert(module, DEFAULT_STATIC_QUANT_MODULE_MAPPINGS if mapping is None else mapping)
+    if remove_qconfig:
+        _remove_qconfig(module)
+    return module
+
+
+def quantize(model, run_fn, run_args, mapping=None, inplace=False):
+    """torch's ``quantize``: ``prepare``, ``run_fn(model, *run_args)`` to calibrate, ``convert``."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    model.eval()
+    prepare(model, inplace=True)
+    run_fn(model, *run_args)
+    convert(model, mapping, inplace=True)
+    return model

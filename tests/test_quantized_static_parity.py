@@ -1,0 +1,231 @@
+"""Eager-mode static post-training quantization (gt/ao) beside torch 2.13's fbgemm engine: the
+observers' parameters, the quantized Linear/Conv2d/add/mul/cat integers bit for bit (exact .5
+ties included), fuse_modules, prepare/calibrate/convert of a small CNN (its state dict keys, its
+repr, its outputs' integers), gt.save/gt.load and torch's quantized state dict loaded into gt's."""
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import gt
+import gt.ao.quantization as gq
+from gt.tensor.quantized import as_quantized
+from helpers import torch_or_skip
+
+torch = torch_or_skip()
+tq = torch.ao.quantization
+pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel"),
+              pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated"),
+              pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max")]
+
+
+@pytest.fixture(autouse=True)
+def _fbgemm():
+    # the x86 engine runs Conv2d through oneDNN on CPUs with AVX-512 VNNI, which rounds after
+    # adding the zero point; fbgemm's kernels are what gt follows (its Linear is x86's too)
+    old = torch.backends.quantized.engine
+    torch.backends.quantized.engine = "fbgemm"
+    yield
+    torch.backends.quantized.engine = old
+
+
+def _qparams(rng, ties):
+    if ties:     # power-of-two scales: the requantized values land on exact .5 ties
+        return 2.0 ** -6, 2.0 ** -rng.integers(5, 9, size=8).astype(np.float64), 2.0 ** -int(rng.integers(6, 10))
+    return float(np.float32(rng.uniform(0.001, 0.05))), rng.uniform(0.001, 0.02, size=8), float(rng.uniform(0.05, 0.5))
+
+
+def _torch_q(ints, scale, zero_point):
+    return torch._make_per_tensor_quantized_tensor(torch.from_numpy(ints), scale, zero_point)
+
+
+def _weight(rng, shape, scales, per_channel):
+    w = torch.from_numpy(rng.integers(-128, 128, size=shape).astype(np.int8))
+    if per_channel:
+        return torch._make_per_channel_quantized_tensor(w, torch.from_numpy(scales), torch.zeros(shape[0],
+                                                                                                dtype=torch.long), 0)
+    return torch._make_per_tensor_quantized_tensor(w, float(scales[0]), 0)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_linear_integers_are_fbgemm_s(relu):
+    rng = np.random.default_rng(int(relu))
+    cls = gt.ao.nn.intrinsic.quantized.LinearReLU if relu else gt.ao.nn.quantized.Linear
+    op = torch.ops.quantized.linear_relu if relu else torch.ops.quantized.linear
+    for trial in range(8):
+        x_scale, w_scales, out_scale = _qparams(rng, trial % 2 == 0)
+        x = _torch_q(rng.integers(0, 128, size=(12, 40)).astype(np.uint8), x_scale, int(rng.integers(0, 128)))
+        w = _weight(rng, (8, 40), w_scales, trial % 4 < 2)
+        bias = torch.from_numpy(rng.normal(size=8).astype(np.float32) * 2)
+        if trial % 2 == 0:       # on the ties' grid
+            bias = torch.round(bias * 2 ** 5) / 2 ** 9
+        bias = None if trial == 3 else bias
+        out_zp = int(rng.integers(0, 256))
+        want = op(x, torch.ops.quantized.linear_prepack(w, bias), out_scale, out_zp)
+        layer = cls(40, 8)
+        layer.set_weight_bias(w, None if bias is None else gt.tensor(bias.numpy()))
+        layer.scale, layer.zero_point = out_scale, out_zp
+        got = layer(as_quantized(x))
+        assert np.array_equal(got.int_repr().numpy(), want.int_repr().numpy()), trial
+        assert (got.q_scale(), got.q_zero_point()) == (want.q_scale(), want.q_zero_point())
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_conv2d_integers_are_fbgemm_s(relu):
+    rng = np.random.default_rng(2 + int(relu))
+    cls = gt.ao.nn.intrinsic.quantized.ConvReLU2d if relu else gt.ao.nn.quantized.Conv2d
+    op = torch.ops.quantized.conv2d_relu if relu else torch.ops.quantized.conv2d
+    for trial, (stride, padding, dilation, groups) in enumerate([(1, 1, 1, 1), (2, 0, 1, 2), (1, 2, 2, 1),
+                                                                 (2, 1, 1, 4)]):
+        x_scale, w_scales, out_scale = _qparams(rng, trial % 2 == 0)
+        x = _torch_q(rng.integers(0, 128, size=(2, 8, 7, 7)).astype(np.uint8), x_scale, int(rng.integers(0, 128)))
+        w = _weight(rng, (8, 8 // groups, 3, 3), w_scales, trial != 1)
+        bias = torch.from_numpy((rng.integers(-50, 50, size=8) * 2.0 ** -9).astype(np.float32))
+        out_zp = int(rng.integers(0, 256))
+        packed = torch.ops.quantized.conv2d_prepack(w, bias, [stride] * 2, [padding] * 2, [dilation] * 2, groups)
+        want = op(x, packed, out_scale, out_zp)
+        layer = cls(8, 8, 3, stride, padding, dilation, groups)
+        layer.set_weight_bias(w, gt.tensor(bias.numpy()))
+        layer.scale, layer.zero_point = out_scale, out_zp
+        got = layer(as_quantized(x))
+        assert np.array_equal(got.int_repr().numpy(), want.int_repr().numpy()), trial
+
+
+def test_qfunctional_add_mul_cat_are_torch_s():
+    rng = np.random.default_rng(4)
+    for trial in range(12):
+        n = [1, 63, 64, 100, 130, 200][trial % 6]
+        ties = trial % 2 == 0
+
+        def scale():
+            return float(2.0 ** -int(rng.integers(3, 8))) if ties else float(rng.uniform(0.01, 0.2))
+        a, b = (_torch_q(rng.integers(0, 256, size=(n,)).astype(np.uint8), scale(), int(rng.integers(0, 256)))
+                for _ in range(2))
+        qf = gt.ao.nn.quantized.QFunctional()
+        qf.scale, qf.zero_point = scale(), int(rng.integers(0, 256))
+        for name in ("add", "add_relu", "mul"):
+            want = getattr(torch.ops.quantized, name)(a, b, qf.scale, qf.zero_point).int_repr().numpy()
+            got = getattr(qf, name)(as_quantized(a), as_quantized(b))
+            assert np.array_equal(got.int_repr().numpy(), want), (trial, name)
+        want = torch.ops.quantized.cat([a, b], 0, qf.scale, qf.zero_point).int_repr().numpy()
+        assert np.array_equal(qf.cat([as_quantized(a), as_quantized(b)]).int_repr().numpy(), want)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("MinMaxObserver", {}), ("MinMaxObserver", {"dtype": "qint8", "qscheme": "per_tensor_symmetric"}),
+    ("MovingAverageMinMaxObserver", {"averaging_constant": 0.3, "quant_min": 0, "quant_max": 127}),
+    ("PerChannelMinMaxObserver", {"dtype": "qint8", "qscheme": "per_channel_symmetric"}),
+    ("MovingAveragePerChannelMinMaxObserver", {"ch_axis": 1}),
+    ("HistogramObserver", {"reduce_range": True}), ("HistogramObserver", {"bins": 256})])
+def test_observers_choose_torch_s_parameters(name, kwargs):
+    rng = np.random.default_rng(5)
+    t = getattr(tq, name)(**{k: getattr(torch, v) if isinstance(v, str) else v for k, v in kwargs.items()})
+    g = getattr(gq, name)(**{k: getattr(gt, v) if isinstance(v, str) else v for k, v in kwargs.items()})
+    for i in range(4):    # each batch wider than the last: the histogram is spread onto the new range
+        x = (rng.standard_normal((8, 6)) * (1 + i) + 0.3 * i).astype(np.float32)
+        t(torch.from_numpy(x))
+        g(gt.tensor(x))
+    (ts, tz), (gs, gz) = t.calculate_qparams(), g.calculate_qparams()
+    assert np.array_equal(gs.numpy(), ts.numpy()) and np.array_equal(gz.numpy(), tz.numpy())
+    assert sorted(g.state_dict()) == sorted(t.state_dict())
+
+
+def _net(lib, q, functional):
+    nn = lib.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.dequant = q.QuantStub(), q.DeQuantStub()
+            self.conv, self.bn, self.relu = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+            self.pool = nn.MaxPool2d(2)
+            self.conv2, self.relu2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.ReLU()
+            self.skip = functional.FloatFunctional()
+            self.fc, self.relu3, self.fc2 = nn.Linear(8 * 4 * 4, 10), nn.ReLU(), nn.Linear(10, 5)
+
+        def forward(self, x):
+            x = self.pool(self.relu(self.bn(self.conv(self.quant(x)))))
+            x = self.skip.add(x, self.relu2(self.conv2(x)))
+            return self.dequant(self.fc2(self.relu3(self.fc(x.reshape(x.shape[0], -1)))))
+    return Net()
+
+
+_FUSE = [["conv", "bn", "relu"], ["conv2", "relu2"], ["fc", "relu3"]]
+
+
+def _calibrated(qconfig):
+    torch.manual_seed(0)
+    tm = _net(torch, tq, torch.ao.nn.quantized)
+    with torch.no_grad():
+        tm.bn.running_mean.uniform_(-0.5, 0.5)
+        tm.bn.running_var.uniform_(0.5, 2)
+    gm = _net(gt, gq, gt.ao.nn.quantized)
+    gm.load_state_dict(tm.state_dict())
+    tm, gm = tq.fuse_modules(tm.eval(), _FUSE), gq.fuse_modules(gm.eval(), _FUSE)
+    assert np.array_equal(gm.conv[0].weight.numpy(), tm.conv[0].weight.detach().numpy())     # BN folded as torch
+    tm.qconfig, gm.qconfig = qconfig(tq), qconfig(gq)
+    tp, gp = tq.prepare(tm), gq.prepare(gm)
+    assert sorted(gp.state_dict()) == sorted(tp.state_dict())
+    rng = np.random.default_rng(6)
+    for i in range(2):
+        x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32) * (1 + i)
+        tp(torch.from_numpy(x))
+        gp(gt.tensor(x))
+    return tp, gp
+
+
+def _zeroed(state):
+    return {k: v * 0 if k.endswith(("weight", "bias")) and "post_process" not in k else v for k, v in state.items()}
+
+
+@pytest.mark.parametrize("qconfig", [lambda q: q.get_default_qconfig("x86"), lambda q: q.default_qconfig],
+                         ids=["x86", "default_qconfig"])
+def test_small_cnn_converts_to_torch_s_integers(qconfig):
+    tp, gp = _calibrated(qconfig)
+    # the float forwards differ in their last bits (another summation order), and so may the observed
+    # ranges; with torch's observer statistics loaded, every integer must be torch's
+    gp.load_state_dict(tp.state_dict())
+    tc, gc = tq.convert(tp), gq.convert(gp)
+    gp.load_state_dict(_zeroed(tp.state_dict()))      # what the loads below must overwrite
+    assert sorted(gc.state_dict()) == sorted(tc.state_dict())
+    assert repr(gc).replace("gt.", "torch.") == repr(tc)
+    x = np.random.default_rng(7).standard_normal((6, 3, 8, 8)).astype(np.float32) * 2
+    t_hidden, g_hidden = [], []
+    tc.fc.register_forward_hook(lambda m, i, o: t_hidden.append(o))
+    gc.fc.register_forward_hook(lambda m, i, o: g_hidden.append(o))
+    want, got = tc(torch.from_numpy(x)), gc(gt.tensor(x))
+    assert np.array_equal(g_hidden[0].int_repr().numpy(), t_hidden[0].int_repr().numpy())
+    assert np.array_equal(got.numpy(), want.numpy())
+    buffer = io.BytesIO()
+    gt.save(gc.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = gq.convert(gp)
+    fresh.load_state_dict(gt.load(buffer))       # gt's own file
+    assert np.array_equal(fresh(gt.tensor(x)).numpy(), want.numpy())
+    fresh = gq.convert(gp)
+    fresh.load_state_dict(tc.state_dict())       # torch's quantized state dict
+    assert np.array_equal(fresh(gt.tensor(x)).numpy(), want.numpy())
+
+
+def test_misuse_raises_clear_errors():
+    model = gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.BatchNorm2d(4)).eval()
+    model.qconfig = gq.default_qconfig
+    prepared = gq.prepare(model)
+    prepared(gt.randn(2, 3, 5, 5))
+    with pytest.raises(NotImplementedError, match="no statically quantized BatchNorm2d"):
+        gq.convert(prepared)
+    with pytest.raises(NotImplementedError, match="eval mode only"):
+        gq.fuse_modules(gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.BatchNorm2d(4)), ["0", "1"])
+    with pytest.raises(NotImplementedError, match="Cannot fuse modules"):
+        gq.fuse_modules(gt.nn.Sequential(gt.nn.ReLU(), gt.nn.Linear(3, 4)).eval(), ["0", "1"])
+    layer = gt.ao.nn.quantized.Linear(3, 4)
+    with pytest.raises(RuntimeError, match="expected a quantized input"):
+        layer(gt.randn(2, 3))
+    with pytest.raises(ValueError, match="observer instance"):
+        gq.QConfig(gq.MinMaxObserver(), gq.default_weight_observer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="None of the submodule got qconfig"):
+            gq.prepare(gt.nn.Linear(2, 2))
