@@ -27,6 +27,8 @@ sparse_csc, sparse_bsr, sparse_bsc = Layout("sparse_csc"), Layout("sparse_bsr"),
 COLUMN = {sparse_csc: True, sparse_bsc: True, sparse_bsr: False, sparse_csr: False}
 BLOCKED = {sparse_bsr: True, sparse_bsc: True, sparse_csc: False, sparse_csr: False}
 TRANSPOSED = {sparse_csr: sparse_csc, sparse_csc: sparse_csr, sparse_bsr: sparse_bsc, sparse_bsc: sparse_bsr}
+NAMES = {layout: ("ccol_indices", "row_indices") if COLUMN[layout] else ("crow_indices", "col_indices")
+         for layout in COLUMN}           # the compressed and the plain indices' (torch's)
 
 
 def _refusal(op):
@@ -48,7 +50,7 @@ class SparseCompressedTensor(CompressedOps, SparseCompressedBase):
         return compressed_from_coo(coo, self._cp_layout, self._cp_block)
 
     def _names(self):
-        return ("ccol_indices", "row_indices") if COLUMN[self._cp_layout] else ("crow_indices", "col_indices")
+        return NAMES[self._cp_layout]
 
     def _refuse(self, wanted):
         raise RuntimeError(f"{wanted} expected sparse {'row' if COLUMN[self._cp_layout] else 'column'} compressed "

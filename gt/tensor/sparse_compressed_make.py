@@ -12,7 +12,6 @@ from gt.tensor.sparse_compressed import (BLOCKED, SparseCompressedTensor, batch_
                                          sparse_bsc, sparse_bsr, sparse_csc, transposed)
 from gt.tensor.sparse_coo import SparseTensor, refuse_the_rest, sparse_coo
 from gt.tensor.sparse_csr import SparseCompressedBase, SparseCsrTensor, layout_names, sparse_csr
-from gt.tensor.sparse_csr_make import _hybrid
 from gt.tensor.sparse_make import to_sparse as _dense_to_sparse
 
 _LAYOUTS = (sparse_coo, sparse_csr, sparse_csc, sparse_bsr, sparse_bsc)
@@ -76,6 +75,11 @@ def to_sparse_bsc(self, blocksize, dense_dim=None):
     """This tensor as a sparse BSC tensor of ``blocksize`` (bh, bw) blocks (``to_sparse_bsr``'s rules)."""
     _hybrid("to_sparse_bsc", dense_dim)
     return _convert(self, sparse_bsc, blocksize, "to_sparse_bsc")
+
+
+def _hybrid(fn, dense_dim):
+    if dense_dim:
+        raise NotImplementedError(f"{fn}: dense_dim={dense_dim} (hybrid compressed tensors) is not supported by gt")
 
 
 def _compressed_to_csr(self, dense_dim=None):

@@ -11,7 +11,7 @@ tensor that breaks them gives wrong answers in every op), at the cost of one pas
 from gt import autograd, dtypes
 from gt.tensor import creation
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, SparseCompressedTensor, element_indices, sparse_bsc,
+from gt.tensor.sparse_compressed import (BLOCKED, COLUMN, NAMES, SparseCompressedTensor, element_indices, sparse_bsc,
                                          sparse_bsr, sparse_csc)
 from gt.tensor.sparse_coo import SparseTensor, refuse_on_mesh
 from gt.tensor.sparse_csr import SparseCsrTensor, csr_from_coo, sparse_csr
@@ -39,8 +39,7 @@ def _renamed(message):
 
 def _size(layout, comp, plain, vals, size):
     """torch's shape checks of the parts; the size (inferred without one) and the blocksize or None."""
-    column, blocked = COLUMN[layout], BLOCKED[layout]
-    names = ("ccol_indices", "row_indices") if column else ("crow_indices", "col_indices")
+    column, blocked, names = COLUMN[layout], BLOCKED[layout], NAMES[layout]
     if comp.dtype != plain.dtype or comp.dtype not in (dtypes.int32, dtypes.int64):
         raise RuntimeError(f"{names[0]} and {names[1]} must have the same dtype, bot got {comp.dtype} and "
                            f"{plain.dtype}, respectively (int64 or int32)")
@@ -114,7 +113,7 @@ def _make(layout, comp, plain, values, size, dtype, requires_grad):
     """The ``layout`` tensor of these parts, torch's checks run (``sparse_*_tensor``'s)."""
     refuse_on_mesh(str(layout)[13:].upper())
     fn = f"sparse_{str(layout)[13:]}_tensor"
-    names = ("ccol_indices", "row_indices") if COLUMN[layout] else ("crow_indices", "col_indices")
+    names = NAMES[layout]
     comp, plain = _index(comp, names[0], fn), _index(plain, names[1], fn)
     vals = values if isinstance(values, Tensor) else creation.tensor(values, dtype=dtype)
     if dtype is not None and vals.dtype != dtype:
@@ -172,11 +171,6 @@ def sparse_bsc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=Non
     """A sparse BSC tensor, torch's ``torch.sparse_bsc_tensor``: ``ccol_indices`` (*batch, ncols / bw
     + 1), ``row_indices`` (*batch, nnz) block rows, ``values`` (*batch, nnz, bh, bw) blocks."""
     return _make(sparse_bsc, ccol_indices, row_indices, values, size, dtype, requires_grad)
-
-
-def _hybrid(fn, dense_dim):
-    if dense_dim:
-        raise NotImplementedError(f"{fn}: dense_dim={dense_dim} (hybrid compressed tensors) is not supported by gt")
 
 
 def to_sparse_csr(self, dense_dim=None):
