@@ -59,14 +59,20 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     one dense attention per sequence, so padding costs nothing. Key and value may have other
     lengths than the query (cross-attention); the output has the query's structure.
     ``is_causal=True`` masks each sequence's keys after its query (the dense rule, per sequence:
-    torch 2.13 has it on CUDA, not on the CPU). Masks raise, as torch's."""
+    torch 2.13 has it on CUDA, not on the CPU). Masks raise, as torch's. (B, j, H, D) inputs on
+    the same offsets (not transposed) are torch's too: each row's H entries attend to each other."""
     fn = "scaled_dot_product_attention"
     if attn_mask is not None:
         raise ValueError("Masks are not yet supported!")
+    if not all(isinstance(t, NestedTensor) for t in (query, key, value)):
+        flags = [getattr(t, "is_nested", False) for t in (query, key, value)]
+        raise ValueError(f"Expected query, key, and value to be nested tensors, but got query.is_nested: {flags[0]}, "
+                         f"key.is_nested: {flags[1]}, and value.is_nested: {flags[2]} instead.")
+    if _ragged_batch(query, key, value):    # (B, j, H, D): torch's math attends over dim 2 in each row
+        out = F.scaled_dot_product_attention(query._nt_values, key._nt_values, value._nt_values, dropout_p=dropout_p,
+                                             is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+        return query._like(out, transposed=False)
     for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, NestedTensor):
-            raise RuntimeError(f"{fn}: {name} must be a jagged NestedTensor like the others, got "
-                               f"{type(t).__name__}")
         if t.dim() != 4 or t._nt_ragged != 2 or t._nt_lengths is not None:
             raise RuntimeError(f"{fn}: No viable backend for scaled_dot_product_attention was found: a nested "
                                f"{name} must be (B, H, j, D) with the ragged dim after the heads "
@@ -89,6 +95,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         parts.append(out.transpose(0, 1))
     # stored (total, H, D) as torch's: transposed back to (B, j, H, D) it is contiguous, for the linear after
     return query._like(cat(parts, 0).transpose(0, 1), transposed=True)
+
+
+def _ragged_batch(query, key, value):
+    """Query, key and value 4-D on the same offsets with the ragged dim at 1 (torch's (B, j, H, D)
+    before the ``transpose(1, 2)``): each of their rows is a batch entry of a dense attention."""
+    return all(t.dim() == 4 and t._nt_ragged == 1 and t._nt_jint is query._nt_jint for t in (query, key, value))
 
 
 def embedding(input, weight, *args):

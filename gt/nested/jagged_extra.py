@@ -16,7 +16,7 @@ BINARY = ("bitwise_and", "bitwise_or", "bitwise_xor", "__xor__", "__rxor__", "lo
           "greater_equal", "less_equal", "not_equal", "multiply", "subtract")
 INPLACE_BINARY = ("atan2_", "fmod_", "remainder_", "hypot_", "copysign_", "maximum_", "minimum_", "bitwise_and_",
                   "bitwise_or_", "bitwise_xor_", "logical_and_", "logical_or_", "logical_xor_", "true_divide_",
-                  "lerp_", "xlogy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_")
+                  "lerp_", "xlogy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "float_power_")
 
 
 def _reflected(self, op, other, *args, **kwargs):
@@ -56,10 +56,43 @@ def lerp(self, end, weight):
     return self._like(self._nt_values.lerp(_operand(self, end, "lerp"), weight))
 
 
-# ``x += y`` & co.: the in-place methods (torch's; ``//=`` stays refused, as torch 2.13's floor_divide_)
+# ``x += y`` & co.: the in-place methods (torch's; ``//=`` is refused, as torch 2.13's floor_divide_)
 AUGMENTED = {"__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_", "__ipow__": "pow_",
              "__imod__": "remainder_", "__iand__": "bitwise_and_", "__ior__": "bitwise_or_",
              "__ixor__": "bitwise_xor_"}
+
+
+# what torch 2.13 refuses on the jagged layout (its errors), though gt could compute it from the values
+REFUSED = {"floor_divide": "aten.floor_divide.default", "__floordiv__": "aten.floor_divide.default",
+           "__rfloordiv__": "aten.floor_divide.default", "floor_divide_": "aten.floor_divide_.Tensor",
+           "__ifloordiv__": "aten.floor_divide_.Tensor", "abs_": "aten.abs_.default", "absolute_": "aten.abs_.default"}
+# a number on the left of gt.<name>(number, nt): torch's op, which expects a nested tensor there
+_NUMBER_FIRST = {"add": "add", "sub": "sub", "subtract": "sub", "mul": "mul", "multiply": "mul", "div": "div",
+                 "divide": "div", "true_divide": "div"}
+
+
+def _refused(name, message):
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(message)
+
+    method.__name__ = name
+    method.__doc__ = f"Refused, as torch 2.13's jagged layout refuses it ({message})."
+    return method
+
+
+def _number_first(self, name, number, rounding_mode=None, **kwargs):
+    """``gt.<name>(number, self)``, as torch 2.13's jagged layout: ``remainder`` computes, the
+    arithmetic raises its ValueError (it reads the number as a non-nested ``self``),
+    ``floor_divide`` is refused."""
+    if name == "remainder":
+        return self.__rmod__(number)
+    if name == "floor_divide":
+        raise NotImplementedError("aten.floor_divide.default")
+    if name in _NUMBER_FIRST:
+        op = _NUMBER_FIRST[name] + (".Tensor" if rounding_mode is None else ".Tensor_mode")
+        raise ValueError(f"NestedTensor {op}(self: jt_all, ...): expected self to be a jagged layout NestedTensor")
+    raise TypeError(f"gt.{name}(): argument 'input' must be a tensor or an array, not {type(number).__name__} "
+                    f"({number!r}); use gt.tensor({number!r})")
 
 
 # ---- torch's cached sequence lengths ---------------------------------------------------------------
@@ -112,8 +145,9 @@ def install():
     inplace = [*INPLACE_BINARY, *(name + "_" for name in UNARY if not name.startswith("_"))]
     methods.update({name: _inplace(name) for name in inplace if hasattr(Tensor, name)})
     methods.update({name: _inplace(method) for name, method in AUGMENTED.items()})
-    methods.update(_reflected=_reflected, lerp=lerp, broadcast_to=broadcast_to, tolist=tolist,
-                   to_padded_tensor=to_padded_tensor)
+    methods.update({name: _refused(name, message) for name, message in REFUSED.items()})
+    methods.update(_reflected=_reflected, _number_first=_number_first, lerp=lerp, broadcast_to=broadcast_to,
+                   tolist=tolist, to_padded_tensor=to_padded_tensor)
     for name, method in methods.items():
         setattr(NestedTensor, name, method)
     NestedTensor._max_seqlen = property(lambda self: _seqlen(self, "max_seqlen"), doc="The longest sequence (cached).")

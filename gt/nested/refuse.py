@@ -52,4 +52,5 @@ def refuse_the_rest():
                 if name.startswith("_") and not (name.startswith("__") and name.endswith("__")):
                     continue
                 own.add(name)
-                setattr(cls, name, _refuser(name.strip("_"), message, isinstance(attr, property)))
+                op = name[2:-2] if name.startswith("__") else name     # torch names in-place ops with their "_"
+                setattr(cls, name, _refuser(op, message, isinstance(attr, property)))

@@ -10,11 +10,18 @@ from gt.tensor import Tensor, cat, stack
 from gt.tensor.compat_methods import strided
 
 UNARY = ("sin", "cos", "tanh", "relu", "neg", "abs", "sqrt", "logical_not", "float", "double", "half", "isnan",
-         "__neg__", "__abs__", "detach", "clone", "to", "gelu", "cpu")
+         "__neg__", "__abs__", "detach", "clone", "to", "gelu", "cpu", "sgn", "isinf", "bool", "int", "long")
+# torch 2.13's in-place ops on this layout (sub_, div_, exp_, clamp_... it refuses)
+INPLACE = ("add_", "mul_", "neg_", "abs_", "relu_", "tanh_", "zero_", "fill_", "copy_", "normal_")
+AUGMENTED = {"__iadd__": "add_", "__imul__": "mul_"}
+# gt.<name>(number, nt): torch's op name where it refuses
+_NUMBER_FIRST = {"add": None, "sub": None, "subtract": None, "mul": None, "multiply": None, "div": None, "divide": None,
+                 "true_divide": None, "remainder": "remainder.Scalar_Tensor", "floor_divide": "floor_divide",
+                 "pow": "pow.Scalar", "float_power": "pow.Scalar"}
 BINARY = ("add", "sub", "mul", "div", "__add__", "__sub__", "__mul__", "__truediv__", "gt", "ge", "lt", "le",
-          "__gt__", "__ge__", "__lt__", "__le__", "__radd__", "__rmul__")
+          "__gt__", "__ge__", "__lt__", "__le__", "__radd__", "__rmul__", "eq", "masked_fill")
 _BY_NUMBER = ("mul", "div", "__mul__", "__truediv__", "__rmul__", "add", "__add__", "__radd__", "sub", "__sub__", "gt",
-              "ge", "lt", "le", "__gt__", "__ge__", "__lt__", "__le__")
+              "ge", "lt", "le", "__gt__", "__ge__", "__lt__", "__le__", "eq")
 
 
 def _irregular(dim):
@@ -252,6 +259,39 @@ def _binary(name):
     return method
 
 
+def _inplace(name):
+    def method(self, *args, **kwargs):
+        if args and isinstance(args[0], StridedNestedTensor):       # tensor by tensor
+            for p, other in zip(self._nt_parts, _same_batch(self, args[0])):
+                getattr(p, name)(other, *args[1:], **kwargs)
+        elif args and isinstance(args[0], Tensor):
+            raise RuntimeError("Expected both self and other to be nested, but got a nested self and non-nested other")
+        else:
+            for p in self._nt_parts:
+                getattr(p, name)(*args, **kwargs)
+        return self
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}`` of each tensor in place (with a number, or a nested tensor's tensors); itself."
+    return method
+
+
+def _number_first(self, name, number, rounding_mode=None, alpha=1):
+    """``gt.<name>(number, self)``, as torch 2.13's strided layout: the arithmetic per tensor, the
+    rest (and a rounding mode) refused."""
+    if name not in _NUMBER_FIRST:
+        raise TypeError(f"gt.{name}(): argument 'input' must be a tensor or an array, not {type(number).__name__} "
+                        f"({number!r}); use gt.tensor({number!r})")
+    op = _NUMBER_FIRST[name] or ("div.Tensor_mode" if rounding_mode is not None else None)
+    if op is not None:
+        raise NotImplementedError(f"Could not run 'aten::{op}' with arguments from the 'NestedTensorCPU' backend (a "
+                                  "strided nested tensor in gt; layout=gt.jagged supports more ops)")
+    reflected = {"a": "__radd__", "s": "__rsub__", "m": "__rmul__"}.get(name[0], "__rtruediv__")
+    if alpha != 1:
+        return self._map(lambda p: number - alpha * p)
+    return self._map(lambda p: getattr(p, reflected)(number))
+
+
 def to_padded(self, padding, output_size=None):
     """The tensors padded with ``padding`` to the largest size in each dim (or ``output_size``,
     never smaller: torch refuses truncation on this layout), stacked: differentiable."""
@@ -276,4 +316,9 @@ def install():
         setattr(StridedNestedTensor, name, _unary(name))
     for name in BINARY:
         setattr(StridedNestedTensor, name, _binary(name))
+    for name in INPLACE:
+        setattr(StridedNestedTensor, name, _inplace(name))
+    for name, method in AUGMENTED.items():
+        setattr(StridedNestedTensor, name, _inplace(method))
     StridedNestedTensor.to_padded_tensor = to_padded
+    StridedNestedTensor._number_first = _number_first

@@ -8,6 +8,7 @@ from gt.nn import init
 from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.nn.multihead_attention_functional import AttentionComputation
+from gt.nn.nested_attention import fast_path, is_nested, refuse_module
 from gt.nn.parameter import Parameter
 from gt.tensor import empty
 
@@ -112,6 +113,9 @@ class MultiheadAttention(AttentionComputation, Module):
         instead of reading the mask. Weights are those after dropout, as torch's. (The computation:
         gt/nn/multihead_attention_functional.py, shared with ``F.multi_head_attention_forward``.)
         """
+        if is_nested(query) or is_nested(key) or is_nested(value):     # torch's fast path only, else its error
+            refuse_module(self, query, key, value, key_padding_mask, attn_mask)
+            return fast_path(self, query, need_weights, average_attn_weights)
         return self._attend(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights,
                             is_causal)
 

@@ -8,6 +8,7 @@ import types
 from gt import dtypes
 from gt.nn.core_functions import dropout, linear, scaled_dot_product_attention
 from gt.nn.inputs import as_tensor
+from gt.nn.nested_attention import is_nested, refuse_functional
 from gt.nn.padding import pad
 from gt.tensor import cat
 
@@ -204,6 +205,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     S, E / num_heads) replace the projected keys/values. Masks, dropout (when ``training``) and
     the weights returned as ``nn.MultiheadAttention``'s, which computes the same way.
     """
+    if is_nested(query) or is_nested(key) or is_nested(value):
+        refuse_functional(query, key, value, num_heads, use_separate_proj_weight)     # torch's first failing step
     query = as_tensor(query, "multi_head_attention_forward", "query")
     if query.shape[-1] != embed_dim_to_check:
         raise ValueError(f"multi_head_attention_forward: was expecting embedding dimension of {embed_dim_to_check}, "

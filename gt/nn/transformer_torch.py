@@ -26,6 +26,7 @@ from gt.nn.inputs import as_tensor
 from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.nn.multihead_attention import MultiheadAttention
+from gt.nn.nested_attention import is_nested, per_sequence, refuse_module
 from gt.nn.normalization import LayerNorm
 from gt.tensor import full
 
@@ -56,7 +57,9 @@ def _generate_square_subsequent_mask(sz, dtype=None):
 
 
 def _seq_len(x, batch_first):
-    """The sequence length of a (S, E), (S, N, E) or, batch first, (N, S, E) input."""
+    """The sequence length of a (S, E), (S, N, E) or, batch first, (N, S, E) input (None: nested)."""
+    if is_nested(x):
+        return None
     return x.shape[0] if x.ndim == 2 or not batch_first else x.shape[1]
 
 
@@ -135,6 +138,9 @@ class TransformerEncoderLayer(_FeedForwardLayer):
         self.activation = activation
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        if is_nested(src):      # torch's fast path (each sequence on its own), else its attention's error
+            refuse_module(self.self_attn, src, src, src, src_key_padding_mask, src_mask)
+            return per_sequence(src, lambda x: self(x, is_causal=is_causal))
         x = self._input(src, "src")
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -183,6 +189,10 @@ class TransformerDecoderLayer(_FeedForwardLayer):
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        if is_nested(tgt):      # torch's errors: its attention takes a nested tensor on its fast path only
+            refuse_module(self.self_attn, tgt, tgt, tgt, tgt_key_padding_mask, tgt_mask)
+        if is_nested(tgt) or is_nested(memory):     # the cross-attention's query is the block's: never self
+            refuse_module(self.multihead_attn, tgt, memory, memory, memory_key_padding_mask, memory_mask, False)
         x, memory = self._input(tgt, "tgt"), self._input(memory, "memory")
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
@@ -226,7 +236,7 @@ class TransformerEncoder(Module):
         self.use_nested_tensor = False      # torch's flag for its nested-tensor path, which gt does not have
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
-        output = as_tensor(src, "TransformerEncoder", "src")
+        output = src if is_nested(src) else as_tensor(src, "TransformerEncoder", "src")     # nested: the layer's error
         if len(self.layers):
             batch_first = self.layers[0].self_attn.batch_first
             is_causal = _detect_is_causal_mask(mask, is_causal, _seq_len(output, batch_first))
@@ -255,7 +265,7 @@ class TransformerDecoder(Module):
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
-        output = as_tensor(tgt, "TransformerDecoder", "tgt")
+        output = tgt if is_nested(tgt) else as_tensor(tgt, "TransformerDecoder", "tgt")     # nested: the layer's error
         if len(self.layers):
             batch_first = self.layers[0].self_attn.batch_first
             tgt_is_causal = _detect_is_causal_mask(tgt_mask, tgt_is_causal, _seq_len(output, batch_first))
@@ -307,13 +317,14 @@ class Transformer(Module):
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None, src_key_padding_mask=None,
                 tgt_key_padding_mask=None, memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
                 memory_is_causal=False):
-        src, tgt = as_tensor(src, "Transformer", "src"), as_tensor(tgt, "Transformer", "tgt")
+        # a nested one: the encoder's or decoder's error (torch's)
+        src, tgt = (t if is_nested(t) else as_tensor(t, "Transformer", n) for t, n in ((src, "src"), (tgt, "tgt")))
         if src.ndim == 3:
             axis = 0 if self.batch_first else 1
-            if tgt.ndim != 3 or src.shape[axis] != tgt.shape[axis]:
+            if tgt.ndim != 3 or src.size(axis) != tgt.size(axis):
                 raise RuntimeError(f"Transformer: the batch number of src and tgt must be equal, got src of shape "
                                    f"{src.shape} and tgt of shape {tgt.shape} (batch_first={self.batch_first})")
-        if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
+        if src.size(-1) != self.d_model or tgt.size(-1) != self.d_model:
             raise RuntimeError(f"Transformer: the feature number of src and tgt must be equal to d_model = "
                                f"{self.d_model}, got src of shape {src.shape} and tgt of shape {tgt.shape}")
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask, is_causal=src_is_causal)

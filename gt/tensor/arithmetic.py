@@ -179,6 +179,8 @@ class ArithmeticMethods:
     # comparisons: no gradient, boolean results
     def _compare(self, other, fn, name):
         other = _operand(other, name)
+        if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
+            return other._reflected(name, self)     # ``p > nt``: the nested tensor's op (gt.nested)
         if name in ("lt", "le", "gt", "ge") and (self.dtype.is_complex or isinstance(other, complex) or (
                 isinstance(other, Tensor) and other.dtype.is_complex)):
             raise NotImplementedError(f"\"{name}_cpu\" not implemented for complex tensors: complex numbers have no "
@@ -427,8 +429,7 @@ def _refuse_integer_zero(a, b, op):
 
 
 def _refuse_bools(a, b, kernel):
-    """torch's NotImplementedError where both operands are bool (numpy would give int8, a dtype gt
-    does not hold), or where the op is computed in uint16/32/64 (torch has no kernel for them)."""
+    """torch's NotImplementedError for two bool operands (numpy: int8) or an op in uint16/32/64 (no torch kernel)."""
     refuse(kernel, a, b)
     if a.dtype == dtypes.bool_ and (b.dtype == dtypes.bool_ if isinstance(b, Tensor) else isinstance(b, bool)):
         raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool': convert the operands with .long() first")
@@ -439,8 +440,7 @@ def _is_bool(x):
 
 
 def refuse_bool_subtraction(a, b):
-    """torch's RuntimeError for a subtraction with a bool tensor or a Python bool (numpy's engine
-    raised its own TypeError for two bools and subtracted a bool from a number); None otherwise."""
+    """torch's RuntimeError for a subtraction with a bool tensor or Python bool (numpy's differ); None otherwise."""
     if not (_is_bool(a) or _is_bool(b)):
         return
     if _is_bool(a) and _is_bool(b):

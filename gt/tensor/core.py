@@ -423,10 +423,9 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
-                random_methods, remaining_methods, write_methods, device_methods, compat_methods):
+                random_methods, remaining_methods, write_methods, device_methods, compat_methods, nested_operands):
     _module.Tensor = Tensor
 wide_uints.guard_methods(Tensor)
-nested_operands.install(Tensor)
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).
 autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)

@@ -43,6 +43,8 @@ class ExtraMethods:
     def __floordiv__(self, other):
         """``floor(self / other)`` (torch's ``floor_divide``, exact where ``(a / b).floor()`` is not):
         ints stay ints; zero gradients, as torch's."""
+        if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
+            return other.__rfloordiv__(self)        # gt.nested's (which refuses, as torch's)
         a, b = int_wrapped(*_promote_ints(self, _operand(other, "//")))
         _refuse_bools(a, b, "div_floor_cpu")
         _refuse_integer_zero(a, b, "//")
@@ -57,6 +59,8 @@ class ExtraMethods:
         """The remainder with the divisor's sign (Python's and torch's ``remainder``), as torch's
         kernel computes it (rounded_division.py); gradients 1 and ``-(self // other)``, as torch's."""
         other = _operand(other, "%")
+        if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
+            return other._reflected("remainder", self)      # ``x % nt``: the nested tensor's op (gt.nested)
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
             # integers: exact, and nothing to differentiate

@@ -85,6 +85,8 @@ def _method(name):
         if not isinstance(x, Tensor):
             x = _operand(x, name)
             if not isinstance(x, Tensor):   # a Python number: torch refuses it too
+                if args and type(args[0]) is not Tensor and getattr(args[0], "is_nested", False):
+                    return args[0]._number_first(name, x, **kwargs)     # but a nested tensor has its rule
                 raise TypeError(f"gt.{name}(): argument 'input' must be a tensor or an array, "
                                 f"not {type(x).__name__} ({x!r}); use gt.tensor({x!r})")
         return getattr(x, name)(*args, **kwargs)

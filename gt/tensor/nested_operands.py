@@ -1,9 +1,9 @@
-"""A dense tensor's two-operand ops where the other operand is a nested tensor (gt.nested): the
-nested tensor's own op runs (``nested._reflected(name, dense)`` for the dense one on the left),
-as torch's ``__torch_function__`` hands ``p > nt`` or ``torch.atan2(x, nt)`` to the nested
-class. The check is one ``type(x) is not Tensor`` for plain tensors; ``install`` (called by
-gt/tensor/core.py once the class exists) binds ``Tensor`` and puts it before the comparisons,
-``%`` and ``//``."""
+"""Two-operand functions where either operand is a nested tensor (gt.nested): the nested tensor's
+own op runs (``nested._reflected(fn, dense)`` for the dense one on the left), as torch's
+``__torch_function__`` hands ``torch.atan2(x, nt)`` to the nested class. The check is one
+``type(x) is not Tensor`` for plain tensors. (The methods' own paths check their operand where
+they take it: ``_compare`` in arithmetic.py for ``p > nt``, ``__mod__``/``__floordiv__`` in
+extra_methods.py, ``_binary`` for the arithmetic operators.)"""
 
 import functools
 
@@ -33,24 +33,3 @@ def nested_pair(fn):
         return fn(input, *args, **kwargs)
 
     return call
-
-
-def _reflecting(method, op):
-    """``method(self, other, ...)``, or the nested ``other``'s ``_reflected(op or name, self)``."""
-    @functools.wraps(method)
-    def call(self, other, *args):
-        if type(other) is not Tensor and is_nested(other):
-            return other._reflected(op or args[-1], self)     # _compare(other, fn, name): the op's name
-        return method(self, other, *args)
-
-    return call
-
-
-def install(cls):
-    """Binds ``Tensor`` to ``cls``; a nested tensor on the right of its comparisons (``p > nt``:
-    ``_compare``), ``%`` and ``//`` (``remainder``, ``floor_divide``) runs the nested tensor's op."""
-    global Tensor
-    Tensor = cls
-    for name, op in (("_compare", None), ("__mod__", "remainder"), ("remainder", "remainder"),
-                     ("__floordiv__", "floor_divide"), ("floor_divide", "floor_divide")):
-        setattr(cls, name, _reflecting(getattr(cls, name), op))

@@ -94,12 +94,16 @@ def fill(input, value):
 def multiply(input, other):
     """``input * other`` (torch's ``mul``): broadcasting and torch's dtype promotion."""
     a, b = _one_tensor(input, other, "multiply")
+    if not isinstance(a, Tensor) and type(b) is not Tensor and b.is_nested:
+        return b._number_first("multiply", a)       # gt.nested's rule for a number on the left
     return a * b
 
 
 def subtract(input, other, *, alpha=1):
     """``input - alpha * other``."""
     a, b = _one_tensor(input, other, "subtract")
+    if not isinstance(a, Tensor) and type(b) is not Tensor and b.is_nested:
+        return b._number_first("subtract", a, alpha=alpha)      # gt.nested's rule for a number on the left
     _check_no_bool(a, b)
     _check_alpha(a, b, alpha, "subtract")
     if type(alpha) is bool:       # raises: with no bool operand the result is never bool
@@ -128,6 +132,8 @@ def divide(input, other, *, rounding_mode=None):
                            f"{rounding_mode!r}")
     a, b = _one_tensor(input, other, "divide")
     if not isinstance(a, Tensor):
+        if type(b) is not Tensor and b.is_nested:
+            return b._number_first("divide", a, rounding_mode=rounding_mode)   # gt.nested's rule
         a = _number_beside(a, b)
     return a.div(b, rounding_mode=rounding_mode)
 
