@@ -3,13 +3,11 @@ running histogram of the values seen (``bins`` bins over the running [min, max],
 spread onto a wider range when a batch widens it), and ``calculate_qparams`` searches the range
 [min', max'] inside it that minimises the L2 error of quantizing onto ``2 ** bits`` levels.
 
-Every step is torch's algorithm with torch's float32 arithmetic (``histc``, ``linspace``'s AVX-512
-blocks of 16, ``bucketize``, float32 ``bincount``, a float64-accumulated ``cumsum``). Where gt
+Every step is torch's algorithm with torch's float32 arithmetic (``histc``, ``linspace``'s fused
+multiply-adds, ``bucketize``, float32 ``bincount``, a float64-accumulated ``cumsum``). Where gt
 cannot follow torch exactly: the float32 sum of the 2,048 per-bin errors is summed in another
-order (the search compares consecutive sums, so the choice can differ only where two are within
-a float32 rounding of each other), and torch's ``linspace`` of the 32,769 upsampled edges splits
-over threads (gt follows one thread's blocks; the edges move by a float32 rounding, which changes
-the histogram only where a midpoint lies that close to a new bin's edge).
+order, so the search (which stops where the error first grows) can choose differently only where
+two consecutive errors lie within a float32 rounding of each other.
 """
 
 from gt import autograd, dtypes
@@ -18,25 +16,17 @@ from gt.dtypes import round_float32
 from gt.tensor import creation, index_methods
 from gt.tensor.quantized import per_tensor_affine
 
-_LANES = 16     # float32 values of one AVX-512 vector: torch's linspace computes a block from its first
-
-
 def linspace32(start, end, steps):
-    """torch's CPU ``linspace`` in float32 (one thread): ``step = (end - start) / (steps - 1)``; each
-    block of 16 starts at ``start + step * i`` (``end - step * (steps - 1 - i)`` past the middle) and
-    adds ``step * j``; the last ``steps % 16`` values one by one."""
+    """torch's CPU ``linspace`` in float32: ``step = (end - start) / (steps - 1)`` in float32, then
+    value ``i`` is ``fma(i, step, start)`` in the first half, ``fma(-(steps - 1 - i), step, end)``
+    after it (one rounding each: the compiler contracts torch's ``start + step * i``; float64
+    replays it, ``i * step`` being exact there). Checked against torch.linspace on 80 ranges."""
     start, end = round_float32(start), round_float32(end)
     step = round_float32(round_float32(end - start) / (steps - 1))
-    idx = creation.arange(steps)
-    first = idx - idx % _LANES
-    tail = idx >= steps // (2 * _LANES) * (2 * _LANES)      # its loop stores two vectors a step
-    first = first.where(~tail, idx)
-    lane = (idx - first).float()
-    half = steps // 2
-    from_start = start + (first.float() * step)
-    from_end = end - ((steps - first - 1).float() * step)
-    base = from_start.where(first < half, from_end)
-    return base + lane * step
+    idx = creation.arange(steps).double()
+    from_start = (idx * step + start).float()
+    from_end = (end - (steps - 1 - idx) * step).float()
+    return from_start.where(idx < steps // 2, from_end)
 
 
 class HistogramObserver(UniformQuantizationObserverBase):
