@@ -68,6 +68,18 @@ PROGRAMS = {
         lambda L, t, ng: (h := t["a"] * 1, y := t["b"].reshape(3, 1, 4) @ h.T, h.add_(1), _sum_backward(y)), False),
     "vector-matrix product by data, the matrix changed": (
         lambda L, t, ng: (h := t["a"] * 1, y := t["b"][0] @ h.T, h.t_(), _sum_backward(y)), False),
+    # torch's linear keeps the weight only for the input's gradient: a first layer's weight may be
+    # stepped between the forward and the backward
+    "linear of data, the weight changed under no_grad": (
+        lambda L, t, ng: (y := L.nn.functional.linear(t["b"], t["a"]), _in(ng, lambda: t["a"].mul_(0.5)),
+                          _sum_backward(y)), False),
+    "scatter_add, the source changed where only self needs a gradient": (
+        lambda L, t, ng: (y := t["a"].scatter_add(0, L.tensor([[0, 2, 1, 0]]), t["b"][:1]), t["b"].add_(1),
+                          _sum_backward(y)), False),
+    "hypot, the other input changed": (lambda L, t, ng: (y := L.hypot(t["a"], t["b"]), t["b"].add_(1),
+                                                         _sum_backward(y)), False),
+    "atan2, its output changed under no_grad": (lambda L, t, ng: (y := L.atan2(t["a"], t["b"]),
+                                                                  _in(ng, lambda: y.add_(1)), _sum_backward(y)), False),
     "add, the other term changed": (lambda L, t, ng: (y := t["a"] + t["b"], t["b"].add_(1), _sum_backward(y)), False),
     "sum then mul by a constant, the constant's source changed": (
         lambda L, t, ng: (y := t["a"].sum() * 2.0, t["b"].add_(1), y.backward()), False),
@@ -160,6 +172,32 @@ def test_a_step_between_forward_and_backward_raises(make_opt):
     opt.step()
     with pytest.raises(RuntimeError, match=MODIFIED):
         loss.backward()
+
+
+def test_a_step_of_a_first_layer_between_forward_and_backward_is_taken_as_torch():
+    """A weight whose input needs no gradient is not kept by the backward (torch's linear): changed in
+    place after the forward, its gradient is still dY^T X, and plain gradient descent inside the backward
+    (the product written into the weight) updates the changed weight."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(0)
+    x, w0, b0 = rng.standard_normal((5, 4)), rng.standard_normal((3, 4)), rng.standard_normal(3)
+    results = []
+    for lib in (gt, torch):
+        fc = lib.nn.Linear(4, 3)
+        with lib.no_grad():
+            fc.weight.copy_(lib.tensor(w0, dtype=lib.float32))
+            fc.bias.copy_(lib.tensor(b0, dtype=lib.float32))
+        kwargs = {"in_backward": True} if lib is gt else {}
+        opt = lib.optim.SGD(fc.parameters(), lr=0.1, **kwargs)
+        loss = (fc(lib.tensor(x, dtype=lib.float32)) ** 2).sum()
+        with lib.no_grad():
+            fc.weight.mul_(0.5)
+        loss.backward()
+        if lib is torch:
+            opt.step()
+        results.append((fc.weight.detach().numpy(), fc.bias.detach().numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_training_loops_never_meet_the_check():

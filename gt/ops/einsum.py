@@ -131,19 +131,23 @@ class Einsum(Function):
         self.low = low if low is not None and _contracts(spec) else None
         if self.low is not None:
             operands = tuple(B.astype(a, self.low) for a in operands)
-        self.save(*operands)
+        # operand k is read only for the others' gradients (the sum is linear in each), as torch's
+        # products save it: it may change in place after the forward where no other one needs a gradient
+        needs = self.needs_input_grad
+        self.metas = tuple((tuple(a.shape), B.dtype_of(a)) for a in operands)
+        self.save(*(a if True in needs[:k] + needs[k + 1:] else None for k, a in enumerate(operands)))
         out = B.einsum(spec.equation, *operands)
         return out if self.low is None else B.astype(out, dtypes.float32)
 
     def backward(self, g):
         operands = self.saved
         if B.dtype_of(g).is_complex:     # torch's convention for complex operands (gt/ops/complex_ops.py)
-            operands = tuple(B.conj(a) for a in operands)
+            operands = tuple(None if a is None else B.conj(a) for a in operands)
         if self.low is not None:    # the upstream gradient rounded once; the gradients back in float32
             g = B.astype(g, self.low)
-            return tuple(B.astype(_operand_grad(self.spec, k, g, operands), dtypes.float32) if need else None
-                         for k, need in enumerate(self.needs_input_grad))
-        return tuple(_operand_grad(self.spec, k, g, operands) if need else None
+            return tuple(B.astype(_operand_grad(self.spec, k, g, operands, self.metas[k]), dtypes.float32)
+                         if need else None for k, need in enumerate(self.needs_input_grad))
+        return tuple(_operand_grad(self.spec, k, g, operands, self.metas[k]) if need else None
                      for k, need in enumerate(self.needs_input_grad))
 
     def backward_graph(self, g):
@@ -168,16 +172,17 @@ def _operand_grad_graph(spec, k, g, operands):
     return AddAtIndex.apply(grad, tuple(operands[k].shape), operands[k].dtype, plan.diagonal)
 
 
-def _operand_grad(spec, k, g, operands):
-    """The gradient of operand ``k``: the output gradient contracted with the other operands."""
-    plan = _GradPlan(spec, k, operands[k].shape)
+def _operand_grad(spec, k, g, operands, meta):
+    """The gradient of operand ``k`` (of shape and dtype ``meta``): the output gradient contracted
+    with the other operands."""
+    shape, dtype = meta
+    plan = _GradPlan(spec, k, shape)
     grad = B.einsum(plan.equation, g, *(operands[j] for j in plan.others))
     grad = B.broadcast_to(B.reshape(grad, plan.kept_shape(grad.shape)), plan.full)
     if plan.diagonal is None:
         return B.copy(grad) if B.is_view(grad) else grad
     # a repeated letter read a diagonal: its gradient goes on that diagonal, zeros elsewhere
-    x = operands[k]
-    full = B.zeros(tuple(x.shape), B.dtype_of(x))
+    full = B.zeros(shape, dtype)
     B.setitem(full, plan.diagonal, grad)
     return full
 

@@ -16,7 +16,10 @@ def _columns(x, kernel, stride, padding, dilation):
     nd, (n, c) = len(kernel), x.shape[:2]
     win = B.windows(pad_constant(x, padding, 0), kernel, stride, dilation)         # (N, C, *out, *kernel)
     out = tuple(win.shape[2:2 + nd])
-    return B.reshape(B.transpose(win, _window_axes_last(nd)), (n, c * numel(kernel), numel(out)))
+    shape = (n, c * numel(kernel), numel(out))
+    if 0 in shape:     # the reshape would be a view of the windows, which numpy makes read-only
+        return B.zeros(shape, B.dtype_of(x))
+    return B.reshape(B.transpose(win, _window_axes_last(nd)), shape)
 
 
 def _image(cols, size, kernel, out, stride, padding, dilation):

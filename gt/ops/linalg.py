@@ -129,9 +129,11 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.low = low = amp.matmul_dtype(x, weight)
         if low is None:
-            # x only for the weight's gradient, as torch: x may change in place after the forward
-            # where the weight needs none (a frozen layer)
-            self.save(x if self.needs_input_grad[1] else None, weight, bias is not None)
+            # x only for the weight's gradient and the weight only for x's, as torch: either may
+            # change in place after the forward where the other needs no gradient (a frozen layer; an
+            # optimizer's step between the forward and the backward of a first layer)
+            nx, nw = self.needs_input_grad[:2]
+            self.save(x if nw else None, weight if nx else None, bias is not None)
             return B.linear(x, weight, bias)
         # autocast: every product of this op (the forward and both gradients) reads x and the
         # weight rounded to `low`, so they are rounded once and those copies are kept for the
@@ -163,6 +165,8 @@ class Linear(Function):
         plan = self.__dict__.pop("fused", None)
         step = plan.get(1) if plan and nw else None
         gx = None
+        if step is not None and weight is None and step[1] is self.inputs[1]._array:
+            weight = step[1]        # not saved (x needs no gradient): the update goes into the leaf as it is now
         if step is not None and step[1] is weight:
             gx = self._input_grad(g2, weight, g.shape) if nx else None   # from the weight before its update
             B.addmm_(weight, _swap(g2), x2, step[0])   # the update itself: no gradient buffer
@@ -208,8 +212,11 @@ class Linear(Function):
         """Whether the weight's gradient is left as its factors: a whole leaf, one dtype, few rows
         for a big weight (``deferred.worth``), on the CPU (see gt/autograd/deferred.py)."""
         leaf = self.inputs[1]
+        if leaf._ctx is not None or leaf._placed is not None:
+            return False
+        weight = leaf._array if weight is None else weight      # not saved where x needs no gradient
         # ``worth`` (integer arithmetic) first: it declines every weight of a small model
-        return (leaf._ctx is None and leaf._placed is None and weight.ndim == 2
+        return (weight.ndim == 2
                 and deferred.worth(x2.shape[0], weight.shape[0], weight.shape[1], leaf)
                 and B.dtype_of(g2) == B.dtype_of(x2) == B.dtype_of(weight)
                 and B.device_of(x2) == "cpu")

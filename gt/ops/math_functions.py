@@ -199,7 +199,7 @@ def _xlogy_grads(g, a, b, out):
 # name -> (gradient of a, gradient of b) from the output gradient g, the inputs and the output
 _BINARY_GRADIENTS = {
     "atan2": _atan2_grads,
-    "hypot": lambda g, a, b, out: (g * a / out, g * b / out),
+    "hypot": lambda g, a, b, out: (None if a is None else g * a / out, None if b is None else g * b / out),
     "logaddexp": lambda g, a, b, out: (g * B.sigmoid(a - b), g * B.sigmoid(b - a)),
     "xlogy": _xlogy_grads,
 }
@@ -213,7 +213,13 @@ class BinaryMathFunction(Function):
         self.fn = name
         with B.quiet_float_errors():
             out = B.elementwise_math(name, a, b)
-        self.save(a, b, out)
+        # what torch's formulas read, so an in-place change of the rest after the forward is accepted:
+        # hypot each input for its own gradient and the result; the others both inputs, no result
+        if name == "hypot":
+            na, nb = self.needs_input_grad[:2]
+            self.save(a if na else None, b if nb else None, out)
+        else:
+            self.save(a, b, None)
         return out
 
     def backward(self, g):

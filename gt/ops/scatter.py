@@ -110,7 +110,11 @@ class ScatterReduce(Function):
             B.scatter_reduce_(_reached(counts, index, dim), dim, index, B.ones(tuple(index.shape), dtype), "sum")
             counts = counts + (counts == 0)          # a position nothing reached keeps its value
             out = out / counts if dtype.is_floating_point or dtype.is_complex else out // counts  # ints: floor (torch)
-        self.save(index, x, src, out, counts)
+        if reduce == "sum" and include_self:    # torch's scatter_add: the index alone, for src's gradient
+            self.save(index if self.needs_input_grad[2] else None, None, None, None, None)
+        else:
+            self.save(index, x, src, out, counts)
+        self.dtype = dtype
         return out
 
     def backward(self, g):
@@ -133,6 +137,8 @@ class ScatterReduce(Function):
             B.scatter_reduce_(_reached(winners, index, dim), dim, index, src_won, "sum")
             gd = g / winners
             gx = self_won * gd
+        if index is None:                   # scatter_add whose src needs no gradient
+            return gx, None, None
         gsrc = B.take_along_axis(_reached(gd, index, dim), index, dim)
         if self.reduce in ("amax", "amin"):
             gsrc = src_won * gsrc
@@ -146,10 +152,10 @@ class ScatterReduce(Function):
             return _prod_grads_graph(self, g)
         # every factor the gradient is multiplied by is a constant: the backward's of ones
         index, _, src = self.saved[:3]
-        ones = B.ones(tuple(g.shape), B.dtype_of(src))
+        ones = B.ones(tuple(g.shape), self.dtype)
         scale, _, _ = ScatterReduce.backward(self, ones)     # d(out)/d(x) per position, as a mask
         gx = g * mask_like(g, scale)
-        share = B.ones(tuple(g.shape), B.dtype_of(src))
+        share = B.ones(tuple(g.shape), self.dtype)
         if self.reduce == "mean":
             share = share / self.saved[4]
         elif self.reduce in ("amax", "amin"):
