@@ -73,7 +73,7 @@ def test_cat_and_stack_mismatch():
 
 
 def test_expand_and_inplace_mismatch():
-    with raises(ValueError, "expand", "(2, 3)", "(4, 3)"):
+    with raises(ValueError, "expanded size", "[4, 3]", "[2, 3]"):     # torch's RuntimeError too
         gt.randn(2, 3).expand(4, 3)
     w = gt.zeros(3)
     with raises(ValueError, "(2, 3)", "(3,)"):

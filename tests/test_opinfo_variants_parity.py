@@ -49,15 +49,12 @@ pytestmark = [pytest.mark.table, pytest.mark.usefixtures("torch_test_fn_from_fra
 # ---- known differences ------------------------------------------------------------------------
 # (op, variant kind, layout) -> why gt differs, None matching any. Not compared by the tests over the
 # table; test_known_differences keeps each one as a strict xfail, so a change that removes it shows.
-_RESIZE = ("torch's resize_ of a non-contiguous tensor reads its storage in memory order (the elements "
-           "between too); gt's keeps the elements in row-major order (gt/tensor/write_methods.py)")
 DIFFERS = {
-    ("as_strided", "inplace", None): "gt refuses as_strided_ on a tensor that requires grad (README as_strided)",
-    ("resize_", None, "noncontiguous"): _RESIZE,
-    ("resize_", None, "transposed"): _RESIZE,
-    ("resize_", None, "expanded"): _RESIZE,
-    ("nn.functional.batch_norm", "function", "expanded"): "expanded running statistics: torch writes the "
-        "update into memory that several elements share; gt refuses as torch's in-place ops refuse",
+    ("resize_", None, "transposed"): "op_db's resize_ clones first: torch's clone of a transposed tensor keeps its "
+        "strides (preserve_format), so resize_ reads that memory column by column; gt's clone is row-major",
+    ("nn.functional.batch_norm", "function", "expanded"): "expanded running statistics: torch's kernel writes "
+        "the channels' updates into their one memory from its threads at once, so its answer changes with "
+        "torch.get_num_threads() (one thread: the updates in channel order); gt refuses as torch's in-place ops do",
 }
 # (op, variant kind, layout) -> why not compared: torch's own answer is not unique there.
 _SINGULAR = "the expanded layout repeats a matrix's first row: singular matrices, no unique factorization"

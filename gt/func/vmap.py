@@ -71,7 +71,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         fixed += [x for x in _flatten(kwargs)[0] if isinstance(x, Tensor)]
         # an in-place change of shape (unsqueeze_, t_ of a square matrix) counts a version, as torch's: those
         # counted are told from writes (an undone t_ is no change), and shapes and strides watched
-        before = ([(x, x._version, _holder(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
+        before = ([(x, x._version, _layout(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
         changes = collections.Counter()
         SHAPE_WATCHERS.append(changes)
         try:
@@ -108,7 +108,7 @@ def _refuse_changed_inputs(name, fixed, mapped, i, changes):
     """After element ``i``: an unmapped input (``fixed``: (tensor, version, geometry)) changed in
     place (a version not counted by a change of shape in ``changes``, or another geometry), or a
     mapped one (``mapped``: (slices, geometry)) changed in shape or strides, raises."""
-    if any(x._version - inplace.shape_changes(x, changes) != v or _holder(x) != holder for x, v, holder in fixed):
+    if any(x._version - inplace.shape_changes(x, changes) != v or _layout(x) != layout for x, v, layout in fixed):
         # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
         raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
                            "argument) in place; gt's vmap runs func once per batch element, so the change "
@@ -119,12 +119,14 @@ def _refuse_changed_inputs(name, fixed, mapped, i, changes):
                            "input, so the change cannot reach the input. Use the out-of-place op instead")
 
 
-def _holder(x):
-    """What an unmapped input's change in place shows in: its geometry, and on a mesh the object
-    holding its shards (there ``t_`` re-lays them with row-major strides and the same version, so
-    a transpose undone before func returns is refused there too)."""
+def _layout(x):
+    """What an unmapped input's change of shape in place shows in: its geometry, and on a mesh its
+    placement and its shards' strides (there ``t_`` re-lays the shards and ``stride()`` is
+    row-major whatever the layout; a transpose undone before func returns leaves them as they were)."""
     placed = getattr(x, "_placed", None)
-    return _geometry(x) if placed is None else (_geometry(x), id(placed))
+    if placed is None:
+        return _geometry(x)
+    return _geometry(x), repr(placed.placement), tuple(B.element_strides(s) for s in placed.shards)
 
 
 def _geometry(x):

@@ -51,6 +51,16 @@ def numel(shape):
     return n
 
 
+def row_major_strides(shape):
+    """The strides, in elements, of ``shape`` laid out row-major, as torch gives them (an axis of
+    size 0 counts as 1)."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.insert(0, step)
+        step *= max(n, 1)
+    return tuple(strides)
+
+
 def view_strides(shape, strides, target):
     """The strides of ``target`` as a view of memory laid out as ``shape``/``strides``, or None
     where no view can give it (an axis of ``target`` would span memory chunks of ``shape`` that

@@ -54,3 +54,22 @@ class FirstOrderOnly(Function):
 
     def backward_graph(self, g):      # never called: records_graph is False
         raise NotImplementedError(self.what)
+
+
+class NoDerivative(Function):
+    """``x`` itself, recorded with a backward that raises as torch's ``NotImplemented`` node does:
+    the ``out=`` of a torch composite whose out-variant has no derivative (``softmax``, the
+    ``*_copy`` views) carries a grad_fn, and a backward through it fails naming the aten op."""
+
+    @property
+    def name(self):
+        return OpName("NotImplemented", "NotImplemented")
+
+    def forward(self, x, aten):
+        self.aten = aten
+        return x
+
+    def backward(self, g):
+        raise RuntimeError(f"derivative for {self.aten} is not implemented")
+
+    backward_graph = backward

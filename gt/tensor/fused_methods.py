@@ -15,7 +15,9 @@ from gt.backend import B
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.complex_checks import refuse_mixed
 from gt.tensor.int_scalars import checked_scalar
+from gt.tensor.linalg_base import ShapeError
 from gt.tensor.promotion import result_dtype
+from gt.tensor.shape import expand_error
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -61,12 +63,9 @@ def _add_product(x, product, beta, alpha, op):
     if op != "addr":        # torch's addr is elementwise (outer product): it promotes a real side to complex
         refuse_mixed(x, product, op, "self and the product")
     beta, alpha = _coefficient(beta, op, "beta", x, product), _coefficient(alpha, op, "alpha", x, product)
-    try:
-        shape = x.broadcast_to(product.shape).shape if x.shape != product.shape else x.shape
-    except ValueError:
-        shape = None
-    if shape != product.shape:
-        raise ValueError(f"{op}: input of shape {x.shape} does not broadcast to the product's shape {product.shape}")
+    if x.shape != product.shape and (x.ndim > product.ndim or expand_error(x.shape, product.shape) is not None):
+        raise expand_error(x.shape, product.shape) or ShapeError(
+            f"{op}: input of shape {x.shape} does not broadcast to the product's shape {product.shape}")
     if x.dtype == dtypes.bool_ and product.dtype == dtypes.bool_:     # torch's logical form: stays bool
         return (x & bool(beta)) | (product & bool(alpha))
     product = _scaled(product, alpha)
@@ -77,10 +76,33 @@ def _add_product(x, product, beta, alpha, op):
     return _scaled(x, beta) + product
 
 
-def _dims(op, **shapes):
-    """A ValueError naming ``op`` and the shapes it got."""
-    got = ", ".join(f"{k} {v}" for k, v in shapes.items())
-    return ValueError(f"{op}: {got} do not fit (see torch.{op}'s shapes)")
+def _sizes(t):
+    return "x".join(str(n) for n in t.shape)
+
+
+def _product_error(op, a, b, x=None):
+    """torch's error (RuntimeError; a ShapeError, so gt's ValueError too) for operands ``a`` and
+    ``b`` of ``op`` that do not multiply; ``x``: addmv's input, which its message names."""
+    if op == "addmm":
+        bad = next((f"{name} must be a matrix, got {t.ndim}-D tensor" for name, t in (("mat1", a), ("mat2", b))
+                    if t.ndim != 2), None)
+        return ShapeError(bad or f"mat1 and mat2 shapes cannot be multiplied ({_sizes(a)} and {_sizes(b)})")
+    if op == "addmv":
+        if a.ndim != 2 or b.ndim != 1:
+            return ShapeError(f"vector + matrix @ vector expected, got {x.ndim}, {a.ndim}, {b.ndim}")
+        return ShapeError(f"size mismatch, got input ({_sizes(x)}), mat ({_sizes(a)}), vec ({_sizes(b)})")
+    if op == "addr":
+        name, t = ("vec1", a) if a.ndim != 1 else ("vec2", b)
+        return ShapeError(f"addr: Expected 1-D argument {name}, but got {t.ndim}-D")
+    if a.ndim != 3 or b.ndim != 3:
+        return ShapeError(f"{'batch1' if a.ndim != 3 else 'batch2'} must be a 3D tensor")
+    if op == "addbmm" and a.shape[0] != b.shape[0]:
+        return ShapeError(f"batch1 and batch2 must have same number of batches, got {a.shape[0]} and {b.shape[0]}")
+    if op == "addbmm":
+        return ShapeError(f"Incompatible matrix sizes for bmm ({a.shape[1]}x{a.shape[2]} and "
+                          f"{b.shape[1]}x{b.shape[2]})")
+    return ShapeError(f"Expected size for first two dimensions of batch2 tensor to be: [{a.shape[0]}, {a.shape[2]}] "
+                      f"but got: [{b.shape[0]}, {b.shape[1]}].")
 
 
 class FusedMethods:
@@ -110,14 +132,14 @@ class FusedMethods:
         broadcastable to (n, p)."""
         m1, m2 = _tensor(mat1, "addmm", "mat1"), _tensor(mat2, "addmm", "mat2")
         if m1.ndim != 2 or m2.ndim != 2 or m1.shape[1] != m2.shape[0]:
-            raise _dims("addmm", mat1=m1.shape, mat2=m2.shape)
+            raise _product_error("addmm", m1, m2)
         return _add_product(self, m1 @ m2, beta, alpha, "addmm")
 
     def addmv(self, mat, vec, *, beta=1, alpha=1):
         """``beta * self + alpha * (mat @ vec)``: ``mat`` (n, m), ``vec`` (m,), ``self`` to (n,)."""
         m, v = _tensor(mat, "addmv", "mat"), _tensor(vec, "addmv", "vec")
         if m.ndim != 2 or v.ndim != 1 or m.shape[1] != v.shape[0]:
-            raise _dims("addmv", mat=m.shape, vec=v.shape)
+            raise _product_error("addmv", m, v, _tensor(self, "addmv", "input"))
         with amp.exact():           # torch.autocast leaves addmv in float32
             product = m @ v
         return _add_product(self, product, beta, alpha, "addmv")
@@ -126,7 +148,7 @@ class FusedMethods:
         """``beta * self + alpha * outer(vec1, vec2)``: ``vec1`` (n,), ``vec2`` (m,), ``self`` to (n, m)."""
         v1, v2 = _tensor(vec1, "addr", "vec1"), _tensor(vec2, "addr", "vec2")
         if v1.ndim != 1 or v2.ndim != 1:
-            raise _dims("addr", vec1=v1.shape, vec2=v2.shape)
+            raise _product_error("addr", v1, v2)
         return _add_product(self, v1.reshape(-1, 1) * v2.reshape(1, -1), beta, alpha, "addr")
 
     def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
@@ -134,7 +156,7 @@ class FusedMethods:
         ``self`` broadcastable to (b, n, p)."""
         b1, b2 = _tensor(batch1, "baddbmm", "batch1"), _tensor(batch2, "baddbmm", "batch2")
         if b1.ndim != 3 or b2.ndim != 3 or b1.shape[0] != b2.shape[0] or b1.shape[2] != b2.shape[1]:
-            raise _dims("baddbmm", batch1=b1.shape, batch2=b2.shape)
+            raise _product_error("baddbmm", b1, b2)
         return _add_product(self, b1 @ b2, beta, alpha, "baddbmm")
 
     def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
@@ -142,7 +164,7 @@ class FusedMethods:
         (b, m, p), ``self`` broadcastable to (n, p)."""
         b1, b2 = _tensor(batch1, "addbmm", "batch1"), _tensor(batch2, "addbmm", "batch2")
         if b1.ndim != 3 or b2.ndim != 3 or b1.shape[0] != b2.shape[0] or b1.shape[2] != b2.shape[1]:
-            raise _dims("addbmm", batch1=b1.shape, batch2=b2.shape)
+            raise _product_error("addbmm", b1, b2)
         # (n, b*m) @ (b*m, p): the sum over the batch is one product
         n, p = b1.shape[1], b2.shape[2]
         product = b1.permute(1, 0, 2).reshape(n, -1) @ b2.reshape(-1, p)

@@ -13,7 +13,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import dtypes
 from gt.backend import B
-from gt.ops._shapes import normalize_axis
+from gt.ops._shapes import normalize_axis, row_major_strides
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -66,11 +66,7 @@ class InfoMethods:
         strides = B.element_strides(self._array) if self._placed is None else None  # the array's own
         # numpy gives an array of no elements no steps at all; torch's are row-major, as a sharded tensor's
         if strides is None or (not any(strides) and 0 in self.shape):
-            strides, step = [], 1
-            for n in reversed(self.shape):
-                strides.insert(0, step)
-                step *= max(n, 1)
-            strides = tuple(strides)
+            strides = row_major_strides(self.shape)
         if dim is None:
             return strides
         return strides[normalize_axis(dim, self.ndim, "stride")]

@@ -18,6 +18,7 @@ import numbers
 from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
+from gt.ops._shapes import normalize_axis
 from gt.tensor import inplace_grad, overlap_writes
 from gt.tensor._args import _scalar
 from gt.tensor.complex_checks import cpp_name
@@ -196,6 +197,10 @@ for _name in ("addmm", "addmv", "addr", "baddbmm", "addbmm"):     # the fused pr
 
 def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     what = f"{name}_"
+    asked = kwargs.get("dtype") if name in ("cumsum", "cumprod") else None
+    if asked is not None and dtypes.to_dtype(asked) != t.dtype:
+        raise RuntimeError(f"Bad in-place call: input tensor dtype {cpp_name(t.dtype)} and output tensor dtype "
+                           f"{cpp_name(dtypes.to_dtype(asked))} should match")
     if name == "addbmm" and _resizes(t, args, kwargs):
         # torch's addbmm_ makes self the result (n, p), self broadcast into it, where its other in-place
         # ops refuse to change self's shape: a change of self as t_ is (a new version, on the tape)
@@ -228,6 +233,10 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     with autograd.no_grad():
         if operands_fit and name not in _BY_POSITION and overlap_writes.overlapping(t):
             return overlap_writes.recompute(t, compute, args, kwargs)    # windows: element by element, as torch
+        if name in ("cumsum", "cumprod") and t.ndim and t.numel() and overlap_writes.overlapping(t):
+            # windows: line after line, each reading what the lines before wrote, as torch's kernel
+            dim = normalize_axis(kwargs.get("dim", args[0] if args else None), t.ndim, what)
+            return overlap_writes.along_lines(t, dim, lambda x: compute(x, **{**kwargs, "dim": -1}))
         new = compute(t, *args)
         if name in ("tril", "triu") and overlap_writes.overlapping(t):
             # windows: torch's kernel writes the zeros only (a place zeroed through one element stays 0)

@@ -7,7 +7,7 @@ integer or bool, nor integer -> bool), or be ``out``'s own where torch's kernel 
 (``_EXACT_DTYPE``); an ``out`` of another shape is resized (with torch's warning when it held
 elements, but for ``_SILENT_RESIZE``); and, as torch's, ``out=`` is refused where autograd would
 record the call (an argument, or ``out``, requires grad), but by torch's composite functions
-(``_COMPOSITE``), which write ``out`` as a recorded copy. Functions with an ``out`` of their own
+(``_COMPOSITE``), which write ``out`` as a copy (recorded as torch records it). Functions with an ``out`` of their own
 (the reductions, the samplers) keep it; ``accept_out`` wraps the others that give tensors, once,
 at import, and a call without ``out`` goes straight to the function.
 """
@@ -17,6 +17,7 @@ import inspect
 import warnings
 
 from gt import autograd, dtypes
+from gt.ops.exact_value import NoDerivative
 from gt.tensor import inplace_grad
 from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
@@ -41,14 +42,18 @@ def _call_out(fn, name, args, kwargs, out):
     if name not in _UNRECORDED and autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
         inputs = _requires_grad(args, kwargs, ())
         # torch's composite functions compute and copy into out, recorded as a copy; its kernels refuse
-        record = inputs and name in _COMPOSITE and _COMPOSITE[name](args, kwargs) and not _requires_grad((), {}, out)
-        if not record:
+        record = inputs and name in _COMPOSITE and _COMPOSITE[name](args, kwargs)
+        record = record if record and not _requires_grad((), {}, out) else None
+        if record is None:
             raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                                "differentiation, but one of the arguments requires grad.")
+        record = record != _UNTRACKED and record
     if name not in _PRODUCTS:
         _refuse_shared(args, kwargs, out)
     if name in _FACTORIES and kwargs.get("dtype") is not None and isinstance(out, Tensor):
         _factory_dtype(dtypes.to_dtype(kwargs["dtype"]), out.dtype)
+    if name in ("max", "min") and isinstance(out, (tuple, list)):
+        args, kwargs = _dim_form(args, kwargs)
     if name in _IN_OUT_DTYPE and kwargs.get("dtype") is not None and isinstance(out, Tensor):
         asked = dtypes.to_dtype(kwargs["dtype"])
         if asked != out.dtype:      # torch's kernel then asks out for dtype='s
@@ -58,9 +63,21 @@ def _call_out(fn, name, args, kwargs, out):
     return write(fn(*args, **kwargs), out, name, record, _dtype_check_name(name, args, kwargs))
 
 
+def _dim_form(args, kwargs):
+    # gt.max(x, 1) gives values only (gt's numpy reading); a tuple out asks for torch's (values, indices)
+    if len(args) > 1 and not isinstance(args[1], Tensor) and "dim" not in kwargs:
+        kwargs = {**kwargs, "dim": args[1], **({"keepdim": args[2]} if len(args) > 2 else {})}
+        args = args[:1]
+    return args, kwargs
+
+
 def _dtype_check_name(name, args, kwargs):
     """The kernel whose out-dtype check torch's ``name`` meets: matmul's is that of the product
-    its operands' ranks pick (dot, mv, or mm/bmm), each in its own words."""
+    its operands' ranks pick (dot, mv, or mm/bmm), each in its own words; clamp's with number
+    bounds (its Scalar kernel; tensor bounds cast as elementwise ops do)."""
+    if name in _CLAMPS:
+        bounds = (*args[1:], *(kwargs.get(k) for k in ("min", "max")))
+        return "clamp.Scalar" if not any(isinstance(b, Tensor) for b in bounds) else name
     if name != "matmul":
         return name
     a = args[0] if args else kwargs.get("input")
@@ -71,8 +88,9 @@ def _dtype_check_name(name, args, kwargs):
 
 def write(result, out, name, record=False, checked_as=None):
     """Copy ``result`` (a tensor, or a tuple of them) into ``out`` (one tensor, or as many);
-    returns ``out`` (as the result's tuple type). ``checked_as``: the name whose dtype rule and
-    message apply (by default ``name``)."""
+    returns ``out`` (as the result's tuple type). ``record``: False (not recorded), ``_COPY``
+    (a recorded copy) or the aten op whose missing derivative a backward names. ``checked_as``:
+    the name whose dtype rule and message apply (by default ``name``)."""
     if isinstance(result, tuple) and isinstance(out, (tuple, list)):
         if len(out) != len(result):
             raise TypeError(f"{name}(): out must hold {len(result)} tensors, one per result, got {len(out)}")
@@ -95,6 +113,9 @@ def _write_one(result, out, name, record=False, checked_as=None):
         raise RuntimeError(_EXACT_DTYPE[checked_as].format(result=_word(result.dtype), out=_word(out.dtype),
                                                      Result=_Word(result.dtype), Out=_Word(out.dtype),
                                                      int32=result.dtype.name == "int32"))
+    if not can_cast(result.dtype, out.dtype) and name in _CATS:
+        raise TypeError(f"torch.cat(): input types can't be cast to the desired output type "
+                        f"{dtypes.torch_type_name(out.dtype.name)}")
     if not can_cast(result.dtype, out.dtype) and name not in _COPIES:
         raise RuntimeError(f"result type {dtypes.torch_type_name(result.dtype.name)} can't be cast to the desired output type "
                            f"{dtypes.torch_type_name(out.dtype.name)}")
@@ -106,37 +127,59 @@ def _write_one(result, out, name, record=False, checked_as=None):
                           "have zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, "
                           "to zero elements with t.resize_(0).", UserWarning, stacklevel=5)
         out.resize_(*result.shape)
-    if record:
+    if record == _COPY:
         out.copy_(result)
+        return
+    if record:          # torch's out-variant has no derivative: a grad_fn whose backward raises
+        out.copy_(NoDerivative.apply(result, record))
         return
     with autograd.no_grad():
         out.copy_(result)
 
 
-def _always(args, kwargs):
-    return True
+def _copy_if(argument, position, values):
+    def rule(args, kwargs):
+        return _COPY if kwargs.get(argument, args[position] if len(args) > position else None) in values else None
+    return rule
 
 
-def _nuclear(args, kwargs):
-    return kwargs.get("p", args[1] if len(args) > 1 else None) == "nuc"
+def _no_derivative(aten):
+    return lambda args, kwargs: aten
+
+
+def _diag(args, kwargs):
+    x = args[0] if args else kwargs.get("input")
+    return "aten::diag_embed" if getattr(x, "ndim", 2) == 1 else "aten::diagonal_copy"
 
 
 # torch's composite functions (CompositeImplicitAutograd): out= with an input that requires grad
-# computes and copies into out (a copy autograd records), where its kernels refuse
+# computes and copies into out, where its kernels refuse. The rule gives how torch's copy is
+# recorded: a copy autograd differentiates (_COPY), one whose grad_fn raises (the aten op it
+# names), one not recorded (_UNTRACKED), or None: refused as a kernel's
+_COPY, _UNTRACKED = "copy", "untracked"
 _COMPOSITE = {
-    **{name: _always for name in (
-        "conj_physical", "diff", "expand_copy", "diag", "diagonal_copy", "alias_copy", "lu_legacy", "quantile",
-        "nanquantile", "softmax", "as_strided_copy", "view_copy", "permute_copy",
-        "slice_scatter", "unbind_copy", "unfold_copy", "squeeze_copy", "unsqueeze_copy", "transpose_copy", "inner",
-        "tensordot", "log_softmax", "t_copy", "linalg.cond", "linalg.matrix_power", "linalg.norm",
+    **{name: lambda args, kwargs: _COPY for name in (
+        "lu_legacy", "quantile", "nanquantile", "inner", "tensordot", "linalg.cond", "linalg.norm",
         "linalg.matrix_norm", "linalg.tensorinv", "linalg.tensorsolve")},
-    "norm": _nuclear,
+    **{name: _no_derivative("aten::" + name) for name in (
+        "conj_physical", "expand_copy", "diagonal_copy", "alias_copy", "softmax", "log_softmax", "as_strided_copy",
+        "view_copy", "permute_copy", "slice_scatter", "unfold_copy", "squeeze_copy", "unsqueeze_copy",
+        "transpose_copy", "t_copy")},
+    "diag": _diag,
+    "unbind_copy": lambda args, kwargs: _UNTRACKED,
+    "diff": _copy_if("n", 1, (0,)),
+    "norm": _copy_if("p", 1, ("nuc",)),
+    **{name: lambda args, kwargs: {0: _UNTRACKED, 1: _COPY}.get(kwargs.get("n", args[1] if len(args) > 1 else None))
+       for name in ("linalg.matrix_power", "matrix_power")},
 }
 # functions whose torch kernel writes out as under no_grad whatever requires grad (an input, out):
 # out stays as it was (a leaf, its requires_grad unchanged), nothing recorded
 _UNRECORDED = {"histc", "split_with_sizes_copy"}
 # torch.lu copies its results into out as copy_ does (any cast, resized silently)
 _COPIES = {"lu_legacy"}
+# functions whose out= goes through torch's cat kernel, which refuses an uncastable out as a TypeError
+_CATS = {"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack", "row_stack"}
+_CLAMPS = {"clamp", "clip", "clamp_min", "clamp_max"}
 # functions whose kernel computes in out's dtype where no dtype= is given
 _IN_OUT_DTYPE = {"cumsum", "cumprod", "sum", "prod"}
 # functions that resize out silently whatever it held (torch's factories, resize_as_ in torch.lu)
@@ -221,6 +264,8 @@ _EXACT_DTYPE = {
     "linalg.vecdot": "linalg.vecdot: Expected out of dtype{Result} but found {Out}",
     "linalg.multi_dot": "multi_dot(): expected out tensor to have dtype {result} but got {out}",
     "linalg.norm": "linalg.norm expected out tensor dtype {Result} but got: {Out}",
+    "where": "Expected out type to be {Result} but got {Out}",
+    "clamp.Scalar": "Found dtype {Out} but expected {Result}",
 }
 
 # functions whose out= torch lets overlap an input (its BLAS products); the others refuse one

@@ -118,3 +118,42 @@ def in_memory(t, write):
           wrap(B.asarray(pos.reshape(arr.shape))))
     B.bump_version(arr)
     return t
+
+
+def _independent_runs(pos):
+    """Where runs of consecutive lines (rows of ``pos``, their memory positions) start such that
+    no two lines of a run share a position: each run can be written at once."""
+    lines, n = pos.shape
+    flat, line_of = pos.reshape(-1), np.repeat(np.arange(lines), n)
+    order = np.lexsort((line_of, flat))
+    same = flat[order][1:] == flat[order][:-1]
+    prev = np.full(flat.size, -1)
+    prev[order[1:][same]] = line_of[order[:-1][same]]     # the latest earlier line at each element's place
+    prev_line = np.full(lines, -1)
+    np.maximum.at(prev_line, line_of, prev)
+    starts = [0]
+    for line in np.flatnonzero(prev_line >= 0):     # a scalar pass over the lines that meet an earlier one
+        if prev_line[line] >= starts[-1]:
+            starts.append(int(line))
+    return starts + [lines]
+
+
+def along_lines(t, dim, scan):
+    """``t``'s lines along ``dim`` replaced by ``scan(lines)`` (a scan over the last axis of a
+    (k, n) tensor: cumsum, cumprod) as torch's kernel makes it where ``t``'s elements share memory:
+    line after line in the row-major order of the other axes, each element reading the memory as
+    the elements before it left it (a line's own elements lie apart). Lines that share no memory
+    go at once."""
+    arr = t._array
+    shape = tuple(arr.shape)
+    pos = np.moveaxis(_positions(shape, B.element_strides(arr), 0).reshape(shape), dim, -1).reshape(-1, shape[dim])
+    owner = B.memory_owner(arr)
+    start = (B.data_address(arr) - B.data_address(owner)) // B.dtype_of(arr).itemsize
+    mem = B.untracked_alias(B.strided_view(arr, (int(pos.max()) + 1,), (1,), start))
+    runs = _independent_runs(pos)
+    for a, b in zip(runs[:-1], runs[1:]):
+        at = B.asarray(pos[a:b].reshape(-1))
+        new = scan(type(t)._wrap(B.reshape(B.getitem(mem, at), (b - a, shape[dim]))))
+        B.setitem(mem, at, B.reshape(new._data, (-1,)))
+    B.bump_version(arr)
+    return t

@@ -111,12 +111,13 @@ class RemainingMethods:
     def storage_offset(self):
         """Where this tensor's first element lies in the memory it shares with the tensors it
         is a view of, in elements (``x[2:].storage_offset()`` is 2). 0 for a tensor that owns its
-        memory, and for a sharded, bfloat16 or GPU tensor (where gt does not track it)."""
-        if self._placed is not None or self.dtype == dtypes.bfloat16 or not self.is_cpu:
+        memory, for a sharded tensor (where gt does not track it) and for one of no elements
+        (torch tells where an empty slice would begin)."""
+        arr = self._array
+        if self._placed is not None or not numel(tuple(arr.shape)):
             return 0
-        host, owner = B.to_numpy(self._array), B.to_numpy(B.memory_owner(self._array))
-        gap = host.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
-        return max(gap // host.itemsize, 0) if host.size else 0
+        gap = B.data_address(arr) - B.data_address(B.memory_owner(arr))
+        return max(gap // B.dtype_of(arr).itemsize, 0)
 
     # ---- forms of existing ops ---------------------------------------------------------------
     def where(self, condition, other=None, *, y=None):

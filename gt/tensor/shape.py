@@ -10,6 +10,7 @@ from gt.tensor._args import _pick, _varargs
 from gt.backend import B
 from gt.tensor import checks
 from gt.tensor.index_order import torch_index, torch_order
+from gt.tensor.linalg_base import ShapeError
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel, view_strides
 
@@ -24,6 +25,18 @@ def _named(out, source, torch_name):
         ctx._torch_name = torch_name
     return out
 
+
+
+def expand_error(shape, target, sizes=None):
+    """torch's error for ``shape`` that does not expand to ``target`` (the last axis that
+    differs, as torch's check runs from the end; ``sizes``: as asked, -1s kept), or None."""
+    lead = len(target) - len(shape)
+    for i in reversed(range(len(shape))):
+        if shape[i] != 1 and shape[i] != target[i + lead]:
+            return ShapeError(f"The expanded size of the tensor ({(sizes or target)[i + lead]}) must match the existing "
+                              f"size ({shape[i]}) at non-singleton dimension {i + lead}.  Target sizes: "
+                              f"{list(sizes or target)}.  Tensor sizes: {list(shape)}")
+    return None
 
 class ShapeMethods:
     __slots__ = ()
@@ -122,11 +135,15 @@ class ShapeMethods:
         sizes = _shape_args(sizes if size is None else (size,))
         lead = len(sizes) - self.ndim
         if lead < 0:
-            raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (fewer dimensions)")
+            raise ShapeError(f"expand(torch.{dtypes.torch_type_name(self.dtype.name)}Tensor{{{list(self.shape)}}}, "
+                             f"size={list(sizes)}): the number of sizes provided ({len(sizes)}) must be greater or "
+                             f"equal to the number of dimensions in the tensor ({self.ndim})")
+        if any(s < 0 for s in sizes[:lead]):
+            raise ShapeError(f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing "
+                             f"dimension {next(i for i, s in enumerate(sizes) if s < 0)}")
         target = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
-        for i, n in enumerate(self.shape):
-            if n != 1 and n != target[i + lead]:
-                raise ValueError(f"expand: cannot expand shape {self.shape} to {sizes} (axis {i}: {n} vs {target[i + lead]})")
+        if (error := expand_error(self.shape, target, sizes)) is not None:
+            raise error
         if target == self.shape:         # a new, writable view (never ``self``), as torch's
             return shape_ops.Reshape.apply(self, target)
         return shape_ops.Expand.apply(self, target)

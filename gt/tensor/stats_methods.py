@@ -357,9 +357,13 @@ class StatsMethods:
             raise ValueError(f"renorm: p must be a positive number, got {p!r}")
         if not isinstance(maxnorm, (int, float)) or maxnorm < 0:
             raise ValueError(f"renorm: maxnorm must be a non-negative number, got {maxnorm!r}")
+        return self * self._renorm_factor(p, dim, maxnorm)
+
+    def _renorm_factor(self, p, dim, maxnorm):
+        # each slice's scale (1 where its norm is within maxnorm), computed from the values as they are
         axis = normalize_axis(dim, self.ndim, "renorm")
         norms = self.norm(p, tuple(i for i in range(self.ndim) if i != axis), keepdim=True)
-        return self * where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+        return where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
 
     def aminmax(self, *, dim=None, keepdim=False):
         """``(min, max)`` over ``dim`` (None: every element), as ``amin`` and ``amax``."""

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from gt import dtypes
+from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.tensor import inplace_grad
@@ -241,11 +241,11 @@ class StridedMethods:
     def as_strided_(self, size, stride, storage_offset=None):
         """This tensor made ``as_strided(size, stride, storage_offset)`` in place (torch's
         ``as_strided_``): a view of the same memory where gt tracks it, else (sharded, bfloat16,
-        GPU) those elements copied, with row-major strides. Refused on a tensor that requires
-        grad (as ``resize_``)."""
-        if self.requires_grad:
-            raise RuntimeError("as_strided_: gt cannot change the shape of a tensor that requires grad in place; "
-                               "use the out-of-place as_strided")
+        GPU) those elements copied, with row-major strides. On a tensor of the graph it is recorded
+        as torch records it (the gradient of ``as_strided`` of the values of before); a leaf that
+        requires grad is refused, as torch's."""
+        if self.requires_grad and autograd.is_grad_enabled():
+            return self._reshaped_("as_strided_", lambda x: x.as_strided(size, stride, storage_offset))
         old = self._array
         self._array, self._placed = self.as_strided(size, stride, storage_offset)._data, None
         if old is not None:    # an in-place change for torch: ops that saved the old memory refuse backward

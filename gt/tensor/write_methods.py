@@ -14,9 +14,9 @@ from gt import autograd, dtypes
 from gt.autograd import rebind
 from gt.autograd.function import new_epoch
 from gt.backend import B
-from gt.ops._shapes import normalize_axis, numel
+from gt.ops._shapes import normalize_axis, numel, row_major_strides
 from gt.ops.exact_value import FirstOrderOnly
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, overlap_writes
 from gt.tensor.arithmetic import where
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.construct_methods import _arange
@@ -379,16 +379,29 @@ class WriteMethods:
         return out.requires_grad_(True) if requires_grad else out
 
     def resize_(self, *sizes, memory_format=None):
-        """This tensor takes the shape ``sizes``, in place, keeping its first elements in row-major
-        order: fewer elements drop the rest, more add elements whose values are unspecified (gt
-        writes zeros). Refused on a tensor that requires grad, as torch's."""
+        """This tensor takes the shape ``sizes``, in place, row-major over its memory from its first
+        element, as torch's: a view of a larger memory (a slice, a transposed or expanded view) then
+        reads that memory in its order, and stays a view of it while it fits; more elements than
+        the memory holds add elements whose values are unspecified (gt writes zeros, in new memory
+        that the other views do not follow). Refused on a tensor that requires grad, as torch's."""
         size = _sizes(sizes, "resize_")
         if self.requires_grad:
             raise RuntimeError("cannot resize variables that require grad")
         n, have = numel(size), self.numel()
         if size == self.shape:
             return self
-        flat = B.reshape(self._data, (have,))
+        arr = self._array
+        extent = B.storage_size(arr) if self._placed is None and have else None
+        if extent is not None:
+            offset = self.storage_offset()
+            flat = B.strided_view(arr, (min(n, extent - offset),), (1,), offset)
+            if n <= extent - offset:      # the memory holds it: a view of it, as torch's
+                self._array = B.strided_view(arr, size, row_major_strides(size), offset)
+                bump_shape_versions([self])
+                return self
+            have = extent - offset
+        else:
+            flat = B.reshape(self._data, (have,))
         if n <= have:
             arr = B.reshape(B.getitem(flat, slice(0, n)), size)
         else:
@@ -403,4 +416,10 @@ class WriteMethods:
 
     def renorm_(self, p, dim, maxnorm):
         """``renorm(p, dim, maxnorm)`` in place (recorded on the tape as torch records it)."""
+        if overlap_writes.overlapping(self) and not (autograd.is_grad_enabled() and self.requires_grad):
+            # windows sharing memory: torch's kernel takes the norms first, then multiplies element by element
+            self.renorm(p, dim, maxnorm)        # its checks
+            with autograd.no_grad():
+                return self.mul_(self._renorm_factor(p, dim, maxnorm))
         return self._written("renorm_", lambda x: x.renorm(p, dim, maxnorm), (), reads_self=True)
+
