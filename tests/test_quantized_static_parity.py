@@ -93,6 +93,31 @@ def test_conv2d_integers_are_fbgemm_s(relu):
         assert np.array_equal(got.int_repr().numpy(), want.int_repr().numpy()), trial
 
 
+def test_long_sums_are_exact_and_rounded_as_fbgemm_s():
+    # 1,100 and 1,152 products of up to 127 * 128 (7-bit activations, as reduce_range keeps them for
+    # fbgemm's saturating AVX2 kernels): past float32's exact integers, so gt sums exact float32
+    # blocks in float64 (Linear) or the whole in float64 (Conv2d), and rounds the int32 sum to
+    # float32 as fbgemm does (some of these sums pass 2**24 and round)
+    rng = np.random.default_rng(8)
+    x = _torch_q(rng.choice([0, 127], size=(4, 1100), p=[0.02, 0.98]).astype(np.uint8), 0.01, 0)
+    w = torch._make_per_tensor_quantized_tensor(torch.from_numpy(
+        rng.choice([-128, 127], size=(8, 1100), p=[0.97, 0.03]).astype(np.int8)), 0.003, 0)
+    want = torch.ops.quantized.linear(x, torch.ops.quantized.linear_prepack(w, None), 1000.0, 128)
+    layer = gt.ao.nn.quantized.Linear(1100, 8, bias_=False)
+    layer.set_weight_bias(w, None)
+    layer.scale, layer.zero_point = 1000.0, 128
+    assert np.array_equal(layer(as_quantized(x)).int_repr().numpy(), want.int_repr().numpy())
+    xc = _torch_q(rng.choice([0, 127], size=(1, 128, 3, 3), p=[0.02, 0.98]).astype(np.uint8), 0.01, 0)
+    wc = torch._make_per_tensor_quantized_tensor(torch.from_numpy(
+        rng.choice([-128, 127], size=(4, 128, 3, 3), p=[0.97, 0.03]).astype(np.int8)), 0.003, 0)
+    packed = torch.ops.quantized.conv2d_prepack(wc, None, [1, 1], [0, 0], [1, 1], 1)
+    want = torch.ops.quantized.conv2d(xc, packed, 500.0, 128)
+    conv = gt.ao.nn.quantized.Conv2d(128, 4, 3, bias=False)
+    conv.set_weight_bias(wc, None)
+    conv.scale, conv.zero_point = 500.0, 128
+    assert np.array_equal(conv(as_quantized(xc)).int_repr().numpy(), want.int_repr().numpy())
+
+
 def test_qfunctional_add_mul_cat_are_torch_s():
     rng = np.random.default_rng(4)
     for trial in range(12):
@@ -129,6 +154,8 @@ def test_observers_choose_torch_s_parameters(name, kwargs):
         g(gt.tensor(x))
     (ts, tz), (gs, gz) = t.calculate_qparams(), g.calculate_qparams()
     assert np.array_equal(gs.numpy(), ts.numpy()) and np.array_equal(gz.numpy(), tz.numpy())
+    if name == "HistogramObserver":       # the counts spread onto the widened ranges, as torch's
+        assert np.array_equal(g.histogram.numpy(), t.histogram.numpy())
     assert sorted(g.state_dict()) == sorted(t.state_dict())
 
 

@@ -3,7 +3,9 @@
 inputs, exact .5 ties included.
 
 - Linear and Conv2d (fbgemm, the ``fbgemm`` engine; ``x86``'s Linear is fbgemm's too): the int32
-  sum ``acc = sum((x_q - x_zp) * (w_q - w_zp))`` (exact here: float64 products and sums), then
+  sum ``acc = sum((x_q - x_zp) * (w_q - w_zp))`` (exact here: float32 gemms over blocks short enough
+  that no partial sum reaches 2**24, added in float64; a convolution too long for one block runs
+  in float64), then
   fbgemm's ``requantizeOutputProcessing`` with a float bias, all in float32:
   ``ats = x_scale * w_scale[c]``, ``m = ats / out_scale``, ``y = (float(acc) + bias[c] / ats) * m``,
   ``q = rint(y) + out_zp`` clamped to [0, 255] ([out_zp, 255] with a fused ReLU).
@@ -24,6 +26,7 @@ from gt.tensor.quantize_functions import quantize_per_tensor
 from gt.tensor.quantized import QuantizedTensor, per_tensor_affine
 
 VECTOR = 64     # quint8 values a vectorised step of torch's AVX-512 kernels takes (qadd's tail starts after them)
+EXACT = 2 ** 24     # integers below it are exact in float32: BLAS's float32 products are exact in blocks
 
 
 def check_input(x, name):
@@ -38,13 +41,29 @@ def check_input(x, name):
 
 
 def _centered(q):
-    """A quantized tensor's integers less its zero point(s), as exact float64."""
-    ints = q._q_int.double()
+    """A quantized tensor's integers less its zero point(s), as exact float32."""
+    ints = q._q_int.float()
     if q.qscheme() == per_tensor_affine:
         return ints - float(q.q_zero_point())
     shape = [1] * q.ndim
     shape[q.q_per_channel_axis()] = -1
-    return ints - q.q_per_channel_zero_points().double().reshape(shape)
+    return ints - q.q_per_channel_zero_points().float().reshape(shape)
+
+
+def _bound(q):
+    """The largest magnitude of ``q``'s centered integers."""
+    low, high = dtypes.QUANTIZED_RANGES[q.dtype.name]
+    if q.qscheme() == per_tensor_affine:
+        zero_points = [q.q_zero_point()]
+    else:
+        zero_points = q.q_per_channel_zero_points()
+        zero_points = [int(zero_points.min()), int(zero_points.max())] if zero_points.numel() else [0]
+    return max(max(z - low, high - z) for z in zero_points)
+
+
+def _block(x, w):
+    """How many products a float32 sum may take and stay exact: every partial sum below 2**24."""
+    return max(1, EXACT // max(1, _bound(x) * _bound(w)))
 
 
 def _weight_scales(w):
@@ -72,7 +91,12 @@ def linear(x, w, bias, scale, zero_point, relu=False):
     (per tensor or per channel), ``bias`` (out,) float or None -> (..., out) quint8 of ``scale``/``zero_point``."""
     check_input(x, "quantized::linear")
     with autograd.no_grad():
-        acc = _centered(x).matmul(_centered(w).t())
+        xc, wc = _centered(x), _centered(w).t()
+        k, block = xc.shape[-1], _block(x, w)
+        if k <= block:     # one float32 gemm, exact (the usual case: 514 products of 255 by 128)
+            acc = xc.matmul(wc)
+        else:              # exact float32 blocks, added in float64
+            acc = sum(xc[..., i:i + block].matmul(wc[i:i + block]).double() for i in range(0, k, block))
         return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (-1,))
 
 
@@ -84,7 +108,10 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, scale, zero_point, rel
     if x.ndim != 4:
         raise ValueError(f"Input shape must be `(N, C, H, W)`!, got {tuple(x.shape)}")     # torch's words
     with autograd.no_grad():
-        acc = F.conv2d(_centered(x), _centered(w), None, stride, padding, dilation, groups)
+        xc, wc = _centered(x), _centered(w)
+        if wc[0].numel() > _block(x, w):      # too many products for float32's exact sums
+            xc, wc = xc.double(), wc.double()
+        acc = F.conv2d(xc, wc, None, stride, padding, dilation, groups)
         return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (1, -1, 1, 1))
 
 
