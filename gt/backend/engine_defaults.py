@@ -56,6 +56,14 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         default: callers copy)."""
         return None
 
+    def element_offset(self, arr):
+        """Where ``arr``'s first element lies in the memory of the array owning it, in elements of
+        its dtype (torch's ``storage_offset``), or None where the engine cannot tell: by default an
+        array of no elements (numpy keeps no place for an empty slice)."""
+        if 0 in tuple(arr.shape):
+            return None
+        return (self.data_address(arr) - self.data_address(self.memory_owner(arr))) // self.dtype_of(arr).itemsize
+
     def strided_view(self, arr, size, stride, offset):
         """The view of the memory ``arr`` lies in whose element ``i`` is at ``offset + sum(i_k *
         stride_k)`` elements from the memory's start (torch's ``as_strided``; the caller checks

@@ -78,6 +78,10 @@ class TorchWindows:
     def storage_size(self, arr):
         return arr.untyped_storage().nbytes() // arr.element_size() - _lead(self.memory_owner(arr), arr)
 
+    def element_offset(self, arr):
+        # torch keeps an empty view's place too (its data_ptr() is 0 there)
+        return arr.storage_offset() - _lead(self.memory_owner(arr), arr)
+
     def strided_view(self, arr, size, stride, offset):
         return torch.as_strided(arr, size, stride, offset + _lead(self.memory_owner(arr), arr))
 

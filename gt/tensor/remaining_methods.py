@@ -111,13 +111,10 @@ class RemainingMethods:
     def storage_offset(self):
         """Where this tensor's first element lies in the memory it shares with the tensors it
         is a view of, in elements (``x[2:].storage_offset()`` is 2). 0 for a tensor that owns its
-        memory, for a sharded tensor (where gt does not track it) and for one of no elements
-        (torch tells where an empty slice would begin)."""
-        arr = self._array
-        if self._placed is not None or not numel(tuple(arr.shape)):
-            return 0
-        gap = B.data_address(arr) - B.data_address(B.memory_owner(arr))
-        return max(gap // B.dtype_of(arr).itemsize, 0)
+        memory, for a sharded tensor (where gt does not track it) and, on the numpy engine, for
+        one of no elements (numpy keeps no place for an empty slice)."""
+        offset = B.element_offset(self._array) if self._placed is None else None
+        return 0 if offset is None else max(offset, 0)
 
     # ---- forms of existing ops ---------------------------------------------------------------
     def where(self, condition, other=None, *, y=None):
