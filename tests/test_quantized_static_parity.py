@@ -256,3 +256,32 @@ def test_misuse_raises_clear_errors():
         warnings.simplefilter("error")
         with pytest.raises(UserWarning, match="None of the submodule got qconfig"):
             gq.prepare(gt.nn.Linear(2, 2))
+
+
+def test_quantized_embedding_bag_sums_are_torch_s():
+    rng = np.random.default_rng(9)
+    for trial, (mode, last) in enumerate([("sum", False), ("mean", False), ("sum", True), ("max", False)]):
+        t = torch.nn.EmbeddingBag(20, 12, mode=mode, include_last_offset=last)
+        with torch.no_grad():
+            t.weight.normal_(0, float(rng.uniform(0.1, 3)))
+        g = gt.nn.EmbeddingBag(20, 12, mode=mode, include_last_offset=last)
+        g.load_state_dict(t.state_dict())
+        tq_, gq_ = (q.quantize_dynamic(gt.nn.Sequential(m) if q is gq else torch.nn.Sequential(m),
+                                       {type(m)}, dtype=getattr(lib, "quint8"))[0]
+                    for q, m, lib in ((tq, t, torch), (gq, g, gt)))
+        assert repr(gq_).replace("gt.", "torch.") == repr(tq_)
+        assert sorted(gq_.state_dict()) == sorted(tq_.state_dict())
+        indices = rng.integers(0, 20, size=30)
+        starts = np.sort(rng.choice(np.arange(1, 30), 5, replace=False))
+        offsets = np.concatenate([[0], starts, [30] * last]).astype(int)
+        weights = rng.normal(size=30).astype(np.float32) if mode == "sum" else None
+        kw = {} if weights is None else {"per_sample_weights": weights}
+        want = tq_(torch.from_numpy(indices), torch.from_numpy(offsets),
+                   **{k: torch.from_numpy(v) for k, v in kw.items()}).numpy()
+        got = gq_(gt.tensor(indices), gt.tensor(offsets), **{k: gt.tensor(v) for k, v in kw.items()})
+        assert np.array_equal(got.numpy(), want), trial      # torch sums a "mean" or "max" bag too
+    want = tq_(torch.from_numpy(indices[:24].reshape(4, 6))).numpy()       # 2-d indices: a bag per row
+    assert np.array_equal(gq_(gt.tensor(indices[:24].reshape(4, 6))).numpy(), want)
+    fresh = gq.quantize_dynamic(gt.nn.Sequential(gt.nn.EmbeddingBag(20, 12)), dtype=gt.quint8)[0]
+    fresh.load_state_dict(tq_.state_dict())
+    assert np.array_equal(fresh(gt.tensor(indices[:24].reshape(4, 6))).numpy(), want)

@@ -6,7 +6,8 @@ re-exported here under torch's names).
 
 puts a ``gt.ao.nn.quantized.dynamic.Linear`` (qint8 weight, a quarter of the float32 memory;
 outputs equal to torch's bit for bit) in place of every ``nn.Linear`` below ``model``; with
-``dtype=gt.quint8``, a ``gt.ao.nn.quantized.Embedding`` (weight only) in place of every ``nn.Embedding``.
+``dtype=gt.quint8``, a ``gt.ao.nn.quantized.Embedding`` / ``EmbeddingBag`` (weight only) in place of every
+``nn.Embedding`` / ``nn.EmbeddingBag``.
 """
 
 import copy
@@ -14,6 +15,7 @@ import copy
 from gt import dtypes
 from gt.ao.nn.quantized import dynamic
 from gt.ao.nn.quantized.embedding import Embedding as QuantizedEmbedding
+from gt.ao.nn.quantized.embedding_bag import EmbeddingBag as QuantizedEmbeddingBag
 from gt.nn.embedding import Embedding as FloatEmbedding
 from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
@@ -53,7 +55,8 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None,
         raise NotImplementedError(f"quantize_dynamic: gt supports dtype gt.qint8 and gt.quint8, got {dtype!r}")
     if mapping is not None and any(_PAIRS.get(k) is not v for k, v in mapping.items()):
         raise NotImplementedError("quantize_dynamic: gt's mapping is {gt.nn.Linear: gt.ao.nn.quantized.dynamic.Linear,"
-                                  " gt.nn.Embedding: gt.ao.nn.quantized.Embedding} only")
+                                  " gt.nn.Embedding: gt.ao.nn.quantized.Embedding, gt.nn.EmbeddingBag: "
+                                  "gt.ao.nn.quantized.EmbeddingBag} only")
     default = {FloatLinear} if dtype == dtypes.qint8 else {FloatEmbedding, EmbeddingBag}
     spec = default if qconfig_spec is None else set(qconfig_spec)
     if not inplace:
@@ -70,8 +73,6 @@ def _swap(module, spec, prefix, dtype):
         kept = isinstance(module, MultiheadAttention) and name == "out_proj"
         if type(child) in _PAIRS and not kept and (type(child) in spec or path in spec):
             setattr(module, name, _quantized(child, dtype))
-        elif type(child) is EmbeddingBag and (EmbeddingBag in spec or path in spec):
-            raise NotImplementedError(f"quantize_dynamic: gt has no quantized EmbeddingBag ({path})")
         else:
             _swap(child, spec, path, dtype)
 
@@ -81,9 +82,9 @@ def _quantized(child, dtype):
     if type(child) is FloatLinear and dtype != dtypes.qint8:
         raise AssertionError(f"The only supported dtypes for dynamic quantized linear are qint8 and float16, got: "
                              f"{dtype!r}")
-    if type(child) is FloatEmbedding and dtype != dtypes.quint8:
+    if type(child) in (FloatEmbedding, EmbeddingBag) and dtype != dtypes.quint8:
         raise AssertionError("Embedding quantization is only supported with float_qparams_weight_only_qconfig.")
     return _PAIRS[type(child)].from_float(child)
 
 
-_PAIRS = {FloatLinear: dynamic.Linear, FloatEmbedding: QuantizedEmbedding}
+_PAIRS = {FloatLinear: dynamic.Linear, FloatEmbedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag}
