@@ -236,6 +236,24 @@ def test_small_cnn_converts_to_torch_s_integers(qconfig):
     assert np.array_equal(fresh(gt.tensor(x)).numpy(), want.numpy())
 
 
+def test_quant_wrapper_and_quantize_are_torch_s():
+    # weights and inputs of a few bits: the float forwards that calibrate are exact in any summation order
+    rng = np.random.default_rng(10)
+    t = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    with torch.no_grad():
+        for p in t.parameters():
+            p.copy_(torch.from_numpy(rng.integers(-8, 8, size=tuple(p.shape)) / 16.0))
+    g = gt.nn.Sequential(gt.nn.Linear(6, 5), gt.nn.ReLU(), gt.nn.Linear(5, 3))
+    g.load_state_dict(t.state_dict())
+    t, g = tq.QuantWrapper(t), gq.QuantWrapper(g)
+    t.qconfig, g.qconfig = tq.get_default_qconfig("fbgemm"), gq.get_default_qconfig("fbgemm")
+    x = (rng.integers(-16, 16, size=(16, 6)) / 8.0).astype(np.float32)
+    tc = tq.quantize(t, lambda m, x: m(x), [torch.from_numpy(x)])
+    gc = gq.quantize(g, lambda m, x: m(x), [gt.tensor(x)])
+    assert repr(gc).replace("gt.", "torch.") == repr(tc)
+    assert np.array_equal(gc(gt.tensor(x)).numpy(), tc(torch.from_numpy(x)).numpy())
+
+
 def test_misuse_raises_clear_errors():
     model = gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.BatchNorm2d(4)).eval()
     model.qconfig = gq.default_qconfig

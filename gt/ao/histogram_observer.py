@@ -14,7 +14,7 @@ from gt import autograd, dtypes
 from gt.ao.observer import EPS, UniformQuantizationObserverBase
 from gt.dtypes import round_float32
 from gt.tensor import creation, index_methods
-from gt.tensor.quantized import per_tensor_affine
+from gt.tensor.quantized import per_tensor_affine, per_tensor_symmetric
 
 def linspace32(start, end, steps):
     """torch's CPU ``linspace`` in float32: ``step = (end - start) / (steps - 1)`` in float32, then
@@ -35,7 +35,7 @@ class HistogramObserver(UniformQuantizationObserverBase):
 
     def __init__(self, bins=2048, dtype=dtypes.quint8, qscheme=per_tensor_affine, reduce_range=False,
                  quant_min=None, quant_max=None, factory_kwargs=None, eps=EPS, is_dynamic=False, **kwargs):
-        if qscheme not in (per_tensor_affine,) and str(qscheme) != "gt.per_tensor_symmetric":
+        if qscheme not in (per_tensor_affine, per_tensor_symmetric):
             raise NotImplementedError("HistogramObserver's qscheme only support torch.per_tensor_symmetric and "
                                       "torch.per_tensor_affine.")
         if is_dynamic:
