@@ -266,3 +266,48 @@ def test_the_inference_fast_path_of_a_strided_nested_tensor():
         _same_error(lambda: dec_g(gs, gs), lambda: dec_t(ts, ts))
         _same_error(lambda: mg(gs, gs, gs, key_padding_mask=gt.zeros(2, 5, dtype=gt.bool)),
                     lambda: mt(ts, ts, ts, key_padding_mask=torch.zeros(2, 5, dtype=torch.bool)))
+
+
+def test_reductions_found_by_the_differential_fuzz():
+    """``amax``/``amin``/``any``/``all``/``argmax``/``argmin`` with ``keepdim=True`` and no dim gave a
+    0-d tensor (torch's (1, 1, 1)); over the ragged dim an empty sequence raised ValueError (torch:
+    the dtype's lowest value for a max, highest for a min, index 0); tuple dims of ``prod``/``max``/
+    ``argmax``... and ``keepdim`` without a dim of ``sum``/``mean``/``max`` are torch's TypeError;
+    ``mean`` over the ragged and an inner dim torch's AssertionError. Gradients of the non-empty
+    sequences as torch's."""
+    g, t, gl, tl = _pair(_arrays((3, 0, 2), (4,), seed=11))
+    for name in ("amax", "amin", "any", "all", "argmax", "argmin"):
+        a, b = (g > 0, t > 0) if name in ("any", "all") else (g, t)
+        _same(getattr(a, name)(keepdim=True), getattr(b, name)(keepdim=True))
+    for name in ("amax", "amin", "argmax", "argmin"):
+        for keepdim in (False, True):
+            _same(getattr(g, name)(1, keepdim=keepdim), getattr(t, name)(1, keepdim=keepdim))
+    for name in ("max", "min"):
+        og, ot = getattr(g, name)(dim=1), getattr(t, name)(dim=1)
+        _same(og.values, ot.values)
+        _same(og.indices, ot.indices)
+    w = np.random.default_rng(12).standard_normal((3, 4))
+    (g.amax(1).clamp(-9.0, 9.0) * gt.tensor(w)).sum().backward()      # the empty sequence's -max clamped
+    (t.amax(1).clamp(-9.0, 9.0) * torch.tensor(w)).sum().backward()
+    for a, b in zip(gl, tl):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-12)
+    g, t = _both()
+    for name, dim in (("prod", (1, 2)), ("max", (0, 1)), ("min", (1, 2)), ("argmax", (0, 1)), ("argmin", (1, 2))):
+        _same_error(lambda: getattr(g, name)(dim), lambda: getattr(t, name)(dim), exact=name.startswith("arg"))
+    for name in ("sum", "mean", "prod", "max", "min"):
+        _same_error(lambda: getattr(g, name)(keepdim=True), lambda: getattr(t, name)(keepdim=True), exact=False)
+    _same_error(lambda: g.mean(dim=(1, 2)), lambda: t.mean(dim=(1, 2)))
+
+
+def test_unary_and_rsub_found_by_the_differential_fuzz():
+    """``lgamma``, ``digamma``, ``signbit`` (method and function) raised NotImplementedError on a
+    jagged tensor (torch computes); ``gt.rsub`` with a tensor beside a jagged one computed (torch:
+    NotImplementedError ``aten.rsub.Tensor``), with a number it computes as torch's."""
+    g, t = _both(positive=True)
+    for og, ot in ((g.lgamma(), t.lgamma()), (gt.digamma(g), torch.digamma(t)), (g.signbit(), t.signbit()),
+                   (gt.signbit(-g), torch.signbit(-t)), (gt.rsub(g, 2.0), torch.rsub(t, 2.0))):
+        _same(og, ot, rtol=1e-12, atol=1e-12)
+    x = gt.ones(4, dtype=gt.float64), torch.ones(4, dtype=torch.float64)
+    _same_error(lambda: gt.rsub(g, x[0]), lambda: torch.rsub(t, x[1]))
+    _same_error(lambda: gt.rsub(x[0], g), lambda: torch.rsub(x[1], t))
+    _same_error(lambda: gt.rsub(g, g), lambda: torch.rsub(t, t))

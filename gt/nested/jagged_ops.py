@@ -6,14 +6,17 @@ Installed on ``NestedTensor`` by ``install()``; everything else of ``Tensor`` ra
 NotImplementedError naming the op (``refuse_the_rest``)."""
 
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
+from gt import dtypes
 from gt.tensor import Tensor, arange, cat, where
+from gt.tensor.runtime import finfo, iinfo
 
 UNARY = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan",
          "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "sigmoid", "relu", "gelu", "neg", "negative", "abs",
          "absolute", "sqrt", "rsqrt", "square", "sign", "sgn", "floor", "ceil", "round", "trunc", "frac",
          "reciprocal", "erf", "erfc", "erfinv", "logit", "nan_to_num", "clamp", "clip", "clamp_min", "clamp_max",
          "isnan", "isinf", "isfinite", "logical_not", "float", "double", "half", "bfloat16", "long", "int", "bool",
-         "sinc", "deg2rad", "rad2deg", "positive", "__neg__", "__abs__", "__invert__", "cpu")
+         "sinc", "deg2rad", "rad2deg", "positive", "__neg__", "__abs__", "__invert__", "cpu", "lgamma", "digamma",
+         "signbit")
 BINARY = ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow", "maximum", "minimum",
           "eq", "ne", "lt", "le", "gt", "ge", "atan2", "fmod", "remainder", "logical_and", "logical_or",
           "__add__", "__sub__", "__mul__", "__truediv__", "__pow__", "__eq__", "__ne__", "__lt__", "__le__",
@@ -91,7 +94,9 @@ def _reduce(name):
         kwargs = {} if dtype is None else {"dtype": dtype}
         values, r = self._nt_values, self._nt_ragged
         if dim is None:
-            return getattr(values, name)(**kwargs)
+            return _whole(self, name, keepdim, getattr(values, name)(**kwargs))
+        if name == "prod" and not isinstance(dim, int):
+            raise _int_dim(name, dim)
         dims = _dims(self, dim, name)
         inner = [d - 1 for d in dims if d not in (0, r)]
         if 0 in dims and r not in dims:
@@ -104,6 +109,9 @@ def _reduce(name):
             out = getattr(values, name)(dim=tuple(inner + [r - 1]), keepdim=keepdim, **kwargs)
             return out.unsqueeze(0) if keepdim else out
         if r in dims:
+            if inner and name == "mean":
+                raise AssertionError("Cannot reduce on both ragged and non-batch dimensions without also reducing "
+                                     "on batch")
             if inner:
                 raise RuntimeError(f"{name}(): reducing along a ragged and non-batch dimension is not supported "
                                    "for nested tensors")
@@ -118,6 +126,36 @@ def _reduce(name):
     return method
 
 
+def _int_dim(name, dim):
+    return TypeError(f"{name}(): argument 'dim' (position 1) must be int, not {type(dim).__name__}")
+
+
+def _whole(self, name, keepdim, out):
+    """The reduction ``out`` of every element: with ``keepdim`` (1, ..., 1) as torch's ``amax``/
+    ``any``/``argmax``/...; torch's ``sum``/``mean``/``prod``/``max``/``min`` take no ``keepdim``
+    without ``dim``."""
+    if not keepdim:
+        return out
+    if name in ("sum", "mean", "prod", "max", "min"):
+        raise TypeError(f"{name}() received an invalid combination of arguments - got (keepdim=bool, ), but "
+                        "expected dim= with keepdim=")
+    return out.reshape((1,) * self.dim())
+
+
+EXTREMES = ("amax", "amin", "max", "min", "argmax", "argmin")
+
+
+def empty_extreme(part, axis, name):
+    """torch's extremum over an empty sequence (its segment reduction's start): the dtype's lowest
+    value for a max, its highest for a min, index 0 for an arg; ``axis`` kept, of length 1."""
+    shape = list(part.shape)
+    shape[axis] = 1
+    if name.startswith("arg"):
+        return part.new_zeros(shape, dtype=dtypes.int64)
+    info = finfo(part.dtype) if part.dtype.is_floating_point else iinfo(part.dtype)
+    return part.new_full(shape, info.min if name.endswith("max") else info.max)
+
+
 def _over_ragged(self, name, keepdim, kwargs):
     """A dense (B, ...) tensor: each sequence reduced over its length."""
     if self._nt_lengths is not None:
@@ -125,7 +163,8 @@ def _over_ragged(self, name, keepdim, kwargs):
                            "nested tensors with holes")
     axis = self._nt_ragged - 1
     if name not in ("sum", "mean"):
-        parts = [getattr(part, name)(dim=axis, keepdim=True, **kwargs) for part in self.unbind()]
+        parts = [getattr(part, name)(dim=axis, keepdim=True, **kwargs) if part.shape[axis] or name not in EXTREMES
+                 else empty_extreme(part, axis, name) for part in self.unbind()]
         out = cat(parts, axis).movedim(axis, 0)
         return out.unsqueeze(self._nt_ragged) if keepdim else out
     values = self._nt_values.movedim(axis, 0)          # (total, other dims): one index_add, no loop

@@ -4,7 +4,7 @@ ragged one (a nested tensor on the same offsets), over the ragged dim (dense (B,
 sequence reduced over its length), or over everything (``values``' reduction; an index counts
 in ``values``, as torch's). Installed on ``NestedTensor`` by ``install()``."""
 
-from gt.nested.jagged_ops import _dims, _reduce
+from gt.nested.jagged_ops import _dims, _int_dim, _reduce, _whole, empty_extreme
 from gt.nested.jagged_tensor import NestedTensor
 from gt.tensor import Tensor, cat
 
@@ -27,13 +27,25 @@ def _over_ragged(self, reduce):
     return cat([reduce(part, axis) for part in self.unbind()], axis).movedim(axis, 0).unsqueeze(self._nt_ragged)
 
 
+def _extremum(name, part, axis, index=None):
+    """``name`` of ``part`` along ``axis`` kept (``index``: 0 values, 1 indices, of torch's tuple;
+    None: gt's values-only form); an empty sequence gives torch's answer (``empty_extreme``)."""
+    if not part.shape[axis]:
+        return empty_extreme(part, axis, name if index != 1 else "arg" + name)
+    if index is None:
+        return getattr(part, name)(axis, True)
+    return getattr(part, name)(dim=axis, keepdim=True)[index]
+
+
 def _extreme(name):
     def method(self, axis=None, keepdims=False, *, dim=None, keepdim=False, other=None):
         if other is not None or isinstance(axis, Tensor):      # x.max(other): torch's elementwise maximum
             return getattr(self, name + "imum")(axis if other is None else other)
         given = axis if dim is None else dim
         if given is None:
-            return getattr(self._nt_values, name)()
+            return _whole(self, name, keepdims or keepdim, getattr(self._nt_values, name)())
+        if not isinstance(given, int):
+            raise _int_dim(name, given)
         d, keep = _dim(self, given, name), keepdims or keepdim
         values, r = self._nt_values, self._nt_ragged
         if d != r:
@@ -43,9 +55,9 @@ def _extreme(name):
             out = getattr(values, name)(dim=d - 1, keepdim=keep)
             return type(out)(*(self._like(t, r_out, transposed=False) for t in out))
         if dim is None:
-            out = _over_ragged(self, lambda part, a: getattr(part, name)(a, True))
+            out = _over_ragged(self, lambda part, a: _extremum(name, part, a))
             return out if keep else out.squeeze(r)
-        parts = [_over_ragged(self, lambda part, a: getattr(part, name)(dim=a, keepdim=True)[i]) for i in (0, 1)]
+        parts = [_over_ragged(self, lambda part, a: _extremum(name, part, a, i)) for i in (0, 1)]
         return type(getattr(values, name)(dim=0))(*(p if keep else p.squeeze(r) for p in parts))
 
     method.__name__ = name
@@ -57,12 +69,14 @@ def _extreme(name):
 def _arg(name):
     def method(self, dim=None, keepdim=False):
         if dim is None:
-            return getattr(self._nt_values, name)()
+            return _whole(self, name, keepdim, getattr(self._nt_values, name)())
+        if not isinstance(dim, int):
+            raise _int_dim(name, dim)
         d, r = _dim(self, dim, name), self._nt_ragged
         if d != r:
             return self._like(getattr(self._nt_values, name)(d - 1, keepdim), r if keepdim or d > r else r - 1,
                               transposed=False)
-        out = _over_ragged(self, lambda part, a: getattr(part, name)(a, True))
+        out = _over_ragged(self, lambda part, a: _extremum(name, part, a))
         return out if keepdim else out.squeeze(r)
 
     method.__name__ = name

@@ -258,6 +258,8 @@ def copysign(input, other):
 
 def signbit(input):
     """True where the sign bit is set (``torch.signbit``): negatives, -0.0 and -NaN."""
+    if type(input) is not Tensor and getattr(input, "is_nested", False):
+        return input.signbit()      # gt.nested's: of its values
     _tensor_only("signbit", input)
     refuse_complex(input, "signbit", "signbit is not implemented for complex tensors.")
     return _local(bk.signbit_arrays, (input,))

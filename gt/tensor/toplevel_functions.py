@@ -115,6 +115,8 @@ def rsub(input, other, *, alpha=1):
     """``other - alpha * input`` (subtraction with the operands the other way round)."""
     x = _tensor_arg(input, "rsub")
     other = _operand(other, "rsub")
+    if getattr(other, "is_nested", False) or (getattr(x, "is_nested", False) and isinstance(other, Tensor)):
+        raise NotImplementedError("aten.rsub.Tensor")       # torch 2.13's nested tensors: rsub of a number only
     _check_no_bool(x, other)
     _check_alpha(x, other, alpha, "rsub")
     if type(alpha) is bool:       # raises: with no bool operand the result is never bool
