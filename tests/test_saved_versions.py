@@ -80,6 +80,10 @@ PROGRAMS = {
                                                          _sum_backward(y)), False),
     "atan2, its output changed under no_grad": (lambda L, t, ng: (y := L.atan2(t["a"], t["b"]),
                                                                   _in(ng, lambda: y.add_(1)), _sum_backward(y)), False),
+    "softmax of no elements, its input changed": (
+        lambda L, t, ng: (y := L.softmax(t["a"][:, :0], -1), _in(ng, lambda: t["a"].add_(1)), _sum_backward(y)), False),
+    "repeat to no elements, its output changed under no_grad": (
+        lambda L, t, ng: (y := t["a"].repeat(0, 1), _in(ng, lambda: y.add_(1)), _sum_backward(y)), False),
     "add, the other term changed": (lambda L, t, ng: (y := t["a"] + t["b"], t["b"].add_(1), _sum_backward(y)), False),
     "sum then mul by a constant, the constant's source changed": (
         lambda L, t, ng: (y := t["a"].sum() * 2.0, t["b"].add_(1), y.backward()), False),

@@ -121,8 +121,9 @@ class Softmax(Function):
     def forward(self, x, axis):
         self.axis = axis
         if 0 in x.shape:            # nothing to normalise (torch's answer: the empty tensor)
-            self.save(x)
-            return B.copy(x)
+            out = B.copy(x)
+            self.save(out)          # the result, as torch's (the input may change in place after the forward)
+            return out
         with B.quiet_float_errors():   # a row of -inf (every key masked) is NaN, silently as torch's
             e = B.exp(x - B.max(x, axis=axis, keepdims=True))
             out = e / B.sum(e, axis=axis, keepdims=True)
@@ -142,8 +143,9 @@ class LogSoftmax(Function):
     def forward(self, x, axis):
         self.axis = axis
         if 0 in x.shape:
-            self.save(x)
-            return B.copy(x)
+            out = B.copy(x)
+            self.save(out)
+            return out
         with B.quiet_float_errors():
             shifted = x - B.max(x, axis=axis, keepdims=True)
             out = shifted - B.log(B.sum(B.exp(shifted), axis=axis, keepdims=True))

@@ -38,7 +38,8 @@ def _own_memory(out, maybe_view=True):
     the result would change. ``maybe_view=False``: a row-major ``out`` is known to be a copy."""
     if not out.is_contiguous():
         return out.contiguous()
-    return out.clone() if maybe_view else out
+    # an empty result of reshaping a broadcast stays numpy's read-only view of it: torch's is writable
+    return out.clone() if maybe_view or not out.numel() else out
 
 
 def promoted(tensors):
