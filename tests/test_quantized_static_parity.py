@@ -240,11 +240,11 @@ def test_small_cnn_converts_to_torch_s_integers(qconfig):
 def test_quant_wrapper_and_quantize_are_torch_s():
     # weights and inputs of a few bits: the float forwards that calibrate are exact in any summation order
     rng = np.random.default_rng(10)
-    t = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    t = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(inplace=True), torch.nn.Linear(5, 3))
     with torch.no_grad():
         for p in t.parameters():
             p.copy_(torch.from_numpy(rng.integers(-8, 8, size=tuple(p.shape)) / 16.0))
-    g = gt.nn.Sequential(gt.nn.Linear(6, 5), gt.nn.ReLU(), gt.nn.Linear(5, 3))
+    g = gt.nn.Sequential(gt.nn.Linear(6, 5), gt.nn.ReLU(inplace=True), gt.nn.Linear(5, 3))
     g.load_state_dict(t.state_dict())
     t, g = tq.QuantWrapper(t), gq.QuantWrapper(g)
     t.qconfig, g.qconfig = tq.get_default_qconfig("fbgemm"), gq.get_default_qconfig("fbgemm")

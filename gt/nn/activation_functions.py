@@ -76,6 +76,8 @@ def _exp_neg_abs(x):
 def relu(input, inplace=False):
     """max(x, 0), elementwise (gradient 0 at x == 0, as torch)."""
     x = _tensor(input, "relu")
+    if inplace and getattr(x, "is_quantized", False):     # torch's quantized relu_ (the integers clamped)
+        return x.relu_()
     return _apply(x, inplace, lambda x: x.relu(), True)
 
 

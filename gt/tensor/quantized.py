@@ -57,7 +57,7 @@ SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel
              "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
              "clone", "detach", "contiguous", "stride", "is_contiguous", "storage_offset", "to/cpu (to where it is)",
              "gt.equal", "reshape", "view", "flatten", "squeeze", "unsqueeze", "basic indexing",
-             "per tensor: transpose", "permute", "t", "relu",
+             "per tensor: transpose", "permute", "t", "relu", "relu_",
              "gt.save/gt.load")
 
 
@@ -240,6 +240,12 @@ class QuantizedTensor(Tensor):
         """torch's quantized relu: the integers below the zero point raised to it (per tensor)."""
         self._need(per_tensor_affine)
         return self._like(self._q_int.clamp(min=self._q_zero_point))
+
+    def relu_(self):
+        """``relu`` in place: the integers themselves raised (views of them see it, as torch's)."""
+        self._need(per_tensor_affine)
+        self._q_int.clamp_(min=self._q_zero_point)
+        return self
 
     def __deepcopy__(self, memo):
         out = self.clone()
