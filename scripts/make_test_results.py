@@ -15,6 +15,7 @@ import collections
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,9 @@ def render(name, env_extra, proc, tree, files, skips, failures, slow, pytest_arg
     passed = sum(r["passed"] for r in files.values())
     failed = sum(r["failed"] for r in files.values())
     skipped = sum(r["skipped"] for r in files.values())
+    # what the pass leaves to another (tests/conftest.py deselects it): only pytest's output says
+    deselected = re.search(r"(\d+) deselected", proc.stdout)
+    left = next((line for line in proc.stdout.splitlines() if line.startswith("this pass deselects ")), None)
     env = " ".join(f"{k}={v}" for k, v in env_extra.items())
     lines = [
         "",
@@ -112,8 +116,10 @@ def render(name, env_extra, proc, tree, files, skips, failures, slow, pytest_arg
         f"- Command: `{env + ' ' if env else ''}pytest{(' ' + ' '.join(pytest_args)) if pytest_args else ''}` "
         f"(exit status {proc.returncode})",
         "",
-        f"**{passed} passed, {failed} failed, {skipped} skipped** in {total_time:.1f} s",
+        f"**{passed} passed, {failed} failed, {skipped} skipped"
+        f"{f', {deselected.group(1)} deselected' if deselected else ''}** in {total_time:.1f} s",
         "",
+        *([f"- Deselected: {left[len('this pass deselects '):]}", ""] if left else []),
         "| file | passed | failed | skipped | time (s) |",
         "|---|---:|---:|---:|---:|",
     ]
