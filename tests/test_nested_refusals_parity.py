@@ -311,3 +311,16 @@ def test_unary_and_rsub_found_by_the_differential_fuzz():
     _same_error(lambda: gt.rsub(g, x[0]), lambda: torch.rsub(t, x[1]))
     _same_error(lambda: gt.rsub(x[0], g), lambda: torch.rsub(x[1], t))
     _same_error(lambda: gt.rsub(g, g), lambda: torch.rsub(t, t))
+
+
+@pytest.mark.first_pass
+def test_in_place_masked_fill_and_select_with_holes_refused_as_torch():
+    """``masked_fill_`` of a jagged tensor (torch 2.13: NotImplementedError ``aten.masked_fill_.Scalar``)
+    and ``select`` after the ragged dim of one with holes (torch's ValueError) computed."""
+    g, t = _both()
+    _same_error(lambda: g.clone().masked_fill_(g > 0, 0.0), lambda: t.clone().masked_fill_(t > 0, 0.0))
+    values = np.random.default_rng(13).standard_normal((9, 4))
+    holes = [m.nested.nested_tensor_from_jagged(m.tensor(values), m.tensor([0, 3, 7]), m.tensor([2, 3]))
+             for m in (gt, torch)]
+    _same_error(lambda: holes[0].select(-1, 0), lambda: holes[1].select(-1, 0))
+    _same(holes[0].select(0, 1), holes[1].select(0, 1))

@@ -65,7 +65,8 @@ AUGMENTED = {"__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itru
 # what torch 2.13 refuses on the jagged layout (its errors), though gt could compute it from the values
 REFUSED = {"floor_divide": "aten.floor_divide.default", "__floordiv__": "aten.floor_divide.default",
            "__rfloordiv__": "aten.floor_divide.default", "floor_divide_": "aten.floor_divide_.Tensor",
-           "__ifloordiv__": "aten.floor_divide_.Tensor", "abs_": "aten.abs_.default", "absolute_": "aten.abs_.default"}
+           "__ifloordiv__": "aten.floor_divide_.Tensor", "abs_": "aten.abs_.default", "absolute_": "aten.abs_.default",
+           "masked_fill_": "aten.masked_fill_.Scalar"}
 # a number on the left of gt.<name>(number, nt): torch's op, which expects a nested tensor there
 _NUMBER_FIRST = {"add": "add", "sub": "sub", "subtract": "sub", "mul": "mul", "multiply": "mul", "div": "div",
                  "divide": "div", "true_divide": "div"}

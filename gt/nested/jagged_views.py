@@ -48,6 +48,8 @@ def select(self, dim, index):
     """The ``index``-th tensor (``dim=0``) or the dim ``dim`` after the ragged one at ``index``."""
     if _dims(self, dim, "select")[0] == 0:
         return self.unbind()[index]
+    if self._nt_lengths is not None:
+        raise ValueError("select(): not yet supported on dim != 0 for non-contiguous nested tensor with holes")
     d = _inner(self, dim, "select")
     return self._like(self._nt_values.select(d - 1, index), _shifted(self, d, 1))
 
