@@ -40,6 +40,7 @@ def _third_step_faults(mode):
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's (Linux)")
+@pytest.mark.first_pass     # its processes run numpy arrays on the numpy engine: the same in every pass
 def test_a_step_reuses_the_memory_the_last_one_freed():
     default, retained = _third_step_faults("default"), _third_step_faults("retain")
     assert default > PAGES // 4, f"glibc's defaults should refault the freed pages ({default} of {PAGES})"
