@@ -255,6 +255,24 @@ def test_quant_wrapper_and_quantize_are_torch_s():
     assert np.array_equal(gc(gt.tensor(x)).numpy(), tc(torch.from_numpy(x)).numpy())
 
 
+def test_quantized_pooling_is_torch_s():
+    # torch's quantized convolutions output channels-last tensors: its pooling kernels' path for them
+    rng = np.random.default_rng(12)
+    for trial in range(12):
+        h, w = (int(v) for v in rng.integers(1, 9, size=2))
+        out = (int(rng.integers(1, h + 2)), int(rng.integers(1, w + 2)))
+        x = _torch_q(rng.integers(0, 256, size=(2, 5, h, w)).astype(np.uint8), 0.1, int(rng.integers(0, 256)))
+        x = x.contiguous(memory_format=torch.channels_last)
+        want = torch.nn.functional.adaptive_avg_pool2d(x, out)
+        got = gt.nn.AdaptiveAvgPool2d(out)(as_quantized(x))
+        assert np.array_equal(got.int_repr().numpy(), want.int_repr().numpy()), trial
+        assert (got.q_scale(), got.q_zero_point()) == (want.q_scale(), want.q_zero_point())
+        if min(h, w) >= 2:
+            want = torch.nn.functional.max_pool2d(x, 2, 1, 1)
+            assert np.array_equal(gt.nn.functional.max_pool2d(as_quantized(x), 2, 1, 1).int_repr().numpy(),
+                                  want.int_repr().numpy())
+
+
 def test_misuse_raises_clear_errors():
     model = gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.BatchNorm2d(4)).eval()
     model.qconfig = gq.default_qconfig

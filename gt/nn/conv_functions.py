@@ -7,6 +7,7 @@ gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 from gt import amp, autograd, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.norm_functions import channel_vectors, check_stats_pair, half_stays_half, refuse_unbatched_stats
+from gt.nn import quantized_pooling
 from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
@@ -255,6 +256,8 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 def _adaptive_avg_pool(fn, nd, input, output_size):
+    if getattr(input, "is_quantized", False):
+        return quantized_pooling.adaptive_avg_pool(fn, nd, input, output_size, _adaptive_avg_pool)
     x = _tensor(input, fn)
     _spatial_input(fn, x, nd)
     if not x.dtype.is_floating_point:
