@@ -13,8 +13,10 @@ inputs, exact .5 ties included.
   b_scale * (1 / scale)`` in float32.
 - ``quantized::add`` (and ``add_relu``): ``c = (a_q - a_zp) * a_scale + (b_q - b_zp) * b_scale`` in
   float32; ``rint(c * (1 / scale)) + zp`` over the vectorised part (the first ``n // 64 * 64``
-  values: AVX-512's 64 bytes), ``rint(c * (1 / scale) + zp)`` (fbgemm's LEGACY rounding) over the
-  rest: the two differ on exact .5 ties with an odd zero point.
+  values, with torch's AVX-512 and AVX2 kernels alike), ``rint(c * (1 / scale) + zp)``
+  (fbgemm's LEGACY rounding) over the rest: the two differ on exact .5 ties with an odd zero point.
+  In torch the order is the memory's: a channels-last tensor (a quantized convolution's output)
+  has another tail, which gt (whose quantized tensors keep no memory format) does not follow.
 - ``quantized::cat``: dequantize, concatenate, quantize per tensor.
 """
 
@@ -25,7 +27,10 @@ from gt.tensor import creation, functions
 from gt.tensor.quantize_functions import quantize_per_tensor
 from gt.tensor.quantized import QuantizedTensor, per_tensor_affine
 
-VECTOR = 64     # quint8 values a vectorised step of torch's AVX-512 kernels takes (qadd's tail starts after them)
+
+# quint8 values torch's qadd loop takes a step, measured on torch 2.13 with its AVX-512 and (by
+# ATEN_CPU_CAPABILITY=avx2) its AVX2 kernels alike: its scalar tail starts after the last whole step
+VECTOR = 64
 EXACT = 2 ** 24     # integers below it are exact in float32: BLAS's float32 products are exact in blocks
 
 
