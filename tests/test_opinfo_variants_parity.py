@@ -52,21 +52,16 @@ pytestmark = [pytest.mark.table, pytest.mark.usefixtures("torch_test_fn_from_fra
 _SHARDED_RESIZE = ("resize_ of a sharded tensor keeps its elements in row-major order (a sharded tensor has no "
                    "memory layout of its own); torch's reads the memory a non-contiguous tensor lies in, in its order")
 DIFFERS = {
-    ("resize_", None, "transposed"): "op_db's resize_ clones first: torch's clone of a transposed tensor keeps its "
-        "strides (preserve_format), so resize_ reads that memory column by column; gt's clone is row-major on "
-        "the numpy engine",
+    ("resize_", None, "transposed"): _SHARDED_RESIZE,
     ("resize_", None, "noncontiguous"): _SHARDED_RESIZE,
     ("resize_", None, "expanded"): _SHARDED_RESIZE,
     ("nn.functional.batch_norm", "function", "expanded"): "expanded running statistics: torch's kernel writes "
         "the channels' updates into their one memory from its threads at once, so its answer changes with "
         "torch.get_num_threads() (one thread: the updates in channel order); gt refuses as torch's in-place ops do",
 }
-# the keys of DIFFERS that differ only in some passes: on a mesh (resize_ of a sharded tensor), or there
-# and on the numpy engine (the torch engine's clone keeps strides, as torch's)
-_MESH = gt.sharding.get_mesh().size > 1
-_WHERE = {("resize_", None, "noncontiguous"): _MESH, ("resize_", None, "expanded"): _MESH,
-          ("resize_", None, "transposed"): _MESH or gt.backend.B.name == "numpy"}
-DIFFERS = {key: reason for key, reason in DIFFERS.items() if _WHERE.get(key, True)}
+# the keys of DIFFERS that differ only on a mesh (resize_ of a sharded tensor)
+_MESH_ONLY = {("resize_", None, layout) for layout in ("noncontiguous", "transposed", "expanded")}
+DIFFERS = {key: reason for key, reason in DIFFERS.items() if key not in _MESH_ONLY or gt.sharding.get_mesh().size > 1}
 # (op, variant kind, layout) -> why not compared: torch's own answer is not unique there.
 _SINGULAR = "the expanded layout repeats a matrix's first row: singular matrices, no unique factorization"
 NOT_COMPARED = {(name, None, "expanded"): _SINGULAR for name in (

@@ -251,3 +251,19 @@ def test_storage_offset_of_empty_slices():
         for view in views:
             assert view(g).stride() == view(t).stride()
             assert view(g).storage_offset() == (view(t).storage_offset() if gt.backend.B.name == "torch" else 0)
+
+
+def test_clone_keeps_the_order_of_the_axes_as_torchs():
+    """torch's clone (preserve_format) of a permuted tensor is permuted, dense; of an expanded one,
+    row-major. The numpy engine's was row-major always (and so resize_ of a clone read other
+    elements than torch's)."""
+    views = (lambda x: x.transpose(1, 2), lambda x: x.permute(2, 0, 1), lambda x: x[:, :, :2].mT,
+             lambda x: x[:, ::2], lambda x: x[:1].expand(3, 3, 4), lambda x: x)
+    with use_mesh(1):
+        for view in views:
+            t = view(torch.tensor(A.reshape(3, 4)[None].repeat(2, 0).reshape(2, 3, 4))).clone()
+            for leaf in (False, True):
+                g = view(gt.tensor(A.reshape(3, 4)[None].repeat(2, 0).reshape(2, 3, 4), requires_grad=leaf)).clone()
+                assert (g.stride(), g.is_contiguous(), g.tolist()) == (t.stride(), t.is_contiguous(), t.tolist())
+        t, g = torch.tensor(A).t().clone(), gt.tensor(A).t().clone()
+        assert t.resize_(2, 6).tolist() == g.resize_(2, 6).tolist()

@@ -56,6 +56,11 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         default: callers copy)."""
         return None
 
+    def clone(self, arr):
+        """torch's ``clone``: ``copy`` whose axes keep the order of their strides, dense (a transposed
+        array's clone is transposed; an expanded one's row-major). The default: ``copy``."""
+        return self.copy(arr)
+
     def element_offset(self, arr):
         """Where ``arr``'s first element lies in the memory of the array owning it, in elements of
         its dtype (torch's ``storage_offset``), or None where the engine cannot tell: by default an

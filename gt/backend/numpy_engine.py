@@ -174,6 +174,13 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         # a 0-d result of numpy math is often a numpy scalar, whose copy could not be written into
         return arr.copy() if isinstance(arr, np.ndarray) else np.array(arr)
 
+    def clone(self, arr):
+        # the axes keep the order of their strides, dense (a transposed tensor's clone is transposed),
+        # but an expanded one's: row-major, as torch's
+        if not isinstance(arr, np.ndarray) or arr.flags.c_contiguous or 0 in arr.strides:
+            return self.copy(arr)
+        return arr.copy(order="K")
+
     def format(self, arr):
         return format_array(arr)   # gt.set_printoptions sets the layout (print_options.py)
 
@@ -437,3 +444,4 @@ def _has_int_array(index):
 def _describe(data):
     text = repr(data)
     return f"{type(data).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+

@@ -19,6 +19,16 @@ def memory_owner(arr):
     return owner
 
 
+def _buffer(owner):
+    """``owner``'s memory as an array numpy hands a buffer out of (C- or F-ordered): itself, or, where
+    its elements fill the memory in another order of axes (a clone of a permuted tensor), its axes put
+    in the order of their strides; None where they do not fill it."""
+    if owner.flags.c_contiguous or owner.flags.f_contiguous:
+        return owner
+    ordered = owner.transpose(np.argsort([-s for s in owner.strides], kind="stable"))
+    return ordered if ordered.flags.c_contiguous else None
+
+
 class NumpyWindows:
     def memory_owner(self, arr):
         return memory_owner(arr)
@@ -61,11 +71,11 @@ class NumpyWindows:
 
     def storage_size(self, arr):
         owner = self.memory_owner(arr)
-        return owner.nbytes // arr.itemsize if owner.flags.c_contiguous or owner.flags.f_contiguous else None
+        return owner.nbytes // arr.itemsize if _buffer(owner) is not None else None
 
     def strided_view(self, arr, size, stride, offset):
         # over the owner's buffer: the view's ``base`` is the owner, so is_view_of and the
         # version counters (memory_owner) see it as every other view of that memory
         step = arr.itemsize
-        return np.ndarray(size, arr.dtype, buffer=self.memory_owner(arr), offset=offset * step,
+        return np.ndarray(size, arr.dtype, buffer=_buffer(self.memory_owner(arr)), offset=offset * step,
                           strides=tuple(s * step for s in stride))

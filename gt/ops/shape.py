@@ -249,7 +249,7 @@ class Clone(Contiguous):
     a zero too (``x + 0`` turns -0.0 into 0.0); the gradient passes through unchanged."""
 
     def forward(self, x):
-        return B.copy(x)
+        return B.clone(x)
 
 
 class Cat(Function):

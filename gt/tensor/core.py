@@ -399,14 +399,15 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         return Tensor._from_value(self._value)
 
     def clone(self, *, memory_format=None):
-        """A copy (differentiable); ``memory_format`` is checked as torch checks it and changes
-        nothing (gt lays tensors out row-major)."""
+        """A copy (differentiable) whose axes keep the order of their strides, as torch's default
+        ``preserve_format`` (a transposed tensor's clone is transposed; an expanded one's row-major);
+        another ``memory_format`` is checked as torch checks it and changes nothing."""
         compat_methods.check_memory_format(memory_format, self.ndim, "clone")
         if (self.requires_grad and autograd.is_grad_enabled()) or autograd.forward_ad.dual_values(self, ()):
             return shape_ops.Clone.apply(self)      # recorded; forward AD copies the tangent too
         p = self._placed
         if p is None:
-            return Tensor._wrap(B.copy(self._array))
+            return Tensor._wrap(B.clone(self._array))
         return Tensor._from_value(Placed([B.copy(s) for s in p.shards], p.placement, p.shape))
 
     def contiguous(self, memory_format=None):
