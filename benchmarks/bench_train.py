@@ -72,7 +72,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from gt.backend import memory as gt_memory  # noqa: E402
-from machine import cpu_name, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
+from machine import cpu_name, gt_products, numpy_blas, torch_parallel  # noqa: E402  (benchmarks/, beside this script)
 from small_decoder import DECODER, DECODER_BATCH, measure_decoder  # noqa: E402
 from timing import (BLOCK, gt_train_step, summary, take_turns, timed, torch_threads,  # noqa: E402
                     torch_train_step, with_torch_threads)
@@ -297,7 +297,8 @@ def run(quick=False, steps=None, warmup=None, memory=True, log=print):
         "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "quick": quick, "model": MODEL, "lr": LR, "threads": threads,
         "gt_devices": gt.sharding.get_mesh().size, "gt_engine": gt.get_backend(),
-        "cpu": cpu_name(), "blas": {"numpy": numpy_blas(), "torch": torch_parallel() if torch_ok else None},
+        "cpu": cpu_name(), "blas": {"numpy": numpy_blas(), "torch": torch_parallel() if torch_ok else None,
+                                      "gt_products": gt_products()},
         "allocator": ("glibc's defaults" if gt_memory.retained_limit() is None else
                       f"freed memory retained up to {gt_memory.retained_limit() >> 20} MiB "
                       "(gt.retain_freed_memory(), as lpm's commands run; both frameworks)"),
@@ -456,6 +457,7 @@ def render(r):
                 f"{r['loadavg'][0]:.2f} on {r['threads']['cpu_count']} cores): the quiet figures are not quiet, "
                 "the ratios and slowdowns are unreliable"] if r["busy_before"] else []),
              f"blas: {r['blas']['numpy']}",
+             *([f"      gt numpy engine's products: {r['blas']['gt_products']}"] if r["blas"].get("gt_products") else []),
              f"      {r['blas']['torch'] or 'torch not installed'}",
              "sgemm peak ({0}^3 float32): ".format(r["sgemm_gflops"]["size"])
              + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in r["sgemm_gflops"].items() if k != "size"),

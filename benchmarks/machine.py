@@ -65,3 +65,18 @@ def torch_parallel():
     parts.append(f"{backend.group(1) if backend else 'unknown'} parallel backend")
     parts.append(f"{torch.get_num_threads()} intra-op threads, {torch.get_num_interop_threads()} inter-op")
     return ", ".join(parts)
+
+
+def gt_products():
+    """Which library runs the numpy engine's products (``GT_BLAS``: numpy's own BLAS, or MKL on
+    Intel CPUs where the ``mkl`` package is installed), in words; None on the torch engine."""
+    import gt
+    from gt.backend import B
+
+    if gt.get_backend() != "numpy":
+        return None
+    lib = B._library()
+    if lib is None:
+        return "numpy's matmul (its BLAS cannot be called directly here)"
+    return f"{lib.name} ({'MKL, GT_BLAS' if lib.products else 'numpy' + chr(39) + 's own BLAS'})"
+

@@ -96,6 +96,22 @@ def num_threads(default="auto"):
                                 "math library)")
 
 
+BLAS_CHOICES = ("auto", "numpy", "mkl")
+
+
+def blas_name():
+    """GT_BLAS: whose BLAS runs the numpy engine's products: ``numpy`` (the library numpy links),
+    ``mkl`` (Intel's, from the ``mkl`` package: required then), or ``auto`` (the default: MKL on
+    an Intel CPU where it is installed and torch is not, else numpy's; gt/backend/mkl.py)."""
+    value = _get("GT_BLAS")
+    if value is None:
+        return "auto"
+    if value.lower() not in BLAS_CHOICES:
+        raise EnvironmentVariableError(f"GT_BLAS must be one of {', '.join(BLAS_CHOICES)} (whose BLAS runs the "
+                                       f"numpy engine's products), got {value!r}")
+    return value.lower()
+
+
 def _positive_int(value, message):
     try:
         n = int(value)
@@ -130,7 +146,7 @@ def config_file():
     return path
 
 
-READERS = (backend_name, devices, auto_shard, verbose, config_file, num_threads)
+READERS = (backend_name, devices, auto_shard, verbose, config_file, num_threads, blas_name)
 
 
 def environment_problems():

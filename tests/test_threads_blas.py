@@ -163,7 +163,27 @@ def test_gemm_declines_what_it_cannot_do_without_touching_c():
     assert not lib.gemm_(c, np.ones((4, 6), np.float32)[:, ::2], b, 1.0)   # no unit stride
     assert not lib.gemm_(c[:, :4], a, b, 1.0)                  # wrong output shape
     assert not lib.gemm_(c, c[:, :3], b, 1.0)                  # output overlaps an input
+    assert not lib.gemm_(c, np.broadcast_to(a[:1], (4, 3)), b, 1.0)   # one row repeated: stride 0
+    assert not lib.gemm_(c, a, np.broadcast_to(b[:, :1], (3, 5)), 1.0)
+    assert not lib.gemm_(c, a[::-1], b, 1.0)                   # rows running backwards
     np.testing.assert_array_equal(c, 0)
+
+
+def test_in_backward_sgd_of_an_expanded_input_updates_as_its_copy():
+    """The weight's update written by the gemm (SGD(in_backward=True)) from an input broadcast
+    along its rows: the kernel cannot read a stride-0 row (it read past the array: a weight of
+    5e36 where the update is a few units), so the product takes a copy."""
+    weights = []
+    for expand in (True, False):
+        gt.manual_seed(0)
+        lin = gt.nn.Linear(4, 3)
+        opt = gt.optim.SGD(lin.parameters(), lr=0.1, in_backward=True)
+        row = gt.tensor(np.arange(1, 5, dtype=np.float32).reshape(1, 4))
+        x = row.expand(6, 4) if expand else gt.tensor(np.repeat(row.numpy(), 6, axis=0))
+        (lin(x) ** 2).sum().backward()
+        opt.step()
+        weights.append(lin.weight.numpy())
+    np.testing.assert_array_equal(weights[0], weights[1])
 
 
 @needs_blas
@@ -207,7 +227,7 @@ def _spin_probe(how="plain", **env):
     # so its tests run in the first (first_pass; Blas.spin reads only OpenBLAS's variables and threads)
     full = {k: v for k, v in os.environ.items()
             if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT", "GT_DEVICES")}
-    full.update(GT_BACKEND="numpy", **env)
+    full.update(GT_BACKEND="numpy", GT_BLAS="numpy", **env)     # OpenBLAS's own threads, even where MKL is there
     r = subprocess.run([sys.executable, "-c", SPIN_PROBE, how], env=full, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return r.stdout.split(), r.stderr

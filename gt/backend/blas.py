@@ -41,10 +41,13 @@ _SPIN_SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")   # OpenBLAS
 class Blas:
     """The kernels of one loaded BLAS library (see the module docstring)."""
 
-    def __init__(self, controller, symbols, int_type):
+    def __init__(self, controller, symbols, int_type, products=False):
         self.controller = controller          # threadpoolctl's handle: thread count, version
-        self._symbols = symbols                # dtype -> (axpy, gemm, scalar ctype)
+        self._symbols = symbols                # dtype -> (axpy, gemm, scalar ctype, strided batch gemm or None)
         self._int = int_type
+        # whether the engine hands this library its products (``gemm``), not only the fused updates:
+        # a library other than numpy's own (gt/backend/mkl.py)
+        self.products = products
         self.name = f"{controller.internal_api} {controller.version or ''}".strip()
         self.architecture = getattr(controller, "architecture", None)   # OpenBLAS's kernel set, e.g. "SkylakeX"
         self.brief_spin = False   # whether the library's idle threads are known to sleep soon (``spin``)
@@ -132,6 +135,28 @@ class Blas:
              b.ctypes.data, lb[1], beta, c.ctypes.data, c.strides[0] // c.itemsize)
         return True
 
+    def gemm_batched_(self, c, a, b):
+        """``c[i] = a[i] @ b[i]`` for 3-D arrays in one call of the library's strided batch gemm
+        (a batch stride of 0 repeats one matrix); False (nothing done) when the library has no
+        such kernel or a layout or dtype does not fit it."""
+        kernels = self._symbols.get(c.dtype)
+        if kernels is None or kernels[3] is None or a.dtype != c.dtype or b.dtype != c.dtype or not c.flags.writeable:
+            return False
+        (batch, m, k), (batch_b, k2, n) = a.shape, b.shape
+        if c.shape != (batch, m, n) or batch_b != batch or k != k2 or 0 in (batch, m, n, k):
+            return False
+        size = c.itemsize
+        if c.strides[2] != size or c.strides[1] < n * size or c.strides[0] < m * c.strides[1] or c.strides[1] % size:
+            return False
+        la, lb = _operand(a[0]), _operand(b[0])
+        if (la is None or lb is None or any(x.strides[0] % size or x.strides[0] < 0 for x in (a, b, c))
+                or np.may_share_memory(c, a) or np.may_share_memory(c, b)):
+            return False
+        kernels[3](_ROW_MAJOR, la[0], lb[0], m, n, k, 1.0, a.ctypes.data, la[1], a.strides[0] // size,
+                   b.ctypes.data, lb[1], b.strides[0] // size, 0.0, c.ctypes.data, c.strides[1] // size,
+                   c.strides[0] // size, batch)
+        return True
+
 
 def _timeout_at_most(log2):
     """Whether the user's OpenBLAS timeout (``OPENBLAS_THREAD_TIMEOUT``, as OpenBLAS reads it:
@@ -144,15 +169,19 @@ def _timeout_at_most(log2):
 
 def _operand(x):
     """(transpose flag, leading dimension) of a 2-D operand as a row-major BLAS matrix, or None
-    when neither axis has unit stride (the kernel would need a copy)."""
+    when the kernel cannot read it in place: neither axis of unit stride, rows running backwards
+    (a flipped view), or rows closer than a row's length (a broadcast row of stride 0, which a
+    leading dimension cannot say: the kernel would read past the array)."""
     size = x.itemsize
     rows, cols = x.shape
+    if min(x.strides) < 0 or any(s % size for s in x.strides):
+        return None
     if x.strides[1] == size or cols == 1:
         ld = x.strides[0] // size if rows > 1 else cols
-        return (_NO_TRANS, max(ld, cols, 1)) if x.strides[0] % size == 0 else None
+        return (_NO_TRANS, max(ld, 1)) if ld >= cols else None
     if x.strides[0] == size or rows == 1:
         ld = x.strides[1] // size if cols > 1 else rows
-        return (_TRANS, max(ld, rows, 1)) if x.strides[1] % size == 0 else None
+        return (_TRANS, max(ld, 1)) if ld >= rows else None
     return None
 
 
@@ -176,8 +205,12 @@ def find():
 
 def _symbols(controller):
     lib = getattr(controller, "dynlib", None)
-    if lib is None:
-        return None
+    return None if lib is None else symbols_of(lib)
+
+
+def symbols_of(lib):
+    """({dtype: (axpy, gemm, scalar ctype, strided batch gemm or None)}, integer ctype) of a
+    loaded CBLAS library, with their argument types set, or None where it lacks them."""
     for prefix, suffix in itertools.product(_PREFIXES, _SUFFIXES):
         # 64-bit integer arguments for the ILP64 builds (numpy's wheels: scipy_openblas64_)
         n = ctypes.c_int64 if suffix else ctypes.c_int
@@ -190,7 +223,11 @@ def _symbols(controller):
             f.argtypes = [n, scalar, ptr, n, ptr, n]
             g.argtypes = [enum, enum, enum, n, n, n, scalar, ptr, n, ptr, n, scalar, ptr, n]
             f.restype = g.restype = None
-            table[dtype] = (f, g, scalar)
+            batched = getattr(lib, f"{prefix}{gemm}_batch_strided{suffix}", None)
+            if batched is not None:
+                batched.argtypes = [enum, enum, enum, n, n, n, scalar, ptr, n, n, ptr, n, n, scalar, ptr, n, n, n]
+                batched.restype = None
+            table[dtype] = (f, g, scalar, batched)
         else:
             return table, n
     return None

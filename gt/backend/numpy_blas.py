@@ -120,23 +120,32 @@ class NumpyBlas:
 
     def addmm_(self, target, a, b, alpha):
         """``target += alpha * (a @ b)``: one BLAS gemm with ``beta=1`` writing into ``target``
-        where the library and the layouts allow it, else the product then ``add_scaled_``."""
+        where the library and the dtypes allow it (operands in layouts the kernel cannot read
+        copied first, so the bits do not depend on the layout), else the product then ``add_scaled_``."""
         lib = self._library()
         if (lib is not None and type(target) is np.ndarray and isinstance(alpha, (int, float))
                 and target.dtype.kind == "f" and abs(alpha) <= np.finfo(target.dtype).max
-                and lib.gemm_(target, a, b, alpha, 1.0)):
+                and (lib.gemm_(target, a, b, alpha, 1.0)
+                     or lib.gemm_(target, np.ascontiguousarray(a), np.ascontiguousarray(b), alpha, 1.0))):
             return target
         return self.add_scaled_(target, np.matmul(a, b), alpha)
 
     # ---- threads ---------------------------------------------------------------------------
     def _library(self):
-        """numpy's BLAS (None where gt cannot call it), found once; its ThreadPolicy starts then."""
+        """The BLAS library gt calls (None where it can call none), found once; its ThreadPolicy
+        starts then: MKL where ``GT_BLAS`` picks it (gt/backend/mkl.py), else numpy's own."""
         if self._blas is None:
-            self._blas = blas.find() or False
-            if self._blas:
-                done = self._blas.spin()
+            own = blas.find()
+            if own:
+                done = own.spin()
                 if done and config.verbose():
                     print(f"gt numpy engine: {done}", file=sys.stderr)
+            self._blas = _products_library() or own or False
+            if self._blas and own and self._blas is not own:
+                # numpy's own library still runs the products MKL is not handed (attention's
+                # stacked views): the kernels' halves wait for its threads as before
+                self._blas.brief_spin = own.brief_spin
+            if self._blas:
                 self._threads = ThreadPolicy.from_setting(self._blas.get_num_threads, self._blas.set_num_threads,
                                                           config.num_threads())
         if self._threads is not None:
@@ -180,7 +189,7 @@ class NumpyBlas:
         return self.matmul(a, b)
 
     def matmul(self, a, b):
-        self._library()    # the thread policy looks at the machine's load before a BLAS product
+        lib = self._library()    # the thread policy looks at the machine's load before a BLAS product
         # a product of arrays into the engine's block cache (numpy_engine.py); numpy's own call
         # for vectors, and for shapes that do not match (numpy's error)
         if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim >= 2 and b.ndim >= 2:
@@ -188,8 +197,20 @@ class NumpyBlas:
                 shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
             except ValueError:
                 return np.matmul(a, b)
-            return np.matmul(a, b, out=self.blocks.empty(shape, np.result_type(a, b)))
+            if a.shape[-1] != b.shape[-2]:
+                return np.matmul(a, b)
+            return self.product_into(a, b, self.blocks.empty(shape, np.result_type(a, b)), lib)
         return np.matmul(a, b)
+
+    def product_into(self, a, b, out, lib=None):
+        """``np.matmul(a, b, out=out)`` for arrays of two or more axes whose shapes fit ``out``:
+        in the library gt picked for products (MKL: ``GT_BLAS``) where it takes the layouts and
+        dtypes, else numpy's. ``lib``: ``self._library()`` when the caller has it already."""
+        lib = lib or self._blas
+        if (lib and lib.products and a.dtype == b.dtype == out.dtype and out.flags.c_contiguous
+                and out.size and a.shape[-1] and _library_product(lib, a, b, out)):
+            return out
+        return np.matmul(a, b, out=out)
 
     def linear(self, x, weight, bias):
         """A Linear layer's ``x @ W.T + b`` (see ``FastPaths.linear``). When the weight is
@@ -218,7 +239,7 @@ class NumpyBlas:
                 and not weight.flags.f_contiguous and x.dtype == weight.dtype and self._swap_few_rows(lib)):
             out = np.matmul(weight, x2.T, out=self.blocks.empty((weight.shape[0], x2.shape[0]), dtype)).T
         else:
-            out = np.matmul(x2, weight.T, out=self.blocks.empty((x2.shape[0], weight.shape[0]), dtype))
+            out = self.product_into(x2, weight.T, self.blocks.empty((x2.shape[0], weight.shape[0]), dtype), lib)
         if bias is not None:
             out += bias
         shape = x.shape[:-1] + (weight.shape[0],)
@@ -233,6 +254,51 @@ class NumpyBlas:
             self._swap = lib is not None and (lib.architecture, _cpu_flags()[1]) in (
                 ("SkylakeX", "GenuineIntel"), ("SkylakeX", "AuthenticAMD"), ("Haswell", "AuthenticAMD"))
         return self._swap
+
+
+def _library_product(lib, a, b, out):
+    """``out[...] = a @ b`` in ``lib`` (MKL), ``out`` C-contiguous and not empty; False where the
+    library lacks the dtype's kernels. A stack of rows times one matrix is one product of all the
+    rows (the same bits per row in MKL's reproducible mode), a stack of matrices one strided batch
+    product; operands in layouts the kernel cannot read are copied first, as torch does, so the
+    bits do not depend on the layout (numpy's fallback would compute them in its own BLAS)."""
+    if b.ndim == 2:
+        a2, out2 = a.reshape(-1, a.shape[-1]), out.reshape(-1, out.shape[-1])
+        return (lib.gemm_(out2, a2, b, 1.0, 0.0)
+                or lib.gemm_(out2, np.ascontiguousarray(a2), np.ascontiguousarray(b), 1.0, 0.0))
+    batch = out.shape[:-2]
+    a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])   # views where the strides allow
+    b3 = np.broadcast_to(b, batch + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
+    out3 = out.reshape((-1,) + out.shape[-2:])
+    return (lib.gemm_batched_(out3, a3, b3)
+            or lib.gemm_batched_(out3, np.ascontiguousarray(a3), np.ascontiguousarray(b3)))
+
+
+def _products_library():
+    """MKL's ``Blas`` where ``GT_BLAS`` picks it (``auto``: on an Intel CPU where the ``mkl``
+    package is installed; gt/backend/mkl.py), else None. ``GT_BLAS=mkl`` without a usable MKL
+    is an error naming why."""
+    choice = config.blas_name()
+    if choice == "numpy":
+        return None
+    from gt.backend import _cpu_flags, mkl    # the package's reading of /proc/cpuinfo
+
+    flags, vendor = _cpu_flags()
+    if choice == "auto" and (vendor != "GenuineIntel" or _torch_installed()):
+        return None           # OpenBLAS is the faster on AMD; beside torch's own MKL, see gt/backend/mkl.py
+    lib, said = mkl.load("avx512f" in flags)
+    if lib is None and choice == "mkl":
+        raise config.EnvironmentVariableError(f"GT_BLAS=mkl, but {said}")
+    if config.verbose():
+        print(f"gt numpy engine: {said}" if lib is not None else f"gt numpy engine: numpy's BLAS ({said})",
+              file=sys.stderr)
+    return lib
+
+
+def _torch_installed():
+    import importlib.util
+
+    return "torch" in sys.modules or importlib.util.find_spec("torch") is not None
 
 
 def _blockable(arrays, numbers):
