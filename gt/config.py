@@ -96,16 +96,15 @@ def num_threads(default="auto"):
                                 "math library)")
 
 
-BLAS_CHOICES = ("auto", "numpy", "mkl")
+BLAS_CHOICES = ("numpy", "mkl")
 
 
 def blas_name():
-    """GT_BLAS: whose BLAS runs the numpy engine's products: ``numpy`` (the library numpy links),
-    ``mkl`` (Intel's, from the ``mkl`` package: required then), or ``auto`` (the default: MKL on
-    an Intel CPU where it is installed and torch is not, else numpy's; gt/backend/mkl.py)."""
+    """GT_BLAS: whose BLAS runs the numpy engine's products: ``numpy`` (the default: the library
+    numpy links) or ``mkl`` (Intel's, from the ``mkl`` package; gt/backend/mkl.py)."""
     value = _get("GT_BLAS")
     if value is None:
-        return "auto"
+        return "numpy"
     if value.lower() not in BLAS_CHOICES:
         raise EnvironmentVariableError(f"GT_BLAS must be one of {', '.join(BLAS_CHOICES)} (whose BLAS runs the "
                                        f"numpy engine's products), got {value!r}")

@@ -88,7 +88,7 @@ def test_the_strided_batch_product_takes_broadcast_and_transposed_operands(lib):
 
 def test_gt_blas_names_a_bad_value(monkeypatch):
     monkeypatch.setenv("GT_BLAS", "openblas")
-    with pytest.raises(config.EnvironmentVariableError, match=r"GT_BLAS must be one of auto, numpy, mkl.*'openblas'"):
+    with pytest.raises(config.EnvironmentVariableError, match=r"GT_BLAS must be one of numpy, mkl.*'openblas'"):
         config.check_environment()
 
 
@@ -99,21 +99,15 @@ def test_gt_blas_mkl_without_the_library_says_why(monkeypatch):
         numpy_blas._products_library()
 
 
-@pytest.mark.parametrize("vendor, choice, torch_there", [("AuthenticAMD", "auto", False), ("GenuineIntel", "numpy", False),
-                                                         ("GenuineIntel", "auto", True)])
-def test_auto_takes_mkl_only_on_intel_without_torch(monkeypatch, vendor, choice, torch_there):
-    """numpy's BLAS on AMD (OpenBLAS is the faster there), under GT_BLAS=numpy, and beside torch
-    (whose own MKL copy would share this one's thread count); MKL on Intel otherwise."""
-    import gt.backend as backend
-
-    monkeypatch.setenv("GT_BLAS", choice)
-    monkeypatch.setattr(backend, "_cpu_flags", lambda: ({"avx512f"}, vendor))
-    monkeypatch.setattr(numpy_blas, "_torch_installed", lambda: torch_there)
+@pytest.mark.parametrize("setting", [None, "numpy", "NumPy"])
+def test_numpys_blas_is_the_default_and_mkl_only_when_asked(monkeypatch, setting):
+    if setting is None:
+        monkeypatch.delenv("GT_BLAS", raising=False)
+    else:
+        monkeypatch.setenv("GT_BLAS", setting)
     monkeypatch.setattr(mkl, "load", lambda avx512: pytest.fail("MKL should not be loaded"))
     assert numpy_blas._products_library() is None
-    monkeypatch.setattr(backend, "_cpu_flags", lambda: ({"avx512f"}, "GenuineIntel"))
-    monkeypatch.setattr(numpy_blas, "_torch_installed", lambda: False)
-    monkeypatch.setenv("GT_BLAS", "auto")
+    monkeypatch.setenv("GT_BLAS", "mkl")
     monkeypatch.setattr(mkl, "load", lambda avx512: ("the library", "said"))
     assert numpy_blas._products_library() == "the library"
 

@@ -7,16 +7,15 @@ each), and numpy cannot be pointed at another BLAS. Intel publishes MKL on PyPI 
 install mkl``, or ``pip install 'lpm[mkl]'``); its ``libmkl_rt`` is loaded here with ctypes and
 the engine hands it its float32/float64 products (gt/backend/numpy_blas.py). Arrays stay numpy's.
 
-``GT_BLAS`` chooses (gt/config.py): ``auto`` (the default) takes MKL on an Intel CPU where the
-library is installed and torch is not, numpy's own BLAS elsewhere (on AMD CPUs OpenBLAS is the
-faster); ``mkl`` requires it; ``numpy`` never takes it.
+``GT_BLAS=mkl`` asks for it (gt/config.py); numpy's own BLAS stays the default, because it was
+not faster everywhere (gt/backend/numpy_blas.py, ``_products_library``, has the figures).
 
-Why not beside torch: torch's CPU wheel carries its own copy of MKL inside libtorch and exports
-its symbols, so in a process that loads both, the two copies resolve some of each other's
-functions: their thread counts become one (``torch.set_num_threads`` sets this one's, and this
-one's setting is lost), measured with torch imported before and after. The products stay right
-(the test suite passed with it), but gt's thread policy no longer governs them. Where torch is
-installed, ``GT_BACKEND=auto`` picks the torch engine on such CPUs anyway (its kernels are MKL's).
+Beside torch: torch's CPU wheel carries its own copy of MKL inside libtorch and exports its
+symbols, so in a process that loads both, the two copies resolve some of each other's functions:
+their thread counts become one (``torch.set_num_threads`` sets this one's, and this one's setting
+can be lost), measured with torch imported before and after. The products stay right (the test
+suite passed with it), but gt's thread policy may no longer govern them. Where torch is
+installed, ``GT_BACKEND=auto`` picks the torch engine on Intel CPUs with AVX-512 (MKL's kernels).
 
 Two settings make MKL's results as reproducible as OpenBLAS's, which gt's bit-for-bit promises
 rely on (resumed runs equal uninterrupted ones, a sharded product equals the whole one):
@@ -30,8 +29,6 @@ rely on (resumed runs equal uninterrupted ones, a sharded product equals the who
 - the GNU OpenMP threading layer where ``libgomp`` can be loaded: the runtime torch uses, so a
   process with both has one OpenMP thread pool, not two competing for the cores (Intel's own
   ``libiomp5`` from the ``intel-openmp`` package otherwise).
-
-torch bundles its own copy of MKL inside libtorch; that copy and its settings are not touched.
 """
 
 import ctypes

@@ -141,13 +141,15 @@ class NumpyBlas:
                 if done and config.verbose():
                     print(f"gt numpy engine: {done}", file=sys.stderr)
             self._blas = _products_library() or own or False
+            setter = self._blas.set_num_threads if self._blas else None
             if self._blas and own and self._blas is not own:
                 # numpy's own library still runs the products MKL is not handed (attention's
-                # stacked views): the kernels' halves wait for its threads as before
+                # stacked views): the kernels' halves wait for its threads as before, and the
+                # thread policy sets both libraries' counts (a busy machine would stall either)
                 self._blas.brief_spin = own.brief_spin
+                setter = _both(self._blas.set_num_threads, own.set_num_threads)
             if self._blas:
-                self._threads = ThreadPolicy.from_setting(self._blas.get_num_threads, self._blas.set_num_threads,
-                                                          config.num_threads())
+                self._threads = ThreadPolicy.from_setting(self._blas.get_num_threads, setter, config.num_threads())
         if self._threads is not None:
             self._threads.tick()
         return self._blas or None
@@ -256,6 +258,14 @@ class NumpyBlas:
         return self._swap
 
 
+def _both(first, second):
+    """One thread-count setter for two libraries (the policy governs every library gt calls)."""
+    def set_num_threads(n):
+        first(n)
+        second(n)
+    return set_num_threads
+
+
 def _library_product(lib, a, b, out):
     """``out[...] = a @ b`` in ``lib`` (MKL), ``out`` C-contiguous and not empty; False where the
     library lacks the dtype's kernels. A stack of rows times one matrix is one product of all the
@@ -275,30 +285,22 @@ def _library_product(lib, a, b, out):
 
 
 def _products_library():
-    """MKL's ``Blas`` where ``GT_BLAS`` picks it (``auto``: on an Intel CPU where the ``mkl``
-    package is installed; gt/backend/mkl.py), else None. ``GT_BLAS=mkl`` without a usable MKL
-    is an error naming why."""
-    choice = config.blas_name()
-    if choice == "numpy":
+    """MKL's ``Blas`` where ``GT_BLAS=mkl`` asks for it (gt/backend/mkl.py), else None; an error
+    naming why where it cannot be loaded. Not the default: measured on a 2-core Xeon (Sapphire
+    Rapids), alternated processes without torch, MKL took the Pixel Transformer's forward at
+    16 x 8 from 20.2 to 16.3 ms and its training step from 50.5 to 45.8 ms, but the small decoder's
+    step from 146 to 155 ms (its attention's stacked products stay in OpenBLAS, whose threads and
+    MKL's then both wait on the two cores)."""
+    if config.blas_name() != "mkl":
         return None
     from gt.backend import _cpu_flags, mkl    # the package's reading of /proc/cpuinfo
 
-    flags, vendor = _cpu_flags()
-    if choice == "auto" and (vendor != "GenuineIntel" or _torch_installed()):
-        return None           # OpenBLAS is the faster on AMD; beside torch's own MKL, see gt/backend/mkl.py
-    lib, said = mkl.load("avx512f" in flags)
-    if lib is None and choice == "mkl":
+    lib, said = mkl.load("avx512f" in _cpu_flags()[0])
+    if lib is None:
         raise config.EnvironmentVariableError(f"GT_BLAS=mkl, but {said}")
     if config.verbose():
-        print(f"gt numpy engine: {said}" if lib is not None else f"gt numpy engine: numpy's BLAS ({said})",
-              file=sys.stderr)
+        print(f"gt numpy engine: {said}", file=sys.stderr)
     return lib
-
-
-def _torch_installed():
-    import importlib.util
-
-    return "torch" in sys.modules or importlib.util.find_spec("torch") is not None
 
 
 def _blockable(arrays, numbers):
