@@ -183,7 +183,10 @@ def test_in_backward_sgd_of_an_expanded_input_updates_as_its_copy():
         (lin(x) ** 2).sum().backward()
         opt.step()
         weights.append(lin.weight.numpy())
-    np.testing.assert_array_equal(weights[0], weights[1])
+    if gt.sharding.get_mesh().size == 1:
+        np.testing.assert_array_equal(weights[0], weights[1])
+    else:           # on a mesh the copy's rows are sharded and the expanded row is not: another order of the sums
+        np.testing.assert_allclose(weights[0], weights[1], rtol=1e-6)
 
 
 @needs_blas
