@@ -135,7 +135,18 @@ def _observed(x):
     return x.detach().float()
 
 
-class MinMaxObserver(UniformQuantizationObserverBase):
+class _MinMaxReadout:
+    """What the min/max observers (per tensor and per channel) read out of their ``min_val`` and
+    ``max_val`` buffers: the parameters, and the repr's line."""
+
+    def calculate_qparams(self):
+        return self._calculate_qparams(self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class MinMaxObserver(_MinMaxReadout, UniformQuantizationObserverBase):
     """The running min and max of every tensor seen (0-d float32 buffers ``min_val``/``max_val``),
     per tensor: ``scale = (max(max, 0) - min(min, 0)) / (quant_max - quant_min)``, ``zero_point =
     quant_min - round(min / scale)``; symmetric: ``scale = max(-min, max) / ((quant_max - quant_min) / 2)``."""
@@ -159,12 +170,6 @@ class MinMaxObserver(UniformQuantizationObserverBase):
             self.min_val = x.min().minimum(self.min_val)
             self.max_val = x.max().maximum(self.max_val)
         return x_orig
-
-    def calculate_qparams(self):
-        return self._calculate_qparams(self.min_val, self.max_val)
-
-    def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
 
     def reset_min_max_vals(self):
         self.min_val, self.max_val = creation.tensor(float("inf")), creation.tensor(float("-inf"))
@@ -193,7 +198,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
         return x_orig
 
 
-class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
+class PerChannelMinMaxObserver(_MinMaxReadout, UniformQuantizationObserverBase):
     """The running min and max of each slice along ``ch_axis`` (1-d buffers): one scale and zero
     point per channel (``per_channel_affine``/``_symmetric``, or float ones for embeddings)."""
 
@@ -225,12 +230,6 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
                 low, high = low.minimum(self.min_val), high.maximum(self.max_val)
             self.min_val, self.max_val = low, high
         return x_orig
-
-    def calculate_qparams(self):
-        return self._calculate_qparams(self.min_val, self.max_val)
-
-    def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
 
     def reset_min_max_vals(self):
         self.min_val = creation.tensor([], dtype=dtypes.float32)

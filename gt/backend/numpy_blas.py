@@ -125,8 +125,7 @@ class NumpyBlas:
         lib = self._library()
         if (lib is not None and type(target) is np.ndarray and isinstance(alpha, (int, float))
                 and target.dtype.kind == "f" and abs(alpha) <= np.finfo(target.dtype).max
-                and (lib.gemm_(target, a, b, alpha, 1.0)
-                     or lib.gemm_(target, np.ascontiguousarray(a), np.ascontiguousarray(b), alpha, 1.0))):
+                and _with_copies(lib.gemm_, target, a, b, alpha, 1.0)):
             return target
         return self.add_scaled_(target, np.matmul(a, b), alpha)
 
@@ -266,6 +265,17 @@ def _both(first, second):
     return set_num_threads
 
 
+def _with_copies(kernel, c, a, b, *numbers):
+    """``kernel(c, a, b, *numbers)`` (``Blas.gemm_``/``gemm_batched_``), and again on contiguous
+    copies of ``a`` and ``b`` where it declined a layout it cannot read in place, so the bits do
+    not depend on the layout; False where it declines anyway (dtypes, shapes, overlap)."""
+    if kernel(c, a, b, *numbers):
+        return True
+    if a.dtype != c.dtype or b.dtype != c.dtype or (a.flags.c_contiguous and b.flags.c_contiguous):
+        return False
+    return kernel(c, np.ascontiguousarray(a), np.ascontiguousarray(b), *numbers)
+
+
 def _library_product(lib, a, b, out):
     """``out[...] = a @ b`` in ``lib`` (MKL), ``out`` C-contiguous and not empty; False where the
     library lacks the dtype's kernels. A stack of rows times one matrix is one product of all the
@@ -274,14 +284,12 @@ def _library_product(lib, a, b, out):
     bits do not depend on the layout (numpy's fallback would compute them in its own BLAS)."""
     if b.ndim == 2:
         a2, out2 = a.reshape(-1, a.shape[-1]), out.reshape(-1, out.shape[-1])
-        return (lib.gemm_(out2, a2, b, 1.0, 0.0)
-                or lib.gemm_(out2, np.ascontiguousarray(a2), np.ascontiguousarray(b), 1.0, 0.0))
+        return _with_copies(lib.gemm_, out2, a2, b, 1.0, 0.0)
     batch = out.shape[:-2]
     a3 = np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])   # views where the strides allow
     b3 = np.broadcast_to(b, batch + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
     out3 = out.reshape((-1,) + out.shape[-2:])
-    return (lib.gemm_batched_(out3, a3, b3)
-            or lib.gemm_batched_(out3, np.ascontiguousarray(a3), np.ascontiguousarray(b3)))
+    return _with_copies(lib.gemm_batched_, out3, a3, b3)
 
 
 def _products_library():

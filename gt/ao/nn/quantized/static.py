@@ -88,18 +88,13 @@ class DeQuantize(Module):
         return cls()
 
 
-class Linear(dynamic.Linear):
-    """``y_q = requantize(x_q @ w_q.T + bias)``: (..., in_features) quint8 -> (..., out_features)
-    quint8 of scale ``scale`` and zero point ``zero_point`` (fbgemm's arithmetic); ``weight()`` is
-    the qint8 weight (per tensor or per channel), ``bias()`` the float bias."""
+class _FromFloat:
+    """``from_float`` and ``set_weight_bias`` of the static modules with a weight (Linear, Conv2d):
+    the output's parameters from the float module's observer, the float module inside a fused one
+    (``_FLOAT_FUSED``), its weight quantized by the qconfig's weight observer, into an empty module
+    of the same shape (``_like``)."""
 
-    _version = 3
-    _FUSED_RELU = False
     _FLOAT_FUSED = ()       # the float fused types from_float unwraps (intrinsic's LinearReLU)
-
-    def __init__(self, in_features, out_features, bias_=True, dtype=dtypes.qint8):
-        super().__init__(in_features, out_features, bias_, dtype)
-        self.scale, self.zero_point = 1.0, 0
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
@@ -108,14 +103,30 @@ class Linear(dynamic.Linear):
             mod = mod[0]
         observer = mod.qconfig.weight()
         observer(mod.weight)
-        new = cls(mod.in_features, mod.out_features, mod.bias is not None)
-        new._qweight = quantize_weight(mod.weight, observer)
-        new._bias = None if mod.bias is None else mod.bias.detach().float().clone()
+        new = cls._like(mod)
+        new.set_weight_bias(quantize_weight(mod.weight, observer), mod.bias)
         new.scale, new.zero_point = scale, zero_point
         return new
 
     def set_weight_bias(self, w, b):
         self._qweight, self._bias = as_quantized(w), (None if b is None else b.detach().float().clone())
+
+
+class Linear(_FromFloat, dynamic.Linear):
+    """``y_q = requantize(x_q @ w_q.T + bias)``: (..., in_features) quint8 -> (..., out_features)
+    quint8 of scale ``scale`` and zero point ``zero_point`` (fbgemm's arithmetic); ``weight()`` is
+    the qint8 weight (per tensor or per channel), ``bias()`` the float bias."""
+
+    _version = 3
+    _FUSED_RELU = False
+
+    def __init__(self, in_features, out_features, bias_=True, dtype=dtypes.qint8):
+        super().__init__(in_features, out_features, bias_, dtype)
+        self.scale, self.zero_point = 1.0, 0
+
+    @classmethod
+    def _like(cls, mod):
+        return cls(mod.in_features, mod.out_features, mod.bias is not None)
 
     def forward(self, x):
         return static_kernels.linear(x, self._qweight, self._bias, self.scale, self.zero_point, self._FUSED_RELU)
@@ -145,14 +156,13 @@ class Linear(dynamic.Linear):
         return f"Quantized{type(self).__name__}({self.extra_repr()})"
 
 
-class Conv2d(Module):
+class Conv2d(_FromFloat, Module):
     """A 2-d convolution on quint8 activations: (N, in_channels, H, W) -> (N, out_channels, H', W')
     quint8 of ``scale``/``zero_point``, qint8 weight (per tensor or per channel), float bias; zero
     padding only (torch's other padding modes are not implemented here)."""
 
     _version = 3
     _FUSED_RELU = False
-    _FLOAT_FUSED = ()
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
@@ -171,20 +181,9 @@ class Conv2d(Module):
         self.scale, self.zero_point = 1.0, 0
 
     @classmethod
-    def from_float(cls, mod, use_precomputed_fake_quant=False):
-        scale, zero_point = output_qparams(mod)
-        if isinstance(mod, cls._FLOAT_FUSED):
-            mod = mod[0]
-        observer = mod.qconfig.weight()
-        observer(mod.weight)
-        new = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.dilation,
-                  mod.groups, mod.bias is not None, mod.padding_mode)
-        new.set_weight_bias(quantize_weight(mod.weight, observer), mod.bias)
-        new.scale, new.zero_point = scale, zero_point
-        return new
-
-    def set_weight_bias(self, w, b):
-        self._qweight, self._bias = as_quantized(w), (None if b is None else b.detach().float().clone())
+    def _like(cls, mod):
+        return cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, mod.dilation,
+                   mod.groups, mod.bias is not None, mod.padding_mode)
 
     def weight(self):
         return self._qweight
