@@ -158,3 +158,13 @@ def test_a_linear_layer_trains_as_torchs_with_mkl(engine_on_mkl):
         np.testing.assert_allclose(y.numpy(), stacked @ w.T, rtol=1e-4, atol=1e-4)
     finally:
         del engine_on_mkl._blas.gemm_
+
+
+def test_the_library_names_its_version_as_the_package_gives_it(lib):
+    from importlib import metadata
+
+    try:
+        package = metadata.version("mkl")          # "2026.2.1"; MKL's own string says "Version 2026.2"
+    except metadata.PackageNotFoundError:
+        pytest.skip("MKL came from elsewhere than the mkl package")
+    assert lib.name == "mkl " + ".".join(package.split(".")[:2])

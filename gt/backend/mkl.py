@@ -32,6 +32,7 @@ rely on (resumed runs equal uninterrupted ones, a sharded product equals the who
 """
 
 import ctypes
+import re
 import ctypes.util
 import os
 import sys
@@ -112,8 +113,9 @@ class _Controller:
         getter = getattr(lib, "MKL_Get_Version_String", None)
         if getter is not None:
             getter(version, len(version))
-        words = version.value.decode(errors="replace").split()
-        self.version = " ".join(words[words.index("oneMKL") + 1:][:3]) if "oneMKL" in words else None
+        # "Intel(R) oneAPI Math Kernel Library Version 2026.2-Product Build 20260915 for ..."
+        found = re.search(r"Version ([0-9][0-9.]*)", version.value.decode(errors="replace"))
+        self.version = found.group(1).rstrip(".") if found else None
 
     def get_num_threads(self):
         return self.dynlib.MKL_Get_Max_Threads()
