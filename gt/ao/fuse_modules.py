@@ -8,16 +8,30 @@ from gt.nn import BatchNorm1d, BatchNorm2d, Conv2d, Identity, Linear, ReLU
 from gt.nn.utils_extra import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 
-def _conv_bn(conv, bn):
+def _conv_bn(conv, bn, is_qat=False):
     if conv.training != bn.training:
         raise AssertionError("Conv and BN both must be in the same mode (train or eval).")
+    if is_qat:      # kept apart: quantization-aware training folds the BatchNorm at each step (ConvBn2d)
+        if bn.num_features != conv.out_channels:
+            raise AssertionError("Output channel of Conv2d must match num_features of BatchNorm2d")
+        if not bn.affine or not bn.track_running_stats:
+            raise AssertionError("Only support fusing BatchNorm2d with affine set to True and tracking running "
+                                 "stats")
+        return intrinsic.ConvBn2d(conv, bn)
     if conv.training:
-        raise NotImplementedError("fuse_modules: gt fuses Conv2d and BatchNorm2d in eval mode only (torch's training "
-                                  "form, ConvBn2d for quantization-aware training, is not implemented); call .eval()")
+        raise AssertionError("Fusion only for eval! (fuse_modules_qat keeps a training Conv2d and BatchNorm2d "
+                             "together for quantization-aware training)")
     return fuse_conv_bn_eval(conv, bn)
 
 
-def _linear_bn(linear, bn):
+def _conv_bn_relu(conv, bn, relu, is_qat=False):
+    fused = _conv_bn(conv, bn, is_qat)
+    return intrinsic.ConvBnReLU2d(conv, bn, relu) if is_qat else intrinsic.ConvReLU2d(fused, relu)
+
+
+def _linear_bn(linear, bn, is_qat=False):
+    if is_qat:
+        raise NotImplementedError("fuse_modules_qat: gt has no LinearBn1d; fuse Linear and BatchNorm1d in eval mode")
     if linear.training:
         raise NotImplementedError("fuse_modules: gt fuses Linear and BatchNorm1d in eval mode only; call .eval()")
     return fuse_linear_bn_eval(linear, bn)
@@ -25,22 +39,21 @@ def _linear_bn(linear, bn):
 
 _FUSERS = {
     (Conv2d, BatchNorm2d): _conv_bn,
-    (Conv2d, BatchNorm2d, ReLU): lambda conv, bn, relu: intrinsic.ConvReLU2d(_conv_bn(conv, bn), relu),
-    (Conv2d, ReLU): intrinsic.ConvReLU2d,
-    (Linear, ReLU): intrinsic.LinearReLU,
+    (Conv2d, BatchNorm2d, ReLU): _conv_bn_relu,
+    (Conv2d, ReLU): lambda conv, relu, is_qat=False: intrinsic.ConvReLU2d(conv, relu),
+    (Linear, ReLU): lambda linear, relu, is_qat=False: intrinsic.LinearReLU(linear, relu),
     (Linear, BatchNorm1d): _linear_bn,
 }
 
 
 def fuse_known_modules(mod_list, is_qat=False, additional_fuser_method_mapping=None):
-    """The modules of ``mod_list`` fused: ``[fused, Identity(), ...]`` (torch's list form)."""
-    if is_qat:
-        raise NotImplementedError("fuse_known_modules: gt has no quantization-aware training fusions")
+    """The modules of ``mod_list`` fused: ``[fused, Identity(), ...]`` (torch's list form);
+    ``is_qat``: Conv2d and BatchNorm2d kept apart in ``ConvBn2d``/``ConvBnReLU2d``."""
     types = tuple(type(m) for m in mod_list)
     fuser = _FUSERS.get(types)
     if fuser is None:
         raise NotImplementedError(f"Cannot fuse modules: {types}")
-    fused = fuser(*mod_list)
+    fused = fuser(*mod_list, is_qat=is_qat)
     for hook in list(mod_list[0]._forward_pre_hooks.values()):
         fused.register_forward_pre_hook(hook)
     for hook in list(mod_list[-1]._forward_hooks.values()):
@@ -73,11 +86,23 @@ def fuse_modules(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_mo
     """``model`` (a copy unless ``inplace``) with each list of submodule names in ``modules_to_fuse``
     (or the one list) fused: the first name gets the fused module, the others ``Identity``. gt fuses
     (Conv2d, BatchNorm2d), (Conv2d, BatchNorm2d, ReLU), (Conv2d, ReLU), (Linear, ReLU), (Linear, BatchNorm1d)."""
+    return _fuse(model, modules_to_fuse, inplace, fuser_func, False)
+
+
+def fuse_modules_qat(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_modules,
+                     fuse_custom_config_dict=None):
+    """``fuse_modules`` for quantization-aware training (a model in training mode): a Conv2d and its
+    BatchNorm2d (and ReLU) become ``ConvBn2d``/``ConvBnReLU2d``, which ``prepare_qat`` turns into the
+    QAT layers that fold the BatchNorm at each step."""
+    return _fuse(model, modules_to_fuse, inplace, fuser_func, True)
+
+
+def _fuse(model, modules_to_fuse, inplace, fuser_func, is_qat):
     if not inplace:
         model = copy.deepcopy(model)
     groups = modules_to_fuse if all(isinstance(g, (list, tuple)) for g in modules_to_fuse) else [modules_to_fuse]
     for names in groups:
-        new = fuser_func([_get(model, n) for n in names])
+        new = fuser_func([_get(model, n) for n in names], is_qat)
         for name, module in zip(names, new):
             _set(model, name, module)
     return model

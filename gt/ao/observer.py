@@ -44,9 +44,10 @@ def _with_args(cls_or_self, **kwargs):
 
 
 def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, reduce_range):
-    """torch's ``calculate_qmin_qmax``: the integer range an observer maps onto."""
+    """torch's ``calculate_qmin_qmax``: the integer range an observer maps onto; ``reduce_range``
+    halves a user's range too (``quant_min=0, quant_max=255, reduce_range=True``: [0, 127])."""
     if has_customized_qrange:
-        return quant_min, quant_max
+        return (quant_min // 2, quant_max // 2) if reduce_range else (quant_min, quant_max)
     if dtype in (dtypes.qint8, dtypes.int8):
         return (-64, 63) if reduce_range else (-128, 127)
     if dtype in (dtypes.quint8, dtypes.uint8):
@@ -219,7 +220,7 @@ class PerChannelMinMaxObserver(_MinMaxReadout, UniformQuantizationObserverBase):
     def _channel_min_max(self, x_orig):
         y = _observed(x_orig).movedim(self.ch_axis, 0)
         y = y.reshape(y.shape[0], -1)
-        return y.amin(1), y.amax(1)
+        return y.amin(1).replicate(), y.amax(1).replicate()     # module state: whole on every device
 
     def forward(self, x_orig):
         if x_orig.numel() == 0:
@@ -234,6 +235,21 @@ class PerChannelMinMaxObserver(_MinMaxReadout, UniformQuantizationObserverBase):
     def reset_min_max_vals(self):
         self.min_val = creation.tensor([], dtype=dtypes.float32)
         self.max_val = creation.tensor([], dtype=dtypes.float32)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        resize_to_saved(self, state_dict, prefix, ("min_val", "max_val"))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
+def resize_to_saved(module, state_dict, prefix, names):
+    """torch's ``resize_`` before a load: the buffers ``names`` of ``module`` take the shapes saved
+    in ``state_dict`` (per-channel statistics saved (channels,) load into a fresh module's (0,))."""
+    for name in names:
+        value = state_dict.get(prefix + name)
+        if value is not None and getattr(module, name) is not None:
+            setattr(module, name, creation.zeros(tuple(value.shape), dtype=getattr(module, name).dtype))
 
 
 class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):

@@ -5,7 +5,7 @@ output dequantized (``QuantStub``, ``DeQuantStub``, ``QuantWrapper``)."""
 import collections
 
 from gt import dtypes
-from gt.ao import histogram_observer, observer
+from gt.ao import fake_quantize as fq, histogram_observer, observer
 from gt.nn.module import Module
 from gt.tensor.quantized import per_channel_affine_float_qparams, per_channel_symmetric, per_tensor_symmetric
 
@@ -57,6 +57,33 @@ def get_default_qconfig(backend="x86", version=0):
     return QConfig(activation=histogram_observer.HistogramObserver.with_args(reduce_range=False),
                    weight=default_per_channel_weight_observer)
 
+
+default_qat_qconfig = QConfig(activation=fq.default_fake_quant, weight=fq.default_weight_fake_quant)
+default_qat_qconfig_v2 = QConfig(activation=fq.default_fused_act_fake_quant, weight=fq.default_fused_wt_fake_quant)
+
+
+def get_default_qat_qconfig(backend="x86", version=1):
+    """torch's default quantization-aware training qconfig of ``backend``: moving-average min/max
+    fake quantizers, 7-bit quint8 activations for ``"x86"``/``"fbgemm"``, per-channel symmetric qint8
+    weights (per tensor for ``"qnnpack"``); ``version=1`` (torch's default) the fused
+    ``FusedMovingAvgObsFakeQuantize``, ``version=0`` ``FakeQuantize``."""
+    if backend not in ("fbgemm", "x86", "qnnpack", "onednn"):
+        raise AssertionError(f"backend: {backend} not supported. backend must be one of ['fbgemm', 'x86', 'qnnpack', "
+                             "'onednn']")
+    if version not in (0, 1):
+        raise AssertionError(f"Version number: {version}in get_default_qat_qconfig is not supported. Version number "
+                             "must be 0 or 1")
+    kind = fq.FakeQuantize if version == 0 else fq.FusedMovingAvgObsFakeQuantize
+    act = {"observer": observer.MovingAverageMinMaxObserver, "quant_min": 0, "quant_max": 255}
+    if backend != "onednn":
+        act["reduce_range"] = backend != "qnnpack"
+    if backend == "qnnpack":
+        weight = fq.default_weight_fake_quant if version == 0 else fq.default_fused_wt_fake_quant
+    elif version == 0:
+        weight = fq.default_per_channel_weight_fake_quant
+    else:
+        weight = fq.default_fused_per_channel_wt_fake_quant
+    return QConfig(activation=kind.with_args(**act), weight=weight)
 
 class QuantStub(Module):
     """Marks where a float tensor becomes quantized: an identity until ``convert`` turns it into

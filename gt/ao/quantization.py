@@ -1,6 +1,6 @@
-"""torch.ao.quantization: dynamic quantization (``quantize_dynamic``, here) and the static
-post-training API (gt/ao/qconfig.py, observer.py, histogram_observer.py, fuse_modules.py, quantize.py,
-re-exported here under torch's names).
+"""torch.ao.quantization: dynamic quantization (``quantize_dynamic``, here), the static
+post-training API (gt/ao/qconfig.py, observer.py, histogram_observer.py, fuse_modules.py, quantize.py)
+and quantization-aware training (fake_quantize.py, ``prepare_qat``), re-exported here under torch's names.
 
     >>> qmodel = gt.ao.quantization.quantize_dynamic(model, {gt.nn.Linear}, dtype=gt.qint8)
 
@@ -20,8 +20,13 @@ from gt.nn.embedding import Embedding as FloatEmbedding
 from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
 from gt.nn.multihead_attention import MultiheadAttention
-from gt.ao import histogram_observer, observer
-from gt.ao.fuse_modules import fuse_known_modules, fuse_modules
+from gt.ao import fake_quantize, histogram_observer, observer
+from gt.ao.fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgObsFakeQuantize, default_fake_quant,
+                                 default_fused_act_fake_quant, default_fused_per_channel_wt_fake_quant,
+                                 default_fused_wt_fake_quant, default_per_channel_weight_fake_quant,
+                                 default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
+                                 enable_observer)
+from gt.ao.fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
 from gt.ao.histogram_observer import HistogramObserver
 from gt.ao.observer import (MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
                             ObserverBase, PerChannelMinMaxObserver, PlaceholderObserver,
@@ -30,8 +35,10 @@ from gt.ao.qconfig import (DeQuantStub, QConfig, QuantStub, QuantWrapper, defaul
                            default_float_qparams_observer, default_histogram_observer, default_observer,
                            default_per_channel_qconfig, default_per_channel_weight_observer, default_qconfig,
                            default_weight_observer, float_qparams_weight_only_qconfig, get_default_qconfig)
+from gt.ao.qconfig import default_qat_qconfig, default_qat_qconfig_v2, get_default_qat_qconfig
 from gt.ao.quantize import (convert, get_default_static_quant_module_mappings, prepare, propagate_qconfig_,
                             quantize)
+from gt.ao.quantize import get_default_qat_module_mappings, prepare_qat, quantize_qat
 
 __all__ = ["DeQuantStub", "HistogramObserver", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "MovingAveragePerChannelMinMaxObserver", "ObserverBase", "PerChannelMinMaxObserver", "PlaceholderObserver",
@@ -41,6 +48,12 @@ __all__ = ["DeQuantStub", "HistogramObserver", "MinMaxObserver", "MovingAverageM
            "default_qconfig", "default_weight_observer", "float_qparams_weight_only_qconfig", "fuse_known_modules",
            "fuse_modules", "get_default_qconfig", "get_default_static_quant_module_mappings", "histogram_observer",
            "observer", "prepare", "propagate_qconfig_", "quantize", "quantize_dynamic"]
+__all__ += ["FakeQuantize", "FakeQuantizeBase", "FusedMovingAvgObsFakeQuantize", "default_fake_quant",
+            "default_fused_act_fake_quant", "default_fused_per_channel_wt_fake_quant", "default_fused_wt_fake_quant",
+            "default_per_channel_weight_fake_quant", "default_qat_qconfig", "default_qat_qconfig_v2",
+            "default_weight_fake_quant", "disable_fake_quant", "disable_observer", "enable_fake_quant",
+            "enable_observer", "fake_quantize", "fuse_modules_qat", "get_default_qat_module_mappings",
+            "get_default_qat_qconfig", "prepare_qat", "quantize_qat"]
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):

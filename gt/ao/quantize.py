@@ -18,9 +18,9 @@ Conv1d, ...) with a qconfig makes ``convert`` raise NotImplementedError.
 import copy
 import warnings
 
-from gt.ao import observer, qconfig as qc
-from gt.ao.nn import intrinsic
-from gt.ao.nn.intrinsic import quantized as iq
+from gt.ao import fake_quantize, observer, qconfig as qc
+from gt.ao.nn import intrinsic, qat as nnqat
+from gt.ao.nn.intrinsic import qat as iqat, quantized as iq
 from gt.ao.nn.quantized import functional_modules, static
 from gt.nn import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
                    ConvTranspose3d, Dropout, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d,
@@ -31,6 +31,15 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     qc.QuantStub: static.Quantize, qc.DeQuantStub: static.DeQuantize, Linear: static.Linear, Conv2d: static.Conv2d,
     intrinsic.LinearReLU: iq.LinearReLU, intrinsic.ConvReLU2d: iq.ConvReLU2d,
     functional_modules.FloatFunctional: functional_modules.QFunctional}
+# the layers quantization-aware training trained (prepare_qat) become the same quantized ones
+DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
+    nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, iqat.LinearReLU: iq.LinearReLU,
+    iqat.ConvReLU2d: iq.ConvReLU2d, iqat.ConvBn2d: static.Conv2d, iqat.ConvBnReLU2d: iq.ConvReLU2d})
+# torch's fused QAT layers are _FusedModules too: convert swaps them whole (a ConvBn2d's bn stays inside)
+_SWAPPED_WHOLE = (intrinsic._FusedModule, iqat.LinearReLU, iqat.ConvReLU2d, iqat.ConvBn2d)
+DEFAULT_QAT_MODULE_MAPPINGS = {
+    Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, intrinsic.LinearReLU: iqat.LinearReLU,
+    intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvBn2d: iqat.ConvBn2d, intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
 _NOT_IN_GT = (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d,
               ConvTranspose3d, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d, InstanceNorm2d,
@@ -68,9 +77,12 @@ def _observe(module):
     module.register_forward_hook(_observer_forward_hook, prepend=True)
 
 
-def _add_observers(module):
+def _add_observers(module, non_leaf=()):
     for child in module.children():
         if isinstance(child, Dropout):
+            continue
+        if type(child) in non_leaf:     # a QAT layer: observed as one, its weight fake quantizer left alone
+            _observe(child)
             continue
         if isinstance(child, functional_modules.FloatFunctional):
             if getattr(child, "qconfig", None) is not None:
@@ -78,7 +90,7 @@ def _add_observers(module):
         elif isinstance(child, intrinsic._FusedModule):
             _observe(child)
         else:
-            _add_observers(child)
+            _add_observers(child, non_leaf)
     leaf = not module._modules and not isinstance(module, Sequential)
     if leaf and type(module) in DEFAULT_STATIC_QUANT_MODULE_MAPPINGS:
         _observe(module)
@@ -88,9 +100,8 @@ def prepare(model, inplace=False, allow_list=None, observer_non_leaf_module_list
             prepare_custom_config_dict=None):
     """``model`` (a copy unless ``inplace``) ready for calibration: observers after each module
     with a ``qconfig`` that ``convert`` will quantize, and after each ``QuantStub``."""
-    if allow_list is not None or observer_non_leaf_module_list is not None or prepare_custom_config_dict:
-        raise NotImplementedError("prepare: gt takes no allow_list, observer_non_leaf_module_list or custom "
-                                  "config (torch's defaults only)")
+    if allow_list is not None or prepare_custom_config_dict:
+        raise NotImplementedError("prepare: gt takes no allow_list or custom config (torch's defaults only)")
     if not inplace:
         model = copy.deepcopy(model)
     propagate_qconfig_(model)
@@ -98,15 +109,15 @@ def prepare(model, inplace=False, allow_list=None, observer_non_leaf_module_list
         warnings.warn("None of the submodule got qconfig applied. Make sure you passed correct configuration "
                       "through `qconfig_dict` or by assigning the `.qconfig` attribute directly on submodules",
                       stacklevel=2)
-    _add_observers(model)
+    _add_observers(model, frozenset(observer_non_leaf_module_list or ()))
     return model
 
 
-def _swap(mod, mapping):
+def _swap(mod, mapping, strict=True):
     if getattr(mod, "qconfig", None) is None:
         return mod
     if type(mod) not in mapping:
-        if type(mod) in _NOT_IN_GT:
+        if strict and type(mod) in _NOT_IN_GT:
             raise NotImplementedError(f"convert: gt has no statically quantized {type(mod).__name__} (torch's "
                                       "convert would replace it); give it qconfig None to keep it float")
         return mod
@@ -119,12 +130,12 @@ def _swap(mod, mapping):
     return new
 
 
-def _convert(module, mapping):
+def _convert(module, mapping, strict=True):
     swapped = {}
     for name, child in module.named_children():
-        if not isinstance(child, intrinsic._FusedModule):
-            _convert(child, mapping)
-        swapped[name] = _swap(child, mapping)
+        if not isinstance(child, _SWAPPED_WHOLE):
+            _convert(child, mapping, strict)
+        swapped[name] = _swap(child, mapping, strict)
     for name, new in swapped.items():
         if new is not module._modules[name]:
             setattr(module, name, new)
@@ -135,7 +146,8 @@ def _remove_qconfig(module):
         _remove_qconfig(child)
     if "qconfig" in module.__dict__:
         del module.__dict__["qconfig"]
-    if isinstance(getattr(module, "activation_post_process", None), observer.ObserverBase):
+    if isinstance(getattr(module, "activation_post_process", None),
+                  (observer.ObserverBase, fake_quantize.FakeQuantizeBase)):
         delattr(module, "activation_post_process")
         hooks = module._forward_hooks
         for key in [k for k, h in hooks.items() if h is _observer_forward_hook]:
@@ -165,4 +177,37 @@ def quantize(model, run_fn, run_args, mapping=None, inplace=False):
     prepare(model, inplace=True)
     run_fn(model, *run_args)
     convert(model, mapping, inplace=True)
+    return model
+
+
+def get_default_qat_module_mappings():
+    """torch's: float (and float fused) class -> its quantization-aware training class."""
+    return dict(DEFAULT_QAT_MODULE_MAPPINGS)
+
+
+def prepare_qat(model, mapping=None, inplace=False):
+    """``model`` (a copy unless ``inplace``; in training mode) ready for quantization-aware training:
+    each layer with a ``qconfig`` that ``mapping`` (default ``get_default_qat_module_mappings()``)
+    names replaced by its QAT form (``from_float``: same parameters, a weight fake quantizer), and
+    the qconfig's activation fake quantizer after it and after each ``QuantStub``. Train it, then
+    ``convert`` it (``model.eval()`` first) into the quantized model."""
+    if not model.training:
+        raise AssertionError("prepare_qat only works on models in training mode")
+    mapping = DEFAULT_QAT_MODULE_MAPPINGS if mapping is None else mapping
+    if not inplace:
+        model = copy.deepcopy(model)
+    propagate_qconfig_(model)
+    _convert(model, mapping, strict=False)      # torch's convert(..., remove_qconfig=False) with this mapping
+    prepare(model, observer_non_leaf_module_list=set(mapping.values()), inplace=True)
+    return model
+
+
+def quantize_qat(model, run_fn, run_args, inplace=False):
+    """torch's ``quantize_qat``: ``prepare_qat``, ``run_fn(model, *run_args)`` to train, ``convert``."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    model.train()
+    prepare_qat(model, inplace=True)
+    run_fn(model, *run_args)
+    convert(model, inplace=True)
     return model

@@ -97,11 +97,16 @@ class _ConvNd(Module):
         init_parameters(self)
 
     def forward(self, x):
+        return self._conv_forward(x, self.weight, self.bias)
+
+    def _conv_forward(self, x, weight, bias):
+        """This layer's convolution of ``x`` with ``weight`` and ``bias`` (torch's: what
+        quantization-aware training calls with a fake-quantized weight)."""
         if self.padding_mode == "zeros":
-            return self._function(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            return self._function(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
         # torch's way: the input padded first by F.pad in that mode, then a convolution without padding
         x = pad(CF._tensor(x, type(self).__name__), self._reversed_padding(), mode=self.padding_mode)
-        return self._function(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return self._function(x, weight, bias, self.stride, 0, self.dilation, self.groups)
 
     def _reversed_padding(self):
         """The padding as F.pad's tuple: (before, after) pairs from the last axis back."""

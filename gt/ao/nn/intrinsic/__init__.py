@@ -23,6 +23,21 @@ class ConvReLU2d(_FusedModule):
         super().__init__(conv, relu)
 
 
-from gt.ao.nn.intrinsic import quantized  # noqa: E402  (its modules name the float ones above)
+class ConvBn2d(_FusedModule):
+    """``bn(conv(x))``: a ``Conv2d`` and its ``BatchNorm2d``, kept apart for quantization-aware
+    training (``fuse_modules_qat``; eval-mode fusion folds them into one Conv2d instead)."""
 
-__all__ = ["ConvReLU2d", "LinearReLU", "quantized"]
+    def __init__(self, conv, bn):
+        super().__init__(conv, bn)
+
+
+class ConvBnReLU2d(_FusedModule):
+    """``relu(bn(conv(x)))``, kept apart for quantization-aware training as ``ConvBn2d``."""
+
+    def __init__(self, conv, bn, relu):
+        super().__init__(conv, bn, relu)
+
+
+from gt.ao.nn.intrinsic import qat, quantized  # noqa: E402  (their modules name the float ones above)
+
+__all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "LinearReLU", "qat", "quantized"]

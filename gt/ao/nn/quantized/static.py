@@ -99,12 +99,15 @@ class _FromFloat:
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         scale, zero_point = output_qparams(mod)
-        if isinstance(mod, cls._FLOAT_FUSED):
-            mod = mod[0]
-        observer = mod.qconfig.weight()
-        observer(mod.weight)
+        if hasattr(mod, "weight_fake_quant"):       # a QAT layer (gt.ao.nn.qat): its trained fake quantizer
+            observer, (weight, bias) = mod.weight_fake_quant, mod.weight_bias_to_quantize()
+        else:
+            if isinstance(mod, cls._FLOAT_FUSED):
+                mod = mod[0]
+            observer, weight, bias = mod.qconfig.weight(), mod.weight, mod.bias
+        observer(weight)        # torch's: the weight observed once more (a moving average moves)
         new = cls._like(mod)
-        new.set_weight_bias(quantize_weight(mod.weight, observer), mod.bias)
+        new.set_weight_bias(quantize_weight(weight, observer), bias)
         new.scale, new.zero_point = scale, zero_point
         return new
 
