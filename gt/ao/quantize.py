@@ -9,10 +9,11 @@
 ``prepare`` gives each module its ``qconfig`` (inherited from its parent, as torch's
 ``propagate_qconfig_``) and each quantizable leaf an ``activation_post_process`` observer run by a
 forward hook; ``convert`` puts the quantized module (``from_float``) in place of each observed one.
-gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv2d``, the fused ``LinearReLU``/
-``ConvReLU2d`` and ``FloatFunctional``; ``nn.ReLU``, ``nn.MaxPool2d`` and ``flatten``/``reshape``
-run on quantized tensors as they are. A module torch would convert and gt cannot (BatchNorm, LayerNorm,
-Conv1d, ...) with a qconfig makes ``convert`` raise NotImplementedError.
+gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``, the fused ``LinearReLU``/
+``ConvReLU2d``, ``FloatFunctional``, ``BatchNorm2d/3d``, ``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``,
+``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU`` and ``Dropout``; ``nn.ReLU``, ``nn.MaxPool2d`` and
+``flatten``/``reshape`` run on quantized tensors as they are. A module torch would convert and gt cannot
+(ConvTranspose, PReLU, Embedding, ...) with a qconfig makes ``convert`` raise NotImplementedError.
 """
 
 import copy
@@ -21,7 +22,7 @@ import warnings
 from gt.ao import fake_quantize, observer, qconfig as qc
 from gt.ao.nn import intrinsic, qat as nnqat
 from gt.ao.nn.intrinsic import qat as iqat, quantized as iq
-from gt.ao.nn.quantized import functional_modules, static
+from gt.ao.nn.quantized import activation as qact, functional_modules, normalization as qnorm, static
 from gt.nn import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
                    ConvTranspose3d, Dropout, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d,
                    InstanceNorm2d, InstanceNorm3d, LayerNorm, LeakyReLU, Linear, MultiheadAttention, PReLU, ReLU6,
@@ -31,6 +32,11 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     qc.QuantStub: static.Quantize, qc.DeQuantStub: static.DeQuantize, Linear: static.Linear, Conv2d: static.Conv2d,
     intrinsic.LinearReLU: iq.LinearReLU, intrinsic.ConvReLU2d: iq.ConvReLU2d,
     functional_modules.FloatFunctional: functional_modules.QFunctional}
+DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
+    Conv1d: static.Conv1d, Conv3d: static.Conv3d, BatchNorm2d: qnorm.BatchNorm2d, BatchNorm3d: qnorm.BatchNorm3d,
+    LayerNorm: qnorm.LayerNorm, GroupNorm: qnorm.GroupNorm, InstanceNorm1d: qnorm.InstanceNorm1d,
+    InstanceNorm2d: qnorm.InstanceNorm2d, InstanceNorm3d: qnorm.InstanceNorm3d, ReLU6: qact.ReLU6,
+    Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout})
 # the layers quantization-aware training trained (prepare_qat) become the same quantized ones
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, iqat.LinearReLU: iq.LinearReLU,
@@ -41,9 +47,8 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
     Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, intrinsic.LinearReLU: iqat.LinearReLU,
     intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvBn2d: iqat.ConvBn2d, intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
-_NOT_IN_GT = (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv3d, ConvTranspose1d, ConvTranspose2d,
-              ConvTranspose3d, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d, InstanceNorm2d,
-              InstanceNorm3d, LayerNorm, LeakyReLU, MultiheadAttention, PReLU, ReLU6)
+_NOT_IN_GT = (BatchNorm1d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Embedding, EmbeddingBag,
+              MultiheadAttention, PReLU)
 
 
 def get_default_static_quant_module_mappings():

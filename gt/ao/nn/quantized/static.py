@@ -1,5 +1,5 @@
 """torch.ao.nn.quantized's statically quantized modules, what ``gt.ao.quantization.convert`` puts
-in a calibrated model: ``Quantize``/``DeQuantize`` (float <-> quint8), ``Linear`` and ``Conv2d``
+in a calibrated model: ``Quantize``/``DeQuantize`` (float <-> quint8), ``Linear`` and ``Conv1d/2d/3d``
 (quint8 in and out, qint8 weights per tensor or per channel, a float bias), and their ReLU-fused
 forms in gt/ao/nn/intrinsic/quantized. Their outputs equal torch's fbgemm kernels' bit for bit
 (gt/ao/nn/quantized/static_kernels.py); state dict keys and reprs are torch's.
@@ -159,24 +159,28 @@ class Linear(_FromFloat, dynamic.Linear):
         return f"Quantized{type(self).__name__}({self.extra_repr()})"
 
 
-class Conv2d(_FromFloat, Module):
-    """A 2-d convolution on quint8 activations: (N, in_channels, H, W) -> (N, out_channels, H', W')
-    quint8 of ``scale``/``zero_point``, qint8 weight (per tensor or per channel), float bias; zero
-    padding only (torch's other padding modes are not implemented here)."""
+class _ConvNd(_FromFloat, Module):
+    """A ``_DIMS``-d convolution on quint8 activations: (N, in_channels, *spatial) -> (N,
+    out_channels, *spatial') quint8 of ``scale``/``zero_point``, qint8 weight (per tensor or per
+    channel), float bias; zero padding only (torch's other padding modes are not implemented here)."""
 
     _version = 3
     _FUSED_RELU = False
+    _DIMS = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         if padding_mode != "zeros":
-            raise NotImplementedError(f"quantized Conv2d: gt supports padding_mode='zeros', got {padding_mode!r}")
+            raise NotImplementedError(f"quantized {type(self).__name__}: gt supports padding_mode='zeros', got "
+                                      f"{padding_mode!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError("in_channels and out_channels must be divisible by groups")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        self.dilation, self.output_padding, self.transposed = _pair(dilation), (0, 0), False
+        dims = self._DIMS
+        self.kernel_size, self.stride = _ntuple(kernel_size, dims), _ntuple(stride, dims)
+        self.padding, self.dilation = _ntuple(padding, dims), _ntuple(dilation, dims)
+        self.output_padding, self.transposed = (0,) * dims, False
         self.padding_mode = padding_mode
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self._qweight = quantize_per_tensor(creation.zeros(shape), 1.0, 0, dtypes.qint8)
@@ -195,7 +199,7 @@ class Conv2d(_FromFloat, Module):
         return self._bias
 
     def forward(self, x):
-        return static_kernels.conv2d(x, self._qweight, self._bias, self.stride, self.padding, self.dilation,
+        return static_kernels.conv(x, self._qweight, self._bias, self.stride, self.padding, self.dilation,
                                      self.groups, self.scale, self.zero_point, self._FUSED_RELU)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -226,9 +230,9 @@ class Conv2d(_FromFloat, Module):
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
              f"scale={self.scale}, zero_point={self.zero_point}")
-        if self.padding != (0, 0):
+        if self.padding != (0,) * self._DIMS:
             s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != (1,) * self._DIMS:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
@@ -240,8 +244,26 @@ class Conv2d(_FromFloat, Module):
         return f"Quantized{type(self).__name__}({self.extra_repr()})"
 
 
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
+def _ntuple(value, dims):
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * dims
+
+
+class Conv1d(_ConvNd):
+    """A quantized 1-d convolution: (N, in_channels, L) quint8 -> (N, out_channels, L') quint8."""
+
+    _DIMS = 1
+
+
+class Conv2d(_ConvNd):
+    """A quantized 2-d convolution: (N, in_channels, H, W) quint8 -> (N, out_channels, H', W') quint8."""
+
+    _DIMS = 2
+
+
+class Conv3d(_ConvNd):
+    """A quantized 3-d convolution: (N, in_channels, D, H, W) quint8 -> (N, out_channels, D', H', W') quint8."""
+
+    _DIMS = 3
 
 
 class _Weights:

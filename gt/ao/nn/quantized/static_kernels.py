@@ -2,7 +2,7 @@
 (both engines, sharded or not), found by testing against ``torch.ops.quantized`` on many random
 inputs, exact .5 ties included.
 
-- Linear and Conv2d (fbgemm, the ``fbgemm`` engine; ``x86``'s Linear is fbgemm's too): the int32
+- Linear and Conv1d/2d/3d (fbgemm, the ``fbgemm`` engine; ``x86``'s Linear is fbgemm's too): the int32
   sum ``acc = sum((x_q - x_zp) * (w_q - w_zp))`` (exact here: float32 gemms over blocks short enough
   that no partial sum reaches 2**24, added in float64; a convolution too long for one block runs
   in float64), then
@@ -105,19 +105,25 @@ def linear(x, w, bias, scale, zero_point, relu=False):
         return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (-1,))
 
 
-def conv2d(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=False):
-    """torch's ``quantized::conv2d`` (``conv2d_relu``), fbgemm's arithmetic: ``x`` (N, C, H, W) quint8,
-    ``w`` (O, C/groups, kH, kW) qint8 -> (N, O, H', W') quint8; zero padding pads with the input's
-    zero point (a 0 once centered)."""
-    check_input(x, "quantized::conv2d")
-    if x.ndim != 4:
-        raise ValueError(f"Input shape must be `(N, C, H, W)`!, got {tuple(x.shape)}")     # torch's words
+# torch's quantized Conv1d/2d/3d ask for these input shapes, in these words
+_CONV_SHAPES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+_CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def conv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=False):
+    """torch's ``quantized::conv1d``/``conv2d``/``conv3d`` (and their ``_relu``), fbgemm's arithmetic:
+    ``x`` (N, C, *spatial) quint8, ``w`` (O, C/groups, *kernel) qint8 -> (N, O, *spatial') quint8;
+    zero padding pads with the input's zero point (a 0 once centered)."""
+    dims = w.ndim - 2
+    check_input(x, f"quantized::conv{dims}d")
+    if x.ndim != dims + 2:
+        raise ValueError(f"Input shape must be `{_CONV_SHAPES[dims]}`!, got {tuple(x.shape)}")     # torch's words
     with autograd.no_grad():
         xc, wc = _centered(x), _centered(w)
         if wc[0].numel() > _block(x, w):      # too many products for float32's exact sums
             xc, wc = xc.double(), wc.double()
-        acc = F.conv2d(xc, wc, None, stride, padding, dilation, groups)
-        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (1, -1, 1, 1))
+        acc = _CONVS[dims](xc, wc, None, stride, padding, dilation, groups)
+        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (1, -1) + (1,) * dims)
 
 
 def _dequantized(q):

@@ -1,0 +1,228 @@
+"""gt/ao's statically quantized Conv1d/Conv3d, activations (ReLU6, Hardswish, ELU, LeakyReLU,
+Sigmoid, Dropout) and normalizations (BatchNorm2d/3d, LayerNorm, GroupNorm, InstanceNorm1d/2d/3d)
+beside torch 2.13's fbgemm kernels: their integers bit for bit (exact .5 ties and torch's
+vectorised/scalar split included), scales and zero points, reprs, state dict keys and errors, and
+prepare/calibrate/convert of small models holding them. Quantized answers depend on no GT_*
+variable but the engine, so these tests run once per engine (``own_mesh``)."""
+
+import re
+
+import numpy as np
+import pytest
+
+import gt
+import gt.ao.quantization as gq
+from gt.tensor.quantized import as_quantized
+from helpers import torch_or_skip
+import test_quantized_static_parity as static_parity
+
+torch = torch_or_skip()
+tq = torch.ao.quantization
+# the fbgemm engine (its kernels are what gt follows) and torch's quantization warnings silenced, as there
+_fbgemm = static_parity._fbgemm
+pytestmark = [pytest.mark.own_mesh, *static_parity.pytestmark]
+gnnq, tnnq = gt.ao.nn.quantized, torch.ao.nn.quantized
+
+
+def _input(rng, shape, ties):
+    """A quint8 torch tensor: on power-of-two grids (``ties``: requantized values land on .5) or random."""
+    if ties:
+        ints = rng.choice([0, 16, 32, 48, 64], size=shape).astype(np.uint8)
+        return torch._make_per_tensor_quantized_tensor(torch.from_numpy(ints), 2.0 ** -int(rng.integers(3, 7)), 16)
+    ints = rng.integers(0, 256, size=shape).astype(np.uint8)
+    return torch._make_per_tensor_quantized_tensor(torch.from_numpy(ints), float(rng.uniform(0.005, 0.2)),
+                                                   int(rng.integers(0, 256)))
+
+
+def _out_qparams(rng, ties):
+    scale = 2.0 ** -int(rng.integers(1, 6)) if ties else float(rng.uniform(0.005, 0.1))
+    return scale, int(rng.integers(0, 256))
+
+
+def _same(got, want, what):
+    assert np.array_equal(got.int_repr().numpy(), want.int_repr().numpy()), what
+    assert (got.q_scale(), got.q_zero_point()) == (want.q_scale(), want.q_zero_point()), what
+    return want.numel()
+
+
+def test_activation_integers_are_torch_s():
+    # lengths on both sides of torch's 64-value vectorised steps: its head and scalar tail round differently
+    rng = np.random.default_rng(0)
+    compared = 0
+    for trial in range(20):
+        n = [5, 64, 100, 130, 191][trial % 5]
+        x = _input(rng, (n,), trial % 2 == 0)
+        scale, zp = _out_qparams(rng, trial % 2 == 0)
+        pairs = [(gnnq.ReLU6(), tnnq.ReLU6()), (gnnq.Hardswish(scale, zp), tnnq.Hardswish(scale, zp)),
+                 (gnnq.ELU(scale, zp, 0.7), tnnq.ELU(scale, zp, 0.7)),
+                 (gnnq.LeakyReLU(scale, zp, 0.13), tnnq.LeakyReLU(scale, zp, 0.13)),
+                 (gnnq.Sigmoid(scale, zp), tnnq.Sigmoid(scale, zp)), (gnnq.Dropout(0.2), tnnq.Dropout(0.2))]
+        for g, t in pairs:
+            compared += _same(g(as_quantized(x)), t(x), (trial, type(g).__name__))
+    assert compared == 6 * 4 * (5 + 64 + 100 + 130 + 191)
+
+
+def _affine(rng, n, ties):
+    if ties:
+        return (rng.integers(1, 8, n) / 4).astype(np.float32), (rng.integers(-8, 8, n) / 8).astype(np.float32)
+    return rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
+
+
+def _norm_pairs(rng, shape, ties):
+    channels, dims = shape[1], len(shape)
+    w, b = _affine(rng, channels, ties)
+    scale, zp = _out_qparams(rng, ties)
+    lw, lb = (np.resize(a, shape[2:]).astype(np.float32) for a in (w, b))
+    built = []
+    for q, lib in ((gnnq, gt), (tnnq, torch)):
+        def p(a):
+            return lib.nn.Parameter(lib.tensor(a))
+        built.append([q.GroupNorm(channels // 2, channels, p(w), p(b), scale, zp),
+                      getattr(q, f"InstanceNorm{dims - 2}d")(channels, p(w), p(b), scale, zp),
+                      q.LayerNorm(shape[2:], p(lw), p(lb), scale, zp)])
+    pairs = list(zip(*built))
+    if dims > 3:
+        t = getattr(tnnq, f"BatchNorm{dims - 2}d")(channels)
+        with torch.no_grad():
+            t.weight.copy_(torch.from_numpy(w))
+            t.bias.copy_(torch.from_numpy(b))
+            t.running_mean.uniform_(-1, 1)
+            t.running_var.uniform_(0.3, 2)
+        t.scale, t.zero_point = torch.tensor(scale), torch.tensor(zp)
+        g = getattr(gnnq, f"BatchNorm{dims - 2}d")(channels)
+        g.load_state_dict(t.state_dict())
+        pairs.append((g, t))
+    return pairs
+
+
+def test_normalization_integers_are_torch_s():
+    # rows of 33, 35 and 36 values: layer norm's 32-value vectorised steps and its scalar tails
+    rng = np.random.default_rng(1)
+    torch.manual_seed(1)
+    compared = 0
+    for trial in range(6):
+        channels = [4, 6, 8][trial % 3]
+        for spatial in [(33,), (5, 7), (2, 3, 6)]:
+            x = _input(rng, (2, channels) + spatial, trial % 2 == 0)
+            for g, t in _norm_pairs(rng, tuple(x.shape), trial % 2 == 0):
+                compared += _same(g(as_quantized(x)), t(x), (trial, spatial, type(g).__name__))
+    assert compared == 2 * (4 + 6 + 8) * 2 * (33 * 3 + 35 * 4 + 36 * 4)
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_conv1d_conv3d_integers_are_fbgemm_s(dims):
+    rng = np.random.default_rng(2 + dims)
+    compared = 0
+    for trial, (stride, padding, dilation, groups) in enumerate([(1, 1, 1, 1), (2, 0, 1, 2), (1, 2, 2, 1),
+                                                                 (2, 1, 1, 4)]):
+        ties = trial % 2 == 0
+        x_scale = 2.0 ** -6 if ties else float(np.float32(rng.uniform(0.001, 0.05)))
+        w_scales = 2.0 ** -rng.integers(5, 9, size=8).astype(np.float64) if ties else rng.uniform(0.001, 0.02, 8)
+        spatial = (9,) if dims == 1 else (5, 6, 5)
+        x = torch._make_per_tensor_quantized_tensor(torch.from_numpy(
+            rng.integers(0, 128, size=(2, 8) + spatial).astype(np.uint8)), x_scale, int(rng.integers(0, 128)))
+        ints = torch.from_numpy(rng.integers(-128, 128, size=(8, 8 // groups) + (3,) * dims).astype(np.int8))
+        w = torch._make_per_channel_quantized_tensor(ints, torch.from_numpy(w_scales), torch.zeros(8, dtype=torch.long),
+                                                     0) if trial != 1 else \
+            torch._make_per_tensor_quantized_tensor(ints, float(w_scales[0]), 0)
+        bias = torch.from_numpy((rng.integers(-50, 50, size=8) * 2.0 ** -9).astype(np.float32))
+        t = getattr(tnnq, f"Conv{dims}d")(8, 8, 3, stride, padding, dilation, groups)
+        g = getattr(gnnq, f"Conv{dims}d")(8, 8, 3, stride, padding, dilation, groups)
+        t.set_weight_bias(w, bias)
+        g.set_weight_bias(w, gt.tensor(bias.numpy()))
+        t.scale = g.scale = 2.0 ** -int(rng.integers(6, 10)) if ties else float(rng.uniform(0.05, 0.5))
+        t.zero_point = g.zero_point = int(rng.integers(0, 256))
+        compared += _same(g(as_quantized(x)), t(x), trial)
+        assert repr(g) == repr(t)
+    assert compared == 2 * 8 * (9 + 4 + 9 + 5 if dims == 1 else 150 + 8 + 150 + 27)
+
+
+def test_reprs_and_state_dict_keys_are_torch_s():
+    def params(n, lib):
+        return lib.nn.Parameter(lib.ones(n)), lib.nn.Parameter(lib.zeros(n))
+    for build in [lambda q, lib: q.ReLU6(), lambda q, lib: q.Hardswish(0.1, 3), lambda q, lib: q.ELU(0.1, 3, 0.5),
+                  lambda q, lib: q.LeakyReLU(0.1, 3, 0.2), lambda q, lib: q.Sigmoid(0.1, 3),
+                  lambda q, lib: q.Dropout(0.3), lambda q, lib: q.BatchNorm2d(4), lambda q, lib: q.BatchNorm3d(4),
+                  lambda q, lib: q.Conv1d(4, 6, 3, padding=1, bias=False), lambda q, lib: q.Conv3d(4, 6, 2, groups=2),
+                  lambda q, lib: q.LayerNorm([5], *params(5, lib), 0.1, 3),
+                  lambda q, lib: q.GroupNorm(2, 4, *params(4, lib), 0.1, 3),
+                  lambda q, lib: q.InstanceNorm1d(4, *params(4, lib), 0.1, 3, affine=True)]:
+        g, t = build(gnnq, gt), build(tnnq, torch)
+        assert repr(g) == repr(t)
+        gs, ts = g.state_dict(), t.state_dict()
+        assert list(gs) == list(ts)
+        assert [tuple(getattr(v, "shape", ())) for v in gs.values()] == [tuple(getattr(v, "shape", ()))
+                                                                        for v in ts.values()]
+
+
+class _Model:
+    """Two small float models (torch's and gt's, one state dict) of the converted layers."""
+
+    @staticmethod
+    def build(lib, q):
+        nn = lib.nn
+        return nn.Sequential(q.QuantStub(), nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Hardswish(), nn.LeakyReLU(0.1),
+                             nn.ELU(), nn.ReLU6(), nn.Dropout(0.2), nn.GroupNorm(2, 4), nn.InstanceNorm2d(4, affine=True),
+                             nn.LayerNorm([4, 4]), q.DeQuantStub())
+
+    @staticmethod
+    def build_1d_3d(lib, q):
+        nn = lib.nn
+        return nn.Sequential(q.QuantStub(), nn.Conv3d(2, 4, 2), nn.BatchNorm3d(4), nn.InstanceNorm3d(4),
+                             q.DeQuantStub())
+
+
+@pytest.mark.parametrize("build, shape", [(_Model.build, (3, 3, 6, 6)), (_Model.build_1d_3d, (2, 2, 4, 4, 4))])
+def test_models_convert_to_torch_s_integers(build, shape):
+    torch.manual_seed(3)
+    tm = build(torch, tq).eval()
+    with torch.no_grad():
+        for m in tm.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2)
+    gm = build(gt, gq).eval()
+    gm.load_state_dict(tm.state_dict())
+    tm.qconfig, gm.qconfig = tq.default_qconfig, gq.default_qconfig
+    tp, gp = tq.prepare(tm), gq.prepare(gm)
+    assert sorted(gp.state_dict()) == sorted(tp.state_dict())
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    tp(torch.from_numpy(x))
+    gp(gt.tensor(x))
+    gp.load_state_dict(tp.state_dict())      # torch's observed ranges (the float forwards differ in their last bits)
+    tc, gc = tq.convert(tp), gq.convert(gp)
+    # gt's repr counts a module's parameters (the normalizations keep the float ones, as torch's)
+    assert re.sub(r"  # [0-9,]+ parameters", "", repr(gc)).replace("gt.", "torch.") == repr(tc)
+    gs, ts = gc.state_dict(), tc.state_dict()
+    assert list(gs) == list(ts)
+    assert all(tuple(getattr(gs[k], "shape", ())) == tuple(getattr(ts[k], "shape", ())) for k in ts)
+    hidden = {}
+    for name in ("t", "g"):
+        for i, layer in enumerate((tc if name == "t" else gc)[1:-1]):
+            layer.register_forward_hook(lambda m, inp, out, key=(name, i): hidden.__setitem__(key, out))
+    want, got = tc(torch.from_numpy(x)), gc(gt.tensor(x))
+    for i in range(len(tc) - 2):
+        _same(hidden["g", i], hidden["t", i], (i, type(gc[i + 1]).__name__))
+    assert np.array_equal(got.numpy(), want.numpy())
+
+
+def test_misuse_raises_torch_s_errors():
+    x = as_quantized(_input(np.random.default_rng(5), (2, 4, 3), False))
+    with pytest.raises(RuntimeError, match="expected a quantized input"):
+        gnnq.Hardswish(0.1, 3)(gt.randn(4))
+    with pytest.raises(RuntimeError, match="Expecting the input tensor of rank 4."):
+        gnnq.BatchNorm2d(4)(x)
+    with pytest.raises(ValueError, match=r"Input shape must be `\(N, C, D, H, W\)`!"):
+        gnnq.Conv3d(4, 4, 1)(x)
+    with pytest.raises(RuntimeError, match="Expected channels to be divisible by groups"):
+        gnnq.GroupNorm(3, 3, None, None, 0.1, 0)(x)
+    with pytest.raises(RuntimeError, match="normalized_shape"):
+        gnnq.LayerNorm([4], None, None, 0.1, 0)(x)
+    with pytest.raises(NotImplementedError, match="padding_mode='zeros'"):
+        gnnq.Conv1d(4, 4, 1, padding_mode="reflect")
+    model = gt.nn.Sequential(gq.QuantStub(), gt.nn.PReLU(), gq.DeQuantStub())
+    model.qconfig = gq.default_qconfig
+    prepared = gq.prepare(model)
+    prepared(gt.randn(2, 3))
+    with pytest.raises(NotImplementedError, match="PReLU"):
+        gq.convert(prepared)
