@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torc
 
 _FAKE_QUANTS = ["default_fake_quant", "default_weight_fake_quant", "default_per_channel_weight_fake_quant",
                 "default_fused_act_fake_quant", "default_fused_wt_fake_quant",
-                "default_fused_per_channel_wt_fake_quant"]
+                "default_fused_per_channel_wt_fake_quant", "default_histogram_fake_quant", "default_dynamic_fake_quant"]
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ asks the observer). Buffers, state dict keys and reprs are torch's.
 import math
 
 from gt import autograd, dtypes
-from gt.ao import observer as obs
+from gt.ao import histogram_observer, observer as obs
 from gt.dtypes import round_float32
 from gt.nn.module import Module
 from gt.tensor import creation
@@ -231,6 +231,12 @@ default_weight_fake_quant = FakeQuantize.with_args(observer=obs.MovingAverageMin
 default_per_channel_weight_fake_quant = FakeQuantize.with_args(
     observer=obs.MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127, dtype=dtypes.qint8,
     qscheme=per_channel_symmetric, reduce_range=False, ch_axis=0)
+default_histogram_fake_quant = FakeQuantize.with_args(observer=histogram_observer.HistogramObserver, quant_min=0,
+                                                      quant_max=255, dtype=dtypes.quint8, qscheme=per_tensor_affine,
+                                                      reduce_range=True)
+default_dynamic_fake_quant = FakeQuantize.with_args(observer=obs.MovingAverageMinMaxObserver, quant_min=0,
+                                                    quant_max=255, is_dynamic=True, dtype=dtypes.quint8,
+                                                    averaging_constant=1)
 default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=obs.MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=dtypes.quint8)
 default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(

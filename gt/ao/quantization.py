@@ -21,9 +21,10 @@ from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
 from gt.nn.multihead_attention import MultiheadAttention
 from gt.ao import fake_quantize, histogram_observer, observer
-from gt.ao.fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgObsFakeQuantize, default_fake_quant,
-                                 default_fused_act_fake_quant, default_fused_per_channel_wt_fake_quant,
-                                 default_fused_wt_fake_quant, default_per_channel_weight_fake_quant,
+from gt.ao.fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgObsFakeQuantize,
+                                 default_dynamic_fake_quant, default_fake_quant, default_fused_act_fake_quant,
+                                 default_fused_per_channel_wt_fake_quant, default_fused_wt_fake_quant,
+                                 default_histogram_fake_quant, default_per_channel_weight_fake_quant,
                                  default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
                                  enable_observer)
 from gt.ao.fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
@@ -48,7 +49,8 @@ __all__ = ["DeQuantStub", "HistogramObserver", "MinMaxObserver", "MovingAverageM
            "default_qconfig", "default_weight_observer", "float_qparams_weight_only_qconfig", "fuse_known_modules",
            "fuse_modules", "get_default_qconfig", "get_default_static_quant_module_mappings", "histogram_observer",
            "observer", "prepare", "propagate_qconfig_", "quantize", "quantize_dynamic"]
-__all__ += ["FakeQuantize", "FakeQuantizeBase", "FusedMovingAvgObsFakeQuantize", "default_fake_quant",
+__all__ += ["FakeQuantize", "FakeQuantizeBase", "FusedMovingAvgObsFakeQuantize", "default_dynamic_fake_quant",
+            "default_fake_quant", "default_histogram_fake_quant",
             "default_fused_act_fake_quant", "default_fused_per_channel_wt_fake_quant", "default_fused_wt_fake_quant",
             "default_per_channel_weight_fake_quant", "default_qat_qconfig", "default_qat_qconfig_v2",
             "default_weight_fake_quant", "disable_fake_quant", "disable_observer", "enable_fake_quant",
