@@ -14,7 +14,7 @@ import collections
 import itertools
 import weakref
 
-from gt.autograd import anomaly, node_hooks, saved_hooks
+from gt.autograd import anomaly, levels, node_hooks, saved_hooks
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
@@ -201,7 +201,9 @@ class Function(GraphNode):
         for a in args:
             if isinstance(a, Tensor):
                 if a._placed is not None:  # sharded or partial over the mesh
-                    return _dispatch(cls, args, kwargs) if profiling is None else profiling.sharded(cls, args, kwargs)
+                    out = _dispatch(cls, args, kwargs) if profiling is None else profiling.sharded(cls, args, kwargs)
+                    # (a view over the mesh is kept by no note_view: a transform's captures, here)
+                    return levels.inherit(out, args[0]) if _mode.level and cls.makes_view else out
                 arrays.append(a._array)
                 needs.append(a._requires_grad)
             else:
@@ -244,6 +246,8 @@ def note_view(ctx, view, args, no_grad):
     that requires grad into either gives it the base's new history, as torch's
     (gt/autograd/views.py). ``no_grad``: taken under ``no_grad``. About half a microsecond."""
     base = args[0]
+    if _mode.level:        # a view of a tensor a gt.func transform captured is captured too
+        levels.inherit(view, base)
     if not B.is_view_of(view._array, base._array):
         return
     view._view = (base, ctx, args, no_grad)       # the base held, as torch's ``view._base``

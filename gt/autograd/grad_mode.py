@@ -21,6 +21,10 @@ class _Mode(threading.local):
     inference = False    # inside inference_mode(True)
     record = True        # grad and not inference: whether ops are recorded
     multithreading = True   # set_multithreading_enabled's flag (gt's backward never uses threads)
+    level = 0            # the innermost gt.func transform's level (gt/autograd/levels.py), 0 outside
+    level_inputs = frozenset()   # the ids of the tensors that level's function was called with
+    level_refusal = None     # that level's error text for a captured tensor changed in place (None: torch's)
+    tags = False         # inference or level: new tensors are stamped (gt/tensor/core.py)
 
 
 mode = _Mode()
@@ -31,6 +35,7 @@ def set_modes(grad, inference):
     m = mode
     m.grad, m.inference = grad, inference
     m.record = grad and not inference
+    m.tags = inference or bool(m.level)
 
 
 def is_grad_enabled():

@@ -1,11 +1,13 @@
 """``gt.func``'s derivative transforms: ``grad``, ``grad_and_value``, ``vjp``, ``jvp``, ``linearize``,
 ``jacrev``, ``jacfwd``, ``hessian`` (gt's reverse mode; see gt/func/__init__.py)."""
 
+import contextlib
 import functools
 
 from gt.autograd import grad as _autograd_grad
 from gt.autograd import enable_grad, forward_ad, is_grad_enabled
 from gt.autograd.backward import topological_order
+from gt.autograd.levels import transform_level
 from gt.backend import B
 from gt.tensor import Tensor, stack
 from gt.tensor.creation import eye, zeros
@@ -63,6 +65,11 @@ class _Inputs:
             self.specs.append(spec)
         self.flat = [t for leaves in self.leaves for t in leaves]
 
+    def level(self, kwargs=None):
+        """The function's run: grad mode on, at a new transform level whose inputs are all the
+        tensors it is called with (torch wraps those at argnums and the others alike)."""
+        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]])
+
     def pack(self, grads):
         """Per-leaf results (in ``flat`` order) shaped as the differentiated arguments."""
         grads, out = list(grads), []
@@ -70,6 +77,13 @@ class _Inputs:
             out.append(_unflatten(spec, grads[:len(leaves)]))
             grads = grads[len(leaves):]
         return out[0] if self.single else tuple(out)
+
+
+@contextlib.contextmanager
+def _running(inputs):
+    """``enable_grad`` at a new ``transform_level`` (gt/autograd/levels.py) of ``inputs``."""
+    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)]):
+        yield
 
 
 def _needs_graph(outputs, inputs, outer=True):
@@ -125,7 +139,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         inputs = _Inputs(args, argnums)
-        with enable_grad():
+        with inputs.level(kwargs):
             out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, "grad_and_value(f)(*args)")
         if not isinstance(out, Tensor):
             raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}")
@@ -206,7 +220,7 @@ def vjp(func, *primals, has_aux=False):
     inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
     if inputs is None:
         raise RuntimeError("vjp(f, *primals): Expected at least one primal")
-    with enable_grad():
+    with inputs.level():
         out, aux = _split_aux(func(*inputs.args), has_aux, "vjp(f, *primals)")
     out_leaves, out_spec = _tensor_leaves(out, "vjp(f, *primals)")
     _refuse_exact_outputs(out_leaves)
@@ -260,7 +274,7 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
                                f"original Tensor, this is not supported. Tensor is of size {list(p.shape)} while "
                                f"the given forward gradient is of size {list(t.shape)}.")
     inputs = _Inputs(primals, tuple(range(len(primals))))
-    with enable_grad():
+    with inputs.level():
         out, aux = _split_aux(func(*inputs.args), has_aux, "jvp(f, primals, tangents)")
     out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
@@ -283,7 +297,8 @@ def _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux):
     api = "jvp(f, primals, tangents)"
     with forward_ad.dual_level():
         duals = [forward_ad.make_dual(p.detach(), t.detach()) for p, t in zip(p_leaves, t_leaves)]
-        out, aux = _split_aux(func(*_unflatten(p_spec, duals)), has_aux, api)
+        with transform_level(duals):
+            out, aux = _split_aux(func(*_unflatten(p_spec, duals)), has_aux, api)
         leaves, spec = _tensor_leaves(out, api)
         pairs = [forward_ad.unpack_dual(o) for o in leaves]
     jv = [zeros(p.shape, dtype=p.dtype) if t is None else t for p, t in pairs]
@@ -299,7 +314,7 @@ def linearize(func, *primals):
     inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
     if inputs is None:
         raise RuntimeError("linearize(f, *primals): Expected at least one primal")
-    with enable_grad():
+    with inputs.level():
         out = func(*inputs.args)
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
     p_leaves, p_spec = _flatten(primals)
@@ -333,7 +348,7 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     refusing integer outputs."""
     _refuse_complex(_flatten(args)[0], api, "inputs")
     inputs = _Inputs(args, argnums)
-    with enable_grad():
+    with inputs.level(kwargs):
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")
     if not forward:

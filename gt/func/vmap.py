@@ -4,6 +4,7 @@ stacked along ``out_dims`` (see gt/func/__init__.py)."""
 import collections
 import functools
 
+from gt.autograd.levels import transform_level
 from gt.backend import B
 from gt.tensor import Tensor, inplace, stack
 from gt.tensor.strided_methods import SHAPE_WATCHERS, VMAP_DEPTH
@@ -92,7 +93,8 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
         VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
         VMAP_DEPTH[0] += 1
         try:
-            outs.append(func(*call, **kwargs))
+            with transform_level([*_flatten(call)[0], *_flatten(kwargs)[0]], _CAPTURED.format(name)):
+                outs.append(func(*call, **kwargs))
         finally:
             VMAP_SLICES.pop()
             VMAP_DEPTH[0] -= 1
@@ -102,6 +104,12 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
                                "use the 'same' or 'different' randomness flags on vmap or perform the "
                                "randomness operation out of vmap")
     return outs
+
+
+# torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones)
+_CAPTURED = ("vmap({}, ...): func changed in place a tensor it neither received nor made (a captured one: a "
+             "closure's, a global, a module's buffer); gt's vmap runs func once per batch element, so the change "
+             "would be made once per element. Change a copy (tensor.clone()), or make the change outside vmap")
 
 
 def _refuse_changed_inputs(name, fixed, mapped, i, changes):

@@ -7,6 +7,7 @@ from gt import autograd, dtypes
 from gt.backend import B
 from gt.nn import conv_functions as CF
 from gt.nn.module import Module
+from gt.nn.norm_functions import refuse_unbatched_stats
 from gt.nn.parameter import Parameter
 from gt.tensor import Tensor
 
@@ -77,6 +78,9 @@ class _BatchNorm(Module):
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            # inside vmap torch counts the batch (a number, not batched) and then refuses the statistics
+            # as batch_norm does; gt's vmap refuses the count (it would count once per element): first this
+            refuse_unbatched_stats(self.running_mean, self.running_var)
             with autograd.no_grad():
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:       # a cumulative average: batch k weighs 1/k

@@ -166,6 +166,7 @@ class CompatMethods(ComplexMethods):
         a node that cannot go backward); a backward through ops that saved this tensor before
         raises, as torch's (its version changes). torch's storage forms are not supported: gt has no
         storage objects."""
+        inplace_grad.check_captured(self, "set_", shape=True)
         if source is None:
             source = Tensor._wrap(B.empty((0,), self.dtype))
         elif not isinstance(source, Tensor):

@@ -62,6 +62,7 @@ from gt.tensor import diagonal_methods
 from gt.tensor.diagonal_methods import DiagonalMethods
 from gt.tensor.linalg_methods import LinalgMethods
 from gt.autograd.grad_mode import mode as _inference_mode
+from gt.autograd import levels as _levels
 from gt.tensor import fused_methods, info_methods, stats_methods
 from gt.tensor.fused_methods import FusedMethods
 from gt.tensor.info_methods import InfoMethods
@@ -101,7 +102,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     # two factors (gt/autograd/deferred.py), made into ``_grad_value`` when ``.grad`` is read.
     # ``_view``: set only on unrecorded views, to their base (gt/autograd/views.py).
     __slots__ = ("_array", "_placed", "_requires_grad", "_grad_value", "_grad_factors", "_ctx", "_retains_grad",
-                 "_id", "__weakref__", "_inference", "_view")
+                 "_id", "__weakref__", "_inference", "_view", "_level")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         if isinstance(dtype, int) and not isinstance(dtype, bool) and isinstance(data, int):
@@ -117,8 +118,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         self._grad_value = self._grad_factors = None
         self._retains_grad = False
         self._requires_grad = False
-        if _inference_mode.inference:       # made inside gt.inference_mode(): is_inference() is True
-            self._inference = True
+        if _inference_mode.tags:       # made inside gt.inference_mode() or a gt.func transform
+            _levels.tag(self)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -129,8 +130,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         t = object.__new__(cls)
         t._array, t._placed, t._ctx, t._grad_value, t._grad_factors, t._retains_grad, t._requires_grad = \
             arr, None, None, None, None, False, requires_grad
-        if _inference_mode.inference:
-            t._inference = True
+        if _inference_mode.tags:
+            _levels.tag(t)
         return t
 
     @classmethod
@@ -270,7 +271,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     @property
     def data(self):
         """The same values, detached (shares memory; its in-place changes pass autograd unseen, as torch's)."""
-        return Tensor._from_value(B.untracked_alias(self._array) if self._placed is None else self._placed)
+        return _levels.alias(Tensor._from_value(B.untracked_alias(self._array) if self._placed is None
+                                                else self._placed), self)
 
     @data.setter
     def data(self, value):
@@ -396,7 +398,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     def detach(self):
         """The same values (shared memory), cut from the graph."""
-        return Tensor._from_value(self._value)
+        return _levels.alias(Tensor._from_value(self._value), self)   # (captured where self is: levels.py)
 
     def clone(self, *, memory_format=None):
         """A copy (differentiable) whose axes keep the order of their strides, as torch's default

@@ -9,6 +9,7 @@ import math
 
 from gt import autograd, dtypes
 from gt.autograd import function
+from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
@@ -80,6 +81,8 @@ class InplaceMethods:
                             {"check": check, "uniform": uniform})
         if check and inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
+        if _mode.level:      # inside a gt.func transform (under its no_grad: recorded() did not ask)
+            inplace_grad.refuse_captured(self, name, values)
         inplace_grad.refuse_overlap(self, uniform)
         try:
             return self._apply_update(fn, values)
@@ -134,7 +137,7 @@ class InplaceMethods:
         # no refusal of a copy of a sharded tensor's row here: ``x[i] += v`` is Python's
         # ``t = x[i]; t += v; x[i] = t``, which writes the result back
         inplace_grad.refuse_shared_input(self, (other,))
-        if inplace_grad.recorded(self, (other,), check=False):
+        if inplace_grad.recorded(self, (other,), check=False, op=_IOP_EVENTS[name]):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
         return self._update(_IOPS[name], self._inplace_value(other, name), check=False, name=_IOP_EVENTS[name])
 
@@ -158,7 +161,7 @@ class InplaceMethods:
         if type(alpha) is bool or self.dtype is dtypes.bool_:
             alpha = checked_alpha(self, other, alpha, "add_")
         inplace_grad.refuse_shared_input(self, (other,))
-        if inplace_grad.recorded(self, (other,)):
+        if inplace_grad.recorded(self, (other,), op="add_"):
             add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
             return inplace_grad.rebase(self, "add_", add, other, same_shape=True)
         if type(other) is int and type(alpha) is int and self.dtype.name in dtypes.INT_RANGES:
@@ -181,7 +184,7 @@ class InplaceMethods:
 
     def mul_(self, other):
         inplace_grad.refuse_shared_input(self, (other,))
-        if inplace_grad.recorded(self, (other,)):
+        if inplace_grad.recorded(self, (other,), op="mul_"):
             return inplace_grad.rebase(self, "mul_", lambda x, o: x * o, other, reads_self=True, same_shape=True)
         return self._update(_imul, self._inplace_value(other, "mul_"), name="mul_")
 
@@ -196,7 +199,7 @@ class InplaceMethods:
                     self, lambda x, o: rounded_quotient(x, o, rounding_mode).to(self.dtype), (other,), {})
             return self.copy_(value)
         inplace_grad.refuse_shared_input(self, (other,))
-        if inplace_grad.recorded(self, (other,)):
+        if inplace_grad.recorded(self, (other,), op="div_"):
             return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
         return self._update(_idiv, self._inplace_value(other, "div_"), name="div_")
 
@@ -208,7 +211,7 @@ class InplaceMethods:
             # tensor's value is checked in float32, its computing dtype, which every int64 fits
             value = checked_scalar(value, self.dtype, "addcmul_'s value")
         inplace_grad.refuse_shared_input(self, (t1, t2))
-        if inplace_grad.recorded(self, (t1, t2)):
+        if inplace_grad.recorded(self, (t1, t2), op="addcmul_"):
             return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x * y * value),
                             self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"), name="addcmul_")
@@ -217,7 +220,7 @@ class InplaceMethods:
         """``self += value * tensor1 / tensor2``, in place."""
         t1, t2 = tensor1, tensor2
         inplace_grad.refuse_shared_input(self, (t1, t2))
-        if inplace_grad.recorded(self, (t1, t2)):
+        if inplace_grad.recorded(self, (t1, t2), op="addcdiv_"):
             return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
         return self._update(lambda a, x, y: _iadd(a, x / y * value),
                             self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"), name="addcdiv_")
@@ -226,7 +229,7 @@ class InplaceMethods:
         """``src``'s values written into this tensor (broadcast to its shape, cast to its dtype).
         ``non_blocking`` is torch's (accepted: gt's copies are synchronous already)."""
         inplace_grad.refuse_shared_input(self, (src,))
-        if inplace_grad.recorded(self, (src,)):
+        if inplace_grad.recorded(self, (src,), op="copy_"):
             return inplace_grad.assign(self, Ellipsis, src, "copy_")
         return self._update(_assign, self._inplace_value(src, "copy_"), name="copy_")
 
@@ -236,7 +239,7 @@ class InplaceMethods:
                                "dimensions.")
         if not isinstance(value, Tensor):
             value = checked_scalar(_fill(value), self.dtype, "fill_'s value")   # one the dtype cannot hold raises
-        if inplace_grad.recorded(self, (value,)):
+        if inplace_grad.recorded(self, (value,), op="fill_"):
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
         if type(value) is int and value >= 2 ** 63:     # uint64's top half: the engine's setitem takes it
             return self._update(_assign_wide, value, uniform=True, name="fill_")
@@ -288,9 +291,10 @@ class InplaceMethods:
                 # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses
                 # -1.5, float32 refuses 1e39 (ints beyond int64: the engine's error, as torch's own)
                 value = checked_scalar(value, self.dtype, "the assigned value")
-        if inplace_grad.recorded(self, (value,)):
+        if inplace_grad.recorded(self, (value,), op="index_put_"):
             inplace_grad.assign(self, index, value)
             return
+        inplace_grad.check_captured(self, "index_put_", (value,))     # (under no_grad: recorded() did not ask)
         if isinstance(value, Tensor):
             value = value._data
         if self._placed is not None:

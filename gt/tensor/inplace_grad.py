@@ -32,6 +32,7 @@ import weakref
 
 from gt.autograd import forward_ad, grad_hooks, rebind, views
 from gt.autograd.function import is_grad_enabled, new_epoch, no_grad_views, sequence
+from gt.autograd.grad_mode import mode
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.ops import shape as shape_ops
@@ -74,9 +75,12 @@ def refuse_copy_of_shard_row(t, what):
             "(x[i] = new values), or change a copy made on purpose (x[i].clone())")
 
 
-def recorded(t, values, check=True):
+def recorded(t, values, check=True, op=None):
     """``records`` while gradients are recorded; under ``no_grad``, whether a tangent of forward AD
-    changes with the values (gt/autograd/forward_ad.py), else a plain write."""
+    changes with the values (gt/autograd/forward_ad.py), else a plain write. ``op``: torch's name
+    of the in-place op (``add_``), for ``refuse_captured``'s error."""
+    if mode.level:
+        refuse_captured(t, op, values)
     if is_grad_enabled():
         return records(t, values, check)
     return forward_ad.dual_values(t, values) and t.dtype.differentiable
@@ -101,6 +105,46 @@ def records(t, values, check=True):
     # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient);
     # a dual tensor's tangent changes with it (gt/autograd/forward_ad.py)
     return with_grad and t.dtype.is_floating_point or forward_ad.dual_values(t, values) and t.dtype.differentiable
+
+
+CAPTURED = ("During a grad (vjp, jvp, grad, etc) transform, the function provided attempted to call in-place "
+            "operation ({}) that would mutate a captured Tensor. This is not supported; please rewrite the function "
+            "being transformed to explicitly accept the mutated Tensor(s) as inputs.")
+
+
+def refuse_captured(t, op=None, values=(), shape=False):
+    """torch's error for an in-place change of ``t`` inside the function of a ``gt.func`` transform
+    (asked while ``mode.level`` is set) where ``t`` is captured: neither one of the tensors the
+    function was called with nor made at this level or a deeper one (gt/autograd/levels.py), nor a
+    view of such a tensor (a view of a captured tensor is captured too, as torch's). At a level of
+    ``vmap`` (its own ``level_refusal``) only a change gt cannot make as torch's is refused: one
+    that repeated once per batch element gives another result (``add_``; not ``fill_``, ``copy_``,
+    an item assignment or a change of shape: ``shape``), or that writes ``values`` made inside
+    (batched, for torch, which refuses those)."""
+    inputs, level = mode.level_inputs, mode.level
+    while id(t) not in inputs:
+        link = getattr(t, "_view", None)     # an unrecorded view (gt/autograd/views.py)
+        up = link[0] if link is not None and t._ctx is None else view_base(t)
+        if up is None:
+            if getattr(t, "_level", 0) >= level:
+                return
+            refusal = mode.level_refusal
+            if refusal is None:
+                raise RuntimeError(CAPTURED.format(f"aten::{op}" if op else "an in-place op"))
+            if shape or op in _REPEATABLE and not any(isinstance(v, Tensor) and (
+                    getattr(v, "_level", 0) >= level or id(v) in inputs) for v in values):
+                return
+            raise RuntimeError(refusal)
+        t = up
+
+
+_REPEATABLE = frozenset(("fill_", "zero_", "copy_", "index_put_"))   # the same result made again
+
+
+def check_captured(t, op, values=(), shape=False):
+    """``refuse_captured`` inside a transform's function, nothing outside (one question)."""
+    if mode.level:
+        refuse_captured(t, op, values, shape)
 
 
 def refuse_overlap(t, uniform=False):

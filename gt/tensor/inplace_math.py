@@ -217,7 +217,7 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
             out = out.to(t.dtype)
         return out
 
-    if inplace_grad.recorded(t, args):
+    if inplace_grad.recorded(t, args, op=what):
         if logical:       # 0/1 have no gradient: the new values are written as constants
             return inplace_grad.assign(t, Ellipsis, compute(t.detach(), *args), what)
         at = [i for i, a in enumerate(args) if isinstance(a, Tensor)]   # what the tape sees (x.pow_(x) too)
@@ -285,7 +285,7 @@ def _fill(t, what, draw, floats_only=True):
     if rec is not None and rec.records_call():          # one event, torch's (aten::normal_)
         return rec.call("aten::" + what, False, _fill, (t, what, draw, floats_only), {})
     values = draw(t.shape, t.dtype)
-    if inplace_grad.recorded(t, ()):
+    if inplace_grad.recorded(t, (), op=what):
         return inplace_grad.assign(t, Ellipsis, Tensor._wrap(values), what)
     return t._update(_assign, values)
 

@@ -297,6 +297,7 @@ class ScatterMethods:
         values of ``self``, so it gets a copy), a plain write otherwise: ``in_place()`` where given
         and this tensor is one contiguous array, else a copy of the result back. ``memory(mem, pos)``:
         the op made on the memory, where this tensor's elements share it (overlap_writes.in_memory)."""
+        inplace_grad.check_captured(self, op, values)
         if op in _REFUSE_OVERLAP:      # torch's: a source in this tensor's memory at all
             inplace_grad.refuse_shared_input(self, values, any_overlap=True)
         if autograd.is_grad_enabled():

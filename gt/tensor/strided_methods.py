@@ -244,6 +244,7 @@ class StridedMethods:
         GPU) those elements copied, with row-major strides. On a tensor of the graph it is recorded
         as torch records it (the gradient of ``as_strided`` of the values of before); a leaf that
         requires grad is refused, as torch's."""
+        inplace_grad.check_captured(self, "as_strided_", shape=True)
         if self.requires_grad and autograd.is_grad_enabled():
             return self._reshaped_("as_strided_", lambda x: x.as_strided(size, stride, storage_offset))
         old = self._array

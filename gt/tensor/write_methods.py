@@ -276,6 +276,7 @@ class WriteMethods:
         """This tensor becomes ``change(self)`` (a view of its memory in a new shape), in place.
         While gradients are recorded on a tensor of the graph, the view op is recorded from the
         tensor's values of before, which become the input of the ops recorded so far."""
+        inplace_grad.check_captured(self, op, shape=True)
         if autograd.is_grad_enabled() and self._requires_grad:
             if self._ctx is None:
                 raise RuntimeError(f"{inplace_grad.LEAF} ({op}: {inplace_grad.HINT})")
@@ -385,6 +386,7 @@ class WriteMethods:
         the memory holds add elements whose values are unspecified (gt writes zeros, in new memory
         that the other views do not follow). Refused on a tensor that requires grad, as torch's."""
         size = _sizes(sizes, "resize_")
+        inplace_grad.check_captured(self, "resize_", shape=True)
         if self.requires_grad:
             raise RuntimeError("cannot resize variables that require grad")
         n, have = numel(size), self.numel()

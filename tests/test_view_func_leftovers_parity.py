@@ -1,0 +1,170 @@
+"""Leftover differences from torch 2.13, beside torch: in-place changes of captured tensors inside
+gt.func's transforms (torch's functorch refuses them), writes into expanded views whose elements
+do not share memory, and the strides and storage offsets of views of tensors with no elements."""
+
+import numpy as np
+import pytest
+
+import gt
+from helpers import torch_or_skip
+
+
+def _libs():
+    return (gt, torch_or_skip())
+
+
+def _outcome(fn):
+    """``("ok", value)`` or ``(exception type, message)``, for comparing the two libraries."""
+    try:
+        out = fn()
+    except Exception as exc:           # noqa: BLE001 (the type and the text are the comparison)
+        return type(exc), str(exc)
+    return "ok", out
+
+
+# ---- 1. in-place changes of captured tensors inside gt.func's transforms ---------------------------
+CAPTURED_CHANGES = {
+    "add_ number": lambda c, x, lib: c.add_(1),
+    "add_ input": lambda c, x, lib: c.add_(x),
+    "copy_": lambda c, x, lib: c.copy_(x),
+    "fill_": lambda c, x, lib: c.fill_(2.0),
+    "zero_": lambda c, x, lib: c.zero_(),
+    "mul_ operator": lambda c, x, lib: c.__imul__(x),
+    "item assignment": lambda c, x, lib: c.__setitem__(0, x[0]),
+    "view add_": lambda c, x, lib: c[:2].add_(1),
+    "view of a reshape": lambda c, x, lib: c.view(1, 3).mul_(2),
+    "detached alias": lambda c, x, lib: c.detach().add_(1),
+    ".data alias": lambda c, x, lib: c.data.add_(1),
+    "index_add_": lambda c, x, lib: c.index_add_(0, lib.tensor([0]), x[:1]),
+    "exp_": lambda c, x, lib: c.exp_(),
+    "t_ (shape)": lambda c, x, lib: c.t_(),
+    "resize_": lambda c, x, lib: c.resize_(3),
+}
+
+
+def _transformed(lib, how, f, x):
+    F = lib.func
+    return {"grad": lambda: F.grad(lambda v: (f(v) * v).sum())(x),
+            "vjp": lambda: F.vjp(f, x)[0],
+            "jvp": lambda: F.jvp(f, (x,), (lib.ones_like(x),))[1],
+            "jacrev": lambda: F.jacrev(f)(x),
+            "vmap of grad": lambda: F.vmap(F.grad(lambda v: (f(v) * v).sum()))(x.expand(2, 3).clone())}[how]()
+
+
+@pytest.mark.parametrize("how", ["grad", "vjp", "jvp", "jacrev", "vmap of grad"])
+@pytest.mark.parametrize("no_grad", [False, True], ids=["grad mode", "under no_grad"])
+def test_in_place_change_of_a_captured_tensor_is_refused_as_torchs(how, no_grad):
+    """torch's functorch refuses any in-place change of a tensor the transformed function did not
+    receive or make (its wrapper of a captured tensor is immutable), before anything is written;
+    gt ran the change, changing the captured tensor and differentiating as if it were a constant."""
+    for lib in _libs():
+        for name, change in CAPTURED_CHANGES.items():
+            c = lib.zeros(3, dtype=lib.float64)
+            x = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)
+
+            def f(v):
+                if no_grad:
+                    with lib.no_grad():
+                        change(c, v, lib)
+                else:
+                    change(c, v, lib)
+                return v * 2
+
+            kind, text = _outcome(lambda: _transformed(lib, how, f, x))
+            assert kind is RuntimeError and "that would mutate a captured Tensor" in text, (lib.__name__, name, text)
+            assert c.shape == (3,) and c.tolist() == [0.0, 0.0, 0.0], (lib.__name__, name)
+
+
+def _allowed_programs(lib):
+    F, f64 = lib.func, lib.float64
+    c = lib.tensor([0.5, -1.0, 2.0], dtype=f64)
+
+    def intermediate(x):
+        y = x * x
+        y.mul_(x)
+        return y.sum()
+
+    def made_inside(x):
+        z = lib.zeros(3, dtype=f64)
+        z.add_(x).mul_(c)
+        return (z * x).sum()
+
+    def clone_of_captured(x):
+        z = c.clone()
+        z[1] = x[0]
+        return (z * x).sum()
+
+    def input_detached(x):
+        x.detach().add_(0)        # a change of the input's memory: allowed, as torch's
+        return (x * c).sum()
+
+    def other_argument(x, k):      # not differentiated, but an input all the same
+        k.add_(1)
+        return (x * k).sum()
+
+    def inner_result_changed_outside(x):
+        g, z = F.grad(lambda y: ((y * 3).sum(), y * 3), has_aux=True)(x)
+        z.add_(1)
+        return (z * x * g).sum()
+
+    return {"intermediate": lambda x: F.grad(intermediate)(x),
+            "made inside": lambda x: F.grad(made_inside)(x),
+            "clone of captured": lambda x: F.grad(clone_of_captured)(x),
+            "input detached": lambda x: F.grad(input_detached)(x),
+            "other argument": lambda x: F.grad(other_argument)(x, lib.ones(3, dtype=f64)),
+            "inner result": lambda x: F.grad(inner_result_changed_outside)(x),
+            "jacrev made inside": lambda x: F.jacrev(lambda v: lib.zeros(3, dtype=f64).add_(v).mul_(v))(x)}
+
+
+def test_in_place_changes_torch_allows_inside_transforms_compute_as_torchs():
+    """Changes of tensors the function made or received (an intermediate, a clone, an argument
+    not differentiated, an inner transform's result) are no captured ones: computed as torch."""
+    torch = torch_or_skip()
+    ours, theirs = _allowed_programs(gt), _allowed_programs(torch)
+    x = np.array([1.0, -2.0, 3.0])
+    for name in ours:
+        got = ours[name](gt.tensor(x, dtype=gt.float64))
+        want = theirs[name](torch.tensor(x, dtype=torch.float64))
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_nested_transform_refuses_a_change_of_the_outer_functions_tensor():
+    """The inner function captures what the outer one made: torch refuses its change there."""
+    for lib in _libs():
+        def outer(x):
+            z = x * 1
+            g = lib.func.grad(lambda y: (z.add_(y) * y).sum())(x)
+            return (g * x).sum()
+
+        kind, text = _outcome(lambda: lib.func.grad(outer)(lib.tensor([1.0, 2.0], dtype=lib.float64)))
+        assert kind is RuntimeError and "captured Tensor" in text, lib.__name__
+
+
+def test_vmap_changes_a_captured_tensor_as_torch_or_refuses():
+    """torch's vmap changes a captured tensor once with values that are not batched, and refuses
+    batched ones; gt's runs func once per element: a change that gives the same result again
+    (fill_, zero_, an item assignment of a number) is made, one that would be made once per element
+    (add_ of a number) or that writes values made inside func is refused (it gave N-fold changes)."""
+    torch = torch_or_skip()
+    same = [lambda c, x: c.fill_(2.0), lambda c, x: c.zero_(), lambda c, x: c.__setitem__(0, 4.0)]
+    for change in same:
+        got = []
+        for lib in (gt, torch):
+            c = lib.ones(3, dtype=lib.float64)
+
+            def f(x):
+                change(c, x)
+                return x + c
+            got.append((lib.func.vmap(f)(lib.ones(2, 3, dtype=lib.float64)).tolist(), c.tolist()))
+        assert got[0] == got[1]
+    for change, torch_refuses in [(lambda c, x: c.add_(x), True), (lambda c, x: c.copy_(x), True),
+                                  (lambda c, x: c.__setitem__(0, x[0]), True), (lambda c, x: c.add_(1), False)]:
+        for lib in (gt, torch):
+            c = lib.zeros(3, dtype=lib.float64)
+
+            def f(x):
+                change(c, x)
+                return x + c
+            kind, _ = _outcome(lambda: lib.func.vmap(f)(lib.ones(2, 3, dtype=lib.float64)))
+            assert kind is (RuntimeError if lib is gt or torch_refuses else "ok")
+            assert c.tolist() == [0.0, 0.0, 0.0] or lib is torch
