@@ -139,18 +139,18 @@ def _qat_pair(backend):
     return pair
 
 
-@pytest.mark.parametrize("backend", ["x86", "qnnpack"])
-def test_qat_steps_then_convert_match_torch(backend):
-    tm, gm = _qat_pair(backend)
+def _train_in_lockstep(tm, gm, x_shape, out_features, steps=3):
+    """SGD steps on the same batches, gt's model loaded with torch's state before each: the outputs,
+    fake quantizers' parameters and observers' statistics, and gradients compared at each step."""
     assert list(gm.state_dict()) == list(tm.state_dict())
     assert [type(m).__name__ for m in gm.modules()] == [type(m).__name__ for m in tm.modules()]
     topt, gopt = torch.optim.SGD(tm.parameters(), lr=0.2), gt.optim.SGD(gm.parameters(), lr=0.2)
     rng = np.random.default_rng(1)
-    for step in range(3):
+    for step in range(steps):
         # the same state each step: every difference below is this step's, not rounding carried over
         gm.load_state_dict(_to_gt(tm.state_dict()))
-        x = rng.standard_normal((4, 3, 6, 6)).astype(np.float32)
-        target = rng.standard_normal((4, 5)).astype(np.float32)
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        target = rng.standard_normal((x_shape[0], out_features)).astype(np.float32)
         ty, gy = tm(torch.tensor(x)), gm(gt.tensor(x))
         # the float convolutions' and Linears' sums run in another order: their outputs, and so the
         # activations' observed min/max and scales, may differ in the last bit (never by a step here)
@@ -162,8 +162,8 @@ def test_qat_steps_then_convert_match_torch(backend):
             else:
                 np.testing.assert_allclose(_np(gstate[key]), _np(value), rtol=1e-6, atol=1e-7, err_msg=key)
         topt.zero_grad(), gopt.zero_grad()
-        ((ty - torch.tensor(target)) ** 2).mean().backward()
-        ((gy - gt.tensor(target)) ** 2).mean().backward()
+        ((ty.reshape(x_shape[0], -1) - torch.tensor(target)) ** 2).mean().backward()
+        ((gy.reshape(x_shape[0], -1) - gt.tensor(target)) ** 2).mean().backward()
         # a conv's bias before a training BatchNorm has gradient 0 but for rounding: tolerance from the largest
         largest = max(float(p.grad.abs().max()) for p in tm.parameters())
         for (name, tp), (gname, gp) in zip(tm.named_parameters(), gm.named_parameters()):
@@ -172,18 +172,53 @@ def test_qat_steps_then_convert_match_torch(backend):
                                        err_msg=f"{step} {name}")
         topt.step(), gopt.step()
     gm.load_state_dict(_to_gt(tm.state_dict()))
+
+
+def _converted_integers_match(tm, gm, names, x):
+    """``convert`` of both trained models: torch's repr, and every named layer's output integers."""
     tc, gc = tq.convert(tm.eval()), gq.convert(gm.eval())
     assert repr(gc).replace("gt.", "torch.") == repr(tc)
     seen = {}
-    for name in ("quant", "conv1", "conv2", "conv3", "fc1", "fc2"):
+    for name in names:
         for model, side in ((tc, "torch"), (gc, "gt")):
             getattr(model, name).register_forward_hook(lambda mod, i, out, k=(name, side): seen.__setitem__(k, out))
-    x = rng.standard_normal((3, 3, 6, 6)).astype(np.float32)
     _same(tc(torch.tensor(x)), gc(gt.tensor(x)), "converted output")
-    for name in ("quant", "conv1", "conv2", "conv3", "fc1", "fc2"):
+    for name in names:
         t, g = seen[name, "torch"], seen[name, "gt"]
         _same(t.int_repr(), g.int_repr(), name)
         assert (t.q_scale(), t.q_zero_point()) == (g.q_scale(), g.q_zero_point()), name
+
+
+@pytest.mark.parametrize("backend", ["x86", "qnnpack"])
+def test_qat_steps_then_convert_match_torch(backend):
+    tm, gm = _qat_pair(backend)
+    _train_in_lockstep(tm, gm, (4, 3, 6, 6), 5)
+    x = np.random.default_rng(3).standard_normal((3, 3, 6, 6)).astype(np.float32)
+    _converted_integers_match(tm, gm, ("quant", "conv1", "conv2", "conv3", "fc1", "fc2"), x)
+
+
+def test_conv3d_qat_and_conv1d_layer_match_torch():
+    models = []
+    for m, q in ((torch, tq), (gt, gq)):
+        model = m.nn.Sequential(q.QuantStub(), m.nn.Conv3d(2, 3, 2, padding=1), q.DeQuantStub())
+        model.qconfig = q.get_default_qat_qconfig("x86")
+        models.append(model)
+    models[1].load_state_dict(_to_gt(models[0].state_dict()))
+    tm, gm = (q.prepare_qat(model) for model, q in zip(models, (tq, gq)))
+    assert type(gm[1]) is gt.ao.nn.qat.Conv3d
+    _train_in_lockstep(tm, gm, (2, 2, 3, 3, 3), 3 * 4 * 4 * 4, steps=2)
+    _converted_integers_match(tm, gm, ("0", "1"), np.random.default_rng(4).standard_normal((2, 2, 3, 3, 3))
+                              .astype(np.float32))
+    layers = []
+    for m, q, qat in ((torch, tq, torch.ao.nn.qat), (gt, gq, gt.ao.nn.qat)):
+        conv = m.nn.Conv1d(2, 3, 3, padding=1)
+        conv.qconfig = q.get_default_qat_qconfig("x86")
+        layers.append(qat.Conv1d.from_float(conv))
+    layers[1].load_state_dict(_to_gt(layers[0].state_dict()))
+    x = np.random.default_rng(5).standard_normal((2, 2, 7)).astype(np.float32)
+    np.testing.assert_allclose(_np(layers[1](gt.tensor(x))), _np(layers[0](torch.tensor(x))), rtol=1e-6, atol=1e-6)
+    _same(layers[0].weight_fake_quant.scale, layers[1].weight_fake_quant.scale, "Conv1d weight scale")
+    assert type(layers[1].to_float()) is gt.nn.Conv1d
 
 
 def test_switches_bn_freezing_and_errors_are_torch_s():

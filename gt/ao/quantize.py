@@ -39,12 +39,13 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout})
 # the layers quantization-aware training trained (prepare_qat) become the same quantized ones
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
-    nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, iqat.LinearReLU: iq.LinearReLU,
-    iqat.ConvReLU2d: iq.ConvReLU2d, iqat.ConvBn2d: static.Conv2d, iqat.ConvBnReLU2d: iq.ConvReLU2d})
+    nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, nnqat.Conv3d: static.Conv3d,
+    iqat.LinearReLU: iq.LinearReLU, iqat.ConvReLU2d: iq.ConvReLU2d, iqat.ConvBn2d: static.Conv2d,
+    iqat.ConvBnReLU2d: iq.ConvReLU2d})
 # torch's fused QAT layers are _FusedModules too: convert swaps them whole (a ConvBn2d's bn stays inside)
 _SWAPPED_WHOLE = (intrinsic._FusedModule, iqat.LinearReLU, iqat.ConvReLU2d, iqat.ConvBn2d)
 DEFAULT_QAT_MODULE_MAPPINGS = {
-    Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, intrinsic.LinearReLU: iqat.LinearReLU,
+    Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, Conv3d: nnqat.Conv3d, intrinsic.LinearReLU: iqat.LinearReLU,
     intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvBn2d: iqat.ConvBn2d, intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
 _NOT_IN_GT = (BatchNorm1d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Embedding, EmbeddingBag,
@@ -92,7 +93,7 @@ def _add_observers(module, non_leaf=()):
         if isinstance(child, functional_modules.FloatFunctional):
             if getattr(child, "qconfig", None) is not None:
                 child.activation_post_process = child.qconfig.activation()
-        elif isinstance(child, intrinsic._FusedModule):
+        elif isinstance(child, _SWAPPED_WHOLE):
             _observe(child)
         else:
             _add_observers(child, non_leaf)

@@ -1,9 +1,9 @@
-"""torch.ao.nn.qat's ``Linear`` and ``Conv2d``: ``nn.Linear``/``nn.Conv2d`` whose forward uses
+"""torch.ao.nn.qat's ``Linear`` and ``Conv1d/2d/3d``: the float layers whose forward uses
 ``weight_fake_quant(weight)`` (the qconfig's weight fake quantizer, torch's straight-through
 gradient), made from a float layer by ``from_float`` (sharing its parameters) as ``prepare_qat``
 does, and turned back into one by ``to_float``."""
 
-from gt.nn import Conv2d as FloatConv2d, Linear as FloatLinear
+from gt.nn import Conv1d as FloatConv1d, Conv2d as FloatConv2d, Conv3d as FloatConv3d, Linear as FloatLinear
 from gt.nn.core_functions import linear
 from gt.nn.parameter import Parameter
 
@@ -60,10 +60,9 @@ class Linear(FloatLinear):
         return self.weight, self.bias
 
 
-class Conv2d(FloatConv2d):
-    """``conv2d(x, weight_fake_quant(weight), bias)``: (N, in_channels, H, W) -> (N, out_channels, H', W')."""
-
-    _FLOAT_MODULE = FloatConv2d
+class _ConvNd:
+    """The QAT convolution (mixed into ``nn.Conv1d/2d/3d``): ``conv(x, weight_fake_quant(weight),
+    bias)``, (N, in_channels, *spatial) -> (N, out_channels, *spatial')."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  padding_mode="zeros", qconfig=None, device=None, dtype=None):
@@ -77,10 +76,10 @@ class Conv2d(FloatConv2d):
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """The QAT form of ``mod`` (a float ``Conv2d``, or the fused ``ConvReLU2d`` for the fused
+        """The QAT form of ``mod`` (the float convolution, or the fused ``ConvReLU2d`` for the fused
         class) with its qconfig, sharing its weight and bias."""
         check_float(cls, mod)
-        if mod.__class__ is not FloatConv2d:
+        if mod.__class__ is not cls._FLOAT_CONV:
             mod = mod[0]
         qat = cls(mod.in_channels, mod.out_channels, mod.kernel_size, stride=mod.stride, padding=mod.padding,
                   dilation=mod.dilation, groups=mod.groups, bias=mod.bias is not None, padding_mode=mod.padding_mode,
@@ -89,14 +88,32 @@ class Conv2d(FloatConv2d):
         return qat
 
     def to_float(self):
-        """A float ``nn.Conv2d`` holding this layer's (unquantized) weight and bias."""
-        new = FloatConv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-                          self.dilation, self.groups, self.bias is not None, self.padding_mode)
+        """A float convolution holding this layer's (unquantized) weight and bias."""
+        new = self._FLOAT_CONV(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                               self.dilation, self.groups, self.bias is not None, self.padding_mode)
         _copy_parameters(new, self)
         return new
 
     def weight_bias_to_quantize(self):
         return self.weight, self.bias
+
+
+class Conv1d(_ConvNd, FloatConv1d):
+    """The QAT ``Conv1d`` (torch's; its default QAT mapping leaves ``nn.Conv1d`` float)."""
+
+    _FLOAT_MODULE = _FLOAT_CONV = FloatConv1d
+
+
+class Conv2d(_ConvNd, FloatConv2d):
+    """The QAT ``Conv2d``: (N, in_channels, H, W) -> (N, out_channels, H', W')."""
+
+    _FLOAT_MODULE = _FLOAT_CONV = FloatConv2d
+
+
+class Conv3d(_ConvNd, FloatConv3d):
+    """The QAT ``Conv3d``: (N, in_channels, D, H, W) -> (N, out_channels, D', H', W')."""
+
+    _FLOAT_MODULE = _FLOAT_CONV = FloatConv3d
 
 
 def _copy_parameters(new, qat):
