@@ -4,13 +4,16 @@ together before ``prepare`` (eval mode: a BatchNorm folds into the conv before i
 import copy
 
 from gt.ao.nn import intrinsic
-from gt.nn import BatchNorm1d, BatchNorm2d, Conv2d, Identity, Linear, ReLU
+from gt.nn import BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, Identity, Linear, ReLU
 from gt.nn.utils_extra import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 
 def _conv_bn(conv, bn, is_qat=False):
     if conv.training != bn.training:
         raise AssertionError("Conv and BN both must be in the same mode (train or eval).")
+    if is_qat and not isinstance(conv, Conv2d):
+        raise NotImplementedError(f"fuse_modules_qat: gt has no ConvBn{len(conv.kernel_size)}d; fuse "
+                                  f"{type(conv).__name__} and {type(bn).__name__} in eval mode")
     if is_qat:      # kept apart: quantization-aware training folds the BatchNorm at each step (ConvBn2d)
         if bn.num_features != conv.out_channels:
             raise AssertionError("Output channel of Conv2d must match num_features of BatchNorm2d")
@@ -26,7 +29,16 @@ def _conv_bn(conv, bn, is_qat=False):
 
 def _conv_bn_relu(conv, bn, relu, is_qat=False):
     fused = _conv_bn(conv, bn, is_qat)
-    return intrinsic.ConvBnReLU2d(conv, bn, relu) if is_qat else intrinsic.ConvReLU2d(fused, relu)
+    return intrinsic.ConvBnReLU2d(conv, bn, relu) if is_qat else _conv_relu(fused, relu)
+
+
+def _conv_relu(conv, relu, is_qat=False):
+    return {Conv1d: intrinsic.ConvReLU1d, Conv2d: intrinsic.ConvReLU2d, Conv3d: intrinsic.ConvReLU3d}[type(conv)](
+        conv, relu)
+
+
+def _bn_relu(bn, relu, is_qat=False):
+    return (intrinsic.BNReLU2d if isinstance(bn, BatchNorm2d) else intrinsic.BNReLU3d)(bn, relu)
 
 
 def _linear_bn(linear, bn, is_qat=False):
@@ -40,7 +52,15 @@ def _linear_bn(linear, bn, is_qat=False):
 _FUSERS = {
     (Conv2d, BatchNorm2d): _conv_bn,
     (Conv2d, BatchNorm2d, ReLU): _conv_bn_relu,
-    (Conv2d, ReLU): lambda conv, relu, is_qat=False: intrinsic.ConvReLU2d(conv, relu),
+    (Conv2d, ReLU): _conv_relu,
+    (Conv1d, BatchNorm1d): _conv_bn,
+    (Conv1d, BatchNorm1d, ReLU): _conv_bn_relu,
+    (Conv1d, ReLU): _conv_relu,
+    (Conv3d, BatchNorm3d): _conv_bn,
+    (Conv3d, BatchNorm3d, ReLU): _conv_bn_relu,
+    (Conv3d, ReLU): _conv_relu,
+    (BatchNorm2d, ReLU): _bn_relu,
+    (BatchNorm3d, ReLU): _bn_relu,
     (Linear, ReLU): lambda linear, relu, is_qat=False: intrinsic.LinearReLU(linear, relu),
     (Linear, BatchNorm1d): _linear_bn,
 }
@@ -85,7 +105,8 @@ def _set(model, name, value):
 def fuse_modules(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_modules, fuse_custom_config_dict=None):
     """``model`` (a copy unless ``inplace``) with each list of submodule names in ``modules_to_fuse``
     (or the one list) fused: the first name gets the fused module, the others ``Identity``. gt fuses
-    (Conv2d, BatchNorm2d), (Conv2d, BatchNorm2d, ReLU), (Conv2d, ReLU), (Linear, ReLU), (Linear, BatchNorm1d)."""
+    (ConvNd, BatchNormNd), (ConvNd, BatchNormNd, ReLU), (ConvNd, ReLU) for N = 1, 2, 3, (BatchNorm2d/3d,
+    ReLU), (Linear, ReLU), (Linear, BatchNorm1d)."""
     return _fuse(model, modules_to_fuse, inplace, fuser_func, False)
 
 

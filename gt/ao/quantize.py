@@ -10,10 +10,11 @@
 ``propagate_qconfig_``) and each quantizable leaf an ``activation_post_process`` observer run by a
 forward hook; ``convert`` puts the quantized module (``from_float``) in place of each observed one.
 gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``, the fused ``LinearReLU``/
-``ConvReLU2d``, ``FloatFunctional``, ``BatchNorm2d/3d``, ``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``,
-``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU`` and ``Dropout``; ``nn.ReLU``, ``nn.MaxPool2d`` and
-``flatten``/``reshape`` run on quantized tensors as they are. A module torch would convert and gt cannot
-(ConvTranspose, PReLU, Embedding, ...) with a qconfig makes ``convert`` raise NotImplementedError.
+``ConvReLU1d/2d/3d``/``BNReLU2d/3d``, ``FloatFunctional``, ``BatchNorm2d/3d``, ``LayerNorm``, ``GroupNorm``,
+``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU`` and ``Dropout``; ``nn.ReLU``,
+``nn.MaxPool2d`` and ``flatten``/``reshape`` run on quantized tensors as they are. A module torch would
+convert and gt cannot (ConvTranspose, PReLU, Embedding, ...) with a qconfig makes ``convert`` raise
+NotImplementedError.
 """
 
 import copy
@@ -36,7 +37,9 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     Conv1d: static.Conv1d, Conv3d: static.Conv3d, BatchNorm2d: qnorm.BatchNorm2d, BatchNorm3d: qnorm.BatchNorm3d,
     LayerNorm: qnorm.LayerNorm, GroupNorm: qnorm.GroupNorm, InstanceNorm1d: qnorm.InstanceNorm1d,
     InstanceNorm2d: qnorm.InstanceNorm2d, InstanceNorm3d: qnorm.InstanceNorm3d, ReLU6: qact.ReLU6,
-    Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout})
+    Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout,
+    intrinsic.ConvReLU1d: iq.ConvReLU1d, intrinsic.ConvReLU3d: iq.ConvReLU3d, intrinsic.BNReLU2d: iq.BNReLU2d,
+    intrinsic.BNReLU3d: iq.BNReLU3d})
 # the layers quantization-aware training trained (prepare_qat) become the same quantized ones
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, nnqat.Conv3d: static.Conv3d,

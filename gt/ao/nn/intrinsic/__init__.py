@@ -1,6 +1,6 @@
 """torch.ao.nn.intrinsic: the float fused modules ``fuse_modules`` makes (``LinearReLU``,
-``ConvReLU2d``: a layer and its ReLU kept together, so that ``convert`` quantizes them as one
-kernel), and their quantized forms in ``gt.ao.nn.intrinsic.quantized``."""
+``ConvReLU1d/2d/3d``, ``BNReLU2d/3d``: a layer and its ReLU kept together, so that ``convert``
+quantizes them as one kernel), and their quantized forms in ``gt.ao.nn.intrinsic.quantized``."""
 
 from gt.nn.containers import Sequential
 
@@ -23,6 +23,26 @@ class ConvReLU2d(_FusedModule):
         super().__init__(conv, relu)
 
 
+class ConvReLU1d(_FusedModule):
+    """``relu(conv(x))``: a ``Conv1d`` followed by a ``ReLU``, fused for quantization (Sequential's
+    ``(conv, relu)``)."""
+
+
+class ConvReLU3d(_FusedModule):
+    """``relu(conv(x))``: a ``Conv3d`` followed by a ``ReLU``, fused for quantization (Sequential's
+    ``(conv, relu)``)."""
+
+
+class BNReLU2d(_FusedModule):
+    """``relu(batch_norm(x))``: a ``BatchNorm2d`` followed by a ``ReLU``, fused for quantization
+    (Sequential's ``(batch_norm, relu)``)."""
+
+
+class BNReLU3d(_FusedModule):
+    """``relu(batch_norm(x))``: a ``BatchNorm3d`` followed by a ``ReLU``, fused for quantization
+    (Sequential's ``(batch_norm, relu)``)."""
+
+
 class ConvBn2d(_FusedModule):
     """``bn(conv(x))``: a ``Conv2d`` and its ``BatchNorm2d``, kept apart for quantization-aware
     training (``fuse_modules_qat``; eval-mode fusion folds them into one Conv2d instead)."""
@@ -40,4 +60,5 @@ class ConvBnReLU2d(_FusedModule):
 
 from gt.ao.nn.intrinsic import qat, quantized  # noqa: E402  (their modules name the float ones above)
 
-__all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "LinearReLU", "qat", "quantized"]
+__all__ = ["BNReLU2d", "BNReLU3d", "ConvBn2d", "ConvBnReLU2d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU",
+           "qat", "quantized"]

@@ -15,4 +15,5 @@ from gt.ao.nn.quantized.static import Conv1d, Conv2d, Conv3d, DeQuantize, Linear
 
 __all__ = ["BatchNorm2d", "BatchNorm3d", "Conv1d", "Conv2d", "Conv3d", "DeQuantize", "Dropout", "ELU", "Embedding",
            "EmbeddingBag", "FloatFunctional", "GroupNorm", "Hardswish", "InstanceNorm1d", "InstanceNorm2d",
-           "InstanceNorm3d", "LayerNorm", "LeakyReLU", "Linear", "QFunctional", "Quantize", "ReLU6", "Sigmoid", "dynamic"]
+           "InstanceNorm3d", "LayerNorm", "LeakyReLU", "Linear", "QFunctional", "Quantize", "ReLU6", "Sigmoid",
+           "dynamic"]

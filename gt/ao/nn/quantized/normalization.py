@@ -17,6 +17,8 @@ class _BatchNorm(QuantizedRepr):
     (N, C, ...) quint8 input, requantized to ``scale``/``zero_point``."""
 
     _DIMS = None
+    _FUSED_RELU = False
+    _FLOAT_FUSED = ()       # the float fused types from_float unwraps (intrinsic's BNReLU2d)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
         super().__init__(num_features, eps, momentum, True, True)
@@ -26,11 +28,13 @@ class _BatchNorm(QuantizedRepr):
         if input.ndim != self._DIMS:      # torch's kernel's words
             raise RuntimeError(f"Expecting the input tensor of rank {self._DIMS}.")
         return K.batch_norm(input, self.weight, self.bias, self.running_mean, self.running_var, self.eps,
-                            float(self.scale), int(self.zero_point))
+                            float(self.scale), int(self.zero_point), self._FUSED_RELU)
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         scale, zero_point = output_qparams(mod)
+        if isinstance(mod, cls._FLOAT_FUSED):
+            mod = mod[0]
         new = cls(mod.num_features, mod.eps)
         new.weight, new.bias = mod.weight, mod.bias
         new.running_mean, new.running_var = mod.running_mean, mod.running_var
