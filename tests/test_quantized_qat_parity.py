@@ -200,14 +200,15 @@ def test_qat_steps_then_convert_match_torch(backend):
 def test_conv3d_qat_and_conv1d_layer_match_torch():
     models = []
     for m, q in ((torch, tq), (gt, gq)):
-        model = m.nn.Sequential(q.QuantStub(), m.nn.Conv3d(2, 3, 2, padding=1), q.DeQuantStub())
+        model = m.nn.Sequential(q.QuantStub(), m.nn.Conv3d(2, 3, 2, padding=1), m.nn.ReLU(), m.nn.Conv3d(3, 2, 1),
+                                q.DeQuantStub())
         model.qconfig = q.get_default_qat_qconfig("x86")
-        models.append(model)
+        models.append(q.fuse_modules_qat(model.train(), ["1", "2"]))
     models[1].load_state_dict(_to_gt(models[0].state_dict()))
     tm, gm = (q.prepare_qat(model) for model, q in zip(models, (tq, gq)))
-    assert type(gm[1]) is gt.ao.nn.qat.Conv3d
-    _train_in_lockstep(tm, gm, (2, 2, 3, 3, 3), 3 * 4 * 4 * 4, steps=2)
-    _converted_integers_match(tm, gm, ("0", "1"), np.random.default_rng(4).standard_normal((2, 2, 3, 3, 3))
+    assert (type(gm[1]), type(gm[3])) == (gt.ao.nn.intrinsic.qat.ConvReLU3d, gt.ao.nn.qat.Conv3d)
+    _train_in_lockstep(tm, gm, (2, 2, 3, 3, 3), 2 * 4 * 4 * 4, steps=2)
+    _converted_integers_match(tm, gm, ("0", "1", "3"), np.random.default_rng(4).standard_normal((2, 2, 3, 3, 3))
                               .astype(np.float32))
     layers = []
     for m, q, qat in ((torch, tq, torch.ao.nn.qat), (gt, gq, gt.ao.nn.qat)):

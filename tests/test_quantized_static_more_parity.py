@@ -211,6 +211,31 @@ def test_models_convert_to_torch_s_integers(build, fuse, shape):
     assert np.array_equal(got.numpy(), want.numpy())
 
 
+@pytest.mark.parametrize("bag", [False, True])
+def test_embeddings_convert_with_float_qparams_as_torch_s(bag):
+    def build(lib):
+        layer = lib.nn.EmbeddingBag(12, 6, mode="sum") if bag else lib.nn.Embedding(12, 6)
+        return lib.nn.Sequential(layer)
+    torch.manual_seed(5)
+    tm = build(torch).eval()
+    gm = build(gt).eval()
+    gm.load_state_dict(tm.state_dict())
+    tm.qconfig, gm.qconfig = tq.float_qparams_weight_only_qconfig, gq.float_qparams_weight_only_qconfig
+    tp, gp = tq.prepare(tm), gq.prepare(gm)
+    assert sorted(gp.state_dict()) == sorted(tp.state_dict())
+    tc, gc = tq.convert(tp), gq.convert(gp)
+    assert repr(gc).replace("gt.", "torch.") == repr(tc)
+    assert list(gc.state_dict()) == list(tc.state_dict())
+    indices = np.random.default_rng(6).integers(0, 12, size=(4, 3))
+    want = tc(torch.from_numpy(indices))
+    assert np.array_equal(gc(gt.tensor(indices)).numpy(), want.numpy())
+    for qconfig in (tq, gq):
+        model = build(torch if qconfig is tq else gt).eval()
+        model.qconfig = qconfig.default_qconfig
+        with pytest.raises(AssertionError, match="only supported with float_qparams_weight_only_qconfig"):
+            qconfig.convert(qconfig.prepare(model))
+
+
 def test_misuse_raises_torch_s_errors():
     x = as_quantized(_input(np.random.default_rng(5), (2, 4, 3), False))
     with pytest.raises(RuntimeError, match="expected a quantized input"):
@@ -233,3 +258,6 @@ def test_misuse_raises_torch_s_errors():
     prepared(gt.randn(2, 3))
     with pytest.raises(NotImplementedError, match="PReLU"):
         gq.convert(prepared)
+    model = gt.nn.Sequential(gt.nn.BatchNorm1d(3)).eval()      # not in torch's mapping: left float, as torch
+    model.qconfig = gq.default_qconfig
+    assert type(gq.convert(gq.prepare(model))[0]) is gt.nn.BatchNorm1d

@@ -44,12 +44,13 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, nnqat.Conv3d: static.Conv3d,
     iqat.LinearReLU: iq.LinearReLU, iqat.ConvReLU2d: iq.ConvReLU2d, iqat.ConvBn2d: static.Conv2d,
-    iqat.ConvBnReLU2d: iq.ConvReLU2d})
+    iqat.ConvBnReLU2d: iq.ConvReLU2d, iqat.ConvReLU3d: iq.ConvReLU3d})
 # torch's fused QAT layers are _FusedModules too: convert swaps them whole (a ConvBn2d's bn stays inside)
-_SWAPPED_WHOLE = (intrinsic._FusedModule, iqat.LinearReLU, iqat.ConvReLU2d, iqat.ConvBn2d)
+_SWAPPED_WHOLE = (intrinsic._FusedModule, iqat.LinearReLU, iqat.ConvReLU2d, iqat.ConvReLU3d, iqat.ConvBn2d)
 DEFAULT_QAT_MODULE_MAPPINGS = {
     Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, Conv3d: nnqat.Conv3d, intrinsic.LinearReLU: iqat.LinearReLU,
-    intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvBn2d: iqat.ConvBn2d, intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
+    intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvReLU3d: iqat.ConvReLU3d, intrinsic.ConvBn2d: iqat.ConvBn2d,
+    intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
 _NOT_IN_GT = (BatchNorm1d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Embedding, EmbeddingBag,
               MultiheadAttention, PReLU)

@@ -37,6 +37,14 @@ def quantize_weight(weight):
         return quantize_per_channel(w, scale, -1 * low / scale, 0, dtypes.quint8)
 
 
+def check_qconfig(mod):
+    """torch's ``from_float`` check: a float module whose ``qconfig`` (``convert``'s) observes its
+    weight other than per row with float qparams is refused."""
+    weight = getattr(getattr(mod, "qconfig", None), "weight", None)
+    if weight is not None and weight().qscheme != per_channel_affine_float_qparams:
+        raise AssertionError("Embedding quantization is only supported with float_qparams_weight_only_qconfig.")
+
+
 class Embedding(Module):
     """Rows of a quint8 weight-only quantized table: ``indices`` (any shape, int32/int64) ->
     float32 (*indices.shape, embedding_dim), torch's ``QuantizedEmbedding``. ``weight()`` is the
@@ -62,8 +70,9 @@ class Embedding(Module):
         self.set_weight(_weight)
 
     @classmethod
-    def from_float(cls, mod):
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The quantized form of the float ``nn.Embedding`` ``mod`` (its weight quantized now)."""
+        check_qconfig(mod)
         return cls(mod.num_embeddings, mod.embedding_dim, _weight=quantize_weight(mod.weight))
 
     def set_weight(self, w):

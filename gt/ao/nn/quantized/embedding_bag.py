@@ -10,7 +10,7 @@ kernel: a ``"mean"`` bag is summed) and drops ``padding_idx``; ``max_norm`` is n
 """
 
 from gt import autograd, dtypes
-from gt.ao.nn.quantized.embedding import Embedding, quantize_weight
+from gt.ao.nn.quantized.embedding import Embedding, check_qconfig, quantize_weight
 from gt.tensor import creation, functions
 
 
@@ -29,6 +29,7 @@ class EmbeddingBag(Embedding):
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The quantized form of the float ``nn.EmbeddingBag`` ``mod`` (its weight quantized now)."""
+        check_qconfig(mod)
         return cls(mod.num_embeddings, mod.embedding_dim, mode=mod.mode, include_last_offset=mod.include_last_offset,
                    _weight=quantize_weight(mod.weight))
 

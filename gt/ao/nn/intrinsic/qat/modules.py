@@ -1,4 +1,4 @@
-"""torch.ao.nn.intrinsic.qat's modules: ``LinearReLU`` and ``ConvReLU2d`` (the QAT layer, then a
+"""torch.ao.nn.intrinsic.qat's modules: ``LinearReLU`` and ``ConvReLU2d/3d`` (the QAT layer, then a
 ReLU), and ``ConvBn2d``/``ConvBnReLU2d``: a Conv2d trained with its BatchNorm2d folded into the
 weight before fake quantization (torch's ``_forward_approximate``: ``w * gamma / sqrt(running_var +
 eps)`` fake-quantized, the conv's output divided by that factor again, then the BatchNorm itself,
@@ -26,6 +26,15 @@ class ConvReLU2d(qat.Conv2d):
     """``relu(conv2d(x, weight_fake_quant(weight), bias))``; from the float fused ``ConvReLU2d``."""
 
     _FLOAT_MODULE = intrinsic.ConvReLU2d
+
+    def forward(self, input):
+        return relu(self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias))
+
+
+class ConvReLU3d(qat.Conv3d):
+    """``relu(conv3d(x, weight_fake_quant(weight), bias))``; from the float fused ``ConvReLU3d``."""
+
+    _FLOAT_MODULE = intrinsic.ConvReLU3d
 
     def forward(self, input):
         return relu(self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias))
