@@ -11,10 +11,10 @@
 forward hook; ``convert`` puts the quantized module (``from_float``) in place of each observed one.
 gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``, the fused ``LinearReLU``/
 ``ConvReLU1d/2d/3d``/``BNReLU2d/3d``, ``FloatFunctional``, ``BatchNorm2d/3d``, ``LayerNorm``, ``GroupNorm``,
-``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU`` and ``Dropout``; ``nn.ReLU``,
-``nn.MaxPool2d`` and ``flatten``/``reshape`` run on quantized tensors as they are. A module torch would
-convert and gt cannot (ConvTranspose, PReLU, Embedding, ...) with a qconfig makes ``convert`` raise
-NotImplementedError.
+``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU``, ``Dropout`` and (with
+``float_qparams_weight_only_qconfig``) ``Embedding``/``EmbeddingBag``; ``nn.ReLU``, ``nn.MaxPool2d`` and
+``flatten``/``reshape`` run on quantized tensors as they are. A module torch would convert and gt cannot
+(ConvTranspose, PReLU, MultiheadAttention) with a qconfig makes ``convert`` raise NotImplementedError.
 """
 
 import copy
@@ -24,7 +24,9 @@ from gt.ao import fake_quantize, observer, qconfig as qc
 from gt.ao.nn import intrinsic, qat as nnqat
 from gt.ao.nn.intrinsic import qat as iqat, quantized as iq
 from gt.ao.nn.quantized import activation as qact, functional_modules, normalization as qnorm, static
-from gt.nn import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
+from gt.ao.nn.quantized.embedding import Embedding as QuantizedEmbedding
+from gt.ao.nn.quantized.embedding_bag import EmbeddingBag as QuantizedEmbeddingBag
+from gt.nn import (BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
                    ConvTranspose3d, Dropout, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d,
                    InstanceNorm2d, InstanceNorm3d, LayerNorm, LeakyReLU, Linear, MultiheadAttention, PReLU, ReLU6,
                    Sequential)
@@ -39,7 +41,7 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     InstanceNorm2d: qnorm.InstanceNorm2d, InstanceNorm3d: qnorm.InstanceNorm3d, ReLU6: qact.ReLU6,
     Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout,
     intrinsic.ConvReLU1d: iq.ConvReLU1d, intrinsic.ConvReLU3d: iq.ConvReLU3d, intrinsic.BNReLU2d: iq.BNReLU2d,
-    intrinsic.BNReLU3d: iq.BNReLU3d})
+    intrinsic.BNReLU3d: iq.BNReLU3d, Embedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag})
 # the layers quantization-aware training trained (prepare_qat) become the same quantized ones
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, nnqat.Conv3d: static.Conv3d,
@@ -52,8 +54,7 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
     intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvReLU3d: iqat.ConvReLU3d, intrinsic.ConvBn2d: iqat.ConvBn2d,
     intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
-_NOT_IN_GT = (BatchNorm1d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Embedding, EmbeddingBag,
-              MultiheadAttention, PReLU)
+_NOT_IN_GT = (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, MultiheadAttention, PReLU)
 
 
 def get_default_static_quant_module_mappings():
