@@ -54,44 +54,53 @@ class BatchNorm3d(_BatchNorm, _BatchNorm3d):
     _DIMS = 5
 
 
-class LayerNorm(QuantizedRepr, _LayerNorm):
+class _Affine(QuantizedRepr):
+    """What the statistics' normalizations share: the float module's ``weight``/``bias`` (or None)
+    and the output's ``scale``/``zero_point`` buffers."""
+
+    def _keep(self, weight, bias, scale, zero_point):
+        self.weight, self.bias = weight, bias
+        register_qparams(self, scale, zero_point)
+
+    def _affine_out(self):
+        """(weight, bias, eps, scale, zero_point): the kernels' last arguments."""
+        return self.weight, self.bias, self.eps, float(self.scale), int(self.zero_point)
+
+
+class LayerNorm(_Affine, _LayerNorm):
     """Layer norm of (..., *normalized_shape) quint8 input over its last dims, requantized to
     ``scale``/``zero_point``; ``weight``/``bias`` the float module's (or None)."""
 
     def __init__(self, normalized_shape, weight, bias, scale, zero_point, eps=1e-5, elementwise_affine=True,
                  device=None, dtype=None):
         super().__init__(normalized_shape, eps=eps, elementwise_affine=elementwise_affine)
-        self.weight, self.bias = weight, bias
-        register_qparams(self, scale, zero_point)
+        self._keep(weight, bias, scale, zero_point)
 
     def forward(self, input):
-        return K.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps, float(self.scale),
-                            int(self.zero_point))
+        return K.layer_norm(input, self.normalized_shape, *self._affine_out())
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         return cls(mod.normalized_shape, mod.weight, mod.bias, *output_qparams(mod), mod.eps, mod.elementwise_affine)
 
 
-class GroupNorm(QuantizedRepr, _GroupNorm):
+class GroupNorm(_Affine, _GroupNorm):
     """Group norm of (N, C, ...) quint8 input, requantized to ``scale``/``zero_point``."""
 
     def __init__(self, num_groups, num_channels, weight, bias, scale, zero_point, eps=1e-5, affine=True,
                  device=None, dtype=None):
         super().__init__(num_groups, num_channels, eps, affine)
-        self.weight, self.bias = weight, bias
-        register_qparams(self, scale, zero_point)
+        self._keep(weight, bias, scale, zero_point)
 
     def forward(self, input):
-        return K.group_norm(input, self.num_groups, self.weight, self.bias, self.eps, float(self.scale),
-                            int(self.zero_point))
+        return K.group_norm(input, self.num_groups, *self._affine_out())
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         return cls(mod.num_groups, mod.num_channels, mod.weight, mod.bias, *output_qparams(mod), mod.eps, mod.affine)
 
 
-class _InstanceNorm(QuantizedRepr):
+class _InstanceNorm(_Affine):
     """Instance norm of (N, C, ...) quint8 input (each sample's channel over its positions),
     requantized to ``scale``/``zero_point``."""
 
@@ -100,11 +109,10 @@ class _InstanceNorm(QuantizedRepr):
         super().__init__(num_features, eps, 0.1, affine, track_running_stats)
         # torch's from_float passes ``affine`` where ``momentum`` goes (a bool there), and keeps it; so does gt
         self.momentum = momentum
-        self.weight, self.bias = weight, bias
-        register_qparams(self, scale, zero_point)
+        self._keep(weight, bias, scale, zero_point)
 
     def forward(self, input):
-        return K.instance_norm(input, self.weight, self.bias, self.eps, float(self.scale), int(self.zero_point))
+        return K.instance_norm(input, *self._affine_out())
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
