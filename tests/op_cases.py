@@ -92,7 +92,7 @@ case("function", "Pow", lambda a, b: gt.pow(a, b), XP, randn(4, seed=4), torch_f
 case("rpow", "Pow", lambda a: 2.0 ** a, X)
 case("rpow_half", "Pow", lambda a: 0.5 ** a, X)
 case("scalar", "Maximum", lambda a: a.maximum(0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(min=0.03))
-case("scalar", "Minimum", lambda a: gt.minimum(a, 0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(max=0.03))
+case("scalar", "Minimum", lambda a: a.minimum(0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(max=0.03))
 
 UNARY = [(), (5,), (3, 4), (2, 3, 4)]
 for shape in UNARY:

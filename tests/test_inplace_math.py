@@ -99,9 +99,9 @@ def test_comparisons_in_place_write_zeros_and_ones_in_the_tensors_dtype(name, dt
     if name != "logical_not":     # the out-of-place method and the gt. function: torch's bools
         np.testing.assert_array_equal(getattr(gt.tensor(v), name)(gt.tensor(o)).numpy(),
                                       getattr(torch.tensor(v), name)(torch.tensor(o)).numpy())
-        zero = torch.tensor(0) if name.startswith("logical") else 0   # torch's logical ops want a tensor
-        np.testing.assert_array_equal(getattr(gt, name)(gt.tensor(v), 0).numpy(),
-                                      getattr(torch, name)(torch.tensor(v), zero).numpy())
+        logical = name.startswith("logical")        # torch's logical ops want a tensor (gt's too)
+        np.testing.assert_array_equal(getattr(gt, name)(gt.tensor(v), gt.tensor(0) if logical else 0).numpy(),
+                                      getattr(torch, name)(torch.tensor(v), torch.tensor(0) if logical else 0).numpy())
 
 
 def test_a_comparison_in_place_on_the_tape_cuts_the_gradient_as_torch():

@@ -12,10 +12,10 @@ kernel size. Each calls the ``nn.functional`` function, so values, gradients and
 
 from gt.nn import functional as F
 from gt.nn.functional import (adaptive_avg_pool1d, bilinear, conv1d, conv2d, conv3d, conv_transpose1d,  # noqa: F401
-                              conv_transpose2d, conv_transpose3d, cosine_similarity, pairwise_distance, pixel_shuffle,
-                              pixel_unshuffle)
+                              conv_transpose2d, conv_transpose3d, cosine_similarity, pixel_shuffle, pixel_unshuffle)
 from gt.tensor import where
 from gt.tensor.core import Tensor
+from gt.tensor.number_first import tensors_only
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "dropout",
            "alpha_dropout", "feature_alpha_dropout", "pdist", "channel_shuffle", "layer_norm", "native_layer_norm",
@@ -73,11 +73,13 @@ def channel_shuffle(input, groups):
 
 def selu(input):
     """SELU: ``scale * (max(0, x) + min(0, alpha * (exp(x) - 1)))``."""
+    tensors_only("selu", ("input", input))
     return F.selu(input)
 
 
 def celu(input, alpha=1.0):
     """CELU: ``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
+    tensors_only("celu", ("input", input))
     return F.celu(input, alpha)
 
 
@@ -101,16 +103,19 @@ def threshold(input, threshold, value):
 
 def hardshrink(input, lambd=0.5):
     """``input`` where ``|input| > lambd``, 0 elsewhere."""
+    tensors_only("hardshrink", ("input", input))
     return F.hardshrink(input, lambd)
 
 
 def celu_(input, alpha=1.0):
     """``celu`` in place: ``input`` changed and returned."""
+    tensors_only("celu_", ("input", input))
     return F.celu_(input, alpha)
 
 
 def selu_(input):
     """``selu`` in place: ``input`` changed and returned."""
+    tensors_only("selu_", ("input", input))
     return F.selu_(input)
 
 
@@ -183,9 +188,17 @@ def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=
 
 
 # ---- losses -------------------------------------------------------------------------------------------
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """``nn.functional.pairwise_distance``: ``||x1 - x2 + eps||_p`` over the last dim, of two tensors
+    (a Python number is refused, as torch's top level refuses it)."""
+    tensors_only("pairwise_distance", ("x1", x1), ("x2", x2))
+    return F.pairwise_distance(x1, x2, p, eps, keepdim)
+
+
 def kl_div(input, target, reduction=0, *, log_target=False):
     """``nn.functional.kl_div`` with an int ``reduction`` (default 0: elementwise); 1 (mean) averages
     over every element (without the warning of ``F.kl_div``'s 'mean': torch's top level gives none)."""
+    tensors_only("kl_div", ("input", input), ("target", target))
     reduction = _reduction(reduction, "kl_div")
     loss = F.kl_div(input, target, reduction="none" if reduction == "mean" else reduction, log_target=log_target)
     return loss.mean() if reduction == "mean" else loss
@@ -193,6 +206,7 @@ def kl_div(input, target, reduction=0, *, log_target=False):
 
 def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction=0):
     """``nn.functional.binary_cross_entropy_with_logits`` with an int ``reduction``."""
+    tensors_only("binary_cross_entropy_with_logits", ("input", input), ("target", target))
     return F.binary_cross_entropy_with_logits(input, target, weight=weight, pos_weight=pos_weight,
                                               reduction=_reduction(reduction, "binary_cross_entropy_with_logits"))
 
@@ -205,11 +219,13 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
 
 def margin_ranking_loss(input1, input2, target, margin=0.0, reduction=0):
     """``max(0, -target * (input1 - input2) + margin)``, reduced."""
+    tensors_only("margin_ranking_loss", ("input1", input1), ("input2", input2), ("target", target))
     return F.margin_ranking_loss(input1, input2, target, margin, _reduction(reduction, "margin_ranking_loss"))
 
 
 def hinge_embedding_loss(input, target, margin=1.0, reduction=0):
     """``input`` where ``target`` is 1, ``max(0, margin - input)`` where it is -1, reduced."""
+    tensors_only("hinge_embedding_loss", ("input", input), ("target", target))
     return F.hinge_embedding_loss(input, target, margin, _reduction(reduction, "hinge_embedding_loss"))
 
 
@@ -220,6 +236,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction=0):
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, reduction=0):
     """``max(d(a, p) - d(a, n) + margin, 0)`` with the ``p``-norm distance, reduced."""
+    tensors_only("triplet_margin_loss", ("anchor", anchor), ("positive", positive), ("negative", negative))
     return F.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap,
                                  _reduction(reduction, "triplet_margin_loss"))
 

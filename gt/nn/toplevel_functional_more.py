@@ -14,6 +14,7 @@ from gt.nn.rnn_cells import gru_step, lstm_step, rnn_step
 from gt.ops import linalg
 from gt.tensor import ones_like, rand
 from gt.tensor.core import Tensor
+from gt.tensor.number_first import tensors_only
 
 __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "dropout_", "alpha_dropout_", "feature_dropout",
            "feature_dropout_", "feature_alpha_dropout_", "native_channel_shuffle", "affine_grid_generator",
@@ -220,6 +221,7 @@ def conv_tbc(input, weight, bias, pad=0):
 def norm_except_dim(v, pow=2, dim=0):
     """The ``pow``-norm of ``v`` over every dim but ``dim``, kept as size-1 dims (weight norm's
     ``g``); ``dim=-1`` is the norm of all of ``v`` (0-d), as torch's."""
+    tensors_only("norm_except_dim", ("v", v))
     v = _tensor(v, "norm_except_dim")
     if dim == -1:
         return v.norm(pow)

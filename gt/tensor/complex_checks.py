@@ -30,6 +30,17 @@ def refuse_complex(x, kernel, message=None):
                                   f"'{dtypes.torch_type_name(x.dtype.name)}': torch has no complex kernel for it")
 
 
+def refuse_complex_pair(a, b, kernel):
+    """``refuse_complex`` for the operands ``a`` (a tensor) and ``b`` (a tensor or a number) of a
+    binary kernel that has no complex form (``remainder``, ``floor_divide``), as torch's."""
+    if isinstance(b, complex) and not a.dtype.is_complex:       # the pair's dtype: a's width, complex
+        name = dtypes.COMPLEX_OF.get(a.dtype.name, dtypes.to_dtype(complex)).name
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(name)}': torch has no "
+                                  f"complex kernel for it")
+    refuse_complex(a, kernel)
+    refuse_complex(b, kernel)
+
+
 def is_mixed(a, b):
     """Whether one of the tensors ``a``, ``b`` is complex and the other is not."""
     return isinstance(a, function.Tensor) and isinstance(b, function.Tensor) and \
@@ -64,6 +75,9 @@ def check_lerp(start, end, weight):
     real part returned: the result stays real, as torch's). Returns the weight to use."""
     refuse_mixed(start, end, "lerp", "start and end")
     refuse_mixed(start, weight, "lerp", "start and weight")
+    if not start.dtype.differentiable and getattr(end, "dtype", None) is start.dtype:     # integers, bools
+        kernel = "lerp_kernel_tensor" if isinstance(weight, function.Tensor) else "lerp_kernel_scalar"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(start.dtype.name)}'")
     if isinstance(weight, complex) and not start.dtype.is_complex and weight.imag != 0:
         raise RuntimeError(f"value cannot be converted to type {cpp_name(start.dtype)} without overflow "
                            f"(lerp: the complex weight {weight!r} for a real tensor)")

@@ -21,6 +21,7 @@ from gt.tensor.random_methods import check_random_range
 from gt.tensor._args import _alias, _fill
 from gt.tensor.inplace_math import complex_parts
 from gt.tensor.int_scalars import checked_scalar
+from gt.tensor.number_first import tensors_only
 from gt.tensor.shape import _shape_args
 from gt.tensor.wide_uints import refuse_dtype
 
@@ -166,11 +167,13 @@ def _like(t, arr, requires_grad):
 
 @accepts_device
 def zeros_like(t, dtype=None, requires_grad=False):
+    tensors_only("zeros_like", ("input", t))
     return _like(t, B.zeros(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 
 @accepts_device
 def ones_like(t, dtype=None, requires_grad=False):
+    tensors_only("ones_like", ("input", t))
     return _like(t, B.ones(t.shape, _float(dtype or t.dtype)), requires_grad)
 
 

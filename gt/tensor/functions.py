@@ -7,6 +7,7 @@ from gt.tensor._args import _pick
 from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
+from gt.tensor.number_first import NUMBERS, call_number_first, refuse_number, tensors_only
 
 
 def _tensors(tensors, op):
@@ -72,9 +73,14 @@ def stack(tensors, axis=None, *, dim=None):
 
 
 _NOT_GIVEN = object()
+# the functions whose second argument torch takes only as a tensor (gt's methods take a number there)
+_TENSOR_OTHER = frozenset(("maximum", "minimum", "logical_and", "logical_or", "logical_xor", "allclose", "equal",
+                           "dot", "outer", "mm", "mv", "bmm", "lerp", "dist"))
 
 
 def _method(name):
+    tensor_other = name in _TENSOR_OTHER
+
     def fn(x=_NOT_GIVEN, *args, **kwargs):
         if "input" in kwargs:                # torch's keyword for the tensor: gt.exp(input=t)
             if x is not _NOT_GIVEN:
@@ -84,11 +90,13 @@ def _method(name):
             raise TypeError(f"gt.{name}() missing 1 required argument: 'input'")
         if not isinstance(x, Tensor):
             x = _operand(x, name)
-            if not isinstance(x, Tensor):   # a Python number: torch refuses it too
-                if args and type(args[0]) is not Tensor and getattr(args[0], "is_nested", False):
-                    return args[0]._number_first(name, x, **kwargs)     # but a nested tensor has its rule
-                raise TypeError(f"gt.{name}(): argument 'input' must be a tensor or an array, "
-                                f"not {type(x).__name__} ({x!r}); use gt.tensor({x!r})")
+            if not isinstance(x, Tensor):   # a Python number: a tensor where torch takes one, else its TypeError
+                other = args[0] if args else None
+                if type(other) is not Tensor and getattr(other, "is_nested", False):
+                    return other._number_first(name, x, **kwargs)     # a nested tensor has its rule
+                return call_number_first(name, x, args, kwargs)
+        if tensor_other and args and isinstance(args[0], NUMBERS):
+            refuse_number(name, "other", 2, args[0])
         return getattr(x, name)(*args, **kwargs)
 
     fn.__name__ = name
@@ -151,12 +159,14 @@ def numel(t):
 def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """``(var, mean)`` over ``dim``, as ``torch.var_mean``: torch's default ``correction=1``
     (unbiased), and its older forms ``var_mean(x, unbiased)`` and ``var_mean(x, dim, unbiased)``."""
+    tensors_only("var_mean", ("input", x))
     dim, correction = _correction(dim, unbiased, correction)
     return _moments(x, dim, keepdim, correction, False)
 
 
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """``(std, mean)`` over ``dim``, as ``torch.std_mean`` (the forms of ``var_mean``)."""
+    tensors_only("std_mean", ("input", x))
     dim, correction = _correction(dim, unbiased, correction)
     return _moments(x, dim, keepdim, correction, True)
 

@@ -28,6 +28,7 @@ from gt.ops._shapes import numel
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand
 from gt.tensor.complex_checks import refuse_complex
+from gt.tensor.number_first import NUMBERS, refuse_number, tensors_only
 from gt.tensor.scatter_methods import index_tensor
 from gt.tensor.wide_uints import refuse, refuse_einsum
 
@@ -185,6 +186,7 @@ def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, 
         raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     if side == "left" and right:
         raise ValueError(f"searchsorted: side={side!r} and right={right!r} contradict each other; give one of them")
+    tensors_only("searchsorted", ("sorted_sequence", sorted_sequence))      # values may be a number
     seq, values = _operand(sorted_sequence, "searchsorted"), _operand(values, "searchsorted")
     if not isinstance(seq, Tensor) or seq.ndim == 0:
         raise ValueError(f"searchsorted: sorted_sequence must be a tensor of at least 1 dim, got {seq!r}")
@@ -224,6 +226,8 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
         >>> gt.bucketize(gt.tensor([0.5, 2.0, 9.0]), gt.tensor([1.0, 2.0, 3.0])).tolist()
         [0, 1, 3]
     """
+    if isinstance(boundaries, NUMBERS):                 # input may be a number, as torch's
+        refuse_number("bucketize", "boundaries", 2, boundaries)
     boundaries = _operand(boundaries, "bucketize")
     if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
         raise ValueError(f"bucketize: boundaries must be a 1-D tensor, got shape {getattr(boundaries, 'shape', ())}")

@@ -115,12 +115,19 @@ def checked_alpha(x, other, alpha, fn):
     bool alpha only where the result is bool (``x_float.add_(y, alpha=True)`` raises, as torch's),
     and where the result is bool, alpha read as a bool (``b.add(b, alpha=2)`` is ``b | b``) and a
     float or complex one refused. Returns the alpha to use; only called for a bool alpha or a bool
-    ``x`` (any other result keeps its alpha as it is)."""
+    ``x``, or one that is not an int (a float one refused for an integer result, a complex one for
+    a real result, as torch's)."""
     result = promotion.result_dtype(x, other, fn=fn)
     if result is not dtypes.bool_:
         if type(alpha) is bool:
             raise RuntimeError(f"{fn}: Boolean alpha only supported for Boolean results (got alpha={alpha!r} for a "
                                f"{result!r} result; pass alpha={int(alpha)})")
+        if isinstance(alpha, complex) and not result.is_complex:
+            raise RuntimeError(f"{fn}: for non-complex input tensors, argument alpha must not be a complex number "
+                               f"(got alpha={alpha!r} for a {result!r} result)")
+        if isinstance(alpha, float) and not result.differentiable:
+            raise RuntimeError(f"{fn}: for integral input tensors, argument alpha must not be a floating point number "
+                               f"(got alpha={alpha!r} for a {result!r} result)")
         return alpha
     if isinstance(alpha, (float, complex)):
         raise RuntimeError(f"{fn}: for integral input tensors, argument alpha must not be a floating point number "

@@ -6,9 +6,9 @@ Every function keeps the shape of its input (binary ones: the broadcast shape of
 and bool tensors become float32 first, as in torch; values outside a function's domain are NaN
 (``asin(2)``), at its poles inf (``atanh(1)``), as in torch, without warnings.
 
-Where gt differs from torch: the binary functions take a Python number on either side (torch's
-``atan2``, ``hypot`` and ``logaddexp`` want two tensors, and refuse two integer tensors that gt
-turns into float32); ``prod`` takes ``dim=None`` (all elements, with ``keepdim`` too) and a
+Where gt differs from torch: ``atan2``, ``hypot`` and ``logaddexp`` take two integer tensors,
+which gt turns into float32 (torch refuses them; a Python number there both refuse, as torch's
+argument parser does); ``prod`` takes ``dim=None`` (all elements, with ``keepdim`` too) and a
 tuple of dims, where torch takes one int.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
@@ -26,6 +26,7 @@ from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
 from gt.tensor.complex_checks import is_complex_operand
 from gt.tensor.complex_math import complex_logaddexp
 from gt.tensor.nested_operands import nested_pair
+from gt.tensor.number_first import tensors_only
 from gt.tensor.wide_uints import refuse_op, refuse_target
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -91,18 +92,21 @@ def xlogy(input, other):
 @nested_pair
 def atan2(input, other):
     """The angle of the point ``(other, input)`` in radians, in [-pi, pi] (``torch.atan2``)."""
+    tensors_only("atan2", ("input", input), ("other", other))
     return binary_math("atan2", input, other)
 
 
 @nested_pair
 def hypot(input, other):
     """``sqrt(input**2 + other**2)`` without overflow (``torch.hypot``)."""
+    tensors_only("hypot", ("input", input), ("other", other))
     return binary_math("hypot", input, other)
 
 
 @nested_pair
 def logaddexp(input, other):
     """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``; complex too)."""
+    tensors_only("logaddexp", ("input", input), ("other", other))
     if is_complex_operand(input) or is_complex_operand(other):
         return complex_logaddexp(input, other)
     return binary_math("logaddexp", input, other)

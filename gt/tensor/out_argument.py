@@ -21,6 +21,7 @@ from gt.ops.exact_value import NoDerivative
 from gt.tensor import inplace_grad
 from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
+from gt.tensor.number_first import NO_OUT_NUMBER_FIRST, NUMBERS
 
 
 def with_out(fn, name=None):
@@ -38,6 +39,9 @@ def with_out(fn, name=None):
 
 
 def _call_out(fn, name, args, kwargs, out):
+    if name in NO_OUT_NUMBER_FIRST and args and isinstance(args[0], NUMBERS):
+        raise TypeError(f"{name}() received an invalid combination of arguments - got ({type(args[0]).__name__}, "
+                        f"Tensor, out=Tensor): torch's {name} with a number first takes no out=")
     record = False
     if name not in _UNRECORDED and autograd.is_grad_enabled() and _requires_grad(args, kwargs, out):
         inputs = _requires_grad(args, kwargs, ())

@@ -5,6 +5,7 @@ same name, so values, dtypes, gradients and sharding are the method's.
 """
 
 from gt.tensor.core import Tensor
+from gt.tensor.number_first import tensors_only
 
 __all__ = ["positive", "ravel", "unflatten", "swapdims", "hsplit", "vsplit", "dsplit", "split_with_sizes",
            "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes", "narrow_copy", "nansum", "nanmean", "cross",
@@ -101,6 +102,7 @@ def vdot(input, other):
 
 def ger(input, vec2):
     """``outer(input, vec2)``."""
+    tensors_only("ger", ("input", input), ("vec2", vec2))
     return _input(input, "ger").outer(vec2)
 
 

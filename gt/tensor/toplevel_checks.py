@@ -4,7 +4,6 @@ torch's error types, with messages that name the value."""
 import builtins
 
 from gt import dtypes
-from gt.tensor.arithmetic import _operand
 from gt.tensor.core import Tensor
 
 
@@ -20,15 +19,6 @@ def _no_out(out, fn):
     if out is not None:
         raise TypeError(f"gt.{fn}(): out= is not supported (gt tensors are not written in place by functions); "
                         f"use the returned tensor")
-
-
-def _one_tensor(a, b, fn):
-    """``(a, b)`` with arrays made tensors; TypeError unless at least one is a tensor."""
-    a, b = _operand(a, fn), _operand(b, fn)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{fn}(): expected at least one tensor argument, got {type(a).__name__} and "
-                        f"{type(b).__name__}")
-    return a, b
 
 
 def _check_alpha(x, other, alpha, fn):

@@ -15,14 +15,15 @@ import warnings
 from gt import dtypes
 from gt.backend import B
 from gt.tensor.device_methods import moved, parse_device
-from gt.tensor.arithmetic import _number_beside, _operand
+from gt.tensor.arithmetic import _operand
+from gt.tensor.number_first import wrapped_number
 from gt.tensor.rounded_division import ROUNDING_MODES
 from gt.tensor.core import Tensor
 from gt.tensor.creation import arange, from_numpy, full, tensor
 from gt.tensor.functions import cat
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
-from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _one_tensor, _tensor_arg
+from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _tensor_arg
 from gt.tensor.int_scalars import checked_alpha
 from gt.tensor.wide_uints import ordered_keys, refuse_isin
 
@@ -93,18 +94,21 @@ def fill(input, value):
 # ---- arithmetic ----------------------------------------------------------------------------------
 def multiply(input, other):
     """``input * other`` (torch's ``mul``): broadcasting and torch's dtype promotion."""
-    a, b = _one_tensor(input, other, "multiply")
-    if not isinstance(a, Tensor) and type(b) is not Tensor and b.is_nested:
-        return b._number_first("multiply", a)       # gt.nested's rule for a number on the left
+    a, b = _operand(input, "multiply"), _operand(other, "multiply")
+    if not isinstance(a, Tensor):
+        if type(b) is not Tensor and getattr(b, "is_nested", False):
+            return b._number_first("multiply", a)       # gt.nested's rule for a number on the left
+        a = wrapped_number(a, b)
     return a * b
 
 
 def subtract(input, other, *, alpha=1):
     """``input - alpha * other``."""
-    a, b = _one_tensor(input, other, "subtract")
-    if not isinstance(a, Tensor) and type(b) is not Tensor and b.is_nested:
+    a, b = _operand(input, "subtract"), _operand(other, "subtract")
+    if not isinstance(a, Tensor) and type(b) is not Tensor and getattr(b, "is_nested", False):
         return b._number_first("subtract", a, alpha=alpha)      # gt.nested's rule for a number on the left
     _check_no_bool(a, b)
+    a = a if isinstance(a, Tensor) else wrapped_number(a, b)
     _check_alpha(a, b, alpha, "subtract")
     if type(alpha) is bool:       # raises: with no bool operand the result is never bool
         checked_alpha(a, b, alpha, "subtract")
@@ -132,11 +136,11 @@ def divide(input, other, *, rounding_mode=None):
     if rounding_mode not in ROUNDING_MODES:
         raise RuntimeError(f"divide expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                            f"{rounding_mode!r}")
-    a, b = _one_tensor(input, other, "divide")
+    a, b = _operand(input, "divide"), _operand(other, "divide")
     if not isinstance(a, Tensor):
-        if type(b) is not Tensor and b.is_nested:
+        if type(b) is not Tensor and getattr(b, "is_nested", False):
             return b._number_first("divide", a, rounding_mode=rounding_mode)   # gt.nested's rule
-        a = _number_beside(a, b)
+        a = wrapped_number(a, b)
     return a.div(b, rounding_mode=rounding_mode)
 
 
