@@ -209,7 +209,6 @@ def test_comparisons_of_whole_tensors_are_torchs():
     (lambda x: x.mm(x.reshape(-1)), "mm: expected two 2-D tensors"),
     (lambda x: x.dot(x), "dot: expected two 1-D tensors"),
     (lambda x: x.reshape(2, 2, 3).t(), "at most 2 dims"),
-    (lambda x: x.narrow(1, 3, 2), "do not fit"),
     (lambda x: x.gather(1, gt.tensor([0, 1])), "integer tensor of 2 dims"),
     (lambda x: x.gather(1, gt.zeros(4, 1, dtype=gt.int64)), "larger than the input"),
     (lambda x: x.index_select(0, gt.tensor([[0]])), "1-D integer tensor"),

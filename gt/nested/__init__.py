@@ -27,6 +27,7 @@ from gt.nested import jagged_setitem as _jagged_setitem
 from gt.nested import jagged_views as _jagged_views
 from gt.nested import refuse as _refuse
 from gt.nested import strided as _strided
+from gt.nested import strided_views as _strided_views
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, jagged
 from gt.nested.strided import StridedNestedTensor
 from gt.tensor import Tensor, arange, cat, creation
@@ -40,6 +41,7 @@ _jagged_ops.install()
 _jagged_views.install()
 _jagged_reductions.install()
 _strided.install()
+_strided_views.install()
 _jagged_extra.install()
 _jagged_setitem.install()
 _refuse.refuse_the_rest()

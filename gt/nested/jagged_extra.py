@@ -6,14 +6,15 @@ torch's cached sequence lengths (``_max_seqlen``/``_min_seqlen``: computed once,
 ops that keep the offsets) and the private attributes programs read (``_values``, ``_offsets``,
 ``_lengths``, ``_ragged_idx``). Installed on ``NestedTensor`` by ``install()``."""
 
-from gt.nested.jagged_ops import UNARY, _binary, _operand, to_padded_tensor as _padded
+from gt.nested.jagged_ops import TENSOR_OTHER, UNARY, _binary, _operand, to_padded_tensor as _padded
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
 from gt.nested.jagged_views import expand
 from gt.tensor import Tensor
 
 BINARY = ("bitwise_and", "bitwise_or", "bitwise_xor", "__xor__", "__rxor__", "logical_xor", "hypot", "copysign",
           "fmax", "fmin", "xlogy", "float_power", "logaddexp", "nextafter", "isclose", "arctan2", "greater", "less",
-          "greater_equal", "less_equal", "not_equal", "multiply", "subtract")
+          "greater_equal", "less_equal", "not_equal", "multiply", "subtract", "logaddexp2", "ldexp", "igamma",
+          "igammac", "heaviside", "gcd", "lcm", "bitwise_left_shift", "bitwise_right_shift", "__lshift__", "__rshift__")
 INPLACE_BINARY = ("atan2_", "fmod_", "remainder_", "hypot_", "copysign_", "maximum_", "minimum_", "bitwise_and_",
                   "bitwise_or_", "bitwise_xor_", "logical_and_", "logical_or_", "logical_xor_", "true_divide_",
                   "lerp_", "xlogy_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "float_power_")
@@ -25,6 +26,8 @@ def _reflected(self, op, other, *args, **kwargs):
     a number is its to take or refuse). ``other`` broadcasts as a binary op's operand (gathered
     per sequence where it has the batch dim)."""
     name = op if isinstance(op, str) else op.__name__
+    if not isinstance(other, Tensor) and name in TENSOR_OTHER:      # torch parses its arguments first
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(other).__name__}")
     left = _operand(self, other, name)
     if isinstance(op, str):
         out = getattr(left, op)(self._nt_values, *args, **kwargs)
@@ -42,12 +45,43 @@ def _refuse_reflected(self, op, other, *args, **kwargs):
 def _inplace(name):
     def method(self, *args, **kwargs):
         args = [_operand(self, a, name.strip("_")) if isinstance(a, Tensor) else a for a in args]
+        kwargs = {k: _operand(self, a, name.strip("_")) if isinstance(a, Tensor) else a for k, a in kwargs.items()}
         getattr(self._nt_values, name)(*args, **kwargs)
         return self
 
     method.__name__ = name
     method.__doc__ = f"``{name}`` of ``values`` in place (a tensor operand: as a binary op's); itself."
     return method
+
+
+def clamp(self, min=None, max=None):
+    """Each element limited to [``min``, ``max``]: numbers, or one tensor bound (a binary op's
+    operand: dense, or nested of this structure) as torch's pointwise rule; two tensor bounds are
+    refused, as torch 2.13's (``aten.clamp.Tensor``)."""
+    if isinstance(min, Tensor) and isinstance(max, Tensor):
+        raise NotImplementedError("aten.clamp.Tensor")
+    low, high = (_operand(self, b, "clamp") if isinstance(b, Tensor) else b for b in (min, max))
+    return self._like(self._nt_values.clamp(low, high))
+
+
+def clamp_min(self, min):
+    """``clamp(min=min)``."""
+    return clamp(self, min=min)
+
+
+def clamp_max(self, max):
+    """``clamp(max=max)``."""
+    return clamp(self, max=max)
+
+
+def _pointwise(self, fn, op, *args):
+    """``fn(*args)`` with this nested tensor among ``args`` (``gt.special``'s functions): torch's
+    rule for a pointwise op, ``fn`` of ``values`` with the other tensor as a binary op's operand;
+    three tensors are refused, as torch's."""
+    if sum(isinstance(a, Tensor) for a in args) > 2:
+        raise NotImplementedError(f"aten.{op}.default")
+    return self._like(fn(*(self._nt_values if a is self else _operand(self, a, op) if isinstance(a, Tensor) else a
+                           for a in args)))
 
 
 def lerp(self, end, weight):
@@ -148,7 +182,8 @@ def install():
     methods.update({name: _inplace(method) for name, method in AUGMENTED.items()})
     methods.update({name: _refused(name, message) for name, message in REFUSED.items()})
     methods.update(_reflected=_reflected, _number_first=_number_first, lerp=lerp, broadcast_to=broadcast_to,
-                   tolist=tolist, to_padded_tensor=to_padded_tensor)
+                   tolist=tolist, to_padded_tensor=to_padded_tensor, clamp=clamp, clip=clamp, clamp_min=clamp_min,
+                   clamp_max=clamp_max, _pointwise=_pointwise)
     for name, method in methods.items():
         setattr(NestedTensor, name, method)
     NestedTensor._max_seqlen = property(lambda self: _seqlen(self, "max_seqlen"), doc="The longest sequence (cached).")

@@ -38,8 +38,22 @@ def _unary(name):
     return method
 
 
+# the binary methods that take only a tensor (a number: torch's TypeError), with the argument's name
+TENSOR_OTHER = {**dict.fromkeys(("maximum", "minimum", "logical_and", "logical_or", "logical_xor", "atan2", "arctan2",
+                                 "hypot", "fmax", "fmin", "nextafter", "logaddexp", "logaddexp2", "ldexp", "igamma",
+                                 "igammac", "gcd", "lcm"), "other"), "heaviside": "values"}
+
+
+def tensor_other(name, args):
+    """torch's TypeError where ``name`` takes only a tensor and ``args[0]`` is a number."""
+    if name in TENSOR_OTHER and args and not isinstance(args[0], Tensor):
+        raise TypeError(f"{name}(): argument '{TENSOR_OTHER[name]}' (position 1) must be Tensor, not "
+                        f"{type(args[0]).__name__}")
+
+
 def _binary(name):
     def method(self, other, *args, **kwargs):
+        tensor_other(name, (other,))
         return self._like(getattr(self._nt_values, name)(_operand(self, other, name.strip("_")), *args, **kwargs))
 
     method.__name__ = name
@@ -205,7 +219,7 @@ def _softmax(name):
 def transpose(self, dim0, dim1):
     """Two dims swapped; the ragged dim may move (not the batch dim), as torch's."""
     d0, d1 = (_dims(self, d, "transpose")[0] for d in (dim0, dim1))
-    if 0 in (d0, d1) and d0 != d1:
+    if 0 in (d0, d1):
         if self._nt_ragged in (d0, d1):
             raise ValueError("Transpose is not supported on the batch dimension for jagged NT")
         raise RuntimeError("transpose(): not supported for NestedTensor on dim=0")
@@ -213,7 +227,18 @@ def transpose(self, dim0, dim1):
         return self._like(self._nt_values)
     r = self._nt_ragged
     r = d1 if r == d0 else d0 if r == d1 else r
-    return self._like(self._nt_values.transpose(d0 - 1, d1 - 1), r, not self._nt_transposed)
+    values = self._nt_values.transpose(d0 - 1, d1 - 1)
+    return self._like(values, r, view_transposed(self, values, flip=True))
+
+
+def view_transposed(self, values, flip=False):
+    """``_nt_transposed`` of a view ``values`` of this one's values: torch's contiguity rule (a
+    dense tensor's: dims of size 1 do not count) read off ``values`` where gt lays them out as
+    torch (this one's flag says what its values say), else this one's flag (``flip``: negated,
+    a transpose of values gt made in another layout than torch, as attention's output)."""
+    if self._nt_transposed == (not self._nt_values.is_contiguous()):
+        return not values.is_contiguous()
+    return self._nt_transposed != flip
 
 
 def _view(name):
@@ -272,8 +297,10 @@ def unsqueeze(self, dim):
     return self._like(self._nt_values.unsqueeze(d - 1), r)
 
 
-def squeeze(self, dim):
+def squeeze(self, dim=None):
     """The dim ``dim`` (of size 1; not the batch or ragged dim) removed."""
+    if dim is None or not isinstance(dim, int):
+        raise NotImplementedError("aten.squeeze.default" if dim is None else "aten.squeeze.dims")
     d = _dims(self, dim, "squeeze")[0]
     if d in (0, self._nt_ragged):
         raise RuntimeError("squeeze(): not supported for NestedTensor on the batch or ragged dim")

@@ -5,7 +5,7 @@ of one structure, ``where``/``masked_fill``, the in-place ops (``mul_``, ``add_`
 torch 2.13's (the batch and ragged dims refused with torch's errors). Installed on
 ``NestedTensor`` by ``install()``."""
 
-from gt.nested.jagged_ops import _dims, _operand
+from gt.nested.jagged_ops import _dims, _operand, view_transposed
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
 from gt.tensor import cat as _cat
 from gt.tensor import stack as _stack
@@ -51,13 +51,15 @@ def select(self, dim, index):
     if self._nt_lengths is not None:
         raise ValueError("select(): not yet supported on dim != 0 for non-contiguous nested tensor with holes")
     d = _inner(self, dim, "select")
-    return self._like(self._nt_values.select(d - 1, index), _shifted(self, d, 1))
+    values = self._nt_values.select(d - 1, index)
+    return self._like(values, _shifted(self, d, 1), view_transposed(self, values))
 
 
 def narrow(self, dim, start, length):
     """``length`` entries from ``start`` along a dim that is not the batch or ragged dim (a view)."""
     d = _inner(self, dim, "narrow")
-    return self._like(self._nt_values.narrow(d - 1, start, length))
+    values = self._nt_values.narrow(d - 1, start, length)
+    return self._like(values, transposed=view_transposed(self, values))
 
 
 def split(self, split_size_or_sections, dim=0):
@@ -133,6 +135,7 @@ def _inplace(name):
     def method(self, *args, **kwargs):
         args = [_operand(self, a, name.strip("_")) if isinstance(a, NestedBase) or i == 0 else a
                 for i, a in enumerate(args)]
+        kwargs = {k: _operand(self, a, name.strip("_")) if isinstance(a, NestedBase) else a for k, a in kwargs.items()}
         getattr(self._nt_values, name)(*args, **kwargs)
         return self
 

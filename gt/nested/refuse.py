@@ -3,6 +3,7 @@ op (torch's ``aten.cumsum.default`` for the jagged layout; its "Could not run 'a
 arguments from the 'NestedTensorCPU' backend" for the strided one), instead of running a dense
 op on storage a nested tensor does not have."""
 
+from gt.nested.jagged_ops import tensor_other
 from gt.nested.jagged_tensor import NestedBase, NestedTensor
 from gt.nested.strided import StridedNestedTensor
 from gt.tensor import Tensor
@@ -35,6 +36,7 @@ def _strided_message(name):
 
 def _refuser(name, message, as_property):
     def refuse(self, *args, **kwargs):
+        tensor_other(name, args)        # torch parses its arguments first
         raise NotImplementedError(message(name))
 
     refuse.__name__ = name

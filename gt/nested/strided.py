@@ -4,6 +4,7 @@ this layout runs once per tensor (a Python loop over the batch: the jagged layou
 computing on one dense tensor); the others raise NotImplementedError naming the op, as torch's
 "Could not run 'aten::exp' with arguments from the 'NestedTensorCPU' backend"."""
 
+from gt.nested.jagged_ops import TENSOR_OTHER
 from gt.nested.jagged_tensor import NestedBase
 from gt.nn import functional as F
 from gt.tensor import Tensor, cat, stack
@@ -18,10 +19,14 @@ AUGMENTED = {"__iadd__": "add_", "__imul__": "mul_"}
 _NUMBER_FIRST = {"add": None, "sub": None, "subtract": None, "mul": None, "multiply": None, "div": None, "divide": None,
                  "true_divide": None, "remainder": "remainder.Scalar_Tensor", "floor_divide": "floor_divide",
                  "pow": "pow.Scalar", "float_power": "pow.Scalar"}
-BINARY = ("add", "sub", "mul", "div", "__add__", "__sub__", "__mul__", "__truediv__", "gt", "ge", "lt", "le",
-          "__gt__", "__ge__", "__lt__", "__le__", "__radd__", "__rmul__", "eq", "masked_fill")
-_BY_NUMBER = ("mul", "div", "__mul__", "__truediv__", "__rmul__", "add", "__add__", "__radd__", "sub", "__sub__", "gt",
-              "ge", "lt", "le", "__gt__", "__ge__", "__lt__", "__le__", "eq")
+# torch 2.13's binary ops on this layout: the arithmetic with a nested tensor of the same sizes, a 0-d
+# tensor or a number; eq with a 0-d tensor or a number; gt/ge with a number (lt, le, ne refused)
+ARITHMETIC = ("add", "sub", "mul", "div", "true_divide", "divide", "multiply", "subtract", "__add__", "__sub__",
+              "__mul__", "__truediv__", "__radd__", "__rmul__")
+ORDER = {"gt": "gt", "ge": "ge", "greater": "gt", "greater_equal": "ge", "__gt__": "gt", "__ge__": "ge"}
+BINARY = (*ARITHMETIC, *ORDER, "eq", "__eq__", "masked_fill")
+_EQ_NESTED = "eq does not support nested tensor as other value."
+_NOT_NESTED = "Expected both self and other to be nested, but got a {} self and {} other"
 
 
 def _irregular(dim):
@@ -32,19 +37,27 @@ class StridedNestedTensor(NestedBase):
     """A strided nested tensor (torch's default nested layout); made by ``gt.nested.nested_tensor``
     or ``as_nested_tensor`` without ``layout=gt.jagged``."""
 
-    __slots__ = ("_nt_parts", "_nt_leaf", "_nt_retains")
+    __slots__ = ("_nt_parts", "_nt_leaf", "_nt_retains", "_nt_layout")
     layout = property(lambda self: strided, doc="``gt.strided``.")
 
     @classmethod
     def _make(cls, parts, leaf=False):
         t = object.__new__(cls)
-        t._nt_parts, t._nt_leaf, t._nt_retains = tuple(parts), leaf, False
+        t._nt_parts, t._nt_leaf, t._nt_retains, t._nt_layout = tuple(parts), leaf, False, None
         t._ctx = t._grad_value = t._grad_factors = None
         t._retains_grad, t._requires_grad = False, False
         return t
 
-    def _map(self, fn):
-        return StridedNestedTensor._make([fn(p) for p in self._nt_parts])
+    def _map(self, fn, keep_layout=False):
+        """``fn`` of each tensor; ``keep_layout``: torch's result keeps this one's strides and offsets
+        (``clone``, a binary op with a number), else it is packed."""
+        out = StridedNestedTensor._make([fn(p) for p in self._nt_parts])
+        return out._keep(self) if keep_layout else out
+
+    def _keep(self, other):
+        """Itself with ``other``'s strides and offsets (a result of ``other``'s sizes)."""
+        self._nt_layout = other._nt_layout
+        return self
 
     dtype = property(lambda self: self._nt_parts[0].dtype)
     device = property(lambda self: self._nt_parts[0].device)
@@ -86,19 +99,9 @@ class StridedNestedTensor(NestedBase):
 
     nelement = numel
 
-    def is_contiguous(self, memory_format=None):
-        """Whether each of its tensors is contiguous."""
-        return all(p.is_contiguous() for p in self._nt_parts)
-
     def values(self):
         """The tensors' elements, flattened one after the other (torch's buffer; differentiable)."""
         return cat([p.reshape(-1) for p in self._nt_parts])
-
-    def unbind(self, dim=0):
-        """Its tensors (dim 0 only)."""
-        if dim != 0:
-            raise RuntimeError("unbind(): only supported for NestedTensor on dim=0")
-        return self._nt_parts
 
     def __getitem__(self, index):
         """``nt[i]``: the i-th tensor; ``nt[i, ...]``: indexing it."""
@@ -150,10 +153,6 @@ class StridedNestedTensor(NestedBase):
             self._nt_leaf = requires_grad
         return self
 
-    def contiguous(self, memory_format=None):
-        """Itself where contiguous, else its tensors made contiguous."""
-        return self if self.is_contiguous() else self._map(lambda p: p.contiguous())
-
     def softmax(self, axis=None, dtype=None, *, dim=None):
         """``softmax`` of each tensor along ``dim`` (not 0)."""
         dim = axis if dim is None else dim
@@ -168,14 +167,9 @@ class StridedNestedTensor(NestedBase):
                                f"{dim} instead.")
         if not keepdim:
             raise RuntimeError("NestedTensor always requires keepdim=True for now.")
+        if not self.is_contiguous():
+            raise RuntimeError("NestedTensor does not support reductions when the input is noncontiguous for now.")
         return self._map(lambda p: p.sum(-1, keepdim=True, dtype=dtype))
-
-    def transpose(self, dim0, dim1):
-        """Each tensor's dims ``dim0``, ``dim1`` swapped (not dim 0)."""
-        d0, d1 = dim0 % self.dim(), dim1 % self.dim()
-        if 0 in (d0, d1):
-            raise RuntimeError("Nested tensor dimension 0 cannot be transposed")
-        return self._map(lambda p: p.transpose(d0 - 1, d1 - 1))
 
     def view(self, *shape):
         """Each tensor viewed as ``shape[1:]`` (``shape[0]``: the batch size)."""
@@ -189,15 +183,20 @@ class StridedNestedTensor(NestedBase):
         """``chunks`` nested tensors along the last dim."""
         if dim % self.dim() != self.dim() - 1:
             raise RuntimeError("Chunk for nested tensors is currently only supported for the last dimension.")
+        if not self.is_contiguous():
+            raise RuntimeError("chunk expects `self` to be contiguous.")
+        if len({p.shape[-1] for p in self._nt_parts}) > 1:
+            raise RuntimeError("Expected all tensors in nested tensor to have the same trailing dimension, instead "
+                               f"last dimension equals: {[p.shape[-1] for p in self._nt_parts]}")
         pieces = [p.chunk(chunks, -1) for p in self._nt_parts]
-        return tuple(StridedNestedTensor._make(group) for group in zip(*pieces))
-
-    def unsqueeze(self, dim):
-        """A dim of size 1 inserted in each tensor (not at 0)."""
-        d = dim % (self.dim() + 1)
-        if d == 0:
-            raise RuntimeError("unsqueeze(): not supported for NestedTensor on dim=0")
-        return self._map(lambda p: p.unsqueeze(d - 1))
+        strides, offsets = self._layout()
+        out, start = [], 0
+        for group in zip(*pieces):      # views: torch's strides, each piece's offset further along the last dim
+            piece = StridedNestedTensor._make(group)
+            piece._nt_layout = (strides, tuple(o + start * s[-1] for o, s in zip(offsets, strides)))
+            out.append(piece)
+            start += group[0].shape[-1]
+        return tuple(out)
 
     def __matmul__(self, other):
         """Each tensor times the other nested tensor's tensor of the same index."""
@@ -233,9 +232,22 @@ def _view(self, shape, name):
     return self._map(lambda p: getattr(p, name)(shape[1:]))
 
 
+def _require_contiguous(self):
+    """torch's refusal of a pointwise op (or an in-place one) on a non-contiguous strided nested
+    tensor (``transpose``, ``select``... give one: gt/nested/strided_views.py)."""
+    if not self.is_contiguous():
+        raise RuntimeError("NestedTensor must be contiguous to get buffer.")
+
+
 def _unary(name):
     def method(self, *args, **kwargs):
-        return self._map(lambda p: getattr(p, name)(*args, **kwargs))
+        if name in ("clone", "detach"):
+            return self._map(lambda p: getattr(p, name)(*args, **kwargs), keep_layout=True)
+        parts = [getattr(p, name)(*args, **kwargs) for p in self._nt_parts]
+        if all(a is b for a, b in zip(parts, self._nt_parts)):     # ``float()`` of float32, ``cpu()``: itself
+            return self
+        _require_contiguous(self)
+        return StridedNestedTensor._make(parts)
 
     method.__name__ = name
     method.__doc__ = f"``{name}`` of each tensor."
@@ -244,23 +256,65 @@ def _unary(name):
 
 def _binary(name):
     def method(self, other, *args, **kwargs):
+        if name == "masked_fill" and isinstance(other, StridedNestedTensor):
+            return StridedNestedTensor._make([p.masked_fill(m, *args, **kwargs) for p, m in
+                                              zip(self._nt_parts, _same_batch(self, other))])._keep(self)
+        if name in ORDER and (isinstance(other, Tensor) or kwargs):
+            raise NotImplementedError(_refusal(ORDER[name] + ".Tensor"))
+        if kwargs.get("rounding_mode") is not None:
+            raise NotImplementedError(_refusal("div.Tensor_mode"))
         if isinstance(other, StridedNestedTensor):
+            if name in ("eq", "__eq__"):
+                raise RuntimeError(_EQ_NESTED)
             parts = _same_batch(self, other)
             if any(a.shape != b.shape for a, b in zip(self._nt_parts, parts)):
                 raise RuntimeError(f"{name}: the nested tensors' sizes differ")
             return StridedNestedTensor._make([getattr(a, name)(b, *args, **kwargs)
                                               for a, b in zip(self._nt_parts, parts)])
-        if isinstance(other, Tensor) or name not in _BY_NUMBER:
-            raise RuntimeError("Expected both self and other to be nested, but got a nested self and non-nested other")
-        return self._map(lambda p: getattr(p, name)(other, *args, **kwargs))
+        if isinstance(other, Tensor) and other.ndim and name != "masked_fill":
+            raise RuntimeError(_NOT_NESTED.format(*(("non-nested", "nested") if name.startswith("__r") else
+                                                    ("nested", "non-nested"))))
+        return self._map(lambda p: getattr(p, name)(other, *args, **kwargs), keep_layout=True)
 
     method.__name__ = name
-    method.__doc__ = f"``{name}`` with a nested tensor of the same sizes (tensor by tensor) or a number."
+    method.__doc__ = (f"``{name}`` with a nested tensor of the same sizes (tensor by tensor), a 0-d tensor or a "
+                      "number, as torch 2.13's.")
     return method
+
+
+def _refusal(op):
+    return NotImplementedError(f"Could not run 'aten::{op}' with arguments from the 'NestedTensorCPU' backend (a "
+                               "strided nested tensor in gt; layout=gt.jagged supports more ops)")
+
+
+def _reflected_dense(name, refused):
+    """``x - nt``, ``x / nt`` of a 0-d tensor ``x`` (torch computes them; a number it refuses, as
+    ``aten::rsub`` and ``aten::reciprocal``)."""
+    def method(self, other):
+        if not isinstance(other, Tensor):
+            raise _refusal(refused)
+        if other.ndim:
+            raise RuntimeError(_NOT_NESTED.format("non-nested", "nested"))
+        return self._map(lambda p: getattr(p, name)(other), keep_layout=True)
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}`` with a 0-d tensor on the left, as torch 2.13's."
+    return method
+
+
+def _reflected(self, op, other, *args, **kwargs):
+    """A dense tensor on the left of a binary op (``gt.eq(x, nt)``, ``x > nt``): refused, as torch's."""
+    name = op if isinstance(op, str) else op.__name__
+    if not isinstance(other, Tensor) and (name in TENSOR_OTHER or name in ("fmod", "copysign")):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(other).__name__}")
+    if name == "eq":
+        raise RuntimeError(_EQ_NESTED)
+    raise _refusal(name)
 
 
 def _inplace(name):
     def method(self, *args, **kwargs):
+        _require_contiguous(self)
         if args and isinstance(args[0], StridedNestedTensor):       # tensor by tensor
             for p, other in zip(self._nt_parts, _same_batch(self, args[0])):
                 getattr(p, name)(other, *args[1:], **kwargs)
@@ -292,9 +346,16 @@ def _number_first(self, name, number, rounding_mode=None, alpha=1):
     return self._map(lambda p: getattr(p, reflected)(number))
 
 
+def _pointwise(self, fn, op, *args):
+    """torch 2.13's strided layout has no pointwise fallback (``gt.special``'s functions)."""
+    raise _refusal(op)
+
+
 def to_padded(self, padding, output_size=None):
     """The tensors padded with ``padding`` to the largest size in each dim (or ``output_size``,
     never smaller: torch refuses truncation on this layout), stacked: differentiable."""
+    if not self.is_contiguous():
+        raise RuntimeError("for now to_padded_tensor only supports contiguous nested tensor")
     sizes = [max(s) for s in zip(*(p.shape for p in self._nt_parts))]
     if output_size is not None:
         output_size = tuple(output_size)
@@ -322,3 +383,7 @@ def install():
         setattr(StridedNestedTensor, name, _inplace(method))
     StridedNestedTensor.to_padded_tensor = to_padded
     StridedNestedTensor._number_first = _number_first
+    StridedNestedTensor._pointwise = _pointwise
+    StridedNestedTensor._reflected = _reflected
+    StridedNestedTensor.__rsub__ = _reflected_dense("__rsub__", "rsub")
+    StridedNestedTensor.__rtruediv__ = _reflected_dense("__rtruediv__", "reciprocal")

@@ -95,3 +95,16 @@ def narrow_bounds(start, length):
             raise RuntimeError(f"narrow(): start must be an 0-dim integral Tensor, got {start!r}")
         start = int(start.item())
     return start, length
+
+
+def narrow_check(start, length, n):
+    """``start`` in [0, n] (a negative one counted from the end) where ``length`` elements from it fit
+    in ``n``; torch's errors (IndexError for ``start``, RuntimeError for the rest) otherwise."""
+    if not -n <= start <= n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    start = start + n if start < 0 else start
+    if start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    return start

@@ -16,6 +16,7 @@ from gt.tensor.complex_checks import is_mixed, refuse_mixed
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
+from gt.tensor.nested_operands import clip_nested, is_nested
 from gt.tensor.wide_uints import refuse, refuse_dtype, refuse_op
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -281,10 +282,11 @@ class ArithmeticMethods:
         if self.dtype.is_floating_point and not isinstance(low, Tensor) and not isinstance(high, Tensor):
             return ew.Clip.apply(self, low, high)     # the common case: numbers keep the tensor's dtype
         given = [b for b in (low, high) if b is not None]
+        if any(map(is_nested, given)):
+            return clip_nested(self, low, high)     # ``gt.clamp(x, nt)``: the nested tensor's op (gt.nested)
         if any(isinstance(b, Tensor) and b.dtype != self.dtype for b in given) or \
                 (not self.dtype.is_floating_point and any(isinstance(b, float) for b in given)):
-            # torch's result dtype (an int tensor clamped to a float gives float32, a float64 0-d
-            # bound does not widen a float32 tensor), where numpy's would be float64
+            # torch's dtype (int clamped to float: float32; a float64 0-d bound keeps float32), not numpy's
             target = result_dtype(self, *given)
             low, high = (b.to(target) if isinstance(b, Tensor) and b.dtype != target else b for b in (low, high))
             return ew.Clip.apply(self.to(target), low, high)
@@ -361,9 +363,8 @@ class ArithmeticMethods:
 def matmul(input, other):
     """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
     a, b = _operand(input, "matmul"), _operand(other, "matmul")
-    if (type(a) is not Tensor and getattr(a, "is_nested", False)) or (type(b) is not Tensor and
-                                                                      getattr(b, "is_nested", False)):
-        return a.matmul(b) if getattr(a, "is_nested", False) else b.__rmatmul__(a)   # gt.nested's product
+    if is_nested(a) or is_nested(b):
+        return a.matmul(b) if is_nested(a) else b.__rmatmul__(a)   # gt.nested's product
     if type(a) is not Tensor and getattr(a, "_is_sparse_layout", False):     # a sparse tensor's own product
         return a.matmul(b)
     if getattr(b, "_is_sparse_layout", False):
@@ -407,8 +408,7 @@ def where(condition, input=_ALONE, other=_ALONE):
         if t.dtype in dtypes.SMALL_INTS:     # torch's checked cast of a number into it (uint8 takes -1 as 255)
             a, b = (checked_scalar(x, t.dtype, "where's value") if type(x) is int else x for x in (a, b))
     else:
-        # two Python numbers: torch's dtype (a float among them: the default float), where numpy's
-        # would be float64; the second then follows the first as a weak scalar
+        # two numbers: torch's dtype (a float: the default float, not numpy's float64); the second a weak scalar
         kind = (dtypes.default_float if any(isinstance(x, float) for x in (a, b))
                 else dtypes.bool_ if isinstance(a, bool) and isinstance(b, bool) else dtypes.int64)
         a = Tensor._wrap(B.asarray(a, dtype=kind))

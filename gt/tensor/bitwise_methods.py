@@ -148,6 +148,7 @@ def bitwise_not(input):
     return _local(B.logical_not if input.dtype == dtypes.bool_ else bk.bit_not, (input,))
 
 
+@nested_pair
 def bitwise_left_shift(input, other):
     """``input << other`` (``torch.bitwise_left_shift``): bits shifted out are lost (int32 wraps);
     a count below 0 or of the dtype's width or more gives 0. Integer tensors; either side may be
@@ -159,18 +160,21 @@ def bitwise_left_shift(input, other):
     return _shift("bitwise_left_shift", "lshift", True, input, other)
 
 
+@nested_pair
 def bitwise_right_shift(input, other):
     """``input >> other``, arithmetic (``torch.bitwise_right_shift``: ``-5 >> 1`` is -3); a count
     below 0 or of the dtype's width or more gives 0, or -1 for negative ``input``."""
     return _shift("bitwise_right_shift", "rshift", False, input, other)
 
 
+@nested_pair
 def gcd(input, other):
     """The greatest common divisor of each pair (``torch.gcd``), never negative except
     ``gcd(INT_MIN, 0)`` (torch's too); ``gcd(0, 0)`` is 0. Two integer tensors (broadcast)."""
     return _bitwise("gcd", "gcd", bk.gcd_arrays, input, other, bools=False, tensors_only=(0, 1))
 
 
+@nested_pair
 def lcm(input, other):
     """The least common multiple of each pair (``torch.lcm``), 0 where either is 0, never
     negative unless it wraps. Two integer tensors (broadcast)."""
@@ -265,6 +269,7 @@ def signbit(input):
     return _local(bk.signbit_arrays, (input,))
 
 
+@nested_pair
 def ldexp(input, other):
     """``input * 2**other`` (``torch.ldexp``), exact for integer ``other`` (no ``2**other`` that
     overflows on the way: ``ldexp(1e-45, 200)`` is 2**51); a float dtype (integers: the default

@@ -14,7 +14,7 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
-from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, norm_input
+from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, narrow_check, norm_input
 from gt.tensor.complex_checks import check_lerp, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
@@ -328,10 +328,7 @@ class ExtraMethods:
         """``length`` elements of axis ``dim`` from ``start`` (a view in torch; here a slice)."""
         start, length = narrow_bounds(start, length)
         dim = normalize_axis(dim, self.ndim, "narrow")
-        n = self.shape[dim]
-        start = start + n if start < 0 else start
-        if not (0 <= start and length >= 0 and start + length <= n):
-            raise IndexError(f"narrow: start {start} and length {length} do not fit the {n} elements of dim {dim}")
+        start = narrow_check(start, length, self.shape[dim])
         return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     def unbind(self, dim=0):

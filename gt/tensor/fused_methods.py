@@ -175,6 +175,7 @@ class FusedMethods:
         ``values`` must have this tensor's dtype (torch's rule); no gradient, as torch."""
         values = _tensor(values, "heaviside", "values")
         if values.dtype != self.dtype:
-            raise TypeError(f"heaviside: values must have the input's dtype {self.dtype!r}, got {values.dtype!r}")
+            raise RuntimeError(f"heaviside is not yet implemented for tensors with different dtypes (input "
+                               f"{self.dtype!r}, values {values.dtype!r}).")
         x, v = self.detach(), values.detach()
         return where(x == 0, v, (x > 0).to(self.dtype))

@@ -33,6 +33,7 @@ from gt.tensor.arithmetic import _floating, _operand
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.math_methods import float_pair
+from gt.tensor.nested_operands import is_nested
 from gt.tensor.rules import RULES, elementwise
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -61,6 +62,8 @@ def tensor_input(x, name):
 def special_unary(name, x):
     """The function ``name`` of the engine's ``SPECIAL_UNARY`` on the tensor ``x`` (ints: float32);
     the functions torch does not differentiate (the Bessel functions) are computed outside the graph."""
+    if is_nested(x):        # gt.nested's: of its values
+        return x._pointwise(lambda v: special_unary(name, v), f"special_{name}", x)
     x = _floating(tensor_input(x, name))
     if name in sf.DIFFERENTIABLE:
         return sf.SpecialFunction.apply(x, name)
@@ -70,6 +73,8 @@ def special_unary(name, x):
 
 def special_binary(name, a, b):
     """The function ``name`` of the engine's ``SPECIAL_BINARY`` of ``a`` and ``b`` (broadcast)."""
+    if is_nested(a) or is_nested(b):        # gt.nested's: of the values, the other as its operand
+        return (a if is_nested(a) else b)._pointwise(lambda x, y: special_binary(name, x, y), f"special_{name}", a, b)
     return sf.SpecialBinary.apply(*float_pair(name, a, b), name)
 
 
@@ -77,6 +82,9 @@ def special_polynomial(name, x, n):
     """The orthogonal polynomial ``name`` (gt/ops/special_polynomials.py) of degree ``n`` at ``x``:
     either may be a number (not both, as torch), shapes broadcast, the dtype is torch's promotion
     of the two (integers and bools: float32). Outside the graph, as torch gives them no gradient."""
+    if is_nested(x) or is_nested(n):
+        nested = x if is_nested(x) else n
+        return nested._pointwise(lambda a, b: special_polynomial(name, a, b), f"special_{name}", x, n)
     x, n = float_pair(name, x, n)
     with autograd.no_grad():
         return sp.OrthogonalPolynomial.apply(x, n, name)
@@ -107,6 +115,11 @@ def logaddexp2(input, other):
         >>> gt.logaddexp2(gt.tensor([1.0]), gt.tensor([1.0])).tolist()
         [2.0]
     """
+    if is_nested(input) or is_nested(other):        # gt.nested's: two tensors (a number: torch's TypeError)
+        if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+            raise TypeError(f"logaddexp2(): expected two tensors, got {type(input).__name__} and "
+                            f"{type(other).__name__}")
+        return input.logaddexp2(other) if is_nested(input) else other._reflected(logaddexp2, input)
     a, b = float_pair("logaddexp2", input, other)
     # max + log2(1 + 2**-|a - b|): the tie splits the gradient evenly, as torch's 1 / (1 + 2**(b - a))
     with B.quiet_float_errors():                # -inf - -inf is NaN, replaced below
