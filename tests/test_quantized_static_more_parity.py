@@ -95,6 +95,9 @@ def _norm_pairs(rng, shape, ties):
     return pairs
 
 
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="gt follows torch's AVX2/AVX-512 kernels; its scalar build rounds some group norm ties "
+                           "otherwise")
 def test_normalization_integers_are_torch_s():
     # rows of 33, 35 and 36 values: layer norm's 32-value vectorised steps and its scalar tails
     rng = np.random.default_rng(1)

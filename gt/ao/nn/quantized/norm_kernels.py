@@ -13,6 +13,9 @@ testing against ``torch.ops.quantized`` on many random inputs, exact .5 ties inc
   ``g[c] = k * gamma[c]`` (group and instance norm), then ``rint(y * (1.0f / out_scale)) + zp_out``,
   except layer norm's scalar tail (the last ``n % 32`` values of each row),
   rounded ``rint(y * (1.0f / out_scale) + zp_out)``.
+
+These are torch's AVX2 and AVX-512 kernels (alike here); its build without SIMD
+(``ATEN_CPU_CAPABILITY=default``) rounds a few group and instance norm ties otherwise.
 """
 
 import math
