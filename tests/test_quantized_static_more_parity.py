@@ -24,6 +24,16 @@ pytestmark = [pytest.mark.own_mesh, *static_parity.pytestmark]
 gnnq, tnnq = gt.ao.nn.quantized, torch.ao.nn.quantized
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # torch's quantized kernels take milliseconds a call to wake a second thread; one thread gives the
+    # same integers (they split no tensor this small among threads)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _input(rng, shape, ties):
     """A quint8 torch tensor: on power-of-two grids (``ties``: requantized values land on .5) or random."""
     if ties:
