@@ -74,6 +74,19 @@ def clamp_max(self, max):
     return clamp(self, max=max)
 
 
+def _clip_of(self, x, low, high):
+    """``x.clamp(low, high)`` of the dense ``x`` with this nested tensor its bound (``gt.clamp(x,
+    nt)``), as torch's pointwise rule: this one's op with ``x`` on its left (``_reflected``: the
+    strided layout refuses it); two tensor bounds are refused, as torch's ``aten.clamp.Tensor``."""
+    if isinstance(low, Tensor) and isinstance(high, Tensor):
+        raise NotImplementedError("aten.clamp.Tensor")
+
+    def clamp(left, values):
+        return left.clamp(values, None) if self is low else left.clamp(None, values)
+
+    return self._reflected(clamp, x)
+
+
 def _pointwise(self, fn, op, *args):
     """``fn(*args)`` with this nested tensor among ``args`` (``gt.special``'s functions): torch's
     rule for a pointwise op, ``fn`` of ``values`` with the other tensor as a binary op's operand;
@@ -201,3 +214,4 @@ def install():
     NestedTensor.mT = property(lambda self: self.transpose(-2, -1), doc="``transpose(-2, -1)``.")
     NestedTensor.data = property(lambda self: self.detach(), doc="The same structure on detached ``values``.")
     NestedBase._reflected = _refuse_reflected
+    NestedBase._clip_of = _clip_of

@@ -16,7 +16,6 @@ from gt.tensor.complex_checks import is_mixed, refuse_mixed
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
-from gt.tensor.nested_operands import clip_nested, is_nested
 from gt.tensor.wide_uints import refuse, refuse_dtype, refuse_op
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -282,8 +281,8 @@ class ArithmeticMethods:
         if self.dtype.is_floating_point and not isinstance(low, Tensor) and not isinstance(high, Tensor):
             return ew.Clip.apply(self, low, high)     # the common case: numbers keep the tensor's dtype
         given = [b for b in (low, high) if b is not None]
-        if any(map(is_nested, given)):
-            return clip_nested(self, low, high)     # ``gt.clamp(x, nt)``: the nested tensor's op (gt.nested)
+        if any(type(b) is not Tensor and getattr(b, "is_nested", False) for b in given):    # gt.nested's op
+            return (low if getattr(low, "is_nested", False) else high)._clip_of(self, low, high)
         if any(isinstance(b, Tensor) and b.dtype != self.dtype for b in given) or \
                 (not self.dtype.is_floating_point and any(isinstance(b, float) for b in given)):
             # torch's dtype (int clamped to float: float32; a float64 0-d bound keeps float32), not numpy's
@@ -363,8 +362,9 @@ class ArithmeticMethods:
 def matmul(input, other):
     """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
     a, b = _operand(input, "matmul"), _operand(other, "matmul")
-    if is_nested(a) or is_nested(b):
-        return a.matmul(b) if is_nested(a) else b.__rmatmul__(a)   # gt.nested's product
+    if (type(a) is not Tensor and getattr(a, "is_nested", False)) or (type(b) is not Tensor and
+                                                                      getattr(b, "is_nested", False)):
+        return a.matmul(b) if getattr(a, "is_nested", False) else b.__rmatmul__(a)   # gt.nested's product
     if type(a) is not Tensor and getattr(a, "_is_sparse_layout", False):     # a sparse tensor's own product
         return a.matmul(b)
     if getattr(b, "_is_sparse_layout", False):

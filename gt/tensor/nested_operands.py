@@ -33,17 +33,3 @@ def nested_pair(fn):
         return fn(input, *args, **kwargs)
 
     return call
-
-
-def clip_nested(x, low, high):
-    """``x.clamp(low, high)`` of the dense ``x`` with a nested bound, as torch's pointwise rule for
-    nested tensors: the nested tensor's op with ``x`` on its left (``_reflected``); two tensor
-    bounds (three tensors) are refused, as torch's ``aten.clamp.Tensor``."""
-    if isinstance(low, Tensor) and isinstance(high, Tensor):
-        raise NotImplementedError("aten.clamp.Tensor")
-    nested = low if is_nested(low) else high
-
-    def clamp(left, values):
-        return left.clamp(values, None) if nested is low else left.clamp(None, values)
-
-    return nested._reflected(clamp, x)
