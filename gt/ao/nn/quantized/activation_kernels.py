@@ -13,7 +13,8 @@ and the two round differently:
   out_scale) + zp_out)`` (``quantize_val``: the zero point added before rounding).
 
 The fma is replayed in float64 (``q * s`` is exact there); ``exp`` as float64 rounded to float32
-(torch's SLEEF and libm ``expf`` agreed with it on every input tried). A tensor of more than 32,768
+(torch's SLEEF and libm ``expf`` agreed with it on every input tried). Each path's output of the 256
+quint8 levels is computed once, a table the input's integers index. A tensor of more than 32,768
 values is split by torch among its threads, each part with its own scalar tail; gt follows the
 one-thread layout.
 """
@@ -21,32 +22,33 @@ one-thread layout.
 from gt import autograd, dtypes
 from gt.ao.nn.quantized.static_kernels import VECTOR, check_input
 from gt.dtypes import round_float32
-from gt.tensor import creation
+from gt.tensor import creation, functions
 from gt.tensor.quantized import QuantizedTensor, per_tensor_affine
 
 
-def _head(x):
-    """True where torch's vectorised loop takes the value, False in its scalar tail."""
-    n = x.numel()
-    return (creation.arange(n) < n // VECTOR * VECTOR).reshape(tuple(x.shape))
-
-
-def _dequantized(x, head):
-    """``x``'s float32 values as the vectorised (fma) and scalar paths compute them."""
+def _levels(x, fma):
+    """The float32 value of each of the 256 quint8 levels of ``x``, dequantized with an fma (torch's
+    ``Vectorized::dequantize``) or as ``(q - zp) * s``."""
     s, zp = round_float32(x.q_scale()), x.q_zero_point()
-    q = x._q_int.float()
-    scalar = (q - float(zp)) * s
-    vector = (q.double() * s + round_float32(s * -zp)).float()
-    return vector.where(head, scalar)
+    q = creation.arange(256, dtype=dtypes.float32)
+    if fma:
+        return (q.double() * s + round_float32(s * -zp)).float()
+    return (q - float(zp)) * s
 
 
-def _quantized(y, head, scale, zero_point, inv_in_double=True):
-    """float32 ``y`` -> quint8 of ``scale``/``zero_point``, each value rounded as its path does."""
-    inv_vector = round_float32(1.0 / scale) if inv_in_double else round_float32(1.0 / round_float32(scale))
+def _requantized(x, activation, scale, zero_point, inv_in_double=True, fma=True):
+    """``activation`` (float32 -> float32, given the path: ``activation(v, vector)``) of quint8 ``x``,
+    requantized to ``scale``/``zero_point``: a table of the 256 levels' outputs for each path, looked
+    up by torch's vectorised head and its scalar tail. ``fma``: the vectorised path dequantizes with
+    an fma (all but sigmoid)."""
     inv_scalar = round_float32(1.0 / round_float32(scale))
-    vector = (y * inv_vector).round() + float(zero_point)
-    scalar = (y * inv_scalar + float(zero_point)).round()
-    q = vector.where(head, scalar).clamp(0.0, 255.0).to(dtypes.uint8)
+    inv_vector = round_float32(1.0 / scale) if inv_in_double else inv_scalar
+    vector = (activation(_levels(x, fma), True) * inv_vector).round() + float(zero_point)
+    scalar = (activation(_levels(x, False), False) * inv_scalar + float(zero_point)).round()
+    tables = [t.clamp(0.0, 255.0).to(dtypes.uint8) for t in (vector, scalar)]
+    flat = x._q_int.reshape(-1).long()
+    head = flat.shape[0] // VECTOR * VECTOR
+    q = functions.cat([tables[0][flat[:head]], tables[1][flat[head:]]]).reshape(tuple(x.shape))
     return QuantizedTensor._make(q, dtypes.quint8, per_tensor_affine, float(scale), int(zero_point))
 
 
@@ -70,19 +72,15 @@ def hardswish(x, scale, zero_point):
     """``quantized::hardswish``: ``x * min(max(x + 3, 0), 6) / 6`` requantized."""
     check_input(x, "quantized::hardswish")
     with autograd.no_grad():
-        head = _head(x)
-        v = _dequantized(x, head)
-        return _quantized(v * (v + 3.0).clamp(0.0, 6.0) / 6.0, head, scale, zero_point)
+        return _requantized(x, lambda v, vector: v * (v + 3.0).clamp(0.0, 6.0) / 6.0, scale, zero_point)
 
 
 def leaky_relu(x, negative_slope, scale, zero_point):
     """``quantized::leaky_relu``: ``x`` where positive, ``x * negative_slope`` elsewhere."""
     check_input(x, "quantized::leaky_relu")
+    slope = round_float32(negative_slope)
     with autograd.no_grad():
-        head = _head(x)
-        v = _dequantized(x, head)
-        y = v.where(v > 0.0, v * round_float32(negative_slope))
-        return _quantized(y, head, scale, zero_point, inv_in_double=False)
+        return _requantized(x, lambda v, vector: v.where(v > 0.0, v * slope), scale, zero_point, inv_in_double=False)
 
 
 def _exp(v):
@@ -92,21 +90,19 @@ def _exp(v):
 def elu(x, scale, zero_point, alpha):
     """``quantized::elu``: ``x`` where positive, ``(exp(x) - 1) * alpha`` elsewhere."""
     check_input(x, "quantized::elu")
+    alpha = round_float32(alpha)
     with autograd.no_grad():
-        head = _head(x)
-        v = _dequantized(x, head)
-        y = v.where(v > 0.0, (_exp(v) - 1.0) * round_float32(alpha))
-        return _quantized(y, head, scale, zero_point)
+        return _requantized(x, lambda v, vector: v.where(v > 0.0, (_exp(v) - 1.0) * alpha), scale, zero_point)
+
+
+def _sigmoid(v, vector):
+    e = _exp(-v)
+    return 1.0 / (e + 1.0) if vector else (1.0 / (e.double() + 1.0)).float()
 
 
 def sigmoid(x, scale, zero_point):
     """``quantized::sigmoid``: ``1 / (1 + exp(-x))``, in float32 on the vectorised path and with a
-    double ``1 + e`` on the scalar one; both dequantize as ``(q - zp) * s`` here."""
+    double ``1 + e`` on the scalar one."""
     check_input(x, "quantized::sigmoid")
-    with autograd.no_grad():
-        head = _head(x)
-        s = round_float32(x.q_scale())
-        v = (x._q_int.float() - float(x.q_zero_point())) * s
-        e = _exp(-v)
-        y = (1.0 / (e + 1.0)).where(head, (1.0 / (e.double() + 1.0)).float())
-        return _quantized(y, head, scale, zero_point)
+    with autograd.no_grad():     # its vectorised path dequantizes as (q - zp) * s too
+        return _requantized(x, _sigmoid, scale, zero_point, fma=False)
