@@ -94,6 +94,9 @@ class ConstructMethods:
         if self.ndim == 0:
             raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
         dim = normalize_axis(dim, self.ndim, "tensor_split")
+        if isinstance(indices_or_sections, bool):       # not read as 1 section: torch's TypeError
+            raise TypeError(f"tensor_split(): indices_or_sections must be an int, a sequence of ints or a tensor, "
+                            f"not bool ({indices_or_sections!r})")
         if isinstance(indices_or_sections, Tensor):
             if indices_or_sections.dtype.is_floating_point or indices_or_sections.ndim > 1:
                 raise RuntimeError("tensor_split expected tensor_indices_or_sections to be a zero-dimensional or "

@@ -15,7 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, narrow_check, norm_input
-from gt.tensor.complex_checks import check_lerp, refuse_mixed
+from gt.tensor.complex_checks import check_lerp, refuse_complex_pair, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, rounded_quotient
@@ -41,10 +41,10 @@ class ExtraMethods:
 
     # ---- integer division and remainder ---------------------------------------------------------
     def __floordiv__(self, other):
-        """``floor(self / other)`` (torch's ``floor_divide``, exact where ``(a / b).floor()`` is not):
-        ints stay ints; zero gradients, as torch's."""
+        """``floor(self / other)`` (torch's ``floor_divide``; exact where ``(a / b).floor()`` is not)."""
         if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
             return other.__rfloordiv__(self)        # gt.nested's (which refuses, as torch's)
+        refuse_complex_pair(self, other, "div_floor_cpu")
         a, b = int_wrapped(*_promote_ints(self, _operand(other, "//")))
         _refuse_bools(a, b, "div_floor_cpu")
         _refuse_integer_zero(a, b, "//")
@@ -61,6 +61,7 @@ class ExtraMethods:
         other = _operand(other, "%")
         if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
             return other._reflected("remainder", self)      # ``x % nt``: the nested tensor's op (gt.nested)
+        refuse_complex_pair(self, other, "remainder_cpu")
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
             # integers: exact, and nothing to differentiate
@@ -225,18 +226,18 @@ class ExtraMethods:
     # ---- torch's other spellings ------------------------------------------------------------
     def add(self, other, alpha=1):
         """``self + alpha * other``."""
-        if alpha == 1 and type(alpha) is not bool and self.dtype is not dtypes.bool_:
+        if type(alpha) is int and alpha == 1 and self.dtype is not dtypes.bool_:
             return self + other
         other = _operand(other, "add")
-        if type(alpha) is bool or self.dtype is dtypes.bool_:
+        if type(alpha) is not int or self.dtype is dtypes.bool_:
             alpha = checked_alpha(self, other, alpha, "add")
         return self + (other if alpha == 1 else _alpha_scaled(self, other, alpha))
 
     def sub(self, other, alpha=1):
-        if alpha == 1 and type(alpha) is not bool:
+        if type(alpha) is int and alpha == 1:
             return self - other
         other = _operand(other, "sub")
-        alpha = checked_alpha(self, other, alpha, "sub") if type(alpha) is bool else alpha
+        alpha = checked_alpha(self, other, alpha, "sub") if type(alpha) is not int else alpha
         if alpha != 1:
             refuse_bool_subtraction(self, other)
         return self - (other if alpha == 1 else _alpha_scaled(self, other, alpha))

@@ -9,10 +9,10 @@ engine, imported at the first call; torch.special on the torch engine).
 Integer and bool tensors become float32 first, as in torch; outside a function's domain the
 value is NaN, at its poles inf, as in torch, without warnings.
 
-Where gt differs from torch: the binary functions (``zeta``, ``gammainc``, ``gammaincc``,
-``xlog1py``, ``logaddexp2``) take a Python number on either side (torch's ``gammainc`` and
-``logaddexp2`` want two tensors, and its ``logaddexp2`` refuses integer tensors, which gt turns
-into float32); ``polygamma(1, x)`` is inf at the poles 0, -1, -2, ... on the numpy engine (torch's
+Where gt differs from torch: gt.special's ``gammainc`` and ``gammaincc`` take a Python number on
+either side (torch's want two tensors; ``gt.igamma``, ``gt.igammac`` and ``gt.logaddexp2`` refuse
+a number, as torch's), and ``logaddexp2`` takes integer tensors (torch refuses them), which gt
+turns into float32; ``polygamma(1, x)`` is inf at the poles 0, -1, -2, ... on the numpy engine (torch's
 is finite there, about 1e32, from its reflection formula); float16 and bfloat16 compute in float32 and round once, where
 torch has no CPU kernel of ``erfcx``, ``log_ndtr``, ``ndtri`` and the Bessel functions in them.
 
@@ -34,6 +34,7 @@ from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.inplace_math import _inplace_method
 from gt.tensor.math_methods import float_pair
 from gt.tensor.nested_operands import is_nested
+from gt.tensor.number_first import tensors_only
 from gt.tensor.rules import RULES, elementwise
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -99,18 +100,20 @@ def igamma(input, other):
         >>> round(gt.igamma(gt.tensor([1.0]), gt.tensor([1.0])).item(), 4)     # 1 - exp(-1)
         0.6321
     """
+    tensors_only("igamma", ("input", input), ("other", other))
     return special_binary("gammainc", input, other)
 
 
 def igammac(input, other):
     """The regularized upper incomplete gamma function ``Q(input, other) = 1 - P(input, other)``
     (``torch.igammac``, ``gt.special.gammaincc``); gradients as ``igamma``'s with the sign flipped."""
+    tensors_only("igammac", ("input", input), ("other", other))
     return special_binary("gammaincc", input, other)
 
 
 def logaddexp2(input, other):
-    """``log2(2**input + 2**other)`` without overflow (``torch.logaddexp2``); either may be a number.
-    Shapes broadcast.
+    """``log2(2**input + 2**other)`` without overflow (``torch.logaddexp2``): two tensors (a Python
+    number is refused, as torch's). Shapes broadcast.
 
         >>> gt.logaddexp2(gt.tensor([1.0]), gt.tensor([1.0])).tolist()
         [2.0]
@@ -120,6 +123,7 @@ def logaddexp2(input, other):
             raise TypeError(f"logaddexp2(): expected two tensors, got {type(input).__name__} and "
                             f"{type(other).__name__}")
         return input.logaddexp2(other) if is_nested(input) else other._reflected(logaddexp2, input)
+    tensors_only("logaddexp2", ("input", input), ("other", other))
     a, b = float_pair("logaddexp2", input, other)
     # max + log2(1 + 2**-|a - b|): the tie splits the gradient evenly, as torch's 1 / (1 + 2**(b - a))
     with B.quiet_float_errors():                # -inf - -inf is NaN, replaced below
