@@ -70,6 +70,12 @@ def test_activation_integers_are_torch_s():
         for g, t in pairs:
             compared += _same(g(as_quantized(x)), t(x), (trial, type(g).__name__))
     assert compared == 6 * 4 * (5 + 64 + 100 + 130 + 191)
+    t = _input(rng, (70,), False)
+    g = as_quantized(t.clone())
+    assert gnnq.ReLU6(inplace=True)(g) is g and tnnq.ReLU6(inplace=True)(t) is t     # torch's: the input's integers
+    assert np.array_equal(g.int_repr().numpy(), t.int_repr().numpy())
+    with pytest.warns(UserWarning, match="inplace=True is not supported"):
+        gnnq.LeakyReLU(0.1, 3, inplace=True)(g)
 
 
 def _affine(rng, n, ties):

@@ -37,7 +37,7 @@ class ReLU6(QuantizedRepr, ReLU):
         super().__init__(inplace)
 
     def forward(self, input):
-        return K.relu6(input)
+        return K.relu6(input, self.inplace)
 
     @staticmethod
     def from_float(mod, use_precomputed_fake_quant=False):
@@ -83,7 +83,7 @@ class LeakyReLU(QuantizedRepr, _LeakyReLU):
         register_qparams(self, scale, zero_point)
 
     def forward(self, input):
-        return K.leaky_relu(input, self.negative_slope, float(self.scale), int(self.zero_point))
+        return K.leaky_relu(input, self.negative_slope, float(self.scale), int(self.zero_point), self.inplace)
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):

@@ -19,6 +19,8 @@ values is split by torch among its threads, each part with its own scalar tail; 
 one-thread layout.
 """
 
+import warnings
+
 from gt import autograd, dtypes
 from gt.ao.nn.quantized.static_kernels import VECTOR, check_input
 from gt.dtypes import round_float32
@@ -58,12 +60,16 @@ def quantize_scalar(value, scale, zero_point):
     return int(min(255, max(0, round(round_float32(y + zero_point)))))
 
 
-def relu6(x):
-    """``quantized::relu6``: the integers clamped to [zp, q(6)]; the input's scale and zero point."""
+def relu6(x, inplace=False):
+    """``quantized::relu6``: the integers clamped to [zp, q(6)]; the input's scale and zero point
+    (``inplace``: ``x``'s own integers clamped, ``x`` returned, as torch's)."""
     check_input(x, "quantized::relu6")
     zp = x.q_zero_point()
     six = quantize_scalar(6.0, x.q_scale(), zp)
     with autograd.no_grad():
+        if inplace:
+            x._q_int.clamp_(zp, max(zp, six))
+            return x
         q = x._q_int.clamp(zp, max(zp, six))
     return QuantizedTensor._make(q, dtypes.quint8, per_tensor_affine, x.q_scale(), zp)
 
@@ -75,9 +81,12 @@ def hardswish(x, scale, zero_point):
         return _requantized(x, lambda v, vector: v * (v + 3.0).clamp(0.0, 6.0) / 6.0, scale, zero_point)
 
 
-def leaky_relu(x, negative_slope, scale, zero_point):
-    """``quantized::leaky_relu``: ``x`` where positive, ``x * negative_slope`` elsewhere."""
+def leaky_relu(x, negative_slope, scale, zero_point, inplace=False):
+    """``quantized::leaky_relu``: ``x`` where positive, ``x * negative_slope`` elsewhere (a new
+    tensor: torch warns that ``inplace`` is not supported, and so does gt)."""
     check_input(x, "quantized::leaky_relu")
+    if inplace:
+        warnings.warn("inplace=True is not supported for quantized::leaky_relu yet", stacklevel=3)
     slope = round_float32(negative_slope)
     with autograd.no_grad():
         return _requantized(x, lambda v, vector: v.where(v > 0.0, v * slope), scale, zero_point, inv_in_double=False)
