@@ -5,6 +5,7 @@ vectorised/scalar split included), scales and zero points, reprs, state dict key
 prepare/calibrate/convert of small models holding them. Quantized answers depend on no GT_*
 variable but the engine, so these tests run once per engine (``own_mesh``)."""
 
+import io
 import re
 
 import numpy as np
@@ -228,6 +229,19 @@ def test_models_convert_to_torch_s_integers(build, fuse, shape):
         if hidden["t", i].is_quantized:
             _same(hidden["g", i], hidden["t", i], (i, type(gc[i + 1]).__name__))
     assert np.array_equal(got.numpy(), want.numpy())
+    fresh, other = gq.convert(gp), gq.convert(gp)
+    for model in (fresh, other):      # what the loads below must overwrite (ELU keeps its own: no state)
+        for name, m in model.named_modules():
+            if f"{name}.zero_point" in ts:
+                m.scale, m.zero_point = m.scale * 2, m.zero_point * 0 + 1
+    assert not np.array_equal(fresh(gt.tensor(x)).numpy(), want.numpy())
+    buffer = io.BytesIO()
+    gt.save(gc.state_dict(), buffer)
+    buffer.seek(0)
+    fresh.load_state_dict(gt.load(buffer))       # gt's own file
+    other.load_state_dict(tc.state_dict())       # torch's quantized state dict
+    for model in (fresh, other):
+        assert np.array_equal(model(gt.tensor(x)).numpy(), want.numpy())
 
 
 @pytest.mark.parametrize("bag", [False, True])
