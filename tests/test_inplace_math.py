@@ -294,18 +294,17 @@ def test_writes_into_an_expanded_tensor_raise_torch_s_error(write):
 
 
 def test_one_value_written_into_an_expanded_tensor():
-    # torch writes it into the memory the elements share; gt's numpy engine keeps expanded arrays
-    # read-only and says so (the torch engine writes as torch)
-    t = torch.zeros(3)
-    t.expand(2, 3)[0] = 5.0
-    base = gt.zeros(3)
-    x = base.expand(2, 3)
-    if gt.backend.B.name == "numpy":
-        with pytest.raises(RuntimeError, match="numpy engine cannot write into it"):
-            x[0] = 5.0
-        with pytest.raises(RuntimeError, match="numpy engine cannot write into it"):
-            x.fill_(5.0)
-        assert base.tolist() == [0.0, 0.0, 0.0]     # nothing was written
-    else:
+    # torch writes it into the memory the elements share (fill_, and an item assignment whose
+    # written elements do not share memory), on both of gt's engines too
+    got = []
+    for m in (torch, gt):
+        base = m.zeros(3)
+        x = base.expand(2, 3)
         x[0] = 5.0
-        assert base.tolist() == t.tolist()
+        got.append(base.tolist())
+        with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+            x[:, 1] = 4.0            # the view x[:, 1]: two elements, one memory
+        got.append(base.tolist())
+        x.fill_(2.0)
+        got.append(base.tolist())
+    assert got[:3] == got[3:] == [[5.0, 5.0, 5.0], [5.0, 5.0, 5.0], [2.0, 2.0, 2.0]]

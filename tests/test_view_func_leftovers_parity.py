@@ -168,3 +168,37 @@ def test_vmap_changes_a_captured_tensor_as_torch_or_refuses():
             kind, _ = _outcome(lambda: lib.func.vmap(f)(lib.ones(2, 3, dtype=lib.float64)))
             assert kind is (RuntimeError if lib is gt or torch_refuses else "ok")
             assert c.tolist() == [0.0, 0.0, 0.0] or lib is torch
+
+
+# ---- 2. writes into expanded tensors -----------------------------------------------------------------
+EXPANDS = [((3, 1), (3, 1)), ((1,), (1,)), ((3,), (1, 3)), ((2, 1), (1, 2, 1)), ((), (1,)), ((), (1, 1)),
+           ((3, 1), (3, 0)), ((1, 3), (2, 3)), ((2, 1), (2, 4)), ((), (2,))]
+EXPANDED_WRITES = {
+    "fill_": lambda x, m: x.fill_(2.0), "zero_": lambda x, m: x.zero_(), "add_": lambda x, m: x.add_(1.0),
+    "mul_ tensor": lambda x, m: x.mul_(m.full(x.shape, 3.0)), "copy_": lambda x, m: x.copy_(m.ones(x.shape)),
+    "exp_": lambda x, m: x.exp_(), "+=": lambda x, m: x.__iadd__(1.0), "x[...] =": lambda x, m: x.__setitem__(..., 5.0),
+    "x[0] =": lambda x, m: x.__setitem__(0, 7.0) if x.ndim and x.shape[0] else None,
+    "x[0].add_": lambda x, m: x[0].add_(1.0) if x.ndim and x.shape[0] else None,
+    "x[:, 0] =": lambda x, m: x.__setitem__((slice(None), 0), 6.0) if x.ndim > 1 and x.shape[1] else None,
+    "x[mask] =": lambda x, m: x.__setitem__(m.ones(x.shape, dtype=m.bool), 3.0),
+}
+
+
+@pytest.mark.own_mesh
+@pytest.mark.filterwarnings("ignore:Use of (index_put_|masked_fill_) on expanded tensors")
+@pytest.mark.parametrize("write", list(EXPANDED_WRITES))
+def test_writes_into_expanded_tensors_as_torchs(write):
+    """torch writes into an expanded tensor where no two written elements share memory (a new
+    leading axis, an axis of size 1 kept at 1, a row of an expanded tensor) and fills one value
+    into shared memory; it refuses the rest with its RuntimeError. gt's numpy engine refused every
+    write (numpy's broadcast views are read-only); its torch engine refused fill_ on shared memory."""
+    torch = torch_or_skip()
+    with gt.sharding.use_mesh(1):
+        for shape, target in EXPANDS:
+            got = []
+            for m in (gt, torch):
+                base = m.zeros(shape)
+                x = base.expand(target)
+                kind, text = _outcome(lambda: EXPANDED_WRITES[write](x, m))
+                got.append((kind, "more than one element" in text) if kind != "ok" else (kind, base.tolist()))
+            assert got[0] == got[1], (shape, target, got)

@@ -8,6 +8,18 @@ import numpy as np
 
 
 class OverlapPaths:
+    def expand(self, x, shape):
+        """torch's ``expand`` (the ``Expand`` op): a view of ``x`` broadcast to ``shape`` with torch's
+        strides (``expand_strides``), writable where ``x`` is: torch writes into an expanded tensor
+        where no two of the written elements share memory (``write_refusal`` refuses the rest). The
+        default: ``broadcast_to`` (the torch engine's is torch's ``expand``)."""
+        return self.broadcast_to(x, shape)
+
+    def fill(self, arr, value):
+        """Write the number (or 0-d array) ``value`` into every element of ``arr``, in place, also
+        where its elements share memory (torch's ``fill_``, which allows that, where its copies do not)."""
+        arr[...] = value
+
     def write_operands(self, arr, values):
         """For an elementwise write into ``arr`` from ``values`` (numbers or arrays): None where
         ``arr``'s own elements share memory (``overlaps_itself``: the write goes round by round,
@@ -52,3 +64,15 @@ def _same_layout(engine, a, b):
     return (engine.data_address(a) == engine.data_address(b) and tuple(a.shape) == tuple(b.shape)
             and engine.element_strides(a) == engine.element_strides(b))
 
+
+def expand_strides(shape, strides, target):
+    """torch's strides (in elements) of a tensor of ``shape`` and ``strides`` expanded to ``target``
+    (its ``inferExpandGeometry``): an axis of size 1 made another size steps 0, a new leading axis
+    steps over the axes after it (0 over a 0-d tensor's), the others keep theirs."""
+    out, below, lead = [0] * len(target), 0, len(target) - len(shape)
+    for i in range(len(target) - 1, -1, -1):
+        size, step = (shape[i - lead], strides[i - lead]) if i >= lead else (1, below)
+        if size != target[i]:
+            size, step = target[i], 0
+        out[i], below = step, size * step
+    return tuple(out)

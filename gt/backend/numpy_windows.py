@@ -6,6 +6,8 @@ of the input instead of the default's copy of one slice per kernel offset. Mixed
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from gt.backend.engine_overlaps import expand_strides
+
 
 def memory_owner(arr):
     """The ndarray whose memory ``arr`` lies in. numpy points a view's ``base`` at the array that
@@ -68,6 +70,19 @@ class NumpyWindows:
 
     def overlaps_itself(self, arr):
         return not arr.flags.c_contiguous and super().overlaps_itself(arr)
+
+    def expand(self, x, shape):
+        # numpy's broadcast_to is read-only and steps 0 over a new axis; torch's expand is writable
+        # (write_refusal refuses writes where elements share memory) and keeps torch's strides
+        shape, step = tuple(shape), x.itemsize
+        strides = tuple(s * step for s in expand_strides(x.shape, [s // step for s in x.strides], shape))
+        if x.flags.c_contiguous:        # (the common case: numpy checks the bounds against x's buffer)
+            return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
+        owner = memory_owner(x)
+        if owner is x.base and _buffer(owner) is owner:    # a view of one array: is_view_of sees it
+            offset = x.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+            return np.ndarray(shape, x.dtype, buffer=owner, offset=offset, strides=strides)
+        return as_strided(x, shape, strides, writeable=x.flags.writeable)
 
     def storage_size(self, arr):
         owner = self.memory_owner(arr)

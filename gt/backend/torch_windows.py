@@ -54,6 +54,9 @@ class TorchWindows:
 
     # gt counts storage offsets from the start of the tensor owning the memory (``_base``), as
     # the numpy engine does; torch's own count from the storage's start
+    def fill(self, arr, value):
+        arr.fill_(value)          # torch's item assignment refuses memory shared by elements; fill_ does not
+
     def write_refusal(self, arr):      # row-major, as nearly every tensor written in place
         return None if arr.is_contiguous() else super().write_refusal(arr)
 

@@ -243,7 +243,7 @@ class InplaceMethods:
             return inplace_grad.assign(self, Ellipsis, value, "fill_")
         if type(value) is int and value >= 2 ** 63:     # uint64's top half: the engine's setitem takes it
             return self._update(_assign_wide, value, uniform=True, name="fill_")
-        return self._update(_assign, value._data if isinstance(value, Tensor) else value, uniform=True, name="fill_")
+        return self._update(B.fill, value._data if isinstance(value, Tensor) else value, uniform=True, name="fill_")
 
     def zero_(self):
         """Set every element to 0, in place (e.g. ``param.grad.zero_()``)."""
@@ -255,9 +255,9 @@ class InplaceMethods:
     def __setitem__(self, index, value):
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
-        inplace_grad.refuse_overlap(self, uniform=True)
         _refuse_byte_mask_fill(index, value)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
+        inplace_grad.refuse_overlap(self, uniform=True, index=index)
         if self.dtype in dtypes.WIDE_UINTS:
             refuse_indexed_write(self, index, value)
         if isinstance(value, Tensor) and value.dtype is not self.dtype:

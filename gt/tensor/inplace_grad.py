@@ -147,11 +147,15 @@ def check_captured(t, op, values=(), shape=False):
         refuse_captured(t, op, values, shape)
 
 
-def refuse_overlap(t, uniform=False):
+_NO_INDEX = object()     # refuse_overlap's default: no item assignment (None is an index)
+
+
+def refuse_overlap(t, uniform=False, index=_NO_INDEX):
     """torch's error for a write into a tensor whose elements share memory (an ``expand``ed one),
     before anything is written. ``uniform``: a write of one value everywhere the elements are
-    (``fill_``, item assignment), which torch allows; gt's numpy engine cannot make it (its
-    expanded arrays are read-only), and says so."""
+    (``fill_``), which torch allows; where the engine cannot make it (a read-only array), says so.
+    ``index``: an item assignment ``t[index] = ...`` (engine terms), which torch refuses where the
+    elements it writes through a view (a basic index) share memory, and allows at index arrays."""
     p = t._placed
     if p is None:                      # the common case, on every optimizer update: one engine call
         one = B.write_refusal(t._array)
@@ -161,16 +165,21 @@ def refuse_overlap(t, uniform=False):
     else:
         why = {B.write_refusal(a) for a in p.shards} - {None}
     if "read-only view" in why:
-        raise RuntimeError("gt's numpy engine cannot write into this tensor: its memory is read-only (a view of an "
-                           "expanded tensor, as numpy makes those, or an array numpy marked read-only), where torch "
-                           "writes through: write into the tensor it was expanded from, or into a clone()")
+        raise RuntimeError("gt's numpy engine cannot write into this tensor: its memory is read-only (an array numpy "
+                           "marked read-only, such as one of numpy's broadcast views), where torch writes through: "
+                           "write into the tensor it views, or into a clone()")
     if "read-only" in why and uniform:
-        raise RuntimeError("this tensor is expanded (elements share memory) and gt's numpy engine cannot write into "
-                           "it (torch writes the value into the shared memory): write into the tensor it was "
-                           "expanded from, or into a clone()")
-    if why and not uniform:
+        raise RuntimeError("this tensor's elements share memory that is read-only (one of numpy's broadcast views) "
+                           "and gt's numpy engine cannot write into it (torch writes the value into the shared "
+                           "memory): write into the tensor it views, or into a clone()")
+    if why and not uniform or index is not _NO_INDEX and p is None and _basic(index) \
+            and B.write_refusal(B.getitem(t._array, index)) == "overlap":
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                            "single memory location. Please clone() the tensor before performing the operation.")
+
+
+def _basic(index):
+    return not any(B.is_array(p) for p in (index if isinstance(index, tuple) else (index,)))
 
 
 SHARED = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
