@@ -82,11 +82,18 @@ def test_a_weight_gradient_of_few_rows_is_the_whole_product(k):
     g = B.asarray(rng.standard_normal((k, 256)).astype(np.float32))
     x = B.asarray(rng.standard_normal((k, 40000)).astype(np.float32))
     exact = B.to_numpy(g).astype(np.float64).T @ B.to_numpy(x).astype(np.float64)
+    # assert_allclose's test (|got - exact| <= atol + rtol * |exact|, NaN failing) in a few passes over
+    # the 10 million values: its own took seconds a call, most of the test's time
+    bound = np.abs(exact)
+    bound *= 1e-5
+    bound += 1e-5 * np.sqrt(k)
     for _ in range(2):
         out = B.matmul_reused(B.transpose(g, (1, 0)), x)
         got = B.to_numpy(out)
         assert got.shape == (256, 40000)
-        np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+        err = np.abs(got - exact)
+        close = err <= bound
+        assert close.all(), f"{close.size - np.count_nonzero(close)} values off, largest error {np.nanmax(err)}"
         B.to_numpy(out)[...] = np.nan           # what the next call gets from the pool, if parked
         B.recycle(out)
     if B.name == "torch" and not gt.cuda.is_available():     # blocks are the CPU's (MKL's zeroing)
