@@ -202,3 +202,60 @@ def test_writes_into_expanded_tensors_as_torchs(write):
                 kind, text = _outcome(lambda: EXPANDED_WRITES[write](x, m))
                 got.append((kind, "more than one element" in text) if kind != "ok" else (kind, base.tolist()))
             assert got[0] == got[1], (shape, target, got)
+
+
+# ---- 3. strides and storage offsets of views of tensors with no elements -----------------------------
+EMPTY_BASES = {
+    "x[:, 2:2]": lambda m: m.zeros(3, 4)[:, 2:2], "x[0:0]": lambda m: m.zeros(3, 4)[0:0],
+    "x[1:1, 1:3]": lambda m: m.zeros(3, 4)[1:1, 1:3], "x.t()[:, 2:2]": lambda m: m.zeros(3, 4).t()[:, 2:2],
+    "x[:, :, 3:]": lambda m: m.zeros(2, 1, 3)[:, :, 3:], "x[:, 1:1]": lambda m: m.zeros(2, 3, 4)[:, 1:1],
+    "zeros(0, 4)": lambda m: m.zeros(0, 4), "zeros(3, 0)": lambda m: m.zeros(3, 0), "zeros(0)": lambda m: m.zeros(0),
+    "x[:, 5:]": lambda m: m.zeros(3, 4)[:, 5:],
+}
+EMPTY_VIEWS = {
+    "unsqueeze(0)": lambda x: x.unsqueeze(0), "unsqueeze(1)": lambda x: x.unsqueeze(1),
+    "unsqueeze(-1)": lambda x: x.unsqueeze(-1), "unsqueeze twice": lambda x: x.unsqueeze(0).unsqueeze(-1),
+    "squeeze()": lambda x: x.squeeze(), "squeeze(0)": lambda x: x.squeeze(0), "view(-1)": lambda x: x.view(-1),
+    "reshape(1, -1)": lambda x: x.reshape(1, -1), "transpose": lambda x: x.transpose(0, -1),
+    "permute": lambda x: x.permute(*reversed(range(x.ndim))), "expand": lambda x: x.expand(2, *x.shape),
+    "unsqueeze, expand": lambda x: x.unsqueeze(0).expand(3, *x.shape), "x[None]": lambda x: x[None],
+    "x[..., None]": lambda x: x[..., None], "x[None, 0:0]": lambda x: x[None, 0:0], "narrow": lambda x: x.narrow(-1, 0, 0),
+    "flatten": lambda x: x.flatten(), "movedim": lambda x: x.movedim(0, -1), "as is": lambda x: x,
+}
+
+
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("view", list(EMPTY_VIEWS))
+def test_views_of_tensors_with_no_elements_step_as_torchs(view):
+    """torch's unsqueeze and x[None] insert an axis stepping over the axis after it and squeeze keeps
+    the strides of the others, also where there are no elements; an empty slice starts where its
+    start is. gt laid those out row-major (reshape's rule), numpy's getitem gave a new axis step 0
+    and an empty slice the offset 0, and numpy's new empty arrays have no steps (a transpose of
+    one was row-major)."""
+    torch = torch_or_skip()
+    with gt.sharding.use_mesh(1):
+        for name, base in EMPTY_BASES.items():
+            got = [EMPTY_VIEWS[view](base(m)) for m in (gt, torch)]
+            assert [(tuple(y.shape), tuple(y.stride()), y.storage_offset()) for y in got][0] == \
+                (tuple(got[1].shape), tuple(got[1].stride()), got[1].storage_offset()), name
+
+
+@pytest.mark.own_mesh
+def test_a_new_axis_steps_as_torchs_unsqueeze():
+    """numpy gives a new axis (x[None]) the step 0; torch's is unsqueeze's, also for tensors with
+    elements (an expanded tensor's new axis keeps torch's too, and a write into it is allowed)."""
+    torch = torch_or_skip()
+    cases = [lambda x: x[None], lambda x: x[..., None], lambda x: x[:, None, ::2], lambda x: x[None, None, 1:2],
+             lambda x: x[1][None], lambda x: x.t()[None], lambda x: x[None].expand(2, 3, 4)[0]]
+    with gt.sharding.use_mesh(1):
+        for case in cases:
+            g, t = case(gt.zeros(3, 4)), case(torch.zeros(3, 4))
+            assert (g.shape, g.stride(), g.storage_offset()) == (tuple(t.shape), t.stride(), t.storage_offset())
+
+
+def test_reshape_with_an_ambiguous_or_impossible_size_raises_torchs_runtime_error():
+    torch = torch_or_skip()
+    for shape, target in [((0, 3), (0, -1)), ((5,), (0, -1)), ((5,), (2, -1)), ((5,), (4,))]:
+        for m in (gt, torch):
+            with pytest.raises(RuntimeError):
+                m.zeros(*shape).reshape(*target)

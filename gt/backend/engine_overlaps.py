@@ -8,12 +8,21 @@ import numpy as np
 
 
 class OverlapPaths:
+    keeps_empty_strides = True     # an array of no elements keeps its strides (numpy's new ones have none)
+
     def expand(self, x, shape):
         """torch's ``expand`` (the ``Expand`` op): a view of ``x`` broadcast to ``shape`` with torch's
         strides (``expand_strides``), writable where ``x`` is: torch writes into an expanded tensor
         where no two of the written elements share memory (``write_refusal`` refuses the rest). The
         default: ``broadcast_to`` (the torch engine's is torch's ``expand``)."""
         return self.broadcast_to(x, shape)
+
+    def with_strides(self, arr, strides):
+        """``arr`` seen with the element ``strides`` where they differ from its own only where no
+        element's place changes (an axis of size 1, an array of no elements): torch's strides of a
+        view (``unsqueeze``, ``x[None]``) that the engine's own op lays out otherwise. The
+        default: ``arr`` itself."""
+        return arr
 
     def fill(self, arr, value):
         """Write the number (or 0-d array) ``value`` into every element of ``arr``, in place, also

@@ -20,7 +20,7 @@ from gt.backend.numpy_sorting import NumpySorting
 from gt.backend.numpy_special import NumpySpecial
 from gt.backend.numpy_linalg import NumpyLinalg
 from gt.backend.numpy_complex import NumpyComplex
-from gt.backend.numpy_windows import NumpyWindows
+from gt.backend.numpy_windows import NumpyWindows, stepped, torch_view
 from gt.backend.print_options import format_array
 from gt.backend import numpy_python_data as python_data, numpy_shared, numpy_sparse, numpy_ties, torch_ranges
 
@@ -373,8 +373,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         # an array's own method: np.reshape's call without its wrapper (np.transpose's too, below)
         return (x if x.shape == tuple(shape) else x.reshape(shape)) if isinstance(x, np.ndarray) else np.reshape(x, shape)
 
-    def transpose(self, x, axes):
-        return x.transpose(axes) if isinstance(x, np.ndarray) else np.transpose(x, axes)
+    def transpose(self, x, axes):       # (an array of no elements: stepped, as torch's)
+        return (x.transpose(axes) if x.size else stepped(x).transpose(axes)) if isinstance(x, np.ndarray) \
+            else np.transpose(x, axes)
 
     def broadcast_to(self, x, shape):
         return np.broadcast_to(x, shape)
@@ -397,8 +398,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
 
     def getitem(self, x, index):
         out = x[index]
-        if isinstance(out, np.ndarray):
-            return out
+        if isinstance(out, np.ndarray):     # (torch's strides of a new axis, torch's start of an empty slice)
+            return out if out.size and 0 not in out.strides else torch_view(x, index, out)
         # one element: numpy's scalar is a copy, torch's x[i] a 0-d view (written through): an Ellipsis keeps one
         index = index if isinstance(index, tuple) else (index,)
         return x[index if any(i is Ellipsis for i in index) else index + (Ellipsis,)]

@@ -31,7 +31,86 @@ def _buffer(owner):
     return ordered if ordered.flags.c_contiguous else None
 
 
+def _view(x, shape, strides):
+    """A view of ``x``'s memory from its first element in ``shape`` and byte ``strides``, writable
+    where ``x`` is, whose ``base`` is ``x`` or its owner (so that is_view_of sees it)."""
+    if x.flags.c_contiguous:        # (the common case: numpy checks the bounds against x's buffer)
+        return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
+    owner = memory_owner(x)
+    if (owner is x or owner is x.base) and _buffer(owner) is owner:
+        offset = x.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+        if 0 <= offset <= owner.nbytes:
+            return np.ndarray(shape, x.dtype, buffer=owner, offset=offset, strides=strides)
+    return as_strided(x, shape, strides, writeable=x.flags.writeable)
+
+
+def row_major(shape):
+    """Row-major element strides of ``shape`` (torch's, an axis of no elements counted as one)."""
+    out, step = [], 1
+    for n in reversed(shape):
+        out.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(out))
+
+
+def stepped(x):
+    """``x``, or where it is a new array of no elements (numpy keeps no steps for those) ``x`` with
+    torch's row-major steps, so that views of it (a transpose, an expand) step as torch's."""
+    if x.size or not x.ndim or any(x.strides):
+        return x
+    return _view(x, x.shape, tuple(s * x.itemsize for s in row_major(x.shape)))
+
+
+def torch_view(x, index, out):
+    """``out`` (numpy's ``x[index]``: an array of no elements, or one with a step of 0) as torch lays
+    out ``x[index]`` for a basic index: a new axis (None) steps over the input axis after it (its
+    ``unsqueeze``), and an empty slice starts where torch's does (numpy's does not move). ``out``
+    itself for other indexes, or where it already is torch's."""
+    items = index if type(index) is tuple else (index,)
+    if not all(i is None or i is Ellipsis or type(i) is int or type(i) is slice for i in items):
+        return out
+    step = x.itemsize
+    strides = [s // step for s in x.strides]
+    if not x.size and not any(strides):
+        strides = list(row_major(x.shape))      # (numpy's new arrays of no elements keep no steps)
+    shape, size, at, offset, d = x.shape, [], [], 0, 0
+    free = x.ndim - sum(1 for i in items if type(i) is int or type(i) is slice)
+    for i in items:
+        if i is None:
+            size.append(1)
+            at.append(shape[d] * strides[d] if d < x.ndim else 1)
+        elif i is Ellipsis:
+            size.extend(shape[d:d + free])
+            at.extend(strides[d:d + free])
+            d += free
+        elif type(i) is int:
+            offset += (i + shape[d] if i < 0 else i) * strides[d]
+            d += 1
+        else:
+            start, stop, by = i.indices(shape[d])
+            size.append(len(range(start, stop, by)))
+            at.append(strides[d] * by)
+            offset += start * strides[d]
+            d += 1
+    size.extend(shape[d:])
+    at.extend(strides[d:])
+    at = tuple(s * step for s in at)
+    if tuple(size) != out.shape or (at == out.strides and (out.size or offset * step == _address(out) - _address(x))):
+        return out
+    owner = memory_owner(x)
+    start = _address(x) - _address(owner) + offset * step
+    if _buffer(owner) is not owner or start < 0:
+        return out
+    # (a start past the memory's end, of an empty tensor's empty memory: numpy's buffer ends there)
+    return np.ndarray(out.shape, x.dtype, buffer=owner, offset=min(start, owner.nbytes), strides=at)
+
+
+def _address(arr):
+    return arr.__array_interface__["data"][0]
+
+
 class NumpyWindows:
+    keeps_empty_strides = False
     def memory_owner(self, arr):
         return memory_owner(arr)
 
@@ -74,15 +153,16 @@ class NumpyWindows:
     def expand(self, x, shape):
         # numpy's broadcast_to is read-only and steps 0 over a new axis; torch's expand is writable
         # (write_refusal refuses writes where elements share memory) and keeps torch's strides
-        shape, step = tuple(shape), x.itemsize
-        strides = tuple(s * step for s in expand_strides(x.shape, [s // step for s in x.strides], shape))
-        if x.flags.c_contiguous:        # (the common case: numpy checks the bounds against x's buffer)
-            return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
-        owner = memory_owner(x)
-        if owner is x.base and _buffer(owner) is owner:    # a view of one array: is_view_of sees it
-            offset = x.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
-            return np.ndarray(shape, x.dtype, buffer=owner, offset=offset, strides=strides)
-        return as_strided(x, shape, strides, writeable=x.flags.writeable)
+        shape, step, x = tuple(shape), x.itemsize, stepped(x)
+        return _view(x, shape, tuple(s * step for s in expand_strides(x.shape, [s // step for s in x.strides], shape)))
+
+    def with_strides(self, arr, strides):
+        step = arr.itemsize
+        return _view(arr, arr.shape, tuple(s * step for s in strides))
+
+    def element_offset(self, arr):
+        # an array of no elements too: numpy's new ones own their memory, getitem's views start as torch's
+        return (_address(arr) - _address(self.memory_owner(arr))) // arr.itemsize
 
     def storage_size(self, arr):
         owner = self.memory_owner(arr)

@@ -54,6 +54,9 @@ class TorchWindows:
 
     # gt counts storage offsets from the start of the tensor owning the memory (``_base``), as
     # the numpy engine does; torch's own count from the storage's start
+    def with_strides(self, arr, strides):
+        return arr.as_strided(tuple(arr.shape), tuple(strides))
+
     def fill(self, arr, value):
         arr.fill_(value)          # torch's item assignment refuses memory shared by elements; fill_ does not
 

@@ -64,8 +64,8 @@ class InfoMethods:
         ``dim``. A sharded tensor gives the strides of its shape laid out row-major, and so does a tensor
         of no elements on the numpy engine (numpy keeps no steps for it; torch keeps a permuted view's)."""
         strides = B.element_strides(self._array) if self._placed is None else None  # the array's own
-        # numpy gives an array of no elements no steps at all; torch's are row-major, as a sharded tensor's
-        if strides is None or (not any(strides) and 0 in self.shape):
+        # numpy makes an array of no elements with no steps at all; torch's are row-major, as a sharded tensor's
+        if strides is None or (not any(strides) and 0 in self.shape and not B.keeps_empty_strides):
             strides = row_major_strides(self.shape)
         if dim is None:
             return strides

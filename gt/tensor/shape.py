@@ -17,6 +17,12 @@ from gt.ops._shapes import normalize_axes, normalize_axis, numel, view_strides
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
 
+def _restride(out, strides):
+    """``out`` (a view of no elements just made) given torch's ``strides``, where gt keeps them."""
+    if out._placed is None and B.element_strides(out._array) != strides:
+        out._array = B.with_strides(out._array, strides)
+
+
 def _named(out, source, torch_name):
     """``out`` with its node named as torch names the op that made it (``grad_fn.name()``,
     ``repr``), where one gt op stands for several of torch's."""
@@ -118,17 +124,25 @@ class ShapeMethods:
         if not -self.ndim - 1 <= axis <= self.ndim:
             raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor with {self.ndim} dimension(s)")
         axis = axis % (self.ndim + 1)
-        return _named(self.reshape(self.shape[:axis] + (1,) + self.shape[axis:]), self, "UnsqueezeBackward0")
+        out = _named(self.reshape(self.shape[:axis] + (1,) + self.shape[axis:]), self, "UnsqueezeBackward0")
+        if 0 in self.shape:     # reshape lays an empty tensor out row-major; torch's unsqueeze keeps its strides
+            st = self.stride()
+            _restride(out, st[:axis] + (self.shape[axis] * st[axis] if axis < self.ndim else 1,) + st[axis:])
+        return out
 
     def squeeze(self, *dims, axis=None, dim=None):
         """Drop size-1 axes (all of them, or only those given: ``squeeze(0)``, ``squeeze((0, 2))``,
         ``squeeze(0, 2)``; an axis of another size is left as is, like torch)."""
         given = _varargs(dims, "squeeze")
         axes = normalize_axes(_pick(_pick(given, axis, "dims"), dim), self.ndim, "squeeze")
-        keep = [n for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
+        kept = [i for i, n in enumerate(self.shape) if n != 1 or (axes is not None and i not in axes)]
         # torch's nodes: SqueezeBackward0 for all dims, 1 for one dim, 2 for a tuple of dims
         form = 0 if axes is None else 2 if isinstance(_pick(_pick(given, axis, "dims"), dim), (tuple, list)) else 1
-        return _named(self.reshape(tuple(keep)), self, f"SqueezeBackward{form}")
+        out = _named(self.reshape(tuple(self.shape[i] for i in kept)), self, f"SqueezeBackward{form}")
+        if 0 in self.shape and out is not self:     # (unsqueeze's reason)
+            st = self.stride()
+            _restride(out, tuple(st[i] for i in kept))
+        return out
 
     def expand(self, *sizes, size=None):
         """Broadcast to a larger shape without copying; -1 keeps an axis's size (``size=``: torch's keyword)."""
@@ -312,11 +326,15 @@ def _infer_shape(op, current, target):
         raise ValueError(f"{op}: invalid shape {target}")
     if -1 in target:
         known = numel(s for s in target if s != -1)
+        if known == 0 == total:      # torch's RuntimeError too (ShapeError is both)
+            raise ShapeError(f"{op}: cannot reshape tensor of {total} elements into shape {list(target)} because the "
+                             f"unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or total % known:
-            raise ValueError(f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target}")
+            raise ShapeError(f"{op}: shape '{list(target)}' is invalid for input of size {total} (cannot reshape "
+                             f"tensor of shape {current} into {target})")
         target = tuple(total // known if s == -1 else s for s in target)
     if numel(target) != total:
-        raise ValueError(
+        raise ShapeError(
             f"{op}: cannot reshape tensor of shape {current} ({total} elements) into {target} ({numel(target)} elements)"
         )
     return target
