@@ -9,6 +9,7 @@ import collections
 import contextlib
 import gc
 import os
+import sys
 
 # Runs that must repeat bit for bit (same seed, resume == uninterrupted) need one thread count
 # throughout: by default the numpy engine's follows the machine's load (gt/backend/threads.py),
@@ -99,6 +100,21 @@ def pytest_collection(session):
     finally:
         gc.freeze()
         gc.enable()
+
+
+_TORCH_SHARED = []     # torch's count was set (under pytest-xdist): once per worker
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Under pytest-xdist, torch's own intra-op pool (the reference side of the comparisons on the
+    numpy engine, which GT_NUM_THREADS does not reach) gets this worker's share of the cores too, from
+    the first test after torch's import: left at one thread per core, each of the two workers on 2 cores
+    ran two OpenMP threads that wait for each other at every parallel region (five parity files under
+    -n 2 beside other work: 53-62 s against 32-35 s with one thread each)."""
+    if _WORKERS > 1 and not _TORCH_SHARED and "torch" in sys.modules:
+        _TORCH_SHARED.append(True)
+        sys.modules["torch"].set_num_threads(max(1, _CORES // _WORKERS))
 
 
 def _raises_after_a_host_read(raises):
