@@ -221,6 +221,7 @@ EMPTY_VIEWS = {
     "unsqueeze, expand": lambda x: x.unsqueeze(0).expand(3, *x.shape), "x[None]": lambda x: x[None],
     "x[..., None]": lambda x: x[..., None], "x[None, 0:0]": lambda x: x[None, 0:0], "narrow": lambda x: x.narrow(-1, 0, 0),
     "flatten": lambda x: x.flatten(), "movedim": lambda x: x.movedim(0, -1), "as is": lambda x: x,
+    "clone": lambda x: x.clone(), "clone of a transpose": lambda x: x.transpose(0, -1).clone(),
 }
 
 
@@ -231,7 +232,7 @@ def test_views_of_tensors_with_no_elements_step_as_torchs(view):
     the strides of the others, also where there are no elements; an empty slice starts where its
     start is. gt laid those out row-major (reshape's rule), numpy's getitem gave a new axis step 0
     and an empty slice the offset 0, and numpy's new empty arrays have no steps (a transpose of
-    one was row-major)."""
+    one was row-major); torch's clone of an empty tensor keeps its strides."""
     torch = torch_or_skip()
     with gt.sharding.use_mesh(1):
         for name, base in EMPTY_BASES.items():

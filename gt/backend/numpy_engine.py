@@ -176,9 +176,10 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
 
     def clone(self, arr):
         # the axes keep the order of their strides, dense (a transposed tensor's clone is transposed),
-        # but an expanded one's: row-major, as torch's
+        # but an expanded one's: row-major, as torch's; an empty one's keeps its strides, as torch's
         if not isinstance(arr, np.ndarray) or arr.flags.c_contiguous or 0 in arr.strides:
-            return self.copy(arr)
+            return self.copy(arr) if not isinstance(arr, np.ndarray) or arr.size else \
+                self.with_strides(self.copy(arr), self.element_strides(stepped(arr)))
         return arr.copy(order="K")
 
     def format(self, arr):
