@@ -230,13 +230,16 @@ class NumpyBlas:
         against 12.2, 128 rows 16.4-17.4 against 16.2-22.1 (the same on a quiet machine, the
         usual call up to 1.27x slower on a busy one), 192 rows 26.0 against 30.5; 8 rows of 256
         or 1024 into 256-1024 outputs 0.44-0.49 of the time; 512 rows, taller than wide, 1.13x
-        (the usual call kept). Only where it was measured: those three (``_swap_few_rows``).
-        The result is then column-major (a transposed view); a reshape to 3-D copies it, a few
-        us."""
+        (the usual call kept). Only where it was measured: those three (``_swap_few_rows``), and
+        at most 256 rows into at most 1024 outputs. The result is then column-major (a transposed
+        view); a reshape to 3-D copies it, a few us. A wide head's logits beyond the measured sizes
+        stay row-major: numpy's ``argmax`` over the last axis of a column-major (1000, 12,000)
+        result copies it across the cache, 77 ms against 4.5 ms row-major."""
         lib = self._library()
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])   # not -1: an empty last axis has no -1
         dtype = np.result_type(x2, weight)   # the output in the engine's block cache (numpy_engine.py)
-        if (x2.shape[0] < weight.shape[0] and weight.ndim == 2 and weight.flags.c_contiguous
+        if (x2.shape[0] < weight.shape[0] and x2.shape[0] <= 256 and weight.shape[0] <= 1024
+                and weight.ndim == 2 and weight.flags.c_contiguous
                 and not weight.flags.f_contiguous and x.dtype == weight.dtype and self._swap_few_rows(lib)):
             out = np.matmul(weight, x2.T, out=self.blocks.empty((weight.shape[0], x2.shape[0]), dtype)).T
         else:
