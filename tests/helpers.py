@@ -179,6 +179,17 @@ def torch_or_skip():
                                                "(pip install torch==2.13.0 to run them)")
 
 
+@pytest.fixture
+def fbgemm_engine():
+    """torch's quantized engine set to fbgemm for a test, then back (``pytest.mark.usefixtures``):
+    the x86 engine runs Conv2d through oneDNN on CPUs with AVX-512 VNNI, which rounds after adding
+    the zero point; fbgemm's kernels are what gt follows (its Linear is x86's too)."""
+    quantized = torch_or_skip().backends.quantized
+    old, quantized.engine = quantized.engine, "fbgemm"
+    yield
+    quantized.engine = old
+
+
 def beside_torch(fn):
     """``fn`` (given a module: gt or torch) on gt and on torch: (gt's, torch's)."""
     return fn(gt), fn(torch_or_skip())

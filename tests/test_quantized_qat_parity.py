@@ -10,27 +10,18 @@ import pytest
 
 import gt
 import gt.ao.quantization as gq
-from helpers import torch_or_skip
+from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
 
 torch = torch_or_skip()
 tq = torch.ao.quantization
 pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel"),
               pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated"),
               pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max"),
-              pytest.mark.filterwarnings("ignore:_aminmax is deprecated")]
+              pytest.mark.filterwarnings("ignore:_aminmax is deprecated"), pytest.mark.usefixtures("fbgemm_engine")]
 
 _FAKE_QUANTS = ["default_fake_quant", "default_weight_fake_quant", "default_per_channel_weight_fake_quant",
                 "default_fused_act_fake_quant", "default_fused_wt_fake_quant",
                 "default_fused_per_channel_wt_fake_quant", "default_histogram_fake_quant", "default_dynamic_fake_quant"]
-
-
-@pytest.fixture(autouse=True)
-def _fbgemm():
-    # the x86 engine runs Conv2d through oneDNN on CPUs with AVX-512 VNNI; gt follows fbgemm's kernels
-    old = torch.backends.quantized.engine
-    torch.backends.quantized.engine = "fbgemm"
-    yield
-    torch.backends.quantized.engine = old
 
 
 def _np(t):

@@ -14,13 +14,12 @@ import pytest
 import gt
 import gt.ao.quantization as gq
 from gt.tensor.quantized import as_quantized
-from helpers import torch_or_skip
+from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
 import test_quantized_static_parity as static_parity
 
 torch = torch_or_skip()
 tq = torch.ao.quantization
 # the fbgemm engine (its kernels are what gt follows) and torch's quantization warnings silenced, as there
-_fbgemm = static_parity._fbgemm
 pytestmark = [pytest.mark.own_mesh, *static_parity.pytestmark]
 gnnq, tnnq = gt.ao.nn.quantized, torch.ao.nn.quantized
 

@@ -13,23 +13,14 @@ import pytest
 import gt
 import gt.ao.quantization as gq
 from gt.tensor.quantized import as_quantized
-from helpers import torch_or_skip
+from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
 
 torch = torch_or_skip()
 tq = torch.ao.quantization
 pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel"),
               pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated"),
-              pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max")]
-
-
-@pytest.fixture(autouse=True)
-def _fbgemm():
-    # the x86 engine runs Conv2d through oneDNN on CPUs with AVX-512 VNNI, which rounds after
-    # adding the zero point; fbgemm's kernels are what gt follows (its Linear is x86's too)
-    old = torch.backends.quantized.engine
-    torch.backends.quantized.engine = "fbgemm"
-    yield
-    torch.backends.quantized.engine = old
+              pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max"),
+              pytest.mark.usefixtures("fbgemm_engine")]
 
 
 def _qparams(rng, ties):
