@@ -118,6 +118,34 @@ class FakeQuantize(FakeQuantizeBase):
                                       error_msgs)
 
 
+class FixedQParamsFakeQuantize(FakeQuantize):
+    """``FakeQuantize`` with a ``FixedQParamsObserver``: ``scale``/``zero_point`` are the
+    observer's own fixed buffers (the same tensors, as torch's), per tensor only."""
+
+    def __init__(self, observer):
+        super().__init__(observer=observer)
+        if type(self.activation_post_process) is not obs.FixedQParamsObserver:
+            raise AssertionError(f"{type(self).__name__}'s observer must be a FixedQParamsObserver")
+        self._observer_ctr = observer
+        self.scale, self.zero_point = self.activation_post_process.scale, self.activation_post_process.zero_point
+        if self.qscheme not in _PER_TENSOR:
+            raise AssertionError(f"Only per tensor quantization is supported FixedQParamsFakeQuantize module, got "
+                                 f"qscheme:{self.qscheme}")
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+    def forward(self, X):
+        # the observer's parameters never change: FakeQuantize's copy of them is skipped
+        return self._fake_quantize(X) if int(self.fake_quant_enabled[0]) == 1 else X
+
+    def extra_repr(self):
+        post = self.activation_post_process
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, observer_enabled={self.observer_enabled}, "
+                f"scale={self.scale}, zero_point={self.zero_point}, dtype={self.dtype!r}, "
+                f"quant_min={post.quant_min}, quant_max={post.quant_max}, qscheme={self.qscheme!r}")
+
+
 class FusedMovingAvgObsFakeQuantize(FakeQuantize):
     """torch's fused observer and fake quantizer (``torch.fused_moving_avg_obs_fake_quant``): the
     observer's ``min_val``/``max_val`` averaged here (``min += averaging_constant * (min(x) - min)``,
@@ -237,6 +265,12 @@ default_histogram_fake_quant = FakeQuantize.with_args(observer=histogram_observe
 default_dynamic_fake_quant = FakeQuantize.with_args(observer=obs.MovingAverageMinMaxObserver, quant_min=0,
                                                     quant_max=255, is_dynamic=True, dtype=dtypes.quint8,
                                                     averaging_constant=1)
+default_fixed_qparams_range_neg1to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=obs.default_fixed_qparams_range_neg1to1_observer)
+default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=obs.default_fixed_qparams_range_0to1_observer)
+default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant
+default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant
 default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=obs.MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=dtypes.quint8)
 default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(

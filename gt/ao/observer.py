@@ -2,7 +2,8 @@
 choose its quantization parameters (``calculate_qparams() -> (scales, zero_points)``).
 
 ``MinMaxObserver`` (per tensor), ``MovingAverageMinMaxObserver``, ``PerChannelMinMaxObserver``,
-``MovingAveragePerChannelMinMaxObserver`` and ``PlaceholderObserver``; ``HistogramObserver`` is in
+``MovingAveragePerChannelMinMaxObserver``, ``PlaceholderObserver`` and ``FixedQParamsObserver``;
+``HistogramObserver`` is in
 gt/ao/histogram_observer.py. The running statistics are float32 buffers (``min_val``, ``max_val``,
 ``eps``: torch's state dict keys) and every step is torch's float32 tensor arithmetic, so the scales
 and zero points equal torch's bit for bit.
@@ -286,3 +287,33 @@ class PlaceholderObserver(ObserverBase):
 
     def calculate_qparams(self):
         raise Exception("calculate_qparams should not be called for PlaceholderObserver")  # noqa: TRY002 (torch's)
+
+
+class FixedQParamsObserver(ObserverBase):
+    """Observes nothing: its ``calculate_qparams`` is the fixed ``scale`` (float32 (1,)) and
+    ``zero_point`` (int32 (1,)) it was made with, per tensor (torch's; the outputs of sigmoid,
+    tanh, hardsigmoid and softmax, whose range is known, take these in quantization-aware training)."""
+
+    def __init__(self, scale, zero_point, dtype=dtypes.quint8, qscheme=per_tensor_affine, quant_min=0, quant_max=255,
+                 is_dynamic=False, **kwargs):
+        if is_dynamic:
+            raise NotImplementedError("FixedQParamsObserver doesn't support dynamic quantization")
+        super().__init__(dtype, is_dynamic)
+        self.quant_min, self.quant_max, self.qscheme = quant_min, quant_max, qscheme
+        self.register_buffer("scale", creation.tensor([scale], dtype=dtypes.float32))
+        self.register_buffer("zero_point", creation.tensor([zero_point], dtype=dtypes.int32))
+
+    def forward(self, X):
+        return X
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+
+# the output ranges [-1, 1] (tanh) and [0, 1] (sigmoid, hardsigmoid, softmax) on 256 steps (torch's)
+default_fixed_qparams_range_neg1to1_observer = FixedQParamsObserver.with_args(
+    scale=2.0 / 256.0, zero_point=128, dtype=dtypes.quint8, quant_min=0, quant_max=255)
+default_fixed_qparams_range_0to1_observer = FixedQParamsObserver.with_args(
+    scale=1.0 / 256.0, zero_point=0, dtype=dtypes.quint8, quant_min=0, quant_max=255)
+default_symmetric_fixed_qparams_observer = default_fixed_qparams_range_neg1to1_observer
+default_affine_fixed_qparams_observer = default_fixed_qparams_range_0to1_observer

@@ -27,8 +27,15 @@ from gt.ao.fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgO
                                  default_histogram_fake_quant, default_per_channel_weight_fake_quant,
                                  default_weight_fake_quant, disable_fake_quant, disable_observer, enable_fake_quant,
                                  enable_observer)
+from gt.ao.fake_quantize import (FixedQParamsFakeQuantize, default_affine_fixed_qparams_fake_quant,
+                                 default_fixed_qparams_range_0to1_fake_quant,
+                                 default_fixed_qparams_range_neg1to1_fake_quant,
+                                 default_symmetric_fixed_qparams_fake_quant)
 from gt.ao.fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
 from gt.ao.histogram_observer import HistogramObserver
+from gt.ao.observer import (FixedQParamsObserver, default_affine_fixed_qparams_observer,
+                            default_fixed_qparams_range_0to1_observer, default_fixed_qparams_range_neg1to1_observer,
+                            default_symmetric_fixed_qparams_observer)
 from gt.ao.observer import (MinMaxObserver, MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
                             ObserverBase, PerChannelMinMaxObserver, PlaceholderObserver,
                             UniformQuantizationObserverBase)
@@ -56,6 +63,11 @@ __all__ += ["FakeQuantize", "FakeQuantizeBase", "FusedMovingAvgObsFakeQuantize",
             "default_weight_fake_quant", "disable_fake_quant", "disable_observer", "enable_fake_quant",
             "enable_observer", "fake_quantize", "fuse_modules_qat", "get_default_qat_module_mappings",
             "get_default_qat_qconfig", "prepare_qat", "quantize_qat"]
+__all__ += ["FixedQParamsFakeQuantize", "FixedQParamsObserver", "default_affine_fixed_qparams_fake_quant",
+            "default_affine_fixed_qparams_observer", "default_fixed_qparams_range_0to1_fake_quant",
+            "default_fixed_qparams_range_0to1_observer", "default_fixed_qparams_range_neg1to1_fake_quant",
+            "default_fixed_qparams_range_neg1to1_observer", "default_symmetric_fixed_qparams_fake_quant",
+            "default_symmetric_fixed_qparams_observer"]
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):

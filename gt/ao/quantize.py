@@ -27,9 +27,9 @@ from gt.ao.nn.quantized import activation as qact, functional_modules, normaliza
 from gt.ao.nn.quantized.embedding import Embedding as QuantizedEmbedding
 from gt.ao.nn.quantized.embedding_bag import EmbeddingBag as QuantizedEmbeddingBag
 from gt.nn import (BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
-                   ConvTranspose3d, Dropout, ELU, Embedding, EmbeddingBag, GroupNorm, Hardswish, InstanceNorm1d,
-                   InstanceNorm2d, InstanceNorm3d, LayerNorm, LeakyReLU, Linear, MultiheadAttention, PReLU, ReLU6,
-                   Sequential)
+                   ConvTranspose3d, Dropout, ELU, Embedding, EmbeddingBag, GroupNorm, Hardsigmoid, Hardswish,
+                   InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm, LeakyReLU, Linear, MultiheadAttention,
+                   PReLU, ReLU6, Sequential, Sigmoid, Softmax, Tanh)
 
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     qc.QuantStub: static.Quantize, qc.DeQuantStub: static.DeQuantize, Linear: static.Linear, Conv2d: static.Conv2d,
@@ -53,6 +53,12 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
     Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, Conv3d: nnqat.Conv3d, intrinsic.LinearReLU: iqat.LinearReLU,
     intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvReLU3d: iqat.ConvReLU3d, intrinsic.ConvBn2d: iqat.ConvBn2d,
     intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
+# torch's: in training mode (prepare_qat) these outputs, of known range, get fixed parameters, not the qconfig's
+DEFAULT_MODULE_TO_ACT_POST_PROCESS = {
+    Hardsigmoid: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
+    Sigmoid: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
+    Softmax: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
+    Tanh: fake_quantize.default_fixed_qparams_range_neg1to1_fake_quant}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
 _NOT_IN_GT = (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, MultiheadAttention, PReLU)
 
@@ -80,11 +86,12 @@ def _observer_forward_hook(self, input, output):
     return self.activation_post_process(output)
 
 
-def _observe(module):
-    """Give ``module`` its output observer (``activation_post_process``), run by a forward hook."""
+def _observe(module, special=None):
+    """Give ``module`` its output observer (``activation_post_process``: the qconfig's, or
+    ``special()``), run by a forward hook."""
     if getattr(module, "qconfig", None) is None or isinstance(module, qc.DeQuantStub):
         return
-    module.add_module("activation_post_process", module.qconfig.activation())
+    module.add_module("activation_post_process", (module.qconfig.activation if special is None else special)())
     module.register_forward_hook(_observer_forward_hook, prepend=True)
 
 
@@ -100,6 +107,8 @@ def _add_observers(module, non_leaf=()):
                 child.activation_post_process = child.qconfig.activation()
         elif isinstance(child, _SWAPPED_WHOLE):
             _observe(child)
+        elif child.training and type(child) in DEFAULT_MODULE_TO_ACT_POST_PROCESS:
+            _observe(child, DEFAULT_MODULE_TO_ACT_POST_PROCESS[type(child)])
         else:
             _add_observers(child, non_leaf)
     leaf = not module._modules and not isinstance(module, Sequential)

@@ -1,0 +1,119 @@
+"""More of eager-mode quantization-aware training beside torch 2.13: the fixed-parameter fake
+quantizers prepare_qat puts after Sigmoid/Tanh/Hardsigmoid/Softmax, _LearnableFakeQuantize (values,
+and the gradients of the input, scale and zero point), the QAT Embedding/EmbeddingBag, and the
+BatchNorm-folding LinearBn1d and ConvBn1d/3d layers: each trained in lockstep with torch's and
+converted."""
+
+import numpy as np
+import pytest
+
+import gt
+import gt.ao.quantization as gq
+from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
+
+torch = torch_or_skip()
+tq = torch.ao.quantization
+pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel"),
+              pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated"),
+              pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max"),
+              pytest.mark.filterwarnings("ignore:_aminmax is deprecated"), pytest.mark.usefixtures("fbgemm_engine")]
+
+
+def _np(t):
+    if isinstance(t, torch.Tensor):
+        return t.detach().clone().numpy()
+    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def _same(a, b, what):
+    a, b = _np(a), _np(b)
+    assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b), (what, a, b)
+
+
+def _to_gt(state):
+    return {k: gt.tensor(_np(v)) for k, v in state.items()}
+
+
+def _lockstep(tm, gm, make_batch, steps=2, lr=0.2):
+    """SGD steps on the same batches, gt's model loaded with torch's state before each step: the
+    outputs, the state (fake quantizers' parameters bit for bit) and the gradients compared."""
+    assert list(gm.state_dict()) == list(tm.state_dict())
+    assert [type(m).__name__ for m in gm.modules()] == [type(m).__name__ for m in tm.modules()]
+    topt, gopt = torch.optim.SGD(tm.parameters(), lr=lr), gt.optim.SGD(gm.parameters(), lr=lr)
+    rng = np.random.default_rng(1)
+    for step in range(steps):
+        gm.load_state_dict(_to_gt(tm.state_dict()))
+        inputs = make_batch(rng)
+        ty, gy = tm(*(torch.tensor(x) for x in inputs)), gm(*(gt.tensor(x) for x in inputs))
+        np.testing.assert_allclose(_np(gy), _np(ty), rtol=1e-6, atol=1e-6)
+        # the float Linears' and convolutions' sums run in another order: an activation's observed
+        # range, and so its scale, may differ in the last bit (its zero point not here)
+        gstate = gm.state_dict()
+        for key, value in tm.state_dict().items():
+            if "weight_fake_quant" in key or key.endswith(("zero_point", "_enabled")):
+                _same(value, gstate[key], (step, key))
+            else:
+                np.testing.assert_allclose(_np(gstate[key]), _np(value), rtol=1e-6, atol=1e-7, err_msg=key)
+        w = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+        topt.zero_grad(), gopt.zero_grad()
+        (ty * torch.tensor(w)).sum().backward()
+        (gy * gt.tensor(w)).sum().backward()
+        largest = max(float(p.grad.abs().max()) for p in tm.parameters() if p.grad is not None)
+        for (name, tp), (gname, gp) in zip(tm.named_parameters(), gm.named_parameters()):
+            assert name == gname
+            np.testing.assert_allclose(_np(gp.grad), _np(tp.grad), rtol=1e-5, atol=1e-6 * largest,
+                                       err_msg=f"{step} {name}")
+        topt.step(), gopt.step()
+    gm.load_state_dict(_to_gt(tm.state_dict()))
+
+
+# ---- fixed-parameter fake quantizers ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["default_fixed_qparams_range_0to1_fake_quant",
+                                  "default_fixed_qparams_range_neg1to1_fake_quant"])
+def test_fixed_qparams_fake_quant_is_torch_s(name):
+    t, g = getattr(tq, name)(), getattr(gq, name)()
+    assert repr(g).replace("gt.", "torch.") == repr(t)
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, (5, 7)).astype(np.float32)
+    for call in range(3):
+        if call == 1:
+            t.disable_observer(), g.disable_observer()
+        if call == 2:
+            t.disable_fake_quant(), g.disable_fake_quant()
+        tx, gx = torch.tensor(x, requires_grad=True), gt.tensor(x, requires_grad=True)
+        ty, gy = t(tx), g(gx)
+        _same(ty, gy, (call, "values"))
+        ty.sum().backward(), gy.sum().backward()
+        _same(tx.grad, gx.grad, (call, "gradient"))
+        for key, value in t.state_dict().items():
+            _same(value, g.state_dict()[key], (call, key))
+        for a, b in zip(t.calculate_qparams(), g.calculate_qparams()):
+            _same(a, b, "calculate_qparams")
+    assert g.scale is g.activation_post_process.scale
+    with pytest.raises(AssertionError, match="must be a FixedQParamsObserver"):
+        gq.FixedQParamsFakeQuantize(gq.MinMaxObserver)
+    with pytest.raises(NotImplementedError, match="dynamic"):
+        gq.FixedQParamsObserver(0.1, 0, is_dynamic=True)
+
+
+def _activations_net(m, q):
+    return m.nn.Sequential(q.QuantStub(), m.nn.Linear(4, 6), m.nn.Sigmoid(), m.nn.Linear(6, 6), m.nn.Tanh(),
+                           m.nn.Linear(6, 6), m.nn.Hardsigmoid(), m.nn.Linear(6, 5), m.nn.Softmax(dim=1),
+                           q.DeQuantStub(), m.nn.Sigmoid())
+
+
+def test_prepare_qat_puts_fixed_qparams_after_bounded_activations_as_torch():
+    tm, gm = _activations_net(torch, tq), _activations_net(gt, gq)
+    gm.load_state_dict(_to_gt(tm.state_dict()))
+    for m, q in ((tm, tq), (gm, gq)):
+        m.qconfig = q.get_default_qat_qconfig("x86")
+    tp, gp = tq.prepare_qat(tm.train()), gq.prepare_qat(gm.train())
+    assert type(gp[2].activation_post_process) is gq.FixedQParamsFakeQuantize
+    _lockstep(tp, gp, lambda rng: [rng.standard_normal((8, 4)).astype(np.float32) * 3])
+    tc, gc = tq.convert(tp.eval()), gq.convert(gp.eval())
+    assert [type(m).__name__ for m in gc.children()] == [type(m).__name__ for m in tc.children()]
+    assert not hasattr(gc[2], "activation_post_process") and not gc[2]._forward_hooks
+    evaluated = _activations_net(gt, gq).eval()
+    evaluated.qconfig = gq.default_qconfig
+    evaluated = gq.prepare(evaluated)      # eval mode: no special case (torch's)
+    assert type(evaluated[1].activation_post_process) is gq.MinMaxObserver
+    assert not hasattr(evaluated[2], "activation_post_process")
