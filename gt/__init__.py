@@ -141,6 +141,8 @@ from gt.tensor.quantized import QScheme as qscheme  # noqa: E402  (torch.qscheme
 from gt.tensor.quantize_functions import (quantize_per_tensor, quantize_per_channel, dequantize,  # noqa: E402
                                           fake_quantize_per_tensor_affine, fake_quantize_per_channel_affine,
                                           quantize_per_tensor_dynamic)
+from gt.tensor.quantize_learnable import (_fake_quantize_learnable_per_tensor_affine,  # noqa: E402,F401
+                                          _fake_quantize_learnable_per_channel_affine)
 
 signal_tensor = signal.tensor   # the public gt's older spelling of gt.signal.tensor
 

@@ -4,6 +4,8 @@ and the gradients of the input, scale and zero point), the QAT Embedding/Embeddi
 BatchNorm-folding LinearBn1d and ConvBn1d/3d layers: each trained in lockstep with torch's and
 converted."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,94 @@ def test_prepare_qat_puts_fixed_qparams_after_bounded_activations_as_torch():
     evaluated = gq.prepare(evaluated)      # eval mode: no special case (torch's)
     assert type(evaluated[1].activation_post_process) is gq.MinMaxObserver
     assert not hasattr(evaluated[2], "activation_post_process")
+
+
+# ---- learnable fake quantization -----------------------------------------------------------------
+def _learnable_call(fn, x, scale, zero_point, w, *args):
+    """(values, x's gradient, scale's, zero point's) of ``fn`` on torch's or gt's tensors."""
+    lib = torch if fn is getattr(torch, fn.__name__, None) else gt
+    tx, ts, tz = (lib.tensor(v, requires_grad=True) for v in (x, scale, zero_point))
+    y = fn(tx, ts, tz, *args)
+    (y * lib.tensor(w)).sum().backward()
+    return y, tx.grad, ts.grad, tz.grad
+
+
+def test_learnable_fake_quantize_functions_values_and_gradients_are_torch_s():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((40, 1)) * 3).astype(np.float32)
+    x[::4] = np.round(x[::4] / 0.1) * np.float32(0.1)       # on the grid: rounding ties of x / scale
+    w = rng.standard_normal(x.shape).astype(np.float32)
+    # one channel per element: torch's per-element gradient terms, no sum, compared bit for bit
+    scale = rng.uniform(0.01, 0.3, 40).astype(np.float32)
+    scale[::4] = 0.1
+    zero_point = rng.uniform(-5, 70, 40).astype(np.float32)
+    zero_point[1::5] = np.floor(zero_point[1::5]) + 0.5     # half-way zero points: rounded to even
+    for gf in (1.0, 0.37):
+        t = _learnable_call(torch._fake_quantize_learnable_per_channel_affine, x, scale, zero_point, w, 0, 0, 63, gf)
+        g = _learnable_call(gt._fake_quantize_learnable_per_channel_affine, x, scale, zero_point, w, 0, 0, 63, gf)
+        for a, b, what in zip(t, g, ("values", "x", "scale", "zero_point")):
+            _same(a, b, (gf, "per channel", what))
+    for zp in (2.5, 3.5, -0.7, 10.2, 63.4, 130.0):       # per tensor: forward round(zp), backward trunc(zp + 0.5)
+        for gf in (1.0, 0.37):
+            args = (x.reshape(8, 5), np.float32([0.05]), np.float32([zp]), w.reshape(8, 5), 0, 63, gf)
+            t = _learnable_call(torch._fake_quantize_learnable_per_tensor_affine, *args)
+            g = _learnable_call(gt._fake_quantize_learnable_per_tensor_affine, *args)
+            _same(t[0], g[0], (zp, gf, "values"))
+            _same(t[1], g[1], (zp, gf, "x's gradient"))
+            for a, b in zip(t[2:], g[2:]):      # sums of 40 terms, in another order
+                np.testing.assert_allclose(_np(b), _np(a), rtol=1e-5, atol=1e-6, err_msg=f"{zp} {gf}")
+
+
+def _learnable_pair(per_channel):
+    from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize as TorchLearnable
+    from gt.ao._learnable_fake_quantize import _LearnableFakeQuantize as GtLearnable
+    if not per_channel:
+        return TorchLearnable(tq.MovingAverageMinMaxObserver), GtLearnable(gq.MovingAverageMinMaxObserver)
+    pair = []
+    for cls, lib, q in ((TorchLearnable, torch, tq), (GtLearnable, gt, gq)):
+        pair.append(cls(q.MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127, dtype=lib.qint8,
+                        qscheme=lib.per_channel_symmetric, channel_len=3, use_grad_scaling=True, ch_axis=1))
+    return pair
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_learnable_fake_quantize_module_learns_as_torch_s(per_channel):
+    t, g = _learnable_pair(per_channel)
+    assert re.sub(r"  # \d+ parameters?", "", repr(g)).replace("gt.", "torch.") == repr(t)
+    assert list(g.state_dict()) == list(t.state_dict()) and g.bitwidth == t.bitwidth
+    topt, gopt = torch.optim.SGD([t.scale, t.zero_point], lr=0.01), gt.optim.SGD([g.scale, g.zero_point], lr=0.01)
+    rng = np.random.default_rng(4)
+    for step in range(5):
+        if step == 2:
+            t.enable_param_learning(), g.enable_param_learning()
+        if step == 4:
+            t.enable_static_observation(), g.enable_static_observation()
+        g.load_state_dict(_to_gt(t.state_dict()))
+        x = (rng.standard_normal((4, 3, 2)) * 2).astype(np.float32)
+        w = rng.standard_normal(x.shape).astype(np.float32)
+        topt.zero_grad(), gopt.zero_grad()
+        ty, tdx, tds, tdz = _learnable_module_call(t, torch, x, w)
+        gy, gdx, gds, gdz = _learnable_module_call(g, gt, x, w)
+        _same(ty, gy, (step, "values"))
+        _same(tdx, gdx, (step, "x's gradient"))
+        for a, b in ((tds, gds), (tdz, gdz)):       # none once learning is off (step 4)
+            assert (a is None) == (b is None) == (step == 4)
+            if a is not None:
+                np.testing.assert_allclose(_np(b), _np(a), rtol=1e-5, atol=1e-7, err_msg=str(step))
+        for key, value in t.state_dict().items():
+            _same(value, g.state_dict()[key], (step, key))
+        assert g.scale.requires_grad == t.scale.requires_grad
+        topt.step(), gopt.step()
+    for a, b in zip(t.calculate_qparams(), g.calculate_qparams()):
+        _same(a, b, "calculate_qparams")
+    with pytest.raises(AssertionError, match="strictly less"):
+        type(g)(gq.MovingAverageMinMaxObserver, quant_min=5, quant_max=5)
+    with pytest.raises(AssertionError, match="positive integer"):
+        type(g)(gq.MovingAverageMinMaxObserver, channel_len=0)
+
+
+def _learnable_module_call(module, lib, x, w):
+    tx = lib.tensor(x, requires_grad=True)
+    y = module(tx)
+    (y * lib.tensor(w)).sum().backward()
+    return y, tx.grad, module.scale.grad, module.zero_point.grad

@@ -20,7 +20,7 @@ from gt.nn.embedding import Embedding as FloatEmbedding
 from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
 from gt.nn.multihead_attention import MultiheadAttention
-from gt.ao import fake_quantize, histogram_observer, observer
+from gt.ao import _learnable_fake_quantize, fake_quantize, histogram_observer, observer  # noqa: F401 (torch's path)
 from gt.ao.fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgObsFakeQuantize,
                                  default_dynamic_fake_quant, default_fake_quant, default_fused_act_fake_quant,
                                  default_fused_per_channel_wt_fake_quant, default_fused_wt_fake_quant,
