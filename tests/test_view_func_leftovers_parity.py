@@ -1,6 +1,10 @@
 """Leftover differences from torch 2.13, beside torch: in-place changes of captured tensors inside
 gt.func's transforms (torch's functorch refuses them), writes into expanded views whose elements
-do not share memory, and the strides and storage offsets of views of tensors with no elements."""
+do not share memory (and torch's deprecated indexed writes where they do), and the strides and
+storage offsets of views of tensors with no elements."""
+
+import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -204,13 +208,55 @@ def test_writes_into_expanded_tensors_as_torchs(write):
             assert got[0] == got[1], (shape, target, got)
 
 
+INDEXED_WRITES = {
+    "masked_fill_": lambda x, m: x.masked_fill_(m.tensor([True, False, True])[-x.shape[-1]:], 1.5),
+    "masked_fill_ 0-d value": lambda x, m: x.masked_fill_(m.ones(x.shape, dtype=m.bool), m.tensor(2.5)),
+    "index_fill_": lambda x, m: x.index_fill_(-1, m.tensor([0]), 1.5),
+    "index_fill_ dim 0": lambda x, m: x.index_fill_(0, m.tensor([0]), m.tensor(2.0)),
+    "index_put_": lambda x, m: x.index_put_((m.tensor([0]),), m.tensor(1.5)),
+    "index_put_ accumulate": lambda x, m: x.index_put_((m.tensor([0, 0]),), m.tensor(1.5), accumulate=True),
+    "index_put_ mask": lambda x, m: x.index_put_((m.ones(x.shape[:1], dtype=m.bool),), m.tensor(4.0)),
+    "x[mask] = tensor": lambda x, m: x.__setitem__(m.ones(x.shape[:1], dtype=m.bool), m.full(x.shape[1:], 3.0)),
+    "x[0, mask] =": lambda x, m: x.__setitem__((0, m.ones(x.shape[1:2], dtype=m.bool)), 3.0),
+    "x[:, index] =": lambda x, m: x.__setitem__((slice(None), m.tensor([0])), 3.0),
+    "masked_scatter_": lambda x, m: x.masked_scatter_(m.ones(x.shape, dtype=m.bool), m.arange(9.0)),
+    "index_copy_": lambda x, m: x.index_copy_(0, m.tensor([0]), m.ones(1, *x.shape[1:])),
+    "index_add_": lambda x, m: x.index_add_(0, m.tensor([0]), m.ones(1, *x.shape[1:])),
+    "scatter_": lambda x, m: x.scatter_(0, m.zeros(1, *x.shape[1:], dtype=m.int64), 1.0),
+    "put_": lambda x, m: x.put_(m.tensor([0]), m.ones(1)),
+}
+
+
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("write", list(INDEXED_WRITES))
+def test_indexed_writes_into_expanded_tensors_as_torchs(write):
+    """torch 2.13 still makes masked_fill_, index_fill_ and index_put_ (an item assignment with
+    index tensors) where elements share memory, each with its deprecation warning (index_put_ of a
+    bool mask and one value: masked_fill_'s too), and refuses masked_scatter_, index_copy_,
+    index_add_, scatter_ and put_ there; gt refused every one."""
+    torch = torch_or_skip()
+    with gt.sharding.use_mesh(1):
+        for shape, target in [((3,), (2, 3)), ((2, 1), (2, 3)), ((1, 3), (1, 3)), ((1,), (3,))]:
+            got = []
+            for m in (gt, torch):
+                base = m.zeros(shape)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    kind, text = _outcome(lambda: INDEXED_WRITES[write](base.expand(target), m))
+                said = [str(w.message).split(". ")[0] for w in caught if w.category is UserWarning]
+                got.append((kind, "more than one element" in text, said) if kind != "ok" else
+                           (kind, base.tolist(), said))
+            assert got[0] == got[1], (shape, target, got)
+
+
 # ---- 3. strides and storage offsets of views of tensors with no elements -----------------------------
 EMPTY_BASES = {
     "x[:, 2:2]": lambda m: m.zeros(3, 4)[:, 2:2], "x[0:0]": lambda m: m.zeros(3, 4)[0:0],
     "x[1:1, 1:3]": lambda m: m.zeros(3, 4)[1:1, 1:3], "x.t()[:, 2:2]": lambda m: m.zeros(3, 4).t()[:, 2:2],
     "x[:, :, 3:]": lambda m: m.zeros(2, 1, 3)[:, :, 3:], "x[:, 1:1]": lambda m: m.zeros(2, 3, 4)[:, 1:1],
     "zeros(0, 4)": lambda m: m.zeros(0, 4), "zeros(3, 0)": lambda m: m.zeros(3, 0), "zeros(0)": lambda m: m.zeros(0),
-    "x[:, 5:]": lambda m: m.zeros(3, 4)[:, 5:],
+    "x[:, 5:]": lambda m: m.zeros(3, 4)[:, 5:], "x[5:5, 2]": lambda m: m.zeros(4, 6)[5:5, 2],
+    "x[4:, 1:3]": lambda m: m.zeros(4, 6)[4:, 1:3], "zeros(0, 4)[:, 3:3]": lambda m: m.zeros(0, 4)[:, 3:3],
 }
 EMPTY_VIEWS = {
     "unsqueeze(0)": lambda x: x.unsqueeze(0), "unsqueeze(1)": lambda x: x.unsqueeze(1),
@@ -239,6 +285,22 @@ def test_views_of_tensors_with_no_elements_step_as_torchs(view):
             got = [EMPTY_VIEWS[view](base(m)) for m in (gt, torch)]
             assert [(tuple(y.shape), tuple(y.stride()), y.storage_offset()) for y in got][0] == \
                 (tuple(got[1].shape), tuple(got[1].stride()), got[1].storage_offset()), name
+
+
+@pytest.mark.own_mesh
+def test_empty_slices_past_the_memorys_end_start_as_torchs():
+    """An index after an empty slice at the end of an axis (``x[5:5, 2]`` of 4 rows, ``x[4:, 1:3]``)
+    starts past the memory's end in torch; gt's numpy engine stopped at the end (24 where torch
+    says 26)."""
+    torch = torch_or_skip()
+    parts = [slice(5, 5), slice(4, None), slice(6, 9), slice(1, 3), 2, -1, None, Ellipsis]
+    with gt.sharding.use_mesh(1):
+        for index in itertools.product(parts, repeat=2):
+            for make in (lambda m: m.zeros(4, 6), lambda m: m.zeros(6, 4).t(), lambda m: m.zeros(2, 4, 6)[1]):
+                if index.count(Ellipsis) < 2:
+                    g, t = make(gt)[index], make(torch)[index]
+                    assert (g.shape, g.stride(), g.storage_offset()) == \
+                        (tuple(t.shape), t.stride(), t.storage_offset()), index
 
 
 @pytest.mark.own_mesh

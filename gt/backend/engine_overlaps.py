@@ -9,6 +9,7 @@ import numpy as np
 
 class OverlapPaths:
     keeps_empty_strides = True     # an array of no elements keeps its strides (numpy's new ones have none)
+    warns_expanded_puts = False    # the engine's setitem gives torch's warning for an expanded target itself
 
     def expand(self, x, shape):
         """torch's ``expand`` (the ``Expand`` op): a view of ``x`` broadcast to ``shape`` with torch's

@@ -103,8 +103,26 @@ def torch_view(x, index, out):
     begin = _address(x) - _address(owner) + offset
     if _buffer(owner) is not owner or begin < 0:
         return out
-    # (a start past the memory's end, of an empty tensor's empty memory: numpy's buffer ends there)
-    return np.ndarray(out.shape, x.dtype, buffer=owner, offset=min(begin, owner.nbytes), strides=at)
+    if begin > owner.nbytes:        # torch's start past the memory's end (x[5:5, 2] of 4 rows): no elements
+        return _past_end(owner, begin, out.shape, at, x.dtype)
+    return np.ndarray(out.shape, x.dtype, buffer=owner, offset=begin, strides=at)
+
+
+class _At:
+    """An array interface at an address of gt's choosing, keeping the memory's owner (as numpy's
+    ``as_strided``): ``memory_owner`` finds it through ``base``."""
+
+    def __init__(self, interface, base):
+        self.__array_interface__, self.base = interface, base
+
+
+def _past_end(owner, begin, shape, strides, dtype):
+    """An array of no elements starting ``begin`` bytes into ``owner``'s memory, past its end, where
+    numpy's buffer protocol stops (an empty array reads nothing there)."""
+    interface = {"data": (_address(owner) + begin, not owner.flags.writeable), "shape": shape, "strides": strides,
+                 "typestr": dtype.str, "version": 3}
+    out = np.asarray(_At(interface, owner))
+    return out if out.dtype == dtype else out.view(dtype)
 
 
 def _address(arr):

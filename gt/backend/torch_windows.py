@@ -41,6 +41,8 @@ def _lead(owner, arr):
 
 
 class TorchWindows:
+    warns_expanded_puts = True     # (torch's index_put_ and masked_fill_)
+
     def windows(self, x, kernel, stride, dilation):
         lead = x.ndim - len(kernel)
         size, steps = x.shape[lead:], x.stride()[lead:]

@@ -257,7 +257,7 @@ class InplaceMethods:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         _refuse_byte_mask_fill(index, value)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
-        inplace_grad.refuse_overlap(self, uniform=True, index=index)
+        expanded = inplace_grad.refuse_overlap(self, uniform=True, index=index)
         if self.dtype in dtypes.WIDE_UINTS:
             refuse_indexed_write(self, index, value)
         if isinstance(value, Tensor) and value.dtype is not self.dtype:
@@ -267,15 +267,9 @@ class InplaceMethods:
             inplace_grad.refuse_shared_input(self, (value,), Ellipsis if advanced else index, advanced)
         split = torch_order(index)
         if split is not None:
-            # integers with index arrays, torch's order (index_order.py): the block the integers
-            # pick is written in a copy and put back, so no engine needs to return it as a view
-            block = self[split[0]].clone()
-            try:
-                block[split[1]] = value
-            except IndexError as exc:
-                raise IndexError(out_of_range(index, self.shape) or str(exc)) from None
-            self[split[0]] = block
-            return
+            return _set_in_torch_order(self, index, split, value)
+        if expanded and not B.warns_expanded_puts:
+            overlap_writes.put_into_expanded(self, index, value)      # torch's warning, where its index_put_ gives it
         kind = type(value)
         fits = _FITS.get(self.dtype) if kind is float or kind is int else None
         if fits is None or not fits[0] <= value <= fits[1]:     # (the common number needs no more)
@@ -403,6 +397,21 @@ _FITS = {dtypes.float32: (-dtypes.FLOAT_MAX["float32"], dtypes.FLOAT_MAX["float3
          dtypes.int64: dtypes.INT_RANGES["int64"]}
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}
 _IOP_EVENTS = {"+=": "add_", "-=": "sub_", "*=": "mul_", "/=": "div_"}     # torch's ops of the operators
+
+
+def _set_in_torch_order(t, index, split, value):
+    """``t[index] = value`` for integers with index arrays, torch's order (index_order.py): the block
+    the integers pick is written in a copy and put back, so no engine needs to return it as a view."""
+    block = t[split[0]]
+    if t._placed is None and B.write_refusal(block._array) == "overlap":
+        block[split[1]] = value         # an expanded block: torch writes into it (with its warning)
+        return
+    block = block.clone()
+    try:
+        block[split[1]] = value
+    except IndexError as exc:
+        raise IndexError(out_of_range(index, t.shape) or str(exc)) from None
+    t[split[0]] = block
 
 
 def _refuse_byte_mask_fill(index, value):

@@ -155,7 +155,8 @@ def refuse_overlap(t, uniform=False, index=_NO_INDEX):
     before anything is written. ``uniform``: a write of one value everywhere the elements are
     (``fill_``), which torch allows; where the engine cannot make it (a read-only array), says so.
     ``index``: an item assignment ``t[index] = ...`` (engine terms), which torch refuses where the
-    elements it writes through a view (a basic index) share memory, and allows at index arrays."""
+    elements it writes through a view (a basic index) share memory, and allows at index arrays.
+    Returns whether ``t`` is one array whose elements share memory (and the write goes on)."""
     p = t._placed
     if p is None:                      # the common case, on every optimizer update: one engine call
         one = B.write_refusal(t._array)
@@ -176,6 +177,7 @@ def refuse_overlap(t, uniform=False, index=_NO_INDEX):
             and B.write_refusal(B.getitem(t._array, index)) == "overlap":
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                            "single memory location. Please clone() the tensor before performing the operation.")
+    return p is None and "overlap" in why
 
 
 def _basic(index):

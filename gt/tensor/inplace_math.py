@@ -238,6 +238,10 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
             dim = normalize_axis(kwargs.get("dim", args[0] if args else None), t.ndim, what)
             return overlap_writes.along_lines(t, dim, lambda x: compute(x, **{**kwargs, "dim": -1}))
         new = compute(t, *args)
+        if name == "masked_fill" and new.shape == t.shape and overlap_writes.expanded(t, name):
+            # torch fills the memory of every element the mask picks (with its deprecation warning)
+            mask = kwargs.get("mask", args[0] if args else None).expand(*t.shape)
+            return overlap_writes.in_memory(t, lambda mem, pos: mem.index_put_((pos[mask],), new[mask]))
         if name in ("tril", "triu") and overlap_writes.overlapping(t):
             # windows: torch's kernel writes the zeros only (a place zeroed through one element stays 0)
             return overlap_writes.in_memory(t, lambda mem, pos: mem.index_fill_(

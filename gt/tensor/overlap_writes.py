@@ -24,8 +24,13 @@ before the write, over what other elements had written there).
 Tensors whose elements lie apart (every ordinary tensor) take one cheap test and the usual path.
 """
 
+import os
+import sys
+import warnings
+
 import numpy as np
 
+from gt import dtypes
 from gt.backend import B
 from gt.tensor.strided_methods import _positions
 
@@ -34,6 +39,69 @@ def overlapping(t):
     """Whether ``t`` (a gt tensor) is on one device and two of its elements share memory through
     strides that are not 0 (the engine's ``overlaps_itself``)."""
     return t._placed is None and B.overlaps_itself(t._array)
+
+
+_DEPRECATED = ("Use of {}_ on expanded tensors is deprecated. Please clone() the tensor before performing this "
+               "operation. This also applies to advanced indexing e.g. tensor[{}] = {}")
+_EXAMPLE = {"masked_fill": ("mask", "scalar"), "index_fill": ("mask", "scalar"), "index_put": ("indices", "tensor")}
+
+
+def expanded(t, op, arr=None):
+    """Whether ``t`` (or the engine array ``arr``, a view of its one array) has elements that share
+    memory through a stride 0 (an ``expand``ed tensor). torch still writes ``masked_fill_``,
+    ``index_fill_`` and ``index_put_`` (``op``, without the ``_``) there, with its deprecation
+    warning, given here where the answer is yes; its other writes refuse such a tensor."""
+    if arr is None:
+        if t._placed is not None:
+            return False
+        arr = t._array
+    if B.write_refusal(arr) != "overlap":
+        return False
+    _warn(op)
+    return True
+
+
+_GT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _warn(op):
+    """torch's deprecation warning, pointed at the caller's line (the first frame outside gt)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_GT):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(_DEPRECATED.format(op, *_EXAMPLE[op]), UserWarning, stacklevel=level)
+
+
+def put_into_expanded(t, index, value, accumulate=False):
+    """torch's warnings for ``t[index] = value`` (``index`` in engine terms, with index arrays: an
+    ``index_put_``) where the view its other parts pick is expanded: ``index_put_``'s, and
+    ``masked_fill_``'s too where torch hands the write to it (one bool mask and one value)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [p for p in parts if B.is_array(p)]
+    if t._placed is not None or not arrays:
+        return
+    view = []
+    for p in parts:     # each index array as the axes it covers (a 0-d mask: a new one)
+        if B.is_array(p):
+            masks = B.dtype_of(p) is dtypes.bool_
+            view += [None] if masks and not len(p.shape) else [slice(None)] * (len(p.shape) if masks else 1)
+        else:
+            view.append(p)
+    if expanded(t, "index_put", B.getitem(t._array, tuple(view))):
+        masked_fill_warning(arrays, value, accumulate)
+
+
+def masked_fill_warning(arrays, value, accumulate=False, arr=None):
+    """torch's ``masked_fill_`` warning too, after ``index_put_``'s, where its ``index_put_`` into an
+    expanded tensor (``arr``, where not known to be one) hands the write to ``masked_fill_``: one
+    index, a bool mask, one value."""
+    if not accumulate and len(arrays) == 1 and B.dtype_of(arrays[0]) is dtypes.bool_ and _numel(value) == 1 \
+            and (arr is None or B.write_refusal(arr) == "overlap"):
+        _warn("masked_fill")
+
+
+def _numel(value):
+    return int(np.prod(getattr(value, "shape", ())))       # (a number: 1)
 
 
 class Rounds:

@@ -112,7 +112,7 @@ class RemainingMethods:
         """Where this tensor's first element lies in the memory it shares with the tensors it
         is a view of, in elements (``x[2:].storage_offset()`` is 2). 0 for a tensor that owns its
         memory and for a sharded tensor (where gt does not track it); an empty slice's is where
-        it starts, as torch's (on the numpy engine, within the memory: an empty tensor's slices 0)."""
+        it starts, as torch's (past the memory's end too: ``zeros(4, 6)[5:5, 2]``'s is 26)."""
         offset = B.element_offset(self._array) if self._placed is None else None
         return 0 if offset is None else max(offset, 0)
 

@@ -31,6 +31,7 @@ Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 # the in-place ops torch refuses to run from a source that lies in the written tensor's memory at
 # all (its assert_no_overlap); masked_scatter_ and index_fill_ it lets run
+_EXPANDED_WRITES = ("index_fill_", "index_put_")    # written into an expanded tensor, as torch (warning)
 _REFUSE_OVERLAP = ("scatter_", "scatter_add_", "scatter_reduce_", "index_add_", "index_copy_", "index_put_")
 
 
@@ -308,7 +309,8 @@ class ScatterMethods:
         if in_place is not None and self._placed is None and self.ndim and B.is_contiguous(self._array):
             return in_place()
         new = compute(self, *values)
-        if memory is not None and overlap_writes.overlapping(self):     # as_strided/unfold windows
+        if memory is not None and (overlap_writes.overlapping(self) or op in _EXPANDED_WRITES
+                                   and overlap_writes.expanded(self, op[:-1])):    # windows, or torch's deprecated
             return overlap_writes.in_memory(self, memory)       # (``new``: the op's checks, made)
         return self.copy_(new)
 

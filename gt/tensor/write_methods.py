@@ -105,7 +105,9 @@ class WriteMethods:
 
     def index_put_(self, indices, values, accumulate=False):
         """``index_put`` in place (recorded on the tape as torch records it)."""
-        def memory(mem, pos):
+        def memory(mem, pos):       # (an expanded tensor: torch's warnings)
+            overlap_writes.masked_fill_warning([B.asarray(getattr(i, "_data", i)) for i in indices if i is not None],
+                                               values, accumulate, self._array)
             at = pos[tuple(indices)]
             value = values if isinstance(values, Tensor) else Tensor._wrap(B.asarray(values, dtype=self.dtype))
             mem.index_put_((at.reshape(-1),), value.expand(*at.shape).reshape(-1), accumulate)
