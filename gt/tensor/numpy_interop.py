@@ -6,12 +6,15 @@ Code written for the public gt calls numpy on tensors (``np.mean(t.data)``,
 
 - reductions (``np.mean``, ``np.sum``, ``np.max``, ``np.std``, ...) call the tensor's own method
   with numpy's keywords (``dtype=``, ``out=``), which gt's reductions accept; the result is a
-  gt tensor, as ``np.mean`` of a torch tensor is a torch tensor;
+  gt tensor (torch 2.13's own reductions refuse numpy's ``axis=None``: gt keeps the public gt's);
 - ufuncs (``np.exp(t)``, ``arr + t``, ``np.maximum(t, 0)``) come to ``__array_ufunc__``: those
   gt has an op for run as that op (recorded on the tape, sharding kept) and give a gt tensor;
-  any other ufunc runs in numpy on the gathered values and gives a numpy array. A tensor that
-  requires grad is refused there, as torch refuses ``.numpy()`` on it: the result would leave
-  the graph without a word.
+- any other ufunc, and any numpy function that falls back to the tensor's values (``np.clip``,
+  ``np.round``, ``np.transpose``, ``np.cumsum``, ``np.linalg.inv``, ...), runs in numpy and
+  comes back as a gt tensor through ``__array_wrap__``, as a torch tensor does: a 0-d result
+  stays a tensor and a bool result is uint8 (torch's ``__array_wrap__`` rule). Reading the
+  values of a tensor that requires grad (with grad mode on) raises torch's RuntimeError, as
+  torch's ``__array__`` does: the result would leave the graph without a word.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
@@ -32,8 +35,8 @@ _UFUNCS = {
     "divide": lambda a, b: a / b,
     "power": lambda a, b: a ** b,
     "matmul": lambda a, b: a @ b,
-    "maximum": lambda a, b: a.maximum(b) if isinstance(a, Tensor) else b.maximum(a),
-    "minimum": lambda a, b: a.minimum(b) if isinstance(a, Tensor) else b.minimum(a),
+    "maximum": lambda a, b: _tensor_method("maximum", a, b),
+    "minimum": lambda a, b: _tensor_method("minimum", a, b),
     "negative": lambda a: -a,
     "positive": lambda a: a,
     "absolute": lambda a: a.abs(),
@@ -59,6 +62,14 @@ def _operand(x):
     return x if isinstance(x, (int, float, bool)) else Tensor._wrap(B.asarray(x))
 
 
+def _tensor_method(name, a, b):
+    """``t.maximum(other)`` for a symmetric ufunc, the tensor first; a number (``np.maximum(t, 0)``)
+    as a 0-d tensor, since gt's methods, as torch's, take only a tensor there."""
+    if not isinstance(a, Tensor):
+        a, b = b, a
+    return getattr(a, name)(b if isinstance(b, Tensor) else Tensor._wrap(B.asarray(b)))
+
+
 def no_out(out, fn):
     """numpy's reductions pass ``out=None``; a real ``out`` array cannot receive a gt result."""
     if out is not None:
@@ -66,32 +77,77 @@ def no_out(out, fn):
                         f"(e.g. result = np.{fn}(t)), or np.{fn}(t.numpy(), out=...)")
 
 
+NUMPY_OF_GRAD = "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+
+
+def _converted(arr, dtype, copy, gt_dtype):
+    """``__array__``'s ``dtype``/``copy`` on the tensor's numpy values (numpy's contract)."""
+    if dtype is not None and arr.dtype != dtype:
+        if copy is False:
+            raise ValueError(f"Unable to avoid copy while creating an array of {dtype} from a {gt_dtype} "
+                             "tensor as requested (copy=False)")
+        return arr.astype(dtype)
+    # np.array(t) asks for copy=True and trusts what comes back: the engine's own array would
+    # let writes into "the copy" change the tensor
+    return arr.copy() if copy else arr
+
+
+def _from_numpy_result(result):
+    """torch's ``__array_wrap__``: a numpy result as a tensor sharing its memory, bool as uint8."""
+    if result.dtype.kind == "b":
+        result = result.astype("uint8")
+    return Tensor._wrap(B.asarray(result))
+
+
+def _numpy_ufunc(ufunc, method, inputs, kwargs):
+    """A ufunc gt has no op for: numpy on the values, as torch runs it (torch tensors have no
+    ``__array_ufunc__``: numpy reads them through ``__array__`` and wraps the result back)."""
+    if method == "at" and isinstance(inputs[0], Tensor):
+        raise TypeError("first operand must be array")      # numpy's words for torch's tensors
+    out = kwargs.get("out")
+    if out is not None and any(isinstance(o, Tensor) for o in out):
+        raise TypeError(f"np.{ufunc.__name__}: a gt tensor cannot be the out= of a numpy ufunc (numpy: "
+                        "return arrays must be of ArrayType); assign the result instead")
+    args = [x.__array__() if isinstance(x, Tensor) else x for x in inputs]
+    result = getattr(ufunc, method)(*args, **kwargs)
+    if out is not None or result is None or method == "outer":   # numpy wraps neither out= nor outer
+        return result
+    if isinstance(result, tuple):
+        return tuple(_from_numpy_result(r) for r in result)
+    return _from_numpy_result(result)
+
+
 class NumpyMethods:
     __slots__ = ()
 
     def numpy(self, *, force=False):
         """The values as a numpy array (shares memory with the tensor on the CPU). ``force`` is
-        torch's (a copy off the graph and the GPU): gt reads any tensor's values either way."""
+        torch's (a copy off the graph and the GPU): gt reads any tensor's values either way (the
+        public gt's ``w.numpy()`` of a weight); ``np.asarray(t)`` refuses one that requires grad,
+        as torch's does."""
         checks.flush()
         return B.to_numpy(self._data)
 
     def __array__(self, dtype=None, copy=None):
-        arr = self.numpy()
-        return arr if dtype is None else arr.astype(dtype)
+        if self._requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError(NUMPY_OF_GRAD)
+        checks.flush()                  # numpy()'s body, inlined: np.asarray(t) is on hot paths
+        arr = B.to_numpy(self._data)
+        if dtype is None and not copy:
+            return arr
+        return _converted(arr, dtype, copy, self.dtype)
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        """numpy's result of a function that ran on the tensor's values (``np.clip(t, 0, 1)``,
+        ``np.round(t)``, ``np.linalg.inv(t)``) as a tensor, as torch's: 0-d results stay tensors,
+        bool results become uint8."""
+        return _from_numpy_result(array)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         gt_fn = _UFUNCS.get(ufunc.__name__) if method == "__call__" and not kwargs else None
         if gt_fn is not None:
             return gt_fn(*map(_operand, inputs))
-        if autograd.is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
-            raise TypeError(f"np.{ufunc.__name__} on a gt tensor that requires grad would leave the graph: "
-                            "use gt's own op, or np.{0}(t.detach()) for the values only".format(ufunc.__name__))
-        args = [x.numpy() if isinstance(x, Tensor) else x for x in inputs]
-        out = kwargs.get("out")
-        if out is not None and any(isinstance(o, Tensor) for o in out):
-            raise TypeError(f"np.{ufunc.__name__}: a gt tensor cannot be the out= of a numpy ufunc; "
-                            "assign the result instead")
-        return getattr(ufunc, method)(*args, **kwargs)
+        return _numpy_ufunc(ufunc, method, inputs, kwargs)
 
     def __dlpack__(self, *args, **kwargs):
         """The DLPack capsule of the tensor's engine array (numpy's or torch's, a sharded tensor's
