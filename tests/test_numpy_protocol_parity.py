@@ -249,6 +249,12 @@ FUNCTIONS = {
     "sort(stable)": lambda d: np.sort(d["f"], kind="stable"), "nonzero(float)": lambda d: np.nonzero(d["f"]),
     "squeeze(axis=0)": lambda d: np.squeeze(d["f"][None], axis=0), "cumsum(tall)": lambda d: np.cumsum(d["tall"], 0),
     "mean(tall) of the wrap": lambda d: np.round(d["tall"]) + 1,
+    "linalg.solve(array, tensor)": lambda d: np.linalg.solve(d["arr"][:, :2], d["f"][:, :2]),
+    "linalg.solve(tensor, array)": lambda d: np.linalg.solve(d["f"][:, :2], d["arr"][:, :2]),
+    "linalg.eigh": lambda d: tuple(np.linalg.eigh(d["f"][:, :2] @ d["f"][:, :2].t())),
+    "clip(array, tensor, 1)": lambda d: np.clip(d["arr"], d["f"] * 0, 1),
+    "take(array, tensor)": lambda d: np.take(d["arr"], d["i"].abs() % 3),
+    "transpose(bool)": lambda d: np.transpose(d["b"]), "cumsum(bool)": lambda d: np.cumsum(d["b"]),
 }
 
 
