@@ -210,3 +210,77 @@ def _learnable_module_call(module, lib, x, w):
     y = module(tx)
     (y * lib.tensor(w)).sum().backward()
     return y, tx.grad, module.scale.grad, module.zero_point.grad
+
+
+# ---- QAT embeddings ------------------------------------------------------------------------------
+def _embedding_net(m, q):
+    class Net(m.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = m.nn.Embedding(10, 4)
+            self.bag = m.nn.EmbeddingBag(12, 4, mode="sum")
+            self.emb.qconfig = self.bag.qconfig = q.default_embedding_qat_qconfig
+            self.quant, self.linear, self.dequant = q.QuantStub(), m.nn.Linear(8, 3), q.DeQuantStub()
+
+        def forward(self, ids, bag_ids, offsets):
+            x = m.cat([self.emb(ids).sum(1), self.bag(bag_ids, offsets)], 1)
+            return self.dequant(self.linear(self.quant(x)))
+    net = Net()
+    with (torch.no_grad() if m is torch else gt.no_grad()):
+        net.emb.weight[3] = net.emb.weight[3].abs() + 1     # a row all positive: its zero point below 0
+    return net
+
+
+def _embedding_batch(rng):
+    return [rng.integers(0, 10, (5, 3)), rng.integers(0, 12, 9), np.array([0, 2, 2, 5, 8])]
+
+
+def test_qat_embeddings_train_and_convert_as_torch_s():
+    tm, gm = _embedding_net(torch, tq), _embedding_net(gt, gq)
+    gm.load_state_dict(_to_gt(tm.state_dict()))
+    pair = []
+    for m, q in ((tm, tq), (gm, gq)):
+        m.qconfig = q.get_default_qat_qconfig("qnnpack")
+        pair.append(q.prepare_qat(m.train(), mapping=q.get_embedding_qat_module_mappings()))
+    tp, gp = pair
+    assert type(gp.bag) is gt.ao.nn.qat.EmbeddingBag and type(gp.emb.activation_post_process) is gq.NoopObserver
+    _lockstep(tp, gp, _embedding_batch)
+    tc = tq.convert(tp.eval(), mapping=tq.get_embedding_static_quant_module_mappings())
+    gc = gq.convert(gp.eval(), mapping=gq.get_embedding_static_quant_module_mappings())
+    assert [type(m).__name__ for m in gc.children()] == [type(m).__name__ for m in tc.children()]
+    for name in ("emb", "bag"):
+        tw, gw = getattr(tc, name).weight(), getattr(gc, name).weight()
+        _same(tw.int_repr(), gw.int_repr(), name)
+        _same(tw.q_per_channel_scales(), gw.q_per_channel_scales(), name)
+        _same(tw.q_per_channel_zero_points(), gw.q_per_channel_zero_points(), name)
+    inputs = _embedding_batch(np.random.default_rng(7))
+    _same(tc(*(torch.tensor(x) for x in inputs)), gc(*(gt.tensor(x) for x in inputs)), "converted output")
+    assert type(gp.emb.to_float()) is gt.nn.Embedding and type(gp.bag.to_float()) is gt.nn.EmbeddingBag
+    bad = gt.nn.Embedding(3, 2)
+    bad.qconfig = gq.get_default_qat_qconfig()
+    with pytest.raises(AssertionError, match="per_channel_affine_float_qparams"):
+        gt.ao.nn.qat.Embedding.from_float(bad)
+    with pytest.raises(AssertionError, match="qconfig must be provided"):
+        gt.ao.nn.qat.EmbeddingBag(3, 2)
+
+
+def test_embedding_fake_quant_with_float_zero_points_is_torch_s():
+    t, g = tq.default_embedding_fake_quant(), gq.default_embedding_fake_quant()
+    assert repr(g).replace("gt.", "torch.") == repr(t)
+    rng = np.random.default_rng(8)
+    w = (rng.standard_normal((6, 5)) + np.array([[0], [3], [-4], [0], [0], [0]])).astype(np.float32)
+    w[4] = 1.5                                                # a constant row: scale 1
+    tx, gx = torch.tensor(w, requires_grad=True), gt.tensor(w, requires_grad=True)
+    ty, gy = t(tx), g(gx)
+    _same(ty, gy, "values")
+    ty.sum().backward(), gy.sum().backward()
+    _same(tx.grad, gx.grad, "gradient")
+    for key, value in t.state_dict().items():
+        _same(value, g.state_dict()[key], key)
+    # on the rounding ties of x / scale + zero point (torch rounds their fused sum once)
+    scale, zero_point = rng.uniform(0.01, 0.3, 64).astype(np.float32), rng.uniform(-3, 60, 64).astype(np.float32)
+    k = rng.integers(0, 63, 64)
+    x = ((k + 0.5 - zero_point.astype(np.float64)) * scale).astype(np.float32).reshape(64, 1)
+    args = (0, 0, 63)
+    _same(torch.fake_quantize_per_channel_affine(torch.tensor(x), torch.tensor(scale), torch.tensor(zero_point), *args),
+          gt.fake_quantize_per_channel_affine(gt.tensor(x), gt.tensor(scale), gt.tensor(zero_point), *args), "ties")

@@ -271,6 +271,13 @@ default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args
     observer=obs.default_fixed_qparams_range_0to1_observer)
 default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant
 default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant
+# embeddings: each row's own float scale and zero point, from this step's weight alone
+default_embedding_fake_quant = FakeQuantize.with_args(
+    observer=obs.MovingAveragePerChannelMinMaxObserver, qscheme=per_channel_affine_float_qparams, dtype=dtypes.quint8,
+    quant_min=0, quant_max=255, ch_axis=0, averaging_constant=1)
+default_embedding_fake_quant_4bit = FakeQuantize.with_args(
+    observer=obs.MovingAveragePerChannelMinMaxObserver, qscheme=per_channel_affine_float_qparams, ch_axis=0,
+    dtype=dtypes.quint4x2, averaging_constant=1)
 default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=obs.MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=dtypes.quint8)
 default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(

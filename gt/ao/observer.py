@@ -273,6 +273,20 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
         return x_orig
 
 
+class NoopObserver(ObserverBase):
+    """Observes nothing: carries a ``dtype`` (torch's; the activation of the embeddings' QAT qconfig)."""
+
+    def __init__(self, dtype=dtypes.float16, custom_op_name=""):
+        super().__init__(dtype, False)
+        self.custom_op = custom_op_name
+
+    def forward(self, x):
+        return x
+
+    def calculate_qparams(self):
+        raise Exception("calculate_qparams should not be called for NoopObserver")  # noqa: TRY002 (torch's)
+
+
 class PlaceholderObserver(ObserverBase):
     """Observes nothing: carries the ``dtype`` (and ``is_dynamic``) a qconfig asks for (torch's)."""
 

@@ -58,6 +58,10 @@ def get_default_qconfig(backend="x86", version=0):
                    weight=default_per_channel_weight_observer)
 
 
+default_embedding_qat_qconfig = QConfig(activation=observer.NoopObserver.with_args(dtype=dtypes.float32),
+                                        weight=fq.default_embedding_fake_quant)
+default_embedding_qat_qconfig_4bit = QConfig(activation=observer.NoopObserver.with_args(dtype=dtypes.float32),
+                                             weight=fq.default_embedding_fake_quant_4bit)
 default_qat_qconfig = QConfig(activation=fq.default_fake_quant, weight=fq.default_weight_fake_quant)
 default_qat_qconfig_v2 = QConfig(activation=fq.default_fused_act_fake_quant, weight=fq.default_fused_wt_fake_quant)
 

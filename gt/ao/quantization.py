@@ -47,6 +47,10 @@ from gt.ao.qconfig import default_qat_qconfig, default_qat_qconfig_v2, get_defau
 from gt.ao.quantize import (convert, get_default_static_quant_module_mappings, prepare, propagate_qconfig_,
                             quantize)
 from gt.ao.quantize import get_default_qat_module_mappings, prepare_qat, quantize_qat
+from gt.ao.quantize import get_embedding_qat_module_mappings, get_embedding_static_quant_module_mappings
+from gt.ao.observer import NoopObserver
+from gt.ao.fake_quantize import default_embedding_fake_quant, default_embedding_fake_quant_4bit
+from gt.ao.qconfig import default_embedding_qat_qconfig, default_embedding_qat_qconfig_4bit
 
 __all__ = ["DeQuantStub", "HistogramObserver", "MinMaxObserver", "MovingAverageMinMaxObserver",
            "MovingAveragePerChannelMinMaxObserver", "ObserverBase", "PerChannelMinMaxObserver", "PlaceholderObserver",
@@ -68,6 +72,9 @@ __all__ += ["FixedQParamsFakeQuantize", "FixedQParamsObserver", "default_affine_
             "default_fixed_qparams_range_0to1_observer", "default_fixed_qparams_range_neg1to1_fake_quant",
             "default_fixed_qparams_range_neg1to1_observer", "default_symmetric_fixed_qparams_fake_quant",
             "default_symmetric_fixed_qparams_observer"]
+__all__ += ["NoopObserver", "default_embedding_fake_quant", "default_embedding_fake_quant_4bit",
+            "default_embedding_qat_qconfig", "default_embedding_qat_qconfig_4bit", "get_embedding_qat_module_mappings",
+            "get_embedding_static_quant_module_mappings"]
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):

@@ -205,6 +205,18 @@ def get_default_qat_module_mappings():
     return dict(DEFAULT_QAT_MODULE_MAPPINGS)
 
 
+def get_embedding_qat_module_mappings():
+    """torch's: ``get_default_qat_module_mappings()`` with ``nn.Embedding``/``nn.EmbeddingBag`` -> their
+    QAT forms (give them ``default_embedding_qat_qconfig``)."""
+    return {**DEFAULT_QAT_MODULE_MAPPINGS, EmbeddingBag: nnqat.EmbeddingBag, Embedding: nnqat.Embedding}
+
+
+def get_embedding_static_quant_module_mappings():
+    """torch's: the static mapping with the QAT ``Embedding``/``EmbeddingBag`` -> the weight-only quantized ones."""
+    return {**DEFAULT_STATIC_QUANT_MODULE_MAPPINGS, nnqat.EmbeddingBag: QuantizedEmbeddingBag,
+            nnqat.Embedding: QuantizedEmbedding}
+
+
 def prepare_qat(model, mapping=None, inplace=False):
     """``model`` (a copy unless ``inplace``; in training mode) ready for quantization-aware training:
     each layer with a ``qconfig`` that ``mapping`` (default ``get_default_qat_module_mappings()``)

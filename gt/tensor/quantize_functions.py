@@ -153,16 +153,22 @@ for _name, _op in (("int_repr", "int_repr"), ("q_scale", "q_scale"),
 
 
 # ---- fake quantization (quantization-aware training) --------------------------------------------
-def _fake(x, inv, zero_point, scale, quant_min, quant_max, finite_only=False, exact_zero_point=None):
+def _fake(x, inv, zero_point, scale, quant_min, quant_max, finite_only=False, exact_zero_point=None,
+          float_zero_point=False):
     """(values, mask) of torch's fake quantization of ``x`` (float32/64): ``inv``/``scale`` and
     ``zero_point`` are numbers or tensors laid along the channel axis. ``zp + round(x * inv)`` is
     in ``x``'s precision (float32: a large zero point rounds, as torch's); the clamped integer
     minus the zero point (``exact_zero_point``: float64, where ``zero_point`` is rounded) is
     exact; ``finite_only``: a non-finite value goes to ``quant_min`` (torch's per-channel kernel
-    casts it to int64), else NaN does and infinities clamp."""
+    casts it to int64), else NaN does and infinities clamp. ``float_zero_point``: torch's kernel
+    for a float zero point, ``round(x * inv + zp)`` with one rounding to float32 before the
+    integer (its compiled fused multiply-add)."""
     work = x if x.dtype in (dtypes.float32, dtypes.float64) else x.float()
     with autograd.no_grad():
-        v = ((work * inv).round() + zero_point).double()
+        if float_zero_point:
+            v = (work.double() * inv.double() + zero_point.double()).to(work.dtype).round().double()
+        else:
+            v = ((work * inv).round() + zero_point).double()
         mask = (v >= quant_min) & (v <= quant_max)
         if finite_only:
             v = v.where(v.isfinite(), float(quant_min))
@@ -216,26 +222,30 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
 
 def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, quant_max):
     """``fake_quantize_per_tensor_affine`` with ``scale[c]`` (float32, (channels,)) and
-    ``zero_point[c]`` (int32) for the slices ``c`` along ``axis``; the same gradient."""
+    ``zero_point[c]`` (int32, or float32 as embeddings' float qparams: ``round(x / scale + zp)``)
+    for the slices ``c`` along ``axis``; the same gradient."""
     if scale.dtype != dtypes.float32:
         raise RuntimeError(f"Scale must be Float or BFloat16, found {dtypes.torch_type_name(scale.dtype.name)}")
-    if zero_point.dtype != dtypes.int32:
+    if zero_point.dtype not in (dtypes.int32, dtypes.float32):
         raise RuntimeError(f"Zero-point must be Int32, Float or Half, found "
                            f"{dtypes.torch_type_name(zero_point.dtype.name)}"
-                           + (" (gt takes Int32 only)" if zero_point.dtype.is_floating_point else ""))
+                           + (" (gt takes Int32 and Float)" if zero_point.dtype.is_floating_point else ""))
     if not 0 <= axis < input.ndim:
         raise RuntimeError("`axis` must be between 0 and number of dimensions of input")
     if scale.ndim != 1 or zero_point.ndim != 1 or scale.numel() != zero_point.numel() or \
             scale.numel() != input.shape[axis]:
         raise RuntimeError("dimensions of scale and zero-point are not consistent with input tensor")
     _check_range(0, quant_min, quant_max, check_zero_point=False)
-    if zero_point.numel() and (int(zero_point.min().item()) < quant_min or int(zero_point.max().item()) > quant_max):
+    # torch checks an integer zero point only (a float one, -min / scale, may lie anywhere)
+    if zero_point.numel() and zero_point.dtype == dtypes.int32 and \
+            (int(zero_point.min().item()) < quant_min or int(zero_point.max().item()) > quant_max):
         raise RuntimeError("`zero_point` must be between `quant_min` and `quant_max`.")
     shape = quantize_math.channel_shape(input.ndim, axis)
     with autograd.no_grad():
         scale = scale.detach().reshape(shape)
         inv, zp = 1.0 / scale, zero_point.detach().reshape(shape)
     work_dtype = input.dtype if input.dtype == dtypes.float64 else dtypes.float32
-    out, mask = _fake(input.detach(), inv.to(work_dtype), zp.to(work_dtype), scale,
-                      quant_min, quant_max, finite_only=True, exact_zero_point=zp.double())
+    out, mask = _fake(input.detach(), inv.to(work_dtype), zp.to(work_dtype), scale, quant_min, quant_max,
+                      finite_only=True, exact_zero_point=zp.double(),
+                      float_zero_point=zero_point.dtype.is_floating_point)
     return _straight_through(input, out, mask)

@@ -45,6 +45,24 @@ def check_qconfig(mod):
         raise AssertionError("Embedding quantization is only supported with float_qparams_weight_only_qconfig.")
 
 
+def quantized_weight_of(mod):
+    """The quint8 table ``convert`` makes of ``mod``'s weight: a QAT module's through its weight
+    fake quantizer (run on the weight once more, then its observer's parameters: torch's), a
+    float one's as ``quantize_weight``."""
+    check_qconfig(mod)
+    fake = getattr(mod, "weight_fake_quant", None)
+    if fake is None:
+        return quantize_weight(mod.weight)
+    if fake.dtype != dtypes.quint8:
+        raise NotImplementedError(f"quantized Embedding: gt supports dtype gt.quint8, got {fake.dtype!r} (torch's "
+                                  "quint4x2 is not implemented)")
+    with autograd.no_grad():
+        fake(mod.weight)
+        scale, zero_point = fake.calculate_qparams()
+        return quantize_per_channel(mod.weight.detach().float(), scale.float(), zero_point.float(), fake.ch_axis,
+                                    dtypes.quint8)
+
+
 class Embedding(Module):
     """Rows of a quint8 weight-only quantized table: ``indices`` (any shape, int32/int64) ->
     float32 (*indices.shape, embedding_dim), torch's ``QuantizedEmbedding``. ``weight()`` is the
@@ -71,9 +89,8 @@ class Embedding(Module):
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """The quantized form of the float ``nn.Embedding`` ``mod`` (its weight quantized now)."""
-        check_qconfig(mod)
-        return cls(mod.num_embeddings, mod.embedding_dim, _weight=quantize_weight(mod.weight))
+        """The quantized form of the float ``nn.Embedding`` ``mod``, or of the QAT one (its weight quantized now)."""
+        return cls(mod.num_embeddings, mod.embedding_dim, _weight=quantized_weight_of(mod))
 
     def set_weight(self, w):
         """Takes ``w``, a quint8 float-qparams quantized (num_embeddings, embedding_dim) tensor (gt's or torch's)."""

@@ -10,7 +10,7 @@ kernel: a ``"mean"`` bag is summed) and drops ``padding_idx``; ``max_norm`` is n
 """
 
 from gt import autograd, dtypes
-from gt.ao.nn.quantized.embedding import Embedding, check_qconfig, quantize_weight
+from gt.ao.nn.quantized.embedding import Embedding, quantized_weight_of
 from gt.tensor import creation, functions
 
 
@@ -28,10 +28,9 @@ class EmbeddingBag(Embedding):
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """The quantized form of the float ``nn.EmbeddingBag`` ``mod`` (its weight quantized now)."""
-        check_qconfig(mod)
+        """The quantized form of the float ``nn.EmbeddingBag`` ``mod``, or of the QAT one (its weight quantized now)."""
         return cls(mod.num_embeddings, mod.embedding_dim, mode=mod.mode, include_last_offset=mod.include_last_offset,
-                   _weight=quantize_weight(mod.weight))
+                   _weight=quantized_weight_of(mod))
 
     def _bags(self, indices, offsets):
         """(flat indices, start of each bag, end of each bag) as Python-checked int64 tensors."""
