@@ -284,3 +284,61 @@ def test_embedding_fake_quant_with_float_zero_points_is_torch_s():
     args = (0, 0, 63)
     _same(torch.fake_quantize_per_channel_affine(torch.tensor(x), torch.tensor(scale), torch.tensor(zero_point), *args),
           gt.fake_quantize_per_channel_affine(gt.tensor(x), gt.tensor(scale), gt.tensor(zero_point), *args), "ties")
+
+
+# ---- BatchNorm folding: ConvBn1d/3d, ConvBnReLU1d/3d, LinearBn1d ----------------------------------
+def _bn_net(m, q, dims):
+    conv, bn = getattr(m.nn, f"Conv{dims}d"), getattr(m.nn, f"BatchNorm{dims}d")
+    layers = [q.QuantStub(), conv(2, 3, 3 if dims == 1 else 2, padding=1), bn(3), m.nn.ReLU(), conv(3, 2, 1, bias=False),
+              bn(2)]
+    if dims == 1:
+        layers += [m.nn.Flatten(), m.nn.Linear(2 * 6, 4), m.nn.BatchNorm1d(4)]
+    return m.nn.Sequential(*layers, q.DeQuantStub())
+
+
+@pytest.mark.parametrize("dims", [1, 3])
+def test_conv_bn_and_linear_bn_qat_train_and_convert_as_torch_s(dims):
+    groups = [["1", "2", "3"], ["4", "5"]] + ([["7", "8"]] if dims == 1 else [])
+    tm, gm = _bn_net(torch, tq, dims), _bn_net(gt, gq, dims)
+    gm.load_state_dict(_to_gt(tm.state_dict()))
+    pair = []
+    for m, q in ((tm, tq), (gm, gq)):
+        m.qconfig = q.get_default_qat_qconfig("x86")
+        pair.append(q.prepare_qat(q.fuse_modules_qat(m.train(), groups)))
+    tp, gp = pair
+    qat = gt.ao.nn.intrinsic.qat
+    expected = [qat.ConvBnReLU1d, qat.ConvBn1d] if dims == 1 else [qat.ConvBnReLU3d, qat.ConvBn3d]
+    assert [type(gp[1]), type(gp[4])] == expected and (dims == 3 or type(gp[7]) is qat.LinearBn1d)
+    shape = (4, 2, 6) if dims == 1 else (2, 2, 3, 3, 3)
+    _lockstep(tp, gp, lambda rng: [rng.standard_normal(shape).astype(np.float32)])
+    for m in (tp, gp):
+        m.apply(m is tp and torch.ao.nn.intrinsic.qat.freeze_bn_stats or qat.freeze_bn_stats)
+    assert not gp[4].bn.training and (dims == 3 or gp[7].bn.training)      # torch's: LinearBn1d not frozen
+    tc, gc = tq.convert(tp.eval()), gq.convert(gp.eval())
+    assert [type(m).__name__ for m in gc.children()] == [type(m).__name__ for m in tc.children()]
+    for i in (1, 4, 7)[:3 if dims == 1 else 2]:
+        _same(tc[i].weight().int_repr(), gc[i].weight().int_repr(), i)
+        assert (tc[i].scale, tc[i].zero_point) == (gc[i].scale, gc[i].zero_point), i
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    _same(tc(torch.tensor(x)), gc(gt.tensor(x)), "converted output")
+    if dims == 1:
+        folded_t, folded_g = tp[7].to_float(), gp[7].to_float()
+        np.testing.assert_allclose(_np(folded_g.weight), _np(folded_t.weight), rtol=1e-6, atol=1e-7)
+
+
+def test_conv_relu1d_qat_and_fusion_errors_are_torch_s():
+    layers = []
+    for m, q, iqat in ((torch, tq, torch.ao.nn.intrinsic.qat), (gt, gq, gt.ao.nn.intrinsic.qat)):
+        fused = m.ao.nn.intrinsic.ConvReLU1d(m.nn.Conv1d(2, 3, 3, padding=1), m.nn.ReLU())
+        fused.qconfig = fused[0].qconfig = q.get_default_qat_qconfig("x86")     # as propagate_qconfig_ gives
+        layers.append(iqat.ConvReLU1d.from_float(fused))
+    layers[1].load_state_dict(_to_gt(layers[0].state_dict()))
+    x = np.random.default_rng(10).standard_normal((2, 2, 7)).astype(np.float32)
+    np.testing.assert_allclose(_np(layers[1](gt.tensor(x))), _np(layers[0](torch.tensor(x))), rtol=1e-6, atol=1e-6)
+    _same(layers[0].weight_fake_quant.scale, layers[1].weight_fake_quant.scale, "ConvReLU1d weight scale")
+    with pytest.raises(AssertionError, match="Output features of Linear"):
+        gq.fuse_modules_qat(gt.nn.Sequential(gt.nn.Linear(3, 4), gt.nn.BatchNorm1d(5)), ["0", "1"])
+    with pytest.raises(AssertionError, match="affine"):
+        gq.fuse_modules_qat(gt.nn.Sequential(gt.nn.Conv3d(1, 2, 1), gt.nn.BatchNorm3d(2, affine=False)), ["0", "1"])
+    with pytest.raises(AssertionError, match="same mode"):
+        gq.fuse_modules_qat(gt.nn.Sequential(gt.nn.Linear(3, 4), gt.nn.BatchNorm1d(4).eval()), ["0", "1"])

@@ -11,25 +11,27 @@ from gt.nn.utils_extra import fuse_conv_bn_eval, fuse_linear_bn_eval
 def _conv_bn(conv, bn, is_qat=False):
     if conv.training != bn.training:
         raise AssertionError("Conv and BN both must be in the same mode (train or eval).")
-    if is_qat and not isinstance(conv, Conv2d):
-        raise NotImplementedError(f"fuse_modules_qat: gt has no ConvBn{len(conv.kernel_size)}d; fuse "
-                                  f"{type(conv).__name__} and {type(bn).__name__} in eval mode")
-    if is_qat:      # kept apart: quantization-aware training folds the BatchNorm at each step (ConvBn2d)
+    if is_qat:      # kept apart: quantization-aware training folds the BatchNorm at each step (ConvBnNd)
         if bn.num_features != conv.out_channels:
             raise AssertionError("Output channel of Conv2d must match num_features of BatchNorm2d")
-        if not bn.affine or not bn.track_running_stats:
-            raise AssertionError("Only support fusing BatchNorm2d with affine set to True and tracking running "
-                                 "stats")
-        return intrinsic.ConvBn2d(conv, bn)
+        if not bn.affine:
+            raise AssertionError("Only support fusing BatchNorm2d with affine set to True")
+        if not bn.track_running_stats:
+            raise AssertionError("Only support fusing BatchNorm2d with tracking_running_stats set to True")
+        return _CONV_BN[type(conv)](conv, bn)
     if conv.training:
         raise AssertionError("Fusion only for eval! (fuse_modules_qat keeps a training Conv2d and BatchNorm2d "
                              "together for quantization-aware training)")
     return fuse_conv_bn_eval(conv, bn)
 
 
+_CONV_BN = {Conv1d: intrinsic.ConvBn1d, Conv2d: intrinsic.ConvBn2d, Conv3d: intrinsic.ConvBn3d}
+_CONV_BN_RELU = {Conv1d: intrinsic.ConvBnReLU1d, Conv2d: intrinsic.ConvBnReLU2d, Conv3d: intrinsic.ConvBnReLU3d}
+
+
 def _conv_bn_relu(conv, bn, relu, is_qat=False):
     fused = _conv_bn(conv, bn, is_qat)
-    return intrinsic.ConvBnReLU2d(conv, bn, relu) if is_qat else _conv_relu(fused, relu)
+    return _CONV_BN_RELU[type(conv)](conv, bn, relu) if is_qat else _conv_relu(fused, relu)
 
 
 def _conv_relu(conv, relu, is_qat=False):
@@ -42,8 +44,16 @@ def _bn_relu(bn, relu, is_qat=False):
 
 
 def _linear_bn(linear, bn, is_qat=False):
-    if is_qat:
-        raise NotImplementedError("fuse_modules_qat: gt has no LinearBn1d; fuse Linear and BatchNorm1d in eval mode")
+    if linear.training != bn.training:
+        raise AssertionError("Linear and BN both must be in the same mode (train or eval).")
+    if is_qat:      # kept apart, as a convolution's (LinearBn1d)
+        if bn.num_features != linear.out_features:
+            raise AssertionError("Output features of Linear must match num_features of BatchNorm1d")
+        if not bn.affine:
+            raise AssertionError("Only support fusing BatchNorm1d with affine set to True")
+        if not bn.track_running_stats:
+            raise AssertionError("Only support fusing BatchNorm1d with tracking_running_stats set to True")
+        return intrinsic.LinearBn1d(linear, bn)
     if linear.training:
         raise NotImplementedError("fuse_modules: gt fuses Linear and BatchNorm1d in eval mode only; call .eval()")
     return fuse_linear_bn_eval(linear, bn)
@@ -68,7 +78,7 @@ _FUSERS = {
 
 def fuse_known_modules(mod_list, is_qat=False, additional_fuser_method_mapping=None):
     """The modules of ``mod_list`` fused: ``[fused, Identity(), ...]`` (torch's list form);
-    ``is_qat``: Conv2d and BatchNorm2d kept apart in ``ConvBn2d``/``ConvBnReLU2d``."""
+    ``is_qat``: a convolution or Linear and its BatchNorm kept apart in ``ConvBnNd``/``ConvBnReLUNd``/``LinearBn1d``."""
     types = tuple(type(m) for m in mod_list)
     fuser = _FUSERS.get(types)
     if fuser is None:
@@ -112,9 +122,9 @@ def fuse_modules(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_mo
 
 def fuse_modules_qat(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_modules,
                      fuse_custom_config_dict=None):
-    """``fuse_modules`` for quantization-aware training (a model in training mode): a Conv2d and its
-    BatchNorm2d (and ReLU) become ``ConvBn2d``/``ConvBnReLU2d``, which ``prepare_qat`` turns into the
-    QAT layers that fold the BatchNorm at each step."""
+    """``fuse_modules`` for quantization-aware training (a model in training mode): a ConvNd and its
+    BatchNormNd (and ReLU) become ``ConvBnNd``/``ConvBnReLUNd``, a Linear and its BatchNorm1d
+    ``LinearBn1d``, which ``prepare_qat`` turns into the QAT layers that fold the BatchNorm at each step."""
     return _fuse(model, modules_to_fuse, inplace, fuser_func, True)
 
 

@@ -46,13 +46,18 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, nnqat.Conv3d: static.Conv3d,
     iqat.LinearReLU: iq.LinearReLU, iqat.ConvReLU2d: iq.ConvReLU2d, iqat.ConvBn2d: static.Conv2d,
-    iqat.ConvBnReLU2d: iq.ConvReLU2d, iqat.ConvReLU3d: iq.ConvReLU3d})
+    iqat.ConvBnReLU2d: iq.ConvReLU2d, iqat.ConvReLU3d: iq.ConvReLU3d, iqat.ConvBn1d: static.Conv1d,
+    iqat.ConvBn3d: static.Conv3d, iqat.ConvBnReLU1d: iq.ConvReLU1d, iqat.ConvBnReLU3d: iq.ConvReLU3d,
+    iqat.LinearBn1d: static.Linear})
 # torch's fused QAT layers are _FusedModules too: convert swaps them whole (a ConvBn2d's bn stays inside)
-_SWAPPED_WHOLE = (intrinsic._FusedModule, iqat.LinearReLU, iqat.ConvReLU2d, iqat.ConvReLU3d, iqat.ConvBn2d)
+_SWAPPED_WHOLE = (intrinsic._FusedModule, iqat.LinearReLU, iqat.ConvReLU1d, iqat.ConvReLU2d, iqat.ConvReLU3d,
+                  iqat.modules._ConvBnNd, iqat.LinearBn1d)
 DEFAULT_QAT_MODULE_MAPPINGS = {
     Linear: nnqat.Linear, Conv2d: nnqat.Conv2d, Conv3d: nnqat.Conv3d, intrinsic.LinearReLU: iqat.LinearReLU,
-    intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvReLU3d: iqat.ConvReLU3d, intrinsic.ConvBn2d: iqat.ConvBn2d,
-    intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d}
+    intrinsic.ConvReLU2d: iqat.ConvReLU2d, intrinsic.ConvReLU3d: iqat.ConvReLU3d, intrinsic.ConvBn1d: iqat.ConvBn1d,
+    intrinsic.ConvBn2d: iqat.ConvBn2d, intrinsic.ConvBn3d: iqat.ConvBn3d, intrinsic.ConvBnReLU1d: iqat.ConvBnReLU1d,
+    intrinsic.ConvBnReLU2d: iqat.ConvBnReLU2d, intrinsic.ConvBnReLU3d: iqat.ConvBnReLU3d,
+    intrinsic.LinearBn1d: iqat.LinearBn1d}
 # torch's: in training mode (prepare_qat) these outputs, of known range, get fixed parameters, not the qconfig's
 DEFAULT_MODULE_TO_ACT_POST_PROCESS = {
     Hardsigmoid: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,

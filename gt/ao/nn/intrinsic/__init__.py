@@ -1,6 +1,8 @@
 """torch.ao.nn.intrinsic: the float fused modules ``fuse_modules`` makes (``LinearReLU``,
 ``ConvReLU1d/2d/3d``, ``BNReLU2d/3d``: a layer and its ReLU kept together, so that ``convert``
-quantizes them as one kernel), and their quantized forms in ``gt.ao.nn.intrinsic.quantized``."""
+quantizes them as one kernel; ``fuse_modules_qat``'s ``ConvBn1d/2d/3d``, ``ConvBnReLU1d/2d/3d`` and
+``LinearBn1d``), their QAT forms in ``gt.ao.nn.intrinsic.qat`` and quantized ones in
+``gt.ao.nn.intrinsic.quantized``."""
 
 from gt.nn.containers import Sequential
 
@@ -58,7 +60,43 @@ class ConvBnReLU2d(_FusedModule):
         super().__init__(conv, bn, relu)
 
 
+class ConvBn1d(_FusedModule):
+    """``bn(conv(x))``: a ``Conv1d`` and its ``BatchNorm1d``, kept apart for quantization-aware training."""
+
+    def __init__(self, conv, bn):
+        super().__init__(conv, bn)
+
+
+class ConvBnReLU1d(_FusedModule):
+    """``relu(bn(conv(x)))`` of a ``Conv1d``, kept apart for quantization-aware training."""
+
+    def __init__(self, conv, bn, relu):
+        super().__init__(conv, bn, relu)
+
+
+class ConvBn3d(_FusedModule):
+    """``bn(conv(x))``: a ``Conv3d`` and its ``BatchNorm3d``, kept apart for quantization-aware training."""
+
+    def __init__(self, conv, bn):
+        super().__init__(conv, bn)
+
+
+class ConvBnReLU3d(_FusedModule):
+    """``relu(bn(conv(x)))`` of a ``Conv3d``, kept apart for quantization-aware training."""
+
+    def __init__(self, conv, bn, relu):
+        super().__init__(conv, bn, relu)
+
+
+class LinearBn1d(_FusedModule):
+    """``bn(linear(x))``: a ``Linear`` and its ``BatchNorm1d``, kept apart for quantization-aware
+    training (``fuse_modules_qat``; eval-mode fusion folds them into one Linear instead)."""
+
+    def __init__(self, linear, bn):
+        super().__init__(linear, bn)
+
+
 from gt.ao.nn.intrinsic import qat, quantized  # noqa: E402  (their modules name the float ones above)
 
-__all__ = ["BNReLU2d", "BNReLU3d", "ConvBn2d", "ConvBnReLU2d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU",
-           "qat", "quantized"]
+__all__ = ["BNReLU2d", "BNReLU3d", "ConvBn1d", "ConvBn2d", "ConvBn3d", "ConvBnReLU1d", "ConvBnReLU2d", "ConvBnReLU3d",
+           "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearBn1d", "LinearReLU", "qat", "quantized"]

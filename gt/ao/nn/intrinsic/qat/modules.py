@@ -1,12 +1,13 @@
-"""torch.ao.nn.intrinsic.qat's modules: ``LinearReLU`` and ``ConvReLU2d/3d`` (the QAT layer, then a
-ReLU), and ``ConvBn2d``/``ConvBnReLU2d``: a Conv2d trained with its BatchNorm2d folded into the
+"""torch.ao.nn.intrinsic.qat's modules: ``LinearReLU`` and ``ConvReLU1d/2d/3d`` (the QAT layer, then a
+ReLU), and ``ConvBn1d/2d/3d``/``ConvBnReLU1d/2d/3d``: a convolution trained with its BatchNorm folded into the
 weight before fake quantization (torch's ``_forward_approximate``: ``w * gamma / sqrt(running_var +
 eps)`` fake-quantized, the conv's output divided by that factor again, then the BatchNorm itself,
 which in training updates its statistics)."""
 
 from gt.ao.nn import intrinsic
 from gt.ao.nn.qat import modules as qat
-from gt.nn import BatchNorm2d, Conv2d as FloatConv2d
+from gt.nn import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d as FloatConv1d, Conv2d as FloatConv2d,
+                   Conv3d as FloatConv3d)
 from gt.nn.activation_functions import relu
 from gt.nn.core_functions import linear
 from gt.nn.utils_extra import fuse_conv_bn_weights
@@ -40,13 +41,23 @@ class ConvReLU3d(qat.Conv3d):
         return relu(self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias))
 
 
-class ConvBn2d(FloatConv2d):
-    """A Conv2d (``weight``, optional ``bias``) and its BatchNorm2d (``bn``) trained together:
-    ``bn(conv(x, fq(w * s)) / s + bias)`` with ``s = bn.weight / sqrt(bn.running_var + bn.eps)`` per
-    output channel (N, C, H, W) -> (N, out_channels, H', W'). ``freeze_bn_stats()`` keeps the
-    BatchNorm in eval mode (its running statistics fixed) whatever ``train()`` says."""
+class ConvReLU1d(qat.Conv1d):
+    """``relu(conv1d(x, weight_fake_quant(weight), bias))``; from the float fused ``ConvReLU1d`` (torch's
+    class; its default QAT mapping leaves ``ConvReLU1d`` float)."""
 
-    _FLOAT_MODULE = intrinsic.ConvBn2d
+    _FLOAT_MODULE = intrinsic.ConvReLU1d
+
+    def forward(self, input):
+        return relu(self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias))
+
+
+class _ConvBnNd:
+    """A convolution (``weight``, optional ``bias``; mixed into ``nn.Conv1d/2d/3d``) and its
+    BatchNorm (``bn``) trained together: ``bn(conv(x, fq(w * s)) / s + bias)`` with ``s =
+    bn.weight / sqrt(bn.running_var + bn.eps)`` per output channel, (N, C, *spatial) -> (N,
+    out_channels, *spatial'). ``freeze_bn_stats()`` keeps the BatchNorm in eval mode (its running
+    statistics fixed) whatever ``train()`` says."""
+
     _RELU = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=None,
@@ -55,7 +66,7 @@ class ConvBn2d(FloatConv2d):
                          padding_mode)
         self.qconfig = qat._qconfig(qconfig)
         self.freeze_bn = freeze_bn if self.training else True
-        self.bn = BatchNorm2d(out_channels, eps, momentum, True, True)
+        self.bn = self._BN(out_channels, eps, momentum, True, True)
         self.weight_fake_quant = qconfig.weight()
         if self.training and not freeze_bn:
             self.update_bn_stats()
@@ -89,27 +100,25 @@ class ConvBn2d(FloatConv2d):
         return self.bn.weight / (self.bn.running_var + self.bn.eps).sqrt()
 
     def forward(self, input):
-        factor = self._scale_factor()
-        scaled_weight = self.weight_fake_quant(self.weight * factor.reshape(-1, 1, 1, 1))
+        factor, ones = self._scale_factor(), (1,) * (self.weight.ndim - 2)
+        scaled_weight = self.weight_fake_quant(self.weight * factor.reshape(-1, 1, *ones))
         zero_bias = zeros(self.out_channels, dtype=input.dtype)       # the conv's own bias is added after
-        out = self._conv_forward(input, scaled_weight, zero_bias) / factor.reshape(1, -1, 1, 1)
+        out = self._conv_forward(input, scaled_weight, zero_bias) / factor.reshape(1, -1, *ones)
         if self.bias is not None:
-            out = out + self.bias.reshape(1, -1, 1, 1)
+            out = out + self.bias.reshape(1, -1, *ones)
         out = self.bn(out)
         return relu(out) if self._RELU else out
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """The QAT form of the float fused ``ConvBn2d`` (``ConvBnReLU2d``), sharing its conv's
+        """The QAT form of the float fused ``ConvBnNd`` (``ConvBnReLUNd``), sharing its conv's
         parameters and its BatchNorm's parameters and running statistics."""
         qat.check_float(cls, mod)
         conv, bn = mod[0], mod[1]
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                   conv.groups, conv.bias is not None, conv.padding_mode, bn.eps, bn.momentum, False, mod.qconfig)
         new.weight, new.bias = conv.weight, conv.bias
-        new.bn.weight, new.bn.bias = bn.weight, bn.bias
-        new.bn.running_mean, new.bn.running_var = bn.running_mean, bn.running_var
-        new.bn.num_batches_tracked = bn.num_batches_tracked
+        share_bn(new.bn, bn)
         return new
 
     def weight_bias_to_quantize(self):
@@ -119,20 +128,56 @@ class ConvBn2d(FloatConv2d):
                                     bn.bias)
 
 
+def share_bn(new, bn):
+    """``new`` (a QAT layer's BatchNorm) holding ``bn``'s parameters and running statistics."""
+    new.weight, new.bias = bn.weight, bn.bias
+    new.running_mean, new.running_var = bn.running_mean, bn.running_var
+    new.num_batches_tracked = bn.num_batches_tracked
+
+
+class ConvBn1d(_ConvBnNd, FloatConv1d):
+    """``_ConvBnNd`` of a ``Conv1d`` and ``BatchNorm1d``: (N, C, L) -> (N, out_channels, L')."""
+
+    _FLOAT_MODULE, _BN = intrinsic.ConvBn1d, BatchNorm1d
+
+
+class ConvBnReLU1d(ConvBn1d):
+    """``relu`` of ``ConvBn1d``'s output; from the float fused ``ConvBnReLU1d``."""
+
+    _FLOAT_MODULE, _RELU = intrinsic.ConvBnReLU1d, True
+
+
+class ConvBn2d(_ConvBnNd, FloatConv2d):
+    """``_ConvBnNd`` of a ``Conv2d`` and ``BatchNorm2d``: (N, C, H, W) -> (N, out_channels, H', W')."""
+
+    _FLOAT_MODULE, _BN = intrinsic.ConvBn2d, BatchNorm2d
+
+
 class ConvBnReLU2d(ConvBn2d):
     """``relu`` of ``ConvBn2d``'s output; from the float fused ``ConvBnReLU2d``."""
 
-    _FLOAT_MODULE = intrinsic.ConvBnReLU2d
-    _RELU = True
+    _FLOAT_MODULE, _RELU = intrinsic.ConvBnReLU2d, True
+
+
+class ConvBn3d(_ConvBnNd, FloatConv3d):
+    """``_ConvBnNd`` of a ``Conv3d`` and ``BatchNorm3d``: (N, C, D, H, W) -> (N, out_channels, D', H', W')."""
+
+    _FLOAT_MODULE, _BN = intrinsic.ConvBn3d, BatchNorm3d
+
+
+class ConvBnReLU3d(ConvBn3d):
+    """``relu`` of ``ConvBn3d``'s output; from the float fused ``ConvBnReLU3d``."""
+
+    _FLOAT_MODULE, _RELU = intrinsic.ConvBnReLU3d, True
 
 
 def update_bn_stats(mod):
     """``model.apply(update_bn_stats)``: the BatchNorms of the ConvBn layers update their statistics again."""
-    if isinstance(mod, ConvBn2d):
+    if isinstance(mod, _ConvBnNd):
         mod.update_bn_stats()
 
 
 def freeze_bn_stats(mod):
     """``model.apply(freeze_bn_stats)``: the BatchNorms of the ConvBn layers keep their running statistics."""
-    if isinstance(mod, ConvBn2d):
+    if isinstance(mod, _ConvBnNd):
         mod.freeze_bn_stats()
