@@ -91,8 +91,9 @@ case("method", "Pow", lambda a: a.pow(2.5), XP)
 case("function", "Pow", lambda a, b: gt.pow(a, b), XP, randn(4, seed=4), torch_fn=lambda a, b: T.pow(a, b))
 case("rpow", "Pow", lambda a: 2.0 ** a, X)
 case("rpow_half", "Pow", lambda a: 0.5 ** a, X)
-case("scalar", "Maximum", lambda a: a.maximum(0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(min=0.03))
-case("scalar", "Minimum", lambda a: a.minimum(0.03), distinct(3, 4), torch_fn=lambda a: a.clamp(max=0.03))
+# a 0-d bound (torch's maximum takes no number: a.maximum(0.03) is its TypeError)
+case("scalar", "Maximum", lambda a: a.maximum(a.new_tensor(0.03)), distinct(3, 4), torch_fn=lambda a: a.clamp(min=0.03))
+case("scalar", "Minimum", lambda a: a.minimum(a.new_tensor(0.03)), distinct(3, 4), torch_fn=lambda a: a.clamp(max=0.03))
 
 UNARY = [(), (5,), (3, 4), (2, 3, 4)]
 for shape in UNARY:
@@ -150,8 +151,8 @@ XR = XC * 7 + 0.05
 for _how in ("floor", "ceil", "trunc", "round", "sign"):
     case(_how, "Rounding", lambda a, h=_how: getattr(a, h)() * a, XR)
 # floor division: XR / 0.7 lies 0.07 above an integer (no steps); torch's own // has no
-# derivative, its div(rounding_mode="floor") the same zeros
-case("floor_divide", "FloorDivide", lambda a, b: (a // b) * a, XR, np.full(5, 0.7),
+# derivative (gt's neither: tests/test_func_autograd_leftovers_parity.py), div(rounding_mode="floor") zeros
+case("floor_divide", "FloorDivide", lambda a, b: a.div(b, rounding_mode="floor") * a, XR, np.full(5, 0.7),
      torch_fn=lambda a, b: T.div(a, b, rounding_mode="floor") * a)
 case("norm", "Norm2", lambda a: a.norm(), XC)
 case("norm_dim_keep", "Norm2", lambda a: a.norm(dim=1, keepdim=True), XC)

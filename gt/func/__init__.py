@@ -33,7 +33,12 @@ How they are computed, where that differs from torch's functorch:
   (``replace_all_batch_norm_modules_``, eval mode, or stats mapped with the input run); gt cannot
   tell a mapped input from an unmapped one there, so it refuses also over an unmapped input.
 * As torch's, a transform differentiates also under the caller's ``no_grad`` (its results are
-  then plain values).
+  then plain values); ``requires_grad_()`` inside a transform's function raises torch's error
+  (``linearize`` excepted: torch traces it under forward AD); ``jvp`` and ``jacfwd`` let the
+  function change its inputs in place, and the caller's primals (and ``jvp``'s tangents) change
+  with them, where the reverse-mode transforms raise the leaf error; ``vmap`` makes a change of a
+  captured tensor once (its values are put back before each later element's run), and refuses
+  one recorded for autograd or writing values made inside the function.
 """
 
 from gt.func.derivatives import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp

@@ -5,7 +5,7 @@ import contextlib
 import functools
 
 from gt.autograd import grad as _autograd_grad
-from gt.autograd import enable_grad, forward_ad, is_grad_enabled
+from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
 from gt.autograd.levels import transform_level
 from gt.backend import B
@@ -47,28 +47,50 @@ def _check_argnums(argnums, nargs):
 
 
 class _Inputs:
-    """The differentiated arguments of one call: ``args`` with fresh tensors at ``argnums``."""
+    """The differentiated arguments of one call: ``args`` with fresh tensors at ``argnums``.
+    ``writable``: torch's forward-mode transforms (``jvp``, ``jacfwd``) let the function change
+    its inputs in place, and the caller's tensors change with them; the function then gets a
+    copy of each fresh leaf (whose in-place changes are recorded), and ``write_back`` copies
+    the values it changed into the caller's tensor."""
 
-    def __init__(self, args, argnums):
+    def __init__(self, args, argnums, writable=False):
         # the caller's grad mode: a transform computes its derivatives also under the caller's
         # no_grad (as torch's), but then its results are not connected to the caller's graph
         self.outer = is_grad_enabled()
         self.nums = _check_argnums(argnums, len(args))
         self.single = not isinstance(argnums, tuple)
         self.args = list(args)
-        self.leaves, self.specs = [], []
+        self.leaves, self.specs, self.written = [], [], []
         for n in self.nums:
             leaves, spec = _flatten(args[n])
             fresh = [_fresh(x, self.outer) for x in leaves]
-            self.args[n] = _unflatten(spec, fresh)
+            self.args[n] = _unflatten(spec, [self._copy(x, f) for x, f in zip(leaves, fresh)] if writable else fresh)
             self.leaves.append(fresh)
             self.specs.append(spec)
         self.flat = [t for leaves in self.leaves for t in leaves]
 
-    def level(self, kwargs=None):
+    def _copy(self, x, fresh):
+        if not fresh.is_leaf:       # a view of the caller's x: its changes reach x (or are refused) already
+            return fresh
+        with enable_grad():         # (the caller's no_grad does not hold here, as for the function's run)
+            copy = fresh.clone()
+        alias = copy.detach()       # the copy's memory as laid out now: a t_() of the copy changes only its view
+        self.written.append((fresh, x, copy, alias, alias._version))
+        return copy
+
+    def write_back(self):
+        """The values ``func`` changed in place, into the caller's tensors (after the level: they
+        are captured there). Returns ``[(the fresh leaf, its changed copy)]``."""
+        changed = [w for w in self.written if w[3]._version != w[4]]
+        with no_grad():
+            for _, x, _, alias, _ in changed:
+                x.copy_(alias)
+        return [(fresh, copy) for fresh, _, copy, _, _ in changed]
+
+    def level(self, kwargs=None, layer=True):
         """The function's run: grad mode on, at a new transform level whose inputs are all the
         tensors it is called with (torch wraps those at argnums and the others alike)."""
-        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]])
+        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]], layer)
 
     def pack(self, grads):
         """Per-leaf results (in ``flat`` order) shaped as the differentiated arguments."""
@@ -80,9 +102,9 @@ class _Inputs:
 
 
 @contextlib.contextmanager
-def _running(inputs):
+def _running(inputs, layer=True):
     """``enable_grad`` at a new ``transform_level`` (gt/autograd/levels.py) of ``inputs``."""
-    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)]):
+    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)], layer=layer):
         yield
 
 
@@ -273,21 +295,34 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
             raise RuntimeError(f"Trying to set a forward gradient that has a different size than that of the "
                                f"original Tensor, this is not supported. Tensor is of size {list(p.shape)} while "
                                f"the given forward gradient is of size {list(t.shape)}.")
-    inputs = _Inputs(primals, tuple(range(len(primals))))
+    inputs = _Inputs(primals, tuple(range(len(primals))), writable=True)
     with inputs.level():
         out, aux = _split_aux(func(*inputs.args), has_aux, "jvp(f, primals, tangents)")
+    changed = inputs.write_back()
     out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
     # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
+    ends = out_leaves + [copy for _, copy in changed]     # (the changed inputs' tangents: written back below)
     try:
-        us, vj = _first_vjp(out_leaves, inputs.flat)
+        us, vj = _first_vjp(ends, inputs.flat)
     except NotImplementedError:         # a gradient's gradient gt does not record (eigh, svd, complex tensors)
-        if keep or forward_ad.entered():
+        if keep or forward_ad.entered() or changed:     # (running func again would repeat its changes)
             raise
         return _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux)
-    jv = _second_vjp(out_leaves, us, vj, t_leaves, keep, keep)
+    jv = _second_vjp(ends, us, vj, t_leaves, keep, keep)
+    _write_tangents(changed, jv[len(out_leaves):], inputs.flat, t_leaves)
+    jv = jv[:len(out_leaves)]
     result = (_level_out(out, keep), _unflatten(out_spec, jv))
     return result + (_level_out(aux, keep),) if has_aux else result
+
+
+def _write_tangents(changed, tangents, flat, t_leaves):
+    """torch's forward mode keeps the caller's tangent as the dual's, so an input changed in place
+    changes its tangent too: ``tangents`` (of the changed copies) into the caller's."""
+    at = {id(f): i for i, f in enumerate(flat)}
+    with no_grad():
+        for (fresh, _), tangent in zip(changed, tangents):
+            t_leaves[at[id(fresh)]].copy_(tangent)
 
 
 def _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux):
@@ -314,7 +349,7 @@ def linearize(func, *primals):
     inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
     if inputs is None:
         raise RuntimeError("linearize(f, *primals): Expected at least one primal")
-    with inputs.level():
+    with inputs.level(layer=False):     # torch traces func under forward AD, outside functorch's layers
         out = func(*inputs.args)
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
     p_leaves, p_spec = _flatten(primals)
@@ -347,9 +382,10 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     its output's dtype (zeros for an integer output); else as reverse mode, in the input's dtype,
     refusing integer outputs."""
     _refuse_complex(_flatten(args)[0], api, "inputs")
-    inputs = _Inputs(args, argnums)
+    inputs = _Inputs(args, argnums, writable=forward)
     with inputs.level(kwargs):
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
+    inputs.write_back()
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")
     if not forward:
         _refuse_exact_outputs(out_leaves)

@@ -4,7 +4,7 @@ stacked along ``out_dims`` (see gt/func/__init__.py)."""
 import collections
 import functools
 
-from gt.autograd.levels import transform_level
+from gt.autograd.levels import transform_level, undo_changes, vmap_changes, watch_changes
 from gt.backend import B
 from gt.tensor import Tensor, inplace, stack
 from gt.tensor.strided_methods import SHAPE_WATCHERS, VMAP_DEPTH
@@ -75,10 +75,12 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         before = ([(x, x._version, _layout(x)) for x in fixed], [(c, _geometry(c[0])) for c in columns if c])
         changes = collections.Counter()
         SHAPE_WATCHERS.append(changes)
+        watch_changes()      # the captured tensors func changes, made once (gt/autograd/levels.py)
         try:
             outs = _run(func, kwargs, spec, leaves, columns, sizes[0], randomness, start, name, before, changes)
         finally:
             SHAPE_WATCHERS.pop()     # this call's, by position: an inner vmap's Counter may equal it
+            vmap_changes.pop()
         return _stack_outputs(outs, out_dims, name, sizes[0])
     return wrapper
 
@@ -87,6 +89,8 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
 def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, before, changes):
     outs = []
     for i in range(max(size, 1)):
+        if i and vmap_changes[-1][1]:
+            undo_changes(vmap_changes[-1][1])
         if randomness == "same":
             B.set_rng_state(start)
         call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
@@ -106,10 +110,13 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
     return outs
 
 
-# torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones)
+# torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones); gt makes
+# the change once where it is not recorded (gt/autograd/levels.py made_once)
 _CAPTURED = ("vmap({}, ...): func changed in place a tensor it neither received nor made (a captured one: a "
-             "closure's, a global, a module's buffer); gt's vmap runs func once per batch element, so the change "
-             "would be made once per element. Change a copy (tensor.clone()), or make the change outside vmap")
+             "closure's, a global, a module's buffer) with values made inside func, or where the change is "
+             "recorded for autograd (it or the values require grad); gt's vmap runs func once per batch element "
+             "and cannot make such a change once, as torch's does. Change a copy (tensor.clone()), or make the "
+             "change outside vmap")
 
 
 def _refuse_changed_inputs(name, fixed, mapped, i, changes):

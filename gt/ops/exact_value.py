@@ -63,7 +63,7 @@ class NoDerivative(Function):
 
     @property
     def name(self):
-        return OpName("NotImplemented", "NotImplemented")
+        return OpName("NotImplemented", "torch::autograd::NotImplemented")     # torch's name()
 
     def forward(self, x, aten):
         self.aten = aten

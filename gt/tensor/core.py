@@ -204,13 +204,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         p = self._placed
         return device(B.device_of(self._array if p is None else p.shards[0]))
 
-    @property
-    def requires_grad(self):
-        return self._requires_grad
-
-    @requires_grad.setter
-    def requires_grad(self, value):
-        self.requires_grad_(value)
+    requires_grad = property(lambda self: self._requires_grad, lambda self, value: self.requires_grad_(value))
 
     @property
     def is_leaf(self):
@@ -383,6 +377,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def requires_grad_(self, requires_grad=True):
+        if _inference_mode.layers:      # inside a gt.func transform's function: torch's refusal (levels.py)
+            _levels.refuse_requires_grad()
         if requires_grad and not self.dtype.differentiable:
             raise RuntimeError(f"only floating point and complex tensors can require gradients, this one is {self.dtype!r}")
         if not requires_grad and self._ctx is not None:

@@ -18,7 +18,7 @@ from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, narr
 from gt.tensor.complex_checks import check_lerp, refuse_complex_pair, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
-from gt.tensor.rounded_division import float_remainder, rounded_quotient
+from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
 from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
@@ -44,11 +44,7 @@ class ExtraMethods:
         """``floor(self / other)`` (torch's ``floor_divide``; exact where ``(a / b).floor()`` is not)."""
         if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
             return other.__rfloordiv__(self)        # gt.nested's (which refuses, as torch's)
-        refuse_complex_pair(self, other, "div_floor_cpu")
-        a, b = int_wrapped(*_promote_ints(self, _operand(other, "//")))
-        _refuse_bools(a, b, "div_floor_cpu")
-        _refuse_integer_zero(a, b, "//")
-        return ew.FloorDivide.apply(a, b)   # a float result from inputs that require grad: zero gradients
+        return floor_divide(self, other)
 
     def __rfloordiv__(self, other):
         return _number_beside(other, self).__floordiv__(self)
@@ -73,7 +69,10 @@ class ExtraMethods:
         return float_remainder(a, b)
 
     def __rmod__(self, other):
-        return _number_beside(other, self).__mod__(self)
+        if isinstance(other, Tensor):
+            return other.__mod__(self)
+        # torch's remainder with a number first has no derivative: its backward raises
+        return no_derivative(_number_beside(other, self).__mod__(self), "aten::remainder")
 
     remainder = __mod__
 

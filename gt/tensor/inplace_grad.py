@@ -30,7 +30,7 @@ Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor
 import copy
 import weakref
 
-from gt.autograd import forward_ad, grad_hooks, rebind, views
+from gt.autograd import forward_ad, grad_hooks, levels, rebind, views
 from gt.autograd.function import is_grad_enabled, new_epoch, no_grad_views, sequence
 from gt.autograd.grad_mode import mode
 from gt.backend import B
@@ -118,9 +118,8 @@ def refuse_captured(t, op=None, values=(), shape=False):
     function was called with nor made at this level or a deeper one (gt/autograd/levels.py), nor a
     view of such a tensor (a view of a captured tensor is captured too, as torch's). At a level of
     ``vmap`` (its own ``level_refusal``) only a change gt cannot make as torch's is refused: one
-    that repeated once per batch element gives another result (``add_``; not ``fill_``, ``copy_``,
-    an item assignment or a change of shape: ``shape``), or that writes ``values`` made inside
-    (batched, for torch, which refuses those)."""
+    that writes ``values`` made inside (batched, for torch, which refuses those), or that goes on
+    the tape (``levels.made_once``: gt makes the others once, as torch's)."""
     inputs, level = mode.level_inputs, mode.level
     while id(t) not in inputs:
         link = getattr(t, "_view", None)     # an unrecorded view (gt/autograd/views.py)
@@ -131,8 +130,9 @@ def refuse_captured(t, op=None, values=(), shape=False):
             refusal = mode.level_refusal
             if refusal is None:
                 raise RuntimeError(CAPTURED.format(f"aten::{op}" if op else "an in-place op"))
-            if shape or op in _REPEATABLE and not any(isinstance(v, Tensor) and (
-                    getattr(v, "_level", 0) >= level or id(v) in inputs) for v in values):
+            made_inside = any(isinstance(v, Tensor) and (getattr(v, "_level", 0) >= level or id(v) in inputs)
+                              for v in values)
+            if shape or not made_inside and (op in _REPEATABLE or levels.made_once(t, values)):
                 return
             raise RuntimeError(refusal)
         t = up

@@ -210,6 +210,8 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
 
     def compute(x, *values, **options):
         out = getattr(x, name)(*values, **(options or kwargs))
+        if name == "floor_divide" and out.requires_grad:     # torch's error names the in-place op
+            out.grad_fn.aten = "aten::floor_divide_"
         if out.dtype != t.dtype:
             if not (logical or _fits(out.dtype, t.dtype)):
                 raise RuntimeError(f"{what}: result type {dtypes.torch_type_name(out.dtype.name)} can't be cast to "

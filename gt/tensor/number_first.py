@@ -25,7 +25,7 @@ NUMBER_FIRST = frozenset(("add", "sub", "subtract", "mul", "multiply", "div", "d
 NO_OUT_NUMBER_FIRST = frozenset(("remainder", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
                                  "bitwise_right_shift"))
 # ... those of them whose number-first overload has no derivative in torch
-NO_DERIVATIVE = frozenset(("remainder", "floor_divide"))
+NO_DERIVATIVE = frozenset(("remainder",))     # (``floor_divide`` has none with a tensor first either)
 # ... and those of them that take two numbers (``gt.add(2, 3)``; torch refuses ``pow(2, 3)``)
 TWO_NUMBERS = frozenset(("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide"))
 

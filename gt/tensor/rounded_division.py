@@ -1,11 +1,15 @@
 """torch's division with a rounding mode (``div(..., rounding_mode="trunc" | "floor")``), shared
-by ``Tensor.div``/``div_`` and ``gt.div``/``gt.divide``, and the remainder of floor division
-(``%``, ``remainder``) as torch's kernel computes it."""
+by ``Tensor.div``/``div_`` and ``gt.div``/``gt.divide``, ``//`` (``floor_divide``), and the
+remainder of floor division (``%``, ``remainder``) as torch's kernel computes it."""
 
 from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import bitwise_kernels as bk
-from gt.tensor.arithmetic import _promote_ints, _refuse_bools
+from gt.ops import elementwise as ew
+from gt.ops.exact_value import NoDerivative
+from gt.tensor.arithmetic import _operand, _promote_ints, _refuse_bools, _refuse_integer_zero
+from gt.tensor.complex_checks import refuse_complex_pair
+from gt.tensor.int_scalars import int_wrapped
 from gt.tensor.exact_values import local, needs_grad, with_grad
 from gt.tensor.shape import _named
 
@@ -21,7 +25,7 @@ def rounded_quotient(a, b, mode):
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found {mode!r}")
     _refuse_bools(a, b, f"div_{mode}_cpu")
     if mode == "floor":
-        return a // b
+        return _named(floor_quotient(a, b), a, "DivBackward2")
     if a.dtype.is_floating_point or isinstance(b, float) or (isinstance(b, type(a)) and b.dtype.is_floating_point):
         if not needs_grad(a, b):
             return (a / b).trunc()
@@ -44,6 +48,30 @@ def rounded_quotient(a, b, mode):
     return q.masked_fill(negative, 0) - q.masked_fill(~negative, 0)
 
 
+def floor_quotient(a, other):
+    """``floor(a / other)`` (``a`` a tensor, ``other`` a tensor or a number) as torch's kernel
+    computes it (exact where ``(a / b).floor()`` is not: ``1 // 0.1`` is 9), with zero gradients
+    (``div(rounding_mode="floor")``'s)."""
+    refuse_complex_pair(a, other, "div_floor_cpu")
+    a, b = int_wrapped(*_promote_ints(a, _operand(other, "//")))
+    _refuse_bools(a, b, "div_floor_cpu")
+    _refuse_integer_zero(a, b, "//")
+    return ew.FloorDivide.apply(a, b)
+
+
+def floor_divide(a, other):
+    """torch's ``floor_divide`` (``a // other``): ``floor_quotient``'s values. torch defines no
+    derivative for it: a result from inputs that require grad requires grad too, and a backward
+    through it raises torch's RuntimeError."""
+    return no_derivative(floor_quotient(a, other), "aten::floor_divide")
+
+
+def no_derivative(out, aten):
+    """``out``, whose backward raises "derivative for ``aten`` is not implemented" where it
+    requires grad (torch's ``NotImplemented`` node)."""
+    return NoDerivative.apply(out, aten) if out.requires_grad else out
+
+
 def float_remainder(a, b):
     """``a % b`` for a float result (``a`` a tensor, ``b`` a tensor or a number, promoted): torch's
     kernel, ``fmod`` (exact) plus ``b`` where the signs differ, so a zero keeps ``a``'s sign (numpy's
@@ -53,7 +81,7 @@ def float_remainder(a, b):
     if not needs_grad(a, b):
         return value
     with autograd.no_grad():
-        quotient = a // b
+        quotient = floor_quotient(a, b)
     with B.quiet_float_errors():       # only its gradient is read: inf * 0 there is no one's concern
         expr = a - b * quotient
     return with_grad(value, expr)
