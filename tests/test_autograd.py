@@ -367,7 +367,7 @@ def test_many_leaves_never_alias():
 def test_float32_gradients_stay_float32():
     x = gt.randn(3, 4, requires_grad=True)
     w = gt.randn(4, 2, requires_grad=True)
-    y = ((x @ w).maximum(0.1).max(axis=0) ** 2 + 2.0 ** x.sum()).sum()
+    y = ((x @ w).maximum(gt.tensor(0.1)).max(axis=0) ** 2 + 2.0 ** x.sum()).sum()
     y.backward()
     assert x.grad.dtype == gt.float32 and w.grad.dtype == gt.float32
     z = gt.randn(3, requires_grad=True)

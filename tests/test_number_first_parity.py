@@ -52,30 +52,10 @@ BINARY = ("add", "allclose", "arctan2", "atan2", "atleast_1d", "atleast_2d", "at
           "trapezoid", "trapz", "true_divide", "vdot", "xlogy", "xlogy_")
 TERNARY = ("addcdiv", "addcmul", "addr", "lerp", "margin_ranking_loss", "triplet_margin_loss", "where")
 
-_NO_COMPLEX_KERNEL = "a complex number where torch has no complex kernel: gt's TypeError, torch's NotImplementedError"
-_BOOL_KERNEL = "bool operands torch has no kernel for (NotImplementedError) that gt computes"
 # Cells left different from torch, by function: (which cells, why). Every other cell matches.
-LEFT = {
-    **{name: (lambda args, kw: 1 + 2j in args, _NO_COMPLEX_KERNEL) for name in (
-        "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift", "copysign", "fmod",
-        "xlogy", "xlogy_", "isin")},
-    **{name: (lambda args, kw: 1 + 2j in args or (True in args and _has(args, kw, "bool")),
-              "clamp of a bool tensor by True (torch: no bool kernel) or by a complex number (torch refuses; gt "
-              "gives a complex result)") for name in (
-        "clamp", "clamp_", "clamp_max", "clamp_max_", "clamp_min", "clamp_min_", "clip", "clip_")},
-    **{name: (lambda args, kw: _has(args, kw, "bool"), "a bool tensor with a number: gt's RuntimeError, torch's "
-              "TypeError") for name in ("trapezoid", "trapz", "cumulative_trapezoid")},
-    "histogram": (lambda args, kw: True, "histogram(x, bins): gt's errors for a float or bool bins and integer x "
-                  "(ValueError, TypeError) are not torch's (TypeError, NotImplementedError)"),
-    "bucketize": (lambda args, kw: _has(args, kw, "bool"), _BOOL_KERNEL),
-    "searchsorted": (lambda args, kw: _has(args, kw, "bool"), _BOOL_KERNEL),
-    "max": (lambda args, kw: "out" in kw, "max(x, 2, out=t): gt reads 2 as a dim (IndexError), torch's TypeError"),
-    "min": (lambda args, kw: "out" in kw, "min(x, 2, out=t): gt reads 2 as a dim (IndexError), torch's TypeError"),
-}
-
-
-def _has(args, kwargs, dtype):
-    return any(isinstance(a, _T) and a.dtype == dtype for a in (*args, *kwargs.values()))
+_NUMPY_READING = "{0}(x, 2, out=t): gt's numpy reading of a positional dim with one out tensor (IndexError here), " \
+    "where torch's {0} takes only a (values, indices) out= with a dim (TypeError)"
+LEFT = {name: (lambda args, kw: "out" in kw, _NUMPY_READING.format(name)) for name in ("max", "min")}
 
 
 class _T:

@@ -12,7 +12,7 @@ from gt.ops import elementwise as ew
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
-from gt.tensor.complex_checks import is_mixed, refuse_mixed
+from gt.tensor.complex_checks import PLAIN_BOUNDS, check_clamp, is_mixed, refuse_mixed
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
@@ -275,9 +275,9 @@ class ArithmeticMethods:
         """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
-        if self.dtype.is_complex:
-            raise NotImplementedError("clamp is not supported for complex types (torch's error): no order")
         low, high = _scalar(min), _scalar(max)
+        if self.dtype.is_complex or type(low) not in PLAIN_BOUNDS or type(high) not in PLAIN_BOUNDS:
+            low, high = check_clamp(self, low, high)
         if self.dtype.is_floating_point and not isinstance(low, Tensor) and not isinstance(high, Tensor):
             return ew.Clip.apply(self, low, high)     # the common case: numbers keep the tensor's dtype
         given = [b for b in (low, high) if b is not None]

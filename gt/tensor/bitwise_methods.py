@@ -22,7 +22,7 @@ from gt.ops import bitwise_kernels as bk
 from gt.ops._shapes import broadcast_shape
 from gt.ops.exact_value import ExactValue
 from gt.tensor.arithmetic import _operand, where
-from gt.tensor.complex_checks import refuse_complex
+from gt.tensor.complex_checks import refuse_complex, refuse_complex_pair
 from gt.tensor.dispatch import map_local
 from gt.tensor.exact_values import local as _local, needs_grad as _needs_grad, with_grad as _with_grad
 from gt.tensor.extra_methods import _refuse_integer_zero
@@ -72,7 +72,8 @@ def _refuse_dtype(kernel, dtype, kinds=("int", "bool")):
     """torch's error where a kernel has no implementation for ``dtype`` (``kinds``: what it takes)."""
     if dtype in dtypes.WIDE_UINTS and kernel not in ("bitwise_and", "bitwise_or", "bitwise_xor"):
         refuse_dtype(f"{kernel}_cpu", dtype)
-    kind = "float" if dtype.is_floating_point else "bool" if dtype == dtypes.bool_ else "int"
+    kind = "float" if dtype.is_floating_point else "bool" if dtype == dtypes.bool_ else \
+        "complex" if dtype.is_complex else "int"
     if kind not in kinds:
         names = {"int": "integer", "bool": "bool", "float": "floating point"}
         raise NotImplementedError(f'"{kernel}_cpu" not implemented for \'{dtypes.torch_type_name(dtype.name)}\': '
@@ -247,8 +248,7 @@ def copysign(input, other):
     gradient is ``copysign(1, input) * copysign(1, other)``, 0 where ``input`` is 0, and zeros for
     ``other``, as torch's."""
     a, b = _operands("copysign", input, other, tensors_only=(0,))
-    refuse_complex(a, "copysign_cpu")
-    refuse_complex(b, "copysign_cpu")
+    refuse_complex_pair(a, b, "copysign_cpu")
     dt = _floating_result(a, b)
     a, b = _cast(a, dt), _cast(b, dt)
     value = _local(bk.copysign_arrays, (a, b))
@@ -275,6 +275,8 @@ def ldexp(input, other):
     overflows on the way: ``ldexp(1e-45, 200)`` is 2**51); a float dtype (integers: the default
     float). Gradients ``2**other`` and, for float ``other``, ``log(2) * result``."""
     a, b = _operands("ldexp", input, other, tensors_only=(0, 1))
+    if b.dtype == dtypes.bool_ and a.dtype.is_floating_point:     # (an integer input's bool exponent computes)
+        raise NotImplementedError("\"ldexp_cpu_exp\" not implemented for 'Bool' (cast the exponent with .long())")
     dt = _floating_result(a, b)
     a = _cast(a, dt)
     if b.dtype.is_complex:

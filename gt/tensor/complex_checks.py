@@ -5,6 +5,7 @@ not promoted to complex as in elementwise arithmetic. Checked before any work, o
 
 from gt import dtypes
 from gt.autograd import function
+from gt.tensor.promotion import result_dtype
 
 
 _CPP_NAMES = {"float16": "c10::Half", "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
@@ -31,12 +32,14 @@ def refuse_complex(x, kernel, message=None):
 
 
 def refuse_complex_pair(a, b, kernel):
-    """``refuse_complex`` for the operands ``a`` (a tensor) and ``b`` (a tensor or a number) of a
-    binary kernel that has no complex form (``remainder``, ``floor_divide``), as torch's."""
-    if isinstance(b, complex) and not a.dtype.is_complex:       # the pair's dtype: a's width, complex
-        name = dtypes.COMPLEX_OF.get(a.dtype.name, dtypes.to_dtype(complex)).name
-        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(name)}': torch has no "
-                                  f"complex kernel for it")
+    """``refuse_complex`` for the operands ``a`` and ``b`` (tensors or numbers, one a tensor) of a
+    binary kernel that has no complex form (``remainder``, ``floor_divide``, ``xlogy``), as torch's."""
+    for x, y in ((a, b), (b, a)):
+        if isinstance(y, complex) and isinstance(x, function.Tensor) and not x.dtype.is_complex:
+            # the pair's dtype: the tensor's float width, complex
+            name = dtypes.COMPLEX_OF.get(x.dtype.name, dtypes.to_dtype(complex)).name
+            raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(name)}': torch "
+                                      f"has no complex kernel for it")
     refuse_complex(a, kernel)
     refuse_complex(b, kernel)
 
@@ -82,3 +85,44 @@ def check_lerp(start, end, weight):
         raise RuntimeError(f"value cannot be converted to type {cpp_name(start.dtype)} without overflow "
                            f"(lerp: the complex weight {weight!r} for a real tensor)")
     return weight.real if isinstance(weight, complex) and not start.dtype.is_complex else weight
+
+
+# bounds of ``clamp`` that need no check_clamp (complex numbers, bools and tensors do)
+PLAIN_BOUNDS = frozenset((int, float, type(None)))
+
+
+def check_clamp(t, low, high):
+    """torch's refusals in ``t.clamp(low, high)`` (bounds: numbers, tensors or None), and the bounds
+    to use. A complex ``t`` or complex tensor bound: NotImplementedError (no order). Complex number
+    bounds: a float ``t`` takes their real parts where they have no imaginary part (else torch's
+    RuntimeError); other dtypes refuse them. A bool ``t`` with bool numbers: torch has no kernel."""
+    if t.dtype.is_complex:
+        raise NotImplementedError("clamp is not supported for complex types (torch's error): no order")
+    bounds = [b for b in (low, high) if b is not None]
+    if any(isinstance(b, function.Tensor) and b.dtype.is_complex for b in bounds):
+        kernel = "clamp_cpu" if len(bounds) == 2 else "maximum_cpu" if low is not None else "minimum_cpu"
+        name = result_dtype(t, *bounds).name
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(name)}': "
+                                  "complex numbers have no order")
+    if t.dtype == dtypes.bool_ and bounds and all(type(b) is bool for b in bounds):
+        kernel = "clamp_scalar_cpu" if len(bounds) == 2 else "clamp_min_scalar_cpu" if low is not None else \
+            "clamp_max_scalar_cpu"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool' (cast the tensor with .long() first)")
+    if not any(type(b) is complex for b in bounds):
+        return low, high
+    if not t.dtype.is_floating_point:
+        raise NotImplementedError("clamp is not supported for complex types (a complex bound of a "
+                                  f"{t.dtype.name} tensor)")
+    for b in bounds:
+        if type(b) is complex and b.imag != 0:
+            raise RuntimeError(f"value cannot be converted to type double without overflow (clamp's bound {b!r} "
+                               f"of a real tensor)")
+    return tuple(b.real if type(b) is complex else b for b in (low, high))
+
+
+def refuse_complex_bound(bound, name):
+    """``bound`` of ``clamp_min``/``clamp_max``, or torch's NotImplementedError for a complex number
+    (these refuse even one with no imaginary part, where ``clamp`` takes it)."""
+    if isinstance(bound, complex):
+        raise NotImplementedError(f"clamp is not supported for complex types ({name}'s bound {bound!r})")
+    return bound

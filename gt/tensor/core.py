@@ -31,7 +31,8 @@ from gt.sharding import layout
 from gt.sharding.layout import Placed
 from gt.sharding.mesh import get_mesh
 from gt.sharding.placement import Replicate, Shard
-from gt.tensor import arithmetic, checks, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, tensor_repr
+from gt.tensor import arithmetic, checks, dispatch, extra_methods, inplace, number_first, numpy_interop, reductions, rules
+from gt.tensor import tensor_repr
 from gt.tensor import shape as shape_methods
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import ArithmeticMethods
@@ -425,6 +426,7 @@ for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, red
                 random_methods, remaining_methods, write_methods, device_methods, compat_methods, nested_operands):
     _module.Tensor = Tensor
 wide_uints.guard_methods(Tensor)
+number_first.guard_tensor_arguments(Tensor)      # x.maximum(2): torch's TypeError
 # Autograd sits below this layer: it makes result tensors, and runs ops on sharded inputs,
 # through what is registered here (Function.apply runs on every op, so these are plain globals there).
 autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)

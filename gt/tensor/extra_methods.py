@@ -15,7 +15,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, narrow_check, norm_input
-from gt.tensor.complex_checks import check_lerp, refuse_complex_pair, refuse_mixed
+from gt.tensor.complex_checks import check_lerp, refuse_complex_bound, refuse_complex_pair, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
@@ -207,10 +207,10 @@ class ExtraMethods:
         return ew.Div.apply(1.0, _floating(self, True).sqrt(), reciprocal=True)
 
     def clamp_min(self, min):
-        return self.clamp(min=min)
+        return self.clamp(min=refuse_complex_bound(min, "clamp_min"))
 
     def clamp_max(self, max):
-        return self.clamp(max=max)
+        return self.clamp(max=refuse_complex_bound(max, "clamp_max"))
 
     def lerp(self, end, weight):
         """``self + weight * (end - self)``."""
@@ -377,7 +377,9 @@ class ExtraMethods:
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
         """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool)."""
         other = _operand(other, "allclose")
-        refuse_mixed(self, other, "allclose", "both tensors")
+        if other.dtype != self.dtype:       # (isclose promotes)
+            raise RuntimeError(f"{dtypes.torch_type_name(self.dtype.name)} did not match "
+                               f"{dtypes.torch_type_name(other.dtype.name)} (allclose takes one dtype, as torch's)")
         with autograd.no_grad():
             other = other if isinstance(other, Tensor) else Tensor._wrap(B.asarray(other))
             finite = self.isfinite() & other.isfinite()
@@ -428,6 +430,8 @@ def _all_dims(t):
 def _alpha_scaled(x, other, alpha):
     """``alpha * other`` for ``x + alpha * other``: a bool ``other`` is scaled in ``x``'s dtype, so
     that the sum has torch's dtype (int32 plus a scaled bool tensor stays int32, not int64)."""
+    if type(other) is bool and type(alpha) is bool:      # (Python's True * False is the int 0)
+        return other and alpha
     if isinstance(other, Tensor) and other.dtype is dtypes.bool_ and x.dtype is not dtypes.bool_:
         other = other.to(x.dtype)
     if type(alpha) is int and x.dtype in dtypes.SMALL_INTS and getattr(other, "dtype", x.dtype) is x.dtype \

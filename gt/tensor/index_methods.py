@@ -193,6 +193,9 @@ def searchsorted(sorted_sequence, values=None, *, out_int32=False, right=False, 
     values = values if isinstance(values, Tensor) else Tensor._wrap(B.asarray(values))
     refuse_complex(seq, "searchsorted_out_cpu")
     refuse_complex(values, "searchsorted_out_cpu")
+    if seq.dtype == dtypes.bool_ and values.dtype == dtypes.bool_:     # (a bool with any other dtype promotes)
+        raise NotImplementedError("\"searchsorted_out_cpu\" not implemented for 'Bool' (cast the sequence and the "
+                                  "values with .long() first)")
     if seq.ndim > 1 and seq.shape[:-1] != values.shape[:-1]:
         raise ValueError(f"searchsorted: sorted_sequence must be 1-D or share all but the last dim with values, "
                          f"got shapes {seq.shape} and {values.shape}")

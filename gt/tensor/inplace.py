@@ -158,8 +158,11 @@ class InplaceMethods:
         scaled addition takes the engine's fused path (``B.add_scaled_``: no temporary as large
         as the tensor), where the multiply and the add may be fused with one rounding (as torch's
         ``add_(alpha=)``; BLAS axpy on large numpy arrays)."""
-        if type(alpha) is bool or self.dtype is dtypes.bool_:
+        if type(alpha) in _CHECKED_ALPHAS or not self.dtype.differentiable and \
+                (type(alpha) is not int or self.dtype is dtypes.bool_):     # (a float tensor's float alpha: no check)
             alpha = checked_alpha(self, other, alpha, "add_")
+            if type(alpha) is bool:         # a bool result: ``self | (other & alpha)``, as torch's
+                other, alpha = (other * alpha if isinstance(other, Tensor) else other and alpha), 1
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,), op="add_"):
             add = (lambda x, o: x + o) if alpha == 1 else (lambda x, o: x + o * alpha)
@@ -175,7 +178,7 @@ class InplaceMethods:
 
     def sub_(self, other, alpha=1):
         refuse_bool_subtraction(self, other)
-        if type(alpha) is bool:
+        if type(alpha) in _CHECKED_ALPHAS or type(alpha) is float and not self.dtype.differentiable:
             alpha = checked_alpha(self, other, alpha, "sub_")
         rec = function.profiling
         if rec is not None and rec.records_call():          # torch's event, not add_'s
@@ -390,6 +393,7 @@ def _check_index_put_dtype(t, index, value):
 # take an overflowing number as inf there (torch's fill_ and full refuse it)
 _CHECKED_WRITES = dtypes.SMALL_INTS | dtypes.WIDE_UINTS | {dtypes.int32, dtypes.int64, dtypes.float32, dtypes.complex64}
 _ADDS = frozenset(("add_", "+=", "-="))
+_CHECKED_ALPHAS = frozenset((bool, complex))     # alphas torch checks whatever the tensor's dtype
 # the Python ints and floats that torch's checked fill writes into these dtypes as they are
 # (checked_scalar returns them unchanged): item assignment tests them inline before calling it
 _FITS = {dtypes.float32: (-dtypes.FLOAT_MAX["float32"], dtypes.FLOAT_MAX["float32"]),

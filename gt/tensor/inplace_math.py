@@ -24,6 +24,7 @@ from gt.tensor._args import _scalar
 from gt.tensor.complex_checks import cpp_name
 from gt.tensor.generator import drawing
 from gt.tensor.inplace_grad import _assign   # a[...] = v, the plain write of every in-place form
+from gt.tensor.promotion import result_dtype
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -41,6 +42,10 @@ LOGICAL = ("eq", "ne", "lt", "le", "gt", "ge", "not_equal", "greater", "greater_
 
 # not elementwise: each element's value depends on where it is (computed once where elements share memory)
 _BY_POSITION = frozenset(("tril", "triu", "cumsum", "cumprod"))
+
+# these check a complex operand of a real tensor themselves (torch: "clamp is not supported for complex types",
+# "value cannot be converted to type float without overflow")
+_OWN_COMPLEX_CHECK = frozenset(("clamp", "clip", "clamp_min", "clamp_max", "lerp", "masked_fill", "nan_to_num"))
 
 # torch's backwards of these read the result, which their in-place forms write into the tensor
 READS_RESULT = frozenset(("exp", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "reciprocal"))
@@ -207,6 +212,9 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
         return t._reshaped_(what, lambda x: x.addbmm(*args, **kwargs))
     if operands_fit:         # torch's elementwise ops refuse an operand partly in the tensor's memory
         inplace_grad.refuse_shared_input(t, (*args, *kwargs.values()))
+    if args and not (logical or t.dtype.is_complex or name in _OWN_COMPLEX_CHECK and
+                     (t.dtype.is_floating_point or name not in ("clamp", "clip"))):   # an integer t's clamp_: the cast
+        _refuse_complex_result(t, what, args)
 
     def compute(x, *values, **options):
         out = getattr(x, name)(*values, **(options or kwargs))
@@ -253,6 +261,17 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
     return t._update(_assign, new._value)
 
 
+def _refuse_complex_result(t, what, args):
+    """torch's RuntimeError, raised before its kernel, where a complex operand would make the result
+    of an in-place op on the real tensor ``t`` complex (``x.pow_(1j)``; gt's kernels would otherwise
+    drop the imaginary part or fail on it)."""
+    complex_args = [a for a in args if type(a) is complex or isinstance(a, Tensor) and a.dtype.is_complex]
+    if complex_args:
+        dt = result_dtype(t, *complex_args)
+        raise RuntimeError(f"{what}: result type {dtypes.torch_type_name(dt.name)} can't be cast to the desired "
+                           f"output type {dtypes.torch_type_name(t.dtype.name)}")
+
+
 def _resizes(t, args, kwargs):
     b1, b2 = (args + (None, None))[:2] if args else (None, None)
     b1, b2 = kwargs.get("batch1", b1), kwargs.get("batch2", b2)
@@ -264,7 +283,7 @@ def _fits(result, target):
     """Whether an in-place op of ``result`` dtype may write into a ``target`` tensor (torch: an
     integer or bool result into a float tensor, bool into an integer one; not float into integer)."""
     if target.is_floating_point:
-        return True
+        return not result.is_complex
     return result == dtypes.bool_ or (not result.is_floating_point and target != dtypes.bool_)
 
 

@@ -6,9 +6,9 @@ Every function keeps the shape of its input (binary ones: the broadcast shape of
 and bool tensors become float32 first, as in torch; values outside a function's domain are NaN
 (``asin(2)``), at its poles inf (``atanh(1)``), as in torch, without warnings.
 
-Where gt differs from torch: ``atan2``, ``hypot`` and ``logaddexp`` take two integer tensors,
-which gt turns into float32 (torch refuses them; a Python number there both refuse, as torch's
-argument parser does); ``prod`` takes ``dim=None`` (all elements, with ``keepdim`` too) and a
+Two integer (or bool) tensors: ``atan2`` and ``xlogy`` compute them in float32; ``hypot`` and
+``logaddexp`` refuse them, as torch's (NotImplementedError: it has float kernels only). Where gt
+differs from torch: ``prod`` takes ``dim=None`` (all elements, with ``keepdim`` too) and a
 tuple of dims, where torch takes one int.
 
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
@@ -23,9 +23,10 @@ from gt.ops import math_functions as mf
 from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _pick, _scalar
 from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
-from gt.tensor.complex_checks import is_complex_operand
+from gt.tensor.complex_checks import is_complex_operand, refuse_complex_pair
 from gt.tensor.complex_math import complex_logaddexp
 from gt.tensor.nested_operands import nested_pair
+from gt.tensor.promotion import result_dtype
 from gt.tensor.number_first import tensors_only
 from gt.tensor.wide_uints import refuse_op, refuse_target
 
@@ -86,6 +87,7 @@ def xlogy(input, other):
         >>> gt.xlogy(gt.tensor([0.0, 2.0]), gt.tensor([0.0, 1.0])).tolist()
         [0.0, 0.0]
     """
+    refuse_complex_pair(input, other, "xlogy_cpu")
     return binary_math("xlogy", input, other)
 
 
@@ -96,10 +98,21 @@ def atan2(input, other):
     return binary_math("atan2", input, other)
 
 
+def refuse_integer_pair(name, a, b):
+    """torch's NotImplementedError where the tensors ``a`` and ``b`` are both integer or bool: its
+    kernel ``name`` (``hypot``, ``logaddexp``, ``igamma``...) has float ones only."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        dt = result_dtype(a, b)
+        if not dt.differentiable:
+            raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{dtypes.torch_type_name(dt.name)}' "
+                                      "(cast an operand to a float dtype)")
+
+
 @nested_pair
 def hypot(input, other):
     """``sqrt(input**2 + other**2)`` without overflow (``torch.hypot``)."""
     tensors_only("hypot", ("input", input), ("other", other))
+    refuse_integer_pair("hypot", input, other)
     return binary_math("hypot", input, other)
 
 
@@ -107,6 +120,7 @@ def hypot(input, other):
 def logaddexp(input, other):
     """``log(exp(input) + exp(other))`` without overflow (``torch.logaddexp``; complex too)."""
     tensors_only("logaddexp", ("input", input), ("other", other))
+    refuse_integer_pair("logaddexp", input, other)
     if is_complex_operand(input) or is_complex_operand(other):
         return complex_logaddexp(input, other)
     return binary_math("logaddexp", input, other)

@@ -6,8 +6,12 @@ torch's argument parser takes a number where a tensor is expected only for the f
 scalar does (``gt.add(2, int_tensor)`` is int64, ``gt.add(2.5, int_tensor)`` float32), also
 when both operands are numbers (``gt.add(2, 3)`` is ``tensor(5)``). Every other function refuses
 it with a TypeError naming the argument, as torch's does (``gt.exp(2)``, ``gt.atan2(2, x)``).
-Arrays are still taken as tensors (gt's convenience).
+Arrays are still taken as tensors (gt's convenience). The tensor methods whose second argument
+torch takes only as a tensor (``TENSOR_ARGUMENT``: ``x.maximum(2)``, ``x.logical_and(True)``,
+``x.hypot_(2.0)``) refuse a number there too.
 """
+
+import functools
 
 from gt import dtypes
 from gt.autograd import function
@@ -28,6 +32,14 @@ NO_OUT_NUMBER_FIRST = frozenset(("remainder", "bitwise_and", "bitwise_or", "bitw
 NO_DERIVATIVE = frozenset(("remainder",))     # (``floor_divide`` has none with a tensor first either)
 # ... and those of them that take two numbers (``gt.add(2, 3)``; torch refuses ``pow(2, 3)``)
 TWO_NUMBERS = frozenset(("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide"))
+# torch 2.13's Tensor methods (and their in-place forms) whose second argument is a tensor only, with its name in
+# torch's TypeError: gt.Tensor's refuse a Python number there too (guard_tensor_arguments)
+TENSOR_ARGUMENT = {
+    **dict.fromkeys(("maximum", "minimum", "fmax", "fmin", "atan2", "arctan2", "hypot", "logaddexp", "logaddexp2",
+                     "igamma", "igammac", "ldexp", "nextafter", "gcd", "lcm", "logical_and", "logical_or",
+                     "logical_xor", "dist", "allclose", "isclose", "equal", "inner", "vdot", "kron", "matmul",
+                     "expand_as", "type_as", "view_as", "reshape_as", "is_same_size"), "other"),
+    "heaviside": "values", "dot": "tensor", "outer": "vec2", "ger": "vec2", "mm": "mat2", "bmm": "mat2", "mv": "vec"}
 
 
 def wrapped_number(number, other):
@@ -85,3 +97,27 @@ def tensors_only(name, *arguments):
     for position, (argument, value) in enumerate(arguments, 1):
         if isinstance(value, NUMBERS):
             refuse_number(name, argument, position, value)
+
+
+def guard_tensor_arguments(cls):
+    """Make the methods of ``cls`` (``gt.Tensor``) named in ``TENSOR_ARGUMENT``, and their in-place
+    forms, raise torch's TypeError for a Python number as their second argument (``x.maximum(2)``;
+    ``gt.maximum(x, 2)`` refuses it as torch's does)."""
+    for name, argument in TENSOR_ARGUMENT.items():
+        for form in (name, name + "_"):
+            method = getattr(cls, form, None)
+            if method is not None:
+                setattr(cls, form, _tensor_argument(method, form, argument))
+
+
+def _tensor_argument(method, name, argument):
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        other = args[0] if args else kwargs.get(argument)
+        if type(other) in _NUMBER_TYPES:
+            refuse_number(name, argument, 1, other)
+        return method(self, *args, **kwargs)
+    return checked
+
+
+_NUMBER_TYPES = frozenset(NUMBERS)

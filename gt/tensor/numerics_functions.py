@@ -112,6 +112,10 @@ def _trapezoids(y, x, dx, dim, what):
     """The areas of the trapezoids along ``dim`` (size ``n - 1`` there) and ``dim`` made positive."""
     if not isinstance(y, Tensor):
         raise TypeError(f"{what}(): argument 'y' must be a Tensor, not {type(y).__name__}")
+    if x is not None and not isinstance(x, Tensor):     # torch's argument parser: before the dtype checks
+        raise TypeError(f"{what}(): argument 'x' must be a Tensor, not {type(x).__name__}")
+    if x is not None and dx is not None:
+        raise TypeError(f"{what}(): takes x or dx, not both")
     if y.dtype == dtypes.bool_ or (isinstance(x, Tensor) and x.dtype == dtypes.bool_):
         who = "`y`" if y.dtype == dtypes.bool_ else "`x` or `y`"
         raise RuntimeError(f"{what}: received a bool input for {who}, but bool is not supported")
@@ -119,15 +123,11 @@ def _trapezoids(y, x, dx, dim, what):
     dim = _dim(dim, y.ndim, what)
     n = y.shape[dim]
     y = _as_float(y)
-    if x is not None and dx is not None:
-        raise TypeError(f"{what}(): takes x or dx, not both")
     if x is None:
         step = 1 if dx is None else _number(dx, what, "dx")
         if n == 0:
             return y.narrow(dim, 0, 0), dim
         return (y.narrow(dim, 1, n - 1) + y.narrow(dim, 0, n - 1)) * (0.5 * step), dim
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{what}(): argument 'x' must be a Tensor, not {type(x).__name__}")
     x = _as_float(x)
     if x.ndim == 1:
         if x.shape[0] != n:

@@ -32,7 +32,7 @@ from gt.tensor import axis_scans
 from gt.tensor.arithmetic import _floating, _operand
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.inplace_math import _inplace_method
-from gt.tensor.math_methods import float_pair
+from gt.tensor.math_methods import float_pair, refuse_integer_pair
 from gt.tensor.nested_operands import is_nested
 from gt.tensor.number_first import tensors_only
 from gt.tensor.rules import RULES, elementwise
@@ -101,6 +101,7 @@ def igamma(input, other):
         0.6321
     """
     tensors_only("igamma", ("input", input), ("other", other))
+    refuse_integer_pair("igamma", input, other)
     return special_binary("gammainc", input, other)
 
 
@@ -108,6 +109,7 @@ def igammac(input, other):
     """The regularized upper incomplete gamma function ``Q(input, other) = 1 - P(input, other)``
     (``torch.igammac``, ``gt.special.gammaincc``); gradients as ``igamma``'s with the sign flipped."""
     tensors_only("igammac", ("input", input), ("other", other))
+    refuse_integer_pair("igammac", input, other)
     return special_binary("gammaincc", input, other)
 
 
@@ -124,6 +126,7 @@ def logaddexp2(input, other):
                             f"{type(other).__name__}")
         return input.logaddexp2(other) if is_nested(input) else other._reflected(logaddexp2, input)
     tensors_only("logaddexp2", ("input", input), ("other", other))
+    refuse_integer_pair("logaddexp2", input, other)
     a, b = float_pair("logaddexp2", input, other)
     # max + log2(1 + 2**-|a - b|): the tie splits the gradient evenly, as torch's 1 / (1 + 2**(b - a))
     with B.quiet_float_errors():                # -inf - -inf is NaN, replaced below

@@ -72,6 +72,7 @@ def _runs(ordered):
     it, and the position after its last copy. Each NaN is a value of its own (NaN != NaN, as torch's
     mode counts); a binary search must not meet one, so NaN is searched as inf and taken off inf's count."""
     if not ordered.dtype.is_floating_point:
+        ordered = ordered.to(dtypes.int64) if ordered.dtype == dtypes.bool_ else ordered    # (no bool search, as torch)
         first, after = searchsorted(ordered, ordered), searchsorted(ordered, ordered, right=True)
         return after - first, after
     nan = ordered.isnan()
@@ -295,8 +296,12 @@ class StatsMethods:
         """``(hist, bin_edges)``: ``bins`` equal bins over ``range`` (default: the data's) or the
         1-D ascending edges ``bins``; ``weight`` weighs each element, ``density`` normalises to a
         density (integral 1). The last bin includes its right edge, as torch."""
+        if isinstance(bins, bool) or not isinstance(bins, (int, Tensor)):    # torch's order: its argument parser,
+            raise TypeError(f"histogram(): argument 'bins' must be int or Tensor, not {type(bins).__name__}")
+        if not isinstance(bins, Tensor) and bins <= 0:                      # its count of bins, then the dtype
+            raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
         if not self.dtype.is_floating_point:
-            raise TypeError(f"histogram: expected a float tensor, got {self.dtype!r}")
+            raise NotImplementedError(f"\"histogramdd\" not implemented for '{dtypes.torch_type_name(self.dtype.name)}'")
         x = self.detach().reshape(-1)
         edges = _histogram_edges(x, bins, range, self.dtype)
         n = edges.shape[0] - 1
@@ -339,11 +344,11 @@ class StatsMethods:
         return out.reshape(()) if self.ndim == 0 else out.movedim(-1, axis)
 
     def dist(self, other, p=2):
-        """The ``p``-norm of ``self - other`` (broadcast) over every element; ``p=0`` counts the
-        elements that differ."""
+        """The ``p``-norm of ``self - other`` (broadcast, a float or complex difference) over every element."""
         diff = self - _operand(other, "dist")
-        if p == 0 and not diff.dtype.differentiable:
-            return (diff != 0).sum().to(diff.dtype)
+        if not diff.dtype.differentiable:
+            raise RuntimeError(f"norm(): input dtype should be either floating point or complex. Got "
+                               f"{dtypes.torch_type_name(diff.dtype.name)} instead (dist of two integer tensors).")
         return diff.norm(p)       # p=0 too: the count, with torch's zero gradient
 
     def renorm(self, p, dim, maxnorm):

@@ -21,15 +21,6 @@ def _no_out(out, fn):
                         f"use the returned tensor")
 
 
-def _check_alpha(x, other, alpha, fn):
-    """torch refuses a float ``alpha`` when the operands are integers (the result would be float)."""
-    ints = builtins.all(not (t.dtype.is_floating_point or t.dtype.is_complex if isinstance(t, Tensor)
-                             else isinstance(t, (float, complex))) for t in (x, other))
-    if ints and isinstance(alpha, float):
-        raise RuntimeError(f"{fn}: for integral input tensors, argument alpha must not be a floating point number "
-                           f"(got alpha={alpha!r})")
-
-
 def _check_no_bool(a, b):
     """torch refuses subtraction with a bool operand (a bool tensor or True/False)."""
     bools = [isinstance(x, bool) or isinstance(x, Tensor) and x.dtype == dtypes.bool_ for x in (a, b)]

@@ -23,7 +23,7 @@ from gt.tensor.creation import arange, from_numpy, full, tensor
 from gt.tensor.functions import cat
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
-from gt.tensor.toplevel_checks import _check_alpha, _check_no_bool, _tensor_arg
+from gt.tensor.toplevel_checks import _check_no_bool, _tensor_arg
 from gt.tensor.int_scalars import checked_alpha
 from gt.tensor.wide_uints import ordered_keys, refuse_isin
 
@@ -109,9 +109,8 @@ def subtract(input, other, *, alpha=1):
         return b._number_first("subtract", a, alpha=alpha)      # gt.nested's rule for a number on the left
     _check_no_bool(a, b)
     a = a if isinstance(a, Tensor) else wrapped_number(a, b)
-    _check_alpha(a, b, alpha, "subtract")
-    if type(alpha) is bool:       # raises: with no bool operand the result is never bool
-        checked_alpha(a, b, alpha, "subtract")
+    if type(alpha) is not int:       # (a bool one raises: with no bool operand the result is never bool)
+        alpha = checked_alpha(a, b, alpha, "subtract")
     return a - (b if alpha == 1 else b * alpha)
 
 
@@ -122,9 +121,8 @@ def rsub(input, other, *, alpha=1):
     if getattr(other, "is_nested", False) or (getattr(x, "is_nested", False) and isinstance(other, Tensor)):
         raise NotImplementedError("aten.rsub.Tensor")       # torch 2.13's nested tensors: rsub of a number only
     _check_no_bool(x, other)
-    _check_alpha(x, other, alpha, "rsub")
-    if type(alpha) is bool:       # raises: with no bool operand the result is never bool
-        checked_alpha(x, other, alpha, "rsub")
+    if type(alpha) is not int:       # (a bool one raises: with no bool operand the result is never bool)
+        alpha = checked_alpha(x, other, alpha, "rsub")
     return other - (x if alpha == 1 else x * alpha)
 
 
@@ -163,10 +161,12 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
         raise TypeError(f"isin(): expected 'elements' or 'test_elements' to be a tensor, got "
                         f"{type(elements).__name__} and {type(test_elements).__name__}")
     refuse_isin(elements, test_elements)
-    for x in (elements, test_elements):
-        if isinstance(x, Tensor) and x.dtype == dtypes.bool_ or isinstance(x, bool):
-            raise RuntimeError("Unsupported input type encountered for isin(): Bool (torch has no isin for bool "
-                               "tensors; compare with == instead)")
+    for x in (elements, test_elements):     # in torch's order; a Python number as its 0-d tensor (complex128)
+        dt = x.dtype if isinstance(x, Tensor) else dtypes.bool_ if isinstance(x, bool) else \
+            dtypes.complex128 if isinstance(x, complex) else None
+        if dt is not None and (dt == dtypes.bool_ or dt.is_complex):
+            raise RuntimeError(f"Unsupported input type encountered for isin(): {dtypes.torch_type_name(dt.name)} "
+                               "(torch has no isin for bool or complex tensors; compare with == instead)")
     dtype = result_type(elements, test_elements)
     elements = elements if isinstance(elements, Tensor) else scalar_tensor(elements, dtype=dtype)
     test = test_elements if isinstance(test_elements, Tensor) else scalar_tensor(test_elements, dtype=dtype)
