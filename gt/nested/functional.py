@@ -8,7 +8,8 @@ import math
 
 from gt.nn import functional as F
 from gt.nested.jagged_tensor import NestedBase, NestedTensor, shape_text
-from gt.nested.jagged_views import cat as _cat, stack as _stack, where
+from gt.nested import strided
+from gt.nested.jagged_views import cat as _cat, stack as _stack, where as _jagged_where
 from gt.ops.jagged_attention import JaggedAttention
 from gt.tensor import cat
 
@@ -133,6 +134,17 @@ def _convolution(name):
     return handler
 
 
+def where(condition, input, other):
+    """``gt.where`` with a nested tensor among its arguments, as torch 2.13's: the jagged layout's
+    where any of them is jagged (its condition must be, ValueError otherwise), else the strided one's."""
+    if any(isinstance(x, NestedTensor) for x in (condition, input, other)):
+        if not isinstance(condition, NestedTensor):
+            raise ValueError("NestedTensor where_self(condition: jt_all, self: any, other: any): expected condition "
+                             "to be a jagged layout NestedTensor")
+        return _jagged_where(condition, input, other)
+    return strided.where(condition, input, other)
+
+
 def _per_tensor(fn):
     """``fn`` on each tensor of a strided nested tensor (its first argument)."""
     def call(input, *args, **kwargs):
@@ -153,7 +165,7 @@ HANDLERS = {"embedding": embedding, "linear": linear, "layer_norm": layer_norm, 
             **{name: _convolution(name) for name in ("conv1d", "conv2d", "conv3d", "conv_transpose1d",
                                                      "conv_transpose2d", "conv_transpose3d")}}
 STRIDED = {"linear": _per_tensor(F.linear), "layer_norm": _strided_layer_norm, "dropout": _per_tensor(F.dropout),
-           "silu": _per_tensor(F.silu)}
+           "silu": _per_tensor(F.silu), "where": where}
 
 
 def gt_function(cls, func, args, kwargs):

@@ -41,7 +41,7 @@ def _unary(name):
 # the binary methods that take only a tensor (a number: torch's TypeError), with the argument's name
 TENSOR_OTHER = {**dict.fromkeys(("maximum", "minimum", "logical_and", "logical_or", "logical_xor", "atan2", "arctan2",
                                  "hypot", "fmax", "fmin", "nextafter", "logaddexp", "logaddexp2", "ldexp", "igamma",
-                                 "igammac", "gcd", "lcm"), "other"), "heaviside": "values"}
+                                 "igammac", "gcd", "lcm", "isclose", "allclose", "equal"), "other"), "heaviside": "values"}
 
 
 def tensor_other(name, args):

@@ -5,7 +5,7 @@ op on storage a nested tensor does not have."""
 
 from gt.nested.jagged_ops import tensor_other
 from gt.nested.jagged_tensor import NestedBase, NestedTensor
-from gt.nested.strided import StridedNestedTensor
+from gt.nested.strided import StridedNestedTensor, refuse_mixed
 from gt.tensor import Tensor
 
 # Tensor's attributes both layouts keep (their own, or the autograd machinery's)
@@ -34,8 +34,21 @@ def _strided_message(name):
             "tensor in gt; layout=gt.jagged supports more ops)")
 
 
-def _refuser(name, message, as_property):
+def _mixed(self, attr, args):
+    """A strided and a jagged nested tensor in one op: the jagged one's op decides, as torch's
+    ``__torch_function__`` hands it the op: its refusal, or its error where it asks the strided one
+    for sizes (``equal``, which fails there too, asks)."""
+    other = next((a for a in args if isinstance(a, NestedBase) and type(a) is not type(self)), None)
+    if other is None or isinstance(self, NestedTensor) and attr != "equal":
+        return
+    if not isinstance(self, NestedTensor):
+        getattr(other, attr)(self)
+    refuse_mixed(self, args)
+
+
+def _refuser(name, message, as_property, attr):
     def refuse(self, *args, **kwargs):
+        _mixed(self, attr, args)
         tensor_other(name, args)        # torch parses its arguments first
         raise NotImplementedError(message(name))
 
@@ -55,4 +68,4 @@ def refuse_the_rest():
                     continue
                 own.add(name)
                 op = name[2:-2] if name.startswith("__") else name     # torch names in-place ops with their "_"
-                setattr(cls, name, _refuser(op, message, isinstance(attr, property)))
+                setattr(cls, name, _refuser(op, message, isinstance(attr, property), name))

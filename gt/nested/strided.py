@@ -4,10 +4,12 @@ this layout runs once per tensor (a Python loop over the batch: the jagged layou
 computing on one dense tensor); the others raise NotImplementedError naming the op, as torch's
 "Could not run 'aten::exp' with arguments from the 'NestedTensorCPU' backend"."""
 
-from gt.nested.jagged_ops import TENSOR_OTHER
+from gt.dtypes import torch_type_name
+from gt.nested.jagged_ops import TENSOR_OTHER, tensor_other
 from gt.nested.jagged_tensor import NestedBase
 from gt.nn import functional as F
 from gt.tensor import Tensor, cat, stack
+from gt.tensor import where as _where
 from gt.tensor.compat_methods import strided
 
 UNARY = ("sin", "cos", "tanh", "relu", "neg", "abs", "sqrt", "logical_not", "float", "double", "half", "isnan",
@@ -27,6 +29,19 @@ ORDER = {"gt": "gt", "ge": "ge", "greater": "gt", "greater_equal": "ge", "__gt__
 BINARY = (*ARITHMETIC, *ORDER, "eq", "__eq__", "masked_fill")
 _EQ_NESTED = "eq does not support nested tensor as other value."
 _NOT_NESTED = "Expected both self and other to be nested, but got a {} self and {} other"
+
+
+def _no_sizes(why):
+    return RuntimeError(f"Internal error: NestedTensorImpl doesn't support sizes ({why})")
+
+
+def refuse_mixed(self, args):
+    """torch's error for a strided and a jagged nested tensor in one op (the jagged one's op runs
+    and asks the strided one for its sizes), before the op's own checks or refusal."""
+    for x in args:
+        if isinstance(x, NestedBase) and type(x) is not type(self):
+            raise _no_sizes("a strided and a jagged nested tensor in one op, as torch 2.13: make them one layout, "
+                            "e.g. gt.nested.nested_tensor(list(nt.unbind()), layout=gt.jagged)")
 
 
 def _irregular(dim):
@@ -75,8 +90,7 @@ class StridedNestedTensor(NestedBase):
 
     @property
     def shape(self):
-        raise RuntimeError("Internal error: NestedTensorImpl doesn't support sizes (a strided nested tensor has "
-                           "no shape: use size(i) for its regular dims, or layout=gt.jagged)")
+        raise _no_sizes("a strided nested tensor has no shape: use size(i) for its regular dims, or layout=gt.jagged")
 
     def __len__(self):
         return len(self._nt_parts)
@@ -256,6 +270,7 @@ def _unary(name):
 
 def _binary(name):
     def method(self, other, *args, **kwargs):
+        refuse_mixed(self, (other,))
         if name == "masked_fill" and isinstance(other, StridedNestedTensor):
             return StridedNestedTensor._make([p.masked_fill(m, *args, **kwargs) for p, m in
                                               zip(self._nt_parts, _same_batch(self, other))])._keep(self)
@@ -303,13 +318,45 @@ def _reflected_dense(name, refused):
 
 
 def _reflected(self, op, other, *args, **kwargs):
-    """A dense tensor on the left of a binary op (``gt.eq(x, nt)``, ``x > nt``): refused, as torch's."""
+    """A dense tensor on the left of a binary op (``gt.eq(x, nt)``, ``x > nt``): refused, as torch's
+    (``isclose`` asks its dtypes to match first, then ``eq``'s error)."""
     name = op if isinstance(op, str) else op.__name__
     if not isinstance(other, Tensor) and (name in TENSOR_OTHER or name in ("fmod", "copysign")):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(other).__name__}")
-    if name == "eq":
+    if name == "isclose":
+        _same_dtype(other, self)
+    if name in ("eq", "isclose"):
         raise RuntimeError(_EQ_NESTED)
     raise _refusal(name)
+
+
+def _same_dtype(a, b):
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"{torch_type_name(a.dtype.name)} did not match {torch_type_name(b.dtype.name)}")
+
+
+def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Refused as torch 2.13 refuses it on this layout, with its errors: a number (TypeError), another
+    dtype, a nested ``other`` (``eq``'s error), a dense one (its "not nested" error, or a 0-d one's
+    missing ``ne.Scalar``)."""
+    refuse_mixed(self, (other,))
+    tensor_other("isclose", (other,))
+    _same_dtype(self, other)
+    if isinstance(other, StridedNestedTensor):
+        raise RuntimeError(_EQ_NESTED)
+    if other.ndim:
+        raise RuntimeError(_NOT_NESTED.format("nested", "non-nested"))
+    raise _refusal("ne.Scalar")
+
+
+def where(condition, input, other):
+    """``gt.where`` of this layout, torch 2.13's one form: a nested ``condition`` and ``other`` of the
+    same sizes and a dense (or number) ``input``, tensor by tensor; its errors otherwise."""
+    for x, must, what in ((condition, True, "condition"), (other, True, "other"), (input, False, "self")):
+        if isinstance(x, StridedNestedTensor) is not must:
+            raise RuntimeError(f"{what} must {'' if must else 'not '}be nested")
+    parts = _same_batch(condition, other)
+    return StridedNestedTensor._make([_where(c, input, o) for c, o in zip(condition._nt_parts, parts)])
 
 
 def _inplace(name):
@@ -385,5 +432,8 @@ def install():
     StridedNestedTensor._number_first = _number_first
     StridedNestedTensor._pointwise = _pointwise
     StridedNestedTensor._reflected = _reflected
+    StridedNestedTensor.isclose = isclose
+    for name in ("maximum", "minimum"):         # (a dense tensor's op with this one: refused)
+        setattr(StridedNestedTensor, f"__r{name}__", lambda self, other, name=name: self._reflected(name, other))
     StridedNestedTensor.__rsub__ = _reflected_dense("__rsub__", "rsub")
-    StridedNestedTensor.__rtruediv__ = _reflected_dense("__rtruediv__", "reciprocal")
+    StridedNestedTensor.__rtruediv__ = StridedNestedTensor.__rdiv__ = _reflected_dense("__rtruediv__", "reciprocal")

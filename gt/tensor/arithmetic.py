@@ -37,10 +37,10 @@ def _operand(value, op):
 def _binary(op_cls, name, a, b):
     a, b = _operand(a, name), _operand(b, name)
     if isinstance(a, Tensor) and isinstance(b, Tensor):
+        if type(b) is not Tensor and b.is_nested:   # the nested one's op (before its shape: a strided one has none)
+            return getattr(b, f"__r{name}__")(a)
         sa, sb = a.shape, b.shape
         if sa != sb:
-            if type(b) is not Tensor and b.is_nested:   # a Parameter before a nested tensor: the nested one's op
-                return getattr(b, f"__r{name}__")(a)
             broadcast_shape(name, sa, sb)
         da = a.dtype
         if da is b.dtype and da.differentiable:     # dtypes are singletons: ``is``, not DType.__eq__

@@ -375,8 +375,8 @@ class ExtraMethods:
         return _floating(self, True).log() / math.log(10.0)
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
-        """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool)."""
-        other = _operand(other, "allclose")
+        """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool; nested: refused)."""
+        other = other.allclose(self) if getattr(other, "is_nested", False) else _operand(other, "allclose")
         if other.dtype != self.dtype:       # (isclose promotes)
             raise RuntimeError(f"{dtypes.torch_type_name(self.dtype.name)} did not match "
                                f"{dtypes.torch_type_name(other.dtype.name)} (allclose takes one dtype, as torch's)")
@@ -390,8 +390,8 @@ class ExtraMethods:
             return bool(close.all())
 
     def equal(self, other):
-        """Whether ``other`` has this shape and the same elements (a Python bool)."""
-        other = _operand(other, "equal")
+        """Whether ``other`` has this shape and the same elements (a Python bool; nested: refused)."""
+        other = other.equal(self) if getattr(other, "is_nested", False) else _operand(other, "equal")
         return isinstance(other, Tensor) and other.shape == self.shape and bool((self == other).all())
 
     # ---- new tensors in this tensor's dtype ---------------------------------------------------

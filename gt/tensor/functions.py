@@ -7,6 +7,7 @@ from gt.tensor._args import _pick
 from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
+from gt.tensor.nested_operands import is_nested
 from gt.tensor.number_first import NUMBERS, call_number_first, refuse_number, tensors_only
 
 
@@ -33,7 +34,7 @@ def cat(tensors, axis=None, *, dim=None):
     """Join tensors along an existing axis; every other axis must match. Empty 1-D tensors are
     skipped, as torch's legacy rule has it (their dtype still counts)."""
     tensors = _tensors(tensors, "cat")
-    if type(tensors[0]) is not Tensor and tensors[0].is_nested:     # gt.nested's form
+    if type(tensors[0]) is not Tensor and is_nested(tensors[0]):     # gt.nested's form
         return tensors[0].__gt_function__(cat, (tensors, _pick(axis, dim, default=0)), {})
     tensors = _one_dtype(tensors)
     kept = [t for t in tensors if t.shape != (0,)]
@@ -58,7 +59,7 @@ concatenate = cat
 def stack(tensors, axis=None, *, dim=None):
     """Join same-shape tensors along a new axis."""
     tensors = _tensors(tensors, "stack")
-    if type(tensors[0]) is not Tensor and tensors[0].is_nested:     # gt.nested's form
+    if type(tensors[0]) is not Tensor and is_nested(tensors[0]):     # gt.nested's form
         return tensors[0].__gt_function__(stack, (tensors, _pick(axis, dim, default=0)), {})
     tensors = _one_dtype(tensors)
     first = tensors[0]
@@ -92,7 +93,7 @@ def _method(name):
             x = _operand(x, name)
             if not isinstance(x, Tensor):   # a Python number: a tensor where torch takes one, else its TypeError
                 other = args[0] if args else None
-                if type(other) is not Tensor and getattr(other, "is_nested", False):
+                if is_nested(other):
                     return other._number_first(name, x, **kwargs)     # a nested tensor has its rule
                 return call_number_first(name, x, args, kwargs)
         if tensor_other and args and isinstance(args[0], NUMBERS):

@@ -16,6 +16,7 @@ from gt.tensor.arithmetic import _operand, where
 from gt.tensor.complex_checks import refuse_mixed
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.linalg_base import ShapeError
+from gt.tensor.nested_operands import is_nested
 from gt.tensor.promotion import result_dtype
 from gt.tensor.shape import expand_error
 
@@ -173,6 +174,8 @@ class FusedMethods:
     def heaviside(self, values):
         """0 where ``self < 0``, 1 where ``self > 0``, ``values`` (broadcast) where ``self == 0``;
         ``values`` must have this tensor's dtype (torch's rule); no gradient, as torch."""
+        if is_nested(values):
+            return values._reflected("heaviside", self)     # gt.nested's op (its where takes no dense condition)
         values = _tensor(values, "heaviside", "values")
         if values.dtype != self.dtype:
             raise RuntimeError(f"heaviside is not yet implemented for tensors with different dtypes (input "

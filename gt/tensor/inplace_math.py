@@ -55,23 +55,25 @@ class InplaceMathMethods:
     __slots__ = ()
 
     # ---- the comparisons as methods (torch's names; the operators are arithmetic.py's) ----
+    # (this tensor's operator, not ``==``: Python hands ``x == nt`` to a nested ``nt``'s ``__eq__``
+    # first, a subclass's reflected comparison, where torch's ``x.eq(nt)`` is x's op)
     def eq(self, other):
-        return self == other
+        return self.__eq__(other)
 
     def ne(self, other):
-        return self != other
+        return self.__ne__(other)
 
     def lt(self, other):
-        return self < other
+        return self.__lt__(other)
 
     def le(self, other):
-        return self <= other
+        return self.__le__(other)
 
     def gt(self, other):
-        return self > other
+        return self.__gt__(other)
 
     def ge(self, other):
-        return self >= other
+        return self.__ge__(other)
 
     not_equal, greater, greater_equal, less, less_equal = ne, gt, ge, lt, le
 
