@@ -25,6 +25,7 @@ from gt.tensor.index_methods import searchsorted
 from gt.tensor.dtype_functions import result_type
 from gt.tensor.toplevel_checks import _check_no_bool, _tensor_arg
 from gt.tensor.int_scalars import checked_alpha
+from gt.tensor.nested_operands import is_nested
 from gt.tensor.wide_uints import ordered_keys, refuse_isin
 
 __all__ = ["all", "any", "clone", "detach", "t", "masked_fill", "multiply", "divide", "div", "subtract", "rsub", "concat",
@@ -96,7 +97,7 @@ def multiply(input, other):
     """``input * other`` (torch's ``mul``): broadcasting and torch's dtype promotion."""
     a, b = _operand(input, "multiply"), _operand(other, "multiply")
     if not isinstance(a, Tensor):
-        if type(b) is not Tensor and getattr(b, "is_nested", False):
+        if is_nested(b):
             return b._number_first("multiply", a)       # gt.nested's rule for a number on the left
         a = wrapped_number(a, b)
     return a * b
@@ -105,7 +106,7 @@ def multiply(input, other):
 def subtract(input, other, *, alpha=1):
     """``input - alpha * other``."""
     a, b = _operand(input, "subtract"), _operand(other, "subtract")
-    if not isinstance(a, Tensor) and type(b) is not Tensor and getattr(b, "is_nested", False):
+    if not isinstance(a, Tensor) and is_nested(b):
         return b._number_first("subtract", a, alpha=alpha)      # gt.nested's rule for a number on the left
     _check_no_bool(a, b)
     a = a if isinstance(a, Tensor) else wrapped_number(a, b)
@@ -118,7 +119,7 @@ def rsub(input, other, *, alpha=1):
     """``other - alpha * input`` (subtraction with the operands the other way round)."""
     x = _tensor_arg(input, "rsub")
     other = _operand(other, "rsub")
-    if getattr(other, "is_nested", False) or (getattr(x, "is_nested", False) and isinstance(other, Tensor)):
+    if is_nested(other) or (is_nested(x) and isinstance(other, Tensor)):
         raise NotImplementedError("aten.rsub.Tensor")       # torch 2.13's nested tensors: rsub of a number only
     _check_no_bool(x, other)
     if type(alpha) is not int:       # (a bool one raises: with no bool operand the result is never bool)
@@ -136,7 +137,7 @@ def divide(input, other, *, rounding_mode=None):
                            f"{rounding_mode!r}")
     a, b = _operand(input, "divide"), _operand(other, "divide")
     if not isinstance(a, Tensor):
-        if type(b) is not Tensor and getattr(b, "is_nested", False):
+        if is_nested(b):
             return b._number_first("divide", a, rounding_mode=rounding_mode)   # gt.nested's rule
         a = wrapped_number(a, b)
     return a.div(b, rounding_mode=rounding_mode)
