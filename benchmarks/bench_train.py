@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py            # the full run (about a minute on 2 quiet cores)
     python benchmarks/bench_train.py --json     # the same figures as one JSON object
     python benchmarks/bench_train.py --quick    # a few steps: proves the benchmark runs (CI)
+    python benchmarks/bench_train.py --quick --tiny   # the same on a tiny model (the test suite)
 
 Both frameworks get the same model (``PixelTransformer()``: 200x200 images, embed_dim 256,
 4 layers, 4 heads, ff 1024, 10 classes), the same weights (gt's state dict loaded into the
@@ -80,6 +81,9 @@ from under_load import slowdowns  # noqa: E402
 
 MODEL = dict(img_size=200, embed_dim=256, num_heads=4, num_layers=4, ff_dim=1024, num_classes=10,
              max_seq_len=32)
+# --tiny: every step of the run on a model of 16x16 images, width 32 (the same layers, classes and
+# batches): the test suite proves the code paths run without the default model's seconds of work
+TINY = dict(img_size=16, embed_dim=32, num_heads=4, num_layers=4, ff_dim=64, num_classes=10, max_seq_len=32)
 CONFIGS = {"seed": (2, 4), "large": (16, 8)}
 FORWARD = (16, 8)
 BUSY_LOAD = 0.5   # load average per core before the run above which the machine counts as busy
@@ -265,6 +269,8 @@ def measure_memory(frameworks, batch, seq, steps):
                "--mem-batch", str(batch), "--mem-seq", str(seq), "--mem-steps", str(steps)]
         if gt_memory.retained_limit() is not None:
             cmd.append("--retain-freed-memory")
+        if MODEL == TINY:
+            cmd.append("--tiny")
         procs[fw] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     out = {}
     for fw, proc in procs.items():
@@ -554,6 +560,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="timed steps per config (default 20; quick 1); under load at most 10")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per config (default 3; quick 1)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--tiny", action="store_true",
+                   help=f"a tiny model {TINY} instead of the default: the code paths, not the figures")
     p.add_argument("--retain-freed-memory", action="store_true",
                    help="call gt.retain_freed_memory() first, as lpm's commands do (process-wide: both "
                         "frameworks then keep their freed memory; default: glibc's defaults)")
@@ -562,6 +570,8 @@ def main(argv=None):
     p.add_argument("--mem-seq", type=int, default=8, help=argparse.SUPPRESS)
     p.add_argument("--mem-steps", type=int, default=5, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.tiny:
+        MODEL.update(TINY)    # in place: every function reads MODEL when it runs
     if args.retain_freed_memory:
         import gt
 

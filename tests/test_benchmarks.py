@@ -51,9 +51,11 @@ def test_flop_count_of_the_default_model():
 
 @pytest.mark.slow
 def test_bench_train_quick_json():
-    r = run_json("bench_train.py")
+    # --tiny: the quick run's every step on a model of 16x16 images (the default model's took most
+    # of this file's time: 200x200 images, 13.4M parameters, built three times and in two more processes)
+    r = run_json("bench_train.py", "--tiny")
     torch_ok = r["torch"] is not None
-    assert r["quick"] is True
+    assert r["quick"] is True and r["model"]["img_size"] == 16
     assert r["allocator"] == "glibc's defaults"     # as a user's own process has it
     assert _is_number(r["sgemm_gflops"]["peak"]) and r["sgemm_gflops"]["peak"] > 0
     assert set(r["configs"]) == {"seed", "large"}
@@ -138,7 +140,7 @@ def test_bench_train_without_torch_says_how_to_install(tmp_path):
     (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('no torch here')\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env["GT_BACKEND"] = "numpy"   # gt's own engine cannot be torch without torch
-    done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_train.py"), "--quick", "--json",
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_train.py"), "--quick", "--json", "--tiny",
                            "--no-memory", "--steps", "1", "--warmup", "0"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
