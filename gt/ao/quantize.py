@@ -91,13 +91,29 @@ def _observer_forward_hook(self, input, output):
     return self.activation_post_process(output)
 
 
+def _observer_forward_pre_hook(self, input):
+    return self.activation_post_process(input[0])
+
+
+def _memoryless(qconfig):
+    """torch's ``_activation_is_memoryless``: the qconfig's activation observer (a fake quantizer's
+    own) keeps nothing between calls (a moving average with ``averaging_constant`` 1)."""
+    act = qconfig.activation()
+    act = getattr(act, "activation_post_process", act) if isinstance(act, fake_quantize.FakeQuantizeBase) else act
+    return getattr(act, "averaging_constant", None) == 1
+
+
 def _observe(module, special=None):
-    """Give ``module`` its output observer (``activation_post_process``: the qconfig's, or
-    ``special()``), run by a forward hook."""
+    """Give ``module`` its observer (``activation_post_process``: the qconfig's, or ``special()``),
+    run by a forward hook on its output; torch's: by a pre-hook on its input where the qconfig's
+    activation observer is memoryless."""
     if getattr(module, "qconfig", None) is None or isinstance(module, qc.DeQuantStub):
         return
     module.add_module("activation_post_process", (module.qconfig.activation if special is None else special)())
-    module.register_forward_hook(_observer_forward_hook, prepend=True)
+    if _memoryless(module.qconfig):
+        module.register_forward_pre_hook(_observer_forward_pre_hook, prepend=True)
+    else:
+        module.register_forward_hook(_observer_forward_hook, prepend=True)
 
 
 def _add_observers(module, non_leaf=()):
@@ -148,7 +164,8 @@ def _swap(mod, mapping, strict=True):
         return mod
     new = mapping[type(mod)].from_float(mod)
     for hook in mod._forward_pre_hooks.values():
-        new.register_forward_pre_hook(hook)
+        if hook is not _observer_forward_pre_hook:
+            new.register_forward_pre_hook(hook)
     for hook in mod._forward_hooks.values():
         if hook is not _observer_forward_hook:
             new.register_forward_hook(hook)
@@ -174,8 +191,9 @@ def _remove_qconfig(module):
     if isinstance(getattr(module, "activation_post_process", None),
                   (observer.ObserverBase, fake_quantize.FakeQuantizeBase)):
         delattr(module, "activation_post_process")
-        hooks = module._forward_hooks
-        for key in [k for k, h in hooks.items() if h is _observer_forward_hook]:
+    for hooks, observing in ((module._forward_pre_hooks, _observer_forward_pre_hook),
+                             (module._forward_hooks, _observer_forward_hook)):
+        for key in [k for k, h in hooks.items() if h is observing]:
             del hooks[key]
 
 
