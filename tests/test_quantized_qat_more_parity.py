@@ -123,6 +123,19 @@ def test_prepare_qat_puts_fixed_qparams_after_bounded_activations_as_torch():
     tc, gc = tq.convert(tp.eval()), gq.convert(gp.eval())
     assert [type(m).__name__ for m in gc.children()] == [type(m).__name__ for m in tc.children()]
     assert not hasattr(gc[2], "activation_post_process") and not gc[2]._forward_hooks
+    # a Sigmoid between quantized layers runs on their quint8 output once converted (torch's sigmoid kernel)
+    pair = [m.nn.Sequential(q.QuantStub(), m.nn.Linear(4, 6), m.nn.Sigmoid(), m.nn.Linear(6, 3), q.DeQuantStub())
+            for m, q in ((torch, tq), (gt, gq))]
+    pair[1].load_state_dict(_to_gt(pair[0].state_dict()))
+    x = np.random.default_rng(12).standard_normal((70, 4)).astype(np.float32) * 3     # a vectorised head and a tail
+    converted = []
+    for model, m, q in ((pair[0], torch, tq), (pair[1], gt, gq)):
+        model.qconfig = q.get_default_qat_qconfig("x86")
+        prepared = q.prepare_qat(model.train())
+        prepared(m.tensor(x))
+        converted.append(q.convert(prepared.eval()))
+    assert converted[1][2]._forward_hooks == {} and type(converted[1][2]) is gt.nn.Sigmoid
+    _same(converted[0](torch.tensor(x)), converted[1](gt.tensor(x)), "converted output through the Sigmoid")
     evaluated = _activations_net(gt, gq).eval()
     evaluated.qconfig = gq.default_qconfig
     evaluated = gq.prepare(evaluated)      # eval mode: no special case (torch's)

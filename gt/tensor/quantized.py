@@ -57,8 +57,10 @@ SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel
              "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
              "clone", "detach", "contiguous", "stride", "is_contiguous", "storage_offset", "to/cpu (to where it is)",
              "gt.equal", "reshape", "view", "flatten", "squeeze", "unsqueeze", "basic indexing",
-             "per tensor: transpose", "permute", "t", "relu", "relu_",
+             "per tensor: transpose", "permute", "t", "relu", "relu_", "sigmoid (quint8, with gt.ao loaded)",
              "gt.save/gt.load")
+# kernels of the layer above (gt/ao/nn/quantized) that methods here run, registered there as it loads
+QUANTIZED_KERNELS = {}
 
 
 def _op_name(name):
@@ -240,6 +242,15 @@ class QuantizedTensor(Tensor):
         """torch's quantized relu: the integers below the zero point raised to it (per tensor)."""
         self._need(per_tensor_affine)
         return self._like(self._q_int.clamp(min=self._q_zero_point))
+
+    def sigmoid(self):
+        """torch's quantized sigmoid: quint8 with torch's fixed output scale 1/256 and zero point 0
+        (``quantized::sigmoid``, gt.ao's kernel)."""
+        kernel = QUANTIZED_KERNELS.get("sigmoid")
+        if kernel is None:
+            raise NotImplementedError(_message("sigmoid") + " (gt's quantized sigmoid loads with gt.ao: use gt.ao "
+                                      "first)")
+        return kernel(self)
 
     def relu_(self):
         """``relu`` in place: the integers themselves raised (views of them see it, as torch's)."""

@@ -25,6 +25,7 @@ from gt import autograd, dtypes
 from gt.ao.nn.quantized.static_kernels import VECTOR, check_input
 from gt.dtypes import round_float32
 from gt.tensor import creation, functions
+from gt.tensor import quantized
 from gt.tensor.quantized import QuantizedTensor, per_tensor_affine
 
 
@@ -115,3 +116,7 @@ def sigmoid(x, scale, zero_point):
     check_input(x, "quantized::sigmoid")
     with autograd.no_grad():     # its vectorised path dequantizes as (q - zp) * s too
         return _requantized(x, _sigmoid, scale, zero_point, fma=False)
+
+
+# torch.sigmoid of a quint8 tensor: this kernel with torch's fixed output parameters
+quantized.QUANTIZED_KERNELS["sigmoid"] = lambda x: sigmoid(x, 1.0 / 256.0, 0)
