@@ -12,9 +12,16 @@ forward hook; ``convert`` puts the quantized module (``from_float``) in place of
 gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``, the fused ``LinearReLU``/
 ``ConvReLU1d/2d/3d``/``BNReLU2d/3d``, ``FloatFunctional``, ``BatchNorm2d/3d``, ``LayerNorm``, ``GroupNorm``,
 ``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU``, ``Dropout`` and (with
-``float_qparams_weight_only_qconfig``) ``Embedding``/``EmbeddingBag``; ``nn.ReLU``, ``nn.MaxPool2d`` and
-``flatten``/``reshape`` run on quantized tensors as they are. A module torch would convert and gt cannot
-(ConvTranspose, PReLU, MultiheadAttention) with a qconfig makes ``convert`` raise NotImplementedError.
+``float_qparams_weight_only_qconfig``) ``Embedding``/``EmbeddingBag``; ``nn.ReLU``, ``nn.Sigmoid``,
+``nn.MaxPool2d`` and ``flatten``/``reshape`` run on quantized tensors as they are. A module torch would
+convert and gt cannot (ConvTranspose, PReLU, MultiheadAttention) with a qconfig makes ``convert`` raise
+NotImplementedError.
+
+Quantization-aware training (``prepare_qat``) swaps in the QAT layers (gt/ao/nn/qat, gt/ao/nn/intrinsic/qat:
+``Linear``, ``Conv2d/3d``, the fused ``LinearReLU``, ``ConvReLU2d/3d``, ``ConvBn1d/2d/3d``, ``ConvBnReLU1d/2d/3d``,
+``LinearBn1d``; with ``get_embedding_qat_module_mappings()`` ``Embedding``/``EmbeddingBag``), puts torch's
+fixed-parameter fake quantizers after training-mode ``Sigmoid``/``Hardsigmoid``/``Softmax``/``Tanh``, and
+``convert`` makes the quantized layers of the trained ones.
 """
 
 import copy
