@@ -339,3 +339,15 @@ def test_where_over_operand_kinds_as_torch():
     for c, x, y in itertools.product(conditions, kinds, kinds):
         if "jagged" in (c, x, y) or "strided" in (c, x, y):
             _same_outcome(lambda m: k[m], lambda m, o: m.where(conditions[c](o), o[x], o[y]))
+
+
+@pytest.mark.first_pass
+def test_comparison_methods_refuse_what_torch_refuses():
+    """``x.eq(y)`` is the tensor's own comparison (not ``x == y``, which Python hands to a nested
+    ``y`` first): an operand torch cannot take (a string, None) is its TypeError, where the
+    operator says unequal."""
+    for name, other in itertools.product(("eq", "ne", "lt"), ("a", None)):
+        for lib in (gt, torch):
+            with pytest.raises(TypeError):
+                getattr(lib.tensor([1.0, 2.0]), name)(other)
+    assert (gt.tensor([1.0]) == "a") is False and (gt.tensor([1.0]) != None) is True     # noqa: E711

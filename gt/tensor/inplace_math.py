@@ -14,6 +14,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 import math
 import numbers
+import operator
 
 from gt import autograd, dtypes
 from gt.autograd import function
@@ -57,11 +58,11 @@ class InplaceMathMethods:
     # ---- the comparisons as methods (torch's names; the operators are arithmetic.py's) ----
     # (this tensor's operator, not ``==``: Python hands ``x == nt`` to a nested ``nt``'s ``__eq__``
     # first, a subclass's reflected comparison, where torch's ``x.eq(nt)`` is x's op)
-    def eq(self, other):
-        return self.__eq__(other)
+    def eq(self, other):        # (not __eq__: an operand torch cannot take is its TypeError, not unequal)
+        return self._compare(other, operator.eq, "eq")
 
     def ne(self, other):
-        return self.__ne__(other)
+        return self._compare(other, operator.ne, "ne")
 
     def lt(self, other):
         return self.__lt__(other)
