@@ -202,6 +202,7 @@ def test_spawn_process_arguments_attach_to_the_same_memory():
         np.testing.assert_array_equal(shared.numpy(), [[0, 0], [7, 7]])
 
 
+@pytest.mark.first_pass     # its processes pick their own engine (GT_* dropped): the same in every pass
 def test_gt_multiprocessing_loads_at_first_use_and_before_the_first_share():
     """gt.multiprocessing is imported on first use (start-up time), yet a shared tensor still goes
     through Python's multiprocessing by handle: ``share_memory_`` loads it first (it registers the
