@@ -258,34 +258,19 @@ main(sys.argv[2:])
 """
 
 
-def start(args):
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def finish(proc, timeout=120):
-    """``subprocess.run``'s result of a process ``start`` began."""
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+def run(args, timeout=120):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
-    # the uninterrupted run and the one killed are independent: side by side, each on its own core
-    # (their thread count is GT_NUM_THREADS, fixed by tests/conftest.py: the same bits either way)
-    whole = start(["train.py", *RUN, "--checkpoint-dir", str(tmp_path / "whole")])
-    killed = start(["-c", KILLER, "8", *RUN, "--checkpoint-dir", str(tmp_path / "killed")])
-    whole, killed = finish(whole), finish(killed)
+    whole = run(["train.py", *RUN, "--checkpoint-dir", str(tmp_path / "whole")])
     assert whole.returncode == 0, whole.stderr
+    killed = run(["-c", KILLER, "8", *RUN, "--checkpoint-dir", str(tmp_path / "killed")])
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert "Epoch  2/3" not in killed.stdout and "Epoch  1/3" in killed.stdout     # died inside epoch 2
     meta = read_checkpoint(str(tmp_path / "killed")).meta["progress"]
     assert (meta["epoch"], meta["step_in_epoch"], meta["step"]) == (1, 1, 6)          # the mid-epoch checkpoint
-    resumed = finish(start(["train.py", *RUN, "--checkpoint-dir", str(tmp_path / "killed"), "--resume"]))
+    resumed = run(["train.py", *RUN, "--checkpoint-dir", str(tmp_path / "killed"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     assert "Resumed from" in resumed.stdout and "1 step(s) into epoch 2" in resumed.stdout
     (w_model, w_opt), (r_model, r_opt) = latest_arrays(tmp_path / "whole"), latest_arrays(tmp_path / "killed")
