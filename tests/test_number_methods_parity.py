@@ -109,3 +109,16 @@ def test_an_integer_tensors_float_alpha_is_refused_as_torchs():
     assert x.tolist() == [1, 2, 3]
     b = gt.tensor([True, False])
     assert b.add(True, alpha=False).dtype == gt.bool and b.add_(b, alpha=False).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("name", ("maximum", "logical_and", "allclose", "dot", "outer", "mm", "mv", "bmm", "kron",
+                                  "inner", "isclose", "vdot", "heaviside", "ger", "fmax", "gcd", "hypot", "atan2", "dist"))
+def test_a_function_names_the_number_at_torchs_position(name):
+    """``gt.kron(t, 3)``: torch's TypeError names the argument and its position in the function's
+    signature (2), not in the method's (1)."""
+    messages = []
+    for lib in (gt, torch):
+        with pytest.raises(TypeError) as caught:
+            getattr(lib, name)(lib.ones(2, dtype=lib.int64), 3)
+        messages.append(str(caught.value).split(", not")[0])
+    assert messages[0] == messages[1]

@@ -8,7 +8,7 @@ from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
 from gt.tensor.nested_operands import is_nested
-from gt.tensor.number_first import NUMBERS, call_number_first, refuse_number, tensors_only
+from gt.tensor.number_first import NUMBERS, TENSOR_ARGUMENT, call_number_first, refuse_number, tensors_only
 
 
 def _tensors(tensors, op):
@@ -74,13 +74,13 @@ def stack(tensors, axis=None, *, dim=None):
 
 
 _NOT_GIVEN = object()
-# the functions whose second argument torch takes only as a tensor (gt's methods take a number there)
-_TENSOR_OTHER = frozenset(("maximum", "minimum", "logical_and", "logical_or", "logical_xor", "allclose", "equal",
-                           "dot", "outer", "mm", "mv", "bmm", "lerp", "dist"))
+# the functions whose second argument torch takes only as a tensor, with its name in torch's TypeError: the
+# function refuses a number itself, so that the error gives torch's position (2; the method's says 1)
+_TENSOR_OTHER = {**TENSOR_ARGUMENT, "lerp": "end"}
 
 
 def _method(name):
-    tensor_other = name in _TENSOR_OTHER
+    tensor_other = _TENSOR_OTHER.get(name)
 
     def fn(x=_NOT_GIVEN, *args, **kwargs):
         if "input" in kwargs:                # torch's keyword for the tensor: gt.exp(input=t)
@@ -97,7 +97,7 @@ def _method(name):
                     return other._number_first(name, x, **kwargs)     # a nested tensor has its rule
                 return call_number_first(name, x, args, kwargs)
         if tensor_other and args and isinstance(args[0], NUMBERS):
-            refuse_number(name, "other", 2, args[0])
+            refuse_number(name, tensor_other, 2, args[0])
         return getattr(x, name)(*args, **kwargs)
 
     fn.__name__ = name

@@ -97,6 +97,7 @@ def cross(input, other, dim=None):
 
 def vdot(input, other):
     """The dot product of two 1-D tensors of one length and dtype."""
+    tensors_only("vdot", ("input", input), ("other", other))
     return _input(input, "vdot").vdot(other)
 
 
