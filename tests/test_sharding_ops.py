@@ -47,6 +47,17 @@ _REFERENCE = {}
 pytestmark = pytest.mark.own_mesh   # every mesh chosen with use_mesh (tests/conftest.py)
 
 
+def _assert_allclose(actual, desired, rtol, atol, err_msg):
+    """np.testing.assert_allclose, with its own test first where both are float arrays of one
+    shape: |actual - desired| <= atol + rtol * |desired| everywhere passes at once (assert_allclose
+    would pass too), anything else (a NaN, an inf, a value off) goes to assert_allclose to decide
+    and to say what is off. Its own took ~0.1 ms a call: some 27,000 calls in this file."""
+    if (actual.shape == desired.shape and actual.dtype.kind in "fc" and desired.dtype.kind in "fc"
+            and (np.abs(actual - desired) <= atol + rtol * np.abs(desired)).all()):
+        return
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=err_msg)
+
+
 def _arrays(case):
     arrays = [np.asarray(a) for a in case.inputs]
     return [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
@@ -178,10 +189,10 @@ def test_sharded_op_matches_one_device(case, n, layout):
             for k, (v, r) in enumerate(zip(values, ref_values)):
                 assert v.shape == r.shape, f"{where}: output {k} shape {v.shape}, expected {r.shape}"
                 assert dtypes[k] == ref_dtypes[k], f"{where}: output {k} dtype {dtypes[k]}, expected {ref_dtypes[k]}"
-                np.testing.assert_allclose(v, r, rtol=rtol, atol=atol, err_msg=f"{where}: output {k}")
+                _assert_allclose(v, r, rtol, atol, f"{where}: output {k}")
             for k, (g, r) in enumerate(zip(grads, ref_grads)):
                 assert g.shape == r.shape, f"{where}: grad {k} shape {g.shape}, expected {r.shape}"
-                np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=f"{where}: gradient of float input {k}")
+                _assert_allclose(g, r, rtol, atol, f"{where}: gradient of float input {k}")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
