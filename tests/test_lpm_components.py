@@ -205,13 +205,39 @@ print(json.dumps({"logits": logits.numpy().tolist(), "grad": model.embed.weight.
 """
 
 
-@pytest.mark.parametrize("auto_shard", [None, "0"], ids=["unset", "0"])
-def test_model_without_auto_sharding(auto_shard):
+def _start_model_script(auto_shard):
     env = {k: v for k, v in os.environ.items() if k not in ("GT_AUTO_SHARD", "GT_DEVICES")}
     if auto_shard is not None:
         env["GT_AUTO_SHARD"] = auto_shard
-    done = subprocess.run([sys.executable, "-c", _MODEL_SCRIPT], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.Popen([sys.executable, "-c", _MODEL_SCRIPT], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def model_scripts(request):
+    """``_MODEL_SCRIPT``'s process for each GT_AUTO_SHARD of the test below, both started at the
+    first one's request (a second of imports each, beside each other on CI's two cores) unless
+    pytest-xdist may give the other to another process."""
+    procs = {}
+
+    def started(auto_shard):
+        for value in ([auto_shard] if "PYTEST_XDIST_WORKER" in os.environ else [None, "0"]):
+            if value not in procs:
+                procs[value] = _start_model_script(value)
+        return procs[auto_shard]
+
+    yield started
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("auto_shard", [None, "0"], ids=["unset", "0"])
+def test_model_without_auto_sharding(auto_shard, model_scripts):
+    proc = model_scripts(auto_shard)
+    stdout, stderr = proc.communicate(timeout=120)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     # the same computation in this process gives the same numbers
