@@ -11,19 +11,11 @@ import pytest
 
 import gt
 from helpers import torch_or_skip
+from test_view_func_leftovers_parity import _outcome
 
 A = np.array([1.5, -2.7, 3.2, 0.3])
 B = np.array([0.4, 1.1, -0.9, -0.7])
 T = np.array([1.0, 0.5, 2.0, -1.5])
-
-
-def _outcome(fn):
-    """``("ok", value)`` or ``(exception type, message)``, for comparing the two libraries."""
-    try:
-        out = fn()
-    except Exception as exc:           # noqa: BLE001 (the type and the text are the comparison)
-        return type(exc), str(exc)
-    return "ok", out
 
 
 def _leaves(lib):

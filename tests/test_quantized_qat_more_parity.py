@@ -12,6 +12,7 @@ import pytest
 import gt
 import gt.ao.quantization as gq
 from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
+from test_quantized_qat_parity import _np, _same, _to_gt
 
 torch = torch_or_skip()
 tq = torch.ao.quantization
@@ -25,21 +26,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torc
 def _torch_seeded():
     """torch's modules start from the same random weights at each run (gt's load torch's)."""
     torch.manual_seed(0)
-
-
-def _np(t):
-    if isinstance(t, torch.Tensor):
-        return t.detach().clone().numpy()
-    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
-
-
-def _same(a, b, what):
-    a, b = _np(a), _np(b)
-    assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b), (what, a, b)
-
-
-def _to_gt(state):
-    return {k: gt.tensor(_np(v)) for k, v in state.items()}
 
 
 def _lockstep(tm, gm, make_batch, steps=2, lr=0.2):

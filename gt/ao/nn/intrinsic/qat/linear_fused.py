@@ -3,7 +3,7 @@ weight before fake quantization, as the ConvBn layers (gt/ao/nn/intrinsic/qat/mo
 ``bn(linear(x, fq(w * s)) / s + bias)`` with ``s = bn.weight / sqrt(bn.running_var + bn.eps)``."""
 
 from gt.ao.nn import intrinsic
-from gt.ao.nn.intrinsic.qat.modules import share_bn
+from gt.ao.nn.intrinsic.qat.modules import BnFolded, share_bn
 from gt.ao.nn.qat import modules as qat
 from gt.nn import BatchNorm1d, Linear as FloatLinear
 from gt.nn.core_functions import linear
@@ -11,7 +11,7 @@ from gt.nn.utils_extra import fuse_linear_bn_weights
 from gt.tensor import zeros
 
 
-class LinearBn1d(FloatLinear):
+class LinearBn1d(BnFolded, FloatLinear):
     """A Linear (``weight``, optional ``bias``) and its BatchNorm1d (``bn``): (N, in_features) ->
     (N, out_features). ``freeze_bn_stats()`` keeps the BatchNorm in eval mode whatever ``train()`` says."""
 
@@ -19,37 +19,7 @@ class LinearBn1d(FloatLinear):
 
     def __init__(self, in_features, out_features, bias=True, eps=1e-05, momentum=0.1, freeze_bn=False, qconfig=None):
         super().__init__(in_features, out_features, bias)
-        self.qconfig = qat._qconfig(qconfig)
-        self.freeze_bn = freeze_bn if self.training else True
-        self.bn = BatchNorm1d(out_features, eps, momentum, True, True)
-        self.weight_fake_quant = qconfig.weight()
-        if self.training and not freeze_bn:
-            self.update_bn_stats()
-        else:
-            self.freeze_bn_stats()
-
-    def reset_running_stats(self):
-        self.bn.reset_running_stats()
-
-    def update_bn_stats(self):
-        self.freeze_bn = False
-        self.bn.training = True
-        return self
-
-    def freeze_bn_stats(self):
-        self.freeze_bn = True
-        self.bn.training = False
-        return self
-
-    def train(self, mode=True):
-        """torch's: the BatchNorm follows ``mode`` only while its statistics are not frozen."""
-        if not isinstance(mode, bool):
-            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
-        self.training = mode
-        if not self.freeze_bn:
-            for module in self.children():
-                module.train(mode)
-        return self
+        self._with_bn(BatchNorm1d, out_features, eps, momentum, freeze_bn, qconfig)
 
     def forward(self, input):
         factor = self.bn.weight / (self.bn.running_var + self.bn.eps).sqrt()

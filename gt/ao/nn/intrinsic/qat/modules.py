@@ -51,22 +51,14 @@ class ConvReLU1d(qat.Conv1d):
         return relu(self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias))
 
 
-class _ConvBnNd:
-    """A convolution (``weight``, optional ``bias``; mixed into ``nn.Conv1d/2d/3d``) and its
-    BatchNorm (``bn``) trained together: ``bn(conv(x, fq(w * s)) / s + bias)`` with ``s =
-    bn.weight / sqrt(bn.running_var + bn.eps)`` per output channel, (N, C, *spatial) -> (N,
-    out_channels, *spatial'). ``freeze_bn_stats()`` keeps the BatchNorm in eval mode (its running
-    statistics fixed) whatever ``train()`` says."""
+class BnFolded:
+    """What the QAT layers with a folded BatchNorm (``ConvBnNd``, ``LinearBn1d``) share, as torch's:
+    the BatchNorm ``bn``, the weight's fake quantizer, and freezing the BatchNorm's statistics."""
 
-    _RELU = False
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=None,
-                 padding_mode="zeros", eps=1e-05, momentum=0.1, freeze_bn=False, qconfig=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bool(bias),
-                         padding_mode)
+    def _with_bn(self, bn_class, features, eps, momentum, freeze_bn, qconfig):
         self.qconfig = qat._qconfig(qconfig)
         self.freeze_bn = freeze_bn if self.training else True
-        self.bn = self._BN(out_channels, eps, momentum, True, True)
+        self.bn = bn_class(features, eps, momentum, True, True)
         self.weight_fake_quant = qconfig.weight()
         if self.training and not freeze_bn:
             self.update_bn_stats()
@@ -95,6 +87,22 @@ class _ConvBnNd:
             for module in self.children():
                 module.train(mode)
         return self
+
+
+class _ConvBnNd(BnFolded):
+    """A convolution (``weight``, optional ``bias``; mixed into ``nn.Conv1d/2d/3d``) and its
+    BatchNorm (``bn``) trained together: ``bn(conv(x, fq(w * s)) / s + bias)`` with ``s =
+    bn.weight / sqrt(bn.running_var + bn.eps)`` per output channel, (N, C, *spatial) -> (N,
+    out_channels, *spatial'). ``freeze_bn_stats()`` keeps the BatchNorm in eval mode (its running
+    statistics fixed) whatever ``train()`` says."""
+
+    _RELU = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=None,
+                 padding_mode="zeros", eps=1e-05, momentum=0.1, freeze_bn=False, qconfig=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bool(bias),
+                         padding_mode)
+        self._with_bn(self._BN, out_channels, eps, momentum, freeze_bn, qconfig)
 
     def _scale_factor(self):
         return self.bn.weight / (self.bn.running_var + self.bn.eps).sqrt()
