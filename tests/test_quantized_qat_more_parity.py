@@ -109,8 +109,10 @@ def test_prepare_qat_puts_fixed_qparams_after_bounded_activations_as_torch():
     tc, gc = tq.convert(tp.eval()), gq.convert(gp.eval())
     assert [type(m).__name__ for m in gc.children()] == [type(m).__name__ for m in tc.children()]
     assert not hasattr(gc[2], "activation_post_process") and not gc[2]._forward_hooks
-    # a Sigmoid between quantized layers runs on their quint8 output once converted (torch's sigmoid kernel)
-    pair = [m.nn.Sequential(q.QuantStub(), m.nn.Linear(4, 6), m.nn.Sigmoid(), m.nn.Linear(6, 3), q.DeQuantStub())
+    # Sigmoid, Tanh and Hardsigmoid between quantized layers run on their quint8 outputs once converted
+    # (torch's kernels, with their fixed output parameters)
+    pair = [m.nn.Sequential(q.QuantStub(), m.nn.Linear(4, 6), m.nn.Sigmoid(), m.nn.Linear(6, 5), m.nn.Tanh(),
+                            m.nn.Linear(5, 6), m.nn.Hardsigmoid(), m.nn.Linear(6, 3), q.DeQuantStub())
             for m, q in ((torch, tq), (gt, gq))]
     pair[1].load_state_dict(_to_gt(pair[0].state_dict()))
     x = np.random.default_rng(12).standard_normal((70, 4)).astype(np.float32) * 3     # a vectorised head and a tail
@@ -120,8 +122,13 @@ def test_prepare_qat_puts_fixed_qparams_after_bounded_activations_as_torch():
         prepared = q.prepare_qat(model.train())
         prepared(m.tensor(x))
         converted.append(q.convert(prepared.eval()))
-    assert converted[1][2]._forward_hooks == {} and type(converted[1][2]) is gt.nn.Sigmoid
-    _same(converted[0](torch.tensor(x)), converted[1](gt.tensor(x)), "converted output through the Sigmoid")
+    assert [type(converted[1][i]) for i in (2, 4, 6)] == [gt.nn.Sigmoid, gt.nn.Tanh, gt.nn.Hardsigmoid]
+    assert all(converted[1][i]._forward_hooks == {} for i in (2, 4, 6))
+    _same(converted[0](torch.tensor(x)), converted[1](gt.tensor(x)), "converted output through the activations")
+    for i in (3, 5, 7):         # each activation's output quint8 integers and parameters, as torch's
+        t_in, g_in = converted[0][:i](torch.tensor(x)), converted[1][:i](gt.tensor(x))
+        assert np.array_equal(g_in.int_repr().numpy(), t_in.int_repr().numpy()), i
+        assert (g_in.q_scale(), g_in.q_zero_point()) == (t_in.q_scale(), t_in.q_zero_point()), i
     evaluated = _activations_net(gt, gq).eval()
     evaluated.qconfig = gq.default_qconfig
     evaluated = gq.prepare(evaluated)      # eval mode: no special case (torch's)

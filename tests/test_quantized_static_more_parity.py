@@ -1,8 +1,8 @@
 """gt/ao's statically quantized Conv1d/Conv3d, activations (ReLU6, Hardswish, ELU, LeakyReLU,
-Sigmoid, Dropout) and normalizations (BatchNorm2d/3d, LayerNorm, GroupNorm, InstanceNorm1d/2d/3d)
-beside torch 2.13's fbgemm kernels: their integers bit for bit (exact .5 ties and torch's
-vectorised/scalar split included), scales and zero points, reprs, state dict keys and errors, and
-prepare/calibrate/convert of small models holding them. Quantized answers depend on no GT_*
+Sigmoid, Dropout; tanh and hardsigmoid of a quint8 tensor) and normalizations (BatchNorm2d/3d, LayerNorm,
+GroupNorm, InstanceNorm1d/2d/3d) beside torch 2.13's fbgemm kernels: their integers bit for bit (exact .5
+ties and torch's vectorised/scalar split included), scales and zero points, reprs, state dict keys and
+errors, and prepare/calibrate/convert of small models holding them. Quantized answers depend on no GT_*
 variable but the engine, so these tests run once per engine (``own_mesh``)."""
 
 import io
@@ -77,6 +77,28 @@ def test_activation_integers_are_torch_s():
     with pytest.warns(UserWarning, match="inplace=True is not supported"):
         gnnq.LeakyReLU(0.1, 3, inplace=True)(g)
 
+
+def test_tanh_and_hardsigmoid_of_quint8_are_torch_s():
+    # every level (0 and 255 included) in torch's vectorised head and scalar tail; scales of 3/2^k put
+    # hardsigmoid's requantized values on .5 ties
+    rng = np.random.default_rng(5)
+    for trial in range(24):
+        scale = 3.0 * 2.0 ** -int(rng.integers(6, 10)) if trial % 3 == 0 else float(np.exp(rng.uniform(-7, -1.5)))
+        ints = np.concatenate([np.arange(256), rng.permutation(256)[:63]]).astype(np.uint8)
+        ints = np.roll(ints, 63 * (trial % 2))
+        t = torch._make_per_tensor_quantized_tensor(torch.from_numpy(ints), scale, int(rng.integers(0, 256)))
+        g = as_quantized(t)
+        _same(g.tanh(), torch.tanh(t), (trial, "tanh"))
+        _same(gt.tanh(g), t.tanh(), (trial, "gt.tanh"))
+        _same(gt.nn.functional.hardsigmoid(g), torch.nn.functional.hardsigmoid(t), (trial, "hardsigmoid"))
+    assert (g.tanh().q_scale(), g.tanh().q_zero_point()) == (2 / 256, 128)
+    v, gv = t[:5], g[:5]
+    assert gt.nn.Hardsigmoid(inplace=True)(g) is g and torch.nn.Hardsigmoid(inplace=True)(t) is t
+    _same(g, t, "hardsigmoid in place")        # the input's integers and parameters replaced, as torch's
+    _same(gv, v, "a view of it: the new integers, its old parameters")
+    q8 = gt.quantize_per_tensor(gt.tensor([0.5]), 0.1, 0, gt.qint8)
+    with pytest.raises(RuntimeError, match="quantized::tanh: expected a quint8 input"):
+        q8.tanh()
 
 def _affine(rng, n, ties):
     if ties:

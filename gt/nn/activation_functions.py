@@ -226,6 +226,8 @@ def mish(input, inplace=False):
 @nested_elementwise
 def hardsigmoid(input, inplace=False):
     """``relu6(x + 3) / 6``: 0 for x <= -3, 1 for x >= 3 (gradient 1/6 strictly between, else 0)."""
+    if getattr(input, "is_quantized", False):      # torch's quantized hardsigmoid (fixed output parameters)
+        return input._hardsigmoid(inplace)
     x = _floating(_tensor(input, "hardsigmoid"), "hardsigmoid")
     # the clamp gives NaN a zero gradient, as torch's (which passes only -3 < x < 3)
     return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x.clamp(-3.0, 3.0) / 6 + 0.5)))

@@ -57,8 +57,8 @@ SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel
              "q_per_channel_axis", "qscheme", "is_quantized", "size", "shape", "dtype", "numel", "dim",
              "clone", "detach", "contiguous", "stride", "is_contiguous", "storage_offset", "to/cpu (to where it is)",
              "gt.equal", "reshape", "view", "flatten", "squeeze", "unsqueeze", "basic indexing",
-             "per tensor: transpose", "permute", "t", "relu", "relu_", "sigmoid (quint8, with gt.ao loaded)",
-             "gt.save/gt.load")
+             "per tensor: transpose", "permute", "t", "relu", "relu_",
+             "sigmoid/tanh/hardsigmoid (quint8, with gt.ao loaded)", "gt.save/gt.load")
 # kernels of the layer above (gt/ao/nn/quantized) that methods here run, registered there as it loads
 QUANTIZED_KERNELS = {}
 
@@ -243,14 +243,31 @@ class QuantizedTensor(Tensor):
         self._need(per_tensor_affine)
         return self._like(self._q_int.clamp(min=self._q_zero_point))
 
+    def _kernel(self, name):
+        kernel = QUANTIZED_KERNELS.get(name)
+        if kernel is None:
+            raise NotImplementedError(_message(name) + f" (gt's quantized {name} loads with gt.ao: use gt.ao first)")
+        return kernel(self)
+
     def sigmoid(self):
         """torch's quantized sigmoid: quint8 with torch's fixed output scale 1/256 and zero point 0
         (``quantized::sigmoid``, gt.ao's kernel)."""
-        kernel = QUANTIZED_KERNELS.get("sigmoid")
-        if kernel is None:
-            raise NotImplementedError(_message("sigmoid") + " (gt's quantized sigmoid loads with gt.ao: use gt.ao "
-                                      "first)")
-        return kernel(self)
+        return self._kernel("sigmoid")
+
+    def tanh(self):
+        """torch's quantized tanh: quint8 with torch's fixed output scale 2/256 and zero point 128."""
+        return self._kernel("tanh")
+
+    def _hardsigmoid(self, inplace=False):
+        """torch's quantized hardsigmoid (``F.hardsigmoid``): quint8 with torch's fixed output scale 1/256
+        and zero point 0; ``inplace``: this tensor's integers and parameters replaced (views keep their
+        parameters, as torch's)."""
+        out = self._kernel("hardsigmoid")
+        if not inplace:
+            return out
+        self._q_int.copy_(out._q_int)
+        self._q_scale, self._q_zero_point = out._q_scale, out._q_zero_point
+        return self
 
     def relu_(self):
         """``relu`` in place: the integers themselves raised (views of them see it, as torch's)."""

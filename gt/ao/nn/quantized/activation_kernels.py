@@ -1,6 +1,6 @@
 """The arithmetic of torch 2.13's quantized elementwise activations on quint8 (``quantized::relu6``,
-``hardswish``, ``leaky_relu``, ``elu``, ``sigmoid``), replayed with gt's dense ops and found by
-testing against ``torch.ops.quantized`` on many random inputs, exact .5 ties included.
+``hardswish``, ``leaky_relu``, ``elu``, ``sigmoid``; ``tanh`` and ``hardsigmoid``), replayed with gt's
+dense ops and found by testing against ``torch.ops.quantized`` on many random inputs, exact .5 ties included.
 
 torch runs them through ``cpu_kernel_vec``: the first ``n // 64 * 64`` values (flat order; 64 with
 its AVX-512 and AVX2 kernels alike, measured) take the vectorised path, the rest its scalar one,
@@ -118,5 +118,20 @@ def sigmoid(x, scale, zero_point):
         return _requantized(x, _sigmoid, scale, zero_point, fma=False)
 
 
-# torch.sigmoid of a quint8 tensor: this kernel with torch's fixed output parameters
-quantized.QUANTIZED_KERNELS["sigmoid"] = lambda x: sigmoid(x, 1.0 / 256.0, 0)
+def tanh(x):
+    """torch's quantized tanh of quint8 ``x``: its fixed output scale 2/256 and zero point 128."""
+    check_input(x, "quantized::tanh")
+    with autograd.no_grad():     # float64 tanh rounded: torch's SLEEF tanhf agreed on all levels of 3,000 scales
+        return _requantized(x, lambda v, vector: v.double().tanh().float(), 2.0 / 256.0, 128)
+
+
+def hardsigmoid(x):
+    """torch's quantized hardsigmoid of quint8 ``x``: ``min(max(x + 3, 0), 6) / 6`` with its fixed output
+    scale 1/256 and zero point 0."""
+    check_input(x, "quantized::hardsigmoid")
+    with autograd.no_grad():
+        return _requantized(x, lambda v, vector: (v + 3.0).clamp(0.0, 6.0) / 6.0, 1.0 / 256.0, 0)
+
+
+# torch.sigmoid / tanh / hardsigmoid of a quint8 tensor: these kernels with torch's fixed output parameters
+quantized.QUANTIZED_KERNELS.update(sigmoid=lambda x: sigmoid(x, 1.0 / 256.0, 0), tanh=tanh, hardsigmoid=hardsigmoid)
