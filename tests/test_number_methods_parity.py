@@ -7,6 +7,8 @@ in place), gt raises an error of the same type. ``alpha=`` of ``add``/``sub`` an
 forms: torch's rule for a float or bool alpha by the result's dtype.
 """
 
+import math
+
 import pytest
 
 import gt
@@ -27,8 +29,6 @@ NAMES = ("maximum", "minimum", "fmax", "fmin", "atan2", "arctan2", "hypot", "log
 VALUES = {"float32": [0.5, 1.5, -2.5, 3.0], "int64": [1, 2, -3, 4], "bool": [True, False, True, True]}
 ZERO_D = {"float64": 0.25, "int64": 3, "bool": True, "complex64": 1j}
 OTHERS = (2, 2.5, True, 1 + 2j, -3, *ZERO_D)       # a str: a 0-d tensor of that dtype
-# a 0-d tensor where a product wants a 1-D one: gt's shape errors are ValueError, torch's RuntimeError
-_SHAPE_ERRORS = frozenset(("dot", "outer", "ger", "matmul"))
 
 
 def _call(lib, form, dtype, other):
@@ -51,8 +51,6 @@ def test_a_number_as_a_methods_second_argument_is_torchs(name):
             continue
         for dtype in VALUES:
             for other in OTHERS:
-                if name in _SHAPE_ERRORS and isinstance(other, str):
-                    continue
                 _assert_same(_call(gt, form, dtype, other), _call(torch, form, dtype, other),
                              f"{dtype} tensor.{form}({other!r})")
 
@@ -122,3 +120,116 @@ def test_a_function_names_the_number_at_torchs_position(name):
             getattr(lib, name)(lib.ones(2, dtype=lib.int64), 3)
         messages.append(str(caught.value).split(", not")[0])
     assert messages[0] == messages[1]
+
+
+def _attempt(call):
+    try:
+        return call()
+    except Exception as e:      # noqa: BLE001  (compared by type in _assert_same)
+        return e
+
+
+PRODUCTS = ("dot", "outer", "ger", "matmul", "mm", "mv", "inner", "vdot")
+PRODUCT_SHAPES = [((), (3,)), ((3,), ()), ((), ()), ((2, 3), (3,)), ((3,), (2, 3)), ((2, 3), (3, 2)), ((3,), (3,)),
+                  ((3,), (4,)), ((2, 3), (4,)), ((2, 3, 3), (3,))]
+
+
+@pytest.mark.table
+@pytest.mark.parametrize("name", PRODUCTS)
+def test_products_of_wrong_ranks_raise_torchs_errors(name):
+    """A 0-d (or other wrong-rank) operand of a product: torch's RuntimeError (gt's ShapeError is one,
+    and a ValueError too) in the method, function and ``@`` forms; the right ranks compute."""
+    for a_shape, b_shape in PRODUCT_SHAPES:
+        if name == "mv" and a_shape == ():
+            continue        # torch's mv reads self.size(0) first: IndexError (gt: its RuntimeError)
+        for form in ("method", "function", "@"):
+            if form == "@" and name != "matmul":
+                continue
+            results = []
+            for lib in (gt, torch):
+                a = lib.arange(float(math.prod(a_shape)), dtype=lib.float64).reshape(a_shape) + 1
+                b = lib.arange(float(math.prod(b_shape)), dtype=lib.float64).reshape(b_shape) - 2
+                call = {"method": lambda: getattr(a, name)(b), "function": lambda: getattr(lib, name)(a, b),
+                        "@": lambda: a @ b}[form]
+                results.append(_attempt(call))
+            _assert_same(*results, f"{form} {name} of shapes {a_shape} and {b_shape}")
+            if isinstance(results[1], RuntimeError):
+                named = (str(a_shape), str(list(a_shape)).replace(" ", ""), str(list(a_shape)), f"{len(a_shape)}D")
+                assert isinstance(results[0], RuntimeError) and any(n in str(results[0]) for n in named), results[0]
+
+
+LERP_WEIGHTS = [("float64", ()), ("float16", ()), ("int64", ()), ("bool", ()), ("complex64", ()), ("complex128", ()),
+                ("float64", (3,)), ("float64", (1,)), ("float32", (3,)), ("int64", (3,))]
+
+
+def _lerp(lib, start_dtype, weight_dtype, shape, form, end_dtype=None):
+    dt = getattr(lib, start_dtype)
+    start = lib.tensor([1.0, 2.0, -3.0], dtype=dt, requires_grad=form != "lerp_")
+    end = lib.tensor([4.0, 6.0, 5.0], dtype=getattr(lib, end_dtype or start_dtype), requires_grad=form != "lerp_")
+    value = {"bool": True, "int64": 1}.get(weight_dtype, 0.3 + 0.25j if "complex" in weight_dtype else 0.3)
+    grads = weight_dtype not in ("bool", "int64") and form != "lerp_"
+    weight = lib.full(shape, value, dtype=getattr(lib, weight_dtype), requires_grad=grads)
+    x = start.detach().clone() if form == "lerp_" else start
+    result = _attempt({"lerp": lambda: x.lerp(end, weight), "function": lambda: lib.lerp(x, end, weight),
+                       "lerp_": lambda: x.lerp_(end, weight)}[form])
+    if isinstance(result, Exception) or form == "lerp_":
+        return result, None
+    failed = _attempt(lambda: (result.real if result.is_complex() else result).sum().backward())
+    return result, failed or [start.grad, end.grad, weight.grad if grads else None]
+
+
+@pytest.mark.parametrize("start_dtype", ("float32", "float64"))
+def test_lerp_takes_a_0d_weight_of_any_dtype_as_torchs(start_dtype):
+    """torch reads a 0-d weight tensor as a number (the result keeps start's dtype; a complex one makes
+    it complex) and refuses a weight of dims, or an ``end``, of another dtype."""
+    for weight_dtype, shape in LERP_WEIGHTS:
+        for form in ("lerp", "function", "lerp_"):
+            where = f"{start_dtype} {form} with a {weight_dtype} weight of shape {shape}"
+            (ours, our_grads), (theirs, their_grads) = (_lerp(lib, start_dtype, weight_dtype, shape, form)
+                                                        for lib in (gt, torch))
+            _assert_same(ours, theirs, where)
+            # torch's start gradient is (1 - weight) rounded to the weight's dtype; gt's keeps start's (float16: 2e-4)
+            if isinstance(their_grads, Exception):
+                # torch's backward refuses a bool weight (1 - True) and a complex one for a real start (an
+                # internal assert); gt's gradients are d sum(out.real): 1 - w.real, w.real, sum(end - start)
+                assert weight_dtype in ("bool", "complex64", "complex128"), (where, their_grads)
+                w = 1.0 if weight_dtype == "bool" else 0.3
+                assert our_grads[0].tolist() == pytest.approx([1 - w] * 3) and our_grads[1].tolist() == pytest.approx([w] * 3)
+                assert our_grads[2] is None or our_grads[2].item() == pytest.approx(15.0)
+                continue
+            for a, b in zip(our_grads or (), their_grads or ()) if weight_dtype != "float16" else ():
+                _assert_same(a, b, where + " (gradient)")
+    for end_dtype in ("float16", "float32", "float64"):
+        _assert_same(_lerp(gt, start_dtype, start_dtype, (), "lerp", end_dtype)[0],
+                     _lerp(torch, start_dtype, start_dtype, (), "lerp", end_dtype)[0], f"a {end_dtype} end")
+
+
+def test_lerp_the_examples():
+    x, y = gt.zeros(2), gt.ones(2)
+    out = x.lerp(y, gt.tensor(0.25, dtype=gt.float64))
+    assert out.dtype == gt.float32 and out.tolist() == [0.25, 0.25]
+    assert x.lerp(y, gt.tensor(0.5j)).dtype == gt.complex64
+    with pytest.raises(RuntimeError, match="expected dtype float for `weight` but got dtype double"):
+        x.lerp(y, gt.full((2,), 0.5, dtype=gt.float64))
+    with pytest.raises(RuntimeError, match="expected dtype float for `end` but got dtype double"):
+        x.lerp(y.double(), 0.5)
+
+
+FILL_VALUES = (1 + 2j, 2j, 0j, 2.5, 0.0, 3, 0, -1, True, False)
+
+
+@pytest.mark.table
+@pytest.mark.parametrize("form", ("masked_fill_", "masked_fill", "fill_"))
+def test_fill_values_are_checked_as_torchs(form):
+    """torch's checked conversion of the fill value: a complex one only into complex tensors (or with
+    no imaginary part), except bool tensors, which take any value (non-zero is True)."""
+    for dtype in ("bool", "int64", "uint8", "float32", "complex64"):
+        for value in FILL_VALUES:
+            results = []
+            for lib in (gt, torch):
+                x = lib.tensor([1, 0, 1], dtype=getattr(lib, dtype))
+                mask = lib.tensor([True, False, False])
+                results.append(_attempt(lambda: x.fill_(value) if form == "fill_" else getattr(x, form)(mask, value)))
+            _assert_same(*results, f"{dtype} tensor.{form}({value!r})")
+    b = gt.tensor([False, False])
+    assert b.masked_fill_(gt.tensor([True, False]), 1 + 2j).tolist() == [True, False] and b.fill_(2j).tolist() == [True] * 2

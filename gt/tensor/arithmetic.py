@@ -13,6 +13,7 @@ from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
 from gt.tensor.complex_checks import PLAIN_BOUNDS, check_clamp, is_mixed, refuse_mixed
+from gt.tensor.linalg_base import ShapeError
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
@@ -372,19 +373,17 @@ def matmul(input, other):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be tensors or arrays, not Python scalars")
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: 0-d tensors cannot be multiplied with @")
+        raise ShapeError(f"both arguments to matmul need to be at least 1D, but they are {a.shape} and {b.shape}")
     k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
     if a.shape[-1] != k_b:
-        raise ValueError(
-            f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the first) "
-            f"!= {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)"
-        )
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the "
+                         f"first) != {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)")
     a, b = _promote_ints(a, b, product="matmul")
     if a.ndim > 2 or b.ndim > 2:
         try:
             broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
         except ValueError as exc:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: the batch dims {a.shape[:-2]} and "
+            raise ShapeError(f"matmul: shapes {a.shape} and {b.shape}: the batch dims {a.shape[:-2]} and "
                              f"{b.shape[:-2]} cannot be broadcast together ({exc})") from None
     return linalg.Matmul.apply(a, b)
 

@@ -72,12 +72,19 @@ def refuse_complex_parameter(dtype, parameter, name):
                            f"{dtypes.torch_type_name(dtype.name)} ({name} is {parameter.dtype.name}, the input real)")
 
 
+_FLOATS = (dtypes.float32, dtypes.float64)
+
+
 def check_lerp(start, end, weight):
-    """torch's refusals in ``lerp``: ``end`` and a tensor ``weight`` of ``start``'s kind (real or
+    """torch's refusals in ``lerp``: ``end``, and a ``weight`` tensor of dims, of ``start``'s dtype (a
+    0-d weight tensor is a number to torch: any dtype, a complex one making a float32/float64 result
     complex), and a complex number ``weight`` of a real ``start`` only with a zero imaginary part (its
     real part returned: the result stays real, as torch's). Returns the weight to use."""
-    refuse_mixed(start, end, "lerp", "start and end")
-    refuse_mixed(start, weight, "lerp", "start and weight")
+    for name, t in (("end", end), ("weight", weight)):
+        if isinstance(t, function.Tensor) and t.dtype is not start.dtype and (name == "end" or t.ndim):
+            raise RuntimeError(f"expected dtype {cpp_name(start.dtype)} for `{name}` but got dtype {cpp_name(t.dtype)}")
+    if not (isinstance(weight, function.Tensor) and weight.ndim == 0 and start.dtype in _FLOATS):
+        refuse_mixed(start, weight, "lerp", "start and weight")
     if not start.dtype.differentiable and getattr(end, "dtype", None) is start.dtype:     # integers, bools
         kernel = "lerp_kernel_tensor" if isinstance(weight, function.Tensor) else "lerp_kernel_scalar"
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(start.dtype.name)}'")

@@ -22,7 +22,7 @@ from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivat
 from gt.tensor.shape import _named
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
-                                  _refuse_integer_zero, refuse_bool_subtraction, where)
+                                  _refuse_integer_zero, refuse_bool_subtraction, where, ShapeError)
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, int_wrapped
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -184,8 +184,8 @@ class ExtraMethods:
         """``self[i] * vec2[j]`` for two 1-D tensors."""
         other = _operand(vec2, "outer")
         if self.ndim != 1 or not isinstance(other, Tensor) or other.ndim != 1:
-            raise ValueError(f"outer: expected two 1-D tensors, got shapes {self.shape} and "
-                             f"{getattr(other, 'shape', other)}")
+            raise ShapeError(f"outer: Expected 1-D argument {'self' if self.ndim != 1 else 'vec2'}, got shapes "
+                             f"{self.shape} and {getattr(other, 'shape', other)}")
         return self.reshape(-1, 1) * other.reshape(1, -1)
 
     def bmm(self, mat2):
@@ -266,21 +266,21 @@ class ExtraMethods:
         """The product of two 2-D tensors (no broadcasting, as torch)."""
         other = _operand(mat2, "mm")
         if self.ndim != 2 or not isinstance(other, Tensor) or other.ndim != 2:
-            raise ValueError(f"mm: expected two 2-D tensors, got shapes {self.shape} and {getattr(other, 'shape', other)}")
+            raise ShapeError(f"mm: self and mat2 must be matrices, got shapes {self.shape} and {other.shape}"
+                             if isinstance(other, Tensor) else f"mm: mat2 must be a matrix, got {other!r}")
         return self @ other
 
     def mv(self, vec):
         vec = _operand(vec, "mv")
         if self.ndim != 2 or not isinstance(vec, Tensor) or vec.ndim != 1:
-            raise ValueError(f"mv: expected a 2-D and a 1-D tensor, got shapes {self.shape} and {getattr(vec, 'shape', vec)}")
+            raise ShapeError(f"mv: matrix @ vector expected, got shapes {self.shape} and {getattr(vec, 'shape', vec)}")
         with amp.exact():           # torch.autocast leaves mv in float32
             return self @ vec
 
     def dot(self, other):
         other = _operand(other, "dot")
         if self.ndim != 1 or not isinstance(other, Tensor) or other.shape != self.shape:
-            raise ValueError(f"dot: expected two 1-D tensors of one length, got shapes {self.shape} and "
-                             f"{getattr(other, 'shape', other)}")
+            raise ShapeError(f"dot: 1D tensors of one length expected: {self.shape}, {getattr(other, 'shape', other)}")
         refuse_mixed(self, other, "dot", "both vectors")
         if self.dtype == dtypes.bool_ and other.dtype == dtypes.bool_:
             raise NotImplementedError("\"dot\" not implemented for 'Bool'")

@@ -39,6 +39,8 @@ def checked_scalar(value, dtype, what="value"):
             if limit is not None and any(math.isfinite(p) and not -limit <= p <= limit for p in parts):
                 _refuse(value, name, what, f"the largest finite value of each part is {limit!r}")
             return value
+        if name == "bool":      # c10's overflows<bool> is always false: any non-zero complex is True
+            return value != 0
         if value.imag != 0:
             _refuse(value, name, what, "only a zero imaginary part fits a real dtype")
         value = value.real
