@@ -12,14 +12,10 @@ import pytest
 import gt
 import gt.ao.quantization as gq
 from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
-from test_quantized_qat_parity import _np, _same, _to_gt
+from test_quantized_qat_parity import _np, _same, _to_gt, pytestmark  # noqa: F401 (its warning filters and fixture)
 
 torch = torch_or_skip()
 tq = torch.ao.quantization
-pytestmark = [pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor, torch.quantize_per_channel"),
-              pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated"),
-              pytest.mark.filterwarnings("ignore:Please use quant_min and quant_max"),
-              pytest.mark.filterwarnings("ignore:_aminmax is deprecated"), pytest.mark.usefixtures("fbgemm_engine")]
 
 
 @pytest.fixture(autouse=True)

@@ -38,7 +38,7 @@ def _view(x, shape, strides):
         return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
     owner = memory_owner(x)
     if (owner is x or owner is x.base) and _buffer(owner) is owner:
-        offset = x.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+        offset = _address(x) - _address(owner)
         if 0 <= offset <= owner.nbytes:
             return np.ndarray(shape, x.dtype, buffer=owner, offset=offset, strides=strides)
     return as_strided(x, shape, strides, writeable=x.flags.writeable)
@@ -130,7 +130,8 @@ def _address(arr):
 
 
 class NumpyWindows:
-    keeps_empty_strides = False
+    keeps_empty_strides = False     # numpy's new arrays of no elements keep no steps (gt/tensor/info_methods.py)
+
     def memory_owner(self, arr):
         return memory_owner(arr)
 
