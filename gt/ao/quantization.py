@@ -5,9 +5,11 @@ and quantization-aware training (fake_quantize.py, ``prepare_qat``), re-exported
     >>> qmodel = gt.ao.quantization.quantize_dynamic(model, {gt.nn.Linear}, dtype=gt.qint8)
 
 puts a ``gt.ao.nn.quantized.dynamic.Linear`` (qint8 weight, a quarter of the float32 memory;
-outputs equal to torch's bit for bit) in place of every ``nn.Linear`` below ``model``; with
-``dtype=gt.quint8``, a ``gt.ao.nn.quantized.Embedding`` / ``EmbeddingBag`` (weight only) in place of every
-``nn.Embedding`` / ``nn.EmbeddingBag``.
+outputs equal to torch's bit for bit) in place of every ``nn.Linear`` below ``model``, and the dynamic
+``LSTM``/``GRU``/``LSTMCell``/``GRUCell``/``RNNCell`` in place of the float ones (qint8, or with
+``dtype=gt.float16`` float16 weights: recurrent layers only); with ``dtype=gt.quint8``, a
+``gt.ao.nn.quantized.Embedding`` / ``EmbeddingBag`` (weight only) in place of every ``nn.Embedding`` /
+``nn.EmbeddingBag``.
 """
 
 import copy
@@ -20,6 +22,8 @@ from gt.nn.embedding import Embedding as FloatEmbedding
 from gt.nn.embedding_bag import EmbeddingBag
 from gt.nn.linear import Linear as FloatLinear
 from gt.nn.multihead_attention import MultiheadAttention
+from gt.nn.recurrent import GRU, LSTM
+from gt.nn.rnn_cells import GRUCell, LSTMCell, RNNCell
 from gt.ao import _learnable_fake_quantize, fake_quantize, histogram_observer, observer  # noqa: F401 (torch's path)
 from gt.ao.fake_quantize import (FakeQuantize, FakeQuantizeBase, FusedMovingAvgObsFakeQuantize,
                                  default_dynamic_fake_quant, default_fake_quant, default_fused_act_fake_quant,
@@ -79,22 +83,27 @@ __all__ += ["NoopObserver", "default_embedding_fake_quant", "default_embedding_f
 
 def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None, inplace=False):
     """``model`` (a copy unless ``inplace``) with each submodule of a type in ``qconfig_spec`` (a set
-    of module classes, or a dict whose keys are classes or submodule names; default: ``nn.Linear``
-    for qint8, ``nn.Embedding`` for quint8) replaced by its quantized form. As torch's, ``model``
-    itself is never replaced, only modules below it. gt quantizes ``nn.Linear`` to qint8 (dynamic)
-    and ``nn.Embedding`` to quint8 (weight only, float qparams); ``mapping`` (torch's table of float
-    to quantized classes) may only name those pairs."""
+    of module classes, or a dict whose keys are classes or submodule names; default, as torch's:
+    ``nn.Linear``, ``nn.LSTM``, ``nn.GRU``, ``nn.LSTMCell``, ``nn.RNNCell``, ``nn.GRUCell`` for qint8 and
+    float16, ``nn.Embedding`` and ``nn.EmbeddingBag`` for quint8) replaced by its quantized form. As
+    torch's, ``model`` itself is never replaced, only modules below it. gt quantizes ``nn.Linear`` to
+    qint8 (dynamic), the recurrent layers and cells to qint8 or float16 weights (dynamic) and
+    ``nn.Embedding`` to quint8 (weight only, float qparams); ``mapping`` (torch's table of float to
+    quantized classes) may only name those pairs."""
     dtype = dtypes.to_dtype(dtype)
-    if dtype not in (dtypes.qint8, dtypes.quint8):
-        raise NotImplementedError(f"quantize_dynamic: gt supports dtype gt.qint8 and gt.quint8, got {dtype!r}")
+    if dtype not in (dtypes.qint8, dtypes.quint8, dtypes.float16):
+        raise NotImplementedError(f"quantize_dynamic: gt supports dtype gt.qint8, gt.float16 (recurrent layers) and "
+                                  f"gt.quint8, got {dtype!r}")
     if mapping is not None and any(_PAIRS.get(k) is not v for k, v in mapping.items()):
         raise NotImplementedError("quantize_dynamic: gt's mapping is {gt.nn.Linear: gt.ao.nn.quantized.dynamic.Linear,"
-                                  " gt.nn.Embedding: gt.ao.nn.quantized.Embedding, gt.nn.EmbeddingBag: "
+                                  " gt.nn.LSTM/GRU/LSTMCell/GRUCell/RNNCell: gt.ao.nn.quantized.dynamic's of the same "
+                                  "name, gt.nn.Embedding: gt.ao.nn.quantized.Embedding, gt.nn.EmbeddingBag: "
                                   "gt.ao.nn.quantized.EmbeddingBag} only")
-    default = {FloatLinear} if dtype == dtypes.qint8 else {FloatEmbedding, EmbeddingBag}
+    default = {FloatEmbedding, EmbeddingBag} if dtype == dtypes.quint8 else {FloatLinear, *_RECURRENT}
     spec = default if qconfig_spec is None else set(qconfig_spec)
     if not inplace:
         model = copy.deepcopy(model)
+    model.eval()          # torch's: the quantized copy infers (its dropout off), then the swapped modules come in
     _swap(model, spec, "", dtype)
     return model
 
@@ -112,13 +121,25 @@ def _swap(module, spec, prefix, dtype):
 
 
 def _quantized(child, dtype):
-    """torch's checks: a Linear is quantized to qint8 only, an Embedding to quint8 (float qparams) only."""
+    """torch's checks: a Linear is quantized to qint8 (gt has no float16 form), a recurrent layer to
+    qint8 or float16, an Embedding to quint8 (float qparams) only."""
     if type(child) is FloatLinear and dtype != dtypes.qint8:
+        if dtype == dtypes.float16:
+            raise NotImplementedError("quantize_dynamic: gt's dynamic quantized Linear supports dtype gt.qint8 only "
+                                      "(torch's float16 form is not implemented); pass a qconfig_spec without "
+                                      "nn.Linear to quantize only the recurrent layers to float16")
         raise AssertionError(f"The only supported dtypes for dynamic quantized linear are qint8 and float16, got: "
                              f"{dtype!r}")
     if type(child) in (FloatEmbedding, EmbeddingBag) and dtype != dtypes.quint8:
         raise AssertionError("Embedding quantization is only supported with float_qparams_weight_only_qconfig.")
+    if type(child) in _RECURRENT:
+        if dtype not in (dtypes.qint8, dtypes.float16):
+            raise RuntimeError(f"Unsupported dtype for dynamic RNN quantization: {dtype!r}")
+        return _PAIRS[type(child)].from_float(child, dtype=dtype)
     return _PAIRS[type(child)].from_float(child)
 
 
-_PAIRS = {FloatLinear: dynamic.Linear, FloatEmbedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag}
+_RECURRENT = (LSTM, GRU, LSTMCell, GRUCell, RNNCell)
+_PAIRS = {FloatLinear: dynamic.Linear, FloatEmbedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag,
+          LSTM: dynamic.LSTM, GRU: dynamic.GRU, LSTMCell: dynamic.LSTMCell, GRUCell: dynamic.GRUCell,
+          RNNCell: dynamic.RNNCell}

@@ -2,6 +2,8 @@
 ``quantized::linear_dynamic`` has none, so it lives apart from the differentiable ops of linalg.py
 (each of which the gradient suite covers)."""
 
+import warnings
+
 from gt.autograd import Function
 from gt.backend import B
 
@@ -27,3 +29,30 @@ class QuantizedLinear(Function):
 
     def backward(self, g):
         raise RuntimeError("a dynamically quantized Linear has no gradient (torch's neither)")
+
+
+_NO_AUTOGRAD = ("{}: an autograd kernel was not registered to the Autograd key(s) but we are trying to backprop "
+                "through it. This may lead to silently incorrect behavior.")
+
+
+class QuantizedLinearUntracked(QuantizedLinear):
+    """``QuantizedLinear`` as torch's dynamically quantized recurrent layers record it: an input
+    that requires grad gives an output that requires grad, and backward passes nothing back
+    through it, with torch's warning (its op has no autograd kernel)."""
+
+    def backward(self, g):
+        warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic"))
+        return (None,) * 8
+
+
+class HalfLinearUntracked(Function):
+    """fbgemm's float16-weight product (``quantized::linear_dynamic_fp16``): ``x`` (..., in) float32
+    times ``weight`` (out, in), float32 holding float16 values, plus ``bias``, summed in float32;
+    recorded as ``QuantizedLinearUntracked``."""
+
+    def forward(self, x, weight, bias):
+        return B.linear(x, weight, bias)
+
+    def backward(self, g):
+        warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic_fp16"))
+        return None, None, None

@@ -75,4 +75,6 @@ def pad(cls, args, kwargs):
 
 rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding,
                     act.SoftmaxCrossEntropy: rows, padding.Pad: pad,
-                    quantized_linear.QuantizedLinear: rules.linear})
+                    quantized_linear.QuantizedLinear: rules.linear,
+                    quantized_linear.QuantizedLinearUntracked: rules.linear,
+                    quantized_linear.HalfLinearUntracked: rules.linear})

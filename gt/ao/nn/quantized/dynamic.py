@@ -1,10 +1,11 @@
 """torch.ao.nn.quantized.dynamic: ``Linear``, the dynamically quantized linear layer that
-``gt.ao.quantization.quantize_dynamic`` puts in place of ``nn.Linear``.
+``gt.ao.quantization.quantize_dynamic`` puts in place of ``nn.Linear``, and the recurrent ``LSTM``,
+``GRU``, ``LSTMCell``, ``GRUCell``, ``RNNCell`` (gt/ao/nn/quantized/dynamic_rnn.py, dynamic_rnn_cells.py).
 
 Its weight is held as a qint8 quantized tensor (one byte an element: a quarter of float32's
 memory), quantized once as torch's default weight observer does (symmetric, per tensor, scale
-``max|w| / 127.5``, zero point 0). Each call quantizes its input to quint8 with scale and zero
-point chosen from the input's min and max (torch's ``ChooseQuantizationParams`` with
+``max|w| / 127.5``, zero point 0). Each call (gt/ao/nn/quantized/dynamic_products.py) quantizes
+its input to quint8 with scale and zero point chosen from the input's min and max (torch's ``ChooseQuantizationParams`` with
 ``reduce_range=True``: 7 bits, as fbgemm's x86 kernels), multiplies the integers exactly and
 rescales: ``float(float(acc) * (x_scale * w_scale) + bias)``, where fbgemm accumulates in int32,
 rounds the sum to float32 and adds with one rounding (an fma). The outputs equal torch's bit for bit.
@@ -17,38 +18,22 @@ dynamic form), ``_packed_params.dtype`` (``gt.qint8``) and ``_packed_params._pac
 pair (qint8 weight, float bias or None); so it saves, loads and reads torch's checkpoints.
 """
 
-import math
-
 import numpy as np
 
-from gt import autograd, dtypes
-from gt.dtypes import round_float32
+from gt import dtypes
+from gt.ao.nn.quantized.dynamic_products import linear_dynamic, quantize_weight
+from gt.ao.nn.quantized.dynamic_rnn import GRU, LSTM, PackedParameter, RNNBase
+from gt.ao.nn.quantized.dynamic_rnn_cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from gt.nn import state, state_dict_hooks
 from gt.nn.module import Module
-from gt.ops import quantized_linear
-from gt.tensor import Tensor, creation, quantize_math
-from gt.tensor.quantize_math import choose_qparams
-from gt.tensor.quantize_functions import quantize_per_tensor
+from gt.tensor import Tensor, creation
 from gt.tensor.quantized import as_quantized, per_tensor_affine
 
-# the quantized input's clamp: fbgemm's Quantize clamps to quint8's 255, though reduce_range maps the
-# input's [min, max] onto 7 bits, [0, 127]; rounding takes max to 128 where the zero point rounded up
-# by a half (min == -max: x = [-1, 1] gives 128, which a clamp to 127 made 127, 3% off torch's
-# outputs). A finite input never passes 128 (127.5 and a float32 rounding), so 128 clamps as 255
-# does, and keeps the exact blocks of the integer product (gt/backend/engine_quantized.py) long
-_X_MAX = 128
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "Linear", "PackedParameter", "RNNBase", "RNNCell", "RNNCellBase",
+           "quantize_weight"]
+
 _PACKED = "_packed_params._packed_params"
 _OWN = ("scale", "zero_point", "_packed_params.dtype", _PACKED)     # torch's keys (its LinearPackedParams child)
-
-
-def quantize_weight(weight):
-    """``weight`` (float) as torch's default dynamic weight observer quantizes it: qint8 per
-    tensor, symmetric (``MinMaxObserver(qscheme=per_tensor_symmetric)``)."""
-    with autograd.no_grad():
-        w = weight.detach().float()
-        top = max(-min(float(w.min()), 0.0), max(float(w.max()), 0.0)) if w.numel() else 0.0
-    scale = max(round_float32(round_float32(top) / 127.5), 2.0 ** -23)    # float32 eps floor, torch's
-    return quantize_per_tensor(w, scale, 0, dtypes.qint8)
 
 
 class Linear(Module):
@@ -89,38 +74,7 @@ class Linear(Module):
         if x.ndim < 2:     # fbgemm's check (torch's dynamic Linear takes no 1-d input)
             raise RuntimeError(f"The dimension of input tensor should be larger than or equal to 2 (got shape "
                                f"{tuple(x.shape)})")
-        with autograd.no_grad():
-            x = x.detach()
-            low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
-            if not math.isfinite(low + high):
-                return self._non_finite(x)
-            scale, zero_point = choose_qparams(low, high)
-            out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())     # fbgemm's float scales
-            whole = self._qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
-            return quantized_linear.QuantizedLinear.apply(x, self._qweight._q_int, self._bias,
-                                                          quantize_math.inverse_scale(scale), zero_point, _X_MAX,
-                                                          out_scale, whole)
-
-    def _non_finite(self, x):
-        """The output for an input holding NaN or infinities, as fbgemm's arithmetic gives it: NaN
-        skipped by its min and max (``fbgemm_min_max``), a NaN integer (NaN, or inf times a zero
-        inverse scale) clamped to 255, and where an infinite value made the zero point int32's least,
-        the int32 products less ``zero_point * sum(weight row)`` wrapped, their sign times an
-        infinite scale (inf, -inf, or NaN at 0): a finite input's path stays as it was."""
-        scale, zero_point = choose_qparams(*quantize_math.fbgemm_min_max(x))
-        out_scale = round_float32(round_float32(scale) * self._qweight.q_scale())
-        inv = quantize_math.inverse_scale(scale)
-        q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)
-        weight = self._qweight._q_int
-        if zero_point != -2 ** 31:     # the centered integers are exact in float32: gt's product as for finite ones
-            return quantized_linear.QuantizedLinear.apply(q - zero_point, weight, self._bias, 1.0, zero_point, 255,
-                                                          out_scale)
-        total = quantized_linear.QuantizedLinear.apply(q, weight, None, 1.0, 0, 255, 1.0)
-        # int32's least times an odd row sum wraps to itself; the sum less it wraps to the other sign
-        odd = (weight.long().sum(1) % 2) == 1
-        raw = total.where(~odd, (total < 0).float() * 2 - 1)
-        out = raw.double() * out_scale
-        return (out if self._bias is None else out + self._bias.double()).float()
+        return linear_dynamic(x, self._qweight, self._bias)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)

@@ -1,0 +1,91 @@
+"""The products of torch's dynamically quantized layers (gt/ao/nn/quantized/dynamic.py's ``Linear``,
+dynamic_rnn.py's recurrent layers): fbgemm's ``linear_dynamic`` with ``reduce_range`` (qint8 weights)
+and its float16-weight form ``linear_dynamic_fp16``.
+
+qint8: each call quantizes its input to quint8 with scale and zero point chosen from the input's min
+and max (torch's ``ChooseQuantizationParams`` with ``reduce_range=True``: 7 bits, as fbgemm's x86
+kernels), multiplies the integers exactly and rescales: ``float(float(acc) * (x_scale * w_scale) +
+bias)``, where fbgemm accumulates in int32, rounds the sum to float32 and adds with one rounding (an
+fma): torch's bits.
+"""
+
+import math
+
+from gt import autograd, dtypes
+from gt.dtypes import round_float32
+from gt.ops import quantized_linear
+from gt.tensor import quantize_math
+from gt.tensor.quantize_math import choose_qparams
+from gt.tensor.quantize_functions import quantize_per_tensor
+
+# the quantized input's clamp: fbgemm's Quantize clamps to quint8's 255, though reduce_range maps the
+# input's [min, max] onto 7 bits, [0, 127]; rounding takes max to 128 where the zero point rounded up
+# by a half (min == -max: x = [-1, 1] gives 128, which a clamp to 127 made 127, 3% off torch's
+# outputs). A finite input never passes 128 (127.5 and a float32 rounding), so 128 clamps as 255
+# does, and keeps the exact blocks of the integer product (gt/backend/engine_quantized.py) long
+_X_MAX = 128
+_FP16_MAX = 65504.0
+
+
+def quantize_weight(weight):
+    """``weight`` (float) as torch's default dynamic weight observer quantizes it: qint8 per
+    tensor, symmetric (``MinMaxObserver(qscheme=per_tensor_symmetric)``)."""
+    with autograd.no_grad():
+        w = weight.detach().float()
+        top = max(-min(float(w.min()), 0.0), max(float(w.max()), 0.0)) if w.numel() else 0.0
+    scale = max(round_float32(round_float32(top) / 127.5), 2.0 ** -23)    # float32 eps floor, torch's
+    return quantize_per_tensor(w, scale, 0, dtypes.qint8)
+
+
+def half_weight(weight):
+    """``weight`` as fbgemm's ``linear_prepack_fp16`` keeps it: float16 (saturated at its largest
+    finite value, as fbgemm clips), handed back as float32."""
+    with autograd.no_grad():
+        return weight.detach().float().clamp(-_FP16_MAX, _FP16_MAX).half().float()
+
+
+def linear_dynamic(x, qweight, bias, tracked=False):
+    """fbgemm's dynamically quantized product: ``x`` (..., in) float32, ``qweight`` (out, in) qint8
+    per tensor, ``bias`` (out,) float32 or None -> (..., out) float32. ``tracked``: the output
+    requires grad where ``x`` does (torch's recurrent layers; the Linear's output never does)."""
+    with autograd.set_grad_enabled(tracked and autograd.is_grad_enabled()):
+        x = x if tracked else x.detach()
+        with autograd.no_grad():
+            low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
+        if not math.isfinite(low + high):
+            with autograd.no_grad():
+                return _non_finite(x.detach(), qweight, bias)
+        scale, zero_point = choose_qparams(low, high)
+        out_scale = round_float32(round_float32(scale) * qweight.q_scale())     # fbgemm's float scales
+        whole = qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
+        op = quantized_linear.QuantizedLinearUntracked if tracked else quantized_linear.QuantizedLinear
+        return op.apply(x, qweight._q_int, bias, quantize_math.inverse_scale(scale), zero_point, _X_MAX, out_scale,
+                        whole)
+
+
+def linear_dynamic_fp16(x, weight, bias):
+    """fbgemm's float16-weight product: ``x`` (..., in) float32 times ``weight`` (out, in), float32
+    holding float16 values, plus ``bias``, summed in float32 (fbgemm's order differs: float32
+    rounding apart); the output requires grad where ``x`` does, passing nothing back (torch's)."""
+    return quantized_linear.HalfLinearUntracked.apply(x, weight, bias)
+
+
+def _non_finite(x, qweight, bias):
+    """The output for an input holding NaN or infinities, as fbgemm's arithmetic gives it: NaN
+    skipped by its min and max (``fbgemm_min_max``), a NaN integer (NaN, or inf times a zero
+    inverse scale) clamped to 255, and where an infinite value made the zero point int32's least,
+    the int32 products less ``zero_point * sum(weight row)`` wrapped, their sign times an
+    infinite scale (inf, -inf, or NaN at 0): a finite input's path stays as it was."""
+    scale, zero_point = choose_qparams(*quantize_math.fbgemm_min_max(x))
+    out_scale = round_float32(round_float32(scale) * qweight.q_scale())
+    inv = quantize_math.inverse_scale(scale)
+    q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)
+    weight = qweight._q_int
+    if zero_point != -2 ** 31:     # the centered integers are exact in float32: gt's product as for finite ones
+        return quantized_linear.QuantizedLinear.apply(q - zero_point, weight, bias, 1.0, zero_point, 255, out_scale)
+    total = quantized_linear.QuantizedLinear.apply(q, weight, None, 1.0, 0, 255, 1.0)
+    # int32's least times an odd row sum wraps to itself; the sum less it wraps to the other sign
+    odd = (weight.long().sum(1) % 2) == 1
+    raw = total.where(~odd, (total < 0).float() * 2 - 1)
+    out = raw.double() * out_scale
+    return (out if bias is None else out + bias.double()).float()
