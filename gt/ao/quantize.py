@@ -9,12 +9,13 @@
 ``prepare`` gives each module its ``qconfig`` (inherited from its parent, as torch's
 ``propagate_qconfig_``) and each quantizable leaf an ``activation_post_process`` observer run by a
 forward hook; ``convert`` puts the quantized module (``from_float``) in place of each observed one.
-gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``, the fused ``LinearReLU``/
-``ConvReLU1d/2d/3d``/``BNReLU2d/3d``, ``FloatFunctional``, ``BatchNorm2d/3d``, ``LayerNorm``, ``GroupNorm``,
-``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU``, ``Dropout`` and (with
-``float_qparams_weight_only_qconfig``) ``Embedding``/``EmbeddingBag``; ``nn.ReLU``, ``nn.Sigmoid``,
-``nn.MaxPool2d`` and ``flatten``/``reshape`` run on quantized tensors as they are. A module torch would
-convert and gt cannot (ConvTranspose, PReLU, MultiheadAttention) with a qconfig makes ``convert`` raise
+gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``,
+``nn.ConvTranspose1d/2d/3d`` (weights per tensor: ``prepare`` refuses a per-channel weight observer, as torch's),
+the fused ``LinearReLU``/``ConvReLU1d/2d/3d``/``BNReLU2d/3d``, ``FloatFunctional``, ``BatchNorm2d/3d``,
+``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU``,
+``Dropout`` and (with ``float_qparams_weight_only_qconfig``) ``Embedding``/``EmbeddingBag``; ``nn.ReLU``,
+``nn.Sigmoid``, ``nn.MaxPool2d`` and ``flatten``/``reshape`` run on quantized tensors as they are. A module torch would
+convert and gt cannot (PReLU, MultiheadAttention) with a qconfig makes ``convert`` raise
 NotImplementedError.
 
 Quantization-aware training (``prepare_qat``) swaps in the QAT layers (gt/ao/nn/qat, gt/ao/nn/intrinsic/qat:
@@ -30,7 +31,8 @@ import warnings
 from gt.ao import fake_quantize, observer, qconfig as qc
 from gt.ao.nn import intrinsic, qat as nnqat
 from gt.ao.nn.intrinsic import qat as iqat, quantized as iq
-from gt.ao.nn.quantized import activation as qact, functional_modules, normalization as qnorm, static
+from gt.ao.nn.quantized import activation as qact, conv_transpose as qconvt, functional_modules, normalization as qnorm
+from gt.ao.nn.quantized import static
 from gt.ao.nn.quantized.embedding import Embedding as QuantizedEmbedding
 from gt.ao.nn.quantized.embedding_bag import EmbeddingBag as QuantizedEmbeddingBag
 from gt.nn import (BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
@@ -48,7 +50,9 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     InstanceNorm2d: qnorm.InstanceNorm2d, InstanceNorm3d: qnorm.InstanceNorm3d, ReLU6: qact.ReLU6,
     Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout,
     intrinsic.ConvReLU1d: iq.ConvReLU1d, intrinsic.ConvReLU3d: iq.ConvReLU3d, intrinsic.BNReLU2d: iq.BNReLU2d,
-    intrinsic.BNReLU3d: iq.BNReLU3d, Embedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag})
+    intrinsic.BNReLU3d: iq.BNReLU3d, Embedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag,
+    ConvTranspose1d: qconvt.ConvTranspose1d, ConvTranspose2d: qconvt.ConvTranspose2d,
+    ConvTranspose3d: qconvt.ConvTranspose3d})
 # the layers quantization-aware training trained (prepare_qat) become the same quantized ones
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     nnqat.Linear: static.Linear, nnqat.Conv2d: static.Conv2d, nnqat.Conv3d: static.Conv3d,
@@ -72,7 +76,7 @@ DEFAULT_MODULE_TO_ACT_POST_PROCESS = {
     Softmax: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
     Tanh: fake_quantize.default_fixed_qparams_range_neg1to1_fake_quant}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
-_NOT_IN_GT = (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, MultiheadAttention, PReLU)
+_NOT_IN_GT = (MultiheadAttention, PReLU)
 
 
 def get_default_static_quant_module_mappings():
@@ -89,9 +93,21 @@ def _propagate(module, qconfig_dict, parent, prefix):
     config = qconfig_dict.get(type(module), parent)
     config = qconfig_dict.get(prefix, config)
     config = getattr(module, "qconfig", config)
+    _assert_valid_qconfig(config, module)
     module.qconfig = config
     for name, child in module.named_children():
         _propagate(child, qconfig_dict, config, prefix + "." + name if prefix else name)
+
+
+def _assert_valid_qconfig(qconfig, module):
+    """torch's check: a transposed convolution's weight observer may not be a per-channel one (its fbgemm
+    kernel takes per-tensor weights only)."""
+    if qconfig is None or qconfig.weight is None or not isinstance(module, (ConvTranspose1d, ConvTranspose2d,
+                                                                            ConvTranspose3d)):
+        return
+    if isinstance(qconfig.weight(), (observer.PerChannelMinMaxObserver,
+                                     observer.MovingAveragePerChannelMinMaxObserver)):
+        raise AssertionError("Per channel weight observer is not supported yet for ConvTranspose{n}d.")
 
 
 def _observer_forward_hook(self, input, output):

@@ -8,12 +8,14 @@ forms in gt/ao/nn/intrinsic/quantized. Their outputs equal torch's fbgemm kernel
 import numpy as np
 
 from gt import dtypes
+from gt.dtypes import round_float32
 from gt.ao.nn.quantized import dynamic, static_kernels
 from gt.nn import state, state_dict_hooks
 from gt.nn.module import Module
 from gt.tensor import creation
 from gt.tensor.quantize_functions import quantize_per_channel, quantize_per_tensor
-from gt.tensor.quantized import as_quantized, per_channel_affine, per_channel_symmetric
+from gt.tensor.quantized import (QuantizedTensor, as_quantized, per_channel_affine, per_channel_symmetric,
+                                 per_tensor_affine)
 
 
 def quantize_weight(weight, observer):
@@ -112,7 +114,15 @@ class _FromFloat:
         return new
 
     def set_weight_bias(self, w, b):
-        self._qweight, self._bias = as_quantized(w), (None if b is None else b.detach().float().clone())
+        self._qweight, self._bias = packed_weight(as_quantized(w)), (None if b is None else b.detach().float().clone())
+
+
+def packed_weight(w):
+    """``w`` as fbgemm's packing keeps it and ``weight()`` gives it back: its scales rounded to float32."""
+    if w.qscheme() == per_tensor_affine:
+        return QuantizedTensor._make(w._q_int, w.dtype, w.qscheme(), round_float32(w.q_scale()), w.q_zero_point())
+    return QuantizedTensor._make(w._q_int, w.dtype, w.qscheme(), w.q_per_channel_scales().float().double(),
+                                 w.q_per_channel_zero_points(), w.q_per_channel_axis())
 
 
 class Linear(_FromFloat, dynamic.Linear):
@@ -164,7 +174,7 @@ class _ConvNd(_FromFloat, Module):
     out_channels, *spatial') quint8 of ``scale``/``zero_point``, qint8 weight (per tensor or per
     channel), float bias; zero padding only (torch's other padding modes are not implemented here)."""
 
-    _version = 3
+    _version = 1        # torch's quantized convolutions' (its Linear's is 3)
     _FUSED_RELU = False
     _DIMS = 2
 

@@ -2,7 +2,10 @@
 (both engines, sharded or not), found by testing against ``torch.ops.quantized`` on many random
 inputs, exact .5 ties included.
 
-- Linear and Conv1d/2d/3d (fbgemm, the ``fbgemm`` engine; ``x86``'s Linear is fbgemm's too): the int32
+- Linear, Conv1d/2d/3d and ConvTranspose1d/2d/3d (fbgemm, the ``fbgemm`` engine; ``x86``'s Linear and
+  Conv2d are fbgemm's too; its ConvTranspose with a symmetric weight and no output padding runs oneDNN on an
+  AVX-512 VNNI CPU, whose values torch 2.13 gets wrong (tens of output scales off the float result;
+  gt follows fbgemm)): the int32
   sum ``acc = sum((x_q - x_zp) * (w_q - w_zp))`` (exact here: float32 gemms over blocks short enough
   that no partial sum reaches 2**24, added in float64; a convolution too long for one block runs
   in float64), then
@@ -71,17 +74,18 @@ def _block(x, w):
     return max(1, EXACT // max(1, _bound(x) * _bound(w)))
 
 
-def _weight_scales(w):
+def _weight_scales(w, channels):
     """The weight's scales as fbgemm keeps them: float32, one per output channel."""
     if w.qscheme() == per_tensor_affine:
-        return creation.full((w.shape[0],), round_float32(w.q_scale()), dtype=dtypes.float32)
+        return creation.full((channels,), round_float32(w.q_scale()), dtype=dtypes.float32)
     return w.q_per_channel_scales().float()
 
 
 def requantize(acc, x_scale, w, bias, scale, zero_point, relu, channel_shape):
     """fbgemm's float requantization of the exact int32 sums ``acc`` (float64, output channels along
     ``channel_shape``'s -1) -> the output's quint8 quantized tensor."""
-    ats = _weight_scales(w) * round_float32(x_scale)
+    channels = acc.shape[channel_shape.index(-1) - len(channel_shape)]
+    ats = _weight_scales(w, channels) * round_float32(x_scale)
     mult = (ats / round_float32(scale)).reshape(channel_shape)
     y = acc.float()
     if bias is not None:
@@ -124,6 +128,25 @@ def conv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=
             xc, wc = xc.double(), wc.double()
         acc = _CONVS[dims](xc, wc, None, stride, padding, dilation, groups)
         return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (1, -1) + (1,) * dims)
+
+
+_CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def conv_transpose(x, w, bias, stride, padding, output_padding, dilation, groups, scale, zero_point):
+    """torch's ``quantized::conv_transpose1d``/``2d``/``3d`` (fbgemm's transposed ``fbgemmConv``): ``x``
+    (N, C, *spatial) quint8, ``w`` (C, O/groups, *kernel) qint8 per tensor -> (N, O, *spatial') quint8;
+    the exact int32 sums requantized as a convolution's."""
+    dims = w.ndim - 2
+    check_input(x, f"quantized::conv_transpose{dims}d")
+    if x.ndim != dims + 2:
+        raise ValueError(f"Input shape must be `{_CONV_SHAPES[dims]}`!, got {tuple(x.shape)}")     # torch's words
+    with autograd.no_grad():
+        xc, wc = _centered(x), _centered(w)
+        if wc[0].numel() * groups > _block(x, w):      # an output sums at most C/groups * prod(kernel) products
+            xc, wc = xc.double(), wc.double()
+        acc = _CONV_TRANSPOSES[dims](xc, wc, None, stride, padding, output_padding, groups, dilation)
+        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, False, (1, -1) + (1,) * dims)
 
 
 def _dequantized(q):
