@@ -31,12 +31,16 @@ default_dynamic_quant_observer = observer.PlaceholderObserver.with_args(dtype=dt
                                                                         quant_max=255, is_dynamic=True)
 default_float_qparams_observer = observer.PerChannelMinMaxObserver.with_args(
     dtype=dtypes.quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)
+default_float_qparams_observer_4bit = observer.PerChannelMinMaxObserver.with_args(
+    dtype=dtypes.quint4x2, qscheme=per_channel_affine_float_qparams, ch_axis=0)
 
 default_qconfig = QConfig(activation=default_observer, weight=default_weight_observer)
 default_per_channel_qconfig = QConfig(activation=default_observer, weight=default_per_channel_weight_observer)
 default_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer, weight=default_weight_observer)
 float_qparams_weight_only_qconfig = QConfig(activation=default_placeholder_observer,
                                             weight=default_float_qparams_observer)
+float_qparams_weight_only_qconfig_4bit = QConfig(activation=default_placeholder_observer,
+                                                 weight=default_float_qparams_observer_4bit)
 
 
 def get_default_qconfig(backend="x86", version=0):

@@ -17,13 +17,11 @@ from gt.tensor.core import Tensor
 from gt.tensor.quantized import (QuantizedTensor, per_channel_affine, per_channel_affine_float_qparams,
                                  per_tensor_affine)
 
-_MADE = (dtypes.quint8, dtypes.qint8, dtypes.qint32)
+_MADE = (dtypes.quint8, dtypes.qint8, dtypes.qint32, dtypes.quint4x2)
 
 
 def _check_dtype(dtype, fn):
     dtype = dtypes.to_dtype(dtype)
-    if dtype == dtypes.quint4x2:
-        raise NotImplementedError(f"{fn}: gt does not pack gt.quint4x2 (two 4-bit values a byte); use gt.quint8")
     if dtype not in _MADE:
         raise RuntimeError(f"ScalarType {dtypes.torch_type_name(dtype.name)} is not supported in new_qtensor.")
     return dtype
@@ -50,10 +48,10 @@ def _number(value, kind, name):
 
 def quantize_per_tensor(input, scale, zero_point, dtype):
     """``input`` (float32, any shape) quantized with one ``scale`` and ``zero_point`` (numbers or
-    one-element tensors) into ``dtype`` (``gt.quint8``,
-    ``gt.qint8`` or ``gt.qint32``): ``clamp(round_half_even(x / scale) + zero_point)``, torch's
-    integers to the bit. A list of tensors, with 1-d ``scale``/``zero_point`` tensors, gives a
-    tuple of quantized tensors, as torch's.
+    one-element tensors) into ``dtype`` (``gt.quint8``, ``gt.qint8``, ``gt.qint32`` or ``gt.quint4x2``:
+    4 bits, [0, 15], ``int_repr()`` packing two a byte as torch's): ``clamp(round_half_even(x / scale)
+    + zero_point)``, torch's integers to the bit. A list of tensors, with 1-d ``scale``/``zero_point``
+    tensors, gives a tuple of quantized tensors, as torch's.
 
         >>> gt.quantize_per_tensor(gt.tensor([0.26, 1.5]), 0.1, 10, gt.quint8).int_repr().tolist()
         [13, 25]
@@ -68,7 +66,8 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     if input.dtype != dtypes.float32:
         raise RuntimeError(f"Quantize only works on Float Tensor, got {dtypes.torch_type_name(input.dtype.name)}")
     _check_zero_point(zero_point, dtype, "quantize_tensor_per_tensor_affine")
-    ints = quantize_math.quantize_tensor(input.detach(), scale, zero_point, dtype)
+    quantize = quantize_math.quantize_sub_byte if dtype == dtypes.quint4x2 else quantize_math.quantize_tensor
+    ints = quantize(input.detach(), scale, zero_point, dtype)
     return QuantizedTensor._make(ints, dtype, per_tensor_affine, scale, zero_point)
 
 
@@ -93,7 +92,8 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
     length of ``input``'s dim ``axis``) for the slices ``c`` along ``axis``, torch's integers to the
     bit; ``q_per_channel_scales()`` are float64, as torch's. Float zero points give torch's
     ``per_channel_affine_float_qparams`` (its quantized embeddings' weights): float32 scales and
-    zero points, ``rint(x * (1/scale) + zero_point)``, dequantized ``(q - zero_point) * scale``."""
+    zero points, ``rint(x * (1/scale) + zero_point)``, dequantized ``(q - zero_point) * scale``; the only
+    per-channel kind torch makes of ``gt.quint4x2`` (its 4-bit embeddings' weights)."""
     dtype = _check_dtype(dtype, "quantize_per_channel")
     for name, value in (("scales", scales), ("zero_points", zero_points)):
         if not isinstance(value, Tensor):
@@ -113,6 +113,8 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
         scales, zero_points = (v.detach().reshape(-1).float().clone() for v in (scales, zero_points))
         ints = quantize_math.quantize_channels_float_qparams(input.detach(), scales, zero_points, axis, dtype)
         return QuantizedTensor._make(ints, dtype, per_channel_affine_float_qparams, scales, zero_points, axis)
+    if dtype == dtypes.quint4x2:       # torch's integer-zero-point kernel has no 4-bit case
+        raise RuntimeError("\"quantize_tensor_per_channel_affine\" not implemented for 'QUInt4x2'")
     scales = scales.detach().reshape(-1).double().clone()
     zero_points = zero_points.detach().reshape(-1).long().clone()
     if zero_points.numel():

@@ -152,3 +152,35 @@ def fbgemm_min_max(x):
         low = min([first] + [float(v.min()) for v in values if v.numel()])
         high = max([first] + [float(v.max()) for v in values if v.numel()])
     return (first, first) if first != first else (low, high)
+
+
+def quantize_sub_byte(x, scale, zero_point, dtype):
+    """The integers of float32 ``x`` quantized per tensor into quint4x2 (torch's sub-byte kernel):
+    ``nearbyint(x * (1/scale))`` in float32 kept as an int64 (1/0 taken as 1; NaN or a value past
+    int64's range is int64's minimum), plus ``zero_point``, clamped."""
+    low, high = dtypes.QUANTIZED_RANGES[dtype.name]
+    inv = 1.0 if round_float32(scale) == 0 else inverse_scale(scale)
+    with autograd.no_grad():
+        r = (x * inv).round().double()
+        r = r.where(r.abs() < 2.0 ** 63, -2.0 ** 63)
+        return (r + float(zero_point)).clamp(low, high).to(dtypes.QUANTIZED_INT[dtype])
+
+
+def pack_nibbles(ints):
+    """torch's ``int_repr`` of a quint4x2 tensor of 4-bit ``ints`` (uint8): flattened, two a byte,
+    the first in the low half -> uint8 (ceil(numel / 2),)."""
+    with autograd.no_grad():
+        n = ints.numel()
+        padded = creation.zeros(((n + 1) // 2 * 2,), dtype=dtypes.int32)
+        padded[:n] = ints.reshape(-1).int()
+        weights = creation.tensor([[1, 16]], dtype=dtypes.int32)
+        return (padded.reshape(-1, 2) * weights).sum(1).to(dtypes.uint8)
+
+
+def unpack_nibbles(packed, shape):
+    """The 4-bit integers (uint8 of ``shape``) of torch's packed quint4x2 bytes ``packed``."""
+    with autograd.no_grad():
+        n = math.prod(shape)
+        divisors = creation.tensor([[1, 16]], dtype=dtypes.int32)
+        nibbles = (packed.reshape(-1, 1).int() // divisors) % 16
+        return nibbles.reshape(-1)[:n].reshape(tuple(shape)).to(dtypes.uint8)

@@ -1,9 +1,10 @@
-"""Quantized tensors (torch's ``torch.quint8``, ``torch.qint8``, ``torch.qint32``): the class
+"""Quantized tensors (torch's ``torch.quint8``, ``torch.qint8``, ``torch.qint32``, ``torch.quint4x2``): the class
 that ``gt.quantize_per_tensor`` and ``gt.quantize_per_channel`` return
 (gt/tensor/quantize_functions.py), and torch's quantization schemes.
 
 A quantized tensor is a ``Tensor`` holding its integers (``int_repr()``, a dense uint8/int8/int32
-gt tensor, sharded or not) and its quantization parameters: one ``q_scale()``/``q_zero_point()``
+gt tensor, sharded or not; quint4x2's kept one a byte, packed by ``int_repr()``) and its
+quantization parameters: one ``q_scale()``/``q_zero_point()``
 (``gt.per_tensor_affine``) or one per channel along ``q_per_channel_axis()``
 (``gt.per_channel_affine``). It supports the methods in ``SUPPORTED``; every other method of
 ``Tensor`` raises NotImplementedError naming the op and torch's QuantizedCPU backend, as torch's
@@ -146,7 +147,10 @@ class QuantizedTensor(Tensor):
 
     # ---- its integers and parameters ---------------------------------------------------------
     def int_repr(self):
-        """The stored integers: a uint8 (quint8), int8 (qint8) or int32 (qint32) tensor, a copy."""
+        """The stored integers: a uint8 (quint8), int8 (qint8) or int32 (qint32) tensor, a copy; of
+        quint4x2, torch's packed bytes (uint8 (ceil(numel / 2),), two values a byte, the first low)."""
+        if self._q_dtype == dtypes.quint4x2:
+            return quantize_math.pack_nibbles(self._q_int)
         return self._q_int.clone()
 
     def dequantize(self):
@@ -306,6 +310,8 @@ def as_quantized(value):
         raise RuntimeError(f"gt reads quantized tensors per tensor or per channel (affine), got {value.qscheme()}")
     dtype = dtypes.to_dtype(str(value.dtype).rpartition(".")[2])
     ints = creation.tensor(value.int_repr().numpy(), dtype=dtypes.QUANTIZED_INT[dtype])
+    if dtype == dtypes.quint4x2:
+        ints = quantize_math.unpack_nibbles(ints, tuple(value.shape))
     if scheme is per_tensor_affine:
         return QuantizedTensor._make(ints, dtype, scheme, float(value.q_scale()), int(value.q_zero_point()))
     scales = creation.tensor(value.q_per_channel_scales().numpy())

@@ -4,6 +4,8 @@ of ``nn.EmbeddingBag``: its table quantized as the ``Embedding``'s (one float sc
 a row), each bag's sum as torch's ``quantized::embedding_bag_byte`` (fbgemm's ``EmbeddingSpMDM``)
 computes it, bit for bit: row after row, ``buf = fma(scale * w, q, buf + bias * w)`` in float32
 (``w`` the per-sample weight or 1; the fma replayed in float64, where ``scale * q`` is exact).
+A quint4x2 table (``dtype=gt.quint4x2``, ``float_qparams_weight_only_qconfig_4bit``) sums as torch's
+``quantized::embedding_bag_4bit`` does: the same steps with each row's scale and bias rounded to float16.
 
 As torch 2.13's, it sums whatever the float module's ``mode`` was (torch passes mode 0 to its
 kernel: a ``"mean"`` bag is summed) and drops ``padding_idx``; ``max_norm`` is not applied.
@@ -15,7 +17,7 @@ from gt.tensor import creation, functions
 
 
 class EmbeddingBag(Embedding):
-    """Sums of rows of a quint8 table: ``indices`` 1-d with ``offsets`` (the start of each bag; with
+    """Sums of rows of a quint8 (or quint4x2) table: ``indices`` 1-d with ``offsets`` (the start of each bag; with
     ``include_last_offset`` one more, the end), or 2-d (one bag a row) -> float32 (bags, embedding_dim);
     ``per_sample_weights`` (float32, one per index) weigh each row."""
 
@@ -29,8 +31,9 @@ class EmbeddingBag(Embedding):
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The quantized form of the float ``nn.EmbeddingBag`` ``mod``, or of the QAT one (its weight quantized now)."""
+        weight = quantized_weight_of(mod)
         return cls(mod.num_embeddings, mod.embedding_dim, mode=mod.mode, include_last_offset=mod.include_last_offset,
-                   _weight=quantized_weight_of(mod))
+                   _weight=weight, dtype=weight.dtype)
 
     def _bags(self, indices, offsets):
         """(flat indices, start of each bag, end of each bag) as Python-checked int64 tensors."""
@@ -38,17 +41,20 @@ class EmbeddingBag(Embedding):
             if indices.ndim != 2:
                 raise ValueError(f"offsets has to be a 1D Tensor but got null (indices of shape "
                                  f"{tuple(indices.shape)}: 2-d indices need no offsets)")
-            bags, length = indices.shape
-            starts = creation.arange(bags) * length
-            return indices.reshape(-1).long(), starts, starts + length
-        if indices.ndim != 1:
+            # torch's quantized kernels read 2-d indices as offsets 0, length, ...: with include_last_offset
+            # the last row ends the bags instead of making one
+            offsets, indices = creation.arange(indices.shape[0]) * indices.shape[1], indices.reshape(-1)
+        elif indices.ndim != 1:
             raise ValueError("if input is 2D, then offsets has to be None, got indices of shape "
                              f"{tuple(indices.shape)}")
-        if offsets.dtype not in (dtypes.int32, dtypes.int64):
+        elif offsets.dtype not in (dtypes.int32, dtypes.int64):
             raise RuntimeError(f"Expect 32 or 64 bit offsets, but found {dtypes.torch_type_name(offsets.dtype.name)} "
                                "instead.")
         flat, offsets = indices.long(), offsets.long()
         if self.include_last_offset:
+            if self.dtype == dtypes.quint4x2 and (not offsets.numel() or int(offsets[-1]) != flat.shape[0]):
+                raise RuntimeError("Yout input seems to be incorrect: the last offset value should be the size of "
+                                   "the indices tensor, but it appears not.")      # torch's 4-bit kernel's words
             return flat, offsets[:-1], offsets[1:]
         return flat, offsets, functions.cat([offsets[1:], creation.tensor([flat.shape[0]])])
 
