@@ -24,6 +24,8 @@ class _Mode(threading.local):
     level = 0            # the innermost gt.func transform's level (gt/autograd/levels.py), 0 outside
     level_inputs = frozenset()   # the ids of the tensors that level's function was called with
     level_refusal = None     # that level's error text for a captured tensor changed in place (None: torch's)
+    derivative = None    # under a vmap level: the innermost derivative transform's (level, ids of its inputs)
+    level_kind = None    # "forward" (jvp, jacfwd), "linearize", or None (reverse mode, vmap): levels.py
     layers = 0           # how many of the levels are torch's functorch layers (refusing requires_grad_())
     tags = False         # inference or level: new tensors are stamped (gt/tensor/core.py)
 

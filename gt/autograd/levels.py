@@ -25,24 +25,29 @@ class transform_level:
     inputs are ``inputs`` (the tensors the function is called with). ``refusal``: the error's
     text for a captured tensor changed there (None: torch's, of the derivative transforms).
     ``layer``: whether torch runs the function in a functorch layer (every transform but
-    ``linearize``, which traces it under forward AD), where ``requires_grad_()`` is refused."""
+    ``linearize``, which traces it under forward AD), where ``requires_grad_()`` is refused.
+    ``kind``: "forward" (``jvp``, ``jacfwd``: torch's inputs are dual views) or "linearize"."""
 
-    def __init__(self, inputs, refusal=None, layer=True):
+    def __init__(self, inputs, refusal=None, layer=True, kind=None):
         self.inputs = list(inputs)     # held, so that their ids stay theirs while the level lasts
         self.refusal = refusal
         self.layer = layer
+        self.kind = kind
 
     def __enter__(self):
         m = mode
-        self.saved = (m.level, m.level_inputs, m.level_refusal, m.layers)
+        self.saved = (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind)
         m.level, m.level_inputs, m.level_refusal = next(_serials), {id(t) for t in self.inputs}, self.refusal
+        m.level_kind = self.kind
+        if self.refusal is None:     # (a tensor captured for it stays so inside a vmap: torch's check)
+            m.derivative = m.level, m.level_inputs
         m.layers += self.layer
         m.tags = True
         return self
 
     def __exit__(self, *exc):
         m = mode
-        m.level, m.level_inputs, m.level_refusal, m.layers = self.saved
+        m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind = self.saved
         m.tags = m.inference or bool(m.level)
         return False
 
@@ -68,6 +73,29 @@ def refuse_requires_grad():
         raise RuntimeError(REQUIRES_GRAD_REFUSAL)
 
 
+def keeps_flag(t):
+    """Whether ``t.requires_grad_(False)`` changes nothing (asked inside a transform's function):
+    inside ``linearize``'s, on its input or a tensor made there. torch traces the function under
+    forward AD, where those require no grad; gt differentiates them by reverse mode, and turning
+    the flag off would cut the tangent (zeros)."""
+    m = mode
+    return m.level_kind == "linearize" and (id(t) in m.level_inputs or getattr(t, "_level", 0) >= m.level)
+
+
+DETACH_VIEW = ("Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) for "
+               "training, and gradient_as_bucket_view is set as True, gradients are views of DDP buckets, and hence "
+               "detach_() cannot be called on these gradients. To fix this error, please refer to the "
+               "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
+
+
+def refuse_detach_(t):
+    """torch's error for ``detach_()`` of an input of ``jvp``/``jacfwd``/``linearize``'s function
+    (asked inside a transform's function): torch's input there is a dual tensor, a view."""
+    m = mode
+    if m.level_kind is not None and id(t) in m.level_inputs:
+        raise RuntimeError(DETACH_VIEW)
+
+
 def tag(t):
     """Stamp a tensor made while ``mode.tags`` is set: inside ``inference_mode`` (``is_inference()``)
     and at a transform's level (``t._level``: the serial it was made at)."""
@@ -87,12 +115,12 @@ def inherit(view, base, alias=False):
     m = mode
     stamp = getattr(base, "_level", 0)
     if stamp < m.level and id(base) not in m.level_inputs and (alias or any(
-            a is b or B.is_view_of(a, b) for a in _arrays(view) for b in _arrays(base))):
+            a is b or B.is_view_of(a, b) for a in arrays(view) for b in arrays(base))):
         view._level = stamp
     return view
 
 
-def _arrays(t):
+def arrays(t):
     p = t._placed
     return (t._array,) if p is None else p.shards
 
@@ -103,8 +131,7 @@ def alias(view, base):
 
 
 # the captured tensors changed by the function of each ``vmap`` call running (gt/func/vmap.py), innermost
-# last: (a serial taken as the call starts: tensors stamped lower are captured for it, {id: (tensor, its
-# values before the call's first change)})
+# last: (a serial taken as the call starts: tensors stamped lower are captured for it, {id: _Kept})
 vmap_changes = []
 
 
@@ -114,31 +141,36 @@ def watch_changes():
     vmap_changes.append((next(_serials), {}))
 
 
-def made_once(t, values):
-    """Whether ``vmap``, which runs its function once per batch element, can change the captured
-    tensor ``t`` by ``values`` (not made inside the function) once, as torch's does: ``t``'s values
-    are kept at the first change in each ``vmap`` call it is captured for (nested ones too) and put
-    back before each later element's run (``undo_changes``), so each element reads and changes the
-    same values. Not where the change goes on the tape (``t`` or ``values`` require grad): each
-    element's would add to the gradient."""
-    if not vmap_changes or t._requires_grad or any(getattr(v, "_requires_grad", False) for v in values):
-        return False
-    stamp, before = getattr(t, "_level", 0), None
+class _Kept:
+    """A captured tensor ``t`` as it was before a ``vmap`` call's first change of it: its values,
+    its arrays' version counters, its ``grad_fn`` and flag; ``after``: the counters once the
+    first element that changed it has run (``note_changed``); ``olds``: the tensors standing for
+    its recorded versions put back (gt/func/vmap.py), which the ops recorded before read."""
+    __slots__ = ("t", "values", "versions", "ctx", "requires_grad", "epoch", "after", "olds")
+
+    def __init__(self, t, values, epoch):
+        self.t, self.values, self.versions = t, values, [B.version_state(a) for a in arrays(t)]
+        self.ctx, self.requires_grad, self.epoch, self.after, self.olds = t._ctx, t._requires_grad, epoch, None, []
+
+
+def made_once(t, epoch):
+    """Let ``vmap``, which runs its function once per batch element, change the captured tensor
+    ``t`` once, as torch's does: ``t`` is kept at the first change in each ``vmap`` call it is
+    captured for (nested ones too) and put back before each later element's run
+    (gt/func/vmap.py), so each element reads and changes the same values, records the same
+    change on the tape (a change of a tensor in the graph, or by values that require grad) and
+    counts the same versions. ``epoch``: the tape's now (gt/autograd/rebind.py), before the change."""
+    stamp, kept = getattr(t, "_level", 0), None
     for start, changes in vmap_changes:
         if stamp < start and id(t) not in changes:
-            before = t.detach().clone() if before is None else before
-            changes[id(t)] = (t, before)
-    return True
+            if kept is None:
+                with no_grad():
+                    kept = _Kept(t, t.detach().clone(), epoch)
+            changes[id(t)] = kept
 
 
-def undo_changes(changes):
-    """The captured tensors ``made_once`` kept, back to their values before the first change (a
-    put-back of the transform's own, not a change of its function's: no level checks it)."""
-    m = mode
-    level, m.level = m.level, 0
-    try:
-        with no_grad():
-            for t, before in changes.values():
-                t.copy_(before)
-    finally:
-        m.level = level
+def note_changed(changes):
+    """After an element's run: the version counters of the tensors it changed first."""
+    for kept in changes.values():
+        if kept.after is None:
+            kept.after = [B.version_state(a) for a in arrays(kept.t)]

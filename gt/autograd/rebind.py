@@ -68,6 +68,11 @@ def changed(tensor, old, epoch):
     _olds[okey] = (old_ref, entry[0], epoch)
 
 
+def current_epoch():
+    """The epoch now: ops recorded from now on carry it (``version_at`` of it: the values now)."""
+    return function._epoch
+
+
 def version_at(tensor, epoch):
     """The tensor that stands for ``tensor``'s values as an op recorded at ``epoch`` read them."""
     entry = _changed.get(id(tensor))

@@ -26,10 +26,11 @@ from gt.backend.engine_linalg import LinalgPrimitives
 from gt.backend.engine_complex import ComplexPrimitives
 from gt.backend.engine_shared import SharedMemoryPrimitives
 from gt.backend.engine_sparse import SparsePrimitives
+from gt.backend.engine_versions import VersionStates
 
 
 class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, SpecialPrimitives, LinalgPrimitives,
-             ComplexPrimitives, SharedMemoryPrimitives, SparsePrimitives, abc.ABC):
+             ComplexPrimitives, SharedMemoryPrimitives, SparsePrimitives, VersionStates, abc.ABC):
     """Base class of gt's array engines (see the module docstring); the primitives of einsum,
     scatters and index searches are declared in gt/backend/engine_scatter.py, those of sorting,
     scans and sampling in gt/backend/engine_sorting.py, those of torch's math functions, ``prod`` and ``cumprod`` in gt/backend/engine_math.py, those of torch.special

@@ -37,6 +37,7 @@ from gt.backend.torch_windows import TorchWindows
 from gt.backend.torch_complex import TorchComplex
 from gt.backend.torch_shared import TorchShared
 from gt.backend.torch_sparse import TorchSparse
+from gt.backend.torch_versions import TorchVersions
 
 _NATIVE = {
     dtypes.float32: torch.float32,
@@ -58,7 +59,7 @@ def _dim(axis):
 
 
 class TorchEngine(TorchKernels, TorchBuffers, TorchIndexing, TorchSorting, TorchWindows, TorchScatter, TorchMath,
-                  TorchSpecial, TorchLinalg, TorchComplex, TorchShared, TorchSparse, Engine):
+                  TorchSpecial, TorchLinalg, TorchComplex, TorchShared, TorchSparse, TorchVersions, Engine):
     name = "torch"
     supports_bfloat16 = True
 

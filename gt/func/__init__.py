@@ -41,7 +41,8 @@ How they are computed, where that differs from torch's functorch:
   one recorded for autograd or writing values made inside the function.
 """
 
-from gt.func.derivatives import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
+from gt.func.derivatives import grad, grad_and_value, hessian, jacfwd, jacrev, vjp
+from gt.func.forward import jvp, linearize
 from gt.func.modules import functional_call, functionalize, replace_all_batch_norm_modules_, stack_module_state
 from gt.func.vmap import vmap
 

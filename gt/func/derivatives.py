@@ -5,7 +5,7 @@ import contextlib
 import functools
 
 from gt.autograd import grad as _autograd_grad
-from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
+from gt.autograd import enable_grad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
 from gt.autograd.levels import transform_level
 from gt.backend import B
@@ -75,22 +75,23 @@ class _Inputs:
         with enable_grad():         # (the caller's no_grad does not hold here, as for the function's run)
             copy = fresh.clone()
         alias = copy.detach()       # the copy's memory as laid out now: a t_() of the copy changes only its view
-        self.written.append((fresh, x, copy, alias, alias._version))
+        self.written.append((fresh, x, copy, alias, alias._version, copy._ctx))
         return copy
 
     def write_back(self):
         """The values ``func`` changed in place, into the caller's tensors (after the level: they
-        are captured there). Returns ``[(the fresh leaf, its changed copy)]``."""
+        are captured there). Returns ``[(the fresh leaf, its changed copy, whether the change was
+        recorded: its tangent changed too)]``."""
         changed = [w for w in self.written if w[3]._version != w[4]]
         with no_grad():
-            for _, x, _, alias, _ in changed:
+            for _, x, _, alias, _, _ in changed:
                 x.copy_(alias)
-        return [(fresh, copy) for fresh, _, copy, _, _ in changed]
+        return [(fresh, copy, copy._ctx is not ctx) for fresh, _, copy, _, _, ctx in changed]
 
-    def level(self, kwargs=None, layer=True):
+    def level(self, kwargs=None, layer=True, kind=None):
         """The function's run: grad mode on, at a new transform level whose inputs are all the
         tensors it is called with (torch wraps those at argnums and the others alike)."""
-        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]], layer)
+        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]], layer, kind)
 
     def pack(self, grads):
         """Per-leaf results (in ``flat`` order) shaped as the differentiated arguments."""
@@ -102,9 +103,9 @@ class _Inputs:
 
 
 @contextlib.contextmanager
-def _running(inputs, layer=True):
+def _running(inputs, layer=True, kind=None):
     """``enable_grad`` at a new ``transform_level`` (gt/autograd/levels.py) of ``inputs``."""
-    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)], layer=layer):
+    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)], layer=layer, kind=kind):
         yield
 
 
@@ -263,109 +264,37 @@ def vjp(func, *primals, has_aux=False):
         graph = keep or bool(create_graph) or any(c.requires_grad for c in ct) and is_grad_enabled()
         return tuple(inputs.pack(_grads(out_leaves, inputs.flat, ct, graph, True)))
     result = _level_out(out, keep)
+    if not keep:    # torch's vjp returns an output that is a primal as the primal itself, a view of one as a view
+        primal = _flatten(result)[0]
+        for fresh, x in zip(inputs.flat, _flatten(primals)[0]):
+            if fresh is not x and fresh.is_leaf:
+                primal = [x if o is fresh else _view_like(x, o, fresh, p) if _lies_in(o, fresh) else p
+                          for o, p in zip(out_leaves, primal)]
+        result = _unflatten(out_spec, primal)
     return (result, vjp_fn, _level_out(aux, keep)) if has_aux else (result, vjp_fn)
 
 
-def jvp(func, primals, tangents, *, strict=False, has_aux=False):
-    """``jvp(func, primals, tangents)`` -> ``(output, jvp_out)`` (``(output, jvp_out, aux)`` with
-    ``has_aux``): ``func(*primals)`` and its directional derivative along ``tangents`` (the same
-    structure as ``primals``, a tuple). Computed as the vjp of the vjp (two reverse passes), with
-    the same values as torch's forward mode; where gt records no gradient of an op's gradient
-    (eigh, svd, complex tensors), through ``gt.autograd.forward_ad`` (``func`` then runs twice).
-    """
-    if not isinstance(primals, tuple):
-        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it should be valid "
-                           "to call f(*primals).")
-    if not isinstance(tangents, tuple):
-        raise RuntimeError("jvp(f, primals, tangents): Expected tangents to be a tuple. E.g. it should be valid "
-                           "to call f(*primals).")
-    p_leaves, p_spec = _flatten(primals)
-    t_leaves, t_spec = _flatten(tangents)
-    if _spec_str(p_spec) != _spec_str(t_spec):
-        raise RuntimeError(f"jvp(f, primals, tangents): Expected primals and tangents to have the same python "
-                           f"structure. For example, if primals is a tuple of 3 tensors, tangents also must be. "
-                           f"Got primals with structure {_spec_str(p_spec)} and tangents with structure "
-                           f"{_spec_str(t_spec)}")
-    if not p_leaves:
-        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a non-empty tuple of Tensors")
-    for p, t in zip(p_leaves, t_leaves):
-        if not isinstance(p, Tensor) or not isinstance(t, Tensor):
-            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples of Tensors")
-        if tuple(p.shape) != tuple(t.shape):
-            raise RuntimeError(f"Trying to set a forward gradient that has a different size than that of the "
-                               f"original Tensor, this is not supported. Tensor is of size {list(p.shape)} while "
-                               f"the given forward gradient is of size {list(t.shape)}.")
-    inputs = _Inputs(primals, tuple(range(len(primals))), writable=True)
-    with inputs.level():
-        out, aux = _split_aux(func(*inputs.args), has_aux, "jvp(f, primals, tangents)")
-    changed = inputs.write_back()
-    out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
-    keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
-    # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
-    ends = out_leaves + [copy for _, copy in changed]     # (the changed inputs' tangents: written back below)
-    try:
-        us, vj = _first_vjp(ends, inputs.flat)
-    except NotImplementedError:         # a gradient's gradient gt does not record (eigh, svd, complex tensors)
-        if keep or forward_ad.entered() or changed:     # (running func again would repeat its changes)
-            raise
-        return _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux)
-    jv = _second_vjp(ends, us, vj, t_leaves, keep, keep)
-    _write_tangents(changed, jv[len(out_leaves):], inputs.flat, t_leaves)
-    jv = jv[:len(out_leaves)]
-    result = (_level_out(out, keep), _unflatten(out_spec, jv))
-    return result + (_level_out(aux, keep),) if has_aux else result
+def _lies_in(o, alias):
+    return o._placed is None and alias._placed is None and B.memory_owner(o._array) is B.memory_owner(alias._array)
 
 
-def _write_tangents(changed, tangents, flat, t_leaves):
-    """torch's forward mode keeps the caller's tangent as the dual's, so an input changed in place
-    changes its tangent too: ``tangents`` (of the changed copies) into the caller's."""
-    at = {id(f): i for i, f in enumerate(flat)}
+def _view_like(x, o, alias, otherwise):
+    """The view of ``x`` that ``o`` is of ``alias`` (where ``x`` is laid out as ``alias``), else
+    ``otherwise``; for an ``o`` not differentiated through ``alias`` (a ``detach()``), a view of
+    ``x``'s detached alias, as torch's is no view of the caller's tensor."""
+    if x._placed is not None or _geometry(x) != _geometry(alias):
+        return otherwise
     with no_grad():
-        for (fresh, _), tangent in zip(changed, tangents):
-            t_leaves[at[id(fresh)]].copy_(tangent)
+        return (x if o.requires_grad else x.detach()).as_strided(o.shape, o.stride(),
+                                                                 x.storage_offset() + _offset(o, alias))
 
 
-def _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux):
-    """``jvp``'s result through forward AD (gt/autograd/forward_ad.py: closed forms, or one output
-    element at a time), where the double-vjp trick cannot record a gradient's gradient; ``func``
-    runs once more, on dual tensors."""
-    api = "jvp(f, primals, tangents)"
-    with forward_ad.dual_level():
-        duals = [forward_ad.make_dual(p.detach(), t.detach()) for p, t in zip(p_leaves, t_leaves)]
-        with transform_level(duals):
-            out, aux = _split_aux(func(*_unflatten(p_spec, duals)), has_aux, api)
-        leaves, spec = _tensor_leaves(out, api)
-        pairs = [forward_ad.unpack_dual(o) for o in leaves]
-    jv = [zeros(p.shape, dtype=p.dtype) if t is None else t for p, t in pairs]
-    result = (_unflatten(spec, [p for p, _ in pairs]), _unflatten(spec, jv))
-    return result + (aux,) if has_aux else result
+def _geometry(t):
+    return tuple(t.shape), t.stride()
 
 
-def linearize(func, *primals):
-    """``linearize(func, *primals)`` -> ``(output, jvp_fn)``: ``jvp_fn(*tangents)`` is
-    ``jvp(func, primals, tangents)[1]``, without running ``func`` again (the first of the two
-    reverse passes of the double-vjp trick is kept and reused; each call runs the second).
-    """
-    inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
-    if inputs is None:
-        raise RuntimeError("linearize(f, *primals): Expected at least one primal")
-    with inputs.level(layer=False):     # torch traces func under forward AD, outside functorch's layers
-        out = func(*inputs.args)
-    out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
-    p_leaves, p_spec = _flatten(primals)
-    us, vj = _first_vjp(out_leaves, inputs.flat)
-
-    def jvp_fn(*tangents):
-        t_leaves, t_spec = _flatten(tangents)
-        if _spec_str(t_spec) != _spec_str(p_spec):
-            raise RuntimeError(f"linearize: expected the tangents to have the structure of the primals, "
-                               f"{_spec_str(p_spec)}, got {_spec_str(t_spec)}")
-        for p, t in zip(p_leaves, t_leaves):
-            if not isinstance(t, Tensor) or tuple(t.shape) != tuple(p.shape):
-                raise RuntimeError(f"linearize: expected each tangent to be a tensor of its primal's shape "
-                                   f"{tuple(p.shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t)}")
-        return _unflatten(out_spec, _second_vjp(out_leaves, us, vj, t_leaves, False, True))
-    return _level_out(out, False), jvp_fn
+def _offset(t, alias):
+    return t.storage_offset() - alias.storage_offset()
 
 
 def _refuse_complex(leaves, api, what):
@@ -383,7 +312,7 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     refusing integer outputs."""
     _refuse_complex(_flatten(args)[0], api, "inputs")
     inputs = _Inputs(args, argnums, writable=forward)
-    with inputs.level(kwargs):
+    with inputs.level(kwargs, kind="forward" if forward else None):
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
     inputs.write_back()
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")

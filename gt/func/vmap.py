@@ -3,10 +3,15 @@ stacked along ``out_dims`` (see gt/func/__init__.py)."""
 
 import collections
 import functools
+import weakref
 
-from gt.autograd.levels import transform_level, undo_changes, vmap_changes, watch_changes
+from gt.autograd import grad_hooks, rebind
+from gt.autograd.function import new_epoch
+from gt.autograd.grad_mode import enable_grad, mode, no_grad
+from gt.autograd.levels import arrays, note_changed, transform_level, vmap_changes, watch_changes
 from gt.backend import B
-from gt.tensor import Tensor, inplace, stack
+from gt.ops.shape import Clone
+from gt.tensor import Tensor, inplace, inplace_grad, stack
 from gt.tensor.strided_methods import SHAPE_WATCHERS, VMAP_DEPTH
 from gt.nn.norm_functions import VMAP_SLICES
 from gt.func.pytree import _broadcast_prefix, _check_randomness, _flatten, _name, _spec_str, _unflatten
@@ -78,6 +83,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         watch_changes()      # the captured tensors func changes, made once (gt/autograd/levels.py)
         try:
             outs = _run(func, kwargs, spec, leaves, columns, sizes[0], randomness, start, name, before, changes)
+            _undo_changes(vmap_changes[-1][1], done=True)
         finally:
             SHAPE_WATCHERS.pop()     # this call's, by position: an inner vmap's Counter may equal it
             vmap_changes.pop()
@@ -90,7 +96,7 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
     outs = []
     for i in range(max(size, 1)):
         if i and vmap_changes[-1][1]:
-            undo_changes(vmap_changes[-1][1])
+            _undo_changes(vmap_changes[-1][1])
         if randomness == "same":
             B.set_rng_state(start)
         call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
@@ -102,6 +108,7 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
         finally:
             VMAP_SLICES.pop()
             VMAP_DEPTH[0] -= 1
+        note_changed(vmap_changes[-1][1])
         _refuse_changed_inputs(name, *before, i, changes)
         if randomness == "error" and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
@@ -111,12 +118,58 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
 
 
 # torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones); gt makes
-# the change once where it is not recorded (gt/autograd/levels.py made_once)
+# the change once (gt/autograd/levels.py made_once)
 _CAPTURED = ("vmap({}, ...): func changed in place a tensor it neither received nor made (a captured one: a "
-             "closure's, a global, a module's buffer) with values made inside func, or where the change is "
-             "recorded for autograd (it or the values require grad); gt's vmap runs func once per batch element "
-             "and cannot make such a change once, as torch's does. Change a copy (tensor.clone()), or make the "
-             "change outside vmap")
+             "closure's, a global, a module's buffer) with values made inside func; gt's vmap runs func once per "
+             "batch element and cannot make such a change once, as torch's does. Change a copy (tensor.clone()), "
+             "or make the change outside vmap")
+
+
+# a captured tensor's op after vmap changed it -> the tensors standing for its versions put back
+_held = weakref.WeakKeyDictionary()
+
+
+def _undo_changes(changes, done=False):
+    """The captured tensors ``made_once`` kept (gt/autograd/levels.py), back to their values,
+    history and versions before the first change (a put-back of the transform's own, not a change
+    of its function's: no level checks it). A change recorded on the tape is undone as a change of its own, so ops
+    recorded since read the version of then (gt/autograd/rebind.py). ``done``: the call is over:
+    each tensor keeps its values and takes the versions counted by the first element's run."""
+    m = mode
+    level, m.level = m.level, 0
+    try:
+        for kept in changes.values():
+            t = kept.t
+            if not done:
+                if t._ctx is not kept.ctx or t._requires_grad != kept.requires_grad:
+                    _unrecord(t, kept)
+                with no_grad():
+                    t.copy_(kept.values)
+            for a, state in zip(arrays(t), kept.after if done else kept.versions):
+                B.set_version_state(a, state)
+            if done and kept.olds and t._ctx is not None:
+                # rebind holds them weakly; the ops that read them hold t, which holds its op
+                _held.setdefault(t._ctx, []).extend(kept.olds)
+    finally:
+        m.level = level
+
+
+def _unrecord(t, kept):
+    """Put ``t``'s history back as it was before the first change, recorded as a change of ``t``:
+    ``t`` becomes a new node, a copy of the tensor that stands for the values of then (its op
+    belongs to that one alone)."""
+    old = Tensor._from_value(t._value)      # stands for t's values before the put-back
+    old._ctx, old._requires_grad = t._ctx, t._requires_grad
+    grad_hooks.move(t, old)
+    if kept.ctx is None:
+        t._ctx, t._requires_grad = None, kept.requires_grad
+    else:
+        with enable_grad():
+            again = Clone.apply(rebind.version_at(t, kept.epoch))
+        inplace_grad.written(again._ctx)     # t is that memory, no view of the tensor it copies
+        t._ctx, t._requires_grad = again._ctx, True
+    rebind.changed(t, old, new_epoch())
+    kept.olds.append(old)
 
 
 def _refuse_changed_inputs(name, fixed, mapped, i, changes):

@@ -380,6 +380,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     def requires_grad_(self, requires_grad=True):
         if _inference_mode.layers:      # inside a gt.func transform's function: torch's refusal (levels.py)
             _levels.refuse_requires_grad()
+        if not requires_grad and _inference_mode.level and _levels.keeps_flag(self):
+            return self
         if requires_grad and not self.dtype.differentiable:
             raise RuntimeError(f"only floating point and complex tensors can require gradients, this one is {self.dtype!r}")
         if not requires_grad and self._ctx is not None:

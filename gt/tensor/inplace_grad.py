@@ -46,6 +46,7 @@ Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 # The ops that made a tensor by a recorded in-place change: their output shares its input's
 # memory because it *is* that memory, written; it is no view.
 _written = weakref.WeakSet()
+written = _written.add     # (gt/func/vmap.py: the op that puts a captured tensor's history back)
 
 LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
@@ -117,28 +118,31 @@ def refuse_captured(t, op=None, values=(), shape=False):
     (asked while ``mode.level`` is set) where ``t`` is captured: neither one of the tensors the
     function was called with nor made at this level or a deeper one (gt/autograd/levels.py), nor a
     view of such a tensor (a view of a captured tensor is captured too, as torch's). At a level of
-    ``vmap`` (its own ``level_refusal``) only a change gt cannot make as torch's is refused: one
-    that writes ``values`` made inside (batched, for torch, which refuses those), or that goes on
-    the tape (``levels.made_once``: gt makes the others once, as torch's)."""
-    inputs, level = mode.level_inputs, mode.level
+    ``vmap`` (its own ``level_refusal``) only a change that writes ``values`` made inside is
+    refused (batched, for torch, which refuses those), and one of a tensor captured for the
+    derivative transform around it (torch's error); gt makes the others once, as torch's
+    (``levels.made_once``)."""
+    inputs, level, outer = mode.level_inputs, mode.level, mode.derivative
     while id(t) not in inputs:
         link = getattr(t, "_view", None)     # an unrecorded view (gt/autograd/views.py)
         up = link[0] if link is not None and t._ctx is None else view_base(t)
+        if outer is not None and id(t) in outer[1]:
+            outer = None        # an input of the derivative transform around this vmap
         if up is None:
-            if getattr(t, "_level", 0) >= level:
+            stamp = getattr(t, "_level", 0)
+            if stamp >= level:
                 return
             refusal = mode.level_refusal
-            if refusal is None:
+            if refusal is None or outer is not None and stamp < outer[0]:
                 raise RuntimeError(CAPTURED.format(f"aten::{op}" if op else "an in-place op"))
             made_inside = any(isinstance(v, Tensor) and (getattr(v, "_level", 0) >= level or id(v) in inputs)
                               for v in values)
-            if shape or not made_inside and (op in _REPEATABLE or levels.made_once(t, values)):
-                return
-            raise RuntimeError(refusal)
+            if made_inside and not shape:
+                raise RuntimeError(refusal)
+            if not shape:
+                levels.made_once(t, rebind.current_epoch())
+            return
         t = up
-
-
-_REPEATABLE = frozenset(("fill_", "zero_", "copy_", "index_put_"))   # the same result made again
 
 
 def check_captured(t, op, values=(), shape=False):

@@ -17,7 +17,8 @@ import numbers
 import operator
 
 from gt import autograd, dtypes
-from gt.autograd import function
+from gt.autograd import function, levels
+from gt.autograd.grad_mode import mode
 from gt.backend import B
 from gt.ops._shapes import normalize_axis
 from gt.tensor import inplace_grad, overlap_writes
@@ -174,6 +175,8 @@ class InplaceMathMethods:
     def detach_(self):
         """Make this tensor a leaf that does not require grad, in place (torch's ``detach_``):
         what it was computed from gets no gradient through it any more."""
+        if mode.level:
+            levels.refuse_detach_(self)
         if inplace_grad.view_base(self) is not None:
             raise RuntimeError("detach_: this tensor is a view of another tensor in the graph; use detach() "
                                "(out of place) instead, as torch asks")
