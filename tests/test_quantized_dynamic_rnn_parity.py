@@ -1,8 +1,10 @@
 """Dynamically quantized recurrent layers (gt/ao/nn/quantized/dynamic_rnn*.py) beside torch 2.13's
 ``quantize_dynamic`` of ``nn.LSTM``/``GRU``/``LSTMCell``/``GRUCell``/``RNNCell``: outputs and final states
 (torch's bits on the torch engine; on the numpy engine, whose sigmoid and tanh differ from torch's in
-the last bit, to float32 rounding), packed sequences, float16 weights, state dicts both ways, repr,
-what ``quantize_dynamic`` swaps, what requires grad, and torch's errors."""
+the last bit, to float32 rounding here: over longer sequences such a bit of h can move one integer of
+the next step's quantization, a difference of one quantization step, ~1e-3), packed sequences, float16
+weights, state dicts both ways, repr, what ``quantize_dynamic`` swaps, what requires grad, and torch's
+errors."""
 
 import re
 import warnings
@@ -172,6 +174,28 @@ def test_state_dicts_are_torch_s_and_load_both_ways(dtype):
     fresh.load_state_dict(gsd)
     for g, w in zip(_outputs(fresh, gt, x, x1), before):
         _same(g, w, half=dtype == "float16")
+
+
+@pytest.mark.first_pass
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")      # torch's, saving its quantized tensors
+def test_checkpoints_of_either_load_in_the_other(tmp_path):
+    # torch pickles its packed weights as TorchScript objects (torch.ScriptObject and their state); gt
+    # reads them as their state (weights_only=False, as torch) and writes its own so that torch rebuilds them
+    x, x1 = _arrays(np.random.default_rng(10), (3, 2, 4), (2, 3))
+    for dtype in ("qint8", "float16"):
+        _, tq = _stack(torch, 0, dtype)
+        _, gq = _stack(gt, 1, dtype)
+        torch.save(tq.state_dict(), tmp_path / "t.pt")
+        with pytest.raises(Exception, match="weights_only"):
+            gt.load(tmp_path / "t.pt")
+        gq.load_state_dict(gt.load(tmp_path / "t.pt", weights_only=False))
+        for g, w in zip(_outputs(gq, gt, x, x1), _outputs(tq, torch, x, x1)):
+            _same(g, w, half=dtype == "float16")
+        _, gq2 = _stack(gt, 2, dtype)
+        gt.save(gq2.state_dict(), tmp_path / "g.pt")
+        tq.load_state_dict(torch.load(tmp_path / "g.pt", weights_only=False))
+        for g, w in zip(_outputs(gq2, gt, x, x1), _outputs(tq, torch, x, x1)):
+            _same(g, w, half=dtype == "float16")
 
 
 @pytest.mark.first_pass

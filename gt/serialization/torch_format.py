@@ -25,7 +25,7 @@ import numpy as np
 
 from gt import dtypes
 from gt.devices import device
-from gt.serialization import quantized_format, storages
+from gt.serialization import quantized_format, script_objects, storages
 from gt.tensor import Tensor
 
 # torch's storage class of each dtype (the persistent id names it), and numpy's dtype of its bytes
@@ -111,6 +111,11 @@ class _TorchPickler(pickle._Pickler):
         self.save(self._global("torch", obj.name))
 
     dispatch[dtypes.DType] = _write_dtype
+
+    def save(self, obj, save_persistent_id=True):
+        if script_objects.is_script_object(obj) and id(obj) not in self.memo:
+            return script_objects.write(self, obj, self._global("torch", "ScriptObject"))
+        return super().save(obj, save_persistent_id)
 
     def persistent_id(self, obj):
         if not isinstance(obj, storages.Storage):
@@ -259,6 +264,8 @@ class _TorchUnpickler(pickle.Unpickler):
             return tuple
         if (module, name) == ("torch", "device"):
             return device
+        if (module, name) == ("torch", "ScriptObject") and not self.weights_only:
+            return script_objects.ScriptObjectState      # read as its state (torch's own class would need TorchScript)
         if self.weights_only and python3_name(module, name) not in self.allowed:
             raise pickle.UnpicklingError(
                 f"gt.load(weights_only=True): the file names {module}.{name}, which is not a tensor, a container, a "

@@ -5,7 +5,9 @@ torch keeps TorchScript objects there: a cell's ``_packed_weight_ih``/``_packed_
 ``CellParamsBase`` holding both of one layer's direction. gt's stand-ins (``LinearPackedParams``,
 ``CellParams``) answer ``__getstate__()`` with the same structure as torch's objects do, and gt reads
 either kind through it, so a torch state dict passed in memory loads into gt's layers and gt's
-entries rebuild torch's objects (``torch.ops.quantized.linear_prepack`` of the pair). Weights are
+entries rebuild torch's objects (``torch.ops.quantized.linear_prepack`` of the pair); in checkpoint
+files, gt.save writes them as torch's objects and gt.load(weights_only=False) reads torch's
+(gt/serialization/script_objects.py). Weights are
 gt's qint8 quantized tensors, or, for ``dtype=float16``, float32 arrays holding float16 values
 (torch's ``linear_prepack_fp16`` unpacks them so); biases float32 arrays.
 """
@@ -23,6 +25,8 @@ CELL_TYPE = "__torch__.torch.classes.rnn.CellParamsBase"
 class LinearPackedParams:
     """One product's (weight, bias), as torch's ``LinearPackedParamsBase`` pickles it."""
 
+    torch_script_class = LINEAR_TYPE          # gt.save writes it as torch's object (gt/serialization/script_objects.py)
+
     def __init__(self, weight, bias):
         self.weight, self.bias = weight, bias
 
@@ -39,6 +43,8 @@ class LinearPackedParams:
 class CellParams:
     """One direction of one layer: ``kind`` ``"quantized_dynamic"`` (qint8, fbgemm's reduce_range)
     or ``"quantized_fp16"``, and its two ``LinearPackedParams``, as torch's ``CellParamsBase``."""
+
+    torch_script_class = CELL_TYPE
 
     def __init__(self, kind, packed_ih, packed_hh):
         self.kind, self.packed_ih, self.packed_hh = kind, packed_ih, packed_hh
