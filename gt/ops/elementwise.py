@@ -71,15 +71,18 @@ class Div(Function):
     result, so changing the result in place before the backward raises (``1 / x`` does not)."""
 
     def forward(self, a, b, reciprocal=False):
-        out = a / b
-        if _is_number(a) and self.needs_input_grad[1]:
-            # torch's c / x is x.reciprocal() * c, whose backward reads the reciprocal (a tensor
-            # of its own, even for 1 / x), never x: x, and the result, may change in place after
-            self.save(a, None, out if reciprocal else B.copy(out) if a == 1 else 1.0 / b)
-            self.save_for_graph(b)        # backward_graph reads b
-        else:
-            self.save(a if self.needs_input_grad[1] else None, b, None)   # a only for b's gradient, as torch
-        return out
+        if _is_number(a):
+            # torch's c / x is x.reciprocal() * c: rounded twice (c / x rounded once differs from it
+            # in about a quarter of the elements, by an ulp); its backward reads the reciprocal (a
+            # tensor of its own, even for 1 / x), never x: x, and the result, may change in place after
+            r = 1.0 / b
+            out = r if a == 1 else B.multiply(r, a)
+            if self.needs_input_grad[1]:
+                self.save(a, None, out if reciprocal else B.copy(out) if a == 1 else r)
+                self.save_for_graph(b)        # backward_graph reads b
+            return out
+        self.save(a if self.needs_input_grad[1] else None, b, None)   # a only for b's gradient, as torch
+        return a / b
 
     def backward(self, g):
         a, b, r = self.saved

@@ -8,14 +8,14 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 import math
 
-from gt import amp, autograd, dtypes
+from gt import autograd, dtypes
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
-from gt.tensor._args import _fill, _pick, _scalar, _varargs, narrow_bounds, narrow_check, norm_input
-from gt.tensor.complex_checks import check_lerp, refuse_complex_bound, refuse_complex_pair, refuse_mixed
+from gt.tensor._args import _fill, _pick, _varargs, narrow_bounds, narrow_check, norm_input
+from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_pair, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
@@ -212,13 +212,6 @@ class ExtraMethods:
     def clamp_max(self, max):
         return self.clamp(max=refuse_complex_bound(max, "clamp_max"))
 
-    def lerp(self, end, weight):
-        """``self + weight * (end - self)``."""
-        weight, end = _scalar(weight), _operand(end, "lerp")
-        weight = check_lerp(self, end, weight)
-        diff = end - self
-        return self + (_scaled(diff, weight) if isinstance(weight, (int, float)) else weight * diff)
-
     def type_as(self, other):
         return self.to(other.dtype)
 
@@ -269,13 +262,6 @@ class ExtraMethods:
             raise ShapeError(f"mm: self and mat2 must be matrices, got shapes {self.shape} and {other.shape}"
                              if isinstance(other, Tensor) else f"mm: mat2 must be a matrix, got {other!r}")
         return self @ other
-
-    def mv(self, vec):
-        vec = _operand(vec, "mv")
-        if self.ndim != 2 or not isinstance(vec, Tensor) or vec.ndim != 1:
-            raise ShapeError(f"mv: matrix @ vector expected, got shapes {self.shape} and {getattr(vec, 'shape', vec)}")
-        with amp.exact():           # torch.autocast leaves mv in float32
-            return self @ vec
 
     def dot(self, other):
         other = _operand(other, "dot")

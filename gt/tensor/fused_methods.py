@@ -12,8 +12,11 @@ import math
 
 from gt import amp, dtypes
 from gt.backend import B
+from gt.ops.lerp import Lerp
+from gt.tensor._args import _scalar
 from gt.tensor.arithmetic import _operand, where
-from gt.tensor.complex_checks import refuse_mixed
+from gt.tensor.complex_checks import check_lerp, refuse_mixed
+from gt.tensor.extra_methods import _scaled as _scalar_factor
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.linalg_base import ShapeError
 from gt.tensor.nested_operands import is_nested
@@ -144,6 +147,31 @@ class FusedMethods:
         with amp.exact():           # torch.autocast leaves addmv in float32
             product = m @ v
         return _add_product(self, product, beta, alpha, "addmv")
+
+    def mv(self, vec):
+        vec = _tensor(vec, "mv", "vec")
+        if self.ndim == 0:      # torch's mv sizes its result by self.size(0) first
+            raise IndexError("Dimension specified as 0 but tensor has no dimensions (mv of a 0-d self: a matrix "
+                             "expected)")
+        if self.ndim != 2 or vec.ndim != 1:
+            raise ShapeError(f"vector + matrix @ vector expected, got 1, {self.ndim}, {vec.ndim} (mv: a matrix and a "
+                             f"vector, got shapes {self.shape} and {vec.shape})")
+        if self.shape[1] != vec.shape[0]:
+            raise ShapeError(f"size mismatch, got input ({self.shape[0]}), mat ({self.shape[0]}x{self.shape[1]}), "
+                             f"vec ({vec.shape[0]}) (mv of shapes {self.shape} and {vec.shape})")
+        with amp.exact():           # torch.autocast leaves mv in float32
+            return self @ vec
+
+    def lerp(self, end, weight):
+        """``self + weight * (end - self)``, rounded once as torch's kernel (gt/ops/lerp.py) for real
+        floating tensors of one dtype; ``weight`` a tensor or a number."""
+        weight, end = _scalar(weight), _operand(end, "lerp")
+        weight = check_lerp(self, end, weight)
+        if self.dtype.is_floating_point and getattr(end, "dtype", None) is self.dtype and (
+                getattr(weight, "dtype", None) is self.dtype or type(weight) in (int, float)):
+            return Lerp.apply(self, end, float(weight) if type(weight) is int else weight)   # torch's kernel
+        diff = end - self
+        return self + (_scalar_factor(diff, weight) if isinstance(weight, (int, float)) else weight * diff)
 
     def addr(self, vec1, vec2, *, beta=1, alpha=1):
         """``beta * self + alpha * outer(vec1, vec2)``: ``vec1`` (n,), ``vec2`` (m,), ``self`` to (n, m)."""

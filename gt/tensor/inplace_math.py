@@ -234,6 +234,7 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
         return out
 
     if inplace_grad.recorded(t, args, op=what):
+        overlap_writes.refuse_recorded(t, name)     # masked_fill_ into an expanded tensor: torch's warning first
         if logical:       # 0/1 have no gradient: the new values are written as constants
             return inplace_grad.assign(t, Ellipsis, compute(t.detach(), *args), what)
         at = [i for i, a in enumerate(args) if isinstance(a, Tensor)]   # what the tape sees (x.pow_(x) too)

@@ -58,6 +58,9 @@ def _call_out(fn, name, args, kwargs, out):
         _factory_dtype(dtypes.to_dtype(kwargs["dtype"]), out.dtype)
     if name in ("max", "min") and isinstance(out, (tuple, list)):
         args, kwargs = _dim_form(args, kwargs)
+    elif name in ("max", "min") and (_dim_form(args, kwargs)[1] is not kwargs or "dim" in kwargs):
+        raise TypeError(_EXTREMUM_OUT.format(name=name, got=", ".join(
+            [_kind(a) for a in args] + [f"{k}={_kind(v)}" for k, v in (("out", out), *kwargs.items())])))
     if name in _IN_OUT_DTYPE and kwargs.get("dtype") is not None and isinstance(out, Tensor):
         asked = dtypes.to_dtype(kwargs["dtype"])
         if asked != out.dtype:      # torch's kernel then asks out for dtype='s
@@ -65,6 +68,16 @@ def _call_out(fn, name, args, kwargs, out):
     if (name in _IN_OUT_DTYPE or name in _FACTORIES) and kwargs.get("dtype") is None and isinstance(out, Tensor):
         kwargs = {**kwargs, "dtype": out.dtype}     # torch's kernel computes in out's dtype
     return write(fn(*args, **kwargs), out, name, record, _dtype_check_name(name, args, kwargs))
+
+
+_EXTREMUM_OUT = ("{name}() received an invalid combination of arguments - got ({got}), but expected one of: "
+                 "(Tensor input, *, Tensor out = None), (Tensor input, Tensor other, *, Tensor out = None), "
+                 "(Tensor input, int dim, bool keepdim = False, *, tuple of Tensors out = None): with a dim, out= "
+                 "takes a (values, indices) pair")
+
+
+def _kind(value):
+    return "Tensor" if isinstance(value, Tensor) else type(value).__name__
 
 
 def _dim_form(args, kwargs):
@@ -114,6 +127,8 @@ def _write_one(result, out, name, record=False, checked_as=None):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
     checked_as = checked_as or name
     if out.dtype != result.dtype and checked_as in _EXACT_DTYPE:
+        if checked_as == "frexp" and result.dtype.name == "int32":
+            checked_as = "frexp exponent"       # its second result, in its own words
         raise RuntimeError(_EXACT_DTYPE[checked_as].format(result=_word(result.dtype), out=_word(out.dtype),
                                                      Result=_Word(result.dtype), Out=_Word(out.dtype),
                                                      int32=result.dtype.name == "int32"))
@@ -241,6 +256,7 @@ _EXACT_DTYPE = {
     "float_power": "the output given to float_power has dtype {Out} but the operation's result requires dtype "
                    "{Result}",
     "frexp": "torch.frexp() expects mantissa to have dtype {result} but got {out}",
+    "frexp exponent": "torch.frexp() expects exponent to have int dtype but got {out}",
     **{name: "Found dtype {Out} but expected {Result}" for name in (
         "abs", "ceil", "frac", "floor", "neg", "round", "sign", "sgn", "trunc")},
     **{name: "result dtype {Out} does not match input dtype {Result}" for name in ("dot", "vdot")},

@@ -53,12 +53,42 @@ def expanded(t, op, arr=None):
     warning, given here where the answer is yes; its other writes refuse such a tensor."""
     if arr is None:
         if t._placed is not None:
-            return False
+            return _refuse_on_mesh(t, op)
         arr = t._array
     if B.write_refusal(arr) != "overlap":
         return False
     _warn(op)
     return True
+
+
+def refuse_recorded(t, op):
+    """Before autograd records ``op`` (``masked_fill``, ``index_fill``, ``index_put``) into ``t``:
+    where ``t`` is expanded, torch's deprecation warning, then torch's error where ``t`` itself is
+    in the graph (the write's recording raises it), and gt's where only the written values are
+    (torch writes them and differentiates through the shared memory; gt does not record that).
+    Other ops: nothing."""
+    if op not in _EXAMPLE:
+        return
+    if t._placed is not None:
+        return _refuse_on_mesh(t, op)
+    if B.write_refusal(t._array) != "overlap":
+        return
+    _warn(op)
+    if not t.requires_grad:
+        raise RuntimeError(f"gt cannot record {op}_ into an expanded tensor (elements sharing memory) from values "
+                           "that require grad, which torch 2.13 writes with its deprecation warning: clone() the "
+                           "tensor first")
+
+
+def _refuse_on_mesh(t, op):
+    """False for a tensor on a mesh whose shards' elements lie apart; for an expanded one, torch's
+    warning and gt's refusal (gt writes these deprecated writes into one device's memory only)."""
+    if not any(B.write_refusal(a) == "overlap" for a in t._placed.shards):
+        return False
+    _warn(op)
+    raise RuntimeError(f"gt writes {op}_ into an expanded tensor (elements sharing memory) on one device only, "
+                       f"not into one sharded over a mesh of {len(t._placed.shards)} devices, which torch 2.13 "
+                       "writes with its deprecation warning: clone() the tensor first")
 
 
 _GT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,7 +17,7 @@ from gt import autograd
 from gt.backend import B
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
-from gt.ops import linalg, reductions
+from gt.ops import lerp, linalg, reductions
 from gt.ops import math_functions as mf
 from gt.ops import shape as sh
 from gt.ops import sorting
@@ -436,7 +436,7 @@ def layer_norm(cls, args, kwargs):
 
 RULES = {cls: elementwise for cls in (
     ew.Add, ew.Sub, ew.Mul, ew.Div, ew.FloorDivide, ew.Pow, ew.Neg, ew.Abs, ew.Exp, ew.Log, ew.Sqrt, ew.Maximum,
-    ew.Minimum, ew.Clip, ew.Where, ew.Cast, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
+    ew.Minimum, ew.Clip, ew.Where, ew.Cast, lerp.Lerp, act.Relu, act.Sigmoid, act.Tanh, act.Gelu,
     act.BinaryCrossEntropy, act.BinaryCrossEntropyWithLogits, mf.MathFunction, mf.BinaryMathFunction, mf.Logit,
     sh.Contiguous, sh.Clone)}
 RULES.update({

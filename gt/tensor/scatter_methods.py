@@ -305,6 +305,8 @@ class ScatterMethods:
             if self.requires_grad and self.is_leaf:
                 self._check_inplace(op)       # torch's refusal, naming the method
             if inplace_grad.records(self, values):
+                if op in _EXPANDED_WRITES:
+                    overlap_writes.refuse_recorded(self, op[:-1])     # torch's warning first
                 return inplace_grad.rebase(self, op, compute, *values, reads_self=reads_self)
         if in_place is not None and self._placed is None and self.ndim and B.is_contiguous(self._array):
             return in_place()
