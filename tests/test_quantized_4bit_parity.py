@@ -11,7 +11,6 @@ import pytest
 
 import gt
 import gt.ao.quantization as gq
-from gt.ao import qconfig as gqc
 from gt.tensor.quantized import as_quantized
 from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
 import test_quantized_static_parity as static_parity
@@ -79,7 +78,7 @@ def _bits(a):
 @pytest.mark.parametrize("mode, include_last_offset", [("sum", False), ("mean", True)])
 def test_embedding_bag_4bit_converts_and_looks_up_as_torch_s(mode, include_last_offset):
     tm, gm = _bag_pair(mode, include_last_offset)
-    tm.qconfig, gm.qconfig = tq.float_qparams_weight_only_qconfig_4bit, gqc.float_qparams_weight_only_qconfig_4bit
+    tm.qconfig, gm.qconfig = tq.float_qparams_weight_only_qconfig_4bit, gq.float_qparams_weight_only_qconfig_4bit
     tc, gc = tq.convert(tq.prepare(tm)), gq.convert(gq.prepare(gm))
     assert repr(gc).replace("gt.", "torch.") == repr(tc)
     assert gc[0].weight().equal(as_quantized(tc[0].weight()))
@@ -118,7 +117,7 @@ def test_quint8_bags_of_2d_indices_with_include_last_offset_are_torch_s():
 
 def test_embedding_4bit_looks_up_as_torch_s():
     tm, gm = _bag_pair(bag=False)
-    gm.qconfig = gqc.float_qparams_weight_only_qconfig_4bit
+    gm.qconfig = gq.float_qparams_weight_only_qconfig_4bit
     gc = gq.convert(gq.prepare(gm))
     # torch's convert of an nn.Embedding with this qconfig makes a quint8 module over a 4-bit table, whose
     # lookups fail; its own quint4x2 module holding the same table is what gt's equals
@@ -150,7 +149,7 @@ def test_qat_4bit_embedding_bag_converts_as_torch_s():
 
 def test_state_dicts_and_checkpoints_pass_both_ways(tmp_path):
     tm, gm = _bag_pair()
-    tm.qconfig, gm.qconfig = tq.float_qparams_weight_only_qconfig_4bit, gqc.float_qparams_weight_only_qconfig_4bit
+    tm.qconfig, gm.qconfig = tq.float_qparams_weight_only_qconfig_4bit, gq.float_qparams_weight_only_qconfig_4bit
     tc, gc = tq.convert(tq.prepare(tm)), gq.convert(gq.prepare(gm))
     ts, gs = tc.state_dict(), gc.state_dict()
     assert list(gs) == list(ts) and gs._metadata == ts._metadata and gs["0._packed_params.dtype"] == gt.quint4x2
@@ -186,3 +185,44 @@ def test_misuse_raises_clear_errors():
     q8 = gt.quantize_per_channel(gt.zeros(4, 6), gt.ones(4), gt.zeros(4), 0, gt.quint8)
     with pytest.raises(RuntimeError, match="expected a 2-d gt.quint4x2 weight"):
         gnnq.EmbeddingBag(4, 6, dtype=gt.quint4x2).set_weight(q8)
+
+
+def test_quantize_dynamic_takes_quint4x2_and_dict_qconfigs_as_torch_s():
+    def pair():
+        torch.manual_seed(7)
+        tm = torch.nn.Sequential(torch.nn.EmbeddingBag(13, 6), torch.nn.Embedding(13, 6))
+        gm = gt.nn.Sequential(gt.nn.EmbeddingBag(13, 6), gt.nn.Embedding(13, 6))
+        gm.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
+        return tm, gm
+    tm, gm = pair()
+    cases = [({"dtype": "quint4x2"}, "float"),            # torch's default: the bags only
+             ({"qconfig_spec": {"EmbeddingBag"}, "dtype": "quint4x2"}, "float"),
+             # a dict's qconfigs, whatever the dtype (gt used the dtype and refused: qint8 is no embedding's)
+             ({"qconfig_spec": {"EmbeddingBag": "float_qparams_weight_only_qconfig_4bit",
+                                "1": "float_qparams_weight_only_qconfig"}}, "quint8"),
+             ({"qconfig_spec": {"EmbeddingBag": "float_qparams_weight_only_qconfig", "1": None}}, "float")]
+    indices = np.random.default_rng(8).integers(0, 13, size=(3, 4))
+    for kwargs, second in cases:
+        def resolve(lib, q):
+            out = {}
+            for key, value in kwargs.items():
+                if key == "dtype":
+                    out[key] = getattr(lib, value)
+                elif isinstance(value, set):
+                    out[key] = {getattr(lib.nn, v) for v in value}
+                else:
+                    out[key] = {(getattr(lib.nn, k) if k[0].isupper() else k): (None if v is None else getattr(q, v))
+                                for k, v in value.items()}
+            return out
+        tc = tq.quantize_dynamic(tm, **resolve(torch, tq))
+        gc = gq.quantize_dynamic(gm, **resolve(gt, gq))
+        assert repr(gc[0]).replace("gt.", "torch.") == repr(tc[0]), kwargs
+        assert gc[0].weight().equal(as_quantized(tc[0].weight()))
+        assert type(gc[1]) is (gt.nn.Embedding if second == "float" else gnnq.Embedding)
+        got, want = gc[0](gt.tensor(indices)).numpy(), tc[0](torch.from_numpy(indices)).numpy()
+        assert np.array_equal(_bits(got), _bits(want))
+    for lib, model in ((torch, tm), (gt, gm)):
+        for kind in ("Embedding", "EmbeddingBag"):
+            with pytest.raises(AssertionError, match=f"^{kind} quantization is only supported with "
+                                                     "float_qparams_weight_only_qconfig"):
+                lib.ao.quantization.quantize_dynamic(model, {getattr(lib.nn, kind)}, dtype=lib.qint8)

@@ -134,8 +134,12 @@ def test_what_quantize_dynamic_swaps_and_refuses():
     tq, gq, gm = _pair((6, 4, 3), seed=3)
     assert repr(gq) == repr(tq).replace("torch.", "gt.")
     assert type(gm[0]) is gt.nn.Linear            # a copy was quantized
-    named = gt.ao.quantization.quantize_dynamic(gm, {"2": None})
+    named = gt.ao.quantization.quantize_dynamic(gm, {"2": gt.ao.quantization.default_dynamic_qconfig})
     assert type(named[0]) is gt.nn.Linear and type(named[2]) is gt.ao.nn.quantized.dynamic.Linear
+    # a dict's None keeps the module float, as torch's (gt quantized it)
+    assert type(gt.ao.quantization.quantize_dynamic(gm, {"2": None})[2]) is gt.nn.Linear
+    float_torch = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    assert type(torch.ao.quantization.quantize_dynamic(float_torch, {"2": None})[2]) is torch.nn.Linear
     lone = gt.nn.Linear(3, 2)
     assert gt.ao.quantization.quantize_dynamic(lone) is not lone and type(
         gt.ao.quantization.quantize_dynamic(lone)) is gt.nn.Linear    # the root is never swapped, as torch's

@@ -44,19 +44,19 @@ def quantize_weight(weight):
         return quantize_per_channel(w, scale, -1 * low / scale, 0, dtypes.quint8)
 
 
-def check_qconfig(mod):
+def check_qconfig(mod, name="Embedding"):
     """torch's ``from_float`` check: a float module whose ``qconfig`` (``convert``'s) observes its
-    weight other than per row with float qparams is refused."""
+    weight other than per row with float qparams is refused (``name``: the quantized class's)."""
     weight = getattr(getattr(mod, "qconfig", None), "weight", None)
     if weight is not None and weight().qscheme != per_channel_affine_float_qparams:
-        raise AssertionError("Embedding quantization is only supported with float_qparams_weight_only_qconfig.")
+        raise AssertionError(f"{name} quantization is only supported with float_qparams_weight_only_qconfig.")
 
 
-def quantized_weight_of(mod):
+def quantized_weight_of(mod, name="Embedding"):
     """The quint8 (or quint4x2) table ``convert`` makes of ``mod``'s weight: a QAT module's through
     its weight fake quantizer (run on the weight once more, then its observer's parameters: torch's),
     a float one's through its qconfig's weight observer (quint8's as ``quantize_weight``)."""
-    check_qconfig(mod)
+    check_qconfig(mod, name)
     fake = getattr(mod, "weight_fake_quant", None)
     if fake is None:
         weight = getattr(getattr(mod, "qconfig", None), "weight", None)
@@ -64,7 +64,7 @@ def quantized_weight_of(mod):
         if fake is None or fake.dtype == dtypes.quint8:
             return quantize_weight(mod.weight)
     if fake.dtype not in _DTYPES:
-        raise AssertionError(f"The only supported dtype for nnq.{type(mod).__name__} is torch.quint8 and "
+        raise AssertionError(f"The only supported dtype for nnq.{name} is torch.quint8 and "
                              f"torch.quint4x2, got {fake.dtype!r}")
     with autograd.no_grad():
         fake(mod.weight)

@@ -31,7 +31,7 @@ class EmbeddingBag(Embedding):
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The quantized form of the float ``nn.EmbeddingBag`` ``mod``, or of the QAT one (its weight quantized now)."""
-        weight = quantized_weight_of(mod)
+        weight = quantized_weight_of(mod, "EmbeddingBag")
         return cls(mod.num_embeddings, mod.embedding_dim, mode=mod.mode, include_last_offset=mod.include_last_offset,
                    _weight=weight, dtype=weight.dtype)
 
