@@ -219,3 +219,27 @@ def test_deprecated_writes_into_expanded_tensors_under_autograd(name):
         else:
             assert _bits(_expanded_write(gt, name, gt.tensor(5.0, dtype=gt.float64))) == \
                 _bits(_expanded_write(torch, name, torch.tensor(5.0, dtype=torch.float64)))
+
+
+@pytest.mark.filterwarnings("ignore:Use of .* on expanded tensors is deprecated")
+def test_item_assignment_into_an_expanded_tensor_under_autograd():
+    """``e[i, j] = v`` (torch's ``index_put_``) as the methods above: into a tensor in the graph torch
+    warns, writes and its backward raises (gt raises at the write); a value that requires grad torch
+    writes (gt raised torch's "more than one element" error, now its own, after torch's warning)."""
+    where = (lambda lib: (lib.tensor([0]), lib.tensor([1])))
+    for lib in (gt, torch):
+        y = lib.tensor([1.0, 2.0, 3.0], requires_grad=True) * 2
+        with pytest.warns(UserWarning, match="Use of index_put_ on expanded tensors is deprecated"):
+            with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+                y.unsqueeze(0).expand(2, 3)[where(lib)] = lib.tensor(5.0)
+                y.sum().backward()
+    values = {lib: lib.tensor(5.0, requires_grad=True) for lib in (gt, torch)}
+    e = torch.tensor([1.0, 2.0, 3.0]).expand(2, 3)
+    e[where(torch)] = values[torch]
+    assert e.requires_grad
+    base = gt.tensor([1.0, 2.0, 3.0])
+    refusal = "on one device only" if base.placement.is_shard() else "gt cannot record index_put_"
+    e = base.expand(2, 3)
+    with pytest.warns(UserWarning) as record, pytest.raises(RuntimeError, match=refusal):
+        e[where(gt)] = values[gt]
+    assert len(record) == 1

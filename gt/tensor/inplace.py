@@ -289,6 +289,8 @@ class InplaceMethods:
                 # -1.5, float32 refuses 1e39 (ints beyond int64: the engine's error, as torch's own)
                 value = checked_scalar(value, self.dtype, "the assigned value")
         if inplace_grad.recorded(self, (value,), op="index_put_"):
+            if expanded or self._placed is not None:    # torch's warning (if not given above), gt's refusals
+                overlap_writes.refuse_recorded(self, "index_put", warned=expanded and not B.warns_expanded_puts)
             inplace_grad.assign(self, index, value)
             return
         inplace_grad.check_captured(self, "index_put_", (value,))     # (under no_grad: recorded() did not ask)

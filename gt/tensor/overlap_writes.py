@@ -61,19 +61,20 @@ def expanded(t, op, arr=None):
     return True
 
 
-def refuse_recorded(t, op):
+def refuse_recorded(t, op, warned=False):
     """Before autograd records ``op`` (``masked_fill``, ``index_fill``, ``index_put``) into ``t``:
     where ``t`` is expanded, torch's deprecation warning, then torch's error where ``t`` itself is
     in the graph (the write's recording raises it), and gt's where only the written values are
     (torch writes them and differentiates through the shared memory; gt does not record that).
-    Other ops: nothing."""
+    Other ops: nothing. ``warned``: the caller gave the warning."""
     if op not in _EXAMPLE:
         return
     if t._placed is not None:
         return _refuse_on_mesh(t, op)
     if B.write_refusal(t._array) != "overlap":
         return
-    _warn(op)
+    if not warned:
+        _warn(op)
     if not t.requires_grad:
         raise RuntimeError(f"gt cannot record {op}_ into an expanded tensor (elements sharing memory) from values "
                            "that require grad, which torch 2.13 writes with its deprecation warning: clone() the "
