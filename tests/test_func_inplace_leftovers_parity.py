@@ -1,10 +1,11 @@
 """In-place changes inside gt.func's transforms beside torch 2.13, the leftovers of
-tests/test_func_autograd_leftovers_parity.py: ``vmap`` makes a captured tensor's change once also
-where the change is recorded for autograd (values, gradients and ``_version`` afterwards as
-torch's; a tensor captured for a derivative transform around the vmap refused as torch's);
-``jvp``/``vjp`` return an output that is the input, or a view of it, as a view of the caller's
-primal (and its tangent as the caller's tangent, or a view of it); ``linearize`` keeps the tangent
-through ``requires_grad_(False)``; ``detach_()`` of a forward transform's input is refused."""
+tests/test_func_autograd_leftovers_parity.py: ``vmap`` makes the change of a captured tensor or
+of an unmapped input once also where it is recorded for autograd, and a change of its shape
+(values, gradients, shape and ``_version`` afterwards as torch's; a tensor captured for a
+derivative transform around the vmap refused as torch's); ``jvp``/``vjp`` return an output that
+is the input, or a view of it, as a view of the caller's primal (and its tangent as the caller's
+tangent, or a view of it); ``linearize`` keeps the tangent through ``requires_grad_(False)``;
+``detach_()`` of a forward transform's input is refused."""
 
 import contextlib
 
@@ -81,6 +82,16 @@ def _no_grad_leaf(lib, w, xs):
     return out, w, out.sum()
 
 
+def _unmapped(change, keyword=False):
+    def program(lib, w, xs):
+        c = w * 1
+        f = lambda x, c: (change(c, w, x), x * c)[1]     # noqa: E731
+        out = lib.func.vmap(lambda x, c=None: f(x, c))(xs, c=c) if keyword else \
+            lib.func.vmap(f, in_dims=(0, None))(xs, c)
+        return out, c, out.sum() + (c * c).sum()
+    return program
+
+
 VMAP_PROGRAMS = {
     "non-leaf mul_": _nonleaf(lambda c, w, x: c.mul_(2)),
     "non-leaf exp_": _nonleaf(lambda c, w, x: c.exp_()),
@@ -98,10 +109,24 @@ VMAP_PROGRAMS = {
     "read before and after": _read_before_and_after,
     "hook on the captured": _hooked,
     "leaf under no_grad": _no_grad_leaf,
+    "unmapped input mul_": _unmapped(lambda c, w, x: c.mul_(2)),
+    "unmapped input's view mul_": _unmapped(lambda c, w, x: c[1:].mul_(3)),
+    "keyword input fill_": _unmapped(lambda c, w, x: c.fill_(0.5), keyword=True),
+    "keyword input mul_ under no_grad": _unmapped(lambda c, w, x: _under_no_grad(lib_of(c), lambda: c.mul_(3)), True),
     # refused by both: torch's leaf error; values batched inside func (gt's own message)
     "leaf add_": lambda lib, w, xs: (lib.func.vmap(lambda x: (w.add_(1), x * w)[1])(xs), w, None),
     "non-leaf add_ x": _nonleaf(lambda c, w, x: c.add_(x)),
+    "unmapped input add_ x": _unmapped(lambda c, w, x: c.add_(x)),
 }
+
+
+def lib_of(t):
+    return gt if isinstance(t, gt.Tensor) else torch_or_skip()
+
+
+def _under_no_grad(lib, fn):
+    with lib.no_grad():
+        return fn()
 
 
 @pytest.mark.parametrize("name", list(VMAP_PROGRAMS))
@@ -110,7 +135,8 @@ def test_vmap_recorded_captured_change_made_once_as_torch(name):
     tensor in the graph changed, or by values that require grad); gt refused those. gt runs func
     per element and puts the tensor back before each later one (values, history, version): the
     outputs, the tensor, its ``_version`` and the gradients of the mapped input and of ``w`` are
-    torch's, also where an op saved the changed tensor for its backward."""
+    torch's, also where an op saved the changed tensor for its backward. An unmapped input (in_dims
+    None, a keyword argument) likewise: gt refused its change."""
     torch = torch_or_skip()
     got = []
     for lib in (gt, torch):
@@ -167,6 +193,34 @@ def test_vmap_captured_version_counts_once_as_torch(name):
     assert got[0][:2] == got[1][:2] or got[0][0] is None, (got[0][:2], got[1][:2])
     for a, b in zip(got[0][2:], got[1][2:]):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+SHAPES = {
+    "t_ of a square, 2 elements": ((2, 2), 2, lambda c, x: (c.t_(), x[:2] @ c)[1]),
+    "t_ of a square, 3 elements": ((2, 2), 3, lambda c, x: (c.t_(), x[:2] @ c)[1]),
+    "t_ of a 2 x 3": ((2, 3), 2, lambda c, x: (c.t_(), c @ x[:2])[1]),
+    "unsqueeze_": ((2, 3), 2, lambda c, x: (c.unsqueeze_(0), x + c.sum())[1]),
+    "t_ of a vector": ((3,), 3, lambda c, x: (c.t_(), x[:3] + c)[1]),
+    "transpose_ then mul_": ((2, 2), 3, lambda c, x: (c.transpose_(0, 1).mul_(2), x[:2] @ c)[1]),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_vmap_changes_a_captured_tensors_shape_once_as_torch(name):
+    """A captured tensor's in-place change of shape was made once per element: a square's
+    ``t_`` flipped back and forth (every other row of the output and the tensor after the call
+    silently wrong, by the batch's parity), ``unsqueeze_`` stacked dims, a 2 x 3 ``t_`` failed.
+    Made once now, as torch's: outputs, the tensor, its shape and ``_version``."""
+    torch = torch_or_skip()
+    shape, n, change = SHAPES[name]
+    got = []
+    for lib in (gt, torch):
+        c = _t(lib, np.arange(float(np.prod(shape))).reshape(shape))
+        out = lib.func.vmap(lambda x: change(c, x))(_t(lib, np.arange(4.0 * n).reshape(n, 4)))
+        got.append((_np(out), _np(c), tuple(c.shape), c._version if getattr(c, "_placed", None) is None else None))
+    np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-12)
+    np.testing.assert_allclose(got[0][1], got[1][1], rtol=1e-12)
+    assert got[0][2] == got[1][2] and got[0][3] in (got[1][3], None), (got[0][2:], got[1][2:])
 
 
 AROUND = {

@@ -143,13 +143,15 @@ def watch_changes():
 
 class _Kept:
     """A captured tensor ``t`` as it was before a ``vmap`` call's first change of it: its values,
-    its arrays' version counters, its ``grad_fn`` and flag; ``after``: the counters once the
+    its arrays (``layout``: an in-place change of shape gives it new ones, views of the same
+    memory), their version counters, its ``grad_fn`` and flag; ``after``: the counters once the
     first element that changed it has run (``note_changed``); ``olds``: the tensors standing for
     its recorded versions put back (gt/func/vmap.py), which the ops recorded before read."""
-    __slots__ = ("t", "values", "versions", "ctx", "requires_grad", "epoch", "after", "olds")
+    __slots__ = ("t", "values", "layout", "versions", "ctx", "requires_grad", "epoch", "after", "olds")
 
     def __init__(self, t, values, epoch):
-        self.t, self.values, self.versions = t, values, [B.version_state(a) for a in arrays(t)]
+        self.t, self.values, self.layout = t, values, (t._array, t._placed)
+        self.versions = [B.version_state(a) for a in arrays(t)]
         self.ctx, self.requires_grad, self.epoch, self.after, self.olds = t._ctx, t._requires_grad, epoch, None, []
 
 
@@ -157,9 +159,9 @@ def made_once(t, epoch):
     """Let ``vmap``, which runs its function once per batch element, change the captured tensor
     ``t`` once, as torch's does: ``t`` is kept at the first change in each ``vmap`` call it is
     captured for (nested ones too) and put back before each later element's run
-    (gt/func/vmap.py), so each element reads and changes the same values, records the same
-    change on the tape (a change of a tensor in the graph, or by values that require grad) and
-    counts the same versions. ``epoch``: the tape's now (gt/autograd/rebind.py), before the change."""
+    (gt/func/vmap.py), so each element reads and changes the same values and shape, records the
+    same change on the tape (a change of a tensor in the graph, or by values that require grad)
+    and counts the same versions. ``epoch``: the tape's now (gt/autograd/rebind.py), before the change."""
     stamp, kept = getattr(t, "_level", 0), None
     for start, changes in vmap_changes:
         if stamp < start and id(t) not in changes:

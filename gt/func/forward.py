@@ -63,7 +63,14 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     if not keep:
         _alias_inputs(out_leaves, primal, jv, inputs, t_leaves)
     result = (_unflatten(out_spec, primal), _unflatten(out_spec, jv))
-    return result + (_level_out(aux, keep),) if has_aux else result
+    if not has_aux:
+        return result
+    aux_leaves, aux_spec = _flatten(_level_out(aux, keep))
+    if not keep:    # torch unwraps aux as it is: an input's memory stays the caller's (a plain alias, no view)
+        for _, x, _, alias, _, _ in inputs.written:
+            aux_leaves = [_view_like(x.detach(), a, alias, a) if isinstance(a, Tensor) and _lies_in(a, alias) else a
+                          for a in aux_leaves]
+    return result + (_unflatten(aux_spec, aux_leaves),)
 
 
 def _write_tangents(changed, tangents, inputs, t_leaves):
@@ -77,6 +84,8 @@ def _write_tangents(changed, tangents, inputs, t_leaves):
             t, alias = t_leaves[at[id(fresh)]], original[id(fresh)]
             if _geometry(copy) != _geometry(alias) and _geometry(t) == _geometry(alias):
                 t.as_strided_(copy.shape, copy.stride(), t.storage_offset() + _offset(copy, alias))
+                if bool((t == tangent).all()):
+                    continue        # a change of shape alone: torch's tangent counts that one version
             t.copy_(tangent)
 
 

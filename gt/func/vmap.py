@@ -103,13 +103,14 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
         VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
         VMAP_DEPTH[0] += 1
         try:
-            with transform_level([*_flatten(call)[0], *_flatten(kwargs)[0]], _CAPTURED.format(name)):
+            # the mapped slices are func's own; an unmapped input is changed once as a captured tensor, as torch's
+            with transform_level([c[i] for c in columns if c is not None], _CAPTURED.format(name)):
                 outs.append(func(*call, **kwargs))
         finally:
             VMAP_SLICES.pop()
             VMAP_DEPTH[0] -= 1
         note_changed(vmap_changes[-1][1])
-        _refuse_changed_inputs(name, *before, i, changes)
+        _refuse_changed_inputs(name, *before, i, changes, vmap_changes[-1][1])
         if randomness == "error" and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
                                "use the 'same' or 'different' randomness flags on vmap or perform the "
@@ -119,10 +120,10 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
 
 # torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones); gt makes
 # the change once (gt/autograd/levels.py made_once)
-_CAPTURED = ("vmap({}, ...): func changed in place a tensor it neither received nor made (a captured one: a "
-             "closure's, a global, a module's buffer) with values made inside func; gt's vmap runs func once per "
-             "batch element and cannot make such a change once, as torch's does. Change a copy (tensor.clone()), "
-             "or make the change outside vmap")
+_CAPTURED = ("vmap({}, ...): func changed in place a tensor that is not mapped (a captured one: a closure's, a "
+             "global, a module's buffer; or an unmapped input) with values made inside func; gt's vmap runs func "
+             "once per batch element and cannot make such a change once, as torch's does. Change a copy "
+             "(tensor.clone()), or make the change outside vmap")
 
 
 # a captured tensor's op after vmap changed it -> the tensors standing for its versions put back
@@ -141,6 +142,8 @@ def _undo_changes(changes, done=False):
         for kept in changes.values():
             t = kept.t
             if not done:
+                if t._array is not kept.layout[0] or t._placed is not kept.layout[1]:
+                    t._array, t._placed = kept.layout      # the same memory, seen as before a change of shape
                 if t._ctx is not kept.ctx or t._requires_grad != kept.requires_grad:
                     _unrecord(t, kept)
                 with no_grad():
@@ -172,11 +175,17 @@ def _unrecord(t, kept):
     kept.olds.append(old)
 
 
-def _refuse_changed_inputs(name, fixed, mapped, i, changes):
+def _refuse_changed_inputs(name, fixed, mapped, i, changes, once):
     """After element ``i``: an unmapped input (``fixed``: (tensor, version, geometry)) changed in
-    place (a version not counted by a change of shape in ``changes``, or another geometry), or a
-    mapped one (``mapped``: (slices, geometry)) changed in shape or strides, raises."""
-    if any(x._version - inplace.shape_changes(x, changes) != v or _layout(x) != layout for x, v, layout in fixed):
+    place (a version not counted by a change of shape in ``changes`` nor by a change made once,
+    kept in ``once``; or another geometry), or a mapped one (``mapped``: (slices, geometry))
+    changed in shape or strides, raises."""
+    owners = {id(B.memory_owner(a)) for kept in once.values() for a in arrays(kept.t)}
+
+    def repeated(x, version, layout):
+        return (_layout(x) != layout or x._version - inplace.shape_changes(x, changes) != version) and \
+            owners.isdisjoint(id(B.memory_owner(a)) for a in arrays(x))
+    if any(repeated(*entry) for entry in fixed):
         # func runs once per element here: the change would repeat (torch refuses it for a mapped value)
         raise RuntimeError(f"vmap({name}, ...): func changed an unmapped input (in_dims=None, or a keyword "
                            "argument) in place; gt's vmap runs func once per batch element, so the change "

@@ -139,8 +139,7 @@ def refuse_captured(t, op=None, values=(), shape=False):
                               for v in values)
             if made_inside and not shape:
                 raise RuntimeError(refusal)
-            if not shape:
-                levels.made_once(t, rebind.current_epoch())
+            levels.made_once(t, rebind.current_epoch())
             return
         t = up
 
