@@ -308,6 +308,27 @@ def test_jvp_and_vjp_outputs_in_the_inputs_memory_as_torch(name):
             assert ours == theirs
 
 
+@pytest.mark.own_mesh
+def test_jvp_aux_and_a_change_of_shape_alone_as_torch():
+    """jvp's aux lying in the input's memory is a view of the caller's primal, as torch's (gt gave
+    a copy); ``unsqueeze_``/``t_`` alone change the tangent's shape with one version, as
+    torch's (gt counted two)."""
+    torch = torch_or_skip()
+    got = []
+    for lib in (gt, torch):
+        with gt.sharding.use_mesh(1) if lib is gt else contextlib.nullcontext():
+            x, t = _t(lib, X.reshape(2, 3)), _t(lib, np.ones((2, 3)))
+            aux = lib.func.jvp(lambda a: (a * 2, a), (x,), (t,), has_aux=True)[2]
+            row = [_where(aux, x), _np(aux)]
+            for change in (lambda a: a.unsqueeze_(0), lambda a: a.t_()):
+                x, t = _t(lib, X.reshape(2, 3)), _t(lib, np.ones((2, 3)))
+                out, tangent = lib.func.jvp(change, (x,), (t,))
+                row.append((tuple(x.shape), tuple(t.shape), x._version, t._version, tangent is t, _where(out, x)))
+            got.append(row)
+    assert got[0][0] == got[1][0] and got[0][2:] == got[1][2:], got
+    np.testing.assert_allclose(got[0][1], got[1][1], rtol=1e-12)
+
+
 def _jvp_and_vjp_aliases(lib, name):
     x, t = _t(lib, X.reshape(2, 3)), _t(lib, np.ones((2, 3)) * 0.5)
     outs, tangents = lib.func.jvp(ALIASES[name], (x,), (t,))

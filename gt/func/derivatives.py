@@ -278,15 +278,15 @@ def _lies_in(o, alias):
     return o._placed is None and alias._placed is None and B.memory_owner(o._array) is B.memory_owner(alias._array)
 
 
-def _view_like(x, o, alias, otherwise):
+def _view_like(x, o, alias, otherwise, view=None):
     """The view of ``x`` that ``o`` is of ``alias`` (where ``x`` is laid out as ``alias``), else
-    ``otherwise``; for an ``o`` not differentiated through ``alias`` (a ``detach()``), a view of
-    ``x``'s detached alias, as torch's is no view of the caller's tensor."""
+    ``otherwise``; for an ``o`` not differentiated through ``alias`` (a ``detach()``; ``view``
+    None), a view of ``x``'s detached alias, as torch's is no view of the caller's tensor."""
     if x._placed is not None or _geometry(x) != _geometry(alias):
         return otherwise
     with no_grad():
-        return (x if o.requires_grad else x.detach()).as_strided(o.shape, o.stride(),
-                                                                 x.storage_offset() + _offset(o, alias))
+        return (x if (o.requires_grad if view is None else view) else x.detach()).as_strided(
+            o.shape, o.stride(), x.storage_offset() + _offset(o, alias))
 
 
 def _geometry(t):

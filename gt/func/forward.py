@@ -66,9 +66,9 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     if not has_aux:
         return result
     aux_leaves, aux_spec = _flatten(_level_out(aux, keep))
-    if not keep:    # torch unwraps aux as it is: an input's memory stays the caller's (a plain alias, no view)
+    if not keep:    # torch unwraps aux as a view of the input it lies in
         for _, x, _, alias, _, _ in inputs.written:
-            aux_leaves = [_view_like(x.detach(), a, alias, a) if isinstance(a, Tensor) and _lies_in(a, alias) else a
+            aux_leaves = [_view_like(x, a, alias, a, True) if isinstance(a, Tensor) and _lies_in(a, alias) else a
                           for a in aux_leaves]
     return result + (_unflatten(aux_spec, aux_leaves),)
 
