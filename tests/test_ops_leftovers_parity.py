@@ -46,6 +46,19 @@ def test_number_over_a_jagged_tensor_rounds_as_torch():
     assert _bits((3 / nts[0]).values()) == _bits((3 / nts[1]).values())
 
 
+def test_number_first_functions_with_nested_tensors_as_torch():
+    """``gt.div(3, strided)`` divides once, as torch's (``3 / strided`` is its reciprocal times 3);
+    ``gt.pow(True, jagged)`` computes as torch's (gt raised TypeError; ``gt.pow(2, jagged)`` computed)."""
+    parts = [np.arange(1, 7).reshape(2, 3), np.arange(7, 10).reshape(1, 3)]
+    got = []
+    for lib in (gt, torch):
+        strided = lib.nested.nested_tensor([lib.tensor(p) for p in parts])
+        jagged = lib.nested.nested_tensor([lib.tensor(p) for p in parts], layout=lib.jagged)
+        got.append([_bits(p) for p in lib.div(3, strided).unbind()] + [_bits(lib.pow(n, jagged).values())
+                                                                        for n in (True, 2, 2.5)])
+    assert got[0] == got[1]
+
+
 def _operands(lib, kind):
     rng = np.random.default_rng(3)
     parts = [np.abs(rng.standard_normal((2, 3))) + 0.3, np.abs(rng.standard_normal((4, 3))) + 0.3]

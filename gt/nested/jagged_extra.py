@@ -129,11 +129,11 @@ def _refused(name, message):
 
 
 def _number_first(self, name, number, rounding_mode=None, **kwargs):
-    """``gt.<name>(number, self)``, as torch 2.13's jagged layout: ``remainder`` computes, the
+    """``gt.<name>(number, self)``, as torch 2.13's jagged layout: ``remainder`` and ``pow`` compute, the
     arithmetic raises its ValueError (it reads the number as a non-nested ``self``),
     ``floor_divide`` is refused."""
-    if name == "remainder":
-        return self.__rmod__(number)
+    if name in ("remainder", "pow"):     # (``pow(True, nt)`` too, where gt.pow(2, nt) reached __rpow__)
+        return self.__rmod__(number) if name == "remainder" else self.__rpow__(number)
     if name == "floor_divide":
         raise NotImplementedError("aten.floor_divide.default")
     if name in _NUMBER_FIRST:

@@ -11,6 +11,7 @@ from gt.nn import functional as F
 from gt.tensor import Tensor, cat, stack
 from gt.tensor import where as _where
 from gt.tensor.compat_methods import strided
+from gt.tensor.number_first import call_number_first
 
 UNARY = ("sin", "cos", "tanh", "relu", "neg", "abs", "sqrt", "logical_not", "float", "double", "half", "isnan",
          "__neg__", "__abs__", "detach", "clone", "to", "gelu", "cpu", "sgn", "isinf", "bool", "int", "long")
@@ -387,10 +388,11 @@ def _number_first(self, name, number, rounding_mode=None, alpha=1):
     if op is not None:
         raise NotImplementedError(f"Could not run 'aten::{op}' with arguments from the 'NestedTensorCPU' backend (a "
                                   "strided nested tensor in gt; layout=gt.jagged supports more ops)")
-    reflected = {"a": "__radd__", "s": "__rsub__", "m": "__rmul__"}.get(name[0], "__rtruediv__")
     if alpha != 1:
         return self._map(lambda p: number - alpha * p)
-    return self._map(lambda p: getattr(p, reflected)(number))
+    if name[0] not in "asm":        # the division's function (one rounding; ``number / p`` is p.reciprocal() * number)
+        return self._map(lambda p: call_number_first(name, number, (p,), {}))
+    return self._map(lambda p: getattr(p, {"a": "__radd__", "s": "__rsub__", "m": "__rmul__"}[name[0]])(number))
 
 
 def _pointwise(self, fn, op, *args):
