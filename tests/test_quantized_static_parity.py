@@ -265,11 +265,11 @@ def test_quantized_pooling_is_torch_s():
 
 
 def test_misuse_raises_clear_errors():
-    model = gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.PReLU()).eval()
+    model = gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.MultiheadAttention(4, 2)).eval()
     model.qconfig = gq.default_qconfig
     prepared = gq.prepare(model)
-    prepared(gt.randn(2, 3, 5, 5))
-    with pytest.raises(NotImplementedError, match="no statically quantized PReLU"):
+    prepared[0](gt.randn(2, 3, 5, 5))
+    with pytest.raises(NotImplementedError, match="no statically quantized MultiheadAttention"):
         gq.convert(prepared)
     with pytest.raises(AssertionError, match="Fusion only for eval"):       # torch's (fuse_modules_qat keeps them)
         gq.fuse_modules(gt.nn.Sequential(gt.nn.Conv2d(3, 4, 3), gt.nn.BatchNorm2d(4)), ["0", "1"])

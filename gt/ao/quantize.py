@@ -12,10 +12,10 @@ forward hook; ``convert`` puts the quantized module (``from_float``) in place of
 gt converts ``QuantStub``, ``DeQuantStub``, ``nn.Linear``, ``nn.Conv1d/2d/3d``,
 ``nn.ConvTranspose1d/2d/3d`` (weights per tensor: ``prepare`` refuses a per-channel weight observer, as torch's),
 the fused ``LinearReLU``/``ConvReLU1d/2d/3d``/``BNReLU2d/3d``, ``FloatFunctional``, ``BatchNorm2d/3d``,
-``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU``,
+``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d/3d``, ``ReLU6``, ``Hardswish``, ``ELU``, ``LeakyReLU``, ``PReLU``,
 ``Dropout`` and (with ``float_qparams_weight_only_qconfig``) ``Embedding``/``EmbeddingBag``; ``nn.ReLU``,
 ``nn.Sigmoid``, ``nn.MaxPool2d`` and ``flatten``/``reshape`` run on quantized tensors as they are. A module torch would
-convert and gt cannot (PReLU, MultiheadAttention) with a qconfig makes ``convert`` raise
+convert and gt cannot (MultiheadAttention) with a qconfig makes ``convert`` raise
 NotImplementedError.
 
 Quantization-aware training (``prepare_qat``) swaps in the QAT layers (gt/ao/nn/qat, gt/ao/nn/intrinsic/qat:
@@ -48,7 +48,7 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update({
     Conv1d: static.Conv1d, Conv3d: static.Conv3d, BatchNorm2d: qnorm.BatchNorm2d, BatchNorm3d: qnorm.BatchNorm3d,
     LayerNorm: qnorm.LayerNorm, GroupNorm: qnorm.GroupNorm, InstanceNorm1d: qnorm.InstanceNorm1d,
     InstanceNorm2d: qnorm.InstanceNorm2d, InstanceNorm3d: qnorm.InstanceNorm3d, ReLU6: qact.ReLU6,
-    Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout,
+    Hardswish: qact.Hardswish, ELU: qact.ELU, LeakyReLU: qact.LeakyReLU, Dropout: qact.Dropout, PReLU: qact.PReLU,
     intrinsic.ConvReLU1d: iq.ConvReLU1d, intrinsic.ConvReLU3d: iq.ConvReLU3d, intrinsic.BNReLU2d: iq.BNReLU2d,
     intrinsic.BNReLU3d: iq.BNReLU3d, Embedding: QuantizedEmbedding, EmbeddingBag: QuantizedEmbeddingBag,
     ConvTranspose1d: qconvt.ConvTranspose1d, ConvTranspose2d: qconvt.ConvTranspose2d,
@@ -76,7 +76,7 @@ DEFAULT_MODULE_TO_ACT_POST_PROCESS = {
     Softmax: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
     Tanh: fake_quantize.default_fixed_qparams_range_neg1to1_fake_quant}
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
-_NOT_IN_GT = (MultiheadAttention, PReLU)
+_NOT_IN_GT = (MultiheadAttention,)
 
 
 def get_default_static_quant_module_mappings():

@@ -59,7 +59,7 @@ SUPPORTED = ("dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel
              "clone", "detach", "contiguous", "stride", "is_contiguous", "storage_offset", "to/cpu (to where it is)",
              "gt.equal", "reshape", "view", "flatten", "squeeze", "unsqueeze", "basic indexing",
              "per tensor: transpose", "permute", "t", "relu", "relu_",
-             "sigmoid/tanh/hardsigmoid (quint8, with gt.ao loaded)", "gt.save/gt.load")
+             "sigmoid/tanh/hardsigmoid (quint8/qint8, with gt.ao loaded)", "gt.save/gt.load")
 # kernels of the layer above (gt/ao/nn/quantized) that methods here run, registered there as it loads
 QUANTIZED_KERNELS = {}
 
@@ -254,18 +254,19 @@ class QuantizedTensor(Tensor):
         return kernel(self)
 
     def sigmoid(self):
-        """torch's quantized sigmoid: quint8 with torch's fixed output scale 1/256 and zero point 0
-        (``quantized::sigmoid``, gt.ao's kernel)."""
+        """torch's quantized sigmoid: this tensor's dtype with torch's fixed output scale 1/256 and zero
+        point (0 for quint8, -128 for qint8; ``quantized::sigmoid``, gt.ao's kernel)."""
         return self._kernel("sigmoid")
 
     def tanh(self):
-        """torch's quantized tanh: quint8 with torch's fixed output scale 2/256 and zero point 128."""
+        """torch's quantized tanh: this tensor's dtype with torch's fixed output scale 2/256 and zero point
+        (128 for quint8, 0 for qint8)."""
         return self._kernel("tanh")
 
     def _hardsigmoid(self, inplace=False):
-        """torch's quantized hardsigmoid (``F.hardsigmoid``): quint8 with torch's fixed output scale 1/256
-        and zero point 0; ``inplace``: this tensor's integers and parameters replaced (views keep their
-        parameters, as torch's)."""
+        """torch's quantized hardsigmoid (``F.hardsigmoid``): this tensor's dtype with torch's fixed output
+        scale 1/256 and zero point (0 for quint8, -128 for qint8); ``inplace``: this tensor's integers and
+        parameters replaced (views keep their parameters, as torch's)."""
         out = self._kernel("hardsigmoid")
         if not inplace:
             return out
