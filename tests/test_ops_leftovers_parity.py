@@ -143,6 +143,37 @@ def test_out_kinds_of_the_functions_with_two_results_as_torch():
         gt.frexp(gt.ones(3), out=(gt.empty(0), gt.empty(0, dtype=gt.int64)))
 
 
+def _dtypes_outcome(call):
+    try:
+        r = call()
+    except (RuntimeError, TypeError) as e:
+        return type(e), str(e)
+    r = r if isinstance(r, tuple) else (r,)
+    return [(str(t.dtype).split(".")[-1], t.tolist()) for t in r]
+
+
+@pytest.mark.first_pass
+def test_out_dtypes_of_the_functions_with_two_results_as_torch():
+    """(values, indices) ``out=`` of other dtypes: torch's errors in its words, or its values. gt cast
+    into max/min's and median/nanmedian's (a float64 or int32 out written silently), worded kthvalue's
+    and mode's wrong indices as wrong values, and took ``out=`` for median/nanmedian without a dim
+    (torch's TypeError)."""
+    pairs = [("float64", "int64"), ("int64", "int64"), ("float32", "int32"), ("float32", "float32"),
+             ("float32", "int64"), ("float16", "int64"), ("float64", "float64")]
+    for name, args in PAIRS.items():
+        for values, indices in pairs:
+            got = []
+            for lib in (gt, torch):
+                out = (lib.empty(0, dtype=getattr(lib, values)), lib.empty(0, dtype=getattr(lib, indices)))
+                got.append(_dtypes_outcome(lambda: getattr(lib, name)(lib.arange(24.0).reshape(2, 3, 4), *args,
+                                                                      out=out)))
+            assert got[0] == got[1], (name, values, indices, *got)
+    for name in ("median", "nanmedian"):
+        for lib in (gt, torch):
+            with pytest.raises(TypeError, match='missing 1 required positional arguments: "dim"'):
+                getattr(lib, name)(lib.ones(3), out=lib.empty(0))
+
+
 @pytest.mark.first_pass
 def test_mv_errors_as_torchs():
     """A 0-d self: torch's IndexError (gt raised its RuntimeError); other ranks and sizes: its

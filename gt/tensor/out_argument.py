@@ -58,6 +58,8 @@ def _call_out(fn, name, args, kwargs, out):
         _factory_dtype(dtypes.to_dtype(kwargs["dtype"]), out.dtype)
     if name in ("max", "min") and isinstance(out, (tuple, list)):
         args, kwargs = _dim_form(args, kwargs)
+    elif name in ("median", "nanmedian") and not isinstance(out, (tuple, list)):
+        raise TypeError(f'{name}() missing 1 required positional arguments: "dim"')     # (its out= form's)
     elif name in ("max", "min") and (_dim_form(args, kwargs)[1] is not kwargs or "dim" in kwargs):
         raise TypeError(_EXTREMUM_OUT.format(name=name, got=", ".join(
             [_kind(a) for a in args] + [f"{k}={_kind(v)}" for k, v in (("out", out), *kwargs.items())])))
@@ -95,6 +97,8 @@ def _dtype_check_name(name, args, kwargs):
     if name in _CLAMPS:
         bounds = (*args[1:], *(kwargs.get(k) for k in ("min", "max")))
         return "clamp.Scalar" if not any(isinstance(b, Tensor) for b in bounds) else name
+    if name in ("max", "min") and "dim" in kwargs:     # (values, indices): structured, of their own dtypes
+        return name + ".dim"
     if name != "matmul":
         return name
     a = args[0] if args else kwargs.get("input")
@@ -111,8 +115,10 @@ def write(result, out, name, record=False, checked_as=None):
     if isinstance(result, tuple) and isinstance(out, (tuple, list)):
         if len(out) != len(result):
             raise TypeError(f"{name}(): out must hold {len(result)} tensors, one per result, got {len(out)}")
-        for r, o in zip(result, out):
-            _write_one(r, o, name, record, checked_as)
+        second = f"{checked_as or name} [1]"       # the indices (frexp's exponent), where torch words them apart
+        pairs = list(enumerate(zip(result, out)))
+        for i, (r, o) in pairs[::-1] if name in ("median", "nanmedian") else pairs:     # (torch: indices first)
+            _write_one(r, o, name, record, second if i and second in _EXACT_DTYPE else checked_as)
         return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
     if not isinstance(result, Tensor):
         raise TypeError(f"{name}() got an unexpected keyword argument 'out' (it gives no tensor to write)")
@@ -127,8 +133,6 @@ def _write_one(result, out, name, record=False, checked_as=None):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
     checked_as = checked_as or name
     if out.dtype != result.dtype and checked_as in _EXACT_DTYPE:
-        if checked_as == "frexp" and result.dtype.name == "int32":
-            checked_as = "frexp exponent"       # its second result, in its own words
         raise RuntimeError(_EXACT_DTYPE[checked_as].format(result=_word(result.dtype), out=_word(out.dtype),
                                                      Result=_Word(result.dtype), Out=_Word(out.dtype),
                                                      int32=result.dtype.name == "int32"))
@@ -256,7 +260,16 @@ _EXACT_DTYPE = {
     "float_power": "the output given to float_power has dtype {Out} but the operation's result requires dtype "
                    "{Result}",
     "frexp": "torch.frexp() expects mantissa to have dtype {result} but got {out}",
-    "frexp exponent": "torch.frexp() expects exponent to have int dtype but got {out}",
+    "frexp [1]": "torch.frexp() expects exponent to have int dtype but got {out}",
+    **{name: _STRUCTURED for name in ("max.dim", "min.dim")},
+    "kthvalue [1]": "output indices must be of scalar type Long",
+    "mode [1]": "expected scalar type '{Result}' but got '{Out}' for indices output",
+    **{name: "Expected tensor for 'values' to have the same type as tensor for argument #2 'self'; but type "
+             "torch.{Out}Tensor does not equal torch.{Result}Tensor (while checking arguments for median)"
+       for name in ("median", "nanmedian")},
+    **{f"{name} [1]": "Expected tensor for argument #1 'indices' to have scalar type Long; but got "
+                      "torch.{Out}Tensor instead (while checking arguments for median)"
+       for name in ("median", "nanmedian")},
     **{name: "Found dtype {Out} but expected {Result}" for name in (
         "abs", "ceil", "frac", "floor", "neg", "round", "sign", "sgn", "trunc")},
     **{name: "result dtype {Out} does not match input dtype {Result}" for name in ("dot", "vdot")},
