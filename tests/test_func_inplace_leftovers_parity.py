@@ -116,6 +116,9 @@ VMAP_PROGRAMS = {
     # refused by both: torch's leaf error; values batched inside func (gt's own message)
     "leaf add_": lambda lib, w, xs: (lib.func.vmap(lambda x: (w.add_(1), x * w)[1])(xs), w, None),
     "non-leaf add_ x": _nonleaf(lambda c, w, x: c.add_(x)),
+    "non-leaf mul_ by values made inside": _nonleaf(lambda c, w, x: c.mul_(w * 2)),
+    "plain add_ of values made inside, not batched": _plain(lambda c, w, x: c.add_(w.sum() + 1)),
+    "plain add_ of values made inside, batched": _plain(lambda c, w, x: c.add_(x * 2)),
     "unmapped input add_ x": _unmapped(lambda c, w, x: c.add_(x)),
 }
 
@@ -193,6 +196,26 @@ def test_vmap_captured_version_counts_once_as_torch(name):
     assert got[0][:2] == got[1][:2] or got[0][0] is None, (got[0][:2], got[1][:2])
     for a, b in zip(got[0][2:], got[1][2:]):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_vmap_refuses_batched_values_made_inside_and_puts_the_tensor_back():
+    """Values made inside func from the mapped input differ per element (torch refuses them as
+    batched): gt sees each element's result differ from the first's, puts the tensor back (values,
+    history, version: a later backward gives the gradient of before) and refuses; a view of a
+    mapped slice is refused at once (even where the elements are equal, as torch's)."""
+    for change, xs in [(lambda c, x: c.add_(x * 2), X), (lambda c, x: c.mul_(x.exp()), X),
+                       (lambda c, x: c.__setitem__(0, x[0]), np.ones((3, 2)))]:
+        for plain in (True, False):
+            w = gt.tensor(W, dtype=gt.float64, requires_grad=True)
+            c = gt.tensor([0.5, 3.0], dtype=gt.float64) if plain else w * 3
+            y = (c * c).sum()
+            before, version = c.tolist(), c._version
+            with pytest.raises(RuntimeError, match="batched"):
+                gt.func.vmap(lambda x: (change(c, x), x * c)[1])(gt.tensor(xs, dtype=gt.float64))
+            assert c.tolist() == before and c._version == version and c.requires_grad is not plain
+            if not plain:
+                (y + c.sum()).backward()
+                np.testing.assert_allclose(w.grad.tolist(), 18 * W + 3, rtol=1e-12)
 
 
 SHAPES = {

@@ -147,21 +147,25 @@ class _Kept:
     memory), their version counters, its ``grad_fn`` and flag; ``after``: the counters once the
     first element that changed it has run (``note_changed``); ``olds``: the tensors standing for
     its recorded versions put back (gt/func/vmap.py), which the ops recorded before read."""
-    __slots__ = ("t", "values", "layout", "versions", "ctx", "requires_grad", "epoch", "after", "olds")
+    __slots__ = ("t", "values", "layout", "versions", "ctx", "requires_grad", "epoch", "after", "olds", "checked",
+                 "result")
 
     def __init__(self, t, values, epoch):
         self.t, self.values, self.layout = t, values, (t._array, t._placed)
         self.versions = [B.version_state(a) for a in arrays(t)]
         self.ctx, self.requires_grad, self.epoch, self.after, self.olds = t._ctx, t._requires_grad, epoch, None, []
+        self.checked, self.result = False, None
 
 
-def made_once(t, epoch):
+def made_once(t, epoch, made_inside=False):
     """Let ``vmap``, which runs its function once per batch element, change the captured tensor
     ``t`` once, as torch's does: ``t`` is kept at the first change in each ``vmap`` call it is
     captured for (nested ones too) and put back before each later element's run
     (gt/func/vmap.py), so each element reads and changes the same values and shape, records the
     same change on the tape (a change of a tensor in the graph, or by values that require grad)
-    and counts the same versions. ``epoch``: the tape's now (gt/autograd/rebind.py), before the change."""
+    and counts the same versions. ``epoch``: the tape's now (gt/autograd/rebind.py), before the change.
+    ``made_inside``: the values were made inside func, batched or not (torch refuses batched ones):
+    ``checked``, each element's result must be the first's."""
     stamp, kept = getattr(t, "_level", 0), None
     for start, changes in vmap_changes:
         if stamp < start and id(t) not in changes:
@@ -169,10 +173,23 @@ def made_once(t, epoch):
                 with no_grad():
                     kept = _Kept(t, t.detach().clone(), epoch)
             changes[id(t)] = kept
+        if stamp < start and made_inside:
+            changes[id(t)].checked = True
 
 
 def note_changed(changes):
-    """After an element's run: the version counters of the tensors it changed first."""
+    """After an element's run: the version counters of the tensors it changed first (and the
+    values of those ``checked``); whether every ``checked`` tensor holds the values it held after
+    the first element's run."""
+    same = True
     for kept in changes.values():
         if kept.after is None:
             kept.after = [B.version_state(a) for a in arrays(kept.t)]
+        if kept.checked:
+            t = kept.t
+            if kept.result is None:
+                with no_grad():
+                    kept.result = t.detach().clone()
+            else:
+                same = same and t.shape == kept.result.shape and bool((t.detach() == kept.result).all())
+    return same

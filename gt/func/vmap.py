@@ -109,7 +109,9 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
         finally:
             VMAP_SLICES.pop()
             VMAP_DEPTH[0] -= 1
-        note_changed(vmap_changes[-1][1])
+        if not note_changed(vmap_changes[-1][1]):
+            _undo_changes(vmap_changes[-1][1])    # batched values (each element's its own): torch refuses
+            raise RuntimeError(_CAPTURED.format(name))
         _refuse_changed_inputs(name, *before, i, changes, vmap_changes[-1][1])
         if randomness == "error" and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
@@ -119,11 +121,11 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
 
 
 # torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones); gt makes
-# the change once (gt/autograd/levels.py made_once)
+# the change once (gt/autograd/levels.py made_once), and refuses where the elements' results differ
 _CAPTURED = ("vmap({}, ...): func changed in place a tensor that is not mapped (a captured one: a closure's, a "
-             "global, a module's buffer; or an unmapped input) with values made inside func; gt's vmap runs func "
-             "once per batch element and cannot make such a change once, as torch's does. Change a copy "
-             "(tensor.clone()), or make the change outside vmap")
+             "global, a module's buffer; or an unmapped input) with values that differ between the batch's "
+             "elements (batched), as torch's vmap refuses too: the tensor has one value for the whole batch. Change "
+             "a copy (tensor.clone()), or make the change outside vmap")
 
 
 # a captured tensor's op after vmap changed it -> the tensors standing for its versions put back
@@ -169,7 +171,7 @@ def _unrecord(t, kept):
     else:
         with enable_grad():
             again = Clone.apply(rebind.version_at(t, kept.epoch))
-        inplace_grad.written(again._ctx)     # t is that memory, no view of the tensor it copies
+        inplace_grad._written.add(again._ctx)     # t is that memory, no view of the tensor it copies
         t._ctx, t._requires_grad = again._ctx, True
     rebind.changed(t, old, new_epoch())
     kept.olds.append(old)

@@ -46,7 +46,6 @@ Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 # The ops that made a tensor by a recorded in-place change: their output shares its input's
 # memory because it *is* that memory, written; it is no view.
 _written = weakref.WeakSet()
-written = _written.add     # (gt/func/vmap.py: the op that puts a captured tensor's history back)
 
 LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 VIEW_OF_LEAF = "a view of a leaf Variable that requires grad is being used in an in-place operation."
@@ -117,11 +116,9 @@ def refuse_captured(t, op=None, values=(), shape=False):
     """torch's error for an in-place change of ``t`` inside the function of a ``gt.func`` transform
     (asked while ``mode.level`` is set) where ``t`` is captured: neither one of the tensors the
     function was called with nor made at this level or a deeper one (gt/autograd/levels.py), nor a
-    view of such a tensor (a view of a captured tensor is captured too, as torch's). At a level of
-    ``vmap`` (its own ``level_refusal``) only a change that writes ``values`` made inside is
-    refused (batched, for torch, which refuses those), and one of a tensor captured for the
-    derivative transform around it (torch's error); gt makes the others once, as torch's
-    (``levels.made_once``)."""
+    view of such a tensor (a view of a captured tensor is captured too, as torch's). ``vmap``
+    (``level_refusal``) refuses a mapped slice written (batched) and a tensor captured for a
+    derivative transform around it; gt makes the others once, as torch's (``levels.made_once``)."""
     inputs, level, outer = mode.level_inputs, mode.level, mode.derivative
     while id(t) not in inputs:
         link = getattr(t, "_view", None)     # an unrecorded view (gt/autograd/views.py)
@@ -135,13 +132,20 @@ def refuse_captured(t, op=None, values=(), shape=False):
             refusal = mode.level_refusal
             if refusal is None or outer is not None and stamp < outer[0]:
                 raise RuntimeError(CAPTURED.format(f"aten::{op}" if op else "an in-place op"))
-            made_inside = any(isinstance(v, Tensor) and (getattr(v, "_level", 0) >= level or id(v) in inputs)
-                              for v in values)
-            if made_inside and not shape:
-                raise RuntimeError(refusal)
-            levels.made_once(t, rebind.current_epoch())
+            if any(isinstance(v, Tensor) and _in_inputs(v, inputs) for v in values):
+                raise RuntimeError(refusal)     # a mapped slice or a view of one: batched
+            made = any(isinstance(v, Tensor) and getattr(v, "_level", 0) >= level for v in values)
+            levels.made_once(t, rebind.current_epoch(), made)
             return
         t = up
+
+
+def _in_inputs(v, inputs):
+    """Whether ``v`` is one of the level's ``inputs`` or a view of one."""
+    while v is not None and id(v) not in inputs:
+        link = getattr(v, "_view", None)
+        v = link[0] if link is not None and v._ctx is None else view_base(v)
+    return v is not None
 
 
 def check_captured(t, op, values=(), shape=False):
