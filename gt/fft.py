@@ -244,7 +244,7 @@ def fftfreq(n, d=1.0, *, dtype=None, device=None, requires_grad=False):
     ticks = cat([arange((n + 1) // 2, dtype=dt), arange(-(n // 2), 0, dtype=dt)])
     out = ticks * (1.0 / (n * d))
     out = out if device is None else out.to(device)
-    return out.requires_grad_(requires_grad) if requires_grad else out
+    return out._set_requires_grad(requires_grad) if requires_grad else out
 
 
 def rfftfreq(n, d=1.0, *, dtype=None, device=None, requires_grad=False):
@@ -252,4 +252,4 @@ def rfftfreq(n, d=1.0, *, dtype=None, device=None, requires_grad=False):
     dt = _freq_dtype(dtype, "rfftfreq")
     out = arange(n // 2 + 1, dtype=dt) * (1.0 / (n * d))
     out = out if device is None else out.to(device)
-    return out.requires_grad_(requires_grad) if requires_grad else out
+    return out._set_requires_grad(requires_grad) if requires_grad else out

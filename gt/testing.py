@@ -310,5 +310,5 @@ def make_tensor(*shape, dtype, device, low=None, high=None, requires_grad=False,
     if noncontiguous:
         result = result[..., 1::2]
     if is_float:
-        result.requires_grad_(requires_grad)
+        result._set_requires_grad(requires_grad)
     return result

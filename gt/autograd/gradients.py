@@ -263,7 +263,7 @@ def _results(inputs, got, allow_unused, materialize_grads, create_graph, wrap):
                                f"One of the differentiated Tensors {_USED}")
         if g is None:
             # torch's materialized zeros require grad when the gradients are recorded
-            result.append(function.Tensor._wrap(B.zeros(t.shape, t.dtype)).requires_grad_(create_graph)
+            result.append(function.Tensor._wrap(B.zeros(t.shape, t.dtype))._set_requires_grad(create_graph)
                           if materialize_grads else None)
         else:
             result.append(g.tensor if type(g) is SparseGrad else wrap(g))

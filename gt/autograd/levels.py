@@ -8,11 +8,12 @@ the function eagerly on its tape, where such a change would go through unchecked
 torch's rule: ``mode.level`` is the innermost level's serial (0 outside every transform), tensors
 made while it is set are stamped with it (gt/tensor/core.py, through ``mode.tags``), and the
 in-place paths ask ``gt.tensor.inplace_grad.refuse_captured``. As torch's, ``Tensor.requires_grad_()``
-is refused inside a transform's function (``refuse_requires_grad``).
+is refused inside a transform's function (``REQUIRES_GRAD_REFUSAL``, while ``mode.layers`` is set);
+gt's own code sets the flag of the leaves it makes through ``Tensor._set_requires_grad``, as torch's
+C++ does without the method (gt/tensor/grad_methods.py).
 """
 
 import itertools
-import sys
 
 from gt.autograd.grad_mode import mode, no_grad
 from gt.backend import B
@@ -57,20 +58,6 @@ REQUIRES_GRAD_REFUSAL = (
     "of a function being transformed by a functorch transform. This is unsupported, please attempt to use the "
     "functorch transforms (e.g. grad, vjp, jacrev, jacfwd, hessian) or call requires_grad_() outside of a function "
     "being transformed instead.")
-
-# gt's modules whose calls of requires_grad_() are those of torch's Python code, refused in a transform as a user's
-_AS_USER = frozenset(("gt.tensor.autograd_functional", "gt.nn.module", "gt.distributions.exp_family"))
-
-
-def refuse_requires_grad():
-    """torch's RuntimeError for ``Tensor.requires_grad_()`` called inside the function of a transform
-    (``mode.layers`` set; asked by the method). gt's own code calls the method where torch's C++
-    sets the flag without it (factories' ``requires_grad=``, ``Parameter``, the ``requires_grad``
-    setter, the transforms' own leaves): a call from gt passes, but from the modules of
-    ``_AS_USER`` (``autograd.functional``, ``Module.requires_grad_``), as torch's."""
-    module = sys._getframe(2).f_globals.get("__name__", "")
-    if module in _AS_USER or not (module == "gt" or module.startswith("gt.")):
-        raise RuntimeError(REQUIRES_GRAD_REFUSAL)
 
 
 def keeps_flag(t):

@@ -25,7 +25,7 @@ def _fresh(x, outer):
         return x[...]   # a new node (view_as of the same shape gives x itself)
     if not is_floating_point(x) and not x.is_complex():
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
-    return x.detach().requires_grad_(True)
+    return x.detach()._set_requires_grad(True)
 
 
 def _check_argnums(argnums, nargs):
@@ -216,7 +216,7 @@ def _refuse_exact_outputs(leaves):
 def _first_vjp(out_leaves, flat):
     """The double-vjp trick's first pass: free cotangents ``us`` (None for an integer or bool output,
     whose tangent is zeros, as torch's forward mode gives) and the vjp along them, linear in them."""
-    us = [zeros(o.shape, dtype=o.dtype).requires_grad_(True) if _inexact(o) else None for o in out_leaves]
+    us = [zeros(o.shape, dtype=o.dtype)._set_requires_grad(True) if _inexact(o) else None for o in out_leaves]
     live = [(o, u) for o, u in zip(out_leaves, us) if u is not None and o.requires_grad]
     vj = _autograd_grad([o for o, _ in live], flat, [u for _, u in live], create_graph=True, retain_graph=True,
                         allow_unused=True, materialize_grads=True) if live else ()

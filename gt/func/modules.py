@@ -64,7 +64,7 @@ def stack_module_state(models):
                 raise RuntimeError(f"Expected {k} from each model to have the same .requires_grad")
             # the stack is made outside any graph: a new leaf, as torch's
             result = stack([t.detach() for t in tensors])
-            out[k] = result.requires_grad_(True) if all(grads) else result
+            out[k] = result._set_requires_grad(True) if all(grads) else result
         return out
     return (stacked(m.named_parameters() for m in models), stacked(m.named_buffers() for m in models))
 

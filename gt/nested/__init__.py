@@ -86,7 +86,7 @@ def _from_parts(parts, leaf):
     lengths = [0] + [p.shape[0] for p in parts]
     offsets = creation.tensor(lengths, dtype=dtypes.int64).cumsum(0).to(values.device)
     if leaf:
-        values = values.detach().requires_grad_(True)
+        values = values.detach()._set_requires_grad(True)
     return _jagged_extra.fill_seqlens(NestedTensor._make(values, offsets, leaf=leaf))
 
 
@@ -99,7 +99,7 @@ def nested_tensor(tensor_list, *, dtype=None, layout=None, device=None, requires
     parts = [p.detach() for p in _components(tensor_list, dtype, device)]
     if layout == jagged:
         return _from_parts(parts, requires_grad)
-    return StridedNestedTensor._make([p.clone() for p in parts]).requires_grad_(requires_grad)
+    return StridedNestedTensor._make([p.clone() for p in parts])._set_requires_grad(requires_grad)
 
 
 def as_nested_tensor(ts, dtype=None, device=None, layout=None):

@@ -254,7 +254,7 @@ class NestedTensor(NestedBase):
 
     # ---- autograd: the values carry the graph --------------------------------------------
     requires_grad = property(lambda self: self._nt_values.requires_grad,
-                             lambda self, value: self.requires_grad_(value))
+                             lambda self, value: self._set_requires_grad(value))
     is_leaf = property(lambda self: self._nt_leaf or not self._nt_values.requires_grad)
     grad_fn = property(lambda self: None if self._nt_leaf else self._nt_values.grad_fn)
 
@@ -286,14 +286,14 @@ class NestedTensor(NestedBase):
             raise RuntimeError("grad: only a nested leaf (nested_tensor(..., requires_grad=True)) keeps a gradient")
         self._nt_values.grad = None if value is None else value.values()
 
-    def requires_grad_(self, requires_grad=True):
+    def _set_requires_grad(self, requires_grad=True):
         """A leaf: ``values`` become a new leaf that requires grad (or not)."""
         if not self.is_leaf:
             if not requires_grad:
                 raise RuntimeError("you can only change requires_grad flags of leaf variables.")
             return self
         if requires_grad and not self._nt_leaf:
-            self._nt_values = self._nt_values.detach().requires_grad_(True)
+            self._nt_values = self._nt_values.detach()._set_requires_grad(True)
             self._nt_leaf = True
         elif not requires_grad and self._nt_leaf:
             self._nt_values = self._nt_values.detach()
@@ -322,7 +322,7 @@ class NestedTensor(NestedBase):
                                  meta=dict(self._nt_meta))
         out._nt_transposed = self._nt_transposed
         if self._nt_leaf:
-            out.requires_grad_(True)
+            out._set_requires_grad(True)
         memo[id(self)] = out
         return out
 

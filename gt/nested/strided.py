@@ -128,7 +128,7 @@ class StridedNestedTensor(NestedBase):
                            "an int index only)")
 
     requires_grad = property(lambda self: any(p.requires_grad for p in self._nt_parts),
-                             lambda self, value: self.requires_grad_(value))
+                             lambda self, value: self._set_requires_grad(value))
     is_leaf = property(lambda self: self._nt_leaf or not self.requires_grad)
     grad_fn = property(lambda self: None if self._nt_leaf else self._nt_parts[0].grad_fn)
 
@@ -159,12 +159,12 @@ class StridedNestedTensor(NestedBase):
         """The nested gradient of the gradients of ``_autograd_tensors()``."""
         return StridedNestedTensor._make(grads)
 
-    def requires_grad_(self, requires_grad=True):
+    def _set_requires_grad(self, requires_grad=True):
         """A leaf: its tensors become leaves that require grad (or not)."""
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables.")
         if self.is_leaf:
-            self._nt_parts = tuple(p.detach().requires_grad_(requires_grad) for p in self._nt_parts)
+            self._nt_parts = tuple(p.detach()._set_requires_grad(requires_grad) for p in self._nt_parts)
             self._nt_leaf = requires_grad
         return self
 

@@ -116,7 +116,7 @@ class ParametrizationList(ModuleList):
                                      f"Got element {i} of the sequence with type {type(originali).__name__}.")
                 if isinstance(original, Parameter):
                     originali = Parameter(originali, original.requires_grad)
-                originali.requires_grad_(original.requires_grad)
+                originali._set_requires_grad(original.requires_grad)
                 _register_parameter_or_buffer(self, f"original{i}", originali)
         if not self.unsafe:
             Z = self()

@@ -110,7 +110,7 @@ class Buffer(metaclass=_BufferMeta):
             raise TypeError(f"nn.Buffer: data must be a gt.Tensor or None, got {type(data).__name__}")
         t = data.detach()
         if data.requires_grad:
-            t.requires_grad_(True)
+            t._set_requires_grad(True)
         t.persistent = persistent
         t._is_buffer = True
         return t

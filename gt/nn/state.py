@@ -164,7 +164,7 @@ def write(target, value, assign_to=None):
         new = given if isinstance(given, Tensor) and tuple(given.shape) == tuple(value.shape) else Tensor._wrap(value)
         if isinstance(target, Parameter):      # a parameter stays one, with the module's requires_grad
             if isinstance(new, Parameter):
-                new.requires_grad_(target.requires_grad)
+                new._set_requires_grad(target.requires_grad)
             else:
                 new = Parameter(new, requires_grad=target.requires_grad)
         setattr(owner, name, new)

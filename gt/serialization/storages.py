@@ -131,7 +131,7 @@ class Loaded:
         if end > len(self.flat):
             raise RuntimeError(f"gt.load: a tensor of size {list(size)} and stride {list(stride)} at offset {offset} "
                                f"reaches past its storage of {len(self.flat)} elements")
-        return Tensor._wrap(B.strided_view(self.engine(), size, stride, offset)).requires_grad_(requires_grad)
+        return Tensor._wrap(B.strided_view(self.engine(), size, stride, offset))._set_requires_grad(requires_grad)
 
 
 def _gt_dtype(name):

@@ -311,7 +311,7 @@ def register_parameter_type(cls):
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks=None, state=None):
-    param = _PARAMETER[0](data, requires_grad) if _PARAMETER else data.requires_grad_(requires_grad)
+    param = _PARAMETER[0](data, requires_grad) if _PARAMETER else data._set_requires_grad(requires_grad)
     return _set_state(param, state)
 
 

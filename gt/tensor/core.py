@@ -11,7 +11,7 @@ indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace
 ``norm``, ``repeat``, ``tril``, ``new_zeros``...), scatter_methods.py
 (``scatter``, ``scatter_reduce``, ``index_add``, ``masked_scatter``...) and index_methods.py
 (``nonzero``, ``unique``, ``bincount``; ``gt.einsum``, ``gt.searchsorted``); grad_methods.py
-(``register_hook``); inplace_math.py (``exp_``, ``clamp_``, ``lt_``, ``normal_``..., and the
+(``requires_grad_``, ``register_hook``); inplace_math.py (``exp_``, ``clamp_``, ``lt_``, ``normal_``..., and the
 comparisons as methods); special_methods.py (``lgamma``, ``cummax``...), construct_methods.py and
 diagonal_methods.py (``tensor_split``, ``unfold``, ``diagonal``, ``trace``...), stats_methods.py
 (``median``, ``quantile``...), fused_methods.py (``addmm``, ``addcmul``...), info_methods.py
@@ -122,7 +122,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         if _inference_mode.tags:       # made inside gt.inference_mode() or a gt.func transform
             _levels.tag(self)
         if requires_grad:
-            self.requires_grad_(True)
+            self._set_requires_grad(True)
 
     @classmethod
     def _wrap(cls, arr, requires_grad=False):
@@ -205,7 +205,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         p = self._placed
         return device(B.device_of(self._array if p is None else p.shards[0]))
 
-    requires_grad = property(lambda self: self._requires_grad, lambda self, value: self.requires_grad_(value))
+    requires_grad = property(lambda self: self._requires_grad, lambda self, value: self._set_requires_grad(value))
 
     @property
     def is_leaf(self):
@@ -376,18 +376,6 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         """
         gradient = _alias(gradient, grad, "backward", "gradient", "grad")
         autograd.backward(self, gradient, retain_graph, create_graph, inputs)
-
-    def requires_grad_(self, requires_grad=True):
-        if _inference_mode.layers:      # inside a gt.func transform's function: torch's refusal (levels.py)
-            _levels.refuse_requires_grad()
-        if not requires_grad and _inference_mode.level and _levels.keeps_flag(self):
-            return self
-        if requires_grad and not self.dtype.differentiable:
-            raise RuntimeError(f"only floating point and complex tensors can require gradients, this one is {self.dtype!r}")
-        if not requires_grad and self._ctx is not None:
-            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
-        self._requires_grad = bool(requires_grad)
-        return self
 
     def register_post_accumulate_grad_hook(self, hook):
         """Run ``hook(self)`` during each ``backward()``, as soon as this leaf's ``.grad`` holds

@@ -41,7 +41,7 @@ def _new(arr, requires_grad, data=True):
         return Tensor._from_value(layout.shard(arr, 0))
     t = Tensor._wrap(arr)
     if requires_grad:
-        t.requires_grad_(True)
+        t._set_requires_grad(True)
     return t
 
 
@@ -162,7 +162,7 @@ def _like(t, arr, requires_grad):
         out = Tensor._from_value(layout.shard(arr, p.placement.axis, p.sizes))
     else:
         out = Tensor._wrap(arr)
-    return out.requires_grad_(True) if requires_grad else out
+    return out._set_requires_grad(True) if requires_grad else out
 
 
 @accepts_device

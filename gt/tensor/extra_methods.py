@@ -384,28 +384,28 @@ class ExtraMethods:
     @accepts_device
     def new_zeros(self, *sizes, size=None, dtype=None, requires_grad=False):
         sizes = _sizes(sizes if size is None else (size,), "new_zeros")
-        return Tensor._wrap(B.zeros(sizes, dtype or self.dtype)).requires_grad_(requires_grad)
+        return Tensor._wrap(B.zeros(sizes, dtype or self.dtype))._set_requires_grad(requires_grad)
 
     @accepts_device
     def new_ones(self, *sizes, size=None, dtype=None, requires_grad=False):
         sizes = _sizes(sizes if size is None else (size,), "new_ones")
-        return Tensor._wrap(B.ones(sizes, dtype or self.dtype)).requires_grad_(requires_grad)
+        return Tensor._wrap(B.ones(sizes, dtype or self.dtype))._set_requires_grad(requires_grad)
 
     @accepts_device
     def new_empty(self, *sizes, size=None, dtype=None, requires_grad=False):
         sizes = _sizes(sizes if size is None else (size,), "new_empty")
-        return Tensor._wrap(B.empty(sizes, dtype or self.dtype)).requires_grad_(requires_grad)
+        return Tensor._wrap(B.empty(sizes, dtype or self.dtype))._set_requires_grad(requires_grad)
 
     @accepts_device
     def new_full(self, size, fill_value, dtype=None, requires_grad=False):
         dtype = dtypes.to_dtype(dtype or self.dtype)
         value = checked_scalar(_fill(fill_value), dtype, "the fill value")
-        return Tensor._wrap(B.full(_sizes((size,), "new_full"), value, dtype)).requires_grad_(requires_grad)
+        return Tensor._wrap(B.full(_sizes((size,), "new_full"), value, dtype))._set_requires_grad(requires_grad)
 
     @accepts_device
     def new_tensor(self, data, dtype=None, requires_grad=False):
         data = data._data if isinstance(data, Tensor) else data       # a copy, off the tape, as torch's
-        return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True)).requires_grad_(requires_grad)
+        return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True))._set_requires_grad(requires_grad)
 
 
 def _all_dims(t):

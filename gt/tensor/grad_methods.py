@@ -1,14 +1,38 @@
-"""Autograd methods of a tensor with torch's names: ``register_hook``, ``retains_grad``.
+"""Autograd methods of a tensor with torch's names: ``requires_grad_``, ``register_hook``,
+``retains_grad``.
 
 Mixed into ``gt.Tensor``. The hooks themselves live in gt/autograd/grad_hooks.py, where the
 backward walk runs them.
 """
 
-from gt.autograd import grad_hooks
+from gt.autograd import grad_hooks, levels
+from gt.autograd.grad_mode import mode
 
 
 class GradMethods:
     __slots__ = ()
+
+    def requires_grad_(self, requires_grad=True):
+        """Make this leaf require gradients (or not); returns it. As torch's, refused inside the
+        function of a ``gt.func`` transform (gt/autograd/levels.py)."""
+        if mode.layers:
+            raise RuntimeError(levels.REQUIRES_GRAD_REFUSAL)
+        return self._set_requires_grad(requires_grad)
+
+    def _set_requires_grad(self, requires_grad=True):
+        """``requires_grad_`` without the transform's refusal: gt's own leaves, where torch's C++
+        sets the flag without the method (factories' ``requires_grad=``, ``Parameter``, the
+        ``requires_grad`` attribute, the transforms' own leaves). The tensor classes that keep
+        their flag elsewhere (nested, sparse, quantized) override this one."""
+        if not requires_grad and mode.level and levels.keeps_flag(self):
+            return self
+        if requires_grad and not self.dtype.differentiable:
+            raise RuntimeError("only floating point and complex tensors can require gradients, this one is "
+                               f"{self.dtype!r}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
+        self._requires_grad = bool(requires_grad)
+        return self
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` each time a backward computes the gradient with respect to this

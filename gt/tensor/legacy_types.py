@@ -61,7 +61,7 @@ class Variable(metaclass=_VariableType):
             warnings.warn("volatile was removed and now has no effect. Use `with gt.no_grad():` instead.",
                           UserWarning, stacklevel=2)
         leaf = data.detach()
-        return leaf.requires_grad_(True) if requires_grad else leaf
+        return leaf._set_requires_grad(True) if requires_grad else leaf
 
 
 def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):

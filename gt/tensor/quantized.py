@@ -96,7 +96,7 @@ class QuantizedTensor(Tensor):
     _placed = None
     _array = _data = _value = property(_storage)
     is_quantized = property(lambda self: True, doc="True: a quantized tensor.")
-    requires_grad = property(lambda self: False, lambda self, value: self.requires_grad_(value))
+    requires_grad = property(lambda self: False, lambda self, value: self._set_requires_grad(value))
     is_leaf = property(lambda self: True)
     grad_fn = property(lambda self: None)
     __hash__ = Tensor.__hash__
@@ -140,7 +140,7 @@ class QuantizedTensor(Tensor):
             raise NotImplementedError(_message("_to_copy"))
         return f"gt.quantized.{dtypes.torch_type_name(self._q_dtype.name)}Tensor"
 
-    def requires_grad_(self, requires_grad=True):
+    def _set_requires_grad(self, requires_grad=True):
         if requires_grad:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         return self

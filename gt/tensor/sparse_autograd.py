@@ -105,7 +105,7 @@ def fold_grad_into(leaf, owner, convert):
 def make_leaf(s):
     """Make the sparse tensor ``s`` a leaf that requires grad (its values a leaf with a hook)."""
     values = s._sp_values.detach()
-    values.requires_grad_(True)
+    values._set_requires_grad(True)
     s._sp_values, s._sp_leaf = values, True
 
     def coalesced(sp, g):
@@ -121,7 +121,7 @@ def dense_leaf(s):
     """A dense copy of the sparse leaf ``s`` that is its own leaf, its gradient moved into ``s.grad``."""
     with autograd.no_grad():
         dense = s.to_dense()
-    dense.requires_grad_(True)
+    dense._set_requires_grad(True)
     fold_grad_into(dense, s, lambda sp, g: g)
     return dense
 
@@ -137,7 +137,7 @@ def pattern_leaf(s, pattern):
 
     with autograd.no_grad():
         dense = s.to_dense()
-    dense.requires_grad_(True)
+    dense._set_requires_grad(True)
     fold_grad_into(dense, s, convert)
     return dense
 

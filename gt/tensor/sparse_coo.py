@@ -159,11 +159,11 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
 
     # ---- autograd: the values carry the graph --------------------------------------------
     requires_grad = property(lambda self: self._sp_values.requires_grad,
-                             lambda self, value: self.requires_grad_(value))
+                             lambda self, value: self._set_requires_grad(value))
     is_leaf = property(lambda self: self._sp_leaf or not self._sp_values.requires_grad)
     grad_fn = property(lambda self: None if self._sp_leaf else self._sp_values.grad_fn)
 
-    def requires_grad_(self, requires_grad=True):
+    def _set_requires_grad(self, requires_grad=True):
         if not self.is_leaf:
             if not requires_grad:
                 raise RuntimeError("you can only change requires_grad flags of leaf variables.")
@@ -234,7 +234,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     def __deepcopy__(self, memo):
         out = self.detach().clone()
         if self.requires_grad and self.is_leaf:
-            out.requires_grad_(True)
+            out._set_requires_grad(True)
         memo[id(self)] = out
         return out
 

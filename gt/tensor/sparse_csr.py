@@ -73,7 +73,7 @@ class SparseCompressedBase(CompressedValueOps, SparseTensor):
     def _make_leaf(self):
         """A leaf: its values a leaf whose gradient becomes this tensor's ``.grad`` (its layout and pattern)."""
         values = self._sp_values.detach()
-        values.requires_grad_(True)
+        values._set_requires_grad(True)
         self._sp_values, self._sp_leaf = values, True
         fold_grad_into(values, self, lambda sp, g: sp._with_values(g.detach()))
 

@@ -136,7 +136,7 @@ def _make(layout, comp, plain, values, size, dtype, requires_grad):
                                "pass values.detach()")
         if not (vals.dtype.is_floating_point or vals.dtype.is_complex):
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
-        out.requires_grad_(True)
+        out._set_requires_grad(True)
     return out
 
 

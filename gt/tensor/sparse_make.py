@@ -50,7 +50,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
         if vals.requires_grad:
             raise RuntimeError("sparse_coo_tensor: requires_grad=True with values that already require grad "
                                "(a non-leaf): pass values.detach()")
-        out.requires_grad_(True)
+        out._set_requires_grad(True)
     return out
 
 

@@ -251,7 +251,7 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
                          "with copy=False")
     out = there
     if requires_grad:
-        out = (out.detach() if out is obj else out).requires_grad_(True)
+        out = (out.detach() if out is obj else out)._set_requires_grad(True)
     return out
 
 
@@ -275,7 +275,7 @@ def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False): 
     else:
         values = arange(n, dtype=dtypes.int64) * int(step) + int(start)
     values = moved(values.to(dtype), dev, "range(device)")
-    return values.requires_grad_(True) if requires_grad else values
+    return values._set_requires_grad(True) if requires_grad else values
 
 
 def unravel_index(indices, shape):

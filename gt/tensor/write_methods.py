@@ -379,7 +379,7 @@ class WriteMethods:
         _sizes((stride,), "new_empty_strided")
         dtype = dtypes.to_dtype(dtype) if dtype is not None else self.dtype
         out = Tensor._wrap(B.empty(_sizes((size,), "new_empty_strided"), dtype))
-        return out.requires_grad_(True) if requires_grad else out
+        return out._set_requires_grad(True) if requires_grad else out
 
     def resize_(self, *sizes, memory_format=None):
         """This tensor takes the shape ``sizes``, in place, row-major over its memory from its first

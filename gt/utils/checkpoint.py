@@ -85,7 +85,8 @@ class _Segment:
         create_graph = autograd.is_grad_enabled()    # the walk of backward(create_graph=True) runs in grad mode
         # new tensor objects for the arguments, so that the walk below stops at them; under create_graph
         # still joined to the originals, so that the gradient can be differentiated again
-        fresh = {id(a): (a.view_as(a) if create_graph and a.requires_grad else a.detach().requires_grad_(a.requires_grad))
+        fresh = {id(a): (a.view_as(a) if create_graph and a.requires_grad
+                         else a.detach()._set_requires_grad(a.requires_grad))
                  for a in self.args if isinstance(a, Tensor)}
         args = tuple(fresh.get(id(a), a) if isinstance(a, Tensor) else a for a in self.args)
         cut = [(t, t._ctx) for t in self.boundary if id(t) not in fresh and t._ctx is not None]
