@@ -86,6 +86,23 @@ def test_requantizing_activations_of_qint8_are_torch_s():
     assert compared == 5 * 2 * (5 + 64 + 100 + 130 + 191)
 
 
+# (input scale, zero point, output scale, zero point) where gt's ELU gave an integer one off torch's at a
+# tie: its exp(x) - 1 lost the bits torch's expm1 keeps, its 1 / scale rounded otherwise
+_ELU_TIES = [(0.0010128375142812729, 244, 0.0015744329430162907, 243),
+             (0.003325625555589795, 220, 0.0006675031618215144, 243),
+             (0.0006020930013619363, 154, 0.00017347138782497495, 113),
+             (0.0005424232804216444, 87, 0.0005136640975251794, 66),
+             (0.00040615140460431576, 137, 0.0033252339344471693, 211),
+             (0.0003701674286276102, 156, 0.0010882271453738213, 154)]
+
+
+def test_elu_at_ties_is_torch_s():
+    ints = torch.from_numpy(np.concatenate([np.arange(256), np.arange(63)]).astype(np.uint8))
+    for in_scale, in_zp, scale, zp in _ELU_TIES:
+        x = torch._make_per_tensor_quantized_tensor(ints, in_scale, in_zp)
+        _same(gnnq.ELU(scale, zp)(as_quantized(x)), tnnq.ELU(scale, zp)(x), (in_scale, in_zp))
+
+
 def _quantized(rng, shape, dtype, ties):
     low = 0 if dtype == torch.quint8 else -128
     if ties:

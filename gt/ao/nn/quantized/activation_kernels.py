@@ -8,12 +8,14 @@ and the two round differently:
 
 - vectorised: ``x = fma(q, s, -zp * s)`` (``Vectorized::dequantize``), the activation in float32,
   then ``rint(y * inv) + zp_out`` with the kernel's own ``inv`` (``float(1 / out_scale)`` computed
-  in double for hardswish, elu and sigmoid; ``1.0f / out_scale`` for leaky_relu);
+  in double for hardswish and sigmoid; ``1.0 / (float)out_scale`` for elu and leaky_relu);
 - scalar: ``x = (q - zp) * s`` (``dequantize_val``), the activation, then ``rint(y * (1.0f /
   out_scale) + zp_out)`` (``quantize_val``: the zero point added before rounding).
 
-The fma is replayed in float64 (``q * s`` is exact there); ``exp`` as float64 rounded to float32
-(torch's SLEEF and libm ``expf`` agreed with it on every input tried). Each path's output of the 256
+The fma is replayed in float64 (``q * s`` is exact there); ``exp`` as torch computes it on each path
+(SLEEF's vectorised ``expf``, glibc's scalar one: gt/ao/nn/quantized/softmax_kernels.py; both differ from
+a correctly rounded exp on some inputs); elu's ``expm1`` and tanh as float64 rounded to float32 (no
+difference from torch's in millions of random values, both dtypes). Each path's output of the 256
 levels (quint8 or qint8) is computed once, a table the input's integers index. A tensor of more than 32,768
 values is split by torch among its threads, each part with its own scalar tail; gt follows the
 one-thread layout. ``quantized::prelu`` is integer arithmetic and one float32 rounding, the same on
@@ -23,6 +25,7 @@ both paths.
 import warnings
 
 from gt import autograd, dtypes
+from gt.ao.nn.quantized import softmax_kernels
 from gt.ao.nn.quantized.static_kernels import VECTOR, check_input
 from gt.dtypes import round_float32
 from gt.tensor.quantize_math import inverse_scale
@@ -115,20 +118,23 @@ def leaky_relu(x, negative_slope, scale, zero_point, inplace=False):
         return _requantized(x, lambda v, vector: v.where(v > 0.0, v * slope), scale, zero_point, inv_in_double=False)
 
 
-def _exp(v):
-    return v.double().exp().float()
+def _exp(v, vector):
+    """torch's ``exp`` on each path: SLEEF's vectorised ``expf``, glibc's scalar ``std::exp``."""
+    return softmax_kernels.sleef_expf(v) if vector else softmax_kernels.glibc_expf(v)
 
 
 def elu(x, scale, zero_point, alpha):
-    """``quantized::elu``: ``x`` where positive, ``(exp(x) - 1) * alpha`` elsewhere."""
+    """``quantized::elu``: ``x`` where positive, ``expm1(x) * alpha`` elsewhere, as torch's kernel
+    (``exp(x) - 1`` loses bits near 0 and moved integers at ties)."""
     _check_8bit(x, "quantized::elu")
     alpha = round_float32(alpha)
     with autograd.no_grad():
-        return _requantized(x, lambda v, vector: v.where(v > 0.0, (_exp(v) - 1.0) * alpha), scale, zero_point)
+        return _requantized(x, lambda v, vector: v.where(v > 0.0, v.double().expm1().float() * alpha), scale,
+                            zero_point, inv_in_double=False)
 
 
 def _sigmoid(v, vector):
-    e = _exp(-v)
+    e = _exp(-v, vector)
     return 1.0 / (e + 1.0) if vector else (1.0 / (e.double() + 1.0)).float()
 
 

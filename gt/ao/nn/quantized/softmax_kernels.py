@@ -26,7 +26,7 @@ from gt.tensor.quantize_functions import quantize_per_tensor
 from gt.tensor.quantized import QuantizedTensor
 
 LANES = 16      # float32 values in one AVX-512 vector: torch's softmax steps
-_POW2_LOW = -160
+_POW2_LOW, _POW2_HIGH = -160, 140
 # SLEEF's xexpf constants (float32) and glibc's expf (e_expf.c, e_exp2f_data.c: N = 32)
 _R_LN2 = round_float32(1.442695040888963407359924681001892137426645954152985934135449406931)
 _L2U, _L2L = round_float32(0.693145751953125), round_float32(1.428606765330187045e-06)
@@ -35,6 +35,7 @@ _SLEEF_POLY = [round_float32(c) for c in (0.000198527617612853646278381, 0.00139
                                           0.166666671633720397949219, 0.5)]
 _N = 32
 _GLIBC_UNDERFLOW = float.fromhex("-0x1.9fe368p6")     # log(2^-150): below it glibc's expf returns 0
+_GLIBC_OVERFLOW = float.fromhex("0x1.62e42ep6")       # log(2^128): above it inf
 _INV_LN2_N = float.fromhex("0x1.71547652b82fep+0") * _N
 _GLIBC_POLY = (float.fromhex("0x1.c6af84b912394p-5") / _N ** 3, float.fromhex("0x1.ebfce50fac4f3p-3") / _N ** 2,
                float.fromhex("0x1.62e42ff0c52d6p-1") / _N)
@@ -42,7 +43,7 @@ _GLIBC_POLY = (float.fromhex("0x1.c6af84b912394p-5") / _N ** 3, float.fromhex("0
 
 def _pow2(n):
     """2.0 ** ``n`` (an int64 tensor in [-160, 140]) as exact float64, from a table (no pow rounding)."""
-    table = creation.tensor([math.ldexp(1.0, k) for k in range(_POW2_LOW, 141)], dtype=dtypes.float64)
+    table = creation.tensor([math.ldexp(1.0, k) for k in range(_POW2_LOW, _POW2_HIGH + 1)], dtype=dtypes.float64)
     return table[n - _POW2_LOW]
 
 
@@ -52,7 +53,7 @@ def _fma(a, b, c):
 
 
 def sleef_expf(d):
-    """SLEEF's vectorised ``expf`` (u10) of float32 ``d`` (at most 0 here: softmax's ``x - max``)."""
+    """SLEEF's vectorised ``expf`` (u10) of float32 ``d`` (torch's ``Vectorized<float>::exp``)."""
     q = (d * _R_LN2).round()
     s = _fma(q, -_L2U, d)
     s = _fma(q, -_L2L, s)
@@ -60,21 +61,21 @@ def sleef_expf(d):
     for c in _SLEEF_POLY[1:]:
         u = _fma(u, s, c)
     u = _fma(s * s, u, s) + 1.0
-    out = (u.double() * _pow2(q.long().clamp(min=_POW2_LOW))).float()
-    return out.where(d >= -104.0, 0.0)
+    out = (u.double() * _pow2(q.long().clamp(_POW2_LOW, _POW2_HIGH))).float()
+    return out.where(d >= -104.0, 0.0).where(d <= 100.0, math.inf)
 
 
 def glibc_expf(d):
-    """glibc's scalar ``expf`` of float32 ``d`` (at most 0): ``2^(k/32) * p(r)`` in double, rounded once."""
+    """glibc's scalar ``expf`` of float32 ``d``: ``2^(k/32) * p(r)`` in double, rounded once."""
     z = d.double() * _INV_LN2_N
     k = z.round()
     r = z - k
     k = k.long()
     table = creation.tensor([2.0 ** (i / _N) for i in range(_N)], dtype=dtypes.float64)
-    s = table[k % _N] * _pow2((k // _N).clamp(min=_POW2_LOW))
+    s = table[k % _N] * _pow2((k // _N).clamp(_POW2_LOW, _POW2_HIGH))
     c0, c1, c2 = _GLIBC_POLY
     y = ((r * c0 + c1) * (r * r) + (r * c2 + 1.0)) * s
-    return y.float().where(d >= _GLIBC_UNDERFLOW, 0.0)
+    return y.float().where(d >= _GLIBC_UNDERFLOW, 0.0).where(d <= _GLIBC_OVERFLOW, math.inf)
 
 
 def _lane_sum(e):
