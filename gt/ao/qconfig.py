@@ -37,6 +37,11 @@ default_float_qparams_observer_4bit = observer.PerChannelMinMaxObserver.with_arg
 default_qconfig = QConfig(activation=default_observer, weight=default_weight_observer)
 default_per_channel_qconfig = QConfig(activation=default_observer, weight=default_per_channel_weight_observer)
 default_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer, weight=default_weight_observer)
+float16_dynamic_qconfig = QConfig(activation=observer.PlaceholderObserver.with_args(dtype=dtypes.float16,
+                                                                                   is_dynamic=True),
+                                  weight=observer.PlaceholderObserver.with_args(dtype=dtypes.float16))
+per_channel_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer,
+                                      weight=default_per_channel_weight_observer)
 float_qparams_weight_only_qconfig = QConfig(activation=default_placeholder_observer,
                                             weight=default_float_qparams_observer)
 float_qparams_weight_only_qconfig_4bit = QConfig(activation=default_placeholder_observer,

@@ -75,6 +75,22 @@ DEFAULT_MODULE_TO_ACT_POST_PROCESS = {
     Sigmoid: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
     Softmax: fake_quantize.default_fixed_qparams_range_0to1_fake_quant,
     Tanh: fake_quantize.default_fixed_qparams_range_neg1to1_fake_quant}
+
+
+class NonDynamicallyQuantizableLinear(Linear):
+    """torch's type of ``MultiheadAttention.out_proj``, whose weight the attention reads itself. gt's
+    out_proj is a plain ``Linear``: qconfig dicts and mappings look it up under this type, so that, as
+    in torch, ``{nn.Linear: ...}`` leaves it alone while a qconfig of its name or of the attention
+    reaches it."""
+
+
+def _type_key(parent, name, child):
+    """The type ``child`` (``parent``'s child ``name``) is looked up under in qconfig dicts and mappings."""
+    if isinstance(parent, MultiheadAttention) and name == "out_proj" and type(child) is Linear:
+        return NonDynamicallyQuantizableLinear
+    return type(child)
+
+
 # torch's static mapping has these too (they would receive quantized tensors); gt has no quantized form
 _NOT_IN_GT = (MultiheadAttention,)
 
@@ -89,14 +105,15 @@ def propagate_qconfig_(module, qconfig_dict=None, prepare_custom_config_dict=Non
     _propagate(module, qconfig_dict or {}, None, "")
 
 
-def _propagate(module, qconfig_dict, parent, prefix):
-    config = qconfig_dict.get(type(module), parent)
+def _propagate(module, qconfig_dict, parent, prefix, key=None):
+    config = qconfig_dict.get(type(module) if key is None else key, parent)
     config = qconfig_dict.get(prefix, config)
     config = getattr(module, "qconfig", config)
     _assert_valid_qconfig(config, module)
     module.qconfig = config
     for name, child in module.named_children():
-        _propagate(child, qconfig_dict, config, prefix + "." + name if prefix else name)
+        path = prefix + "." + name if prefix else name
+        _propagate(child, qconfig_dict, config, path, _type_key(module, name, child))
 
 
 def _assert_valid_qconfig(qconfig, module):
@@ -177,15 +194,16 @@ def prepare(model, inplace=False, allow_list=None, observer_non_leaf_module_list
     return model
 
 
-def _swap(mod, mapping, strict=True):
+def _swap(mod, mapping, strict=True, key=None):
+    key = type(mod) if key is None else key
     if getattr(mod, "qconfig", None) is None:
         return mod
-    if type(mod) not in mapping:
-        if strict and type(mod) in _NOT_IN_GT:
+    if key not in mapping:
+        if strict and key in _NOT_IN_GT:
             raise NotImplementedError(f"convert: gt has no statically quantized {type(mod).__name__} (torch's "
                                       "convert would replace it); give it qconfig None to keep it float")
         return mod
-    new = mapping[type(mod)].from_float(mod)
+    new = mapping[key].from_float(mod)
     for hook in mod._forward_pre_hooks.values():
         if hook is not _observer_forward_pre_hook:
             new.register_forward_pre_hook(hook)
@@ -200,7 +218,7 @@ def _convert(module, mapping, strict=True):
     for name, child in module.named_children():
         if not isinstance(child, _SWAPPED_WHOLE):
             _convert(child, mapping, strict)
-        swapped[name] = _swap(child, mapping, strict)
+        swapped[name] = _swap(child, mapping, strict, _type_key(module, name, child))
     for name, new in swapped.items():
         if new is not module._modules[name]:
             setattr(module, name, new)

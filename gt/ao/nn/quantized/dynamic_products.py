@@ -16,7 +16,8 @@ from gt.dtypes import round_float32
 from gt.ops import quantized_linear
 from gt.tensor import quantize_math
 from gt.tensor.quantize_math import choose_qparams
-from gt.tensor.quantize_functions import quantize_per_tensor
+from gt.tensor.quantize_functions import quantize_per_channel, quantize_per_tensor
+from gt.tensor.quantized import QuantizedTensor, per_channel_affine, per_channel_symmetric, per_tensor_affine
 
 # the quantized input's clamp: fbgemm's Quantize clamps to quint8's 255, though reduce_range maps the
 # input's [min, max] onto 7 bits, [0, 127]; rounding takes max to 128 where the zero point rounded up
@@ -37,6 +38,52 @@ def quantize_weight(weight):
     return quantize_per_tensor(w, scale, 0, dtypes.qint8)
 
 
+def weight_observer(mod):
+    """torch's dynamic ``from_float``: (the maker of ``mod``'s qconfig's weight observer, the dtype
+    it asks for); the maker None where the qconfig has none: ``default_dynamic_qconfig``'s, which
+    ``quantize_weight`` replays, qint8."""
+    if not hasattr(mod, "qconfig"):
+        raise AssertionError("Input float module must have qconfig defined")
+    make = None if mod.qconfig is None else mod.qconfig.weight
+    return make, dtypes.qint8 if make is None else make().dtype
+
+
+def observed_weight(weight, make):
+    """``weight`` as torch's dynamic layers keep it, observed by a new observer of ``make``
+    (``weight_observer``'s): float16 values (``half_weight``) for a float16 observer, else qint8
+    with the parameters the observer chooses (torch's ``_quantize_weight``), per tensor or per output
+    channel, scales rounded to float32 as fbgemm packs them. fbgemm's kernels take weight zero
+    points too; gt's product only 0."""
+    if make is None:
+        return quantize_weight(weight)
+    observer = make()
+    if observer.dtype == dtypes.float16:
+        return half_weight(weight)
+    with autograd.no_grad():
+        w = weight.detach().float()
+        observer(w)
+        scale, zero_point = observer.calculate_qparams()
+    if observer.qscheme in (per_channel_affine, per_channel_symmetric):
+        return packed_qint8(quantize_per_channel(w, scale.double(), zero_point.long(), observer.ch_axis, dtypes.qint8))
+    return packed_qint8(quantize_per_tensor(w, float(scale), int(zero_point), dtypes.qint8))
+
+
+def packed_qint8(q):
+    """The qint8 weight ``q`` as fbgemm packs it (its scales rounded to float32), where gt's product
+    takes it: zero points 0, per tensor or per output channel (axis 0); else NotImplementedError."""
+    if q.qscheme() == per_tensor_affine:
+        if q.q_zero_point() != 0:
+            raise NotImplementedError(f"dynamic quantization: gt's products take qint8 weights of zero point 0 (a "
+                                      f"symmetric observer's), got zero point {q.q_zero_point()}")
+        return QuantizedTensor._make(q._q_int, q.dtype, q.qscheme(), round_float32(q.q_scale()), 0)
+    if q.qscheme() != per_channel_affine or q.q_per_channel_axis() != 0 or \
+            bool((q.q_per_channel_zero_points() != 0).any()):
+        raise NotImplementedError(f"dynamic quantization: gt's products take qint8 weights quantized per tensor or per "
+                                  f"output channel (axis 0) with zero points 0, got {q.qscheme()!r}")
+    return QuantizedTensor._make(q._q_int, q.dtype, q.qscheme(), q.q_per_channel_scales().float().double(),
+                                 q.q_per_channel_zero_points(), 0)
+
+
 def half_weight(weight):
     """``weight`` as fbgemm's ``linear_prepack_fp16`` keeps it: float16 (saturated at its largest
     finite value, as fbgemm clips), handed back as float32."""
@@ -44,10 +91,11 @@ def half_weight(weight):
         return weight.detach().float().clamp(-_FP16_MAX, _FP16_MAX).half().float()
 
 
-def linear_dynamic(x, qweight, bias, tracked=False):
+def linear_dynamic(x, qweight, bias, tracked=True):
     """fbgemm's dynamically quantized product: ``x`` (..., in) float32, ``qweight`` (out, in) qint8
-    per tensor, ``bias`` (out,) float32 or None -> (..., out) float32. ``tracked``: the output
-    requires grad where ``x`` does (torch's recurrent layers; the Linear's output never does)."""
+    per tensor or per output channel (zero points 0), ``bias`` (out,) float32 or None -> (..., out)
+    float32. ``tracked`` (torch's layers): the output requires grad where ``x`` does, and backward
+    passes nothing back through it, with torch's warning."""
     with autograd.set_grad_enabled(tracked and autograd.is_grad_enabled()):
         x = x if tracked else x.detach()
         with autograd.no_grad():
@@ -56,11 +104,20 @@ def linear_dynamic(x, qweight, bias, tracked=False):
             with autograd.no_grad():
                 return _non_finite(x.detach(), qweight, bias)
         scale, zero_point = choose_qparams(low, high)
-        out_scale = round_float32(round_float32(scale) * qweight.q_scale())     # fbgemm's float scales
-        whole = qweight.q_scale() if x.placement.is_replicate() else None   # not cut over devices
+        out_scale = _out_scale(scale, qweight)
+        # the library's kernel (per tensor) where no device holds a part of the input
+        whole = qweight.q_scale() if x.placement.is_replicate() and qweight.qscheme() == per_tensor_affine else None
         op = quantized_linear.QuantizedLinearUntracked if tracked else quantized_linear.QuantizedLinear
         return op.apply(x, qweight._q_int, bias, quantize_math.inverse_scale(scale), zero_point, _X_MAX, out_scale,
                         whole)
+
+
+def _out_scale(scale, qweight):
+    """fbgemm's float32 product of the input's and the weight's scales (``ReQuantizeForFloat``): a
+    number per tensor, a float64 (out,) tensor of float32 values per output channel."""
+    if qweight.qscheme() == per_tensor_affine:
+        return round_float32(round_float32(scale) * qweight.q_scale())
+    return (qweight.q_per_channel_scales().float() * round_float32(scale)).double()
 
 
 def linear_dynamic_fp16(x, weight, bias):
@@ -77,7 +134,7 @@ def _non_finite(x, qweight, bias):
     the int32 products less ``zero_point * sum(weight row)`` wrapped, their sign times an
     infinite scale (inf, -inf, or NaN at 0): a finite input's path stays as it was."""
     scale, zero_point = choose_qparams(*quantize_math.fbgemm_min_max(x))
-    out_scale = round_float32(round_float32(scale) * qweight.q_scale())
+    out_scale = _out_scale(scale, qweight)
     inv = quantize_math.inverse_scale(scale)
     q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)
     weight = qweight._q_int

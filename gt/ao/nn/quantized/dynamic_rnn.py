@@ -17,6 +17,7 @@ import warnings
 
 from gt import dtypes
 from gt.ao.nn.quantized import dynamic_rnn_state as rs
+from gt.ao.nn.quantized.dynamic_products import weight_observer
 from gt.ao.nn.quantized.dynamic_rnn_cells import (check_float, check_weight_dtype, gru_cell, lstm_cell, pack,
                                                   product)
 from gt.nn import functional as F
@@ -93,18 +94,22 @@ class RNNBase(Module):
     def _directions(self):
         return 2 if self.bidirectional else 1
 
-    def _cell(self, ih, hh):
-        """A ``PackedParameter`` of float (weight, bias) pairs, packed as this layer's dtype wants."""
-        ih, hh = pack(*ih, self.dtype), pack(*hh, self.dtype)
+    def _cell(self, ih, hh, make=None):
+        """A ``PackedParameter`` of float (weight, bias) pairs, packed as this layer's dtype wants (qint8:
+        by observers of ``make``)."""
+        ih, hh = pack(*ih, self.dtype, make), pack(*hh, self.dtype, make)
         param = rs.CellParams(_KINDS[self.dtype], rs.LinearPackedParams(*ih), rs.LinearPackedParams(*hh))
         return PackedParameter(param, (tuple(ih[0].shape), tuple(hh[0].shape)), self.dtype)
 
     @classmethod
-    def from_float(cls, mod, use_precomputed_fake_quant=False, dtype=dtypes.qint8):
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The dynamically quantized form of the float ``nn.LSTM``/``nn.GRU`` ``mod``, its weights
-        quantized (or rounded to float16) now."""
+        quantized (or rounded to float16) now, as ``mod.qconfig``'s weight observer asks (torch's;
+        ``default_dynamic_qconfig``'s where the qconfig is None)."""
         if type(mod).__name__ not in ("LSTM", "GRU"):
             raise AssertionError("nn.quantized.dynamic.RNNBase.from_float only works for nn.LSTM and nn.GRU")
+        make, dtype = weight_observer(mod)
+        dtype = check_weight_dtype(dtype)
         if getattr(mod, "proj_size", 0):
             raise NotImplementedError("dynamic quantization of LSTM(proj_size>0): torch has none either")
         new = (LSTM if mod.mode == "LSTM" else GRU)(mod.input_size, mod.hidden_size, mod.num_layers, mod.bias,
@@ -116,7 +121,7 @@ class RNNBase(Module):
             for suffix in ("", "_reverse")[:new._directions]:
                 p = {name: getattr(mod, f"{name}_l{layer}{suffix}") for name in
                      ("weight_ih", "bias_ih", "weight_hh", "bias_hh")}
-                cells.append(new._cell((p["weight_ih"], p["bias_ih"]), (p["weight_hh"], p["bias_hh"])))
+                cells.append(new._cell((p["weight_ih"], p["bias_ih"]), (p["weight_hh"], p["bias_hh"]), make))
         new._all_weight_values = ModuleList(cells)
         return new
 

@@ -14,7 +14,8 @@ warning says so); the float gate math between them is recorded.
 
 from gt import dtypes
 from gt.ao.nn.quantized import dynamic_rnn_state as rs
-from gt.ao.nn.quantized.dynamic_products import half_weight, linear_dynamic, linear_dynamic_fp16, quantize_weight
+from gt.ao.nn.quantized.dynamic_products import (half_weight, linear_dynamic, linear_dynamic_fp16, observed_weight,
+                                                 weight_observer)
 from gt.nn.module import Module
 from gt.tensor import creation
 
@@ -29,10 +30,11 @@ def check_weight_dtype(dtype):
     return dtype
 
 
-def pack(weight, bias, dtype):
-    """A float layer's (weight, bias) as the dynamic layers hold it: the weight quantized (qint8, torch's
-    default dynamic observer) or rounded to float16, the bias a float32 copy."""
-    w = quantize_weight(weight) if dtype == dtypes.qint8 else half_weight(weight)
+def pack(weight, bias, dtype, make=None):
+    """A float layer's (weight, bias) as the dynamic layers hold it: the weight quantized to qint8 by an
+    observer of ``make`` (the qconfig's; None: torch's default dynamic one) or rounded to float16, the
+    bias a float32 copy."""
+    w = observed_weight(weight, make) if dtype == dtypes.qint8 else half_weight(weight)
     return w, None if bias is None else bias.detach().float().clone()
 
 
@@ -100,19 +102,21 @@ class RNNCellBase(Module):
         return rs.LinearPackedParams(*self._hh)
 
     @classmethod
-    def from_float(cls, mod, use_precomputed_fake_quant=False, dtype=dtypes.qint8):
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The dynamically quantized form of the float cell ``mod`` (``nn.RNNCell``/``LSTMCell``/``GRUCell``
-        of the same name), its weights quantized (or rounded to float16) now."""
+        of the same name), its weights quantized (or rounded to float16) now, as ``mod.qconfig``'s weight
+        observer asks (torch's; ``default_dynamic_qconfig``'s where the qconfig is None)."""
         if type(mod).__name__ != cls.__name__ or cls is RNNCellBase:
             raise AssertionError("nn.quantized.dynamic.RNNCellBase.from_float only works for nn.LSTMCell, "
                                  "nn.GRUCell and nn.RNNCell")
+        make, dtype = weight_observer(mod)
         dtype = check_weight_dtype(dtype)
         extra = {"nonlinearity": mod.nonlinearity} if cls is RNNCell else {}
         new = cls(mod.input_size, mod.hidden_size, bias=mod.bias, dtype=dtype, **extra)
         if not mod.bias:
             raise AssertionError("mod.bias must be True")
-        new._ih = pack(mod.weight_ih, mod.bias_ih, dtype)
-        new._hh = pack(mod.weight_hh, mod.bias_hh, dtype)
+        new._ih = pack(mod.weight_ih, mod.bias_ih, dtype, make)
+        new._hh = pack(mod.weight_hh, mod.bias_hh, dtype, make)
         return new
 
     def _weight_bias(self):

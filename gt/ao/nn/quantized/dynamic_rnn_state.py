@@ -15,8 +15,9 @@ gt's qint8 quantized tensors, or, for ``dtype=float16``, float32 arrays holding 
 import numpy as np
 
 from gt import dtypes
+from gt.ao.nn.quantized.dynamic_products import packed_qint8
 from gt.tensor import Tensor, creation
-from gt.tensor.quantized import as_quantized, per_tensor_affine
+from gt.tensor.quantized import as_quantized
 
 LINEAR_TYPE = "__torch__.torch.classes.quantized.LinearPackedParamsBase"
 CELL_TYPE = "__torch__.torch.classes.rnn.CellParamsBase"
@@ -78,9 +79,13 @@ def read_pair(packed, dtype, shape):
                          f"{type(packed).__name__}") from None
     weight = as_quantized(weight)
     quantized = getattr(weight, "is_quantized", False)
-    if dtype == dtypes.qint8 and not (quantized and weight.dtype == dtypes.qint8
-                                      and weight.qscheme() == per_tensor_affine):
-        raise ValueError(f"expected a qint8 weight quantized per tensor, got {getattr(weight, 'dtype', weight)!r}")
+    if dtype == dtypes.qint8:
+        if not (quantized and weight.dtype == dtypes.qint8):
+            raise ValueError(f"expected a qint8 quantized weight, got {getattr(weight, 'dtype', weight)!r}")
+        try:
+            weight = packed_qint8(weight)
+        except NotImplementedError as e:
+            raise ValueError(str(e)) from None
     if dtype != dtypes.qint8:
         if quantized:
             raise ValueError(f"expected the float weight of a float16 layer, got {weight.dtype!r}")
