@@ -195,27 +195,36 @@ def test_unsupported_dtypes_and_qconfigs_raise_torch_s_errors():
         GQ.quantize_dynamic(_model(gt), {gt.nn.Linear: qconfig})
 
 
-@pytest.mark.first_pass
 @pytest.mark.parametrize("dtype", ["qint8", "float16"])
 def test_linear_output_requires_grad_and_backward_warns_as_torch_s(dtype):
     # torch's quantized::linear_dynamic(_fp16) has no autograd kernel: its output requires grad where
-    # the input does, and backward warns and passes nothing back (gt's carried no gradient)
+    # the input does, and backward warns and passes nothing back (gt's carried no gradient); its float16
+    # form adds the bias (a parameter) apart, so the bias gets its gradient and the output requires grad
     tm, gm = _pair()
+    half = dtype == "float16"
+    x = np.random.default_rng(4).standard_normal((5, 6)).astype(np.float32)
+    up = np.random.default_rng(5).standard_normal((5, 5)).astype(np.float32)
+    grads = []
     for lib, m in ((torch, tm), (gt, gm)):
         q = lib.ao.quantization.quantize_dynamic(m, {lib.nn.Linear}, dtype=getattr(lib, dtype))[0]
-        x = lib.ones(2, 6, requires_grad=True)
-        y = q(x)
-        assert y.requires_grad
-        with pytest.warns(UserWarning, match=f"quantized::linear_dynamic{'_fp16' if dtype == 'float16' else ''}: an "
+        xs = lib.tensor(x, requires_grad=True)
+        y = q(xs)
+        assert y.requires_grad and q(lib.tensor(x)).requires_grad == half
+        with pytest.warns(UserWarning, match=f"quantized::linear_dynamic{'_fp16' if half else ''}: an "
                                              "autograd kernel was not registered"):
-            y.sum().backward()
-        assert x.grad is None
+            y.backward(lib.tensor(up))
+        assert xs.grad is None
+        grads.append(q.bias().grad)
         with lib.no_grad():
-            assert not q(x).requires_grad
-        with pytest.raises(RuntimeError, match="Expected input.dim" if dtype == "float16" else "dimension of input"):
+            assert not q(xs).requires_grad
+        with pytest.raises(RuntimeError, match="Expected input.dim" if half else "dimension of input"):
             q(lib.ones(6))
         with pytest.raises(RuntimeError, match="expected scalar type Float but found Double"):
             q(lib.ones(2, 6, dtype=lib.float64))
+    if half:
+        np.testing.assert_allclose(grads[1].numpy(), grads[0].numpy(), rtol=1e-6, atol=1e-6)
+    else:
+        assert grads == [None, None]
 
 
 @pytest.mark.first_pass

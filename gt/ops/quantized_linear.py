@@ -2,6 +2,7 @@
 ``quantized::linear_dynamic`` has none, so it lives apart from the differentiable ops of linalg.py
 (each of which the gradient suite covers)."""
 
+import math
 import warnings
 
 from gt.autograd import Function
@@ -48,11 +49,15 @@ class QuantizedLinearUntracked(QuantizedLinear):
 class HalfLinearUntracked(Function):
     """fbgemm's float16-weight product (``quantized::linear_dynamic_fp16``): ``x`` (..., in) float32
     times ``weight`` (out, in), float32 holding float16 values, plus ``bias``, summed in float32;
-    recorded as ``QuantizedLinearUntracked``."""
+    recorded as torch records it: nothing passes back to ``x`` (torch's warning), while ``bias``,
+    which torch adds apart from its product, gets the sum of the gradient's rows."""
 
     def forward(self, x, weight, bias):
         return B.linear(x, weight, bias)
 
     def backward(self, g):
-        warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic_fp16"))
-        return None, None, None
+        if self.needs_input_grad[0]:
+            warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic_fp16"))
+        if len(self.needs_input_grad) < 3 or not self.needs_input_grad[2]:
+            return None, None, None
+        return None, None, B.sum(B.reshape(g, (math.prod(g.shape[:-1]), g.shape[-1])), axis=0)

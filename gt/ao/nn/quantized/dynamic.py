@@ -47,7 +47,8 @@ class Linear(Module):
     tensor, or per output channel from ``per_channel_dynamic_qconfig``), or with ``dtype=gt.float16``
     the float32 weight holding float16 values (fbgemm's ``linear_dynamic_fp16``); ``bias()`` the
     float bias. As torch's, the output requires grad where the input does, and backward passes
-    nothing back through it (torch's warning: its op has no autograd kernel)."""
+    nothing back through it (torch's warning: its op has no autograd kernel); the float16 form's bias
+    requires grad as the float layer's did, and gets the sum of the output's gradient (torch's add)."""
 
     _version = 4                                 # torch's: the state dict of _packed_params (below)
     _inner_versions = {"_packed_params": 3}      # torch's LinearPackedParams, whose entries gt holds here
@@ -78,6 +79,8 @@ class Linear(Module):
         new._qweight = observed_weight(mod.weight, make)
         if mod.bias is not None:
             new._bias = mod.bias.detach().float().clone()
+            if dtype == dtypes.float16:     # torch's float16 form keeps the bias a parameter its add trains
+                new._bias.requires_grad_(mod.bias.requires_grad)
         return new
 
     def weight(self):
