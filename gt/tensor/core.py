@@ -8,7 +8,7 @@ This module holds the class and its attributes; its methods come from the mixins
 arithmetic.py (operators, elementwise math), reductions.py, shape.py (reshape, permute,
 indexing), sorting.py (``sort``, ``topk``, ``cumsum``, ``multinomial``), inplace.py (``add_``,
 ``+=``, item assignment), numpy_interop.py and extra_methods.py (``//``, ``%``, ``floor``,
-``norm``, ``repeat``, ``tril``, ``new_zeros``...), scatter_methods.py
+``norm``, ``repeat``, ``tril``...), new_tensor_methods.py (``new_zeros``...), scatter_methods.py
 (``scatter``, ``scatter_reduce``, ``index_add``, ``masked_scatter``...) and index_methods.py
 (``nonzero``, ``unique``, ``bincount``; ``gt.einsum``, ``gt.searchsorted``); grad_methods.py
 (``requires_grad_``, ``register_hook``); inplace_math.py (``exp_``, ``clamp_``, ``lt_``, ``normal_``..., and the
@@ -38,6 +38,8 @@ from gt.tensor._args import _alias
 from gt.tensor.arithmetic import ArithmeticMethods
 from gt.tensor.dispatch import redistribute
 from gt.tensor.extra_methods import ExtraMethods
+from gt.tensor import new_tensor_methods
+from gt.tensor.new_tensor_methods import NewTensorMethods
 from gt.tensor.inplace import InplaceMethods
 from gt.tensor.numpy_interop import NumpyMethods
 from gt.tensor.reductions import ReductionMethods
@@ -84,7 +86,7 @@ _next_id = 0
 
 
 class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, InplaceMethods, NumpyMethods,
-             ExtraMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
+             ExtraMethods, NewTensorMethods, MathMethods, ScatterMethods, IndexMethods, GradMethods, InplaceMathMethods,
              SpecialMethods, ConstructMethods, StatsMethods, FusedMethods, InfoMethods, LinalgMethods,
              DiagonalMethods, BitwiseMethods, RandomMethods, RemainingMethods, WriteMethods,
              DeviceMethods, CompatMethods, StridedMethods, object_methods.ObjectMethods):
@@ -413,7 +415,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, reductions, rules, shape_methods,
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
-                random_methods, remaining_methods, write_methods, device_methods, compat_methods, nested_operands):
+                random_methods, remaining_methods, write_methods, device_methods, compat_methods, nested_operands,
+                new_tensor_methods):
     _module.Tensor = Tensor
 wide_uints.guard_methods(Tensor)
 number_first.guard_tensor_arguments(Tensor)      # x.maximum(2): torch's TypeError

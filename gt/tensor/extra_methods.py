@@ -1,5 +1,6 @@
 """torch's tensor methods that gt makes from its own ops: ``//`` and ``%``, rounding, ``isnan``,
-``amax``, ``norm``, ``repeat``, ``tril``, ``flip``, ``new_zeros``, ``lerp``...
+``amax``, ``norm``, ``repeat``, ``tril``, ``flip``, ``lerp``... (``new_zeros`` and the other
+``new_*``: new_tensor_methods.py).
 Their values, dtypes and gradients are torch's (tests/test_extra_methods.py runs each beside
 torch); where torch has no gradient (``//``, the comparisons) none is recorded here either.
 
@@ -14,16 +15,16 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
-from gt.tensor._args import _fill, _pick, _varargs, narrow_bounds, narrow_check, norm_input
+from gt.tensor._args import _pick, _varargs, narrow_bounds, narrow_check, norm_input
 from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_pair, refuse_mixed
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
 from gt.tensor.shape import _named
-from gt.tensor.device_methods import accepts_device
 from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
                                   _refuse_integer_zero, refuse_bool_subtraction, where, ShapeError)
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, int_wrapped
+from gt.tensor.nested_operands import is_nested
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -42,7 +43,7 @@ class ExtraMethods:
     # ---- integer division and remainder ---------------------------------------------------------
     def __floordiv__(self, other):
         """``floor(self / other)`` (torch's ``floor_divide``; exact where ``(a / b).floor()`` is not)."""
-        if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
+        if type(other) is not Tensor and is_nested(other):
             return other.__rfloordiv__(self)        # gt.nested's (which refuses, as torch's)
         return floor_divide(self, other)
 
@@ -55,7 +56,7 @@ class ExtraMethods:
         """The remainder with the divisor's sign (Python's and torch's ``remainder``), as torch's
         kernel computes it (rounded_division.py); gradients 1 and ``-(self // other)``, as torch's."""
         other = _operand(other, "%")
-        if type(other) is not Tensor and isinstance(other, Tensor) and other.is_nested:
+        if type(other) is not Tensor and is_nested(other):
             return other._reflected("remainder", self)      # ``x % nt``: the nested tensor's op (gt.nested)
         refuse_complex_pair(self, other, "remainder_cpu")
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
@@ -362,7 +363,7 @@ class ExtraMethods:
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
         """Whether every element is within ``atol + rtol * |other|`` of ``other`` (a Python bool; nested: refused)."""
-        other = other.allclose(self) if getattr(other, "is_nested", False) else _operand(other, "allclose")
+        other = other.allclose(self) if is_nested(other) else _operand(other, "allclose")
         if other.dtype != self.dtype:       # (isclose promotes)
             raise RuntimeError(f"{dtypes.torch_type_name(self.dtype.name)} did not match "
                                f"{dtypes.torch_type_name(other.dtype.name)} (allclose takes one dtype, as torch's)")
@@ -377,35 +378,8 @@ class ExtraMethods:
 
     def equal(self, other):
         """Whether ``other`` has this shape and the same elements (a Python bool; nested: refused)."""
-        other = other.equal(self) if getattr(other, "is_nested", False) else _operand(other, "equal")
+        other = other.equal(self) if is_nested(other) else _operand(other, "equal")
         return isinstance(other, Tensor) and other.shape == self.shape and bool((self == other).all())
-
-    # ---- new tensors in this tensor's dtype ---------------------------------------------------
-    @accepts_device
-    def new_zeros(self, *sizes, size=None, dtype=None, requires_grad=False):
-        sizes = _sizes(sizes if size is None else (size,), "new_zeros")
-        return Tensor._wrap(B.zeros(sizes, dtype or self.dtype))._set_requires_grad(requires_grad)
-
-    @accepts_device
-    def new_ones(self, *sizes, size=None, dtype=None, requires_grad=False):
-        sizes = _sizes(sizes if size is None else (size,), "new_ones")
-        return Tensor._wrap(B.ones(sizes, dtype or self.dtype))._set_requires_grad(requires_grad)
-
-    @accepts_device
-    def new_empty(self, *sizes, size=None, dtype=None, requires_grad=False):
-        sizes = _sizes(sizes if size is None else (size,), "new_empty")
-        return Tensor._wrap(B.empty(sizes, dtype or self.dtype))._set_requires_grad(requires_grad)
-
-    @accepts_device
-    def new_full(self, size, fill_value, dtype=None, requires_grad=False):
-        dtype = dtypes.to_dtype(dtype or self.dtype)
-        value = checked_scalar(_fill(fill_value), dtype, "the fill value")
-        return Tensor._wrap(B.full(_sizes((size,), "new_full"), value, dtype))._set_requires_grad(requires_grad)
-
-    @accepts_device
-    def new_tensor(self, data, dtype=None, requires_grad=False):
-        data = data._data if isinstance(data, Tensor) else data       # a copy, off the tape, as torch's
-        return Tensor._wrap(B.asarray(data, dtype=dtype or self.dtype, copy=True))._set_requires_grad(requires_grad)
 
 
 def _all_dims(t):
