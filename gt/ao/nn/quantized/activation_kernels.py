@@ -45,18 +45,38 @@ def _levels(x, fma):
     return (q - float(zp)) * s
 
 
-def _requantized(x, activation, scale, zero_point, inv_in_double=True, fma=True):
+# the two tables of each (kernel and its constants, input dtype and parameters, output parameters) met,
+# as numpy arrays: a model calls each activation with the same parameters every time
+_TABLES = {}
+_TABLES_KEPT = 256
+
+
+def _tables(x, activation, scale, zero_point, key, inv_in_double, fma):
+    full = (key, x.dtype.name, round_float32(x.q_scale()), x.q_zero_point(), float(scale), int(zero_point),
+            inv_in_double, fma)
+    tables = _TABLES.get(full)
+    if tables is None:
+        low, high = dtypes.QUANTIZED_RANGES[x.dtype.name]
+        inv_scalar = round_float32(1.0 / round_float32(scale))
+        inv_vector = round_float32(1.0 / scale) if inv_in_double else inv_scalar
+        vector = (activation(_levels(x, fma), True) * inv_vector).round() + float(zero_point)
+        scalar = (activation(_levels(x, False), False) * inv_scalar + float(zero_point)).round()
+        # rolled so that an integer indexes its own level (a qint8 one's negative index wraps onto it)
+        tables = [t.clamp(float(low), float(high)).to(dtypes.QUANTIZED_INT[x.dtype]).roll(low).numpy()
+                  for t in (vector, scalar)]
+        if len(_TABLES) >= _TABLES_KEPT:
+            _TABLES.clear()
+        _TABLES[full] = tables
+    return [creation.tensor(t) for t in tables]
+
+
+def _requantized(x, activation, scale, zero_point, key, inv_in_double=True, fma=True):
     """``activation`` (float32 -> float32, given the path: ``activation(v, vector)``) of quint8 or
     qint8 ``x``, requantized to ``scale``/``zero_point`` in ``x``'s dtype: a table of the 256 levels'
-    outputs for each path, looked up by torch's vectorised head and its scalar tail. ``fma``: the
-    vectorised path dequantizes with an fma (all but sigmoid)."""
-    low, high = dtypes.QUANTIZED_RANGES[x.dtype.name]
-    inv_scalar = round_float32(1.0 / round_float32(scale))
-    inv_vector = round_float32(1.0 / scale) if inv_in_double else inv_scalar
-    vector = (activation(_levels(x, fma), True) * inv_vector).round() + float(zero_point)
-    scalar = (activation(_levels(x, False), False) * inv_scalar + float(zero_point)).round()
-    # rolled so that an integer indexes its own level (a qint8 one's negative index wraps onto it)
-    tables = [t.clamp(float(low), float(high)).to(dtypes.QUANTIZED_INT[x.dtype]).roll(low) for t in (vector, scalar)]
+    outputs for each path, looked up by torch's vectorised head and its scalar tail. ``key``: names the
+    activation and its constants (the tables are kept). ``fma``: the vectorised path dequantizes with an
+    fma (all but sigmoid)."""
+    tables = _tables(x, activation, scale, zero_point, key, inv_in_double, fma)
     flat = x._q_int.reshape(-1).long()
     head = flat.shape[0] // VECTOR * VECTOR
     q = functions.cat([tables[0][flat[:head]], tables[1][flat[head:]]]).reshape(tuple(x.shape))
@@ -104,7 +124,8 @@ def hardswish(x, scale, zero_point):
     """``quantized::hardswish``: ``x * min(max(x + 3, 0), 6) / 6`` requantized."""
     _check_8bit(x, "quantized::hardswish")
     with autograd.no_grad():
-        return _requantized(x, lambda v, vector: v * (v + 3.0).clamp(0.0, 6.0) / 6.0, scale, zero_point)
+        return _requantized(x, lambda v, vector: v * (v + 3.0).clamp(0.0, 6.0) / 6.0, scale, zero_point,
+                            ("hardswish",))
 
 
 def leaky_relu(x, negative_slope, scale, zero_point, inplace=False):
@@ -115,7 +136,8 @@ def leaky_relu(x, negative_slope, scale, zero_point, inplace=False):
         warnings.warn("inplace=True is not supported for quantized::leaky_relu yet", stacklevel=3)
     slope = round_float32(negative_slope)
     with autograd.no_grad():
-        return _requantized(x, lambda v, vector: v.where(v > 0.0, v * slope), scale, zero_point, inv_in_double=False)
+        return _requantized(x, lambda v, vector: v.where(v > 0.0, v * slope), scale, zero_point, ("leaky_relu", slope),
+                            inv_in_double=False)
 
 
 def _exp(v, vector):
@@ -130,7 +152,7 @@ def elu(x, scale, zero_point, alpha):
     alpha = round_float32(alpha)
     with autograd.no_grad():
         return _requantized(x, lambda v, vector: v.where(v > 0.0, v.double().expm1().float() * alpha), scale,
-                            zero_point, inv_in_double=False)
+                            zero_point, ("elu", alpha), inv_in_double=False)
 
 
 def _sigmoid(v, vector):
@@ -146,7 +168,7 @@ def sigmoid(x, scale=None, zero_point=None):
     if scale is None:
         scale, zero_point = _FIXED["sigmoid"][x.dtype.name]
     with autograd.no_grad():     # its vectorised path dequantizes as (q - zp) * s too
-        return _requantized(x, _sigmoid, scale, zero_point, fma=False)
+        return _requantized(x, _sigmoid, scale, zero_point, ("sigmoid",), fma=False)
 
 
 def tanh(x):
@@ -154,7 +176,7 @@ def tanh(x):
     for quint8, 0 for qint8)."""
     _check_8bit(x, "quantized::tanh")
     with autograd.no_grad():     # float64 tanh rounded: torch's SLEEF tanhf agreed on all levels of 3,000 scales
-        return _requantized(x, lambda v, vector: v.double().tanh().float(), *_FIXED["tanh"][x.dtype.name])
+        return _requantized(x, lambda v, vector: v.double().tanh().float(), *_FIXED["tanh"][x.dtype.name], ("tanh",))
 
 
 def hardsigmoid(x):
@@ -163,7 +185,7 @@ def hardsigmoid(x):
     _check_8bit(x, "quantized::hardsigmoid")
     with autograd.no_grad():
         return _requantized(x, lambda v, vector: (v + 3.0).clamp(0.0, 6.0) / 6.0,
-                            *_FIXED["hardsigmoid"][x.dtype.name])
+                            *_FIXED["hardsigmoid"][x.dtype.name], ("hardsigmoid",))
 
 
 # torch.sigmoid / tanh / hardsigmoid of a quint8 or qint8 tensor: these kernels with torch's fixed output parameters
