@@ -248,3 +248,31 @@ def test_float16_state_dict_loads_both_ways_and_switches_the_dtype_as_torch_s(tm
     assert repr(back) == repr(tq)
     with torch.no_grad():
         np.testing.assert_array_equal(back[0](torch.from_numpy(x)).numpy(), want)
+
+
+# torch warns once per layer op (aten::quantized_lstm) or cell op where a state asks for a gradient;
+# gt's products warn as linear_dynamic_fp16
+@pytest.mark.filterwarnings("ignore:.*an autograd kernel was not registered")
+def test_float16_recurrent_biases_get_torch_s_gradients():
+    # torch's float16 layers and cells add their biases apart from linear_dynamic_fp16: their outputs
+    # require grad for inputs that do not, and the biases get gradients through the gate math
+    def stack(lib):
+        lib.manual_seed(0)
+        return lib.nn.Sequential(lib.nn.LSTM(3, 2, bidirectional=True), lib.nn.GRU(3, 2), lib.nn.LSTMCell(3, 2),
+                                 lib.nn.GRUCell(3, 2), lib.nn.RNNCell(3, 2))
+    tm, gm = stack(torch), stack(gt)
+    gm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    x = np.random.default_rng(6).standard_normal((2, 3, 3)).astype(np.float32)
+    grads = []
+    for lib, m in ((torch, tm), (gt, gm)):
+        q = lib.ao.quantization.quantize_dynamic(m, dtype=lib.float16)
+        xs = lib.tensor(x)
+        outs = [q[0](xs)[0], q[1](xs)[0], q[2](xs[0])[0], q[3](xs[0]), q[4](xs[0])]
+        assert all(o.requires_grad for o in outs)
+        sum((o * o).sum() for o in outs).backward()
+        biases = [b for layer in q[:2] for _, b in sorted(layer.get_bias().items())]
+        biases += [c._packed_weight_ih.__getstate__()[0][1] if lib is gt else c._packed_weight_ih.unpack()[1]
+                   for c in q[2:]]
+        grads.append([b.grad.numpy() for b in biases])
+    for g, t in zip(grads[1], grads[0], strict=True):
+        np.testing.assert_allclose(g, t, rtol=1e-5, atol=1e-6)

@@ -33,9 +33,13 @@ def check_weight_dtype(dtype):
 def pack(weight, bias, dtype, make=None):
     """A float layer's (weight, bias) as the dynamic layers hold it: the weight quantized to qint8 by an
     observer of ``make`` (the qconfig's; None: torch's default dynamic one) or rounded to float16, the
-    bias a float32 copy."""
+    bias a float32 copy (float16: requiring grad as ``bias`` does)."""
     w = observed_weight(weight, make) if dtype == dtypes.qint8 else half_weight(weight)
-    return w, None if bias is None else bias.detach().float().clone()
+    if bias is None:
+        return w, None
+    b = bias.detach().float().clone()
+    # torch's float16 layers add the bias apart from their product: a parameter the gate math trains
+    return w, b.requires_grad_(bias.requires_grad) if dtype == dtypes.float16 else b
 
 
 def product(x, pair, dtype):
