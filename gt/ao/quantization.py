@@ -43,6 +43,8 @@ from gt.ao.observer import (MinMaxObserver, MovingAverageMinMaxObserver, MovingA
                             ObserverBase, PerChannelMinMaxObserver, PlaceholderObserver,
                             UniformQuantizationObserverBase)
 from gt.ao import quantize as _quantize
+from gt.ao.nn import intrinsic
+from gt.ao.nn.intrinsic.quantized import dynamic as intrinsic_dynamic
 from gt.ao.qconfig import float16_dynamic_qconfig, per_channel_dynamic_qconfig
 from gt.ao.qconfig import (DeQuantStub, QConfig, QuantStub, QuantWrapper, default_dynamic_qconfig,
                            default_float_qparams_observer, default_histogram_observer, default_observer,
@@ -134,4 +136,5 @@ _DEFAULT_SPECS = {dtypes.qint8: (default_dynamic_qconfig, (FloatLinear, *_RECURR
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {
     GRUCell: dynamic.GRUCell, FloatLinear: dynamic.Linear, _quantize.NonDynamicallyQuantizableLinear: dynamic.Linear,
     LSTM: dynamic.LSTM, GRU: dynamic.GRU, LSTMCell: dynamic.LSTMCell, RNNCell: dynamic.RNNCell,
-    EmbeddingBag: QuantizedEmbeddingBag, FloatEmbedding: QuantizedEmbedding}
+    EmbeddingBag: QuantizedEmbeddingBag, FloatEmbedding: QuantizedEmbedding,
+    intrinsic.LinearReLU: intrinsic_dynamic.LinearReLU}

@@ -1,8 +1,10 @@
 """torch.ao.nn.intrinsic.quantized: ``LinearReLU``, ``ConvReLU1d/2d/3d`` and ``BNReLU2d/3d``, the
 quantized Linear, convolutions and batch norms with the ReLU inside the requantization (outputs
-clamped below at the zero point), what ``convert`` makes of the float fused modules."""
+clamped below at the zero point), what ``convert`` makes of the float fused modules; ``dynamic.LinearReLU``
+(``quantize_dynamic``'s)."""
 
 from gt.ao.nn import intrinsic
+from gt.ao.nn.intrinsic.quantized import dynamic
 from gt.ao.nn.quantized import normalization, static
 
 
@@ -42,4 +44,4 @@ class BNReLU3d(normalization.BatchNorm3d):
     _FUSED_RELU, _FLOAT_FUSED = True, (intrinsic.BNReLU3d,)
 
 
-__all__ = ["BNReLU2d", "BNReLU3d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU"]
+__all__ = ["BNReLU2d", "BNReLU3d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU", "dynamic"]
