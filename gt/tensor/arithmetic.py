@@ -14,6 +14,8 @@ from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
 from gt.tensor.complex_checks import PLAIN_BOUNDS, check_clamp, is_mixed, refuse_mixed
 from gt.tensor.linalg_base import ShapeError
+from gt.tensor.bool_int_refusals import refuse_bool_subtraction
+from gt.tensor.nested_operands import is_nested
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
@@ -282,8 +284,8 @@ class ArithmeticMethods:
         if self.dtype.is_floating_point and not isinstance(low, Tensor) and not isinstance(high, Tensor):
             return ew.Clip.apply(self, low, high)     # the common case: numbers keep the tensor's dtype
         given = [b for b in (low, high) if b is not None]
-        if any(type(b) is not Tensor and getattr(b, "is_nested", False) for b in given):    # gt.nested's op
-            return (low if getattr(low, "is_nested", False) else high)._clip_of(self, low, high)
+        if any(type(b) is not Tensor and is_nested(b) for b in given):    # gt.nested's op
+            return (low if is_nested(low) else high)._clip_of(self, low, high)
         if any(isinstance(b, Tensor) and b.dtype != self.dtype for b in given) or \
                 (not self.dtype.is_floating_point and any(isinstance(b, float) for b in given)):
             # torch's dtype (int clamped to float: float32; a float64 0-d bound keeps float32), not numpy's
@@ -363,9 +365,8 @@ class ArithmeticMethods:
 def matmul(input, other):
     """Matrix product with numpy's rules: vectors, matrices, and batches of matrices (broadcast)."""
     a, b = _operand(input, "matmul"), _operand(other, "matmul")
-    if (type(a) is not Tensor and getattr(a, "is_nested", False)) or (type(b) is not Tensor and
-                                                                      getattr(b, "is_nested", False)):
-        return a.matmul(b) if getattr(a, "is_nested", False) else b.__rmatmul__(a)   # gt.nested's product
+    if (type(a) is not Tensor and is_nested(a)) or (type(b) is not Tensor and is_nested(b)):
+        return a.matmul(b) if is_nested(a) else b.__rmatmul__(a)   # gt.nested's product
     if type(a) is not Tensor and getattr(a, "_is_sparse_layout", False):     # a sparse tensor's own product
         return a.matmul(b)
     if getattr(b, "_is_sparse_layout", False):
@@ -398,7 +399,7 @@ def where(condition, input=_ALONE, other=_ALONE):
             raise TypeError("where: give both input and other, or neither (where(condition) is condition.nonzero(as_tuple=True))")
         return cond.nonzero(as_tuple=True)
     for x in (cond, a, b):      # gt.nested's form where one of them is a nested tensor
-        if type(x) is not Tensor and getattr(x, "is_nested", False):
+        if type(x) is not Tensor and is_nested(x):
             return x.__gt_function__(where, (cond, a, b), {})
     a, b = _operand(a, "where"), _operand(b, "where")
     if isinstance(a, Tensor) or isinstance(b, Tensor):
@@ -416,34 +417,3 @@ def where(condition, input=_ALONE, other=_ALONE):
         if isinstance(x, Tensor):
             shape = broadcast_shape("where", shape, x.shape)
     return ew.Where.apply(cond, a, b)
-
-
-def _refuse_integer_zero(a, b, op):
-    """torch raises for an integer division by zero, where numpy gives 0."""
-    if a.dtype.is_floating_point or (isinstance(b, Tensor) and b.dtype.is_floating_point) or isinstance(b, float):
-        return
-    if (bool((b == 0).any()) if isinstance(b, Tensor) else b == 0):
-        raise RuntimeError(f"ZeroDivisionError: integer {op} by zero (a divisor is 0, as torch refuses too); divide "
-                           "floating point values to get inf and NaN instead")
-
-
-def _refuse_bools(a, b, kernel):
-    """torch's NotImplementedError for two bool operands (numpy: int8) or an op in uint16/32/64 (no torch kernel)."""
-    refuse(kernel, a, b)
-    if a.dtype == dtypes.bool_ and (b.dtype == dtypes.bool_ if isinstance(b, Tensor) else isinstance(b, bool)):
-        raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool': convert the operands with .long() first")
-
-
-def _is_bool(x):
-    return type(x) is bool or getattr(x, "dtype", None) is dtypes.bool_
-
-
-def refuse_bool_subtraction(a, b):
-    """torch's RuntimeError for a subtraction with a bool tensor or Python bool (numpy's differ); None otherwise."""
-    if not (_is_bool(a) or _is_bool(b)):
-        return
-    if _is_bool(a) and _is_bool(b):
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or "
-                           "`logical_xor()` operator instead.")
-    raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to "
-                       "invert a mask, use the `~` or `logical_not()` operator instead.")

@@ -38,7 +38,7 @@ from gt.tensor._args import _alias
 from gt.tensor.arithmetic import ArithmeticMethods
 from gt.tensor.dispatch import redistribute
 from gt.tensor.extra_methods import ExtraMethods
-from gt.tensor import new_tensor_methods
+from gt.tensor import bool_int_refusals, new_tensor_methods
 from gt.tensor.new_tensor_methods import NewTensorMethods
 from gt.tensor.inplace import InplaceMethods
 from gt.tensor.numpy_interop import NumpyMethods
@@ -416,7 +416,7 @@ for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, red
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
                 random_methods, remaining_methods, write_methods, device_methods, compat_methods, nested_operands,
-                new_tensor_methods):
+                new_tensor_methods, bool_int_refusals):
     _module.Tensor = Tensor
 wide_uints.guard_methods(Tensor)
 number_first.guard_tensor_arguments(Tensor)      # x.maximum(2): torch's TypeError

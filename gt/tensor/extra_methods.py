@@ -21,8 +21,8 @@ from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
 from gt.tensor.shape import _named
-from gt.tensor.arithmetic import (_floating, _number_beside, _operand, _promote_ints, _refuse_bools,
-                                  _refuse_integer_zero, refuse_bool_subtraction, where, ShapeError)
+from gt.tensor.arithmetic import _floating, _number_beside, _operand, _promote_ints, where, ShapeError
+from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero, refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, int_wrapped
 from gt.tensor.nested_operands import is_nested
 

@@ -16,7 +16,7 @@ from gt.sharding import layout
 from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad, overlap_writes
 from gt.tensor._args import _fill, _scalar
-from gt.tensor.arithmetic import refuse_bool_subtraction
+from gt.tensor.bool_int_refusals import refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
 from gt.tensor.wide_uints import refuse, refuse_indexed_write
 from gt.tensor.index_order import torch_index, torch_order

@@ -17,7 +17,8 @@ from gt import dtypes
 from gt.autograd import function
 from gt.backend import B
 from gt.ops.exact_value import NoDerivative
-from gt.tensor.arithmetic import _number_beside, refuse_bool_subtraction
+from gt.tensor.arithmetic import _number_beside
+from gt.tensor.bool_int_refusals import refuse_bool_subtraction
 
 NUMBERS = (bool, int, float, complex)
 

@@ -7,7 +7,8 @@ from gt.backend import B
 from gt.ops import bitwise_kernels as bk
 from gt.ops import elementwise as ew
 from gt.ops.exact_value import NoDerivative
-from gt.tensor.arithmetic import _operand, _promote_ints, _refuse_bools, _refuse_integer_zero
+from gt.tensor.arithmetic import _operand, _promote_ints
+from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero
 from gt.tensor.complex_checks import refuse_complex_pair
 from gt.tensor.int_scalars import int_wrapped
 from gt.tensor.exact_values import local, needs_grad, with_grad
