@@ -188,11 +188,6 @@ def test_unsupported_dtypes_and_qconfigs_raise_torch_s_errors():
                 {getattr(lib.nn, k): getattr(lib.ao.quantization, v[1:]) for k, v in spec.items()}
             with pytest.raises(error, match=words):
                 lib.ao.quantization.quantize_dynamic(m, s, dtype=getattr(lib, dtype))
-    # torch computes an affine weight (zero point 127 here) with fbgemm's zero-point terms; gt refuses it
-    qconfig = GQ.QConfig(activation=GQ.default_dynamic_qconfig.activation, weight=GQ.MinMaxObserver.with_args(
-        dtype=gt.qint8))
-    with pytest.raises(NotImplementedError, match="zero point 0"):
-        GQ.quantize_dynamic(_model(gt), {gt.nn.Linear: qconfig})
 
 
 @pytest.mark.parametrize("dtype", ["qint8", "float16"])
@@ -298,3 +293,29 @@ def test_fused_linear_relu_becomes_torch_s_dynamic_linear_relu(dtype):
         np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
     else:
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("observer", ["MinMaxObserver", "PerChannelMinMaxObserver"])
+def test_affine_weight_observers_give_torch_s_outputs(observer):
+    # an affine weight observer's zero points (gt refused them): fbgemm subtracts them exactly
+    torch.manual_seed(8)
+    tm = torch.nn.Sequential(torch.nn.Linear(40, 7), torch.nn.LSTM(7, 3))
+    with torch.no_grad():
+        tm[0].weight.add_(0.05)          # lopsided weights: nonzero zero points
+    gm = gt.nn.Sequential(gt.nn.Linear(40, 7), gt.nn.LSTM(7, 3))
+    gm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    quantized = []
+    for lib, m in ((torch, tm), (gt, gm)):
+        aq = lib.ao.quantization
+        qconfig = aq.QConfig(activation=aq.default_dynamic_qconfig.activation,
+                             weight=getattr(aq, observer).with_args(dtype=lib.qint8))
+        quantized.append(aq.quantize_dynamic(m, {lib.nn.Linear: qconfig, lib.nn.LSTM: qconfig}))
+    tq, gq = quantized
+    w = gq[0].weight()
+    zero_points = [w.q_zero_point()] if w.qscheme() == gt.per_tensor_affine else w.q_per_channel_zero_points().tolist()
+    assert any(zero_points) and _repr(gq) == repr(tq).replace("torch.", "gt.")
+    x = (np.random.default_rng(8).standard_normal((2, 5, 40)) * 3).astype(np.float32)
+    with torch.no_grad():
+        want, want_lstm = tq[0](torch.from_numpy(x)).numpy(), tq(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_array_equal(gq[0](gt.tensor(x)).numpy().view(np.int32), want.view(np.int32))
+    np.testing.assert_allclose(gq(gt.tensor(x))[0].numpy(), want_lstm, rtol=1e-6, atol=3e-7)

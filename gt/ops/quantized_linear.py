@@ -5,6 +5,7 @@
 import math
 import warnings
 
+from gt import dtypes
 from gt.autograd import Function
 from gt.backend import B
 
@@ -12,8 +13,9 @@ from gt.backend import B
 class QuantizedLinear(Function):
     """A dynamically quantized Linear (gt/ao) as fbgemm computes it: ``x`` (..., in) float32 is
     quantized with ``inverse`` (1/scale as float32), ``zero_point`` and the largest integer
-    ``qmax``; its integers less the zero point times ``weight`` (out, in) int8, summed exactly,
-    times ``scale`` (the input's and the weight's scales' float32 product), plus ``bias`` (out,)
+    ``qmax``; its integers less the zero point times ``weight`` (out, in) int8 (or int16: integers
+    less their zero points), summed exactly, times ``scale`` (the input's and the weight's scales'
+    float32 product: a number, or an (out,) tensor per output channel), plus ``bias`` (out,)
     float32 or None -> float32 (..., out), rounded once (``B.quantized_linear``). The quantization
     parameters are the whole input's: a batch shard stays local (Linear's sharding rule).
     ``weight_scale`` (the weight's own scale), given where each device sees the whole input,
@@ -26,7 +28,9 @@ class QuantizedLinear(Function):
             if out is not None:
                 return out
         xc = B.quantize_centered(x, inverse, zero_point, qmax)
-        return B.quantized_linear(xc, weight, scale, bias, max(zero_point, qmax - zero_point))
+        # an int16 weight holds integers less nonzero zero points (up to 255: twice int8's bound)
+        wide = 1 if B.dtype_of(weight) == dtypes.int8 else 2
+        return B.quantized_linear(xc, weight, scale, bias, max(zero_point, qmax - zero_point) * wide)
 
     def backward(self, g):
         raise RuntimeError("a dynamically quantized Linear has no gradient (torch's neither)")

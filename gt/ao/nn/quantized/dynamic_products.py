@@ -52,8 +52,7 @@ def observed_weight(weight, make):
     """``weight`` as torch's dynamic layers keep it, observed by a new observer of ``make``
     (``weight_observer``'s): float16 values (``half_weight``) for a float16 observer, else qint8
     with the parameters the observer chooses (torch's ``_quantize_weight``), per tensor or per output
-    channel, scales rounded to float32 as fbgemm packs them. fbgemm's kernels take weight zero
-    points too; gt's product only 0."""
+    channel, scales rounded to float32 as fbgemm packs them."""
     if make is None:
         return quantize_weight(weight)
     observer = make()
@@ -70,18 +69,26 @@ def observed_weight(weight, make):
 
 def packed_qint8(q):
     """The qint8 weight ``q`` as fbgemm packs it (its scales rounded to float32), where gt's product
-    takes it: zero points 0, per tensor or per output channel (axis 0); else NotImplementedError."""
+    takes it: per tensor, or per output channel (axis 0); else NotImplementedError."""
     if q.qscheme() == per_tensor_affine:
-        if q.q_zero_point() != 0:
-            raise NotImplementedError(f"dynamic quantization: gt's products take qint8 weights of zero point 0 (a "
-                                      f"symmetric observer's), got zero point {q.q_zero_point()}")
-        return QuantizedTensor._make(q._q_int, q.dtype, q.qscheme(), round_float32(q.q_scale()), 0)
-    if q.qscheme() != per_channel_affine or q.q_per_channel_axis() != 0 or \
-            bool((q.q_per_channel_zero_points() != 0).any()):
+        return QuantizedTensor._make(q._q_int, q.dtype, q.qscheme(), round_float32(q.q_scale()), q.q_zero_point())
+    if q.qscheme() != per_channel_affine or q.q_per_channel_axis() != 0:
         raise NotImplementedError(f"dynamic quantization: gt's products take qint8 weights quantized per tensor or per "
-                                  f"output channel (axis 0) with zero points 0, got {q.qscheme()!r}")
+                                  f"output channel (axis 0), got {q.qscheme()!r}")
     return QuantizedTensor._make(q._q_int, q.dtype, q.qscheme(), q.q_per_channel_scales().float().double(),
                                  q.q_per_channel_zero_points(), 0)
+
+
+def _centered(qweight):
+    """The weight's integers less their zero points (fbgemm's row offsets, exact): the int8 ones held
+    where the zero points are 0 (a symmetric observer's), else int16 (of magnitude at most 255)."""
+    if qweight.qscheme() == per_tensor_affine:
+        zero_point = qweight.q_zero_point()
+        return qweight._q_int if zero_point == 0 else qweight._q_int.short() - zero_point
+    zero_points = qweight.q_per_channel_zero_points()
+    if not bool((zero_points != 0).any()):
+        return qweight._q_int
+    return qweight._q_int.short() - zero_points.short().reshape(-1, 1)
 
 
 def half_weight(weight):
@@ -93,7 +100,7 @@ def half_weight(weight):
 
 def linear_dynamic(x, qweight, bias, tracked=True):
     """fbgemm's dynamically quantized product: ``x`` (..., in) float32, ``qweight`` (out, in) qint8
-    per tensor or per output channel (zero points 0), ``bias`` (out,) float32 or None -> (..., out)
+    per tensor or per output channel, ``bias`` (out,) float32 or None -> (..., out)
     float32. ``tracked`` (torch's layers): the output requires grad where ``x`` does, and backward
     passes nothing back through it, with torch's warning."""
     with autograd.set_grad_enabled(tracked and autograd.is_grad_enabled()):
@@ -105,11 +112,12 @@ def linear_dynamic(x, qweight, bias, tracked=True):
                 return _non_finite(x.detach(), qweight, bias)
         scale, zero_point = choose_qparams(low, high)
         out_scale = _out_scale(scale, qweight)
-        # the library's kernel (per tensor) where no device holds a part of the input
-        whole = qweight.q_scale() if x.placement.is_replicate() and qweight.qscheme() == per_tensor_affine else None
+        weight = _centered(qweight)
+        # the library's kernel (per tensor, zero point 0) where no device holds a part of the input
+        whole = qweight.q_scale() if x.placement.is_replicate() and weight is qweight._q_int and \
+            qweight.qscheme() == per_tensor_affine else None
         op = quantized_linear.QuantizedLinearUntracked if tracked else quantized_linear.QuantizedLinear
-        return op.apply(x, qweight._q_int, bias, quantize_math.inverse_scale(scale), zero_point, _X_MAX, out_scale,
-                        whole)
+        return op.apply(x, weight, bias, quantize_math.inverse_scale(scale), zero_point, _X_MAX, out_scale, whole)
 
 
 def _out_scale(scale, qweight):
@@ -137,7 +145,7 @@ def _non_finite(x, qweight, bias):
     out_scale = _out_scale(scale, qweight)
     inv = quantize_math.inverse_scale(scale)
     q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)
-    weight = qweight._q_int
+    weight = _centered(qweight)
     if zero_point != -2 ** 31:     # the centered integers are exact in float32: gt's product as for finite ones
         return quantized_linear.QuantizedLinear.apply(q - zero_point, weight, bias, 1.0, zero_point, 255, out_scale)
     total = quantized_linear.QuantizedLinear.apply(q, weight, None, 1.0, 0, 255, 1.0)
