@@ -106,7 +106,7 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=dtypes.qint8, mapping=None,
     (default ``get_default_dynamic_quant_module_mappings()``) names becomes that class's
     ``from_float`` of it, its forward hooks kept; ``model`` itself is never replaced, and the
     qconfigs are removed afterwards. A qconfig's weight observer picks the weights: qint8 per tensor
-    or per output channel (``per_channel_dynamic_qconfig``; gt's products take zero points 0 only),
+    or per output channel (``per_channel_dynamic_qconfig``; affine observers' zero points too),
     or float16."""
     if qconfig_spec is None:
         if dtype not in _DEFAULT_SPECS:
