@@ -214,10 +214,12 @@ def test_multi_head_attention_kernel_matches_composed(causal, monkeypatch):
 
 @cpu_attention
 @pytest.mark.parametrize("causal", [False, True])
-def test_packed_self_attention_kernel_writes_the_packed_gradient(causal, monkeypatch):
+def test_packed_self_attention_kernel_answers_the_packed_gradient(causal, monkeypatch):
     """Self-attention over enough rows takes q, k and v from one packed product; the kernel's
-    backward then answers the packed (B, L, 3D) gradient itself (``packed=True``), which must be
-    the composed op's three gradients side by side."""
+    backward then answers that product's gradient itself (``packed=True``): one (B, L, 3D) array
+    (the numpy engine writes it in place) or, where the caller allows it (``split_ok``) and the
+    engine would have to copy, the three head gradients apart (torch on the CPU). The weights'
+    and the input's gradients from either must be the composed op's."""
     gt.manual_seed(0)
     attn = nn.MultiHeadAttention(16, 4, causal=causal)
     x, up = randn(4, 32, 16, seed=1), randn(4, 32, 16, seed=2)      # 128 rows = PACK_ROWS x D: packed
@@ -233,12 +235,14 @@ def test_packed_self_attention_kernel_writes_the_packed_gradient(causal, monkeyp
 
     def spy(*args, **kwargs):
         out = real(*args, **kwargs)
-        shapes.append((kwargs.get("packed", False), tuple(out.shape) if kwargs.get("packed") else None))
+        shape = [tuple(a.shape) for a in out] if type(out) is tuple else tuple(out.shape)
+        shapes.append((kwargs.get("packed", False), kwargs.get("split_ok", False), shape))
         return out
 
     monkeypatch.setattr(B, "attention_fused_backward", spy)
     fused = run()
-    assert shapes == [(True, (4, 32, 48))]
+    apart = B.name == "torch"
+    assert shapes == [(True, True, [(4, 4, 32, 4)] * 3 if apart else (4, 32, 48))]
     monkeypatch.setattr(B, "attention_fused", lambda *args, **kwargs: None)
     composed = run()
     assert len(shapes) == 1                       # the composed path never asks the kernel

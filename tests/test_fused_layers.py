@@ -54,11 +54,12 @@ def _mha_pair(causal, seed=0):
 
 
 def _packed(mha, x, **kw):
-    """Whether ``mha(x)`` took the packed path (its tape holds the weights' concatenation)."""
+    """Whether ``mha(x)`` took the packed path (its tape holds the projection-and-attention op, or
+    under autocast the weights' concatenation)."""
     out = mha(x, **kw)
     ops = [e["op"] for e in gt.debug.get_tape()]
     out.sum().backward()     # clears the tape
-    return "Cat" in ops
+    return "PackedSelfAttention" in ops or "Cat" in ops
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -102,6 +103,104 @@ def test_a_projection_that_computes_something_else_is_not_packed():
     # values doubled: the output projection's input doubles, so out - bias doubles
     got = mha(x).numpy() - mha.out_proj.bias.numpy()
     np.testing.assert_allclose(got, 2 * (plain - mha.out_proj.bias.numpy()), rtol=1e-5, atol=1e-6)
+
+
+def _self_attention_inputs(dtype, bias, seed=20):
+    """x (3, 8, 16) and the q, k, v weights (16, 16) and biases (16,) (None without ``bias``)."""
+    arrays = [_rand(3, 8, 16, seed=seed)] + [0.3 * _rand(16, 16, seed=seed + i) for i in (1, 2, 3)]
+    arrays += [0.1 * _rand(16, seed=seed + i) if bias else None for i in (4, 5, 6)]
+    return [None if a is None else a.astype(dtype) for a in arrays]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("causal, bias, mask", [(False, True, False), (True, True, False), (True, False, False),
+                                                (False, True, True)])
+def test_projection_and_attention_in_one_op_match_torch(dtype, causal, bias, mask):
+    """``PackedSelfAttention`` (MultiHeadAttention's training path) against torch autograd on
+    F.linear of the stacked weights and F.scaled_dot_product_attention: the output and the
+    gradients of x, the three weights and biases, and of a float mask (the composed path)."""
+    import torch
+    import torch.nn.functional as TF
+
+    from gt.ops.self_attention import PackedSelfAttention
+
+    arrays = _self_attention_inputs(dtype, bias)
+    m_np = 0.5 * _rand(3, 1, 8, 8, seed=27).astype(dtype) if mask else None
+    up = _rand(3, 8, 16, seed=28).astype(dtype)
+    ours = [None if a is None else gt.tensor(a, requires_grad=True) for a in arrays + [m_np]]
+    out = PackedSelfAttention.apply(*ours, num_heads=4, scale=0.5, causal=0 if causal else None)
+    out.backward(gt.tensor(up))
+    ts = [None if a is None else torch.tensor(a, requires_grad=True) for a in arrays + [m_np]]
+    x, wq, wk, wv, bq, bk, bv, m = ts
+    qkv = TF.linear(x, torch.cat([wq, wk, wv]), None if bq is None else torch.cat([bq, bk, bv]))
+    q, k, v = (t.reshape(3, 8, 4, 4).transpose(1, 2) for t in qkv.split(16, -1))
+    ref = TF.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal, scale=0.5)
+    ref = ref.transpose(1, 2).reshape(3, 8, 16)
+    ref.backward(torch.tensor(up))
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), **tol)
+    for name, a, t in zip(("x", "wq", "wk", "wv", "bq", "bk", "bv", "mask"), ours, ts):
+        if a is not None:
+            np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), err_msg=name, **tol)
+
+
+@pytest.mark.parametrize("needs", ["all", "x", "weights"])
+def test_projection_and_attention_in_one_op_match_the_two_ops_it_replaces(needs):
+    """The same values as ``Linear`` of the stacked weights then ``Attention(packed=True)``: to
+    the bit where the gradient stays packed (the numpy engine), to float rounding where its
+    products are split (the torch engine); only the gradients asked for are made."""
+    from gt.backend import B
+    from gt.ops import attention, linalg
+    from gt.ops.self_attention import PackedSelfAttention
+
+    arrays, up = _self_attention_inputs("float32", True), gt.tensor(_rand(3, 8, 16, seed=29))
+    results = []
+    for fused in (True, False):
+        ts = [gt.tensor(a, requires_grad=needs == "all" or (i == 0) == (needs == "x")) for i, a in enumerate(arrays)]
+        if fused:
+            out = PackedSelfAttention.apply(*ts, None, num_heads=4, scale=0.5, causal=0)
+        else:
+            qkv = linalg.Linear.apply(ts[0], gt.cat(ts[1:4]), gt.cat(ts[4:7]))
+            out = attention.Attention.apply(qkv, None, None, None, num_heads=4, scale=0.5, causal=0, packed=True)
+        out.backward(up)
+        results.append([out.numpy()] + [None if t.grad is None else t.grad.numpy() for t in ts])
+    for i, (a, r) in enumerate(zip(*results)):
+        assert (a is None) == (r is None) == (i > 0 and not ts[i - 1].requires_grad)
+        if a is None:
+            continue
+        if B.name == "torch" and i > 0:   # (the keys' bias has a zero gradient: rounding noise of 1e-7)
+            np.testing.assert_allclose(a, r, rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_projection_and_attention_in_one_op_second_derivatives_match_torch(causal):
+    """``create_graph``: the gradients of x and a weight differentiated again, against torch
+    autograd on the composed attention (torch's flash kernel has no second derivative)."""
+    import torch
+    import torch.nn.functional as TF
+
+    from gt.ops.self_attention import PackedSelfAttention
+
+    arrays = [a[:2, :6, :8] if i == 0 else a[:8, :8] if i < 4 else a[:8]
+              for i, a in enumerate(_self_attention_inputs("float64", True))]
+    ours = [gt.tensor(a, requires_grad=True) for a in arrays]
+    out = PackedSelfAttention.apply(*ours, None, num_heads=2, scale=0.5, causal=0 if causal else None)
+    gx, gw = gt.autograd.grad((out ** 2).sum(), [ours[0], ours[1]], create_graph=True)
+    (gx.sum() + (gw ** 2).sum()).backward()
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    qkv = TF.linear(ts[0], torch.cat(ts[1:4]), torch.cat(ts[4:7]))
+    q, k, v = (t.reshape(2, 6, 2, 4).transpose(1, 2) for t in qkv.split(8, -1))
+    scores = q @ k.transpose(-1, -2) * 0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1), float("-inf"))
+    ref = (scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 6, 8)
+    tx, tw = torch.autograd.grad((ref ** 2).sum(), [ts[0], ts[1]], create_graph=True)
+    (tx.sum() + (tw ** 2).sum()).backward()
+    np.testing.assert_allclose(gx.detach().numpy(), tx.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for name, a, t in zip(("x", "wq", "wk", "wv", "bq", "bk", "bv"), ours, ts):
+        np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-11, err_msg=name)
 
 
 @pytest.mark.own_mesh

@@ -290,7 +290,7 @@ def test_recycle_spare_parks_only_shapes_asked_for():
 
 @cpu_pool
 def test_recycled_input_gradients_give_the_same_gradients_as_fresh_ones():
-    """Input gradients of Linear layers and the packed q/k/v gradient of attention go into parked
+    """Input gradients of Linear layers (and of the self-attention's projection) go into parked
     buffers that held other numbers, and come back to the pool once read: three backward passes
     of a transformer block give the gradients, bit for bit, of a run that parks nothing."""
     def grads(park):
@@ -305,7 +305,10 @@ def test_recycled_input_gradients_give_the_same_gradients_as_fresh_ones():
             block.zero_grad()
             x.grad = None
             if park and B.name == "torch" and get_mesh().size == 1:
-                assert B._pool.get(((8, 32, 96), B.native_dtype(gt.float32)))   # the packed gradient's buffer
+                # the feed-forward's hidden gradient's buffer (the q/k/v gradient is not packed on
+                # this engine: its three parts go to the products apart, gt/ops/self_attention.py)
+                assert B._pool.get(((8, 32, 64), B.native_dtype(gt.float32)))
+                assert not B._pool.get(((8, 32, 96), B.native_dtype(gt.float32)))
         return out
 
     fresh = grads(False) if B.name != "torch" else None

@@ -223,10 +223,10 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         the engine has none (the op then composes it)."""
         return None
 
-    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False):
-        """``(grad q, grad k, grad v)`` of ``attention_fused``. ``packed``: q, k and v are the
-        (B, H, L, E) views of one (B, L, 3, H, E) array (self-attention from one packed
-        product), and the answer is that array's gradient instead, one (B, L, 3 * H * E) array."""
+    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False, split_ok=False):
+        """``(grad q, grad k, grad v)`` of ``attention_fused``. ``packed``: q, k and v are (B, H, L, E) views of
+        one (B, L, 3, H, E) array (self-attention from one packed product), and the answer is that array's
+        gradient, one (B, L, 3 * H * E) array; or, with ``split_ok``, the three apart where packing is a copy."""
         raise NotImplementedError(f"the {self.name} engine has no fused attention")
 
     def encoder_layer_fused(self, x, num_heads, qkv_weights, qkv_biases, out_weight, out_bias, ln1_weight,

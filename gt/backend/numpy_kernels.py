@@ -290,8 +290,8 @@ class NumpyKernels:
         self._over_batch(part, q.shape[0], w.size)
         return out, w
 
-    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False):
-        w = state
+    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False, split_ok=False):
+        w = state      # packed: written in place, whatever split_ok says (no copy to save)
         if packed:
             # the three gradients are written where the packed input has q, k and v: no stacking
             b, h, n, e = q.shape

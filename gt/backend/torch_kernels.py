@@ -176,7 +176,7 @@ class TorchKernels:
             q, k, v, 0.0, causal, attn_mask=None, scale=scale)
         return out, (out, logsumexp)
 
-    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False):
+    def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False, split_ok=False):
         out, saved = state
         if type(saved) is tuple:       # the op's own autograd graph (_attention_by_autograd)
             grads = _attention_grads(out, saved, grad)
@@ -184,7 +184,9 @@ class TorchKernels:
             grad, q, k, v = _unit_last_stride(grad, q, k, v)
             grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
                 grad, q, k, v, out, saved, 0.0, causal, attn_mask=None, scale=scale)
-        if not packed:
+        if not packed or (split_ok and self.device == "cpu" and q.is_cpu):
+            # apart: stacking them (0.58 ms a layer of benchmarks/small_decoder.py) costs more than
+            # the three narrower products of the caller take over one (gt/ops/self_attention.py)
             return grads
         b, h, n, e = q.shape
         heads = [g.transpose(1, 2) for g in grads]

@@ -86,7 +86,7 @@ def attention_forward(ctx, qh, kh, vh, mask, scale, causal):
 
 def attention_backward(ctx, gh, needs):
     """Gradients of q, k, v (split heads) and of a float mask, for the output's gradient ``gh``."""
-    qh, kh, vh, w = ctx.saved
+    qh, kh, vh, w = ctx.saved[:4]      # an op may save more after these (self_attention.py)
     nq, nk, nv, nm = needs
     if ctx.kernel is not None:
         gq, gk, gv = B.attention_fused_backward(gh, qh, kh, vh, ctx.kernel, ctx.scale, ctx.causal)

@@ -13,6 +13,7 @@ from gt.ops import activations as act
 from gt.ops import attention as attn
 from gt.ops import quantized_linear
 from gt.ops import padding
+from gt.ops import self_attention as self_attn
 from gt.ops import shape as sh
 from gt.sharding.placement import Shard
 from gt.tensor import rules
@@ -34,6 +35,24 @@ def attention(cls, args, kwargs):
     targets = [(Shard(0), sizes) if _is_tensor(t) else None for t in args[:3]]
     for m in args[3:]:
         full = _is_tensor(m) and m.ndim == 4 and m.shape[0] == lead.shape[0]
+        targets.append((Shard(0), sizes) if full else REP if _is_tensor(m) else None)
+    return Plan(targets, Shard(0))
+
+
+def self_attention(cls, args, kwargs):
+    """Self-attention with its q, k and v projection (x (B, L, D), six replicated weights and
+    biases, a mask): a batch shard of x stays local, as ``attention``'s; the weights' gradients
+    come out partial."""
+    x, params, masks = args[0], args[1:7], args[7:]
+    if _shard_axis(x) != 0 or x.placement.is_partial() or any(
+            _is_tensor(t) and not t.placement.is_replicate() for t in params):
+        return None
+    if any(_is_tensor(m) and m.placement.is_partial() for m in masks):
+        return None
+    sizes = _sizes(x)
+    targets = [(Shard(0), sizes)] + [REP if _is_tensor(t) else None for t in params]
+    for m in masks:
+        full = _is_tensor(m) and m.ndim == 4 and m.shape[0] == x.shape[0]
         targets.append((Shard(0), sizes) if full else REP if _is_tensor(m) else None)
     return Plan(targets, Shard(0))
 
@@ -73,7 +92,8 @@ def pad(cls, args, kwargs):
     return rules.elementwise(cls, args, kwargs, skip=tuple(dim for dim, _, _ in kwargs["pads"]))
 
 
-rules.RULES.update({attn.Attention: attention, attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding,
+rules.RULES.update({attn.Attention: attention, self_attn.PackedSelfAttention: self_attention,
+                    attn.ScaledDotProductAttention: sdpa, sh.Embedding: embedding,
                     act.SoftmaxCrossEntropy: rows, padding.Pad: pad,
                     quantized_linear.QuantizedLinear: rules.linear,
                     quantized_linear.QuantizedLinearUntracked: rules.linear,

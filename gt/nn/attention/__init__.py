@@ -3,7 +3,7 @@ over another sequence, and step-by-step decoding with a ``KVCache``."""
 
 import math
 
-from gt import dtypes
+from gt import amp, dtypes
 from gt.backend import B
 from gt.nn import functional as F
 from gt.nn.hooks import has_hooks
@@ -11,6 +11,7 @@ from gt.nn.kv_cache import KVCache
 from gt.nn.linear import Linear
 from gt.nn.module import Module
 from gt.ops import attention, linalg
+from gt.ops.self_attention import PackedSelfAttention
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor, arange, cat, where
 
@@ -75,7 +76,11 @@ class MultiHeadAttention(Module):
                                  "a context has no order to mask (use a module with causal=False)")
         H, hd = self.num_heads, self.head_dim
         fused = not need_weights and (self.dropout == 0 or not self.training)
-        packed = self._packed_weights(Bsz * L) if fused and context is None and cache is None else None
+        projs = self._packed_projections(Bsz * L) if fused and context is None and cache is None else None
+        if (projs is not None and x.dtype.is_floating_point and x.dtype == projs[0].weight.dtype
+                and not amp.is_autocast_enabled()):
+            return self.out_proj(self._projected_attention(x, projs, attn_mask, key_padding_mask))
+        packed = self._packed_weights(projs)
         if packed is not None:
             # One product for q, k and v, (B, L, 3D), from the three weights stacked: one gemm
             # three times as wide beats three (3136 x 128 rows into 384: 1.21 against 1.39 ms on
@@ -111,19 +116,34 @@ class MultiHeadAttention(Module):
         out = self.out_proj(out)
         return (out, weights) if need_weights else out
 
+    def _projected_attention(self, x, projs, attn_mask, key_padding_mask):
+        """Self-attention of x (B, L, D) before the output projection, with the q, k and v
+        projections in the same op, whose backward reads the three gradients before (or instead
+        of) packing them (gt/ops/self_attention.py)."""
+        Bsz, L, _ = x.shape
+        offset = 0 if self.causal else None
+        mask = self._mask(attn_mask, key_padding_mask, (Bsz, self.num_heads, L, L), offset, x.dtype)
+        params = [p.weight for p in projs] + [p.bias for p in projs]
+        return PackedSelfAttention.apply(x, *params, mask, num_heads=self.num_heads,
+                                         scale=1.0 / math.sqrt(self.head_dim), causal=offset)
+
     PACK_ROWS = 8   # rows per embed_dim from which q, k and v come from one packed product
 
-    def _packed_weights(self, rows):
-        """The q, k and v projections' weights stacked (3D, D) and biases (3D,) or None, when q, k
-        and v may come from one packed product; else None. They may when the three are plain
-        ``Linear`` layers (not a subclass that changes what they compute) alike in bias and
-        dtype, and ``rows`` (batch x length) is at least ``PACK_ROWS`` x D. Packing copies the three
-        (D, D) weights each call, and their gradients back out of the packed one: it pays only
-        where the products are many times larger (the seed step of benchmarks/bench_train.py, 8
-        rows of D 256, took 25.2-25.7 ms unpacked and 26.5-28.3 ms packed; the small decoder's
-        3136 rows of D 128 gain)."""
-        projs = self._plain_projections()
-        if rows < self.PACK_ROWS * self.embed_dim or projs is None:
+    def _packed_projections(self, rows):
+        """``(q_proj, k_proj, v_proj)`` when q, k and v may come from one packed product; else
+        None. They may when the three are plain ``Linear`` layers (``_plain_projections``) and
+        ``rows`` (batch x length) is at least ``PACK_ROWS`` x D. Packing copies the three (D, D)
+        weights each call, and their gradients back out of the packed one: it pays only where
+        the products are many times larger (the seed step of benchmarks/bench_train.py, 8 rows
+        of D 256, took 25.2-25.7 ms unpacked and 26.5-28.3 ms packed; the small decoder's 3136
+        rows of D 128 gain)."""
+        return None if rows < self.PACK_ROWS * self.embed_dim else self._plain_projections()
+
+    @staticmethod
+    def _packed_weights(projs):
+        """The projections' weights stacked (3D, D) and biases (3D,) or None, for one packed
+        product (autocast, or an input that is not real floating point); None without ``projs``."""
+        if projs is None:
             return None
         weight = cat([p.weight for p in projs], axis=0)
         bias = None if projs[0].bias is None else cat([p.bias for p in projs], axis=0)
