@@ -41,7 +41,7 @@ from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matr
                                      _info_error)
 from gt.ops.linalg_factor_ops import CholeskyEx
 from gt.tensor.complex_functions import linalg_eig as eig, linalg_eigvals as eigvals
-from gt.tensor.complex_checks import refuse_mixed
+from gt.tensor.product_dtypes import autocast_casts, check_multi_dot
 from gt.autograd import function, no_grad
 
 # torch.return_types.linalg_lstsq
@@ -175,6 +175,7 @@ def multi_dot(tensors):
         if t.ndim not in allowed:
             raise ValueError(f"multi_dot(): tensor {i} must be {' or '.join(f'{d}D' for d in allowed)} but got "
                              f"{t.ndim}D")
+    check_multi_dot(tensors)
     out = tensors[0]
     for t in tensors[1:]:
         out = out @ t
@@ -183,14 +184,15 @@ def multi_dot(tensors):
 
 def vecdot(x, y, *, dim=-1):
     """The dot products of ``x`` and ``y`` (broadcast) along ``dim``: ``(x.conj() * y).sum(dim)`` (torch's:
-    a complex ``x`` is conjugated), shape the broadcast shape without ``dim``. A real and a complex
-    tensor raise RuntimeError, as torch's (cast the real one with ``.to()``)."""
-    for t in (x, y):
-        if not t.dtype.differentiable:
-            raise RuntimeError("linalg.vecdot: Expected a floating point or complex tensor as input. Got "
-                               f"{dtypes.torch_type_name(t.dtype.name)}")
-    refuse_mixed(x, y, "linalg.vecdot", message="linalg.vecdot: Expected x and y to have the same dtype, but "
-                 "found x of type {} and y of type {} instead")
+    a complex ``x`` is conjugated), shape the broadcast shape without ``dim``. Tensors of two dtypes
+    raise RuntimeError, as torch's (cast one with ``.to()``), but under autocast."""
+    if not x.dtype.differentiable:      # (y's dtype is checked by being x's)
+        raise RuntimeError("linalg.vecdot: Expected a floating point or complex tensor as input. Got "
+                           f"{dtypes.torch_type_name(x.dtype.name)}")
+    if x.dtype is not y.dtype and not autocast_casts(x, y):
+        raise RuntimeError(f"linalg.vecdot: Expected x and y to have the same dtype, but found x of type "
+                           f"{dtypes.torch_type_name(x.dtype.name)} and y of type "
+                           f"{dtypes.torch_type_name(y.dtype.name)} instead")
     if x.shape[dim] != y.shape[dim] and 1 not in (x.shape[dim], y.shape[dim]):
         raise ValueError(f"linalg.vecdot: x and y must have the same size along dim {dim}, got {x.shape[dim]} "
                          f"and {y.shape[dim]}")
@@ -200,7 +202,9 @@ def vecdot(x, y, *, dim=-1):
 def cross(input, other, *, dim=-1):
     """The cross products of the 3-vectors of ``input`` and ``other`` (broadcast) along ``dim``; a
     real and a complex tensor raise RuntimeError, as torch's."""
-    refuse_mixed(input, other, "linalg.cross", message="linalg.cross: expected scalar type {} but found {}")
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"expected scalar type {dtypes.torch_type_name(input.dtype.name)} but found "
+                           f"{dtypes.torch_type_name(other.dtype.name)}")
     if input.ndim != other.ndim:
         raise ValueError(f"linalg.cross: inputs must have the same number of dimensions, got {input.ndim} and "
                          f"{other.ndim}")
@@ -232,9 +236,12 @@ def lstsq(A, B, rcond=None, *, driver=None):
     if driver not in ("gels", "gelsy", "gelsd", "gelss"):
         raise ValueError(f"linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss), got "
                          f"{driver!r}")
-    if not isinstance(rhs, function.Tensor) or rhs.dtype != A.dtype:
-        raise TypeError(f"linalg.lstsq: B must be a tensor of A's dtype {A.dtype.name}, got "
-                        f"{getattr(rhs, 'dtype', type(rhs).__name__)}")
+    if not isinstance(rhs, function.Tensor):
+        raise TypeError(f"linalg.lstsq: B must be a tensor of A's dtype {A.dtype.name}, got {type(rhs).__name__}")
+    if rhs.dtype is not A.dtype:
+        raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got input's "
+                           f"dtype {dtypes.torch_type_name(A.dtype.name)} and other's dtype "
+                           f"{dtypes.torch_type_name(rhs.dtype.name)}")
     vector = rhs.ndim == A.ndim - 1
     b = rhs.unsqueeze(-1) if vector else rhs
     m, n = A.shape[-2:]

@@ -35,7 +35,7 @@ def test_checkpointed_equals_plain_bit_for_bit_with_dropout(how):
     for checkpointed in (False, True):
         net.zero_grad()
         gt.manual_seed(1)
-        x = gt.tensor(randn(5, 4), requires_grad=True)
+        x = gt.tensor(randn(5, 4), dtype=gt.float32, requires_grad=True)
         if not checkpointed:
             y = net(x)
         elif how == "sequential":
@@ -132,7 +132,7 @@ def test_a_sharded_batch_gives_the_unsharded_gradients(devices):
     for shard in (False, True):
         with use_mesh(devices):
             net = _net(gt)
-            x = gt.tensor(randn(8, 4), requires_grad=True)
+            x = gt.tensor(randn(8, 4), dtype=gt.float32, requires_grad=True)
             y = checkpoint(net, x.shard(0) if shard else x, use_reentrant=False)
             got.append(_grads(net, x, y))
     for a, b in zip(*got):
@@ -141,7 +141,7 @@ def test_a_sharded_batch_gives_the_unsharded_gradients(devices):
 
 def test_errors_and_warnings_are_torchs():
     net = _net(gt)
-    x = gt.tensor(randn(2, 4), requires_grad=True)
+    x = gt.tensor(randn(2, 4), dtype=gt.float32, requires_grad=True)
     with pytest.warns(UserWarning, match="use_reentrant parameter should be passed explicitly"):
         checkpoint(net, x)
     with pytest.raises(ValueError, match="Unexpected keyword arguments: scale"):

@@ -66,14 +66,18 @@ def test_celu_matches_torch_for_any_alpha(alpha):
                                torch.nn.CELU(alpha)(torch.tensor(x)).numpy(), rtol=1e-12)
 
 
-def test_linear_reads_integer_input_in_the_weights_dtype():
+def test_linear_refuses_integer_input_as_torch():
+    # torch's products keep one dtype: an int64 input of a float32 layer is refused, not promoted
     xi = gt.tensor([[1, 2, 3, 4]])
     layer = nn.Linear(4, 3)
-    want = (xi.to(gt.float32) @ layer.weight.T + layer.bias).numpy()
-    for out in (layer(xi), F.linear(xi, layer.weight, layer.bias), xi @ layer.weight.T + layer.bias):
-        assert out.dtype == gt.float32
-        np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
-    assert nn.MultiheadAttention(4, 2)(xi.unsqueeze(0), xi.unsqueeze(0), xi.unsqueeze(0))[0].dtype == gt.float32
+    for call in (lambda: layer(xi), lambda: F.linear(xi, layer.weight, layer.bias),
+                 lambda: nn.MultiheadAttention(4, 2)(xi.unsqueeze(0), xi.unsqueeze(0), xi.unsqueeze(0))):
+        with pytest.raises(RuntimeError, match="^mat1 and mat2 must have the same dtype, but got Long and Float$"):
+            call()
+    with pytest.raises(RuntimeError, match="^expected m1 and m2 to have the same dtype, but got: long int != float$"):
+        xi @ layer.weight.T
+    out = layer(xi.to(gt.float32))
+    np.testing.assert_allclose(out.numpy(), (xi.to(gt.float32) @ layer.weight.T + layer.bias).numpy(), rtol=1e-6)
 
 
 def test_linear_takes_a_1d_weight_as_torch():

@@ -8,6 +8,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
 from gt.tensor import empty
+from gt.tensor.product_dtypes import check_bilinear
 
 
 def bilinear(input1, input2, weight, bias=None):
@@ -34,6 +35,7 @@ def bilinear(input1, input2, weight, bias=None):
         bias = _tensor(bias, "bilinear", "bias")
         if bias.shape != (out,):
             raise ValueError(f"bilinear: bias must have shape ({out},), got {bias.shape}")
+    check_bilinear(x1, x2, weight, bias)
     # one matmul: (..., in1) @ (in1, out * in2) -> (..., out, in2), then contract in2 with x2
     w = weight.permute(1, 0, 2).reshape(in1, out * in2)
     terms = (x1 @ w).reshape(*x1.shape[:-1], out, in2) * x2.unsqueeze(-2)

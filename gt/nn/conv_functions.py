@@ -12,6 +12,7 @@ from gt.nn.pool_indices import max_with_indices
 from gt.ops import batch_norm as bn_ops
 from gt.ops import conv as conv_ops
 from gt.tensor import Tensor, arange, where
+from gt.tensor.complex_checks import cpp_name
 
 
 def _ints(value, nd, fn, name, low, expand_one=False):
@@ -65,6 +66,27 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
+# torch's CPU kernels that refuse bool input first, by function (conv1d/conv2d: slow_conv2d_cpu)
+_BOOL_KERNELS = {"conv3d": "compute_columns3d", "conv_transpose1d": "slow_conv_transpose2d_out_cpu",
+                 "conv_transpose2d": "slow_conv_transpose2d_out_cpu",
+                 "conv_transpose3d": "slow_conv_transpose3d_out_cpu"}
+
+
+def _refuse_dtypes(fn, x, weight, bias):
+    """torch's RuntimeError for a ``weight`` or ``bias`` of another dtype than ``x``: a convolution
+    checks the bias first, in its own words; a transposed one, weight then bias, as scalar types."""
+    first = ("weight", "bias") if fn.startswith("conv_transpose") else ("bias", "weight")
+    for name in first:
+        t = weight if name == "weight" else bias
+        if t is None or t.dtype is x.dtype:
+            continue
+        if name == "bias" and not fn.startswith("conv_transpose"):
+            raise RuntimeError(f"Input type ({cpp_name(x.dtype)}) and bias type ({cpp_name(t.dtype)}) should be the "
+                               "same")
+        raise RuntimeError(f"expected scalar type {dtypes.torch_type_name(x.dtype.name)} but found "
+                           f"{dtypes.torch_type_name(t.dtype.name)}")
+
+
 def _operands(fn, nd, input, weight, bias, groups, weight_layout):
     """``(x, weight, bias)`` as tensors, checked: a (C, *spatial) or (N, C, *spatial) input, an
     ``nd + 2``-D weight laid out as ``weight_layout`` says, one dtype, not bool, groups >= 1.
@@ -78,11 +100,11 @@ def _operands(fn, nd, input, weight, bias, groups, weight_layout):
     # (asked only under autocast: reading the three dtypes costs about 0.6 us a call)
     casts = amp.is_autocast_enabled() and amp.cast_dtype_of(
         x.dtype, weight.dtype, None if bias is None else bias.dtype) is not None
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype and not casts:
-            raise TypeError(f"{fn}: input ({x.dtype!r}) and {name} ({t.dtype!r}) must have the same dtype")
-    if x.dtype == dtypes.bool_:
-        raise TypeError(f"{fn}: bool input is not supported")
+    dtype = x.dtype
+    if (weight.dtype is not dtype or (bias is not None and bias.dtype is not dtype)) and not casts:
+        _refuse_dtypes(fn, x, weight, bias)
+    if dtype is dtypes.bool_:
+        raise NotImplementedError(f"\"{_BOOL_KERNELS.get(fn, 'slow_conv2d_cpu')}\" not implemented for 'Bool'")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
     return x, weight, bias

@@ -10,7 +10,7 @@ from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor, arange, rand
-from gt.tensor.complex_checks import refuse_mixed
+from gt.tensor.product_dtypes import autocast_casts, check_added_product, refuse_matmul
 from gt.tensor.wide_uints import refuse
 
 
@@ -37,20 +37,27 @@ def linear(x, weight, bias=None):
 
 
 def floating_input(x, weight, bias=None):
-    """``x`` in the weight's dtype where it holds ints or bools (the engines' own products would
-    give numpy's float64 or torch's error); a float ``x`` as it is (gt's promotion, as ``@``). A
-    real ``x`` with a complex weight or the other way round (ints too), or a ``bias`` (a tensor or
-    None) of the other kind than the weight, raises as torch's product does: gt would promote."""
+    """``x`` as it is, or torch's RuntimeError where ``x``, ``weight`` and ``bias`` (a tensor or
+    None) are not of one dtype (torch's products keep one dtype: cast with ``.to(weight.dtype)``),
+    but under an autocast block, which casts float32 to its dtype first."""
     w_dtype = weight.dtype        # each dtype read once: this check runs on every Linear call
-    if bias is not None and bias.dtype is not w_dtype:
-        refuse_mixed(weight, bias, "linear", "weight and bias")
     dtype = x.dtype
-    if dtype is w_dtype:          # the usual call: one dtype needs no other check
+    if dtype is w_dtype and (bias is None or bias.dtype is w_dtype):    # the usual call: nothing more to check
         if not dtype.differentiable:
+            if dtype is dtypes.bool_:
+                raise NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Bool'")
             refuse("addmm_impl_cpu_", x)     # uint16/32/64: torch has no product kernel for them
         return x
-    refuse_mixed(x, weight, "linear")
-    return x if dtype.is_floating_point or not w_dtype.is_floating_point else x.to(w_dtype)
+    if not autocast_casts(x, weight, bias):
+        _refuse_linear(x, weight, bias)
+    return x
+
+
+def _refuse_linear(x, weight, bias):
+    # torch's addmm (with a bias) or matmul (without): its messages
+    if bias is None:
+        refuse_matmul(x, weight)        # (the dims of x @ weight.T: its kernel names the message)
+    check_added_product("addmm", bias, x, weight)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

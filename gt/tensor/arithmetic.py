@@ -12,11 +12,12 @@ from gt.ops import elementwise as ew
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor._args import _fill, _pick, _scalar
-from gt.tensor.complex_checks import PLAIN_BOUNDS, check_clamp, is_mixed, refuse_mixed
+from gt.tensor.complex_checks import PLAIN_BOUNDS, check_clamp
 from gt.tensor.linalg_base import ShapeError
 from gt.tensor.bool_int_refusals import refuse_bool_subtraction
 from gt.tensor.nested_operands import is_nested
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
+from gt.tensor.product_dtypes import refuse_bool_matmul, refuse_matmul
 from gt.tensor.promotion import result_dtype
 from gt.tensor.dispatch import map_local
 from gt.tensor.wide_uints import refuse, refuse_dtype, refuse_op
@@ -80,22 +81,18 @@ def _no_order(a, b, name):
         raise RuntimeError(f"{name} not implemented for complex tensors (torch's error): complex numbers have no order")
 
 
-def _promote_ints(a, b, true_div=False, product=None):
+def _promote_ints(a, b, true_div=False):
     """``a`` and ``b`` (tensors or Python numbers, one a tensor) cast to torch's result dtype
     (promotion.py) where numpy's would differ: an int tensor meeting a float tensor or a Python
     float (or divided) gives float32, not float64, and a 0-d tensor does not widen a tensor with
     dims (``float32 vector + float64 0-d`` is float32, ``int32 vector + int64 0-d`` int32). Only
     the operands whose dtype changes are cast (a 0-d one costs nothing); the common case (equal
-    dtypes, or a float tensor with a number, which numpy keeps weak) decides nothing. ``product``
-    (an op's name): a real and a complex tensor raise, as torch's products (checked here, where
-    the dtypes differ, so that the common case reads no dtype more)."""
+    dtypes, or a float tensor with a number, which numpy keeps weak) decides nothing."""
     a_t, b_t = isinstance(a, Tensor), isinstance(b, Tensor)
     if a_t and b_t and a.dtype == b.dtype:
         if not true_div or a.dtype.differentiable:
             return a, b
         target = dtypes.default_float
-    elif product is not None and is_mixed(a, b):
-        refuse_mixed(a, b, product)
     elif a_t and b_t and a.ndim and b.ndim and a.dtype.is_floating_point and b.dtype.is_floating_point:
         return a, b     # two float tensors with dims: numpy's promotion is torch's, no copy needed
     elif not (a_t and b_t) and (a if a_t else b).dtype.differentiable:
@@ -379,7 +376,13 @@ def matmul(input, other):
     if a.shape[-1] != k_b:
         raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: {a.shape[-1]} (last dim of the "
                          f"first) != {k_b} ({'second-to-last' if b.ndim >= 2 else 'only'} dim of the second)")
-    a, b = _promote_ints(a, b, product="matmul")
+    da = a.dtype
+    if da is not b.dtype:       # dtypes are singletons: the product of one dtype reads nothing more
+        if isinstance(input, Tensor) and isinstance(other, Tensor):
+            refuse_matmul(a, b)     # (but autocast's float operands: its engine products take them)
+        a, b = _promote_ints(a, b)      # a numpy array beside a tensor promotes (gt's extension: torch refuses it)
+    elif da is dtypes.bool_:
+        refuse_bool_matmul(a, b)
     if a.ndim > 2 or b.ndim > 2:
         try:
             broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])

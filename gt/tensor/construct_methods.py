@@ -14,7 +14,6 @@ from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis, numel
 from gt.tensor.arithmetic import _operand
-from gt.tensor.complex_checks import refuse_mixed
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
 from gt.tensor.strided_methods import strided_view
@@ -241,7 +240,8 @@ class ConstructMethods:
         if self.shape[-1] != other.shape[-1]:
             raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
                                f"{list(self.shape)} and {list(other.shape)}")
-        refuse_mixed(self, other, "inner", "both inputs")
+        if self.dtype is not other.dtype:       # torch's tensordot: a product keeps one dtype
+            raise RuntimeError(f"both inputs should have same dtype (inner of {self.dtype} and {other.dtype})")
         a, b = promoted([self, other])
         n = a.shape[-1]
         return (a.reshape(-1, n) @ b.reshape(-1, n).T).reshape(*a.shape[:-1], *b.shape[:-1])

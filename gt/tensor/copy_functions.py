@@ -5,6 +5,7 @@
 import warnings
 
 from gt import dtypes
+from gt.tensor.product_dtypes import check_multi_dot
 from gt.tensor.toplevel_checks import _no_out, _tensor_arg
 from gt.tensor.complex_functions import view_as_complex, view_as_real
 from gt.tensor.toplevel_functions import t
@@ -144,6 +145,7 @@ def chain_matmul(*matrices, out=None):
         if _tensor_arg(m, "chain_matmul", f"matrices[{i}]").ndim != 2:
             raise RuntimeError(f"chain_matmul(): Tensor dimension is {m.ndim}, expected 2 instead (matrix {i}, "
                                f"shape {m.shape})")
+    check_multi_dot(matrices)
     result = matrices[0].clone()
     for m in matrices[1:]:
         result = result @ m

@@ -16,7 +16,8 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _pick, _varargs, narrow_bounds, narrow_check, norm_input
-from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_pair, refuse_mixed
+from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_pair
+from gt.tensor.product_dtypes import refuse_matmul
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
@@ -268,8 +269,9 @@ class ExtraMethods:
         other = _operand(other, "dot")
         if self.ndim != 1 or not isinstance(other, Tensor) or other.shape != self.shape:
             raise ShapeError(f"dot: 1D tensors of one length expected: {self.shape}, {getattr(other, 'shape', other)}")
-        refuse_mixed(self, other, "dot", "both vectors")
-        if self.dtype == dtypes.bool_ and other.dtype == dtypes.bool_:
+        if self.dtype is not other.dtype:
+            refuse_matmul(self, other, autocast=False)     # dot is not one of autocast's ops
+        if self.dtype == dtypes.bool_:
             raise NotImplementedError("\"dot\" not implemented for 'Bool'")
         product = self * other      # summed in its own dtype: torch's int32 dot is int32 (sum() gives int64)
         return product.sum() if product.dtype.is_floating_point else product.sum(dtype=product.dtype)

@@ -157,19 +157,31 @@ def numel(t):
     return t.numel()
 
 
-def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None, out=_NOT_GIVEN):
     """``(var, mean)`` over ``dim``, as ``torch.var_mean``: torch's default ``correction=1``
-    (unbiased), and its older forms ``var_mean(x, unbiased)`` and ``var_mean(x, dim, unbiased)``."""
+    (unbiased), and its older forms ``var_mean(x, unbiased)`` and ``var_mean(x, dim, unbiased)``.
+    No ``out=`` (torch's has none: a TypeError, even for ``out=None``)."""
+    if out is not _NOT_GIVEN:
+        _refuse_out("var_mean", out)
     tensors_only("var_mean", ("input", x))
     dim, correction = _correction(dim, unbiased, correction)
     return _moments(x, dim, keepdim, correction, False)
 
 
-def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """``(std, mean)`` over ``dim``, as ``torch.std_mean`` (the forms of ``var_mean``)."""
+def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None, out=_NOT_GIVEN):
+    """``(std, mean)`` over ``dim``, as ``torch.std_mean`` (the forms of ``var_mean``; no ``out=``)."""
+    if out is not _NOT_GIVEN:
+        _refuse_out("std_mean", out)
     tensors_only("std_mean", ("input", x))
     dim, correction = _correction(dim, unbiased, correction)
     return _moments(x, dim, keepdim, correction, True)
+
+
+def _refuse_out(name, out):
+    raise TypeError(f"{name}() received an invalid combination of arguments - got (..., out="
+                    f"{type(out).__name__}), but expected one of: (Tensor input, tuple of ints dim, bool unbiased = "
+                    "True, bool keepdim = False), (Tensor input, tuple of ints dim = None, *, Number correction = "
+                    f"None, bool keepdim = False), (Tensor input, bool unbiased = True): torch's {name} has no out=")
 
 
 def _moments(x, dim, keepdim, correction, root):

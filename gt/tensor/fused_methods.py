@@ -20,6 +20,7 @@ from gt.tensor.extra_methods import _scaled as _scalar_factor
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.linalg_base import ShapeError
 from gt.tensor.nested_operands import is_nested
+from gt.tensor.product_dtypes import check_added_product
 from gt.tensor.promotion import result_dtype
 from gt.tensor.shape import expand_error
 
@@ -137,6 +138,7 @@ class FusedMethods:
         m1, m2 = _tensor(mat1, "addmm", "mat1"), _tensor(mat2, "addmm", "mat2")
         if m1.ndim != 2 or m2.ndim != 2 or m1.shape[1] != m2.shape[0]:
             raise _product_error("addmm", m1, m2)
+        check_added_product("addmm", _tensor(self, "addmm", "input"), m1, m2)
         return _add_product(self, m1 @ m2, beta, alpha, "addmm")
 
     def addmv(self, mat, vec, *, beta=1, alpha=1):
@@ -144,6 +146,7 @@ class FusedMethods:
         m, v = _tensor(mat, "addmv", "mat"), _tensor(vec, "addmv", "vec")
         if m.ndim != 2 or v.ndim != 1 or m.shape[1] != v.shape[0]:
             raise _product_error("addmv", m, v, _tensor(self, "addmv", "input"))
+        check_added_product("addmv", _tensor(self, "addmv", "input"), m, v)
         with amp.exact():           # torch.autocast leaves addmv in float32
             product = m @ v
         return _add_product(self, product, beta, alpha, "addmv")
@@ -186,6 +189,7 @@ class FusedMethods:
         b1, b2 = _tensor(batch1, "baddbmm", "batch1"), _tensor(batch2, "baddbmm", "batch2")
         if b1.ndim != 3 or b2.ndim != 3 or b1.shape[0] != b2.shape[0] or b1.shape[2] != b2.shape[1]:
             raise _product_error("baddbmm", b1, b2)
+        check_added_product("baddbmm", _tensor(self, "baddbmm", "input"), b1, b2)
         return _add_product(self, b1 @ b2, beta, alpha, "baddbmm")
 
     def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
@@ -194,6 +198,7 @@ class FusedMethods:
         b1, b2 = _tensor(batch1, "addbmm", "batch1"), _tensor(batch2, "addbmm", "batch2")
         if b1.ndim != 3 or b2.ndim != 3 or b1.shape[0] != b2.shape[0] or b1.shape[2] != b2.shape[1]:
             raise _product_error("addbmm", b1, b2)
+        check_added_product("addbmm", _tensor(self, "addbmm", "input"), b1, b2)
         # (n, b*m) @ (b*m, p): the sum over the batch is one product
         n, p = b1.shape[1], b2.shape[2]
         product = b1.permute(1, 0, 2).reshape(n, -1) @ b2.reshape(-1, p)

@@ -28,6 +28,7 @@ from gt.ops._shapes import numel
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand
 from gt.tensor.complex_checks import refuse_complex
+from gt.tensor.promotion import result_dtype
 from gt.tensor.number_first import NUMBERS, refuse_number, tensors_only
 from gt.tensor.scatter_methods import index_tensor
 from gt.tensor.wide_uints import refuse, refuse_einsum
@@ -242,7 +243,8 @@ def einsum(*args):
     operand, ``->`` and the output's (without it: the subscripts seen once, in alphabetical
     order), ``...`` for the remaining dims (broadcast), a subscript repeated in one operand
     for its diagonal. Operands as a list are taken too, and torch's sublist form
-    (``einsum(a, [0, 1], b, [1, 2], [0, 2])``). The operands share one dtype (as torch);
+    (``einsum(a, [0, 1], b, [1, 2], [0, 2])``). Operands of two dtypes are refused where a
+    shared subscript is summed (torch's matrix product) and promoted elsewhere, as torch's;
     differentiable in each float operand.
 
         >>> a, b = gt.ones(2, 3), gt.ones(3, 4)
@@ -263,12 +265,23 @@ def einsum(*args):
     for k, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"einsum(): operand {k} must be a tensor, got {t!r} (equation {equation!r})")
-        if t.dtype != tensors[0].dtype:
-            raise TypeError(f"einsum(): operand {k} is {t.dtype.name} but operand 0 is {tensors[0].dtype.name}; "
-                            f"the operands must share one dtype, as in torch (convert with .to()) "
-                            f"(equation {equation!r})")
     spec = einsum_ops.parse(equation, [t.shape for t in tensors])
+    if any(t.dtype is not tensors[0].dtype for t in tensors):
+        tensors = _mixed_dtypes(tensors, spec)
     return einsum_ops.Einsum.apply(*_einsum_dtype(tensors, spec, equation), spec=spec)
+
+
+def _mixed_dtypes(tensors, spec):
+    """Operands of more than one dtype, as torch's einsum takes them: a subscript shared by two
+    operands and summed is torch's ``bmm``, which keeps one dtype (its RuntimeError); without one,
+    its products are elementwise and promote (the operands cast to the promoted dtype)."""
+    seen = collections.Counter(c for letters in spec.inputs for c in set(letters))
+    if any(n > 1 and c not in spec.output for c, n in seen.items()):
+        other = next(t for t in tensors if t.dtype is not tensors[0].dtype)
+        raise RuntimeError(f"expected scalar type {dtypes.torch_type_name(tensors[0].dtype.name)} but found "
+                           f"{dtypes.torch_type_name(other.dtype.name)}")
+    dtype = result_dtype(*tensors)
+    return [t if t.dtype is dtype else t.to(dtype) for t in tensors]
 
 
 def _einsum_dtype(tensors, spec, equation):
@@ -282,8 +295,8 @@ def _einsum_dtype(tensors, spec, equation):
     if any(seen[c] == 1 and c not in spec.output for c in seen):
         return [t.to(dtypes.int64) for t in tensors]
     if dtype == dtypes.bool_ and any(n > 1 and c not in spec.output for c, n in seen.items()):
-        raise TypeError(f"einsum(): bool operands cannot be multiplied and summed over a shared subscript "
-                        f"(torch has no bool matrix product); convert them with .long() (equation {equation!r})")
+        raise NotImplementedError(f"\"bmm\" not implemented for 'Bool' (einsum {equation!r} of bool operands "
+                                  "sums over a shared subscript; convert them with .long())")
     return tensors
 
 

@@ -37,9 +37,18 @@ def _part(packed, start, shape):
 def _same_dtype(a, b, name, a_name="A", b_name="B"):
     if not isinstance(b, function.Tensor):
         raise TypeError(f"{name}(): argument '{b_name}' must be a tensor, not {type(b).__name__}")
-    if b.dtype != a.dtype:
+    if b.dtype is a.dtype:
+        return
+    words = [dtypes.torch_type_name(t.dtype.name) for t in (a, b)]
+    if name == "cholesky_solve":        # torch's words name B and L as b and A, b first
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type {words[1]} and A of type "
+                           f"{words[0]} instead.")
+    if name == "linalg.solve_triangular":
+        # torch's casts B into A's dtype (a complex B loses its imaginary part): gt refuses
         raise TypeError(f"{name}: expected {a_name} and {b_name} to have the same dtype, but found {a_name} of type "
                         f"{a.dtype.name} and {b_name} of type {b.dtype.name} instead")
+    raise RuntimeError(f"{name}: Expected {a_name} and {b_name} to have the same dtype, but found {a_name} of type "
+                       f"{words[0]} and {b_name} of type {words[1]} instead")
 
 
 def _broadcast(a, b, name):

@@ -83,9 +83,10 @@ def solve(A, B, *, left=True):
     rhs = B                 # torch's argument name; the engine is not used here
     if not isinstance(rhs, function.Tensor):
         raise TypeError(f"linalg.solve(): argument 'B' must be a tensor, not {type(rhs).__name__}")
-    if rhs.dtype != A.dtype:
-        raise TypeError(f"linalg.solve: expected A and B to have the same dtype, but found A of type {A.dtype.name} "
-                        f"and B of type {rhs.dtype.name} instead")
+    if rhs.dtype is not A.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{dtypes.torch_type_name(A.dtype.name)} and B of type "
+                           f"{dtypes.torch_type_name(rhs.dtype.name)} instead")
     vector = rhs.ndim == 1 or (rhs.ndim == A.ndim - 1 and rhs.shape == A.shape[:-1])
     if vector and not left:
         raise ValueError("linalg.solve: vector broadcasting of the left hand side is not supported for left=False "

@@ -23,6 +23,7 @@ from gt import autograd
 from gt.backend import B
 from gt.tensor import checks
 from gt.tensor._args import _scalar
+from gt.tensor.promotion import result_dtype
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -34,7 +35,7 @@ _UFUNCS = {
     "true_divide": lambda a, b: a / b,
     "divide": lambda a, b: a / b,
     "power": lambda a, b: a ** b,
-    "matmul": lambda a, b: a @ b,
+    "matmul": lambda a, b: _array_matmul(a, b),
     "maximum": lambda a, b: _tensor_method("maximum", a, b),
     "minimum": lambda a, b: _tensor_method("minimum", a, b),
     "negative": lambda a: -a,
@@ -60,6 +61,13 @@ def _operand(x):
         return x
     x = _scalar(x)
     return x if isinstance(x, (int, float, bool)) else Tensor._wrap(B.asarray(x))
+
+
+def _array_matmul(a, b):
+    """``array @ t`` in the two's promoted dtype: gt's extension (torch refuses the array), which
+    the tensors' own product, keeping one dtype as torch's, would refuse for two dtypes."""
+    dtype = result_dtype(a, b)
+    return (a if a.dtype is dtype else a.to(dtype)) @ (b if b.dtype is dtype else b.to(dtype))
 
 
 def _tensor_method(name, a, b):

@@ -42,7 +42,7 @@ def tensordot(a, b, dims=2):
     dims, then ``b``'s. One matmul of the two, each permuted and flattened to a matrix."""
     a, b = _input(a, "tensordot"), _input(b, "tensordot")
     if a.dtype != b.dtype:      # torch does not promote here
-        raise RuntimeError(f"tensordot: both inputs should have same dtype, got {a.dtype} and {b.dtype}")
+        raise RuntimeError(f"both inputs should have same dtype (tensordot of {a.dtype} and {b.dtype})")
     da, db = _dims_pair(dims, a, b)
     da, db = [d % max(a.ndim, 1) for d in da], [d % max(b.ndim, 1) for d in db]
     for x, y in zip(da, db):

@@ -237,8 +237,9 @@ class RemainingMethods:
         if self.ndim != 1 or other.ndim != 1:
             raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D tensors")
         if self.dtype != other.dtype:
-            raise RuntimeError(f"vdot : expected both vectors to have same dtype, but found {self.dtype.name} and "
-                               f"{other.dtype.name}")
+            raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                               f"{dtypes.torch_type_name(self.dtype.name)} and "
+                               f"{dtypes.torch_type_name(other.dtype.name)}")
         if self.shape != other.shape:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{self.shape[0]}] and src "
                                f"[{other.shape[0]}] to have the same number of elements, but got {self.shape[0]} "
@@ -254,8 +255,8 @@ class RemainingMethods:
         size 3 of this tensor, with torch's warning (``gt.linalg.cross`` takes the last)."""
         other = _tensor_operand(other, "cross", "other")
         if self.dtype != other.dtype:
-            raise RuntimeError(f"cross: expected both inputs to have the same dtype, got {self.dtype.name} and "
-                               f"{other.dtype.name}")
+            raise RuntimeError(f"expected scalar type {dtypes.torch_type_name(self.dtype.name)} but found "
+                               f"{dtypes.torch_type_name(other.dtype.name)}")
         if self.ndim != other.ndim:
             raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions, got {self.ndim} and "
                                f"{other.ndim}")
