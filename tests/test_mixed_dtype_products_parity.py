@@ -72,6 +72,7 @@ OPS = {
     "conv1d": ((1, 2, 5), (3, 2, 2), lambda m, a, b: m.nn.functional.conv1d(a, b)),
     "conv2d_bias": ((1, 2, 4, 4), (3,), lambda m, a, b: m.nn.functional.conv2d(a, _ones(m, 3, 2, 2, 2, like=a), b)),
     "conv_transpose1d": ((1, 2, 5), (2, 3, 2), lambda m, a, b: m.nn.functional.conv_transpose1d(a, b)),
+    "cdist": ((3, 4), (2, 4), lambda m, a, b: m.cdist(a, b)),
     # products torch promotes: elementwise underneath
     "outer": ((3,), (4,), lambda m, a, b: m.outer(a, b)),
     "addr": ((3,), (4,), lambda m, a, b: m.addr(_ones(m, 3, 4, like=a), a, b)),
@@ -85,7 +86,7 @@ OPS = {
 _SKIP = {("conv_transpose1d", ("i32", "i32")), ("conv_transpose1d", ("i32", "i64")),
          ("linalg_cross", ("b", "b")), ("linalg_vecdot", ("f32", "i64")),
          ("conv1d", ("bf16", "f32")), ("conv1d", ("c64", "f32")), ("conv_transpose1d", ("bf16", "f32")),
-         ("conv_transpose1d", ("c64", "f32"))}
+         ("conv_transpose1d", ("c64", "f32")), ("cdist", ("bf16", "f32"))}
 
 
 def _outcome(m, op, pair):

@@ -74,9 +74,11 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
         if x.ndim < 2:
             raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: {x.ndim}D")
         if not x.dtype.is_floating_point:
-            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: {x.dtype!r}")
-    if x1.dtype != x2.dtype:      # torch does not promote here
-        raise RuntimeError(f"cdist: expected scalar type {x1.dtype} but found {x2.dtype}")
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: "
+                               f"{dtypes.torch_type_name(x.dtype.name)}")
+    if x1.dtype is not x2.dtype:      # torch does not promote here
+        raise RuntimeError(f"expected scalar type {dtypes.torch_type_name(x1.dtype.name)} but found "
+                           f"{dtypes.torch_type_name(x2.dtype.name)}")
     if x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
     if not p >= 0:
