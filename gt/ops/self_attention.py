@@ -8,7 +8,7 @@ them back apart (``attention_fused_backward(..., split_ok=True)``: torch on the 
 kernel writes them in three arrays), the weights' and the input's gradients are three products
 each (dW_q = g_q^T x, ..., dx = g_q Wq + g_k Wk + g_v Wv by ``addmm_``) instead of a copy of the
 three into one (B, L, 3D) gradient and one product as wide. A layer of the benchmarks' small
-decoder (3136 rows of D 128, 2-core AMD EPYC), measured alone: 2.4 ms against 2.7 (two threads),
+decoder (3136 rows of D 128, a shared 2-core Intel Xeon), measured alone: 2.4 ms against 2.7 (two threads),
 4.4 against 4.6 (one); its whole training step took 2-3% less CPU time on one thread. Elsewhere
 (the numpy engine writes the packed gradient in place; the composed path under a mask) the
 gradient is packed and the products are ``Linear``'s, call for call: the same bits as the
