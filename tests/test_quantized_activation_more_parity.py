@@ -15,6 +15,7 @@ import gt
 import gt.ao.quantization as gq
 from gt.tensor.quantized import as_quantized
 from helpers import fbgemm_engine, torch_or_skip  # noqa: F401 (a fixture)
+import test_quantized_static_more_parity as static_more
 import test_quantized_static_parity as static_parity
 
 torch = torch_or_skip()
@@ -23,13 +24,8 @@ pytestmark = [pytest.mark.own_mesh, *static_parity.pytestmark]
 gnnq, tnnq = gt.ao.nn.quantized, torch.ao.nn.quantized
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # one thread: torch splits no tensor this small among threads, and waking a second costs milliseconds
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# torch on one thread, as the static modules' tests (the autouse fixture taken from there)
+_one_torch_thread = static_more._one_torch_thread
 
 
 def _same(got, want, what):

@@ -69,17 +69,7 @@ class _ConvTransposeNd(_ConvNd):
                                              self.output_padding, self.dilation, self.groups, self.scale,
                                              self.zero_point)
 
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"scale={self.scale}, zero_point={self.zero_point}")
-        for name, default in (("padding", 0), ("dilation", 1), ("output_padding", 0)):
-            if getattr(self, name) != (default,) * self._DIMS:
-                s += f", {name}={getattr(self, name)}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self._bias is None:
-            s += ", bias=False"
-        return s
+    _REPR_DEFAULTS = (("padding", 0), ("dilation", 1), ("output_padding", 0))
 
 
 class ConvTranspose1d(_ConvTransposeNd):

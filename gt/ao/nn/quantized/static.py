@@ -237,13 +237,15 @@ class _ConvNd(_FromFloat, Module):
                 bias, "detach") else bias), dtype=dtypes.float32)
             state_dict_hooks.queue([(_Weights(self), (weight, bias), None)], local_metadata, error_msgs)
 
+    # the arguments torch's repr names only where they differ from their defaults, in its order
+    _REPR_DEFAULTS = (("padding", 0), ("dilation", 1))
+
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
              f"scale={self.scale}, zero_point={self.zero_point}")
-        if self.padding != (0,) * self._DIMS:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * self._DIMS:
-            s += f", dilation={self.dilation}"
+        for name, default in self._REPR_DEFAULTS:
+            if getattr(self, name) != (default,) * self._DIMS:
+                s += f", {name}={getattr(self, name)}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self._bias is None:

@@ -23,6 +23,8 @@ inputs, exact .5 ties included.
 - ``quantized::cat``: dequantize, concatenate, quantize per tensor.
 """
 
+import math
+
 from gt import autograd, dtypes
 from gt.dtypes import round_float32
 from gt.nn import functional as F
@@ -119,15 +121,23 @@ def conv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=
     ``x`` (N, C, *spatial) quint8, ``w`` (O, C/groups, *kernel) qint8 -> (N, O, *spatial') quint8;
     zero padding pads with the input's zero point (a 0 once centered)."""
     dims = w.ndim - 2
-    check_input(x, f"quantized::conv{dims}d")
+    # every output sums C/groups * prod(kernel) products: one filter's elements
+    return _exact_conv(x, w, f"quantized::conv{dims}d", math.prod(w.shape[1:]), bias, scale, zero_point, relu,
+                       lambda xc, wc: _CONVS[dims](xc, wc, None, stride, padding, dilation, groups))
+
+
+def _exact_conv(x, w, name, products, bias, scale, zero_point, relu, run):
+    """The shared steps of the quantized convolutions: checks, the centred integers (in float64 where
+    ``products`` terms a sum are too many for float32's exact sums), ``run(xc, wc)`` and the requantization."""
+    dims = w.ndim - 2
+    check_input(x, name)
     if x.ndim != dims + 2:
         raise ValueError(f"Input shape must be `{_CONV_SHAPES[dims]}`!, got {tuple(x.shape)}")     # torch's words
     with autograd.no_grad():
         xc, wc = _centered(x), _centered(w)
-        if wc[0].numel() > _block(x, w):      # too many products for float32's exact sums
+        if products > _block(x, w):
             xc, wc = xc.double(), wc.double()
-        acc = _CONVS[dims](xc, wc, None, stride, padding, dilation, groups)
-        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (1, -1) + (1,) * dims)
+        return requantize(run(xc, wc), x.q_scale(), w, bias, scale, zero_point, relu, (1, -1) + (1,) * dims)
 
 
 _CONV_TRANSPOSES = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -138,15 +148,11 @@ def conv_transpose(x, w, bias, stride, padding, output_padding, dilation, groups
     (N, C, *spatial) quint8, ``w`` (C, O/groups, *kernel) qint8 per tensor -> (N, O, *spatial') quint8;
     the exact int32 sums requantized as a convolution's."""
     dims = w.ndim - 2
-    check_input(x, f"quantized::conv_transpose{dims}d")
-    if x.ndim != dims + 2:
-        raise ValueError(f"Input shape must be `{_CONV_SHAPES[dims]}`!, got {tuple(x.shape)}")     # torch's words
-    with autograd.no_grad():
-        xc, wc = _centered(x), _centered(w)
-        if wc[0].numel() * groups > _block(x, w):      # an output sums at most C/groups * prod(kernel) products
-            xc, wc = xc.double(), wc.double()
-        acc = _CONV_TRANSPOSES[dims](xc, wc, None, stride, padding, output_padding, groups, dilation)
-        return requantize(acc, x.q_scale(), w, bias, scale, zero_point, False, (1, -1) + (1,) * dims)
+    # an output sums at most C/groups * prod(kernel) products
+    products = math.prod(w.shape[1:]) * groups
+    return _exact_conv(x, w, f"quantized::conv_transpose{dims}d", products, bias, scale, zero_point, False,
+                       lambda xc, wc: _CONV_TRANSPOSES[dims](xc, wc, None, stride, padding, output_padding, groups,
+                                                             dilation))
 
 
 def _dequantized(q):
