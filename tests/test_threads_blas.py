@@ -52,6 +52,16 @@ def test_a_busy_machine_gets_one_thread_and_a_quiet_one_every_core_back():
     assert lib.n == 2 and lib.history == [1, 2]       # quiet again
 
 
+def test_a_fixed_count_reaches_a_library_changed_behind_the_policy():
+    # the user's own torch.set_num_threads(4) after gt fixed 1: gt.set_num_threads(1) must still set 1
+    policy, lib = _policy([], fixed=1)
+    lib.n = 4
+    policy.set_fixed(1)
+    assert lib.n == 1 and lib.history[-1] == 1
+    policy.set_fixed(1)
+    assert lib.history.count(1) == 2                  # nothing set where the library already has it
+
+
 def test_load_from_the_start_switches_at_once():
     policy, lib = _policy([2, 2])
     _tick(policy)

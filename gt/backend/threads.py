@@ -85,6 +85,9 @@ class ThreadPolicy:
             self._free.clear()
             return
         self.fixed = n
+        # the library's own count, not the last one set here: a direct ``torch.set_num_threads``
+        # (or threadpoolctl) since would otherwise make an equal ``n`` look like nothing to do
+        self.current = self._get()
         self._apply(n)
 
     def tick(self):
