@@ -5,6 +5,7 @@ other (values, indices) functions, ``mv``'s errors, ``lerp`` rounded once as tor
 gradients, and the deprecated writes into expanded tensors under autograd and on a mesh."""
 
 import operator
+import os
 import warnings
 
 import numpy as np
@@ -263,6 +264,18 @@ def test_deprecated_writes_into_expanded_tensors_under_autograd(name):
         else:
             assert _bits(_expanded_write(gt, name, gt.tensor(5.0, dtype=gt.float64))) == \
                 _bits(_expanded_write(torch, name, torch.tensor(5.0, dtype=torch.float64)))
+
+
+@pytest.mark.first_pass
+def test_the_deprecation_warning_points_at_a_sibling_package_s_line():
+    """The warning names the first frame outside gt's own folder: code in a sibling folder whose name
+    starts as gt's (``.../gtts/``) is the caller, not gt (gt's folder was compared without its separator)."""
+    sibling = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(gt.__file__))), "gtts", "writes.py")
+    code = compile("gt.zeros(1).expand(2, 3).masked_fill_(gt.tensor([True, False, True]), 5.0)", sibling, "exec")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(code, {"gt": gt})
+    assert [w.filename for w in caught if "deprecated" in str(w.message)] == [sibling]
 
 
 @pytest.mark.filterwarnings("ignore:Use of .* on expanded tensors is deprecated")

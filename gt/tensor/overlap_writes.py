@@ -92,7 +92,7 @@ def _refuse_on_mesh(t, op):
                        "writes with its deprecation warning: clone() the tensor first")
 
 
-_GT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_GT = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep     # gt/, not a sibling such as gtts/
 
 
 def _warn(op):
