@@ -18,7 +18,12 @@ import sys
 # (torch's OpenMP threads wait for each other at every barrier when oversubscribed).
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-os.environ.setdefault("GT_NUM_THREADS", str(max(1, _CORES // max(1, _WORKERS))))
+# xdist's controller imports this file too (one worker as far as it knows) and its workers inherit its
+# environment: a count this file set there is replaced by the worker's share (a user's is kept)
+if os.environ.get("_GT_TESTS_SET_THREADS") == os.environ.get("GT_NUM_THREADS"):
+    os.environ.pop("GT_NUM_THREADS", None)
+if "GT_NUM_THREADS" not in os.environ:
+    os.environ["GT_NUM_THREADS"] = os.environ["_GT_TESTS_SET_THREADS"] = str(max(1, _CORES // max(1, _WORKERS)))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -138,6 +143,9 @@ def pytest_runtest_setup(item):
     -n 2 beside other work: 53-62 s against 32-35 s with one thread each)."""
     if _WORKERS > 1 and not _TORCH_SHARED and "torch" in sys.modules:
         _TORCH_SHARED.append(True)
+        gt_module = sys.modules.get("gt")
+        if gt_module is not None and gt_module.get_backend() == "torch":
+            return      # GT_NUM_THREADS set torch's count through gt's policy: setting it here too would split them
         sys.modules["torch"].set_num_threads(max(1, _CORES // _WORKERS))
 
 
