@@ -15,7 +15,7 @@ from gt.backend import B
 from gt.ops.lerp import Lerp
 from gt.tensor._args import _scalar
 from gt.tensor.arithmetic import _operand, where
-from gt.tensor.complex_checks import check_lerp, refuse_mixed
+from gt.tensor.complex_checks import check_lerp
 from gt.tensor.extra_methods import _scaled as _scalar_factor
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.linalg_base import ShapeError
@@ -64,9 +64,9 @@ def _coefficient(value, op, name, x, product):
 
 def _add_product(x, product, beta, alpha, op):
     """``beta * x + alpha * product``, with ``x`` ignored when ``beta`` is 0 (torch's rule)."""
+    # (addmm, addmv, baddbmm and addbmm checked their operands' dtypes before the product,
+    # check_added_product; torch's addr is elementwise: it promotes, a real side to complex too)
     x = _tensor(x, op, "input")
-    if op != "addr":        # torch's addr is elementwise (outer product): it promotes a real side to complex
-        refuse_mixed(x, product, op, "self and the product")
     beta, alpha = _coefficient(beta, op, "beta", x, product), _coefficient(alpha, op, "alpha", x, product)
     if x.shape != product.shape and (x.ndim > product.ndim or expand_error(x.shape, product.shape) is not None):
         raise expand_error(x.shape, product.shape) or ShapeError(
