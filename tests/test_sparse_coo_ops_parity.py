@@ -78,19 +78,17 @@ def test_ops_that_keep_zeros_are_torch_s(name, coalesced):
     torch = _torch()
     f = ZERO_KEEPING[name]
     _same(f(_s(gt, coalesced=coalesced)), f(_s(torch, coalesced=coalesced)))
-    # gradients: torch's where its backward runs, else torch's of the coalesced values
+    # gradients: torch's where its backward runs, else torch's error type (no sparse backward for sqrt, sin, ...)
     s = _s(gt, requires_grad=True, coalesced=coalesced)
-    (f(s).to_dense() ** 2 * gt.tensor(W)).sum().backward()
     t = _s(torch, requires_grad=True, coalesced=coalesced)
     try:
         (f(t).to_dense() ** 2 * torch.tensor(W)).sum().backward()
         expected = _dense_grad(t.grad)
-    except (RuntimeError, NotImplementedError):      # torch: no sparse backward for sqrt, sin, tanh, ...
-        c = _s(torch, coalesced=True)
-        at = tuple(c.indices())
-        v = c.values().clone().requires_grad_(True)
-        (f(v) ** 2 * torch.tensor(W)[at]).sum().backward()
-        expected = torch.zeros(3, 3, dtype=torch.float64).index_put(at, v.grad).numpy()
+    except (RuntimeError, NotImplementedError) as error:
+        with pytest.raises(type(error), match="the backward of .* on a sparse COO tensor"):
+            (f(s).to_dense() ** 2 * gt.tensor(W)).sum().backward()
+        return
+    (f(s).to_dense() ** 2 * gt.tensor(W)).sum().backward()
     assert s.grad.is_sparse
     np.testing.assert_allclose(_dense_grad(s.grad), expected, rtol=1e-6, atol=1e-12)
 
@@ -161,9 +159,9 @@ def test_sparse_mask_narrow_copy_and_index_select_are_torch_s():
                 np.testing.assert_allclose(g, t, rtol=1e-12)
             else:
                 _same(g, t)
-    s = _s(gt, requires_grad=True)
-    s.index_select(0, gt.tensor([2, 0, 0])).narrow_copy(1, 1, 2).to_dense().sum().backward()
-    np.testing.assert_allclose(s.grad.to_dense().numpy(), [[0, 0, 2], [0, 0, 0], [0, 1, 0]])
+    s = _s(gt, requires_grad=True)          # torch 2.13 has no backward of these for a sparse gradient
+    with pytest.raises(NotImplementedError, match="narrow_copy: the backward of narrow_copy"):
+        s.index_select(0, gt.tensor([2, 0, 0])).narrow_copy(1, 1, 2).to_dense().sum().backward()
     with pytest.raises(RuntimeError, match="exceeds dimension size"):
         _s(gt).narrow_copy(0, 2, 2)
     with pytest.raises(IndexError, match="index out of range"):
@@ -184,7 +182,7 @@ def test_sparse_softmax_and_log_softmax_are_torch_s_with_gradients(log, dim):
     _same(got[1][0], got[0][0])
     np.testing.assert_allclose(got[1][1], got[0][1], rtol=1e-9, atol=1e-12)
     assert got[1][2].dtype == gt.float32 and got[0][2].dtype == torch.float32
-    negative = gt.sparse.softmax(_s(gt), dim - 2)      # torch refuses a negative dim; gt counts from the end
+    negative = gt.sparse.softmax(_s(gt), dim - 2)      # counted from the end, as torch's forward
     np.testing.assert_array_equal(negative._values().numpy(), gt.sparse.softmax(_s(gt), dim)._values().numpy())
 
 

@@ -100,3 +100,19 @@ class SparseSparseValues(Function):
             a = av.new_zeros((n, k)).index_put((a_idx[0], a_idx[1]), av, accumulate=True)
             gb = (a.t() @ dense)[b_idx[0], b_idx[1]]
         return ga, gb, None, None, None, None, None
+
+
+class NoSparseBackward(Function):
+    """The values of a sparse result whose backward torch 2.13 lacks (``sqrt``, ``sin``, ``index_select``,
+    ...): passed on unchanged, and the backward raises ``error(message)``, torch's error type, so a
+    program that relies on torch's gradient fails in gt as in torch instead of getting one torch never gives."""
+
+    def forward(self, values, error, message):
+        self.error, self.message = error, message
+        return values
+
+    def backward(self, g):
+        raise self.error(self.message)
+
+    def backward_graph(self, g):
+        raise self.error(self.message)

@@ -18,6 +18,7 @@ from gt.backend import B
 from gt.tensor import Tensor
 from gt.tensor.inplace import bump_versions
 from gt.tensor.sparse_autograd import SparseSeen, refuse_sparse_grads
+from gt.tensor.sparse_make import import_sparse
 from gt.autograd import profiler_record
 from gt.autograd.node_hooks import RemovableHandle
 from gt.optim.state_dict_hooks import StateDictHooks, hooked_load_state_dict, hooked_state_dict
@@ -427,8 +428,8 @@ def _check_param(p, i):
 
 def _export(value):
     if isinstance(value, Tensor):
-        if value.is_sparse:         # SGD's momentum on a sparse gradient: saved dense (gt's numpy state dicts)
-            value = value.to_dense()
+        if value.is_sparse:         # SGD's momentum on a sparse gradient: a sparse copy, as torch saves it
+            return value.detach().clone()
         return B.to_numpy(B.copy(value._data))  # a copy: later steps must not change a saved checkpoint
     return value
 
@@ -442,5 +443,7 @@ def _import(value, p, index, name):
     shape = tuple(value.shape)
     if shape != p.shape:
         raise ValueError(f"loaded state '{name}' of parameter {index} has shape {shape}, the parameter has {p.shape}")
+    if getattr(value, "is_sparse", False):      # SGD's sparse momentum buffer (gt's, or torch's tensor)
+        return import_sparse(value, p.dtype)
     data = value._data if isinstance(value, Tensor) else value
     return Tensor._wrap(B.asarray(data, dtype=p.dtype, copy=True))

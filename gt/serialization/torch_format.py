@@ -6,7 +6,8 @@ id) and ``data/<key>`` (each storage's bytes, little-endian), as ``torch.save`` 
 
 Where gt differs: numpy arrays of a tensor dtype are written as tensors (torch's format has no
 arrays, and gt's ``state_dict()`` holds arrays: torch reads them as its state dicts), so they load
-back as gt tensors (other arrays, of strings say, stay numpy arrays); torch's sparse and nested
+back as gt tensors (other arrays, of strings say, stay numpy arrays); sparse COO tensors are written
+and read (gt/serialization/sparse_format.py); torch's other sparse layouts, nested
 tensors and untyped storages (but the bytes of a uint16/32/64 tensor, which
 ``_rebuild_tensor_v3`` names with its dtype) are refused by name; quantized tensors are written
 and read (gt/serialization/quantized_format.py). A ``Parameter`` loads as ``gt.nn.Parameter``
@@ -25,7 +26,7 @@ import numpy as np
 
 from gt import dtypes
 from gt.devices import device
-from gt.serialization import quantized_format, script_objects, storages
+from gt.serialization import quantized_format, script_objects, sparse_format, storages
 from gt.tensor import Tensor
 
 # torch's storage class of each dtype (the persistent id names it), and numpy's dtype of its bytes
@@ -131,6 +132,8 @@ class _TorchPickler(pickle._Pickler):
         if isinstance(obj, quantized_format.QuantizedTensor):
             return quantized_format.reduce(obj, self._global,
                                            lambda a, kind: storages.Storage(a.reshape(-1), kind, a.size))
+        if getattr(obj, "_is_sparse_layout", False) or isinstance(obj, sparse_format.LayoutName):
+            return sparse_format.reduce(obj, self._global)
         if isinstance(obj, Tensor):
             if getattr(type(obj), "_is_param", False):
                 return self._global("torch._utils", "_rebuild_parameter"), \
@@ -248,6 +251,8 @@ class _TorchUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v3
         if quantized_format.find(module, name) is not None:       # _rebuild_qtensor, torch.per_tensor_affine...
             return quantized_format.find(module, name)
+        if sparse_format.find(module, name) is not None:          # _rebuild_sparse_tensor, _get_layout
+            return sparse_format.find(module, name)
         if (module, name) == ("torch.storage", "UntypedStorage"):
             return _StorageType("untyped")    # its bytes; _rebuild_tensor_v3 reads them as its dtype
         if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):

@@ -21,7 +21,7 @@ from gt import autograd
 from gt.autograd import grad_hooks, hooks, register_post_accumulate_grad_hook, sparse_grad
 from gt.backend import B
 from gt.ops._shapes import numel
-from gt.ops.sparse_products import FAST, SourceDenseMM, SparseDenseMM
+from gt.ops.sparse_products import FAST, NoSparseBackward, SourceDenseMM, SparseDenseMM
 from gt.tensor import creation
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
@@ -142,6 +142,17 @@ def pattern_leaf(s, pattern):
     return dense
 
 
+def entry_leaf(d, s, at):
+    """The dense leaf ``d``'s entries at the positions ``at`` of the sparse ``s``'s entries, as a stand-in
+    leaf whose gradient reaches ``d.grad`` sparse on ``s``'s indices (uncoalesced), as torch's gradient
+    of the dense operand of ``sparse * dense``."""
+    with autograd.no_grad():
+        picked = d[at]
+    picked._set_requires_grad(True)
+    fold_grad_into(picked, d, lambda target, g: s._new(s._sp_indices, g, s.shape, False))
+    return picked
+
+
 def dense_source(s):
     """The dense tensor that carries torch's dense gradient of the sparse ``s`` through ``@``/``mm``/
     ``matmul``/``addmm``/``sum()``: a leaf's dense stand-in, or the dense tensor ``to_sparse``/
@@ -153,6 +164,39 @@ def dense_source(s):
     if s._sp_leaf:
         return dense_leaf(s)
     return s._sp_dense() if callable(s._sp_dense) else s._sp_dense
+
+
+def carries(s):
+    """Whether the sparse ``s`` has a dense tensor to hand torch's dense gradient to (``dense_source``)."""
+    return s._sp_leaf or s._sp_dense is not None
+
+
+def derive(out, rule, *operands):
+    """``out`` (an op's sparse result) with the dense source ``rule(*operands)``, each sparse operand
+    replaced by its dense source (or ``to_dense()``), made only when a product or ``sum()`` asks for it:
+    torch's backward of the op passes a dense gradient on unchanged in layout, so a tensor made by
+    ``to_sparse`` (or a sparse leaf) gets torch's dense gradient through ``(x.to_sparse() * 2) @ D``.
+    Nothing is kept when no sparse operand carries one or grad mode is off."""
+    if autograd.is_grad_enabled() and any(_sparse(p) and carries(p) for p in operands):
+        def source():
+            return rule(*(_dense_of(p) if _sparse(p) else p for p in operands))
+
+        out._sp_dense = source
+    return out
+
+
+def _dense_of(s):
+    source = dense_source(s)
+    return s.to_dense() if source is None else source
+
+
+def refused(values, op, error, why):
+    """``values`` whose backward raises ``error`` (torch's type: torch 2.13 has no sparse backward of
+    ``op``; ``why`` is its reason) where a gradient would reach them."""
+    if not (values.requires_grad and autograd.is_grad_enabled()):
+        return values
+    return NoSparseBackward.apply(values, error, f"{op}: the backward of {op} on a sparse COO tensor is not "
+                                                 f"implemented (torch 2.13's raises: {why}); call .to_dense() first")
 
 
 def check_mm(fn, s, d):
@@ -221,8 +265,27 @@ def dense_sparse_mm(fn, d, s, dense_grad):
         out = SourceDenseMM.apply(source.t(), (d.unsqueeze(0) if d.ndim == 1 else d).t(), s._sp_values.detach(),
                                   cols, rows).t()
         return out.squeeze(0) if d.ndim == 1 else out
+    if s.is_sparse and s._sp_leaf and autograd.is_grad_enabled():
+        s = _transposed_grad_leaf(s)
     out = sparse_mm(fn, s._coo().t(), d if d.ndim == 1 else d.t(), False)
     return out if d.ndim == 1 else out.t()
+
+
+def _transposed_grad_leaf(s):
+    """The entries of the 2-D sparse leaf ``s`` on values that are a stand-in leaf, whose gradient
+    reaches ``s.grad`` on ``s``'s coalesced positions listed in the order of its transpose (column by
+    column), as torch's ``sparse.mm(dense, s)`` computes it on ``s^T`` and hands it back transposed."""
+    values = s._sp_values.detach()
+    values._set_requires_grad(True)
+
+    def convert(sp, g):
+        with autograd.no_grad():
+            idx, _, inverse = coalesced_parts(sp._sp_indices[[1, 0]], g, sp.shape[::-1])
+            kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
+        return sp._new(idx[[1, 0]], kept, sp.shape, False)
+
+    fold_grad_into(values, s, convert)
+    return s._new(s._sp_indices, values, s.shape, s._sp_coalesced)
 
 
 class SparseProducts:

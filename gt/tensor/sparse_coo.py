@@ -19,9 +19,9 @@ from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, dense_source, make_leaf, pattern_leaf
+from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, dense_source, derive, make_leaf, pattern_leaf
 from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
-from gt.tensor.sparse_methods import SparseMethods
+from gt.tensor.sparse_methods import SparseMethods, coalesced_parts
 from gt.tensor.sparse_spgemm import sparse_sparse_mm
 
 sparse_coo = Layout("sparse_coo")
@@ -200,21 +200,36 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         return other + source if source is not None else SparseMethods.__radd__(self, other)
 
     def add(self, other, *, alpha=1):
-        """``SparseMethods.add``; where the sum is coalesced, a leaf's gradient is torch's: the
-        sum's, sparse on the union of the two patterns (positions the leaf does not store too)."""
+        """``SparseMethods.add``; a leaf's gradient is torch's: the sum's, sparse on the union of the
+        two patterns (positions the leaf does not store too, each once, sorted); dense through products."""
         out = SparseMethods.add(self, other, alpha=alpha)
-        if not (out._sp_coalesced and autograd.is_grad_enabled() and (self._sp_leaf or other._sp_leaf)):
-            return out
-        idx = out._sp_indices
-        mine = pattern_leaf(self, lambda: idx) if self._sp_leaf else self.to_dense()
-        theirs = pattern_leaf(other, lambda: idx) if other._sp_leaf else other.to_dense()
-        return self._new(idx, (mine + theirs * alpha)[tuple(idx)].to(out.dtype), self.shape, True)
+        if autograd.is_grad_enabled() and (self._sp_leaf or other._sp_leaf):
+            out = _leaf_sum(self, other, alpha, out)
+        return derive(out, lambda a, b: a + b * alpha, self, other)
+
+    # ---- ops whose backward hands a dense gradient on dense (derive: torch's through products) ----
+    def coalesce(self):
+        out = SparseMethods.coalesce(self)
+        return out if out is self else derive(out, lambda d: d, self)
+
+    def transpose(self, dim0, dim1):
+        out = SparseMethods.transpose(self, dim0, dim1)
+        return out if out is self else derive(out, lambda d: d.transpose(dim0, dim1), self)
+
+    def div(self, other):
+        return derive(SparseMethods.div(self, other), lambda d: d / other, self)
+
+    def neg(self):
+        return derive(SparseMethods.neg(self), lambda d: -d, self)
+
+    negative = neg
 
     def detach(self):
         return self._new(self._sp_indices, self._sp_values.detach(), self.shape, self._sp_coalesced)
 
     def clone(self, *, memory_format=None):
-        return self._new(self._sp_indices.clone(), self._sp_values.clone(), self.shape, self._sp_coalesced)
+        out = self._new(self._sp_indices.clone(), self._sp_values.clone(), self.shape, self._sp_coalesced)
+        return derive(out, lambda d: d, self)
 
     def zero_(self):
         """No entries left (torch's: nnz becomes 0), in place."""
@@ -242,6 +257,30 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         return sparse_repr(self)
 
     __str__ = __repr__
+
+
+def _leaf_sum(a, b, alpha, out):
+    """``out = a + alpha * b`` rebuilt so that a sparse leaf among them gets torch's gradient: the
+    sum's at every position of the coalesced union (dense stand-ins sampled there). An uncoalesced sum
+    keeps its entries; the gradient reaches the stand-ins through the first entry of each position
+    only (the others add their values without one), as torch's add hands on the sum's gradient once."""
+    sizes = out.shape[:out.sparse_dim()]
+    with autograd.no_grad():
+        idx, _, inverse = (out._sp_indices, None, None) if out._sp_coalesced else coalesced_parts(
+            out._sp_indices, out._sp_values, sizes)
+    mine = pattern_leaf(a, lambda: idx) if a._sp_leaf else a.to_dense()
+    theirs = pattern_leaf(b, lambda: idx) if b._sp_leaf else b.to_dense()
+    total = mine + theirs * alpha
+    if out._sp_coalesced:
+        return a._new(idx, total[tuple(idx)].to(out.dtype), a.shape, True)
+    with autograd.no_grad():
+        n = out._nnz()
+        first = creation.full((idx.shape[1],), n, dtype=dtypes.int64).index_reduce(
+            0, inverse, creation.arange(n, dtype=dtypes.int64), "amin")
+        once = creation.zeros(n, dtype=out.dtype).index_fill(0, first, 1)
+        once = once.reshape((n,) + (1,) * (out._sp_values.ndim - 1))
+    picked = total[tuple(out._sp_indices)].to(out.dtype)
+    return a._new(out._sp_indices, out._sp_values.detach() + (picked - picked.detach()) * once, a.shape, False)
 
 
 def sparse_repr(s):

@@ -14,6 +14,7 @@ from gt import autograd, dtypes
 from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.index_methods import searchsorted
+from gt.tensor.sparse_autograd import derive, entry_leaf, refused
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
 # torch's ops on a sparse COO tensor that keep zeros: all coalesce first
@@ -22,10 +23,33 @@ ZERO_KEEPING = ("abs", "sqrt", "sin", "sinh", "tan", "tanh", "asin", "asinh", "a
                 "deg2rad", "rad2deg", "signbit", "isnan", "isinf", "isposinf", "isneginf", "nan_to_num")
 
 
+# torch 2.13's backward of these on a sparse tensor raises (this error type, for this reason)
+_ADD = "add(sparse, dense) is not supported"
+_NO_BACKWARD = {"sqrt": (RuntimeError, "Sparse division requires a scalar or zero-dim dense tensor divisor"),
+                "tan": (RuntimeError, _ADD), "asin": (RuntimeError, _ADD),
+                "asinh": (RuntimeError, _ADD), "atan": (RuntimeError, _ADD), "expm1": (RuntimeError, _ADD),
+                "atanh": (RuntimeError, "memory format option is only supported by strided tensors"),
+                **{n: (NotImplementedError, f"no SparseCPU kernel of {k}") for n, k in (
+                    ("sin", "cos"), ("sinh", "cosh"), ("tanh", "tanh_backward"), ("sgn", "_efficientzerotensor"),
+                    ("erf", "exp"), ("erfinv", "exp"), ("nan_to_num", "ne"))}}
+# the ones whose backward passes a dense gradient on dense (the others multiply it by a sparse tensor:
+# a gradient on the stored entries only, which the values carry)
+_DENSE_BACKWARD = ("log1p", "sign", "floor", "ceil", "round", "trunc", "frac", "deg2rad", "rad2deg")
+
+
 def _zero_keeping(name):
     def op(self, *args, **kwargs):
         c = self.coalesce()
-        return self._new(c._sp_indices, getattr(c._sp_values, name)(*args, **kwargs), self.shape, True)
+        values = getattr(c._sp_values, name)(*args, **kwargs)
+        if name in _NO_BACKWARD:
+            values = refused(values, name, *_NO_BACKWARD[name])
+        out = self._new(c._sp_indices, values, self.shape, True)
+        if name in _DENSE_BACKWARD:
+            return derive(out, lambda d: getattr(d, name)(*args, **kwargs), c)
+        if name == "relu":      # torch's backward takes a sparse gradient only
+            return derive(out, lambda d: refused(d.relu(), name, NotImplementedError,
+                                                 "no kernel of _nnz for a dense gradient"), c)
+        return out
 
     op.__name__ = name
     op.__doc__ = f"``{name}`` of the stored values (coalesced first, as torch's: it keeps zeros)."
@@ -60,7 +84,8 @@ class SparseElementwise:
             return _mul_sparse(self, other)
         if isinstance(other, Tensor) and other.ndim:
             return _mul_dense(self, other)
-        return self._new(self._sp_indices, self._sp_values * other, self.shape, self._sp_coalesced)
+        out = self._new(self._sp_indices, self._sp_values * other, self.shape, self._sp_coalesced)
+        return derive(out, lambda d: d * other, self)
 
     def __mul__(self, other):
         return self.mul(other)
@@ -69,23 +94,31 @@ class SparseElementwise:
     multiply = mul
 
     def narrow_copy(self, dim, start, length):
-        """The entries whose index along ``dim`` is in ``[start, start + length)``, shifted (torch's)."""
-        d = _dim(self, dim, "narrow_copy")
-        size = self.shape[d]
-        start = start + size if start < 0 else start
-        if not 0 <= start <= size or length < 0 or start + length > size:
-            raise RuntimeError(f"narrow_copy: start ({start}) + length ({length}) exceeds dimension size ({size}).")
+        """The entries whose index along ``dim`` is in ``[start, start + length)``, shifted (torch's: a
+        negative ``dim`` or ``start`` is refused, as torch's sparse kernel refuses it)."""
+        nd = self.ndim
+        if not isinstance(dim, int) or not 0 <= dim < nd:
+            raise RuntimeError(f"narrow_copy: Dimension {dim} out of range. Expecting 0 <= dim < {nd}.")
+        d, size = dim, self.shape[dim]
+        if length < 0:
+            raise RuntimeError(f"narrow_copy: narrow(): length must be non-negative, got {length}.")
+        if not 0 <= start <= size or start + length > size:
+            raise RuntimeError(f"narrow_copy: Invalid range to narrow. range(start, start+length) must be a subset "
+                               f"of range(0, {size}); got start {start} and length {length} (start + length exceeds "
+                               "dimension size or start is negative).")
         shape = self.shape[:d] + (length,) + self.shape[d + 1:]
         sd = self.sparse_dim()
         if d >= sd:
-            return self._new(self._sp_indices, self._sp_values.narrow(d - sd + 1, start, length), shape,
-                             self._sp_coalesced)
-        idx = self._sp_indices
-        with autograd.no_grad():
-            keep = ((idx[d] >= start) & (idx[d] < start + length)).nonzero().reshape(-1)
-            new = idx[:, keep]
-            new[d] -= start
-        return self._new(new, self._sp_values[keep], shape, self._sp_coalesced)
+            new, values = self._sp_indices, self._sp_values.narrow(d - sd + 1, start, length)
+        else:
+            idx = self._sp_indices
+            with autograd.no_grad():
+                keep = ((idx[d] >= start) & (idx[d] < start + length)).nonzero().reshape(-1)
+                new = idx[:, keep]
+                new[d] -= start
+            values = self._sp_values[keep]
+        out = self._new(new, refused(values, "narrow_copy", NotImplementedError, _STRIDED), shape, self._sp_coalesced)
+        return derive(out, lambda x: x.narrow(d, start, length), self)
 
     def index_select(self, dim, index):
         """The slices ``index`` (int64, 1-D) along ``dim``: torch's order, each entry once per
@@ -101,16 +134,23 @@ class SparseElementwise:
         shape = self.shape[:d] + (index.shape[0],) + self.shape[d + 1:]
         sd = self.sparse_dim()
         if d >= sd:      # uncoalesced all the same, as torch's
-            return self._new(self._sp_indices, self._sp_values.index_select(d - sd + 1, index), shape, False)
-        with autograd.no_grad():
-            at, k = (index.unsqueeze(1) == self._sp_indices[d].unsqueeze(0)).nonzero().t()
-            new = self._sp_indices[:, k]
-            new[d] = at
-        return self._new(new, self._sp_values[k], shape, False)
+            new, values = self._sp_indices, self._sp_values.index_select(d - sd + 1, index)
+        else:
+            with autograd.no_grad():
+                at, k = (index.unsqueeze(1) == self._sp_indices[d].unsqueeze(0)).nonzero().t()
+                new = self._sp_indices[:, k]
+                new[d] = at
+            values = self._sp_values[k]
+        out = self._new(new, refused(values, "index_select", NotImplementedError, "no SparseCPU kernel of "
+                                     "index_add_ for a sparse gradient"), shape, False)
+        return derive(out, lambda x: x.index_select(d, index), self)
 
 
 for _name in ZERO_KEEPING:
     setattr(SparseElementwise, _name, _zero_keeping(_name))
+
+
+_STRIDED = "no SparseCPU kernel of as_strided for a sparse gradient"
 
 
 def _dim(s, dim, fn):
@@ -127,9 +167,36 @@ def _mul_dense(s, d):
     if len(from_shape) > s.ndim or any(a not in (1, b) for a, b in zip(from_shape[::-1], s.shape[::-1])):
         raise RuntimeError(f"mul: the dense operand of shape {from_shape} does not broadcast to the sparse shape "
                            f"{s.shape}")
+    if _sparse_grad_operand(s, d):
+        return _mul_leaf(s, d)
     full = d.expand(s.shape)
     picked = full[tuple(s._sp_indices[i] for i in range(s.sparse_dim()))] if s.sparse_dim() else full.unsqueeze(0)
-    return s._new(s._sp_indices, s._sp_values * picked, s.shape, s._sp_coalesced)
+    out = s._new(s._sp_indices, s._sp_values * picked, s.shape, s._sp_coalesced)
+    return derive(out, lambda x: x * d, s)
+
+
+def _sparse_grad_operand(s, d):
+    """Whether the dense ``d`` of ``s * d`` gets torch's sparse gradient: a leaf of ``s``'s shape that
+    requires grad (a computed one's gradient goes on through gt's dense tape: dense; a broadcast one
+    torch cannot sum back)."""
+    return (d.requires_grad and d.is_leaf and autograd.is_grad_enabled() and s.is_sparse and s.sparse_dim()
+            and tuple(d.shape) == s.shape and d._placed is None)
+
+
+def _mul_leaf(s, d):
+    """``s * d`` for a dense leaf ``d``: its gradient is torch's sparse ``grad * s`` on ``s``'s own entries
+    (uncoalesced), carried by stand-ins of its entries at ``s``'s positions, also through a product's dense
+    gradient (``derive``)."""
+    at = tuple(s._sp_indices[i] for i in range(s.sparse_dim()))
+    out = s._new(s._sp_indices, s._sp_values * entry_leaf(d, s, at), s.shape, s._sp_coalesced)
+
+    def rule(x):
+        with autograd.no_grad():
+            values = s._sp_values.detach()
+        dense = s._new(s._sp_indices, values * entry_leaf(d, s, at), s.shape, False).to_dense()
+        return x * d.detach() + (dense - dense.detach())     # the value x * d; d's gradient through the entries
+
+    return derive(out, rule, s)
 
 
 def _mul_sparse(x, y):
@@ -171,7 +238,7 @@ def sparse_softmax(s, dim, dtype=None, log=False):
     sd = c.sparse_dim()
     if d >= sd:
         out = vals.log_softmax(d - sd + 1) if log else vals.softmax(d - sd + 1)
-        return c._new(c._sp_indices, out, s.shape, True)
+        return _softmax_source(c._new(c._sp_indices, out, s.shape, True), c, log)
     rest = [i for i in range(sd) if i != d]
     with autograd.no_grad():
         _, _, group = coalesced_parts(c._sp_indices[rest], vals, tuple(s.shape[i] for i in rest))
@@ -182,4 +249,11 @@ def sparse_softmax(s, dim, dtype=None, log=False):
     shifted = vals - top[group]       # softmax is shift-invariant: the max needs no gradient
     total = creation.zeros(lead, dtype=vals.dtype).index_add(0, group, shifted.exp())
     out = shifted - total.log()[group] if log else shifted.exp() / total[group]
-    return c._new(c._sp_indices, out, s.shape, True)
+    return _softmax_source(c._new(c._sp_indices, out, s.shape, True), c, log)
+
+
+def _softmax_source(out, c, log):
+    """torch's backward of the sparse softmax takes a sparse gradient only (a product's raises)."""
+    name = "sparse.log_softmax" if log else "sparse.softmax"
+    return derive(out, lambda d: refused(d * 1, name, RuntimeError, "coalesce expected sparse coordinate tensor "
+                                         "layout but got Strided"), c)

@@ -54,6 +54,17 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     return out
 
 
+def import_sparse(value, dtype):
+    """A sparse COO state value loaded into an optimizer (SGD's momentum buffer of a sparse gradient,
+    gt's or torch's tensor) as a gt sparse tensor of ``dtype`` with its own copy of the entries."""
+    indices, values = value._indices(), value._values().detach()
+    if isinstance(value, Tensor):
+        indices, values = indices.clone(), values.to(dtype, copy=True)
+    else:                   # torch's: its entries through numpy
+        indices, values = indices.numpy().copy(), values.numpy().copy()
+    return sparse_coo_tensor(indices, values, tuple(value.shape), dtype=dtype, is_coalesced=value.is_coalesced())
+
+
 def _checked_size(idx, vals, size):
     sd, nnz = idx.shape
     seen = [int(m) + 1 for m in idx.amax(1).tolist()] if nnz else [0] * sd
