@@ -37,6 +37,31 @@ class Placed:
         return f"Placed({self.placement}, shape={self.shape}, sizes={self.sizes})"
 
 
+def logical_strides(placed):
+    """The strides the whole of ``placed`` would have on one device (torch's ``stride()`` of the
+    same program), as a list of candidates that all hold: one where they are known, one per
+    non-empty block where they are inferred. Blocks that lie next to each other in one buffer (data
+    from ``from_numpy`` and its views) are the whole tensor's memory: their strides are exact.
+    Blocks of their own (the results of ops) keep the axes' order and gaps of one device's result,
+    so each block's steps outside the sharded axis scale by (global size / block size) along it;
+    a slice along the sharded axis whose ends fall on block boundaries leaves no gap to read."""
+    first = placed.shards[0]
+    if not isinstance(placed.placement, Shard):
+        return [B.element_strides(first)]       # every device holds the whole shape
+    a, size = placed.placement.axis, placed.shape[placed.placement.axis]
+    whole = B.join_views(placed.shards, a) if B.is_array(first) and first.ndim else None
+    if whole is not None:
+        return [B.element_strides(whole)]
+    out = []
+    for block in placed.shards:
+        n, st = block.shape[a], B.element_strides(block)
+        if 0 in tuple(block.shape):
+            continue
+        span = st[a] * n                        # what an axis outside the sharded one steps over here
+        out.append(tuple(-(-s * size // n) if d != a and st[a] and s >= span else s for d, s in enumerate(st)))
+    return out
+
+
 def placement_of(value):
     return value.placement if isinstance(value, Placed) else Replicate()
 

@@ -13,6 +13,7 @@ from gt.tensor.index_order import torch_index, torch_order
 from gt.tensor.linalg_base import ShapeError
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel, view_strides
+from gt.sharding.layout import logical_strides
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -55,7 +56,10 @@ class ShapeMethods:
         return shape_ops.Reshape.apply(self, target)
 
     def view(self, *sizes, size=None, dtype=None):
-        """``view(*shape)``: ``reshape`` (torch's keyword ``size=`` too). ``view(dtype)``: the same
+        """``view(*shape)``: this tensor's memory in a new shape (torch's keyword ``size=`` too); torch's
+        RuntimeError where its strides cannot give that shape (torch's ``computeStride``: only dims
+        lying next to each other in memory join), where ``reshape`` would copy. A sharded tensor's
+        view is a copy, refused where one device's would be. ``view(dtype)``: the same
         memory read as ``dtype``, bit for bit (float32 <-> int32, float64 <-> int64); into a
         dtype of another width the last dim scales (float32 (2, 4) as float16 is (2, 8)) and
         must be contiguous. The result shares memory with this tensor and records no gradient,
@@ -63,14 +67,17 @@ class ShapeMethods:
         if dtype is None and len(sizes) == 1 and isinstance(sizes[0], dtypes.DType):
             dtype, sizes = sizes[0], ()
         if dtype is None:
-            if self._placed is None and not B.is_contiguous(self._array):
+            if self._placed is not None or not B.is_contiguous(self._array):
                 # reshape would copy where no view exists, and writes through the "view" would then
-                # not reach this tensor: refused as torch's (a sharded tensor's reshape is logical)
+                # not reach this tensor: refused as torch's. A sharded tensor's view is a copy
+                # either way, but is refused where one device's would be, by its logical strides
                 target = _infer_shape("view", self.shape, _shape_args(sizes if size is None else (size,)))
-                if view_strides(self.shape, self.stride(), target) is None:
+                known = [self.stride()] if self._placed is None else logical_strides(self._placed)
+                bad = next((st for st in known if view_strides(self.shape, st, target) is None), None)
+                if bad is not None:
                     raise RuntimeError(f"view size is not compatible with input tensor's size and stride (at least "
                                        f"one dimension spans across two contiguous subspaces): shape "
-                                       f"{tuple(self.shape)}, strides {self.stride()}, view {target}. Use "
+                                       f"{tuple(self.shape)}, strides {tuple(bad)}, view {target}. Use "
                                        ".reshape(...) instead.")
             return self.reshape(*sizes, shape=size)
         if sizes or size is not None:
