@@ -1,6 +1,6 @@
 """The differentiable ops of gt.linalg's LU factorization, triangular and Cholesky solves and
 matrix exponential, with torch's backward formulas (FunctionsManual.cpp; conjugate transposes
-``_h`` for complex matrices); the
+``_h`` for complex matrices), recorded too for real inputs (``backward_graph``: ``create_graph=True``); the
 conventions of gt/ops/linalg_ops.py hold (matrices on the last two axes, equal batch shapes,
 several results packed into one array).
 """
@@ -79,9 +79,38 @@ def lu_backward(g_low, g_up, p, low, up):
     return B.matmul(p, ga)
 
 
+def _lu_graph(g_low, g_up, p, low, up):
+    """``lu_backward`` with recorded ops on tensors (``p`` a constant)."""
+    m, n = low.shape[-2], up.shape[-1]
+    k = min(m, n)
+    tri = SolveTriangular.apply
+    if m == n:
+        ga = (low.mT @ g_low).tril(-1) + (g_up @ up.mT).triu()
+        ga = tri(low.mT, tri(up, ga.mT, True, False).mT, True, True)
+    elif m < n:
+        ga = low.mT @ g_low - g_up.triu() @ up.mT
+        ga = tri(up[..., :k], ga.tril(-1).mT, True, False).mT
+        ga = tri(low.mT, Cat.apply(ga + g_up[..., :k].triu(), g_up[..., k:], axis=ga.ndim - 1), True, True)
+    else:
+        ga = g_up @ up.mT - low.mT @ g_low.tril(-1)
+        ga = tri(low[..., :k, :].mT, ga.triu(), True, True)
+        ga = Cat.apply(ga + g_low[..., :k, :].tril(-1), g_low[..., k:, :], axis=ga.ndim - 2)
+        ga = tri(up, ga.mT, True, False).mT
+    return p @ ga
+
+
+def _lu_parts(lu, pivots):
+    """``(P, L, U)`` of the recorded packed ``lu`` (..., m, n) and the engine's ``pivots``: P a constant."""
+    m, n = lu.shape[-2:]
+    k = min(m, n)
+    p = const(permutation(pivots, m, lu.dtype))
+    return p, lu[..., :k].tril(-1) + const(B.astype(_offsets_eq(m, k), lu.dtype)), lu[..., :k, :].triu()
+
+
 class LuFactor(Function):
     """Packed ``(LU (..., m, n), pivots (..., k), info (...))`` of A (pivots and info as floats, exact;
-    the tensor layer casts them to int32). Gradient: torch's lu_factor_ex_backward through L and U."""
+    the tensor layer casts them to int32). Gradient: torch's lu_factor_ex_backward through L and U,
+    recorded too for a real A (``backward_graph``: the same formula, P a constant)."""
 
     def forward(self, a):
         lu, pivots, info = B.lu_factor(a)
@@ -95,6 +124,14 @@ class LuFactor(Function):
         p, low, up = unpack(lu, pivots)
         k = low.shape[-1]
         return (lu_backward(_tril(_cols(g_lu, 0, k), -1), _triu(_rows(g_lu, 0, k)), p, low, up),)
+
+    def backward_graph(self, g):
+        lu0, pivots = self.saved
+        m, n = lu0.shape[-2:]
+        k = min(m, n)
+        lu = LuFactor.apply(self.inputs[0])[..., :m * n].reshape(tuple(lu0.shape))
+        g_lu = g[..., :m * n].reshape(tuple(lu0.shape))
+        return (_lu_graph(g_lu[..., :k].tril(-1), g_lu[..., :k, :].triu(), *_lu_parts(lu, pivots)),)
 
     def tangent(self, ta):
         """Forward AD (gt/autograd/forward_ad.py; torch's linalg_lu_jvp): for the square block
@@ -131,11 +168,13 @@ def _lu_solve(lu, pivots, b, adjoint):
 class LuSolve(Function):
     """X with ``A X = B`` (``adjoint``: ``A^T X = B``), A = P L U from ``lu_factor``. Gradients:
     ``gB`` the solve with the other ``adjoint``; ``gA = -gB X^T`` (``adjoint``: ``-X gB^T``) carried
-    to the packed LU through A = P L U (``tril(P^T gA U^T, -1) + triu(L^T P^T gA)``)."""
+    to the packed LU through A = P L U (``tril(P^T gA U^T, -1) + triu(L^T P^T gA)``); recorded too
+    for real inputs (``backward_graph``)."""
 
     def forward(self, lu, pivots, b, adjoint=False):
         x = _lu_solve(lu, pivots, b, adjoint)
         self.save(lu, pivots, x)
+        self.save_for_graph(b)        # backward_graph solves again, from the inputs
         self.adjoint = adjoint
         return x
 
@@ -148,6 +187,18 @@ class LuSolve(Function):
             p, low, up = unpack(lu, pivots)
             pga = B.matmul(_t(p), ga)
             g_lu = _tril(B.matmul(pga, _h(up)), -1) + _triu(B.matmul(_h(low), pga))
+        return g_lu, None, (gb if self.needs_input_grad[2] else None)
+
+    def backward_graph(self, g):
+        lu, pivots, b = self.inputs[:3]
+        gb = LuSolve.apply(lu, pivots, g, not self.adjoint)
+        g_lu = None
+        if self.needs_input_grad[0]:
+            x = LuSolve.apply(lu, pivots, b, self.adjoint)
+            ga = -(x @ gb.mT) if self.adjoint else -(gb @ x.mT)
+            p, low, up = _lu_parts(lu, self.saved[1])
+            pga = p.mT @ ga
+            g_lu = (pga @ up.mT).tril(-1) + (low.mT @ pga).triu()
         return g_lu, None, (gb if self.needs_input_grad[2] else None)
 
     def tangent(self, t_lu, _pivots, t_b, _adjoint=None):

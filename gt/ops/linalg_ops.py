@@ -1,10 +1,11 @@
 """The differentiable ops of ``gt.linalg``: one small Function per factorization or solve, forward
 and backward side by side, with torch's backward formulas (torch's FunctionsManual.cpp; conjugate
-transposes `_h` for complex matrices where det, inv, solve, svd and qr take them).
+transposes `_h` for complex matrices where det, inv and solve take them); eigh, svd and qr are in
+gt/ops/linalg_spectral.py.
 Matrices are the last two axes of every array; leading axes are batch axes of equal shape (the
 tensor layer broadcasts them first).
 
-An op with several results (eigh, svd, qr) returns them packed into one array, each flattened
+An op with several results (eigh, svd, qr, complex slogdet) returns them packed into one array, each flattened
 over its matrix axes and joined along the last axis; the tensor layer (gt/tensor/linalg_methods.py)
 cuts them apart with differentiable slices, so the backward receives the gradients of all parts
 at once (zero for a part that was not used, as torch treats an undefined gradient).
@@ -134,10 +135,22 @@ def _singular(a, det):
 
 
 class SlogdetSign(Function):
-    """The sign of ``det(A)`` (slogdet's first result: -1, 0 or 1), outside the graph."""
+    """The sign of a real ``det(A)`` (slogdet's first result: -1, 0 or 1). On the tape, as torch's (it
+    requires grad), with no gradient: torch's slogdet_backward leaves a real sign's out, so a loss
+    of the sign alone gives ``.grad`` None, and ``autograd.grad`` says the input was not used."""
 
     def forward(self, a):
         return B.slogdet(a)[0]
+
+    def backward(self, g):
+        return (None,)
+
+    def backward_graph(self, g):
+        return (None,)
+
+    def tangent(self, ta):
+        """Forward AD: zeros (torch's tangent of the sign is a zero tensor)."""
+        return B.zeros(tuple(ta.shape[:-2]), B.dtype_of(ta))
 
 
 class ComplexSlogdet(Function):
@@ -243,181 +256,3 @@ class Cholesky(Function):
         ga = 0.5 * (ga + ga.tril(-1).mT)
         ga = Solve.apply(low.mT, ga)
         return (Solve.apply(low.mT, ga.mT).mT,)
-
-
-class Eigh(Function):
-    """Packed ``(eigenvalues (..., n), eigenvectors (..., n, n))`` of a symmetric A; torch's
-    backward: ``gA = V (skew(V^T gV) / E + diag(gL)) V^T``, ``E_ij = L_j - L_i`` (inf or NaN where
-    eigenvalues repeat, as torch)."""
-
-    def forward(self, a, lower=True):
-        w, v = B.eigh(a, lower)
-        self.save(w, v)
-        return _pack([w, v], tuple(a.shape[:-2]))
-
-    def backward(self, g):
-        w, v = self.saved
-        gw, gv = _unpack(g, [w.shape, v.shape])
-        vt_gv = B.matmul(_h(v), gv)
-        n = w.shape[-1]
-        eye = _eye_like(w, n)
-        if B.dtype_of(v).is_complex:
-            _check_gauge(B.diagonal_view(vt_gv, 0, -2, -1))
-        skew = 0.5 * (vt_gv - _h(vt_gv))
-        if B.dtype_of(v).is_complex:      # its diagonal (imaginary) is replaced by gL's, as torch's
-            skew = skew * (1 - eye)
-        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
-        with B.quiet_float_errors():     # a zero numerator stays 0 (torch: no gV term when gV is undefined)
-            inner = B.where(skew == 0, 0, skew / (e + eye)) + _diag_embed(gw)
-        return (B.matmul(v, B.matmul(inner, _h(v))),)
-
-    def tangent(self, ta, _lower=None):
-        """Forward AD (torch's linalg_eig_jvp): ``dP = V^H dA V``, ``dL = Re diag(dP)``,
-        ``dV = V (dP / E)`` off the diagonal (torch reads all of dA, not one triangle)."""
-        w, v = self.saved
-        dp = B.matmul(_h(v), B.matmul(ta, v))
-        n = w.shape[-1]
-        eye = _eye_like(w, n)
-        e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
-        with B.quiet_float_errors():
-            dv = B.matmul(v, dp * (1 - eye) / (e + eye))
-        dl = B.diagonal_view(dp, 0, -2, -1)
-        dl = B.astype(B.real(dl), B.dtype_of(dv)) if B.dtype_of(dv).is_complex else B.copy(dl)
-        return _pack([dl, dv], tuple(ta.shape[:-2]))
-
-
-def _check_gauge(diag):
-    """torch's check that a loss of complex eigenvectors does not depend on their phases (each is
-    defined up to a factor e^{i phi}): Im diag(V^H gV) is 0 (its tolerances, 1e-2)."""
-    im = B.imag(diag)
-    if B.numel(im) and bool(B.any(B.abs(im) > 1e-2)):
-        raise RuntimeError("linalg_eigh_backward: The eigenvectors in the complex case are specified up to "
-                           "multiplication by e^{i phi}. The specified loss function depends on this quantity, "
-                           "so it is ill-defined.")
-
-
-class Svd(Function):
-    """Packed ``(U, S, Vh)`` of A (..., m, n); torch's svd_backward (real case), gradients of all
-    three parts at once (a part not used has a zero gradient)."""
-
-    def forward(self, a, full_matrices=False):
-        u, s, vh = B.svd(a, full_matrices, True)
-        self.save(u, s, vh)
-        return _pack([u, s, vh], tuple(a.shape[:-2]))
-
-    def backward(self, g):
-        u, s, vh = self.saved
-        gu, gs, gvh = _unpack(g, [u.shape, s.shape, vh.shape])
-        m, n, k = u.shape[-2], vh.shape[-1], s.shape[-1]
-        u, gu = u[..., :k], gu[..., :k]                 # full_matrices: the extra columns carry no gradient
-        vh, gvh = vh[..., :k, :], gvh[..., :k, :]
-        v, gv = _h(vh), _h(gvh)
-        uhgu, vhgv = B.matmul(_h(u), gu), B.matmul(vh, gv)
-        uhgu, vhgv = uhgu - _h(uhgu), vhgv - _h(vhgv)
-        row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
-        s2 = s * s
-        e = B.reshape(s2, tuple(s.shape[:-1]) + (1, k)) - B.reshape(s2, tuple(s.shape) + (1,))
-        with B.quiet_float_errors():
-            # a zero numerator stays 0, and a zero gU or gVh adds nothing: torch skips undefined gradients,
-            # so svdvals of a matrix with repeated or zero singular values has a finite gradient
-            num = uhgu * row + col * vhgv
-            ga = B.where(num == 0, 0, num / (e + _eye_like(s, k))) + _diag_embed(gs)
-            if B.dtype_of(u).is_complex:        # torch's term of the phases: Im diag(U^H gU) / S
-                phase = B.diagonal_view(uhgu, 0, -2, -1)
-                ga = ga + _diag_embed(B.where(phase == 0, 0, phase / (2 * s)))
-            if m > k and bool(B.any(gu)):
-                gus = gu / row
-                ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_h(u), gus))
-                return (B.matmul(ga, vh),)
-            if n > k and bool(B.any(gv)):
-                sgv = gvh / col
-                ga = B.matmul(ga, vh) + sgv - B.matmul(B.matmul(sgv, v), vh)
-                return (B.matmul(u, ga),)
-        return (B.matmul(u, B.matmul(ga, vh)),)
-
-    def tangent(self, ta, _full=None):
-        """Forward AD (torch's linalg_svd_jvp): ``dP = U^H dA V``, ``dS = Re diag(dP)``,
-        ``dU = U sym(dP S) / E + (I - U U^H) dA V S^-1``, ``dV`` alike (``E_ij = S_j^2 - S_i^2``);
-        for a complex A, torch's phases: ``i Im diag(dP) / 2S`` to U's columns, minus it to V's; the
-        extra columns of full matrices get zeros, as torch's."""
-        u_full, s, vh_full = self.saved
-        m, n, k = u_full.shape[-2], vh_full.shape[-1], s.shape[-1]
-        u, v = u_full[..., :k], _h(vh_full[..., :k, :])
-        dp = B.matmul(_h(u), B.matmul(ta, v))
-        eye = _eye_like(s, k)
-        row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
-        e = row * row - col * col + eye
-        with B.quiet_float_errors():
-            du = B.matmul(u, (dp * row + _h(dp) * col) * (1 - eye) / e)
-            dv = B.matmul(v, (dp * col + _h(dp) * row) * (1 - eye) / e)
-            if B.dtype_of(dp).is_complex:
-                phase = 1j * B.imag(B.diagonal_view(dp, 0, -2, -1)) / (2 * s)
-                phase = B.reshape(phase, tuple(phase.shape[:-1]) + (1, k))
-                du, dv = du + u * phase, dv - v * phase
-            if m > k:
-                extra = B.matmul(ta, v / row)
-                du = du + extra - B.matmul(u, B.matmul(_h(u), extra))
-            if n > k:
-                extra = B.matmul(_h(ta), u / row)
-                dv = dv + extra - B.matmul(v, B.matmul(_h(v), extra))
-        du = B.concatenate([du, B.zeros(du.shape[:-1] + (u_full.shape[-1] - k,), B.dtype_of(du))], axis=-1)
-        dvh = _h(B.concatenate([dv, B.zeros(dv.shape[:-1] + (vh_full.shape[-2] - k,), B.dtype_of(dv))], axis=-1))
-        ds = B.astype(B.real(B.diagonal_view(dp, 0, -2, -1)), B.dtype_of(dp))   # packed beside dU, dV
-        return _pack([du, ds, dvh], tuple(ta.shape[:-2]))
-
-
-def _qr_backward(q, r, gq, gr):
-    """torch's linalg_qr_backward for m >= n: ``gA = (gQ + Q copyltu(triu(gR R^T - Q^T gQ))) R^-T``."""
-    ga = B.matmul(gr, _h(r)) - B.matmul(_h(q), gq)
-    ga = ga - _tril(ga, -1)                          # triu
-    ga = _scale_diagonal(ga + _h(ga), 0.5)
-    return _right_solve(B.matmul(q, ga) + gq, _h(r))
-
-
-class Qr(Function):
-    """Packed ``(Q, R)`` of A (..., m, n), torch's gradient: ``_qr_backward`` for m >= n; for m < n
-    A = [X Y] with X = Q U square and Y = Q V, so Y's gradient is Q gV and Q's grows by Y gV^T."""
-
-    def forward(self, a, complete=False, r_only=False):
-        q, r = B.qr(a, complete)
-        self.save(q, r)
-        self.r_only = r_only
-        return _pack([q, r], tuple(a.shape[:-2]))
-
-    def _differentiable(self):
-        """``(Q, R)``, after torch's refusals of a derivative (its messages)."""
-        q, r = self.saved
-        if self.r_only:
-            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
-                               "Use linalg.qr(A, mode='reduced') to differentiate through linalg.qr")
-        if q.shape[-2] > r.shape[-1] and q.shape[-1] == q.shape[-2]:
-            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
-        return q, r
-
-    def backward(self, g):
-        q, r = self._differentiable()
-        m, n = q.shape[-2], r.shape[-1]
-        gq, gr = _unpack(g, [q.shape, r.shape])
-        if m >= n:
-            return (_qr_backward(q, r, gq, gr),)
-        u, v, gu, gv = r[..., :m], r[..., m:], gr[..., :m], gr[..., m:]
-        gx = _qr_backward(q, u, gq + B.matmul(B.matmul(q, v), _h(gv)), gu)
-        return (B.concatenate([gx, B.matmul(q, gv)], axis=-1),)
-
-    def tangent(self, ta, _complete=None, _r_only=None):
-        """Forward AD (torch's linalg_qr_jvp; None for a complex A): for m >= n, ``C = Q^T dA R^-1``, ``O`` the
-        skew matrix of C's strict lower triangle, ``dR = (C - O) R``, ``dQ = dA R^-1 - Q (C - O)``;
-        for m < n (A = [X Y]) X's, and ``dV = Q^T (dY - dQ V)``."""
-        q, r = self._differentiable()
-        if B.dtype_of(q).is_complex:
-            return None         # one element at a time (gt/autograd/forward_rows.py)
-        m, n = q.shape[-2], r.shape[-1]
-        x, y, dx, dy = (r, None, ta, None) if m >= n else (r[..., :m], r[..., m:], ta[..., :m], ta[..., m:])
-        db = _right_solve(dx, x)
-        c = B.matmul(_t(q), db)
-        low = _tril(c, -1)
-        c = c - (low - _t(low))
-        dq, dr = db - B.matmul(q, c), B.matmul(c, x)
-        if y is not None:
-            dr = B.concatenate([dr, B.matmul(_t(q), dy - B.matmul(dq, y))], axis=-1)
-        return _pack([dq, dr], tuple(ta.shape[:-2]))

@@ -7,8 +7,8 @@ Matrices are the last two axes; leading axes are batch axes (broadcast between `
 the complex gradients, torch's); others are refused with a TypeError, a wrong shape with a
 ValueError, and a matrix LAPACK cannot handle (singular for ``inv``/``solve``, not
 positive-definite for ``cholesky``) with ``gt.linalg.LinAlgError`` (a RuntimeError, as torch's).
-Gradients are torch's formulas (gt/ops/linalg_ops.py); ``pinv`` and ``matrix_power`` are composed
-from differentiable pieces.
+Gradients are torch's formulas (gt/ops/linalg_ops.py and linalg_spectral.py); ``pinv`` and
+``matrix_power`` are composed from differentiable pieces.
 """
 
 import collections
@@ -18,6 +18,7 @@ from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
 from gt.ops import linalg_ops as ops
+from gt.ops import linalg_spectral
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor.arithmetic import where
 from gt.tensor import linalg_factor
@@ -55,9 +56,7 @@ def slogdet(A):
     if A.dtype.is_complex:
         packed = ops.ComplexSlogdet.apply(A)
         return SlogdetResult(packed[..., 0], packed[..., 1].real)
-    with autograd.no_grad():
-        sign = ops.SlogdetSign.apply(A)
-    return SlogdetResult(sign, ops.LogAbsDet.apply(A))
+    return SlogdetResult(ops.SlogdetSign.apply(A), ops.LogAbsDet.apply(A))
 
 
 def logdet(A):
@@ -120,7 +119,7 @@ def qr(A, mode="reduced"):
                          "'r', or 'complete'")
     m, n = A.shape[-2:]
     k = m if mode == "complete" else min(m, n)
-    packed = ops.Qr.apply(A, mode == "complete", mode == "r")
+    packed = linalg_spectral.Qr.apply(A, mode == "complete", mode == "r")
     q, start = _part(packed, 0, (m, k))
     r, _ = _part(packed, start, (k, n))
     if mode == "r":
@@ -137,7 +136,7 @@ def eigh(A, UPLO="L"):
     if UPLO not in ("L", "U"):
         raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
     n = A.shape[-1]
-    packed = ops.Eigh.apply(A, UPLO == "L")
+    packed = linalg_spectral.Eigh.apply(A, UPLO == "L")
     w, start = _part(packed, 0, (n,))
     w = w.real if w.dtype.is_complex else w         # packed beside complex vectors; real, as torch's
     return EighResult(w, _part(packed, start, (n, n))[0])
@@ -169,7 +168,7 @@ def svd(A, full_matrices=True, *, driver=None):
     m, n = A.shape[-2:]
     k = min(m, n)
     mu, vn = (m, n) if full_matrices else (k, k)
-    packed = ops.Svd.apply(A, bool(full_matrices))
+    packed = linalg_spectral.Svd.apply(A, bool(full_matrices))
     u, start = _part(packed, 0, (m, mu))
     s, start = _part(packed, start, (k,))
     s = s.real if s.dtype.is_complex else s         # packed beside complex U and Vh; real, as torch's
