@@ -111,3 +111,24 @@ def test_view_as_follows_the_same_rule():
                                   torch.arange(48.0, dtype=torch.float64).reshape(8, 6).t().view(3, 2, 8).numpy())
     # reshape, unlike view, copies where it must
     np.testing.assert_array_equal(x.t().reshape(-1).numpy(), np.arange(48.0).reshape(8, 6).T.ravel())
+
+
+@pytest.mark.skipif("not gt.backend.B.supports_bfloat16", reason="the numpy engine holds no bfloat16")
+@pytest.mark.parametrize("case", ["t flat", "t split cols", "column slice flat", "fresh row-major of t, cols",
+                                  "fresh row-major of t, cols split", "permute split"])
+def test_bfloat16_views_as_torchs(case):
+    shape, make, target = CASES[case]
+    expected = _torch_view(case)
+    x = _gt_base(shape, grad=False).to(gt.bfloat16)
+    tx = torch.arange(float(np.prod(shape)), dtype=torch.bfloat16).reshape(shape)
+    if isinstance(expected, RuntimeError):
+        with pytest.raises(RuntimeError, match="Use .reshape"):
+            make(x).view(target)
+        return
+    made = make(x)
+    v, tv = made.view(target), make(tx).view(target)
+    np.testing.assert_array_equal(v.float().numpy(), tv.float().numpy())
+    if made._placed is None:          # one device: the view shares the base's memory
+        v.mul_(-1.0)
+        tv.mul_(-1.0)
+        np.testing.assert_array_equal(x.float().numpy(), tx.float().numpy())
