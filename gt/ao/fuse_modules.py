@@ -4,7 +4,8 @@ together before ``prepare`` (eval mode: a BatchNorm folds into the conv before i
 import copy
 
 from gt.ao.nn import intrinsic
-from gt.nn import BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, Identity, Linear, ReLU
+from gt.nn import (BatchNorm1d, BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
+                   ConvTranspose3d, Identity, Linear, ReLU)
 from gt.nn.utils_extra import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 
@@ -59,6 +60,16 @@ def _linear_bn(linear, bn, is_qat=False):
     return fuse_linear_bn_eval(linear, bn)
 
 
+def _convtranspose_bn(convt, bn, is_qat=False):
+    """torch's ``fuse_convtranspose_bn``: the BatchNorm folded into the transposed convolution's weight
+    (scaled along its output-channel axis, 1) and bias; eval mode only, no QAT form."""
+    if convt.training != bn.training:
+        raise AssertionError("ConvTranspose and BN both must be in the same mode (train or eval).")
+    if is_qat:
+        raise Exception("Fusing ConvTranspose+BatchNorm not yet supported in QAT.")    # torch's type
+    return fuse_conv_bn_eval(convt, bn, transpose=True)
+
+
 _FUSERS = {
     (Conv2d, BatchNorm2d): _conv_bn,
     (Conv2d, BatchNorm2d, ReLU): _conv_bn_relu,
@@ -73,6 +84,9 @@ _FUSERS = {
     (BatchNorm3d, ReLU): _bn_relu,
     (Linear, ReLU): lambda linear, relu, is_qat=False: intrinsic.LinearReLU(linear, relu),
     (Linear, BatchNorm1d): _linear_bn,
+    (ConvTranspose1d, BatchNorm1d): _convtranspose_bn,
+    (ConvTranspose2d, BatchNorm2d): _convtranspose_bn,
+    (ConvTranspose3d, BatchNorm3d): _convtranspose_bn,
 }
 
 
@@ -115,8 +129,8 @@ def _set(model, name, value):
 def fuse_modules(model, modules_to_fuse, inplace=False, fuser_func=fuse_known_modules, fuse_custom_config_dict=None):
     """``model`` (a copy unless ``inplace``) with each list of submodule names in ``modules_to_fuse``
     (or the one list) fused: the first name gets the fused module, the others ``Identity``. gt fuses
-    (ConvNd, BatchNormNd), (ConvNd, BatchNormNd, ReLU), (ConvNd, ReLU) for N = 1, 2, 3, (BatchNorm2d/3d,
-    ReLU), (Linear, ReLU), (Linear, BatchNorm1d)."""
+    (ConvNd, BatchNormNd), (ConvNd, BatchNormNd, ReLU), (ConvNd, ReLU), (ConvTransposeNd, BatchNormNd)
+    for N = 1, 2, 3, (BatchNorm2d/3d, ReLU), (Linear, ReLU), (Linear, BatchNorm1d)."""
     return _fuse(model, modules_to_fuse, inplace, fuser_func, False)
 
 
