@@ -73,6 +73,15 @@ default_embedding_qat_qconfig_4bit = QConfig(activation=observer.NoopObserver.wi
                                              weight=fq.default_embedding_fake_quant_4bit)
 default_qat_qconfig = QConfig(activation=fq.default_fake_quant, weight=fq.default_weight_fake_quant)
 default_qat_qconfig_v2 = QConfig(activation=fq.default_fused_act_fake_quant, weight=fq.default_fused_wt_fake_quant)
+default_dynamic_qat_qconfig = QConfig(activation=fq.default_dynamic_fake_quant, weight=fq.default_weight_fake_quant)
+
+
+def _activation_is_memoryless(qconfig):
+    """torch's: whether the qconfig's activation observer (a fake quantizer's own) keeps nothing between
+    calls (a moving average with ``averaging_constant`` 1), as dynamic quantization-aware training asks."""
+    act = qconfig.activation()
+    act = getattr(act, "activation_post_process", act) if isinstance(act, fq.FakeQuantizeBase) else act
+    return getattr(act, "averaging_constant", None) == 1
 
 
 def get_default_qat_qconfig(backend="x86", version=1):

@@ -44,8 +44,9 @@ from gt.ao.observer import (MinMaxObserver, MovingAverageMinMaxObserver, MovingA
                             UniformQuantizationObserverBase)
 from gt.ao import quantize as _quantize
 from gt.ao.nn import intrinsic
+from gt.ao.nn.qat import dynamic as qat_dynamic
 from gt.ao.nn.intrinsic.quantized import dynamic as intrinsic_dynamic
-from gt.ao.qconfig import float16_dynamic_qconfig, per_channel_dynamic_qconfig
+from gt.ao.qconfig import default_dynamic_qat_qconfig, float16_dynamic_qconfig, per_channel_dynamic_qconfig
 from gt.ao.qconfig import (DeQuantStub, QConfig, QuantStub, QuantWrapper, default_dynamic_qconfig,
                            default_float_qparams_observer, default_histogram_observer, default_observer,
                            default_per_channel_qconfig, default_per_channel_weight_observer, default_qconfig,
@@ -84,7 +85,8 @@ __all__ += ["NoopObserver", "default_embedding_fake_quant", "default_embedding_f
             "default_embedding_qat_qconfig", "default_embedding_qat_qconfig_4bit", "get_embedding_qat_module_mappings",
             "get_embedding_static_quant_module_mappings"]
 __all__ += ["default_float_qparams_observer_4bit", "float_qparams_weight_only_qconfig_4bit"]
-__all__ += ["float16_dynamic_qconfig", "get_default_dynamic_quant_module_mappings", "per_channel_dynamic_qconfig"]
+__all__ += ["default_dynamic_qat_qconfig", "float16_dynamic_qconfig", "get_default_dynamic_quant_module_mappings",
+            "per_channel_dynamic_qconfig"]
 
 
 def get_default_dynamic_quant_module_mappings():
@@ -137,4 +139,4 @@ DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {
     GRUCell: dynamic.GRUCell, FloatLinear: dynamic.Linear, _quantize.NonDynamicallyQuantizableLinear: dynamic.Linear,
     LSTM: dynamic.LSTM, GRU: dynamic.GRU, LSTMCell: dynamic.LSTMCell, RNNCell: dynamic.RNNCell,
     EmbeddingBag: QuantizedEmbeddingBag, FloatEmbedding: QuantizedEmbedding,
-    intrinsic.LinearReLU: intrinsic_dynamic.LinearReLU}
+    intrinsic.LinearReLU: intrinsic_dynamic.LinearReLU, qat_dynamic.Linear: dynamic.Linear}

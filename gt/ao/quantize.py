@@ -135,14 +135,6 @@ def _observer_forward_pre_hook(self, input):
     return self.activation_post_process(input[0])
 
 
-def _memoryless(qconfig):
-    """torch's ``_activation_is_memoryless``: the qconfig's activation observer (a fake quantizer's
-    own) keeps nothing between calls (a moving average with ``averaging_constant`` 1)."""
-    act = qconfig.activation()
-    act = getattr(act, "activation_post_process", act) if isinstance(act, fake_quantize.FakeQuantizeBase) else act
-    return getattr(act, "averaging_constant", None) == 1
-
-
 def _observe(module, special=None):
     """Give ``module`` its observer (``activation_post_process``: the qconfig's, or ``special()``),
     run by a forward hook on its output; torch's: by a pre-hook on its input where the qconfig's
@@ -150,7 +142,7 @@ def _observe(module, special=None):
     if getattr(module, "qconfig", None) is None or isinstance(module, qc.DeQuantStub):
         return
     module.add_module("activation_post_process", (module.qconfig.activation if special is None else special)())
-    if _memoryless(module.qconfig):
+    if qc._activation_is_memoryless(module.qconfig):
         module.register_forward_pre_hook(_observer_forward_pre_hook, prepend=True)
     else:
         module.register_forward_hook(_observer_forward_hook, prepend=True)

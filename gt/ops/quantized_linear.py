@@ -49,6 +49,8 @@ class QuantizedLinearUntracked(QuantizedLinear):
         warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic"))
         return (None,) * 8
 
+    backward_graph = backward      # nothing to record (inside gt.func's transforms too)
+
 
 class HalfLinearUntracked(Function):
     """fbgemm's float16-weight product (``quantized::linear_dynamic_fp16``): ``x`` (..., in) float32
@@ -65,3 +67,11 @@ class HalfLinearUntracked(Function):
         if len(self.needs_input_grad) < 3 or not self.needs_input_grad[2]:
             return None, None, None
         return None, None, B.sum(B.reshape(g, (math.prod(g.shape[:-1]), g.shape[-1])), axis=0)
+
+    def backward_graph(self, g):
+        """``backward`` recorded (gt.func's transforms, ``create_graph=True``): the bias's sum is linear in g."""
+        if self.needs_input_grad[0]:
+            warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic_fp16"))
+        if len(self.needs_input_grad) < 3 or not self.needs_input_grad[2]:
+            return None, None, None
+        return None, None, g.reshape(-1, g.shape[-1]).sum(0)

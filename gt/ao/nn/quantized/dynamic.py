@@ -24,6 +24,7 @@ saves, loads and reads torch's checkpoints.
 import numpy as np
 
 from gt import dtypes
+from gt.ao.nn.qat import dynamic as qat_dynamic
 from gt.ao.nn.quantized.dynamic_products import (half_weight, linear_dynamic, linear_dynamic_fp16, observed_weight,
                                                  packed_qint8, quantize_weight, weight_observer)
 from gt.ao.nn.quantized.dynamic_rnn import GRU, LSTM, PackedParameter, RNNBase
@@ -47,8 +48,9 @@ class Linear(Module):
     tensor, or per output channel from ``per_channel_dynamic_qconfig``), or with ``dtype=gt.float16``
     the float32 weight holding float16 values (fbgemm's ``linear_dynamic_fp16``); ``bias()`` the
     float bias. As torch's, the output requires grad where the input does, and backward passes
-    nothing back through it (torch's warning: its op has no autograd kernel); the float16 form's bias
-    requires grad as the float layer's did, and gets the sum of the output's gradient (torch's add)."""
+    nothing back through it (torch's warning: its op has no autograd kernel); ``bias()`` requires grad
+    as the float layer's bias did (torch's packed params keep that tensor), and only the float16 form
+    passes it a gradient, the sum of the output's (torch's add)."""
 
     _version = 4                                 # torch's: the state dict of _packed_params (below)
     _inner_versions = {"_packed_params": 3}      # torch's LinearPackedParams, whose entries gt holds here
@@ -65,12 +67,13 @@ class Linear(Module):
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """The dynamically quantized form of the float ``nn.Linear`` ``mod``, its weight quantized now by
+        """The dynamically quantized form of the float ``nn.Linear`` ``mod`` (or of the trained
+        ``gt.ao.nn.qat.dynamic.Linear``), its weight quantized now by a new
         ``mod.qconfig``'s weight observer (torch's: qint8, per tensor or per channel, or float16;
         ``default_dynamic_qconfig``'s where the qconfig is None)."""
-        if type(mod) is not FloatLinear:     # (MultiheadAttention's out_proj is one too in gt)
+        if type(mod) not in (FloatLinear, qat_dynamic.Linear):     # (MultiheadAttention's out_proj is a Linear in gt)
             raise AssertionError(f"nn.quantized.dynamic.Linear.from_float only works for one of['Linear', "
-                                 f"'NonDynamicallyQuantizableLinear'], got {type(mod)}")
+                                 f"'NonDynamicallyQuantizableLinear', 'LinearReLU', 'Linear'], got {type(mod)}")
         make, dtype = weight_observer(mod)
         if dtype not in (dtypes.qint8, dtypes.float16):
             raise AssertionError(f"The only supported dtypes for dynamic quantized linear are qint8 and float16, got: "
@@ -78,9 +81,10 @@ class Linear(Module):
         new = cls(mod.in_features, mod.out_features, mod.bias is not None, dtype)
         new._qweight = observed_weight(mod.weight, make)
         if mod.bias is not None:
-            new._bias = mod.bias.detach().float().clone()
-            if dtype == dtypes.float16:     # torch's float16 form keeps the bias a parameter its add trains
-                new._bias.requires_grad_(mod.bias.requires_grad)
+            # torch's packed params keep the float layer's bias tensor: it requires grad as that did (qint8's
+            # op passes it no gradient; the float16 form's add trains it). The private setter: torch's C++ sets
+            # the flag without requires_grad_, which a gt.func transform refuses
+            new._bias = mod.bias.detach().float().clone()._set_requires_grad(mod.bias.requires_grad)
         return new
 
     def weight(self):
@@ -184,6 +188,8 @@ class _Packed:
         else:
             self.module._qweight = packed_qint8(weight).clone()
         if bias is not None:
+            # torch's load keeps the state dict's bias tensor, and its flag (gt's own state dicts hold arrays)
+            wanted = bool(getattr(bias, "requires_grad", False))
             bias = (bias.detach().float().clone() if isinstance(bias, Tensor)
-                    else creation.tensor(bias, dtype=dtypes.float32))
+                    else creation.tensor(bias, dtype=dtypes.float32))._set_requires_grad(wanted)
         self.module._bias = bias

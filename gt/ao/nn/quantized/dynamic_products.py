@@ -98,26 +98,34 @@ def half_weight(weight):
         return weight.detach().float().clamp(-_FP16_MAX, _FP16_MAX).half().float()
 
 
-def linear_dynamic(x, qweight, bias, tracked=True):
+def linear_dynamic(x, qweight, bias, tracked=True, reduce_range=True):
     """fbgemm's dynamically quantized product: ``x`` (..., in) float32, ``qweight`` (out, in) qint8
-    per tensor or per output channel, ``bias`` (out,) float32 or None -> (..., out)
-    float32. ``tracked`` (torch's layers): the output requires grad where ``x`` does, and backward
-    passes nothing back through it, with torch's warning."""
+    per tensor or per output channel, ``bias`` (out,) float32 or None -> (..., out) float32.
+    ``reduce_range`` False: ``x`` quantized to 8 bits, not 7 (torch's version-1 recurrent layers), its
+    integer sums exact as fbgemm's AVX-512 VNNI kernels give them (its AVX2 kernels saturate a pair of
+    products past 32767 in 16 bits). ``tracked`` (torch's layers): the output requires grad where ``x``
+    does, and backward passes nothing back through it, with torch's warning. A bias that requires
+    grad gets none (torch's op reads it from its packed params, not as an autograd input)."""
+    if x.shape[-1] != qweight.shape[1]:       # fbgemm's check
+        raise RuntimeError(f"The number of rows in the packB should be equal to K: {x.shape[-1]}")
+    if bias is not None and bias.requires_grad:
+        bias = bias.detach()
     with autograd.set_grad_enabled(tracked and autograd.is_grad_enabled()):
         x = x if tracked else x.detach()
         with autograd.no_grad():
             low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
         if not math.isfinite(low + high):
             with autograd.no_grad():
-                return _non_finite(x.detach(), qweight, bias)
-        scale, zero_point = choose_qparams(low, high)
+                return _non_finite(x.detach(), qweight, bias, reduce_range)
+        scale, zero_point = choose_qparams(low, high, reduce_range=reduce_range)
         out_scale = _out_scale(scale, qweight)
         weight = _centered(qweight)
-        # the library's kernel (per tensor, zero point 0) where no device holds a part of the input
-        whole = qweight.q_scale() if x.placement.is_replicate() and weight is qweight._q_int and \
+        # the library's kernel (per tensor, zero point 0, reduce_range) where no device holds a part of the input
+        whole = qweight.q_scale() if reduce_range and x.placement.is_replicate() and weight is qweight._q_int and \
             qweight.qscheme() == per_tensor_affine else None
         op = quantized_linear.QuantizedLinearUntracked if tracked else quantized_linear.QuantizedLinear
-        return op.apply(x, weight, bias, quantize_math.inverse_scale(scale), zero_point, _X_MAX, out_scale, whole)
+        qmax = _X_MAX if reduce_range else 255
+        return op.apply(x, weight, bias, quantize_math.inverse_scale(scale), zero_point, qmax, out_scale, whole)
 
 
 def _out_scale(scale, qweight):
@@ -132,16 +140,20 @@ def linear_dynamic_fp16(x, weight, bias):
     """fbgemm's float16-weight product: ``x`` (..., in) float32 times ``weight`` (out, in), float32
     holding float16 values, plus ``bias``, summed in float32 (fbgemm's order differs: float32
     rounding apart); the output requires grad where ``x`` does, passing nothing back (torch's)."""
+    if x.shape[-1] != weight.shape[1]:        # fbgemm's check, in torch's words
+        raise RuntimeError("Expected input.size(input.dim() - 1) == packed_weight_fp16.numRows() to be true, but got "
+                           "false.  (Could this error message be improved?  If so, please report an enhancement "
+                           "request to PyTorch.)")
     return quantized_linear.HalfLinearUntracked.apply(x, weight, bias)
 
 
-def _non_finite(x, qweight, bias):
+def _non_finite(x, qweight, bias, reduce_range=True):
     """The output for an input holding NaN or infinities, as fbgemm's arithmetic gives it: NaN
     skipped by its min and max (``fbgemm_min_max``), a NaN integer (NaN, or inf times a zero
     inverse scale) clamped to 255, and where an infinite value made the zero point int32's least,
     the int32 products less ``zero_point * sum(weight row)`` wrapped, their sign times an
     infinite scale (inf, -inf, or NaN at 0): a finite input's path stays as it was."""
-    scale, zero_point = choose_qparams(*quantize_math.fbgemm_min_max(x))
+    scale, zero_point = choose_qparams(*quantize_math.fbgemm_min_max(x), reduce_range=reduce_range)
     out_scale = _out_scale(scale, qweight)
     inv = quantize_math.inverse_scale(scale)
     q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)

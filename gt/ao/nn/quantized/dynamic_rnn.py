@@ -13,6 +13,7 @@ torch's in the last bit now and then; where such a bit of h moves one of the nex
 of 20 runs of 20 steps, 64 hidden units).
 """
 
+import functools
 import warnings
 
 from gt import dtypes
@@ -41,7 +42,8 @@ class PackedParameter(Module):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         ih, hh = self.param.packed_ih, self.param.packed_hh
         destination[prefix + "param"] = rs.CellParams(self.param.kind, rs.saved_pair(ih.weight, ih.bias, keep_vars),
-                                                      rs.saved_pair(hh.weight, hh.bias, keep_vars))
+                                                      rs.saved_pair(hh.weight, hh.bias, keep_vars),
+                                                      self.param.reduce_range)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -52,12 +54,13 @@ class PackedParameter(Module):
             missing_keys.append(key)
             return
         try:
-            (ih, hh) = rs.read_cell(state_dict[key], self._dtype, self._shapes)
+            (ih, hh), reduce_range = rs.read_cell(state_dict[key], self._dtype, self._shapes)
         except ValueError as exc:
             error_msgs.append(f"{key}: {exc}")
             return
         if not error_msgs:
-            self.param = rs.CellParams(_KINDS[self._dtype], rs.LinearPackedParams(*ih), rs.LinearPackedParams(*hh))
+            self.param = rs.CellParams(_KINDS[self._dtype], rs.LinearPackedParams(*ih), rs.LinearPackedParams(*hh),
+                                       reduce_range)
 
 
 class RNNBase(Module):
@@ -105,13 +108,13 @@ class RNNBase(Module):
     def from_float(cls, mod, use_precomputed_fake_quant=False):
         """The dynamically quantized form of the float ``nn.LSTM``/``nn.GRU`` ``mod``, its weights
         quantized (or rounded to float16) now, as ``mod.qconfig``'s weight observer asks (torch's;
-        ``default_dynamic_qconfig``'s where the qconfig is None)."""
+        ``default_dynamic_qconfig``'s where the qconfig is None). As torch's, an ``LSTM(proj_size>0)``
+        becomes a layer without its projection (``weight_hr`` dropped, its (4*hidden, proj_size)
+        ``weight_hh`` kept) whose forward raises fbgemm's error: the hidden state is wider than that weight."""
         if type(mod).__name__ not in ("LSTM", "GRU"):
             raise AssertionError("nn.quantized.dynamic.RNNBase.from_float only works for nn.LSTM and nn.GRU")
         make, dtype = weight_observer(mod)
         dtype = check_weight_dtype(dtype)
-        if getattr(mod, "proj_size", 0):
-            raise NotImplementedError("dynamic quantization of LSTM(proj_size>0): torch has none either")
         new = (LSTM if mod.mode == "LSTM" else GRU)(mod.input_size, mod.hidden_size, mod.num_layers, mod.bias,
                                                     mod.batch_first, mod.dropout, mod.bidirectional, dtype)
         if not mod.bias:
@@ -124,6 +127,14 @@ class RNNBase(Module):
                 cells.append(new._cell((p["weight_ih"], p["bias_ih"]), (p["weight_hh"], p["bias_hh"]), make))
         new._all_weight_values = ModuleList(cells)
         return new
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # torch's: the state dict's version (None where it has none) becomes the layer's; the cells
+        # themselves say how they compute (reduce_range off in those of version 1)
+        self.version = local_metadata.get("version", None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _weight_bias(self):
         out = {"weight": {}, "bias": {}}
@@ -202,20 +213,22 @@ class RNNBase(Module):
             for d in range(self._directions):
                 k = layer * self._directions + d
                 param = self._all_weight_values[k].param
-                gi = product(x, param.packed_ih.unpack(), self.dtype)       # the whole sequence's projection
+                # the whole sequence's projection
+                gi = product(x, param.packed_ih.unpack(), self.dtype, param.reduce_range)
                 state = [s[k] for s in states]
                 run = _packed if sizes is not None else _padded
-                seq, state = run(self._step, gi, state, param.packed_hh.unpack(), d == 1, sizes)
+                step = functools.partial(self._step, reduce_range=param.reduce_range)
+                seq, state = run(step, gi, state, param.packed_hh.unpack(), d == 1, sizes)
                 outs.append(seq)
                 for final, s in zip(finals, state):
                     final.append(s)
             x = outs[0] if len(outs) == 1 else cat(outs, dim=-1)
         return x, [stack(f, dim=0) for f in finals]
 
-    def _step(self, gi, state, pair_hh):
+    def _step(self, gi, state, pair_hh, reduce_range=True):
         if self.mode == "LSTM":
-            return list(lstm_cell(gi, state, pair_hh, self.dtype))
-        return [gru_cell(gi, state[0], pair_hh, self.dtype)]
+            return list(lstm_cell(gi, state, pair_hh, self.dtype, reduce_range))
+        return [gru_cell(gi, state[0], pair_hh, self.dtype, reduce_range)]
 
 
 def _padded(step, gi, state, pair_hh, reverse, sizes=None):

@@ -33,19 +33,20 @@ def check_weight_dtype(dtype):
 def pack(weight, bias, dtype, make=None):
     """A float layer's (weight, bias) as the dynamic layers hold it: the weight quantized to qint8 by an
     observer of ``make`` (the qconfig's; None: torch's default dynamic one) or rounded to float16, the
-    bias a float32 copy (float16: requiring grad as ``bias`` does)."""
+    bias a float32 copy requiring grad as ``bias`` does (torch's packed params keep the float layer's
+    bias; its float16 layers add it apart from their product, a parameter the gate math trains)."""
     w = observed_weight(weight, make) if dtype == dtypes.qint8 else half_weight(weight)
     if bias is None:
         return w, None
-    b = bias.detach().float().clone()
-    # torch's float16 layers add the bias apart from their product: a parameter the gate math trains
-    return w, b.requires_grad_(bias.requires_grad) if dtype == dtypes.float16 else b
+    # the private setter: torch's C++ sets the flag without requires_grad_, which a gt.func transform refuses
+    return w, bias.detach().float().clone()._set_requires_grad(bias.requires_grad)
 
 
-def product(x, pair, dtype):
-    """One packed product of ``x`` (..., in) float32 -> (..., out), as torch's layers record it."""
+def product(x, pair, dtype, reduce_range=True):
+    """One packed product of ``x`` (..., in) float32 -> (..., out), as torch's layers record it
+    (``reduce_range`` False: 8-bit inputs, the cells of torch's version-1 layers)."""
     weight, bias = pair
-    return linear_dynamic(x, weight, bias, tracked=True) if dtype == dtypes.qint8 else \
+    return linear_dynamic(x, weight, bias, tracked=True, reduce_range=reduce_range) if dtype == dtypes.qint8 else \
         linear_dynamic_fp16(x, weight, bias)
 
 
@@ -55,16 +56,16 @@ def check_float(*tensors):
             raise RuntimeError(f"expected scalar type Float but found {dtypes.torch_type_name(x.dtype.name)}")
 
 
-def lstm_cell(gi, state, pair_hh, dtype):
+def lstm_cell(gi, state, pair_hh, dtype, reduce_range=True):
     h, c = state
-    i, f, g, o = (product(h, pair_hh, dtype) + gi).chunk(4, dim=1)
+    i, f, g, o = (product(h, pair_hh, dtype, reduce_range) + gi).chunk(4, dim=1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     return o.sigmoid() * c.tanh(), c
 
 
-def gru_cell(gi, h, pair_hh, dtype):
+def gru_cell(gi, h, pair_hh, dtype, reduce_range=True):
     i_r, i_z, i_n = gi.chunk(3, dim=1)
-    h_r, h_z, h_n = product(h, pair_hh, dtype).chunk(3, dim=1)
+    h_r, h_z, h_n = product(h, pair_hh, dtype, reduce_range).chunk(3, dim=1)
     r, z = (h_r + i_r).sigmoid(), (h_z + i_z).sigmoid()
     n = (i_n + h_n * r).tanh()
     return (h - n) * z + n

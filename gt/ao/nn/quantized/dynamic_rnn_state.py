@@ -42,22 +42,25 @@ class LinearPackedParams:
 
 
 class CellParams:
-    """One direction of one layer: ``kind`` ``"quantized_dynamic"`` (qint8, fbgemm's reduce_range)
-    or ``"quantized_fp16"``, and its two ``LinearPackedParams``, as torch's ``CellParamsBase``."""
+    """One direction of one layer: ``kind`` ``"quantized_dynamic"`` (qint8) or ``"quantized_fp16"``,
+    and its two ``LinearPackedParams``, as torch's ``CellParamsBase``. ``reduce_range``: whether the
+    qint8 products quantize their inputs to 7 bits (fbgemm's, torch's layers since their version 2)
+    or to 8 (the cells of torch's version-1 layers, which torch still loads and runs so)."""
 
     torch_script_class = CELL_TYPE
 
-    def __init__(self, kind, packed_ih, packed_hh):
-        self.kind, self.packed_ih, self.packed_hh = kind, packed_ih, packed_hh
+    def __init__(self, kind, packed_ih, packed_hh, reduce_range=True):
+        self.kind, self.packed_ih, self.packed_hh, self.reduce_range = kind, packed_ih, packed_hh, reduce_range
 
     def __getstate__(self):
         if self.kind == "quantized_fp16":
             return (self.kind, [], [], [], [self.packed_ih, self.packed_hh]), CELL_TYPE
         biases = [self.packed_ih.bias, self.packed_hh.bias]
-        return (self.kind, biases, [], [1], [self.packed_ih, self.packed_hh]), CELL_TYPE
+        return (self.kind, biases, [], [int(self.reduce_range)], [self.packed_ih, self.packed_hh]), CELL_TYPE
 
     def __setstate__(self, state):
-        (self.kind, _, _, _, (self.packed_ih, self.packed_hh)), _ = state
+        (self.kind, _, _, longs, (self.packed_ih, self.packed_hh)), _ = state
+        self.reduce_range = bool(longs[0]) if longs else True
 
 
 def saved_pair(weight, bias, keep_vars):
@@ -92,15 +95,16 @@ def read_pair(packed, dtype, shape):
         weight = _float(weight)
     if tuple(weight.shape) != tuple(shape):
         raise ValueError(f"expected a weight of shape {tuple(shape)}, got shape {tuple(weight.shape)}")
-    bias = None if bias is None else _float(bias)
+    # torch's load keeps the state dict's bias tensor, and its flag (gt's own state dicts hold arrays)
+    bias = None if bias is None else _float(bias)._set_requires_grad(bool(getattr(bias, "requires_grad", False)))
     if bias is not None and tuple(bias.shape) != (shape[0],):
         raise ValueError(f"expected a bias of shape {(shape[0],)}, got shape {tuple(bias.shape)}")
     return (weight.clone() if quantized else weight), bias
 
 
 def read_cell(cell, dtype, shapes):
-    """The two pairs of a layer's direction from ``cell`` (gt's ``CellParams`` or torch's
-    ``CellParamsBase``); ``shapes``: its weights' (ih, hh). Raises ValueError as ``read_pair``."""
+    """(the two pairs of a layer's direction, reduce_range) from ``cell`` (gt's ``CellParams`` or
+    torch's ``CellParamsBase``); ``shapes``: its weights' (ih, hh). Raises ValueError as ``read_pair``."""
     try:
         (kind, _, _, longs, packed), _ = cell.__getstate__()
     except (AttributeError, TypeError, ValueError):
@@ -108,12 +112,11 @@ def read_cell(cell, dtype, shapes):
     want = "quantized_dynamic" if dtype == dtypes.qint8 else "quantized_fp16"
     if kind != want:
         raise ValueError(f"expected {want!r} cell parameters for a {dtype!r} layer, got {kind!r}")
-    if kind == "quantized_dynamic" and list(longs) != [1]:
-        # torch's version-1 layers quantize their inputs to 8 bits (reduce_range off), where fbgemm's
-        # 16-bit pair sums may saturate: gt computes torch's version 2 only
-        raise ValueError("gt's dynamic quantized layers compute with reduce_range (torch's version 2), got a cell "
-                         f"saved with reduce_range {list(longs)!r}")
-    return [read_pair(p, dtype, shape) for p, shape in zip(packed, shapes)]
+    if kind == "quantized_dynamic" and list(longs) not in ([0], [1]):
+        raise ValueError(f"expected the reduce_range flag [0] or [1] of a 'quantized_dynamic' cell, got "
+                         f"{list(longs)!r}")
+    return [read_pair(p, dtype, shape) for p, shape in zip(packed, shapes)], kind != "quantized_dynamic" or \
+        bool(longs[0])
 
 
 def _float(value):
