@@ -91,14 +91,15 @@ class Adafactor(TorchOptimizer):
             p.mul_(1 - lr * weight_decay)
         if grad.ndim > 1:
             row_var, col_var = state["row_var"], state["col_var"]
-            square = grad * grad
-            _lerp_(row_var, square.mean(-1, keepdim=True), one_minus_beta2_t)
-            _lerp_(col_var, square.mean(-2, keepdim=True), one_minus_beta2_t)
+            # the mean squares as torch's: the norm squared over the count (rounded three times, where
+            # the mean of the squares rounds once: torch's bits)
+            row_var.lerp_(grad.norm(dim=-1, keepdim=True).square_().div_(grad.shape[-1]), one_minus_beta2_t)
+            col_var.lerp_(grad.norm(dim=-2, keepdim=True).square_().div_(grad.shape[-2]), one_minus_beta2_t)
             # (..., R, 1) @ (..., 1, C) is a product of one term: the broadcast product is the same
             var_estimate = (row_var * col_var) / row_var.mean(-2, keepdim=True).clamp(min=eps1)
         else:
             variance = state["variance"]
-            _lerp_(variance, grad * grad, one_minus_beta2_t)
+            variance.lerp_(grad * grad, one_minus_beta2_t)
             var_estimate = variance
         update = var_estimate.clamp(min=eps1 * eps1).rsqrt() * grad
         denom = max(1.0, update.norm().item() / (update.numel() ** 0.5 * d))
@@ -128,15 +129,6 @@ class Adafactor(TorchOptimizer):
         super().load_state_dict(dict(state_dict, state=rest))
         for index, entries in loaded.items():
             self.state[by_index[index]].update(entries)
-
-
-def _lerp_(start, end, weight):
-    """``start = lerp(start, end, weight)`` in place, with torch's two formulas (the one exact at
-    ``weight = 1``: Adafactor's first step takes the mean whole)."""
-    if weight < 0.5:
-        start.add_(end - start, alpha=weight)
-    else:
-        start.copy_(end - (end - start) * (1 - weight))
 
 
 def _check_eps(eps):
