@@ -110,9 +110,9 @@ def test_modules_positional_forms_buffers_and_legacy_arguments():
 @pytest.mark.parametrize("call, error, match", [
     (lambda F: F.cross_entropy(gt.zeros(2, 3), gt.tensor([0, 1]), weight=gt.ones(2)), ValueError, "one value per class"),
     (lambda F: F.cross_entropy(gt.zeros(2, 3), gt.ones(2, 3) / 3, ignore_index=1), ValueError, "not supported for floating"),
-    (lambda F: F.cross_entropy(gt.zeros(2, 3), gt.ones(2, 2)), ValueError, "logits' shape"),
+    (lambda F: F.cross_entropy(gt.zeros(2, 3), gt.ones(2, 2)), RuntimeError, "logits' shape"),
     (lambda F: F.nll_loss(gt.zeros(2, 3), gt.tensor([0, 3])), IndexError, "out of range for 3 classes"),
-    (lambda F: F.nll_loss(gt.zeros(2, 3), gt.zeros(2)), TypeError, "integer class indices"),
+    (lambda F: F.nll_loss(gt.zeros(2, 3), gt.zeros(2)), RuntimeError, "integer class indices"),
     (lambda F: F.nll_loss(gt.zeros(2, 3), gt.tensor([0, 1]), reduction="avg"), ValueError, "reduction must be"),
     (lambda F: F.cross_entropy(gt.zeros(3), gt.tensor([0, 1])), ValueError, r"\(N, C\)"),
 ])

@@ -58,7 +58,7 @@ def test_matrix_exp_refuses_what_torch_refuses():
         gt.linalg.matrix_exp(gt.zeros(2, 3))
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         gt.linalg.matrix_exp(gt.zeros(3))
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(RuntimeError, match="Expected a floating point or complex tensor as input. Got Long"):
         gt.linalg.matrix_exp(gt.zeros(2, 2, dtype=gt.int64))
 
 
@@ -224,8 +224,8 @@ def test_solve_triangular_refuses_bad_input():
         gt.linalg.solve_triangular(gt.eye(2), gt.ones(2), upper=True)
     with pytest.raises(ValueError, match="incompatible shapes"):
         gt.linalg.solve_triangular(gt.eye(2), gt.ones(3, 1), upper=True)
-    with pytest.raises(TypeError, match="same dtype"):
-        gt.linalg.solve_triangular(gt.eye(2), gt.ones(2, 1, dtype=gt.float64), upper=True)
+    # two dtypes: torch's kernel casts B into A's dtype (tests/test_strictness_leftovers_parity.py)
+    assert gt.linalg.solve_triangular(gt.eye(2), gt.ones(2, 1, dtype=gt.float64), upper=True).dtype == gt.float32
 
 
 # ---- the _ex variants --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ third argument (``F.cross_entropy(logits, target, "sum")``), is read as ``reduct
 from gt import amp, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import class_indices as _class_indices
+from gt.nn.loss_dtypes import refuse_class_input
 from gt.nn.loss_functions import _REDUCTIONS, _legacy_reduction, _reduce, promoted
 from gt.ops import activations
 from gt.tensor import Tensor, arange, checks, where
@@ -48,7 +49,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
     logits = _tensor(logits, fn, "logits")
     if not logits.dtype.is_floating_point:
-        raise TypeError(f"{fn}: logits must be floating point, got {logits.dtype!r}")
+        refuse_class_input("log_softmax_lastdim_kernel_impl" if logits.ndim <= 2 else "log_softmax_kernel_impl",
+                           logits)
     logits = promoted(logits, target)      # float64 class probabilities: a float64 loss, as torch
     target = _tensor(target, fn, "target")
     if logits.ndim == 1:     # torch's unbatched form: (C,) logits, a 0-d or (1,) class, or (C,) probabilities
@@ -84,7 +86,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     weight, reduction = _options(weight, size_average, reduce, reduction, ignore_index, fn)
     log_probs = _tensor(input, fn)
     if not log_probs.dtype.is_floating_point:
-        raise TypeError(f"{fn}: input must be floating point log-probabilities, got {log_probs.dtype!r}")
+        # torch checks the target's dtype first
+        _class_indices(target, fn, "target", _target_dtypes(log_probs))
+        refuse_class_input("nll_loss_out_frame" if log_probs.ndim <= 2 else "nll_loss2d_forward_out_frame", log_probs)
     if log_probs.ndim == 1:  # torch's unbatched form: (C,) and a 0-d (or (1,)) class
         target = _tensor(target, fn, "target")
         target = target.reshape(1) if target.shape == (1,) else target.unsqueeze(0)
@@ -138,6 +142,9 @@ def _target_dtypes(x):
 
 def _indices(target, x, fn):
     expected = (x.shape[0],) + tuple(x.shape[2:])
+    if target.shape == x.shape and fn == "cross_entropy":      # torch reads it as class probabilities
+        raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
+                           f"{dtypes.torch_type_name(target.dtype.name)}")
     if target.shape != expected:
         raise ValueError(f"{fn}: target must have shape {expected} for input of shape {x.shape} "
                          f"((N, C) or (N, C, d1, ...)), got {target.shape}")
@@ -178,8 +185,7 @@ def _probabilities(logits, target, w, ignore_index, smoothing, reduction, fn):
         raise ValueError(f"{fn}: ignore_index is not supported for floating point target (class probabilities); "
                          f"got ignore_index={ignore_index}")
     if target.shape != logits.shape:
-        raise ValueError(f"{fn}: class probabilities must have the logits' shape {logits.shape}, got {target.shape} "
-                         "(class indices must be integers: int64 or int32)")
+        _refuse_probabilities(logits, target, fn)
     log_probs = logits.log_softmax(1)
     p = target.to(logits.dtype)
     if smoothing:
@@ -188,6 +194,19 @@ def _probabilities(logits, target, w, ignore_index, smoothing, reduction, fn):
         p = p * w.reshape((1, -1) + (1,) * (logits.ndim - 2))
     loss = -(p * log_probs).sum(1)                                                # (N, d1, ...)
     return _reduce(loss, reduction, fn)
+
+
+def _refuse_probabilities(logits, target, fn):
+    """torch's errors for float targets not of the logits' shape: another batch size (its
+    ValueError), or read as class indices (a RuntimeError: the float dtype, or the shape)."""
+    hint = f" ({fn}: class probabilities must have the logits' shape {logits.shape}, got {target.shape})"
+    if target.ndim == logits.ndim and target.shape[0] != logits.shape[0]:
+        raise ValueError(f"Expected input batch_size ({logits.shape[0]}) to match target batch_size "
+                         f"({target.shape[0]}).")
+    if target.ndim == logits.ndim - 1:
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{dtypes.torch_type_name(target.dtype.name)}" + hint)
+    raise RuntimeError("0D or 1D target tensor expected, multi-target not supported" + hint)
 
 
 def _check_targets(target, c, ignore_index, fn):

@@ -5,6 +5,7 @@ gt/nn/pooling_functions.py), or unbatched (C, *size) as torch. The ops themselve
 gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 
 from gt import amp, autograd, dtypes
+from gt.errors import ShapeError
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.norm_functions import channel_vectors, check_stats_pair, half_stays_half, refuse_unbatched_stats
 from gt.nn import quantized_pooling
@@ -125,7 +126,7 @@ def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
         raise ValueError(f"{fn}: weight of shape {weight.shape} has {o} output channels, not divisible by "
                          f"groups={groups}")
     if weight.shape[1] * groups != c:
-        raise ValueError(f"{fn}: given groups={groups}, weight of shape {weight.shape} expects an input with "
+        raise ShapeError(f"{fn}: given groups={groups}, weight of shape {weight.shape} expects an input with "
                          f"{weight.shape[1] * groups} channels, but the input of shape {given} has "
                          f"{c} channels")
     if bias is not None and bias.shape != (o,):

@@ -2,6 +2,8 @@
 arguments and checks. Inputs are (N, C_in, *size) or unbatched (C_in, *size), as torch. The op
 itself is gt/ops/conv_transpose.py."""
 
+from gt import dtypes
+from gt.errors import ShapeError
 from gt.nn.conv_functions import _ints, _operands
 from gt.ops import conv_transpose as ops
 from gt.tensor import Tensor
@@ -57,7 +59,7 @@ def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding
         x = x.unsqueeze(0)
     c, o = x.shape[1], weight.shape[1] * groups
     if weight.shape[0] != c or c % groups:
-        raise ValueError(f"{fn}: weight of shape {weight.shape} expects an input with {weight.shape[0]} channels "
+        raise ShapeError(f"{fn}: weight of shape {weight.shape} expects an input with {weight.shape[0]} channels "
                          f"(divisible by groups={groups}), but the input of shape {given} has {c} channels")
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"{fn}: bias must have shape ({o},), got {bias.shape}")
@@ -68,6 +70,11 @@ def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding
         raise ValueError(f"{fn}: input of shape {given} is too small for kernel {kernel}, stride={stride}, "
                          f"padding={padding}, output_padding={output_padding}, dilation={dilation}: the output "
                          f"size would be {out}")
+    dtype = x.dtype
+    if not (dtype.is_floating_point or dtype.is_complex or dtype is dtypes.int64):
+        # torch's CPU kernels have int64 the only integer dtype (bool neither)
+        raise NotImplementedError(f"\"slow_conv_transpose{3 if nd == 3 else 2}d_out_cpu\" not implemented for "
+                                  f"'{dtypes.torch_type_name(dtype.name)}'")
     y = ops.ConvTranspose.apply(x, weight, bias, stride=stride, padding=padding, output_padding=output_padding,
                                 dilation=dilation, groups=groups)
     return y if batched else y.squeeze(0)

@@ -5,8 +5,10 @@ re-exports all four, import one way: ``linear``, ``dropout`` and ``scaled_dot_pr
 import math
 
 from gt import dtypes
+from gt.errors import ShapeError
 from gt.nn.dropout_functions import refuse_complex_mask
 from gt.nn.inputs import as_tensor as _tensor
+from gt.nn.mixed_dtypes import check_attention_dtypes, refuse_attention_mask
 from gt.ops import attention, linalg
 from gt.ops._shapes import broadcast_shape
 from gt.tensor import Tensor, arange, rand
@@ -29,7 +31,7 @@ def linear(x, weight, bias=None):
     bias = None if bias is None else _tensor(bias, "linear", "bias")
     x = floating_input(x, weight, bias)
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
+        raise ShapeError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
                          f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
@@ -106,6 +108,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                            dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                                                 scale=scale, enable_gqa=enable_gqa))
     q, k, v = (_tensor(t, fn, name) for t, name in ((query, "query"), (key, "key"), (value, "value")))
+    if q.dtype is not k.dtype or q.dtype is not v.dtype:
+        check_attention_dtypes(q, k, v)
     if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
                          f"{q.shape}, {k.shape}, {v.shape}")
@@ -164,10 +168,10 @@ def _attention_mask(attn_mask, dtype, lead, L, S, fn):
                          f"(..., L, S) = {lead + (L, S)}")
     if mask.dtype == dtypes.bool_:
         mask = ~mask                                   # the op takes True = blocked
-    elif mask.dtype.is_floating_point:
-        mask = mask if mask.dtype == dtype else mask.to(dtype)
-    else:
-        raise TypeError(f"{fn}: attn_mask must be bool (True = may attend) or float (added), got {mask.dtype!r}")
+    elif mask.dtype is not dtype:       # torch's rule: bool, float32 or the query's dtype
+        if mask.dtype is not dtypes.float32:
+            refuse_attention_mask(mask.dtype, dtype)
+        mask = mask.to(dtype)
     while mask.ndim < 2:
         mask = mask.unsqueeze(0)
     return mask

@@ -10,6 +10,7 @@ from gt import amp, dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import class_indices as _class_indices
+from gt.nn.loss_dtypes import refuse_float_input
 from gt.nn.module import Module
 from gt.nn.padding import pad
 from gt.tensor import arange, cat, full, stack, tensor, where
@@ -79,6 +80,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{fn}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     lp = _tensor(log_probs, fn, "log_probs")
+    if lp.ndim in (2, 3) and not (lp.dtype.is_floating_point or lp.dtype.is_complex):
+        refuse_float_input(fn, lp)
     if lp.ndim not in (2, 3) or not lp.dtype.is_floating_point:
         raise ValueError(f"{fn}: log_probs must be float (T, N, C) or (T, C), got shape {lp.shape} {lp.dtype!r}")
     targets = _class_indices(targets, fn, "targets")

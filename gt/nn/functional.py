@@ -6,10 +6,12 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 
 
 from gt import autograd, dtypes
+from gt.errors import ShapeError
 from gt.tensor.construct_functions import broadcast_tensors
 from gt.tensor.promotion import promote_types
 from gt.tensor.complex_checks import refuse_complex_parameter
 from gt.tensor.out_argument import write as write_out
+from gt.nn.mixed_dtypes import check_norm_dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.inputs import implicit_softmax_dim
@@ -147,7 +149,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         return type(input).__gt_function__(layer_norm, (input, normalized_shape, weight, bias, eps), {})
     x, shape = _tensor(input, "layer_norm"), _normalized_shape(normalized_shape)
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
-        raise ValueError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
+        raise ShapeError(f"layer_norm: expected input with trailing shape {shape}, got input of shape {x.shape}")
     dtype = x.dtype
     if not dtype.is_floating_point:
         raise TypeError(f"layer_norm: expected a floating point input, got {dtype!r}")
@@ -165,18 +167,22 @@ def layer_norm_in_float32(x, weight, bias, n_axes, eps):
 
 def _check_affine(fn, shape, weight, bias, dtype):
     """ValueError unless ``weight`` and ``bias`` (each a tensor or None) have shape ``shape``;
-    torch's RuntimeError where one is complex (the input, of ``dtype``, is real). Runs on every
-    LayerNorm call: the common case is two tests, without a loop."""
-    if weight is not None and (weight.shape != shape or weight.dtype.is_complex):
-        _refuse_affine(fn, shape, "weight", weight, dtype)
-    if bias is not None and (bias.shape != shape or bias.dtype.is_complex):
-        _refuse_affine(fn, shape, "bias", bias, dtype)
+    torch's RuntimeError where one is complex (the input, of ``dtype``, is real) or of a dtype
+    torch's kernel refuses beside the input's. Runs on every LayerNorm call: the common case is
+    two tests, without a loop."""
+    if weight is not None and (weight.shape != shape or weight.dtype is not dtype):
+        _refuse_affine(fn, shape, weight, bias, dtype)
+    elif bias is not None and (bias.shape != shape or bias.dtype is not dtype):
+        _refuse_affine(fn, shape, weight, bias, dtype)
 
 
-def _refuse_affine(fn, shape, name, t, dtype):
-    if t.shape != shape:
-        raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
-    refuse_complex_parameter(dtype, t, name)
+def _refuse_affine(fn, shape, weight, bias, dtype):
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"{fn}: {name} must have shape {shape}, got {t.shape}")
+        if t is not None and t.dtype.is_complex:
+            refuse_complex_parameter(dtype, t, name)
+    check_norm_dtypes(dtype, weight, bias)     # a half input with float32 weights passes (torch's mixed kernel)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,

@@ -6,8 +6,10 @@ import functools
 import inspect
 import warnings
 
-from gt import amp
+from gt import amp, dtypes
+from gt.errors import ShapeError
 from gt.autograd import is_grad_enabled
+from gt.nn import loss_dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import activations
 from gt.tensor import Tensor, checks, where
@@ -73,6 +75,7 @@ def mse_loss(input, target, reduction="mean", weight=None):
     against the input with torch's warning (it is almost always a bug)."""
     input, target = _tensor(input, "mse_loss"), _tensor(target, "mse_loss", "target")
     _warn_if_broadcast(input, target, "mse_loss")
+    input, target = _elementwise_operands("mse_cpu", input, target)
     diff = input - target
     refuse_complex(diff, "mse_cpu")
     if weight is not None:
@@ -80,23 +83,33 @@ def mse_loss(input, target, reduction="mean", weight=None):
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+def _elementwise_operands(kernel, input, target):
+    """``input`` and ``target`` as torch's mse/smooth_l1 kernels take them: an integer result
+    refused, a bool operand beside a float one cast to it (gt's subtraction would refuse it)."""
+    if input.dtype is target.dtype and input.dtype.is_floating_point:
+        return input, target
+    dtype = loss_dtypes.elementwise_dtype(kernel, input, target)
+    return (input if input.dtype is not dtypes.bool_ else input.to(dtype),
+            target if target.dtype is not dtypes.bool_ else target.to(dtype))
+
+
 def _warn_if_broadcast(input, target, fn):
     """torch's warning where the elementwise losses (mse, l1, smooth_l1, huber) broadcast a target
     of another shape against the input; shapes that do not broadcast are refused."""
     if input.shape != target.shape:
         if not all(a == b or 1 in (a, b) for a, b in zip(reversed(input.shape), reversed(target.shape))):
-            raise ValueError(f"{fn}: input shape {input.shape} and target shape {target.shape} differ and do not "
+            raise ShapeError(f"{fn}: input shape {input.shape} and target shape {target.shape} differ and do not "
                              "broadcast against each other")
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
                       "This will likely lead to incorrect results due to broadcasting. "
                       "Please ensure they have the same size.", UserWarning, stacklevel=4)
 
 
-def _same_shape(input, target, fn):
+def _same_shape(input, target, fn, check_dtype=True):
     if input.shape != target.shape:
         raise ValueError(f"{fn}: target shape {target.shape} differs from input shape {input.shape}; "
                          "they must match (as in torch)")
-    if not input.dtype.is_floating_point:
+    if check_dtype and not input.dtype.is_floating_point:
         raise TypeError(f"{fn}: input must be floating point, got {input.dtype!r}")
 
 
@@ -129,8 +142,12 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         0.6931471824645996
     """
     input = _tensor(input, "binary_cross_entropy")
-    target = _float_like(_tensor(target, "binary_cross_entropy", "target"), input)
-    _same_shape(input, target, "binary_cross_entropy")
+    given = target
+    target = _tensor(target, "binary_cross_entropy", "target")
+    _same_shape(input, target, "binary_cross_entropy", check_dtype=False)
+    if isinstance(given, Tensor) and (given.dtype is not input.dtype or not input.dtype.is_floating_point):
+        loss_dtypes.check_bce(input, given)     # a list or numpy target is made the input's dtype (gt's rule)
+    target = _float_like(target, input)
     if input.numel():
         checks.require((input.min() >= 0) & (input.max() <= 1), ValueError, lambda: (
             "binary_cross_entropy: input must be probabilities in [0, 1], got values from "
@@ -165,7 +182,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
         >>> F.binary_cross_entropy_with_logits(gt.zeros(2), gt.tensor([0.0, 1.0])).item()   # log(2)
         0.6931471824645996
     """
-    input = promoted(_tensor(input, "binary_cross_entropy_with_logits"), target)
+    input = _tensor(input, "binary_cross_entropy_with_logits")
+    if not input.dtype.is_floating_point or (isinstance(target, Tensor) and not target.dtype.is_floating_point) \
+            or (isinstance(pos_weight, Tensor) and pos_weight.dtype is dtypes.bool_):
+        loss_dtypes.check_bce_logits(input, target if isinstance(target, Tensor) else None,
+                                     pos_weight if isinstance(pos_weight, Tensor) else None)
+    input = promoted(input, target)
     target = _float_like(_tensor(target, "binary_cross_entropy_with_logits", "target"), input)
     _same_shape(input, target, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
@@ -189,6 +211,10 @@ def l1_loss(input, target, reduction="mean", weight=None):
     """Mean absolute error; a target of another shape broadcasts with torch's warning, as in ``mse_loss``."""
     input, target = _tensor(input, "l1_loss"), _tensor(target, "l1_loss", "target")
     _warn_if_broadcast(input, target, "l1_loss")
+    if reduction == "mean" and weight is None and not (input.dtype.is_floating_point or target.dtype.is_floating_point
+                                                       or input.dtype.is_complex or target.dtype.is_complex):
+        if dtypes.bool_ not in (input.dtype, target.dtype):
+            loss_dtypes.refuse_integer_mean(promote_types(input.dtype, target.dtype))
     if weight is not None:
         return _weighted((input - target).abs(), weight, input, reduction, "l1_loss")
     return _reduce((input - target).abs(), reduction, "l1_loss")
@@ -229,8 +255,12 @@ def _difference(input, target, fn):
     _warn_if_broadcast(input, target, fn)
     refuse_complex(input, fn.replace("_loss", "_cpu"))
     refuse_complex(target, fn.replace("_loss", "_cpu"))
-    if fn == "huber_loss" and input.dtype.is_floating_point:
+    if fn == "huber_loss":
+        if not (input.dtype.is_floating_point and target.dtype.is_floating_point):
+            loss_dtypes.check_huber(input, target)
         target = _float_like(target, input)      # torch's huber_loss is in the input's dtype
+    else:
+        input, target = _elementwise_operands("smooth_l1_cpu", input, target)
     return input - target
 
 
@@ -243,6 +273,8 @@ def kl_div(input, target, reduction="mean", log_target=False):
     ``reduction``: ``"mean"`` over every element (torch's default, with its warning), ``"batchmean"``
     (the sum over the batch size: the divergence), ``"sum"`` or ``"none"``."""
     input, target = _tensor(input, "kl_div"), _tensor(target, "kl_div", "target")
+    if not (input.dtype.is_floating_point and target.dtype.is_floating_point):
+        loss_dtypes.check_kl_div(input, target)
     if reduction == "mean":
         warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
                       "'batchmean' divides only by the batch size, and aligns with the KL div math definition."

@@ -7,16 +7,19 @@ import math
 
 from gt import amp, dtypes
 from gt.autograd import no_grad
+from gt.nn import loss_dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.loss_functions import _broadcasts_to, _reduce, accepts_legacy_reduction, promoted
-from gt.tensor import arange, where
+from gt.tensor import Tensor, arange, where
 from gt.tensor.runtime import get_default_dtype
 
 
 def _float_input(x, fn, what="input"):
     x = _tensor(x, fn, what)
     if not x.dtype.is_floating_point:
+        if not x.dtype.is_complex:
+            loss_dtypes.refuse_float_input(fn, x)
         raise TypeError(f"{fn}: {what} must be floating point, got {x.dtype!r}")
     return x
 
@@ -115,6 +118,9 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     fn = "gaussian_nll_loss"
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{fn}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')")
+    loss_dtypes.refuse_bool_operand(fn, "target", target)
+    if isinstance(var, Tensor) and not (var.dtype.is_floating_point or var.dtype.is_complex):
+        loss_dtypes.refuse_int_var(var)
     input = promoted(promoted(_float_input(input, fn), target), var)      # a float64 var: a float64 loss, as torch
     target = _like(target, input, fn, "target")
     var = _gaussian_var(var, input, fn)
@@ -137,6 +143,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
         0.0
     """
     fn = "margin_ranking_loss"
+    loss_dtypes.refuse_bool_operand(fn, "target", target)
     x1 = promoted(promoted(_numeric_input(input1, fn, "input1"), input2), target)   # torch's dtype
     x2, y = _like(input2, x1, fn, "input2"), _like(target, x1, fn, "target")
     if not x1.ndim == x2.ndim == y.ndim:
@@ -210,6 +217,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean"):
     """
     fn = "multilabel_soft_margin_loss"
     x = promoted(promoted(_float_input(input, fn), target), weight)
+    loss_dtypes.refuse_bool_operand(fn, "target", target)
     y = _like(target, x, fn, "target")
     _broadcastable(x, y, fn)
     if x.ndim == 0:
@@ -236,6 +244,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         raise ValueError(f"{fn}: only p == 1 and p == 2 are supported, got {p!r}")
     x = _float_input(input, fn)
     y = _tensor(target, fn, "target")
+    loss_dtypes.check_class_target(y)
     if x.ndim == 1 and y.shape == (1,):       # torch reads (C,) with a (1,) target as a batch of one
         x = x.unsqueeze(0)
     if y.dtype.is_floating_point or x.ndim not in (1, 2) or y.shape != x.shape[:-1]:
@@ -294,6 +303,8 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
         a = promoted(promoted(_tensor(anchor, fn, "anchor"), positive), negative)   # real distances, as torch's
     else:
         a = promoted(promoted(_numeric_input(anchor, fn, "anchor"), positive), negative)
+    loss_dtypes.refuse_bool_operand(fn, "positive", positive)
+    loss_dtypes.refuse_bool_operand(fn, "negative", negative)
     pos, neg = _like(positive, a, fn, "positive"), _like(negative, a, fn, "negative")
     if not a.ndim == pos.ndim == neg.ndim or a.ndim == 0:
         raise ValueError(f"{fn}: anchor, positive and negative must have one number of dimensions ((N, D) or "

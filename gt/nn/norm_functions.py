@@ -13,11 +13,14 @@ local response norm is refused up front; ``rms_norm`` also takes an int ``normal
 """
 
 import functools
+import inspect
 import math
 
 from gt import autograd, dtypes
+from gt.errors import ShapeError
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import in_float32
+from gt.nn.mixed_dtypes import check_norm_dtypes
 from gt.nn.padding import pad
 from gt.ops import batch_norm as bn_ops
 from gt.tensor import Tensor
@@ -27,11 +30,17 @@ from gt.tensor.complex_checks import refuse_complex_parameter
 _EPS = {"float64": 2.220446049250313e-16, "float32": 1.1920928955078125e-07}
 
 
+# the order in which torch's kernels read a norm's parameters (their dtype messages follow it)
+_PARAMETERS = ("weight", "bias", "running_mean", "running_var")
+
+
 def half_stays_half(fn):
     """``fn`` (a norm of ``input``) computed as torch's mixed-dtype CPU kernels where a float16 or
     bfloat16 input meets float32 weights or statistics: in float32, rounded once to the input's
     dtype at the end (casts on the tape: the input's gradient comes back in its dtype, the
     weights' in theirs), autocast or not (torch 2.13's autocast leaves norms alone)."""
+    names = tuple(inspect.signature(fn).parameters)
+
     @functools.wraps(fn)
     def call(*args, **kwargs):
         x = args[0] if args else kwargs.get("input")
@@ -39,6 +48,8 @@ def half_stays_half(fn):
         if dtype not in dtypes.HALVES or not any(
                 isinstance(a, Tensor) and a.dtype != dtype for a in args[1:] + tuple(kwargs.values())):
             return fn(*args, **kwargs)
+        given = dict(zip(names, args), **kwargs)
+        check_norm_dtypes(dtype, *(t for t in map(given.get, _PARAMETERS) if isinstance(t, Tensor)))
         if args:
             args = (x.float(),) + args[1:]
         else:
@@ -59,16 +70,21 @@ def _float_input(input, fn, min_dims):
 def channel_vectors(fn, c, x, **tensors):
     """Each given tensor (weight, bias, running stats) as a gt tensor of shape (C,), C = dim 1 of x;
     a complex one for a real x refused, as torch's (instance_norm's running stats too, where torch
-    drops their imaginary parts with a warning)."""
-    out = []
+    drops their imaginary parts with a warning), and dtypes torch's kernels refuse beside x's."""
+    out, mixed = [], False
     for name, t in tensors.items():
         t = None if t is None else _tensor(t, fn, name)
         if t is not None and t.shape != (c,):
             raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
                              f"{x.shape}), got {t.shape}")
-        if t is not None and t.dtype.is_complex:
-            refuse_complex_parameter(x.dtype, t, name)
+        if t is not None and t.dtype is not x.dtype:
+            if t.dtype.is_complex:
+                refuse_complex_parameter(x.dtype, t, name)
+            mixed = True
         out.append(t)
+    if mixed:       # torch's dtype rules, in its kernels' order of the parameters
+        given = dict(zip(tensors, out))
+        check_norm_dtypes(x.dtype, *(given[n] for n in _PARAMETERS if n in given))
     return out
 
 
@@ -201,7 +217,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         raise ValueError(f"{fn}: normalized_shape must be a positive int or a non-empty tuple of them, "
                          f"got {normalized_shape!r}")
     if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
-        raise ValueError(f"{fn}: expected input with trailing shape {shape} (normalized_shape), got input "
+        raise ShapeError(f"{fn}: expected input with trailing shape {shape} (normalized_shape), got input "
                          f"of shape {x.shape}")
     if weight is not None:
         weight = _tensor(weight, fn, "weight")

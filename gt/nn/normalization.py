@@ -1,6 +1,7 @@
 """``LayerNorm`` over the trailing axes, with a learnable scale and shift."""
 
 from gt import dtypes
+from gt.errors import ShapeError
 from gt.nn import functional as F
 from gt.nn.module import Module
 from gt.nn.parameter import Parameter
@@ -45,7 +46,7 @@ class LayerNorm(Module):
         shape = self.normalized_shape
         xs = x.shape
         if xs[len(xs) - len(shape):] != shape or len(xs) < len(shape):
-            raise ValueError(f"LayerNorm({self.extra_repr()}): input of shape {x.shape} does not end in "
+            raise ShapeError(f"LayerNorm({self.extra_repr()}): input of shape {x.shape} does not end in "
                              f"normalized_shape {self.normalized_shape}")
         dtype = x.dtype
         if not dtype.is_floating_point:

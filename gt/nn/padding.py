@@ -6,6 +6,7 @@ and ``CircularPad{1,2,3}d`` around it. The op itself, forward and backward: gt/o
 import operator
 
 from gt import dtypes
+from gt.errors import ShapeError
 from gt.nn.inputs import as_tensor
 from gt.nn.module import Module
 from gt.ops import padding as padding_ops
@@ -47,7 +48,7 @@ def pad(input, pad, mode="constant", value=None):
         raise ValueError(f"pad: padding mode {mode!r} doesn't take a value argument (got value={value!r}); "
                          "only mode='constant' does")
     if mode in ("reflect", "replicate") and pads and all(x.shape[d] + lo + hi < 1 for d, lo, hi in pads):
-        raise ValueError(f"pad: input of shape {x.shape} is too small: {mode} padding by {tuple(pad)} leaves no "
+        raise ShapeError(f"pad: input of shape {x.shape} is too small: {mode} padding by {tuple(pad)} leaves no "
                          "element in any padded dim")      # torch's check: one empty dim among several is fine
     pads = tuple((dim, left, right) for dim, left, right in pads if left or right)
     if not pads:
@@ -67,9 +68,9 @@ def _pads(pad, ndim):
     except TypeError:
         raise TypeError(f"pad: expected a tuple of ints (left, right, ...), got {pad!r}") from None
     if len(pad) % 2:
-        raise ValueError(f"pad: padding length must be divisible by 2 (one (left, right) pair per dim), got {pad}")
+        raise ShapeError(f"pad: padding length must be divisible by 2 (one (left, right) pair per dim), got {pad}")
     if len(pad) > 2 * ndim:
-        raise ValueError(f"pad: padding length {len(pad)} is more than two times the {ndim} dimension(s) of "
+        raise ShapeError(f"pad: padding length {len(pad)} is more than two times the {ndim} dimension(s) of "
                          "the input")
     return [(ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]
 
@@ -79,16 +80,16 @@ def _check_dim(shape, dim, left, right, mode):
     n = shape[dim]
     kept = n - max(-left, 0) - max(-right, 0)   # constant and circular crop first, the others pad first
     if (kept if mode in ("constant", "circular") else n + left + right) < 0:
-        raise ValueError(f"pad: the negative pads ({left}, {right}) remove more than the {n} element(s) of dim "
+        raise ShapeError(f"pad: the negative pads ({left}, {right}) remove more than the {n} element(s) of dim "
                          f"{dim} (input shape {shape})")
     if mode == "reflect" and max(left, right) >= n:
-        raise ValueError(f"pad: reflect padding ({left}, {right}) must be less than the size {n} of dim {dim} "
+        raise ShapeError(f"pad: reflect padding ({left}, {right}) must be less than the size {n} of dim {dim} "
                          f"(input shape {shape})")
     if mode == "replicate" and n == 0 and max(left, right) > 0:
-        raise ValueError(f"pad: replicate padding needs a non-empty dim {dim} to repeat, got input shape {shape}")
+        raise ShapeError(f"pad: replicate padding needs a non-empty dim {dim} to repeat, got input shape {shape}")
     if mode == "circular" and max(left, right) > kept:
         # (where torch's own check lets this through, it returns uninitialised memory)
-        raise ValueError(f"pad: circular padding ({left}, {right}) wraps round the {kept} element(s) of dim {dim} "
+        raise ShapeError(f"pad: circular padding ({left}, {right}) wraps round the {kept} element(s) of dim {dim} "
                          f"more than once; each pad must be at most {kept}")
 
 

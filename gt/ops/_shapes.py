@@ -1,8 +1,11 @@
 """Shape checks shared by ops: they raise clear errors before any compute."""
 
+from gt.errors import ShapeError
+
 
 def broadcast_shape(op, a, b, error=None):
-    """The numpy broadcast of shapes ``a`` and ``b``, or ValueError naming ``op`` and both shapes.
+    """The numpy broadcast of shapes ``a`` and ``b``, or a ShapeError (gt's ValueError, torch's
+    RuntimeError) naming ``op`` and both shapes.
     ``error(a, b, dim)`` (optional) makes the exception instead, for torch's own wording: ``a``
     and ``b`` padded with leading 1s to one length, ``dim`` the first clash counted from the front."""
     a, b = tuple(a), tuple(b)
@@ -12,7 +15,7 @@ def broadcast_shape(op, a, b, error=None):
         if x != y and x != 1 and y != 1:
             if error is not None:
                 raise error(pa, pb, i)
-            raise ValueError(f"{op}: shapes {a} and {b} cannot be broadcast together (dim {i - n}: {x} vs {y})")
+            raise ShapeError(f"{op}: shapes {a} and {b} cannot be broadcast together (dim {i - n}: {x} vs {y})")
     return tuple(y if x == 1 else x for x, y in zip(pa, pb))
 
 

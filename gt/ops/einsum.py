@@ -15,6 +15,7 @@ import string
 from gt import amp, dtypes
 from gt.autograd import Function
 from gt.backend import B
+from gt.errors import ShapeError
 from gt.ops.shape import AddAtIndex
 
 # torch orders the implicit output as ASCII does: capitals first
@@ -24,7 +25,7 @@ Spec = collections.namedtuple("Spec", ["equation", "inputs", "output", "sizes"])
 
 
 def _fail(equation, message):
-    return ValueError(f"einsum(): {message} (equation {equation!r})")
+    return ShapeError(f"einsum(): {message} (equation {equation!r})")
 
 
 def _terms(equation):

@@ -9,6 +9,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import amp, dtypes
 from gt.backend import B
+from gt.errors import ShapeError
 from gt.tensor import checks, inplace_grad, overlap_writes
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
@@ -82,7 +83,7 @@ class DiagonalMethods:
         torch counts none from the end here, unlike ``x[index]``."""
         index = _operand(index, "index_select")
         if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.is_floating_point:
-            raise ValueError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
+            raise ShapeError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
         if index.dtype in dtypes.SMALL_INTS:     # x[index] takes uint8 as a mask; torch's index_select refuses it
             raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {index.dtype!r}")
         dim = normalize_axis(dim, self.ndim, "index_select")
@@ -110,7 +111,7 @@ class DiagonalMethods:
             raise RuntimeError(f"gather(): Expected dtype int32/int64 for index, got {index.dtype!r}")
         if not isinstance(index, Tensor) or max(index.ndim, 1) != max(self.ndim, 1) \
                 or index.dtype not in (dtypes.int64, dtypes.int32):
-            raise ValueError(f"gather: index must be an integer tensor of {self.ndim} dims, got "
+            raise ShapeError(f"gather: index must be an integer tensor of {self.ndim} dims, got "
                              f"{getattr(index, 'shape', index)!r}")
         dim = normalize_axis(dim, self.ndim, "gather")
         if self.ndim == 0 or index.ndim == 0:
@@ -123,7 +124,7 @@ class DiagonalMethods:
     def _gathered(self, dim, index):
         """``gather`` without its range check: negative positions count from the end."""
         if any(i > n for a, (i, n) in enumerate(zip(index.shape, self.shape)) if a != dim):
-            raise ValueError(f"gather: index of shape {index.shape} is larger than the input {self.shape} off dim {dim}")
+            raise ShapeError(f"gather: index of shape {index.shape} is larger than the input {self.shape} off dim {dim}")
         parts = []
         for a in range(self.ndim):
             if a == dim:

@@ -142,7 +142,7 @@ class ExtraMethods:
         where ``sizes`` is longer than the shape); differentiable."""
         sizes = _sizes(sizes, "repeat")
         if len(sizes) < self.ndim:
-            raise ValueError(f"repeat: {len(sizes)} repeat counts for a tensor of {self.ndim} dims "
+            raise ShapeError(f"repeat: {len(sizes)} repeat counts for a tensor of {self.ndim} dims "
                              f"(shape {self.shape}): give at least one count per dim")
         shape = (1,) * (len(sizes) - self.ndim) + self.shape
         interleaved = tuple(n for pair in zip((1,) * len(shape), shape) for n in pair)
@@ -152,7 +152,7 @@ class ExtraMethods:
 
     def _triangle(self, diagonal, lower, name):
         if self.ndim < 2:
-            raise ValueError(f"{name}: expected a tensor of at least 2 dims, got shape {self.shape}")
+            raise ShapeError(f"{name}: expected a tensor of at least 2 dims, got shape {self.shape}")
         rows, cols = self.shape[-2:]
         offset = Tensor._wrap(B.arange(0, rows, 1, dtypes.int64)).reshape(rows, 1) - \
             Tensor._wrap(B.arange(0, cols, 1, dtypes.int64)).reshape(1, cols)
@@ -194,7 +194,7 @@ class ExtraMethods:
         """Batched matrix product of (b, n, m) and (b, m, p) tensors (no broadcasting, as torch)."""
         other = _operand(mat2, "bmm")
         if self.ndim != 3 or not isinstance(other, Tensor) or other.ndim != 3 or self.shape[0] != other.shape[0]:
-            raise ValueError(f"bmm: expected two 3-D tensors with the same batch size, got shapes {self.shape} "
+            raise ShapeError(f"bmm: expected two 3-D tensors with the same batch size, got shapes {self.shape} "
                              f"and {getattr(other, 'shape', other)}")
         return self @ other
 
@@ -332,7 +332,7 @@ class ExtraMethods:
         shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
         if len(shifts) != len(dims):
-            raise ValueError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+            raise ShapeError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
         out = self
         for shift, dim in zip(shifts, dims):
             n = self.shape[dim]

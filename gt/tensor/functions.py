@@ -1,6 +1,7 @@
 """Free functions over several tensors (``gt.cat``, ``gt.stack``) and function forms of tensor methods."""
 
 from gt import dtypes
+from gt.errors import ShapeError
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis
 from gt.tensor._args import _pick
@@ -16,7 +17,7 @@ def _tensors(tensors, op):
         raise TypeError(f"{op}(): argument 'tensors' (position 1) must be tuple of Tensors, not Tensor")
     tensors = [t if isinstance(t, Tensor) else _operand(t, op) for t in tensors]
     if not tensors:
-        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+        raise ShapeError(f"{op}: expected a non-empty sequence of tensors")
     if not all(isinstance(t, Tensor) for t in tensors):
         raise TypeError(f"{op}: expected tensors or arrays, got a Python scalar")
     return tensors
@@ -37,6 +38,9 @@ def cat(tensors, axis=None, *, dim=None):
     if type(tensors[0]) is not Tensor and is_nested(tensors[0]):     # gt.nested's form
         return tensors[0].__gt_function__(cat, (tensors, _pick(axis, dim, default=0)), {})
     tensors = _one_dtype(tensors)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ShapeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
     kept = [t for t in tensors if t.shape != (0,)]
     if len(kept) < len(tensors):
         tensors = kept or tensors
@@ -46,7 +50,7 @@ def cat(tensors, axis=None, *, dim=None):
     axis = normalize_axis(_pick(axis, dim, default=0), first.ndim, "cat")
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != first.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, first.shape)) if j != axis):
-            raise ValueError(
+            raise ShapeError(
                 f"cat: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; "
                 f"all dims except axis {axis} must match"
             )
@@ -65,7 +69,7 @@ def stack(tensors, axis=None, *, dim=None):
     first = tensors[0]
     for i, t in enumerate(tensors[1:], 1):
         if t.shape != first.shape:
-            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; all must match")
+            raise ShapeError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has {first.shape}; all must match")
     axis = _pick(axis, dim, default=0)
     if not -first.ndim - 1 <= axis <= first.ndim:
         raise IndexError(f"stack: axis {axis} is out of range for the {first.ndim + 1} dimension(s) of the result "

@@ -40,13 +40,9 @@ def _same_dtype(a, b, name, a_name="A", b_name="B"):
     if b.dtype is a.dtype:
         return
     words = [dtypes.torch_type_name(t.dtype.name) for t in (a, b)]
-    if name == "cholesky_solve":        # torch's words name B and L as b and A, b first
+    if name in ("cholesky_solve", "triangular_solve"):      # torch's words name B and L/A as b and A, b first
         raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type {words[1]} and A of type "
                            f"{words[0]} instead.")
-    if name == "linalg.solve_triangular":
-        # torch's casts B into A's dtype (a complex B loses its imaginary part): gt refuses
-        raise TypeError(f"{name}: expected {a_name} and {b_name} to have the same dtype, but found {a_name} of type "
-                        f"{a.dtype.name} and {b_name} of type {b.dtype.name} instead")
     raise RuntimeError(f"{name}: Expected {a_name} and {b_name} to have the same dtype, but found {a_name} of type "
                        f"{words[0]} and {b_name} of type {words[1]} instead")
 
@@ -162,8 +158,11 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     B is (..., n, k) (``left=False``: (..., k, n)); batch axes broadcast. A zero on A's diagonal
     gives inf/NaN (no error, as torch). Gradients as torch's (A's on the triangle read)."""
     A = matrix_input(A, "linalg.solve_triangular", True, True)
-    _same_dtype(A, B, "linalg.solve_triangular")
-    rhs = B                 # torch's argument name
+    if not isinstance(B, function.Tensor):
+        raise TypeError(f"linalg.solve_triangular(): argument 'B' must be a tensor, not {type(B).__name__}")
+    # torch's kernel casts B into A's dtype (a complex B loses its imaginary part, with the cast's warning);
+    # the cast is recorded, so B's gradient comes back in B's dtype, as torch's
+    rhs = B if B.dtype is A.dtype else B.to(A.dtype)
     if rhs.ndim < 2:
         raise ValueError(f"linalg.solve_triangular: the input tensor B must have at least 2 dimensions, got "
                          f"shape {tuple(rhs.shape)}")
@@ -184,6 +183,7 @@ def triangular_solve(b, A, upper=True, transpose=False, unitriangular=False):
     are the other way round): ``(solution, cloned_coefficient)``, X with ``A @ X = b`` (``transpose``:
     ``A.mT @ X = b``) and a copy of A."""
     A = matrix_input(A, "triangular_solve", True, True)
+    _same_dtype(A, b, "triangular_solve")
     if transpose:
         x = solve_triangular(A.mT, b, upper=not upper, unitriangular=unitriangular)
     else:

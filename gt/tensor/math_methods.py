@@ -300,6 +300,9 @@ class MathMethods:
         """``log(sum(exp(x)))`` over ``dim``, computed without overflow; its gradient is the softmax."""
         x = _floating(self, True)       # complex too (torch's): shifted by the largest real part
         axes = reduction_axes(dim, x.ndim, "logsumexp")
+        if not keepdim and isinstance(dim, (tuple, list)) and not dim and x.ndim and x.numel():
+            # torch 2.13 reduces every dim into a kept (1, ..., 1) and then fails to write it into its () output
+            raise RuntimeError(f"output with shape [] doesn't match the broadcast shape {[1] * x.ndim}")
         if x.numel() == 0:        # nothing to shift by: the log of an empty sum is -inf, as torch's
             shift = x.detach().sum(axes, keepdims=True)
         else:

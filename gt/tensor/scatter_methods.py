@@ -18,6 +18,7 @@ import warnings
 
 from gt import amp, autograd, dtypes
 from gt.backend import B
+from gt.errors import DtypeError, ShapeError
 from gt.ops import scatter as scatter_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor import checks, inplace_grad, overlap_writes
@@ -44,7 +45,7 @@ def index_tensor(index, op, vector=False):
     ValueError when ``vector`` and it has more than one dim."""
     index = _operand(index, op)
     if not isinstance(index, Tensor) or index.dtype not in (dtypes.int64, dtypes.int32):
-        raise TypeError(f"{op}: index must be an int64 tensor, got {_describe(index)}")
+        raise DtypeError(f"{op}: index must be an int64 tensor, got {_describe(index)}")
     if vector and index.ndim > 1:
         raise ValueError(f"{op}: index must be a 1-D tensor (or 0-d), got shape {index.shape}")
     return index.detach().to(dtypes.int64)
@@ -61,7 +62,7 @@ def check_range(index, size, dim, op, negative=False, error=IndexError):
 
 def _same_dtype(x, other, name, op):
     if other.dtype != x.dtype:
-        raise TypeError(f"{op}: {name} has dtype {other.dtype.name} but the tensor has {x.dtype.name}; "
+        raise DtypeError(f"{op}: {name} has dtype {other.dtype.name} but the tensor has {x.dtype.name}; "
                         f"they must match (convert one with .to())")
 
 
@@ -94,14 +95,14 @@ class ScatterMethods:
         if isinstance(src, Tensor) and src.ndim == 0:
             src = src.reshape(1)          # torch reads a 0-d src as 1-D of one element (a 1-D tensor's alone)
         if index.ndim != self.ndim:
-            raise ValueError(f"{op}: index must have the tensor's number of dims ({self.ndim}), got shape {index.shape}")
+            raise ShapeError(f"{op}: index must have the tensor's number of dims ({self.ndim}), got shape {index.shape}")
         if isinstance(src, Tensor):
             if src.ndim != self.ndim:
                 raise ValueError(f"{op}: src must have the tensor's number of dims ({self.ndim}), got shape {src.shape}")
             _same_dtype(self, src, "src", op)
         src_shape = src.shape if isinstance(src, Tensor) else index.shape
         if any(i > s or (a != dim and i > n) for a, (i, s, n) in enumerate(zip(index.shape, src_shape, self.shape))):
-            raise ValueError(f"{op}: index of shape {index.shape} must be no larger than src {src_shape} and, "
+            raise ShapeError(f"{op}: index of shape {index.shape} must be no larger than src {src_shape} and, "
                              f"apart from dim {dim}, no larger than the tensor {self.shape}")
         index = check_range(index, self.shape[dim] if self.ndim else 1, dim, op, error=RuntimeError)
         return dim, index, src
@@ -193,7 +194,7 @@ class ScatterMethods:
         _same_dtype(self, source, "source", op)
         want = self.shape[:dim] + (index.shape[0],) + self.shape[dim + 1:]
         if source.shape != want:
-            raise ValueError(f"{op}: source of shape {source.shape} must have the tensor's shape {self.shape} with "
+            raise ShapeError(f"{op}: source of shape {source.shape} must have the tensor's shape {self.shape} with "
                              f"dim {dim} of size {index.shape[0]} (the number of indices), that is {want}")
         error = checks.IndexOutOfRangeError if op == "index_add" else IndexError
         index = check_range(index, self.shape[dim], dim, op, error=error)

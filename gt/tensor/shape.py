@@ -98,7 +98,7 @@ class ShapeMethods:
         s = normalize_axis(start_dim, self.ndim, "flatten")
         e = normalize_axis(end_dim, self.ndim, "flatten")
         if s > e:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+            raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         if s == e:
             return self                  # nothing to join: torch's flatten gives the tensor itself
         # the joined size, not -1, which a tensor of 0 elements cannot infer: (0, 3, 4) -> (0, 12)
@@ -107,7 +107,7 @@ class ShapeMethods:
     def permute(self, *axes, dims=None):
         axes = _shape_args(axes if dims is None else (dims,))
         if sorted(normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+            raise ShapeError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         axes = tuple(normalize_axis(a, self.ndim, "permute") for a in axes)
         return shape_ops.Permute.apply(self, axes)
 
@@ -178,12 +178,12 @@ class ShapeMethods:
         n = self.shape[axis]
         if isinstance(split_size, int):
             if split_size < 0 or (split_size == 0 and n):
-                raise ValueError(f"split: split_size must be positive (0 only for an empty dim), got {split_size}")
+                raise ShapeError(f"split: split_size must be positive (0 only for an empty dim), got {split_size}")
             sizes = [min(split_size, n - s) for s in range(0, n, split_size)] if n else [0]    # torch: one empty piece
         else:
             sizes = list(split_size)
             if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but axis {axis} has size {n}")
+                raise ShapeError(f"split: sizes {sizes} add up to {sum(sizes)}, but axis {axis} has size {n}")
         out, start = [], 0
         for size in sizes:
             index = (slice(None),) * axis + (slice(start, start + size),)
@@ -194,7 +194,7 @@ class ShapeMethods:
     def chunk(self, chunks, axis=None, *, dim=None):
         """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the axis is short), like torch."""
         if chunks <= 0:
-            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+            raise ShapeError(f"chunk: chunks must be positive, got {chunks}")
         axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "chunk")
         n = self.shape[axis]
         return self.split(max(-(-n // chunks), 1) if n else [0] * chunks, axis)    # torch: `chunks` empty pieces
@@ -328,9 +328,9 @@ def _shape_args(args):
 def _infer_shape(op, current, target):
     total = numel(current)
     if target.count(-1) > 1:
-        raise ValueError(f"{op}: only one dimension can be -1, got {target}")
+        raise ShapeError(f"{op}: only one dimension can be -1, got {target}")
     if any(s < -1 for s in target):
-        raise ValueError(f"{op}: invalid shape {target}")
+        raise ShapeError(f"{op}: invalid shape {target}")
     if -1 in target:
         known = numel(s for s in target if s != -1)
         if known == 0 == total:      # torch's RuntimeError too (ShapeError is both)

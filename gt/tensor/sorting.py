@@ -18,6 +18,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import collections
 
 from gt.backend import B
+from gt.errors import ShapeError
 from gt.ops import sorting as sorting_ops
 from gt.ops._shapes import normalize_axis
 from gt.sharding.layout import Placed
@@ -111,7 +112,7 @@ class SortingMethods:
         largest = _flag(largest, "largest", "topk")
         n = self.shape[normalize_axis(dim, self.ndim, "topk")] if self.ndim else 1
         if isinstance(k, bool) or not hasattr(k, "__index__") or not 0 <= k.__index__() <= n:
-            raise ValueError(f"topk: k must be an int in [0, {n}] (the size of dim {dim}), got {k!r}")
+            raise ShapeError(f"topk: k must be an int in [0, {n}] (the size of dim {dim}), got {k!r}")
         if self.ndim == 0:
             values, indices = self.reshape(1).topk(1, 0, largest)     # k=0 too: torch gives the element
             return TopkResult(values.reshape(()), indices.reshape(()))
