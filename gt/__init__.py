@@ -17,7 +17,8 @@ from gt.dtypes import int16, int8, uint8, uint16, uint32, uint64
 from gt.dtypes import complex64, complex128
 from gt.devices import device  # torch.device's parsing; also the string it prints
 from gt.tensor.generator import Generator
-from gt.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from gt.autograd import no_grad, enable_grad, set_grad_enabled
+from gt.autograd.grad_mode import grad_mode_enabled as is_grad_enabled    # torch's flag (recording: gt.autograd's)
 from gt.autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_anomaly_enabled
 from gt.backend import set_backend, get_backend, set_num_threads, get_num_threads
 from gt.backend.memory import retain_freed_memory

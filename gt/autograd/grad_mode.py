@@ -26,6 +26,7 @@ class _Mode(threading.local):
     level_refusal = None     # that level's error text for a captured tensor changed in place (None: torch's)
     derivative = None    # under a vmap level: the innermost derivative transform's (level, ids of its inputs)
     level_kind = None    # "forward" (jvp, jacfwd), "linearize", or None (reverse mode, vmap): levels.py
+    level_callers = None     # linearize's level: {id of an input: the caller's tensor} (levels.caller_of)
     layers = 0           # how many of the levels are torch's functorch layers (refusing requires_grad_())
     tags = False         # inference or level: new tensors are stamped (gt/tensor/core.py)
 
@@ -42,10 +43,17 @@ def set_modes(grad, inference):
 
 
 def is_grad_enabled():
-    """Whether ops are recorded now, in this thread. Where gt differs from torch: inside
-    ``inference_mode`` an ``enable_grad`` turns torch's grad mode on without recording anything;
-    gt answers False there, what the ops do."""
+    """Whether ops are recorded now, in this thread: the question gt's own ops and layers ask
+    (``gt.autograd.is_grad_enabled``). False inside ``inference_mode``, also under an
+    ``enable_grad`` there, where nothing is recorded; ``gt.is_grad_enabled`` is torch's flag."""
     return mode.record
+
+
+def grad_mode_enabled():
+    """``torch.is_grad_enabled()`` (``gt.is_grad_enabled``): this thread's grad mode, as
+    ``no_grad``, ``enable_grad``, ``set_grad_enabled`` and ``inference_mode`` set it. True inside
+    ``inference_mode`` under ``enable_grad``, as torch's, where nothing is recorded all the same."""
+    return mode.grad
 
 
 def wrap_generator(scope, func):

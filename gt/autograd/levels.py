@@ -27,19 +27,21 @@ class transform_level:
     text for a captured tensor changed there (None: torch's, of the derivative transforms).
     ``layer``: whether torch runs the function in a functorch layer (every transform but
     ``linearize``, which traces it under forward AD), where ``requires_grad_()`` is refused.
-    ``kind``: "forward" (``jvp``, ``jacfwd``: torch's inputs are dual views) or "linearize"."""
+    ``kind``: "forward" (``jvp``, ``jacfwd``: torch's inputs are dual views) or "linearize".
+    ``callers``: {id of an input: the caller's tensor it stands for} (``linearize``: ``caller_of``)."""
 
-    def __init__(self, inputs, refusal=None, layer=True, kind=None):
+    def __init__(self, inputs, refusal=None, layer=True, kind=None, callers=None):
         self.inputs = list(inputs)     # held, so that their ids stay theirs while the level lasts
         self.refusal = refusal
         self.layer = layer
         self.kind = kind
+        self.callers = callers
 
     def __enter__(self):
         m = mode
-        self.saved = (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind)
+        self.saved = (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers)
         m.level, m.level_inputs, m.level_refusal = next(_serials), {id(t) for t in self.inputs}, self.refusal
-        m.level_kind = self.kind
+        m.level_kind, m.level_callers = self.kind, self.callers
         if self.refusal is None:     # (a tensor captured for it stays so inside a vmap: torch's check)
             m.derivative = m.level, m.level_inputs
         m.layers += self.layer
@@ -48,7 +50,7 @@ class transform_level:
 
     def __exit__(self, *exc):
         m = mode
-        m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind = self.saved
+        m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers = self.saved
         m.tags = m.inference or bool(m.level)
         return False
 
@@ -67,6 +69,14 @@ def keeps_flag(t):
     the flag off would cut the tangent (zeros)."""
     m = mode
     return m.level_kind == "linearize" and (id(t) in m.level_inputs or getattr(t, "_level", 0) >= m.level)
+
+
+def caller_of(t):
+    """The caller's tensor that ``t``, an input of ``linearize``'s function, stands for (asked inside
+    a transform's function), or None: torch runs that function on the caller's tensors first, so
+    ``requires_grad_()`` there sets the caller's flag (gt/tensor/grad_methods.py)."""
+    callers = mode.level_callers
+    return None if callers is None else callers.get(id(t))
 
 
 DETACH_VIEW = ("Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) for "

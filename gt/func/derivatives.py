@@ -88,10 +88,10 @@ class _Inputs:
                 x.copy_(alias)
         return [(fresh, copy, copy._ctx is not ctx) for fresh, _, copy, _, _, ctx in changed]
 
-    def level(self, kwargs=None, layer=True, kind=None):
+    def level(self, kwargs=None, layer=True, kind=None, callers=None):
         """The function's run: grad mode on, at a new transform level whose inputs are all the
         tensors it is called with (torch wraps those at argnums and the others alike)."""
-        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]], layer, kind)
+        return _running([*_flatten(self.args)[0], *_flatten(kwargs or {})[0]], layer, kind, callers)
 
     def pack(self, grads):
         """Per-leaf results (in ``flat`` order) shaped as the differentiated arguments."""
@@ -103,9 +103,10 @@ class _Inputs:
 
 
 @contextlib.contextmanager
-def _running(inputs, layer=True, kind=None):
+def _running(inputs, layer=True, kind=None, callers=None):
     """``enable_grad`` at a new ``transform_level`` (gt/autograd/levels.py) of ``inputs``."""
-    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)], layer=layer, kind=kind):
+    with enable_grad(), transform_level([x for x in inputs if isinstance(x, Tensor)], layer=layer, kind=kind,
+                                        callers=callers):
         yield
 
 

@@ -7,6 +7,7 @@ caller's tangent itself, or the same view of it)."""
 from gt.autograd import forward_ad, no_grad
 from gt.autograd.levels import transform_level
 from gt.tensor.creation import zeros
+from gt.tensor.inplace import bump_versions
 from gt.func.derivatives import (_Inputs, _first_vjp, _geometry, _level_out, _lies_in, _needs_graph, _offset, _second_vjp,
                                  _split_aux, _tensor_leaves, _view_like)
 from gt.func.pytree import _flatten, _spec_str, _unflatten
@@ -47,6 +48,7 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
         out, aux = _split_aux(func(*inputs.args), has_aux, "jvp(f, primals, tangents)")
     changed = inputs.write_back()
     recorded = [(fresh, copy) for fresh, copy, tangent_changed in changed if tangent_changed]
+    _count_unrecorded(changed, inputs, t_leaves)
     out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
     # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
@@ -89,6 +91,20 @@ def _write_tangents(changed, tangents, inputs, t_leaves):
             t.copy_(tangent)
 
 
+def _count_unrecorded(changed, inputs, t_leaves):
+    """An input changed in place where gt recorded no change (``t_()`` of a vector or a 0-d tensor,
+    a view of itself; a write under ``no_grad``): torch's forward mode makes the op on the tangent
+    too, whose version counts it. The values stay (a recorded change writes the tangent:
+    ``_write_tangents``; under ``no_grad`` torch's tangent changes with the write, gt's does not)."""
+    at = {id(f): i for i, f in enumerate(inputs.flat)}
+    counts = {id(w[0]): w[3]._version - w[4] for w in inputs.written}
+    for fresh, _, tangent_changed in changed:
+        if not tangent_changed:
+            tangent = t_leaves[at[id(fresh)]]
+            for _ in range(counts[id(fresh)]):
+                bump_versions([tangent])
+
+
 def _alias_inputs(outs, primal, jv, inputs, t_leaves):
     """torch's jvp returns an output lying in an input's memory (the input itself, changed in place
     or not, or a view of it) as a view of the caller's primal, and its tangent, where the output
@@ -129,10 +145,12 @@ def linearize(func, *primals):
     inputs = _Inputs(primals, tuple(range(len(primals)))) if primals else None
     if inputs is None:
         raise RuntimeError("linearize(f, *primals): Expected at least one primal")
-    with inputs.level(layer=False, kind="linearize"):     # torch traces func under forward AD, outside functorch's layers
+    p_leaves, p_spec = _flatten(primals)
+    # torch runs func on the primals themselves first: requires_grad_() there sets the caller's flag
+    callers = {id(f): x for f, x in zip(inputs.flat, p_leaves)}
+    with inputs.level(layer=False, kind="linearize", callers=callers):   # (torch traces func under forward AD)
         out = func(*inputs.args)
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
-    p_leaves, p_spec = _flatten(primals)
     us, vj = _first_vjp(out_leaves, inputs.flat)
 
     def jvp_fn(*tangents):

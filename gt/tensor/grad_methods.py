@@ -24,8 +24,13 @@ class GradMethods:
         sets the flag without the method (factories' ``requires_grad=``, ``Parameter``, the
         ``requires_grad`` attribute, the transforms' own leaves). The tensor classes that keep
         their flag elsewhere (nested, sparse, quantized) override this one."""
-        if not requires_grad and mode.level and levels.keeps_flag(self):
-            return self
+        if mode.level:
+            caller = levels.caller_of(self)
+            if caller is not None:      # linearize's input: the caller's flag, as torch's (its own keeps the tangent)
+                caller._set_requires_grad(requires_grad)
+                return self
+            if not requires_grad and levels.keeps_flag(self):
+                return self
         if requires_grad and not self.dtype.differentiable:
             raise RuntimeError("only floating point and complex tensors can require gradients, this one is "
                                f"{self.dtype!r}")
