@@ -14,8 +14,8 @@ anything else is refused before it runs. Pass ``weights_only=False`` only for fi
 Where gt differs from torch: numpy arrays of a tensor dtype are saved as tensors (gt's
 ``state_dict()`` holds arrays; torch reads them as its state dicts' tensors), so they load back as
 gt tensors (others, of strings say, stay arrays); ``map_location`` may only be None, "cpu", a dict
-mapping locations to "cpu" or a callable that keeps each storage (tensors load on gt's current
-engine and device); ``pickle_module`` must be ``pickle``. A ``Parameter`` loads as a ``gt.nn.Parameter``,
+mapping locations to "cpu" or a callable that keeps each storage on the CPU (tensors load on gt's
+current engine and device: gt/serialization/map_location.py); ``pickle_module`` must be ``pickle``. A ``Parameter`` loads as a ``gt.nn.Parameter``,
 ``torch.device`` and dtypes as gt's, and gt's are written as torch's. torch's legacy files (before
 torch 1.6, or ``_use_new_zipfile_serialization=False``) load too. Tensors saved together keep
 their shared storages both ways, as torch's (gt/serialization/storages.py), but in gt's older plain
@@ -27,6 +27,7 @@ import pickle
 
 from gt import dtypes
 from gt.serialization import torch_format
+from gt.serialization.map_location import placer
 from gt.tensor import Tensor
 
 # What a weights-only file may name: gt's tensor rebuild, OrderedDict, numpy's array and scalar pickling
@@ -93,14 +94,15 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     """The object ``gt.save`` or ``torch.save`` wrote to the path or binary file ``f``, its tensors gt
     tensors; tensors saved from one storage are views of one storage again. ``weights_only``
     (default True) refuses anything but tensors, containers, numbers and strings. ``map_location``
-    may be None, "cpu", a dict mapping locations to "cpu", or a callable that hands back the storage
-    it is given (``lambda storage, loc: storage``). ``mmap=True`` (``f`` a path to a file in torch's
+    may be None, "cpu", a dict mapping locations to "cpu", or a callable ``(storage, location) ->
+    storage`` as torch's, called once for each storage (``lambda storage, loc: storage``,
+    ``storage.cpu()``, ``storage.clone()``, or None for the storage as read). ``mmap=True`` (``f`` a path to a file in torch's
     zip format): the tensors lie in the file mapped copy-on-write, as torch's (changes stay in
     memory), not read in."""
     _check_pickle_module(pickle_module)
     if mmap and not isinstance(f, (str, os.PathLike)):
         raise ValueError("f must be a file path in order to use the mmap argument")
-    place = _placer(map_location) if callable(map_location) else None
+    place = placer(map_location) if callable(map_location) else None
     targets = map_location.values() if isinstance(map_location, dict) else [] if place else [map_location]
     if any(t is not None and str(t) != "cpu" for t in targets):
         raise ValueError(f"load: map_location must be None or 'cpu', or a dict mapping locations to 'cpu' (gt "
@@ -136,26 +138,3 @@ def _check_pickle_module(pickle_module):
     if pickle_module is not None and pickle_module is not pickle:
         raise ValueError(f"gt.save/gt.load: pickle_module must be the standard pickle module (gt writes and reads "
                          f"torch's format with it), got {pickle_module!r}")
-
-
-class _Storage:
-    """What a callable ``map_location`` is given for each storage: gt loads tensors on its current
-    engine and device, so the callable may only hand it back, as itself or ``storage.cpu()``."""
-
-    def cpu(self):
-        return self
-
-
-def _placer(map_location):
-    """A check, run for each storage's recorded location, that ``map_location(storage, location)``
-    keeps the storage where gt puts it."""
-    def place(location):
-        storage = _Storage()
-        try:
-            placed = map_location(storage, location)
-        except AttributeError:      # ``storage.cuda()``, ``storage.to(...)``: a move gt cannot make here
-            placed = None
-        if placed is not storage:
-            raise ValueError(f"load: a callable map_location must return the storage it is given (gt loads tensors "
-                             f"on its current engine and device); {map_location!r} returned another for {location!r}")
-    return place

@@ -282,13 +282,14 @@ class _TorchUnpickler(pickle.Unpickler):
         if kind != "storage" or not isinstance(storage_type, _StorageType):
             raise pickle.UnpicklingError(f"gt.load: torch storage {pid[:2]!r} is not one gt reads (typed storages "
                                          f"of {sorted(_STORAGES)})")
-        if self.place is not None and key not in self.placed:
-            self.placed.add(key)
-            self.place(pid[3])             # a callable map_location, once a storage, given its recorded location
         if key not in self.storages:
             dtype = storage_type.dtype
             kind = np.dtype(_BYTES_DTYPE.get(dtype, dtype)).newbyteorder("<")
             self.storages[key] = storages.Loaded(self.archive.read_record(f"{self.prefix}data/{key}", kind), dtype)
+        if self.place is not None and key not in self.placed:
+            self.placed.add(key)
+            # a callable map_location, once a storage, given it and its recorded location (map_location.py)
+            self.storages[key] = self.place(self.storages[key], pid[3])
         return self.storages[key]
 
 
