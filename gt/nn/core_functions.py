@@ -108,7 +108,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                            dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                                                 scale=scale, enable_gqa=enable_gqa))
     q, k, v = (_tensor(t, fn, name) for t, name in ((query, "query"), (key, "key"), (value, "value")))
-    if q.dtype is not k.dtype or q.dtype is not v.dtype:
+    dtype = q.dtype
+    if k.dtype is not dtype or v.dtype is not dtype:
         check_attention_dtypes(q, k, v)
     if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"{fn}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
@@ -124,7 +125,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
     L, S = q.shape[-2], k.shape[-2]
-    mask = None if attn_mask is None else _attention_mask(attn_mask, q.dtype, lead, L, S, fn)
+    mask = None if attn_mask is None else _attention_mask(attn_mask, dtype, lead, L, S, fn)
     # no keys (S == 0): the composed ops' empty softmax gives torch's zeros (the op's row maximum has none)
     if dropout_p == 0 and S:    # a mask with is_causal: the op applies both (torch 2.13 on the CPU does)
         return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),

@@ -71,20 +71,20 @@ def channel_vectors(fn, c, x, **tensors):
     """Each given tensor (weight, bias, running stats) as a gt tensor of shape (C,), C = dim 1 of x;
     a complex one for a real x refused, as torch's (instance_norm's running stats too, where torch
     drops their imaginary parts with a warning), and dtypes torch's kernels refuse beside x's."""
-    out, mixed = [], False
+    out, mixed, dtype = [], False, x.dtype
     for name, t in tensors.items():
         t = None if t is None else _tensor(t, fn, name)
         if t is not None and t.shape != (c,):
             raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
                              f"{x.shape}), got {t.shape}")
-        if t is not None and t.dtype is not x.dtype:
+        if t is not None and t.dtype is not dtype:
             if t.dtype.is_complex:
-                refuse_complex_parameter(x.dtype, t, name)
+                refuse_complex_parameter(dtype, t, name)
             mixed = True
         out.append(t)
     if mixed:       # torch's dtype rules, in its kernels' order of the parameters
         given = dict(zip(tensors, out))
-        check_norm_dtypes(x.dtype, *(given[n] for n in _PARAMETERS if n in given))
+        check_norm_dtypes(dtype, *(given[n] for n in _PARAMETERS if n in given))
     return out
 
 
