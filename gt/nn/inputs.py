@@ -46,10 +46,10 @@ def class_indices(indices, fn, what, small=dtypes.SMALL_INTS):
     the class losses uint8 targets of (N, C) inputs only)."""
     idx = as_tensor(indices, fn, what)
     if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == dtypes.bool_:
-        # torch's RuntimeError, in its words, with gt's hint on what is taken
-        raise RuntimeError(_small_index_refusal(fn, what, dtypes.torch_type_name(idx.dtype.name), small)
-                           + f" ({what} must be integer class indices: int64 or int32"
-                           + ("; class probabilities are F.cross_entropy's)" if fn == "nll_loss" else ")"))
+        # torch's RuntimeError, in its words, with gt's hint for the class losses
+        hint = "" if fn in ("embedding", "one_hot") else f" ({what} must be integer class indices: int64 or int32" + (
+            "; class probabilities are F.cross_entropy's)" if fn == "nll_loss" else ")")
+        raise RuntimeError(_small_index_refusal(fn, what, dtypes.torch_type_name(idx.dtype.name), small) + hint)
     if idx.dtype in dtypes.SMALL_INTS and idx.dtype not in small:
         raise RuntimeError(_small_index_refusal(fn, what, dtypes.torch_type_name(idx.dtype.name), small))
     # uint8/int8/int16 indices as int64: compared with Python ints (a class count, ignore_index=-100)
