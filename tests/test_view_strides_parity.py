@@ -14,7 +14,9 @@ torch = torch_or_skip()
 
 # (shape of the base, what is made of it, the view asked): transposes, permutations, slices (also
 # with steps, along the sharded axis 0 and beside it), expands, size-1 dims and fresh results of
-# arithmetic on permuted tensors (torch keeps their order of axes in memory)
+# arithmetic on permuted tensors (torch keeps their order of axes in memory). The sharded blocks
+# hold at least two rows along the sharded axis wherever the answer is a refusal: gt lets through
+# a view of blocks of one row that are row-major (gt/sharding/layout.py, logical_strides)
 CASES = {
     "contiguous split": ((8, 6), lambda t: t, (4, 2, 6)),
     "contiguous merge": ((8, 6, 2), lambda t: t, (8, 12)),
@@ -23,8 +25,8 @@ CASES = {
     "t split cols": ((8, 6), lambda t: t.t(), (6, 2, 4)),
     "column slice flat": ((8, 6), lambda t: t[:, :3], (-1,)),
     "column slice split": ((8, 6), lambda t: t[:, 1:4], (4, 2, 3)),
-    "row step flat": ((8, 6), lambda t: t[::2], (-1,)),
-    "row step split": ((8, 6), lambda t: t[::2], (4, 3, 2)),
+    "row step flat": ((16, 6), lambda t: t[::2], (-1,)),
+    "row step split": ((16, 6), lambda t: t[::2], (8, 3, 2)),
     "row slice flat": ((8, 6), lambda t: t[2:6], (24,)),
     "permute merge inner": ((8, 6, 4), lambda t: t.permute(0, 2, 1), (8, 24)),
     "permute merge outer": ((8, 6, 4), lambda t: t.permute(1, 0, 2), (48, 4)),
@@ -40,8 +42,16 @@ CASES = {
     "fresh t row slice": ((8, 6), lambda t: (t * 2).t()[1:5], (-1,)),
     "fresh row-major of t": ((8, 6), lambda t: t.t().contiguous(), (-1,)),
     "fresh row-major of t, rows": ((8, 6), lambda t: t.t().contiguous()[1:5], (2, 16)),
-    "fresh row-major of t, cols": ((8, 6), lambda t: t.t().contiguous()[:, 1:7], (-1,)),
-    "fresh row-major of t, cols split": ((8, 6), lambda t: t.t().contiguous()[:, 1:7], (3, 2, 6)),
+    "fresh row-major of t, cols": ((16, 6), lambda t: t.t().contiguous()[:, 1:11], (-1,)),
+    "fresh row-major of t, cols split": ((16, 6), lambda t: t.t().contiguous()[:, 1:11], (3, 2, 10)),
+    # one row per device under GT_DEVICES=4: the blocks' contiguous() changes nothing, as torch's of a
+    # size-1 dim, and the view must not be refused for the blocks' layout
+    "row-major of t, short": ((4, 6), lambda t: t.t().contiguous(), (-1,)),
+    "row-major of t, short split": ((4, 6), lambda t: t.t().contiguous()[1:5], (2, 8)),
+    "row-major of t, short, sliced": ((4, 3, 6), lambda t: t.transpose(0, 1).contiguous()[:, :, 2:6], (12, 4)),
+    "fresh permuted, short": ((4, 6, 4), lambda t: ((t * 2).transpose(0, 1) * 2).permute(2, 1, 0), (4, 24)),
+    "short, gap beside the rows": ((4, 6, 4), lambda t: t[:, :, :2], (-1,)),
+    "short, gap beside the rows, split": ((4, 6, 4), lambda t: t[:, :, :2], (2, 2, 6, 2)),
     "empty slice": ((8, 6), lambda t: t.t()[:, :0], (0, 3)),
 }
 

@@ -72,8 +72,9 @@ class ShapeMethods:
                 # not reach this tensor: refused as torch's. A sharded tensor's view is a copy
                 # either way, but is refused where one device's would be, by its logical strides
                 target = _infer_shape("view", self.shape, _shape_args(sizes if size is None else (size,)))
-                known = [self.stride()] if self._placed is None else logical_strides(self._placed)
-                bad = next((st for st in known if view_strides(self.shape, st, target) is None), None)
+                known = [[self.stride()]] if self._placed is None else logical_strides(self._placed)
+                bad = next((c[0] for c in known if all(view_strides(self.shape, st, target) is None for st in c)),
+                           None)
                 if bad is not None:
                     raise RuntimeError(f"view size is not compatible with input tensor's size and stride (at least "
                                        f"one dimension spans across two contiguous subspaces): shape "
