@@ -153,17 +153,21 @@ def entry_leaf(d, s, at):
     return picked
 
 
-def dense_source(s):
-    """The dense tensor that carries torch's dense gradient of the sparse ``s`` through ``@``/``mm``/
-    ``matmul``/``addmm``/``sum()``: a leaf's dense stand-in, or the dense tensor ``to_sparse``/
-    ``to_sparse_csr`` made ``s`` from (equal to ``s`` where it matters: its zeros are the unstored
-    entries; a function giving it, made when it is not needed yet: a transpose's); None when ``s``'s
-    gradient reaches only its values."""
+def dense_source(s, pattern=None):
+    """The dense tensor that carries torch's gradient of the sparse ``s`` through ``@``/``mm``/``matmul``/
+    ``addmm``/``sum()``/``+``: a leaf's dense stand-in, or the dense tensor ``to_sparse``/``to_sparse_csr``
+    made ``s`` from (equal to ``s`` where it matters: its zeros are the unstored entries; a function
+    giving it, made when it is not needed yet: a transpose's, a later op's, ``derive``); None when
+    ``s``'s gradient reaches only its values. ``pattern`` (a function giving (sparse_dim, m) indices):
+    the gradient is torch's sparse one on those positions (a leaf's arrives sparse there), else dense."""
     if not autograd.is_grad_enabled():
         return None
     if s._sp_leaf:
-        return dense_leaf(s)
-    return s._sp_dense() if callable(s._sp_dense) else s._sp_dense
+        return dense_leaf(s) if pattern is None else pattern_leaf(s, pattern)
+    made = s._sp_dense
+    if not callable(made):
+        return made
+    return made(pattern) if getattr(made, "takes_pattern", False) else made()
 
 
 def carries(s):
@@ -171,22 +175,35 @@ def carries(s):
     return s._sp_leaf or s._sp_dense is not None
 
 
-def derive(out, rule, *operands):
-    """``out`` (an op's sparse result) with the dense source ``rule(*operands)``, each sparse operand
-    replaced by its dense source (or ``to_dense()``), made only when a product or ``sum()`` asks for it:
-    torch's backward of the op passes a dense gradient on unchanged in layout, so a tensor made by
-    ``to_sparse`` (or a sparse leaf) gets torch's dense gradient through ``(x.to_sparse() * 2) @ D``.
-    Nothing is kept when no sparse operand carries one or grad mode is off."""
-    if autograd.is_grad_enabled() and any(_sparse(p) and carries(p) for p in operands):
-        def source():
-            return rule(*(_dense_of(p) if _sparse(p) else p for p in operands))
+def _same(idx):
+    return idx
 
+
+def derive(out, rule, *operands, always=False, moves=_same, sparse_to_values=False):
+    """``out`` (an op's sparse result) with the dense source ``rule(*operands)``, each sparse operand
+    replaced by its dense source (or ``to_dense()``), made only when a product, ``sum()`` or ``+`` asks
+    for it: torch's backward of the op passes the gradient on, so a tensor made by ``to_sparse`` (or a
+    sparse leaf) gets torch's dense gradient through ``(x.to_sparse() * 2) @ D``. A sparse gradient's
+    positions in ``out`` are those in the operands that ``moves`` gives (None: it cannot say, dense);
+    with ``sparse_to_values`` a sparse gradient reaches ``out``'s values instead (the ops whose torch
+    backward takes a sparse gradient only). Nothing is kept when no sparse operand carries one
+    (``always``: when ``out`` requires no grad) or grad mode is off."""
+    if autograd.is_grad_enabled() and (always and out.requires_grad or any(_sparse(p) and carries(p)
+                                                                              for p in operands)):
+        def source(pattern=None):
+            if pattern is not None and sparse_to_values:
+                return out.to_dense()
+            moved = None if pattern is None or moves is None else (lambda: moves(pattern()))
+            return rule(*(dense_of(p, moved) if _sparse(p) else p for p in operands))
+
+        source.takes_pattern = True
         out._sp_dense = source
     return out
 
 
-def _dense_of(s):
-    source = dense_source(s)
+def dense_of(s, pattern=None):
+    """The dense source of the sparse ``s`` (``dense_source``), or ``s.to_dense()`` where it has none."""
+    source = dense_source(s, pattern)
     return s.to_dense() if source is None else source
 
 
@@ -266,26 +283,28 @@ def dense_sparse_mm(fn, d, s, dense_grad):
                                   cols, rows).t()
         return out.squeeze(0) if d.ndim == 1 else out
     if s.is_sparse and s._sp_leaf and autograd.is_grad_enabled():
-        s = _transposed_grad_leaf(s)
+        s = s._new(s._sp_indices, ordered_grad_leaf(s, [1, 0]), s.shape, s._sp_coalesced)
     out = sparse_mm(fn, s._coo().t(), d if d.ndim == 1 else d.t(), False)
     return out if d.ndim == 1 else out.t()
 
 
-def _transposed_grad_leaf(s):
-    """The entries of the 2-D sparse leaf ``s`` on values that are a stand-in leaf, whose gradient
-    reaches ``s.grad`` on ``s``'s coalesced positions listed in the order of its transpose (column by
-    column), as torch's ``sparse.mm(dense, s)`` computes it on ``s^T`` and hands it back transposed."""
+def ordered_grad_leaf(s, order):
+    """A stand-in leaf for the values of the sparse leaf ``s``, whose gradient reaches ``s.grad`` on
+    ``s``'s coalesced positions listed in the order of its sparse dims permuted by ``order``, as torch's
+    gradient through a transpose (``s.t()``, ``gt.sparse.mm(dense, s)``: computed on ``s^T``) lists them."""
     values = s._sp_values.detach()
     values._set_requires_grad(True)
+    back = [order.index(d) for d in range(len(order))]
 
     def convert(sp, g):
         with autograd.no_grad():
-            idx, _, inverse = coalesced_parts(sp._sp_indices[[1, 0]], g, sp.shape[::-1])
+            sizes = tuple(sp.shape[d] for d in order)
+            idx, _, inverse = coalesced_parts(sp._sp_indices[order], g, sizes)
             kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
-        return sp._new(idx[[1, 0]], kept, sp.shape, False)
+        return sp._new(idx[back], kept, sp.shape, False)
 
     fold_grad_into(values, s, convert)
-    return s._new(s._sp_indices, values, s.shape, s._sp_coalesced)
+    return values
 
 
 class SparseProducts:

@@ -19,7 +19,8 @@ from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
 from gt.tensor.compat_methods import Layout
 from gt.tensor.core import Tensor
-from gt.tensor.sparse_autograd import SparseProducts, SparseSeen, dense_source, derive, make_leaf, pattern_leaf
+from gt.tensor.sparse_autograd import (SparseProducts, SparseSeen, carries, dense_of, dense_source, derive, make_leaf,
+                                       ordered_grad_leaf)
 from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
 from gt.tensor.sparse_methods import SparseMethods, coalesced_parts
 from gt.tensor.sparse_spgemm import sparse_sparse_mm
@@ -203,7 +204,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         """``SparseMethods.add``; a leaf's gradient is torch's: the sum's, sparse on the union of the
         two patterns (positions the leaf does not store too, each once, sorted); dense through products."""
         out = SparseMethods.add(self, other, alpha=alpha)
-        if autograd.is_grad_enabled() and (self._sp_leaf or other._sp_leaf):
+        if autograd.is_grad_enabled() and (carries(self) or carries(other)):
             out = _leaf_sum(self, other, alpha, out)
         return derive(out, lambda a, b: a + b * alpha, self, other)
 
@@ -214,7 +215,13 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
 
     def transpose(self, dim0, dim1):
         out = SparseMethods.transpose(self, dim0, dim1)
-        return out if out is self else derive(out, lambda d: d.transpose(dim0, dim1), self)
+        if out is self:
+            return out
+        order = list(range(self.sparse_dim()))
+        order[dim0 % self.ndim], order[dim1 % self.ndim] = order[dim1 % self.ndim], order[dim0 % self.ndim]
+        if self._sp_leaf and autograd.is_grad_enabled():     # torch lists the gradient in the transpose's order
+            out = self._new(out._sp_indices, ordered_grad_leaf(self, order), out.shape, False)
+        return derive(out, lambda d: d.transpose(dim0, dim1), self, moves=lambda idx: idx[order])
 
     def div(self, other):
         return derive(SparseMethods.div(self, other), lambda d: d / other, self)
@@ -261,15 +268,15 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
 
 def _leaf_sum(a, b, alpha, out):
     """``out = a + alpha * b`` rebuilt so that a sparse leaf among them gets torch's gradient: the
-    sum's at every position of the coalesced union (dense stand-ins sampled there). An uncoalesced sum
+    sum's at every position of the coalesced union (dense stand-ins sampled there; an operand with a
+    dense source, ``x.to_sparse()`` say, hands it the sum's gradient there too, dense). An uncoalesced sum
     keeps its entries; the gradient reaches the stand-ins through the first entry of each position
     only (the others add their values without one), as torch's add hands on the sum's gradient once."""
     sizes = out.shape[:out.sparse_dim()]
     with autograd.no_grad():
         idx, _, inverse = (out._sp_indices, None, None) if out._sp_coalesced else coalesced_parts(
             out._sp_indices, out._sp_values, sizes)
-    mine = pattern_leaf(a, lambda: idx) if a._sp_leaf else a.to_dense()
-    theirs = pattern_leaf(b, lambda: idx) if b._sp_leaf else b.to_dense()
+    mine, theirs = dense_of(a, lambda: idx), dense_of(b, lambda: idx)
     total = mine + theirs * alpha
     if out._sp_coalesced:
         return a._new(idx, total[tuple(idx)].to(out.dtype), a.shape, True)

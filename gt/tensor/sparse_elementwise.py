@@ -14,7 +14,7 @@ from gt import autograd, dtypes
 from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.index_methods import searchsorted
-from gt.tensor.sparse_autograd import derive, entry_leaf, refused
+from gt.tensor.sparse_autograd import carries, dense_of, derive, entry_leaf, refused
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
 # torch's ops on a sparse COO tensor that keep zeros: all coalesce first
@@ -48,7 +48,8 @@ def _zero_keeping(name):
             return derive(out, lambda d: getattr(d, name)(*args, **kwargs), c)
         if name == "relu":      # torch's backward takes a sparse gradient only
             return derive(out, lambda d: refused(d.relu(), name, NotImplementedError,
-                                                 "no kernel of _nnz for a dense gradient"), c)
+                                                 "no kernel of _nnz for a dense gradient"), c, always=True,
+                          sparse_to_values=True)
         return out
 
     op.__name__ = name
@@ -118,7 +119,7 @@ class SparseElementwise:
                 new[d] -= start
             values = self._sp_values[keep]
         out = self._new(new, refused(values, "narrow_copy", NotImplementedError, _STRIDED), shape, self._sp_coalesced)
-        return derive(out, lambda x: x.narrow(d, start, length), self)
+        return derive(out, lambda x: x.narrow(d, start, length), self, always=True, sparse_to_values=True)
 
     def index_select(self, dim, index):
         """The slices ``index`` (int64, 1-D) along ``dim``: torch's order, each entry once per
@@ -143,7 +144,7 @@ class SparseElementwise:
             values = self._sp_values[k]
         out = self._new(new, refused(values, "index_select", NotImplementedError, "no SparseCPU kernel of "
                                      "index_add_ for a sparse gradient"), shape, False)
-        return derive(out, lambda x: x.index_select(d, index), self)
+        return derive(out, lambda x: x.index_select(d, index), self, always=True, sparse_to_values=True)
 
 
 for _name in ZERO_KEEPING:
@@ -226,7 +227,26 @@ def _mul_sparse(x, y):
     else:
         theirs_at, mine_at, idx = c._sp_values[slot[keep]], source._sp_values[keep], source._sp_indices[:, keep]
     vals = mine_at * theirs_at if source is x else theirs_at * mine_at
-    return x._new(idx, vals, x.shape, source._sp_coalesced)
+    return _mul_sparse_source(x._new(idx, vals, x.shape, source._sp_coalesced), x, y)
+
+
+def _mul_sparse_source(out, x, y):
+    """torch's gradient of either operand of sparse * sparse: the product's times the other, sparse on
+    the other's coalesced positions (a leaf's too, through ops that move positions: ``s.t() * b``)."""
+    if not (autograd.is_grad_enabled() and (carries(x) or carries(y))):
+        return out
+
+    def source(pattern=None):
+        def at(s):
+            def positions():
+                with autograd.no_grad():
+                    return s.coalesce()._sp_indices
+            return positions
+        return dense_of(x, at(y)) * dense_of(y, at(x))
+
+    source.takes_pattern = True
+    out._sp_dense = source
+    return out
 
 
 def sparse_softmax(s, dim, dtype=None, log=False):
@@ -256,4 +276,4 @@ def _softmax_source(out, c, log):
     """torch's backward of the sparse softmax takes a sparse gradient only (a product's raises)."""
     name = "sparse.log_softmax" if log else "sparse.softmax"
     return derive(out, lambda d: refused(d * 1, name, RuntimeError, "coalesce expected sparse coordinate tensor "
-                                         "layout but got Strided"), c)
+                                         "layout but got Strided"), c, always=True, sparse_to_values=True)
