@@ -124,6 +124,61 @@ def test_third_derivatives_beside_torch(name):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11 * (1 + np.abs(want).max()))
 
 
+def _spectral_terms(lib, x):
+    w, v = lib.linalg.eigh(x + x.mT)
+    u, s, vh = lib.linalg.svd(x)
+    q, r = lib.linalg.qr(x)
+    return ((w ** 3).sum() + (v * v * w).sum() + (s ** 3).sum() + (u * u * s).sum() + (q * r).sum()
+            + (lib.linalg.lu_factor(x).LU ** 3).sum() + lib.linalg.slogdet(x).logabsdet ** 2)
+
+
+def test_hessian_vector_product_beside_torch():
+    # hvp differentiates w.r.t. zero upstream gradients (the double-backward trick): a backward that
+    # left out the terms of a zero part of its gradient gave H v 7.0 off here
+    torch = torch_or_skip()
+    a, v = randn(3, 3, seed=7), randn(3, 3, seed=8)
+    want = torch.autograd.functional.hvp(lambda x: _spectral_terms(torch, x), torch.tensor(a), torch.tensor(v))
+    got = gt.autograd.functional.hvp(lambda x: _spectral_terms(gt, x), gt.tensor(a), gt.tensor(v))
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def _exp_by_eigh(lib, x):
+    w, v = lib.linalg.eigh(x)
+    return (v * w.exp().unsqueeze(-2)) @ v.mT
+
+
+TIES = {   # exactly repeated eigenvalues or singular values, or a zero one
+    "eigvalsh": (np.diag([1.0, 1.0, 2.0]), lambda lib, x: (lib.linalg.eigvalsh(x) ** 2).sum()),
+    "svdvals": (np.eye(4, 3), lambda lib, x: (lib.linalg.svdvals(x) ** 2).sum()),
+    "svdvals_rank_1": (np.outer([1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 1.0]),
+                       lambda lib, x: (lib.linalg.svdvals(x) ** 2).sum()),
+    "eigh_vectors": (np.diag([1.0, 1.0, 2.0]), lambda lib, x: _exp_by_eigh(lib, x).triu().sum()),
+    "svd_vectors": (np.eye(4, 3), lambda lib, x: (lib.linalg.svd(x, full_matrices=False).U.triu() ** 2).sum()),
+}
+
+
+@pytest.mark.parametrize("name", list(TIES))
+def test_repeated_values_give_torchs_finite_values_and_nans(name):
+    # eigvalsh and svdvals: finite first derivatives (no 1 / (L_j - L_i) terms), as torch's; a loss of
+    # the vectors: NaN, as torch's (gt's plain backward gave a finite gradient that missed the limit
+    # of those terms, e.g. e (W_01 + W_10) / 2 for V diag(exp(L)) V^T at L = (1, 1, 2))
+    torch = torch_or_skip()
+    a, fn = TIES[name]
+
+    def run(lib):
+        x = lib.tensor(a, requires_grad=True)
+        (plain,) = lib.autograd.grad(fn(lib, x), x)
+        (g,) = lib.autograd.grad(fn(lib, x), x, create_graph=True)
+        (h,) = lib.autograd.grad((g * lib.tensor(randn(*a.shape, seed=9))).sum(), x)
+        return [t.detach().numpy() for t in (plain, g, h)]
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = run(gt)
+    for w, g in zip(run(torch), got):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
 def test_torch_refusals_and_complex_inputs():
     torch = torch_or_skip()
     for lib in (torch, gt):       # torch's errors, raised by gt's recorded backward as by its plain one

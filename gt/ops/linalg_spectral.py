@@ -30,11 +30,25 @@ def _split(packed, shapes):
     return out
 
 
-def _used(g):
-    """Whether the part ``g`` of a packed gradient is not all zeros: a part the loss does not use
-    gets zeros, where torch's gradient is undefined and its formula leaves the terms of that part
-    out (svdvals' and eigvalsh's gradients are finite where values repeat)."""
-    return bool((g != 0).any())
+def _use(part, g):
+    """How a recorded backward treats the terms of ``part`` of the packed gradient ``g``: None to
+    leave them out (all zeros and ``g`` needs no gradient: torch's undefined gradient of a result
+    not used, whose terms and their derivatives are 0); ``_ratio`` to divide in them where zeros
+    are differentiated still (an unused part beside a used one in a recorded walk, or an ``hvp``'s
+    zero upstream gradients: finite where values repeat, as torch's eigvalsh and svdvals);
+    otherwise plain division (torch's: inf or NaN where values repeat)."""
+    if bool((part != 0).any()):
+        return _divide
+    return _ratio if g.requires_grad else None
+
+
+def _divide(num, den):
+    return num / den
+
+
+def _ratio(num, den):
+    """``num / den`` (recorded tensors), 0 where both are 0."""
+    return num / (den + ((num == 0) & (den == 0)).to(den.dtype))
 
 
 def _gaps(values, eye):
@@ -55,6 +69,8 @@ class Eigh(Function):
     def backward(self, g):
         w, v = self.saved
         gw, gv = _unpack(g, [w.shape, v.shape])
+        if not bool(B.any(gv)):       # torch's eigvalsh (gV undefined): no 1 / (L_j - L_i) terms, finite at ties
+            return (B.matmul(v * B.reshape(gw, tuple(gw.shape[:-1]) + (1, gw.shape[-1])), _h(v)),)
         vt_gv = B.matmul(_h(v), gv)
         n = w.shape[-1]
         eye = _eye_like(w, n)
@@ -64,18 +80,19 @@ class Eigh(Function):
         if B.dtype_of(v).is_complex:      # its diagonal (imaginary) is replaced by gL's, as torch's
             skew = skew * (1 - eye)
         e = B.reshape(w, tuple(w.shape[:-1]) + (1, n)) - B.reshape(w, tuple(w.shape) + (1,))
-        with B.quiet_float_errors():     # a zero numerator stays 0 (torch: no gV term when gV is undefined)
-            inner = B.where(skew == 0, 0, skew / (e + eye)) + _diag_embed(gw)
+        with B.quiet_float_errors():     # NaN or inf where eigenvalues repeat, as torch's (a 0 there is not the limit)
+            inner = skew / (e + eye) + _diag_embed(gw)
         return (B.matmul(v, B.matmul(inner, _h(v))),)
 
     def backward_graph(self, g):
         w0, v0 = self.saved
         w, v = _split(Eigh.apply(*self.inputs), [w0.shape, v0.shape])
         gw, gv = _split(g, [w0.shape, v0.shape])
-        inner = gw.diag_embed()
-        if _used(gv):
-            vt_gv = v.mT @ gv
-            inner = inner + 0.5 * (vt_gv - vt_gv.mT) / _gaps(w, const(_eye_like(w0, w0.shape[-1])))
+        divide = _use(gv, g)
+        if divide is None:
+            return ((v * gw.unsqueeze(-2)) @ v.mT,)
+        vt_gv = v.mT @ gv
+        inner = divide(0.5 * (vt_gv - vt_gv.mT), _gaps(w, const(_eye_like(w0, w0.shape[-1])))) + gw.diag_embed()
         return (v @ (inner @ v.mT),)
 
     def tangent(self, ta, _lower=None):
@@ -124,21 +141,20 @@ class Svd(Function):
         if B.dtype_of(u).is_complex:
             _check_svd_gauge(B.imag(B.diagonal_view(uhgu, 0, -2, -1)), B.imag(B.diagonal_view(vhgv, 0, -2, -1)))
         row, col = B.reshape(s, tuple(s.shape[:-1]) + (1, k)), B.reshape(s, tuple(s.shape) + (1,))
+        use_u, use_v = bool(B.any(gu)), bool(B.any(gvh))
+        if not (use_u or use_v):      # torch's svdvals (gU, gVh undefined): no 1 / (S_j^2 - S_i^2) terms
+            return (B.matmul(u * B.reshape(gs, tuple(gs.shape[:-1]) + (1, k)), vh),)
         s2 = s * s
         e = B.reshape(s2, tuple(s.shape[:-1]) + (1, k)) - B.reshape(s2, tuple(s.shape) + (1,))
-        with B.quiet_float_errors():
-            # a zero numerator stays 0, and a zero gU or gVh adds nothing: torch skips undefined gradients,
-            # so svdvals of a matrix with repeated or zero singular values has a finite gradient
-            num = uhgu * row + col * vhgv
-            ga = B.where(num == 0, 0, num / (e + _eye_like(s, k))) + _diag_embed(gs)
-            if B.dtype_of(u).is_complex:        # torch's term of the phases: Im diag(U^H gU) / S
-                phase = B.diagonal_view(uhgu, 0, -2, -1)
-                ga = ga + _diag_embed(B.where(phase == 0, 0, phase / (2 * s)))
-            if m > k and bool(B.any(gu)):
+        with B.quiet_float_errors():     # NaN or inf where singular values repeat (or are 0 for gU S^-1), as torch's
+            ga = (uhgu * row + col * vhgv) / (e + _eye_like(s, k)) + _diag_embed(gs)
+            if B.dtype_of(u).is_complex and use_u:      # torch's term of the phases: Im diag(U^H gU) / S
+                ga = ga + _diag_embed(B.diagonal_view(uhgu, 0, -2, -1) / (2 * s))
+            if m > k and use_u:
                 gus = gu / row
                 ga = B.matmul(u, ga) + gus - B.matmul(u, B.matmul(_h(u), gus))
                 return (B.matmul(ga, vh),)
-            if n > k and bool(B.any(gv)):
+            if n > k and use_v:
                 sgv = gvh / col
                 ga = B.matmul(ga, vh) + sgv - B.matmul(B.matmul(sgv, v), vh)
                 return (B.matmul(u, ga),)
@@ -150,22 +166,18 @@ class Svd(Function):
         gu, gs, gvh = _split(g, shapes)
         m, n, k = shapes[0][-2], shapes[2][-1], shapes[1][-1]
         u, gu, vh, gvh = u[..., :k], gu[..., :k], vh[..., :k, :], gvh[..., :k, :]
-        use_u, use_v = _used(gu), _used(gvh)
-        if not (use_u or use_v):      # torch's svdvals: no 1 / (S_j^2 - S_i^2) terms
-            return (u @ (gs.unsqueeze(-1) * vh),)
-        ga = 0
-        if use_u:
-            uhgu = u.mT @ gu
-            ga = (uhgu - uhgu.mT) * s.unsqueeze(-2)
-        if use_v:
-            vhgv = vh @ gvh.mT
-            ga = ga + s.unsqueeze(-1) * (vhgv - vhgv.mT)
-        ga = ga / _gaps(s * s, const(_eye_like(self.saved[1], k))) + gs.diag_embed()
-        if m > k and use_u:           # the columns of gU outside U's span: (I - U U^T) gU S^-1
-            gus = gu / s.unsqueeze(-2)
+        div_u, div_v = _use(gu, g), _use(gvh, g)
+        if div_u is None and div_v is None:     # torch's svdvals: no 1 / (S_j^2 - S_i^2) terms
+            return ((u * gs.unsqueeze(-2)) @ vh,)
+        uhgu, vhgv = u.mT @ gu, vh @ gvh.mT
+        ga = (uhgu - uhgu.mT) * s.unsqueeze(-2) + s.unsqueeze(-1) * (vhgv - vhgv.mT)
+        divide = _divide if _divide in (div_u, div_v) else _ratio
+        ga = divide(ga, _gaps(s * s, const(_eye_like(self.saved[1], k)))) + gs.diag_embed()
+        if m > k and div_u is not None:     # the columns of gU outside U's span: (I - U U^T) gU S^-1
+            gus = div_u(gu, s.unsqueeze(-2))
             return ((u @ ga + gus - u @ (u.mT @ gus)) @ vh,)
-        if n > k and use_v:
-            sgv = gvh / s.unsqueeze(-1)
+        if n > k and div_v is not None:
+            sgv = div_v(gvh, s.unsqueeze(-1))
             return (u @ (ga @ vh + sgv - (sgv @ vh.mT) @ vh),)
         return (u @ (ga @ vh),)
 
