@@ -162,7 +162,8 @@ TIES = {   # exactly repeated eigenvalues or singular values, or a zero one
 def test_repeated_values_give_torchs_finite_values_and_nans(name):
     # eigvalsh and svdvals: finite first derivatives (no 1 / (L_j - L_i) terms), as torch's; a loss of
     # the vectors: NaN, as torch's (gt's plain backward gave a finite gradient that missed the limit
-    # of those terms, e.g. e (W_01 + W_10) / 2 for V diag(exp(L)) V^T at L = (1, 1, 2))
+    # of those terms, e.g. e (W_01 + W_10) / 2 for V diag(exp(L)) V^T at L = (1, 1, 2)); second
+    # derivatives and H v: NaN, as torch's (gt's H v through eigvalsh was finite and wrong there)
     torch = torch_or_skip()
     a, fn = TIES[name]
 
@@ -171,7 +172,8 @@ def test_repeated_values_give_torchs_finite_values_and_nans(name):
         (plain,) = lib.autograd.grad(fn(lib, x), x)
         (g,) = lib.autograd.grad(fn(lib, x), x, create_graph=True)
         (h,) = lib.autograd.grad((g * lib.tensor(randn(*a.shape, seed=9))).sum(), x)
-        return [t.detach().numpy() for t in (plain, g, h)]
+        hv = lib.autograd.functional.hvp(lambda y: fn(lib, y), lib.tensor(a), lib.tensor(randn(*a.shape, seed=9)))[1]
+        return [t.detach().numpy() for t in (plain, g, h, hv)]
 
     with np.errstate(divide="ignore", invalid="ignore"):
         got = run(gt)

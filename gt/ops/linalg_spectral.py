@@ -35,8 +35,7 @@ def _use(part, g):
     leave them out (all zeros and ``g`` needs no gradient: torch's undefined gradient of a result
     not used, whose terms and their derivatives are 0); ``_ratio`` to divide in them where zeros
     are differentiated still (an unused part beside a used one in a recorded walk, or an ``hvp``'s
-    zero upstream gradients: finite where values repeat, as torch's eigvalsh and svdvals);
-    otherwise plain division (torch's: inf or NaN where values repeat)."""
+    zero upstream gradients); otherwise plain division (torch's: inf or NaN where values repeat)."""
     if bool((part != 0).any()):
         return _divide
     return _ratio if g.requires_grad else None
@@ -47,8 +46,27 @@ def _divide(num, den):
 
 
 def _ratio(num, den):
-    """``num / den`` (recorded tensors), 0 where both are 0."""
-    return num / (den + ((num == 0) & (den == 0)).to(den.dtype))
+    return ZeroOverZero.apply(num, den)
+
+
+class ZeroOverZero(Function):
+    """``num / den`` with 0 where both are 0: the finite value of a zero part of a gradient (svdvals'
+    and eigvalsh's recorded gradients at ties, as torch's); its derivatives are the quotient's,
+    inf or NaN there (as torch's second derivatives at ties, an ``hvp``'s too)."""
+
+    def forward(self, num, den):
+        self.save(num, den)
+        with B.quiet_float_errors():
+            return B.where((num == 0) & (den == 0), 0, num / den)
+
+    def backward(self, g):
+        num, den = self.saved
+        with B.quiet_float_errors():
+            return g / den, -g * (num / den) / den
+
+    def backward_graph(self, g):
+        num, den = self.inputs
+        return g / den, -g * (num / den) / den
 
 
 def _gaps(values, eye):
