@@ -33,6 +33,12 @@ class SortingPrimitives(abc.ABC):
         integers sum in int64 (torch's rule)."""
         raise NotImplementedError
 
+    def dense_like(self, out, x):
+        """``out`` (an array of ``x``'s shape) in the layout of torch's sort of ``x`` (its values
+        and indices): ``x``'s strides where ``x`` is dense, else dense in the order of dims
+        ``x``'s strides give. The torch engine's own results have it already."""
+        return out
+
     @abc.abstractmethod
     def take_along_axis(self, x, indices, axis):
         """``x`` gathered at the int64 ``indices`` along ``axis`` (numpy's take_along_axis,

@@ -14,6 +14,7 @@ from gt.backend.numpy_blas import NumpyBlas, add_rows
 from gt.backend.numpy_block_cache import BlockCache
 from gt.backend.numpy_gelu import erf as _erf, gelu_with_grad as _gelu_with_grad
 from gt.backend.numpy_kernels import FLOATS, NumpyKernels, array_sum
+from gt.backend.numpy_layouts import row_major, torch_layout
 from gt.backend.numpy_math import NumpyMath
 from gt.backend.numpy_scatter import NumpyScatter
 from gt.backend.numpy_sorting import NumpySorting
@@ -244,8 +245,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     ceil = staticmethod(np.ceil)
     trunc = staticmethod(np.trunc)
     round = staticmethod(np.round)
-    maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
     where = staticmethod(np.where)
     isfinite = staticmethod(np.isfinite)
     logical_not = staticmethod(np.logical_not)
@@ -292,19 +291,19 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return array_sum(x, axis, keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
-        return np.mean(x, axis=axis, keepdims=keepdims)
+        return row_major(np.mean(x, axis=axis, keepdims=keepdims))
 
     def max(self, x, axis=None, keepdims=False):
-        return np.max(x, axis=axis, keepdims=keepdims)
+        return row_major(np.max(x, axis=axis, keepdims=keepdims))
 
     def min(self, x, axis=None, keepdims=False):
-        return np.min(x, axis=axis, keepdims=keepdims)
+        return row_major(np.min(x, axis=axis, keepdims=keepdims))
 
     def argmax(self, x, axis=None, keepdims=False):
-        return np.argmax(x, axis=axis, keepdims=keepdims)
+        return row_major(np.argmax(x, axis=axis, keepdims=keepdims))
 
     def argmin(self, x, axis=None, keepdims=False):
-        return np.argmin(x, axis=axis, keepdims=keepdims)
+        return row_major(np.argmin(x, axis=axis, keepdims=keepdims))
 
     def all(self, x):
         return bool(np.all(x))
@@ -356,7 +355,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     def _into_block(self, ufunc, a, b):
         # two arrays, one of them large: the result in the block cache (finding its shape and
         # dtype costs a few us, paid back only there); anything else as the operator does it
-        if type(a) is np.ndarray and type(b) is np.ndarray and max(a.nbytes, b.nbytes) >= self.blocks.min_bytes:
+        if type(a) is np.ndarray and type(b) is np.ndarray and max(a.nbytes, b.nbytes) >= self.blocks.min_bytes \
+                and a.flags.c_contiguous and b.flags.c_contiguous:     # (else in torch's layout, below)
             try:
                 shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
             except ValueError:
@@ -366,7 +366,8 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         if ufunc is np.multiply and ((type(b) is float and getattr(a, "dtype", None) == np.float16) or
                                      (type(a) is float and getattr(b, "dtype", None) == np.float16)):
             return python_data.half_with_float(ufunc, a, b)     # torch's product, not add's rounding
-        return ufunc(a, b)
+        out = ufunc(a, b)     # torch's layout: row-major after a row-major a of out's shape, else torch_layout's
+        return out if type(a) is np.ndarray and a.flags.c_contiguous and a.shape == out.shape else torch_layout(out, a, b)
 
     # ---- linear algebra and layout -------------------------------------------------
     def reshape(self, x, shape):
@@ -382,16 +383,16 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
         return np.broadcast_to(x, shape)
 
     def concatenate(self, arrays, axis):
-        return np.concatenate(arrays, axis=axis)
+        return row_major(np.concatenate(arrays, axis=axis))
 
     def stack(self, arrays, axis):
-        return np.stack(arrays, axis=axis)
+        return row_major(np.stack(arrays, axis=axis))
 
     def split(self, x, indices, axis):
         return np.split(x, indices, axis=axis)
 
-    def ascontiguous(self, x):
-        return np.ascontiguousarray(x)
+    def ascontiguous(self, x):     # (a 0-d array stays 0-d)
+        return x if type(x) is np.ndarray and x.flags.c_contiguous else np.ascontiguousarray(x)
 
     # ---- indexing ------------------------------------------------------------------
     def is_bool(self, arr):

@@ -52,6 +52,7 @@ import math
 import numpy as np
 
 from gt.backend.numpy_halves import Halves
+from gt.backend.numpy_layouts import row_major, torch_layout
 from gt.backend.numpy_ties import keep_x
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))   # the dtypes of the kernels (and of numpy's BLAS)
@@ -157,8 +158,11 @@ class NumpyKernels:
 
     # ---- ReLU ----------------------------------------------------------------------------------
     def relu(self, x):
-        # out= keeps a 0-d input an array (a ufunc alone returns a numpy scalar for it)
-        return self._max_zero(x, self.blocks.empty(x.shape, x.dtype))
+        # out= keeps a 0-d input an array (a ufunc alone returns a numpy scalar for it); a permuted
+        # x: torch's result keeps its layout (numpy_layouts.py)
+        if x.flags.c_contiguous:
+            return self._max_zero(x, self.blocks.empty(x.shape, x.dtype))
+        return torch_layout(self._max_zero(x, np.empty_like(x)), x)
 
     def relu_(self, x):
         return self._max_zero(x, x)
@@ -321,12 +325,12 @@ class NumpyKernels:
 
 
 def array_sum(x, axis=None, keepdims=False):
-    """``np.sum``, with float16 added up in float32 and rounded once, as torch's CPU sum does
+    """``np.sum`` (row-major, as torch's), with float16 added up in float32 and rounded once, as torch's CPU sum does
     (numpy's sum over a non-last axis rounds to float16 after every row), and uint8 in int64."""
     if x.dtype == np.float16:
-        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16)
+        return row_major(np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float32).astype(np.float16))
     if x.dtype.kind == "u":       # numpy sums uint8 in uint64, which gt has not; torch's sum is int64
-        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64)
+        return row_major(np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64))
     if type(x) is np.ndarray:      # what np.sum calls for an array, without its wrapper (1 us)
-        return np.add.reduce(x, axis, None, None, keepdims=keepdims)
-    return np.sum(x, axis=axis, keepdims=keepdims)
+        return row_major(np.add.reduce(x, axis, None, None, keepdims=keepdims))
+    return row_major(np.sum(x, axis=axis, keepdims=keepdims))

@@ -16,6 +16,7 @@ import numpy as np
 
 from gt.backend.engine_math import unknown
 from gt.backend.numpy_gelu import erf as _erf
+from gt.backend.numpy_layouts import row_major, torch_layout
 
 _SQRT_PI = math.sqrt(math.pi)
 
@@ -153,17 +154,23 @@ class NumpyMath:
         # a ufunc gives a numpy scalar for 0-d inputs: keep an array, in the inputs' dtype
         return np.asarray(out).astype(dtype, copy=False)
 
+    def maximum(self, a, b):        # torch's layout where a's and b's differ (numpy's is row-major)
+        return torch_layout(np.maximum(a, b), a, b)
+
+    def minimum(self, a, b):
+        return torch_layout(np.minimum(a, b), a, b)
+
     def prod(self, x, axis=None, keepdims=False):
         integral = x.dtype.kind in "biu"
-        return np.asarray(np.prod(x, axis=axis, keepdims=keepdims, dtype=np.int64 if integral else x.dtype))
+        return row_major(np.asarray(np.prod(x, axis=axis, keepdims=keepdims, dtype=np.int64 if integral else x.dtype)))
 
     def cumprod(self, x, axis):
         if x.dtype == np.float16:     # torch accumulates half in float32
-            return np.cumprod(x, axis=axis, dtype=np.float32).astype(np.float16)
+            return row_major(np.cumprod(x, axis=axis, dtype=np.float32).astype(np.float16))
         if x.dtype == np.float32:     # and float32 in float64, as torch's CPU kernel
-            return np.cumprod(x, axis=axis, dtype=np.float64).astype(np.float32)
+            return row_major(np.cumprod(x, axis=axis, dtype=np.float64).astype(np.float32))
         integral = x.dtype.kind in "biu"
-        return np.cumprod(x, axis=axis, dtype=np.int64 if integral else x.dtype)
+        return row_major(np.cumprod(x, axis=axis, dtype=np.int64 if integral else x.dtype))
 
     def qr(self, x, complete=False):
         q, r = np.linalg.qr(x, mode="complete" if complete else "reduced")

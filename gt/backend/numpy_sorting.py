@@ -8,6 +8,8 @@ torch engine shares, so one seed gives the same samples on both engines.
 
 import numpy as np
 
+from gt.backend.numpy_layouts import row_major, torch_layout
+
 
 class NumpySorting:
     def argsort(self, x, axis, descending=False):
@@ -32,7 +34,7 @@ class NumpySorting:
         n = x.shape[axis]
         if k == 0 or n < self.TOPK_SELECT_MIN or 4 * k > n or x.dtype.kind not in "biuf":
             order = self.argsort(x, axis, descending=largest)
-            return order[(slice(None),) * axis + (slice(0, k),)]
+            return row_major(order[(slice(None),) * axis + (slice(0, k),)])     # torch's top-k is row-major
         rows = np.moveaxis(x, axis, -1)
         at = n - k if largest else k - 1
         kth = _value_at(rows, at)                                    # NaN sorts last, as the largest
@@ -49,15 +51,18 @@ class NumpySorting:
         ahead |= tied
         picked = (np.flatnonzero(ahead) % n).reshape(rows.shape[:-1] + (k,))   # ascending positions
         order = self.argsort(np.take_along_axis(rows, picked, -1), -1, descending=largest)
-        return np.moveaxis(np.take_along_axis(picked, order, -1), -1, axis).astype(np.int64, copy=False)
+        return row_major(np.moveaxis(np.take_along_axis(picked, order, -1), -1, axis).astype(np.int64, copy=False))
 
     def cumsum(self, x, axis):
         if x.dtype == np.float16:     # torch accumulates half in float32 (float16 stalls at 2048)
-            return np.cumsum(x, axis=axis, dtype=np.float32).astype(np.float16)
+            return row_major(np.cumsum(x, axis=axis, dtype=np.float32).astype(np.float16))
         if x.dtype == np.float32:     # and float32 in float64 (its CPU kernel's acc_type): torch's bits
-            return np.cumsum(x, axis=axis, dtype=np.float64).astype(np.float32)
+            return row_major(np.cumsum(x, axis=axis, dtype=np.float64).astype(np.float32))
         integral = x.dtype.kind in "biu"
-        return np.cumsum(x, axis=axis, dtype=np.int64 if integral else x.dtype)
+        return row_major(np.cumsum(x, axis=axis, dtype=np.int64 if integral else x.dtype))
+
+    def dense_like(self, out, x):
+        return torch_layout(out, x)     # numpy's sorts and take_along_axis make row-major results
 
     def take_along_axis(self, x, indices, axis):
         return np.take_along_axis(x, indices, axis)

@@ -12,6 +12,7 @@ says otherwise (``polygamma(1, x)``, the Bessel functions of the first and secon
 import numpy as np
 
 from gt.backend.engine_special import SPECIAL_BINARY, SPECIAL_UNARY, unknown_special
+from gt.backend.numpy_layouts import row_major
 
 # gt's name -> scipy.special's (a callable: a function of the module scipy.special)
 _SCIPY_NAMES = {
@@ -109,9 +110,9 @@ class NumpySpecial:
 
     def cumulative_extreme(self, x, axis, largest):
         running = np.maximum if largest else np.minimum
-        values = running.accumulate(x, axis=axis)
+        values = row_major(running.accumulate(x, axis=axis))     # torch's layout (numpy_layouts.py)
         # each index is the last position at or before it where x equals the running extreme (a
         # new extreme, or a tie of it) or is NaN: the running maximum of those positions
         record = (x == values) | (x != x)
         positions = np.arange(x.shape[axis], dtype=np.int64).reshape((-1,) + (1,) * (x.ndim - axis - 1))
-        return values, np.maximum.accumulate(np.where(record, positions, 0), axis=axis)
+        return values, row_major(np.maximum.accumulate(np.where(record, positions, 0), axis=axis))

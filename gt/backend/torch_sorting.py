@@ -6,6 +6,8 @@ on every engine and device; the probabilities travel to the host and the indices
 
 import torch
 
+from gt.backend.numpy_layouts import is_dense
+
 # torch's unsigned dtypes wider than uint8, which its gather kernel has not, and the signed dtype of each width
 _SIGNED = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
 
@@ -28,7 +30,7 @@ class TorchSorting:
         n = x.shape[axis]
         if k == 0 or n < self.TOPK_SELECT_MIN or 16 * k > n or x.dtype in (torch.bool, torch.complex64,
                                                                              torch.complex128):
-            return self.argsort(x, axis, descending=largest).narrow(axis, 0, k)
+            return self.argsort(x, axis, descending=largest).narrow(axis, 0, k).contiguous()   # torch's: row-major
         kth = torch.topk(x, k, dim=axis, largest=largest, sorted=True).values.narrow(axis, k - 1, 1)
         if x.is_floating_point():
             nan, kth_nan = torch.isnan(x), torch.isnan(kth)
@@ -48,6 +50,13 @@ class TorchSorting:
     def cumsum(self, x, axis):
         # torch already sums bools and integers in int64
         return torch.cumsum(x, dim=axis)
+
+    def dense_like(self, out, x):
+        # torch's own argsort lays its indices out so already; a gather at them (a sort's values) is
+        # row-major: copied into the indices' (dense) layout
+        if tuple(out.stride()) == tuple(x.stride()) or not is_dense(tuple(x.shape), tuple(x.stride())):
+            return out
+        return torch.empty_like(x, dtype=out.dtype).copy_(out)
 
     def take_along_axis(self, x, indices, axis):
         signed = _SIGNED.get(x.dtype)

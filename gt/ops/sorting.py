@@ -14,7 +14,8 @@ class TakeAlongAxis(Function):
     def forward(self, x, indices, axis):
         self.in_shape, self.dtype, self.axis = tuple(x.shape), B.dtype_of(x), axis
         self.save(indices)
-        return B.take_along_axis(x, indices, axis)
+        # a sort's values in its indices' layout (torch's: the input's); a top-k's are row-major as its indices
+        return B.dense_like(B.take_along_axis(x, indices, axis), indices)
 
     def backward(self, g):
         (indices,) = self.saved

@@ -324,7 +324,8 @@ class ArithmeticMethods:
         x = _floating(self if dtype is None else self.to(dtype))
         if x.dtype in dtypes.HALVES:     # torch's CPU kernel computes halves in float32, rounded once
             return x.float().softmax(axis, dim=dim).to(x.dtype)
-        return act.Softmax.apply(x, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
+        # torch's result is row-major (its kernel reads a contiguous copy); the engines' keep x's layout
+        return act.Softmax.apply(x.contiguous(), normalize_axis(_pick(axis, dim, default=-1), self.ndim, "softmax"))
 
     def log_softmax(self, axis=None, dtype=None, *, dim=None):
         """log(softmax(x)) along ``axis`` (default -1), without forming softmax (stable); in
@@ -332,7 +333,8 @@ class ArithmeticMethods:
         x = _floating(self if dtype is None else self.to(dtype))
         if x.dtype in dtypes.HALVES:     # as softmax: in float32, rounded once
             return x.float().log_softmax(axis, dim=dim).to(x.dtype)
-        return act.LogSoftmax.apply(x, normalize_axis(_pick(axis, dim, default=-1), self.ndim, "log_softmax"))
+        return act.LogSoftmax.apply(x.contiguous(), normalize_axis(_pick(axis, dim, default=-1), self.ndim,
+                                                                  "log_softmax"))
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` is True, this tensor elsewhere (differentiable in this tensor).
@@ -349,11 +351,11 @@ class ArithmeticMethods:
                 value = value.real
             if value.dtype != self.dtype:
                 value = value.to(self.dtype)
-            return where(mask, value, self)
+            return _masked_fill(self, mask, value)
         value = checked_scalar(_fill(value), self.dtype, "masked_fill's value")   # uint8 takes -1 as 255
         if not self.dtype.is_floating_point:
             value = Tensor._wrap(B.asarray(value, dtype=self.dtype))
-        return where(mask, value, self)
+        return _masked_fill(self, mask, value)
 
     def matmul(self, other):
         return matmul(self, other)
@@ -390,6 +392,11 @@ def matmul(input, other):
             raise ShapeError(f"matmul: shapes {a.shape} and {b.shape}: the batch dims {a.shape[:-2]} and "
                              f"{b.shape[:-2]} cannot be broadcast together ({exc})") from None
     return linalg.Matmul.apply(a, b)
+
+
+def _masked_fill(x, mask, value):
+    # torch fills a row-major clone of x: its result is row-major whatever x's layout (where's keeps it)
+    return where(mask.contiguous() if isinstance(mask, Tensor) else mask, value, x.contiguous())
 
 
 def where(condition, input=_ALONE, other=_ALONE):

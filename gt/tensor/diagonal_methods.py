@@ -94,7 +94,7 @@ class DiagonalMethods:
         n = self.shape[dim]
         index = checks.require_within(index.reshape(-1), 0, n - 1, checks.IndexOutOfRangeError, lambda bad: (
             f"index_select(): index {bad} is out of bounds for dimension {dim} with size {n}"))
-        return self[(slice(None),) * dim + (index,)]
+        return self[(slice(None),) * dim + (index,)].contiguous()     # torch's result is row-major, numpy's not
 
     def gather(self, dim, index, *, sparse_grad=False):
         """``out[i][j][k] = self[i][index[i][j][k]][k]`` for ``dim=1`` (torch's ``gather``): ``index``

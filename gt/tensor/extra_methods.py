@@ -178,8 +178,9 @@ class ExtraMethods:
         # the op itself: a tensor's own indexing refuses negative steps, as torch's
         out = shape_ops.GetItem.apply(self, tuple(slice(None, None, -1) if i in axes else slice(None)
                                                   for i in range(self.ndim)))
-        # numpy's reversed slice is a view; a 0-d tensor takes dim 0 or -1 (torch's wrap) and is copied
-        return _own_memory(out, all(a >= self.ndim or self.shape[a] <= 1 for a in axes))
+        # numpy's reversed slice is a view: a copy of it in this tensor's layout (torch's flip keeps the
+        # input's order of dims, as a clone does); a 0-d tensor takes dim 0 or -1 (torch's wrap)
+        return out.clone()
 
     # ---- products and blends --------------------------------------------------------------------
     def outer(self, vec2):

@@ -76,7 +76,7 @@ class SortingMethods:
             normalize_axis(dim, 0, "argsort")
             return self.reshape(1).argsort(0).reshape(())
         axis = normalize_axis(dim, self.ndim, "argsort")
-        return _blockwise(self, lambda a: B.argsort(a, axis, descending), axis)
+        return _blockwise(self, lambda a: B.dense_like(B.argsort(a, axis, descending), a), axis)
 
     def sort(self, dim=-1, descending=False, stable=False):
         """``(values, indices)`` of this tensor sorted along ``dim``; differentiable in the values

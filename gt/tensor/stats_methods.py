@@ -341,7 +341,7 @@ class StatsMethods:
             pad = Tensor._wrap(B.full(xm.shape[:-1] + (step,), -math.inf, xm.dtype))
             out = out.logaddexp(shape_ops.Cat.apply(pad, out[..., :n - step], axis=xm.ndim - 1))
             step *= 2
-        return out.reshape(()) if self.ndim == 0 else out.movedim(-1, axis)
+        return out.reshape(()) if self.ndim == 0 else out.movedim(-1, axis).contiguous()    # torch's: row-major
 
     def dist(self, other, p=2):
         """The ``p``-norm of ``self - other`` (broadcast, a float or complex difference) over every element."""
