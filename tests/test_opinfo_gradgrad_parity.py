@@ -72,9 +72,11 @@ DIFFERS = {
                                         "subgradient 0 there",
     # torch's chunked path scales gradients its forward precomputed (constants to its autograd): its
     # second derivative w.r.t. the input and weight comes out 0 where finite differences of its own
-    # first derivative say otherwise. gt refuses (NotImplementedError names the op) rather than give it.
+    # first derivative say otherwise. gt's chunked op records its gradient, as torch's reference path
+    # (options=None) does (tests/test_gradgrad_linear_ops_parity.py compares the two to 1e-10).
     "nn.functional.linear_cross_entropy.chunked": "torch 2.13's second derivative w.r.t. input and weight is 0 "
-                                                  "(wrong); gt's chunked loss refuses create_graph",
+                                                  "(wrong: its chunked gradients carry no graph); gt's is its "
+                                                  "reference path's",
 }
 
 

@@ -109,16 +109,24 @@ def _check_supported(order, runs):
             raise RuntimeError(walk_steps.FREED)
         # an op run over the mesh: one device's share says (gt/tensor/dispatch.py)
         op = ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx
+        refusal = getattr(op, "graph_refusal", None)     # what torch refuses to differentiate twice
+        if refusal is not None:
+            raise RuntimeError(f"{refusal}; no gradient was changed")
         if getattr(op, "backward_graph", None) is None or not getattr(op, "records_graph", True):
             label = getattr(ctx, "name", type(ctx).__name__) + (f" ({op.fn})" if hasattr(op, "fn") else "")
             raise NotImplementedError(
                 f"create_graph=True: the backward of {label} (in the graph of this tensor) cannot be recorded in gt "
                 "yet, so its gradient cannot be differentiated again (MISSING.md lists the ops that can); no "
                 "gradient was changed")
+        # ``complex_graph``: an op whose recorded gradient is written for complex tensors too
+        if getattr(op, "complex_graph", False):
+            continue
         if node.dtype.is_complex or any(getattr(getattr(p, "dtype", None), "is_complex", False)
                                         for p in getattr(ctx, "inputs", ())):
             raise NotImplementedError(f"create_graph=True through complex tensors ({ctx!r}) is not supported in gt: "
-                                      "its recorded gradients are written for real ones; no gradient was changed")
+                                      "its recorded gradient is written for real ones (only real, imag, conj, angle, "
+                                      "complex, view_as_real/view_as_complex, casts, +, - and the Fourier "
+                                      "transforms record theirs for complex tensors); no gradient was changed")
 
 
 def _run_hooks(node, g):
@@ -139,7 +147,8 @@ def fit(g, shape, dtype):
         if g.shape != shape:
             g = g.reshape(shape)
     if g.dtype != dtype:
-        g = g.to(dtype)
+        # a real input's gradient is the real part of a complex one (torch's; ``to`` would warn)
+        g = (g.real if g.dtype.is_complex and not dtype.is_complex else g).to(dtype)
     return g
 
 

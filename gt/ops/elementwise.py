@@ -7,6 +7,8 @@ from gt.ops._graph import const, mask_like
 
 
 class Add(Function):
+    complex_graph = True       # real coefficients: its recorded gradient is right for complex tensors too
+
     def forward(self, a, b):
         return B.add(a, b)      # the engine may keep the memory (a residual sum is large)
 
@@ -26,6 +28,7 @@ def _operand_is_number(node, i):
 
 class Sub(Function):
     _torch_name = property(lambda self: "RsubBackward1" if _operand_is_number(self, 0) else "SubBackward0")
+    complex_graph = True
 
     def forward(self, a, b):
         return a - b
@@ -168,6 +171,8 @@ def _is_number(value):
 
 
 class Neg(Function):
+    complex_graph = True
+
     def forward(self, a):
         return -a
 
@@ -355,6 +360,7 @@ class Where(Function):
 
 class Cast(Function):
     _torch_name = "ToCopyBackward0"
+    complex_graph = True       # a real-linear map: its recorded gradient is right for complex tensors too
 
     def forward(self, x, dtype):
         self.save(B.dtype_of(x))
@@ -367,7 +373,8 @@ class Cast(Function):
         return (B.astype(g, dtype),)
 
     def backward_graph(self, g):
-        return (Cast.apply(g, self.saved[0]),)
+        dtype = self.saved[0]
+        return (Cast.apply(g.real if g.dtype.is_complex and not dtype.is_complex else g, dtype),)
 
 
 class Rounding(Function):

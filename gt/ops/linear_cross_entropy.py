@@ -5,11 +5,18 @@ For the scalar reductions the forward also computes the three gradients, chunk b
 the backward scales them by the upstream gradient (torch precomputes them the same way); for
 ``reduction='none'`` the backward computes them again from the saved inputs, each row scaled by
 its own upstream gradient. The gradients are kept, not consumed, so ``retain_graph=True`` works
-either way. No second-order gradient (torch's chunked path has none either).
+either way.
+
+Under ``create_graph=True`` the gradients are written again with recorded ops on the whole (N, C)
+logits (a second derivative reads them all), so they differentiate again as those of
+``cross_entropy(linear(x, weight, bias), target)``. torch 2.13's chunked path records nothing
+there: its gradients come out without a graph (so a second derivative through it is 0, or
+raises where nothing else requires grad); its reference path (``options=None``) gives what gt does.
 """
 
 from gt.autograd.function import Function, is_grad_enabled
 from gt.backend import B
+from gt.ops._graph import const
 
 
 class ChunkedLinearCrossEntropy(Function):
@@ -47,6 +54,25 @@ class ChunkedLinearCrossEntropy(Function):
             grads = tuple(None if gr is None else B.multiply(gr, s) for gr in self.grads)
         return grads + (None, None)
 
+    def backward_graph(self, g):
+        x, weight, bias = self.inputs[:3]
+        nx, nw, nb = self.needs_input_grad[:3]
+        kept = self.kept_weight
+        if self.reduction == "mean":
+            count = B.sum(kept)
+            some = count != 0
+            kept = kept * B.where(some, 1.0 / B.where(some, count, 1.0), 0.0)
+        rows = (const(kept) * g).reshape((-1, 1))            # each row's weight: (N, 1)
+        logits = x.matmul(weight.t())
+        if bias is not None:
+            logits = logits + bias
+        n, c = logits.shape
+        onehot = B.zeros((n, c), x.dtype)
+        B.setitem(onehot, (B.arange(0, n, 1, "int64"), self.safe), 1.0)
+        e = (logits.softmax(-1) - const(onehot)) * rows      # d loss / d logits
+        return ((e.matmul(weight) if nx else None), (e.t().matmul(x) if nw else None),
+                (e.sum(0) if nb and bias is not None else None), None, None)
+
     def _sweep(self, x, weight, bias, target, class_weight, needs, g_rows=None):
         """Per-row losses (N,) and, where ``needs`` (x, weight, bias) asks, the gradients of
         their sum (each row scaled by ``g_rows`` when given), one chunk of rows at a time."""
@@ -57,7 +83,7 @@ class ChunkedLinearCrossEntropy(Function):
         kept = B.astype(keep, dtype)
         if class_weight is not None:
             kept = kept * B.getitem(class_weight, safe)
-        self.kept_weight = kept
+        self.kept_weight, self.safe = kept, safe
         losses = B.empty((n,), dtype)
         gx = B.empty(tuple(x.shape), dtype) if needs and needs[0] else None
         gw = B.zeros(tuple(weight.shape), dtype) if needs and needs[1] else None

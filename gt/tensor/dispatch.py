@@ -146,6 +146,7 @@ class Redistribute:
 
     __slots__ = ("inputs", "released", "target", "saved", "out_shape", "epoch", "seq", "__weakref__")
     name = "Redistribute"
+    complex_graph = True        # the identity's gradient: right for complex tensors too
 
     def __repr__(self):
         return f"<RedistributeBackward ({self.target})>"

@@ -12,6 +12,7 @@ from gt import autograd, dtypes
 from gt.autograd import Function
 from gt.backend import B
 from gt.dtypes import round_float32
+from gt.ops._graph import mask_like
 from gt.tensor import quantize_math, rules
 from gt.tensor.core import Tensor
 from gt.tensor.quantized import (QuantizedTensor, per_channel_affine, per_channel_affine_float_qparams,
@@ -192,6 +193,11 @@ class StraightThrough(Function):
 
     def backward(self, g):
         return B.multiply(g, B.astype(self.mask, B.dtype_of(g))), None, None
+
+    def backward_graph(self, g):
+        # torch's records ``dY * mask`` too: a second derivative through it w.r.t. ``dY`` is the
+        # mask, w.r.t. ``x`` none (the mask is piecewise constant)
+        return g * mask_like(g, self.mask), None, None
 
 
 rules.RULES[StraightThrough] = rules.elementwise       # each device's share on its own

@@ -14,8 +14,10 @@ Differs from torch: ``use_reentrant=True`` and ``False`` differ here only where 
 the caller: with ``True``, when no tensor argument requires grad, nothing is recorded (torch's
 warning: gradients will be None); ``context_fn`` is refused unless it is None; the forward keeps a
 segment's activations until the segment ends (torch's non-reentrant forward drops each as it is
-made), which is the same peak for a chain of segments; under ``create_graph=True`` the second
-derivatives reach the arguments and the parameters, but stop at a captured computed tensor.
+made), which is the same peak for a chain of segments. Second derivatives (``create_graph=True``)
+go through a ``use_reentrant=False`` checkpoint as through the plain segment, as torch's do; through
+a ``use_reentrant=True`` one they raise before any gradient changes (torch's ``.grad()`` raises
+there, and its ``backward(create_graph=True)`` gives a gradient without a graph).
 """
 
 import warnings
@@ -59,10 +61,19 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
         with autograd.no_grad():
             return function(*args, **kwargs)
     segment = _Segment(function, args, kwargs, preserve_rng_state, determinism_check == "default")
+    segment.reentrant = use_reentrant
     return segment.run()
 
 
+# torch's reentrant checkpoint runs a plain backward of its own: nothing it gives can be differentiated again
+_REENTRANT = ("gt.utils.checkpoint: a checkpoint with use_reentrant=True cannot be differentiated twice (torch's "
+              "supports only .backward() there: its .grad() raises and backward(create_graph=True) gives a gradient "
+              "without a graph); pass use_reentrant=False for second derivatives")
+
+
 class _Segment:
+    reentrant = False
+
     def __init__(self, function, args, kwargs, preserve_rng_state, check):
         self.function, self.args, self.kwargs, self.check = function, args, kwargs, check
         self.rng = get_rng_state() if preserve_rng_state else None
@@ -148,6 +159,8 @@ class _Checkpoint(autograd.Function):
     @staticmethod
     def forward(ctx, segment, *boundary):
         ctx.segment = segment
+        if segment.reentrant:
+            ctx.graph_refusal = _REENTRANT       # create_graph=True refuses it (gt/autograd/graph_walk.py)
         # the recomputation reads the arguments again: one changed in place since raises, as torch's
         ctx.save_for_backward(*(a for a in segment.args if isinstance(a, Tensor)))
         for v in segment.values:
