@@ -18,6 +18,11 @@ hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors
 from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions, walk_steps
 from gt.backend import B
 
+# The tensor whose op's ``backward_graph`` runs now: a recorded gradient that reads the op's result
+# takes it from here (gt/ops/_graph.py ``result``), so the second derivative reaches the same node, as
+# torch's saved result (unpacked with the node as its grad_fn) does
+walking = None
+
 
 @release.clears_stand_ins
 def walk_graph(order, seeds, retain_graph, capture=None):
@@ -25,6 +30,16 @@ def walk_graph(order, seeds, retain_graph, capture=None):
     ``topological_order`` gives) from ``seeds`` ({id(node): gradient tensor}). Without
     ``capture``, accumulate into the leaves' ``.grad``; with it (a set of tensor ids), return
     ``{id: gradient tensor}`` for those reached and touch no ``.grad``."""
+    global walking
+    outer = walking         # a walk inside an op's backward_graph (``grads_of``) gives it back
+    try:
+        return _walk(order, seeds, retain_graph, capture)
+    finally:
+        walking = outer
+
+
+def _walk(order, seeds, retain_graph, capture):
+    global walking
     runs = None if capture is None else walk_steps.on_paths(order, capture)
     _check_supported(order, runs)
     pending = dict(seeds)
@@ -54,6 +69,7 @@ def walk_graph(order, seeds, retain_graph, capture=None):
             own = getattr(ctx, "_node_hooks", None)     # grad_fn.register_hook/prehook
             if own is not None:
                 g = node_hooks.run_pre(own, g, _same, _same)
+            walking = node
             grads = _graph_grads(ctx, g) if timed is None else timed.node(ctx, _graph_grads, g)
             if not isinstance(grads, tuple):
                 grads = (grads,)

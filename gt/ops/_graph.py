@@ -2,7 +2,9 @@
 so that it can be differentiated again (gt/autograd/graph_walk.py). Masks and counts that a
 gradient only multiplies by are constants here (their derivative is zero where it exists)."""
 
-from gt.autograd import function
+import copy
+
+from gt.autograd import function, graph_walk
 from gt.autograd.backward import topological_order
 from gt.autograd.graph_walk import walk_graph
 from gt.backend import B
@@ -17,6 +19,50 @@ def const(value):
 def mask_like(g, mask):
     """The boolean (or numeric) array ``mask`` as a constant tensor in ``g``'s dtype."""
     return const(B.astype(B.asarray(mask), g.dtype))
+
+
+def result(ctx, value):
+    """The result of the recorded op ``ctx`` (``value``, the array it saved) as a tensor for its
+    ``backward_graph``: torch's formulas of exp, sqrt, sigmoid, tanh, softmax... read the saved
+    result, whose ``grad_fn`` is the op itself, and not the input, so an input changed in place
+    after the forward is no error (the result changed is one: ``save`` checks its version). In
+    the walk of ``ctx``'s output that is the output itself (gradients through it meet there, as
+    in torch's engine); elsewhere (an op run again gathered from the mesh) a copy of ``ctx``
+    recorded with ``value`` as its output."""
+    node = graph_walk.walking
+    if node is not None and node._ctx is ctx:
+        # values unpacked by saved-tensor hooks, or an output whose ``.data`` was replaced: those
+        # values, the gradient still to the output
+        return node if node._array is value else _Through.apply(node, value)
+    return recorded(ctx, value)
+
+
+def recorded(ctx, value):
+    """``value`` as the output of a copy of the op ``ctx`` (its inputs, saved values and
+    backward), recorded anew where gradients are."""
+    out = const(value)
+    if function.is_grad_enabled() and True in ctx.needs_input_grad:
+        op = copy.copy(ctx)
+        for slot in ("_node_hooks", "_next", "_metadata"):     # the original node's, not this one's
+            if hasattr(op, slot):
+                delattr(op, slot)
+        op.released, op.out_shape = False, out.shape
+        out._requires_grad, out._ctx = True, op
+        function.put_on_tape(op, out)
+    return out
+
+
+class _Through(function.Function):
+    """``value`` with the gradient passed to ``node`` as it is (``result``'s values unpacked by a hook)."""
+
+    def forward(self, node, value):
+        return value
+
+    def backward(self, g):
+        return g, None
+
+    def backward_graph(self, g):
+        return g, None
 
 
 def expand_back(g, in_shape, axis, keepdims):

@@ -5,7 +5,7 @@ import math
 from gt.autograd import Function
 from gt import dtypes
 from gt.backend import B
-from gt.ops._graph import const, mask_like
+from gt.ops._graph import const, mask_like, result
 from gt.ops.elementwise import Clip, Maximum, Where
 
 
@@ -40,32 +40,28 @@ class Sigmoid(Function):
     def forward(self, x):
         out = B.sigmoid(x)
         self.save(out)
-        if self.needs_input_grad[0]:
-            self.save_for_graph(x)        # backward_graph reads x
         return out
 
     def backward(self, g):
         return (_opmath(g, self.saved[0], lambda g, out: g * B.conj(out * (1 - out))),)
 
     def backward_graph(self, g):
-        s = self.inputs[0].sigmoid()
-        return (g * s * (1 - s),)
+        s = result(self, self.saved[0])     # torch's: the result, so ``x`` may change after
+        return (g * (s * (1 - s)),)
 
 
 class Tanh(Function):
     def forward(self, x):
         out = B.tanh(x)
         self.save(out)
-        if self.needs_input_grad[0]:
-            self.save_for_graph(x)        # backward_graph reads x
         return out
 
     def backward(self, g):
         return (_opmath(g, self.saved[0], lambda g, out: g * B.conj(1 - out * out)),)
 
     def backward_graph(self, g):
-        t = self.inputs[0].tanh()
-        return (g * (1 - t * t),)
+        t = result(self, self.saved[0])
+        return (g * (1 - t ** 2),)      # t read once: one gradient into the result, as torch's tanh_backward
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -135,7 +131,7 @@ class Softmax(Function):
         return (out * (g - B.sum(g * out, axis=self.axis, keepdims=True)),)
 
     def backward_graph(self, g):
-        out = Softmax.apply(self.inputs[0], self.axis)
+        out = result(self, self.saved[0])       # torch's: the result, not the input (it may change after)
         return (out * (g - (g * out).sum(dim=self.axis, keepdim=True)),)
 
 
@@ -157,7 +153,7 @@ class LogSoftmax(Function):
         return (g - B.exp(out) * B.sum(g, axis=self.axis, keepdims=True),)
 
     def backward_graph(self, g):
-        out = LogSoftmax.apply(self.inputs[0], self.axis)
+        out = result(self, self.saved[0])
         return (g - out.exp() * g.sum(dim=self.axis, keepdim=True),)
 
 

@@ -3,7 +3,7 @@ gradient back down to its input's shape, so backward here returns full-shape gra
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import const, mask_like
+from gt.ops._graph import const, mask_like, recorded, result
 
 
 class Add(Function):
@@ -82,7 +82,7 @@ class Div(Function):
             out = r if a == 1 else B.multiply(r, a)
             if self.needs_input_grad[1]:
                 self.save(a, None, out if reciprocal else B.copy(out) if a == 1 else r)
-                self.save_for_graph(b)        # backward_graph reads b
+                self.reciprocal = reciprocal
             return out
         self.save(a if self.needs_input_grad[1] else None, b, None)   # a only for b's gradient, as torch
         return a / b
@@ -99,7 +99,23 @@ class Div(Function):
     def backward_graph(self, g):
         a, b = self.inputs
         na, nb = self.needs_input_grad
+        if _is_number(a):
+            r = self._graph_reciprocal()
+            return None, -(g if a == 1 else g * a) * (r * r)
         return (g / b if na else None), (-g * ((a / b) / b) if nb else None)
+
+    def _graph_reciprocal(self):
+        """``1 / b`` for the recorded gradient of a number over ``b``: the reciprocal saved, as a
+        tensor whose gradient is torch's reciprocal's (``b`` may change in place after the forward,
+        as in torch). ``reciprocal()`` saves its result; torch's ``a / x`` is ``x.reciprocal() * a``,
+        a node of its own here."""
+        r = self.saved[2]
+        if self.reciprocal:
+            return result(self, r)
+        op = Div()
+        op.needs_input_grad, op.inputs, op.reciprocal = (False, True), (1.0, self.inputs[1]), True
+        op.save(1.0, None, r)
+        return recorded(op, r)
 
 
 class Pow(Function):
@@ -211,15 +227,13 @@ class Exp(Function):
     def forward(self, a):
         out = B.exp(a)
         self.save(out)
-        if self.needs_input_grad[0]:
-            self.save_for_graph(a)        # backward_graph reads a: a change in place raises there
         return out
 
     def backward(self, g):
         return (g * B.conj(self.saved[0]),)
 
     def backward_graph(self, g):
-        return (g * self.inputs[0].exp(),)
+        return (g * result(self, self.saved[0]),)      # torch's: the result, so ``a`` may change after
 
 
 class Log(Function):
@@ -243,8 +257,6 @@ class Sqrt(Function):
         with B.quiet_float_errors():
             out = B.sqrt(a)
         self.save(out)
-        if self.needs_input_grad[0]:
-            self.save_for_graph(a)        # backward_graph reads a
         return out
 
     def backward(self, g):
@@ -252,8 +264,9 @@ class Sqrt(Function):
             return (g / (2 * B.conj(self.saved[0])),)
 
     def backward_graph(self, g):
+        out = result(self, self.saved[0])
         with B.quiet_float_errors():
-            return (g / (2 * self.inputs[0].sqrt()),)
+            return (g / (2 * out),)
 
 
 class Maximum(Function):

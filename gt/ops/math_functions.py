@@ -14,7 +14,7 @@ import math
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import const, expand_back, mask_like
+from gt.ops._graph import const, expand_back, mask_like, result
 from gt.ops.elementwise import Where
 from gt.ops.shape import Cat
 from gt.ops.sorting import Cumsum
@@ -87,11 +87,12 @@ def _sinc_derivative_graph(x):
     return Where.apply(small, series * u, formula) * math.pi
 
 
-# name -> f'(x) written with recorded ops on the tensor x, for create_graph=True
+# name -> f'(x) written with recorded ops on the tensor x, for create_graph=True; for the functions
+# whose derivative reads the result (``reads`` "y") a function of the result y, as torch's
 _GRAPH_DERIVATIVES = {
     "sin": lambda x: _m("cos", x),
     "cos": lambda x: -_m("sin", x),
-    "tan": lambda x: 1 + _m("tan", x) ** 2,
+    "tan": lambda y: 1 + y * y,
     "asin": lambda x: 1 / ((1 - x) * (1 + x)).sqrt(),
     "acos": lambda x: -1 / ((1 - x) * (1 + x)).sqrt(),
     "atan": lambda x: 1 / (1 + x * x),
@@ -101,8 +102,8 @@ _GRAPH_DERIVATIVES = {
     "acosh": lambda x: 1 / ((x - 1) * (x + 1)).sqrt(),
     "atanh": lambda x: 1 / ((1 - x) * (1 + x)),
     "log1p": lambda x: 1 / (1 + x),
-    "expm1": lambda x: _m("expm1", x) + 1,
-    "exp2": lambda x: _m("exp2", x) * math.log(2.0),
+    "expm1": lambda y: y + 1,
+    "exp2": lambda y: y * math.log(2.0),
     "erf": lambda x: _TWO_OVER_SQRT_PI * (-x * x).exp(),
     "erfc": lambda x: -_TWO_OVER_SQRT_PI * (-x * x).exp(),
     "erfinv": lambda x: _HALF_SQRT_PI * (_m("erfinv", x) ** 2).exp(),
@@ -135,8 +136,6 @@ class MathFunction(Function):
             y = self._values(name, x)
         reads = self.reads.get(name, "x")
         self.save(x if reads != "y" else None, y if reads != "x" else None)
-        if reads == "y":
-            self.save_for_graph(x)        # backward_graph reads x
         return y
 
     def backward(self, g):
@@ -150,8 +149,10 @@ class MathFunction(Function):
         return self.fn in self._tables()[1]
 
     def backward_graph(self, g):
+        # the result as torch's formula reads it (x may have changed in place since the forward)
+        of = result(self, self.saved[1]) if self.reads.get(self.fn) == "y" else self.inputs[0]
         with B.quiet_float_errors():
-            return g * self._tables()[1][self.fn](self.inputs[0]), None
+            return g * self._tables()[1][self.fn](of), None
 
 
 class Logit(Function):
@@ -288,13 +289,13 @@ class Prod(Function):
         self.axis, self.keepdims = axis, keepdims
         with B.quiet_float_errors():             # overflow to inf, as torch, silently
             out = B.prod(x, axis=axis, keepdims=True)
-        self.save(x)
+        self.save(x, out)      # the result for its version only: torch saves it, so changing it in place raises
         if keepdims:
             return out
         return B.reshape(out, tuple(n for i, n in enumerate(x.shape) if axis is not None and i not in axis))
 
     def backward(self, g):
-        (x,) = self.saved
+        x = self.saved[0]
         shape = tuple(x.shape)
         axes = tuple(range(len(shape))) if self.axis is None else self.axis
         kept = tuple(1 if i in axes else n for i, n in enumerate(shape))

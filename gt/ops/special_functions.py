@@ -90,7 +90,7 @@ _GRAPH_DERIVATIVES = {
     "i0e": lambda x: _r("i1e", x) - mask_like(x, B.sign(x._array)) * _r("i0e", x),
     "erfcx": lambda x: 2 * x * _r("erfcx", x) - _TWO_OVER_SQRT_PI,
     "ndtr": lambda x: (-0.5 * x * x).exp() / _SQRT_2PI,
-    "ndtri": lambda x: _SQRT_2PI * (0.5 * _r("ndtri", x) ** 2).exp(),
+    "ndtri": lambda y: _SQRT_2PI * (0.5 * y * y).exp(),       # of the result y (MathFunction.backward_graph)
     "log_ndtr": lambda x: (-0.5 * x * x - _r("log_ndtr", x)).exp() / _SQRT_2PI,
     "entr": lambda x: -(x.log() + 1),
 }
