@@ -247,7 +247,11 @@ class NumpyBlas:
         if bias is not None:
             out += bias
         shape = x.shape[:-1] + (weight.shape[0],)
-        return out if out.shape == shape else out.reshape(shape)
+        if out.shape == shape:
+            return out
+        # a column-major result split into 3-D is a view numpy keeps, in a layout torch's never has (its
+        # view(-1) would raise, an add would keep it): copied row-major, the few us measured above
+        return (out if out.flags.c_contiguous else np.ascontiguousarray(out)).reshape(shape)
 
     def _swap_few_rows(self, lib):
         """Whether ``linear`` may swap the product's sides: decided once, by the CPU's vendor

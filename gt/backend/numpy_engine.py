@@ -245,7 +245,6 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     ceil = staticmethod(np.ceil)
     trunc = staticmethod(np.trunc)
     round = staticmethod(np.round)
-    where = staticmethod(np.where)
     isfinite = staticmethod(np.isfinite)
     logical_not = staticmethod(np.logical_not)
 

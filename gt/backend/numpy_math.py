@@ -160,6 +160,9 @@ class NumpyMath:
     def minimum(self, a, b):
         return torch_layout(np.minimum(a, b), a, b)
 
+    def where(self, cond, x, y):      # torch's: the condition's layout first
+        return torch_layout(np.where(cond, x, y), cond, x, y)
+
     def prod(self, x, axis=None, keepdims=False):
         integral = x.dtype.kind in "biu"
         return row_major(np.asarray(np.prod(x, axis=axis, keepdims=keepdims, dtype=np.int64 if integral else x.dtype)))
