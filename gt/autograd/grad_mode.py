@@ -11,6 +11,7 @@ change of the two modes, so that the hot path asks one question, not two.
 
 import functools
 import inspect
+import sys
 import threading
 
 
@@ -34,11 +35,12 @@ class _Mode(threading.local):
 mode = _Mode()
 
 
-def set_modes(grad, inference):
-    """Set this thread's grad and inference modes (the recording flag follows both)."""
+def set_modes(grad, inference, record=None):
+    """Set this thread's grad and inference modes (the recording flag follows both, unless given:
+    restoring one saved with them, gt/autograd/inference.py)."""
     m = mode
     m.grad, m.inference = grad, inference
-    m.record = grad and not inference
+    m.record = grad and not inference if record is None else record
     m.tags = inference or bool(m.level)
 
 
@@ -96,34 +98,38 @@ class set_grad_enabled:
         self.mode = bool(mode)
         self.prev = _grad()
         self._saved = []  # one entry per active `with`, so one instance may be entered re-entrantly
+        self.prev_record = _record()
         if type(self) is set_grad_enabled:  # no_grad / enable_grad act only when entered
-            _set_grad(self.mode)
+            _set_grad(self.mode, _caller_module())
 
     def __enter__(self):
         # set_grad_enabled captured the mode before switching it in __init__
-        self._saved.append(self.prev if type(self) is set_grad_enabled and not self._saved else _grad())
-        _set_grad(self.mode)
+        first = type(self) is set_grad_enabled and not self._saved
+        self._saved.append((self.prev, self.prev_record) if first else (_grad(), mode.record))
+        _set_grad(self.mode, _caller_module())
         return self
 
     def __exit__(self, *exc):
-        _set_grad(self._saved.pop())
+        mode.grad, mode.record = self._saved.pop()
         return False
 
     def __call__(self, func):
         if type(self) is set_grad_enabled:
-            _set_grad(self.prev)  # decorating a function does not switch the mode now
+            mode.grad, mode.record = self.prev, self.prev_record  # decorating a function does not switch the mode now
         on = self.mode
         if inspect.isgeneratorfunction(func):
             return wrap_generator(enable_grad if on else no_grad, func)
+        where = getattr(func, "__module__", None)
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            prev = _grad()
-            _set_grad(on)
+            m = mode
+            prev = m.grad, m.record
+            _set_grad(on, where)
             try:
                 return func(*args, **kwargs)
             finally:
-                _set_grad(prev)
+                m.grad, m.record = prev
 
         return wrapper
 
@@ -132,10 +138,31 @@ def _grad():
     return mode.grad
 
 
-def _set_grad(on):
+def _record():
+    return mode.record
+
+
+def _set_grad(on, where=None):
     m = mode
     m.grad = on
     m.record = on and not m.inference
+    # torch's forward mode ignores grad mode: inside jvp, jacfwd or linearize (level_kind set) the
+    # tangents ride on the tape, so a no_grad of the user's function still records. gt's own code
+    # (``where``: the module that switched the mode) keeps no_grad's meaning there: not differentiated.
+    if not on and m.level_kind is not None and not m.inference and not _is_gt(where):
+        m.record = True
+
+
+def _caller_module():
+    """The module of the code that called the caller (a ``with no_grad()`` or ``set_grad_enabled(False)``);
+    looked up only inside a forward transform, where it matters (``_set_grad``)."""
+    if mode.level_kind is None:
+        return None
+    return sys._getframe(2).f_globals.get("__name__")
+
+
+def _is_gt(module):
+    return module is None or module == "gt" or module.startswith("gt.")
 
 
 class _BareDecorator:

@@ -44,7 +44,7 @@ class inference_mode:
 
     def __enter__(self):
         m = grad_mode.mode
-        self._saved.append((m.grad, m.inference))
+        self._saved.append((m.grad, m.inference, m.record))
         grad_mode.set_modes(not self.mode, self.mode)   # torch's InferenceMode(enabled): grad mode off inside
         return self
 

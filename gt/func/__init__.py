@@ -33,7 +33,10 @@ How they are computed, where that differs from torch's functorch:
   (``replace_all_batch_norm_modules_``, eval mode, or stats mapped with the input run); gt cannot
   tell a mapped input from an unmapped one there, so it refuses also over an unmapped input.
 * As torch's, a transform differentiates also under the caller's ``no_grad`` (its results are
-  then plain values); ``requires_grad_()`` inside a transform's function raises torch's error
+  then plain values); ``jvp``, ``jacfwd`` and ``linearize`` differentiate also through the ops and
+  writes the function makes under its own ``no_grad`` or ``set_grad_enabled(False)`` (torch's
+  forward mode ignores grad mode; ``detach()`` and ``inference_mode`` stop it, as torch's; gt's
+  own ops keep ``no_grad``'s meaning: not differentiated); ``requires_grad_()`` inside a transform's function raises torch's error
   (``linearize`` excepted: torch traces it under forward AD); ``jvp`` and ``jacfwd`` let the
   function change its inputs in place, and the caller's primals (and ``jvp``'s tangents) change
   with them, where the reverse-mode transforms raise the leaf error; ``vmap`` makes a change of a

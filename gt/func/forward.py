@@ -93,9 +93,9 @@ def _write_tangents(changed, tangents, inputs, t_leaves):
 
 def _count_unrecorded(changed, inputs, t_leaves):
     """An input changed in place where gt recorded no change (``t_()`` of a vector or a 0-d tensor,
-    a view of itself; a write under ``no_grad``): torch's forward mode makes the op on the tangent
-    too, whose version counts it. The values stay (a recorded change writes the tangent:
-    ``_write_tangents``; under ``no_grad`` torch's tangent changes with the write, gt's does not)."""
+    a view of itself; a write under ``inference_mode``): torch's forward mode makes the op on the
+    tangent too, whose version counts it. The values stay (a recorded change writes the tangent:
+    ``_write_tangents``; the function's writes under ``no_grad`` are recorded: gt/autograd/grad_mode.py)."""
     at = {id(f): i for i, f in enumerate(inputs.flat)}
     counts = {id(w[0]): w[3]._version - w[4] for w in inputs.written}
     for fresh, _, tangent_changed in changed:
