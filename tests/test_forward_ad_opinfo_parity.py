@@ -49,8 +49,6 @@ UNDEFINED = {
 _NO_GRADGRAD = "no recorded gradient of its gradient, so no tangent recorded for reverse mode (MISSING.md)"
 # With tangents recorded for reverse mode, besides DIFFERS: ops gt refuses (NotImplementedError).
 NOT_RECORDED = {name: _NO_GRADGRAD for name in ("bernoulli",)}
-NOT_RECORDED.update({name: "a complex result: gt records no complex gradient of a gradient (MISSING.md)"
-                     for name in ("complex", "polar")})
 
 
 # ---- the comparison -------------------------------------------------------------------------------

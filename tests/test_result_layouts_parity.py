@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import gt
+from gt.sharding.layout import logical_strides
 from helpers import torch_or_skip
 
 torch = torch_or_skip()
@@ -115,7 +116,9 @@ def test_result_layout_as_torchs(op):
             assert all(n == 1 or a == b for n, a, b in zip(t.shape, g.stride(), t.stride())), \
                 f"{where}: strides {g.stride()}, torch's {t.stride()}"
         gv, tv = _flat_view(g), _flat_view(t)
-        if laid_out:
+        # sharded blocks of their own are not read for strides: their views (copies) are let through
+        guessed = g._placed is not None and not logical_strides(g._placed)
+        if laid_out and not (guessed and isinstance(tv, RuntimeError)):
             assert isinstance(gv, RuntimeError) == isinstance(tv, RuntimeError), \
                 f"{where}: view(-1) {gv!r}, torch's {tv!r}"
         half = t.dtype == torch.float16
@@ -130,12 +133,12 @@ def test_layouts_cover_both_directions():
     assert 10 <= len(kept) <= len(OPS) - 10
 
 
-@pytest.mark.parametrize("rows", [(2, 4), (2, 2, 2)])
+@pytest.mark.parametrize("rows", [(8,), (2, 4), (2, 2, 2), (128,)])
 def test_linear_result_is_row_major_as_torchs(rows):
     # few rows into many outputs: the numpy engine's product may run swapped, its result column-major,
-    # copied row-major for a batch of more than one dim (a 2-D input's result stays column-major)
+    # then copied row-major (a 2-D input's result was left column-major: its view(-1) raised)
     w, x = np.random.default_rng(1).standard_normal((2, 256, 64)).astype(np.float32)
-    x = x[:8].reshape(rows + (64,))
+    x = x[:int(np.prod(rows))].reshape(rows + (64,))
     g = gt.nn.functional.linear(gt.tensor(x), gt.tensor(w))
     t = torch.nn.functional.linear(torch.tensor(x), torch.tensor(w))
     if g._placed is None:

@@ -231,27 +231,29 @@ class NumpyBlas:
         usual call up to 1.27x slower on a busy one), 192 rows 26.0 against 30.5; 8 rows of 256
         or 1024 into 256-1024 outputs 0.44-0.49 of the time; 512 rows, taller than wide, 1.13x
         (the usual call kept). Only where it was measured: those three (``_swap_few_rows``), and
-        at most 256 rows into at most 1024 outputs. The result is then column-major (a transposed
-        view); a reshape to 3-D copies it, a few us. A wide head's logits beyond the measured sizes
+        at most 256 rows into at most 1024 outputs. The swapped result is column-major and is copied
+        row-major, as torch's result is (its ``view(-1)`` must succeed), so the swap is taken only
+        where it pays with the copy (Xeon, 2026-12-06, alternated: up to 32 rows 0.35-0.75 of the
+        usual call's time for 128-40,000 inputs, 128 rows 0.86-0.92 for 4,096-40,000 inputs, but
+        1.4-1.9x for 128-256 rows of 128-256 inputs): up to 32 rows, or inputs of 2,048 and more. A wide head's logits beyond the measured sizes
         stay row-major: numpy's ``argmax`` over the last axis of a column-major (1000, 12,000)
         result copies it across the cache, 77 ms against 4.5 ms row-major."""
         lib = self._library()
         x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])   # not -1: an empty last axis has no -1
         dtype = np.result_type(x2, weight)   # the output in the engine's block cache (numpy_engine.py)
-        if (x2.shape[0] < weight.shape[0] and x2.shape[0] <= 256 and weight.shape[0] <= 1024
+        rows, shape = x2.shape[0], x.shape[:-1] + (weight.shape[0],)
+        if (rows < weight.shape[0] and rows <= 256 and weight.shape[0] <= 1024 and (rows <= 32 or x2.shape[1] >= 2048)
                 and weight.ndim == 2 and weight.flags.c_contiguous
                 and not weight.flags.f_contiguous and x.dtype == weight.dtype and self._swap_few_rows(lib)):
-            out = np.matmul(weight, x2.T, out=self.blocks.empty((weight.shape[0], x2.shape[0]), dtype)).T
+            swapped = np.matmul(weight, x2.T, out=self.blocks.empty((weight.shape[0], rows), dtype)).T
+            # torch's result is row-major (a column-major one's view(-1) would raise where torch's succeeds)
+            out = self.blocks.empty(swapped.shape, dtype)
+            np.copyto(out, swapped)
         else:
-            out = self.product_into(x2, weight.T, self.blocks.empty((x2.shape[0], weight.shape[0]), dtype), lib)
+            out = self.product_into(x2, weight.T, self.blocks.empty((rows, weight.shape[0]), dtype), lib)
         if bias is not None:
             out += bias
-        shape = x.shape[:-1] + (weight.shape[0],)
-        if out.shape == shape:
-            return out
-        # a column-major result split into 3-D is a view numpy keeps, in a layout torch's never has (its
-        # view(-1) would raise, an add would keep it): copied row-major, the few us measured above
-        return (out if out.flags.c_contiguous else np.ascontiguousarray(out)).reshape(shape)
+        return out if out.shape == shape else out.reshape(shape)
 
     def _swap_few_rows(self, lib):
         """Whether ``linear`` may swap the product's sides: decided once, by the CPU's vendor

@@ -38,50 +38,26 @@ class Placed:
 
 
 def logical_strides(placed):
-    """The strides the whole of ``placed`` could have on one device (torch's ``stride()`` of the
-    same program): a list with, per block read, the strides that block allows (a view is refused
-    where some block allows none of them). Blocks that lie next to each other in one buffer (data
-    from ``from_numpy`` and its views) are the whole tensor's memory: their strides are exact.
-    Blocks of their own (the results of ops) keep the axes' order and gaps of one device's result,
-    so a block's steps outside the sharded axis scale by (global size / block size) along it. A
-    block of one row along the sharded axis does not say where that axis lies in memory (engines
-    give size-1 dims any step): each place is allowed; one that is also row-major is not read (the
-    engines' ``contiguous()`` leaves it as it was, where torch's would have laid the whole tensor
-    out row-major), and neither is a slice along the sharded axis whose ends fall on block
-    boundaries (it leaves no gap in any block): views of them are let through."""
+    """The strides the whole of ``placed`` has on one device (torch's ``stride()`` of the same
+    program), where they are known: a list with, per block read, the strides that block allows (a
+    view is refused where some block allows none of them). Replicated and partial tensors: the full
+    copy's. Sharded blocks that lie next to each other in one buffer (data from ``from_numpy`` and
+    its views) are the whole tensor's memory: their strides are exact. Blocks of their own (the
+    results of ops, redistributed blocks) are not read: an empty list, so their views (copies) are
+    let through where torch's might be refused."""
     first = placed.shards[0]
     if not isinstance(placed.placement, Shard):
         return [[B.element_strides(first)]]     # every device holds the whole shape
-    a, size = placed.placement.axis, placed.shape[placed.placement.axis]
+    a = placed.placement.axis
     held = [block for block in placed.shards if 0 not in tuple(block.shape)]
     if any(block.shape[a] > 1 for block in held):      # one buffer's step along the axis is read there
         whole = B.join_views(placed.shards, a)
         if whole is not None:
             return [[B.element_strides(whole)]]
-    return [[_scaled(B.element_strides(block), block.shape[a], a, size)] if block.shape[a] > 1
-            else _one_row(B.element_strides(block), tuple(block.shape), a, size)
-            for block in held if block.shape[a] > 1 or not B.is_contiguous(block)]
-
-
-def _scaled(st, n, a, size):
-    """A block's strides ``st`` (``n`` long along the sharded axis ``a``) for the whole, ``size`` long."""
-    span = st[a] * n                        # what an axis outside the sharded one steps over here
-    return tuple(-(-s * size // n) if d != a and st[a] and s >= span else s for d, s in enumerate(st))
-
-
-def _one_row(st, shape, a, size):
-    """The strides of the whole for each place in memory of the sharded axis ``a`` (one row here)."""
-    others = sorted((d for d in range(len(st)) if d != a), key=lambda d: st[d])
-    choices = []
-    for p in range(len(others) + 1):
-        # next to the axis inside it, or to the one outside it (a gap may lie on either side)
-        for step in {st[others[p - 1]] * shape[others[p - 1]] if p else 1, st[others[p]] if p < len(others) else 1}:
-            whole = list(st)
-            whole[a] = step or 1
-            for d in others[p:]:
-                whole[d] = st[d] * size
-            choices.append(tuple(whole))
-    return choices
+    # Blocks of their own (results of ops, redistributed blocks) only suggest one device's layout:
+    # nothing is refused on that guess (a false refusal breaks a program torch runs; the view of a
+    # sharded tensor is a copy either way)
+    return []
 
 
 def placement_of(value):

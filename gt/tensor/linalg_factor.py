@@ -162,7 +162,9 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
         raise TypeError(f"linalg.solve_triangular(): argument 'B' must be a tensor, not {type(B).__name__}")
     # torch's kernel casts B into A's dtype (a complex B loses its imaginary part, with the cast's warning);
     # the cast is recorded, so B's gradient comes back in B's dtype, as torch's
-    rhs = B if B.dtype is A.dtype else B.to(A.dtype)
+    rhs = B
+    if rhs.dtype is not A.dtype:
+        rhs = rhs.to(A.dtype)
     if rhs.ndim < 2:
         raise ValueError(f"linalg.solve_triangular: the input tensor B must have at least 2 dimensions, got "
                          f"shape {tuple(rhs.shape)}")
