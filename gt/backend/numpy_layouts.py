@@ -5,6 +5,8 @@ allocate theirs row-major whatever the input's layout. gt's ``view`` follows tor
 
 import numpy as np
 
+from gt.backend.dim_order import innermost_first
+
 
 def row_major(a):
     """``a`` (an array or a numpy scalar) itself where it is row-major, else a row-major copy; a 0-d
@@ -50,27 +52,7 @@ def iterator_strides(shape, arrays):
             and is_dense(shape, first):
         return first
 
-    def should_swap(d0, d1):
-        for st in strides:
-            s0, s1 = st[d0], st[d1]
-            if s0 == 0 or s1 == 0:
-                continue
-            if s0 != s1:
-                return 1 if s0 > s1 else -1
-            if shape[d0] > shape[d1]:
-                return 1
-        return 0
-
-    perm = list(range(ndim - 1, -1, -1))      # fastest first, as aten's perm_
-    for i in range(1, ndim):
-        d1 = i
-        for d0 in range(i - 1, -1, -1):
-            c = should_swap(perm[d0], perm[d1])
-            if c > 0:
-                perm[d0], perm[d1] = perm[d1], perm[d0]
-                d1 = d0
-            elif c < 0:
-                break
+    perm = innermost_first(shape, strides)
     out, step = [0] * ndim, 1
     for d in perm:
         out[d] = step

@@ -14,6 +14,7 @@ import warnings
 
 from gt import autograd, dtypes
 from gt.backend import B
+from gt.backend.dim_order import innermost_first
 from gt.tensor import inplace_grad
 from gt.tensor.arithmetic import where
 from gt.tensor.complex_methods import ComplexMethods
@@ -141,22 +142,7 @@ class CompatMethods(ComplexMethods):
         if last and not rowmajor:
             return (0, 2, 3, 1)
 
-        def swap(a, b):      # torch's should_swap: 1 when dim a lies outside dim b in memory
-            sa, sb = strides[a], strides[b]
-            if sa == 0 or sb == 0 or sa == sb and (shape[a] == 0 or shape[b] >= shape[a]):
-                return 0
-            return 1 if sa == sb or sa > sb else -1
-
-        perm = list(reversed(range(n)))
-        for i in range(1, n):                         # torch's insertion sort, back to front
-            d1 = i
-            for d0 in reversed(range(i)):
-                c = swap(perm[d0], perm[d1])
-                if c > 0:
-                    perm[d0], perm[d1] = perm[d1], perm[d0]
-                    d1 = d0
-                elif c < 0:
-                    break
+        perm = innermost_first(shape, [strides])     # torch's insertion sort, innermost first
         return tuple(reversed(perm))
 
     def set_(self, source=None):
