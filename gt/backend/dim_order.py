@@ -1,7 +1,8 @@
-"""torch's order of dims in memory (aten's TensorIterator ``reorder_dimensions``): an insertion
-sort of the dims, innermost first, by their strides over one or more operands. Pure Python, shared
-by ``Tensor.dim_order()`` (gt/tensor/compat_methods.py) and the numpy engine's results laid out as
-torch's (gt/backend/numpy_layouts.py)."""
+"""torch's layout rules in pure Python, for every engine: the order of dims in memory (aten's
+TensorIterator ``reorder_dimensions``: an insertion sort of the dims, innermost first, by their
+strides over one or more operands) and whether strides are dense. Shared by ``Tensor.dim_order()``
+(gt/tensor/compat_methods.py), the numpy engine's results laid out as torch's
+(gt/backend/numpy_layouts.py) and the torch engine's sorts (gt/backend/torch_sorting.py)."""
 
 
 def innermost_first(shape, strides_list):
@@ -33,3 +34,13 @@ def innermost_first(shape, strides_list):
             elif c < 0:
                 break
     return perm
+
+
+def is_dense(shape, strides):
+    """Whether ``strides`` lay ``shape`` out without gaps or overlaps (torch's non-overlapping and dense)."""
+    step = 1
+    for n, s in sorted(((n, s) for n, s in zip(shape, strides) if n != 1), key=lambda p: p[1]):
+        if s != step:
+            return False
+        step *= n
+    return True

@@ -5,7 +5,7 @@ allocate theirs row-major whatever the input's layout. gt's ``view`` follows tor
 
 import numpy as np
 
-from gt.backend.dim_order import innermost_first
+from gt.backend.dim_order import innermost_first, is_dense
 
 
 def row_major(a):
@@ -58,16 +58,6 @@ def iterator_strides(shape, arrays):
         out[d] = step
         step *= shape[d]
     return tuple(out)
-
-
-def is_dense(shape, strides):
-    """Whether ``strides`` lay ``shape`` out without gaps or overlaps (torch's non-overlapping and dense)."""
-    step = 1
-    for n, s in sorted(((n, s) for n, s in zip(shape, strides) if n != 1), key=lambda p: p[1]):
-        if s != step:
-            return False
-        step *= n
-    return True
 
 
 def copy_strided(a, strides):

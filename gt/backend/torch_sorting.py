@@ -6,7 +6,7 @@ on every engine and device; the probabilities travel to the host and the indices
 
 import torch
 
-from gt.backend.numpy_layouts import is_dense
+from gt.backend.dim_order import is_dense
 
 # torch's unsigned dtypes wider than uint8, which its gather kernel has not, and the signed dtype of each width
 _SIGNED = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}

@@ -39,25 +39,19 @@ class Placed:
 
 def logical_strides(placed):
     """The strides the whole of ``placed`` has on one device (torch's ``stride()`` of the same
-    program), where they are known: a list with, per block read, the strides that block allows (a
-    view is refused where some block allows none of them). Replicated and partial tensors: the full
-    copy's. Sharded blocks that lie next to each other in one buffer (data from ``from_numpy`` and
-    its views) are the whole tensor's memory: their strides are exact. Blocks of their own (the
-    results of ops, redistributed blocks) are not read: an empty list, so their views (copies) are
-    let through where torch's might be refused."""
-    first = placed.shards[0]
+    program), or None where they are not known. Replicated and partial tensors: the full copy's.
+    Sharded blocks that lie next to each other in one buffer (data from ``from_numpy`` and its
+    views) are the whole tensor's memory: their strides are exact. Blocks of their own (the results
+    of ops, redistributed blocks) only suggest one device's layout: None, so their views (copies)
+    are let through where torch's might be refused (a false refusal would break a program torch runs)."""
     if not isinstance(placed.placement, Shard):
-        return [[B.element_strides(first)]]     # every device holds the whole shape
+        return B.element_strides(placed.shards[0])     # every device holds the whole shape
     a = placed.placement.axis
-    held = [block for block in placed.shards if 0 not in tuple(block.shape)]
-    if any(block.shape[a] > 1 for block in held):      # one buffer's step along the axis is read there
-        whole = B.join_views(placed.shards, a)
+    if any(block.shape[a] > 1 for block in placed.shards if 0 not in tuple(block.shape)):
+        whole = B.join_views(placed.shards, a)      # one buffer's step along the axis is read there
         if whole is not None:
-            return [[B.element_strides(whole)]]
-    # Blocks of their own (results of ops, redistributed blocks) only suggest one device's layout:
-    # nothing is refused on that guess (a false refusal breaks a program torch runs; the view of a
-    # sharded tensor is a copy either way)
-    return []
+            return B.element_strides(whole)
+    return None
 
 
 def placement_of(value):

@@ -72,13 +72,11 @@ class ShapeMethods:
                 # not reach this tensor: refused as torch's. A sharded tensor's view is a copy
                 # either way, but is refused where one device's would be, by its logical strides
                 target = _infer_shape("view", self.shape, _shape_args(sizes if size is None else (size,)))
-                known = [[self.stride()]] if self._placed is None else logical_strides(self._placed)
-                bad = next((c[0] for c in known if all(view_strides(self.shape, st, target) is None for st in c)),
-                           None)
-                if bad is not None:
+                strides = self.stride() if self._placed is None else logical_strides(self._placed)
+                if strides is not None and view_strides(self.shape, strides, target) is None:
                     raise RuntimeError(f"view size is not compatible with input tensor's size and stride (at least "
                                        f"one dimension spans across two contiguous subspaces): shape "
-                                       f"{tuple(self.shape)}, strides {tuple(bad)}, view {target}. Use "
+                                       f"{tuple(self.shape)}, strides {tuple(strides)}, view {target}. Use "
                                        ".reshape(...) instead.")
             return self.reshape(*sizes, shape=size)
         if sizes or size is not None:
