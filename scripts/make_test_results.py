@@ -36,13 +36,12 @@ def _versions():
     return out
 
 
-# the README's test command: the first pass on every core (pytest-xdist; it holds the tests that
-# start their own processes), the others in one process (most of their tests are skipped, and
-# each xdist worker would collect and import everything again)
+# the README's test command: every pass on every core (pytest-xdist's -n auto)
 PASSES = [("numpy engine, one device", {}, ["-n", "auto"]),
-          ("numpy engine, sharded over 4 virtual devices", {"GT_DEVICES": "4"}, []),
-          ("torch engine (CPU), one device", {"GT_BACKEND": "torch"}, []),
-          ("torch engine (CPU), sharded over 2 virtual devices", {"GT_BACKEND": "torch", "GT_DEVICES": "2"}, [])]
+          ("numpy engine, sharded over 4 virtual devices", {"GT_DEVICES": "4"}, ["-n", "auto"]),
+          ("torch engine (CPU), one device", {"GT_BACKEND": "torch"}, ["-n", "auto"]),
+          ("torch engine (CPU), sharded over 2 virtual devices", {"GT_BACKEND": "torch", "GT_DEVICES": "2"},
+           ["-n", "auto"])]
 
 
 def run(pytest_args, env_extra):

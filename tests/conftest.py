@@ -105,14 +105,41 @@ def pytest_collection_modifyitems(config, items):
     config.stash[_LEFT] = (left, stride)
 
 
-def pytest_report_collectionfinish(config, start_path, items):
-    left, stride = config.stash.get(_LEFT, (None, 1))
-    if not left:
-        return None
+def _deselection_line(left, stride):
     return (f"this pass deselects {sum(left.values())} items left to another pass: {left['first_pass']} first_pass "
             f"(the same in every pass: run without GT_DEVICES/GT_BACKEND), {left['own_mesh']} own_mesh (choose "
             f"their own meshes: run in the passes without GT_DEVICES), {left['table']} table cases (this pass "
             f"runs one case in {stride} of each test over torch's tables)")
+
+
+def pytest_report_collectionfinish(config, start_path, items):
+    left, stride = config.stash.get(_LEFT, (None, 1))
+    return _deselection_line(left, stride) if left else None
+
+
+# Under pytest-xdist (CI runs every pass with -n auto) the workers collect and deselect, and the
+# controller's report shows neither their header nor a deselected count: each worker hands its
+# counts back (all collect the same items) and the controller prints the line at the end.
+_WORKERS_LEFT = []
+
+
+def pytest_sessionfinish(session):
+    left = session.config.stash.get(_LEFT, None)
+    if left and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["gt_deselected"] = (dict(left[0]), left[1])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    left = getattr(node, "workeroutput", {}).get("gt_deselected")
+    if left:
+        _WORKERS_LEFT.append(left)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _WORKERS_LEFT:
+        left, stride = _WORKERS_LEFT[0]
+        terminalreporter.write_line(_deselection_line(collections.Counter(left), stride))
 
 
 @pytest.hookimpl(wrapper=True)
