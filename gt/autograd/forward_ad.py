@@ -44,7 +44,7 @@ from typing import NamedTuple, Optional
 from gt.autograd import function
 from gt.autograd.forward_rows import by_rows as _by_rows
 from gt.autograd.gradients import grad as _grad
-from gt.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
+from gt.autograd.grad_mode import enable_grad, is_grad_enabled, mode, no_grad
 from gt.backend import B
 
 __all__ = ["UnpackedDualTensor", "enter_dual_level", "exit_dual_level", "make_dual", "unpack_dual", "dual_level"]
@@ -228,9 +228,9 @@ def _view_link(t):
 
 
 def dual_values(t, values):
-    """Whether a level is entered and ``t`` or one of ``values`` has a tangent (an in-place change
-    of ``t`` then updates its tangent: gt/tensor/inplace_grad.py)."""
-    if _current_level < 0:
+    """Whether a level is entered, outside inference mode, and ``t`` or one of ``values`` has a
+    tangent (an in-place change of ``t`` then updates its tangent: gt/tensor/inplace_grad.py)."""
+    if _current_level < 0 or mode.inference:    # (torch's inference_mode leaves the tangent as it was)
         return False
     return any(isinstance(v, function.Tensor) and tangent_of(v) is not None for v in (t, *values))
 
@@ -414,7 +414,7 @@ def _tangent(out, stand, tangents, keep, real):
         return jv.detach()
     for s, a in real:       # the stand-ins become aliases of the real tensors: the graph reaches them
         if a._requires_grad:
-            _connect(s, a)
+            connect(s, a)
     return jv
 
 
@@ -431,7 +431,7 @@ class _Alias(function.Function):
         return (g,)
 
 
-def _connect(s, a):
+def connect(s, a):
     """Make the leaf ``s`` (sharing ``a``'s memory) a recorded alias of ``a``, numbered just after
     ``a``'s op, so a walk by number runs it after every op that read ``s`` and before ``a``'s."""
     with enable_grad():

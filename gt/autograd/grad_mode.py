@@ -117,9 +117,9 @@ class set_grad_enabled:
         if type(self) is set_grad_enabled:
             mode.grad, mode.record = self.prev, self.prev_record  # decorating a function does not switch the mode now
         on = self.mode
-        if inspect.isgeneratorfunction(func):
-            return wrap_generator(enable_grad if on else no_grad, func)
         where = getattr(func, "__module__", None)
+        if inspect.isgeneratorfunction(func):     # (each step's mode is set for func's module, not this one)
+            return wrap_generator(lambda: _GradScope(on, where), func)
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -132,6 +132,22 @@ class set_grad_enabled:
                 m.grad, m.record = prev
 
         return wrapper
+
+
+class _GradScope:
+    """Grad mode ``on`` while inside, switched for the code of module ``where`` (``_set_grad``): a
+    step of a generator function that ``no_grad`` or ``enable_grad`` decorates."""
+
+    def __init__(self, on, where):
+        self.on, self.where = on, where
+
+    def __enter__(self):
+        self.prev = mode.grad, mode.record
+        _set_grad(self.on, self.where)
+
+    def __exit__(self, *exc):
+        mode.grad, mode.record = self.prev
+        return False
 
 
 def _grad():

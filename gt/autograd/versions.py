@@ -18,6 +18,12 @@ every use of the weight's saved value in that backward.
 from gt.backend import B
 
 
+def saved_changed(exc):
+    """Whether ``exc`` is the error below (a saved value changed in place): a RuntimeError as torch's,
+    told apart by a mark (``gt.func``'s forward-mode transforms compute through it: gt/func/forward.py)."""
+    return getattr(exc, "saved_changed", False)
+
+
 def check_graph(ctx):
     """``check`` before a ``backward_graph``: also the inputs ``ctx`` kept with ``save_for_graph``."""
     check(ctx)
@@ -47,9 +53,11 @@ def _raise_if_changed(ctx, saved, changed, share):
     value = saved[i]
     whose = ", one device's share of it" if share else ""
     expected = f"; expected version {then} instead" if then is not None else ", changed after the forward saved it"
-    raise RuntimeError(
+    exc = RuntimeError(
         f"one of the variables needed for gradient computation has been modified by an inplace operation: "
         f"[{B.dtype_of(value)} tensor of shape {tuple(value.shape)}{whose}], saved by {type(ctx).__name__}Backward, "
         f"is at version {now}{expected}. Hint: it (or a view of it) was changed in place (add_, copy_, item "
         "assignment, an optimizer's step()) after the forward that saved it and before this backward: run the "
         "forward again after the change, or change a copy (tensor.clone())")
+    exc.saved_changed = True
+    raise exc

@@ -5,9 +5,10 @@ import contextlib
 import functools
 
 from gt.autograd import grad as _autograd_grad
-from gt.autograd import enable_grad, is_grad_enabled, no_grad
+from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
 from gt.autograd.levels import transform_level
+from gt.autograd.versions import saved_changed
 from gt.backend import B
 from gt.tensor import Tensor, stack
 from gt.tensor.creation import eye, zeros
@@ -78,15 +79,19 @@ class _Inputs:
         self.written.append((fresh, x, copy, alias, alias._version, copy._ctx))
         return copy
 
+    def changes(self):
+        """The inputs ``func`` changed in place: ``[(the fresh leaf, its changed copy, whether the
+        change was recorded: its tangent changed too)]``; ``write_back`` writes them."""
+        return [(fresh, copy, copy._ctx is not ctx) for fresh, _, copy, alias, version, ctx in self.written
+                if alias._version != version]
+
     def write_back(self):
         """The values ``func`` changed in place, into the caller's tensors (after the level: they
-        are captured there). Returns ``[(the fresh leaf, its changed copy, whether the change was
-        recorded: its tangent changed too)]``."""
-        changed = [w for w in self.written if w[3]._version != w[4]]
+        are captured there; until then the caller's tensors hold the values func was called with)."""
         with no_grad():
-            for _, x, _, alias, _, _ in changed:
-                x.copy_(alias)
-        return [(fresh, copy, copy._ctx is not ctx) for fresh, _, copy, _, _, ctx in changed]
+            for _, x, _, alias, version, _ in self.written:
+                if alias._version != version:
+                    x.copy_(alias)
 
     def level(self, kwargs=None, layer=True, kind=None, callers=None):
         """The function's run: grad mode on, at a new transform level whose inputs are all the
@@ -315,12 +320,28 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     inputs = _Inputs(args, argnums, writable=forward)
     with inputs.level(kwargs, kind="forward" if forward else None):
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
-    inputs.write_back()
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")
     if not forward:
         _refuse_exact_outputs(out_leaves)
     _refuse_complex(out_leaves, api, "outputs")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
+    try:
+        per_output = _blocks(out_leaves, inputs, keep, forward)
+    except RuntimeError as exc:
+        # func changed in place a value an op had saved (y.copy_(y.sin())): reverse mode cannot read it
+        # (torch's jacrev refuses too), torch's forward mode computes through it
+        if not (saved_changed(exc) and forward) or keep or forward_ad.entered() or _sharded(_flatten(args)[0]):
+            inputs.write_back()
+            raise
+        per_output = _blocks_by_forward_ad(func, args, kwargs, inputs, out_leaves, has_aux)
+    inputs.write_back()
+    jac = _unflatten(out_spec, per_output)
+    return (jac, _level_out(aux, keep)) if has_aux else jac
+
+
+def _blocks(out_leaves, inputs, keep, forward):
+    """The Jacobian's blocks by reverse mode, one pass per output element; per output leaf, the
+    blocks of the inputs packed as the differentiated arguments."""
     per_output = []
     for o in out_leaves:
         n = o.numel()
@@ -335,8 +356,43 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
                     for j, t in enumerate(inputs.flat)]
             jacs = [j.to(o.dtype) if forward and j.dtype != o.dtype else j for j in jacs]
         per_output.append(inputs.pack(jacs))
-    jac = _unflatten(out_spec, per_output)
-    return (jac, _level_out(aux, keep)) if has_aux else jac
+    return per_output
+
+
+def _blocks_by_forward_ad(func, args, kwargs, inputs, out_leaves, has_aux):
+    """``_blocks`` by ``gt.autograd.forward_ad``, one input element at a time: ``func`` runs once per
+    element of the differentiated inputs, on dual copies of the values it was called with (the
+    caller's tensors still hold them: ``write_back`` comes after)."""
+    flat = [x for n in inputs.nums for x in _flatten(args[n])[0]]
+    columns = [[[] for _ in flat] for _ in out_leaves]    # [output][input]: one tangent per input element
+    for j, x in enumerate(flat):
+        for e in range(x.numel()):
+            with forward_ad.dual_level():
+                duals = [forward_ad.make_dual(y.detach().clone(), _one_hot(y, e if i == j else None))
+                         for i, y in enumerate(flat)]
+                call, rest = list(args), iter(duals)
+                for n, spec in zip(inputs.nums, inputs.specs):
+                    call[n] = _unflatten(spec, [next(rest) for _ in _flatten(args[n])[0]])
+                with transform_level(duals, kind="forward"):
+                    out = _split_aux(func(*call, **kwargs), has_aux, "jacfwd(f, ...)(*args)")[0]
+                for k, o in enumerate(_flatten(out)[0]):
+                    t = forward_ad.unpack_dual(o).tangent
+                    columns[k][j].append(zeros(o.shape, dtype=o.dtype) if t is None else t.to(o.dtype))
+    return [inputs.pack([stack(col, -1).reshape(tuple(o.shape) + tuple(x.shape)) if col else
+                         zeros(tuple(o.shape) + tuple(x.shape), dtype=o.dtype) for col, x in zip(columns[k], flat)])
+            for k, o in enumerate(out_leaves)]
+
+
+def _sharded(leaves):
+    return any(isinstance(x, Tensor) and x._placed is not None for x in leaves)
+
+
+def _one_hot(x, e):
+    """A tangent of ``x``'s shape: 1 at flat position ``e``, zeros elsewhere (all zeros for None)."""
+    t = zeros(x.numel(), dtype=x.dtype)
+    if e is not None:
+        t[e] = 1
+    return t.reshape(x.shape)
 
 
 def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_copy=False):

@@ -5,15 +5,19 @@ an output that is the input, or a view of it, is a view of the caller's primal (
 caller's tangent itself, or the same view of it)."""
 
 from gt.autograd import forward_ad, no_grad
+from gt.autograd.forward_ad import connect
 from gt.autograd.levels import transform_level
+from gt.autograd.versions import saved_changed
 from gt.tensor.creation import zeros
 from gt.tensor.inplace import bump_versions
-from gt.func.derivatives import (_Inputs, _first_vjp, _geometry, _level_out, _lies_in, _needs_graph, _offset, _second_vjp,
-                                 _split_aux, _tensor_leaves, _view_like)
+from gt.func.derivatives import (_Inputs, _first_vjp, _geometry, _level_out, _lies_in, _needs_graph, _offset,
+                                 _second_vjp, _sharded, _split_aux, _tensor_leaves, _view_like)
 from gt.func.pytree import _flatten, _spec_str, _unflatten
 from gt.tensor import Tensor
 
 
+# one piece, as torch's reads: its checks, the two reverse passes and the forward-AD fallback share the
+# flattened arguments and the function's copies of them
 def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     """``jvp(func, primals, tangents)`` -> ``(output, jvp_out)`` (``(output, jvp_out, aux)`` with
     ``has_aux``): ``func(*primals)`` and its directional derivative along ``tangents`` (the same
@@ -46,19 +50,22 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     inputs = _Inputs(primals, tuple(range(len(primals))), writable=True)
     with inputs.level(kind="forward"):
         out, aux = _split_aux(func(*inputs.args), has_aux, "jvp(f, primals, tangents)")
-    changed = inputs.write_back()
+    changed = inputs.changes()
     recorded = [(fresh, copy) for fresh, copy, tangent_changed in changed if tangent_changed]
-    _count_unrecorded(changed, inputs, t_leaves)
     out_leaves, out_spec = _tensor_leaves(out, "jvp(f, primals, tangents)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer) or any(t.requires_grad for t in t_leaves) and inputs.outer
     # the vjp with a free cotangent u is linear in u; its vjp along the tangents is J @ tangents
     ends = out_leaves + [copy for _, copy in recorded]     # (the changed inputs' tangents: written back below)
     try:
         us, vj = _first_vjp(ends, inputs.flat)
-    except NotImplementedError:         # a gradient's gradient gt does not record (eigh, svd, complex tensors)
-        if keep or forward_ad.entered() or changed:     # (running func again would repeat its changes)
-            raise
-        return _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux)
+    except (NotImplementedError, RuntimeError) as exc:    # (see _jvp_by_forward_ad: func runs again)
+        if not (keep or forward_ad.entered() or _sharded(p_leaves + t_leaves)) and (  # (forward AD gathers those)
+                isinstance(exc, NotImplementedError) or saved_changed(exc)):
+            return _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux)
+        inputs.write_back()
+        raise
+    inputs.write_back()
+    _count_unrecorded(changed, inputs, t_leaves)
     jv = _second_vjp(ends, us, vj, t_leaves, keep, keep)
     _write_tangents(recorded, jv[len(out_leaves):], inputs, t_leaves)
     jv, primal = jv[:len(out_leaves)], [o if keep else o.detach() for o in out_leaves]
@@ -123,12 +130,15 @@ def _alias_inputs(outs, primal, jv, inputs, t_leaves):
 
 def _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux):
     """``jvp``'s result through forward AD (gt/autograd/forward_ad.py: closed forms, or one output
-    element at a time), where the double-vjp trick cannot record a gradient's gradient; ``func``
-    runs once more, on dual tensors."""
+    element at a time), where the double-vjp trick cannot record a gradient's gradient or read a value
+    that ``func`` changed in place after an op saved it; ``func`` runs once more, on dual tensors of the
+    caller's primals and tangents (its changes in place reach them, as torch's; until then they hold
+    the values func was first called with: it changed copies)."""
     api = "jvp(f, primals, tangents)"
     with forward_ad.dual_level():
-        duals = [forward_ad.make_dual(p.detach(), t.detach()) for p, t in zip(p_leaves, t_leaves)]
-        with transform_level(duals, kind="forward"):
+        tangents = [t.detach() for t in t_leaves]
+        duals = [forward_ad.make_dual(p.detach(), t) for p, t in zip(p_leaves, tangents)]
+        with transform_level(duals + tangents, kind="forward"):     # (a change of a dual is written into its tangent)
             out, aux = _split_aux(func(*_unflatten(p_spec, duals)), has_aux, api)
         leaves, spec = _tensor_leaves(out, api)
         pairs = [forward_ad.unpack_dual(o) for o in leaves]
@@ -150,7 +160,12 @@ def linearize(func, *primals):
     callers = {id(f): x for f, x in zip(inputs.flat, p_leaves)}
     with inputs.level(layer=False, kind="linearize", callers=callers):   # (torch traces func under forward AD)
         out = func(*inputs.args)
+    if inputs.outer:        # an input whose caller's flag func turned on: the output reaches the caller's tensor
+        for fresh, x in zip(inputs.flat, p_leaves):
+            if fresh.is_leaf and x.requires_grad:
+                connect(fresh, x)
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
+    keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
     us, vj = _first_vjp(out_leaves, inputs.flat)
 
     def jvp_fn(*tangents):
@@ -163,4 +178,4 @@ def linearize(func, *primals):
                 raise RuntimeError(f"linearize: expected each tangent to be a tensor of its primal's shape "
                                    f"{tuple(p.shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t)}")
         return _unflatten(out_spec, _second_vjp(out_leaves, us, vj, t_leaves, False, True))
-    return _level_out(out, False), jvp_fn
+    return _level_out(out, keep), jvp_fn

@@ -1,0 +1,147 @@
+"""gt.func's forward-mode leftovers beside torch.func 2.13, on random float64 inputs: a generator
+function decorated with ``no_grad`` inside ``jvp``/``jacfwd`` (torch's forward mode ignores grad
+mode: its tangents flow; gt's were zero); a write under ``inference_mode`` inside a
+``forward_ad.dual_level`` (torch leaves the tangent as it was; gt's became zero); ``y.copy_(f(y))``
+and ``y.add_(f(y))`` inside ``jvp``/``jacfwd`` (torch's forward mode computes; gt's reverse passes
+raised the saved-value error); ``linearize``'s output after ``requires_grad_()`` inside its
+function, or of an input that requires grad (torch's has a graph; gt's had none)."""
+
+import numpy as np
+import pytest
+import torch
+
+import gt
+
+_RNG = np.random.default_rng(7)
+_X, _T = _RNG.standard_normal(3), _RNG.standard_normal(3)
+
+
+def _pair(lib):
+    return lib.tensor(_X.tolist(), dtype=lib.float64), lib.tensor(_T.tolist(), dtype=lib.float64)
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+def _close(got, want):
+    np.testing.assert_allclose(_np(got), _np(want), rtol=1e-10, atol=1e-12)
+
+
+_DECORATORS = {"no_grad()": lambda lib: lib.no_grad(), "no_grad": lambda lib: lib.no_grad,
+               "set_grad_enabled(False)": lambda lib: lib.set_grad_enabled(False)}
+
+
+def _generator_user(lib, deco):
+    @_DECORATORS[deco](lib)
+    def steps(y):
+        yield y.sin() * 3
+        yield y * y
+
+    def f(x):
+        a, b = steps(x)
+        return a + b
+    return f
+
+
+@pytest.mark.parametrize("how", ["jvp", "jacfwd"])
+@pytest.mark.parametrize("deco", list(_DECORATORS))
+def test_no_grad_generator_carries_tangents(how, deco):
+    # each step of the generator runs under the decorator's mode, set for the user's module (it was
+    # set for gt's own, whose no_grad means "not differentiated": zero tangents)
+    def tangent(lib):
+        x, t = _pair(lib)
+        f = _generator_user(lib, deco)
+        return lib.func.jvp(f, (x,), (t,))[1] if how == "jvp" else lib.func.jacfwd(f)(x)
+    _close(tangent(gt), tangent(torch))
+
+
+_WRITES = {"mul_": lambda y, x: y.mul_(3), "fill_": lambda y, x: y.fill_(2), "copy_": lambda y, x: y.copy_(x * x),
+           "setitem": lambda y, x: y.__setitem__(slice(1, None), x[:2])}
+
+
+@pytest.mark.parametrize("body", list(_WRITES))
+def test_inference_mode_write_keeps_tangent(body):
+    def run(lib):
+        x, t = _pair(lib)
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            y = fwad.make_dual(x.clone(), t.clone()) * 1.5
+            with lib.inference_mode():
+                _WRITES[body](y, x)
+            primal, tangent = fwad.unpack_dual(y * 2)
+        return primal, tangent
+    (gp, gtan), (tp, ttan) = run(gt), run(torch)
+    _close(gp, tp)
+    _close(gtan, ttan)
+
+
+_SAVED_CHANGED = {
+    "input.copy_(input.sin())": lambda x: x.copy_(x.sin()),
+    "input.copy_(input.exp()) * 2": lambda x: x.copy_(x.exp()) * 2,
+    "y.copy_(y.sin()) + y": lambda x: (lambda y: y.copy_(y.sin()) + y)(x * 1.5),
+    "y[1:].copy_(y[:2].sin())": lambda x: (lambda y: (y[1:].copy_(y[:2].sin()), y * y)[1])(x * 1.0),
+    "y.add_(y.tanh())": lambda x: (lambda y: y.add_(y.tanh()))(x * 2.0),
+}
+
+
+def _skip_on_mesh():
+    # inputs sharded over the mesh: forward AD would gather copies, so gt keeps its reverse passes there
+    # (which raise the saved-value error for some of these functions)
+    if _pair(gt)[0]._placed is not None:
+        pytest.skip("sharded inputs: jvp/jacfwd do not fall back on forward AD")
+
+
+@pytest.mark.parametrize("name", list(_SAVED_CHANGED))
+def test_write_over_saved_value_in_jvp(name):
+    # output, tangent, and the caller's primal and tangent after (a change of the input reaches both)
+    def run(lib):
+        x, t = _pair(lib)
+        out, jv = lib.func.jvp(_SAVED_CHANGED[name], (x,), (t,))
+        return out, jv, x, t
+    _skip_on_mesh()
+    for got, want in zip(run(gt), run(torch)):
+        _close(got, want)
+
+
+@pytest.mark.parametrize("name", list(_SAVED_CHANGED))
+def test_write_over_saved_value_in_jacfwd(name):
+    def run(lib):
+        x, _ = _pair(lib)
+        return lib.func.jacfwd(_SAVED_CHANGED[name])(x), x
+    _skip_on_mesh()
+    for got, want in zip(run(gt), run(torch)):
+        _close(got, want)
+
+
+def test_write_over_saved_value_in_jacrev_still_refused():
+    # reverse mode cannot read the saved value: torch's jacrev refuses too
+    for lib in (torch, gt):
+        x, _ = _pair(lib)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            lib.func.jacrev(_SAVED_CHANGED["y.copy_(y.sin()) + y"])(x)
+
+
+def _linearized(lib, inside):
+    x, t = _pair(lib)
+    if not inside:
+        x.requires_grad_(True)
+
+    def f(y):
+        if inside:
+            y.requires_grad_(True)
+        return y.sin() * y
+    out, jvp_fn = lib.func.linearize(f, x)
+    return x, t, out, jvp_fn
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["requires_grad_ inside", "input requires grad"])
+def test_linearize_output_has_graph(inside):
+    # (jvp_fn first: after a backward through the output gt's jvp_fn finds that graph freed, torch's not)
+    got, want = _linearized(gt, inside), _linearized(torch, inside)
+    _close(got[3](got[1]), want[3](want[1]))
+    for x, t, out, jvp_fn in (got, want):
+        assert x.requires_grad and out.requires_grad and out.grad_fn is not None
+        (out * out).sum().backward()
+    _close(got[2], want[2])
+    _close(got[0].grad, want[0].grad)
