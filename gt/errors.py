@@ -9,3 +9,8 @@ class ShapeError(ValueError, RuntimeError):
 
 class DtypeError(TypeError, RuntimeError):
     """A dtype a function refuses where torch's check raises RuntimeError: gt's TypeError too."""
+
+
+class IndexShapeError(ShapeError, IndexError):
+    """An index of a shape a function refuses where torch raises IndexError (``index_select``'s index
+    of 2 or more dims): gt's ShapeError (a ValueError and torch's RuntimeError) too."""

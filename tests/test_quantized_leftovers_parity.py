@@ -115,7 +115,7 @@ def test_convtranspose_bn_fusion_refuses_as_torch_s():
     _error(lambda lib: lib.ao.quantization.fuse_modules(model(lib), ["0", "1"]))         # training
     _error(lambda lib: lib.ao.quantization.fuse_modules(model(lib)[:1].eval().append(model(lib)[1]), ["0", "1"]))
     for lib in (torch, gt):      # a grouped weight (in, out/groups, k, k) does not broadcast with the scales
-        with pytest.raises((RuntimeError, ValueError), match="4"):
+        with pytest.raises(RuntimeError, match="4"):
             lib.ao.quantization.fuse_modules(model(lib, groups=2).eval(), ["0", "1"])
 
 

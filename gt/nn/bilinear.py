@@ -3,6 +3,7 @@
 import math
 
 from gt import dtypes
+from gt.errors import ShapeError
 from gt.nn import init
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.module import Module
@@ -34,7 +35,7 @@ def bilinear(input1, input2, weight, bias=None):
     if bias is not None:
         bias = _tensor(bias, "bilinear", "bias")
         if bias.shape != (out,):
-            raise ValueError(f"bilinear: bias must have shape ({out},), got {bias.shape}")
+            raise ShapeError(f"bilinear: bias must have shape ({out},), got {bias.shape}")
     check_bilinear(x1, x2, weight, bias)
     # one matmul: (..., in1) @ (in1, out * in2) -> (..., out, in2), then contract in2 with x2
     w = weight.permute(1, 0, 2).reshape(in1, out * in2)

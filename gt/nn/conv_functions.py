@@ -130,7 +130,7 @@ def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
                          f"{weight.shape[1] * groups} channels, but the input of shape {given} has "
                          f"{c} channels")
     if bias is not None and bias.shape != (o,):
-        raise ValueError(f"{fn}: bias must have shape ({o},), got {bias.shape}")
+        raise ShapeError(f"{fn}: bias must have shape ({o},), got {bias.shape}")
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
     reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     if any(r > n for r, n in zip(reach, padded)):

@@ -62,7 +62,7 @@ def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding
         raise ShapeError(f"{fn}: weight of shape {weight.shape} expects an input with {weight.shape[0]} channels "
                          f"(divisible by groups={groups}), but the input of shape {given} has {c} channels")
     if bias is not None and bias.shape != (o,):
-        raise ValueError(f"{fn}: bias must have shape ({o},), got {bias.shape}")
+        raise ShapeError(f"{fn}: bias must have shape ({o},), got {bias.shape}")
     kernel = weight.shape[2:]
     out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op
                 in zip(x.shape[2:], stride, padding, dilation, kernel, output_padding))

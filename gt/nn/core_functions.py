@@ -34,7 +34,7 @@ def linear(x, weight, bias=None):
         raise ShapeError(f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 'no'} features in its "
                          f"last dim, but weight of shape {weight.shape} expects {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        raise ShapeError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     return linalg.Linear.apply(x, weight, bias)
 
 

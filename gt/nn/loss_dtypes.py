@@ -96,7 +96,7 @@ def refuse_class_input(kernel, input):
 
 def refuse_float_input(fn, x):
     """torch's error for an integer or bool ``x`` given as the scores of loss ``fn`` (None where
-    gt keeps its own TypeError: ``gaussian_nll_loss``, which torch computes in float)."""
+    gt keeps its own TypeError)."""
     word, is_bool = _word(x.dtype), x.dtype is dtypes.bool_
     if fn == "soft_margin_loss":
         raise RuntimeError(_NEGATION if is_bool else f"result type Float can't be cast to the desired output type {word}")
@@ -107,6 +107,11 @@ def refuse_float_input(fn, x):
               "multilabel_margin_loss": "multilabel_margin_loss_forward_out_frame", "ctc_loss": "ctc_loss_cpu"}.get(fn)
     if kernel is not None:
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{word}'")
+
+
+def bool_subtraction(both):
+    """torch's words refusing a subtraction with a bool operand (``both``: two bool tensors)."""
+    return _TWO_BOOLS if both else _ONE_BOOL
 
 
 def refuse_bool_operand(fn, what, t):

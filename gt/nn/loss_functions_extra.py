@@ -11,7 +11,7 @@ from gt.nn import loss_dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
 from gt.nn.loss_functions import _broadcasts_to, _reduce, accepts_legacy_reduction, promoted
-from gt.tensor import Tensor, arange, where
+from gt.tensor import Tensor, arange, full_like, where
 from gt.tensor.runtime import get_default_dtype
 
 
@@ -70,16 +70,22 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduct
     """Poisson negative log-likelihood of ``target`` counts: ``exp(input) - target * input`` for
     log-rates (``log_input=True``), else ``input - target * log(input + eps)``. ``full`` adds
     Stirling's term ``t log t - t + 0.5 log(2 pi t)`` where ``t > 1``. input, target: any shapes that
-    broadcast, as torch's.
+    broadcast, as torch's; an integer input, or a bool one with ``log_input`` (torch's dtypes).
 
         >>> F.poisson_nll_loss(gt.zeros(3), gt.ones(3)).item()   # exp(0) - 1 * 0
         1.0
     """
     fn = "poisson_nll_loss"
-    input = promoted(_numeric_input(input, fn), target)
+    # a bool input only where torch's first subtraction has a float side: exp(input) - target * input
+    bools = log_input and not (isinstance(target, Tensor) and target.dtype is dtypes.bool_)
+    if full:        # torch's Stirling term subtracts the target
+        loss_dtypes.refuse_bool_operand(fn, "target", target)
+    x = _numeric_input(input, fn, bools=bools)
+    input = promoted(x, target)
     target = _like(target, input, fn, "target")
     _broadcastable(input, target, fn)
-    loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
+    # torch's exp is of the input in its own dtype (an integer's or a bool's in the default float dtype)
+    loss = x.exp() - target * input if log_input else input - target * (input + eps).log()
     if full:
         big = target > 1
         t = where(big, target, 1.0)                     # log of 1 where the term is dropped: no NaN
@@ -87,13 +93,14 @@ def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduct
     return _reduce(loss, reduction, fn)
 
 
-def _gaussian_var(var, input, fn):
-    """``var`` as a tensor that broadcasts against ``input`` in torch's accepted shapes."""
+def _gaussian_var(var, input, dtype, fn):
+    """``var`` as a tensor that broadcasts against ``input`` in torch's accepted shapes: a tensor in
+    its own dtype (torch takes its log there), a number or an array in ``dtype``."""
     if isinstance(var, (int, float)) and not isinstance(var, bool):
         if var < 0:
             raise ValueError(f"{fn}: var has negative entry/entries (got {var!r})")
-        return _like(float(var), input, fn, "var").expand(*input.shape)
-    var = _like(var, input, fn, "var")
+        return _tensor(float(var), fn, "var").to(dtype).expand(*input.shape)
+    var = var if isinstance(var, Tensor) else _tensor(var, fn, "var").to(dtype)
     if var.numel() and bool((var < 0).any()):
         raise ValueError(f"{fn}: var has negative entry/entries (min {var.min().item():g})")
     if var.shape == input.shape:
@@ -106,11 +113,21 @@ def _gaussian_var(var, input, fn):
                      f"{input.shape}, {input.shape[:-1]}, or the input's shape with one axis of size 1)")
 
 
+def _gaussian_input(x, target, fn):
+    """``input`` of ``gaussian_nll_loss``: integers pass (torch subtracts the target, then divides by
+    the float var), bools are refused by torch's subtraction, in its words."""
+    x = _tensor(x, fn)
+    if x.dtype is dtypes.bool_:
+        raise RuntimeError(loss_dtypes.bool_subtraction(isinstance(target, Tensor) and target.dtype is dtypes.bool_))
+    return _float_input(x, fn) if x.dtype.is_complex else x
+
+
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
     """Gaussian negative log-likelihood ``0.5 * (log(var) + (input - target)**2 / var)`` (plus
     ``0.5 * log(2 pi)`` with ``full``), as torch's. ``var``: the input's shape, that shape without
     its last axis, that shape with one axis of size 1, or a non-negative float. var is clamped at
-    ``eps`` for the value only: its gradient passes through the clamp, as in torch.
+    ``eps`` for the value only: its gradient passes through the clamp, as in torch. An integer
+    input (and target) gives a loss in the var's float dtype, as torch's.
 
         >>> F.gaussian_nll_loss(gt.zeros(2), gt.zeros(2), gt.ones(2)).item()
         0.0
@@ -118,12 +135,15 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     fn = "gaussian_nll_loss"
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{fn}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')")
+    input = _gaussian_input(input, target, fn)
     loss_dtypes.refuse_bool_operand(fn, "target", target)
     if isinstance(var, Tensor) and not (var.dtype.is_floating_point or var.dtype.is_complex):
         loss_dtypes.refuse_int_var(var)
-    input = promoted(promoted(_float_input(input, fn), target), var)      # a float64 var: a float64 loss, as torch
-    target = _like(target, input, fn, "target")
-    var = _gaussian_var(var, input, fn)
+    # each step in torch's dtypes (an integer input and target subtract as integers); a number or
+    # an array var or target in the input's float dtype (torch's ``var * ones_like(input)``)
+    dtype = input.dtype if input.dtype.is_floating_point else get_default_dtype()
+    target = target if isinstance(target, Tensor) else _tensor(target, fn, "target").to(dtype)
+    var = _gaussian_var(var, input, dtype, fn)
     with no_grad():
         lift = var.clamp(min=eps) - var                 # torch clamps in place under no_grad
     var = var + lift
@@ -156,15 +176,23 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
 @amp.runs_in_float32      # torch.autocast's fp32 list
 def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
     """``input`` where target is 1 and ``max(0, margin - input)`` where it is -1 (torch's formula:
-    other target values get both terms). input and target broadcast.
+    other target values get both terms). input and target broadcast. An integer input gives an
+    integer loss (``reduction='sum'``: int64; ``'mean'`` is refused), as torch's.
 
         >>> F.hinge_embedding_loss(gt.tensor([0.3, 0.3]), gt.tensor([1, -1])).item()   # (0.3 + 0.7) / 2
         0.5
     """
     fn = "hinge_embedding_loss"
-    x = _float_input(input, fn)
-    y = _like(target, x, fn, "target")
-    return _reduce(where(y != 1, (margin - x).clamp(min=0.0), 0.0) + where(y != -1, x, 0.0), reduction, fn)
+    x = _tensor(input, fn)
+    if x.dtype.is_floating_point or x.dtype is dtypes.bool_ or x.dtype.is_complex or reduction == "mean":
+        x = _float_input(x, fn)       # torch refuses a bool (its subtraction), and the mean of integers
+        y = _like(target, x, fn, "target")
+        return _reduce(where(y != 1, (margin - x).clamp(min=0.0), 0.0) + where(y != -1, x, 0.0), reduction, fn)
+    # integers stay integers, as torch's: its ``margin - input`` fills the margin into the input's
+    # dtype (truncated, or its overflow error), and the target is compared in its own dtype
+    y, zero = _tensor(target, fn, "target"), x.new_zeros(())
+    loss = where(y != 1, (full_like(x, margin) - x).clamp(min=0), zero) + where(y != -1, x, zero)
+    return _reduce(loss, reduction, fn)
 
 
 @accepts_legacy_reduction

@@ -37,18 +37,10 @@ def _check_decay(decay):
         raise ValueError(f"Invalid decay value {decay!r} provided. Please provide a value in [0,1] range.")
 
 
-def _lerp_(start, end, weight):
-    """``start`` moved ``weight`` of the way to ``end``, in place, by torch's two-sided formula
-    (the exact end at weight 1)."""
-    if abs(weight) < 0.5:
-        start.copy_(start + weight * (end - start))
-    else:
-        start.copy_(end - (end - start) * (1 - weight))
-
-
 def get_ema_multi_avg_fn(decay=0.999):
     """An in-place ``multi_avg_fn(averaged_list, current_list, num_averaged)`` for an exponential
-    moving average: ``ema = decay * ema + (1 - decay) * current`` (computed as torch's lerp).
+    moving average: ``ema = decay * ema + (1 - decay) * current``, by ``lerp_`` as torch's (its CPU
+    kernel's bits).
 
         >>> ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99))
     """
@@ -58,7 +50,7 @@ def get_ema_multi_avg_fn(decay=0.999):
     def ema_update(ema_param_list, current_param_list, _):
         if ema_param_list[0].dtype.is_floating_point:
             for p_ema, p_model in zip(ema_param_list, current_param_list):
-                _lerp_(p_ema, p_model, 1 - decay)
+                p_ema.lerp_(p_model, 1 - decay)
         else:
             for p_ema, p_model in zip(ema_param_list, current_param_list):
                 p_ema.copy_(p_ema * decay + p_model * (1 - decay))
@@ -77,7 +69,7 @@ def get_swa_multi_avg_fn():
             weight = 1 / (num_averaged + 1)
             weight = weight.item() if isinstance(weight, Tensor) else weight
             for p_avg, p_model in zip(averaged_param_list, current_param_list):
-                _lerp_(p_avg, p_model, weight)
+                p_avg.lerp_(p_model, weight)
         else:
             for p_avg, p_model in zip(averaged_param_list, current_param_list):
                 p_avg.copy_(p_avg + (p_model - p_avg) / (num_averaged + 1))

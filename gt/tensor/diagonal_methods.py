@@ -9,7 +9,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import amp, dtypes
 from gt.backend import B
-from gt.errors import ShapeError
+from gt.errors import DtypeError, IndexShapeError, ShapeError
 from gt.tensor import checks, inplace_grad, overlap_writes
 from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
@@ -82,8 +82,13 @@ class DiagonalMethods:
         ``[0, size)`` is an IndexError that is also a RuntimeError (torch raises either, by dim):
         torch counts none from the end here, unlike ``x[index]``."""
         index = _operand(index, "index_select")
-        if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.is_floating_point:
-            raise ShapeError(f"index_select: index must be a 1-D integer tensor, got {getattr(index, 'shape', index)!r}")
+        if not isinstance(index, Tensor):
+            raise TypeError(f"index_select(): argument 'index' must be a 1-D integer tensor, not {type(index).__name__}")
+        if index.ndim > 1:
+            raise IndexShapeError(f"index_select(): Index is supposed to be a vector (a 1-D integer tensor), got "
+                                  f"shape {index.shape}")
+        if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype is dtypes.bool_:   # (not a mask)
+            raise DtypeError(f"index_select(): Expected dtype int32 or int64 for index, got {index.dtype!r}")
         if index.dtype in dtypes.SMALL_INTS:     # x[index] takes uint8 as a mask; torch's index_select refuses it
             raise RuntimeError(f"index_select(): Expected dtype int32 or int64 for index, got {index.dtype!r}")
         dim = normalize_axis(dim, self.ndim, "index_select")

@@ -15,6 +15,7 @@ from gt import dtypes
 from gt.autograd import function
 from gt.backend import B as engine
 from gt.backend.engine_linalg import LinAlgError
+from gt.errors import DtypeError, ShapeError
 from gt.ops import linalg_factor_ops as ops
 from gt.ops._shapes import broadcast_shape
 from gt.tensor.linalg_base import eye_like, matrix_input
@@ -98,19 +99,25 @@ def lu_factor(A, *, pivot=True):
 def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True):
     """``(P (..., m, m), L (..., m, k), U (..., k, n))`` from ``lu_factor``'s result: ``A = P @ L @ U``.
     ``unpack_data=False``: L and U empty; ``unpack_pivots=False``: P empty. L and U carry LU's
-    gradient."""
-    lu = matrix_input(LU_data, "lu_unpack", complex_ok=True)
+    gradient. LU of any dtype, as torch's (it only copies and masks): integers, bools and half too."""
+    lu = LU_data
+    if not isinstance(lu, function.Tensor):
+        matrix_input(lu, "lu_unpack")           # its TypeError
+    if lu.ndim < 2:
+        raise ShapeError(f"torch.lu_unpack: Expected tensor with 2 or more dimensions. Got size: {list(lu.shape)} "
+                         "instead")
     if not isinstance(LU_pivots, function.Tensor) or LU_pivots.dtype != dtypes.int32:
-        raise TypeError(f"lu_unpack: LU_pivots is expected to be a tensor of int32 dtype, got "
-                        f"{getattr(LU_pivots, 'dtype', type(LU_pivots).__name__)}")
+        raise DtypeError(f"lu_unpack: LU_pivots is expected to be a tensor of int32 dtype, got "
+                         f"{getattr(LU_pivots, 'dtype', type(LU_pivots).__name__)}")
     m, n = lu.shape[-2:]
     k = min(m, n)
     if tuple(LU_pivots.shape) != tuple(lu.shape[:-2]) + (k,):
-        raise ValueError(f"lu_unpack: LU_pivots of shape {tuple(LU_pivots.shape)} do not fit LU_data of shape "
+        raise ShapeError(f"lu_unpack: LU_pivots of shape {tuple(LU_pivots.shape)} do not fit LU_data of shape "
                          f"{tuple(lu.shape)}: expected {tuple(lu.shape[:-2]) + (k,)}")
     empty = function.Tensor._wrap(engine.zeros((0,), lu.dtype))
     if unpack_data:
-        low = lu[..., :, :k].tril(-1) + eye_like(lu, m, k)
+        low = lu[..., :, :k].tril(-1)
+        low = low.logical_or(eye_like(lu, m, k)) if lu.dtype is dtypes.bool_ else low + eye_like(lu, m, k)
         up = lu[..., :k, :].triu()
     else:
         low = up = empty
@@ -216,6 +223,10 @@ def cholesky_inverse(L, upper=False):
 def matrix_exp(A):
     """The matrix exponential ``sum_k A**k / k!`` of A (..., n, n). Its gradient is torch's: the
     top-right block of ``matrix_exp([[A.mT, G], [0, A.mT]])``."""
+    if isinstance(A, function.Tensor) and A.dtype in dtypes.HALVES:
+        # torch computes these (its CPU kernel's float16 values are wrong from 2 x 2 on: -2.1e4 for
+        # exp([[.1, .2], [.3, .4]])); gt's are float32's, rounded once, gradients too
+        return matrix_exp(A.to(dtypes.float32)).to(A.dtype)
     return ops.MatrixExp.apply(matrix_input(A, "linalg.matrix_exp", True, True))
 
 

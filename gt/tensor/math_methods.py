@@ -309,6 +309,12 @@ class MathMethods:
             shift = x.detach().real.amax(axes if axes is not None else (), keepdim=True)
             shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
         out = (x - shift).exp().sum(axes, keepdims=True).log() + shift
+        ctx = out._ctx
+        if ctx is not None and x._placed is None and out._placed is None:
+            # torch's backward reads the input and the result (LogsumexpBackward0 saves both); the
+            # composite's ops read neither (exp's reads its own result): version-check the two, so
+            # that an in-place change of either before the backward raises, as torch's
+            ctx.written = ((x._array, out._array), B.versions_of((x._array, out._array)))
         if keepdim:
             return out
         return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))

@@ -14,11 +14,8 @@ holding NaN are NaN (the index that of its first NaN), the ``nan`` forms skip Na
 slice whose most frequent value is NaN may return another NaN's index than torch's; the gradient
 of ``nanquantile`` for a tensor ``q`` gets nothing from slices of only NaN (torch's gets NaN).
 
-``logcumsumexp`` is a scan of ``log2(n)`` stable ``logaddexp`` steps along the dim (``n log n`` work).
-
-Where gt differs from torch: ``histc``/``histogram`` place an element lying within rounding of a bin edge by gt's float
-arithmetic, which can differ from torch's by one bin.
-
+``logcumsumexp`` is a scan of ``log2(n)`` stable ``logaddexp`` steps along the dim (``n log n`` work). ``histc`` and
+``histogram`` place an element within rounding of a bin edge by gt's float arithmetic (torch's may differ by one bin).
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
@@ -29,7 +26,7 @@ from gt import amp, autograd, dtypes
 from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
-from gt.tensor import axis_scans
+from gt.tensor import axis_scans, checks
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.quick_select import kth_position
@@ -197,8 +194,11 @@ class StatsMethods:
             _no_bools(self, "kthvalue")
         xm, axis = _last(self, dim, "kthvalue")
         n = xm.shape[-1]
-        if isinstance(k, bool) or not hasattr(k, "__index__") or not 1 <= int(k) <= n:
-            raise IndexError(f"kthvalue: k must be an int in [1, {n}] (the size of dim {dim}), got {k!r}")
+        if isinstance(k, bool) or not hasattr(k, "__index__"):
+            raise TypeError(f"kthvalue(): argument 'k' must be int, not {type(k).__name__}")
+        if not 1 <= int(k) <= n:    # torch: IndexError for an empty dim, else RuntimeError (gt's: both)
+            raise (IndexError if n == 0 else checks.IndexOutOfRangeError)(
+                f"kthvalue(): selected number k out of range for dimension {axis}: k must be in [1, {n}], got {k!r}")
         pos = _quickselect_ties(xm, _rank_pick(xm, int(k) - 1), int(k) - 1)
         return _finish(xm.gather(-1, pos), pos, self, axis, keepdim, KthvalueResult)
 
