@@ -57,6 +57,7 @@ class CustomNode(Function):
     recorded node whose backward calls the user's ``backward``."""
 
     whole_grad = True      # the user's backward runs once, on the whole gradient (gt/tensor/dispatch.py)
+    complex_graph = True   # its recorded gradient is the user's backward, written for complex tensors or not
 
     def __init__(self, fn, inputs):
         self.fn, self.inputs, self._released, self.saved_objects = fn, inputs, False, ()
@@ -241,6 +242,7 @@ _NODE_OWN = frozenset(("fn", "inputs", "saved_objects", "grads", "outputs", "dir
 class _Output(Function):
     """One differentiable output of a custom call: hands its gradient to the node."""
 
+    complex_graph = True   # the user's backward is the formula, complex or not (gt/autograd/graph_walk.py)
     whole_grad = True      # on a mesh, a partial gradient is summed before it is handed over
 
     def __init__(self, node, index):
@@ -409,7 +411,8 @@ def _rebase_dirty(node):
 def _record(node, outputs):
     Tensor = function.Tensor
     olds = _rebase_dirty(node)
-    diff = [i for i, t in enumerate(outputs) if isinstance(t, Tensor) and t.dtype.is_floating_point
+    # complex outputs too, as torch's (they were left without a gradient before)
+    diff = [i for i, t in enumerate(outputs) if isinstance(t, Tensor) and t.dtype.differentiable
             and id(t) not in node.non_differentiable]
     if not diff:
         return

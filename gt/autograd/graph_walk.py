@@ -90,6 +90,18 @@ def _walk(order, seeds, retain_graph, capture):
 
 
 def _graph_grads(ctx, g):
+    op = ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx
+    if g.dtype.is_complex and getattr(op, "complex_graph", None) == "holomorphic":
+        # torch's gradient of a holomorphic f is g * conj(f'); the recorded formula, written for real
+        # tensors with transposes and no conjugates, gives g * f' (bilinear ops alike): so it runs on
+        # conj(g) and its results are conjugated (the identity for real-linear ops)
+        grads = _run_graph(ctx, g.conj())
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        return tuple(x.conj() if getattr(getattr(x, "dtype", None), "is_complex", False) else x for x in grads)
+    return _run_graph(ctx, g)
+
+
+def _run_graph(ctx, g):
     return ctx.backward_graph(g) if not anomaly.enabled else anomaly.checked(ctx, ctx.backward_graph, g)
 
 
@@ -100,6 +112,8 @@ class _Linked(function.Function):
     records requires grad and differentiates again to zeros; without the tie gt's would be a
     constant, and a second ``gt.autograd.grad`` of it would raise instead. ``again``: the zeros it
     gives ``x`` are tied too (torch's relu ties its gradient to its output, so every order does)."""
+
+    complex_graph = True
 
     def forward(self, a, x, again=False):
         self.again = again
@@ -134,15 +148,15 @@ def _check_supported(order, runs):
                 f"create_graph=True: the backward of {label} (in the graph of this tensor) cannot be recorded in gt "
                 "yet, so its gradient cannot be differentiated again (MISSING.md lists the ops that can); no "
                 "gradient was changed")
-        # ``complex_graph``: an op whose recorded gradient is written for complex tensors too
+        # ``complex_graph``: True for an op whose recorded gradient is written for complex tensors too,
+        # "holomorphic" for one whose real formula gives torch's through conjugates (``_graph_grads``)
         if getattr(op, "complex_graph", False):
             continue
         if node.dtype.is_complex or any(getattr(getattr(p, "dtype", None), "is_complex", False)
                                         for p in getattr(ctx, "inputs", ())):
             raise NotImplementedError(f"create_graph=True through complex tensors ({ctx!r}) is not supported in gt: "
-                                      "its recorded gradient is written for real ones (only real, imag, conj, angle, "
-                                      "complex, view_as_real/view_as_complex, casts, +, - and the Fourier "
-                                      "transforms record theirs for complex tensors); no gradient was changed")
+                                      "its recorded gradient is written for real ones (MISSING.md lists the ops "
+                                      "that record theirs for complex tensors); no gradient was changed")
 
 
 def _run_hooks(node, g):

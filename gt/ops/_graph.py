@@ -55,6 +55,8 @@ def recorded(ctx, value):
 class _Through(function.Function):
     """``value`` with the gradient passed to ``node`` as it is (``result``'s values unpacked by a hook)."""
 
+    complex_graph = True
+
     def forward(self, node, value):
         return value
 

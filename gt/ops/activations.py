@@ -37,6 +37,8 @@ def _opmath(g, out, fn):
 
 
 class Sigmoid(Function):
+    complex_graph = "holomorphic"
+
     def forward(self, x):
         out = B.sigmoid(x)
         self.save(out)
@@ -51,6 +53,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    complex_graph = "holomorphic"
+
     def forward(self, x):
         out = B.tanh(x)
         self.save(out)

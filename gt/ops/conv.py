@@ -59,6 +59,7 @@ class Conv(Function):
     """Cross-correlation (torch's convolution) of x (N, C, *size) with weight (O, C / groups,
     *kernel), plus bias (O,) -> (N, O, *out). The composed path saves the columns (the input
     once per kernel offset) for the weight's gradient."""
+    complex_graph = True
 
     def forward(self, x, weight, bias=None, stride=(1,), padding=((0, 0),), dilation=(1,), groups=1):
         self.geometry = (tuple(x.shape[2:]), stride, padding, dilation, groups)
@@ -196,6 +197,7 @@ class ConvInputGrad(Function):
     """Conv's gradient in its input, ``g`` (N, O, *out) -> (N, C, *size), as an op of its own:
     what ``create_graph=True`` records for a convolution. Linear in ``g`` (its adjoint is the
     convolution) and in ``weight`` (whose gradient is a ``ConvWeightGrad``)."""
+    complex_graph = True
 
     def forward(self, g, weight, x_shape, geometry):
         self.x_shape, self.geometry = tuple(x_shape), geometry
@@ -219,6 +221,7 @@ class ConvInputGrad(Function):
 class ConvWeightGrad(Function):
     """Conv's gradient in its weight, from ``x`` (N, C, *size) and ``g`` (N, O, *out) -> the
     weight's shape, as an op of its own (see ``ConvInputGrad``)."""
+    complex_graph = True
 
     def forward(self, x, g, w_shape, geometry):
         self.w_shape, self.geometry = tuple(w_shape), geometry

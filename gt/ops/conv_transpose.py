@@ -21,6 +21,7 @@ class ConvTranspose(Function):
     """Transposed convolution of x (N, C_in, *size) with weight (C_in, C_out / groups, *kernel),
     plus bias (C_out,) -> (N, C_out, *out), ``out = (size - 1) * stride - 2 * padding +
     dilation * (kernel - 1) + output_padding + 1``. Saves x and the weight."""
+    complex_graph = True
 
     def forward(self, x, weight, bias=None, stride=(1,), padding=(0,), output_padding=(0,), dilation=(1,),
                 groups=1):
@@ -122,8 +123,10 @@ class ConvTranspose(Function):
         x, weight = self.inputs[:2]
         nx, nw = self.needs_input_grad[:2]
         nb = len(self.inputs) > 2 and self.inputs[2] is not None and self.needs_input_grad[2]
-        gx = Conv.apply(g, weight, None, stride, pads, dilation, groups) if nx else None
-        gw = ConvWeightGrad.apply(g, x, weight.shape, (out, stride, pads, dilation, groups)) if nw else None
+        # torch's convention for complex operands: both conjugated (ConvWeightGrad conjugates its first
+        # operand, here g)
+        gx = Conv.apply(g, weight.conj(), None, stride, pads, dilation, groups) if nx else None
+        gw = ConvWeightGrad.apply(g, x, weight.shape, (out, stride, pads, dilation, groups)).conj() if nw else None
         return gx, gw, (g.sum(dim=(0,) + tuple(range(2, g.ndim))) if nb else None)
 
 

@@ -123,6 +123,7 @@ def parse(equation, shapes):
 
 class Einsum(Function):
     """The Einstein sum of the operands as ``spec`` (a ``parse`` result) says."""
+    complex_graph = "holomorphic"
 
     def forward(self, *operands, spec):
         self.spec = spec

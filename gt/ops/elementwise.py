@@ -4,6 +4,8 @@ gradient back down to its input's shape, so backward here returns full-shape gra
 from gt.autograd import Function
 from gt.backend import B
 from gt.ops._graph import const, mask_like, recorded, result
+from gt.ops.complex_slopes import exponent_slope, sgn_graph
+from gt.ops.where import Where
 
 
 class Add(Function):
@@ -41,6 +43,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    complex_graph = "holomorphic"
+
     def forward(self, a, b, scalar=False):
         # each factor is read only for the other's gradient, so only that is kept (as torch): a
         # tensor scaled by a constant may then be changed in place before the backward
@@ -72,6 +76,7 @@ class Mul(Function):
 class Div(Function):
     """``a / b``. ``reciprocal``: ``1 / b`` as torch's ``reciprocal`` (``rsqrt``), which saves its
     result, so changing the result in place before the backward raises (``1 / x`` does not)."""
+    complex_graph = "holomorphic"
 
     def forward(self, a, b, reciprocal=False):
         if _is_number(a):
@@ -120,6 +125,7 @@ class Div(Function):
 
 class Pow(Function):
     """``a ** b``; either side may be a Python number (``x ** 2``, ``2 ** x``)."""
+    complex_graph = "holomorphic"
 
     _torch_name = property(lambda self: "PowBackward2" if _operand_is_number(self, 0) else
                            "PowBackward0" if _operand_is_number(self, 1) else "PowBackward1")
@@ -173,6 +179,8 @@ class Pow(Function):
         if nb:
             a_arr = B.full((), a, B.dtype_of(b._array)) if _is_number(a) else a._array
             out = Pow.apply(a, b)
+            if B.dtype_of(out._array).is_complex:
+                return ga, g * exponent_slope(a, b, a_arr, out)
             pos = a_arr > 0
             base = Where.apply(const(pos), a, 1.0) if not _is_number(a) else const(B.where(pos, a_arr, 1))
             # elsewhere the value alone (no gradient through it): NaN below 0, -inf at 0 ** (b < 0)
@@ -201,6 +209,7 @@ class Neg(Function):
 
 class Abs(Function):
     grad_reads_input = True     # its recorded gradient requires grad, as torch's (gt/autograd/graph_walk.py)
+    complex_graph = True
 
     def forward(self, a):
         self.save(a)
@@ -210,6 +219,8 @@ class Abs(Function):
         return (g * _sgn(self.saved[0]),)
 
     def backward_graph(self, g):
+        if B.dtype_of(self.saved[0]).is_complex:
+            return (g * sgn_graph(self.inputs[0], self.saved[0]),)
         return (g * mask_like(g, _sgn(self.saved[0])),)
 
 
@@ -224,6 +235,8 @@ def _sgn(a):
 
 
 class Exp(Function):
+    complex_graph = "holomorphic"
+
     def forward(self, a):
         out = B.exp(a)
         self.save(out)
@@ -238,6 +251,8 @@ class Exp(Function):
 
 class Log(Function):
     # log(0) = -inf and log(-1) = nan by definition, silently as torch (numpy would warn)
+    complex_graph = "holomorphic"
+
     def forward(self, a):
         self.save(a)
         with B.quiet_float_errors():
@@ -253,6 +268,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    complex_graph = "holomorphic"
+
     def forward(self, a):
         with B.quiet_float_errors():
             out = B.sqrt(a)
@@ -353,22 +370,6 @@ class Clip(Function):
         if nhigh:
             high_wins = (x > high) | (high < low) if low is not None else x > high
         return (inside if nx else None), low_wins, high_wins
-
-
-class Where(Function):
-    def forward(self, cond, a, b):
-        self.save(cond)
-        return B.where(cond, a, b)
-
-    def backward(self, g):
-        (cond,) = self.saved
-        _, na, nb = self.needs_input_grad
-        return None, (B.where(cond, g, 0) if na else None), (B.where(cond, 0, g) if nb else None)
-
-    def backward_graph(self, g):
-        cond = const(self.saved[0])
-        _, na, nb = self.needs_input_grad
-        return None, (Where.apply(cond, g, 0.0) if na else None), (Where.apply(cond, 0.0, g) if nb else None)
 
 
 class Cast(Function):

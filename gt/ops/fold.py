@@ -36,6 +36,7 @@ def _image(cols, size, kernel, out, stride, padding, dilation):
 class Unfold(Function):
     """x (N, C, *size) -> (N, C * prod(kernel), L), L = prod(out): every sliding window of the
     zero-padded input as a column (one copy)."""
+    complex_graph = True
 
     def forward(self, x, kernel=(1,), stride=(1,), padding=((0, 0),), dilation=(1,), out=(1,)):
         self.geometry = (tuple(x.shape[2:]), kernel, out, stride, padding, dilation)
@@ -52,6 +53,7 @@ class Unfold(Function):
 class Fold(Function):
     """cols (N, C * prod(kernel), L) -> (N, C, *size): each column added back into the window
     it describes (overlaps add up), then the padding cut off; ``out`` is the window grid."""
+    complex_graph = True
 
     def forward(self, cols, size=(1,), kernel=(1,), out=(1,), stride=(1,), padding=((0, 0),), dilation=(1,)):
         self.geometry = (kernel, stride, padding, dilation)

@@ -15,6 +15,7 @@ class IndexPut(Function):
     integer index repeats each send theirs, as torch's ``index_put_``). ``value`` is a number or
     an array that broadcasts to ``x[index]``; ``index`` anything ``B.setitem`` takes (``...``:
     every position)."""
+    complex_graph = True
 
     def forward(self, x, value, index):
         self.index = index
@@ -57,6 +58,7 @@ class WriteView(Function):
     the view's shape back where the view lies, zeros elsewhere (the view ops' own backwards). The
     backward gives ``base`` the gradient with zeros where the view lies, and ``view`` the
     gradient there. A view never covers one position twice (an expanded tensor is refused before)."""
+    complex_graph = True
 
     def forward(self, base, view, replay, embed):
         self.replay, self.embed = replay, embed

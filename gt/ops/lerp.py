@@ -64,6 +64,7 @@ def lerp_values(s, e, w):
 class Lerp(Function):
     """``start + weight * (end - start)`` as torch's kernel (module docstring); ``weight`` a tensor
     broadcasting with the others, or a number."""
+    complex_graph = "holomorphic"
 
     _torch_name = property(lambda self: "LerpBackward0" if self.number else "LerpBackward1")
 

@@ -38,6 +38,7 @@ def _matmul_node_name(nd):
 
 
 class Matmul(Function):
+    complex_graph = "holomorphic"
     _torch_name = property(lambda self: _matmul_node_name(getattr(self, "nd", None)))
 
     def forward(self, a, b):
@@ -119,6 +120,7 @@ class Linear(Function):
     Leading axes are flattened so each direction is a single gemm. The weight's gradient may be
     fused with plain gradient descent (``weight -= lr * dY^T X`` in one gemm; see
     gt/autograd/hooks.py), after the input's gradient has read the old weight."""
+    complex_graph = "holomorphic"
 
     fusable = (1,)
     # torch's linear saves weight.t(), a tensor of its own: ``weight.data = ...`` after the forward

@@ -111,6 +111,7 @@ class LuFactor(Function):
     """Packed ``(LU (..., m, n), pivots (..., k), info (...))`` of A (pivots and info as floats, exact;
     the tensor layer casts them to int32). Gradient: torch's lu_factor_ex_backward through L and U,
     recorded too for a real A (``backward_graph``: the same formula, P a constant)."""
+    complex_graph = "holomorphic"
 
     def forward(self, a):
         lu, pivots, info = B.lu_factor(a)
@@ -170,6 +171,7 @@ class LuSolve(Function):
     ``gB`` the solve with the other ``adjoint``; ``gA = -gB X^T`` (``adjoint``: ``-X gB^T``) carried
     to the packed LU through A = P L U (``tril(P^T gA U^T, -1) + triu(L^T P^T gA)``); recorded too
     for real inputs (``backward_graph``)."""
+    complex_graph = True       # the adjoint solve and mH: written for complex tensors
 
     def forward(self, lu, pivots, b, adjoint=False):
         x = _lu_solve(lu, pivots, b, adjoint)
@@ -195,10 +197,10 @@ class LuSolve(Function):
         g_lu = None
         if self.needs_input_grad[0]:
             x = LuSolve.apply(lu, pivots, b, self.adjoint)
-            ga = -(x @ gb.mT) if self.adjoint else -(gb @ x.mT)
+            ga = -(x @ gb.mH) if self.adjoint else -(gb @ x.mH)
             p, low, up = _lu_parts(lu, self.saved[1])
             pga = p.mT @ ga
-            g_lu = (pga @ up.mT).tril(-1) + (low.mT @ pga).triu()
+            g_lu = (pga @ up.mH).tril(-1) + (low.mH @ pga).triu()
         return g_lu, None, (gb if self.needs_input_grad[2] else None)
 
     def tangent(self, t_lu, _pivots, t_b, _adjoint=None):
@@ -217,6 +219,7 @@ class SolveTriangular(Function):
     """X with ``A X = B`` for the ``upper`` (or lower) triangular A (``unitriangular``: its diagonal
     read as ones). torch's gradients: ``gB = solve_triangular(A^T, G)``, ``gA = -gB X^T`` kept on
     the triangle that is read."""
+    complex_graph = "holomorphic"
 
     def forward(self, a, b, upper=False, unitriangular=False):
         x = B.solve_triangular(a, b, upper, unitriangular)
@@ -257,6 +260,7 @@ class CholeskySolve(Function):
     """X with ``A X = B`` for ``A = L L^H`` (``upper``: ``U^H U``) given its factor; torch's gradients:
     ``gB = cholesky_solve(G)``, ``gL = -(gB X^H + X gB^H) L`` (``upper``: ``-U (...)``), a full
     matrix as torch's."""
+    complex_graph = True
 
     def forward(self, b, factor, upper=False):
         x = _cholesky_solve(b, factor, upper)
@@ -280,14 +284,15 @@ class CholeskySolve(Function):
         gb = CholeskySolve.apply(g, factor, self.upper)
         gf = None
         if self.needs_input_grad[1]:
-            common = gb @ CholeskySolve.apply(b, factor, self.upper).mT
-            common = common + common.mT
+            common = gb @ CholeskySolve.apply(b, factor, self.upper).mH
+            common = common + common.mH
             gf = -(factor @ common) if self.upper else -(common @ factor)
         return gb, gf
 
 
 class MatrixExp(Function):
     """exp(A) (..., n, n); gradient (torch's): the top-right block of exp([[A^T, G], [0, A^T]])."""
+    complex_graph = "holomorphic"
 
     def forward(self, a):
         self.save(a)

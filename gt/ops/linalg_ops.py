@@ -18,6 +18,7 @@ from gt import dtypes
 from gt.backend import B
 from gt.backend.engine_linalg import LinAlgError
 from gt.ops._shapes import numel
+from gt.ops.complex_ops import Complex
 from gt.ops.linalg_cofactors import Cofactors, cofactors as _cofactors
 
 
@@ -87,6 +88,7 @@ class Det(Function):
     """``det(A)``; gradient ``g det(A) inv(A)^T``, the cofactors through the SVD where a
     determinant is 0 (the adjugate, as torch's ``create_graph=True`` backward gives; its plain
     backward gives zeros there)."""
+    complex_graph = "holomorphic"
 
     def forward(self, a):
         out = B.det(a)
@@ -157,6 +159,7 @@ class ComplexSlogdet(Function):
     """Packed ``(sign (...), logabsdet (...))`` of a complex A (logabsdet's imaginary part 0); torch's
     slogdet_backward: ``gA = (g_logabsdet + i Im(g_sign conj(sign))) inv(A)^H`` (d sign = i sign
     Im tr(A^-1 dA))."""
+    complex_graph = True
 
     def forward(self, a):
         sign, logabsdet = B.slogdet(a)
@@ -168,6 +171,13 @@ class ComplexSlogdet(Function):
         g_sign, g_log = _unpack(g, [sign.shape, sign.shape])
         coefficient = B.real(g_log) + 1j * B.imag(g_sign * B.conj(sign))
         return (_scalar_grad(B.astype(coefficient, B.dtype_of(a))) * _h(_inv_or_nan(a, sign)),)
+
+    def backward_graph(self, g):
+        a = self.inputs[0]
+        sign = ComplexSlogdet.apply(a)[..., 0]      # (..., 2): sign, logabsdet
+        g_sign, g_log = g[..., 0], g[..., 1]
+        coefficient = Complex.apply(g_log.real, (g_sign * sign.conj()).imag)
+        return (coefficient.unsqueeze(-1).unsqueeze(-1) * Inv.apply(a).mH,)
 
 
 def _inv_or_nan(a, sign):
@@ -197,6 +207,7 @@ class LogAbsDet(Function):
 
 class Inv(Function):
     """``inv(A)``; gradient ``-inv(A)^T G inv(A)^T``."""
+    complex_graph = "holomorphic"
 
     def forward(self, a):
         out = B.inv(a)
@@ -214,6 +225,7 @@ class Inv(Function):
 
 class Solve(Function):
     """X with ``A X = B`` (B (..., n, k)); gradients ``gB = solve(A^T, G)``, ``gA = -gB X^T``."""
+    complex_graph = "holomorphic"
 
     def forward(self, a, b):
         out = B.solve(a, b)
@@ -234,6 +246,7 @@ class Solve(Function):
 class Cholesky(Function):
     """The lower factor L of ``A = L L^H`` (``upper``: U = L^H); torch's cholesky_backward:
     ``gA = L^-H phi(L^H gL) L^-1`` with ``phi(X) = (tril(X) + tril(X, -1)^H) / 2``."""
+    complex_graph = True
 
     def forward(self, a, upper=False):
         low = B.cholesky(_h(a) if upper else a)      # upper: A's upper triangle is read (torch's)
@@ -250,9 +263,10 @@ class Cholesky(Function):
         return (_right_solve(ga, low),)        # ... L^-1
 
     def backward_graph(self, g):
-        low = Cholesky.apply(self.inputs[0].mT if self.upper else self.inputs[0], False)
-        g = g.mT if self.upper else g
-        ga = (low.mT @ g).tril()
-        ga = 0.5 * (ga + ga.tril(-1).mT)
-        ga = Solve.apply(low.mT, ga)
-        return (Solve.apply(low.mT, ga.mT).mT,)
+        # mH: the conjugate transpose for complex tensors, the transpose (no node more) for real ones
+        low = Cholesky.apply(self.inputs[0].mH if self.upper else self.inputs[0], False)
+        g = g.mH if self.upper else g
+        ga = (low.mH @ g).tril()
+        ga = 0.5 * (ga + ga.tril(-1).mH)
+        ga = Solve.apply(low.mH, ga)
+        return (Solve.apply(low.mH, ga.mH).mH,)

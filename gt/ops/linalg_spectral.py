@@ -6,10 +6,11 @@ linalg_qr_backward) and forward-mode tangents; the conventions of gt/ops/linalg_
 Each ``backward_graph`` (``create_graph=True``, gt/autograd/graph_walk.py) is the same formula
 written with recorded ops on tensors: the factors are the op applied again to its input, so their
 derivatives are the op's own, and the second derivative is the derivative of the formula, as
-torch's double backward. The complex case is not recorded (the walk refuses complex tensors).
+torch's double backward; written with conjugate transposes (``mH``: the transpose of a real tensor),
+they hold for complex inputs too (``complex_graph``), with torch's checks of the phases.
 """
 
-from gt.autograd import Function
+from gt.autograd import Function, graph_walk
 from gt.backend import B
 from gt.ops._graph import const
 from gt.ops.linalg_factor_ops import SolveTriangular
@@ -53,6 +54,7 @@ class ZeroOverZero(Function):
     """``num / den`` with 0 where both are 0: the finite value of a zero part of a gradient (svdvals'
     and eigvalsh's recorded gradients at ties, as torch's); its derivatives are the quotient's,
     inf or NaN there (as torch's second derivatives at ties, an ``hvp``'s too)."""
+    complex_graph = "holomorphic"
 
     def forward(self, num, den):
         self.save(num, den)
@@ -69,6 +71,23 @@ class ZeroOverZero(Function):
         return g / den, -g * (num / den) / den
 
 
+def _factors(ctx, op):
+    """The packed factors for ``ctx``'s recorded gradient: ``op`` applied again to its input (their
+    derivatives are the op's own); for a complex input the output node itself, as torch's saved
+    results: the second-order gradients reaching the factors' phases meet there (each share alone
+    depends on the phases, and torch's check of them would refuse it)."""
+    node = graph_walk.walking
+    if B.dtype_of(ctx.saved[-1]).is_complex and node is not None and node._ctx is ctx:
+        return node
+    return op.apply(*ctx.inputs)
+
+
+def _real(values):
+    """Eigen- or singular ``values`` cut from a complex packed result as the real tensor they are: a
+    gradient reaching them is then real too (an imaginary part would move them off the real line)."""
+    return values.real if values.dtype.is_complex else values
+
+
 def _gaps(values, eye):
     """``E_ij = f_j - f_i`` (..., k, k) of the recorded ``values`` (..., k), 1 on the diagonal (torch's)."""
     return values.unsqueeze(-2) - values.unsqueeze(-1) + eye
@@ -78,6 +97,7 @@ class Eigh(Function):
     """Packed ``(eigenvalues (..., n), eigenvectors (..., n, n))`` of a symmetric A; torch's
     backward: ``gA = V (skew(V^T gV) / E + diag(gL)) V^T``, ``E_ij = L_j - L_i`` (inf or NaN where
     eigenvalues repeat, as torch), recorded too (``backward_graph``)."""
+    complex_graph = True
 
     def forward(self, a, lower=True):
         w, v = B.eigh(a, lower)
@@ -104,14 +124,19 @@ class Eigh(Function):
 
     def backward_graph(self, g):
         w0, v0 = self.saved
-        w, v = _split(Eigh.apply(*self.inputs), [w0.shape, v0.shape])
+        w, v = _split(_factors(self, Eigh), [w0.shape, v0.shape])
+        w = _real(w)
         gw, gv = _split(g, [w0.shape, v0.shape])
         divide = _use(gv, g)
         if divide is None:
-            return ((v * gw.unsqueeze(-2)) @ v.mT,)
-        vt_gv = v.mT @ gv
-        inner = divide(0.5 * (vt_gv - vt_gv.mT), _gaps(w, const(_eye_like(w0, w0.shape[-1])))) + gw.diag_embed()
-        return (v @ (inner @ v.mT),)
+            return ((v * gw.unsqueeze(-2)) @ v.mH,)
+        vt_gv = v.mH @ gv
+        skew = 0.5 * (vt_gv - vt_gv.mH)
+        if vt_gv.dtype.is_complex:      # its diagonal (imaginary) gives way to gL's, as torch's; the phases' check
+            _check_gauge(B.diagonal_view(vt_gv._array, 0, -2, -1))
+            skew = skew * const(1 - _eye_like(w0, w0.shape[-1]))
+        inner = divide(skew, _gaps(w, const(_eye_like(w0, w0.shape[-1])))) + gw.diag_embed()
+        return (v @ (inner @ v.mH),)
 
     def tangent(self, ta, _lower=None):
         """Forward AD (torch's linalg_eig_jvp): ``dP = V^H dA V``, ``dL = Re diag(dP)``,
@@ -141,6 +166,7 @@ def _check_gauge(diag):
 class Svd(Function):
     """Packed ``(U, S, Vh)`` of A (..., m, n); torch's svd_backward, gradients of all three parts at
     once (a part not used has a zero gradient), recorded too for a real A (``backward_graph``)."""
+    complex_graph = True
 
     def forward(self, a, full_matrices=False):
         u, s, vh = B.svd(a, full_matrices, True)
@@ -180,23 +206,30 @@ class Svd(Function):
 
     def backward_graph(self, g):
         shapes = [x.shape for x in self.saved]
-        u, s, vh = _split(Svd.apply(*self.inputs), shapes)
+        u, s, vh = _split(_factors(self, Svd), shapes)
+        s = _real(s)
         gu, gs, gvh = _split(g, shapes)
         m, n, k = shapes[0][-2], shapes[2][-1], shapes[1][-1]
         u, gu, vh, gvh = u[..., :k], gu[..., :k], vh[..., :k, :], gvh[..., :k, :]
         div_u, div_v = _use(gu, g), _use(gvh, g)
         if div_u is None and div_v is None:     # torch's svdvals: no 1 / (S_j^2 - S_i^2) terms
             return ((u * gs.unsqueeze(-2)) @ vh,)
-        uhgu, vhgv = u.mT @ gu, vh @ gvh.mT
-        ga = (uhgu - uhgu.mT) * s.unsqueeze(-2) + s.unsqueeze(-1) * (vhgv - vhgv.mT)
+        uhgu, vhgv = u.mH @ gu, vh @ gvh.mH
+        uhgu, vhgv = uhgu - uhgu.mH, vhgv - vhgv.mH
+        complex_ = uhgu.dtype.is_complex
+        if complex_:
+            _check_svd_gauge(*(B.imag(B.diagonal_view(x._array, 0, -2, -1)) for x in (uhgu, vhgv)))
+        ga = uhgu * s.unsqueeze(-2) + s.unsqueeze(-1) * vhgv
         divide = _divide if _divide in (div_u, div_v) else _ratio
         ga = divide(ga, _gaps(s * s, const(_eye_like(self.saved[1], k)))) + gs.diag_embed()
-        if m > k and div_u is not None:     # the columns of gU outside U's span: (I - U U^T) gU S^-1
+        if complex_ and div_u is not None:      # torch's term of the phases: Im diag(U^H gU) / S
+            ga = ga + div_u(uhgu.diagonal(0, -2, -1), 2 * s).diag_embed()
+        if m > k and div_u is not None:     # the columns of gU outside U's span: (I - U U^H) gU S^-1
             gus = div_u(gu, s.unsqueeze(-2))
-            return ((u @ ga + gus - u @ (u.mT @ gus)) @ vh,)
+            return ((u @ ga + gus - u @ (u.mH @ gus)) @ vh,)
         if n > k and div_v is not None:
             sgv = div_v(gvh, s.unsqueeze(-1))
-            return (u @ (ga @ vh + sgv - (sgv @ vh.mT) @ vh),)
+            return (u @ (ga @ vh + sgv - (sgv @ vh.mH) @ vh),)
         return (u @ (ga @ vh),)
 
     def tangent(self, ta, _full=None):
@@ -251,15 +284,16 @@ def _qr_backward(q, r, gq, gr):
 def _qr_graph(q, r, gq, gr, halve):
     """``_qr_backward`` with recorded ops (R^-T by a triangular solve, as torch's); ``halve`` the
     constant (k, k) that halves a diagonal."""
-    ga = (gr @ r.mT - q.mT @ gq).triu()
-    ga = (ga + ga.mT) * halve
-    return SolveTriangular.apply(r, (q @ ga + gq).mT, True, False).mT
+    ga = (gr @ r.mH - q.mH @ gq).triu()
+    ga = (ga + ga.mH) * halve
+    return SolveTriangular.apply(r, (q @ ga + gq).mH, True, False).mH
 
 
 class Qr(Function):
     """Packed ``(Q, R)`` of A (..., m, n), torch's gradient: ``_qr_backward`` for m >= n; for m < n
     A = [X Y] with X = Q U square and Y = Q V, so Y's gradient is Q gV and Q's grows by Y gV^T;
     recorded too for a real A (``backward_graph``)."""
+    complex_graph = True
 
     def forward(self, a, complete=False, r_only=False):
         q, r = B.qr(a, complete)
@@ -296,7 +330,7 @@ class Qr(Function):
         if m >= n:
             return (_qr_graph(q, r, gq, gr, halve),)
         u, v, gu, gv = r[..., :m], r[..., m:], gr[..., :m], gr[..., m:]
-        gx = _qr_graph(q, u, gq + (q @ v) @ gv.mT, gu, halve)
+        gx = _qr_graph(q, u, gq + (q @ v) @ gv.mH, gu, halve)
         return (Cat.apply(gx, q @ gv, axis=gx.ndim - 1),)
 
     def tangent(self, ta, _complete=None, _r_only=None):

@@ -118,6 +118,7 @@ class MathFunction(Function):
 
     Only what the derivative reads is saved, as torch saves it (``reads``: ``"y"`` the output,
     ``"xy"`` both, else the input), so that an in-place change of the other is no error."""
+    complex_graph = "holomorphic"
 
     reads = {"tan": "y", "expm1": "y", "exp2": "y"}
     # torch's node of each function: ``log1p`` -> Log1PBackward0, ``log_ndtr`` -> LogNdtrBackward0
@@ -284,6 +285,7 @@ class Prod(Function):
     """The product over ``axis`` (None or a sorted tuple, gt.ops._shapes.normalize_axes). The
     gradient of each element is the product of the others, made from running products from both
     ends (no division: exact with any number of zeros, as torch's)."""
+    complex_graph = "holomorphic"
 
     def forward(self, x, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -345,6 +347,7 @@ class Cumprod(Function):
     ``reversed_cumsum(g * out) / x``; at the first zero it is the product of the entries before
     it times the sum of ``g * (running product after it)`` up to the second zero; after the first
     zero it is 0 (every product there holds that zero and the element itself)."""
+    complex_graph = "holomorphic"
 
     def forward(self, x, axis):
         self.axis = axis

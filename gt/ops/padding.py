@@ -116,6 +116,7 @@ def _pad_dim_back(g, dim, left, right, n, mode):
 class Pad(Function):
     """``x`` padded by ``pads`` ((dim, left, right), ...) in ``mode`` ("constant" with ``value``,
     "reflect", "replicate", "circular"); the caller has checked the sizes (gt/nn/padding.py)."""
+    complex_graph = True
 
     def forward(self, x, pads=(), mode="constant", value=0):
         self.pads, self.mode, self.in_shape = pads, mode, tuple(x.shape)
@@ -159,6 +160,7 @@ class Pad(Function):
 class PadGrad(Function):
     """``Pad``'s gradient in its input as an op of its own (what ``create_graph=True`` records):
     linear in ``g``; its gradient is the same padding with zeros (the transpose of the transpose)."""
+    complex_graph = True
 
     def forward(self, g, pad):
         self.pad = pad

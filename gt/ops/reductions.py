@@ -15,6 +15,7 @@ def _keepdims_shape(shape, axis):
 
 class Sum(Function):
     # torch's nodes: SumBackward0 sums everything, SumBackward1 over dims
+    complex_graph = True
     _torch_name = property(lambda self: "SumBackward0" if self.axis is None else "SumBackward1")
 
     def forward(self, x, axis=None, keepdims=False):
@@ -31,6 +32,7 @@ class Sum(Function):
 
 
 class Mean(Function):
+    complex_graph = True
     _torch_name = property(lambda self: "MeanBackward0" if self.axis is None else "MeanBackward1")
 
     def forward(self, x, axis=None, keepdims=False):

@@ -58,6 +58,7 @@ class Scatter(Function):
     """``x`` with ``src`` (an array, or a Python number for every position) written at
     ``index`` along ``dim``; the gradient of ``x`` is zero where it was overwritten, that of
     ``src`` is the output gradient read back at ``index`` (torch's ``scatter``)."""
+    complex_graph = True
 
     def forward(self, x, index, src, dim):
         self.dim, self.src_shape = dim, tuple(src.shape) if B.is_array(src) else None
@@ -94,6 +95,7 @@ class ScatterReduce(Function):
     """``x`` with each element of ``src`` reduced into it at ``index`` along ``dim``: ``reduce``
     is ``"sum"``, ``"mean"``, ``"amax"``, ``"amin"`` or ``"prod"``; ``include_self=False``
     leaves the old values of the positions that receive some value out of their reduction."""
+    complex_graph = "holomorphic"
 
     def forward(self, x, index, src, dim, reduce, include_self):
         self.dim, self.reduce, self.include_self = dim, reduce, include_self
@@ -257,6 +259,7 @@ def _prod_grads_graph(op, g):
 class IndexAdd(Function):
     """``x`` plus ``alpha * source`` added at the positions ``index`` (1-D) along ``dim``,
     repeated positions adding up (torch's ``index_add``)."""
+    complex_graph = True
 
     def forward(self, x, index, source, dim, alpha):
         self.where, self.alpha = _along(dim, index), alpha
@@ -275,6 +278,7 @@ class IndexAdd(Function):
 class IndexCopy(Function):
     """``x`` with the slices ``source`` written at the positions ``index`` (1-D, distinct) along
     ``dim`` (torch's ``index_copy``)."""
+    complex_graph = True
 
     def forward(self, x, index, source, dim):
         self.where = _along(dim, index)

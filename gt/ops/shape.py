@@ -8,6 +8,7 @@ from gt.backend import B
 
 
 class Reshape(Function):
+    complex_graph = True
     makes_view = True
     _torch_name = "ViewBackward0"       # torch's reshape of contiguous data is a view
 
@@ -23,6 +24,7 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    complex_graph = True
     makes_view = True
 
     def forward(self, x, axes):
@@ -38,6 +40,7 @@ class Permute(Function):
 
 class Diagonal(Function):
     """``x.diagonal(offset, dim1, dim2)``, a view as torch's (writes through it change ``x``)."""
+    complex_graph = True
 
     makes_view = True
 
@@ -54,6 +57,7 @@ class Diagonal(Function):
 
 class DiagonalEmbed(Function):
     """``g`` on the diagonal of zeros of ``shape``: the gradient of ``Diagonal``, recorded."""
+    complex_graph = True
 
     def forward(self, g, shape, dtype, args):
         self.args = args
@@ -78,6 +82,7 @@ class AsStrided(Function):
     element of the view is: ``index()`` gives ``(picked, index)``, the view's flat positions that
     are elements of ``x`` (None: all) and their flat indices in ``x``. The backward adds the
     gradient there (overlapping windows add up); memory outside ``x`` gets none, as in torch."""
+    complex_graph = True
 
     makes_view = True
 
@@ -128,6 +133,7 @@ class AsStrided(Function):
 
 
 class Expand(Function):
+    complex_graph = True
     makes_view = True
 
     def forward(self, x, shape):
@@ -142,6 +148,7 @@ class Expand(Function):
 
 class GetItem(Function):
     """``x[index]``; the backward scatters (adds, for repeated indices) into zeros."""
+    complex_graph = True
 
     makes_view = True       # a view of x unless an index array is in it (function.note_view tells)
 
@@ -184,6 +191,7 @@ class AddAtIndex(Function):
     """``g`` added at ``index`` into zeros of ``shape``: the backward of indexing, as an op of its
     own so that a recorded gradient of ``x[index]`` can be differentiated again; its own
     gradient is indexing."""
+    complex_graph = True
 
     def forward(self, g, shape, dtype, index):
         self.index = index
@@ -201,6 +209,7 @@ class Embedding(Function):
     (*indices.shape, D). The indices are an input of the op (not a constant inside an index
     expression), so indices sharded over the mesh pick their rows on each device. The backward
     scatters (adds, for repeated indices) into zeros, as GetItem's."""
+    complex_graph = True
 
     def forward(self, weight, indices):
         self.in_shape, self.dtype, self.indices = tuple(weight.shape), B.dtype_of(weight), indices
@@ -216,6 +225,7 @@ class Embedding(Function):
 class ScaleGradient(Function):
     """``x`` itself (a view), whose gradient is multiplied by ``scale`` (broadcast to x): an
     embedding's padding rows (scale 0) and torch's ``scale_grad_by_freq`` (1 / the id's count)."""
+    complex_graph = True
 
     def forward(self, x, scale):
         self.scale = scale
@@ -231,6 +241,7 @@ class ScaleGradient(Function):
 class Contiguous(Function):
     """``x`` with its elements laid out row-major (a copy; ``Tensor.contiguous`` asks only for a
     tensor that is not): the gradient passes through unchanged."""
+    complex_graph = True
 
     _torch_name = "CloneBackward0"
 
@@ -247,12 +258,15 @@ class Contiguous(Function):
 class Clone(Contiguous):
     """A copy of ``x`` (``Tensor.clone`` where it is recorded): every element as it is, the sign of
     a zero too (``x + 0`` turns -0.0 into 0.0); the gradient passes through unchanged."""
+    complex_graph = True
 
     def forward(self, x):
         return B.clone(x)
 
 
 class Cat(Function):
+    complex_graph = True
+
     def forward(self, *xs, axis=0):
         self.axis = axis
         self.offsets = []
@@ -271,6 +285,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    complex_graph = True
+
     def forward(self, *xs, axis=0):
         self.axis = axis
         return B.stack(xs, axis)

@@ -10,6 +10,7 @@ from gt.backend import B
 class TakeAlongAxis(Function):
     """``x`` gathered at ``indices`` along ``axis``; indices distinct along the axis (a sort's or
     top-k's), so the backward puts each gradient back at the one position it came from."""
+    complex_graph = True
 
     def forward(self, x, indices, axis):
         self.in_shape, self.dtype, self.axis = tuple(x.shape), B.dtype_of(x), axis
@@ -29,6 +30,7 @@ class TakeAlongAxis(Function):
 class PutAlongAxis(Function):
     """``g`` put at ``indices`` along ``axis`` into zeros of ``shape``: ``TakeAlongAxis``'s
     gradient as an op of its own (what ``create_graph=True`` records); its gradient is the take."""
+    complex_graph = True
 
     def forward(self, g, indices, shape, axis):
         self.axis = axis
@@ -44,6 +46,7 @@ class PutAlongAxis(Function):
 class Cumsum(Function):
     """Running sums along ``axis``. Each input adds to every sum from its position on, so its
     gradient is the sum of the output gradients from there to the end: a reversed cumsum."""
+    complex_graph = True
 
     def forward(self, x, axis):
         self.axis = axis

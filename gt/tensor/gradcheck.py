@@ -3,7 +3,10 @@ the gradients gt's autograd computes for a function (a custom ``gt.autograd.Func
 all) against central finite differences, element by element.
 
 The Jacobians are laid out as torch lays them in its message: one row per element of the input,
-one column per element of the output. ``fast_mode=True`` is accepted and runs the full check
+one column per element of the output. Complex numbers as torch's: a complex input's row is the
+conjugate Wirtinger derivative ``ds/dx + i ds/dy`` of each real output ``s`` (``z = x + i y``),
+which gt's gradients give; a complex output is checked as two real ones, its imaginary part
+first, then its real part (torch's message names the part). ``fast_mode=True`` is accepted and runs the full check
 (torch's fast mode checks random projections instead); the forward-mode and batched checks are
 refused (gt has neither forward-mode AD nor vmap).
 """
@@ -33,29 +36,47 @@ def _tuple(value):
 
 
 def _outputs(func, inputs):
-    return [o for o in _tuple(func(*inputs)) if isinstance(o, Tensor) and o.dtype.is_floating_point]
+    return [o for o in _tuple(func(*inputs)) if isinstance(o, Tensor) and o.dtype.differentiable]
+
+
+def _wide(dtype):
+    return dtypes.complex128 if dtype.is_complex else dtypes.float64
 
 
 def _flat64(t):
     # a copy: an output may share memory with an input that the differences change next
-    return t.detach().to(dtypes.float64).reshape(-1).clone()
+    return t.detach().to(_wide(t.dtype)).reshape(-1).clone()
+
+
+def _part(func, part):
+    """``func`` with ``part`` (real or imag) taken of its complex outputs: torch's check of a complex
+    output, one part at a time."""
+    def parted(*inputs):
+        return tuple(getattr(o, part) if isinstance(o, Tensor) and o.dtype.is_complex else o
+                     for o in _tuple(func(*inputs)))
+    return parted
 
 
 def _numerical(func, inputs, x, eps, outputs):
     """``d outputs / d x`` by central differences: one (x.numel(), out.numel()) float64 tensor per
-    output (``outputs``: those of the unchanged inputs, for the shapes of an empty ``x``)."""
+    output (``outputs``: those of the unchanged inputs, for the shapes of an empty ``x``); for a
+    complex ``x`` complex128, ``ds/dx + i ds/dy`` (torch's conjugate Wirtinger derivative)."""
     rows = []
+    units = (1, 1j) if x.dtype.is_complex else (1,)
     for idx in itertools.product(*(range(n) for n in x.shape)):
-        old = float(x[idx])
-        values = []
-        for step in (eps, -eps):      # func runs in grad mode, as the caller's would (gradgradcheck needs it)
-            with no_grad():
-                x[idx] = old + step
-            values.append([_flat64(o) for o in _outputs(func, inputs)])
+        old = x[idx].item()
+        parts = []
+        for unit in units:
+            values = []
+            for step in (eps, -eps):      # func runs in grad mode, as the caller's would (gradgradcheck needs it)
+                with no_grad():
+                    x[idx] = old + step * unit
+                values.append([_flat64(o) for o in _outputs(func, inputs)])
+            parts.append([(p - m) / (2 * eps) for p, m in zip(*values)])
         with no_grad():
             x[idx] = old
-        rows.append([(p - m) / (2 * eps) for p, m in zip(*values)])
-    return [stack([r[j] for r in rows]) if rows else zeros((0, o.numel()), dtype=dtypes.float64)
+        rows.append(parts[0] if len(parts) == 1 else [dx + dy * 1j for dx, dy in zip(*parts)])
+    return [stack([r[j] for r in rows]) if rows else zeros((0, o.numel()), dtype=_wide(x.dtype))
             for j, o in enumerate(outputs)]
 
 
@@ -67,8 +88,8 @@ def _analytical(outputs, x):
         flat = out.reshape(-1) if out.requires_grad else None
         for k in range(out.numel()):
             g = grad(flat[k], x, retain_graph=True, allow_unused=True)[0] if flat is not None else None
-            cols.append(zeros(x.numel(), dtype=dtypes.float64) if g is None else _flat64(g))
-        jacs.append(stack(cols, dim=1) if cols else zeros((x.numel(), 0), dtype=dtypes.float64))
+            cols.append(zeros(x.numel(), dtype=_wide(x.dtype)) if g is None else _flat64(g))
+        jacs.append(stack(cols, dim=1) if cols else zeros((x.numel(), 0), dtype=_wide(x.dtype)))
     return jacs
 
 
@@ -88,6 +109,23 @@ def _not_multiplied(outputs, xs):
             return "grad is incorrect type"
         if g.shape != x.shape:
             return "grad is incorrect size"
+    return None
+
+
+def _jacobians_differ(func, inputs, wrt, eps, rtol, atol, nondet_tol):
+    """``(output index, torch's message)`` of the first Jacobian of ``func`` whose recorded
+    gradients differ from the finite differences (or from themselves, run again), else None."""
+    outputs = _outputs(func, inputs)
+    analyticals = [_analytical(outputs, x) for _, x in wrt]   # before the differences change the inputs
+    again = [_analytical(outputs, x) for _, x in wrt]         # torch's reentrancy check: the same twice
+    for (i, x), analytical, second in zip(wrt, analyticals, again):
+        numerical = _numerical(func, inputs, x, eps, outputs)
+        for j, (n, a, b) in enumerate(zip(numerical, analytical, second)):
+            if a.numel() and float((a - b).abs().max()) > nondet_tol:
+                return None, _NOT_REENTRANT.format(nondet_tol)
+            if not a.allclose(n, rtol=rtol, atol=atol):
+                return j, (f"Jacobian mismatch for output {j} with respect to input {i},\n"
+                           f"numerical:{n}\nanalytical:{a}\n")
     return None
 
 
@@ -121,23 +159,23 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of them have "
                          "requires_grad=True.")
     for i, x in wrt:
-        if x.dtype.name != "float64":
+        if x.dtype.name not in ("float64", "complex128"):
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point or complex. "
                           "This check will likely fail if all the inputs are not of double precision floating point "
                           "or complex. ", UserWarning, stacklevel=2)
     if not check_backward_ad:
         return True
     outputs = _outputs(func, inputs)
-    analyticals = [_analytical(outputs, x) for _, x in wrt]   # before the differences change the inputs
-    again = [_analytical(outputs, x) for _, x in wrt]         # torch's reentrancy check: the same twice
-    for (i, x), analytical, second in zip(wrt, analyticals, again):
-        numerical = _numerical(func, inputs, x, eps, outputs)
-        for j, (n, a, b) in enumerate(zip(numerical, analytical, second)):
-            if a.numel() and float((a - b).abs().max()) > nondet_tol:
-                return _fail(_NOT_REENTRANT.format(nondet_tol), raise_exception)
-            if not a.allclose(n, rtol=rtol, atol=atol):
-                return _fail(f"Jacobian mismatch for output {j} with respect to input {i},\n"
-                             f"numerical:{n}\nanalytical:{a}\n", raise_exception)
+    complex_outputs = {j for j, o in enumerate(outputs) if o.dtype.is_complex}
+    checks = [(func, "")]
+    if complex_outputs:
+        checks = [(_part(func, "imag"), "imaginary"), (_part(func, "real"), "real")]
+    for fn, part in checks:
+        message = _jacobians_differ(fn, inputs, wrt, eps, rtol, atol, nondet_tol)
+        if message is not None:
+            j = message[0]
+            prefix = f"While considering the {part} part of complex outputs only, " if j in complex_outputs else ""
+            return _fail(prefix + message[1], raise_exception)
     # on outputs made again: the differences changed the inputs in place since (their versions moved)
     message = _not_multiplied(_outputs(func, inputs), [x for _, x in wrt])
     return True if message is None else _fail(message, raise_exception)
