@@ -13,7 +13,7 @@ import torch
 import gt
 
 _RNG = np.random.default_rng(7)
-_X, _T = _RNG.standard_normal(3), _RNG.standard_normal(3)
+_X, _T, _W = _RNG.standard_normal(3), _RNG.standard_normal(3), _RNG.standard_normal(3)
 
 
 def _pair(lib):
@@ -86,10 +86,10 @@ _SAVED_CHANGED = {
 
 
 def _skip_on_mesh():
-    # inputs sharded over the mesh: forward AD would gather copies, so gt keeps its reverse passes there
+    # inputs sharded over the mesh: forward AD gathers copies, so jvp/jacfwd keep their reverse passes there
     # (which raise the saved-value error for some of these functions)
     if _pair(gt)[0]._placed is not None:
-        pytest.skip("sharded inputs: jvp/jacfwd do not fall back on forward AD")
+        pytest.skip("sharded inputs: forward AD gathers them")
 
 
 @pytest.mark.parametrize("name", list(_SAVED_CHANGED))
@@ -145,3 +145,49 @@ def test_linearize_output_has_graph(inside):
         (out * out).sum().backward()
     _close(got[2], want[2])
     _close(got[0].grad, want[0].grad)
+
+
+_REVERSE_IN_DUAL = {
+    "autograd.grad": lambda lib, d, w, v: lib.autograd.grad((v * d).sin().sum(), v)[0],
+    "autograd.grad create_graph": lambda lib, d, w, v: lib.autograd.grad((v * d).sin().sum(), v, create_graph=True)[0],
+    "autograd.grad relu": lambda lib, d, w, v: lib.autograd.grad((v * d.relu() * v).sum(), v)[0],
+    "grad closure": lambda lib, d, w, v: lib.func.grad(lambda y: (y * d).sin().sum())(w),
+    "grad of the dual": lambda lib, d, w, v: lib.func.grad(lambda y: (y * w).sin().sum())(d),
+    "grad_and_value": lambda lib, d, w, v: lib.func.grad_and_value(lambda y: (y * d).exp().sum())(w),
+    "grad has_aux": lambda lib, d, w, v: lib.func.grad(lambda y: ((y * d).sin().sum(), d * y), has_aux=True)(w),
+    "vjp": lambda lib, d, w, v: lib.func.vjp(lambda y: (y * d).sin(), w)[1](d)[0],
+    "vjp output": lambda lib, d, w, v: lib.func.vjp(lambda y: (y * d).sin(), w)[0],
+    "jacrev": lambda lib, d, w, v: lib.func.jacrev(lambda y: (y * d).tanh())(w),
+    "jacrev argnums": lambda lib, d, w, v: lib.func.jacrev(lambda a, b: a * b * d, argnums=(0, 1))(w, d)[1],
+    "backward .grad": lambda lib, d, w, v: ((v * d).sin().sum().backward(), v.grad)[1],
+}
+
+
+def _flat(r):
+    return [x for y in (r if isinstance(r, tuple) else (r,)) for x in _flat_one(y)]
+
+
+def _flat_one(y):
+    return list(y) if isinstance(y, tuple) else [y]
+
+
+@pytest.mark.parametrize("name", list(_REVERSE_IN_DUAL))
+def test_reverse_mode_inside_dual_level_carries_tangents(name):
+    # torch's backward formulas run under forward AD: gradients (and the transforms' outputs) carry
+    # tangents; gt's were cut from them (None); a plain backward's .grad has none in both
+    _skip_on_mesh()     # (gt's forward AD refuses sharded tensors that require grad: MISSING.md)
+    def run(lib):
+        x, t = _pair(lib)
+        w = lib.tensor(_W.tolist(), dtype=lib.float64)
+        fwad = lib.autograd.forward_ad
+        with fwad.dual_level():
+            d = fwad.make_dual(x, t)
+            pairs = [fwad.unpack_dual(r) for r in _flat(_REVERSE_IN_DUAL[name](lib, d, w, w.clone().requires_grad_()))]
+        return [(p, tangent) for p, tangent in pairs]
+    got, want = run(gt), run(torch)
+    assert len(got) == len(want)
+    for (gp, gtan), (tp, ttan) in zip(got, want):
+        _close(gp, tp)
+        assert (gtan is None) == (ttan is None)
+        if ttan is not None:
+            _close(gtan, ttan)

@@ -27,7 +27,7 @@ As torch's: an op's primal result is what it would be without forward AD (a tang
 are forgotten when the level exits; one level at a time; a torch-style custom ``Function`` needs a
 ``jvp`` (``ctx.save_for_forward``). With reverse mode: results stay connected to their primals'
 graphs, and in grad mode tangents are recorded as functions of primals and tangents that require
-grad (gradients of jvps; ``create_graph=True`` gradients of dual tensors carry tangents: H v).
+grad (gradients of jvps); gradients of dual tensors carry tangents (H v), also without ``create_graph``.
 In-place changes in grad mode update the tangents of the tensor, of what it views and of its
 views. Differences: in-place changes under ``no_grad`` change values only; with tangents recorded
 for reverse mode, an in-place change of a tensor that is no view gives it a new tangent object;
@@ -42,6 +42,7 @@ import weakref
 from typing import NamedTuple, Optional
 
 from gt.autograd import function
+from gt.autograd import gradients as _gradients
 from gt.autograd.forward_rows import by_rows as _by_rows
 from gt.autograd.gradients import grad as _grad
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, mode, no_grad
@@ -68,7 +69,7 @@ def enter_dual_level():
     if _current_level >= 0:
         raise RuntimeError("Nested forward mode AD is not supported at the moment")
     _current_level = 0
-    function.dual_hook = _on_op
+    function.dual_hook, _gradients.dual_detach = _on_op, detached
     return _current_level
 
 
@@ -83,7 +84,7 @@ def exit_dual_level(*, level=None):
         raise RuntimeError("Trying to exit a forward AD level that was not the last one that was created. This is "
                            "not supported.")
     _tangents.clear()
-    function.dual_hook = None
+    function.dual_hook = _gradients.dual_detach = None
     _current_level = level - 1
 
 
@@ -175,6 +176,14 @@ def _set(t, tangent, derived=False):
 def set_tangent(t, tangent):
     """Give ``t`` its tangent at the current level (a custom Function's ``jvp`` result)."""
     _set(t, tangent)
+
+
+def detached(t):
+    """``t``'s values cut from the graph, keeping its tangent (cut too): gt/autograd/gradients.py."""
+    out, tangent = t.detach(), tangent_of(t)
+    if tangent is not None:
+        _set(out, tangent.detach() if tangent._requires_grad else tangent)
+    return out
 
 
 def entered():

@@ -13,10 +13,10 @@ as in torch (``backward(inputs=)`` makes a computed input retain its grad, as to
 
 import warnings
 
-from gt.autograd import function, hooks, sparse_grad
+from gt.autograd import function, hooks, sparse_grad, walk_steps
 from gt.autograd.backward import _seed, backward_one, finish, topological_order, walk
 from gt.autograd.buffers import PendingGrads
-from gt.autograd.graph_walk import walk_graph
+from gt.autograd.graph_walk import _check_supported, walk_graph
 from gt.autograd.sparse_grad import SparseGrad
 from gt.backend import B
 
@@ -68,11 +68,34 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if is_grads_batched:
         result = _batched(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads)
+    elif not create_graph and dual_detach is not None and _from_backward[0] == 0:
+        result = _dual_grad(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads)
     else:
         got = _walk(outputs, grad_outputs, retain_graph, create_graph, {id(t) for t in inputs})
         result = _results(inputs, got, allow_unused, materialize_grads, create_graph,
                           (lambda g: g) if create_graph else Tensor._from_value)
     return dict(zip(names, result)) if names else result
+
+
+# set by gt/autograd/forward_ad.py while a level is entered: a tensor's values and tangent, cut from the graph
+dual_detach = None
+_from_backward = [0]     # backward(inputs=) runs grad: its .grad carries no tangent, as torch's
+
+
+def _dual_grad(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads):
+    """``grad`` inside a forward AD level: torch's backward formulas run under forward AD, so the
+    gradients carry tangents (of ``H v``). The walk is recorded (its ops get tangents, gt/autograd/
+    forward_ad.py) and its results cut from the graph, their tangents kept; where an op on the way
+    records no backward (refused before any work), the plain walk."""
+    ids = {id(t) for t in inputs}
+    order = topological_order(outputs[0], outputs[1:])
+    try:
+        _check_supported(order, walk_steps.on_paths(order, ids))
+    except (NotImplementedError, RuntimeError):     # (the plain walk raises what it refuses too)
+        return _results(inputs, _walk(outputs, grad_outputs, retain_graph, False, ids), allow_unused,
+                        materialize_grads, False, function.Tensor._from_value)
+    got = _walk(outputs, grad_outputs, bool(retain_graph), True, ids)
+    return _results(inputs, got, allow_unused, materialize_grads, False, dual_detach)
 
 
 def _nested(t):
@@ -240,7 +263,11 @@ def _backward_into(roots, grad_tensors, retain_graph, create_graph, inputs):
     for t in inputs:     # as torch: a computed input retains its grad, which the walk then gives it once
         if not t.is_leaf and t.requires_grad:
             t.retain_grad()
-    grads = grad(roots, inputs, grad_tensors, retain_graph, create_graph, allow_unused=True)
+    _from_backward[0] += 1
+    try:
+        grads = grad(roots, inputs, grad_tensors, retain_graph, create_graph, allow_unused=True)
+    finally:
+        _from_backward[0] -= 1
     with function.set_grad_enabled(create_graph):     # create_graph: the sums are recorded too
         for t, g in zip(inputs, grads):
             if g is not None and t.is_leaf:

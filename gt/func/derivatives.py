@@ -13,6 +13,7 @@ from gt.backend import B
 from gt.tensor import Tensor, stack
 from gt.tensor.creation import eye, zeros
 from gt.tensor.functions import is_floating_point
+from gt.func import dual_runs
 from gt.func.pytree import _check_randomness, _flatten, _spec_str, _unflatten
 
 
@@ -26,7 +27,7 @@ def _fresh(x, outer):
         return x[...]   # a new node (view_as of the same shape gives x itself)
     if not is_floating_point(x) and not x.is_complex():
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
-    return x.detach()._set_requires_grad(True)
+    return _cut(x)._set_requires_grad(True)
 
 
 def _check_argnums(argnums, nargs):
@@ -135,14 +136,21 @@ def _grads(outputs, inputs, cotangents, create_graph, retain_graph):
         return tuple(zeros(t.shape, dtype=t.dtype) for t in inputs)
     got = _autograd_grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=retain_graph,
                          create_graph=create_graph, allow_unused=True, materialize_grads=True)
-    return got if create_graph else tuple(g.detach() for g in got)
+    return got if create_graph else tuple(_cut(g) for g in got)
+
+
+def _cut(x):
+    """``x.detach()``; inside a forward AD level keeping its tangent, as torch's transforms return
+    their results as the level's dual tensors (gt/autograd/gradients.py gives gradients theirs)."""
+    return forward_ad.detached(x) if forward_ad.entered() else x.detach()
+
 
 
 def _level_out(tree, keep):
     """Results of a transform as the caller sees them: connected to its graph only when the
     transform recorded one (``keep``), plain values otherwise."""
     leaves, spec = _flatten(tree)
-    return _unflatten(spec, [x if keep or not isinstance(x, Tensor) else x.detach() for x in leaves])
+    return _unflatten(spec, [x if keep or not isinstance(x, Tensor) else _cut(x) for x in leaves])
 
 
 def _split_aux(out, has_aux, api):
@@ -330,7 +338,7 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     except RuntimeError as exc:
         # func changed in place a value an op had saved (y.copy_(y.sin())): reverse mode cannot read it
         # (torch's jacrev refuses too), torch's forward mode computes through it
-        if not (saved_changed(exc) and forward) or keep or forward_ad.entered() or _sharded(_flatten(args)[0]):
+        if not (saved_changed(exc) and forward) or keep or forward_ad.entered() or dual_runs.sharded(_flatten(args)[0]):
             inputs.write_back()
             raise
         per_output = _blocks_by_forward_ad(func, args, kwargs, inputs, out_leaves, has_aux)
@@ -364,35 +372,16 @@ def _blocks_by_forward_ad(func, args, kwargs, inputs, out_leaves, has_aux):
     element of the differentiated inputs, on dual copies of the values it was called with (the
     caller's tensors still hold them: ``write_back`` comes after)."""
     flat = [x for n in inputs.nums for x in _flatten(args[n])[0]]
-    columns = [[[] for _ in flat] for _ in out_leaves]    # [output][input]: one tangent per input element
-    for j, x in enumerate(flat):
-        for e in range(x.numel()):
-            with forward_ad.dual_level():
-                duals = [forward_ad.make_dual(y.detach().clone(), _one_hot(y, e if i == j else None))
-                         for i, y in enumerate(flat)]
-                call, rest = list(args), iter(duals)
-                for n, spec in zip(inputs.nums, inputs.specs):
-                    call[n] = _unflatten(spec, [next(rest) for _ in _flatten(args[n])[0]])
-                with transform_level(duals, kind="forward"):
-                    out = _split_aux(func(*call, **kwargs), has_aux, "jacfwd(f, ...)(*args)")[0]
-                for k, o in enumerate(_flatten(out)[0]):
-                    t = forward_ad.unpack_dual(o).tangent
-                    columns[k][j].append(zeros(o.shape, dtype=o.dtype) if t is None else t.to(o.dtype))
+
+    def run(duals):
+        call, rest = list(args), iter(duals)
+        for n, spec in zip(inputs.nums, inputs.specs):
+            call[n] = _unflatten(spec, [next(rest) for _ in _flatten(args[n])[0]])
+        return _flatten(_split_aux(func(*call, **kwargs), has_aux, "jacfwd(f, ...)(*args)")[0])[0]
+    columns = dual_runs.columns(run, flat, len(out_leaves))
     return [inputs.pack([stack(col, -1).reshape(tuple(o.shape) + tuple(x.shape)) if col else
                          zeros(tuple(o.shape) + tuple(x.shape), dtype=o.dtype) for col, x in zip(columns[k], flat)])
             for k, o in enumerate(out_leaves)]
-
-
-def _sharded(leaves):
-    return any(isinstance(x, Tensor) and x._placed is not None for x in leaves)
-
-
-def _one_hot(x, e):
-    """A tangent of ``x``'s shape: 1 at flat position ``e``, zeros elsewhere (all zeros for None)."""
-    t = zeros(x.numel(), dtype=x.dtype)
-    if e is not None:
-        t[e] = 1
-    return t.reshape(x.shape)
 
 
 def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_copy=False):

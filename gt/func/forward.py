@@ -11,7 +11,8 @@ from gt.autograd.versions import saved_changed
 from gt.tensor.creation import zeros
 from gt.tensor.inplace import bump_versions
 from gt.func.derivatives import (_Inputs, _first_vjp, _geometry, _level_out, _lies_in, _needs_graph, _offset,
-                                 _second_vjp, _sharded, _split_aux, _tensor_leaves, _view_like)
+                                 _second_vjp, _split_aux, _tensor_leaves, _view_like)
+from gt.func import dual_runs
 from gt.func.pytree import _flatten, _spec_str, _unflatten
 from gt.tensor import Tensor
 
@@ -59,7 +60,8 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     try:
         us, vj = _first_vjp(ends, inputs.flat)
     except (NotImplementedError, RuntimeError) as exc:    # (see _jvp_by_forward_ad: func runs again)
-        if not (keep or forward_ad.entered() or _sharded(p_leaves + t_leaves)) and (  # (forward AD gathers those)
+        # (forward AD gathers sharded tensors: copies)
+        if not (keep or forward_ad.entered() or dual_runs.sharded(p_leaves + t_leaves)) and (
                 isinstance(exc, NotImplementedError) or saved_changed(exc)):
             return _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux)
         inputs.write_back()
