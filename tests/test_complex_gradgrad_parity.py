@@ -239,3 +239,19 @@ def test_complex_outputs_of_a_custom_function_are_differentiable_as_torchs():
     tz = torch.tensor(_complex((3,)), requires_grad=True)
     (want,) = torch.autograd.grad(_functions(torch)["square"](tz).imag.sum(), tz)
     np.testing.assert_allclose(g.numpy(), want.numpy(), rtol=1e-12)
+
+
+def test_the_gradient_through_a_0d_view_as_complex_keeps_its_imaginary_part():
+    # the numpy engine viewed a numpy scalar's memory as (re, im) and read 0 for im: v.grad was
+    # (0.5, 0) for torch's (0.5, -0.25), in plain backwards too
+    got = []
+    for lib in (torch, gt):
+        v = lib.tensor([0.3, 0.7], dtype=lib.float64, requires_grad=True)
+        w = lib.tensor(0.5 - 0.25j, dtype=lib.complex128)
+        (lib.view_as_complex(v) * w.conj()).real.backward()
+        z = lib.tensor(1 + 2j, dtype=lib.complex128, requires_grad=True)
+        u = lib.tensor([0.3, 0.7], dtype=lib.float64, requires_grad=True)
+        (g,) = lib.autograd.grad(lib.view_as_real(z), z, u, create_graph=True)
+        got.append([v.grad.numpy(), lib.autograd.grad((g * w.conj()).real, u)[0].numpy()])
+    for want, have in zip(*got):
+        np.testing.assert_allclose(have, want, rtol=1e-15)

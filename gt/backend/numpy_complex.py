@@ -37,6 +37,9 @@ class NumpyComplex:
         return x.imag
 
     def view_as_real(self, x):
+        # a numpy scalar (a 0-d result's gradient may be one) has no memory to view: its ``real`` is a
+        # copy, and strides past it read what lies beyond (the imaginary part came back 0)
+        x = np.asarray(x)
         part = x.real
         return np.lib.stride_tricks.as_strided(part, shape=x.shape + (2,), strides=x.strides + (part.itemsize,),
                                                writeable=x.flags.writeable)
