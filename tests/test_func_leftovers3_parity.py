@@ -191,3 +191,36 @@ def test_reverse_mode_inside_dual_level_carries_tangents(name):
         assert (gtan is None) == (ttan is None)
         if ttan is not None:
             _close(gtan, ttan)
+
+
+_VMAP_WRITES = {   # a captured tensor changed by values made inside func: batched (torch refuses) or not
+    "copy_(x * 0)": lambda lib, c, x: c.copy_(x * 0),
+    "copy_(x - x)": lambda lib, c, x: c.copy_(x - x),
+    "mul_(x.detach() * 0 + 2)": lambda lib, c, x: c.mul_(x.detach() * 0 + 2),
+    "fill_((x * 0).sum())": lambda lib, c, x: c.fill_((x * 0).sum()),
+    "add_((x * 0).sum())": lambda lib, c, x: c.add_((x * 0).sum()),
+    "copy_(ones)": lambda lib, c, x: c.copy_(lib.ones(3, dtype=lib.float64)),
+    "mul_(full of the slice's length)": lambda lib, c, x: c.mul_(lib.full((3,), float(x.shape[0]), dtype=lib.float64)),
+}
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("name", list(_VMAP_WRITES))
+def test_vmap_batched_values_equal_in_every_element(name, batch):
+    # torch refuses a value computed from a mapped input even where every element's is the same (a
+    # batch of one too); gt told batched values only by their differing, and made these changes
+    def run(lib):
+        c = lib.tensor([0.5, 1.0, 2.0], dtype=lib.float64)
+        xs = lib.tensor(np.arange(3.0 * batch).reshape(batch, 3).tolist(), dtype=lib.float64)
+        version = c._version
+        try:
+            out = lib.func.vmap(lambda x: (_VMAP_WRITES[name](lib, c, x), x * c)[1])(xs)
+        except RuntimeError as e:
+            return str(e), c, c._version - version
+        return out, c, None
+    (got, gc, gv), (want, tc, tv) = run(gt), run(torch)
+    if isinstance(want, str):
+        assert got == want and gv == 0 == tv      # torch's words; the tensor as it was
+    else:
+        _close(got, want)
+    _close(gc, tc)

@@ -145,16 +145,16 @@ class _Kept:
     first element that changed it has run (``note_changed``); ``olds``: the tensors standing for
     its recorded versions put back (gt/func/vmap.py), which the ops recorded before read."""
     __slots__ = ("t", "values", "layout", "versions", "ctx", "requires_grad", "epoch", "after", "olds", "checked",
-                 "result")
+                 "result", "op")
 
     def __init__(self, t, values, epoch):
         self.t, self.values, self.layout = t, values, (t._array, t._placed)
         self.versions = [B.version_state(a) for a in arrays(t)]
         self.ctx, self.requires_grad, self.epoch, self.after, self.olds = t._ctx, t._requires_grad, epoch, None, []
-        self.checked, self.result = False, None
+        self.checked, self.result, self.op = False, None, None
 
 
-def made_once(t, epoch, made_inside=False):
+def made_once(t, epoch, made_inside=False, op=None):
     """Let ``vmap``, which runs its function once per batch element, change the captured tensor
     ``t`` once, as torch's does: ``t`` is kept at the first change in each ``vmap`` call it is
     captured for (nested ones too) and put back before each later element's run
@@ -162,7 +162,7 @@ def made_once(t, epoch, made_inside=False):
     same change on the tape (a change of a tensor in the graph, or by values that require grad)
     and counts the same versions. ``epoch``: the tape's now (gt/autograd/rebind.py), before the change.
     ``made_inside``: the values were made inside func, batched or not (torch refuses batched ones):
-    ``checked``, each element's result must be the first's."""
+    ``checked``, each element's result must be the first's; ``op``: torch's name of the change."""
     stamp, kept = getattr(t, "_level", 0), None
     for start, changes in vmap_changes:
         if stamp < start and id(t) not in changes:
@@ -170,8 +170,8 @@ def made_once(t, epoch, made_inside=False):
                 with no_grad():
                     kept = _Kept(t, t.detach().clone(), epoch)
             changes[id(t)] = kept
-        if stamp < start and made_inside:
-            changes[id(t)].checked = True
+        if stamp < start and made_inside and not changes[id(t)].checked:
+            changes[id(t)].checked, changes[id(t)].op = True, op
 
 
 def note_changed(changes):

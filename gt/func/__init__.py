@@ -40,8 +40,11 @@ How they are computed, where that differs from torch's functorch:
   (``linearize`` excepted: torch traces it under forward AD); ``jvp`` and ``jacfwd`` let the
   function change its inputs in place, and the caller's primals (and ``jvp``'s tangents) change
   with them, where the reverse-mode transforms raise the leaf error; ``vmap`` makes a change of a
-  captured tensor once (its values are put back before each later element's run), and refuses
-  one recorded for autograd or writing values made inside the function.
+  captured tensor once (its values are put back before each later element's run), and refuses,
+  in torch's words, one writing values computed from the mapped inputs, also where every element's
+  are equal (func then runs once more, on NaN slices, to tell; values that depend on the inputs'
+  shape alone, ``ones_like(x)``, are not told). Inside a ``forward_ad.dual_level`` the reverse
+  transforms' results carry tangents, as torch's.
 """
 
 from gt.func.derivatives import grad, grad_and_value, hessian, jacfwd, jacrev, vjp

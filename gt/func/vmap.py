@@ -99,19 +99,15 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
             _undo_changes(vmap_changes[-1][1])
         if randomness == "same":
             B.set_rng_state(start)
-        call = _unflatten(spec, [x if c is None else c[i] for x, c in zip(leaves, columns)])
-        VMAP_SLICES.append({id(c[i]) for c in columns if c is not None})
-        VMAP_DEPTH[0] += 1
-        try:
-            # the mapped slices are func's own; an unmapped input is changed once as a captured tensor, as torch's
-            with transform_level([c[i] for c in columns if c is not None], _CAPTURED.format(name)):
-                outs.append(func(*call, **kwargs))
-        finally:
-            VMAP_SLICES.pop()
-            VMAP_DEPTH[0] -= 1
+        outs.append(_element(func, kwargs, spec, leaves, [None if c is None else c[i] for c in columns], name))
         if not note_changed(vmap_changes[-1][1]):
             _undo_changes(vmap_changes[-1][1])    # batched values (each element's its own): torch refuses
             raise RuntimeError(_CAPTURED.format(name))
+        if not i and any(kept.checked for kept in vmap_changes[-1][1].values()):
+            _refuse_batched(func, kwargs, spec, leaves, columns, size, vmap_changes[-1][1], name)
+            if start is not None:
+                B.set_rng_state(start)
+            outs[0] = _element(func, kwargs, spec, leaves, [None if c is None else c[0] for c in columns], name)
         _refuse_changed_inputs(name, *before, i, changes, vmap_changes[-1][1])
         if randomness == "error" and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
@@ -120,12 +116,70 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
     return outs
 
 
+def _element(func, kwargs, spec, leaves, slices, name):
+    """func on one element: ``slices`` of the mapped leaves (None for the others), its own at its level."""
+    call = _unflatten(spec, [x if s is None else s for x, s in zip(leaves, slices)])
+    mapped = [s for s in slices if s is not None]
+    VMAP_SLICES.append({id(s) for s in mapped})
+    VMAP_DEPTH[0] += 1
+    try:
+        # the mapped slices are func's own; an unmapped input is changed once as a captured tensor, as torch's
+        with transform_level(mapped, _CAPTURED.format(name)):
+            return func(*call, **kwargs)
+    finally:
+        VMAP_SLICES.pop()
+        VMAP_DEPTH[0] -= 1
+
+
 # torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones); gt makes
 # the change once (gt/autograd/levels.py made_once), and refuses where the elements' results differ
 _CAPTURED = ("vmap({}, ...): func changed in place a tensor that is not mapped (a captured one: a closure's, a "
              "global, a module's buffer; or an unmapped input) with values that differ between the batch's "
              "elements (batched), as torch's vmap refuses too: the tensor has one value for the whole batch. Change "
              "a copy (tensor.clone()), or make the change outside vmap")
+
+
+def _refuse_batched(func, kwargs, spec, leaves, columns, size, changes, name):
+    """A captured tensor changed by values made inside func, equal for every element so far: torch
+    refuses those that are batched (computed from a mapped input, even where equal), which gt's
+    per-element run cannot tell by the values. func runs once more on the first element's slices
+    made NaN (integers: plus one), the changes put back before and after (the caller runs the first
+    element again): a tensor whose new values then move was changed by batched values (torch's
+    error). An error in that run tells nothing."""
+    start = B.get_rng_state()
+    _undo_changes(changes)
+    with no_grad():
+        probes = [None if c is None else (c[0].detach().clone().fill_(float("nan")) if c[0].is_floating_point()
+                                          else c[0].detach() + 1) for c in columns]
+    try:
+        _element(func, kwargs, spec, leaves, probes, name)
+        moved = [kept for kept in changes.values() if kept.checked and not _same_values(kept.t, kept.result)]
+    except Exception:       # (the NaN values may take func where it raises: no answer)
+        moved = []
+    finally:
+        B.set_rng_state(start)
+        _undo_changes(changes)
+    if moved:
+        raise RuntimeError(_batched_message(moved[0], size, VMAP_DEPTH[0] + 1))
+
+
+def _same_values(t, values):
+    with no_grad():
+        return t.shape == values.shape and bool(((t == values) | (t.isnan() & values.isnan())).all())
+
+
+def _batched_message(kept, size, level):
+    """torch's error for an in-place change of a tensor vmap does not map by a mapped (batched) value."""
+    op = kept.op
+    if op == "add_":    # (torch's add_ broadcasts first)
+        return f"output with shape {list(kept.t.shape)} doesn't match the broadcast shape {[size, *kept.t.shape]}"
+    what = "inplace arithmetic" if op in (None, "copy_", "mul_", "div_", "sub_") else op if op in (
+        "fill_", "index_put_", "index_add_") else f"aten::{op}"
+    where = "in a vmap" if not what.startswith("aten::") else f"at level {level}"
+    return (f"vmap: {what}(self, *extra_args) is not possible because there exists a Tensor `other` in extra_args "
+            f"that has more elements than `self`. This happened due to `other` being vmapped over but `self` not "
+            f"being vmapped over {where}. Please try to use out-of-place operators instead of {what}. If said "
+            "operator is being called inside the PyTorch framework, please file a bug report instead.")
 
 
 # a captured tensor's op after vmap changed it -> the tensors standing for its versions put back

@@ -135,7 +135,7 @@ def refuse_captured(t, op=None, values=(), shape=False):
             if any(isinstance(v, Tensor) and _in_inputs(v, inputs) for v in values):
                 raise RuntimeError(refusal)     # a mapped slice or a view of one: batched
             made = any(isinstance(v, Tensor) and getattr(v, "_level", 0) >= level for v in values)
-            levels.made_once(t, rebind.current_epoch(), made)
+            levels.made_once(t, rebind.current_epoch(), made, op)
             return
         t = up
 
