@@ -255,3 +255,25 @@ def test_the_gradient_through_a_0d_view_as_complex_keeps_its_imaginary_part():
         got.append([v.grad.numpy(), lib.autograd.grad((g * w.conj()).real, u)[0].numpy()])
     for want, have in zip(*got):
         np.testing.assert_allclose(have, want, rtol=1e-15)
+
+
+# ---- pinv's gradient: torch's formula (gt/ops/linalg_pinv.py), no SVD in it ----------------------
+def _nearly_equal_singular_values(dtype):
+    rng = np.random.default_rng(7)
+    u, _ = np.linalg.qr(rng.standard_normal((5, 2)))
+    v, _ = np.linalg.qr(rng.standard_normal((2, 2)))
+    return ((u * [1.0, 0.9987]) @ v.T).astype(dtype)
+
+
+@pytest.mark.parametrize("case", ["lstsq_float32", "pinv_rank_deficient", "pinv_complex_rank_deficient"])
+def test_pinv_and_lstsq_second_derivatives_match_torch(case):
+    """lstsq's float32 second derivative went through the SVD's 1 / (S_j^2 - S_i^2) (8e-3 off at singular
+    values 1.0 and 0.9987, torch's 4e-7); a rank-deficient A's pinv gradient was not torch's."""
+    if case == "lstsq_float32":
+        arrays, rtol = [_nearly_equal_singular_values(np.float32), _real((5, 3), 1).astype(np.float32)], 1e-5
+        fn = lambda L, a, b: L.linalg.lstsq(a, b).solution      # noqa: E731
+    else:
+        a = np.outer([1.0, 2.0, 3.0], [1.0, -1.0, 0.5])
+        arrays, rtol = [a * (1 + 1j) if case == "pinv_complex_rank_deficient" else a], RTOL
+        fn = lambda L, a: L.linalg.pinv(a)                      # noqa: E731
+    _check(fn, *arrays, rtol=rtol)

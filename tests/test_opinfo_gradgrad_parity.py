@@ -60,13 +60,10 @@ NOT_RECORDED = {
     "nn.functional.conv_transpose2d": _PADDING, "nn.functional.conv_transpose3d": _PADDING,
 }
 # Ops whose second derivatives differ from torch's, with why (gt's checked by finite differences).
-_LSTSQ = ("float32 sample 0: gt's lstsq goes through pinv's SVD, whose gradient divides by S_j^2 - S_i^2: at this "
-          "sample's nearly equal singular values (1.0 and 0.9987) its float32 second derivative is 8e-3 off the "
-          "float64 one, torch's (through QR) 4e-7; in float64 the two agree to 2e-11")
+# (lstsq's float32 second derivative was 8e-3 off at nearly equal singular values, and pinv's
+# gradient at a rank-deficient sample torch's only for full rank, while pinv differentiated its SVD;
+# since 2026-12-06 night its gradient is torch's pinv_backward: gt/ops/linalg_pinv.py)
 DIFFERS = {
-    "linalg.lstsq": _LSTSQ, "linalg.lstsq.grad_oriented": _LSTSQ,
-    "linalg.pinv.singular": "sample 2 is rank-deficient: gt's pinv gradient is torch's for full-rank inputs only "
-                            "(MISSING.md gt.linalg; the first derivatives differ already)",
     "linalg.norm.subgradients_at_zero": "at x = 0 the norm's second derivative is unbounded: torch gives NaN (0 * inf "
                                         "inside its masked formula), gt 0, the derivative of its first derivative's "
                                         "subgradient 0 there",

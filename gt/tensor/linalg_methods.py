@@ -18,7 +18,7 @@ from gt import autograd, dtypes
 from gt.autograd import function
 from gt.backend import B
 from gt.ops import linalg_ops as ops
-from gt.ops import linalg_spectral
+from gt.ops import linalg_pinv, linalg_spectral
 from gt.ops._shapes import broadcast_shape, normalize_axis
 from gt.tensor.arithmetic import where
 from gt.tensor import linalg_factor
@@ -222,8 +222,8 @@ def _legacy_tolerance(fn, value, name, atol, rtol):
 def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None):
     """The Moore-Penrose pseudo-inverse (..., n, m) of A (..., m, n), through the SVD: singular values
     at or below ``max(atol, rtol * largest)`` count as 0; ``rtol`` defaults to eps * max(m, n) when
-    neither is given, to 0 when ``atol`` > 0 (torch's). The gradient is torch's for full-rank A
-    (for a rank-deficient one gt differentiates the SVD, torch its own pinv formula).
+    neither is given, to 0 when ``atol`` > 0 (torch's). The gradient is torch's formula (no SVD in it:
+    finite at repeated singular values, and torch's for a rank-deficient A too).
     ``hermitian=True`` asks for a square A and reads only its lower triangle, as torch (the upper
     one is taken to mirror it; the gradient is torch's, for all of A), through the SVD too. ``atol`` and
     ``rtol``: numbers, or tensors broadcast over the batch. ``rcond`` (torch's older form,
@@ -252,11 +252,19 @@ def _pinv_jvp(A, pinv_a, dA):
 
 
 def _pinv(A, hermitian, atol, rtol):
-    """``pinv``'s values (and gradient) through the SVD."""
+    """``pinv``'s values through the SVD, its gradient torch's formula (gt/ops/linalg_pinv.py)."""
     if hermitian:       # torch's values; its gradient flows to A whole, as its backward formula does
         # the lower triangle mirrored (conjugated: eigh reads only the real part of a complex diagonal)
         low = A.tril() if not A.dtype.is_complex else A.tril(-1) + A.diagonal(0, -2, -1).real.diag_embed()
         A = A + (low + A.tril(-1).mH - A).detach()
+    with autograd.no_grad():
+        values = _pinv_values(A.detach(), atol, rtol)
+    if not (A.requires_grad and function.is_grad_enabled()):
+        return values
+    return linalg_pinv.Pinv.apply(A, values, lambda a: _pinv(a, False, atol, rtol))
+
+
+def _pinv_values(A, atol, rtol):
     m, n = A.shape[-2:]
     u, s, vh = svd(A, full_matrices=False)
     keep = s > _cutoff(s[..., :1], m, n, atol, rtol, A.dtype)
