@@ -224,3 +224,21 @@ def test_vmap_batched_values_equal_in_every_element(name, batch):
     else:
         _close(got, want)
     _close(gc, tc)
+
+
+@pytest.mark.xfail(strict=True, reason="left: a no_grad inside a reverse transform nested in a forward one stops "
+                   "the outer tangents too (one tape for both levels; MISSING.md)")
+def test_no_grad_inside_grad_inside_jvp():
+    # torch: grad's level respects no_grad, the outer jvp's forward mode does not (c carries x's tangent)
+    def run(lib):
+        x, t = _pair(lib)
+        w = lib.tensor(_W.tolist(), dtype=lib.float64)
+
+        def f(x):
+            def inner(y):
+                with lib.no_grad():
+                    c = (x * 2).exp()
+                return (y * c * x).sum()
+            return lib.func.grad(inner)(w)
+        return lib.func.jvp(f, (x,), (t,))[1]
+    _close(run(gt), run(torch))
