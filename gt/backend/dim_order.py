@@ -36,6 +36,27 @@ def innermost_first(shape, strides_list):
     return perm
 
 
+def iterator_strides(shape, operands):
+    """The element strides of TensorIterator's result of ``shape`` over ``operands``, pairs of
+    (shape, element strides) that broadcast to ``shape``, as aten's ``compute_fast_setup_type``
+    and ``reorder_dimensions``: the operands' own strides where all have ``shape`` and share
+    dense strides, else dense in the order ``innermost_first`` gives."""
+    shape, ndim = tuple(shape), len(shape)
+    strides = []
+    for a_shape, a_strides in operands:
+        pad = ndim - len(a_shape)
+        strides.append((0,) * pad + tuple(0 if n == 1 and shape[pad + i] != 1 else s
+                                          for i, (n, s) in enumerate(zip(a_shape, a_strides))))
+    if strides and all(tuple(a_shape) == shape for a_shape, _ in operands) and \
+            all(s == strides[0] for s in strides) and is_dense(shape, strides[0]):
+        return strides[0]
+    out, step = [0] * ndim, 1
+    for d in innermost_first(shape, strides):
+        out[d] = step
+        step *= shape[d]
+    return tuple(out)
+
+
 def is_dense(shape, strides):
     """Whether ``strides`` lay ``shape`` out without gaps or overlaps (torch's non-overlapping and dense)."""
     step = 1

@@ -59,6 +59,14 @@ class MathPrimitives(abc.ABC):
         exponent of an integer array is refused with torch's RuntimeError."""
         raise NotImplementedError
 
+    def iterator_layout(self, out, *operands):
+        """``out``, an elementwise op's result of ``operands`` (arrays and numbers), in the memory
+        layout torch's TensorIterator gives it (gt/backend/dim_order.py ``iterator_strides``): the
+        operands' strides where they share them and are dense, else dense in the order of dims
+        the first operand that orders them gives. ``out`` itself where it has it (always where
+        every operand is row-major), else a copy. The default, for an engine without strides: ``out``."""
+        return out
+
     @abc.abstractmethod
     def quiet_float_errors(self):
         """Context manager: arithmetic on arrays inside the block gives inf and NaN silently, as

@@ -249,7 +249,7 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
     logical_not = staticmethod(np.logical_not)
 
     def clip(self, x, low, high):
-        return numpy_ties.clip(x, low, high)     # torch's signed zeros at a zero bound
+        return torch_layout(numpy_ties.clip(x, low, high), x, low, high)     # torch's signed zeros at a zero bound
 
     def sigmoid(self, x):
         y = x.astype(np.float32) if x.dtype == np.float16 else x    # float16 in float32, as torch's

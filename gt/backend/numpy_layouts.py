@@ -5,7 +5,7 @@ allocate theirs row-major whatever the input's layout. gt's ``view`` follows tor
 
 import numpy as np
 
-from gt.backend.dim_order import innermost_first, is_dense
+from gt.backend.dim_order import iterator_strides
 
 
 def row_major(a):
@@ -14,50 +14,38 @@ def row_major(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def torch_layout(out, *operands):
-    """``out``, the result of an elementwise op of ``operands`` (arrays or numbers), in the layout
-    torch's TensorIterator gives it: the operands' own strides where they all share them and are
-    dense, else dense in the order of dims their strides give (the first operand that orders two
-    dims decides; broadcast dims decide nothing). numpy agrees for one operand but makes a
-    row-major result where operands' layouts differ (``x.t() + x.t().contiguous()``: torch's is
-    transposed). ``out`` itself where it has that layout, else a copy."""
-    for a in operands:
-        if type(a) is np.ndarray and not a.flags.c_contiguous:
-            break
-    else:       # all row-major (the training's arrays): so is numpy's result, and torch's
-        return out
+def torch_layout(out, a, b=None, *more):
+    """``out``, the result of an elementwise op of the operands ``a``, ``b``, ``more`` (arrays or
+    numbers), in the layout torch's TensorIterator gives it: the operands' own strides where they
+    all share them and are dense, else dense in the order of dims their strides give (the first
+    operand that orders two dims decides; broadcast dims decide nothing). numpy agrees for one
+    operand but makes a row-major result where operands' layouts differ (``x.t() - x.t().contiguous()``:
+    torch's is transposed). ``out`` itself where it has that layout, else a copy."""
+    # positional operands and one flag read each: it runs after every elementwise op of the training
+    if type(a) is np.ndarray:
+        if not a.flags.c_contiguous:
+            return _laid_out(out, (a, b) + more)
+        if a.shape == out.shape:
+            return out      # a row-major first operand of the result's shape orders every dim: so does numpy
+    if type(b) is np.ndarray and not b.flags.c_contiguous:
+        return _laid_out(out, (a, b) + more)
+    for m in more:
+        if type(m) is np.ndarray and not m.flags.c_contiguous:
+            return _laid_out(out, (a, b) + more)
+    return out      # all row-major: so is numpy's result, and torch's
+
+
+def _laid_out(out, operands):
     if type(out) is not np.ndarray or out.ndim < 2 or out.size < 2:
         return out
     arrays = [a for a in operands if type(a) is np.ndarray and a.ndim]
     if arrays[0].shape == out.shape and arrays[0].strides == out.strides:
         return out      # the first operand, of the result's shape, decides every order of dims: its layout
-    want = iterator_strides(out.shape, arrays)
+    want = iterator_strides(out.shape, [(a.shape, tuple(s // a.itemsize for s in a.strides)) for a in arrays])
     have = tuple(s // out.itemsize for s in out.strides)
     if all(n == 1 or h == w for n, h, w in zip(out.shape, have, want)):
         return out
     return copy_strided(out, want)
-
-
-def iterator_strides(shape, arrays):
-    """The element strides of TensorIterator's result of ``shape`` over ``arrays`` (numpy's
-    arrays, broadcast to ``shape``), as aten's ``compute_fast_setup_type`` and ``reorder_dimensions``."""
-    ndim = len(shape)
-    strides = []
-    for a in arrays:
-        pad = ndim - a.ndim
-        strides.append((0,) * pad + tuple(0 if n == 1 and shape[pad + i] != 1 else s // a.itemsize
-                                          for i, (n, s) in enumerate(zip(a.shape, a.strides))))
-    first = strides[0] if strides else None
-    if first is not None and all(a.shape == tuple(shape) for a in arrays) and all(s == first for s in strides) \
-            and is_dense(shape, first):
-        return first
-
-    perm = innermost_first(shape, strides)
-    out, step = [0] * ndim, 1
-    for d in perm:
-        out[d] = step
-        step *= shape[d]
-    return tuple(out)
 
 
 def copy_strided(a, strides):

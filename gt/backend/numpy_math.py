@@ -142,6 +142,8 @@ def _as_int(bools, other):
 
 
 class NumpyMath:
+    iterator_layout = staticmethod(torch_layout)     # (a call less: it runs after every elementwise op)
+
     def elementwise_math(self, name, x, y=None):
         fn = _FUNCTIONS.get(name)
         if fn is None:
@@ -150,7 +152,7 @@ class NumpyMath:
         if dtype == np.float16:           # computed in float32 and rounded once, as torch does
             x, y = x.astype(np.float32), (None if y is None else y.astype(np.float32))
         with np.errstate(all="ignore"):
-            out = fn(x) if y is None else fn(x, y)
+            out = fn(x) if y is None else torch_layout(fn(x, y), x, y)
         # a ufunc gives a numpy scalar for 0-d inputs: keep an array, in the inputs' dtype
         return np.asarray(out).astype(dtype, copy=False)
 
@@ -201,7 +203,9 @@ class NumpyMath:
             elif b < 0:
                 raise RuntimeError(f"Integers to negative integer powers are not allowed (got the exponent {b} "
                                    f"for an integer tensor); use a float tensor, e.g. x.float() ** {b}")
-        return a ** b
+        if type(a) is not np.ndarray and type(b) is np.ndarray:
+            return row_major(a ** b)        # torch's number ** tensor is row-major (its pow_Scalar)
+        return torch_layout(a ** b, a, b)
 
     def quiet_float_errors(self):
         return np.errstate(all="ignore")

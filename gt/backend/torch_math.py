@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from gt.backend.dim_order import iterator_strides
 from gt.backend.engine_math import BINARY, UNARY, unknown
 
 _SPECIAL = ("erf", "erfc", "erfinv")
@@ -18,6 +19,19 @@ class TorchMath:
         if fn is None:
             raise unknown(name)
         return fn(x) if y is None else fn(x, y)
+
+    def iterator_layout(self, out, *operands):
+        # torch's own elementwise kernels lay their results out so already; gt's compositions of
+        # them (bit kernels, lerp's where) may not
+        if type(out) is not torch.Tensor or out.ndim < 2 or out.numel() < 2:
+            return out
+        tensors = [a for a in operands if type(a) is torch.Tensor and a.ndim]
+        if all(t.is_contiguous() for t in tensors):
+            return out
+        want = iterator_strides(tuple(out.shape), [(tuple(t.shape), t.stride()) for t in tensors])
+        if all(n == 1 or h == w for n, h, w in zip(out.shape, out.stride(), want)):
+            return out
+        return torch.empty_strided(tuple(out.shape), want, dtype=out.dtype, device=out.device).copy_(out)
 
     def prod(self, x, axis=None, keepdims=False):
         dtype = None if x.is_floating_point() or x.is_complex() else torch.int64

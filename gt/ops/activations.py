@@ -175,7 +175,7 @@ class BinaryCrossEntropy(Function):
     def forward(self, x, y):
         lx, l1x = _clamped_log(x), _clamped_log(1 - x)
         self.save(x, y, lx, l1x)
-        return -(y * lx + (1 - y) * l1x)
+        return B.iterator_layout(-(y * lx + (1 - y) * l1x), x, y)     # (y first: torch's is x's layout)
 
     def backward(self, g):
         x, y, lx, l1x = self.saved

@@ -33,7 +33,7 @@ class Sub(Function):
     complex_graph = True
 
     def forward(self, a, b):
-        return a - b
+        return B.iterator_layout(a - b, a, b)      # torch's layout where a's and b's differ
 
     def backward(self, g):
         return g, (-g if self.needs_input_grad[1] else None)
@@ -90,7 +90,7 @@ class Div(Function):
                 self.reciprocal = reciprocal
             return out
         self.save(a if self.needs_input_grad[1] else None, b, None)   # a only for b's gradient, as torch
-        return a / b
+        return B.iterator_layout(a / b, a, b)
 
     def backward(self, g):
         a, b, r = self.saved
@@ -416,7 +416,7 @@ class FloorDivide(Function):
     def forward(self, a, b):
         self.arrays = (B.is_array(a), B.is_array(b))
         with B.quiet_float_errors():              # x // 0 is inf or NaN, silently as torch's
-            return a // b
+            return B.iterator_layout(a // b, a, b)
 
     def backward(self, g):       # the walk sums each gradient back to its input's shape
         return tuple(B.zeros(tuple(g.shape), B.dtype_of(g)) if is_array else None for is_array in self.arrays)

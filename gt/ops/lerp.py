@@ -73,8 +73,8 @@ class Lerp(Function):
         number = not B.is_array(w)
         self.save(s if nw else None, e if nw else None, w if (ns or ne) else None)
         self.number = self.keeps_scalar = number      # a number weight is torch's Scalar: no saved tensor
-        with B.quiet_float_errors():
-            return lerp_values(s, e, w)
+        with B.quiet_float_errors():     # (a composition: torch's layout where the operands' differ)
+            return B.iterator_layout(lerp_values(s, e, w), s, e, w)
 
     def backward(self, g):
         s, e, w = self.saved

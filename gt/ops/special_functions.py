@@ -164,7 +164,7 @@ class SpecialBinary(Function):
     def forward(self, a, b, name):
         self.fn = name
         with B.quiet_float_errors():
-            out = B.special_math(name, a, b)
+            out = B.iterator_layout(B.special_math(name, a, b), a, b)
         self.save(a, b)
         return out
 

@@ -178,11 +178,12 @@ class OrthogonalPolynomial(Function):
 
     def forward(self, x, n, name):
         shape = broadcast_shape(name, x.shape, n.shape)
+        given = x, n
         x, n = B.broadcast_to(x, shape), B.broadcast_to(n, shape)
         with B.quiet_float_errors():
             n = _truncated_order(n)
             out = B.where(n < 0, 0, _evaluate(name, x, n))
-        return B.astype(out, B.dtype_of(x))
+        return B.iterator_layout(B.astype(out, B.dtype_of(x)), *given)      # torch's kernel's layout
 
     def backward(self, g):
         raise RuntimeError("the orthogonal polynomials have no derivative (as in torch)")

@@ -13,6 +13,7 @@ import contextlib
 
 from gt import dtypes
 from gt.backend import B
+from gt.backend.dim_order import innermost_first
 from gt.sharding.mesh import get_mesh
 
 counts = collections.Counter()
@@ -79,9 +80,24 @@ def replicas(arr, n):
 
 
 def all_gather(shards, axis):
-    """Concatenate per-device blocks along ``axis`` into the whole array (one copy)."""
+    """Concatenate per-device blocks along ``axis`` into the whole array (one copy), in the blocks'
+    order of dims in memory: one device's tensor of a permuted or transposed input is laid out so,
+    and the ops run on the gathered copy (a sort, a flip along the sharded axis) keep its layout as
+    torch's do. Row-major blocks (the usual ones) are joined as they are."""
     _count("all_gather", shards)
-    return B.concatenate(home(shards), axis)
+    shards = home(shards)
+    # a block one long along the axis (or empty) tells nothing of where the axis lies
+    block = next((s for s in shards if s.shape[axis] > 1 and B.numel(s)), None)
+    if block is None and not all(B.is_contiguous(s) for s in shards):
+        whole = B.join_views(shards, axis)      # blocks of one buffer: its layout, copied as a clone keeps it
+        return B.concatenate(shards, axis) if whole is None else B.clone(whole)
+    if block is None or B.is_contiguous(block):
+        return B.concatenate(shards, axis)
+    order = innermost_first(tuple(block.shape), [B.element_strides(block)])[::-1]     # outermost first
+    if order == sorted(order):
+        return B.concatenate(shards, axis)
+    whole = B.concatenate([B.transpose(s, order) for s in shards], order.index(axis))
+    return B.transpose(whole, [order.index(d) for d in range(len(order))])
 
 
 # Blocks of this many elements are summed across devices while they sit in cache, so a

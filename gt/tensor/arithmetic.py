@@ -191,7 +191,10 @@ class ArithmeticMethods:
                 self, other = _promote_ints(self, other)
             refuse_op(name, self, other)     # torch orders uint16/32/64 only beside a float
             unplaced = self._placed is None and other._placed is None
-            return Tensor._wrap(fn(self._array, other._array)) if unplaced else map_local(fn, (self, other))
+            if not unplaced:
+                return map_local(fn, (self, other))
+            a, b = self._array, other._array
+            return Tensor._wrap(B.iterator_layout(fn(a, b), a, b))      # torch's layout where a's and b's differ
         if isinstance(other, float) and not self.dtype.is_floating_point:
             self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
         elif type(other) is int and not 0 <= other <= 127:      # (every integer dtype holds 0..127 as it is)

@@ -100,7 +100,8 @@ def gathered_pick(x, axis, choose):
     whole = layout.materialize(placed)
     index = choose(whole)
     wrap = rules.Tensor._wrap
-    out, indices = wrap(B.take_along_axis(whole, index, axis)), wrap(index)
+    # the values in the positions' layout (a sort's: the gathered input's, as one device's)
+    out, indices = wrap(B.dense_like(B.take_along_axis(whole, index, axis), index)), wrap(index)
     if _recording(x):
         out = block_ops.BlockTakeAlong.apply(x, out, indices, axis=axis)
     return out, indices
@@ -327,7 +328,7 @@ def logcumsumexp(x, axis):
     if placed is None or x.dtype not in _LOWEST or x.shape[axis] <= 1:
         return None      # one element: the identity (a NaN's gradient is g), gathered
     dtype, shards = x.dtype, placed.shards
-    outs = _scan(_log_scan, shards, axis, dtype, dtype)
+    outs = [B.ascontiguous(o) for o in _scan(_log_scan, shards, axis, dtype, dtype)]     # torch's: row-major
     result = rules.Tensor._from_value(Placed(outs, Shard(axis), x.shape))
     if not _recording(x):
         return result

@@ -97,7 +97,7 @@ def _is_complex(x):
 # ---- tensors -------------------------------------------------------------------------------------
 def _bitwise(name, kernel, fn, a, b, bools=True, tensors_only=()):
     if _same_kind(a, b, bools):      # the common case, two masks of one device (x & y): nothing to promote
-        return Tensor._wrap(fn(a._array, b._array))
+        return Tensor._wrap(B.iterator_layout(fn(a._array, b._array), a._array, b._array))
     a, b = _operands(name, a, b, tensors_only)
     dt = result_dtype(a, b)
     _refuse_dtype(kernel, dt, ("int", "bool") if bools else ("int",))

@@ -255,13 +255,15 @@ def map_local(fn, args):
     which are sharded: computed per device under the elementwise rule, gathered if none fits."""
     plan = rules.elementwise(None, args, {})
     if plan is None:
-        return Tensor._wrap(fn(*[a._data if isinstance(a, Tensor) else a for a in args]))
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        return Tensor._wrap(B.iterator_layout(fn(*arrays), *arrays))
     n = get_mesh().size
     inputs = [layout.to_locals(a._value, *t) if isinstance(a, Tensor) else [a] * n for a, t in zip(args, plan.targets)]
     outs = []
     for d in range(n):
         with on_device(d):
-            outs.append(fn(*[vals[d] for vals in inputs]))
+            arrays = [vals[d] for vals in inputs]
+            outs.append(B.iterator_layout(fn(*arrays), *arrays))
     axis = plan.out.axis
     shape = list(outs[0].shape)
     shape[axis] = sum(o.shape[axis] for o in outs)

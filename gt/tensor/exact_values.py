@@ -3,6 +3,7 @@ expression (``ExactValue``): what ``fmod``, ``copysign``, ``nextafter`` (bitwise
 ``%`` (rounded_division.py) share."""
 
 from gt.autograd import forward_ad, function
+from gt.backend import B
 from gt.ops import bitwise_kernels as bk
 from gt.ops.exact_value import ExactValue
 from gt.tensor.dispatch import map_local
@@ -19,7 +20,8 @@ def local(fn, args):
     """``fn`` of the arrays of ``args`` (tensors and Python numbers), per device where one is sharded."""
     Tensor = function.Tensor
     if all(x._placed is None for x in args if isinstance(x, Tensor)):
-        return Tensor._wrap(bk.arr(fn(*[x._array if isinstance(x, Tensor) else x for x in args])))
+        arrays = [x._array if isinstance(x, Tensor) else x for x in args]
+        return Tensor._wrap(B.iterator_layout(bk.arr(fn(*arrays)), *arrays))
     return map_local(fn, args)
 
 

@@ -17,6 +17,9 @@ import inspect
 import warnings
 
 from gt import autograd, dtypes
+from gt.backend import B
+from gt.backend.dim_order import innermost_first, is_dense
+from gt.sharding.layout import logical_strides
 from gt.ops.exact_value import NoDerivative
 from gt.tensor import inplace_grad
 from gt.tensor.core import Tensor
@@ -150,6 +153,7 @@ def _write_one(result, out, name, record=False, checked_as=None):
                           "have zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, "
                           "to zero elements with t.resize_(0).", UserWarning, stacklevel=5)
         out.resize_(*result.shape)
+        _take_layout(out, result)
     if record == _COPY:
         out.copy_(result)
         return
@@ -158,6 +162,26 @@ def _write_one(result, out, name, record=False, checked_as=None):
         return
     with autograd.no_grad():
         out.copy_(result)
+
+
+def _take_layout(out, result):
+    """A resized ``out`` laid out in ``result``'s dense order over its memory, as torch's
+    TensorIterator resizes an output to the strides it computed (``torch.sub(x.t(), y, out=e)``
+    of an empty ``e`` is transposed); its other ops' results are row-major, as is ``out`` then."""
+    if out._placed is not None or result.numel() < 2:
+        return
+    stride = result.stride() if result._placed is None else logical_strides(result._placed)
+    if stride is None:      # sharded blocks of their own: their order of dims (as all_gather joins them)
+        axis = result._placed.placement.axis
+        block = next((b for b in result._placed.shards if b.shape[axis] > 1 and B.numel(b)), None)
+        if block is None:
+            return      # no block tells where the axis lies
+        stride, step = [0] * result.ndim, 1
+        for d in innermost_first(tuple(block.shape), [B.element_strides(block)]):
+            stride[d], step = step, step * result.shape[d]
+        stride = tuple(stride)
+    if stride != out.stride() and is_dense(result.shape, stride):
+        out.as_strided_(result.shape, stride)
 
 
 def _copy_if(argument, position, values):

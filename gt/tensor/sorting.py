@@ -93,7 +93,7 @@ class SortingMethods:
             axis = normalize_axis(dim, self.ndim, "argsort")     # argsort's checks and messages first
             _flag(stable, "stable", "argsort")
             descending = _flag(descending, "descending", "argsort")
-            found = axis_scans.gathered_pick(self, axis, lambda a: B.argsort(a, axis, descending))   # gathered once
+            found = axis_scans.gathered_pick(self, axis, lambda a: B.dense_like(B.argsort(a, axis, descending), a))
             if found is not None:
                 return SortResult(*found)
         indices = self.argsort(dim, descending, stable)
