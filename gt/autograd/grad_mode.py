@@ -27,6 +27,7 @@ class _Mode(threading.local):
     level_refusal = None     # that level's error text for a captured tensor changed in place (None: torch's)
     derivative = None    # under a vmap level: the innermost derivative transform's (level, ids of its inputs)
     level_kind = None    # "forward" (jvp, jacfwd), "linearize", or None (reverse mode, vmap): levels.py
+    forwards = 0         # how many of the levels are forward ones (level_kind set), inner or outer
     level_callers = None     # linearize's level: {id of an input: the caller's tensor} (levels.caller_of)
     layers = 0           # how many of the levels are torch's functorch layers (refusing requires_grad_())
     tags = False         # inference or level: new tensors are stamped (gt/tensor/core.py)
@@ -162,17 +163,18 @@ def _set_grad(on, where=None):
     m = mode
     m.grad = on
     m.record = on and not m.inference
-    # torch's forward mode ignores grad mode: inside jvp, jacfwd or linearize (level_kind set) the
-    # tangents ride on the tape, so a no_grad of the user's function still records. gt's own code
-    # (``where``: the module that switched the mode) keeps no_grad's meaning there: not differentiated.
-    if not on and m.level_kind is not None and not m.inference and not _is_gt(where):
+    # torch's forward mode ignores grad mode: inside jvp, jacfwd or linearize (at any depth: also in the
+    # function of a grad nested in one) the tangents ride on the tape, so a no_grad of the user's function
+    # still records; what it makes is a constant for the reverse transforms' walks (gt/func/derivatives.py).
+    # gt's own code (``where``: the module that switched the mode) keeps no_grad's meaning: not differentiated.
+    if not on and m.forwards and not m.inference and not _is_gt(where):
         m.record = True
 
 
 def _caller_module():
     """The module of the code that called the caller (a ``with no_grad()`` or ``set_grad_enabled(False)``);
     looked up only inside a forward transform, where it matters (``_set_grad``)."""
-    if mode.level_kind is None:
+    if not mode.forwards:
         return None
     return sys._getframe(2).f_globals.get("__name__")
 

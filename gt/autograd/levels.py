@@ -19,6 +19,9 @@ from gt.autograd.grad_mode import mode, no_grad
 from gt.backend import B
 
 _serials = itertools.count(1)     # a later level has a larger serial: made-before is stamped-lower
+# whether a tensor was ever made under a no_grad inside a forward transform (``tag``): until then the
+# reverse transforms' walks skip the search for such tensors (gt/func/derivatives.py, ``_constants_cut``)
+_forward_only_made = [False]
 
 
 class transform_level:
@@ -39,8 +42,10 @@ class transform_level:
 
     def __enter__(self):
         m = mode
-        self.saved = (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers)
+        self.saved = (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers,
+                      m.forwards)
         m.level, m.level_inputs, m.level_refusal = next(_serials), {id(t) for t in self.inputs}, self.refusal
+        m.forwards += self.kind is not None
         m.level_kind, m.level_callers = self.kind, self.callers
         if self.refusal is None:     # (a tensor captured for it stays so inside a vmap: torch's check)
             m.derivative = m.level, m.level_inputs
@@ -50,7 +55,8 @@ class transform_level:
 
     def __exit__(self, *exc):
         m = mode
-        m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers = self.saved
+        (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers,
+         m.forwards) = self.saved
         m.tags = m.inference or bool(m.level)
         return False
 
@@ -101,6 +107,9 @@ def tag(t):
         t._inference = True
     if m.level:
         t._level = m.level
+        if m.record and not m.grad:     # a no_grad inside a forward transform (grad_mode._set_grad)
+            t._forward_only = True
+            _forward_only_made[0] = True
 
 
 def inherit(view, base, alias=False):

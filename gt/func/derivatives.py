@@ -7,6 +7,7 @@ import functools
 from gt.autograd import grad as _autograd_grad
 from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
+from gt.autograd import levels
 from gt.autograd.levels import transform_level
 from gt.autograd.versions import saved_changed
 from gt.backend import B
@@ -129,14 +130,35 @@ def _needs_graph(outputs, inputs, outer=True):
     return any(node._ctx is None and id(node) not in own for node in topological_order(outputs[0], outputs[1:]))
 
 
-def _grads(outputs, inputs, cotangents, create_graph, retain_graph):
-    """The vjp: one gradient per input (zeros for an input the outputs do not use)."""
+def _grads(outputs, inputs, cotangents, create_graph, retain_graph, forward=False):
+    """The vjp: one gradient per input (zeros for an input the outputs do not use). ``forward``: the
+    walk of a forward transform (``jacfwd``), which differentiates through its function's no_grad."""
     pairs = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
     if not pairs:
         return tuple(zeros(t.shape, dtype=t.dtype) for t in inputs)
-    got = _autograd_grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=retain_graph,
-                         create_graph=create_graph, allow_unused=True, materialize_grads=True)
+    with contextlib.nullcontext() if forward else _constants_cut([o for o, _ in pairs]):
+        got = _autograd_grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=retain_graph,
+                             create_graph=create_graph, allow_unused=True, materialize_grads=True)
     return got if create_graph else tuple(_cut(g) for g in got)
+
+
+@contextlib.contextmanager
+def _constants_cut(outputs):
+    """A reverse transform's walk from ``outputs``: what a no_grad inside a forward transform made is
+    recorded, for the forward transform's tangents (torch's forward mode ignores grad mode), but torch's
+    reverse levels do not record it, so it is a constant here: its op is hidden for the walk. The
+    recorded gradients (create_graph) keep it as a tensor, whose op the forward transform walks."""
+    hidden = []
+    if levels._forward_only_made[0]:
+        hidden = [t for t in topological_order(outputs[0], outputs[1:])
+                  if t._ctx is not None and getattr(t, "_forward_only", False)]
+    for t in hidden:
+        t._ctx, t._forward_only = None, t._ctx
+    try:
+        yield
+    finally:
+        for t in hidden:
+            t._ctx, t._forward_only = t._forward_only, True
 
 
 def _cut(x):
@@ -359,7 +381,7 @@ def _blocks(out_leaves, inputs, keep, forward):
         else:
             rows = eye(n, dtype=o.dtype)
             # one reverse pass per output element (gt has no batched gradients)
-            per_row = [_grads([o], inputs.flat, [rows[e].reshape(o.shape)], keep, True) for e in range(n)]
+            per_row = [_grads([o], inputs.flat, [rows[e].reshape(o.shape)], keep, True, forward) for e in range(n)]
             jacs = [stack([r[j] for r in per_row]).reshape(tuple(o.shape) + tuple(t.shape))
                     for j, t in enumerate(inputs.flat)]
             jacs = [j.to(o.dtype) if forward and j.dtype != o.dtype else j for j in jacs]
