@@ -298,6 +298,29 @@ def test_no_grad_in_dual_level_reverse_constant(block):
         _close(g, w)
 
 
+_CALLER_GRAPH = {     # results of a forward transform, connected to the caller's graph
+    "jvp tangent": lambda lib, f, x, t: lib.func.jvp(f, (x,), (t,))[1],
+    "jvp output": lambda lib, f, x, t: lib.func.jvp(f, (x,), (t,))[0],
+    "jacfwd": lambda lib, f, x, t: lib.func.jacfwd(f)(x),
+    "hessian": lambda lib, f, x, t: lib.func.hessian(lambda y: f(y).sum())(x),
+    "jvp(grad)": lambda lib, f, x, t: lib.func.jvp(lib.func.grad(lambda y: f(y).sum()), (x,), (t,))[1],
+}
+
+
+@pytest.mark.parametrize("how", list(_CALLER_GRAPH))
+@pytest.mark.parametrize("by", ["backward", "autograd.grad"])
+def test_no_grad_in_forward_transform_constant_for_caller(how, by):
+    # the caller's graph does not record what a no_grad inside the function made (gt's backward
+    # differentiated through it, the output's gradient too)
+    def run(lib):
+        x, t = _pair(lib)
+        x.requires_grad_(True)
+        r = _CALLER_GRAPH[how](lib, _of_y(lib, "no_grad", lambda r: r), x, t)
+        loss = (r * r).sum()
+        return lib.autograd.grad(loss, x)[0] if by == "autograd.grad" else (loss.backward(), x.grad)[1]
+    _close(run(gt), run(torch))
+
+
 @pytest.mark.xfail(strict=True, reason="left: torch refuses an inference tensor saved for backward inside a "
                    "transform's function; gt computes (as under no_grad)")
 def test_inference_mode_inside_grad_inside_jvp_refused():

@@ -7,7 +7,6 @@ import functools
 from gt.autograd import grad as _autograd_grad
 from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
-from gt.autograd import levels
 from gt.autograd.levels import transform_level
 from gt.autograd.versions import saved_changed
 from gt.backend import B
@@ -15,6 +14,7 @@ from gt.tensor import Tensor, stack
 from gt.tensor.creation import eye, zeros
 from gt.tensor.functions import is_floating_point
 from gt.func import dual_runs
+from gt.func.constants import constants_cut as _constants_cut, cut_forward_only
 from gt.func.pytree import _check_randomness, _flatten, _spec_str, _unflatten
 
 
@@ -140,25 +140,6 @@ def _grads(outputs, inputs, cotangents, create_graph, retain_graph, forward=Fals
         got = _autograd_grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=retain_graph,
                              create_graph=create_graph, allow_unused=True, materialize_grads=True)
     return got if create_graph else tuple(_cut(g) for g in got)
-
-
-@contextlib.contextmanager
-def _constants_cut(outputs):
-    """A reverse transform's walk from ``outputs``: what a no_grad inside a forward transform made is
-    recorded, for the forward transform's tangents (torch's forward mode ignores grad mode), but torch's
-    reverse levels do not record it, so it is a constant here: its op is hidden for the walk. The
-    recorded gradients (create_graph) keep it as a tensor, whose op the forward transform walks."""
-    hidden = []
-    if levels._forward_only_made[0]:
-        hidden = [t for t in topological_order(outputs[0], outputs[1:])
-                  if t._ctx is not None and getattr(t, "_forward_only", False)]
-    for t in hidden:
-        t._ctx, t._forward_only = None, t._ctx
-    try:
-        yield
-    finally:
-        for t in hidden:
-            t._ctx, t._forward_only = t._forward_only, True
 
 
 def _cut(x):
@@ -365,6 +346,8 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
             raise
         per_output = _blocks_by_forward_ad(func, args, kwargs, inputs, out_leaves, has_aux)
     inputs.write_back()
+    if forward and keep:
+        cut_forward_only(_flatten(per_output)[0] + out_leaves + _flatten(aux)[0])
     jac = _unflatten(out_spec, per_output)
     return (jac, _level_out(aux, keep)) if has_aux else jac
 

@@ -13,6 +13,7 @@ from gt.tensor.inplace import bump_versions
 from gt.func.derivatives import (_Inputs, _first_vjp, _geometry, _level_out, _lies_in, _needs_graph, _offset,
                                  _second_vjp, _split_aux, _tensor_leaves, _view_like)
 from gt.func import dual_runs
+from gt.func.constants import cut_forward_only
 from gt.func.pytree import _flatten, _spec_str, _unflatten
 from gt.tensor import Tensor
 
@@ -69,6 +70,8 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     inputs.write_back()
     _count_unrecorded(changed, inputs, t_leaves)
     jv = _second_vjp(ends, us, vj, t_leaves, keep, keep)
+    if keep:
+        cut_forward_only(out_leaves + jv + _flatten(aux)[0])
     _write_tangents(recorded, jv[len(out_leaves):], inputs, t_leaves)
     jv, primal = jv[:len(out_leaves)], [o if keep else o.detach() for o in out_leaves]
     if not keep:
