@@ -321,6 +321,19 @@ def test_no_grad_in_forward_transform_constant_for_caller(how, by):
     _close(run(gt), run(torch))
 
 
+def test_no_grad_in_linearize_constant_for_caller():
+    # linearize's output is connected to the caller's graph; its jvp_fn still carries the constant's tangent
+    def run(lib):
+        x, t = _pair(lib)
+        x.requires_grad_(True)
+        out, jvp_fn = lib.func.linearize(_of_y(lib, "no_grad", lambda r: r), x)
+        jv = jvp_fn(t)
+        (out * out).sum().backward()
+        return out, jv, x.grad
+    for g, w in zip(run(gt), run(torch)):
+        _close(g, w)
+
+
 @pytest.mark.xfail(strict=True, reason="left: torch refuses an inference tensor saved for backward inside a "
                    "transform's function; gt computes (as under no_grad)")
 def test_inference_mode_inside_grad_inside_jvp_refused():

@@ -165,7 +165,7 @@ def _set_grad(on, where=None):
     m.record = on and not m.inference
     # torch's forward mode ignores grad mode: inside jvp, jacfwd or linearize (at any depth: also in the
     # function of a grad nested in one) the tangents ride on the tape, so a no_grad of the user's function
-    # still records; what it makes is a constant for the reverse transforms' walks (gt/func/derivatives.py).
+    # still records; what it makes is a constant for the reverse transforms' walks (gt/func/constants.py).
     # gt's own code (``where``: the module that switched the mode) keeps no_grad's meaning: not differentiated.
     if not on and m.forwards and not m.inference and not _is_gt(where):
         m.record = True

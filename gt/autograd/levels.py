@@ -20,7 +20,7 @@ from gt.backend import B
 
 _serials = itertools.count(1)     # a later level has a larger serial: made-before is stamped-lower
 # whether a tensor was ever made under a no_grad inside a forward transform (``tag``): until then the
-# reverse transforms' walks skip the search for such tensors (gt/func/derivatives.py, ``_constants_cut``)
+# reverse transforms' walks skip the search for such tensors (gt/func/constants.py)
 _forward_only_made = [False]
 
 

@@ -172,6 +172,8 @@ def linearize(func, *primals):
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
     us, vj = _first_vjp(out_leaves, inputs.flat)
+    if keep:        # (jvp_fn's walks start from vj, whose recorded ops took the constants' derivatives already)
+        cut_forward_only(out_leaves)
 
     def jvp_fn(*tangents):
         t_leaves, t_spec = _flatten(tangents)
