@@ -260,3 +260,85 @@ def test_sgd_saves_its_sparse_momentum_buffer_sparse_as_torch_and_loads_torch_s(
     back = gt.load(f, weights_only=True)["state"][0]["momentum_buffer"]
     assert back.is_sparse
     np.testing.assert_array_equal(back._indices().numpy(), tb._indices().numpy())
+
+
+# a computed embedding weight: torch's sparse gradient reaches the leaf through these ops (sparse),
+# or densifies where torch's backward of the op takes no sparse gradient in gt (dense: tanh)
+COMPUTED_WEIGHT = {"w*2": lambda m, w: w * 2, "clone": lambda m, w: w.clone(), "w+1": lambda m, w: w + 1,
+                   "-w": lambda m, w: -w, "w*w": lambda m, w: w * w, "w/2": lambda m, w: w / 2,
+                   "exp": lambda m, w: w.exp(), "sin": lambda m, w: w.sin(), "w*2+w": lambda m, w: w * 2 + w,
+                   "d-w": lambda m, w: m.ones(5, 2, dtype=m.float64) - w, "pow3": lambda m, w: w.pow(3),
+                   "lerp": lambda m, w: m.lerp(w, m.zeros_like(w), 0.3), "1/w": lambda m, w: 1 / w}
+
+
+@pytest.mark.parametrize("padding", [None, 3])
+@pytest.mark.parametrize("name", sorted(COMPUTED_WEIGHT))
+def test_a_computed_embedding_weight_passes_torch_s_sparse_gradient_on_to_the_leaf(name, padding):
+    torch = _torch()
+    got = []
+    for m in (torch, gt):
+        w = m.tensor(np.arange(10.0).reshape(5, 2) / 3 + 0.5, requires_grad=True)
+        out = m.nn.functional.embedding(m.tensor([1, 3, 1, 4]), COMPUTED_WEIGHT[name](m, w), padding_idx=padding,
+                                        sparse=True)
+        (out * m.tensor([[1.0, -2.0]], dtype=m.float64)).pow(2).sum().backward()
+        got.append(w.grad)
+    assert got[0].is_sparse
+    _same_grad(got[1], got[0])
+
+
+def test_a_computed_embedding_weight_s_gradient_is_dense_where_torch_s_is_and_the_hooks_see_it_sparse():
+    torch = _torch()
+    got = []
+    for m in (torch, gt):
+        w = m.tensor(np.arange(10.0).reshape(5, 2) / 3 + 0.5, requires_grad=True)
+        w2 = w * 2
+        w2.retain_grad()
+        seen = []
+        w2.register_hook(lambda g: seen.append(g.is_sparse))
+        ids = m.tensor([1, 3, 1])
+        emb = m.nn.functional.embedding
+        (emb(ids, w2, sparse=True).pow(2).sum() + emb(ids, w2.exp(), sparse=True).sum()).backward()
+        v = m.tensor(np.ones((5, 2)), requires_grad=True)
+        (emb(ids, v * 3, sparse=True).sum() + (v * v).sum()).backward()    # sparse + dense: dense
+        (g,) = m.autograd.grad(emb(ids, w * 3, sparse=True).sum(), [w])
+        got.append((w.grad, w2.grad, seen, v.grad, g))
+    for mine, theirs in zip(got[1], got[0]):
+        if isinstance(mine, list):
+            assert mine == theirs
+        else:
+            _same_grad(mine, theirs)
+
+
+@pytest.mark.parametrize("loss", ["sum", "times 2 then sum", "plus dense"])
+@pytest.mark.parametrize("dim", [0, -1, 1])
+def test_sparse_sum_over_a_dim_refuses_a_dense_gradient_as_torch_s(dim, loss):
+    torch = _torch()
+    errors = []
+    for m in (torch, gt):
+        s = _s(m)
+        out = m.sparse.sum(s, dim)
+        total = {"sum": lambda: out.sum(), "times 2 then sum": lambda: (out * 2).sum(),
+                 "plus dense": lambda: (m.tensor(W[0]) + out).sum()}[loss]()
+        with pytest.raises(RuntimeError) as info:
+            total.backward()
+        errors.append(str(info.value))
+        ok = _s(m)       # a sparse gradient (to_dense, gt.sparse.sum) is taken, as torch's
+        (m.sparse.sum(m.sparse.sum(ok, dim) * 2) + (m.sparse.sum(ok, dim).to_dense() ** 2).sum()).backward()
+        errors.append(ok.grad)
+    assert errors[2].startswith(errors[0])
+    _same_grad(errors[3], errors[1], exact_layout=False)     # torch flags the sum of the two coalesced
+
+
+@pytest.mark.parametrize("first", ["t", "*2", "clone", "s+s"])
+@pytest.mark.parametrize("coalesced", [False, True])
+def test_an_operand_multiplied_by_an_uncoalesced_sparse_tensor_gets_torch_s_gradient_on_its_entries(first, coalesced):
+    # torch's gradient of the other operand lies on every entry of the uncoalesced one, also where the
+    # leaf stores nothing (gt gave the leaf's own positions only: (2, 2) was missing, silently)
+    torch = _torch()
+    got = []
+    for m in (torch, gt):
+        s = _s(m, coalesced)
+        x = {"t": lambda: s.t(), "*2": lambda: s * 2, "clone": lambda: s.clone(), "s+s": lambda: s + s}[first]()
+        ((x * _b(m)).to_dense() * m.tensor(W)).sum().backward()
+        got.append(s.grad)
+    _same_grad(got[1], got[0])

@@ -5,8 +5,8 @@ the graph. Whose array becomes a ``.grad`` is decided in gt/autograd/buffers.py.
 
 from operator import attrgetter
 
-from gt.autograd import (anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, release, versions,
-                         walk_steps)
+from gt.autograd import (anomaly, deferred, function, grad_hooks, hooks, node_hooks, rebind, release, sparse_grad,
+                         versions, walk_steps)
 from gt.autograd.buffers import PendingGrads, accumulate, detached
 from gt.autograd.function import Function, fit_grad, tape
 from gt.autograd.sparse_grad import SparseGrad
@@ -176,10 +176,17 @@ def _input_grads(ctx, g):
     input's shape and dtype. An op run over the mesh, or a gradient spread over it, goes through
     the tensor layer's sharded backward; when that declines, the gradient is gathered first."""
     grads = None
-    if not isinstance(ctx, Function) or isinstance(g, Placed):
-        grads = function._backward_placed(ctx, g, ctx.inputs)  # sharded: already in shape and dtype
-        if grads is None:
-            g = layout.materialize(g)
+    if not isinstance(ctx, Function) or isinstance(g, Placed) or type(g) is SparseGrad:    # 15 ns, a tuple's 38
+        if type(g) is SparseGrad:       # passed on sparse where torch's backward of the op takes one
+            versions.check(ctx)
+            sparse = sparse_grad.through(ctx, g) if isinstance(ctx, Function) else None
+            if sparse is not None:
+                return sparse
+            g = g.materialize()
+        if not isinstance(ctx, Function) or isinstance(g, Placed):
+            grads = function._backward_placed(ctx, g, ctx.inputs)  # sharded: already in shape and dtype
+            if grads is None:
+                g = layout.materialize(g)
     fitted = grads is not None
     if not fitted:
         versions.check(ctx)

@@ -1,7 +1,7 @@
 """A sparse COO gradient on its way through the backward walk (``Embedding(sparse=True)``'s
 weight gradient, torch's ``EmbeddingBackward0`` with ``sparse=True``).
 
-An op's ``backward`` may return a ``SparseGrad`` for an input that is a leaf: a sparse COO gt
+An op's ``backward`` may return a ``SparseGrad`` for an input: a sparse COO gt
 tensor (gt/tensor/sparse_coo.py; the tensor layer makes it, this layer only passes it on) and
 the sequence number of the op that made it. The walk keeps it sparse where torch does:
 
@@ -12,14 +12,26 @@ the sequence number of the op that made it. The walk keeps it sparse where torch
 - a leaf's ``.grad`` takes it through the tensor layer's ``accumulate`` (torch's
   ``AccumulateGrad``), tensor hooks see (and may replace) the sparse tensor, and
   ``gt.autograd.grad`` returns it as it is;
+- an op whose torch backward multiplies the gradient by a dense factor, element by element
+  (``*``, ``+``, ``-``, ``exp``, ``sin``, ``clone``, ...: ``through``), passes it on sparse to its
+  inputs of the output's shape, so a computed ``F.embedding(ids, w * 2, sparse=True)`` weight gives
+  the leaf ``w`` torch's sparse gradient;
 - anything else (an op's backward, a sharded dispatch) gets the dense array (``materialize``).
 """
 
 from gt.autograd import function
 
 # Registered by the tensor layer (gt/tensor/sparse_autograd.py): ``accumulate(leaf, sparse
-# tensor)`` adds into ``leaf.grad`` as torch's AccumulateGrad.
-accumulate = None
+# tensor)`` adds into ``leaf.grad`` as torch's AccumulateGrad; ``pass_on(op, sparse tensor)`` gives
+# [(input, sparse tensor)] for an op whose torch backward takes a sparse gradient, else None.
+accumulate = pass_on = None
+
+
+def through(op, g):
+    """The sparse gradients of ``op``'s inputs from its output's sparse gradient ``g`` (a ``SparseGrad``),
+    as torch's backward of ``op`` gives them, numbered by ``op``; None where the op takes a dense one."""
+    got = None if pass_on is None else pass_on(op, g.tensor)
+    return None if got is None else [(p, SparseGrad(t, op.seq)) for p, t in got]
 
 
 class SparseSeen:

@@ -223,11 +223,26 @@ def _mul_sparse(x, y):
         zero = creation.zeros((), dtype=c.dtype)
         found = found.reshape((-1,) + (1,) * (c._sp_values.ndim - 1))
         theirs_at = c._sp_values[slot].where(found, zero) if theirs.shape[0] else source._sp_values * 0
+        if autograd.is_grad_enabled() and carries(other):
+            theirs_at = _other_at(other, source)
         mine_at, idx = source._sp_values, source._sp_indices
     else:
         theirs_at, mine_at, idx = c._sp_values[slot[keep]], source._sp_values[keep], source._sp_indices[:, keep]
     vals = mine_at * theirs_at if source is x else theirs_at * mine_at
     return _mul_sparse_source(x._new(idx, vals, x.shape, source._sp_coalesced), x, y)
+
+
+def _other_at(other, source):
+    """``other``'s values at each of ``source``'s entries (zero where it holds none), read from its dense
+    source: torch's gradient of ``other`` through a product that lists every entry of ``source`` is
+    ``grad * source`` on those positions, also where ``other`` holds nothing (a leaf's arrives sparse there)."""
+    def positions():        # source's own order (torch's) where no position repeats
+        with autograd.no_grad():
+            c = source.coalesce()
+            return source._sp_indices if c._nnz() == source._nnz() else c._sp_indices
+
+    at = tuple(source._sp_indices[i] for i in range(source.sparse_dim()))
+    return dense_of(other, positions)[at]
 
 
 def _mul_sparse_source(out, x, y):

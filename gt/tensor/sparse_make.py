@@ -4,6 +4,8 @@ gradient is sparse (torch's: the looked-up ids as indices, uncoalesced)."""
 
 from gt import autograd, dtypes
 from gt.ops.shape import Embedding
+from gt.ops.sparse_products import NoSparseBackward
+from gt.autograd import sparse_grad
 from gt.autograd.sparse_grad import SparseGrad
 from gt.sharding.mesh import get_mesh
 from gt.tensor import creation
@@ -12,6 +14,7 @@ from gt.tensor.sparse_autograd import dense_sparse_mm, sparse_mm
 from gt.tensor.sparse_coo import SparseTensor, sparse_coo
 from gt.tensor.sparse_elementwise import sparse_softmax
 from gt.tensor.sparse_methods import sparse_sum
+from gt.tensor.sparse_pass_on import pass_on
 
 
 def _as_tensor(value, dtype=None):
@@ -188,14 +191,34 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
                            "use .sum() or .to_sparse_coo()")
     if dim is None:         # sparse on the stored entries, torch's (Tensor.sum gives a leaf a dense one)
         return input._sp_values.sum(dtype=dtype)
-    return sparse_sum(input, dim, dtype)
+    out = sparse_sum(input, dim, dtype)
+    if getattr(out, "is_sparse", False) and out.requires_grad and autograd.is_grad_enabled():
+        out._sp_dense = _dense_grad_refused(out)
+    return out
+
+
+def _dense_grad_refused(out):
+    """The dense source of a sparse ``gt.sparse.sum(s, dim)`` result: torch's backward of it takes a
+    sparse gradient only, so a dense one (``.sum()``, ``+ dense``, a product) raises torch's error;
+    a sparse one reaches ``out``'s values."""
+    def source(pattern=None):
+        dense = out.to_dense()
+        if pattern is not None:
+            return dense
+        return NoSparseBackward.apply(dense, RuntimeError, "_sparse_sum_backward_cpu: expected grad_ Tensor to be "
+                                      "sparse, but got dense (gt.sparse.sum over a dim takes a sparse gradient: "
+                                      "use gt.sparse.sum(out) or out.to_dense() before a dense op)")
+
+    source.takes_pattern = True
+    return source
 
 
 class SparseEmbedding(Embedding):
     """``weight[indices]`` with ``sparse=True`` (``F.embedding``), torch's ``EmbeddingBackward0``:
     a leaf ``weight`` gets a sparse COO gradient, the looked-up ids (int64, in their order:
     uncoalesced) as its indices and the output's gradient rows as its values, the entries of
-    ``padding_idx`` left out; a computed weight gets the same gradient dense. With
+    ``padding_idx`` left out; a computed weight gets it sparse too, passed on sparse through the ops
+    whose torch backward takes it (gt/tensor/sparse_pass_on.py), dense through others. With
     ``scale_grad_by_freq`` the backward raises torch's error."""
 
     _torch_name = "EmbeddingBackward0"
@@ -205,10 +228,14 @@ class SparseEmbedding(Embedding):
         return super().forward(weight, indices)
 
     def backward(self, g):
-        grad = self.backward_graph(Tensor._wrap(g))[0]      # g requires no grad: nothing is recorded
-        return (SparseGrad(grad, self.seq) if grad.is_sparse else grad._data), None
+        # the walk's gradient stays sparse for a computed weight too (torch's); g records nothing
+        return SparseGrad(self._sparse_grad(Tensor._wrap(g)), self.seq), None
 
     def backward_graph(self, g):
+        grad = self._sparse_grad(g)
+        return (grad.to_dense() if self.inputs[0]._ctx is not None else grad), None
+
+    def _sparse_grad(self, g):
         if self.by_freq:
             raise RuntimeError("embedding_backward: scale_grad_by_freq not supported with sparse gradients "
                                "(sparse=True, scale_grad_by_freq=True): drop one of them")
@@ -220,8 +247,7 @@ class SparseEmbedding(Embedding):
                 keep = ids != self.padding_idx
                 ids = ids[keep]
             rows = rows[keep]
-        grad = SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False)
-        return (grad.to_dense() if self.inputs[0]._ctx is not None else grad), None
+        return SparseTensor._make(ids.unsqueeze(0), rows, self.in_shape, False)
 
 
 def sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq):
@@ -230,3 +256,7 @@ def sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq):
         raise NotImplementedError(f"embedding: sparse=True (sparse gradients) is not supported on a mesh of "
                                   f"{get_mesh().size} devices (GT_DEVICES/GT_AUTO_SHARD): use sparse=False there")
     return SparseEmbedding.apply(weight, idx, padding_idx, scale_grad_by_freq)
+
+
+# the walk passes a computed embedding weight's sparse gradient on through the ops that take one
+sparse_grad.pass_on = pass_on
