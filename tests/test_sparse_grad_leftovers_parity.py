@@ -2,8 +2,10 @@
 the dense gradient carried on from ``to_sparse`` (and a sparse leaf) through later ops into products
 and ``sum()``, the sum of an uncoalesced leaf and another sparse tensor, the sparse gradient of the
 dense operand of ``sparse * dense``, ``gt.sparse.mm(dense, sparse)``'s gradient order, torch's errors
-where its sparse backward raises, ``narrow_copy``'s refusals, and SGD's sparse momentum buffer in
-state dicts and checkpoints."""
+where its sparse backward raises, ``narrow_copy``'s refusals, SGD's sparse momentum buffer in
+state dicts and checkpoints, a computed embedding weight's sparse gradient passed on to its leaf,
+``gt.sparse.sum(s, dim)``'s refusal of a dense gradient, and the other operand of a product by an
+uncoalesced sparse tensor."""
 
 import copy
 import io
