@@ -101,7 +101,7 @@ def test_default_placements():
         assert gt.zeros_like(x).placement == Shard(0) and gt.zeros_like(lin.weight).placement == Replicate()
         s = x.sum(axis=0)
         assert s.placement == Partial()
-        np.testing.assert_allclose(s.numpy(), x.numpy().sum(0), rtol=1e-6)
+        np.testing.assert_allclose(s.numpy(), x.numpy().sum(0), rtol=1e-6, atol=1e-6)  # sums near 0
         assert "placement=Shard(0)" in repr(x)
 
 
