@@ -224,6 +224,8 @@ class Function(GraphNode):
             ctx.out_shape = result.shape
             result._ctx = ctx
             put_on_tape(ctx, result)
+            if levels.reverse_inference_made[0]:
+                levels.refuse_saved_inference(ctx, args)
         elif cls.makes_view:
             note_view(ctx, result, args, not _mode.record)
         return result

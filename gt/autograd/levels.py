@@ -14,6 +14,7 @@ C++ does without the method (gt/tensor/grad_methods.py).
 """
 
 import itertools
+import weakref
 
 from gt.autograd.grad_mode import mode, no_grad
 from gt.backend import B
@@ -22,6 +23,14 @@ _serials = itertools.count(1)     # a later level has a larger serial: made-befo
 # whether a tensor was ever made under a no_grad inside a forward transform (``tag``): until then the
 # reverse transforms' walks skip the search for such tensors (gt/func/constants.py)
 _forward_only_made = [False]
+# the inference tensors made in a reverse transform's function (``tag``), which torch refuses to save
+# for backward there (``refuse_saved_inference``); outside transforms gt saves them (gt/autograd/inference.py)
+_reverse_inference = weakref.WeakValueDictionary()
+reverse_inference_made = [False]    # (read for every recorded op: a plain flag, off outside transforms)
+INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
+                   "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
+                   "normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
+                   "`torch.inference_mode()`.")
 
 
 class transform_level:
@@ -58,6 +67,9 @@ class transform_level:
         (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers,
          m.forwards) = self.saved
         m.tags = m.inference or bool(m.level)
+        if not m.level and reverse_inference_made[0]:   # outside transforms gt saves them: the ops' check ends
+            reverse_inference_made[0] = False
+            _reverse_inference.clear()
         return False
 
 
@@ -105,6 +117,9 @@ def tag(t):
     m = mode
     if m.inference:
         t._inference = True
+        if m.level and m.level_kind is None and m.level_refusal is None:    # (grad, vjp, jacrev's function)
+            _reverse_inference[id(t)] = t
+            reverse_inference_made[0] = True
     if m.level:
         t._level = m.level
         if m.record and not m.grad:     # a no_grad inside a forward transform (grad_mode._set_grad)
@@ -199,3 +214,14 @@ def note_changed(changes):
             else:
                 same = same and t.shape == kept.result.shape and bool((t.detach() == kept.result).all())
     return same
+
+
+def refuse_saved_inference(ctx, args):
+    """torch's error where ``ctx``, an op just recorded, saved an inference tensor made in a reverse
+    transform's function (an argument whose array it keeps for its backward)."""
+    saved = getattr(ctx, "_saved", None)
+    if not saved or not isinstance(saved, tuple):
+        return
+    for a in args:
+        if a is not None and _reverse_inference.get(id(a)) is a and any(v is a._array for v in saved):
+            raise RuntimeError(INFERENCE_SAVED)

@@ -4,7 +4,10 @@ tensors: a function may change its input in place (the caller's primal and tange
 an output that is the input, or a view of it, is a view of the caller's primal (its tangent the
 caller's tangent itself, or the same view of it)."""
 
-from gt.autograd import forward_ad, no_grad
+import contextlib
+
+from gt.autograd import forward_ad, is_grad_enabled, no_grad
+from gt.autograd.backward import topological_order
 from gt.autograd.forward_ad import connect
 from gt.autograd.levels import transform_level
 from gt.autograd.versions import saved_changed
@@ -171,9 +174,13 @@ def linearize(func, *primals):
                 connect(fresh, x)
     out_leaves, out_spec = _tensor_leaves(out, "linearize(f, *primals)")
     keep = _needs_graph(out_leaves, inputs.flat, inputs.outer)
-    us, vj = _first_vjp(out_leaves, inputs.flat)
-    if keep:        # (jvp_fn's walks start from vj, whose recorded ops took the constants' derivatives already)
+    if keep:    # the output is the caller's: jvp_fn's own run of func, on detached primals (see _traced)
         cut_forward_only(out_leaves)
+        out_leaves, flat = _traced(func, p_leaves, p_spec)
+    else:
+        flat = inputs.flat
+    us, vj = _first_vjp(out_leaves, flat)
+    run = _Constants(out_leaves, flat)
 
     def jvp_fn(*tangents):
         t_leaves, t_spec = _flatten(tangents)
@@ -184,5 +191,51 @@ def linearize(func, *primals):
             if not isinstance(t, Tensor) or tuple(t.shape) != tuple(p.shape):
                 raise RuntimeError(f"linearize: expected each tangent to be a tensor of its primal's shape "
                                    f"{tuple(p.shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t)}")
-        return _unflatten(out_spec, _second_vjp(out_leaves, us, vj, t_leaves, False, True))
+        if not (is_grad_enabled() and (keep or any(t.requires_grad for t in t_leaves))):
+            return _unflatten(out_spec, _second_vjp(out_leaves, us, vj, t_leaves, False, True))
+        # torch's traced jvp records its ops (its result requires grad): this call's own first vjp, whose
+        # graph a backward through the result may free
+        with run.walkable():
+            call_us, call_vj = _first_vjp(out_leaves, flat)
+        return _unflatten(out_spec, _second_vjp(out_leaves, call_us, call_vj, t_leaves, True, True))
     return _level_out(out, keep), jvp_fn
+
+
+def _traced(func, p_leaves, p_spec):
+    """torch's ``linearize`` runs ``func`` twice: for the output (on the caller's primals, connected
+    to its graph) and to trace the jvp, whose constants are detached from it. gt's second run so: a
+    backward through the output then leaves jvp_fn's graph whole, and jvp_fn's results (recorded,
+    as torch's) reach no caller's tensor. Returns the run's output leaves and its fresh inputs."""
+    primals = _unflatten(p_spec, [x.detach() if isinstance(x, Tensor) else x for x in p_leaves])
+    inputs = _Inputs(primals, tuple(range(len(primals))))
+    with inputs.level(layer=False, kind="linearize"):
+        out = func(*inputs.args)
+    return _tensor_leaves(out, "linearize(f, *primals)")[0], inputs.flat
+
+
+class _Constants:
+    """The values of linearize's run computed from its fresh ``inputs``, made leaves (as torch's trace
+    holds them): a backward through a jvp_fn result stops at them, leaving the run's ops, which the
+    next call walks, unfreed. ``walkable()``: their ops back, for one call's first vjp."""
+
+    def __init__(self, outputs, inputs):
+        outputs, self.cut = [o for o in outputs if o.requires_grad], []
+        made = {id(x) for x in inputs}
+        for t in topological_order(outputs[0], outputs[1:]) if outputs else ():
+            ctx = t._ctx
+            if ctx is not None and any(id(a) in made for a in ctx.inputs):
+                made.add(id(t))
+                self.cut.append((t, ctx))
+        self._set(False)
+
+    def _set(self, walkable):
+        for t, ctx in self.cut:
+            t._ctx = ctx if walkable else None
+
+    @contextlib.contextmanager
+    def walkable(self):
+        self._set(True)
+        try:
+            yield
+        finally:
+            self._set(False)
