@@ -4,7 +4,8 @@ nested in one: torch's forward mode ignores grad mode, so its tangents flow thro
 reverse levels (and the caller's graph) do not record it. gt computes both modes on one tape: such
 ops are recorded and their results marked (gt/autograd/grad_mode.py, gt/autograd/levels.py), and
 the reverse walks see the marked results as constants: hidden for a reverse transform's walk, cut
-from the graph once the outermost forward transform has its tangents."""
+from the graph once the outermost forward transform has its tangents. ``HiddenOps`` sets ops aside
+for a while (here, and for ``linearize``'s constants: gt/func/forward.py)."""
 
 import contextlib
 
@@ -12,6 +13,40 @@ from gt.autograd import levels
 from gt.autograd.backward import topological_order
 from gt.autograd.grad_mode import mode
 from gt.tensor import Tensor
+
+
+class HiddenOps:
+    """``(tensor, ctx)`` pairs whose ops are set aside: while hidden, each tensor shows no op (a walk
+    stops at it, as at a constant), and its op comes back as it was when shown again."""
+
+    def __init__(self, pairs):
+        self.pairs = list(pairs)
+
+    def hide(self):
+        for t, _ in self.pairs:
+            t._ctx = None
+
+    def show(self):
+        for t, ctx in self.pairs:
+            t._ctx = ctx
+
+    @contextlib.contextmanager
+    def hidden(self):
+        """The ops hidden inside the block, shown after it."""
+        self.hide()
+        try:
+            yield self
+        finally:
+            self.show()
+
+    @contextlib.contextmanager
+    def shown(self):
+        """The ops shown inside the block, hidden after it."""
+        self.show()
+        try:
+            yield self
+        finally:
+            self.hide()
 
 
 def _marked(outputs):
@@ -23,18 +58,11 @@ def _marked(outputs):
             if t._ctx is not None and getattr(t, "_forward_only", False)]
 
 
-@contextlib.contextmanager
 def constants_cut(outputs):
-    """A reverse transform's walk from ``outputs``: the marked tensors' ops hidden for it. The recorded
-    gradients (create_graph) keep them as tensors, whose ops the forward transform walks after."""
-    hidden = _marked(outputs)
-    for t in hidden:
-        t._ctx, t._forward_only = None, t._ctx
-    try:
-        yield
-    finally:
-        for t in hidden:
-            t._ctx, t._forward_only = t._forward_only, True
+    """A reverse transform's walk from ``outputs`` (a context manager): the marked tensors' ops hidden
+    for it. The recorded gradients (create_graph) keep them as tensors, whose ops the forward
+    transform walks after."""
+    return HiddenOps((t, t._ctx) for t in _marked(outputs)).hidden()
 
 
 def cut_forward_only(outputs):

@@ -4,8 +4,6 @@ tensors: a function may change its input in place (the caller's primal and tange
 an output that is the input, or a view of it, is a view of the caller's primal (its tangent the
 caller's tangent itself, or the same view of it)."""
 
-import contextlib
-
 from gt.autograd import forward_ad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
 from gt.autograd.forward_ad import connect
@@ -16,7 +14,7 @@ from gt.tensor.inplace import bump_versions
 from gt.func.derivatives import (_Inputs, _first_vjp, _geometry, _level_out, _lies_in, _needs_graph, _offset,
                                  _second_vjp, _split_aux, _tensor_leaves, _view_like)
 from gt.func import dual_runs
-from gt.func.constants import cut_forward_only
+from gt.func.constants import HiddenOps, cut_forward_only
 from gt.func.pytree import _flatten, _spec_str, _unflatten
 from gt.tensor import Tensor
 
@@ -180,7 +178,7 @@ def linearize(func, *primals):
     else:
         flat = inputs.flat
     us, vj = _first_vjp(out_leaves, flat)
-    run = _Constants(out_leaves, flat)
+    run = _constants(out_leaves, flat)
 
     def jvp_fn(*tangents):
         t_leaves, t_spec = _flatten(tangents)
@@ -195,7 +193,7 @@ def linearize(func, *primals):
             return _unflatten(out_spec, _second_vjp(out_leaves, us, vj, t_leaves, False, True))
         # torch's traced jvp records its ops (its result requires grad): this call's own first vjp, whose
         # graph a backward through the result may free
-        with run.walkable():
+        with run.shown():
             call_us, call_vj = _first_vjp(out_leaves, flat)
         return _unflatten(out_spec, _second_vjp(out_leaves, call_us, call_vj, t_leaves, True, True))
     return _level_out(out, keep), jvp_fn
@@ -213,29 +211,17 @@ def _traced(func, p_leaves, p_spec):
     return _tensor_leaves(out, "linearize(f, *primals)")[0], inputs.flat
 
 
-class _Constants:
+def _constants(outputs, inputs):
     """The values of linearize's run computed from its fresh ``inputs``, made leaves (as torch's trace
     holds them): a backward through a jvp_fn result stops at them, leaving the run's ops, which the
-    next call walks, unfreed. ``walkable()``: their ops back, for one call's first vjp."""
-
-    def __init__(self, outputs, inputs):
-        outputs, self.cut = [o for o in outputs if o.requires_grad], []
-        made = {id(x) for x in inputs}
-        for t in topological_order(outputs[0], outputs[1:]) if outputs else ():
-            ctx = t._ctx
-            if ctx is not None and any(id(a) in made for a in ctx.inputs):
-                made.add(id(t))
-                self.cut.append((t, ctx))
-        self._set(False)
-
-    def _set(self, walkable):
-        for t, ctx in self.cut:
-            t._ctx = ctx if walkable else None
-
-    @contextlib.contextmanager
-    def walkable(self):
-        self._set(True)
-        try:
-            yield
-        finally:
-            self._set(False)
+    next call walks, unfreed. Their ops hidden (``shown()``: back, for one call's first vjp)."""
+    outputs, cut = [o for o in outputs if o.requires_grad], []
+    made = {id(x) for x in inputs}
+    for t in topological_order(outputs[0], outputs[1:]) if outputs else ():
+        ctx = t._ctx
+        if ctx is not None and any(id(a) in made for a in ctx.inputs):
+            made.add(id(t))
+            cut.append((t, ctx))
+    hidden = HiddenOps(cut)
+    hidden.hide()
+    return hidden
