@@ -10,7 +10,7 @@ from gt.autograd import no_grad
 from gt.nn import loss_dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import check_range as _check_range
-from gt.nn.loss_functions import _broadcasts_to, _reduce, accepts_legacy_reduction, promoted
+from gt.nn.loss_functions import _REDUCTIONS, _broadcasts_to, _reduce, accepts_legacy_reduction, promoted
 from gt.tensor import Tensor, arange, full_like, where
 from gt.tensor.runtime import get_default_dtype
 
@@ -116,10 +116,10 @@ def _gaussian_var(var, input, dtype, fn):
 def _gaussian_input(x, target, fn):
     """``input`` of ``gaussian_nll_loss``: integers pass (torch subtracts the target, then divides by
     the float var), bools are refused by torch's subtraction, in its words."""
-    x = _tensor(x, fn)
     if x.dtype is dtypes.bool_:
         raise RuntimeError(loss_dtypes.bool_subtraction(isinstance(target, Tensor) and target.dtype is dtypes.bool_))
-    return _float_input(x, fn) if x.dtype.is_complex else x
+    loss_dtypes.refuse_bool_operand("gaussian_nll_loss", "target", target)
+    return x
 
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
@@ -127,23 +127,28 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     ``0.5 * log(2 pi)`` with ``full``), as torch's. ``var``: the input's shape, that shape without
     its last axis, that shape with one axis of size 1, or a non-negative float. var is clamped at
     ``eps`` for the value only: its gradient passes through the clamp, as in torch. An integer
-    input (and target) gives a loss in the var's float dtype, as torch's.
+    input (and target) gives a loss in the var's float dtype, as torch's; they subtract in their
+    own dtype (uint8 wraps, as torch's).
 
         >>> F.gaussian_nll_loss(gt.zeros(2), gt.zeros(2), gt.ones(2)).item()
         0.0
     """
     fn = "gaussian_nll_loss"
+    input = _tensor(input, fn)
+    if input.dtype.is_complex:
+        input = _float_input(input, fn)
+    # torch's order of refusals: var's entries and shape, the reduction, var's in-place clamp (an
+    # integer var), then the subtraction (a bool operand)
+    dtype = input.dtype if input.dtype.is_floating_point else get_default_dtype()
+    var = _gaussian_var(var, input, dtype, fn)
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{fn}: {reduction!r} is not a valid value for reduction ('mean', 'sum' or 'none')")
-    input = _gaussian_input(input, target, fn)
-    loss_dtypes.refuse_bool_operand(fn, "target", target)
-    if isinstance(var, Tensor) and not (var.dtype.is_floating_point or var.dtype.is_complex):
+    if not (var.dtype.is_floating_point or var.dtype.is_complex):
         loss_dtypes.refuse_int_var(var)
+    input = _gaussian_input(input, target, fn)
     # each step in torch's dtypes (an integer input and target subtract as integers); a number or
     # an array var or target in the input's float dtype (torch's ``var * ones_like(input)``)
-    dtype = input.dtype if input.dtype.is_floating_point else get_default_dtype()
     target = target if isinstance(target, Tensor) else _tensor(target, fn, "target").to(dtype)
-    var = _gaussian_var(var, input, dtype, fn)
     with no_grad():
         lift = var.clamp(min=eps) - var                 # torch clamps in place under no_grad
     var = var + lift
@@ -183,15 +188,20 @@ def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
         0.5
     """
     fn = "hinge_embedding_loss"
+    if reduction not in _REDUCTIONS:        # torch's Python check, before any arithmetic
+        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     x = _tensor(input, fn)
-    if x.dtype.is_floating_point or x.dtype is dtypes.bool_ or x.dtype.is_complex or reduction == "mean":
-        x = _float_input(x, fn)       # torch refuses a bool (its subtraction), and the mean of integers
+    if x.dtype.is_floating_point or x.dtype is dtypes.bool_ or x.dtype.is_complex:
+        x = _float_input(x, fn)       # torch refuses a bool (its subtraction)
         y = _like(target, x, fn, "target")
         return _reduce(where(y != 1, (margin - x).clamp(min=0.0), 0.0) + where(y != -1, x, 0.0), reduction, fn)
     # integers stay integers, as torch's: its ``margin - input`` fills the margin into the input's
-    # dtype (truncated, or its overflow error), and the target is compared in its own dtype
+    # dtype (truncated, or its overflow error), and the target is compared in its own dtype; the
+    # mean of integers is refused after that fill, as torch's reduction refuses it
     y, zero = _tensor(target, fn, "target"), x.new_zeros(())
     loss = where(y != 1, (full_like(x, margin) - x).clamp(min=0), zero) + where(y != -1, x, zero)
+    if reduction == "mean":         # (gt's mean of int64 computes; torch's loss refuses it)
+        loss_dtypes.refuse_integer_mean(loss.dtype)
     return _reduce(loss, reduction, fn)
 
 
