@@ -122,10 +122,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     lead = broadcast_shape(fn, broadcast_shape(fn, q.shape[:-2], k.shape[:-2]), v.shape[:-2])
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0 <= dropout_p <= 1:
         raise ValueError(f"{fn}: dropout_p has to be between 0 and 1, got {dropout_p!r}")
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     L, S = q.shape[-2], k.shape[-2]
     mask = None if attn_mask is None else _attention_mask(attn_mask, dtype, lead, L, S, fn)
+    if dtype.is_complex:
+        return _complex_attention(q, k, v, lead)
     # no keys (S == 0): the composed ops' empty softmax gives torch's zeros (the op's row maximum has none)
     if dropout_p == 0 and S:    # a mask with is_causal: the op applies both (torch 2.13 on the CPU does)
         return attention.ScaledDotProductAttention.apply(q, k, v, mask, scale=float(scale),
@@ -141,6 +142,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     dead = (scores == float("-inf")).all(-1, keepdim=True)
     weights = scores.masked_fill(dead, 0.0).softmax(-1).masked_fill(dead, 0.0)
     return dropout(weights, dropout_p) @ v
+
+
+def _complex_attention(q, k, v, lead):
+    """torch's answer for complex query, key and value: its softmax has no complex kernel
+    (NotImplementedError); with no score to normalise, the empty product (zeros where no key is)."""
+    if q.shape[-2] * k.shape[-2] * math.prod(lead):
+        raise NotImplementedError(f"\"softmax_lastdim_kernel_impl\" not implemented for "
+                                  f"'{dtypes.torch_type_name(q.dtype.name)}'")
+    return (q @ k.transpose(-2, -1)) @ v
 
 
 def _grouped(q, kv, fn):

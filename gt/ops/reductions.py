@@ -3,7 +3,7 @@
 
 from gt.autograd import Function
 from gt.backend import B
-from gt.ops._graph import expand_back, mask_like
+from gt.ops._graph import expand_back, mask_like, result
 from gt.ops._shapes import numel
 
 
@@ -205,3 +205,60 @@ class StdFromVar(Function):
         zero = self.saved[0] == 0
         std = StdFromVar.apply(self.inputs[0])
         return (g * mask_like(g, ~zero) / (2 * std + mask_like(g, zero)),)
+
+
+class NormCount(Function):
+    """The 0-"norm": how many elements over ``axis`` are not 0 (NaN counts), in ``x``'s dtype. On the
+    tape, as torch's (it requires grad), with no gradient: torch's norm backward leaves p = 0 out,
+    so ``.grad`` stays None and ``autograd.grad`` says the input was not used; a zero tangent."""
+
+    complex_graph = True
+    _torch_name = "LinalgVectorNormBackward0"
+
+    def forward(self, x, axis=None, keepdims=False):
+        out = B.sum(B.astype(x != 0, B.dtype_of(x)), axis=axis, keepdims=keepdims)
+        self.count_shape = tuple(out.shape)
+        return out
+
+    def backward(self, g):
+        return (None,)
+
+    def backward_graph(self, g):
+        return (None,)
+
+    def tangent(self, tx, *_):
+        return B.zeros(self.count_shape, B.dtype_of(tx))
+
+
+class LogSumExp(_SavedReduction):
+    """``log(sum(exp(x)))`` over ``axis``, shifted by the largest real part (0 where that is
+    infinite, and over no element: -inf). torch's LogsumexpBackward0: ``g * conj(exp(x - out))``,
+    reading the saved input and result, so that a backward after ``x.data = new`` (or
+    ``x.data.copy_(new)``) reads the new input beside the result of then, as torch's."""
+
+    complex_graph = "holomorphic"      # the recorded formula is written without conjugates
+    _torch_name = "LogsumexpBackward0"
+
+    def kept(self, x, axis):
+        real = B.real(x) if B.dtype_of(x).is_complex else x
+        if numel(x.shape) == 0:
+            shift = B.sum(real, axis=axis, keepdims=True)
+        else:
+            shift = B.max(real, axis=axis, keepdims=True)
+            shift = B.where(B.abs(shift) == float("inf"), 0, shift)
+        with B.quiet_float_errors():
+            return B.log(B.sum(B.exp(x - shift), axis=axis, keepdims=True)) + shift
+
+    def grad(self, x, out, g):
+        with B.quiet_float_errors():
+            return g * B.conj(B.exp(x - out))
+
+    def grad_graph(self, x, out, g):
+        # the result as torch's formula reads it: the output node (kept dims), gradients meeting there
+        with B.quiet_float_errors():       # inf - inf in a row of infinities: NaN, as torch's
+            return g * (self.inputs[0] - result(self, out)).exp()
+
+    def tangent(self, tx, *_):
+        x, out = self.saved
+        with B.quiet_float_errors():
+            return B.sum(tx * B.exp(x - out), axis=self.axis, keepdims=self.keepdims)

@@ -78,7 +78,7 @@ def _floating(x, complex_ok=False):
 
 def _no_order(a, b, name):
     if a.dtype.is_complex or (isinstance(b, Tensor) and b.dtype.is_complex) or isinstance(b, complex):
-        raise RuntimeError(f"{name} not implemented for complex tensors (torch's error): complex numbers have no order")
+        raise RuntimeError(f"{name} not implemented for complex tensors.")      # torch's: no order
 
 
 def _promote_ints(a, b, true_div=False):

@@ -210,6 +210,8 @@ def fmod(input, other):
 def _nan_ignoring(name, input, other, keep_input):
     a, b = _operands(name, input, other, tensors_only=(0, 1))
     dt = result_dtype(a, b)
+    if dt.is_complex:       # torch's: complex numbers have no order
+        raise RuntimeError(f"{name} not implemented for complex tensors.")
     a, b = _cast(a, dt), _cast(b, dt)
     with autograd.no_grad():
         cond = keep_input(a, b)

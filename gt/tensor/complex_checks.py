@@ -104,13 +104,12 @@ def check_clamp(t, low, high):
     bounds: a float ``t`` takes their real parts where they have no imaginary part (else torch's
     RuntimeError); other dtypes refuse them. A bool ``t`` with bool numbers: torch has no kernel."""
     if t.dtype.is_complex:
-        raise NotImplementedError("clamp is not supported for complex types (torch's error): no order")
+        raise NotImplementedError("clamp is not supported for complex types")
     bounds = [b for b in (low, high) if b is not None]
     if any(isinstance(b, function.Tensor) and b.dtype.is_complex for b in bounds):
         kernel = "clamp_cpu" if len(bounds) == 2 else "maximum_cpu" if low is not None else "minimum_cpu"
         name = result_dtype(t, *bounds).name
-        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(name)}': "
-                                  "complex numbers have no order")
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(name)}'")
     if t.dtype == dtypes.bool_ and bounds and all(type(b) is bool for b in bounds):
         kernel = "clamp_scalar_cpu" if len(bounds) == 2 else "clamp_min_scalar_cpu" if low is not None else \
             "clamp_max_scalar_cpu"
@@ -133,3 +132,17 @@ def refuse_complex_bound(bound, name):
     if isinstance(bound, complex):
         raise NotImplementedError(f"clamp is not supported for complex types ({name}'s bound {bound!r})")
     return bound
+
+
+def refuse_complex_extremum(t, name, over_dim):
+    """torch's refusal of a complex ``t`` in the extremum ``name`` (``max``, ``min``, ``amax``,
+    ``amin``, ``aminmax``): complex numbers have no order. ``over_dim``: ``max``/``min`` with a dim
+    (values and indices) give torch's RuntimeError; over every element and ``amax``/``amin``/
+    ``aminmax``, its kernel's NotImplementedError."""
+    if not t.dtype.is_complex:
+        return
+    if over_dim and name in ("max", "min"):
+        raise RuntimeError(f"{name}(): does not support complex input")
+    kernel = {"max": "max_all", "min": "min_all", "amax": "max_values_cpu", "amin": "min_values_cpu"}.get(
+        name, f"{name}_cpu")
+    raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(t.dtype.name)}'")

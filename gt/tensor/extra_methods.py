@@ -16,7 +16,7 @@ from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _pick, _varargs, narrow_bounds, narrow_check, norm_input
-from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_pair
+from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_extremum, refuse_complex_pair
 from gt.tensor.product_dtypes import refuse_matmul
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
@@ -101,9 +101,13 @@ class ExtraMethods:
     def amax(self, dim=(), keepdim=False):
         """The largest values over ``dim`` (an int, a tuple; ``()``: all), the gradient split
         evenly among ties (torch's ``amax``; NaN over a slice whose largest value is NaN)."""
+        if self.dtype.is_complex:
+            _complex_extremum(self, "amax", dim)
         return self.max(_all_dims(self) if dim == () else dim, keepdims=keepdim)
 
     def amin(self, dim=(), keepdim=False):
+        if self.dtype.is_complex:
+            _complex_extremum(self, "amin", dim)
         return self.min(_all_dims(self) if dim == () else dim, keepdims=keepdim)
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
@@ -111,6 +115,8 @@ class ExtraMethods:
         ``-inf``, 0 (the count of non-zero elements) or any other number, negative ones included;
         ``"nuc"``: a matrix's nuclear norm. A p-norm's gradient is 0 where it is 0 (torch's). A
         complex tensor's norm is real (of the moduli), as torch's. ``dtype``: computed in it (a cast first)."""
+        if p is None:       # torch's default, spelled out (``torch.norm(x, None, dim)``)
+            p = "fro"
         x = _floating(norm_input(self, dtype), True)
         if x.dtype.is_complex and p != "nuc":       # the moduli's norm: their gradient z / |z| is torch's
             return x.abs().norm(p, dim, keepdim)
@@ -129,8 +135,8 @@ class ExtraMethods:
             return a._reduce(op, "norm", axes, keepdim, None, False)
         if not isinstance(p, (int, float)) or isinstance(p, bool) or math.isnan(p):
             raise ValueError(f"norm: p must be 'fro', 'nuc', inf, -inf or a number, got {p!r}")
-        if p == 0:                       # how many are not 0 (NaN counts), with torch's zero gradient
-            return (x.sign().abs() + x.isnan().to(x.dtype)).sum(axes, keepdims=keepdim)
+        if p == 0:                       # how many are not 0 (NaN counts), with torch's undefined gradient
+            return reduction_ops.NormCount.apply(x, axes, bool(keepdim))
         if p == 1:
             return x.abs().sum(axes, keepdims=keepdim)
         # a negative p at a 0: 0 ** p is inf, and the norm 0, as torch; torch's gradient, 0 at a zero norm
@@ -383,6 +389,14 @@ class ExtraMethods:
         """Whether ``other`` has this shape and the same elements (a Python bool; nested: refused)."""
         other = other.equal(self) if is_nested(other) else _operand(other, "equal")
         return isinstance(other, Tensor) and other.shape == self.shape and bool((self == other).all())
+
+
+def _complex_extremum(t, name, dim):
+    """torch's refusal of a complex ``t`` in ``amax``/``amin`` once its dims are checked; one with no element
+    to reduce is left to ``max``/``min``."""
+    reduction_axes(None if dim == () else dim, t.ndim, name)
+    if t.numel():
+        refuse_complex_extremum(t, name, True)
 
 
 def _all_dims(t):

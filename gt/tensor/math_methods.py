@@ -20,6 +20,7 @@ from gt import amp, dtypes
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import math_functions as mf
+from gt.ops import reductions
 from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, reduction_axes
 from gt.tensor._args import _pick, _scalar
 from gt.tensor.arithmetic import _floating, _operand, _promote_ints, where
@@ -52,6 +53,17 @@ def _in_dtype(out, x, dtype):
     """``out`` in ``x``'s dtype where ``dtype`` was given: integers multiply in int64, but torch's
     ``dtype=int32`` result is int32."""
     return out if dtype is None or out.dtype == x.dtype else out.to(x.dtype)
+
+
+def _shifted_logsumexp(x, axes):
+    """``log(sum(exp(x)))`` over ``axes`` (dims kept) from composed ops, shifted by the largest real
+    part: a row of -inf (or inf) keeps torch's answer; over no element, -inf."""
+    if x.numel() == 0:
+        shift = x.detach().sum(axes, keepdims=True)
+    else:
+        shift = x.detach().real.amax(axes if axes is not None else (), keepdim=True)
+        shift = where(shift.abs() == math.inf, 0.0, shift)
+    return (x - shift).exp().sum(axes, keepdims=True).log() + shift
 
 
 def binary_math(name, a, b):
@@ -303,18 +315,10 @@ class MathMethods:
         if not keepdim and isinstance(dim, (tuple, list)) and not dim and x.ndim and x.numel():
             # torch 2.13 reduces every dim into a kept (1, ..., 1) and then fails to write it into its () output
             raise RuntimeError(f"output with shape [] doesn't match the broadcast shape {[1] * x.ndim}")
-        if x.numel() == 0:        # nothing to shift by: the log of an empty sum is -inf, as torch's
-            shift = x.detach().sum(axes, keepdims=True)
-        else:
-            shift = x.detach().real.amax(axes if axes is not None else (), keepdim=True)
-            shift = where(shift.abs() == math.inf, 0.0, shift)      # a row of -inf (or inf) keeps torch's answer
-        out = (x - shift).exp().sum(axes, keepdims=True).log() + shift
-        ctx = out._ctx
-        if ctx is not None and x._placed is None and out._placed is None:
-            # torch's backward reads the input and the result (LogsumexpBackward0 saves both); the
-            # composite's ops read neither (exp's reads its own result): version-check the two, so
-            # that an in-place change of either before the backward raises, as torch's
-            ctx.written = ((x._array, out._array), B.versions_of((x._array, out._array)))
+        if x._placed is None:     # one op, torch's backward (reads the input and the result)
+            out = reductions.LogSumExp.apply(x, axes if x.ndim else None, True)     # a 0-d x: dim 0 is itself
+        else:                     # over the mesh: composed ops, which run there
+            out = _shifted_logsumexp(x, axes)
         if keepdim:
             return out
         return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))

@@ -17,6 +17,7 @@ from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
 from gt.tensor import axis_rules
 from gt.tensor._args import _pick
+from gt.tensor.complex_checks import refuse_complex_extremum
 from gt.tensor.numpy_interop import no_out
 from gt.tensor.wide_uints import refuse_target
 
@@ -74,12 +75,12 @@ class ReductionMethods:
         return self._extremum(reduction_ops.Min, "min", B.argmin, axis, keepdims, dim, keepdim, out)
 
     def _extremum(self, op_cls, name, arg, axis, keepdims, dim, keepdim, out):
-        if self.dtype.is_complex:
-            raise NotImplementedError(f"{name}() is not implemented for complex tensors: complex numbers have no order")
         if isinstance(axis, Tensor):                  # torch's max(input, other): elementwise
             no_out(out, name)
             return getattr(Tensor, "maximum" if name == "max" else "minimum")(self, axis)
         self._nonempty(name, _pick(axis, dim))
+        if self.dtype.is_complex:
+            refuse_complex_extremum(self, name, _pick(axis, dim) is not None)
         if (dim is None and not keepdim) or keepdims:
             return self._reduce(op_cls, name, axis, keepdims, dim, keepdim, out=out)
         no_out(out, name)

@@ -26,7 +26,7 @@ from gt import amp, autograd, dtypes
 from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
-from gt.tensor import axis_scans, checks
+from gt.tensor import axis_scans, checks, complex_checks
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.quick_select import kth_position
@@ -374,6 +374,7 @@ class StatsMethods:
         """``(min, max)`` over ``dim`` (None: every element), as ``amin`` and ``amax``."""
         if self.numel() == 0 and (dim is None or self.shape[normalize_axis(dim, self.ndim, "aminmax")] == 0):
             raise ValueError(f"aminmax: cannot reduce an empty tensor of shape {self.shape} (no identity)")
+        complex_checks.refuse_complex_extremum(self, "aminmax", dim is not None)     # (no order)
         if dim is None:
             normalize_axes(None, self.ndim, "aminmax")
             if keepdim:
@@ -381,7 +382,6 @@ class StatsMethods:
                                      self.amax(tuple(range(self.ndim)), True))
             return AminmaxResult(self.amin(), self.amax())
         return AminmaxResult(self.amin(dim, keepdim), self.amax(dim, keepdim))
-
 
 
 def _interpolate(ordered, pos, how):
