@@ -15,7 +15,9 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, versions, walk_steps
+from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, sparse_grad, versions
+from gt.autograd import walk_steps
+from gt.autograd.sparse_grad import SparseSeen
 from gt.backend import B
 
 # The tensor whose op's ``backward_graph`` runs now: a recorded gradient that reads the op's result
@@ -70,23 +72,36 @@ def _walk(order, seeds, retain_graph, capture):
             if own is not None:
                 g = node_hooks.run_pre(own, g, _same, _same)
             walking = node
-            grads = _graph_grads(ctx, g) if timed is None else timed.node(ctx, _graph_grads, g)
-            if not isinstance(grads, tuple):
-                grads = (grads,)
-            pairs = [(p, pg) for p, pg in zip(ctx.inputs, grads) if pg is not None and getattr(p, "requires_grad", False)]
-            tie = getattr(ctx, "grad_reads_input", False) or getattr(
-                ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx, "grad_reads_input", False)
-            if tie:
-                pairs = [(p, pg if pg.requires_grad else _Linked.apply(pg, p, again=tie == "again")) for p, pg in pairs]
+            pairs = None
+            if SparseSeen.made and g.is_sparse:     # (a flag read: false until a sparse tensor is made)
+                pairs = sparse_grad.through_graph(ctx, g) if isinstance(ctx, function.Function) else None
+                g = g if pairs is not None else g.to_dense()     # where torch's backward densifies it
+            if pairs is None:
+                grads = _graph_grads(ctx, g) if timed is None else timed.node(ctx, _graph_grads, g)
+                if not isinstance(grads, tuple):
+                    grads = (grads,)
+                pairs = [(p, pg) for p, pg in zip(ctx.inputs, grads)
+                         if pg is not None and getattr(p, "requires_grad", False)]
+                tie = getattr(ctx, "grad_reads_input", False) or getattr(
+                    ctx.ctxs[0] if getattr(ctx, "ctxs", None) else ctx, "grad_reads_input", False)
+                if tie:
+                    pairs = [(p, pg if pg.requires_grad else _Linked.apply(pg, p, again=tie == "again"))
+                             for p, pg in pairs]
             if own is not None:
                 pairs = node_hooks.run_post(own, ctx.inputs, pairs, g, _same, _same, function.Tensor)
             for parent, pg in pairs:
                 pg = fit(pg, parent.shape, parent.dtype)
                 prev = pending.get(id(parent))
-                pending[id(parent)] = pg if prev is None else prev + pg
+                pending[id(parent)] = pg if prev is None else prev + pg if not SparseSeen.made else _sum(prev, pg)
             if not retain_graph:
                 release.free(ctx)
     return got
+
+
+def _sum(a, b):
+    """Two recorded gradients of one tensor added as torch's engine adds them: a sparse one and a
+    dense one give a dense one (``dense + sparse``: torch refuses the sum the other way round)."""
+    return b + a if a.is_sparse and not b.is_sparse else a + b
 
 
 def _graph_grads(ctx, g):

@@ -31,7 +31,15 @@ def through(op, g):
     """The sparse gradients of ``op``'s inputs from its output's sparse gradient ``g`` (a ``SparseGrad``),
     as torch's backward of ``op`` gives them, numbered by ``op``; None where the op takes a dense one."""
     got = None if pass_on is None else pass_on(op, g.tensor)
-    return None if got is None else [(p, SparseGrad(t, op.seq)) for p, t in got]
+    # (an input that the output broadcasts gets a dense gradient: its engine array)
+    return None if got is None else [(p, SparseGrad(t, op.seq) if t.is_sparse else t._data) for p, t in got]
+
+
+def through_graph(op, g):
+    """``through`` under ``create_graph=True``: ``[(input, gradient tensor)]`` recorded, sparse
+    where torch's are (a dense tensor for an input the output broadcasts), from the sparse COO
+    gradient tensor ``g``; None where the op takes a dense one."""
+    return None if pass_on is None else pass_on(op, g, graph=True)
 
 
 class SparseSeen:
@@ -70,3 +78,19 @@ class SparseGrad:
         first, second = (self, other) if self.seq <= other.seq else (other, self)
         with function.no_grad():
             return SparseGrad(first.tensor.add(second.tensor), first.seq)    # torch's sparse sum
+
+
+def mark(out, rule, x=None):
+    """``out`` with its op marked for a sparse gradient (gt/tensor/sparse_pass_on.py), where gt
+    builds one of torch's nodes from several ops. ``("derivative", name)`` and ``x``: torch's node
+    passes the gradient times the derivative of ``name`` (``silu``, ``mish``, ``rsqrt``,
+    ``nan_to_num``) at ``x`` on to ``x``; ``("refuse", kernel)``: its backward raises there
+    (``leaky_relu_backward``); ``"addcdiv"`` on the division inside ``addcdiv``; ``"dense"``: it
+    densifies (``sgn``). Nothing is done for a result off the tape."""
+    ctx = out._ctx
+    if ctx is not None:
+        try:
+            ctx._sparse_rule = (rule, x)
+        except AttributeError:      # an op with slots only: none of the marked ones
+            pass
+    return out

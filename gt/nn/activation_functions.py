@@ -14,6 +14,7 @@ import math
 
 from gt import dtypes
 from gt.autograd import no_grad
+from gt.autograd.sparse_grad import mark
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import in_float32, nested_elementwise
 from gt.nn.inputs import implicit_softmax_dim
@@ -26,18 +27,20 @@ from gt.tensor.inplace_grad import result_saved
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
+_HARDTANH = ("refuse", "hardtanh_backward")
 
 
-def _apply(x, inplace, fn, reads_result=False):
+def _apply(x, inplace, fn, reads_result=False, sparse=None):
     """``fn(x)``, or ``x`` overwritten with it when ``inplace`` (torch's in-place activations). The
     in-place result is computed from a copy of ``x`` when ``x`` is on the tape: the values its
     backward saved are then not the ones overwritten (gt saves no memory by ``inplace=True``).
     ``reads_result``: torch's backward reads the result from ``x``, so a later in-place change of
-    ``x`` makes the backward raise torch's error, as there."""
+    ``x`` makes the backward raise torch's error, as there. ``sparse``: what torch's one node does
+    with a sparse gradient (gt/autograd/sparse_grad.py's ``mark``), where ``fn`` records several."""
     if x.dtype in dtypes.HALVES:
         fn = in_float32(fn)
     if not inplace:
-        return fn(x)
+        return fn(x) if sparse is None else mark(fn(x), sparse, x)
     if not x.requires_grad and overlap_writes.overlapping(x):
         return overlap_writes.recompute(x, fn, (), {})     # windows sharing memory: element by element, as torch
     y = fn(x.clone() if x.requires_grad else x)
@@ -85,7 +88,8 @@ def relu(input, inplace=False):
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where positive, ``negative_slope * x`` elsewhere (slope ``negative_slope`` at 0, as torch)."""
     x = _tensor(input, "leaky_relu")
-    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * negative_slope)), True)
+    return _apply(x, inplace, lambda x: _tied(where(x > 0, x, x * negative_slope)), True,
+                  ("refuse", "leaky_relu_backward"))
 
 
 @nested_elementwise
@@ -94,7 +98,8 @@ def elu(input, alpha=1.0, inplace=False):
     only, so large inputs do not overflow where they are not used; ``expm1``: exact near 0)."""
     x = _tensor(input, "elu")
     # ``x <= 0`` picks the exponential: NaN takes the identity's gradient, as torch's elu_backward
-    return _apply(x, inplace, lambda x: where(x <= 0, _exp_branch(x, 1.0, alpha), x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, _exp_branch(x, 1.0, alpha), x), True,
+                  ("refuse", "elu_backward"))
 
 
 def _exp_branch(x, k, alpha):
@@ -113,7 +118,7 @@ def silu(input, inplace=False):
     if type(input) is not Tensor and getattr(input, "is_nested", False):    # gt.nested's form
         return type(input).__gt_function__(silu, (input, inplace), {})
     x = _tensor(input, "silu")
-    return _apply(x, inplace, lambda x: x * x.sigmoid())
+    return _apply(x, inplace, lambda x: x * x.sigmoid(), sparse=("derivative", "silu"))
 
 
 @nested_elementwise
@@ -125,11 +130,12 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     x = _tensor(input, "hardtanh")
     if not x.dtype.is_floating_point:       # the bounds as floats through torch's checked cast (uint8 refuses -1)
         low, high = (int(checked_scalar(float(b), x.dtype, "hardtanh's bound")) for b in (min_val, max_val))
-        return _apply(x, inplace, lambda x: x.clamp(low, high))
+        return _apply(x, inplace, lambda x: x.clamp(low, high), sparse=_HARDTANH)
     lo, hi = float(min_val), float(max_val)
     if lo == 0 and math.copysign(1.0, lo) > 0:    # relu6's: relu keeps -0.0 and passes no gradient at or below 0
-        return _apply(x, inplace, lambda x: _tied(where(x >= hi, _bound(x, hi), x.relu())))
-    return _apply(x, inplace, lambda x: _tied(where(x <= lo, _bound(x, lo, True), where(x >= hi, _bound(x, hi), x))))
+        return _apply(x, inplace, lambda x: _tied(where(x >= hi, _bound(x, hi), x.relu())), sparse=_HARDTANH)
+    return _apply(x, inplace, lambda x: _tied(where(x <= lo, _bound(x, lo, True), where(x >= hi, _bound(x, hi), x))),
+                  sparse=_HARDTANH)
 
 
 def _bound(x, b, low=False):
@@ -153,7 +159,7 @@ def threshold(input, threshold, value, inplace=False):
     x = _tensor(input, "threshold")
     # torch's checked cast into x's dtype (uint8 refuses -1.5), then its truncation
     fill = float(value) if x.dtype.is_floating_point else int(checked_scalar(value, x.dtype, "threshold's value"))
-    return _apply(x, inplace, lambda x: _tied(where(x <= threshold, fill, x)))
+    return _apply(x, inplace, lambda x: _tied(where(x <= threshold, fill, x)), sparse=("refuse", "relu"))
 
 
 _threshold = threshold   # for threshold_, whose argument has the function's name (as torch's)
@@ -173,7 +179,7 @@ def prelu(input, weight):
                          f"{w.numel()} and channel size = {channels} (input of shape {x.shape})")
     # (C,) -> (C, 1, ..., 1): one slope per channel, broadcast over the axes after dim 1
     w = w.reshape(()) if w.numel() == 1 else w.reshape((channels,) + (1,) * (x.ndim - 2))
-    return _tied(where(x > 0, x, w * x))
+    return mark(_tied(where(x > 0, x, w * x)), ("refuse", "_prelu_kernel_backward"))
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
@@ -195,7 +201,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
 def selu(input, inplace=False):
     """``scale * elu(x, alpha)`` with torch's constants (alpha ~ 1.6733, scale ~ 1.0507)."""
     x = _floating(_tensor(input, "selu"), "selu")
-    return _apply(x, inplace, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, True)
+    return _apply(x, inplace, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, True, ("refuse", "elu_backward"))
 
 
 @nested_elementwise
@@ -205,7 +211,8 @@ def celu(input, alpha=1.0, inplace=False):
         raise ValueError("celu: alpha cannot be 0 for CELU")
     x = _floating(_tensor(input, "celu"), "celu")
     # clamp x, not x / alpha: a negative alpha flips the sign (torch: alpha * (exp(x / alpha) - 1) for x <= 0)
-    return _apply(x, inplace, lambda x: where(x <= 0, _exp_branch(x, alpha, alpha), x), True)
+    return _apply(x, inplace, lambda x: where(x <= 0, _exp_branch(x, alpha, alpha), x), True,
+                  ("refuse", "elu_backward"))
 
 
 @nested_elementwise
@@ -213,14 +220,16 @@ def logsigmoid(input):
     """``log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|))``: finite for any finite ``x`` (no exp of
     a positive number), gradient ``sigmoid(-x)`` everywhere (0.5 at 0, as torch)."""
     x = _floating(_tensor(input, "logsigmoid"), "logsigmoid")
-    return in_float32(lambda x: where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p())(x)
+    out = in_float32(lambda x: where(x < 0, x, 0.0) - _exp_neg_abs(x).log1p())(x)
+    return mark(out, ("refuse", "log_sigmoid_backward"))
 
 
 @nested_elementwise
 def mish(input, inplace=False):
     """``x * tanh(softplus(x))``, with softplus as ``max(x, 0) + log(1 + exp(-|x|))`` (no overflow)."""
     x = _floating(_tensor(input, "mish"), "mish")
-    return _apply(x, inplace, lambda x: x * (where(x < 0, 0.0, x) + _exp_neg_abs(x).log1p()).tanh())
+    return _apply(x, inplace, lambda x: x * (where(x < 0, 0.0, x) + _exp_neg_abs(x).log1p()).tanh(),
+                  sparse=("derivative", "mish"))
 
 
 @nested_elementwise
@@ -230,7 +239,8 @@ def hardsigmoid(input, inplace=False):
         return input._hardsigmoid(inplace)
     x = _floating(_tensor(input, "hardsigmoid"), "hardsigmoid")
     # the clamp gives NaN a zero gradient, as torch's (which passes only -3 < x < 3)
-    return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x.clamp(-3.0, 3.0) / 6 + 0.5)))
+    return _apply(x, inplace, lambda x: where(x <= -3, 0.0, where(x >= 3, 1.0, x.clamp(-3.0, 3.0) / 6 + 0.5)),
+                  sparse=("refuse", "hardsigmoid_backward"))
 
 
 @nested_elementwise
@@ -241,7 +251,8 @@ def hardswish(input, inplace=False):
     # ``x * 0`` below -3 rather than 0: -inf gives NaN there, as torch's ``x * relu6(x + 3) / 6``
     # the middle branch of a clamped x: at +-inf its unused gradient is then 0, not 0 * inf = NaN;
     # NaN takes the last branch (value NaN, gradient 1), as torch's hardswish_backward
-    return _apply(x, inplace, lambda x: where(x <= -3, x * 0.0, where(x < 3, _mid_hardswish(x), x)))
+    return _apply(x, inplace, lambda x: where(x <= -3, x * 0.0, where(x < 3, _mid_hardswish(x), x)),
+                  sparse=("refuse", "hardswish_backward"))
 
 
 def _mid_hardswish(x):
@@ -278,7 +289,7 @@ def softshrink(input, lambd=0.5):
     y = in_float32(lambda x: _tied(where((x >= -lambd) & (x <= lambd), 0.0,
                                           where(x > 0, x - lambd, x + lambd))))(x)
     if x.dtype not in dtypes.HALVES:
-        return y
+        return mark(y, ("refuse", "softshrink_backward"))
     # torch's backward compares in the half dtype (its forward in float32): no gradient where x
     # rounds onto +-lambd
     return where((x >= -lambd) & (x <= lambd), y.detach(), y)
@@ -289,7 +300,7 @@ def hardshrink(input, lambd=0.5):
     """``x`` where ``|x| > lambd``, else 0 (gradient 0 at +-lambd, as torch). NaN stays NaN. torch
     accepts a negative ``lambd`` here (every element is kept) and so does gt."""
     x = _floating(_tensor(input, "hardshrink"), "hardshrink")
-    return _tied(where((x >= -lambd) & (x <= lambd), 0.0, x))
+    return mark(_tied(where((x >= -lambd) & (x <= lambd), 0.0, x)), ("refuse", "hardshrink_backward"))
 
 
 # ---- along a dim ----------------------------------------------------------------------------
@@ -306,7 +317,7 @@ def glu(input, dim=-1):
     if x.shape[d] % 2:
         raise ValueError(f"glu: halving dimension must be even, but dimension {d} is size {x.shape[d]}")
     a, b = x.split(x.shape[d] // 2, d)
-    return a * b.sigmoid()
+    return mark(a * b.sigmoid(), ("refuse", "glu_backward"))
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):

@@ -6,6 +6,7 @@ and returns a gt tensor recorded on the tape. The losses live in gt/nn/loss_func
 
 
 from gt import autograd, dtypes
+from gt.autograd.sparse_grad import mark
 from gt.errors import ShapeError
 from gt.tensor.construct_functions import broadcast_tensors
 from gt.tensor.promotion import promote_types
@@ -84,7 +85,7 @@ def softplus(x, beta=1.0, threshold=20.0):
         # where(), not clamp/abs: the slope at z == 0 is then 1 - 1/2 = 1/2, as torch's (clamp's 1 + abs's 0 gave 1)
         # x itself above the threshold, not z / beta: z overflows to inf where x is huge
         return where(z > threshold, x, (where(z < 0, 0.0, z) + where(z < 0, z, -z).exp().log1p()) / beta)
-    return in_float32(fn)(_tensor(x, "softplus"))
+    return mark(in_float32(fn)(_tensor(x, "softplus")), ("refuse", "softplus_backward"))
 
 
 def softmax(input, axis=None, _stacklevel=3, dtype=None, *, dim=None):

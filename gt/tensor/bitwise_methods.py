@@ -17,6 +17,7 @@ import functools
 import math
 
 from gt import autograd, dtypes
+from gt.autograd.sparse_grad import mark
 from gt.backend import B
 from gt.ops import bitwise_kernels as bk
 from gt.ops._shapes import broadcast_shape
@@ -217,7 +218,7 @@ def _nan_ignoring(name, input, other, keep_input):
         cond = keep_input(a, b)
         if dt.is_floating_point:
             cond = cond | b.isnan()     # a NaN other gives input (NaN only where both are)
-    return where(cond, a, b)
+    return mark(where(cond, a, b), ("refuse", "fmax"))     # torch's fmax/fmin backward on a sparse gradient
 
 
 @nested_pair

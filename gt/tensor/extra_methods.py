@@ -10,6 +10,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import math
 
 from gt import autograd, dtypes
+from gt.autograd.sparse_grad import mark
 from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
@@ -186,7 +187,7 @@ class ExtraMethods:
                                                   for i in range(self.ndim)))
         # numpy's reversed slice is a view: a copy of it in this tensor's layout (torch's flip keeps the
         # input's order of dims, as a clone does); a 0-d tensor takes dim 0 or -1 (torch's wrap)
-        return out.clone()
+        return mark(out.clone(), ("refuse", "flip"))
 
     # ---- products and blends --------------------------------------------------------------------
     def outer(self, vec2):
@@ -213,7 +214,8 @@ class ExtraMethods:
         return ew.Div.apply(1.0, _floating(self, True), reciprocal=True)   # torch's saves its result
 
     def rsqrt(self):
-        return ew.Div.apply(1.0, _floating(self, True).sqrt(), reciprocal=True)
+        x = _floating(self, True)
+        return mark(ew.Div.apply(1.0, x.sqrt(), reciprocal=True), ("derivative", "rsqrt"), x)
 
     def clamp_min(self, min):
         return self.clamp(min=refuse_complex_bound(min, "clamp_min"))
@@ -362,7 +364,7 @@ class ExtraMethods:
         # each mask from the input: a NaN replaced by -inf (nan=-inf) stays -inf, as torch's
         out = where(self == math.inf, big if posinf is None else posinf, self)
         out = where(self == -math.inf, -big if neginf is None else neginf, out)
-        return where(self != self, nan, out)
+        return mark(where(self != self, nan, out), ("derivative", "nan_to_num"), self)
 
     def log2(self):
         return _floating(self, True).log() / math.log(2.0)

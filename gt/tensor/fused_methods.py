@@ -11,6 +11,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import math
 
 from gt import amp, dtypes
+from gt.autograd.sparse_grad import mark
 from gt.backend import B
 from gt.ops.lerp import Lerp
 from gt.tensor._args import _scalar
@@ -130,7 +131,7 @@ class FusedMethods:
         if not t1.dtype.differentiable and not t2.dtype.differentiable:
             raise TypeError(f"addcdiv: integer division of tensor1 ({t1.dtype!r}) by tensor2 ({t2.dtype!r}) is not "
                             "supported, as in torch; use floating point tensors (or t1 // t2)")
-        return self + _scaled(t1 / t2, _number(value, "addcdiv", "value", self, t1, t2))
+        return self + _scaled(mark(t1 / t2, "addcdiv"), _number(value, "addcdiv", "value", self, t1, t2))
 
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):
         """``beta * self + alpha * (mat1 @ mat2)``: ``mat1`` (n, m), ``mat2`` (m, p), ``self``

@@ -19,6 +19,7 @@ import operator
 from gt import autograd, dtypes
 from gt.autograd import function, levels
 from gt.autograd.grad_mode import mode
+from gt.autograd.sparse_grad import mark
 from gt.backend import B
 from gt.ops._shapes import normalize_axis
 from gt.tensor import inplace_grad, overlap_writes
@@ -102,7 +103,7 @@ class InplaceMathMethods:
     def sgn(self):
         """``sign``; of a complex tensor ``z / |z|`` (0 at 0), torch's ``sgn``, with its gradient."""
         if not self.dtype.is_complex:
-            return self.sign()
+            return mark(self.sign(), "dense")     # torch's SgnBackward0 densifies a sparse gradient
         size = self.abs()
         zero = size == 0
         return (self / size.masked_fill(zero, 1)).masked_fill(zero, 0)

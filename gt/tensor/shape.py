@@ -165,7 +165,7 @@ class ShapeMethods:
         if (error := expand_error(self.shape, target, sizes)) is not None:
             raise error
         if target == self.shape:         # a new, writable view (never ``self``), as torch's
-            return shape_ops.Reshape.apply(self, target)
+            return _named(shape_ops.Reshape.apply(self, target), self, "ExpandBackward0")
         return shape_ops.Expand.apply(self, target)
 
     def expand_as(self, other):

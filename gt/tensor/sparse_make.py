@@ -232,8 +232,8 @@ class SparseEmbedding(Embedding):
         return SparseGrad(self._sparse_grad(Tensor._wrap(g)), self.seq), None
 
     def backward_graph(self, g):
-        grad = self._sparse_grad(g)
-        return (grad.to_dense() if self.inputs[0]._ctx is not None else grad), None
+        # sparse for a computed weight too: the walk passes it on where torch's backward does
+        return self._sparse_grad(g), None
 
     def _sparse_grad(self, g):
         if self.by_freq:
