@@ -17,13 +17,11 @@ import inspect
 import warnings
 
 from gt import autograd, dtypes
-from gt.backend import B
-from gt.backend.dim_order import innermost_first, is_dense
-from gt.sharding.layout import logical_strides
 from gt.ops.exact_value import NoDerivative
 from gt.tensor import inplace_grad
 from gt.tensor.core import Tensor
 from gt.tensor.dtype_functions import can_cast
+from gt.tensor.out_layout import take_layout
 from gt.tensor.number_first import NO_OUT_NUMBER_FIRST, NUMBERS
 
 
@@ -72,7 +70,8 @@ def _call_out(fn, name, args, kwargs, out):
             raise RuntimeError(_STRUCTURED.format(result=_word(asked), out=_word(out.dtype)))
     if (name in _IN_OUT_DTYPE or name in _FACTORIES) and kwargs.get("dtype") is None and isinstance(out, Tensor):
         kwargs = {**kwargs, "dtype": out.dtype}     # torch's kernel computes in out's dtype
-    return write(fn(*args, **kwargs), out, name, record, _dtype_check_name(name, args, kwargs))
+    return write(fn(*args, **kwargs), out, name, record, _dtype_check_name(name, args, kwargs),
+                 operands=(*args, *kwargs.values()))
 
 
 _EXTREMUM_OUT = ("{name}() received an invalid combination of arguments - got ({got}), but expected one of: "
@@ -110,28 +109,29 @@ def _dtype_check_name(name, args, kwargs):
     return {(1, 1): "dot", (2, 1): "mv"}.get(ranks, "mm")
 
 
-def write(result, out, name, record=False, checked_as=None):
+def write(result, out, name, record=False, checked_as=None, operands=()):
     """Copy ``result`` (a tensor, or a tuple of them) into ``out`` (one tensor, or as many);
     returns ``out`` (as the result's tuple type). ``record``: False (not recorded), ``_COPY``
     (a recorded copy) or the aten op whose missing derivative a backward names. ``checked_as``:
-    the name whose dtype rule and message apply (by default ``name``)."""
+    the name whose dtype rule and message apply (by default ``name``). ``operands``: the call's
+    arguments, whose layouts a resized ``out`` may follow (gt/tensor/out_layout.py)."""
     if isinstance(result, tuple) and isinstance(out, (tuple, list)):
         if len(out) != len(result):
             raise TypeError(f"{name}(): out must hold {len(result)} tensors, one per result, got {len(out)}")
         second = f"{checked_as or name} [1]"       # the indices (frexp's exponent), where torch words them apart
         pairs = list(enumerate(zip(result, out)))
         for i, (r, o) in pairs[::-1] if name in ("median", "nanmedian") else pairs:     # (torch: indices first)
-            _write_one(r, o, name, record, second if i and second in _EXACT_DTYPE else checked_as)
+            _write_one(r, o, name, record, second if i and second in _EXACT_DTYPE else checked_as, operands)
         return type(result)(*out) if hasattr(result, "_fields") else tuple(out)
     if not isinstance(result, Tensor):
         raise TypeError(f"{name}() got an unexpected keyword argument 'out' (it gives no tensor to write)")
     if isinstance(out, (tuple, list)):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
-    _write_one(result, out, name, record, checked_as)
+    _write_one(result, out, name, record, checked_as, operands)
     return out
 
 
-def _write_one(result, out, name, record=False, checked_as=None):
+def _write_one(result, out, name, record=False, checked_as=None, operands=()):
     if not isinstance(out, Tensor):
         raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
     checked_as = checked_as or name
@@ -153,7 +153,7 @@ def _write_one(result, out, name, record=False, checked_as=None):
                           "have zero elements. You can explicitly reuse an out tensor t by resizing it, inplace, "
                           "to zero elements with t.resize_(0).", UserWarning, stacklevel=5)
         out.resize_(*result.shape)
-        _take_layout(out, result)
+        take_layout(out, result, operands, name)
     if record == _COPY:
         out.copy_(result)
         return
@@ -162,26 +162,6 @@ def _write_one(result, out, name, record=False, checked_as=None):
         return
     with autograd.no_grad():
         out.copy_(result)
-
-
-def _take_layout(out, result):
-    """A resized ``out`` laid out in ``result``'s dense order over its memory, as torch's
-    TensorIterator resizes an output to the strides it computed (``torch.sub(x.t(), y, out=e)``
-    of an empty ``e`` is transposed); its other ops' results are row-major, as is ``out`` then."""
-    if out._placed is not None or result.numel() < 2:
-        return
-    stride = result.stride() if result._placed is None else logical_strides(result._placed)
-    if stride is None:      # sharded blocks of their own: their order of dims (as all_gather joins them)
-        axis = result._placed.placement.axis
-        block = next((b for b in result._placed.shards if b.shape[axis] > 1 and B.numel(b)), None)
-        if block is None:
-            return      # no block tells where the axis lies
-        stride, step = [0] * result.ndim, 1
-        for d in innermost_first(tuple(block.shape), [B.element_strides(block)]):
-            stride[d], step = step, step * result.shape[d]
-        stride = tuple(stride)
-    if stride != out.stride() and is_dense(result.shape, stride):
-        out.as_strided_(result.shape, stride)
 
 
 def _copy_if(argument, position, values):
