@@ -26,7 +26,7 @@ from gt.autograd.anomaly import (detect_anomaly, is_anomaly_check_nan_enabled, i
                                  set_anomaly_enabled, set_detect_anomaly)
 from gt.autograd.backward import call_after_backward, topological_order
 from gt.autograd.buffers import zero_grads
-from gt.autograd.gradients import backward, grad
+from gt.autograd.gradients import backward, user_grad as grad
 from gt.autograd.hooks import register_fused_update, register_post_accumulate_grad_hook
 from gt.autograd.custom_function import once_differentiable
 from gt.autograd.function import (Function, enable_grad, fit_grad, is_grad_enabled, no_grad, ops_run,

@@ -11,11 +11,13 @@ run as in a backward, and ``retain_grad()`` tensors on those paths, or captured,
 as in torch (``backward(inputs=)`` makes a computed input retain its grad, as torch's does).
 """
 
+import functools
 import warnings
 
 from gt.autograd import function, hooks, sparse_grad, walk_steps
 from gt.autograd.backward import _seed, backward_one, finish, topological_order, walk
 from gt.autograd.buffers import PendingGrads
+from gt.autograd.grad_mode import mode as _mode
 from gt.autograd.graph_walk import _check_supported, walk_graph
 from gt.autograd.sparse_grad import SparseGrad
 from gt.backend import B
@@ -75,6 +77,33 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         result = _results(inputs, got, allow_unused, materialize_grads, create_graph,
                           (lambda g: g) if create_graph else Tensor._from_value)
     return dict(zip(names, result)) if names else result
+
+
+@functools.wraps(grad)
+def user_grad(outputs, inputs, *args, **kwargs):
+    # ``gt.autograd.grad`` as the user calls it (gt's own callers take ``grad``): refused as torch's
+    # inside a forward transform's function (a flag read elsewhere)
+    if _mode.level_kind == "forward":
+        if not isinstance(inputs, dict):
+            inputs = _tensors(inputs, "inputs")
+        outputs = _tensors(outputs, "outputs")
+        _refuse_at_forward_level(outputs, list(inputs.values()) if isinstance(inputs, dict) else inputs)
+    return grad(outputs, inputs, *args, **kwargs)
+
+
+def _refuse_at_forward_level(outputs, inputs):
+    """torch's errors for ``grad`` in the function of ``jvp`` or ``jacfwd``: torch's level there
+    records no reverse-mode graph for its inputs (dual tensors) and the tensors made at it, which
+    require no grad there (only tensors made outside it are differentiated, the walk the caller's)."""
+    level, own = _mode.level, _mode.level_inputs
+
+    def at_level(t):
+        return isinstance(t, function.Tensor) and (id(t) in own or getattr(t, "_level", 0) >= level)
+    for i, out in enumerate(outputs):
+        if at_level(out):
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    if any(at_level(t) for t in inputs):
+        raise RuntimeError("One of the differentiated Tensors does not require grad")
 
 
 # set by gt/autograd/forward_ad.py while a level is entered: a tensor's values and tangent, cut from the graph

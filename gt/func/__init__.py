@@ -43,8 +43,11 @@ How they are computed, where that differs from torch's functorch:
   captured tensor once (its values are put back before each later element's run), and refuses,
   in torch's words, one writing values computed from the mapped inputs, also where every element's
   are equal (func then runs once more, on NaN slices, to tell; values that depend on the inputs'
-  shape alone, ``ones_like(x)``, are not told). Inside a ``forward_ad.dual_level`` the reverse
-  transforms' results carry tangents, as torch's.
+  shape alone, ``ones_like(x)``, are not told: gt/func/vmap.py says why). Inside a
+  ``forward_ad.dual_level`` the reverse transforms' results carry tangents, as torch's, and ``jvp``,
+  ``jacfwd``, ``hessian`` and ``linearize`` refuse with torch's error (forward AD levels do not nest).
+  In the function of ``jvp`` or ``jacfwd``, ``gt.autograd.grad`` refuses, as torch's, outputs or
+  inputs made there or given to the function (torch's level records no reverse-mode graph of them).
 """
 
 from gt.func.derivatives import grad, grad_and_value, hessian, jacfwd, jacrev, vjp

@@ -4,7 +4,7 @@
 import contextlib
 import functools
 
-from gt.autograd import grad as _autograd_grad
+from gt.autograd.gradients import grad as _autograd_grad     # (gt.autograd.grad: the user's)
 from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
 from gt.autograd.backward import topological_order
 from gt.autograd.levels import transform_level
@@ -329,6 +329,8 @@ def _jacobian(func, args, kwargs, argnums, has_aux, api, forward=False):
     refusing integer outputs."""
     _refuse_complex(_flatten(args)[0], api, "inputs")
     inputs = _Inputs(args, argnums, writable=forward)
+    if forward:
+        dual_runs.refuse_nested()
     with inputs.level(kwargs, kind="forward" if forward else None):
         out, aux = _split_aux(func(*inputs.args, **kwargs), has_aux, api)
     out_leaves, out_spec = _tensor_leaves(out, api, "return only tensors")

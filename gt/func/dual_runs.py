@@ -1,11 +1,38 @@
 """``gt.func``'s runs of a function on gt's forward AD (gt/autograd/forward_ad.py), where the
 reverse passes of ``jvp`` and ``jacfwd`` cannot compute (a gradient's gradient gt does not record; a
-value the function changed in place after an op saved it)."""
+value the function changed in place after an op saved it); and torch's refusal of a forward transform
+called inside the user's forward AD level."""
+
+import contextlib
 
 from gt.autograd import forward_ad
 from gt.autograd.levels import transform_level
 from gt.tensor import Tensor
 from gt.tensor.creation import zeros
+
+
+NESTED = "Nested forward mode AD is not supported at the moment"
+_own = [0]      # how many forward AD levels of gt.func's own runs are entered (one at most)
+
+
+@contextlib.contextmanager
+def own_level():
+    """``forward_ad.dual_level()`` for a run of gt.func's own: torch's forward transforms nest (an
+    inner ``jvp`` inside the function run there is no nesting of the user's level)."""
+    with forward_ad.dual_level():
+        _own[0] += 1
+        try:
+            yield
+        finally:
+            _own[0] -= 1
+
+
+def refuse_nested():
+    """torch's error for ``jvp``, ``jacfwd`` (``hessian``) or ``linearize`` called inside the user's
+    ``forward_ad.dual_level()``: torch's transform enters a forward AD level of its own, and
+    forward AD levels do not nest."""
+    if forward_ad.entered() and not _own[0]:
+        raise RuntimeError(NESTED)
 
 
 def sharded(leaves):
@@ -21,7 +48,7 @@ def columns(run, flat, n_out):
     cols = [[[] for _ in flat] for _ in range(n_out)]
     for j, x in enumerate(flat):
         for e in range(x.numel()):
-            with forward_ad.dual_level():
+            with own_level():
                 duals = [forward_ad.make_dual(y.detach().clone(), _one_hot(y, e if i == j else None))
                          for i, y in enumerate(flat)]
                 with transform_level(duals, kind="forward"):

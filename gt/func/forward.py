@@ -43,9 +43,10 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
                            f"{_spec_str(t_spec)}")
     if not p_leaves:
         raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a non-empty tuple of Tensors")
+    if not all(isinstance(p, Tensor) and isinstance(t, Tensor) for p, t in zip(p_leaves, t_leaves)):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples of Tensors")
+    dual_runs.refuse_nested()
     for p, t in zip(p_leaves, t_leaves):
-        if not isinstance(p, Tensor) or not isinstance(t, Tensor):
-            raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples of Tensors")
         if tuple(p.shape) != tuple(t.shape):
             raise RuntimeError(f"Trying to set a forward gradient that has a different size than that of the "
                                f"original Tensor, this is not supported. Tensor is of size {list(p.shape)} while "
@@ -141,7 +142,7 @@ def _jvp_by_forward_ad(func, p_leaves, p_spec, t_leaves, has_aux):
     caller's primals and tangents (its changes in place reach them, as torch's; until then they hold
     the values func was first called with: it changed copies)."""
     api = "jvp(f, primals, tangents)"
-    with forward_ad.dual_level():
+    with dual_runs.own_level():
         tangents = [t.detach() for t in t_leaves]
         duals = [forward_ad.make_dual(p.detach(), t) for p, t in zip(p_leaves, tangents)]
         with transform_level(duals + tangents, kind="forward"):     # (a change of a dual is written into its tangent)
@@ -166,6 +167,7 @@ def linearize(func, *primals):
     callers = {id(f): x for f, x in zip(inputs.flat, p_leaves)}
     with inputs.level(layer=False, kind="linearize", callers=callers):   # (torch traces func under forward AD)
         out = func(*inputs.args)
+    dual_runs.refuse_nested()       # (torch's runs func first, then enters its level to trace the jvp)
     if inputs.outer:        # an input whose caller's flag func turned on: the output reaches the caller's tensor
         for fresh, x in zip(inputs.flat, p_leaves):
             if fresh.is_leaf and x.requires_grad:

@@ -81,12 +81,14 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         changes = collections.Counter()
         SHAPE_WATCHERS.append(changes)
         watch_changes()      # the captured tensors func changes, made once (gt/autograd/levels.py)
+        _SIZES.append(sizes[0])
         try:
             outs = _run(func, kwargs, spec, leaves, columns, sizes[0], randomness, start, name, before, changes)
             _undo_changes(vmap_changes[-1][1], done=True)
         finally:
             SHAPE_WATCHERS.pop()     # this call's, by position: an inner vmap's Counter may equal it
             vmap_changes.pop()
+            _SIZES.pop()
         return _stack_outputs(outs, out_dims, name, sizes[0])
     return wrapper
 
@@ -99,15 +101,16 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
             _undo_changes(vmap_changes[-1][1])
         if randomness == "same":
             B.set_rng_state(start)
-        outs.append(_element(func, kwargs, spec, leaves, [None if c is None else c[i] for c in columns], name))
+        outs.append(_element(func, kwargs, spec, leaves, [None if c is None else c[i] for c in columns]))
         if not note_changed(vmap_changes[-1][1]):
+            moved = _moved(vmap_changes[-1][1])
             _undo_changes(vmap_changes[-1][1])    # batched values (each element's its own): torch refuses
-            raise RuntimeError(_CAPTURED.format(name))
+            raise RuntimeError(_batched_message(moved[0].op, moved[0].t.shape, moved[0].t, VMAP_DEPTH[0] + 1))
         if not i and any(kept.checked for kept in vmap_changes[-1][1].values()):
-            _refuse_batched(func, kwargs, spec, leaves, columns, size, vmap_changes[-1][1], name)
+            _refuse_batched(func, kwargs, spec, leaves, columns, vmap_changes[-1][1])
             if start is not None:
                 B.set_rng_state(start)
-            outs[0] = _element(func, kwargs, spec, leaves, [None if c is None else c[0] for c in columns], name)
+            outs[0] = _element(func, kwargs, spec, leaves, [None if c is None else c[0] for c in columns])
         _refuse_changed_inputs(name, *before, i, changes, vmap_changes[-1][1])
         if randomness == "error" and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either "
@@ -116,7 +119,7 @@ def _run(func, kwargs, spec, leaves, columns, size, randomness, start, name, bef
     return outs
 
 
-def _element(func, kwargs, spec, leaves, slices, name):
+def _element(func, kwargs, spec, leaves, slices):
     """func on one element: ``slices`` of the mapped leaves (None for the others), its own at its level."""
     call = _unflatten(spec, [x if s is None else s for x, s in zip(leaves, slices)])
     mapped = [s for s in slices if s is not None]
@@ -124,7 +127,7 @@ def _element(func, kwargs, spec, leaves, slices, name):
     VMAP_DEPTH[0] += 1
     try:
         # the mapped slices are func's own; an unmapped input is changed once as a captured tensor, as torch's
-        with transform_level(mapped, _CAPTURED.format(name)):
+        with transform_level(mapped, _Refusal()):
             return func(*call, **kwargs)
     finally:
         VMAP_SLICES.pop()
@@ -132,14 +135,25 @@ def _element(func, kwargs, spec, leaves, slices, name):
 
 
 # torch's vmap changes a captured tensor once (values not batched) or refuses (batched ones); gt makes
-# the change once (gt/autograd/levels.py made_once), and refuses where the elements' results differ
-_CAPTURED = ("vmap({}, ...): func changed in place a tensor that is not mapped (a captured one: a closure's, a "
-             "global, a module's buffer; or an unmapped input) with values that differ between the batch's "
-             "elements (batched), as torch's vmap refuses too: the tensor has one value for the whole batch. Change "
-             "a copy (tensor.clone()), or make the change outside vmap")
+# the change once (gt/autograd/levels.py made_once), and refuses, in torch's words, a mapped slice (or a
+# view of one) written (at once: _Refusal) and values made inside func that differ between the elements
+# or move on NaN slices (_refuse_batched). Values that depend on the mapped inputs' shape alone
+# (ones_like(x), x.new_zeros(2)) are batched for torch, which refuses them; they are the same for any
+# values of the element's shape, so no run of func on other values tells them from constants
+# (ones(x.shape), which torch writes): that needs to know what each value was made from, a mark passed
+# on by every op func runs (torch's BatchedTensor), which gt's per-element vmap does not pay.
 
 
-def _refuse_batched(func, kwargs, spec, leaves, columns, size, changes, name):
+class _Refusal:
+    """A vmap level's refusal (gt/tensor/inplace_grad.py ``refuse_captured`` calls it): torch's error
+    for a captured tensor ``base`` changed by ``op`` (through ``written``, a view of it, or itself)
+    with a mapped slice, or a view of one (batched)."""
+
+    def __call__(self, written, op, base):
+        return _batched_message(op, written.shape, base, VMAP_DEPTH[0])
+
+
+def _refuse_batched(func, kwargs, spec, leaves, columns, changes):
     """A captured tensor changed by values made inside func, equal for every element so far: torch
     refuses those that are batched (computed from a mapped input, even where equal), which gt's
     per-element run cannot tell by the values. func runs once more on the first element's slices
@@ -152,15 +166,20 @@ def _refuse_batched(func, kwargs, spec, leaves, columns, size, changes, name):
         probes = [None if c is None else (c[0].detach().clone().fill_(float("nan")) if c[0].is_floating_point()
                                           else c[0].detach() + 1) for c in columns]
     try:
-        _element(func, kwargs, spec, leaves, probes, name)
-        moved = [kept for kept in changes.values() if kept.checked and not _same_values(kept.t, kept.result)]
+        _element(func, kwargs, spec, leaves, probes)
+        moved = _moved(changes)
     except Exception:       # (the NaN values may take func where it raises: no answer)
         moved = []
     finally:
         B.set_rng_state(start)
         _undo_changes(changes)
     if moved:
-        raise RuntimeError(_batched_message(moved[0], size, VMAP_DEPTH[0] + 1))
+        raise RuntimeError(_batched_message(moved[0].op, moved[0].t.shape, moved[0].t, VMAP_DEPTH[0] + 1))
+
+
+def _moved(changes):
+    """The ``checked`` tensors among ``changes`` whose values are not those of the first element's run."""
+    return [kept for kept in changes.values() if kept.checked and not _same_values(kept.t, kept.result)]
 
 
 def _same_values(t, values):
@@ -168,11 +187,13 @@ def _same_values(t, values):
         return t.shape == values.shape and bool(((t == values) | (t.isnan() & values.isnan())).all())
 
 
-def _batched_message(kept, size, level):
-    """torch's error for an in-place change of a tensor vmap does not map by a mapped (batched) value."""
-    op = kept.op
-    if op == "add_":    # (torch's add_ broadcasts first)
-        return f"output with shape {list(kept.t.shape)} doesn't match the broadcast shape {[size, *kept.t.shape]}"
+def _batched_message(op, shape, base, level):
+    """torch's error for an in-place change by ``op`` of a tensor of ``shape`` (a view of ``base``, or
+    ``base``) that vmap does not map, by a mapped (batched) value."""
+    if op == "add_":    # (torch's add_ broadcasts first, over the sizes of the vmaps ``base`` is captured for)
+        stamp = getattr(base, "_level", 0)
+        sizes = [n for (start, _), n in zip(vmap_changes, _SIZES) if stamp < start]
+        return f"output with shape {list(shape)} doesn't match the broadcast shape {[*sizes, *shape]}"
     what = "inplace arithmetic" if op in (None, "copy_", "mul_", "div_", "sub_") else op if op in (
         "fill_", "index_put_", "index_add_") else f"aten::{op}"
     where = "in a vmap" if not what.startswith("aten::") else f"at level {level}"
@@ -181,6 +202,8 @@ def _batched_message(kept, size, level):
             f"being vmapped over {where}. Please try to use out-of-place operators instead of {what}. If said "
             "operator is being called inside the PyTorch framework, please file a bug report instead.")
 
+
+_SIZES = []      # the batch sizes of the vmap calls running, beside vmap_changes'
 
 # a captured tensor's op after vmap changed it -> the tensors standing for its versions put back
 _held = weakref.WeakKeyDictionary()

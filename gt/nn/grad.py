@@ -9,6 +9,7 @@ and ``grad_output`` where those require grad, as torch's.
 """
 
 from gt import autograd
+from gt.autograd.gradients import grad as _grad     # (not the user's: see gt/autograd/gradients.py)
 from gt.nn.conv_functions import conv1d, conv2d, conv3d
 from gt.tensor import Tensor, zeros
 
@@ -30,7 +31,7 @@ def _gradient(dims, input, weight, grad_output, wrt, options):
         raise RuntimeError(f"conv{dims}d_{wrt}: grad_output has shape {tuple(grad_output.shape)}, but a convolution "
                            f"of these sizes and options gives {tuple(out.shape)}")
     graph = autograd.is_grad_enabled() and (other.requires_grad or grad_output.requires_grad)
-    return autograd.grad(out, leaf, grad_output, create_graph=graph)[0]
+    return _grad(out, leaf, grad_output, create_graph=graph)[0]
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):

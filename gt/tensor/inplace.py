@@ -180,6 +180,8 @@ class InplaceMethods:
         refuse_bool_subtraction(self, other)
         if type(alpha) in _CHECKED_ALPHAS or type(alpha) is float and not self.dtype.differentiable:
             alpha = checked_alpha(self, other, alpha, "sub_")
+        if _mode.level:     # torch's name in a transform's refusal, before add_'s (a flag read elsewhere)
+            inplace_grad.refuse_captured(self, "sub_", (other,))
         rec = function.profiling
         if rec is not None and rec.records_call():          # torch's event, not add_'s
             return rec.call("aten::sub_", False, InplaceMethods.add_, (self, other, -alpha), {})
@@ -288,12 +290,13 @@ class InplaceMethods:
                 # torch's checked fill: a non-zero imaginary part refused, uint8 takes -1 as 255, refuses
                 # -1.5, float32 refuses 1e39 (ints beyond int64: the engine's error, as torch's own)
                 value = checked_scalar(value, self.dtype, "the assigned value")
-        if inplace_grad.recorded(self, (value,), op="index_put_"):
+        op = _put_op(index) if _mode.level else None     # (only a transform's refusal names it)
+        if inplace_grad.recorded(self, (value,), op=op):
             if expanded or self._placed is not None:    # torch's warning (if not given above), gt's refusals
                 overlap_writes.refuse_recorded(self, "index_put", warned=expanded and not B.warns_expanded_puts)
             inplace_grad.assign(self, index, value)
             return
-        inplace_grad.check_captured(self, "index_put_", (value,))     # (under no_grad: recorded() did not ask)
+        inplace_grad.check_captured(self, op, (value,))     # (under no_grad: recorded() did not ask)
         if isinstance(value, Tensor):
             value = value._data
         if self._placed is not None:
@@ -403,6 +406,13 @@ _FITS = {dtypes.float32: (-dtypes.FLOAT_MAX["float32"], dtypes.FLOAT_MAX["float3
          dtypes.int64: dtypes.INT_RANGES["int64"]}
 _IOPS = {"+=": _iadd, "-=": _isub, "*=": _imul, "/=": _idiv}
 _IOP_EVENTS = {"+=": "add_", "-=": "sub_", "*=": "mul_", "/=": "div_"}     # torch's ops of the operators
+
+
+def _put_op(index):
+    """torch's op of ``t[index] = value`` (``index`` in engine terms): ``index_put_`` for an index
+    tensor (a 0-d integer one reads as an int), else ``copy_`` into the view a basic index picks."""
+    return "index_put_" if any(B.is_array(p) and (p.ndim or B.dtype_of(p) is dtypes.bool_)
+                               for p in (index if isinstance(index, tuple) else (index,))) else "copy_"
 
 
 def _set_in_torch_order(t, index, split, value):

@@ -119,7 +119,7 @@ def refuse_captured(t, op=None, values=(), shape=False):
     view of such a tensor (a view of a captured tensor is captured too, as torch's). ``vmap``
     (``level_refusal``) refuses a mapped slice written (batched) and a tensor captured for a
     derivative transform around it; gt makes the others once, as torch's (``levels.made_once``)."""
-    inputs, level, outer = mode.level_inputs, mode.level, mode.derivative
+    inputs, level, outer, written = mode.level_inputs, mode.level, mode.derivative, t
     while id(t) not in inputs:
         link = getattr(t, "_view", None)     # an unrecorded view (gt/autograd/views.py)
         up = link[0] if link is not None and t._ctx is None else view_base(t)
@@ -133,7 +133,7 @@ def refuse_captured(t, op=None, values=(), shape=False):
             if refusal is None or outer is not None and stamp < outer[0]:
                 raise RuntimeError(CAPTURED.format(f"aten::{op}" if op else "an in-place op"))
             if any(isinstance(v, Tensor) and _in_inputs(v, inputs) for v in values):
-                raise RuntimeError(refusal)     # a mapped slice or a view of one: batched
+                raise RuntimeError(refusal(written, op, t))     # a mapped slice or a view of one: batched
             made = any(isinstance(v, Tensor) and getattr(v, "_level", 0) >= level for v in values)
             levels.made_once(t, rebind.current_epoch(), made, op)
             return

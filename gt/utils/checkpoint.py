@@ -24,6 +24,7 @@ import warnings
 
 from gt import autograd
 from gt.autograd.function import new_epoch
+from gt.autograd.gradients import grad as _grad     # (not the user's: see gt/autograd/gradients.py)
 from gt.tensor.core import Tensor
 from gt.tensor.creation import get_rng_state, set_rng_state
 
@@ -116,8 +117,8 @@ class _Segment:
                 inputs = [fresh.get(id(t), t) for t in self.boundary]
                 if not pairs:
                     return [None] * len(inputs)
-                return autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True,
-                                     create_graph=create_graph)
+                return _grad([o for o, _ in pairs], inputs, [g for _, g in pairs], allow_unused=True,
+                             create_graph=create_graph)
         finally:
             for t, ctx in cut:
                 t._ctx = ctx
