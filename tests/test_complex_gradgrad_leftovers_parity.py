@@ -107,11 +107,14 @@ def test_ordered_ops_refuse_complex_as_torch(name, dtype):
     _same_error(ORDERED[name], dtype)
 
 
-def test_amax_checks_its_dims_before_the_dtype_as_torch():
+@pytest.mark.parametrize("call", ["amax", "max", "amin_negative", "min_keepdim"])
+def test_extrema_check_their_dims_before_the_dtype_as_torch(call):
     # (gt's message of a dim out of range is its own, as for real tensors)
+    run = {"amax": lambda z: z.amax(5), "max": lambda z: z.max(5), "amin_negative": lambda z: z.amin(-3),
+           "min_keepdim": lambda z: z.min(dim=2, keepdim=True)}[call]
     for lib in (torch, gt):
         with pytest.raises(IndexError, match="out of range"):
-            lib.tensor(_complex((3, 4))).amax(5)
+            run(lib.tensor(_complex((3, 4))))
 
 
 # ---- p-norms of complex tensors, differentiated twice ----------------------------------------

@@ -102,14 +102,20 @@ class ExtraMethods:
     def amax(self, dim=(), keepdim=False):
         """The largest values over ``dim`` (an int, a tuple; ``()``: all), the gradient split
         evenly among ties (torch's ``amax``; NaN over a slice whose largest value is NaN)."""
-        if self.dtype.is_complex:
-            _complex_extremum(self, "amax", dim)
-        return self.max(_all_dims(self) if dim == () else dim, keepdims=keepdim)
+        try:
+            return self.max(_all_dims(self) if dim == () else dim, keepdims=keepdim)
+        except RuntimeError as error:   # max's refusal of a complex tensor (no check added on the way): amax's words
+            if type(error) is not RuntimeError or not self.dtype.is_complex:
+                raise
+        refuse_complex_extremum(self, "amax", True)
 
     def amin(self, dim=(), keepdim=False):
-        if self.dtype.is_complex:
-            _complex_extremum(self, "amin", dim)
-        return self.min(_all_dims(self) if dim == () else dim, keepdims=keepdim)
+        try:
+            return self.min(_all_dims(self) if dim == () else dim, keepdims=keepdim)
+        except RuntimeError as error:
+            if type(error) is not RuntimeError or not self.dtype.is_complex:
+                raise
+        refuse_complex_extremum(self, "amin", True)
 
     def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
         """The vector ``p``-norm over ``dim`` (None: every element): 2 (or ``"fro"``), 1, ``inf``,
@@ -391,14 +397,6 @@ class ExtraMethods:
         """Whether ``other`` has this shape and the same elements (a Python bool; nested: refused)."""
         other = other.equal(self) if is_nested(other) else _operand(other, "equal")
         return isinstance(other, Tensor) and other.shape == self.shape and bool((self == other).all())
-
-
-def _complex_extremum(t, name, dim):
-    """torch's refusal of a complex ``t`` in ``amax``/``amin`` once its dims are checked; one with no element
-    to reduce is left to ``max``/``min``."""
-    reduction_axes(None if dim == () else dim, t.ndim, name)
-    if t.numel():
-        refuse_complex_extremum(t, name, True)
 
 
 def _all_dims(t):

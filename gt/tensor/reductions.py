@@ -79,8 +79,8 @@ class ReductionMethods:
             no_out(out, name)
             return getattr(Tensor, "maximum" if name == "max" else "minimum")(self, axis)
         self._nonempty(name, _pick(axis, dim))
-        if self.dtype.is_complex:
-            refuse_complex_extremum(self, name, _pick(axis, dim) is not None)
+        if self.dtype.is_complex:       # its dims checked first, as torch's
+            refuse_complex_extremum(self, name, normalize_axes(_pick(axis, dim), self.ndim, name) is not None)
         if (dim is None and not keepdim) or keepdims:
             return self._reduce(op_cls, name, axis, keepdims, dim, keepdim, out=out)
         no_out(out, name)
