@@ -24,7 +24,9 @@ class _Mode(threading.local):
     multithreading = True   # set_multithreading_enabled's flag (gt's backward never uses threads)
     level = 0            # the innermost gt.func transform's level (gt/autograd/levels.py), 0 outside
     level_inputs = frozenset()   # the ids of the tensors that level's function was called with
-    level_refusal = None     # that level's error text for a captured tensor changed in place (None: torch's)
+    # that level's refusal of a captured tensor changed in place by a mapped value (vmap's: a callable of the
+    # tensor written, the op and the captured tensor, giving torch's text; None: the derivative transforms')
+    level_refusal = None
     derivative = None    # under a vmap level: the innermost derivative transform's (level, ids of its inputs)
     level_kind = None    # "forward" (jvp, jacfwd), "linearize", or None (reverse mode, vmap): levels.py
     forwards = 0         # how many of the levels are forward ones (level_kind set), inner or outer
