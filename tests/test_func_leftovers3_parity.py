@@ -405,8 +405,8 @@ def test_inference_tensor_saved_in_reverse_transform(name):
     # torch refuses an op that saves for backward an inference tensor made inside a reverse transform's
     # function (grad, vjp, jacrev, also nested in jvp); gt computed as under no_grad. An addition saves
     # none, and one captured from outside or made in a forward transform or vmap is used as by torch.
-    # Outside transforms torch refuses to save one too; gt keeps that working (gt/autograd/inference.py):
-    # its gradient is checked against torch's of the same values, made under no_grad.
+    # Outside transforms torch refuses to save one too, as gt now does (it computed): the sharded
+    # passes too (tests/test_inference_saved_parity.py).
     def run(lib, mode):
         x, t = _pair(lib)
         c = _made_in_inference(lib, t)
@@ -415,10 +415,8 @@ def test_inference_tensor_saved_in_reverse_transform(name):
                 return _flat(_INFERENCE_USES[name](lib, x, t, c))
             except RuntimeError as e:
                 return str(e)
-    if _pair(gt)[0]._placed is not None:
-        pytest.skip("left: an op run over the mesh is not checked for a saved inference tensor (MISSING.md)")
     got = run(gt, lambda lib: lib.inference_mode)
-    want = run(torch, (lambda lib: lib.no_grad) if name.startswith("backward") else lambda lib: lib.inference_mode)
+    want = run(torch, lambda lib: lib.inference_mode)
     assert isinstance(got, str) == isinstance(want, str), (got, want)
     if isinstance(want, str):
         assert got == want

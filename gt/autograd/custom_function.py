@@ -31,7 +31,7 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import deferred, forward_ad, function, grad_hooks, node_hooks, rebind, saved_hooks
+from gt.autograd import deferred, forward_ad, function, grad_hooks, inference_saved, node_hooks, rebind, saved_hooks
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.autograd.sparse_grad import SparseGrad
 from gt.backend import B
@@ -327,6 +327,8 @@ def apply(cls, *args, **kwargs):
             out = Tensor._from_value(out._value)
         fresh.append(out)
     node.outputs = [(t, t.dtype, t.shape) if isinstance(t, Tensor) else (None, None, None) for t in fresh]
+    if record and inference_saved.made[0]:
+        inference_saved.refuse_tensors(node.to_save, node.inputs)
     hooks = saved_hooks.active() if record else None    # torch packs nothing for a call it does not record
     if hooks is None:
         node.saved_objects = tuple(node.to_save)

@@ -14,7 +14,7 @@ import collections
 import itertools
 import weakref
 
-from gt.autograd import anomaly, levels, node_hooks, saved_hooks
+from gt.autograd import anomaly, inference_saved, levels, node_hooks, saved_hooks
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
@@ -34,6 +34,8 @@ _dispatch = None
 _backward_placed = None
 # The profiler recording now (gt/autograd/profiler_record.py), or None: the one test apply pays
 profiling = None
+# Whether an inference tensor was ever made (read by each recorded op: gt/autograd/inference_saved.py)
+_inference_made = inference_saved.made
 # While a forward AD level is entered (gt/autograd/forward_ad.py): ``hook(cls, args, kwargs)``, the op's
 # result with its tangent where an input is a dual tensor, else None; None outside a level
 dual_hook = None
@@ -143,6 +145,9 @@ class Function(GraphNode):
     written = None
     # a view op (its result may share its first input's memory): unrecorded, it is kept by ``note_view``
     makes_view = False
+    # the positions of the arguments torch saves for backward, where gt keeps other arrays (derived
+    # ones): an inference tensor there is refused (gt/autograd/levels.py); None: those whose array ``save`` kept
+    torch_saves = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -202,8 +207,9 @@ class Function(GraphNode):
             if isinstance(a, Tensor):
                 if a._placed is not None:  # sharded or partial over the mesh
                     out = _dispatch(cls, args, kwargs) if profiling is None else profiling.sharded(cls, args, kwargs)
-                    # (a view over the mesh is kept by no note_view: a transform's captures, here)
-                    return levels.inherit(out, args[0]) if _mode.level and cls.makes_view else out
+                    # (a view over the mesh is kept by no note_view: a transform's captures, an inference
+                    # tensor's views, here)
+                    return levels.placed_view(out, args) if cls.makes_view else out
                 arrays.append(a._array)
                 needs.append(a._requires_grad)
             else:
@@ -218,16 +224,18 @@ class Function(GraphNode):
             result = profiling.forward(ctx, arrays, kwargs)
         # only float results carry gradients (a cast to int64 ends the graph, as in torch)
         if _mode.record and True in needs and result.dtype.differentiable:
+            if _inference_made[0]:     # (false until an inference tensor is made: gt/autograd/inference_saved.py)
+                inference_saved.refuse_saved(ctx, args, arrays)
             result._requires_grad = True
             ctx.inputs = args
             ctx.released = False
             ctx.out_shape = result.shape
             result._ctx = ctx
             put_on_tape(ctx, result)
-            if levels.reverse_inference_made[0]:
-                levels.refuse_saved_inference(ctx, args)
         elif cls.makes_view:
             note_view(ctx, result, args, not _mode.record)
+            if _inference_made[0] and inference_saved.is_inference(args[0]):
+                levels.inference_view(result, args[0])
         return result
 
     def __repr__(self):

@@ -15,7 +15,7 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import anomaly, function, grad_hooks, hooks, node_hooks, release, sparse_grad, versions
+from gt.autograd import anomaly, function, grad_hooks, hooks, inference_saved, node_hooks, release, sparse_grad, versions
 from gt.autograd import walk_steps
 from gt.autograd.sparse_grad import SparseSeen
 from gt.backend import B
@@ -34,10 +34,12 @@ def walk_graph(order, seeds, retain_graph, capture=None):
     ``{id: gradient tensor}`` for those reached and touch no ``.grad``."""
     global walking
     outer = walking         # a walk inside an op's backward_graph (``grads_of``) gives it back
+    inference_saved.graph_walks[0] += 1
     try:
         return _walk(order, seeds, retain_graph, capture)
     finally:
         walking = outer
+        inference_saved.graph_walks[0] -= 1
 
 
 def _walk(order, seeds, retain_graph, capture):

@@ -3,9 +3,11 @@
 reports ``is_inference()`` True; ``gt.is_inference_mode_enabled()`` tells whether it is on.
 ``inference_mode(False)`` turns it off inside an enclosing one (recording again, as torch).
 
-Where gt differs from torch: an inference tensor is an ordinary tensor otherwise (torch refuses to
-save one for a later backward or to change it in place outside inference mode; gt allows both), so
-inference mode is exactly ``no_grad`` plus the flag.
+As torch's, outside inference mode an op recorded for backward that saves an inference tensor (or a
+view of one) raises, and so does an in-place change of one or ``requires_grad_()``
+(gt/autograd/inference_saved.py); its ``clone()`` is an ordinary tensor. Differs: ``_version`` of an
+inference tensor counts (torch raises), and an in-place change refused leaves the values as they
+were (torch writes them, then raises).
 """
 
 import functools

@@ -14,8 +14,8 @@ C++ does without the method (gt/tensor/grad_methods.py).
 """
 
 import itertools
-import weakref
 
+from gt.autograd import inference_saved
 from gt.autograd.grad_mode import mode, no_grad
 from gt.backend import B
 
@@ -23,14 +23,6 @@ _serials = itertools.count(1)     # a later level has a larger serial: made-befo
 # whether a tensor was ever made under a no_grad inside a forward transform (``tag``): until then the
 # reverse transforms' walks skip the search for such tensors (gt/func/constants.py)
 _forward_only_made = [False]
-# the inference tensors made in a reverse transform's function (``tag``), which torch refuses to save
-# for backward there (``refuse_saved_inference``); outside transforms gt saves them (gt/autograd/inference.py)
-_reverse_inference = weakref.WeakValueDictionary()
-reverse_inference_made = [False]    # (read for every recorded op: a plain flag, off outside transforms)
-INFERENCE_SAVED = ("Inference tensors cannot be saved for backward. Please do not use Tensors created in inference "
-                   "mode in computation tracked by autograd. To work around this, you can make a clone to get a "
-                   "normal tensor and use it in autograd, or use `torch.no_grad()` instead of "
-                   "`torch.inference_mode()`.")
 
 
 class transform_level:
@@ -58,6 +50,9 @@ class transform_level:
         m.level_kind, m.level_callers = self.kind, self.callers
         if self.refusal is None:     # (a tensor captured for it stays so inside a vmap: torch's check)
             m.derivative = m.level, m.level_inputs
+        self.reverse = self.kind is None and self.refusal is None    # (grad, vjp, jacrev)
+        if self.reverse:
+            inference_saved.reverse_levels.append((m.level, m.level_inputs))
         m.layers += self.layer
         m.tags = True
         return self
@@ -67,9 +62,10 @@ class transform_level:
         (m.level, m.level_inputs, m.level_refusal, m.layers, m.derivative, m.level_kind, m.level_callers,
          m.forwards) = self.saved
         m.tags = m.inference or bool(m.level)
-        if not m.level and reverse_inference_made[0]:   # outside transforms gt saves them: the ops' check ends
-            reverse_inference_made[0] = False
-            _reverse_inference.clear()
+        if self.reverse:
+            inference_saved.reverse_levels.pop()
+        if not m.level:
+            inference_saved.transforms_left()
         return False
 
 
@@ -116,10 +112,7 @@ def tag(t):
     and at a transform's level (``t._level``: the serial it was made at)."""
     m = mode
     if m.inference:
-        t._inference = True
-        if m.level and m.level_kind is None and m.level_refusal is None:    # (grad, vjp, jacrev's function)
-            _reverse_inference[id(t)] = t
-            reverse_inference_made[0] = True
+        inference_saved.note_made(t)
     if m.level:
         t._level = m.level
         if m.record and not m.grad:     # a no_grad inside a forward transform (grad_mode._set_grad)
@@ -141,13 +134,34 @@ def inherit(view, base, alias=False):
     return view
 
 
+def placed_view(view, args):
+    """``view``, made over the mesh by a view op of ``args`` (its base first): an inference tensor's
+    is one, by the op (over the mesh a row is a copy: by memory it would not be; index arrays give
+    copies, ordinary tensors), and it is ``inherit``ed inside a transform."""
+    base = args[0]
+    if inference_saved.made[0] and inference_saved.is_inference(base) and not any(
+            B.is_array(p) or isinstance(p, tuple) and any(map(B.is_array, p)) for p in args[1:]):
+        inference_saved.mark(view)
+    return inherit(view, base) if mode.level else view
+
+
+def inference_view(view, base):
+    """``view``, made by a view op of the inference tensor ``base``, is one where it lies in its
+    memory, as torch's (an index array gives a copy: an ordinary tensor)."""
+    if any(a is b or B.is_view_of(a, b) for a in arrays(view) for b in arrays(base)):
+        inference_saved.mark(view)
+
+
 def arrays(t):
     p = t._placed
     return (t._array,) if p is None else p.shards
 
 
 def alias(view, base):
-    """``view`` (``detach``'s, ``.data``'s alias of ``base``), ``inherit``ed inside a transform."""
+    """``view`` (``detach``'s, ``.data``'s alias of ``base``), ``inherit``ed inside a transform; an
+    inference tensor's is one, as torch's."""
+    if inference_saved.made[0] and inference_saved.is_inference(base):
+        inference_saved.note_alias(view, base)
     return inherit(view, base, True) if mode.level else view
 
 
@@ -214,14 +228,3 @@ def note_changed(changes):
             else:
                 same = same and t.shape == kept.result.shape and bool((t.detach() == kept.result).all())
     return same
-
-
-def refuse_saved_inference(ctx, args):
-    """torch's error where ``ctx``, an op just recorded, saved an inference tensor made in a reverse
-    transform's function (an argument whose array it keeps for its backward)."""
-    saved = getattr(ctx, "_saved", None)
-    if not saved or not isinstance(saved, tuple):
-        return
-    for a in args:
-        if a is not None and _reverse_inference.get(id(a)) is a and any(v is a._array for v in saved):
-            raise RuntimeError(INFERENCE_SAVED)

@@ -22,6 +22,7 @@ third argument (``F.cross_entropy(logits, target, "sum")``), is read as ``reduct
 """
 
 from gt import amp, dtypes
+from gt.autograd import inference_saved
 from gt.nn.inputs import as_tensor as _tensor
 from gt.nn.inputs import class_indices as _class_indices
 from gt.nn.loss_dtypes import refuse_class_input
@@ -95,6 +96,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         out = nll_loss(log_probs.unsqueeze(0), target, weight,
                        ignore_index=ignore_index, reduction=reduction)
         return out.reshape(()) if reduction == "none" else out
+    if inference_saved.made[0]:     # (torch's kernel saves its target and weight)
+        inference_saved.refuse_operands(log_probs, target, weight)
     c, w = _classes(log_probs, weight, fn)
     _check_weight_dtype(weight, log_probs, fn)
     target = _indices(_class_indices(target, fn, "target", _target_dtypes(log_probs)), log_probs, fn)

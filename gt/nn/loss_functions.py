@@ -8,7 +8,7 @@ import warnings
 
 from gt import amp, dtypes
 from gt.errors import ShapeError
-from gt.autograd import is_grad_enabled
+from gt.autograd import inference_saved, is_grad_enabled
 from gt.nn import loss_dtypes
 from gt.nn.inputs import as_tensor as _tensor
 from gt.ops import activations
@@ -75,6 +75,8 @@ def mse_loss(input, target, reduction="mean", weight=None):
     against the input with torch's warning (it is almost always a bug)."""
     input, target = _tensor(input, "mse_loss"), _tensor(target, "mse_loss", "target")
     _warn_if_broadcast(input, target, "mse_loss")
+    if inference_saved.made[0]:     # (torch's kernel saves both)
+        inference_saved.refuse_operands(input, target)
     input, target = _elementwise_operands("mse_cpu", input, target)
     diff = input - target
     refuse_complex(diff, "mse_cpu")
@@ -255,6 +257,8 @@ def _difference(input, target, fn):
     _warn_if_broadcast(input, target, fn)
     refuse_complex(input, fn.replace("_loss", "_cpu"))
     refuse_complex(target, fn.replace("_loss", "_cpu"))
+    if inference_saved.made[0]:     # (torch's kernels save both)
+        inference_saved.refuse_operands(input, target)
     if fn == "huber_loss":
         if not (input.dtype.is_floating_point and target.dtype.is_floating_point):
             loss_dtypes.check_huber(input, target)

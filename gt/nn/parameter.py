@@ -1,6 +1,7 @@
 """``Parameter``: a leaf tensor that a ``Module`` registers as one of its weights."""
 
 from gt import backend
+from gt.autograd import inference_saved
 from gt.backend import B
 from gt.serialization import torch_format
 from gt.tensor import Tensor
@@ -26,6 +27,8 @@ class Parameter(Tensor):
         if data is None:
             arr = B.zeros((0,), "float32")
         elif isinstance(data, Tensor):
+            if requires_grad and inference_saved.made[0]:
+                inference_saved.refuse_requires_grad(data)
             arr = data._data  # detached from whatever graph made it: a parameter is always a leaf
         else:
             arr = B.asarray(data)

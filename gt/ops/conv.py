@@ -60,6 +60,7 @@ class Conv(Function):
     *kernel), plus bias (O,) -> (N, O, *out). The composed path saves the columns (the input
     once per kernel offset) for the weight's gradient."""
     complex_graph = True
+    torch_saves = (0, 1)        # (the input for the weight's gradient, the weight for the input's: not the bias)
 
     def forward(self, x, weight, bias=None, stride=(1,), padding=((0, 0),), dilation=(1,), groups=1):
         self.geometry = (tuple(x.shape[2:]), stride, padding, dilation, groups)

@@ -231,6 +231,7 @@ class LayerNorm(Function):
     gt/backend/numpy_kernels.py), else composed here; the same values to float rounding."""
 
     _torch_name = "NativeLayerNormBackward0"
+    torch_saves = (0, 1, 2)     # torch's native_layer_norm keeps its input, weight and bias (gt: derived values)
 
     def forward(self, x, weight, bias, n_axes=1, eps=1e-5):
         axes = tuple(range(x.ndim - n_axes, x.ndim))

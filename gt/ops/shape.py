@@ -210,6 +210,7 @@ class Embedding(Function):
     expression), so indices sharded over the mesh pick their rows on each device. The backward
     scatters (adds, for repeated indices) into zeros, as GetItem's."""
     complex_graph = True
+    torch_saves = (1,)      # the indices
 
     def forward(self, weight, indices):
         self.in_shape, self.dtype, self.indices = tuple(weight.shape), B.dtype_of(weight), indices

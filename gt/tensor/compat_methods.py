@@ -13,6 +13,7 @@ import math
 import warnings
 
 from gt import autograd, dtypes
+from gt.autograd import inference_saved
 from gt.backend import B
 from gt.backend.dim_order import innermost_first
 from gt.tensor import inplace_grad
@@ -152,6 +153,8 @@ class CompatMethods(ComplexMethods):
         a node that cannot go backward); a backward through ops that saved this tensor before
         raises, as torch's (its version changes). torch's storage forms are not supported: gt has no
         storage objects."""
+        if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
+            inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, "set_", shape=True)
         if source is None:
             source = Tensor._wrap(B.empty((0,), self.dtype))

@@ -66,6 +66,7 @@ from gt.tensor.diagonal_methods import DiagonalMethods
 from gt.tensor.linalg_methods import LinalgMethods
 from gt.autograd.grad_mode import mode as _inference_mode
 from gt.autograd import levels as _levels
+from gt.autograd import inference_saved as _inference_saved
 from gt.tensor import fused_methods, info_methods, stats_methods
 from gt.tensor.fused_methods import FusedMethods
 from gt.tensor.info_methods import InfoMethods
@@ -208,7 +209,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         p = self._placed
         return device(B.device_of(self._array if p is None else p.shards[0]))
 
-    requires_grad = property(lambda self: self._requires_grad, lambda self, value: self._set_requires_grad(value))
+    requires_grad = property(lambda self: self._requires_grad, _inference_saved.set_flag)
 
     @property
     def is_leaf(self):

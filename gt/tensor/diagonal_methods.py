@@ -8,6 +8,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 from gt import amp, dtypes
+from gt.autograd import inference_saved
 from gt.backend import B
 from gt.errors import DtypeError, IndexShapeError, ShapeError
 from gt.tensor import checks, inplace_grad, overlap_writes
@@ -82,6 +83,8 @@ class DiagonalMethods:
         ``[0, size)`` is an IndexError that is also a RuntimeError (torch raises either, by dim):
         torch counts none from the end here, unlike ``x[index]``."""
         index = _operand(index, "index_select")
+        if inference_saved.made[0]:
+            inference_saved.refuse_index(self, index)
         if not isinstance(index, Tensor):
             raise TypeError(f"index_select(): argument 'index' must be a 1-D integer tensor, not {type(index).__name__}")
         if index.ndim > 1:
@@ -111,6 +114,8 @@ class DiagonalMethods:
             raise NotImplementedError("gather: sparse_grad=True is not supported (gt has no sparse gradients); "
                                       "leave it False for the same gradient, dense")
         index = _operand(index, "gather")
+        if inference_saved.made[0]:
+            inference_saved.refuse_index(self, index)
         # torch reads a 0-d tensor or index as 1-D of one element
         if isinstance(index, Tensor) and index.dtype in dtypes.SMALL_INTS:
             raise RuntimeError(f"gather(): Expected dtype int32/int64 for index, got {index.dtype!r}")

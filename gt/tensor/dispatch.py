@@ -18,6 +18,7 @@ import copy
 
 from gt import autograd
 from gt.autograd import fit_grad as _fit
+from gt.autograd import inference_saved
 from gt.autograd.function import GraphNode, OpName
 from gt.backend import B
 from gt.sharding import collectives as C
@@ -171,12 +172,20 @@ def redistribute(t, target, sizes=None):
     return out
 
 
+def _gathered(t):
+    """``t`` replicated over the mesh; an inference tensor's copy stands for it as one (a gathered
+    operand that the op saves is refused as ``t`` would be, gt/autograd/levels.py)."""
+    out = redistribute(t, Replicate())
+    if inference_saved.made[0] and inference_saved.is_inference(t):
+        inference_saved.stand_for(out, t)
+    return out
+
+
 def dispatch(cls, args, kwargs):
     """Run ``cls`` (a Function) on arguments of which at least one tensor is sharded or partial."""
     plan = rules.plan_for(cls, args, kwargs)
     if plan is None:  # no local rule: gather everything and run unsharded
-        gathered = [redistribute(a, Replicate()) if isinstance(a, Tensor) and a._placed is not None else a
-                    for a in args]
+        gathered = [_gathered(a) if isinstance(a, Tensor) and a._placed is not None else a for a in args]
         return cls.apply(*gathered, **kwargs)
     if not isinstance(plan, Plan):
         return plan  # the rule computed the result from other ops (e.g. mean = sum / count)
@@ -210,6 +219,9 @@ def dispatch(cls, args, kwargs):
         shape[out_p.axis] = sum(o.shape[out_p.axis] for o in outs)
     result = Tensor._from_value(Placed(outs, out_p, tuple(shape)) if not isinstance(out_p, Replicate) else outs[0])
     record = autograd.is_grad_enabled() and any(needs) and result.dtype.differentiable
+    if record and inference_saved.made[0]:     # (false until an inference tensor is made)
+        for d, ctx in enumerate(ctxs):
+            inference_saved.refuse_saved(ctx, args, [vals[d] for vals in local_inputs])
     if record:
         node = ShardedNode()
         node.cls, node.ctxs, node.inputs, node.targets, node.kwargs = cls, ctxs, args, plan.targets, kwargs

@@ -5,7 +5,7 @@ Mixed into ``gt.Tensor``. The hooks themselves live in gt/autograd/grad_hooks.py
 backward walk runs them.
 """
 
-from gt.autograd import grad_hooks, levels
+from gt.autograd import grad_hooks, inference_saved, levels
 from gt.autograd.grad_mode import mode
 
 
@@ -17,6 +17,8 @@ class GradMethods:
         function of a ``gt.func`` transform (gt/autograd/levels.py)."""
         if mode.layers:
             raise RuntimeError(levels.REQUIRES_GRAD_REFUSAL)
+        if requires_grad and inference_saved.made[0]:
+            inference_saved.refuse_requires_grad(self)
         return self._set_requires_grad(requires_grad)
 
     def _set_requires_grad(self, requires_grad=True):

@@ -8,7 +8,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 import math
 
 from gt import autograd, dtypes
-from gt.autograd import function
+from gt.autograd import function, inference_saved
 from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
 from gt.ops._shapes import broadcast_shape
@@ -79,6 +79,8 @@ class InplaceMethods:
         if rec is not None and name is not None and rec.records_call():
             return rec.call("aten::" + name, False, InplaceMethods._update, (self, fn, *values),
                             {"check": check, "uniform": uniform})
+        if inference_saved.made[0]:
+            inference_saved.refuse_inplace(self)
         if check and inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
         if _mode.level:      # inside a gt.func transform (under its no_grad: recorded() did not ask)
@@ -258,6 +260,8 @@ class InplaceMethods:
         return self.fill_(0)
 
     def __setitem__(self, index, value):
+        if inference_saved.made[0]:       # (torch writes through a view: a detach() alias refused too)
+            inference_saved.refuse_inplace(self, alias=False)
         if inplace_grad.copies_of_shard_rows:
             inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
         _refuse_byte_mask_fill(index, value)

@@ -7,6 +7,7 @@ import warnings
 
 from gt import dtypes
 from gt.tensor._args import _pick, _varargs
+from gt.autograd import inference_saved
 from gt.backend import B
 from gt.tensor import checks
 from gt.tensor.index_order import torch_index, torch_order
@@ -199,6 +200,8 @@ class ShapeMethods:
         return self.split(max(-(-n // chunks), 1) if n else [0] * chunks, axis)    # torch: `chunks` empty pieces
 
     def __getitem__(self, index):
+        if inference_saved.made[0]:     # (false until an inference tensor is made)
+            inference_saved.refuse_index(self, index)
         index = torch_index(_index(index), self.ndim)
         split = torch_order(index)
         if split is not None:            # integers with index arrays: torch's order (index_order.py)

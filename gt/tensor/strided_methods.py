@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from gt import autograd, dtypes
+from gt.autograd import inference_saved
 from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.tensor import inplace_grad
@@ -244,6 +245,8 @@ class StridedMethods:
         GPU) those elements copied, with row-major strides. On a tensor of the graph it is recorded
         as torch records it (the gradient of ``as_strided`` of the values of before); a leaf that
         requires grad is refused, as torch's."""
+        if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
+            inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, "as_strided_", shape=True)
         if self.requires_grad and autograd.is_grad_enabled():
             return self._reshaped_("as_strided_", lambda x: x.as_strided(size, stride, storage_offset))

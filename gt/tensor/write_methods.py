@@ -11,7 +11,7 @@ import copy
 import warnings
 
 from gt import autograd, dtypes
-from gt.autograd import rebind
+from gt.autograd import inference_saved, rebind
 from gt.autograd.function import new_epoch
 from gt.backend import B
 from gt.ops._shapes import normalize_axis, numel, row_major_strides
@@ -278,6 +278,8 @@ class WriteMethods:
         """This tensor becomes ``change(self)`` (a view of its memory in a new shape), in place.
         While gradients are recorded on a tensor of the graph, the view op is recorded from the
         tensor's values of before, which become the input of the ops recorded so far."""
+        if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
+            inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, op, shape=True)
         if autograd.is_grad_enabled() and self._requires_grad:
             if self._ctx is None:
@@ -388,6 +390,8 @@ class WriteMethods:
         the memory holds add elements whose values are unspecified (gt writes zeros, in new memory
         that the other views do not follow). Refused on a tensor that requires grad, as torch's."""
         size = _sizes(sizes, "resize_")
+        if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
+            inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, "resize_", shape=True)
         if self.requires_grad:
             raise RuntimeError("cannot resize variables that require grad")
