@@ -3,7 +3,8 @@
 of ``f`` refuses the sparse gradient (``tanh``, ``sqrt``, ``/`` by a tensor, views, transposes,
 activations), the leaf's sparse gradient where it passes it on (``silu``, ``rsqrt``, ``expand_as``,
 ``sign``, ``w[:, :]``, ``t / w``, ...), the dense one where it densifies, each with and without
-``create_graph=True``."""
+``create_graph=True``; and the order of a sparse leaf's gradient entries after an op and a
+transpose (gt/tensor/sparse_frames.py)."""
 
 import warnings
 
@@ -192,3 +193,36 @@ def test_create_graph_sums_gradients_and_differentiates_again_as_torch():
         _same_grad(mine, theirs)
     # the second derivative: torch's values, dense (torch lists them on the sparse gradient's entries)
     np.testing.assert_allclose(got[1][3].numpy(), got[0][3].numpy(), rtol=1e-10)
+
+
+IDX = [[0, 1, 1, 0, 2], [2, 0, 2, 2, 1]]
+VAL = [0.3, 0.4, 0.5, 0.1, -0.2]
+# ops on a sparse leaf's entries before a transpose (b: another sparse tensor, not a leaf)
+BEFORE_T = {"*2": lambda m, s, b: s * 2, "neg": lambda m, s, b: -s, "clone": lambda m, s, b: s.clone(),
+            "/2": lambda m, s, b: s / 2, "s+s": lambda m, s, b: s + s, "t": lambda m, s, b: s.t(),
+            "+b": lambda m, s, b: s + b, "b-": lambda m, s, b: b - s, "square": lambda m, s, b: s.square(),
+            "abs": lambda m, s, b: s.abs(),
+            "* dense": lambda m, s, b: s * m.tensor(np.arange(9.0).reshape(3, 3) / 4 - 1)}
+
+
+@pytest.mark.parametrize("loss", ["to_dense", "sparse.sum"])
+@pytest.mark.parametrize("transpose", ["t", "transpose(1, 0)"])
+@pytest.mark.parametrize("coalesced", [False, True])
+@pytest.mark.parametrize("first", sorted(BEFORE_T))
+def test_a_sparse_leaf_s_gradient_lists_its_entries_in_torch_s_order_after_an_op_and_a_transpose(first, coalesced,
+                                                                                               transpose, loss):
+    # torch masks the gradient in the transposed tensor's dims (sorted there) and carries that order
+    # back to the leaf (gt listed it sorted in the leaf's own dims)
+    torch = _torch()
+    got = []
+    for m in (torch, gt):
+        s = m.sparse_coo_tensor(m.tensor(IDX), m.tensor(VAL, dtype=m.float64), (3, 3))
+        s = (s.coalesce() if coalesced else s).detach().requires_grad_(True)
+        b = m.sparse_coo_tensor(m.tensor([[2, 0, 1], [2, 2, 1]]), m.tensor([1.0, 2.0, 3.0], dtype=m.float64), (3, 3))
+        x = BEFORE_T[first](m, s, b)
+        out = x.t() if transpose == "t" else x.transpose(1, 0)
+        w = m.tensor(np.arange(9.0).reshape(3, 3) / 3 - 1)
+        total = (out.to_dense() * w).sum() if loss == "to_dense" else m.sparse.sum(out * 2)
+        total.backward()
+        got.append(s.grad)
+    _same_grad(got[1], got[0])

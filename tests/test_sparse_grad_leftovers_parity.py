@@ -264,8 +264,8 @@ def test_sgd_saves_its_sparse_momentum_buffer_sparse_as_torch_and_loads_torch_s(
     np.testing.assert_array_equal(back._indices().numpy(), tb._indices().numpy())
 
 
-# a computed embedding weight: torch's sparse gradient reaches the leaf through these ops (sparse),
-# or densifies where torch's backward of the op takes no sparse gradient in gt (dense: tanh)
+# a computed embedding weight: torch's sparse gradient reaches the leaf through these ops (sparse);
+# the ops whose torch backward raises or densifies: tests/test_sparse_grad_leftovers2_parity.py
 COMPUTED_WEIGHT = {"w*2": lambda m, w: w * 2, "clone": lambda m, w: w.clone(), "w+1": lambda m, w: w + 1,
                    "-w": lambda m, w: -w, "w*w": lambda m, w: w * w, "w/2": lambda m, w: w / 2,
                    "exp": lambda m, w: w.exp(), "sin": lambda m, w: w.sin(), "w*2+w": lambda m, w: w * 2 + w,

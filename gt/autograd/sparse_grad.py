@@ -16,6 +16,9 @@ the sequence number of the op that made it. The walk keeps it sparse where torch
   (``*``, ``+``, ``-``, ``exp``, ``sin``, ``clone``, ...: ``through``), passes it on sparse to its
   inputs of the output's shape, so a computed ``F.embedding(ids, w * 2, sparse=True)`` weight gives
   the leaf ``w`` torch's sparse gradient;
+- an op whose torch backward refuses a sparse gradient (``tanh``, ``sqrt``, views) raises torch's
+  error there (the tensor layer's ``pass_on`` says so); with ``create_graph=True`` the graph walk
+  (gt/autograd/graph_walk.py) does the same with recorded gradients (``through_graph``);
 - anything else (an op's backward, a sharded dispatch) gets the dense array (``materialize``).
 """
 

@@ -23,6 +23,7 @@ from gt.backend import B
 from gt.ops._shapes import numel
 from gt.ops.sparse_products import FAST, NoSparseBackward, SourceDenseMM, SparseDenseMM
 from gt.tensor import creation
+from gt.tensor.sparse_frames import leaf_frame, noted_order, pass_frame
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
 
@@ -107,14 +108,8 @@ def make_leaf(s):
     values = s._sp_values.detach()
     values._set_requires_grad(True)
     s._sp_values, s._sp_leaf = values, True
-
-    def coalesced(sp, g):
-        with autograd.no_grad():
-            idx, _, inverse = coalesced_parts(sp._sp_indices, g, sp.shape[:sp.sparse_dim()])
-            kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
-        return sp._new(idx, kept, sp.shape, False)
-
-    fold_grad_into(values, s, coalesced)
+    order = leaf_frame(s)[1]
+    fold_grad_into(values, s, lambda sp, g: listed(sp, g, order))
 
 
 def dense_leaf(s):
@@ -132,7 +127,7 @@ def pattern_leaf(s, pattern):
     arrives): torch's gradient of ops whose result's pattern is not the leaf's (the sum and the
     product of two sparse tensors), which holds positions the leaf does not store."""
     def convert(sp, g):
-        idx = pattern()
+        idx = resorted(sp, pattern())
         return sp._new(idx, g[tuple(idx)], sp.shape, False)     # torch flags it uncoalesced
 
     with autograd.no_grad():
@@ -198,6 +193,8 @@ def derive(out, rule, *operands, always=False, moves=_same, sparse_to_values=Fal
 
         source.takes_pattern = True
         out._sp_dense = source
+    if getattr(out, "_sp_frame", 0) is None:
+        pass_frame(out, operands)
     return out
 
 
@@ -294,17 +291,34 @@ def ordered_grad_leaf(s, order):
     gradient through a transpose (``s.t()``, ``gt.sparse.mm(dense, s)``: computed on ``s^T``) lists them."""
     values = s._sp_values.detach()
     values._set_requires_grad(True)
-    back = [order.index(d) for d in range(len(order))]
-
-    def convert(sp, g):
-        with autograd.no_grad():
-            sizes = tuple(sp.shape[d] for d in order)
-            idx, _, inverse = coalesced_parts(sp._sp_indices[order], g, sizes)
-            kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
-        return sp._new(idx[back], kept, sp.shape, False)
-
-    fold_grad_into(values, s, convert)
+    order = tuple(order)
+    fold_grad_into(values, s, lambda sp, g: listed(sp, g, order))
     return values
+
+
+def resorted(sp, idx):
+    """The positions ``idx`` (unique, (sparse_dim, m)) of the leaf ``sp`` sorted in the order a
+    ``to_dense``/``sum`` on the way noted (gt/tensor/sparse_frames.py), as they are where none did."""
+    order = noted_order(sp, None)
+    if order is None:
+        return idx
+    back = [order.index(d) for d in range(len(order))]
+    with autograd.no_grad():
+        sorted_idx, _, _ = coalesced_parts(idx[list(order)], None, tuple(sp.shape[d] for d in order))
+    return sorted_idx[back]
+
+
+def listed(sp, g, order):
+    """The sparse gradient of the leaf ``sp`` from its values' gradient ``g``: one entry per
+    position, sorted in ``sp``'s sparse dims taken in ``order`` (or the order noted on the way),
+    flagged uncoalesced as torch's."""
+    order = noted_order(sp, order)
+    back = [order.index(d) for d in range(len(order))]
+    with autograd.no_grad():
+        sizes = tuple(sp.shape[d] for d in order)
+        idx, _, inverse = coalesced_parts(sp._sp_indices[list(order)], g, sizes)
+        kept = creation.zeros((idx.shape[1],) + tuple(g.shape[1:]), dtype=g.dtype).index_copy(0, inverse, g)
+    return sp._new(idx[back], kept, sp.shape, False)
 
 
 class SparseProducts:

@@ -22,6 +22,7 @@ from gt.tensor.core import Tensor
 from gt.tensor.sparse_autograd import (SparseProducts, SparseSeen, carries, dense_of, dense_source, derive, make_leaf,
                                        ordered_grad_leaf)
 from gt.tensor.sparse_elementwise import ZERO_KEEPING, SparseElementwise
+from gt.tensor.sparse_frames import frame_of, transposed
 from gt.tensor.sparse_methods import SparseMethods, coalesced_parts
 from gt.tensor.sparse_spgemm import sparse_sparse_mm
 
@@ -87,7 +88,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
     """A sparse COO tensor (torch's ``layout=torch.sparse_coo``); made by ``gt.sparse_coo_tensor``
     or ``Tensor.to_sparse()``."""
 
-    __slots__ = ("_sp_indices", "_sp_values", "_sp_shape", "_sp_coalesced", "_sp_leaf", "_sp_dense")
+    __slots__ = ("_sp_indices", "_sp_values", "_sp_shape", "_sp_coalesced", "_sp_leaf", "_sp_dense", "_sp_frame")
     _placed = None
     _is_sparse_layout = True
     _array = _data = _value = property(_storage)
@@ -103,7 +104,7 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         SparseSeen.made = True
         t = object.__new__(cls)
         t._sp_indices, t._sp_values, t._sp_shape = indices, values, tuple(int(n) for n in shape)
-        t._sp_coalesced, t._sp_leaf, t._sp_dense = bool(coalesced), leaf, None
+        t._sp_coalesced, t._sp_leaf, t._sp_dense, t._sp_frame = bool(coalesced), leaf, None, None
         t._ctx = t._grad_value = t._grad_factors = None
         t._retains_grad, t._requires_grad = False, False
         return t
@@ -221,6 +222,9 @@ class SparseTensor(SparseElementwise, SparseProducts, SparseMethods, Tensor):
         order[dim0 % self.ndim], order[dim1 % self.ndim] = order[dim1 % self.ndim], order[dim0 % self.ndim]
         if self._sp_leaf and autograd.is_grad_enabled():     # torch lists the gradient in the transpose's order
             out = self._new(out._sp_indices, ordered_grad_leaf(self, order), out.shape, False)
+            out._sp_frame = None if frame_of(self) is None else (frame_of(self)[0], tuple(order))
+        else:       # (of a tensor made from a leaf's entries: in the frame of the leaf's dims swapped)
+            out = transposed(self, out, dim0 % self.ndim, dim1 % self.ndim)
         return derive(out, lambda d: d.transpose(dim0, dim1), self, moves=lambda idx: idx[order])
 
     def div(self, other):

@@ -15,6 +15,7 @@ from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.sparse_autograd import carries, dense_of, derive, entry_leaf, refused
+from gt.tensor.sparse_frames import pass_frame
 from gt.tensor.sparse_methods import coalesced_parts, linear_positions
 
 # torch's ops on a sparse COO tensor that keep zeros: all coalesce first
@@ -44,6 +45,7 @@ def _zero_keeping(name):
         if name in _NO_BACKWARD:
             values = refused(values, name, *_NO_BACKWARD[name])
         out = self._new(c._sp_indices, values, self.shape, True)
+        pass_frame(out, (c,))       # (its entries are the leaf's: the order a later transpose notes)
         if name in _DENSE_BACKWARD:
             return derive(out, lambda d: getattr(d, name)(*args, **kwargs), c)
         if name == "relu":      # torch's backward takes a sparse gradient only

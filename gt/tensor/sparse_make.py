@@ -13,6 +13,7 @@ from gt.tensor.core import Tensor
 from gt.tensor.sparse_autograd import dense_sparse_mm, sparse_mm
 from gt.tensor.sparse_coo import SparseTensor, sparse_coo
 from gt.tensor.sparse_elementwise import sparse_softmax
+from gt.tensor.sparse_frames import noted
 from gt.tensor.sparse_methods import sparse_sum
 from gt.tensor.sparse_pass_on import pass_on
 
@@ -190,7 +191,7 @@ def sum(input, dim=None, dtype=None):  # noqa: A001 (torch.sparse.sum's name)
         raise RuntimeError(f"sparse.sum: expected a sparse COO tensor, got {input.layout} (torch refuses it too): "
                            "use .sum() or .to_sparse_coo()")
     if dim is None:         # sparse on the stored entries, torch's (Tensor.sum gives a leaf a dense one)
-        return input._sp_values.sum(dtype=dtype)
+        return noted(input, input._sp_values).sum(dtype=dtype)
     out = sparse_sum(input, dim, dtype)
     if getattr(out, "is_sparse", False) and out.requires_grad and autograd.is_grad_enabled():
         out._sp_dense = _dense_grad_refused(out)
@@ -218,7 +219,8 @@ class SparseEmbedding(Embedding):
     a leaf ``weight`` gets a sparse COO gradient, the looked-up ids (int64, in their order:
     uncoalesced) as its indices and the output's gradient rows as its values, the entries of
     ``padding_idx`` left out; a computed weight gets it sparse too, passed on sparse through the ops
-    whose torch backward takes it (gt/tensor/sparse_pass_on.py), dense through others. With
+    whose torch backward takes it (gt/tensor/sparse_pass_on.py), torch's error through those whose
+    backward refuses it, dense through the others; under ``create_graph`` too. With
     ``scale_grad_by_freq`` the backward raises torch's error."""
 
     _torch_name = "EmbeddingBackward0"

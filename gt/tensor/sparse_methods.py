@@ -13,6 +13,7 @@ from gt.tensor import creation
 from gt.tensor.core import Tensor
 from gt.tensor.functions import cat, stack
 from gt.tensor.promotion import promote_types
+from gt.tensor.sparse_frames import noted
 
 
 def _strides(sizes):
@@ -66,7 +67,7 @@ class SparseMethods:
 
     def to_dense(self, dtype=None, *, masked_grad=None):
         """The dense tensor (differentiable: the gradient reaches the values)."""
-        vals = self._sp_values
+        vals = noted(self, self._sp_values)     # (torch's gradient: masked in this tensor's dims)
         sizes = self._sizes()
         flat = creation.zeros((numel(sizes),) + tuple(vals.shape[1:]), dtype=vals.dtype)
         out = flat.index_add(0, linear_positions(self._sp_indices, sizes), vals).reshape(self.shape)
@@ -167,8 +168,8 @@ class SparseMethods:
         if keepdim:
             raise RuntimeError("sum: keepdim=True is not supported on sparse tensors (torch's)")
         if dim is None:
-            vals = self._sp_values if dtype is None else self._sp_values.to(dtype)
-            return vals.sum()
+            vals = noted(self, self._sp_values)
+            return (vals if dtype is None else vals.to(dtype)).sum()
         return sparse_sum(self, dim, dtype)
 
 
@@ -203,7 +204,8 @@ def sparse_sum(s, dim, dtype=None):
     dims = sorted({d + nd if -nd <= d < 0 else d for d in dims})
     if any(not 0 <= d < nd for d in dims):
         raise IndexError(f"sparse.sum: dim {dim} out of range for a {nd}-D tensor")
-    vals = s._sp_values if dtype is None else s._sp_values.to(dtype)
+    vals = noted(s, s._sp_values)
+    vals = vals if dtype is None else vals.to(dtype)
     dense_dims = [d - sd + 1 for d in dims if d >= sd]
     if dense_dims:
         vals = vals.sum(dense_dims)
