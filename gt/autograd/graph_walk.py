@@ -15,8 +15,8 @@ of place, ``grad + g``), the graph walked is kept unless ``retain_graph=False`` 
 hooks see (and may replace) the recorded gradient, and ``retain_grad()`` tensors keep theirs.
 """
 
-from gt.autograd import anomaly, function, grad_hooks, hooks, inference_saved, node_hooks, release, sparse_grad, versions
-from gt.autograd import walk_steps
+from gt.autograd import anomaly, function, grad_hooks, hooks, inference_saved, node_hooks, release, versions
+from gt.autograd import sparse_grad, walk_steps
 from gt.autograd.sparse_grad import SparseSeen
 from gt.backend import B
 
@@ -75,7 +75,7 @@ def _walk(order, seeds, retain_graph, capture):
                 g = node_hooks.run_pre(own, g, _same, _same)
             walking = node
             pairs = None
-            if SparseSeen.made and g.is_sparse:     # (a flag read: false until a sparse tensor is made)
+            if SparseSeen.made and type(g) is not function.Tensor and g.is_sparse:    # (false until one is made)
                 pairs = sparse_grad.through_graph(ctx, g) if isinstance(ctx, function.Function) else None
                 g = g if pairs is not None else g.to_dense()     # where torch's backward densifies it
             if pairs is None:
