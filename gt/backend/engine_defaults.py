@@ -140,10 +140,9 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         return target
 
     def add_scaled_foreach_(self, targets, values, alpha):
-        """``add_scaled_`` for several pairs (two lists of arrays, each pair of one shape and
-        dtype): plain gradient descent over a model's parameters in one call per optimizer step,
-        so an engine with a multi-tensor kernel launches it once; this default takes them one by
-        one."""
+        """``add_scaled_`` for several pairs (two lists of arrays, each pair of one shape and dtype): plain gradient
+        descent over a model's parameters in one call per optimizer step, so an engine with a multi-tensor
+        kernel launches it once; this default takes them one by one."""
         for target, value in zip(targets, values):
             self.add_scaled_(target, value, alpha)
 
@@ -179,10 +178,9 @@ class FastPaths(QuantizedPaths, OverlapPaths):
 
     def adam_steps_(self, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled, maximize=False, max_exp_avg_sqs=None):
-        """``adam_step_`` for several parameters at one ``step``: four lists of arrays, one entry
-        per parameter (and a fifth, ``max_exp_avg_sqs``, with amsgrad). One call per optimizer
-        step, so an engine with a multi-tensor kernel launches it once; this default takes them
-        one by one."""
+        """``adam_step_`` for several parameters at one ``step``: four lists of arrays, one entry per parameter
+        (and a fifth, ``max_exp_avg_sqs``, with amsgrad). One call per optimizer step, so an engine with a
+        multi-tensor kernel launches it once; this default takes them one by one."""
         maxes = [None] * len(params) if max_exp_avg_sqs is None else max_exp_avg_sqs
         for arrays, max_sq in zip(zip(params, grads, exp_avgs, exp_avg_sqs), maxes):
             self.adam_step_(*arrays, step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize, max_sq)
@@ -206,21 +204,23 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         _add_in_place(self, param, grad, -lr)
         return param
 
+    def norm2(self, x, axis):
+        """The 2-norm ``sqrt(sum(x * x))`` of real ``x`` over ``axis`` (a tuple, or None: all), the axes kept."""
+        return self.sqrt(self.sum(x * x, axis=axis, keepdims=True))
+
     def layer_norm_fused(self, x, weight, bias, n_axes, eps):
-        """``(out, state)`` of layer norm over the last ``n_axes`` axes of ``x`` (``weight`` and
-        ``bias`` of those axes' shape, or None) in one kernel, or None where the engine has none
-        (the op then composes it); ``state`` is what ``layer_norm_fused_backward`` reads."""
+        """``(out, state)`` of layer norm over the last ``n_axes`` axes of ``x`` (``weight`` and ``bias`` of those
+        axes' shape, or None) in one kernel, or None where the engine has none (the op then composes it)."""
         return None
 
     def layer_norm_fused_backward(self, grad, weight, bias, state, n_axes, needs):
-        """``(grad x, grad weight, grad bias)``, None where ``needs`` (three bools) says not needed.
-        The input x is not passed again: ``state`` holds whatever of it the kernel needs."""
+        """``(grad x, grad weight, grad bias)``, None where ``needs`` (three bools) says not needed;
+        ``state``: what ``layer_norm_fused`` kept (x is not passed again)."""
         raise NotImplementedError(f"the {self.name} engine has no fused layer norm")
 
     def attention_fused(self, q, k, v, scale, causal):
-        """``(out, state)`` of ``softmax(q @ k^T * scale) @ v`` on heads (B, H, L, E), (B, H, S, E),
-        (B, H, S, E), key j blocked for query i > j when ``causal``, in one kernel; or None where
-        the engine has none (the op then composes it)."""
+        """``(out, state)`` of ``softmax(q @ k^T * scale) @ v`` on heads (B, H, L, E), (B, H, S, E), (B, H, S, E),
+        key j blocked for query i > j when ``causal``, in one kernel; or None (the op then composes it)."""
         return None
 
     def attention_fused_backward(self, grad, q, k, v, state, scale, causal, packed=False, split_ok=False):

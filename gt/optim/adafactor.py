@@ -91,11 +91,11 @@ class Adafactor(TorchOptimizer):
             p.mul_(1 - lr * weight_decay)
         if grad.ndim > 1:
             row_var, col_var = state["row_var"], state["col_var"]
-            # the mean squares as torch's: the norm (the root of the sum of squares, as gt's norm
-            # computes it) squared over the count, rounded three times where a mean rounds once
-            square = grad * grad
-            row_var.lerp_(square.sum(-1, keepdim=True).sqrt_().square_().div_(grad.shape[-1]), one_minus_beta2_t)
-            col_var.lerp_(square.sum(-2, keepdim=True).sqrt_().square_().div_(grad.shape[-2]), one_minus_beta2_t)
+            # the mean squares as torch's: the norm squared over the count, rounded three times where
+            # a mean rounds once; gt's norm, not a root of a sum: torch's vectorized sqrt is an ulp off
+            # the norm's on CPUs without AVX-512 (sqrt(8.5) in float32 on an AMD EPYC)
+            row_var.lerp_(grad.norm(dim=-1, keepdim=True).square_().div_(grad.shape[-1]), one_minus_beta2_t)
+            col_var.lerp_(grad.norm(dim=-2, keepdim=True).square_().div_(grad.shape[-2]), one_minus_beta2_t)
             # (..., R, 1) @ (..., 1, C) is a product of one term: the broadcast product is the same
             var_estimate = (row_var * col_var) / row_var.mean(-2, keepdim=True).clamp(min=eps1)
         else:
