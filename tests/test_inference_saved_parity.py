@@ -352,3 +352,28 @@ def test_training_after_an_evaluation():
         return [loss, model.weight.grad, model.bias.grad]
     for g, t in zip(run(gt), run(torch)):
         np.testing.assert_allclose(_np(g), _np(t), rtol=1e-12)
+
+
+_OF_AN_INFERENCE_LEAF = {   # p: made in inference mode with requires_grad=True; w: an ordinary leaf
+    "sin": lambda p, w: p.sin(), "sum": lambda p, w: p.sum(), "a row": lambda p, w: p[0], "exp": lambda p, w: p.exp(),
+    "times a leaf": lambda p, w: p * w, "plus a leaf": lambda p, w: p + w,
+}
+
+
+@pytest.mark.parametrize("name", list(_OF_AN_INFERENCE_LEAF))
+def test_ops_of_an_inference_tensor_that_requires_grad(name):
+    # torch's inference tensors have no autograd history: an op whose only inputs that require grad
+    # are inference tensors records nothing (gt recorded it; with the refusal above it raised); beside an
+    # ordinary leaf it is recorded, and refused where it saves the inference tensor
+    def run(lib):
+        with lib.inference_mode():
+            p = _t(lib, "x", requires_grad=True)
+        try:
+            out = _OF_AN_INFERENCE_LEAF[name](p, _t(lib, "w", requires_grad=True))
+        except RuntimeError as e:
+            return type(e), str(e)
+        return out.requires_grad, out.grad_fn is None, _np(out)
+    got, want = run(gt), run(torch)
+    assert got[:2] == want[:2]
+    if not isinstance(want[0], type):
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-12)

@@ -223,9 +223,9 @@ class Function(GraphNode):
         else:
             result = profiling.forward(ctx, arrays, kwargs)
         # only float results carry gradients (a cast to int64 ends the graph, as in torch)
-        if _mode.record and True in needs and result.dtype.differentiable:
-            if _inference_made[0]:     # (false until an inference tensor is made: gt/autograd/inference_saved.py)
-                inference_saved.refuse_saved(ctx, args, arrays)
+        # (_inference_made: false while no inference tensor is alive, gt/autograd/inference_saved.py)
+        if _mode.record and True in needs and result.dtype.differentiable and (
+                not _inference_made[0] or inference_saved.records(ctx, args, arrays)):
             result._requires_grad = True
             ctx.inputs = args
             ctx.released = False

@@ -109,16 +109,21 @@ def transforms_left():
     _made_in_reverse.clear()
 
 
-def refuse_saved(ctx, args, arrays):
-    """torch's error where ``ctx``, an op being recorded, keeps for its backward (the values its
-    ``save`` kept) the array (of ``arrays``, those its forward ran on) of an inference argument
-    (of ``args``), or holds one at a position of ``ctx.torch_saves``."""
+def records(ctx, args, arrays):
+    """Whether ``ctx``, an op about to be recorded on ``args`` (some requiring grad), is: not where
+    those are all inference tensors, outside transforms (torch's have no autograd history). torch's
+    error where it keeps for its backward (the values its ``save`` kept) the array (of ``arrays``,
+    those its forward ran on) of an inference argument, or holds one at a position of
+    ``ctx.torch_saves``."""
     for a in args:
         if id(a) in _live:      # (the common case, no inference argument: one lookup each)
+            if not (mode.level or any(getattr(b, "_requires_grad", False) and not is_inference(b) for b in args)):
+                return False    # (a transform's own leaves of an inference tensor are its wrappers, recorded)
             for i, a in enumerate(args):
                 if is_inference(a) and _saves(ctx, i, arrays[i]) and refused(a, args):
                     raise RuntimeError(INFERENCE_SAVED)
-            return
+            return True
+    return True
 
 
 def _saves(ctx, i, array):

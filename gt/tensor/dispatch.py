@@ -219,9 +219,9 @@ def dispatch(cls, args, kwargs):
         shape[out_p.axis] = sum(o.shape[out_p.axis] for o in outs)
     result = Tensor._from_value(Placed(outs, out_p, tuple(shape)) if not isinstance(out_p, Replicate) else outs[0])
     record = autograd.is_grad_enabled() and any(needs) and result.dtype.differentiable
-    if record and inference_saved.made[0]:     # (false until an inference tensor is made)
-        for d, ctx in enumerate(ctxs):
-            inference_saved.refuse_saved(ctx, args, [vals[d] for vals in local_inputs])
+    if record and inference_saved.made[0]:     # (false while no inference tensor is alive)
+        record = all([inference_saved.records(ctx, args, [vals[d] for vals in local_inputs])
+                      for d, ctx in enumerate(ctxs)])
     if record:
         node = ShardedNode()
         node.cls, node.ctxs, node.inputs, node.targets, node.kwargs = cls, ctxs, args, plan.targets, kwargs
