@@ -13,6 +13,7 @@ import math
 
 from gt import autograd, dtypes
 from gt.dtypes import round_float32
+from gt.ao.nn.quantized import fbgemm_pairs
 from gt.ops import quantized_linear
 from gt.tensor import quantize_math
 from gt.tensor.quantize_math import choose_qparams
@@ -158,9 +159,16 @@ def _non_finite(x, qweight, bias, reduce_range=True):
     inv = quantize_math.inverse_scale(scale)
     q = (x.double() * inv + float(zero_point)).float().round().clamp(0, 255).nan_to_num(255.0)
     weight = _centered(qweight)
-    if zero_point != -2 ** 31:     # the centered integers are exact in float32: gt's product as for finite ones
+    # a NaN's 255 is an 8-bit input: fbgemm's kernels without AVX-512 VNNI saturate its pairs of products
+    off = fbgemm_pairs.saturation(q, qweight._q_int.float())
+    if zero_point != -2 ** 31 and off is None:     # exact in float32: gt's product as for finite ones
         return quantized_linear.QuantizedLinear.apply(q - zero_point, weight, bias, 1.0, zero_point, 255, out_scale)
+    if zero_point != -2 ** 31:
+        raw = quantized_linear.QuantizedLinear.apply(q - zero_point, weight, None, 1.0, zero_point, 255, 1.0)
+        out = (raw.double() + off) * out_scale
+        return (out if bias is None else out + bias.double()).float()
     total = quantized_linear.QuantizedLinear.apply(q, weight, None, 1.0, 0, 255, 1.0)
+    total = total if off is None else total.double() + off
     # int32's least times an odd row sum wraps to itself; the sum less it wraps to the other sign
     odd = (weight.long().sum(1) % 2) == 1
     raw = total.where(~odd, (total < 0).float() * 2 - 1)

@@ -8,7 +8,8 @@ inputs, exact .5 ties included.
   gt follows fbgemm)): the int32
   sum ``acc = sum((x_q - x_zp) * (w_q - w_zp))`` (exact here: float32 gemms over blocks short enough
   that no partial sum reaches 2**24, added in float64; a convolution too long for one block runs
-  in float64), then
+  in float64; on a CPU without AVX-512 VNNI less what fbgemm's int16 saturation of pairs of products
+  takes off, fbgemm_pairs.py), then
   fbgemm's ``requantizeOutputProcessing`` with a float bias, all in float32:
   ``ats = x_scale * w_scale[c]``, ``m = ats / out_scale``, ``y = (float(acc) + bias[c] / ats) * m``,
   ``q = rint(y) + out_zp`` clamped to [0, 255] ([out_zp, 255] with a fused ReLU).
@@ -26,6 +27,7 @@ inputs, exact .5 ties included.
 import math
 
 from gt import autograd, dtypes
+from gt.ao.nn.quantized import fbgemm_pairs
 from gt.dtypes import round_float32
 from gt.nn import functional as F
 from gt.tensor import creation, functions
@@ -108,6 +110,8 @@ def linear(x, w, bias, scale, zero_point, relu=False):
             acc = xc.matmul(wc)
         else:              # exact float32 blocks, added in float64
             acc = sum(xc[..., i:i + block].matmul(wc[i:i + block]).double() for i in range(0, k, block))
+        off = fbgemm_pairs.saturation(x._q_int.float(), w._q_int.float())
+        acc = acc if off is None else acc.double() + off
         return requantize(acc, x.q_scale(), w, bias, scale, zero_point, relu, (-1,))
 
 
@@ -122,8 +126,16 @@ def conv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=
     zero padding pads with the input's zero point (a 0 once centered)."""
     dims = w.ndim - 2
     # every output sums C/groups * prod(kernel) products: one filter's elements
-    return _exact_conv(x, w, f"quantized::conv{dims}d", math.prod(w.shape[1:]), bias, scale, zero_point, relu,
-                       lambda xc, wc: _CONVS[dims](xc, wc, None, stride, padding, dilation, groups))
+    def run(xc, wc):
+        acc = _CONVS[dims](xc, wc, None, stride, padding, dilation, groups)
+        off = fbgemm_pairs.conv_saturation(x._q_int.float(), w._q_int.float(), _tuple(stride, dims),
+                                           _tuple(padding, dims), _tuple(dilation, dims), groups, x.q_zero_point())
+        return acc if off is None else acc.double() + off
+    return _exact_conv(x, w, f"quantized::conv{dims}d", math.prod(w.shape[1:]), bias, scale, zero_point, relu, run)
+
+
+def _tuple(value, dims):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
 
 
 def _exact_conv(x, w, name, products, bias, scale, zero_point, relu, run):
@@ -150,9 +162,14 @@ def conv_transpose(x, w, bias, stride, padding, output_padding, dilation, groups
     dims = w.ndim - 2
     # an output sums at most C/groups * prod(kernel) products
     products = math.prod(w.shape[1:]) * groups
-    return _exact_conv(x, w, f"quantized::conv_transpose{dims}d", products, bias, scale, zero_point, False,
-                       lambda xc, wc: _CONV_TRANSPOSES[dims](xc, wc, None, stride, padding, output_padding, groups,
-                                                             dilation))
+
+    def run(xc, wc):
+        acc = _CONV_TRANSPOSES[dims](xc, wc, None, stride, padding, output_padding, groups, dilation)
+        off = fbgemm_pairs.conv_transpose_saturation(
+            x._q_int.float(), w._q_int.float(), _tuple(stride, dims), _tuple(padding, dims),
+            _tuple(output_padding, dims), _tuple(dilation, dims), groups, x.q_zero_point())
+        return acc if off is None else acc.double() + off
+    return _exact_conv(x, w, f"quantized::conv_transpose{dims}d", products, bias, scale, zero_point, False, run)
 
 
 def _dequantized(q):
