@@ -228,3 +228,24 @@ def test_quantized_embedding_is_torch_s(tmp_path):
     gt.save(gq.state_dict(), tmp_path / "g.pt")
     tq.load_state_dict(torch.load(tmp_path / "g.pt"))
     assert tq[0].weight().equal(torch.load(tmp_path / "g.pt")["0._packed_params._packed_weight"])
+
+
+def test_dynamic_linear_of_8_bit_inputs_is_fbgemm_s():
+    # reduce_range=False (version-1 recurrent layers) quantizes to 8 bits: fbgemm's kernels without AVX-512
+    # VNNI (vpmaddubsw) saturate each pair of uint8 x int8 products at int16, which gt missed (seen on an AMD
+    # EPYC with AVX2: tens of quanta off); with VNNI torch's sums are exact, and so are gt's
+    rng = np.random.default_rng(4)
+    for trial in range(16):
+        k, out = int(rng.integers(2, 40)), int(rng.integers(1, 5))
+        w = rng.standard_normal((out, k)).astype(np.float32)
+        w = torch.quantize_per_channel(torch.from_numpy(w), torch.rand(out) * 0.02 + 0.001,
+                                       torch.zeros(out, dtype=torch.long), 0, torch.qint8) if trial % 2 else \
+            torch.quantize_per_tensor(torch.from_numpy(w), 0.01, 0, torch.qint8)
+        bias = torch.from_numpy(rng.standard_normal(out).astype(np.float32)) if trial % 3 else None
+        x = (rng.standard_normal((5, k)) * rng.uniform(0.1, 10)).astype(np.float32)
+        want = torch.ops.quantized.linear_dynamic(torch.from_numpy(x), torch.ops.quantized.linear_prepack(w, bias),
+                                                  False).numpy()
+        got = gt.ao.nn.quantized.dynamic_products.linear_dynamic(
+            gt.tensor(x), as_quantized(w), None if bias is None else gt.tensor(bias.numpy()), tracked=False,
+            reduce_range=False).numpy()
+        np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32), err_msg=str(trial))

@@ -126,7 +126,25 @@ def linear_dynamic(x, qweight, bias, tracked=True, reduce_range=True):
             qweight.qscheme() == per_tensor_affine else None
         op = quantized_linear.QuantizedLinearUntracked if tracked else quantized_linear.QuantizedLinear
         qmax = _X_MAX if reduce_range else 255
+        if qmax == 255 and not (x.requires_grad and autograd.is_grad_enabled()):
+            with autograd.no_grad():
+                out = _saturated(x, qweight, weight, bias, quantize_math.inverse_scale(scale), zero_point, out_scale)
+            if out is not None:
+                return out
         return op.apply(x, weight, bias, quantize_math.inverse_scale(scale), zero_point, qmax, out_scale, whole)
+
+
+def _saturated(x, qweight, weight, bias, inverse, zero_point, out_scale):
+    """The 8-bit input's product as fbgemm's kernels without AVX-512 VNNI give it (fbgemm_pairs.py),
+    or None where it is the exact one. (An input that requires grad keeps the exact sums: the
+    recorded op computes those.)"""
+    q = (x.double() * inverse + float(zero_point)).float().round().clamp(0, 255)
+    off = fbgemm_pairs.saturation(q, qweight._q_int.float())
+    if off is None:
+        return None
+    acc = quantized_linear.QuantizedLinear.apply(x, weight, None, inverse, zero_point, 255, 1.0)
+    out = (acc.double() + off).float().double() * out_scale
+    return (out if bias is None else out + bias.double()).float()
 
 
 def _out_scale(scale, qweight):
