@@ -138,6 +138,8 @@ def _saturated(x, qweight, weight, bias, inverse, zero_point, out_scale):
     """The 8-bit input's product as fbgemm's kernels without AVX-512 VNNI give it (fbgemm_pairs.py),
     or None where it is the exact one. (An input that requires grad keeps the exact sums: the
     recorded op computes those.)"""
+    if not fbgemm_pairs.SATURATES:     # the exact sums: no quantization pass to spend
+        return None
     q = (x.double() * inverse + float(zero_point)).float().round().clamp(0, 255)
     off = fbgemm_pairs.saturation(q, qweight._q_int.float())
     if off is None:
