@@ -207,5 +207,8 @@ class NumpyMath:
             return row_major(a ** b)        # torch's number ** tensor is row-major (its pow_Scalar)
         return torch_layout(a ** b, a, b)
 
+    def rsqrt(self, x):
+        return 1.0 / np.sqrt(x)
+
     def quiet_float_errors(self):
         return np.errstate(all="ignore")

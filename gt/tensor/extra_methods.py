@@ -16,6 +16,7 @@ from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
+from gt.ops.rsqrt import Rsqrt
 from gt.tensor._args import _pick, _varargs, narrow_bounds, narrow_check, norm_input
 from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_extremum, refuse_complex_pair
 from gt.tensor.product_dtypes import refuse_matmul
@@ -221,7 +222,7 @@ class ExtraMethods:
 
     def rsqrt(self):
         x = _floating(self, True)
-        return mark(ew.Div.apply(1.0, x.sqrt(), reciprocal=True), ("derivative", "rsqrt"), x)
+        return mark(Rsqrt.apply(x), ("derivative", "rsqrt"), x)
 
     def clamp_min(self, min):
         return self.clamp(min=refuse_complex_bound(min, "clamp_min"))
