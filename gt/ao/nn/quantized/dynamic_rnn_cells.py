@@ -64,10 +64,13 @@ def lstm_cell(gi, state, pair_hh, dtype, reduce_range=True):
 
 
 def gru_cell(gi, h, pair_hh, dtype, reduce_range=True):
-    i_r, i_z, i_n = gi.chunk(3, dim=1)
-    h_r, h_z, h_n = product(h, pair_hh, dtype, reduce_range).chunk(3, dim=1)
-    r, z = (h_r + i_r).sigmoid(), (h_z + i_z).sigmoid()
-    n = (i_n + h_n * r).tanh()
+    hidden = h.shape[1]
+    gh = product(h, pair_hh, dtype, reduce_range)
+    # torch's sigmoid_ runs on the gates' column views, a row of ``hidden`` at a time; on a contiguous
+    # (N, hidden) sum the vectorized loop would span rows, and its exp differs from the scalar one in
+    # the last bit where the CPU's vectors are shorter than the tensor (AVX2's 8 floats, not AVX-512's 16)
+    r, z = (g.sigmoid() for g in (gh[:, :2 * hidden] + gi[:, :2 * hidden]).chunk(2, dim=1))
+    n = (gi[:, 2 * hidden:] + gh[:, 2 * hidden:] * r).tanh()
     return (h - n) * z + n
 
 
