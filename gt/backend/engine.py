@@ -239,6 +239,11 @@ class Engine(FastPaths, ScatterPrimitives, SortingPrimitives, MathPrimitives, Sp
         raise NotImplementedError
 
     @abc.abstractmethod
+    def rsqrt(self, x):
+        """``1 / sqrt(x)`` elementwise (inf at 0, nan below): torch's own kernel on the torch engine."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def tanh(self, x):
         """Hyperbolic tangent elementwise."""
         raise NotImplementedError
