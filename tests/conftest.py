@@ -63,17 +63,22 @@ np.testing.assert_allclose = _assert_allclose
 # picks every mesh it uses with use_mesh(n): GT_DEVICES would only repeat it, so it is left out of the
 # passes that set GT_DEVICES (and still runs on both engines). `table` marks a test parametrized over
 # one of torch's own test tables (OpInfo, module, optimizer): the first pass runs every case, the torch
-# engine's pass every 2nd and the passes that set GT_DEVICES every 4th of each such test (a spread of
-# the table), to keep CI's four passes in time. What a pass leaves to another is deselected (pytest's
+# engine's pass every 3rd and each pass that sets GT_DEVICES every 8th of each such test, the two
+# sharded passes on other cases (numpy from the first, torch from the 5th: together every 4th), a
+# spread of the table, to keep CI's four passes in time on the slower of the CPUs CI may get (a
+# 2-core AMD EPYC ran the four passes in 300 / 159 / 210 / 176 s on 2026-12-07, a Xeon in 183 / 94 /
+# 114 / 98 s). What a pass leaves to another is deselected (pytest's
 # "N deselected"; the header says how many for each marker), not skipped.
 _DEVICES_FROM_ENV = os.environ.get("GT_DEVICES", "").strip() not in ("", "1")
 _OTHER_ENGINE = os.environ.get("GT_BACKEND", "").strip().lower() not in ("", "numpy")
 FIRST_PASS = not (_DEVICES_FROM_ENV or _OTHER_ENGINE)
+_TABLE_OFFSET = 4 if _DEVICES_FROM_ENV and _OTHER_ENGINE else 0     # the torch engine's sharded pass: other cases
 _LEFT = pytest.StashKey()      # what this pass left to the others: (Counter by marker, table stride)
 
 
-def _left_to_another_pass(item, stride, seen):
-    """The marker for which this pass leaves ``item`` to another, or None when it runs here."""
+def _left_to_another_pass(item, stride, seen, totals):
+    """The marker for which this pass leaves ``item`` to another, or None when it runs here
+    (``totals``: the cases of each table test; one of no more than the offset runs its first)."""
     if not FIRST_PASS and item.get_closest_marker("first_pass"):
         return "first_pass"
     if _DEVICES_FROM_ENV and item.get_closest_marker("own_mesh"):
@@ -81,7 +86,7 @@ def _left_to_another_pass(item, stride, seen):
     if item.get_closest_marker("table"):
         key = (item.path, item.originalname)
         seen[key] += 1
-        if (seen[key] - 1) % stride:
+        if (seen[key] - 1 - (_TABLE_OFFSET if totals[key] > _TABLE_OFFSET else 0)) % stride:
             return "table"
     return None
 
@@ -90,12 +95,13 @@ def pytest_collection_modifyitems(config, items):
     """Deselects (rather than skips) what this pass leaves to another: a skipped item still goes
     through pytest's whole run protocol and report (about half a millisecond each), and the
     passes that set GT_DEVICES leave some 12,500 of the 27,500 items to the first pass."""
-    stride = 4 if _DEVICES_FROM_ENV else 2 if _OTHER_ENGINE else 1
+    stride = 8 if _DEVICES_FROM_ENV else 3 if _OTHER_ENGINE else 1
     if stride == 1:
         return
     kept, dropped, left, seen = [], [], collections.Counter(), collections.Counter()
+    totals = collections.Counter((i.path, i.originalname) for i in items if i.get_closest_marker("table"))
     for item in items:
-        marker = _left_to_another_pass(item, stride, seen)
+        marker = _left_to_another_pass(item, stride, seen, totals)
         if marker is None:
             kept.append(item)
         else:

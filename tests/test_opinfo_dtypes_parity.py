@@ -26,7 +26,7 @@ index); complex ``logcumsumexp`` whose imaginary part is 4*pi from torch's at on
 logarithms of one number).
 
 CI's first pass runs every case; the later passes run a spread: every other op here, of which
-tests/conftest.py's stride for torch's tables keeps every 2nd (torch engine) or 4th (GT_DEVICES).
+tests/conftest.py's stride for torch's tables keeps every 3rd (torch engine) or 8th (each GT_DEVICES pass).
 """
 
 import os
