@@ -61,7 +61,9 @@ np.testing.assert_allclose = _assert_allclose
 # times: `first_pass` marks one that starts its own processes with their own settings (or compares
 # the two engines itself): it runs in the pass with neither variable set. `own_mesh` marks one that
 # picks every mesh it uses with use_mesh(n): GT_DEVICES would only repeat it, so it is left out of the
-# passes that set GT_DEVICES (and still runs on both engines). `table` marks a test parametrized over
+# passes that set GT_DEVICES, and since 2026-12-07 out of the torch engine's pass too (it runs in the
+# first pass; the torch engine's sharding is the fourth pass's, over the whole suite: the four passes
+# ran over CI's 840 s on a 2-core AMD EPYC, the last at 99%). `table` marks a test parametrized over
 # one of torch's own test tables (OpInfo, module, optimizer): the first pass runs every case, the torch
 # engine's pass every 3rd and each pass that sets GT_DEVICES every 8th of each such test, the two
 # sharded passes on other cases (numpy from the first, torch from the 5th: together every 4th), a
@@ -81,7 +83,7 @@ def _left_to_another_pass(item, stride, seen, totals):
     (``totals``: the cases of each table test; one of no more than the offset runs its first)."""
     if not FIRST_PASS and item.get_closest_marker("first_pass"):
         return "first_pass"
-    if _DEVICES_FROM_ENV and item.get_closest_marker("own_mesh"):
+    if not FIRST_PASS and item.get_closest_marker("own_mesh"):
         return "own_mesh"
     if item.get_closest_marker("table"):
         key = (item.path, item.originalname)
@@ -115,7 +117,7 @@ def pytest_collection_modifyitems(config, items):
 def _deselection_line(left, stride):
     return (f"this pass deselects {sum(left.values())} items left to another pass: {left['first_pass']} first_pass "
             f"(the same in every pass: run without GT_DEVICES/GT_BACKEND), {left['own_mesh']} own_mesh (choose "
-            f"their own meshes: run in the passes without GT_DEVICES), {left['table']} table cases (this pass "
+            f"their own meshes: run in the first pass), {left['table']} table cases (this pass "
             f"runs one case in {stride} of each test over torch's tables)")
 
 
