@@ -34,6 +34,7 @@ import contextlib
 import gc
 import sys
 import unittest
+import warnings
 
 import numpy as np
 import pytest
@@ -193,6 +194,20 @@ def fbgemm_engine():
 def beside_torch(fn):
     """``fn`` (given a module: gt or torch) on gt and on torch: (gt's, torch's)."""
     return fn(gt), fn(torch_or_skip())
+
+
+def beside_torch_or_errors(fn):
+    """``fn(m)`` for m gt and torch, warnings silenced: (gt's, torch's), each the result or the
+    exception it raised, for tests that compare errors' classes as well as results."""
+    out = []
+    for m in (gt, torch_or_skip()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out.append(fn(m))
+            except Exception as e:      # noqa: BLE001 (the type is what is compared)
+                out.append(e)
+    return out
 
 
 def randn_pair(*shape, seed=0, dtype=np.float64, grad=True):

@@ -15,13 +15,12 @@ averages' bits and ``logsumexp``'s saved values, each beside torch:
 - an in-place change of ``logsumexp``'s input or result before the backward raises, as torch's
   (its backward reads both; gt's composite read neither)."""
 
-import warnings
-
 import numpy as np
 import pytest
 
 import gt
 from gt.backend import B as ENGINE
+from helpers import beside_torch_or_errors
 
 torch = pytest.importorskip("torch")
 
@@ -39,19 +38,6 @@ def _same(got, want, rtol=1e-6, atol=1e-7):
         np.testing.assert_array_equal(g, w)
     else:
         np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
-
-
-def _both(call):
-    """``call(m)`` for m torch and gt: (gt's, torch's), or the errors they raised."""
-    out = []
-    for m in (gt, torch):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                out.append(call(m))
-            except Exception as e:      # noqa: BLE001 (the type is what is compared)
-                out.append(e)
-    return out
 
 
 def _ints(m, values, dtype="int64"):
@@ -78,7 +64,7 @@ GAUSSIAN = {
 @pytest.mark.parametrize("reduction", ["none", "sum"])
 @pytest.mark.parametrize("case", list(GAUSSIAN))
 def test_gaussian_nll_loss_of_an_integer_input(case, reduction):
-    got, want = _both(lambda m: m.nn.functional.gaussian_nll_loss(*GAUSSIAN[case](m), full=True, reduction=reduction))
+    got, want = beside_torch_or_errors(lambda m: m.nn.functional.gaussian_nll_loss(*GAUSSIAN[case](m), full=True, reduction=reduction))
     _same(got, want, rtol=1e-3 if _dt(want) == "float16" else 1e-6)
 
 
@@ -98,7 +84,7 @@ def test_gaussian_nll_loss_of_an_integer_input_differentiates_var_and_target():
     lambda m: m.nn.functional.gaussian_nll_loss(_ints(m, [1, 2]), _ints(m, [1, 1]), _ints(m, [1, 1])),
 ], ids=["bool input", "bool input and target", "int var"])
 def test_gaussian_nll_loss_still_refuses_as_torch(call):
-    ours, theirs = _both(call)
+    ours, theirs = beside_torch_or_errors(call)
     assert isinstance(theirs, RuntimeError) and isinstance(ours, RuntimeError), (ours, theirs)
     assert str(ours).split(";")[0][:40] == str(theirs)[:40]
 
@@ -120,7 +106,7 @@ def test_poisson_nll_loss_of_a_bool_input(case, reduction):
     def call(m):
         x, y, kw = POISSON[case](m)
         return m.nn.functional.poisson_nll_loss(x, y, reduction=reduction, **kw)
-    got, want = _both(call)
+    got, want = beside_torch_or_errors(call)
     _same(got, want)        # exp(True) in float32 (the numpy engine's is an ulp above torch's)
 
 
@@ -130,7 +116,7 @@ def test_poisson_nll_loss_of_a_bool_input(case, reduction):
     lambda m: m.nn.functional.poisson_nll_loss(m.ones(3), B2(m), full=True),     # gt computed it
 ], ids=["log_input=False", "bool target too", "bool target with full"])
 def test_poisson_nll_loss_still_refuses_as_torch(call):
-    ours, theirs = _both(call)
+    ours, theirs = beside_torch_or_errors(call)
     assert isinstance(theirs, RuntimeError) and isinstance(ours, RuntimeError), (ours, theirs)
     assert "ubtraction" in str(ours) and "ubtraction" in str(theirs)
 
@@ -142,7 +128,7 @@ def test_hinge_embedding_loss_of_integers_is_torch_s(dtype, margin, reduction):
     def call(m):
         x = _ints(m, [-3, 0, 3, 5] if dtype != "uint8" else [3, 0, 3, 5], dtype)
         return m.nn.functional.hinge_embedding_loss(x, _ints(m, [-1, -1, -1, 1]), margin=margin, reduction=reduction)
-    got, want = _both(call)
+    got, want = beside_torch_or_errors(call)
     if isinstance(want, Exception):        # the margin does not fit the dtype: torch's overflow error
         assert isinstance(got, RuntimeError) and "without overflow" in str(got), (got, want)
         return
@@ -154,7 +140,7 @@ def test_hinge_embedding_loss_of_integers_is_torch_s(dtype, margin, reduction):
     lambda m: m.tensor([True, False, True, True]), lambda m: m.tensor([[-1], [1]]),
 ], ids=["other values", "float16", "bool", "broadcast"])
 def test_hinge_embedding_loss_of_integers_compares_the_target_in_its_dtype(target):
-    got, want = _both(lambda m: m.nn.functional.hinge_embedding_loss(_ints(m, [-3, 0, 3, 5]), target(m),
+    got, want = beside_torch_or_errors(lambda m: m.nn.functional.hinge_embedding_loss(_ints(m, [-3, 0, 3, 5]), target(m),
                                                                       margin=-1.5, reduction="none"))
     _same(got, want)
 
@@ -166,7 +152,7 @@ def test_hinge_embedding_loss_of_integers_compares_the_target_in_its_dtype(targe
                                                    reduction="sum"),
 ], ids=["mean of integers", "bool input", "nan margin"])
 def test_hinge_embedding_loss_still_refuses_as_torch(call):
-    ours, theirs = _both(call)
+    ours, theirs = beside_torch_or_errors(call)
     assert isinstance(theirs, RuntimeError) and isinstance(ours, RuntimeError), (ours, theirs)
 
 
@@ -203,7 +189,7 @@ def test_lu_unpack_still_refuses_as_torch():
     lu, piv = _factored((3, 3))
     for call in (lambda m: m.lu_unpack(m.tensor(lu.numpy()), m.tensor(piv.numpy()).to(m.int64)),
                  lambda m: m.lu_unpack(m.tensor([1, 2]), m.tensor(piv.numpy()))):
-        ours, theirs = _both(call)
+        ours, theirs = beside_torch_or_errors(call)
         assert isinstance(theirs, RuntimeError) and isinstance(ours, RuntimeError), (ours, theirs)
 
 
@@ -251,7 +237,7 @@ ERRORS = {
 @pytest.mark.parametrize("name", list(ERRORS))
 def test_errors_are_torch_s_types_and_gt_s(name):
     call, also = ERRORS[name]
-    ours, theirs = _both(call)
+    ours, theirs = beside_torch_or_errors(call)
     assert isinstance(theirs, Exception) and isinstance(ours, type(theirs)), (name, ours, theirs)
     assert isinstance(ours, also), (name, ours)
     if name.startswith("kthvalue k"):
@@ -266,7 +252,7 @@ def test_grouped_conv_transpose_fused_with_batch_norm_raises_torch_s_type():
         fused = m.nn.utils.fusion.fuse_conv_bn_eval(conv, bn, transpose=True)    # (4, 1, 3, 3) * 4 scales
         assert tuple(fused.weight.shape) == (4, 4, 3, 3)
         return fused(m.ones(1, 4, 2, 2))
-    ours, theirs = _both(call)
+    ours, theirs = beside_torch_or_errors(call)
     assert isinstance(theirs, RuntimeError) and isinstance(ours, RuntimeError), (ours, theirs)
     assert "16" in str(ours) and "16" in str(theirs)
 

@@ -13,31 +13,17 @@ dtype, beside torch 2.13:
   margin's overflow."""
 
 import itertools
-import warnings
 
 import numpy as np
 import pytest
 
-import gt
+from helpers import beside_torch_or_errors
 
 torch = pytest.importorskip("torch")
 
 
 def _dt(t):
     return str(t.dtype).split(".")[-1]
-
-
-def _both(call):
-    """``call(m)`` for m gt and torch: (gt's, torch's), or the errors they raised."""
-    out = []
-    for m in (gt, torch):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                out.append(call(m))
-            except Exception as e:      # noqa: BLE001 (the type is what is compared)
-                out.append(e)
-    return out
 
 
 def _same(got, want, rtol=1e-6):
@@ -91,14 +77,14 @@ def test_gaussian_nll_loss_of_wrapping_integers_is_torch_s(pair, var, reduction)
         v = v.expand(4, 1).reshape(4, 1) if var == "one per row" else v
         x, y = (x.reshape(4, 1), y.reshape(4, 1)) if var == "one per row" else (x, y)
         return m.nn.functional.gaussian_nll_loss(x, y, v, full=True, reduction=reduction)
-    got, want = _both(call)
+    got, want = beside_torch_or_errors(call)
     assert not isinstance(want, Exception), want
     _same(got, want, rtol=2e-3 if _dt(want) == "float16" else 1e-6)
 
 
 def test_gaussian_nll_loss_subtracts_uint8_in_uint8():
     # 0 - 255 is 1 and 0 - 3 is 253 in uint8, whose square is 9 there (torch's): not 255 ** 2 and 3 ** 2
-    got, want = _both(lambda m: m.nn.functional.gaussian_nll_loss(
+    got, want = beside_torch_or_errors(lambda m: m.nn.functional.gaussian_nll_loss(
         _t(m, [0, 0], "uint8"), _t(m, [255, 3], "uint8"), m.ones(2), reduction="none"))
     _same(got, want)
     np.testing.assert_allclose(got.numpy(), [0.5, 4.5])
@@ -131,7 +117,7 @@ def test_gaussian_nll_loss_refuses_in_torch_s_order(case):
     def call(m):
         x, y, v, reduction = GAUSSIAN_ERRORS[case](m)
         return m.nn.functional.gaussian_nll_loss(x, y, v, reduction=reduction)
-    got, want = _both(call)
+    got, want = beside_torch_or_errors(call)
     assert isinstance(want, (ValueError, RuntimeError)), want
     assert type(got) is type(want), (got, want)
     # the same refusal: the words of the check torch's came from
@@ -154,7 +140,7 @@ def test_hinge_embedding_loss_of_wrapping_integers_is_torch_s(pair, margin, redu
     def call(m):
         x, y = _t(m, HINGE_INPUTS[i][1], HINGE_INPUTS[i][0]), _t(m, HINGE_TARGETS[t][1], HINGE_TARGETS[t][0])
         return m.nn.functional.hinge_embedding_loss(x, y, margin=margin, reduction=reduction)
-    got, want = _both(call)
+    got, want = beside_torch_or_errors(call)
     _same(got, want)
     if isinstance(want, RuntimeError):      # the margin's overflow comes before the mean's refusal
         words = "without overflow" if "without overflow" in str(want) else "could not infer output dtype"
@@ -163,6 +149,6 @@ def test_hinge_embedding_loss_of_wrapping_integers_is_torch_s(pair, margin, redu
 
 @pytest.mark.parametrize("margin", [1.0, 300.0, float("nan")], ids=["fits", "overflows", "nan"])
 def test_hinge_embedding_loss_checks_the_reduction_first(margin):
-    got, want = _both(lambda m: m.nn.functional.hinge_embedding_loss(
+    got, want = beside_torch_or_errors(lambda m: m.nn.functional.hinge_embedding_loss(
         _t(m, [1, 2], "uint8"), _t(m, [1, -1], "int8"), margin=margin, reduction="x"))
     assert isinstance(want, ValueError) and isinstance(got, ValueError), (got, want)
