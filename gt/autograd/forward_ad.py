@@ -227,7 +227,8 @@ def _view_link(t):
     if kept is not None:
         return kept[0], type(kept[1]), tuple(kept[2][1:])
     ctx = t._ctx
-    if ctx is None or not type(ctx).makes_view or ctx.released or not ctx.inputs:
+    # a sharded op's node (dispatch.ShardedNode) and a layout change (Redistribute): no Function, no view
+    if ctx is None or not getattr(type(ctx), "makes_view", False) or ctx.released or not ctx.inputs:
         return None
     base = ctx.inputs[0]
     if not isinstance(base, function.Tensor) or base._placed is not None or t._placed is not None or \
