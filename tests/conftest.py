@@ -69,12 +69,17 @@ np.testing.assert_allclose = _assert_allclose
 # sharded passes on other cases (numpy from the first, torch from the 5th: together every 4th), a
 # spread of the table, to keep CI's four passes in time on the slower of the CPUs CI may get (a
 # 2-core AMD EPYC ran the four passes in 300 / 159 / 210 / 176 s on 2026-12-07, a Xeon in 183 / 94 /
-# 114 / 98 s). What a pass leaves to another is deselected (pytest's
+# 114 / 98 s). Any other test of more than _SPLIT_ABOVE cases runs every other case in each pass that
+# sets GT_DEVICES, the numpy pass the 1st, 3rd, ... and the torch engine's the 2nd, 4th, ...: each case
+# still runs sharded once, beside the one-device run of both engines (the sharding layer, gt/tensor/
+# dispatch.py and gt/sharding, is the same for both engines; CI took 847 s of its 15 minutes on an AMD
+# EPYC with every case in both). What a pass leaves to another is deselected (pytest's
 # "N deselected"; the header says how many for each marker), not skipped.
 _DEVICES_FROM_ENV = os.environ.get("GT_DEVICES", "").strip() not in ("", "1")
 _OTHER_ENGINE = os.environ.get("GT_BACKEND", "").strip().lower() not in ("", "numpy")
 FIRST_PASS = not (_DEVICES_FROM_ENV or _OTHER_ENGINE)
 _TABLE_OFFSET = 4 if _DEVICES_FROM_ENV and _OTHER_ENGINE else 0     # the torch engine's sharded pass: other cases
+_SPLIT_ABOVE = 8     # a test of more cases runs every other case in each GT_DEVICES pass (numpy even, torch odd)
 _LEFT = pytest.StashKey()      # what this pass left to the others: (Counter by marker, table stride)
 
 
@@ -85,11 +90,13 @@ def _left_to_another_pass(item, stride, seen, totals):
         return "first_pass"
     if not FIRST_PASS and item.get_closest_marker("own_mesh"):
         return "own_mesh"
+    key = (item.path, item.originalname)
+    seen[key] += 1
     if item.get_closest_marker("table"):
-        key = (item.path, item.originalname)
-        seen[key] += 1
         if (seen[key] - 1 - (_TABLE_OFFSET if totals[key] > _TABLE_OFFSET else 0)) % stride:
             return "table"
+    elif _DEVICES_FROM_ENV and totals[key] > _SPLIT_ABOVE and (seen[key] - 1 - (_OTHER_ENGINE and 1)) % 2:
+        return "split"
     return None
 
 
@@ -101,7 +108,7 @@ def pytest_collection_modifyitems(config, items):
     if stride == 1:
         return
     kept, dropped, left, seen = [], [], collections.Counter(), collections.Counter()
-    totals = collections.Counter((i.path, i.originalname) for i in items if i.get_closest_marker("table"))
+    totals = collections.Counter((i.path, i.originalname) for i in items)
     for item in items:
         marker = _left_to_another_pass(item, stride, seen, totals)
         if marker is None:
@@ -118,7 +125,8 @@ def _deselection_line(left, stride):
     return (f"this pass deselects {sum(left.values())} items left to another pass: {left['first_pass']} first_pass "
             f"(the same in every pass: run without GT_DEVICES/GT_BACKEND), {left['own_mesh']} own_mesh (choose "
             f"their own meshes: run in the first pass), {left['table']} table cases (this pass "
-            f"runs one case in {stride} of each test over torch's tables)")
+            f"runs one case in {stride} of each test over torch's tables), {left['split']} cases of tests of "
+            f"more than {_SPLIT_ABOVE} cases (each GT_DEVICES pass runs every other case, the two passes the others)")
 
 
 def pytest_report_collectionfinish(config, start_path, items):
