@@ -147,11 +147,6 @@ class TorchKernels:
         out = torch.mm(x2, weight.t()) if bias is None else torch.addmm(bias, x2, weight.t())
         return out.view(x.shape[:-1] + (weight.shape[0],))
 
-    def norm2(self, x, axis):
-        # torch's own kernel, to its bits: torch's vectorized sqrt is an ulp off its norm's on CPUs
-        # without AVX-512 (sqrt(8.5) in float32 on an AMD EPYC), so sqrt(sum(x * x)) was not torch's norm
-        return torch.linalg.vector_norm(x, 2, dim=axis, keepdim=True)
-
     def layer_norm_fused(self, x, weight, bias, n_axes, eps):
         shape = x.shape[x.ndim - n_axes:]
         given = [t for t in (weight, bias) if t is not None]

@@ -44,6 +44,11 @@ class TorchMath:
             out = torch.prod(out, dim=a, keepdim=True)
         return out if keepdims else out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
 
+    def norm2(self, x, axis):
+        # torch's own kernel, to its bits: torch's vectorized sqrt is an ulp off its norm's on CPUs
+        # without AVX-512 (sqrt(8.5) in float32 on an AMD EPYC), so sqrt(sum(x * x)) was not torch's norm
+        return torch.linalg.vector_norm(x, 2, dim=axis, keepdim=True)
+
     def cumprod(self, x, axis):
         return torch.cumprod(x, dim=axis, dtype=None if x.is_floating_point() or x.is_complex() else torch.int64)
 
