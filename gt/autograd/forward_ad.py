@@ -32,8 +32,8 @@ In-place changes in grad mode update the tangents of the tensor, of what it view
 views. Differences: in-place changes under ``no_grad`` change values only; with tangents recorded
 for reverse mode, an in-place change of a tensor that is no view gives it a new tangent object;
 a tangent requires grad only where it depends on a tensor that does (torch's sometimes does with
-zero gradients); tensors sharded over the mesh are gathered on the home device (refused where they
-require grad in grad mode); complex tangents (torch's convention) come from the closed forms or
+zero gradients); tensors sharded over the mesh are gathered on the home device (by a recorded
+gather where they require grad in grad mode); complex tangents (torch's convention) come from the closed forms or
 one output element at a time, and are refused where recorded for reverse mode (gt records no
 complex gradient of a gradient).
 """
@@ -321,26 +321,26 @@ def _on_op(cls, args, kwargs):
     tangents = [tangent_of(a) if isinstance(a, function.Tensor) else None for a in args]
     if all(t is None for t in tangents):
         return None
-    if any(isinstance(a, function.Tensor) and a._placed is not None for a in (*args, *tangents)):
-        args, tangents = _gathered(cls, args), _gathered(cls, tangents)
     function.dual_hook = None
     try:
+        if any(isinstance(a, function.Tensor) and a._placed is not None for a in (*args, *tangents)):
+            tangents = _gathered(tangents)
+            args = _gathered(args, tangents)
         return _dual_op(cls, args, kwargs, tangents)
     finally:
         function.dual_hook = _on_op
 
 
-def _gathered(cls, values):
-    """``values`` with each tensor sharded over the mesh gathered on the home device (forward AD
-    computes there), where no gradient is recorded through them; refused where one would be."""
+def _gathered(values, tangents=None):
+    """``values`` with each tensor sharded over the mesh gathered on the home device (forward AD computes
+    there); one that requires grad, in grad mode, by ``_Alias`` (no rule over the mesh: it runs on the
+    recorded gather). Each has its gathered tangent of ``tangents`` (an op's recorded gradient reads it)."""
     out = []
-    for a in values:
+    for i, a in enumerate(values):
         if isinstance(a, function.Tensor) and a._placed is not None:
-            if a._requires_grad and is_grad_enabled():
-                raise NotImplementedError(f"forward AD through {cls.__name__}: a tensor sharded over the mesh that "
-                                          "requires grad (gt records no tangents of sharded tensors for reverse "
-                                          "mode): run it under gt.no_grad(), or on one device")
-            a = function.Tensor._wrap(a._data)
+            a = _Alias.apply(a) if a._requires_grad and is_grad_enabled() else function.Tensor._wrap(a._data)
+            if tangents is not None and tangents[i] is not None:
+                _set(a, tangents[i])
         out.append(a)
     return out
 
