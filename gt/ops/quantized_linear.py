@@ -52,6 +52,22 @@ class QuantizedLinearUntracked(QuantizedLinear):
     backward_graph = backward      # nothing to record (inside gt.func's transforms too)
 
 
+class ComputedLinearUntracked(Function):
+    """A dynamically quantized Linear's output ``out`` computed apart (fbgemm's saturated sums of
+    8-bit inputs, gt/ao/nn/quantized/fbgemm_pairs.py; an input holding NaN or infinities), recorded
+    from ``x`` as ``QuantizedLinearUntracked`` records the product: backward passes nothing back,
+    with torch's warning."""
+
+    def forward(self, x, out):
+        return out
+
+    def backward(self, g):
+        warnings.warn(_NO_AUTOGRAD.format("quantized::linear_dynamic"))
+        return None, None
+
+    backward_graph = backward
+
+
 class HalfLinearUntracked(Function):
     """fbgemm's float16-weight product (``quantized::linear_dynamic_fp16``): ``x`` (..., in) float32
     times ``weight`` (out, in), float32 holding float16 values, plus ``bias``, summed in float32;

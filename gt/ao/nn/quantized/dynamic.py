@@ -8,7 +8,8 @@ memory), quantized once as torch's default weight observer does (symmetric, per 
 ``per_channel_dynamic_qconfig``; float16 values: ``float16_dynamic_qconfig``). Each call
 (gt/ao/nn/quantized/dynamic_products.py) quantizes its input to quint8 with scale and zero point
 chosen from the input's min and max (torch's ``ChooseQuantizationParams`` with ``reduce_range=True``:
-7 bits, as fbgemm's x86 kernels), multiplies the integers exactly and
+7 bits, as fbgemm's x86 kernels; 8 bits after loading a state dict of version 2 or 3, as torch's,
+whose 8-bit sums fbgemm saturates on CPUs without AVX-512 VNNI), multiplies the integers exactly and
 rescales: ``float(float(acc) * (x_scale * w_scale) + bias)``, where fbgemm accumulates in int32,
 rounds the sum to float32 and adds with one rounding (an fma). The outputs equal torch's bit for bit.
 The product runs as exact float32 gemms over blocks (gt/backend/engine_quantized.py); on the
@@ -54,6 +55,7 @@ class Linear(Module):
 
     _version = 4                                 # torch's: the state dict of _packed_params (below)
     _inner_versions = {"_packed_params": 3}      # torch's LinearPackedParams, whose entries gt holds here
+    _versioned_range = True                      # torch's LinearReLU quantizes to 7 bits whatever its version
 
     def __init__(self, in_features, out_features, bias_=True, dtype=dtypes.qint8):
         super().__init__()
@@ -64,6 +66,9 @@ class Linear(Module):
         zeros = _zeros(out_features, in_features)
         self._qweight = quantize_weight(zeros) if dtype == dtypes.qint8 else zeros
         self._bias = _zeros(out_features) if bias_ else None
+        # torch's: a state dict of version 2 or 3 loaded makes the layer quantize its input to 8 bits
+        # (``linear_dynamic`` without ``reduce_range``), as those versions computed
+        self.version = self._version
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
@@ -103,7 +108,8 @@ class Linear(Module):
                                f"{tuple(x.shape)})")
         if self._dtype == dtypes.float16:
             return linear_dynamic_fp16(x, self._qweight, self._bias)
-        return linear_dynamic(x, self._qweight, self._bias)
+        return linear_dynamic(x, self._qweight, self._bias,
+                              reduce_range=not self._versioned_range or self.version >= self._version)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -118,6 +124,10 @@ class Linear(Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
+        # torch's takes the state dict's version; where it has none torch reads version 1's keys (and raises
+        # on these): gt keeps computing as its own version
+        version = local_metadata.get("version")
+        self.version = self._version if version is None else version
         super()._load_from_state_dict({k: v for k, v in state_dict.items() if k[len(prefix):] not in _OWN},
                                       prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         missing_keys.extend(prefix + k for k in _OWN if prefix + k not in state_dict)

@@ -64,8 +64,26 @@ def observed_weight(weight, make):
         observer(w)
         scale, zero_point = observer.calculate_qparams()
     if observer.qscheme in (per_channel_affine, per_channel_symmetric):
-        return packed_qint8(quantize_per_channel(w, scale.double(), zero_point.long(), observer.ch_axis, dtypes.qint8))
-    return packed_qint8(quantize_per_tensor(w, float(scale), int(zero_point), dtypes.qint8))
+        q = quantize_per_channel(w, scale.double(), zero_point.long(), observer.ch_axis, dtypes.qint8)
+    else:
+        q = quantize_per_tensor(w, float(scale), int(zero_point), dtypes.qint8)
+    return packed_qint8(clamped_to_observer(q, observer))
+
+
+def clamped_to_observer(q, observer):
+    """The qint8 weight ``q``, quantized with ``observer``'s parameters, its integers clamped to the
+    observer's ``quant_min``..``quant_max`` where that is narrower than qint8's, as torch's
+    ``_clamp_weights`` does: a symmetric observer with ``reduce_range`` ([-64, 63]) puts the largest
+    value at 63.5 steps, which rounds to 64, inside qint8's own range."""
+    observer = getattr(observer, "activation_post_process", observer)     # a fake quantizer's observer
+    low, high = observer.quant_min, observer.quant_max
+    if low <= -128 and high >= 127:
+        return q
+    ints = q._q_int.clamp(low, high)
+    if q.qscheme() in (per_channel_affine, per_channel_symmetric):
+        return QuantizedTensor._make(ints, q.dtype, q.qscheme(), q.q_per_channel_scales(), q.q_per_channel_zero_points(),
+                                     q.q_per_channel_axis())
+    return QuantizedTensor._make(ints, q.dtype, q.qscheme(), q.q_scale(), q.q_zero_point())
 
 
 def packed_qint8(q):
@@ -102,10 +120,11 @@ def half_weight(weight):
 def linear_dynamic(x, qweight, bias, tracked=True, reduce_range=True):
     """fbgemm's dynamically quantized product: ``x`` (..., in) float32, ``qweight`` (out, in) qint8
     per tensor or per output channel, ``bias`` (out,) float32 or None -> (..., out) float32.
-    ``reduce_range`` False: ``x`` quantized to 8 bits, not 7 (torch's version-1 recurrent layers), its
-    integer sums exact as fbgemm's AVX-512 VNNI kernels give them (its AVX2 kernels saturate a pair of
-    products past 32767 in 16 bits). ``tracked`` (torch's layers): the output requires grad where ``x``
-    does, and backward passes nothing back through it, with torch's warning. A bias that requires
+    ``reduce_range`` False: ``x`` quantized to 8 bits, not 7 (torch's version-1 recurrent layers, its
+    Linear loaded from a state dict of version 2 or 3), its integer sums as this CPU's fbgemm kernel
+    gives them: exact with AVX-512 VNNI, pairs of products saturated in 16 bits without (fbgemm_pairs.py),
+    whether or not ``x`` requires grad. ``tracked`` (torch's layers): the output requires grad where
+    ``x`` does, and backward passes nothing back through it, with torch's warning. A bias that requires
     grad gets none (torch's op reads it from its packed params, not as an autograd input)."""
     if x.shape[-1] != qweight.shape[1]:       # fbgemm's check
         raise RuntimeError(f"The number of rows in the packB should be equal to K: {x.shape[-1]}")
@@ -117,7 +136,8 @@ def linear_dynamic(x, qweight, bias, tracked=True, reduce_range=True):
             low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
         if not math.isfinite(low + high):
             with autograd.no_grad():
-                return _non_finite(x.detach(), qweight, bias, reduce_range)
+                out = _non_finite(x.detach(), qweight, bias, reduce_range)
+            return _recorded(x, out)
         scale, zero_point = choose_qparams(low, high, reduce_range=reduce_range)
         out_scale = _out_scale(scale, qweight)
         weight = _centered(qweight)
@@ -126,18 +146,27 @@ def linear_dynamic(x, qweight, bias, tracked=True, reduce_range=True):
             qweight.qscheme() == per_tensor_affine else None
         op = quantized_linear.QuantizedLinearUntracked if tracked else quantized_linear.QuantizedLinear
         qmax = _X_MAX if reduce_range else 255
-        if qmax == 255 and not (x.requires_grad and autograd.is_grad_enabled()):
+        if qmax == 255:
             with autograd.no_grad():
-                out = _saturated(x, qweight, weight, bias, quantize_math.inverse_scale(scale), zero_point, out_scale)
+                out = _saturated(x.detach(), qweight, weight, bias, quantize_math.inverse_scale(scale), zero_point,
+                                 out_scale)
             if out is not None:
-                return out
+                return _recorded(x, out)
         return op.apply(x, weight, bias, quantize_math.inverse_scale(scale), zero_point, qmax, out_scale, whole)
+
+
+def _recorded(x, out):
+    """``out``, computed apart from autograd from ``x``, recorded as torch records its op: where ``x``
+    requires grad (grad mode on, a tracked call), the output requires grad and backward passes
+    nothing back through it, with torch's warning; else ``out`` itself."""
+    if x.requires_grad and autograd.is_grad_enabled():
+        return quantized_linear.ComputedLinearUntracked.apply(x, out)
+    return out
 
 
 def _saturated(x, qweight, weight, bias, inverse, zero_point, out_scale):
     """The 8-bit input's product as fbgemm's kernels without AVX-512 VNNI give it (fbgemm_pairs.py),
-    or None where it is the exact one. (An input that requires grad keeps the exact sums: the
-    recorded op computes those.)"""
+    or None where it is the exact one."""
     if not fbgemm_pairs.SATURATES:     # the exact sums: no quantization pass to spend
         return None
     q = (x.double() * inverse + float(zero_point)).float().round().clamp(0, 255)

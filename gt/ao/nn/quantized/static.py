@@ -9,7 +9,7 @@ import numpy as np
 
 from gt import dtypes
 from gt.dtypes import round_float32
-from gt.ao.nn.quantized import dynamic, static_kernels
+from gt.ao.nn.quantized import dynamic, dynamic_products, static_kernels
 from gt.nn import state, state_dict_hooks
 from gt.nn.module import Module
 from gt.tensor import creation
@@ -26,8 +26,10 @@ def quantize_weight(weight, observer):
     if observer.dtype != dtypes.qint8:
         raise RuntimeError(f"gt's static quantized modules take qint8 weights, got an observer of {observer.dtype!r}")
     if observer.qscheme in (per_channel_affine, per_channel_symmetric):
-        return quantize_per_channel(w, scale.double(), zero_point.long(), observer.ch_axis, dtypes.qint8)
-    return quantize_per_tensor(w, float(scale), int(zero_point), dtypes.qint8)
+        q = quantize_per_channel(w, scale.double(), zero_point.long(), observer.ch_axis, dtypes.qint8)
+    else:
+        q = quantize_per_tensor(w, float(scale), int(zero_point), dtypes.qint8)
+    return dynamic_products.clamped_to_observer(q, observer)
 
 
 def output_qparams(mod):

@@ -10,6 +10,8 @@ class LinearReLU(dynamic.Linear):
     """``relu(dynamic.Linear(x))``: (..., in_features) float32 -> (..., out_features) float32, qint8
     or float16 weights as ``dynamic.Linear``'s (fbgemm clamps the float result at 0)."""
 
+    _versioned_range = False       # torch's always quantizes its input to 7 bits, whatever its version
+
     _FLOAT_MODULE = intrinsic.LinearReLU
 
     @classmethod
