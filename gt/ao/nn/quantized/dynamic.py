@@ -108,8 +108,10 @@ class Linear(Module):
                                f"{tuple(x.shape)})")
         if self._dtype == dtypes.float16:
             return linear_dynamic_fp16(x, self._qweight, self._bias)
+        # (a module pickled before gt kept ``version`` has none: its own version's 7 bits)
+        version = getattr(self, "version", self._version)
         return linear_dynamic(x, self._qweight, self._bias,
-                              reduce_range=not self._versioned_range or self.version >= self._version)
+                              reduce_range=not self._versioned_range or version >= self._version)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
