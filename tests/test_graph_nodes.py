@@ -132,3 +132,19 @@ def test_node_hooks_see_and_replace_gradients_as_torch_s(create_graph):
     assert ours[0][0] == [("pre", [[3.0, 8.0]]), ("post", [[90.0, 320.0], [30.0, 160.0]], [[30.0, 80.0]])]
     with pytest.raises(TypeError, match="expects a callable"):
         (gt.ones(1, requires_grad=True) * 2).grad_fn.register_hook(3)
+
+
+_NAMED = {   # one gt op standing for several of torch's, each named as torch's node (on the mesh too)
+    "t": lambda x: x.t(), "transpose": lambda x: x.transpose(0, 1), "mT": lambda x: x.mT,
+    "unsqueeze": lambda x: x.unsqueeze(0), "squeeze": lambda x: x.unsqueeze(1).squeeze(1),
+    "squeeze()": lambda x: x.unsqueeze(1).squeeze(), "floor division": lambda x: x.div(2, rounding_mode="floor"),
+    "expand": lambda x: x[:, :1].expand(4, 6),
+}
+
+
+@pytest.mark.parametrize("case", list(_NAMED))
+def test_node_named_apart_as_torch_s_on_sharded_tensors_too(case):
+    # on the mesh such a node is a sharded op's (gt/tensor/dispatch.py), which kept the op's own name
+    x = np.arange(1.0, 25.0).reshape(4, 6) / 10
+    got = _NAMED[case](gt.tensor(x).requires_grad_()).grad_fn
+    assert got.name() == _NAMED[case](torch.tensor(x, requires_grad=True)).grad_fn.name()

@@ -57,14 +57,15 @@ class ShardedNode(GraphNode):
     """The tape entry of an op that ran per device: one op context per device."""
 
     __slots__ = ("cls", "ctxs", "inputs", "kwargs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
-                 "out_shape", "released", "epoch", "seq", "_next", "_metadata", "_node_hooks",
+                 "out_shape", "released", "epoch", "seq", "_next", "_metadata", "_node_hooks", "_torch_name",
                  "__weakref__")
 
     @property
     def name(self):
         """The op's names, as its node unsharded gives them (torch's reads the op's inputs:
-        ``AddmmBackward0`` for a Linear of 2-D input with a bias)."""
-        named = getattr(self.cls, "_torch_name", None)
+        ``AddmmBackward0`` for a Linear of 2-D input with a bias; one node named apart, ``TBackward0``
+        for ``t()``'s Permute: gt/tensor/shape.py's ``_named``)."""
+        named = getattr(self, "_torch_name", None) or getattr(self.cls, "_torch_name", None)
         if isinstance(named, property) and self.ctxs:
             named = named.fget(_WithInputs(self.ctxs[0], self.inputs))
         return OpName(self.cls.__name__, named if isinstance(named, str) else self.cls.__name__ + "Backward0")

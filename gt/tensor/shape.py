@@ -29,7 +29,8 @@ def _named(out, source, torch_name):
     """``out`` with its node named as torch names the op that made it (``grad_fn.name()``,
     ``repr``), where one gt op stands for several of torch's."""
     ctx = out._ctx
-    if out is not source and ctx is not None and hasattr(ctx, "__dict__"):
+    # a sharded op's node (gt/tensor/dispatch.py) keeps the name in a slot; a layout change has none
+    if out is not source and ctx is not None and (hasattr(ctx, "__dict__") or hasattr(type(ctx), "_torch_name")):
         ctx._torch_name = torch_name
     return out
 
