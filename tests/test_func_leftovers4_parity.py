@@ -4,8 +4,9 @@ reverse-mode graph of them and refuses; gt computed); ``jvp``, ``jacfwd``, ``hes
 inside the user's ``forward_ad.dual_level()`` (torch refuses: forward AD levels do not nest; gt
 computed); ``vmap``'s refusal of a captured tensor changed by a batched value in torch's words (gt named
 ``index_put_`` for ``c[0] = v``, ``add_`` for ``sub_``, and gave its own text for a mapped slice
-written); and the item assignment's op in a derivative transform's refusal (``aten::copy_`` for a
-basic index, as torch's; gt said ``aten::index_put_``)."""
+written); the item assignment's op in a derivative transform's refusal (``aten::copy_`` for a
+basic index, as torch's; gt said ``aten::index_put_``); and a custom ``autograd.Function`` whose forward
+takes ``ctx`` inside a transform (torch refuses: it must override ``setup_context``; gt computed)."""
 
 import numpy as np
 import pytest
@@ -182,4 +183,70 @@ def test_item_assignment_into_captured_names_torchs_op(case):
             _GRAD_WRITES[case](lib, c, x)
             return (x * 2).sum()
         return _outcome(lambda: lib.func.grad(f)(lib.tensor(_X.tolist(), dtype=lib.float64)))
+    _same(run(gt), run(torch))
+
+
+# ---- 5. a custom autograd.Function whose forward takes ctx, inside a transform ------------------------
+def _functions(lib):
+    class WithCtx(lib.autograd.Function):      # torch's older style: refused by its transforms
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return 2 * x * g
+
+    class WithSetup(lib.autograd.Function):    # forward without ctx, and setup_context: accepted
+        @staticmethod
+        def forward(x):
+            return x * x
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0])
+            ctx.save_for_forward(inputs[0])
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return 2 * x * g
+
+        @staticmethod
+        def jvp(ctx, t):
+            x, = ctx.saved_tensors
+            return 2 * x * t
+    return {"forward(ctx, x)": WithCtx, "setup_context": WithSetup}
+
+
+_CUSTOM = {
+    "grad": lambda lib, f, x: (lib.func.grad(lambda y: f.apply(y).sum())(x),),
+    "vjp": lambda lib, f, x: lib.func.vjp(f.apply, x)[1](x),
+    "jacrev": lambda lib, f, x: (lib.func.jacrev(f.apply)(x),),
+    "jvp": lambda lib, f, x: lib.func.jvp(f.apply, (x,), (x,)),
+    "a constant in grad": lambda lib, f, x: (lib.func.grad(lambda y: (y * f.apply(x)).sum())(x),),
+    "in a dual_level": lambda lib, f, x: _in_dual(lib, f, x),
+}
+_CUSTOM_WITH_CTX = {   # (torch's vmap also refuses the setup_context style without a vmap rule; gt computes)
+    "vmap": lambda lib, f, x: (lib.func.vmap(f.apply)(x.reshape(3, 1)),),
+    "jacfwd": lambda lib, f, x: (lib.func.jacfwd(f.apply)(x),),
+    "hessian": lambda lib, f, x: (lib.func.hessian(lambda y: f.apply(y).sum())(x),),
+}
+
+
+def _in_dual(lib, f, x):
+    fa = lib.autograd.forward_ad
+    with fa.dual_level():
+        return tuple(fa.unpack_dual(f.apply(fa.make_dual(x, x * 2)) * x))
+
+
+@pytest.mark.parametrize("case, style", [(c, s) for c in _CUSTOM for s in ("forward(ctx, x)", "setup_context")]
+                         + [(c, "forward(ctx, x)") for c in _CUSTOM_WITH_CTX])
+def test_custom_function_in_a_transform(case, style):
+    # torch's transforms refuse a Function whose forward takes ctx (its forward AD level does not)
+    def run(lib):
+        x = lib.tensor(_X.tolist(), dtype=lib.float64)
+        return _outcome(lambda: {**_CUSTOM, **_CUSTOM_WITH_CTX}[case](lib, _functions(lib)[style], x))
     _same(run(gt), run(torch))
