@@ -148,3 +148,40 @@ def test_node_named_apart_as_torch_s_on_sharded_tensors_too(case):
     x = np.arange(1.0, 25.0).reshape(4, 6) / 10
     got = _NAMED[case](gt.tensor(x).requires_grad_()).grad_fn
     assert got.name() == _NAMED[case](torch.tensor(x, requires_grad=True)).grad_fn.name()
+
+
+_PIECES = {  # ops giving several views, each named as torch's op (gt slices or selects each piece)
+    "chunk": lambda x: x.chunk(2), "chunk(3, 1)": lambda x: x.chunk(3, 1), "split": lambda x: x.split(3),
+    "split(list)": lambda x: x.split([1, 3]), "split_with_sizes": lambda x: x.split_with_sizes([2, 2]),
+    "unbind": lambda x: x.unbind(1), "unsafe_chunk": lambda x: x.unsafe_chunk(2),
+    "unsafe_split_with_sizes": lambda x: x.unsafe_split_with_sizes([2, 2]), "tensor_split": lambda x: x.tensor_split(2),
+    "empty chunk": lambda x: x[:0].chunk(2),
+}
+
+
+@pytest.mark.parametrize("case", list(_PIECES))
+def test_pieces_named_as_torch_s_op(case):
+    x = np.arange(1.0, 25.0).reshape(4, 6) / 10
+    got = [p.grad_fn.name() for p in _PIECES[case](gt.tensor(x).requires_grad_())]
+    assert got == [p.grad_fn.name() for p in _PIECES[case](torch.tensor(x, requires_grad=True))]
+
+
+_RULED = {   # on the mesh a rule computes these from other ops, whose nodes named the result
+    "mean(0)": lambda x: x.mean(0), "mean()": lambda x: x.mean(), "mean(1)": lambda x: x.mean(1),
+    "diagonal": lambda x: x[:, :4].diagonal(), "diagonal(1)": lambda x: x.diagonal(1),
+}
+
+
+@pytest.mark.parametrize("case", list(_RULED))
+def test_node_of_a_rule_s_result_named_as_the_op_s(case):
+    x = np.arange(1.0, 25.0).reshape(4, 6) / 10
+    got = _RULED[case](gt.tensor(x).requires_grad_()).grad_fn.name()
+    assert got == _RULED[case](torch.tensor(x, requires_grad=True)).grad_fn.name()
+
+
+def test_a_layout_change_s_node_names_itself_as_torch_s_dtensor():
+    # a gathered input's layout change (gt/tensor/dispatch.py's Redistribute): its name was a str, not callable
+    node = gt.tensor(np.ones((4, 6))).requires_grad_().replicate().grad_fn
+    if node is None:
+        pytest.skip("one device: nothing to lay out")
+    assert node.name() == "RedistributeBackward"

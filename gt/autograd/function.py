@@ -93,7 +93,9 @@ class GraphNode:
         """The op's name, ``"Mul"`` (the public gt's ``grad_fn.name``); called, torch's name of the
         node, ``grad_fn.name() == "MulBackward0"``. One gt op standing for several torch ops
         (``Permute`` for ``transpose`` and ``t``) names its node ``_torch_name``, as torch's."""
-        return OpName(type(self).__name__, getattr(self, "_torch_name", None) or type(self).__name__ + "Backward0")
+        own = getattr(self, "__dict__", None)       # a node named apart (gt/tensor/shape.py's _named) comes first
+        named = (own and own.get("_torch_name")) or getattr(self, "_torch_name", None)
+        return OpName(type(self).__name__, named or type(self).__name__ + "Backward0")
 
     @property
     def next_functions(self):

@@ -16,6 +16,7 @@ from gt.ops._shapes import normalize_axis, numel
 from gt.tensor.arithmetic import _operand
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
+from gt.tensor.shape import _named
 from gt.tensor.strided_methods import strided_view
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -137,9 +138,8 @@ class ConstructMethods:
         else:
             k, start = max(0, min(n + offset, m)), -offset * m
         flat = x.reshape(*x.shape[:-2], n * m)      # batch, n * m
-        if k == 0:
-            return flat[..., 0:0]
-        return flat[..., start:start + (k - 1) * (m + 1) + 1:m + 1]
+        out = flat[..., 0:0] if k == 0 else flat[..., start:start + (k - 1) * (m + 1) + 1:m + 1]
+        return _named(out, self, "DiagonalBackward0")
 
     def unfold(self, dimension, size, step):
         """Every window of ``size`` elements along ``dimension``, ``step`` apart: that axis becomes

@@ -32,6 +32,7 @@ from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup 
 from gt.tensor import rules
 from gt.tensor import sample_rules  # adds the other per-sample ops' rules to rules.RULES; LOCAL_GRAPH
 from gt.tensor.rules import Plan
+from gt.tensor.sharded_names import named_as_op
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
 
@@ -146,9 +147,14 @@ class ShardedNode(GraphNode):
 class Redistribute:
     """Tape entry of a layout change (gather, reduce, reshard): values unchanged, so is the gradient."""
 
-    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "epoch", "seq", "__weakref__")
-    name = "Redistribute"
+    __slots__ = ("inputs", "released", "target", "saved", "out_shape", "epoch", "seq", "_torch_name", "__weakref__")
     complex_graph = True        # the identity's gradient: right for complex tensors too
+
+    @property
+    def name(self):
+        """``"Redistribute"``; called, its node's name: torch's DTensor names its layout change's
+        node ``RedistributeBackward``, one that ends an op is named as the op's (``_named``)."""
+        return OpName("Redistribute", getattr(self, "_torch_name", None) or "RedistributeBackward")
 
     def __repr__(self):
         return f"<RedistributeBackward ({self.target})>"
@@ -189,7 +195,7 @@ def dispatch(cls, args, kwargs):
         gathered = [_gathered(a) if isinstance(a, Tensor) and a._placed is not None else a for a in args]
         return cls.apply(*gathered, **kwargs)
     if not isinstance(plan, Plan):
-        return plan  # the rule computed the result from other ops (e.g. mean = sum / count)
+        return named_as_op(plan, cls, args, kwargs)  # the rule computed it from other ops (mean = sum / count)
 
     n = get_mesh().size
     local_inputs = []

@@ -339,7 +339,7 @@ class ExtraMethods:
     def unbind(self, dim=0):
         """The slices along ``dim``, as a tuple (each without that axis)."""
         dim = normalize_axis(dim, self.ndim, "unbind")
-        return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
+        return tuple(_named(self[(slice(None),) * dim + (i,)], self, "UnbindBackward0") for i in range(self.shape[dim]))
 
     def roll(self, shifts, dims=None):
         """Elements shifted along ``dims`` (None: the flattened tensor) by ``shifts``, wrapping round."""

@@ -22,7 +22,8 @@ from gt.ops import shape as shape_ops
 from gt.ops._shapes import broadcast_shape, normalize_axis, numel
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand, where
-from gt.tensor.construct_methods import _along, _arange
+from gt.tensor.construct_methods import _arange
+from gt.tensor.shape import _named
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -52,11 +53,12 @@ def _split_sizes(sizes, total, dim, op):
 
 
 def _slices(x, dim, sizes):
-    out, start = [], 0
-    for size in sizes:
-        out.append(x[_along(dim, slice(start, start + size))])
-        start += size
-    return tuple(out)
+    return x._pieces(sizes, dim, "SplitWithSizesBackward0")
+
+
+def _unsafe(pieces):
+    """``pieces`` named as torch's ``unsafe_`` form of the op names them (``UnsafeSplitBackward0``)."""
+    return tuple(_named(p, None, "Unsafe" + p.grad_fn.name()) if p.grad_fn is not None else p for p in pieces)
 
 
 def _cross_dim(x, dim):
@@ -186,15 +188,15 @@ class RemainingMethods:
 
     def unsafe_split_with_sizes(self, split_sizes, dim=0):
         """``split_with_sizes`` (torch's form that skips view tracking; gt's pieces are the same)."""
-        return self.split_with_sizes(split_sizes, dim)
+        return _unsafe(self.split_with_sizes(split_sizes, dim))
 
     def unsafe_split(self, split_size, dim=0):
         """``split`` (torch's form that skips view tracking; gt's pieces are the same)."""
-        return self.split(split_size, dim)
+        return _unsafe(self.split(split_size, dim))
 
     def unsafe_chunk(self, chunks, dim=0):
         """``chunk`` (torch's form that skips view tracking; gt's pieces are the same)."""
-        return self.chunk(chunks, dim)
+        return _unsafe(self.chunk(chunks, dim))
 
     def narrow_copy(self, dim, start, length):
         """``narrow(dim, start, length)`` as a new tensor (no memory shared)."""

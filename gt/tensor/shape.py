@@ -29,8 +29,11 @@ def _named(out, source, torch_name):
     """``out`` with its node named as torch names the op that made it (``grad_fn.name()``,
     ``repr``), where one gt op stands for several of torch's."""
     ctx = out._ctx
-    # a sharded op's node (gt/tensor/dispatch.py) keeps the name in a slot; a layout change has none
-    if out is not source and ctx is not None and (hasattr(ctx, "__dict__") or hasattr(type(ctx), "_torch_name")):
+    if out is source or ctx is None:
+        return out
+    if hasattr(ctx, "__dict__"):       # beside a class's name that reads the inputs (a property)
+        ctx.__dict__["_torch_name"] = torch_name
+    elif hasattr(type(ctx), "_torch_name"):     # a sharded op's node or a layout change: a slot
         ctx._torch_name = torch_name
     return out
 
@@ -185,10 +188,15 @@ class ShapeMethods:
             sizes = list(split_size)
             if sum(sizes) != n:
                 raise ShapeError(f"split: sizes {sizes} add up to {sum(sizes)}, but axis {axis} has size {n}")
+        return self._pieces(sizes, axis, "SplitBackward0" if isinstance(split_size, int) else "SplitWithSizesBackward0")
+
+    def _pieces(self, sizes, axis, torch_name):
+        """Slices of ``sizes`` along ``axis``, their nodes named as torch's op that made them
+        (``SplitBackward0``; gt slices each piece apart)."""
         out, start = [], 0
         for size in sizes:
             index = (slice(None),) * axis + (slice(start, start + size),)
-            out.append(self[index])
+            out.append(_named(self[index], self, torch_name))
             start += size
         return tuple(out)
 
