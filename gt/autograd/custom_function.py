@@ -31,7 +31,8 @@ differentiated again (unless it is marked ``once_differentiable``).
 import functools
 import inspect
 
-from gt.autograd import deferred, forward_ad, function, grad_hooks, inference_saved, node_hooks, rebind, saved_hooks
+from gt.autograd import (deferred, forward_ad, function, function_transforms, grad_hooks, inference_saved, node_hooks,
+                         rebind, saved_hooks)
 from gt.autograd.function import Function, fit_grad, no_grad, put_on_tape
 from gt.autograd.grad_mode import mode
 from gt.autograd.sparse_grad import SparseGrad
@@ -297,30 +298,26 @@ class _Output(Function):
         return (function.Tensor._wrap(B.zeros((), self.node.dtype)),)
 
 
-# torch's refusal of a Function whose forward takes ctx inside a functorch transform (gt.func's, but
-# linearize's own trace: mode.layers), whatever its inputs
-_NEEDS_SETUP_CONTEXT = ("In order to use an autograd.Function with functorch transforms (vmap, grad, jvp, jacrev, ...), "
-                        "it must override the setup_context staticmethod. For more details, please see "
-                        "https://pytorch.org/docs/main/notes/extending.func.html")
-
-
 def apply(cls, *args, **kwargs):
     """``cls.forward`` run without recording on ``args``, and its outputs recorded as one node
     whose backward is ``cls.backward`` (torch's ``Function.apply``)."""
     Tensor = function.Tensor
     setup = getattr(cls, "setup_context", None)      # torch's other style: forward takes no ctx
-    if setup is None and mode.layers and not cls.__module__.startswith("gt."):     # (gt's own: not torch's)
-        raise RuntimeError(_NEEDS_SETUP_CONTEXT)
     if setup is not None:                            # the inputs with their defaults, as torch binds them
         bound = inspect.signature(cls.forward).bind(*args, **kwargs)
         bound.apply_defaults()
         args, kwargs = bound.args, bound.kwargs
+    ruled = None    # (outputs of cls's vmap staticmethod, whether they stand for forward's)
+    if mode.layers and not cls.__module__.startswith("gt."):    # in a transform (gt's own: not torch's kind)
+        ruled = function_transforms.layered(cls, setup, args, kwargs)
+        if ruled is not None and not ruled[1]:
+            return ruled[0]
     # keyword arguments count as inputs after the positional ones (one gradient each), as in torch
     node = CustomNode(cls, args + tuple(kwargs.values()))
     dual = _dual_tangents(cls, node.inputs)     # torch's forward AD: cls.jvp gives the tangents
     with no_grad(), forward_ad.hidden():
         if setup is not None:
-            result = cls.forward(*args, **kwargs)
+            result = cls.forward(*args, **kwargs) if ruled is None else ruled[0]
             setup(node, args, result)
         else:
             result = cls.forward(node, *args, **kwargs)

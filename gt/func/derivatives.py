@@ -6,6 +6,7 @@ import functools
 
 from gt.autograd.gradients import grad as _autograd_grad     # (gt.autograd.grad: the user's)
 from gt.autograd import enable_grad, forward_ad, is_grad_enabled, no_grad
+from gt.autograd import function_transforms
 from gt.autograd.backward import topological_order
 from gt.autograd.levels import transform_level
 from gt.autograd.versions import saved_changed
@@ -416,7 +417,11 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
     def wrapper(*args, **kwargs):
         # torch's forward mode runs func under vmap, whose 'error' mode refuses random draws
         start = B.get_rng_state() if randomness == "error" else None
-        out = _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)", forward=True)
+        function_transforms.frames.append(function_transforms.JACFWD)   # a Function there needs a vmap rule
+        try:
+            out = _jacobian(func, args, kwargs, argnums, has_aux, "jacfwd(f, ...)(*args)", forward=True)
+        finally:
+            function_transforms.frames.pop()
         if start is not None and B.get_rng_state() != start:
             raise RuntimeError("vmap: called random operation while in randomness error mode. Please either use the "
                                "'same' or 'different' randomness flags on vmap or perform the randomness operation "

@@ -5,7 +5,7 @@ import collections
 import functools
 import weakref
 
-from gt.autograd import grad_hooks, rebind
+from gt.autograd import function_transforms, grad_hooks, rebind
 from gt.autograd.function import new_epoch
 from gt.autograd.grad_mode import enable_grad, mode, no_grad
 from gt.autograd.levels import arrays, note_changed, transform_level, vmap_changes, watch_changes
@@ -14,7 +14,10 @@ from gt.ops.shape import Clone
 from gt.tensor import Tensor, inplace, inplace_grad, stack
 from gt.tensor.strided_methods import SHAPE_WATCHERS, VMAP_DEPTH
 from gt.nn.norm_functions import VMAP_SLICES
+from gt.func import function_vmap
 from gt.func.pytree import _broadcast_prefix, _check_randomness, _flatten, _name, _spec_str, _unflatten
+
+function_transforms.call_rule[0] = function_vmap.call_rule     # a custom Function's vmap staticmethod
 
 
 # one piece, as torch's vmap reads: the in_dims checks, the loop over elements and the randomness
@@ -82,11 +85,13 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
         SHAPE_WATCHERS.append(changes)
         watch_changes()      # the captured tensors func changes, made once (gt/autograd/levels.py)
         _SIZES.append(sizes[0])
+        function_transforms.frames.append(function_transforms.VmapFrame(randomness))
         try:
             outs = _run(func, kwargs, spec, leaves, columns, sizes[0], randomness, start, name, before, changes)
             _undo_changes(vmap_changes[-1][1], done=True)
         finally:
             SHAPE_WATCHERS.pop()     # this call's, by position: an inner vmap's Counter may equal it
+            function_transforms.frames.pop()
             vmap_changes.pop()
             _SIZES.pop()
         return _stack_outputs(outs, out_dims, name, sizes[0])
@@ -128,6 +133,8 @@ def _element(func, kwargs, spec, leaves, slices):
     try:
         # the mapped slices are func's own; an unmapped input is changed once as a captured tensor, as torch's
         with transform_level(mapped, _Refusal()):
+            frame = function_transforms.frames[-1]      # the Functions func applies: batched inputs
+            frame.serial, frame.mapped = mode.level, mode.level_inputs
             return func(*call, **kwargs)
     finally:
         VMAP_SLICES.pop()
