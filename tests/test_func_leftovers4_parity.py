@@ -229,7 +229,7 @@ _CUSTOM = {
     "a constant in grad": lambda lib, f, x: (lib.func.grad(lambda y: (y * f.apply(x)).sum())(x),),
     "in a dual_level": lambda lib, f, x: _in_dual(lib, f, x),
 }
-_CUSTOM_WITH_CTX = {   # (torch's vmap also refuses the setup_context style without a vmap rule; gt computes)
+_CUSTOM_WITH_CTX = {   # (the setup_context style there needs a vmap rule: tests/test_func_custom_vmap_parity.py)
     "vmap": lambda lib, f, x: (lib.func.vmap(f.apply)(x.reshape(3, 1)),),
     "jacfwd": lambda lib, f, x: (lib.func.jacfwd(f.apply)(x),),
     "hessian": lambda lib, f, x: (lib.func.hessian(lambda y: f.apply(y).sum())(x),),
