@@ -185,3 +185,26 @@ def test_a_layout_change_s_node_names_itself_as_torch_s_dtensor():
     if node is None:
         pytest.skip("one device: nothing to lay out")
     assert node.name() == "RedistributeBackward"
+
+
+_COMPOSED = {   # gt composes these of other ops, whose nodes named the result
+    "var": lambda x: x.var(0), "var()": lambda x: x.var(), "trace": lambda x: x[:, :4].trace(),
+    "flip": lambda x: x.flip(0), "fliplr": lambda x: x.fliplr(), "roll": lambda x: x.roll(1, 0),
+    "roll(flat)": lambda x: x.roll(2), "repeat": lambda x: x.repeat(2, 1), "tile": lambda x: x.tile(2),
+    "tril": lambda x: x.tril(), "triu": lambda x: x.triu(1), "prod(0)": lambda x: x.prod(0),
+    "logsumexp": lambda x: x.logsumexp(0), "index_select": lambda x: x.index_select(1, torch_or_gt(x).tensor([0, 2])),
+    "gather": lambda x: x.gather(1, torch_or_gt(x).zeros(4, 2, dtype=torch_or_gt(x).int64)),
+    "diag(2-D)": lambda x: x.diag(), "diag(1-D)": lambda x: x[0].diag(1), "diag_embed": lambda x: x.diag_embed(),
+    "max(dim)": lambda x: x.max(dim=1).values, "min(dim, keepdim)": lambda x: x.min(0, keepdim=True)[0],
+}
+
+
+def torch_or_gt(x):
+    return torch if isinstance(x, torch.Tensor) else gt
+
+
+@pytest.mark.parametrize("case", list(_COMPOSED))
+def test_composed_op_s_node_named_as_torch_s(case):
+    x = np.arange(1.0, 25.0).reshape(4, 6) / 10
+    got = _COMPOSED[case](gt.tensor(x).requires_grad_()).grad_fn.name()
+    assert got == _COMPOSED[case](torch.tensor(x, requires_grad=True)).grad_fn.name()

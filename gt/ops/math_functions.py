@@ -286,6 +286,7 @@ class Prod(Function):
     gradient of each element is the product of the others, made from running products from both
     ends (no division: exact with any number of zeros, as torch's)."""
     complex_graph = "holomorphic"
+    _torch_name = property(lambda self: "ProdBackward0" if self.axis is None else "ProdBackward1")
 
     def forward(self, x, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims

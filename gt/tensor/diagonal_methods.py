@@ -16,6 +16,7 @@ from gt.ops._shapes import normalize_axis
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _arange, _own_memory
 from gt.tensor.nested_operands import is_nested
+from gt.tensor.shape import _named
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -102,7 +103,8 @@ class DiagonalMethods:
         n = self.shape[dim]
         index = checks.require_within(index.reshape(-1), 0, n - 1, checks.IndexOutOfRangeError, lambda bad: (
             f"index_select(): index {bad} is out of bounds for dimension {dim} with size {n}"))
-        return self[(slice(None),) * dim + (index,)].contiguous()     # torch's result is row-major, numpy's not
+        out = self[(slice(None),) * dim + (index,)].contiguous()     # torch's result is row-major, numpy's not
+        return _named(out, self, "IndexSelectBackward0")
 
     def gather(self, dim, index, *, sparse_grad=False):
         """``out[i][j][k] = self[i][index[i][j][k]][k]`` for ``dim=1`` (torch's ``gather``): ``index``
@@ -129,7 +131,7 @@ class DiagonalMethods:
         n = self.shape[dim]
         index = checks.require_within(index, 0, n - 1, RuntimeError,
                                       lambda bad: f"index {bad} is out of bounds for dimension {dim} with size {n}")
-        return self._gathered(dim, index)
+        return _named(self._gathered(dim, index), self, "GatherBackward0")
 
     def _gathered(self, dim, index):
         """``gather`` without its range check: negative positions count from the end."""
@@ -159,22 +161,22 @@ class DiagonalMethods:
         n = self.shape[-1]
         m = n + abs(offset)
         if n == 0:
-            return self.new_zeros(*self.shape[:-1], m, m).movedim((-2, -1), (d1, d2))
+            return self.new_zeros(*self.shape[:-1], m, m).movedim((-2, -1), (d1, d2))      # (nothing to name)
         row = _arange(m).reshape(m, 1)
         on = (_arange(m).reshape(1, m) - row) == offset     # m, m: the chosen diagonal
         # the element on the diagonal is self[..., i] in row i (offset >= 0), or in column i (offset < 0)
         spread = self[..., _arange(m).clamp(max=n - 1)]     # ..., m
         values = spread.unsqueeze(-1) if offset >= 0 else spread.unsqueeze(-2)
         out = where(on, values, Tensor._wrap(B.zeros((), self.dtype)))     # ..., m, m
-        return out.movedim((-2, -1), (d1, d2))
+        return _named(out.movedim((-2, -1), (d1, d2)), self, "DiagEmbedBackward0")
 
     def diag(self, diagonal=0):
         """A 1-D tensor's values on the ``diagonal`` of a square matrix (zeros elsewhere), or a 2-D
         tensor's ``diagonal`` as a 1-D tensor."""
         if self.ndim == 1:
             return self.diag_embed(diagonal)
-        if self.ndim == 2:
-            return _own_memory(self.diagonal(diagonal))     # torch's diag copies; diagonal is a view
+        if self.ndim == 2:      # torch's diag copies (its node named so); diagonal is a view
+            return _named(_own_memory(self.diagonal(diagonal)), self, "DiagonalBackward0_copy")
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {self.ndim}D")
 
     def diagflat(self, offset=0):
@@ -186,7 +188,7 @@ class DiagonalMethods:
         """The sum of a matrix's main diagonal (integers sum to int64, as torch)."""
         if self.ndim != 2:
             raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {self.ndim}")
-        return self.diagonal().sum()
+        return _named(self.diagonal().sum(), self, "TraceBackward0")
 
     # ---- flips -----------------------------------------------------------------------------------------
     def fliplr(self):

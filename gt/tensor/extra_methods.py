@@ -162,7 +162,7 @@ class ExtraMethods:
         interleaved = tuple(n for pair in zip((1,) * len(shape), shape) for n in pair)
         tiled = tuple(n for pair in zip(sizes, shape) for n in pair)
         out = self.reshape(interleaved).expand(tiled).reshape(tuple(r * n for r, n in zip(sizes, shape)))
-        return _own_memory(out, all(r == 1 for r in sizes))
+        return _named(_own_memory(out, all(r == 1 for r in sizes)), self, "RepeatBackward0")
 
     def _triangle(self, diagonal, lower, name):
         if self.ndim < 2:
@@ -171,7 +171,8 @@ class ExtraMethods:
         offset = Tensor._wrap(B.arange(0, rows, 1, dtypes.int64)).reshape(rows, 1) - \
             Tensor._wrap(B.arange(0, cols, 1, dtypes.int64)).reshape(1, cols)
         keep = offset >= -diagonal if lower else offset <= -diagonal
-        return where(keep, self, False if self.dtype == dtypes.bool_ else 0)     # bools stay bools
+        out = where(keep, self, False if self.dtype == dtypes.bool_ else 0)     # bools stay bools
+        return _named(out, self, "TrilBackward0" if lower else "TriuBackward0")
 
     def tril(self, diagonal=0):
         """The lower triangle of the last two axes (``diagonal`` above the main one kept too)."""
@@ -194,7 +195,7 @@ class ExtraMethods:
                                                   for i in range(self.ndim)))
         # numpy's reversed slice is a view: a copy of it in this tensor's layout (torch's flip keeps the
         # input's order of dims, as a clone does); a 0-d tensor takes dim 0 or -1 (torch's wrap)
-        return mark(out.clone(), ("refuse", "flip"))
+        return _named(mark(out.clone(), ("refuse", "flip")), self, "FlipBackward0")
 
     # ---- products and blends --------------------------------------------------------------------
     def outer(self, vec2):
@@ -344,7 +345,7 @@ class ExtraMethods:
     def roll(self, shifts, dims=None):
         """Elements shifted along ``dims`` (None: the flattened tensor) by ``shifts``, wrapping round."""
         if dims is None:
-            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+            return _named(self.reshape(-1).roll(shifts, 0).reshape(self.shape), self, "RollBackward0")
         shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
         if len(shifts) != len(dims):
@@ -357,7 +358,7 @@ class ExtraMethods:
                 head = (slice(None),) * (dim % self.ndim)
                 out = shape_ops.Cat.apply(out[head + (slice(n - k, None),)], out[head + (slice(0, n - k),)],
                                           axis=dim % self.ndim)
-        return _own_memory(out, out is self)
+        return _named(_own_memory(out, out is self), self, "RollBackward0")
 
     def count_nonzero(self, *dims, dim=None):
         """How many elements are not 0, over ``dim`` (an int, a tuple, or ints one by one)."""

@@ -28,6 +28,7 @@ from gt.tensor.complex_checks import is_complex_operand, refuse_complex_pair
 from gt.tensor.complex_math import complex_logaddexp
 from gt.tensor.nested_operands import nested_pair
 from gt.tensor.promotion import result_dtype
+from gt.tensor.shape import _named
 from gt.tensor.number_first import tensors_only
 from gt.tensor.wide_uints import refuse_op, refuse_target
 
@@ -319,9 +320,9 @@ class MathMethods:
             out = reductions.LogSumExp.apply(x, axes if x.ndim else None, True)     # a 0-d x: dim 0 is itself
         else:                     # over the mesh: composed ops, which run there
             out = _shifted_logsumexp(x, axes)
-        if keepdim:
-            return out
-        return out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))
+        if not keepdim:
+            out = out.reshape(tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes))
+        return _named(out, self, "LogsumexpBackward0")
 
     # ---- products -------------------------------------------------------------------------------
     @amp.runs_in_float32      # torch.autocast's fp32 list

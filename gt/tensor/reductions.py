@@ -19,6 +19,7 @@ from gt.tensor import axis_rules
 from gt.tensor._args import _pick
 from gt.tensor.complex_checks import refuse_complex_extremum
 from gt.tensor.numpy_interop import no_out
+from gt.tensor.shape import _named
 from gt.tensor.wide_uints import refuse_target
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -91,12 +92,13 @@ class ReductionMethods:
         axis = normalize_axis(axis, max(self.ndim, 1), name)      # a 0-d tensor: dim 0 or -1, as torch
         src = self.to(dtypes.int32) if self.dtype == dtypes.bool_ else self   # torch's argmax refuses bools
         if self.ndim == 0:
-            return ExtremumResult[name](self.clone(), src._arg(arg, name, None, False, None, False))
+            return ExtremumResult[name](_named(self.clone(), self, name.title() + "Backward0"),
+                                        src._arg(arg, name, None, False, None, False))
         index = src._arg(arg, name, axis, False, None, True)       # the first position, dims kept
         values = self.gather(axis, index)                          # the gradient goes there alone
         if not keepdim:
             values, index = values.squeeze(axis), index.squeeze(axis)
-        return ExtremumResult[name](values, index)
+        return ExtremumResult[name](_named(values, self, name.title() + "Backward0"), index)
 
     def _nonempty(self, name, axis):
         """An extremum over no element has no value: say so (numpy's error names its ufunc)."""
@@ -124,8 +126,10 @@ class ReductionMethods:
             return self.float().var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
                                     correction=correction).to(self.dtype)
         if self.dtype == dtypes.float32:
-            return self._spread32(axis, keepdims, ddof, dim, keepdim, unbiased, correction, False, False)
-        return self._var_float(axis, keepdims, ddof, dim, keepdim, unbiased, correction)[0]
+            out = self._spread32(axis, keepdims, ddof, dim, keepdim, unbiased, correction, False, False)
+        else:
+            out = self._var_float(axis, keepdims, ddof, dim, keepdim, unbiased, correction)[0]
+        return _named(out, self, "VarBackward0")
 
     def _spread32(self, axis, keepdims, ddof, dim, keepdim, unbiased, correction, root, welford):
         """float32 var (std where ``root``) as torch's CPU kernel gives it: it accumulates in float64,
