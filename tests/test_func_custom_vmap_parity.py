@@ -137,3 +137,32 @@ def test_vmap_staticmethod_returns(case):
         f = _function(lib, rule=lambda info, in_dims, a, scale=1.0: _RETURNS[case](a))
         return _outcome(lambda: lib.func.vmap(f.apply)(x))
     _same(run(gt), run(torch))
+
+
+@pytest.mark.parametrize("rule", [None, lambda info, in_dims, x, *, y: (x * y, 0)], ids=["no rule", "a rule"])
+def test_keyword_only_tensor_refused_first(rule):
+    # torch's first check under vmap, before the vmap rule's
+    def run(lib):
+        class Scaled(lib.autograd.Function):
+            @staticmethod
+            def forward(x, *, y):
+                return x * y
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                pass
+
+            @staticmethod
+            def backward(ctx, g):
+                return g
+        if rule is not None:
+            Scaled.vmap = staticmethod(rule)
+        x = lib.tensor(_X.tolist(), dtype=lib.float64)
+        return (_outcome(lambda: lib.func.vmap(lambda a: Scaled.apply(a, y=lib.ones(2)))(x)),
+                _outcome(lambda: lib.func.vmap(lambda a: Scaled.apply(a, y=2.0))(x)))
+    got, want = run(gt), run(torch)
+    # (the message ends with the keywords' repr: over the mesh gt's names the tensor's placement)
+    assert got[0][0] == want[0][0] == "NotImplementedError"
+    assert got[0][1].split(" Got: ")[0] == want[0][1].split(" Got: ")[0]
+    assert got[0][1].startswith(want[0][1][:-2])
+    _same(got[1], want[1])

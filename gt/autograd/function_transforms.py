@@ -8,7 +8,7 @@ while a transform's layer is entered (``mode.layers``): ordinary training pays n
 
 import contextlib
 
-from gt.autograd import forward_ad
+from gt.autograd import forward_ad, function
 from gt.autograd.grad_mode import mode, no_grad
 
 _LINK = "For more details, please see https://pytorch.org/docs/main/notes/extending.func.html"
@@ -43,6 +43,9 @@ def layered(cls, setup, args, kwargs):
         raise RuntimeError(NEEDS_SETUP_CONTEXT)
     if not frames:
         return None
+    if any(isinstance(x, function.Tensor) for x in kwargs.values()):     # (torch's first check under vmap)
+        raise NotImplementedError(f"Run vmap on autograd.Function with kwarg-only Tensor args. Please do not pass "
+                                  f"kwarg-only Tensors to autograd.Function. Got: {kwargs}")
     generate, rule = getattr(cls, "generate_vmap_rule", False), getattr(cls, "vmap", None)
     if generate and rule is not None:
         raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it has both generate_vmap_rule=True and an "

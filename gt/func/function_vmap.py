@@ -40,9 +40,6 @@ def _unsqueezed(x, dims):
 def call_rule(cls, rule, frame, k, args, kwargs):
     """``(outputs,)`` of ``cls``'s vmap staticmethod ``rule`` for one element of the vmap whose state
     is ``frame`` (``frames[k]``), or None where none of ``args`` is batched there."""
-    if any(isinstance(x, Tensor) for x in _leaves(list(kwargs.values()))):
-        raise NotImplementedError(f"Run vmap on autograd.Function with kwarg-only Tensor args. Please do not pass "
-                                  f"kwarg-only Tensors to autograd.Function. Got: {kwargs}")
     in_dims = tuple(_in_dims(x, frame) for x in args)
     if all(d is None for d in _leaves(in_dims)):
         return None
