@@ -196,6 +196,11 @@ _COMPOSED = {   # gt composes these of other ops, whose nodes named the result
     "gather": lambda x: x.gather(1, torch_or_gt(x).zeros(4, 2, dtype=torch_or_gt(x).int64)),
     "diag(2-D)": lambda x: x.diag(), "diag(1-D)": lambda x: x[0].diag(1), "diag_embed": lambda x: x.diag_embed(),
     "max(dim)": lambda x: x.max(dim=1).values, "min(dim, keepdim)": lambda x: x.min(0, keepdim=True)[0],
+    "take": lambda x: x.take(torch_or_gt(x).tensor([0, 5])), "masked_select": lambda x: x.masked_select(x > 1),
+    "take_along_dim": lambda x: torch_or_gt(x).take_along_dim(x, x[:, :1].argmax(1, keepdim=True), 1),
+    "rot90": lambda x: x.rot90(), "rot90(k=0)": lambda x: x.rot90(0), "narrow_copy": lambda x: x.narrow_copy(0, 1, 2),
+    "nansum": lambda x: x.nansum(0), "dot": lambda x: x[0].dot(x[1]), "dist": lambda x: x.dist(x * 2),
+    "renorm": lambda x: x.renorm(2, 0, 1.0), "logcumsumexp": lambda x: x.logcumsumexp(0),
 }
 
 

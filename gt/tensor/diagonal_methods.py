@@ -34,7 +34,7 @@ class DiagonalMethods:
     def take(self, index):
         """The elements of this tensor read as 1-D at the positions ``index`` (any shape; the result has
         its shape). Differentiable; repeated positions add up in the backward."""
-        return self.reshape(-1)[_flat_positions(_index(index, "take"), self.numel())]
+        return _named(self.reshape(-1)[_flat_positions(_index(index, "take"), self.numel())], self, "TakeBackward0")
 
     def put_(self, index, source, accumulate=False):
         """``take``'s partner: the elements at the positions ``index`` of this tensor read as 1-D
@@ -76,7 +76,7 @@ class DiagonalMethods:
         shape = [b if a == 1 else a for a, b in zip(self.shape, indices.shape)]     # broadcast: 0 against 1 is 0
         x = self.expand(*[n if i != dim else -1 for i, n in enumerate(shape)])
         indices = indices.expand(*[n if i != dim else -1 for i, n in enumerate(shape)])
-        return x._gathered(dim, indices)        # torch counts negative positions from the end here
+        return _named(x._gathered(dim, indices), self, "GatherBackward0")    # negative positions count from the end
 
     def index_select(self, dim, index):
         """The entries of axis ``dim`` at the integer positions ``index`` (1-D, or 0-d read as 1-D,
@@ -215,12 +215,12 @@ class DiagonalMethods:
             raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {a} and dim1 = {b}")
         k = k % 4
         if k == 1:
-            return self.flip(b).transpose(a, b)
-        if k == 2:
-            return self.flip((a, b))
-        if k == 3:
-            return self.flip(a).transpose(a, b)
-        return self.clone()
+            out = self.flip(b).transpose(a, b)
+        elif k == 2:
+            out = self.flip((a, b))
+        else:
+            out = self.flip(a).transpose(a, b) if k == 3 else self.clone()
+        return _named(out, self, "Rot90Backward0")
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Where ``|self - other| <= atol + rtol * |other|`` (or equal, which covers infinities of one

@@ -291,7 +291,8 @@ class ExtraMethods:
         if self.dtype == dtypes.bool_:
             raise NotImplementedError("\"dot\" not implemented for 'Bool'")
         product = self * other      # summed in its own dtype: torch's int32 dot is int32 (sum() gives int64)
-        return product.sum() if product.dtype.is_floating_point else product.sum(dtype=product.dtype)
+        out = product.sum() if product.dtype.is_floating_point else product.sum(dtype=product.dtype)
+        return _named(out, self, "DotBackward0")
 
     def t(self):
         """The transpose of a tensor of at most 2 dims (torch's ``t``)."""

@@ -200,7 +200,7 @@ class RemainingMethods:
 
     def narrow_copy(self, dim, start, length):
         """``narrow(dim, start, length)`` as a new tensor (no memory shared)."""
-        return self.narrow(dim, start, length).clone()
+        return _named(self.narrow(dim, start, length).clone(), self, "NarrowCopyBackward0")
 
     @property
     def mH(self):
@@ -280,7 +280,7 @@ class RemainingMethods:
             raise RuntimeError("nansum does not support complex inputs (torch's CPU kernel refuses them); sum the "
                                "parts, or use sum() where no value is NaN")
         x = where(self.isnan(), 0.0, self) if self.dtype.is_floating_point else self
-        return x.sum(dim=dim, keepdim=keepdim, dtype=dtype)
+        return _named(x.sum(dim=dim, keepdim=keepdim, dtype=dtype), self, "NansumBackward0")
 
     def nanmean(self, dim=None, keepdim=False, *, dtype=None):
         """The mean over ``dim`` of the values that are not NaN (NaN where all are); floating

@@ -26,6 +26,7 @@ from gt.tensor._args import _scalar
 from gt.tensor.int_scalars import checked_scalar
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.complex_checks import is_complex_operand, refuse_complex
+from gt.tensor.shape import _named
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -260,7 +261,7 @@ class ScatterMethods:
             [1.0, 3.0]
         """
         x, mask = self._masked(mask, "masked_select")
-        return x[mask]
+        return _named(x[mask], self, "MaskedSelectBackward0")
 
     def masked_scatter(self, mask, source):
         """A copy with the elements of ``source``, in row-major order, written where the bool

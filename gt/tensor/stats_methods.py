@@ -26,7 +26,7 @@ from gt import amp, autograd, dtypes
 from gt.backend import B, torch_ranges
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axes, normalize_axis
-from gt.tensor import axis_scans, checks, complex_checks
+from gt.tensor import axis_scans, checks, complex_checks, shape as _shape
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.quick_select import kth_position
@@ -328,12 +328,12 @@ class StatsMethods:
             raise TypeError(f"logcumsumexp: expected a float tensor (or a complex one), got {self.dtype!r} (torch "
                             "refuses integers too)")
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
-            return self.float().logcumsumexp(dim).to(self.dtype)
+            return _shape._named(self.float().logcumsumexp(dim).to(self.dtype), self, "LogcumsumexpBackward0")
         # along the sharded axis: block after block (axis_scans.py); complex input by the scan below
         if self._placed is not None and self.ndim and not self.dtype.is_complex:
             found = axis_scans.logcumsumexp(self, normalize_axis(dim, self.ndim, "logcumsumexp"))
             if found is not None:
-                return found
+                return _shape._named(found, self, "LogcumsumexpBackward0")
         xm, axis = _last(self, dim, "logcumsumexp")
         n, out, step = xm.shape[-1], xm, 1
         # an inclusive scan by doubling steps (log2(n) logaddexp's): out[i] gathers x[i - 2 * step + 1 .. i]
@@ -341,7 +341,7 @@ class StatsMethods:
             pad = Tensor._wrap(B.full(xm.shape[:-1] + (step,), -math.inf, xm.dtype))
             out = out.logaddexp(shape_ops.Cat.apply(pad, out[..., :n - step], axis=xm.ndim - 1))
             step *= 2
-        return out.reshape(()) if self.ndim == 0 else out.movedim(-1, axis).contiguous()    # torch's: row-major
+        return _shape._named(out.movedim(-1, axis).contiguous() if self.ndim else out[0], self, "LogcumsumexpBackward0")
 
     def dist(self, other, p=2):
         """The ``p``-norm of ``self - other`` (broadcast, a float or complex difference) over every element."""
@@ -349,7 +349,7 @@ class StatsMethods:
         if not diff.dtype.differentiable:
             raise RuntimeError(f"norm(): input dtype should be either floating point or complex. Got "
                                f"{dtypes.torch_type_name(diff.dtype.name)} instead (dist of two integer tensors).")
-        return diff.norm(p)       # p=0 too: the count, with torch's zero gradient
+        return _shape._named(diff.norm(p), self, "DistBackward0")      # p=0: the count, with torch's zero gradient
 
     def renorm(self, p, dim, maxnorm):
         """Each slice along ``dim`` whose ``p``-norm exceeds ``maxnorm`` scaled down to norm
@@ -362,7 +362,7 @@ class StatsMethods:
             raise ValueError(f"renorm: p must be a positive number, got {p!r}")
         if not isinstance(maxnorm, (int, float)) or maxnorm < 0:
             raise ValueError(f"renorm: maxnorm must be a non-negative number, got {maxnorm!r}")
-        return self * self._renorm_factor(p, dim, maxnorm)
+        return _shape._named(self * self._renorm_factor(p, dim, maxnorm), self, "RenormBackward0")
 
     def _renorm_factor(self, p, dim, maxnorm):
         # each slice's scale (1 where its norm is within maxnorm), computed from the values as they are
