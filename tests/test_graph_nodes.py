@@ -201,6 +201,7 @@ _COMPOSED = {   # gt composes these of other ops, whose nodes named the result
     "rot90": lambda x: x.rot90(), "rot90(k=0)": lambda x: x.rot90(0), "narrow_copy": lambda x: x.narrow_copy(0, 1, 2),
     "nansum": lambda x: x.nansum(0), "dot": lambda x: x[0].dot(x[1]), "dist": lambda x: x.dist(x * 2),
     "renorm": lambda x: x.renorm(2, 0, 1.0), "logcumsumexp": lambda x: x.logcumsumexp(0),
+    "float16 var": lambda x: x.half().var(0), "float16 std": lambda x: x.half().std(),
 }
 
 

@@ -123,8 +123,9 @@ class ReductionMethods:
             raise RuntimeError(f"std and var only support floating point and complex dtypes, got {self.dtype!r}: "
                                "use x.float()")
         if self.dtype in dtypes.HALVES:   # torch's CPU kernel computes halves in float32, rounded once
-            return self.float().var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
-                                    correction=correction).to(self.dtype)
+            out = self.float().var(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
+                                   correction=correction)
+            return _named(out.to(self.dtype), self, "VarBackward0")
         if self.dtype == dtypes.float32:
             out = self._spread32(axis, keepdims, ddof, dim, keepdim, unbiased, correction, False, False)
         else:
@@ -176,8 +177,9 @@ class ReductionMethods:
     def std(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
         if self.dtype in dtypes.HALVES and dtype is None:   # the root taken in float32 too: one rounding
-            return self.float().std(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
-                                    correction=correction, out=out).to(self.dtype)
+            out = self.float().std(axis, keepdims, ddof, dim=dim, keepdim=keepdim, unbiased=unbiased,
+                                   correction=correction, out=out)
+            return _named(out.to(self.dtype), self, "StdBackward0")
         if self.dtype == dtypes.float32 and dtype is None:
             no_out(out, "std")
             if isinstance(axis, bool):
