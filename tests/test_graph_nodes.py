@@ -156,6 +156,9 @@ _PIECES = {  # ops giving several views, each named as torch's op (gt slices or 
     "unbind": lambda x: x.unbind(1), "unsafe_chunk": lambda x: x.unsafe_chunk(2),
     "unsafe_split_with_sizes": lambda x: x.unsafe_split_with_sizes([2, 2]), "tensor_split": lambda x: x.tensor_split(2),
     "empty chunk": lambda x: x[:0].chunk(2),
+    "split_copy": lambda x: torch_or_gt(x).split_copy(x, 3), "unbind_copy": lambda x: torch_or_gt(x).unbind_copy(x),
+    "split_with_sizes_copy": lambda x: torch_or_gt(x).split_with_sizes_copy(x, [1, 5], 1),
+    "diagonal_copy, select_copy": lambda x: (torch_or_gt(x).diagonal_copy(x), torch_or_gt(x).select_copy(x, 0, 1)),
 }
 
 

@@ -8,6 +8,7 @@ from gt import dtypes
 from gt.tensor.product_dtypes import check_multi_dot
 from gt.tensor.toplevel_checks import _no_out, _tensor_arg
 from gt.tensor.complex_functions import view_as_complex, view_as_real
+from gt.tensor.shape import _named
 from gt.tensor.toplevel_functions import t
 
 __all__ = []
@@ -38,11 +39,13 @@ __all__ += list(_INPLACE)
 
 
 # ---- torch's *_copy functions: the view functions, returning a new tensor ------------------------------
-def _copied(x):
+def _copied(x, view=False):
     """A row-major copy of ``x``, as torch's ``*_copy`` functions give (its ``clone`` keeps a
-    permuted layout: on the torch engine a copy of a transposed view would still be one)."""
+    permuted layout: on the torch engine a copy of a transposed view would still be one).
+    ``view``: ``x`` is a view just made, the copy's node named as torch's (``SplitBackward0_copy``)."""
     y = x.clone()
-    return y if y.is_contiguous() else y.contiguous()
+    y = y if y.is_contiguous() else y.contiguous()
+    return _named(y, x, x.grad_fn.name() + "_copy") if view and x.grad_fn is not None else y
 
 
 def _shape(size):
@@ -90,12 +93,12 @@ def unsqueeze_copy(input, dim):
 
 def diagonal_copy(input, offset=0, dim1=0, dim2=1):
     """``input.diagonal(offset, dim1, dim2).clone()``."""
-    return _copied(_tensor_arg(input, "diagonal_copy").diagonal(offset, dim1, dim2))
+    return _copied(_tensor_arg(input, "diagonal_copy").diagonal(offset, dim1, dim2), True)
 
 
 def select_copy(input, dim, index):
     """``input.select(dim, index).clone()``."""
-    return _copied(_tensor_arg(input, "select_copy").select(dim, index))
+    return _copied(_tensor_arg(input, "select_copy").select(dim, index), True)
 
 
 def slice_copy(input, dim=0, start=None, end=None, step=1):
@@ -110,12 +113,12 @@ def slice_copy(input, dim=0, start=None, end=None, step=1):
 
 def unbind_copy(input, dim=0):
     """``input.unbind(dim)`` with each part a new tensor."""
-    return tuple(_copied(part) for part in _tensor_arg(input, "unbind_copy").unbind(dim))
+    return tuple(_copied(part, True) for part in _tensor_arg(input, "unbind_copy").unbind(dim))
 
 
 def split_copy(input, split_size, dim=0):
     """``input.split(split_size, dim)`` with each part a new tensor."""
-    return tuple(_copied(part) for part in _tensor_arg(input, "split_copy").split(split_size, dim=dim))
+    return tuple(_copied(part, True) for part in _tensor_arg(input, "split_copy").split(split_size, dim=dim))
 
 
 def unfold_copy(input, dimension, size, step):

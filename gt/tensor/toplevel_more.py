@@ -6,7 +6,7 @@ y)`` is ``x.gcd_(y)``)."""
 import warnings
 
 from gt import dtypes
-from gt.tensor.copy_functions import _method_form
+from gt.tensor.copy_functions import _copied, _method_form
 from gt.tensor.creation import empty
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.runtime import set_default_dtype
@@ -73,7 +73,7 @@ def empty_permuted(size, physical_layout, *, dtype=None, requires_grad=False):
 def split_with_sizes_copy(input, split_sizes, dim=0):
     """``split_with_sizes``, each piece a new tensor rather than a view (differentiable)."""
     pieces = _tensor_arg(input, "split_with_sizes_copy").split_with_sizes(split_sizes, dim)
-    return tuple(piece.clone() for piece in pieces)
+    return tuple(_copied(piece, True) for piece in pieces)
 
 
 def conj_physical_(input):
