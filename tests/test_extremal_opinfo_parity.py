@@ -91,8 +91,6 @@ KNOWN = {
     "digamma": [("grad", None, lambda x: (x <= 0) & (x == np.floor(x)), _POLE_GRAD)],
     "special.ndtr": [("out", _F16, lambda x: x < -3, "torch's float16 ndtr is 13% off below -3 (0.000732 at "
                       "-3.14, where the exact value and gt's are 0.000843), its bfloat16 ndtr 0 there")],
-    "signbit": [("out", (torch.bfloat16,), lambda x: np.isnan(x), "a bfloat16 NaN's sign: the harness hands gt "
-                 "torch's float32 copy, and torch's float32 -> bfloat16 cast sets a NaN's sign bit")],
     "special.modified_bessel_k1": [("out", _F32, lambda x: (x > 0) & (x < 1e-38), "torch's float32 K1 of a "
                                     "subnormal is NaN, where 1/x overflows to inf (gt, scipy)")],
     "special.zeta": [("out", None, lambda x, q: (x > 1e19) & (q > 1e19), "torch's zeta(x, q) is NaN for huge "
@@ -221,8 +219,12 @@ def difference(t, g, where, rtol, inputs=(), mask=None, grads=False):
 
 
 def _gt(x, grad):
-    return gt.tensor(_numpy(x.float() if x.dtype == torch.bfloat16 else x), dtype=DTYPES[x.dtype],
-                     requires_grad=grad)
+    if x.dtype == torch.bfloat16:
+        # torch's bits, NaNs' signs included: a float32 copy cast back would set a NaN's sign bit
+        # where torch's vectorised cast does (AVX2: 0xFFFF), unlike the NaNs torch's samples hold
+        bits = gt.tensor(_numpy(x.detach().view(torch.int16))).view(gt.bfloat16)
+        return bits.detach().requires_grad_(grad)
+    return gt.tensor(_numpy(x), dtype=DTYPES[x.dtype], requires_grad=grad)
 
 
 def _compared(known, part, dtype, inputs):
