@@ -19,8 +19,15 @@ NEEDS_SETUP_CONTEXT = ("In order to use an autograd.Function with functorch tran
 # ``VmapFrame``, or JACFWD (torch's vmap there maps the tangents alone, never a Function's inputs)
 frames = []
 JACFWD = "jacfwd"
-# gt.func's caller of a vmap staticmethod: (cls, rule, frame, its index, args, kwargs) -> (outputs,) or None
-call_rule = [None]
+# gt.func's caller of a vmap staticmethod: (cls, rule, frame, its index, args, kwargs) -> (outputs,) or None;
+# installed by gt.func (set_rule_caller), which this layer cannot import
+_rule_caller = None
+
+
+def set_rule_caller(caller):
+    """Install gt.func's caller of a custom Function's ``vmap`` staticmethod (gt/func/function_vmap.py)."""
+    global _rule_caller
+    _rule_caller = caller
 
 
 class VmapFrame:
@@ -61,7 +68,7 @@ def layered(cls, setup, args, kwargs):
             inner = mode.level != frames[k].serial
             with no_grad() if inner else contextlib.nullcontext(), forward_ad.hidden() if inner else \
                     contextlib.nullcontext():
-                got = call_rule[0](cls, rule, frames[k], k, args, kwargs)
+                got = _rule_caller(cls, rule, frames[k], k, args, kwargs)
             if got is not None:
                 return got[0], inner
     return None

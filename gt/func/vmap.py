@@ -17,7 +17,7 @@ from gt.nn.norm_functions import VMAP_SLICES
 from gt.func import function_vmap
 from gt.func.pytree import _broadcast_prefix, _check_randomness, _flatten, _name, _spec_str, _unflatten
 
-function_transforms.call_rule[0] = function_vmap.call_rule     # a custom Function's vmap staticmethod
+function_transforms.set_rule_caller(function_vmap.call_rule)     # a custom Function's vmap staticmethod
 
 
 # one piece, as torch's vmap reads: the in_dims checks, the loop over elements and the randomness
