@@ -74,3 +74,103 @@ def test_grad_in_dual_level_through_a_tensor_made_in_the_function(fn):
             return fa.unpack_dual(out)
 
     _close(run(gt), run(torch))
+
+
+# In-place changes of a make_dual/unpack_dual result whose primal is a sharded tensor in the graph:
+# the dual is an alias over the mesh, which gt refused to write through ("a view of another tensor
+# in the graph (made by <ReshapeBackward (sharded...)>)"); torch writes and regenerates its view.
+_Y = _RNG.standard_normal((4, 3))
+
+
+def _mul(fa, d, y):
+    d.mul_(2)
+
+
+def _add(fa, d, y):
+    d.add_(y)
+
+
+def _set_row(fa, d, y):
+    d[0] = y[1] * 3
+
+
+def _sin(fa, d, y):
+    d.sin_()
+
+
+def _several(fa, d, y):
+    d.mul_(2)
+    d.add_(y)
+    d[1] = y[2].exp()
+    d.sin_()
+
+
+def _read_before(fa, d, y):      # an op recorded before the change reads the values of before
+    q = d * 5
+    d.mul_(y)
+    return q
+
+
+def _primal(fa, d, y):           # unpack_dual's primal (an alias of the dual) changed
+    p = fa.unpack_dual(d).primal
+    p.mul_(3)
+    p.add_(y)
+
+
+def _by_a_dual(fa, d, y):
+    d.mul_(fa.make_dual(y * 1, y.flip(0) * 0.5))
+
+
+_CHANGES = {"mul_": _mul, "add_": _add, "d[0] =": _set_row, "sin_": _sin, "several": _several,
+            "read before": _read_before, "unpack_dual's primal": _primal, "mul_ by a dual": _by_a_dual}
+_MORE = {"copy_": lambda fa, d, y: d.copy_(y.cos()), "d[1:3] =": lambda fa, d, y: d.__setitem__(slice(1, 3), y[:2]),
+         "unpack_dual's primal, then the dual": lambda fa, d, y: (d.mul_(2), fa.unpack_dual(d).primal.sub_(y),
+                                                                  d.add_(1.5))}
+
+
+def _changed_dual(lib, change, base="mul", recorded=False):
+    """make_dual of ``x * 1`` (or ``x.exp()``), ``change`` applied to the dual, then its primal, its
+    tangent, the tensor it was made of, and gradients of all three with respect to x, y (and the
+    tangent's leaf where the tangent requires grad)."""
+    fa = lib.autograd.forward_ad
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_()
+    w = lib.tensor(_T.tolist(), dtype=lib.float64).requires_grad_(recorded)
+    with fa.dual_level():
+        b = {"mul": x * 1, "sin": x.sin(), "exp": x.exp()}[base]
+        d = fa.make_dual(b, w * 1 if recorded else w)
+        before = change(fa, d, y)
+        p, t = fa.unpack_dual(d)
+        loss = (p * p).sum() + 2 * b.sum() + (t * 1.5).sum()
+        if isinstance(before, lib.Tensor):
+            loss = loss + (before * before).sum()
+        grads = lib.autograd.grad(loss, [x, y, w] if recorded else [x, y], allow_unused=True)
+        return (p, t, b, fa.unpack_dual(b).tangent, *grads)
+
+
+def _same(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if w is not None:
+            np.testing.assert_allclose(_np(g), _np(w), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", list(_CHANGES))
+def test_in_place_change_of_a_dual_tensor(case):
+    _same(_changed_dual(gt, _CHANGES[case]), _changed_dual(torch, _CHANGES[case]))
+
+
+@pytest.mark.parametrize("how", ["of sin", "recorded tangent"])
+@pytest.mark.parametrize("case", list(_MORE))
+def test_in_place_change_of_a_dual_tensor_more(case, how):
+    kw = {"base": "sin"} if how == "of sin" else {"recorded": True}
+    _same(_changed_dual(gt, _MORE[case], **kw), _changed_dual(torch, _MORE[case], **kw))
+
+
+def test_in_place_change_of_a_dual_tensor_of_a_saved_result_is_refused_in_the_backward():
+    for lib in (gt, torch):       # exp saves its result, which the change writes
+        with pytest.raises(RuntimeError, match="one of the variables needed for gradient computation has been "
+                                               "modified by an inplace operation"):
+            _changed_dual(lib, _sin, base="exp")
+

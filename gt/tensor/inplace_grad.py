@@ -17,12 +17,12 @@ that tensor too, as in torch: the view's new values are written through to it (`
 and the view becomes its view ops applied to the changed tensor. Views made by indexing,
 ``reshape``/``view``, ``permute``/``transpose``, ``diagonal``, ``as_strided``/``unfold`` are
 written through; where gt cannot follow torch, it refuses with an error instead of giving a
-wrong gradient: a view made by another op (an expanded tensor, a view made over the mesh), an
-``as_strided`` view whose elements overlap or reach memory outside the tensor it views; a value
-that requires grad written into a view of a tensor that does not require grad (gt records no
-view of such a tensor; torch would make the tensor require grad); and, in the backward, an op
-that read such a view taken before a value requiring grad was written into its tensor
-(gt/autograd/rebind.py).
+wrong gradient: a view made by another op (an expanded tensor, a view made over the mesh but an
+alias of the whole tensor: gt/tensor/mesh_alias_write.py), an ``as_strided`` view whose elements
+overlap or reach memory outside the tensor it views; a value that requires grad written into a
+view of a tensor that does not require grad (gt records no view of such a tensor; torch would make
+the tensor require grad); and, in the backward, an op that read such a view taken before a value
+requiring grad was written into its tensor (gt/autograd/rebind.py).
 
 Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor/core.py.
 """
@@ -42,6 +42,7 @@ from gt.tensor._args import _scalar
 from gt.tensor.shape import index_error_text
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
+mesh_alias = None  # gt/tensor/mesh_alias_write.py, bound by gt/tensor/core.py (it imports this module)
 
 # The ops that made a tensor by a recorded in-place change: their output shares its input's
 # memory because it *is* that memory, written; it is no view.
@@ -227,6 +228,8 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
         views.attach(t)       # a view of a tensor that requires no grad: written through, as torch's
     _check(t, what, values, same_shape)
     chain = _view_chain(t, what)
+    if chain is None:         # an alias over the mesh: forward AD's make_dual/unpack_dual of a sharded tensor
+        return mesh_alias.rebase(t, compute, values, reads_self, saves_result, dual)
     old = _old_version(t)
     if dual:
         forward_ad.carry(old, t)
@@ -341,9 +344,9 @@ def _reattach(chain, epoch, old_view=None):
 
 
 def _view_chain(t, what):
-    """``[(view, the tensor it is a view of, (replay, embed)), ...]`` from ``t`` up to a tensor
-    that is no view; empty when ``t`` is none. A view taken before a change of what it views is
-    first made to follow it. Raises where gt cannot write through the view."""
+    """``[(view, the tensor it is a view of, (replay, embed)), ...]`` from ``t`` up to a tensor that is
+    no view; empty when ``t`` is none, None for an alias over the mesh (gt/tensor/mesh_alias_write.py).
+    A view taken before a change of what it views is first made to follow it. Raises where gt cannot."""
     chain, q = [], t
     while (base := view_base(q)) is not None:
         link = _link(q._ctx)
@@ -353,12 +356,9 @@ def _view_chain(t, what):
                 f"{q._ctx.layout.write_refusal()}: gt cannot record this change (torch writes it through "
                 "as_strided_scatter); write into that tensor instead, or change a copy (v = v.clone())")
         if link is None:
-            raise RuntimeError(
-                f"{what}: this tensor is a view of another tensor in the graph (made by {q._ctx!r}), and gt writes "
-                "in place only through views made on one device by indexing, reshape, view, permute, transpose or "
-                "diagonal "
-                "(torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
-                "base[index] + value), or change a copy (v = v.clone())")
+            if mesh_alias.aliases(t) is not None:
+                return None
+            raise mesh_alias.refusal(what, q)
         chain.append((q, base, link))
         q = base
     if any(rebind.version_at(above, view._ctx.epoch) is not above for view, above, _ in chain):

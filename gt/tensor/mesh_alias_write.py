@@ -1,0 +1,103 @@
+"""An in-place change of an alias of a tensor sharded over the mesh: a view of the same shape and
+layout (``x.view(x.shape)``), which is what forward AD's ``make_dual`` and ``unpack_dual`` return
+for a sharded tensor in the graph (gt/autograd/forward_ad.py), as torch's view of their input.
+
+gt writes through a view by replaying its view ops (gt/tensor/inplace_grad.py, ``WriteView``),
+which it cannot do for a view made over the mesh (each device's op on its own block). An alias
+covers the whole of the tensor it views, element for element, so there is nothing to replay: the
+alias's new values are the new values of that tensor (the root), whose history becomes the change
+itself, and each alias becomes a new alias of the changed tensor above it, as torch regenerates a
+view's ``grad_fn`` after a change (``AsStridedBackward0`` over ``CopySlices``). Ops recorded before
+the change read the versions of before (gt/autograd/rebind.py). Nothing here runs unless an
+in-place change meets a view over the mesh, which gt otherwise refuses.
+"""
+
+import weakref
+
+from gt.autograd import forward_ad, rebind, views
+from gt.autograd.function import new_epoch
+from gt.ops import shape as shape_ops
+from gt.tensor import inplace_grad
+from gt.tensor import dispatch
+
+# an alias's op before a change -> the version of the tensor above it that the op reads: rebind
+# holds versions weakly, so this keeps it while the op lives (the op never reaches its key back)
+_read = weakref.WeakKeyDictionary()
+
+
+def _above(q):
+    """The tensor ``q`` aliases over the mesh (the same shape, placement and blocks), or None."""
+    ctx = q._ctx
+    if type(ctx) is not dispatch.ShardedNode or ctx.cls is not shape_ops.Reshape or ctx.released or not ctx.inputs:
+        return None
+    base, p = ctx.inputs[0], q._placed
+    bp = getattr(base, "_placed", None)
+    if p is None or bp is None or p.shape != bp.shape or p.placement != bp.placement or \
+            [s.shape for s in p.shards] != [s.shape for s in bp.shards]:
+        return None
+    return base
+
+
+def aliases(t):
+    """``([t, the tensor t aliases, ...], root)`` where ``t`` is an alias over the mesh (of an alias...)
+    of ``root``, a tensor that is no view; None otherwise (gt refuses the change)."""
+    chain, q = [], t
+    while (base := _above(q)) is not None:
+        if inplace_grad.view_base(q) is not base:
+            return None
+        chain.append(q)
+        q = base
+    if not chain or inplace_grad.view_base(q) is not None:
+        return None
+    return chain, q
+
+
+def rebase(t, compute, values, reads_self, saves_result, dual):
+    """``inplace_grad.rebase`` of ``t``, an alias over the mesh (``aliases``); returns ``t``."""
+    ig = inplace_grad
+    chain, root = aliases(t)
+    old = ig._old_version(t)
+    if dual:
+        forward_ad.carry(old, t)
+    src = old.clone() if reads_self or any(v is t for v in values) else old
+    new = compute(src, *[src if v is t else v for v in values])
+    if new.dtype != t.dtype:
+        new = new.to(t.dtype)
+    t._update(ig._assign, new._value, check=False)       # the root's memory, the aliases' too
+    if saves_result:
+        ig.result_saved(t, new)
+    olds = [old] + [ig._old_version(a) for a in chain[1:]] + [ig._old_version(root)]
+    for i, a in enumerate(chain):
+        _read[olds[i]._ctx] = olds[i + 1]
+    root._ctx, root._requires_grad = new._ctx, new._requires_grad
+    if new._ctx is not None:
+        ig._written.add(new._ctx)
+    epoch = new_epoch()
+    rebind.changed(root, olds[-1], epoch)
+    above = root
+    with forward_ad.hidden():        # a new alias over the mesh, not forward AD's gathered view
+        for a, a_old in reversed(list(zip(chain, olds))):
+            a._ctx, a._requires_grad = above.view(above.shape)._ctx, True
+            rebind.changed(a, a_old, epoch)
+            above = a
+    for v in values:
+        if isinstance(v, ig.Tensor) and v._ctx is not None and not v._ctx.released:
+            rebind.resolve(v._ctx)
+    views.wake(*chain, root)
+    if dual:
+        forward_ad.written(t, new)
+    return t
+
+
+def refusal(what, q):
+    """The error for an in-place change of ``q``, a view gt cannot write through; it names the op of
+    the first view that is no alias over the mesh (``make_dual`` of a slice names the slice)."""
+    while (up := _above(q)) is not None and inplace_grad.view_base(up) is not None:
+        q = up
+    ctx = q._ctx
+    return RuntimeError(
+        f"{what}: this tensor is a view of another tensor in the graph (made by {ctx!r}), and gt writes in place "
+        "only through views made on one device by indexing, reshape, view, permute, transpose or diagonal, and "
+        "through an alias of a whole tensor over the mesh (make_dual, unpack_dual, x.view(x.shape)) whose tensor is "
+        "no view (torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
+        "base[index] + value), or change a copy (v = v.clone())")
