@@ -36,6 +36,7 @@ from gt.tensor import out_argument
 from gt.tensor._args import norm_input
 from gt.tensor.arithmetic import where
 from gt.tensor.linalg_base import eye_like
+from gt.tensor.shape import torch_node_name
 from gt.tensor.householder import householder_product
 from gt.tensor.linalg_factor import (lu, lu_factor, lu_factor_ex, lu_solve, matrix_exp, solve_triangular,
                                      _info_error)
@@ -199,6 +200,7 @@ def vecdot(x, y, *, dim=-1):
     return (x.conj() * y).sum(dim=dim)
 
 
+@torch_node_name("LinalgCrossBackward0")
 def cross(input, other, *, dim=-1):
     """The cross products of the 3-vectors of ``input`` and ``other`` (broadcast) along ``dim``; a
     real and a complex tensor raise RuntimeError, as torch's."""

@@ -217,3 +217,65 @@ def test_composed_op_s_node_named_as_torch_s(case):
     x = np.arange(1.0, 25.0).reshape(4, 6) / 10
     got = _COMPOSED[case](gt.tensor(x).requires_grad_()).grad_fn.name()
     assert got == _COMPOSED[case](torch.tensor(x, requires_grad=True)).grad_fn.name()
+
+
+_ONE_NODE = {   # ops gt composes of others, named as torch's one node (each output of a several-output op)
+    "median()": lambda x: x.median(), "median(0)": lambda x: x.median(0), "median(1, keepdim)": lambda x: x.median(1, True),
+    "nanmedian()": lambda x: x.nanmedian(), "nanmedian(0)": lambda x: x.nanmedian(0), "mode": lambda x: x.mode(),
+    "mode(0)": lambda x: x.mode(0), "kthvalue": lambda x: x.kthvalue(2), "kthvalue(2, 0)": lambda x: x.kthvalue(2, 0),
+    "sort": lambda x: x.sort(), "sort(0, descending)": lambda x: x.sort(0, True), "msort": lambda x: x.msort(),
+    "topk": lambda x: x.topk(2), "topk(2, 0)": lambda x: x.topk(2, 0),
+    "cummax": lambda x: x.cummax(0), "cummin": lambda x: x.cummin(1), "aminmax": lambda x: x.aminmax(),
+    "aminmax(dim)": lambda x: x.aminmax(dim=0), "var_mean": lambda x: torch_or_gt(x).var_mean(x, 0),
+    "std_mean()": lambda x: torch_or_gt(x).std_mean(x), "nanmean": lambda x: x.nanmean(), "nanmean(0)": lambda x: x.nanmean(0),
+    "addmm": lambda x: torch_or_gt(x).addmm(x[0], x[:, :4], x), "Tensor.addmm": lambda x: x[:, :2].addmm(x, x.t()[:, :2]),
+    "bmm": lambda x: torch_or_gt(x).bmm(x.reshape(2, 2, 6), x.reshape(2, 6, 2)),
+    "linalg.cross": lambda x: torch_or_gt(x).linalg.cross(x[:, :3], x[:, 3:]), "cross": lambda x: x[:, :3].cross(x[:, 3:], 1),
+    "cdist": lambda x: torch_or_gt(x).cdist(x, x * 2), "cdist(p=1)": lambda x: torch_or_gt(x).cdist(x, x * 2, p=1.0),
+    "unfold": lambda x: x.unfold(0, 2, 1), "unfold(1, 3, 2)": lambda x: x.unfold(1, 3, 2),
+}
+
+
+def _node_names(out):
+    return [None if p.grad_fn is None else p.grad_fn.name() for p in (out if isinstance(out, tuple) else (out,))]
+
+
+@pytest.mark.parametrize("case", list(_ONE_NODE))
+def test_composed_op_s_outputs_named_as_torch_s_node(case):
+    x = np.arange(1.0, 25.0).reshape(4, 6) / 10
+    x[1, 2] = x[0, 0]                   # a tie
+    got = _node_names(_ONE_NODE[case](gt.tensor(x).requires_grad_()))
+    assert got == _node_names(_ONE_NODE[case](torch.tensor(x, requires_grad=True)))
+
+
+_EQUATIONS = ["ij,jk->ik", "bij,bjk->bik", "ii->i", "i,i->", "ij->ji", "ij->j", "ii", "i,j->ij", "ij,ij->ij",
+              "ij,j->i", "...ij,...jk->...ik", "ij,k->ik"]
+
+
+@pytest.mark.parametrize("equation", _EQUATIONS)
+def test_einsum_named_as_the_op_torch_s_einsum_ends_in(equation):
+    # torch's einsum records the ops it decomposes into: a view of its bmm, a mul, a sum or a permute
+    sizes = {"i": 4, "j": 4, "k": 6, "b": 2, ".": 2}
+    terms = equation.split("->")[0].replace("...", ".").split(",")
+    arrays = [np.arange(1.0, 1 + np.prod([sizes[c] for c in t])).reshape([sizes[c] for c in t]) / 10 for t in terms]
+    got = gt.einsum(equation, *[gt.tensor(a).requires_grad_() for a in arrays]).grad_fn.name()
+    assert got == torch.einsum(equation, *[torch.tensor(a, requires_grad=True) for a in arrays]).grad_fn.name()
+
+
+_COPIES = {   # torch's *_copy functions: the view's node name with "_copy"
+    "expand_copy": lambda m, x: m.expand_copy(x[:, :1], (4, 6)), "permute_copy": lambda m, x: m.permute_copy(x, (1, 0)),
+    "t_copy": lambda m, x: m.t_copy(x), "transpose_copy": lambda m, x: m.transpose_copy(x, 0, 1),
+    "view_copy": lambda m, x: m.view_copy(x, (6, 4)), "squeeze_copy": lambda m, x: m.squeeze_copy(x[:1]),
+    "squeeze_copy(0)": lambda m, x: m.squeeze_copy(x[:1], 0), "squeeze_copy((0,))": lambda m, x: m.squeeze_copy(x[:1], (0,)),
+    "unsqueeze_copy": lambda m, x: m.unsqueeze_copy(x, 0), "alias_copy": lambda m, x: m.alias_copy(x),
+    "slice_copy": lambda m, x: m.slice_copy(x, 0, 1, 3), "unfold_copy": lambda m, x: m.unfold_copy(x, 0, 2, 1),
+    "as_strided_copy": lambda m, x: m.as_strided_copy(x, (2, 2), (1, 2)),
+    "view_as_real_copy": lambda m, x: m.view_as_real_copy(x.to(m.complex128)),
+}
+
+
+@pytest.mark.parametrize("case", list(_COPIES))
+def test_copy_function_named_as_torch_s(case):
+    x = np.arange(1.0, 25.0).reshape(4, 6) / 10
+    got = _COPIES[case](gt, gt.tensor(x).requires_grad_()).grad_fn.name()
+    assert got == _COPIES[case](torch, torch.tensor(x, requires_grad=True)).grad_fn.name()

@@ -167,7 +167,7 @@ class ConstructMethods:
         index = starts + _arange(size).reshape(1, size)   # count, size
         windows = x.movedim(dim, -1)[..., index]                          # ..., count, size
         out = windows.movedim(-2, dim)
-        return out.reshape(size) if self.ndim == 0 else out
+        return _named(out.reshape(size) if self.ndim == 0 else out, self, "UnfoldBackward0")
 
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element repeated ``repeats`` times in place (``[1, 2]`` -> ``[1, 1, 2, 2]``), along

@@ -39,13 +39,16 @@ __all__ += list(_INPLACE)
 
 
 # ---- torch's *_copy functions: the view functions, returning a new tensor ------------------------------
-def _copied(x, view=False):
+def _copied(x, view=None):
     """A row-major copy of ``x``, as torch's ``*_copy`` functions give (its ``clone`` keeps a
-    permuted layout: on the torch engine a copy of a transposed view would still be one).
-    ``view``: ``x`` is a view just made, the copy's node named as torch's (``SplitBackward0_copy``)."""
+    permuted layout: on the torch engine a copy of a transposed view would still be one), its
+    node named as torch's: ``view`` is the name of the view's node (``"TBackward0"``), or True
+    where ``x`` is a view just made whose node is named so (``SplitBackward0_copy``)."""
     y = x.clone()
     y = y if y.is_contiguous() else y.contiguous()
-    return _named(y, x, x.grad_fn.name() + "_copy") if view and x.grad_fn is not None else y
+    if view is True:
+        view = x.grad_fn.name() if x.grad_fn is not None else None
+    return _named(y, x, view + "_copy") if view else y
 
 
 def _shape(size):
@@ -58,37 +61,38 @@ def view_copy(input, size):
     x = _tensor_arg(input, "view_copy")
     if isinstance(size, dtypes.DType):
         return _copied(x.view(size))
-    return _copied(x.reshape(*_shape((size,))))
+    return _copied(x.reshape(*_shape((size,))), "ViewBackward0")
 
 
 def permute_copy(input, dims):
     """``input.permute(dims).clone()``."""
-    return _copied(_tensor_arg(input, "permute_copy").permute(*_shape((dims,))))
+    return _copied(_tensor_arg(input, "permute_copy").permute(*_shape((dims,))), "PermuteBackward0")
 
 
 def t_copy(input):
     """``t(input).clone()``."""
-    return _copied(t(input))
+    return _copied(t(input), "TBackward0")
 
 
 def transpose_copy(input, dim0, dim1):
     """``input.transpose(dim0, dim1).clone()``."""
-    return _copied(_tensor_arg(input, "transpose_copy").transpose(dim0, dim1))
+    return _copied(_tensor_arg(input, "transpose_copy").transpose(dim0, dim1), "TransposeBackward0")
 
 
 def expand_copy(input, size, *, implicit=False):
     """``input.expand(size).clone()``: the broadcast values, materialised."""
-    return _copied(_tensor_arg(input, "expand_copy").expand(*_shape((size,))))
+    return _copied(_tensor_arg(input, "expand_copy").expand(*_shape((size,))), "ExpandBackward0")
 
 
 def squeeze_copy(input, dim=None):
     """``input.squeeze(dim).clone()``."""
-    return _copied(_tensor_arg(input, "squeeze_copy").squeeze(dim=dim))
+    form = 0 if dim is None else 2 if isinstance(dim, (tuple, list)) else 1      # torch's three squeezes
+    return _copied(_tensor_arg(input, "squeeze_copy").squeeze(dim=dim), f"SqueezeBackward{form}")
 
 
 def unsqueeze_copy(input, dim):
     """``input.unsqueeze(dim).clone()``."""
-    return _copied(_tensor_arg(input, "unsqueeze_copy").unsqueeze(dim=dim))
+    return _copied(_tensor_arg(input, "unsqueeze_copy").unsqueeze(dim=dim), "UnsqueezeBackward0")
 
 
 def diagonal_copy(input, offset=0, dim1=0, dim2=1):
@@ -108,7 +112,7 @@ def slice_copy(input, dim=0, start=None, end=None, step=1):
         raise RuntimeError(f"slice_copy: slice step must be positive, got {step}")
     index = [slice(None)] * x.ndim
     index[dim] = slice(start, end, step)
-    return _copied(x[tuple(index)])
+    return _copied(x[tuple(index)], "SliceBackward0")
 
 
 def unbind_copy(input, dim=0):
@@ -123,7 +127,7 @@ def split_copy(input, split_size, dim=0):
 
 def unfold_copy(input, dimension, size, step):
     """``input.unfold(dimension, size, step).clone()``."""
-    return _copied(_tensor_arg(input, "unfold_copy").unfold(dimension, size, step))
+    return _copied(_tensor_arg(input, "unfold_copy").unfold(dimension, size, step), "UnfoldBackward0")
 
 
 def detach_copy(input):
@@ -133,7 +137,7 @@ def detach_copy(input):
 
 def alias_copy(input):
     """A copy of ``input`` (differentiable)."""
-    return _copied(_tensor_arg(input, "alias_copy"))
+    return _copied(_tensor_arg(input, "alias_copy"), "AliasBackward0")
 
 
 def chain_matmul(*matrices, out=None):
@@ -157,7 +161,7 @@ def chain_matmul(*matrices, out=None):
 
 def view_as_real_copy(input):
     """``gt.view_as_real(input)`` as a new tensor (differentiable)."""
-    return view_as_real(input).clone()
+    return _copied(view_as_real(input), "ViewAsRealBackward0")
 
 
 def view_as_complex_copy(input):

@@ -23,7 +23,7 @@ from gt.tensor.product_dtypes import refuse_matmul
 from gt.tensor.construct_methods import _own_memory
 from gt.tensor.linalg_methods import nuclear_norm
 from gt.tensor.rounded_division import float_remainder, floor_divide, no_derivative, rounded_quotient
-from gt.tensor.shape import _named
+from gt.tensor.shape import _named, torch_node_name
 from gt.tensor.arithmetic import _floating, _number_beside, _operand, _promote_ints, where, ShapeError
 from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero, refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, int_wrapped
@@ -206,6 +206,7 @@ class ExtraMethods:
                              f"{self.shape} and {getattr(other, 'shape', other)}")
         return self.reshape(-1, 1) * other.reshape(1, -1)
 
+    @torch_node_name("BmmBackward0")
     def bmm(self, mat2):
         """Batched matrix product of (b, n, m) and (b, m, p) tensors (no broadcasting, as torch)."""
         other = _operand(mat2, "bmm")
@@ -343,10 +344,11 @@ class ExtraMethods:
         dim = normalize_axis(dim, self.ndim, "unbind")
         return tuple(_named(self[(slice(None),) * dim + (i,)], self, "UnbindBackward0") for i in range(self.shape[dim]))
 
+    @torch_node_name("RollBackward0")
     def roll(self, shifts, dims=None):
         """Elements shifted along ``dims`` (None: the flattened tensor) by ``shifts``, wrapping round."""
         if dims is None:
-            return _named(self.reshape(-1).roll(shifts, 0).reshape(self.shape), self, "RollBackward0")
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
         shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
         if len(shifts) != len(dims):
@@ -359,7 +361,7 @@ class ExtraMethods:
                 head = (slice(None),) * (dim % self.ndim)
                 out = shape_ops.Cat.apply(out[head + (slice(n - k, None),)], out[head + (slice(0, n - k),)],
                                           axis=dim % self.ndim)
-        return _named(_own_memory(out, out is self), self, "RollBackward0")
+        return _own_memory(out, out is self)
 
     def count_nonzero(self, *dims, dim=None):
         """How many elements are not 0, over ``dim`` (an int, a tuple, or ints one by one)."""

@@ -9,6 +9,7 @@ from gt.tensor.arithmetic import _operand
 from gt.tensor.construct_methods import promoted
 from gt.tensor.core import Tensor
 from gt.tensor.nested_operands import is_nested
+from gt.tensor.shape import torch_node_name
 from gt.tensor.number_first import NUMBERS, TENSOR_ARGUMENT, call_number_first, refuse_number, tensors_only
 
 
@@ -161,6 +162,7 @@ def numel(t):
     return t.numel()
 
 
+@torch_node_name("VarMeanBackward0")
 def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None, out=_NOT_GIVEN):
     """``(var, mean)`` over ``dim``, as ``torch.var_mean``: torch's default ``correction=1``
     (unbiased), and its older forms ``var_mean(x, unbiased)`` and ``var_mean(x, dim, unbiased)``.
@@ -172,6 +174,7 @@ def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None, out=
     return _moments(x, dim, keepdim, correction, False)
 
 
+@torch_node_name("StdMeanBackward0")
 def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None, out=_NOT_GIVEN):
     """``(std, mean)`` over ``dim``, as ``torch.std_mean`` (the forms of ``var_mean``; no ``out=``)."""
     if out is not _NOT_GIVEN:

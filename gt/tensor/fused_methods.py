@@ -23,7 +23,7 @@ from gt.tensor.linalg_base import ShapeError
 from gt.tensor.nested_operands import is_nested
 from gt.tensor.product_dtypes import check_added_product
 from gt.tensor.promotion import result_dtype
-from gt.tensor.shape import expand_error
+from gt.tensor.shape import expand_error, torch_node_name
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -133,6 +133,7 @@ class FusedMethods:
                             "supported, as in torch; use floating point tensors (or t1 // t2)")
         return self + _scaled(mark(t1 / t2, "addcdiv"), _number(value, "addcdiv", "value", self, t1, t2))
 
+    @torch_node_name("AddmmBackward0")
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):
         """``beta * self + alpha * (mat1 @ mat2)``: ``mat1`` (n, m), ``mat2`` (m, p), ``self``
         broadcastable to (n, p)."""

@@ -31,6 +31,7 @@ from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.promotion import result_dtype
 from gt.tensor.number_first import NUMBERS, refuse_number, tensors_only
 from gt.tensor.scatter_methods import index_tensor
+from gt.tensor.shape import _named
 from gt.tensor.wide_uints import refuse, refuse_einsum
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
@@ -268,7 +269,17 @@ def einsum(*args):
     spec = einsum_ops.parse(equation, [t.shape for t in tensors])
     if any(t.dtype is not tensors[0].dtype for t in tensors):
         tensors = _mixed_dtypes(tensors, spec)
-    return einsum_ops.Einsum.apply(*_einsum_dtype(tensors, spec, equation), spec=spec)
+    out = einsum_ops.Einsum.apply(*_einsum_dtype(tensors, spec, equation), spec=spec)
+    return _named(out, None, _einsum_node_name(spec))
+
+
+def _einsum_node_name(spec):
+    """The node torch's einsum ends in: a sum (one operand) or a view of its batched product
+    (several) where a subscript is summed, else the permute or the product that lays out the output."""
+    summed = set("".join(spec.inputs)) - set(spec.output)
+    if len(spec.inputs) == 1:
+        return "SumBackward1" if summed else "PermuteBackward0"
+    return "ViewBackward0" if summed else "MulBackward0"
 
 
 def _mixed_dtypes(tensors, spec):

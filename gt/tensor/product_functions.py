@@ -14,6 +14,7 @@ from gt.tensor.core import Tensor
 from gt.tensor.creation import arange, zeros
 from gt.tensor.arithmetic import where
 from gt.tensor.functions import _method, cat, stack
+from gt.tensor.shape import torch_node_name
 
 # the function forms of two methods of construct_methods.py
 kron, inner = _method("kron"), _method("inner")
@@ -61,6 +62,7 @@ def tensordot(a, b, dims=2):
     return (left @ right).reshape(*[a.shape[d] for d in free_a], *[b.shape[d] for d in free_b])
 
 
+@torch_node_name("CdistBackward0")
 @amp.runs_in_float32      # torch.autocast's fp32 list
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """The p-norm distance between each row of ``x1`` ``(..., P, M)`` and each row of ``x2``

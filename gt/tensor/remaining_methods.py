@@ -23,7 +23,7 @@ from gt.ops._shapes import broadcast_shape, normalize_axis, numel
 from gt.tensor._args import _alias
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.construct_methods import _arange
-from gt.tensor.shape import _named
+from gt.tensor.shape import _named, torch_node_name
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -251,6 +251,7 @@ class RemainingMethods:
         product = self.conj() * other
         return product.sum() if product.dtype.differentiable else product.sum(dtype=product.dtype)
 
+    @torch_node_name("LinalgCrossBackward0")
     def cross(self, other, dim=None):
         """The cross products of the 3-vectors along ``dim`` of this tensor and ``other`` (broadcast
         to one shape; one dtype). ``dim=None`` is torch's deprecated default: the first dim of
@@ -282,6 +283,7 @@ class RemainingMethods:
         x = where(self.isnan(), 0.0, self) if self.dtype.is_floating_point else self
         return _named(x.sum(dim=dim, keepdim=keepdim, dtype=dtype), self, "NansumBackward0")
 
+    @torch_node_name("DivBackward0")
     def nanmean(self, dim=None, keepdim=False, *, dtype=None):
         """The mean over ``dim`` of the values that are not NaN (NaN where all are); floating
         point tensors only, as torch's. The gradient is ``1 / count`` at the counted positions, 0

@@ -3,6 +3,7 @@
 Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once the class exists.
 """
 
+import functools
 import warnings
 
 from gt import dtypes
@@ -37,6 +38,24 @@ def _named(out, source, torch_name):
         ctx._torch_name = torch_name
     return out
 
+
+def torch_node_name(torch_name):
+    """Decorator for an op gt composes of others: the node of its result (of each tensor of a
+    tuple result, as torch's one node gives ``values`` and ``indices``) named ``torch_name``, the
+    node torch records for the op. The first argument is the op's input (a result that is that
+    input itself keeps its node)."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def named(source, *args, **kwargs):
+            out = fn(source, *args, **kwargs)
+            if isinstance(out, tuple):
+                for part in out:
+                    if isinstance(part, Tensor):
+                        _named(part, source, torch_name)
+                return out
+            return _named(out, source, torch_name)
+        return named
+    return decorate
 
 
 def expand_error(shape, target, sizes=None):

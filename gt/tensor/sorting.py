@@ -25,6 +25,7 @@ from gt.sharding.layout import Placed
 from gt.sharding.placement import Shard
 from gt.tensor import axis_scans, dispatch, wide_uints
 from gt.tensor import generator as generator_module
+from gt.tensor.shape import torch_node_name
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -78,6 +79,7 @@ class SortingMethods:
         axis = normalize_axis(dim, self.ndim, "argsort")
         return _blockwise(self, lambda a: B.dense_like(B.argsort(a, axis, descending), a), axis)
 
+    @torch_node_name("SortBackward0")
     def sort(self, dim=-1, descending=False, stable=False):
         """``(values, indices)`` of this tensor sorted along ``dim``; differentiable in the values
         (each gradient goes back to the position its value came from).
@@ -100,6 +102,7 @@ class SortingMethods:
         axis = normalize_axis(dim, self.ndim, "sort")
         return SortResult(sorting_ops.TakeAlongAxis.apply(self, indices, axis=axis), indices)
 
+    @torch_node_name("TopkBackward0")
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """The ``k`` largest (``largest=False``: smallest) values along ``dim`` and their int64
         positions, as ``(values, indices)``; differentiable in the values.

@@ -29,6 +29,7 @@ from gt.ops import special_functions as sf
 from gt.ops import special_polynomials as sp
 from gt.ops._shapes import normalize_axis
 from gt.tensor import axis_scans
+from gt.tensor.shape import torch_node_name
 from gt.tensor.arithmetic import _floating, _operand
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.inplace_math import _inplace_method
@@ -218,6 +219,7 @@ class SpecialMethods:
         """``log2(2**self + 2**other)`` without overflow: see ``gt.logaddexp2``. Shapes broadcast."""
         return logaddexp2(self, other)
 
+    @torch_node_name("CummaxBackward0")
     def cummax(self, dim):
         """``(values, indices)``, both of this tensor's shape: the running maximum along ``dim``
         (values in this tensor's dtype) and the int64 index along ``dim`` where each was taken, the
@@ -229,6 +231,7 @@ class SpecialMethods:
         """
         return _cumulative_extreme(self, dim, True)
 
+    @torch_node_name("CumminBackward0")
     def cummin(self, dim):
         """``(values, indices)``, both of this tensor's shape: the running minimum along ``dim``
         and where each was taken, with ``cummax``'s rules."""

@@ -56,12 +56,13 @@ def _last(x, dim, op):
 
 def _finish(values, indices, x, axis, keepdim, result):
     """The (values, indices) along the last dim (size 1) put back where ``axis`` was in ``x``."""
+    name = result.__name__.title() + ("Backward1" if "median" in result.__name__ else "Backward0")   # torch's node
     if x.ndim == 0:
-        return result(values.reshape(()), indices.reshape(()))
+        return result(_shape._named(values.reshape(()), x, name), indices.reshape(()))
     values, indices = values.movedim(-1, axis), indices.movedim(-1, axis)
     if not keepdim:
         values, indices = values.squeeze(axis), indices.squeeze(axis)
-    return result(values, indices)
+    return result(_shape._named(values, x, name), indices)
 
 
 def _runs(ordered):
@@ -160,7 +161,8 @@ class StatsMethods:
             if flat.numel() == 0:                   # an integer tensor: its lowest value, as torch's
                 return Tensor._wrap(B.full((), -2 ** (31 if self.dtype == dtypes.int32 else 63), self.dtype))
             picked = flat._median(0, False, skip_nan, result).values
-            return _even_share(flat, picked.detach()) if self.dtype.is_floating_point else picked
+            picked = _even_share(flat, picked.detach()) if self.dtype.is_floating_point else picked
+            return _shape._named(picked, self, op.title() + "Backward0")      # MedianBackward0
         xm, axis = _last(self, dim, op)
         if xm.shape[-1] == 0:
             raise IndexError(f"{op}: cannot take the median of an empty dim {dim} (shape {self.shape})")
@@ -377,11 +379,9 @@ class StatsMethods:
         complex_checks.refuse_complex_extremum(self, "aminmax", dim is not None)     # (no order)
         if dim is None:
             normalize_axes(None, self.ndim, "aminmax")
-            if keepdim:
-                return AminmaxResult(self.amin(tuple(range(self.ndim)), True),
-                                     self.amax(tuple(range(self.ndim)), True))
-            return AminmaxResult(self.amin(), self.amax())
-        return AminmaxResult(self.amin(dim, keepdim), self.amax(dim, keepdim))
+            dim = tuple(range(self.ndim)) if keepdim else None
+        low, high = (self.amin(), self.amax()) if dim is None else (self.amin(dim, keepdim), self.amax(dim, keepdim))
+        return AminmaxResult(*(_shape._named(t, self, "AminmaxBackward0") for t in (low, high)))
 
 
 def _interpolate(ordered, pos, how):

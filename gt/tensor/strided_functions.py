@@ -4,6 +4,7 @@ and ``empty_strided`` (the storage rules are strided_methods.py's)."""
 from gt.tensor.core import Tensor
 from gt.tensor.creation import empty
 from gt.tensor.device_methods import accepts_device
+from gt.tensor.shape import _named
 from gt.tensor.strided_methods import geometry, tracked
 
 __all__ = ["as_strided", "as_strided_copy", "as_strided_scatter", "empty_strided"]
@@ -23,7 +24,8 @@ def as_strided(input, size, stride, storage_offset=None):
 def as_strided_copy(input, size, stride, storage_offset=None):
     """``input.as_strided(...).clone()``: a new tensor, laid out row-major."""
     out = _input(input, "as_strided_copy").as_strided(size, stride, storage_offset)
-    return out.clone() if tracked(input) else out     # untracked storage: already a copy
+    out = out.clone() if tracked(input) else out      # untracked storage: already a copy
+    return _named(out, input, "AsStridedBackward0_copy")
 
 
 def as_strided_scatter(input, src, size, stride, storage_offset=None):
