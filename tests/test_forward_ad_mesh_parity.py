@@ -168,9 +168,40 @@ def test_in_place_change_of_a_dual_tensor_more(case, how):
     _same(_changed_dual(gt, _MORE[case], **kw), _changed_dual(torch, _MORE[case], **kw))
 
 
-def test_in_place_change_of_a_dual_tensor_of_a_saved_result_is_refused_in_the_backward():
-    for lib in (gt, torch):       # exp saves its result, which the change writes
+def _read_by_sin(fa, d, y):
+    q = d.sin()         # sin keeps d for its backward
+    d.mul_(2)
+    return q
+
+
+@pytest.mark.parametrize("change, base", [(_sin, "exp"), (lambda fa, d, y: d.add_(d * d), "mul"),
+                                          (_read_by_sin, "mul")],
+                         ids=["exp's result", "d.add_(d * d)", "d.sin(), then d.mul_"])
+def test_in_place_change_of_a_saved_dual_tensor_is_refused_in_the_backward(change, base):
+    for lib in (gt, torch):     # a value an op kept for its backward changed (gt's op kept a gathered copy)
         with pytest.raises(RuntimeError, match="one of the variables needed for gradient computation has been "
                                                "modified by an inplace operation"):
-            _changed_dual(lib, _sin, base="exp")
+            _changed_dual(lib, change, base=base)
 
+
+_VIEWS = {"d[1:3]": lambda d: d[1:3], "d.t()": lambda d: d.t(), "d.reshape(12)": lambda d: d.reshape(12)}
+
+
+def _view_then_change(lib, view):
+    """A view of a dual tensor taken before an in-place change of the dual: gt gathered the view of
+    a sharded dual to the home device (a copy, which kept the values of before)."""
+    fa = lib.autograd.forward_ad
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    with fa.dual_level():
+        b = x * 1
+        d = fa.make_dual(b, lib.tensor(_T.tolist(), dtype=lib.float64))
+        v = _VIEWS[view](d)
+        d.mul_(2)
+        p, t = fa.unpack_dual(v)
+        g, = lib.autograd.grad((p * p).sum() + 2 * b.sum() + (t * t).sum(), x)
+        return p, t, b, *fa.unpack_dual(d), g
+
+
+@pytest.mark.parametrize("view", list(_VIEWS))
+def test_view_of_a_dual_tensor_taken_before_a_change(view):
+    _same(_view_then_change(gt, view), _view_then_change(torch, view))

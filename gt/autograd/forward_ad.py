@@ -32,10 +32,12 @@ In-place changes in grad mode update the tangents of the tensor, of what it view
 views. Differences: in-place changes under ``no_grad`` change values only; with tangents recorded
 for reverse mode, an in-place change of a tensor that is no view gives it a new tangent object;
 a tangent requires grad only where it depends on a tensor that does (torch's sometimes does with
-zero gradients); tensors sharded over the mesh are gathered on the home device (by a recorded
-gather where they require grad in grad mode); complex tangents (torch's convention) come from the closed forms or
-one output element at a time, and are refused where recorded for reverse mode (gt records no
-complex gradient of a gradient).
+zero gradients); ops on tensors sharded over the mesh run gathered on the home device (by a
+recorded gather where they require grad in grad mode), but ``make_dual``/``unpack_dual`` of a tensor
+in the graph and indexing/reshape/permute of one dual give views there (gt/autograd/forward_mesh.py,
+gt/tensor/mesh_alias_write.py; other sharded ``make_dual`` results are gathered copies); complex
+tangents (torch's convention) come from the closed forms or one output element at a time, and are
+refused where recorded for reverse mode (gt records no complex gradient of a gradient).
 """
 
 import weakref
@@ -43,6 +45,7 @@ from typing import NamedTuple, Optional
 
 from gt.autograd import function
 from gt.autograd import gradients as _gradients
+from gt.autograd import forward_mesh
 from gt.autograd.forward_rows import by_rows as _by_rows
 from gt.autograd.gradients import grad as _grad
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, mode, no_grad
@@ -154,11 +157,9 @@ def _alias(t):
     """``t``'s values (the same memory) as a new tensor, with no tangent; a recorded view of ``t``
     where ``t``'s graph is recorded."""
     if is_grad_enabled() and t._requires_grad:
-        hook, function.dual_hook = function.dual_hook, None
-        try:
+        with hidden():
             return t.view(t.shape)
-        finally:
-            function.dual_hook = hook
+    # over the mesh a gathered copy: ops on a view over the mesh would take the mesh's strides (as_strided's)
     return function.Tensor._wrap(t._array if t._placed is None else t._data)
 
 
@@ -204,20 +205,16 @@ def tangent_of(t):
     base_tangent = tangent_of(link[0])
     if base_tangent is None:
         return None
-    hook, function.dual_hook = function.dual_hook, None
-    try:
-        with _mode_for(base_tangent):
-            tangent = link[1].apply(base_tangent, *link[2])
-    finally:
-        function.dual_hook = hook
+    with hidden(), _mode_for(base_tangent):
+        tangent = link[1].apply(base_tangent, *link[2])
     _set(t, tangent, derived=True)
     return tangent
 
 
 def _mode_for(tangent):
-    """The grad mode to take a view of ``tangent`` in: grad mode unless the caller's no_grad would
-    record nothing of a tangent that requires grad (a view taken under no_grad may not be written
-    with a value that requires grad later, gt/autograd/views.py)."""
+    """The grad mode to take a view of ``tangent`` in: grad mode unless the caller's no_grad would record
+    nothing of a tangent that requires grad (a view taken under no_grad may not be written with a value
+    that requires grad later, gt/autograd/views.py)."""
     return no_grad() if tangent._requires_grad and not is_grad_enabled() else enable_grad()
 
 
@@ -323,26 +320,13 @@ def _on_op(cls, args, kwargs):
         return None
     function.dual_hook = None
     try:
-        if any(isinstance(a, function.Tensor) and a._placed is not None for a in (*args, *tangents)):
-            tangents = _gathered(tangents)
-            args = _gathered(args, tangents)
+        if forward_mesh.gathers(cls, args, tangents):      # computed on the home device
+            tangents = forward_mesh.gathered(tangents, None, _set)
+            local = forward_mesh.gathered(args, tangents, _set)
+            return forward_mesh.watched(_dual_op(cls, local, kwargs, tangents), local, args)
         return _dual_op(cls, args, kwargs, tangents)
     finally:
         function.dual_hook = _on_op
-
-
-def _gathered(values, tangents=None):
-    """``values`` with each tensor sharded over the mesh gathered on the home device (forward AD computes
-    there); one that requires grad, in grad mode, by ``_Alias`` (no rule over the mesh: it runs on the
-    recorded gather). Each has its gathered tangent of ``tangents`` (an op's recorded gradient reads it)."""
-    out = []
-    for i, a in enumerate(values):
-        if isinstance(a, function.Tensor) and a._placed is not None:
-            a = _Alias.apply(a) if a._requires_grad and is_grad_enabled() else function.Tensor._wrap(a._data)
-            if tangents is not None and tangents[i] is not None:
-                _set(a, tangents[i])
-        out.append(a)
-    return out
 
 
 def _dual_op(cls, args, kwargs, tangents):
@@ -428,23 +412,10 @@ def _tangent(out, stand, tangents, keep, real):
     return jv
 
 
-class _Alias(function.Function):
-    """``x`` itself: what a stand-in of an op's tangent computation becomes, to pass its gradients on."""
-
-    def forward(self, x):
-        return x
-
-    def backward(self, g):
-        return (g,)
-
-    def backward_graph(self, g):
-        return (g,)
-
-
 def connect(s, a):
     """Make the leaf ``s`` (sharing ``a``'s memory) a recorded alias of ``a``, numbered just after
     ``a``'s op, so a walk by number runs it after every op that read ``s`` and before ``a``'s."""
     with enable_grad():
-        ctx = _Alias.apply(a)._ctx
+        ctx = forward_mesh.alias(a)._ctx
     ctx.seq = a._ctx.seq + 0.5 if a._ctx is not None else -1
     s._ctx = ctx

@@ -147,6 +147,8 @@ class Function(GraphNode):
     written = None
     # a view op (its result may share its first input's memory): unrecorded, it is kept by ``note_view``
     makes_view = False
+    # a view op whose view over the mesh holds torch's values (forward AD keeps such views of a sharded dual)
+    mesh_view = False
     # the positions of the arguments torch saves for backward, where gt keeps other arrays (derived
     # ones): an inference tensor there is refused (gt/autograd/levels.py); None: those whose array ``save`` kept
     torch_saves = None

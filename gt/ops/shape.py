@@ -9,7 +9,7 @@ from gt.backend import B
 
 class Reshape(Function):
     complex_graph = True
-    makes_view = True
+    makes_view = mesh_view = True
     _torch_name = "ViewBackward0"       # torch's reshape of contiguous data is a view
 
     def forward(self, x, shape):
@@ -25,7 +25,7 @@ class Reshape(Function):
 
 class Permute(Function):
     complex_graph = True
-    makes_view = True
+    makes_view = mesh_view = True
 
     def forward(self, x, axes):
         self.inverse = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
@@ -150,7 +150,7 @@ class GetItem(Function):
     """``x[index]``; the backward scatters (adds, for repeated indices) into zeros."""
     complex_graph = True
 
-    makes_view = True       # a view of x unless an index array is in it (function.note_view tells)
+    makes_view = mesh_view = True       # a view of x unless an index array is in it (function.note_view tells)
 
     @property
     def _torch_name(self):
