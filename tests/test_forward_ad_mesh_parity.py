@@ -205,3 +205,30 @@ def _view_then_change(lib, view):
 @pytest.mark.parametrize("view", list(_VIEWS))
 def test_view_of_a_dual_tensor_taken_before_a_change(view):
     _same(_view_then_change(gt, view), _view_then_change(torch, view))
+
+
+def _base_changed(lib, twice):
+    """The tensor a dual was made of changed in place between changes of the dual (and of its
+    unpacked primal): the dual shows the new values, and its history follows them."""
+    fa = lib.autograd.forward_ad
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_()
+    with fa.dual_level():
+        b = x * 1
+        d = fa.make_dual(b, lib.tensor(_T.tolist(), dtype=lib.float64))
+        q = d * 2
+        d.mul_(y)
+        b.add_(y)
+        if twice:
+            p = fa.unpack_dual(d).primal
+            b.mul_(3)
+            p.sub_(y * y)
+        d.sin_()
+        p, t = fa.unpack_dual(d)
+        loss = (p * p).sum() + (t * 1.5).sum() + (b * b).sum() + (q * q).sum()
+        return (p, t, b, *lib.autograd.grad(loss, [x, y]))
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["once", "twice, the unpacked primal changed"])
+def test_in_place_change_of_the_tensor_a_dual_was_made_of(twice):
+    _same(_base_changed(gt, twice), _base_changed(torch, twice))

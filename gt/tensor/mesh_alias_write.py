@@ -12,17 +12,12 @@ the change read the versions of before (gt/autograd/rebind.py). Nothing here run
 in-place change meets a view over the mesh, which gt otherwise refuses.
 """
 
-import weakref
-
 from gt.autograd import forward_ad, rebind, views
 from gt.autograd.function import new_epoch
 from gt.ops import shape as shape_ops
 from gt.tensor import inplace_grad
 from gt.tensor import dispatch
 
-# an alias's op before a change -> the version of the tensor above it that the op reads: rebind
-# holds versions weakly, so this keeps it while the op lives (the op never reaches its key back)
-_read = weakref.WeakKeyDictionary()
 
 
 def _above(q):
@@ -52,10 +47,26 @@ def aliases(t):
     return chain, q
 
 
+def _follow(chain, root):
+    """Make each alias of ``chain`` taken before a change of the tensor above it an alias of that
+    tensor as it is now (the alias shows its new values), as torch regenerates a view's history;
+    the ops recorded before read its version of before."""
+    above = root
+    for a in reversed(chain):
+        if rebind.version_at(above, a._ctx.epoch) is not above:
+            a_old = inplace_grad._old_version(a)
+            with forward_ad.hidden():
+                a._ctx = above.view(above.shape)._ctx
+            rebind.changed(a, a_old, new_epoch())
+            rebind.resolve(a_old._ctx)
+        above = a
+
+
 def rebase(t, compute, values, reads_self, saves_result, dual):
     """``inplace_grad.rebase`` of ``t``, an alias over the mesh (``aliases``); returns ``t``."""
     ig = inplace_grad
     chain, root = aliases(t)
+    _follow(chain, root)
     old = ig._old_version(t)
     if dual:
         forward_ad.carry(old, t)
@@ -67,8 +78,6 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
     if saves_result:
         ig.result_saved(t, new)
     olds = [old] + [ig._old_version(a) for a in chain[1:]] + [ig._old_version(root)]
-    for i, a in enumerate(chain):
-        _read[olds[i]._ctx] = olds[i + 1]
     root._ctx, root._requires_grad = new._ctx, new._requires_grad
     if new._ctx is not None:
         ig._written.add(new._ctx)
@@ -80,6 +89,8 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
             a._ctx, a._requires_grad = above.view(above.shape)._ctx, True
             rebind.changed(a, a_old, epoch)
             above = a
+    for a_old in olds[:-1]:     # the aliases' ops of before read the versions above of before: no cycle
+        rebind.resolve(a_old._ctx)
     for v in values:
         if isinstance(v, ig.Tensor) and v._ctx is not None and not v._ctx.released:
             rebind.resolve(v._ctx)
