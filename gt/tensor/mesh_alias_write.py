@@ -19,7 +19,6 @@ from gt.tensor import inplace_grad
 from gt.tensor import dispatch
 
 
-
 def _above(q):
     """The tensor ``q`` aliases over the mesh (the same shape, placement and blocks), or None."""
     ctx = q._ctx
@@ -109,6 +108,6 @@ def refusal(what, q):
     return RuntimeError(
         f"{what}: this tensor is a view of another tensor in the graph (made by {ctx!r}), and gt writes in place "
         "only through views made on one device by indexing, reshape, view, permute, transpose or diagonal, and "
-        "through an alias of a whole tensor over the mesh (make_dual, unpack_dual, x.view(x.shape)) whose tensor is "
-        "no view (torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
+        "through an alias over the mesh (make_dual, unpack_dual, x.view(x.shape)) of a whole tensor that is no view "
+        "(torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
         "base[index] + value), or change a copy (v = v.clone())")
