@@ -232,3 +232,22 @@ def _base_changed(lib, twice):
 @pytest.mark.parametrize("twice", [False, True], ids=["once", "twice, the unpacked primal changed"])
 def test_in_place_change_of_the_tensor_a_dual_was_made_of(twice):
     _same(_base_changed(gt, twice), _base_changed(torch, twice))
+
+
+def _plain_alias(lib, twice):
+    """Without forward AD: an alias of the whole tensor (``view`` to its own shape) changed in place."""
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_()
+    b = x.sin()
+    a = b.view(4, 3)
+    c = a.reshape(4, 3) if twice else a
+    q = a * 4
+    c.mul_(y)
+    c[1] = y[0] * 2
+    loss = (a * a).sum() + b.sum() * 2 + (q * q).sum() + c.sin().sum()
+    return (a, b, c, *lib.autograd.grad(loss, [x, y]))
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["view", "reshape of a view"])
+def test_in_place_change_of_an_alias_over_the_mesh(twice):
+    _same(_plain_alias(gt, twice), _plain_alias(torch, twice))
