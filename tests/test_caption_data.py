@@ -58,6 +58,21 @@ def test_decode_stops_at_eos_and_skips_specials():
         vocab.decode([9])
 
 
+def test_decode_refuses_several_captions_and_batch_decode_reads_them():
+    vocab = SimpleVocabulary(["one two"])
+    one, two = vocab.word_to_id["one"], vocab.word_to_id["two"]
+    two_captions = np.array([[1, one, 2], [1, two, 2]])        # beam search's (num_return_sequences, L)
+    with pytest.raises(ValueError, match=r"one caption .* shape \(2, 3\): use batch_decode"):
+        vocab.decode(two_captions)
+    with pytest.raises(ValueError, match="one caption"):
+        vocab.decode([[1, one, 2], [1, two, 2]])
+    assert vocab.batch_decode(two_captions) == ["one", "two"]
+    assert vocab.batch_decode([[1, one, two, 2], [two, 2, one]]) == ["one two", "two"]   # lengths may differ
+    assert vocab.batch_decode(np.zeros((0, 4), np.int64)) == []
+    with pytest.raises(ValueError, match=r"\(N, L\), got an array of shape \(3,\)"):
+        vocab.batch_decode(np.array([1, one, 2]))
+
+
 def test_unknown_words_are_counted():
     vocab = SimpleVocabulary(["one two"])
     assert vocab.unknown_words(["one six six", "seven"]) == collections.Counter({"six": 2, "seven": 1})

@@ -85,10 +85,17 @@ class SimpleVocabulary:
         return ids, mask
 
     def decode(self, ids, skip_special=True):
-        """The text of ``ids`` (a list or 1-D array), stopping at the first ``eos``. With
-        ``skip_special`` ``<pad>`` and ``<bos>`` are dropped; ``<unk>`` always shows, as a word."""
+        """The text of ``ids`` (one caption: a list or 1-D array), stopping at the first ``eos``. With
+        ``skip_special`` ``<pad>`` and ``<bos>`` are dropped; ``<unk>`` always shows, as a word.
+        Several captions (2-D): ``batch_decode``."""
+        tokens = np.asarray(ids, dtype=np.int64)
+        if tokens.ndim > 1:
+            # joining several captions into one string would be a silent wrong answer (beam search
+            # hands back (num_return_sequences, L) per image)
+            raise ValueError(f"decode takes the ids of one caption (a list or 1-D array), got an array of shape "
+                             f"{tokens.shape}: use batch_decode for several captions")
         words = []
-        for token in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+        for token in tokens.reshape(-1).tolist():
             if not 0 <= token < len(self.words):
                 raise ValueError(f"token id {token} is outside the vocabulary of {len(self.words)} tokens")
             if token == self.eos_id:
@@ -97,6 +104,16 @@ class SimpleVocabulary:
                 continue
             words.append(self.words[token])
         return " ".join(words)
+
+    def batch_decode(self, ids, skip_special=True):
+        """The texts of several captions: ``ids`` (N, L) array or a list of id lists (lengths may
+        differ) -> N strings, each as ``decode`` gives it."""
+        if isinstance(ids, (list, tuple)):
+            return [self.decode(row, skip_special) for row in ids]
+        rows = np.asarray(ids, dtype=np.int64)
+        if rows.ndim != 2:
+            raise ValueError(f"batch_decode takes ids of shape (N, L), got an array of shape {rows.shape}")
+        return [self.decode(row, skip_special) for row in rows]
 
     def unknown_words(self, texts):
         """A ``Counter`` of the words of ``texts`` outside the vocabulary (they encode as ``<unk>``)."""
