@@ -82,7 +82,10 @@ def probability_batches(model, images, batch_size=32):
     with gt.no_grad():
         for start in range(0, len(images), batch_size):
             batch = np.ascontiguousarray(images[np.arange(start, min(start + batch_size, len(images)))])
-            logits = model(gt.from_numpy(batch)).numpy().astype(np.float64)
+            x = gt.from_numpy(batch)
+            if x.dtype.is_floating_point and x.dtype != model.embed.weight.dtype:
+                x = x.to(model.embed.weight.dtype)    # float64 arrays (numpy's default) as the model's dtype
+            logits = model(x).numpy().astype(np.float64)
             logits -= logits.max(axis=1, keepdims=True)          # stable softmax
             p = np.exp(logits)
             yield p / p.sum(axis=1, keepdims=True)

@@ -41,6 +41,7 @@ def caption_images(model, images, vocab, config=None, batch_size=250, blind=Fals
     """Captions (strings) of ``images`` (N, ...) float32 by ``model``, ``config`` a ``GenerationConfig``
     (default: greedy); ``blind``: the images zeroed, as the blind baseline was trained."""
     config = config or GenerationConfig(max_length=model.config.max_seq_len)
+    _check_caption_call(images, config, batch_size)
     out = []    # generate runs in eval mode without recording and puts the mode back
     for first in range(0, len(images), batch_size):
         chunk = np.asarray(images[first:first + batch_size], dtype=np.float32)
@@ -48,6 +49,21 @@ def caption_images(model, images, vocab, config=None, batch_size=250, blind=Fals
             chunk = np.zeros_like(chunk)
         out += [vocab.decode(ids) for ids in generate_caption(model, gt.tensor(chunk), config)]
     return out
+
+
+def _check_caption_call(images, config, batch_size):
+    """Refuses, before any captioning, what would fail late or give wrong captions: integer images
+    (the float32 cast below would read uint8 0-255 as pixel values), several captions per image
+    (one string each is returned) and a batch size that is not an int >= 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"caption_images: batch_size must be an int >= 1, got {batch_size!r}")
+    if isinstance(config, GenerationConfig) and config.num_return_sequences != 1:
+        raise ValueError(f"caption_images returns one caption per image, got num_return_sequences="
+                         f"{config.num_return_sequences}: use generate_caption and vocab.batch_decode for several")
+    kind = np.asarray(images[:1]).dtype
+    if kind.kind != "f":
+        raise TypeError(f"caption_images: expected floating-point images (pixels in [0, 1]), got {kind}; scale "
+                        "integer images first, e.g. images.astype(np.float32) / 255")
 
 
 def held_out_images(batches, limit=None):

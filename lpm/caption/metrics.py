@@ -46,14 +46,27 @@ def normalize(text):
 
 
 def _pairs(preds, refs):
-    """``(preds, refs)`` normalised, every ``refs[i]`` a non-empty list; ``ValueError`` on a mismatch."""
+    """``(preds, refs)`` normalised, every ``refs[i]`` a non-empty list; ``ValueError`` on a mismatch.
+    One caption may be a string (as jiwer takes it): ``refs`` is then its reference or list of them.
+    ``TypeError`` for a string of references beside a list of captions (its characters would be
+    read as references) and for an item that is not a string (``None`` would be scored as "none")."""
+    if isinstance(preds, str):
+        preds, refs = [preds], [refs]
+    elif isinstance(refs, str):
+        raise TypeError(f"caption metrics: refs is one string {refs!r} but preds is a list of captions; "
+                        "give one reference (or a list of them) per caption")
     preds, refs = list(preds), list(refs)
     if len(preds) != len(refs):
         raise ValueError(f"caption metrics: {len(preds)} predictions but {len(refs)} references")
     if not preds:
         raise ValueError("caption metrics: no captions to score")
-    lists = [[r] if isinstance(r, str) else list(r) for r in refs]
-    for i, item in enumerate(lists):
+    lists = [[r] if isinstance(r, str) or not hasattr(r, "__iter__") else list(r) for r in refs]
+    for i, (p, item) in enumerate(zip(preds, lists)):
+        bad = [x for x in [p, *item] if not isinstance(x, str)]
+        if bad:
+            bad = bad[0]
+            raise TypeError(f"caption metrics: item {i} holds {bad!r} ({type(bad).__name__}); captions and "
+                            "references must be strings")
         if not item or not all(normalize(r) for r in item):
             raise ValueError(f"caption metrics: item {i} has an empty reference {refs[i]!r}")
     return [normalize(p) for p in preds], [[normalize(r) for r in item] for item in lists]
@@ -159,6 +172,8 @@ def format_metrics(table):
 def most_frequent_caption(train_captions):
     """The training set's most frequent caption (normalised; a tie goes to the first in sorted order):
     the baseline that says the same thing for every image."""
+    if isinstance(train_captions, str):
+        raise TypeError(f"most_frequent_caption takes a list of captions, got one string {train_captions!r}")
     counts = collections.Counter(normalize(c) for c in train_captions)
     counts.pop("", None)
     if not counts:

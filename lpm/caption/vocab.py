@@ -28,6 +28,25 @@ def words_of(text, where="caption"):
     return words
 
 
+def _check_texts(texts, where):
+    """ValueError for one string where a list of captions is taken: iterating it would read each
+    character as a caption (and fail on the first space, far from the cause)."""
+    if isinstance(texts, str):
+        raise ValueError(f"{where} takes a list of captions, got one string {texts!r}: wrap it in a list "
+                         "(or use encode for one caption)")
+
+
+def _token_ids(ids, where):
+    """``ids`` as an int64 array; TypeError for text or non-integer ids (4.7 read as token 4, or a
+    float array of logits or probabilities, would decode silently to wrong words)."""
+    if isinstance(ids, str):
+        raise TypeError(f"{where} takes token ids (ints), got the string {ids!r}")
+    tokens = np.asarray(ids)
+    if tokens.size and tokens.dtype.kind not in "iu":
+        raise TypeError(f"{where} takes integer token ids, got {tokens.dtype} values (shape {tokens.shape})")
+    return tokens.astype(np.int64)
+
+
 class SimpleVocabulary:
     """The words of ``texts`` seen at least ``min_freq`` times, after the four special tokens.
 
@@ -70,6 +89,7 @@ class SimpleVocabulary:
         """``(ids, mask)`` of ``texts``, each ``[bos, words..., eos]``: ids (N, L) int64 padded with
         ``pad_id``, mask (N, L) bool, True on real tokens. L is the longest caption's length, or
         ``max_len``; a caption longer than ``max_len`` raises ``ValueError`` (nothing is cut silently)."""
+        _check_texts(texts, "encode_batch")
         rows = [[self.bos_id, *self._ids(words_of(t, f"caption {i}")), self.eos_id] for i, t in enumerate(texts)]
         longest = max((len(r) for r in rows), default=0)
         width = longest if max_len is None else int(max_len)
@@ -88,7 +108,7 @@ class SimpleVocabulary:
         """The text of ``ids`` (one caption: a list or 1-D array), stopping at the first ``eos``. With
         ``skip_special`` ``<pad>`` and ``<bos>`` are dropped; ``<unk>`` always shows, as a word.
         Several captions (2-D): ``batch_decode``."""
-        tokens = np.asarray(ids, dtype=np.int64)
+        tokens = _token_ids(ids, "decode")
         if tokens.ndim > 1:
             # joining several captions into one string would be a silent wrong answer (beam search
             # hands back (num_return_sequences, L) per image)
@@ -110,13 +130,14 @@ class SimpleVocabulary:
         differ) -> N strings, each as ``decode`` gives it."""
         if isinstance(ids, (list, tuple)):
             return [self.decode(row, skip_special) for row in ids]
-        rows = np.asarray(ids, dtype=np.int64)
+        rows = _token_ids(ids, "batch_decode")
         if rows.ndim != 2:
             raise ValueError(f"batch_decode takes ids of shape (N, L), got an array of shape {rows.shape}")
         return [self.decode(row, skip_special) for row in rows]
 
     def unknown_words(self, texts):
         """A ``Counter`` of the words of ``texts`` outside the vocabulary (they encode as ``<unk>``)."""
+        _check_texts(texts, "unknown_words")
         return collections.Counter(w for i, t in enumerate(texts) for w in words_of(t, f"caption {i}")
                                    if w not in self.word_to_id)
 

@@ -184,8 +184,12 @@ def stratified_split(labels, eval_split, seed=0):
         (6, 2, [0, 1])
     """
     labels = np.asarray(labels)
+    if isinstance(eval_split, (bool, str)) or not isinstance(eval_split, (int, float, np.number)):
+        raise TypeError(f"stratified_split: eval_split must be a number in (0, 1), got {eval_split!r}")
     if not 0.0 < eval_split < 1.0:
         raise ValueError(f"stratified_split: eval_split must be in (0, 1), got {eval_split}")
+    if labels.ndim != 1:        # a column of labels would give index arrays of its shape
+        raise ValueError(f"stratified_split: labels must be 1-D (one per sequence), got shape {labels.shape}")
     rng = np.random.default_rng(seed)
     held = []
     # each class's members in increasing order, found by one stable sort (not a pass per class)

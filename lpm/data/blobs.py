@@ -19,6 +19,8 @@ encodings) and a comparison across frames.
     (6, 2)
 """
 
+import math
+
 import numpy as np
 
 DIRECTIONS = ("right", "left", "down", "up")
@@ -42,13 +44,11 @@ def make_moving_blobs(num_samples, seq_len=8, img_size=200, seed=0, noise=0.3, b
         >>> float(x.min()) >= 0.0 and float(x.max()) <= 1.0
         True
     """
-    if num_samples < 1 or seq_len < 1 or img_size < 4:
-        raise ValueError(f"make_moving_blobs: need num_samples >= 1, seq_len >= 1, img_size >= 4; "
-                         f"got {num_samples}, {seq_len}, {img_size}")
-    if not 0.0 <= noise < 1.0:
-        raise ValueError(f"make_moving_blobs: noise must be in [0, 1), got {noise}")
+    _check_sizes(num_samples, seq_len, img_size, noise)
     rng = np.random.default_rng(seed)
     sigma = img_size / 16 if blob_sigma is None else float(blob_sigma)
+    if not 0.0 < sigma < math.inf:         # 0 divides by zero: NaN pixels, no blob
+        raise ValueError(f"make_moving_blobs: blob_sigma must be a finite number > 0 (pixels), got {blob_sigma!r}")
     margin = min(2 * sigma, img_size / 4)
     span = img_size - 2 * margin                      # the room the blob centre may use
     if speed is None:
@@ -86,6 +86,17 @@ def make_moving_blobs(num_samples, seq_len=8, img_size=200, seed=0, noise=0.3, b
     return images, labels
 
 
+def _check_sizes(num_samples, seq_len, img_size, noise):
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (num_samples, seq_len, img_size)):
+        raise ValueError(f"make_moving_blobs: num_samples, seq_len and img_size must be ints, got "
+                         f"{num_samples!r}, {seq_len!r}, {img_size!r}")
+    if num_samples < 1 or seq_len < 1 or img_size < 4:
+        raise ValueError(f"make_moving_blobs: need num_samples >= 1, seq_len >= 1, img_size >= 4; "
+                         f"got {num_samples}, {seq_len}, {img_size}")
+    if not 0.0 <= noise < 1.0:
+        raise ValueError(f"make_moving_blobs: noise must be in [0, 1), got {noise}")
+
+
 def memory_bytes(num_samples, seq_len=8, img_size=200, chunk=32):
     """Bytes ``make_moving_blobs`` allocates: every frame (float32), and per chunk of sequences
     the uint8 noise draw and its float32 product.
@@ -115,6 +126,8 @@ def train_eval_split(images, labels, eval_split=0.2, seed=0, shuffle=True):
     n = len(labels)
     if not 0.0 < eval_split < 1.0:
         raise ValueError(f"train_eval_split: eval_split must be in (0, 1), got {eval_split}")
+    if len(images) != n:        # indexing both by one order would pair images with other labels
+        raise ValueError(f"train_eval_split: {len(images)} images but {n} labels; one label per image")
     if n < 2:
         raise ValueError(f"train_eval_split: need at least 2 samples, got {n}")
     n_train = n - min(max(int(round(n * eval_split)), 1), n - 1)

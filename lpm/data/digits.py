@@ -68,6 +68,10 @@ def moving_digits(num_samples, seq_len=8, img_size=200, task="digit", eval_split
     """
     if task not in TASKS:
         raise DataError(f"moving digits: task must be one of {TASKS}, got {task!r}")
+    for name, value, least in (("num_samples", num_samples, 2), ("seq_len", seq_len, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise DataError(f"moving digits: {name} must be an int >= {least}"
+                            f"{' (one sequence on each side of the split)' if least == 2 else ''}, got {value!r}")
     if task == "majority" and seq_len < 3:
         raise DataError(f"the majority task needs --seq-len >= 3 (a majority and a minority digit), got {seq_len}")
     if img_size < 8:

@@ -1,0 +1,142 @@
+"""lpm's public functions under plausible user mistakes (a string where a list is taken, float
+token ids, uint8 images, mismatched lengths, a column of labels, sizes as floats): each was a
+silent wrong answer or a traceback from deep inside (numpy, range()), and is now either converted
+as a PyTorch user would expect or refused up front with an error naming the value. Each test
+failed before the change it names."""
+
+import numpy as np
+import pytest
+
+import gt
+from lpm import PixelTransformer, inference
+from lpm.caption import evaluate, metrics
+from lpm.caption.decoding import GenerationConfig
+from lpm.caption.model import create_pixel_llm
+from lpm.caption.vocab import SimpleVocabulary
+from lpm.data import DataError, make_moving_blobs, stratified_split, train_eval_split
+from lpm.data.digits import moving_digits
+
+VOCAB = SimpleVocabulary(["seven two", "one"])      # ids: 4 one, 5 seven, 6 two
+
+
+# ---- the vocabulary (pure Python: the same in every pass) -----------------------------------------
+@pytest.mark.first_pass
+@pytest.mark.parametrize("ids", [[1, 4.7, 2], np.array([1.0, 4.0, 2.0]), [[1, 4.0, 2]]])
+def test_decode_refuses_float_ids(ids):
+    # 4.7 was read as token 4 ('one'): a float array of scores or probabilities decoded silently
+    with pytest.raises(TypeError, match="integer token ids, got float64"):
+        VOCAB.decode(ids) if np.ndim(ids) == 1 else VOCAB.batch_decode(ids)
+
+
+@pytest.mark.first_pass
+def test_decode_refuses_text_and_still_reads_ints_and_empty():
+    with pytest.raises(TypeError, match="takes token ids .*'seven'"):      # was int('seven')'s ValueError
+        VOCAB.decode("seven")
+    assert VOCAB.decode([]) == "" and VOCAB.decode(np.array([1, 5, 6, 2], np.int32)) == "seven two"
+    assert VOCAB.batch_decode(gt.tensor([[1, 4, 2], [1, 5, 0]])) == ["one", "seven"]
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("call", ["encode_batch", "unknown_words"])
+def test_encode_batch_and_unknown_words_refuse_one_string(call):
+    # each character was read as a caption: "caption 5: empty caption ' '", far from the cause
+    with pytest.raises(ValueError, match=f"{call} takes a list of captions, got one string 'seven two'"):
+        getattr(VOCAB, call)("seven two")
+
+
+# ---- the caption metrics ---------------------------------------------------------------------------
+@pytest.mark.first_pass
+def test_metrics_take_one_caption_as_a_string():
+    pytest.importorskip("jiwer")
+    # as jiwer takes one sentence; each character was read as a caption
+    assert metrics.wer("seven two", "seven too") == 0.5
+    assert metrics.exact_match("Seven two", ["one", "seven two"]) == 1.0
+    assert metrics.exact_match("seven two", "seven too") == 0.0
+
+
+@pytest.mark.first_pass
+def test_metrics_refuse_a_string_of_references_and_non_strings():
+    with pytest.raises(TypeError, match="refs is one string 'abc' but preds is a list"):
+        metrics.exact_match(["ab", "c", "d"], "abc")          # was 1.0: one reference per character
+    with pytest.raises(TypeError, match=r"item 1 holds None \(NoneType\)"):
+        metrics.exact_match(["none", None], ["none", "none"])  # None was scored as the word "none"
+    with pytest.raises(TypeError, match="most_frequent_caption takes a list of captions, got one string"):
+        metrics.most_frequent_caption("one two")              # was 'o', its most frequent character
+    assert metrics.exact_match(np.array(["a", "b"]), np.array(["a", "c"])) == 0.5
+
+
+# ---- caption_images -----------------------------------------------------------------------------
+def _llm():
+    gt.manual_seed(0)
+    return create_pixel_llm(len(VOCAB), image_size=(4, 8), patch_size=(2, 2), vision_embed_dim=8,
+                            vision_num_layers=1, vision_num_heads=2, text_embed_dim=8, text_num_layers=1,
+                            text_num_heads=2, max_seq_len=3)
+
+
+@pytest.mark.parametrize("images, config, batch_size, error, words", [
+    # uint8 0-255 was cast to float32 0-255 and captioned silently
+    (np.full((2, 4, 8), 200, np.uint8), None, 250, TypeError, "floating-point images .* got uint8"),
+    # several captions per image failed in decode after all the captioning was done
+    (np.zeros((2, 4, 8), np.float32), GenerationConfig(num_beams=2, num_return_sequences=2, max_length=3), 250,
+     ValueError, "one caption per image, got num_return_sequences=2"),
+    (np.zeros((2, 4, 8), np.float32), None, 0, ValueError, "batch_size must be an int >= 1, got 0"),  # range()'s
+])
+def test_caption_images_refuses_before_captioning(monkeypatch, images, config, batch_size, error, words):
+    model = _llm()
+    monkeypatch.setattr(evaluate, "generate_caption", lambda *a, **k: pytest.fail("captioning started"))
+    with pytest.raises(error, match=words):
+        evaluate.caption_images(model, images, VOCAB, config, batch_size=batch_size)
+
+
+# ---- predict_proba -------------------------------------------------------------------------------
+def test_predict_proba_takes_float64_arrays_as_the_model_does():
+    # numpy's default float64 failed deep in the first matmul ("mat1 and mat2 must have the same
+    # dtype"), while model(array) itself casts it
+    gt.manual_seed(0)
+    model = PixelTransformer(img_size=4, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3,
+                             max_seq_len=4)
+    x = np.random.default_rng(0).random((3, 2, 4, 4))
+    p = inference.predict_proba(model, x, batch_size=2)
+    with gt.no_grad():
+        logits = model(x.astype(np.float32)).numpy().astype(np.float64)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(p, expected / expected.sum(1, keepdims=True), rtol=1e-6)
+
+
+# ---- the data --------------------------------------------------------------------------------------
+@pytest.mark.first_pass
+def test_train_eval_split_refuses_images_and_labels_of_other_lengths():
+    x, y = np.zeros((8, 2, 4, 4), np.float32), np.arange(8)
+    with pytest.raises(ValueError, match="8 images but 3 labels"):     # split silently, mispaired
+        train_eval_split(x, y[:3])
+
+
+@pytest.mark.first_pass
+def test_stratified_split_checks_labels_and_eval_split():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match=r"labels must be 1-D .* got shape \(8, 1\)"):
+        stratified_split(y[:, None], 0.25)          # gave (2, 1) index arrays
+    with pytest.raises(TypeError, match="eval_split must be a number in \\(0, 1\\), got '0.25'"):
+        stratified_split(y, "0.25")                 # was '<' not supported between float and str
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("kw, words", [
+    (dict(num_samples=2.5), "must be ints, got 2.5, 2, 8"),            # numpy's "expected a sequence of integers"
+    (dict(num_samples="8"), "must be ints, got '8', 2, 8"),           # '<' not supported
+    (dict(blob_sigma=0), "blob_sigma must be a finite number > 0"),   # NaN pixels (0 / 0), no blob
+])
+def test_make_moving_blobs_checks_sizes_and_sigma(kw, words):
+    with pytest.raises(ValueError, match=words):
+        make_moving_blobs(**{**dict(num_samples=4, seq_len=2, img_size=8), **kw})
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("kw, words", [
+    (dict(num_samples=0), "num_samples must be an int >= 2 .* got 0"),    # "... on each side of the split, got -1"
+    (dict(num_samples=4, seq_len=0), "seq_len must be an int >= 1, got 0"),   # argmax of an empty sequence
+])
+def test_moving_digits_checks_counts(kw, words):
+    sources = (np.zeros((20, 8, 8), np.float32), np.repeat(np.arange(2), 10))
+    with pytest.raises(DataError, match=words):
+        moving_digits(**{**dict(img_size=16, sources=sources), **kw})
