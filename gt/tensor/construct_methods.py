@@ -14,6 +14,7 @@ from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis, numel
 from gt.tensor.arithmetic import _operand
+from gt.tensor import inplace_grad
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
 from gt.tensor.shape import _named
@@ -139,6 +140,12 @@ class ConstructMethods:
             k, start = max(0, min(n + offset, m)), -offset * m
         flat = x.reshape(*x.shape[:-2], n * m)      # batch, n * m
         out = flat[..., 0:0] if k == 0 else flat[..., start:start + (k - 1) * (m + 1) + 1:m + 1]
+        if flat._placed is None:     # gathered to one device: a change of it in place would not reach this tensor
+            inplace_grad.mark_copy_of_shard_row(out, (
+                "a diagonal of a tensor sharded over the mesh across its blocks, which gt makes as a copy gathered to "
+                "one device, so changing it in place would leave that tensor unchanged; write into that tensor "
+                "instead (x.diagonal_scatter(...) or x[index] = new values), or change a copy made on purpose "
+                "(d.clone())"))
         return _named(out, self, "DiagonalBackward0")
 
     def unfold(self, dimension, size, step):

@@ -29,7 +29,8 @@ from gt.sharding.placement import Partial, Replicate, Shard
 from gt.tensor import axis_rules  # noqa: F401  (rules along the sharded axis: max/min, cat, index arrays)
 from gt.tensor import conv_rules  # noqa: F401  (adds the convolution and pooling rules to rules.RULES)
 from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
-from gt.tensor import rules
+from gt.ops import shape as shape_ops
+from gt.tensor import inplace_grad, rules
 from gt.tensor import sample_rules  # adds the other per-sample ops' rules to rules.RULES; LOCAL_GRAPH
 from gt.tensor.rules import Plan
 from gt.tensor.sharded_names import named_as_op
@@ -188,12 +189,29 @@ def _gathered(t):
     return out
 
 
+_VIEW_OPS = (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.Diagonal, shape_ops.AsStrided)
+
+
+def _copy_of_a_view(out, cls):
+    """Mark ``out``, a view op's result on a sharded tensor made as a view of a copy gathered to one
+    device (no rule runs that op per device), as no view: an in-place change of it would leave the
+    sharded tensor as it was (torch changes it), so gt refuses it (gt/tensor/inplace_grad.py)."""
+    inplace_grad.mark_copy_of_shard_row(out, (
+        f"a view ({cls.__name__}) of a tensor sharded over the mesh that gt made from a copy gathered to one device "
+        "(no rule makes it per device), so changing it in place would leave that tensor unchanged; write into that "
+        "tensor instead (x[index] = new values), or change a copy made on purpose (v.clone())"))
+
+
 def dispatch(cls, args, kwargs):
     """Run ``cls`` (a Function) on arguments of which at least one tensor is sharded or partial."""
     plan = rules.plan_for(cls, args, kwargs)
     if plan is None:  # no local rule: gather everything and run unsharded
         gathered = [_gathered(a) if isinstance(a, Tensor) and a._placed is not None else a for a in args]
-        return cls.apply(*gathered, **kwargs)
+        out = cls.apply(*gathered, **kwargs)
+        if cls in _VIEW_OPS and out._placed is None and gathered[0]._placed is None and \
+                B.memory_owner(out._array) is B.memory_owner(gathered[0]._array):
+            _copy_of_a_view(out, cls)
+        return out
     if not isinstance(plan, Plan):
         return named_as_op(plan, cls, args, kwargs)  # the rule computed it from other ops (mean = sum / count)
 

@@ -17,8 +17,8 @@ that tensor too, as in torch: the view's new values are written through to it (`
 and the view becomes its view ops applied to the changed tensor. Views made by indexing,
 ``reshape``/``view``, ``permute``/``transpose``, ``diagonal``, ``as_strided``/``unfold`` are
 written through; where gt cannot follow torch, it refuses with an error instead of giving a
-wrong gradient: a view made by another op (an expanded tensor, a view made over the mesh but an
-alias of the whole tensor: gt/tensor/mesh_alias_write.py), an ``as_strided`` view whose elements
+wrong gradient: a view made by another op (an expanded tensor; views over the mesh: gt/tensor/
+mesh_alias_write.py, mesh_view_write.py, and forward AD's), an ``as_strided`` view whose elements
 overlap or reach memory outside the tensor it views; a value that requires grad written into a
 view of a tensor that does not require grad (gt records no view of such a tensor; torch would make
 the tensor require grad); and, in the backward, an op that read such a view taken before a value
@@ -54,26 +54,26 @@ HINT = ("change it under no_grad, as an optimizer does: `with gt.no_grad(): para
         "copy (x = x.clone())")
 
 
-# ``x[i]`` of a tensor sharded along the axis ``i`` indexes is a copy of the owner's row, not a
-# view (the row lives on one device; the result on the home device): an in-place change of it
-# would silently leave ``x`` as it was, so it is refused. id -> weak reference, kept by
-# ``mark_copy_of_shard_row`` (gt/tensor/rules.py); tensors compare elementwise, so no WeakSet.
+# ``x[i]`` of a tensor sharded along the axis ``i`` indexes is a copy of the owner's row, not a view: a change of it
+# (or of a view of it) would leave ``x`` as it was: refused. id -> (weak reference, words), by mark_copy_of_shard_row.
 copies_of_shard_rows = {}
 
 
-def mark_copy_of_shard_row(t):
+def mark_copy_of_shard_row(t, why=None):
     key = id(t)
-    copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key, table=copies_of_shard_rows: table.pop(k, None))
+    copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key, table=copies_of_shard_rows: table.pop(k, None)), why
 
 
 def refuse_copy_of_shard_row(t, what):
-    """Raise for an in-place change of a tensor ``mark_copy_of_shard_row`` marked."""
-    ref = copies_of_shard_rows.get(id(t))
-    if ref is not None and ref() is t:
-        raise RuntimeError(
-            f"{what}: this tensor is x[i] of a tensor x sharded along that dim, a copy of one device's row rather "
-            "than a view, so changing it in place would leave x unchanged; write into x instead "
-            "(x[i] = new values), or change a copy made on purpose (x[i].clone())")
+    """Raise for an in-place change of a tensor ``mark_copy_of_shard_row`` marked, or of a view of one."""
+    while t is not None:
+        ref, why = copies_of_shard_rows.get(id(t), (None, None))
+        if ref is not None and ref() is t:
+            raise RuntimeError(f"{what}: this tensor is " + (why or (
+                "x[i] of a tensor x sharded along that dim, a copy of one device's row rather "
+                "than a view, so changing it in place would leave x unchanged; write into x instead "
+                "(x[i] = new values), or change a copy made on purpose (x[i].clone())")))
+        t = view_base(t)
 
 
 def recorded(t, values, check=True, op=None):
@@ -227,8 +227,8 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
     if t._ctx is None and getattr(t, "_view", None) is not None:
         views.attach(t)       # a view of a tensor that requires no grad: written through, as torch's
     _check(t, what, values, same_shape)
-    chain = _view_chain(t, what)
-    if chain is None:         # an alias over the mesh: forward AD's make_dual/unpack_dual of a sharded tensor
+    chain = _view_chain(t, what, dual)
+    if chain is None:         # an alias or a view over the mesh (gt/tensor/mesh_alias_write.py, mesh_view_write.py)
         return mesh_alias.rebase(t, compute, values, reads_self, saves_result, dual)
     old = _old_version(t)
     if dual:
@@ -343,10 +343,10 @@ def _reattach(chain, epoch, old_view=None):
         rebind.resolve(old._ctx)
 
 
-def _view_chain(t, what):
+def _view_chain(t, what, dual=False):
     """``[(view, the tensor it is a view of, (replay, embed)), ...]`` from ``t`` up to a tensor that is
-    no view; empty when ``t`` is none, None for an alias over the mesh (gt/tensor/mesh_alias_write.py).
-    A view taken before a change of what it views is first made to follow it. Raises where gt cannot."""
+    no view; empty when ``t`` is none, None for a view over the mesh (gt/tensor/mesh_alias_write.py). A view
+    taken before a change of what it views is first made to follow it. Raises where gt cannot."""
     chain, q = [], t
     while (base := view_base(q)) is not None:
         link = _link(q._ctx)
@@ -356,7 +356,7 @@ def _view_chain(t, what):
                 f"{q._ctx.layout.write_refusal()}: gt cannot record this change (torch writes it through "
                 "as_strided_scatter); write into that tensor instead, or change a copy (v = v.clone())")
         if link is None:
-            if mesh_alias.aliases(t) is not None:
+            if mesh_alias.writable(t, dual):
                 return None
             raise mesh_alias.refusal(what, q)
         chain.append((q, base, link))

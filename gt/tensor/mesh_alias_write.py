@@ -9,13 +9,14 @@ alias's new values are the new values of that tensor (the root), whose history b
 itself, and each alias becomes a new alias of the changed tensor above it, as torch regenerates a
 view's ``grad_fn`` after a change (``AsStridedBackward0`` over ``CopySlices``). Ops recorded before
 the change read the versions of before (gt/autograd/rebind.py). Nothing here runs unless an
-in-place change meets a view over the mesh, which gt otherwise refuses.
+in-place change meets a view over the mesh; the other views over the mesh are written by
+gt/tensor/mesh_view_write.py (outside forward AD), and the rest refused (``refusal``).
 """
 
 from gt.autograd import forward_ad, rebind, views
 from gt.autograd.function import new_epoch
 from gt.ops import shape as shape_ops
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, mesh_view_write
 from gt.tensor import dispatch
 
 
@@ -46,6 +47,13 @@ def aliases(t):
     return chain, q
 
 
+def writable(t, dual):
+    """Whether an in-place change of ``t``, a view gt cannot replay on one device, is written here:
+    an alias over the mesh (``aliases``) or, without forward AD, a view over the mesh that
+    gt/tensor/mesh_view_write.py writes through."""
+    return aliases(t) is not None or not dual and mesh_view_write.chain(t) is not None
+
+
 def _follow(chain, root):
     """Make each alias of ``chain`` taken before a change of the tensor above it an alias of that
     tensor as it is now (the alias shows its new values), as torch regenerates a view's history;
@@ -62,8 +70,11 @@ def _follow(chain, root):
 
 
 def rebase(t, compute, values, reads_self, saves_result, dual):
-    """``inplace_grad.rebase`` of ``t``, an alias over the mesh (``aliases``); returns ``t``."""
+    """``inplace_grad.rebase`` of ``t``, an alias over the mesh (``aliases``) or a view over the mesh
+    (``writable``); returns ``t``."""
     ig = inplace_grad
+    if aliases(t) is None:
+        return mesh_view_write.rebase(t, compute, values, reads_self, saves_result)
     chain, root = aliases(t)
     _follow(chain, root)
     old = ig._old_version(t)
@@ -107,7 +118,7 @@ def refusal(what, q):
     ctx = q._ctx
     return RuntimeError(
         f"{what}: this tensor is a view of another tensor in the graph (made by {ctx!r}), and gt writes in place "
-        "only through views made on one device by indexing, reshape, view, permute, transpose or diagonal, and "
-        "through an alias over the mesh (make_dual, unpack_dual, x.view(x.shape)) of a whole tensor that is no view "
-        "(torch would rewrite the other tensor's graph): write into that tensor instead (base[index] = "
-        "base[index] + value), or change a copy (v = v.clone())")
+        "only through views made by indexing, reshape, view, permute, transpose or diagonal (over the mesh: outside "
+        "forward AD, and within it through an alias (make_dual, unpack_dual, x.view(x.shape)) of a whole tensor "
+        "that is no view; torch would rewrite the other tensor's graph): write into that tensor instead "
+        "(base[index] = base[index] + value), or change a copy (v = v.clone())")

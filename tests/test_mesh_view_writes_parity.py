@@ -1,0 +1,133 @@
+"""In-place changes through views of a tensor in the graph (``h[2:5].mul_(2)``, ``h.t().add_(1)``,
+``h.view(-1)[3:9].zero_()``, ``h.diagonal().copy_(y)``, ``h[2:6][1] = ...``...), beside torch 2.13:
+the values of the tensor and of the view after the change, the leaves' gradients, ``_version``.
+In the passes that set GT_DEVICES ``h`` is sharded over the mesh, where gt refused every such write
+("this tensor is a view of another tensor in the graph (made by <GetItemBackward (sharded...)>)");
+on one device they check the write through of gt/tensor/inplace_grad.py against torch too."""
+
+import numpy as np
+import pytest
+
+import gt
+
+torch = pytest.importorskip("torch")
+
+_RNG = np.random.default_rng(11)
+_X, _Y, _C = _RNG.standard_normal((8, 4)), _RNG.standard_normal((3, 4)), _RNG.standard_normal((8, 4))
+
+
+def _slice_mul(lib, h, y):
+    return h[2:5].mul_(2)
+
+
+def _column_zero(lib, h, y):
+    return h[:, 0].zero_()
+
+
+def _t_add(lib, h, y):
+    return h.t().add_(1)
+
+
+def _flat_add(lib, h, y):
+    return h.view(-1).add_(1)
+
+
+def _transposed_row(lib, h, y):
+    return h.transpose(0, 1)[0].mul_(2)
+
+
+def _steps_sin(lib, h, y):
+    return h[1:7:2].sin_()
+
+
+def _clamp(lib, h, y):
+    return h[::2, 1:].clamp_(-0.5, 0.5)
+
+
+def _fill_ellipsis_none(lib, h, y):
+    return h[..., None, 2].fill_(3.0)
+
+
+def _copy_leaf(lib, h, y):
+    return h[2:5].copy_(y)
+
+
+def _mul_by_leaf(lib, h, y):
+    return h[3:6, 1:3].mul_(y[:, :2])
+
+
+def _setitem_on_view(lib, h, y):
+    v = h[2:6]
+    v[1] = y[0] * 2
+    return v
+
+
+def _diagonal(lib, h, y):
+    return h.diagonal().add_(y[0])
+
+
+def _diagonal_offset(lib, h, y):
+    return h[1:].diagonal(-2).mul_(y[1])
+
+
+def _chain(lib, h, y):
+    return h.view(4, 8)[1:3].t()[2:6][1].mul_(3)
+
+
+def _mT_int(lib, h, y):
+    return h.mT[2].sub_(y[2].sum())
+
+
+def _twice_and_stale(lib, h, y):
+    a, b = h[:, 1], h[4:]     # b taken before the change through a: it shows the new values
+    a.mul_(y[0, 0])
+    b.add_(y[1:2, :])
+    return b
+
+
+_CASES = {f.__name__[1:]: f for f in (
+    _slice_mul, _column_zero, _t_add, _flat_add, _transposed_row, _steps_sin, _clamp, _fill_ellipsis_none, _copy_leaf,
+    _mul_by_leaf, _setitem_on_view, _diagonal, _diagonal_offset, _chain, _mT_int, _twice_and_stale)}
+
+
+def _run(lib, write):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_()
+    h = x.sin() * 2
+    before = h[2:6] * 3 + h[:, :2].sum()     # recorded before the change: reads the values of before
+    version = h._version
+    v = write(lib, h, y)
+    bumped = h._version > version
+    loss = (h * lib.tensor(_C.tolist(), dtype=lib.float64)).sum() + v.cos().sum() + before.sum()
+    return (h, v, *lib.autograd.grad(loss, [x, y], allow_unused=True)), bumped
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+def test_in_place_change_through_a_view_of_a_tensor_in_the_graph(case):
+    got, bumped = _run(gt, _CASES[case])
+    want, torch_bumped = _run(torch, _CASES[case])
+    assert bumped == torch_bumped
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+        else:
+            assert tuple(g.shape) == tuple(w.shape)
+            np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _diagonal_of_t(lib, x):
+    h = x.sin() * 2
+    h.t().diagonal(1).mul_(3)
+    return h
+
+
+def test_diagonal_across_the_blocks_of_a_sharded_tensor():
+    """A diagonal across the blocks of a sharded tensor is a copy gathered to one device: a change of it
+    in place is refused (gt changed the copy alone, leaving the tensor as it was: silently not torch's)."""
+    x = gt.tensor(_X.tolist(), dtype=gt.float64).requires_grad_()
+    if (x.sin() * 2).t()._placed is None:
+        want = _diagonal_of_t(torch, torch.tensor(_X, requires_grad=True))
+        np.testing.assert_allclose(np.asarray(_diagonal_of_t(gt, x).tolist()), want.detach().numpy(), rtol=1e-12)
+    else:
+        with pytest.raises(RuntimeError, match="a diagonal of a tensor sharded over the mesh .* leave that tensor "):
+            _diagonal_of_t(gt, x)
