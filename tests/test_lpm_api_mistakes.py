@@ -140,3 +140,24 @@ def test_moving_digits_checks_counts(kw, words):
     sources = (np.zeros((20, 8, 8), np.float32), np.repeat(np.arange(2), 10))
     with pytest.raises(DataError, match=words):
         moving_digits(**{**dict(img_size=16, sources=sources), **kw})
+
+
+# ---- the Pixel LLM -------------------------------------------------------------------------------
+def test_pixel_llm_refuses_an_additive_attention_mask():
+    # torch's additive key mask (0 where attended, -inf at padding) was read as "attend everywhere"
+    model, images, ids = _llm(), np.zeros((2, 4, 8), np.float32), np.array([[1, 4, 2], [1, 5, 0]])
+    additive = np.array([[0, 0, 0], [0, 0, -np.inf]], np.float32)
+    with pytest.raises(ValueError, match="attention_mask must hold 1/True at tokens .* got values from -inf to 0"):
+        model(images, ids, attention_mask=additive)
+    keep = np.array([[1, 1, 1], [1, 1, 0]])
+    with gt.no_grad():
+        np.testing.assert_array_equal(model(images, ids, attention_mask=keep.astype(np.float32)).numpy(),
+                                      model(images, ids, attention_mask=keep.astype(bool)).numpy())
+
+
+def test_pixel_llm_generate_refuses_non_finite_images():
+    # NaN logits decoded as token 0 (<pad>): an empty caption, silently
+    images = np.zeros((2, 4, 8), np.float32)
+    images[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="image features are not finite: NaN or inf pixels"):
+        _llm().generate(images, max_length=3)

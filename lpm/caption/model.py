@@ -16,6 +16,7 @@ Row i of the logits predicts token i + 1 from tokens 0..i and the whole image (t
     (2, 5, 14)
 """
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -258,6 +259,13 @@ class LanguageDecoder(nn.Module):
             if tuple(mask.shape) != want:
                 raise ValueError(f"PixelLLM: attention_mask must have shape (batch, cached + L) = {want}, got "
                                  f"{tuple(mask.shape)}")
+            if mask.dtype != gt.dtypes.bool_:
+                # torch's additive float masks (0 / -inf) would read as "attend everywhere": only 0 and 1 mean
+                # something here (not a training-step cost: the trainer passes no mask)
+                with gt.no_grad():
+                    gt.checks.require(((mask == 0) | (mask == 1)).all(), ValueError, lambda: (
+                        f"PixelLLM: attention_mask must hold 1/True at tokens and 0/False at padding (Hugging "
+                        f"Face's convention), got values from {mask.min().item()} to {mask.max().item()}"))
             extra["key_padding_mask"] = mask == 0
         for block in self.blocks:
             ctx = context if block.cross_attention else None
@@ -367,6 +375,9 @@ class PixelLLM(nn.Module):
         self.eval()
         try:
             context = self.encode_images(images)
+            if not math.isfinite(context.abs().max().item()):   # NaN logits would decode as token 0, silently
+                raise ValueError(f"PixelLLM.generate: the image features are not finite: NaN or inf pixels in "
+                                 f"images (min {gt.as_tensor(images).min().item()}, max {gt.as_tensor(images).max().item()})")
             rows = num_beams if num_beams > 1 else num_return_sequences
             if rows > 1:    # each image's features once per beam (or sample), computed once
                 context = context[gt.tensor(np.repeat(np.arange(context.shape[0]), rows))]
