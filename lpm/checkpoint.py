@@ -14,17 +14,15 @@ A run's checkpoint folder (``--checkpoint-dir DIR``) holds such folders, named b
 step, and small pointer files: ``DIR/latest.json`` and ``DIR/best.json`` (best held-out
 accuracy) name the folder to use (and ``DIR/final.json``, in runs that mark their last epoch);
 ``DIR/previous.json`` the one before the latest (a second fallback, left in place, never copied).
-Writing is atomic at every level: the files go into a temporary folder (each flushed and
-fsync'ed), which is renamed into place, and only then is a pointer replaced (temporary file,
-fsync, ``os.replace``). A crash or a full disk at any moment leaves the previous pointers
-naming complete checkpoints.
+Writing is atomic at every level: the files go into a temporary folder (each flushed and fsync'ed), which is renamed
+into place, and only then is a pointer replaced (temporary file, fsync, ``os.replace``). A crash or a full disk at
+any moment leaves the previous pointers naming complete checkpoints.
 
-After each save, checkpoint folders no pointer names and leftovers of interrupted saves are
-removed, but only what this module wrote: each folder it creates holds a marker file
-(``.lpm-checkpoint``, naming the folder) from its first moment, and a folder is removed only if
-it carries that marker and holds nothing but checkpoint files. A user's own
-``epoch2024-step1/photo.txt``, ``.tmp-mycache/`` or ``notes.json.tmp-1`` stays, and so do
-checkpoint folders written before the marker existed (they are read as before).
+After each save, checkpoint folders no pointer names and leftovers of interrupted saves are removed, but only what
+this module wrote: each folder it creates holds a marker file (``.lpm-checkpoint``, naming the folder) from its
+first moment, and a folder is removed only if it carries that marker and holds nothing but checkpoint files. A
+user's own ``epoch2024-step1/photo.txt``, ``.tmp-mycache/`` or ``notes.json.tmp-1`` stays, and so do checkpoint
+folders written before the marker existed (they are read as before).
 
 Reading never executes code from the file (safetensors and JSON only, no pickle) and checks
 everything before anything is loaded: a foreign, truncated or corrupted checkpoint is a
@@ -307,6 +305,8 @@ def unflatten_optimizer_state(arrays, meta):
 def find_checkpoint(path, which="latest"):
     """The checkpoint folder ``path`` means: itself if it holds ``checkpoint.json``, else the one
     ``path/<which>.json`` names. None if ``path`` holds neither (e.g. a new run's folder)."""
+    if which not in POINTERS:       # "lastest" would read as a run with no checkpoint
+        raise ValueError(f"which must be one of {POINTERS}, got {which!r}")
     if os.path.isfile(os.path.join(path, META_FILE)):
         return path
     name = _read_pointer(path, which)

@@ -167,6 +167,9 @@ def top_classes(p_row, k):
     class order: ``np.argsort(-p_row, kind="stable")[:k]`` without sorting all C of them."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"top_classes: k must be an int >= 0, got {k!r}")
+    p_row = np.asarray(p_row)
+    if p_row.ndim != 1:     # partitioning a (N, C) array would mix the rows into one answer
+        raise ValueError(f"top_classes takes one row of probabilities (C,), got shape {p_row.shape}")
     if k == 0:
         return np.zeros(0, np.int64)
     if k >= len(p_row) or np.isnan(p_row).any():       # NaN: argsort's order (last), k of them

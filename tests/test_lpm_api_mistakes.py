@@ -161,3 +161,24 @@ def test_pixel_llm_generate_refuses_non_finite_images():
     images[1, 2, 3] = np.nan
     with pytest.raises(ValueError, match="image features are not finite: NaN or inf pixels"):
         _llm().generate(images, max_length=3)
+
+
+# ---- inference and checkpoints -------------------------------------------------------------------
+@pytest.mark.first_pass
+def test_top_classes_takes_one_row():
+    with pytest.raises(ValueError, match=r"one row of probabilities \(C,\), got shape \(2, 3\)"):
+        inference.top_classes(np.array([[0.1, 0.5, 0.4], [0.6, 0.3, 0.1]]), 2)   # gave a (2, 3) mix of rows
+    np.testing.assert_array_equal(inference.top_classes([0.1, 0.5, 0.4], 2), [1, 2])  # a list: numpy's TypeError
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("read", ["read_checkpoint", "load_trained"])
+def test_reading_a_checkpoint_names_a_misspelt_which(tmp_path, read):
+    # "lastest" read as a run with no checkpoint ("expected .../lastest.json")
+    from lpm import checkpoint
+    model = PixelTransformer(img_size=4, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3)
+    checkpoint.save_checkpoint(str(tmp_path), model, None, {"progress": {"epoch": 1, "step": 1}})
+    call = checkpoint.read_checkpoint if read == "read_checkpoint" else evaluate.load_trained
+    with pytest.raises(ValueError, match=r"which must be one of \('latest', 'best', 'final', 'previous'\), "
+                                         "got 'lastest'"):
+        call(str(tmp_path), "lastest")
