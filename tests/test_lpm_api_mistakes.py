@@ -9,7 +9,7 @@ import pytest
 
 import gt
 from lpm import PixelTransformer, inference
-from lpm.caption import evaluate, metrics
+from lpm.caption import evaluate, figures, metrics
 from lpm.caption.decoding import GenerationConfig
 from lpm.caption.model import create_pixel_llm
 from lpm.caption.vocab import SimpleVocabulary
@@ -182,3 +182,13 @@ def test_reading_a_checkpoint_names_a_misspelt_which(tmp_path, read):
     with pytest.raises(ValueError, match=r"which must be one of \('latest', 'best', 'final', 'previous'\), "
                                          "got 'lastest'"):
         call(str(tmp_path), "lastest")
+
+
+@pytest.mark.parametrize("call", ["attention_over_image", "save_examples"])
+def test_caption_figures_refuse_integer_images(tmp_path, monkeypatch, call):
+    # uint8 0-255 was cast to float32 0-255 and captioned and drawn silently
+    monkeypatch.setattr(figures, "generate_caption", lambda *a, **k: pytest.fail("captioning started"))
+    images = np.full((2, 4, 8), 200, np.uint8)
+    args = (_llm(), images, VOCAB) if call == "attention_over_image" else (_llm(), VOCAB, images, str(tmp_path / "e.png"))
+    with pytest.raises(TypeError, match=f"{call}: expected floating-point images .* got uint8"):
+        getattr(figures, call)(*args)

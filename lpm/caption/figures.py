@@ -40,7 +40,7 @@ def save_curves(state, path):
 def attention_over_image(model, images, vocab):
     """Greedy captions of ``images`` and each word's cross-attention map: ``[(words, maps)]`` with
     ``maps`` (len(words), P) numpy, row i the weights of the position that wrote word i."""
-    images = np.asarray(images, dtype=np.float32)
+    images = _float_images(images, "attention_over_image")
     was_training = model.training
     model.eval()
     ids = generate_caption(model, gt.tensor(images), GenerationConfig(max_length=model.config.max_seq_len))
@@ -51,6 +51,15 @@ def attention_over_image(model, images, vocab):
         out.append(([vocab.decode([t]) for t in row], maps[:len(row)]))
     model.train(was_training)
     return out
+
+
+def _float_images(images, where):
+    """``images`` as float32; TypeError for integer pixels, which a cast would read as 0-255 values."""
+    images = np.asarray(images)
+    if images.dtype.kind != "f":
+        raise TypeError(f"{where}: expected floating-point images (pixels in [0, 1]), got {images.dtype}; scale "
+                        "integer images first, e.g. images.astype(np.float32) / 255")
+    return images.astype(np.float32, copy=False)
 
 
 def _patch_grid(config):
@@ -65,7 +74,7 @@ def _pair(value):
 def save_examples(model, vocab, images, path, references=None):
     """``examples.png``: for each image, the image and its caption, then one panel per word with
     that word's cross-attention over the image (or over the frames, for frame sequences)."""
-    images = np.asarray(images, dtype=np.float32)
+    images = _float_images(images, "save_examples")
     found = attention_over_image(model, images, vocab)
     cols = 1 + max(1, max(len(words) for words, _ in found))
     vit = model.config.encoder == "vit"
