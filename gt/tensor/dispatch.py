@@ -30,6 +30,7 @@ from gt.tensor import axis_rules  # noqa: F401  (rules along the sharded axis: m
 from gt.tensor import conv_rules  # noqa: F401  (adds the convolution and pooling rules to rules.RULES)
 from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
 from gt.ops import shape as shape_ops
+from gt.ops._shapes import view_strides
 from gt.tensor import inplace_grad, rules
 from gt.tensor import sample_rules  # adds the other per-sample ops' rules to rules.RULES; LOCAL_GRAPH
 from gt.tensor.rules import Plan
@@ -189,7 +190,20 @@ def _gathered(t):
     return out
 
 
-_VIEW_OPS = (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.Diagonal, shape_ops.AsStrided)
+_VIEW_OPS = (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.AsStrided)
+
+
+def _a_view(cls, args):
+    """Whether torch's op would give a view of the sharded tensor (a reshape of a tensor whose
+    strides allow none gives a copy there too, which torch lets change alone). Blocks of their own
+    tell no strides: a tensor that is no view is taken as contiguous (an op's result), a view of
+    one is let through (a false refusal would break a program torch runs)."""
+    if cls is not shape_ops.Reshape:
+        return True
+    strides = layout.logical_strides(args[0]._placed)
+    if strides is None:
+        return inplace_grad.view_base(args[0]) is None
+    return view_strides(args[0].shape, strides, tuple(args[1])) is not None
 
 
 def _copy_of_a_view(out, cls):
@@ -209,7 +223,7 @@ def dispatch(cls, args, kwargs):
         gathered = [_gathered(a) if isinstance(a, Tensor) and a._placed is not None else a for a in args]
         out = cls.apply(*gathered, **kwargs)
         if cls in _VIEW_OPS and out._placed is None and gathered[0]._placed is None and \
-                B.memory_owner(out._array) is B.memory_owner(gathered[0]._array):
+                B.memory_owner(out._array) is B.memory_owner(gathered[0]._array) and _a_view(cls, args):
             _copy_of_a_view(out, cls)
         return out
     if not isinstance(plan, Plan):

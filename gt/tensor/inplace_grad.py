@@ -73,7 +73,7 @@ def refuse_copy_of_shard_row(t, what):
                 "x[i] of a tensor x sharded along that dim, a copy of one device's row rather "
                 "than a view, so changing it in place would leave x unchanged; write into x instead "
                 "(x[i] = new values), or change a copy made on purpose (x[i].clone())")))
-        t = view_base(t)
+        t = view_base(t) if t._placed is None else None     # a copy is on one device, and so are its views
 
 
 def recorded(t, values, check=True, op=None):

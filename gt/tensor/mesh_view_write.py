@@ -6,7 +6,7 @@ a view made over the mesh is one op per device, each on its own block, which tha
 Here the change is recorded out of place on the whole tensor at the top of the views (the root),
 from ops that run over the mesh and have gradients: the view ops again from the root's version of
 before down to the changed view, the change itself, and its way back up, level by level (item
-assignment for an index, the inverse permute or reshape, ``diagonal_scatter``). The result is
+assignment for an index, the inverse permute or reshape). The result is
 written into the root's memory (the views see it, their version counters too), becomes the root's
 history, and each view becomes its view op again on the changed tensor above it, as torch
 regenerates a view's ``grad_fn`` after a change of its base. Ops recorded before the change read
@@ -20,7 +20,8 @@ from gt.ops import shape as shape_ops
 from gt.ops.inplace import IndexPut
 from gt.tensor import dispatch, inplace_grad
 
-_VIEW_OPS = (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute, shape_ops.Diagonal)
+# (a diagonal of a sharded tensor is made of these: gt/tensor/construct_methods.py)
+_VIEW_OPS = (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute)
 
 
 def chain(t):
@@ -50,8 +51,6 @@ def _embed(node, above, v):
     if cls is shape_ops.Permute:
         axes = tuple(node.inputs[1])
         return shape_ops.Permute.apply(v, tuple(sorted(range(len(axes)), key=axes.__getitem__)))
-    if cls is shape_ops.Diagonal:
-        return above.diagonal_scatter(v, *node.inputs[1:4])
     return IndexPut.apply(above.clone(), v, node.inputs[1])
 
 
