@@ -192,3 +192,29 @@ def test_caption_figures_refuse_integer_images(tmp_path, monkeypatch, call):
     args = (_llm(), images, VOCAB) if call == "attention_over_image" else (_llm(), VOCAB, images, str(tmp_path / "e.png"))
     with pytest.raises(TypeError, match=f"{call}: expected floating-point images .* got uint8"):
         getattr(figures, call)(*args)
+
+
+# ---- numpy numbers as decoding options (a sweep over np.linspace / np.arange) ----------------------
+def test_generation_options_take_numpy_numbers_as_python_ones():
+    # np.float32(0.5) was "temperature must be a finite number > 0, got np.float32(0.5)"; np.True_ was
+    # not True or False; np.int64 top_k not an int (num_beams as np.int64 was taken: inconsistent)
+    numpy_kw = dict(do_sample=np.True_, temperature=np.float32(0.5), top_k=np.int64(3), top_p=np.float32(0.5),
+                    length_penalty=np.float32(1.0), early_stopping=np.False_, max_length=np.int64(3))
+    plain_kw = {k: v.item() for k, v in numpy_kw.items()}
+    config = GenerationConfig(**numpy_kw)
+    assert config == GenerationConfig(**plain_kw) and all(type(getattr(config, k)) is type(v) for k, v in plain_kw.items())
+    model, images = _llm(), np.random.default_rng(0).random((2, 4, 8), np.float32)
+    gt.manual_seed(1)
+    expected = model.generate(images, **plain_kw)
+    gt.manual_seed(1)
+    np.testing.assert_array_equal(model.generate(images, **numpy_kw), expected)
+
+
+def test_ppt_generate_takes_numpy_numbers_as_python_ones():
+    from lpm import PixelPredictionTransformer
+    gt.manual_seed(0)
+    model = PixelPredictionTransformer(num_codes=8, tokens_per_image=4, embed_dim=8, num_layers=1, num_heads=2,
+                                       ff_dim=16, num_classes=3, patch_size=2)
+    numpy_kw = dict(temperature=np.float32(0.5), top_k=np.int64(3), top_p=np.float32(0.5), guidance=np.float32(2.0))
+    expected = model.generate_tokens(4, digit=1, seed=3, **{k: v.item() for k, v in numpy_kw.items()})
+    np.testing.assert_array_equal(model.generate_tokens(4, digit=1, seed=np.int64(3), **numpy_kw), expected)

@@ -70,6 +70,9 @@ class GenerationConfig:
     bad_words_ids: list = None
 
     def __post_init__(self):
+        for name, value in asdict(self).items():
+            if isinstance(value, np.generic):    # numpy numbers as Python ones (the checks take only those)
+                object.__setattr__(self, name, search.plain(value))
         search.check_options(**asdict(self))
 
 

@@ -356,6 +356,8 @@ class PixelLLM(nn.Module):
         beams' scores (B * num_return_sequences,) (beam search only). Sampling draws from gt's
         generator: seed it with ``gt.manual_seed``. Every step runs with the key/value cache
         (``use_cache=False``: the whole sequence again each step, with the same result)."""
+        temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, early_stopping, use_cache = map(
+            search.plain, (temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, early_stopping, use_cache))
         options = dict(max_length=max_length, temperature=temperature, do_sample=do_sample, top_k=top_k, top_p=top_p,
                        num_beams=num_beams, length_penalty=length_penalty, early_stopping=early_stopping,
                        no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,

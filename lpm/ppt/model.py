@@ -152,6 +152,9 @@ class PixelPredictionTransformer(nn.Module):
         ``use_cache``: decode with a ``gt.nn.KVCache`` (each step runs the new token only);
         without it every step runs the whole prefix again, with the same result.
         """
+        # numpy numbers (np.float32(0.8)) as the Python ones gt.nn.sampling takes
+        temperature, top_k, top_p, guidance = (v.item() if isinstance(v, np.generic) else v
+                                               for v in (temperature, top_k, top_p, guidance))
         classes, prefix = self._generation_inputs(num, digit, temperature, top_k, top_p, guidance, seed, prefix)
         T = self.config.tokens_per_image
         guided = guidance is not None and guidance != 1
