@@ -44,6 +44,14 @@ def test_encode_batch_and_unknown_words_refuse_one_string(call):
         getattr(VOCAB, call)("seven two")
 
 
+@pytest.mark.first_pass
+@pytest.mark.parametrize("max_len", [5.9, "5"])
+def test_encode_batch_max_len_is_an_int(max_len):
+    with pytest.raises(ValueError, match=f"max_len must be an int or None, got {max_len!r}"):
+        VOCAB.encode_batch(["one"], max_len=max_len)        # int() made 5.9 a width of 5 silently
+    assert VOCAB.encode_batch(["one"], max_len=np.int64(4))[0].tolist() == [[1, 4, 2, 0]]
+
+
 # ---- the caption metrics ---------------------------------------------------------------------------
 @pytest.mark.first_pass
 def test_metrics_take_one_caption_as_a_string():

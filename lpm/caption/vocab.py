@@ -90,6 +90,9 @@ class SimpleVocabulary:
         ``pad_id``, mask (N, L) bool, True on real tokens. L is the longest caption's length, or
         ``max_len``; a caption longer than ``max_len`` raises ``ValueError`` (nothing is cut silently)."""
         _check_texts(texts, "encode_batch")
+        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer))):
+            # int() would cut 5.9 to 5 silently
+            raise ValueError(f"encode_batch: max_len must be an int or None, got {max_len!r}")
         rows = [[self.bos_id, *self._ids(words_of(t, f"caption {i}")), self.eos_id] for i, t in enumerate(texts)]
         longest = max((len(r) for r in rows), default=0)
         width = longest if max_len is None else int(max_len)
