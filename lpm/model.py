@@ -275,6 +275,11 @@ class PixelTransformer(nn.Module):
                 raise ValueError(f"PixelTransformer: expected images of {cfg.img_size}x{cfg.img_size} pixels, "
                                  f"got input of shape {x.shape} (images of {x.shape[2]}x{x.shape[3]})")
         elif x.ndim == 3:
+            if tuple(x.shape[1:]) == (cfg.img_size, cfg.img_size) and P != cfg.img_size:
+                # (batch, H, W): single images, not sequences; "flattened images" would mislead
+                raise ValueError(f"PixelTransformer: expected sequences of images (batch, seq, {cfg.img_size}, "
+                                 f"{cfg.img_size}), got {x.shape}: images without a sequence axis (add one: "
+                                 f"images[:, None] for sequences of one image)")
             if x.shape[2] != P:
                 raise ValueError(f"PixelTransformer: flattened images must have img_size**2 = {P} values, "
                                  f"got input of shape {x.shape}")

@@ -111,6 +111,14 @@ def test_predict_proba_takes_float64_arrays_as_the_model_does():
     np.testing.assert_allclose(p, expected / expected.sum(1, keepdims=True), rtol=1e-6)
 
 
+def test_pixel_transformer_names_images_without_a_sequence_axis():
+    # was "flattened images must have img_size**2 = 16 values, got input of shape (3, 4, 4)"
+    model = PixelTransformer(img_size=4, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3)
+    with pytest.raises(ValueError, match=r"got \(3, 4, 4\): images without a sequence axis .*images\[:, None\]"):
+        model(np.zeros((3, 4, 4), np.float32))
+    assert tuple(model(np.zeros((3, 4, 4), np.float32)[:, None]).shape) == (3, 3)
+
+
 # ---- the data --------------------------------------------------------------------------------------
 @pytest.mark.first_pass
 def test_train_eval_split_refuses_images_and_labels_of_other_lengths():
