@@ -179,6 +179,18 @@ def test_pixel_llm_generate_refuses_non_finite_images():
         _llm().generate(images, max_length=3)
 
 
+@pytest.mark.first_pass
+@pytest.mark.parametrize("read, shape", [("read_images", (4, 8)), ("read_sequences", (2, 4, 4))])
+def test_caption_readers_refuse_one_path_string(tmp_path, read, shape):
+    # each character was read as a path: "a: no such file"
+    from lpm.caption import dataset
+    path = str(tmp_path / "a.npy")
+    np.save(path, np.zeros(shape, np.float32))
+    with pytest.raises(TypeError, match=f"{read}: paths must be a list of paths, got one str"):
+        getattr(dataset, read)(path, shape)
+    assert getattr(dataset, read)([path], shape)[0].shape == (1, *shape)
+
+
 # ---- inference and checkpoints -------------------------------------------------------------------
 @pytest.mark.first_pass
 def test_top_classes_takes_one_row():

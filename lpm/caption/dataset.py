@@ -158,12 +158,18 @@ def read_one_image(path, where):
     return _checked(array, where)
 
 
+def _check_paths(paths, where):
+    if isinstance(paths, (str, bytes, os.PathLike)):      # its characters would each be read as a path
+        raise TypeError(f"{where}: paths must be a list of paths, got one {type(paths).__name__}: {paths!r}")
+
+
 def read_images(paths, image_shape):
     """The images of ``paths`` to caption: ``(images (N, H, W) float32, sources [(file, index)])``.
 
     Each file is an image Pillow reads, an .npy image (H, W) or an .npy batch (N, H, W); ``index``
     is the image's row in its file (0 for a single image). A file of another shape is a
     ``DataError`` naming the file, its shape and the expected one."""
+    _check_paths(paths, "read_images")
     image_shape = tuple(image_shape)
     images, sources = [], []
     for path in paths:
@@ -195,6 +201,7 @@ def read_sequences(paths, sequence_shape):
     (one sequence, in name order as ``lpm train --data`` reads a sequence folder). ``(T, H, W)`` must
     be ``sequence_shape``, the model's frame count and size: no padding, cutting or resizing. Any
     other shape, or a single image, is a ``DataError`` naming the file, its shape and the expected one."""
+    _check_paths(paths, "read_sequences")
     shape = tuple(int(s) for s in sequence_shape)
     expected = (f"this model (LPM encoder) captions frame sequences {shape} (T frames of H x W): an .npy {shape}, "
                 f"an .npy batch (N, {', '.join(map(str, shape))}) or a folder of {shape[0]} frame images")
