@@ -6,12 +6,14 @@ a view made over the mesh is one op per device, each on its own block, which tha
 Here the change is recorded out of place on the whole tensor at the top of the views (the root),
 from ops that run over the mesh and have gradients: the view ops again from the root's version of
 before down to the changed view, the change itself, and its way back up, level by level (item
-assignment for an index, the inverse permute or reshape). The result is
-written into the root's memory (the views see it, their version counters too), becomes the root's
-history, and each view becomes its view op again on the changed tensor above it, as torch
-regenerates a view's ``grad_fn`` after a change of its base. Ops recorded before the change read
-the versions of before (gt/autograd/rebind.py). Nothing here runs unless an in-place change meets a
-view over the mesh, which gt otherwise refuses.
+assignment for an index, the inverse permute or reshape). The result is written into the root's
+memory (the views see it, their version counters too), becomes the root's history, and each view
+becomes its view op again on the changed tensor above it, as torch regenerates a view's
+``grad_fn`` after a change of its base. Ops recorded before the change read the versions of
+before (gt/autograd/rebind.py). Nothing here runs unless an in-place change meets a view over the
+mesh, which gt otherwise refuses. Under forward AD only an alias of a whole tensor is written
+(gt/tensor/mesh_alias_write.py); a view that gt makes over the mesh as a copy gathered to one
+device is refused (gt/tensor/dispatch.py), as ``x[i]`` along the sharded dim is (gt/tensor/rules.py).
 """
 
 from gt.autograd import rebind, views
