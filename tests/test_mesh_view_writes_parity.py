@@ -142,3 +142,60 @@ def test_view_made_as_a_copy_over_the_mesh(case):
         return
     for g, w in zip(got, _write_into(torch, case)):
         np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+_NOT_TRACKED = {   # torch's views that gt makes as copies of a sharded (GT_DEVICES) or bfloat16 tensor
+    "unfold": lambda h: h.unfold(0, 2, 2),
+    "as_strided": lambda h: h.as_strided((3, 2), (4, 1)),
+}
+
+
+def _write_windows(lib, case, dtype):
+    x = lib.tensor(_X.tolist(), dtype=getattr(lib, dtype)).requires_grad_()
+    h = x.sin() * 2
+    v = _NOT_TRACKED[case](h)
+    v.mul_(3)
+    return (h, v, *lib.autograd.grad((h * h).sum() + v.sum(), x))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
+@pytest.mark.parametrize("case", list(_NOT_TRACKED))
+def test_unfold_and_as_strided_made_as_copies_refuse_in_place_changes(case, dtype):
+    """``unfold``/``as_strided`` of a tensor whose storage gt does not track (sharded, bfloat16) are
+    copies: a change of one in place is refused (it changed the copy alone, the tensor left as it was:
+    silently not torch's); elsewhere they are views, with torch's values and gradients."""
+    if dtype == "bfloat16":
+        try:
+            gt.zeros(1, dtype=gt.bfloat16)
+        except TypeError:
+            pytest.skip("this engine has no bfloat16")
+    try:
+        got = _write_windows(gt, case, dtype)
+    except RuntimeError as exc:
+        assert dtype == "bfloat16" or gt.tensor(_X.tolist())._placed is not None
+        assert f"{case} of a sharded, bfloat16 or GPU tensor" in str(exc) and "unchanged" in str(exc)
+        return
+    assert dtype == "float64" and gt.tensor(_X.tolist())._placed is None
+    for g, w in zip(got, _write_windows(torch, case, dtype)):
+        np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _gradient_into_view(lib):
+    y = lib.tensor(_X[:, 0].tolist(), dtype=lib.float64).requires_grad_()
+    h = lib.tensor(_X.tolist(), dtype=lib.float64) * 2          # requires no grad
+    h[:, 1].copy_(y * 3)
+    return h, *lib.autograd.grad((h * lib.tensor(_C.tolist(), dtype=lib.float64)).sum(), y)
+
+
+def test_a_gradient_written_into_a_view_of_a_tensor_that_requires_none():
+    """torch makes the tensor require grad, the change its history; over the mesh gt refuses (it wrote
+    the values alone: the tensor required no grad, the gradient silently lost)."""
+    try:
+        got = _gradient_into_view(gt)
+    except RuntimeError as exc:
+        assert gt.tensor(_X.tolist())._placed is not None
+        assert "view over the mesh of a sharded tensor that does not require grad" in str(exc)
+        return
+    assert gt.tensor(_X.tolist())._placed is None
+    for g, w in zip(got, _gradient_into_view(torch)):
+        np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)

@@ -142,6 +142,9 @@ def placed_view(view, args):
     if inference_saved.made[0] and inference_saved.is_inference(base) and not any(
             B.is_array(p) or isinstance(p, tuple) and any(map(B.is_array, p)) for p in args[1:]):
         inference_saved.mark(view)
+    if not view._requires_grad and not getattr(base, "_requires_grad", True) and any(
+            B.is_view_of(a, b) for a in arrays(view) for b in arrays(base)):
+        view._mesh_base = base        # unrecorded: a write of a gradient into it is refused (mesh_alias_write.with_grad)
     return inherit(view, base) if mode.level else view
 
 

@@ -18,7 +18,7 @@ from gt.tensor import inplace_grad
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
 from gt.tensor.shape import _named
-from gt.tensor.strided_methods import strided_view
+from gt.tensor.strided_methods import copy_not_view, strided_view, tracked
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -174,7 +174,8 @@ class ConstructMethods:
         index = starts + _arange(size).reshape(1, size)   # count, size
         windows = x.movedim(dim, -1)[..., index]                          # ..., count, size
         out = windows.movedim(-2, dim)
-        return _named(out.reshape(size) if self.ndim == 0 else out, self, "UnfoldBackward0")
+        out = _named(out.reshape(size) if self.ndim == 0 else out, self, "UnfoldBackward0")
+        return out if tracked(self) else copy_not_view(out, "unfold")
 
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element repeated ``repeats`` times in place (``[1, 2]`` -> ``[1, 1, 2, 2]``), along

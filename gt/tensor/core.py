@@ -107,7 +107,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     # ``_view``: set only on unrecorded views, to their base (gt/autograd/views.py). ``_forward_only``: made
     # under a no_grad inside a forward transform, recorded for its tangents only (gt/autograd/levels.py).
     __slots__ = ("_array", "_placed", "_requires_grad", "_grad_value", "_grad_factors", "_ctx", "_retains_grad",
-                 "_id", "__weakref__", "_inference", "_view", "_level", "_forward_only")
+                 "_id", "__weakref__", "_inference", "_view", "_level", "_forward_only", "_mesh_base")
 
     def __init__(self, data, dtype=None, requires_grad=False):
         if isinstance(dtype, int) and not isinstance(dtype, bool) and isinstance(data, int):

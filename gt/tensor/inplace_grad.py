@@ -100,7 +100,7 @@ def records(t, values, check=True):
         if type(t._ctx) is views.NoGradView:
             raise RuntimeError(views.NO_GRAD_WRITE)
         return True
-    with_grad = any(isinstance(v, Tensor) and v._requires_grad for v in values)
+    with_grad = mesh_alias.with_grad(t, values)
     if no_grad_views and getattr(t, "_view", None) is not None:     # an unrecorded view (gt/autograd/views.py)
         views.refuse_write(t, with_grad)
     # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient);

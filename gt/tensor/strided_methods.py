@@ -67,6 +67,16 @@ def tracked(t):
     return t._placed is None and t.dtype != dtypes.bfloat16 and t.is_cpu
 
 
+def copy_not_view(out, fn):
+    """``out``, ``fn``'s copy standing for torch's view (of a tensor whose storage gt does not track),
+    marked so that an in-place change of it is refused rather than silently leaving the tensor as it was."""
+    inplace_grad.mark_copy_of_shard_row(out, (
+        f"{fn} of a sharded, bfloat16 or GPU tensor, which gt makes as a copy (it does not track their storage) "
+        f"rather than a view, so changing it in place would leave the tensor unchanged; write into the tensor "
+        f"instead, or change a copy made on purpose ({fn}(...).clone())"))
+    return out
+
+
 def _storage(t):
     """(positions of ``t``'s elements in row-major order, the storage's size, ``t``'s offset)."""
     if not tracked(t):
@@ -237,7 +247,8 @@ class StridedMethods:
             return view
         index, size = flat_index(self, size, stride, storage_offset, "as_strided")
         flat = self.reshape(-1)
-        return flat[type(self)._wrap(B.asarray(index))].reshape(size)
+        out = flat[type(self)._wrap(B.asarray(index))].reshape(size)
+        return out if tracked(self) else copy_not_view(out, "as_strided")     # (tracked: inside vmap)
 
     def as_strided_(self, size, stride, storage_offset=None):
         """This tensor made ``as_strided(size, stride, storage_offset)`` in place (torch's
