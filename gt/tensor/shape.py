@@ -69,6 +69,7 @@ def expand_error(shape, target, sizes=None):
                               f"{list(sizes or target)}.  Tensor sizes: {list(shape)}")
     return None
 
+
 class ShapeMethods:
     __slots__ = ()
 
