@@ -144,7 +144,7 @@ def placed_view(view, args):
         inference_saved.mark(view)
     if not view._requires_grad and not getattr(base, "_requires_grad", True) and any(
             B.is_view_of(a, b) for a in arrays(view) for b in arrays(base)):
-        view._mesh_base = base        # unrecorded: a write of a gradient into it is refused (mesh_alias_write.with_grad)
+        view._mesh_base = base        # unrecorded: a write of a gradient into it is refused (mesh_alias_write.py)
     return inherit(view, base) if mode.level else view
 
 

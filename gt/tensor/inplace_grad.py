@@ -19,10 +19,9 @@ and the view becomes its view ops applied to the changed tensor. Views made by i
 written through; where gt cannot follow torch, it refuses with an error instead of giving a
 wrong gradient: a view made by another op (an expanded tensor; views over the mesh: gt/tensor/
 mesh_alias_write.py, mesh_view_write.py, and forward AD's), an ``as_strided`` view whose elements
-overlap or reach memory outside the tensor it views; a value that requires grad written into a
-view of a tensor that does not require grad (gt records no view of such a tensor; torch would make
-the tensor require grad); and, in the backward, an op that read such a view taken before a value
-requiring grad was written into its tensor (gt/autograd/rebind.py).
+overlap or reach memory outside the tensor it views; over the mesh, a value that requires grad
+written into an unrecorded view (mesh_alias_write.py); and, in the backward, an op that read such
+a view taken before a value requiring grad was written into its tensor (gt/autograd/rebind.py).
 
 Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor/core.py.
 """
@@ -100,7 +99,7 @@ def records(t, values, check=True):
         if type(t._ctx) is views.NoGradView:
             raise RuntimeError(views.NO_GRAD_WRITE)
         return True
-    with_grad = mesh_alias.with_grad(t, values)
+    with_grad = any(isinstance(v, Tensor) and v._requires_grad for v in values)
     if no_grad_views and getattr(t, "_view", None) is not None:     # an unrecorded view (gt/autograd/views.py)
         views.refuse_write(t, with_grad)
     # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient);
@@ -439,6 +438,7 @@ def _check(t, what, values, same_shape):
         raise RuntimeError(f"{what}: a value that requires grad cannot be written into a tensor of dtype {t.dtype!r}: "
                            "only floating point tensors carry gradients")
     refuse_view_of_leaf(t)
+    mesh_alias.refuse_unrecorded_view(t)
     if same_shape:
         for v in values:
             shape = layout.shape_of(v._value if isinstance(v, Tensor) else v) if not isinstance(v, (int, float)) else ()

@@ -110,18 +110,16 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
     return t
 
 
-def with_grad(t, values):
-    """Whether a value of ``values`` requires grad (``t`` does not); refused where ``t`` is a view over
+def refuse_unrecorded_view(t):
+    """Refuse writing a value that requires grad (the caller's write is recorded) into ``t``, a view over
     the mesh of a tensor that requires no grad (``levels.placed_view`` marks it): torch gives that
-    tensor the change as its history, gt would write the values alone, the gradient silently lost."""
-    if not any(isinstance(v, inplace_grad.Tensor) and v._requires_grad for v in values):
-        return False
-    if t._placed is not None and getattr(t, "_mesh_base", None) is not None:
+    tensor the change as its history; gt, keeping no record of such views over the mesh, would write
+    the values alone, the gradient silently lost."""
+    if not t._requires_grad and t._placed is not None and getattr(t, "_mesh_base", None) is not None:
         raise RuntimeError(
             "an in-place change: a value that requires grad written into a view over the mesh of a sharded tensor "
             "that does not require grad; gt cannot give that tensor the change as its history (torch does): write "
             "into the tensor itself (base[index] = value), or make it require grad before taking the view")
-    return True
 
 
 def refusal(what, q):
