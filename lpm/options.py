@@ -120,6 +120,13 @@ def _kinds(field):
     return typing.get_args(field.type) or (field.type,)
 
 
+def plain(value):
+    """A numpy scalar (``np.float32(0.8)`` from a sweep over ``np.linspace``, ``np.True_``) as the
+    Python number or bool it holds, as lpm's options and decoding arguments take them; anything
+    else as it is. (``plain_numbers`` does this for a config's fields, by the kinds they take.)"""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _python_number(value, kinds):
     """``value`` as a Python int or float where it is a numpy scalar of a kind ``kinds`` take."""
     if isinstance(value, np.integer) and (int in kinds or float in kinds):

@@ -36,6 +36,7 @@ from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.ops import shape as shape_ops
 from gt.ops.inplace import IndexPut, WriteView
+from gt.tensor import inplace_values
 from gt.sharding import layout
 from gt.tensor._args import _scalar
 from gt.tensor.shape import index_error_text
@@ -232,10 +233,7 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
     old = _old_version(t)
     if dual:
         forward_ad.carry(old, t)
-    src = old.clone() if reads_self or any(v is t for v in values) else old
-    new = compute(src, *[src if v is t else v for v in values])
-    if new.dtype != t.dtype:
-        new = new.to(t.dtype)             # an in-place change keeps the tensor's dtype, as torch
+    new = inplace_values.new_values(t, old, compute, values, reads_self)
     if t._placed is None and new._placed is None and new._array is t._array:
         if not B.counts_inplace_ops:      # written in place by the op (IndexPut)
             B.bump_version(t._array)
@@ -253,9 +251,7 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
         t._ctx, t._requires_grad = new._ctx, new._requires_grad
         rebind.changed(t, old, new_epoch())
         views.wake(t)
-    for v in values:   # a value read from t (y[i] = y[j]) reads its version of before: say so now, so
-        if isinstance(v, Tensor) and v._ctx is not None and not v._ctx.released:   # t's op -> v -> t is no cycle
-            rebind.resolve(v._ctx)
+    inplace_values.read_before(values, Tensor)
     if dual:
         forward_ad.written(t, new)
     return t
@@ -264,10 +260,7 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
 def _dual_write(t, compute, values, reads_self):
     """``rebase`` of a tensor in no graph where a tangent is involved: the new values computed with
     their tangent, written into ``t``, and ``t``'s tangent updated (gt/autograd/forward_ad.py)."""
-    src = t.clone() if reads_self or any(v is t for v in values) else t
-    new = compute(src, *[src if v is t else v for v in values])
-    if new.dtype != t.dtype:
-        new = new.to(t.dtype)
+    new = inplace_values.new_values(t, t, compute, values, reads_self)
     if t._placed is None and new._placed is None and new._array is t._array:
         if not B.counts_inplace_ops:      # written in place by the op (IndexPut)
             B.bump_version(t._array)

@@ -16,7 +16,7 @@ gt/tensor/mesh_view_write.py (outside forward AD), and the rest refused (``refus
 from gt.autograd import forward_ad, rebind, views
 from gt.autograd.function import new_epoch
 from gt.ops import shape as shape_ops
-from gt.tensor import inplace_grad, mesh_view_write
+from gt.tensor import inplace_grad, inplace_values, mesh_view_write
 from gt.tensor import dispatch
 
 
@@ -80,10 +80,7 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
     old = ig._old_version(t)
     if dual:
         forward_ad.carry(old, t)
-    src = old.clone() if reads_self or any(v is t for v in values) else old
-    new = compute(src, *[src if v is t else v for v in values])
-    if new.dtype != t.dtype:
-        new = new.to(t.dtype)
+    new = inplace_values.new_values(t, old, compute, values, reads_self)
     t._update(ig._assign, new._value, check=False)       # the root's memory, the aliases' too
     if saves_result:
         ig.result_saved(t, new)
@@ -101,9 +98,7 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
             above = a
     for a_old in olds[:-1]:     # the aliases' ops of before read the versions above of before: no cycle
         rebind.resolve(a_old._ctx)
-    for v in values:
-        if isinstance(v, ig.Tensor) and v._ctx is not None and not v._ctx.released:
-            rebind.resolve(v._ctx)
+    inplace_values.read_before(values, ig.Tensor)
     views.wake(*chain, root)
     if dual:
         forward_ad.written(t, new)

@@ -20,7 +20,7 @@ from gt.autograd import rebind, views
 from gt.autograd.function import new_epoch
 from gt.ops import shape as shape_ops
 from gt.ops.inplace import IndexPut
-from gt.tensor import dispatch, inplace_grad
+from gt.tensor import dispatch, inplace_grad, inplace_values
 
 # (a diagonal of a sharded tensor is made of these: gt/tensor/construct_methods.py)
 _VIEW_OPS = (shape_ops.GetItem, shape_ops.Reshape, shape_ops.Permute)
@@ -66,12 +66,7 @@ def rebase(t, compute, values, reads_self, saves_result):
     levels = [old_root]             # the root's version of before, then each view of it down to t's
     for node in reversed(nodes):
         levels.append(_replay(node, levels[-1]))
-    src = levels[-1]
-    if reads_self or any(v is t for v in values):
-        src = src.clone()
-    new = compute(src, *[src if v is t else v for v in values])
-    if new.dtype != t.dtype:
-        new = new.to(t.dtype)
+    new = inplace_values.new_values(t, levels[-1], compute, values, reads_self)
     whole = new
     for node, above in zip(nodes, reversed(levels[:-1])):
         whole = _embed(node, above, whole)
@@ -89,8 +84,6 @@ def rebase(t, compute, values, reads_self, saves_result):
         above = q
     for old in olds:        # their ops read the versions above of before: no cycle through the changed root
         rebind.resolve(old._ctx)
-    for v in values:
-        if isinstance(v, ig.Tensor) and v._ctx is not None and not v._ctx.released:
-            rebind.resolve(v._ctx)
+    inplace_values.read_before(values, ig.Tensor)
     views.wake(*links, root)
     return t

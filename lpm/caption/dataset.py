@@ -158,6 +158,15 @@ def read_one_image(path, where):
     return _checked(array, where)
 
 
+def require_float_images(images, where):
+    """TypeError naming ``where`` for integer pixels, which a float32 cast would read as 0-255 values
+    (the first image's dtype decides: ``images`` may be a long array or a list)."""
+    kind = np.asarray(images[:1]).dtype
+    if kind.kind != "f":
+        raise TypeError(f"{where}: expected floating-point images (pixels in [0, 1]), got {kind}; scale "
+                        "integer images first, e.g. images.astype(np.float32) / 255")
+
+
 def _check_paths(paths, where):
     if isinstance(paths, (str, bytes, os.PathLike)):      # its characters would each be read as a path
         raise TypeError(f"{where}: paths must be a list of paths, got one {type(paths).__name__}: {paths!r}")

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lpm.caption import search
+from lpm.options import plain
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class GenerationConfig:
     def __post_init__(self):
         for name, value in asdict(self).items():
             if isinstance(value, np.generic):    # numpy numbers as Python ones (the checks take only those)
-                object.__setattr__(self, name, search.plain(value))
+                object.__setattr__(self, name, plain(value))
         search.check_options(**asdict(self))
 
 

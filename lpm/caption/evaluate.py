@@ -15,6 +15,7 @@ held-out references):
 import numpy as np
 
 import gt
+from lpm.caption.dataset import require_float_images
 from lpm.caption.decoding import GenerationConfig, generate_caption
 from lpm.caption.metrics import caption_metrics, format_metrics, most_frequent_caption
 from lpm.caption.model import PixelLLM, PixelLLMConfig
@@ -60,10 +61,7 @@ def _check_caption_call(images, config, batch_size):
     if isinstance(config, GenerationConfig) and config.num_return_sequences != 1:
         raise ValueError(f"caption_images returns one caption per image, got num_return_sequences="
                          f"{config.num_return_sequences}: use generate_caption and vocab.batch_decode for several")
-    kind = np.asarray(images[:1]).dtype
-    if kind.kind != "f":
-        raise TypeError(f"caption_images: expected floating-point images (pixels in [0, 1]), got {kind}; scale "
-                        "integer images first, e.g. images.astype(np.float32) / 255")
+    require_float_images(images, "caption_images")
 
 
 def held_out_images(batches, limit=None):

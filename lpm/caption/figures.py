@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 import gt
+from lpm.caption.dataset import require_float_images
 from lpm.caption.decoding import GenerationConfig, generate_caption
 from lpm.plots import new_figure, save_png
 
@@ -56,9 +57,7 @@ def attention_over_image(model, images, vocab):
 def _float_images(images, where):
     """``images`` as float32; TypeError for integer pixels, which a cast would read as 0-255 values."""
     images = np.asarray(images)
-    if images.dtype.kind != "f":
-        raise TypeError(f"{where}: expected floating-point images (pixels in [0, 1]), got {images.dtype}; scale "
-                        "integer images first, e.g. images.astype(np.float32) / 255")
+    require_float_images(images, where)
     return images.astype(np.float32, copy=False)
 
 

@@ -26,6 +26,7 @@ from gt import nn
 from gt.nn import init
 from lpm.caption import search
 from lpm.model import PixelTransformer, input_tensor
+from lpm.options import plain
 
 EMBED_INIT_STD = 0.02      # GPT-2's (and nanoGPT's) init of embedding and position tables
 ENCODERS = ("vit", "lpm")
@@ -357,7 +358,7 @@ class PixelLLM(nn.Module):
         generator: seed it with ``gt.manual_seed``. Every step runs with the key/value cache
         (``use_cache=False``: the whole sequence again each step, with the same result)."""
         temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, early_stopping, use_cache = map(
-            search.plain, (temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, early_stopping, use_cache))
+            plain, (temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, early_stopping, use_cache))
         options = dict(max_length=max_length, temperature=temperature, do_sample=do_sample, top_k=top_k, top_p=top_p,
                        num_beams=num_beams, length_penalty=length_penalty, early_stopping=early_stopping,
                        no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,

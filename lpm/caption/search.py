@@ -21,13 +21,7 @@ import numpy as np
 import gt
 from gt.nn import sampling
 
-__all__ = ["plain", "check_options", "min_length_of", "ngram_bans", "bad_word_bans", "sample_search", "beam_search"]
-
-
-def plain(value):
-    """A numpy scalar (``np.float32(0.8)`` from a sweep over ``np.linspace``, ``np.True_``) as the
-    Python number or bool it holds, as lpm's configs take them; anything else as it is."""
-    return value.item() if isinstance(value, np.generic) else value
+__all__ = ["check_options", "min_length_of", "ngram_bans", "bad_word_bans", "sample_search", "beam_search"]
 
 
 def _int(name, value, minimum):

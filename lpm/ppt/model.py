@@ -28,6 +28,7 @@ import gt
 from gt import nn
 from gt.nn import init, sampling
 from lpm.model import input_tensor
+from lpm.options import plain
 
 EMBED_INIT_STD = 0.02      # GPT-2's (and nanoGPT's) init of the embedding tables
 MNIST_SIDE = 28           # a digit's side: a grid padded past it (patch sizes not dividing 28) is cropped back
@@ -153,8 +154,7 @@ class PixelPredictionTransformer(nn.Module):
         without it every step runs the whole prefix again, with the same result.
         """
         # numpy numbers (np.float32(0.8)) as the Python ones gt.nn.sampling takes
-        temperature, top_k, top_p, guidance = (v.item() if isinstance(v, np.generic) else v
-                                               for v in (temperature, top_k, top_p, guidance))
+        temperature, top_k, top_p, guidance = map(plain, (temperature, top_k, top_p, guidance))
         classes, prefix = self._generation_inputs(num, digit, temperature, top_k, top_p, guidance, seed, prefix)
         T = self.config.tokens_per_image
         guided = guidance is not None and guidance != 1
