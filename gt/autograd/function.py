@@ -211,9 +211,9 @@ class Function(GraphNode):
             if isinstance(a, Tensor):
                 if a._placed is not None:  # sharded or partial over the mesh
                     out = _dispatch(cls, args, kwargs) if profiling is None else profiling.sharded(cls, args, kwargs)
-                    # (a view over the mesh is kept by no note_view: a transform's captures, an inference
-                    # tensor's views, here)
-                    return levels.placed_view(out, args) if cls.makes_view else out
+                    # (a view over the mesh is kept by placed_view, not note_view: unrecorded ones, a
+                    # transform's captures, an inference tensor's views)
+                    return levels.placed_view(out, cls, args, kwargs) if cls.makes_view else out
                 arrays.append(a._array)
                 needs.append(a._requires_grad)
             else:

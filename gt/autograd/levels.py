@@ -15,7 +15,7 @@ C++ does without the method (gt/tensor/grad_methods.py).
 
 import itertools
 
-from gt.autograd import inference_saved
+from gt.autograd import inference_saved, mesh_views
 from gt.autograd.grad_mode import mode, no_grad
 from gt.backend import B
 
@@ -134,17 +134,19 @@ def inherit(view, base, alias=False):
     return view
 
 
-def placed_view(view, args):
-    """``view``, made over the mesh by a view op of ``args`` (its base first): an inference tensor's
-    is one, by the op (over the mesh a row is a copy: by memory it would not be; index arrays give
-    copies, ordinary tensors), and it is ``inherit``ed inside a transform."""
+def placed_view(view, cls, args, kwargs):
+    """``view``, made over the mesh by the view op ``cls`` of ``args`` (its base first): an inference
+    tensor's is one, by the op (over the mesh a row is a copy: by memory it would not be; index
+    arrays give copies, ordinary tensors), it is ``inherit``ed inside a transform, and, unrecorded
+    where it lies in its base's memory, kept (gt/autograd/mesh_views.py) to follow a recorded
+    in-place change of its base, as torch's."""
     base = args[0]
     if inference_saved.made[0] and inference_saved.is_inference(base) and not any(
             B.is_array(p) or isinstance(p, tuple) and any(map(B.is_array, p)) for p in args[1:]):
         inference_saved.mark(view)
-    if not view._requires_grad and not getattr(base, "_requires_grad", True) and any(
+    if view._ctx is None and hasattr(base, "_placed") and any(
             B.is_view_of(a, b) for a in arrays(view) for b in arrays(base)):
-        view._mesh_base = base        # unrecorded: a write of a gradient into it is refused (mesh_alias_write.py)
+        mesh_views.note(view, cls, args, kwargs, not mode.record)
     return inherit(view, base) if mode.level else view
 
 

@@ -13,10 +13,13 @@ the new values, gt/autograd/rebind.py), and the views of those follow in turn. A
 (``refuse_write``), and after a recorded change of its memory where it is differentiated (torch:
 where it is used). A write into such a view (``base[1:].copy_(w)``) first records the chain of
 view ops up to the base (``attach``), so that it becomes a write through recorded views: the base
-gets the change (torch's ``CopySlices``). Nothing here runs while no such view is written or woken.
+gets the change (torch's ``CopySlices``). Over the mesh such views are kept by
+gt/autograd/mesh_views.py (the op's class and arguments: it ran per device) and woken the same way,
+their op run again, recorded, on the changed tensor; a write into one is refused
+(gt/tensor/mesh_alias_write.py). Nothing here runs while no such view is written or woken.
 """
 
-from gt.autograd import function
+from gt.autograd import function, levels, mesh_views
 from gt.backend import B
 
 NO_GRAD_WRITE = (
@@ -42,11 +45,13 @@ def _record(view, ctx, args):
 
 
 def wake(*changed):
-    """Give the views of each tensor ``changed`` kept by ``note_view`` its new history, after a
-    recorded in-place change of those tensors (a write through a chain of views changes each
-    link; see the module docstring)."""
+    """Give the views of each tensor ``changed`` kept by ``note_view`` (over the mesh:
+    ``mesh_views.note``) its new history, after a recorded in-place change of those tensors (a
+    write through a chain of views changes each link; see the module docstring)."""
     for t in changed:
         _follow(t, False)
+    if mesh_views.no_grad_views:
+        _refuse_mesh(changed)
     if not function.no_grad_views:
         return
     # one scan of the views taken under no_grad for the whole chain (not one per link)
@@ -65,6 +70,12 @@ def wake(*changed):
 def _follow(t, refused):
     """``wake`` for the views taken of ``t`` in grad mode; ``refused``: ``t`` is a view taken under
     ``no_grad`` (so are its views, as torch's)."""
+    if mesh_views.views_of:
+        for v in mesh_views.taken_of(t):
+            if refused:
+                _refuse(v)
+            elif _record_mesh(v):
+                _follow(v, False)
     refs = function.views_of.pop(id(t), None)
     if refs is None or refs[0]() is not t:
         return
@@ -81,6 +92,34 @@ def _follow(t, refused):
             _follow(v, False)
 
 
+def _record_mesh(v):
+    """``v``, a view over the mesh kept by ``mesh_views.note``, becomes its view op recorded again on
+    the changed tensor it views (the same blocks: the same view); whether it was recorded."""
+    base, cls, rest, kwargs, _ = v._mesh_base
+    hook, function.dual_hook = function.dual_hook, None     # the view of the values, not forward AD's
+    try:
+        ctx = cls.apply(base, *rest, **kwargs)._ctx
+    finally:
+        function.dual_hook = hook
+    if ctx is None:
+        return False
+    v._ctx, v._requires_grad = ctx, True
+    return True
+
+
+def _refuse_mesh(changed):
+    """``wake``'s refusal of the views over the mesh taken under ``no_grad`` (or views of those) whose
+    memory a recorded in-place change wrote, found by memory as on one device."""
+    owners = {id(o): o for o in (B.memory_owner(a) for t in changed for a in levels.arrays(t))}    # held: ids stay
+    live = mesh_views.no_grad_views[:] = [ref for ref in mesh_views.no_grad_views if ref() is not None]
+    for ref in live:
+        v = ref()
+        if v is None or v._ctx is not None:
+            continue
+        if any(id(B.memory_owner(a)) in owners for a in levels.arrays(v)) and _root(v)._requires_grad:
+            _refuse(v)
+
+
 def _refuse(v):
     """``v``, a view taken under ``no_grad`` (or a view of one), gets a history that refuses to be
     differentiated, as torch's."""
@@ -91,9 +130,15 @@ def _refuse(v):
 
 def _root(t):
     """The tensor that ``t`` and the unrecorded views above it view."""
-    while t._ctx is None and (link := getattr(t, "_view", None)) is not None:
-        t = link[0]
+    while t._ctx is None and (up := _up(t)) is not None:
+        t = up
     return t
+
+
+def _up(t):
+    """The tensor that ``t``, an unrecorded view (on one device or over the mesh), views; else None."""
+    link = getattr(t, "_view", None)
+    return link[0] if link is not None else mesh_views.link(t)
 
 
 def attach(t):

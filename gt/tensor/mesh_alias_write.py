@@ -13,7 +13,7 @@ in-place change meets a view over the mesh; the other views over the mesh are wr
 gt/tensor/mesh_view_write.py (outside forward AD), and the rest refused (``refusal``).
 """
 
-from gt.autograd import forward_ad, rebind, views
+from gt.autograd import forward_ad, mesh_views, rebind, views
 from gt.autograd.function import new_epoch
 from gt.ops import shape as shape_ops
 from gt.tensor import inplace_grad, inplace_values, mesh_view_write
@@ -107,10 +107,13 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
 
 def refuse_unrecorded_view(t):
     """Refuse writing a value that requires grad (the caller's write is recorded) into ``t``, a view over
-    the mesh of a tensor that requires no grad (``levels.placed_view`` marks it): torch gives that
-    tensor the change as its history; gt, keeping no record of such views over the mesh, would write
-    the values alone, the gradient silently lost."""
+    the mesh taken unrecorded (gt/autograd/mesh_views.py keeps it): torch gives the tensor it views
+    the change as its history; gt cannot replay such a view's op unrecorded over the mesh, and would
+    write the values alone, the gradient silently lost. One taken under ``no_grad`` (or a view of one)
+    gets torch's own error."""
     if not t._requires_grad and t._placed is not None and getattr(t, "_mesh_base", None) is not None:
+        if mesh_views.taken_under_no_grad(t):
+            raise RuntimeError(views.NO_GRAD_WRITE)
         raise RuntimeError(
             "an in-place change: a value that requires grad written into a view over the mesh of a sharded tensor "
             "that does not require grad; gt cannot give that tensor the change as its history (torch does): write "

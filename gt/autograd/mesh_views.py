@@ -1,0 +1,68 @@
+"""Unrecorded views over the mesh: views of a sharded tensor taken while nothing is recorded (of a
+tensor that requires no grad, or under ``no_grad``), kept as ``function.note_view`` keeps them on
+one device, so that a later recorded in-place change of the tensor they view gives them its new
+history, as torch rebases a view's ``grad_fn`` on its base's (gt/autograd/views.py, ``wake``).
+
+On one device the op that made the view is kept unrecorded and recorded later on its inputs; over
+the mesh the op ran per device (gt/tensor/dispatch.py), so what is kept is the op's class and
+arguments, and following the change runs it again, recorded, on the changed tensor (its blocks
+are the view's memory: the result is the same view). Only views of sharded tensors pay this
+(``levels.placed_view`` calls ``note``); an ordinary step on one device never comes here.
+"""
+
+import weakref
+
+# id(base) -> [weak reference to the base, weak references to the views taken of it in grad mode...]
+views_of = {}
+# weak references to the views over the mesh taken under no_grad (found by memory, as on one device)
+no_grad_views = []
+
+
+def note(view, cls, args, kwargs, no_grad):
+    """Keep ``view``, made unrecorded over the mesh by the view op ``cls`` from ``args`` (its base
+    first) and ``kwargs``, as a view of ``args[0]``; ``no_grad``: taken under ``no_grad``. The base
+    is held (``view._mesh_base``), as torch's ``view._base``."""
+    base = args[0]
+    view._mesh_base = (base, cls, args[1:], kwargs, no_grad)     # (``apply``'s own tuple and dict)
+    if no_grad:
+        _add_ref(no_grad_views, view)
+        return
+    key = id(base)
+    refs = views_of.get(key)
+    if refs is None or refs[0]() is not base:
+        refs = views_of[key] = [weakref.ref(base, lambda _, key=key, table=views_of: table.pop(key, None))]
+    _add_ref(refs, view)
+
+
+def _add_ref(refs, view):
+    """Append a weak reference to ``view``, first dropping those gone at each power of two (amortized
+    O(1); a base's own reference, first, stays while it lives)."""
+    n = len(refs)
+    if n >= 16 and not n & (n - 1):
+        refs[:] = [r for r in refs if r() is not None]
+    refs.append(weakref.ref(view))
+
+
+def taken_of(t):
+    """The views kept by ``note`` of ``t`` in grad mode that are still unrecorded (forgotten here:
+    each is followed once)."""
+    refs = views_of.pop(id(t), None)
+    if refs is None or refs[0]() is not t:
+        return []
+    return [v for v in (ref() for ref in refs[1:])
+            if v is not None and v._ctx is None and v._mesh_base is not None and v._mesh_base[0] is t]
+
+
+def link(t):
+    """``t``'s base, where ``t`` is a view kept by ``note`` that is still unrecorded; else None."""
+    kept = getattr(t, "_mesh_base", None) if t._ctx is None else None
+    return None if kept is None else kept[0]
+
+
+def taken_under_no_grad(t):
+    """Whether ``t`` or an unrecorded view above it over the mesh was taken under ``no_grad``."""
+    while t._ctx is None and (kept := getattr(t, "_mesh_base", None)) is not None:
+        if kept[4]:
+            return True
+        t = kept[0]
+    return False
