@@ -244,3 +244,28 @@ def test_masked_scatter_with_no_true_value_gives_the_source_a_zero_gradient():
         m.zeros(3).masked_scatter(m.zeros(3, dtype=m.bool), source).sum().backward()
         grads.append(_np(source.grad))
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+# 0-d tensors in split/chunk/narrow/unbind/movedim (found by tests/test_fuzz_torch_parity.py): gt read
+# the shape's missing dim 0 (a bare "tuple index out of range" IndexError) or refused movedim
+@pytest.mark.parametrize("call", [lambda m, x: x.split(1, 0), lambda m, x: x.split([1], -1),
+                                  lambda m, x: x.chunk(2, 0), lambda m, x: x.narrow(0, 0, 0),
+                                  lambda m, x: x.unbind(0)],
+                         ids=["split", "split sizes", "chunk", "narrow", "unbind"])
+def test_zero_dim_tensor_refused_by_split_chunk_narrow_unbind_as_torch(call):
+    with pytest.raises(Exception) as want:
+        call(torch, torch.tensor(1.0))
+    with pytest.raises(type(want.value), match=str(want.value).split()[0]):
+        call(gt, gt.tensor(1.0))
+
+
+@pytest.mark.parametrize("source, destination", [(0, 0), (-1, 0), ((0,), (-1,))])
+def test_movedim_of_a_zero_dim_tensor_as_torch(source, destination):
+    for m in (gt, torch):
+        x = m.tensor(2.0, requires_grad=True)
+        y = m.movedim(x * 1, source, destination)
+        assert tuple(y.shape) == ()
+        y.backward()
+        assert float(x.grad) == 1.0
+    with pytest.raises(RuntimeError):       # repeated dims: torch's class too
+        gt.ones(2, 3).movedim((0, 0), (1, 0))

@@ -249,3 +249,32 @@ def test_norm_dtype_that_narrows_refused_as_torch(have, want):
             call(torch, torch.ones(3, dtype=getattr(torch, have)), getattr(torch, want))
         with pytest.raises(RuntimeError, match="without narrowing"):
             call(gt, gt.ones(3, dtype=getattr(gt, have)), getattr(gt, want))
+
+
+# torch's exception classes where a dim list repeats a dim or an extremum has no element (found by
+# tests/test_fuzz_torch_parity.py): gt raised ValueError alone; its errors are now both classes
+_REFUSED = {
+    "sum((0, 0))": lambda m: m.ones(2, 3).sum((0, 0)),
+    "mean((1, -1))": lambda m: m.ones(2, 3).mean(dim=(1, -1), keepdim=True),
+    "amax((0, -2))": lambda m: m.ones(2, 3).amax((0, -2)),
+    "logsumexp((0, 0))": lambda m: m.ones(2, 3).logsumexp((0, 0)),
+    "std((0, -1))": lambda m: m.ones(3).std((0, -1), correction=0),
+    "flip((1, 1))": lambda m: m.ones(2, 3).flip((1, 1)),
+    "squeeze((0, -2))": lambda m: m.ones(1, 3).squeeze((0, -2)),
+    "max() of nothing": lambda m: m.ones(0, 3).max(),
+    "amin() of nothing": lambda m: m.ones(0, 3).amin(),
+    "amax(0) over an empty dim": lambda m: m.ones(0, 3).amax(0),
+    "max(dim=0) over an empty dim": lambda m: m.ones(0, 3).max(dim=0),
+    "min(dim=-1) over an empty dim": lambda m: m.ones(3, 0).min(dim=-1, keepdim=True),
+    "argmax() of nothing": lambda m: m.ones(0, 3).argmax(),
+    "argmin(0) over an empty dim": lambda m: m.ones(0, 3).argmin(0),
+}
+
+
+@pytest.mark.parametrize("name", list(_REFUSED))
+def test_repeated_dims_and_empty_extrema_raise_torch_exception_class(name):
+    with pytest.raises(Exception) as want:
+        _REFUSED[name](torch)
+    with pytest.raises(type(want.value)) as got:
+        _REFUSED[name](gt)
+    assert isinstance(got.value, ValueError)     # gt's own class for them, kept

@@ -218,3 +218,29 @@ def test_pixel_transformer_steps_on_batches_of_1_2_3_5_equal_one_device(opt):
     frozen = ("blocks.0.attn.k_proj.bias",)
     one, four = _both(lambda n: _train(n, lambda: PixelTransformer(**cfg), make_opt, batches, frozen))
     _assert_same(one, four)
+
+
+_NO_BROADCAST = {
+    "floor_divide": lambda m, a, b: a // b,
+    "remainder": lambda m, a, b: a % b,
+    "div floor": lambda m, a, b: m.div(a, b, rounding_mode="floor"),
+    "div trunc": lambda m, a, b: m.div(a, b, rounding_mode="trunc"),
+    "int remainder": lambda m, a, b: a.long() % b.long(),
+}
+
+
+@pytest.mark.parametrize("name", list(_NO_BROADCAST))
+def test_shapes_that_do_not_broadcast_are_refused_over_the_mesh_as_torch(name):
+    """(6,) and (4,) do not broadcast; split over 4 devices their blocks (2, 2, 1, 1) and (1, 1, 1, 1)
+    do, and floor division, remainder and div with a rounding mode gave a (4,) result from them
+    (found by tests/test_fuzz_torch_parity.py). Refused as torch refuses, on every mesh."""
+    torch = pytest.importorskip("torch")
+    fn = _NO_BROADCAST[name]
+    with pytest.raises(RuntimeError):
+        fn(torch, torch.arange(1.0, 7.0), torch.arange(1.0, 5.0))
+    for n in (1, 4):
+        with use_mesh(n):
+            a = _data(np.arange(1, 7, dtype=np.float32), n)
+            b = _data(np.arange(1, 5, dtype=np.float32), n)
+            with pytest.raises(RuntimeError, match="cannot be broadcast"):
+                fn(gt, a, b)

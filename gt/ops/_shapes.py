@@ -19,6 +19,23 @@ def broadcast_shape(op, a, b, error=None):
     return tuple(y if x == 1 else x for x, y in zip(pa, pb))
 
 
+def broadcast_shapes(shapes, op=None, skip=()):
+    """The broadcast of several ``shapes``. With ``op``: a ShapeError naming it where two do not
+    broadcast, but for the output axes in ``skip`` (a gather's index beside its input differs in
+    size there). Without: the last size other than 1 along each axis, unchecked."""
+    nd = max((len(s) for s in shapes), default=0)
+    out = [1] * nd
+    for s in shapes:
+        for i, n in enumerate(s):
+            j = i + nd - len(s)
+            if n != 1:
+                if op is not None and out[j] not in (1, n) and j not in skip and j - nd not in skip:
+                    raise ShapeError(f"{op}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together "
+                                     f"(dim {j - nd}: {out[j]} vs {n})")
+                out[j] = n
+    return tuple(out)
+
+
 def normalize_axis(axis, ndim, op):
     """One axis as a non-negative int; negative axes count from the end."""
     if isinstance(axis, bool) or not hasattr(axis, "__index__"):
@@ -35,8 +52,9 @@ def normalize_axes(axis, ndim, op):
         return None
     axes = (axis,) if hasattr(axis, "__index__") else tuple(axis)
     out = tuple(sorted(normalize_axis(a, ndim, op) for a in axes))
-    if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    if len(set(out)) != len(out):      # gt's ValueError, torch's RuntimeError
+        twice = next(a for a in out if out.count(a) > 1)
+        raise ShapeError(f"{op}: repeated axis in {axis!r} (dim {twice} appears multiple times in the list of dims)")
     return out
 
 

@@ -15,7 +15,7 @@ from gt.backend import B
 from gt.ops import elementwise as ew
 from gt.ops import reductions as reduction_ops
 from gt.ops import shape as shape_ops
-from gt.ops._shapes import normalize_axes, normalize_axis, reduction_axes
+from gt.ops._shapes import broadcast_shape, normalize_axes, normalize_axis, reduction_axes
 from gt.ops.rsqrt import Rsqrt
 from gt.tensor._args import _pick, _varargs, narrow_bounds, narrow_check, norm_input
 from gt.tensor.complex_checks import refuse_complex_bound, refuse_complex_extremum, refuse_complex_pair
@@ -62,6 +62,8 @@ class ExtraMethods:
         if type(other) is not Tensor and is_nested(other):
             return other._reflected("remainder", self)      # ``x % nt``: the nested tensor's op (gt.nested)
         refuse_complex_pair(self, other, "remainder_cpu")
+        if isinstance(other, Tensor):       # torch's RuntimeError (numpy's would be a ValueError)
+            broadcast_shape("remainder", self.shape, other.shape)
         if not self.dtype.is_floating_point and not (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 and not isinstance(other, float):
             # integers: exact, and nothing to differentiate
@@ -319,12 +321,12 @@ class ExtraMethods:
         dst = [normalize_axis(d, self.ndim, "movedim")
                for d in ((destination,) if isinstance(destination, int) else destination)]
         if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
-            raise ValueError(f"movedim: source {source!r} and destination {destination!r} must be distinct axes, "
+            raise ShapeError(f"movedim: source {source!r} and destination {destination!r} must be distinct axes, "
                              "as many of each")
         order = [a for a in range(self.ndim) if a not in src]
         for d, s in sorted(zip(dst, src)):
             order.insert(d, s)
-        return self.permute(*order)
+        return self.permute(order[:self.ndim])      # a 0-d tensor's dim 0 (or -1) is no axis to move
 
     moveaxis = movedim
 
@@ -335,12 +337,16 @@ class ExtraMethods:
     def narrow(self, dim, start, length):
         """``length`` elements of axis ``dim`` from ``start`` (a view in torch; here a slice)."""
         start, length = narrow_bounds(start, length)
+        if not self.ndim:
+            raise ShapeError("narrow() cannot be applied to a 0-dim tensor.")
         dim = normalize_axis(dim, self.ndim, "narrow")
         start = narrow_check(start, length, self.shape[dim])
         return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     def unbind(self, dim=0):
         """The slices along ``dim``, as a tuple (each without that axis)."""
+        if not self.ndim:
+            raise IndexError(f"unbind: Dimension specified as {dim} but tensor has no dimensions")
         dim = normalize_axis(dim, self.ndim, "unbind")
         return tuple(_named(self[(slice(None),) * dim + (i,)], self, "UnbindBackward0") for i in range(self.shape[dim]))
 

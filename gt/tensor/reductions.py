@@ -11,6 +11,7 @@ import collections
 
 from gt import dtypes
 from gt.backend import B
+from gt.errors import IndexShapeError, ShapeError
 from gt.ops import reductions as reduction_ops
 from gt.ops._shapes import normalize_axes, normalize_axis, numel, reduction_axes
 from gt.sharding.layout import Placed
@@ -100,15 +101,18 @@ class ReductionMethods:
             values, index = values.squeeze(axis), index.squeeze(axis)
         return ExtremumResult[name](_named(values, self, name.title() + "Backward0"), index)
 
-    def _nonempty(self, name, axis):
-        """An extremum over no element has no value: say so (numpy's error names its ufunc)."""
+    def _nonempty(self, name, axis, index_error=False):
+        """An extremum over no element has no value: say so (numpy's error names its ufunc).
+        ``index_error``: torch's IndexError over all elements too (argmax/argmin)."""
         if 0 not in self.shape:
             return
         axes = normalize_axes(axis, self.ndim, name)
         if axes is None or any(self.shape[a] == 0 for a in axes):
+            # gt's ValueError, and torch's class: RuntimeError over all elements, IndexError over a dim
             where = "of all elements" if axes is None else f"over axis {axis}"
-            raise ValueError(f"{name}: the {name} {where} of a tensor of shape {self.shape} is over no "
-                             "element (an empty axis); torch raises too")
+            raise (ShapeError if axes is None and not index_error else IndexShapeError)(
+                f"{name}: the {name} {where} of a tensor of shape {self.shape} is over no element (an empty "
+                "axis); torch raises too")
 
     def var(self, axis=None, keepdims=False, ddof=0, *, dim=None, keepdim=False, unbiased=None, correction=None,
             dtype=None, out=None):
@@ -198,6 +202,8 @@ class ReductionMethods:
         axis = _pick(axis, dim)
         if axis is not None:
             axis = normalize_axis(axis, self.ndim, name)
+        if 0 in self.shape:
+            self._nonempty(name, axis, index_error=True)
         keep = bool(keepdims or keepdim)
         p = self._placed
         if p is not None and isinstance(p.placement, Shard) and axis is not None and axis != p.placement.axis:

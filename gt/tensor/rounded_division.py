@@ -7,6 +7,7 @@ from gt.backend import B
 from gt.ops import bitwise_kernels as bk
 from gt.ops import elementwise as ew
 from gt.ops.exact_value import NoDerivative
+from gt.ops._shapes import broadcast_shape
 from gt.tensor.arithmetic import _operand, _promote_ints
 from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero
 from gt.tensor.complex_checks import refuse_complex_pair
@@ -54,7 +55,10 @@ def floor_quotient(a, other):
     computes it (exact where ``(a / b).floor()`` is not: ``1 // 0.1`` is 9), with zero gradients
     (``div(rounding_mode="floor")``'s)."""
     refuse_complex_pair(a, other, "div_floor_cpu")
-    a, b = int_wrapped(*_promote_ints(a, _operand(other, "//")))
+    other = _operand(other, "//")
+    if isinstance(other, type(a)):      # torch's RuntimeError (numpy's would be a ValueError)
+        broadcast_shape("floor_divide", a.shape, other.shape)
+    a, b = int_wrapped(*_promote_ints(a, other))
     _refuse_bools(a, b, "div_floor_cpu")
     _refuse_integer_zero(a, b, "//")
     return ew.FloorDivide.apply(a, b)

@@ -21,7 +21,7 @@ from gt.ops import lerp, linalg, reductions
 from gt.ops import math_functions as mf
 from gt.ops import shape as sh
 from gt.ops import sorting
-from gt.ops._shapes import numel
+from gt.ops._shapes import broadcast_shapes as _broadcast, numel
 from gt.sharding import collectives as C
 from gt.sharding.layout import sizes_of
 from gt.sharding.placement import Partial, Replicate, Shard, offsets
@@ -63,17 +63,6 @@ def plan_for(cls, args, kwargs):
 
 
 # ---- elementwise ------------------------------------------------------------------------
-def _broadcast(shapes):
-    nd = max((len(s) for s in shapes), default=0)
-    out = [1] * nd
-    for s in shapes:
-        for i, n in enumerate(s):
-            j = i + nd - len(s)
-            if n != 1:
-                out[j] = n
-    return tuple(out)
-
-
 def _keeps_partial(cls, args):
     """Whether ``cls`` on these arguments is linear in its partial inputs, so it may run on each
     device's share and stay partial: sum of shares in, sum of shares out."""
@@ -115,7 +104,8 @@ def broadcast_plan(args, core=0, skip=()):
     broadcast axes (``skip``: output axes that must not be); the other inputs are cut the same
     way, or used whole where they broadcast along it. None where no input is so sharded."""
     tensors = [a for a in args if _is_tensor(a)]
-    out_shape = _broadcast([t.shape[:t.ndim - core] for t in tensors])
+    # checked: the per-device blocks of shapes that do not broadcast might ((6,) and (4,) over 4: (2,) and (1,))
+    out_shape = _broadcast([t.shape[:t.ndim - core] for t in tensors], "broadcast", skip)
     nd = len(out_shape)
     axis = sizes = None
     for t in tensors:

@@ -198,6 +198,8 @@ class ShapeMethods:
 
     def split(self, split_size, axis=None, *, dim=None):
         """Pieces of ``split_size`` along ``axis`` (the last may be smaller), or of the sizes in a list."""
+        if not self.ndim:       # torch's error (normalize_axis would take a 0-d tensor's dim 0)
+            raise ShapeError("split expects at least a 1-dimensional tensor")
         axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "split")
         n = self.shape[axis]
         if isinstance(split_size, int):
@@ -224,6 +226,8 @@ class ShapeMethods:
         """Split into ``chunks`` pieces of ``ceil(size / chunks)`` (fewer if the axis is short), like torch."""
         if chunks <= 0:
             raise ShapeError(f"chunk: chunks must be positive, got {chunks}")
+        if not self.ndim:
+            raise ShapeError("chunk expects at least a 1-dimensional tensor")
         axis = normalize_axis(_pick(axis, dim, default=0), self.ndim, "chunk")
         n = self.shape[axis]
         return self.split(max(-(-n // chunks), 1) if n else [0] * chunks, axis)    # torch: `chunks` empty pieces
