@@ -184,7 +184,8 @@ def test_in_place_change_of_a_saved_dual_tensor_is_refused_in_the_backward(chang
             _changed_dual(lib, change, base=base)
 
 
-_VIEWS = {"d[1:3]": lambda d: d[1:3], "d.t()": lambda d: d.t(), "d.reshape(12)": lambda d: d.reshape(12)}
+_VIEWS = {"d[1:3]": lambda d: d[1:3], "d.t()": lambda d: d.t(), "d.reshape(12)": lambda d: d.reshape(12),
+          "d.expand(2, 4, 3)": lambda d: d.expand(2, 4, 3), "d[:, :1].expand(4, 3)": lambda d: d[:, :1].expand(4, 3)}
 
 
 def _view_then_change(lib, view):
@@ -251,3 +252,98 @@ def _plain_alias(lib, twice):
 @pytest.mark.parametrize("twice", [False, True], ids=["view", "reshape of a view"])
 def test_in_place_change_of_an_alias_over_the_mesh(twice):
     _same(_plain_alias(gt, twice), _plain_alias(torch, twice))
+
+
+# make_dual of a sharded tensor outside the graph (it requires no grad, or under no_grad): torch's
+# dual is a view of the primal, so an in-place change of either shows in the other, with the
+# tangent by the op's rule and torch's _version. gt gathered the dual to the home device (a copy:
+# the primal stayed as it was, silently). ``x.exp()``: blocks of their own, not one host array.
+_OUTSIDE = {"mul_": lambda fa, d, y, x: d.mul_(2),
+            "d[1:3] =": lambda fa, d, y, x: d.__setitem__(slice(1, 3), y[:2]),
+            "add_ of a dual": lambda fa, d, y, x: d.add_(fa.make_dual(y * 1, y.flip(0) * 0.5)),
+            "sin_, then the primal changed": lambda fa, d, y, x: (d.sin_(), x.mul_(3)),
+            "d[1:3].mul_": lambda fa, d, y, x: d[1:3].mul_(y[:2]),
+            "unpack_dual's primal": lambda fa, d, y, x: fa.unpack_dual(d).primal.sub_(y),
+            "a view taken before": lambda fa, d, y, x: (d.t(), d.mul_(y))[0]}
+
+
+def _outside_graph(lib, change, under_no_grad):
+    fa = lib.autograd.forward_ad
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).exp().requires_grad_(under_no_grad)
+    t = lib.tensor(_T.tolist(), dtype=lib.float64)
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64)
+    with fa.dual_level(), lib.set_grad_enabled(not under_no_grad):
+        d = fa.make_dual(x, t)
+        view = change(fa, d, y, x)
+        got = [x, *fa.unpack_dual(d), t, fa.unpack_dual(x).tangent]
+        if isinstance(view, tuple):
+            view = None
+        if view is not None:
+            got += list(fa.unpack_dual(view))
+        return got, [x._version, d._version]
+
+
+@pytest.mark.parametrize("how", ["requires no grad", "under no_grad"])
+@pytest.mark.parametrize("case", list(_OUTSIDE))
+def test_in_place_change_of_a_dual_made_outside_the_graph(case, how):
+    (got, got_versions), (want, want_versions) = (_outside_graph(lib, _OUTSIDE[case], how == "under no_grad")
+                                                  for lib in (gt, torch))
+    _same(got, want)
+    assert got_versions == want_versions
+
+
+# as_strided/unfold of a sharded dual are copies in gt (it does not track a sharded tensor's storage),
+# where torch's are views: an in-place change of that memory while the copy lives would leave the
+# copy's primal and tangent as they were (gt did so, silently), so gt refuses it. On one device gt's
+# are views, as torch's.
+_STRIDED = {"unfold": lambda d: d.unfold(0, 2, 1), "as_strided": lambda d: d.as_strided((2, 3), (3, 1), 3)}
+_WRITES = {"of the dual": lambda d, x: d.mul_(2), "of the primal": lambda d, x: x.add_(1),
+           "through a view": lambda d, x: x[1:3].mul_(2)}
+
+
+def _strided_then_change(lib, strided, write, in_graph, seen=None):
+    fa = lib.autograd.forward_ad
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_(in_graph)
+    with fa.dual_level():
+        b = x * 1
+        d = fa.make_dual(b, lib.tensor(_T.tolist(), dtype=lib.float64))
+        v = _STRIDED[strided](d)
+        try:
+            _WRITES[write](d, b)
+        finally:
+            if seen is not None:
+                seen += [*fa.unpack_dual(d), *fa.unpack_dual(v)]
+        return [*fa.unpack_dual(v), *fa.unpack_dual(d), b]
+
+
+@pytest.mark.parametrize("in_graph", [False, True], ids=["no grad", "in the graph"])
+@pytest.mark.parametrize("write", list(_WRITES))
+@pytest.mark.parametrize("strided", list(_STRIDED))
+def test_change_while_as_strided_of_a_sharded_dual_lives(strided, write, in_graph):
+    want = _strided_then_change(torch, strided, write, in_graph)
+    if gt.tensor(_X.tolist(), dtype=gt.float64)._placed is None:
+        _same(_strided_then_change(gt, strided, write, in_graph), want)
+        return
+    match, seen = f"of which {strided}\\(\\.\\.\\.\\) is alive: gt made that {strided} as a copy", []
+    with pytest.raises(RuntimeError, match=match):
+        _strided_then_change(gt, strided, write, in_graph, seen)
+    with torch.no_grad():       # refused before anything was written
+        tx, tt = torch.tensor(_X.tolist(), dtype=torch.float64), torch.tensor(_T.tolist(), dtype=torch.float64)
+        _same(seen, [tx, tt, _STRIDED[strided](tx), _STRIDED[strided](tt)])
+
+
+def _strided_gone(lib, strided):
+    """The copy not kept (``.sum()``), or cloned on purpose: the change goes on (to the primal too), as torch's."""
+    fa = lib.autograd.forward_ad
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).exp()
+    with fa.dual_level():
+        d = fa.make_dual(x, lib.tensor(_T.tolist(), dtype=lib.float64))
+        s = _STRIDED[strided](d).sum()
+        kept = _STRIDED[strided](d).clone()
+        d.mul_(3)
+        return [*fa.unpack_dual(s), *fa.unpack_dual(kept), *fa.unpack_dual(d), *fa.unpack_dual(_STRIDED[strided](d)), x]
+
+
+@pytest.mark.parametrize("strided", list(_STRIDED))
+def test_change_once_as_strided_of_a_sharded_dual_is_gone(strided):
+    _same(_strided_gone(gt, strided), _strided_gone(torch, strided))

@@ -33,9 +33,10 @@ views. Differences: in-place changes under ``no_grad`` change values only; with 
 for reverse mode, an in-place change of a tensor that is no view gives it a new tangent object;
 a tangent requires grad only where it depends on a tensor that does (torch's sometimes does with
 zero gradients); ops on tensors sharded over the mesh run gathered on the home device (by a
-recorded gather where they require grad in grad mode), but ``make_dual``/``unpack_dual`` of a tensor
-in the graph and indexing/reshape/permute of one dual give views there (gt/autograd/forward_mesh.py,
-gt/tensor/mesh_alias_write.py; other sharded ``make_dual`` results are gathered copies); complex
+recorded gather where they require grad in grad mode), but ``make_dual``/``unpack_dual`` of a sharded
+tensor and indexing/reshape/permute/expand of one dual give views there (gt/autograd/forward_mesh.py,
+gt/tensor/mesh_alias_write.py; ``as_strided``/``unfold`` are copies, and a change of the memory they were
+copied from is refused while they live: gt/autograd/forward_copies.py); complex
 tangents (torch's convention) come from the closed forms or one output element at a time, and are
 refused where recorded for reverse mode (gt records no complex gradient of a gradient).
 """
@@ -45,7 +46,7 @@ from typing import NamedTuple, Optional
 
 from gt.autograd import function
 from gt.autograd import gradients as _gradients
-from gt.autograd import forward_mesh
+from gt.autograd import forward_copies, forward_mesh
 from gt.autograd.forward_rows import by_rows as _by_rows
 from gt.autograd.gradients import grad as _grad
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, mode, no_grad
@@ -87,6 +88,7 @@ def exit_dual_level(*, level=None):
         raise RuntimeError("Trying to exit a forward AD level that was not the last one that was created. This is "
                            "not supported.")
     _tangents.clear()
+    forward_copies.kept.clear()
     function.dual_hook = _gradients.dual_detach = None
     _current_level = level - 1
 
@@ -155,12 +157,12 @@ def unpack_dual(tensor, *, level=None):
 
 def _alias(t):
     """``t``'s values (the same memory) as a new tensor, with no tangent; a recorded view of ``t``
-    where ``t``'s graph is recorded."""
-    if is_grad_enabled() and t._requires_grad:
+    where ``t``'s graph is recorded, and over the mesh always a view (an alias over the mesh: a
+    gathered copy would not pass an in-place change on to ``t``, as torch's view does)."""
+    if is_grad_enabled() and t._requires_grad or t._placed is not None:
         with hidden():
             return t.view(t.shape)
-    # over the mesh a gathered copy: ops on a view over the mesh would take the mesh's strides (as_strided's)
-    return function.Tensor._wrap(t._array if t._placed is None else t._data)
+    return function.Tensor._wrap(t._array)
 
 
 # ---- the tangents of the current level ------------------------------------------------------
@@ -237,7 +239,11 @@ def _view_link(t):
 def dual_values(t, values):
     """Whether a level is entered, outside inference mode, and ``t`` or one of ``values`` has a
     tangent (an in-place change of ``t`` then updates its tangent: gt/tensor/inplace_grad.py)."""
-    if _current_level < 0 or mode.inference:    # (torch's inference_mode leaves the tangent as it was)
+    if _current_level < 0:
+        return False
+    if forward_copies.kept and t._placed is not None:     # a copy standing for a view of t's memory
+        forward_copies.refuse_write(t)
+    if mode.inference:      # (torch's inference_mode leaves the tangent as it was)
         return False
     return any(isinstance(v, function.Tensor) and tangent_of(v) is not None for v in (t, *values))
 

@@ -2,9 +2,10 @@
 the home device): the op's tensors gathered there, and the saved values' versions followed back to
 the sharded tensors they were gathered from.
 
-A view op of one dual tensor is not gathered: its result is a view over the mesh, as torch's view
-(an in-place change of the dual tensor, or of the view, shows in the other; gt/tensor/
-mesh_alias_write.py writes through an alias over the mesh). Every other op runs on gathered copies,
+A view op of one dual tensor (indexing, reshape, permute, expand) is not gathered: its result is a
+view over the mesh, as torch's view (an in-place change of the dual tensor, or of the view, shows in
+the other; gt/tensor/mesh_alias_write.py writes through an alias over the mesh); as_strided and
+unfold are copies, guarded by gt/autograd/forward_copies.py. Every other op runs on gathered copies,
 and an op that saves a copy for its backward checks the versions of the sharded tensor's blocks
 instead (an in-place change of that tensor before the backward raises torch's error, which the
 copy, never written, would not see).
@@ -37,7 +38,7 @@ def alias(a):
 def gathers(cls, args, tangents):
     """Whether the op ``cls`` of ``args`` (``tangents``: theirs) runs gathered on the home device:
     some tensor is sharded, and it is no view op of one dual tensor that is a view over the mesh there
-    (``mesh_view``: indexing, reshape, permute; as_strided's strides over the mesh are not torch's)."""
+    (``mesh_view``: indexing, reshape, permute, expand; as_strided's strides over the mesh are not torch's)."""
     if not any(isinstance(a, function.Tensor) and a._placed is not None for a in (*args, *tangents)):
         return False
     return not (cls.mesh_view and tangents[0] is not None and all(t is None for t in tangents[1:]))

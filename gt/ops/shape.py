@@ -134,7 +134,7 @@ class AsStrided(Function):
 
 class Expand(Function):
     complex_graph = True
-    makes_view = True
+    makes_view = mesh_view = True
 
     def forward(self, x, shape):
         return B.expand(x, shape)

@@ -175,7 +175,7 @@ class ConstructMethods:
         windows = x.movedim(dim, -1)[..., index]                          # ..., count, size
         out = windows.movedim(-2, dim)
         out = _named(out.reshape(size) if self.ndim == 0 else out, self, "UnfoldBackward0")
-        return out if tracked(self) else copy_not_view(out, "unfold")
+        return out if tracked(self) else copy_not_view(out, "unfold", self)
 
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element repeated ``repeats`` times in place (``[1, 2]`` -> ``[1, 1, 2, 2]``), along
