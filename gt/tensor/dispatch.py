@@ -61,7 +61,7 @@ class ShardedNode(GraphNode):
 
     __slots__ = ("cls", "ctxs", "inputs", "kwargs", "targets", "out", "out_sizes", "in_shapes", "in_dtypes",
                  "out_shape", "released", "epoch", "seq", "_next", "_metadata", "_node_hooks", "_torch_name",
-                 "__weakref__")
+                 "previous", "__weakref__")     # previous: a view's version before a change (mesh_view_write.py)
 
     @property
     def name(self):

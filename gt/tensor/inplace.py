@@ -14,7 +14,7 @@ from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
 from gt.sharding.placement import Shard
-from gt.tensor import inplace_grad, overlap_writes
+from gt.tensor import inplace_grad, mesh_row_write, overlap_writes
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.bool_int_refusals import refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
@@ -72,7 +72,7 @@ class InplaceMethods:
     def _update(self, fn, *values, check=True, uniform=False, name=None):
         """``fn(array, *values)`` updates the array in place; on a sharded tensor it runs on each
         shard with the matching pieces of the values (a partial tensor is summed first).
-        ``check=False``: skip refusing a copy of a sharded tensor's row (``x[i] += v`` writes back).
+        ``check=False``: skip refusing a copy gt makes of a view over the mesh (``v[...] += w`` writes back).
         ``uniform``: one value written everywhere (``refuse_overlap``). ``name``: torch's op
         (``add_``), an event of the profiler while it records."""
         rec = function.profiling
@@ -81,8 +81,8 @@ class InplaceMethods:
                             {"check": check, "uniform": uniform})
         if inference_saved.made[0]:
             inference_saved.refuse_inplace(self)
-        if check and inplace_grad.copies_of_shard_rows:
-            inplace_grad.refuse_copy_of_shard_row(self, "an in-place change")
+        if inplace_grad.copies_of_shard_rows and (back := mesh_row_write.refuse(self, "an in-place change", check)):
+            return mesh_row_write.written(back, InplaceMethods._update, self, fn, *values, uniform=uniform)  # x[i]
         if _mode.level:      # inside a gt.func transform (under its no_grad: recorded() did not ask)
             inplace_grad.refuse_captured(self, name, values)
         inplace_grad.refuse_overlap(self, uniform)
@@ -136,8 +136,8 @@ class InplaceMethods:
         bump_versions([self])
 
     def _iop(self, other, op, name):
-        # no refusal of a copy of a sharded tensor's row here: ``x[i] += v`` is Python's
-        # ``t = x[i]; t += v; x[i] = t``, which writes the result back
+        # no refusal of a copy gt makes of a view over the mesh here: ``v[i] += w`` is Python's
+        # ``t = v[i]; t += w; v[i] = t``, which writes the result back (a row x[i] is written back anyway)
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,), check=False, op=_IOP_EVENTS[name]):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
@@ -262,8 +262,8 @@ class InplaceMethods:
     def __setitem__(self, index, value):
         if inference_saved.made[0]:       # (torch writes through a view: a detach() alias refused too)
             inference_saved.refuse_inplace(self, alias=False)
-        if inplace_grad.copies_of_shard_rows:
-            inplace_grad.refuse_copy_of_shard_row(self, "item assignment")
+        if inplace_grad.copies_of_shard_rows and (back := mesh_row_write.refuse(self, "item assignment")):
+            return mesh_row_write.written(back, InplaceMethods.__setitem__, self, index, value)    # x[i] of a sharded x
         _refuse_byte_mask_fill(index, value)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
         expanded = inplace_grad.refuse_overlap(self, uniform=True, index=index)

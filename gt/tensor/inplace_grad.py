@@ -43,6 +43,7 @@ from gt.tensor.shape import index_error_text
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 mesh_alias = None  # gt/tensor/mesh_alias_write.py, bound by gt/tensor/core.py (it imports this module)
+mesh_row = None  # gt/tensor/mesh_row_write.py, bound by gt/tensor/core.py (it imports this module)
 
 # The ops that made a tensor by a recorded in-place change: their output shares its input's
 # memory because it *is* that memory, written; it is no view.
@@ -54,26 +55,14 @@ HINT = ("change it under no_grad, as an optimizer does: `with gt.no_grad(): para
         "copy (x = x.clone())")
 
 
-# ``x[i]`` of a tensor sharded along the axis ``i`` indexes is a copy of the owner's row, not a view: a change of it
-# (or of a view of it) would leave ``x`` as it was: refused. id -> (weak reference, words), by mark_copy_of_shard_row.
+# Copies that gt makes of (a view of) a tensor sharded over the mesh, not views of it: id -> (weak reference, the
+# words of the refusal of a change of one, or for ``x[i]`` what gt/tensor/mesh_row_write.py writes it back with).
 copies_of_shard_rows = {}
 
 
 def mark_copy_of_shard_row(t, why=None):
     key = id(t)
     copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key, table=copies_of_shard_rows: table.pop(k, None)), why
-
-
-def refuse_copy_of_shard_row(t, what):
-    """Raise for an in-place change of a tensor ``mark_copy_of_shard_row`` marked, or of a view of one."""
-    while t is not None:
-        ref, why = copies_of_shard_rows.get(id(t), (None, None))
-        if ref is not None and ref() is t:
-            raise RuntimeError(f"{what}: this tensor is " + (why or (
-                "x[i] of a tensor x sharded along that dim, a copy of one device's row rather "
-                "than a view, so changing it in place would leave x unchanged; write into x instead "
-                "(x[i] = new values), or change a copy made on purpose (x[i].clone())")))
-        t = view_base(t) if t._placed is None else None     # a copy is on one device, and so are its views
 
 
 def recorded(t, values, check=True, op=None):
@@ -91,9 +80,10 @@ def records(t, values, check=True):
     """Whether an in-place change of ``t`` by ``values`` goes on the tape while gradients are
     recorded (the caller asks ``is_grad_enabled()`` first: an optimizer's step under ``no_grad``
     pays that one call); raises torch's error for a leaf that requires grad. ``check=False``:
-    ``x[i] += v`` (Python writes the result back with ``x[i] = ...``), allowed on a copy of a row."""
+    ``v[i] += w`` (Python writes the result back with ``v[i] = ...``), allowed on a copy gt makes of a view
+    over the mesh (gt/tensor/mesh_row_write.py)."""
     if check and copies_of_shard_rows:
-        refuse_copy_of_shard_row(t, "an in-place change")
+        mesh_row.refuse(t, "an in-place change")      # (a row x[i] is written back: ``rebase``)
     if t._requires_grad:
         if t._ctx is None:
             raise RuntimeError(f"{LEAF} ({HINT})")
@@ -219,6 +209,9 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
     ``reads_self``: the backward of ``compute`` reads ``old``'s values, so it gets a copy.
     ``same_shape``: each value must broadcast to ``t``'s shape (arithmetic; an item assignment's
     value is checked by the write). ``saves_result``: see ``result_saved``."""
+    if copies_of_shard_rows and (back := mesh_row.refuse(t, what, False)) is not None:     # x[i] of a sharded x
+        return mesh_row.written(back, rebase, t, what, compute, *values, reads_self=reads_self,
+                                same_shape=same_shape, saves_result=saves_result)
     refuse_overlap(t)
     dual = forward_ad.dual_values(t, values)
     if dual and (not is_grad_enabled() or not t._requires_grad and

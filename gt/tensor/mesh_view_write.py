@@ -13,7 +13,8 @@ becomes its view op again on the changed tensor above it, as torch regenerates a
 before (gt/autograd/rebind.py). Nothing here runs unless an in-place change meets a view over the
 mesh, which gt otherwise refuses. Under forward AD only an alias of a whole tensor is written
 (gt/tensor/mesh_alias_write.py); a view that gt makes over the mesh as a copy gathered to one
-device is refused (gt/tensor/dispatch.py), as ``x[i]`` along the sharded dim is (gt/tensor/rules.py).
+device is refused (gt/tensor/dispatch.py); ``x[i]`` along the sharded dim, a copy too, is written
+back into ``x`` (gt/tensor/mesh_row_write.py).
 """
 
 from gt.autograd import rebind, views
@@ -80,6 +81,7 @@ def rebase(t, compute, values, reads_self, saves_result):
     above = root
     for q, node, old in reversed(list(zip(links, nodes, olds))):
         q._ctx, q._requires_grad = _replay(node, above)._ctx, True
+        q._ctx.previous = old       # rebind holds versions weakly: the view's op keeps the one before it
         rebind.changed(q, old, epoch)
         above = q
     for old in olds:        # their ops read the versions above of before: no cycle through the changed root

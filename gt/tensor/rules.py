@@ -294,7 +294,7 @@ def getitem(cls, args, kwargs):
         sliced[where] = slice(i, i + 1)
         piece = sh.GetItem.apply(x, tuple(sliced)).replicate()
         row = sh.GetItem.apply(piece, (slice(None),) * pos + (0,))
-        inplace_grad.mark_copy_of_shard_row(row)    # no view of x: changing it in place is refused
+        inplace_grad.mark_copy_of_shard_row(row, (x, (*parts[:where], i, *parts[where + 1:]), where))  # written back
         return row
     if not isinstance(entry, slice):
         return None  # an integer array on the sharded axis: gathered

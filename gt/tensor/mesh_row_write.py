@@ -1,0 +1,91 @@
+"""An in-place change of ``x[i]`` where ``x`` is sharded over the mesh along the dim ``i`` indexes
+(``h[3].mul_(2)``, ``h[-1].copy_(y)``, ``h[3][1:3].add_(1)``, ``h[3][0] = 5``), as torch changes ``x``.
+
+gt makes such an ``x[i]`` as a copy of its owner's row gathered to one device (gt/tensor/rules.py,
+``getitem``), not a view of ``x``. The change is made on that copy as on any tensor on one device
+(its views see it, a recorded one goes on the tape as usual), then the row is written back,
+``x[i] = row``: recorded where gradients are and ``x`` or the row requires grad (``x`` takes the
+change as its history, as torch's ``CopySlices``), else straight into the owner's block, which the
+views of ``x`` share. The other copies gt makes of a view over the mesh (a diagonal or reshape across
+the blocks, ``unfold``, ``as_strided``: ``inplace_grad.mark_copy_of_shard_row`` with their words)
+are refused, a change of them would leave their tensor as it was.
+
+Nothing here runs unless a copy of a sharded tensor's row is alive (``copies_of_shard_rows`` holds
+one): an op on one device pays one test of an empty dict, as it did before.
+"""
+
+from gt.autograd.function import is_grad_enabled, no_grad
+from gt.backend import B
+from gt.sharding.placement import Shard, offsets
+from gt.tensor import inplace_grad
+
+_ROW = ("x[i] of a tensor x sharded along that dim, a copy of one device's row rather than a view, so changing it "
+        "in place would leave x unchanged; write into x instead (x[i] = new values), or change a copy made on "
+        "purpose (x[i].clone())")
+
+_busy = set()    # ids of rows being changed (``written``): their write back comes after
+
+
+def refuse(t, what, check=True):
+    """For an in-place change of ``t``: where ``t`` is a row ``x[i]`` of a sharded ``x`` (or a view
+    of one), ``(row, x, index, where)`` to write it back with (None while that row is being written);
+    raise where ``check`` and it is (a view of) another copy ``mark_copy_of_shard_row`` marked."""
+    table = inplace_grad.copies_of_shard_rows
+    while t is not None:
+        ref, why = table.get(id(t), (None, None))
+        if ref is not None and ref() is t:
+            if type(why) is tuple:
+                return None if id(t) in _busy else (t, *why)
+            if check:
+                raise RuntimeError(f"{what}: this tensor is " + (why or _ROW))
+            return None
+        if t._placed is not None:     # a copy is on one device, and so are its views
+            return None
+        link = getattr(t, "_view", None)          # a view taken without recording (gt/autograd/views.py)
+        t = link[0] if link is not None and t._ctx is None else inplace_grad.view_base(t)
+    return None
+
+
+def written(back, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, an in-place change of the row of ``back`` (``refuse``) or of a view
+    of it, then the row written back into the sharded tensor it was taken from; returns ``fn``'s."""
+    row, x, index, where = back
+    if is_grad_enabled():
+        _refuse_view_of_leaf(x)
+    _busy.add(id(row))
+    try:
+        out = fn(*args, **kwargs)
+    finally:
+        _busy.discard(id(row))
+    if is_grad_enabled() and (x._requires_grad or row._requires_grad):
+        x[index] = row              # recorded: x's history becomes the change (IndexPut over the mesh)
+    else:
+        _write_plain(x, index, where, row)
+    return out
+
+
+def _refuse_view_of_leaf(x):
+    """torch's error for ``leaf[i].mul_(2)``: the row is a view of a leaf that requires grad."""
+    root = x
+    while (up := inplace_grad.view_base(root)) is not None:
+        root = up
+    if root._ctx is None and root._requires_grad:
+        raise RuntimeError(f"{inplace_grad.VIEW_OF_LEAF} ({inplace_grad.HINT})")
+
+
+def _write_plain(x, index, where, row):
+    """``x[index] = row`` unrecorded, into the block of the device that holds that row (``index[where]``,
+    an int, indexes the sharded dim): views of ``x`` taken before share the blocks and see it (an item
+    assignment of a sharded tensor writes it whole into new memory)."""
+    p = x._placed
+    dim = sum(1 for part in index[:where] if part is not None)     # (None: a new axis, no dim of x)
+    if p is None or not isinstance(p.placement, Shard) or p.placement.axis != dim:     # x changed since
+        with no_grad():
+            x[index] = row
+        return
+    i, sizes, before = index[where], p.sizes, x._version
+    for shard, off, n in zip(p.shards, offsets(sizes), sizes):
+        if off <= i < off + n:
+            B.setitem(shard, index[:where] + (i - off,) + index[where + 1:], row._array)
+    while x._version <= before:     # (torch's engine counted the write into that block, which may not be the latest)
+        x._bump_version()
