@@ -479,8 +479,97 @@ def _getitem(d):
     return [x], lambda m, t: t[tuple(_realize(m, tok) for tok in tokens)]
 
 
+def _int_array(d, high, shape):
+    """Class indices (or embedding rows) in [0, high), made in each library from one array."""
+    return np.random.default_rng(d.int(0, 2**31)).integers(0, max(high, 1), shape)
+
+
+def _training(d):
+    """The nn.functional calls of a training step: linear, losses, norms, embedding, masks."""
+    name = d.pick(("linear", "cross_entropy", "nll_loss", "mse_loss", "bce_logits", "layer_norm", "embedding",
+                   "masked_fill", "tril", "normalize", "pad", "einsum"), "op")
+    fn_of = lambda m, attr: getattr(m.nn.functional, attr)
+    if name == "linear":
+        lead, n_in, n_out = d.shape(0, 2), d.size(), d.size()
+        x, w = draw_arg(d, lead + (n_in,)), draw_arg(d, (n_out, n_in))
+        if d.coin():
+            b = draw_arg(d, (n_out,))
+            b.dtype = w.dtype       # torch adds a bias of another dtype where out_features is 1, else refuses
+            return [x, w, b], lambda m, a, wt, bias: fn_of(m, "linear")(a, wt, bias)
+        return [x, w], lambda m, a, wt: fn_of(m, "linear")(a, wt)
+    if name in ("cross_entropy", "nll_loss"):
+        n, c = d.size(), d.pick((1, 2, 3, 5))
+        extra = d.shape(0, 1)
+        x = draw_arg(d, (n, c) + extra if d.coin(0.8) else (c,) + extra[:0])
+        target = _int_array(d, c, (n,) + extra if x.shape[0] == n and len(x.shape) > 1 else ())
+        kwargs = {"reduction": d.pick(("mean", "sum", "none"), "reduction")}
+        if d.coin(0.3):
+            kwargs["ignore_index"] = d.pick((0, -100, 1), "ignore_index")
+        if name == "cross_entropy" and d.coin(0.3):
+            kwargs["label_smoothing"] = d.pick((0.1, 0.0), "label_smoothing")
+        d.notes["kwargs"] = kwargs
+        if name == "nll_loss":
+            return [x], lambda m, a: fn_of(m, "nll_loss")(a.log_softmax(1 if a.ndim > 1 else 0), m.tensor(target),
+                                                           **kwargs)
+        return [x], lambda m, a: fn_of(m, "cross_entropy")(a, m.tensor(target), **kwargs)
+    if name in ("mse_loss", "bce_logits"):
+        shape = d.shape()
+        x, y = draw_arg(d, shape), draw_arg(d, shape, values="positive")
+        reduction = d.pick(("mean", "sum", "none"), "reduction")
+        attr = "mse_loss" if name == "mse_loss" else "binary_cross_entropy_with_logits"
+        if name == "bce_logits":
+            return [x, y], lambda m, a, b: fn_of(m, attr)(a, b.clamp(0, 1), reduction=reduction)
+        return [x, y], lambda m, a, b: fn_of(m, attr)(a, b, reduction=reduction)
+    if name == "layer_norm":
+        # no empty normalized dim: gt refuses normalized_shape with a 0 (listed in the report), torch normalizes nothing
+        shape = tuple(n or 1 for n in d.shape(1, 4))
+        k = d.int(1, len(shape), "normalized_dims")
+        x = draw_arg(d, shape)
+        if d.coin():
+            w, b = draw_arg(d, shape[-k:]), draw_arg(d, shape[-k:])
+            return [x, w, b], lambda m, a, wt, bias: fn_of(m, "layer_norm")(a, shape[-k:], wt, bias, 1e-5)
+        return [x], lambda m, a: fn_of(m, "layer_norm")(a, shape[-k:])
+    if name == "embedding":
+        rows, dim = d.pick((1, 3, 5)), d.size()
+        w = draw_arg(d, (rows, dim))
+        idx = _int_array(d, rows, d.shape(0, 2))
+        pad = d.pick((None, 0, -1), "padding_idx")
+        return [w], lambda m, wt: fn_of(m, "embedding")(m.tensor(idx), wt, padding_idx=pad)
+    if name == "masked_fill":
+        shape = d.shape()
+        x, mask = draw_arg(d, shape, FLOATS + ("int64",)), draw_arg(d, broadcast_partner(d, shape), ("bool",))
+        value = d.pick((0.0, -1e9, float("-inf"), 2), "value")
+        return [x, mask], lambda m, a, mk: a.masked_fill(mk, value)
+    if name == "tril":
+        x = draw_arg(d, d.shape(2, 4))
+        k = d.int(-2, 2, "diagonal")
+        attr = d.pick(("tril", "triu"), "which")
+        return [x], lambda m, a: getattr(m, attr)(a, k)
+    if name == "normalize":
+        shape = d.shape(1, 3)
+        x, dim = draw_arg(d, shape), _dim(d, len(shape))
+        p = d.pick((2, 1, float("inf")), "p")
+        return [x], lambda m, a: fn_of(m, "normalize")(a, p=p, dim=dim)
+    if name == "pad":
+        shape = d.shape(1, 3)
+        x = draw_arg(d, shape)
+        pads = tuple(d.int(-1, 2) for _ in range(2 * d.int(1, len(shape))))
+        d.notes["pads"] = pads
+        return [x], lambda m, a: fn_of(m, "pad")(a, pads, value=0.5)
+    n, k, p = d.size(), d.size(), d.size()
+    eq = d.pick(("ij,jk->ik", "bij,bjk->bik", "ij->ji", "ii->i", "ij,ij->i", "i,j->ij", "bi,bi->b", "ij->"), "eq")
+    shapes = {"ij,jk->ik": [(n, k), (k, p)], "bij,bjk->bik": [(p, n, k), (p, k, n)], "ij->ji": [(n, k)],
+              "ii->i": [(n, n)], "ij,ij->i": [(n, k), (n, k)], "i,j->ij": [(n,), (k,)], "bi,bi->b": [(n, k), (n, k)],
+              "ij->": [(n, k)]}[eq]
+    args = [draw_arg(d, sh) for sh in shapes]
+    for a in args[1:]:      # torch's einsum refuses two dtypes, but not where a contracted dim is 1 (it multiplies)
+        a.dtype = args[0].dtype
+    return args, lambda m, *ts: m.einsum(eq, *ts)
+
+
 FAMILIES = {"unary": _unary, "binary": _binary, "reduction": _reduction, "matmul": _matmul, "shape": _shape_op,
-            "getitem": _getitem}
+            "getitem": _getitem,
+            "training": _training}
 
 
 # ---- running one example in both libraries -------------------------------------------------------
@@ -532,8 +621,34 @@ def _compare_values(g, t, what, rtol_of):
         np.testing.assert_array_equal(g, t, err_msg=what)
 
 
+# an op on each float output, sometimes: results of the op (sharded, partial, views) flowing into the next
+_THEN = {
+    "square": lambda m, o: o * o,
+    "sum(-1)": lambda m, o: o.sum(-1) if o.ndim else o,
+    "mean(0, keepdim)": lambda m, o: o.mean(0, keepdim=True) if o.ndim else o,
+    "exp(-abs)": lambda m, o: (-o.abs()).exp(),
+    "o @ o.mT": lambda m, o: o @ o.mT if o.ndim >= 2 else o,
+    "softmax(0)": lambda m, o: o.softmax(0),
+    "reshape(-1)[::2]": lambda m, o: o.reshape(-1)[::2],
+    "+ o.sum()": lambda m, o: o + o.sum(),
+}
+
+
+def _then(d, fn):
+    name = d.pick(["none"] * 8 + sorted(_THEN), "then")
+    if name == "none":
+        return fn
+    post = _THEN[name]
+
+    def chained(m, *inputs):
+        outs = _outputs(fn(m, *inputs))
+        return tuple(post(m, o) if _dtype(o) in FLOATS else o for o in outs)
+    return chained
+
+
 def check_example(d, family):
     args, fn = FAMILIES[family](d)
+    fn = _then(d, fn)
     d.notes["args"] = args
     seed = d.int(0, 2**31)
     terr, tleaves, touts = _run(torch, args, fn, d)

@@ -276,3 +276,28 @@ def test_a_class_weight_of_another_dtype_is_refused_as_torch(fn, weight_dtype):
     ours = gt.nn.functional.cross_entropy(gt.tensor(x), gt.tensor(probs), weight=gt.ones(4))
     theirs = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(probs), weight=torch.ones(4))
     assert ours.dtype == gt.float64 and abs(ours.item() - theirs.item()) < 1e-6
+
+
+@pytest.mark.parametrize("extra", [{}, {"weight": "float64"}, {"pos_weight": "float64"}])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("input_dtype, target_dtype", [("float64", "float32"), ("float32", "float64")])
+def test_bce_with_logits_answers_in_the_target_dtype_as_torch(input_dtype, target_dtype, reduction, extra):
+    """torch writes the loss into ``1 - target``, so a float64 input with a float32 target gives a
+    float32 loss (gt gave float64; found by tests/test_fuzz_torch_parity.py); the input's gradient
+    stays in its own dtype."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(0)
+    x, y, w = rng.standard_normal((2, 3)), rng.random((2, 3)), rng.random(3) + 0.5
+    out = []
+    for m in (gt, torch):
+        xt = m.tensor(x.astype(input_dtype)).requires_grad_()
+        kwargs = {k: m.tensor(w.astype(v)) for k, v in extra.items()}
+        loss = m.nn.functional.binary_cross_entropy_with_logits(xt, m.tensor(y.astype(target_dtype)),
+                                                                 reduction=reduction, **kwargs)
+        loss.sum().backward()
+        out.append((str(loss.dtype).split(".")[-1], loss.detach().numpy(), str(xt.grad.dtype).split(".")[-1],
+                    xt.grad.numpy()))
+    (gd, gv, ggd, gg), (td, tv, tgd, tg) = out
+    assert (gd, ggd) == (td, tgd)
+    np.testing.assert_allclose(gv, tv, rtol=1e-6)
+    np.testing.assert_allclose(gg, tg, rtol=1e-6, atol=1e-7)

@@ -268,6 +268,8 @@ _REFUSED = {
     "min(dim=-1) over an empty dim": lambda m: m.ones(3, 0).min(dim=-1, keepdim=True),
     "argmax() of nothing": lambda m: m.ones(0, 3).argmax(),
     "argmin(0) over an empty dim": lambda m: m.ones(0, 3).argmin(0),
+    "amin((0, -1)) of nothing: the empty dim first": lambda m: m.ones(0).amin((0, -1)),
+    "amax((0, 0)) over an empty dim first": lambda m: m.ones(0, 2).amax((0, 0), keepdim=True),
 }
 
 

@@ -189,6 +189,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
             or (isinstance(pos_weight, Tensor) and pos_weight.dtype is dtypes.bool_):
         loss_dtypes.check_bce_logits(input, target if isinstance(target, Tensor) else None,
                                      pos_weight if isinstance(pos_weight, Tensor) else None)
+    # torch writes the loss into ``1 - target``: a float target's dtype, also where it is the narrower one
+    narrow = target.dtype if isinstance(target, Tensor) and target.dtype.is_floating_point else None
     input = promoted(input, target)
     target = _float_like(_tensor(target, "binary_cross_entropy_with_logits", "target"), input)
     _same_shape(input, target, "binary_cross_entropy_with_logits")
@@ -204,6 +206,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     if weight is not None:
         loss = _times_weight(loss, _float_like(_tensor(weight, "binary_cross_entropy_with_logits", "weight"), input),
                              "binary_cross_entropy_with_logits", "weight")
+    if narrow is not None and loss.dtype != narrow:
+        loss = loss.to(narrow)
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 

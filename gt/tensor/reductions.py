@@ -106,7 +106,9 @@ class ReductionMethods:
         ``index_error``: torch's IndexError over all elements too (argmax/argmin)."""
         if 0 not in self.shape:
             return
-        axes = normalize_axes(axis, self.ndim, name)
+        # an empty dim is refused before a repeated one, as torch's
+        axes = None if axis is None else [normalize_axis(a, self.ndim, name) for a in
+                                          ((axis,) if hasattr(axis, "__index__") else axis)]
         if axes is None or any(self.shape[a] == 0 for a in axes):
             # gt's ValueError, and torch's class: RuntimeError over all elements, IndexError over a dim
             where = "of all elements" if axes is None else f"over axis {axis}"
