@@ -304,12 +304,14 @@ class InplaceMethods:
         if isinstance(value, Tensor):
             value = value._data
         if self._placed is not None:
-            # written whole, then cut again: item assignment on a sharded tensor is rare
+            # written whole, then cut again into the blocks' own memory, which views taken before share: item
+            # assignment on a sharded tensor is rare
             placement, sizes, before = self.placement, self._placed.sizes, self._version
             whole = self._data
             self._setitem(whole, index, value)
             if isinstance(placement, Shard):
-                self._placed, self._array = layout.shard(whole, placement.axis, sizes), None
+                for block, piece in zip(self._placed.shards, layout.shard(whole, placement.axis, sizes).shards):
+                    B.setitem(block, Ellipsis, piece)
             else:
                 self._data = whole
             while self._version <= before:   # the values may lie in new memory: its count goes on from ours
