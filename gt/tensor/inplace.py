@@ -304,8 +304,7 @@ class InplaceMethods:
         if isinstance(value, Tensor):
             value = value._data
         if self._placed is not None:
-            # written whole, then cut again into the blocks' own memory, which views taken before share: item
-            # assignment on a sharded tensor is rare
+            # written whole (item assignment on a sharded tensor is rare), cut into the blocks views share
             placement, sizes, before = self.placement, self._placed.sizes, self._version
             whole = self._data
             self._setitem(whole, index, value)
