@@ -4,8 +4,10 @@ them), taken before a value that requires grad is written in place into that ten
 rebases each view on the change, so it requires grad and ``y`` gets its gradient through it. In the
 passes that set GT_DEVICES ``h`` is sharded over the mesh, where gt kept no record of such views:
 they kept the new values but required no grad, the gradient through them silently lost
-(gt/autograd/mesh_views.py). Views taken under ``no_grad`` follow torch's rules: differentiating
-through one after such a change raises torch's error, and so does writing a gradient into one."""
+(gt/autograd/mesh_views.py). A value that requires grad written into such a view gives the tensor
+the change as its history, as torch's (gt refused it over the mesh). Views taken under ``no_grad``
+follow torch's rules: differentiating through one after such a change raises torch's error, and so
+does writing a gradient into one."""
 
 import numpy as np
 import pytest
@@ -140,3 +142,48 @@ def test_views_and_write_both_under_no_grad_stay_unrecorded():
             h.copy_(y * 3)
         assert not v.requires_grad
         np.testing.assert_allclose(np.asarray(v.tolist()), _Y[:, 0] * 3, rtol=1e-12)
+
+
+_INTO_VIEW = {   # a value that requires grad written into a view of ``h``, which requires none
+    "column copy_": lambda h, y: h[:, 1].copy_(y[:, 0] * 3),
+    "slice add_": lambda h, y: h[2:5].add_(y[:3]),
+    "t mul_": lambda h, y: h.t().mul_(y.t()),
+    "view(-1) slice copy_": lambda h, y: h.view(-1)[3:9].copy_(y.view(-1)[:6].exp()),
+    "chain add_": lambda h, y: h.view(4, 8)[1:3].t()[2:6].add_(y[:4, :2]),
+    "item assignment": lambda h, y: h[1:].__setitem__((slice(None), 2), y[1:, 0]),
+    "diagonal copy_": lambda h, y: h[:4].diagonal().copy_(y[0]),
+    "view of a view": lambda h, y: (lambda a: a[:, 2].copy_(y[1:, 0] * 2))(h[1:]),
+}
+
+
+def _write_into_view(lib, case):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64)
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_()
+    h = x * 1
+    others = [h[:, 0], h.t()[1:3]]      # unrecorded views of h taken before: they follow the change
+    _INTO_VIEW[case](h, y)
+    loss = (h * x).sin().sum() + sum((o * 2).cos().sum() for o in others)
+    flags = [h.requires_grad] + [o.requires_grad for o in others]
+    return [h.detach()] + [o.detach() for o in others], flags, lib.autograd.grad(loss, y)[0]
+
+
+@pytest.mark.parametrize("case", list(_INTO_VIEW))
+def test_a_gradient_written_into_a_view_gives_its_tensor_the_change(case):
+    """torch gives the tensor viewed the change as its history (``CopySlices``) and its other views follow;
+    over the mesh gt refused (it would have written the values alone, the gradient silently lost)."""
+    got_values, got_flags, got_grad = _write_into_view(gt, case)
+    want_values, want_flags, want_grad = _write_into_view(torch, case)
+    assert got_flags == want_flags == [True, True, True]
+    for g, w in zip(got_values + [got_grad], want_values + [want_grad]):
+        np.testing.assert_allclose(np.asarray(g.tolist()), w.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_a_gradient_written_into_a_view_gt_cannot_write_through_is_refused():
+    """A view made by ``expand`` (torch writes through it): gt refuses, before anything is written."""
+    h = gt.tensor(_X.tolist(), dtype=gt.float64) * 1
+    y = gt.tensor(_Y[:, 0].tolist(), dtype=gt.float64).requires_grad_()
+    v = h.unsqueeze(0).expand(2, 8, 4)[1, :, 1]
+    with pytest.raises(RuntimeError, match="Expand"):
+        v.copy_(y * 2)
+    assert not h.requires_grad
+    np.testing.assert_allclose(np.asarray(h.tolist()), _X, rtol=0, atol=0)

@@ -66,3 +66,31 @@ def taken_under_no_grad(t):
             return True
         t = kept[0]
     return False
+
+
+def unrecorded_chain(t):
+    """``[(view, the tensor it views, op class), ...]`` from ``t`` up through the unrecorded views over
+    the mesh kept by ``note`` (empty where ``t`` is none)."""
+    chain = []
+    while t._ctx is None and (kept := getattr(t, "_mesh_base", None)) is not None:
+        chain.append((t, kept[0], kept[1]))
+        t = kept[0]
+    return chain
+
+
+def attach(chain):
+    """Record the view ops of ``chain`` (``unrecorded_chain``'s, of a view into which a value that
+    requires grad is written) from the top down on the tensors they view, as gt/autograd/views.py's
+    ``attach`` does on one device: the write then goes through recorded views over the mesh
+    (gt/tensor/mesh_view_write.py), which give the tensor at the top the change as its history and
+    make each view its op again on the changed tensor. The nodes recorded here only say which op
+    made each view (that write replaces them); a tensor viewed counts as requiring grad while its
+    view's op runs, so that the op is recorded, the view itself not yet."""
+    for view, base, cls in reversed(chain):
+        _, _, rest, kwargs, _ = view._mesh_base
+        flag = base._requires_grad
+        base._requires_grad = True
+        try:
+            view._ctx = cls.apply(base, *rest, **kwargs)._ctx
+        finally:
+            base._requires_grad = flag

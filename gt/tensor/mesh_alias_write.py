@@ -13,7 +13,7 @@ in-place change meets a view over the mesh; the other views over the mesh are wr
 gt/tensor/mesh_view_write.py (outside forward AD), and the rest refused (``refusal``).
 """
 
-from gt.autograd import forward_ad, mesh_views, rebind, views
+from gt.autograd import forward_ad, function, mesh_views, rebind, views
 from gt.autograd.function import new_epoch
 from gt.ops import shape as shape_ops
 from gt.tensor import inplace_grad, inplace_values, mesh_view_write
@@ -106,18 +106,33 @@ def rebase(t, compute, values, reads_self, saves_result, dual):
 
 
 def refuse_unrecorded_view(t):
-    """Refuse writing a value that requires grad (the caller's write is recorded) into ``t``, a view over
-    the mesh taken unrecorded (gt/autograd/mesh_views.py keeps it): torch gives the tensor it views
-    the change as its history; gt cannot replay such a view's op unrecorded over the mesh, and would
-    write the values alone, the gradient silently lost. One taken under ``no_grad`` (or a view of one)
-    gets torch's own error."""
-    if not t._requires_grad and t._placed is not None and getattr(t, "_mesh_base", None) is not None:
-        if mesh_views.taken_under_no_grad(t):
-            raise RuntimeError(views.NO_GRAD_WRITE)
-        raise RuntimeError(
-            "an in-place change: a value that requires grad written into a view over the mesh of a sharded tensor "
-            "that does not require grad; gt cannot give that tensor the change as its history (torch does): write "
-            "into the tensor itself (base[index] = value), or make it require grad before taking the view")
+    """Before a value that requires grad is written into ``t`` (the caller's write is recorded), where
+    ``t`` is a view over the mesh taken unrecorded (gt/autograd/mesh_views.py keeps it): torch gives
+    the tensor it views the change as its history. gt records the chain of view ops up to that tensor
+    (``mesh_views.attach``), so that gt/tensor/mesh_view_write.py writes through them, where each is
+    an op that writer replays (indexing, reshape/view, permute/transpose, and the diagonal, made of
+    those) and no forward AD level is entered; it refuses the others (it would write the values
+    alone, the gradient silently lost). A view taken under ``no_grad`` (or a view of one) gets
+    torch's own error, and one of a leaf that requires grad torch's error for a change of such a view."""
+    if t._requires_grad or t._placed is None or t._ctx is not None or getattr(t, "_mesh_base", None) is None:
+        return
+    if mesh_views.taken_under_no_grad(t):
+        raise RuntimeError(views.NO_GRAD_WRITE)
+    chain = mesh_views.unrecorded_chain(t)
+    root = chain[-1][1]
+    if root._requires_grad and root._ctx is None:
+        raise RuntimeError(f"{inplace_grad.VIEW_OF_LEAF} ({inplace_grad.HINT})")
+    other = next((cls for _, _, cls in chain if cls not in mesh_view_write._VIEW_OPS), None)
+    if not root._requires_grad and function.dual_hook is None and other is None:
+        mesh_views.attach(chain)
+        return
+    why = ("inside a forward AD level (gt.autograd.forward_ad.dual_level)" if function.dual_hook is not None else
+           f"made by {other.__name__}, an op gt cannot write through over the mesh (indexing, reshape, view, "
+           "permute, transpose and diagonal it can)" if other is not None else "whose tensor changed since")
+    raise RuntimeError(
+        "an in-place change: a value that requires grad written into a view over the mesh of a sharded tensor "
+        f"that does not require grad, {why}; gt cannot give that tensor the change as its history (torch does): "
+        "write into the tensor itself (base[index] = value), or make it require grad before taking the view")
 
 
 def refusal(what, q):
