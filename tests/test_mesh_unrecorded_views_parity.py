@@ -9,6 +9,9 @@ the change as its history, as torch's (gt refused it over the mesh). Views taken
 follow torch's rules: differentiating through one after such a change raises torch's error, and so
 does writing a gradient into one."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -187,3 +190,19 @@ def test_a_gradient_written_into_a_view_gt_cannot_write_through_is_refused():
         v.copy_(y * 2)
     assert not h.requires_grad
     np.testing.assert_allclose(np.asarray(h.tolist()), _X, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make", ["deepcopy", "pickle"])
+def test_a_copy_of_a_view_is_no_view(make):
+    """A deep copy (or a pickled and loaded one) of such a view is a tensor of its own, as torch's: a
+    gradient written into it leaves the tensor viewed alone (over the mesh gt kept the link to it)."""
+    for lib in (torch, gt):
+        h = lib.tensor(_X.tolist(), dtype=lib.float64) * 1
+        y = lib.tensor(_Y[:, 0].tolist(), dtype=lib.float64).requires_grad_()
+        v = h[:, 1]
+        v = copy.deepcopy(v) if make == "deepcopy" else pickle.loads(pickle.dumps(v))
+        v.copy_(y * 3)
+        grad = lib.autograd.grad((v * v).sum(), y)[0]
+        assert v.requires_grad and not h.requires_grad
+        np.testing.assert_allclose(np.asarray(grad.tolist()), _Y[:, 0] * 18, rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(h.tolist()), _X, rtol=0, atol=0)

@@ -6,8 +6,10 @@ history, as torch rebases a view's ``grad_fn`` on its base's (gt/autograd/views.
 On one device the op that made the view is kept unrecorded and recorded later on its inputs; over
 the mesh the op ran per device (gt/tensor/dispatch.py), so what is kept is the op's class and
 arguments, and following the change runs it again, recorded, on the changed tensor (its blocks
-are the view's memory: the result is the same view). Only views of sharded tensors pay this
-(``levels.placed_view`` calls ``note``); an ordinary step on one device never comes here.
+are the view's memory: the result is the same view). A value that requires grad written into
+such a view first records its chain of view ops (``attach``), as on one device. Only views of
+sharded tensors pay this (``levels.placed_view`` calls ``note``, about a microsecond a view); an
+ordinary step on one device never comes here.
 """
 
 import weakref

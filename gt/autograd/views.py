@@ -15,8 +15,9 @@ where it is used). A write into such a view (``base[1:].copy_(w)``) first record
 view ops up to the base (``attach``), so that it becomes a write through recorded views: the base
 gets the change (torch's ``CopySlices``). Over the mesh such views are kept by
 gt/autograd/mesh_views.py (the op's class and arguments: it ran per device) and woken the same way,
-their op run again, recorded, on the changed tensor; a write into one is refused
-(gt/tensor/mesh_alias_write.py). Nothing here runs while no such view is written or woken.
+their op run again, recorded, on the changed tensor; a write into one first records its chain
+(``mesh_views.attach``, asked by gt/tensor/mesh_alias_write.py). Nothing here runs while no such
+view is written or woken.
 """
 
 from gt.autograd import function, levels, mesh_views

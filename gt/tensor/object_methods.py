@@ -12,7 +12,8 @@ import copy
 
 # slots a pickled tensor leaves behind, with the value the loaded one gets; ``_id`` names one
 # tensor only, so no copy takes it (nor the links of a view to its base: a copy is no view)
-_NOT_PICKLED = {"_ctx": None, "_grad_value": None, "_grad_factors": None, "_retains_grad": False, "_view": None}
+_NOT_PICKLED = {"_ctx": None, "_grad_value": None, "_grad_factors": None, "_retains_grad": False, "_view": None,
+                "_mesh_base": None}
 
 
 class ObjectMethods:
@@ -44,7 +45,7 @@ class ObjectMethods:
         if state:
             attributes, slots = state if isinstance(state, tuple) else (state, None)
             for name, value in (slots or {}).items():
-                if name not in ("_id", "_view"):      # a copy is no view, as torch's
+                if name not in ("_id", "_view", "_mesh_base"):      # a copy is no view, as torch's
                     object.__setattr__(new, name, copy.deepcopy(value, memo))
             if attributes:
                 new.__dict__.update(copy.deepcopy(attributes, memo))
