@@ -292,6 +292,31 @@ def test_in_place_change_of_a_dual_made_outside_the_graph(case, how):
     assert got_versions == want_versions
 
 
+_OF_VIEWS = {"a[1:3]": lambda a: a[1:3], "a.t()": lambda a: a.t(), "a[:, 1]": lambda a: a[:, 1]}
+
+
+def _dual_of_a_view(lib, view, change_base):
+    """make_dual, outside the graph, of a view over the mesh: torch's dual is a view of that view."""
+    fa = lib.autograd.forward_ad
+    a = lib.tensor(_X.tolist(), dtype=lib.float64).exp()
+    with fa.dual_level():
+        d = fa.make_dual(_OF_VIEWS[view](a), _OF_VIEWS[view](lib.tensor(_T.tolist(), dtype=lib.float64)) * 1)
+        if change_base:
+            a.add_(1)
+        else:
+            d.mul_(2)
+            d[0] = 5.0
+        return [a, *fa.unpack_dual(d)], a._version
+
+
+@pytest.mark.parametrize("change_base", [False, True], ids=["the dual changed", "its base changed"])
+@pytest.mark.parametrize("view", list(_OF_VIEWS))
+def test_in_place_change_of_a_dual_of_a_view_made_outside_the_graph(view, change_base):
+    (got, got_version), (want, want_version) = (_dual_of_a_view(lib, view, change_base) for lib in (gt, torch))
+    _same(got, want)
+    assert got_version == want_version
+
+
 # as_strided/unfold of a sharded dual are copies in gt (it does not track a sharded tensor's storage),
 # where torch's are views: an in-place change of that memory while the copy lives would leave the
 # copy's primal and tangent as they were (gt did so, silently), so gt refuses it. On one device gt's
@@ -308,12 +333,13 @@ def _strided_then_change(lib, strided, write, in_graph, seen=None):
         b = x * 1
         d = fa.make_dual(b, lib.tensor(_T.tolist(), dtype=lib.float64))
         v = _STRIDED[strided](d)
+        read = d.clone().sum() + d.median()     # reads go on while v lives (clone, median ask dual_values)
         try:
             _WRITES[write](d, b)
         finally:
             if seen is not None:
                 seen += [*fa.unpack_dual(d), *fa.unpack_dual(v)]
-        return [*fa.unpack_dual(v), *fa.unpack_dual(d), b]
+        return [*fa.unpack_dual(v), *fa.unpack_dual(d), b, *fa.unpack_dual(read)]
 
 
 @pytest.mark.parametrize("in_graph", [False, True], ids=["no grad", "in the graph"])

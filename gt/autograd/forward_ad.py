@@ -239,11 +239,20 @@ def _view_link(t):
 def dual_values(t, values):
     """Whether a level is entered, outside inference mode, and ``t`` or one of ``values`` has a
     tangent (an in-place change of ``t`` then updates its tangent: gt/tensor/inplace_grad.py)."""
-    if _current_level < 0:
+    if _current_level < 0 or mode.inference:    # (torch's inference_mode leaves the tangent as it was)
         return False
-    if forward_copies.kept and t._placed is not None:     # a copy standing for a view of t's memory
+    return any(isinstance(v, function.Tensor) and tangent_of(v) is not None for v in (t, *values))
+
+
+def dual_write(t, values):
+    """``dual_values`` asked before an in-place change of ``t`` by ``values`` (gt/tensor/inplace_grad.py),
+    which is first refused where it would leave a copy standing for a view of ``t``'s memory as it was
+    (gt/autograd/forward_copies.py)."""
+    if _current_level < 0:        # (one test outside a level, as dual_values: an optimizer's step asks)
+        return False
+    if forward_copies.kept and t._placed is not None:
         forward_copies.refuse_write(t)
-    if mode.inference:      # (torch's inference_mode leaves the tangent as it was)
+    if mode.inference:
         return False
     return any(isinstance(v, function.Tensor) and tangent_of(v) is not None for v in (t, *values))
 

@@ -9,8 +9,8 @@ in-place change of a sharded tensor lying in the memory it was copied from is re
 what to do instead; once the copy is gone (``del``, or never kept: ``d.unfold(0, 2, 2).sum()``)
 the change goes on.
 
-forward_ad.py's ``dual_values``, which every in-place change asks while a level is entered,
-calls ``refuse_write``; outside a level nothing here runs.
+forward_ad.py's ``dual_write``, which every in-place change asks (gt/tensor/inplace_grad.py),
+calls ``refuse_write`` while a level is entered and a copy is kept; outside a level nothing here runs.
 """
 
 import weakref

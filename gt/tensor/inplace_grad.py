@@ -73,7 +73,7 @@ def recorded(t, values, check=True, op=None):
         refuse_captured(t, op, values)
     if is_grad_enabled():
         return records(t, values, check)
-    return forward_ad.dual_values(t, values) and t.dtype.differentiable
+    return forward_ad.dual_write(t, values) and t.dtype.differentiable
 
 
 def records(t, values, check=True):
@@ -95,7 +95,7 @@ def records(t, values, check=True):
         views.refuse_write(t, with_grad)
     # a value that requires grad written into an integer tensor is a plain write, as torch's (no gradient);
     # a dual tensor's tangent changes with it (gt/autograd/forward_ad.py)
-    return with_grad and t.dtype.is_floating_point or forward_ad.dual_values(t, values) and t.dtype.differentiable
+    return with_grad and t.dtype.is_floating_point or forward_ad.dual_write(t, values) and t.dtype.differentiable
 
 
 CAPTURED = ("During a grad (vjp, jvp, grad, etc) transform, the function provided attempted to call in-place "
@@ -213,7 +213,7 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
         return mesh_row.written(back, rebase, t, what, compute, *values, reads_self=reads_self,
                                 same_shape=same_shape, saves_result=saves_result)
     refuse_overlap(t)
-    dual = forward_ad.dual_values(t, values)
+    dual = forward_ad.dual_write(t, values)
     if dual and (not is_grad_enabled() or not t._requires_grad and
                  not any(isinstance(v, Tensor) and v._requires_grad for v in values)):
         return _dual_write(t, compute, values, reads_self)
