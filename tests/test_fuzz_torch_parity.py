@@ -428,9 +428,13 @@ def _index_op(d, name, shape):
 
 def _index_token(d, size, rng):
     """One index component for a dim of ``size`` (None and ... take none)."""
-    kind = d.pick(("int", "slice", "slice", "list", "tensor", "bool", "none"))
-    if kind == "int" and size:
+    kind = d.pick(("int", "slice", "slice", "list", "tensor", "bool", "none", "tensor2d", "int0d", "pybool"))
+    if kind in ("int", "int0d") and size:
         return kind, int(rng.integers(-size, size))
+    if kind == "tensor2d":
+        return kind, rng.integers(-size, size, (2, d.int(0, 2))).tolist() if size else [[], []]
+    if kind == "pybool":
+        return kind, d.pick((True, False))
     if kind == "slice":
         start, stop = d.pick((None, 0, 1, -1, -2)), d.pick((None, 2, -1, 5))
         return kind, (start, stop, d.pick((None, 1, 2, 3)))
@@ -448,7 +452,7 @@ def _realize(m, token):
     kind, v = token
     if kind == "slice":
         return slice(*v)
-    if kind == "tensor":
+    if kind in ("tensor", "tensor2d", "int0d"):
         return m.tensor(v, dtype=m.int64)
     if kind == "bool":
         return m.tensor(v, dtype=m.bool)
@@ -473,8 +477,11 @@ def _getitem(d):
         token = _index_token(d, size, rng)
         if token[0] == "bool" and dim >= len(shape):
             token = ("none", None)
+        elif token[0] == "bool" and dim + 1 < len(shape) and d.coin(0.3):     # a mask over two dims
+            token = ("bool", (rng.random(shape[dim:dim + 2]) < 0.5).tolist())
+            dim += 1
         tokens.append(token)
-        dim += token[0] != "none"
+        dim += token[0] not in ("none", "pybool")
     d.notes["index"] = tokens
     return [x], lambda m, t: t[tuple(_realize(m, tok) for tok in tokens)]
 
@@ -635,6 +642,8 @@ _THEN = {
 
 
 def _then(d, fn):
+    if d.notes.get("op") in ("var", "std", "var_all"):     # their outputs are checked for no spread below
+        return fn
     name = d.pick(["none"] * 8 + sorted(_THEN), "then")
     if name == "none":
         return fn
@@ -671,6 +680,11 @@ def check_example(d, family):
         assert _dtype(g) == _dtype(t), f"output {i}: dtype {g.dtype}, torch {t.dtype}"
         _compare_values(g.detach().numpy(), t.detach().numpy(), f"output {i}", tol)
     if d.notes.get("torch_grad_wrong"):
+        return
+    if d.notes.get("op") in ("var", "std", "var_all") and not all(
+            np.all(np.isfinite(t.detach().numpy()) & (t.detach().numpy() > 0)) for t in touts):
+        # var/std at no spread or with correction >= the count have no derivative: torch's gradient there
+        # follows its rounding of the mean (std) or its unclamped 1 / (count - correction) (listed in the report)
         return
     tgrads, ggrads = _grads(torch, tleaves, touts, seed), _grads(gt, gleaves, gouts, seed)
     if isinstance(tgrads, Exception):

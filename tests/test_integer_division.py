@@ -29,3 +29,16 @@ def test_integer_division_without_zero_and_float_division_by_zero_are_torchs():
     got = gt.tensor([1.0, -1.0, 0.0]) // gt.tensor([0.0, 0.0, 0.0])
     want = torch.tensor([1.0, -1.0, 0.0]) // torch.tensor([0.0, 0.0, 0.0])
     np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("call", [lambda m: m.ones(0, 2, dtype=m.int64) // m.tensor(0),
+                                  lambda m: m.ones(0, 2, dtype=m.int64) % m.tensor(0),
+                                  lambda m: m.ones(2, dtype=m.int64) // m.zeros(0, 2, dtype=m.int64),
+                                  lambda m: m.div(m.ones(0, 3, dtype=m.int64), m.tensor(0), rounding_mode="floor")],
+                         ids=["empty // 0", "empty % 0", "x // empty zeros", "div floor of empty by 0"])
+def test_integer_division_of_no_element_by_zero_is_torchs_empty_result(call):
+    """No element is divided, so torch gives the empty result (gt refused; found by
+    tests/test_fuzz_torch_parity.py)."""
+    got, want = call(gt), call(torch)
+    assert got.shape == tuple(want.shape)
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]

@@ -15,6 +15,8 @@ def _refuse_integer_zero(a, b, op):
     """torch raises for an integer division by zero, where numpy gives 0."""
     if a.dtype.is_floating_point or (isinstance(b, Tensor) and b.dtype.is_floating_point) or isinstance(b, float):
         return
+    if 0 in a.shape or (isinstance(b, Tensor) and 0 in b.shape):
+        return      # no element is divided: torch's empty result
     if (bool((b == 0).any()) if isinstance(b, Tensor) else b == 0):
         raise RuntimeError(f"ZeroDivisionError: integer {op} by zero (a divisor is 0, as torch refuses too); divide "
                            "floating point values to get inf and NaN instead")
