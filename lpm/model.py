@@ -162,10 +162,12 @@ class PixelTransformer(nn.Module):
     ``PixelTransformerConfig`` (its defaults without one), each field overridable by keyword,
     e.g. ``PixelTransformer(img_size=16, embed_dim=32)``.
 
-    Accepts gt tensors or numpy arrays of floating-point pixels (numpy arrays are converted to
-    float32). Integer or boolean images (e.g. uint8 in 0-255) are refused with a ``TypeError``, as
-    a PyTorch model refuses them: scale them first, ``images.astype(np.float32) / 255``, as
-    torchvision's ``ToTensor`` does. State dict (D = embed_dim,
+    Accepts gt tensors or numpy arrays of floating-point pixels (numpy arrays are converted to the
+    weights' dtype, float32 unless the model was converted; a gt tensor of another dtype is a
+    RuntimeError naming the conversion, as torch's ``nn.Linear`` refuses one). Integer or
+    boolean images (e.g. uint8 in 0-255) are refused with a ``TypeError``, as a PyTorch model
+    refuses them: scale them first, ``images.astype(np.float32) / 255``, as torchvision's
+    ``ToTensor`` does. State dict (D = embed_dim,
     P = img_size**2, F = ff_dim, C = num_classes)::
 
         embed.weight (D, P)   embed.bias (D)
@@ -267,8 +269,7 @@ class PixelTransformer(nn.Module):
             raise TypeError(f"PixelTransformer: expected floating-point images (pixels in [0, 1]), got {source} "
                             f"values; scale integer images first, e.g. images.astype(np.float32) / 255 for uint8 "
                             f"(images.float() / 255 for a gt tensor), as torchvision's ToTensor does")
-        if not isinstance(images, gt.Tensor) and x.dtype != gt.float32:
-            x = x.to(gt.float32)
+        x = self._input_dtype(x, isinstance(images, gt.Tensor))
         P = cfg.img_size ** 2
         if x.ndim == 4:
             if tuple(x.shape[2:]) != (cfg.img_size, cfg.img_size):
@@ -324,6 +325,26 @@ class PixelTransformer(nn.Module):
             lo, hi = x.min().item(), x.max().item()
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"PixelTransformer: images contain non-finite pixel values (min {lo}, max {hi})")
+
+    def _input_dtype(self, x, given_as_tensor):
+        """Floating-point images ``x`` in the dtype of the model's weights. An array (numpy, lists)
+        is converted, as ``torch.as_tensor(array, dtype=...)`` would be before the call; a gt tensor
+        of another dtype is refused as torch's ``nn.Linear`` refuses it ("mat1 and mat2 must have
+        the same dtype"), the fix named: converting it here would hide a float64 pipeline paying
+        for a conversion each step, or a half one losing what it asked for. Under autocast the
+        products pick their own dtype (float64 stays refused, as torch's autocast leaves it)."""
+        want = self.embed.weight.dtype
+        if x.dtype == want:
+            return x
+        if not given_as_tensor:
+            return x.to(want)
+        if gt.is_autocast_enabled() and x.dtype != gt.float64:
+            return x
+        fix = {gt.float32: ".float()", gt.float64: ".double()", gt.float16: ".half()"}.get(want, f".to({want!r})")
+        back = {gt.float32: ".float()", gt.float64: ".double()", gt.float16: ".half()"}.get(x.dtype)
+        raise RuntimeError(f"PixelTransformer: images are {x.dtype!r} but the model's weights are {want!r} (a "
+                           f"Linear takes one dtype, as torch's: mat1 and mat2 must have the same dtype): convert "
+                           f"the images, images{fix}" + (f", or the model, model{back}" if back else ""))
 
     def _ones(self, n, dtype):
         """A (n, 1) column of ones, made once per dtype, whole on every device (so the image

@@ -246,3 +246,89 @@ def test_ppt_generate_takes_numpy_numbers_as_python_ones():
     numpy_kw = dict(temperature=np.float32(0.5), top_k=np.int64(3), top_p=np.float32(0.5), guidance=np.float32(2.0))
     expected = model.generate_tokens(4, digit=1, seed=3, **{k: v.item() for k, v in numpy_kw.items()})
     np.testing.assert_array_equal(model.generate_tokens(4, digit=1, seed=np.int64(3), **numpy_kw), expected)
+
+
+# ---- the last token of a PPT forward, seeds, a gt tensor of another dtype --------------------------
+@pytest.mark.parametrize("bad", [8, -1])
+def test_ppt_forward_checks_the_token_it_does_not_read(bad):
+    # the last token is never embedded (row n - 1 predicts it), so an id out of range there passed
+    from lpm import PixelPredictionTransformer
+    gt.manual_seed(0)
+    model = PixelPredictionTransformer(num_codes=8, tokens_per_image=4, embed_dim=8, num_layers=1, num_heads=2,
+                                       ff_dim=16, num_classes=3, patch_size=2)
+    classes = np.array([1, 3])
+    messages = []
+    for column in (0, 3):
+        tokens = np.zeros((2, 4), np.int64)
+        tokens[1, column] = bad
+        with pytest.raises(IndexError) as info:
+            model(tokens, classes)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == \
+        f"embedding: index {bad} is out of range for an embedding table of 8 rows (valid: 0..7)"
+    assert tuple(model(np.full((2, 4), 7), classes).shape) == (2, 4, 8)
+
+
+def _seeded_calls():
+    from lpm.caption import tasks
+    from lpm.caption.dataset import held_out_split
+    from lpm.ppt.codebook import PatchCodebook
+    from lpm.ppt.judge import DigitJudge
+    sources = (np.zeros((20, 8, 8), np.float32), np.repeat(np.arange(2), 10))
+    digits = np.zeros((4, 28, 28), np.float32)
+    return {
+        "make_moving_blobs": lambda seed: make_moving_blobs(4, 2, 8, seed=seed),
+        "train_eval_split": lambda seed: train_eval_split(np.zeros((8, 1, 2, 2)), np.arange(8), seed=seed),
+        "stratified_split": lambda seed: stratified_split(np.arange(8) % 2, 0.25, seed=seed),
+        "moving_digits": lambda seed: moving_digits(4, 2, 16, sources=sources, seed=seed),
+        "held_out_split": lambda seed: held_out_split(list(range(4)), 0.5, seed=seed),
+        "digit_strings": lambda seed: tasks.digit_strings("train", 2, seed=seed),
+        "PatchCodebook.fit": lambda seed: PatchCodebook.fit(digits, num_codes=2, seed=seed),
+        "DigitJudge.fit": lambda seed: DigitJudge.fit(digits, np.arange(4), seed=seed),
+    }
+
+
+@pytest.mark.first_pass
+@pytest.mark.parametrize("seed", [-1, 2.5, "3", True])
+@pytest.mark.parametrize("fn", ["make_moving_blobs", "train_eval_split", "stratified_split", "moving_digits",
+                                "held_out_split", "digit_strings", "PatchCodebook.fit", "DigitJudge.fit"])
+def test_seeds_are_checked_by_name(fn, seed):
+    # numpy's "expected non-negative integer" named neither; digit_strings took 2.5 as 2 and "3" as 3,
+    # scikit-learn's check came after the patches were counted
+    with pytest.raises(ValueError, match=rf"^{fn}: seed must be an int (>= 0|in \[0, 4294967295\]).*, got {seed!r}$"):
+        _seeded_calls()[fn](seed)
+
+
+@pytest.mark.first_pass
+def test_seeds_are_checked_before_any_work(monkeypatch):
+    from lpm.caption import evaluate as caption_evaluate
+    from lpm.ppt import data as ppt_data
+    monkeypatch.setattr(ppt_data, "load_images", lambda *a: pytest.fail("the digits were read"))
+    with pytest.raises(ValueError, match=r"load_tokens: seed must be an int in \[0, 4294967295\], got 4294967296"):
+        ppt_data.load_tokens(seed=2**32)
+    # the shuffled-images row drew its order after every row was captioned
+    monkeypatch.setattr(caption_evaluate, "held_out_images", lambda *a: pytest.fail("captioning started"))
+    with pytest.raises(ValueError, match="evaluate_captions: seed must be an int >= 0 or None, got -1"):
+        caption_evaluate.evaluate_captions(None, None, VOCAB, None, [], seed=-1)
+    assert np.array_equal(make_moving_blobs(4, 2, 8, seed=np.int64(3))[1], make_moving_blobs(4, 2, 8, seed=3)[1])
+
+
+def test_pixel_transformer_names_the_fix_for_a_tensor_of_another_dtype():
+    # was torch's "mat1 and mat2 must have the same dtype, but got Double and Float" from the first
+    # Linear; kept an error (as torch's nn.Linear), now naming both dtypes and the conversions
+    gt.manual_seed(0)
+    model = PixelTransformer(img_size=4, embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, num_classes=3,
+                             max_seq_len=4)
+    x = np.random.default_rng(0).random((3, 2, 4, 4))
+    with pytest.raises(RuntimeError, match=r"images are gt.float64 but the model's weights are gt.float32 .* "
+                                           r"images.float\(\), or the model, model.double\(\)$"):
+        model(gt.tensor(x))
+    # a numpy array is converted to the weights' dtype, float64 too once the model is (was cast to
+    # float32 whatever the model's dtype, and refused by the float64 model)
+    model.double()
+    with gt.no_grad():
+        np.testing.assert_array_equal(model(x.astype(np.float32)).numpy(),
+                                      model(gt.tensor(x.astype(np.float32).astype(np.float64))).numpy())
+        assert model(x).dtype == gt.float64
+    with pytest.raises(RuntimeError, match=r"images are gt.float32 but the model's weights are gt.float64"):
+        model(gt.tensor(x, dtype=gt.float32))

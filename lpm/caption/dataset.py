@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from lpm.caption.vocab import words_of
-from lpm.data.base import DataError, has_extension
+from lpm.data.base import DataError, has_extension, require_seed
 from lpm.data.frames import IMAGE_EXTENSIONS, frame_files, load_npy, read_image, to_gray
 
 FORMAT = 'a JSON list of {"image": path, "caption": text}'
@@ -88,6 +88,7 @@ class ImageTextDataset:
 def held_out_split(pairs, fraction=0.1, seed=0):
     """``(train, held_out)``: a seeded random ``fraction`` of ``pairs`` held out (at least one pair,
     and at least one left to train on); ``DataError`` for fewer than two pairs."""
+    require_seed("held_out_split", seed)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"held_out_split: fraction must be in (0, 1), got {fraction}")
     if len(pairs) < 2:

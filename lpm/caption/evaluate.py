@@ -22,6 +22,7 @@ from lpm.caption.model import PixelLLM, PixelLLMConfig
 from lpm.caption.store import read_caption_checkpoint
 from lpm.caption.vocab import SimpleVocabulary
 from lpm.checkpoint import CheckpointError, load_into
+from lpm.data.base import require_seed
 
 
 def load_trained(path, which="latest"):
@@ -78,6 +79,7 @@ def evaluate_captions(model, blind, vocab, batches, train_captions, num_beams=4,
     ``rules``: more ``GenerationConfig`` options for every row a model writes (e.g.
     ``min_new_tokens``, ``early_stopping``). Each row's metrics as
     ``lpm.caption.metrics.caption_metrics`` gives them."""
+    require_seed("evaluate_captions", seed, none=True)      # it orders the shuffled row, after all the captioning
     images, refs = held_out_images(batches, limit)
     max_length = model.config.max_seq_len
     greedy_config = GenerationConfig(max_length=max_length, **(rules or {}))

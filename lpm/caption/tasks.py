@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lpm.data import mnist
+from lpm.data.base import require_seed
 from lpm.data.digits import moving_digits
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -81,6 +82,7 @@ def digit_strings(split, num_samples, seed=0):
     if split not in ("train", "test"):
         raise ValueError(f"digit_strings: split must be 'train' or 'test' (MNIST's held-out split), got {split!r}")
     _check_count("digit_strings: num_samples", num_samples)
+    require_seed("digit_strings", seed)
     pixels, captions = _render(split, int(num_samples), int(seed))
     return CaptionData(DigitCanvases(pixels), list(captions), CANVAS, f"digit-strings ({split} split of MNIST)")
 
@@ -127,6 +129,7 @@ def digit_strings_task(samples, val_samples, seed=0):
     from its held-out split."""
     _check_count("digit-strings: samples", samples)
     _check_count("digit-strings: val_samples", val_samples)
+    require_seed("digit-strings", seed)
     return digit_strings("train", samples, seed), digit_strings("test", val_samples, seed)
 
 
@@ -171,6 +174,7 @@ def moving_digits_task(samples, val_samples, seed=0, seq_len=8, img_size=MOVING_
     scans are split in the same proportion (``moving_digits``'s ``eval_split``)."""
     _check_count("moving-digits: samples", samples)
     _check_count("moving-digits: val_samples", val_samples)
+    require_seed("moving-digits", seed)
     total = samples + val_samples
     return moving_digits_captions(total, seq_len=seq_len, img_size=img_size, seed=seed,
                                   eval_split=val_samples / total)

@@ -25,6 +25,23 @@ def has_extension(path, extension):
     return str(path).lower().endswith(extension)
 
 
+# scikit-learn's random_state (k-means, SVC) takes no more (lpm.options.SEED_MAX, the commands' bound, is the same)
+SKLEARN_SEED_MAX = 2**32 - 1
+
+
+def require_seed(fn, seed, high=None, none=False):
+    """Refuse a ``seed`` of ``fn`` that is not an int >= 0 (a numpy int is one; a bool, a float, a
+    string are not), or above ``high`` (scikit-learn's generators take at most 2**32 - 1), before
+    ``fn`` does any work: numpy's own error ("expected non-negative integer") names neither, and
+    ``int(seed)`` would take 2.5 as 2. ``none``: None is taken (a fresh draw, numpy's default_rng(None))."""
+    if seed is None and none:
+        return
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0 or \
+            (high is not None and seed > high):
+        raise ValueError(f"{fn}: seed must be an int in [0, {high}], got {seed!r}" if high is not None else
+                         f"{fn}: seed must be an int >= 0{' or None' if none else ''}, got {seed!r}")
+
+
 def short_list(items, limit=5):
     """``items`` as text for a one-line message: the first ``limit`` and how many more.
 
@@ -183,6 +200,7 @@ def stratified_split(labels, eval_split, seed=0):
         >>> len(tr), len(ev), sorted(set(np.array([0, 0, 0, 0, 1, 1, 1, 1])[ev].tolist()))
         (6, 2, [0, 1])
     """
+    require_seed("stratified_split", seed, none=True)
     labels = np.asarray(labels)
     if isinstance(eval_split, (bool, str)) or not isinstance(eval_split, (int, float, np.number)):
         raise TypeError(f"stratified_split: eval_split must be a number in (0, 1), got {eval_split!r}")

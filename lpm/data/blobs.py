@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from lpm.data.base import require_seed
+
 DIRECTIONS = ("right", "left", "down", "up")
 NUM_CLASSES = len(DIRECTIONS)
 
@@ -45,6 +47,7 @@ def make_moving_blobs(num_samples, seq_len=8, img_size=200, seed=0, noise=0.3, b
         True
     """
     _check_sizes(num_samples, seq_len, img_size, noise)
+    require_seed("make_moving_blobs", seed, none=True)
     rng = np.random.default_rng(seed)
     sigma = img_size / 16 if blob_sigma is None else float(blob_sigma)
     if not 0.0 < sigma < math.inf:         # 0 divides by zero: NaN pixels, no blob
@@ -123,6 +126,7 @@ def train_eval_split(images, labels, eval_split=0.2, seed=0, shuffle=True):
         >>> train_eval_split(x, y, eval_split=0.3, shuffle=False)[1][1].tolist()
         [7, 8, 9]
     """
+    require_seed("train_eval_split", seed, none=True)
     n = len(labels)
     if not 0.0 < eval_split < 1.0:
         raise ValueError(f"train_eval_split: eval_split must be in (0, 1), got {eval_split}")

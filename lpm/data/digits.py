@@ -29,7 +29,7 @@ kept in memory: any number of sequences costs almost no memory.
 
 import numpy as np
 
-from lpm.data.base import DataError, SequenceDataset, stratified_split
+from lpm.data.base import DataError, SequenceDataset, require_seed, stratified_split
 
 TASKS = ("digit", "majority")
 CLASS_NAMES = tuple(str(d) for d in range(10))
@@ -66,6 +66,7 @@ def moving_digits(num_samples, seq_len=8, img_size=200, task="digit", eval_split
     the source scans (a stratified split by digit). ``sources`` (images, labels) replaces the
     scikit-learn scans (tests). Deterministic for a given seed.
     """
+    require_seed("moving_digits", seed)
     if task not in TASKS:
         raise DataError(f"moving digits: task must be one of {TASKS}, got {task!r}")
     for name, value, least in (("num_samples", num_samples, 2), ("seq_len", seq_len, 1)):

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from lpm.data.base import SKLEARN_SEED_MAX, require_seed
 from lpm.data.mnist import SIDE, check_digit_images
 from lpm.outputs import write_atomically
 
@@ -72,6 +73,7 @@ class PatchCodebook:
         when the images hold fewer distinct patches than ``num_codes``.
         """
         _check_patch_size(patch_size)
+        require_seed("PatchCodebook.fit", seed, high=SKLEARN_SEED_MAX)
         if isinstance(num_codes, bool) or not isinstance(num_codes, (int, np.integer)) or num_codes < 2:
             raise ValueError(f"PatchCodebook.fit: num_codes must be an integer >= 2, got {num_codes!r}")
         n_init = _check_n_init(n_init, "PatchCodebook.fit")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lpm.data import mnist
-from lpm.data.base import DataError
+from lpm.data.base import SKLEARN_SEED_MAX, DataError, require_seed
 from lpm.ppt.codebook import PatchCodebook
 
 
@@ -66,6 +66,7 @@ def load_tokens(codebook_path=None, patch_size=4, num_codes=256, limit=None, see
     exists, else fitted on the training images (k-means, ``seed``, the best of ``n_init``
     initialisations) and saved there (when a path is given); ``log`` receives a line on what was
     done, with the held-out reconstruction PSNR."""
+    require_seed("load_tokens", seed, high=SKLEARN_SEED_MAX)     # before the digits are read
     train_x, train_y, heldout_x, heldout_y = load_images(limit)
     if codebook_path and os.path.exists(codebook_path):
         codebook = load_codebook(codebook_path, patch_size, num_codes)

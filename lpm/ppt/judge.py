@@ -22,6 +22,7 @@ against real ones:
 
 import numpy as np
 
+from lpm.data.base import SKLEARN_SEED_MAX, require_seed
 from lpm.data.mnist import SIDE, check_digit_images
 
 NUM_CLASSES = 10
@@ -41,6 +42,7 @@ class DigitJudge:
     def fit(cls, images, labels, seed=0):
         """Fit on ``images`` (N, 28, 28) and ``labels`` (N,) in 0..9. ``seed`` is kept for the record:
         an SVC without probability estimates is deterministic."""
+        require_seed("DigitJudge.fit", seed, high=SKLEARN_SEED_MAX)
         images = _check_images(images, "DigitJudge.fit")
         labels = _check_labels(labels, len(images), "DigitJudge.fit")
         from sklearn.svm import SVC        # here, not at the top: importing sklearn costs seconds

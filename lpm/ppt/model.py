@@ -119,9 +119,11 @@ class PixelPredictionTransformer(nn.Module):
     def forward(self, tokens, classes):
         """``tokens`` (B, n) ints in [0, num_codes), 1 <= n <= tokens_per_image, and ``classes`` (B,)
         in [0, num_classes] -> logits (B, n, num_codes); row i predicts token i from the start
-        token and tokens 0..i-1 (so token n - 1 itself is never read)."""
+        token and tokens 0..i-1 (so token n - 1 itself is never read, but it is checked: an id
+        out of range there is refused as in any other position, by the embedding's IndexError)."""
         tokens = self._tokens(tokens, "tokens", min_len=1)
         classes = self._classes(classes, tokens.shape[0])
+        self._check_last_token(tokens)
         return self._logits(classes, tokens[:, :-1])
 
     def _logits(self, classes, context, cache=None):
@@ -284,6 +286,15 @@ class PixelPredictionTransformer(nn.Module):
         if t.dtype.is_floating_point or t.dtype == gt.dtypes.bool_:
             raise TypeError(f"PixelPredictionTransformer: {what} must be integer token ids, got {t.dtype!r}")
         return t
+
+    def _check_last_token(self, tokens):
+        """The embedding's own check for the column ``forward`` does not embed: the same IndexError
+        naming the lowest id when one is below 0, else the highest."""
+        last, K = tokens[:, -1].numpy(), self.config.num_codes     # (B,) ints: a few us a step
+        lo, hi = int(last.min()), int(last.max())
+        if lo < 0 or hi >= K:
+            raise IndexError(f"embedding: index {lo if lo < 0 else hi} is out of range for an embedding table of "
+                             f"{K} rows (valid: 0..{K - 1})")
 
     def _classes(self, classes, batch):
         c = input_tensor(classes, "PixelPredictionTransformer", "classes", "integer class ids")
