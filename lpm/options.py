@@ -211,12 +211,37 @@ def problems(*messages):
     return [m for m in messages if m]
 
 
-def check_environment(parser):
+def parse_only_with(parser, argv, names, switch, why):
+    """``(parser.parse_args(argv), problem)``: ``problem`` is ``--name applies to --switch only
+    (why)`` for an option of ``names`` given without the switch ``switch`` that alone reads them,
+    which would otherwise be ignored silently (given at its default value too), else None; an
+    option not given takes its default as usual."""
+    defaults = {name: parser.get_default(name) for name in names}
+    parser.set_defaults(**dict.fromkeys(names))         # None: not given
+    args = parser.parse_args(argv)
+    given = [name for name in names if getattr(args, name) is not None]
+    for name in names:
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[name])
+    if given and not getattr(args, switch):
+        return args, f"--{given[0].replace('_', '-')} applies to --{switch} only ({why})"
+    return args, None
+
+
+def check_environment(parser, one_process=False):
     """Refuse (exit 2, one line) a GT_* environment variable gt cannot use (``gt.config``),
-    before anything is imported or loaded that would read it."""
+    before anything is imported or loaded that would read it. ``one_process``: the command runs
+    in one process only (only ``train.py``/``lpm train`` train across torchrun's processes), so
+    torchrun's WORLD_SIZE above 1 is refused too: each process would do the whole work and write
+    the same files at once."""
     bad = config.environment_problems()
     if bad:
         parser.refuse(bad[0] + " (in the environment)")
+    world = (os.environ.get("WORLD_SIZE") or "").strip()
+    if one_process and world not in ("", "1"):
+        parser.refuse(f"WORLD_SIZE={world!r} is set (torchrun's, in the environment), but this command runs in one "
+                      "process: each process would run it whole and write the same files; run it without torchrun "
+                      "(python train.py / lpm train is the command that trains across processes)")
 
 
 def checkpoint_parser(prog, description, best):

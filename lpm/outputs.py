@@ -102,7 +102,9 @@ def write_atomically(path, write, suffix=""):
     """Write ``path`` whole or not at all: ``write(tmp)`` fills a temporary file beside it
     (``<path>.tmp-<pid><suffix>``; ``suffix`` for writers that choose the format by the name),
     which is then renamed into place. On any failure (a full disk, Ctrl-C) that temporary file,
-    never the user's, is removed and the error raised."""
+    never the user's, is removed and the error raised. A missing folder on the way is made, as the
+    commands' up-front check (``writable_problem``) allows for."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}{suffix}"
     try:
         write(tmp)

@@ -263,10 +263,16 @@ def left_behind(cfg, path, log):
             "checkpoint), and checkpoints no pointer names any more are removed (copy any you want to keep)")
 
 
-def run_folder_problem(checkpoint_dir, resume):
+# The pointers besides latest.json that every run writes; lpm ppt's and lpm caption's runs write final.json too
+RUN_POINTERS = ("best", "previous")
+WITH_FINAL = (*RUN_POINTERS, "final")
+
+
+def run_folder_problem(checkpoint_dir, resume, pointers=RUN_POINTERS):
     """Why a run cannot start in ``checkpoint_dir``, or None; cheap (only the pointers are read),
     so it is checked before any data is loaded: the folder holds a run and ``resume`` is off, or
-    its ``latest.json`` / ``best.json`` are not checkpoint pointers (saving would replace them)."""
+    its ``latest.json`` or one of the other ``pointers`` it writes (``best.json``...) is not a
+    checkpoint pointer (saving would replace it)."""
     if not os.path.isdir(checkpoint_dir):
         return None
     try:
@@ -277,7 +283,7 @@ def run_folder_problem(checkpoint_dir, resume):
     if latest is not None and not resume:
         return (f"{checkpoint_dir} already holds a run (latest: {latest}): pass --resume to continue it, "
                 f"or choose another --checkpoint-dir")
-    for which in ("best", "previous"):
+    for which in pointers:
         try:
             find_checkpoint(checkpoint_dir, which)
         except CheckpointError as exc:
@@ -285,14 +291,15 @@ def run_folder_problem(checkpoint_dir, resume):
     return None
 
 
-def start_path_problems(cfg, folders, resume_from_problem, pictures=PLOTS, more=(), first=()):
+def start_path_problems(cfg, folders, resume_from_problem, pictures=PLOTS, more=(), first=(), pointers=RUN_POINTERS):
     """``[(exception class, message)]`` for the paths a run of ``cfg`` cannot use, as every train
     command refuses them before any work: the problems ``first`` (the inputs), the output folders
     and ``more`` (``output_problems`` with the ``pictures`` the run draws: ``OutputError``), each
-    run folder of ``folders`` holding another run (``CheckpointError``), then, only when all
-    those are fine, --resume-from's checkpoint, read and verified now: ``resume_from_problem()``."""
+    run folder of ``folders`` holding another run or a file where the run writes one of its
+    ``pointers`` (``CheckpointError``), then, only when all those are fine, --resume-from's
+    checkpoint, read and verified now: ``resume_from_problem()``."""
     refused = [*first, *((OutputError, p) for p in output_problems(cfg, pictures, more))]
-    refused += [(CheckpointError, run_folder_problem(folder, cfg.resume)) for folder in folders]
+    refused += [(CheckpointError, run_folder_problem(folder, cfg.resume, pointers)) for folder in folders]
     if cfg.resume_from and not any(p for _, p in refused):
         refused.append((CheckpointError, resume_from_problem()))
     return [(kind, p) for kind, p in refused if p]

@@ -29,8 +29,8 @@ from lpm.caption.train import CaptionTrainConfig, config_problem, load_captions,
 from lpm.caption.trainer import CaptionBatches
 from lpm.commands import dispatch
 from lpm.data.base import DataError
-from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, positive, problems, \
-    seed_problem
+from lpm.options import OneLineParser, at_least, blank, check_environment, checkpoint_parser, parse_only_with, \
+    positive, problems, seed_problem
 from lpm.resume import NonFiniteLoss, WrongKind
 
 USAGE = """usage: lpm caption {train,evaluate,predict} ...
@@ -111,7 +111,7 @@ def _preset_help(name):
 def train_command(argv, prog):
     p = _train_parser(prog)
     args = p.parse_args(argv)
-    check_environment(p)
+    check_environment(p, one_process=True)
     cfg = CaptionTrainConfig(**vars(args))
     bad = option_problems(cfg) or missing_packages()
     if bad:
@@ -290,13 +290,14 @@ def predict_command(argv, prog):
     p.add_argument("--top-p", type=float, help="with --sample: among the most likely words of probability p")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample (default: 0)")
     _add_decoding_options(p)
-    args = p.parse_args(argv)
+    args, ignored = parse_only_with(p, argv, ("temperature", "top_k", "top_p", "seed"), "sample",
+                                    "the most likely words are taken without it")
     check_environment(p)
     bad = problems(at_least("--num-beams", args.num_beams, 1), positive("--temperature", args.temperature),
                    at_least("--top-k", args.top_k, 1), seed_problem("--seed", args.seed),
                    blank("--checkpoint", args.checkpoint), _decoding_problem(args),
                    None if args.top_p is None or 0 < args.top_p <= 1
-                   else f"--top-p must be in (0, 1], got {args.top_p}")
+                   else f"--top-p must be in (0, 1], got {args.top_p}", ignored)
     if bad:
         p.error(bad[0])
     missing = [f for f in args.files if not os.path.exists(f)]

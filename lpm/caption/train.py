@@ -34,7 +34,7 @@ from lpm.caption.trainer import CaptionBatches, PixelLLMTrainer
 from lpm.caption.vocab import SimpleVocabulary
 from lpm.options import (at_least, blank, missing_package, non_negative, plain_numbers, positive, problems,
                          refuse_config, seed_problem, type_problems, within)
-from lpm.resume import settle_resume_from, start_path_problems
+from lpm.resume import WITH_FINAL, settle_resume_from, start_path_problems
 
 MODEL_OPTIONS = ("patch_size", "vision_embed_dim", "vision_num_layers", "text_embed_dim", "text_num_layers",
                  "num_heads")
@@ -241,8 +241,11 @@ def start_problems(cfg):
     """``[(exception class, message)]`` for the folders and files a run of ``cfg`` writes or resumes
     from, as ``lpm caption train`` refuses them: the output folders, a run folder (or its blind
     baseline's) holding another run, and --resume-from's checkpoint (read and verified now)."""
-    return start_path_problems(cfg, (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir)) if cfg.checkpoint_dir else (),
-                               lambda: CaptionStore.resume_from_problem(resolve(cfg)), ("curves.png", "examples.png"))
+    folders = (cfg.checkpoint_dir, blind_dir(cfg.checkpoint_dir)) if cfg.checkpoint_dir else ()
+    # the blind baseline's folder is made inside the run's: a file there failed at the blind run's first save
+    blind = (("--checkpoint-dir's blind baseline folder", folders[1]),) if folders else ()
+    return start_path_problems(cfg, folders, lambda: CaptionStore.resume_from_problem(resolve(cfg)),
+                               ("curves.png", "examples.png"), more=blind, pointers=WITH_FINAL)
 
 
 def train(cfg, log=print):

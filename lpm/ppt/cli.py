@@ -21,7 +21,7 @@ import numpy as np
 from lpm.checkpoint import load_into
 from lpm.commands import dispatch
 from lpm.options import (OneLineParser, at_least, blank, check_environment, checkpoint_parser, existing_output,
-                         folder_given, missing_package, positive, problems, seed_problem)
+                         folder_given, missing_package, parse_only_with, positive, problems, seed_problem)
 from lpm.outputs import writable_problem
 from lpm.ppt.codebook import grid_side
 from lpm.ppt.data import load_tokens, tokens_of
@@ -87,8 +87,12 @@ def train_command(argv, prog):
                 {"limit": int, "lr": float}.get(f.name, str)
             p.add_argument(flag, type=kind, default=default, choices=OPTIMIZERS if f.name == "optimizer" else None,
                            help=helps.get(f.name, f"(default: {default})"))
+    p.set_defaults(momentum=None)       # told apart from not given: AdamW has none (the field's 0.9 is SGD's)
     args = p.parse_args(argv)
-    check_environment(p)
+    check_environment(p, one_process=True)
+    if args.momentum is not None and args.optimizer != "sgd":
+        p.error(f"--momentum applies to --optimizer sgd only (got --optimizer {args.optimizer})")
+    args.momentum = defaults.momentum if args.momentum is None else args.momentum
     cfg = PPTTrainConfig(**vars(args))
     bad = option_problems(cfg)
     if bad:
@@ -159,10 +163,10 @@ def evaluate_command(argv, prog):
     p.add_argument("--samples", action="store_true", help="also draw samples and measure their quality")
     p.add_argument("--per-class", type=int, default=30, help="with --samples: conditional samples per digit")
     p.add_argument("--unconditional", type=int, default=300, help="with --samples: unconditional samples")
-    args = p.parse_args(argv)
+    args, ignored = parse_only_with(p, argv, SAMPLING, "samples", "the held-out figures draw no samples")
     check_environment(p)
     bad = _sampling_problems(args) + problems(at_least("--per-class", args.per_class, 2),
-                                              at_least("--unconditional", args.unconditional, 1))
+                                              at_least("--unconditional", args.unconditional, 1), ignored)
     if bad:
         p.error(bad[0])
     model, ckpt = _load(p, args)
@@ -186,11 +190,15 @@ def evaluate_command(argv, prog):
     return 0
 
 
+# the options only --samples reads: given without it, they would be ignored silently
+SAMPLING = ("seed", "temperature", "top_k", "top_p", "guidance", "per_class", "unconditional")
+
+
 # ---- generate ------------------------------------------------------------------------------------
 def generate_command(argv, prog):
     p = _generate_parser(prog)
     args = p.parse_args(argv)
-    check_environment(p)
+    check_environment(p, one_process=True)
     bad = _generate_problems(args)
     if bad:
         p.error(bad[0])
@@ -306,7 +314,7 @@ def codebook_command(argv, prog):
                    help="k-means initialisations, the best by inertia kept (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace the file --out names if there is one")
     args = p.parse_args(argv)
-    check_environment(p)
+    check_environment(p, one_process=True)
     bad = problems(at_least("--patch-size", args.patch_size, 1), at_least("--codes", args.codes, 2),
                    at_least("--codebook-inits", args.codebook_inits, 1), patch_size_problem(args.patch_size),
                    at_least("--limit", args.limit, 1), seed_problem("--seed", args.seed), blank("--out", args.out),

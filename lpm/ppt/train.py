@@ -36,7 +36,7 @@ from lpm.ppt.data import load_codebook, load_tokens
 from lpm.ppt.evaluate import heldout_figures, report_lines
 from lpm.ppt.model import PixelPredictionTransformer
 from lpm.ppt.store import RunState, Store
-from lpm.resume import NonFiniteLoss, settle_resume_from, start_path_problems
+from lpm.resume import WITH_FINAL, NonFiniteLoss, settle_resume_from, start_path_problems
 
 OPTIMIZERS = ("adamw", "sgd")
 PATHS = ("checkpoint_dir", "plot", "codebook", "resume_from")      # the fields that name files or folders
@@ -270,7 +270,8 @@ def start_problems(cfg):
     codebook = cfg.codebook and not os.path.exists(cfg.codebook)
     refused = start_path_problems(cfg, [cfg.checkpoint_dir] if cfg.checkpoint_dir else [],
                                   lambda: Store.resume_from_problem(cfg), ("curves.png", "samples_epoch*.png"),
-                                  [("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else ())
+                                  [("--codebook", os.path.dirname(cfg.codebook) or ".")] if codebook else (),
+                                  pointers=WITH_FINAL)
     problem = None if refused else _codebook_problem(cfg)
     return refused + [(DataError, problem)] if problem else refused
 
