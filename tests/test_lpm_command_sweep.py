@@ -102,6 +102,18 @@ def test_a_users_file_where_a_run_writes_is_refused_before_training(command, pla
     assert (folder / place).read_text() == content
 
 
+def test_a_codebook_too_large_for_its_digits_names_the_options(tmp_path, monkeypatch, capsys):
+    # was PatchCodebook.fit's words only (num_codes=256), not the flags that change it
+    pytest.importorskip("sklearn")
+    from lpm.ppt import cli as ppt_cli
+    from lpm.ppt.data import load_tokens
+    monkeypatch.setattr(ppt_cli, "load_tokens", load_tokens)
+    code, err = status(["ppt", "codebook", "--out", str(tmp_path / "c.safetensors"), "--limit", "2"], capsys)
+    assert code == 1 and err.strip().endswith("fewer than num_codes=256 (ask for fewer --codes, or more digits: a "
+                                              "larger --limit)"), err
+    assert not os.listdir(tmp_path)
+
+
 # ---- options that another option alone reads ------------------------------------------------------
 @pytest.mark.parametrize("argv, words", [
     # the sampling options without --samples: the held-out figures draw nothing, they were ignored

@@ -78,7 +78,8 @@ def load_tokens(codebook_path=None, patch_size=4, num_codes=256, limit=None, see
             codebook = PatchCodebook.fit(train_x, patch_size=patch_size, num_codes=num_codes, seed=seed,
                                          n_init=n_init)
         except ValueError as exc:           # e.g. fewer distinct patches than codes in a small --limit
-            raise DataError(str(exc)) from None
+            raise DataError(f"{exc} (ask for fewer --codes" + (", or more digits: a larger --limit)" if limit else ")")
+                            ) from None
         if codebook_path:
             os.makedirs(os.path.dirname(os.path.abspath(codebook_path)), exist_ok=True)
             codebook.save(codebook_path)
