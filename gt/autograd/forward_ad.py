@@ -156,13 +156,12 @@ def unpack_dual(tensor, *, level=None):
 
 
 def _alias(t):
-    """``t``'s values (the same memory) as a new tensor, with no tangent; a recorded view of ``t``
-    where ``t``'s graph is recorded, and over the mesh always a view (an alias over the mesh: a
-    gathered copy would not pass an in-place change on to ``t``, as torch's view does)."""
-    if is_grad_enabled() and t._requires_grad or t._placed is not None:
-        with hidden():
-            return t.view(t.shape)
-    return function.Tensor._wrap(t._array)
+    """``t``'s values (the same memory) as a new tensor, with no tangent: a view of ``t``, as torch's,
+    recorded where ``t``'s graph is, and otherwise kept as an unrecorded view is (a value that requires
+    grad written into it later gives ``t`` the change as its history); over the mesh an alias over the
+    mesh (a gathered copy would not pass an in-place change on to ``t``)."""
+    with hidden():
+        return t.view(t.shape)
 
 
 # ---- the tangents of the current level ------------------------------------------------------

@@ -262,7 +262,8 @@ def note_view(ctx, view, args, no_grad):
     base = args[0]
     if _mode.level:        # a view of a tensor a gt.func transform captured is captured too
         levels.inherit(view, base)
-    if not B.is_view_of(view._array, base._array):
+    # a reshape to the same shape hands back the base's own array: a view all the same, as torch's
+    if view._array is not base._array and not B.is_view_of(view._array, base._array):
         return
     view._view = (base, ctx, args, no_grad)       # the base held, as torch's ``view._base``
     if no_grad:

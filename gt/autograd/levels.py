@@ -145,7 +145,7 @@ def placed_view(view, cls, args, kwargs):
             B.is_array(p) or isinstance(p, tuple) and any(map(B.is_array, p)) for p in args[1:]):
         inference_saved.mark(view)
     if view._ctx is None and hasattr(base, "_placed") and any(
-            B.is_view_of(a, b) for a in arrays(view) for b in arrays(base)):
+            a is b or B.is_view_of(a, b) for a in arrays(view) for b in arrays(base)):   # (same shape: b itself)
         mesh_views.note(view, cls, args, kwargs, not mode.record)
     return inherit(view, base) if mode.level else view
 
