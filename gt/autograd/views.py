@@ -34,6 +34,9 @@ NO_GRAD_BASE = (
     "code by moving both the view and the inplace either both inside the no_grad block (if you don't want the "
     "inplace to be tracked) or both outside (if you want the inplace to be tracked).")
 
+# gt/tensor/mesh_row_follow.py's ``follow`` while a row copy over the mesh waits for its new history, else None
+rows_follow = None
+
 
 def _record(view, ctx, args):
     """``view``'s op recorded now, on ``args`` (its base first)."""
@@ -49,6 +52,8 @@ def wake(*changed):
     """Give the views of each tensor ``changed`` kept by ``note_view`` (over the mesh:
     ``mesh_views.note``) its new history, after a recorded in-place change of those tensors (a
     write through a chain of views changes each link; see the module docstring)."""
+    if rows_follow is not None:
+        rows_follow()
     for t in changed:
         _follow(t, False)
     if mesh_views.no_grad_views:

@@ -14,7 +14,7 @@ from gt.backend import B
 from gt.ops._shapes import broadcast_shape
 from gt.sharding import layout
 from gt.sharding.placement import Shard
-from gt.tensor import inplace_grad, mesh_row_write, overlap_writes
+from gt.tensor import inplace_grad, mesh_row_follow, mesh_row_write, overlap_writes
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.bool_int_refusals import refuse_bool_subtraction
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
@@ -120,6 +120,8 @@ class InplaceMethods:
             fn(shard, *[piece[d] for piece in pieces])
         if not B.counts_inplace_ops:
             self._bump_version()
+        elif mesh_row_follow.rows:      # (else bump_versions did it) rows x[i] copied from these blocks follow
+            mesh_row_follow.refresh()
         return self
 
     @property
@@ -304,18 +306,7 @@ class InplaceMethods:
         if isinstance(value, Tensor):
             value = value._data
         if self._placed is not None:
-            # written whole (item assignment on a sharded tensor is rare), cut into the blocks views share
-            placement, sizes, before = self.placement, self._placed.sizes, self._version
-            whole = self._data
-            self._setitem(whole, index, value)
-            if isinstance(placement, Shard):
-                for block, piece in zip(self._placed.shards, layout.shard(whole, placement.axis, sizes).shards):
-                    B.setitem(block, Ellipsis, piece)
-            else:
-                self._data = whole
-            while self._version <= before:   # the values may lie in new memory: its count goes on from ours
-                self._bump_version()
-            return
+            return mesh_row_write.put(self, index, value)       # into the blocks, which views share
         self._setitem(self._array, index, value)
         if not B.counts_inplace_ops:
             B.bump_version(self._array)
@@ -339,6 +330,8 @@ def bump_versions(tensors):
         else:
             arrays.extend(_distinct_memory(p.shards))   # shards may be views of one buffer: one change
     B.bump_versions(arrays)
+    if mesh_row_follow.rows:      # rows x[i] copied from a sharded tensor's blocks follow their change
+        mesh_row_follow.refresh()
 
 
 def bump_shape_versions(tensors):

@@ -10,14 +10,17 @@ views of ``x`` share. The other copies gt makes of a view over the mesh (a diago
 the blocks, ``unfold``, ``as_strided``: ``inplace_grad.mark_copy_of_shard_row`` with their words)
 are refused, a change of them would leave their tensor as it was.
 
+The other way, a change of ``x`` reaching the row, is gt/tensor/mesh_row_follow.py's.
+
 Nothing here runs unless a copy of a sharded tensor's row is alive (``copies_of_shard_rows`` holds
 one): an op on one device pays one test of an empty dict, as it did before.
 """
 
 from gt.autograd.function import is_grad_enabled, no_grad
 from gt.backend import B
-from gt.sharding.placement import Shard, offsets
-from gt.tensor import inplace_grad
+from gt.sharding import layout
+from gt.sharding.placement import Shard
+from gt.tensor import inplace_grad, mesh_row_follow
 
 _ROW = ("x[i] of a tensor x sharded along that dim, a copy of one device's row rather than a view, so changing it "
         "in place would leave x unchanged; write into x instead (x[i] = new values), or change a copy made on "
@@ -57,10 +60,14 @@ def written(back, fn, *args, **kwargs):
         out = fn(*args, **kwargs)
     finally:
         _busy.discard(id(row))
-    if is_grad_enabled() and (x._requires_grad or row._requires_grad):
-        x[index] = row              # recorded: x's history becomes the change (IndexPut over the mesh)
-    else:
-        _write_plain(x, index, where, row)
+    done = mesh_row_follow.written_back(row)     # (the other rows of x follow the write)
+    try:
+        if is_grad_enabled() and (x._requires_grad or row._requires_grad):
+            x[index] = row              # recorded: x's history becomes the change (IndexPut over the mesh)
+        else:
+            _write_plain(x, index, where, row)
+    finally:
+        done()
     return out
 
 
@@ -77,15 +84,32 @@ def _write_plain(x, index, where, row):
     """``x[index] = row`` unrecorded, into the block of the device that holds that row (``index[where]``,
     an int, indexes the sharded dim): views of ``x`` taken before share the blocks and see it (an item
     assignment of a sharded tensor writes it whole into new memory)."""
-    p = x._placed
-    dim = sum(1 for part in index[:where] if part is not None)     # (None: a new axis, no dim of x)
-    if p is None or not isinstance(p.placement, Shard) or p.placement.axis != dim:     # x changed since
+    found = mesh_row_follow.owner(x, index, where)
+    if found is None:       # x changed since (no longer sharded along that dim)
         with no_grad():
             x[index] = row
         return
-    i, sizes, before = index[where], p.sizes, x._version
-    for shard, off, n in zip(p.shards, offsets(sizes), sizes):
-        if off <= i < off + n:
-            B.setitem(shard, index[:where] + (i - off,) + index[where + 1:], row._array)
+    before = x._version
+    B.setitem(*found, row._array)
     while x._version <= before:     # (torch's engine counted the write into that block, which may not be the latest)
         x._bump_version()
+    if mesh_row_follow.rows:        # the other rows of x follow (bump_versions did it where it ran)
+        mesh_row_follow.refresh()
+
+
+def put(t, index, value):
+    """An unrecorded item assignment of ``t``, a tensor over the mesh (``value``: a number or an engine
+    array): written whole (item assignment on a sharded tensor is rare), then cut into the blocks that
+    views of ``t`` share; the rows ``t[i]`` gathered from them follow (gt/tensor/mesh_row_follow.py)."""
+    placement, sizes, before = t.placement, t._placed.sizes, t._version
+    whole = t._data
+    t._setitem(whole, index, value)
+    if isinstance(placement, Shard):
+        for block, piece in zip(t._placed.shards, layout.shard(whole, placement.axis, sizes).shards):
+            B.setitem(block, Ellipsis, piece)
+    else:
+        t._data = whole
+    while t._version <= before:   # the values may lie in new memory: its count goes on from ours
+        t._bump_version()
+    if mesh_row_follow.rows:      # (torch's engine counted the writes into the blocks: no bump_versions)
+        mesh_row_follow.refresh()

@@ -25,7 +25,7 @@ from gt.ops._shapes import broadcast_shapes as _broadcast, numel
 from gt.sharding import collectives as C
 from gt.sharding.layout import sizes_of
 from gt.sharding.placement import Partial, Replicate, Shard, offsets
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, mesh_row_follow
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
 
@@ -294,7 +294,9 @@ def getitem(cls, args, kwargs):
         sliced[where] = slice(i, i + 1)
         piece = sh.GetItem.apply(x, tuple(sliced)).replicate()
         row = sh.GetItem.apply(piece, (slice(None),) * pos + (0,))
-        inplace_grad.mark_copy_of_shard_row(row, (x, (*parts[:where], i, *parts[where + 1:]), where))  # written back
+        index = (*parts[:where], i, *parts[where + 1:])
+        inplace_grad.mark_copy_of_shard_row(row, (x, index, where))     # a change of the row is written back
+        mesh_row_follow.keep(row, x, index, where)         # and a change of x refreshes the row
         return row
     if not isinstance(entry, slice):
         return None  # an integer array on the sharded axis: gathered

@@ -1,0 +1,140 @@
+"""A row ``x[i]`` of a tensor ``x`` sharded along the dim ``i`` indexes follows later in-place changes of
+``x`` (``x.mul_(2)``, ``x[3] = v``, ``x[2:5].zero_()``, an optimizer's step, a change through another
+``x[3]``), as torch's view does.
+
+gt makes such a row as a copy of its owner's row gathered to one device (gt/tensor/rules.py,
+``getitem``); a change of the row is written back into ``x`` (gt/tensor/mesh_row_write.py). This
+module is the other way: ``keep`` holds each live row (a weak reference) with the versions of
+``x``'s blocks when its values were taken, and ``refresh``, called after an in-place change of a
+sharded tensor (``_update``'s write into the blocks, item assignment, ``bump_versions``), copies the
+new values of each row whose ``x`` changed into the row's own memory (its views see them) and counts a
+change of the row (torch's view shares its base's version counter: a backward that saved the row
+then raises). Where the change was made with gradients recorded, the row then gets torch's new
+history, ``x[i]`` of the changed ``x`` (``follow``, run by gt/autograd/views.py's ``wake`` once the
+change is recorded, as for the other views of ``x``).
+
+Nothing here runs while no such row is alive: a write on one device does not come here, and one over
+the mesh pays one test of an empty dict.
+"""
+
+import weakref
+
+from gt.autograd import function, rebind, views
+from gt.backend import B
+from gt.sharding import layout
+from gt.sharding.placement import Shard, offsets
+from gt.tensor import inplace_grad
+
+# id(row) -> [weak reference to the row, x, index, where, versions of x's blocks the row's values are of, x's shape,
+# whether it was taken under no_grad]
+rows = {}
+_back = set()       # ids of rows being written back into their x (mesh_row_write.written): their values are x's
+_pending = {}       # id(row) -> weak reference to a row refreshed while gradients are recorded (``follow``)
+
+_NEW_SHAPE = ("an in-place change of shape ({} to {}: t_, transpose_, squeeze_, resize_...) of a tensor x sharded "
+              "over the mesh while a row x[i] taken before is alive: that row is a copy of one device's row, which "
+              "follows later changes of x but cannot follow its new layout (torch's view would); take the row after "
+              "the change of shape, or a copy of it on purpose (x[i].clone()), or drop it first")
+
+
+def keep(row, x, index, where):
+    """Make ``row``, ``x[index]`` gathered from the block that holds ``index[where]`` (an int on the
+    sharded dim), follow later in-place changes of ``x``."""
+    key = id(row)
+    rows[key] = [weakref.ref(row, lambda _, k=key: rows.pop(k, None)), x, index, where, _versions(x), x.shape,
+                 not function.is_grad_enabled()]
+
+
+def _versions(x):
+    """The versions of ``x``'s memory now (each block's: a write into one block may leave the
+    greatest as it was)."""
+    p = x._placed
+    return B.version_of(x._array) if p is None else tuple([B.version_of(s) for s in p.shards])
+
+
+def _changes(now, was):
+    """How many changes of ``x`` to count on its row: as many as ``x._version`` grew by (torch's view
+    shares its base's counter), at least one (a write into a block below the greatest version)."""
+    return max(1, _greatest(now) - _greatest(was))
+
+
+def _greatest(versions):
+    return max(versions) if type(versions) is tuple else versions
+
+
+def owner(x, index, where):
+    """``(block, index into it)`` of the one block of ``x`` that holds ``x[index]``, or None where
+    ``x`` is no longer sharded along that dim."""
+    p = x._placed
+    dim = sum(1 for part in index[:where] if part is not None)     # (None: a new axis, no dim of x)
+    if p is None or not isinstance(p.placement, Shard) or p.placement.axis != dim:
+        return None
+    i = index[where]
+    for shard, off, n in zip(p.shards, offsets(p.sizes), p.sizes):
+        if off <= i < off + n:
+            return shard, index[:where] + (i - off,) + index[where + 1:]
+    return None
+
+
+def refresh():
+    """After an in-place change of a sharded tensor: each live row whose tensor changed since its
+    values were taken gets the new values, in its own memory, and counts a change."""
+    for entry in list(rows.values()):
+        row = entry[0]()
+        if row is None:
+            continue
+        x, index, where, was, shape, _ = entry[1:]
+        now = _versions(x)
+        if now == was:
+            continue
+        entry[4] = now
+        if x.shape != shape:
+            rows.pop(id(row), None)
+            raise RuntimeError(_NEW_SHAPE.format(tuple(shape), tuple(x.shape)))
+        if id(row) in _back:
+            continue
+        found = owner(x, index, where)
+        p = x._placed
+        values = B.getitem(*found) if found is not None else B.getitem(
+            x._array if p is None else layout.materialize(p), index)
+        B.setitem(row._array, Ellipsis, values)
+        for _ in range(_changes(now, was) - bool(B.counts_inplace_ops)):     # (torch's engine counted the write)
+            B.bump_version(row._array)
+        if function.is_grad_enabled():
+            _pending[id(row)] = entry[0]
+            views.rows_follow = follow
+
+
+def written_back(row):
+    """``row`` is being written back into its tensor: its values are the tensor's, nothing to
+    refresh; returns a callable to run once the write is made (the versions taken as its own)."""
+    _back.add(id(row))
+
+    def done():
+        _back.discard(id(row))
+        entry = rows.get(id(row))
+        if entry is not None and entry[0]() is row:
+            entry[4] = _versions(entry[1])
+    return done
+
+
+def follow():
+    """Run by ``views.wake`` after a recorded in-place change: each row refreshed since, whose tensor
+    now requires grad, becomes ``x[i]`` of the changed tensor (torch rebases a view's ``grad_fn``);
+    what was recorded before reads the row's version of before (gt/autograd/rebind.py)."""
+    views.rows_follow = None
+    pending = [ref() for ref in _pending.values()]
+    _pending.clear()
+    for row in pending:
+        entry = None if row is None else rows.get(id(row))
+        if entry is None or entry[0]() is not row or not entry[1]._requires_grad:
+            continue
+        if entry[6]:          # taken under no_grad: torch refuses to differentiate through it from now on
+            views._refuse(row)
+            continue
+        old = inplace_grad._old_version(row)
+        fresh = entry[1][entry[2]]          # recorded: x[i] of the changed x
+        row._ctx, row._requires_grad = fresh._ctx, True
+        fresh._ctx.row_before = old       # (rebind holds it weakly) what the ops recorded before read, kept
+        rebind.changed(row, old, function.new_epoch())
+        views.wake(row)       # the row's unrecorded views follow it

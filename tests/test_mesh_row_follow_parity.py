@@ -1,0 +1,203 @@
+"""A row ``r = h[3]`` follows later in-place changes of ``h`` made by any route (``h.mul_(2)``, ``h[3] = y``,
+``h.add_(y)``, ``h.copy_(z)``, ``h[2:5].zero_()``, a change through another ``h[3]``, an optimizer's step),
+beside torch 2.13, where ``r`` is a view: its values and those of its views, ``_version`` (a view shares its
+base's counter), its new history (gradients through ``r`` reach what changed ``h``) and the error of a
+backward that saved ``r``. In the passes that set GT_DEVICES ``h`` is sharded along dim 0 and gt's ``h[3]``
+is a copy of one device's row: it kept the values of before, silently (gt/tensor/mesh_row_follow.py)."""
+
+import numpy as np
+import pytest
+
+import gt
+
+torch = pytest.importorskip("torch")
+
+_RNG = np.random.default_rng(5)
+_X, _Y, _C = _RNG.standard_normal((8, 4)), _RNG.standard_normal(4), _RNG.standard_normal((8, 4))
+
+
+def _sharded(lib, t):
+    """The tensor is sharded wherever the mesh shards a new tensor (the passes that set GT_DEVICES)."""
+    assert lib is torch or (t._placed is None) == (gt.tensor(_X.tolist(), dtype=gt.float64)._placed is None)
+
+
+def _mul(lib, h, y):
+    h.mul_(2)
+
+
+def _setitem(lib, h, y):
+    h[3] = y * 3
+
+
+def _add(lib, h, y):
+    h.add_(y)
+
+
+def _copy(lib, h, y):
+    h.copy_(lib.tensor(_C.tolist(), dtype=lib.float64) * y)
+
+
+def _slice_zero(lib, h, y):
+    h[2:5].zero_()
+
+
+def _another_row(lib, h, y):
+    h[3][1:3].mul_(y[:2])        # through another copy of the same row
+
+
+def _other_row(lib, h, y):
+    h[5].add_(1)                 # the row's values stay; torch counts the change of its base
+
+
+def _twice(lib, h, y):
+    h[-5] = y
+    h.sub_(0.5)
+
+
+_CASES = {f.__name__[1:]: f for f in (_mul, _setitem, _add, _copy, _slice_zero, _another_row, _other_row, _twice)}
+
+
+def _run(lib, change, grad):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_(grad)
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_(grad)
+    h = x.sin() * 2
+    _sharded(lib, h)
+    r = h[3]
+    v, last = r[1:3], h[-1]
+    before = (r * 3).sum()           # recorded before the change: reads the values of then
+    version = r._version
+    change(lib, h, y)
+    out = [r, v, last, r._version - version, v._version - version, h]
+    if grad:
+        c = lib.tensor(_C.tolist(), dtype=lib.float64)
+        loss = (r * c[0]).sum() + v.cos().sum() + before + (last * c[1]).sum() + (h * c).sum()
+        out += lib.autograd.grad(loss, [x, y], allow_unused=True)
+    return out
+
+
+def _same(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if isinstance(w, int):
+            assert g == w
+        elif w is None:
+            assert g is None
+        else:
+            assert tuple(g.shape) == tuple(w.shape)
+            np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+def test_a_row_follows_a_change_of_its_tensor_in_the_graph(case):
+    """torch's values of the row, of its view and of another row after the change, ``_version``, and the
+    leaves' gradients through the row's new history."""
+    _same(_run(gt, _CASES[case], True), _run(torch, _CASES[case], True))
+
+
+@pytest.mark.parametrize("case", ["mul", "setitem", "add", "copy", "slice_zero", "another_row", "other_row"])
+def test_a_row_follows_a_change_of_a_tensor_that_requires_no_grad(case):
+    _same(_run(gt, _CASES[case], False), _run(torch, _CASES[case], False))
+
+
+def _gradient_written(lib):
+    h = lib.tensor(_X.tolist(), dtype=lib.float64) * 1
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64, requires_grad=True)
+    _sharded(lib, h)
+    r = h[3]
+    h.add_(y * y)                # h, and r with it, now requires grad
+    return [r, lib.tensor(r.requires_grad), *lib.autograd.grad((r * r).sum(), [y])]
+
+
+def test_a_gradient_written_into_the_tensor_reaches_the_row():
+    _same(_gradient_written(gt), _gradient_written(torch))
+
+
+def _taken_under_no_grad(lib, base_grad):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_(base_grad)
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64, requires_grad=True)
+    h = x * 1
+    _sharded(lib, h)
+    with lib.no_grad():
+        r = h[3]
+    if base_grad:
+        h.mul_(2)
+    else:
+        h.add_(y)
+    return r
+
+
+@pytest.mark.parametrize("base_grad", [False, True])
+def test_a_row_taken_under_no_grad_refuses_to_be_differentiated_after_the_change(base_grad):
+    """torch raises once the row (a view taken under no_grad) is used after a recorded change of its
+    base; gt where it is differentiated, as for its other views (gt/autograd/views.py)."""
+    with pytest.raises(RuntimeError, match="A view was created in no_grad mode and its base"):
+        (_taken_under_no_grad(torch, base_grad) * 2).sum().backward()
+    r = _taken_under_no_grad(gt, base_grad)
+    np.testing.assert_allclose(np.asarray(r.tolist()), _taken_under_no_grad(torch, base_grad).tolist())
+    with pytest.raises(RuntimeError, match="A view was created in no_grad mode and its base"):
+        (r * 2).sum().backward()
+
+
+def _saved(lib, under_no_grad):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    h = x * 1
+    _sharded(lib, h)
+    r = h[3]
+    loss = (r * r).sum()         # saves r
+    if under_no_grad:
+        with lib.no_grad():
+            h[6:].add_(1)
+    else:
+        h.mul_(2)
+    with pytest.raises(RuntimeError) as err:
+        loss.backward()
+    return str(err.value)
+
+
+@pytest.mark.parametrize("under_no_grad", [False, True])
+def test_a_backward_that_saved_the_row_refuses_after_a_change_of_its_tensor(under_no_grad):
+    got, want = _saved(gt, under_no_grad), _saved(torch, under_no_grad)
+    assert got.split("[")[0] == want.split("[")[0]
+
+
+def _step(lib):
+    p = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()      # a leaf: sharded over the mesh
+    _sharded(lib, p)
+    opt = lib.optim.SGD([p], lr=0.1, momentum=0.9)
+    r = p[3]
+    with lib.no_grad():
+        w = p[2]
+    version = (r._version, w._version, p._version)
+    out = []
+    for _ in range(2):
+        opt.zero_grad()
+        (p * lib.tensor(_C.tolist(), dtype=lib.float64)).pow(2).sum().backward()
+        opt.step()
+        out += [r, w, r[::2]]
+    grads = lib.autograd.grad((r * r).sum(), [p])
+    # torch's view shares its base's counter: the row counts each change of p as p does (gt's step may
+    # count more than torch's on one device too)
+    changes = p._version - version[2]
+    return out + [r._version - version[0] - changes, w._version - version[1] - changes, *grads]
+
+
+def test_a_row_of_a_parameter_follows_the_optimizer_step():
+    _same(_step(gt), _step(torch))
+
+
+def _new_shape(lib):
+    h = lib.tensor(_X.tolist(), dtype=lib.float64) * 1
+    r = h[3]
+    h.t_()
+    h[0].zero_()
+    return r
+
+
+def test_a_change_of_shape_with_a_row_alive_is_refused_over_the_mesh():
+    """Over the mesh the row cannot follow ``h``'s new layout: refused, loudly, rather than left stale;
+    on one device the row is a view, as torch's."""
+    if gt.tensor(_X.tolist(), dtype=gt.float64)._placed is not None:
+        with pytest.raises(RuntimeError, match=r"an in-place change of shape \(\(8, 4\) to \(4, 8\)"):
+            _new_shape(gt)
+    else:
+        _same([_new_shape(gt)], [_new_shape(torch)])
