@@ -146,6 +146,30 @@ def config_file():
 
 
 READERS = (backend_name, devices, auto_shard, verbose, config_file, num_threads, blas_name)
+# The variables gt reads (the readers above), for telling a misspelt one from another program's GT_ name.
+NAMES = ("GT_BACKEND", "GT_DEVICES", "GT_AUTO_SHARD", "GT_VERBOSE", "GT_CONFIG", "GT_NUM_THREADS", "GT_BLAS")
+
+
+def misspelt_names():
+    """``[(name, the gt variable it is close to), ...]`` for each GT_* variable set that gt does not read
+    but that is spelt nearly as one it does (``GT_DEVICE=4``, ``GT_AUTOSHARD=1``): without a word it
+    would change nothing. Other GT_* names (another program's) are left alone."""
+    import difflib       # only when a GT_* name gt does not read is set
+    found = []
+    for name in sorted(os.environ):
+        if name.startswith("GT_") and name not in NAMES:
+            close = difflib.get_close_matches(name.upper(), NAMES, n=1, cutoff=0.8)
+            if close:
+                found.append((name, close[0]))
+    return found
+
+
+def warn_misspelt_names():
+    """A warning per ``misspelt_names()``, naming the variable gt reads instead."""
+    import warnings
+    for name, meant in misspelt_names():
+        warnings.warn(f"the environment variable {name} is set, but gt reads no variable of that name and it "
+                      f"changes nothing: did you mean {meant}?", UserWarning, stacklevel=3)
 
 
 def environment_problems():
@@ -165,6 +189,7 @@ def check_environment():
     problems = environment_problems()
     if problems:
         raise EnvironmentVariableError(problems[0])
+    warn_misspelt_names()
 
 
 # ---- sharding hints by name: the public gt's signal configuration ----------------------------

@@ -87,6 +87,30 @@ def test_gt_from_python_raises_one_clear_error():
     assert done.stdout == "ValueError GT_AUTO_SHARD must be 1 or 0 (or true/false, yes/no, on/off), got 'maybe'\n"
 
 
+@plain_pass_only
+def test_a_misspelt_variable_is_named_when_gt_starts():
+    """GT_DEVICE=4 (for GT_DEVICES) changed nothing, silently: gt warns, naming the variable it reads;
+    another program's GT_* name is left alone."""
+    code = "import warnings\nwarnings.simplefilter('always')\nimport gt\ngt.zeros(1)\nprint(gt.zeros(4)._placed)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=clean_env(GT_DEVICE="4", GT_NUMTHREADS="2", GT_PIPELINE_ID="7"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "None\n"
+    warned = [line for line in done.stderr.splitlines() if "UserWarning" in line]
+    assert len(warned) == 2, done.stderr
+    assert "GT_DEVICE is set, but gt reads no variable of that name" in warned[0] and "GT_DEVICES?" in warned[0]
+    assert "GT_NUMTHREADS" in warned[1] and "did you mean GT_NUM_THREADS?" in warned[1]
+
+
+def test_misspelt_names_are_told_from_other_programs_names(monkeypatch):
+    for name in [n for n in os.environ if n.startswith("GT_")]:
+        monkeypatch.delenv(name)
+    for name in ("GT_BACKENDS", "GT_AUTOSHARD", "GT_CONFIGS", "GT_VERBOS", "GT_BLAS", "GT_JOB", "GT_FUZZ_LOG"):
+        monkeypatch.setenv(name, "1")
+    assert config.misspelt_names() == [("GT_AUTOSHARD", "GT_AUTO_SHARD"), ("GT_BACKENDS", "GT_BACKEND"),
+                                       ("GT_CONFIGS", "GT_CONFIG"), ("GT_VERBOS", "GT_VERBOSE")]
+
+
 @pytest.mark.parametrize("command", [["train", *TINY], ["evaluate", "--checkpoint", "nowhere"],
                                      ["predict", "--checkpoint", "nowhere", "x.npy"]])
 def test_every_lpm_command_checks_the_environment_first(command, monkeypatch, capsys):
