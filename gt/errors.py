@@ -14,3 +14,8 @@ class DtypeError(TypeError, RuntimeError):
 class IndexShapeError(ShapeError, IndexError):
     """An index of a shape a function refuses where torch raises IndexError (``index_select``'s index
     of 2 or more dims): gt's ShapeError (a ValueError and torch's RuntimeError) too."""
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """An argument a function refuses where torch's check raises RuntimeError (``clamp()`` with
+    neither bound): gt's ValueError too."""

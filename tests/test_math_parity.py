@@ -234,3 +234,13 @@ def test_std_and_var_take_unbiased_positionally_and_norm_takes_nuc():
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
     with pytest.raises(RuntimeError):
         gt.tensor([1.0, 2.0]).norm("nuc")
+
+
+@pytest.mark.parametrize("call", [lambda m: m.ones(2).clamp(), lambda m: m.clamp(m.ones(2), None, None),
+                                  lambda m: m.ones(2).clamp_()], ids=["clamp()", "clamp(x, None, None)", "clamp_()"])
+def test_clamp_without_bounds_raises_torchs_class(call):
+    """torch's RuntimeError (gt's ValueError alone before; found by tests/test_fuzz_torch_parity.py)."""
+    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
+        call(torch)
+    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
+        call(gt)

@@ -7,6 +7,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import dtypes
 from gt.backend import B
+from gt.errors import ArgumentError
 from gt.ops import activations as act
 from gt.ops import elementwise as ew
 from gt.ops import linalg
@@ -277,7 +278,8 @@ class ArithmeticMethods:
     def clip(self, min=None, max=None):
         """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
         if min is None and max is None:
-            raise ValueError("clip: give at least one of min and max")
+            raise ArgumentError("clip: give at least one of min and max (torch.clamp: At least one of 'min' or 'max' "
+                                "must not be None)")
         low, high = _scalar(min), _scalar(max)
         if self.dtype.is_complex or type(low) not in PLAIN_BOUNDS or type(high) not in PLAIN_BOUNDS:
             low, high = check_clamp(self, low, high)
