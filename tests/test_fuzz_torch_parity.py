@@ -53,7 +53,7 @@ class Draw:
         return self.data.draw(st.floats(0, 1)) < p_true
 
     def size(self):
-        return self.pick((1, 2, 3, 4, 1, 2, 3, 5, 0))
+        return self.pick((1, 2, 3, 4, 1, 2, 3, 5, 0, 6, 9))     # 6 and 9 rows: several per device, uneven
 
     def shape(self, min_dims=0, max_dims=4):
         return tuple(self.size() for _ in range(self.int(min_dims, max_dims)))
@@ -191,8 +191,7 @@ def _unary(d):
         return [x], lambda m, t: m.nn.functional.gelu(t, approximate=approximate)
     if name == "clamp":
         lo = d.pick((None, -0.5, 0.0, 1.0, -1), "min")
-        # not both None: gt raises ValueError there, torch RuntimeError (listed in the report, not mended)
-        hi = d.pick((0.5, 2.0, -1.0, 1) if lo is None else (None, 0.5, 2.0, -1.0, 1), "max")
+        hi = d.pick((None, 0.5, 2.0, -1.0, 1), "max")
         if d.coin(0.3):
             return [x], lambda m, t: t.clamp(lo, hi)
         return [x], lambda m, t: m.clamp(t, min=lo, max=hi)

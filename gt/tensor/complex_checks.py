@@ -5,6 +5,7 @@ not promoted to complex as in elementwise arithmetic. Checked before any work, o
 
 from gt import dtypes
 from gt.autograd import function
+from gt.ops._shapes import broadcast_shapes
 from gt.tensor.promotion import result_dtype
 
 
@@ -88,10 +89,19 @@ def check_lerp(start, end, weight):
     if not start.dtype.differentiable and getattr(end, "dtype", None) is start.dtype:     # integers, bools
         kernel = "lerp_kernel_tensor" if isinstance(weight, function.Tensor) else "lerp_kernel_scalar"
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{dtypes.torch_type_name(start.dtype.name)}'")
+    _broadcast("lerp", start, end, weight)
     if isinstance(weight, complex) and not start.dtype.is_complex and weight.imag != 0:
         raise RuntimeError(f"value cannot be converted to type {cpp_name(start.dtype)} without overflow "
                            f"(lerp: the complex weight {weight!r} for a real tensor)")
     return weight.real if isinstance(weight, complex) and not start.dtype.is_complex else weight
+
+
+def _broadcast(op, *args):
+    """torch's RuntimeError class (a ShapeError) where the tensors among ``args`` do not broadcast:
+    numpy's error would be a ValueError alone."""
+    shapes = [a.shape for a in args if isinstance(a, function.Tensor)]
+    if len(shapes) > 1:
+        broadcast_shapes(shapes, op)
 
 
 # bounds of ``clamp`` that need no check_clamp (complex numbers, bools and tensors do)
@@ -114,6 +124,7 @@ def check_clamp(t, low, high):
         kernel = "clamp_scalar_cpu" if len(bounds) == 2 else "clamp_min_scalar_cpu" if low is not None else \
             "clamp_max_scalar_cpu"
         raise NotImplementedError(f"\"{kernel}\" not implemented for 'Bool' (cast the tensor with .long() first)")
+    _broadcast("clamp", t, *bounds)
     if not any(type(b) is complex for b in bounds):
         return low, high
     if not t.dtype.is_floating_point:
