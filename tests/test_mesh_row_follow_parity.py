@@ -201,3 +201,51 @@ def test_a_change_of_shape_with_a_row_alive_is_refused_over_the_mesh():
             _new_shape(gt)
     else:
         _same([_new_shape(gt)], [_new_shape(torch)])
+
+
+_COPIES = {
+    "reshape": lambda h: h.reshape(2, 16)[0],       # across the blocks (4 devices: 2 rows each)
+    "diagonal": lambda h: h.t().diagonal(),
+    "unfold": lambda h: h.unfold(0, 3, 2),
+    "as_strided": lambda h: h.as_strided((3, 3), (5, 1), 2),
+}
+
+
+def _copy_follows(lib, take, grad):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_(grad)
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_(grad)
+    h = x * 1
+    _sharded(lib, h)
+    r = take(h)
+    before = (r * 3).sum()
+    version = r._version
+    h.add_(y)
+    h[3, 0] = -1.0
+    out = [r, r._version - version]
+    if grad:
+        out += lib.autograd.grad((r * r).sum() + before, [x, y])
+    return out
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("case", list(_COPIES))
+def test_the_other_copies_made_for_views_follow_a_change_of_their_tensor(case, grad):
+    """Over the mesh a reshape or diagonal across the blocks, ``unfold`` and ``as_strided`` are copies
+    gathered to one device too: they follow as the rows do (values, ``_version``, new history)."""
+    _same(_copy_follows(gt, _COPIES[case], grad), _copy_follows(torch, _COPIES[case], grad))
+
+
+def _view_of_a_row_dropped(lib):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64, requires_grad=True)
+    h = x * 1
+    _sharded(lib, h)
+    v, w = h[3][1:3], h[5, 1:]        # the rows themselves are not kept
+    before = (v * 3).sum() + (w * 3).sum()
+    h.add_(y)
+    h.mul_(2)
+    return [v, w, v._version, *lib.autograd.grad((v * v).sum() + before + w.sum(), [x, y])]
+
+
+def test_a_view_of_a_row_that_is_not_kept_follows():
+    _same(_view_of_a_row_dropped(gt), _view_of_a_row_dropped(torch))

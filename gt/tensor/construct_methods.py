@@ -14,7 +14,7 @@ from gt.backend import B
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import normalize_axis, numel
 from gt.tensor.arithmetic import _operand
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, mesh_row_follow
 from gt.tensor.index_methods import searchsorted
 from gt.tensor.promotion import promote_types
 from gt.tensor.shape import _named
@@ -146,6 +146,7 @@ class ConstructMethods:
                 "one device, so changing it in place would leave that tensor unchanged; write into that tensor "
                 "instead (x.diagonal_scatter(...) or x[index] = new values), or change a copy made on purpose "
                 "(d.clone())"))
+            mesh_row_follow.keep_copy(out, self, lambda: self.diagonal(offset, dim1, dim2))     # follows changes
         return _named(out, self, "DiagonalBackward0")
 
     def unfold(self, dimension, size, step):
@@ -175,7 +176,7 @@ class ConstructMethods:
         windows = x.movedim(dim, -1)[..., index]                          # ..., count, size
         out = windows.movedim(-2, dim)
         out = _named(out.reshape(size) if self.ndim == 0 else out, self, "UnfoldBackward0")
-        return out if tracked(self) else copy_not_view(out, "unfold", self)
+        return out if tracked(self) else copy_not_view(out, "unfold", self, lambda: self.unfold(dimension, size, step))
 
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element repeated ``repeats`` times in place (``[1, 2]`` -> ``[1, 1, 2, 2]``), along

@@ -31,7 +31,7 @@ from gt.tensor import conv_rules  # noqa: F401  (adds the convolution and poolin
 from gt.tensor import model_rules  # noqa: F401  (adds the attention and lookup rules to rules.RULES)
 from gt.ops import shape as shape_ops
 from gt.ops._shapes import view_strides
-from gt.tensor import inplace_grad, rules
+from gt.tensor import inplace_grad, mesh_row_follow, rules
 from gt.tensor import sample_rules  # adds the other per-sample ops' rules to rules.RULES; LOCAL_GRAPH
 from gt.tensor.rules import Plan
 from gt.tensor.sharded_names import named_as_op
@@ -225,6 +225,7 @@ def dispatch(cls, args, kwargs):
         if cls in _VIEW_OPS and out._placed is None and gathered[0]._placed is None and \
                 B.memory_owner(out._array) is B.memory_owner(gathered[0]._array) and _a_view(cls, args):
             _copy_of_a_view(out, cls)
+            mesh_row_follow.keep_copy(out, args[0], lambda: dispatch(cls, args, kwargs))    # follows changes of it
         return out
     if not isinstance(plan, Plan):
         return named_as_op(plan, cls, args, kwargs)  # the rule computed it from other ops (mean = sum / count)

@@ -11,7 +11,10 @@ new values of each row whose ``x`` changed into the row's own memory (its views 
 change of the row (torch's view shares its base's version counter: a backward that saved the row
 then raises). Where the change was made with gradients recorded, the row then gets torch's new
 history, ``x[i]`` of the changed ``x`` (``follow``, run by gt/autograd/views.py's ``wake`` once the
-change is recorded, as for the other views of ``x``).
+change is recorded, as for the other views of ``x``). The other copies gt gathers to one device for
+torch's views of a sharded tensor (a reshape or diagonal across the blocks, ``unfold``, ``as_strided``)
+follow the same way (``keep_copy``: their op run again on the changed tensor). An in-place change of
+``x``'s shape while such a copy lives is refused: the copy could not follow the new layout.
 
 Nothing here runs while no such row is alive: a write on one device does not come here, and one over
 the mesh pays one test of an empty dict.
@@ -26,15 +29,17 @@ from gt.sharding.placement import Shard, offsets
 from gt.tensor import inplace_grad
 
 # id(row) -> [weak reference to the row, x, index, where, versions of x's blocks the row's values are of, x's shape,
-# whether it was taken under no_grad]
+# whether it was taken under no_grad]; for another copy (``keep_copy``), what makes it again instead of the index and
+# None for where
 rows = {}
 _back = set()       # ids of rows being written back into their x (mesh_row_write.written): their values are x's
 _pending = {}       # id(row) -> weak reference to a row refreshed while gradients are recorded (``follow``)
 
 _NEW_SHAPE = ("an in-place change of shape ({} to {}: t_, transpose_, squeeze_, resize_...) of a tensor x sharded "
-              "over the mesh while a row x[i] taken before is alive: that row is a copy of one device's row, which "
-              "follows later changes of x but cannot follow its new layout (torch's view would); take the row after "
-              "the change of shape, or a copy of it on purpose (x[i].clone()), or drop it first")
+              "over the mesh while a row x[i] (or a reshape, diagonal, unfold, as_strided) taken before is alive: gt "
+              "made it as a copy gathered to one device, which follows later changes of x but cannot follow its new "
+              "layout (torch's view would); take it after the change of shape, or a copy of it on purpose "
+              "(x[i].clone()), or drop it first")
 
 
 def keep(row, x, index, where):
@@ -42,6 +47,17 @@ def keep(row, x, index, where):
     sharded dim), follow later in-place changes of ``x``."""
     key = id(row)
     rows[key] = [weakref.ref(row, lambda _, k=key: rows.pop(k, None)), x, index, where, _versions(x), x.shape,
+                 not function.is_grad_enabled()]
+
+
+def keep_copy(out, x, remake):
+    """The same for ``out``, another copy gt gathers to one device for torch's view of the sharded
+    ``x`` (a reshape or diagonal across the blocks, ``unfold``, ``as_strided``); ``remake()`` makes it
+    again from ``x`` (recorded while gradients are)."""
+    if x._placed is None:
+        return
+    key = id(out)
+    rows[key] = [weakref.ref(out, lambda _, k=key: rows.pop(k, None)), x, remake, None, _versions(x), x.shape,
                  not function.is_grad_enabled()]
 
 
@@ -93,16 +109,24 @@ def refresh():
             raise RuntimeError(_NEW_SHAPE.format(tuple(shape), tuple(x.shape)))
         if id(row) in _back:
             continue
-        found = owner(x, index, where)
-        p = x._placed
-        values = B.getitem(*found) if found is not None else B.getitem(
-            x._array if p is None else layout.materialize(p), index)
-        B.setitem(row._array, Ellipsis, values)
+        B.setitem(row._array, Ellipsis, _values(x, index, where))
         for _ in range(_changes(now, was) - bool(B.counts_inplace_ops)):     # (torch's engine counted the write)
             B.bump_version(row._array)
         if function.is_grad_enabled():
             _pending[id(row)] = entry[0]
             views.rows_follow = follow
+
+
+def _values(x, index, where):
+    """The values of ``x[index]`` now, or of ``index()`` (``keep_copy``'s remake) where ``where`` is None."""
+    if where is None:
+        with function.no_grad():
+            new = index()
+        return new._array if new._placed is None else layout.materialize(new._placed)
+    found = owner(x, index, where)
+    p = x._placed
+    return B.getitem(*found) if found is not None else B.getitem(x._array if p is None else layout.materialize(p),
+                                                                 index)
 
 
 def written_back(row):
@@ -133,8 +157,12 @@ def follow():
             views._refuse(row)
             continue
         old = inplace_grad._old_version(row)
-        fresh = entry[1][entry[2]]          # recorded: x[i] of the changed x
+        # recorded, of the changed x; another copy through a clone: its op's output is another tensor than
+        # this one, which rebind must not take for a view of that op's input (memory it does not share)
+        fresh = entry[1][entry[2]] if entry[3] is not None else entry[2]().clone()
         row._ctx, row._requires_grad = fresh._ctx, True
         fresh._ctx.row_before = old       # (rebind holds it weakly) what the ops recorded before read, kept
+        if old._ctx is not None:          # and the other way: a view of the row taken before finds it from there
+            old._ctx.row_after = row
         rebind.changed(row, old, function.new_epoch())
         views.wake(row)       # the row's unrecorded views follow it

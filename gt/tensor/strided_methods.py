@@ -27,7 +27,7 @@ from gt import autograd, dtypes
 from gt.autograd import forward_ad, forward_copies, inference_saved
 from gt.backend import B
 from gt.ops import shape as shape_ops
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, mesh_row_follow
 
 
 # gt's vmap (gt/func/vmap.py) runs func on slices of the mapped inputs, counting here while it
@@ -67,17 +67,20 @@ def tracked(t):
     return t._placed is None and t.dtype != dtypes.bfloat16 and t.is_cpu
 
 
-def copy_not_view(out, fn, src=None):
+def copy_not_view(out, fn, src=None, remake=None):
     """``out``, ``fn``'s copy of ``src`` standing for torch's view (of a tensor whose storage gt does not
     track), marked so that an in-place change of it is refused rather than silently leaving the tensor as
     it was; under forward AD, while it lives, so is a change of a sharded dual ``src``'s memory
-    (gt/autograd/forward_copies.py: the copy would keep the values and the tangent of before)."""
+    (gt/autograd/forward_copies.py: the copy would keep the values and the tangent of before). ``remake()``
+    makes it again from a sharded ``src``: it then follows later changes of ``src`` (gt/tensor/mesh_row_follow.py)."""
     if src is not None and src._placed is not None and forward_ad.entered() and forward_ad.tangent_of(src) is not None:
         forward_copies.note(out, src, fn)
     inplace_grad.mark_copy_of_shard_row(out, (
         f"{fn} of a sharded, bfloat16 or GPU tensor, which gt makes as a copy (it does not track their storage) "
         f"rather than a view, so changing it in place would leave the tensor unchanged; write into the tensor "
         f"instead, or change a copy made on purpose ({fn}(...).clone())"))
+    if remake is not None and src._placed is not None:
+        mesh_row_follow.keep_copy(out, src, remake)
     return out
 
 
@@ -252,7 +255,9 @@ class StridedMethods:
         index, size = flat_index(self, size, stride, storage_offset, "as_strided")
         flat = self.reshape(-1)
         out = flat[type(self)._wrap(B.asarray(index))].reshape(size)
-        return out if tracked(self) else copy_not_view(out, "as_strided", self)     # (tracked: inside vmap)
+        if tracked(self):       # (inside vmap)
+            return out
+        return copy_not_view(out, "as_strided", self, lambda: self.as_strided(size, stride, storage_offset))
 
     def as_strided_(self, size, stride, storage_offset=None):
         """This tensor made ``as_strided(size, stride, storage_offset)`` in place (torch's
