@@ -4,6 +4,8 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 import functools
+import numbers
+import operator
 import warnings
 
 from gt import dtypes
@@ -324,7 +326,12 @@ def _guarded(idx, axis, shape):
 
 def _index_part(part):
     if isinstance(part, Tensor):
-        return _small_int_index(part._data)
+        return _small_int_index(part._data) if part.ndim else _zero_d(part._data)
+    if isinstance(part, numbers.Integral) and type(part) is not int and type(part) is not bool:
+        return operator.index(part)            # np.int64(3) is 3: a view, as torch's (a gathered copy before)
+    if type(part).__name__ == "bool" and type(part).__module__ == "numpy":
+        raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
+                         "indices (got numpy.bool)")      # torch's words: numpy's bool is neither an int nor a mask
     if isinstance(part, slice) and part.step is not None and part.step < 0:
         raise ValueError("step must be greater than zero")   # torch's words; flip() reverses
     if isinstance(part, list):
@@ -334,7 +341,19 @@ def _index_part(part):
         return arr
     if hasattr(part, "__array__") and not B.is_array(part):
         part = B.asarray(part)   # a numpy index array on the torch engine
-    return _small_int_index(part) if B.is_array(part) else part
+    if B.is_array(part):
+        return _small_int_index(part) if len(part.shape) else _zero_d(part)
+    return part
+
+
+def _zero_d(arr):
+    """A 0-d index, read as torch reads it: of an integer dtype (other than uint8), the integer it
+    holds, so ``x[t]`` is a view as ``x[3]`` is (a gathered copy before: writes into it, and changes
+    of ``x`` after it, went unseen); a uint8 or bool one, a mask; any other, the engine's error."""
+    dtype = B.dtype_of(arr)
+    if dtype is dtypes.bool_ or dtype is dtypes.uint8 or dtype.is_floating_point or dtype.is_complex:
+        return _small_int_index(arr)
+    return int(arr)
 
 
 def _small_int_index(arr):
