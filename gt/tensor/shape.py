@@ -327,11 +327,6 @@ def _guarded(idx, axis, shape):
 def _index_part(part):
     if isinstance(part, Tensor):
         return _small_int_index(part._data) if part.ndim else _zero_d(part._data)
-    if isinstance(part, numbers.Integral) and type(part) is not int and type(part) is not bool:
-        return operator.index(part)            # np.int64(3) is 3: a view, as torch's (a gathered copy before)
-    if type(part).__name__ == "bool" and type(part).__module__ == "numpy":
-        raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
-                         "indices (got numpy.bool)")      # torch's words: numpy's bool is neither an int nor a mask
     if isinstance(part, slice) and part.step is not None and part.step < 0:
         raise ValueError("step must be greater than zero")   # torch's words; flip() reverses
     if isinstance(part, list):
@@ -339,7 +334,12 @@ def _index_part(part):
         if B.dtype_of(arr).is_floating_point and not B.numel(arr):     # [[], []] too: positions, not floats
             return B.zeros(tuple(arr.shape), dtypes.int64)
         return arr
-    if hasattr(part, "__array__") and not B.is_array(part):
+    if hasattr(part, "__array__") and not B.is_array(part):     # (numpy's scalars too; Python's ints never)
+        if isinstance(part, numbers.Integral):
+            return operator.index(part)        # np.int64(3) is 3: a view, as torch's (a gathered copy before)
+        if type(part).__name__ == "bool" and type(part).__module__ == "numpy":
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
+                             "valid indices (got numpy.bool)")   # torch's words: neither an int nor a mask
         part = B.asarray(part)   # a numpy index array on the torch engine
     if B.is_array(part):
         return _small_int_index(part) if len(part.shape) else _zero_d(part)
