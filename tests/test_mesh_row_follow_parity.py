@@ -185,22 +185,41 @@ def test_a_row_of_a_parameter_follows_the_optimizer_step():
     _same(_step(gt), _step(torch))
 
 
-def _new_shape(lib):
-    h = lib.tensor(_X.tolist(), dtype=lib.float64) * 1
+_SHAPE_CHANGES = {   # the change, and the rows of the tensor it is made on
+    "t_": (lambda h: h.t_(), 8),
+    "square t_": (lambda h: h.t_(), 4),           # the shape stays: the row would read another row
+    "transpose_": (lambda h: h.transpose_(0, 1), 8),
+    "resize_": (lambda h: h.resize_(4, 8), 8),
+}
+
+
+def _to_change(lib, case):
+    return lib.tensor(_X[:_SHAPE_CHANGES[case][1]].tolist(), dtype=lib.float64) * 1
+
+
+def _new_shape(lib, case):
+    h = _to_change(lib, case)
     r = h[3]
-    h.t_()
+    _SHAPE_CHANGES[case][0](h)
     h[0].zero_()
-    return r
+    return [r, h]
 
 
-def test_a_change_of_shape_with_a_row_alive_is_refused_over_the_mesh():
-    """Over the mesh the row cannot follow ``h``'s new layout: refused, loudly, rather than left stale;
-    on one device the row is a view, as torch's."""
-    if gt.tensor(_X.tolist(), dtype=gt.float64)._placed is not None:
-        with pytest.raises(RuntimeError, match=r"an in-place change of shape \(\(8, 4\) to \(4, 8\)"):
-            _new_shape(gt)
-    else:
-        _same([_new_shape(gt)], [_new_shape(torch)])
+@pytest.mark.parametrize("case", list(_SHAPE_CHANGES))
+def test_a_change_of_shape_with_a_row_alive_is_refused_over_the_mesh(case):
+    """Over the mesh the row cannot follow ``h``'s new layout: refused, loudly and before ``h`` changes,
+    rather than left stale (or, for a square ``t_``, given the transposed tensor's row); on one device the
+    row is a view, as torch's."""
+    h = _to_change(gt, case)
+    if h._placed is None:
+        _same(_new_shape(gt, case), _new_shape(torch, case))
+        return
+    r, shape = h[3], tuple(h.shape)
+    with pytest.raises(RuntimeError, match=r"an in-place change of shape \(\w+_"):
+        _SHAPE_CHANGES[case][0](h)
+    assert tuple(h.shape) == shape                    # refused before anything changed
+    h.mul_(2)                                         # and the row still follows
+    np.testing.assert_array_equal(np.asarray(r.tolist()), np.asarray(h[3].tolist()))
 
 
 _COPIES = {

@@ -16,7 +16,7 @@ from gt import autograd, dtypes
 from gt.autograd import inference_saved
 from gt.backend import B
 from gt.backend.dim_order import innermost_first
-from gt.tensor import inplace_grad
+from gt.tensor import inplace_grad, mesh_row_follow
 from gt.tensor.arithmetic import where
 from gt.tensor.complex_methods import ComplexMethods
 from gt.tensor.inplace import bump_versions
@@ -156,6 +156,8 @@ class CompatMethods(ComplexMethods):
         if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
             inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, "set_", shape=True)
+        if mesh_row_follow.rows:      # a copy acting as a view of this sharded tensor lives
+            mesh_row_follow.refuse_new_shape(self, "set_")
         if source is None:
             source = Tensor._wrap(B.empty((0,), self.dtype))
         elif not isinstance(source, Tensor):

@@ -35,7 +35,7 @@ rows = {}
 _back = set()       # ids of rows being written back into their x (mesh_row_write.written): their values are x's
 _pending = {}       # id(row) -> weak reference to a row refreshed while gradients are recorded (``follow``)
 
-_NEW_SHAPE = ("an in-place change of shape ({} to {}: t_, transpose_, squeeze_, resize_...) of a tensor x sharded "
+_NEW_SHAPE = ("an in-place change of shape ({}; t_, transpose_, squeeze_, resize_, set_...) of a tensor x sharded "
               "over the mesh while a row x[i] (or a reshape, diagonal, unfold, as_strided) taken before is alive: gt "
               "made it as a copy gathered to one device, which follows later changes of x but cannot follow its new "
               "layout (torch's view would); take it after the change of shape, or a copy of it on purpose "
@@ -48,6 +48,15 @@ def keep(row, x, index, where):
     key = id(row)
     rows[key] = [weakref.ref(row, lambda _, k=key: rows.pop(k, None)), x, index, where, _versions(x), x.shape,
                  not function.is_grad_enabled()]
+
+
+def refuse_new_shape(t, op):
+    """Refuse ``op``, an in-place change of ``t``'s shape or memory, while a copy kept here of ``t``
+    lives, before anything changes (``refresh`` finds the new shape only after it is made; a square
+    ``t_()`` keeps the shape, and the row would take the transposed tensor's row, silently)."""
+    for entry in list(rows.values()):
+        if entry[1] is t and entry[0]() is not None:
+            raise RuntimeError(_NEW_SHAPE.format(op))
 
 
 def keep_copy(out, x, remake):
@@ -106,7 +115,7 @@ def refresh():
         entry[4] = now
         if x.shape != shape:
             rows.pop(id(row), None)
-            raise RuntimeError(_NEW_SHAPE.format(tuple(shape), tuple(x.shape)))
+            raise RuntimeError(_NEW_SHAPE.format(f"{tuple(shape)} to {tuple(x.shape)}"))
         if id(row) in _back:
             continue
         B.setitem(row._array, Ellipsis, _values(x, index, where))

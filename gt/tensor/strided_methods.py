@@ -268,6 +268,8 @@ class StridedMethods:
         if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
             inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, "as_strided_", shape=True)
+        if mesh_row_follow.rows:      # a copy acting as a view of this sharded tensor lives
+            mesh_row_follow.refuse_new_shape(self, "as_strided_")
         if self.requires_grad and autograd.is_grad_enabled():
             return self._reshaped_("as_strided_", lambda x: x.as_strided(size, stride, storage_offset))
         old = self._array

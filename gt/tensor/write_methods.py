@@ -16,7 +16,7 @@ from gt.autograd.function import new_epoch
 from gt.backend import B
 from gt.ops._shapes import normalize_axis, numel, row_major_strides
 from gt.ops.exact_value import FirstOrderOnly
-from gt.tensor import inplace_grad, overlap_writes
+from gt.tensor import inplace_grad, mesh_row_follow, overlap_writes
 from gt.tensor.arithmetic import where
 from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.construct_methods import _arange
@@ -281,6 +281,8 @@ class WriteMethods:
         if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
             inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, op, shape=True)
+        if mesh_row_follow.rows:      # a copy acting as a view of this sharded tensor lives
+            mesh_row_follow.refuse_new_shape(self, op)
         if autograd.is_grad_enabled() and self._requires_grad:
             if self._ctx is None:
                 raise RuntimeError(f"{inplace_grad.LEAF} ({op}: {inplace_grad.HINT})")
@@ -393,6 +395,8 @@ class WriteMethods:
         if inference_saved.made[0]:     # (torch refuses an inference tensor's, outside inference mode)
             inference_saved.refuse_inplace(self)
         inplace_grad.check_captured(self, "resize_", shape=True)
+        if mesh_row_follow.rows:      # a copy acting as a view of this sharded tensor lives
+            mesh_row_follow.refuse_new_shape(self, "resize_")
         if self.requires_grad:
             raise RuntimeError("cannot resize variables that require grad")
         n, have = numel(size), self.numel()
