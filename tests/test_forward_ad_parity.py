@@ -181,6 +181,11 @@ INPLACE = {
     "iops": lambda l, a, b: [(lambda c: (c.sin_(), c.__iadd__(b), c.__imul__(a))[-1])(a * 1)],
     "write_view_of_plain": lambda l, a, b: (lambda z: (z[1:].copy_(b[:2]), z)[::-1])(l.zeros(3, 4, dtype=l.float64)),
     "view_before_base_dual": lambda l, a, b: (lambda z: (z[:, :2], z.copy_(a))[0])(l.zeros(3, 4, dtype=l.float64)),
+    # a view of the same shape is the tensor's own array in gt's engines: it missed the tangent (2026-12-07)
+    "same_shape_view_before_base_dual": lambda l, a, b: (lambda z: (z.view(3, 4), z.copy_(a))[0])(
+        l.zeros(3, 4, dtype=l.float64)),
+    "same_shape_view_of_graph_tensor": lambda l, a, b: (lambda z: (z.view(3, 4), z.copy_(a * b))[0])(
+        l.zeros(3, 4, dtype=l.float64).requires_grad_() * 1),
     "view_of_dual_changed": lambda l, a, b: (lambda c: (c[0].mul_(b[0]), c)[::-1])(a.clone()),
     "setitem": lambda l, a, b: [(lambda c: (c.__setitem__(1, b[2] * 3), c.__setitem__((0, 1), 7.0), c)[-1])(a.clone())],
     "overwrite_plain": lambda l, a, b: [(lambda c: (c.copy_(a), c.copy_(l.ones(3, 4, dtype=l.float64)))[-1])(

@@ -230,7 +230,7 @@ def _view_link(t):
         return None
     base = ctx.inputs[0]
     if not isinstance(base, function.Tensor) or base._placed is not None or t._placed is not None or \
-            not B.is_view_of(t._array, base._array):
+            t._array is not base._array and not B.is_view_of(t._array, base._array):   # (same shape: the array)
         return None
     return base, type(ctx), tuple(ctx.inputs[1:])
 
