@@ -14,7 +14,7 @@ import collections
 import itertools
 import weakref
 
-from gt.autograd import anomaly, inference_saved, levels, node_hooks, saved_hooks
+from gt.autograd import anomaly, inference_saved, levels, node_hooks, saved_hooks, view_table
 from gt.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
@@ -266,23 +266,7 @@ def note_view(ctx, view, args, no_grad):
     if view._array is not base._array and not B.is_view_of(view._array, base._array):
         return
     view._view = (base, ctx, args, no_grad)       # the base held, as torch's ``view._base``
-    if no_grad:
-        _add_ref(no_grad_views, view)
-        return
-    key = id(base)
-    refs = views_of.get(key)
-    if refs is None or refs[0]() is not base:
-        refs = views_of[key] = [weakref.ref(base, lambda _, key=key, table=views_of: table.pop(key, None))]
-    _add_ref(refs, view)
-
-
-def _add_ref(refs, view):
-    """Append a weak reference to ``view`` to ``refs``, first dropping those gone at each power of
-    two (amortized O(1); a base's own reference, first, stays while it lives)."""
-    n = len(refs)
-    if n >= 16 and not n & (n - 1):
-        refs[:] = [r for r in refs if r() is not None]
-    refs.append(weakref.ref(view))
+    view_table.remember(views_of, no_grad_views, base, view, no_grad)
 
 
 def _legacy_call(self, *args, **kwargs):

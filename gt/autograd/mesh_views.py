@@ -12,7 +12,7 @@ sharded tensors pay this (``levels.placed_view`` calls ``note``, about a microse
 ordinary step on one device never comes here.
 """
 
-import weakref
+from gt.autograd import view_table
 
 # id(base) -> [weak reference to the base, weak references to the views taken of it in grad mode...]
 views_of = {}
@@ -26,23 +26,7 @@ def note(view, cls, args, kwargs, no_grad):
     is held (``view._mesh_base``), as torch's ``view._base``."""
     base = args[0]
     view._mesh_base = (base, cls, args[1:], kwargs, no_grad)     # (``apply``'s own tuple and dict)
-    if no_grad:
-        _add_ref(no_grad_views, view)
-        return
-    key = id(base)
-    refs = views_of.get(key)
-    if refs is None or refs[0]() is not base:
-        refs = views_of[key] = [weakref.ref(base, lambda _, key=key, table=views_of: table.pop(key, None))]
-    _add_ref(refs, view)
-
-
-def _add_ref(refs, view):
-    """Append a weak reference to ``view``, first dropping those gone at each power of two (amortized
-    O(1); a base's own reference, first, stays while it lives)."""
-    n = len(refs)
-    if n >= 16 and not n & (n - 1):
-        refs[:] = [r for r in refs if r() is not None]
-    refs.append(weakref.ref(view))
+    view_table.remember(views_of, no_grad_views, base, view, no_grad)
 
 
 def taken_of(t):
