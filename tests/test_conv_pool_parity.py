@@ -200,3 +200,24 @@ def test_adaptive_avg_pool_keeps_inf_and_nan_in_their_windows(fn, shape, out):
     compare_with_torch(lambda t: getattr(F, fn)(t, out), lambda t: getattr(tf, fn)(t, out), x)
     compare_with_torch(lambda t: F.interpolate(t, size=out, mode="area"),
                        lambda t: tf.interpolate(t, size=out, mode="area"), x)
+
+
+TOO_SMALL = [
+    ("conv1d", (randn(1, 1, 2, seed=1), randn(1, 1, 3, seed=2)), {}),
+    ("max_pool2d", (randn(1, 1, 2, 2, seed=1),), dict(kernel_size=3)),
+    ("avg_pool2d", (randn(1, 1, 2, 2, seed=1),), dict(kernel_size=3)),
+    ("max_pool2d", (randn(1, 1, 4, 4, seed=1),), dict(kernel_size=2, padding=2)),
+    ("conv_transpose2d", (randn(1, 1, 2, 3, seed=1), randn(1, 1, 1, 1, seed=2)), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("fn,arrays,kwargs", TOO_SMALL)
+def test_too_small_or_overpadded_input_raises_runtime_error(fn, arrays, kwargs):
+    """torch refuses an input too small for the kernel (an output size below 1) and a padding over
+    half the kernel with RuntimeError; gt's ShapeError is one (and still the ValueError it was)."""
+    tf = _tf()
+    torch = torch_or_skip()
+    with pytest.raises(RuntimeError):
+        getattr(tf, fn)(*[torch.tensor(a) for a in arrays], **kwargs)
+    with pytest.raises(RuntimeError):
+        getattr(F, fn)(*[gt.tensor(a) for a in arrays], **kwargs)

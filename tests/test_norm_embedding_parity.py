@@ -225,3 +225,31 @@ def test_replace_all_batch_norm_modules_leaves_instance_norms():
         lib.func.replace_all_batch_norm_modules_(net)
         assert (net[0].track_running_stats, net[1].track_running_stats) == (True, False), lib
         assert net[0].running_mean is not None and net[1].running_mean is None
+
+
+# ---- a per-channel tensor of the wrong length: torch's RuntimeError ----------------------------
+WRONG_CHANNELS = [
+    ("batch_norm", ((2, 1),), dict(running_mean=(2,), running_var=(2,))),
+    ("batch_norm", ((2, 3),), dict(running_mean=None, running_var=None, weight=(2,), training=True)),
+    ("batch_norm", ((2, 3),), dict(running_mean=None, running_var=None, bias=(2,), training=True)),
+    ("instance_norm", ((2, 3, 4),), dict(weight=(2,))),
+    ("instance_norm", ((2, 3, 4),), dict(running_mean=(2,), running_var=(2,))),
+    ("group_norm", ((2, 4, 3), 2), dict(weight=(3,))),
+]
+
+
+@pytest.mark.parametrize("fn,args,kwargs", WRONG_CHANNELS)
+def test_per_channel_tensor_of_wrong_length_raises_runtime_error(fn, args, kwargs):
+    """BatchNorm1d(2) given an input of 1 channel, and the like: torch raises RuntimeError; gt's
+    ShapeError is one (and still the ValueError it was)."""
+    torch = torch_or_skip()
+
+    def call(lib, functional):
+        def make(v):
+            return None if v is None else (lib.ones(v) if isinstance(v, tuple) else v)
+        x = lib.randn(*args[0])
+        return getattr(functional, fn)(x, *args[1:], **{k: make(v) for k, v in kwargs.items()})
+    with pytest.raises(RuntimeError):
+        call(torch, torch.nn.functional)
+    with pytest.raises(RuntimeError):
+        call(gt, F)

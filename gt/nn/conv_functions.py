@@ -134,7 +134,7 @@ def _conv(fn, nd, input, weight, bias, stride, padding, dilation, groups):
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], pads))
     reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     if any(r > n for r, n in zip(reach, padded)):
-        raise ValueError(f"{fn}: the kernel (size {kernel}, dilation {dilation}: it spans {reach}) can't be larger "
+        raise ShapeError(f"{fn}: the kernel (size {kernel}, dilation {dilation}: it spans {reach}) can't be larger "
                          f"than the padded input (size {padded}; input of shape {given})")
     out = conv_ops.Conv.apply(x, weight, bias, stride=stride, padding=pads, dilation=dilation, groups=groups)
     return out if batched else out.squeeze(0)
@@ -246,14 +246,14 @@ def _pool_geometry(fn, nd, x, kernel_size, stride, padding, dilation, ceil_mode)
     size, pads, out = x.shape[x.ndim - nd:], [], []
     for n, k, s, p, d in zip(size, kernel, stride, pad, dilation):
         if p > k // 2:                      # torch's rule: half the kernel, whatever the dilation
-            raise ValueError(f"{fn}: padding should be at most half of the kernel size, got padding={pad} and "
+            raise ShapeError(f"{fn}: padding should be at most half of the kernel size, got padding={pad} and "
                              f"kernel_size={kernel}")
         span = d * (k - 1) + 1
         o = (n + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (o - 1) * s >= n + p:    # torch's rule: no window starts in the right padding
             o -= 1
         if o < 1:
-            raise ValueError(f"{fn}: input of shape {x.shape} is too small for kernel_size={kernel}, stride={stride}, "
+            raise ShapeError(f"{fn}: input of shape {x.shape} is too small for kernel_size={kernel}, stride={stride}, "
                              f"padding={pad}, dilation={dilation}: the output size would be {o}")
         pads.append((p, max(p, (o - 1) * s + span - n - p)))
         out.append(o)

@@ -67,7 +67,7 @@ def _conv_transpose(fn, nd, input, weight, bias, stride, padding, output_padding
     out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op
                 in zip(x.shape[2:], stride, padding, dilation, kernel, output_padding))
     if any(v < 1 for v in out):
-        raise ValueError(f"{fn}: input of shape {given} is too small for kernel {kernel}, stride={stride}, "
+        raise ShapeError(f"{fn}: input of shape {given} is too small for kernel {kernel}, stride={stride}, "
                          f"padding={padding}, output_padding={output_padding}, dilation={dilation}: the output "
                          f"size would be {out}")
     dtype = x.dtype

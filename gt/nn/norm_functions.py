@@ -75,7 +75,7 @@ def channel_vectors(fn, c, x, **tensors):
     for name, t in tensors.items():
         t = None if t is None else _tensor(t, fn, name)
         if t is not None and t.shape != (c,):
-            raise ValueError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
+            raise ShapeError(f"{fn}: {name} should have shape ({c},) (the channels, dim 1 of input of shape "
                              f"{x.shape}), got {t.shape}")
         if t is not None and t.dtype is not dtype:
             if t.dtype.is_complex:
