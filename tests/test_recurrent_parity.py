@@ -112,3 +112,31 @@ def test_packed_sequence_conversions_and_invert_permutation_are_torchs():
     assert GR.invert_permutation(gt.tensor(perm)).tolist() == \
            torch.nn.utils.rnn.invert_permutation(torch.tensor(perm)).tolist()
     assert GR.invert_permutation(None) is None
+
+
+DTYPE_MISMATCHES = [   # (class, which one is float32: the input or the initial state, packed input, error)
+    ("GRU", "state", False, RuntimeError), ("LSTM", "state", False, RuntimeError),
+    ("LSTM", "input", True, RuntimeError), ("RNN", "input", True, ValueError), ("GRU", "input", True, ValueError),
+    ("GRU", "input", False, ValueError), ("GRUCell", "input", False, RuntimeError),
+    ("LSTMCell", "state", False, RuntimeError), ("RNNCell", "input", False, RuntimeError),
+]
+
+
+@pytest.mark.parametrize("cls, which, packed, error", DTYPE_MISMATCHES)
+def test_float32_into_float64_recurrent_layer_raises_torchs_class(cls, which, packed, error):
+    """A float32 initial state, cell input or LSTM's packed input beside float64 weights: torch's
+    matmul refuses it with RuntimeError; a layer's own input check (GRU/RNN packed too) raises ValueError."""
+    torch = torch_or_skip()
+
+    def call(lib):
+        mod = getattr(lib.nn, cls)(2, 3).double()
+        cell, lstm = cls.endswith("Cell"), cls.startswith("LSTM")
+        x = lib.randn(*((1, 2) if cell else (2, 1, 2)), dtype=lib.float32 if which == "input" else lib.float64)
+        h = lib.randn(*((1, 3) if cell else (1, 1, 3)), dtype=lib.float32 if which == "state" else lib.float64)
+        if packed:
+            x = lib.nn.utils.rnn.pack_padded_sequence(x, lib.tensor([2]))
+        return mod(x, (h, h) if lstm else h)
+    with pytest.raises(error):
+        call(torch)
+    with pytest.raises(error):
+        call(gt)

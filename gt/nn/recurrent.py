@@ -140,7 +140,8 @@ class RNNBase(Module):
             raise ValueError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                              f"got {packed.data.shape[-1]}")
         padded, lengths = pad_packed_sequence(packed)           # (T, B, H_in) in the caller's order
-        check_dtype(name, padded, self.weight_ih_l0)
+        # torch's LSTM skips its dtype check for packed data (its matmul refuses); RNN and GRU keep it
+        check_dtype(name, padded, self.weight_ih_l0, matmul=self.mode == "LSTM")
         masks = step_masks(lengths, padded.shape[0])
         out, finals = self._layers(padded, self._states(padded, hx, False), masks)
         out = pack_padded_sequence(out, lengths, enforce_sorted=packed.sorted_indices is None)
@@ -163,7 +164,7 @@ class RNNBase(Module):
             if h.ndim != want:
                 raise ValueError(f"{name}: For {'unbatched 2-D' if unbatched else 'batched 3-D'} input, hx should "
                                  f"also be {want}-D but got {h.ndim}-D tensor")
-            check_dtype(name, h, self.weight_hh_l0)
+            check_dtype(name, h, self.weight_hh_l0, matmul=True)
             h = h.unsqueeze(1) if unbatched else h
             if tuple(h.shape) != shape:
                 got = tuple(h.shape[::2]) if unbatched else tuple(h.shape)

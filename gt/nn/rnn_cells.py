@@ -71,9 +71,17 @@ class DtypeMismatchError(TypeError, ValueError):
     it, and gt raised TypeError before; both catch it."""
 
 
-def check_dtype(name, x, weight):
+class MatmulDtypeError(DtypeMismatchError, RuntimeError):
+    """A dtype mismatch torch finds only in its matmul (RuntimeError): a cell's input, any initial
+    state, an LSTM's PackedSequence data."""
+
+
+def check_dtype(name, x, weight, matmul=False):
+    """Refuse ``x`` of another dtype than ``weight``: ValueError as torch's check of a layer's
+    input, or with ``matmul`` also RuntimeError, where torch's check is its matmul's."""
     if x.dtype != weight.dtype:
-        raise DtypeMismatchError(f"{name}: input must have the dtype {weight.dtype} of the weights, got {x.dtype}")
+        cls = MatmulDtypeError if matmul else DtypeMismatchError
+        raise cls(f"{name}: input must have the dtype {weight.dtype} of the weights, got {x.dtype}")
 
 
 def reset_uniform(module, hidden_size):
@@ -131,7 +139,7 @@ class RNNCellBase(Module):
         x = as_input(x, name)
         if x.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {x.ndim}D instead")
-        check_dtype(name, x, self.weight_ih)
+        check_dtype(name, x, self.weight_ih, matmul=True)
         unbatched = x.ndim == 1
         x = x.unsqueeze(0) if unbatched else x
         if x.shape[1] != self.input_size:
@@ -145,7 +153,7 @@ class RNNCellBase(Module):
             if h.ndim != (1 if unbatched else 2):
                 raise ValueError(f"{name}: for {'unbatched 1-D' if unbatched else 'batched 2-D'} input, hx "
                                  f"should also be {1 if unbatched else 2}-D but got {h.ndim}-D tensor")
-            check_dtype(name, h, self.weight_hh)
+            check_dtype(name, h, self.weight_hh, matmul=True)
             h = h.unsqueeze(0) if unbatched else h
             if h.shape[0] != x.shape[0]:
                 raise ValueError(f"{name}: Input batch size {x.shape[0]} doesn't match hidden{i} batch size "
