@@ -178,3 +178,19 @@ def test_write_into_a_view_of_an_expanded_tensor(write):
 
     with use_mesh(1):
         np.testing.assert_allclose(program(gt).tolist(), program(torch).tolist())
+
+
+@pytest.mark.parametrize("write", ["b[5] = s", "b[1:3] = s", "b[4:] = s"])
+@pytest.mark.parametrize("change", ["s.mul_(3)", "s += s"])
+def test_a_view_written_into_its_base_stays_a_view_of_it(write, change):
+    """``s = b[0]; b[5] = s; s.mul_(3)``: s is still a view of b (its change is b's), as torch's; gt pointed
+    s at b's version of before the write, and the gradient through the change was lost (1 where torch 3)."""
+    def program(lib):
+        a = _x(lib, 6).double()
+        b = a * 1
+        s = b.select(0, 0)
+        exec(write)
+        exec(change)
+        w = lib.tensor(np.arange(6.0) + 1, dtype=lib.float64)
+        return [b, s, *lib.autograd.grad((b * w).sum() + s * 10, a)]
+    _same(program)

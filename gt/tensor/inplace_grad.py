@@ -244,10 +244,24 @@ def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_
         t._ctx, t._requires_grad = new._ctx, new._requires_grad
         rebind.changed(t, old, new_epoch())
         views.wake(t)
+    _follow(values, what)
     inplace_values.read_before(values, Tensor)
     if dual:
         forward_ad.written(t, new)
     return t
+
+
+def _follow(values, what):
+    """A value that is a view of the tensor just changed (``y[5] = s`` with ``s = y[0]``) stays a live view
+    of it, as torch's: it is made to follow the change now (a later ``s.mul_(3)`` is a change of ``y``'s
+    new version; ``read_before`` alone pointed ``s`` at ``y``'s old one, losing their gradient), and the
+    op of the change reads its version of before (``rebind.resolve`` at the walk)."""
+    for v in values:
+        if isinstance(v, Tensor) and v._ctx is not None and view_base(v) is not None:
+            try:
+                _view_chain(v, what)
+            except RuntimeError:
+                pass         # a view gt cannot replay: it keeps reading its version of before
 
 
 def _dual_write(t, compute, values, reads_self):
