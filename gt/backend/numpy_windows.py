@@ -135,6 +135,11 @@ class NumpyWindows:
     def memory_owner(self, arr):
         return memory_owner(arr)
 
+    def same_memory(self, a, b):
+        """Whether the two arrays may lie in one memory (``memory_overlap``'s first question): a
+        ``Tensor.data`` alias starts a chain of bases of its own, so owners alone miss it."""
+        return np.may_share_memory(a, b)           # their bounds only: a few comparisons
+
     def windows(self, x, kernel, stride, dilation):
         lead = x.ndim - len(kernel)
         size, steps = x.shape[lead:], x.strides[lead:]

@@ -83,6 +83,10 @@ class TorchWindows:
                 return super().read_before_write(arr, values)
         return values
 
+    def same_memory(self, a, b):
+        # a ``Tensor.data`` alias (its own version count) has no ``_base``: compare the storages themselves
+        return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
     def storage_size(self, arr):
         return arr.untyped_storage().nbytes() // arr.element_size() - _lead(self.memory_owner(arr), arr)
 
