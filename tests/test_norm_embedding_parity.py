@@ -253,3 +253,21 @@ def test_per_channel_tensor_of_wrong_length_raises_runtime_error(fn, args, kwarg
         call(torch, torch.nn.functional)
     with pytest.raises(RuntimeError):
         call(gt, F)
+
+
+@pytest.mark.parametrize("shape,float32_input", [((1, 0), False), ((1, 0, 1), False), ((1, 3), True), ((1, 2, 1), True)])
+def test_batch_norm_of_one_value_per_channel_is_refused_first(shape, float32_input):
+    """torch's batch_norm in training refuses N * prod(spatial) == 1 before anything else: with no
+    channels (gt gave an empty result) and before the dtype check of float64 running stats."""
+    torch = torch_or_skip()
+
+    def call(lib):
+        x = lib.zeros(*shape, dtype=lib.float32 if float32_input else lib.float64)
+        if not shape[1]:
+            return lib.nn.functional.batch_norm(x, None, None, training=True)
+        return lib.nn.BatchNorm1d(shape[1]).double().train()(x)
+    with pytest.raises(ValueError, match="more than 1 value per channel") as want:
+        call(torch)
+    with pytest.raises(ValueError, match="more than 1 value per channel") as got:
+        call(gt)
+    assert type(got.value) is type(want.value)

@@ -4,6 +4,8 @@
 gt/nn/pooling_functions.py), or unbatched (C, *size) as torch. The ops themselves are
 gt/ops/conv.py, gt/ops/pool_indices.py and gt/ops/batch_norm.py."""
 
+import math
+
 from gt import amp, autograd, dtypes
 from gt.errors import ShapeError
 from gt.nn.inputs import as_tensor as _tensor
@@ -383,6 +385,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not x.dtype.is_floating_point:
         raise TypeError(f"{fn}: expected a floating point input, got {x.dtype!r}")
     c = x.shape[1]
+    if training and x.shape[0] * math.prod(x.shape[2:]) == 1:      # torch's first check, whatever C is
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     running_mean, running_var, weight, bias = channel_vectors(fn, c, x, running_mean=running_mean,
                                                               running_var=running_var, weight=weight, bias=bias)
     _check_stats_and_eps(fn, running_mean, running_var, training, eps)
@@ -397,8 +401,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         shape = (1, c) + (1,) * (x.ndim - 2)
         out = x if weight is None else x * weight.reshape(shape)
         return out if bias is None else out + bias.reshape(shape)
-    if n == 1:
-        raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     with autograd.no_grad():
         mean = x.mean(dim=axes)
