@@ -194,3 +194,28 @@ def test_a_view_written_into_its_base_stays_a_view_of_it(write, change):
         w = lib.tensor(np.arange(6.0) + 1, dtype=lib.float64)
         return [b, s, *lib.autograd.grad((b * w).sum() + s * 10, a)]
     _same(program)
+
+
+@pytest.mark.parametrize("op", ["t", "T"])
+@pytest.mark.parametrize("shape", [(3,), ()])
+def test_t_of_fewer_than_two_dims_is_an_alias_view(op, shape):
+    """``x.t()``/``x.T`` of a 1-d or 0-d tensor is a new view of it, as torch's: gt returned ``x`` itself, so
+    ``requires_grad_()``, ``unsqueeze_`` or ``retain_grad`` of the result changed ``x``, silently."""
+    torch = torch_or_skip()
+
+    def program(lib):
+        values = np.arange(1.0, 4.0)[:shape[0]] if shape else 2.0
+        a = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+        v = getattr(a, op)() if op == "t" else a.T
+        p = lib.tensor(values, dtype=lib.float64)
+        w = p.t() if op == "t" else p.T
+        w.requires_grad_()
+        u = p.t() if op == "t" else p.T
+        u.unsqueeze_(0)
+        b = a * 1
+        (b.t() if op == "t" else b.T).mul_(3)
+        grad = lib.autograd.grad((b * 2).sum(), a)[0]
+        return [v is a, v.is_leaf, v._base is a, v.grad_fn.name(), p.requires_grad, w.is_leaf, tuple(p.shape),
+                tuple(u.shape), b.tolist(), grad.tolist()]
+    with use_mesh(1):
+        assert program(gt) == program(torch)

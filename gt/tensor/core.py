@@ -283,14 +283,13 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     @property
     def T(self):
-        """The last two axes swapped (the same as ``mT``); a 0-d or 1-d tensor unchanged.
+        """The last two axes swapped (the same as ``mT``); of a 0-d or 1-d tensor an alias view, as torch's.
 
         This is the public gt's rule, which gt code relies on (``q @ k.T`` on (batch, seq, dim)
         tensors). On 2-d tensors it is also torch's and numpy's; on 3 or more dims torch
         deprecates ``.T`` and numpy reverses every axis: write ``permute`` for that."""
-        if self.ndim < 2:
-            return self
-        return shape_methods._named(self.transpose(-2, -1), self, "PermuteBackward0")   # torch's numpy_T
+        view = self.view(self.shape) if self.ndim < 2 else self.transpose(-2, -1)    # an alias view, as torch's
+        return shape_methods._named(view, self, "PermuteBackward0")   # torch's numpy_T
 
     @property
     def mT(self):

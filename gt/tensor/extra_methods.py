@@ -301,7 +301,8 @@ class ExtraMethods:
         """The transpose of a tensor of at most 2 dims (torch's ``t``)."""
         if self.ndim > 2:
             raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {self.shape}; use transpose or mT")
-        return self if self.ndim < 2 else _named(self.transpose(0, 1), self, "TBackward0")
+        # of fewer dims: an alias view, as torch's (not the tensor itself: its own flags, shape and history)
+        return _named(self.view(self.shape) if self.ndim < 2 else self.transpose(0, 1), self, "TBackward0")
 
     def expand_as(self, other):
         return self.expand(*other.shape)
