@@ -255,7 +255,8 @@ def test_per_channel_tensor_of_wrong_length_raises_runtime_error(fn, args, kwarg
         call(gt, F)
 
 
-@pytest.mark.parametrize("shape,float32_input", [((1, 0), False), ((1, 0, 1), False), ((1, 3), True), ((1, 2, 1), True)])
+@pytest.mark.parametrize("shape,float32_input",
+                         [((1, 0), False), ((1, 0, 1), False), ((1, 3), True), ((1, 2, 1), True)])
 def test_batch_norm_of_one_value_per_channel_is_refused_first(shape, float32_input):
     """torch's batch_norm in training refuses N * prod(spatial) == 1 before anything else: with no
     channels (gt gave an empty result) and before the dtype check of float64 running stats."""
