@@ -59,6 +59,7 @@ REFUSED = {
     "add_ into .data": lambda lib, x: x.data[1:].add_(x[:-1]),
     "copy_ from .data of a view": lambda lib, x: x[1:].copy_(x[:-1].data),
     "index_add_ of .data": lambda lib, x: x.data.index_add_(0, lib.arange(12), x.data),
+    ".data of a transposed column, other steps": lambda lib, x: x.view(12, 1).t().data.copy_(x.view(1, 12)),
 }
 ALLOWED = {
     "the same layout": lambda lib, x: x.add_(x),
@@ -75,6 +76,9 @@ ALLOWED = {
     "a copy": lambda lib, x: x[1:].copy_(x[:-1].clone()),
     "exact out=": lambda lib, x: lib.neg(x, out=x),
     "disjoint .data views": lambda lib, x: x[6:].add_(x.data[:6]),
+    # .data keeps the steps of size-1 axes, as torch's: the same layout
+    ".data of a transposed column": lambda lib, x: x.view(12, 1).t().data.copy_(x.view(12, 1).t()),
+    ".data of a transposed column, add_": lambda lib, x: x.view(12, 1).t().transpose(0, 0).data.add_(x.view(12, 1).t()),
 }
 
 

@@ -83,8 +83,9 @@ class NumpyEngine(NumpyKernels, NumpyBlas, NumpySorting, NumpyWindows, NumpyScat
 
     # ---- version counters (gt/autograd/versions.py) ------------------------------------------
     def untracked_alias(self, arr):
-        # a memoryview ends the chain of bases memory_owner follows: its own count
-        return np.asarray(memoryview(arr))
+        # a memoryview ends the chain of bases memory_owner follows (its own count); size-1 axes keep their steps
+        alias = np.asarray(memoryview(arr))
+        return alias if alias.strides == arr.strides else np.lib.stride_tricks.as_strided(alias, strides=arr.strides)
 
     def device_of(self, arr):
         return "cpu"
