@@ -60,6 +60,9 @@ REFUSED = {
     "copy_ from .data of a view": lambda lib, x: x[1:].copy_(x[:-1].data),
     "index_add_ of .data": lambda lib, x: x.data.index_add_(0, lib.arange(12), x.data),
     ".data of a transposed column, other steps": lambda lib, x: x.view(12, 1).t().data.copy_(x.view(1, 12)),
+    "0-d bool mask, a written element": lambda lib, x: x.__setitem__(lib.tensor(True), x[3]),
+    "bool mask, a row of the written part": lambda lib, x: x.view(3, 4).__setitem__(lib.tensor([True, False, True]),
+                                                                                    x.view(3, 4)[0]),
 }
 ALLOWED = {
     "the same layout": lambda lib, x: x.add_(x),
@@ -76,6 +79,11 @@ ALLOWED = {
     "a copy": lambda lib, x: x[1:].copy_(x[:-1].clone()),
     "exact out=": lambda lib, x: lib.neg(x, out=x),
     "disjoint .data views": lambda lib, x: x[6:].add_(x.data[:6]),
+    # a bool mask and one element: torch's masked_fill_ (the value read first, no overlap check)
+    "bool mask, a written element": lambda lib, x: x.__setitem__(x > 3, x[5]),
+    "bool mask and an int, a written element": lambda lib, x: x.view(3, 4).__setitem__(
+        (lib.tensor([True, False, True]), 1), x[9]),
+    "bool mask, a one-element slice": lambda lib, x: x.__setitem__(lib.arange(12) % 2 == 0, x[2:3]),
     # .data keeps the steps of size-1 axes, as torch's: the same layout
     ".data of a transposed column": lambda lib, x: x.view(12, 1).t().data.copy_(x.view(12, 1).t()),
     ".data of a transposed column, add_": lambda lib, x: x.view(12, 1).t().transpose(0, 0).data.add_(x.view(12, 1).t()),

@@ -267,13 +267,14 @@ class InplaceMethods:
         if inplace_grad.copies_of_shard_rows and (back := mesh_row_write.refuse(self, "item assignment")):
             return mesh_row_write.written(back, InplaceMethods.__setitem__, self, index, value)    # x[i] of a sharded x
         _refuse_byte_mask_fill(index, value)
+        fill = isinstance(value, Tensor) and _masked_fill(index, value)
         index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
         expanded = inplace_grad.refuse_overlap(self, uniform=True, index=index)
         if self.dtype in dtypes.WIDE_UINTS:
             refuse_indexed_write(self, index, value)
         if isinstance(value, Tensor) and value.dtype is not self.dtype:
             _check_index_put_dtype(self, index, value)
-        if isinstance(value, Tensor):     # torch's index_put_ refuses any overlap, a copy into a view a partial one
+        if isinstance(value, Tensor) and not fill:  # torch's index_put_ refuses any overlap, a view's copy a partial one
             advanced = any(B.is_array(p) for p in (index if isinstance(index, tuple) else (index,)))
             inplace_grad.refuse_shared_input(self, (value,), Ellipsis if advanced else index, advanced)
         split = torch_order(index)
@@ -426,6 +427,14 @@ def _set_in_torch_order(t, index, split, value):
     except IndexError as exc:
         raise IndexError(out_of_range(index, t.shape) or str(exc)) from None
     t[split[0]] = block
+
+
+def _masked_fill(index, value):
+    """torch's ``x[mask] = v`` with one bool mask (ints, slices beside it) and a one-element ``v`` is
+    ``masked_fill_(mask, v.item())``: ``v`` is read first, with no overlap check (its canDispatchToMaskedFill)."""
+    parts = [p for p in (index if isinstance(index, tuple) else (index,)) if isinstance(p, (Tensor, list))]
+    return value.numel() == 1 and len(parts) == 1 and isinstance(parts[0], Tensor) and \
+        parts[0].dtype is dtypes.bool_ and parts[0].ndim > 0
 
 
 def _refuse_byte_mask_fill(index, value):
