@@ -268,3 +268,26 @@ def _view_of_a_row_dropped(lib):
 
 def test_a_view_of_a_row_that_is_not_kept_follows():
     _same(_view_of_a_row_dropped(gt), _view_of_a_row_dropped(torch))
+
+
+_ALIAS_WRITES = {
+    "data add_": "h[1].data.add_(2.0)",
+    "detach add_": "h[1].detach().add_(2.0)",
+    "data setitem": "d = h[1].data; d[0] = 100.0",
+    "row of a sum": "h.sum(-1)[1].data.add_(1)",     # a row of a result, not of the tensor itself
+    "then the row": "r = h[2]; r.detach().mul_(3); r.add_(1)",
+    "in the graph": "b = a * 1; b[1].data.add_(2.0); h = b.detach() + lib.autograd.grad(b.sum(), a)[0]",
+}
+
+
+@pytest.mark.parametrize("case", list(_ALIAS_WRITES))
+def test_a_change_through_an_alias_of_a_row_reaches_the_tensor(case):
+    """``h[1].data.add_(2)`` / ``h[1].detach().add_(2)`` change ``h``, as torch's (an alias of a view); over the
+    mesh gt's row is a copy, and the alias of it changed the copy alone, silently."""
+    def run(lib):
+        a = lib.tensor(_X.tolist(), dtype=lib.float64, requires_grad=True)
+        h = lib.tensor(_X.tolist(), dtype=lib.float64)
+        scope = {"lib": lib, "a": a, "h": h}
+        exec(_ALIAS_WRITES[case], scope)
+        return np.asarray(scope["h"].tolist())
+    np.testing.assert_allclose(run(gt), run(torch), rtol=1e-12)

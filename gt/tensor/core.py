@@ -270,8 +270,9 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     @property
     def data(self):
         """The same values, detached (shares memory; its in-place changes pass autograd unseen, as torch's)."""
-        return _levels.alias(Tensor._from_value(B.untracked_alias(self._array) if self._placed is None
-                                                else self._placed), self)
+        out = _levels.alias(Tensor._from_value(B.untracked_alias(self._array) if self._placed is None
+                                               else self._placed), self)
+        return mesh_row_write.alias(out, self) if inplace_grad.copies_of_shard_rows else out
 
     @data.setter
     def data(self, value):
@@ -388,7 +389,8 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
 
     def detach(self):
         """The same values (shared memory), cut from the graph."""
-        return _levels.alias(Tensor._from_value(self._value), self)   # (captured where self is: levels.py)
+        out = _levels.alias(Tensor._from_value(self._value), self)   # (captured where self is: levels.py)
+        return mesh_row_write.alias(out, self) if inplace_grad.copies_of_shard_rows else out
 
     def clone(self, *, memory_format=None):
         """A copy (differentiable) whose axes keep the order of their strides, as torch's default

@@ -49,6 +49,16 @@ def refuse(t, what, check=True):
     return None
 
 
+def alias(t, of):
+    """``t``, a ``detach()``/``.data`` alias of ``of``: where ``of`` is a row ``x[i]`` of a sharded ``x`` (or
+    another copy marked), ``t`` is marked alike, so that its in-place changes reach ``x`` as torch's (they
+    changed the copy alone, silently)."""
+    ref, why = inplace_grad.copies_of_shard_rows.get(id(of), (None, None))
+    if ref is not None and ref() is of:
+        inplace_grad.mark_copy_of_shard_row(t, why)
+    return t
+
+
 def written(back, fn, *args, **kwargs):
     """``fn(*args, **kwargs)``, an in-place change of the row of ``back`` (``refuse``) or of a view
     of it, then the row written back into the sharded tensor it was taken from; returns ``fn``'s."""
