@@ -333,7 +333,9 @@ class PixelTransformer(nn.Module):
         the same dtype"), the fix named: converting it here would hide a float64 pipeline paying
         for a conversion each step, or a half one losing what it asked for. Under autocast the
         products pick their own dtype (float64 stays refused, as torch's autocast leaves it)."""
-        want = self.embed.weight.dtype
+        weight = self.embed.weight
+        # (a dynamically quantized embedding's weight is a method, as torch's; it takes float32 images)
+        want = weight.dtype if isinstance(weight, gt.Tensor) else gt.float32
         if x.dtype == want:
             return x
         if not given_as_tensor:
