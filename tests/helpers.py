@@ -222,6 +222,19 @@ def assert_close_as_torch(g, t, rtol=1e-6, atol=1e-8):
     np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=atol)
 
 
+def assert_results_as_torch(got, want, rtol=1e-10, atol=1e-12):
+    """gt's results ``got`` beside torch's ``want``, one by one: ints equal, None for None, tensors of the
+    same shape and values within ``rtol``/``atol`` (float64 programs' defaults)."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        if isinstance(w, int):
+            assert g == w
+        elif w is None:
+            assert g is None
+        else:
+            assert_close_as_torch(g, w, rtol=rtol, atol=atol)
+
+
 def assert_same_as_torch(a, b):
     """gt's ``a`` and torch's ``b`` hold the same dtype, shape and values (NaN equal)."""
     assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
+import fuzz_draw
 import gt
 
 torch = pytest.importorskip("torch")
@@ -32,23 +33,8 @@ _LOG = os.environ.get("GT_FUZZ_LOG", "")
 _TOL = {"float32": (2e-4, 1e-4), "float64": (1e-9, 1e-11)}
 
 
-class Draw:
-    """Hypothesis' data.draw with named choices recorded, so that a failure names its example."""
-
-    def __init__(self, data):
-        self.data, self.notes = data, {}
-
-    def pick(self, options, name=None):
-        value = self.data.draw(st.sampled_from(list(options)))
-        if name:
-            self.notes[name] = value
-        return value
-
-    def int(self, lo, hi, name=None):
-        value = self.data.draw(st.integers(lo, hi))
-        if name:
-            self.notes[name] = value
-        return value
+class Draw(fuzz_draw.Draw):
+    """The draws, with a named coin."""
 
     def coin(self, name=None):
         return self.pick((False, True), name)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
+import fuzz_draw
 import gt
 
 torch = pytest.importorskip("torch")
@@ -30,24 +31,8 @@ FLOATS = ("float32", "float64")
 _TOL = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
 
 
-class Draw:
-    """Hypothesis' data.draw with the few shapes of choice the op builders need; ``notes``
-    records each named choice so that a failure names the example."""
-
-    def __init__(self, data):
-        self.data, self.notes = data, {}
-
-    def pick(self, options, name=None):
-        value = self.data.draw(st.sampled_from(list(options)))
-        if name:
-            self.notes[name] = value
-        return value
-
-    def int(self, lo, hi, name=None):
-        value = self.data.draw(st.integers(lo, hi))
-        if name:
-            self.notes[name] = value
-        return value
+class Draw(fuzz_draw.Draw):
+    """The draws with the few shapes of choice the op builders need."""
 
     def coin(self, p_true=0.5):
         return self.data.draw(st.floats(0, 1)) < p_true

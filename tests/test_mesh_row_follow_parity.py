@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gt
+from helpers import assert_results_as_torch
 
 torch = pytest.importorskip("torch")
 
@@ -75,16 +76,7 @@ def _run(lib, change, grad):
     return out
 
 
-def _same(got, want):
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        if isinstance(w, int):
-            assert g == w
-        elif w is None:
-            assert g is None
-        else:
-            assert tuple(g.shape) == tuple(w.shape)
-            np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+_same = assert_results_as_torch
 
 
 @pytest.mark.parametrize("case", list(_CASES))

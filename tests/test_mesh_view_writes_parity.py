@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import gt
+from helpers import assert_results_as_torch
 
 torch = pytest.importorskip("torch")
 
@@ -270,15 +271,7 @@ def _run_row(lib, write, grad):
     return out
 
 
-def _same(got, want):
-    for g, w in zip(got, want):
-        if isinstance(w, int):
-            assert g == w
-        elif w is None:
-            assert g is None
-        else:
-            assert tuple(g.shape) == tuple(w.shape)
-            np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
+_same = assert_results_as_torch
 
 
 @pytest.mark.parametrize("case", [case for case in _ROWS if case not in ("row_zero", "setitem")])
