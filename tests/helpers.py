@@ -429,3 +429,31 @@ def torch_test_fn_from_frames():
         for module in (common_utils, opinfo.core):
             patch.setattr(module, "extract_test_fn", from_frames)
         yield
+
+
+def save_tiny_ppt(folder):
+    """Save an untrained, tiny Pixel Prediction Transformer (8 codes of 4x4 patches, a codebook) as a
+    checkpoint in ``folder``, as lpm's commands read it; returns ``folder``."""
+    from dataclasses import asdict
+
+    from lpm.checkpoint import save_checkpoint
+    from lpm.ppt.model import PixelPredictionTransformer
+
+    model = PixelPredictionTransformer(num_codes=8, embed_dim=8, num_layers=1, num_heads=2, ff_dim=8,
+                                       codebook=np.full((8, 16), 0.5, np.float32))
+    save_checkpoint(folder, model, None, {"kind": "ppt", "model_config": asdict(model.config),
+                                          "progress": {"epoch": 1, "step": 1}})
+    return folder
+
+
+def lpm_status(argv, capsys):
+    """``(exit status, stderr)`` of ``lpm ARGV``, run in this process; a traceback on stderr fails."""
+    from lpm import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gt import config
+from helpers import lpm_status as status, save_tiny_ppt
 from lpm import cli
 from lpm.options import SEED_MAX, existing_output
 from lpm.outputs import PLOTS, foreign_pictures, written_by_lpm
@@ -19,17 +20,6 @@ from lpm.ppt.train import PPTTrainConfig
 TINY = ["--img-size", "8", "--samples", "40", "--seq-len", "3", "--embed-dim", "8", "--num-heads", "2",
         "--ff-dim", "16", "--batch-size", "8", "--no-progress", "--epochs", "1"]
 HUGE_SEED = str(10 ** 20)
-
-
-def status(argv, capsys):
-    """``(exit status, stderr)`` of ``lpm ARGV``, run in this process."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    return code, err
 
 
 def assert_refused(argv, capsys, *fragments):
@@ -190,17 +180,7 @@ def test_a_run_replaces_the_pictures_it_wrote(tmp_path):
 def ppt_checkpoint(tmp_path_factory):
     """An untrained Pixel Prediction Transformer's checkpoint (the sizes are what matters here)."""
     pytest.importorskip("safetensors")
-    from dataclasses import asdict
-
-    from lpm.checkpoint import save_checkpoint
-    from lpm.ppt.model import PixelPredictionTransformer
-
-    folder = str(tmp_path_factory.mktemp("ppt") / "run")
-    model = PixelPredictionTransformer(num_codes=8, embed_dim=8, num_layers=1, num_heads=2, ff_dim=8,
-                                       codebook=np.full((8, 16), 0.5, np.float32))
-    save_checkpoint(folder, model, None, {"kind": "ppt", "model_config": asdict(model.config),
-                                          "progress": {"epoch": 1, "step": 1}})
-    return folder
+    return save_tiny_ppt(str(tmp_path_factory.mktemp("ppt") / "run"))
 
 
 # Drawing more digits than memory holds was a numpy MemoryError traceback (every digit is drawn

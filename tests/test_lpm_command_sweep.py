@@ -6,12 +6,11 @@ test failed on the code before."""
 
 import json
 import os
-from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-from lpm import cli
+from helpers import lpm_status as status, save_tiny_ppt
 
 pytestmark = pytest.mark.first_pass     # command lines on the default engine and mesh: the same in every pass
 
@@ -20,17 +19,6 @@ CAPTION_TINY = ["--samples", "8", "--val-samples", "4", "--batch-size", "4", "--
                 "--text-num-layers", "1", "--num-heads", "2", "--num-beams", "1", "--no-progress"]
 PPT_TINY = ["--limit", "20", "--epochs", "1", "--codes", "4", "--embed-dim", "8", "--num-heads", "2", "--ff-dim", "8",
             "--num-layers", "1", "--no-progress"]
-
-
-def status(argv, capsys):
-    """``(exit status, stderr)`` of ``lpm ARGV``, run in this process."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    return code, err
 
 
 @pytest.fixture(autouse=True)
@@ -52,14 +40,7 @@ def assert_refused(argv, capsys, fragment):
 def ppt_run(tmp_path_factory):
     """An untrained Pixel Prediction Transformer's checkpoint with a codebook."""
     pytest.importorskip("safetensors")
-    from lpm.checkpoint import save_checkpoint
-    from lpm.ppt.model import PixelPredictionTransformer
-    folder = str(tmp_path_factory.mktemp("ppt") / "run")
-    model = PixelPredictionTransformer(num_codes=8, embed_dim=8, num_layers=1, num_heads=2, ff_dim=8,
-                                       codebook=np.full((8, 16), 0.5, np.float32))
-    save_checkpoint(folder, model, None, {"kind": "ppt", "model_config": asdict(model.config),
-                                          "progress": {"epoch": 1, "step": 1}})
-    return folder
+    return save_tiny_ppt(str(tmp_path_factory.mktemp("ppt") / "run"))
 
 
 # ---- outputs -----------------------------------------------------------------------------------
