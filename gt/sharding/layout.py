@@ -13,13 +13,15 @@ from gt.sharding.placement import Partial, Replicate, Shard, even_sizes
 
 
 class Placed:
-    __slots__ = ("shards", "placement", "shape", "owned")
+    __slots__ = ("shards", "placement", "shape", "owned", "memory", "whole")
 
-    def __init__(self, shards, placement, shape, owned=False):
+    def __init__(self, shards, placement, shape, owned=False, memory=False):
         self.shards = list(shards)
         self.placement = placement
         self.shape = tuple(shape)
         self.owned = owned  # the first shard is a fresh buffer nobody else holds (reductions may reuse it)
+        self.memory = memory    # the shards are a tensor's memory: an op's results per device, or views of them
+        self.whole = False  # a partial whose first shard holds the sum, the others zeros (whole_in_place)
 
     @property
     def sizes(self):
@@ -92,11 +94,40 @@ def materialize(value, view_ok=False):
     return value.shards[0]
 
 
+def whole_in_place(placed):
+    """The whole value of a partial ``placed`` whose shards are tensors' memory (an op's results
+    per device, or views of them) as one array that ``placed`` itself holds: the sum written into
+    the first device's block and zeros into the others, in place (the value does not change, nor
+    does its version count). An in-place change of that array then reaches every tensor sharing the
+    blocks (``detach()``, ``.data``, views taken per device), and an op that saved them counts it,
+    as on one device, where making the changed tensor alone hold the sum parted it from them.
+    None where the shards may be other values' too (a gradient's shares handed to a hook, a
+    ``redistribute``), share memory among themselves or cannot be written (an expanded view's):
+    the caller makes one array of its own, as before."""
+    first = placed.shards[0]
+    if placed.whole:
+        return first
+    if not placed.memory or len({id(B.memory_owner(s)) for s in placed.shards}) < len(placed.shards) or \
+            any(B.write_refusal(s) for s in placed.shards):     # (an expanded view's blocks)
+        return None
+    whole = materialize(placed)
+    states = [(s, B.version_state(s)) for s in placed.shards]
+    B.setitem(first, Ellipsis, whole)
+    for s in placed.shards[1:]:
+        B.setitem(s, Ellipsis, 0)
+    for s, state in states:     # (the torch engine counted those writes)
+        B.set_version_state(s, state)
+    placed.whole = True
+    return first
+
+
 def to_locals(value, target, sizes=None):
     """Per-device arrays holding ``value`` in the ``target`` placement (``sizes``: the blocks of a
     ``Shard`` target; default even). Moves only what it must: slicing a replicated value is free."""
     n = get_mesh().size
     shape = shape_of(value)
+    if isinstance(value, Placed) and value.whole and not isinstance(target, Partial):
+        value = value.shards[0]     # its sum lies on the first device: read in place, as a replicated value
     if isinstance(target, Shard) and sizes is None:
         sizes = even_sizes(shape[target.axis], n)
     src = placement_of(value)

@@ -402,7 +402,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
         p = self._placed
         if p is None:
             return Tensor._wrap(B.clone(self._array))
-        return Tensor._from_value(Placed([B.copy(s) for s in p.shards], p.placement, p.shape))
+        return Tensor._from_value(Placed([B.copy(s) for s in p.shards], p.placement, p.shape, memory=True))
 
     def contiguous(self, memory_format=None):
         """This tensor where its elements lie in row-major order (each block, for a sharded one),

@@ -168,9 +168,10 @@ class Redistribute:
         return (g,)
 
 
-def redistribute(t, target, sizes=None):
-    """``t`` laid out as ``target`` (differentiable); ``t`` itself is unchanged."""
-    value = layout.convert(t._value, target, sizes)
+def redistribute(t, target, sizes=None, value=None):
+    """``t`` laid out as ``target`` (differentiable); ``t`` itself is unchanged. ``value``: the
+    result's value, where the caller has it."""
+    value = layout.convert(t._value, target, sizes) if value is None else value
     out = Tensor._from_value(value)
     if t.requires_grad and autograd.is_grad_enabled():
         node = Redistribute()
@@ -181,10 +182,13 @@ def redistribute(t, target, sizes=None):
     return out
 
 
-def _gathered(t):
+def _gathered(t, own=False):
     """``t`` replicated over the mesh; an inference tensor's copy stands for it as one (a gathered
-    operand that the op saves is refused as ``t`` would be, gt/autograd/levels.py)."""
-    out = redistribute(t, Replicate())
+    operand that the op saves is refused as ``t`` would be, gt/autograd/levels.py). ``own``: a
+    partial ``t`` is read from its own memory (its sum held in place, not a copy), so that what
+    the op saves counts a later in-place change of ``t`` and the backward refuses it as torch's."""
+    whole = layout.whole_in_place(t._placed) if own and _partial(t) else None
+    out = redistribute(t, Replicate(), value=whole)
     if inference_saved.made[0] and inference_saved.is_inference(t):
         inference_saved.stand_for(out, t)
     return out
@@ -220,7 +224,9 @@ def dispatch(cls, args, kwargs):
     """Run ``cls`` (a Function) on arguments of which at least one tensor is sharded or partial."""
     plan = rules.plan_for(cls, args, kwargs)
     if plan is None:  # no local rule: gather everything and run unsharded
-        gathered = [_gathered(a) if isinstance(a, Tensor) and a._placed is not None else a for a in args]
+        own = cls not in _VIEW_OPS and autograd.is_grad_enabled() and \
+            any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        gathered = [_gathered(a, own) if isinstance(a, Tensor) and a._placed is not None else a for a in args]
         out = cls.apply(*gathered, **kwargs)
         if cls in _VIEW_OPS and out._placed is None and gathered[0]._placed is None and \
                 B.memory_owner(out._array) is B.memory_owner(gathered[0]._array) and _a_view(cls, args):
@@ -231,13 +237,8 @@ def dispatch(cls, args, kwargs):
         return named_as_op(plan, cls, args, kwargs)  # the rule computed it from other ops (mean = sum / count)
 
     n = get_mesh().size
-    local_inputs = []
-    for a, target in zip(args, plan.targets):
-        if isinstance(a, Tensor):
-            local_inputs.append(layout.to_locals(a._value, target[0], target[1]))
-        else:
-            local_inputs.append([a] * n)
     needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+    local_inputs = _local_inputs(args, plan.targets, n, any(needs) and autograd.is_grad_enabled())
     ctxs, outs, in_shapes, in_dtypes = [], [], [], []
     for d in range(n):
         largs = [vals[d] for vals in local_inputs]
@@ -257,7 +258,8 @@ def dispatch(cls, args, kwargs):
     shape = list(outs[0].shape)
     if isinstance(out_p, Shard):
         shape[out_p.axis] = sum(o.shape[out_p.axis] for o in outs)
-    result = Tensor._from_value(Placed(outs, out_p, tuple(shape)) if not isinstance(out_p, Replicate) else outs[0])
+    result = Tensor._from_value(Placed(outs, out_p, tuple(shape), memory=True) if not isinstance(out_p, Replicate)
+                                else outs[0])
     record = autograd.is_grad_enabled() and any(needs) and result.dtype.differentiable
     if record and inference_saved.made[0]:     # (false while no inference tensor is alive)
         record = all([inference_saved.records(ctx, args, [vals[d] for vals in local_inputs])
@@ -272,6 +274,26 @@ def dispatch(cls, args, kwargs):
         result._ctx = node
         autograd.put_on_tape(node, result)
     return result
+
+
+def _local_inputs(args, targets, n, saves):
+    """Each argument's value per device, laid out as the plan's ``targets`` say."""
+    local_inputs = []
+    for a, target in zip(args, targets):
+        if not isinstance(a, Tensor):
+            local_inputs.append([a] * n)
+            continue
+        if saves and isinstance(target[0], Replicate) and _partial(a):
+            # read from the tensor's own memory (its sum held in place), not a copy: what the op
+            # saves then counts a later in-place change of it, and the backward refuses it as torch's
+            layout.whole_in_place(a._placed)
+        local_inputs.append(layout.to_locals(a._value, target[0], target[1]))
+    return local_inputs
+
+
+def _partial(t):
+    p = t._placed
+    return p is not None and isinstance(p.placement, Partial)
 
 
 def backward_placed(ctx, g, inputs):

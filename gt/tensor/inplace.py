@@ -101,11 +101,10 @@ class InplaceMethods:
 
     def _apply_update(self, fn, values):
         p = self._placed
-        if p is not None and not isinstance(p.placement, Shard):
-            self._data = layout.materialize(p)
-            p = None
-        if p is None:
-            arr = self._array
+        if p is None or not isinstance(p.placement, Shard):
+            arr = self._array if p is None else layout.whole_in_place(p)    # (a partial sum: its aliases see the change)
+            if arr is None:         # shares that may be other values' too: one array of its own
+                self._data = arr = layout.materialize(p)
             values = [layout.materialize(v) if isinstance(v, layout.Placed) else v for v in values]
             read = B.write_operands(arr, values)     # each as it was before the write
             if read is None:        # windows sharing memory: element by element, as torch's kernels
@@ -113,7 +112,7 @@ class InplaceMethods:
             else:
                 fn(arr, *read)
             if not B.counts_inplace_ops:
-                B.bump_version(self._array)
+                B.bump_version(arr)
             return self
         pieces = [layout.cut_like(v, p) for v in values]
         for d, shard in enumerate(p.shards):

@@ -112,12 +112,14 @@ def put(t, index, value):
     array): written whole (item assignment on a sharded tensor is rare), then cut into the blocks that
     views of ``t`` share; the rows ``t[i]`` gathered from them follow (gt/tensor/mesh_row_follow.py)."""
     placement, sizes, before = t.placement, t._placed.sizes, t._version
-    whole = t._data
+    sharded = isinstance(placement, Shard)
+    in_place = None if sharded else layout.whole_in_place(t._placed)    # (a partial sum: its aliases see it)
+    whole = t._data if in_place is None else in_place
     t._setitem(whole, index, value)
-    if isinstance(placement, Shard):
+    if sharded:
         for block, piece in zip(t._placed.shards, layout.shard(whole, placement.axis, sizes).shards):
             B.setitem(block, Ellipsis, piece)
-    else:
+    elif in_place is None:
         t._data = whole
     while t._version <= before:   # the values may lie in new memory: its count goes on from ours
         t._bump_version()
