@@ -53,7 +53,7 @@ from gt.tensor import math_methods
 from gt.tensor import wide_uints
 from gt.tensor.math_methods import MathMethods
 from gt.autograd import rebind
-from gt.tensor import inplace_grad, mesh_alias_write, mesh_row_write
+from gt.tensor import inplace_grad, mesh_alias_write, mesh_row_write, shared_input
 from gt.tensor.grad_methods import GradMethods
 from gt.tensor import inplace_math
 from gt.tensor.inplace_math import InplaceMathMethods
@@ -419,7 +419,7 @@ for _module in (arithmetic, dispatch, extra_methods, inplace, numpy_interop, red
                 sorting, math_methods, index_methods, scatter_methods, inplace_math, special_methods,
                 construct_methods, stats_methods, fused_methods, info_methods, diagonal_methods, bitwise_methods,
                 random_methods, remaining_methods, write_methods, device_methods, compat_methods, nested_operands,
-                new_tensor_methods, bool_int_refusals):
+                new_tensor_methods, bool_int_refusals, shared_input):
     _module.Tensor = Tensor
 wide_uints.guard_methods(Tensor)
 number_first.guard_tensor_arguments(Tensor)      # x.maximum(2): torch's TypeError

@@ -37,6 +37,7 @@ from gt.ops._shapes import broadcast_shape
 from gt.ops import shape as shape_ops
 from gt.ops.inplace import IndexPut, WriteView
 from gt.tensor import inplace_values
+from gt.tensor.shared_input import SHARED, refuse_shared_input  # noqa: F401  (their callers name them here)
 from gt.sharding import layout
 from gt.tensor._args import _scalar
 from gt.tensor.shape import index_error_text
@@ -180,28 +181,6 @@ def refuse_overlap(t, uniform=False, index=_NO_INDEX):
 
 def _basic(index):
     return not any(B.is_array(p) for p in (index if isinstance(index, tuple) else (index,)))
-
-
-SHARED = ("unsupported operation: some elements of the input tensor and the written-to tensor refer to a single "
-          "memory location. Please clone() the tensor before performing the operation.")
-
-
-def refuse_shared_input(t, values, index=Ellipsis, any_overlap=False):
-    """torch's error, before anything is written, for an in-place write into ``t`` (at ``index``:
-    a basic index, a view) from a tensor of ``values`` that lies in part of the same memory
-    (``x[1:].add_(x[:-1])``, ``x[1:] = x[:-1]``): an elementwise op refuses a partial overlap (the
-    same layout of the same memory is fine), an index or scatter op (``any_overlap``) any.
-    torch compares only layouts without gaps or repeats (gt/backend/engine_defaults.py)."""
-    if t._placed is not None:
-        return
-    arr = None
-    for v in values:
-        if isinstance(v, Tensor) and v._placed is None:
-            if arr is None:
-                arr = t._array if index is Ellipsis else B.getitem(t._array, index)
-            how = B.memory_overlap(arr, v._array)
-            if how == "partial" or (how is not None and any_overlap):
-                raise RuntimeError(SHARED)
 
 
 def rebase(t, what, compute, *values, reads_self=False, same_shape=False, saves_result=False):

@@ -1,0 +1,75 @@
+"""torch's refusal of an in-place write that reads memory it writes (``x[1:].add_(x[:-1])``,
+``p.mul_(p.t())``, ``x[1:] = x[:-1]``, an index op whose source lies in the written tensor) where
+the written tensor or a value is spread over the mesh (gt/tensor/inplace_grad.py's
+``refuse_shared_input`` asks here; on one device it compares the two arrays itself).
+
+Each side is compared as one array where its blocks lie next to each other in one buffer (data
+from ``from_numpy`` and its views: ``join_views``), which is the comparison one device makes;
+otherwise block by block, where the same layout of the same memory counts as one only for the
+same device's blocks of two tensors laid out alike (the op pairs those elements); any other
+meeting of their memory is a partial overlap. Gathered copies (a reshape across the blocks, a
+row ``x[i]`` along the sharded dim) share no memory with their tensor and are not seen here
+(MISSING.md).
+"""
+
+from gt.autograd.function import no_grad
+from gt.backend import B
+from gt.sharding.placement import Shard
+
+
+def refuse(t, tensors, index, any_overlap, shared):
+    """Raise RuntimeError(``shared``) where one of ``tensors`` lies in part of the memory written
+    (``t``, or ``t[index]`` for a basic index; ``any_overlap``: an index or scatter op, which
+    refuses any overlap), before anything is written; None otherwise."""
+    if not tensors:
+        return
+    target = t if index is Ellipsis else _basic_view(t, index)
+    if target is None:
+        return
+    written = _pieces(target)
+    for v in tensors:
+        read = _pieces(v)
+        aligned = len(written) == len(read) and (len(read) == 1 or _alike(target, v))
+        for d, a in enumerate(written):
+            for e, b in enumerate(read):
+                how = B.memory_overlap(a, b)
+                if how is not None and (any_overlap or how == "partial" or d != e or not aligned):
+                    raise RuntimeError(shared)
+
+
+def _basic_view(t, index):
+    """``t[index]`` (slices only) as the tensor the write goes into, or None where it is not known
+    here (an int along the sharded dim gives a gathered copy, whose memory is not ``t``'s)."""
+    if t._placed is None:
+        return _Plain(B.getitem(t._array, index))
+    parts = index if isinstance(index, tuple) else (index,)
+    if not all(isinstance(p, slice) or p is Ellipsis or p is None for p in parts):
+        return None
+    with no_grad():
+        return t[index]
+
+
+class _Plain:
+    """An engine array standing for a tensor on one device (``_pieces``' argument)."""
+    __slots__ = ("_array",)
+    _placed = None
+
+    def __init__(self, arr):
+        self._array = arr
+
+
+def _pieces(t):
+    """The arrays holding ``t``: one, where it is on one device or its blocks join into one view."""
+    p = t._placed
+    if p is None:
+        return [t._array]
+    if isinstance(p.placement, Shard):
+        whole = B.join_views(p.shards, p.placement.axis)
+        if whole is not None:
+            return [whole]
+    return list(p.shards)
+
+
+def _alike(a, b):
+    pa, pb = a._placed, b._placed
+    return pa is not None and pb is not None and pa.placement == pb.placement and pa.sizes == pb.sizes
