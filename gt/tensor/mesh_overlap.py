@@ -28,6 +28,10 @@ def refuse(t, tensors, index, any_overlap, shared):
         return
     written = _pieces(target)
     for v in tensors:
+        if v._placed is not None and v._placed is target._placed:     # itself (or an alias): one layout
+            if any_overlap:
+                raise RuntimeError(shared)
+            continue
         read = _pieces(v)
         aligned = len(written) == len(read) and (len(read) == 1 or _alike(target, v))
         for d, a in enumerate(written):
