@@ -131,25 +131,35 @@ _COPIES = {   # views gt makes over the mesh (GT_DEVICES=4) as copies gathered t
 }
 
 
-def _write_into(lib, case):
-    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
+def _change(v, how):
+    if how == "mul_":
+        v.mul_(3)
+    else:               # Python's in-place operator on a name: no item assignment writes it back
+        v *= 3
+
+
+def _write_into(lib, case, how="mul_", grad=True):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_(grad)
     h = x.sin() * 2
     v = _COPIES[case](h)
-    v.mul_(3)
-    return (h, v, *lib.autograd.grad((h * h).sum() + v.sum(), x))
+    _change(v, how)
+    return (h, v, *lib.autograd.grad((h * h).sum() + v.sum(), x)) if grad else (h, v)
 
 
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("how", ["mul_", "*="])
 @pytest.mark.parametrize("case", list(_COPIES))
-def test_view_made_as_a_copy_over_the_mesh(case):
+def test_view_made_as_a_copy_over_the_mesh(case, how, grad):
     """Where gt makes the view as a copy gathered to one device, a change of it in place is refused (gt
-    changed the copy alone, leaving the tensor as it was: silently not torch's); elsewhere torch's values."""
+    changed the copy alone, leaving the tensor as it was: silently not torch's, and so did ``v *= 3``
+    until 2026-12-07); elsewhere torch's values."""
     try:
-        got = _write_into(gt, case)
+        got = _write_into(gt, case, how, grad)
     except RuntimeError as exc:
         assert gt.tensor(_X.tolist()).t()._placed is not None       # on the mesh only
         assert "over the mesh" in str(exc) and "leave that tensor unchanged" in str(exc)
         return
-    for g, w in zip(got, _write_into(torch, case)):
+    for g, w in zip(got, _write_into(torch, case, how, grad)):
         np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -159,17 +169,18 @@ _NOT_TRACKED = {   # torch's views that gt makes as copies of a sharded (GT_DEVI
 }
 
 
-def _write_windows(lib, case, dtype):
+def _write_windows(lib, case, dtype, how="mul_"):
     x = lib.tensor(_X.tolist(), dtype=getattr(lib, dtype)).requires_grad_()
     h = x.sin() * 2
     v = _NOT_TRACKED[case](h)
-    v.mul_(3)
+    _change(v, how)
     return (h, v, *lib.autograd.grad((h * h).sum() + v.sum(), x))
 
 
+@pytest.mark.parametrize("how", ["mul_", "*="])
 @pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
 @pytest.mark.parametrize("case", list(_NOT_TRACKED))
-def test_unfold_and_as_strided_made_as_copies_refuse_in_place_changes(case, dtype):
+def test_unfold_and_as_strided_made_as_copies_refuse_in_place_changes(case, dtype, how):
     """``unfold``/``as_strided`` of a tensor whose storage gt does not track (sharded, bfloat16) are
     copies: a change of one in place is refused (it changed the copy alone, the tensor left as it was:
     silently not torch's); elsewhere they are views, with torch's values and gradients."""
@@ -179,13 +190,13 @@ def test_unfold_and_as_strided_made_as_copies_refuse_in_place_changes(case, dtyp
         except TypeError:
             pytest.skip("this engine has no bfloat16")
     try:
-        got = _write_windows(gt, case, dtype)
+        got = _write_windows(gt, case, dtype, how)
     except RuntimeError as exc:
         assert dtype == "bfloat16" or gt.tensor(_X.tolist())._placed is not None
         assert f"{case} of a sharded, bfloat16 or GPU tensor" in str(exc) and "unchanged" in str(exc)
         return
     assert dtype == "float64" and gt.tensor(_X.tolist())._placed is None
-    for g, w in zip(got, _write_windows(torch, case, dtype)):
+    for g, w in zip(got, _write_windows(torch, case, dtype, how)):
         np.testing.assert_allclose(np.asarray(g.detach().tolist()), w.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 

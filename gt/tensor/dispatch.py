@@ -214,10 +214,10 @@ def _copy_of_a_view(out, cls):
     """Mark ``out``, a view op's result on a sharded tensor made as a view of a copy gathered to one
     device (no rule runs that op per device), as no view: an in-place change of it would leave the
     sharded tensor as it was (torch changes it), so gt refuses it (gt/tensor/inplace_grad.py)."""
-    inplace_grad.mark_copy_of_shard_row(out, (
-        f"a view ({cls.__name__}) of a tensor sharded over the mesh that gt made from a copy gathered to one device "
-        "(no rule makes it per device), so changing it in place would leave that tensor unchanged; write into that "
-        "tensor instead (x[index] = new values), or change a copy made on purpose (v.clone())"))
+    why = (f"a view ({cls.__name__}) of a tensor sharded over the mesh that gt made from a copy gathered to one device "
+           "(no rule makes it per device), so changing it in place would leave that tensor unchanged; write into that "
+           "tensor instead (x[index] = new values), or change a copy made on purpose (v.clone())")
+    inplace_grad.mark_copy_of_shard_row(out, inplace_grad.ItemCopy(why) if cls is shape_ops.GetItem else why)
 
 
 def dispatch(cls, args, kwargs):

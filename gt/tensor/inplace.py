@@ -137,8 +137,10 @@ class InplaceMethods:
         bump_versions([self])
 
     def _iop(self, other, op, name):
-        # no refusal of a copy gt makes of a view over the mesh here: ``v[i] += w`` is Python's
+        # a copy gt makes of an index over the mesh is not refused here: ``v[i] += w`` is Python's
         # ``t = v[i]; t += w; v[i] = t``, which writes the result back (a row x[i] is written back anyway)
+        if inplace_grad.copies_of_shard_rows:
+            mesh_row_write.refuse_iop(self, name)
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,), check=False, op=_IOP_EVENTS[name]):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)

@@ -61,6 +61,10 @@ HINT = ("change it under no_grad, as an optimizer does: `with gt.no_grad(): para
 copies_of_shard_rows = {}
 
 
+class ItemCopy(str):
+    """The ``why`` of a copy an index made (``x[::3]`` across the blocks): ``x[i] += w`` writes it back."""
+
+
 def mark_copy_of_shard_row(t, why=None):
     key = id(t)
     copies_of_shard_rows[key] = weakref.ref(t, lambda _, k=key, table=copies_of_shard_rows: table.pop(k, None)), why

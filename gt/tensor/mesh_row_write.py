@@ -49,6 +49,24 @@ def refuse(t, what, check=True):
     return None
 
 
+def refuse_iop(t, op):
+    """``t += w`` (``op``) where ``t`` is (a view of) a copy gt gathered for a view no index makes (a reshape
+    or diagonal across the blocks, ``unfold``, ``as_strided``): refused as ``add_`` is. Python writes
+    ``v[i] += w`` back by item assignment, which a copy made by an index gets; these have none, and the
+    change would be lost, silently."""
+    table = inplace_grad.copies_of_shard_rows
+    while t is not None:
+        ref, why = table.get(id(t), (None, None))
+        if ref is not None and ref() is t:
+            if type(why) is str:
+                raise RuntimeError(f"`{op}`: this tensor is " + why)
+            return
+        if t._placed is not None:
+            return
+        link = getattr(t, "_view", None)
+        t = link[0] if link is not None and t._ctx is None else inplace_grad.view_base(t)
+
+
 def alias(t, of):
     """``t``, a ``detach()``/``.data`` alias of ``of``: where ``of`` is a row ``x[i]`` of a sharded ``x`` (or
     another copy marked), ``t`` is marked alike, so that its in-place changes reach ``x`` as torch's (they
