@@ -150,3 +150,25 @@ def test_views_of_a_partial_sum_follow_its_changes_and_write_into_it(view):
     got, want = results
     for g, t in zip(got, want):
         np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+@pytest.mark.parametrize("through", ["the tensor", ".data"])
+@pytest.mark.parametrize("kind", ["sharded", "partial sum"])
+def test_data_counts_its_changes_apart_over_the_mesh_too(kind, through):
+    """``.data`` shares the memory but not the version counter (torch's): an op that saved ``a.data``
+    is not refused after a change of ``a``, nor one that saved ``a`` after a change through ``a.data``;
+    its backward reads the new values. Over the mesh ``.data`` shared the blocks' counters, so gt
+    refused both where torch computes."""
+    results = []
+    for lib in (gt, torch):
+        x = lib.tensor(_X.tolist(), dtype=lib.float64)
+        w = lib.tensor(_X.tolist() if kind == "sharded" else _W.tolist(), dtype=lib.float64, requires_grad=True)
+        a = x * 1 if kind == "sharded" else x.sum(0)
+        saved = a.data if through == "the tensor" else a
+        u = (saved * w).sum()
+        (a if through == "the tensor" else a.data).mul_(-0.5)
+        u.backward()
+        results.append((a.tolist(), w.grad.tolist(), a._version))
+    got, want = results
+    for g, t in zip(got, want):
+        np.testing.assert_allclose(g, t, rtol=1e-12)

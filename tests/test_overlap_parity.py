@@ -64,6 +64,11 @@ REFUSED = {
     "add_ into .data": lambda lib, x: x.data[1:].add_(x[:-1]),
     "copy_ from .data of a view": lambda lib, x: x[1:].copy_(x[:-1].data),
     "index_add_ of .data": lambda lib, x: x.data.index_add_(0, lib.arange(12), x.data),
+    # the torch engine's .data is no view of the tensor (it compared views only, and computed)
+    "index_add_ into .data from the tensor": lambda lib, x: (lambda v: v.data.index_add_(0, lib.tensor([0, 0, 2]), v))(
+        x.view(3, 4)),
+    "index_add_ into .data from the tensor, in the graph": lambda lib, x: (
+        lambda v: v.data.index_add_(0, lib.tensor([0, 0, 2]), v))(x.view(3, 4) * lib.ones(1, requires_grad=True)),
     ".data of a transposed column, other steps": lambda lib, x: x.view(12, 1).t().data.copy_(x.view(1, 12)),
     "0-d bool mask, a written element": lambda lib, x: x.__setitem__(lib.tensor(True), x[3]),
     "bool mask, a row of the written part": lambda lib, x: x.view(3, 4).__setitem__(lib.tensor([True, False, True]),
@@ -84,6 +89,7 @@ ALLOWED = {
     "a copy": lambda lib, x: x[1:].copy_(x[:-1].clone()),
     "exact out=": lambda lib, x: lib.neg(x, out=x),
     "disjoint .data views": lambda lib, x: x[6:].add_(x.data[:6]),
+    "the same layout through .data": lambda lib, x: x.add_(x.data),
     "index_add_ of another view of it, with gaps": lambda lib, x: x.view(4, 3)[:, 1].index_add_(
         0, lib.arange(4) % 3, x.view(4, 3)[:, 1]),
     # a bool mask and one element: torch's masked_fill_ (the value read first, no overlap check)

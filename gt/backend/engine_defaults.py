@@ -336,7 +336,7 @@ class FastPaths(QuantizedPaths, OverlapPaths):
         their axes are compared)."""
         if a is b:
             return "full"
-        if not (self.is_view(a) or self.is_view(b)) or not self.same_memory(a, b):
+        if not self.may_share(a, b):
             return None           # the common case, two arrays that own their memory: one cheap question
         n, m = self.numel(a), self.numel(b)
         sa, sb = self.element_strides(a), self.element_strides(b)

@@ -25,6 +25,10 @@ class OverlapPaths:
         default: ``arr`` itself."""
         return arr
 
+    def may_share(self, a, b):
+        """``memory_overlap``'s first question: whether ``a`` and ``b`` may lie in one memory at all."""
+        return (self.is_view(a) or self.is_view(b)) and self.same_memory(a, b)
+
     def fill(self, arr, value):
         """Write the number (or 0-d array) ``value`` into every element of ``arr``, in place, also
         where its elements share memory (torch's ``fill_``, which allows that, where its copies do not)."""

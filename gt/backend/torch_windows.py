@@ -83,6 +83,10 @@ class TorchWindows:
                 return super().read_before_write(arr, values)
         return values
 
+    def may_share(self, a, b):
+        # a ``Tensor.data`` alias is no view (no ``_base``) of the tensor it shares a storage with
+        return self.same_memory(a, b)
+
     def same_memory(self, a, b):
         # a ``Tensor.data`` alias (its own version count) has no ``_base``: compare the storages themselves
         return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()

@@ -121,6 +121,14 @@ def whole_in_place(placed):
     return first
 
 
+def untracked_alias(placed):
+    """``placed``'s blocks as ``B.untracked_alias`` views (``Tensor.data`` over the mesh): the same
+    memory, whose in-place changes count apart from ``placed``'s, as torch's ``.data``."""
+    out = Placed([B.untracked_alias(s) for s in placed.shards], placed.placement, placed.shape, memory=placed.memory)
+    out.whole = placed.whole
+    return out
+
+
 def to_locals(value, target, sizes=None):
     """Per-device arrays holding ``value`` in the ``target`` placement (``sizes``: the blocks of a
     ``Shard`` target; default even). Moves only what it must: slicing a replicated value is free."""

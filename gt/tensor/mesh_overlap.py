@@ -3,8 +3,8 @@
 the written tensor or a value is spread over the mesh (gt/tensor/inplace_grad.py's
 ``refuse_shared_input`` asks here; on one device it compares the two arrays itself).
 
-Each side is compared as one array where its blocks lie next to each other in one buffer (data
-from ``from_numpy`` and its views: ``join_views``), which is the comparison one device makes;
+Both sides are compared as one array each where their blocks lie next to each other in one buffer
+(data from ``from_numpy`` and its views: ``join_views``), which is the comparison one device makes;
 otherwise block by block, where the same layout of the same memory counts as one only for the
 same device's blocks of two tensors laid out alike (the op pairs those elements); any other
 meeting of their memory is a partial overlap. Gathered copies (a reshape across the blocks, a
@@ -26,13 +26,14 @@ def refuse(t, tensors, index, any_overlap, shared):
     target = t if index is Ellipsis else _basic_view(t, index)
     if target is None:
         return
-    written = _pieces(target)
+    whole = _joined(target)
     for v in tensors:
         if v._placed is not None and v._placed is target._placed:     # itself (or an alias): one layout
             if any_overlap:
                 raise RuntimeError(shared)
             continue
-        read = _pieces(v)
+        other = _joined(v)
+        written, read = ([whole], [other]) if whole is not None and other is not None else (_blocks(target), _blocks(v))
         aligned = len(written) == len(read) and (len(read) == 1 or _alike(target, v))
         for d, a in enumerate(written):
             for e, b in enumerate(read):
@@ -54,7 +55,7 @@ def _basic_view(t, index):
 
 
 class _Plain:
-    """An engine array standing for a tensor on one device (``_pieces``' argument)."""
+    """An engine array standing for a tensor on one device (``_joined``' argument)."""
     __slots__ = ("_array",)
     _placed = None
 
@@ -62,16 +63,16 @@ class _Plain:
         self._array = arr
 
 
-def _pieces(t):
-    """The arrays holding ``t``: one, where it is on one device or its blocks join into one view."""
+def _joined(t):
+    """``t`` as one array: on one device, or where its blocks join into one view; else None."""
     p = t._placed
     if p is None:
-        return [t._array]
-    if isinstance(p.placement, Shard):
-        whole = B.join_views(p.shards, p.placement.axis)
-        if whole is not None:
-            return [whole]
-    return list(p.shards)
+        return t._array
+    return B.join_views(p.shards, p.placement.axis) if isinstance(p.placement, Shard) else None
+
+
+def _blocks(t):
+    return [t._array] if t._placed is None else list(t._placed.shards)
 
 
 def _alike(a, b):
