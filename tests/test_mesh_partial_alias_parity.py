@@ -172,3 +172,28 @@ def test_data_counts_its_changes_apart_over_the_mesh_too(kind, through):
     got, want = results
     for g, t in zip(got, want):
         np.testing.assert_allclose(g, t, rtol=1e-12)
+
+
+_FOLLOWERS = {      # views that gt makes over the mesh as copies gathered to one device, which follow changes
+    "reshape across the blocks": lambda t: t.view(2, -1),
+    "row": lambda t: t.view(3, 2)[1],
+}
+
+
+@pytest.mark.parametrize("view", list(_FOLLOWERS))
+@pytest.mark.parametrize("of", ["the tensor", ".data"])
+def test_views_of_data_and_of_its_tensor_follow_changes_through_the_other(of, view):
+    """A view of ``a.data`` sees a change made through ``a``, and a view of ``a`` one made through
+    ``a.data`` (one memory; the counters apart). Over the mesh gt makes these views as copies that
+    follow the counters of what they were taken of: they went stale when ``.data`` got its own."""
+    results = []
+    for lib in (gt, torch):
+        a = lib.tensor(_X[:, 0][:6].tolist(), dtype=lib.float64)
+        v = _FOLLOWERS[view](a.data if of == ".data" else a)
+        (a if of == ".data" else a.data).masked_fill_(lib.tensor([True, False, True, True, False, True]), -0.5)
+        after_one = v.tolist()
+        (a if of == ".data" else a.data).mul_(3)
+        results.append((after_one, v.tolist(), a.tolist()))
+    got, want = results
+    for g, t in zip(got, want):
+        np.testing.assert_allclose(g, t, rtol=1e-12)
