@@ -13,7 +13,7 @@ from gt.sharding.placement import Partial, Replicate, Shard, even_sizes
 
 
 class Placed:
-    __slots__ = ("shards", "placement", "shape", "owned", "memory", "whole", "alias", "of")
+    __slots__ = ("shards", "placement", "shape", "owned", "memory", "whole")
 
     def __init__(self, shards, placement, shape, owned=False, memory=False):
         self.shards = list(shards)
@@ -22,7 +22,6 @@ class Placed:
         self.owned = owned  # the first shard is a fresh buffer nobody else holds (reductions may reuse it)
         self.memory = memory    # the shards are a tensor's memory: an op's results per device, or views of them
         self.whole = False  # a partial whose first shard holds the sum, the others zeros (whole_in_place)
-        self.alias = self.of = None     # its ``untracked_alias``, made once; the value that one is of
 
     @property
     def sizes(self):
@@ -120,20 +119,6 @@ def whole_in_place(placed):
         B.set_version_state(s, state)
     placed.whole = True
     return first
-
-
-def untracked_alias(placed):
-    """``placed``'s blocks as ``B.untracked_alias`` views (``Tensor.data`` over the mesh): the same
-    memory, whose in-place changes count apart from ``placed``'s, as torch's ``.data``. Made once
-    (every ``.data`` of a tensor shares it), and linked both ways: the copies gt gathers for views
-    of either follow changes made through the other (gt/tensor/mesh_row_follow.py)."""
-    out = placed.alias
-    if out is None:
-        out = Placed([B.untracked_alias(s) for s in placed.shards], placed.placement, placed.shape,
-                     memory=placed.memory)
-        out.of, placed.alias = placed, out
-    out.whole = placed.whole
-    return out
 
 
 def to_locals(value, target, sizes=None):

@@ -271,7 +271,7 @@ class Tensor(ArithmeticMethods, ReductionMethods, ShapeMethods, SortingMethods, 
     def data(self):
         """The same values, detached (shares memory; its in-place changes pass autograd unseen, as torch's)."""
         out = _levels.alias(Tensor._from_value(B.untracked_alias(self._array) if self._placed is None
-                                               else layout.untracked_alias(self._placed)), self)
+                                               else self._placed), self)
         return mesh_row_write.alias(out, self) if inplace_grad.copies_of_shard_rows else out
 
     @data.setter

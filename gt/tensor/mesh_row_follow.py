@@ -72,14 +72,9 @@ def keep_copy(out, x, remake):
 
 def _versions(x):
     """The versions of ``x``'s memory now (each block's: a write into one block may leave the
-    greatest as it was), with those of its ``.data`` alias or of what it is that alias of, which
-    count apart (gt/sharding/layout.py ``untracked_alias``)."""
+    greatest as it was)."""
     p = x._placed
-    if p is None:
-        return B.version_of(x._array)
-    linked = p.of or p.alias    # (none yet: a new alias's count starts at 0)
-    own = [B.version_of(s) for s in p.shards]
-    return tuple(own + ([B.version_of(s) for s in linked.shards] if linked is not None else [0] * len(own)))
+    return B.version_of(x._array) if p is None else tuple([B.version_of(s) for s in p.shards])
 
 
 def _changes(now, was):
