@@ -1,6 +1,6 @@
 """torch's refusal of an in-place write that reads memory it writes (``x[1:].add_(x[:-1])``,
 ``p.mul_(p.t())``, ``x[1:] = x[:-1]``, an index op whose source lies in the written tensor) where
-the written tensor or a value is spread over the mesh (gt/tensor/inplace_grad.py's
+the written tensor or a value is spread over the mesh (gt/tensor/shared_input.py's
 ``refuse_shared_input`` asks here; on one device it compares the two arrays itself).
 
 Both sides are compared as one array each where their blocks lie next to each other in one buffer
