@@ -221,24 +221,26 @@ def _transformer(d):
         return (b, length, e) if bf and batched else ((length, b, e) if batched else (length, e))
     src = _randn(d, seq(ls))
     fwd = {}
+    padding = (b, ls) if batched else (ls,)
     if not dec:
-        if d.coin("mask"):
-            fwd["src_mask"] = _bool_or_float_mask(d, (ls, ls), "mk")
-        if d.coin("kpm"):
-            fwd["src_key_padding_mask"] = _bool_or_float_mask(d, (b, ls) if batched else (ls,), "kpm_kind")
+        _maybe_mask(d, fwd, "src_mask", (ls, ls), "mask", "mk")
+        _maybe_mask(d, fwd, "src_key_padding_mask", padding, "kpm", "kpm_kind")
         if "src_mask" in fwd and d.coin("causal"):
             fwd["is_causal"] = True
         return Spec("TransformerEncoderLayer", kw, [src], fwd, train=train)
     tgt = _randn(d, seq(lt))
-    if d.coin("tmask"):
-        fwd["tgt_mask"] = _bool_or_float_mask(d, (lt, lt), "tmk")
-    if d.coin("mmask"):
-        fwd["memory_mask"] = _bool_or_float_mask(d, (lt, ls), "mmk")
-    if d.coin("mkpm"):
-        fwd["memory_key_padding_mask"] = _bool_or_float_mask(d, (b, ls) if batched else (ls,), "mkpm_kind")
+    _maybe_mask(d, fwd, "tgt_mask", (lt, lt), "tmask", "tmk")
+    _maybe_mask(d, fwd, "memory_mask", (lt, ls), "mmask", "mmk")
+    _maybe_mask(d, fwd, "memory_key_padding_mask", padding, "mkpm", "mkpm_kind")
     if "tgt_mask" in fwd and d.coin("tcausal"):
         fwd["tgt_is_causal"] = True
     return Spec("TransformerDecoderLayer", kw, [tgt, src], fwd, train=train)
+
+
+def _maybe_mask(d, fwd, key, shape, coin, kind):
+    """``fwd[key]``, a bool or float mask of ``shape``, where the draw ``coin`` says so."""
+    if d.coin(coin):
+        fwd[key] = _bool_or_float_mask(d, shape, kind)
 
 
 def _rnn(d):

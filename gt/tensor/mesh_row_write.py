@@ -33,19 +33,14 @@ def refuse(t, what, check=True):
     """For an in-place change of ``t``: where ``t`` is a row ``x[i]`` of a sharded ``x`` (or a view
     of one), ``(row, x, index, where)`` to write it back with (None while that row is being written);
     raise where ``check`` and it is (a view of) another copy ``mark_copy_of_shard_row`` marked."""
-    table = inplace_grad.copies_of_shard_rows
-    while t is not None:
-        ref, why = table.get(id(t), (None, None))
-        if ref is not None and ref() is t:
-            if type(why) is tuple:
-                return None if id(t) in _busy else (t, *why)
-            if check:
-                raise RuntimeError(f"{what}: this tensor is " + (why or _ROW))
-            return None
-        if t._placed is not None:     # a copy is on one device, and so are its views
-            return None
-        link = getattr(t, "_view", None)          # a view taken without recording (gt/autograd/views.py)
-        t = link[0] if link is not None and t._ctx is None else inplace_grad.view_base(t)
+    found = _marked(t)
+    if found is None:
+        return None
+    copy, why = found
+    if type(why) is tuple:
+        return None if id(copy) in _busy else (copy, *why)
+    if check:
+        raise RuntimeError(f"{what}: this tensor is " + (why or _ROW))
     return None
 
 
@@ -54,17 +49,23 @@ def refuse_iop(t, op):
     or diagonal across the blocks, ``unfold``, ``as_strided``): refused as ``add_`` is. Python writes
     ``v[i] += w`` back by item assignment, which a copy made by an index gets; these have none, and the
     change would be lost, silently."""
+    found = _marked(t)
+    if found is not None and type(found[1]) is str:     # (not a row's tuple, not an index's ItemCopy)
+        raise RuntimeError(f"`{op}`: this tensor is " + found[1])
+
+
+def _marked(t):
+    """``(copy, why)`` for the copy ``mark_copy_of_shard_row`` marked that ``t`` is, or is a view of; else None."""
     table = inplace_grad.copies_of_shard_rows
     while t is not None:
         ref, why = table.get(id(t), (None, None))
         if ref is not None and ref() is t:
-            if type(why) is str:
-                raise RuntimeError(f"`{op}`: this tensor is " + why)
-            return
-        if t._placed is not None:
-            return
-        link = getattr(t, "_view", None)
+            return t, why
+        if t._placed is not None:     # a copy is on one device, and so are its views
+            return None
+        link = getattr(t, "_view", None)          # a view taken without recording (gt/autograd/views.py)
         t = link[0] if link is not None and t._ctx is None else inplace_grad.view_base(t)
+    return None
 
 
 def alias(t, of):
