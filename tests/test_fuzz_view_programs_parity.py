@@ -4,13 +4,13 @@ Each example draws a short program (3-8 steps) over a few float64 tensors (leave
 tensors, non-leaf results ``x * 1``). A step takes a view (slices with steps, int / np.int64 / 0-d tensor
 indices, ``t``/``transpose``/``permute``/``T``/``mT``, ``view``/``reshape`` to the same shape or with -1,
 ``view_as``, ``flatten``, ``unsqueeze``/``squeeze``, ``diagonal``, ``narrow``, ``select``, a piece of
-``unbind``/``split``/``chunk``, ``expand``, ``detach``, ``.data``), changes a tensor or view in place (``add_``,
-``mul_``, ``copy_``, ``zero_``, ``fill_``, ``clamp_``, ``sin_``, item assignment, ``index_add_``,
-``masked_fill_``, ``+=``), possibly under ``no_grad`` or through ``.data``, or computes a new tensor (``*``,
-``sin``, ``sum(dim)``, matmul). The program is drawn while it runs in torch and then replayed in gt; the test
-asserts that the same steps raise (the exception class), and at the end the same values, ``requires_grad``,
-``is_leaf`` and ``_version`` changes of every tensor, and the same gradients of a weighted sum of them with
-respect to the leaves.
+``unbind``/``split``/``chunk``, ``expand``, ``detach``, ``.data``, ``contiguous()``: the tensor itself or a
+copy), changes a tensor or view in place (``add_``, ``mul_``, ``copy_``, ``zero_``, ``fill_``, ``clamp_``,
+``sin_``, item assignment, ``index_add_``, ``masked_fill_``, ``+=``), possibly under ``no_grad`` or through
+``.data``, or computes a new tensor (``*``, ``sin``, ``sum(dim)``, matmul). The program is drawn while it runs
+in torch and then replayed in gt; the test asserts that the same steps raise (the exception class), and at the
+end the same values, ``requires_grad``, ``is_leaf`` and ``_version`` changes of every tensor, and the same
+gradients of a weighted sum of them with respect to the leaves.
 
 In CI the examples are few and derandomized (a few seconds a pass). To hunt, run it with many:
 ``GT_FUZZ_EXAMPLES=3000 GT_FUZZ_LOG=/tmp/views.log pytest tests/test_fuzz_view_programs_parity.py
@@ -65,6 +65,7 @@ def _view(lib, t, other, kind, a):
         "chunk": lambda: t.chunk(a[1], a[0])[a[2]],
         "expand": lambda: t.expand(2, *t.shape),
         "detach": lambda: t.detach(), "data": lambda: t.data,
+        "contiguous": lambda: t.contiguous(),
     }
     return ops[kind]()
 
@@ -147,7 +148,7 @@ class _Null:
 def _draw_view(draw, shape, pool_shapes):
     n = len(shape)
     kinds = ["slice", "int", "view", "reshape", "view_as", "flatten", "unsqueeze", "squeeze", "narrow",
-             "detach", "data", "expand", "unbind", "split", "chunk", "select", "permute"]
+             "detach", "data", "expand", "unbind", "split", "chunk", "select", "permute", "contiguous"]
     if n >= 2:
         kinds += ["col", "transpose", "diagonal", "mT"]
     if n <= 2:

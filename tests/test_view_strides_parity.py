@@ -15,9 +15,9 @@ torch = torch_or_skip()
 
 # (shape of the base, what is made of it, the view asked): transposes, permutations, slices (also
 # with steps, along the sharded axis 0 and beside it), expands, size-1 dims and fresh results of
-# arithmetic on permuted tensors (torch keeps their order of axes in memory). The sharded blocks
-# hold at least two rows along the sharded axis wherever the answer is a refusal: gt judges only
-# blocks of one buffer and lets other views through (gt/sharding/layout.py, logical_strides)
+# arithmetic on permuted tensors (torch keeps their order of axes in memory). gt judges only
+# blocks of one buffer (those of one row each too: the "short" refusals) and lets other views
+# through (gt/sharding/layout.py, logical_strides)
 CASES = {
     "contiguous split": ((8, 6), lambda t: t, (4, 2, 6)),
     "contiguous merge": ((8, 6, 2), lambda t: t, (8, 12)),
@@ -51,6 +51,9 @@ CASES = {
     "row-major of t, short split": ((4, 6), lambda t: t.t().contiguous()[1:5], (2, 8)),
     "row-major of t, short, sliced": ((4, 3, 6), lambda t: t.transpose(0, 1).contiguous()[:, :, 2:6], (12, 4)),
     "fresh permuted, short": ((4, 6, 4), lambda t: ((t * 2).transpose(0, 1) * 2).permute(2, 1, 0), (4, 24)),
+    "short t flat": ((4, 6), lambda t: t.t(), (-1,)),
+    "short column slice flat": ((4, 6), lambda t: t[:, :3], (-1,)),
+    "short row step flat": ((8, 6), lambda t: t[::2], (-1,)),
     "short, gap beside the rows": ((4, 6, 4), lambda t: t[:, :, :2], (-1,)),
     "short, gap beside the rows, split": ((4, 6, 4), lambda t: t[:, :, :2], (2, 2, 6, 2)),
     "empty slice": ((8, 6), lambda t: t.t()[:, :0], (0, 3)),
@@ -81,6 +84,14 @@ def _unread(made):
     # sharded blocks of their own (op results) do not say one device's strides: their views (copies)
     # are let through, not refused on a guess (gt/sharding/layout.py logical_strides)
     return made._placed is not None and logical_strides(made._placed) is None
+
+
+def test_views_of_blocks_of_one_row_in_one_buffer_are_judged():
+    # under GT_DEVICES=4 each device holds one row of these: the step between two blocks is the
+    # sharded axis' stride, so their refusals above are checked, not let through (they were)
+    for case in ("short t flat", "short column slice flat", "short row step flat", "short, gap beside the rows"):
+        shape, make, _ = CASES[case]
+        assert not _unread(make(_gt_base(shape, grad=False))), case
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))

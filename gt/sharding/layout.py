@@ -43,17 +43,26 @@ def logical_strides(placed):
     """The strides the whole of ``placed`` has on one device (torch's ``stride()`` of the same
     program), or None where they are not known. Replicated and partial tensors: the full copy's.
     Sharded blocks that lie next to each other in one buffer (data from ``from_numpy`` and its
-    views) are the whole tensor's memory: their strides are exact. Blocks of their own (the results
-    of ops, redistributed blocks) only suggest one device's layout: None, so their views (copies)
-    are let through where torch's might be refused (a false refusal would break a program torch runs)."""
+    views) are the whole tensor's memory: their strides are exact, blocks of one element along the
+    sharded axis too (the step between two blocks is that axis' stride: ``h.t()`` of such data is
+    no row-major tensor, though each block of it is). Blocks of their own (the results of ops,
+    redistributed blocks) only suggest one device's layout: None, so their views (copies) are let
+    through where torch's might be refused (a false refusal would break a program torch runs)."""
     if not isinstance(placed.placement, Shard):
         return B.element_strides(placed.shards[0])     # every device holds the whole shape
-    a = placed.placement.axis
-    if any(block.shape[a] > 1 for block in placed.shards if 0 not in tuple(block.shape)):
-        whole = B.join_views(placed.shards, a)      # one buffer's step along the axis is read there
-        if whole is not None:
-            return B.element_strides(whole)
-    return None
+    whole = B.join_views(placed.shards, placed.placement.axis)
+    return None if whole is None else B.element_strides(whole)
+
+
+def is_row_major(shape, strides):
+    """torch's ``is_contiguous`` of ``strides``: each dim of more than one element steps over
+    the elements of the dims after it (dims of one element step anywhere)."""
+    step = 1
+    for n, s in zip(reversed(tuple(shape)), reversed(tuple(strides))):
+        if n != 1 and s != step:
+            return False
+        step *= n
+    return True
 
 
 def placement_of(value):

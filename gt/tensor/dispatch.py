@@ -250,6 +250,8 @@ def dispatch(cls, args, kwargs):
         autograd.ops_run[d] += 1
         with on_device(d):
             outs.append(ctx.forward(*largs, **lkw))
+            if plan.after is not None:
+                outs[-1] = plan.after(d, outs[-1], largs)
         ctxs.append(ctx)
         in_shapes.append([tuple(x.shape) if B.is_array(x) else None for x in largs])
         in_dtypes.append([B.dtype_of(x) if B.is_array(x) else None for x in largs])

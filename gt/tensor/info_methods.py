@@ -14,6 +14,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 from gt import dtypes
 from gt.backend import B
 from gt.ops._shapes import normalize_axis, row_major_strides
+from gt.sharding.layout import is_row_major, logical_strides
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 
@@ -55,9 +56,16 @@ class InfoMethods:
         return self.numel() * self.dtype.itemsize
 
     def is_contiguous(self):
-        """Whether the elements lie in row-major order without gaps (a sharded tensor: each block)."""
+        """Whether the elements lie in row-major order without gaps: for a sharded tensor, the whole
+        where its blocks lie in one buffer (``from_numpy`` data and its views: ``h.t()`` is not,
+        though each of its blocks of one row is), else each block."""
         p = self._placed
-        return all(B.is_contiguous(a) for a in (p.shards if p is not None else (self._array,)))
+        if p is None:
+            return B.is_contiguous(self._array)
+        strides = logical_strides(p)
+        if strides is not None:
+            return is_row_major(self.shape, strides)
+        return all(B.is_contiguous(a) for a in p.shards)
 
     def stride(self, dim=None):
         """The step, in elements, from one index to the next along each dim (a tuple), or along

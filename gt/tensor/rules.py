@@ -25,7 +25,7 @@ from gt.ops._shapes import broadcast_shapes as _broadcast, numel
 from gt.sharding import collectives as C
 from gt.sharding.layout import sizes_of
 from gt.sharding.placement import Partial, Replicate, Shard, offsets
-from gt.tensor import inplace_grad, mesh_row_follow
+from gt.tensor import inplace_grad, mesh_row_follow, reshape_layout
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py once the class exists
 
@@ -36,12 +36,13 @@ PART = (Partial(), None)
 class Plan:
     """A rule's answer: ``targets[i]`` is ``(placement, sizes)`` for tensor input i (None for
     non-tensors), ``out`` the output placement, ``local(d, args, kwargs)`` rewrites the op's
-    arguments for device d (global shapes and indices become local ones)."""
+    arguments for device d (global shapes and indices become local ones); ``after(d, out, args)``,
+    where given, the result of device d as it is kept (a view's strides mended)."""
 
-    __slots__ = ("targets", "out", "local")
+    __slots__ = ("targets", "out", "local", "after")
 
-    def __init__(self, targets, out, local=None):
-        self.targets, self.out, self.local = targets, out, local
+    def __init__(self, targets, out, local=None, after=None):
+        self.targets, self.out, self.local, self.after = targets, out, local, after
 
 
 def _is_tensor(x):
@@ -210,9 +211,13 @@ def reshape(cls, args, kwargs):
             continue
         new_sizes = [s * inner // rest for s in sizes]
         if all(s * inner == n * rest for s, n in zip(sizes, new_sizes)):
+            copy = reshape_layout.torch_copies(x, shape)
+
             def local(d, largs, kw, k=k, new_sizes=new_sizes):
-                return [largs[0], shape[:k] + (new_sizes[d],) + shape[k + 1:]], kw
-            return Plan([(Shard(a), sizes), None], Shard(k), local)
+                block = sh.Contiguous().forward(largs[0]) if copy else largs[0]
+                return [block, shape[:k] + (new_sizes[d],) + shape[k + 1:]], kw
+            return Plan([(Shard(a), sizes), None], Shard(k), local,
+                        reshape_layout.torch_steps if 1 in sizes else None)
     return None
 
 
