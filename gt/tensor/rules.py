@@ -211,13 +211,14 @@ def reshape(cls, args, kwargs):
             continue
         new_sizes = [s * inner // rest for s in sizes]
         if all(s * inner == n * rest for s, n in zip(sizes, new_sizes)):
-            copy = reshape_layout.torch_copies(x, shape)
+            # blocks of more rows decide as the whole does: the sharded dim joins only inner ones
+            one_row = 1 in sizes
+            copy = one_row and reshape_layout.torch_copies(x, shape)
 
             def local(d, largs, kw, k=k, new_sizes=new_sizes):
                 block = sh.Contiguous().forward(largs[0]) if copy else largs[0]
                 return [block, shape[:k] + (new_sizes[d],) + shape[k + 1:]], kw
-            return Plan([(Shard(a), sizes), None], Shard(k), local,
-                        reshape_layout.torch_steps if 1 in sizes else None)
+            return Plan([(Shard(a), sizes), None], Shard(k), local, reshape_layout.torch_steps if one_row else None)
     return None
 
 
