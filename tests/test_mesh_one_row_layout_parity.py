@@ -114,3 +114,15 @@ def test_a_view_of_the_row_major_copy_follows_it():
         c.mul_(3)
         results.append(v.tolist())
     np.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (0, 3), (4, 0), (5, 3), (3, 4, 2), (1, 3), (4, 1)])
+def test_is_contiguous_of_views_of_any_shape_as_torchs(shape):
+    # shapes of fewer rows than devices, of none, uneven blocks; views with steps, gaps, expands, sums
+    results = []
+    for lib in (gt, torch):
+        h = lib.from_numpy(np.arange(float(np.prod(shape))).reshape(shape))
+        views = [h, h[1:], h[::2], h[..., :1], h.t() if h.ndim == 2 else h.transpose(0, 2),
+                 h.sum(0, keepdim=True), h.expand(2, *h.shape), h.unsqueeze(1), (h * 1)[:1]]
+        results.append([(v.is_contiguous(), v.contiguous().is_contiguous()) for v in views])
+    assert results[0] == results[1]

@@ -56,7 +56,9 @@ def logical_strides(placed):
 
 def is_row_major(shape, strides):
     """torch's ``is_contiguous`` of ``strides``: each dim of more than one element steps over
-    the elements of the dims after it (dims of one element step anywhere)."""
+    the elements of the dims after it (dims of one element step anywhere); no elements: True."""
+    if 0 in tuple(shape):
+        return True
     step = 1
     for n, s in zip(reversed(tuple(shape)), reversed(tuple(strides))):
         if n != 1 and s != step:
