@@ -9,8 +9,8 @@ copy), changes a tensor or view in place (``add_``, ``mul_``, ``copy_``, ``zero_
 ``sin_``, item assignment, ``index_add_``, ``masked_fill_``, ``+=``), possibly under ``no_grad`` or through
 ``.data``, or computes a new tensor (``*``, ``sin``, ``sum(dim)``, matmul). The program is drawn while it runs
 in torch and then replayed in gt; the test asserts that the same steps raise (the exception class), and at the
-end the same values, ``requires_grad``, ``is_leaf`` and ``_version`` changes of every tensor, and the same
-gradients of a weighted sum of them with respect to the leaves.
+end the same values, ``requires_grad``, ``is_leaf``, ``is_contiguous()`` and ``_version`` changes of every
+tensor, and the same gradients of a weighted sum of them with respect to the leaves.
 
 In CI the examples are few and derandomized (a few seconds a pass). To hunt, run it with many:
 ``GT_FUZZ_EXAMPLES=3000 GT_FUZZ_LOG=/tmp/views.log pytest tests/test_fuzz_view_programs_parity.py
@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import gt
+from gt.sharding.layout import logical_strides
 
 torch = pytest.importorskip("torch")
 
@@ -455,6 +456,8 @@ def check_program(spec, steps, seed):
             assert g.requires_grad == t.requires_grad, \
                 f"{what}: requires_grad {g.requires_grad}, torch {t.requires_grad}"
             assert g.is_leaf == t.is_leaf, f"{what}: is_leaf {g.is_leaf}, torch {t.is_leaf}"
+        if g._placed is None or logical_strides(g._placed) is not None:   # blocks of their own: MISSING.md
+            assert g.is_contiguous() == t.is_contiguous(), f"{what}: is_contiguous {g.is_contiguous()}, torch's not"
         if not _MESH:
             gd, td = g._version - gver[i], t._version - tver[i]
             assert (gd == 0) == (td == 0), f"{what}: _version changed by {gd}, torch {td}"

@@ -7,7 +7,6 @@ layout on one device is known and decides it, as TensorIterator's does."""
 from gt.backend import B
 from gt.backend.dim_order import innermost_first, is_dense, iterator_strides
 from gt.sharding.layout import logical_strides
-from gt.sharding.placement import Shard
 from gt.tensor.core import Tensor
 
 
@@ -68,7 +67,7 @@ def _from_operands(result, operands, pointwise):
             continue
         if t.ndim > len(shape) or any(n not in (1, m) for n, m in zip(t.shape[::-1], shape[::-1])):
             return None         # not an operand TensorIterator broadcasts to the result
-        strides = t.stride() if t._placed is None else _one_device_strides(t._placed)
+        strides = t.stride() if t._placed is None else logical_strides(t._placed)
         if strides is None:
             exact = False       # unknown: it decides what the ones before leave open
             break
@@ -85,23 +84,6 @@ def _from_operands(result, operands, pointwise):
     if seen != others or (not pointwise and seen == sorted(seen, reverse=True)):
         return None
     return want
-
-
-def _one_device_strides(placed):
-    """``logical_strides``, and where it leaves them open, those of blocks one row each along the
-    sharded axis that lie in one buffer as views of one array: the step between two blocks is the
-    axis' stride. Only where the blocks are not row-major themselves: a block of one row that is
-    (but for its dim of size 1) is its own ``contiguous()`` (gt's ``x.contiguous()`` of such a tensor
-    is ``x``, torch's a row-major copy), so its memory need not be torch's layout."""
-    strides = logical_strides(placed)
-    if strides is not None or not isinstance(placed.placement, Shard):
-        return strides
-    axis = placed.placement.axis
-    filled = [b for b in placed.shards if B.numel(b)]
-    if len(filled) < 2 or any(b.shape[axis] > 1 or B.is_contiguous(b) for b in filled):
-        return None
-    whole = B.join_views(placed.shards, axis)
-    return None if whole is None else B.element_strides(whole)
 
 
 def _orders_all(shape, operand):
