@@ -300,6 +300,27 @@ def test_in_place_change_of_a_row_that_requires_no_grad(case):
     _same(_run_row(gt, _ROWS[case], False), _run_row(torch, _ROWS[case], False))
 
 
+def _row_alias_change(lib, alias, grad):
+    x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_(grad)
+    y = lib.tensor(_Y.tolist(), dtype=lib.float64).requires_grad_()
+    h = x.sin() * 2
+    row = h[3]
+    a = row.data if alias == ".data" else row.detach()
+    a.mul_(y[0])                # autograd does not see a change through an alias: h keeps its history
+    out = [h, int(h.requires_grad), int(a.requires_grad)]
+    loss = (h * lib.tensor(_C.tolist(), dtype=lib.float64)).sum() + a.sum()
+    return out + list(lib.autograd.grad(loss, [x, y] if grad else [y], allow_unused=True))
+
+
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("alias", [".data", "detach()"])
+def test_a_change_of_a_row_through_an_alias_is_no_history_of_the_tensor(alias, grad):
+    """``h[3].data.mul_(y[0])`` with ``y`` requiring grad: the values reach ``h`` and the alias takes the
+    history, as torch's; over the mesh the row written back made ``h`` require grad (a tensor that
+    required none) and sent ``y`` a gradient through ``h`` (found by the view-program fuzzer)."""
+    _same(_row_alias_change(gt, alias, grad), _row_alias_change(torch, alias, grad))
+
+
 def _row_under_no_grad(lib):
     x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
     taken = x[1:5]

@@ -16,6 +16,8 @@ Nothing here runs unless a copy of a sharded tensor's row is alive (``copies_of_
 one): an op on one device pays one test of an empty dict, as it did before.
 """
 
+import weakref
+
 from gt.autograd.function import is_grad_enabled, no_grad
 from gt.backend import B
 from gt.sharding import layout
@@ -27,6 +29,7 @@ _ROW = ("x[i] of a tensor x sharded along that dim, a copy of one device's row r
         "purpose (x[i].clone())")
 
 _busy = set()    # ids of rows being changed (``written``): their write back comes after
+_untracked = {}  # id -> weakref: ``detach()``/``.data`` aliases of rows, whose changes autograd does not see
 
 
 def refuse(t, what, check=True):
@@ -75,6 +78,8 @@ def alias(t, of):
     ref, why = inplace_grad.copies_of_shard_rows.get(id(of), (None, None))
     if ref is not None and ref() is of:
         inplace_grad.mark_copy_of_shard_row(t, why)
+        key = id(t)
+        _untracked[key] = weakref.ref(t, lambda _, k=key: _untracked.pop(k, None))
     return t
 
 
@@ -90,8 +95,9 @@ def written(back, fn, *args, **kwargs):
     finally:
         _busy.discard(id(row))
     done = mesh_row_follow.written_back(row)     # (the other rows of x follow the write)
+    seen = _untracked.get(id(row), lambda: None)() is not row   # a change through an alias is not x's history
     try:
-        if is_grad_enabled() and (x._requires_grad or row._requires_grad):
+        if seen and is_grad_enabled() and (x._requires_grad or row._requires_grad):
             x[index] = row              # recorded: x's history becomes the change (IndexPut over the mesh)
         else:
             _write_plain(x, index, where, row)
