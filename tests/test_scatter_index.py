@@ -418,3 +418,31 @@ def test_index_add_in_place_without_gradients_is_torch_s(case):
         np.testing.assert_array_equal(target.numpy(), want)      # the out-of-place op's bits
         out[L] = base.numpy()
     np.testing.assert_allclose(out[gt], out[torch], rtol=1e-15, atol=0)   # repeats summed in another order
+
+
+_SCALAR_SOURCE = [((3,), 0, [0, 1]), ((3, 4), 0, [0, 1]), ((3, 4), 1, [0, 1]), ((3, 4), 0, [0]), ((3, 4), 1, [0]),
+                  ((3,), 0, [0]), ((3,), 0, [])]
+
+
+def _with_scalar_source(lib, op, shape, dim, idx):
+    x = lib.zeros(*shape, dtype=lib.float64, requires_grad=True) * 1
+    s = lib.tensor(2.0, dtype=lib.float64, requires_grad=True)
+    try:
+        y = getattr(x, op)(dim, lib.tensor(idx, dtype=lib.int64), s)
+    except Exception as e:          # noqa: BLE001 - the class is what is compared
+        return e
+    y.sum().backward()
+    return y.tolist(), s.grad.item()
+
+
+@pytest.mark.parametrize("op", ["index_add", "index_add_", "index_copy", "index_copy_"])
+@pytest.mark.parametrize("shape, dim, idx", _SCALAR_SOURCE)
+def test_a_scalar_source_is_taken_or_refused_as_torchs(op, shape, dim, idx):
+    # torch takes a 0-d source in index_copy at one index of a 1-d tensor (gt refused it) and raises
+    # IndexError at other counts of indices in both ops (gt raised its shape error)
+    torch = torch_or_skip()
+    got, want = _with_scalar_source(gt, op, shape, dim, idx), _with_scalar_source(torch, op, shape, dim, idx)
+    if isinstance(want, Exception):
+        assert isinstance(got, type(want)), f"gt {got!r}, torch {want!r}"
+    else:
+        assert got == want

@@ -193,6 +193,8 @@ class ScatterMethods:
         if not isinstance(source, Tensor):
             raise TypeError(f"{op}: source must be a tensor, got {source!r}")
         _same_dtype(self, source, "source", op)
+        if source.ndim == 0:
+            source = _scalar_source(self, dim, index.shape[0], source, op)
         want = self.shape[:dim] + (index.shape[0],) + self.shape[dim + 1:]
         if source.shape != want:
             raise ShapeError(f"{op}: source of shape {source.shape} must have the tensor's shape {self.shape} with "
@@ -395,3 +397,19 @@ def _picked(pos, dim, index):
     the order of its ``source``'s elements."""
     index = index_tensor(index, "index", vector=True).reshape(-1)
     return pos.index_select(dim, index).reshape(-1) if pos.ndim else pos.reshape(-1)
+
+
+def _scalar_source(t, dim, n, source, op):
+    """torch's rules for a 0-d ``source`` of ``index_add``/``index_copy`` into ``t`` at ``n`` indices along
+    ``dim``: ``index_copy`` takes it at one index of a 1-d tensor (as one element) and raises IndexError
+    for another count; ``index_add`` refuses it along a dim past 0 (RuntimeError) and at a count other
+    than one (IndexError); what passes goes on to the shape check."""
+    if op == "index_copy":
+        if n != 1:
+            raise IndexError(f"index_copy_(): When source is scalar, index should have one element (got {n})")
+        return source.reshape(1) if t.ndim == 1 else source
+    if dim > 0:
+        raise RuntimeError(f"index_add_(): Indexing dim {dim} is out of bounds of the source tensor with dim 0")
+    if n != 1:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    return source
