@@ -53,7 +53,7 @@ from gt.tensor import math_methods
 from gt.tensor import wide_uints
 from gt.tensor.math_methods import MathMethods
 from gt.autograd import rebind
-from gt.tensor import inplace_grad, mesh_alias_write, mesh_row_write, shared_input
+from gt.tensor import inplace_grad, mesh_alias_write, mesh_overlap, mesh_row_write, shared_input
 from gt.tensor.grad_methods import GradMethods
 from gt.tensor import inplace_math
 from gt.tensor.inplace_math import InplaceMathMethods
@@ -429,6 +429,7 @@ autograd.set_tensor_hooks(Tensor, dispatch.dispatch, dispatch.backward_placed)
 # In-place changes recorded on the tape (inplace_grad.py); the walk asks this layer what is a view.
 inplace_grad.Tensor, inplace_grad.mesh_alias = Tensor, mesh_alias_write    # (mesh_alias_write imports it)
 inplace_grad.mesh_row = mesh_row_write          # (it imports inplace_grad)
+mesh_overlap.row_memory = mesh_row_write.row_memory     # (the same)
 rebind.set_view_test(inplace_grad.view_base)
 
 

@@ -7,14 +7,17 @@ Both sides are compared as one array each where their blocks lie next to each ot
 (data from ``from_numpy`` and its views: ``join_views``), which is the comparison one device makes;
 otherwise block by block, where the same layout of the same memory counts as one only for the
 same device's blocks of two tensors laid out alike (the op pairs those elements); any other
-meeting of their memory is a partial overlap. Gathered copies (a reshape across the blocks, a
-row ``x[i]`` along the sharded dim) share no memory with their tensor and are not seen here
-(MISSING.md).
+meeting of their memory is a partial overlap. A value that is a row ``x[i]`` gt gathered along the
+sharded dim is compared as the row of ``x``'s block it copies (``x.copy_(x[5])``, ``x[1:].mul_(x[1])``
+are refused as torch's); other gathered copies (a reshape across the blocks, views of a row) share
+no memory with their tensor and are not seen here (MISSING.md).
 """
 
 from gt.autograd.function import no_grad
 from gt.backend import B
 from gt.sharding.placement import Shard
+
+row_memory = None   # gt/tensor/mesh_row_write.py's, bound by gt/tensor/core.py (it imports this module's importers)
 
 
 def refuse(t, tensors, index, any_overlap, shared):
@@ -31,6 +34,13 @@ def refuse(t, tensors, index, any_overlap, shared):
         if v._placed is not None and v._placed is target._placed:     # itself (or an alias): one layout
             if any_overlap:
                 raise RuntimeError(shared)
+            continue
+        row = row_memory(v) if v._placed is None and row_memory is not None else None
+        if row is not None:     # a gathered row: its memory in x's block is what torch's view reads
+            for a in [whole] if whole is not None else _blocks(target):
+                how = B.memory_overlap(a, row)
+                if how is not None and (any_overlap or how == "partial"):
+                    raise RuntimeError(shared)
             continue
         other = _joined(v)
         written, read = ([whole], [other]) if whole is not None and other is not None else (_blocks(target), _blocks(v))

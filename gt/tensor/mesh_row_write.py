@@ -71,6 +71,17 @@ def _marked(t):
     return None
 
 
+def row_memory(t):
+    """Where ``t`` is a row ``x[i]`` of a sharded ``x`` that gt gathered to one device (or a
+    ``detach()``/``.data`` alias of one), the memory of ``x`` it copies (a view of the row in the
+    block that holds it), for torch's overlap refusals (gt/tensor/mesh_overlap.py); else None."""
+    found = _marked(t) if inplace_grad.copies_of_shard_rows else None
+    if found is None or found[0] is not t or type(found[1]) is not tuple:
+        return None
+    owned = mesh_row_follow.owner(*found[1])
+    return None if owned is None else B.getitem(*owned)
+
+
 def alias(t, of):
     """``t``, a ``detach()``/``.data`` alias of ``of``: where ``of`` is a row ``x[i]`` of a sharded ``x`` (or
     another copy marked), ``t`` is marked alike, so that its in-place changes reach ``x`` as torch's (they
