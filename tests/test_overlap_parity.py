@@ -40,6 +40,7 @@ REFUSED = {
     "copy_ of a row into the whole": lambda lib, x: x.view(4, 3).copy_(x.view(4, 3)[2]),
     "a row into .data": lambda lib, x: x.view(4, 3).data.add_(x.view(4, 3)[3]),
     "a row into itself as a slice": lambda lib, x: x.view(4, 3)[2:3].mul_(x.view(4, 3)[2]),   # (other shapes)
+    "a view of a row into the written part": lambda lib, x: x.view(4, 3)[2:].add_(x.view(4, 3)[3][1:2]),
     "copy_": lambda lib, x: x[1:].copy_(x[:-1]),
     "copy_ other strides, same memory": lambda lib, x: x.view(1, 12).copy_(x),
     "transposed alias": lambda lib, x: x.view(4, 3).t().add_(x.view(3, 4)),
@@ -81,6 +82,7 @@ REFUSED = {
 }
 ALLOWED = {
     "a row into another row": lambda lib, x: x.view(4, 3)[0].add_(x.view(4, 3)[3]),
+    "a view of a row into other rows": lambda lib, x: x.view(4, 3)[:2].add_(x.view(4, 3)[3][1:2]),
     "the same layout": lambda lib, x: x.add_(x),
     "the same layout, other views": lambda lib, x: x.view(3, 4).add_(x.view(3, 4)),
     "setitem of itself": lambda lib, x: x.__setitem__(slice(1, None), x[1:]),

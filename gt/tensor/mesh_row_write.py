@@ -73,13 +73,25 @@ def _marked(t):
 
 def row_memory(t):
     """Where ``t`` is a row ``x[i]`` of a sharded ``x`` that gt gathered to one device (or a
-    ``detach()``/``.data`` alias of one), the memory of ``x`` it copies (a view of the row in the
-    block that holds it), for torch's overlap refusals (gt/tensor/mesh_overlap.py); else None."""
+    ``detach()``/``.data`` alias of one, or a view of one where the row lies row-major in its block),
+    the memory of ``x`` it stands for (a view of the row in the block that holds it), for torch's
+    overlap refusals (gt/tensor/mesh_overlap.py); else None."""
     found = _marked(t) if inplace_grad.copies_of_shard_rows else None
-    if found is None or found[0] is not t or type(found[1]) is not tuple:
+    if found is None or type(found[1]) is not tuple:
         return None
-    owned = mesh_row_follow.owner(*found[1])
-    return None if owned is None else B.getitem(*owned)
+    copy, why = found
+    owned = mesh_row_follow.owner(*why)
+    if owned is None:
+        return None
+    row = B.getitem(*owned)
+    if t is copy:
+        return row
+    # a view of the copy: the same elements of the row, where both lie alike in their memory
+    if not (B.is_contiguous(row) and B.is_contiguous(copy._array)) or B.storage_size(row) is None \
+            or B.memory_owner(t._array) is not B.memory_owner(copy._array) or not B.numel(t._array):
+        return None
+    at = B.element_offset(t._array) - B.element_offset(copy._array)
+    return B.strided_view(row, tuple(t.shape), B.element_strides(t._array), B.element_offset(row) + at)
 
 
 def alias(t, of):
