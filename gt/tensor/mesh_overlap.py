@@ -8,9 +8,10 @@ Both sides are compared as one array each where their blocks lie next to each ot
 otherwise block by block, where the same layout of the same memory counts as one only for the
 same device's blocks of two tensors laid out alike (the op pairs those elements); any other
 meeting of their memory is a partial overlap. A value that is a row ``x[i]`` gt gathered along the
-sharded dim is compared as the row of ``x``'s block it copies (``x.copy_(x[5])``, ``x[1:].mul_(x[1])``
-are refused as torch's); other gathered copies (a reshape across the blocks, views of a row) share
-no memory with their tensor and are not seen here (MISSING.md).
+sharded dim (or a view of one, where the row lies row-major in its block) is compared as the memory
+of ``x``'s block it stands for (``h.copy_(h[2])``, ``x[1:].mul_(x[1])`` are refused as torch's); other
+gathered copies (a reshape across the blocks, a written row) share no memory with their tensor and
+are not seen here (MISSING.md).
 """
 
 from gt.autograd.function import no_grad

@@ -10,7 +10,10 @@ views of ``x`` share. The other copies gt makes of a view over the mesh (a diago
 the blocks, ``unfold``, ``as_strided``: ``inplace_grad.mark_copy_of_shard_row`` with their words)
 are refused, a change of them would leave their tensor as it was.
 
-The other way, a change of ``x`` reaching the row, is gt/tensor/mesh_row_follow.py's.
+The other way, a change of ``x`` reaching the row, is gt/tensor/mesh_row_follow.py's. A change made
+through a row's ``detach()``/``.data`` alias is written back unrecorded (autograd sees no change
+through an alias), and ``row_memory`` names the memory of ``x`` a row stands for, which torch's
+overlap refusals compare (gt/tensor/mesh_overlap.py).
 
 Nothing here runs unless a copy of a sharded tensor's row is alive (``copies_of_shard_rows`` holds
 one): an op on one device pays one test of an empty dict, as it did before.
@@ -118,9 +121,9 @@ def written(back, fn, *args, **kwargs):
     finally:
         _busy.discard(id(row))
     done = mesh_row_follow.written_back(row)     # (the other rows of x follow the write)
-    seen = _untracked.get(id(row), lambda: None)() is not row   # a change through an alias is not x's history
+    tracked = _untracked.get(id(row), lambda: None)() is not row   # a change through an alias is no history of x
     try:
-        if seen and is_grad_enabled() and (x._requires_grad or row._requires_grad):
+        if tracked and is_grad_enabled() and (x._requires_grad or row._requires_grad):
             x[index] = row              # recorded: x's history becomes the change (IndexPut over the mesh)
         else:
             _write_plain(x, index, where, row)
