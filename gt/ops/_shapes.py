@@ -82,6 +82,12 @@ def row_major_strides(shape):
     return tuple(strides)
 
 
+def is_row_major(shape, strides):
+    """torch's ``is_contiguous`` of ``strides``: ``row_major_strides`` along every dim of more than
+    one element (dims of one element step anywhere); no elements: True."""
+    return 0 in tuple(shape) or all(n == 1 or s == r for n, s, r in zip(shape, strides, row_major_strides(shape)))
+
+
 def view_strides(shape, strides, target):
     """The strides of ``target`` as a view of memory laid out as ``shape``/``strides``, or None
     where no view can give it (an axis of ``target`` would span memory chunks of ``shape`` that

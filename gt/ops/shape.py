@@ -239,6 +239,17 @@ class ScaleGradient(Function):
         return g * self.inputs[1], None
 
 
+def row_major_copy(x):
+    """A copy of the array ``x`` laid out row-major, also where the engine takes ``x`` as row-major
+    already (a block over the mesh, row-major but for a dim of one element, of a whole that is not:
+    the engines' ``ascontiguous`` return it as it is)."""
+    out = B.ascontiguous(x)
+    if out is x:
+        out = B.empty(tuple(x.shape), B.dtype_of(x))
+        B.setitem(out, Ellipsis, x)
+    return out
+
+
 class Contiguous(Function):
     """``x`` with its elements laid out row-major (a copy; ``Tensor.contiguous`` asks only for a
     tensor that is not): the gradient passes through unchanged."""
@@ -247,11 +258,7 @@ class Contiguous(Function):
     _torch_name = "CloneBackward0"
 
     def forward(self, x):
-        out = B.ascontiguous(x)
-        if out is x:    # a block over the mesh, row-major but for a dim of one element, of a whole that is not
-            out = B.empty(tuple(x.shape), B.dtype_of(x))
-            B.setitem(out, Ellipsis, x)
-        return out
+        return row_major_copy(x)
 
     def backward(self, g):
         return (g,)

@@ -54,19 +54,6 @@ def logical_strides(placed):
     return None if whole is None else B.element_strides(whole)
 
 
-def is_row_major(shape, strides):
-    """torch's ``is_contiguous`` of ``strides``: each dim of more than one element steps over
-    the elements of the dims after it (dims of one element step anywhere); no elements: True."""
-    if 0 in tuple(shape):
-        return True
-    step = 1
-    for n, s in zip(reversed(tuple(shape)), reversed(tuple(strides))):
-        if n != 1 and s != step:
-            return False
-        step *= n
-    return True
-
-
 def placement_of(value):
     return value.placement if isinstance(value, Placed) else Replicate()
 

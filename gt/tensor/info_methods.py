@@ -13,8 +13,8 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 from gt import dtypes
 from gt.backend import B
-from gt.ops._shapes import normalize_axis, row_major_strides
-from gt.sharding.layout import is_row_major, logical_strides
+from gt.ops._shapes import is_row_major, normalize_axis, row_major_strides
+from gt.sharding.layout import logical_strides
 
 Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 

@@ -216,7 +216,7 @@ def reshape(cls, args, kwargs):
             copy = one_row and reshape_layout.torch_copies(x, shape)
 
             def local(d, largs, kw, k=k, new_sizes=new_sizes):
-                block = sh.Contiguous().forward(largs[0]) if copy else largs[0]
+                block = sh.row_major_copy(largs[0]) if copy else largs[0]
                 return [block, shape[:k] + (new_sizes[d],) + shape[k + 1:]], kw
             return Plan([(Shard(a), sizes), None], Shard(k), local, reshape_layout.torch_steps if one_row else None)
     return None
