@@ -73,8 +73,12 @@ np.testing.assert_allclose = _assert_allclose
 # sets GT_DEVICES, the numpy pass the 1st, 3rd, ... and the torch engine's the 2nd, 4th, ...: each case
 # still runs sharded once, beside the one-device run of both engines (the sharding layer, gt/tensor/
 # dispatch.py and gt/sharding, is the same for both engines; CI took 847 s of its 15 minutes on an AMD
-# EPYC with every case in both). What a pass leaves to another is deselected (pytest's
-# "N deselected"; the header says how many for each marker), not skipped.
+# EPYC with every case in both). `commands` marks a test that starts the project's commands (train.py,
+# lpm, two-process runs) in subprocesses and compares what they compute: the torch engine's
+# one-device pass leaves it to the torch engine's two-device pass, which starts the same commands on
+# the same engine, over its mesh (each start imports torch, 2-3 s of CPU: they were some 45 s of that
+# pass's CPU time, and CI's last run took 835 s of its 900). What a pass leaves to another is
+# deselected (pytest's "N deselected"; the header says how many for each marker), not skipped.
 _DEVICES_FROM_ENV = os.environ.get("GT_DEVICES", "").strip() not in ("", "1")
 _OTHER_ENGINE = os.environ.get("GT_BACKEND", "").strip().lower() not in ("", "numpy")
 FIRST_PASS = not (_DEVICES_FROM_ENV or _OTHER_ENGINE)
@@ -93,6 +97,8 @@ def _left_to_another_pass(item, stride, seen, totals):
         return "first_pass"
     if not FIRST_PASS and item.get_closest_marker("own_mesh"):
         return "own_mesh"
+    if _OTHER_ENGINE and not _DEVICES_FROM_ENV and item.get_closest_marker("commands"):
+        return "commands"
     key = (item.path, item.originalname)
     seen[key] += 1
     if item.get_closest_marker("table"):
@@ -129,7 +135,8 @@ def _deselection_line(left, stride):
             f"(the same in every pass: run without GT_DEVICES/GT_BACKEND), {left['own_mesh']} own_mesh (choose "
             f"their own meshes: run in the first pass), {left['table']} table cases (this pass "
             f"runs one case in {stride} of each test over torch's tables), {left['split']} cases of tests of "
-            f"more than {_SPLIT_ABOVE} cases (each GT_DEVICES pass runs every other case, the two passes the others)")
+            f"more than {_SPLIT_ABOVE} cases (each GT_DEVICES pass runs every other case, the two passes the others), "
+            f"{left['commands']} commands (start the project's commands: the torch engine's sharded pass runs them)")
 
 
 def pytest_report_collectionfinish(config, start_path, items):

@@ -262,6 +262,7 @@ def run(args, timeout=120):
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.commands
 def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(tmp_path):
     whole = run(["train.py", *RUN, "--checkpoint-dir", str(tmp_path / "whole")])
     assert whole.returncode == 0, whole.stderr

@@ -47,6 +47,7 @@ def trained(tmp_path_factory):
     return npz, root / "ckpt", root / "plots", done.stdout
 
 
+@pytest.mark.commands
 def test_lpm_train_writes_checkpoints_and_plots(trained):
     npz, ckpt, plots, stdout = trained
     assert "Data: 76 training + 20 held-out sequences of 4 16x16 images, 4 classes (labels from" in stdout
@@ -58,6 +59,7 @@ def test_lpm_train_writes_checkpoints_and_plots(trained):
             assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.commands
 def test_lpm_evaluate_reproduces_the_held_out_accuracy(trained, capsys, tmp_path):
     npz, ckpt, _, _ = trained
     assert cli.main(["evaluate", "--checkpoint", str(ckpt)]) == 0
@@ -93,6 +95,7 @@ def test_lpm_evaluate_reproduces_the_held_out_accuracy(trained, capsys, tmp_path
 
 
 @needs["Pillow"]   # the inputs are 32x32 frames: resized with Pillow
+@pytest.mark.commands
 def test_lpm_predict_gives_probabilities_per_sequence(trained, capsys, tmp_path):
     npz, ckpt, _, _ = trained
     images, _ = make_moving_blobs(3, seq_len=6, img_size=32, seed=5)     # other sizes: resized and cut
@@ -118,6 +121,7 @@ def test_lpm_predict_gives_probabilities_per_sequence(trained, capsys, tmp_path)
     assert line.startswith(inputs[0] + ": ") and line.count("%") == 2
 
 
+@pytest.mark.commands
 def test_lpm_command_errors(trained, capsys, tmp_path):
     _, ckpt, _, _ = trained
     assert cli.main([]) == 2 and "usage: lpm" in capsys.readouterr().out

@@ -280,12 +280,14 @@ def printed_runs(stdout):
 
 
 @needs_torch
+@pytest.mark.commands
 def test_all_reduce_grads_and_scalars_between_two_processes(runs):
     results = ok(runs["dp"])
     assert [f"collectives ok {r}" in stderr for r, (_, _, stderr) in enumerate(results)] == [True, True]
 
 
 @needs_torch
+@pytest.mark.commands
 def test_only_rank_0_prints(runs):
     (_, stdout, _), (_, stdout_1, stderr_1) = ok(runs["dp"])
     assert stdout_1 == "", "rank 1 printed"
@@ -297,6 +299,7 @@ def test_only_rank_0_prints(runs):
 
 
 @needs_torch
+@pytest.mark.commands
 def test_two_processes_match_one(runs):
     (_, ref, _), = ok(runs["ref_even"])
     (_, stdout, _), _ = ok(runs["dp"])
@@ -311,6 +314,7 @@ def test_two_processes_match_one(runs):
 
 
 @needs_torch
+@pytest.mark.commands
 def test_uneven_split_and_resume_match_one_process(runs):
     ok(runs["ref_odd"])
     (_, stdout, _), _ = ok(runs["dp"])

@@ -233,6 +233,7 @@ def model_scripts(request):
         proc.communicate()
 
 
+@pytest.mark.commands
 @pytest.mark.parametrize("auto_shard", [None, "0"], ids=["unset", "0"])
 def test_model_without_auto_sharding(auto_shard, model_scripts):
     proc = model_scripts(auto_shard)

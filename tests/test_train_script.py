@@ -69,6 +69,7 @@ def epoch_losses(stdout):
 
 
 # ---- end to end -------------------------------------------------------------------------------
+@pytest.mark.commands
 def test_tiny_run_end_to_end_loss_goes_down():
     done = run_train(*TINY, "--lr", "0.3")
     assert done.returncode == 0, done.stderr
@@ -107,6 +108,7 @@ def test_same_seed_same_output_from_the_script():
     assert epoch_losses(first.stdout) == epoch_losses(second.stdout) != []
 
 
+@pytest.mark.commands
 def test_seed_workload_runs():
     # The seed project's exact command: 20 sequences of 200x200 images, batch 2, MSE loss.
     done = run_train("--samples", "20", "--epochs", "5", "--batch-size", "2", "--loss", "mse")
