@@ -116,16 +116,16 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.rounds < 1:
         p.error(f"--rounds must be at least 1, got {args.rounds}")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        p.error("PyTorch is not installed: this benchmark compares with it (pip install torch==2.13.0)")
-    if args.gpu_paths:
+    if args.gpu_paths:      # before torch's import (seconds): a wrong engine is refused at once
         import gt
 
         if gt.get_backend() != "torch":
             p.error(f"--gpu-paths needs the torch engine, the engine of a GPU (this run's is {gt.get_backend()}): "
                     "run it with GT_BACKEND=torch")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        p.error("PyTorch is not installed: this benchmark compares with it (pip install torch==2.13.0)")
     r = run(1, 3, 1, args.gpu_paths) if args.quick else run(args.rounds, 50, 20, args.gpu_paths)
     if args.json:
         print(json.dumps(r, indent=2))
