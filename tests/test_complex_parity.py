@@ -430,6 +430,20 @@ def test_sgn_of_complex_and_rounding_refused_as_torch():
             getattr(z, name)()
 
 
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("devices", [3, 4])
+def test_sort_refuses_complex_over_a_mesh(devices):
+    # sharded along the sorted dim (3 devices, one element each) gt sorted complex numbers in order of
+    # their real parts, where torch refuses
+    from gt.sharding import use_mesh
+
+    with use_mesh(devices):
+        z = gt.tensor(_data((devices, 2), "complex64"))
+        for dim in (0, 1):
+            with pytest.raises(RuntimeError, match="sort does not support complex dtypes"):
+                z.sort(dim)
+
+
 @pytest.mark.parametrize("call", ["argmax", "argmin", "sort", "argsort", "topk", "maximum", "minimum", "clamp"])
 def test_ordering_ops_refuse_complex_as_torch(call):
     for m in (torch, gt):

@@ -307,3 +307,31 @@ def test_one_value_written_into_an_expanded_tensor():
         x.fill_(2.0)
         got.append(base.tolist())
     assert got[:3] == got[3:] == [[5.0, 5.0, 5.0], [5.0, 5.0, 5.0], [2.0, 2.0, 2.0]]
+
+
+# Over a mesh whose blocks split the expanded dim (3 devices, one element of `base` each) gt wrote
+# x[:, 1] = 4.0 where torch refuses (its overlap test ran on one device only).
+EXPANDED_INDEXES = {"[:, 1]": (slice(None), 1), "[:, :]": (slice(None), slice(None)), "[1]": 1,
+                    "[:, 0:1]": (slice(None), slice(0, 1)), "[..., 2]": (Ellipsis, 2),
+                    "[None, 1, 0:2]": (None, 1, slice(0, 2)), "[:, None, 1]": (slice(None), None, 1),
+                    "[0, 1:]": (0, slice(1, None))}
+
+
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("devices", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(EXPANDED_INDEXES))
+def test_item_assignment_into_an_expanded_tensor_on_a_mesh(devices, name):
+    from gt.sharding import use_mesh
+
+    got = []
+    with use_mesh(devices):
+        for m in (torch, gt):
+            base = m.zeros(3)
+            x = base.expand(2, 3)
+            try:
+                x[EXPANDED_INDEXES[name]] = 4.0
+            except RuntimeError as e:
+                got.append(("raise", str(e).split(".")[0]))
+            else:
+                got.append(("wrote", base.tolist()))
+    assert got[0] == got[1]

@@ -29,6 +29,8 @@ Mixed into nothing: functions of tensors. ``Tensor`` below is bound by gt/tensor
 import copy
 import weakref
 
+import numpy as np
+
 from gt.autograd import forward_ad, grad_hooks, levels, rebind, views
 from gt.autograd.function import is_grad_enabled, new_epoch, no_grad_views, sequence
 from gt.autograd.grad_mode import mode
@@ -176,11 +178,23 @@ def refuse_overlap(t, uniform=False, index=_NO_INDEX):
         raise RuntimeError("this tensor's elements share memory that is read-only (one of numpy's broadcast views) "
                            "and gt's numpy engine cannot write into it (torch writes the value into the shared "
                            "memory): write into the tensor it views, or into a clone()")
-    if why and not uniform or index is not _NO_INDEX and p is None and _basic(index) \
-            and B.write_refusal(B.getitem(t._array, index)) == "overlap":
+    if why and not uniform or index is not _NO_INDEX and _basic(index) and (
+            B.write_refusal(B.getitem(t._array, index)) == "overlap" if p is None
+            else "overlap" in why and _written_view_overlaps(p, index)):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                            "single memory location. Please clone() the tensor before performing the operation.")
     return p is None and "overlap" in why
+
+
+def _written_view_overlaps(p, index):
+    """Whether ``t[index]`` of a sharded tensor whose blocks share memory along some dims (an
+    expanded tensor: ``p.shards``) keeps such a dim of more than one element: the index is applied
+    to a stand-in of the whole's shape, expanded along the same dims as the blocks."""
+    block = p.shards[0]
+    kept = [1 if step == 0 and n > 1 else size for n, step, size in zip(block.shape, B.element_strides(block),
+                                                                       p.shape)]
+    written = np.broadcast_to(np.empty(kept, dtype=np.int8), p.shape)[index]
+    return any(n > 1 and step == 0 for n, step in zip(written.shape, written.strides))
 
 
 def _basic(index):

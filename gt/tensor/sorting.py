@@ -95,6 +95,7 @@ class SortingMethods:
             axis = normalize_axis(dim, self.ndim, "argsort")     # argsort's checks and messages first
             _flag(stable, "stable", "argsort")
             descending = _flag(descending, "descending", "argsort")
+            _ordered(self, "sort")
             found = axis_scans.gathered_pick(self, axis, lambda a: B.dense_like(B.argsort(a, axis, descending), a))
             if found is not None:
                 return SortResult(*found)
