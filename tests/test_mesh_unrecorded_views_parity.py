@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import gt
+from helpers import skip_a_gathered_copy_off_ci_meshes
 
 torch = pytest.importorskip("torch")
 
@@ -174,7 +175,11 @@ def _write_into_view(lib, case):
 def test_a_gradient_written_into_a_view_gives_its_tensor_the_change(case):
     """torch gives the tensor viewed the change as its history (``CopySlices``) and its other views follow;
     over the mesh gt refused (it would have written the values alone, the gradient silently lost)."""
-    got_values, got_flags, got_grad = _write_into_view(gt, case)
+    try:
+        got_values, got_flags, got_grad = _write_into_view(gt, case)
+    except RuntimeError as exc:
+        skip_a_gathered_copy_off_ci_meshes(exc)
+        raise
     want_values, want_flags, want_grad = _write_into_view(torch, case)
     assert got_flags == want_flags == [True, True, True]
     for g, w in zip(got_values + [got_grad], want_values + [want_grad]):

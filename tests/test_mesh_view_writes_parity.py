@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gt
-from helpers import assert_results_as_torch
+from helpers import assert_results_as_torch, skip_a_gathered_copy_off_ci_meshes
 
 torch = pytest.importorskip("torch")
 
@@ -113,7 +113,11 @@ def _run(lib, write):
 
 @pytest.mark.parametrize("case", list(_CASES))
 def test_in_place_change_through_a_view_of_a_tensor_in_the_graph(case):
-    got, bumped = _run(gt, _CASES[case])
+    try:
+        got, bumped = _run(gt, _CASES[case])
+    except RuntimeError as exc:
+        skip_a_gathered_copy_off_ci_meshes(exc)
+        raise
     want, torch_bumped = _run(torch, _CASES[case])
     assert bumped == torch_bumped
     for g, w in zip(got, want):
