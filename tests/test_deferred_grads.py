@@ -63,7 +63,8 @@ def test_off_the_cpu_the_gradient_is_made_in_the_backward(monkeypatch):
 
     fc, _, x = make()
     loss_of(fc, x).backward()
-    assert held_as_factors(fc.weight) == (get_mesh().size == 1 and get_mesh().kind == "cpu")
+    # deferred on the CPU where the batch is not cut over the mesh (4 rows: not over 5 devices)
+    assert held_as_factors(fc.weight) == (x._placed is None and get_mesh().kind == "cpu")
     want = fc.weight.grad.numpy().copy()
     fc.weight.grad = None
     monkeypatch.setattr(B, "device_of", lambda arr: "cuda:0")

@@ -94,7 +94,9 @@ class InplaceMethods:
             # numpy's casting error, in torch's words and type (the torch engine raises torch's own);
             # numpy's float64 from a Python float or an integer division is torch's default float
             result = exc.from_.name
-            if result == "float64" and not any(B.is_array(v) and B.dtype_of(v) == dtypes.float64 for v in values):
+            if result == "float64" and not any(
+                    (v.dtype if isinstance(v, layout.Placed) else B.dtype_of(v)) == dtypes.float64
+                    for v in values if B.is_array(v) or isinstance(v, layout.Placed)):     # sharded values too
                 result = dtypes.default_float.name
             raise RuntimeError(f"result type {dtypes.torch_type_name(result)} can't be cast to the desired "
                                f"output type {dtypes.torch_type_name(exc.to.name)}") from None
