@@ -470,6 +470,23 @@ def test_an_in_place_result_the_dtype_cannot_hold_is_torchs_runtime_error(expr):
     assert messages[0] == messages[1]
 
 
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("devices", [2, 4])
+def test_an_in_place_result_the_dtype_cannot_hold_names_a_sharded_operands_type(devices):
+    # over the mesh the float64 operand is sharded: the message said Float where torch's says Double
+    torch = pytest.importorskip("torch")
+    from gt.sharding import use_mesh
+
+    messages = []
+    with use_mesh(devices):
+        for M in (gt, torch):
+            i, d = M.tensor([1, 2, 3, 4]), M.tensor([1.0, 2.0, 3.0, 4.0], dtype=M.float64)
+            with pytest.raises(RuntimeError) as caught:
+                i.add_(d)
+            messages.append(str(caught.value))
+    assert messages[0] == messages[1] == "result type Double can't be cast to the desired output type Long"
+
+
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_put_and_put_are_torchs_with_gradients(accumulate):
     torch = pytest.importorskip("torch")
