@@ -42,6 +42,7 @@ from helpers import torch_test_fn_from_frames  # noqa: F401 - the fixture, used 
 from test_forward_ad_opinfo_parity import _walk
 from test_opinfo_parity import (DTYPES, RANDOM, SKIP, TOLERANCE, UNINITIALISED, _as_gt_function, _full, _lookup, _name,
                                 _Unsupported, compare, flat, gt_function, op_db, to_gt, torch)
+from torch.testing._internal.opinfo.core import S as _S  # noqa: E402 - after test_opinfo_parity's importorskip
 
 # table: the GT_DEVICES passes run a spread of the table (tests/conftest.py)
 pytestmark = [pytest.mark.table, pytest.mark.usefixtures("torch_test_fn_from_frames")]
@@ -59,9 +60,11 @@ DIFFERS = {
         "the channels' updates into their one memory from its threads at once, so its answer changes with "
         "torch.get_num_threads() (one thread: the updates in channel order); gt refuses as torch's in-place ops do",
 }
-# the keys of DIFFERS that differ only on a mesh (resize_ of a sharded tensor)
+# the keys of DIFFERS that differ only on a mesh (resize_ of a sharded tensor): resize_'s samples have
+# torch's S rows, and a tensor is cut over the mesh only when it has a row for every device
 _MESH_ONLY = {("resize_", None, layout) for layout in ("noncontiguous", "transposed", "expanded")}
-DIFFERS = {key: reason for key, reason in DIFFERS.items() if key not in _MESH_ONLY or gt.sharding.get_mesh().size > 1}
+_RESIZE_SHARDED = 1 < gt.sharding.get_mesh().size <= _S
+DIFFERS = {key: reason for key, reason in DIFFERS.items() if key not in _MESH_ONLY or _RESIZE_SHARDED}
 # (op, variant kind, layout) -> why not compared: torch's own answer is not unique there.
 _SINGULAR = "the expanded layout repeats a matrix's first row: singular matrices, no unique factorization"
 NOT_COMPARED = {(name, None, "expanded"): _SINGULAR for name in (

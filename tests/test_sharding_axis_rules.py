@@ -221,6 +221,7 @@ PICKS = {
     "cat": lambda t, T: T.cat([t, t * 2], 0) ** 2,
     "index_select": lambda t, T: t.index_select(0, T.tensor([8, 1, 8])),
 }
+LOOKUPS = {"index_select"}
 
 
 @pytest.mark.parametrize("name", sorted(PICKS))
@@ -235,4 +236,7 @@ def test_axis_ops_match_torch_on_this_mesh(name):
     (want * torch.tensor(up)).sum().backward()
     np.testing.assert_array_equal(got.numpy(), want.detach().numpy())
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
-    _small_moves(counts, arr.size - 1)
+    # a lookup sums n copies of its output; where that is more than the input (3 rows of 17 over 6 or
+    # more devices) the rule gathers the input instead, the smaller move (gt/tensor/axis_rules.py)
+    lookup_costs_more = name in LOOKUPS and get_mesh().size * want.numel() > arr.size
+    _small_moves(counts, arr.size + 1 if lookup_costs_more else arr.size - 1)
