@@ -246,6 +246,17 @@ def test_the_other_copies_made_for_views_follow_a_change_of_their_tensor(case, g
     _same(_copy_follows(gt, _COPIES[case], grad), _copy_follows(torch, _COPIES[case], grad))
 
 
+@pytest.mark.own_mesh
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_a_diagonal_across_one_row_blocks_counts_each_change_once(n, grad):
+    """Over 8 devices (one row of h each) the diagonal of ``h.t()`` is a slice of the planes gathered to one
+    device, itself a copy that followed ``h``: each change of ``h`` was counted on both, twice on their
+    shared version (``_version`` 4 after two changes, torch's 2)."""
+    with gt.sharding.use_mesh(n):
+        _same(_copy_follows(gt, _COPIES["diagonal"], grad), _copy_follows(torch, _COPIES["diagonal"], grad))
+
+
 def _view_of_a_row_dropped(lib):
     x = lib.tensor(_X.tolist(), dtype=lib.float64).requires_grad_()
     y = lib.tensor(_Y.tolist(), dtype=lib.float64, requires_grad=True)

@@ -319,6 +319,7 @@ PICKS = {
     "cummin": lambda t, T: t.cummin(0).values * (t.cummin(0).indices + 1),
     "logcumsumexp": lambda t, T: t.logcumsumexp(0),
 }
+TOPK_K = {"topk": 3, "topk_smallest": 2}
 
 
 @pytest.mark.parametrize("name", sorted(PICKS))
@@ -336,4 +337,8 @@ def test_axis_scans_match_torch_on_this_mesh(name):
     (want * torch.tensor(up)).sum().backward()
     np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
-    assert all(m < arr.size for _, m in calls), calls
+    # topk gathers the input where the devices' k candidates and their positions would move more
+    # (37 rows over 8 devices: 23 candidates, twice; gt/tensor/axis_scans.py)
+    k = TOPK_K.get(name)
+    gathers = k is not None and x._placed is not None and 2 * sum(min(k, s) for s in x._placed.sizes) >= len(arr)
+    assert all(m < arr.size + gathers for _, m in calls), calls
