@@ -130,11 +130,13 @@ for _name_ in ("clamp_max", "clamp_min", "max.binary", "maximum", "min.binary", 
     KNOWN[_name_] = [("out", _F16, lambda x, y: (x == 0) & (y == 0), _ZERO_MIN_MAX)]
 KNOWN["clamp"] = [("out", _F16, lambda x, lo, hi: (lo == 0) | (hi == 0), _ZERO_MIN_MAX)]
 if gt.get_backend() == "torch" and gt.get_mesh().size > 1:
-    # torch's float32 clamp gives 0.0 in its vectorised loop and -0.0 in its scalar tail (the last
-    # elements of a tensor); the torch engine runs that kernel on each block, so the tails move
-    KNOWN["clamp"].append(("out", _F32, lambda x, lo, hi: (lo == 0) | (hi == 0), "float32 clamp to a zero "
-                           "bound: torch's kernel gives 0.0 or -0.0 by the element's place in its vector loop, and "
-                           "the torch engine runs it on each device's block (IEEE: either)"))
+    # torch's float32 max/min of 0.0 and -0.0 give one zero in its vectorised loop and the other in its
+    # scalar tail (the last elements of a tensor); the torch engine runs that kernel on each block
+    _BLOCK_TAILS = ("float32 max/min of 0.0 and -0.0: torch's kernel gives either zero by the element's place "
+                    "in its vector loop, and the torch engine runs it on each device's block (IEEE: either)")
+    for _name_ in ("clamp_max", "clamp_min", "max.binary", "maximum", "min.binary", "minimum"):
+        KNOWN[_name_].append(("out", _F32, lambda x, y: (x == 0) & (y == 0), _BLOCK_TAILS))
+    KNOWN["clamp"].append(("out", _F32, lambda x, lo, hi: (lo == 0) | (hi == 0), _BLOCK_TAILS))
 for _name_ in ("nn.functional.silu", "nn.functional.mish"):
     KNOWN[_name_] = [("grad", None, lambda x: x < -1e300, "the gradient at x near -1.8e308: gt's g * x overflows "
                       "before its product with sigmoid'(x) = 0 (NaN), torch's formula multiplies sigmoid(x) first")]
