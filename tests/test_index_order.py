@@ -100,3 +100,33 @@ def test_out_of_range_errors_name_this_tensors_axis():
     with pytest.raises(IndexError, match=r"index -5 is out of bounds for dimension 1 with size 4"):
         g[1, [0, -5]] = 1.0
     assert g.abs().sum().item() == 0             # nothing written
+
+
+# (shape, index with the mask as a numpy bool array): a mask axis of another size than the axis it covers;
+# numpy lets a mask axis of size 0 stand for any axis (an empty result), torch refuses every one
+MASK_MISMATCHES = {
+    "empty_mask_axis_of_1": ((1, 3), (np.zeros((0, 3), bool),)),
+    "empty_mask_axis_of_3": ((3, 1), (np.zeros((3, 0), bool),)),
+    "after_a_slice": ((2, 1, 1, 3), (slice(None), np.zeros((1, 0), bool))),
+    "after_ellipsis": ((2, 4, 1), (Ellipsis, np.zeros((0, 1), bool))),
+    "after_an_int": ((2, 1, 3), (0, np.zeros((0, 3), bool))),
+    "beside_an_empty_axis": ((0, 1, 1, 0), (np.zeros((0,), bool), np.zeros((1, 0), bool))),
+    "one_too_long": ((2, 3), (np.ones((2, 4), bool),)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MASK_MISMATCHES))
+def test_a_mask_of_another_shape_is_refused_as_torch_refuses(case):
+    shape, index = MASK_MISMATCHES[case]
+    data = np.zeros(shape, np.float32)
+    errors = []
+    for lib in (torch, gt):
+        x = lib.tensor(data)
+        parts = tuple(lib.tensor(p) if isinstance(p, np.ndarray) else p for p in index)
+        with pytest.raises(IndexError) as read:
+            x[parts]
+        with pytest.raises(IndexError) as write:
+            x[parts] = 1.0
+        errors.append((str(read.value), str(write.value)))
+    assert errors[1] == errors[0]
+    np.testing.assert_array_equal(x.numpy(), data)      # the refused write changed nothing

@@ -19,14 +19,64 @@ from gt import dtypes
 from gt.backend import B
 
 
-def torch_index(index, ndim):
-    """The engine-level ``index`` of a tensor of ``ndim`` dims without an ``...`` that covers no
-    axis, where an index array is about: numpy would part the arrays on either side of it."""
+def torch_index(index, shape):
+    """The engine-level ``index`` of a tensor of ``shape`` without an ``...`` that covers no
+    axis, where an index array is about: numpy would part the arrays on either side of it. Raises
+    torch's IndexError for a boolean mask whose shape is not that of the axes it covers (numpy
+    lets a mask axis of size 0 stand for any axis: ``x[mask]`` was empty where torch refuses)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(p.__class__ not in _PLAIN for p in parts):
+        _check_masks(parts, shape)
     if not isinstance(index, tuple) or not any(p is Ellipsis for p in index) or not any(map(B.is_array, index)):
         return index
+    ndim = len(shape)
     taken = sum(0 if p is None or p is Ellipsis or isinstance(p, bool) else
                 len(p.shape) if B.is_array(p) and B.is_bool(p) else 1 for p in index)
     return tuple(p for p in index if p is not Ellipsis) if taken == ndim else index
+
+
+_PLAIN = frozenset({int, slice, type(None), type(Ellipsis), bool})
+
+
+def _check_masks(parts, shape):
+    """torch's test of each boolean mask's shape against the axes it covers, in the tensor the
+    integers, slices, None and bools of the index make first (the one torch's message names)."""
+    masks = [B.is_array(p) and B.is_bool(p) and len(p.shape) > 0 for p in parts]
+    if not any(masks):
+        return
+    used = sum(0 if p is None or p is Ellipsis or _is_bool(p) else len(p.shape) if mask else 1
+               for p, mask in zip(parts, masks))
+    basic, where, dim = [], [], 0          # the first step's shape; each mask's place in it
+    for p, mask in zip(parts, masks):
+        if p is Ellipsis:
+            covered = max(len(shape) - used, 0)
+            basic += shape[dim:dim + covered]
+            dim += covered
+        elif p is None or _is_bool(p):
+            basic.append(1)
+        elif mask:
+            where.append((p, len(basic)))
+            basic += shape[dim:dim + len(p.shape)]
+            dim += len(p.shape)
+        elif isinstance(p, slice):
+            basic.append(len(range(*p.indices(shape[dim]))) if dim < len(shape) else 0)
+            dim += 1
+        else:                               # an integer takes its axis away; an index array keeps it here
+            if not _is_int(p):
+                basic += shape[dim:dim + 1]
+            elif dim < len(shape) and not -shape[dim] <= int(p) < shape[dim]:
+                return                      # torch's first step refuses it: the index's own error, raised later
+            dim += 1
+    basic += shape[dim:]
+    for p, at in where:
+        for j, n in enumerate(p.shape):
+            if at + j < len(basic) and n != basic[at + j]:
+                raise IndexError(f"The shape of the mask {list(p.shape)} at index {j} does not match the shape "
+                                 f"of the indexed tensor {basic} at index {at + j}")
+
+
+def _is_bool(p):
+    return isinstance(p, bool) or (B.is_array(p) and B.is_bool(p) and not p.shape)
 
 
 def torch_order(index):

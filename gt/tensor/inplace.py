@@ -271,7 +271,7 @@ class InplaceMethods:
             return mesh_row_write.written(back, InplaceMethods.__setitem__, self, index, value)    # x[i] of a sharded x
         _refuse_byte_mask_fill(index, value)
         fill = isinstance(value, Tensor) and _masked_fill(index, value)
-        index = torch_index(_index(index), self.ndim)    # lists and tensors as engine arrays, once
+        index = torch_index(_index(index), self.shape)   # lists and tensors as engine arrays, once
         expanded = inplace_grad.refuse_overlap(self, uniform=True, index=index)
         if self.dtype in dtypes.WIDE_UINTS:
             refuse_indexed_write(self, index, value)

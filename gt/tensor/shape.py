@@ -237,7 +237,7 @@ class ShapeMethods:
     def __getitem__(self, index):
         if inference_saved.made[0]:     # (false until an inference tensor is made)
             inference_saved.refuse_index(self, index)
-        index = torch_index(_index(index), self.ndim)
+        index = torch_index(_index(index), self.shape)
         split = torch_order(index)
         if split is not None:            # integers with index arrays: torch's order (index_order.py)
             try:
