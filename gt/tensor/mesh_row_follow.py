@@ -65,12 +65,12 @@ def keep_copy(out, x, remake):
     again from ``x`` (recorded while gradients are)."""
     if x._placed is None:
         return
-    mine = B.memory_owner(out._array)
+    mine = None if out._array is None else B.memory_owner(out._array)
     for key, entry in list(rows.items()):
         # a copy gt made on the way to ``out`` (diagonal's flattened planes) whose memory ``out`` views:
         # followed both, each change would be counted twice on their shared version
         kept = entry[0]()
-        if kept is not None and B.memory_owner(kept._array) is mine:
+        if mine is not None and kept is not None and kept._array is not None and B.memory_owner(kept._array) is mine:
             del rows[key]
     key = id(out)
     rows[key] = [weakref.ref(out, lambda _, k=key: rows.pop(k, None)), x, remake, None, _versions(x), x.shape,
