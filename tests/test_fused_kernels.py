@@ -141,6 +141,26 @@ def test_layer_norm_module_matches_torch_and_composed(affine, bias, monkeypatch)
     _assert_all_close(run(), fused, "float32", "composed vs fused LayerNorm module")
 
 
+@pytest.mark.parametrize("path", ["kernel", "composed"])
+@pytest.mark.parametrize("width", [3, 36, 128, 1000])
+def test_layer_norm_of_rows_of_equal_values_is_zero_as_torchs(width, path, monkeypatch):
+    """A row whose float32 values are all equal: its rounded sum left x - mean a constant that
+    1/sqrt(eps) scaled to 1e-4 (torch's output is 0); the gradient is torch's too."""
+    torch = torch_or_skip()
+    if path == "composed":
+        monkeypatch.setattr(B, "layer_norm_fused", lambda *args, **kwargs: None)
+    values = np.random.default_rng(width).standard_normal(16).astype(np.float32) * 10
+    x = np.repeat(values[:, None], width, axis=1)
+    up = randn(16, width, seed=3).astype(np.float32)
+    gx, tx = gt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, want = F.layer_norm(gx, (width,)), torch.nn.functional.layer_norm(tx, (width,))
+    out.backward(gt.tensor(up))
+    want.backward(torch.tensor(up))
+    np.testing.assert_array_equal(out.numpy(), want.detach().numpy())
+    # rstd = 1/sqrt(eps) = 316 scales the rounding of torch's own mean of g * w (float32): 1e-4 off
+    np.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=2e-4)
+
+
 # ---- attention -------------------------------------------------------------------------------
 # (q, k, v shapes (B, H, L/S, E), is_causal, output transposed: a strided gradient into the op)
 SDPA_CASES = {

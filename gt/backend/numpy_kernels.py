@@ -209,6 +209,12 @@ class NumpyKernels:
         # both from the engine's block cache (numpy_engine.py): freed at the step's end, they come
         # back with their pages mapped instead of faulting in afresh at the next step
         xhat = np.subtract(rows, mean[:, None], out=self.blocks.empty(rows.shape, rows.dtype))
+        # the corrected two-pass mean: the rounded sum leaves every x - mean of a row off by one constant,
+        # which 1/sqrt(var + eps) scales up where the row's values (nearly) agree (a row of equal float32
+        # values gave 1e-4 for torch's 0)
+        shift = xhat @ ones
+        shift /= d
+        xhat -= shift[:, None]
         out = np.multiply(xhat, xhat, out=self.blocks.empty(rows.shape, rows.dtype))   # squares, then the output
         var = out @ ones
         var /= d

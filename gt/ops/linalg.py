@@ -247,6 +247,7 @@ class LayerNorm(Function):
         self.kernel = None
         mean = B.mean(x, axis=axes, keepdims=True)
         xc = x - mean
+        xc -= B.mean(xc, axis=axes, keepdims=True)     # the corrected two-pass mean (numpy_kernels.py)
         var = B.mean(xc * xc, axis=axes, keepdims=True)
         rstd = 1.0 / B.sqrt(var + eps)
         xc *= rstd                 # in place on arrays made here: the values of xc * rstd, one
@@ -288,6 +289,7 @@ class LayerNorm(Function):
         nx, nw, nb = self.needs_input_grad[:3]
         axes = self.axes
         xc = x - x.mean(dim=axes, keepdim=True)
+        xc = xc - xc.mean(dim=axes, keepdim=True)      # as the forward's
         rstd = 1.0 / ((xc * xc).mean(dim=axes, keepdim=True) + self.eps).sqrt()
         xhat = xc * rstd
         lead = tuple(range(g.ndim - len(axes)))
