@@ -85,6 +85,23 @@ def _per_column(a, values):
     return a.reshape(n // k, k * d), tiled.reshape(k * d)
 
 
+def _corrected_two_pass(xhat, shift, var, eps):
+    """The corrected two-pass algorithm of a layer norm's rows: ``xhat`` (n, d) is x less the rounded
+    mean, ``shift`` (n,) xhat's own mean (what that rounding left), ``var`` (n,) the mean of xhat's
+    squares. Makes ``var`` the variance plus ``eps`` and takes ``shift`` off the rows where
+    1/sqrt(var + eps) scales it past the dtype's resolution: where a row's values (nearly) agree (a
+    row of equal float32 values gave 1e-4 for torch's 0). Elsewhere the correction is below the
+    rounding, and the pass over the rows is skipped."""
+    var -= shift * shift
+    np.maximum(var, 0, out=var)
+    var += eps
+    off = np.flatnonzero(np.abs(shift) > np.sqrt(var) * np.finfo(xhat.dtype).eps)
+    if 4 * off.size > len(shift):
+        xhat -= shift[:, None]
+    elif off.size:
+        xhat[off] -= shift[off, None]
+
+
 def _times_columns(a, values, out):
     """``a * values`` (values along the columns of the (n, d) ``a``) into the contiguous ``out``."""
     wide, tiled = _per_column(a, values)
@@ -209,16 +226,12 @@ class NumpyKernels:
         # both from the engine's block cache (numpy_engine.py): freed at the step's end, they come
         # back with their pages mapped instead of faulting in afresh at the next step
         xhat = np.subtract(rows, mean[:, None], out=self.blocks.empty(rows.shape, rows.dtype))
-        # the corrected two-pass mean: the rounded sum leaves every x - mean of a row off by one constant,
-        # which 1/sqrt(var + eps) scales up where the row's values (nearly) agree (a row of equal float32
-        # values gave 1e-4 for torch's 0)
         shift = xhat @ ones
         shift /= d
-        xhat -= shift[:, None]
         out = np.multiply(xhat, xhat, out=self.blocks.empty(rows.shape, rows.dtype))   # squares, then the output
         var = out @ ones
         var /= d
-        var += eps
+        _corrected_two_pass(xhat, shift, var, eps)
         rstd = np.sqrt(var, out=var)
         np.divide(1.0, rstd, out=rstd)
         xhat *= rstd[:, None]
