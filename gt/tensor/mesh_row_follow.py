@@ -65,16 +65,21 @@ def keep_copy(out, x, remake):
     again from ``x`` (recorded while gradients are)."""
     if x._placed is None:
         return
-    mine = None if out._array is None else B.memory_owner(out._array)
-    for key, entry in list(rows.items()):
-        # a copy gt made on the way to ``out`` (diagonal's flattened planes) whose memory ``out`` views:
-        # followed both, each change would be counted twice on their shared version
-        kept = entry[0]()
-        if mine is not None and kept is not None and kept._array is not None and B.memory_owner(kept._array) is mine:
-            del rows[key]
+    if out._array is not None:
+        _drop_copies_in(B.memory_owner(out._array))
     key = id(out)
     rows[key] = [weakref.ref(out, lambda _, k=key: rows.pop(k, None)), x, remake, None, _versions(x), x.shape,
                  not function.is_grad_enabled()]
+
+
+def _drop_copies_in(owner):
+    """Stop following the copies that lie in ``owner``'s memory: copies gt made on the way to a copy
+    that views that memory (diagonal's flattened planes), which follows by itself; followed both,
+    each change would be counted twice on their shared version."""
+    for key, entry in list(rows.items()):
+        kept = entry[0]()
+        if kept is not None and kept._array is not None and B.memory_owner(kept._array) is owner:
+            del rows[key]
 
 
 def _versions(x):
