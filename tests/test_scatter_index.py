@@ -446,3 +446,28 @@ def test_a_scalar_source_is_taken_or_refused_as_torchs(op, shape, dim, idx):
         assert isinstance(got, type(want)), f"gt {got!r}, torch {want!r}"
     else:
         assert got == want
+
+
+# index_put into a tensor whose trailing dims hold no element: (shape, indices as numpy, values' shape)
+EMPTY_REST = {
+    "mask_over_rows_of_nothing": ((3, 0), (np.array([True, False, True]),), (1, 0)),
+    "positions_over_rows_of_nothing": ((3, 0, 2), (np.array([0, 2]),), (2, 0, 2)),
+    "two_indices_then_nothing": ((2, 3, 0), (np.array([1, 0]), np.array([2, 2])), (0,)),
+}
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("case", sorted(EMPTY_REST))
+def test_index_put_with_trailing_dims_of_no_element_is_torchs(case, accumulate):
+    """The values were flattened with reshape(-1, *rest), ambiguous where rest holds a 0: a ShapeError
+    from inside, where torch writes nothing and returns the tensor."""
+    torch = torch_or_skip()
+    shape, indices, values = EMPTY_REST[case]
+    results = []
+    for lib in (torch, gt):
+        x, v = lib.zeros(*shape), lib.ones(*values)
+        index = tuple(lib.tensor(i) for i in indices)
+        out = x.index_put(index, v, accumulate=accumulate)
+        x.index_put_(index, v, accumulate=accumulate)
+        results.append((tuple(out.shape), tuple(x.shape)))
+    assert results[1] == results[0] == (shape, shape)

@@ -98,7 +98,7 @@ class WriteMethods:
         if not fits:
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast to "
                                f"indexing result of shape {list(target)}")
-        src = values.expand(*target).reshape((-1,) + rest)
+        src = values.expand(*target).reshape((numel(shape),) + rest)     # (-1 is ambiguous where rest holds a 0)
         base = self.reshape((lead,) + rest)
         out = base.index_add(0, flat, src) if accumulate else base.index_copy(0, flat, src)
         return out.reshape(self.shape)
