@@ -7,7 +7,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 
 import math
 
-from gt import autograd, dtypes
+from gt import autograd, dtypes, errors
 from gt.autograd import function, inference_saved
 from gt.autograd.grad_mode import mode as _mode
 from gt.backend import B
@@ -65,7 +65,7 @@ class InplaceMethods:
         if not isinstance(value, (int, float, bool)):
             out = broadcast_shape(op, self.shape, layout.shape_of(value))
             if out != self.shape:
-                raise ValueError(f"{op}: a value of shape {layout.shape_of(value)} cannot be written into "
+                raise errors.ShapeError(f"{op}: a value of shape {layout.shape_of(value)} cannot be written into "
                                  f"shape {self.shape}")
         return value
 

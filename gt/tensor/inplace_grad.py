@@ -35,6 +35,7 @@ from gt.autograd import forward_ad, grad_hooks, levels, rebind, views
 from gt.autograd.function import is_grad_enabled, new_epoch, no_grad_views, sequence
 from gt.autograd.grad_mode import mode
 from gt.backend import B
+from gt.errors import ShapeError
 from gt.ops._shapes import broadcast_shape
 from gt.ops import shape as shape_ops
 from gt.ops.inplace import IndexPut, WriteView
@@ -440,7 +441,7 @@ def _check(t, what, values, same_shape):
         for v in values:
             shape = layout.shape_of(v._value if isinstance(v, Tensor) else v) if not isinstance(v, (int, float)) else ()
             if broadcast_shape(what, t.shape, shape) != t.shape:
-                raise ValueError(f"{what}: a value of shape {shape} cannot be written into shape {t.shape}")
+                raise ShapeError(f"{what}: a value of shape {shape} cannot be written into shape {t.shape}")
 
 
 def _assign(a, v):

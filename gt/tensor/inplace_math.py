@@ -21,6 +21,7 @@ from gt.autograd import function, levels
 from gt.autograd.grad_mode import mode
 from gt.autograd.sparse_grad import mark
 from gt.backend import B
+from gt.errors import ShapeError
 from gt.ops._shapes import normalize_axis
 from gt.tensor import inplace_grad, overlap_writes
 from gt.tensor._args import _scalar
@@ -265,7 +266,7 @@ def _write_back(t, name, logical, args, kwargs, operands_fit=True):
             return overlap_writes.in_memory(t, lambda mem, pos: mem.index_fill_(
                 0, pos[getattr(pos + 1, name)(*args, **kwargs) == 0], 0))
     if new.shape != t.shape:
-        raise ValueError(f"{what}: the result has shape {new.shape}, which cannot be written into shape {t.shape}")
+        raise ShapeError(f"{what}: the result has shape {new.shape}, which cannot be written into shape {t.shape}")
     return t._update(_assign, new._value)
 
 
