@@ -130,3 +130,28 @@ def test_a_mask_of_another_shape_is_refused_as_torch_refuses(case):
         errors.append((str(read.value), str(write.value)))
     assert errors[1] == errors[0]
     np.testing.assert_array_equal(x.numpy(), data)      # the refused write changed nothing
+
+
+# (shape, index with masks and positions as numpy arrays, the value's shape): values that do not fit x[index]
+MISFITS = {
+    "mask_three_for_two": ((3,), (np.array([True, False, True]),), (3,)),
+    "mask_of_rows": ((8, 2), (np.array([True, False] * 4),), (3, 2)),
+    "zero_d_mask": ((), (np.array(True),), (2,)),
+    "zero_d_mask_two_dims": ((), (np.array(True),), (2, 3)),
+    "positions": ((3,), (np.array([0, 2]),), (3,)),
+}
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("case", sorted(MISFITS))
+def test_a_value_that_does_not_fit_is_refused_as_torch_refuses(case, grad):
+    """numpy's ValueError or TypeError with its own words for a mask (``cannot assign 3 input values to
+    the 2 output values``); torch's RuntimeError and message now, recorded or not, over the mesh too."""
+    shape, index, value = MISFITS[case]
+    errors = []
+    for lib in (torch, gt):
+        x = lib.zeros(shape, requires_grad=grad) * 1 if grad else lib.zeros(shape)
+        with pytest.raises(RuntimeError) as refused:
+            x[tuple(lib.tensor(p) for p in index)] = lib.ones(value)
+        errors.append(str(refused.value))
+    assert errors[1] == errors[0]

@@ -23,6 +23,12 @@ _OPTIMIZE_FROM = 1 << 17
 _UFUNCS = {"sum": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}
 
 
+def _mismatch(x, index, value):
+    """torch's message for a value that does not fit ``x[index]`` (numpy's differ by index kind)."""
+    return (f"shape mismatch: value tensor of shape {list(np.shape(value))} cannot be broadcast to indexing result "
+            f"of shape {list(x[index].shape)}")
+
+
 class NumpyScatter:
     def setitem(self, x, index, value):
         try:
@@ -37,10 +43,10 @@ class NumpyScatter:
                 if not lead:
                     raise
                 x[index] = value.reshape(value.shape[lead:])
-            except ValueError as again:
-                if "broadcast" not in str(again):
+            except (ValueError, TypeError) as again:
+                if "broadcast" not in str(again) and "boolean array indexing assignment" not in str(again):
                     raise
-                raise RuntimeError(str(again)) from None      # torch's type, as the torch engine's
+                raise RuntimeError(_mismatch(x, index, value)) from None      # torch's type, as the torch engine's
 
     def einsum(self, equation, *operands):
         sizes = {}
