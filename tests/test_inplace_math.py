@@ -335,3 +335,18 @@ def test_item_assignment_into_an_expanded_tensor_on_a_mesh(devices, name):
             else:
                 got.append(("wrote", base.tolist()))
     assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("op", ["add_", "mul_", "copy_", "masked_fill_", "lerp_"])
+def test_a_value_that_broadcasts_past_the_tensor_raises_torchs_class(op):
+    """torch raises RuntimeError ("output with shape [1] doesn't match the broadcast shape [2]"); gt's
+    ShapeError is one (and a ValueError, what gt raised before)."""
+    calls = {"add_": lambda L, x: x.add_(L.zeros(2)), "mul_": lambda L, x: x.mul_(L.zeros(2)),
+             "copy_": lambda L, x: x.copy_(L.zeros(2)),
+             "masked_fill_": lambda L, x: x.masked_fill_(L.tensor([True, False]), 1.0),
+             "lerp_": lambda L, x: x.lerp_(L.zeros(2), 0.5)}
+    for lib in (torch, gt):
+        x = lib.zeros(1)
+        with pytest.raises(RuntimeError):
+            calls[op](lib, x)
+        assert x.tolist() == [0.0]
