@@ -29,10 +29,14 @@ def torch_index(index, shape):
         _check_masks(parts, shape)
     if not isinstance(index, tuple) or not any(p is Ellipsis for p in index) or not any(map(B.is_array, index)):
         return index
-    ndim = len(shape)
-    taken = sum(0 if p is None or p is Ellipsis or isinstance(p, bool) else
-                len(p.shape) if B.is_array(p) and B.is_bool(p) else 1 for p in index)
-    return tuple(p for p in index if p is not Ellipsis) if taken == ndim else index
+    return tuple(p for p in index if p is not Ellipsis) if _axes_taken(index) == len(shape) else index
+
+
+def _axes_taken(parts):
+    """How many of the tensor's axes the index parts take: a mask as many as it has, None, ``...``
+    and a bool (a 0-d mask too) none, anything else one."""
+    return sum(0 if p is None or p is Ellipsis or isinstance(p, bool) else
+               len(p.shape) if B.is_array(p) and B.is_bool(p) else 1 for p in parts)
 
 
 _PLAIN = frozenset({int, slice, type(None), type(Ellipsis), bool})
@@ -44,8 +48,7 @@ def _check_masks(parts, shape):
     masks = [B.is_array(p) and B.is_bool(p) and len(p.shape) > 0 for p in parts]
     if not any(masks):
         return
-    used = sum(0 if p is None or p is Ellipsis or _is_bool(p) else len(p.shape) if mask else 1
-               for p, mask in zip(parts, masks))
+    used = _axes_taken(parts)
     basic, where, dim = [], [], 0          # the first step's shape; each mask's place in it
     for p, mask in zip(parts, masks):
         if p is Ellipsis:
@@ -97,7 +100,7 @@ def torch_order(index):
     for p in index:
         if _is_int(p):
             first.append(p if isinstance(p, numbers.Integral) else int(B.item(p)))
-        elif isinstance(p, bool) or (B.is_array(p) and B.is_bool(p) and not p.shape):
+        elif _is_bool(p):
             first.append(None)           # torch's new axis, indexed by [0] (True) or [] (False)
             then.append(B.zeros((1 if bool(p if isinstance(p, bool) else B.item(p)) else 0,), dtypes.int64))
         elif B.is_array(p):
