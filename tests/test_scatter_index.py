@@ -471,3 +471,37 @@ def test_index_put_with_trailing_dims_of_no_element_is_torchs(case, accumulate):
         x.index_put_(index, v, accumulate=accumulate)
         results.append((tuple(out.shape), tuple(x.shape)))
     assert results[1] == results[0] == (shape, shape)
+
+
+# index_put with a mask that does not fit: (shape, index parts: a mask's shape or "positions")
+MISFIT_MASKS = {
+    "short_mask": ((3, 4), [(2,)]),
+    "second_dim_of_a_2d_mask": ((3, 4), [(3, 3)]),
+    "second_mask_on_dim_1": ((3, 4), [(3,), (3,)]),
+    "mask_after_positions": ((2, 3, 4), ["positions", (4,)]),
+    "2d_mask_after_a_mask": ((2, 3, 4), [(2,), (3, 5)]),
+    "mask_of_nothing": ((3, 4), [(0,)]),
+    "mask_beside_rows_of_nothing": ((3, 0), [(3, 1)]),
+}
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("case", sorted(MISFIT_MASKS))
+def test_index_put_mask_misfit_is_torchs_message(case, inplace):
+    """index_put's own mask test named the mask's position among the indices and a slice of the
+    shape, where torch names the dim of the mask and the whole shape with the dim it meets."""
+    torch = torch_or_skip()
+    shape, parts = MISFIT_MASKS[case]
+    messages = []
+    for lib in (torch, gt):
+        x = lib.zeros(*shape)
+        index = tuple(lib.tensor(np.array([0, 1]) if p == "positions" else np.ones(p, bool)) for p in parts)
+        with pytest.raises(IndexError) as caught:
+            x.index_put_(index, lib.tensor(1.0)) if inplace else x.index_put(index, lib.tensor(1.0))
+        messages.append(str(caught.value))
+    assert messages[1] == messages[0]
+
+
+def test_index_put_mask_past_the_last_dim_names_the_dims():
+    with pytest.raises(IndexError, match=r"too many indices for tensor of dimension 2 \(got 3\)"):
+        gt.zeros(3, 4).index_put((gt.from_numpy(np.ones((3, 4, 2), bool)),), gt.tensor(1.0))

@@ -33,6 +33,17 @@ Tensor = None  # gt.Tensor, bound by gt/tensor/core.py
 INDEX_REDUCTIONS = ("prod", "mean", "amax", "amin")
 
 
+def _check_mask(mask, axis, shape):
+    """torch's test of a mask that covers ``shape[axis:]``, dim by dim, with torch's message; a mask
+    running past the last dim gets the message of too many indices (torch's names a dim out of range)."""
+    for j, n in enumerate(mask.shape):
+        if axis + j >= len(shape):
+            raise IndexError(f"too many indices for tensor of dimension {len(shape)} (got {axis + mask.ndim})")
+        if n != shape[axis + j]:
+            raise IndexError(f"The shape of the mask {list(mask.shape)} at index {j} does not match the shape of "
+                             f"the indexed tensor {list(shape)} at index {axis + j}")
+
+
 class WriteMethods:
     __slots__ = ()
 
@@ -56,10 +67,7 @@ class WriteMethods:
                 if index.ndim == 0:
                     raise IndexError(f"{op}: a 0-d bool index is not taken by gt; index with a bool mask of 1 or "
                                      "more dims")
-                axis = len(parts)
-                if index.shape != self.shape[axis:axis + index.ndim]:
-                    raise IndexError(f"The shape of the mask {list(index.shape)} at index {k} does not match the "
-                                     f"shape of the indexed tensor {list(self.shape[axis:axis + index.ndim])}")
+                _check_mask(index, len(parts), self.shape)
                 parts.extend(index.nonzero(as_tuple=True))   # a mask covers as many dims as it has
             elif index.dtype in (dtypes.int64, dtypes.int32):
                 parts.append(index.detach().to(dtypes.int64))
