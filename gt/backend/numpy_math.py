@@ -186,8 +186,8 @@ class NumpyMath:
         if a_bool or b_bool:
             # numpy's bool powers are int8 (not a gt dtype); torch's are int64, or bool for a bool
             # to the power True or False, and none for two bool arrays
-            if a_bool and b_bool and isinstance(b, np.ndarray):
-                raise NotImplementedError("pow is not implemented for two bool tensors (torch has none either); "
+            if (a_bool or type(a) is bool) and b_bool:      # (b an array: ``True ** mask`` too)
+                raise NotImplementedError("\"pow\" not implemented for 'Bool': torch has no power of two bools either; "
                                           "convert one first, e.g. x.int() ** y")
             if a_bool and isinstance(b, bool):
                 return np.power(a, b).astype(bool)

@@ -1,6 +1,7 @@
 """Elementwise ops, broadcasting like numpy. The autograd engine sums each
 gradient back down to its input's shape, so backward here returns full-shape grads."""
 
+from gt import dtypes
 from gt.autograd import Function
 from gt.backend import B
 from gt.ops._graph import const, mask_like, recorded, result
@@ -73,6 +74,14 @@ class Mul(Function):
         return B.multiply(ta, b) + B.multiply(a, tb)
 
 
+def _times_number(r, a):
+    """``r * a`` as torch's kernel does for a float16/bfloat16 ``r``: in float32, rounded once (35010 not 35008)."""
+    dt = B.dtype_of(r)
+    if dt is dtypes.float16 or dt is dtypes.bfloat16:
+        return B.astype(B.multiply(B.astype(r, dtypes.float32), a), dt)
+    return B.multiply(r, a)
+
+
 class Div(Function):
     """``a / b``. ``reciprocal``: ``1 / b`` as torch's ``reciprocal`` (``rsqrt``), which saves its
     result, so changing the result in place before the backward raises (``1 / x`` does not)."""
@@ -84,7 +93,8 @@ class Div(Function):
             # in about a quarter of the elements, by an ulp); its backward reads the reciprocal (a
             # tensor of its own, even for 1 / x), never x: x, and the result, may change in place after
             r = 1.0 / b
-            out = r if a == 1 else B.multiply(r, a)
+            # (``1 / z`` multiplies still where z is complex: torch's (inf+nanj) * 1 is nan+nanj)
+            out = r if a == 1 and (reciprocal or not B.dtype_of(r).is_complex) else _times_number(r, a)
             if self.needs_input_grad[1]:
                 self.save(a, None, out if reciprocal else B.copy(out) if a == 1 else r)
                 self.reciprocal = reciprocal

@@ -9,6 +9,7 @@ from gt import dtypes
 from gt.backend import B
 from gt.errors import ArgumentError
 from gt.ops import activations as act
+from gt.ops import complex_ops as cx
 from gt.ops import elementwise as ew
 from gt.ops import linalg
 from gt.ops._shapes import broadcast_shape, normalize_axis
@@ -17,9 +18,10 @@ from gt.tensor.complex_checks import PLAIN_BOUNDS, check_clamp
 from gt.tensor.linalg_base import ShapeError
 from gt.tensor.bool_int_refusals import refuse_bool_subtraction
 from gt.tensor.nested_operands import is_nested
+from gt.tensor.half_scalars import half_rounded, in_float32, is_half_scalar_pair
 from gt.tensor.int_scalars import _check_exponent, checked_scalar, refuse_uint64_promotion, wrap_scalar
 from gt.tensor.product_dtypes import refuse_bool_matmul, refuse_matmul
-from gt.tensor.promotion import result_dtype
+from gt.tensor.promotion import Complex32Error, _floating, result_dtype, to_complex
 from gt.tensor.dispatch import map_local
 from gt.tensor.wide_uints import refuse, refuse_dtype, refuse_op
 
@@ -50,6 +52,27 @@ def _binary(op_cls, name, a, b):
         da = a.dtype
         if da is b.dtype and da.differentiable:     # dtypes are singletons: ``is``, not DType.__eq__
             return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
+    if (op_cls is ew.Mul or op_cls is ew.Div) and is_half_scalar_pair(a, b):     # torch's float32 kernel
+        return in_float32(lambda x, y: _promoted(op_cls, name, x, y), a, b, lambda: _promoted(op_cls, name, a, b))
+    if op_cls is ew.Div and type(a) is complex and isinstance(b, Tensor) and not b.dtype.differentiable:
+        b = b.to(dtypes.default_float)      # torch's c / x is x.reciprocal() (float) * c: 1j / 0 is inf+infj
+    if op_cls is ew.Mul and type(a) in (int, float) and is_half_scalar_pair(b, a):    # ``0.3 * x``: mul(x, 0.3)
+        return in_float32(lambda x, y: _promoted(op_cls, name, y, x), b, a, lambda: _promoted(op_cls, name, a, b))
+    return _promoted(op_cls, name, a, b)
+
+
+def _compared_pair(a, b):
+    """Two tensors of different dtypes in the dtype torch compares them in; a float16 tensor beside
+    a complex 0-d one (torch's complex32) in complex64, the complex one's parts rounded to float16."""
+    try:
+        return _promote_ints(a, b)
+    except Complex32Error:
+        c, h = (a, b) if a.dtype.is_complex else (b, a)
+        c = cx.Complex.apply(*(p.to(dtypes.float16).to(dtypes.float32) for p in (c.real, c.imag)))
+        return (c, h.to(dtypes.complex64)) if a.dtype.is_complex else (h.to(dtypes.complex64), c)
+
+
+def _promoted(op_cls, name, a, b):
     if op_cls is ew.Sub:
         refuse_bool_subtraction(a, b)
     a, b = _promote_ints(a, b, true_div=op_cls is ew.Div)
@@ -60,21 +83,6 @@ def _binary(op_cls, name, a, b):
         else:
             a, b = wrap_scalar(a, b)
     return op_cls.apply(a, b)
-
-
-def _floating(x, complex_ok=False):
-    """``x``, or ``x`` in the default float dtype where it is an integer or bool tensor: torch's
-    floating functions (``exp``, ``sigmoid``, ``softmax``...) give float32 there, where numpy's
-    give float64, and gt's own kernels would keep the integers (``sigmoid`` of ints as 0 and 1).
-    A complex ``x`` is refused (as torch's kernels refuse it) unless ``complex_ok``."""
-    if x.dtype.is_floating_point:
-        return x
-    if x.dtype.is_complex:
-        if complex_ok:
-            return x
-        raise NotImplementedError(f"this function is not implemented for complex tensors ("
-                                  f"'{dtypes.torch_type_name(x.dtype.name)}'), as in torch")
-    return x.to(dtypes.default_float)
 
 
 def _no_order(a, b, name):
@@ -97,6 +105,8 @@ def _promote_ints(a, b, true_div=False):
     elif a_t and b_t and a.ndim and b.ndim and a.dtype.is_floating_point and b.dtype.is_floating_point:
         return a, b     # two float tensors with dims: numpy's promotion is torch's, no copy needed
     elif not (a_t and b_t) and (a if a_t else b).dtype.differentiable:
+        if type(b if a_t else a) is complex and (a if a_t else b).dtype is dtypes.float16:
+            to_complex(dtypes.float16)      # torch's complex32: refused, as for two tensors
         return a, b
     else:
         target = result_dtype(a, b)
@@ -189,7 +199,7 @@ class ArithmeticMethods:
         if isinstance(other, Tensor):
             broadcast_shape(name, self.shape, other.shape)
             if other.dtype is not self.dtype:   # compared in torch's result dtype (0.1 == float64 0-d 0.1 in float32)
-                self, other = _promote_ints(self, other)
+                self, other = _compared_pair(self, other)
             refuse_op(name, self, other)     # torch orders uint16/32/64 only beside a float
             unplaced = self._placed is None and other._placed is None
             if not unplaced:
@@ -198,6 +208,8 @@ class ArithmeticMethods:
             return Tensor._wrap(B.iterator_layout(fn(a, b), a, b))      # torch's layout where a's and b's differ
         if isinstance(other, float) and not self.dtype.is_floating_point:
             self = self.to(dtypes.default_float)     # torch compares ints with a float in float32
+        elif type(other) is complex and self.dtype is dtypes.float16:      # torch's complex32 number
+            other = complex(half_rounded(other.real), half_rounded(other.imag))
         elif type(other) is int and not 0 <= other <= 127:      # (every integer dtype holds 0..127 as it is)
             other = wrap_scalar(self, other)[1]     # torch casts the int to the tensor's dtype: uint8 < -1 is < 255
         refuse_op(name, self, other)

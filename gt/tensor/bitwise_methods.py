@@ -285,8 +285,10 @@ def ldexp(input, other):
     if b.dtype.is_complex:
         return a * (2.0 ** _cast(b, dt))
     if dt.is_complex:           # 2**other exact in the real dtype, as torch's pow(2, other) before its mul
+        if b.dtype == dtypes.float16 and b.ndim:       # torch's pow there is complex32's
+            raise NotImplementedError("\"pow\" not implemented for 'ComplexHalf' (cast the exponent to float32)")
         one = Tensor._wrap(B.ones((), dtypes.float64 if dt == dtypes.complex128 else dtypes.float32))
-        return a * ldexp(one, b)
+        return a * ldexp(one, b.to(dtypes.int64) if b.dtype == dtypes.bool_ else b)
     if b.dtype.is_floating_point:
         with B.quiet_float_errors():
             return a * (2.0 ** _cast(b, dt))

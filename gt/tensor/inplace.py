@@ -6,6 +6,7 @@ Mixed into ``gt.Tensor``; ``Tensor`` below is bound by gt/tensor/core.py once th
 """
 
 import math
+from operator import iadd as _iadd, imul as _imul, isub as _isub, itruediv as _idiv
 
 from gt import autograd, dtypes, errors
 from gt.autograd import function, inference_saved
@@ -17,6 +18,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad, mesh_row_follow, mesh_row_write, overlap_writes
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.bool_int_refusals import refuse_bool_subtraction
+from gt.tensor.half_scalars import float32_update, is_half_scalar_pair, scalar_value
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
 from gt.tensor.wide_uints import refuse, refuse_indexed_write
 from gt.tensor.index_order import torch_index, torch_order
@@ -146,6 +148,8 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,), check=False, op=_IOP_EVENTS[name]):
             return inplace_grad.rebase(self, f"`{name}`", op, other, reads_self=name in ("*=", "/="), same_shape=True)
+        if name in ("*=", "/=") and is_half_scalar_pair(self, other):      # torch's float32 kernel
+            return self._update(float32_update(_IOPS[name]), scalar_value(other), check=False, name=_IOP_EVENTS[name])
         return self._update(_IOPS[name], self._inplace_value(other, name), check=False, name=_IOP_EVENTS[name])
 
     def __iadd__(self, other):
@@ -198,6 +202,8 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,), op="mul_"):
             return inplace_grad.rebase(self, "mul_", lambda x, o: x * o, other, reads_self=True, same_shape=True)
+        if is_half_scalar_pair(self, other):        # torch's float32 kernel
+            return self._update(float32_update(_imul), scalar_value(other), name="mul_")
         return self._update(_imul, self._inplace_value(other, "mul_"), name="mul_")
 
     def div_(self, other, *, rounding_mode=None):
@@ -213,6 +219,8 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (other,))
         if inplace_grad.recorded(self, (other,), op="div_"):
             return inplace_grad.rebase(self, "div_", lambda x, o: x / o, other, reads_self=True, same_shape=True)
+        if is_half_scalar_pair(self, other):        # torch's float32 kernel
+            return self._update(float32_update(_idiv), scalar_value(other), name="div_")
         return self._update(_idiv, self._inplace_value(other, "div_"), name="div_")
 
     def addcmul_(self, tensor1, tensor2, value=1):
@@ -359,22 +367,6 @@ def _distinct_memory(arrays):
     """``arrays`` with one of each group that shares a memory owner (the shards of one buffer)."""
     owners = {id(B.memory_owner(a)): a for a in arrays}
     return list(owners.values())
-
-
-def _iadd(a, v):
-    a += v
-
-
-def _isub(a, v):
-    a -= v
-
-
-def _imul(a, v):
-    a *= v
-
-
-def _idiv(a, v):
-    a /= v
 
 
 def _assign(a, v):

@@ -81,8 +81,12 @@ def float_pair(name, a, b):
         raise TypeError(f"{name}: expected at least one tensor, got {type(a).__name__} and {type(b).__name__}")
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         broadcast_shape(name, a.shape, b.shape)
-    a, b = _promote_ints(a, b)
-    refuse_op(name, a, b)
+    promoted = _promote_ints(a, b)
+    refuse_op(name, *promoted)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and not promoted[0].dtype.differentiable):
+        a, b = promoted
+    # two integer tensors go to float each from its own dtype, as torch's kernels read them: through
+    # their common integer dtype a 0-d int64 -2 beside uint8 would be 254
     a, b = (_floating(x) if isinstance(x, Tensor) else x for x in (a, b))
     # a number takes the tensor's dtype (torch's "weak" scalar), as a 0-d tensor both engines take
     if not isinstance(a, Tensor):

@@ -17,15 +17,34 @@ _RANK = {"bool": 0, "uint8": 1, "int8": 1, "int16": 2, "int32": 3, "int64": 4, "
          "float32": 6, "float64": 7, "complex64": 8, "complex128": 9}
 
 
+class Complex32Error(TypeError):
+    """A float16 operand beside a complex one, whose common dtype is torch's complex32, which gt has not."""
+
+
 def to_complex(dtype):
     """torch's ``toComplexType``: the complex dtype whose parts are ``dtype`` (float64 ->
     complex128); float16 would be torch's complex32, which gt lacks."""
     if dtype.is_complex:
         return dtype
     if dtype.name == "float16":
-        raise TypeError(f"{dtype!r} with a complex operand gives torch's complex32 (chalf), which gt has not: "
+        raise Complex32Error(f"{dtype!r} with a complex operand gives torch's complex32 (chalf), which gt has not: "
                         f"cast to gt.float32 first")
     return dtypes.COMPLEX_OF[dtype.name]
+
+
+def _floating(x, complex_ok=False):
+    """``x``, or ``x`` in the default float dtype where it is an integer or bool tensor: torch's
+    floating functions (``exp``, ``sigmoid``, ``softmax``...) give float32 there, where numpy's
+    give float64, and gt's own kernels would keep the integers (``sigmoid`` of ints as 0 and 1).
+    A complex ``x`` is refused (as torch's kernels refuse it) unless ``complex_ok``."""
+    if x.dtype.is_floating_point:
+        return x
+    if x.dtype.is_complex:
+        if complex_ok:
+            return x
+        raise NotImplementedError(f"this function is not implemented for complex tensors ("
+                                  f"'{dtypes.torch_type_name(x.dtype.name)}'), as in torch")
+    return x.to(dtypes.default_float)
 
 
 def promote_types(type1, type2):

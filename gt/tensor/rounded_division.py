@@ -11,6 +11,7 @@ from gt.ops._shapes import broadcast_shape
 from gt.tensor.arithmetic import _operand, _promote_ints
 from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero
 from gt.tensor.complex_checks import refuse_complex_pair
+from gt.tensor.half_scalars import HALVES, in_float32, is_half_scalar_pair
 from gt.tensor.int_scalars import int_wrapped
 from gt.tensor.exact_values import local, needs_grad, with_grad
 from gt.tensor.shape import _named
@@ -30,12 +31,13 @@ def rounded_quotient(a, b, mode):
         return _named(floor_quotient(a, b), a, "DivBackward2")
     if a.dtype.is_floating_point or isinstance(b, float) or (isinstance(b, type(a)) and b.dtype.is_floating_point):
         if not needs_grad(a, b):
-            return (a / b).trunc()
+            return _truncated(a, b)
         with autograd.no_grad():
-            value = (a / b).trunc()
+            value = _truncated(a, b)
         # zero gradients for both, as torch's: through a / b they were 0 / b and 0 * a / b**2, NaN at b = 0 or inf
         return _named(with_grad(value, value, a, b), value, "DivBackward2")
-    a, b = _promote_ints(a, b)
+    # a Python int wraps into the integer dtype first, as torch casts it (``x_uint8 / -3`` divides by 253)
+    a, b = int_wrapped(*_promote_ints(a, b))
     # a bool takes the other operand's integer dtype (int64 beside a number), as torch promotes;
     # the engines have no abs of bools
     other_tensor = isinstance(b, type(a))
@@ -50,6 +52,18 @@ def rounded_quotient(a, b, mode):
     return q.masked_fill(negative, 0) - q.masked_fill(~negative, 0)
 
 
+def _truncated(a, b):
+    """``(a / b).trunc()``. In float16 and bfloat16 with a divisor of one element (a number, a 0-d
+    tensor, a tensor of shape (1,)...), truncated before the quotient is rounded, in float32 with the
+    divisor's own value, as torch's kernel for a scalar divisor does (``7 / -1.4004`` is -4.9986:
+    -4, where the float16 quotient -5.0 gives -5); two tensors of many elements divide in the
+    dtype first, as torch's other kernel."""
+    q = a / b
+    if q.dtype in HALVES and (not isinstance(b, type(a)) or b.numel() == 1):
+        return (a.to(dtypes.float32) / (b.to(dtypes.float32) if isinstance(b, type(a)) else b)).trunc().to(q.dtype)
+    return q.trunc()
+
+
 def floor_quotient(a, other):
     """``floor(a / other)`` (``a`` a tensor, ``other`` a tensor or a number) as torch's kernel
     computes it (exact where ``(a / b).floor()`` is not: ``1 // 0.1`` is 9), with zero gradients
@@ -58,6 +72,12 @@ def floor_quotient(a, other):
     other = _operand(other, "//")
     if isinstance(other, type(a)):      # torch's RuntimeError (numpy's would be a ValueError)
         broadcast_shape("floor_divide", a.shape, other.shape)
+    if is_half_scalar_pair(a, other):       # torch's float32 kernel
+        return in_float32(floor_quotient, a, other, lambda: _floor_quotient(a, other))
+    return _floor_quotient(a, other)
+
+
+def _floor_quotient(a, other):
     a, b = int_wrapped(*_promote_ints(a, other))
     _refuse_bools(a, b, "div_floor_cpu")
     _refuse_integer_zero(a, b, "//")
