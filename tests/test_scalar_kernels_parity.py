@@ -145,3 +145,37 @@ def test_complex_number_over_zero_is_torchs_infinity():
     assert_bitwise_as_torch(lambda lib: 1j / lib.tensor(np.array([True, False])))
     assert_bitwise_as_torch(lambda lib: 1 / lib.tensor(z))
     assert_bitwise_as_torch(lambda lib: lib.tensor(z).reciprocal())
+
+
+FUSED = {
+    "addcmul": lambda lib, x, y, z, v: lib.addcmul(x, y, z, value=v),
+    "addcdiv": lambda lib, x, y, z, v: lib.addcdiv(x, y, z, value=v),
+    "addcmul_": lambda lib, x, y, z, v: x.addcmul_(y, z, value=v),
+    "addcdiv_": lambda lib, x, y, z, v: x.addcdiv_(y, z, value=v),
+}
+
+
+@pytest.mark.parametrize("op", sorted(FUSED))
+@pytest.mark.parametrize("dtype", HALVES)
+def test_fused_products_of_halves_round_once_as_torchs(dtype, op):
+    """torch computes ``x + value * y * z`` (``/ z``) of float16/bfloat16 tensors in float32 and
+    rounds once; gt rounded each step (12-40% of the elements an ulp or more away). torch's vector
+    loop also fuses the multiply-add (FMA), which plain float32 leaves apart in about one element
+    of 1000, by an ulp of the result or, where the sum cancels, of the float32 addends: that much
+    is allowed here."""
+    rng = np.random.default_rng(1)
+    arrays = [(rng.standard_normal(3000) * s).astype(np.float32) for s in (20, 20, 1)]
+    arrays[2] += 3.0                # (a divisor away from 0)
+    for v in (0.3, -1.4004, 7.1):
+        out = []
+        for lib in (torch, gt):
+            x, y, z = (lib.tensor(a).to(getattr(lib, dtype)) for a in arrays)
+            out.append(FUSED[op](lib, x, y, z, v).to(lib.float64).numpy())
+        want, got = out
+        x, y, z = (np.asarray(gt.tensor(a).to(getattr(gt, dtype)).to(gt.float64).numpy()) for a in arrays)
+        term = np.abs(v * y * z) if op.startswith("addcmul") else np.abs(v * y / z)
+        bound = np.maximum(np.abs(want) * (2.0 ** -10 if dtype == "float16" else 2.0 ** -7),
+                           (np.abs(x) + term) * 2.0 ** -22)
+        apart = got != want
+        assert apart.sum() <= 10, f"{apart.sum()} of 3000 elements differ (value={v})"
+        assert (np.abs(got - want)[apart] <= bound[apart]).all()

@@ -13,13 +13,17 @@ from gt.backend import B
 from gt.tensor.exact_values import needs_grad, with_grad
 
 HALVES = (dtypes.float16, dtypes.bfloat16)
+_FLOAT16, _BFLOAT16 = HALVES
 
 
 def is_half_scalar_pair(a, b):
     """Whether ``a`` is a float16/bfloat16 tensor that keeps its dtype beside ``b``, a real number or
     a 0-d tensor of another real dtype whose value the promotion would round."""
     Tensor = function.Tensor
-    if not isinstance(a, Tensor) or a.dtype not in HALVES:
+    if not isinstance(a, Tensor):
+        return False
+    dt = a.dtype
+    if dt is not _FLOAT16 and dt is not _BFLOAT16:      # (``is``: ``in`` would call DType.__eq__, 0.4 us)
         return False
     if type(b) is float or type(b) is int:
         return True
@@ -57,3 +61,32 @@ def half_rounded(x):
         return struct.unpack("e", struct.pack("e", x))[0]
     except OverflowError:
         return x * float("inf")
+
+
+def is_half_triple(a, b, c):
+    """Whether three tensors share one float16/bfloat16 dtype (torch's fused ops compute those in float32)."""
+    dt = a.dtype
+    return (dt is _FLOAT16 or dt is _BFLOAT16) and b.dtype is dt and c.dtype is dt
+
+
+def fused_in_float32(fn, tensors, promoted):
+    """``fn(*tensors)`` computed in float32 and rounded once to the tensors' float16/bfloat16 dtype,
+    as torch's ``addcmul``/``addcdiv`` (its opmath); the gradient is that of ``promoted()``."""
+    with function.no_grad():
+        value = fn(*(t.to(dtypes.float32) for t in tensors)).to(tensors[0].dtype)
+    return with_grad(value, promoted()) if needs_grad(*tensors) else value
+
+
+def fused_update(fn):
+    """The in-place ``a += fn(x, y)`` on engine arrays, in float32 with one rounding where ``a`` is a
+    float16/bfloat16 array (``fused_in_float32``'s rule for ``addcmul_``/``addcdiv_``)."""
+    def update(a, x, y):
+        dt = B.dtype_of(a)
+        if dt is not _FLOAT16 and dt is not _BFLOAT16:
+            a += fn(x, y)
+            return
+        f32 = dtypes.float32
+        wide = B.astype(a, f32)
+        wide += fn(B.astype(x, f32) if B.is_array(x) else x, B.astype(y, f32) if B.is_array(y) else y)
+        a[...] = wide
+    return update

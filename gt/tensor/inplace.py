@@ -18,7 +18,7 @@ from gt.sharding.placement import Shard
 from gt.tensor import inplace_grad, mesh_row_follow, mesh_row_write, overlap_writes
 from gt.tensor._args import _fill, _scalar
 from gt.tensor.bool_int_refusals import refuse_bool_subtraction
-from gt.tensor.half_scalars import float32_update, is_half_scalar_pair, scalar_value
+from gt.tensor.half_scalars import float32_update, fused_update, is_half_scalar_pair, scalar_value
 from gt.tensor.int_scalars import checked_alpha, checked_scalar, wrap_scalar
 from gt.tensor.wide_uints import refuse, refuse_indexed_write
 from gt.tensor.index_order import torch_index, torch_order
@@ -233,7 +233,7 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (t1, t2))
         if inplace_grad.recorded(self, (t1, t2), op="addcmul_"):
             return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
-        return self._update(lambda a, x, y: _iadd(a, x * y * value),
+        return self._update(fused_update(lambda x, y: value * x * y),
                             self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"), name="addcmul_")
 
     def addcdiv_(self, tensor1, tensor2, value=1):
@@ -242,7 +242,7 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (t1, t2))
         if inplace_grad.recorded(self, (t1, t2), op="addcdiv_"):
             return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
-        return self._update(lambda a, x, y: _iadd(a, x / y * value),
+        return self._update(fused_update(lambda x, y: value * (x / y)),
                             self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"), name="addcdiv_")
 
     def copy_(self, src, non_blocking=False):
