@@ -77,16 +77,17 @@ def fused_in_float32(fn, tensors, promoted):
     return with_grad(value, promoted()) if needs_grad(*tensors) else value
 
 
-def fused_update(fn):
-    """The in-place ``a += fn(x, y)`` on engine arrays, in float32 with one rounding where ``a`` is a
-    float16/bfloat16 array (``fused_in_float32``'s rule for ``addcmul_``/``addcdiv_``)."""
+def fused_update(fn, half_fn):
+    """The in-place ``a += fn(x, y)`` on engine arrays; where ``a`` is a float16/bfloat16 array,
+    ``a += half_fn(x, y)`` in float32 with one rounding (``fused_in_float32``'s rule for
+    ``addcmul_``/``addcdiv_``, in torch's order of operations)."""
     def update(a, x, y):
         dt = B.dtype_of(a)
         if dt is not _FLOAT16 and dt is not _BFLOAT16:
-            a += fn(x, y)
+            a += fn(x, y)       # (the order the optimizers' engine kernels match to the bit)
             return
         f32 = dtypes.float32
         wide = B.astype(a, f32)
-        wide += fn(B.astype(x, f32) if B.is_array(x) else x, B.astype(y, f32) if B.is_array(y) else y)
+        wide += half_fn(B.astype(x, f32) if B.is_array(x) else x, B.astype(y, f32) if B.is_array(y) else y)
         a[...] = wide
     return update

@@ -233,7 +233,7 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (t1, t2))
         if inplace_grad.recorded(self, (t1, t2), op="addcmul_"):
             return inplace_grad.rebase(self, "addcmul_", lambda x, a, b: x + a * b * value, t1, t2, same_shape=True)
-        return self._update(fused_update(lambda x, y: value * x * y),
+        return self._update(fused_update(lambda x, y: x * y * value, lambda x, y: value * x * y),
                             self._inplace_value(t1, "addcmul_"), self._inplace_value(t2, "addcmul_"), name="addcmul_")
 
     def addcdiv_(self, tensor1, tensor2, value=1):
@@ -242,7 +242,7 @@ class InplaceMethods:
         inplace_grad.refuse_shared_input(self, (t1, t2))
         if inplace_grad.recorded(self, (t1, t2), op="addcdiv_"):
             return inplace_grad.rebase(self, "addcdiv_", lambda x, a, b: x + a / b * value, t1, t2, same_shape=True)
-        return self._update(fused_update(lambda x, y: value * (x / y)),
+        return self._update(fused_update(lambda x, y: x / y * value, lambda x, y: value * (x / y)),
                             self._inplace_value(t1, "addcdiv_"), self._inplace_value(t2, "addcdiv_"), name="addcdiv_")
 
     def copy_(self, src, non_blocking=False):
