@@ -179,3 +179,28 @@ def test_fused_products_of_halves_round_once_as_torchs(dtype, op):
         apart = got != want
         assert apart.sum() <= 10, f"{apart.sum()} of 3000 elements differ (value={v})"
         assert (np.abs(got - want)[apart] <= bound[apart]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["log2", "log10"])
+def test_log2_and_log10_are_the_engines_own_functions(name, dtype):
+    """``log(x) / log(2)`` rounded twice: a third of the elements an ulp away from torch's. The torch
+    engine's are torch's; numpy's own differ from torch's libm in 0.2% (log2) and 13% (log10) of
+    the elements, by an ulp."""
+    x = np.abs(np.random.default_rng(2).standard_normal(20000)).astype(dtype) * 10 + 1e-3
+    want, got = getattr(torch, name)(torch.tensor(x)).numpy(), getattr(gt, name)(gt.tensor(x)).numpy()
+    apart = got != want
+    limit = 0.0 if gt.get_backend() == "torch" else 0.01 if name == "log2" else 0.2
+    assert apart.mean() <= limit
+    assert (np.abs(got - want) <= 2 * np.spacing(np.abs(want))).all()      # (an ulp either side)
+
+
+def test_rsqrt_and_logit_of_float16_are_torchs_kernels():
+    """The numpy engine took ``1 / sqrt(x)`` in float16, rounded twice (a quarter of the elements
+    an ulp apart; torch's AVX2 kernel still leaves a few), and ``logit`` in float32 where torch's
+    float16 kernel rounds ``1 - x`` and the quotient to float16 before its log (a third apart)."""
+    x = np.random.default_rng(3).uniform(0.01, 0.99, 3000).astype(np.float16)
+    for name, limit in (("rsqrt", 0.01), ("logit", 0.0)):
+        want = getattr(torch, name)(torch.tensor(x)).numpy()
+        got = getattr(gt, name)(gt.tensor(x.astype(np.float32)).half()).numpy()
+        assert (got != want).mean() <= limit, name

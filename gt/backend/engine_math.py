@@ -12,7 +12,7 @@ its domain (``asin(2)``, ``log1p(-2)``), and never warns.
 import abc
 
 UNARY = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
-         "log1p", "expm1", "exp2", "erf", "erfc", "erfinv", "sinc", "logit")
+         "log1p", "expm1", "exp2", "log2", "log10", "erf", "erfc", "erfinv", "sinc", "logit")
 """The unary functions of ``elementwise_math``: torch's of these names (``torch.special``'s for
 ``erf``, ``erfc``, ``erfinv``). ``sinc(x)`` is ``sin(pi x) / (pi x)`` and 1 at 0; ``logit(x)``
 is ``log(x / (1 - x))`` (no clamp: callers clamp for torch's ``eps``); ``erf`` is ``B.erf``."""

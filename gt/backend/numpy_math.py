@@ -109,6 +109,12 @@ def _logit(x):
     return np.log(x / (1 - x))
 
 
+def _logit_of_half(x):
+    # torch's float16 kernel rounds 1 - x and the quotient to float16 before its log
+    half = np.float16
+    return np.log((x / (1 - x).astype(half).astype(np.float32)).astype(half).astype(np.float32))
+
+
 def _sinc(x):
     # not np.sinc: it puts 1e-20 for 0, which is 0 in float16 (and then 0 / 0)
     px = np.pi * x
@@ -118,7 +124,7 @@ def _sinc(x):
 _FUNCTIONS = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
     "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
-    "log1p": np.log1p, "expm1": np.expm1, "exp2": np.exp2, "erf": _erf, "erfc": erfc, "erfinv": erfinv,
+    "log1p": np.log1p, "expm1": np.expm1, "exp2": np.exp2, "log2": np.log2, "log10": np.log10, "erf": _erf, "erfc": erfc, "erfinv": erfinv,
     "sinc": _sinc, "logit": _logit,
     "atan2": np.arctan2, "hypot": np.hypot, "logaddexp": np.logaddexp, "xlogy": _xlogy,
 }
@@ -151,6 +157,7 @@ class NumpyMath:
         dtype = np.result_type(x) if y is None else np.result_type(x, y)
         if dtype == np.float16:           # computed in float32 and rounded once, as torch does
             x, y = x.astype(np.float32), (None if y is None else y.astype(np.float32))
+            fn = _logit_of_half if name == "logit" else fn
         with np.errstate(all="ignore"):
             out = fn(x) if y is None else torch_layout(fn(x, y), x, y)
         # a ufunc gives a numpy scalar for 0-d inputs: keep an array, in the inputs' dtype
@@ -208,6 +215,8 @@ class NumpyMath:
         return torch_layout(a ** b, a, b)
 
     def rsqrt(self, x):
+        if x.dtype == np.float16:       # in float32, rounded once, as torch's kernel (720 of 3000 were apart)
+            return (1.0 / np.sqrt(x.astype(np.float32))).astype(np.float16)
         return 1.0 / np.sqrt(x)
 
     def quiet_float_errors(self):

@@ -63,6 +63,8 @@ _DERIVATIVES = {
     "log1p": lambda x, y: 1 / (1 + x),
     "expm1": lambda x, y: y + 1,
     "exp2": lambda x, y: y * math.log(2.0),
+    "log2": lambda x, y: 1 / (x * math.log(2.0)),
+    "log10": lambda x, y: 1 / (x * math.log(10.0)),
     "erf": lambda x, y: _TWO_OVER_SQRT_PI * B.exp(-x * x),
     "erfc": lambda x, y: -_TWO_OVER_SQRT_PI * B.exp(-x * x),
     "erfinv": lambda x, y: _HALF_SQRT_PI * B.exp(_f("erfinv", x) ** 2),   # from x, as torch (it saves x)
@@ -104,6 +106,8 @@ _GRAPH_DERIVATIVES = {
     "log1p": lambda x: 1 / (1 + x),
     "expm1": lambda y: y + 1,
     "exp2": lambda y: y * math.log(2.0),
+    "log2": lambda x: 1 / (x * math.log(2.0)),
+    "log10": lambda x: 1 / (x * math.log(10.0)),
     "erf": lambda x: _TWO_OVER_SQRT_PI * (-x * x).exp(),
     "erfc": lambda x: -_TWO_OVER_SQRT_PI * (-x * x).exp(),
     "erfinv": lambda x: _HALF_SQRT_PI * (_m("erfinv", x) ** 2).exp(),

@@ -20,7 +20,7 @@ _KERNEL = {"Tanh": "tanh_backward", "Sigmoid": "sigmoid_backward", "Gelu": "gelu
            "Logit": "logit_backward", "SincBackward0": "where.self", "IndexBackward0": "_index_put_impl_",
            "SliceBackward0": "as_strided", "SelectBackward0": "as_strided"}
 # ops whose torch backward divides the gradient by the input (its shape named)
-_DIVIDES = frozenset(("Sqrt", "Log", "AtanBackward0", "AtanhBackward0"))
+_DIVIDES = frozenset(("Sqrt", "Log", "AtanBackward0", "AtanhBackward0", "Log2Backward0", "Log10Backward0"))
 
 
 def _no_kernel(kernel):
