@@ -46,7 +46,6 @@ DIFFERS = {
     ("kron", None): "torch 2.13 accepts either operand changed in place and differentiates with the new values "
                     "(its composite's _unsafe_view does not share the operand's version): gt refuses",
     ("special.ndtr", "input 0"): _OWN_COPY % "erfc's input -x / sqrt(2)",
-    ("nn.functional.cosine_similarity", None): _OWN_COPY % "the inputs divided by their norms",
     ("ldexp", "input 0"): _OWN_COPY % "pow(2, other) and the result",
     ("nn.functional.instance_norm", "input 3"): _OWN_COPY % "the weight repeated over the batch",
     **{(name, None): _MULTI_VIEW for name in ("split", "split.list_args", "split_with_sizes", "chunk", "unbind")},

@@ -131,7 +131,10 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
                            f"{dtypes.torch_type_name(promote_types(x1.dtype, x2.dtype).name)}")
     if x1.shape != x2.shape:        # torch broadcasts first: each norm runs over the broadcast dim
         x1, x2 = broadcast_tensors(x1, x2)
-    return (x1 * x2).sum(dim) / (x1.norm(dim=dim).clamp_min(eps) * x2.norm(dim=dim).clamp_min(eps))
+    # torch's order: each normalized, then their products summed (the quotient of the sum by the
+    # norms' product was an ulp away in most rows, and 5% off near 0 in float16)
+    n1, n2 = (x.norm(dim=dim, keepdim=True).clamp_min(eps) for x in (x1, x2))
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
 
 
 # ---- layers -----------------------------------------------------------------------------
