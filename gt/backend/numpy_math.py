@@ -124,7 +124,8 @@ def _sinc(x):
 _FUNCTIONS = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
     "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
-    "log1p": np.log1p, "expm1": np.expm1, "exp2": np.exp2, "log2": np.log2, "log10": np.log10, "erf": _erf, "erfc": erfc, "erfinv": erfinv,
+    "log1p": np.log1p, "expm1": np.expm1, "exp2": np.exp2, "log2": np.log2, "log10": np.log10,
+    "erf": _erf, "erfc": erfc, "erfinv": erfinv,
     "sinc": _sinc, "logit": _logit,
     "atan2": np.arctan2, "hypot": np.hypot, "logaddexp": np.logaddexp, "xlogy": _xlogy,
 }

@@ -53,11 +53,11 @@ def _binary(op_cls, name, a, b):
         if da is b.dtype and da.differentiable:     # dtypes are singletons: ``is``, not DType.__eq__
             return op_cls.apply(a, b)   # the common case (two float tensors): no promotion to decide
     if (op_cls is ew.Mul or op_cls is ew.Div) and is_half_scalar_pair(a, b):     # torch's float32 kernel
-        return in_float32(lambda x, y: _promoted(op_cls, name, x, y), a, b, lambda: _promoted(op_cls, name, a, b))
+        return in_float32(lambda x, y: _promoted(op_cls, name, x, y), (a, b), lambda: _promoted(op_cls, name, a, b))
     if op_cls is ew.Div and type(a) is complex and isinstance(b, Tensor) and not b.dtype.differentiable:
         b = b.to(dtypes.default_float)      # torch's c / x is x.reciprocal() (float) * c: 1j / 0 is inf+infj
     if op_cls is ew.Mul and type(a) in (int, float) and is_half_scalar_pair(b, a):    # ``0.3 * x``: mul(x, 0.3)
-        return in_float32(lambda x, y: _promoted(op_cls, name, y, x), b, a, lambda: _promoted(op_cls, name, a, b))
+        return in_float32(lambda x, y: _promoted(op_cls, name, y, x), (b, a), lambda: _promoted(op_cls, name, a, b))
     return _promoted(op_cls, name, a, b)
 
 

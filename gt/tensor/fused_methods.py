@@ -14,7 +14,7 @@ from gt import amp, dtypes
 from gt.autograd.sparse_grad import mark
 from gt.backend import B
 from gt.ops.lerp import Lerp
-from gt.tensor.half_scalars import fused_in_float32, is_half_triple
+from gt.tensor.half_scalars import in_float32, is_half_triple
 from gt.tensor._args import _scalar
 from gt.tensor.arithmetic import _operand, where
 from gt.tensor.complex_checks import check_lerp
@@ -124,8 +124,7 @@ class FusedMethods:
             # (a float16 result's value is checked in float32, which every int64 fits)
             value = checked_scalar(value, dtype, "addcmul's value")
         if is_half_triple(self, t1, t2):        # torch's float32 kernel, rounded once: (value * t1) * t2
-            return fused_in_float32(lambda x, a, b: x + value * a * b, (self, t1, t2),
-                                    lambda: self + _scaled(t1 * t2, value))
+            return in_float32(lambda x, a, b: x + value * a * b, (self, t1, t2), lambda: self + _scaled(t1 * t2, value))
         return self + _scaled(t1 * t2, value)
 
     def addcdiv(self, tensor1, tensor2, *, value=1):
@@ -137,8 +136,8 @@ class FusedMethods:
                             "supported, as in torch; use floating point tensors (or t1 // t2)")
         value = _number(value, "addcdiv", "value", self, t1, t2)
         if is_half_triple(self, t1, t2):        # torch's float32 kernel, rounded once
-            return fused_in_float32(lambda x, a, b: x + value * (a / b), (self, t1, t2),
-                                    lambda: self + _scaled(mark(t1 / t2, "addcdiv"), value))
+            return in_float32(lambda x, a, b: x + value * (a / b), (self, t1, t2),
+                              lambda: self + _scaled(mark(t1 / t2, "addcdiv"), value))
         return self + _scaled(mark(t1 / t2, "addcdiv"), value)
 
     @torch_node_name("AddmmBackward0")

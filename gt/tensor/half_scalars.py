@@ -31,13 +31,15 @@ def is_half_scalar_pair(a, b):
         not b.dtype.is_complex and b.dtype is not dtypes.bool_
 
 
-def in_float32(op, a, b, promoted):
-    """``op(a, b)`` computed in float32 with ``b``'s own value, rounded once to ``a``'s dtype;
-    the gradient is that of ``promoted()`` (the op in the tensor's dtype, as torch's backward)."""
+def in_float32(fn, operands, promoted):
+    """``fn(*operands)`` computed in float32 (a number with its own value) and rounded once to the
+    first operand's float16/bfloat16 dtype, as torch's kernels for a scalar operand and its fused
+    ``addcmul``/``addcdiv`` (its opmath); the gradient is that of ``promoted()`` (the op in the
+    tensors' dtype, as torch's backward)."""
     Tensor = function.Tensor
     with function.no_grad():
-        value = op(a.to(dtypes.float32), b.to(dtypes.float32) if isinstance(b, Tensor) else b).to(a.dtype)
-    return with_grad(value, promoted()) if needs_grad(a, b) else value
+        value = fn(*(x.to(dtypes.float32) if isinstance(x, Tensor) else x for x in operands)).to(operands[0].dtype)
+    return with_grad(value, promoted()) if needs_grad(*operands) else value
 
 
 def float32_update(fn):
@@ -69,17 +71,9 @@ def is_half_triple(a, b, c):
     return (dt is _FLOAT16 or dt is _BFLOAT16) and b.dtype is dt and c.dtype is dt
 
 
-def fused_in_float32(fn, tensors, promoted):
-    """``fn(*tensors)`` computed in float32 and rounded once to the tensors' float16/bfloat16 dtype,
-    as torch's ``addcmul``/``addcdiv`` (its opmath); the gradient is that of ``promoted()``."""
-    with function.no_grad():
-        value = fn(*(t.to(dtypes.float32) for t in tensors)).to(tensors[0].dtype)
-    return with_grad(value, promoted()) if needs_grad(*tensors) else value
-
-
 def fused_update(fn, half_fn):
     """The in-place ``a += fn(x, y)`` on engine arrays; where ``a`` is a float16/bfloat16 array,
-    ``a += half_fn(x, y)`` in float32 with one rounding (``fused_in_float32``'s rule for
+    ``a += half_fn(x, y)`` in float32 with one rounding (``in_float32``'s rule for
     ``addcmul_``/``addcdiv_``, in torch's order of operations)."""
     def update(a, x, y):
         dt = B.dtype_of(a)

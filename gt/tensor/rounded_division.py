@@ -73,7 +73,7 @@ def floor_quotient(a, other):
     if isinstance(other, type(a)):      # torch's RuntimeError (numpy's would be a ValueError)
         broadcast_shape("floor_divide", a.shape, other.shape)
     if is_half_scalar_pair(a, other):       # torch's float32 kernel
-        return in_float32(floor_quotient, a, other, lambda: _floor_quotient(a, other))
+        return in_float32(floor_quotient, (a, other), lambda: _floor_quotient(a, other))
     return _floor_quotient(a, other)
 
 
