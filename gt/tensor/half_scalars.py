@@ -12,8 +12,7 @@ from gt.autograd import function
 from gt.backend import B
 from gt.tensor.exact_values import needs_grad, with_grad
 
-HALVES = (dtypes.float16, dtypes.bfloat16)
-_FLOAT16, _BFLOAT16 = HALVES
+_FLOAT16, _BFLOAT16 = dtypes.HALVES
 
 
 def is_half_scalar_pair(a, b):

@@ -74,8 +74,13 @@ def _check_masks(parts, shape):
     for p, at in where:
         for j, n in enumerate(p.shape):
             if at + j < len(basic) and n != basic[at + j]:
-                raise IndexError(f"The shape of the mask {list(p.shape)} at index {j} does not match the shape "
-                                 f"of the indexed tensor {basic} at index {at + j}")
+                raise mask_misfit(p.shape, j, basic, at + j)
+
+
+def mask_misfit(mask_shape, j, shape, dim):
+    """torch's IndexError for a mask whose dim ``j`` does not match dim ``dim`` of ``shape``."""
+    return IndexError(f"The shape of the mask {list(mask_shape)} at index {j} does not match the shape of the "
+                      f"indexed tensor {list(shape)} at index {dim}")
 
 
 def _is_bool(p):

@@ -11,7 +11,7 @@ from gt.ops._shapes import broadcast_shape
 from gt.tensor.arithmetic import _operand, _promote_ints
 from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero
 from gt.tensor.complex_checks import refuse_complex_pair
-from gt.tensor.half_scalars import HALVES, in_float32, is_half_scalar_pair
+from gt.tensor.half_scalars import in_float32, is_half_scalar_pair
 from gt.tensor.int_scalars import int_wrapped
 from gt.tensor.exact_values import local, needs_grad, with_grad
 from gt.tensor.shape import _named
@@ -59,7 +59,7 @@ def _truncated(a, b):
     -4, where the float16 quotient -5.0 gives -5); two tensors of many elements divide in the
     dtype first, as torch's other kernel."""
     q = a / b
-    if q.dtype in HALVES and (not isinstance(b, type(a)) or b.numel() == 1):
+    if q.dtype in dtypes.HALVES and (not isinstance(b, type(a)) or b.numel() == 1):
         return (a.to(dtypes.float32) / (b.to(dtypes.float32) if isinstance(b, type(a)) else b)).trunc().to(q.dtype)
     return q.trunc()
 

@@ -22,6 +22,7 @@ from gt.tensor.complex_checks import refuse_complex
 from gt.tensor.construct_methods import _arange
 from gt.tensor.device_methods import accepts_device
 from gt.tensor.extra_methods import _sizes
+from gt.tensor.index_order import mask_misfit
 from gt.tensor.inplace import bump_shape_versions
 from gt.tensor.scatter_methods import _fill_value, check_range, index_tensor
 
@@ -40,8 +41,7 @@ def _check_mask(mask, axis, shape):
         if axis + j >= len(shape):
             raise IndexError(f"too many indices for tensor of dimension {len(shape)} (got {axis + mask.ndim})")
         if n != shape[axis + j]:
-            raise IndexError(f"The shape of the mask {list(mask.shape)} at index {j} does not match the shape of "
-                             f"the indexed tensor {list(shape)} at index {axis + j}")
+            raise mask_misfit(mask.shape, j, shape, axis + j)
 
 
 class WriteMethods:
