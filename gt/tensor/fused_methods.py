@@ -123,9 +123,11 @@ class FusedMethods:
             # torch's checked cast into an integer result's dtype: uint8 refuses 300, takes -1 as 255
             # (a float16 result's value is checked in float32, which every int64 fits)
             value = checked_scalar(value, dtype, "addcmul's value")
+        def in_dtype():
+            return self + _scaled(t1 * t2, value)
         if is_half_triple(self, t1, t2):        # torch's float32 kernel, rounded once: (value * t1) * t2
-            return in_float32(lambda x, a, b: x + value * a * b, (self, t1, t2), lambda: self + _scaled(t1 * t2, value))
-        return self + _scaled(t1 * t2, value)
+            return in_float32(lambda x, a, b: x + value * a * b, (self, t1, t2), in_dtype)
+        return in_dtype()
 
     def addcdiv(self, tensor1, tensor2, *, value=1):
         """``self + value * tensor1 / tensor2`` (broadcast); integer ``tensor1``/``tensor2`` are
@@ -135,10 +137,11 @@ class FusedMethods:
             raise TypeError(f"addcdiv: integer division of tensor1 ({t1.dtype!r}) by tensor2 ({t2.dtype!r}) is not "
                             "supported, as in torch; use floating point tensors (or t1 // t2)")
         value = _number(value, "addcdiv", "value", self, t1, t2)
+        def in_dtype():
+            return self + _scaled(mark(t1 / t2, "addcdiv"), value)
         if is_half_triple(self, t1, t2):        # torch's float32 kernel, rounded once
-            return in_float32(lambda x, a, b: x + value * (a / b), (self, t1, t2),
-                              lambda: self + _scaled(mark(t1 / t2, "addcdiv"), value))
-        return self + _scaled(mark(t1 / t2, "addcdiv"), value)
+            return in_float32(lambda x, a, b: x + value * (a / b), (self, t1, t2), in_dtype)
+        return in_dtype()
 
     @torch_node_name("AddmmBackward0")
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):

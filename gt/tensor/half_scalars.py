@@ -15,14 +15,17 @@ from gt.tensor.exact_values import needs_grad, with_grad
 _FLOAT16, _BFLOAT16 = dtypes.HALVES
 
 
+def _is_half(dt):
+    return dt is _FLOAT16 or dt is _BFLOAT16      # (``is``: ``in`` would call DType.__eq__, 0.4 us)
+
+
 def is_half_scalar_pair(a, b):
     """Whether ``a`` is a float16/bfloat16 tensor that keeps its dtype beside ``b``, a real number or
     a 0-d tensor of another real dtype whose value the promotion would round."""
     Tensor = function.Tensor
     if not isinstance(a, Tensor):
         return False
-    dt = a.dtype
-    if dt is not _FLOAT16 and dt is not _BFLOAT16:      # (``is``: ``in`` would call DType.__eq__, 0.4 us)
+    if not _is_half(a.dtype):
         return False
     if type(b) is float or type(b) is int:
         return True
@@ -67,7 +70,7 @@ def half_rounded(x):
 def is_half_triple(a, b, c):
     """Whether three tensors share one float16/bfloat16 dtype (torch's fused ops compute those in float32)."""
     dt = a.dtype
-    return (dt is _FLOAT16 or dt is _BFLOAT16) and b.dtype is dt and c.dtype is dt
+    return _is_half(dt) and b.dtype is dt and c.dtype is dt
 
 
 def fused_update(fn, half_fn):
@@ -75,8 +78,7 @@ def fused_update(fn, half_fn):
     ``a += half_fn(x, y)`` in float32 with one rounding (``in_float32``'s rule for
     ``addcmul_``/``addcdiv_``, in torch's order of operations)."""
     def update(a, x, y):
-        dt = B.dtype_of(a)
-        if dt is not _FLOAT16 and dt is not _BFLOAT16:
+        if not _is_half(B.dtype_of(a)):
             a += fn(x, y)       # (the order the optimizers' engine kernels match to the bit)
             return
         f32 = dtypes.float32

@@ -28,7 +28,7 @@ def to_complex(dtype):
         return dtype
     if dtype.name == "float16":
         raise Complex32Error(f"{dtype!r} with a complex operand gives torch's complex32 (chalf), which gt has not: "
-                        f"cast to gt.float32 first")
+                             f"cast to gt.float32 first")
     return dtypes.COMPLEX_OF[dtype.name]
 
 

@@ -13,6 +13,7 @@ from gt.tensor.bool_int_refusals import _refuse_bools, _refuse_integer_zero
 from gt.tensor.complex_checks import refuse_complex_pair
 from gt.tensor.half_scalars import in_float32, is_half_scalar_pair
 from gt.tensor.int_scalars import int_wrapped
+from gt.tensor.promotion import result_dtype
 from gt.tensor.exact_values import local, needs_grad, with_grad
 from gt.tensor.shape import _named
 
@@ -58,10 +59,11 @@ def _truncated(a, b):
     divisor's own value, as torch's kernel for a scalar divisor does (``7 / -1.4004`` is -4.9986:
     -4, where the float16 quotient -5.0 gives -5); two tensors of many elements divide in the
     dtype first, as torch's other kernel."""
-    q = a / b
-    if q.dtype in dtypes.HALVES and (not isinstance(b, type(a)) or b.numel() == 1):
-        return (a.to(dtypes.float32) / (b.to(dtypes.float32) if isinstance(b, type(a)) else b)).trunc().to(q.dtype)
-    return q.trunc()
+    if not isinstance(b, type(a)) or b.numel() == 1:
+        dt = result_dtype(a, b)
+        if dt in dtypes.HALVES:     # (the quotient in its own dtype is not computed first: it would be dropped)
+            return (a.to(dtypes.float32) / (b.to(dtypes.float32) if isinstance(b, type(a)) else b)).trunc().to(dt)
+    return (a / b).trunc()
 
 
 def floor_quotient(a, other):
